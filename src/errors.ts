@@ -1,0 +1,95 @@
+/**
+ * One error base for the whole product. Every failure a user can cause or
+ * meet carries a stable `code`, structured `data` and the original `cause`;
+ * `exitCodeOf` / `rpcErrnoOf` are the one place that maps them outward.
+ */
+
+const CRIU_TS_ERROR = Symbol.for('criu-ts.error');
+
+export type ErrorCode =
+  | 'ESYSCALL' // a syscall failed (SyscallError)
+  | 'EUSAGE' // bad command line or options
+  | 'EIMAGE' // malformed or unexpected image content
+  | 'ENOIMAGE' // an expected image file is missing
+  | 'EUNSUPPORTED' // a resource we cannot checkpoint or restore (yet)
+  | 'ENOTASK' // target pid missing or not dumpable
+  | 'EINFECT' // remote syscall machinery failed
+  | 'EPROC' // /proc content we could not parse
+  | 'EDUMP' // dump failed for another reason
+  | 'ERESTORE' // restore failed for another reason
+  | 'EJSON' // bad JSON given to crit encode
+  | 'ETIMEOUT'
+  | 'EINTERNAL';
+
+export class CriuTsError extends Error {
+  readonly [CRIU_TS_ERROR] = true;
+  readonly code: ErrorCode;
+  readonly data: Readonly<Record<string, unknown>>;
+
+  constructor(code: ErrorCode, message: string, data: Record<string, unknown> = {}, cause?: unknown) {
+    super(message, cause === undefined ? undefined : { cause });
+    this.name = 'CriuTsError';
+    this.code = code;
+    this.data = data;
+  }
+
+  toJSON(): Record<string, unknown> {
+    return { name: this.name, code: this.code, message: this.message, data: this.data };
+  }
+}
+
+/** Type guard by symbol, so errors from another copy of the module still match. */
+export function isCriuTsError(e: unknown): e is CriuTsError {
+  return typeof e === 'object' && e !== null && (e as Record<symbol, unknown>)[CRIU_TS_ERROR] === true;
+}
+
+/** errno of a SyscallError anywhere in the cause chain, if any. */
+export function errnoOf(e: unknown): number | undefined {
+  let cur: unknown = e;
+  for (let depth = 0; cur !== undefined && depth < 8; depth++) {
+    if (isCriuTsError(cur) && typeof cur.data['errno'] === 'number') return cur.data['errno'];
+    cur = cur instanceof Error ? cur.cause : undefined;
+  }
+  return undefined;
+}
+
+/** Errors caused by the user's input: print one line, no stack. */
+const USER_CODES: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
+  'EUSAGE', 'EIMAGE', 'ENOIMAGE', 'EUNSUPPORTED', 'ENOTASK', 'EJSON', 'ETIMEOUT',
+]);
+
+export function isUserError(e: unknown): boolean {
+  return isCriuTsError(e) && USER_CODES.has(e.code);
+}
+
+/** Exit status for the CLI: CRIU exits 1 on any failure; usage errors too. */
+export function exitCodeOf(e: unknown): number {
+  if (!isCriuTsError(e)) return 1;
+  return 1;
+}
+
+/** cr_errno for the RPC service (criu_resp.cr_errno): a Linux errno. */
+export function rpcErrnoOf(e: unknown): number {
+  const errno = errnoOf(e);
+  if (errno !== undefined) return errno;
+  if (!isCriuTsError(e)) return 5; // EIO
+  switch (e.code) {
+    case 'EUSAGE': return 22; // EINVAL
+    case 'ENOIMAGE': return 2; // ENOENT
+    case 'ENOTASK': return 3; // ESRCH
+    case 'EUNSUPPORTED': return 95; // EOPNOTSUPP
+    case 'ETIMEOUT': return 110; // ETIMEDOUT
+    default: return 5;
+  }
+}
+
+/** One line for a user: message plus the deepest useful cause. */
+export function describeError(e: unknown): string {
+  if (e instanceof Error) {
+    let msg = e.message;
+    const cause = e.cause;
+    if (cause instanceof Error && !msg.includes(cause.message)) msg += `: ${cause.message}`;
+    return msg;
+  }
+  return String(e);
+}

@@ -1,0 +1,2 @@
+// Placeholder: schema to be written (see index.ts).
+export {};
