@@ -1,2 +1,154 @@
-// Placeholder: schema to be written (see index.ts).
-export {};
+/**
+ * Task and thread state (CRIU images/core.proto, core-x86.proto, rseq.proto): the CORE image.
+ * Field numbers, types and (criu) options as in CRIU 4.2; see ./types.ts.
+ */
+import { defineEnum, defineMessage, f } from './types.js';
+
+defineEnum('seccomp_mode', { disabled: 0, strict: 1, filter: 2 });
+defineMessage('task_core_entry', [
+  f(1, 'task_state', 'required', 'uint32', { opts: { dict: 'gen' } }),
+  f(2, 'exit_code', 'required', 'uint32'),
+  f(3, 'personality', 'required', 'uint32'),
+  f(4, 'flags', 'required', 'uint32'),
+  f(5, 'blk_sigset', 'required', 'uint64', { opts: { hex: true } }),
+  f(6, 'comm', 'required', 'string'),
+  f(7, 'timers', 'optional', 'message', { ref: 'task_timers_entry' }),
+  f(8, 'rlimits', 'optional', 'message', { ref: 'task_rlimits_entry' }),
+  f(9, 'cg_set', 'optional', 'uint32'),
+  f(10, 'signals_s', 'optional', 'message', { ref: 'signal_queue_entry' }),
+  f(11, 'old_seccomp_mode', 'optional', 'enum', { ref: 'seccomp_mode' }),
+  f(12, 'old_seccomp_filter', 'optional', 'uint32'),
+  f(13, 'loginuid', 'optional', 'uint32'),
+  f(14, 'oom_score_adj', 'optional', 'int32'),
+  f(15, 'sigactions', 'repeated', 'message', { ref: 'sa_entry' }),
+  f(18, 'child_subreaper', 'optional', 'bool'),
+  f(20, 'blk_sigset_extended', 'optional', 'uint64', { opts: { hex: true } }),
+  f(21, 'stop_signo', 'optional', 'uint32'),
+  f(22, 'membarrier_registration_mask', 'optional', 'uint32', { opts: { hex: true } }),
+]);
+defineMessage('thread_sas_entry', [
+  f(1, 'ss_sp', 'required', 'uint64'),
+  f(2, 'ss_size', 'required', 'uint64'),
+  f(3, 'ss_flags', 'required', 'uint32'),
+]);
+defineMessage('thread_core_entry', [
+  f(1, 'futex_rla', 'required', 'uint64'),
+  f(2, 'futex_rla_len', 'required', 'uint32'),
+  f(3, 'sched_nice', 'optional', 'sint32'),
+  f(4, 'sched_policy', 'optional', 'uint32'),
+  f(5, 'sched_prio', 'optional', 'uint32'),
+  f(6, 'blk_sigset', 'optional', 'uint64'),
+  f(7, 'sas', 'optional', 'message', { ref: 'thread_sas_entry' }),
+  f(8, 'pdeath_sig', 'optional', 'uint32'),
+  f(9, 'signals_p', 'optional', 'message', { ref: 'signal_queue_entry' }),
+  f(10, 'creds', 'optional', 'message', { ref: 'creds_entry' }),
+  f(11, 'seccomp_mode', 'optional', 'enum', { ref: 'seccomp_mode' }),
+  f(12, 'seccomp_filter', 'optional', 'uint32'),
+  f(13, 'comm', 'optional', 'string'),
+  f(14, 'blk_sigset_extended', 'optional', 'uint64'),
+  f(15, 'rseq_entry', 'optional', 'message', { ref: 'rseq_entry' }),
+  f(16, 'cg_set', 'optional', 'uint32'),
+]);
+defineMessage('task_rlimits_entry', [
+  f(1, 'rlimits', 'repeated', 'message', { ref: 'rlimit_entry' }),
+]);
+defineEnum('core_entry.march', { UNKNOWN: 0, X86_64: 1, ARM: 2, AARCH64: 3, PPC64: 4, S390: 5, MIPS: 6, LOONGARCH64: 7, RISCV64: 8 });
+defineMessage('core_entry', [
+  f(1, 'mtype', 'required', 'enum', { ref: 'core_entry.march' }),
+  f(2, 'thread_info', 'optional', 'message', { ref: 'thread_info_x86' }),
+  f(3, 'tc', 'optional', 'message', { ref: 'task_core_entry' }),
+  f(4, 'ids', 'optional', 'message', { ref: 'task_kobj_ids_entry' }),
+  f(5, 'thread_core', 'optional', 'message', { ref: 'thread_core_entry' }),
+  f(6, 'ti_arm', 'optional', 'message', { ref: 'thread_info_arm' }),
+  f(8, 'ti_aarch64', 'optional', 'message', { ref: 'thread_info_aarch64' }),
+  f(9, 'ti_ppc64', 'optional', 'message', { ref: 'thread_info_ppc64' }),
+  f(10, 'ti_s390', 'optional', 'message', { ref: 'thread_info_s390' }),
+  f(11, 'ti_mips', 'optional', 'message', { ref: 'thread_info_mips' }),
+  f(12, 'ti_loongarch64', 'optional', 'message', { ref: 'thread_info_loongarch64' }),
+  f(13, 'ti_riscv64', 'optional', 'message', { ref: 'thread_info_riscv64' }),
+]);
+defineEnum('user_x86_regs_mode', { NATIVE: 1, COMPAT: 2 });
+defineMessage('user_x86_regs_entry', [
+  f(1, 'r15', 'required', 'uint64'),
+  f(2, 'r14', 'required', 'uint64'),
+  f(3, 'r13', 'required', 'uint64'),
+  f(4, 'r12', 'required', 'uint64'),
+  f(5, 'bp', 'required', 'uint64'),
+  f(6, 'bx', 'required', 'uint64'),
+  f(7, 'r11', 'required', 'uint64'),
+  f(8, 'r10', 'required', 'uint64'),
+  f(9, 'r9', 'required', 'uint64'),
+  f(10, 'r8', 'required', 'uint64'),
+  f(11, 'ax', 'required', 'uint64'),
+  f(12, 'cx', 'required', 'uint64'),
+  f(13, 'dx', 'required', 'uint64'),
+  f(14, 'si', 'required', 'uint64'),
+  f(15, 'di', 'required', 'uint64'),
+  f(16, 'orig_ax', 'required', 'uint64'),
+  f(17, 'ip', 'required', 'uint64'),
+  f(18, 'cs', 'required', 'uint64'),
+  f(19, 'flags', 'required', 'uint64'),
+  f(20, 'sp', 'required', 'uint64'),
+  f(21, 'ss', 'required', 'uint64'),
+  f(22, 'fs_base', 'required', 'uint64'),
+  f(23, 'gs_base', 'required', 'uint64'),
+  f(24, 'ds', 'required', 'uint64'),
+  f(25, 'es', 'required', 'uint64'),
+  f(26, 'fs', 'required', 'uint64'),
+  f(27, 'gs', 'required', 'uint64'),
+  f(28, 'mode', 'optional', 'enum', { ref: 'user_x86_regs_mode' }),
+]);
+defineMessage('user_x86_cet_entry', [
+  f(1, 'cet', 'required', 'uint64'),
+  f(2, 'ssp', 'required', 'uint64'),
+]);
+defineMessage('user_x86_xsave_entry', [
+  f(1, 'xstate_bv', 'required', 'uint64'),
+  f(2, 'ymmh_space', 'repeated', 'uint32'),
+  f(3, 'bndreg_state', 'repeated', 'uint64'),
+  f(4, 'bndcsr_state', 'repeated', 'uint64'),
+  f(5, 'opmask_reg', 'repeated', 'uint64'),
+  f(6, 'zmm_upper', 'repeated', 'uint64'),
+  f(7, 'hi16_zmm', 'repeated', 'uint64'),
+  f(8, 'pkru', 'repeated', 'uint32'),
+  // CET state (4.x): printed in hex by crit
+  f(9, 'cet', 'optional', 'message', { ref: 'user_x86_cet_entry', opts: { hex: true } }),
+]);
+defineMessage('user_x86_fpregs_entry', [
+  f(1, 'cwd', 'required', 'uint32'),
+  f(2, 'swd', 'required', 'uint32'),
+  f(3, 'twd', 'required', 'uint32'),
+  f(4, 'fop', 'required', 'uint32'),
+  f(5, 'rip', 'required', 'uint64'),
+  f(6, 'rdp', 'required', 'uint64'),
+  f(7, 'mxcsr', 'required', 'uint32'),
+  f(8, 'mxcsr_mask', 'required', 'uint32'),
+  f(9, 'st_space', 'repeated', 'uint32'),
+  f(10, 'xmm_space', 'repeated', 'uint32'),
+  f(11, 'padding', 'repeated', 'uint32'),
+  f(13, 'xsave', 'optional', 'message', { ref: 'user_x86_xsave_entry' }),
+]);
+defineMessage('user_desc_t', [
+  f(1, 'entry_number', 'required', 'uint32'),
+  f(2, 'base_addr', 'required', 'uint32'),
+  f(3, 'limit', 'required', 'uint32'),
+  f(4, 'seg_32bit', 'required', 'bool'),
+  f(5, 'contents_h', 'required', 'bool'),
+  f(6, 'contents_l', 'required', 'bool'),
+  f(7, 'read_exec_only', 'required', 'bool'),
+  f(8, 'limit_in_pages', 'required', 'bool'),
+  f(9, 'seg_not_present', 'required', 'bool'),
+  f(10, 'usable', 'required', 'bool'),
+]);
+defineMessage('thread_info_x86', [
+  f(1, 'clear_tid_addr', 'required', 'uint64', { opts: { hex: true } }),
+  f(2, 'gpregs', 'required', 'message', { ref: 'user_x86_regs_entry', opts: { hex: true } }),
+  f(3, 'fpregs', 'required', 'message', { ref: 'user_x86_fpregs_entry' }),
+  f(4, 'tls', 'repeated', 'message', { ref: 'user_desc_t' }),
+]);
+defineMessage('rseq_entry', [
+  f(1, 'rseq_abi_pointer', 'required', 'uint64'),
+  f(2, 'rseq_abi_size', 'required', 'uint32'),
+  f(3, 'signature', 'required', 'uint32'),
+  f(4, 'rseq_cs_pointer', 'optional', 'uint64'),
+]);
