@@ -1,0 +1,12 @@
+/** /proc parsers: synchronous, one read per file, typed results; EPROC on odd content, ENOTASK when the pid is gone. */
+export * from './maps.js';
+export * from './status.js';
+export * from './stat.js';
+export * from './limits.js';
+export * from './fdinfo.js';
+export * from './mountinfo.js';
+export * from './pagemap.js';
+export * from './children.js';
+export * from './timers.js';
+export * from './misc.js';
+export { procDir } from './read.js';

@@ -1,0 +1,116 @@
+/** Small /proc/PID files: one read each, no structure worth a module of its own. */
+import { lines, parseError, procDir, readProcBuffer, readProcLink, readProcText } from './read.js';
+
+/** auxv as [type, value] pairs up to and including AT_NULL's absence (AT_NULL dropped). */
+export function readAuxv(pid: number): [bigint, bigint][] {
+  const buf = readProcBuffer(pid, `/proc/${pid}/auxv`);
+  const out: [bigint, bigint][] = [];
+  for (let off = 0; off + 16 <= buf.length; off += 16) {
+    const type = buf.readBigUInt64LE(off);
+    if (type === 0n) break;
+    out.push([type, buf.readBigUInt64LE(off + 8)]);
+  }
+  return out;
+}
+
+/** Raw auxv bytes, as CRIU stores mm_saved_auxv (including the AT_NULL pair). */
+export function readAuxvRaw(pid: number): Buffer {
+  return readProcBuffer(pid, `/proc/${pid}/auxv`);
+}
+
+function nulSplit(buf: Buffer): string[] {
+  const s = buf.toString('latin1');
+  const parts = s.split('\0');
+  if (parts[parts.length - 1] === '') parts.pop();
+  return parts;
+}
+
+export function readCmdline(pid: number): string[] {
+  return nulSplit(readProcBuffer(pid, `/proc/${pid}/cmdline`));
+}
+
+export function readEnviron(pid: number): string[] {
+  return nulSplit(readProcBuffer(pid, `/proc/${pid}/environ`));
+}
+
+export function readComm(pid: number, tid?: number): string {
+  return readProcText(pid, `${procDir(pid, tid)}/comm`).replace(/\n$/, '');
+}
+
+export function readExe(pid: number): string {
+  return readProcLink(pid, `/proc/${pid}/exe`);
+}
+
+export function readCwd(pid: number): string {
+  return readProcLink(pid, `/proc/${pid}/cwd`);
+}
+
+export function readRoot(pid: number): string {
+  return readProcLink(pid, `/proc/${pid}/root`);
+}
+
+function readNumber(pid: number, file: string): number {
+  const t = readProcText(pid, file).trim();
+  if (!/^-?[0-9]+$/.test(t)) throw parseError(file, t, 'expected a number');
+  return Number(t);
+}
+
+/** 4294967295 means "unset". */
+export function readLoginuid(pid: number): number {
+  return readNumber(pid, `/proc/${pid}/loginuid`);
+}
+
+export function readOomScoreAdj(pid: number): number {
+  return readNumber(pid, `/proc/${pid}/oom_score_adj`);
+}
+
+export function readPersonality(pid: number): number {
+  const file = `/proc/${pid}/personality`;
+  const t = readProcText(pid, file).trim();
+  if (!/^[0-9a-fA-F]+$/.test(t)) throw parseError(file, t, 'expected hex');
+  return parseInt(t, 16);
+}
+
+export interface NsIds {
+  mnt: number;
+  pid: number;
+  net: number;
+  ipc: number;
+  uts: number;
+  user: number;
+  cgroup: number;
+  time: number;
+}
+
+export const NS_NAMES: readonly (keyof NsIds)[] = ['mnt', 'pid', 'net', 'ipc', 'uts', 'user', 'cgroup', 'time'];
+
+/** Inode of /proc/PID/ns/NAME from its "type:[ino]" link text; 0 if the kernel lacks that namespace. */
+export function readNsId(pid: number, name: string): number {
+  const file = `/proc/${pid}/ns/${name}`;
+  const link = readProcLink(pid, file);
+  const m = /^\w+:\[([0-9]+)\]$/.exec(link);
+  if (m === null) throw parseError(file, link, 'bad ns link');
+  return Number(m[1]);
+}
+
+export function readNsIds(pid: number): NsIds {
+  const out: NsIds = { mnt: 0, pid: 0, net: 0, ipc: 0, uts: 0, user: 0, cgroup: 0, time: 0 };
+  for (const n of NS_NAMES) out[n] = readNsId(pid, n);
+  return out;
+}
+
+export interface CgroupLine {
+  hierarchyId: number;
+  /** Controllers, e.g. ["cpu", "cpuacct"], ["name=systemd"], or [] for the unified hierarchy. */
+  controllers: string[];
+  path: string;
+}
+
+export function readCgroup(pid: number): CgroupLine[] {
+  const file = `/proc/${pid}/cgroup`;
+  return lines(readProcText(pid, file)).map((l) => {
+    const m = /^([0-9]+):([^:]*):(.*)$/.exec(l);
+    if (m === null) throw parseError(file, l, 'bad cgroup line');
+    return { hierarchyId: Number(m[1]), controllers: m[2] === '' ? [] : (m[2] ?? '').split(','), path: m[3] ?? '' };
+  });
+}

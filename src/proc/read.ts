@@ -1,0 +1,80 @@
+/**
+ * The one way src/proc reads /proc: synchronous, one read per file (targets
+ * are stopped while we parse, so speed matters more than streaming), with
+ * "the task is gone" told apart from "the file is odd".
+ */
+import { existsSync, readFileSync, readlinkSync } from 'node:fs';
+import { CriuTsError } from '../errors.js';
+
+/** /proc/PID or /proc/PID/task/TID: per-thread files differ from the leader's. */
+export function procDir(pid: number, tid?: number): string {
+  return tid === undefined ? `/proc/${pid}` : `/proc/${pid}/task/${tid}`;
+}
+
+function errCode(e: unknown): string | undefined {
+  if (typeof e === 'object' && e !== null && 'code' in e) {
+    const c = (e as { code: unknown }).code;
+    return typeof c === 'string' ? c : undefined;
+  }
+  return undefined;
+}
+
+/** Map an fs error on a /proc path to ENOTASK (pid vanished) or EPROC. */
+export function procError(pid: number, file: string, e: unknown): CriuTsError {
+  const code = errCode(e);
+  if ((code === 'ENOENT' || code === 'ESRCH') && !existsSync(`/proc/${pid}`)) {
+    return new CriuTsError('ENOTASK', `process ${pid} is gone`, { pid, file }, e);
+  }
+  return new CriuTsError('EPROC', `cannot read ${file}: ${code ?? String(e)}`, { pid, file, errno: code }, e);
+}
+
+export function readProcText(pid: number, file: string): string {
+  try {
+    return readFileSync(file, 'latin1');
+  } catch (e) {
+    throw procError(pid, file, e);
+  }
+}
+
+export function readProcBuffer(pid: number, file: string): Buffer {
+  try {
+    return readFileSync(file);
+  } catch (e) {
+    throw procError(pid, file, e);
+  }
+}
+
+export function readProcLink(pid: number, file: string): string {
+  try {
+    return readlinkSync(file, 'latin1');
+  } catch (e) {
+    throw procError(pid, file, e);
+  }
+}
+
+export function parseError(file: string, line: string, what: string): CriuTsError {
+  return new CriuTsError('EPROC', `${file}: ${what}: ${JSON.stringify(line)}`, { file, line });
+}
+
+/** Parse a hex string as bigint, or throw EPROC naming the file and line. */
+export function hexBig(s: string | undefined, file: string, line: string): bigint {
+  if (s === undefined || !/^[0-9a-fA-F]+$/.test(s)) throw parseError(file, line, 'expected hex');
+  return BigInt('0x' + s);
+}
+
+export function decInt(s: string | undefined, file: string, line: string): number {
+  if (s === undefined || !/^-?[0-9]+$/.test(s)) throw parseError(file, line, 'expected decimal');
+  return Number(s);
+}
+
+export function decBig(s: string | undefined, file: string, line: string): bigint {
+  if (s === undefined || !/^-?[0-9]+$/.test(s)) throw parseError(file, line, 'expected decimal');
+  return BigInt(s);
+}
+
+/** Text of a file split into non-empty lines. */
+export function lines(text: string): string[] {
+  const out = text.split('\n');
+  if (out.length > 0 && out[out.length - 1] === '') out.pop();
+  return out;
+}

@@ -1,0 +1,101 @@
+/**
+ * /proc/PID/stat: one line, 52 fields. comm may hold spaces and ')' so we
+ * split at the last ')'. Addresses are bigint; counters that fit are numbers.
+ */
+import { parseError, procDir, readProcText } from './read.js';
+
+export interface ProcStat {
+  pid: number;
+  comm: string;
+  state: string;
+  ppid: number;
+  pgrp: number;
+  session: number;
+  ttyNr: number;
+  tpgid: number;
+  flags: number;
+  minflt: bigint;
+  cminflt: bigint;
+  majflt: bigint;
+  cmajflt: bigint;
+  utime: bigint;
+  stime: bigint;
+  cutime: bigint;
+  cstime: bigint;
+  priority: number;
+  nice: number;
+  numThreads: number;
+  itrealvalue: number;
+  starttime: bigint;
+  vsize: bigint;
+  rss: bigint;
+  rsslim: bigint;
+  startCode: bigint;
+  endCode: bigint;
+  startStack: bigint;
+  kstkesp: bigint;
+  kstkeip: bigint;
+  signal: bigint;
+  blocked: bigint;
+  sigignore: bigint;
+  sigcatch: bigint;
+  wchan: bigint;
+  nswap: bigint;
+  cnswap: bigint;
+  exitSignal: number;
+  processor: number;
+  rtPriority: number;
+  policy: number;
+  delayacctBlkioTicks: bigint;
+  guestTime: bigint;
+  cguestTime: bigint;
+  startData: bigint;
+  endData: bigint;
+  startBrk: bigint;
+  argStart: bigint;
+  argEnd: bigint;
+  envStart: bigint;
+  envEnd: bigint;
+  exitCode: number;
+}
+
+export function parseStatText(text: string, file: string): ProcStat {
+  const line = text.replace(/\n$/, '');
+  const open = line.indexOf('(');
+  const close = line.lastIndexOf(')');
+  if (open < 0 || close < open) throw parseError(file, line, 'no (comm)');
+  const f = line.slice(close + 2).split(' ');
+  // f[0] is field 3 (state); field n lives at f[n - 3].
+  if (f.length < 50) throw parseError(file, line, `only ${f.length + 2} fields`);
+  const n = (i: number): number => {
+    const s = f[i - 3];
+    if (s === undefined || !/^-?[0-9]+$/.test(s)) throw parseError(file, line, `field ${i} not a number`);
+    return Number(s);
+  };
+  const b = (i: number): bigint => {
+    const s = f[i - 3];
+    if (s === undefined || !/^-?[0-9]+$/.test(s)) throw parseError(file, line, `field ${i} not a number`);
+    return BigInt(s);
+  };
+  return {
+    pid: Number(line.slice(0, open).trim()),
+    comm: line.slice(open + 1, close),
+    state: f[0] ?? '',
+    ppid: n(4), pgrp: n(5), session: n(6), ttyNr: n(7), tpgid: n(8), flags: n(9),
+    minflt: b(10), cminflt: b(11), majflt: b(12), cmajflt: b(13),
+    utime: b(14), stime: b(15), cutime: b(16), cstime: b(17),
+    priority: n(18), nice: n(19), numThreads: n(20), itrealvalue: n(21), starttime: b(22),
+    vsize: b(23), rss: b(24), rsslim: b(25),
+    startCode: b(26), endCode: b(27), startStack: b(28), kstkesp: b(29), kstkeip: b(30),
+    signal: b(31), blocked: b(32), sigignore: b(33), sigcatch: b(34), wchan: b(35),
+    nswap: b(36), cnswap: b(37), exitSignal: n(38), processor: n(39), rtPriority: n(40), policy: n(41),
+    delayacctBlkioTicks: b(42), guestTime: b(43), cguestTime: b(44),
+    startData: b(45), endData: b(46), startBrk: b(47),
+    argStart: b(48), argEnd: b(49), envStart: b(50), envEnd: b(51), exitCode: n(52),
+  };
+}
+
+export function parseStat(pid: number, tid?: number): ProcStat {
+  const file = `${procDir(pid, tid)}/stat`;
+  return parseStatText(readProcText(pid, file), file);
+}

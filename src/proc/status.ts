@@ -1,0 +1,115 @@
+/** /proc/PID/status (and per thread): ids, credentials, signal masks, capabilities. */
+import { CriuTsError } from '../errors.js';
+import { lines, parseError, procDir, readProcText } from './read.js';
+
+export interface ProcStatus {
+  name: string;
+  /** Single letter: R S D T t Z X I ... */
+  state: string;
+  tgid: number;
+  pid: number;
+  ppid: number;
+  tracerPid: number;
+  /** real, effective, saved, filesystem */
+  uid: [number, number, number, number];
+  gid: [number, number, number, number];
+  fdSize: number;
+  groups: number[];
+  nsTgid: number[];
+  nsPid: number[];
+  nsPgid: number[];
+  nsSid: number[];
+  /** "queued/limit" */
+  sigQ: { queued: number; limit: number };
+  sigPnd: bigint;
+  shdPnd: bigint;
+  sigBlk: bigint;
+  sigIgn: bigint;
+  sigCgt: bigint;
+  capInh: bigint;
+  capPrm: bigint;
+  capEff: bigint;
+  capBnd: bigint;
+  capAmb: bigint;
+  noNewPrivs: number;
+  /** 0 off, 1 strict, 2 filter */
+  seccomp: number;
+  seccompFilters: number;
+  threads: number;
+  umask: number;
+  /** Every line by key, for fields not typed above. */
+  raw: Record<string, string>;
+}
+
+function nums(s: string): number[] {
+  return s.split(/\s+/).filter((x) => x !== '').map(Number);
+}
+
+export function parseStatus(pid: number, tid?: number): ProcStatus {
+  const file = `${procDir(pid, tid)}/status`;
+  const raw: Record<string, string> = {};
+  for (const line of lines(readProcText(pid, file))) {
+    const colon = line.indexOf(':');
+    if (colon < 0) throw parseError(file, line, 'no colon');
+    // Name keeps its inner spaces; only the separating tab is dropped.
+    raw[line.slice(0, colon)] = line.slice(colon + 1).replace(/^\t/, '').trim();
+  }
+  const need = (k: string): string => {
+    const v = raw[k];
+    if (v === undefined) throw new CriuTsError('EPROC', `${file}: missing ${k}`, { file, line: k });
+    return v;
+  };
+  const int = (k: string, dflt?: number): number => {
+    const v = raw[k];
+    if (v === undefined && dflt !== undefined) return dflt;
+    const s = need(k);
+    if (!/^-?[0-9]+$/.test(s)) throw parseError(file, `${k}: ${s}`, 'expected decimal');
+    return Number(s);
+  };
+  const hex = (k: string): bigint => {
+    const s = raw[k] ?? '0';
+    if (!/^[0-9a-fA-F]+$/.test(s)) throw parseError(file, `${k}: ${s}`, 'expected hex');
+    return BigInt('0x' + s);
+  };
+  const quad = (k: string): [number, number, number, number] => {
+    const v = nums(need(k));
+    if (v.length !== 4 || v.some((x) => !Number.isInteger(x))) throw parseError(file, `${k}: ${need(k)}`, 'expected 4 ids');
+    return [v[0] ?? 0, v[1] ?? 0, v[2] ?? 0, v[3] ?? 0];
+  };
+  const sigQ = /^([0-9]+)\/([0-9]+)$/.exec(raw['SigQ'] ?? '0/0');
+  if (sigQ === null) throw parseError(file, `SigQ: ${raw['SigQ'] ?? ''}`, 'bad SigQ');
+  const umask = raw['Umask'];
+  return {
+    name: need('Name'),
+    state: need('State').charAt(0),
+    tgid: int('Tgid'),
+    pid: int('Pid'),
+    ppid: int('PPid'),
+    tracerPid: int('TracerPid'),
+    uid: quad('Uid'),
+    gid: quad('Gid'),
+    fdSize: int('FDSize', 0),
+    groups: nums(raw['Groups'] ?? ''),
+    nsTgid: nums(raw['NStgid'] ?? ''),
+    nsPid: nums(raw['NSpid'] ?? ''),
+    nsPgid: nums(raw['NSpgid'] ?? ''),
+    nsSid: nums(raw['NSsid'] ?? ''),
+    sigQ: { queued: Number(sigQ[1]), limit: Number(sigQ[2]) },
+    sigPnd: hex('SigPnd'),
+    shdPnd: hex('ShdPnd'),
+    sigBlk: hex('SigBlk'),
+    sigIgn: hex('SigIgn'),
+    sigCgt: hex('SigCgt'),
+    capInh: hex('CapInh'),
+    capPrm: hex('CapPrm'),
+    capEff: hex('CapEff'),
+    capBnd: hex('CapBnd'),
+    capAmb: hex('CapAmb'),
+    noNewPrivs: int('NoNewPrivs', 0),
+    seccomp: int('Seccomp', 0),
+    seccompFilters: int('Seccomp_filters', 0),
+    threads: int('Threads', 1),
+    umask: umask === undefined ? 0 : parseInt(umask, 8),
+    raw,
+  };
+}
