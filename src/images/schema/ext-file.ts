@@ -1,2 +1,11 @@
-// Placeholder: schema to be written (see index.ts).
-export {};
+/**
+ * Files handled by an external plugin: CRIU images/ext-file.proto.
+ * ext_file_entry is a file_entry sub-message (old dumps: ext-files.img,
+ * magic 0x59255641).
+ */
+import { defineMessage, f } from './types.js';
+
+defineMessage('ext_file_entry', [
+  f(1, 'id', 'required', 'uint32'),
+  f(5, 'fown', 'required', 'message', { ref: 'fown_entry' }),
+]);

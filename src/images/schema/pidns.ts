@@ -1,2 +1,8 @@
-// Placeholder: schema to be written (see index.ts).
-export {};
+/**
+ * PID namespace: CRIU images/pidns.proto, image pidns-<id>.img.
+ */
+import { defineMessage, f } from './types.js';
+
+defineMessage('pidns_entry', [
+  f(1, 'ext_key', 'optional', 'string'),
+]);

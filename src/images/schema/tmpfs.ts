@@ -1,2 +1,0 @@
-// Placeholder: schema to be written (see index.ts).
-export {};
