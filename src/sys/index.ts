@@ -1,0 +1,9 @@
+/** The kernel boundary: the only module tree that calls libc or raw syscalls. */
+export * from './error.js';
+export * from './errno.js';
+export * from './nr.js';
+export * from './arch-x86.js';
+export * from './ptrace.js';
+export * from './memory.js';
+export * from './process.js';
+export { sys, sysTry, sysBig, addr } from './libc.js';

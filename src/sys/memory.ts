@@ -1,0 +1,88 @@
+/**
+ * Another task's memory: process_vm_readv/writev in large iovec batches (one
+ * syscall moves up to IOV_MAX remote ranges), with /proc/PID/mem as the path
+ * for ranges those calls refuse (e.g. PROT_NONE or not-readable mappings,
+ * where the kernel's FOLL_FORCE access still works for a tracer).
+ */
+import { openSync, readSync, writeSync, closeSync } from 'node:fs';
+import { sys, sysTry, addr } from './libc.js';
+import { NR } from './nr.js';
+import { SyscallError } from './error.js';
+
+export const IOV_MAX = 1024;
+
+export interface RemoteRange {
+  addr: bigint;
+  len: number;
+}
+
+/**
+ * Read remote ranges back to back into `local` (starting at localOffset).
+ * Returns bytes read; a short read means a range was unreadable from that point.
+ */
+export function processVmReadv(pid: number, local: Buffer, localOffset: number, ranges: readonly RemoteRange[]): number {
+  return vmIo('process_vm_readv', NR.process_vm_readv, pid, local, localOffset, ranges);
+}
+
+export function processVmWritev(pid: number, local: Buffer, localOffset: number, ranges: readonly RemoteRange[]): number {
+  return vmIo('process_vm_writev', NR.process_vm_writev, pid, local, localOffset, ranges);
+}
+
+const riovCache = { buf: Buffer.alloc(16 * IOV_MAX) };
+
+function vmIo(name: string, nr: number, pid: number, local: Buffer, localOffset: number, ranges: readonly RemoteRange[]): number {
+  let total = 0;
+  let lofs = localOffset;
+  const base = addr(local);
+  const liov = Buffer.alloc(16);
+  const riov = riovCache.buf;
+  for (let i = 0; i < ranges.length; i += IOV_MAX) {
+    const chunk = ranges.slice(i, i + IOV_MAX);
+    let want = 0;
+    chunk.forEach((r, j) => {
+      riov.writeBigUInt64LE(r.addr, j * 16);
+      riov.writeBigUInt64LE(BigInt(r.len), j * 16 + 8);
+      want += r.len;
+    });
+    if (lofs + want > local.length) throw new SyscallError(name, 14, pid, 'local buffer too small');
+    liov.writeBigUInt64LE(base + BigInt(lofs), 0);
+    liov.writeBigUInt64LE(BigInt(want), 8);
+    const n = sys(name, nr, pid, pid, addr(liov), 1, addr(riov), chunk.length, 0);
+    total += n;
+    lofs += n;
+    if (n < want) return total;
+  }
+  return total;
+}
+
+/** Like processVmReadv but returns -errno instead of throwing (for probing). */
+export function processVmReadTry(pid: number, local: Buffer, remote: bigint): number {
+  const liov = Buffer.alloc(16);
+  const riov = Buffer.alloc(16);
+  liov.writeBigUInt64LE(addr(local), 0);
+  liov.writeBigUInt64LE(BigInt(local.length), 8);
+  riov.writeBigUInt64LE(remote, 0);
+  riov.writeBigUInt64LE(BigInt(local.length), 8);
+  return sysTry(NR.process_vm_readv, pid, addr(liov), 1, addr(riov), 1, 0);
+}
+
+/** /proc/PID/mem handle for ranges that process_vm_* cannot reach. */
+export class ProcMem {
+  private fd: number;
+  constructor(readonly pid: number, write = false) {
+    try {
+      this.fd = openSync(`/proc/${pid}/mem`, write ? 'r+' : 'r');
+    } catch (e) {
+      throw new SyscallError('open', 2, pid, `/proc/${pid}/mem: ${(e as Error).message}`);
+    }
+  }
+  read(remote: bigint, into: Buffer, offset = 0, len = into.length - offset): number {
+    return readSync(this.fd, into, offset, len, Number(remote));
+  }
+  write(remote: bigint, from: Buffer, offset = 0, len = from.length - offset): number {
+    return writeSync(this.fd, from, offset, len, Number(remote));
+  }
+  close(): void {
+    closeSync(this.fd);
+  }
+}

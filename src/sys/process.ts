@@ -1,0 +1,139 @@
+/** Process-level calls: pidfds, signals, kcmp, prctl, and our own identity. */
+import { sys, sysTry, addr } from './libc.js';
+import { NR } from './nr.js';
+
+export function pidfdOpen(pid: number, flags = 0): number {
+  return sys('pidfd_open', NR.pidfd_open, pid, pid, flags);
+}
+
+/** Duplicate another task's fd into our process (needs ptrace access to it). */
+export function pidfdGetfd(pidfd: number, targetFd: number, pid?: number): number {
+  return sys('pidfd_getfd', NR.pidfd_getfd, pid, pidfd, targetFd, 0);
+}
+
+export function pidfdSendSignal(pidfd: number, sig: number, pid?: number): void {
+  sys('pidfd_send_signal', NR.pidfd_send_signal, pid, pidfd, sig, 0, 0);
+}
+
+export function kill(pid: number, sig: number): void {
+  sys('kill', NR.kill, pid, pid, sig);
+}
+
+/** kill(pid, 0): whether the pid exists (EPERM counts as existing). */
+export function pidExists(pid: number): boolean {
+  const r = sysTry(NR.kill, pid, 0);
+  return r === 0 || r === -1;
+}
+
+export function tgkill(tgid: number, tid: number, sig: number): void {
+  sys('tgkill', NR.tgkill, tid, tgid, tid, sig);
+}
+
+export const KCMP = { FILE: 0, VM: 1, FILES: 2, FS: 3, SIGHAND: 4, IO: 5, SYSVSEM: 6, EPOLL_TFD: 7 } as const;
+
+/** kcmp: 0 equal, 1/2 ordered different (usable for sorting), throws on error. */
+export function kcmp(pid1: number, pid2: number, type: number, idx1 = 0, idx2 = 0): number {
+  return sys('kcmp', NR.kcmp, pid1, pid1, pid2, type, idx1, idx2);
+}
+
+export const PR = {
+  SET_PDEATHSIG: 1, GET_PDEATHSIG: 2, GET_DUMPABLE: 3, SET_DUMPABLE: 4, SET_NAME: 15, GET_NAME: 16,
+  GET_SECCOMP: 21, GET_SECUREBITS: 27, SET_SECUREBITS: 28, GET_TIMERSLACK: 30, SET_TIMERSLACK: 29,
+  SET_CHILD_SUBREAPER: 36, GET_CHILD_SUBREAPER: 37, SET_NO_NEW_PRIVS: 38, GET_NO_NEW_PRIVS: 39,
+  GET_TID_ADDRESS: 40, SET_THP_DISABLE: 41, GET_THP_DISABLE: 42, CAP_AMBIENT: 47, SET_MM: 35,
+  GET_SPECULATION_CTRL: 52, SET_SPECULATION_CTRL: 53,
+} as const;
+export const PR_SET_MM = { MAP: 14, MAP_SIZE: 15, EXE_FILE: 13 } as const;
+
+export function prctl(option: number, a2: number | bigint = 0, a3: number | bigint = 0, a4: number | bigint = 0, a5: number | bigint = 0): number {
+  return sys('prctl', NR.prctl, undefined, option, a2, a3, a4, a5);
+}
+
+export function setChildSubreaper(on: boolean): void {
+  prctl(PR.SET_CHILD_SUBREAPER, on ? 1 : 0);
+}
+
+export function getpid(): number {
+  return sys('getpid', NR.getpid, undefined);
+}
+export function gettid(): number {
+  return sys('gettid', NR.gettid, undefined);
+}
+
+// ---- file descriptors in our own process ----
+
+export function close(fd: number): void {
+  sys('close', NR.close, undefined, fd);
+}
+export function closeQuiet(fd: number): void {
+  sysTry(NR.close, fd);
+}
+export function fcntl(fd: number, cmd: number, arg: number | bigint = 0): number {
+  return sys('fcntl', NR.fcntl, undefined, fd, cmd, arg);
+}
+export function ioctl(fd: number, request: number, arg: Buffer | number | bigint = 0): number {
+  const a = Buffer.isBuffer(arg) ? addr(arg) : arg;
+  return sys('ioctl', NR.ioctl, undefined, fd, request, a);
+}
+export function ioctlTry(fd: number, request: number, arg: Buffer | number | bigint = 0): number {
+  const a = Buffer.isBuffer(arg) ? addr(arg) : arg;
+  return sysTry(NR.ioctl, fd, request, a);
+}
+export function lseek(fd: number, offset: bigint | number, whence: number): number {
+  return sys('lseek', NR.lseek, undefined, fd, offset, whence);
+}
+export function pipe2(flags = 0): [number, number] {
+  const b = Buffer.alloc(8);
+  sys('pipe2', NR.pipe2, undefined, addr(b), flags);
+  return [b.readInt32LE(0), b.readInt32LE(4)];
+}
+/** tee(2): duplicate up to len bytes of pipe `from` into pipe `to` without consuming them. */
+export function tee(from: number, to: number, len: number, flags = 0): number {
+  return sys('tee', NR.tee, undefined, from, to, len, flags);
+}
+export function splice(fdIn: number, fdOut: number, len: number, flags = 0): number {
+  return sys('splice', NR.splice, undefined, fdIn, 0, fdOut, 0, len, flags);
+}
+export function read(fd: number, buf: Buffer, len = buf.length): number {
+  return sys('read', NR.read, undefined, fd, addr(buf), len);
+}
+export function write(fd: number, buf: Buffer, len = buf.length): number {
+  return sys('write', NR.write, undefined, fd, addr(buf), len);
+}
+export function dup(fd: number): number {
+  return sys('dup', NR.dup, undefined, fd);
+}
+
+/** getsockopt into a buffer; returns the option length the kernel wrote. */
+export function getsockopt(fd: number, level: number, name: number, out: Buffer): number {
+  const len = Buffer.alloc(4);
+  len.writeUInt32LE(out.length, 0);
+  sys('getsockopt', NR.getsockopt, undefined, fd, level, name, addr(out), addr(len));
+  return len.readUInt32LE(0);
+}
+export function getsockoptInt(fd: number, level: number, name: number): number {
+  const b = Buffer.alloc(4);
+  getsockopt(fd, level, name, b);
+  return b.readInt32LE(0);
+}
+export function getsockname(fd: number): Buffer {
+  const b = Buffer.alloc(128);
+  const len = Buffer.alloc(4);
+  len.writeUInt32LE(128, 0);
+  sys('getsockname', NR.getsockname, undefined, fd, addr(b), addr(len));
+  return b.subarray(0, len.readUInt32LE(0));
+}
+export function getpeername(fd: number): Buffer | null {
+  const b = Buffer.alloc(128);
+  const len = Buffer.alloc(4);
+  len.writeUInt32LE(128, 0);
+  const r = sysTry(NR.getpeername, fd, addr(b), addr(len));
+  if (r < 0) return null;
+  return b.subarray(0, len.readUInt32LE(0));
+}
+
+const sleepCell = new Int32Array(new SharedArrayBuffer(4));
+/** Synchronous sleep (dump/restore loops are synchronous by design: the target is stopped meanwhile). */
+export function sleepMs(ms: number): void {
+  Atomics.wait(sleepCell, 0, 0, ms);
+}
