@@ -8,6 +8,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { allEnums, allMessages, lookupEnum, lookupMessage } from '../../src/images/schema/index.js';
 import type { FieldDesc, MessageDesc } from '../../src/images/schema/index.js';
 
@@ -253,4 +254,11 @@ test('agrees with crit 3.17 on every message and enum it knows', (t) => {
     }
   }
   assert.deepEqual(problems, []);
+});
+
+test('src/images/messages.ts matches the registry (npm run gen:types)', () => {
+  // dist/test/images -> repository root
+  const root = fileURLToPath(new URL('../../../', import.meta.url));
+  const r = spawnSync(process.execPath, [`${root}scripts/gen-message-types.mjs`, '--check'], { encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stderr);
 });
