@@ -1,0 +1,51 @@
+/*
+ * itimer: ITIMER_REAL every 50 ms, SIGALRMs counted. After SIGTERM the timer
+ * must still be armed with the same interval (a restore that drops or
+ * rescales it fails here) and the count must keep growing.
+ */
+#include "subject.h"
+
+#include <string.h>
+#include <sys/time.h>
+
+#define INTERVAL_US 50000
+
+static volatile int alarms;
+
+static void on_alrm(int sig)
+{
+	alarms++;
+}
+
+int main(int argc, char **argv)
+{
+	subject_init(argc, argv);
+	struct sigaction sa;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_alrm;
+	sa.sa_flags = SA_RESTART;
+	sigaction(SIGALRM, &sa, NULL);
+	struct itimerval it = { { 0, INTERVAL_US }, { 0, INTERVAL_US } };
+	if (setitimer(ITIMER_REAL, &it, NULL) != 0)
+		subject_fail("setitimer");
+
+	subject_ready();
+	subject_wait_term();
+
+	struct itimerval cur;
+	getitimer(ITIMER_REAL, &cur);
+	if (cur.it_interval.tv_sec != 0 || cur.it_interval.tv_usec != INTERVAL_US)
+		subject_fail("interval now %ld.%06ld", (long)cur.it_interval.tv_sec, (long)cur.it_interval.tv_usec);
+	if (cur.it_value.tv_sec != 0 || cur.it_value.tv_usec <= 0 || cur.it_value.tv_usec > INTERVAL_US)
+		subject_fail("value now %ld.%06ld", (long)cur.it_value.tv_sec, (long)cur.it_value.tv_usec);
+	/* Three more ticks within a second, waiting with the signal unblocked. */
+	int start = alarms;
+	int64_t deadline = subject_now_ns() + 1000000000LL;
+	sigset_t none;
+	sigemptyset(&none);
+	while (alarms < start + 3 && subject_now_ns() < deadline)
+		sigsuspend(&none);
+	if (alarms < start + 3)
+		subject_fail("timer stopped ticking: %d alarms in 1 s", alarms - start);
+	subject_pass();
+}

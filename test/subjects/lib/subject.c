@@ -1,0 +1,196 @@
+/* criu-ts test subject library: see subject.h for the protocol. */
+#define _GNU_SOURCE
+#include "subject.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+volatile sig_atomic_t subject_term;
+
+static const char *out_path;
+static int opt_argc;
+static char **opt_argv;
+
+static void on_term(int sig)
+{
+	(void)sig;
+	subject_term = 1;
+}
+
+void subject_log(const char *fmt, ...)
+{
+	va_list ap;
+	fprintf(stderr, "[%d] ", getpid());
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	fflush(stderr);
+}
+
+/* Temp + rename: the harness polls these files and must never see half of one. */
+static void write_atomic(const char *path, const char *text)
+{
+	char tmp[4096];
+	snprintf(tmp, sizeof(tmp), "%s.tmp.%d", path, getpid());
+	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0) {
+		subject_log("open %s: %s", tmp, strerror(errno));
+		_exit(2);
+	}
+	size_t len = strlen(text);
+	if (write(fd, text, len) != (ssize_t)len || close(fd) != 0 || rename(tmp, path) != 0) {
+		subject_log("write %s: %s", path, strerror(errno));
+		_exit(2);
+	}
+}
+
+void subject_init(int argc, char **argv)
+{
+	for (int i = 1; i + 1 < argc; i++)
+		if (strcmp(argv[i], "--out") == 0)
+			out_path = argv[i + 1];
+	if (out_path == NULL) {
+		fprintf(stderr, "usage: %s --out OUTFILE [args]\n", argv[0]);
+		exit(2);
+	}
+	opt_argc = argc;
+	opt_argv = argv;
+	/* No SA_RESTART: a subject blocked in a syscall should see the end signal. */
+	struct sigaction sa;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_term;
+	sigemptyset(&sa.sa_mask);
+	if (sigaction(SIGTERM, &sa, NULL) != 0) {
+		subject_log("sigaction: %s", strerror(errno));
+		exit(2);
+	}
+	setvbuf(stdout, NULL, _IOLBF, 0);
+}
+
+const char *subject_opt(const char *name, const char *dflt)
+{
+	for (int i = 1; i + 1 < opt_argc; i++)
+		if (opt_argv[i][0] == '-' && opt_argv[i][1] == '-' && strcmp(opt_argv[i] + 2, name) == 0)
+			return opt_argv[i + 1];
+	return dflt;
+}
+
+long subject_opt_long(const char *name, long dflt)
+{
+	const char *v = subject_opt(name, NULL);
+	return v == NULL ? dflt : strtol(v, NULL, 0);
+}
+
+void subject_ready(void)
+{
+	char path[4096], text[32];
+	snprintf(path, sizeof(path), "%s.ready", out_path);
+	snprintf(text, sizeof(text), "%d\n", getpid());
+	write_atomic(path, text);
+	subject_log("ready");
+}
+
+void subject_wait_term(void)
+{
+	/* Block SIGTERM while testing the flag so a signal between test and sleep is not lost. */
+	sigset_t term, old, wait_mask;
+	sigemptyset(&term);
+	sigaddset(&term, SIGTERM);
+	sigprocmask(SIG_BLOCK, &term, &old);
+	wait_mask = old;
+	sigdelset(&wait_mask, SIGTERM);
+	while (!subject_term)
+		sigsuspend(&wait_mask);
+	sigprocmask(SIG_SETMASK, &old, NULL);
+}
+
+void subject_pass(void)
+{
+	write_atomic(out_path, "PASS\n");
+	subject_log("PASS");
+	exit(0);
+}
+
+void subject_fail(const char *fmt, ...)
+{
+	char reason[2048], text[2100];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(reason, sizeof(reason), fmt, ap);
+	va_end(ap);
+	snprintf(text, sizeof(text), "FAIL: %s\n", reason);
+	write_atomic(out_path, text);
+	subject_log("FAIL: %s", reason);
+	exit(1);
+}
+
+uint64_t subject_hash(const void *p, size_t len)
+{
+	const unsigned char *b = p;
+	uint64_t h = 0xcbf29ce484222325ULL, w;
+	size_t i = 0;
+	for (; i + 8 <= len; i += 8) {
+		memcpy(&w, b + i, 8);
+		h = (h ^ w) * 0x100000001b3ULL;
+		h ^= h >> 29;
+	}
+	for (; i < len; i++)
+		h = (h ^ b[i]) * 0x100000001b3ULL;
+	return h;
+}
+
+uint64_t subject_rand(uint64_t *s)
+{
+	/* xorshift64*: fast, deterministic, good enough to make every page distinct. */
+	uint64_t x = *s;
+	x ^= x >> 12;
+	x ^= x << 25;
+	x ^= x >> 27;
+	*s = x;
+	return x * 0x2545f4914f6cdd1dULL;
+}
+
+void subject_fill(void *p, size_t len, uint64_t seed)
+{
+	uint64_t s = seed ? seed : 1, w;
+	unsigned char *b = p;
+	size_t i = 0;
+	for (; i + 8 <= len; i += 8) {
+		w = subject_rand(&s);
+		memcpy(b + i, &w, 8);
+	}
+	for (; i < len; i++)
+		b[i] = (unsigned char)subject_rand(&s);
+}
+
+int subject_vma_perms(const void *addr, char perms[5])
+{
+	FILE *f = fopen("/proc/self/maps", "re");
+	char line[4096];
+	unsigned long a = (unsigned long)addr, s, e;
+	int ret = -1;
+	if (f == NULL)
+		return -1;
+	while (fgets(line, sizeof(line), f)) {
+		if (sscanf(line, "%lx-%lx %4s", &s, &e, perms) == 3 && a >= s && a < e) {
+			ret = 0;
+			break;
+		}
+	}
+	fclose(f);
+	return ret;
+}
+
+int64_t subject_now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}

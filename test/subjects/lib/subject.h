@@ -1,0 +1,47 @@
+/*
+ * Tiny shared library for criu-ts test subjects.
+ *
+ * Protocol (test/lib/subjects.ts relies on it):
+ *   SUBJECT --out OUTFILE [feature args], cwd = a fresh work dir, own session.
+ *   subject_init()        parse --out, install the SIGTERM handler (no SA_RESTART)
+ *   ... set up state ...
+ *   subject_ready()       OUTFILE.ready <- pid (temp + rename)
+ *   subject_wait_term()   or a feature loop that checks subject_term
+ *   ... verify ...
+ *   subject_pass() / subject_fail(fmt, ...)   OUTFILE <- "PASS\n" / "FAIL: ...\n", exit 0 / 1
+ * A checkpoint/restore may happen between ready and SIGTERM; afterwards the
+ * process keeps its pid but is no longer the harness' child.
+ */
+#ifndef CRIU_TS_SUBJECT_H
+#define CRIU_TS_SUBJECT_H
+
+#include <signal.h>
+#include <stddef.h>
+#include <stdint.h>
+
+extern volatile sig_atomic_t subject_term;
+
+void subject_init(int argc, char **argv);
+/* Value of "--name VALUE" among the feature args, or dflt. */
+const char *subject_opt(const char *name, const char *dflt);
+long subject_opt_long(const char *name, long dflt);
+
+void subject_ready(void);
+void subject_wait_term(void);
+void subject_pass(void) __attribute__((noreturn));
+void subject_fail(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 2)));
+/* A line on stderr (the log file), flushed, prefixed with the pid. */
+void subject_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* 64-bit word hash over len bytes (len need not be a multiple of 8). */
+uint64_t subject_hash(const void *p, size_t len);
+/* Deterministic fill from seed; the same seed gives the same bytes. */
+void subject_fill(void *p, size_t len, uint64_t seed);
+uint64_t subject_rand(uint64_t *state);
+
+/* "rwxp"-style permissions of the VMA containing addr, from /proc/self/maps; 0 if found. */
+int subject_vma_perms(const void *addr, char perms[5]);
+/* Nanoseconds of CLOCK_MONOTONIC. */
+int64_t subject_now_ns(void);
+
+#endif

@@ -1,0 +1,63 @@
+/*
+ * poll: blocked in poll() (10 s timeout) on a pipe; our child writes after
+ * --delay-ms (default 1500). poll is re-entered with the time left only on
+ * EINTR from SIGTERM. It must report POLLIN, never a timeout, and not before
+ * the child wrote; the data must then read back exactly.
+ */
+#include "subject.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define TIMEOUT_MS 10000
+
+int main(int argc, char **argv)
+{
+	subject_init(argc, argv);
+	long delay = subject_opt_long("delay-ms", 1500);
+	int p[2];
+	if (pipe(p) != 0)
+		subject_fail("pipe");
+	pid_t child = fork();
+	if (child < 0)
+		subject_fail("fork");
+	if (child == 0) {
+		close(p[0]);
+		struct timespec ts = { delay / 1000, (delay % 1000) * 1000000 };
+		while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+			;
+		_exit(write(p[1], "polled!", 8) == 8 ? 0 : 3);
+	}
+	close(p[1]);
+
+	subject_ready();
+	int64_t t0 = subject_now_ns();
+	struct pollfd pfd = { .fd = p[0], .events = POLLIN };
+	for (;;) {
+		int left = TIMEOUT_MS - (int)((subject_now_ns() - t0) / 1000000);
+		int r = poll(&pfd, 1, left > 0 ? left : 0);
+		if (r == 1)
+			break;
+		if (r == 0)
+			subject_fail("poll timed out after %lld ms", (long long)((subject_now_ns() - t0) / 1000000));
+		if (errno != EINTR || !subject_term)
+			subject_fail("poll: errno %d (term %d)", errno, (int)subject_term);
+	}
+	if (!(pfd.revents & POLLIN))
+		subject_fail("revents 0x%x", pfd.revents);
+	char buf[16] = "";
+	if (read(p[0], buf, sizeof(buf)) != 8 || strcmp(buf, "polled!") != 0)
+		subject_fail("wrong data after poll");
+	int st;
+	while (waitpid(child, &st, 0) < 0)
+		if (errno != EINTR)
+			subject_fail("waitpid: errno %d", errno);
+	if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+		subject_fail("writer child status 0x%x", st);
+	subject_wait_term();
+	subject_pass();
+}

@@ -1,0 +1,49 @@
+/**
+ * Every subject must PASS when simply started, signalled and checked, with
+ * no checkpoint in between: proves the subjects themselves before dump and
+ * restore tests rely on them.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { buildSubject, startSubject } from '../lib/subjects.js';
+
+interface Case {
+  name: string;
+  args?: string[];
+  /** Time to let the subject run between ready and SIGTERM. */
+  runMs?: number;
+}
+
+const CASES: Case[] = [
+  { name: 'counter-loop', runMs: 100 },
+  { name: 'mappings' },
+  { name: 'big-memory', args: ['--mib', '64'] },
+  { name: 'signals' },
+  { name: 'itimer', runMs: 120 },
+  { name: 'file-offsets' },
+  { name: 'fpu', runMs: 100 },
+  { name: 'sleep-nanosleep', runMs: 50 },
+  { name: 'read-pipe', args: ['--delay-ms', '300'] },
+  { name: 'wait-child', args: ['--delay-ms', '300'] },
+  { name: 'poll', args: ['--delay-ms', '300'] },
+];
+
+// Build all first so a compile error is reported for the subject that has it.
+for (const c of CASES) {
+  test(`subject ${c.name} builds`, () => {
+    buildSubject(c.name);
+  });
+}
+
+for (const c of CASES) {
+  test(`subject ${c.name} passes without checkpoint`, async () => {
+    const s = await startSubject(c.name, c.args ?? []);
+    try {
+      if (c.runMs !== undefined) await new Promise((r) => setTimeout(r, c.runMs));
+      const res = await s.terminateAndResult(10_000);
+      assert.ok(res.ok, res.text);
+    } finally {
+      s.cleanup();
+    }
+  });
+}
