@@ -1,0 +1,332 @@
+/**
+ * proto2 encode/decode driven by our schema descriptors (./schema/types.ts).
+ * Decoded values follow the conventions stated there: 64-bit integers as
+ * bigint, enums by name, bytes as Buffer, absent optionals undefined.
+ * Encoding writes fields in ascending number order, as protobuf does, so
+ * re-encoding a decoded entry gives back the original bytes.
+ */
+import { CriuTsError } from '../errors.js';
+import { lookupEnum, lookupMessage } from './schema/types.js';
+import type { EnumDesc, FieldDesc, MessageDesc, ScalarType } from './schema/types.js';
+import {
+  WireError, WireReader, WireWriter, WT_FIXED32, WT_FIXED64, WT_LEN, WT_VARINT,
+} from './wire.js';
+
+export type Message = Record<string, unknown>;
+
+/** Nesting deeper than this is garbage, not a CRIU image (and would exhaust the stack). */
+const MAX_DEPTH = 64;
+
+const WIRE_TYPE: Record<ScalarType | 'enum' | 'message', number> = {
+  double: WT_FIXED64, float: WT_FIXED32,
+  int32: WT_VARINT, int64: WT_VARINT, uint32: WT_VARINT, uint64: WT_VARINT,
+  sint32: WT_VARINT, sint64: WT_VARINT, bool: WT_VARINT, enum: WT_VARINT,
+  fixed32: WT_FIXED32, sfixed32: WT_FIXED32, fixed64: WT_FIXED64, sfixed64: WT_FIXED64,
+  string: WT_LEN, bytes: WT_LEN, message: WT_LEN,
+};
+
+export function wireTypeOf(type: FieldDesc['type']): number {
+  return WIRE_TYPE[type];
+}
+
+/** Schema lookups; a message name nobody registered is a programming error. */
+export function messageDesc(name: string): MessageDesc {
+  const d = lookupMessage(name);
+  if (d === undefined) throw new CriuTsError('EINTERNAL', `schema: unknown message ${name}`, { message: name });
+  return d;
+}
+
+interface FieldIndex {
+  byNum: Map<number, FieldDesc>;
+}
+
+const indexCache = new WeakMap<MessageDesc, FieldIndex>();
+
+function indexOf(desc: MessageDesc): FieldIndex {
+  let idx = indexCache.get(desc);
+  if (idx === undefined) {
+    idx = { byNum: new Map(desc.fields.map((fd) => [fd.num, fd])) };
+    indexCache.set(desc, idx);
+  }
+  return idx;
+}
+
+const enumNames = new WeakMap<EnumDesc, Map<number, string>>();
+
+function enumNameMap(e: EnumDesc): Map<number, string> {
+  let m = enumNames.get(e);
+  if (m === undefined) {
+    m = new Map();
+    for (const [k, v] of Object.entries(e.values)) if (!m.has(v)) m.set(v, k);
+    enumNames.set(e, m);
+  }
+  return m;
+}
+
+function readScalar(r: WireReader, fd: FieldDesc): unknown {
+  switch (fd.type) {
+    case 'uint32': return r.uint32();
+    case 'int32': return r.int32();
+    case 'sint32': return r.sint32();
+    case 'uint64': return r.uint64();
+    case 'int64': return r.int64();
+    case 'sint64': return r.sint64();
+    case 'bool': return r.bool();
+    case 'fixed32': return r.fixed32();
+    case 'sfixed32': return r.sfixed32();
+    case 'float': return r.float();
+    case 'fixed64': return r.fixed64();
+    case 'sfixed64': return r.sfixed64();
+    case 'double': return r.double();
+    case 'enum': {
+      const n = r.int32();
+      const e = fd.ref === undefined ? undefined : lookupEnum(fd.ref);
+      return (e === undefined ? undefined : enumNameMap(e).get(n)) ?? n;
+    }
+    case 'string': return r.view(r.length()).toString('utf8');
+    case 'bytes': return Buffer.from(r.view(r.length()));
+    case 'message': throw new WireError('internal: message read as scalar', r.pos);
+  }
+}
+
+function decodeInto(desc: MessageDesc, r: WireReader, end: number, out: Message, depth: number): void {
+  if (depth > MAX_DEPTH) throw new WireError('messages nested too deep', r.pos);
+  const { byNum } = indexOf(desc);
+  while (r.pos < end) {
+    const tagPos = r.pos;
+    const tag = r.uint32();
+    const num = tag >>> 3;
+    const wt = tag & 7;
+    if (num === 0) throw new WireError('invalid field number 0', tagPos);
+    const fd = byNum.get(num);
+    if (fd === undefined) {
+      r.skip(wt, num);
+      continue;
+    }
+    const expected = WIRE_TYPE[fd.type];
+    if (fd.type === 'message') {
+      const sub = fd.ref === undefined ? undefined : lookupMessage(fd.ref);
+      if (wt !== WT_LEN || sub === undefined) {
+        // Unknown sub-schema (e.g. another architecture's registers): keep going like protobuf does with unknown fields.
+        r.skip(wt, num);
+        continue;
+      }
+      const len = r.length();
+      const subEnd = r.pos + len;
+      const sr = new WireReader(r.buf, r.pos, subEnd);
+      if (fd.rule === 'repeated') {
+        const obj: Message = {};
+        decodeInto(sub, sr, subEnd, obj, depth + 1);
+        const arr = out[fd.name];
+        if (Array.isArray(arr)) arr.push(obj);
+        else out[fd.name] = [obj];
+      } else {
+        // A singular message seen twice is merged, as protobuf does.
+        const prev = out[fd.name];
+        const obj: Message = typeof prev === 'object' && prev !== null ? (prev as Message) : {};
+        decodeInto(sub, sr, subEnd, obj, depth + 1);
+        out[fd.name] = obj;
+      }
+      r.pos = subEnd;
+      continue;
+    }
+    if (fd.rule === 'repeated') {
+      let arr = out[fd.name] as unknown[] | undefined;
+      if (arr === undefined) {
+        arr = [];
+        out[fd.name] = arr;
+      }
+      if (wt === WT_LEN && expected !== WT_LEN) {
+        // Packed run of scalars (accepted whatever the schema says).
+        const len = r.length();
+        const pend = r.pos + len;
+        const pr = new WireReader(r.buf, r.pos, pend);
+        while (pr.pos < pend) arr.push(readScalar(pr, fd));
+        r.pos = pend;
+      } else if (wt === expected) {
+        arr.push(readScalar(r, fd));
+      } else {
+        r.skip(wt, num);
+      }
+      continue;
+    }
+    if (wt !== expected) {
+      r.skip(wt, num);
+      continue;
+    }
+    out[fd.name] = readScalar(r, fd);
+  }
+  if (r.pos !== end) throw new WireError('field runs past the end of its message', r.pos);
+  for (const fd of desc.fields) {
+    if (fd.rule === 'required' && out[fd.name] === undefined) {
+      throw new WireError(`${desc.name}: missing required field ${fd.name}`, end);
+    }
+  }
+}
+
+/**
+ * Decode one message from `buf` (the whole buffer). Throws WireError with
+ * the position of the fault; callers that know the file wrap it.
+ */
+export function decodeMessageRaw(msgName: string, buf: Buffer, start = 0, end = buf.length): Message {
+  const desc = messageDesc(msgName);
+  const out: Message = {};
+  decodeInto(desc, new WireReader(buf, start, end), end, out, 0);
+  return out;
+}
+
+/** Decode one protobuf message; errors are CriuTsError('EIMAGE') with the byte offset. */
+export function decodeMessage(msgName: string, buf: Buffer): Message {
+  try {
+    return decodeMessageRaw(msgName, buf);
+  } catch (e) {
+    if (e instanceof WireError) {
+      throw new CriuTsError('EIMAGE', `${msgName}: ${e.message} at byte ${e.pos}`, { message: msgName, offset: e.pos }, e);
+    }
+    throw e;
+  }
+}
+
+/* ------------------------------------------------------------------ encode */
+
+function encodeError(desc: MessageDesc, fd: FieldDesc, what: string): CriuTsError {
+  return new CriuTsError('EIMAGE', `${desc.name}.${fd.name}: ${what}`, { message: desc.name, field: fd.name });
+}
+
+const U32_MAX = 0xffffffff;
+
+function toBigInt(desc: MessageDesc, fd: FieldDesc, v: unknown): bigint {
+  if (typeof v === 'bigint') return v;
+  if (typeof v === 'number' && Number.isInteger(v)) return BigInt(v);
+  throw encodeError(desc, fd, `expected an integer, got ${typeof v}`);
+}
+
+function toInt(desc: MessageDesc, fd: FieldDesc, v: unknown, min: number, max: number): number {
+  let n: number;
+  if (typeof v === 'number' && Number.isInteger(v)) n = v;
+  else if (typeof v === 'bigint' && v >= BigInt(min) && v <= BigInt(max)) n = Number(v);
+  else throw encodeError(desc, fd, `expected an integer, got ${typeof v === 'bigint' ? String(v) : typeof v}`);
+  if (n < min || n > max) throw encodeError(desc, fd, `${n} out of range`);
+  return n;
+}
+
+function enumNumber(desc: MessageDesc, fd: FieldDesc, v: unknown): number {
+  if (typeof v === 'string') {
+    const e = fd.ref === undefined ? undefined : lookupEnum(fd.ref);
+    const n = e?.values[v];
+    if (n === undefined) throw encodeError(desc, fd, `unknown enum value ${JSON.stringify(v)}`);
+    return n;
+  }
+  return toInt(desc, fd, v, -0x80000000, 0x7fffffff);
+}
+
+function writeScalar(w: WireWriter, desc: MessageDesc, fd: FieldDesc, v: unknown): void {
+  switch (fd.type) {
+    case 'uint32': w.varint(toInt(desc, fd, v, 0, U32_MAX)); return;
+    case 'int32': {
+      const n = toInt(desc, fd, v, -0x80000000, 0x7fffffff);
+      if (n >= 0) w.varint(n);
+      else w.varint64(BigInt(n));
+      return;
+    }
+    case 'enum': {
+      const n = enumNumber(desc, fd, v);
+      if (n >= 0) w.varint(n);
+      else w.varint64(BigInt(n));
+      return;
+    }
+    case 'sint32': {
+      const n = toInt(desc, fd, v, -0x80000000, 0x7fffffff);
+      w.varint(n >= 0 ? n * 2 : -n * 2 - 1);
+      return;
+    }
+    case 'uint64': case 'int64': {
+      const b = toBigInt(desc, fd, v);
+      if (b < -(1n << 63n) || b >= 1n << 64n) throw encodeError(desc, fd, `${b} out of range`);
+      w.varint64(b);
+      return;
+    }
+    case 'sint64': {
+      const b = toBigInt(desc, fd, v);
+      if (b < -(1n << 63n) || b >= 1n << 63n) throw encodeError(desc, fd, `${b} out of range`);
+      w.varint64(b >= 0n ? b << 1n : (-b << 1n) - 1n);
+      return;
+    }
+    case 'bool':
+      if (typeof v !== 'boolean') throw encodeError(desc, fd, `expected a boolean, got ${typeof v}`);
+      w.varint(v ? 1 : 0);
+      return;
+    case 'fixed32': w.u32le(toInt(desc, fd, v, 0, U32_MAX)); return;
+    case 'sfixed32': w.i32le(toInt(desc, fd, v, -0x80000000, 0x7fffffff)); return;
+    case 'fixed64': case 'sfixed64': w.u64le(toBigInt(desc, fd, v)); return;
+    case 'float':
+      if (typeof v !== 'number') throw encodeError(desc, fd, 'expected a number');
+      w.f32le(v);
+      return;
+    case 'double':
+      if (typeof v !== 'number') throw encodeError(desc, fd, 'expected a number');
+      w.f64le(v);
+      return;
+    case 'string':
+      if (typeof v !== 'string') throw encodeError(desc, fd, `expected a string, got ${typeof v}`);
+      w.bytes(Buffer.from(v, 'utf8'));
+      return;
+    case 'bytes':
+      if (!(v instanceof Uint8Array)) throw encodeError(desc, fd, 'expected a Buffer');
+      w.bytes(v);
+      return;
+    case 'message':
+      throw encodeError(desc, fd, 'internal: message written as scalar');
+  }
+}
+
+function encodeInto(w: WireWriter, desc: MessageDesc, obj: Message, depth: number): void {
+  if (depth > MAX_DEPTH) throw new CriuTsError('EIMAGE', `${desc.name}: messages nested too deep`, { message: desc.name });
+  for (const fd of desc.fields) {
+    const v = obj[fd.name];
+    if (v === undefined || v === null) {
+      if (fd.rule === 'required') throw encodeError(desc, fd, 'missing required field');
+      continue;
+    }
+    if (fd.type === 'message') {
+      const sub = messageDesc(fd.ref ?? '');
+      const items = fd.rule === 'repeated' ? v : [v];
+      if (!Array.isArray(items)) throw encodeError(desc, fd, 'expected an array');
+      for (const item of items) {
+        if (typeof item !== 'object' || item === null || Array.isArray(item)) throw encodeError(desc, fd, 'expected an object');
+        w.tag(fd.num, WT_LEN);
+        const start = w.beginLen();
+        encodeInto(w, sub, item as Message, depth + 1);
+        w.endLen(start);
+      }
+      continue;
+    }
+    if (fd.rule === 'repeated') {
+      if (!Array.isArray(v)) throw encodeError(desc, fd, 'expected an array');
+      if (v.length === 0) continue;
+      if (fd.packed === true && WIRE_TYPE[fd.type] !== WT_LEN) {
+        w.tag(fd.num, WT_LEN);
+        const start = w.beginLen();
+        for (const item of v) writeScalar(w, desc, fd, item);
+        w.endLen(start);
+      } else {
+        const wt = WIRE_TYPE[fd.type];
+        for (const item of v) {
+          w.tag(fd.num, wt);
+          writeScalar(w, desc, fd, item);
+        }
+      }
+      continue;
+    }
+    w.tag(fd.num, WIRE_TYPE[fd.type]);
+    writeScalar(w, desc, fd, v);
+  }
+}
+
+/** Encode one message (no length prefix). Errors are CriuTsError('EIMAGE') naming the field. */
+export function encodeMessage(msgName: string, obj: Readonly<Record<string, unknown>>): Buffer {
+  const desc = messageDesc(msgName);
+  const w = new WireWriter();
+  encodeInto(w, desc, obj as Message, 0);
+  return w.finish();
+}

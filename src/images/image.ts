@@ -1,0 +1,73 @@
+/**
+ * Whole-image decode and encode: header + framed entries + raw payloads.
+ */
+import { CriuTsError } from '../errors.js';
+import { encodeMessage } from './codec.js';
+import { BufferSource, frames, readHead } from './frame.js';
+import { IMG_COMMON_MAGIC, IMG_SERVICE_MAGIC, kindByName } from './table.js';
+import type { ImageKind } from './table.js';
+import { WireWriter } from './wire.js';
+
+export interface DecodedImage {
+  kind: ImageKind;
+  entries: Record<string, unknown>[];
+  /** raw payload after each entry (same index), undefined where the kind has none */
+  extras: (Buffer | undefined)[];
+}
+
+/** Decode a whole image file's bytes. `file` names the image in errors (and tells pagemap-shmem apart). */
+export function decodeImage(buf: Buffer, file?: string): DecodedImage {
+  const src = new BufferSource(buf);
+  const { kind } = readHead(src, file);
+  const entries: Record<string, unknown>[] = [];
+  const extras: (Buffer | undefined)[] = [];
+  for (const fr of frames(src, kind, file)) {
+    entries.push(fr.entry);
+    extras.push(fr.extra);
+  }
+  return { kind, entries, extras };
+}
+
+/** Resolve a kind name as crit prints it ("CORE"), failing with EIMAGE for unknown or raw kinds. */
+export function requireKind(kindName: string): ImageKind {
+  const kind = kindByName(kindName);
+  if (kind === undefined || kind.message === undefined) {
+    throw new CriuTsError('EIMAGE', `unknown image kind ${JSON.stringify(kindName)}`, { kind: kindName });
+  }
+  return kind;
+}
+
+/** The protobuf message of entry `index` in an image of this kind. */
+export function entryMessage(kind: ImageKind, index: number): string {
+  if (index === 0 && kind.head !== undefined) return kind.head;
+  if (index > 0 && kind.payload?.kind === 'ghost') return 'ghost_chunk_entry';
+  return kind.message ?? '';
+}
+
+export function headerBytes(kind: ImageKind): Buffer {
+  const w = new WireWriter(8);
+  if (kind.header === 'common') w.u32le(IMG_COMMON_MAGIC);
+  else if (kind.header === 'service') w.u32le(IMG_SERVICE_MAGIC);
+  w.u32le(kind.magic);
+  return w.finish();
+}
+
+/** One framed entry: u32 length, message, then its payload (if any). */
+export function frameEntry(kind: ImageKind, index: number, entry: Readonly<Record<string, unknown>>, extra?: Buffer): Buffer {
+  const body = encodeMessage(entryMessage(kind, index), entry);
+  const len = Buffer.allocUnsafe(4);
+  len.writeUInt32LE(body.length, 0);
+  return extra === undefined || extra.length === 0 ? Buffer.concat([len, body]) : Buffer.concat([len, body, extra]);
+}
+
+/** Whole image file bytes (header included). */
+export function encodeImage(
+  kindName: string,
+  entries: readonly Record<string, unknown>[],
+  extras: readonly (Buffer | undefined)[] = [],
+): Buffer {
+  const kind = requireKind(kindName);
+  const parts: Buffer[] = [headerBytes(kind)];
+  entries.forEach((entry, i) => parts.push(frameEntry(kind, i, entry, extras[i])));
+  return Buffer.concat(parts);
+}

@@ -1,0 +1,140 @@
+/**
+ * Image files on disk: read whole, stream entry by entry, write atomically
+ * (temp name + rename, mode 0600 like CRIU).
+ */
+import { closeSync, fstatSync, openSync, readSync, renameSync, unlinkSync, writeSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
+import { CriuTsError } from '../errors.js';
+import { decodeImage, encodeImage } from './image.js';
+import type { DecodedImage } from './image.js';
+import { frames, readHead } from './frame.js';
+import type { ByteSource, Frame } from './frame.js';
+import type { ImageKind } from './table.js';
+
+function openImage(path: string): number {
+  try {
+    return openSync(path, 'r');
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') throw new CriuTsError('ENOIMAGE', `${path}: no such image`, { file: path }, e);
+    throw new CriuTsError('EIMAGE', `${path}: cannot open: ${(e as Error).message}`, { file: path, offset: 0 }, e);
+  }
+}
+
+function readAll(fd: number, size: number): Buffer {
+  const buf = Buffer.allocUnsafe(size);
+  let off = 0;
+  while (off < size) {
+    const n = readSync(fd, buf, off, size - off, off);
+    if (n === 0) break;
+    off += n;
+  }
+  return off === size ? buf : buf.subarray(0, off);
+}
+
+/** Read a whole image file into memory (raw bytes). */
+export function readImageBytes(path: string): Buffer {
+  const fd = openImage(path);
+  try {
+    return readAll(fd, fstatSync(fd).size);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+export function readImage(path: string): DecodedImage {
+  return decodeImage(readImageBytes(path), path);
+}
+
+export function writeImage(
+  path: string,
+  kindName: string,
+  entries: readonly Record<string, unknown>[],
+  extras?: readonly (Buffer | undefined)[],
+): void {
+  writeFileAtomic(path, encodeImage(kindName, entries, extras));
+}
+
+/** Write bytes under a temporary name in the same directory, then rename over `path`. */
+export function writeFileAtomic(path: string, data: Buffer): void {
+  const tmp = join(dirname(path), `.${basename(path)}.${process.pid}.tmp`);
+  const fd = openSync(tmp, 'w', 0o600);
+  try {
+    let off = 0;
+    while (off < data.length) off += writeSync(fd, data, off, data.length - off);
+  } catch (e) {
+    closeSync(fd);
+    unlinkSync(tmp);
+    throw e;
+  }
+  closeSync(fd);
+  renameSync(tmp, path);
+}
+
+/** Reads a file through a fixed-size window; only ever allocates what a checked length asks for. */
+class FileSource implements ByteSource {
+  pos = 0;
+  private window = Buffer.alloc(0);
+  private windowStart = 0;
+  private static readonly CHUNK = 1 << 16;
+
+  constructor(private readonly fd: number, readonly size: number) {}
+
+  read(n: number): Buffer {
+    const inWin = this.pos - this.windowStart;
+    if (inWin + n <= this.window.length) {
+      const v = this.window.subarray(inWin, inWin + n);
+      this.pos += n;
+      return v;
+    }
+    if (n >= FileSource.CHUNK) {
+      const out = Buffer.allocUnsafe(n);
+      const got = readSync(this.fd, out, 0, n, this.pos);
+      this.pos += n;
+      return got === n ? out : out.subarray(0, got);
+    }
+    const len = Math.min(FileSource.CHUNK, this.size - this.pos);
+    const win = Buffer.allocUnsafe(len);
+    let got = 0;
+    while (got < len) {
+      const r = readSync(this.fd, win, got, len - got, this.pos + got);
+      if (r === 0) break;
+      got += r;
+    }
+    this.window = win.subarray(0, got);
+    this.windowStart = this.pos;
+    const v = this.window.subarray(0, n);
+    this.pos += n;
+    return v;
+  }
+}
+
+export interface ImageStream {
+  kind: ImageKind;
+  entries: Generator<Frame>;
+}
+
+/**
+ * Stream the entries of a (possibly big) image without reading it whole.
+ * The file stays open until the generator finishes or is returned early.
+ */
+export function iterateImage(path: string): ImageStream {
+  const fd = openImage(path);
+  let kind: ImageKind;
+  let src: FileSource;
+  try {
+    src = new FileSource(fd, fstatSync(fd).size);
+    kind = readHead(src, path).kind;
+  } catch (e) {
+    closeSync(fd);
+    throw e;
+  }
+  function* gen(): Generator<Frame> {
+    try {
+      yield* frames(src, kind, path);
+    } finally {
+      closeSync(fd);
+    }
+  }
+  return { kind, entries: gen() };
+}
