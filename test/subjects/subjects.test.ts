@@ -9,6 +9,7 @@ import { buildSubject, startSubject } from '../lib/subjects.js';
 
 interface Case {
   name: string;
+  pthread?: boolean;
   args?: string[];
   /** Time to let the subject run between ready and SIGTERM. */
   runMs?: number;
@@ -26,18 +27,20 @@ const CASES: Case[] = [
   { name: 'read-pipe', args: ['--delay-ms', '300'] },
   { name: 'wait-child', args: ['--delay-ms', '300'] },
   { name: 'poll', args: ['--delay-ms', '300'] },
+  { name: 'fd-kinds', args: ['--fanotify', '1', '--tty', '1'] },
+  { name: 'proc-target', pthread: true },
 ];
 
 // Build all first so a compile error is reported for the subject that has it.
 for (const c of CASES) {
   test(`subject ${c.name} builds`, () => {
-    buildSubject(c.name);
+    buildSubject(c.name, { pthread: c.pthread === true });
   });
 }
 
 for (const c of CASES) {
   test(`subject ${c.name} passes without checkpoint`, async () => {
-    const s = await startSubject(c.name, c.args ?? []);
+    const s = await startSubject(c.name, c.args ?? [], { pthread: c.pthread === true });
     try {
       if (c.runMs !== undefined) await new Promise((r) => setTimeout(r, c.runMs));
       const res = await s.terminateAndResult(10_000);

@@ -1,0 +1,59 @@
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { PagemapReader, presentRuns, isPresent, isExclusive, isFilePage, isSwapped, isSoftDirty, pfn, PM_PRESENT, PM_SWAP } from '../../src/proc/index.js';
+import { startProcTarget, infoHex } from '../lib/proc-target.js';
+import type { ProcTarget } from '../lib/proc-target.js';
+
+let t: ProcTarget;
+before(async () => { t = await startProcTarget(); });
+after(() => t.subject.cleanup());
+
+test('PagemapReader sees exactly the touched pages', () => {
+  const r = new PagemapReader(t.subject.pid);
+  try {
+    const a = infoHex(t, 'anon');
+    const e = r.read(a, a + 8n * 4096n);
+    assert.equal(e.length, 8);
+    const present = [...e].map(isPresent);
+    assert.deepEqual(present, [true, true, true, false, false, true, false, false]);
+    const e0 = e[0] ?? 0n;
+    assert.ok(isExclusive(e0));
+    assert.ok(!isFilePage(e0));
+    assert.ok(!isSwapped(e0));
+    assert.ok(!isSoftDirty(e0) || isSoftDirty(e0)); // no MEM_SOFT_DIRTY here: just must not throw
+    assert.ok(pfn(e0) > 0n, 'root reads real PFNs');
+    assert.deepEqual(presentRuns(e), [{ startIndex: 0, count: 3 }, { startIndex: 5, count: 1 }]);
+  } finally {
+    r.close();
+  }
+});
+
+test('presentRuns on 1 GiB worth of entries is fast and exact', () => {
+  const n = 262144;
+  const e = new BigUint64Array(n);
+  // Runs of 3 present every 7 pages, plus one swapped entry that only counts with includeSwapped.
+  for (let i = 0; i < n; i++) if (i % 7 < 3) e[i] = PM_PRESENT | BigInt(i);
+  e[5] = PM_SWAP;
+  const t0 = process.hrtime.bigint();
+  const runs = presentRuns(e);
+  const ms = Number(process.hrtime.bigint() - t0) / 1e6;
+  assert.equal(runs.length, Math.ceil(n / 7));
+  assert.deepEqual(runs[1], { startIndex: 7, count: 3 });
+  assert.equal(runs.reduce((s, r) => s + r.count, 0), e.filter((x) => isPresent(x)).length);
+  assert.ok(ms < 100, `presentRuns took ${ms} ms`);
+  assert.deepEqual(presentRuns(e, true)[0], { startIndex: 0, count: 3 });
+  assert.deepEqual(presentRuns(e, true)[1], { startIndex: 5, count: 1 });
+  assert.deepEqual(presentRuns(e, true)[2], { startIndex: 7, count: 3 });
+});
+
+test('a 1 GiB range of our own address space reads in one call', () => {
+  const r = new PagemapReader(process.pid);
+  try {
+    const addr = 0x10000000000n; // unmapped in node: all entries zero
+    const e = r.read(addr, addr + (1n << 30n));
+    assert.equal(e.length, 262144);
+    assert.equal(presentRuns(e).length, 0);
+  } finally {
+    r.close();
+  }
+});
