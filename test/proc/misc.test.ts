@@ -1,0 +1,43 @@
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { readAuxv, readCmdline, readEnviron, readComm, readExe, readCwd, readRoot, readLoginuid, readOomScoreAdj, readPersonality, readNsIds, readCgroup, NS_NAMES } from '../../src/proc/index.js';
+import { buildSubject } from '../lib/subjects.js';
+import { startProcTarget, infoNum } from '../lib/proc-target.js';
+import type { ProcTarget } from '../lib/proc-target.js';
+
+let t: ProcTarget;
+before(async () => { t = await startProcTarget(); });
+after(() => t.subject.cleanup());
+
+const AT_PAGESZ = 6n;
+const AT_ENTRY = 9n;
+
+test('small per-process files', () => {
+  const pid = t.subject.pid;
+  const exe = buildSubject('proc-target', { pthread: true });
+  assert.deepEqual(readCmdline(pid), [exe, '--out', t.subject.outFile]);
+  assert.ok(readEnviron(pid).some((e) => e.startsWith('PATH=')));
+  assert.equal(readComm(pid), 'pt (x) y');
+  assert.equal(readComm(pid, infoNum(t, 'thread')), 'pt (x) y');
+  assert.equal(readExe(pid), exe);
+  assert.equal(readCwd(pid), t.subject.workDir);
+  assert.equal(readRoot(pid), '/');
+  assert.equal(readOomScoreAdj(pid), 123);
+  assert.equal(readLoginuid(pid), readLoginuid(process.pid));
+  assert.equal(readPersonality(pid), 0);
+});
+
+test('auxv pairs', () => {
+  const auxv = new Map(readAuxv(t.subject.pid));
+  assert.equal(auxv.get(AT_PAGESZ), 4096n);
+  assert.ok((auxv.get(AT_ENTRY) ?? 0n) > 0n);
+});
+
+test('namespace ids and cgroups', () => {
+  const ns = readNsIds(t.subject.pid);
+  assert.deepEqual(ns, readNsIds(process.pid));
+  for (const n of NS_NAMES) assert.ok(ns[n] > 0, n);
+  const cg = readCgroup(t.subject.pid);
+  assert.ok(cg.length > 0);
+  assert.ok(cg.every((l) => l.path.startsWith('/')));
+});
