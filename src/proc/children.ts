@@ -1,5 +1,6 @@
 /** Threads and children of a task, and the whole process tree below a root. */
-import { readdirSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
+import { isCriuTsError } from '../errors.js';
 import { procError, readProcText } from './read.js';
 
 export function listThreads(pid: number): number[] {
@@ -20,7 +21,7 @@ export function listChildren(pid: number): number[] {
       text = readProcText(pid, `/proc/${pid}/task/${tid}/children`);
     } catch (e) {
       // A thread that exited between listing and reading has no children to report.
-      if (e instanceof Error && 'code' in e && (e as { code: unknown }).code === 'EPROC') continue;
+      if (isCriuTsError(e) && e.code === 'ENOTASK' && existsSync(`/proc/${pid}`)) continue;
       throw e;
     }
     for (const s of text.split(' ')) if (s.trim() !== '') set.add(Number(s));
@@ -40,7 +41,7 @@ export function walkTree(rootPid: number): number[] {
       kids = listChildren(pid);
     } catch (e) {
       // A child may die while we walk; the root must exist.
-      if (pid !== rootPid && e instanceof Error && 'code' in e && (e as { code: unknown }).code === 'ENOTASK') continue;
+      if (pid !== rootPid && isCriuTsError(e) && e.code === 'ENOTASK') continue;
       throw e;
     }
     for (const k of kids) if (!seen.has(k)) { seen.add(k); out.push(k); }

@@ -54,11 +54,14 @@ export class PagemapReader {
     while (done < bytes.length) {
       let got: number;
       try {
-        got = readSync(this.fd, bytes, done, bytes.length - done, Number(first * 8n) + done);
+        // bigint position: [vsyscall]'s entries lie beyond 2^53 bytes into the file.
+        got = readSync(this.fd, bytes, done, bytes.length - done, first * 8n + BigInt(done));
       } catch (e) {
         throw procError(this.pid, `/proc/${this.pid}/pagemap`, e);
       }
-      if (got <= 0) throw new CriuTsError('EPROC', `short pagemap read at 0x${start.toString(16)}`, { file: `/proc/${this.pid}/pagemap`, line: '' });
+      // EOF: the kernel ends pagemap at the task's address limit, so [vsyscall]
+      // (above it) has no entries; the zeros left in place mean "not present".
+      if (got <= 0) break;
       done += got;
     }
     return out;

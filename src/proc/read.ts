@@ -19,11 +19,15 @@ function errCode(e: unknown): string | undefined {
   return undefined;
 }
 
-/** Map an fs error on a /proc path to ENOTASK (pid vanished) or EPROC. */
+/**
+ * Map an fs error on a /proc path to ENOTASK (the process, or the thread the
+ * path names, vanished) or EPROC (anything else, e.g. a closed fd).
+ */
 export function procError(pid: number, file: string, e: unknown): CriuTsError {
   const code = errCode(e);
-  if ((code === 'ENOENT' || code === 'ESRCH') && !existsSync(`/proc/${pid}`)) {
-    return new CriuTsError('ENOTASK', `process ${pid} is gone`, { pid, file }, e);
+  if (code === 'ENOENT' || code === 'ESRCH') {
+    const task = /^\/proc\/[0-9]+(?:\/task\/[0-9]+)?/.exec(file)?.[0] ?? `/proc/${pid}`;
+    if (!existsSync(task)) return new CriuTsError('ENOTASK', `task ${task.slice(6)} is gone`, { pid, file }, e);
   }
   return new CriuTsError('EPROC', `cannot read ${file}: ${code ?? String(e)}`, { pid, file, errno: code }, e);
 }

@@ -5,6 +5,7 @@
  * check here goes by pid and files, never by the ChildProcess object.
  */
 import { execFileSync, spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, renameSync, rmSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -46,7 +47,9 @@ export function buildSubject(name: string, opts: BuildOptions = {}): string {
   if (!existsSync(src)) throw new Error(`no such subject: ${src}`);
   const outDir = join(root, 'build', 'subjects');
   mkdirSync(outDir, { recursive: true });
-  const variant = (opts.static === true ? '-static' : '') + (opts.pthread === true ? '-pthread' : '');
+  const extra = opts.cflags ?? [];
+  const flagsTag = extra.length === 0 ? '' : '-' + createHash('sha1').update(extra.join('\0')).digest('hex').slice(0, 8);
+  const variant = (opts.static === true ? '-static' : '') + (opts.pthread === true ? '-pthread' : '') + flagsTag;
   const exe = join(outDir, name + variant);
   const newest = Math.max(mtimeMs(src), mtimeMs(libSrc), mtimeMs(libHdr));
   if (mtimeMs(exe) >= newest) return exe;
@@ -55,7 +58,7 @@ export function buildSubject(name: string, opts: BuildOptions = {}): string {
   const args = ['-O1', '-g', '-Wall', '-Wextra', '-Wno-unused-parameter', '-I', join(srcDir, 'lib'), '-o', tmp, src, libSrc];
   if (opts.pthread === true) args.push('-pthread');
   if (opts.static === true) args.push('-static');
-  if (opts.cflags !== undefined) args.push(...opts.cflags);
+  args.push(...extra);
   try {
     execFileSync('gcc', args, { stdio: ['ignore', 'pipe', 'pipe'] });
   } catch (e) {

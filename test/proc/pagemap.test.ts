@@ -57,3 +57,13 @@ test('a 1 GiB range of our own address space reads in one call', () => {
     r.close();
   }
 });
+
+test('[vsyscall] lies past pagemap\'s end: entries read as not present', () => {
+  const r = new PagemapReader(process.pid);
+  try {
+    const e = r.read(0xffffffffff600000n, 0xffffffffff601000n);
+    assert.deepEqual([...e], [0n]);
+  } finally {
+    r.close();
+  }
+});
