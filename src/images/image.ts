@@ -1,7 +1,7 @@
 /**
  * Whole-image decode and encode: header + framed entries + raw payloads.
  */
-import { CriuTsError } from '../errors.js';
+import { CriuTsError, isCriuTsError } from '../errors.js';
 import { encodeMessage } from './codec.js';
 import { BufferSource, frames, readHead } from './frame.js';
 import { IMG_COMMON_MAGIC, IMG_SERVICE_MAGIC, kindByName } from './table.js';
@@ -68,6 +68,15 @@ export function encodeImage(
 ): Buffer {
   const kind = requireKind(kindName);
   const parts: Buffer[] = [headerBytes(kind)];
-  entries.forEach((entry, i) => parts.push(frameEntry(kind, i, entry, extras[i])));
+  entries.forEach((entry, i) => {
+    try {
+      parts.push(frameEntry(kind, i, entry, extras[i]));
+    } catch (e) {
+      if (isCriuTsError(e) && e.code === 'EIMAGE') {
+        throw new CriuTsError('EIMAGE', `${kind.name} entry ${i}: ${e.message}`, { ...e.data, entry: i }, e.cause);
+      }
+      throw e;
+    }
+  });
   return Buffer.concat(parts);
 }

@@ -16,7 +16,7 @@ function openImage(path: string): number {
     return openSync(path, 'r');
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT') throw new CriuTsError('ENOIMAGE', `${path}: no such image`, { file: path }, e);
+    if (code === 'ENOENT') throw new CriuTsError('ENOIMAGE', `${path}: no such image`, { file: path });
     throw new CriuTsError('EIMAGE', `${path}: cannot open: ${(e as Error).message}`, { file: path, offset: 0 }, e);
   }
 }

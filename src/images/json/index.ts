@@ -2,6 +2,7 @@
  * crit's JSON for images: decode to the exact text crit 4.2 prints, and
  * encode crit's JSON (plain or pretty) back to image bytes.
  */
+import { CriuTsError, isCriuTsError } from '../../errors.js';
 import { decodeImage, encodeImage } from '../image.js';
 import { imageToJson } from './to-json.js';
 import type { ToJsonOptions } from './to-json.js';
@@ -22,6 +23,14 @@ export function imageBytesToJsonText(buf: Buffer, file?: string, opts: ToJsonOpt
 
 /** crit's JSON text to image bytes (like `crit encode`). */
 export function jsonTextToImageBytes(text: string, file?: string): Buffer {
-  const img = jsonToImage(parseJson(text, file));
-  return encodeImage(img.kindName, img.entries, img.extras);
+  try {
+    const img = jsonToImage(parseJson(text, file));
+    return encodeImage(img.kindName, img.entries, img.extras);
+  } catch (e) {
+    // Name the input in every message (the parser already does).
+    if (isCriuTsError(e) && file !== undefined && !e.message.startsWith(`${file}:`)) {
+      throw new CriuTsError(e.code, `${file}: ${e.message}`, { ...e.data, file }, e.cause);
+    }
+    throw e;
+  }
 }
