@@ -200,13 +200,11 @@ export interface CoreEntry {
   tc?: TaskCoreEntry; // 3 message task_core_entry
   ids?: TaskKobjIdsEntry; // 4 message task_kobj_ids_entry
   thread_core?: ThreadCoreEntry; // 5 message thread_core_entry
-  ti_arm?: Record<string, unknown>; // 6 message thread_info_arm
-  ti_aarch64?: Record<string, unknown>; // 8 message thread_info_aarch64
-  ti_ppc64?: Record<string, unknown>; // 9 message thread_info_ppc64
-  ti_s390?: Record<string, unknown>; // 10 message thread_info_s390
-  ti_mips?: Record<string, unknown>; // 11 message thread_info_mips
-  ti_loongarch64?: Record<string, unknown>; // 12 message thread_info_loongarch64
-  ti_riscv64?: Record<string, unknown>; // 13 message thread_info_riscv64
+  ti_arm?: ThreadInfoArm; // 6 message thread_info_arm
+  ti_aarch64?: ThreadInfoAarch64; // 8 message thread_info_aarch64
+  ti_ppc64?: ThreadInfoPpc64; // 9 message thread_info_ppc64
+  ti_s390?: ThreadInfoS390; // 10 message thread_info_s390
+  ti_mips?: ThreadInfoMips; // 11 message thread_info_mips
 }
 
 /** message `cpuinfo_entry` */
@@ -1304,6 +1302,52 @@ export interface ThreadCoreEntry {
   cg_set?: number; // 16 uint32
 }
 
+/** message `thread_info_aarch64` */
+export interface ThreadInfoAarch64 {
+  clear_tid_addr: bigint; // 1 uint64 hex
+  tls: bigint; // 2 uint64
+  gpregs: UserAarch64RegsEntry; // 3 message user_aarch64_regs_entry hex
+  fpsimd: UserAarch64FpsimdContextEntry; // 4 message user_aarch64_fpsimd_context_entry
+}
+
+/** message `thread_info_arm` */
+export interface ThreadInfoArm {
+  clear_tid_addr: bigint; // 1 uint64 hex
+  tls: number; // 2 uint32
+  gpregs: UserArmRegsEntry; // 3 message user_arm_regs_entry hex
+  fpstate: UserArmVfpstateEntry; // 4 message user_arm_vfpstate_entry
+}
+
+/** message `thread_info_mips` */
+export interface ThreadInfoMips {
+  clear_tid_addr: bigint; // 1 uint64 hex
+  tls: bigint; // 2 uint64
+  gpregs: UserMipsRegsEntry; // 3 message user_mips_regs_entry hex
+  fpregs: UserMipsFpregsEntry; // 4 message user_mips_fpregs_entry hex
+}
+
+/** message `thread_info_ppc64` */
+export interface ThreadInfoPpc64 {
+  clear_tid_addr: bigint; // 1 uint64 hex
+  gpregs: UserPpc64RegsEntry; // 2 message user_ppc64_regs_entry hex
+  fpstate?: UserPpc64FpstateEntry; // 3 message user_ppc64_fpstate_entry
+  vrstate?: UserPpc64VrstateEntry; // 4 message user_ppc64_vrstate_entry
+  vsxstate?: UserPpc64VsxstateEntry; // 5 message user_ppc64_vsxstate_entry
+  tmstate?: UserPpc64TmRegsEntry; // 6 message user_ppc64_tm_regs_entry
+}
+
+/** message `thread_info_s390` */
+export interface ThreadInfoS390 {
+  clear_tid_addr: bigint; // 1 uint64 hex
+  gpregs: UserS390RegsEntry; // 2 message user_s390_regs_entry hex
+  fpregs: UserS390FpregsEntry; // 3 message user_s390_fpregs_entry hex
+  vxrs_low?: UserS390VxrsLowEntry; // 4 message user_s390_vxrs_low_entry hex
+  vxrs_high?: UserS390VxrsHighEntry; // 5 message user_s390_vxrs_high_entry hex
+  gs_cb?: UserS390GsCbEntry; // 6 message user_s390_gs_cb_entry hex
+  gs_bc?: UserS390GsCbEntry; // 7 message user_s390_gs_cb_entry hex
+  ri_cb?: UserS390RiEntry; // 8 message user_s390_ri_entry hex
+}
+
 /** message `thread_info_x86` */
 export interface ThreadInfoX86 {
   clear_tid_addr: bigint; // 1 uint64 hex
@@ -1440,6 +1484,52 @@ export interface UnixSkEntry {
   mnt_id?: number; // 17 sint32
 }
 
+/** message `user_aarch64_fpsimd_context_entry` */
+export interface UserAarch64FpsimdContextEntry {
+  vregs?: bigint[]; // 1 uint64
+  fpsr: number; // 2 uint32
+  fpcr: number; // 3 uint32
+}
+
+/** message `user_aarch64_regs_entry` */
+export interface UserAarch64RegsEntry {
+  regs?: bigint[]; // 1 uint64
+  sp: bigint; // 2 uint64
+  pc: bigint; // 3 uint64
+  pstate: bigint; // 4 uint64
+}
+
+/** message `user_arm_regs_entry` */
+export interface UserArmRegsEntry {
+  r0: number; // 1 uint32
+  r1: number; // 2 uint32
+  r2: number; // 3 uint32
+  r3: number; // 4 uint32
+  r4: number; // 5 uint32
+  r5: number; // 6 uint32
+  r6: number; // 7 uint32
+  r7: number; // 8 uint32
+  r8: number; // 9 uint32
+  r9: number; // 10 uint32
+  r10: number; // 11 uint32
+  fp: number; // 12 uint32
+  ip: number; // 13 uint32
+  sp: number; // 14 uint32
+  lr: number; // 15 uint32
+  pc: number; // 16 uint32
+  cpsr: number; // 17 uint32
+  orig_r0: number; // 18 uint32
+}
+
+/** message `user_arm_vfpstate_entry` */
+export interface UserArmVfpstateEntry {
+  vfp_regs?: bigint[]; // 1 uint64
+  fpscr: number; // 2 uint32
+  fpexc: number; // 3 uint32
+  fpinst: number; // 4 uint32
+  fpinst2: number; // 5 uint32
+}
+
 /** message `user_desc_t` */
 export interface UserDescT {
   entry_number: number; // 1 uint32
@@ -1452,6 +1542,165 @@ export interface UserDescT {
   limit_in_pages: boolean; // 8 bool
   seg_not_present: boolean; // 9 bool
   usable: boolean; // 10 bool
+}
+
+/** message `user_mips_fpregs_entry` */
+export interface UserMipsFpregsEntry {
+  r0: bigint; // 1 uint64
+  r1: bigint; // 2 uint64
+  r2: bigint; // 3 uint64
+  r3: bigint; // 4 uint64
+  r4: bigint; // 5 uint64
+  r5: bigint; // 6 uint64
+  r6: bigint; // 7 uint64
+  r7: bigint; // 8 uint64
+  r8: bigint; // 9 uint64
+  r9: bigint; // 10 uint64
+  r10: bigint; // 11 uint64
+  r11: bigint; // 12 uint64
+  r12: bigint; // 13 uint64
+  r13: bigint; // 14 uint64
+  r14: bigint; // 15 uint64
+  r15: bigint; // 16 uint64
+  r16: bigint; // 17 uint64
+  r17: bigint; // 18 uint64
+  r18: bigint; // 19 uint64
+  r19: bigint; // 20 uint64
+  r20: bigint; // 21 uint64
+  r21: bigint; // 22 uint64
+  r22: bigint; // 23 uint64
+  r23: bigint; // 24 uint64
+  r24: bigint; // 25 uint64
+  r25: bigint; // 26 uint64
+  r26: bigint; // 27 uint64
+  r27: bigint; // 28 uint64
+  r28: bigint; // 29 uint64
+  r29: bigint; // 30 uint64
+  r30: bigint; // 31 uint64
+  r31: bigint; // 32 uint64
+  lo: bigint; // 33 uint64
+  hi: bigint; // 34 uint64
+  fpu_fcr31: number; // 35 uint32
+  fpu_id: number; // 36 uint32
+}
+
+/** message `user_mips_regs_entry` */
+export interface UserMipsRegsEntry {
+  r0: bigint; // 1 uint64
+  r1: bigint; // 2 uint64
+  r2: bigint; // 3 uint64
+  r3: bigint; // 4 uint64
+  r4: bigint; // 5 uint64
+  r5: bigint; // 6 uint64
+  r6: bigint; // 7 uint64
+  r7: bigint; // 8 uint64
+  r8: bigint; // 9 uint64
+  r9: bigint; // 10 uint64
+  r10: bigint; // 11 uint64
+  r11: bigint; // 12 uint64
+  r12: bigint; // 13 uint64
+  r13: bigint; // 14 uint64
+  r14: bigint; // 15 uint64
+  r15: bigint; // 16 uint64
+  r16: bigint; // 17 uint64
+  r17: bigint; // 18 uint64
+  r18: bigint; // 19 uint64
+  r19: bigint; // 20 uint64
+  r20: bigint; // 21 uint64
+  r21: bigint; // 22 uint64
+  r22: bigint; // 23 uint64
+  r23: bigint; // 24 uint64
+  r24: bigint; // 25 uint64
+  r25: bigint; // 26 uint64
+  r26: bigint; // 27 uint64
+  r27: bigint; // 28 uint64
+  r28: bigint; // 29 uint64
+  r29: bigint; // 30 uint64
+  r30: bigint; // 31 uint64
+  r31: bigint; // 32 uint64
+  lo: bigint; // 33 uint64
+  hi: bigint; // 34 uint64
+  cp0_epc: bigint; // 35 uint64
+  cp0_badvaddr: bigint; // 36 uint64
+  cp0_status: bigint; // 37 uint64
+  cp0_cause: bigint; // 38 uint64
+}
+
+/** message `user_ppc64_fpstate_entry` */
+export interface UserPpc64FpstateEntry {
+  fpregs?: bigint[]; // 1 uint64
+}
+
+/** message `user_ppc64_regs_entry` */
+export interface UserPpc64RegsEntry {
+  gpr?: bigint[]; // 1 uint64
+  nip: bigint; // 2 uint64
+  msr: bigint; // 3 uint64
+  orig_gpr3: bigint; // 4 uint64
+  ctr: bigint; // 5 uint64
+  link: bigint; // 6 uint64
+  xer: bigint; // 7 uint64
+  ccr: bigint; // 8 uint64
+  trap: bigint; // 9 uint64
+  texasr?: bigint; // 10 uint64
+  tfhar?: bigint; // 11 uint64
+  tfiar?: bigint; // 12 uint64
+}
+
+/** message `user_ppc64_tm_regs_entry` */
+export interface UserPpc64TmRegsEntry {
+  gpregs: UserPpc64RegsEntry; // 1 message user_ppc64_regs_entry
+  fpstate?: UserPpc64FpstateEntry; // 2 message user_ppc64_fpstate_entry
+  vrstate?: UserPpc64VrstateEntry; // 3 message user_ppc64_vrstate_entry
+  vsxstate?: UserPpc64VsxstateEntry; // 4 message user_ppc64_vsxstate_entry
+}
+
+/** message `user_ppc64_vrstate_entry` */
+export interface UserPpc64VrstateEntry {
+  vrregs?: bigint[]; // 1 uint64
+  vrsave: number; // 2 uint32
+}
+
+/** message `user_ppc64_vsxstate_entry` */
+export interface UserPpc64VsxstateEntry {
+  vsxregs?: bigint[]; // 1 uint64
+}
+
+/** message `user_s390_fpregs_entry` */
+export interface UserS390FpregsEntry {
+  fpc: number; // 1 uint32
+  fprs?: bigint[]; // 2 uint64
+}
+
+/** message `user_s390_gs_cb_entry` */
+export interface UserS390GsCbEntry {
+  regs?: bigint[]; // 1 uint64
+}
+
+/** message `user_s390_regs_entry` */
+export interface UserS390RegsEntry {
+  psw_mask: bigint; // 1 uint64
+  psw_addr: bigint; // 2 uint64
+  gprs?: bigint[]; // 3 uint64
+  acrs?: number[]; // 4 uint32
+  orig_gpr2: bigint; // 5 uint64
+  system_call: number; // 6 uint32
+}
+
+/** message `user_s390_ri_entry` */
+export interface UserS390RiEntry {
+  ri_on: number; // 1 uint32
+  regs?: bigint[]; // 2 uint64
+}
+
+/** message `user_s390_vxrs_high_entry` */
+export interface UserS390VxrsHighEntry {
+  regs?: bigint[]; // 1 uint64
+}
+
+/** message `user_s390_vxrs_low_entry` */
+export interface UserS390VxrsLowEntry {
+  regs?: bigint[]; // 1 uint64
 }
 
 /** message `user_x86_cet_entry` */
@@ -1674,6 +1923,11 @@ export interface MessageTypes {
   tcp_stream_entry: TcpStreamEntry;
   termios_entry: TermiosEntry;
   thread_core_entry: ThreadCoreEntry;
+  thread_info_aarch64: ThreadInfoAarch64;
+  thread_info_arm: ThreadInfoArm;
+  thread_info_mips: ThreadInfoMips;
+  thread_info_ppc64: ThreadInfoPpc64;
+  thread_info_s390: ThreadInfoS390;
   thread_info_x86: ThreadInfoX86;
   thread_sas_entry: ThreadSasEntry;
   timens_entry: TimensEntry;
@@ -1689,7 +1943,24 @@ export interface MessageTypes {
   uid_gid_extent: UidGidExtent;
   unix_sk: UnixSk;
   unix_sk_entry: UnixSkEntry;
+  user_aarch64_fpsimd_context_entry: UserAarch64FpsimdContextEntry;
+  user_aarch64_regs_entry: UserAarch64RegsEntry;
+  user_arm_regs_entry: UserArmRegsEntry;
+  user_arm_vfpstate_entry: UserArmVfpstateEntry;
   user_desc_t: UserDescT;
+  user_mips_fpregs_entry: UserMipsFpregsEntry;
+  user_mips_regs_entry: UserMipsRegsEntry;
+  user_ppc64_fpstate_entry: UserPpc64FpstateEntry;
+  user_ppc64_regs_entry: UserPpc64RegsEntry;
+  user_ppc64_tm_regs_entry: UserPpc64TmRegsEntry;
+  user_ppc64_vrstate_entry: UserPpc64VrstateEntry;
+  user_ppc64_vsxstate_entry: UserPpc64VsxstateEntry;
+  user_s390_fpregs_entry: UserS390FpregsEntry;
+  user_s390_gs_cb_entry: UserS390GsCbEntry;
+  user_s390_regs_entry: UserS390RegsEntry;
+  user_s390_ri_entry: UserS390RiEntry;
+  user_s390_vxrs_high_entry: UserS390VxrsHighEntry;
+  user_s390_vxrs_low_entry: UserS390VxrsLowEntry;
   user_x86_cet_entry: UserX86CetEntry;
   user_x86_fpregs_entry: UserX86FpregsEntry;
   user_x86_regs_entry: UserX86RegsEntry;

@@ -64,8 +64,7 @@ defineMessage('core_entry', [
   f(9, 'ti_ppc64', 'optional', 'message', { ref: 'thread_info_ppc64' }),
   f(10, 'ti_s390', 'optional', 'message', { ref: 'thread_info_s390' }),
   f(11, 'ti_mips', 'optional', 'message', { ref: 'thread_info_mips' }),
-  f(12, 'ti_loongarch64', 'optional', 'message', { ref: 'thread_info_loongarch64' }),
-  f(13, 'ti_riscv64', 'optional', 'message', { ref: 'thread_info_riscv64' }),
+  // 12 ti_loongarch64 and 13 ti_riscv64 (4.x) are not described here: they decode as unknown fields.
 ]);
 defineEnum('user_x86_regs_mode', { NATIVE: 1, COMPAT: 2 });
 defineMessage('user_x86_regs_entry', [
@@ -151,4 +150,214 @@ defineMessage('rseq_entry', [
   f(2, 'rseq_abi_size', 'required', 'uint32'),
   f(3, 'signature', 'required', 'uint32'),
   f(4, 'rseq_cs_pointer', 'optional', 'uint64'),
+]);
+
+// Other architectures' thread state (core-arm/aarch64/ppc64/s390/mips.proto): decoded so that
+// images from those machines can be inspected; restore only handles x86_64.
+defineMessage('user_arm_regs_entry', [
+  f(1, 'r0', 'required', 'uint32'),
+  f(2, 'r1', 'required', 'uint32'),
+  f(3, 'r2', 'required', 'uint32'),
+  f(4, 'r3', 'required', 'uint32'),
+  f(5, 'r4', 'required', 'uint32'),
+  f(6, 'r5', 'required', 'uint32'),
+  f(7, 'r6', 'required', 'uint32'),
+  f(8, 'r7', 'required', 'uint32'),
+  f(9, 'r8', 'required', 'uint32'),
+  f(10, 'r9', 'required', 'uint32'),
+  f(11, 'r10', 'required', 'uint32'),
+  f(12, 'fp', 'required', 'uint32'),
+  f(13, 'ip', 'required', 'uint32'),
+  f(14, 'sp', 'required', 'uint32'),
+  f(15, 'lr', 'required', 'uint32'),
+  f(16, 'pc', 'required', 'uint32'),
+  f(17, 'cpsr', 'required', 'uint32'),
+  f(18, 'orig_r0', 'required', 'uint32'),
+]);
+defineMessage('user_arm_vfpstate_entry', [
+  f(1, 'vfp_regs', 'repeated', 'uint64'),
+  f(2, 'fpscr', 'required', 'uint32'),
+  f(3, 'fpexc', 'required', 'uint32'),
+  f(4, 'fpinst', 'required', 'uint32'),
+  f(5, 'fpinst2', 'required', 'uint32'),
+]);
+defineMessage('thread_info_arm', [
+  f(1, 'clear_tid_addr', 'required', 'uint64', { opts: { hex: true } }),
+  f(2, 'tls', 'required', 'uint32'),
+  f(3, 'gpregs', 'required', 'message', { ref: 'user_arm_regs_entry', opts: { hex: true } }),
+  f(4, 'fpstate', 'required', 'message', { ref: 'user_arm_vfpstate_entry' }),
+]);
+defineMessage('user_aarch64_regs_entry', [
+  f(1, 'regs', 'repeated', 'uint64'),
+  f(2, 'sp', 'required', 'uint64'),
+  f(3, 'pc', 'required', 'uint64'),
+  f(4, 'pstate', 'required', 'uint64'),
+]);
+defineMessage('user_aarch64_fpsimd_context_entry', [
+  f(1, 'vregs', 'repeated', 'uint64'),
+  f(2, 'fpsr', 'required', 'uint32'),
+  f(3, 'fpcr', 'required', 'uint32'),
+]);
+defineMessage('thread_info_aarch64', [
+  f(1, 'clear_tid_addr', 'required', 'uint64', { opts: { hex: true } }),
+  f(2, 'tls', 'required', 'uint64'),
+  f(3, 'gpregs', 'required', 'message', { ref: 'user_aarch64_regs_entry', opts: { hex: true } }),
+  f(4, 'fpsimd', 'required', 'message', { ref: 'user_aarch64_fpsimd_context_entry' }),
+]);
+defineMessage('user_ppc64_regs_entry', [
+  f(1, 'gpr', 'repeated', 'uint64'),
+  f(2, 'nip', 'required', 'uint64'),
+  f(3, 'msr', 'required', 'uint64'),
+  f(4, 'orig_gpr3', 'required', 'uint64'),
+  f(5, 'ctr', 'required', 'uint64'),
+  f(6, 'link', 'required', 'uint64'),
+  f(7, 'xer', 'required', 'uint64'),
+  f(8, 'ccr', 'required', 'uint64'),
+  f(9, 'trap', 'required', 'uint64'),
+  f(10, 'texasr', 'optional', 'uint64'),
+  f(11, 'tfhar', 'optional', 'uint64'),
+  f(12, 'tfiar', 'optional', 'uint64'),
+]);
+defineMessage('user_ppc64_fpstate_entry', [
+  f(1, 'fpregs', 'repeated', 'uint64'),
+]);
+defineMessage('user_ppc64_vrstate_entry', [
+  f(1, 'vrregs', 'repeated', 'uint64'),
+  f(2, 'vrsave', 'required', 'uint32'),
+]);
+defineMessage('user_ppc64_vsxstate_entry', [
+  f(1, 'vsxregs', 'repeated', 'uint64'),
+]);
+defineMessage('user_ppc64_tm_regs_entry', [
+  f(1, 'gpregs', 'required', 'message', { ref: 'user_ppc64_regs_entry' }),
+  f(2, 'fpstate', 'optional', 'message', { ref: 'user_ppc64_fpstate_entry' }),
+  f(3, 'vrstate', 'optional', 'message', { ref: 'user_ppc64_vrstate_entry' }),
+  f(4, 'vsxstate', 'optional', 'message', { ref: 'user_ppc64_vsxstate_entry' }),
+]);
+defineMessage('thread_info_ppc64', [
+  f(1, 'clear_tid_addr', 'required', 'uint64', { opts: { hex: true } }),
+  f(2, 'gpregs', 'required', 'message', { ref: 'user_ppc64_regs_entry', opts: { hex: true } }),
+  f(3, 'fpstate', 'optional', 'message', { ref: 'user_ppc64_fpstate_entry' }),
+  f(4, 'vrstate', 'optional', 'message', { ref: 'user_ppc64_vrstate_entry' }),
+  f(5, 'vsxstate', 'optional', 'message', { ref: 'user_ppc64_vsxstate_entry' }),
+  f(6, 'tmstate', 'optional', 'message', { ref: 'user_ppc64_tm_regs_entry' }),
+]);
+defineMessage('user_s390_regs_entry', [
+  f(1, 'psw_mask', 'required', 'uint64'),
+  f(2, 'psw_addr', 'required', 'uint64'),
+  f(3, 'gprs', 'repeated', 'uint64'),
+  f(4, 'acrs', 'repeated', 'uint32'),
+  f(5, 'orig_gpr2', 'required', 'uint64'),
+  f(6, 'system_call', 'required', 'uint32'),
+]);
+defineMessage('user_s390_vxrs_low_entry', [
+  f(1, 'regs', 'repeated', 'uint64'),
+]);
+defineMessage('user_s390_vxrs_high_entry', [
+  f(1, 'regs', 'repeated', 'uint64'),
+]);
+defineMessage('user_s390_fpregs_entry', [
+  f(1, 'fpc', 'required', 'uint32'),
+  f(2, 'fprs', 'repeated', 'uint64'),
+]);
+defineMessage('user_s390_gs_cb_entry', [
+  f(1, 'regs', 'repeated', 'uint64'),
+]);
+defineMessage('user_s390_ri_entry', [
+  f(1, 'ri_on', 'required', 'uint32'),
+  f(2, 'regs', 'repeated', 'uint64'),
+]);
+defineMessage('thread_info_s390', [
+  f(1, 'clear_tid_addr', 'required', 'uint64', { opts: { hex: true } }),
+  f(2, 'gpregs', 'required', 'message', { ref: 'user_s390_regs_entry', opts: { hex: true } }),
+  f(3, 'fpregs', 'required', 'message', { ref: 'user_s390_fpregs_entry', opts: { hex: true } }),
+  f(4, 'vxrs_low', 'optional', 'message', { ref: 'user_s390_vxrs_low_entry', opts: { hex: true } }),
+  f(5, 'vxrs_high', 'optional', 'message', { ref: 'user_s390_vxrs_high_entry', opts: { hex: true } }),
+  f(6, 'gs_cb', 'optional', 'message', { ref: 'user_s390_gs_cb_entry', opts: { hex: true } }),
+  f(7, 'gs_bc', 'optional', 'message', { ref: 'user_s390_gs_cb_entry', opts: { hex: true } }),
+  f(8, 'ri_cb', 'optional', 'message', { ref: 'user_s390_ri_entry', opts: { hex: true } }),
+]);
+defineMessage('user_mips_regs_entry', [
+  f(1, 'r0', 'required', 'uint64'),
+  f(2, 'r1', 'required', 'uint64'),
+  f(3, 'r2', 'required', 'uint64'),
+  f(4, 'r3', 'required', 'uint64'),
+  f(5, 'r4', 'required', 'uint64'),
+  f(6, 'r5', 'required', 'uint64'),
+  f(7, 'r6', 'required', 'uint64'),
+  f(8, 'r7', 'required', 'uint64'),
+  f(9, 'r8', 'required', 'uint64'),
+  f(10, 'r9', 'required', 'uint64'),
+  f(11, 'r10', 'required', 'uint64'),
+  f(12, 'r11', 'required', 'uint64'),
+  f(13, 'r12', 'required', 'uint64'),
+  f(14, 'r13', 'required', 'uint64'),
+  f(15, 'r14', 'required', 'uint64'),
+  f(16, 'r15', 'required', 'uint64'),
+  f(17, 'r16', 'required', 'uint64'),
+  f(18, 'r17', 'required', 'uint64'),
+  f(19, 'r18', 'required', 'uint64'),
+  f(20, 'r19', 'required', 'uint64'),
+  f(21, 'r20', 'required', 'uint64'),
+  f(22, 'r21', 'required', 'uint64'),
+  f(23, 'r22', 'required', 'uint64'),
+  f(24, 'r23', 'required', 'uint64'),
+  f(25, 'r24', 'required', 'uint64'),
+  f(26, 'r25', 'required', 'uint64'),
+  f(27, 'r26', 'required', 'uint64'),
+  f(28, 'r27', 'required', 'uint64'),
+  f(29, 'r28', 'required', 'uint64'),
+  f(30, 'r29', 'required', 'uint64'),
+  f(31, 'r30', 'required', 'uint64'),
+  f(32, 'r31', 'required', 'uint64'),
+  f(33, 'lo', 'required', 'uint64'),
+  f(34, 'hi', 'required', 'uint64'),
+  f(35, 'cp0_epc', 'required', 'uint64'),
+  f(36, 'cp0_badvaddr', 'required', 'uint64'),
+  f(37, 'cp0_status', 'required', 'uint64'),
+  f(38, 'cp0_cause', 'required', 'uint64'),
+]);
+defineMessage('user_mips_fpregs_entry', [
+  f(1, 'r0', 'required', 'uint64'),
+  f(2, 'r1', 'required', 'uint64'),
+  f(3, 'r2', 'required', 'uint64'),
+  f(4, 'r3', 'required', 'uint64'),
+  f(5, 'r4', 'required', 'uint64'),
+  f(6, 'r5', 'required', 'uint64'),
+  f(7, 'r6', 'required', 'uint64'),
+  f(8, 'r7', 'required', 'uint64'),
+  f(9, 'r8', 'required', 'uint64'),
+  f(10, 'r9', 'required', 'uint64'),
+  f(11, 'r10', 'required', 'uint64'),
+  f(12, 'r11', 'required', 'uint64'),
+  f(13, 'r12', 'required', 'uint64'),
+  f(14, 'r13', 'required', 'uint64'),
+  f(15, 'r14', 'required', 'uint64'),
+  f(16, 'r15', 'required', 'uint64'),
+  f(17, 'r16', 'required', 'uint64'),
+  f(18, 'r17', 'required', 'uint64'),
+  f(19, 'r18', 'required', 'uint64'),
+  f(20, 'r19', 'required', 'uint64'),
+  f(21, 'r20', 'required', 'uint64'),
+  f(22, 'r21', 'required', 'uint64'),
+  f(23, 'r22', 'required', 'uint64'),
+  f(24, 'r23', 'required', 'uint64'),
+  f(25, 'r24', 'required', 'uint64'),
+  f(26, 'r25', 'required', 'uint64'),
+  f(27, 'r26', 'required', 'uint64'),
+  f(28, 'r27', 'required', 'uint64'),
+  f(29, 'r28', 'required', 'uint64'),
+  f(30, 'r29', 'required', 'uint64'),
+  f(31, 'r30', 'required', 'uint64'),
+  f(32, 'r31', 'required', 'uint64'),
+  f(33, 'lo', 'required', 'uint64'),
+  f(34, 'hi', 'required', 'uint64'),
+  f(35, 'fpu_fcr31', 'required', 'uint32'),
+  f(36, 'fpu_id', 'required', 'uint32'),
+]);
+defineMessage('thread_info_mips', [
+  f(1, 'clear_tid_addr', 'required', 'uint64', { opts: { hex: true } }),
+  f(2, 'tls', 'required', 'uint64'),
+  f(3, 'gpregs', 'required', 'message', { ref: 'user_mips_regs_entry', opts: { hex: true } }),
+  f(4, 'fpregs', 'required', 'message', { ref: 'user_mips_fpregs_entry', opts: { hex: true } }),
 ]);
