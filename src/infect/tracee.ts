@@ -175,9 +175,16 @@ export class Tracee {
   mapScratch(size = 1 << 16): bigint {
     if (this.scratch && this.scratch.size >= size) return this.scratch.addr;
     if (this.scratch) this.unmapScratch();
-    const a = this.syscall('mmap', NR.mmap, 0, size, 3 /* RW */, 0x22 /* PRIVATE|ANON */, -1, 0);
+    // MAP_SHARED|MAP_ANONYMOUS: a shmem-backed area never merges with the
+    // task's own anonymous mappings, so the dump can leave it out exactly.
+    const a = this.syscall('mmap', NR.mmap, 0, size, 3 /* RW */, 0x21 /* SHARED|ANON */, -1, 0);
     this.scratch = { addr: a, size };
     return a;
+  }
+
+  /** The scratch mapping, if any: dump leaves it out of the task's memory. */
+  get scratchRange(): { addr: bigint; size: number } | undefined {
+    return this.scratch;
   }
 
   get scratchAddr(): bigint {

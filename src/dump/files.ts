@@ -1,0 +1,79 @@
+/**
+ * Open files of one task: each fd becomes an fdinfo entry pointing to a
+ * file_entry in the global files table. Open file descriptions shared
+ * between fds (dup, fork) are found with kcmp(KCMP_FILE) and written once.
+ * The fd itself is copied into our process with pidfd_getfd so kinds can
+ * fstat/peek it from our side without touching the task.
+ */
+import { fstatSync } from 'node:fs';
+import { listFds, readFdLink, parseFdinfo } from '../proc/index.js';
+import { pidfdOpen, pidfdGetfd, closeQuiet, kcmp, KCMP } from '../sys/index.js';
+import { CriuTsError } from '../errors.js';
+import { fileKindFor, type DumpFilesContext, type FdProbe } from '../kinds/index.js';
+import type { FdinfoEntry, FileEntry } from '../images/messages.js';
+import { logger } from '../log.js';
+
+const log = logger('files');
+const O_CLOEXEC = 0o2000000;
+const FD_CLOEXEC = 1;
+
+export interface FileTable {
+  entries: FileEntry[];
+  nextId: number;
+  /** already dumped open file descriptions: representative (pid, fd) → id */
+  seen: { pid: number; fd: number; ino: bigint; id: number }[];
+}
+
+export function newFileTable(): FileTable {
+  return { entries: [], nextId: 1, seen: [] };
+}
+
+export function addFile(ft: FileTable, make: (id: number) => FileEntry): number {
+  const id = ft.nextId++;
+  ft.entries.push(make(id));
+  return id;
+}
+
+export function dumpFds(pid: number, ft: FileTable, opts: DumpFilesContext['opts']): FdinfoEntry[] {
+  const out: FdinfoEntry[] = [];
+  const pidfd = pidfdOpen(pid);
+  const ctx: DumpFilesContext = { addFile: (make) => addFile(ft, make), opts };
+  try {
+    for (const fd of listFds(pid)) {
+      const link = readFdLink(pid, fd);
+      const fdinfo = parseFdinfo(pid, fd);
+      const flags = fdinfo.flags & O_CLOEXEC ? FD_CLOEXEC : 0;
+      const same = ft.seen.find((s) => s.ino === fdinfo.ino && sameFile(s.pid, s.fd, pid, fd));
+      if (same) {
+        const e = ft.entries.find((x) => x.id === same.id);
+        out.push({ id: same.id, flags, type: e?.type ?? 'REG', fd });
+        continue;
+      }
+      const localFd = pidfdGetfd(pidfd, fd, pid);
+      try {
+        const probe: FdProbe = { pid, fd, link, fdinfo, stat: fstatSync(localFd), localFd };
+        const kind = fileKindFor(probe);
+        if (!kind) {
+          throw new CriuTsError('EUNSUPPORTED', `task ${pid} fd ${fd}: ${link}: this kind of file is not supported`, { pid, fd, link });
+        }
+        const id = addFile(ft, (i) => kind.dump(probe, i, ctx));
+        ft.seen.push({ pid, fd, ino: fdinfo.ino, id });
+        log.debug(`task ${pid} fd ${fd}: ${kind.name} id ${id} (${link})`);
+        out.push({ id, flags, type: kind.type, fd });
+      } finally {
+        closeQuiet(localFd);
+      }
+    }
+  } finally {
+    closeQuiet(pidfd);
+  }
+  return out;
+}
+
+function sameFile(pid1: number, fd1: number, pid2: number, fd2: number): boolean {
+  try {
+    return kcmp(pid1, pid2, KCMP.FILE, fd1, fd2) === 0;
+  } catch {
+    return false;
+  }
+}

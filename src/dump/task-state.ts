@@ -1,0 +1,172 @@
+/**
+ * Per-process and per-thread state that only the task itself can tell:
+ * collected with syscalls injected through the Tracee (sigactions, itimers,
+ * POSIX timers, sigaltstack, robust list, tid address, securebits...) and
+ * from /proc. Produces CRIU's task_core_entry / thread_core_entry parts.
+ */
+import {
+  NR, PR, ptraceGetSigmask, ptracePeekSiginfo, ptraceGetRseqConfig,
+} from '../sys/index.js';
+import { parseStatus, parseStat, parseLimits, parseTimers, readComm, readLoginuid, readOomScoreAdj } from '../proc/index.js';
+import type { Tracee } from '../infect/tracee.js';
+import type {
+  SaEntry, TaskTimersEntry, ItimerEntry, PosixTimerEntry, CredsEntry, ThreadCoreEntry, TaskCoreEntry, SiginfoEntry,
+} from '../images/messages.js';
+
+const SIGKILL = 9;
+const SIGSTOP = 19;
+export const SIG_MAX = 64;
+
+/** Scratch layout for injected calls: one output area, reused. */
+const OUT = 0;
+
+export function dumpSigactions(t: Tracee): SaEntry[] {
+  const s = t.mapScratch();
+  const out: SaEntry[] = [];
+  for (let sig = 1; sig <= SIG_MAX; sig++) {
+    if (sig === SIGKILL || sig === SIGSTOP) continue;
+    t.syscall('rt_sigaction', NR.rt_sigaction, sig, 0, s + BigInt(OUT), 8);
+    const b = t.readMem(s + BigInt(OUT), 32);
+    out.push({
+      sigaction: b.readBigUInt64LE(0),
+      flags: b.readBigUInt64LE(8),
+      restorer: b.readBigUInt64LE(16),
+      mask: b.readBigUInt64LE(24),
+      compat_sigaction: false,
+    });
+  }
+  return out;
+}
+
+function itimer(t: Tracee, which: number): ItimerEntry {
+  const s = t.mapScratch();
+  t.syscall('getitimer', NR.getitimer, which, s);
+  const b = t.readMem(s, 32);
+  return { isec: b.readBigInt64LE(0), iusec: b.readBigInt64LE(8), vsec: b.readBigInt64LE(16), vusec: b.readBigInt64LE(24) };
+}
+
+const SIGEV_NAME_TO_NUM: Readonly<Record<string, number>> = { signal: 0, none: 1, thread: 2 };
+
+export function dumpTimers(t: Tracee, pid: number): TaskTimersEntry {
+  const timers: TaskTimersEntry = { real: itimer(t, 0), virt: itimer(t, 1), prof: itimer(t, 2) };
+  const posix: PosixTimerEntry[] = [];
+  const s = t.mapScratch();
+  for (const pt of parseTimers(pid)) {
+    t.syscall('timer_gettime', NR.timer_gettime, pt.id, s);
+    const b = t.readMem(s, 32);
+    const overrun = Number(t.syscall('timer_getoverrun', NR.timer_getoverrun, pt.id));
+    const notify = (SIGEV_NAME_TO_NUM[pt.notifyHow] ?? 0) | (pt.notifyThreadId ? 4 : 0);
+    const e: PosixTimerEntry = {
+      it_id: pt.id,
+      clock_id: pt.clockId,
+      si_signo: pt.signal,
+      it_sigev_notify: notify,
+      sival_ptr: pt.sigevValue,
+      overrun,
+      isec: b.readBigInt64LE(0),
+      insec: b.readBigInt64LE(8),
+      vsec: b.readBigInt64LE(16),
+      vnsec: b.readBigInt64LE(24),
+    };
+    if (pt.notifyThreadId) e.notify_thread_id = pt.notifyTid;
+    posix.push(e);
+  }
+  if (posix.length > 0) timers.posix = posix;
+  return timers;
+}
+
+/** Split a 64-bit capability set into CRIU's two u32 words. */
+function capWords(v: bigint): number[] {
+  return [Number(v & 0xffffffffn), Number(v >> 32n)];
+}
+
+export function dumpCreds(t: Tracee, pid: number, tid: number): CredsEntry {
+  const st = parseStatus(pid, tid);
+  const secbits = Number(t.syscall('prctl', NR.prctl, PR.GET_SECUREBITS));
+  const c: CredsEntry = {
+    uid: st.uid[0], euid: st.uid[1], suid: st.uid[2], fsuid: st.uid[3],
+    gid: st.gid[0], egid: st.gid[1], sgid: st.gid[2], fsgid: st.gid[3],
+    cap_inh: capWords(st.capInh),
+    cap_prm: capWords(st.capPrm),
+    cap_eff: capWords(st.capEff),
+    cap_bnd: capWords(st.capBnd),
+    secbits,
+    cap_amb: capWords(st.capAmb),
+  };
+  if (st.groups.length > 0) c.groups = st.groups;
+  return c;
+}
+
+function siginfos(list: Buffer[]): SiginfoEntry[] {
+  return list.map((b) => ({ siginfo: b }));
+}
+
+/** thread_core_entry for one thread (main thread included). */
+export function dumpThreadCore(t: Tracee, pid: number): ThreadCoreEntry {
+  const tid = t.tid;
+  const s = t.mapScratch();
+  t.syscall('get_robust_list', NR.get_robust_list, 0, s, s + 8n);
+  const rl = t.readMem(s, 16);
+  t.syscall('sigaltstack', NR.sigaltstack, 0, s);
+  const ss = t.readMem(s, 24);
+  t.syscall('prctl', NR.prctl, PR.GET_PDEATHSIG, s);
+  const pdeath = t.readMem(s, 4).readInt32LE(0);
+  const stat = parseStat(pid, tid);
+  const tc: ThreadCoreEntry = {
+    futex_rla: rl.readBigUInt64LE(0),
+    futex_rla_len: Number(rl.readBigUInt64LE(8)),
+    sched_nice: stat.nice,
+    sched_policy: stat.policy,
+    sched_prio: stat.rtPriority,
+    blk_sigset: ptraceGetSigmask(tid),
+    sas: { ss_sp: ss.readBigUInt64LE(0), ss_size: ss.readBigUInt64LE(16), ss_flags: ss.readInt32LE(8) },
+    signals_p: {},
+    creds: dumpCreds(t, pid, tid),
+    comm: readComm(pid, tid),
+  };
+  if (pdeath !== 0) tc.pdeath_sig = pdeath;
+  const pend = [...t.stashedSignals, ...ptracePeekSiginfo(tid, false)];
+  if (pend.length > 0) tc.signals_p = { signals: siginfos(pend) };
+  try {
+    const rs = ptraceGetRseqConfig(tid);
+    if (rs.rseqAbiPointer !== 0n) {
+      tc.rseq_entry = { rseq_abi_pointer: rs.rseqAbiPointer, rseq_abi_size: rs.rseqAbiSize, signature: rs.signature };
+    }
+  } catch {
+    // Kernels without PTRACE_GET_RSEQ_CONFIGURATION: nothing registered that we can see.
+  }
+  return tc;
+}
+
+/** tid address (CLONE_CHILD_CLEARTID / set_tid_address) of a thread. */
+export function dumpTidAddress(t: Tracee): bigint {
+  const s = t.mapScratch();
+  t.syscall('prctl', NR.prctl, PR.GET_TID_ADDRESS, s);
+  return t.readMem(s, 8).readBigUInt64LE(0);
+}
+
+export function dumpTaskCore(t: Tracee, pid: number): TaskCoreEntry {
+  const stat = parseStat(pid);
+  const s = t.mapScratch();
+  const personality = Number(t.syscall('personality', NR.personality, 0xffffffff));
+  t.syscall('prctl', NR.prctl, PR.GET_CHILD_SUBREAPER, s);
+  const subreaper = t.readMem(s, 4).readInt32LE(0) !== 0;
+  const shared = ptracePeekSiginfo(t.tid, true);
+  const rl = parseLimits(pid);
+  const tc: TaskCoreEntry = {
+    task_state: 1, // alive
+    exit_code: 0,
+    personality,
+    flags: stat.flags,
+    blk_sigset: ptraceGetSigmask(t.tid),
+    comm: readComm(pid),
+    timers: dumpTimers(t, pid),
+    rlimits: { rlimits: rl.map((r) => ({ cur: r.soft, max: r.hard })) },
+    signals_s: shared.length > 0 ? { signals: siginfos(shared) } : {},
+    loginuid: readLoginuid(pid),
+    oom_score_adj: readOomScoreAdj(pid),
+    sigactions: dumpSigactions(t),
+    child_subreaper: subreaper,
+  };
+  return tc;
+}

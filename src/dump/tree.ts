@@ -1,0 +1,125 @@
+/**
+ * Stopping a process tree: PTRACE_SEIZE + INTERRUPT every thread of every
+ * process, walking /proc/PID/task/TID/children, and scanning again until a
+ * pass finds no new thread or child (a task may fork or clone while we are
+ * stopping its relatives). Zombies cannot be seized and are recorded as such.
+ */
+import { listThreads, listChildren, parseStat } from '../proc/index.js';
+import { Tracee } from '../infect/tracee.js';
+import { isSyscallError, ESRCH, waitPid, __WALL } from '../sys/index.js';
+import { CriuTsError } from '../errors.js';
+import { logger } from '../log.js';
+
+const log = logger('tree');
+
+export interface TaskNode {
+  pid: number;
+  ppid: number;
+  pgid: number;
+  sid: number;
+  zombie: boolean;
+  exitCode: number;
+  /** main thread first */
+  threads: Tracee[];
+  children: TaskNode[];
+}
+
+export interface SeizedTree {
+  root: TaskNode;
+  /** all tasks, parents before children */
+  tasks: TaskNode[];
+}
+
+const MAX_PASSES = 16;
+
+export function seizeTree(rootPid: number, timeoutMs: number): SeizedTree {
+  const byPid = new Map<number, TaskNode>();
+  const tasks: TaskNode[] = [];
+  const seizeOne = (pid: number, ppid: number): TaskNode => {
+    const st = parseStat(pid);
+    const node: TaskNode = { pid, ppid, pgid: st.pgrp, sid: st.session, zombie: st.state === 'Z', exitCode: st.exitCode, threads: [], children: [] };
+    byPid.set(pid, node);
+    tasks.push(node);
+    return node;
+  };
+  try {
+    const root = seizeOne(rootPid, 0);
+    for (let pass = 0; ; pass++) {
+      if (pass >= MAX_PASSES) throw new CriuTsError('EDUMP', `tree of ${rootPid} keeps changing; try --freeze-cgroup`, { pid: rootPid });
+      let changed = false;
+      for (let i = 0; i < tasks.length; i++) {
+        const node = tasks[i] as TaskNode;
+        if (node.zombie) continue;
+        for (const tid of listThreads(node.pid)) {
+          if (node.threads.some((t) => t.tid === tid)) continue;
+          try {
+            const t = Tracee.seize(tid, { timeoutMs });
+            if (tid === node.pid) node.threads.unshift(t);
+            else node.threads.push(t);
+            changed = true;
+          } catch (e) {
+            // A thread that exited between listing and seizing is simply gone.
+            if (isSyscallError(e, ESRCH) || (e instanceof CriuTsError && e.code === 'ENOTASK')) continue;
+            throw e;
+          }
+        }
+        for (const child of listChildren(node.pid)) {
+          if (byPid.has(child)) continue;
+          const c = seizeOne(child, node.pid);
+          node.children.push(c);
+          changed = true;
+        }
+      }
+      if (!changed) break;
+    }
+    log.info(`seized ${tasks.length} task(s), ${tasks.reduce((n, t) => n + t.threads.length, 0)} thread(s)`);
+    return { root, tasks };
+  } catch (e) {
+    releaseTree(tasks, 'resume');
+    throw e;
+  }
+}
+
+/**
+ * Let the tree go: 'resume' cures and detaches (the tasks carry on as
+ * before), 'stop' leaves them stopped, 'kill' sends SIGKILL.
+ */
+export function releaseTree(tasks: TaskNode[], how: 'resume' | 'stop' | 'kill'): void {
+  for (const node of [...tasks].reverse()) {
+    for (const t of node.threads) {
+      try {
+        if (how !== 'kill') t.cure();
+      } catch (e) {
+        log.warn(`thread ${t.tid}: could not restore its state: ${(e as Error).message}`);
+      }
+    }
+    if (how === 'kill') {
+      try {
+        process.kill(node.pid, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+      // We trace the threads: their deaths are reported to us first and the
+      // parent learns of them only once we have collected them.
+      for (const t of node.threads) reapTraced(t.tid);
+      continue;
+    }
+    for (const t of node.threads) {
+      if (how === 'stop' && t === node.threads[0]) {
+        try { process.kill(node.pid, 'SIGSTOP'); } catch { /* gone */ }
+      }
+      t.detachQuiet();
+    }
+  }
+}
+
+function reapTraced(tid: number): void {
+  for (;;) {
+    try {
+      const st = waitPid(tid, __WALL);
+      if (st === null || st.exited || st.signaled) return;
+    } catch {
+      return; // ECHILD: already collected
+    }
+  }
+}

@@ -1,0 +1,86 @@
+/**
+ * Regular files, directories and character devices opened by path
+ * (/dev/null, /dev/zero, /dev/urandom, ...): CRIU's REG file_entry.
+ * Restored by opening the same path with the same flags and seeking to the
+ * saved position. A regular file whose size differs from the image is
+ * refused at restore, as CRIU does, because its contents changed.
+ *
+ * Known limits: unlinked ("ghost") files and files whose path changed are
+ * refused; files on other mount namespaces are opened by path from ours.
+ */
+import { statSync } from 'node:fs';
+import { CriuTsError } from '../../errors.js';
+import { NR } from '../../sys/index.js';
+import type { FileEntry, RegFileEntry, FownEntry } from '../../images/messages.js';
+import type { FileKind, FdProbe, RestoreTaskHandle } from '../types.js';
+
+export const O_ACCMODE = 3;
+export const O_CREAT = 0o100;
+export const O_TRUNC = 0o1000;
+export const O_APPEND = 0o2000;
+export const O_CLOEXEC = 0o2000000;
+export const O_LARGEFILE = 0o100000;
+const AT_FDCWD = -100;
+const SEEK_SET = 0;
+
+export const NO_FOWN: FownEntry = { uid: 0, euid: 0, signum: 0, pid_type: 0, pid: 0 };
+
+/** A REG entry for a path we only know by name (mapped files, cwd, root, exe). */
+export function regEntryForPath(id: number, path: string, flags: number): FileEntry {
+  const reg: RegFileEntry = { id, flags, pos: 0n, fown: NO_FOWN, name: path };
+  try {
+    const st = statSync(path, { bigint: true });
+    if (st.isFile()) reg.size = st.size;
+    reg.mode = Number(st.mode);
+  } catch {
+    // Path vanished between readlink and stat: restore will report it.
+  }
+  return { type: 'REG', id, reg };
+}
+
+export const regFileKind: FileKind = {
+  name: 'reg',
+  type: 'REG',
+  detect(p: FdProbe): boolean {
+    if (!p.link.startsWith('/')) return false;
+    return p.stat.isFile() || p.stat.isDirectory() || p.stat.isCharacterDevice() || p.stat.isBlockDevice();
+  },
+  dump(p: FdProbe, id: number): FileEntry {
+    if (p.link.endsWith(' (deleted)')) {
+      throw new CriuTsError('EUNSUPPORTED', `task ${p.pid} fd ${p.fd}: ${p.link}: unlinked files are not supported yet`, { pid: p.pid, fd: p.fd });
+    }
+    const reg: RegFileEntry = {
+      id,
+      flags: p.fdinfo.flags & ~O_CLOEXEC,
+      pos: p.fdinfo.pos,
+      fown: NO_FOWN,
+      name: p.link,
+      mode: p.stat.mode,
+    };
+    if (p.fdinfo.mntId !== undefined) reg.mnt_id = p.fdinfo.mntId;
+    if (p.stat.isFile()) reg.size = BigInt(p.stat.size);
+    return { type: 'REG', id, reg };
+  },
+  restore(t: RestoreTaskHandle, e: FileEntry): number {
+    const reg = e.reg;
+    if (!reg) throw new CriuTsError('EIMAGE', `file ${e.id}: REG entry without reg data`, { id: e.id });
+    checkSize(reg);
+    const flags = reg.flags & ~(O_CREAT | O_TRUNC);
+    const fd = Number(t.syscall(`open ${reg.name}`, NR.openat, AT_FDCWD, t.putString(reg.name), flags, 0));
+    if (reg.pos !== 0n) t.syscall('lseek', NR.lseek, fd, reg.pos, SEEK_SET);
+    return fd;
+  },
+};
+
+function checkSize(reg: RegFileEntry): void {
+  if (reg.size === undefined) return;
+  let size: bigint;
+  try {
+    size = statSync(reg.name, { bigint: true }).size;
+  } catch (err) {
+    throw new CriuTsError('ERESTORE', `file ${reg.name} is missing: ${(err as Error).message}`, { path: reg.name }, err);
+  }
+  if (size !== reg.size) {
+    throw new CriuTsError('ERESTORE', `file ${reg.name} has size ${size}, the image expects ${reg.size}`, { path: reg.name });
+  }
+}

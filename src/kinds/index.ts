@@ -1,0 +1,20 @@
+/**
+ * The one registry of resource kinds. Dump asks each file kind in order
+ * whether it recognises an fd; restore finds the kind by the entry's type.
+ * Add a kind here and nowhere else.
+ */
+import type { FileKind, FdProbe } from './types.js';
+import type { FileEntry } from '../images/messages.js';
+import { regFileKind } from './files/reg-file.js';
+
+export const FILE_KINDS: readonly FileKind[] = [regFileKind];
+
+export function fileKindFor(p: FdProbe): FileKind | undefined {
+  return FILE_KINDS.find((k) => k.detect(p));
+}
+
+export function fileKindByType(type: FileEntry['type']): FileKind | undefined {
+  return FILE_KINDS.find((k) => k.type === type);
+}
+
+export type * from './types.js';

@@ -1,0 +1,178 @@
+/**
+ * Memory of one task: the VMAs (mm-<pid>.img), and the contents of every
+ * page the task owns (pagemap-<pid>.img + pages-<id>.img).
+ *
+ * Which pages: present or swapped pages of private anonymous mappings, the
+ * anonymous (copied-on-write) pages of private file mappings (pagemap's
+ * "file page" bit clear), and every present page of shared anonymous memory
+ * (written once per shared object, into pagemap-shmem-<shmid>.img). Shared
+ * file mappings are not copied: the file holds their data. vDSO, vvar and
+ * vsyscall are recorded but never copied: the restoring kernel provides them.
+ *
+ * Known limits: mappings of deleted files, SysV shm, AIO rings and hugetlbfs
+ * are refused with EUNSUPPORTED; zero-page detection is not done (such pages
+ * are written as zeros).
+ */
+import { statSync } from 'node:fs';
+import { join } from 'node:path';
+import { parseSmaps, PagemapReader, PM_PRESENT, PM_SWAP, PM_FILE, type SmapsEntry } from '../../proc/index.js';
+import { PAGE_SIZE } from '../../sys/index.js';
+import { CriuTsError } from '../../errors.js';
+import type { VmaEntry, PagemapEntry } from '../../images/messages.js';
+import { PagesWriter, PE_LAZY, PE_PRESENT } from './pages-writer.js';
+import { VMA, MAP_PRIVATE, MAP_SHARED, MAP_ANONYMOUS, MAP_GROWSDOWN, classifyVma, madvOf, type VmaKind } from './vma.js';
+
+export interface MemoryDumpContext {
+  pid: number;
+  dir: string;
+  /** id of the file entry (REG) for a path, creating it on first use */
+  fileId(path: string, flags: number): number;
+  /** shared anonymous objects already dumped by another task: shmid → true */
+  shmemDone: Set<bigint>;
+  nextPagesId(): number;
+  onBytes?: (n: number) => void;
+  /** our own scratch mappings inside the task, left out of the dump */
+  exclude: { addr: bigint; size: number }[];
+}
+
+export interface MemoryDump {
+  vmas: VmaEntry[];
+  pagemap: PagemapEntry[];
+  pagesId: number;
+  pagesScanned: number;
+  pagesWritten: number;
+  /** pagemap-shmem images to write: shmid → entries and pages id */
+  shmem: { shmid: bigint; pagesId: number; entries: PagemapEntry[] }[];
+}
+
+function vmaStatus(kind: VmaKind): { status: number; flags: number } {
+  switch (kind) {
+    case 'vsyscall': return { status: VMA.AREA_VSYSCALL | VMA.ANON_PRIVATE, flags: MAP_PRIVATE | MAP_ANONYMOUS };
+    case 'vdso': return { status: VMA.AREA_REGULAR | VMA.AREA_VDSO | VMA.ANON_PRIVATE, flags: MAP_PRIVATE | MAP_ANONYMOUS };
+    case 'vvar': return { status: VMA.AREA_REGULAR | VMA.ANON_PRIVATE | VMA.AREA_VVAR, flags: MAP_PRIVATE | MAP_ANONYMOUS };
+    case 'anon-private': return { status: VMA.AREA_REGULAR | VMA.ANON_PRIVATE, flags: MAP_PRIVATE | MAP_ANONYMOUS };
+    case 'anon-shared': return { status: VMA.AREA_REGULAR | VMA.ANON_SHARED, flags: MAP_SHARED | MAP_ANONYMOUS };
+    case 'file-private': return { status: VMA.AREA_REGULAR | VMA.FILE_PRIVATE, flags: MAP_PRIVATE };
+    case 'file-shared': return { status: VMA.AREA_REGULAR | VMA.FILE_SHARED, flags: MAP_SHARED };
+    case 'skip': return { status: 0, flags: 0 };
+  }
+}
+
+function refuse(pid: number, v: SmapsEntry, what: string): never {
+  throw new CriuTsError('EUNSUPPORTED', `task ${pid}: mapping 0x${v.start.toString(16)}-0x${v.end.toString(16)} ${v.path || '(anon)'}: ${what} is not supported`, {
+    pid, start: v.start, path: v.path,
+  });
+}
+
+export function dumpMemory(ctx: MemoryDumpContext): MemoryDump {
+  const { pid } = ctx;
+  const maps = parseSmaps(pid);
+  const vmas: VmaEntry[] = [];
+  const pagesId = ctx.nextPagesId();
+  const writer = new PagesWriter(ctx.dir, pagesId, pid, ctx.onBytes);
+  const shmem: MemoryDump['shmem'] = [];
+  const reader = new PagemapReader(pid);
+  let scanned = 0;
+  try {
+    for (const v of maps) {
+      const kind = classifyVma(v);
+      if (kind === 'skip') continue;
+      if (ctx.exclude.some((x) => x.addr === v.start && x.addr + BigInt(x.size) === v.end)) continue;
+      if (v.vmFlags.includes('ht')) refuse(pid, v, 'hugetlb memory');
+      if (v.path.startsWith('/SYSV')) refuse(pid, v, 'SysV shared memory');
+      if (v.path === '[aio]' || v.path.startsWith('/[aio]')) refuse(pid, v, 'an AIO ring');
+      const { status, flags: baseFlags } = vmaStatus(kind);
+      let flags = baseFlags;
+      if (v.vmFlags.includes('gd')) flags |= MAP_GROWSDOWN;
+      const entry: VmaEntry = {
+        start: v.start,
+        end: v.end,
+        pgoff: kind.startsWith('file') ? v.pgoff : 0n,
+        shmid: 0n,
+        prot: v.prot.value,
+        flags,
+        status,
+        fd: -1n,
+      };
+      const madv = madvOf(v);
+      if (madv !== 0n) entry.madv = madv;
+      if (kind === 'file-private' || kind === 'file-shared') {
+        if (v.deleted) refuse(pid, v, 'a mapping of a deleted file');
+        const writable = kind === 'file-shared' && v.vmFlags.includes('mw');
+        const fdflags = writable ? 2 : 0;
+        entry.shmid = BigInt(ctx.fileId(v.path, fdflags));
+        entry.fdflags = fdflags;
+        if (v.path.startsWith('/dev/') && isCharDevice(v.path)) refuse(pid, v, 'a device mapping');
+      }
+      if (kind === 'anon-shared') entry.shmid = v.inode;
+      vmas.push(entry);
+
+      if (kind === 'vdso' || kind === 'vvar' || kind === 'vsyscall' || kind === 'file-shared') continue;
+      const nPages = Number((v.end - v.start) / BigInt(PAGE_SIZE));
+      scanned += nPages;
+      if (kind === 'anon-shared') {
+        if (ctx.shmemDone.has(v.inode)) continue;
+        ctx.shmemDone.add(v.inode);
+        shmem.push(dumpShmem(ctx, reader, v));
+        continue;
+      }
+      if (v.rssKb === 0 && v.swapKb === 0) continue; // nothing populated: skip the pagemap read
+      const pm = reader.read(v.start, v.end);
+      const viaMem = !v.prot.read;
+      const pageFlags = kind === 'anon-private' ? PE_LAZY | PE_PRESENT : PE_PRESENT;
+      forEachRun(pm, kind === 'file-private', (first, count) => {
+        writer.add(v.start + BigInt(first * PAGE_SIZE), count, pageFlags, viaMem);
+      });
+    }
+  } finally {
+    reader.close();
+    writer.close();
+  }
+  return { vmas, pagemap: writer.entries, pagesId, pagesScanned: scanned, pagesWritten: writer.pagesWritten, shmem };
+}
+
+/** Calls fn(firstIndex, count) for each run of pages to dump. */
+function forEachRun(pm: BigUint64Array, anonOnly: boolean, fn: (first: number, count: number) => void): void {
+  let runStart = -1;
+  for (let i = 0; i < pm.length; i++) {
+    const e = pm[i] as bigint;
+    let take = (e & (PM_PRESENT | PM_SWAP)) !== 0n;
+    if (take && anonOnly && (e & PM_FILE) !== 0n) take = false;
+    if (take) {
+      if (runStart < 0) runStart = i;
+    } else if (runStart >= 0) {
+      fn(runStart, i - runStart);
+      runStart = -1;
+    }
+  }
+  if (runStart >= 0) fn(runStart, pm.length - runStart);
+}
+
+function dumpShmem(ctx: MemoryDumpContext, reader: PagemapReader, v: SmapsEntry): MemoryDump['shmem'][number] {
+  const pagesId = ctx.nextPagesId();
+  const w = new PagesWriter(ctx.dir, pagesId, ctx.pid, ctx.onBytes);
+  try {
+    const pm = reader.read(v.start, v.end);
+    const base = v.start - v.pgoff;
+    forEachRun(pm, false, (first, count) => {
+      // Entries of a shmem pagemap are offsets into the object, like CRIU's.
+      w.add(v.start + BigInt(first * PAGE_SIZE), count, PE_PRESENT, !v.prot.read);
+    });
+    for (const e of w.entries) e.vaddr -= base;
+  } finally {
+    w.close();
+  }
+  return { shmid: v.inode, pagesId, entries: w.entries };
+}
+
+function isCharDevice(path: string): boolean {
+  try {
+    return statSync(path).isCharacterDevice();
+  } catch {
+    return false;
+  }
+}
+
+export function pagesImagePath(dir: string, id: number): string {
+  return join(dir, `pages-${id}.img`);
+}

@@ -1,0 +1,123 @@
+/**
+ * Streams page contents into pages-<id>.img and collects the matching
+ * pagemap entries. Pages are read from the task with process_vm_readv into
+ * one reusable buffer (large iovec batches), falling back to /proc/PID/mem
+ * for mappings the task cannot read itself (PROT_NONE, write-only), and
+ * written out back to back. Nothing is held beyond one buffer.
+ */
+import { openSync, writeSync, closeSync, fsyncSync } from 'node:fs';
+import { join } from 'node:path';
+import { processVmReadv, ProcMem, PAGE_SIZE, type RemoteRange } from '../../sys/index.js';
+import type { PagemapEntry } from '../../images/messages.js';
+
+export const PE_PARENT = 1;
+export const PE_LAZY = 2;
+export const PE_PRESENT = 4;
+
+const BUF_BYTES = 32 << 20;
+
+export interface PagesProgress {
+  (bytes: number): void;
+}
+
+export class PagesWriter {
+  readonly entries: PagemapEntry[] = [];
+  pagesWritten = 0;
+  private fd: number;
+  private readonly buf = Buffer.allocUnsafe(BUF_BYTES);
+  private fill = 0;
+  private pending: RemoteRange[] = [];
+  private procMem: ProcMem | undefined;
+
+  constructor(dir: string, readonly pagesId: number, private readonly pid: number, private readonly onBytes?: PagesProgress) {
+    this.fd = openSync(join(dir, `pages-${pagesId}.img`), 'w', 0o600);
+  }
+
+  /**
+   * Queue `nrPages` pages at `vaddr` for the image. `viaMem` selects the
+   * /proc/PID/mem path for mappings process_vm_readv refuses.
+   */
+  add(vaddr: bigint, nrPages: number, flags: number, viaMem: boolean): void {
+    const last = this.entries[this.entries.length - 1];
+    if (last && last.flags === flags && last.vaddr + (last.nr_pages ?? 0n) * BigInt(PAGE_SIZE) === vaddr) {
+      last.nr_pages = (last.nr_pages ?? 0n) + BigInt(nrPages);
+    } else {
+      this.entries.push({ vaddr, compat_nr_pages: 0, flags, nr_pages: BigInt(nrPages) });
+    }
+    this.pagesWritten += nrPages;
+    let addr = vaddr;
+    let left = nrPages * PAGE_SIZE;
+    while (left > 0) {
+      const room = BUF_BYTES - this.fill - this.pendingBytes();
+      if (room === 0) {
+        this.flushReads();
+        this.flushWrite();
+        continue;
+      }
+      const take = Math.min(room, left);
+      if (viaMem) {
+        this.flushReads();
+        this.readViaMem(addr, take);
+      } else {
+        this.pending.push({ addr, len: take });
+        if (this.pending.length >= 1024) this.flushReads();
+      }
+      addr += BigInt(take);
+      left -= take;
+    }
+  }
+
+  private pendingBytes(): number {
+    let n = 0;
+    for (const r of this.pending) n += r.len;
+    return n;
+  }
+
+  private readViaMem(addr: bigint, len: number): void {
+    this.procMem ??= new ProcMem(this.pid);
+    const n = this.procMem.read(addr, this.buf, this.fill, len);
+    if (n !== len) this.buf.fill(0, this.fill + n, this.fill + len);
+    this.fill += len;
+  }
+
+  private flushReads(): void {
+    if (this.pending.length === 0) return;
+    const want = this.pendingBytes();
+    const n = processVmReadv(this.pid, this.buf, this.fill, this.pending);
+    if (n < want) {
+      // Some range became unreadable (e.g. a page the task cannot read): take the rest through /proc/PID/mem.
+      let skip = n;
+      const rest: RemoteRange[] = [];
+      for (const r of this.pending) {
+        if (skip >= r.len) {
+          skip -= r.len;
+          continue;
+        }
+        rest.push({ addr: r.addr + BigInt(skip), len: r.len - skip });
+        skip = 0;
+      }
+      this.fill += n;
+      this.pending = [];
+      for (const r of rest) this.readViaMem(r.addr, r.len);
+      return;
+    }
+    this.fill += n;
+    this.pending = [];
+  }
+
+  private flushWrite(): void {
+    let off = 0;
+    while (off < this.fill) off += writeSync(this.fd, this.buf, off, this.fill - off);
+    this.onBytes?.(this.fill);
+    this.fill = 0;
+  }
+
+  close(sync = false): void {
+    this.flushReads();
+    this.flushWrite();
+    if (sync) fsyncSync(this.fd);
+    closeSync(this.fd);
+    this.procMem?.close();
+    this.procMem = undefined;
+  }
+}
