@@ -122,8 +122,14 @@ int main(int argc, char **argv)
 	pid_t grandchild;
 	if (read(gpipe[0], &grandchild, sizeof(grandchild)) != sizeof(grandchild))
 		subject_fail("grandchild pid");
+	/* The thread is born with SIGTERM blocked: the end signal must wake the main thread's wait. */
+	sigset_t term, old;
+	sigemptyset(&term);
+	sigaddset(&term, SIGTERM);
+	pthread_sigmask(SIG_BLOCK, &term, &old);
 	pthread_t th;
 	pthread_create(&th, NULL, thread_main, NULL);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	int ids[2];
 	if (read(tpipe[0], ids, sizeof(ids)) != sizeof(ids))
 		subject_fail("thread ids");

@@ -1,7 +1,7 @@
 /**
  * Every subject must PASS when simply started, signalled and checked, with
- * no checkpoint in between: proves the subjects themselves before dump and
- * restore tests rely on them.
+ * no checkpoint in between (only a SIGSTOP/SIGCONT, as a freeze would do):
+ * proves the subjects themselves before dump and restore tests rely on them.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -43,6 +43,10 @@ for (const c of CASES) {
     const s = await startSubject(c.name, c.args ?? [], { pthread: c.pthread === true });
     try {
       if (c.runMs !== undefined) await new Promise((r) => setTimeout(r, c.runMs));
+      // A dump freezes the task; a stop/continue must not disturb any subject (no EINTR, no lost state).
+      process.kill(s.pid, 'SIGSTOP');
+      await new Promise((r) => setTimeout(r, 30));
+      process.kill(s.pid, 'SIGCONT');
       const res = await s.terminateAndResult(10_000);
       assert.ok(res.ok, res.text);
     } finally {

@@ -11,6 +11,8 @@
  *   subject_pass() / subject_fail(fmt, ...)   OUTFILE <- "PASS\n" / "FAIL: ...\n", exit 0 / 1
  * A checkpoint/restore may happen between ready and SIGTERM; afterwards the
  * process keeps its pid but is no longer the harness' child.
+ * Multi-threaded subjects create their other threads with SIGTERM blocked,
+ * or a thread that is not waiting may take the signal and the wait hangs.
  */
 #ifndef CRIU_TS_SUBJECT_H
 #define CRIU_TS_SUBJECT_H
