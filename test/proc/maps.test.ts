@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { parseMaps, parseMapsLine, parseSmaps, mapFilesPath, PROT_READ, PROT_WRITE, PROT_EXEC } from '../../src/proc/index.js';
 import { isCriuTsError } from '../../src/errors.js';
 import { startProcTarget, infoHex } from '../lib/proc-target.js';
+import { startSubject } from '../lib/subjects.js';
 import type { ProcTarget } from '../lib/proc-target.js';
 
 let t: ProcTarget;
@@ -78,4 +79,24 @@ test('a line with spaces in the path, and errors', () => {
   assert.equal(anonShmem.path, '[anon_shmem:x y]');
   assert.throws(() => parseMapsLine('nonsense', 'f'), (e) => isCriuTsError(e) && e.code === 'EPROC' && e.data['line'] === 'nonsense');
   assert.throws(() => parseMaps(99999), (e) => isCriuTsError(e) && e.code === 'ENOTASK');
+});
+
+test('the mappings subject: PROT_NONE reservation, shared anon, growsdown', async () => {
+  const s = await startSubject('mappings');
+  try {
+    const smaps = parseSmaps(s.pid);
+    const none = smaps.find((m) => m.end - m.start === 1n << 30n);
+    assert.ok(none, '1 GiB VMA');
+    assert.equal(none.prot.value, 0);
+    assert.ok(none.vmFlags.includes('nr')); // MAP_NORESERVE
+    // Shared anonymous memory shows as a deleted /dev/zero, shared.
+    const shm = smaps.find((m) => m.path === '/dev/zero' && m.deleted);
+    assert.ok(shm?.shared && shm.vmFlags.includes('sh'));
+    assert.ok(smaps.some((m) => m.path === '' && m.vmFlags.includes('gd')), 'MAP_GROWSDOWN VMA');
+    assert.ok(smaps.some((m) => m.path === join(s.workDir, 'shared.dat') && m.shared && !m.deleted));
+    const r = await s.terminateAndResult(5000);
+    assert.ok(r.ok, r.text);
+  } finally {
+    s.cleanup();
+  }
 });
