@@ -1,0 +1,232 @@
+/**
+ * What this kernel offers criu-ts, with CRIU's feature names (`criu check
+ * --feature list`) plus our own: each answer comes from a real probe (a
+ * syscall, an ioctl, a /proc file), or, where a probe would need more than
+ * we can do cheaply, from the kernel's own config (/proc/config.gz) with the
+ * reason saying so.
+ *
+ * @example
+ *   const r = await check({});            // r.ok: dump and restore can work here
+ *   const f = await check({ feature: 'clone3_set_tid' });
+ *   f.features['clone3_set_tid']?.ok;
+ */
+import { spawn } from 'node:child_process';
+import { existsSync, openSync, closeSync, readFileSync, readSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { gunzipSync } from 'node:zlib';
+import * as probe from '../sys/probe.js';
+import type { ProbeResult, TraceeProbe } from '../sys/probe.js';
+import { CriuTsError } from '../errors.js';
+import type { CheckOptions, CheckResult } from './options.js';
+
+/** What a dump and a restore cannot do without: `criu-ts check` says "Looks good." when all are there. */
+export const BASIC_FEATURES = ['ptrace_seize', 'process_vm_readv', 'pidfd_getfd', 'clone3_set_tid', 'pagemap'] as const;
+
+/** CRIU's category 3 ("--experimental"). */
+export const EXPERIMENTAL_FEATURES = ['autofs', 'compat_cr'] as const;
+
+/** CRIU's feature names, in CRIU's order, then the ones criu-ts adds. */
+export const CRIU_FEATURE_NAMES = [
+  'mnt_id', 'mem_dirty_track', 'aio_remap', 'timerfd', 'tun', 'tun_ns', 'userns', 'fdinfo_lock',
+  'seccomp_suspend', 'seccomp_filters', 'loginuid', 'cgroupns', 'autofs', 'tcp_half_closed', 'compat_cr',
+  'uffd', 'uffd-noncoop', 'can_map_vdso', 'sk_ns', 'sk_unix_file', 'net_diag_raw', 'nsid', 'link_nsid',
+  'kcmp_epoll', 'timens', 'external_net_ns', 'clone3_set_tid', 'newifindex', 'nftables', 'has_ipt_legacy',
+  'pidfd_store', 'ns_pid', 'apparmor_stacking', 'network_lock_nftables', 'sockopt_buf_lock', 'memfd_hugetlb',
+  'move_mount_set_group', 'openat2', 'get_rseq_conf', 'ns_get_userns', 'ns_get_parent', 'ipv6_freebind',
+] as const;
+
+const OWN_FEATURE_NAMES = ['ptrace_seize', 'process_vm_readv', 'pidfd_getfd', 'pagemap', 'pagemap_scan', 'uffd_wp_async'] as const;
+
+export const FEATURE_NAMES: readonly string[] = [...CRIU_FEATURE_NAMES, ...OWN_FEATURE_NAMES];
+
+/** CRIU's category 2 ("--extra"): everything that is neither basic nor experimental. */
+export const EXTRA_FEATURES: readonly string[] = FEATURE_NAMES.filter(
+  (n) => !(BASIC_FEATURES as readonly string[]).includes(n) && !(EXPERIMENTAL_FEATURES as readonly string[]).includes(n),
+);
+
+// userfaultfd feature bits (include/uapi/linux/userfaultfd.h)
+const UFFD_FEATURE_PAGEFAULT_FLAG_WP = 1n << 0n;
+const UFFD_NONCOOP_EVENTS = (1n << 1n) | (1n << 2n) | (1n << 3n) | (1n << 6n); // FORK, REMAP, REMOVE, UNMAP
+const UFFD_FEATURE_WP_ASYNC = 1n << 15n;
+
+/** Lazily computed facts shared by several probes during one check() call. */
+class Facts {
+  private tracee: TraceeProbe | undefined;
+  private config: Map<string, string> | undefined;
+  private uffd: ReturnType<typeof probe.uffdFeatures> | undefined;
+
+  traced(): TraceeProbe {
+    this.tracee ??= probeThrowawayChild();
+    return this.tracee;
+  }
+
+  uffdFeatures(): ReturnType<typeof probe.uffdFeatures> {
+    this.uffd ??= probe.uffdFeatures();
+    return this.uffd;
+  }
+
+  /** CONFIG_X from /proc/config.gz: 'y', 'm', or undefined when not set (or no config is exposed). */
+  kconfig(name: string): string | undefined {
+    if (this.config === undefined) {
+      this.config = new Map();
+      try {
+        for (const line of gunzipSync(readFileSync('/proc/config.gz')).toString().split('\n')) {
+          const m = /^(CONFIG_\w+)=(.*)$/.exec(line);
+          if (m !== null) this.config.set(m[1] ?? '', m[2] ?? '');
+        }
+      } catch {
+        // no /proc/config.gz: config-based answers say "unknown"
+      }
+    }
+    return this.config.get(`CONFIG_${name}`);
+  }
+}
+
+function probeThrowawayChild(): TraceeProbe {
+  const child = spawn('sleep', ['60'], { stdio: 'ignore' });
+  child.unref();
+  const pid = child.pid;
+  if (pid === undefined) throw new CriuTsError('EINTERNAL', 'cannot start a probe child (sleep)');
+  child.on('error', () => { /* reaped or failed: nothing to do */ });
+  const maps = readFileSync(`/proc/${pid}/maps`, 'utf8');
+  const readable = maps.split('\n').find((l) => /^\S+ r/.test(l));
+  const start = readable === undefined ? 0n : BigInt(`0x${readable.split('-')[0] ?? '0'}`);
+  return probe.probeTracee(pid, start);
+}
+
+const ok: ProbeResult = { ok: true };
+const no = (reason: string): ProbeResult => ({ ok: false, reason });
+const fileExists = (path: string, why: string): ProbeResult => (existsSync(path) ? ok : no(`${path} missing (${why})`));
+
+function kconfigProbe(f: Facts, name: string): ProbeResult {
+  const v = f.kconfig(name);
+  if (v === 'y' || v === 'm') return ok;
+  return no(v === undefined ? `CONFIG_${name} is not set (from /proc/config.gz)` : `CONFIG_${name}=${v}`);
+}
+
+function fdinfoOf(fd: number): string {
+  return readFileSync(`/proc/self/fdinfo/${fd}`, 'utf8');
+}
+
+function withTempFile<T>(fn: (fd: number) => T): T {
+  const dir = mkdtempSync(join(tmpdir(), 'criu-ts-check-'));
+  const fd = openSync(join(dir, 'probe'), 'w+');
+  try {
+    return fn(fd);
+  } finally {
+    closeSync(fd);
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+function pagemapReadable(): ProbeResult {
+  const fd = openSync('/proc/self/pagemap', 'r');
+  try {
+    const n = readSync(fd, Buffer.alloc(8), 0, 8, 0);
+    return n === 8 ? ok : no(`short read (${n})`);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+const notOurs = (what: string): ProbeResult => no(`criu-ts does not ${what} yet`);
+
+type Prober = (f: Facts) => ProbeResult;
+
+const PROBES: Record<string, Prober> = {
+  ptrace_seize: (f) => f.traced().seize,
+  process_vm_readv: (f) => f.traced().processVmReadv,
+  pidfd_getfd: (f) => f.traced().pidfdGetfd,
+  clone3_set_tid: () => probe.probeClone3SetTid(),
+  pagemap: () => pagemapReadable(),
+  pagemap_scan: () => probe.probePagemapScan(),
+  mem_dirty_track: () => probe.probeSoftDirty(),
+  uffd: (f) => {
+    const u = f.uffdFeatures();
+    return 'features' in u ? ok : no(u.error);
+  },
+  'uffd-noncoop': (f) => {
+    const u = f.uffdFeatures();
+    if (!('features' in u)) return no(u.error);
+    return (u.features & UFFD_NONCOOP_EVENTS) === UFFD_NONCOOP_EVENTS ? ok : no('userfaultfd lacks fork/remap/remove/unmap events');
+  },
+  uffd_wp_async: (f) => {
+    const u = f.uffdFeatures();
+    if (!('features' in u)) return no(u.error);
+    const want = UFFD_FEATURE_PAGEFAULT_FLAG_WP | UFFD_FEATURE_WP_ASYNC;
+    return (u.features & want) === want ? ok : no('userfaultfd lacks UFFD_FEATURE_WP_ASYNC');
+  },
+  mnt_id: () => (fdinfoOf(0).includes('mnt_id:') || fdinfoOf(1).includes('mnt_id:') ? ok : no('fdinfo has no mnt_id')),
+  aio_remap: (f) => kconfigProbe(f, 'AIO'),
+  timerfd: () => probe.probeTimerfd(fdinfoOf),
+  tun: (f) => (existsSync('/dev/net/tun') ? kconfigProbe(f, 'TUN') : no('/dev/net/tun missing')),
+  tun_ns: (f) => (existsSync('/dev/net/tun') ? kconfigProbe(f, 'TUN') : no('/dev/net/tun missing')),
+  userns: () => fileExists('/proc/self/ns/user', 'CONFIG_USER_NS'),
+  fdinfo_lock: () => withTempFile((fd) => probe.probeFdinfoLock(fd, fdinfoOf)),
+  seccomp_suspend: (f) => f.traced().suspendSeccomp,
+  seccomp_filters: () => fileExists('/proc/sys/kernel/seccomp/actions_avail', 'CONFIG_SECCOMP_FILTER'),
+  loginuid: () => fileExists('/proc/self/loginuid', 'CONFIG_AUDITSYSCALL'),
+  cgroupns: () => fileExists('/proc/self/ns/cgroup', 'CONFIG_CGROUPS namespaces'),
+  autofs: (f) => (readFileSync('/proc/filesystems', 'utf8').includes('autofs') ? ok : kconfigProbe(f, 'AUTOFS_FS')),
+  tcp_half_closed: () => probe.probeTcpRepairWindow(),
+  compat_cr: (f) => kconfigProbe(f, 'IA32_EMULATION'),
+  can_map_vdso: (f) => kconfigProbe(f, 'CHECKPOINT_RESTORE'),
+  sk_ns: () => probe.probeSkNs(),
+  sk_unix_file: () => probe.probeUnixFile(),
+  net_diag_raw: (f) => kconfigProbe(f, 'INET_RAW_DIAG'),
+  nsid: (f) => kconfigProbe(f, 'NET_NS'),
+  link_nsid: (f) => kconfigProbe(f, 'NET_NS'),
+  kcmp_epoll: () => probe.probeKcmpEpoll(),
+  timens: () => fileExists('/proc/self/ns/time', 'CONFIG_TIME_NS'),
+  external_net_ns: () => notOurs('support --external'),
+  newifindex: (f) => kconfigProbe(f, 'NET_NS'),
+  nftables: () => notOurs('lock the network'),
+  has_ipt_legacy: () => notOurs('lock the network'),
+  network_lock_nftables: () => notOurs('lock the network'),
+  pidfd_store: (f) => {
+    const open = probe.probePidfdOpen();
+    return open.ok ? f.traced().pidfdGetfd : open;
+  },
+  ns_pid: () => (readFileSync('/proc/self/status', 'utf8').includes('NSpid:') ? ok : no('/proc/PID/status has no NSpid')),
+  apparmor_stacking: () => fileExists('/sys/kernel/security/apparmor/features/domain/stack', 'AppArmor stacking'),
+  sockopt_buf_lock: () => probe.probeSockoptBufLock(),
+  memfd_hugetlb: () => probe.probeMemfdHugetlb(),
+  move_mount_set_group: () => probe.probeMoveMountSetGroup(),
+  openat2: () => probe.probeOpenat2(),
+  get_rseq_conf: (f) => f.traced().rseqConfig,
+  ns_get_userns: () => probe.probeNsIoctl('/proc/self/ns/net', 0xb701, 'NS_GET_USERNS'),
+  ns_get_parent: () => probe.probeNsIoctl('/proc/self/ns/pid', 0xb702, 'NS_GET_PARENT'),
+  ipv6_freebind: () => probe.probeIpv6Freebind(),
+};
+
+function run(name: string, facts: Facts): ProbeResult {
+  const p = PROBES[name];
+  if (p === undefined) return no('no probe for this feature');
+  try {
+    const r = p(facts);
+    return r.reason === undefined ? { ok: r.ok } : { ok: r.ok, reason: r.reason };
+  } catch (e) {
+    return no(e instanceof Error ? e.message : String(e));
+  }
+}
+
+/**
+ * Probe the kernel. With `feature`, only that one (an unknown name is an
+ * EUSAGE error); `ok` is then that feature's answer. Without, every feature,
+ * and `ok` says whether all of BASIC_FEATURES are there.
+ */
+export async function check(opts: CheckOptions): Promise<CheckResult> {
+  const facts = new Facts();
+  const features: CheckResult['features'] = {};
+  if (opts.feature !== undefined) {
+    if (!FEATURE_NAMES.includes(opts.feature)) {
+      throw new CriuTsError('EUSAGE', `unknown feature ${opts.feature}`, { feature: opts.feature });
+    }
+    const r = run(opts.feature, facts);
+    features[opts.feature] = r;
+    return { ok: r.ok, features };
+  }
+  for (const name of FEATURE_NAMES) features[name] = run(name, facts);
+  return { ok: BASIC_FEATURES.every((n) => features[n]?.ok === true), features };
+}

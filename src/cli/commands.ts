@@ -1,0 +1,175 @@
+/**
+ * What each criu-ts command does with parsed options: a thin layer over the
+ * public API (src/api). Output follows CRIU: messages on stdout, errors on
+ * stderr as one line. A command returns the process exit status.
+ */
+import { existsSync, writeFileSync } from 'node:fs';
+import { check } from '../api/check.js';
+import type { CommonOptions, DumpOptions, DumpStats, RestoreOptions } from '../api/options.js';
+import { BASIC_FEATURES, EXPERIMENTAL_FEATURES, EXTRA_FEATURES, FEATURE_NAMES } from '../api/check.js';
+
+// dump and restore are loaded on use: `check`, `--help` and `-V` must work even where they cannot load.
+import { CriuTsError } from '../errors.js';
+import { logger } from '../log.js';
+import type { CliOptions } from './parse.js';
+import type { CommandName } from './option-table.js';
+
+const log = logger('criu-ts');
+
+/** Wraps an error raised by the API so main() can tell it from the CLI's own (prefix differs). */
+export class ApiFailure {
+  constructor(readonly error: unknown) {}
+}
+
+async function api<T>(fn: () => Promise<T> | T): Promise<T> {
+  try {
+    return await fn();
+  } catch (e) {
+    throw new ApiFailure(e);
+  }
+}
+
+function out(line: string): void {
+  process.stdout.write(`${line}\n`);
+}
+
+export async function runCommand(command: CommandName, action: string | undefined, o: CliOptions): Promise<number> {
+  switch (command) {
+    case 'dump': return runDump(o);
+    case 'restore': return runRestore(o);
+    case 'check': return runCheck(o);
+    case 'cpuinfo':
+      throw new CriuTsError('EUNSUPPORTED', `the cpuinfo ${action ?? ''} command is not supported yet`, { command });
+    default:
+      throw new CriuTsError('EUNSUPPORTED', `the ${command} command is not supported yet`, { command });
+  }
+}
+
+function common(o: CliOptions): CommonOptions {
+  const c: CommonOptions = {
+    imagesDir: o.imagesDir,
+    workDir: o.workDir,
+    shellJob: o.shellJob,
+    extUnixSk: o.extUnixSk,
+    tcpEstablished: o.tcpEstablished,
+    fileLocks: o.fileLocks,
+  };
+  if (o.ghostLimitBytes !== undefined) c.ghostLimit = o.ghostLimitBytes;
+  return c;
+}
+
+async function runDump(o: CliOptions): Promise<number> {
+  const pid = o.tree ?? 0;
+  // Say plainly that the pid is wrong before any ptrace error can say it obscurely.
+  if (!existsSync(`/proc/${pid}`)) throw new CriuTsError('ENOTASK', `no process with pid ${pid}`, { pid });
+  const opts: DumpOptions = { ...common(o), pid };
+  if (o.finalState === 'running') opts.leaveRunning = true;
+  if (o.finalState === 'stopped') opts.leaveStopped = true;
+  if (o.freezeCgroup !== undefined) opts.freezeCgroup = o.freezeCgroup;
+  if (o.timeoutSec !== undefined) opts.timeoutSec = o.timeoutSec;
+  if (o.prevImagesDir !== undefined) opts.prevImagesDir = o.prevImagesDir;
+  if (o.trackMem) opts.trackMem = true;
+  if (o.preDumpMode !== undefined) opts.preDumpMode = o.preDumpMode;
+  const result = await api(async () => (await import('../api/dump.js')).dump(opts));
+  log.info(`Dumped ${result.pids.length} task(s): ${result.pids.join(' ')}`);
+  if (o.displayStats) printDumpStats(result.stats);
+  return 0;
+}
+
+/** CRIU's "--display-stats" block for a dump (criu/stats.c), field for field. */
+export function formatDumpStats(s: DumpStats): string[] {
+  const pages = (label: string, n: number): string => `${label}: ${n} (0x${n.toString(16)})`;
+  return [
+    'Displaying dump stats:',
+    `Freezing time: ${s.freezingTimeUs} us`,
+    `Frozen time: ${s.frozenTimeUs} us`,
+    `Memory dump time: ${s.memdumpTimeUs} us`,
+    `Memory write time: ${s.memwriteTimeUs} us`,
+    pages('Memory pages scanned', s.pagesScanned),
+    pages('Memory pages skipped from parent', s.pagesSkippedParent),
+    pages('Memory pages written', s.pagesWritten),
+    pages('Lazy memory pages', 0),
+  ];
+}
+
+function printDumpStats(s: DumpStats): void {
+  for (const line of formatDumpStats(s)) out(line);
+}
+
+async function runRestore(o: CliOptions): Promise<number> {
+  if (o.tree !== undefined) log.warn('Using -t with restore is obsolete; the tree comes from the images');
+  // CRIU creates the pidfile with O_EXCL: refuse before restoring anything rather than after.
+  if (o.pidfile !== undefined && existsSync(o.pidfile)) {
+    throw new CriuTsError('EUSAGE', `pidfile ${o.pidfile} already exists`, { path: o.pidfile });
+  }
+  const opts: RestoreOptions = { ...common(o), detach: o.restoreDetached };
+  if (o.restoreSibling) opts.restoreSibling = true;
+  if (o.finalState === 'stopped') opts.leaveStopped = true;
+  const { restore, waitRestored } = await api(() => import('../api/restore.js'));
+  const result = await api(() => restore(opts));
+  if (o.pidfile !== undefined) writePidfile(o.pidfile, result.pid);
+  if (o.restoreDetached) return 0;
+  // Like a shell: the root's exit code, or 128+signal when a signal ended it.
+  return api(() => waitRestored(result.pid));
+}
+
+/** A plain decimal pid, no newline, mode 0600, never over an existing file (CRIU's write_pidfile). */
+export function writePidfile(path: string, pid: number): void {
+  try {
+    writeFileSync(path, String(pid), { flag: 'wx', mode: 0o600 });
+  } catch (e) {
+    throw new CriuTsError('EUSAGE', `cannot write pidfile ${path}: ${(e as Error).message}`, { path }, e);
+  }
+}
+
+/** Feature names wrapped at 80 columns, space separated, like CRIU's "--feature list". */
+export function formatFeatureList(names: readonly string[], width = 80): string[] {
+  const lines: string[] = [];
+  let cur = '';
+  for (const n of names) {
+    if (cur !== '' && cur.length + 1 + n.length > width) {
+      lines.push(cur);
+      cur = n;
+    } else cur = cur === '' ? n : `${cur} ${n}`;
+  }
+  if (cur !== '') lines.push(cur);
+  return lines;
+}
+
+async function runCheck(o: CliOptions): Promise<number> {
+  if (o.feature === 'list') {
+    for (const line of formatFeatureList(FEATURE_NAMES)) out(line);
+    return 0;
+  }
+  if (o.feature !== undefined) {
+    const name = o.feature;
+    if (!FEATURE_NAMES.includes(name)) throw new CriuTsError('EUSAGE', `unknown feature ${name} (try --feature list)`, { feature: name });
+    const r = await api(() => check({ feature: name }));
+    const f = r.features[name];
+    if (f?.ok === true) {
+      out(`${name} is supported`);
+      return 0;
+    }
+    throw new CriuTsError('EUNSUPPORTED', `${name} is not supported${f?.reason === undefined ? '' : `: ${f.reason}`}`, { feature: name });
+  }
+  const r = await api(() => check({}));
+  if (!r.ok) {
+    const missing = BASIC_FEATURES.filter((n) => r.features[n]?.ok !== true)
+      .map((n) => `${n} (${r.features[n]?.reason ?? 'unknown'})`);
+    throw new CriuTsError('EUNSUPPORTED', `Does not look good: missing ${missing.join(', ')}`, { missing });
+  }
+  const optional = [...(o.checkExtra ? EXTRA_FEATURES : []), ...(o.checkExperimental ? EXPERIMENTAL_FEATURES : [])];
+  let missing = 0;
+  for (const n of optional) {
+    const f = r.features[n];
+    if (f?.ok === true) continue;
+    missing++;
+    log.warn(`${n} is not supported${f?.reason === undefined ? '' : `: ${f.reason}`}`);
+  }
+  if (missing === 0) {
+    out('Looks good.');
+    return 0;
+  }
+  out('Looks good but some kernel features are missing\nwhich, depending on your process tree, may cause\ndump or restore failure.');
+  return 1;
+}

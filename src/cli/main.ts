@@ -1,0 +1,89 @@
+/**
+ * criu-ts entry point (bin/criu-ts calls main). Parses CRIU's command line,
+ * sets up logging, runs the command, and turns every failure into one line
+ * on stderr and exit status 1: a user's mistake never shows a stack trace;
+ * an internal error shows one only at -v4.
+ */
+import { closeSync, readFileSync } from 'node:fs';
+import { describeError, exitCodeOf, isCriuTsError } from '../errors.js';
+import { logLevel, logger, setLogFile, setLogLevel } from '../log.js';
+import { ApiFailure, runCommand } from './commands.js';
+import { parseArgs } from './parse.js';
+import type { CliOptions } from './parse.js';
+import { HELP } from './usage.js';
+
+const log = logger('criu-ts');
+
+/** Our version, from package.json (two levels above dist/src/cli or src/cli). */
+export function version(): string {
+  for (const rel of ['../../../package.json', '../../package.json']) {
+    try {
+      const pkg = JSON.parse(readFileSync(new URL(rel, import.meta.url), 'utf8')) as { name?: unknown; version?: unknown };
+      if (pkg.name === 'criu-ts' && typeof pkg.version === 'string') return pkg.version;
+    } catch {
+      // try the next candidate
+    }
+  }
+  return '0.0.0';
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const code = await run(argv);
+  process.exitCode = code;
+  return code;
+}
+
+async function run(argv: readonly string[]): Promise<number> {
+  let logToFile = false;
+  try {
+    const parsed = parseArgs(argv, { home: process.env['HOME'], envConfigFile: process.env['CRIU_CONFIG_FILE'] });
+    switch (parsed.kind) {
+      case 'help':
+        process.stdout.write(HELP);
+        return 0;
+      case 'version':
+        // CRIU prints "Version: X.Y" (and "GitID: ..." for git builds).
+        process.stdout.write(`Version: ${version()}\n`);
+        return 0;
+      case 'swrk':
+        throw new ApiFailure(new Error('the swrk (RPC worker) mode is not supported yet'));
+      case 'command':
+        logToFile = setupLogging(parsed.options);
+        return await runCommand(parsed.command, parsed.action, parsed.options);
+    }
+  } catch (e) {
+    return report(e, logToFile);
+  }
+}
+
+function setupLogging(o: CliOptions): boolean {
+  setLogLevel(o.logLevel);
+  for (const fd of o.closeFds) {
+    try {
+      closeSync(fd);
+    } catch {
+      // CRIU closes with close(2) and ignores the result
+    }
+  }
+  if (o.logFile !== undefined) {
+    try {
+      setLogFile(o.logFile === '-' ? '/dev/stdout' : o.logFile);
+    } catch (e) {
+      throw Object.assign(new Error(`cannot open log file ${o.logFile}: ${(e as Error).message}`), { userError: true });
+    }
+  }
+  for (const opt of o.ignored) log.warn(`${opt} is not implemented by criu-ts and is ignored`);
+  return o.logFile !== undefined && o.logFile !== '-';
+}
+
+/** One line on stderr (and in the log file when there is one); exit status from errors.ts. */
+function report(thrown: unknown, logToFile: boolean): number {
+  const fromApi = thrown instanceof ApiFailure;
+  const e = fromApi ? thrown.error : thrown;
+  const line = `${fromApi ? 'Error (criu-ts)' : 'criu-ts'}: ${describeError(e).replace(/\s*\n\s*/g, ' ')}`;
+  if (logToFile) log.error(describeError(e));
+  process.stderr.write(`${line}\n`);
+  const internal = !isCriuTsError(e) && (e as { userError?: unknown } | null)?.userError !== true;
+  if (internal && logLevel() >= 4 && e instanceof Error && e.stack !== undefined) process.stderr.write(`${e.stack}\n`);
+  return exitCodeOf(e);
+}

@@ -1,0 +1,304 @@
+/**
+ * CRIU's command line, parsed like getopt_long does it: short clusters
+ * ("-Rj", "-t123", "-vvv"), "--opt=value" and "--opt value", unambiguous
+ * prefixes of long names, options before or after the command, "--" ends
+ * options. Configuration files contribute words first (lower priority).
+ * parseArgs is pure apart from reading configuration files, which callers
+ * can replace through `sources`.
+ */
+import { isAbsolute, resolve } from 'node:path';
+import { CriuTsError } from '../errors.js';
+import { configWords } from './config-file.js';
+import type { ConfigSources } from './config-file.js';
+import { LONG_NAMES, SHORT_OPTIONS, isCommandName } from './option-table.js';
+import type { CommandName, LongName, OptionSpec } from './option-table.js';
+
+/** CRIU's default verbosity (-v2: errors and warnings). */
+export const DEFAULT_LOG_LEVEL = 2;
+/** PID_MAX_LIMIT on 64-bit kernels. */
+const PID_MAX_LIMIT = 4_194_304;
+
+export type FinalState = 'dead' | 'stopped' | 'running';
+
+export interface CliOptions {
+  tree?: number;
+  /** absolute */
+  imagesDir: string;
+  /** absolute; -W, else the images dir */
+  workDir: string;
+  /** absolute, or '-' for stdout; undefined: log to stderr (CRIU writes no log file without -o) */
+  logFile?: string;
+  logLevel: number;
+  /** absolute (relative names are taken in the work dir) */
+  pidfile?: string;
+  finalState: FinalState;
+  restoreDetached: boolean;
+  restoreSibling: boolean;
+  shellJob: boolean;
+  extUnixSk: boolean;
+  tcpEstablished: boolean;
+  fileLocks: boolean;
+  ghostLimitBytes?: number;
+  freezeCgroup?: string;
+  timeoutSec?: number;
+  displayStats: boolean;
+  trackMem: boolean;
+  preDumpMode?: 'splice' | 'read';
+  /** as given: relative names are relative to the images dir */
+  prevImagesDir?: string;
+  feature?: string;
+  checkExtra: boolean;
+  checkExperimental: boolean;
+  /** --close FD, in order */
+  closeFds: number[];
+  /** options accepted but not acted on, as the user spelled them (for the -v2 warning) */
+  ignored: string[];
+}
+
+export type ParsedCommand =
+  | { kind: 'help' }
+  | { kind: 'version' }
+  | { kind: 'swrk'; fd: number }
+  | { kind: 'command'; command: CommandName; action?: string; options: CliOptions };
+
+export interface ParseContext extends ConfigSources {
+  /** directory relative paths are resolved against (default process.cwd()) */
+  cwd?: string;
+}
+
+function usage(message: string, data: Record<string, unknown> = {}): CriuTsError {
+  return new CriuTsError('EUSAGE', message, data);
+}
+
+interface Raw {
+  cwd: string;
+  imagesDir?: string;
+  workDir?: string;
+  logFile?: string;
+  pidfile?: string;
+  opts: CliOptions;
+}
+
+/** One option occurrence, the way the user wrote it (for messages). */
+interface Hit {
+  spec: OptionSpec;
+  negated: boolean;
+  shown: string;
+  value: string | undefined;
+}
+
+export function parseArgs(argv: readonly string[], ctx: ParseContext = {}): ParsedCommand {
+  // CRIU looks for -h/--help before anything else, so a broken config file cannot hide the help.
+  for (const a of argv) {
+    if (a === '--') break;
+    if (a === '-h' || a === '--help') return { kind: 'help' };
+  }
+  if (argv[0] === 'swrk') {
+    const fd = argv[1];
+    if (fd === undefined || !/^\d+$/.test(fd)) throw usage('swrk needs a file descriptor: criu-ts swrk FD');
+    return { kind: 'swrk', fd: Number(fd) };
+  }
+  const raw: Raw = { cwd: ctx.cwd ?? process.cwd(), opts: defaults() };
+  const positional: string[] = [];
+  const sources = [configWords(argv, ctx), [...argv]];
+  for (const words of sources) {
+    const result = scan(words, raw, positional);
+    if (result === 'version') return { kind: 'version' };
+  }
+  return finish(raw, positional);
+}
+
+function defaults(): CliOptions {
+  return {
+    imagesDir: '',
+    workDir: '',
+    logLevel: DEFAULT_LOG_LEVEL,
+    finalState: 'dead',
+    restoreDetached: false,
+    restoreSibling: false,
+    shellJob: false,
+    extUnixSk: false,
+    tcpEstablished: false,
+    fileLocks: false,
+    displayStats: false,
+    trackMem: false,
+    checkExtra: false,
+    checkExperimental: false,
+    closeFds: [],
+    ignored: [],
+  };
+}
+
+function scan(words: readonly string[], raw: Raw, positional: string[]): 'version' | undefined {
+  for (let i = 0; i < words.length; i++) {
+    const w = words[i] ?? '';
+    if (w === '--') {
+      positional.push(...words.slice(i + 1));
+      break;
+    }
+    if (w.startsWith('--')) {
+      const eq = w.indexOf('=');
+      const name = eq < 0 ? w.slice(2) : w.slice(2, eq);
+      const long = lookupLong(name);
+      let value: string | undefined = eq < 0 ? undefined : w.slice(eq + 1);
+      const shown = `--${long.name}`;
+      if (long.spec.arg === 'none' && value !== undefined) throw usage(`option ${shown} doesn't allow an argument`, { option: long.name });
+      if (long.spec.arg === 'required' && value === undefined) {
+        value = words[i + 1];
+        if (value === undefined) throw usage(`option ${shown} requires an argument`, { option: long.name });
+        i++;
+      }
+      if (apply({ spec: long.spec, negated: long.negated, shown, value }, raw) === 'version') return 'version';
+    } else if (w.startsWith('-') && w.length > 1) {
+      for (let j = 1; j < w.length; j++) {
+        const c = w[j] ?? '';
+        const spec = SHORT_OPTIONS.get(c);
+        if (spec === undefined) throw usage(`unknown option -${c}`, { option: c });
+        let value: string | undefined;
+        if (spec.arg !== 'none') {
+          const rest = w.slice(j + 1);
+          if (rest !== '') value = rest;
+          else if (spec.arg === 'required') {
+            value = words[i + 1];
+            if (value === undefined) throw usage(`option -${c} requires an argument`, { option: c });
+            i++;
+          }
+          j = w.length;
+        }
+        if (apply({ spec, negated: false, shown: `-${c}`, value }, raw) === 'version') return 'version';
+      }
+    } else {
+      positional.push(w);
+    }
+  }
+  return undefined;
+}
+
+function lookupLong(name: string): LongName {
+  const exact = LONG_NAMES.find((l) => l.name === name);
+  if (exact !== undefined) return exact;
+  // getopt_long accepts any unambiguous prefix of a long option.
+  const matches = name === '' ? [] : LONG_NAMES.filter((l) => l.name.startsWith(name));
+  const first = matches[0];
+  if (first === undefined) throw usage(`unknown option --${name}`, { option: name });
+  if (matches.length > 1) {
+    throw usage(`option --${name} is ambiguous (${matches.map((m) => `--${m.name}`).join(', ')})`, { option: name });
+  }
+  return first;
+}
+
+function apply(hit: Hit, raw: Raw): 'version' | undefined {
+  const { spec, negated, shown, value } = hit;
+  const o = raw.opts;
+  const on = !negated;
+  if (spec.support === 'unsupported') {
+    // The "--no-" form of an unsupported switch asks for what we do anyway.
+    if (negated) return undefined;
+    if (spec.long === 'ms') throw usage('--ms is deprecated; see "Check options" of criu-ts --help');
+    throw new CriuTsError('EUNSUPPORTED', `--${spec.long} is not supported yet`, { option: spec.long });
+  }
+  if (spec.support === 'ignore') {
+    if (spec.long === 'file-validation' && value !== 'filesize' && value !== 'buildid') throw badArg(shown, value);
+    if (spec.long === 'status-fd' || spec.long === 'port') intArg(shown, value, 0);
+    if (on) o.ignored.push(shown);
+    return undefined;
+  }
+  switch (spec.long) {
+    case 'version': return 'version';
+    case 'tree': o.tree = intArg(shown, value, 1, PID_MAX_LIMIT); break;
+    case 'leave-stopped': o.finalState = 'stopped'; break;
+    case 'leave-running': o.finalState = 'running'; break;
+    case 'restore-detached': case 'daemon': o.restoreDetached = on; break;
+    case 'restore-sibling': o.restoreSibling = on; break;
+    case 'images-dir': raw.imagesDir = nonEmpty(shown, value); break;
+    case 'work-dir': raw.workDir = nonEmpty(shown, value); break;
+    case 'log-file': raw.logFile = nonEmpty(shown, value); break;
+    case 'pidfile': raw.pidfile = nonEmpty(shown, value); break;
+    case 'verbosity': o.logLevel = verbosity(shown, value, o.logLevel); break;
+    case 'config': case 'no-default-config': break; // handled by configWords
+    case 'close': o.closeFds.push(intArg(shown, value, 0)); break;
+    case 'display-stats': o.displayStats = on; break;
+    case 'timeout': o.timeoutSec = intArg(shown, value, 0); break;
+    case 'freeze-cgroup': o.freezeCgroup = nonEmpty(shown, value); break;
+    case 'shell-job': o.shellJob = on; break;
+    case 'ext-unix-sk':
+      // CRIU's old "--ext-unix-sk=ino,ino" form named sockets; we allow all of them.
+      if (value !== undefined) o.ignored.push(`${shown}=${value}`);
+      o.extUnixSk = true;
+      break;
+    case 'tcp-established': o.tcpEstablished = on; break;
+    case 'file-locks': o.fileLocks = on; break;
+    case 'ghost-limit': o.ghostLimitBytes = sizeArg(shown, value); break;
+    case 'track-mem': o.trackMem = on; break;
+    case 'prev-images-dir': o.prevImagesDir = nonEmpty(shown, value); break;
+    case 'pre-dump-mode':
+      if (value !== 'splice' && value !== 'read') throw badArg(shown, value);
+      o.preDumpMode = value;
+      break;
+    case 'feature': o.feature = nonEmpty(shown, value); break;
+    case 'extra': o.checkExtra = on; break;
+    case 'experimental': o.checkExperimental = on; break;
+    case 'all': o.checkExtra = true; o.checkExperimental = true; break;
+    default: throw new CriuTsError('EINTERNAL', `option --${spec.long} has no handler`);
+  }
+  return undefined;
+}
+
+function badArg(shown: string, value: string | undefined): CriuTsError {
+  return usage(`invalid argument for ${shown}: ${value ?? ''}`, { option: shown, value });
+}
+
+function nonEmpty(shown: string, value: string | undefined): string {
+  if (value === undefined || value === '') throw badArg(shown, value);
+  return value;
+}
+
+function intArg(shown: string, value: string | undefined, min: number, max = Number.MAX_SAFE_INTEGER): number {
+  if (value === undefined || !/^\d+$/.test(value)) throw badArg(shown, value);
+  const n = Number(value);
+  if (n < min || n > max) throw badArg(shown, value);
+  return n;
+}
+
+/** --ghost-limit: bytes with an optional K, M or G suffix (powers of 1024, like CRIU's KILO/MEGA/GIGA). */
+export function sizeArg(shown: string, value: string | undefined): number {
+  const m = /^(\d+)([KMG]?)$/.exec(value ?? '');
+  if (m === null) throw badArg(shown, value);
+  const shift = { '': 0, K: 10, M: 20, G: 30 }[m[2] ?? ''] ?? 0;
+  return Number(m[1]) * 2 ** shift;
+}
+
+/** -v: one more; -vv...: one per v; -vN / --verbosity=N: exactly N. */
+function verbosity(shown: string, value: string | undefined, current: number): number {
+  if (value === undefined) return current + 1;
+  if (/^v+$/.test(value)) return current + value.length + 1;
+  if (/^\d+$/.test(value)) return Number(value);
+  throw badArg(shown, value);
+}
+
+function inDir(base: string, p: string): string {
+  return isAbsolute(p) ? p : resolve(base, p);
+}
+
+function finish(raw: Raw, positional: readonly string[]): ParsedCommand {
+  const o = raw.opts;
+  const cmd = positional[0];
+  if (cmd === undefined) throw usage('command is required (dump, restore, check, ...; see --help)');
+  if (!isCommandName(cmd)) throw usage(`unknown command: ${cmd}`, { command: cmd });
+  const extra = positional.slice(1);
+  let action: string | undefined;
+  if (cmd === 'cpuinfo') {
+    action = extra[0];
+    if (action !== 'dump' && action !== 'check') throw usage('cpuinfo requires an action: dump or check');
+    if (extra.length > 1) throw usage(`excessive parameters for command ${cmd}`);
+  } else if (extra.length > 0) {
+    throw usage(`excessive parameter${extra.length > 1 ? 's' : ''} for command ${cmd}: ${extra.join(' ')}`);
+  }
+  if (o.restoreSibling && !o.restoreDetached) throw usage('--restore-sibling only makes sense with --restore-detached');
+  if ((cmd === 'dump' || cmd === 'pre-dump') && o.tree === undefined) throw usage('pid not specified (use -t PID)');
+  o.imagesDir = inDir(raw.cwd, raw.imagesDir ?? '.');
+  o.workDir = raw.workDir === undefined ? o.imagesDir : inDir(raw.cwd, raw.workDir);
+  if (raw.logFile !== undefined) o.logFile = raw.logFile === '-' ? '-' : inDir(o.workDir, raw.logFile);
+  if (raw.pidfile !== undefined) o.pidfile = inDir(o.workDir, raw.pidfile);
+  return action === undefined ? { kind: 'command', command: cmd, options: o } : { kind: 'command', command: cmd, action, options: o };
+}

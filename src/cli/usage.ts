@@ -1,0 +1,82 @@
+/** The --help text: CRIU's commands and options, marking what criu-ts does not do yet. */
+
+export const USAGE = `
+Usage:
+  criu-ts dump|pre-dump -t PID [<options>]
+  criu-ts restore [<options>]
+  criu-ts check [--feature FEAT]
+  criu-ts page-server
+  criu-ts service [<options>]
+  criu-ts dedup
+  criu-ts lazy-pages -D DIR [<options>]
+
+Commands:
+  dump           checkpoint a process/tree identified by pid
+  pre-dump       pre-dump task(s) minimizing their frozen time (not yet)
+  restore        restore a process/tree
+  check          checks whether the kernel support is up-to-date
+  page-server    launch page server (not yet)
+  service        launch service (not yet)
+  dedup          remove duplicates in memory dump (not yet)
+  cpuinfo dump   writes cpu information into image file (not yet)
+  cpuinfo check  validates cpu information read from image file (not yet)
+`;
+
+export const HELP = `${USAGE}
+Options may also come from /etc/criu/default.conf, ~/.criu/default.conf,
+$CRIU_CONFIG_FILE and --config FILE (one option per line, without dashes).
+Most true/false long options can be prefixed with --no- to negate them.
+
+Dump/Restore options:
+  -t|--tree PID         checkpoint a process tree identified by PID
+  -d|--restore-detached detach after restore
+  -S|--restore-sibling  restore root task as sibling (needs -d)
+  -s|--leave-stopped    leave tasks in stopped state after checkpoint/restore
+  -R|--leave-running    leave tasks in running state after checkpoint
+  -D|--images-dir DIR   directory for image files (default: current directory)
+     --pidfile FILE     write the restored root task's pid to FILE
+  -W|--work-dir DIR     directory for logs and pidfiles (default: images dir)
+     --freeze-cgroup P  use the cgroup freezer at P to stop the tree
+     --timeout N        seconds to wait for the tree to stop
+  -j|--shell-job        allow dumping and restoring shell jobs
+     --ext-unix-sk      allow unix sockets connected outside the tree
+     --tcp-established  checkpoint/restore established TCP connections
+  -l|--file-locks       handle file locks
+     --ghost-limit SIZE max size of deleted files kept in the image (K/M/G)
+     --config FILE      read options from FILE (and skip the default files)
+     --no-default-config  do not read the default configuration files
+
+Accepted and ignored (with a warning): --manage-cgroups, --cgroup-*, --link-remap,
+  --evasive-devices, --skip-in-flight, --tcp-close, --auto-dedup, --weak-sysctls,
+  --force-irmap, --skip-mnt, --enable-fs, --lsm-profile, --network-lock, --cpu-cap, ...
+Not supported yet (refused): --external, --inherit-fd, --empty-ns, -J|--join-ns,
+  -r|--root, --veth-pair, -M|--ext-mount-map, --action-script, --exec-cmd,
+  --page-server, --lazy-pages, --stream, --check-only
+
+Check options:
+  Without options, "criu-ts check" checks the kernel features criu-ts needs.
+  --extra               also check features needed for specific cases
+  --experimental        also check experimental features
+  --all                 same as --extra --experimental
+  --feature FEAT        check one feature ("--feature list" names them all)
+
+Logging:
+  -o|--log-file FILE    log file name (relative to the work dir; "-" is stdout)
+  -v[v...]|--verbosity  increase verbosity (can use multiple v)
+  -vNUM|--verbosity=NUM set verbosity to NUM:
+                          -v0 - no output
+                          -v1 - only errors and messages
+                          -v2 - also warnings (default level)
+                          -v3 - also information messages and timestamps
+                          -v4 - lots of debug
+  --display-stats       print out dump stats
+
+Memory dumping options:
+  --track-mem           turn on memory changes tracker
+  --prev-images-dir DIR path to images from previous dump (relative to -D)
+  --pre-dump-mode MODE  splice or read
+
+Other options:
+  -h|--help             show this text
+  -V|--version          show version
+`;
