@@ -3,10 +3,9 @@
  * public API (src/api). Output follows CRIU: messages on stdout, errors on
  * stderr as one line. A command returns the process exit status.
  */
-import { existsSync, writeFileSync } from 'node:fs';
-import { check } from '../api/check.js';
+import { existsSync, statSync, writeFileSync } from 'node:fs';
 import type { CommonOptions, DumpOptions, DumpStats, RestoreOptions } from '../api/options.js';
-import { BASIC_FEATURES, EXPERIMENTAL_FEATURES, EXTRA_FEATURES, FEATURE_NAMES } from '../api/check.js';
+import { BASIC_FEATURES, EXPERIMENTAL_FEATURES, EXTRA_FEATURES, FEATURE_NAMES, check } from '../api/check.js';
 
 // dump and restore are loaded on use: `check`, `--help` and `-V` must work even where they cannot load.
 import { CriuTsError } from '../errors.js';
@@ -58,8 +57,20 @@ function common(o: CliOptions): CommonOptions {
   return c;
 }
 
+/** CRIU opens the images directory before anything else; so do we, to fail with its name. */
+function requireImagesDir(dir: string): void {
+  let isDir = false;
+  try {
+    isDir = statSync(dir).isDirectory();
+  } catch {
+    // reported below
+  }
+  if (!isDir) throw new CriuTsError('EUSAGE', `cannot open images directory ${dir}: no such directory`, { path: dir });
+}
+
 async function runDump(o: CliOptions): Promise<number> {
   const pid = o.tree ?? 0;
+  requireImagesDir(o.imagesDir);
   // Say plainly that the pid is wrong before any ptrace error can say it obscurely.
   if (!existsSync(`/proc/${pid}`)) throw new CriuTsError('ENOTASK', `no process with pid ${pid}`, { pid });
   const opts: DumpOptions = { ...common(o), pid };
@@ -97,6 +108,7 @@ function printDumpStats(s: DumpStats): void {
 }
 
 async function runRestore(o: CliOptions): Promise<number> {
+  requireImagesDir(o.imagesDir);
   if (o.tree !== undefined) log.warn('Using -t with restore is obsolete; the tree comes from the images');
   // CRIU creates the pidfile with O_EXCL: refuse before restoring anything rather than after.
   if (o.pidfile !== undefined && existsSync(o.pidfile)) {

@@ -1,0 +1,59 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { gunzipSync } from 'node:zlib';
+import { check, BASIC_FEATURES, FEATURE_NAMES, EXTRA_FEATURES, EXPERIMENTAL_FEATURES } from '../../src/api/check.js';
+import { isCriuTsError } from '../../src/errors.js';
+
+function kconfig(name: string): string | undefined {
+  try {
+    const m = new RegExp(`^CONFIG_${name}=(.*)$`, 'm').exec(gunzipSync(readFileSync('/proc/config.gz')).toString());
+    return m?.[1];
+  } catch {
+    return undefined;
+  }
+}
+
+test('the basics are all there on this machine', async () => {
+  const r = await check({});
+  for (const n of BASIC_FEATURES) assert.equal(r.features[n]?.ok, true, `${n}: ${r.features[n]?.reason ?? ''}`);
+  assert.equal(r.ok, true);
+  for (const n of FEATURE_NAMES) assert.ok(r.features[n] !== undefined, `${n} probed`);
+  for (const [n, f] of Object.entries(r.features)) if (!f.ok) assert.ok(f.reason, `${n} says why not`);
+});
+
+test('categories cover every feature exactly once', () => {
+  const all = [...BASIC_FEATURES, ...EXTRA_FEATURES, ...EXPERIMENTAL_FEATURES];
+  assert.equal(new Set(all).size, FEATURE_NAMES.length);
+  for (const n of FEATURE_NAMES) assert.ok(all.includes(n), n);
+});
+
+test('single features answer like the kernel config says', async () => {
+  const one = async (name: string): Promise<boolean> => {
+    const r = await check({ feature: name });
+    assert.deepEqual(Object.keys(r.features), [name]);
+    assert.equal(r.ok, r.features[name]?.ok);
+    return r.ok;
+  };
+  const softDirty = kconfig('MEM_SOFT_DIRTY');
+  if (softDirty !== undefined || kconfig('CHECKPOINT_RESTORE') !== undefined) {
+    assert.equal(await one('mem_dirty_track'), softDirty === 'y');
+  }
+  assert.equal(await one('clone3_set_tid'), true);
+  assert.equal(await one('get_rseq_conf'), true);
+  assert.equal(await one('seccomp_suspend'), true);
+  assert.equal(await one('pidfd_store'), true);
+  assert.equal(await one('kcmp_epoll'), kconfig('KCMP') === 'y' || kconfig('CHECKPOINT_RESTORE') === 'y');
+  assert.equal(await one('uffd'), kconfig('USERFAULTFD') === 'y');
+  // PAGEMAP_SCAN and UFFD_FEATURE_WP_ASYNC came together in 6.7
+  const [major = 0, minor = 0] = readFileSync('/proc/sys/kernel/osrelease', 'utf8').split('.').map(Number);
+  const recent = major > 6 || (major === 6 && minor >= 7);
+  assert.equal(await one('pagemap_scan'), recent);
+  if (kconfig('PTE_MARKER_UFFD_WP') === 'y') assert.equal(await one('uffd_wp_async'), recent);
+  assert.equal(await one('timens'), kconfig('TIME_NS') === 'y');
+  assert.equal(await one('external_net_ns'), false);
+});
+
+test('an unknown feature is a usage error', async () => {
+  await assert.rejects(check({ feature: 'warp_drive' }), (e: unknown) => isCriuTsError(e) && e.code === 'EUSAGE');
+});

@@ -1,0 +1,140 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { runCli } from '../lib/run.js';
+import { formatDumpStats, formatFeatureList, writePidfile } from '../../src/cli/commands.js';
+
+/** One line on stderr, exit 1, and nothing that looks like a stack frame. */
+async function oneLineError(args: string[], re: RegExp, cwd?: string): Promise<void> {
+  const r = await runCli('criu-ts', args, cwd === undefined ? {} : { cwd });
+  const lines = r.stderr.split('\n').filter((l) => l !== '');
+  assert.equal(r.code, 1, `${args.join(' ')}: ${r.stderr}`);
+  assert.equal(lines.length, 1, `${args.join(' ')}: ${r.stderr}`);
+  assert.match(lines[0] ?? '', re);
+  assert.doesNotMatch(r.stderr, /^\s+at /m);
+}
+
+test('bad command lines: one stderr line, exit 1', async () => {
+  const cases: [string[], RegExp][] = [
+    [['dump', '-t', 'abc'], /^criu-ts: invalid argument for -t: abc$/],
+    [['dump', '-t'], /^criu-ts: option -t requires an argument$/],
+    [['dump', '--tree=-5'], /^criu-ts: invalid argument for --tree: -5$/],
+    [['frobnicate'], /^criu-ts: unknown command: frobnicate$/],
+    [['dump', '--no-such-flag', '-t', '1'], /^criu-ts: unknown option --no-such-flag$/],
+    [['dump', '-Z'], /^criu-ts: unknown option -Z$/],
+    [[], /^criu-ts: command is required/],
+    [['dump'], /^criu-ts: pid not specified/],
+    [['restore', '--external', 'mnt[]'], /^criu-ts: --external is not supported yet$/],
+    [['restore', '--inherit-fd', 'fd[1]:x'], /^criu-ts: --inherit-fd is not supported yet$/],
+    [['dump', '-t', '1', '--page-server'], /^criu-ts: --page-server is not supported yet$/],
+    [['restore', '--empty-ns', 'net'], /^criu-ts: --empty-ns is not supported yet$/],
+    [['lazy-pages'], /^criu-ts: the lazy-pages command is not supported yet$/],
+    [['--config', '/nonexistent/criu.conf', 'check'], /^criu-ts: cannot read config file \/nonexistent\/criu.conf/],
+  ];
+  for (const [args, re] of cases) await oneLineError(args, re);
+});
+
+test('dump of a pid that does not exist', async () => {
+  // pid_max is 32768 here, so this pid cannot exist
+  await oneLineError(['dump', '-t', '4000000', '-D', '/tmp'], /^criu-ts: no process with pid 4000000$/);
+});
+
+test('-V and --version print CRIU-style "Version: X"', async () => {
+  const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
+  for (const flag of ['-V', '--version']) {
+    const r = await runCli('criu-ts', [flag]);
+    assert.equal(r.code, 0);
+    assert.equal(r.stdout, `Version: ${pkg.version}\n`);
+  }
+});
+
+test('--help prints usage on stdout, exit 0', async () => {
+  const r = await runCli('criu-ts', ['--help']);
+  assert.equal(r.code, 0);
+  assert.match(r.stdout, /Usage:/);
+  assert.match(r.stdout, /-t\|--tree PID/);
+  assert.equal(r.stderr, '');
+  const h = await runCli('criu-ts', ['dump', '-h']);
+  assert.equal(h.code, 0);
+  assert.match(h.stdout, /Usage:/);
+});
+
+test('ignored options warn at the default level only', async () => {
+  const r = await runCli('criu-ts', ['check', '--feature', 'list', '--manage-cgroups']);
+  assert.equal(r.code, 0);
+  assert.match(r.stderr, /--manage-cgroups is not implemented by criu-ts and is ignored/);
+  const q = await runCli('criu-ts', ['check', '--feature', 'list', '--manage-cgroups', '-v1']);
+  assert.equal(q.stderr, '');
+});
+
+test('check and check --feature', async () => {
+  const r = await runCli('criu-ts', ['check']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(r.stdout, 'Looks good.\n');
+  const s = await runCli('criu-ts', ['check', '--feature', 'clone3_set_tid']);
+  assert.equal(s.code, 0, s.stderr);
+  assert.equal(s.stdout, 'clone3_set_tid is supported\n');
+  // this kernel is built without CONFIG_MEM_SOFT_DIRTY
+  await oneLineError(['check', '--feature', 'mem_dirty_track'], /^criu-ts: mem_dirty_track is not supported: .*soft-dirty/);
+  await oneLineError(['check', '--feature', 'no_such_feature'], /^criu-ts: unknown feature no_such_feature/);
+  const l = await runCli('criu-ts', ['check', '--feature=list']);
+  assert.equal(l.code, 0);
+  const names = l.stdout.split(/\s+/).filter((n) => n !== '');
+  for (const n of ['mnt_id', 'uffd-noncoop', 'clone3_set_tid', 'get_rseq_conf', 'pagemap_scan', 'uffd_wp_async']) {
+    assert.ok(names.includes(n), n);
+  }
+});
+
+test('-o writes the log (relative to -W) and errors go to it too', async () => {
+  const dir = mkdtempSync('/tmp/criu-ts-cli-');
+  try {
+    const r = await runCli('criu-ts', ['dump', '-t', '4000000', '-D', dir, '-W', dir, '-o', 'dump.log'], { cwd: '/' });
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /no process with pid 4000000/);
+    assert.match(readFileSync(join(dir, 'dump.log'), 'utf8'), /Error .*no process with pid 4000000/);
+    // no -o: no log file written anywhere (CRIU logs to stderr by default)
+    const q = await runCli('criu-ts', ['check', '--feature', 'list', '-D', dir], { cwd: dir });
+    assert.equal(q.code, 0);
+    assert.deepEqual(readdir(dir), ['dump.log']);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+function readdir(dir: string): string[] {
+  return readdirSync(dir).sort();
+}
+
+test('pidfile: plain decimal, no newline, 0600, never overwritten', () => {
+  const dir = mkdtempSync('/tmp/criu-ts-pidfile-');
+  try {
+    const p = join(dir, 'pid');
+    writePidfile(p, 1234);
+    assert.equal(readFileSync(p, 'utf8'), '1234');
+    assert.equal(statSync(p).mode & 0o777, 0o600);
+    assert.throws(() => writePidfile(p, 5), /cannot write pidfile/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('--display-stats format matches CRIU', () => {
+  assert.deepEqual(formatDumpStats({
+    freezingTimeUs: 10, frozenTimeUs: 20, memdumpTimeUs: 30, memwriteTimeUs: 40,
+    pagesScanned: 300, pagesSkippedParent: 0, pagesWritten: 255, pagesZero: 45,
+  }), [
+    'Displaying dump stats:',
+    'Freezing time: 10 us',
+    'Frozen time: 20 us',
+    'Memory dump time: 30 us',
+    'Memory write time: 40 us',
+    'Memory pages scanned: 300 (0x12c)',
+    'Memory pages skipped from parent: 0 (0x0)',
+    'Memory pages written: 255 (0xff)',
+    'Lazy memory pages: 0 (0x0)',
+  ]);
+  const lines = formatFeatureList(['a'.repeat(50), 'b'.repeat(20), 'c'.repeat(20)]);
+  assert.equal(lines.length, 2);
+  assert.ok(lines.every((l) => l.length <= 80));
+});
