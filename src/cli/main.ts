@@ -2,10 +2,10 @@
  * criu-ts entry point (bin/criu-ts calls main). Parses CRIU's command line,
  * sets up logging, runs the command, and turns every failure into one line
  * on stderr and exit status 1: a user's mistake never shows a stack trace;
- * an internal error shows one only at -v4.
+ * an internal error (anything not caused by the user) shows one only at -v4.
  */
 import { closeSync, readFileSync } from 'node:fs';
-import { describeError, exitCodeOf, isCriuTsError } from '../errors.js';
+import { CriuTsError, describeError, exitCodeOf, isUserError } from '../errors.js';
 import { logLevel, logger, setLogFile, setLogLevel } from '../log.js';
 import { ApiFailure, runCommand } from './commands.js';
 import { parseArgs } from './parse.js';
@@ -28,13 +28,21 @@ export function version(): string {
 }
 
 export async function main(argv: string[]): Promise<number> {
-  const code = await run(argv);
+  const state: RunState = { logToFile: false, detached: false };
+  const code = await run(argv, state);
   process.exitCode = code;
+  // "restore -d" means criu-ts leaves as soon as the tree runs, whatever
+  // handles (pidfds, child watchers) the restore left open in this process.
+  if (state.detached && code === 0) process.exit(code);
   return code;
 }
 
-async function run(argv: readonly string[]): Promise<number> {
-  let logToFile = false;
+interface RunState {
+  logToFile: boolean;
+  detached: boolean;
+}
+
+async function run(argv: readonly string[], state: RunState): Promise<number> {
   try {
     const parsed = parseArgs(argv, { home: process.env['HOME'], envConfigFile: process.env['CRIU_CONFIG_FILE'] });
     switch (parsed.kind) {
@@ -46,13 +54,14 @@ async function run(argv: readonly string[]): Promise<number> {
         process.stdout.write(`Version: ${version()}\n`);
         return 0;
       case 'swrk':
-        throw new ApiFailure(new Error('the swrk (RPC worker) mode is not supported yet'));
+        throw new CriuTsError('EUNSUPPORTED', 'the swrk (RPC worker) mode is not supported yet', { fd: parsed.fd });
       case 'command':
-        logToFile = setupLogging(parsed.options);
+        state.logToFile = setupLogging(parsed.options);
+        state.detached = parsed.command === 'restore' && parsed.options.restoreDetached;
         return await runCommand(parsed.command, parsed.action, parsed.options);
     }
   } catch (e) {
-    return report(e, logToFile);
+    return report(e, state.logToFile);
   }
 }
 
@@ -69,7 +78,7 @@ function setupLogging(o: CliOptions): boolean {
     try {
       setLogFile(o.logFile === '-' ? '/dev/stdout' : o.logFile);
     } catch (e) {
-      throw Object.assign(new Error(`cannot open log file ${o.logFile}: ${(e as Error).message}`), { userError: true });
+      throw new CriuTsError('EUSAGE', `cannot open log file ${o.logFile}: ${(e as Error).message}`, { path: o.logFile }, e);
     }
   }
   for (const opt of o.ignored) log.warn(`${opt} is not implemented by criu-ts and is ignored`);
@@ -83,7 +92,6 @@ function report(thrown: unknown, logToFile: boolean): number {
   const line = `${fromApi ? 'Error (criu-ts)' : 'criu-ts'}: ${describeError(e).replace(/\s*\n\s*/g, ' ')}`;
   if (logToFile) log.error(describeError(e));
   process.stderr.write(`${line}\n`);
-  const internal = !isCriuTsError(e) && (e as { userError?: unknown } | null)?.userError !== true;
-  if (internal && logLevel() >= 4 && e instanceof Error && e.stack !== undefined) process.stderr.write(`${e.stack}\n`);
+  if (!isUserError(e) && logLevel() >= 4 && e instanceof Error && e.stack !== undefined) process.stderr.write(`${e.stack}\n`);
   return exitCodeOf(e);
 }
