@@ -98,6 +98,7 @@ function decodeInto(desc: MessageDesc, r: WireReader, end: number, out: Message,
     const num = tag >>> 3;
     const wt = tag & 7;
     if (num === 0) throw new WireError('invalid field number 0', tagPos);
+    if (wt > 5 || wt === 4) throw new WireError(wt === 4 ? 'unexpected end of group' : `invalid wire type ${wt}`, tagPos);
     const fd = byNum.get(num);
     if (fd === undefined) {
       r.skip(wt, num);
