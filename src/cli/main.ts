@@ -28,6 +28,13 @@ export function version(): string {
 }
 
 export async function main(argv: string[]): Promise<number> {
+  // A reader that goes away ("criu-ts check --feature list | head -1") is not an error worth a stack.
+  for (const stream of [process.stdout, process.stderr]) {
+    stream.on('error', (e: NodeJS.ErrnoException) => {
+      if (e.code === 'EPIPE') process.exit(typeof process.exitCode === 'number' ? process.exitCode : 0);
+      throw e;
+    });
+  }
   const state: RunState = { logToFile: false, detached: false };
   const code = await run(argv, state);
   process.exitCode = code;

@@ -282,7 +282,8 @@ function inDir(base: string, p: string): string {
 
 function finish(raw: Raw, positional: readonly string[]): ParsedCommand {
   const o = raw.opts;
-  const cmd = positional[0];
+  // CRIU answers "--feature list" as soon as it parses it, with or without a command.
+  const cmd = positional[0] ?? (o.feature === 'list' ? 'check' : undefined);
   if (cmd === undefined) throw usage('command is required (dump, restore, check, ...; see --help)');
   if (!isCommandName(cmd)) throw usage(`unknown command: ${cmd}`, { command: cmd });
   const extra = positional.slice(1);

@@ -48,6 +48,8 @@ test('command and subcommand', () => {
     assert.equal(r.action, 'check');
   }
   assert.deepEqual(parseArgs(['swrk', '3'], ctx()), { kind: 'swrk', fd: 3 });
+  const list = parseArgs(['--feature', 'list'], ctx());
+  assert.equal(list.kind === 'command' && list.command, 'check');
   assert.deepEqual(parseArgs(['dump', '--bogus', '-h'], ctx()), { kind: 'help' });
   assert.deepEqual(parseArgs(['-V', 'dump'], ctx()), { kind: 'version' });
 });
