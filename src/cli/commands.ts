@@ -5,9 +5,8 @@
  */
 import { existsSync, statSync, writeFileSync } from 'node:fs';
 import type { CommonOptions, DumpOptions, DumpStats, RestoreOptions } from '../api/options.js';
+// dump and restore are imported on use: `check`, `--help` and `-V` must work even where they cannot load.
 import { BASIC_FEATURES, EXPERIMENTAL_FEATURES, EXTRA_FEATURES, FEATURE_NAMES, check } from '../api/check.js';
-
-// dump and restore are loaded on use: `check`, `--help` and `-V` must work even where they cannot load.
 import { CriuTsError } from '../errors.js';
 import { logger } from '../log.js';
 import type { CliOptions } from './parse.js';

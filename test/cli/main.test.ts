@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { runCli } from '../lib/run.js';
 import { formatDumpStats, formatFeatureList, writePidfile } from '../../src/cli/commands.js';
@@ -38,6 +38,17 @@ test('bad command lines: one stderr line, exit 1', async () => {
 test('dump of a pid that does not exist', async () => {
   // pid_max is 32768 here, so this pid cannot exist
   await oneLineError(['dump', '-t', '4000000', '-D', '/tmp'], /^criu-ts: no process with pid 4000000$/);
+});
+
+test('restore refuses a missing images dir or an existing pidfile before restoring', async () => {
+  await oneLineError(['restore', '-D', '/nonexistent/images'], /^criu-ts: cannot open images directory \/nonexistent\/images/);
+  const dir = mkdtempSync('/tmp/criu-ts-cli-');
+  try {
+    writeFileSync(join(dir, 'pid'), '1');
+    await oneLineError(['restore', '-D', dir, '--pidfile', 'pid'], /^criu-ts: pidfile .*\/pid already exists$/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 test('-V and --version print CRIU-style "Version: X"', async () => {
