@@ -89,10 +89,15 @@ function probeThrowawayChild(): TraceeProbe {
   const pid = child.pid;
   if (pid === undefined) throw new CriuTsError('EINTERNAL', 'cannot start a probe child (sleep)');
   child.on('error', () => { /* reaped or failed: nothing to do */ });
-  const maps = readFileSync(`/proc/${pid}/maps`, 'utf8');
-  const readable = maps.split('\n').find((l) => /^\S+ r/.test(l));
-  const start = readable === undefined ? 0n : BigInt(`0x${readable.split('-')[0] ?? '0'}`);
-  return probe.probeTracee(pid, start);
+  let start: bigint;
+  try {
+    const readable = readFileSync(`/proc/${pid}/maps`, 'utf8').split('\n').find((l) => /^\S+ r/.test(l));
+    start = readable === undefined ? 0n : BigInt(`0x${readable.split('-')[0] ?? '0'}`);
+  } catch (e) {
+    child.kill('SIGKILL');
+    throw e;
+  }
+  return probe.probeTracee(pid, start); // kills the child itself
 }
 
 const ok: ProbeResult = { ok: true };
