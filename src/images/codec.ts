@@ -132,20 +132,21 @@ function decodeInto(desc: MessageDesc, r: WireReader, end: number, out: Message,
       continue;
     }
     if (fd.rule === 'repeated') {
-      let arr = out[fd.name] as unknown[] | undefined;
-      if (arr === undefined) {
-        arr = [];
-        out[fd.name] = arr;
-      }
+      // Arrays are created on the first value, so an empty packed run leaves the field absent.
+      const push = (v: unknown): void => {
+        const arr = out[fd.name] as unknown[] | undefined;
+        if (arr === undefined) out[fd.name] = [v];
+        else arr.push(v);
+      };
       if (wt === WT_LEN && expected !== WT_LEN) {
         // Packed run of scalars (accepted whatever the schema says).
         const len = r.length();
         const pend = r.pos + len;
         const pr = new WireReader(r.buf, r.pos, pend);
-        while (pr.pos < pend) arr.push(readScalar(pr, fd));
+        while (pr.pos < pend) push(readScalar(pr, fd));
         r.pos = pend;
       } else if (wt === expected) {
-        arr.push(readScalar(r, fd));
+        push(readScalar(r, fd));
       } else {
         r.skip(wt, num);
       }
