@@ -638,6 +638,7 @@ export interface InetSkEntry {
   ns_id?: number; // 18 uint32
   shutdown?: SkShutdown | number; // 19 enum sk_shutdown
   tcp_opts?: TcpOptsEntry; // 20 message tcp_opts_entry
+  uid?: number; // 21 uint32
 }
 
 /** message `inherit_fd` */

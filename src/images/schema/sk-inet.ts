@@ -45,4 +45,5 @@ defineMessage('inet_sk_entry', [
   f(18, 'ns_id', 'optional', 'uint32'),
   f(19, 'shutdown', 'optional', 'enum', { ref: 'sk_shutdown' }),
   f(20, 'tcp_opts', 'optional', 'message', { ref: 'tcp_opts_entry' }),
+  f(21, 'uid', 'optional', 'uint32'),
 ]);
