@@ -236,6 +236,10 @@ export function quopriEncode(data: Uint8Array): string {
   // CRLF style is decided by the first line ending, as binascii does.
   const firstLf = data.indexOf(0x0a);
   const crlf = firstLf > 0 && data[firstLf - 1] === 0x0d;
+  const softBreak = (): void => {
+    if (crlf) out.push(0x3d, 0x0d, 0x0a);
+    else out.push(0x3d, 0x0a);
+  };
   for (let i = 0; i < n;) {
     const c = data[i] as number;
     const next = i + 1 < n ? data[i + 1] : undefined;
@@ -245,7 +249,7 @@ export function quopriEncode(data: Uint8Array): string {
       || (c < 33 && c !== 0x0d && c !== 0x0a && c !== 0x09 && c !== 0x20);
     if (mustQuote) {
       if (linelen + 3 >= QP_MAXLINE) {
-        out.push(0x3d, 0x0a);
+        softBreak();
         linelen = 0;
       }
       hex(c);
@@ -266,7 +270,7 @@ export function quopriEncode(data: Uint8Array): string {
       continue;
     }
     if (i + 1 !== n && next !== 0x0a && linelen + 1 >= QP_MAXLINE) {
-      out.push(0x3d, 0x0a);
+      softBreak();
       linelen = 0;
     }
     linelen++;
