@@ -85,7 +85,7 @@ for w in d['addrs']:
     out['ip'].append(IPv6Address(v).compressed)
 json.dump(out, sys.stdout)
 `;
-  const res = spawnSync('python3', ['-c', py], { input: JSON.stringify({ blobs: blobs.map((b) => b.toString('hex')), addrs }), encoding: 'utf8' });
+  const res = spawnSync('python3', ['-c', py], { input: JSON.stringify({ blobs: blobs.map((b) => b.toString('hex')), addrs }), encoding: 'utf8', maxBuffer: 1 << 26 });
   assert.equal(res.status, 0, res.stderr);
   const want = JSON.parse(res.stdout) as { qp: string[]; qpdec: string[]; b64: string[]; ip: string[] };
   blobs.forEach((b, i) => {
