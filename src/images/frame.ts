@@ -3,7 +3,7 @@
  * possibly followed by a raw payload (table.ts says how long). Works over a
  * ByteSource so the same code serves whole buffers and streamed files.
  */
-import { CriuTsError, isCriuTsError } from '../errors.js';
+import { isCriuTsError } from '../errors.js';
 import { decodeMessageRaw } from './codec.js';
 import type { Message } from './codec.js';
 import { IMG_COMMON_MAGIC, IMG_SERVICE_MAGIC, kindByFileName, kindByMagic } from './table.js';
@@ -175,12 +175,4 @@ export function* frames(src: ByteSource, kind: ImageKind, file: string | undefin
     }
     yield { index, offset, entry, extra };
   }
-}
-
-/** For errors raised by code that did not know the file name. */
-export function withFile(e: unknown, file: string): unknown {
-  if (isCriuTsError(e) && e.code === 'EIMAGE' && e.data['file'] === '<image>') {
-    return new CriuTsError('EIMAGE', e.message.replace(/^<image>/, file), { ...e.data, file }, e.cause);
-  }
-  return e;
 }
