@@ -4,7 +4,7 @@
  * state read as one XSAVE area.
  */
 import {
-  GP_REG_NAMES, decodeGpRegs, getGpRegsRaw, ptraceGetRegset, NT_X86_XSTATE, XSAVE, NR,
+  GP_REG_NAMES, decodeGpRegs, ptraceGetRegset, NT_X86_XSTATE, XSAVE, NR,
   ERESTARTSYS, ERESTARTNOINTR, ERESTARTNOHAND, ERESTART_RESTARTBLOCK, type GpRegs,
 } from '../sys/index.js';
 import type { UserX86RegsEntry, UserX86FpregsEntry } from '../images/messages.js';
@@ -47,7 +47,8 @@ export function fixupSyscallRestart(t: Tracee, regs: GpRegs): GpRegs {
 }
 
 export function dumpGpRegs(t: Tracee): UserX86RegsEntry {
-  const regs = fixupSyscallRestart(t, decodeGpRegs(getGpRegsRaw(t.tid)));
+  // The registers at the stop, not the current ones (injected calls moved them).
+  const regs = fixupSyscallRestart(t, decodeGpRegs(t.origRegs));
   const e = { mode: 'NATIVE' } as unknown as UserX86RegsEntry;
   for (const n of GP_REG_NAMES) (e as unknown as Record<string, bigint>)[n] = regs[n];
   return e;

@@ -15,7 +15,7 @@
 import { readFileSync } from 'node:fs';
 import {
   ptraceSeize, ptraceInterrupt, ptraceSingleStep, ptraceCont, ptraceDetach, ptraceDetachQuiet,
-  getGpRegsRaw, setGpRegsRaw, ptraceGetSiginfo, waitPid, __WALL, WNOHANG, PTRACE_EVENT,
+  getGpRegsRaw, setGpRegsRaw, ptraceGetSiginfo, ptraceGetEventMsg, waitPid, __WALL, WNOHANG, PTRACE_EVENT,
   regOffset, processVmReadv, processVmWritev, ProcMem, sleepMs, NR, errnoName, SIGINFO_SIZE,
 } from '../sys/index.js';
 import { CriuTsError } from '../errors.js';
@@ -56,6 +56,8 @@ export class Tracee {
   readonly origRegs: Buffer;
   /** siginfos dequeued by our stops (signal-delivery-stops); re-queued on cure, or dumped */
   readonly stashedSignals: Buffer[] = [];
+  /** ptrace events (PTRACE_EVENT_FORK/CLONE...) seen during injected syscalls, with their messages */
+  readonly events: { event: number; msg: bigint }[] = [];
   /** the task was in a group-stop (e.g. SIGSTOPped) when we seized it */
   readonly wasStopped: boolean;
   private gadget: bigint | undefined;
@@ -103,6 +105,10 @@ export class Tracee {
   }
 
   /** Where injected syscalls jump to; found lazily. */
+  get gadgetAddr(): bigint {
+    return this.findGadget();
+  }
+
   setGadget(address: bigint): void {
     this.gadget = address;
   }
@@ -153,6 +159,11 @@ export class Tracee {
       if (st.exited || st.signaled) {
         throw new CriuTsError('EINFECT', `task ${this.tid} died during injected syscall ${nr}`, { pid: this.tid, nr });
       }
+      if (st.event !== 0 && st.event !== PTRACE_EVENT.STOP) {
+        // fork/clone/exec events of an injected clone3: remember, keep stepping.
+        this.events.push({ event: st.event, msg: ptraceGetEventMsg(this.tid) });
+        continue;
+      }
       const regs = getGpRegsRaw(this.tid);
       const ip = rd(regs, 'ip');
       // A signal that arrived meanwhile is kept for later and suppressed now.
@@ -172,12 +183,14 @@ export class Tracee {
   }
 
   /** Map an RW anonymous scratch area inside the task for syscall arguments. */
-  mapScratch(size = 1 << 16): bigint {
-    if (this.scratch && this.scratch.size >= size) return this.scratch.addr;
+  mapScratch(size = 1 << 16, at?: bigint): bigint {
+    if (this.scratch && this.scratch.size >= size && (at === undefined || at === this.scratch.addr)) return this.scratch.addr;
     if (this.scratch) this.unmapScratch();
     // MAP_SHARED|MAP_ANONYMOUS: a shmem-backed area never merges with the
     // task's own anonymous mappings, so the dump can leave it out exactly.
-    const a = this.syscall('mmap', NR.mmap, 0, size, 3 /* RW */, 0x21 /* SHARED|ANON */, -1, 0);
+    // With `at`, MAP_FIXED_NOREPLACE puts it in a hole the caller chose.
+    const flags = 0x21 | (at === undefined ? 0 : 0x100000);
+    const a = this.syscall('mmap', NR.mmap, at ?? 0, size, 3 /* RW */, flags, -1, 0);
     this.scratch = { addr: a, size };
     return a;
   }

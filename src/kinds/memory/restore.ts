@@ -1,0 +1,274 @@
+/**
+ * Rebuilding a task's address space inside a freshly cloned stub child:
+ * unmap everything the stub had except the vDSO/vvar, move those to the
+ * dumped addresses (mremap), map every dumped VMA at its address, fill the
+ * pages by injecting preadv on the pages image opened inside the task (the
+ * kernel copies file to memory once, no round trip through us), then set
+ * protections, madvise bits and the mm fields with PR_SET_MM_MAP.
+ *
+ * Known limits: a dump without a vDSO, or from a kernel whose vDSO/vvar
+ * sizes differ, is refused; pages in a parent image (pre-dump chains) are
+ * not read yet.
+ */
+import { join } from 'node:path';
+import { parseMaps, type MapsEntry } from '../../proc/index.js';
+import { NR, PAGE_SIZE, PR, PR_SET_MM } from '../../sys/index.js';
+import { CriuTsError } from '../../errors.js';
+import { readImage } from '../../images/index.js';
+import type { MmEntry, VmaEntry, PagemapEntry, FileEntry } from '../../images/messages.js';
+import type { RestoreTaskHandle } from '../types.js';
+import {
+  VMA, PROT_WRITE, MAP_FIXED, MAP_ANONYMOUS, MAP_PRIVATE, MAP_SHARED, MAP_GROWSDOWN,
+} from './vma.js';
+import { PE_PARENT } from './pages-writer.js';
+import { logger } from '../../log.js';
+
+const log = logger('mem');
+
+const MREMAP_MAYMOVE = 1;
+const MREMAP_FIXED = 2;
+const AT_FDCWD = -100;
+const O_RDONLY = 0;
+const O_CLOEXEC = 0o2000000;
+const RSEQ_FLAG_UNREGISTER = 1;
+export const SCRATCH_BYTES = 1 << 20;
+const IOV_PER_CALL = 1024;
+
+interface Range { start: bigint; end: bigint }
+
+function overlaps(a: Range, b: Range): boolean {
+  return a.start < b.end && b.start < a.end;
+}
+
+/** A hole of `size` bytes free in both the dumped layout and the stub's. */
+export function findHole(vmas: readonly Range[], current: readonly Range[], size: number): bigint {
+  const all = [...vmas, ...current];
+  for (let a = 0x100000000n; a < 0x7f0000000000n; a += 0x40000000n) {
+    const r = { start: a, end: a + BigInt(size) };
+    if (!all.some((v) => overlaps(v, r))) return a;
+  }
+  throw new CriuTsError('ERESTORE', 'no free address range for the restore scratch area', {});
+}
+
+const isSpecial = (m: MapsEntry): boolean => m.path === '[vdso]' || m.path === '[vvar]' || m.path === '[vvar_vclock]' || m.path === '[vsyscall]';
+
+/**
+ * Step 1: empty the stub child's address space, keep our scratch and the
+ * vDSO (where the syscall gadget lives), and put the vDSO/vvar where the
+ * dumped task had them. Returns the scratch address.
+ */
+export function prepareAddressSpace(t: RestoreTaskHandle, mm: MmEntry, rseq: { ptr: bigint; len: number; sig: number } | undefined): bigint {
+  const vmas = mm.vmas ?? [];
+  const cur = parseMaps(t.pid);
+  const scratch = findHole(vmas, cur, SCRATCH_BYTES);
+  t.tracee.mapScratch(SCRATCH_BYTES, scratch);
+  // The stub's rseq area is about to disappear; a registered rseq pointing at
+  // unmapped memory would kill the task on its next return to user mode.
+  if (rseq && rseq.ptr !== 0n) t.syscall('rseq(unregister)', NR.rseq, rseq.ptr, rseq.len, RSEQ_FLAG_UNREGISTER, rseq.sig);
+  for (const m of cur) {
+    if (isSpecial(m) || m.start === scratch) continue;
+    t.syscall('munmap', NR.munmap, m.start, m.end - m.start);
+  }
+  moveVdso(t, vmas, cur, scratch);
+  return scratch;
+}
+
+function moveVdso(t: RestoreTaskHandle, vmas: readonly VmaEntry[], cur: readonly MapsEntry[], scratch: bigint): void {
+  const dumpedVdso = vmas.find((v) => (v.status & VMA.AREA_VDSO) !== 0);
+  const curVdso = cur.find((m) => m.path === '[vdso]');
+  if (!dumpedVdso || !curVdso) throw new CriuTsError('EUNSUPPORTED', 'images without a vDSO (or a kernel without one) are not supported', {});
+  const curBlock = cur.filter((m) => m.path === '[vdso]' || m.path === '[vvar]' || m.path === '[vvar_vclock]');
+  const dumpedBlock = vmas.filter((v) => (v.status & (VMA.AREA_VDSO | VMA.AREA_VVAR)) !== 0);
+  const size = (rs: readonly Range[]): bigint => rs.reduce((n, r) => n + (r.end - r.start), 0n);
+  const delta = dumpedVdso.start - curVdso.start;
+  if (size(curBlock) !== size(dumpedBlock) || dumpedVdso.end - dumpedVdso.start !== curVdso.end - curVdso.start) {
+    throw new CriuTsError('EUNSUPPORTED', 'the vDSO/vvar layout of this kernel differs from the dumped one', {});
+  }
+  if (delta === 0n) return;
+  // Park every piece right after the scratch area first, so no move lands on a piece not yet moved.
+  const park = scratch + BigInt(SCRATCH_BYTES) + 0x100000n;
+  const gadgetOff = t.tracee.gadgetAddr - curVdso.start;
+  const parked: { from: bigint; to: bigint; len: bigint }[] = [];
+  for (const m of curBlock) {
+    const len = m.end - m.start;
+    const to = park + (m.start - curVdso.start) + 0x400000n;
+    t.syscall('mremap(park)', NR.mremap, m.start, len, len, MREMAP_MAYMOVE | MREMAP_FIXED, to);
+    if (m.path === '[vdso]') t.tracee.setGadget(to + gadgetOff);
+    parked.push({ from: to, to: m.start + delta, len });
+  }
+  for (const p of parked) {
+    t.syscall('mremap(vdso)', NR.mremap, p.from, p.len, p.len, MREMAP_MAYMOVE | MREMAP_FIXED, p.to);
+  }
+  t.tracee.setGadget(dumpedVdso.start + gadgetOff);
+  log.debug(`vdso moved to 0x${dumpedVdso.start.toString(16)}`);
+}
+
+export interface MemoryRestoreContext {
+  imagesDir: string;
+  fileById(id: number): FileEntry | undefined;
+}
+
+function filePath(ctx: MemoryRestoreContext, id: bigint): string {
+  const f = ctx.fileById(Number(id));
+  const name = f?.reg?.name;
+  if (name === undefined) throw new CriuTsError('EIMAGE', `mapping refers to file id ${id}, not in files.img`, { id });
+  return name;
+}
+
+/** Step 2: map every VMA, fill its pages, then set final protections. */
+export function restoreMemory(t: RestoreTaskHandle, mm: MmEntry, pagemap: PagemapEntry[], pagesId: number, ctx: MemoryRestoreContext): number {
+  const vmas = (mm.vmas ?? []).filter((v) => (v.status & (VMA.AREA_VDSO | VMA.AREA_VVAR | VMA.AREA_VSYSCALL)) === 0);
+  const fds = new Map<string, number>();
+  const fileFd = (id: bigint, fdflags: number): number => {
+    const path = filePath(ctx, id);
+    const key = `${fdflags}:${path}`;
+    let fd = fds.get(key);
+    if (fd === undefined) {
+      fd = Number(t.syscall(`open ${path}`, NR.openat, AT_FDCWD, t.putString(path), fdflags | O_CLOEXEC, 0));
+      fds.set(key, fd);
+    }
+    return fd;
+  };
+  for (const v of vmas) {
+    const len = v.end - v.start;
+    const prot = v.prot | PROT_WRITE; // writable while we fill; final protection below
+    let flags = MAP_FIXED | (v.flags & MAP_GROWSDOWN);
+    let fd = -1;
+    let off = 0n;
+    if (v.status & (VMA.FILE_PRIVATE | VMA.FILE_SHARED)) {
+      fd = fileFd(v.shmid, v.fdflags ?? O_RDONLY);
+      off = v.pgoff;
+      flags |= v.status & VMA.FILE_SHARED ? MAP_SHARED : MAP_PRIVATE;
+    } else if (v.status & VMA.ANON_SHARED) {
+      flags |= MAP_SHARED | MAP_ANONYMOUS;
+    } else {
+      flags |= MAP_PRIVATE | MAP_ANONYMOUS;
+    }
+    // A shared file mapping must not gain PROT_WRITE on a read-only fd.
+    const mapProt = v.status & VMA.FILE_SHARED ? v.prot : prot;
+    t.syscall('mmap', NR.mmap, v.start, len, mapProt, flags, fd, off);
+  }
+  for (const fd of fds.values()) t.syscall('close', NR.close, fd);
+
+  const pages = fillPages(t, join(ctx.imagesDir, `pages-${pagesId}.img`), pagemap, 0n);
+  for (const v of vmas) {
+    if (v.status & VMA.ANON_SHARED) fillShmem(t, v, ctx);
+  }
+  for (const v of vmas) {
+    if (!(v.status & VMA.FILE_SHARED) && (v.prot & PROT_WRITE) === 0) {
+      t.syscall('mprotect', NR.mprotect, v.start, v.end - v.start, v.prot);
+    }
+    const madv = v.madv ?? 0n;
+    for (let a = 0n; a < 64n; a++) {
+      if ((madv >> a) & 1n) t.syscall('madvise', NR.madvise, v.start, v.end - v.start, a);
+    }
+  }
+  return pages;
+}
+
+/**
+ * Inject preadv calls reading the pages image straight into the task's
+ * memory; pagemap entries follow each other in the file, so one call covers
+ * up to IOV_PER_CALL entries. `base` is added to each entry's vaddr.
+ */
+function fillPages(t: RestoreTaskHandle, path: string, pagemap: PagemapEntry[], base: bigint): number {
+  const present = pagemap.filter((e) => ((e.flags ?? 4) & PE_PARENT) === 0 && !e.in_parent);
+  if (pagemap.length !== present.length) {
+    throw new CriuTsError('EUNSUPPORTED', `${path}: pages in a parent image (pre-dump chains) are not supported yet`, { path });
+  }
+  if (present.length === 0) return 0;
+  const pfd = Number(t.syscall(`open ${path}`, NR.openat, AT_FDCWD, t.putString(path), O_RDONLY | O_CLOEXEC, 0));
+  let fileOff = 0n;
+  let pagesDone = 0;
+  try {
+    for (let i = 0; i < present.length; i += IOV_PER_CALL) {
+      const batch = present.slice(i, i + IOV_PER_CALL);
+      const iov = Buffer.alloc(batch.length * 16);
+      let want = 0n;
+      batch.forEach((e, j) => {
+        const n = nrPages(e);
+        iov.writeBigUInt64LE(e.vaddr + base, j * 16);
+        iov.writeBigUInt64LE(n * BigInt(PAGE_SIZE), j * 16 + 8);
+        want += n * BigInt(PAGE_SIZE);
+        pagesDone += Number(n);
+      });
+      let done = 0n;
+      while (done < want) {
+        // Re-describe what is left after a short read (preadv moves at most ~2 GiB per call).
+        const rest = remainingIov(iov, done);
+        const addr = t.putBytes(rest.buf);
+        const got = t.syscall('preadv', NR.preadv, pfd, addr, rest.count, fileOff + done, 0);
+        if (got === 0n) throw new CriuTsError('EIMAGE', `${path}: ends before the pagemap says`, { path });
+        done += got;
+      }
+      fileOff += want;
+    }
+  } finally {
+    t.syscall('close', NR.close, pfd);
+  }
+  return pagesDone;
+}
+
+function remainingIov(iov: Buffer, skip: bigint): { buf: Buffer; count: number } {
+  const out: Buffer[] = [];
+  let s = skip;
+  for (let j = 0; j < iov.length; j += 16) {
+    const a = iov.readBigUInt64LE(j);
+    const l = iov.readBigUInt64LE(j + 8);
+    if (s >= l) {
+      s -= l;
+      continue;
+    }
+    const b = Buffer.alloc(16);
+    b.writeBigUInt64LE(a + s, 0);
+    b.writeBigUInt64LE(l - s, 8);
+    s = 0n;
+    out.push(b);
+  }
+  return { buf: Buffer.concat(out), count: out.length };
+}
+
+function nrPages(e: PagemapEntry): bigint {
+  return e.nr_pages !== undefined && e.nr_pages !== 0n ? e.nr_pages : BigInt(e.compat_nr_pages);
+}
+
+function fillShmem(t: RestoreTaskHandle, v: VmaEntry, ctx: MemoryRestoreContext): void {
+  const path = join(ctx.imagesDir, `pagemap-shmem-${v.shmid}.img`);
+  let img;
+  try {
+    img = readImage(path);
+  } catch {
+    return; // no pages were ever touched
+  }
+  const head = img.entries[0] as { pages_id: number } | undefined;
+  if (!head) return;
+  const entries = (img.entries.slice(1) as unknown as PagemapEntry[]).filter((e) => {
+    const a = e.vaddr;
+    return a >= v.pgoff && a < v.pgoff + (v.end - v.start);
+  });
+  fillPages(t, join(ctx.imagesDir, `pages-${head.pages_id}.img`), entries, v.start - v.pgoff);
+}
+
+/** Step 3: mm fields, auxv and /proc/PID/exe in one PR_SET_MM_MAP. */
+export function restoreMmFields(t: RestoreTaskHandle, mm: MmEntry, ctx: MemoryRestoreContext): void {
+  const exe = filePath(ctx, BigInt(mm.exe_file_id));
+  const exeFd = Number(t.syscall(`open ${exe}`, NR.openat, AT_FDCWD, t.putString(exe), O_RDONLY | O_CLOEXEC, 0));
+  const auxv = mm.mm_saved_auxv ?? [];
+  const auxBuf = Buffer.alloc(auxv.length * 8);
+  auxv.forEach((x, i) => auxBuf.writeBigUInt64LE(BigInt.asUintN(64, x), i * 8));
+  const auxAddr = t.putBytes(auxBuf);
+  const map = Buffer.alloc(104);
+  const fields = [
+    mm.mm_start_code, mm.mm_end_code, mm.mm_start_data, mm.mm_end_data, mm.mm_start_brk, mm.mm_brk,
+    mm.mm_start_stack, mm.mm_arg_start, mm.mm_arg_end, mm.mm_env_start, mm.mm_env_end,
+  ];
+  fields.forEach((x, i) => map.writeBigUInt64LE(x, i * 8));
+  map.writeBigUInt64LE(auxAddr, 88);
+  map.writeUInt32LE(auxBuf.length, 96);
+  map.writeInt32LE(exeFd, 100);
+  const mapAddr = t.putBytes(map);
+  t.syscall('prctl(PR_SET_MM_MAP)', NR.prctl, PR.SET_MM, PR_SET_MM.MAP, mapAddr, 104, 0);
+  t.syscall('close', NR.close, exeFd);
+  if (mm.dumpable !== undefined) t.syscall('prctl(SET_DUMPABLE)', NR.prctl, PR.SET_DUMPABLE, mm.dumpable);
+  if (mm.thp_disabled) t.syscall('prctl(SET_THP_DISABLE)', NR.prctl, PR.SET_THP_DISABLE, 1);
+}

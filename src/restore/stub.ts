@@ -1,0 +1,107 @@
+/**
+ * Where restored tasks come from. We start one small helper process (the
+ * stub: any tiny program, here `sleep`), seize it, and inject clone3 with
+ * set_tid so the kernel creates a child with exactly the dumped pid. The
+ * child is traced from birth (PTRACE_O_TRACEFORK) and stopped; the stub is
+ * then let go and killed, and the child, orphaned, is re-parented to us
+ * (we are a child subreaper) so that we can wait for it like CRIU does.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, readlinkSync } from 'node:fs';
+import { Tracee } from '../infect/tracee.js';
+import {
+  NR, PTRACE_O, PTRACE_EVENT, waitPid, __WALL, setChildSubreaper, sleepMs, ptraceDetachQuiet,
+} from '../sys/index.js';
+import { CriuTsError } from '../errors.js';
+import { logger } from '../log.js';
+
+const log = logger('stub');
+
+const SIGCHLD = 17;
+const CLONE_ARGS_SIZE = 88;
+export const TRACE_OPTIONS = PTRACE_O.TRACEFORK | PTRACE_O.TRACECLONE | PTRACE_O.TRACEVFORK | PTRACE_O.EXITKILL;
+
+export interface Stub {
+  proc: ChildProcess;
+  tracee: Tracee;
+}
+
+function stubProgram(): string {
+  for (const p of ['/usr/bin/sleep', '/bin/sleep']) if (existsSync(p)) return p;
+  throw new CriuTsError('ERESTORE', 'no /usr/bin/sleep to use as the restore stub', {});
+}
+
+/** Start the stub and hold it stopped. */
+export function startStub(): Stub {
+  setChildSubreaper(true);
+  const prog = stubProgram();
+  const proc = spawn(prog, ['1000000'], { stdio: 'ignore' });
+  const pid = proc.pid;
+  if (pid === undefined) throw new CriuTsError('ERESTORE', `cannot start ${prog} as the restore stub`, {});
+  // spawn() returns before exec: wait until the child is the stub program, not a copy of node.
+  const deadline = Date.now() + 5000;
+  for (;;) {
+    let exe = '';
+    try {
+      exe = readlinkSync(`/proc/${pid}/exe`);
+    } catch {
+      // not there yet
+    }
+    if (exe === prog || exe.endsWith('/sleep')) break;
+    if (Date.now() > deadline) {
+      proc.kill('SIGKILL');
+      throw new CriuTsError('ERESTORE', 'restore stub did not start', { pid });
+    }
+    sleepMs(0.2);
+  }
+  const tracee = Tracee.seize(pid, { options: TRACE_OPTIONS });
+  log.debug(`stub ${pid} seized`);
+  return { proc, tracee };
+}
+
+/**
+ * Inject clone3 into `parent` creating a child with pid `pid` (plain fork
+ * semantics; `flags` adds CLONE_* bits). Returns the new task, stopped and traced.
+ */
+export function cloneWithPid(parent: Tracee, pid: number, flags = 0n, exitSignal = SIGCHLD): Tracee {
+  const scratch = parent.mapScratch();
+  const args = Buffer.alloc(CLONE_ARGS_SIZE + 8);
+  args.writeBigUInt64LE(flags, 0);
+  args.writeBigUInt64LE(BigInt(exitSignal), 32);
+  args.writeBigUInt64LE(scratch + BigInt(CLONE_ARGS_SIZE), 64); // set_tid
+  args.writeBigUInt64LE(1n, 72); // set_tid_size
+  args.writeBigInt64LE(BigInt(pid), CLONE_ARGS_SIZE);
+  parent.writeMem(scratch, args);
+  parent.events.length = 0;
+  const r = parent.syscallRaw(NR.clone3, scratch, CLONE_ARGS_SIZE);
+  if (r < 0n) {
+    const errno = Number(-r);
+    if (errno === 17) throw new CriuTsError('ERESTORE', `pid ${pid} is already in use`, { pid });
+    throw new CriuTsError('ERESTORE', `clone3 for pid ${pid} failed: errno ${errno}`, { pid, errno });
+  }
+  const ev = parent.events.find((e) => e.event === PTRACE_EVENT.FORK || e.event === PTRACE_EVENT.CLONE || e.event === PTRACE_EVENT.VFORK);
+  const child = ev ? Number(ev.msg) : Number(r);
+  if (child !== pid) throw new CriuTsError('ERESTORE', `clone3 made pid ${child}, wanted ${pid}`, { pid, child });
+  // The new task starts in a ptrace stop; collect that stop before using it.
+  for (;;) {
+    const st = waitPid(child, __WALL);
+    if (st === null) continue;
+    if (st.exited || st.signaled) throw new CriuTsError('ERESTORE', `new task ${child} died at birth`, { pid: child });
+    if (st.stopped) break;
+  }
+  const t = Tracee.adopt(child);
+  t.setGadget(parent.gadgetAddr);
+  log.debug(`created task ${child}`);
+  return t;
+}
+
+/** Let the stub go and kill it; its children are re-parented to us. */
+export function disposeStub(stub: Stub): void {
+  try {
+    stub.tracee.unmapScratch();
+  } catch {
+    // it is about to die anyway
+  }
+  ptraceDetachQuiet(stub.tracee.tid);
+  stub.proc.kill('SIGKILL');
+}

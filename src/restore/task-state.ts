@@ -1,0 +1,182 @@
+/**
+ * Putting back what dump/task-state.ts collected: signal actions, itimers,
+ * rlimits, personality, name, robust list, tid address, rseq, sigaltstack,
+ * FPU state, credentials. Each step is an injected syscall in the task.
+ */
+import { writeFileSync } from 'node:fs';
+import {
+  NR, PR, ptraceGetRegset, ptraceSetRegset, NT_X86_XSTATE, XSAVE,
+} from '../sys/index.js';
+import type { TaskCoreEntry, ThreadCoreEntry, UserX86FpregsEntry, CredsEntry, ItimerEntry } from '../images/messages.js';
+import type { RestoreTaskHandle } from '../kinds/index.js';
+import { logger } from '../log.js';
+import { RemoteSyscallError } from '../infect/tracee.js';
+
+const log = logger('task');
+const SIGKILL = 9;
+const SIGSTOP = 19;
+
+export function restoreSigactions(t: RestoreTaskHandle, tc: TaskCoreEntry): void {
+  const acts = tc.sigactions ?? [];
+  let i = 0;
+  for (let sig = 1; sig <= 64 && i < acts.length; sig++) {
+    if (sig === SIGKILL || sig === SIGSTOP) continue;
+    const a = acts[i++];
+    if (!a) continue;
+    if (a.sigaction === 0n && a.flags === 0n && a.mask === 0n) continue; // SIG_DFL with nothing set: already so
+    const b = Buffer.alloc(32);
+    b.writeBigUInt64LE(a.sigaction, 0);
+    b.writeBigUInt64LE(a.flags, 8);
+    b.writeBigUInt64LE(a.restorer, 16);
+    b.writeBigUInt64LE(a.mask, 24);
+    t.syscall(`rt_sigaction(${sig})`, NR.rt_sigaction, sig, t.putBytes(b), 0, 8);
+  }
+}
+
+function itimerBuf(e: ItimerEntry): Buffer {
+  const b = Buffer.alloc(32);
+  b.writeBigInt64LE(e.isec, 0);
+  b.writeBigInt64LE(e.iusec, 8);
+  b.writeBigInt64LE(e.vsec, 16);
+  b.writeBigInt64LE(e.vusec, 24);
+  return b;
+}
+
+export function restoreItimers(t: RestoreTaskHandle, tc: TaskCoreEntry): void {
+  const timers = tc.timers;
+  if (!timers) return;
+  const list: [number, ItimerEntry][] = [[0, timers.real], [1, timers.virt], [2, timers.prof]];
+  for (const [which, e] of list) {
+    if (e.vsec === 0n && e.vusec === 0n) continue;
+    t.syscall('setitimer', NR.setitimer, which, t.putBytes(itimerBuf(e)), 0);
+  }
+}
+
+export function restoreRlimits(t: RestoreTaskHandle, tc: TaskCoreEntry): void {
+  const rl = tc.rlimits?.rlimits ?? [];
+  rl.forEach((r, res) => {
+    const b = Buffer.alloc(16);
+    b.writeBigUInt64LE(r.cur, 0);
+    b.writeBigUInt64LE(r.max, 8);
+    try {
+      t.syscall(`prlimit64(${res})`, NR.prlimit64, 0, res, t.putBytes(b), 0);
+    } catch (e) {
+      // Raising a hard limit needs CAP_SYS_RESOURCE, which this host's root may lack.
+      if (e instanceof RemoteSyscallError && e.errno === 1) log.warn(`task ${t.pid}: cannot set rlimit ${res} to ${r.cur}/${r.max}: EPERM`);
+      else throw e;
+    }
+  });
+}
+
+export function restoreTaskMisc(t: RestoreTaskHandle, tc: TaskCoreEntry): void {
+  t.syscall('personality', NR.personality, tc.personality);
+  if (tc.child_subreaper) t.syscall('prctl(SET_CHILD_SUBREAPER)', NR.prctl, PR.SET_CHILD_SUBREAPER, 1);
+  if (tc.oom_score_adj !== undefined) {
+    try {
+      writeFileSync(`/proc/${t.pid}/oom_score_adj`, String(tc.oom_score_adj));
+    } catch (e) {
+      log.warn(`task ${t.pid}: oom_score_adj not restored: ${(e as Error).message}`);
+    }
+  }
+  if (tc.loginuid !== undefined && tc.loginuid !== 0xffffffff) {
+    try {
+      writeFileSync(`/proc/${t.pid}/loginuid`, String(tc.loginuid));
+    } catch (e) {
+      log.warn(`task ${t.pid}: loginuid not restored: ${(e as Error).message}`);
+    }
+  }
+}
+
+/** Per-thread state that must be set from inside that thread. */
+export function restoreThreadState(t: RestoreTaskHandle, th: ThreadCoreEntry, clearTid: bigint, comm: string | undefined): void {
+  if (th.futex_rla !== 0n) t.syscall('set_robust_list', NR.set_robust_list, th.futex_rla, th.futex_rla_len);
+  t.syscall('set_tid_address', NR.set_tid_address, clearTid);
+  const name = th.comm ?? comm;
+  if (name !== undefined) t.syscall('prctl(SET_NAME)', NR.prctl, PR.SET_NAME, t.putString(name.slice(0, 15)));
+  if (th.pdeath_sig) t.syscall('prctl(SET_PDEATHSIG)', NR.prctl, PR.SET_PDEATHSIG, th.pdeath_sig);
+  if (th.sas && (th.sas.ss_flags & 2) === 0 && th.sas.ss_size !== 0n) {
+    const b = Buffer.alloc(24);
+    b.writeBigUInt64LE(th.sas.ss_sp, 0);
+    b.writeInt32LE(th.sas.ss_flags & ~1, 8); // SS_ONSTACK is a state, not a flag one can set
+    b.writeBigUInt64LE(th.sas.ss_size, 16);
+    t.syscall('sigaltstack', NR.sigaltstack, t.putBytes(b), 0);
+  }
+  if (th.rseq_entry && th.rseq_entry.rseq_abi_pointer !== 0n) {
+    const r = th.rseq_entry;
+    t.syscall('rseq', NR.rseq, r.rseq_abi_pointer, r.rseq_abi_size, 0, r.signature);
+  }
+  if (th.sched_nice !== undefined && th.sched_nice !== 0) {
+    t.syscall('setpriority', NR.setpriority, 0 /* PRIO_PROCESS */, 0, th.sched_nice);
+  }
+}
+
+/** FPU/SSE/AVX: fill the kernel's own XSAVE layout (as a template) from the image. */
+export function restoreFpu(tid: number, fp: UserX86FpregsEntry): void {
+  const x = Buffer.from(ptraceGetRegset(tid, NT_X86_XSTATE, 16384));
+  x.writeUInt16LE(fp.cwd & 0xffff, XSAVE.cwd);
+  x.writeUInt16LE(fp.swd & 0xffff, XSAVE.swd);
+  x.writeUInt16LE(fp.twd & 0xffff, XSAVE.twd);
+  x.writeUInt16LE(fp.fop & 0xffff, XSAVE.fop);
+  x.writeBigUInt64LE(fp.rip, XSAVE.rip);
+  x.writeBigUInt64LE(fp.rdp, XSAVE.rdp);
+  x.writeUInt32LE(fp.mxcsr, XSAVE.mxcsr);
+  x.writeUInt32LE(fp.mxcsr_mask, XSAVE.mxcsrMask);
+  (fp.st_space ?? []).forEach((w, i) => x.writeUInt32LE(w, XSAVE.stSpace + i * 4));
+  (fp.xmm_space ?? []).forEach((w, i) => x.writeUInt32LE(w, XSAVE.xmmSpace + i * 4));
+  const xs = fp.xsave;
+  if (xs && x.length > 576) {
+    // Keep the kernel's xcomp/feature bits for what it supports, take the image's state bits.
+    const kernelBv = x.readBigUInt64LE(XSAVE.headerXstateBv);
+    x.writeBigUInt64LE(xs.xstate_bv | (kernelBv & 0n), XSAVE.headerXstateBv);
+    (xs.ymmh_space ?? []).forEach((w, i) => x.writeUInt32LE(w, XSAVE.ymmh + i * 4));
+    const put64 = (arr: bigint[] | undefined, off: number): void => {
+      (arr ?? []).forEach((w, i) => {
+        if (off + i * 8 + 8 <= x.length) x.writeBigUInt64LE(w, off + i * 8);
+      });
+    };
+    put64(xs.bndreg_state, XSAVE.bndregs);
+    put64(xs.bndcsr_state, XSAVE.bndcsr);
+    put64(xs.opmask_reg, XSAVE.opmask);
+    put64(xs.zmm_upper, XSAVE.zmmHi256);
+    put64(xs.hi16_zmm, XSAVE.hi16Zmm);
+    (xs.pkru ?? []).forEach((w, i) => {
+      if (XSAVE.pkru + i * 4 + 4 <= x.length) x.writeUInt32LE(w, XSAVE.pkru + i * 4);
+    });
+  }
+  ptraceSetRegset(tid, NT_X86_XSTATE, x);
+}
+
+function capWord(words: number[] | undefined, i: number): number {
+  return words?.[i] ?? 0;
+}
+
+/** Credentials last: once uids drop, further injected syscalls may be refused. */
+export function restoreCreds(t: RestoreTaskHandle, c: CredsEntry | undefined): void {
+  if (!c) return;
+  const allRoot = c.uid === 0 && c.euid === 0 && c.suid === 0 && c.fsuid === 0 && c.gid === 0 && c.egid === 0 && c.sgid === 0 && c.fsgid === 0;
+  const groups = c.groups ?? [];
+  const gb = Buffer.alloc(Math.max(4, groups.length * 4));
+  groups.forEach((g, i) => gb.writeUInt32LE(g, i * 4));
+  t.syscall('setgroups', NR.setgroups, groups.length, t.putBytes(gb));
+  if (c.secbits !== 0) t.syscall('prctl(SET_SECUREBITS)', NR.prctl, PR.SET_SECUREBITS, c.secbits);
+  if (!allRoot) {
+    // Keep capabilities across the uid change, then set the exact sets below.
+    t.syscall('prctl(SET_KEEPCAPS)', NR.prctl, 8 /* PR_SET_KEEPCAPS */, 1);
+    t.syscall('setresgid', NR.setresgid, c.gid, c.egid, c.sgid);
+    t.syscall('setresuid', NR.setresuid, c.uid, c.euid, c.suid);
+    t.syscall('setfsgid', NR.setfsgid, c.fsgid);
+    t.syscall('setfsuid', NR.setfsuid, c.fsuid);
+  }
+  // capset(v3): header {version, pid}, data[2] {effective, permitted, inheritable}.
+  const hdr = Buffer.alloc(8);
+  hdr.writeUInt32LE(0x20080522, 0);
+  const data = Buffer.alloc(24);
+  for (let i = 0; i < 2; i++) {
+    data.writeUInt32LE(capWord(c.cap_eff, i), i * 12);
+    data.writeUInt32LE(capWord(c.cap_prm, i), i * 12 + 4);
+    data.writeUInt32LE(capWord(c.cap_inh, i), i * 12 + 8);
+  }
+  const h = t.putBytes(Buffer.concat([hdr, data]));
+  t.syscall('capset', NR.capset, h, h + 8n);
+  if (!allRoot) t.syscall('prctl(SET_KEEPCAPS)', NR.prctl, 8, 0);
+}
