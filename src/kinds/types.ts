@@ -44,7 +44,19 @@ export interface RestoreFilesContext {
   /** every file entry of the dump by id */
   fileById(id: number): FileEntry | undefined;
   imagesDir: string;
-  opts: { shellJob: boolean };
+  opts: { shellJob: boolean; extUnixSk: boolean };
+  /**
+   * State a kind keeps across the entries of one restore, by a key of its
+   * choosing (e.g. "pipe:123" → the fds of both ends once created).
+   */
+  shared: Map<string, unknown>;
+  /**
+   * Tell the core that the entry `fileId` is already open in this task as
+   * `fd` (e.g. the write end created together with the read end by pipe2);
+   * the core then will not call restore() for it in this task and its
+   * children, and dup3s `fd` where that entry is used.
+   */
+  provide(fileId: number, fd: number): void;
 }
 
 export interface FileKind {
@@ -55,6 +67,20 @@ export interface FileKind {
   detect(p: FdProbe): boolean;
   /** describe the open file as a file_entry with this id */
   dump(p: FdProbe, id: number, ctx: DumpFilesContext): FileEntry;
+  /**
+   * Entries with the same group key are created together, in one task that
+   * every user of any of them descends from (their lowest common ancestor),
+   * before that task's children are created, so children inherit them. For
+   * a pipe: "pipe:<pipe_id>" for both ends; for a socketpair: both sockets.
+   * Without a group an entry is its own group.
+   */
+  group?(e: FileEntry): string | undefined;
+  /**
+   * After every task's files exist (before any task runs): fill in data
+   * that must go in once per object, e.g. queued pipe or socket bytes.
+   * Called once per entry of this kind, in the task that created it.
+   */
+  finish?(t: RestoreTaskHandle, e: FileEntry, fd: number, ctx: RestoreFilesContext): void;
   /**
    * Re-create the open file inside the task; returns the fd number it got
    * there (the core moves it to the right number and sets FD_CLOEXEC).

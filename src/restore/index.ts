@@ -78,7 +78,9 @@ export async function restoreTree(opts: RestoreOptions): Promise<RestoreResult> 
     const filesCtx: RestoreFilesContext = {
       fileById: (id) => img.files.get(id),
       imagesDir: dir,
-      opts: { shellJob: opts.shellJob ?? false },
+      opts: { shellJob: opts.shellJob ?? false, extUnixSk: opts.extUnixSk ?? false },
+      shared: new Map(),
+      provide: () => {},
     };
     let done = 0;
     for (const task of img.tasks) {
