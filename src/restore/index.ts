@@ -21,7 +21,7 @@ import { startStub, cloneWithPid, disposeStub, type Stub } from './stub.js';
 import { prepareAddressSpace, restoreMemory, restoreMmFields, SCRATCH_BYTES } from '../kinds/memory/restore.js';
 import { restoreFds } from './files.js';
 import {
-  restoreSigactions, restoreItimers, restoreRlimits, restoreTaskMisc, restoreThreadState, restoreFpu, restoreCreds,
+  restoreSigactions, restoreItimers, restoreRlimits, restoreTaskMisc, restoreThreadState, restoreFpu, restoreCreds, restorePendingSignals,
 } from './task-state.js';
 import { makeProgress } from '../progress.js';
 
@@ -165,6 +165,8 @@ function restoreTask(task: TaskImages, tracee: Tracee, img: DumpImages, filesCtx
   if (th) restoreThreadState(h, th, main.thread_info?.clear_tid_addr ?? 0n, tc.comm);
   const fp = main.thread_info?.fpregs;
   if (fp) restoreFpu(pid, fp);
+  ptraceSetSigmask(pid, ~0n);
+  restorePendingSignals(h, pid, (tc.signals_s?.signals ?? []).map((x) => x.siginfo), (th?.signals_p?.signals ?? []).map((x) => x.siginfo));
   restoreCreds(h, th?.creds);
   // Last injected call: drop the scratch area. Then the dumped registers.
   tracee.unmapScratch();
