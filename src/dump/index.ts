@@ -26,6 +26,11 @@ import { makeProgress } from '../progress.js';
 
 const log = logger('dump');
 
+/** task_state values in core images (CRIU's compel numbering). */
+export const TASK_ALIVE = 1;
+export const TASK_DEAD = 2;
+export const TASK_STOPPED = 3;
+
 type Img = Record<string, unknown>;
 const asImg = (x: object): Img => x as Img;
 
@@ -122,7 +127,18 @@ export async function dumpTree(opts: DumpOptions): Promise<DumpResult> {
     let done = 0;
     for (const node of tree.tasks) {
       progress.tasks(done, tree.tasks.length);
-      if (node.zombie) throw new CriuTsError('EUNSUPPORTED', `task ${node.pid} is a zombie: not supported yet`, { pid: node.pid });
+      if (node.zombie) {
+        // CRIU's form: a core with only the task core (state "dead", the
+        // wait status as exit_code) and no other per-task image.
+        pstree.push({ pid: node.pid, ppid: node.ppid, pgid: node.pgid, sid: node.sid, threads: [0] });
+        const core: CoreEntry = {
+          mtype: 'X86_64',
+          tc: { task_state: TASK_DEAD, exit_code: node.exitCode, personality: 0, flags: 0, blk_sigset: 0n, comm: '' },
+        };
+        writeImage(join(dir, `core-${node.pid}.img`), 'CORE', [asImg(core)]);
+        done++;
+        continue;
+      }
       const ids = taskIds(node, kobj, nsIds);
       rootIds ??= ids;
       pstree.push({ pid: node.pid, ppid: node.ppid, pgid: node.pgid, sid: node.sid, threads: node.threads.map((t) => t.tid) });
@@ -209,6 +225,9 @@ function dumpTask(
   const main = node.threads[0];
   if (!main) throw new CriuTsError('EDUMP', `task ${pid}: no threads seized`, { pid });
   log.info(`dumping task ${pid} (${node.threads.length} thread(s))`);
+  // One scratch area serves every thread: they share the address space.
+  const range = { addr: main.mapScratch(), size: main.scratchRange?.size ?? 0 };
+  for (const t of node.threads) if (t !== main) t.shareScratch(range);
   // Per thread: registers, FPU, thread core.
   for (const t of node.threads) {
     const core: CoreEntry = {
@@ -220,7 +239,13 @@ function dumpTask(
       },
       thread_core: dumpThreadCore(t, pid),
     };
-    if (t === main) core.tc = dumpTaskCore(t, pid);
+    if (t === main) {
+      core.tc = dumpTaskCore(t, pid);
+      if (t.wasStopped) {
+        core.tc.task_state = TASK_STOPPED;
+        core.tc.stop_signo = 19;
+      }
+    }
     writeImage(join(dir, `core-${t.tid}.img`), 'CORE', [asImg(core)]);
   }
   // Memory. Everything injected below runs before the maps are read, so
@@ -228,7 +253,7 @@ function dumpTask(
   const brk = main.syscall('brk', NR.brk, 0);
   const dumpable = Number(main.syscall('prctl', NR.prctl, PR.GET_DUMPABLE));
   const thpDisabled = Number(main.syscall('prctl', NR.prctl, PR.GET_THP_DISABLE)) !== 0;
-  const exclude = node.threads.flatMap((t) => (t.scratchRange ? [t.scratchRange] : []));
+  const exclude = [range];
   const tmw = process.hrtime.bigint();
   const mem = dumpMemory({
     pid, dir, fileId, shmemDone: shared.shmemDone, nextPagesId: shared.nextPagesId, onBytes: shared.onBytes, exclude,

@@ -211,6 +211,11 @@ export class Tracee {
     this.scratch = undefined;
   }
 
+  /** Use a scratch area another thread of the same address space mapped. */
+  shareScratch(range: { addr: bigint; size: number }): void {
+    this.scratch = { ...range };
+  }
+
   /** Forget the scratch area without unmapping (its mapping was replaced wholesale). */
   dropScratch(): void {
     this.scratch = undefined;

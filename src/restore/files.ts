@@ -1,39 +1,69 @@
 /**
  * Open files of a restored task: every fdinfo entry is re-created by its
- * kind inside the task, parked above the highest fd number the task needs
- * (so creating one file can never land on another's final number), then
- * moved to its number with dup3 (FD_CLOEXEC as dumped). Entries sharing a
- * file id share one open file description, as they did at dump time.
+ * kind inside the task, parked at or above `base` — higher than any fd
+ * number the dump uses — so creating one file can never land on another's
+ * final number, then moved to its number with dup3 (FD_CLOEXEC as dumped).
+ * Entries sharing a file id share one open file description. Files used by
+ * several tasks were opened earlier by their common ancestor (openGroupFiles)
+ * and are inherited, already parked, through fork.
  */
 import { NR } from '../sys/index.js';
 import { CriuTsError } from '../errors.js';
 import { fileKindByType, type RestoreTaskHandle, type RestoreFilesContext, type FileKind } from '../kinds/index.js';
-import type { FdinfoEntry } from '../images/messages.js';
+import type { FdinfoEntry, FileEntry } from '../images/messages.js';
 
 const O_CLOEXEC = 0o2000000;
 const FD_CLOEXEC = 1;
 const F_DUPFD = 0;
 const CLOSE_RANGE_ALL = 0xffffffff;
 
-export function restoreFds(t: RestoreTaskHandle, fds: FdinfoEntry[], ctx: RestoreFilesContext): void {
-  // The stub's own fds go first; nothing of it may leak into the restored task.
-  t.syscall('close_range', NR.close_range, 0, CLOSE_RANGE_ALL, 0);
-  const parkBase = fds.reduce((m, f) => Math.max(m, f.fd), -1) + 1;
-  const park = (fd: number): number => {
-    if (fd >= parkBase) return fd;
-    const high = Number(t.syscall('fcntl(F_DUPFD)', NR.fcntl, fd, F_DUPFD, parkBase));
+function kindOf(e: FileEntry | undefined, id: number, pid: number): { e: FileEntry; kind: FileKind } {
+  if (!e) throw new CriuTsError('EIMAGE', `task ${pid} refers to file id ${id}, not in files.img`, { id, pid });
+  const kind = fileKindByType(e.type);
+  if (!kind) throw new CriuTsError('EUNSUPPORTED', `task ${pid}: files of type ${String(e.type)} (id ${id}) cannot be restored yet`, { id, type: e.type });
+  return { e, kind };
+}
+
+function parker(t: RestoreTaskHandle, base: number): (fd: number) => number {
+  return (fd) => {
+    if (fd >= base) return fd;
+    const high = Number(t.syscall('fcntl(F_DUPFD)', NR.fcntl, fd, F_DUPFD, base));
     t.syscall('close', NR.close, fd);
     return high;
   };
-  const opened = new Map<number, number>(); // file id → parked fd in the task
+}
+
+/**
+ * Open the files a task holds for its descendants (file groups shared by
+ * several tasks), parked at or above `base`. Adds them to `held`.
+ */
+export function openGroupFiles(
+  t: RestoreTaskHandle, ids: readonly number[], fdinfoOf: (id: number) => FdinfoEntry,
+  ctx: RestoreFilesContext, held: Map<number, number>, base: number,
+): void {
+  const park = parker(t, base);
+  const taskCtx: RestoreFilesContext = { ...ctx, provide: (id, fd) => held.set(id, park(fd)) };
+  for (const id of ids) {
+    if (held.has(id)) continue;
+    const { e, kind } = kindOf(ctx.fileById(id), id, t.pid);
+    const fd = park(kind.restore(t, e, fdinfoOf(id), taskCtx));
+    held.set(id, fd);
+    kind.finish?.(t, e, fd, taskCtx);
+  }
+}
+
+export function restoreFds(
+  t: RestoreTaskHandle, fds: FdinfoEntry[], ctx: RestoreFilesContext, inherited: ReadonlyMap<number, number>, base: number,
+): void {
+  // The stub's own fds go first; nothing of it may leak into the restored task.
+  if (base > 0) t.syscall('close_range', NR.close_range, 0, base - 1, 0);
+  const park = parker(t, base);
+  const opened = new Map<number, number>(inherited); // file id → parked fd in the task
   const created: { kind: FileKind; id: number }[] = [];
   const taskCtx: RestoreFilesContext = { ...ctx, provide: (id, fd) => opened.set(id, park(fd)) };
   for (const fdi of fds) {
     if (opened.has(fdi.id)) continue;
-    const e = ctx.fileById(fdi.id);
-    if (!e) throw new CriuTsError('EIMAGE', `fd ${fdi.fd} of task ${t.pid} refers to file id ${fdi.id}, not in files.img`, { fd: fdi.fd, id: fdi.id });
-    const kind = fileKindByType(e.type);
-    if (!kind) throw new CriuTsError('EUNSUPPORTED', `fd ${fdi.fd} of task ${t.pid}: files of type ${String(e.type)} cannot be restored yet`, { fd: fdi.fd, type: e.type });
+    const { e, kind } = kindOf(ctx.fileById(fdi.id), fdi.id, t.pid);
     opened.set(fdi.id, park(kind.restore(t, e, fdi, taskCtx)));
     created.push({ kind, id: fdi.id });
   }
@@ -47,5 +77,5 @@ export function restoreFds(t: RestoreTaskHandle, fds: FdinfoEntry[], ctx: Restor
     const fd = fds.find((f) => f.id === c.id)?.fd;
     if (e && fd !== undefined && c.kind.finish) c.kind.finish(t, e, fd, taskCtx);
   }
-  t.syscall('close_range', NR.close_range, parkBase, CLOSE_RANGE_ALL, 0);
+  t.syscall('close_range', NR.close_range, base, CLOSE_RANGE_ALL, 0);
 }

@@ -25,7 +25,12 @@ export interface TaskImages {
 export interface DumpImages {
   dir: string;
   inventory: InventoryEntry;
+  /** every task of the tree, parents before children */
+  pstree: PstreeEntry[];
+  /** live (or stopped) tasks with their images */
   tasks: TaskImages[];
+  /** zombies: only a core with the task core */
+  zombies: Map<number, CoreEntry>;
   files: Map<number, FileEntry>;
 }
 
@@ -48,7 +53,16 @@ export function loadDump(dir: string): DumpImages {
   if (pstree.length === 0) throw new CriuTsError('EIMAGE', `${join(dir, 'pstree.img')}: no tasks`, { dir });
   const files = new Map<number, FileEntry>();
   if (existsSync(join(dir, 'files.img'))) for (const f of load<FileEntry>(dir, 'files.img')) files.set(f.id, f);
-  const tasks = pstree.map((p): TaskImages => {
+  const zombies = new Map<number, CoreEntry>();
+  const live = pstree.filter((p) => {
+    const core = one<CoreEntry>(dir, `core-${p.pid}.img`);
+    if (core.tc?.task_state === 2) {
+      zombies.set(p.pid, core);
+      return false;
+    }
+    return true;
+  });
+  const tasks = live.map((p): TaskImages => {
     const tids = p.threads?.length ? p.threads : [p.pid];
     const cores = tids.map((tid) => one<CoreEntry>(dir, `core-${tid}.img`));
     const ids = one<TaskKobjIdsEntry>(dir, `ids-${p.pid}.img`);
@@ -65,5 +79,5 @@ export function loadDump(dir: string): DumpImages {
       fds: existsSync(join(dir, `fdinfo-${ids.files_id}.img`)) ? load<FdinfoEntry>(dir, `fdinfo-${ids.files_id}.img`) : [],
     };
   });
-  return { dir, inventory, tasks, files };
+  return { dir, inventory, pstree, tasks, zombies, files };
 }

@@ -186,13 +186,13 @@ export function restoreCreds(t: RestoreTaskHandle, c: CredsEntry | undefined): v
  * blocks every signal first, so none is delivered while we still drive the
  * task; the final mask is set just before it runs.
  */
-export function restorePendingSignals(t: RestoreTaskHandle, tid: number, shared: Buffer[], priv: Buffer[]): void {
+export function restorePendingSignals(t: RestoreTaskHandle, tgid: number, tid: number, shared: Buffer[], priv: Buffer[]): void {
   for (const si of shared) {
     const sig = si.readInt32LE(0);
-    t.syscall(`rt_sigqueueinfo(${sig})`, NR.rt_sigqueueinfo, t.pid, sig, t.putBytes(si));
+    t.syscall(`rt_sigqueueinfo(${sig})`, NR.rt_sigqueueinfo, tgid, sig, t.putBytes(si));
   }
   for (const si of priv) {
     const sig = si.readInt32LE(0);
-    t.syscall(`rt_tgsigqueueinfo(${sig})`, NR.rt_tgsigqueueinfo, t.pid, tid, sig, t.putBytes(si));
+    t.syscall(`rt_tgsigqueueinfo(${sig})`, NR.rt_tgsigqueueinfo, tgid, tid, sig, t.putBytes(si));
   }
 }

@@ -7,3 +7,4 @@ export * from './ptrace.js';
 export * from './memory.js';
 export * from './process.js';
 export { sys, sysTry, sysBig, addr } from './libc.js';
+export * from './fhandle.js';

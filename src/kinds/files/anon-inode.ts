@@ -1,0 +1,40 @@
+/**
+ * What the anon-inode kinds (eventfd, epoll, timerfd, signalfd, inotify,
+ * fanotify) share: recognising their /proc/PID/fd link, the file flags CRIU
+ * stores (f_flags without O_CLOEXEC, which belongs to the fd), the creation
+ * flags their *_create syscalls take, and reading the entry's sub-message.
+ */
+import { CriuTsError } from '../../errors.js';
+import type { FileEntry } from '../../images/messages.js';
+import type { FdProbe } from '../types.js';
+import { O_CLOEXEC } from './reg-file.js';
+
+export const O_NONBLOCK = 0o4000;
+
+/** "anon_inode:[eventfd]" and "anon_inode:inotify" (no brackets) both. */
+export function isAnonLink(p: FdProbe, name: string): boolean {
+  return p.link === `anon_inode:[${name}]` || p.link === `anon_inode:${name}`;
+}
+
+/** f_flags as CRIU records them: without O_CLOEXEC (an fd flag, restored by the core). */
+export function fileFlags(p: FdProbe): number {
+  return p.fdinfo.flags & ~O_CLOEXEC;
+}
+
+/**
+ * The O_NONBLOCK bit, the only status flag the create syscalls take
+ * (EFD_/TFD_/SFD_/IN_NONBLOCK all equal O_NONBLOCK); O_CLOEXEC is left to
+ * the core, which sets it per fd.
+ */
+export function createFlags(flags: number): number {
+  return flags & O_NONBLOCK;
+}
+
+/** The typed sub-message of a file entry, or a clear image error. */
+export function part<K extends keyof FileEntry>(e: FileEntry, key: K, kind: string): NonNullable<FileEntry[K]> {
+  const v = e[key];
+  if (v === undefined || v === null) {
+    throw new CriuTsError('EIMAGE', `file ${e.id}: ${kind} entry without its ${String(key)} data`, { id: e.id });
+  }
+  return v as NonNullable<FileEntry[K]>;
+}

@@ -1,0 +1,64 @@
+/**
+ * Inotify watches and fanotify inode marks name their inode by a file
+ * handle (fdinfo's f_handle) and the superblock's device. CRIU stores the
+ * handle in an fh_entry (bytes, type, handle as 16 u64 words) and resolves
+ * it to a path at dump; we do the same: open the handle on a mount of that
+ * device (from the task's mountinfo, opened through /proc/PID/root so the
+ * task's mount namespace is used) and read the path back, stored in
+ * fh_entry.path and used by restore.
+ *
+ * Known limits: a watched inode that has no path any more (unlinked) is
+ * refused; the path is the one the kernel prints, which in another mount
+ * namespace than ours may not be reachable at restore.
+ */
+import { openSync, readlinkSync, constants } from 'node:fs';
+import { openByHandleAt, closeQuiet, MAX_HANDLE_BYTES } from '../../sys/index.js';
+import { parseMountinfo, type FHandle } from '../../proc/index.js';
+import type { FhEntry } from '../../images/messages.js';
+import { CriuTsError } from '../../errors.js';
+
+const HANDLE_WORDS = MAX_HANDLE_BYTES / 8;
+
+/** The kernel's dev_t (major << 20 | minor), as fdinfo prints sdev. */
+export function kernelDev(major: number, minor: number): number {
+  return ((major << 20) | minor) >>> 0;
+}
+
+/** fh_entry for a handle from fdinfo, with the path it resolves to in the task. */
+export function fhEntryFor(pid: number, sdev: number, fh: FHandle | undefined, what: string): FhEntry {
+  if (!fh) throw new CriuTsError('EUNSUPPORTED', `task ${pid}: ${what}: the kernel gave no file handle for the watched inode`, { pid });
+  const padded = Buffer.alloc(MAX_HANDLE_BYTES);
+  fh.handle.copy(padded, 0, 0, Math.min(fh.handle.length, MAX_HANDLE_BYTES));
+  const handle: bigint[] = [];
+  for (let i = 0; i < HANDLE_WORDS; i++) handle.push(padded.readBigUInt64LE(i * 8));
+  return { bytes: fh.bytes, type: fh.type, handle, path: pathOfHandle(pid, sdev, fh, what) };
+}
+
+function pathOfHandle(pid: number, sdev: number, fh: FHandle, what: string): string {
+  const mounts = parseMountinfo(pid).filter((m) => kernelDev(m.devMajor, m.devMinor) === sdev);
+  // Prefer a mount of the filesystem's root: every inode of it is below.
+  mounts.sort((a, b) => Number(b.root === '/') - Number(a.root === '/'));
+  let lastErr: unknown;
+  for (const m of mounts) {
+    let mfd = -1;
+    let fd = -1;
+    try {
+      mfd = openSync(`/proc/${pid}/root${m.mountpoint}`, constants.O_RDONLY | constants.O_DIRECTORY);
+      fd = openByHandleAt(mfd, fh.type, fh.handle.subarray(0, fh.bytes));
+      const path = readlinkSync(`/proc/self/fd/${fd}`);
+      if (path.endsWith(' (deleted)')) {
+        throw new CriuTsError('EUNSUPPORTED', `task ${pid}: ${what}: the watched inode was unlinked (${path})`, { pid, path });
+      }
+      return path;
+    } catch (e) {
+      if (e instanceof CriuTsError && e.code === 'EUNSUPPORTED') throw e;
+      lastErr = e;
+    } finally {
+      if (fd >= 0) closeQuiet(fd);
+      if (mfd >= 0) closeQuiet(mfd);
+    }
+  }
+  throw new CriuTsError('EUNSUPPORTED',
+    `task ${pid}: ${what}: cannot find a path for the watched inode on device 0x${sdev.toString(16)}` +
+    (lastErr instanceof Error ? ` (${lastErr.message})` : ''), { pid, sdev }, lastErr);
+}

@@ -1,0 +1,85 @@
+/**
+ * inotify instances: CRIU's INOTIFY file_entry (inotify_file_entry with one
+ * inotify_wd_entry per watch: wd, mask, ignored_mask, inode, device and
+ * the fh_entry naming the inode, whose `path` we fill at dump).
+ *
+ * Restore: inotify_init1, then inotify_add_watch by path for each watch in
+ * wd order. The kernel hands out watch descriptors cyclically, so a watch
+ * that comes back with a lower number than dumped is removed and added
+ * again until it gets its number (as CRIU does).
+ *
+ * Known limits: events queued but not read at dump time are lost (as with
+ * CRIU); watched inodes must still have a path (see fsnotify-handle.ts).
+ */
+import { NR } from '../../sys/index.js';
+import type { FileEntry, InotifyWdEntry } from '../../images/messages.js';
+import type { FileKind, FdProbe, RestoreTaskHandle } from '../types.js';
+import { CriuTsError } from '../../errors.js';
+import { NO_FOWN } from './reg-file.js';
+import { createFlags, fileFlags, isAnonLink, part } from './anon-inode.js';
+import { fhEntryFor } from './fsnotify-handle.js';
+
+/** Not in the core's table: inotify_rm_watch(2) on x86_64. */
+const NR_INOTIFY_RM_WATCH = 255;
+/** Flags that change how add_watch treats the mask, not part of the watch itself. */
+const IN_MASK_CREATE = 0x10000000;
+const IN_MASK_ADD = 0x20000000;
+/** Give up on reaching a wd after this many tries (each costs two injected syscalls). */
+const MAX_WD_TRIES = 65536;
+const FIONREAD = 0x541b;
+const DRAIN_CHUNK_BYTES = 4096;
+
+export const inotifyKind: FileKind = {
+  name: 'inotify',
+  type: 'INOTIFY',
+  detect: (p: FdProbe) => isAnonLink(p, 'inotify'),
+  dump(p: FdProbe, id: number): FileEntry {
+    const wd: InotifyWdEntry[] = (p.fdinfo.inotify ?? []).map((w) => ({
+      id,
+      i_ino: w.ino,
+      mask: w.mask,
+      ignored_mask: w.ignoredMask,
+      s_dev: w.sdev,
+      wd: w.wd,
+      f_handle: fhEntryFor(p.pid, w.sdev, w.fhandle, `fd ${p.fd}: inotify watch ${w.wd}`),
+    }));
+    return { type: 'INOTIFY', id, ify: { id, flags: fileFlags(p), fown: NO_FOWN, wd } };
+  },
+  restore(t: RestoreTaskHandle, e: FileEntry): number {
+    const ify = part(e, 'ify', 'INOTIFY');
+    const fd = Number(t.syscall('inotify_init1', NR.inotify_init1, createFlags(ify.flags)));
+    const watches = [...(ify.wd ?? [])].sort((a, b) => a.wd - b.wd);
+    let removed = 0;
+    for (const w of watches) removed += addWatch(t, fd, w);
+    // Each removal queued an IN_IGNORED event the task never asked for: read them out.
+    if (removed > 0) drainQueue(t, fd);
+    return fd;
+  },
+};
+
+/** Adds one watch with its dumped wd; returns how many stray watches it removed on the way. */
+function addWatch(t: RestoreTaskHandle, fd: number, w: InotifyWdEntry): number {
+  const path = w.f_handle.path;
+  if (!path) throw new CriuTsError('EUNSUPPORTED', `inotify watch ${w.wd} (inode ${w.i_ino}) has no path in the image`, { wd: w.wd });
+  const mask = w.mask & ~(IN_MASK_CREATE | IN_MASK_ADD);
+  for (let i = 0; i < MAX_WD_TRIES; i++) {
+    const got = Number(t.syscall(`inotify_add_watch ${path}`, NR.inotify_add_watch, fd, t.putString(path), mask));
+    if (got === w.wd) return i;
+    if (got > w.wd) {
+      throw new CriuTsError('ERESTORE', `inotify watch on ${path} got wd ${got}, wanted ${w.wd}: two watches on one inode?`, { path, wd: w.wd, got });
+    }
+    t.syscall('inotify_rm_watch', NR_INOTIFY_RM_WATCH, fd, got);
+  }
+  throw new CriuTsError('ERESTORE', `inotify watch on ${path}: could not get wd ${w.wd}`, { path, wd: w.wd });
+}
+
+function drainQueue(t: RestoreTaskHandle, fd: number): void {
+  const at = t.putBytes(Buffer.alloc(DRAIN_CHUNK_BYTES));
+  t.syscall('ioctl(FIONREAD)', NR.ioctl, fd, FIONREAD, at);
+  let left = t.tracee.readMem(at, 4).readInt32LE(0);
+  while (left > 0) {
+    const n = Number(t.syscall('read(inotify)', NR.read, fd, at, Math.min(left, DRAIN_CHUNK_BYTES)));
+    if (n <= 0) break;
+    left -= n;
+  }
+}

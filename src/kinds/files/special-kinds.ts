@@ -1,0 +1,16 @@
+/**
+ * The kinds for special files (anon-inode objects, memfd, ttys), in the
+ * order the registry must ask them: before REG, since a memfd or a pty is
+ * also a path-named file that REG would otherwise take.
+ */
+import type { FileKind } from '../types.js';
+import { eventfdKind } from './eventfd.js';
+import { epollKind } from './epoll.js';
+import { timerfdKind } from './timerfd.js';
+import { signalfdKind } from './signalfd.js';
+import { inotifyKind } from './inotify.js';
+import { fanotifyKind } from './fanotify.js';
+
+export const SPECIAL_FILE_KINDS: readonly FileKind[] = [
+  eventfdKind, epollKind, timerfdKind, signalfdKind, inotifyKind, fanotifyKind,
+];

@@ -1,0 +1,82 @@
+/**
+ * Creating the tree (before any task gets its memory): each task is cloned
+ * with its exact pid from its parent, enters its session and process group,
+ * and opens the files its descendants share, so that they inherit them
+ * through fork as they did originally.
+ */
+import { NR, waitPid, __WALL } from '../sys/index.js';
+import type { Tracee } from '../infect/tracee.js';
+import type { RestoreFilesContext } from '../kinds/index.js';
+import type { FdinfoEntry } from '../images/messages.js';
+import { CriuTsError } from '../errors.js';
+import { cloneWithPid } from './stub.js';
+import { handleFor } from './handle.js';
+import { openGroupFiles } from './files.js';
+import type { RestoreNode, RestorePlan } from './plan.js';
+import { logger } from '../log.js';
+
+const log = logger('create');
+
+export function createTree(plan: RestorePlan, stub: Tracee, ctx: RestoreFilesContext, created: RestoreNode[]): void {
+  const fdinfoOf = (id: number): FdinfoEntry => {
+    for (const n of plan.nodes) {
+      const f = n.images?.fds.find((x) => x.id === id);
+      if (f) return f;
+    }
+    throw new CriuTsError('EIMAGE', `file id ${id} is used by no task`, { id });
+  };
+  const create = (n: RestoreNode, parent: Tracee, inherited: ReadonlyMap<number, number>): void => {
+    const t = cloneWithPid(parent, n.pid);
+    n.tracee = t;
+    n.inherited = new Map(inherited);
+    created.push(n);
+    log.debug(`task ${n.pid} created (parent ${n.ppid})`);
+    const h = handleFor(n.pid, t);
+    // Children still in the parent's old session are forked before it makes its own.
+    const early = n.children.filter((c) => c.sid !== n.sid && c.sid !== c.pid);
+    for (const c of early) create(c, t, n.inherited);
+    if (n.sid === n.pid) h.syscall('setsid', NR.setsid);
+    else if (n.pgid === n.pid) h.syscall('setpgid', NR.setpgid, 0, 0);
+    if (n.groupFiles.length > 0) openGroupFiles(h, n.groupFiles, fdinfoOf, ctx, n.inherited, plan.inheritBase);
+    for (const c of n.children) if (!early.includes(c)) create(c, t, n.inherited);
+  };
+  create(plan.root, stub, new Map());
+  joinGroups(plan);
+}
+
+/** Members join their process groups once every leader (or helper) exists. */
+function joinGroups(plan: RestorePlan): void {
+  for (const n of plan.nodes) {
+    if (n.pgid === n.pid || n.sid === n.pid || !n.tracee) continue;
+    if (!plan.nodes.some((x) => x.pid === n.pgid)) continue; // --shell-job: the caller's group, inherited
+    const cur = Number(n.tracee.syscall('getpgid', NR.getpgid, 0));
+    if (cur !== n.pgid) n.tracee.syscall(`setpgid(${n.pgid})`, NR.setpgid, 0, n.pgid);
+  }
+}
+
+/** Helpers have done their job (leading a group): let them exit and be reaped by their parent. */
+export function retireHelpers(plan: RestorePlan): void {
+  for (const n of plan.nodes) {
+    if (!n.helper || !n.tracee || !n.parent?.tracee) continue;
+    try {
+      n.tracee.syscallRaw(NR.exit_group, 0);
+    } catch {
+      // it exited, as wanted
+    }
+    collectTraced(n.pid);
+    n.parent.tracee.syscall('wait4(helper)', NR.wait4, n.pid, 0, __WALL, 0);
+    n.tracee = undefined;
+  }
+}
+
+/** As tracer, collect a traced task's death so its real parent can see it. */
+export function collectTraced(pid: number): void {
+  for (;;) {
+    try {
+      const st = waitPid(pid, __WALL);
+      if (st === null || st.exited || st.signaled) return;
+    } catch {
+      return;
+    }
+  }
+}

@@ -1,0 +1,120 @@
+/**
+ * The restore plan: the dumped tree as nodes with children, which file
+ * groups each task opens for its descendants to inherit, and the helper
+ * tasks needed for process groups whose leader is gone.
+ */
+import { CriuTsError } from '../errors.js';
+import type { DumpImages, TaskImages } from './images.js';
+import type { Tracee } from '../infect/tracee.js';
+import { fileKindByType } from '../kinds/index.js';
+
+export const TASK_ALIVE = 1;
+export const TASK_DEAD = 2;
+export const TASK_STOPPED = 3;
+
+export interface RestoreNode {
+  pid: number;
+  ppid: number;
+  pgid: number;
+  sid: number;
+  state: number;
+  images: TaskImages | undefined; // undefined for zombies and helpers
+  exitCode: number;
+  children: RestoreNode[];
+  parent: RestoreNode | undefined;
+  /** a helper we add to lead a process group whose leader is gone; exits before the tree runs */
+  helper: boolean;
+  /** file ids this task opens before creating children, so that they inherit them */
+  groupFiles: number[];
+  /** set while restoring */
+  tracee?: Tracee;
+  threads: Tracee[];
+  /** file id → fd inherited from an ancestor (in the parked range) */
+  inherited: Map<number, number>;
+}
+
+export interface RestorePlan {
+  root: RestoreNode;
+  nodes: RestoreNode[];
+  /** lowest fd number above every task's fds: inherited group fds start here */
+  inheritBase: number;
+}
+
+export function planTree(img: DumpImages, shellJob: boolean): RestorePlan {
+  const nodes: RestoreNode[] = [];
+  const byPid = new Map<number, RestoreNode>();
+  for (const e of img.pstree) {
+    const t = img.tasks.find((x) => x.pstree.pid === e.pid);
+    const tc = img.zombies.get(e.pid)?.tc ?? t?.cores[0]?.tc;
+    const n: RestoreNode = {
+      pid: e.pid, ppid: e.ppid, pgid: e.pgid, sid: e.sid,
+      state: tc?.task_state ?? TASK_ALIVE,
+      images: t,
+      exitCode: tc?.exit_code ?? 0,
+      children: [], parent: undefined, helper: false, groupFiles: [], threads: [], inherited: new Map(),
+    };
+    nodes.push(n);
+    byPid.set(n.pid, n);
+  }
+  const root = nodes[0];
+  if (!root) throw new CriuTsError('EIMAGE', 'pstree.img has no tasks', {});
+  for (const n of nodes.slice(1)) {
+    const p = byPid.get(n.ppid);
+    if (!p) throw new CriuTsError('EIMAGE', `task ${n.pid}: parent ${n.ppid} is not in the dump`, { pid: n.pid });
+    n.parent = p;
+    p.children.push(n);
+  }
+  // Sessions: a session must be led by a task in the tree, or be ours with --shell-job.
+  for (const n of nodes) {
+    if (n.sid !== n.pid && !byPid.has(n.sid) && !(shellJob && n.sid === root.sid)) {
+      throw new CriuTsError('EUNSUPPORTED', `task ${n.pid}: its session leader ${n.sid} is not in the dump (restoring a session whose leader is gone is not supported yet; a job of a shell needs --shell-job)`, { pid: n.pid, sid: n.sid });
+    }
+  }
+  // Process groups whose leader is gone: a helper with that pid leads the group, then exits.
+  for (const n of [...nodes]) {
+    if (n.pgid === n.pid || byPid.has(n.pgid) || (shellJob && n.pgid === root.pgid)) continue;
+    const h: RestoreNode = {
+      pid: n.pgid, ppid: n.pid, pgid: n.pgid, sid: n.sid, state: TASK_DEAD, images: undefined, exitCode: 0,
+      children: [], parent: n, helper: true, groupFiles: [], threads: [], inherited: new Map(),
+    };
+    nodes.push(h);
+    byPid.set(h.pid, h);
+    n.children.unshift(h);
+  }
+  // Files used by several tasks are opened once, in their lowest common ancestor.
+  const users = new Map<string, { ids: Set<number>; tasks: RestoreNode[] }>();
+  let maxFd = 2;
+  for (const n of nodes) {
+    for (const fdi of n.images?.fds ?? []) {
+      maxFd = Math.max(maxFd, fdi.fd);
+      const e = img.files.get(fdi.id);
+      const key = (e && fileKindByType(e.type)?.group?.(e)) ?? `id:${fdi.id}`;
+      let u = users.get(key);
+      if (!u) users.set(key, (u = { ids: new Set(), tasks: [] }));
+      u.ids.add(fdi.id);
+      if (!u.tasks.includes(n)) u.tasks.push(n);
+    }
+  }
+  for (const u of users.values()) {
+    if (u.tasks.length < 2) continue;
+    const lca = lowestCommonAncestor(u.tasks);
+    lca.groupFiles.push(...u.ids);
+  }
+  return { root, nodes, inheritBase: maxFd + 1 };
+}
+
+function ancestors(n: RestoreNode): RestoreNode[] {
+  const out: RestoreNode[] = [];
+  for (let c: RestoreNode | undefined = n; c; c = c.parent) out.unshift(c);
+  return out;
+}
+
+function lowestCommonAncestor(ns: RestoreNode[]): RestoreNode {
+  const chains = ns.map(ancestors);
+  let lca = chains[0]?.[0] as RestoreNode;
+  for (let i = 0; ; i++) {
+    const c = chains[0]?.[i];
+    if (!c || !chains.every((ch) => ch[i] === c)) return lca;
+    lca = c;
+  }
+}

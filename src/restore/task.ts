@@ -1,0 +1,118 @@
+/**
+ * Restoring one live task once the tree exists: address space, files,
+ * fs, signals and timers, threads, credentials. Registers and the signal
+ * mask are set last, in finalizeTask, once every task is ready.
+ */
+import {
+  NR, ptraceGetRseqConfig, ptraceSetSigmask, encodeGpRegs, setGpRegsRaw, GP_REG_NAMES, type GpRegs,
+} from '../sys/index.js';
+import { CriuTsError } from '../errors.js';
+import type { CoreEntry, ThreadCoreEntry } from '../images/messages.js';
+import type { RestoreFilesContext, RestoreTaskHandle } from '../kinds/index.js';
+import type { Tracee } from '../infect/tracee.js';
+import { prepareAddressSpace, restoreMemory, restoreMmFields } from '../kinds/memory/restore.js';
+import { restoreFds } from './files.js';
+import {
+  restoreSigactions, restoreItimers, restoreRlimits, restoreTaskMisc, restoreThreadState, restoreFpu, restoreCreds,
+  restorePendingSignals,
+} from './task-state.js';
+import { restorePosixTimers } from './timers.js';
+import { cloneWithPid } from './stub.js';
+import { handleFor } from './handle.js';
+import type { DumpImages } from './images.js';
+import type { RestoreNode, RestorePlan } from './plan.js';
+import { logger } from '../log.js';
+
+const log = logger('task');
+
+const CLONE_THREAD_FLAGS = 0x100n | 0x200n | 0x400n | 0x800n | 0x10000n | 0x40000n; // VM FS FILES SIGHAND THREAD SYSVSEM
+
+function coreRegs(core: CoreEntry): GpRegs {
+  const g = core.thread_info?.gpregs;
+  if (!g) throw new CriuTsError('EIMAGE', 'core image without x86_64 registers', {});
+  const out = {} as GpRegs;
+  for (const n of GP_REG_NAMES) out[n] = (g as unknown as Record<string, bigint>)[n] ?? 0n;
+  return out;
+}
+
+export function restoreTaskBody(n: RestoreNode, plan: RestorePlan, img: DumpImages, filesCtx: RestoreFilesContext): void {
+  const task = n.images;
+  const tracee = n.tracee;
+  if (!task || !tracee) return;
+  const pid = n.pid;
+  const h = handleFor(pid, tracee);
+  const main = task.cores[0];
+  const tc = main?.tc;
+  if (!main || !tc) throw new CriuTsError('EIMAGE', `core-${pid}.img has no task core`, { pid });
+  log.info(`restoring task ${pid}`);
+  let rseq: { ptr: bigint; len: number; sig: number } | undefined;
+  try {
+    const r = ptraceGetRseqConfig(pid);
+    rseq = { ptr: r.rseqAbiPointer, len: r.rseqAbiSize, sig: r.signature };
+  } catch {
+    rseq = undefined;
+  }
+  const memCtx = { imagesDir: img.dir, fileById: (id: number) => img.files.get(id) };
+  prepareAddressSpace(h, task.mm, rseq);
+  restoreMemory(h, task.mm, task.pagemap, task.pagesId, memCtx);
+  restoreMmFields(h, task.mm, memCtx);
+  restoreFds(h, task.fds, filesCtx, n.inherited, plan.inheritBase);
+  const cwd = img.files.get(task.fs.cwd_id)?.reg?.name;
+  const root = img.files.get(task.fs.root_id)?.reg?.name;
+  if (root && root !== '/') h.syscall('chroot', NR.chroot, h.putString(root));
+  if (cwd) h.syscall(`chdir ${cwd}`, NR.chdir, h.putString(cwd));
+  if (task.fs.umask !== undefined) h.syscall('umask', NR.umask, task.fs.umask);
+  restoreSigactions(h, tc);
+  restoreItimers(h, tc);
+  restoreRlimits(h, tc);
+  restoreTaskMisc(h, tc);
+  // Every signal stays blocked while we drive the task; the dumped mask comes last.
+  ptraceSetSigmask(pid, ~0n);
+  // Threads share the address space: create them now, each from the main thread.
+  const tids = task.pstree.threads ?? [pid];
+  n.threads = [tracee];
+  for (let i = 1; i < tids.length; i++) {
+    const tid = tids[i] as number;
+    const th = cloneWithPid(tracee, tid, CLONE_THREAD_FLAGS, 0);
+    const range = tracee.scratchRange;
+    if (range) th.shareScratch(range);
+    n.threads.push(th);
+  }
+  restorePosixTimers(h, tc);
+  restorePendingSignals(h, pid, pid, (tc.signals_s?.signals ?? []).map((x) => x.siginfo), []);
+  task.cores.forEach((core, i) => {
+    const th = n.threads[i] as Tracee;
+    restoreThread(handleFor(th.tid, th), pid, core, tc.comm);
+  });
+}
+
+function restoreThread(h: RestoreTaskHandle, tgid: number, core: CoreEntry, comm: string): void {
+  const tid = h.tracee.tid;
+  ptraceSetSigmask(tid, ~0n);
+  const th: ThreadCoreEntry | undefined = core.thread_core;
+  if (th) restoreThreadState(h, th, core.thread_info?.clear_tid_addr ?? 0n, comm);
+  const fp = core.thread_info?.fpregs;
+  if (fp) restoreFpu(tid, fp);
+  restorePendingSignals(h, tgid, tid, [], (th?.signals_p?.signals ?? []).map((x) => x.siginfo));
+}
+
+/** Credentials, then the last injected call (drop scratch), registers and mask, for every thread. */
+export function finalizeTask(n: RestoreNode): void {
+  const task = n.images;
+  if (!task || !n.tracee) return;
+  const main = n.tracee;
+  // Credentials per thread (they are per-thread in the kernel), the main thread last.
+  for (const [i, th] of [...n.threads.entries()].reverse()) {
+    const core = task.cores[i];
+    restoreCreds(handleFor(th.tid, th), core?.thread_core?.creds);
+  }
+  main.unmapScratch();
+  n.threads.forEach((th, i) => {
+    const core = task.cores[i] as CoreEntry;
+    const regs = coreRegs(core);
+    regs.orig_ax = BigInt.asUintN(64, -1n);
+    setGpRegsRaw(th.tid, encodeGpRegs(regs));
+    const mask = core.thread_core?.blk_sigset ?? core.tc?.blk_sigset ?? task.cores[0]?.tc?.blk_sigset ?? 0n;
+    ptraceSetSigmask(th.tid, mask);
+  });
+}
