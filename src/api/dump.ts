@@ -1,5 +1,7 @@
+import { resolve } from 'node:path';
 import type { DumpOptions, DumpResult } from './options.js';
 import { dumpTree } from '../dump/index.js';
+import { withDumpExtras } from '../kinds/files/dump-extras.js';
 
 /**
  * Checkpoint the process tree rooted at `opts.pid` into `opts.imagesDir`.
@@ -7,5 +9,6 @@ import { dumpTree } from '../dump/index.js';
  * failure it is left running exactly as before.
  */
 export async function dump(opts: DumpOptions): Promise<DumpResult> {
-  return dumpTree(opts);
+  // Kinds queue pipe/FIFO/socket data for their own images while the tree is dumped.
+  return withDumpExtras(resolve(opts.imagesDir ?? '.'), () => dumpTree(opts));
 }

@@ -1,0 +1,60 @@
+/**
+ * Images that kinds fill next to files.img during a dump: queued bytes of
+ * pipes (pipes-data.img), FIFOs (fifo-data.img) and sockets (sk-queues.img),
+ * each an entry followed by its raw payload.
+ *
+ * The dump core gives kinds no way to write images of their own yet, so the
+ * public dump() runs the dump inside `withDumpExtras`, which scopes one
+ * collector to that dump (AsyncLocalStorage: two dumps in one process never
+ * mix) and writes the images once the dump succeeded. When the core grows a
+ * context hook for this, `emitExtra` is the only place to switch over.
+ */
+import { AsyncLocalStorage } from 'node:async_hooks';
+import { join } from 'node:path';
+import { CriuTsError } from '../../errors.js';
+import { writeImage } from '../../images/index.js';
+
+export type ExtraImage = 'PIPES_DATA' | 'FIFO_DATA' | 'SK_QUEUES';
+
+const FILE_OF: Record<ExtraImage, string> = {
+  PIPES_DATA: 'pipes-data.img',
+  FIFO_DATA: 'fifo-data.img',
+  SK_QUEUES: 'sk-queues.img',
+};
+
+interface Collected {
+  entries: Record<string, unknown>[];
+  payloads: Buffer[];
+}
+
+type Collector = Map<ExtraImage, Collected>;
+
+const current = new AsyncLocalStorage<Collector>();
+
+/** Queue one entry (and its payload) for an extra image of the running dump. */
+export function emitExtra(image: ExtraImage, entry: object, payload: Buffer): void {
+  const c = current.getStore();
+  if (!c) {
+    throw new CriuTsError('EINTERNAL', `no dump in progress to take a ${FILE_OF[image]} entry`, { image });
+  }
+  let slot = c.get(image);
+  if (!slot) {
+    slot = { entries: [], payloads: [] };
+    c.set(image, slot);
+  }
+  slot.entries.push(entry as Record<string, unknown>);
+  slot.payloads.push(payload);
+}
+
+/** Whether the entry of `image` keyed by `field === value` was already emitted in this dump. */
+export function extraEmitted(image: ExtraImage, field: string, value: unknown): boolean {
+  return current.getStore()?.get(image)?.entries.some((e) => e[field] === value) ?? false;
+}
+
+/** Run a dump with a collector; on success write every extra image into `dir`. */
+export async function withDumpExtras<T>(dir: string, run: () => Promise<T>): Promise<T> {
+  const c: Collector = new Map();
+  const r = await current.run(c, run);
+  for (const [image, slot] of c) writeImage(join(dir, FILE_OF[image]), image, slot.entries, slot.payloads);
+  return r;
+}

@@ -1,0 +1,67 @@
+/**
+ * Named pipes (FIFOs) opened by path: CRIU's FIFO file_entry {id, pipe_id =
+ * the FIFO inode, regf_id} plus a REG entry holding the path and open
+ * flags; bytes in flight in fifo-data.img (see pipe-data.ts).
+ *
+ * Restore reopens the path inside the task. Opening a FIFO read-only or
+ * write-only waits for the other side, so our process holds it open
+ * read-write meanwhile: the task's open returns at once, the dumped bytes go
+ * in through our fd, then ours is closed.
+ *
+ * Known limits: the FIFO must still exist at its path (an unlinked FIFO is
+ * refused at dump); file owner (fown) is not restored.
+ */
+import { closeSync, constants, openSync } from 'node:fs';
+import { CriuTsError } from '../../errors.js';
+import { NR } from '../../sys/index.js';
+import type { FileEntry, RegFileEntry } from '../../images/messages.js';
+import type { FileKind, FdProbe, RestoreTaskHandle, RestoreFilesContext, DumpFilesContext } from '../types.js';
+import { dumpPipeData, restorePipeData } from './pipe-data.js';
+import { NO_FOWN, O_CLOEXEC, O_CREAT, O_TRUNC } from './reg-file.js';
+
+const AT_FDCWD = -100;
+
+function fifoParts(e: FileEntry, ctx: RestoreFilesContext): { pipeId: number; reg: RegFileEntry } {
+  const reg = e.fifo?.regf_id === undefined ? undefined : ctx.fileById(e.fifo.regf_id)?.reg;
+  if (!e.fifo || !reg) throw new CriuTsError('EIMAGE', `file ${e.id}: FIFO entry without its REG path entry`, { id: e.id });
+  return { pipeId: e.fifo.pipe_id, reg };
+}
+
+export const fifoKind: FileKind = {
+  name: 'fifo',
+  type: 'FIFO',
+  detect(p: FdProbe): boolean {
+    return p.link.startsWith('/') && p.stat.isFIFO();
+  },
+  dump(p: FdProbe, id: number, ctx: DumpFilesContext): FileEntry {
+    if (p.link.endsWith(' (deleted)')) {
+      throw new CriuTsError('EUNSUPPORTED', `task ${p.pid} fd ${p.fd}: ${p.link}: unlinked FIFOs are not supported`, { pid: p.pid, fd: p.fd });
+    }
+    const flags = p.fdinfo.flags & ~O_CLOEXEC;
+    const pipeId = Number(p.stat.ino);
+    dumpPipeData('FIFO_DATA', pipeId, p.localFd, flags);
+    const regfId = ctx.addFile((rid) => ({
+      type: 'REG',
+      id: rid,
+      reg: { id: rid, flags, pos: 0n, fown: NO_FOWN, name: p.link, mode: p.stat.mode },
+    }));
+    return { type: 'FIFO', id, fifo: { id, pipe_id: pipeId, regf_id: regfId } };
+  },
+  restore(t: RestoreTaskHandle, e: FileEntry, _fdi, ctx: RestoreFilesContext): number {
+    const { pipeId, reg } = fifoParts(e, ctx);
+    let ours: number;
+    try {
+      ours = openSync(reg.name, constants.O_RDWR);
+    } catch (err) {
+      throw new CriuTsError('ERESTORE', `FIFO ${reg.name}: ${(err as Error).message}`, { path: reg.name }, err);
+    }
+    try {
+      const flags = reg.flags & ~(O_CREAT | O_TRUNC | O_CLOEXEC);
+      const fd = Number(t.syscall(`open ${reg.name}`, NR.openat, AT_FDCWD, t.putString(reg.name), flags, 0));
+      restorePipeData('FIFO_DATA', pipeId, ours, ctx);
+      return fd;
+    } finally {
+      closeSync(ours);
+    }
+  },
+};

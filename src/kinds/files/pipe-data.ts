@@ -1,0 +1,122 @@
+/**
+ * Bytes in flight in a pipe buffer, shared by pipes (pipes-data.img) and
+ * FIFOs (fifo-data.img): one pipe_data_entry {pipe_id, bytes, size} plus the
+ * raw bytes, once per pipe object.
+ *
+ * Dump reads without consuming: tee() from a read end of the task's pipe
+ * into a pipe of ours sized like theirs, then drains ours. Restore sets the
+ * buffer size first (F_SETPIPE_SZ) and writes the bytes back through an fd
+ * of ours on the same pipe, so nothing is copied through the task.
+ */
+import { closeSync, constants, openSync, readSync, writeSync } from 'node:fs';
+import { join } from 'node:path';
+import { CriuTsError } from '../../errors.js';
+import { readImage } from '../../images/index.js';
+import type { PipeDataEntry } from '../../images/messages.js';
+import { closeQuiet, fcntl, ioctl, pipe2, tee, isSyscallError } from '../../sys/index.js';
+import type { RestoreFilesContext } from '../types.js';
+import { emitExtra, extraEmitted, type ExtraImage } from './dump-extras.js';
+
+export const F_SETPIPE_SZ = 1031;
+export const F_GETPIPE_SZ = 1032;
+const FIONREAD = 0x541b;
+const SPLICE_F_NONBLOCK = 2;
+const EAGAIN = 11;
+const O_CLOEXEC = 0o2000000;
+const O_ACCMODE = 3;
+const O_WRONLY = 1;
+
+export type PipeDataImage = Extract<ExtraImage, 'PIPES_DATA' | 'FIFO_DATA'>;
+
+/**
+ * Record the bytes queued in the pipe behind our fd `localFd` (opened with
+ * `flags`), unless this dump already did for `pipeId`. A write-only end is
+ * reopened read-only through /proc so the data can be peeked all the same.
+ */
+export function dumpPipeData(image: PipeDataImage, pipeId: number, localFd: number, flags: number): void {
+  if (extraEmitted(image, 'pipe_id', pipeId)) return;
+  const writeOnly = (flags & O_ACCMODE) === O_WRONLY;
+  // O_NONBLOCK: a FIFO opened for reading must not wait for a writer.
+  const rfd = writeOnly ? openSync(`/proc/self/fd/${localFd}`, constants.O_RDONLY | constants.O_NONBLOCK) : localFd;
+  try {
+    const size = fcntl(rfd, F_GETPIPE_SZ);
+    const data = peekPipe(rfd, size);
+    const entry: PipeDataEntry = { pipe_id: pipeId, bytes: data.length, size };
+    emitExtra(image, entry, data);
+  } finally {
+    if (rfd !== localFd) closeSync(rfd);
+  }
+}
+
+function peekPipe(rfd: number, size: number): Buffer {
+  const queued = Buffer.alloc(4);
+  ioctl(rfd, FIONREAD, queued);
+  const want = queued.readInt32LE(0);
+  if (want === 0) return Buffer.alloc(0);
+  const [r, w] = pipe2(O_CLOEXEC);
+  try {
+    // Ours must hold as many buffers as theirs, or tee stops short.
+    fcntl(w, F_SETPIPE_SZ, size);
+    let got = 0;
+    try {
+      got = tee(rfd, w, size, SPLICE_F_NONBLOCK);
+    } catch (e) {
+      if (!isSyscallError(e, EAGAIN)) throw e;
+    }
+    if (got !== want) {
+      throw new CriuTsError('EDUMP', `pipe holds ${want} bytes but tee copied ${got}`, { want, got });
+    }
+    const out = Buffer.alloc(got);
+    let off = 0;
+    while (off < got) off += readSync(r, out, off, got - off, null);
+    return out;
+  } finally {
+    closeQuiet(r);
+    closeQuiet(w);
+  }
+}
+
+interface PipeDataRecord {
+  entry: PipeDataEntry;
+  payload: Buffer;
+}
+
+function dataOf(image: PipeDataImage, ctx: RestoreFilesContext): Map<number, PipeDataRecord> {
+  const key = `pipe-data:${image}`;
+  let m = ctx.shared.get(key) as Map<number, PipeDataRecord> | undefined;
+  if (m) return m;
+  m = new Map();
+  let img;
+  try {
+    img = readImage(join(ctx.imagesDir, image === 'PIPES_DATA' ? 'pipes-data.img' : 'fifo-data.img'));
+  } catch (e) {
+    // No image: no pipe of that family had anything to keep.
+    if (e instanceof CriuTsError && e.code === 'ENOIMAGE') img = undefined;
+    else throw e;
+  }
+  img?.entries.forEach((raw, i) => {
+    const entry = raw as unknown as PipeDataEntry;
+    m.set(entry.pipe_id, { entry, payload: img.extras[i] ?? Buffer.alloc(0) });
+  });
+  ctx.shared.set(key, m);
+  return m;
+}
+
+/**
+ * Give the pipe `pipeId` its dumped buffer size and bytes, through `ourFd`
+ * (an fd of ours on that pipe, opened for writing). Once per pipe per restore.
+ */
+export function restorePipeData(image: PipeDataImage, pipeId: number, ourFd: number, ctx: RestoreFilesContext): void {
+  const done = `pipe-data-done:${image}:${pipeId}`;
+  if (ctx.shared.has(done)) return;
+  ctx.shared.set(done, true);
+  const rec = dataOf(image, ctx).get(pipeId);
+  if (!rec) return;
+  if (rec.entry.size !== undefined && rec.entry.size > 0) fcntl(ourFd, F_SETPIPE_SZ, rec.entry.size);
+  const data = rec.payload;
+  if (data.length !== rec.entry.bytes) {
+    throw new CriuTsError('EIMAGE', `pipe ${pipeId}: ${rec.entry.bytes} bytes announced, ${data.length} in the image`, { pipeId });
+  }
+  let off = 0;
+  while (off < data.length) off += writeSync(ourFd, data, off, data.length - off);
+}

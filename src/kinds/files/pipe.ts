@@ -1,0 +1,108 @@
+/**
+ * Pipes (pipe(2) ends): CRIU's PIPE file_entry {id, pipe_id = the pipe
+ * inode, flags, fown}, data in pipes-data.img (see pipe-data.ts).
+ *
+ * Restore creates both ends with one pipe2 inside the first task that needs
+ * either end, hands the opposite end to the core (`provide`) and closes it
+ * when no entry uses it. Our process keeps a read-write fd on the new pipe
+ * until the end of the restore: the dumped bytes are written through it, and
+ * a further open file description of the same pipe (one task reopened its end
+ * through /proc) is opened inside the task through /proc/<us>/fd/<that fd>.
+ *
+ * Known limits: packet mode (O_DIRECT) pipes are refused; file owner (fown)
+ * is not restored.
+ */
+import { closeSync, constants, openSync } from 'node:fs';
+import { CriuTsError } from '../../errors.js';
+import { NR } from '../../sys/index.js';
+import type { FileEntry, PipeEntry } from '../../images/messages.js';
+import type { FileKind, FdProbe, RestoreTaskHandle, RestoreFilesContext } from '../types.js';
+import { dumpPipeData, restorePipeData } from './pipe-data.js';
+import { allFiles } from './all-files.js';
+import { NO_FOWN, O_CLOEXEC } from './reg-file.js';
+
+const O_ACCMODE = 3;
+const O_WRONLY = 1;
+const O_DIRECT = 0o40000;
+const F_SETFL = 4;
+const AT_FDCWD = -100;
+
+interface CreatedPipe {
+  /** our read-write fd on the pipe, closed once the restore's files are done */
+  ours: number;
+}
+
+function pipeOf(e: FileEntry): PipeEntry {
+  if (!e.pipe) throw new CriuTsError('EIMAGE', `file ${e.id}: PIPE entry without pipe data`, { id: e.id });
+  return e.pipe;
+}
+
+const isWriteEnd = (flags: number): boolean => (flags & O_ACCMODE) === O_WRONLY;
+
+/** Status flags (O_NONBLOCK, ...) that F_SETFL takes; the access mode came with the fd. */
+export function setStatusFlags(t: RestoreTaskHandle, fd: number, flags: number): void {
+  const fl = flags & ~(O_ACCMODE | O_CLOEXEC);
+  if (fl !== 0) t.syscall('fcntl(F_SETFL)', NR.fcntl, fd, F_SETFL, fl);
+}
+
+/** Open, inside the task, another open file description of a pipe we hold an fd on. */
+export function reopenInTask(t: RestoreTaskHandle, ours: number, flags: number): number {
+  const path = `/proc/${process.pid}/fd/${ours}`;
+  return Number(t.syscall(`open ${path}`, NR.openat, AT_FDCWD, t.putString(path), flags & ~O_CLOEXEC, 0));
+}
+
+export const pipeKind: FileKind = {
+  name: 'pipe',
+  type: 'PIPE',
+  detect(p: FdProbe): boolean {
+    return p.link.startsWith('pipe:[') && p.stat.isFIFO();
+  },
+  dump(p: FdProbe, id: number): FileEntry {
+    const flags = p.fdinfo.flags & ~O_CLOEXEC;
+    if (flags & O_DIRECT) {
+      throw new CriuTsError('EUNSUPPORTED', `task ${p.pid} fd ${p.fd}: ${p.link}: packet-mode (O_DIRECT) pipes are not supported`, { pid: p.pid, fd: p.fd });
+    }
+    const pipeId = Number(p.stat.ino);
+    dumpPipeData('PIPES_DATA', pipeId, p.localFd, flags);
+    return { type: 'PIPE', id, pipe: { id, pipe_id: pipeId, flags, fown: NO_FOWN } };
+  },
+  group(e: FileEntry): string | undefined {
+    return e.pipe ? `pipe:${e.pipe.pipe_id}` : undefined;
+  },
+  restore(t: RestoreTaskHandle, e: FileEntry, _fdi, ctx: RestoreFilesContext): number {
+    const pe = pipeOf(e);
+    const key = `pipe:${pe.pipe_id}`;
+    const made = ctx.shared.get(key) as CreatedPipe | undefined;
+    if (made) {
+      const fd = reopenInTask(t, made.ours, pe.flags);
+      return fd;
+    }
+    const a = t.putBytes(Buffer.alloc(8));
+    t.syscall('pipe2', NR.pipe2, a, 0);
+    const ends = t.tracee.readMem(a, 8);
+    const rfd = ends.readInt32LE(0);
+    const wfd = ends.readInt32LE(4);
+    const ours = openSync(`/proc/${t.pid}/fd/${rfd}`, constants.O_RDWR);
+    ctx.shared.set(key, { ours } satisfies CreatedPipe);
+    restorePipeData('PIPES_DATA', pe.pipe_id, ours, ctx);
+    const mine = isWriteEnd(pe.flags) ? wfd : rfd;
+    const other = mine === wfd ? rfd : wfd;
+    setStatusFlags(t, mine, pe.flags);
+    const partner = allFiles(ctx).find((f) => f.type === 'PIPE' && f.pipe?.pipe_id === pe.pipe_id && isWriteEnd(f.pipe.flags) !== isWriteEnd(pe.flags));
+    if (partner?.pipe) {
+      setStatusFlags(t, other, partner.pipe.flags);
+      ctx.provide(partner.id, other);
+    } else {
+      t.syscall('close', NR.close, other);
+    }
+    return mine;
+  },
+  finish(_t, e: FileEntry, _fd, ctx: RestoreFilesContext): void {
+    const key = `pipe:${pipeOf(e).pipe_id}`;
+    const made = ctx.shared.get(key) as CreatedPipe | undefined;
+    if (made && made.ours >= 0) {
+      closeSync(made.ours);
+      made.ours = -1;
+    }
+  },
+};
