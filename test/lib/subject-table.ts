@@ -31,4 +31,11 @@ export const SUBJECTS: readonly SubjectCase[] = [
   c('poll', 'restart of poll() with its remaining timeout', { args: ['--delay-ms', '300'] }),
   c('fd-kinds', 'eventfd, epoll, timerfd, signalfd, inotify, fanotify, flock, POSIX lock, pidfd, ptmx', { args: ['--fanotify', '1', '--tty', '1'] }),
   c('proc-target', 'threads, children, POSIX timer, rlimit, umask, deleted mapping', { pthread: true }),
+  c('eventfd', 'eventfd counters: EFD_SEMAPHORE, O_NONBLOCK, a count above 32 bits'),
+  c('epoll', 'epoll targets with events and data, EPOLLET, an epoll watching an epoll'),
+  c('timerfd', 'timerfds: remaining time, interval, pending ticks, absolute REALTIME, expired periodic'),
+  c('signalfd', 'signalfd mask and flags, a signal pending at dump read after restore'),
+  c('inotify', 'inotify watches by path with their wd numbers (with a gap), no stray events'),
+  c('fanotify', 'fanotify mount and inode marks'),
+  c('pipe-data', 'pipes: queued bytes, lone ends, 64 KiB/1 MiB buffers, dup and reopened ends'),
 ];

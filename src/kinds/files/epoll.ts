@@ -47,7 +47,8 @@ export const epollKind: FileKind = {
           `task ${p.pid} fd ${p.fd}: epoll watches fd ${w.tfd} (inode ${w.ino}), which is no longer that fd of the task`,
           { pid: p.pid, fd: p.fd, tfd: w.tfd });
       }
-      tfd.push({ id, tfd: w.tfd, events: w.events, data: w.data, dev: w.sdev, inode: w.ino, pos: w.pos });
+      // CRIU leaves the per-target id 0 (a leftover of the old per-type image).
+      tfd.push({ id: 0, tfd: w.tfd, events: w.events, data: w.data, dev: w.sdev, inode: w.ino, pos: w.pos });
     }
     return { type: 'EVENTPOLL', id, epfd: { id, flags: fileFlags(p), fown: NO_FOWN, tfd } };
   },

@@ -35,7 +35,7 @@ export const fanotifyKind: FileKind = {
     if (!info) throw new CriuTsError('EDUMP', `task ${p.pid} fd ${p.fd}: fanotify without flags in fdinfo`, { pid: p.pid, fd: p.fd });
     const mounts = info.marks.some((m) => m.kind === 'mount') ? parseMountinfo(p.pid) : [];
     const mark = info.marks.map((m): FanotifyMarkEntry => {
-      const base = { id, mflags: m.mflags, mask: m.mask, ignored_mask: m.ignoredMask, s_dev: m.sdev ?? 0 };
+      const base = { id: 0, mflags: m.mflags, mask: m.mask, ignored_mask: m.ignoredMask, s_dev: m.sdev ?? 0 };
       if (m.kind === 'inode') {
         return { ...base, type: 'INODE', ie: { i_ino: m.ino ?? 0n, f_handle: fhEntryFor(p.pid, m.sdev ?? 0, m.fhandle, `fd ${p.fd}: fanotify inode mark`) } };
       }

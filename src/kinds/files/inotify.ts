@@ -35,7 +35,7 @@ export const inotifyKind: FileKind = {
   detect: (p: FdProbe) => isAnonLink(p, 'inotify'),
   dump(p: FdProbe, id: number): FileEntry {
     const wd: InotifyWdEntry[] = (p.fdinfo.inotify ?? []).map((w) => ({
-      id,
+      id: 0, // as CRIU writes it
       i_ino: w.ino,
       mask: w.mask,
       ignored_mask: w.ignoredMask,

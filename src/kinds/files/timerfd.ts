@@ -54,6 +54,11 @@ export const timerfdKind: FileKind = {
   finish(t: RestoreTaskHandle, e: FileEntry, fd: number): void {
     const tfd = part(e, 'tfd', 'TIMERFD');
     let value = tfd.vsec * NSEC_PER_SEC + tfd.vnsec;
+    const interval = tfd.isec * NSEC_PER_SEC + tfd.insec;
+    // A periodic timer that expired and was not read yet shows 0 left (the
+    // kernel moves it on only at read): it is still armed; next tick one
+    // interval from now.
+    if (value === 0n && interval !== 0n && tfd.ticks !== 0n) value = interval;
     const armed = value !== 0n;
     if (armed && tfd.settime_flags & TFD_TIMER_ABSTIME) value += clockNow(t, tfd.clockid);
     const its = Buffer.alloc(32);

@@ -1,0 +1,76 @@
+/**
+ * One checkpoint/restore of a subject for the file-kind tests: start it,
+ * dump through the API, let the test look at the images (and compare
+ * crit 3.17's JSON with crit-ts's), restore detached, SIGTERM, expect PASS.
+ */
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { dump, restore } from '../../../src/api/index.js';
+import type { DumpOptions } from '../../../src/api/options.js';
+import { readImage } from '../../../src/images/index.js';
+import type { FileEntry } from '../../../src/images/messages.js';
+import { isAlive, repoRoot, startSubject, type StartOptions, type Subject } from '../../lib/subjects.js';
+import { closeInheritedFds, becomeSubreaper, killAndWait, removeDir, tempDir, waitGone } from '../../e2e/helpers.js';
+
+export const CRIT = '/usr/bin/crit';
+export const STEP_TIMEOUT_MS = 120_000;
+
+export function setUpRunner(): void {
+  closeInheritedFds();
+  becomeSubreaper();
+}
+
+export interface RoundTrip {
+  name: string;
+  args?: string[];
+  start?: StartOptions;
+  dumpOpts?: Partial<DumpOptions>;
+  restoreOpts?: { shellJob?: boolean };
+  /** looks at the images between dump and restore */
+  check?(dir: string, s: Subject): void;
+}
+
+/** Every file entry of the dump. */
+export function fileEntries(dir: string): FileEntry[] {
+  return readImage(join(dir, 'files.img')).entries as unknown as FileEntry[];
+}
+
+/** crit 3.17 and crit-ts print the same pretty JSON for these images of the dump. */
+export function sameAsCrit(dir: string, images: string[]): void {
+  if (!existsSync(CRIT)) return;
+  for (const img of images) {
+    const path = join(dir, img);
+    const theirs = execFileSync(CRIT, ['decode', '--pretty', '-i', path], { encoding: 'utf8' });
+    const ours = execFileSync(process.execPath, [join(repoRoot(), 'bin', 'crit-ts'), 'decode', '--pretty', '-i', path], { encoding: 'utf8' });
+    assert.equal(ours, theirs, `${img}: crit-ts and crit 3.17 disagree`);
+  }
+}
+
+export async function roundTrip(rt: RoundTrip): Promise<void> {
+  const dir = tempDir(`kind-${rt.name}`);
+  let s: Subject | undefined;
+  try {
+    s = await startSubject(rt.name, rt.args ?? [], rt.start ?? {});
+    await dump({ pid: s.pid, imagesDir: dir, progress: false, ...rt.dumpOpts });
+    assert.ok(await waitGone(s.pid), `pid ${s.pid} still exists after the dump`);
+    rt.check?.(dir, s);
+    const r = await restore({ imagesDir: dir, detach: true, progress: false, ...rt.restoreOpts });
+    assert.equal(r.pid, s.pid);
+    assert.ok(isAlive(s.pid), `restored ${s.pid} is not running`);
+    const res = await s.terminateAndResult(30_000);
+    assert.ok(res.ok, res.text);
+  } finally {
+    if (s !== undefined) {
+      try {
+        process.kill(-s.pid, 'SIGKILL');
+      } catch {
+        // group gone
+      }
+      await killAndWait(s.pid);
+      s.cleanup();
+    }
+    removeDir(dir);
+  }
+}

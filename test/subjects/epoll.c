@@ -1,0 +1,66 @@
+/*
+ * epoll: 20 eventfd(1), 22 eventfd(0); 21 epoll watching 20 (EPOLLIN, data
+ * 0x1234) and 22 (EPOLLIN | EPOLLET, data 0xdeadbeefcafe); 23 an epoll
+ * watching epoll 21 (data 7).
+ * After SIGTERM: 21 reports 20 only; after a write to 22, both; 23 reports
+ * 21 readable; the targets' numbers and data are as set up.
+ */
+#define _GNU_SOURCE
+#include "subject.h"
+
+#include <errno.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+static void at(int want, int fd, const char *what)
+{
+	if (fd < 0 || dup2(fd, want) != want)
+		subject_fail("%s: errno %d", what, errno);
+	if (fd != want)
+		close(fd);
+}
+
+static void add(int ep, int fd, uint32_t events, uint64_t data)
+{
+	struct epoll_event ev = { .events = events, .data.u64 = data };
+	if (epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) != 0)
+		subject_fail("epoll_ctl %d: errno %d", fd, errno);
+}
+
+int main(int argc, char **argv)
+{
+	subject_init(argc, argv);
+	at(20, eventfd(1, 0), "eventfd 20");
+	at(22, eventfd(0, 0), "eventfd 22");
+	at(21, epoll_create1(0), "epoll 21");
+	add(21, 20, EPOLLIN, 0x1234);
+	add(21, 22, EPOLLIN | EPOLLET, 0xdeadbeefcafeULL);
+	at(23, epoll_create1(EPOLL_CLOEXEC), "epoll 23");
+	add(23, 21, EPOLLIN, 7);
+
+	subject_ready();
+	subject_wait_term();
+
+	struct epoll_event got[4];
+	int n = epoll_wait(21, got, 4, 0);
+	if (n != 1 || got[0].data.u64 != 0x1234 || !(got[0].events & EPOLLIN))
+		subject_fail("epoll 21 before write: %d events", n);
+	n = epoll_wait(23, got, 4, 0);
+	if (n != 1 || got[0].data.u64 != 7)
+		subject_fail("nested epoll 23: %d events", n);
+	uint64_t one = 1;
+	if (write(22, &one, 8) != 8)
+		subject_fail("write 22");
+	n = epoll_wait(21, got, 4, 0);
+	int seen = 0;
+	for (int i = 0; i < n; i++)
+		seen |= got[i].data.u64 == 0x1234 ? 1 : got[i].data.u64 == 0xdeadbeefcafeULL ? 2 : 4;
+	if (n != 2 || seen != 3)
+		subject_fail("epoll 21 after write: %d events, seen %d", n, seen);
+	/* Edge-triggered: 22 is not reported again until written again. */
+	n = epoll_wait(21, got, 4, 0);
+	if (n != 1 || got[0].data.u64 != 0x1234)
+		subject_fail("EPOLLET lost: %d events", n);
+	subject_pass();
+}
