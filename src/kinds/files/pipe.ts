@@ -5,8 +5,8 @@
  * Restore creates both ends with one pipe2 inside the first task that needs
  * either end, hands the opposite end to the core (`provide`) and closes it
  * when no entry uses it. Our process keeps a read-write fd on the new pipe
- * until the end of the restore: the dumped bytes are written through it, and
- * a further open file description of the same pipe (one task reopened its end
+ * until every entry of the pipe is open: the dumped bytes are written
+ * through it, and a further open file description of the same pipe (one task reopened its end
  * through /proc) is opened inside the task through /proc/<us>/fd/<that fd>.
  *
  * Known limits: packet mode (O_DIRECT) pipes are refused; file owner (fown)
@@ -28,8 +28,19 @@ const F_SETFL = 4;
 const AT_FDCWD = -100;
 
 interface CreatedPipe {
-  /** our read-write fd on the pipe, closed once the restore's files are done */
+  /** our read-write fd on the pipe, closed once every entry of it is open */
   ours: number;
+  /** file ids of this pipe not opened yet */
+  pending: Set<number>;
+}
+
+/** One more entry of the pipe is open somewhere: drop our fd after the last. */
+function opened(made: CreatedPipe, id: number): void {
+  made.pending.delete(id);
+  if (made.pending.size === 0 && made.ours >= 0) {
+    closeSync(made.ours);
+    made.ours = -1;
+  }
 }
 
 function pipeOf(e: FileEntry): PipeEntry {
@@ -75,6 +86,7 @@ export const pipeKind: FileKind = {
     const made = ctx.shared.get(key) as CreatedPipe | undefined;
     if (made) {
       const fd = reopenInTask(t, made.ours, pe.flags);
+      opened(made, e.id);
       return fd;
     }
     const a = t.putBytes(Buffer.alloc(8));
@@ -83,26 +95,22 @@ export const pipeKind: FileKind = {
     const rfd = ends.readInt32LE(0);
     const wfd = ends.readInt32LE(4);
     const ours = openSync(`/proc/${t.pid}/fd/${rfd}`, constants.O_RDWR);
-    ctx.shared.set(key, { ours } satisfies CreatedPipe);
+    const same = allFiles(ctx).filter((f) => f.type === 'PIPE' && f.pipe?.pipe_id === pe.pipe_id);
+    const made1: CreatedPipe = { ours, pending: new Set(same.map((f) => f.id)) };
+    ctx.shared.set(key, made1);
     restorePipeData('PIPES_DATA', pe.pipe_id, ours, ctx);
     const mine = isWriteEnd(pe.flags) ? wfd : rfd;
     const other = mine === wfd ? rfd : wfd;
     setStatusFlags(t, mine, pe.flags);
-    const partner = allFiles(ctx).find((f) => f.type === 'PIPE' && f.pipe?.pipe_id === pe.pipe_id && isWriteEnd(f.pipe.flags) !== isWriteEnd(pe.flags));
+    const partner = same.find((f) => f.pipe && isWriteEnd(f.pipe.flags) !== isWriteEnd(pe.flags));
     if (partner?.pipe) {
       setStatusFlags(t, other, partner.pipe.flags);
       ctx.provide(partner.id, other);
+      made1.pending.delete(partner.id);
     } else {
       t.syscall('close', NR.close, other);
     }
+    opened(made1, e.id);
     return mine;
-  },
-  finish(_t, e: FileEntry, _fd, ctx: RestoreFilesContext): void {
-    const key = `pipe:${pipeOf(e).pipe_id}`;
-    const made = ctx.shared.get(key) as CreatedPipe | undefined;
-    if (made && made.ours >= 0) {
-      closeSync(made.ours);
-      made.ours = -1;
-    }
   },
 };
