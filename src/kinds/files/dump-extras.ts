@@ -14,12 +14,15 @@ import { join } from 'node:path';
 import { CriuTsError } from '../../errors.js';
 import { writeImage } from '../../images/index.js';
 
-export type ExtraImage = 'PIPES_DATA' | 'FIFO_DATA' | 'SK_QUEUES';
+export type ExtraImage = 'PIPES_DATA' | 'FIFO_DATA' | 'SK_QUEUES' | 'MEMFD_INODE' | 'TTY_INFO' | 'FILE_LOCKS';
 
 const FILE_OF: Record<ExtraImage, string> = {
   PIPES_DATA: 'pipes-data.img',
   FIFO_DATA: 'fifo-data.img',
   SK_QUEUES: 'sk-queues.img',
+  MEMFD_INODE: 'memfd.img',
+  TTY_INFO: 'tty-info.img',
+  FILE_LOCKS: 'filelocks.img',
 };
 
 interface Collected {
@@ -30,6 +33,23 @@ interface Collected {
 type Collector = Map<ExtraImage, Collected>;
 
 const current = new AsyncLocalStorage<Collector>();
+
+/**
+ * The images dir of the running dump and steps to run once every other
+ * image is written: for images whose name depends on the whole dump (a
+ * memfd's pages-N.img takes the next free N after the core's).
+ */
+export interface DumpScope {
+  dir: string;
+  atEnd: ((dir: string) => void)[];
+}
+
+const scope = new AsyncLocalStorage<DumpScope>();
+
+/** The scope of the running dump, or undefined outside one. */
+export function dumpScope(): DumpScope | undefined {
+  return scope.getStore();
+}
 
 /** Queue one entry (and its payload) for an extra image of the running dump. */
 export function emitExtra(image: ExtraImage, entry: object, payload: Buffer): void {
@@ -54,7 +74,9 @@ export function extraEmitted(image: ExtraImage, field: string, value: unknown): 
 /** Run a dump with a collector; on success write every extra image into `dir`. */
 export async function withDumpExtras<T>(dir: string, run: () => Promise<T>): Promise<T> {
   const c: Collector = new Map();
-  const r = await current.run(c, run);
+  const sc: DumpScope = { dir, atEnd: [] };
+  const r = await current.run(c, () => scope.run(sc, run));
   for (const [image, slot] of c) writeImage(join(dir, FILE_OF[image]), image, slot.entries, slot.payloads);
+  for (const step of sc.atEnd) step(dir);
   return r;
 }
