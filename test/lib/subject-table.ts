@@ -38,4 +38,12 @@ export const SUBJECTS: readonly SubjectCase[] = [
   c('inotify', 'inotify watches by path with their wd numbers (with a gap), no stray events'),
   c('fanotify', 'fanotify mount and inode marks'),
   c('pipe-data', 'pipes: queued bytes, lone ends, 64 KiB/1 MiB buffers, dup and reopened ends'),
+  c('tree', 'a 3-level tree: two sessions, a process group whose leader is gone, ids and memory of every task'),
+  c('zombie', 'unreaped children (exit 7, killed by SIGUSR2) stay zombies of their parent'),
+  c('stopped', 'children stopped by themselves and by their parent stay stopped, then continue'),
+  c('threads', '8 threads: tid, name, signal mask, TLS, FPU registers, private and shared pending signals', { pthread: true, runMs: 50 }),
+  c('threads', '1000 threads with 64 KiB stacks waiting on a futex: tid, TLS, name, mask', { pthread: true, args: ['--threads', '1000', '--fpu', '0', '--stack-kib', '64'] }),
+  c('posix-timers', 'POSIX timers: ids with a gap, clocks, SIGEV_SIGNAL/NONE/THREAD_ID, still firing', { pthread: true, runMs: 100 }),
+  c('fifo', 'FIFOs in every open mode with queued bytes and buffer size'),
+  c('memfd', 'memfds: contents with holes, size, seals, mode, offsets, two descriptions of one inode, a dup'),
 ];

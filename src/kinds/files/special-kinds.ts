@@ -10,7 +10,8 @@ import { timerfdKind } from './timerfd.js';
 import { signalfdKind } from './signalfd.js';
 import { inotifyKind } from './inotify.js';
 import { fanotifyKind } from './fanotify.js';
+import { memfdKind } from './memfd.js';
 
 export const SPECIAL_FILE_KINDS: readonly FileKind[] = [
-  eventfdKind, epollKind, timerfdKind, signalfdKind, inotifyKind, fanotifyKind,
+  eventfdKind, epollKind, timerfdKind, signalfdKind, inotifyKind, fanotifyKind, memfdKind,
 ];

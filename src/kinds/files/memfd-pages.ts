@@ -1,0 +1,59 @@
+/**
+ * The contents of a memfd (or any shmem object) in CRIU's layout:
+ * pagemap-shmem-<shmid>.img (head naming pages-N.img, then entries whose
+ * vaddr is an offset into the object) and pages-N.img with the pages back
+ * to back. Written after the core's images, so N is the next free id.
+ */
+import { existsSync, readdirSync, openSync, readSync, closeSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { readImage, writeImage } from '../../images/index.js';
+import type { PagemapEntry } from '../../images/messages.js';
+import { CriuTsError } from '../../errors.js';
+
+const PAGE_SIZE = 4096;
+const PE_PRESENT = 4;
+
+/** Page-aligned data at an offset of the object (data.length is a multiple of the page size). */
+export interface DataRun {
+  offset: number;
+  data: Buffer;
+}
+
+function nextPagesId(dir: string): number {
+  let max = 0;
+  for (const name of readdirSync(dir)) {
+    const m = /^pages-(\d+)\.img$/.exec(name);
+    if (m) max = Math.max(max, Number(m[1]));
+  }
+  return max + 1;
+}
+
+export function writeShmemPages(dir: string, shmid: number, runs: readonly DataRun[]): void {
+  const pagesId = nextPagesId(dir);
+  const entries: PagemapEntry[] = runs.map((r) => ({
+    vaddr: BigInt(r.offset), compat_nr_pages: 0, flags: PE_PRESENT, nr_pages: BigInt(r.data.length / PAGE_SIZE),
+  }));
+  writeFileSync(join(dir, `pages-${pagesId}.img`), Buffer.concat(runs.map((r) => r.data)), { mode: 0o600 });
+  writeImage(join(dir, `pagemap-shmem-${shmid}.img`), 'PAGEMAP', [{ pages_id: pagesId }, ...(entries as unknown as Record<string, unknown>[])]);
+}
+
+/** The runs of a shmem object back from its images (none if it had no data). */
+export function readShmemPages(dir: string, shmid: number): DataRun[] {
+  const pm = join(dir, `pagemap-shmem-${shmid}.img`);
+  if (!existsSync(pm)) return [];
+  const [head, ...entries] = readImage(pm).entries as unknown as [{ pages_id: number }, ...PagemapEntry[]];
+  const pages = join(dir, `pages-${head.pages_id}.img`);
+  const fd = openSync(pages, 'r');
+  try {
+    let at = 0;
+    return entries.map((e) => {
+      const n = Number(e.nr_pages ?? BigInt(e.compat_nr_pages)) * PAGE_SIZE;
+      const data = Buffer.alloc(n);
+      if (readSync(fd, data, 0, n, at) !== n) throw new CriuTsError('EIMAGE', `${pages}: short read at ${at}`, { file: pages });
+      at += n;
+      return { offset: Number(e.vaddr), data };
+    });
+  } finally {
+    closeSync(fd);
+  }
+}

@@ -1,0 +1,191 @@
+/**
+ * memfd files open as fds: CRIU's MEMFD file_entry (memfd_file_entry:
+ * flags, pos, inode_id) plus one memfd_inode_entry per inode in memfd.img
+ * (name, uid, gid, size, shmid = inode number, seals, mode), with the
+ * contents in pagemap-shmem-<shmid>.img + pages-N.img, as CRIU 4.2 writes
+ * them (pagemap entries hold offsets into the file).
+ *
+ * Dump reads the contents through our pidfd_getfd copy of the fd, data
+ * runs only (SEEK_DATA/SEEK_HOLE), and never touches the task. Restore
+ * creates the memfd with memfd_create in the task, fills it from our side
+ * through a pidfd_getfd copy (size, contents, owner, mode), then adds the
+ * seals. Another open file description of the same inode (an open of
+ * /proc/self/fd/N) reopens the first one's inode by its /proc path.
+ *
+ * Known limits: contents are held in memory until the dump ends; hugetlb
+ * memfds are restored as ordinary ones; a memfd only mapped, not open as
+ * an fd, is the memory kind's (VMA_AREA_MEMFD).
+ */
+import { fchmodSync, fchownSync, fstatSync, ftruncateSync, readdirSync, readSync, statSync, writeSync, readlinkSync } from 'node:fs';
+import { join } from 'node:path';
+import { NR, fcntl, lseek, pidfdGetfd, pidfdOpen, closeQuiet } from '../../sys/index.js';
+import { readImage } from '../../images/index.js';
+import type { FileEntry, MemfdFileEntry, MemfdInodeEntry } from '../../images/messages.js';
+import type { FileKind, FdProbe, RestoreFilesContext, RestoreTaskHandle } from '../types.js';
+import { CriuTsError } from '../../errors.js';
+import { NO_FOWN, O_CLOEXEC, O_LARGEFILE } from './reg-file.js';
+import { part } from './anon-inode.js';
+import { dumpScope, emitExtra, type DumpScope } from './dump-extras.js';
+import { writeShmemPages, readShmemPages, type DataRun } from './memfd-pages.js';
+
+const MEMFD_PREFIX = '/memfd:';
+const F_ADD_SEALS = 1033;
+const F_GET_SEALS = 1034;
+const F_SEAL_SEAL = 1;
+const MFD_ALLOW_SEALING = 2;
+const O_RDWR = 2;
+const SEEK_SET = 0;
+const SEEK_DATA = 3;
+const SEEK_HOLE = 4;
+const AT_FDCWD = -100;
+const PAGE_SIZE = 4096;
+
+/** Per dump: memfd inodes already written, by inode number. */
+const dumped = new WeakMap<DumpScope, { byIno: Map<number, number>; next: number }>();
+
+export function memfdName(link: string): string {
+  return link.slice(MEMFD_PREFIX.length).replace(/ \(deleted\)$/, '');
+}
+
+export const memfdKind: FileKind = {
+  name: 'memfd',
+  type: 'MEMFD',
+  detect: (p: FdProbe) => p.link.startsWith(MEMFD_PREFIX) && p.stat.isFile(),
+  dump(p: FdProbe, id: number): FileEntry {
+    const sc = dumpScope();
+    if (!sc) throw new CriuTsError('EUNSUPPORTED', `task ${p.pid} fd ${p.fd}: memfd needs a dump through dump() (no image scope)`, { pid: p.pid, fd: p.fd });
+    let st = dumped.get(sc);
+    if (!st) {
+      st = { byIno: new Map(), next: 1 };
+      dumped.set(sc, st);
+    }
+    let inodeId = st.byIno.get(p.stat.ino);
+    if (inodeId === undefined) {
+      inodeId = st.next++;
+      st.byIno.set(p.stat.ino, inodeId);
+      dumpInode(p, inodeId, sc);
+    }
+    const memfd: MemfdFileEntry = { id, flags: p.fdinfo.flags & ~O_CLOEXEC, pos: p.fdinfo.pos, fown: NO_FOWN, inode_id: inodeId };
+    return { type: 'MEMFD', id, memfd };
+  },
+  restore(t: RestoreTaskHandle, e: FileEntry, _fdi, ctx: RestoreFilesContext): number {
+    const m = part(e, 'memfd', 'MEMFD');
+    const key = `memfd-inode:${m.inode_id}`;
+    const made = ctx.shared.get(key) as { pid: number; ino: number } | undefined;
+    let fd: number;
+    if (made) {
+      fd = reopen(t, procFdOf(made.pid, made.ino, t.pid), m.flags);
+    } else {
+      const ie = inodeEntry(ctx, m.inode_id);
+      const created = createInode(t, ie, ctx.imagesDir);
+      ctx.shared.set(key, { pid: t.pid, ino: created.ino });
+      fd = created.fd;
+      if ((m.flags & ~O_LARGEFILE) !== O_RDWR) {
+        const again = reopen(t, `/proc/self/fd/${fd}`, m.flags);
+        t.syscall('close', NR.close, fd);
+        fd = again;
+      }
+    }
+    if (m.pos !== 0n) t.syscall('lseek', NR.lseek, fd, m.pos, SEEK_SET);
+    return fd;
+  },
+};
+
+function dumpInode(p: FdProbe, inodeId: number, sc: DumpScope): void {
+  const ie: MemfdInodeEntry = {
+    name: memfdName(p.link),
+    uid: p.stat.uid,
+    gid: p.stat.gid,
+    size: BigInt(p.stat.size),
+    shmid: p.stat.ino,
+    seals: fcntl(p.localFd, F_GET_SEALS),
+    inode_id: BigInt(inodeId),
+    mode: p.stat.mode,
+  };
+  emitExtra('MEMFD_INODE', ie, Buffer.alloc(0));
+  const runs = readDataRuns(p.localFd, p.stat.size);
+  sc.atEnd.push((dir) => writeShmemPages(dir, p.stat.ino, runs));
+}
+
+/** The file's data, page-aligned runs that hold data (holes are left out). */
+function readDataRuns(fd: number, size: number): DataRun[] {
+  const runs: DataRun[] = [];
+  let off = 0;
+  while (off < size) {
+    let start: number;
+    try {
+      start = lseek(fd, off, SEEK_DATA);
+    } catch {
+      break; // ENXIO: only a hole is left
+    }
+    const end = Math.min(lseek(fd, start, SEEK_HOLE), size);
+    const first = Math.floor(start / PAGE_SIZE) * PAGE_SIZE;
+    const last = Math.ceil(end / PAGE_SIZE) * PAGE_SIZE;
+    const data = Buffer.alloc(last - first);
+    let got = 0;
+    while (got < end - first) {
+      const n = readSync(fd, data, got, end - first - got, first + got);
+      if (n === 0) break;
+      got += n;
+    }
+    runs.push({ offset: first, data });
+    off = last;
+  }
+  return runs;
+}
+
+function inodeEntry(ctx: RestoreFilesContext, inodeId: number): MemfdInodeEntry {
+  let all = ctx.shared.get('memfd.img') as MemfdInodeEntry[] | undefined;
+  if (!all) {
+    all = readImage(join(ctx.imagesDir, 'memfd.img')).entries as unknown as MemfdInodeEntry[];
+    ctx.shared.set('memfd.img', all);
+  }
+  const ie = all.find((x) => Number(x.inode_id) === inodeId);
+  if (!ie) throw new CriuTsError('EIMAGE', `memfd.img has no inode ${inodeId}`, { inodeId });
+  return ie;
+}
+
+function createInode(t: RestoreTaskHandle, ie: MemfdInodeEntry, imagesDir: string): { fd: number; ino: number } {
+  // A memfd made without MFD_ALLOW_SEALING carries exactly F_SEAL_SEAL.
+  const sealable = ie.seals !== F_SEAL_SEAL;
+  const fd = Number(t.syscall(`memfd_create ${ie.name}`, NR.memfd_create, t.putString(ie.name), sealable ? MFD_ALLOW_SEALING : 0));
+  const pidfd = pidfdOpen(t.pid);
+  let local = -1;
+  try {
+    local = pidfdGetfd(pidfd, fd, t.pid);
+    ftruncateSync(local, Number(ie.size));
+    for (const run of readShmemPages(imagesDir, ie.shmid)) {
+      let done = 0;
+      while (done < run.data.length) done += writeSync(local, run.data, done, run.data.length - done, run.offset + done);
+    }
+    // The pages of the last run reach past the size: cut back to it.
+    ftruncateSync(local, Number(ie.size));
+    const st = fstatSync(local);
+    if (st.uid !== ie.uid || st.gid !== ie.gid) fchownSync(local, ie.uid, ie.gid);
+    if (ie.mode !== undefined) fchmodSync(local, ie.mode & 0o7777);
+    if (sealable && ie.seals !== 0) fcntl(local, F_ADD_SEALS, ie.seals);
+    return { fd, ino: st.ino };
+  } finally {
+    if (local >= 0) closeQuiet(local);
+    closeQuiet(pidfd);
+  }
+}
+
+/** /proc path of the fd of `pid` that holds inode `ino` (a memfd), as the task `self` would open it. */
+function procFdOf(pid: number, ino: number, self: number): string {
+  for (const name of readdirSync(`/proc/${pid}/fd`)) {
+    const path = `/proc/${pid}/fd/${name}`;
+    try {
+      if (statSync(path).ino === ino && readlinkSync(path).startsWith(MEMFD_PREFIX)) {
+        return pid === self ? `/proc/self/fd/${name}` : path;
+      }
+    } catch {
+      // closed meanwhile
+    }
+  }
+  throw new CriuTsError('ERESTORE', `memfd inode ${ino} is no longer open in task ${pid}`, { pid, ino });
+}
+
+function reopen(t: RestoreTaskHandle, path: string, flags: number): number {
+  return Number(t.syscall(`open ${path}`, NR.openat, AT_FDCWD, t.putString(path), flags & ~O_CLOEXEC, 0));
+}
