@@ -7,6 +7,7 @@
 import { execFileSync } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, renameSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
+import { readImage } from '../../src/images/index.js';
 import { repoRoot } from '../lib/subjects.js';
 import { __WALL, WNOHANG, setChildSubreaper, waitPid } from '../../src/sys/index.js';
 
@@ -75,6 +76,18 @@ export async function waitGone(pid: number, timeoutMs = 15_000): Promise<boolean
     if (Date.now() > deadline) return false;
     await sleep(10);
   }
+}
+
+/** Every pid of a dumped tree (pstree.img), root first. */
+export function dumpedPids(imagesDir: string): number[] {
+  return readImage(join(imagesDir, 'pstree.img')).entries.map((e) => Number(e['pid']));
+}
+
+/** After a dump: wait until every task of the tree is gone (children of a killed root become ours to reap). */
+export async function waitTreeGone(imagesDir: string, timeoutMs = 15_000): Promise<number[]> {
+  const left: number[] = [];
+  for (const pid of dumpedPids(imagesDir)) if (!(await waitGone(pid, timeoutMs))) left.push(pid);
+  return left;
 }
 
 /** SIGKILL pid if it still exists, then wait for it to vanish. */
