@@ -8,3 +8,4 @@ export * from './memory.js';
 export * from './process.js';
 export { sys, sysTry, sysBig, addr } from './libc.js';
 export * from './fhandle.js';
+export * from './socket.js';

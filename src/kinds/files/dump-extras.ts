@@ -30,9 +30,23 @@ interface Collected {
   payloads: Buffer[];
 }
 
-type Collector = Map<ExtraImage, Collected>;
+type Collector = Map<ExtraImage, Collected> & { memo?: Map<string, unknown> };
 
 const current = new AsyncLocalStorage<Collector>();
+
+/**
+ * A value computed once per dump (e.g. which sockets the dumped tasks hold:
+ * they are frozen, so it cannot change meanwhile); outside a dump, every call computes.
+ */
+export function dumpMemo<T>(key: string, make: () => T): T {
+  const c = current.getStore();
+  if (!c) return make();
+  c.memo ??= new Map();
+  if (c.memo.has(key)) return c.memo.get(key) as T;
+  const v = make();
+  c.memo.set(key, v);
+  return v;
+}
 
 /**
  * The images dir of the running dump and steps to run once every other

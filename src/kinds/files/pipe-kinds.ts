@@ -2,5 +2,6 @@
 import type { FileKind } from '../types.js';
 import { pipeKind } from './pipe.js';
 import { fifoKind } from './fifo.js';
+import { unixSocketKind } from './unix-socket/index.js';
 
-export const PIPE_FILE_KINDS: readonly FileKind[] = [pipeKind, fifoKind];
+export const PIPE_FILE_KINDS: readonly FileKind[] = [pipeKind, fifoKind, unixSocketKind];

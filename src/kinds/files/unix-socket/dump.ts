@@ -1,0 +1,154 @@
+/**
+ * Dump of one unix socket fd into a unix_sk_entry, the way CRIU fills it:
+ * backlog is the diag write-queue figure (a listener's backlog), peer is the
+ * peer's inode, a client still waiting in a listener's accept queue gets
+ * the listener as its peer, a bound path is checked against the socket's
+ * own inode (a relative name is resolved against the task's cwd and kept
+ * with name_dir), and queued bytes go to sk-queues.img.
+ */
+import { lstatSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import { CriuTsError } from '../../../errors.js';
+import type { FileEntry, UnixSkEntry, SkShutdown } from '../../../images/messages.js';
+import { SOCK_DGRAM, SOCK_SEQPACKET, SOCK_STREAM } from '../../../sys/index.js';
+import type { DumpFilesContext, FdProbe } from '../../types.js';
+import { NO_FOWN, O_CLOEXEC } from '../reg-file.js';
+import { dumpMemo } from '../dump-extras.js';
+import { unixDiag, unixListeners, TCP_CLOSE, TCP_ESTABLISHED, TCP_LISTEN, type UnixDiag } from './diag.js';
+import { dumpSkOpts } from './opts.js';
+import { dumpQueue } from './queue.js';
+
+/** uflags bit: the entry stands for a socket outside the dump (--ext-unix-sk) */
+export const USK_EXTERN = 1;
+const SHUTDOWN_NAMES: SkShutdown[] = ['NONE', 'READ', 'WRITE', 'BOTH'];
+
+/** Socket inode → a pid holding it, over every task this dump has seized (they are traced by us). */
+function socketHolders(): Map<number, number> {
+  const holders = new Map<number, number>();
+  for (const name of readdirSync('/proc')) {
+    const pid = Number(name);
+    if (!Number.isInteger(pid) || pid <= 0) continue;
+    try {
+      const m = /^TracerPid:\s*(\d+)/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+      if (Number(m?.[1]) !== process.pid) continue;
+      for (const fd of readdirSync(`/proc/${pid}/fd`)) {
+        const s = /^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/${pid}/fd/${fd}`));
+        if (s) holders.set(Number(s[1]), pid);
+      }
+    } catch {
+      // gone or not ours: not part of the dump
+    }
+  }
+  return holders;
+}
+
+const heldByDump = (ino: number): boolean => dumpMemo('unix-socket-holders', socketHolders).has(ino);
+
+function nameText(name: Buffer): string {
+  let end = name.length;
+  while (end > 0 && name[end - 1] === 0) end--;
+  return name.subarray(0, end).toString();
+}
+
+/** Fill name_dir, file_perms and deleted for a socket bound to a path. */
+function resolveName(p: FdProbe, d: UnixDiag, ue: UnixSkEntry): void {
+  if (d.name.length === 0 || d.name[0] === 0) return;
+  let path = nameText(d.name);
+  if (!path.startsWith('/')) {
+    const cwd = readlinkSync(`/proc/${p.pid}/cwd`);
+    ue.name_dir = cwd;
+    path = `${cwd}/${path}`;
+  }
+  let st;
+  try {
+    st = lstatSync(path);
+  } catch {
+    st = undefined;
+  }
+  if (!st || !st.isSocket() || st.ino !== d.vfs?.ino) {
+    // Unlinked, or the path now names another file: bind and drop it again at restore.
+    ue.deleted = true;
+    return;
+  }
+  ue.file_perms = { mode: st.mode, uid: st.uid, gid: st.gid };
+}
+
+export function describeSocket(p: FdProbe): string {
+  return `task ${p.pid} fd ${p.fd}: unix socket ${String(p.stat.ino)}`;
+}
+
+/** An entry for a socket outside the dump that one of ours talks to (--ext-unix-sk), once per dump. */
+function externalPeer(d: UnixDiag, ctx: DumpFilesContext, what: string): void {
+  if (d.name.length === 0) {
+    throw new CriuTsError('EUNSUPPORTED', `${what}: its peer ${d.ino} is outside the dump and has no name to reconnect to`, { peer: d.ino });
+  }
+  dumpMemo(`unix-external:${d.ino}`, () => ctx.addFile((id) => ({
+    type: 'UNIXSK',
+    id,
+    usk: {
+      id, ino: d.ino, type: d.type, state: d.state, flags: 2, uflags: USK_EXTERN, backlog: d.wqueue, peer: 0,
+      fown: NO_FOWN, opts: { so_sndbuf: 0, so_rcvbuf: 0, so_snd_tmo_sec: 0n, so_snd_tmo_usec: 0n, so_rcv_tmo_sec: 0n, so_rcv_tmo_usec: 0n },
+      name: d.name,
+    },
+  })));
+}
+
+function checkOutside(peer: UnixDiag, ctx: DumpFilesContext, what: string): void {
+  if (heldByDump(peer.ino)) return;
+  if (!ctx.opts.extUnixSk) {
+    throw new CriuTsError('EUNSUPPORTED', `${what} is connected to socket ${peer.ino} outside the dumped tree (--ext-unix-sk allows it)`, { peer: peer.ino });
+  }
+  externalPeer(peer, ctx, what);
+}
+
+export function dumpUnixSocket(p: FdProbe, id: number, ctx: DumpFilesContext): FileEntry {
+  const what = describeSocket(p);
+  const ino = Number(p.stat.ino);
+  const d = unixDiag(ino);
+  if (!d) throw new CriuTsError('EDUMP', `${what}: sock_diag does not know it`, { pid: p.pid, fd: p.fd });
+  if (d.type !== SOCK_STREAM && d.type !== SOCK_DGRAM && d.type !== SOCK_SEQPACKET) {
+    throw new CriuTsError('EUNSUPPORTED', `${what}: socket type ${d.type} is not supported`, { pid: p.pid, fd: p.fd });
+  }
+  if (d.state !== TCP_ESTABLISHED && d.state !== TCP_CLOSE && d.state !== TCP_LISTEN) {
+    throw new CriuTsError('EUNSUPPORTED', `${what}: state ${d.state} is not supported`, { pid: p.pid, fd: p.fd });
+  }
+  const ue: UnixSkEntry = {
+    id, ino, type: d.type, state: d.state, flags: p.fdinfo.flags & ~O_CLOEXEC, uflags: 0,
+    backlog: d.wqueue, peer: d.peer, fown: NO_FOWN, opts: dumpSkOpts(p.localFd), name: d.name,
+  };
+  resolveName(p, d, ue);
+  if (d.shutdown !== 0) ue.shutdown = SHUTDOWN_NAMES[d.shutdown & 3] ?? 'BOTH';
+  let pair = false;
+  if (d.peer !== 0) {
+    const peer = unixDiag(d.peer);
+    if (!peer) throw new CriuTsError('EDUMP', `${what}: peer ${d.peer} not found`, { peer: d.peer });
+    if (peer.peer !== ino && peer.name.length === 0) {
+      throw new CriuTsError('EUNSUPPORTED', `${what}: peer ${d.peer} is connected elsewhere and has no name`, { peer: d.peer });
+    }
+    pair = peer.peer === ino;
+    checkOutside(peer, ctx, what);
+  } else if (d.state === TCP_ESTABLISHED && d.type !== SOCK_DGRAM) {
+    // A client whose connection waits in a listener's accept queue: its peer is that listener.
+    const listener = unixListeners().find((l) => l.icons.includes(ino));
+    if (listener) {
+      if (d.wqueue !== 0) {
+        throw new CriuTsError('EUNSUPPORTED', `${what}: bytes sent on a connection not accepted yet cannot be read back`, { pid: p.pid, fd: p.fd });
+      }
+      ue.peer = listener.ino;
+      checkOutside(listener, ctx, what);
+    } else if (d.shutdown !== 3) {
+      throw new CriuTsError('EUNSUPPORTED', `${what}: connected, but its peer is gone and it is not shut down`, { pid: p.pid, fd: p.fd });
+    }
+  }
+  if (d.state === TCP_LISTEN && d.icons.includes(0)) {
+    throw new CriuTsError('EUNSUPPORTED', `${what}: a pending connection whose client already closed cannot be dumped`, { pid: p.pid, fd: p.fd });
+  }
+  if (d.state !== TCP_LISTEN && d.rqueue > 0) {
+    // Restore sends the bytes again from the peer of a pair, or to the socket's name.
+    const orphan = d.peer === 0 && d.type !== SOCK_DGRAM && d.state === TCP_ESTABLISHED;
+    if (!pair && !orphan && d.name.length === 0) {
+      throw new CriuTsError('EUNSUPPORTED', `${what}: queued bytes on a socket with no name and no peer of its own to send them again`, { pid: p.pid, fd: p.fd });
+    }
+    dumpQueue(p.localFd, id, d.type, what);
+  }
+  return { type: 'UNIXSK', id, usk: ue };
+}

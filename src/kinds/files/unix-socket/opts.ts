@@ -1,0 +1,92 @@
+/**
+ * Generic socket options (CRIU's sk_opts_entry), read with getsockopt from
+ * our copy at dump and set again with setsockopt injected into the task.
+ * Only options that differ from a fresh socket are set at restore.
+ */
+import { getsockopt, getsockoptInt, getsockoptTry, SOL_SOCKET } from '../../../sys/index.js';
+import { NR } from '../../../sys/index.js';
+import type { SkOptsEntry } from '../../../images/messages.js';
+import type { RestoreTaskHandle } from '../../types.js';
+
+const SO = {
+  REUSEADDR: 2, DONTROUTE: 5, BROADCAST: 6, SNDBUF: 7, RCVBUF: 8, KEEPALIVE: 9, OOBINLINE: 10,
+  NO_CHECK: 11, PRIORITY: 12, REUSEPORT: 15, PASSCRED: 16, RCVLOWAT: 18, RCVTIMEO: 20, SNDTIMEO: 21,
+  SNDBUFFORCE: 32, RCVBUFFORCE: 33, PASSSEC: 34, MARK: 36, BUF_LOCK: 72,
+} as const;
+
+function timeval(fd: number, name: number): { sec: bigint; usec: bigint } {
+  const b = Buffer.alloc(16);
+  getsockopt(fd, SOL_SOCKET, name, b);
+  return { sec: b.readBigInt64LE(0), usec: b.readBigInt64LE(8) };
+}
+
+export function dumpSkOpts(fd: number): SkOptsEntry {
+  const int = (name: number): number => getsockoptInt(fd, SOL_SOCKET, name);
+  const snd = timeval(fd, SO.SNDTIMEO);
+  const rcv = timeval(fd, SO.RCVTIMEO);
+  const opts: SkOptsEntry = {
+    so_sndbuf: int(SO.SNDBUF),
+    so_rcvbuf: int(SO.RCVBUF),
+    so_snd_tmo_sec: snd.sec,
+    so_snd_tmo_usec: snd.usec,
+    so_rcv_tmo_sec: rcv.sec,
+    so_rcv_tmo_usec: rcv.usec,
+    reuseaddr: int(SO.REUSEADDR) !== 0,
+    so_priority: int(SO.PRIORITY),
+    so_rcvlowat: int(SO.RCVLOWAT),
+  };
+  const mark = int(SO.MARK);
+  if (mark !== 0) opts.so_mark = mark;
+  opts.so_passcred = int(SO.PASSCRED) !== 0;
+  opts.so_passsec = int(SO.PASSSEC) !== 0;
+  opts.so_dontroute = int(SO.DONTROUTE) !== 0;
+  opts.so_no_check = int(SO.NO_CHECK) !== 0;
+  opts.so_reuseport = int(SO.REUSEPORT) !== 0;
+  opts.so_broadcast = int(SO.BROADCAST) !== 0;
+  opts.so_keepalive = int(SO.KEEPALIVE) !== 0;
+  opts.so_oobinline = int(SO.OOBINLINE);
+  const lock = Buffer.alloc(4);
+  opts.so_buf_lock = getsockoptTry(fd, SOL_SOCKET, SO.BUF_LOCK, lock) >= 0 ? lock.readInt32LE(0) : 0;
+  return opts;
+}
+
+function setInt(t: RestoreTaskHandle, fd: number, name: number, v: number, what: string): void {
+  const b = Buffer.alloc(4);
+  b.writeInt32LE(v, 0);
+  t.syscall(`setsockopt(${what})`, NR.setsockopt, fd, SOL_SOCKET, name, t.putBytes(b), 4);
+}
+
+function setTimeval(t: RestoreTaskHandle, fd: number, name: number, sec: bigint, usec: bigint, what: string): void {
+  if (sec === 0n && usec === 0n) return;
+  const b = Buffer.alloc(16);
+  b.writeBigInt64LE(sec, 0);
+  b.writeBigInt64LE(usec, 8);
+  t.syscall(`setsockopt(${what})`, NR.setsockopt, fd, SOL_SOCKET, name, t.putBytes(b), 16);
+}
+
+/**
+ * Set the dumped options on the task's socket `fd`. `fresh` are the values a
+ * new socket of the same type has (from our side), to skip what is default.
+ */
+export function restoreSkOpts(t: RestoreTaskHandle, fd: number, o: SkOptsEntry, fresh: SkOptsEntry): void {
+  // The kernel doubles what it is given; FORCE passes over the sysctl limits (we are root).
+  if (o.so_sndbuf !== fresh.so_sndbuf) setInt(t, fd, SO.SNDBUFFORCE, Math.floor(o.so_sndbuf / 2), 'SO_SNDBUFFORCE');
+  if (o.so_rcvbuf !== fresh.so_rcvbuf) setInt(t, fd, SO.RCVBUFFORCE, Math.floor(o.so_rcvbuf / 2), 'SO_RCVBUFFORCE');
+  // Setting a buffer locks it; put the lock bits back as they were.
+  if ((o.so_buf_lock ?? 0) !== (fresh.so_buf_lock ?? 0) || o.so_sndbuf !== fresh.so_sndbuf || o.so_rcvbuf !== fresh.so_rcvbuf) {
+    setInt(t, fd, SO.BUF_LOCK, o.so_buf_lock ?? 0, 'SO_BUF_LOCK');
+  }
+  setTimeval(t, fd, SO.SNDTIMEO, o.so_snd_tmo_sec, o.so_snd_tmo_usec, 'SO_SNDTIMEO');
+  setTimeval(t, fd, SO.RCVTIMEO, o.so_rcv_tmo_sec, o.so_rcv_tmo_usec, 'SO_RCVTIMEO');
+  const flags: [boolean | undefined, number, string][] = [
+    [o.reuseaddr, SO.REUSEADDR, 'SO_REUSEADDR'], [o.so_passcred, SO.PASSCRED, 'SO_PASSCRED'],
+    [o.so_passsec, SO.PASSSEC, 'SO_PASSSEC'], [o.so_dontroute, SO.DONTROUTE, 'SO_DONTROUTE'],
+    [o.so_no_check, SO.NO_CHECK, 'SO_NO_CHECK'], [o.so_reuseport, SO.REUSEPORT, 'SO_REUSEPORT'],
+    [o.so_broadcast, SO.BROADCAST, 'SO_BROADCAST'], [o.so_keepalive, SO.KEEPALIVE, 'SO_KEEPALIVE'],
+  ];
+  for (const [on, name, what] of flags) if (on) setInt(t, fd, name, 1, what);
+  if ((o.so_oobinline ?? 0) !== 0) setInt(t, fd, SO.OOBINLINE, 1, 'SO_OOBINLINE');
+  if (o.so_priority !== undefined && o.so_priority !== fresh.so_priority) setInt(t, fd, SO.PRIORITY, o.so_priority, 'SO_PRIORITY');
+  if (o.so_rcvlowat !== undefined && o.so_rcvlowat !== fresh.so_rcvlowat) setInt(t, fd, SO.RCVLOWAT, o.so_rcvlowat, 'SO_RCVLOWAT');
+  if (o.so_mark !== undefined && o.so_mark !== 0) setInt(t, fd, SO.MARK, o.so_mark, 'SO_MARK');
+}

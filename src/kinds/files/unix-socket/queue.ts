@@ -1,0 +1,104 @@
+/**
+ * Bytes queued for reading on a socket (CRIU's sk-queues.img: one
+ * sk_packet_entry {id_for, length} plus the bytes per message).
+ *
+ * Dump peeks without consuming, from our copy of the socket: MSG_PEEK with
+ * SO_PEEK_OFF stepping through the queue (the task's own peek offset is put
+ * back afterwards). Restore sends the messages again, in order, into the
+ * socket from its peer or through its name.
+ */
+import { join } from 'node:path';
+import { CriuTsError } from '../../../errors.js';
+import { readImage } from '../../../images/index.js';
+import type { SkPacketEntry } from '../../../images/messages.js';
+import {
+  closeQuiet, getsockoptInt, isSyscallError, recvmsg, scmRightsFds, sendto, setsockoptInt,
+  MSG_CTRUNC, MSG_DONTWAIT, MSG_PEEK, MSG_TRUNC, SOCK_STREAM, SOL_SOCKET,
+} from '../../../sys/index.js';
+import type { RestoreFilesContext } from '../../types.js';
+import { emitExtra } from '../dump-extras.js';
+
+const SO_PEEK_OFF = 42;
+const SO_RCVBUF = 8;
+const EAGAIN = 11;
+const CONTROL_BYTES = 4096;
+/** never more messages than this: a guard against a queue that does not advance */
+const MAX_MESSAGES = 1 << 20;
+
+/** Peek every queued message of our socket copy `fd` and record them for file `id`. */
+export function dumpQueue(fd: number, id: number, type: number, what: string): void {
+  const saved = getsockoptInt(fd, SOL_SOCKET, SO_PEEK_OFF);
+  setsockoptInt(fd, SOL_SOCKET, SO_PEEK_OFF, 0);
+  try {
+    // A datagram never exceeds the receive buffer; a stream peek may stop anywhere.
+    const buf = Buffer.alloc(Math.max(getsockoptInt(fd, SOL_SOCKET, SO_RCVBUF), 1 << 16) * 2);
+    for (let i = 0; i < MAX_MESSAGES; i++) {
+      let r;
+      try {
+        r = recvmsg(fd, buf, CONTROL_BYTES, MSG_PEEK | MSG_DONTWAIT | (type === SOCK_STREAM ? 0 : MSG_TRUNC));
+      } catch (e) {
+        if (isSyscallError(e, EAGAIN)) return;
+        throw e;
+      }
+      const fds = scmRightsFds(r.control);
+      fds.forEach(closeQuiet);
+      if (fds.length > 0 || r.flags & MSG_CTRUNC) {
+        throw new CriuTsError('EUNSUPPORTED', `${what}: file descriptors in flight (SCM_RIGHTS) are not supported`, { id });
+      }
+      if (r.bytes > buf.length || r.flags & MSG_TRUNC) {
+        throw new CriuTsError('EDUMP', `${what}: a queued message of ${r.bytes} bytes does not fit the peek buffer`, { id });
+      }
+      // Zero bytes: end of a stream, or an empty datagram the peek offset cannot step over.
+      if (r.bytes === 0) return;
+      const entry: SkPacketEntry = { id_for: id, length: r.bytes };
+      emitExtra('SK_QUEUES', entry, Buffer.from(buf.subarray(0, r.bytes)));
+    }
+    throw new CriuTsError('EDUMP', `${what}: receive queue did not end after ${MAX_MESSAGES} messages`, { id });
+  } finally {
+    setsockoptInt(fd, SOL_SOCKET, SO_PEEK_OFF, saved);
+  }
+}
+
+/** The queued messages of file `id` in the dump being restored, in order. */
+export function queueOf(id: number, ctx: RestoreFilesContext): Buffer[] {
+  const key = 'sk-queues';
+  let all = ctx.shared.get(key) as Map<number, Buffer[]> | undefined;
+  if (!all) {
+    const m = new Map<number, Buffer[]>();
+    all = m;
+    try {
+      const img = readImage(join(ctx.imagesDir, 'sk-queues.img'));
+      img.entries.forEach((raw, i) => {
+        const e = raw as unknown as SkPacketEntry;
+        const list = m.get(e.id_for) ?? [];
+        list.push(img.extras[i] ?? Buffer.alloc(0));
+        m.set(e.id_for, list);
+      });
+    } catch (e) {
+      if (!(e instanceof CriuTsError && e.code === 'ENOIMAGE')) throw e;
+    }
+    ctx.shared.set(key, all);
+  }
+  return all.get(id) ?? [];
+}
+
+/**
+ * Send `msgs` from our socket `from` (the receiver's peer, or any socket when
+ * `to`, the receiver's address, is given), one send per message so datagram
+ * and record boundaries come back as they were.
+ */
+export function sendQueue(from: number, msgs: readonly Buffer[], what: string, to?: Buffer): void {
+  for (const m of msgs) {
+    let off = 0;
+    do {
+      let n: number;
+      try {
+        n = sendto(from, off === 0 ? m : m.subarray(off), MSG_DONTWAIT, to);
+      } catch (e) {
+        throw new CriuTsError('ERESTORE', `${what}: cannot queue ${m.length} bytes back: ${(e as Error).message}`, {}, e);
+      }
+      off += n;
+    } while (off < m.length);
+  }
+}
+

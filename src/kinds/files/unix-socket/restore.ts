@@ -1,0 +1,240 @@
+/**
+ * Re-creating unix sockets inside a task. Two sockets that are each other's
+ * peer come from one socketpair() (both set up at once, the second handed to
+ * the core); any other socket is socket() + bind + listen, and connects to
+ * its peer's name in `finish`, once every socket of the task exists. Queued
+ * bytes are sent again from our side: from our copy of the partner of a
+ * pair, or from a socket of ours to the receiver's name.
+ */
+import { chmodSync, chownSync, lstatSync, unlinkSync } from 'node:fs';
+import { CriuTsError } from '../../../errors.js';
+import type { FileEntry, UnixSkEntry } from '../../../images/messages.js';
+import {
+  NR, AF_UNIX, SOCK_DGRAM, closeQuiet, pidfdGetfd, pidfdOpen, socket,
+} from '../../../sys/index.js';
+import type { RestoreFilesContext, RestoreTaskHandle } from '../../types.js';
+import { allFiles } from '../all-files.js';
+import { setStatusFlags } from '../pipe.js';
+import { TCP_ESTABLISHED, TCP_LISTEN } from './diag.js';
+import { dumpSkOpts, restoreSkOpts } from './opts.js';
+import { queueOf, sendQueue } from './queue.js';
+import { USK_EXTERN } from './dump.js';
+
+const AT_FDCWD = -100;
+const O_PATH = 0o10000000;
+const O_DIRECTORY = 0o200000;
+const SHUT = { READ: 0, WRITE: 1, BOTH: 2 } as const;
+
+export function uskOf(e: FileEntry): UnixSkEntry {
+  if (!e.usk) throw new CriuTsError('EIMAGE', `file ${e.id}: UNIXSK entry without usk data`, { id: e.id });
+  return e.usk;
+}
+
+const what = (t: RestoreTaskHandle, u: UnixSkEntry): string => `task ${t.pid}: unix socket ${u.ino}`;
+
+function entryByIno(ino: number, ctx: RestoreFilesContext): FileEntry | undefined {
+  return allFiles(ctx).find((f) => f.type === 'UNIXSK' && f.usk?.ino === ino);
+}
+
+/** The other socket of a pair both in the dump (each the other's peer), if any. */
+export function pairPartner(e: FileEntry, ctx: RestoreFilesContext): FileEntry | undefined {
+  const u = uskOf(e);
+  if (u.peer === 0) return undefined;
+  const p = entryByIno(u.peer, ctx);
+  if (!p?.usk || (p.usk.uflags & USK_EXTERN) !== 0 || p.usk.peer !== u.ino) return undefined;
+  return p;
+}
+
+function nameText(name: Buffer): string {
+  let end = name.length;
+  while (end > 0 && name[end - 1] === 0) end--;
+  return name.subarray(0, end).toString();
+}
+
+/** Absolute path of a socket bound to a path; undefined for unbound and abstract sockets. */
+function pathOf(u: UnixSkEntry): string | undefined {
+  if (u.name.length === 0 || u.name[0] === 0) return undefined;
+  const n = nameText(u.name);
+  return n.startsWith('/') || !u.name_dir ? n : `${u.name_dir}/${n}`;
+}
+
+function sockaddr(name: Buffer): Buffer {
+  const b = Buffer.alloc(2 + name.length);
+  b.writeUInt16LE(AF_UNIX, 0);
+  name.copy(b, 2);
+  return b;
+}
+
+/** Address to reach a socket from anywhere (a relative name made absolute). */
+function reachAddr(u: UnixSkEntry): Buffer {
+  const path = pathOf(u);
+  return sockaddr(path === undefined ? u.name : Buffer.from(`${path}\0`));
+}
+
+/**
+ * Whether this socket holds its name itself: an accepted connection shows its
+ * listener's name and must not bind it again.
+ */
+function ownsName(e: FileEntry, ctx: RestoreFilesContext): boolean {
+  const u = uskOf(e);
+  if (u.name.length === 0) return false;
+  if (u.state === TCP_LISTEN || u.type === SOCK_DGRAM) return true;
+  return !allFiles(ctx).some((f) => f.id !== e.id && f.usk && (f.usk.uflags & USK_EXTERN) === 0 && f.usk.name.equals(u.name));
+}
+
+function freshOpts(type: number, ctx: RestoreFilesContext): ReturnType<typeof dumpSkOpts> {
+  const key = `usk-fresh-opts:${type}`;
+  let o = ctx.shared.get(key) as ReturnType<typeof dumpSkOpts> | undefined;
+  if (!o) {
+    const fd = socket(AF_UNIX, type);
+    try {
+      o = dumpSkOpts(fd);
+    } finally {
+      closeQuiet(fd);
+    }
+    ctx.shared.set(key, o);
+  }
+  return o;
+}
+
+function bindName(t: RestoreTaskHandle, fd: number, u: UnixSkEntry): void {
+  const path = pathOf(u);
+  if (path !== undefined) {
+    let st;
+    try {
+      st = lstatSync(path);
+    } catch {
+      st = undefined;
+    }
+    if (st?.isSocket()) unlinkSync(path);
+    else if (st) throw new CriuTsError('ERESTORE', `${what(t, u)}: ${path} exists and is not a socket`, { path });
+  }
+  const addr = sockaddr(u.name);
+  const relative = path !== undefined && !nameText(u.name).startsWith('/') && u.name_dir !== undefined;
+  let saved = -1;
+  if (relative && u.name_dir !== undefined) {
+    // Bind the relative name itself (getsockname shows it) from inside its directory.
+    saved = Number(t.syscall('open .', NR.openat, AT_FDCWD, t.putString('.'), O_PATH | O_DIRECTORY, 0));
+    t.syscall(`chdir ${u.name_dir}`, NR.chdir, t.putString(u.name_dir));
+  }
+  try {
+    t.syscall(`bind ${JSON.stringify(nameText(u.name))}`, NR.bind, fd, t.putBytes(addr), addr.length);
+  } finally {
+    if (saved >= 0) {
+      t.syscall('fchdir', NR.fchdir, saved);
+      t.syscall('close', NR.close, saved);
+    }
+  }
+  if (path !== undefined && u.file_perms) {
+    chmodSync(path, u.file_perms.mode & 0o7777);
+    chownSync(path, u.file_perms.uid, u.file_perms.gid);
+  }
+}
+
+function shutdownAsDumped(t: RestoreTaskHandle, fd: number, u: UnixSkEntry): void {
+  const s = u.shutdown;
+  const how = s === 'READ' || s === 1 ? SHUT.READ : s === 'WRITE' || s === 2 ? SHUT.WRITE : s === 'BOTH' || s === 3 ? SHUT.BOTH : -1;
+  if (how >= 0) t.syscall('shutdown', NR.shutdown, fd, how);
+}
+
+/** Everything but connection and data: options, status flags, own name, deleted name. */
+function setUp(t: RestoreTaskHandle, fd: number, e: FileEntry, ctx: RestoreFilesContext): void {
+  const u = uskOf(e);
+  restoreSkOpts(t, fd, u.opts, freshOpts(u.type, ctx));
+  setStatusFlags(t, fd, u.flags);
+  if (ownsName(e, ctx)) bindName(t, fd, u);
+}
+
+function dropDeletedName(u: UnixSkEntry): void {
+  const path = pathOf(u);
+  if (u.deleted && path !== undefined) unlinkSync(path);
+}
+
+/** Send `msgs` from the task's socket `fd` (through our copy of it) to its peer. */
+function sendFromTask(t: RestoreTaskHandle, fd: number, msgs: readonly Buffer[], label: string): void {
+  if (msgs.length === 0) return;
+  const pidfd = pidfdOpen(t.pid);
+  try {
+    const ours = pidfdGetfd(pidfd, fd, t.pid);
+    try {
+      sendQueue(ours, msgs, label);
+    } finally {
+      closeQuiet(ours);
+    }
+  } finally {
+    closeQuiet(pidfd);
+  }
+}
+
+/** A socketpair for `e` and its partner; returns [e's fd, partner's fd]. */
+function createPair(t: RestoreTaskHandle, e: FileEntry, partner: FileEntry, ctx: RestoreFilesContext): [number, number] {
+  const u = uskOf(e);
+  const pu = uskOf(partner);
+  const a = t.putBytes(Buffer.alloc(8));
+  t.syscall('socketpair', NR.socketpair, AF_UNIX, u.type, 0, a);
+  const sv = t.tracee.readMem(a, 8);
+  const mine = sv.readInt32LE(0);
+  const theirs = sv.readInt32LE(4);
+  setUp(t, mine, e, ctx);
+  setUp(t, theirs, partner, ctx);
+  sendFromTask(t, theirs, queueOf(e.id, ctx), what(t, u));
+  sendFromTask(t, mine, queueOf(partner.id, ctx), what(t, pu));
+  dropDeletedName(u);
+  dropDeletedName(pu);
+  shutdownAsDumped(t, mine, u);
+  shutdownAsDumped(t, theirs, pu);
+  return [mine, theirs];
+}
+
+export function restoreUnixSocket(t: RestoreTaskHandle, e: FileEntry, ctx: RestoreFilesContext): number {
+  const u = uskOf(e);
+  const partner = pairPartner(e, ctx);
+  if (partner) {
+    const [mine, theirs] = createPair(t, e, partner, ctx);
+    ctx.provide(partner.id, theirs);
+    return mine;
+  }
+  if (u.state === TCP_ESTABLISHED && u.type !== SOCK_DGRAM && u.peer === 0) {
+    // Its peer closed: a pair whose other end goes away leaves exactly that state.
+    const a = t.putBytes(Buffer.alloc(8));
+    t.syscall('socketpair', NR.socketpair, AF_UNIX, u.type, 0, a);
+    const sv = t.tracee.readMem(a, 8);
+    const fd = sv.readInt32LE(0);
+    const gone = sv.readInt32LE(4);
+    setUp(t, fd, e, ctx);
+    sendFromTask(t, gone, queueOf(e.id, ctx), what(t, u));
+    t.syscall('close', NR.close, gone);
+    shutdownAsDumped(t, fd, u);
+    return fd;
+  }
+  const fd = Number(t.syscall('socket', NR.socket, AF_UNIX, u.type, 0));
+  setUp(t, fd, e, ctx);
+  const msgs = queueOf(e.id, ctx);
+  if (msgs.length > 0) {
+    if (u.name.length === 0) throw new CriuTsError('ERESTORE', `${what(t, u)}: queued bytes but no name to send them to`, { id: e.id });
+    const from = socket(AF_UNIX, u.type);
+    try {
+      sendQueue(from, msgs, what(t, u), reachAddr(u));
+    } finally {
+      closeQuiet(from);
+    }
+  }
+  dropDeletedName(u);
+  if (u.state === TCP_LISTEN) t.syscall('listen', NR.listen, fd, u.backlog);
+  // Not connected yet: finish connects (its peer may be created after it) and shuts down.
+  if (u.peer === 0) shutdownAsDumped(t, fd, u);
+  return fd;
+}
+
+/** Connect a socket that is not half of a pair to its peer, by the peer's name. */
+export function finishUnixSocket(t: RestoreTaskHandle, e: FileEntry, fd: number, ctx: RestoreFilesContext): void {
+  const u = uskOf(e);
+  if (u.peer === 0 || pairPartner(e, ctx)) return;
+  const peer = entryByIno(u.peer, ctx)?.usk;
+  if (!peer || peer.name.length === 0) {
+    throw new CriuTsError('EIMAGE', `${what(t, u)}: peer ${u.peer} is not in the image or has no name`, { peer: u.peer });
+  }
+  const addr = reachAddr(peer);
+  t.syscall(`connect ${JSON.stringify(nameText(peer.name))}`, NR.connect, fd, t.putBytes(addr), addr.length);
+  shutdownAsDumped(t, fd, u);
+}

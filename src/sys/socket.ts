@@ -1,0 +1,160 @@
+/**
+ * Sockets from our side: creation, options, sends and non-consuming reads
+ * (MSG_PEEK) on our copies of a task's sockets, and netlink sock_diag
+ * requests (NETLINK_SOCK_DIAG) that describe sockets the kernel knows.
+ */
+import { sys, sysTry, addr } from './libc.js';
+import { NR } from './nr.js';
+import { SyscallError } from './error.js';
+import { closeQuiet } from './process.js';
+
+export const AF_UNIX = 1;
+export const AF_NETLINK = 16;
+export const SOCK_STREAM = 1;
+export const SOCK_DGRAM = 2;
+export const SOCK_RAW = 3;
+export const SOCK_SEQPACKET = 5;
+export const SOCK_CLOEXEC = 0o2000000;
+export const SOL_SOCKET = 1;
+export const MSG_PEEK = 2;
+export const MSG_TRUNC = 0x20;
+export const MSG_DONTWAIT = 0x40;
+export const MSG_CTRUNC = 8;
+export const SCM_RIGHTS = 1;
+
+export function socket(domain: number, type: number, protocol = 0): number {
+  return sys('socket', NR.socket, undefined, domain, type | SOCK_CLOEXEC, protocol);
+}
+
+export function setsockopt(fd: number, level: number, name: number, value: Buffer): void {
+  sys('setsockopt', NR.setsockopt, undefined, fd, level, name, addr(value), value.length);
+}
+
+export function setsockoptInt(fd: number, level: number, name: number, value: number): void {
+  const b = Buffer.alloc(4);
+  b.writeInt32LE(value, 0);
+  setsockopt(fd, level, name, b);
+}
+
+/** send/sendto; `to` is a raw sockaddr (or none for a connected socket). Returns bytes sent. */
+export function sendto(fd: number, data: Buffer, flags: number, to?: Buffer): number {
+  // An empty datagram is legal: give the kernel a valid pointer all the same.
+  const buf = data.length > 0 ? data : Buffer.alloc(1);
+  return sys('sendto', NR.sendto, undefined, fd, addr(buf), data.length, flags, to ? addr(to) : 0, to ? to.length : 0);
+}
+
+export interface RecvResult {
+  bytes: number;
+  /** msg_flags the kernel returned (MSG_TRUNC, MSG_CTRUNC) */
+  flags: number;
+  /** the control bytes received */
+  control: Buffer;
+}
+
+/** recvmsg into `buf` with a control buffer; -errno comes back as a thrown SyscallError. */
+export function recvmsg(fd: number, buf: Buffer, controlLen: number, flags: number): RecvResult {
+  const control = Buffer.alloc(controlLen);
+  const iov = Buffer.alloc(16);
+  iov.writeBigUInt64LE(addr(buf), 0);
+  iov.writeBigUInt64LE(BigInt(buf.length), 8);
+  const msg = Buffer.alloc(56);
+  msg.writeBigUInt64LE(addr(iov), 16);
+  msg.writeBigUInt64LE(1n, 24);
+  if (controlLen > 0) msg.writeBigUInt64LE(addr(control), 32);
+  msg.writeBigUInt64LE(BigInt(controlLen), 40);
+  const n = sys('recvmsg', NR.recvmsg, undefined, fd, addr(msg), flags);
+  const clen = Number(msg.readBigUInt64LE(40));
+  return { bytes: n, flags: msg.readInt32LE(48), control: control.subarray(0, clen) };
+}
+
+/** File descriptors carried by SCM_RIGHTS messages in a control buffer. */
+export function scmRightsFds(control: Buffer): number[] {
+  const fds: number[] = [];
+  let off = 0;
+  while (off + 16 <= control.length) {
+    const len = Number(control.readBigUInt64LE(off));
+    const level = control.readInt32LE(off + 8);
+    const type = control.readInt32LE(off + 12);
+    if (len < 16) break;
+    if (level === SOL_SOCKET && type === SCM_RIGHTS) {
+      for (let p = off + 16; p + 4 <= off + len; p += 4) fds.push(control.readInt32LE(p));
+    }
+    off += (len + 7) & ~7;
+  }
+  return fds;
+}
+
+// ---- netlink sock_diag ----
+
+const NETLINK_SOCK_DIAG = 4;
+const SOCK_DIAG_BY_FAMILY = 20;
+const NLM_F_REQUEST = 1;
+const NLM_F_DUMP = 0x300;
+const NLMSG_ERROR = 2;
+const NLMSG_DONE = 3;
+const NLMSG_HDRLEN = 16;
+const RECV_BYTES = 1 << 16;
+
+/**
+ * One SOCK_DIAG_BY_FAMILY request (`body` is the family's request struct);
+ * returns the payload of every answer message. `dump` asks for every match
+ * instead of one exact socket. A kernel error answer throws SyscallError.
+ */
+export function sockDiag(body: Buffer, dump: boolean): Buffer[] {
+  const fd = socket(AF_NETLINK, SOCK_RAW, NETLINK_SOCK_DIAG);
+  try {
+    const req = Buffer.alloc(NLMSG_HDRLEN + body.length);
+    req.writeUInt32LE(req.length, 0);
+    req.writeUInt16LE(SOCK_DIAG_BY_FAMILY, 4);
+    req.writeUInt16LE(NLM_F_REQUEST | (dump ? NLM_F_DUMP : 0), 6);
+    req.writeUInt32LE(1, 8);
+    body.copy(req, NLMSG_HDRLEN);
+    const kernel = Buffer.alloc(12);
+    kernel.writeUInt16LE(AF_NETLINK, 0);
+    sendto(fd, req, 0, kernel);
+    const out: Buffer[] = [];
+    const buf = Buffer.alloc(RECV_BYTES);
+    for (;;) {
+      const n = sys('recvfrom', NR.recvfrom, undefined, fd, addr(buf), buf.length, 0, 0, 0);
+      let off = 0;
+      while (off + NLMSG_HDRLEN <= n) {
+        const len = buf.readUInt32LE(off);
+        const type = buf.readUInt16LE(off + 4);
+        if (len < NLMSG_HDRLEN || off + len > n) break;
+        if (type === NLMSG_DONE) return out;
+        if (type === NLMSG_ERROR) {
+          const err = -buf.readInt32LE(off + NLMSG_HDRLEN);
+          if (err === 0) return out;
+          throw new SyscallError('sock_diag', err);
+        }
+        out.push(Buffer.from(buf.subarray(off + NLMSG_HDRLEN, off + len)));
+        off += (len + 3) & ~3;
+      }
+      if (!dump) return out;
+    }
+  } finally {
+    closeQuiet(fd);
+  }
+}
+
+/** Netlink attributes (type → payload) following a fixed header of `skip` bytes. */
+export function nlAttrs(msg: Buffer, skip: number): Map<number, Buffer> {
+  const attrs = new Map<number, Buffer>();
+  let off = skip;
+  while (off + 4 <= msg.length) {
+    const len = msg.readUInt16LE(off);
+    const type = msg.readUInt16LE(off + 2) & 0x3fff;
+    if (len < 4 || off + len > msg.length) break;
+    attrs.set(type, msg.subarray(off + 4, off + len));
+    off += (len + 3) & ~3;
+  }
+  return attrs;
+}
+
+/** -errno of a probe call instead of an exception (sockets we may not own). */
+export function getsockoptTry(fd: number, level: number, name: number, out: Buffer): number {
+  const len = Buffer.alloc(4);
+  len.writeUInt32LE(out.length, 0);
+  const r = sysTry(NR.getsockopt, fd, level, name, addr(out), addr(len));
+  return r < 0 ? r : len.readUInt32LE(0);
+}

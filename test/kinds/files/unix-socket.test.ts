@@ -1,0 +1,19 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { readImage } from '../../../src/images/index.js';
+import { roundtrip } from './roundtrip.js';
+
+test('unix socketpairs: stream, dgram, seqpacket with queues both ways, shutdown, options, orphaned stream', async () => {
+  const r = await roundtrip('unix-pair', [], true);
+  try {
+    assert.equal(r.result.text, 'PASS');
+    const q = readImage(join(r.imagesDir, 'sk-queues.img')).entries;
+    // datagram and record boundaries are kept as separate entries
+    assert.deepEqual(q.map((e) => e['length']).filter((n) => n === 1 || n === 100 || n === 3000 || n === 10 || n === 20000).length, 5);
+    const usk = readImage(join(r.imagesDir, 'files.img')).entries.filter((e) => e['type'] === 'UNIXSK');
+    assert.equal(usk.length, 9);
+  } finally {
+    r.cleanup();
+  }
+});
