@@ -6,7 +6,7 @@
  */
 import { listThreads, listChildren, parseStat } from '../proc/index.js';
 import { Tracee } from '../infect/tracee.js';
-import { isSyscallError, ESRCH, waitPid, __WALL } from '../sys/index.js';
+import { isSyscallError, ESRCH, waitPid, __WALL, WNOHANG, NR } from '../sys/index.js';
 import { CriuTsError } from '../errors.js';
 import { logger } from '../log.js';
 
@@ -95,13 +95,24 @@ export function releaseTree(tasks: TaskNode[], how: 'resume' | 'stop' | 'kill'):
     }
     if (how === 'kill') {
       try {
-        process.kill(node.pid, 'SIGKILL');
+        if (!node.zombie) process.kill(node.pid, 'SIGKILL');
       } catch {
         // already gone
       }
       // We trace the threads: their deaths are reported to us first and the
-      // parent learns of them only once we have collected them.
-      for (const t of node.threads) reapTraced(t.tid);
+      // parent learns of them only once we have collected them. The leader's
+      // death is reported only after every other thread's: collect it last.
+      for (const t of [...node.threads].reverse()) reapTraced(t.tid);
+      // Have the (still stopped) parent reap it, so no zombie waits for a slow
+      // init and the pid is free for a restore right away.
+      const parent = tasks.find((p) => p.pid === node.ppid)?.threads[0];
+      if (parent) {
+        try {
+          parent.syscallRaw(NR.wait4, node.pid, 0, __WALL | WNOHANG, 0);
+        } catch {
+          // the parent is going away too
+        }
+      }
       continue;
     }
     for (const t of node.threads) {

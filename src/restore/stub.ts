@@ -98,7 +98,8 @@ export function cloneWithPid(parent: Tracee, pid: number, flags = 0n, exitSignal
 /** Let the stub go and kill it; its children are re-parented to us. */
 export function disposeStub(stub: Stub): void {
   try {
-    stub.tracee.unmapScratch();
+    // Put it back as it was so that it does not fault on its way out.
+    stub.tracee.cure();
   } catch {
     // it is about to die anyway
   }
