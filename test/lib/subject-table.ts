@@ -46,4 +46,6 @@ export const SUBJECTS: readonly SubjectCase[] = [
   c('posix-timers', 'POSIX timers: ids with a gap, clocks, SIGEV_SIGNAL/NONE/THREAD_ID, still firing', { pthread: true, runMs: 100 }),
   c('fifo', 'FIFOs in every open mode with queued bytes and buffer size'),
   c('memfd', 'memfds: contents with holes, size, seals, mode, offsets, two descriptions of one inode, a dup'),
+  c('unix-pair', 'unix socketpairs of each type: queued messages both ways, shutdown, options'),
+  c('pty', 'a pty pair: controlling terminal, termios, window size, packet mode, /dev/tty'),
 ];

@@ -11,7 +11,8 @@ import { signalfdKind } from './signalfd.js';
 import { inotifyKind } from './inotify.js';
 import { fanotifyKind } from './fanotify.js';
 import { memfdKind } from './memfd.js';
+import { ttyKind } from './tty/tty.js';
 
 export const SPECIAL_FILE_KINDS: readonly FileKind[] = [
-  eventfdKind, epollKind, timerfdKind, signalfdKind, inotifyKind, fanotifyKind, memfdKind,
+  eventfdKind, epollKind, timerfdKind, signalfdKind, inotifyKind, fanotifyKind, memfdKind, ttyKind,
 ];

@@ -28,6 +28,8 @@ export interface RoundTrip {
   start?: StartOptions;
   dumpOpts?: Partial<DumpOptions>;
   restoreOpts?: { shellJob?: boolean };
+  /** runs after the start, before the dump */
+  before?(s: Subject): Promise<void>;
   /** looks at the images between dump and restore */
   check?(dir: string, s: Subject): void;
 }
@@ -70,6 +72,7 @@ export async function roundTrip(rt: RoundTrip): Promise<void> {
   let s: Subject | undefined;
   try {
     s = await startSubject(rt.name, rt.args ?? [], rt.start ?? {});
+    await rt.before?.(s);
     await dump({ pid: s.pid, imagesDir: dir, progress: false, ...rt.dumpOpts });
     assert.ok(await waitGone(s.pid), `pid ${s.pid} still exists after the dump`);
     rt.check?.(dir, s);

@@ -1,0 +1,235 @@
+/**
+ * Pseudo-terminals and /dev/tty: CRIU's TTY file_entry (tty_file_entry:
+ * tty_info_id, flags, regf_id naming a REG entry with the path) and one
+ * tty_info_entry per terminal in tty-info.img (type, pty index, termios,
+ * locked termios, winsize, lock/packet/exclusive modes, session and
+ * foreground group). Info ids follow CRIU: index * 2, + 1 for a master.
+ *
+ * A pty pair whose master is held by a task of the dump is re-created:
+ * /dev/ptmx is opened in the task until it hands out the dumped index
+ * (the extra masters are closed), then the slave is opened by path. Both
+ * ends form one group, so they are created in the same task. The session
+ * leader whose controlling terminal it was gets it back (TIOCSCTTY) and
+ * the foreground group is set when it exists.
+ *
+ * A slave whose master is outside the dump (the terminal a job was started
+ * from) needs --shell-job, as with CRIU: it is reopened by its path.
+ * /dev/tty is reopened by path (the task must have its controlling
+ * terminal by then: fds are opened in number order).
+ *
+ * Known limits: bytes queued in a pty are not dumped (CRIU needs
+ * --tty-data for this too); consoles, virtual and serial terminals are left
+ * to REG (reopened by path); a pty index taken by someone else at restore
+ * time fails the restore.
+ */
+import { readdirSync, readFileSync, readlinkSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { NR } from '../../../sys/index.js';
+import { readImage } from '../../../images/index.js';
+import { parseStat } from '../../../proc/index.js';
+import type { FileEntry, TtyInfoEntry } from '../../../images/messages.js';
+import type { DumpFilesContext, FileKind, FdProbe, RestoreFilesContext, RestoreTaskHandle } from '../../types.js';
+import { CriuTsError } from '../../../errors.js';
+import { NO_FOWN, O_CLOEXEC, regEntryForPath } from '../reg-file.js';
+import { part } from '../anon-inode.js';
+import { emitExtra, extraEmitted } from '../dump-extras.js';
+import { IOC, intArg, ioctlInt, readTtyState, writeTtyState } from './termios.js';
+
+const TTYAUX_MAJOR = 5;
+const PTS_MAJOR_FIRST = 136;
+const PTS_MAJOR_LAST = 143;
+const O_NOCTTY = 0o400;
+const O_ACCMODE = 3;
+const AT_FDCWD = -100;
+/** Info ids of non-pty terminals (/dev/tty) stay clear of the pty ids (index * 2 + master). */
+const CTTY_INFO_ID = 1 << 30;
+/** How many masters we may open to reach a pty index. */
+const MAX_PTY_TRIES = 4096;
+
+type TtyKind = { what: 'master' | 'slave'; index: number } | { what: 'ctty' };
+
+function majorOf(rdev: number): number {
+  return ((rdev >> 8) & 0xfff) | (Math.floor(rdev / 2 ** 32) & ~0xfff);
+}
+function minorOf(rdev: number): number {
+  return (rdev & 0xff) | ((rdev >> 12) & 0xfff00);
+}
+
+function classify(p: FdProbe): TtyKind | undefined {
+  if (!p.stat.isCharacterDevice()) return undefined;
+  const major = majorOf(p.stat.rdev);
+  const minor = minorOf(p.stat.rdev);
+  if (major === TTYAUX_MAJOR && minor === 2) return { what: 'master', index: p.fdinfo.ttyIndex ?? ioctlInt(p.localFd, IOC.TIOCGPTN) ?? -1 };
+  if (major === TTYAUX_MAJOR && minor === 0) return { what: 'ctty' };
+  if (major >= PTS_MAJOR_FIRST && major <= PTS_MAJOR_LAST) return { what: 'slave', index: (major - PTS_MAJOR_FIRST) * 256 + minor };
+  return undefined;
+}
+
+export function infoIdOf(index: number, master: boolean): number {
+  return index * 2 + (master ? 1 : 0);
+}
+
+/** Is the master of pty `index` held by a task we are dumping (one we trace)? */
+function masterInDump(index: number): boolean {
+  const me = String(process.pid);
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      if (/^TracerPid:\s*(\d+)/m.exec(readFileSync(`/proc/${name}/status`, 'latin1'))?.[1] !== me) continue;
+      for (const fd of readdirSync(`/proc/${name}/fd`)) {
+        const link = readlinkSync(`/proc/${name}/fd/${fd}`);
+        if (link !== '/dev/ptmx' && !link.endsWith('/pts/ptmx')) continue;
+        const m = /^tty-index:\s*(\d+)/m.exec(readFileSync(`/proc/${name}/fdinfo/${fd}`, 'latin1'));
+        if (m && Number(m[1]) === index) return true;
+      }
+    } catch {
+      // task or fd gone, or a thread-only entry: not a holder
+    }
+  }
+  return false;
+}
+
+function dumpInfo(p: FdProbe, k: TtyKind, infoId: number): void {
+  if (extraEmitted('TTY_INFO', 'id', infoId)) return;
+  const st = readTtyState(p.localFd);
+  const info: TtyInfoEntry = {
+    id: infoId,
+    type: k.what === 'ctty' ? 'CTTY' : 'PTY',
+    locked: k.what === 'master' ? ioctlInt(p.localFd, IOC.TIOCGPTLCK) === 1 : false,
+    exclusive: ioctlInt(p.localFd, IOC.TIOCGEXCL) === 1,
+    packet_mode: k.what === 'master' ? ioctlInt(p.localFd, IOC.TIOCGPKT) === 1 : false,
+    sid: 0,
+    pgrp: 0,
+    rdev: p.stat.rdev,
+  };
+  if (k.what === 'slave') {
+    // TIOCGSID answers only inside the tty's session: take the task's own view instead.
+    const ps = parseStat(p.pid);
+    if (ps.ttyNr === p.stat.rdev) {
+      info.sid = ps.session;
+      info.pgrp = ps.tpgid > 0 ? ps.tpgid : 0;
+    }
+    const node = statSync(`/dev/pts/${k.index}`, { throwIfNoEntry: false });
+    if (node) {
+      info.uid = node.uid;
+      info.gid = node.gid;
+    }
+  }
+  if (st.termios) info.termios = st.termios;
+  if (st.termiosLocked) info.termios_locked = st.termiosLocked;
+  if (st.winsize) info.winsize = st.winsize;
+  if (k.what !== 'ctty') info.pty = { index: k.index };
+  emitExtra('TTY_INFO', info, Buffer.alloc(0));
+}
+
+export const ttyKind: FileKind = {
+  name: 'tty',
+  type: 'TTY',
+  detect: (p: FdProbe) => classify(p) !== undefined,
+  dump(p: FdProbe, id: number, ctx: DumpFilesContext): FileEntry {
+    const k = classify(p);
+    if (!k) throw new CriuTsError('EDUMP', `task ${p.pid} fd ${p.fd}: not a terminal`, { pid: p.pid, fd: p.fd });
+    if (k.what !== 'ctty' && k.index < 0) throw new CriuTsError('EDUMP', `task ${p.pid} fd ${p.fd}: no pty index for ${p.link}`, { pid: p.pid, fd: p.fd });
+    if (k.what === 'slave' && !ctx.opts.shellJob && !masterInDump(k.index)) {
+      throw new CriuTsError('EUNSUPPORTED',
+        `task ${p.pid} fd ${p.fd}: ${p.link} is a terminal whose master is outside the dump; use --shell-job to reopen it at restore`,
+        { pid: p.pid, fd: p.fd, link: p.link });
+    }
+    const infoId = k.what === 'ctty' ? CTTY_INFO_ID : infoIdOf(k.index, k.what === 'master');
+    dumpInfo(p, k, infoId);
+    const flags = p.fdinfo.flags & ~O_CLOEXEC;
+    const regfId = ctx.addFile((i) => regEntryForPath(i, p.link, flags));
+    return { type: 'TTY', id, tty: { id, tty_info_id: infoId, flags, fown: NO_FOWN, regf_id: regfId } };
+  },
+  group(e: FileEntry): string | undefined {
+    const info = e.tty?.tty_info_id;
+    return info === undefined || info >= CTTY_INFO_ID ? undefined : `pty:${info >> 1}`;
+  },
+  restore(t: RestoreTaskHandle, e: FileEntry, _fdi, ctx: RestoreFilesContext): number {
+    const tty = part(e, 'tty', 'TTY');
+    const info = ttyInfo(ctx, tty.tty_info_id);
+    const path = ctx.fileById(tty.regf_id ?? -1)?.reg?.name;
+    if (info.type === 'CTTY') return openPath(t, path ?? '/dev/tty', tty.flags);
+    const index = info.pty?.index ?? tty.tty_info_id >> 1;
+    if (tty.tty_info_id & 1) return createMaster(t, info, tty.flags, ctx);
+    const masterFile = masterFileOf(ctx, infoIdOf(index, true));
+    if (masterFile === undefined) {
+      if (!ctx.opts.shellJob) {
+        throw new CriuTsError('EUNSUPPORTED', `task ${t.pid}: ${path ?? `pts ${index}`} belongs to a terminal outside the dump; restore with --shell-job`, { pid: t.pid, index });
+      }
+      return openPath(t, path ?? `/dev/pts/${index}`, tty.flags | O_NOCTTY);
+    }
+    if (!ctx.shared.has(`pty-master:${index}`)) {
+      const m = masterFile;
+      ctx.provide(m.id, createMaster(t, ttyInfo(ctx, infoIdOf(index, true)), m.tty?.flags ?? 2, ctx));
+    }
+    const fd = openPath(t, `/dev/pts/${index}`, tty.flags | O_NOCTTY);
+    if (info.sid !== 0 && info.sid === t.pid) {
+      t.syscall('ioctl(TIOCSCTTY)', NR.ioctl, fd, IOC.TIOCSCTTY, 0);
+      if (info.pgrp !== 0) {
+        // The group may be created later (by a child): then it stays the leader's.
+        try {
+          t.syscall('ioctl(TIOCSPGRP)', NR.ioctl, fd, IOC.TIOCSPGRP, intArg(t, info.pgrp));
+        } catch {
+          // not there yet
+        }
+      }
+    }
+    writeTtyState(t, fd, info);
+    return fd;
+  },
+};
+
+function openPath(t: RestoreTaskHandle, path: string, flags: number): number {
+  return Number(t.syscall(`open ${path}`, NR.openat, AT_FDCWD, t.putString(path), flags & ~O_CLOEXEC, 0));
+}
+
+/** Open /dev/ptmx until the kernel hands out `info`'s index; then modes and state. */
+function createMaster(t: RestoreTaskHandle, info: TtyInfoEntry, flags: number, ctx: RestoreFilesContext): number {
+  const want = info.pty?.index ?? info.id >> 1;
+  const extra: number[] = [];
+  let fd = -1;
+  try {
+    for (let i = 0; i < MAX_PTY_TRIES && fd < 0; i++) {
+      const m = openPath(t, '/dev/ptmx', (flags & ~O_ACCMODE) | 2 | O_NOCTTY);
+      const at = intArg(t, -1);
+      t.syscall('ioctl(TIOCGPTN)', NR.ioctl, m, IOC.TIOCGPTN, at);
+      const got = t.tracee.readMem(at, 4).readInt32LE(0);
+      if (got === want) fd = m;
+      else if (got > want) {
+        t.syscall('close', NR.close, m);
+        throw new CriuTsError('ERESTORE', `pty ${want} is in use on this system (got ${got}): cannot re-create the pair`, { index: want });
+      } else extra.push(m);
+    }
+  } finally {
+    for (const x of extra) t.syscall('close', NR.close, x);
+  }
+  if (fd < 0) throw new CriuTsError('ERESTORE', `could not reach pty index ${want}`, { index: want });
+  if (!info.locked) t.syscall('ioctl(TIOCSPTLCK)', NR.ioctl, fd, IOC.TIOCSPTLCK, intArg(t, 0));
+  if (info.packet_mode) t.syscall('ioctl(TIOCPKT)', NR.ioctl, fd, IOC.TIOCPKT, intArg(t, 1));
+  if (info.exclusive) t.syscall('ioctl(TIOCEXCL)', NR.ioctl, fd, IOC.TIOCEXCL, 0);
+  writeTtyState(t, fd, info);
+  ctx.shared.set(`pty-master:${want}`, fd);
+  return fd;
+}
+
+function ttyInfo(ctx: RestoreFilesContext, id: number): TtyInfoEntry {
+  let all = ctx.shared.get('tty-info.img') as TtyInfoEntry[] | undefined;
+  if (!all) {
+    all = readImage(join(ctx.imagesDir, 'tty-info.img')).entries as unknown as TtyInfoEntry[];
+    ctx.shared.set('tty-info.img', all);
+  }
+  const info = all.find((x) => x.id === id);
+  if (!info) throw new CriuTsError('EIMAGE', `tty-info.img has no terminal ${id}`, { id });
+  return info;
+}
+
+/** The TTY file entry of the dump that opened terminal `infoId`, if any. */
+function masterFileOf(ctx: RestoreFilesContext, infoId: number): FileEntry | undefined {
+  let all = ctx.shared.get('files.img:tty') as FileEntry[] | undefined;
+  if (!all) {
+    all = (readImage(join(ctx.imagesDir, 'files.img')).entries as unknown as FileEntry[]).filter((f) => f.type === 'TTY');
+    ctx.shared.set('files.img:tty', all);
+  }
+  return all.find((f) => f.tty?.tty_info_id === infoId);
+}
