@@ -227,7 +227,12 @@ function dumpTask(
   log.info(`dumping task ${pid} (${node.threads.length} thread(s))`);
   // One scratch area serves every thread: they share the address space.
   const range = { addr: main.mapScratch(), size: main.scratchRange?.size ?? 0 };
-  for (const t of node.threads) if (t !== main) t.shareScratch(range);
+  const gadget = main.gadgetAddr;
+  for (const t of node.threads) {
+    if (t === main) continue;
+    t.shareScratch(range);
+    t.setGadget(gadget);
+  }
   // Per thread: registers, FPU, thread core.
   for (const t of node.threads) {
     const core: CoreEntry = {
