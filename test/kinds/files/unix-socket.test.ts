@@ -17,3 +17,21 @@ test('unix socketpairs: stream, dgram, seqpacket with queues both ways, shutdown
     r.cleanup();
   }
 });
+
+test('unix sockets by name: absolute, relative and abstract binds, queued datagrams, a connected client, listeners with pending connections', async () => {
+  const r = await roundtrip('unix-bound', [], true);
+  try {
+    assert.equal(r.result.text, 'PASS');
+    const usk = readImage(join(r.imagesDir, 'files.img')).entries
+      .filter((e) => e['type'] === 'UNIXSK')
+      .map((e) => e['usk'] as { ino: number; state: number; peer: number; backlog: number; name: Buffer; name_dir?: string });
+    const listener = usk.find((u) => u.name.toString() === 'lsn.sock\0' && u.state === 10);
+    assert.ok(listener, 'listener dumped');
+    assert.equal(listener.backlog, 7);
+    assert.ok(listener.name_dir?.startsWith('/'), 'relative name keeps its directory');
+    // the two clients waiting in the accept queue name the listener as their peer, like CRIU
+    assert.equal(usk.filter((u) => u.peer === listener.ino).length, 2);
+  } finally {
+    r.cleanup();
+  }
+});
