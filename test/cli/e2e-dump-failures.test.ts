@@ -1,0 +1,159 @@
+/**
+ * "Never harm the target" (issue 3): a dump that cannot finish says why in
+ * one line on stderr (exit 1, no stack trace) and leaves the task running
+ * exactly as before, which the subject proves by still PASSing when it is
+ * terminated (counter still moving by +1, memory intact). Covers an
+ * unusable images dir, a dir that fills up mid-dump, fds of kinds we cannot
+ * dump, threads exiting under the dump, and the task killed mid-dump.
+ */
+import { after, before, test } from 'node:test';
+import type { TestContext } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { isAlive, startSubject } from '../lib/subjects.js';
+import type { Subject } from '../lib/subjects.js';
+import { runCli } from '../lib/run.js';
+import type { CliResult } from '../lib/run.js';
+import {
+  becomeSubreaper, closeInheritedFds, killAndWait, removeDir, sleep, strayStubs, tempDir, waitFor, waitGone,
+} from '../e2e/helpers.js';
+
+before(() => {
+  closeInheritedFds();
+  becomeSubreaper();
+});
+
+after(() => {
+  assert.deepEqual(strayStubs(), [], 'restore stubs left behind');
+});
+
+/** Exit 1, exactly one line on stderr matching `re`, nothing that looks like a stack frame. */
+function oneLineFailure(r: CliResult, re: RegExp): void {
+  const lines = r.stderr.split('\n').filter((l) => l !== '');
+  assert.equal(r.code, 1, `exit status (stderr: ${r.stderr})`);
+  assert.equal(lines.length, 1, `one line on stderr, got:\n${r.stderr}`);
+  assert.match(lines[0] ?? '', re);
+  assert.doesNotMatch(r.stderr, /^\s+at /m, 'no stack trace');
+}
+
+/** The subject survived: running, no tracer left, and PASS on SIGTERM after running a little longer. */
+async function unharmed(s: Subject): Promise<void> {
+  assert.ok(isAlive(s.pid), `subject ${s.pid} died`);
+  const status = readFileSync(`/proc/${s.pid}/status`, 'utf8');
+  assert.match(status, /^TracerPid:\s+0$/m, 'no tracer left attached');
+  assert.doesNotMatch(status, /^State:\s+[tT]/m, 'not left stopped');
+  await sleep(50);
+  const res = await s.terminateAndResult(30_000);
+  assert.ok(res.ok, res.text);
+}
+
+async function withSubject(name: string, args: string[], pthread: boolean, body: (s: Subject, work: string) => Promise<void>): Promise<void> {
+  const work = tempDir('e2e-dumpfail');
+  let s: Subject | undefined;
+  try {
+    s = await startSubject(name, args, { pthread });
+    await body(s, work);
+  } finally {
+    if (s !== undefined) {
+      await killAndWait(s.pid);
+      s.cleanup();
+    }
+    removeDir(work);
+  }
+}
+
+test('images dir under a regular file: refused before touching the task', { timeout: 60_000 }, async () => {
+  await withSubject('counter-loop', [], false, async (s, work) => {
+    writeFileSync(join(work, 'file'), 'x');
+    const dir = join(work, 'file', 'images');
+    oneLineFailure(await runCli('criu-ts', ['dump', '-t', String(s.pid), '-D', dir]), /^criu-ts: cannot open images directory .*file\/images/);
+    await unharmed(s);
+  });
+});
+
+test('images dir that fills up mid-dump (64 KiB tmpfs): ENOSPC, task unharmed', { timeout: 60_000 }, async (t: TestContext) => {
+  await withSubject('counter-loop', [], false, async (s, work) => {
+    const dir = join(work, 'small');
+    mkdirSync(dir);
+    try {
+      execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=64k,mode=0700', 'tmpfs', dir], { stdio: 'pipe' });
+    } catch (e) {
+      t.skip(`cannot mount a small tmpfs here: ${(e as Error).message.split('\n')[0] ?? ''}`);
+      return;
+    }
+    try {
+      // counter-loop holds 1 MiB of data: the pages cannot fit in 64 KiB.
+      const r = await runCli('criu-ts', ['dump', '-t', String(s.pid), '-D', dir, '-o', 'dump.log']);
+      oneLineFailure(r, /^Error \(criu-ts\): .*(ENOSPC|[Nn]o space left)/);
+      await unharmed(s);
+    } finally {
+      execFileSync('umount', [dir], { stdio: 'pipe' });
+    }
+  });
+});
+
+for (const [kind, inode] of [['perf', 'perf_event'], ['io_uring', 'io_uring']] as const) {
+  test(`a ${kind} fd cannot be dumped: refused with the fd named, task unharmed`, { timeout: 60_000 }, async (t: TestContext) => {
+    const work = tempDir('e2e-unsup');
+    let s: Subject | undefined;
+    try {
+      try {
+        s = await startSubject('unsupported-fd', ['--kind', kind]);
+      } catch (e) {
+        // The subject exits 3 when the kernel will not create the fd (e.g. io_uring disabled by sysctl).
+        t.skip(`no ${kind} fd on this kernel: ${(e as Error).message.split('\n').find((l) => l.includes('cannot create')) ?? ''}`);
+        return;
+      }
+      const images = join(work, 'images');
+      mkdirSync(images);
+      const r = await runCli('criu-ts', ['dump', '-t', String(s.pid), '-D', images, '-o', 'dump.log']);
+      oneLineFailure(r, new RegExp(`^Error \\(criu-ts\\): task ${s.pid} fd 40: anon_inode:\\[${inode}\\]: .*not supported`));
+      await unharmed(s);
+    } finally {
+      if (s !== undefined) {
+        await killAndWait(s.pid);
+        s.cleanup();
+      }
+      removeDir(work);
+    }
+  });
+}
+
+test('threads exiting under the dump (-R, 8 rounds): each round ends cleanly, task unharmed', { timeout: 180_000 }, async () => {
+  await withSubject('thread-churn', [], true, async (s, work) => {
+    for (let round = 0; round < 8; round++) {
+      const images = join(work, `images-${round}`);
+      mkdirSync(images);
+      const r = await runCli('criu-ts', ['dump', '-t', String(s.pid), '-D', images, '-R', '-o', 'dump.log'], { timeoutMs: 60_000 });
+      // Either outcome is fine; a hang, a crash or a harmed task is not.
+      if (r.code !== 0) oneLineFailure(r, /^Error \(criu-ts\): /);
+      assert.ok(isAlive(s.pid), `round ${round}: task died (dump exit ${r.code}: ${r.stderr})`);
+    }
+    await unharmed(s);
+  });
+});
+
+test('task killed mid-dump: the dump fails with one line, never hangs, leaves nothing', { timeout: 180_000 }, async () => {
+  // SIGKILL at growing delays after the CLI starts: before the seize, while
+  // freezing, while memory is read (64 MiB takes a few hundred ms here).
+  for (const delayMs of [20, 100, 150, 200, 300, 450]) {
+    await withSubject('big-memory', ['--mib', '64'], false, async (s, work) => {
+      const images = join(work, 'images');
+      mkdirSync(images);
+      const dumping = runCli('criu-ts', ['dump', '-t', String(s.pid), '-D', images, '-o', 'dump.log'], { timeoutMs: 60_000 });
+      await sleep(delayMs);
+      try {
+        process.kill(s.pid, 'SIGKILL');
+      } catch {
+        // the dump finished first and killed it
+      }
+      const r = await dumping;
+      // A dump that finished before the kill is fine (and killed the task itself).
+      if (r.code !== 0) oneLineFailure(r, /^(Error \(criu-ts\)|criu-ts): /);
+      assert.ok(await waitGone(s.pid), `pid ${s.pid} left behind (delay ${delayMs} ms)`);
+    });
+  }
+  assert.ok(await waitFor(() => strayStubs().length === 0, 5000), 'nothing left behind');
+});

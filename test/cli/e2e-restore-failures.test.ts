@@ -1,0 +1,123 @@
+/**
+ * A restore that cannot finish leaves nothing behind: one line on stderr
+ * (exit 1, no stack), no process with the dumped pid that we created, no
+ * restore stub (`sleep 1000000`) left over. Cases: the pid is taken (a
+ * second restore of the same images), a truncated pages image, a corrupted
+ * mm image, and a regular file the task had open that is gone.
+ */
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { cpSync, mkdirSync, readFileSync, renameSync, truncateSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { isAlive, startSubject } from '../lib/subjects.js';
+import type { Subject } from '../lib/subjects.js';
+import { runCli } from '../lib/run.js';
+import type { CliResult } from '../lib/run.js';
+import {
+  becomeSubreaper, childrenOfUs, closeInheritedFds, killAndWait, removeDir, strayStubs, tempDir, waitGone,
+} from '../e2e/helpers.js';
+
+before(() => {
+  closeInheritedFds();
+  becomeSubreaper();
+});
+
+after(() => {
+  assert.deepEqual(strayStubs(), [], 'restore stubs left behind');
+});
+
+function oneLineFailure(r: CliResult, re: RegExp): void {
+  const lines = r.stderr.split('\n').filter((l) => l !== '');
+  assert.equal(r.code, 1, `exit status (stderr: ${r.stderr})`);
+  assert.equal(lines.length, 1, `one line on stderr, got:\n${r.stderr}`);
+  assert.match(lines[0] ?? '', re);
+  assert.doesNotMatch(r.stderr, /^\s+at /m, 'no stack trace');
+}
+
+/** file-offsets holds regular files in its work dir (data.bin, append.log): dump it once for every case. */
+let s: Subject | undefined;
+let pristine = '';
+let work = '';
+
+before(async () => {
+  work = tempDir('e2e-restfail');
+  s = await startSubject('file-offsets', []);
+  pristine = join(work, 'pristine');
+  mkdirSync(pristine);
+  const d = await runCli('criu-ts', ['dump', '-t', String(s.pid), '-D', pristine, '-o', 'dump.log']);
+  assert.equal(d.code, 0, `dump failed: ${d.stderr}`);
+  assert.ok(await waitGone(s.pid), 'dumped task gone');
+});
+
+after(async () => {
+  if (s !== undefined) {
+    await killAndWait(s.pid);
+    s.cleanup();
+  }
+  removeDir(work);
+});
+
+/** A fresh copy of the images to spoil. */
+function copyOf(name: string): string {
+  const dir = join(work, name);
+  cpSync(pristine, dir, { recursive: true });
+  return dir;
+}
+
+/** After a failed restore: the pid is free again, and we have no new child (task or stub). */
+async function nothingLeft(pid: number, childrenBefore: number[]): Promise<void> {
+  assert.ok(await waitGone(pid, 10_000), `a process with pid ${pid} is left behind`);
+  const extra = childrenOfUs().filter((c) => !childrenBefore.includes(c) && isAlive(c));
+  assert.deepEqual(extra, [], 'processes left behind');
+  assert.deepEqual(strayStubs(), [], 'restore stub left behind');
+}
+
+async function failingRestore(dir: string, re: RegExp): Promise<void> {
+  const pid = s?.pid ?? 0;
+  const before = childrenOfUs();
+  const r = await runCli('criu-ts', ['restore', '-D', dir, '-d', '-o', 'restore.log']);
+  oneLineFailure(r, re);
+  await nothingLeft(pid, before);
+}
+
+test('truncated pages image: restore fails, nothing left', { timeout: 60_000 }, async () => {
+  const dir = copyOf('truncated');
+  truncateSync(join(dir, 'pages-1.img'), 4096);
+  await failingRestore(dir, /^Error \(criu-ts\): .*pages-1\.img/);
+});
+
+test('corrupted mm image: restore fails naming it, nothing left', { timeout: 60_000 }, async () => {
+  const dir = copyOf('corrupt-mm');
+  const mm = join(dir, `mm-${s?.pid ?? 0}.img`);
+  const b = readFileSync(mm);
+  // Keep the two magics, scramble the entries after them.
+  for (let i = 12; i < b.length; i += 7) b[i] = (b[i] ?? 0) ^ 0x5a;
+  writeFileSync(mm, b);
+  await failingRestore(dir, new RegExp(`^Error \\(criu-ts\\): .*mm-${s?.pid ?? 0}\\.img`));
+});
+
+test('a regular file the task had open is gone: restore fails naming it, nothing left', { timeout: 60_000 }, async () => {
+  const dir = copyOf('missing-file');
+  const data = join(s?.workDir ?? '', 'data.bin');
+  renameSync(data, `${data}.away`);
+  try {
+    await failingRestore(dir, /^Error \(criu-ts\): .*data\.bin/);
+  } finally {
+    renameSync(`${data}.away`, data);
+  }
+});
+
+test('pid already taken (second restore of the same images): fails, the first stays unharmed', { timeout: 60_000 }, async () => {
+  const dir = copyOf('twice');
+  const pid = s?.pid ?? 0;
+  const first = await runCli('criu-ts', ['restore', '-D', dir, '-d', '-o', 'restore.log']);
+  assert.equal(first.code, 0, `first restore: ${first.stderr}`);
+  assert.ok(isAlive(pid), 'first restore runs');
+  const before = childrenOfUs();
+  const second = await runCli('criu-ts', ['restore', '-D', dir, '-d', '-o', 'restore2.log']);
+  oneLineFailure(second, new RegExp(`^Error \\(criu-ts\\): .*pid ${pid}.*(in use|taken|exists)`));
+  assert.deepEqual(childrenOfUs().filter((c) => !before.includes(c) && isAlive(c)), [], 'no new process');
+  assert.deepEqual(strayStubs(), [], 'restore stub left behind');
+  const res = await s?.terminateAndResult(30_000);
+  assert.ok(res?.ok, res?.text);
+});
