@@ -94,7 +94,7 @@ export async function dumpTree(opts: DumpOptions): Promise<DumpResult> {
   checkImagesDir(dir);
   const progress = makeProgress('dump', opts.progress ?? true);
   const t0 = process.hrtime.bigint();
-  const tree = seizeTree(pid, (opts.timeoutSec ?? 10) * 1000);
+  const tree = seizeTree(pid, (opts.timeoutSec ?? 10) * 1000, opts.freezeCgroup);
   const freezingTime = usToNow(t0);
   const stats: DumpStats = {
     freezingTimeUs: freezingTime, frozenTimeUs: 0, memdumpTimeUs: 0, memwriteTimeUs: 0,

@@ -6,7 +6,9 @@
  */
 import { listThreads, listChildren, parseStat } from '../proc/index.js';
 import { Tracee } from '../infect/tracee.js';
-import { isSyscallError, ESRCH, waitPid, __WALL, WNOHANG, NR } from '../sys/index.js';
+import { isSyscallError, ESRCH, waitPid, __WALL, WNOHANG, NR, sleepMs } from '../sys/index.js';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { CriuTsError } from '../errors.js';
 import { logger } from '../log.js';
 
@@ -32,7 +34,7 @@ export interface SeizedTree {
 
 const MAX_PASSES = 16;
 
-export function seizeTree(rootPid: number, timeoutMs: number): SeizedTree {
+export function seizeTree(rootPid: number, timeoutMs: number, freezeCgroup?: string): SeizedTree {
   const byPid = new Map<number, TaskNode>();
   const tasks: TaskNode[] = [];
   const seizeOne = (pid: number, ppid: number): TaskNode => {
@@ -44,6 +46,7 @@ export function seizeTree(rootPid: number, timeoutMs: number): SeizedTree {
   };
   try {
     const root = seizeOne(rootPid, 0);
+    if (freezeCgroup !== undefined) seizeFrozen(freezeCgroup, root, seizeOne, timeoutMs);
     for (let pass = 0; ; pass++) {
       if (pass >= MAX_PASSES) throw new CriuTsError('EDUMP', `tree of ${rootPid} keeps changing; try --freeze-cgroup`, { pid: rootPid });
       let changed = false;
@@ -132,5 +135,81 @@ function reapTraced(tid: number): void {
     } catch {
       return; // ECHILD: already collected
     }
+  }
+}
+
+/**
+ * --freeze-cgroup: freeze the cgroup so the tree cannot fork or clone while
+ * we walk it, seize every thread while frozen (their stops are reported
+ * only after the thaw), thaw, and collect the stops.
+ */
+function seizeFrozen(path: string, root: TaskNode, seizeOne: (pid: number, ppid: number) => TaskNode, timeoutMs: number): void {
+  const fr = openFreezer(path);
+  fr.freeze(timeoutMs);
+  const pending: { node: TaskNode; tid: number }[] = [];
+  try {
+    const queue = [root];
+    while (queue.length > 0) {
+      const node = queue.shift() as TaskNode;
+      if (node.zombie) continue;
+      for (const tid of listThreads(node.pid)) {
+        Tracee.seizeNoWait(tid);
+        pending.push({ node, tid });
+      }
+      for (const child of listChildren(node.pid)) {
+        const c = seizeOne(child, node.pid);
+        node.children.push(c);
+        queue.push(c);
+      }
+    }
+  } finally {
+    fr.thaw();
+  }
+  for (const { node, tid } of pending) {
+    const t = Tracee.seizeWait(tid, timeoutMs);
+    if (tid === node.pid) node.threads.unshift(t);
+    else node.threads.push(t);
+  }
+}
+
+interface Freezer {
+  freeze(timeoutMs: number): void;
+  thaw(): void;
+}
+
+function openFreezer(path: string): Freezer {
+  const v1 = join(path, 'freezer.state');
+  const v2 = join(path, 'cgroup.freeze');
+  if (existsSync(v1)) {
+    return {
+      freeze(timeoutMs) {
+        writeFileSync(v1, 'FROZEN');
+        waitUntil(() => readFileSync(v1, 'latin1').trim() === 'FROZEN', timeoutMs, path);
+      },
+      thaw() {
+        writeFileSync(v1, 'THAWED');
+      },
+    };
+  }
+  if (existsSync(v2)) {
+    const events = join(path, 'cgroup.events');
+    return {
+      freeze(timeoutMs) {
+        writeFileSync(v2, '1');
+        waitUntil(() => /^frozen 1$/m.test(readFileSync(events, 'latin1')), timeoutMs, path);
+      },
+      thaw() {
+        writeFileSync(v2, '0');
+      },
+    };
+  }
+  throw new CriuTsError('EUSAGE', `--freeze-cgroup ${path}: not a freezer cgroup (no freezer.state or cgroup.freeze)`, { path });
+}
+
+function waitUntil(cond: () => boolean, timeoutMs: number, path: string): void {
+  const deadline = Date.now() + timeoutMs;
+  while (!cond()) {
+    if (Date.now() > deadline) throw new CriuTsError('ETIMEOUT', `cgroup ${path} did not freeze within ${timeoutMs} ms`, { path });
+    sleepMs(1);
   }
 }

@@ -86,6 +86,28 @@ export class Tracee {
     }
   }
 
+  /**
+   * Seize and interrupt without waiting: for tasks in a frozen cgroup, whose
+   * stop is reported only once the cgroup is thawed. Finish with seizeWait.
+   */
+  static seizeNoWait(tid: number, options = 0): void {
+    ptraceSeize(tid, options);
+    ptraceInterrupt(tid);
+  }
+
+  /** Second half of seizeNoWait: wait for the stop and take the task. */
+  static seizeWait(tid: number, timeoutMs: number): Tracee {
+    try {
+      const { wasStopped, stashed } = waitForStop(tid, timeoutMs);
+      const t = new Tracee(tid, getGpRegsRaw(tid), wasStopped);
+      t.stashedSignals.push(...stashed);
+      return t;
+    } catch (e) {
+      ptraceDetachQuiet(tid);
+      throw e;
+    }
+  }
+
   /** Adopt a task that is already traced and stopped (e.g. a child reported by PTRACE_EVENT_CLONE). */
   static adopt(tid: number): Tracee {
     return new Tracee(tid, getGpRegsRaw(tid), false);
