@@ -1,7 +1,8 @@
 /**
- * The kinds for special files (anon-inode objects, memfd, ttys), in the
- * order the registry must ask them: before REG, since a memfd or a pty is
- * also a path-named file that REG would otherwise take.
+ * The kinds for special files (anon-inode objects, memfd, ttys, regular
+ * files holding locks), in the order the registry must ask them: before
+ * REG, since a memfd, a pty or a locked file is also a path-named file that
+ * REG would otherwise take.
  */
 import type { FileKind } from '../types.js';
 import { eventfdKind } from './eventfd.js';
@@ -12,7 +13,8 @@ import { inotifyKind } from './inotify.js';
 import { fanotifyKind } from './fanotify.js';
 import { memfdKind } from './memfd.js';
 import { ttyKind } from './tty/tty.js';
+import { lockedRegKind } from './file-locks.js';
 
 export const SPECIAL_FILE_KINDS: readonly FileKind[] = [
-  eventfdKind, epollKind, timerfdKind, signalfdKind, inotifyKind, fanotifyKind, memfdKind, ttyKind,
+  eventfdKind, epollKind, timerfdKind, signalfdKind, inotifyKind, fanotifyKind, memfdKind, ttyKind, lockedRegKind,
 ];
