@@ -20,7 +20,7 @@ import { PAGE_SIZE } from '../../sys/index.js';
 import { CriuTsError } from '../../errors.js';
 import type { VmaEntry, PagemapEntry } from '../../images/messages.js';
 import { PagesWriter, PE_LAZY, PE_PRESENT } from './pages-writer.js';
-import { VMA, MAP_PRIVATE, MAP_SHARED, MAP_ANONYMOUS, MAP_GROWSDOWN, classifyVma, madvOf, type VmaKind } from './vma.js';
+import { VMA, MAP_PRIVATE, MAP_SHARED, MAP_ANONYMOUS, MAP_GROWSDOWN, MAP_NORESERVE, classifyVma, madvOf, type VmaKind } from './vma.js';
 
 export interface MemoryDumpContext {
   pid: number;
@@ -84,6 +84,7 @@ export function dumpMemory(ctx: MemoryDumpContext): MemoryDump {
       const { status, flags: baseFlags } = vmaStatus(kind);
       let flags = baseFlags;
       if (v.vmFlags.includes('gd')) flags |= MAP_GROWSDOWN;
+      if (v.vmFlags.includes('nr')) flags |= MAP_NORESERVE;
       const entry: VmaEntry = {
         start: v.start,
         end: v.end,

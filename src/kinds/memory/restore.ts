@@ -18,7 +18,7 @@ import { readImage } from '../../images/index.js';
 import type { MmEntry, VmaEntry, PagemapEntry, FileEntry } from '../../images/messages.js';
 import type { RestoreTaskHandle } from '../types.js';
 import {
-  VMA, PROT_WRITE, MAP_FIXED, MAP_ANONYMOUS, MAP_PRIVATE, MAP_SHARED, MAP_GROWSDOWN,
+  VMA, PROT_WRITE, MAP_FIXED, MAP_ANONYMOUS, MAP_PRIVATE, MAP_SHARED, MAP_GROWSDOWN, MAP_NORESERVE,
 } from './vma.js';
 import { PE_PARENT } from './pages-writer.js';
 import { logger } from '../../log.js';
@@ -129,10 +129,15 @@ export function restoreMemory(t: RestoreTaskHandle, mm: MmEntry, pagemap: Pagema
     }
     return fd;
   };
+  // Only mappings that get pages need to be writable while we fill them; the
+  // others (e.g. huge PROT_NONE reservations) are mapped as they were, so no
+  // memory is committed for them.
+  const filled = vmasWithPages(vmas, pagemap);
   for (const v of vmas) {
     const len = v.end - v.start;
-    const prot = v.prot | PROT_WRITE; // writable while we fill; final protection below
-    let flags = MAP_FIXED | (v.flags & MAP_GROWSDOWN);
+    const fill = filled.has(v);
+    const prot = fill ? v.prot | PROT_WRITE : v.prot; // writable while we fill; final protection below
+    let flags = MAP_FIXED | (v.flags & (MAP_GROWSDOWN | MAP_NORESERVE));
     let fd = -1;
     let off = 0n;
     if (v.status & (VMA.FILE_PRIVATE | VMA.FILE_SHARED)) {
@@ -155,7 +160,7 @@ export function restoreMemory(t: RestoreTaskHandle, mm: MmEntry, pagemap: Pagema
     if (v.status & VMA.ANON_SHARED) fillShmem(t, v, ctx);
   }
   for (const v of vmas) {
-    if (!(v.status & VMA.FILE_SHARED) && (v.prot & PROT_WRITE) === 0) {
+    if (filled.has(v) && !(v.status & VMA.FILE_SHARED) && (v.prot & PROT_WRITE) === 0) {
       t.syscall('mprotect', NR.mprotect, v.start, v.end - v.start, v.prot);
     }
     const madv = v.madv ?? 0n;
@@ -164,6 +169,20 @@ export function restoreMemory(t: RestoreTaskHandle, mm: MmEntry, pagemap: Pagema
     }
   }
   return pages;
+}
+
+/** VMAs that some pagemap entry falls in (one walk over both, sorted by address), plus every shared anonymous one. */
+function vmasWithPages(vmas: readonly VmaEntry[], pagemap: readonly PagemapEntry[]): Set<VmaEntry> {
+  const out = new Set<VmaEntry>(vmas.filter((v) => (v.status & VMA.ANON_SHARED) !== 0));
+  const vs = [...vmas].sort((a, b) => (a.start < b.start ? -1 : a.start > b.start ? 1 : 0));
+  const es = [...pagemap].sort((a, b) => (a.vaddr < b.vaddr ? -1 : a.vaddr > b.vaddr ? 1 : 0));
+  let i = 0;
+  for (const e of es) {
+    while (i < vs.length && (vs[i] as VmaEntry).end <= e.vaddr) i++;
+    const v = vs[i];
+    if (v && v.start <= e.vaddr) out.add(v);
+  }
+  return out;
 }
 
 /**
