@@ -5,6 +5,7 @@
  *   24/25 SOCK_SEQPACKET: records of 10, 20000 bytes 24->25; 25 SO_SNDBUF 65536, SO_PASSCRED
  *   26/27 SOCK_STREAM: 26 shut down for writing after 5 bytes, 27 for reading... as the kernel mirrors
  *   28    SOCK_STREAM whose peer closed (EOF after 4 bytes)
+ *   30    dup of 20: one open file description (shared O_NONBLOCK, one queue)
  * After SIGTERM: every message comes back with its boundaries, then both
  * directions still work, shutdown and options are as they were.
  */
@@ -87,6 +88,8 @@ int main(int argc, char **argv)
 	send_exact(20, a + 3000, 4000);
 	send_exact(21, "back", 4);
 	fcntl(20, F_SETFL, O_NONBLOCK);
+	if (dup2(20, 30) != 30)
+		subject_fail("dup2 30");
 
 	pair_at(SOCK_DGRAM, 22, 23);
 	send_exact(22, a, 1);
@@ -117,7 +120,10 @@ int main(int argc, char **argv)
 	if ((fcntl(20, F_GETFL) & O_NONBLOCK) == 0 || (fcntl(21, F_GETFL) & O_NONBLOCK) != 0)
 		subject_fail("O_NONBLOCK on the wrong end");
 	expect_stream(21, a, sizeof(a), "stream 20->21");
-	expect_stream(20, "back", 4, "stream 21->20");
+	if ((fcntl(30, F_GETFL) & O_NONBLOCK) == 0)
+		subject_fail("fd 30 lost the O_NONBLOCK it shares with 20");
+	expect_stream(30, "ba", 2, "stream 21->20 through the dup");
+	expect_stream(20, "ck", 2, "stream 21->20");
 	expect_empty(21, "stream 21");
 	send_exact(21, "again", 5);
 	expect_stream(20, "again", 5, "stream after restore");

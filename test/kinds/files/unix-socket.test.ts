@@ -35,3 +35,8 @@ test('unix sockets by name: absolute, relative and abstract binds, queued datagr
     r.cleanup();
   }
 });
+
+test('a socketpair split over a fork, queued bytes from the child, a dgram pair shared by both', async () => {
+  const r = await roundtrip('unix-fork');
+  assert.equal(r.result.text, 'PASS');
+});
