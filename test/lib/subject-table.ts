@@ -48,10 +48,7 @@ export const SUBJECTS: readonly SubjectCase[] = [
   c('memfd', 'memfds: contents with holes, size, seals, mode, offsets, two descriptions of one inode, a dup'),
   c('unix-pair', 'unix socketpairs of each type: queued messages both ways, shutdown, options'),
   c('pty', 'a pty pair: controlling terminal, termios, window size, packet mode, /dev/tty'),
-  c('tree', 'a 3-level tree: two sessions, a process group whose leader is gone, ids and memory of every task'),
-  c('zombie', 'unreaped children (exit 7, killed by SIGUSR2) stay zombies of their parent'),
-  c('stopped', 'children stopped by themselves and by their parent stay stopped, then continue'),
-  c('threads', '8 threads: tid, name, signal mask, TLS, FPU registers, private and shared pending signals', { pthread: true, runMs: 50 }),
-  c('threads', '1000 threads with 64 KiB stacks waiting on a futex: tid, TLS, name, mask', { pthread: true, args: ['--threads', '1000', '--fpu', '0', '--stack-kib', '64'] }),
-  c('posix-timers', 'POSIX timers: ids with a gap, clocks, SIGEV_SIGNAL/NONE/THREAD_ID, still firing', { pthread: true, runMs: 100 }),
+  c('unix-bound', 'unix sockets bound by path/relative/abstract name, listeners with pending connections'),
+  c('unix-fork', 'unix socketpairs split over and shared through a fork, bytes queued by the child'),
+  c('proc-files', '/proc/self files and directory held open: reopened by path, offsets kept'),
 ];
