@@ -54,8 +54,10 @@ export function restoreTaskBody(n: RestoreNode, plan: RestorePlan, img: DumpImag
   }
   const memCtx = { imagesDir: img.dir, fileById: (id: number) => img.files.get(id) };
   prepareAddressSpace(h, task.mm, rseq);
-  restoreMemory(h, task.mm, task.pagemap, task.pagesId, memCtx);
+  // /proc/PID/exe can only change while the old executable is not mapped:
+  // now, between emptying the stub's address space and mapping the task's.
   restoreMmFields(h, task.mm, memCtx);
+  restoreMemory(h, task.mm, task.pagemap, task.pagesId, memCtx);
   restoreFds(h, task.fds, filesCtx, n.inherited, plan.inheritBase);
   const cwd = img.files.get(task.fs.cwd_id)?.reg?.name;
   const root = img.files.get(task.fs.root_id)?.reg?.name;

@@ -121,6 +121,7 @@ export function dumpMemory(ctx: MemoryDumpContext): MemoryDump {
       const pm = reader.read(v.start, v.end);
       const viaMem = !v.prot.read;
       const pageFlags = kind === 'anon-private' ? PE_LAZY | PE_PRESENT : PE_PRESENT;
+      writer.breakRun();
       forEachRun(pm, kind === 'file-private', (first, count) => {
         writer.add(v.start + BigInt(first * PAGE_SIZE), count, pageFlags, viaMem);
       });

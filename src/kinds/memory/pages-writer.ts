@@ -28,6 +28,12 @@ export class PagesWriter {
   private fill = 0;
   private pending: RemoteRange[] = [];
   private procMem: ProcMem | undefined;
+  private runBroken = false;
+
+  /** The next pages start a new pagemap entry (entries never span two VMAs, as in CRIU). */
+  breakRun(): void {
+    this.runBroken = true;
+  }
 
   constructor(dir: string, readonly pagesId: number, private readonly pid: number, private readonly onBytes?: PagesProgress) {
     this.fd = openSync(join(dir, `pages-${pagesId}.img`), 'w', 0o600);
@@ -39,11 +45,12 @@ export class PagesWriter {
    */
   add(vaddr: bigint, nrPages: number, flags: number, viaMem: boolean): void {
     const last = this.entries[this.entries.length - 1];
-    if (last && last.flags === flags && last.vaddr + (last.nr_pages ?? 0n) * BigInt(PAGE_SIZE) === vaddr) {
+    if (last && !this.runBroken && last.flags === flags && last.vaddr + (last.nr_pages ?? 0n) * BigInt(PAGE_SIZE) === vaddr) {
       last.nr_pages = (last.nr_pages ?? 0n) + BigInt(nrPages);
     } else {
       this.entries.push({ vaddr, compat_nr_pages: 0, flags, nr_pages: BigInt(nrPages) });
     }
+    this.runBroken = false;
     this.pagesWritten += nrPages;
     let addr = vaddr;
     let left = nrPages * PAGE_SIZE;

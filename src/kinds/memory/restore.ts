@@ -178,9 +178,10 @@ function vmasWithPages(vmas: readonly VmaEntry[], pagemap: readonly PagemapEntry
   const es = [...pagemap].sort((a, b) => (a.vaddr < b.vaddr ? -1 : a.vaddr > b.vaddr ? 1 : 0));
   let i = 0;
   for (const e of es) {
+    const end = e.vaddr + nrPages(e) * BigInt(PAGE_SIZE);
     while (i < vs.length && (vs[i] as VmaEntry).end <= e.vaddr) i++;
-    const v = vs[i];
-    if (v && v.start <= e.vaddr) out.add(v);
+    // An entry may span adjacent VMAs in images from other writers: mark each it touches.
+    for (let j = i; j < vs.length && (vs[j] as VmaEntry).start < end; j++) out.add(vs[j] as VmaEntry);
   }
   return out;
 }
