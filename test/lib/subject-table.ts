@@ -51,4 +51,5 @@ export const SUBJECTS: readonly SubjectCase[] = [
   c('unix-bound', 'unix sockets bound by path/relative/abstract name, listeners with pending connections'),
   c('unix-fork', 'unix socketpairs split over and shared through a fork, bytes queued by the child'),
   c('proc-files', '/proc/self files and directory held open: reopened by path, offsets kept'),
+  c('unix-dgram-fork', 'datagram sockets bound and connected by name across a fork, a datagram queued'),
 ];

@@ -40,3 +40,8 @@ test('a socketpair split over a fork, queued bytes from the child, a dgram pair 
   const r = await roundtrip('unix-fork');
   assert.equal(r.result.text, 'PASS');
 });
+
+test('datagram sockets connected by name across a fork, with a datagram queued', async () => {
+  const r = await roundtrip('unix-dgram-fork');
+  assert.equal(r.result.text, 'PASS');
+});

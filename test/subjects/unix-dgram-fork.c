@@ -1,0 +1,94 @@
+/*
+ * unix-dgram-fork: datagram sockets talking by name across a fork.
+ *   parent: fd 20 bound to srv.sock; "hi" from the child is queued on it
+ *   child:  fd 21 bound to cli.sock and connected to srv.sock, waiting in recv()
+ * After SIGTERM the parent reads "hi", sends "go" to cli.sock; the child
+ * answers "bye" through its connection and exits 0.
+ */
+#define _GNU_SOURCE
+#include "subject.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <stddef.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static socklen_t addr_of(struct sockaddr_un *sa, const char *path)
+{
+	memset(sa, 0, sizeof(*sa));
+	sa->sun_family = AF_UNIX;
+	strcpy(sa->sun_path, path);
+	return (socklen_t)(offsetof(struct sockaddr_un, sun_path) + strlen(path) + 1);
+}
+
+static int bound_at(int want, const char *path)
+{
+	struct sockaddr_un sa;
+	int fd = socket(AF_UNIX, SOCK_DGRAM, 0);
+	if (fd < 0 || bind(fd, (struct sockaddr *)&sa, addr_of(&sa, path)) != 0 || dup2(fd, want) != want)
+		return -1;
+	close(fd);
+	return want;
+}
+
+static void expect(int fd, const char *want, const char *what)
+{
+	char buf[64];
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+	if (poll(&p, 1, 5000) != 1)
+		subject_fail("%s: nothing within 5 s", what);
+	ssize_t n = recv(fd, buf, sizeof(buf), 0);
+	if (n != (ssize_t)strlen(want) || memcmp(buf, want, (size_t)n) != 0)
+		subject_fail("%s: got %zd bytes", what, n);
+}
+
+int main(int argc, char **argv)
+{
+	subject_init(argc, argv);
+	struct sockaddr_un sa;
+	if (bound_at(20, "srv.sock") < 0)
+		subject_fail("bind srv.sock: errno %d", errno);
+	sigset_t term;
+	sigemptyset(&term);
+	sigaddset(&term, SIGTERM);
+	sigprocmask(SIG_BLOCK, &term, NULL);
+	pid_t child = fork();
+	if (child < 0)
+		subject_fail("fork");
+	if (child == 0) {
+		char buf[16];
+		close(20);
+		if (bound_at(21, "cli.sock") < 0 || connect(21, (struct sockaddr *)&sa, addr_of(&sa, "srv.sock")) != 0)
+			_exit(2);
+		if (send(21, "hi", 2, 0) != 2)
+			_exit(3);
+		ssize_t n;
+		do
+			n = recv(21, buf, sizeof(buf), 0);
+		while (n < 0 && errno == EINTR);
+		if (n != 2 || memcmp(buf, "go", 2) != 0)
+			_exit(4);
+		_exit(send(21, "bye", 3, 0) == 3 ? 0 : 5);
+	}
+	sigprocmask(SIG_UNBLOCK, &term, NULL);
+	struct pollfd p = { .fd = 20, .events = POLLIN };
+	if (poll(&p, 1, 5000) != 1)
+		subject_fail("no hi from the child");
+	subject_ready();
+	subject_wait_term();
+	expect(20, "hi", "hi from the child");
+	if (sendto(20, "go", 2, 0, (struct sockaddr *)&sa, addr_of(&sa, "cli.sock")) != 2)
+		subject_fail("sendto cli.sock: errno %d", errno);
+	expect(20, "bye", "bye from the child");
+	int st;
+	while (waitpid(child, &st, 0) < 0)
+		if (errno != EINTR)
+			subject_fail("waitpid: errno %d", errno);
+	if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+		subject_fail("child status %#x", st);
+	subject_pass();
+}
