@@ -5,7 +5,7 @@
  * from /proc. Produces CRIU's task_core_entry / thread_core_entry parts.
  */
 import {
-  NR, PR, ptraceGetSigmask, ptracePeekSiginfo, ptraceGetRseqConfig,
+  NR, PR, ptraceGetSigmask, ptracePeekSiginfo, ptraceGetRseqConfig, getRobustList,
 } from '../sys/index.js';
 import { parseStatus, parseStat, parseLimits, parseTimers, readComm, readLoginuid, readOomScoreAdj } from '../proc/index.js';
 import type { Tracee } from '../infect/tracee.js';
@@ -105,16 +105,15 @@ function siginfos(list: Buffer[]): SiginfoEntry[] {
 export function dumpThreadCore(t: Tracee, pid: number): ThreadCoreEntry {
   const tid = t.tid;
   const s = t.mapScratch();
-  t.syscall('get_robust_list', NR.get_robust_list, 0, s, s + 8n);
-  const rl = t.readMem(s, 16);
+  const rl = getRobustList(tid);
   t.syscall('sigaltstack', NR.sigaltstack, 0, s);
   const ss = t.readMem(s, 24);
   t.syscall('prctl', NR.prctl, PR.GET_PDEATHSIG, s);
   const pdeath = t.readMem(s, 4).readInt32LE(0);
   const stat = parseStat(pid, tid);
   const tc: ThreadCoreEntry = {
-    futex_rla: rl.readBigUInt64LE(0),
-    futex_rla_len: Number(rl.readBigUInt64LE(8)),
+    futex_rla: rl.head,
+    futex_rla_len: rl.len,
     sched_nice: stat.nice,
     sched_policy: stat.policy,
     sched_prio: stat.rtPriority,

@@ -53,16 +53,27 @@ export function seizeTree(rootPid: number, timeoutMs: number, freezeCgroup?: str
       for (let i = 0; i < tasks.length; i++) {
         const node = tasks[i] as TaskNode;
         if (node.zombie) continue;
-        for (const tid of listThreads(node.pid)) {
-          if (node.threads.some((t) => t.tid === tid)) continue;
+        // Interrupt every new thread first, then collect the stops: the
+        // stops happen in parallel instead of one after another.
+        const fresh = listThreads(node.pid).filter((tid) => !node.threads.some((t) => t.tid === tid));
+        const asked: number[] = [];
+        for (const tid of fresh) {
           try {
-            const t = Tracee.seize(tid, { timeoutMs });
+            Tracee.seizeNoWait(tid);
+            asked.push(tid);
+          } catch (e) {
+            // A thread that exited between listing and seizing is simply gone.
+            if (!isSyscallError(e, ESRCH)) throw e;
+          }
+        }
+        for (const tid of asked) {
+          try {
+            const t = Tracee.seizeWait(tid, timeoutMs);
             if (tid === node.pid) node.threads.unshift(t);
             else node.threads.push(t);
             changed = true;
           } catch (e) {
-            // A thread that exited between listing and seizing is simply gone.
-            if (isSyscallError(e, ESRCH) || (e instanceof CriuTsError && e.code === 'ENOTASK')) continue;
+            if (e instanceof CriuTsError && e.code === 'ENOTASK') continue;
             throw e;
           }
         }

@@ -137,3 +137,11 @@ const sleepCell = new Int32Array(new SharedArrayBuffer(4));
 export function sleepMs(ms: number): void {
   Atomics.wait(sleepCell, 0, 0, ms);
 }
+
+/** get_robust_list of another thread (needs ptrace access to it): {head, len}. */
+export function getRobustList(tid: number): { head: bigint; len: number } {
+  const head = Buffer.alloc(8);
+  const len = Buffer.alloc(8);
+  sys('get_robust_list', NR.get_robust_list, tid, tid, addr(head), addr(len));
+  return { head: head.readBigUInt64LE(0), len: Number(len.readBigUInt64LE(0)) };
+}
