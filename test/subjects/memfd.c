@@ -3,7 +3,8 @@
  * data in pages 0, 2 and the tail (holes between), sealed against shrink
  * and grow, offset 4103; 21 a second open file description of the same
  * inode (open of /proc/self/fd/20, O_RDONLY, offset 3); 22 memfd "plain"
- * (no sealing allowed) with 10 bytes, mode 0640; 23 a dup of 20.
+ * (no sealing allowed) with 10 bytes, mode 0640; 23 a dup of 20; 19 the
+ * only fd of memfd "wonly", write-only, holding "secret".
  * After SIGTERM: contents, holes, sizes, seals, offsets, access modes,
  * names; 20 and 21 share their inode (a write through 20 shows in 21) and
  * 23 shares 20's offset.
@@ -62,6 +63,13 @@ int main(int argc, char **argv)
 	if (write(22, "0123456789", 10) != 10 || fchmod(22, 0640) != 0)
 		subject_fail("fill 22");
 	at(23, dup(20), "dup 20");
+	int w = memfd_create("wonly", 0);
+	char wpath[64];
+	snprintf(wpath, sizeof(wpath), "/proc/self/fd/%d", w);
+	if (w < 0 || write(w, "secret", 6) != 6)
+		subject_fail("fill wonly");
+	at(19, open(wpath, O_WRONLY), "write-only memfd");
+	close(w);
 
 	subject_ready();
 	subject_wait_term();
@@ -96,5 +104,10 @@ int main(int argc, char **argv)
 	check_link(20, "ts-memfd");
 	check_link(21, "ts-memfd");
 	check_link(22, "plain");
+	check_link(19, "wonly");
+	int r = open("/proc/self/fd/19", O_RDONLY);
+	if ((fcntl(19, F_GETFL) & O_ACCMODE) != O_WRONLY || r < 0 || pread(r, buf, 6, 0) != 6 || memcmp(buf, "secret", 6) != 0)
+		subject_fail("write-only memfd");
+	close(r);
 	subject_pass();
 }

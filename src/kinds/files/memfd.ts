@@ -16,7 +16,7 @@
  * memfds are restored as ordinary ones; a memfd only mapped, not open as
  * an fd, is the memory kind's (VMA_AREA_MEMFD).
  */
-import { fchmodSync, fchownSync, fstatSync, ftruncateSync, readdirSync, readSync, statSync, writeSync, readlinkSync } from 'node:fs';
+import { fchmodSync, fchownSync, fstatSync, ftruncateSync, readdirSync, readSync, statSync, writeSync, readlinkSync, openSync, closeSync } from 'node:fs';
 import { join } from 'node:path';
 import { NR, fcntl, lseek, pidfdGetfd, pidfdOpen, closeQuiet } from '../../sys/index.js';
 import { readImage } from '../../images/index.js';
@@ -34,6 +34,8 @@ const F_GET_SEALS = 1034;
 const F_SEAL_SEAL = 1;
 const MFD_ALLOW_SEALING = 2;
 const O_RDWR = 2;
+const O_WRONLY = 1;
+const O_ACCMODE = 3;
 const SEEK_SET = 0;
 const SEEK_DATA = 3;
 const SEEK_HOLE = 4;
@@ -103,7 +105,14 @@ function dumpInode(p: FdProbe, inodeId: number, sc: DumpScope): void {
     mode: p.stat.mode,
   };
   emitExtra('MEMFD_INODE', ie, Buffer.alloc(0));
-  const runs = readDataRuns(p.localFd, p.stat.size);
+  // A write-only description cannot be read: read the inode through a read-only open of our own.
+  const readFd = (p.fdinfo.flags & O_ACCMODE) === O_WRONLY ? openSync(`/proc/${p.pid}/fd/${p.fd}`, 'r') : p.localFd;
+  let runs: DataRun[];
+  try {
+    runs = readDataRuns(readFd, p.stat.size);
+  } finally {
+    if (readFd !== p.localFd) closeSync(readFd);
+  }
   sc.atEnd.push((dir) => writeShmemPages(dir, p.stat.ino, runs));
 }
 

@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { dump, restore } from '../../../src/api/index.js';
 import type { DumpOptions } from '../../../src/api/options.js';
@@ -39,10 +39,14 @@ export function fileEntries(dir: string): FileEntry[] {
   return readImage(join(dir, 'files.img')).entries as unknown as FileEntry[];
 }
 
-/** crit 3.17 and crit-ts print the same pretty JSON for these images of the dump. */
+/**
+ * crit 3.17 and crit-ts print the same pretty JSON for these images of the
+ * dump (and for every fdinfo image, whose fd types name our kinds).
+ */
 export function sameAsCrit(dir: string, images: string[]): void {
   if (!existsSync(CRIT)) return;
-  for (const img of images) {
+  const fdinfos = readdirSync(dir).filter((n) => /^fdinfo-\d+\.img$/.test(n));
+  for (const img of [...images, ...fdinfos]) {
     const path = join(dir, img);
     const theirs = execFileSync(CRIT, ['decode', '--pretty', '-i', path], { encoding: 'utf8' });
     const ours = execFileSync(process.execPath, [join(repoRoot(), 'bin', 'crit-ts'), 'decode', '--pretty', '-i', path], { encoding: 'utf8' });
