@@ -1,0 +1,84 @@
+/**
+ * `npm run bench`: dump and restore of processes with 1 MiB, 256 MiB and
+ * 1 GiB of touched memory, a 100-process tree and a 1000-thread process,
+ * each beside a plain-C baseline measured in the same run, plus the CLI's
+ * wall time for the small case. Prints progress on a terminal and the
+ * table always; writes the Markdown table to build/bench/results.md.
+ *
+ * usage: node dist/bench/run.js [--quick] [--markdown]
+ *   --quick     fewer runs and no 1 GiB case (a smoke test, about 20 s)
+ *   --markdown  print the table as Markdown
+ */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { cpus, loadavg, release, totalmem } from 'node:os';
+import { join } from 'node:path';
+import { setLogLevel } from '../src/log.js';
+import { cliCase, memoryCase, threadsCase, treeCase, type CaseResult } from './cases.js';
+import { hasGcc, repoRoot, statusDone } from './helpers.js';
+import { HEADER, cliLines, markdownTable, rows, textTable, verdicts } from './table.js';
+
+const SMALL_MIB = 1;
+const MID_MIB = 256;
+const BIG_MIB = 1024;
+
+function machine(): string {
+  const cpu = cpus()[0]?.model.trim() ?? 'unknown CPU';
+  return `Linux ${release()} x86_64, ${cpus().length} cores (${cpu}), ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.version}`;
+}
+
+async function main(argv: string[]): Promise<number> {
+  const quick = argv.includes('--quick');
+  const markdown = argv.includes('--markdown');
+  if (process.getuid?.() !== 0) {
+    console.error('criu-ts bench: run as root (ptrace, clone3 with set_tid)');
+    return 1;
+  }
+  if (!hasGcc()) {
+    console.error('criu-ts bench: gcc is needed to build the benchmark subjects (apt-get install gcc)');
+    return 1;
+  }
+  setLogLevel(1); // errors only: the table is the output
+  const started = Date.now();
+  const cases: CaseResult[] = [];
+  cases.push(await memoryCase(SMALL_MIB, quick ? 3 : 5));
+  cases.push(await memoryCase(MID_MIB, quick ? 1 : 5));
+  if (!quick) cases.push(await memoryCase(BIG_MIB, 3));
+  cases.push(await treeCase(100, quick ? 1 : 3));
+  cases.push(await threadsCase(1000, quick ? 1 : 3));
+  const cli = await cliCase(SMALL_MIB, quick ? 3 : 5);
+  statusDone();
+
+  const body = rows(cases);
+  const when = new Date().toISOString().slice(0, 16).replace('T', ' ');
+  const lines = [
+    `criu-ts benchmark, ${when} UTC, ${machine()}`,
+    'images and baseline files on /dev/shm; times are medians; ratio = criu-ts / baseline',
+    `load average at the end: ${loadavg().map((x) => x.toFixed(1)).join(' ')} (other work on the machine skews the figures)`,
+    '',
+    markdown ? markdownTable(HEADER, body) : textTable(HEADER, body),
+    '',
+    ...cliLines(cli),
+    '',
+    'targets:',
+    ...verdicts(cases, SMALL_MIB, BIG_MIB).map((l) => `  ${l}`),
+    '',
+    `(${((Date.now() - started) / 1000).toFixed(0)} s)`,
+  ];
+  console.log(lines.join('\n'));
+  const outDir = join(repoRoot(), 'build', 'bench');
+  mkdirSync(outDir, { recursive: true });
+  writeFileSync(join(outDir, 'results.md'), [
+    `${when} UTC, ${machine()}`, '', markdownTable(HEADER, body), '', ...cliLines(cli), '', ...verdicts(cases, SMALL_MIB, BIG_MIB), '',
+  ].join('\n'));
+  writeFileSync(join(outDir, 'results.json'), JSON.stringify({ when, machine: machine(), cases, cli }, null, 2));
+  return 0;
+}
+
+main(process.argv.slice(2)).then(
+  (code) => { process.exitCode = code; },
+  (e: unknown) => {
+    statusDone();
+    console.error(`criu-ts bench failed: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`);
+    process.exitCode = 1;
+  },
+);
