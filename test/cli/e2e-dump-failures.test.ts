@@ -100,7 +100,7 @@ for (const [kind, inode] of [['perf', 'perf_event'], ['io_uring', 'io_uring']] a
     let s: Subject | undefined;
     try {
       try {
-        s = await startSubject('unsupported-fd', ['--kind', kind]);
+        s = await startSubject('perf-uring-fd', ['--kind', kind]);
       } catch (e) {
         // The subject exits 3 when the kernel will not create the fd (e.g. io_uring disabled by sysctl).
         t.skip(`no ${kind} fd on this kernel: ${(e as Error).message.split('\n').find((l) => l.includes('cannot create')) ?? ''}`);
