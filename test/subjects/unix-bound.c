@@ -7,6 +7,8 @@
  *   24 stream listener on "lsn.sock", backlog 7; 25 and 26 connected, not accepted
  *   27 client of 24 accepted as 28: "hello" queued 27->28, "world" 28->27
  *   29 seqpacket listener on an abstract name
+ *   30 dgram bound to "gone.sock", then the file unlinked; 8 datagrams of 50000 bytes
+ *      queued on 20 (more than one sender's buffer holds)
  * After SIGTERM: names, queued datagrams, the connection from 22, both
  * pending connections in order, the accepted pair and new connections work.
  */
@@ -24,7 +26,7 @@
 
 static char srv[sizeof(((struct sockaddr_un *)0)->sun_path)];
 static char abs1[64], abs2[64];
-static unsigned char got[8192];
+static unsigned char got[8192], big[65536];
 
 static socklen_t addr_of(struct sockaddr_un *sa, const char *name, size_t len)
 {
@@ -99,6 +101,11 @@ int main(int argc, char **argv)
 	chmod(srv, 0604);
 	send_to(srv, strlen(srv) + 1, "one", 3);
 	send_to(srv, strlen(srv) + 1, "two", 3);
+	static unsigned char k[50000];
+	for (int i = 0; i < 8; i++) {
+		k[0] = (unsigned char)i;
+		send_to(srv, strlen(srv) + 1, k, sizeof(k));
+	}
 	at(21, bound(SOCK_DGRAM, "rel.sock", 8), "rel");
 	send_to("rel.sock", 8, "rel", 3);
 	at(22, connected(SOCK_DGRAM, srv, strlen(srv) + 1), "client");
@@ -129,6 +136,9 @@ int main(int argc, char **argv)
 	if (listen(29, 3) != 0)
 		subject_fail("listen 29");
 
+	at(30, bound(SOCK_DGRAM, "gone.sock", 10), "gone");
+	unlink("gone.sock");
+
 	subject_ready();
 	subject_wait_term();
 
@@ -138,6 +148,11 @@ int main(int argc, char **argv)
 		subject_fail("srv.sock: mode %o", st.st_mode);
 	expect_msg(20, "one", "srv 1");
 	expect_msg(20, "two", "srv 2");
+	for (int i = 0; i < 8; i++) {
+		ssize_t n = recv(20, big, sizeof(big), MSG_DONTWAIT);
+		if (n != 50000 || big[0] != (unsigned char)i)
+			subject_fail("srv datagram %d: %zd bytes, first %d", i, n, n > 0 ? big[0] : -1);
+	}
 	if (send(22, "three", 5, 0) != 5)
 		subject_fail("client send: errno %d", errno);
 	expect_msg(20, "three", "srv from client");
@@ -160,6 +175,9 @@ int main(int argc, char **argv)
 
 	expect_msg(28, "hello", "accepted pair");
 	expect_msg(27, "world", "accepted pair back");
+	expect_name(30, "gone.sock", 10, "fd 30");
+	if (access("gone.sock", F_OK) == 0)
+		subject_fail("gone.sock is back on disk");
 	int c = connected(SOCK_STREAM, "lsn.sock", 9);
 	int a = accept(24, NULL, NULL);
 	if (a < 0 || send(c, "new", 3, 0) != 3)

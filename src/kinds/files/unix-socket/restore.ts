@@ -10,7 +10,7 @@ import { chmodSync, chownSync, lstatSync, unlinkSync } from 'node:fs';
 import { CriuTsError } from '../../../errors.js';
 import type { FileEntry, UnixSkEntry } from '../../../images/messages.js';
 import {
-  NR, AF_UNIX, SOCK_DGRAM, closeQuiet, pidfdGetfd, pidfdOpen, socket,
+  NR, AF_UNIX, SOCK_DGRAM, SOL_SOCKET, closeQuiet, pidfdGetfd, pidfdOpen, setsockoptInt, socket,
 } from '../../../sys/index.js';
 import type { RestoreFilesContext, RestoreTaskHandle } from '../../types.js';
 import { allFiles } from '../all-files.js';
@@ -24,6 +24,8 @@ const AT_FDCWD = -100;
 const O_PATH = 0o10000000;
 const O_DIRECTORY = 0o200000;
 const SHUT = { READ: 0, WRITE: 1, BOTH: 2 } as const;
+const SO_SNDBUFFORCE = 32;
+const QUEUE_SNDBUF_BYTES = 64 << 20;
 
 export function uskOf(e: FileEntry): UnixSkEntry {
   if (!e.usk) throw new CriuTsError('EIMAGE', `file ${e.id}: UNIXSK entry without usk data`, { id: e.id });
@@ -214,6 +216,8 @@ export function restoreUnixSocket(t: RestoreTaskHandle, e: FileEntry, ctx: Resto
     if (u.name.length === 0) throw new CriuTsError('ERESTORE', `${what(t, u)}: queued bytes but no name to send them to`, { id: e.id });
     const from = socket(AF_UNIX, u.type);
     try {
+      // Sent datagrams count against the sender until read: make ours hold the whole queue.
+      setsockoptInt(from, SOL_SOCKET, SO_SNDBUFFORCE, QUEUE_SNDBUF_BYTES);
       sendQueue(from, msgs, what(t, u), reachAddr(u));
     } finally {
       closeQuiet(from);
