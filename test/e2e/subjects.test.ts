@@ -22,8 +22,6 @@ import {
 
 /** Subjects that cannot pass yet, and why. Remove a line when its feature lands. */
 const EXPECTED_FAILING: Readonly<Record<string, string>> = {
-  'read-pipe': 'pipe fds are not dumped yet (pipe kind in progress)',
-  'poll': 'pipe fds are not dumped yet (pipe kind in progress)',
   'fd-kinds': 'eventfd/epoll/timerfd/signalfd/inotify/fanotify/pidfd/tty kinds in progress',
   'wait-child': 'restoring more than one process is not supported yet',
   'proc-target': 'threads, children and a mapping of a deleted file are not supported yet',
