@@ -21,10 +21,11 @@ import { dumpGpRegs, dumpFpRegs } from './regs.js';
 import { dumpTaskCore, dumpThreadCore, dumpTidAddress } from './task-state.js';
 import { dumpFds, newFileTable, addFile, type FileTable } from './files.js';
 import { dumpMemory } from '../kinds/memory/dump.js';
-import { regEntryForPath } from '../kinds/files/reg-file.js';
+import { regEntryForPath, dumpGhost } from '../kinds/index.js';
 import { makeProgress } from '../progress.js';
 
 const log = logger('dump');
+const DELETED = ' (deleted)';
 
 /** task_state values in core images (CRIU's compel numbering). */
 export const TASK_ALIVE = 1;
@@ -120,6 +121,16 @@ export async function dumpTree(opts: DumpOptions): Promise<DumpResult> {
       }
       return id;
     };
+    const ghostIds = new Map<bigint, number>();
+    const ghostFileId = (path: string, flags: number, openPath: string, inode: bigint): number => {
+      let id = ghostIds.get(inode);
+      if (id === undefined) {
+        id = addFile(ft, (i) => regEntryForPath(i, path, flags));
+        dumpGhost(id, path, openPath, opts.ghostLimit ?? 1 << 20, `mapping of ${path}`);
+        ghostIds.set(inode, id);
+      }
+      return id;
+    };
     const pstree: PstreeEntry[] = [];
     let rootIds: TaskKobjIdsEntry | undefined;
     const fdinfoWritten = new Set<number>();
@@ -142,7 +153,7 @@ export async function dumpTree(opts: DumpOptions): Promise<DumpResult> {
       const ids = taskIds(node, kobj, nsIds);
       rootIds ??= ids;
       pstree.push({ pid: node.pid, ppid: node.ppid, pgid: node.pgid, sid: node.sid, threads: node.threads.map((t) => t.tid) });
-      dumpTask(node, dir, ids, ft, fileId, fdinfoWritten, opts, {
+      dumpTask(node, dir, ids, ft, fileId, ghostFileId, fdinfoWritten, opts, {
         shmemDone,
         nextPagesId: () => ++pagesId,
         onBytes: (n) => progress.bytes(n),
@@ -219,7 +230,8 @@ interface TaskDumpShared {
 
 function dumpTask(
   node: TaskNode, dir: string, ids: TaskKobjIdsEntry, ft: FileTable,
-  fileId: (path: string, flags: number) => number, fdinfoWritten: Set<number>, opts: DumpOptions, shared: TaskDumpShared,
+  fileId: (path: string, flags: number) => number,
+  ghostFileId: (path: string, flags: number, openPath: string, inode: bigint) => number, fdinfoWritten: Set<number>, opts: DumpOptions, shared: TaskDumpShared,
 ): void {
   const pid = node.pid;
   const main = node.threads[0];
@@ -261,7 +273,7 @@ function dumpTask(
   const exclude = [range];
   const tmw = process.hrtime.bigint();
   const mem = dumpMemory({
-    pid, dir, fileId, shmemDone: shared.shmemDone, nextPagesId: shared.nextPagesId, onBytes: shared.onBytes, exclude,
+    pid, dir, fileId, ghostFileId, shmemDone: shared.shmemDone, nextPagesId: shared.nextPagesId, onBytes: shared.onBytes, exclude,
   });
   shared.stats.memwriteTimeUs += usToNow(tmw);
   shared.stats.pagesScanned += mem.pagesScanned;
@@ -301,7 +313,14 @@ function dumpTask(
     writeImage(join(dir, `fdinfo-${ids.files_id}.img`), 'FDINFO', fds.map(asImg));
   }
   const status = parseStatus(pid);
-  const fs: FsEntry = { cwd_id: fileId(readCwd(pid), 0), root_id: fileId(readRoot(pid), 0), umask: status.umask };
+  const dirId = (path: string, link: string): number => {
+    if (!path.endsWith(DELETED)) return fileId(path, 0);
+    const real = path.slice(0, -DELETED.length);
+    const id = addFile(ft, (i) => regEntryForPath(i, real, 0));
+    dumpGhost(id, real, `/proc/${pid}/${link}`, 0, `task ${pid} ${link}`);
+    return id;
+  };
+  const fs: FsEntry = { cwd_id: dirId(readCwd(pid), 'cwd'), root_id: dirId(readRoot(pid), 'root'), umask: status.umask };
   writeImage(join(dir, `fs-${pid}.img`), 'FS', [asImg(fs)]);
   writeImage(join(dir, `ids-${pid}.img`), 'IDS', [asImg(ids)]);
 }

@@ -20,3 +20,8 @@ export function fileKindByType(type: FileEntry['type']): FileKind | undefined {
 }
 
 export type * from './types.js';
+
+// What the core needs from the file kinds beyond the table: REG entries for
+// paths it meets outside fds (mapped files, cwd, root, exe) and ghosts.
+export { regEntryForPath } from './files/reg-file.js';
+export { dumpGhost, materializeGhosts, removeGhosts } from './files/ghost.js';

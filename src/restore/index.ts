@@ -17,6 +17,7 @@ import { NR, waitPid, __WALL, pidExists, ptraceDetach } from '../sys/index.js';
 import type { RestoreOptions, RestoreResult } from '../api/options.js';
 import type { RestoreFilesContext } from '../kinds/index.js';
 import { loadDump } from './images.js';
+import { materializeGhosts, removeGhosts } from '../kinds/index.js';
 import { startStub, disposeStub, type Stub } from './stub.js';
 import { planTree, TASK_STOPPED, type RestoreNode } from './plan.js';
 import { createTree, retireHelpers, collectTraced } from './create.js';
@@ -31,6 +32,16 @@ const SIGCHLD = 17;
 export async function restoreTree(opts: RestoreOptions): Promise<RestoreResult> {
   const dir = resolve(opts.imagesDir ?? '.');
   const img = loadDump(dir);
+  const ghosts = materializeGhosts(dir, img.files);
+  try {
+    return await restoreLoaded(opts, dir, img);
+  } finally {
+    // The restored tasks hold them open or mapped; their names must go again.
+    removeGhosts(ghosts);
+  }
+}
+
+async function restoreLoaded(opts: RestoreOptions, dir: string, img: ReturnType<typeof loadDump>): Promise<RestoreResult> {
   const plan = planTree(img, opts.shellJob ?? false);
   for (const n of plan.nodes) {
     for (const tid of n.images?.pstree.threads ?? [n.pid]) {

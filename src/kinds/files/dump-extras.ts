@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import { CriuTsError } from '../../errors.js';
 import { writeImage } from '../../images/index.js';
 
-export type ExtraImage = 'PIPES_DATA' | 'FIFO_DATA' | 'SK_QUEUES' | 'MEMFD_INODE' | 'TTY_INFO' | 'FILE_LOCKS';
+export type ExtraImage = 'PIPES_DATA' | 'FIFO_DATA' | 'SK_QUEUES' | 'MEMFD_INODE' | 'TTY_INFO' | 'FILE_LOCKS' | 'REMAP_FPATH';
 
 const FILE_OF: Record<ExtraImage, string> = {
   PIPES_DATA: 'pipes-data.img',
@@ -23,6 +23,7 @@ const FILE_OF: Record<ExtraImage, string> = {
   MEMFD_INODE: 'memfd.img',
   TTY_INFO: 'tty-info.img',
   FILE_LOCKS: 'filelocks.img',
+  REMAP_FPATH: 'remap-fpath.img',
 };
 
 interface Collected {

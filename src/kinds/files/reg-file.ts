@@ -5,14 +5,15 @@
  * saved position. A regular file whose size differs from the image is
  * refused at restore, as CRIU does, because its contents changed.
  *
- * Known limits: unlinked ("ghost") files and files whose path changed are
- * refused; files on other mount namespaces are opened by path from ours.
+ * Unlinked files travel as ghosts (./ghost.ts). Known limits: files on
+ * other mount namespaces are opened by path from ours.
  */
 import { statSync } from 'node:fs';
 import { CriuTsError } from '../../errors.js';
 import { NR } from '../../sys/index.js';
 import type { FileEntry, RegFileEntry, FownEntry } from '../../images/messages.js';
-import type { FileKind, FdProbe, RestoreTaskHandle } from '../types.js';
+import type { FileKind, FdProbe, RestoreTaskHandle, DumpFilesContext } from '../types.js';
+import { dumpGhost, DELETED_SUFFIX } from './ghost.js';
 
 export const O_ACCMODE = 3;
 export const O_CREAT = 0o100;
@@ -45,16 +46,18 @@ export const regFileKind: FileKind = {
     if (!p.link.startsWith('/')) return false;
     return p.stat.isFile() || p.stat.isDirectory() || p.stat.isCharacterDevice() || p.stat.isBlockDevice();
   },
-  dump(p: FdProbe, id: number): FileEntry {
-    if (p.link.endsWith(' (deleted)')) {
-      throw new CriuTsError('EUNSUPPORTED', `task ${p.pid} fd ${p.fd}: ${p.link}: unlinked files are not supported yet`, { pid: p.pid, fd: p.fd });
+  dump(p: FdProbe, id: number, ctx: DumpFilesContext): FileEntry {
+    let name = p.link;
+    if (name.endsWith(DELETED_SUFFIX) && p.stat.nlink === 0) {
+      name = name.slice(0, -DELETED_SUFFIX.length);
+      dumpGhost(id, name, `/proc/${p.pid}/fd/${p.fd}`, ctx.opts.ghostLimit, `task ${p.pid} fd ${p.fd}`);
     }
     const reg: RegFileEntry = {
       id,
       flags: p.fdinfo.flags & ~O_CLOEXEC,
       pos: p.fdinfo.pos,
       fown: NO_FOWN,
-      name: p.link,
+      name,
       mode: p.stat.mode,
     };
     if (p.fdinfo.mntId !== undefined) reg.mnt_id = p.fdinfo.mntId;

@@ -9,13 +9,13 @@
  * file mappings are not copied: the file holds their data. vDSO, vvar and
  * vsyscall are recorded but never copied: the restoring kernel provides them.
  *
- * Known limits: mappings of deleted files, SysV shm, AIO rings and hugetlbfs
+ * Mappings of deleted files take the file along as a ghost. Known limits: SysV shm, AIO rings and hugetlbfs
  * are refused with EUNSUPPORTED; zero-page detection is not done (such pages
  * are written as zeros).
  */
 import { statSync } from 'node:fs';
 import { join } from 'node:path';
-import { parseSmaps, PagemapReader, PM_PRESENT, PM_SWAP, PM_FILE, type SmapsEntry } from '../../proc/index.js';
+import { parseSmaps, mapFilesPath, PagemapReader, PM_PRESENT, PM_SWAP, PM_FILE, type SmapsEntry } from '../../proc/index.js';
 import { PAGE_SIZE } from '../../sys/index.js';
 import { CriuTsError } from '../../errors.js';
 import type { VmaEntry, PagemapEntry } from '../../images/messages.js';
@@ -27,6 +27,8 @@ export interface MemoryDumpContext {
   dir: string;
   /** id of the file entry (REG) for a path, creating it on first use */
   fileId(path: string, flags: number): number;
+  /** the same for an unlinked file, reachable at openPath: its contents go into the images as a ghost */
+  ghostFileId(path: string, flags: number, openPath: string, inode: bigint): number;
   /** shared anonymous objects already dumped by another task: shmid → true */
   shmemDone: Set<bigint>;
   nextPagesId(): number;
@@ -98,10 +100,11 @@ export function dumpMemory(ctx: MemoryDumpContext): MemoryDump {
       const madv = madvOf(v);
       if (madv !== 0n) entry.madv = madv;
       if (kind === 'file-private' || kind === 'file-shared') {
-        if (v.deleted) refuse(pid, v, 'a mapping of a deleted file');
         const writable = kind === 'file-shared' && v.vmFlags.includes('mw');
         const fdflags = writable ? 2 : 0;
-        entry.shmid = BigInt(ctx.fileId(v.path, fdflags));
+        entry.shmid = BigInt(v.deleted
+          ? ctx.ghostFileId(v.path, fdflags, mapFilesPath(pid, v.start, v.end), v.inode)
+          : ctx.fileId(v.path, fdflags));
         entry.fdflags = fdflags;
         if (v.path.startsWith('/dev/') && isCharDevice(v.path)) refuse(pid, v, 'a device mapping');
       }
