@@ -9,16 +9,18 @@
  *
  * Known limits: a watched file whose fd was closed in the task (epoll
  * keeps watching it while another descriptor holds the file) is refused,
- * and so is a number now used by another file; the targets must be fds of
- * the task that created the epoll at restore.
+ * and so is a number now used by another file; an epoll shared by several
+ * tasks is refused at restore (the core finishes it before the targets
+ * exist).
  */
 import { statSync } from 'node:fs';
 import { NR } from '../../sys/index.js';
 import type { EventpollTfdEntry, FileEntry } from '../../images/messages.js';
-import type { FileKind, FdProbe, RestoreTaskHandle } from '../types.js';
+import type { FileKind, FdProbe, RestoreFilesContext, RestoreTaskHandle } from '../types.js';
 import { CriuTsError } from '../../errors.js';
 import { NO_FOWN } from './reg-file.js';
 import { fileFlags, isAnonLink, part } from './anon-inode.js';
+import { isFinalFd } from './task-fds.js';
 
 const EPOLL_CTL_ADD = 1;
 
@@ -56,8 +58,12 @@ export const epollKind: FileKind = {
     // epoll_create1 takes only EPOLL_CLOEXEC (the core's business); f_flags are always O_RDWR.
     return Number(t.syscall('epoll_create1', NR.epoll_create1, 0));
   },
-  finish(t: RestoreTaskHandle, e: FileEntry, fd: number): void {
+  finish(t: RestoreTaskHandle, e: FileEntry, fd: number, ctx: RestoreFilesContext): void {
     const epfd = part(e, 'epfd', 'EVENTPOLL');
+    // Finished on a parked fd (created for several tasks at once): the targets are not in place yet.
+    if ((epfd.tfd ?? []).length > 0 && !isFinalFd(ctx, t.pid, fd, e.id)) {
+      throw new CriuTsError('EUNSUPPORTED', `task ${t.pid}: epoll (file ${e.id}) shared by several tasks: its targets cannot be added yet`, { pid: t.pid, id: e.id });
+    }
     for (const w of epfd.tfd ?? []) {
       const ev = Buffer.alloc(12); // struct epoll_event is packed on x86_64
       ev.writeUInt32LE(w.events >>> 0, 0);

@@ -15,21 +15,25 @@
  * that inode are closed first (the task's final fd numbers come from its
  * fdinfo image).
  *
+ * A flock or OFD lock belongs to the open file, so it is re-taken in the
+ * task that creates the file, also when that file is shared with others.
+ *
  * Known limits: blocked lock requests are not recorded (the blocked call
  * is restarted instead); leases and locks on non-regular files are not
- * handled; a flock shared with other tasks through fork is re-taken in the
- * task that restores the open file.
+ * handled; a POSIX lock on a file shared by several tasks is refused at
+ * restore (the core would close its parked copy after `finish`).
  */
 import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { NR } from '../../sys/index.js';
 import { readImage } from '../../images/index.js';
-import type { FdinfoEntry, FileEntry, FileLockEntry, TaskKobjIdsEntry } from '../../images/messages.js';
+import type { FileEntry, FileLockEntry } from '../../images/messages.js';
 import type { LockInfo } from '../../proc/index.js';
 import type { DumpFilesContext, FileKind, FdProbe, RestoreFilesContext, RestoreTaskHandle } from '../types.js';
 import { CriuTsError } from '../../errors.js';
 import { regFileKind } from './reg-file.js';
 import { dumpScope, emitExtra, type DumpScope } from './dump-extras.js';
+import { fileIdAt, isFinalFd, taskFdinfo } from './task-fds.js';
 
 export const FL_POSIX = 1;
 export const FL_FLOCK = 2;
@@ -98,9 +102,15 @@ export const lockedRegKind: FileKind = {
   restore: (t, e, fdi, ctx) => regFileKind.restore(t, e, fdi, ctx),
   finish(t: RestoreTaskHandle, e: FileEntry, fd: number, ctx: RestoreFilesContext): void {
     regFileKind.finish?.(t, e, fd, ctx);
-    const locks = locksOf(ctx).filter((l) => l.fd === fd && (l.flag !== FL_POSIX || l.pid === t.pid));
-    if (locks.length === 0) return;
-    if (locks.some((l) => l.flag === FL_POSIX)) closeOtherCopies(t, fd, ctx);
+    // A lock names the fd it was seen through; it belongs to this open file if that fd held it.
+    const locks = locksOf(ctx).filter((l) => fileIdAt(ctx, l.pid, l.fd) === e.id);
+    if (locks.some((l) => l.flag === FL_POSIX)) {
+      if (!locks.every((l) => l.flag !== FL_POSIX || l.pid === t.pid) || !isFinalFd(ctx, t.pid, fd, e.id)) {
+        throw new CriuTsError('EUNSUPPORTED', `task ${t.pid}: POSIX lock on ${e.reg?.name ?? `file ${e.id}`}, a file shared by several tasks: not supported yet`, { pid: t.pid, id: e.id });
+      }
+      closeOtherCopies(t, fd, ctx);
+    }
+    // flock and OFD locks belong to the open file: take them through whichever fd we have.
     for (const l of locks) takeLock(t, fd, l);
   },
 };
@@ -134,7 +144,7 @@ function takeLock(t: RestoreTaskHandle, fd: number, l: FileLockEntry): void {
 
 /** Close the task's fds of `fd`'s inode that are not among its final fds (the core's parked copies). */
 function closeOtherCopies(t: RestoreTaskHandle, fd: number, ctx: RestoreFilesContext): void {
-  const finals = finalFds(t.pid, ctx);
+  const finals = new Set(taskFdinfo(ctx, t.pid).map((f) => f.fd));
   const target = statSync(`/proc/${t.pid}/fd/${fd}`);
   for (const name of readdirSync(`/proc/${t.pid}/fd`)) {
     const n = Number(name);
@@ -146,11 +156,4 @@ function closeOtherCopies(t: RestoreTaskHandle, fd: number, ctx: RestoreFilesCon
       // gone meanwhile
     }
   }
-}
-
-function finalFds(pid: number, ctx: RestoreFilesContext): Set<number> {
-  const ids = readImage(join(ctx.imagesDir, `ids-${pid}.img`)).entries[0] as unknown as TaskKobjIdsEntry | undefined;
-  if (!ids) throw new CriuTsError('EIMAGE', `ids-${pid}.img is empty`, { pid });
-  const fds = readImage(join(ctx.imagesDir, `fdinfo-${ids.files_id}.img`)).entries as unknown as FdinfoEntry[];
-  return new Set(fds.map((f) => f.fd));
 }

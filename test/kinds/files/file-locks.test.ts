@@ -48,3 +48,14 @@ test('file locks: refused without --file-locks, kept with it', { timeout: STEP_T
     removeDir(refusedDir);
   }
 });
+
+test('file locks: a flock shared with a forked child is re-taken once, owned by the open file', { timeout: STEP_TIMEOUT_MS }, async () => {
+  await roundTrip({
+    name: 'flock-shared',
+    dumpOpts: { fileLocks: true },
+    check(dir, s) {
+      const locks = readImage(join(dir, 'filelocks.img')).entries as unknown as FileLockEntry[];
+      assert.deepEqual(locks.map((l) => [l.flag, l.type, l.pid, l.fd]), [[2, 1, s.pid, 20]]);
+    },
+  });
+});
