@@ -14,14 +14,14 @@ import { restore } from '../../../src/api/restore.js';
 import { isCriuTsError } from '../../../src/errors.js';
 import { startSubject } from '../../lib/subjects.js';
 
-async function refused(name: string, args: string[], opts: { extUnixSk?: boolean }, pattern: RegExp): Promise<void> {
+async function refused(name: string, args: string[], opts: { extUnixSk?: boolean }, pattern: RegExp, fd = 20): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), `criu-ts-refuse-${name}-`));
   const s = await startSubject(name, args);
   try {
     await assert.rejects(dump({ pid: s.pid, imagesDir: dir, progress: false, ...opts }), (e: unknown) => {
       assert.ok(isCriuTsError(e), String(e));
       assert.equal(e.code, 'EUNSUPPORTED');
-      assert.match(e.message, new RegExp(`task ${s.pid} fd 20`));
+      assert.match(e.message, new RegExp(`task ${s.pid} fd ${fd}:`));
       assert.match(e.message, pattern);
       assert.doesNotMatch(e.message, /\n/);
       return true;
@@ -40,6 +40,10 @@ test('a netlink socket is refused by pid and fd; the task runs on', async () => 
 
 test('an AF_PACKET socket is refused by pid and fd; the task runs on', async () => {
   await refused('unsupported-fd', ['--kind', 'packet'], {}, /socket:\[\d+\]/);
+});
+
+test('a unix socket with a file descriptor in flight is refused; the message stays queued', async () => {
+  await refused('unix-scm', [], {}, /unix socket \d+: file descriptors in flight \(SCM_RIGHTS\)/, 21);
 });
 
 /** A datagram socket outside every dumped tree, printing what it receives. */
