@@ -2,7 +2,8 @@
  * pty: a pty pair inside the task, the session leader's controlling
  * terminal: 20 master (packet mode), 21 slave (opened without O_NOCTTY,
  * so it becomes the controlling terminal), raw-ish termios (no ECHO, no
- * ICANON, VMIN 1, 9600 baud) and a 33x101 window; 22 /dev/tty.
+ * ICANON, VMIN 1, 9600 baud) and a 33x101 window; /dev/tty at fd
+ * --dev-tty-fd N (22; one below 20 comes before the terminal in fd order).
  * After SIGTERM: same pts number, termios, window size, controlling
  * terminal and foreground group, /dev/tty opens, bytes flow both ways
  * (master reads in packet mode).
@@ -53,7 +54,8 @@ int main(int argc, char **argv)
 	int one = 1;
 	if (ioctl(20, TIOCPKT, &one))
 		subject_fail("TIOCPKT");
-	at(22, open("/dev/tty", O_RDWR), "/dev/tty");
+	int devtty = (int)subject_opt_long("dev-tty-fd", 22);
+	at(devtty, open("/dev/tty", O_RDWR), "/dev/tty");
 
 	subject_ready();
 	subject_wait_term();
@@ -72,7 +74,7 @@ int main(int argc, char **argv)
 	if (tcgetsid(21) != getpid() || tcgetpgrp(21) != getpgrp())
 		subject_fail("controlling terminal lost: sid %d pgrp %d", tcgetsid(21), tcgetpgrp(21));
 	int t = open("/dev/tty", O_RDWR);
-	if (t < 0 || !isatty(22))
+	if (t < 0 || !isatty(devtty))
 		subject_fail("/dev/tty");
 	close(t);
 	if (write(20, "hi", 2) != 2)

@@ -53,6 +53,10 @@ test('pty pair: controlling terminal, termios, winsize, packet mode, /dev/tty', 
   });
 });
 
+test('pty pair: /dev/tty before its terminal in fd order', { timeout: STEP_TIMEOUT_MS }, async () => {
+  await roundTrip({ name: 'pty', args: ['--dev-tty-fd', '19'] });
+});
+
 test('shell job: a terminal outside the dump needs --shell-job, then is reopened', { timeout: STEP_TIMEOUT_MS }, async () => {
   const pty = openPty();
   try {

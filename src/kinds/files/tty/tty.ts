@@ -14,8 +14,8 @@
  *
  * A slave whose master is outside the dump (the terminal a job was started
  * from) needs --shell-job, as with CRIU: it is reopened by its path.
- * /dev/tty is reopened by path (the task must have its controlling
- * terminal by then: fds are opened in number order).
+ * /dev/tty is reopened by path; when it comes before the controlling
+ * terminal in fd order, that terminal is restored first.
  *
  * Known limits: bytes queued in a pty are not dumped (CRIU needs
  * --tty-data for this too); consoles, virtual and serial terminals are left
@@ -34,6 +34,7 @@ import { NO_FOWN, O_CLOEXEC, regEntryForPath } from '../reg-file.js';
 import { part } from '../anon-inode.js';
 import { emitExtra, extraEmitted } from '../dump-extras.js';
 import { IOC, intArg, ioctlInt, readTtyState, writeTtyState } from './termios.js';
+import { taskFdinfo } from '../task-fds.js';
 
 const TTYAUX_MAJOR = 5;
 const PTS_MAJOR_FIRST = 136;
@@ -149,7 +150,7 @@ export const ttyKind: FileKind = {
     const tty = part(e, 'tty', 'TTY');
     const info = ttyInfo(ctx, tty.tty_info_id);
     const path = ctx.fileById(tty.regf_id ?? -1)?.reg?.name;
-    if (info.type === 'CTTY') return openPath(t, path ?? '/dev/tty', tty.flags);
+    if (info.type === 'CTTY') return openCtty(t, path ?? '/dev/tty', tty.flags, ctx);
     const index = info.pty?.index ?? tty.tty_info_id >> 1;
     if (tty.tty_info_id & 1) return createMaster(t, info, tty.flags, ctx);
     const masterFile = masterFileOf(ctx, infoIdOf(index, true));
@@ -179,6 +180,27 @@ export const ttyKind: FileKind = {
     return fd;
   },
 };
+
+/**
+ * /dev/tty opens only once the task has its controlling terminal: when it
+ * comes first in fd order, restore the pty slave that is the task's
+ * controlling terminal first (it is one of this task's files).
+ */
+function openCtty(t: RestoreTaskHandle, path: string, flags: number, ctx: RestoreFilesContext): number {
+  try {
+    return openPath(t, path, flags);
+  } catch (err) {
+    const mine = new Set(taskFdinfo(ctx, t.pid).map((f) => f.id));
+    const slave = ttyFiles(ctx).find((f) => {
+      const id = f.tty?.tty_info_id;
+      return id !== undefined && id < CTTY_INFO_ID && id % 2 === 0 && mine.has(f.id) && ttyInfo(ctx, id).sid === t.pid;
+    });
+    if (!slave || ctx.shared.has(`ctty-of:${t.pid}`)) throw err;
+    ctx.shared.set(`ctty-of:${t.pid}`, true);
+    ctx.provide(slave.id, ttyKind.restore(t, slave, { id: slave.id, flags: 0, type: 'TTY', fd: -1 }, ctx));
+    return openPath(t, path, flags);
+  }
+}
 
 function openPath(t: RestoreTaskHandle, path: string, flags: number): number {
   return Number(t.syscall(`open ${path}`, NR.openat, AT_FDCWD, t.putString(path), flags & ~O_CLOEXEC, 0));
@@ -224,12 +246,17 @@ function ttyInfo(ctx: RestoreFilesContext, id: number): TtyInfoEntry {
   return info;
 }
 
-/** The TTY file entry of the dump that opened terminal `infoId`, if any. */
-function masterFileOf(ctx: RestoreFilesContext, infoId: number): FileEntry | undefined {
+/** Every TTY file entry of the dump. */
+function ttyFiles(ctx: RestoreFilesContext): FileEntry[] {
   let all = ctx.shared.get('files.img:tty') as FileEntry[] | undefined;
   if (!all) {
     all = (readImage(join(ctx.imagesDir, 'files.img')).entries as unknown as FileEntry[]).filter((f) => f.type === 'TTY');
     ctx.shared.set('files.img:tty', all);
   }
-  return all.find((f) => f.tty?.tty_info_id === infoId);
+  return all;
+}
+
+/** The TTY file entry of the dump that opened terminal `infoId`, if any. */
+function masterFileOf(ctx: RestoreFilesContext, infoId: number): FileEntry | undefined {
+  return ttyFiles(ctx).find((f) => f.tty?.tty_info_id === infoId);
 }
