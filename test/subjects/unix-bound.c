@@ -7,8 +7,8 @@
  *   24 stream listener on "lsn.sock", backlog 7; 25 and 26 connected, not accepted
  *   27 client of 24 accepted as 28: "hello" queued 27->28, "world" 28->27
  *   29 seqpacket listener on an abstract name
- *   30 dgram bound to "gone.sock", then the file unlinked; 8 datagrams of 50000 bytes
- *      queued on 20 (more than one sender's buffer holds)
+ *   30 dgram bound to "gone.sock", then the file unlinked; 31 bound there since
+ *   also 8 datagrams of 50000 bytes queued on 20 (more than one sender's buffer holds)
  * After SIGTERM: names, queued datagrams, the connection from 22, both
  * pending connections in order, the accepted pair and new connections work.
  */
@@ -138,6 +138,7 @@ int main(int argc, char **argv)
 
 	at(30, bound(SOCK_DGRAM, "gone.sock", 10), "gone");
 	unlink("gone.sock");
+	at(31, bound(SOCK_DGRAM, "gone.sock", 10), "gone again");
 
 	subject_ready();
 	subject_wait_term();
@@ -176,8 +177,10 @@ int main(int argc, char **argv)
 	expect_msg(28, "hello", "accepted pair");
 	expect_msg(27, "world", "accepted pair back");
 	expect_name(30, "gone.sock", 10, "fd 30");
-	if (access("gone.sock", F_OK) == 0)
-		subject_fail("gone.sock is back on disk");
+	send_to("gone.sock", 10, "31", 2);
+	expect_msg(31, "31", "gone.sock reaches 31");
+	if (recv(30, got, 1, MSG_DONTWAIT) != -1 || errno != EAGAIN)
+		subject_fail("fd 30 got what was sent to gone.sock");
 	int c = connected(SOCK_STREAM, "lsn.sock", 9);
 	int a = accept(24, NULL, NULL);
 	if (a < 0 || send(c, "new", 3, 0) != 3)

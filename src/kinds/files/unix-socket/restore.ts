@@ -6,7 +6,7 @@
  * bytes are sent again from our side: from our copy of the partner of a
  * pair, or from a socket of ours to the receiver's name.
  */
-import { chmodSync, chownSync, lstatSync, unlinkSync } from 'node:fs';
+import { chmodSync, chownSync, lstatSync, renameSync, unlinkSync } from 'node:fs';
 import { CriuTsError } from '../../../errors.js';
 import type { FileEntry, UnixSkEntry } from '../../../images/messages.js';
 import {
@@ -108,7 +108,12 @@ function bindName(t: RestoreTaskHandle, fd: number, u: UnixSkEntry): void {
     } catch {
       st = undefined;
     }
-    if (st?.isSocket()) unlinkSync(path);
+    if (st && u.deleted) {
+      // The name was unlinked at dump and the path is someone else's now: step it aside while we bind.
+      const aside = `${path}.criu-ts-${process.pid}`;
+      renameSync(path, aside);
+      movedAside.set(u, aside);
+    } else if (st?.isSocket()) unlinkSync(path);
     else if (st) throw new CriuTsError('ERESTORE', `${what(t, u)}: ${path} exists and is not a socket`, { path });
   }
   const addr = sockaddr(u.name);
@@ -147,9 +152,18 @@ function setUp(t: RestoreTaskHandle, fd: number, e: FileEntry, ctx: RestoreFiles
   if (ownsName(e, ctx)) bindName(t, fd, u);
 }
 
+/** Files put aside while a socket whose name was unlinked is bound at that path again. */
+const movedAside = new WeakMap<UnixSkEntry, string>();
+
 function dropDeletedName(u: UnixSkEntry): void {
   const path = pathOf(u);
-  if (u.deleted && path !== undefined) unlinkSync(path);
+  if (!u.deleted || path === undefined) return;
+  unlinkSync(path);
+  const aside = movedAside.get(u);
+  if (aside !== undefined) {
+    renameSync(aside, path);
+    movedAside.delete(u);
+  }
 }
 
 /** Send `msgs` from the task's socket `fd` (through our copy of it) to its peer. */
