@@ -53,4 +53,5 @@ export const SUBJECTS: readonly SubjectCase[] = [
   c('unix-fork', 'unix socketpairs split over and shared through a fork, bytes queued by the child'),
   c('proc-files', '/proc/self files and directory held open: reopened by path, offsets kept'),
   c('unix-dgram-fork', 'datagram sockets bound and connected by name across a fork, a datagram queued'),
+  c('pidfd', 'pidfds of the task and of its child: same pids, flags, signal and exit through them'),
 ];

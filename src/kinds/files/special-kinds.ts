@@ -14,7 +14,8 @@ import { fanotifyKind } from './fanotify.js';
 import { memfdKind } from './memfd.js';
 import { ttyKind } from './tty/tty.js';
 import { lockedRegKind } from './file-locks.js';
+import { pidfdKind } from './pidfd.js';
 
 export const SPECIAL_FILE_KINDS: readonly FileKind[] = [
-  eventfdKind, epollKind, timerfdKind, signalfdKind, inotifyKind, fanotifyKind, memfdKind, ttyKind, lockedRegKind,
+  eventfdKind, epollKind, timerfdKind, signalfdKind, inotifyKind, fanotifyKind, memfdKind, ttyKind, lockedRegKind, pidfdKind,
 ];

@@ -1,0 +1,80 @@
+/*
+ * pidfd: 20 a pidfd of ourselves (PIDFD_NONBLOCK); 21 a pidfd of a child
+ * that sleeps (made before 20, so the child exists first at restore too).
+ * After SIGTERM: 20 still names us (fdinfo Pid) and is non-blocking; 21
+ * names the child, signals it through pidfd_send_signal and reports its
+ * exit by poll and waitid(P_PIDFD).
+ */
+#define _GNU_SOURCE
+#include "subject.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#ifndef P_PIDFD
+#define P_PIDFD 3
+#endif
+
+static void at(int want, int fd, const char *what)
+{
+	if (fd < 0 || dup2(fd, want) != want)
+		subject_fail("%s: errno %d", what, errno);
+	if (fd != want)
+		close(fd);
+}
+
+static int fdinfo_pid(int fd)
+{
+	char path[64], buf[1024];
+	snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", fd);
+	FILE *f = fopen(path, "r");
+	int pid = 0;
+	while (f && fgets(buf, sizeof(buf), f))
+		if (strncmp(buf, "Pid:", 4) == 0)
+			pid = atoi(buf + 4);
+	if (f)
+		fclose(f);
+	return pid;
+}
+
+int main(int argc, char **argv)
+{
+	subject_init(argc, argv);
+	sigset_t term;
+	sigemptyset(&term);
+	sigaddset(&term, SIGTERM);
+	sigprocmask(SIG_BLOCK, &term, NULL);
+	pid_t child = fork();
+	if (child == 0) {
+		for (;;)
+			pause();
+	}
+	sigprocmask(SIG_UNBLOCK, &term, NULL);
+	at(21, (int)syscall(SYS_pidfd_open, child, 0), "pidfd child");
+	at(20, (int)syscall(SYS_pidfd_open, getpid(), O_NONBLOCK), "pidfd self");
+
+	subject_ready();
+	subject_wait_term();
+
+	if (fdinfo_pid(20) != getpid() || !(fcntl(20, F_GETFL) & O_NONBLOCK))
+		subject_fail("pidfd of ourselves: Pid %d", fdinfo_pid(20));
+	if (fdinfo_pid(21) != child)
+		subject_fail("pidfd of the child names %d, not %d", fdinfo_pid(21), child);
+	if (syscall(SYS_pidfd_send_signal, 21, SIGKILL, NULL, 0) != 0)
+		subject_fail("pidfd_send_signal: errno %d", errno);
+	struct pollfd pf = { .fd = 21, .events = POLLIN };
+	if (poll(&pf, 1, 5000) != 1)
+		subject_fail("child exit not reported by poll");
+	siginfo_t si;
+	memset(&si, 0, sizeof(si));
+	if (waitid(P_PIDFD, 21, &si, WEXITED) != 0 || si.si_pid != child || si.si_code != CLD_KILLED)
+		subject_fail("waitid(P_PIDFD): errno %d", errno);
+	subject_pass();
+}
