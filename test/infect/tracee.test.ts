@@ -1,0 +1,73 @@
+/**
+ * The infect library on real victims: each victim is a subject that checks
+ * its own state (registers, memory, a blocking syscall, pending signals).
+ * We seize it, run syscalls inside it, use a scratch area, cure and detach;
+ * the victim must then finish with its self-check passing, and its address
+ * space must be exactly what it was.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { Tracee, RemoteSyscallError } from '../../src/infect/tracee.js';
+import { NR, decodeGpRegs } from '../../src/sys/index.js';
+import { startSubject } from '../lib/subjects.js';
+
+function maps(pid: number): string {
+  return readFileSync(`/proc/${pid}/maps`, 'latin1');
+}
+
+const VICTIMS: { name: string; args: string[]; why: string }[] = [
+  { name: 'counter-loop', args: [], why: 'a running loop: registers and memory' },
+  { name: 'fpu', args: [], why: 'x87/SSE/AVX values live in registers' },
+  { name: 'sleep-nanosleep', args: [], why: 'stopped inside a blocking syscall' },
+  { name: 'signals', args: [], why: 'pending and blocked signals' },
+];
+
+for (const v of VICTIMS) {
+  test(`infect ${v.name} (${v.why}): syscalls, scratch, cure; the victim carries on unharmed`, async () => {
+    const s = await startSubject(v.name, v.args);
+    try {
+      await new Promise((r) => setTimeout(r, 100));
+      const before = maps(s.pid);
+      const t = Tracee.seize(s.pid);
+      const regs0 = Buffer.from(t.origRegs);
+      assert.equal(t.syscall('getpid', NR.getpid), BigInt(s.pid));
+      assert.equal(t.syscall('gettid', NR.gettid), BigInt(s.pid));
+      const a = t.mapScratch(1 << 16);
+      const data = Buffer.from('criu-ts was here\n');
+      t.writeMem(a, data);
+      assert.deepEqual(t.readMem(a, data.length), data);
+      // A syscall that fails inside the task comes back as a typed error, not -1.
+      assert.throws(() => t.syscall('close', NR.close, 9999), (e: unknown) => e instanceof RemoteSyscallError && e.errno === 9);
+      for (let i = 0; i < 100; i++) t.syscall('getppid', NR.getppid);
+      t.cure();
+      assert.deepEqual(t.currentRegs(), regs0, 'registers not put back');
+      t.detach();
+      assert.equal(maps(s.pid), before, 'address space changed');
+      const r = await s.terminateAndResult(10_000);
+      assert.ok(r.ok, r.text);
+    } finally {
+      s.kill();
+      s.cleanup();
+    }
+  });
+}
+
+test('a seized task stopped inside a syscall reports the call and the kernel restart code', async () => {
+  const s = await startSubject('sleep-nanosleep', []);
+  try {
+    await new Promise((r) => setTimeout(r, 100));
+    const t = Tracee.seize(s.pid);
+    const regs = decodeGpRegs(t.origRegs);
+    // clock_nanosleep (230) or nanosleep (35), interrupted with -ERESTART_RESTARTBLOCK (516).
+    assert.ok(regs.orig_ax === 230n || regs.orig_ax === 35n, `orig_ax ${regs.orig_ax}`);
+    assert.equal(BigInt.asIntN(64, regs.ax), -516n);
+    t.cure();
+    t.detach();
+    const r = await s.terminateAndResult(10_000);
+    assert.ok(r.ok, r.text);
+  } finally {
+    s.kill();
+    s.cleanup();
+  }
+});
