@@ -4,6 +4,8 @@
  * watching epoll 21 (data 7).
  * After SIGTERM: 21 reports 20 only; after a write to 22, both; 23 reports
  * 21 readable; the targets' numbers and data are as set up.
+ * With --lost-target 1 (a dump must refuse it): 24 an epoll watching an
+ * eventfd through fd 25, which is then closed while fd 26 keeps the file.
  */
 #define _GNU_SOURCE
 #include "subject.h"
@@ -38,6 +40,14 @@ int main(int argc, char **argv)
 	add(21, 22, EPOLLIN | EPOLLET, 0xdeadbeefcafeULL);
 	at(23, epoll_create1(EPOLL_CLOEXEC), "epoll 23");
 	add(23, 21, EPOLLIN, 7);
+	if (subject_opt_long("lost-target", 0)) {
+		at(24, epoll_create1(0), "epoll 24");
+		at(25, eventfd(0, 0), "eventfd 25");
+		add(24, 25, EPOLLIN, 1);
+		if (dup2(25, 26) != 26)
+			subject_fail("dup2");
+		close(25);
+	}
 
 	subject_ready();
 	subject_wait_term();

@@ -4,6 +4,8 @@
  * After SIGTERM: 20 still names us (fdinfo Pid) and is non-blocking; 21
  * names the child, signals it through pidfd_send_signal and reports its
  * exit by poll and waitid(P_PIDFD).
+ * With --outside 1 (a dump must refuse it): 22 a pidfd of our parent,
+ * which is not part of the dump.
  */
 #define _GNU_SOURCE
 #include "subject.h"
@@ -59,6 +61,8 @@ int main(int argc, char **argv)
 	sigprocmask(SIG_UNBLOCK, &term, NULL);
 	at(21, (int)syscall(SYS_pidfd_open, child, 0), "pidfd child");
 	at(20, (int)syscall(SYS_pidfd_open, getpid(), O_NONBLOCK), "pidfd self");
+	if (subject_opt_long("outside", 0))
+		at(22, (int)syscall(SYS_pidfd_open, getppid(), 0), "pidfd parent");
 
 	subject_ready();
 	subject_wait_term();
