@@ -1,0 +1,48 @@
+/**
+ * What the special-file kinds refuse, with a message naming the task, the
+ * fd and what is wrong, and the task left running: an epoll whose target
+ * fd was closed, a pidfd of a process outside the dump.
+ */
+import { before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { dump } from '../../../src/api/index.js';
+import { isAlive, startSubject, type Subject } from '../../lib/subjects.js';
+import { killAndWait, removeDir, tempDir } from '../../e2e/helpers.js';
+import { setUpRunner, STEP_TIMEOUT_MS } from './round-trip.js';
+
+before(setUpRunner);
+
+async function refused(name: string, args: string[], message: RegExp): Promise<void> {
+  const dir = tempDir(`kind-refused-${name}`);
+  let s: Subject | undefined;
+  try {
+    s = await startSubject(name, args);
+    const pid = s.pid;
+    await assert.rejects(dump({ pid, imagesDir: dir, progress: false }), (e: Error & { code?: string }) => {
+      assert.equal(e.code, 'EUNSUPPORTED');
+      assert.match(e.message, new RegExp(`task ${pid} fd \\d+: `));
+      assert.match(e.message, message);
+      return true;
+    });
+    assert.ok(isAlive(pid), 'the task runs on after a refused dump');
+  } finally {
+    if (s !== undefined) {
+      try {
+        process.kill(-s.pid, 'SIGKILL');
+      } catch {
+        // group gone
+      }
+      await killAndWait(s.pid);
+      s.cleanup();
+    }
+    removeDir(dir);
+  }
+}
+
+test('epoll watching a file through an fd closed since is refused', { timeout: STEP_TIMEOUT_MS }, async () => {
+  await refused('epoll', ['--lost-target', '1'], /epoll watches fd 25/);
+});
+
+test('pidfd of a process outside the dump is refused', { timeout: STEP_TIMEOUT_MS }, async () => {
+  await refused('pidfd', ['--outside', '1'], /pidfd of process \d+, which is outside the dump/);
+});
