@@ -42,6 +42,10 @@ test('an AF_PACKET socket is refused by pid and fd; the task runs on', async () 
   await refused('unsupported-fd', ['--kind', 'packet'], {}, /socket:\[\d+\]/);
 });
 
+test('a packet-mode (O_DIRECT) pipe is refused by pid and fd; the task runs on', async () => {
+  await refused('unsupported-fd', ['--kind', 'packet-pipe'], {}, /pipe:\[\d+\]: packet-mode \(O_DIRECT\) pipes are not supported/);
+});
+
 test('a unix socket with a file descriptor in flight is refused; the message stays queued', async () => {
   await refused('unix-scm', [], {}, /unix socket \d+: file descriptors in flight \(SCM_RIGHTS\)/, 21);
 });
