@@ -12,11 +12,14 @@
  * seals. Another open file description of the same inode (an open of
  * /proc/self/fd/N) reopens the first one's inode by its /proc path.
  *
+ * Mappings of a memfd (VMA_AREA_MEMFD) are the memory kind's: it can use
+ * memfdFileForMapping at dump and openMemfd at restore, which share the
+ * inode entries with the fds of the same memfd.
+ *
  * Known limits: contents are held in memory until the dump ends; hugetlb
- * memfds are restored as ordinary ones; a memfd only mapped, not open as
- * an fd, is the memory kind's (VMA_AREA_MEMFD).
+ * memfds are restored as ordinary ones.
  */
-import { fchmodSync, fchownSync, fstatSync, ftruncateSync, readdirSync, readSync, statSync, writeSync, readlinkSync, openSync, closeSync } from 'node:fs';
+import { type Stats, fchmodSync, fchownSync, fstatSync, ftruncateSync, readdirSync, readSync, statSync, writeSync, readlinkSync, openSync, closeSync } from 'node:fs';
 import { join } from 'node:path';
 import { NR, fcntl, lseek, pidfdGetfd, pidfdOpen, closeQuiet } from '../../sys/index.js';
 import { readImage } from '../../images/index.js';
@@ -42,8 +45,8 @@ const SEEK_HOLE = 4;
 const AT_FDCWD = -100;
 const PAGE_SIZE = 4096;
 
-/** Per dump: memfd inodes already written, by inode number. */
-const dumped = new WeakMap<DumpScope, { byIno: Map<number, number>; next: number }>();
+/** Per dump: memfd inodes already written (inode number → inode_id), MEMFD entries made for mappings (inode_id → file id). */
+const dumped = new WeakMap<DumpScope, { byIno: Map<number, number>; next: number; mappingFile: Map<number, number>; scope: DumpScope }>();
 
 export function memfdName(link: string): string {
   return link.slice(MEMFD_PREFIX.length).replace(/ \(deleted\)$/, '');
@@ -54,66 +57,120 @@ export const memfdKind: FileKind = {
   type: 'MEMFD',
   detect: (p: FdProbe) => p.link.startsWith(MEMFD_PREFIX) && p.stat.isFile(),
   dump(p: FdProbe, id: number): FileEntry {
-    const sc = dumpScope();
-    if (!sc) throw new CriuTsError('EUNSUPPORTED', `task ${p.pid} fd ${p.fd}: memfd needs a dump through dump() (no image scope)`, { pid: p.pid, fd: p.fd });
-    let st = dumped.get(sc);
-    if (!st) {
-      st = { byIno: new Map(), next: 1 };
-      dumped.set(sc, st);
-    }
-    let inodeId = st.byIno.get(p.stat.ino);
-    if (inodeId === undefined) {
-      inodeId = st.next++;
-      st.byIno.set(p.stat.ino, inodeId);
-      dumpInode(p, inodeId, sc);
-    }
+    // A write-only description cannot be read: read the inode through a read-only open of our own.
+    const readable = (p.fdinfo.flags & O_ACCMODE) !== O_WRONLY;
+    const inodeId = inodeIdOf(
+      { pid: p.pid, what: `fd ${p.fd}`, link: p.link, stat: p.stat, fd: p.localFd },
+      () => (readable ? p.localFd : openSync(`/proc/${p.pid}/fd/${p.fd}`, 'r')),
+    );
     const memfd: MemfdFileEntry = { id, flags: p.fdinfo.flags & ~O_CLOEXEC, pos: p.fdinfo.pos, fown: NO_FOWN, inode_id: inodeId };
     return { type: 'MEMFD', id, memfd };
   },
   restore(t: RestoreTaskHandle, e: FileEntry, _fdi, ctx: RestoreFilesContext): number {
     const m = part(e, 'memfd', 'MEMFD');
-    const key = `memfd-inode:${m.inode_id}`;
-    const made = ctx.shared.get(key) as { pid: number; ino: number } | undefined;
-    let fd: number;
-    if (made) {
-      fd = reopen(t, procFdOf(made.pid, made.ino, t.pid), m.flags);
-    } else {
-      const ie = inodeEntry(ctx, m.inode_id);
-      const created = createInode(t, ie, ctx.imagesDir);
-      ctx.shared.set(key, { pid: t.pid, ino: created.ino });
-      fd = created.fd;
-      if ((m.flags & ~O_LARGEFILE) !== O_RDWR) {
-        const again = reopen(t, `/proc/self/fd/${fd}`, m.flags);
-        t.syscall('close', NR.close, fd);
-        fd = again;
-      }
-    }
+    const fd = openMemfd(t, m, m.flags, ctx.imagesDir, ctx.shared);
     if (m.pos !== 0n) t.syscall('lseek', NR.lseek, fd, m.pos, SEEK_SET);
     return fd;
   },
 };
 
-function dumpInode(p: FdProbe, inodeId: number, sc: DumpScope): void {
+/**
+ * For the memory kind: the MEMFD file entry behind a shared mapping of a
+ * memfd (VMA_AREA_MEMFD, whose shmid is this file id, as CRIU 4.2 writes
+ * it), read through /proc/PID/map_files. One entry per inode per dump,
+ * sharing the inode entry with fds of the same memfd.
+ */
+export function memfdFileForMapping(
+  pid: number, start: bigint, end: bigint, path: string, addFile: (make: (id: number) => FileEntry) => number,
+): number {
+  const mapFile = `/proc/${pid}/map_files/${start.toString(16)}-${end.toString(16)}`;
+  const fd = openSync(mapFile, 'r');
+  try {
+    const stat = fstatSync(fd);
+    const inodeId = inodeIdOf({ pid, what: `mapping ${mapFile}`, link: path, stat, fd }, () => fd);
+    const st = dumpState(pid, `mapping ${mapFile}`);
+    let id = st.mappingFile.get(inodeId);
+    if (id === undefined) {
+      id = addFile((i) => ({ type: 'MEMFD', id: i, memfd: { id: i, flags: 0, pos: 0n, fown: NO_FOWN, inode_id: inodeId } }));
+      st.mappingFile.set(inodeId, id);
+    }
+    return id;
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/**
+ * For the memory kind: an fd in the task on the memfd of entry `m`, opened
+ * with `flags` (a VMA's fdflags): the inode is created on first use and
+ * reopened afterwards. `shared` must be the files restore's `ctx.shared`,
+ * so fds of the same memfd restored later find the inode.
+ */
+export function openMemfd(t: RestoreTaskHandle, m: MemfdFileEntry, flags: number, imagesDir: string, shared: Map<string, unknown>): number {
+  const key = `memfd-inode:${m.inode_id}`;
+  const made = shared.get(key) as { pid: number; ino: number } | undefined;
+  if (made) return reopen(t, procFdOf(made.pid, made.ino, t.pid), flags);
+  const ie = inodeEntry(imagesDir, shared, m.inode_id);
+  const created = createInode(t, ie, imagesDir);
+  shared.set(key, { pid: t.pid, ino: created.ino });
+  if ((flags & ~O_LARGEFILE) === O_RDWR) return created.fd;
+  const again = reopen(t, `/proc/self/fd/${created.fd}`, flags);
+  t.syscall('close', NR.close, created.fd);
+  return again;
+}
+
+interface InodeSource {
+  pid: number;
+  /** for messages: "fd 5", "mapping ..." */
+  what: string;
+  link: string;
+  stat: Stats;
+  /** an fd of ours on the inode, for F_GET_SEALS */
+  fd: number;
+}
+
+function dumpState(pid: number, what: string): { byIno: Map<number, number>; next: number; mappingFile: Map<number, number>; scope: DumpScope } {
+  const sc = dumpScope();
+  if (!sc) throw new CriuTsError('EUNSUPPORTED', `task ${pid} ${what}: memfd needs a dump through dump() (no image scope)`, { pid });
+  let st = dumped.get(sc);
+  if (!st) {
+    st = { byIno: new Map(), next: 1, mappingFile: new Map(), scope: sc };
+    dumped.set(sc, st);
+  }
+  return st;
+}
+
+/** The inode_id of a memfd inode in this dump; its entry and contents are written on first sight. */
+function inodeIdOf(src: InodeSource, readFd: () => number): number {
+  const st = dumpState(src.pid, src.what);
+  let inodeId = st.byIno.get(src.stat.ino);
+  if (inodeId === undefined) {
+    inodeId = st.next++;
+    st.byIno.set(src.stat.ino, inodeId);
+    const fd = readFd();
+    try {
+      dumpInode(src, fd, inodeId, st.scope);
+    } finally {
+      if (fd !== src.fd) closeSync(fd);
+    }
+  }
+  return inodeId;
+}
+
+function dumpInode(src: InodeSource, readFd: number, inodeId: number, sc: DumpScope): void {
   const ie: MemfdInodeEntry = {
-    name: memfdName(p.link),
-    uid: p.stat.uid,
-    gid: p.stat.gid,
-    size: BigInt(p.stat.size),
-    shmid: p.stat.ino,
-    seals: fcntl(p.localFd, F_GET_SEALS),
+    name: memfdName(src.link),
+    uid: src.stat.uid,
+    gid: src.stat.gid,
+    size: BigInt(src.stat.size),
+    shmid: src.stat.ino,
+    seals: fcntl(src.fd, F_GET_SEALS),
     inode_id: BigInt(inodeId),
-    mode: p.stat.mode,
+    mode: src.stat.mode,
   };
   emitExtra('MEMFD_INODE', ie, Buffer.alloc(0));
-  // A write-only description cannot be read: read the inode through a read-only open of our own.
-  const readFd = (p.fdinfo.flags & O_ACCMODE) === O_WRONLY ? openSync(`/proc/${p.pid}/fd/${p.fd}`, 'r') : p.localFd;
-  let runs: DataRun[];
-  try {
-    runs = readDataRuns(readFd, p.stat.size);
-  } finally {
-    if (readFd !== p.localFd) closeSync(readFd);
-  }
-  sc.atEnd.push((dir) => writeShmemPages(dir, p.stat.ino, runs));
+  const runs = readDataRuns(readFd, src.stat.size);
+  sc.atEnd.push((dir) => writeShmemPages(dir, src.stat.ino, runs));
 }
 
 /** The file's data, page-aligned runs that hold data (holes are left out). */
@@ -143,11 +200,11 @@ function readDataRuns(fd: number, size: number): DataRun[] {
   return runs;
 }
 
-function inodeEntry(ctx: RestoreFilesContext, inodeId: number): MemfdInodeEntry {
-  let all = ctx.shared.get('memfd.img') as MemfdInodeEntry[] | undefined;
+function inodeEntry(imagesDir: string, shared: Map<string, unknown>, inodeId: number): MemfdInodeEntry {
+  let all = shared.get('memfd.img') as MemfdInodeEntry[] | undefined;
   if (!all) {
-    all = readImage(join(ctx.imagesDir, 'memfd.img')).entries as unknown as MemfdInodeEntry[];
-    ctx.shared.set('memfd.img', all);
+    all = readImage(join(imagesDir, 'memfd.img')).entries as unknown as MemfdInodeEntry[];
+    shared.set('memfd.img', all);
   }
   const ie = all.find((x) => Number(x.inode_id) === inodeId);
   if (!ie) throw new CriuTsError('EIMAGE', `memfd.img has no inode ${inodeId}`, { inodeId });
