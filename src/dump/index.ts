@@ -21,7 +21,7 @@ import { dumpGpRegs, dumpFpRegs } from './regs.js';
 import { dumpTaskCore, dumpThreadCore, dumpTidAddress } from './task-state.js';
 import { dumpFds, newFileTable, addFile, type FileTable } from './files.js';
 import { dumpMemory } from '../kinds/memory/dump.js';
-import { regEntryForPath, dumpGhost } from '../kinds/index.js';
+import { regEntryForPath, dumpGhost, SeccompCollector } from '../kinds/index.js';
 import { makeProgress } from '../progress.js';
 
 const log = logger('dump');
@@ -131,6 +131,7 @@ export async function dumpTree(opts: DumpOptions): Promise<DumpResult> {
       }
       return id;
     };
+    const seccomp = new SeccompCollector();
     const pstree: PstreeEntry[] = [];
     let rootIds: TaskKobjIdsEntry | undefined;
     const fdinfoWritten = new Set<number>();
@@ -158,12 +159,14 @@ export async function dumpTree(opts: DumpOptions): Promise<DumpResult> {
         nextPagesId: () => ++pagesId,
         onBytes: (n) => progress.bytes(n),
         stats,
+        seccomp,
       });
       done++;
     }
     progress.tasks(done, tree.tasks.length);
     stats.memdumpTimeUs = usToNow(tm);
     writeImage(join(dir, 'files.img'), 'FILES', ft.entries.map(asImg));
+    writeImage(join(dir, 'seccomp.img'), 'SECCOMP', [asImg(seccomp.entry())]);
     writeImage(join(dir, 'pstree.img'), 'PSTREE', pstree.map(asImg));
     const inv: InventoryEntry = {
       img_version: 2,
@@ -226,6 +229,7 @@ interface TaskDumpShared {
   nextPagesId(): number;
   onBytes(n: number): void;
   stats: DumpStats;
+  seccomp: SeccompCollector;
 }
 
 function dumpTask(
@@ -256,6 +260,7 @@ function dumpTask(
       },
       thread_core: dumpThreadCore(t, pid),
     };
+    if (core.thread_core) shared.seccomp.dumpThread(t.tid, parseStatus(pid, t.tid).seccomp, core.thread_core);
     if (t === main) {
       core.tc = dumpTaskCore(t, pid);
       if (t.wasStopped) {

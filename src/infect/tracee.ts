@@ -16,7 +16,7 @@ import { readFileSync } from 'node:fs';
 import {
   ptraceSeize, ptraceInterrupt, ptraceSingleStep, ptraceCont, ptraceDetach, ptraceDetachQuiet,
   getGpRegsRaw, setGpRegsRaw, ptraceGetSiginfo, ptraceGetEventMsg, waitPid, __WALL, WNOHANG, PTRACE_EVENT,
-  regOffset, processVmReadv, processVmWritev, ProcMem, sleepMs, NR, errnoName, SIGINFO_SIZE,
+  regOffset, processVmReadv, PTRACE_O, isSyscallError, EINVAL, EPERM, processVmWritev, ProcMem, sleepMs, NR, errnoName, SIGINFO_SIZE,
 } from '../sys/index.js';
 import { CriuTsError } from '../errors.js';
 import { logger } from '../log.js';
@@ -91,7 +91,14 @@ export class Tracee {
    * stop is reported only once the cgroup is thawed. Finish with seizeWait.
    */
   static seizeNoWait(tid: number, options = 0): void {
-    ptraceSeize(tid, options);
+    // Seccomp filters of the task must not see our injected syscalls:
+    // suspend them while we trace it (needs CAP_SYS_ADMIN; best effort).
+    try {
+      ptraceSeize(tid, options | PTRACE_O.SUSPEND_SECCOMP);
+    } catch (e) {
+      if (!isSyscallError(e, EINVAL) && !isSyscallError(e, EPERM)) throw e;
+      ptraceSeize(tid, options);
+    }
     ptraceInterrupt(tid);
   }
 

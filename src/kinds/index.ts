@@ -25,3 +25,4 @@ export type * from './types.js';
 // paths it meets outside fds (mapped files, cwd, root, exe) and ghosts.
 export { regEntryForPath } from './files/reg-file.js';
 export { dumpGhost, materializeGhosts, removeGhosts } from './files/ghost.js';
+export { SeccompCollector, restoreThreadSeccomp } from './seccomp.js';

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { readImage } from '../images/index.js';
 import { CriuTsError } from '../errors.js';
 import type {
-  CoreEntry, PstreeEntry, InventoryEntry, TaskKobjIdsEntry, MmEntry, PagemapEntry, FsEntry, FdinfoEntry, FileEntry,
+  CoreEntry, SeccompEntry, PstreeEntry, InventoryEntry, TaskKobjIdsEntry, MmEntry, PagemapEntry, FsEntry, FdinfoEntry, FileEntry,
 } from '../images/messages.js';
 
 export interface TaskImages {
@@ -32,6 +32,7 @@ export interface DumpImages {
   /** zombies: only a core with the task core */
   zombies: Map<number, CoreEntry>;
   files: Map<number, FileEntry>;
+  seccomp: SeccompEntry | undefined;
 }
 
 function load<T>(dir: string, name: string): T[] {
@@ -79,5 +80,6 @@ export function loadDump(dir: string): DumpImages {
       fds: existsSync(join(dir, `fdinfo-${ids.files_id}.img`)) ? load<FdinfoEntry>(dir, `fdinfo-${ids.files_id}.img`) : [],
     };
   });
-  return { dir, inventory, pstree, tasks, zombies, files };
+  const seccomp = existsSync(join(dir, 'seccomp.img')) ? load<SeccompEntry>(dir, 'seccomp.img')[0] : undefined;
+  return { dir, inventory, pstree, tasks, zombies, files, seccomp };
 }

@@ -72,7 +72,7 @@ async function restoreLoaded(opts: RestoreOptions, dir: string, img: ReturnType<
     progress.tasks(done, plan.nodes.length);
     retireHelpers(plan);
     makeZombies(plan);
-    for (const n of plan.nodes) finalizeTask(n);
+    for (const n of plan.nodes) finalizeTask(n, img);
     for (const n of plan.nodes) {
       const stop = opts.leaveStopped || n.state === TASK_STOPPED;
       for (const th of n.threads) ptraceDetach(th.tid, stop && th === n.threads[0] ? SIGSTOP : 0);

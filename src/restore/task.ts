@@ -17,7 +17,8 @@ import {
   restorePendingSignals,
 } from './task-state.js';
 import { restorePosixTimers } from './timers.js';
-import { cloneWithPid } from './stub.js';
+import { cloneWithPid, TRACE_OPTIONS } from './stub.js';
+import { restoreThreadSeccomp } from '../kinds/index.js';
 import { handleFor } from './handle.js';
 import type { DumpImages } from './images.js';
 import type { RestoreNode, RestorePlan } from './plan.js';
@@ -99,14 +100,16 @@ function restoreThread(h: RestoreTaskHandle, tgid: number, core: CoreEntry, comm
 }
 
 /** Credentials, then the last injected call (drop scratch), registers and mask, for every thread. */
-export function finalizeTask(n: RestoreNode): void {
+export function finalizeTask(n: RestoreNode, img: DumpImages): void {
   const task = n.images;
   if (!task || !n.tracee) return;
   const main = n.tracee;
   // Credentials per thread (they are per-thread in the kernel), the main thread last.
   for (const [i, th] of [...n.threads.entries()].reverse()) {
     const core = task.cores[i];
-    restoreCreds(handleFor(th.tid, th), core?.thread_core?.creds);
+    const h = handleFor(th.tid, th);
+    restoreCreds(h, core?.thread_core?.creds);
+    restoreThreadSeccomp(h, core?.thread_core, img.seccomp, TRACE_OPTIONS);
   }
   main.unmapScratch();
   n.threads.forEach((th, i) => {

@@ -212,3 +212,11 @@ export function waitPid(pid: number, options: number): WaitStatus | null {
     return decodeWaitStatus(r, statusBuf.readInt32LE(0));
   }
 }
+
+/** PTRACE_SECCOMP_GET_METADATA: the flags a filter was installed with (SECCOMP_FILTER_FLAG_*). */
+export function ptraceSeccompFilterFlags(tid: number, index: number): number {
+  const b = Buffer.alloc(16);
+  b.writeBigUInt64LE(BigInt(index), 0);
+  const r = sysTry(NR.ptrace, 0x420d, tid, 16, addr(b));
+  return r < 0 ? 0 : Number(b.readBigUInt64LE(8));
+}

@@ -32,6 +32,7 @@ export const SUBJECTS: readonly SubjectCase[] = [
   c('fd-kinds', 'eventfd, epoll, timerfd, signalfd, inotify, fanotify, flock, POSIX lock, pidfd, ptmx', { args: ['--fanotify', '1', '--tty', '1'] }),
   c('proc-target', 'threads, children, POSIX timer, rlimit, umask, deleted mapping', { pthread: true }),
   c('ghost-files', 'unlinked open file (contents, offset), mapping of an unlinked file, removed cwd'),
+  c('seccomp-filter', 'two stacked seccomp filters under no_new_privs, still applied after restore'),
   c('eventfd', 'eventfd counters: EFD_SEMAPHORE, O_NONBLOCK, a count above 32 bits'),
   c('epoll', 'epoll targets with events and data, EPOLLET, an epoll watching an epoll'),
   c('timerfd', 'timerfds: remaining time, interval, pending ticks, absolute REALTIME, expired periodic'),
