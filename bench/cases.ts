@@ -19,6 +19,8 @@ export interface Measure {
   /** bytes moved, for GB/s (0: not a memory case) */
   bytes: number;
   note?: string;
+  /** dump only: the part spent after the images were complete (killing the task, waiting for its memory to be freed) */
+  releaseS?: number;
 }
 
 export interface CaseResult {
@@ -42,7 +44,7 @@ export async function memoryCase(mib: number, runs: number): Promise<CaseResult>
   const hold = buildHelper('mem-hold');
   const copyOut = buildHelper('copy-out');
   const fillIn = buildHelper('fill-in');
-  const d = { ours: [] as number[], base: [] as number[] };
+  const d = { ours: [] as number[], base: [] as number[], release: [] as number[] };
   const r = { ours: [] as number[], base: [] as number[] };
   let dumpBytes = 0;
   let restoreBytes = 0;
@@ -62,7 +64,7 @@ export async function memoryCase(mib: number, runs: number): Promise<CaseResult>
         status(`${mib} MiB, ${keep ? `run ${i}/${runs}` : 'warm-up'}: dump`);
         const imgs = join(dir, 'img');
         const t0 = nowS();
-        await dump({ pid: h.pid, imagesDir: imgs, progress: false });
+        const { stats } = await dump({ pid: h.pid, imagesDir: imgs, progress: false });
         const dt = nowS() - t0;
         await h.exited(); // the dump killed it; its pid must be free before the restore
         const bytes = pagesBytes(imgs);
@@ -78,6 +80,7 @@ export async function memoryCase(mib: number, runs: number): Promise<CaseResult>
         if (keep) {
           d.base.push(db);
           d.ours.push(dt);
+          d.release.push(Math.max(0, dt - stats.frozenTimeUs / 1e6));
           r.base.push(rb);
           r.ours.push(rt);
         }
@@ -91,7 +94,7 @@ export async function memoryCase(mib: number, runs: number): Promise<CaseResult>
   return {
     name: `${mib} MiB process`,
     runs,
-    dump: { oursS: median(d.ours), baseS: median(d.base), bytes: dumpBytes },
+    dump: { oursS: median(d.ours), baseS: median(d.base), bytes: dumpBytes, releaseS: median(d.release) },
     restore: { oursS: median(r.ours), baseS: median(r.base), bytes: restoreBytes },
     dumpBaseline: 'process_vm_readv + write to /dev/shm (C)',
     restoreBaseline: 'mmap fresh + pread from /dev/shm (C)',

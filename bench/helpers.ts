@@ -122,8 +122,9 @@ export function alive(pid: number): boolean {
 }
 
 /**
- * Kill a restored tree. Its root is our child when we are the subreaper
- * (restore() makes us one), so reap it; otherwise wait for init to.
+ * Kill a restored tree and wait until every pid is gone. restore() makes us
+ * a child subreaper, so the root, and every task orphaned when its parent
+ * dies, becomes our child: collect each one, or they stay zombies.
  */
 export async function killRestored(pids: readonly number[]): Promise<void> {
   for (const p of [...pids].reverse()) {
@@ -133,14 +134,20 @@ export async function killRestored(pids: readonly number[]): Promise<void> {
       // gone
     }
   }
-  const root = pids[0];
-  if (root === undefined) return;
-  try {
-    waitRestored(root);
-  } catch {
-    // not our child
+  let left = [...pids];
+  for (let i = 0; i < 5000 && left.length > 0; i++) {
+    left = left.filter((p) => {
+      if (!existsSync(`/proc/${p}`)) return false;
+      if (alive(p)) return true;
+      try {
+        waitRestored(p); // a zombie of ours: collect it
+        return false;
+      } catch {
+        return true; // someone else's zombie (init collects it)
+      }
+    });
+    if (left.length > 0) await sleep(1);
   }
-  for (let i = 0; i < 2000 && existsSync(`/proc/${root}`); i++) await sleep(1);
 }
 
 /** Run a baseline helper that prints its own elapsed seconds on stdout. */

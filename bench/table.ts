@@ -56,6 +56,12 @@ export function verdicts(cases: readonly CaseResult[], smallMib: number, bigMib:
     `${(m.oursS / m.baseS).toFixed(2)}x of baseline (target <= ${limit}x: ${m.oursS / m.baseS <= limit ? 'met' : 'missed'})`;
   if (big) {
     out.push(`${big.name} dump:    ${within(big.dump, 1.2)}`);
+    const rel = big.dump.releaseS;
+    if (rel !== undefined) {
+      const core = big.dump.oursS - rel;
+      out.push(`  (of its ${s(big.dump.oursS)}, ${s(rel)} is killing the task and waiting for its memory to be freed;`);
+      out.push(`   up to complete images it is ${s(core)}, ${(core / big.dump.baseS).toFixed(2)}x of baseline)`);
+    }
     out.push(`${big.name} restore: ${within(big.restore, 1.2)}`);
   }
   if (small) {
