@@ -69,10 +69,17 @@ export interface DumpResult {
   stats: DumpStats;
 }
 
+export interface RestoreStats {
+  forkingTimeUs: number;
+  restoreTimeUs: number;
+  pagesRestored: number;
+}
+
 export interface RestoreResult {
   /** pid of the restored root task */
   pid: number;
   pids: number[];
+  stats: RestoreStats;
 }
 
 export interface CheckOptions {

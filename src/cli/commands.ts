@@ -4,7 +4,7 @@
  * stderr as one line. A command returns the process exit status.
  */
 import { existsSync, statSync, writeFileSync } from 'node:fs';
-import type { CommonOptions, DumpOptions, DumpStats, RestoreOptions } from '../api/options.js';
+import type { CommonOptions, DumpOptions, DumpStats, RestoreOptions, RestoreStats } from '../api/options.js';
 // dump and restore are imported on use: `check`, `--help` and `-V` must work even where they cannot load.
 import { BASIC_FEATURES, EXPERIMENTAL_FEATURES, EXTRA_FEATURES, FEATURE_NAMES, check } from '../api/check.js';
 import { CriuTsError } from '../errors.js';
@@ -119,9 +119,23 @@ async function runRestore(o: CliOptions): Promise<number> {
   const { restore, waitRestored } = await api(() => import('../api/restore.js'));
   const result = await api(() => restore(opts));
   if (o.pidfile !== undefined) writePidfile(o.pidfile, result.pid);
+  if (o.displayStats) for (const line of formatRestoreStats(result.stats)) out(line);
   if (o.restoreDetached) return 0;
   // Like a shell: the root's exit code, or 128+signal when a signal ended it.
   return api(() => waitRestored(result.pid));
+}
+
+/** CRIU's "--display-stats" block for a restore. */
+export function formatRestoreStats(s: RestoreStats): string[] {
+  const pages = (label: string, n: number): string => `${label}: ${n} (0x${n.toString(16)})`;
+  return [
+    'Displaying restore stats:',
+    pages('Pages compared', 0),
+    pages('Pages skipped COW', 0),
+    pages('Pages restored', s.pagesRestored),
+    `Restore time: ${s.restoreTimeUs} us`,
+    `Forking time: ${s.forkingTimeUs} us`,
+  ];
 }
 
 /** A plain decimal pid, no newline, mode 0600, never over an existing file (CRIU's write_pidfile). */

@@ -14,7 +14,9 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { CriuTsError } from '../errors.js';
 import { logger } from '../log.js';
 import { NR, waitPid, __WALL, pidExists, ptraceDetach } from '../sys/index.js';
-import type { RestoreOptions, RestoreResult } from '../api/options.js';
+import type { RestoreOptions, RestoreResult, RestoreStats } from '../api/options.js';
+import type { StatsEntry } from '../images/messages.js';
+import { writeImage } from '../images/index.js';
 import type { RestoreFilesContext } from '../kinds/index.js';
 import { loadDump } from './images.js';
 import { materializeGhosts, removeGhosts } from '../kinds/index.js';
@@ -58,15 +60,21 @@ async function restoreLoaded(opts: RestoreOptions, dir: string, img: ReturnType<
     shared: new Map(),
     provide: () => {},
   };
+  const t0 = process.hrtime.bigint();
+  let forkingTimeUs = 0;
+  let pagesRestored = 0;
   try {
     stub = startStub();
     createTree(plan, stub.tracee, filesCtx, created);
+    forkingTimeUs = Number((process.hrtime.bigint() - t0) / 1000n);
     disposeStub(stub);
     stub = undefined;
     let done = 0;
     for (const n of plan.nodes) {
       progress.tasks(done, plan.nodes.length);
-      restoreTaskBody(n, plan, img, filesCtx);
+      const pages = restoreTaskBody(n, plan, img, filesCtx);
+      pagesRestored += pages;
+      progress.bytes(pages * 4096);
       done++;
     }
     progress.tasks(done, plan.nodes.length);
@@ -92,8 +100,10 @@ async function restoreLoaded(opts: RestoreOptions, dir: string, img: ReturnType<
     writeFileSync(p, String(root), { mode: 0o600 });
   }
   const pids = plan.nodes.filter((n) => !n.helper).map((n) => n.pid);
+  const stats = { forkingTimeUs, restoreTimeUs: Number((process.hrtime.bigint() - t0) / 1000n), pagesRestored };
+  writeRestoreStats(dir, stats);
   log.info(`restored ${pids.length} task(s), root ${root}`);
-  return { pid: root, pids };
+  return { pid: root, pids, stats };
 }
 
 /**
@@ -114,6 +124,24 @@ async function pidFreed(pid: number): Promise<boolean> {
     await new Promise((r) => setTimeout(r, 20));
   }
   return true;
+}
+
+/** stats-restore, as CRIU writes it; a dump dir we cannot write to only loses the stats. */
+function writeRestoreStats(dir: string, s: RestoreStats): void {
+  const entry: StatsEntry = {
+    restore: {
+      pages_compared: 0n,
+      pages_skipped_cow: 0n,
+      forking_time: s.forkingTimeUs,
+      restore_time: s.restoreTimeUs,
+      pages_restored: BigInt(s.pagesRestored),
+    },
+  };
+  try {
+    writeImage(join(dir, 'stats-restore'), 'STATS', [entry as unknown as Record<string, unknown>]);
+  } catch (e) {
+    log.warn(`stats-restore not written: ${(e as Error).message}`);
+  }
 }
 
 /** Dead tasks exit with their dumped status; their parent keeps them as zombies, as it had them. */

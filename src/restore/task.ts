@@ -36,10 +36,11 @@ function coreRegs(core: CoreEntry): GpRegs {
   return out;
 }
 
-export function restoreTaskBody(n: RestoreNode, plan: RestorePlan, img: DumpImages, filesCtx: RestoreFilesContext): void {
+/** Returns the number of pages filled. */
+export function restoreTaskBody(n: RestoreNode, plan: RestorePlan, img: DumpImages, filesCtx: RestoreFilesContext): number {
   const task = n.images;
   const tracee = n.tracee;
-  if (!task || !tracee) return;
+  if (!task || !tracee) return 0;
   const pid = n.pid;
   const h = handleFor(pid, tracee);
   const main = task.cores[0];
@@ -58,7 +59,7 @@ export function restoreTaskBody(n: RestoreNode, plan: RestorePlan, img: DumpImag
   // /proc/PID/exe can only change while the old executable is not mapped:
   // now, between emptying the stub's address space and mapping the task's.
   restoreMmFields(h, task.mm, memCtx);
-  restoreMemory(h, task.mm, task.pagemap, task.pagesId, memCtx);
+  const pages = restoreMemory(h, task.mm, task.pagemap, task.pagesId, memCtx);
   restoreFds(h, task.fds, filesCtx, n.inherited, plan.inheritBase);
   const cwd = img.files.get(task.fs.cwd_id)?.reg?.name;
   const root = img.files.get(task.fs.root_id)?.reg?.name;
@@ -87,6 +88,7 @@ export function restoreTaskBody(n: RestoreNode, plan: RestorePlan, img: DumpImag
     const th = n.threads[i] as Tracee;
     restoreThread(handleFor(th.tid, th), pid, core, tc.comm);
   });
+  return pages;
 }
 
 function restoreThread(h: RestoreTaskHandle, tgid: number, core: CoreEntry, comm: string): void {
