@@ -5,8 +5,8 @@
  * stopping its relatives). Zombies cannot be seized and are recorded as such.
  */
 import { listThreads, listChildren, parseStat } from '../proc/index.js';
-import { Tracee } from '../infect/tracee.js';
-import { isSyscallError, ESRCH, waitPid, __WALL, WNOHANG, NR, sleepMs } from '../sys/index.js';
+import { Tracee, collectExit } from '../infect/tracee.js';
+import { isSyscallError, ESRCH, __WALL, WNOHANG, NR, sleepMs } from '../sys/index.js';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CriuTsError } from '../errors.js';
@@ -116,7 +116,7 @@ export function releaseTree(tasks: TaskNode[], how: 'resume' | 'stop' | 'kill'):
       // We trace the threads: their deaths are reported to us first and the
       // parent learns of them only once we have collected them. The leader's
       // death is reported only after every other thread's: collect it last.
-      for (const t of [...node.threads].reverse()) reapTraced(t.tid);
+      for (const t of [...node.threads].reverse()) collectExit(t.tid);
       // Have the (still stopped) parent reap it, so no zombie waits for a slow
       // init and the pid is free for a restore right away.
       const parent = tasks.find((p) => p.pid === node.ppid)?.threads[0];
@@ -134,17 +134,6 @@ export function releaseTree(tasks: TaskNode[], how: 'resume' | 'stop' | 'kill'):
         try { process.kill(node.pid, 'SIGSTOP'); } catch { /* gone */ }
       }
       t.detachQuiet();
-    }
-  }
-}
-
-function reapTraced(tid: number): void {
-  for (;;) {
-    try {
-      const st = waitPid(tid, __WALL);
-      if (st === null || st.exited || st.signaled) return;
-    } catch {
-      return; // ECHILD: already collected
     }
   }
 }

@@ -361,3 +361,19 @@ export function waitForStop(tid: number, timeoutMs: number): { wasStopped: boole
     ptraceCont(tid, 0);
   }
 }
+
+/**
+ * As tracer, collect a traced task's death (after SIGKILL or exit), so that
+ * its real parent can see it. For a thread group, collect every other
+ * thread first: the kernel reports the leader's death only after theirs.
+ */
+export function collectExit(tid: number): void {
+  for (;;) {
+    try {
+      const st = waitPid(tid, __WALL);
+      if (st === null || st.exited || st.signaled) return;
+    } catch {
+      return; // ECHILD: already collected, or not ours
+    }
+  }
+}

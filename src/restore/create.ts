@@ -4,8 +4,8 @@
  * and opens the files its descendants share, so that they inherit them
  * through fork as they did originally.
  */
-import { NR, waitPid, __WALL } from '../sys/index.js';
-import type { Tracee } from '../infect/tracee.js';
+import { NR, __WALL } from '../sys/index.js';
+import { collectExit, type Tracee } from '../infect/tracee.js';
 import type { RestoreFilesContext } from '../kinds/index.js';
 import type { FdinfoEntry } from '../images/messages.js';
 import { CriuTsError } from '../errors.js';
@@ -63,20 +63,8 @@ export function retireHelpers(plan: RestorePlan): void {
     } catch {
       // it exited, as wanted
     }
-    collectTraced(n.pid);
+    collectExit(n.pid);
     n.parent.tracee.syscall('wait4(helper)', NR.wait4, n.pid, 0, __WALL, 0);
     n.tracee = undefined;
-  }
-}
-
-/** As tracer, collect a traced task's death so its real parent can see it. */
-export function collectTraced(pid: number): void {
-  for (;;) {
-    try {
-      const st = waitPid(pid, __WALL);
-      if (st === null || st.exited || st.signaled) return;
-    } catch {
-      return;
-    }
   }
 }

@@ -22,7 +22,8 @@ import { loadDump } from './images.js';
 import { materializeGhosts, removeGhosts } from '../kinds/index.js';
 import { startStub, disposeStub, type Stub } from './stub.js';
 import { planTree, TASK_STOPPED, type RestoreNode } from './plan.js';
-import { createTree, retireHelpers, collectTraced } from './create.js';
+import { createTree, retireHelpers } from './create.js';
+import { collectExit } from '../infect/tracee.js';
 import { restoreTaskBody, finalizeTask } from './task.js';
 import { handleFor } from './handle.js';
 import { makeProgress } from '../progress.js';
@@ -87,7 +88,7 @@ async function restoreLoaded(opts: RestoreOptions, dir: string, img: ReturnType<
     }
   } catch (e) {
     progress.done();
-    for (const n of [...created].reverse()) killQuiet(n.pid);
+    for (const n of [...created].reverse()) killQuiet(n);
     if (stub) {
       try { disposeStub(stub); } catch { /* gone */ }
     }
@@ -158,7 +159,7 @@ function makeZombies(plan: ReturnType<typeof planTree>): void {
         // the task is gone, as wanted
       }
     }
-    collectTraced(n.pid);
+    collectExit(n.pid);
     n.tracee = undefined;
     // Its death queued a SIGCHLD in the parent that the original had long received.
     const p = n.parent;
@@ -175,20 +176,15 @@ function consumeSignal(t: NonNullable<RestoreNode['tracee']>, sig: number): void
   t.syscallRaw(NR.rt_sigtimedwait, a, 0, a + 8n, 8);
 }
 
-function killQuiet(pid: number): void {
+/** Kill a task we created and collect it, other threads before the leader. */
+function killQuiet(n: RestoreNode): void {
   try {
-    process.kill(pid, 'SIGKILL');
+    process.kill(n.pid, 'SIGKILL');
   } catch {
     return;
   }
-  try {
-    for (;;) {
-      const st = waitPid(pid, __WALL);
-      if (st === null || st.exited || st.signaled) return;
-    }
-  } catch {
-    // not ours to reap
-  }
+  for (const th of [...n.threads].reverse()) if (th.tid !== n.pid) collectExit(th.tid);
+  collectExit(n.pid);
 }
 
 /** Wait for a restored root (our child through the subreaper); returns its status as a shell would. */

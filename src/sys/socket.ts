@@ -158,3 +158,12 @@ export function getsockoptTry(fd: number, level: number, name: number, out: Buff
   const r = sysTry(NR.getsockopt, fd, level, name, addr(out), addr(len));
   return r < 0 ? r : len.readUInt32LE(0);
 }
+
+/** connect(2) from our side, on our copy of a socket (acts on the shared socket). */
+export function connect(fd: number, sockaddr: Buffer): void {
+  sys('connect', NR.connect, undefined, fd, addr(sockaddr), sockaddr.length);
+}
+
+export function shutdown(fd: number, how: number): void {
+  sys('shutdown', NR.shutdown, undefined, fd, how);
+}

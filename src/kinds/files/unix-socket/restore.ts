@@ -10,7 +10,7 @@ import { chmodSync, chownSync, lstatSync, renameSync, unlinkSync } from 'node:fs
 import { CriuTsError } from '../../../errors.js';
 import type { FileEntry, UnixSkEntry } from '../../../images/messages.js';
 import {
-  NR, AF_UNIX, SOCK_DGRAM, SOL_SOCKET, closeQuiet, pidfdGetfd, pidfdOpen, setsockoptInt, socket,
+  NR, AF_UNIX, SOCK_DGRAM, SOL_SOCKET, closeQuiet, connect, pidfdGetfd, pidfdOpen, setsockoptInt, shutdown, socket,
 } from '../../../sys/index.js';
 import type { RestoreFilesContext, RestoreTaskHandle } from '../../types.js';
 import { allFiles } from '../all-files.js';
@@ -138,9 +138,14 @@ function bindName(t: RestoreTaskHandle, fd: number, u: UnixSkEntry): void {
   }
 }
 
-function shutdownAsDumped(t: RestoreTaskHandle, fd: number, u: UnixSkEntry): void {
+/** shutdown(2) `how` for the dumped state, -1 for none. */
+function shutdownHow(u: UnixSkEntry): number {
   const s = u.shutdown;
-  const how = s === 'READ' || s === 1 ? SHUT.READ : s === 'WRITE' || s === 2 ? SHUT.WRITE : s === 'BOTH' || s === 3 ? SHUT.BOTH : -1;
+  return s === 'READ' || s === 1 ? SHUT.READ : s === 'WRITE' || s === 2 ? SHUT.WRITE : s === 'BOTH' || s === 3 ? SHUT.BOTH : -1;
+}
+
+function shutdownAsDumped(t: RestoreTaskHandle, fd: number, u: UnixSkEntry): void {
+  const how = shutdownHow(u);
   if (how >= 0) t.syscall('shutdown', NR.shutdown, fd, how);
 }
 
@@ -150,6 +155,11 @@ function setUp(t: RestoreTaskHandle, fd: number, e: FileEntry, ctx: RestoreFiles
   restoreSkOpts(t, fd, u.opts, freshOpts(u.type, ctx));
   setStatusFlags(t, fd, u.flags);
   if (ownsName(e, ctx)) bindName(t, fd, u);
+}
+
+/** Once a named socket can be reached (bound, listening), sockets waiting for it connect. */
+function reachable(e: FileEntry, ctx: RestoreFilesContext): void {
+  if (uskOf(e).name.length > 0) peerReady(uskOf(e), ctx);
 }
 
 /** Files put aside while a socket whose name was unlinked is bound at that path again. */
@@ -195,6 +205,8 @@ function createPair(t: RestoreTaskHandle, e: FileEntry, partner: FileEntry, ctx:
   setUp(t, theirs, partner, ctx);
   sendFromTask(t, theirs, queueOf(e.id, ctx), what(t, u));
   sendFromTask(t, mine, queueOf(partner.id, ctx), what(t, pu));
+  reachable(e, ctx);
+  reachable(partner, ctx);
   dropDeletedName(u);
   dropDeletedName(pu);
   shutdownAsDumped(t, mine, u);
@@ -237,22 +249,73 @@ export function restoreUnixSocket(t: RestoreTaskHandle, e: FileEntry, ctx: Resto
       closeQuiet(from);
     }
   }
-  dropDeletedName(u);
   if (u.state === TCP_LISTEN) t.syscall('listen', NR.listen, fd, u.backlog);
+  reachable(e, ctx);
+  dropDeletedName(u);
   // Not connected yet: finish connects (its peer may be created after it) and shuts down.
   if (u.peer === 0) shutdownAsDumped(t, fd, u);
   return fd;
 }
 
+/** A socket of a task waiting for its peer to be bound: our copy of it, connected once the peer exists. */
+interface Waiter {
+  ours: number;
+  u: UnixSkEntry;
+}
+
+/** The peer `u` is bound now: connect every socket that was waiting for it (from our side). */
+function peerReady(u: UnixSkEntry, ctx: RestoreFilesContext): void {
+  ctx.shared.set(`usk-bound:${u.ino}`, true);
+  const key = `usk-wait:${u.ino}`;
+  const waiters = ctx.shared.get(key) as Waiter[] | undefined;
+  if (!waiters) return;
+  ctx.shared.delete(key);
+  const addr = reachAddr(u);
+  for (const w of waiters) {
+    try {
+      connect(w.ours, addr);
+      const how = shutdownHow(w.u);
+      if (how >= 0) shutdown(w.ours, how);
+    } finally {
+      closeQuiet(w.ours);
+    }
+  }
+}
+
+const ECONNREFUSED = 111;
+const ENOENT = 2;
+
 /** Connect a socket that is not half of a pair to its peer, by the peer's name. */
 export function finishUnixSocket(t: RestoreTaskHandle, e: FileEntry, fd: number, ctx: RestoreFilesContext): void {
   const u = uskOf(e);
   if (u.peer === 0 || pairPartner(e, ctx)) return;
-  const peer = entryByIno(u.peer, ctx)?.usk;
+  const peerEntry = entryByIno(u.peer, ctx);
+  const peer = peerEntry?.usk;
   if (!peer || peer.name.length === 0) {
     throw new CriuTsError('EIMAGE', `${what(t, u)}: peer ${u.peer} is not in the image or has no name`, { peer: u.peer });
   }
+  const external = (peer.uflags & USK_EXTERN) !== 0;
+  if (!external && !ctx.shared.has(`usk-bound:${peer.ino}`)) {
+    // Its peer belongs to a task restored later: connect when that one binds.
+    const pidfd = pidfdOpen(t.pid);
+    try {
+      const w: Waiter = { ours: pidfdGetfd(pidfd, fd, t.pid), u };
+      const key = `usk-wait:${peer.ino}`;
+      ctx.shared.set(key, [...((ctx.shared.get(key) as Waiter[] | undefined) ?? []), w]);
+    } finally {
+      closeQuiet(pidfd);
+    }
+    return;
+  }
   const addr = reachAddr(peer);
-  t.syscall(`connect ${JSON.stringify(nameText(peer.name))}`, NR.connect, fd, t.putBytes(addr), addr.length);
+  try {
+    t.syscall(`connect ${JSON.stringify(nameText(peer.name))}`, NR.connect, fd, t.putBytes(addr), addr.length);
+  } catch (err) {
+    const errno = err instanceof CriuTsError ? err.data['errno'] : undefined;
+    if (external && (errno === ECONNREFUSED || errno === ENOENT)) {
+      throw new CriuTsError('ERESTORE', `${what(t, u)}: its peer outside the dump (${nameText(peer.name)}) is gone`, { peer: peer.ino }, err);
+    }
+    throw err;
+  }
   shutdownAsDumped(t, fd, u);
 }
