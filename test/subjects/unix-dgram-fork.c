@@ -1,8 +1,10 @@
 /*
  * unix-dgram-fork: datagram sockets talking by name across a fork.
  *   parent: fd 20 bound to srv.sock; "hi" from the child is queued on it
- *   child:  fd 21 bound to cli.sock and connected to srv.sock, waiting in recv()
- * After SIGTERM the parent reads "hi", sends "go" to cli.sock; the child
+ *   child:  fd 21 bound to cli.sock and connected to srv.sock; fd 22 bound to
+ *           in.sock, waiting in recv()
+ *   parent: fd 22 connected to the child's in.sock (its peer is restored after it)
+ * After SIGTERM the parent reads "hi", sends "go" through 22; the child
  * answers "bye" through its connection and exits 0.
  */
 #define _GNU_SOURCE
@@ -62,13 +64,14 @@ int main(int argc, char **argv)
 	if (child == 0) {
 		char buf[16];
 		close(20);
-		if (bound_at(21, "cli.sock") < 0 || connect(21, (struct sockaddr *)&sa, addr_of(&sa, "srv.sock")) != 0)
+		if (bound_at(21, "cli.sock") < 0 || connect(21, (struct sockaddr *)&sa, addr_of(&sa, "srv.sock")) != 0 ||
+		    bound_at(22, "in.sock") < 0)
 			_exit(2);
 		if (send(21, "hi", 2, 0) != 2)
 			_exit(3);
 		ssize_t n;
 		do
-			n = recv(21, buf, sizeof(buf), 0);
+			n = recv(22, buf, sizeof(buf), 0);
 		while (n < 0 && errno == EINTR);
 		if (n != 2 || memcmp(buf, "go", 2) != 0)
 			_exit(4);
@@ -78,11 +81,15 @@ int main(int argc, char **argv)
 	struct pollfd p = { .fd = 20, .events = POLLIN };
 	if (poll(&p, 1, 5000) != 1)
 		subject_fail("no hi from the child");
+	int c = socket(AF_UNIX, SOCK_DGRAM, 0);
+	if (c < 0 || connect(c, (struct sockaddr *)&sa, addr_of(&sa, "in.sock")) != 0 || dup2(c, 22) != 22)
+		subject_fail("connect in.sock: errno %d", errno);
+	close(c);
 	subject_ready();
 	subject_wait_term();
 	expect(20, "hi", "hi from the child");
-	if (sendto(20, "go", 2, 0, (struct sockaddr *)&sa, addr_of(&sa, "cli.sock")) != 2)
-		subject_fail("sendto cli.sock: errno %d", errno);
+	if (send(22, "go", 2, 0) != 2)
+		subject_fail("send to in.sock: errno %d", errno);
 	expect(20, "bye", "bye from the child");
 	int st;
 	while (waitpid(child, &st, 0) < 0)
