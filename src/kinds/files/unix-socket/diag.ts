@@ -44,6 +44,13 @@ export interface UnixDiag {
   shutdown: number;
 }
 
+/** A sun_path as text, without the NULs the kernel keeps after path names. */
+export function nameText(name: Buffer): string {
+  let end = name.length;
+  while (end > 0 && name[end - 1] === 0) end--;
+  return name.subarray(0, end).toString();
+}
+
 function request(ino: number, states: number): Buffer {
   const b = Buffer.alloc(24);
   b.writeUInt8(AF_UNIX, 0);

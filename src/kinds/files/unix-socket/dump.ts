@@ -13,7 +13,7 @@ import { SOCK_DGRAM, SOCK_SEQPACKET, SOCK_STREAM } from '../../../sys/index.js';
 import type { DumpFilesContext, FdProbe } from '../../types.js';
 import { NO_FOWN, O_CLOEXEC } from '../reg-file.js';
 import { dumpMemo } from '../dump-extras.js';
-import { unixDiag, unixListeners, TCP_CLOSE, TCP_ESTABLISHED, TCP_LISTEN, type UnixDiag } from './diag.js';
+import { nameText, unixDiag, unixListeners, TCP_CLOSE, TCP_ESTABLISHED, TCP_LISTEN, type UnixDiag } from './diag.js';
 import { dumpSkOpts } from './opts.js';
 import { dumpQueue } from './queue.js';
 
@@ -42,12 +42,6 @@ function socketHolders(): Map<number, number> {
 }
 
 const heldByDump = (ino: number): boolean => dumpMemo('unix-socket-holders', socketHolders).has(ino);
-
-function nameText(name: Buffer): string {
-  let end = name.length;
-  while (end > 0 && name[end - 1] === 0) end--;
-  return name.subarray(0, end).toString();
-}
 
 /** Fill name_dir, file_perms and deleted for a socket bound to a path. */
 function resolveName(p: FdProbe, d: UnixDiag, ue: UnixSkEntry): void {

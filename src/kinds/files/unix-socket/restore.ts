@@ -2,7 +2,9 @@
  * Re-creating unix sockets inside a task. Two sockets that are each other's
  * peer come from one socketpair() (both set up at once, the second handed to
  * the core); any other socket is socket() + bind + listen, and connects to
- * its peer's name in `finish`, once every socket of the task exists. Queued
+ * its peer's name in `finish`, once every socket of the task exists (or,
+ * when that peer belongs to a task restored later, from our side as soon as
+ * the peer is bound). Queued
  * bytes are sent again from our side: from our copy of the partner of a
  * pair, or from a socket of ours to the receiver's name.
  */
@@ -15,7 +17,7 @@ import {
 import type { RestoreFilesContext, RestoreTaskHandle } from '../../types.js';
 import { allFiles } from '../all-files.js';
 import { setStatusFlags } from '../pipe.js';
-import { TCP_ESTABLISHED, TCP_LISTEN } from './diag.js';
+import { nameText, TCP_ESTABLISHED, TCP_LISTEN } from './diag.js';
 import { dumpSkOpts, restoreSkOpts } from './opts.js';
 import { queueOf, sendQueue } from './queue.js';
 import { USK_EXTERN } from './dump.js';
@@ -45,12 +47,6 @@ export function pairPartner(e: FileEntry, ctx: RestoreFilesContext): FileEntry |
   const p = entryByIno(u.peer, ctx);
   if (!p?.usk || (p.usk.uflags & USK_EXTERN) !== 0 || p.usk.peer !== u.ino) return undefined;
   return p;
-}
-
-function nameText(name: Buffer): string {
-  let end = name.length;
-  while (end > 0 && name[end - 1] === 0) end--;
-  return name.subarray(0, end).toString();
 }
 
 /** Absolute path of a socket bound to a path; undefined for unbound and abstract sockets. */
