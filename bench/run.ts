@@ -7,6 +7,7 @@
  *
  * usage: node dist/bench/run.js [--quick] [--markdown]
  *   --quick     fewer runs and no 1 GiB case (a smoke test, about 20 s)
+ * A full run takes about 2 minutes.
  *   --markdown  print the table as Markdown
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -42,7 +43,7 @@ async function main(argv: string[]): Promise<number> {
   const cases: CaseResult[] = [];
   cases.push(await memoryCase(SMALL_MIB, quick ? 3 : 5));
   cases.push(await memoryCase(MID_MIB, quick ? 1 : 5));
-  if (!quick) cases.push(await memoryCase(BIG_MIB, 3));
+  if (!quick) cases.push(await memoryCase(BIG_MIB, 5));
   cases.push(await treeCase(100, quick ? 1 : 3));
   cases.push(await threadsCase(1000, quick ? 1 : 3));
   const cli = await cliCase(SMALL_MIB, quick ? 3 : 5);
@@ -67,8 +68,10 @@ async function main(argv: string[]): Promise<number> {
   console.log(lines.join('\n'));
   const outDir = join(repoRoot(), 'build', 'bench');
   mkdirSync(outDir, { recursive: true });
+  // README-ready: the table, then the CLI figures and the verdicts as a text block.
   writeFileSync(join(outDir, 'results.md'), [
-    `${when} UTC, ${machine()}`, '', markdownTable(HEADER, body), '', ...cliLines(cli), '', ...verdicts(cases, SMALL_MIB, BIG_MIB), '',
+    `${when} UTC, ${machine()}, load average ${loadavg().map((x) => x.toFixed(1)).join(' ')}`, '',
+    markdownTable(HEADER, body), '', '```text', ...cliLines(cli), '', ...verdicts(cases, SMALL_MIB, BIG_MIB), '```', '',
   ].join('\n'));
   writeFileSync(join(outDir, 'results.json'), JSON.stringify({ when, machine: machine(), cases, cli }, null, 2));
   return 0;
