@@ -5,7 +5,7 @@
  * from /proc. Produces CRIU's task_core_entry / thread_core_entry parts.
  */
 import {
-  NR, PR, ptraceGetSigmask, ptracePeekSiginfo, ptraceGetRseqConfig, getRobustList,
+  NR, PR, ptracePeekSiginfo, ptraceGetRseqConfig, getRobustList,
 } from '../sys/index.js';
 import { parseStatus, parseStat, parseLimits, parseTimers, readComm, readLoginuid, readOomScoreAdj } from '../proc/index.js';
 import type { Tracee } from '../infect/tracee.js';
@@ -117,7 +117,7 @@ export function dumpThreadCore(t: Tracee, pid: number): ThreadCoreEntry {
     sched_nice: stat.nice,
     sched_policy: stat.policy,
     sched_prio: stat.rtPriority,
-    blk_sigset: ptraceGetSigmask(tid),
+    blk_sigset: t.origSigmask,
     sas: { ss_sp: ss.readBigUInt64LE(0), ss_size: ss.readBigUInt64LE(16), ss_flags: ss.readInt32LE(8) },
     signals_p: {},
     creds: dumpCreds(t, pid, tid),
@@ -157,7 +157,7 @@ export function dumpTaskCore(t: Tracee, pid: number): TaskCoreEntry {
     exit_code: 0,
     personality,
     flags: stat.flags,
-    blk_sigset: ptraceGetSigmask(t.tid),
+    blk_sigset: t.origSigmask,
     comm: readComm(pid),
     timers: dumpTimers(t, pid),
     rlimits: { rlimits: rl.map((r) => ({ cur: r.soft, max: r.hard })) },

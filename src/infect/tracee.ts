@@ -15,7 +15,7 @@
 import { readFileSync } from 'node:fs';
 import {
   ptraceSeize, ptraceInterrupt, ptraceSingleStep, ptraceCont, ptraceDetach, ptraceDetachQuiet,
-  getGpRegsRaw, setGpRegsRaw, ptraceGetSiginfo, ptraceGetEventMsg, waitPid, __WALL, WNOHANG, PTRACE_EVENT,
+  getGpRegsRaw, setGpRegsRaw, ptraceGetSiginfo, ptraceGetEventMsg, ptraceGetSigmask, ptraceSetSigmask, waitPid, __WALL, WNOHANG, PTRACE_EVENT,
   regOffset, processVmReadv, PTRACE_O, isSyscallError, EINVAL, EPERM, processVmWritev, ProcMem, sleepMs, NR, errnoName, SIGINFO_SIZE,
 } from '../sys/index.js';
 import { CriuTsError } from '../errors.js';
@@ -64,6 +64,7 @@ export class Tracee {
   private scratch: { addr: bigint; size: number } | undefined;
   private readonly work: Buffer;
   private detached = false;
+  private savedSigmask: bigint | undefined;
 
   private constructor(readonly tid: number, origRegs: Buffer, wasStopped: boolean) {
     this.origRegs = Buffer.from(origRegs);
@@ -79,6 +80,7 @@ export class Tracee {
       const { wasStopped, stashed } = waitForStop(tid, opts.timeoutMs ?? 10_000);
       const t = new Tracee(tid, getGpRegsRaw(tid), wasStopped);
       t.stashedSignals.push(...stashed);
+      t.blockSignals();
       return t;
     } catch (e) {
       ptraceDetachQuiet(tid);
@@ -108,6 +110,7 @@ export class Tracee {
       const { wasStopped, stashed } = waitForStop(tid, timeoutMs);
       const t = new Tracee(tid, getGpRegsRaw(tid), wasStopped);
       t.stashedSignals.push(...stashed);
+      t.blockSignals();
       return t;
     } catch (e) {
       ptraceDetachQuiet(tid);
@@ -118,6 +121,22 @@ export class Tracee {
   /** Adopt a task that is already traced and stopped (e.g. a child reported by PTRACE_EVENT_CLONE). */
   static adopt(tid: number): Tracee {
     return new Tracee(tid, getGpRegsRaw(tid), false);
+  }
+
+  /**
+   * Block every signal while we drive the task (the kernel keeps SIGKILL
+   * and SIGSTOP deliverable): a signal arriving meanwhile stays queued,
+   * is seen as pending by a dump, and is delivered after cure, instead of
+   * interrupting our injected calls. `origSigmask` is the task's own mask.
+   */
+  private blockSignals(): void {
+    this.savedSigmask = ptraceGetSigmask(this.tid);
+    ptraceSetSigmask(this.tid, ~0n);
+  }
+
+  /** The task's signal mask as it was when seized. */
+  get origSigmask(): bigint {
+    return this.savedSigmask ?? ptraceGetSigmask(this.tid);
   }
 
   get rip(): bigint {
@@ -291,18 +310,22 @@ export class Tracee {
    * stops dequeued (rt_tgsigqueueinfo keeps their siginfo), restore registers.
    */
   cure(): void {
-    if (this.stashedSignals.length > 0) {
+    if (this.savedSigmask === undefined) this.blockSignals();
+    // Take the list first: signals arriving while we re-queue stay queued
+    // (everything is blocked), they are not stashed again.
+    const stashed = this.stashedSignals.splice(0);
+    if (stashed.length > 0) {
       const pid = this.tgid();
       const a = this.mapScratch();
-      for (const si of this.stashedSignals) {
+      for (const si of stashed) {
         this.writeMem(a, si);
         const sig = si.readInt32LE(0);
         this.syscallRaw(NR.rt_tgsigqueueinfo, pid, this.tid, sig, a);
       }
-      this.stashedSignals.length = 0;
     }
     this.unmapScratch();
     setGpRegsRaw(this.tid, this.origRegs);
+    ptraceSetSigmask(this.tid, this.savedSigmask ?? 0n);
   }
 
   tgid(): number {

@@ -82,10 +82,15 @@ async function restoreLoaded(opts: RestoreOptions, dir: string, img: ReturnType<
     retireHelpers(plan);
     makeZombies(plan);
     for (const n of plan.nodes) finalizeTask(n, img);
+    const stopped: number[] = [];
     for (const n of plan.nodes) {
       const stop = opts.leaveStopped || n.state === TASK_STOPPED;
+      if (stop && n.threads.length > 0) stopped.push(n.pid);
       for (const th of n.threads) ptraceDetach(th.tid, stop && th === n.threads[0] ? SIGSTOP : 0);
     }
+    // The SIGSTOP we detach with takes effect as the task runs on: return
+    // only once every such task is really stopped, as callers will look.
+    await untilStopped(stopped);
   } catch (e) {
     progress.done();
     for (const n of [...created].reverse()) killQuiet(n);
@@ -125,6 +130,23 @@ async function pidFreed(pid: number): Promise<boolean> {
     await new Promise((r) => setTimeout(r, 20));
   }
   return true;
+}
+
+async function untilStopped(pids: readonly number[]): Promise<void> {
+  const deadline = Date.now() + 3000;
+  for (const pid of pids) {
+    for (;;) {
+      let state = '';
+      try {
+        const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
+        state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
+      } catch {
+        break;
+      }
+      if (state === 'T' || Date.now() > deadline) break;
+      await new Promise((r) => setTimeout(r, 2));
+    }
+  }
 }
 
 /** stats-restore, as CRIU writes it; a dump dir we cannot write to only loses the stats. */
