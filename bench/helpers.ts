@@ -48,13 +48,32 @@ export function nowS(): number {
   return Number(process.hrtime.bigint()) / 1e9;
 }
 
+// What is alive or on disk right now, so an interrupted run can still clean up.
+const liveGroups = new Set<number>();
+const liveDirs = new Set<string>();
+
 /** A fresh scratch directory on /dev/shm (tmpfs), so disk speed plays no part. */
 export function shmDir(tag: string): string {
-  return mkdtempSync(`/dev/shm/criu-ts-bench-${tag}-`);
+  const dir = mkdtempSync(`/dev/shm/criu-ts-bench-${tag}-`);
+  liveDirs.add(dir);
+  return dir;
 }
 
 export function removeDir(dir: string): void {
   rmSync(dir, { recursive: true, force: true });
+  liveDirs.delete(dir);
+}
+
+/** Kill every process group we started and remove every scratch dir (for Ctrl-C). */
+export function cleanupAll(): void {
+  for (const g of liveGroups) {
+    try {
+      process.kill(-g, 'SIGKILL');
+    } catch {
+      // gone
+    }
+  }
+  for (const d of liveDirs) rmSync(d, { recursive: true, force: true });
 }
 
 export interface Held {
@@ -81,6 +100,7 @@ export async function startHeld(exe: string, args: string[], readyFile: string, 
   // The pid may outlive this handle as a restored process: never let it hold the event loop.
   child.unref();
   const pid = child.pid ?? -1;
+  liveGroups.add(pid);
   const exited = async (): Promise<void> => {
     for (let i = 0; i < 10_000 && existsSync(`/proc/${pid}`); i++) await sleep(1);
   };
@@ -107,6 +127,7 @@ export async function killHeld(h: Held): Promise<void> {
   } catch {
     // already gone
   }
+  liveGroups.delete(h.pid);
   await h.exited();
 }
 

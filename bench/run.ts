@@ -15,7 +15,7 @@ import { cpus, loadavg, release, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { setLogLevel } from '../src/log.js';
 import { cliCase, memoryCase, threadsCase, treeCase, type CaseResult } from './cases.js';
-import { hasGcc, repoRoot, statusDone } from './helpers.js';
+import { cleanupAll, hasGcc, repoRoot, statusDone } from './helpers.js';
 import { HEADER, cliLines, markdownTable, rows, textTable, verdicts } from './table.js';
 
 const SMALL_MIB = 1;
@@ -39,6 +39,13 @@ async function main(argv: string[]): Promise<number> {
     return 1;
   }
   setLogLevel(1); // errors only: the table is the output
+  for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+    process.once(sig, () => {
+      statusDone();
+      cleanupAll();
+      process.exit(130);
+    });
+  }
   const started = Date.now();
   const cases: CaseResult[] = [];
   cases.push(await memoryCase(SMALL_MIB, quick ? 3 : 5));
@@ -66,6 +73,7 @@ async function main(argv: string[]): Promise<number> {
     `(${((Date.now() - started) / 1000).toFixed(0)} s)`,
   ];
   console.log(lines.join('\n'));
+  if (quick) return 0; // a smoke test: keep the last full results
   const outDir = join(repoRoot(), 'build', 'bench');
   mkdirSync(outDir, { recursive: true });
   // README-ready: the table, then the CLI figures and the verdicts as a text block.
