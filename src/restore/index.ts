@@ -13,7 +13,7 @@ import { isAbsolute, join, resolve } from 'node:path';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { CriuTsError } from '../errors.js';
 import { logger } from '../log.js';
-import { NR, waitPid, __WALL, pidExists, ptraceDetach } from '../sys/index.js';
+import { NR, waitPid, __WALL, pidExists, ptraceDetach, ptraceSetSigmask } from '../sys/index.js';
 import type { RestoreOptions, RestoreResult, RestoreStats } from '../api/options.js';
 import type { StatsEntry } from '../images/messages.js';
 import { writeImage } from '../images/index.js';
@@ -173,7 +173,11 @@ function makeZombies(plan: ReturnType<typeof planTree>): void {
     if (n.images || n.helper || !n.tracee) continue;
     const sig = n.exitCode & 0x7f;
     if (sig !== 0) {
-      ptraceDetach(n.pid, sig);
+      // Killed by a signal: queue it, unblocked, and let the task go; it
+      // dies of it before running a single instruction of its own.
+      ptraceSetSigmask(n.pid, 0n);
+      process.kill(n.pid, sig);
+      ptraceDetach(n.pid, 0);
     } else {
       try {
         n.tracee.syscallRaw(NR.exit_group, (n.exitCode >> 8) & 0xff);
