@@ -39,6 +39,8 @@ export interface DumpOptions extends CommonOptions {
   trackMem?: boolean;
   /** --pre-dump-mode splice|read (accepted) */
   preDumpMode?: 'splice' | 'read';
+  /** action-script points (pre-dump, network-lock, post-dump, network-unlock) as they are reached; a rejection aborts the dump */
+  notify?: (script: string) => Promise<void> | void;
 }
 
 export interface RestoreOptions extends CommonOptions {
@@ -50,6 +52,8 @@ export interface RestoreOptions extends CommonOptions {
   restoreSibling?: boolean;
   /** -s/--leave-stopped: leave tasks stopped after restore */
   leaveStopped?: boolean;
+  /** action-script points (pre-restore, setup-namespaces, ..., post-resume) as they are reached; a rejection aborts the restore */
+  notify?: (script: string) => Promise<void> | void;
 }
 
 export interface DumpStats {

@@ -36,6 +36,10 @@ export async function runCommand(command: CommandName, action: string | undefine
     case 'dump': return runDump(o);
     case 'restore': return runRestore(o);
     case 'check': return runCheck(o);
+    case 'service': {
+      const { runService } = await import('../rpc/index.js');
+      return runService({ address: o.address, daemon: o.restoreDetached, pidfile: o.pidfile });
+    }
     case 'cpuinfo':
       throw new CriuTsError('EUNSUPPORTED', `the cpuinfo ${action ?? ''} command is not supported yet`, { command });
     default:

@@ -61,7 +61,8 @@ async function run(argv: readonly string[], state: RunState): Promise<number> {
         process.stdout.write(`Version: ${version()}\n`);
         return 0;
       case 'swrk':
-        throw new CriuTsError('EUNSUPPORTED', 'the swrk (RPC worker) mode is not supported yet', { fd: parsed.fd });
+        // The worker leaves once its client is done, whatever handles a restore left open in this process.
+        process.exit(await (await import('../rpc/index.js')).runSwrk(parsed.fd));
       case 'command':
         state.logToFile = setupLogging(parsed.options);
         state.detached = parsed.command === 'restore' && parsed.options.restoreDetached;

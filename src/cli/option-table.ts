@@ -100,7 +100,7 @@ export const OPTIONS: readonly OptionSpec[] = [
   { long: 'remote', arg: 'none', negatable: true, support: U },
   { long: 'ps-socket', arg: 'required', support: U },
   // page server / service connection (only meaningful for commands we refuse anyway)
-  { long: 'address', arg: 'required', support: I },
+  { long: 'address', arg: 'required', support: Y },
   { long: 'port', arg: 'required', support: I },
   { long: 'status-fd', arg: 'required', support: I },
   { long: 'tls', arg: 'none', negatable: true, support: I },

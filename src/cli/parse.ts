@@ -47,6 +47,8 @@ export interface CliOptions {
   /** as given: relative names are relative to the images dir */
   prevImagesDir?: string;
   feature?: string;
+  /** --address: the service's socket path */
+  address?: string;
   checkExtra: boolean;
   checkExperimental: boolean;
   /** --close FD, in order */
@@ -236,6 +238,7 @@ function apply(hit: Hit, raw: Raw): 'version' | undefined {
       o.preDumpMode = value;
       break;
     case 'feature': o.feature = nonEmpty(shown, value); break;
+    case 'address': o.address = nonEmpty(shown, value); break;
     case 'extra': o.checkExtra = on; break;
     case 'experimental': o.checkExperimental = on; break;
     case 'all': o.checkExtra = true; o.checkExperimental = true; break;

@@ -16,7 +16,7 @@ Commands:
   restore        restore a process/tree
   check          checks whether the kernel support is up-to-date
   page-server    launch page server (not yet)
-  service        launch service (not yet)
+  service        launch the RPC service (see docs/rpc.md)
   dedup          remove duplicates in memory dump (not yet)
   cpuinfo dump   writes cpu information into image file (not yet)
   cpuinfo check  validates cpu information read from image file (not yet)

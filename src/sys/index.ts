@@ -9,3 +9,4 @@ export * from './process.js';
 export { sys, sysTry, sysBig, addr } from './libc.js';
 export * from './fhandle.js';
 export * from './socket.js';
+export * from './seqpacket.js';

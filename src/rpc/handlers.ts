@@ -1,0 +1,267 @@
+/**
+ * What each criu_req type does (CRIU's cr_service_work dispatch): a thin
+ * layer over src/api. Every request gets exactly one final criu_resp of
+ * its own type (NOTIFY round trips may come before it), except a
+ * successful dump of the client itself without leave_running, which CRIU
+ * never answers either (the client is gone by then).
+ */
+import { existsSync } from 'node:fs';
+import { check } from '../api/check.js';
+import type { CheckResult } from '../api/options.js';
+import { version as packageVersion } from '../cli/main.js';
+import { CriuTsError, describeError, rpcErrnoOf } from '../errors.js';
+import type { CriuFeatures, CriuReq, CriuReqType, CriuResp } from '../images/messages.js';
+import { logLevel, logger, resetLogClock, setLogFile, setLogLevel } from '../log.js';
+import { POLLHUP, WNOHANG, pollFd, waitPid } from '../sys/index.js';
+import {
+  DUMP_SCRIPTS_AFTER, DUMP_SCRIPTS_BEFORE, Notifier, RESTORE_SCRIPTS_AFTER, RESTORE_SCRIPTS_BEFORE,
+} from './notify.js';
+import {
+  badOptions, checkSupported, dumpOptionsFrom, resolveDirs, restoreOptionsFrom, withDefaults,
+} from './opts.js';
+import type { EffectiveOpts, Operation, RequestDirs } from './opts.js';
+import type { RpcConnection } from './transport.js';
+
+const log = logger('rpc');
+
+const EOPNOTSUPP = 95;
+const EBADRQC = 56;
+
+/**
+ * What VERSION reports: the CRIU release whose RPC protocol (rpc.proto up to
+ * field 74) and image format criu-ts follows, so version checks in runc,
+ * podman and go-criu (major*10000 + minor*100) see a CRIU they accept. No
+ * gitid (go-criu would bump the minor for it); `name` says who answers.
+ */
+export const RPC_COMPAT_VERSION = { major: 4, minor: 0 } as const;
+
+/** Features FEATURE_CHECK may report true only once criu-ts implements them, whatever the kernel offers. */
+const IMPLEMENTED = { mem_track: false, lazy_pages: false } as const;
+
+function typeName(t: CriuReqType | number): string {
+  return typeof t === 'number' ? `request type ${t}` : t;
+}
+
+/** A failure response: cr_errno from rpcErrnoOf, cr_errmsg the one-line story (CRIU sends its first error line). */
+function failure(type: CriuReqType | number, e: unknown, extra: Partial<CriuResp> = {}): CriuResp {
+  return { type, success: false, ...extra, cr_errno: rpcErrnoOf(e), cr_errmsg: describeError(e).replace(/\s*\n\s*/g, ' ') };
+}
+
+/** Resolve directories and logging for one request, run it, then put the log back. */
+async function withRequestLog<T>(conn: RpcConnection, o: EffectiveOpts, op: Operation, fn: (dirs: RequestDirs) => Promise<T>): Promise<T> {
+  const dirs = resolveDirs(o, op, conn.peer().pid);
+  const savedLevel = logLevel();
+  setLogLevel(o.log_level);
+  resetLogClock();
+  if (dirs.logFile !== undefined) {
+    try {
+      setLogFile(dirs.logFile);
+    } catch (e) {
+      setLogLevel(savedLevel);
+      throw badOptions(`cannot open log file ${dirs.logFile}: ${(e as Error).message}`, { path: dirs.logFile });
+    }
+  }
+  try {
+    return await fn(dirs);
+  } catch (e) {
+    log.error(describeError(e));
+    throw e;
+  } finally {
+    setLogFile(undefined);
+    setLogLevel(savedLevel);
+  }
+}
+
+async function handleDump(conn: RpcConnection, req: CriuReq): Promise<void> {
+  const o = withDefaults(req.opts);
+  // CRIU decides "self dump" on the request as sent, before the client's pid fills in.
+  const selfDump = o.pid === undefined || o.pid === 0;
+  const notifier = new Notifier(conn, o.notify_scripts === true);
+  let error: unknown;
+  try {
+    await withRequestLog(conn, o, 'dump', async (dirs) => {
+      checkSupported(o, 'dump', conn.mode);
+      const opts = dumpOptionsFrom(o, dirs, conn.peer().pid);
+      if (!existsSync(`/proc/${opts.pid}`)) throw new CriuTsError('ENOTASK', `no process with pid ${opts.pid}`, { pid: opts.pid });
+      opts.notify = notifier.callback();
+      await notifier.catchUp(DUMP_SCRIPTS_BEFORE);
+      const { dump } = await import('../api/dump.js');
+      try {
+        const r = await dump(opts);
+        log.info(`Dumped ${r.pids.length} task(s): ${r.pids.join(' ')}`);
+        await notifier.catchUp([...DUMP_SCRIPTS_AFTER, ...(opts.leaveRunning === true ? ['network-unlock'] : [])]);
+      } catch (e) {
+        // CRIU unlocks the network on a failed dump once it has locked it.
+        if (notifier.has('network-lock')) await notifier.notify('network-unlock').catch(() => undefined);
+        throw e;
+      }
+    });
+  } catch (e) {
+    error = e;
+  }
+  const success = error === undefined;
+  if (o.leave_running === true || !selfDump || !success) {
+    conn.send(success ? { type: 'DUMP', success, dump: { restored: false } } : failure('DUMP', error, { dump: { restored: false } }));
+  }
+}
+
+/** Kill what a restore created (CRIU's out_kill) and collect what is ours to collect. */
+function killRestored(pids: readonly number[]): void {
+  for (const pid of pids) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // already gone
+    }
+  }
+  const deadline = Date.now() + 2000;
+  const left = new Set(pids);
+  while (left.size > 0 && Date.now() < deadline) {
+    for (const pid of [...left]) {
+      try {
+        if (waitPid(pid, WNOHANG) !== null || !existsSync(`/proc/${pid}`)) left.delete(pid);
+      } catch {
+        left.delete(pid); // not our child: its parent collects it
+      }
+    }
+  }
+}
+
+async function handleRestore(conn: RpcConnection, req: CriuReq): Promise<void> {
+  const o = withDefaults(req.opts);
+  let rootPid = -1;
+  let error: unknown;
+  try {
+    await withRequestLog(conn, o, 'restore', async (dirs) => {
+      checkSupported(o, 'restore', conn.mode);
+      const notifier = new Notifier(conn, o.notify_scripts === true, dirs.imagesDir);
+      const opts = restoreOptionsFrom(o, dirs);
+      opts.notify = notifier.callback();
+      await notifier.catchUp(RESTORE_SCRIPTS_BEFORE);
+      const { restore } = await import('../api/restore.js');
+      const r = await restore(opts);
+      notifier.setRootPid(r.pid);
+      const beforeResume = RESTORE_SCRIPTS_AFTER.filter((s) => s !== 'post-resume');
+      try {
+        await notifier.catchUp(beforeResume);
+      } catch (e) {
+        // A refusal before resume kills the tree, as CRIU does; it ran meanwhile only because the core does not call us yet.
+        killRestored(r.pids);
+        throw e;
+      }
+      try {
+        await notifier.notify('post-resume');
+      } catch (e) {
+        // CRIU only logs a failing post-resume script: the tree runs.
+        log.error(describeError(e));
+      }
+      rootPid = r.pid;
+      log.info(`Restored ${r.pids.length} task(s), root ${r.pid}`);
+    });
+  } catch (e) {
+    error = e;
+  }
+  conn.send(error === undefined ? { type: 'RESTORE', success: true, restore: { pid: rootPid } } : failure('RESTORE', error, { restore: { pid: -1 } }));
+}
+
+async function handleCheck(conn: RpcConnection, req: CriuReq): Promise<void> {
+  const o = withDefaults(req.opts);
+  try {
+    const r = await withRequestLog(conn, o, 'check', () => check({}));
+    if (r.ok) {
+      conn.send({ type: 'CHECK', success: true });
+      return;
+    }
+    const missing = Object.entries(r.features).filter(([, f]) => !f.ok).map(([n]) => n);
+    throw new CriuTsError('EUNSUPPORTED', `kernel is missing what criu-ts needs: ${missing.join(', ')}`, { missing });
+  } catch (e) {
+    conn.send(failure('CHECK', e));
+  }
+}
+
+async function featureOk(name: string): Promise<boolean> {
+  let r: CheckResult;
+  try {
+    r = await check({ feature: name });
+  } catch {
+    return false;
+  }
+  return r.features[name]?.ok === true;
+}
+
+/** CRIU answers only what was asked, false otherwise; success means the check itself worked. */
+async function handleFeatureCheck(conn: RpcConnection, req: CriuReq): Promise<void> {
+  const want = req.features ?? {};
+  try {
+    const features: CriuFeatures = { mem_track: false, lazy_pages: false, pidfd_store: false };
+    if (want.mem_track === true) features.mem_track = IMPLEMENTED.mem_track && (await featureOk('mem_dirty_track'));
+    if (want.lazy_pages === true) {
+      features.lazy_pages = IMPLEMENTED.lazy_pages && (await featureOk('uffd')) && (await featureOk('uffd-noncoop'));
+    }
+    if (want.pidfd_store === true) features.pidfd_store = await featureOk('pidfd_store');
+    conn.send({ type: 'FEATURE_CHECK', success: true, features });
+  } catch (e) {
+    conn.send(failure('FEATURE_CHECK', e));
+  }
+}
+
+function handleVersion(conn: RpcConnection): void {
+  conn.send({
+    type: 'VERSION',
+    success: true,
+    version: { major_number: RPC_COMPAT_VERSION.major, minor_number: RPC_COMPAT_VERSION.minor, name: `criu-ts ${packageVersion()}` },
+  });
+}
+
+/** waitpid(pid) on one of our children (a tree restored on this connection); gives up if the client goes. */
+async function handleWaitPid(conn: RpcConnection, req: CriuReq): Promise<void> {
+  const pid = req.pid ?? 0;
+  try {
+    for (;;) {
+      const st = waitPid(pid, WNOHANG);
+      if (st !== null && (st.exited || st.signaled)) {
+        conn.send({ type: 'WAIT_PID', success: true, status: st.raw });
+        return;
+      }
+      if ((pollFd(conn.fd, 0, 0) & POLLHUP) !== 0) return; // nobody left to tell
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  } catch (e) {
+    conn.send(failure('WAIT_PID', e));
+  }
+}
+
+function unsupported(conn: RpcConnection, type: CriuReqType | number): void {
+  const e = new CriuTsError('EUNSUPPORTED', `${typeName(type)} is not supported by criu-ts yet`, { type, errno: EOPNOTSUPP });
+  log.warn(e.message);
+  conn.send(failure(type, e));
+}
+
+export async function handleRequest(conn: RpcConnection, req: CriuReq): Promise<void> {
+  switch (req.type) {
+    case 'DUMP': return handleDump(conn, req);
+    case 'RESTORE': return handleRestore(conn, req);
+    case 'CHECK': return handleCheck(conn, req);
+    case 'FEATURE_CHECK': return handleFeatureCheck(conn, req);
+    case 'VERSION': return handleVersion(conn);
+    case 'WAIT_PID': return handleWaitPid(conn, req);
+    case 'PRE_DUMP':
+    case 'SINGLE_PRE_DUMP':
+    case 'PAGE_SERVER':
+    case 'PAGE_SERVER_CHLD':
+    case 'CPUINFO_DUMP':
+    case 'CPUINFO_CHECK':
+      return unsupported(conn, req.type);
+    default: {
+      // NOTIFY out of turn, EMPTY or a type we do not know: CRIU's "Invalid req" answer.
+      const e = new CriuTsError('EUSAGE', `invalid request: ${typeName(req.type)}`, { type: req.type, errno: EBADRQC });
+      log.error(e.message);
+      conn.send(failure('EMPTY', e));
+    }
+  }
+}
+
+/** For a request that could not even be decoded. */
+export function sendDecodeError(conn: RpcConnection, e: unknown): void {
+  conn.send(failure('EMPTY', new CriuTsError('EUSAGE', describeError(e), { errno: EBADRQC }, e)));
+}

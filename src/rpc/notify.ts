@@ -1,0 +1,94 @@
+/**
+ * notify_scripts: CRIU's action-script points become NOTIFY responses
+ * ({type NOTIFY, success true, notify {script, pid}}) that the client must
+ * answer with a NOTIFY request; notify_success false aborts the operation
+ * like a failing action script (criu/action-scripts.c, cr-service.c).
+ *
+ * The core may call the `notify` option of dump()/restore() at the exact
+ * moments; whatever it has not sent by the end, the RPC layer sends itself
+ * in CRIU's order (catchUp), so each point reaches the client exactly once.
+ */
+import { join } from 'node:path';
+import { CriuTsError } from '../errors.js';
+import { readImage } from '../images/index.js';
+import { logger } from '../log.js';
+import type { RpcConnection } from './transport.js';
+
+const log = logger('rpc');
+
+/** How long a client may take to run what a notification stands for (runc runs OCI hooks here). */
+export const NOTIFY_ACK_TIMEOUT_MS = 10 * 60_000;
+
+/** CRIU's order on dump: pre-dump; freeze; network-lock; images; post-dump; network-unlock when the tree lives on. */
+export const DUMP_SCRIPTS_BEFORE = ['pre-dump'] as const;
+export const DUMP_SCRIPTS_AFTER = ['network-lock', 'post-dump'] as const;
+
+/** CRIU's order on restore (restore_root_task): the last three come once the tree is complete. */
+export const RESTORE_SCRIPTS_BEFORE = ['pre-restore'] as const;
+export const RESTORE_SCRIPTS_AFTER = [
+  'setup-namespaces', 'post-setup-namespaces', 'post-restore', 'network-unlock', 'pre-resume', 'post-resume',
+] as const;
+
+/** Scripts whose notification carries the restored root's pid (CRIU sets it for these two only). */
+const WITH_PID: ReadonlySet<string> = new Set(['setup-namespaces', 'post-restore']);
+
+export class ScriptError extends CriuTsError {
+  constructor(readonly script: string, cause?: unknown) {
+    // errno ECANCELED becomes cr_errno (rpcErrnoOf): the client, not the kernel, stopped us.
+    const code = script.includes('dump') || script === 'network-lock' ? 'EDUMP' : 'ERESTORE';
+    super(code, `the RPC client reported an error for the ${script} notification`, { script, errno: 125 }, cause);
+    this.name = 'ScriptError';
+  }
+}
+
+export class Notifier {
+  private readonly sent = new Set<string>();
+  private rootPid: number | undefined;
+
+  /** `enabled` is criu_opts.notify_scripts: without it every call is a no-op. */
+  constructor(private readonly conn: RpcConnection, readonly enabled: boolean, private readonly imagesDir?: string) {}
+
+  /** The pid CRIU puts in setup-namespaces and post-restore: known from the restore, or from pstree.img before. */
+  setRootPid(pid: number): void {
+    this.rootPid = pid;
+  }
+
+  has(script: string): boolean {
+    return this.sent.has(script);
+  }
+
+  /** Send one notification and wait for the client's answer; a negative answer throws ScriptError. */
+  async notify(script: string): Promise<void> {
+    if (!this.enabled || this.sent.has(script)) return;
+    this.sent.add(script);
+    const pid = WITH_PID.has(script) ? this.pidForNotify() : undefined;
+    log.info(`notify ${script}${pid === undefined ? '' : ` pid ${pid}`}`);
+    this.conn.send({ type: 'NOTIFY', success: true, notify: pid === undefined ? { script } : { script, pid } });
+    const ack = await this.conn.receive(NOTIFY_ACK_TIMEOUT_MS, `answer to the ${script} notification`);
+    if (ack === null) throw new ScriptError(script, new Error('the client closed the connection'));
+    if (ack.type !== 'NOTIFY' || ack.notify_success !== true) throw new ScriptError(script);
+  }
+
+  /** Send, in order, those of `scripts` nobody has sent yet. */
+  async catchUp(scripts: readonly string[]): Promise<void> {
+    for (const s of scripts) await this.notify(s);
+  }
+
+  /** For the core's `notify` option: same as notify(), bound. */
+  callback(): (script: string) => Promise<void> {
+    return (script) => this.notify(script);
+  }
+
+  private pidForNotify(): number | undefined {
+    if (this.rootPid === undefined && this.imagesDir !== undefined) {
+      // criu-ts restores every task with its dumped pid, so the root's pid is the first pstree entry's.
+      try {
+        const first = readImage(join(this.imagesDir, 'pstree.img')).entries[0];
+        if (typeof first?.['pid'] === 'number') this.rootPid = first['pid'];
+      } catch {
+        // no pid then: the notification goes without one
+      }
+    }
+    return this.rootPid;
+  }
+}

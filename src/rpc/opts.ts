@@ -1,0 +1,194 @@
+/**
+ * criu_opts → API options, the way CRIU's setup_opts_from_req reads them:
+ * proto2 defaults applied for absent fields (CRIU_OPTS_DEFAULTS), the
+ * images directory opened through the client's own descriptor
+ * (/proc/<peer pid>/fd/<images_dir_fd>, as CRIU does; nothing travels over
+ * SCM_RIGHTS), the work directory from work_dir_fd or else the images
+ * directory, and the log file (a bare name) inside the work directory.
+ *
+ * Options criu-ts cannot honour are refused when leaving them out would
+ * change the result (like the CLI's "not supported yet"), and logged as
+ * ignored when it would not.
+ */
+import { existsSync, readlinkSync, statSync } from 'node:fs';
+import { isAbsolute, join, resolve } from 'node:path';
+import type { CommonOptions, DumpOptions, RestoreOptions } from '../api/options.js';
+import { CriuTsError } from '../errors.js';
+import type { CriuOpts } from '../images/messages.js';
+import { CRIU_OPTS_DEFAULTS } from '../images/schema/rpc.js';
+import { logger } from '../log.js';
+import type { RpcMode } from './transport.js';
+
+const log = logger('rpc');
+
+/** CRIU's file name when the client names no log file (DEFAULT_LOG_FILENAME). */
+export const DEFAULT_RPC_LOG_FILE = 'criu.log';
+
+const EBADRQC = 56;
+
+/** CRIU answers every option it cannot set up with cr_errno EBADRQC ("Bad options" in pycriu). */
+export function badOptions(message: string, data: Record<string, unknown> = {}): CriuTsError {
+  return new CriuTsError('EUSAGE', message, { ...data, errno: EBADRQC });
+}
+
+export type Operation = 'dump' | 'restore' | 'check';
+
+/** criu_opts with the proto2 defaults CRIU would see for absent fields. */
+export type EffectiveOpts = CriuOpts & { images_dir_fd: number; log_level: number; ghost_limit: number };
+
+export function withDefaults(o: CriuOpts | undefined): EffectiveOpts {
+  const out: EffectiveOpts = {
+    ...o,
+    images_dir_fd: o?.images_dir_fd ?? CRIU_OPTS_DEFAULTS.images_dir_fd,
+    log_level: o?.log_level ?? CRIU_OPTS_DEFAULTS.log_level,
+    ghost_limit: o?.ghost_limit ?? CRIU_OPTS_DEFAULTS.ghost_limit,
+  };
+  return out;
+}
+
+export interface RequestDirs {
+  /** absent only for CHECK without a log file */
+  imagesDir?: string;
+  workDir?: string;
+  /** absolute path of the log file, or undefined for stderr / no file */
+  logFile?: string;
+}
+
+/**
+ * A directory the client holds open, reached through /proc/PID/fd/N. The
+ * link's text is used when it names the same directory from here (restored
+ * tasks open image files by that path); otherwise (another mount namespace)
+ * the /proc path itself, which works as long as the client keeps the fd.
+ */
+export function dirOfPeerFd(pid: number, fd: number, what: string): string {
+  const link = `/proc/${pid}/fd/${fd}`;
+  let st;
+  try {
+    st = statSync(link);
+  } catch (e) {
+    throw badOptions(`cannot open ${what} ${link}: ${(e as Error).message}`, { pid, fd });
+  }
+  if (!st.isDirectory()) throw badOptions(`${what} fd ${fd} of pid ${pid} is not a directory`, { pid, fd });
+  try {
+    const real = readlinkSync(link);
+    if (isAbsolute(real)) {
+      const rs = statSync(real);
+      if (rs.dev === st.dev && rs.ino === st.ino) return real;
+    }
+  } catch {
+    // deleted or unreachable under that name: go through the fd
+  }
+  return link;
+}
+
+export function resolveDirs(o: EffectiveOpts, op: Operation, peerPid: number): RequestDirs {
+  // CHECK logs to a file only when asked to, and then needs a directory for it (CRIU's rule).
+  const wantsDirs = op !== 'check' || (o.log_file !== undefined && o.log_to_stderr !== true);
+  if (!wantsDirs) return {};
+  let imagesDir: string | undefined;
+  if (o.images_dir_fd !== -1) imagesDir = dirOfPeerFd(peerPid, o.images_dir_fd, 'images directory');
+  else if (o.images_dir !== undefined && o.images_dir !== '') {
+    imagesDir = resolve(o.images_dir);
+    if (!existsSync(imagesDir)) throw badOptions(`cannot open images directory ${imagesDir}`, { path: imagesDir });
+  } else if (op !== 'check') {
+    throw badOptions('neither images_dir_fd nor images_dir was passed by the RPC client');
+  }
+  const workDir = o.work_dir_fd !== undefined ? dirOfPeerFd(peerPid, o.work_dir_fd, 'work directory') : imagesDir;
+  if (workDir === undefined) throw badOptions('images_dir or work_dir_fd is required when using a log file');
+  const dirs: RequestDirs = { workDir };
+  if (imagesDir !== undefined) dirs.imagesDir = imagesDir;
+  if (o.log_file !== undefined && o.log_file.includes('/')) {
+    throw badOptions(`no subdirectories are allowed in log_file (${o.log_file})`, { log_file: o.log_file });
+  }
+  if (o.log_file !== undefined || o.log_to_stderr !== true) dirs.logFile = join(workDir, o.log_file ?? DEFAULT_RPC_LOG_FILE);
+  return dirs;
+}
+
+const nonEmpty = (v: readonly unknown[] | undefined): boolean => v !== undefined && v.length > 0;
+
+/** Options that would change what is dumped or restored: refused, with their CRIU field names. */
+function refused(o: EffectiveOpts, op: Operation): string[] {
+  const out: string[] = [];
+  const add = (cond: boolean, name: string): void => {
+    if (cond) out.push(name);
+  };
+  add(o.ps !== undefined, 'ps (page server)');
+  add(o.lazy_pages === true, 'lazy_pages');
+  add(nonEmpty(o.exec_cmd), 'exec_cmd');
+  add(nonEmpty(o.inherit_fd), 'inherit_fd');
+  add(nonEmpty(o.external), 'external');
+  add(nonEmpty(o.ext_mnt), 'ext_mnt');
+  add(o.auto_ext_mnt === true, 'auto_ext_mnt');
+  add(nonEmpty(o.veths), 'veths');
+  add(nonEmpty(o.join_ns), 'join_ns');
+  add((o.empty_ns ?? 0) !== 0, 'empty_ns');
+  add(o.orphan_pts_master === true, 'orphan_pts_master');
+  // criu-ts has no mount namespaces: a root other than / would resolve every path elsewhere.
+  add(o.root !== undefined && o.root !== '' && resolve(o.root) !== '/', 'root');
+  if (op !== 'dump') add(o.track_mem === true, 'track_mem');
+  return out;
+}
+
+/** Accepted, logged as ignored when set: leaving them out does not change what criu-ts can dump or restore. */
+const IGNORED_FIELDS = [
+  'evasive_devices', 'link_remap', 'auto_dedup', 'force_irmap', 'irmap_scan_paths', 'manage_cgroups',
+  'manage_cgroups_mode', 'cg_root', 'cgroup_props', 'cgroup_props_file', 'cgroup_dump_controller', 'cgroup_yard',
+  'cpu_cap', 'skip_mnt', 'enable_fs', 'ext_sharing', 'ext_masters', 'tcp_skip_in_flight', 'tcp_close',
+  'weak_sysctls', 'status_fd', 'lsm_profile', 'lsm_mount_context', 'tls', 'tls_cacert', 'tls_cacrl', 'tls_cert',
+  'tls_key', 'tls_no_cn_verify', 'network_lock', 'mntns_compat_mode', 'skip_file_rwx_check', 'unprivileged',
+  'display_stats', 'allow_uprobes', 'ghost_fiemap', 'file_validation_method', 'pidfd_store_sk', 'config_file',
+] as const;
+
+function isSet(v: unknown): boolean {
+  if (v === undefined || v === false || v === '') return false;
+  return !(Array.isArray(v) && v.length === 0);
+}
+
+/** Refuse what we cannot do, warn about what we skip; throws for the first kind. */
+export function checkSupported(o: EffectiveOpts, op: Operation, mode: RpcMode): void {
+  if (o.rst_sibling !== undefined && mode === 'service') {
+    throw badOptions('rst_sibling is not allowed in the standalone service (use swrk)');
+  }
+  const no = refused(o, op);
+  if (no.length > 0) {
+    throw new CriuTsError('EUNSUPPORTED', `criu-ts does not support these RPC options yet: ${no.join(', ')}`, { options: no });
+  }
+  const rec = o as unknown as Record<string, unknown>;
+  for (const f of IGNORED_FIELDS) if (isSet(rec[f])) log.warn(`RPC option ${f} is not implemented by criu-ts and is ignored`);
+}
+
+function common(o: EffectiveOpts, dirs: RequestDirs): CommonOptions {
+  const c: CommonOptions = { progress: false, ghostLimit: o.ghost_limit };
+  if (dirs.imagesDir !== undefined) c.imagesDir = dirs.imagesDir;
+  if (dirs.workDir !== undefined) c.workDir = dirs.workDir;
+  if (o.shell_job !== undefined) c.shellJob = o.shell_job;
+  if (o.ext_unix_sk !== undefined) c.extUnixSk = o.ext_unix_sk;
+  if (o.tcp_established !== undefined) c.tcpEstablished = o.tcp_established;
+  if (o.file_locks !== undefined) c.fileLocks = o.file_locks;
+  return c;
+}
+
+/** DumpOptions; `pid` is the request's or, absent, the client's own (CRIU's self-dump). */
+export function dumpOptionsFrom(o: EffectiveOpts, dirs: RequestDirs, peerPid: number): DumpOptions {
+  const d: DumpOptions = { ...common(o, dirs), pid: o.pid ?? peerPid };
+  // CRIU: leave_stopped is read after leave_running and wins.
+  if (o.leave_running === true) d.leaveRunning = true;
+  if (o.leave_stopped === true) {
+    d.leaveStopped = true;
+    delete d.leaveRunning;
+  }
+  if (o.freeze_cgroup !== undefined && o.freeze_cgroup !== '') d.freezeCgroup = o.freeze_cgroup;
+  if (o.timeout !== undefined) d.timeoutSec = o.timeout;
+  if (o.parent_img !== undefined && o.parent_img !== '') d.prevImagesDir = o.parent_img;
+  if (o.track_mem === true) d.trackMem = true;
+  if (o.pre_dump_mode !== undefined) d.preDumpMode = o.pre_dump_mode === 'VM_READ' || o.pre_dump_mode === 2 ? 'read' : 'splice';
+  return d;
+}
+
+/** RestoreOptions: always detached, like CRIU's restore_using_req (the client gets the pid and goes on). */
+export function restoreOptionsFrom(o: EffectiveOpts, dirs: RequestDirs): RestoreOptions {
+  const r: RestoreOptions = { ...common(o, dirs), detach: true };
+  if (o.rst_sibling === true) r.restoreSibling = true;
+  if (o.leave_stopped === true) r.leaveStopped = true;
+  return r;
+}

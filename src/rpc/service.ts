@@ -1,0 +1,181 @@
+/**
+ * `criu-ts swrk FD` and `criu-ts service`: CRIU's two ways of serving RPC.
+ *
+ * swrk serves the socket its parent handed over (runc passes fd 3, pycriu
+ * and libcriu a socketpair end): like CRIU, one request per connection
+ * unless the request says keep_open, and always until the client closes.
+ *
+ * service listens on a SOCK_SEQPACKET path and, like CRIU's cr_service,
+ * gives each connection a worker process of its own: `criu-ts swrk 3` with
+ * the accepted socket as fd 3 (Node cannot fork, so we spawn). A worker has
+ * its own logging state, subreaper bit and restored children, and a failing
+ * request cannot take the service down.
+ */
+import { spawn } from 'node:child_process';
+import { chmodSync, unlinkSync, writeFileSync } from 'node:fs';
+import { CriuTsError, describeError } from '../errors.js';
+import { logger } from '../log.js';
+import {
+  POLLIN, accept4, bindUnix, closeQuiet, fcntl, listen, peerCred, pollFd, seqpacketSocket,
+} from '../sys/index.js';
+import { handleRequest, sendDecodeError } from './handlers.js';
+import { RpcConnection } from './transport.js';
+import type { RpcMode } from './transport.js';
+
+const log = logger('rpc');
+
+/** Where `criu service` listens by default in CRIU's packaging (criu.socket unit, libcriu's default). */
+export const DEFAULT_SERVICE_ADDRESS = '/var/run/criu_service.socket';
+/** CRIU's listen(2) backlog. */
+const SERVICE_BACKLOG = 16;
+/** A service worker's client gets this long between requests; the swrk client owns us and may take its time. */
+const SERVICE_IDLE_TIMEOUT_MS = 5 * 60_000;
+/** Set in a worker's environment: it serves a service connection, where CRIU forbids rst_sibling. */
+const WORKER_ENV = 'CRIU_TS_RPC_MODE';
+/** Set in a daemonized service: the listening socket is already open as fd 3. */
+const LISTEN_FD_ENV = 'CRIU_TS_SERVICE_FD';
+
+const F_SETFD = 2;
+const FD_CLOEXEC = 1;
+
+/** Serve one connection to its end: requests in order, one at a time. */
+export async function serveConnection(conn: RpcConnection): Promise<void> {
+  const idle = conn.mode === 'service' ? SERVICE_IDLE_TIMEOUT_MS : undefined;
+  try {
+    for (;;) {
+      let req;
+      try {
+        req = await conn.receive(idle);
+      } catch (e) {
+        if (e instanceof CriuTsError && e.code === 'EUSAGE') sendDecodeError(conn, e);
+        log.error(describeError(e));
+        return;
+      }
+      if (req === null) return; // the client is done
+      await handleRequest(conn, req);
+      // CRIU: without keep_open the connection ends with the answer.
+      if (req.keep_open !== true) return;
+    }
+  } catch (e) {
+    // Only the transport throws here (the client went away mid-answer): nothing left to tell anyone.
+    log.error(`RPC connection ended: ${describeError(e)}`);
+  } finally {
+    conn.close();
+  }
+}
+
+/** `criu-ts swrk FD`: exit status 0 when the client was served (answers carry the outcome). */
+export async function runSwrk(fd: number): Promise<number> {
+  const mode: RpcMode = process.env[WORKER_ENV] === 'service' ? 'service' : 'swrk';
+  try {
+    // Our helpers (restore stub, probe children) must not keep the client's socket open.
+    fcntl(fd, F_SETFD, FD_CLOEXEC);
+    peerCred(fd); // fails early, with its errno, when fd is no connected unix socket
+  } catch (e) {
+    throw new CriuTsError('EUSAGE', `swrk: fd ${fd} is not an RPC socket: ${describeError(e)}`, { fd }, e);
+  }
+  await serveConnection(new RpcConnection(fd, mode));
+  return 0;
+}
+
+export interface ServiceOptions {
+  address?: string;
+  /** -d/--daemon: detach once listening */
+  daemon: boolean;
+  /** absolute path of the pidfile, if any */
+  pidfile?: string;
+}
+
+function listenOn(address: string): number {
+  const fd = seqpacketSocket();
+  try {
+    // CRIU removes a stale socket file before binding, and lets anyone connect.
+    try {
+      unlinkSync(address);
+    } catch {
+      // nothing there
+    }
+    bindUnix(fd, address);
+    chmodSync(address, 0o666);
+    listen(fd, SERVICE_BACKLOG);
+  } catch (e) {
+    closeQuiet(fd);
+    throw new CriuTsError('EUSAGE', `cannot listen on ${address}: ${describeError(e)}`, { address }, e);
+  }
+  log.info(`The service socket is bound to ${address}`);
+  return fd;
+}
+
+function writePidfile(path: string, pid: number): void {
+  try {
+    writeFileSync(path, String(pid), { mode: 0o600 });
+  } catch (e) {
+    throw new CriuTsError('EUSAGE', `cannot write pidfile ${path}: ${(e as Error).message}`, { path }, e);
+  }
+}
+
+/** Our own command line again, for a worker or the daemon (bin/criu-ts under the same node). */
+function selfArgs(rest: readonly string[]): string[] {
+  const script = process.argv[1];
+  if (script === undefined) throw new CriuTsError('EINTERNAL', 'cannot tell which script runs criu-ts');
+  return [...process.execArgv, script, ...rest];
+}
+
+function spawnWorker(connFd: number): void {
+  const child = spawn(process.execPath, selfArgs(['swrk', '3']), {
+    stdio: ['ignore', 'inherit', 'inherit', connFd],
+    env: { ...process.env, [WORKER_ENV]: 'service' },
+  });
+  child.on('error', (e) => log.error(`worker for connection fd ${connFd}: ${e.message}`));
+  child.on('exit', (code, sig) => log.info(`Worker (pid ${child.pid ?? '?'}) exited with ${sig ?? code}`));
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** `criu-ts service`: never returns unless listening fails. */
+export async function runService(o: ServiceOptions): Promise<number> {
+  const inherited = process.env[LISTEN_FD_ENV];
+  let listenFd: number;
+  if (inherited !== undefined) {
+    listenFd = Number(inherited);
+    delete process.env[LISTEN_FD_ENV];
+    fcntl(listenFd, F_SETFD, FD_CLOEXEC);
+  } else {
+    const address = o.address ?? DEFAULT_SERVICE_ADDRESS;
+    listenFd = listenOn(address);
+    if (o.daemon) {
+      // daemon(3) by proxy: a detached copy of us inherits the listening socket; we leave once it exists.
+      const child = spawn(process.execPath, selfArgs(process.argv.slice(2)), {
+        stdio: ['ignore', 'ignore', 'ignore', listenFd],
+        detached: true,
+        env: { ...process.env, [LISTEN_FD_ENV]: '3' },
+      });
+      const pid = child.pid;
+      if (pid === undefined) throw new CriuTsError('EINTERNAL', 'cannot start the service daemon');
+      child.unref();
+      if (o.pidfile !== undefined) writePidfile(o.pidfile, pid);
+      closeQuiet(listenFd);
+      return 0;
+    }
+  }
+  if (o.pidfile !== undefined && inherited === undefined) writePidfile(o.pidfile, process.pid);
+  for (;;) {
+    log.info('Waiting for connection...');
+    while ((pollFd(listenFd, POLLIN, 100) & POLLIN) === 0) await sleep(0);
+    let connFd: number;
+    try {
+      connFd = accept4(listenFd);
+    } catch (e) {
+      log.error(`cannot accept a connection: ${describeError(e)}`);
+      await sleep(100);
+      continue;
+    }
+    log.info('Connected.');
+    try {
+      spawnWorker(connFd);
+    } finally {
+      // The worker has its own copy (spawn returns after exec); ours would keep the client waiting.
+      closeQuiet(connFd);
+    }
+  }
+}
