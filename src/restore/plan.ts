@@ -38,6 +38,8 @@ export interface RestorePlan {
   nodes: RestoreNode[];
   /** lowest fd number above every task's fds: inherited group fds start here */
   inheritBase: number;
+  /** shared anonymous memory objects re-created so far (see kinds/memory/restore.ts) */
+  shmem: Map<bigint, { pid: number; start: bigint; end: bigint; pgoff: bigint }>;
 }
 
 export function planTree(img: DumpImages, shellJob: boolean): RestorePlan {
@@ -100,7 +102,7 @@ export function planTree(img: DumpImages, shellJob: boolean): RestorePlan {
     const lca = lowestCommonAncestor(u.tasks);
     lca.groupFiles.push(...u.ids);
   }
-  return { root, nodes, inheritBase: maxFd + 1 };
+  return { root, nodes, inheritBase: maxFd + 1, shmem: new Map() };
 }
 
 function ancestors(n: RestoreNode): RestoreNode[] {

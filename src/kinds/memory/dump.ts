@@ -90,7 +90,7 @@ export function dumpMemory(ctx: MemoryDumpContext): MemoryDump {
       const entry: VmaEntry = {
         start: v.start,
         end: v.end,
-        pgoff: kind.startsWith('file') ? v.pgoff : 0n,
+        pgoff: kind.startsWith('file') || kind === 'anon-shared' ? v.pgoff : 0n,
         shmid: 0n,
         prot: v.prot.value,
         flags,

@@ -106,6 +106,12 @@ function moveVdso(t: RestoreTaskHandle, vmas: readonly VmaEntry[], cur: readonly
 export interface MemoryRestoreContext {
   imagesDir: string;
   fileById(id: number): FileEntry | undefined;
+  /**
+   * Shared anonymous objects already re-created by a task of this restore
+   * (shmid → where that task maps it): later tasks map the same object
+   * through /proc/PID/map_files instead of making their own.
+   */
+  shmem: Map<bigint, { pid: number; start: bigint; end: bigint; pgoff: bigint }>;
 }
 
 function filePath(ctx: MemoryRestoreContext, id: bigint): string {
@@ -133,8 +139,13 @@ export function restoreMemory(t: RestoreTaskHandle, mm: MmEntry, pagemap: Pagema
   // others (e.g. huge PROT_NONE reservations) are mapped as they were, so no
   // memory is committed for them.
   const filled = vmasWithPages(vmas, pagemap);
+  const shmemToFill: VmaEntry[] = [];
   for (const v of vmas) {
     const len = v.end - v.start;
+    if (v.status & VMA.ANON_SHARED) {
+      if (mapSharedAnon(t, v, ctx)) shmemToFill.push(v);
+      continue;
+    }
     const fill = filled.has(v);
     const prot = fill ? v.prot | PROT_WRITE : v.prot; // writable while we fill; final protection below
     let flags = MAP_FIXED | (v.flags & (MAP_GROWSDOWN | MAP_NORESERVE));
@@ -144,8 +155,6 @@ export function restoreMemory(t: RestoreTaskHandle, mm: MmEntry, pagemap: Pagema
       fd = fileFd(v.shmid, v.fdflags ?? O_RDONLY);
       off = v.pgoff;
       flags |= v.status & VMA.FILE_SHARED ? MAP_SHARED : MAP_PRIVATE;
-    } else if (v.status & VMA.ANON_SHARED) {
-      flags |= MAP_SHARED | MAP_ANONYMOUS;
     } else {
       flags |= MAP_PRIVATE | MAP_ANONYMOUS;
     }
@@ -156,9 +165,7 @@ export function restoreMemory(t: RestoreTaskHandle, mm: MmEntry, pagemap: Pagema
   for (const fd of fds.values()) t.syscall('close', NR.close, fd);
 
   const pages = fillPages(t, join(ctx.imagesDir, `pages-${pagesId}.img`), pagemap, 0n);
-  for (const v of vmas) {
-    if (v.status & VMA.ANON_SHARED) fillShmem(t, v, ctx);
-  }
+  for (const v of shmemToFill) fillShmem(t, v, ctx);
   for (const v of vmas) {
     if (filled.has(v) && !(v.status & VMA.FILE_SHARED) && (v.prot & PROT_WRITE) === 0) {
       t.syscall('mprotect', NR.mprotect, v.start, v.end - v.start, v.prot);
@@ -169,6 +176,44 @@ export function restoreMemory(t: RestoreTaskHandle, mm: MmEntry, pagemap: Pagema
     }
   }
   return pages;
+}
+
+/**
+ * Map a shared anonymous VMA. The first task to map an object creates it
+ * (and fills it: returns true); every later one opens the creator's
+ * mapping through /proc/PID/map_files and maps that same object, so
+ * writes are seen by all of them as before the dump.
+ */
+function mapSharedAnon(t: RestoreTaskHandle, v: VmaEntry, ctx: MemoryRestoreContext): boolean {
+  const len = v.end - v.start;
+  const flags = MAP_FIXED | MAP_SHARED | (v.flags & MAP_NORESERVE);
+  const owner = ctx.shmem.get(v.shmid);
+  if (owner && owner.pid !== t.pid) {
+    const path = `/proc/${owner.pid}/map_files/${owner.start.toString(16)}-${owner.end.toString(16)}`;
+    const fd = Number(t.syscall(`open ${path}`, NR.openat, AT_FDCWD, t.putString(path), 2 /* O_RDWR */ | O_CLOEXEC, 0));
+    t.syscall('mmap(shared)', NR.mmap, v.start, len, v.prot, flags, fd, v.pgoff);
+    t.syscall('close', NR.close, fd);
+    return false;
+  }
+  if (owner) {
+    // A second mapping of the object in the same task: share it the same way.
+    const path = `/proc/${t.pid}/map_files/${owner.start.toString(16)}-${owner.end.toString(16)}`;
+    const fd = Number(t.syscall(`open ${path}`, NR.openat, AT_FDCWD, t.putString(path), 2 | O_CLOEXEC, 0));
+    t.syscall('mmap(shared)', NR.mmap, v.start, len, v.prot | PROT_WRITE, flags, fd, v.pgoff);
+    t.syscall('close', NR.close, fd);
+    return false;
+  }
+  if (v.pgoff === 0n) {
+    t.syscall('mmap(shared anon)', NR.mmap, v.start, len, v.prot | PROT_WRITE, flags | MAP_ANONYMOUS, -1, 0);
+  } else {
+    // The object is bigger than this window of it: make it whole, keep the window.
+    const whole = len + v.pgoff;
+    const base = t.syscall('mmap(shared anon)', NR.mmap, 0, whole, v.prot | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    t.syscall('mremap', NR.mremap, base + v.pgoff, len, len, MREMAP_MAYMOVE | MREMAP_FIXED, v.start);
+    t.syscall('munmap', NR.munmap, base, v.pgoff);
+  }
+  ctx.shmem.set(v.shmid, { pid: t.pid, start: v.start, end: v.end, pgoff: v.pgoff });
+  return true;
 }
 
 /** VMAs that some pagemap entry falls in (one walk over both, sorted by address), plus every shared anonymous one. */
