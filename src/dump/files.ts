@@ -7,7 +7,7 @@
  */
 import { fstatSync } from 'node:fs';
 import { listFds, readFdLink, parseFdinfo } from '../proc/index.js';
-import { pidfdOpen, pidfdGetfd, closeQuiet, kcmp, KCMP } from '../sys/index.js';
+import { pidfdOpen, pidfdGetfd, closeQuiet, kcmp, KCMP, getsockoptInt } from '../sys/index.js';
 import { CriuTsError } from '../errors.js';
 import { fileKindFor, type DumpFilesContext, type FdProbe } from '../kinds/index.js';
 import type { FdinfoEntry, FileEntry } from '../images/messages.js';
@@ -54,7 +54,8 @@ export function dumpFds(pid: number, ft: FileTable, opts: DumpFilesContext['opts
         const probe: FdProbe = { pid, fd, link, fdinfo, stat: fstatSync(localFd), localFd };
         const kind = fileKindFor(probe);
         if (!kind) {
-          throw new CriuTsError('EUNSUPPORTED', `task ${pid} fd ${fd}: ${link}: this kind of file is not supported`, { pid, fd, link });
+          const what = describeUnknown(probe);
+          throw new CriuTsError('EUNSUPPORTED', `task ${pid} fd ${fd}: ${link}${what}: this kind of file is not supported`, { pid, fd, link });
         }
         const id = addFile(ft, (i) => kind.dump(probe, i, ctx));
         ft.seen.push({ pid, fd, ino: fdinfo.ino, id });
@@ -75,5 +76,22 @@ function sameFile(pid1: number, fd1: number, pid2: number, fd2: number): boolean
     return kcmp(pid1, pid2, KCMP.FILE, fd1, fd2) === 0;
   } catch {
     return false;
+  }
+}
+
+const FAMILIES: Readonly<Record<number, string>> = {
+  1: 'unix', 2: 'inet', 10: 'inet6', 16: 'netlink', 17: 'packet', 38: 'alg', 40: 'vsock', 44: 'xdp',
+};
+const SOCK_TYPES: Readonly<Record<number, string>> = { 1: 'stream', 2: 'dgram', 3: 'raw', 4: 'rdm', 5: 'seqpacket', 10: 'packet' };
+
+/** A few words on what an unsupported fd is, for the refusal line (e.g. " (netlink raw socket)"). */
+function describeUnknown(p: FdProbe): string {
+  if (!p.link.startsWith('socket:')) return '';
+  try {
+    const fam = getsockoptInt(p.localFd, 1 /* SOL_SOCKET */, 39 /* SO_DOMAIN */);
+    const type = getsockoptInt(p.localFd, 1, 3 /* SO_TYPE */);
+    return ` (${FAMILIES[fam] ?? `family ${fam}`} ${SOCK_TYPES[type] ?? `type ${type}`} socket)`;
+  } catch {
+    return '';
   }
 }
