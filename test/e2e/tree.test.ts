@@ -33,7 +33,7 @@ interface TreeCase {
 }
 
 const CASES: readonly TreeCase[] = [
-  { label: 'tree (3 levels, 2 sessions, orphaned group)', name: 'tree', args: [], pthread: false, runMs: 0 },
+  { label: 'tree (3 levels, 3 sessions, orphaned group)', name: 'tree', args: [], pthread: false, runMs: 0 },
   { label: 'zombie child (exit 7)', name: 'zombie', args: ['--killed', '0'], pthread: false, runMs: 0 },
   {
     label: 'zombie children (exit 7, killed by SIGUSR2)', name: 'zombie', args: [], pthread: false, runMs: 0,
@@ -136,6 +136,10 @@ for (const c of CASES) {
       assert.equal(r.pid, run.s.pid, 'root restored with its pid');
       assert.deepEqual(sorted(r.pids), run.pids, 'every task restored with its pid');
       await assertLikeBefore(run, 'restore');
+      // A group or session whose leader had gone is led by a helper during the restore only.
+      const pids = run.pids;
+      const gone = new Set(run.before.flatMap((t) => [t.pgid, t.sid]).filter((id) => !pids.includes(id)));
+      for (const id of gone) assert.equal(stateOf(id), '', `helper ${id} that led a group during the restore is still there`);
       await assertPass(run);
     } finally {
       await end(run);

@@ -40,7 +40,7 @@ export const SUBJECTS: readonly SubjectCase[] = [
   c('inotify', 'inotify watches by path with their wd numbers (with a gap), no stray events'),
   c('fanotify', 'fanotify mount and inode marks'),
   c('pipe-data', 'pipes: queued bytes, lone ends, 64 KiB/1 MiB buffers, dup and reopened ends'),
-  c('tree', 'a 3-level tree: two sessions, a process group whose leader is gone, ids and memory of every task'),
+  c('tree', 'a 3-level tree: three sessions (one left behind by its parent), a process group whose leader is gone, ids and memory of every task'),
   c('zombie', 'an unreaped child (exit 7) stays a zombie of its parent (test/e2e/tree.test.ts adds one killed by a signal)', { args: ['--killed', '0'] }),
   c('stopped', 'children stopped by themselves and by their parent stay stopped, then continue'),
   c('threads', '8 threads: tid, name, signal mask, TLS, FPU registers, private and shared pending signals', { pthread: true, runMs: 50 }),

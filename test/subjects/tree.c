@@ -14,7 +14,11 @@
  *   |  +- B1          B's session, its own group (setpgid(0,0))
  *   +- C              setpgid(0,0), then exits and is reaped by R
  *   +- D              joins group C (leader gone, group kept alive by D)
- *      +- D1          group C too
+ *   |  +- D1          group C too
+ *   +- E              forks E1 first, then setsid(): a third session
+ *      +- E1          left behind in R's session and group, under a parent
+ *                     that is not in it (a restore must create E1 before
+ *                     E leaves the session)
  *
  * Check protocol: R creates the file "check" after SIGTERM; every other task
  * looks for it every 5 ms (a nanosleep restarted across the checkpoint),
@@ -32,8 +36,8 @@
 #include <time.h>
 #include <unistd.h>
 
-enum { R, A, A1, B, B1, D, D1, NTASK };
-static const char *const task_name[NTASK] = { "R", "A", "A1", "B", "B1", "D", "D1" };
+enum { R, A, A1, B, B1, D, D1, E, E1, NTASK };
+static const char *const task_name[NTASK] = { "R", "A", "A1", "B", "B1", "D", "D1", "E", "E1" };
 
 #define BUF_BYTES (64 * 1024)
 
@@ -188,6 +192,16 @@ static void task_d(int who)
 	member(who, &k, 1);
 }
 
+static void task_e(int who)
+{
+	pid_t k = spawn(E1, leaf);
+	while (!sh->slot[E1].ready)
+		sleep_ms(1);
+	if (setsid() < 0)
+		_exit(4);
+	member(who, &k, 1);
+}
+
 int main(int argc, char **argv)
 {
 	subject_init(argc, argv);
@@ -217,6 +231,7 @@ int main(int argc, char **argv)
 	setpgid(c, c); /* both sides, so the group exists whoever runs first */
 	sh->c_pgid = c;
 	pid_t d = spawn(D, task_d);
+	pid_t e = spawn(E, task_e);
 	int st;
 	if (waitpid(c, &st, 0) != c || !WIFEXITED(st) || WEXITSTATUS(st) != 0)
 		subject_fail("group leader C did not exit cleanly: 0x%x", st);
@@ -227,6 +242,8 @@ int main(int argc, char **argv)
 		subject_fail("D/D1 not in group %d", c);
 	if (sh->slot[B].sid != sh->slot[B].pid || sh->slot[B1].sid != sh->slot[B].pid || sh->slot[B1].pgid != sh->slot[B1].pid)
 		subject_fail("session B not as planned");
+	if (sh->slot[E].sid != sh->slot[E].pid || sh->slot[E1].sid != sh->slot[R].sid || sh->slot[E1].pgid != sh->slot[R].pgid)
+		subject_fail("session E not as planned");
 	for (int i = 0; i < NTASK; i++)
 		subject_log("%s pid %d ppid %d pgid %d sid %d", task_name[i], sh->slot[i].pid, sh->slot[i].ppid,
 			    sh->slot[i].pgid, sh->slot[i].sid);
@@ -251,8 +268,8 @@ int main(int argc, char **argv)
 		if (strncmp(text, "PASS", 4) != 0)
 			subject_fail("%s: %s", task_name[i], text);
 	}
-	pid_t kids[] = { a, b, d };
-	for (int i = 0; i < 3; i++) {
+	pid_t kids[] = { a, b, d, e };
+	for (int i = 0; i < 4; i++) {
 		if (waitpid(kids[i], &st, 0) != kids[i])
 			subject_fail("waitpid %d: %s", kids[i], strerror(errno));
 		if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
