@@ -21,17 +21,23 @@ export const SIG_MAX = 64;
 const OUT = 0;
 
 export function dumpSigactions(t: Tracee): SaEntry[] {
+  // Every answer goes to its own slot in scratch; one read collects them all.
   const s = t.mapScratch();
+  const slot = (sig: number): number => OUT + sig * 32;
+  for (let sig = 1; sig <= SIG_MAX; sig++) {
+    if (sig === SIGKILL || sig === SIGSTOP) continue;
+    t.syscall('rt_sigaction', NR.rt_sigaction, sig, 0, s + BigInt(slot(sig)), 8);
+  }
+  const all = t.readMem(s, slot(SIG_MAX + 1));
   const out: SaEntry[] = [];
   for (let sig = 1; sig <= SIG_MAX; sig++) {
     if (sig === SIGKILL || sig === SIGSTOP) continue;
-    t.syscall('rt_sigaction', NR.rt_sigaction, sig, 0, s + BigInt(OUT), 8);
-    const b = t.readMem(s + BigInt(OUT), 32);
+    const o = slot(sig);
     out.push({
-      sigaction: b.readBigUInt64LE(0),
-      flags: b.readBigUInt64LE(8),
-      restorer: b.readBigUInt64LE(16),
-      mask: b.readBigUInt64LE(24),
+      sigaction: all.readBigUInt64LE(o),
+      flags: all.readBigUInt64LE(o + 8),
+      restorer: all.readBigUInt64LE(o + 16),
+      mask: all.readBigUInt64LE(o + 24),
       compat_sigaction: false,
     });
   }

@@ -10,6 +10,7 @@ import {
 import type { TaskCoreEntry, ThreadCoreEntry, UserX86FpregsEntry, CredsEntry, ItimerEntry } from '../images/messages.js';
 import type { RestoreTaskHandle } from '../kinds/index.js';
 import { logger } from '../log.js';
+import { parseLimits } from '../proc/index.js';
 import { RemoteSyscallError } from '../infect/tracee.js';
 
 const log = logger('task');
@@ -54,7 +55,11 @@ export function restoreItimers(t: RestoreTaskHandle, tc: TaskCoreEntry): void {
 
 export function restoreRlimits(t: RestoreTaskHandle, tc: TaskCoreEntry): void {
   const rl = tc.rlimits?.rlimits ?? [];
+  // Only the limits that differ from what the task has now (inherited from us) need a call.
+  const cur = parseLimits(t.pid);
   rl.forEach((r, res) => {
+    const now = cur[res];
+    if (now && now.soft === r.cur && now.hard === r.max) return;
     const b = Buffer.alloc(16);
     b.writeBigUInt64LE(r.cur, 0);
     b.writeBigUInt64LE(r.max, 8);

@@ -15,7 +15,7 @@
  */
 import { statSync } from 'node:fs';
 import { join } from 'node:path';
-import { parseSmaps, mapFilesPath, PagemapReader, PM_PRESENT, PM_SWAP, PM_FILE, type SmapsEntry } from '../../proc/index.js';
+import { parseSmaps, mapFilesPath, PagemapReader, type SmapsEntry } from '../../proc/index.js';
 import { PAGE_SIZE } from '../../sys/index.js';
 import { CriuTsError } from '../../errors.js';
 import type { VmaEntry, PagemapEntry } from '../../images/messages.js';
@@ -138,11 +138,15 @@ export function dumpMemory(ctx: MemoryDumpContext): MemoryDump {
 
 /** Calls fn(firstIndex, count) for each run of pages to dump. */
 function forEachRun(pm: BigUint64Array, anonOnly: boolean, fn: (first: number, count: number) => void): void {
+  // The flags live in the high 32 bits of each entry (little-endian: odd
+  // words): testing them as plain numbers avoids a BigInt per page.
+  const hi = new Uint32Array(pm.buffer, pm.byteOffset, pm.length * 2);
+  const PRESENT_OR_SWAP = 0xc0000000; // bits 63, 62
+  const FILE = 0x20000000; // bit 61
   let runStart = -1;
   for (let i = 0; i < pm.length; i++) {
-    const e = pm[i] as bigint;
-    let take = (e & (PM_PRESENT | PM_SWAP)) !== 0n;
-    if (take && anonOnly && (e & PM_FILE) !== 0n) take = false;
+    const h = hi[i * 2 + 1] as number;
+    const take = (h & PRESENT_OR_SWAP) !== 0 && !(anonOnly && (h & FILE) !== 0);
     if (take) {
       if (runStart < 0) runStart = i;
     } else if (runStart >= 0) {

@@ -15,6 +15,8 @@ export const PE_LAZY = 2;
 export const PE_PRESENT = 4;
 
 const BUF_BYTES = 32 << 20;
+/** Buffers of finished writers, reused: a dump of many tasks must not allocate 32 MiB per task (writers nest, hence a pool). */
+const pool: Buffer[] = [];
 
 export interface PagesProgress {
   (bytes: number): void;
@@ -24,9 +26,10 @@ export class PagesWriter {
   readonly entries: PagemapEntry[] = [];
   pagesWritten = 0;
   private fd: number;
-  private readonly buf = Buffer.allocUnsafe(BUF_BYTES);
+  private readonly buf = pool.pop() ?? Buffer.allocUnsafe(BUF_BYTES);
   private fill = 0;
   private pending: RemoteRange[] = [];
+  private pendingLen = 0;
   private procMem: ProcMem | undefined;
   private runBroken = false;
 
@@ -67,6 +70,7 @@ export class PagesWriter {
         this.readViaMem(addr, take);
       } else {
         this.pending.push({ addr, len: take });
+        this.pendingLen += take;
         if (this.pending.length >= 1024) this.flushReads();
       }
       addr += BigInt(take);
@@ -75,9 +79,7 @@ export class PagesWriter {
   }
 
   private pendingBytes(): number {
-    let n = 0;
-    for (const r of this.pending) n += r.len;
-    return n;
+    return this.pendingLen;
   }
 
   private readViaMem(addr: bigint, len: number): void {
@@ -105,11 +107,13 @@ export class PagesWriter {
       }
       this.fill += n;
       this.pending = [];
+      this.pendingLen = 0;
       for (const r of rest) this.readViaMem(r.addr, r.len);
       return;
     }
     this.fill += n;
     this.pending = [];
+    this.pendingLen = 0;
   }
 
   private flushWrite(): void {
@@ -124,6 +128,7 @@ export class PagesWriter {
     this.flushWrite();
     if (sync) fsyncSync(this.fd);
     closeSync(this.fd);
+    pool.push(this.buf);
     this.procMem?.close();
     this.procMem = undefined;
   }
