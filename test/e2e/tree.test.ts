@@ -41,6 +41,7 @@ const CASES: readonly TreeCase[] = [
   },
   { label: 'stopped children', name: 'stopped', args: [], pthread: false, runMs: 0 },
   { label: '8 threads', name: 'threads', args: [], pthread: true, runMs: 50 },
+  { label: '8 threads in a child process', name: 'threads', args: ['--in-child', '1'], pthread: true, runMs: 50 },
   { label: '1000 threads', name: 'threads', args: ['--threads', '1000', '--fpu', '0', '--stack-kib', '64'], pthread: true, runMs: 0 },
   { label: 'POSIX timers', name: 'posix-timers', args: [], pthread: true, runMs: 100 },
   {

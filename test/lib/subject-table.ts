@@ -44,6 +44,7 @@ export const SUBJECTS: readonly SubjectCase[] = [
   c('zombie', 'an unreaped child (exit 7) stays a zombie of its parent (test/e2e/tree.test.ts adds one killed by a signal)', { args: ['--killed', '0'] }),
   c('stopped', 'children stopped by themselves and by their parent stay stopped, then continue'),
   c('threads', '8 threads: tid, name, signal mask, TLS, FPU registers, private and shared pending signals', { pthread: true, runMs: 50 }),
+  c('threads', '8 threads in a child process (the root forwards SIGTERM)', { pthread: true, runMs: 50, args: ['--in-child', '1'] }),
   c('threads', '1000 threads with 64 KiB stacks waiting on a futex: tid, TLS, name, mask', { pthread: true, args: ['--threads', '1000', '--fpu', '0', '--stack-kib', '64'] }),
   c('posix-timers', 'POSIX timers: ids with a gap, clocks, SIGEV_SIGNAL/NONE/THREAD_ID, still firing', { pthread: true, runMs: 100 }),
   c('fifo', 'FIFOs in every open mode with queued bytes and buffer size'),

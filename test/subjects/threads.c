@@ -13,6 +13,9 @@
  * At check time every thread verifies all of it; the private SIGUSR1 must be
  * pending in thread 0 only, SIGUSR2 in every thread, and each is consumed
  * with its value. Threads are created with SIGTERM blocked.
+ * `--in-child 1`: all of it happens in a child process (threads in a task
+ * that is not the root); the root waits for SIGTERM, passes it on and
+ * exits with the child's status; the child writes the verdict.
  */
 #define _GNU_SOURCE
 #include "subject.h"
@@ -24,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -178,9 +182,39 @@ static void *body(void *arg)
 	return NULL;
 }
 
+/* Root of `--in-child 1`: ready once the child is, then forward SIGTERM and pass its status on. */
+static void __attribute__((noreturn)) parent_of(pid_t child)
+{
+	for (int i = 0; access("child-ready", F_OK) != 0; i++) {
+		int st;
+		if (waitpid(child, &st, WNOHANG) == child)
+			subject_fail("child %d ended before ready: status 0x%x", child, st);
+		if (i > 20000)
+			subject_fail("child %d not ready after 20 s", child);
+		nanosleep(&tick, NULL);
+	}
+	subject_ready();
+	subject_wait_term();
+	kill(child, SIGTERM);
+	int st = 0;
+	while (waitpid(child, &st, 0) < 0)
+		if (errno != EINTR)
+			subject_fail("waitpid %d: %s", child, strerror(errno));
+	_exit(WIFEXITED(st) ? WEXITSTATUS(st) : 3);
+}
+
 int main(int argc, char **argv)
 {
 	subject_init(argc, argv);
+	int in_child = (int)subject_opt_long("in-child", 0);
+	if (in_child) {
+		unlink("child-ready");
+		pid_t child = fork();
+		if (child < 0)
+			subject_fail("fork: %s", strerror(errno));
+		if (child > 0)
+			parent_of(child);
+	}
 	nthreads = subject_opt_long("threads", 8);
 	use_fpu = (int)subject_opt_long("fpu", nthreads <= 64);
 	long stack_kib = subject_opt_long("stack-kib", 0);
@@ -218,7 +252,13 @@ int main(int argc, char **argv)
 		subject_fail("sigqueue: %s", strerror(errno));
 	subject_log("%ld threads, fpu %d", nthreads, use_fpu);
 
-	subject_ready();
+	if (in_child) {
+		FILE *f = fopen("child-ready", "we");
+		if (f == NULL || fclose(f) != 0)
+			subject_fail("create child-ready: %s", strerror(errno));
+	} else {
+		subject_ready();
+	}
 	subject_wait_term();
 
 	stop = 1;
