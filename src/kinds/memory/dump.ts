@@ -71,7 +71,8 @@ export function dumpMemory(ctx: MemoryDumpContext): MemoryDump {
   const maps = parseSmaps(pid);
   const vmas: VmaEntry[] = [];
   const pagesId = ctx.nextPagesId();
-  const writer = new PagesWriter(ctx.dir, pagesId, pid, ctx.onBytes);
+  const resident = maps.reduce((n, v) => n + (v.rssKb + v.swapKb) * 1024, 0);
+  const writer = new PagesWriter(ctx.dir, pagesId, pid, ctx.onBytes, resident);
   const shmem: MemoryDump['shmem'] = [];
   const reader = new PagemapReader(pid);
   let scanned = 0;
@@ -159,7 +160,7 @@ function forEachRun(pm: BigUint64Array, anonOnly: boolean, fn: (first: number, c
 
 function dumpShmem(ctx: MemoryDumpContext, reader: PagemapReader, v: SmapsEntry): MemoryDump['shmem'][number] {
   const pagesId = ctx.nextPagesId();
-  const w = new PagesWriter(ctx.dir, pagesId, ctx.pid, ctx.onBytes);
+  const w = new PagesWriter(ctx.dir, pagesId, ctx.pid, ctx.onBytes, (v.rssKb + v.swapKb) * 1024);
   try {
     const pm = reader.read(v.start, v.end);
     const base = v.start - v.pgoff;

@@ -26,7 +26,7 @@ export class PagesWriter {
   readonly entries: PagemapEntry[] = [];
   pagesWritten = 0;
   private fd: number;
-  private readonly buf = pool.pop() ?? Buffer.allocUnsafe(BUF_BYTES);
+  private readonly buf: Buffer;
   private fill = 0;
   private pending: RemoteRange[] = [];
   private pendingLen = 0;
@@ -38,7 +38,10 @@ export class PagesWriter {
     this.runBroken = true;
   }
 
-  constructor(dir: string, readonly pagesId: number, private readonly pid: number, private readonly onBytes?: PagesProgress) {
+  /** `sizeHint`: about how many bytes will go through; a small dump then needs no 32 MiB buffer. */
+  constructor(dir: string, readonly pagesId: number, private readonly pid: number, private readonly onBytes?: PagesProgress, sizeHint = BUF_BYTES) {
+    const want = Math.max(1 << 20, Math.min(BUF_BYTES, sizeHint));
+    this.buf = want === BUF_BYTES ? pool.pop() ?? Buffer.allocUnsafe(BUF_BYTES) : Buffer.allocUnsafe(want);
     this.fd = openSync(join(dir, `pages-${pagesId}.img`), 'w', 0o600);
   }
 
@@ -58,7 +61,7 @@ export class PagesWriter {
     let addr = vaddr;
     let left = nrPages * PAGE_SIZE;
     while (left > 0) {
-      const room = BUF_BYTES - this.fill - this.pendingBytes();
+      const room = this.buf.length - this.fill - this.pendingBytes();
       if (room === 0) {
         this.flushReads();
         this.flushWrite();
@@ -128,7 +131,7 @@ export class PagesWriter {
     this.flushWrite();
     if (sync) fsyncSync(this.fd);
     closeSync(this.fd);
-    pool.push(this.buf);
+    if (this.buf.length === BUF_BYTES) pool.push(this.buf);
     this.procMem?.close();
     this.procMem = undefined;
   }
