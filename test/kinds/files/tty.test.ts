@@ -57,6 +57,17 @@ test('pty pair: /dev/tty before its terminal in fd order', { timeout: STEP_TIMEO
   await roundTrip({ name: 'pty', args: ['--dev-tty-fd', '19'] });
 });
 
+test('pty pair split over a fork: the child keeps its controlling terminal', { timeout: STEP_TIMEOUT_MS }, async () => {
+  await roundTrip({
+    name: 'pty-fork',
+    check(dir) {
+      const infos = readImage(join(dir, 'tty-info.img')).entries as unknown as TtyInfoEntry[];
+      const slave = infos.find((i) => i.type === 'PTY' && i.id % 2 === 0);
+      assert.ok(slave && slave.sid !== 0, 'the slave records the session it controls');
+    },
+  });
+});
+
 test('shell job: a terminal outside the dump needs --shell-job, then is reopened', { timeout: STEP_TIMEOUT_MS }, async () => {
   const pty = openPty();
   try {

@@ -7,10 +7,10 @@
  *
  * A pty pair whose master is held by a task of the dump is re-created:
  * /dev/ptmx is opened in the task until it hands out the dumped index
- * (the extra masters are closed), then the slave is opened by path. Both
- * ends form one group, so they are created in the same task. The session
- * leader whose controlling terminal it was gets it back (TIOCSCTTY) and
- * the foreground group is set when it exists.
+ * (the extra masters are closed), then the slave is opened by path in the
+ * task that uses it (the master is created first if it is not there yet).
+ * The session leader whose controlling terminal it was gets it back
+ * (TIOCSCTTY) and the foreground group is set when it exists.
  *
  * A slave whose master is outside the dump (the terminal a job was started
  * from) needs --shell-job, as with CRIU: it is reopened by its path.
@@ -143,8 +143,11 @@ export const ttyKind: FileKind = {
     return { type: 'TTY', id, tty: { id, tty_info_id: infoId, flags, fown: NO_FOWN, regf_id: regfId } };
   },
   group(e: FileEntry): string | undefined {
+    // Only the master has a group of its own (it is made once, shared by every task that holds it).
+    // A slave is opened in the task that uses it, after the master exists (tasks are restored
+    // parents first), so a child's controlling terminal is set in the child itself.
     const info = e.tty?.tty_info_id;
-    return info === undefined || info >= CTTY_INFO_ID ? undefined : `pty:${info >> 1}`;
+    return info === undefined || info >= CTTY_INFO_ID || info % 2 === 0 ? undefined : `pty:${info >> 1}`;
   },
   restore(t: RestoreTaskHandle, e: FileEntry, _fdi, ctx: RestoreFilesContext): number {
     const tty = part(e, 'tty', 'TTY');
