@@ -145,6 +145,16 @@ def main():
         if args.wait:
             _, status = os.waitpid(r.pid, 0)
             out({"waited": r.pid, "status": status})
+    elif args.command == "restore-wait":
+        # RESTORE with keep_open, then WAIT_PID on the same connection: the root is the worker's child.
+        req = rpc.criu_req()
+        req.type = rpc.RESTORE
+        req.keep_open = True
+        opts_from(args, req.opts)
+        r = c._send_req_and_recv_resp(req)
+        out(resp_dict(r))
+        if r.success:
+            out({"status": c.wait_pid(r.restore.pid)})
     elif args.command in ("dump", "restore"):
         out(with_notify(args, rpc.DUMP if args.command == "dump" else rpc.RESTORE))
     elif args.command == "raw":

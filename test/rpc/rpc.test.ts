@@ -215,6 +215,23 @@ test('rst_sibling: the restored root ends up a child of the (subreaper) client, 
   });
 });
 
+test('keep_open: RESTORE, then WAIT_PID on the same connection returns the exit status of the root', { skip, timeout: 120_000 }, async () => {
+  await withSubject(async (s, dir) => {
+    const [d] = await client(['dump', '--dir', dir, '--pid', String(s.pid)]);
+    assert.equal(d?.['success'], true);
+    assert.ok(await waitGone(s.pid));
+    const py = spawn(PYTHON, [CLIENT, 'restore-wait', '--dir', dir, '--binary', BINARY], { stdio: ['ignore', 'pipe', 'inherit'] });
+    children.push(py);
+    const lines = createInterface({ input: py.stdout })[Symbol.asyncIterator]();
+    const first = JSON.parse(String((await lines.next()).value)) as Line;
+    assert.deepEqual(first, { type: 'RESTORE', success: true, restore_pid: s.pid });
+    const res = await s.terminateAndResult(30_000);
+    assert.ok(res.ok, res.text);
+    const second = JSON.parse(String((await lines.next()).value)) as Line;
+    assert.deepEqual(second, { status: 0 });
+  });
+});
+
 test('service --address: VERSION and CHECK on one keep_open connection from a raw SEQPACKET client', { skip, timeout: 120_000 }, async () => {
   const dir = tempDir('rpc-service');
   const address = join(dir, 'criu.sock');
