@@ -8,8 +8,9 @@ import type { FileEntry } from '../images/messages.js';
 import { regFileKind } from './files/reg-file.js';
 import { SPECIAL_FILE_KINDS } from './files/special-kinds.js';
 import { PIPE_FILE_KINDS } from './files/pipe-kinds.js';
+import { inetSocketKind } from './files/inet-socket/index.js';
 
-export const FILE_KINDS: readonly FileKind[] = [...SPECIAL_FILE_KINDS, ...PIPE_FILE_KINDS, regFileKind];
+export const FILE_KINDS: readonly FileKind[] = [...SPECIAL_FILE_KINDS, ...PIPE_FILE_KINDS, inetSocketKind, regFileKind];
 
 export function fileKindFor(p: FdProbe): FileKind | undefined {
   return FILE_KINDS.find((k) => k.detect(p));

@@ -20,7 +20,12 @@ function timeval(fd: number, name: number): { sec: bigint; usec: bigint } {
   return { sec: b.readBigInt64LE(0), usec: b.readBigInt64LE(8) };
 }
 
-export function dumpSkOpts(fd: number): SkOptsEntry {
+/**
+ * `passOpts` false leaves out SO_PASSCRED/SO_PASSSEC: recent kernels answer
+ * them for unix and netlink sockets only (EOPNOTSUPP elsewhere), and CRIU
+ * writes them for those alone.
+ */
+export function dumpSkOpts(fd: number, passOpts = true): SkOptsEntry {
   const int = (name: number): number => getsockoptInt(fd, SOL_SOCKET, name);
   const snd = timeval(fd, SO.SNDTIMEO);
   const rcv = timeval(fd, SO.RCVTIMEO);
@@ -37,8 +42,10 @@ export function dumpSkOpts(fd: number): SkOptsEntry {
   };
   const mark = int(SO.MARK);
   if (mark !== 0) opts.so_mark = mark;
-  opts.so_passcred = int(SO.PASSCRED) !== 0;
-  opts.so_passsec = int(SO.PASSSEC) !== 0;
+  if (passOpts) {
+    opts.so_passcred = int(SO.PASSCRED) !== 0;
+    opts.so_passsec = int(SO.PASSSEC) !== 0;
+  }
   opts.so_dontroute = int(SO.DONTROUTE) !== 0;
   opts.so_no_check = int(SO.NO_CHECK) !== 0;
   opts.so_reuseport = int(SO.REUSEPORT) !== 0;

@@ -1,0 +1,70 @@
+/**
+ * What the kernel tells about TCP and UDP sockets through sock_diag
+ * (INET_DIAG, inet_diag_req_v2): state, queue lengths (a listener's pending
+ * connections and backlog), shutdown. The kernel has no lookup by inode
+ * alone, so each (family, protocol) table is listed once per dump and
+ * indexed by inode; an unbound socket is in no table (the caller falls back
+ * to getsockname/TCP_INFO, as CRIU does).
+ */
+import { dumpMemo } from '../dump-extras.js';
+import { nlAttrs, sockDiag } from '../../../sys/index.js';
+
+const REQ_BYTES = 56;
+const MSG_BYTES = 72;
+const INET_DIAG_SHUTDOWN = 8;
+const ALL_STATES = 0xffffffff;
+
+export const TCP_ESTABLISHED = 1;
+export const TCP_CLOSE = 7;
+export const TCP_LISTEN = 10;
+/** a TCP socket bound and not listening; 6.7+ lists it when asked (TCPF_BOUND_INACTIVE) */
+const TCP_BOUND_INACTIVE = 13;
+
+export interface InetDiag {
+  ino: number;
+  state: number;
+  /** listener: connections waiting for accept(); others: bytes not read yet */
+  rqueue: number;
+  /** listener: the backlog; others: bytes not acknowledged/sent yet */
+  wqueue: number;
+  /** RCV_SHUTDOWN (1) | SEND_SHUTDOWN (2) */
+  shutdown: number;
+}
+
+function request(family: number, proto: number): Buffer {
+  const b = Buffer.alloc(REQ_BYTES);
+  b.writeUInt8(family, 0);
+  b.writeUInt8(proto, 1);
+  b.writeUInt32LE(ALL_STATES, 4);
+  return b;
+}
+
+function parse(msg: Buffer): InetDiag {
+  const a = nlAttrs(msg, MSG_BYTES);
+  const state = msg.readUInt8(1);
+  return {
+    ino: msg.readUInt32LE(68),
+    // CRIU sees a bound-only socket as closed (older kernels do not list it at all).
+    state: state === TCP_BOUND_INACTIVE ? TCP_CLOSE : state,
+    rqueue: msg.readUInt32LE(56),
+    wqueue: msg.readUInt32LE(60),
+    shutdown: a.get(INET_DIAG_SHUTDOWN)?.readUInt8(0) ?? 0,
+  };
+}
+
+function table(family: number, proto: number): Map<number, InetDiag> {
+  const m = new Map<number, InetDiag>();
+  for (const msg of sockDiag(request(family, proto), true)) {
+    if (msg.length < MSG_BYTES) continue;
+    const d = parse(msg);
+    // Time-wait and request minisockets carry no inode.
+    if (d.ino !== 0) m.set(d.ino, d);
+  }
+  return m;
+}
+
+/** The socket `ino` of this family and protocol, or undefined if the kernel lists none (unbound). */
+export function inetDiag(family: number, proto: number, ino: number): InetDiag | undefined {
+  // Tasks are frozen during a dump: one listing per table serves every socket.
+  return dumpMemo(`inet-diag:${family}:${proto}`, () => table(family, proto)).get(ino);
+}

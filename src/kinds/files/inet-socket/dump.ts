@@ -1,0 +1,95 @@
+/**
+ * Dump of one TCP or UDP socket fd into an inet_sk_entry, filled the way
+ * CRIU 4.2 fills it: addresses from the socket itself (so unbound and
+ * bound-only sockets need no sock_diag entry), state and a listener's backlog
+ * from sock_diag, generic options (sk_opts_entry, without the unix-only
+ * passcred/passsec), ip_opts, v6only for IPv6, tcp_opts (empty for UDP).
+ */
+import { CriuTsError } from '../../../errors.js';
+import type { FileEntry, InetSkEntry, SkShutdown } from '../../../images/messages.js';
+import { logger } from '../../../log.js';
+import {
+  AF_INET6, IPPROTO_TCP, IPPROTO_UDP, IPPROTO_UDPLITE, SOCK_DGRAM, SOCK_STREAM, SOL_IPV6, SOL_SOCKET, SOL_TCP,
+  getpeername, getsockname, getsockopt, getsockoptInt,
+} from '../../../sys/index.js';
+import type { DumpFilesContext, FdProbe } from '../../types.js';
+import { NO_FOWN, O_CLOEXEC } from '../reg-file.js';
+import { dumpSkOpts } from '../unix-socket/opts.js';
+import { addrText, fromSockaddr } from './addr.js';
+import { inetDiag, TCP_CLOSE, TCP_LISTEN } from './diag.js';
+import { dumpIpOpts, dumpTcpOpts } from './opts.js';
+import { dumpQueue } from '../unix-socket/queue.js';
+
+const log = logger('inet-sk');
+const SO_TYPE = 3;
+const SO_PROTOCOL = 38;
+const IPV6_V6ONLY = 26;
+const TCP_INFO = 11;
+const SHUTDOWN_NAMES: SkShutdown[] = ['NONE', 'READ', 'WRITE', 'BOTH'];
+const PROTO_NAMES: Readonly<Record<number, string>> = { [IPPROTO_TCP]: 'TCP', [IPPROTO_UDP]: 'UDP', [IPPROTO_UDPLITE]: 'UDP-Lite' };
+const TCP_STATE_NAMES = ['', 'ESTABLISHED', 'SYN_SENT', 'SYN_RECV', 'FIN_WAIT1', 'FIN_WAIT2', 'TIME_WAIT', 'CLOSE', 'CLOSE_WAIT', 'LAST_ACK', 'LISTEN', 'CLOSING'];
+
+/** TCP_INFO's state and backoff bytes: what a socket sock_diag does not list tells about itself. */
+function tcpInfo(fd: number): { state: number; backoff: number } {
+  const b = Buffer.alloc(8);
+  getsockopt(fd, SOL_TCP, TCP_INFO, b);
+  return { state: b.readUInt8(0), backoff: b.readUInt8(4) };
+}
+
+export function dumpInetSocket(p: FdProbe, id: number, _ctx: DumpFilesContext): FileEntry {
+  const family = getsockoptInt(p.localFd, SOL_SOCKET, 39 /* SO_DOMAIN */);
+  const type = getsockoptInt(p.localFd, SOL_SOCKET, SO_TYPE);
+  const proto = getsockoptInt(p.localFd, SOL_SOCKET, SO_PROTOCOL);
+  const ino = Number(p.stat.ino);
+  const fam = family === AF_INET6 ? 'IPv6' : 'IPv4';
+  const what = `task ${p.pid} fd ${p.fd}: ${fam} ${PROTO_NAMES[proto] ?? `protocol ${proto}`} socket ${ino}`;
+  const refuse = (why: string): never => {
+    throw new CriuTsError('EUNSUPPORTED', `${what}: ${why}`, { pid: p.pid, fd: p.fd, ino });
+  };
+  if (!((type === SOCK_STREAM && proto === IPPROTO_TCP) || (type === SOCK_DGRAM && (proto === IPPROTO_UDP || proto === IPPROTO_UDPLITE)))) {
+    refuse(`type ${type} protocol ${proto} is not supported (only TCP and UDP)`);
+  }
+  const src = fromSockaddr(family, getsockname(p.localFd));
+  const dst = fromSockaddr(family, getpeername(p.localFd));
+  const d = inetDiag(family, proto, ino);
+  let state: number;
+  let backlog = 0;
+  if (d) {
+    state = d.state;
+    backlog = d.wqueue;
+  } else if (proto === IPPROTO_TCP) {
+    // Not hashed anywhere: an unbound (or, before 6.7, bound-only) socket.
+    const ti = tcpInfo(p.localFd);
+    state = ti.state;
+    backlog = ti.backoff;
+  } else {
+    state = TCP_CLOSE;
+  }
+  const conn = `${addrText(family, src.words, src.port)} -> ${addrText(family, dst.words, dst.port)}`;
+  if (proto === IPPROTO_TCP) {
+    if (state === TCP_LISTEN && d && d.rqueue > 0) {
+      refuse(`listening on ${addrText(family, src.words, src.port)} with ${d.rqueue} connection(s) not accepted yet (in-flight connections are not supported)`);
+    }
+    if (state !== TCP_LISTEN && state !== TCP_CLOSE) {
+      refuse(`${TCP_STATE_NAMES[state] ?? `state ${state}`} TCP connection ${conn}: established connections are not supported yet (--tcp-established needs TCP_REPAIR, not implemented)`);
+    }
+  } else {
+    if (d && d.wqueue !== 0) refuse(`corked datagram socket with ${d.wqueue} bytes not sent yet`);
+  }
+  const ie: InetSkEntry = {
+    id, ino, family, type, proto, state,
+    src_port: src.port, dst_port: dst.port,
+    flags: p.fdinfo.flags & ~O_CLOEXEC,
+    backlog,
+    src_addr: src.words, dst_addr: dst.words,
+    fown: NO_FOWN,
+    opts: dumpSkOpts(p.localFd, false),
+  };
+  if (family === AF_INET6) ie.v6only = getsockoptInt(p.localFd, SOL_IPV6, IPV6_V6ONLY) !== 0;
+  ie.ip_opts = dumpIpOpts(p.localFd);
+  if (proto !== IPPROTO_TCP && d && d.shutdown !== 0) ie.shutdown = SHUTDOWN_NAMES[d.shutdown & 3] ?? 'BOTH';
+  ie.tcp_opts = dumpTcpOpts(p.localFd, proto === IPPROTO_TCP);
+  if (proto !== IPPROTO_TCP && d && d.rqueue > 0) dumpQueue(p.localFd, id, type, what);
+  log.debug(`${what}: state ${TCP_STATE_NAMES[state] ?? state} ${conn} backlog ${backlog}`);
+  return { type: 'INETSK', id, isk: ie };
+}

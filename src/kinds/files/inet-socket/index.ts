@@ -1,0 +1,44 @@
+/**
+ * TCP and UDP sockets over IPv4 and IPv6: CRIU's INETSK file_entry
+ * (inet_sk_entry with sk_opts_entry, ip_opts_entry, tcp_opts_entry) and
+ * sk-queues.img for datagrams waiting to be read. State and a listener's
+ * backlog come from sock_diag (INET_DIAG), addresses and options from our
+ * pidfd_getfd copy of the socket.
+ *
+ * Handles listening TCP sockets, bound-only and unbound TCP sockets, UDP
+ * (and UDP-Lite) sockets bound and/or connected, shut down, with
+ * SO_REUSEADDR/SO_REUSEPORT, IPV6_V6ONLY, IP_FREEBIND, TTL/TOS, Nagle, cork
+ * and keepalive settings and the generic socket options.
+ *
+ * Known limits: established TCP connections (any state but LISTEN and
+ * CLOSE) are refused: TCP_REPAIR is not implemented, with or without
+ * --tcp-established; a listener with connections not accepted yet is refused;
+ * queued datagrams come back with their bytes and boundaries but from
+ * another source address (CRIU's sk_packet_entry has no field for it; CRIU
+ * itself drops them); a corked UDP socket is refused; ifname (SO_BINDTODEVICE
+ * for link-local IPv6), ns_id and raw/ICMP sockets are not handled; file
+ * owner (fown) is not kept.
+ */
+import { AF_INET, AF_INET6, getsockoptInt, SOL_SOCKET } from '../../../sys/index.js';
+import type { FileKind, FdProbe } from '../../types.js';
+import { dumpInetSocket } from './dump.js';
+import { finishInetSocket, restoreInetSocket } from './restore.js';
+
+const SO_DOMAIN = 39;
+
+export const inetSocketKind: FileKind = {
+  name: 'inet-socket',
+  type: 'INETSK',
+  detect(p: FdProbe): boolean {
+    if (!p.link.startsWith('socket:[') || !p.stat.isSocket()) return false;
+    try {
+      const family = getsockoptInt(p.localFd, SOL_SOCKET, SO_DOMAIN);
+      return family === AF_INET || family === AF_INET6;
+    } catch {
+      return false;
+    }
+  },
+  dump: dumpInetSocket,
+  restore: (t, e, fdi, ctx) => restoreInetSocket(t, e, fdi.fd, ctx),
+  finish: finishInetSocket,
+};

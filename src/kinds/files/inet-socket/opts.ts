@@ -1,0 +1,75 @@
+/**
+ * IP-level and TCP-level options of an inet socket (CRIU's ip_opts_entry and
+ * tcp_opts_entry), read with getsockopt on our copy at dump and set again
+ * inside the task at restore. Fields are written the way CRIU 4.2 does:
+ * flags only when on, ttl always, tos and the keepalive figures when set.
+ * Restore sets only what differs from a fresh socket of the same kind.
+ */
+import type { IpOptsEntry, TcpOptsEntry } from '../../../images/messages.js';
+import { getsockoptTry, NR, SOL_IP, SOL_TCP } from '../../../sys/index.js';
+import type { RestoreTaskHandle } from '../../types.js';
+
+const IP_TOS = 1;
+const IP_TTL = 2;
+const IP_PKTINFO = 8;
+export const IP_FREEBIND = 15;
+const TCP_NODELAY = 1;
+const TCP_CORK = 3;
+const TCP_KEEPIDLE = 4;
+const TCP_KEEPINTVL = 5;
+const TCP_KEEPCNT = 6;
+
+/** An int option, or undefined when this socket does not have it. */
+function intOpt(fd: number, level: number, name: number): number | undefined {
+  const b = Buffer.alloc(4);
+  return getsockoptTry(fd, level, name, b) >= 4 ? b.readInt32LE(0) : undefined;
+}
+
+export function dumpIpOpts(fd: number): IpOptsEntry {
+  const o: IpOptsEntry = {};
+  // SOL_IP options answer on AF_INET6 sockets too (they share inet_sock).
+  if (intOpt(fd, SOL_IP, IP_FREEBIND)) o.freebind = true;
+  if (intOpt(fd, SOL_IP, IP_PKTINFO)) o.pktinfo = true;
+  const tos = intOpt(fd, SOL_IP, IP_TOS);
+  if (tos) o.tos = tos;
+  const ttl = intOpt(fd, SOL_IP, IP_TTL);
+  if (ttl !== undefined) o.ttl = ttl;
+  return o;
+}
+
+/** TCP sockets: Nagle, cork and keepalive timing; other protocols get the empty message, as in CRIU. */
+export function dumpTcpOpts(fd: number, tcp: boolean): TcpOptsEntry {
+  const o: TcpOptsEntry = {};
+  if (!tcp) return o;
+  if (intOpt(fd, SOL_TCP, TCP_NODELAY)) o.nodelay = true;
+  if (intOpt(fd, SOL_TCP, TCP_CORK)) o.cork = true;
+  const cnt = intOpt(fd, SOL_TCP, TCP_KEEPCNT);
+  const idle = intOpt(fd, SOL_TCP, TCP_KEEPIDLE);
+  const intvl = intOpt(fd, SOL_TCP, TCP_KEEPINTVL);
+  if (cnt) o.keepcnt = cnt;
+  if (idle) o.keepidle = idle;
+  if (intvl) o.keepintvl = intvl;
+  return o;
+}
+
+export function setIntOpt(t: RestoreTaskHandle, fd: number, level: number, name: number, v: number, what: string): void {
+  const b = Buffer.alloc(4);
+  b.writeInt32LE(v, 0);
+  t.syscall(`setsockopt(${what})`, NR.setsockopt, fd, level, name, t.putBytes(b), 4);
+}
+
+export function restoreIpOpts(t: RestoreTaskHandle, fd: number, o: IpOptsEntry, fresh: IpOptsEntry): void {
+  if (o.freebind) setIntOpt(t, fd, SOL_IP, IP_FREEBIND, 1, 'IP_FREEBIND');
+  if (o.pktinfo) setIntOpt(t, fd, SOL_IP, IP_PKTINFO, 1, 'IP_PKTINFO');
+  if (o.tos !== undefined && o.tos !== fresh.tos) setIntOpt(t, fd, SOL_IP, IP_TOS, o.tos, 'IP_TOS');
+  // A fresh socket reports the sysctl default; setting it would pin it.
+  if (o.ttl !== undefined && o.ttl !== fresh.ttl) setIntOpt(t, fd, SOL_IP, IP_TTL, o.ttl, 'IP_TTL');
+}
+
+export function restoreTcpOpts(t: RestoreTaskHandle, fd: number, o: TcpOptsEntry, fresh: TcpOptsEntry): void {
+  if (o.nodelay) setIntOpt(t, fd, SOL_TCP, TCP_NODELAY, 1, 'TCP_NODELAY');
+  if (o.cork) setIntOpt(t, fd, SOL_TCP, TCP_CORK, 1, 'TCP_CORK');
+  if (o.keepcnt !== undefined && o.keepcnt !== fresh.keepcnt) setIntOpt(t, fd, SOL_TCP, TCP_KEEPCNT, o.keepcnt, 'TCP_KEEPCNT');
+  if (o.keepidle !== undefined && o.keepidle !== fresh.keepidle) setIntOpt(t, fd, SOL_TCP, TCP_KEEPIDLE, o.keepidle, 'TCP_KEEPIDLE');
+  if (o.keepintvl !== undefined && o.keepintvl !== fresh.keepintvl) setIntOpt(t, fd, SOL_TCP, TCP_KEEPINTVL, o.keepintvl, 'TCP_KEEPINTVL');
+}

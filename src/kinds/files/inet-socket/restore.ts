@@ -1,0 +1,158 @@
+/**
+ * Re-creating a TCP or UDP socket inside a task: socket(), options, bind to
+ * the dumped address and port (SO_REUSEADDR held on meanwhile so sockets of
+ * the dump that share a port, or connections of the old listener lingering
+ * in TIME_WAIT, do not stand in the way; IP_FREEBIND when the address is not
+ * configured), listen with the dumped backlog, connect for a connected UDP
+ * socket. Datagrams that were queued are sent again from a socket of ours
+ * before the socket connects (a connected socket would filter them out).
+ */
+import { CriuTsError } from '../../../errors.js';
+import type { FileEntry, InetSkEntry, IpOptsEntry, SkOptsEntry, TcpOptsEntry } from '../../../images/messages.js';
+import {
+  AF_INET6, IPPROTO_TCP, NR, SOL_IP, SOL_IPV6, SOL_SOCKET, closeQuiet, setsockoptInt, socket,
+} from '../../../sys/index.js';
+import type { RestoreFilesContext, RestoreTaskHandle } from '../../types.js';
+import { setStatusFlags } from '../pipe.js';
+import { dumpSkOpts, restoreSkOpts } from '../unix-socket/opts.js';
+import { queueOf, sendQueue } from '../unix-socket/queue.js';
+import { addrText, toSockaddr } from './addr.js';
+import { TCP_LISTEN } from './diag.js';
+import { dumpIpOpts, dumpTcpOpts, IP_FREEBIND, restoreIpOpts, restoreTcpOpts, setIntOpt } from './opts.js';
+
+const SO_REUSEADDR = 2;
+const SO_SNDBUFFORCE = 32;
+const IPV6_V6ONLY = 26;
+const SHUT = { READ: 0, WRITE: 1, BOTH: 2 } as const;
+const EADDRINUSE = 98;
+const EADDRNOTAVAIL = 99;
+const QUEUE_SNDBUF_BYTES = 64 << 20;
+
+interface Fresh {
+  sk: SkOptsEntry;
+  ip: IpOptsEntry;
+  tcp: TcpOptsEntry;
+}
+
+export function iskOf(e: FileEntry): InetSkEntry {
+  if (!e.isk) throw new CriuTsError('EIMAGE', `file ${e.id}: INETSK entry without isk data`, { id: e.id });
+  return e.isk;
+}
+
+const protoName = (i: InetSkEntry): string => (i.proto === IPPROTO_TCP ? 'TCP' : 'UDP');
+const local = (i: InetSkEntry): string => addrText(i.family, i.src_addr ?? [], i.src_port);
+const remote = (i: InetSkEntry): string => addrText(i.family, i.dst_addr ?? [], i.dst_port);
+
+/** Option values of a new socket like this one, from our side: what restore need not set. */
+function freshOpts(i: InetSkEntry, ctx: RestoreFilesContext): Fresh {
+  const key = `inet-fresh-opts:${i.family}:${i.type}:${i.proto}`;
+  let o = ctx.shared.get(key) as Fresh | undefined;
+  if (!o) {
+    const fd = socket(i.family, i.type, i.proto);
+    try {
+      o = { sk: dumpSkOpts(fd, false), ip: dumpIpOpts(fd), tcp: dumpTcpOpts(fd, i.proto === IPPROTO_TCP) };
+    } finally {
+      closeQuiet(fd);
+    }
+    ctx.shared.set(key, o);
+  }
+  return o;
+}
+
+const errnoOf = (e: unknown): unknown => (e instanceof CriuTsError ? e.data['errno'] : undefined);
+
+function bindAsDumped(t: RestoreTaskHandle, fd: number, i: InetSkEntry, where: string): void {
+  const sa = toSockaddr(i.family, i.src_addr ?? [], i.src_port);
+  const bind = (): void => {
+    t.syscall(`bind ${local(i)}`, NR.bind, fd, t.putBytes(sa), sa.length);
+  };
+  try {
+    bind();
+  } catch (e) {
+    if (errnoOf(e) === EADDRNOTAVAIL && !i.ip_opts?.freebind) {
+      // The address is not (or not yet: IPv6 DAD) configured here: bind anyway, as the kernel allows with IP_FREEBIND.
+      setIntOpt(t, fd, SOL_IP, IP_FREEBIND, 1, 'IP_FREEBIND');
+      bind();
+      setIntOpt(t, fd, SOL_IP, IP_FREEBIND, 0, 'IP_FREEBIND');
+      return;
+    }
+    throw portTaken(e, i, where);
+  }
+}
+
+function portTaken(e: unknown, i: InetSkEntry, where: string): unknown {
+  if (errnoOf(e) !== EADDRINUSE) return e;
+  return new CriuTsError('ERESTORE', `${where}: ${protoName(i)} port ${local(i)} is taken by another socket (EADDRINUSE)`, { port: i.src_port }, e);
+}
+
+function connectAsDumped(t: RestoreTaskHandle, fd: number, i: InetSkEntry): void {
+  const sa = toSockaddr(i.family, i.dst_addr ?? [], i.dst_port);
+  t.syscall(`connect ${remote(i)}`, NR.connect, fd, t.putBytes(sa), sa.length);
+}
+
+function shutdownHow(i: InetSkEntry): number {
+  const s = i.shutdown;
+  return s === 'READ' || s === 1 ? SHUT.READ : s === 'WRITE' || s === 2 ? SHUT.WRITE : s === 'BOTH' || s === 3 ? SHUT.BOTH : -1;
+}
+
+export function restoreInetSocket(t: RestoreTaskHandle, e: FileEntry, fd0: number, ctx: RestoreFilesContext): number {
+  const i = iskOf(e);
+  const where = `task ${t.pid} fd ${fd0}`;
+  if (i.proto === IPPROTO_TCP && i.dst_port !== 0) {
+    throw new CriuTsError('EUNSUPPORTED', `${where}: TCP connection ${local(i)} -> ${remote(i)}: established connections cannot be restored yet`, { id: e.id });
+  }
+  const fd = Number(t.syscall('socket', NR.socket, i.family, i.type, i.proto));
+  const fresh = freshOpts(i, ctx);
+  if (i.family === AF_INET6 && i.v6only) setIntOpt(t, fd, SOL_IPV6, IPV6_V6ONLY, 1, 'IPV6_V6ONLY');
+  restoreSkOpts(t, fd, i.opts, fresh.sk);
+  if (i.ip_opts) restoreIpOpts(t, fd, i.ip_opts, fresh.ip);
+  if (i.tcp_opts) restoreTcpOpts(t, fd, i.tcp_opts, fresh.tcp);
+  if (i.src_port !== 0) {
+    if (!i.opts.reuseaddr) setIntOpt(t, fd, SOL_SOCKET, SO_REUSEADDR, 1, 'SO_REUSEADDR');
+    bindAsDumped(t, fd, i, where);
+  }
+  if (i.state === TCP_LISTEN) {
+    try {
+      t.syscall('listen', NR.listen, fd, i.backlog);
+    } catch (err) {
+      throw portTaken(err, i, where);
+    }
+  }
+  if (i.src_port !== 0 && !i.opts.reuseaddr) setIntOpt(t, fd, SOL_SOCKET, SO_REUSEADDR, 0, 'SO_REUSEADDR');
+  setStatusFlags(t, fd, i.flags);
+  // A datagram queue goes in before the connect (finish); without one, connect now.
+  if (i.proto !== IPPROTO_TCP && queueOf(e.id, ctx).length === 0) connectAndShut(t, fd, i);
+  return fd;
+}
+
+function connectAndShut(t: RestoreTaskHandle, fd: number, i: InetSkEntry): void {
+  if (i.dst_port !== 0) connectAsDumped(t, fd, i);
+  const how = shutdownHow(i);
+  if (how >= 0) t.syscall('shutdown', NR.shutdown, fd, how);
+}
+
+/** Where to send datagrams for this socket: its own address, loopback if it listens on any. */
+function queueTarget(i: InetSkEntry): Buffer {
+  const words: number[] = [...(i.src_addr ?? [])];
+  if (!words.some((w) => w !== 0)) {
+    if (i.family === AF_INET6) words.splice(0, 4, 0, 0, 0, 0x01000000);
+    else words.splice(0, 1, 0x0100007f);
+  }
+  return toSockaddr(i.family, words, i.src_port);
+}
+
+/** Queued datagrams back into a UDP socket (sent from a socket of ours: the source address is not kept), then connect. */
+export function finishInetSocket(t: RestoreTaskHandle, e: FileEntry, fd: number, ctx: RestoreFilesContext): void {
+  const i = iskOf(e);
+  if (i.proto === IPPROTO_TCP) return;
+  const msgs = queueOf(e.id, ctx);
+  if (msgs.length === 0) return;
+  const from = socket(i.family, i.type, i.proto);
+  try {
+    setsockoptInt(from, SOL_SOCKET, SO_SNDBUFFORCE, QUEUE_SNDBUF_BYTES);
+    sendQueue(from, msgs, `task ${t.pid} fd ${fd}: UDP socket ${local(i)}`, queueTarget(i));
+  } finally {
+    closeQuiet(from);
+  }
+  connectAndShut(t, fd, i);
+}
