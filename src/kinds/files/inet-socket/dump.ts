@@ -17,6 +17,7 @@ import { NO_FOWN, O_CLOEXEC } from '../reg-file.js';
 import { dumpSkOpts } from '../unix-socket/opts.js';
 import { addrText, fromSockaddr } from './addr.js';
 import { inetDiag, TCP_CLOSE, TCP_LISTEN } from './diag.js';
+import { noteNetNs } from './ns-id.js';
 import { dumpIpOpts, dumpTcpOpts } from './opts.js';
 import { dumpQueue } from '../unix-socket/queue.js';
 
@@ -90,6 +91,7 @@ export function dumpInetSocket(p: FdProbe, id: number, _ctx: DumpFilesContext): 
   if (proto !== IPPROTO_TCP && d && d.shutdown !== 0) ie.shutdown = SHUTDOWN_NAMES[d.shutdown & 3] ?? 'BOTH';
   ie.tcp_opts = dumpTcpOpts(p.localFd, proto === IPPROTO_TCP);
   if (proto !== IPPROTO_TCP && d && d.rqueue > 0) dumpQueue(p.localFd, id, type, what);
+  noteNetNs(id, p.pid);
   log.debug(`${what}: state ${TCP_STATE_NAMES[state] ?? state} ${conn} backlog ${backlog}`);
   return { type: 'INETSK', id, isk: ie };
 }
