@@ -21,7 +21,7 @@ import { dumpGpRegs, dumpFpRegs } from './regs.js';
 import { dumpTaskCore, dumpThreadCore, dumpTidAddress } from './task-state.js';
 import { dumpFds, newFileTable, addFile, type FileTable } from './files.js';
 import { dumpMemory } from '../kinds/memory/dump.js';
-import { regEntryForPath, dumpGhost, SeccompCollector } from '../kinds/index.js';
+import { regEntryForPath, dumpGhost, SeccompCollector, memfdFileForMapping } from '../kinds/index.js';
 import { makeProgress } from '../progress.js';
 
 const log = logger('dump');
@@ -278,7 +278,9 @@ function dumpTask(
   const exclude = [range];
   const tmw = process.hrtime.bigint();
   const mem = dumpMemory({
-    pid, dir, fileId, ghostFileId, shmemDone: shared.shmemDone, nextPagesId: shared.nextPagesId, onBytes: shared.onBytes, exclude,
+    pid, dir, fileId, ghostFileId,
+    memfdFileId: (start, end, path) => memfdFileForMapping(pid, start, end, path, (make) => addFile(ft, make)),
+    shmemDone: shared.shmemDone, nextPagesId: shared.nextPagesId, onBytes: shared.onBytes, exclude,
   });
   shared.stats.memwriteTimeUs += usToNow(tmw);
   shared.stats.pagesScanned += mem.pagesScanned;

@@ -27,3 +27,4 @@ export type * from './types.js';
 export { regEntryForPath } from './files/reg-file.js';
 export { dumpGhost, materializeGhosts, removeGhosts } from './files/ghost.js';
 export { SeccompCollector, restoreThreadSeccomp } from './seccomp.js';
+export { memfdFileForMapping, openMemfd } from './files/memfd.js';

@@ -54,7 +54,7 @@ export function restoreTaskBody(n: RestoreNode, plan: RestorePlan, img: DumpImag
   } catch {
     rseq = undefined;
   }
-  const memCtx = { imagesDir: img.dir, fileById: (id: number) => img.files.get(id), shmem: plan.shmem };
+  const memCtx = { imagesDir: img.dir, fileById: (id: number) => img.files.get(id), shmem: plan.shmem, shared: filesCtx.shared };
   prepareAddressSpace(h, task.mm, rseq);
   // /proc/PID/exe can only change while the old executable is not mapped:
   // now, between emptying the stub's address space and mapping the task's.

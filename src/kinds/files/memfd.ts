@@ -249,7 +249,16 @@ function procFdOf(pid: number, ino: number, self: number): string {
       // closed meanwhile
     }
   }
-  throw new CriuTsError('ERESTORE', `memfd inode ${ino} is no longer open in task ${pid}`, { pid, ino });
+  // Made for a mapping (the memory kind closes its fd after mmap): reach it through map_files.
+  for (const name of readdirSync(`/proc/${pid}/map_files`)) {
+    const path = `/proc/${pid}/map_files/${name}`;
+    try {
+      if (statSync(path).ino === ino) return path;
+    } catch {
+      // unmapped meanwhile
+    }
+  }
+  throw new CriuTsError('ERESTORE', `memfd inode ${ino} is no longer open or mapped in task ${pid}`, { pid, ino });
 }
 
 function reopen(t: RestoreTaskHandle, path: string, flags: number): number {

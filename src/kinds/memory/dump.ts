@@ -27,6 +27,8 @@ export interface MemoryDumpContext {
   dir: string;
   /** id of the file entry (REG) for a path, creating it on first use */
   fileId(path: string, flags: number): number;
+  /** the MEMFD file entry behind a mapping of a memfd (its inode and contents are dumped once) */
+  memfdFileId(start: bigint, end: bigint, path: string): number;
   /** the same for an unlinked file, reachable at openPath: its contents go into the images as a ghost */
   ghostFileId(path: string, flags: number, openPath: string, inode: bigint): number;
   /** shared anonymous objects already dumped by another task: shmid → true */
@@ -103,9 +105,15 @@ export function dumpMemory(ctx: MemoryDumpContext): MemoryDump {
       if (kind === 'file-private' || kind === 'file-shared') {
         const writable = kind === 'file-shared' && v.vmFlags.includes('mw');
         const fdflags = writable ? 2 : 0;
-        entry.shmid = BigInt(v.deleted
-          ? ctx.ghostFileId(v.path, fdflags, mapFilesPath(pid, v.start, v.end), v.inode)
-          : ctx.fileId(v.path, fdflags));
+        if (v.path.startsWith('/memfd:')) {
+          // A memfd stays a memfd (CRIU 4.2's VMA_AREA_MEMFD), shared with fds on it.
+          entry.status |= VMA.AREA_MEMFD;
+          entry.shmid = BigInt(ctx.memfdFileId(v.start, v.end, v.path));
+        } else {
+          entry.shmid = BigInt(v.deleted
+            ? ctx.ghostFileId(v.path, fdflags, mapFilesPath(pid, v.start, v.end), v.inode)
+            : ctx.fileId(v.path, fdflags));
+        }
         entry.fdflags = fdflags;
         if (v.path.startsWith('/dev/') && isCharDevice(v.path)) refuse(pid, v, 'a device mapping');
       }

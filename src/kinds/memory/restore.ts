@@ -17,6 +17,7 @@ import { CriuTsError } from '../../errors.js';
 import { readImage } from '../../images/index.js';
 import type { MmEntry, VmaEntry, PagemapEntry, FileEntry } from '../../images/messages.js';
 import type { RestoreTaskHandle } from '../types.js';
+import { openMemfd } from '../files/memfd.js';
 import {
   VMA, PROT_WRITE, MAP_FIXED, MAP_ANONYMOUS, MAP_PRIVATE, MAP_SHARED, MAP_GROWSDOWN, MAP_NORESERVE,
 } from './vma.js';
@@ -112,6 +113,8 @@ export interface MemoryRestoreContext {
    * through /proc/PID/map_files instead of making their own.
    */
   shmem: Map<bigint, { pid: number; start: bigint; end: bigint; pgoff: bigint }>;
+  /** the files restore's shared state (memfds are made once and reopened by every user) */
+  shared: Map<string, unknown>;
 }
 
 function filePath(ctx: MemoryRestoreContext, id: bigint): string {
@@ -126,11 +129,15 @@ export function restoreMemory(t: RestoreTaskHandle, mm: MmEntry, pagemap: Pagema
   const vmas = (mm.vmas ?? []).filter((v) => (v.status & (VMA.AREA_VDSO | VMA.AREA_VVAR | VMA.AREA_VSYSCALL)) === 0);
   const fds = new Map<string, number>();
   const fileFd = (id: bigint, fdflags: number): number => {
-    const path = filePath(ctx, id);
+    const e = ctx.fileById(Number(id));
+    const memfd = e?.memfd;
+    const path = memfd ? `memfd:${id}` : filePath(ctx, id);
     const key = `${fdflags}:${path}`;
     let fd = fds.get(key);
     if (fd === undefined) {
-      fd = Number(t.syscall(`open ${path}`, NR.openat, AT_FDCWD, t.putString(path), fdflags | O_CLOEXEC, 0));
+      fd = memfd
+        ? openMemfd(t, memfd, fdflags, ctx.imagesDir, ctx.shared)
+        : Number(t.syscall(`open ${path}`, NR.openat, AT_FDCWD, t.putString(path), fdflags | O_CLOEXEC, 0));
       fds.set(key, fd);
     }
     return fd;
