@@ -23,8 +23,7 @@ import {
 
 /** Subjects that cannot pass yet, and why. Remove a line when its feature lands. */
 const EXPECTED_FAILING: Readonly<Record<string, string>> = {
-  'fd-kinds': 'pidfd fds are not dumped yet',
-  'stopped': 'flaky: a restored stopped child is sometimes running (state R, want T), about 1 run in 2',
+  'stopped': 'flaky: a restored stopped child is sometimes running (state R, want T), 1 to 3 runs in 6',
 };
 
 /** Dump options a subject needs, as a user would pass them (CRIU refuses file locks without --file-locks). */
