@@ -102,10 +102,6 @@ export async function dumpTree(opts: DumpOptions): Promise<DumpResult> {
     pagesScanned: 0, pagesSkippedParent: 0, pagesWritten: 0, pagesZero: 0,
   };
   try {
-    const root = tree.root;
-    if (!opts.shellJob && root.sid !== root.pid && !tree.tasks.some((t) => t.pid === root.sid)) {
-      throw new CriuTsError('EUNSUPPORTED', `task ${root.pid} is not a session leader and its session ${root.sid} is outside the tree; use --shell-job (-j) for a job started from a shell`, { pid: root.pid, sid: root.sid });
-    }
     const ft = newFileTable();
     const kobj = new KobjIds();
     const nsIds = new NsIds();

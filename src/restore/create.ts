@@ -40,7 +40,7 @@ export function createTree(plan: RestorePlan, stub: Tracee, ctx: RestoreFilesCon
     if (n.groupFiles.length > 0) openGroupFiles(h, n.groupFiles, fdinfoOf, ctx, n.inherited, plan.inheritBase);
     for (const c of n.children) if (!early.includes(c)) create(c, t, n.inherited);
   };
-  create(plan.root, stub, new Map());
+  create(plan.top, stub, new Map());
   joinGroups(plan);
 }
 
@@ -55,16 +55,22 @@ function joinGroups(plan: RestorePlan): void {
 }
 
 /** Helpers have done their job (leading a group): let them exit and be reaped by their parent. */
-export function retireHelpers(plan: RestorePlan): void {
+export function retireHelpers(plan: RestorePlan, consumeSigchld: (t: Tracee) => void): void {
   for (const n of plan.nodes) {
-    if (!n.helper || !n.tracee || !n.parent?.tracee) continue;
+    if (!n.helper || !n.tracee) continue;
     try {
       n.tracee.syscallRaw(NR.exit_group, 0);
     } catch {
       // it exited, as wanted
     }
+    // As tracer we see the exit first; where we are its parent too (its
+    // parent was the stub), that also reaps it.
     collectExit(n.pid);
-    n.parent.tracee.syscall('wait4(helper)', NR.wait4, n.pid, 0, __WALL, 0);
+    const parent = n.parent?.tracee;
+    if (parent) {
+      parent.syscall('wait4(helper)', NR.wait4, n.pid, 0, __WALL, 0);
+      consumeSigchld(parent);
+    }
     n.tracee = undefined;
   }
 }

@@ -79,7 +79,7 @@ async function restoreLoaded(opts: RestoreOptions, dir: string, img: ReturnType<
       done++;
     }
     progress.tasks(done, plan.nodes.length);
-    retireHelpers(plan);
+    retireHelpers(plan, (t) => consumeSignal(t, SIGCHLD));
     makeZombies(plan);
     for (const n of plan.nodes) finalizeTask(n, img);
     const stopped: number[] = [];

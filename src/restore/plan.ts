@@ -34,7 +34,10 @@ export interface RestoreNode {
 }
 
 export interface RestorePlan {
+  /** the dumped root */
   root: RestoreNode;
+  /** where creation starts: the root, or the helper that leads its vanished session */
+  top: RestoreNode;
   nodes: RestoreNode[];
   /** lowest fd number above every task's fds: inherited group fds start here */
   inheritBase: number;
@@ -66,11 +69,33 @@ export function planTree(img: DumpImages, shellJob: boolean): RestorePlan {
     n.parent = p;
     p.children.push(n);
   }
-  // Sessions: a session must be led by a task in the tree, or be ours with --shell-job.
-  for (const n of nodes) {
-    if (n.sid !== n.pid && !byPid.has(n.sid) && !(shellJob && n.sid === root.sid)) {
-      throw new CriuTsError('EUNSUPPORTED', `task ${n.pid}: its session leader ${n.sid} is not in the dump (restoring a session whose leader is gone is not supported yet; a job of a shell needs --shell-job)`, { pid: n.pid, sid: n.sid });
+  // Sessions whose leader is gone (a daemon's double fork): a helper with
+  // the leader's pid makes the session, forks the members in its place,
+  // and exits once everything is restored, leaving them to the reaper they
+  // had (their parent in the dump, a subreaper, or us for the root). With
+  // --shell-job the root's session is ours and simply inherited.
+  let top = root;
+  for (const n of [...nodes]) {
+    if (n.sid === n.pid || n.sid === 0 || (shellJob && n.sid === root.sid)) continue;
+    const leader = byPid.get(n.sid);
+    if (leader && !leader.helper) continue;
+    if (leader) {
+      if (leader.parent !== n.parent) {
+        throw new CriuTsError('EUNSUPPORTED', `task ${n.pid}: session ${n.sid} (leader gone) spans tasks of different parents`, { pid: n.pid, sid: n.sid });
+      }
+      moveUnder(n, leader);
+      continue;
     }
+    const h: RestoreNode = {
+      pid: n.sid, ppid: n.ppid, pgid: n.sid, sid: n.sid, state: TASK_DEAD, images: undefined, exitCode: 0,
+      children: [], parent: n.parent, helper: true, groupFiles: [], threads: [], inherited: new Map(),
+    };
+    nodes.push(h);
+    byPid.set(h.pid, h);
+    if (n.parent) n.parent.children.splice(n.parent.children.indexOf(n), 1, h);
+    else top = h;
+    n.parent = h;
+    h.children.push(n);
   }
   // Process groups whose leader is gone: a helper with that pid leads the group, then exits.
   for (const n of [...nodes]) {
@@ -102,7 +127,13 @@ export function planTree(img: DumpImages, shellJob: boolean): RestorePlan {
     const lca = lowestCommonAncestor(u.tasks);
     lca.groupFiles.push(...u.ids);
   }
-  return { root, nodes, inheritBase: maxFd + 1, shmem: new Map() };
+  return { root, top, nodes, inheritBase: maxFd + 1, shmem: new Map() };
+}
+
+function moveUnder(n: RestoreNode, p: RestoreNode): void {
+  if (n.parent) n.parent.children.splice(n.parent.children.indexOf(n), 1);
+  n.parent = p;
+  p.children.push(n);
 }
 
 function ancestors(n: RestoreNode): RestoreNode[] {

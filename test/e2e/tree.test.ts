@@ -34,10 +34,7 @@ interface TreeCase {
 
 const CASES: readonly TreeCase[] = [
   { label: 'tree (3 levels, 3 sessions, orphaned group)', name: 'tree', args: [], pthread: false, runMs: 0 },
-  {
-    label: 'session whose leader exited (daemon pattern, subreaper root)', name: 'orphan-session', args: [], pthread: false, runMs: 0,
-    todo: 'restore refuses a session whose leader is gone (EUNSUPPORTED in planTree)',
-  },
+  { label: 'session whose leader exited (daemon pattern, subreaper root)', name: 'orphan-session', args: [], pthread: false, runMs: 0 },
   { label: 'zombie child (exit 7)', name: 'zombie', args: ['--killed', '0'], pthread: false, runMs: 0 },
   { label: 'zombie children (exit 7, killed by SIGUSR2)', name: 'zombie', args: [], pthread: false, runMs: 0 },
   { label: 'stopped children', name: 'stopped', args: [], pthread: false, runMs: 0 },

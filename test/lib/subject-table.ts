@@ -33,6 +33,7 @@ export const SUBJECTS: readonly SubjectCase[] = [
   c('proc-target', 'threads, children, POSIX timer, rlimit, umask, deleted mapping', { pthread: true }),
   c('ghost-files', 'unlinked open file (contents, offset), mapping of an unlinked file, removed cwd'),
   c('seccomp-filter', 'two stacked seccomp filters under no_new_privs, still applied after restore'),
+  c('orphan-session', 'a session whose leader exited (daemon double fork) under a subreaper root'),
   c('eventfd', 'eventfd counters: EFD_SEMAPHORE, O_NONBLOCK, a count above 32 bits'),
   c('epoll', 'epoll targets with events and data, EPOLLET, an epoll watching an epoll'),
   c('timerfd', 'timerfds: remaining time, interval, pending ticks, absolute REALTIME, expired periodic'),
@@ -60,4 +61,5 @@ export const SUBJECTS: readonly SubjectCase[] = [
   c('udp', 'UDP sockets v4/v6 bound, connected, unbound, shut down: queued datagrams, peers, options'),
   c('pidfd', 'pidfds of the task and of its child: same pids, flags, signal and exit through them'),
   c('pty-fork', 'pty master in the parent, slave the controlling terminal of a child in its own session'),
+  c('thread-churn', 'threads created and exiting all the time, also while the dump runs', { pthread: true, runMs: 50 }),
 ];
