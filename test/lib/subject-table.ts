@@ -31,7 +31,7 @@ export const SUBJECTS: readonly SubjectCase[] = [
   c('poll', 'restart of poll() with its remaining timeout', { args: ['--delay-ms', '300'] }),
   c('fd-kinds', 'eventfd, epoll, timerfd, signalfd, inotify, fanotify, flock, POSIX lock, pidfd, ptmx', { args: ['--fanotify', '1', '--tty', '1'] }),
   c('proc-target', 'threads, children, POSIX timer, rlimit, umask, deleted mapping', { pthread: true }),
-  c('ghost-files', 'unlinked open file (contents, offset), mapping of an unlinked file, removed cwd'),
+  c('ghost-files', 'unlinked open file (contents, offset), mapping of an unlinked file, removed cwd, file renamed while open'),
   c('seccomp-filter', 'two stacked seccomp filters under no_new_privs, still applied after restore'),
   c('orphan-session', 'a session whose leader exited (daemon double fork) under a subreaper root'),
   c('fork-churn', 'forks and reaps children all the time, also while the dump runs', { runMs: 50 }),

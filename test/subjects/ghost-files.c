@@ -4,7 +4,8 @@
  * another unlinked file, and a working directory that was removed. After
  * restore: same contents and offset, still unlinked (nlink 0), the mapping
  * still shows the data and still writes through to the same file as the
- * fd on it, and the cwd is still a removed directory.
+ * fd on it, and the cwd is still a removed directory. Also a file renamed
+ * while open: its fd follows the new name, at the same offset.
  */
 #include "subject.h"
 
@@ -30,6 +31,11 @@ int main(int argc, char **argv)
 	if (fa < 0 || fb < 0 || write(fa, a, sizeof a) != A_BYTES || write(fb, b, sizeof b) != B_BYTES)
 		subject_fail("setup files");
 	lseek(fa, 1234, SEEK_SET);
+	int fc = open("before-rename.dat", O_RDWR | O_CREAT | O_TRUNC, 0600);
+	if (fc < 0 || write(fc, "renamed-while-open", 18) != 18 || lseek(fc, 8, SEEK_SET) != 8)
+		subject_fail("renamed file setup");
+	if (rename("before-rename.dat", "after-rename.dat"))
+		subject_fail("rename");
 	unsigned char *mb = mmap(NULL, B_BYTES, PROT_READ | PROT_WRITE, MAP_SHARED, fb, 0);
 	if (mb == MAP_FAILED)
 		subject_fail("mmap");
@@ -52,6 +58,15 @@ int main(int argc, char **argv)
 		subject_fail("contents of the unlinked file changed");
 	if (memcmp(mb, b, sizeof b))
 		subject_fail("mapping of the unlinked file changed");
+	char link[256], want[256];
+	snprintf(want, sizeof want, "/proc/self/fd/%d", fc);
+	ssize_t n = readlink(want, link, sizeof link - 1);
+	link[n > 0 ? n : 0] = 0;
+	if (n <= 0 || strstr(link, "after-rename.dat") == NULL)
+		subject_fail("renamed file's fd points at %s", link);
+	char rb[10] = { 0 };
+	if (read(fc, rb, 10) != 10 || memcmp(rb, "while-open", 10))
+		subject_fail("renamed file: offset or contents changed");
 	if (stat(".", &st) || st.st_nlink != 0)
 		subject_fail("cwd is no longer a removed directory (nlink %ld)", (long)st.st_nlink);
 	subject_pass();
