@@ -12,7 +12,7 @@
  * request cannot take the service down.
  */
 import { spawn } from 'node:child_process';
-import { chmodSync, unlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, renameSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import { CriuTsError, describeError } from '../errors.js';
 import { logger } from '../log.js';
 import {
@@ -106,10 +106,14 @@ function listenOn(address: string): number {
   return fd;
 }
 
+/** Written aside and renamed in, so whoever waits for the file never reads it empty. */
 function writePidfile(path: string, pid: number): void {
+  const tmp = `${path}.${process.pid}.tmp`;
   try {
-    writeFileSync(path, String(pid), { mode: 0o600 });
+    writeFileSync(tmp, String(pid), { mode: 0o600 });
+    renameSync(tmp, path);
   } catch (e) {
+    rmSync(tmp, { force: true });
     throw new CriuTsError('EUSAGE', `cannot write pidfile ${path}: ${(e as Error).message}`, { path }, e);
   }
 }

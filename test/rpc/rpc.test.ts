@@ -186,7 +186,7 @@ test('notify_scripts: a refused pre-dump aborts the dump and leaves the subject 
 test('notify_scripts: a refused post-restore kills the restored tree and fails the restore', { skip, timeout: 120_000 }, async () => {
   await withSubject(async (s, dir) => {
     const [d] = await client(['dump', '--dir', dir, '--pid', String(s.pid)]);
-    assert.equal(d?.['success'], true);
+    assert.equal(d?.['success'], true, JSON.stringify(d));
     assert.ok(await waitGone(s.pid));
     const [r] = await client(['restore', '--dir', dir, '--notify', 'post-restore']);
     assert.equal(r?.['success'], false);
@@ -198,7 +198,7 @@ test('notify_scripts: a refused post-restore kills the restored tree and fails t
 test('rst_sibling: the restored root ends up a child of the (subreaper) client, which reaps it', { skip, timeout: 120_000 }, async () => {
   await withSubject(async (s, dir) => {
     const [d] = await client(['dump', '--dir', dir, '--pid', String(s.pid)]);
-    assert.equal(d?.['success'], true);
+    assert.equal(d?.['success'], true, JSON.stringify(d));
     assert.ok(await waitGone(s.pid));
     const py = spawn(PYTHON, [CLIENT, 'restore', '--dir', dir, '--rst-sibling', '--subreaper', '--wait', '--binary', BINARY], {
       stdio: ['ignore', 'pipe', 'inherit'],
@@ -218,7 +218,7 @@ test('rst_sibling: the restored root ends up a child of the (subreaper) client, 
 test('keep_open: RESTORE, then WAIT_PID on the same connection returns the exit status of the root', { skip, timeout: 120_000 }, async () => {
   await withSubject(async (s, dir) => {
     const [d] = await client(['dump', '--dir', dir, '--pid', String(s.pid)]);
-    assert.equal(d?.['success'], true);
+    assert.equal(d?.['success'], true, JSON.stringify(d));
     assert.ok(await waitGone(s.pid));
     const py = spawn(PYTHON, [CLIENT, 'restore-wait', '--dir', dir, '--binary', BINARY], { stdio: ['ignore', 'pipe', 'inherit'] });
     children.push(py);
