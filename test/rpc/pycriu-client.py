@@ -65,6 +65,10 @@ def opts_from(args, opts):
         opts.rst_sibling = True
     if args.notify is not None:
         opts.notify_scripts = True
+    if args.unsupported:
+        # what criu-ts refuses: lazy pages, and a root other than / (no mount namespaces)
+        opts.lazy_pages = True
+        opts.root = "/tmp"
 
 
 def exchange(sk, req, refuse):
@@ -113,6 +117,7 @@ def main():
     p.add_argument("--wait", action="store_true")
     # notify_scripts on; the value names a script to refuse ("none" refuses nothing)
     p.add_argument("--notify")
+    p.add_argument("--unsupported", action="store_true")
     p.add_argument("--types", help="comma-separated request types for raw/service")
     args = p.parse_args()
 
@@ -139,7 +144,14 @@ def main():
             out({"success": False, "cr_errno": e.errno, "resp": resp_dict(c._send_req_and_recv_resp(req))})
     elif args.command == "restore" and args.notify is None:
         opts_from(args, c.opts)
-        r = c.restore()
+        try:
+            r = c.restore()
+        except pycriu.CRIUExceptionExternal as e:
+            req = rpc.criu_req()
+            req.type = rpc.RESTORE
+            opts_from(args, req.opts)
+            out({"success": False, "cr_errno": e.errno, "resp": resp_dict(c._send_req_and_recv_resp(req))})
+            return
         # pycriu has waited for the swrk process: the tree has found its new parent.
         out({"success": True, "pid": r.pid, "ppid": ppid_of(r.pid), "me": os.getpid()})
         if args.wait:

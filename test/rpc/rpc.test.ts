@@ -145,6 +145,20 @@ test('swrk: a dump of a pid that does not exist fails with ESRCH and names the p
   }
 });
 
+test('swrk: restore errors: no images is ENOENT, refused options are EOPNOTSUPP and named', { skip, timeout: 60_000 }, async () => {
+  const dir = tempDir('rpc');
+  try {
+    const [none] = await client(['restore', '--dir', dir]);
+    assert.equal(none?.['cr_errno'], 2);
+    assert.match(String((none?.['resp'] as Line)['cr_errmsg']), /inventory\.img/);
+    const [refused] = await client(['restore', '--dir', dir, '--unsupported']);
+    assert.equal(refused?.['cr_errno'], 95);
+    assert.match(String((refused?.['resp'] as Line)['cr_errmsg']), /lazy_pages, root/);
+  } finally {
+    removeDir(dir);
+  }
+});
+
 test('notify_scripts: dump and restore notifications in CRIU order, pids where CRIU sends them', { skip, timeout: 120_000 }, async () => {
   await withSubject(async (s, dir) => {
     const [d] = await client(['dump', '--dir', dir, '--pid', String(s.pid), '--notify', 'none']);
