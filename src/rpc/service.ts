@@ -14,7 +14,7 @@
 import { spawn } from 'node:child_process';
 import { chmodSync, renameSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import { CriuTsError, describeError } from '../errors.js';
-import { logger } from '../log.js';
+import { logLevel, logger, setLogLevel } from '../log.js';
 import {
   POLLIN, accept4, bindUnix, closeQuiet, fcntl, listen, peerCred, pollFd, seqpacketSocket,
 } from '../sys/index.js';
@@ -32,6 +32,8 @@ const SERVICE_BACKLOG = 16;
 const SERVICE_IDLE_TIMEOUT_MS = 5 * 60_000;
 /** Set in a worker's environment: it serves a service connection, where CRIU forbids rst_sibling. */
 const WORKER_ENV = 'CRIU_TS_RPC_MODE';
+/** The service's -v for its workers. */
+const LOG_LEVEL_ENV = 'CRIU_TS_RPC_LOG_LEVEL';
 /** Set in a daemonized service: the listening socket is already open as fd 3. */
 const LISTEN_FD_ENV = 'CRIU_TS_SERVICE_FD';
 
@@ -67,6 +69,8 @@ export async function serveConnection(conn: RpcConnection): Promise<void> {
 /** `criu-ts swrk FD`: exit status 0 when the client was served (answers carry the outcome). */
 export async function runSwrk(fd: number): Promise<number> {
   const mode: RpcMode = process.env[WORKER_ENV] === 'service' ? 'service' : 'swrk';
+  const level = process.env[LOG_LEVEL_ENV];
+  if (mode === 'service' && level !== undefined && /^\d$/.test(level)) setLogLevel(Number(level));
   try {
     // Our helpers (restore stub, probe children) must not keep the client's socket open.
     fcntl(fd, F_SETFD, FD_CLOEXEC);
@@ -128,7 +132,8 @@ function selfArgs(rest: readonly string[]): string[] {
 function spawnWorker(connFd: number): void {
   const child = spawn(process.execPath, selfArgs(['swrk', '3']), {
     stdio: ['ignore', 'inherit', 'inherit', connFd],
-    env: { ...process.env, [WORKER_ENV]: 'service' },
+    // The worker logs (between requests) at the service's level; each request then sets its own.
+    env: { ...process.env, [WORKER_ENV]: 'service', [LOG_LEVEL_ENV]: String(logLevel()) },
   });
   child.on('error', (e) => log.error(`worker for connection fd ${connFd}: ${e.message}`));
   child.on('exit', (code, sig) => log.info(`Worker (pid ${child.pid ?? '?'}) exited with ${sig ?? code}`));
