@@ -10,5 +10,5 @@ import { withDumpExtras } from '../kinds/files/dump-extras.js';
  */
 export async function dump(opts: DumpOptions): Promise<DumpResult> {
   // Kinds queue pipe/FIFO/socket data for their own images while the tree is dumped.
-  return withDumpExtras(resolve(opts.imagesDir ?? '.'), () => dumpTree(opts));
+  return withDumpExtras(resolve(opts.imagesDir ?? '.'), () => dumpTree(opts), { tcpEstablished: opts.tcpEstablished ?? false });
 }

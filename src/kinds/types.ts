@@ -25,7 +25,11 @@ export interface DumpFilesContext {
   /** register an extra file entry (e.g. the REG entry behind a FIFO); returns its id */
   addFile(make: (id: number) => FileEntry): number;
   /** options that change what may be dumped */
-  opts: { shellJob: boolean; extUnixSk: boolean; fileLocks: boolean; ghostLimit: number };
+  opts: {
+    shellJob: boolean; extUnixSk: boolean; fileLocks: boolean; ghostLimit: number;
+    /** --tcp-established; the core does not fill it yet (kinds fall back to the dump scope's) */
+    tcpEstablished?: boolean;
+  };
 }
 
 /** Restore-side view of a task: enough to open files inside it. */

@@ -175,3 +175,8 @@ export function connect(fd: number, sockaddr: Buffer): void {
 export function shutdown(fd: number, how: number): void {
   sys('shutdown', NR.shutdown, undefined, fd, how);
 }
+
+/** bind(2) from our side, on our copy of a socket (acts on the shared socket). */
+export function bindSockaddr(fd: number, sockaddr: Buffer): void {
+  sys('bind', NR.bind, undefined, fd, addr(sockaddr), sockaddr.length);
+}

@@ -57,6 +57,10 @@ export function dumpMemo<T>(key: string, make: () => T): T {
 export interface DumpScope {
   dir: string;
   atEnd: ((dir: string) => void)[];
+  /** steps run once the dump is over, whether it succeeded or not (after atEnd) */
+  atExit: (() => void)[];
+  /** --tcp-established: the core does not hand it to kinds (DumpFilesContext.opts) yet */
+  tcpEstablished: boolean;
 }
 
 const scope = new AsyncLocalStorage<DumpScope>();
@@ -87,11 +91,15 @@ export function extraEmitted(image: ExtraImage, field: string, value: unknown): 
 }
 
 /** Run a dump with a collector; on success write every extra image into `dir`. */
-export async function withDumpExtras<T>(dir: string, run: () => Promise<T>): Promise<T> {
+export async function withDumpExtras<T>(dir: string, run: () => Promise<T>, opts: { tcpEstablished?: boolean } = {}): Promise<T> {
   const c: Collector = new Map();
-  const sc: DumpScope = { dir, atEnd: [] };
-  const r = await current.run(c, () => scope.run(sc, run));
-  for (const [image, slot] of c) writeImage(join(dir, FILE_OF[image]), image, slot.entries, slot.payloads);
-  for (const step of sc.atEnd) step(dir);
-  return r;
+  const sc: DumpScope = { dir, atEnd: [], atExit: [], tcpEstablished: opts.tcpEstablished ?? false };
+  try {
+    const r = await current.run(c, () => scope.run(sc, run));
+    for (const [image, slot] of c) writeImage(join(dir, FILE_OF[image]), image, slot.entries, slot.payloads);
+    for (const step of sc.atEnd) step(dir);
+    return r;
+  } finally {
+    for (const step of sc.atExit) step();
+  }
 }

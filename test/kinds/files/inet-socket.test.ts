@@ -7,21 +7,28 @@
  */
 import { before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { join } from 'node:path';
 import { dump, restore } from '../../../src/api/index.js';
 import { readImage } from '../../../src/images/index.js';
-import type { InetSkEntry } from '../../../src/images/messages.js';
-import { isAlive, startSubject } from '../../lib/subjects.js';
+import type { InetSkEntry, TcpStreamEntry } from '../../../src/images/messages.js';
+import { isAlive, repoRoot, startSubject } from '../../lib/subjects.js';
 import { killAndWait, removeDir, tempDir, waitFor, waitGone } from '../../e2e/helpers.js';
-import { fileEntries, roundTrip, sameAsCrit, sameAsCritWithout, setUpRunner, STEP_TIMEOUT_MS } from './round-trip.js';
+import { CRIT, fileEntries, roundTrip, sameAsCrit, sameAsCritWithout, setUpRunner, STEP_TIMEOUT_MS } from './round-trip.js';
 
 before(setUpRunner);
 
 /** Fields CRIU 4.2 writes that crit 3.17 does not know (it drops them). */
 const NEWER_FIELDS = ['ttl', 'tos', 'pktinfo', 'tcp_opts'];
+
+function sameAsCritNoPayload(path: string): void {
+  if (!existsSync(CRIT)) return;
+  const theirs = execFileSync(CRIT, ['show', '--nopl', path], { encoding: 'utf8' });
+  const ours = execFileSync(process.execPath, [join(repoRoot(), 'bin', 'crit-ts'), 'show', '--nopl', path], { encoding: 'utf8' });
+  assert.equal(ours, theirs, `${path}: crit-ts and crit 3.17 disagree`);
+}
 
 const inetEntries = (dir: string): InetSkEntry[] =>
   fileEntries(dir).filter((e) => e.type === 'INETSK').map((e) => e.isk as InetSkEntry);
@@ -76,6 +83,44 @@ function startNode(script: string, ready: string): { pid: number } {
   return { pid: child.pid };
 }
 
+test('established TCP connections (--tcp-established): queued bytes both ways, unsent bytes, IPv4 and IPv6, a listener sharing the port', { timeout: STEP_TIMEOUT_MS }, async () => {
+  await roundTrip({
+    name: 'tcp-conn',
+    dumpOpts: { tcpEstablished: true },
+    check(dir) {
+      const isk = inetEntries(dir);
+      const est = isk.filter((i) => i.state === 1);
+      assert.equal(est.length, 4);
+      for (const i of est) {
+        const img = readImage(join(dir, `tcp-stream-${i.ino.toString(16)}.img`));
+        const e = img.entries[0] as unknown as TcpStreamEntry;
+        assert.equal(img.extras[0]?.length, e.inq_len + e.outq_len);
+      }
+      const streams = est.map((i) => readImage(join(dir, `tcp-stream-${i.ino.toString(16)}.img`)).entries[0] as unknown as TcpStreamEntry);
+      assert.ok(streams.some((e) => e.outq_len > 0 && (e.unsq_len ?? 0) > 0), 'a send queue with bytes never sent');
+      assert.ok(streams.some((e) => e.inq_len > 9), 'a receive queue');
+      // Megabytes of payload: compare without it (crit show --nopl).
+      for (const i of est) sameAsCritNoPayload(join(dir, `tcp-stream-${i.ino.toString(16)}.img`));
+      sameAsCritWithout(dir, 'files.img', NEWER_FIELDS);
+    },
+  });
+});
+
+test('--tcp-established with --leave-running: the connections go on working in the task left running', { timeout: STEP_TIMEOUT_MS }, async () => {
+  const dir = tempDir('inet-est-leave');
+  const s = await startSubject('tcp-conn', []);
+  try {
+    await dump({ pid: s.pid, imagesDir: dir, progress: false, tcpEstablished: true, leaveRunning: true });
+    assert.ok(isAlive(s.pid));
+    const r = await s.terminateAndResult(30_000);
+    assert.equal(r.text, 'PASS');
+  } finally {
+    await killAndWait(s.pid);
+    s.cleanup();
+    removeDir(dir);
+  }
+});
+
 test('an established TCP connection is refused at dump in one line, and the task keeps running', { timeout: STEP_TIMEOUT_MS }, async () => {
   const dir = tempDir('inet-est');
   const ready = join(dir, 'ready');
@@ -89,7 +134,7 @@ test('an established TCP connection is refused at dump in one line, and the task
   try {
     assert.ok(await waitFor(() => existsSync(ready)), 'node set up');
     await assert.rejects(dump({ pid, imagesDir: join(dir, 'img'), progress: false }), (e: Error) => {
-      assert.match(e.message, /^task \d+ fd \d+: IPv4 TCP socket \d+: ESTABLISHED TCP connection 127\.0\.0\.1:\d+ -> 127\.0\.0\.1:\d+: established connections are not supported yet/);
+      assert.match(e.message, /^task \d+ fd \d+: IPv4 TCP socket \d+: ESTABLISHED TCP connection 127\.0\.0\.1:\d+ -> 127\.0\.0\.1:\d+: established connections need --tcp-established$/);
       assert.ok(!e.message.includes('\n'));
       return true;
     });

@@ -16,9 +16,11 @@ import type { DumpFilesContext, FdProbe } from '../../types.js';
 import { NO_FOWN, O_CLOEXEC } from '../reg-file.js';
 import { dumpSkOpts } from '../unix-socket/opts.js';
 import { addrText, fromSockaddr } from './addr.js';
-import { inetDiag, TCP_CLOSE, TCP_LISTEN } from './diag.js';
+import { inetDiag, TCP_CLOSE, TCP_ESTABLISHED, TCP_LISTEN } from './diag.js';
 import { noteNetNs } from './ns-id.js';
 import { dumpIpOpts, dumpTcpOpts } from './opts.js';
+import { dumpTcpStream } from './tcp-repair.js';
+import { dumpScope } from '../dump-extras.js';
 import { dumpQueue } from '../unix-socket/queue.js';
 
 const log = logger('inet-sk');
@@ -37,7 +39,7 @@ function tcpInfo(fd: number): { state: number; backoff: number } {
   return { state: b.readUInt8(0), backoff: b.readUInt8(4) };
 }
 
-export function dumpInetSocket(p: FdProbe, id: number, _ctx: DumpFilesContext): FileEntry {
+export function dumpInetSocket(p: FdProbe, id: number, ctx: DumpFilesContext): FileEntry {
   const family = getsockoptInt(p.localFd, SOL_SOCKET, 39 /* SO_DOMAIN */);
   const type = getsockoptInt(p.localFd, SOL_SOCKET, SO_TYPE);
   const proto = getsockoptInt(p.localFd, SOL_SOCKET, SO_PROTOCOL);
@@ -66,13 +68,17 @@ export function dumpInetSocket(p: FdProbe, id: number, _ctx: DumpFilesContext): 
   } else {
     state = TCP_CLOSE;
   }
+  let repair = false;
   const conn = `${addrText(family, src.words, src.port)} -> ${addrText(family, dst.words, dst.port)}`;
   if (proto === IPPROTO_TCP) {
     if (state === TCP_LISTEN && d && d.rqueue > 0) {
       refuse(`listening on ${addrText(family, src.words, src.port)} with ${d.rqueue} connection(s) not accepted yet (in-flight connections are not supported)`);
     }
     if (state !== TCP_LISTEN && state !== TCP_CLOSE) {
-      refuse(`${TCP_STATE_NAMES[state] ?? `state ${state}`} TCP connection ${conn}: established connections are not supported yet (--tcp-established needs TCP_REPAIR, not implemented)`);
+      const name = `${TCP_STATE_NAMES[state] ?? `state ${state}`} TCP connection ${conn}`;
+      if (!(ctx.opts.tcpEstablished ?? dumpScope()?.tcpEstablished ?? false)) refuse(`${name}: established connections need --tcp-established`);
+      if (state !== TCP_ESTABLISHED) refuse(`${name}: only ESTABLISHED connections can be dumped (TCP_REPAIR), not closing ones`);
+      repair = true;
     }
   } else {
     if (d && d.wqueue !== 0) refuse(`corked datagram socket with ${d.wqueue} bytes not sent yet`);
@@ -91,6 +97,8 @@ export function dumpInetSocket(p: FdProbe, id: number, _ctx: DumpFilesContext): 
   if (proto !== IPPROTO_TCP && d && d.shutdown !== 0) ie.shutdown = SHUTDOWN_NAMES[d.shutdown & 3] ?? 'BOTH';
   ie.tcp_opts = dumpTcpOpts(p.localFd, proto === IPPROTO_TCP);
   if (proto !== IPPROTO_TCP && d && d.rqueue > 0) dumpQueue(p.localFd, id, type, what);
+  // Last: it leaves the socket in repair mode, so the task's death closes it silently.
+  if (repair) dumpTcpStream(p.localFd, p.pid, ino, what);
   noteNetNs(id, p.pid);
   log.debug(`${what}: state ${TCP_STATE_NAMES[state] ?? state} ${conn} backlog ${backlog}`);
   return { type: 'INETSK', id, isk: ie };

@@ -10,7 +10,7 @@
 import { CriuTsError } from '../../../errors.js';
 import type { FileEntry, InetSkEntry, IpOptsEntry, SkOptsEntry, TcpOptsEntry } from '../../../images/messages.js';
 import {
-  AF_INET6, IPPROTO_TCP, NR, SOL_IP, SOL_IPV6, SOL_SOCKET, closeQuiet, setsockoptInt, socket,
+  AF_INET6, IPPROTO_TCP, NR, SOL_IP, SOL_IPV6, SOL_SOCKET, closeQuiet, pidfdGetfd, pidfdOpen, setsockoptInt, socket,
 } from '../../../sys/index.js';
 import type { RestoreFilesContext, RestoreTaskHandle } from '../../types.js';
 import { setStatusFlags } from '../pipe.js';
@@ -18,6 +18,7 @@ import { dumpSkOpts, restoreSkOpts } from '../unix-socket/opts.js';
 import { queueOf, sendQueue } from '../unix-socket/queue.js';
 import { addrText, toSockaddr } from './addr.js';
 import { TCP_LISTEN } from './diag.js';
+import { holdRepaired, releaseRepaired, restoreTcpStream } from './tcp-repair.js';
 import { dumpIpOpts, dumpTcpOpts, IP_FREEBIND, restoreIpOpts, restoreTcpOpts, setIntOpt } from './opts.js';
 
 const SO_REUSEADDR = 2;
@@ -59,6 +60,16 @@ function freshOpts(i: InetSkEntry, ctx: RestoreFilesContext): Fresh {
   return o;
 }
 
+/** Our own descriptor of the task's socket `fd` (pidfd_getfd). */
+function copyOf(t: RestoreTaskHandle, fd: number): number {
+  const pidfd = pidfdOpen(t.pid);
+  try {
+    return pidfdGetfd(pidfd, fd, t.pid);
+  } finally {
+    closeQuiet(pidfd);
+  }
+}
+
 const errnoOf = (e: unknown): unknown => (e instanceof CriuTsError ? e.data['errno'] : undefined);
 
 function bindAsDumped(t: RestoreTaskHandle, fd: number, i: InetSkEntry, where: string): void {
@@ -98,15 +109,24 @@ function shutdownHow(i: InetSkEntry): number {
 export function restoreInetSocket(t: RestoreTaskHandle, e: FileEntry, fd0: number, ctx: RestoreFilesContext): number {
   const i = iskOf(e);
   const where = `task ${t.pid} fd ${fd0}`;
-  if (i.proto === IPPROTO_TCP && i.dst_port !== 0) {
-    throw new CriuTsError('EUNSUPPORTED', `${where}: TCP connection ${local(i)} -> ${remote(i)}: established connections cannot be restored yet`, { id: e.id });
-  }
   const fd = Number(t.syscall('socket', NR.socket, i.family, i.type, i.proto));
   const fresh = freshOpts(i, ctx);
   if (i.family === AF_INET6 && i.v6only) setIntOpt(t, fd, SOL_IPV6, IPV6_V6ONLY, 1, 'IPV6_V6ONLY');
   restoreSkOpts(t, fd, i.opts, fresh.sk);
   if (i.ip_opts) restoreIpOpts(t, fd, i.ip_opts, fresh.ip);
   if (i.tcp_opts) restoreTcpOpts(t, fd, i.tcp_opts, fresh.tcp);
+  if (i.proto === IPPROTO_TCP && i.dst_port !== 0) {
+    const what = `${where}: TCP connection ${local(i)} -> ${remote(i)}`;
+    const ours = copyOf(t, fd);
+    try {
+      holdRepaired(ctx, e.id, { ours, unsent: restoreTcpStream(ours, i, ctx.imagesDir, what), what });
+    } catch (err) {
+      closeQuiet(ours);
+      throw err;
+    }
+    setStatusFlags(t, fd, i.flags);
+    return fd;
+  }
   if (i.src_port !== 0) {
     if (!i.opts.reuseaddr) setIntOpt(t, fd, SOL_SOCKET, SO_REUSEADDR, 1, 'SO_REUSEADDR');
     bindAsDumped(t, fd, i, where);
@@ -144,7 +164,10 @@ function queueTarget(i: InetSkEntry): Buffer {
 /** Queued datagrams back into a UDP socket (sent from a socket of ours: the source address is not kept), then connect. */
 export function finishInetSocket(t: RestoreTaskHandle, e: FileEntry, fd: number, ctx: RestoreFilesContext): void {
   const i = iskOf(e);
-  if (i.proto === IPPROTO_TCP) return;
+  if (i.proto === IPPROTO_TCP) {
+    releaseRepaired(ctx, e.id);
+    return;
+  }
   const msgs = queueOf(e.id, ctx);
   if (msgs.length === 0) return;
   const from = socket(i.family, i.type, i.proto);
