@@ -18,7 +18,7 @@ import type { Subject } from '../lib/subjects.js';
 import { SUBJECTS } from '../lib/subject-table.js';
 import { runCli } from '../lib/run.js';
 import {
-  becomeSubreaper, closeInheritedFds, imageModes, killAndWait, removeDir, sleep, strayStubs, tempDir, waitGone,
+  becomeSubreaper, closeInheritedFds, imageModes, killAndWait, removeDir, sleep, strayStubs, tempDir, waitGone, waitTreeGone,
 } from './helpers.js';
 
 /** Subjects that cannot pass yet, and why. Remove a line when its feature lands. */
@@ -67,7 +67,7 @@ for (const c of SUBJECTS) {
       if (c.runMs > 0) await sleep(c.runMs);
       const d = await dump({ ...DUMP_OPTIONS[c.name], pid: s.pid, imagesDir: dir, progress: false });
       assert.equal(d.pids[0], s.pid);
-      assert.ok(await waitGone(s.pid), `pid ${s.pid} still exists after the dump`);
+      assert.deepEqual(await waitTreeGone(dir), [], 'tasks (by pid) still there after the dump');
       const r = await restore({ ...DUMP_OPTIONS[c.name], imagesDir: dir, detach: true, progress: false });
       assert.equal(r.pid, s.pid, 'restored with the same pid');
       assert.ok(isAlive(s.pid), `restored ${s.pid} is not running`);
@@ -75,6 +75,34 @@ for (const c of SUBJECTS) {
       assert.ok(res.ok, res.text);
     } finally {
       await finish(s, [dir]);
+    }
+  });
+}
+
+/**
+ * A restored task must be as dumpable as the original (no scratch page, stub
+ * leftover or moved vDSO in the way): two full cycles, then PASS.
+ */
+for (const name of ['counter-loop', 'mappings', 'signals', 'fpu', 'pipe-data', 'tree', 'threads']) {
+  const c = SUBJECTS.find((x) => x.name === name);
+  if (c === undefined) continue; // the table changed: nothing to cycle
+  test(`${name} survives two dump + restore cycles (API)`, { timeout: STEP_TIMEOUT_MS }, async () => {
+    let s: Subject | undefined;
+    const dirs = [tempDir('e2e-cycle'), tempDir('e2e-cycle')];
+    try {
+      s = await startSubject(c.name, c.args, { pthread: c.pthread });
+      if (c.runMs > 0) await sleep(c.runMs);
+      for (const dir of dirs) {
+        await dump({ ...DUMP_OPTIONS[c.name], pid: s.pid, imagesDir: dir, progress: false });
+        assert.deepEqual(await waitTreeGone(dir), [], 'tasks left after the dump');
+        const r = await restore({ ...DUMP_OPTIONS[c.name], imagesDir: dir, detach: true, progress: false });
+        assert.equal(r.pid, s.pid);
+        await sleep(Math.max(c.runMs, 20));
+      }
+      const res = await s.terminateAndResult(30_000);
+      assert.ok(res.ok, res.text);
+    } finally {
+      await finish(s, dirs);
     }
   });
 }
