@@ -6,7 +6,7 @@
  */
 import { listThreads, listChildren, parseStat } from '../proc/index.js';
 import { Tracee, collectExit } from '../infect/tracee.js';
-import { isSyscallError, ESRCH, __WALL, WNOHANG, NR, sleepMs } from '../sys/index.js';
+import { isSyscallError, ESRCH, __WALL, WNOHANG, NR, sleepMs, waitPid } from '../sys/index.js';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CriuTsError } from '../errors.js';
@@ -116,11 +116,18 @@ export function releaseTree(tasks: TaskNode[], how: 'resume' | 'stop' | 'kill'):
       // We trace the threads: their deaths are reported to us first and the
       // parent learns of them only once we have collected them. The leader's
       // death is reported only after every other thread's: collect it last.
-      for (const t of [...node.threads].reverse()) collectExit(t.tid);
+      const parent = tasks.find((p) => p.pid === node.ppid)?.threads[0];
+      const tids = [...node.threads].reverse().map((t) => t.tid);
+      if (!parent) {
+        // The root: nobody in the tree waits for it, so let the kernel tear
+        // it down (freeing a big address space takes a while) while we return.
+        collectLater(tids);
+        continue;
+      }
+      for (const tid of tids) collectExit(tid);
       // Have the (still stopped) parent reap it, so no zombie waits for a slow
       // init and the pid is free for a restore right away.
-      const parent = tasks.find((p) => p.pid === node.ppid)?.threads[0];
-      if (parent) {
+      {
         try {
           parent.syscallRaw(NR.wait4, node.pid, 0, __WALL | WNOHANG, 0);
         } catch {
@@ -136,6 +143,30 @@ export function releaseTree(tasks: TaskNode[], how: 'resume' | 'stop' | 'kill'):
       t.detachQuiet();
     }
   }
+}
+
+/**
+ * Collect traced deaths in the background (non-leaders first). If our
+ * process exits before, the kernel drops the tracing and the parent sees
+ * the deaths anyway.
+ */
+function collectLater(tids: number[]): void {
+  const left = [...tids];
+  const deadline = Date.now() + 60_000;
+  const step = (): void => {
+    while (left.length > 0) {
+      let st;
+      try {
+        st = waitPid(left[0] as number, __WALL | WNOHANG);
+      } catch {
+        st = undefined; // ECHILD: collected already
+      }
+      if (st === null) break;
+      if (st === undefined || st.exited || st.signaled) left.shift();
+    }
+    if (left.length > 0 && Date.now() < deadline) setTimeout(step, 2).unref();
+  };
+  step();
 }
 
 /**

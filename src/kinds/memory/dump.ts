@@ -130,10 +130,17 @@ export function dumpMemory(ctx: MemoryDumpContext): MemoryDump {
         continue;
       }
       if (v.rssKb === 0 && v.swapKb === 0) continue; // nothing populated: skip the pagemap read
-      const pm = reader.read(v.start, v.end);
       const viaMem = !v.prot.read;
       const pageFlags = kind === 'anon-private' ? PE_LAZY | PE_PRESENT : PE_PRESENT;
       writer.breakRun();
+      // Every page resident and anonymous (smaps says so; the shared zero
+      // page is not counted): one run, no pagemap to read.
+      const ownKb = kind === 'anon-private' ? v.rssKb : v.anonymousKb;
+      if (v.swapKb === 0 && ownKb * 1024 === nPages * PAGE_SIZE) {
+        writer.add(v.start, nPages, pageFlags, viaMem);
+        continue;
+      }
+      const pm = reader.read(v.start, v.end);
       forEachRun(pm, kind === 'file-private', (first, count) => {
         writer.add(v.start + BigInt(first * PAGE_SIZE), count, pageFlags, viaMem);
       });
