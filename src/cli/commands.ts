@@ -61,7 +61,7 @@ function common(o: CliOptions): CommonOptions {
 }
 
 /** CRIU opens the images directory before anything else; so do we, to fail with its name. */
-function requireImagesDir(dir: string): void {
+export function requireImagesDir(dir: string): void {
   let isDir = false;
   try {
     isDir = statSync(dir).isDirectory();

@@ -7,7 +7,7 @@
 import { closeSync, readFileSync } from 'node:fs';
 import { CriuTsError, describeError, exitCodeOf, isUserError } from '../errors.js';
 import { logLevel, logger, setLogFile, setLogLevel } from '../log.js';
-import { ApiFailure, runCommand } from './commands.js';
+import { ApiFailure, requireImagesDir, runCommand } from './commands.js';
 import { parseArgs } from './parse.js';
 import type { CliOptions } from './parse.js';
 import { HELP } from './usage.js';
@@ -64,6 +64,8 @@ async function run(argv: readonly string[], state: RunState): Promise<number> {
         // The worker leaves once its client is done, whatever handles a restore left open in this process.
         process.exit(await (await import('../rpc/index.js')).runSwrk(parsed.fd));
       case 'command':
+        // Before the log file, which defaults into it: a missing -D is named as such, as CRIU does.
+        if (parsed.command === 'dump' || parsed.command === 'restore') requireImagesDir(parsed.options.imagesDir);
         state.logToFile = setupLogging(parsed.options);
         state.detached = parsed.command === 'restore' && parsed.options.restoreDetached;
         return await runCommand(parsed.command, parsed.action, parsed.options);

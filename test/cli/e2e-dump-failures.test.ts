@@ -73,6 +73,17 @@ test('images dir under a regular file: refused before touching the task', { time
   });
 });
 
+test('missing images dir with -o dump.log: the dir is named, not the log file in it', { timeout: 60_000 }, async () => {
+  await withSubject('counter-loop', [], false, async (s, work) => {
+    const dir = join(work, 'no-such-dir');
+    oneLineFailure(await runCli('criu-ts', ['dump', '-t', String(s.pid), '-D', dir, '-v4', '-o', 'dump.log']),
+      /^criu-ts: cannot open images directory .*no-such-dir: no such directory$/);
+    oneLineFailure(await runCli('criu-ts', ['restore', '-D', dir, '-d', '-v4', '-o', 'restore.log']),
+      /^criu-ts: cannot open images directory .*no-such-dir: no such directory$/);
+    await unharmed(s);
+  });
+});
+
 test('images dir that fills up mid-dump (64 KiB tmpfs): ENOSPC, task unharmed', { timeout: 60_000 }, async (t: TestContext) => {
   await withSubject('counter-loop', [], false, async (s, work) => {
     const dir = join(work, 'small');
