@@ -199,7 +199,8 @@ export async function cliCase(mib: number, runs: number): Promise<CliResult> {
   const r: number[] = [];
   const n: number[] = [];
   const l: number[] = [];
-  const load = `await import(${JSON.stringify(join(repoRoot(), 'dist', 'src', 'cli', 'main.js'))}); await import(${JSON.stringify(join(repoRoot(), 'dist', 'src', 'api', 'index.js'))});`;
+  // What bin/criu-ts loads: the one-file bundle (scripts/bundle.mjs).
+  const load = `await import(${JSON.stringify(join(repoRoot(), 'dist', 'bundle', 'criu-ts.mjs'))});`;
   for (let i = 0; i < runs; i++) {
     const dir = shmDir('cli');
     try {
