@@ -68,3 +68,20 @@ export function inetDiag(family: number, proto: number, ino: number): InetDiag |
   // Tasks are frozen during a dump: one listing per table serves every socket.
   return dumpMemo(`inet-diag:${family}:${proto}`, () => table(family, proto)).get(ino);
 }
+
+const TCP_TIME_WAIT = 6;
+
+function tcpOnPort(family: number, port: number, states: number): number {
+  const req = request(family, 6 /* IPPROTO_TCP */);
+  req.writeUInt32LE(states >>> 0, 4);
+  return sockDiag(req, true).filter((m) => m.length >= 8 && m.readUInt16BE(4) === port).length;
+}
+
+/**
+ * Whether only TCP connections in TIME_WAIT hold local port `port` (they
+ * block a bind unless both they and the new socket have SO_REUSEADDR).
+ */
+export function onlyTimeWaitOn(family: number, port: number): boolean {
+  const tw = 1 << TCP_TIME_WAIT;
+  return tcpOnPort(family, port, tw) > 0 && tcpOnPort(family, port, ALL_STATES & ~tw) === 0;
+}

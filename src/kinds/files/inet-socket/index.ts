@@ -10,14 +10,19 @@
  * SO_REUSEADDR/SO_REUSEPORT, IPV6_V6ONLY, IP_FREEBIND, TTL/TOS, Nagle, cork
  * and keepalive settings and the generic socket options.
  *
- * Known limits: established TCP connections (any state but LISTEN and
- * CLOSE) are refused: TCP_REPAIR is not implemented, with or without
- * --tcp-established; a listener with connections not accepted yet is refused;
- * queued datagrams come back with their bytes and boundaries but from
- * another source address (CRIU's sk_packet_entry has no field for it; CRIU
- * itself drops them); a corked UDP socket is refused; ifname (SO_BINDTODEVICE
- * for link-local IPv6), ns_id and raw/ICMP sockets are not handled; file
- * owner (fown) is not kept.
+ * Established connections (--tcp-established) go through TCP_REPAIR into
+ * tcp-stream-<ino>.img (see tcp-repair.ts).
+ *
+ * Known limits: connections in any state but ESTABLISHED, LISTEN and CLOSE
+ * are refused (FIN_WAIT, CLOSE_WAIT, ...); no network lock, so a peer
+ * outside the dump that sends between dump and restore gets a reset; a
+ * listener with connections not accepted yet is refused; queued datagrams
+ * come back with their bytes and boundaries but from another source
+ * address (CRIU's sk_packet_entry has no field for it; CRIU drops them); a
+ * corked UDP socket is refused; ifname (SO_BINDTODEVICE for link-local
+ * IPv6), raw/ICMP sockets and file owner (fown) are not handled; a
+ * listener whose old connections linger in TIME_WAIT cannot be bound again
+ * unless it had SO_REUSEADDR (the kernel's rule; restore says so).
  */
 import { AF_INET, AF_INET6, getsockoptInt, SOL_SOCKET } from '../../../sys/index.js';
 import type { FileKind, FdProbe } from '../../types.js';

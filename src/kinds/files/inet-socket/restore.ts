@@ -17,7 +17,7 @@ import { setStatusFlags } from '../pipe.js';
 import { dumpSkOpts, restoreSkOpts } from '../unix-socket/opts.js';
 import { queueOf, sendQueue } from '../unix-socket/queue.js';
 import { addrText, toSockaddr } from './addr.js';
-import { TCP_LISTEN } from './diag.js';
+import { onlyTimeWaitOn, TCP_LISTEN } from './diag.js';
 import { holdRepaired, releaseRepaired, restoreTcpStream } from './tcp-repair.js';
 import { dumpIpOpts, dumpTcpOpts, IP_FREEBIND, restoreIpOpts, restoreTcpOpts, setIntOpt } from './opts.js';
 
@@ -93,7 +93,12 @@ function bindAsDumped(t: RestoreTaskHandle, fd: number, i: InetSkEntry, where: s
 
 function portTaken(e: unknown, i: InetSkEntry, where: string): unknown {
   if (errnoOf(e) !== EADDRINUSE) return e;
-  return new CriuTsError('ERESTORE', `${where}: ${protoName(i)} port ${local(i)} is taken by another socket (EADDRINUSE)`, { port: i.src_port }, e);
+  let why = 'is taken by another socket';
+  if (i.proto === IPPROTO_TCP && onlyTimeWaitOn(i.family, i.src_port)) {
+    // The old socket's connections linger; they block the port unless the old socket had SO_REUSEADDR.
+    why = 'is held by connections in TIME_WAIT (the dumped socket had no SO_REUSEADDR); retry in a minute';
+  }
+  return new CriuTsError('ERESTORE', `${where}: ${protoName(i)} port ${local(i)} ${why} (EADDRINUSE)`, { port: i.src_port }, e);
 }
 
 function connectAsDumped(t: RestoreTaskHandle, fd: number, i: InetSkEntry): void {
