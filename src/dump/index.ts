@@ -95,13 +95,21 @@ export async function dumpTree(opts: DumpOptions): Promise<DumpResult> {
   checkImagesDir(dir);
   const progress = makeProgress('dump', opts.progress ?? true);
   const t0 = process.hrtime.bigint();
+  // CRIU's action-script points (RPC notify_scripts) at their moments.
+  const notify = async (script: string): Promise<void> => {
+    await opts.notify?.(script);
+  };
+  await notify('pre-dump');
   const tree = seizeTree(pid, (opts.timeoutSec ?? 10) * 1000, opts.freezeCgroup);
+  let networkLocked = false;
   const freezingTime = usToNow(t0);
   const stats: DumpStats = {
     freezingTimeUs: freezingTime, frozenTimeUs: 0, memdumpTimeUs: 0, memwriteTimeUs: 0,
     pagesScanned: 0, pagesSkippedParent: 0, pagesWritten: 0, pagesZero: 0,
   };
   try {
+    await notify('network-lock');
+    networkLocked = true;
     const ft = newFileTable();
     const kobj = new KobjIds();
     const nsIds = new NsIds();
@@ -188,14 +196,18 @@ export async function dumpTree(opts: DumpOptions): Promise<DumpResult> {
       },
     };
     writeImage(join(dir, 'stats-dump'), 'STATS', [asImg(st)]);
+    // A refused post-dump keeps the tree alive, as CRIU does.
+    await notify('post-dump');
   } catch (e) {
     progress.done();
     log.error(`dump failed, resuming the tree: ${(e as Error).message}`);
     releaseTree(tree.tasks, 'resume');
+    if (networkLocked) await notify('network-unlock').catch(() => undefined);
     throw e;
   }
   progress.done();
   releaseTree(tree.tasks, opts.leaveRunning ? 'resume' : opts.leaveStopped ? 'stop' : 'kill');
+  if (opts.leaveRunning) await notify('network-unlock');
   log.info(`dump of ${pid} finished: ${tree.tasks.length} task(s), ${stats.pagesWritten} pages`);
   return { pids: tree.tasks.map((t) => t.pid), stats };
 }

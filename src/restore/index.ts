@@ -61,12 +61,18 @@ async function restoreLoaded(opts: RestoreOptions, dir: string, img: ReturnType<
     shared: new Map(),
     provide: () => {},
   };
+  const notify = async (script: string): Promise<void> => {
+    await opts.notify?.(script);
+  };
   const t0 = process.hrtime.bigint();
   let forkingTimeUs = 0;
   let pagesRestored = 0;
   try {
+    await notify('pre-restore');
     stub = startStub();
     createTree(plan, stub.tracee, filesCtx, created);
+    await notify('setup-namespaces');
+    await notify('post-setup-namespaces');
     forkingTimeUs = Number((process.hrtime.bigint() - t0) / 1000n);
     disposeStub(stub);
     stub = undefined;
@@ -82,6 +88,10 @@ async function restoreLoaded(opts: RestoreOptions, dir: string, img: ReturnType<
     retireHelpers(plan, (t) => consumeSignal(t, SIGCHLD));
     makeZombies(plan);
     for (const n of plan.nodes) finalizeTask(n, img);
+    // Every task is ready and still held: a refusal now kills them all.
+    await notify('post-restore');
+    await notify('network-unlock');
+    await notify('pre-resume');
     const stopped: number[] = [];
     for (const n of plan.nodes) {
       const stop = opts.leaveStopped || n.state === TASK_STOPPED;
@@ -100,6 +110,11 @@ async function restoreLoaded(opts: RestoreOptions, dir: string, img: ReturnType<
     throw e;
   }
   progress.done();
+  try {
+    await notify('post-resume');
+  } catch (e) {
+    log.error(`post-resume: ${(e as Error).message}`); // the tree runs already, as with CRIU
+  }
   const root = plan.root.pid;
   if (opts.pidfile) {
     const p = isAbsolute(opts.pidfile) ? opts.pidfile : join(resolve(opts.workDir ?? dir), opts.pidfile);
