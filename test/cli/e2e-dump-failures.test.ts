@@ -10,14 +10,14 @@ import { after, before, test } from 'node:test';
 import type { TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { isAlive, startSubject } from '../lib/subjects.js';
 import type { Subject } from '../lib/subjects.js';
 import { runCli } from '../lib/run.js';
 import type { CliResult } from '../lib/run.js';
 import {
-  becomeSubreaper, closeInheritedFds, killAndWait, removeDir, sleep, strayStubs, tempDir, waitFor, waitGone,
+  becomeSubreaper, closeInheritedFds, fdTarget, killAndWait, removeDir, sleep, strayStubs, tempDir, waitFor, waitGone,
 } from '../e2e/helpers.js';
 
 before(() => {
@@ -38,12 +38,20 @@ function oneLineFailure(r: CliResult, re: RegExp): void {
   assert.doesNotMatch(r.stderr, /^\s+at /m, 'no stack trace');
 }
 
-/** The subject survived: running, no tracer left, and PASS on SIGTERM after running a little longer. */
-async function unharmed(s: Subject): Promise<void> {
+/** What a failed dump must leave exactly as it was: mappings (no scratch page), fds, signal masks and dispositions. */
+function snapshot(pid: number): string {
+  const fds = readdirSync(`/proc/${pid}/fd`).map(Number).sort((a, b) => a - b).map((fd) => `${fd} ${fdTarget(pid, fd) ?? '?'}`);
+  const sig = readFileSync(`/proc/${pid}/status`, 'utf8').split('\n').filter((l) => /^(SigBlk|SigIgn|SigCgt|NoNewPrivs|Seccomp):/.test(l));
+  return [readFileSync(`/proc/${pid}/maps`, 'utf8'), ...fds, ...sig].join('\n');
+}
+
+/** The subject survived: same state as before, running, no tracer, then PASS on SIGTERM after running a little longer. */
+async function unharmed(s: Subject, before?: string): Promise<void> {
   assert.ok(isAlive(s.pid), `subject ${s.pid} died`);
   const status = readFileSync(`/proc/${s.pid}/status`, 'utf8');
   assert.match(status, /^TracerPid:\s+0$/m, 'no tracer left attached');
   assert.doesNotMatch(status, /^State:\s+[tT]/m, 'not left stopped');
+  if (before !== undefined) assert.equal(snapshot(s.pid), before, 'maps, fds and signal state as before the dump');
   await sleep(50);
   const res = await s.terminateAndResult(30_000);
   assert.ok(res.ok, res.text);
@@ -96,9 +104,10 @@ test('images dir that fills up mid-dump (64 KiB tmpfs): ENOSPC, task unharmed', 
     }
     try {
       // counter-loop holds 1 MiB of data: the pages cannot fit in 64 KiB.
+      const before = snapshot(s.pid);
       const r = await runCli('criu-ts', ['dump', '-t', String(s.pid), '-D', dir, '-o', 'dump.log']);
       oneLineFailure(r, /^Error \(criu-ts\): .*(ENOSPC|[Nn]o space left)/);
-      await unharmed(s);
+      await unharmed(s, before);
     } finally {
       execFileSync('umount', [dir], { stdio: 'pipe' });
     }
@@ -119,9 +128,10 @@ for (const [kind, inode] of [['perf', 'perf_event'], ['io_uring', 'io_uring']] a
       }
       const images = join(work, 'images');
       mkdirSync(images);
+      const before = snapshot(s.pid);
       const r = await runCli('criu-ts', ['dump', '-t', String(s.pid), '-D', images, '-o', 'dump.log']);
       oneLineFailure(r, new RegExp(`^Error \\(criu-ts\\): task ${s.pid} fd 40: anon_inode:\\[${inode}\\]: .*not supported`));
-      await unharmed(s);
+      await unharmed(s, before);
     } finally {
       if (s !== undefined) {
         await killAndWait(s.pid);
@@ -134,6 +144,7 @@ for (const [kind, inode] of [['perf', 'perf_event'], ['io_uring', 'io_uring']] a
 
 test('threads exiting under the dump (-R, 8 rounds): each round ends cleanly, task unharmed', { timeout: 180_000 }, async () => {
   await withSubject('thread-churn', [], true, async (s, work) => {
+    const before = snapshot(s.pid);
     for (let round = 0; round < 8; round++) {
       const images = join(work, `images-${round}`);
       mkdirSync(images);
@@ -142,7 +153,7 @@ test('threads exiting under the dump (-R, 8 rounds): each round ends cleanly, ta
       if (r.code !== 0) oneLineFailure(r, /^Error \(criu-ts\): /);
       assert.ok(isAlive(s.pid), `round ${round}: task died (dump exit ${r.code}: ${r.stderr})`);
     }
-    await unharmed(s);
+    await unharmed(s, before);
   });
 });
 
