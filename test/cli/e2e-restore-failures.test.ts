@@ -7,7 +7,7 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { cpSync, mkdirSync, readFileSync, renameSync, truncateSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, readFileSync, renameSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { isAlive, startSubject } from '../lib/subjects.js';
 import type { Subject } from '../lib/subjects.js';
@@ -75,9 +75,10 @@ async function nothingLeft(pid: number, childrenBefore: number[]): Promise<void>
 async function failingRestore(dir: string, re: RegExp): Promise<void> {
   const pid = s?.pid ?? 0;
   const before = childrenOfUs();
-  const r = await runCli('criu-ts', ['restore', '-D', dir, '-d', '-o', 'restore.log']);
+  const r = await runCli('criu-ts', ['restore', '-D', dir, '-d', '--pidfile', 'root.pid', '-o', 'restore.log']);
   oneLineFailure(r, re);
   await nothingLeft(pid, before);
+  assert.ok(!existsSync(join(dir, 'root.pid')), 'no pidfile for a failed restore');
 }
 
 test('truncated pages image: restore fails, nothing left', { timeout: 60_000 }, async () => {
