@@ -117,7 +117,7 @@ export function strayStubs(): number[] {
   return out;
 }
 
-/** Children of ours (by ppid) other than those listed: the restore must not leave any new one. */
+/** Every child of ours (by ppid, zombies too): compared before and after a restore, nothing new may stay. */
 export function childrenOfUs(): number[] {
   const out: number[] = [];
   for (const name of readdirSync('/proc')) {
@@ -156,7 +156,7 @@ export function buildProgram(name: string): string {
   return exe;
 }
 
-/** Image files of a dump dir with their modes (pages, logs and pidfiles included). */
+/** Image files of a dump dir (*.img, stats-*) with their permission bits. */
 export function imageModes(dir: string): { name: string; mode: number }[] {
   return readdirSync(dir)
     .filter((n) => n.endsWith('.img') || n.startsWith('stats-'))
