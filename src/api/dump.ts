@@ -10,5 +10,8 @@ import { withDumpExtras } from '../kinds/files/dump-extras.js';
  */
 export async function dump(opts: DumpOptions): Promise<DumpResult> {
   // Kinds queue pipe/FIFO/socket data for their own images while the tree is dumped.
-  return withDumpExtras(resolve(opts.imagesDir ?? '.'), () => dumpTree(opts), { tcpEstablished: opts.tcpEstablished ?? false });
+  return withDumpExtras(resolve(opts.imagesDir ?? '.'), () => dumpTree(opts), {
+    tcpEstablished: opts.tcpEstablished ?? false,
+    leaveTasks: (opts.leaveRunning ?? false) || (opts.leaveStopped ?? false),
+  });
 }

@@ -57,10 +57,20 @@ export function dumpMemo<T>(key: string, make: () => T): T {
 export interface DumpScope {
   dir: string;
   atEnd: ((dir: string) => void)[];
-  /** steps run once the dump is over, whether it succeeded or not (after atEnd) */
-  atExit: (() => void)[];
+  /**
+   * Steps run once the dump is over, whether it succeeded or not (after
+   * atEnd); `tasksLive` tells whether the dumped tasks go on running (the
+   * dump failed, or --leave-running/--leave-stopped) or were killed.
+   */
+  atExit: ((tasksLive: boolean) => void)[];
   /** --tcp-established: the core does not hand it to kinds (DumpFilesContext.opts) yet */
   tcpEstablished: boolean;
+}
+
+export interface DumpScopeOptions {
+  tcpEstablished?: boolean;
+  /** --leave-running or --leave-stopped: the tasks live on after a successful dump */
+  leaveTasks?: boolean;
 }
 
 const scope = new AsyncLocalStorage<DumpScope>();
@@ -91,15 +101,18 @@ export function extraEmitted(image: ExtraImage, field: string, value: unknown): 
 }
 
 /** Run a dump with a collector; on success write every extra image into `dir`. */
-export async function withDumpExtras<T>(dir: string, run: () => Promise<T>, opts: { tcpEstablished?: boolean } = {}): Promise<T> {
+export async function withDumpExtras<T>(dir: string, run: () => Promise<T>, opts: DumpScopeOptions = {}): Promise<T> {
   const c: Collector = new Map();
   const sc: DumpScope = { dir, atEnd: [], atExit: [], tcpEstablished: opts.tcpEstablished ?? false };
+  let killed = false;
   try {
     const r = await current.run(c, () => scope.run(sc, run));
+    // The core killed the tree unless told to leave it.
+    killed = !(opts.leaveTasks ?? false);
     for (const [image, slot] of c) writeImage(join(dir, FILE_OF[image]), image, slot.entries, slot.payloads);
     for (const step of sc.atEnd) step(dir);
     return r;
   } finally {
-    for (const step of sc.atExit) step();
+    for (const step of sc.atExit) step(!killed);
   }
 }

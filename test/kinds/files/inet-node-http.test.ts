@@ -3,13 +3,15 @@
  * checkpointed while idle and restored: the same pid answers an HTTP GET on
  * the same port, its request counter carried over. The client closes every
  * connection and the test waits until the server has dropped its side, so
- * no connection (only the listener) is open at dump time.
+ * no connection (only the listener) is open at dump time. With
+ * --tcp-established, an idle keep-alive connection of ours survives too:
+ * the next request goes over the same connection.
  */
 import { before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
-import { request } from 'node:http';
+import { Agent, request } from 'node:http';
 import { join } from 'node:path';
 import { dump, restore } from '../../../src/api/index.js';
 import { isAlive } from '../../lib/subjects.js';
@@ -22,21 +24,26 @@ const SERVER = `
 const http = require('http'), fs = require('fs');
 let n = 0;
 const s = http.createServer((q, r) => { n++; r.end('hello ' + n + ' from ' + process.pid); });
+s.keepAliveTimeout = 600000;
 s.listen(0, '127.0.0.1', () => {
   fs.writeFileSync(process.argv[1] + '.tmp', String(s.address().port));
   fs.renameSync(process.argv[1] + '.tmp', process.argv[1]);
 });`;
 
-/** One GET on a fresh connection that the client closes itself once the body is in. */
-function get(port: number): Promise<string> {
+/**
+ * One GET. Without an agent: on a fresh connection that the client closes
+ * itself once the body is in. With a keep-alive agent: the connection stays.
+ */
+function get(port: number, agent?: Agent): Promise<string> {
   return new Promise((resolve, reject) => {
-    const req = request({ host: '127.0.0.1', port, path: '/', agent: false }, (res) => {
+    const req = request({ host: '127.0.0.1', port, path: '/', agent: agent ?? false }, (res) => {
+      const via = res.socket.localPort;
       let body = '';
       res.setEncoding('utf8');
       res.on('data', (d: string) => (body += d));
       res.on('end', () => {
-        res.socket.destroy();
-        resolve(body);
+        if (agent === undefined) res.socket.destroy();
+        resolve(agent === undefined ? body : `${body} via ${String(via)}`);
       });
     });
     req.on('error', reject);
@@ -56,17 +63,25 @@ function socketFds(pid: number): number {
   return n;
 }
 
-test('a Node.js HTTP server answers on the same port after dump and restore', { timeout: STEP_TIMEOUT_MS }, async () => {
-  const dir = tempDir('inet-node-http');
+/** Start the server; returns its pid and port. */
+async function startServer(dir: string): Promise<{ pid: number; port: number }> {
   const portFile = join(dir, 'port');
-  const images = join(dir, 'img');
   const child = spawn(process.execPath, ['-e', SERVER, portFile], { detached: true, stdio: 'ignore' });
   child.unref();
   const pid = child.pid;
   assert.ok(pid !== undefined);
+  assert.ok(await waitFor(() => existsSync(portFile)), 'server listening');
+  return { pid, port: Number(readFileSync(portFile, 'utf8')) };
+}
+
+test('a Node.js HTTP server answers on the same port after dump and restore', { timeout: STEP_TIMEOUT_MS }, async () => {
+  const dir = tempDir('inet-node-http');
+  const images = join(dir, 'img');
+  let pid = 0;
   try {
-    assert.ok(await waitFor(() => existsSync(portFile)), 'server listening');
-    const port = Number(readFileSync(portFile, 'utf8'));
+    const srv = await startServer(dir);
+    pid = srv.pid;
+    const port = srv.port;
     const idle = socketFds(pid);
     assert.equal(await get(port), `hello 1 from ${pid}`);
     // The server's side of that connection must be gone: only the listener is dumped.
@@ -85,7 +100,31 @@ test('a Node.js HTTP server answers on the same port after dump and restore', { 
     assert.equal(await get(port), `hello 2 from ${pid}`);
     assert.equal(await get(port), `hello 3 from ${pid}`);
   } finally {
-    await killAndWait(pid);
+    if (pid !== 0) await killAndWait(pid);
+    removeDir(dir);
+  }
+});
+
+test('--tcp-established: an idle keep-alive connection to a Node.js HTTP server carries the next request after restore', { timeout: STEP_TIMEOUT_MS }, async () => {
+  const dir = tempDir('inet-node-keepalive');
+  const images = join(dir, 'img');
+  const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+  let pid = 0;
+  try {
+    const srv = await startServer(dir);
+    pid = srv.pid;
+    const first = await get(srv.port, agent);
+    const m = /^hello 1 from \d+ via (\d+)$/.exec(first);
+    assert.ok(m, first);
+    await dump({ pid, imagesDir: images, progress: false, tcpEstablished: true });
+    assert.ok(await waitGone(pid), 'dump killed the server');
+    assert.equal(fileEntries(images).filter((e) => e.type === 'INETSK' && e.isk?.state === 1).length, 1, 'the connection is dumped');
+    await restore({ imagesDir: images, detach: true, progress: false });
+    // Same client port: the same connection, not a new one.
+    assert.equal(await get(srv.port, agent), `hello 2 from ${pid} via ${m[1]}`);
+  } finally {
+    agent.destroy();
+    if (pid !== 0) await killAndWait(pid);
     removeDir(dir);
   }
 });

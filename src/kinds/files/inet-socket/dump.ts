@@ -98,7 +98,7 @@ export function dumpInetSocket(p: FdProbe, id: number, ctx: DumpFilesContext): F
   ie.tcp_opts = dumpTcpOpts(p.localFd, proto === IPPROTO_TCP);
   if (proto !== IPPROTO_TCP && d && d.rqueue > 0) dumpQueue(p.localFd, id, type, what);
   // Last: it leaves the socket in repair mode, so the task's death closes it silently.
-  if (repair) dumpTcpStream(p.localFd, p.pid, ino, what);
+  if (repair) dumpTcpStream(p.localFd, ino, what);
   noteNetNs(id, p.pid);
   log.debug(`${what}: state ${TCP_STATE_NAMES[state] ?? state} ${conn} backlog ${backlog}`);
   return { type: 'INETSK', id, isk: ie };

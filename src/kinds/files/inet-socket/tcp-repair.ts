@@ -66,7 +66,7 @@ function peekQueue(fd: number, queue: number, len: number): Buffer {
 }
 
 /** Read the connection state of our socket copy `fd` into tcp-stream-<ino>.img; leaves it in repair mode. */
-export function dumpTcpStream(fd: number, pid: number, ino: number, what: string): void {
+export function dumpTcpStream(fd: number, ino: number, what: string): void {
   const sc = dumpScope();
   if (!sc) throw new CriuTsError('EINTERNAL', `${what}: no dump in progress to take its TCP stream`, { ino });
   try {
@@ -76,9 +76,9 @@ export function dumpTcpStream(fd: number, pid: number, ino: number, what: string
   }
   // Ours keeps the socket open past the task's death, so it still closes in repair mode.
   const held = dup(fd);
-  sc.atExit.push(() => {
+  sc.atExit.push((tasksLive) => {
     try {
-      if (taskAlive(pid)) setsockoptInt(held, SOL_TCP, TCP_REPAIR, 0);
+      if (tasksLive) setsockoptInt(held, SOL_TCP, TCP_REPAIR, 0);
     } finally {
       closeQuiet(held);
     }
@@ -110,15 +110,6 @@ export function dumpTcpStream(fd: number, pid: number, ino: number, what: string
   };
   if (optMask & OPT.TIMESTAMPS) e.timestamp = getsockoptInt(fd, SOL_TCP, TCP_TIMESTAMP) >>> 0;
   writeImage(join(sc.dir, streamImage(ino)), 'TCP_STREAM', [e as unknown as Record<string, unknown>], [Buffer.concat([inq, outq])]);
-}
-
-function taskAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 function sendAll(fd: number, data: Buffer, what: string): void {
