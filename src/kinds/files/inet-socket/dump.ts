@@ -32,11 +32,18 @@ const SHUTDOWN_NAMES: SkShutdown[] = ['NONE', 'READ', 'WRITE', 'BOTH'];
 const PROTO_NAMES: Readonly<Record<number, string>> = { [IPPROTO_TCP]: 'TCP', [IPPROTO_UDP]: 'UDP', [IPPROTO_UDPLITE]: 'UDP-Lite' };
 const TCP_STATE_NAMES = ['', 'ESTABLISHED', 'SYN_SENT', 'SYN_RECV', 'FIN_WAIT1', 'FIN_WAIT2', 'TIME_WAIT', 'CLOSE', 'CLOSE_WAIT', 'LAST_ACK', 'LISTEN', 'CLOSING'];
 
-/** TCP_INFO's state and backoff bytes: what a socket sock_diag does not list tells about itself. */
-function tcpInfo(fd: number): { state: number; backoff: number } {
-  const b = Buffer.alloc(8);
+/**
+ * What TCP_INFO tells about a socket sock_diag does not list (unbound, or in
+ * another network namespace): its state and, as sock_diag would, backlog
+ * and pending connections for a listener (tcpi_sacked and tcpi_unacked
+ * carry them then); CRIU takes tcpi_backoff for the others.
+ */
+function tcpInfo(fd: number): { state: number; backlog: number; pending: number } {
+  const b = Buffer.alloc(32);
   getsockopt(fd, SOL_TCP, TCP_INFO, b);
-  return { state: b.readUInt8(0), backoff: b.readUInt8(4) };
+  const state = b.readUInt8(0);
+  if (state === TCP_LISTEN) return { state, backlog: b.readUInt32LE(28), pending: b.readUInt32LE(24) };
+  return { state, backlog: b.readUInt8(4), pending: 0 };
 }
 
 export function dumpInetSocket(p: FdProbe, id: number, ctx: DumpFilesContext): FileEntry {
@@ -57,22 +64,22 @@ export function dumpInetSocket(p: FdProbe, id: number, ctx: DumpFilesContext): F
   const d = inetDiag(family, proto, ino);
   let state: number;
   let backlog = 0;
+  let pending = 0;
   if (d) {
     state = d.state;
     backlog = d.wqueue;
+    pending = d.state === TCP_LISTEN ? d.rqueue : 0;
   } else if (proto === IPPROTO_TCP) {
-    // Not hashed anywhere: an unbound (or, before 6.7, bound-only) socket.
-    const ti = tcpInfo(p.localFd);
-    state = ti.state;
-    backlog = ti.backoff;
+    // Not in our namespace's tables: unbound, bound-only before 6.7, or in another network namespace.
+    ({ state, backlog, pending } = tcpInfo(p.localFd));
   } else {
-    state = TCP_CLOSE;
+    state = dst.port !== 0 ? TCP_ESTABLISHED : TCP_CLOSE;
   }
   let repair = false;
   const conn = `${addrText(family, src.words, src.port)} -> ${addrText(family, dst.words, dst.port)}`;
   if (proto === IPPROTO_TCP) {
-    if (state === TCP_LISTEN && d && d.rqueue > 0) {
-      refuse(`listening on ${addrText(family, src.words, src.port)} with ${d.rqueue} connection(s) not accepted yet (in-flight connections are not supported)`);
+    if (state === TCP_LISTEN && pending > 0) {
+      refuse(`listening on ${addrText(family, src.words, src.port)} with ${pending} connection(s) not accepted yet (in-flight connections are not supported)`);
     }
     if (state !== TCP_LISTEN && state !== TCP_CLOSE) {
       const name = `${TCP_STATE_NAMES[state] ?? `state ${state}`} TCP connection ${conn}`;
@@ -96,7 +103,8 @@ export function dumpInetSocket(p: FdProbe, id: number, ctx: DumpFilesContext): F
   ie.ip_opts = dumpIpOpts(p.localFd);
   if (proto !== IPPROTO_TCP && d && d.shutdown !== 0) ie.shutdown = SHUTDOWN_NAMES[d.shutdown & 3] ?? 'BOTH';
   ie.tcp_opts = dumpTcpOpts(p.localFd, proto === IPPROTO_TCP);
-  if (proto !== IPPROTO_TCP && d && d.rqueue > 0) dumpQueue(p.localFd, id, type, what);
+  // Peeked whether or not sock_diag lists the socket: an empty queue costs one call.
+  if (proto !== IPPROTO_TCP) dumpQueue(p.localFd, id, type, what);
   // Last: it leaves the socket in repair mode, so the task's death closes it silently.
   if (repair) dumpTcpStream(p.localFd, ino, what);
   noteNetNs(id, p.pid);
