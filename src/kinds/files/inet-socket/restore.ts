@@ -124,10 +124,9 @@ export function restoreInetSocket(t: RestoreTaskHandle, e: FileEntry, fd0: numbe
     const what = `${where}: TCP connection ${local(i)} -> ${remote(i)}`;
     const ours = copyOf(t, fd);
     try {
-      holdRepaired(ctx, e.id, { ours, unsent: restoreTcpStream(ours, i, ctx.imagesDir, what), what });
-    } catch (err) {
+      holdRepaired(ctx, e.id, { unsent: restoreTcpStream(ours, i, ctx.imagesDir, what), what });
+    } finally {
       closeQuiet(ours);
-      throw err;
     }
     setStatusFlags(t, fd, i.flags);
     return fd;
@@ -170,7 +169,13 @@ function queueTarget(i: InetSkEntry): Buffer {
 export function finishInetSocket(t: RestoreTaskHandle, e: FileEntry, fd: number, ctx: RestoreFilesContext): void {
   const i = iskOf(e);
   if (i.proto === IPPROTO_TCP) {
-    releaseRepaired(ctx, e.id);
+    if (i.dst_port === 0) return;
+    const ours = copyOf(t, fd);
+    try {
+      releaseRepaired(ctx, e.id, ours);
+    } finally {
+      closeQuiet(ours);
+    }
     return;
   }
   const msgs = queueOf(e.id, ctx);

@@ -170,26 +170,25 @@ export function restoreTcpStream(ours: number, i: InetSkEntry, imagesDir: string
 }
 
 interface Pending {
-  ours: number;
   unsent: Buffer;
   what: string;
 }
 
-/** Keep our copy of a repaired socket until the task's other sockets exist. */
+/**
+ * Remember what a repaired socket still needs once the task's other sockets
+ * exist. No descriptor of ours is kept meanwhile: a restore that fails
+ * before `finish` leaves nothing open on our side.
+ */
 export function holdRepaired(ctx: RestoreFilesContext, id: number, p: Pending): void {
   ctx.shared.set(`inet-repaired:${id}`, p);
 }
 
-/** Leave repair mode (the connection goes live) and send what had never been sent. */
-export function releaseRepaired(ctx: RestoreFilesContext, id: number): void {
+/** Leave repair mode on our copy `ours` (the connection goes live) and send what had never been sent. */
+export function releaseRepaired(ctx: RestoreFilesContext, id: number, ours: number): void {
   const key = `inet-repaired:${id}`;
   const p = ctx.shared.get(key) as Pending | undefined;
   if (!p) return;
   ctx.shared.delete(key);
-  try {
-    setsockoptInt(p.ours, SOL_TCP, TCP_REPAIR, 0);
-    sendAll(p.ours, p.unsent, `${p.what}: unsent bytes`);
-  } finally {
-    closeQuiet(p.ours);
-  }
+  setsockoptInt(ours, SOL_TCP, TCP_REPAIR, 0);
+  sendAll(ours, p.unsent, `${p.what}: unsent bytes`);
 }
