@@ -19,6 +19,7 @@ export type ErrorCode =
   | 'ERESTORE' // restore failed for another reason
   | 'EJSON' // bad JSON given to crit encode
   | 'ETIMEOUT'
+  | 'EBUSY' // something we need is taken (a pid to restore, a port, a path)
   | 'EINTERNAL';
 
 export class CriuTsError extends Error {
@@ -55,7 +56,7 @@ export function errnoOf(e: unknown): number | undefined {
 
 /** Errors caused by the user's input: print one line, no stack. */
 const USER_CODES: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
-  'EUSAGE', 'EIMAGE', 'ENOIMAGE', 'EUNSUPPORTED', 'ENOTASK', 'EJSON', 'ETIMEOUT',
+  'EUSAGE', 'EIMAGE', 'ENOIMAGE', 'EUNSUPPORTED', 'ENOTASK', 'EJSON', 'ETIMEOUT', 'EBUSY',
 ]);
 
 export function isUserError(e: unknown): boolean {
@@ -79,6 +80,7 @@ export function rpcErrnoOf(e: unknown): number {
     case 'ENOTASK': return 3; // ESRCH
     case 'EUNSUPPORTED': return 95; // EOPNOTSUPP
     case 'ETIMEOUT': return 110; // ETIMEDOUT
+    case 'EBUSY': return 16; // EBUSY
     default: return 5;
   }
 }
@@ -88,7 +90,10 @@ export function describeError(e: unknown): string {
   if (e instanceof Error) {
     let msg = e.message;
     const cause = e.cause;
-    if (cause instanceof Error && !msg.includes(cause.message)) msg += `: ${cause.message}`;
+    // Add the cause unless the message already says it (e.g. ends in the same errno name).
+    const code = (cause as { code?: unknown } | undefined)?.code;
+    const said = typeof code === 'string' && msg.endsWith(code);
+    if (cause instanceof Error && !said && !msg.includes(cause.message)) msg += `: ${cause.message}`;
     return msg;
   }
   return String(e);

@@ -3,11 +3,25 @@
 // runner, one file at a time: the tests seize, dump and restore real processes,
 // and pids/ptrace make parallel files step on each other.
 // Usage: node test/run.mjs [substring ...]  (filters test files by path)
-import { readdirSync, statSync } from 'node:fs';
+import { readdirSync, statSync, readFileSync, closeSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { spawnSync } from 'node:child_process';
 
 const root = new URL('..', import.meta.url).pathname;
+
+// A shell or CI agent may leak fds without close-on-exec into us; every
+// process the tests start (and then dump) would inherit them. Node's own
+// fds are all close-on-exec, so closing the others is safe.
+for (const name of readdirSync('/proc/self/fd')) {
+  const fd = Number(name);
+  if (!Number.isInteger(fd) || fd <= 2) continue;
+  try {
+    const flags = /^flags:\s+([0-7]+)/m.exec(readFileSync(`/proc/self/fdinfo/${fd}`, 'utf8'))?.[1];
+    if (flags !== undefined && (parseInt(flags, 8) & 0o2000000) === 0) closeSync(fd);
+  } catch {
+    // the directory's own fd, gone already
+  }
+}
 const dist = join(root, 'dist', 'test');
 const filters = process.argv.slice(2);
 

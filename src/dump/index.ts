@@ -11,7 +11,7 @@ import { writeImage } from '../images/index.js';
 import type {
   CoreEntry, PstreeEntry, InventoryEntry, TaskKobjIdsEntry, FsEntry, MmEntry, StatsEntry, FdinfoEntry,
 } from '../images/messages.js';
-import { CriuTsError } from '../errors.js';
+import { CriuTsError, isCriuTsError } from '../errors.js';
 import { logger } from '../log.js';
 import { parseStat, parseStatus, readCwd, readRoot, readExe, readAuxv, readNsIds, NS_NAMES } from '../proc/index.js';
 import { kcmp, KCMP, NR, PR } from '../sys/index.js';
@@ -198,9 +198,11 @@ export async function dumpTree(opts: DumpOptions): Promise<DumpResult> {
     writeImage(join(dir, 'stats-dump'), 'STATS', [asImg(st)]);
     // A refused post-dump keeps the tree alive, as CRIU does.
     await notify('post-dump');
-  } catch (e) {
+  } catch (err) {
     progress.done();
-    log.error(`dump failed, resuming the tree: ${(e as Error).message}`);
+    // A failure of ours (e.g. ENOSPC from a write) is said with the images dir it concerns.
+    const e = isCriuTsError(err) ? err : new CriuTsError('EDUMP', `writing images to ${dir}: ${(err as Error).message}`, { dir }, err);
+    log.error(`dump failed, resuming the tree: ${e.message}`);
     releaseTree(tree.tasks, 'resume');
     if (networkLocked) await notify('network-unlock').catch(() => undefined);
     throw e;

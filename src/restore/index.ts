@@ -48,7 +48,7 @@ async function restoreLoaded(opts: RestoreOptions, dir: string, img: ReturnType<
   const plan = planTree(img, opts.shellJob ?? false);
   for (const n of plan.nodes) {
     for (const tid of n.images?.pstree.threads ?? [n.pid]) {
-      if (tid !== 0 && !(await pidFreed(tid))) throw new CriuTsError('ERESTORE', `pid ${tid} is already in use`, { pid: tid });
+      if (tid !== 0 && !(await pidFreed(tid))) throw new CriuTsError('EBUSY', `pid ${tid} is already in use`, { pid: tid });
     }
   }
   const progress = makeProgress('restore', opts.progress ?? true);
@@ -148,7 +148,8 @@ async function pidFreed(pid: number): Promise<boolean> {
 }
 
 async function untilStopped(pids: readonly number[]): Promise<void> {
-  const deadline = Date.now() + 3000;
+  // Generous: on a loaded machine the stop can take a while to land.
+  const deadline = Date.now() + 15_000;
   for (const pid of pids) {
     for (;;) {
       let state = '';

@@ -76,7 +76,7 @@ export function cloneWithPid(parent: Tracee, pid: number, flags = 0n, exitSignal
   const r = parent.syscallRaw(NR.clone3, scratch, CLONE_ARGS_SIZE);
   if (r < 0n) {
     const errno = Number(-r);
-    if (errno === 17) throw new CriuTsError('ERESTORE', `pid ${pid} is already in use`, { pid });
+    if (errno === 17) throw new CriuTsError('EBUSY', `pid ${pid} is already in use`, { pid });
     throw new CriuTsError('ERESTORE', `clone3 for pid ${pid} failed: errno ${errno}`, { pid, errno });
   }
   const ev = parent.events.find((e) => e.event === PTRACE_EVENT.FORK || e.event === PTRACE_EVENT.CLONE || e.event === PTRACE_EVENT.VFORK);
