@@ -23,7 +23,6 @@ import {
 
 /** Subjects that cannot pass yet, and why. Remove a line when its feature lands. */
 const EXPECTED_FAILING: Readonly<Record<string, string>> = {
-  'stopped': 'flaky: a restored stopped child is sometimes running (state R, want T), 1 to 3 runs in 6',
 };
 
 /** Dump options a subject needs, as a user would pass them (CRIU refuses file locks without --file-locks). */
