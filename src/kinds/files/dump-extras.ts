@@ -58,9 +58,10 @@ export interface DumpScope {
   dir: string;
   atEnd: ((dir: string) => void)[];
   /**
-   * Steps run once the dump is over, whether it succeeded or not (after
-   * atEnd); `tasksLive` tells whether the dumped tasks go on running (the
-   * dump failed, or --leave-running/--leave-stopped) or were killed.
+   * Steps run once the dump is over, whether it succeeded or not:
+   * `tasksLive` tells whether the dumped tasks go on running (the dump
+   * failed, or --leave-running/--leave-stopped: then these run first, before
+   * the images are written) or were killed (then after atEnd).
    */
   atExit: ((tasksLive: boolean) => void)[];
   /** --tcp-established: the core does not hand it to kinds (DumpFilesContext.opts) yet */
@@ -104,15 +105,27 @@ export function extraEmitted(image: ExtraImage, field: string, value: unknown): 
 export async function withDumpExtras<T>(dir: string, run: () => Promise<T>, opts: DumpScopeOptions = {}): Promise<T> {
   const c: Collector = new Map();
   const sc: DumpScope = { dir, atEnd: [], atExit: [], tcpEstablished: opts.tcpEstablished ?? false };
-  let killed = false;
+  let exited = false;
+  const exit = (tasksLive: boolean): void => {
+    if (exited) return;
+    exited = true;
+    for (const step of sc.atExit) step(tasksLive);
+  };
+  let r: T;
   try {
-    const r = await current.run(c, () => scope.run(sc, run));
-    // The core killed the tree unless told to leave it.
-    killed = !(opts.leaveTasks ?? false);
+    r = await current.run(c, () => scope.run(sc, run));
+  } catch (e) {
+    // The core resumed the tree.
+    exit(true);
+    throw e;
+  }
+  // Tasks that run on get back what the dump borrowed before we spend time writing images.
+  if (opts.leaveTasks ?? false) exit(true);
+  try {
     for (const [image, slot] of c) writeImage(join(dir, FILE_OF[image]), image, slot.entries, slot.payloads);
     for (const step of sc.atEnd) step(dir);
     return r;
   } finally {
-    for (const step of sc.atExit) step(!killed);
+    exit(opts.leaveTasks ?? false);
   }
 }
