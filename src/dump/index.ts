@@ -325,7 +325,7 @@ function dumpTask(
     fdinfoWritten.add(ids.files_id);
     const fds: FdinfoEntry[] = dumpFds(pid, ft, {
       shellJob: opts.shellJob ?? false, extUnixSk: opts.extUnixSk ?? false,
-      fileLocks: opts.fileLocks ?? false, ghostLimit: opts.ghostLimit ?? 1 << 20,
+      fileLocks: opts.fileLocks ?? false, ghostLimit: opts.ghostLimit ?? 1 << 20, tcpEstablished: opts.tcpEstablished ?? false,
     });
     writeImage(join(dir, `fdinfo-${ids.files_id}.img`), 'FDINFO', fds.map(asImg));
   }

@@ -27,7 +27,7 @@ export interface DumpFilesContext {
   /** options that change what may be dumped */
   opts: {
     shellJob: boolean; extUnixSk: boolean; fileLocks: boolean; ghostLimit: number;
-    /** --tcp-established; the core does not fill it yet (kinds fall back to the dump scope's) */
+    /** --tcp-established (established TCP connections go through TCP_REPAIR) */
     tcpEstablished?: boolean;
   };
 }

@@ -28,6 +28,7 @@ const EXPECTED_FAILING: Readonly<Record<string, string>> = {
 /** Dump options a subject needs, as a user would pass them (CRIU refuses file locks without --file-locks). */
 const DUMP_OPTIONS: Readonly<Record<string, Partial<DumpOptions>>> = {
   'fd-kinds': { fileLocks: true },
+  'tcp-conn': { tcpEstablished: true },
 };
 
 const STEP_TIMEOUT_MS = 120_000;
