@@ -80,9 +80,11 @@ export interface FileKind {
    */
   group?(e: FileEntry): string | undefined;
   /**
-   * After every task's files exist (before any task runs): fill in data
-   * that must go in once per object, e.g. queued pipe or socket bytes.
-   * Called once per entry of this kind, in the task that created it.
+   * Fill in what must go in once per object after the fds exist (queued
+   * bytes, epoll targets, locks, connects), before any task runs. Called
+   * once per entry, with `fd` at its final number: for a file of one task,
+   * when that task's fds are in place; for a file shared by several tasks,
+   * once every task's fds are, in the first task (in dump order) using it.
    */
   finish?(t: RestoreTaskHandle, e: FileEntry, fd: number, ctx: RestoreFilesContext): void;
   /**

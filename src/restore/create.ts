@@ -37,7 +37,7 @@ export function createTree(plan: RestorePlan, stub: Tracee, ctx: RestoreFilesCon
     for (const c of early) create(c, t, n.inherited);
     if (n.sid === n.pid) h.syscall('setsid', NR.setsid);
     else if (n.pgid === n.pid) h.syscall('setpgid', NR.setpgid, 0, 0);
-    if (n.groupFiles.length > 0) openGroupFiles(h, n.groupFiles, fdinfoOf, ctx, n.inherited, plan.inheritBase);
+    if (n.groupFiles.length > 0) openGroupFiles(h, n.groupFiles, fdinfoOf, ctx, n.inherited, plan.inheritBase, plan.groupFinish);
     for (const c of n.children) if (!early.includes(c)) create(c, t, n.inherited);
   };
   create(plan.top, stub, new Map());

@@ -35,11 +35,13 @@ function parker(t: RestoreTaskHandle, base: number): (fd: number) => number {
 
 /**
  * Open the files a task holds for its descendants (file groups shared by
- * several tasks), parked at or above `base`. Adds them to `held`.
+ * several tasks), parked at or above `base`. Adds them to `held`, and the
+ * ids created here to `toFinish`: their `finish` runs later
+ * (finishGroupFiles), once every task's fd table is final.
  */
 export function openGroupFiles(
   t: RestoreTaskHandle, ids: readonly number[], fdinfoOf: (id: number) => FdinfoEntry,
-  ctx: RestoreFilesContext, held: Map<number, number>, base: number,
+  ctx: RestoreFilesContext, held: Map<number, number>, base: number, toFinish: number[],
 ): void {
   const park = parker(t, base);
   const taskCtx: RestoreFilesContext = { ...ctx, provide: (id, fd) => held.set(id, park(fd)) };
@@ -48,7 +50,27 @@ export function openGroupFiles(
     const { e, kind } = kindOf(ctx.fileById(id), id, t.pid);
     const fd = park(kind.restore(t, e, fdinfoOf(id), taskCtx));
     held.set(id, fd);
-    kind.finish?.(t, e, fd, taskCtx);
+    toFinish.push(id);
+  }
+}
+
+/**
+ * `finish` of files created for several tasks, run when every task's fds
+ * are at their final numbers and no parked copy is left: in the first task
+ * (in dump order, the one whose fd numbers the dump recorded) that uses the
+ * file, through its own fd.
+ */
+export function finishGroupFiles(
+  ids: readonly number[], users: readonly { pid: number; handle: () => RestoreTaskHandle; fds: readonly FdinfoEntry[] }[],
+  ctx: RestoreFilesContext,
+): void {
+  for (const id of ids) {
+    const { e, kind } = kindOf(ctx.fileById(id), id, 0);
+    if (!kind.finish) continue;
+    const user = users.find((u) => u.fds.some((f) => f.id === id));
+    const fdi = user?.fds.find((f) => f.id === id);
+    if (!user || !fdi) continue; // created only to be inherited on the way (e.g. the other end of a pipe nobody kept)
+    kind.finish(user.handle(), e, fdi.fd, { ...ctx, provide: () => {} });
   }
 }
 

@@ -26,6 +26,7 @@ import { createTree, retireHelpers } from './create.js';
 import { collectExit } from '../infect/tracee.js';
 import { restoreTaskBody, finalizeTask } from './task.js';
 import { handleFor } from './handle.js';
+import { finishGroupFiles } from './files.js';
 import { makeProgress } from '../progress.js';
 
 const log = logger('restore');
@@ -85,6 +86,10 @@ async function restoreLoaded(opts: RestoreOptions, dir: string, img: ReturnType<
       done++;
     }
     progress.tasks(done, plan.nodes.length);
+    finishGroupFiles(plan.groupFinish, plan.nodes.flatMap((n) => {
+      const tracee = n.tracee;
+      return n.images && tracee ? [{ pid: n.pid, handle: () => handleFor(n.pid, tracee), fds: n.images.fds }] : [];
+    }), filesCtx);
     retireHelpers(plan, (t) => consumeSignal(t, SIGCHLD));
     makeZombies(plan);
     for (const n of plan.nodes) finalizeTask(n, img);

@@ -41,6 +41,8 @@ export interface RestorePlan {
   nodes: RestoreNode[];
   /** lowest fd number above every task's fds: inherited group fds start here */
   inheritBase: number;
+  /** ids of shared files created during tree creation whose `finish` is still to run */
+  groupFinish: number[];
   /** shared anonymous memory objects re-created so far (see kinds/memory/restore.ts) */
   shmem: Map<bigint, { pid: number; start: bigint; end: bigint; pgoff: bigint }>;
 }
@@ -127,7 +129,7 @@ export function planTree(img: DumpImages, shellJob: boolean): RestorePlan {
     const lca = lowestCommonAncestor(u.tasks);
     lca.groupFiles.push(...u.ids);
   }
-  return { root, top, nodes, inheritBase: maxFd + 1, shmem: new Map() };
+  return { root, top, nodes, inheritBase: maxFd + 1, groupFinish: [], shmem: new Map() };
 }
 
 function moveUnder(n: RestoreNode, p: RestoreNode): void {

@@ -9,9 +9,9 @@
  *
  * Known limits: a watched file whose fd was closed in the task (epoll
  * keeps watching it while another descriptor holds the file) is refused,
- * and so is a number now used by another file; an epoll shared by several
- * tasks is refused at restore (the core finishes it before the targets
- * exist).
+ * and so is a number now used by another file. An epoll shared by several
+ * tasks gets its targets in the first of them (whose fd numbers the dump
+ * recorded), once every task's fds are final.
  */
 import { statSync } from 'node:fs';
 import { NR } from '../../sys/index.js';
