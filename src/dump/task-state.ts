@@ -15,23 +15,36 @@ import type {
 
 const SIGKILL = 9;
 const SIGSTOP = 19;
+const SIGCHLD = 17;
 export const SIG_MAX = 64;
 
 /** Scratch layout for injected calls: one output area, reused. */
 const OUT = 0;
 
-export function dumpSigactions(t: Tracee): SaEntry[] {
+/**
+ * Signal actions. Only signals the task catches or ignores (SigCgt/SigIgn
+ * in /proc) and SIGCHLD (whose flags matter even at SIG_DFL) are asked for
+ * with injected calls; every other one is SIG_DFL with nothing set.
+ */
+export function dumpSigactions(t: Tracee, pid: number): SaEntry[] {
+  const st = parseStatus(pid);
+  const interesting = st.sigCgt | st.sigIgn | (1n << BigInt(SIGCHLD - 1));
   // Every answer goes to its own slot in scratch; one read collects them all.
   const s = t.mapScratch();
   const slot = (sig: number): number => OUT + sig * 32;
+  const asked = (sig: number): boolean => ((interesting >> BigInt(sig - 1)) & 1n) === 1n;
   for (let sig = 1; sig <= SIG_MAX; sig++) {
-    if (sig === SIGKILL || sig === SIGSTOP) continue;
+    if (sig === SIGKILL || sig === SIGSTOP || !asked(sig)) continue;
     t.syscall('rt_sigaction', NR.rt_sigaction, sig, 0, s + BigInt(slot(sig)), 8);
   }
   const all = t.readMem(s, slot(SIG_MAX + 1));
   const out: SaEntry[] = [];
   for (let sig = 1; sig <= SIG_MAX; sig++) {
     if (sig === SIGKILL || sig === SIGSTOP) continue;
+    if (!asked(sig)) {
+      out.push({ sigaction: 0n, flags: 0n, restorer: 0n, mask: 0n, compat_sigaction: false });
+      continue;
+    }
     const o = slot(sig);
     out.push({
       sigaction: all.readBigUInt64LE(o),
@@ -170,7 +183,7 @@ export function dumpTaskCore(t: Tracee, pid: number): TaskCoreEntry {
     signals_s: shared.length > 0 ? { signals: siginfos(shared) } : {},
     loginuid: readLoginuid(pid),
     oom_score_adj: readOomScoreAdj(pid),
-    sigactions: dumpSigactions(t),
+    sigactions: dumpSigactions(t, pid),
     child_subreaper: subreaper,
   };
   return tc;
