@@ -3,12 +3,15 @@
  * public API (src/api). Output follows CRIU: messages on stdout, errors on
  * stderr as one line. A command returns the process exit status.
  */
+import { spawn } from 'node:child_process';
 import { existsSync, statSync, writeFileSync } from 'node:fs';
+import { constants } from 'node:os';
 import type { CommonOptions, DumpOptions, DumpStats, RestoreOptions, RestoreStats } from '../api/options.js';
 // dump and restore are imported on use: `check`, `--help` and `-V` must work even where they cannot load.
 import { BASIC_FEATURES, EXPERIMENTAL_FEATURES, EXTRA_FEATURES, FEATURE_NAMES, check } from '../api/check.js';
 import { CriuTsError } from '../errors.js';
 import { logger } from '../log.js';
+import { actionScriptNotifier, rootPidOfImages } from './action-scripts.js';
 import type { CliOptions } from './parse.js';
 import type { CommandName } from './option-table.js';
 
@@ -84,6 +87,7 @@ async function runDump(o: CliOptions): Promise<number> {
   if (o.prevImagesDir !== undefined) opts.prevImagesDir = o.prevImagesDir;
   if (o.trackMem) opts.trackMem = true;
   if (o.preDumpMode !== undefined) opts.preDumpMode = o.preDumpMode;
+  if (o.actionScripts.length > 0) opts.notify = scriptsFor(o, () => pid);
   const result = await api(async () => (await import('../api/dump.js')).dump(opts));
   log.info(`Dumped ${result.pids.length} task(s): ${result.pids.join(' ')}`);
   if (o.displayStats) printDumpStats(result.stats);
@@ -120,13 +124,39 @@ async function runRestore(o: CliOptions): Promise<number> {
   const opts: RestoreOptions = { ...common(o), detach: o.restoreDetached };
   if (o.restoreSibling) opts.restoreSibling = true;
   if (o.finalState === 'stopped') opts.leaveStopped = true;
+  if (o.actionScripts.length > 0) opts.notify = scriptsFor(o, () => rootPidOfImages(o.imagesDir));
   const { restore, waitRestored } = await api(() => import('../api/restore.js'));
   const result = await api(() => restore(opts));
   if (o.pidfile !== undefined) writePidfile(o.pidfile, result.pid);
   if (o.displayStats) for (const line of formatRestoreStats(result.stats)) out(line);
   if (o.restoreDetached) return 0;
+  if (o.execCmd !== undefined) return runExecCmd(o.execCmd);
   // Like a shell: the root's exit code, or 128+signal when a signal ended it.
   return api(() => waitRestored(result.pid));
+}
+
+function scriptsFor(o: CliOptions, rootPid: () => number | undefined): (action: string) => Promise<void> {
+  const ctx = { scripts: o.actionScripts, imagesDir: o.imagesDir, rootPid };
+  return actionScriptNotifier(o.logFile === undefined || o.logFile === '-' ? ctx : { ...ctx, logFile: o.logFile });
+}
+
+/**
+ * --exec-cmd: CRIU execs the command in place of itself once the tree runs,
+ * so its exit status is criu's. Node cannot exec, so the command runs as our
+ * child with our stdio and we leave with its status (128+N when signal N
+ * ended it); the restored root stays our child until then, then goes to the
+ * reaper as it would when criu's process ends.
+ */
+export function runExecCmd(argv: readonly string[]): Promise<number> {
+  const [file, ...args] = argv;
+  return new Promise((resolve) => {
+    const child = spawn(file ?? '', args, { stdio: 'inherit' });
+    child.on('error', (e) => {
+      log.error(`Failed to exec command ${file ?? ''}: ${e.message}`);
+      resolve(1);
+    });
+    child.on('exit', (code, signal) => resolve(code ?? (signal === null ? 1 : 128 + constants.signals[signal])));
+  });
 }
 
 /** CRIU's "--display-stats" block for a restore. */

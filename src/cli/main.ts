@@ -35,18 +35,20 @@ export async function main(argv: string[]): Promise<number> {
       throw e;
     });
   }
-  const state: RunState = { logToFile: false, detached: false };
+  const state: RunState = { logToFile: false, detached: false, execCmd: false };
   const code = await run(argv, state);
   process.exitCode = code;
   // "restore -d" means criu-ts leaves as soon as the tree runs, whatever
   // handles (pidfds, child watchers) the restore left open in this process.
-  if (state.detached && code === 0) process.exit(code);
+  if (state.detached && (code === 0 || state.execCmd)) process.exit(code);
   return code;
 }
 
 interface RunState {
   logToFile: boolean;
   detached: boolean;
+  /** restore --exec-cmd: the command's status is ours, whatever the restore left open */
+  execCmd: boolean;
 }
 
 async function run(argv: readonly string[], state: RunState): Promise<number> {
@@ -67,7 +69,9 @@ async function run(argv: readonly string[], state: RunState): Promise<number> {
         // Before the log file, which defaults into it: a missing -D is named as such, as CRIU does.
         if (parsed.command === 'dump' || parsed.command === 'restore') requireImagesDir(parsed.options.imagesDir);
         state.logToFile = setupLogging(parsed.options);
-        state.detached = parsed.command === 'restore' && parsed.options.restoreDetached;
+        // With --exec-cmd too: criu's process is the command's by then, nothing of ours waits on.
+        state.execCmd = parsed.command === 'restore' && parsed.options.execCmd !== undefined;
+        state.detached = (parsed.command === 'restore' && parsed.options.restoreDetached) || state.execCmd;
         return await runCommand(parsed.command, parsed.action, parsed.options);
     }
   } catch (e) {

@@ -70,8 +70,8 @@ export const OPTIONS: readonly OptionSpec[] = [
   { long: 'root', short: 'r', arg: 'required', support: U },
   { long: 'veth-pair', arg: 'required', support: U },
   { long: 'ext-mount-map', short: 'M', arg: 'required', support: U },
-  { long: 'action-script', arg: 'required', support: U },
-  { long: 'exec-cmd', arg: 'none', support: U },
+  { long: 'action-script', arg: 'required', support: Y },
+  { long: 'exec-cmd', arg: 'none', support: Y },
   { long: 'check-only', arg: 'none', negatable: true, support: U },
   // cgroups, mounts, LSM, network locking: we neither dump nor restore them yet
   { long: 'manage-cgroups', arg: 'optional', support: I },

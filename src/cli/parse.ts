@@ -53,6 +53,10 @@ export interface CliOptions {
   checkExperimental: boolean;
   /** --close FD, in order */
   closeFds: number[];
+  /** --action-script FILE, in order (each is run with "sh -c") */
+  actionScripts: string[];
+  /** --exec-cmd: the command (words after the command name) run once the restore is done */
+  execCmd?: string[];
   /** options accepted but not acted on, as the user spelled them (for the -v2 warning) */
   ignored: string[];
 }
@@ -74,6 +78,7 @@ function usage(message: string, data: Record<string, unknown> = {}): CriuTsError
 
 interface Raw {
   cwd: string;
+  execCmd: boolean;
   imagesDir?: string;
   workDir?: string;
   logFile?: string;
@@ -100,7 +105,7 @@ export function parseArgs(argv: readonly string[], ctx: ParseContext = {}): Pars
     if (fd === undefined || !/^\d+$/.test(fd)) throw usage('swrk needs a file descriptor: criu-ts swrk FD');
     return { kind: 'swrk', fd: Number(fd) };
   }
-  const raw: Raw = { cwd: ctx.cwd ?? process.cwd(), opts: defaults() };
+  const raw: Raw = { cwd: ctx.cwd ?? process.cwd(), execCmd: false, opts: defaults() };
   const positional: string[] = [];
   const sources = [configWords(argv, ctx), [...argv]];
   for (const words of sources) {
@@ -127,6 +132,7 @@ function defaults(): CliOptions {
     checkExtra: false,
     checkExperimental: false,
     closeFds: [],
+    actionScripts: [],
     ignored: [],
   };
 }
@@ -216,9 +222,11 @@ function apply(hit: Hit, raw: Raw): 'version' | undefined {
     case 'work-dir': raw.workDir = nonEmpty(shown, value); break;
     case 'log-file': raw.logFile = nonEmpty(shown, value); break;
     case 'pidfile': raw.pidfile = nonEmpty(shown, value); break;
-    case 'verbosity': o.logLevel = verbosity(shown, value, o.logLevel); break;
+    case 'verbosity': o.logLevel = verbosity(value, o.logLevel); break;
     case 'config': case 'no-default-config': break; // handled by configWords
     case 'close': o.closeFds.push(intArg(shown, value, 0)); break;
+    case 'action-script': o.actionScripts.push(nonEmpty(shown, value)); break;
+    case 'exec-cmd': raw.execCmd = true; break;
     case 'display-stats': o.displayStats = on; break;
     case 'timeout': o.timeoutSec = intArg(shown, value, 0); break;
     case 'freeze-cgroup': o.freezeCgroup = nonEmpty(shown, value); break;
@@ -271,12 +279,16 @@ export function sizeArg(shown: string, value: string | undefined): number {
   return Number(m[1]) * 2 ** shift;
 }
 
-/** -v: one more; -vv...: one per v; -vN / --verbosity=N: exactly N. */
-function verbosity(shown: string, value: string | undefined, current: number): number {
+/**
+ * -v: one more; -vv...: one per v; -vN / --verbosity=N: exactly N. Any other
+ * value is read the way CRIU reads it (atoi: leading digits, else 0), so
+ * zdtm's "-verbosity=0" (short -v with the argument "erbosity=0") means 0.
+ */
+function verbosity(value: string | undefined, current: number): number {
   if (value === undefined) return current + 1;
-  if (/^v+$/.test(value)) return current + value.length + 1;
-  if (/^\d+$/.test(value)) return Number(value);
-  throw badArg(shown, value);
+  if (value.startsWith('v')) return current + value.length + 1;
+  const m = /^\s*([+-]?\d+)/.exec(value);
+  return m === null ? 0 : Number(m[1]);
 }
 
 function inDir(base: string, p: string): string {
@@ -291,7 +303,13 @@ function finish(raw: Raw, positional: readonly string[]): ParsedCommand {
   if (!isCommandName(cmd)) throw usage(`unknown command: ${cmd}`, { command: cmd });
   const extra = positional.slice(1);
   let action: string | undefined;
-  if (cmd === 'cpuinfo') {
+  if (raw.execCmd) {
+    // CRIU's checks, in its order: the words after the command are what gets run.
+    if (extra.length === 0) throw usage('--exec-cmd requires a command');
+    if (cmd !== 'restore') throw usage('--exec-cmd is available for the restore command only');
+    if (o.restoreDetached) throw usage('--restore-detached and --exec-cmd cannot be used together');
+    o.execCmd = extra;
+  } else if (cmd === 'cpuinfo') {
     action = extra[0];
     if (action !== 'dump' && action !== 'check') throw usage('cpuinfo requires an action: dump or check');
     if (extra.length > 1) throw usage(`excessive parameters for command ${cmd}`);
