@@ -36,6 +36,7 @@ export const SUBJECTS: readonly SubjectCase[] = [
   c('orphan-session', 'a session whose leader exited (daemon double fork) under a subreaper root'),
   c('fork-churn', 'forks and reaps children all the time, also while the dump runs', { runMs: 50 }),
   c('epoll-fork', 'one epoll (watching an eventfd) shared by a parent and its child'),
+  c('shmem-child-writes', 'shared anonymous pages written only by a child, still shared after restore'),
   c('eventfd', 'eventfd counters: EFD_SEMAPHORE, O_NONBLOCK, a count above 32 bits'),
   c('epoll', 'epoll targets with events and data, EPOLLET, an epoll watching an epoll'),
   c('timerfd', 'timerfds: remaining time, interval, pending ticks, absolute REALTIME, expired periodic'),

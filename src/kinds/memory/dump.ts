@@ -13,10 +13,10 @@
  * are refused with EUNSUPPORTED; zero-page detection is not done (such pages
  * are written as zeros).
  */
-import { statSync } from 'node:fs';
+import { statSync, openSync, closeSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseSmaps, mapFilesPath, PagemapReader, type SmapsEntry } from '../../proc/index.js';
-import { PAGE_SIZE } from '../../sys/index.js';
+import { PAGE_SIZE, lseek, isSyscallError } from '../../sys/index.js';
 import { CriuTsError } from '../../errors.js';
 import type { VmaEntry, PagemapEntry } from '../../images/messages.js';
 import { PagesWriter, PE_LAZY, PE_PRESENT } from './pages-writer.js';
@@ -173,21 +173,73 @@ function forEachRun(pm: BigUint64Array, anonOnly: boolean, fn: (first: number, c
   if (runStart >= 0) fn(runStart, pm.length - runStart);
 }
 
+/**
+ * The pages of a shared anonymous object, from this task's window of it.
+ * Which pages hold data is asked of the object itself (SEEK_DATA/SEEK_HOLE
+ * on its /proc/PID/map_files entry), not of this task's page tables: pages
+ * only another task touched are there too. They are then read through the
+ * task's mapping. Falls back to the task's pagemap where the object cannot
+ * be opened.
+ */
 function dumpShmem(ctx: MemoryDumpContext, reader: PagemapReader, v: SmapsEntry): MemoryDump['shmem'][number] {
   const pagesId = ctx.nextPagesId();
-  const w = new PagesWriter(ctx.dir, pagesId, ctx.pid, ctx.onBytes, (v.rssKb + v.swapKb) * 1024);
+  const w = new PagesWriter(ctx.dir, pagesId, ctx.pid, ctx.onBytes, Number(v.end - v.start));
+  const base = v.start - v.pgoff;
   try {
-    const pm = reader.read(v.start, v.end);
-    const base = v.start - v.pgoff;
-    forEachRun(pm, false, (first, count) => {
-      // Entries of a shmem pagemap are offsets into the object, like CRIU's.
-      w.add(v.start + BigInt(first * PAGE_SIZE), count, PE_PRESENT, !v.prot.read);
-    });
+    const ranges = dataRanges(mapFilesPath(ctx.pid, v.start, v.end), v.pgoff, v.pgoff + (v.end - v.start));
+    if (ranges) {
+      for (const [from, to] of ranges) {
+        w.breakRun();
+        w.add(base + from, Number((to - from) / BigInt(PAGE_SIZE)), PE_PRESENT, !v.prot.read);
+      }
+    } else {
+      const pm = reader.read(v.start, v.end);
+      forEachRun(pm, false, (first, count) => {
+        w.add(v.start + BigInt(first * PAGE_SIZE), count, PE_PRESENT, !v.prot.read);
+      });
+    }
+    // Entries of a shmem pagemap are offsets into the object, like CRIU's.
     for (const e of w.entries) e.vaddr -= base;
   } finally {
     w.close();
   }
   return { shmid: v.inode, pagesId, entries: w.entries };
+}
+
+const SEEK_DATA = 3;
+const SEEK_HOLE = 4;
+
+/** Page-aligned [from, to) ranges of `path` between lo and hi that hold data; undefined if it cannot be asked. */
+function dataRanges(path: string, lo: bigint, hi: bigint): [bigint, bigint][] | undefined {
+  let fd: number;
+  try {
+    fd = openSync(path, 'r');
+  } catch {
+    return undefined;
+  }
+  try {
+    const out: [bigint, bigint][] = [];
+    let off = lo;
+    while (off < hi) {
+      let data: bigint;
+      try {
+        data = BigInt(lseek(fd, off, SEEK_DATA));
+      } catch (e) {
+        if (isSyscallError(e, 6 /* ENXIO: no data after off */)) break;
+        return undefined;
+      }
+      if (data >= hi) break;
+      const hole = BigInt(lseek(fd, data, SEEK_HOLE));
+      const page = BigInt(PAGE_SIZE);
+      const from = (data / page) * page;
+      const to = hole > hi ? hi : ((hole + page - 1n) / page) * page;
+      if (to > from) out.push([from, to]);
+      off = to;
+    }
+    return out;
+  } finally {
+    closeSync(fd);
+  }
 }
 
 function isCharDevice(path: string): boolean {
