@@ -45,13 +45,18 @@ Dump/Restore options:
      --ghost-limit SIZE max size of deleted files kept in the image (K/M/G)
      --config FILE      read options from FILE (and skip the default files)
      --no-default-config  do not read the default configuration files
+     --action-script FILE run "sh -c FILE" at each action point (repeatable;
+                        CRTOOLS_SCRIPT_ACTION, CRTOOLS_IMAGE_DIR, CRTOOLS_INIT_PID)
+     --exec-cmd         on restore, run the command given after "--" once the
+                        tree runs, and exit with its status
 
 Accepted and ignored (with a warning): --manage-cgroups, --cgroup-*, --link-remap,
   --evasive-devices, --skip-in-flight, --tcp-close, --auto-dedup, --weak-sysctls,
-  --force-irmap, --skip-mnt, --enable-fs, --lsm-profile, --network-lock, --cpu-cap, ...
+  --force-irmap, --skip-mnt, --enable-fs, --lsm-profile, --network-lock, --cpu-cap,
+  --status-fd (criu writes it only for page-server, lazy-pages and service), -L|--libdir, ...
 Not supported yet (refused): --external, --inherit-fd, --empty-ns, -J|--join-ns,
-  -r|--root, --veth-pair, -M|--ext-mount-map, --action-script, --exec-cmd,
-  --page-server, --lazy-pages, --stream, --check-only
+  -r|--root, --veth-pair, -M|--ext-mount-map, --page-server, --lazy-pages,
+  --stream, --check-only
 
 Check options:
   Without options, "criu-ts check" checks the kernel features criu-ts needs.
