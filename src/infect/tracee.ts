@@ -74,18 +74,8 @@ export class Tracee {
 
   /** PTRACE_SEIZE + PTRACE_INTERRUPT and wait for the stop. */
   static seize(tid: number, opts: SeizeOptions = {}): Tracee {
-    ptraceSeize(tid, opts.options ?? 0);
-    try {
-      ptraceInterrupt(tid);
-      const { wasStopped, stashed } = waitForStop(tid, opts.timeoutMs ?? 10_000);
-      const t = new Tracee(tid, getGpRegsRaw(tid), wasStopped);
-      t.stashedSignals.push(...stashed);
-      t.blockSignals();
-      return t;
-    } catch (e) {
-      ptraceDetachQuiet(tid);
-      throw e;
-    }
+    Tracee.seizeNoWait(tid, opts.options ?? 0);
+    return Tracee.seizeWait(tid, opts.timeoutMs ?? 10_000);
   }
 
   /**
