@@ -138,6 +138,7 @@ async function restoreLoaded(opts: RestoreOptions, dir: string, img: ReturnType<
  */
 async function pidFreed(pid: number): Promise<boolean> {
   const deadline = Date.now() + 5000;
+  let said = false;
   while (pidExists(pid)) {
     let state = '';
     try {
@@ -147,6 +148,8 @@ async function pidFreed(pid: number): Promise<boolean> {
     }
     if (state !== 'Z' && state !== 'X') return false;
     if (Date.now() > deadline) return false;
+    if (!said) log.info(`pid ${pid} is still held by a zombie (the dumped task, not yet reaped by its parent): waiting`);
+    said = true;
     await new Promise((r) => setTimeout(r, 20));
   }
   return true;
