@@ -122,7 +122,11 @@ async function runRestore(o: CliOptions): Promise<number> {
     throw new CriuTsError('EUSAGE', `pidfile ${o.pidfile} already exists`, { path: o.pidfile });
   }
   const opts: RestoreOptions = { ...common(o), detach: o.restoreDetached };
-  if (o.restoreSibling) opts.restoreSibling = true;
+  if (o.restoreSibling) {
+    opts.restoreSibling = true;
+    // The tree is forked from a helper of ours, not from us: it reaches our caller only by reparenting.
+    log.warn('--restore-sibling: the restored root becomes a child of the caller only if the caller is a child subreaper');
+  }
   if (o.finalState === 'stopped') opts.leaveStopped = true;
   if (o.actionScripts.length > 0) opts.notify = scriptsFor(o, () => rootPidOfImages(o.imagesDir));
   const { restore, waitRestored } = await api(() => import('../api/restore.js'));
