@@ -171,7 +171,10 @@ export function restoreMemory(t: RestoreTaskHandle, mm: MmEntry, pagemap: Pagema
   }
   for (const fd of fds.values()) t.syscall('close', NR.close, fd);
 
-  const pages = fillPages(t, join(ctx.imagesDir, `pages-${pagesId}.img`), pagemap, 0n);
+  // CRIU writes the vDSO's pages too; the running kernel's vDSO is used instead.
+  const special = (mm.vmas ?? []).filter((v) => (v.status & (VMA.AREA_VDSO | VMA.AREA_VVAR | VMA.AREA_VSYSCALL)) !== 0);
+  const inSpecial = (e: PagemapEntry): boolean => special.some((v) => e.vaddr >= v.start && e.vaddr < v.end);
+  const pages = fillPages(t, join(ctx.imagesDir, `pages-${pagesId}.img`), pagemap, 0n, inSpecial);
   for (const v of shmemToFill) fillShmem(t, v, ctx);
   for (const v of vmas) {
     if (filled.has(v) && !(v.status & VMA.FILE_SHARED) && (v.prot & PROT_WRITE) === 0) {
@@ -243,38 +246,56 @@ function vmasWithPages(vmas: readonly VmaEntry[], pagemap: readonly PagemapEntry
  * memory; pagemap entries follow each other in the file, so one call covers
  * up to IOV_PER_CALL entries. `base` is added to each entry's vaddr.
  */
-function fillPages(t: RestoreTaskHandle, path: string, pagemap: PagemapEntry[], base: bigint): number {
+function fillPages(
+  t: RestoreTaskHandle, path: string, pagemap: PagemapEntry[], base: bigint, skip: (e: PagemapEntry) => boolean = () => false,
+): number {
   const present = pagemap.filter((e) => ((e.flags ?? 4) & PE_PARENT) === 0 && !e.in_parent);
   if (pagemap.length !== present.length) {
     throw new CriuTsError('EUNSUPPORTED', `${path}: pages in a parent image (pre-dump chains) are not supported yet`, { path });
   }
   if (present.length === 0) return 0;
   const pfd = Number(t.syscall(`open ${path}`, NR.openat, AT_FDCWD, t.putString(path), O_RDONLY | O_CLOEXEC, 0));
-  let fileOff = 0n;
   let pagesDone = 0;
-  try {
-    for (let i = 0; i < present.length; i += IOV_PER_CALL) {
-      const batch = present.slice(i, i + IOV_PER_CALL);
-      const iov = Buffer.alloc(batch.length * 16);
-      let want = 0n;
-      batch.forEach((e, j) => {
-        const n = nrPages(e);
-        iov.writeBigUInt64LE(e.vaddr + base, j * 16);
-        iov.writeBigUInt64LE(n * BigInt(PAGE_SIZE), j * 16 + 8);
-        want += n * BigInt(PAGE_SIZE);
-        pagesDone += Number(n);
-      });
-      let done = 0n;
-      while (done < want) {
-        // Re-describe what is left after a short read (preadv moves at most ~2 GiB per call).
-        const rest = remainingIov(iov, done);
-        const addr = t.putBytes(rest.buf);
-        const got = t.syscall('preadv', NR.preadv, pfd, addr, rest.count, fileOff + done, 0);
-        if (got === 0n) throw new CriuTsError('EIMAGE', `${path}: ends before the pagemap says`, { path });
-        done += got;
-      }
-      fileOff += want;
+  // Entries follow each other in the file. A batch is a run of entries to
+  // read, one preadv; an entry to skip only moves the file offset on.
+  let fileOff = 0n;
+  let batch: PagemapEntry[] = [];
+  let batchOff = 0n;
+  const flush = (): void => {
+    if (batch.length === 0) return;
+    const iov = Buffer.alloc(batch.length * 16);
+    let want = 0n;
+    batch.forEach((e, j) => {
+      const n = nrPages(e);
+      iov.writeBigUInt64LE(e.vaddr + base, j * 16);
+      iov.writeBigUInt64LE(n * BigInt(PAGE_SIZE), j * 16 + 8);
+      want += n * BigInt(PAGE_SIZE);
+      pagesDone += Number(n);
+    });
+    let done = 0n;
+    while (done < want) {
+      // Re-describe what is left after a short read (preadv moves at most ~2 GiB per call).
+      const rest = remainingIov(iov, done);
+      const addr = t.putBytes(rest.buf);
+      const got = t.syscall('preadv', NR.preadv, pfd, addr, rest.count, batchOff + done, 0);
+      if (got === 0n) throw new CriuTsError('EIMAGE', `${path}: ends before the pagemap says`, { path });
+      done += got;
     }
+    batch = [];
+  };
+  try {
+    for (const e of present) {
+      const bytes = nrPages(e) * BigInt(PAGE_SIZE);
+      if (skip(e)) {
+        flush();
+      } else {
+        if (batch.length === 0) batchOff = fileOff;
+        batch.push(e);
+        if (batch.length === IOV_PER_CALL) flush();
+      }
+      fileOff += bytes;
+    }
+    flush();
   } finally {
     t.syscall('close', NR.close, pfd);
   }
