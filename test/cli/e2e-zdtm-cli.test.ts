@@ -26,9 +26,11 @@ after(() => {
   assert.deepEqual(strayStubs(), [], 'restore stubs left behind');
 });
 
-/** zdtm's own prefix for every criu call (criu_cli.run plus __criu_act). */
+/** zdtm's own prefix for every criu call (criu_cli.run plus __criu_act), which it also leaves in DIR/ACTION.cropt. */
 function zdtmArgs(action: string, dir: string, extra: string[]): string[] {
-  return [action, '--no-default-config', '--log-file', `${action}.log`, '--images-dir', dir, '--verbosity=4', ...extra];
+  const args = ['--log-file', `${action}.log`, '--images-dir', dir, '--verbosity=4', ...extra];
+  if (existsSync(dir)) writeFileSync(join(dir, `${action}.cropt`), `${args.join(' ')}\n`);
+  return [action, '--no-default-config', ...args];
 }
 
 /** zdtm prints log lines with "Error" or "Warn"; a clean run must have none of the first. */
@@ -90,17 +92,19 @@ test('zdtm feature queries: "-verbosity=0 --feature X" answers by exit status', 
   assert.equal(unknown.code, 1);
 });
 
-test('a zdtm-style dump and restore with the flags zdtm adds', { timeout: 120_000 }, async () => {
+test('zdtm-style dump and restore, twice (--iters 2), with the flags zdtm adds', { timeout: 180_000 }, async () => {
   await withSubject(async (s, work) => {
-    const dir = join(work, 'dump', '1');
-    // --auto-dedup (--dedup), --manage-cgroups (freezer runs), desc opts: all accepted, none changes the result.
-    await zdtmDump(s, dir, ['--auto-dedup', '--manage-cgroups', '--link-remap', '--file-locks', '--ext-unix-sk', '--status-fd', '1']);
-    noErrorLines(join(dir, 'dump.log'));
-    const pidfile = join(s.workDir, 'test.pid');
-    removeDir(pidfile); // zdtm unlinks it once the test is gone
-    const pid = await zdtmRestore(dir, pidfile, ['--auto-dedup', '--manage-cgroups']);
-    assert.equal(pid, s.pid, 'restored with the same pid, written to --pidfile');
-    noErrorLines(join(dir, 'restore.log'));
+    for (const iter of [1, 2]) {
+      const dir = join(work, 'dump', String(iter));
+      // --auto-dedup (--dedup), --manage-cgroups (freezer runs), desc opts: all accepted, none changes the result.
+      await zdtmDump(s, dir, ['--auto-dedup', '--manage-cgroups', '--link-remap', '--file-locks', '--ext-unix-sk', '--status-fd', '1']);
+      noErrorLines(join(dir, 'dump.log'));
+      const pidfile = join(s.workDir, 'test.pid');
+      removeDir(pidfile); // zdtm unlinks it once the test is gone
+      const pid = await zdtmRestore(dir, pidfile, ['--auto-dedup', '--manage-cgroups']);
+      assert.equal(pid, s.pid, 'restored with the same pid, written to --pidfile');
+      noErrorLines(join(dir, 'restore.log'));
+    }
     const res = await s.terminateAndResult(30_000);
     assert.ok(res.ok, res.text);
   });
