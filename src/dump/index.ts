@@ -13,7 +13,7 @@ import type {
 } from '../images/messages.js';
 import { CriuTsError, isCriuTsError } from '../errors.js';
 import { logger } from '../log.js';
-import { parseStat, parseStatus, readCwd, readRoot, readExe, readAuxv, readNsIds, NS_NAMES } from '../proc/index.js';
+import { parseStat, parseStatus, readComm, readCwd, readRoot, readExe, readAuxv, readNsIds, NS_NAMES } from '../proc/index.js';
 import { kcmp, KCMP, NR, PR } from '../sys/index.js';
 import type { DumpOptions, DumpResult, DumpStats } from '../api/options.js';
 import { seizeTree, releaseTree, type TaskNode } from './tree.js';
@@ -149,7 +149,7 @@ export async function dumpTree(opts: DumpOptions): Promise<DumpResult> {
         pstree.push({ pid: node.pid, ppid: node.ppid, pgid: node.pgid, sid: node.sid, threads: [0] });
         const core: CoreEntry = {
           mtype: 'X86_64',
-          tc: { task_state: TASK_DEAD, exit_code: node.exitCode, personality: 0, flags: 0, blk_sigset: 0n, comm: '' },
+          tc: { task_state: TASK_DEAD, exit_code: node.exitCode, personality: 0, flags: 0, blk_sigset: 0n, comm: zombieComm(node.pid) },
         };
         writeImage(join(dir, `core-${node.pid}.img`), 'CORE', [asImg(core)]);
         done++;
@@ -212,6 +212,14 @@ export async function dumpTree(opts: DumpOptions): Promise<DumpResult> {
   if (opts.leaveRunning) await notify('network-unlock');
   log.info(`dump of ${pid} finished: ${tree.tasks.length} task(s), ${stats.pagesWritten} pages`);
   return { pids: tree.tasks.map((t) => t.pid), stats };
+}
+
+function zombieComm(pid: number): string {
+  try {
+    return readComm(pid);
+  } catch {
+    return '';
+  }
 }
 
 function taskIds(node: TaskNode, kobj: KobjIds, nsIds: NsIds): TaskKobjIdsEntry {

@@ -18,7 +18,7 @@ import type { RestoreOptions, RestoreResult, RestoreStats } from '../api/options
 import type { StatsEntry } from '../images/messages.js';
 import { writeImage } from '../images/index.js';
 import type { RestoreFilesContext } from '../kinds/index.js';
-import { loadDump } from './images.js';
+import { loadDump, type DumpImages } from './images.js';
 import { materializeGhosts, removeGhosts } from '../kinds/index.js';
 import { startStub, disposeStub, type Stub } from './stub.js';
 import { planTree, TASK_STOPPED, type RestoreNode } from './plan.js';
@@ -91,7 +91,7 @@ async function restoreLoaded(opts: RestoreOptions, dir: string, img: ReturnType<
       return n.images && tracee ? [{ pid: n.pid, handle: () => handleFor(n.pid, tracee), fds: n.images.fds }] : [];
     }), filesCtx);
     retireHelpers(plan, (t) => consumeSignal(t, SIGCHLD));
-    makeZombies(plan);
+    makeZombies(plan, img);
     for (const n of plan.nodes) finalizeTask(n, img);
     // Every task is ready and still held: a refusal now kills them all.
     await notify('post-restore');
@@ -192,9 +192,18 @@ function writeRestoreStats(dir: string, s: RestoreStats): void {
 }
 
 /** Dead tasks exit with their dumped status; their parent keeps them as zombies, as it had them. */
-function makeZombies(plan: ReturnType<typeof planTree>): void {
+function makeZombies(plan: ReturnType<typeof planTree>, img: DumpImages): void {
   for (const n of plan.nodes) {
     if (n.images || n.helper || !n.tracee) continue;
+    // Its name, as the parent's `ps` showed it (zombies keep their comm).
+    const comm = img.zombies.get(n.pid)?.tc?.comm;
+    if (comm) {
+      try {
+        handleFor(n.pid, n.tracee).syscall('prctl(SET_NAME)', NR.prctl, 15 /* PR_SET_NAME */, handleFor(n.pid, n.tracee).putString(comm.slice(0, 15)));
+      } catch {
+        // a name is not worth failing the restore for
+      }
+    }
     const sig = n.exitCode & 0x7f;
     if (sig !== 0) {
       // Killed by a signal: queue it, unblocked, and let the task go; it

@@ -20,7 +20,7 @@ import { repoRoot } from '../lib/subjects.js';
 import { tempDir, removeDir, killAndWait, sleep, becomeSubreaper } from './helpers.js';
 
 const vectors = join(repoRoot(), '..', 'shared', 'vectors');
-const imgDir = join(vectors, 'criu-4.2', 'loop', 'img');
+const imgOf = (name: string): string => join(vectors, 'criu-4.2', name, 'img');
 
 function buildIdHex(words: readonly number[]): string {
   return words.map((w) => {
@@ -49,39 +49,47 @@ function readU64(pid: number, addr: bigint, len = 8): Buffer {
   }
 }
 
-/** Why this machine cannot run the test, or undefined when it can. */
-function unavailable(): string | undefined {
+/** Why this machine cannot restore vector `name`, or undefined when it can. */
+function unavailable(name: string, flags: string[]): string | undefined {
+  const imgDir = imgOf(name);
   if (!existsSync(imgDir)) return `no CRIU vectors at ${imgDir}`;
+  const bin = `/tmp/vec-work/${name}`;
   const files = readImage(join(imgDir, 'files.img')).entries as unknown as FileEntry[];
-  const exe = files.find((f) => f.reg?.name === '/tmp/vec-work/loop')?.reg;
-  if (!exe?.build_id) return 'files.img does not name the loop binary';
+  const exe = files.find((f) => f.reg?.name === bin)?.reg;
+  if (!exe?.build_id) return `files.img does not name the ${name} binary`;
   try {
     mkdirSync('/tmp/vec-work', { recursive: true });
-    execFileSync('gcc', ['-O1', '-o', '/tmp/vec-work/loop', join(vectors, 'subjects', 'loop.c')], { stdio: 'ignore' });
+    execFileSync('gcc', ['-O1', ...flags, '-o', bin, join(vectors, 'subjects', `${name}.c`)], { stdio: 'ignore' });
   } catch {
-    return 'gcc cannot build the loop subject';
+    return `gcc cannot build the ${name} subject`;
   }
-  if (elfBuildId('/tmp/vec-work/loop') !== buildIdHex(exe.build_id)) return 'this gcc builds a different loop binary than the one CRIU dumped';
+  if (elfBuildId(bin) !== buildIdHex(exe.build_id)) return `this gcc builds a different ${name} binary than the one CRIU dumped`;
   for (const f of files) {
     const r = f.reg;
-    if (!r?.build_id || r.name === '/tmp/vec-work/loop') continue;
+    if (!r?.build_id || r.name === bin) continue;
     if (!existsSync(r.name) || statSync(r.name).size !== Number(r.size) || elfBuildId(r.name) !== buildIdHex(r.build_id)) {
       return `${r.name} differs from the one in the image`;
     }
   }
-  const pid = (readImage(join(imgDir, 'pstree.img')).entries[0] as unknown as PstreeEntry).pid;
-  if (existsSync(`/proc/${pid}`)) return `pid ${pid} is in use here`;
+  for (const e of readImage(join(imgDir, 'pstree.img')).entries as unknown as PstreeEntry[]) {
+    for (const tid of [e.pid, ...(e.threads ?? [])]) if (tid !== 0 && existsSync(`/proc/${tid}`)) return `pid ${tid} is in use here`;
+  }
   return undefined;
 }
 
-const why = unavailable();
+function stat(pid: number): string[] {
+  const s = execFileSync('cat', [`/proc/${pid}/stat`], { encoding: 'latin1' });
+  return s.slice(s.lastIndexOf(')') + 2).split(' ');
+}
+
+const why = unavailable('loop', []);
 
 test('an image made by CRIU 4.2 (loop) is restored by criu-ts and carries on', { skip: why ?? false, timeout: 60_000 }, async () => {
   becomeSubreaper();
   const dir = tempDir('criu42-img');
-  const pid = (readImage(join(imgDir, 'pstree.img')).entries[0] as unknown as PstreeEntry).pid;
+  const pid = (readImage(join(imgOf('loop'), 'pstree.img')).entries[0] as unknown as PstreeEntry).pid;
   try {
-    cpSync(imgDir, dir, { recursive: true });
+    cpSync(imgOf('loop'), dir, { recursive: true });
     const r = await restore({ imagesDir: dir, detach: true, progress: false });
     assert.equal(r.pid, pid);
     // From the vectors README: counter at image base + 0x4030, heap pointer at + 0x4028.
@@ -95,6 +103,40 @@ test('an image made by CRIU 4.2 (loop) is restored by criu-ts and carries on', {
     for (let i = 0; i < data.length; i++) assert.equal(data[i], (i * 7 + 3) & 0xff, `heap byte ${i}`);
   } finally {
     await killAndWait(pid);
+    removeDir(dir);
+  }
+});
+
+const whyTree = unavailable('tree', ['-pthread']);
+
+test('a CRIU 4.2 image of a tree (5 processes, 4 threads, a zombie, its own group) is restored by criu-ts', { skip: whyTree ?? false, timeout: 60_000 }, async () => {
+  becomeSubreaper();
+  const dir = tempDir('criu42-tree');
+  const tree = readImage(join(imgOf('tree'), 'pstree.img')).entries as unknown as PstreeEntry[];
+  try {
+    cpSync(imgOf('tree'), dir, { recursive: true });
+    const r = await restore({ imagesDir: dir, detach: true, progress: false });
+    assert.equal(r.pid, tree[0]?.pid);
+    await sleep(300);
+    for (const e of tree) {
+      const [state, ppid, pgid, sid] = stat(e.pid);
+      const zombie = (e.threads ?? []).length === 1 && e.threads?.[0] === 0;
+      assert.equal(state === 'Z', zombie, `task ${e.pid} state ${state}`);
+      if (e !== tree[0]) assert.equal(Number(ppid), e.ppid, `task ${e.pid} ppid`);
+      assert.equal(Number(pgid), e.pgid, `task ${e.pid} pgid`);
+      assert.equal(Number(sid), e.sid, `task ${e.pid} sid`);
+      if (!zombie) assert.equal(Number(/Threads:\s+(\d+)/.exec(execFileSync('cat', [`/proc/${e.pid}/status`], { encoding: 'latin1' }))?.[1]), (e.threads ?? []).length);
+    }
+  } finally {
+    // Root first: its children then come to us (a subreaper) and we reap them.
+    for (const e of tree) {
+      try {
+        process.kill(e.pid, 'SIGKILL');
+      } catch {
+        // a zombie, or gone
+      }
+    }
+    for (const e of tree) await killAndWait(e.pid);
     removeDir(dir);
   }
 });
