@@ -147,6 +147,21 @@ test('a pre-dump script that fails fails the dump and leaves the task running', 
   });
 });
 
+test('a failing post-dump script fails the dump and the task runs on, as with CRIU', { timeout: 120_000 }, async () => {
+  await withSubject(async (s, work) => {
+    const dir = join(work, 'images');
+    mkdirSync(dir);
+    const record = join(work, 'actions.txt');
+    const script = recorder(work, record, 'post-dump');
+    const d = await runCli('criu-ts', zdtmArgs('dump', dir, ['--tree', String(s.pid), '--action-script', script]));
+    assert.equal(d.code, 1, d.stderr);
+    assert.match(readFileSync(record, 'utf8'), /^post-dump \d+ /m);
+    assert.ok(isAlive(s.pid), 'task still running');
+    const res = await s.terminateAndResult(30_000);
+    assert.ok(res.ok, res.text);
+  });
+});
+
 test('a failing post-restore script fails the restore and leaves nothing behind', { timeout: 120_000 }, async () => {
   await withSubject(async (s, work) => {
     const dir = join(work, 'images');
