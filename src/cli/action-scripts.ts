@@ -27,6 +27,8 @@ export interface ActionScriptContext {
   rootPid: () => number | undefined;
   /** where the scripts' stdout and stderr go (undefined: our stderr) */
   logFile?: string;
+  /** the work dir: CRIU has moved there before any script runs */
+  cwd: string;
 }
 
 export function actionScriptNotifier(ctx: ActionScriptContext): (action: string) => Promise<void> {
@@ -38,7 +40,7 @@ export function actionScriptNotifier(ctx: ActionScriptContext): (action: string)
     if (root !== undefined) env['CRTOOLS_INIT_PID'] = String(root);
     for (const script of ctx.scripts) {
       log.debug(`running ${script} for ${action}`);
-      const status = await runScript(script, env, ctx.logFile);
+      const status = await runScript(script, env, ctx.cwd, ctx.logFile);
       if (status !== 0) {
         throw new CriuTsError('EUSAGE', `Script ${script} exited with ${status} (action ${action})`, { script, action, status });
       }
@@ -46,7 +48,7 @@ export function actionScriptNotifier(ctx: ActionScriptContext): (action: string)
   };
 }
 
-function runScript(script: string, env: NodeJS.ProcessEnv, logFile: string | undefined): Promise<number> {
+function runScript(script: string, env: NodeJS.ProcessEnv, cwd: string, logFile: string | undefined): Promise<number> {
   let out: number | 'inherit' = 'inherit';
   if (logFile !== undefined) {
     try {
@@ -56,7 +58,7 @@ function runScript(script: string, env: NodeJS.ProcessEnv, logFile: string | und
     }
   }
   return new Promise((resolve) => {
-    const child = spawn('sh', ['-c', script], { env, stdio: ['ignore', out, out] });
+    const child = spawn('sh', ['-c', script], { cwd, env, stdio: ['ignore', out, out] });
     const done = (status: number): void => {
       if (typeof out === 'number') closeSync(out);
       resolve(status);

@@ -134,13 +134,13 @@ async function runRestore(o: CliOptions): Promise<number> {
   if (o.pidfile !== undefined) writePidfile(o.pidfile, result.pid);
   if (o.displayStats) for (const line of formatRestoreStats(result.stats)) out(line);
   if (o.restoreDetached) return 0;
-  if (o.execCmd !== undefined) return runExecCmd(o.execCmd);
+  if (o.execCmd !== undefined) return runExecCmd(o.execCmd, o.workDir);
   // Like a shell: the root's exit code, or 128+signal when a signal ended it.
   return api(() => waitRestored(result.pid));
 }
 
 function scriptsFor(o: CliOptions, rootPid: () => number | undefined): (action: string) => Promise<void> {
-  const ctx = { scripts: o.actionScripts, imagesDir: o.imagesDir, rootPid };
+  const ctx = { scripts: o.actionScripts, imagesDir: o.imagesDir, rootPid, cwd: o.workDir };
   return actionScriptNotifier(o.logFile === undefined || o.logFile === '-' ? ctx : { ...ctx, logFile: o.logFile });
 }
 
@@ -149,12 +149,13 @@ function scriptsFor(o: CliOptions, rootPid: () => number | undefined): (action: 
  * so its exit status is criu's. Node cannot exec, so the command runs as our
  * child with our stdio and we leave with its status (128+N when signal N
  * ended it); the restored root stays our child until then, then goes to the
- * reaper as it would when criu's process ends.
+ * reaper as it would when criu's process ends. It starts in the work dir,
+ * where criu has moved by then.
  */
-export function runExecCmd(argv: readonly string[]): Promise<number> {
+export function runExecCmd(argv: readonly string[], cwd: string): Promise<number> {
   const [file, ...args] = argv;
   return new Promise((resolve) => {
-    const child = spawn(file ?? '', args, { stdio: 'inherit' });
+    const child = spawn(file ?? '', args, { cwd, stdio: 'inherit' });
     child.on('error', (e) => {
       log.error(`Failed to exec command ${file ?? ''}: ${e.message}`);
       resolve(1);

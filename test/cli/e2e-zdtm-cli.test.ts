@@ -44,7 +44,7 @@ function recorder(work: string, file: string, failAt = ''): string {
   const path = join(work, 'record.sh');
   writeFileSync(path, [
     '#!/bin/sh',
-    `echo "$CRTOOLS_SCRIPT_ACTION \${CRTOOLS_INIT_PID:-none} $CRTOOLS_IMAGE_DIR" >> ${file}`,
+    `echo "$CRTOOLS_SCRIPT_ACTION \${CRTOOLS_INIT_PID:-none} $CRTOOLS_IMAGE_DIR $PWD" >> ${file}`,
     `[ "$CRTOOLS_SCRIPT_ACTION" != "${failAt}" ]`,
     '',
   ].join('\n'));
@@ -119,10 +119,11 @@ test('--action-script: every point, in order, with CRIU\'s environment', { timeo
     const pidfile = join(work, 'restored.pid');
     await zdtmRestore(dir, pidfile, ['--action-script', script]);
     const p = String(s.pid);
+    // The last word is the script's cwd: CRIU's work dir, the images dir by default.
     assert.deepEqual(readFileSync(record, 'utf8').trim().split('\n'), [
-      `pre-dump none ${dir}`, `network-lock ${p} ${dir}`, `post-dump ${p} ${dir}`,
-      `pre-restore none ${dir}`, `setup-namespaces ${p} ${dir}`, `post-setup-namespaces ${p} ${dir}`,
-      `post-restore ${p} ${dir}`, `network-unlock ${p} ${dir}`, `pre-resume ${p} ${dir}`, `post-resume ${p} ${dir}`,
+      `pre-dump none ${dir} ${dir}`, `network-lock ${p} ${dir} ${dir}`, `post-dump ${p} ${dir} ${dir}`,
+      `pre-restore none ${dir} ${dir}`, `setup-namespaces ${p} ${dir} ${dir}`, `post-setup-namespaces ${p} ${dir} ${dir}`,
+      `post-restore ${p} ${dir} ${dir}`, `network-unlock ${p} ${dir} ${dir}`, `pre-resume ${p} ${dir} ${dir}`, `post-resume ${p} ${dir} ${dir}`,
     ]);
     const res = await s.terminateAndResult(30_000);
     assert.ok(res.ok, res.text);
@@ -138,7 +139,7 @@ test('a pre-dump script that fails fails the dump and leaves the task running', 
     const d = await runCli('criu-ts', zdtmArgs('dump', dir, ['--tree', String(s.pid), '--action-script', script]));
     assert.equal(d.code, 1, d.stderr);
     assert.match(d.stderr, /Script .*record\.sh exited with 1/);
-    assert.equal(readFileSync(record, 'utf8').trim(), `pre-dump none ${dir}`);
+    assert.equal(readFileSync(record, 'utf8').trim(), `pre-dump none ${dir} ${dir}`);
     assert.ok(!existsSync(join(dir, 'pstree.img')), 'no images written');
     assert.ok(isAlive(s.pid), 'task still running');
     assert.doesNotMatch(readFileSync(`/proc/${s.pid}/status`, 'utf8'), /^TracerPid:\s+[1-9]/m);
@@ -171,7 +172,7 @@ test('a failing post-restore script fails the restore and leaves nothing behind'
     const r = await runCli('criu-ts', zdtmArgs('restore', dir, ['--action-script', script, '--restore-detached']));
     assert.equal(r.code, 1, r.stderr);
     assert.ok(await waitGone(s.pid), 'half-restored task left behind');
-    assert.ok(readFileSync(record, 'utf8').trim().endsWith(`post-restore ${s.pid} ${dir}`));
+    assert.ok(readFileSync(record, 'utf8').trim().endsWith(`post-restore ${s.pid} ${dir} ${dir}`));
   });
 });
 
@@ -181,10 +182,10 @@ test('restore --exec-cmd runs the command once the tree runs and exits with its 
     await zdtmDump(s, dir, []);
     const seen = join(work, 'seen');
     // The command sees the restored task alive, then ends; criu's exit status is the command's.
-    const cmd = `kill -0 ${s.pid} && echo alive > ${seen}; exit 7`;
+    const cmd = `kill -0 ${s.pid} && echo "alive in $PWD" > ${seen}; exit 7`;
     const r = await runCli('criu-ts', ['restore', '-D', dir, '-o', 'restore.log', '--exec-cmd', '--', 'sh', '-c', cmd]);
     assert.equal(r.code, 7, r.stderr);
-    assert.equal(readFileSync(seen, 'utf8'), 'alive\n');
+    assert.equal(readFileSync(seen, 'utf8'), `alive in ${dir}\n`, 'run in the work dir, with the task alive');
     assert.ok(await waitFor(() => isAlive(s.pid), 5000), 'restored task runs on after the command');
     const res = await s.terminateAndResult(30_000);
     assert.ok(res.ok, res.text);
