@@ -140,19 +140,35 @@ async function pidFreed(pid: number): Promise<boolean> {
   const deadline = Date.now() + 5000;
   let said = false;
   while (pidExists(pid)) {
-    let state = '';
+    let status = '';
+    let stat = '';
     try {
-      state = /\nState:\s+(\S)/.exec(readFileSync(`/proc/${pid}/status`, 'latin1'))?.[1] ?? '';
+      status = readFileSync(`/proc/${pid}/status`, 'latin1');
+      stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
     } catch {
       continue;
     }
-    if (state !== 'Z' && state !== 'X') return false;
-    if (Date.now() > deadline) return false;
-    if (!said) log.info(`pid ${pid} is still held by a zombie (the dumped task, not yet reaped by its parent): waiting`);
+    if (!goingAway(status, stat) || Date.now() > deadline) return false;
+    if (!said) log.info(`pid ${pid} is still held by the dumped task, dying or not yet reaped: waiting`);
     said = true;
-    await new Promise((r) => setTimeout(r, 20));
+    await new Promise((r) => setTimeout(r, 10));
   }
   return true;
+}
+
+/** A zombie, or a task a dump just killed: SIGKILL pending, or already exiting (PF_EXITING). */
+function goingAway(status: string, stat: string): boolean {
+  const state = /\nState:\s+(\S)/.exec(status)?.[1] ?? '';
+  if (state === 'Z' || state === 'X') return true;
+  const PF_EXITING = 0x4;
+  const flags = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[6] ?? 0);
+  if ((flags & PF_EXITING) !== 0) return true;
+  const SIGKILL_BIT = 1n << 8n;
+  for (const key of ['SigPnd', 'ShdPnd']) {
+    const hex = new RegExp(`\\n${key}:\\s+([0-9a-f]+)`).exec(status)?.[1];
+    if (hex !== undefined && (BigInt(`0x${hex}`) & SIGKILL_BIT) !== 0n) return true;
+  }
+  return false;
 }
 
 async function untilStopped(pids: readonly number[]): Promise<void> {
