@@ -14,6 +14,9 @@ import { HELP } from './usage.js';
 
 const log = logger('criu-ts');
 
+/** The CRIU release whose command line, images and RPC criu-ts follows. */
+export const CRIU_COMPAT_VERSION = '4.0';
+
 /** Our version, from package.json (two levels above dist/src/cli or src/cli). */
 export function version(): string {
   for (const rel of ['../../../package.json', '../../package.json']) {
@@ -59,8 +62,11 @@ async function run(argv: readonly string[], state: RunState): Promise<number> {
         process.stdout.write(HELP);
         return 0;
       case 'version':
-        // CRIU prints "Version: X.Y" (and "GitID: ..." for git builds).
-        process.stdout.write(`Version: ${version()}\n`);
+        // CRIU prints "Version: X.Y" (and "GitID: ..." for git builds). Scripts
+        // compare that number with CRIU releases, so we give the CRIU release
+        // whose interfaces we follow (as the RPC VERSION answer does), and
+        // say who we are on the GitID line.
+        process.stdout.write(`Version: ${CRIU_COMPAT_VERSION}\nGitID: criu-ts-${version()}\n`);
         return 0;
       case 'swrk':
         // The worker leaves once its client is done, whatever handles a restore left open in this process.

@@ -56,7 +56,7 @@ test('-V and --version print CRIU-style "Version: X"', async () => {
   for (const flag of ['-V', '--version']) {
     const r = await runCli('criu-ts', [flag]);
     assert.equal(r.code, 0);
-    assert.equal(r.stdout, `Version: ${pkg.version}\n`);
+    assert.equal(r.stdout, `Version: 4.0\nGitID: criu-ts-${pkg.version}\n`);
   }
 });
 
