@@ -39,9 +39,18 @@ if (files.length === 0) {
   console.error('no test files matched');
   process.exit(1);
 }
-const reporter = process.stdout.isTTY ? 'spec' : 'spec';
-const r = spawnSync(process.execPath, ['--test', '--test-concurrency=1', `--test-reporter=${reporter}`, ...files], {
+// A test stuck in a synchronous kernel wait (ptrace, waitpid) cannot be
+// stopped by node:test's own timeouts: a watchdog ends the whole run
+// instead, so a hang fails in minutes, not at CI's time limit.
+const WATCHDOG_MS = Number(process.env.CRIU_TS_TEST_WATCHDOG_MS ?? 30 * 60 * 1000);
+const r = spawnSync(process.execPath, ['--test', '--test-concurrency=1', '--test-reporter=spec', ...files], {
   stdio: 'inherit',
   cwd: root,
+  timeout: WATCHDOG_MS,
+  killSignal: 'SIGKILL',
 });
+if (r.error?.code === 'ETIMEDOUT' || r.signal === 'SIGKILL') {
+  console.error(`test run killed by the watchdog after ${WATCHDOG_MS / 60000} minutes (a test hung)`);
+  process.exit(1);
+}
 process.exit(r.status ?? 1);
