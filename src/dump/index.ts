@@ -267,8 +267,11 @@ function dumpTask(
     t.shareScratch(range);
     t.setGadget(gadget);
   }
-  // Per thread: registers, FPU, thread core.
+  // Per thread: registers, FPU, thread core. /proc status is read once per thread.
+  let mainStatus: ReturnType<typeof parseStatus> | undefined;
   for (const t of node.threads) {
+    const status = parseStatus(pid, t.tid);
+    if (t === main) mainStatus = status;
     const core: CoreEntry = {
       mtype: 'X86_64',
       thread_info: {
@@ -276,11 +279,11 @@ function dumpTask(
         gpregs: dumpGpRegs(t),
         fpregs: dumpFpRegs(t.tid),
       },
-      thread_core: dumpThreadCore(t, pid),
+      thread_core: dumpThreadCore(t, pid, status),
     };
-    if (core.thread_core) shared.seccomp.dumpThread(t.tid, parseStatus(pid, t.tid).seccomp, core.thread_core);
+    if (core.thread_core) shared.seccomp.dumpThread(t.tid, status.seccomp, core.thread_core);
     if (t === main) {
-      core.tc = dumpTaskCore(t, pid);
+      core.tc = dumpTaskCore(t, pid, status);
       if (t.wasStopped) {
         core.tc.task_state = TASK_STOPPED;
         core.tc.stop_signo = 19;
@@ -337,7 +340,7 @@ function dumpTask(
     });
     writeImage(join(dir, `fdinfo-${ids.files_id}.img`), 'FDINFO', fds.map(asImg));
   }
-  const status = parseStatus(pid);
+  const status = mainStatus ?? parseStatus(pid);
   const dirId = (path: string, link: string): number => {
     if (!path.endsWith(DELETED)) return fileId(path, 0);
     const real = path.slice(0, -DELETED.length);

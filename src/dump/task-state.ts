@@ -7,7 +7,8 @@
 import {
   NR, PR, ptracePeekSiginfo, ptraceGetRseqConfig, getRobustList,
 } from '../sys/index.js';
-import { parseStatus, parseStat, parseLimits, parseTimers, readComm, readLoginuid, readOomScoreAdj } from '../proc/index.js';
+import { parseStat, parseLimits, parseTimers, readComm, readLoginuid, readOomScoreAdj } from '../proc/index.js';
+import type { ProcStatus } from '../proc/index.js';
 import type { Tracee } from '../infect/tracee.js';
 import type {
   SaEntry, TaskTimersEntry, ItimerEntry, PosixTimerEntry, CredsEntry, ThreadCoreEntry, TaskCoreEntry, SiginfoEntry,
@@ -26,8 +27,7 @@ const OUT = 0;
  * in /proc) and SIGCHLD (whose flags matter even at SIG_DFL) are asked for
  * with injected calls; every other one is SIG_DFL with nothing set.
  */
-export function dumpSigactions(t: Tracee, pid: number): SaEntry[] {
-  const st = parseStatus(pid);
+export function dumpSigactions(t: Tracee, st: ProcStatus): SaEntry[] {
   const interesting = st.sigCgt | st.sigIgn | (1n << BigInt(SIGCHLD - 1));
   // Every answer goes to its own slot in scratch; one read collects them all.
   const s = t.mapScratch();
@@ -99,8 +99,8 @@ function capWords(v: bigint): number[] {
   return [Number(v & 0xffffffffn), Number(v >> 32n)];
 }
 
-export function dumpCreds(t: Tracee, pid: number, tid: number): CredsEntry {
-  const st = parseStatus(pid, tid);
+/** `st`: the thread's /proc status, read once by the caller. */
+export function dumpCreds(t: Tracee, st: ProcStatus): CredsEntry {
   const secbits = Number(t.syscall('prctl', NR.prctl, PR.GET_SECUREBITS));
   const c: CredsEntry = {
     uid: st.uid[0], euid: st.uid[1], suid: st.uid[2], fsuid: st.uid[3],
@@ -121,7 +121,7 @@ function siginfos(list: Buffer[]): SiginfoEntry[] {
 }
 
 /** thread_core_entry for one thread (main thread included). */
-export function dumpThreadCore(t: Tracee, pid: number): ThreadCoreEntry {
+export function dumpThreadCore(t: Tracee, pid: number, status: ProcStatus): ThreadCoreEntry {
   const tid = t.tid;
   const s = t.mapScratch();
   const rl = getRobustList(tid);
@@ -139,7 +139,7 @@ export function dumpThreadCore(t: Tracee, pid: number): ThreadCoreEntry {
     blk_sigset: t.origSigmask,
     sas: { ss_sp: ss.readBigUInt64LE(0), ss_size: ss.readBigUInt64LE(16), ss_flags: ss.readInt32LE(8) },
     signals_p: {},
-    creds: dumpCreds(t, pid, tid),
+    creds: dumpCreds(t, status),
     comm: readComm(pid, tid),
   };
   if (pdeath !== 0) tc.pdeath_sig = pdeath;
@@ -163,7 +163,7 @@ export function dumpTidAddress(t: Tracee): bigint {
   return t.readMem(s, 8).readBigUInt64LE(0);
 }
 
-export function dumpTaskCore(t: Tracee, pid: number): TaskCoreEntry {
+export function dumpTaskCore(t: Tracee, pid: number, status: ProcStatus): TaskCoreEntry {
   const stat = parseStat(pid);
   const s = t.mapScratch();
   const personality = Number(t.syscall('personality', NR.personality, 0xffffffff));
@@ -183,7 +183,7 @@ export function dumpTaskCore(t: Tracee, pid: number): TaskCoreEntry {
     signals_s: shared.length > 0 ? { signals: siginfos(shared) } : {},
     loginuid: readLoginuid(pid),
     oom_score_adj: readOomScoreAdj(pid),
-    sigactions: dumpSigactions(t, pid),
+    sigactions: dumpSigactions(t, status),
     child_subreaper: subreaper,
   };
   return tc;
