@@ -13,7 +13,7 @@ import { isAbsolute, join, resolve } from 'node:path';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { CriuTsError } from '../errors.js';
 import { logger } from '../log.js';
-import { NR, waitPid, __WALL, pidExists, ptraceDetach, ptraceSetSigmask } from '../sys/index.js';
+import { NR, PR, waitPid, __WALL, pidExists, ptraceDetach, ptraceSetSigmask } from '../sys/index.js';
 import type { RestoreOptions, RestoreResult, RestoreStats } from '../api/options.js';
 import type { StatsEntry } from '../images/messages.js';
 import { writeImage } from '../images/index.js';
@@ -215,7 +215,8 @@ function makeZombies(plan: ReturnType<typeof planTree>, img: DumpImages): void {
     const comm = img.zombies.get(n.pid)?.tc?.comm;
     if (comm) {
       try {
-        handleFor(n.pid, n.tracee).syscall('prctl(SET_NAME)', NR.prctl, 15 /* PR_SET_NAME */, handleFor(n.pid, n.tracee).putString(comm.slice(0, 15)));
+        const h = handleFor(n.pid, n.tracee);
+        h.syscall('prctl(SET_NAME)', NR.prctl, PR.SET_NAME, h.putString(comm.slice(0, 15)));
       } catch {
         // a name is not worth failing the restore for
       }
