@@ -13,7 +13,9 @@ import type {
 } from '../images/messages.js';
 import { CriuTsError, isCriuTsError } from '../errors.js';
 import { logger } from '../log.js';
-import { parseStat, parseStatus, readComm, readCwd, readRoot, readExe, readAuxv, readNsIds, NS_NAMES } from '../proc/index.js';
+import { parseStat, parseStatus, readComm, readCwd, readRoot, readExe, readAuxv, readNsIds } from '../proc/index.js';
+import { NS_KINDS, NS_ID_FIELD } from '../images/index.js';
+import { refuseForeignNamespaces } from './namespaces.js';
 import { kcmp, KCMP, NR, PR } from '../sys/index.js';
 import type { DumpOptions, DumpResult, DumpStats } from '../api/options.js';
 import { seizeTree, releaseTree, type TaskNode } from './tree.js';
@@ -99,6 +101,8 @@ export async function dumpTree(opts: DumpOptions): Promise<DumpResult> {
   const notify = async (script: string): Promise<void> => {
     await opts.notify?.(script);
   };
+  // A task in namespaces of its own is refused before it is even seized.
+  refuseForeignNamespaces(pid);
   await notify('pre-dump');
   const tree = seizeTree(pid, (opts.timeoutSec ?? 10) * 1000, opts.freezeCgroup);
   let networkLocked = false;
@@ -110,9 +114,14 @@ export async function dumpTree(opts: DumpOptions): Promise<DumpResult> {
   try {
     await notify('network-lock');
     networkLocked = true;
+    for (const node of tree.tasks) if (!node.zombie) refuseForeignNamespaces(node.pid);
     const ft = newFileTable();
     const kobj = new KobjIds();
     const nsIds = new NsIds();
+    // As CRIU: the dumper's own ids come first and are the inventory's
+    // root_ids; a task whose namespace ids differ from them was in a
+    // namespace of its own.
+    const rootIds = taskIds(process.pid, kobj, nsIds);
     const shmemDone = new Set<bigint>();
     let pagesId = 0;
     const fileIdByPath = new Map<string, number>();
@@ -137,7 +146,6 @@ export async function dumpTree(opts: DumpOptions): Promise<DumpResult> {
     };
     const seccomp = new SeccompCollector();
     const pstree: PstreeEntry[] = [];
-    let rootIds: TaskKobjIdsEntry | undefined;
     const fdinfoWritten = new Set<number>();
     const tm = process.hrtime.bigint();
     let done = 0;
@@ -155,8 +163,7 @@ export async function dumpTree(opts: DumpOptions): Promise<DumpResult> {
         done++;
         continue;
       }
-      const ids = taskIds(node, kobj, nsIds);
-      rootIds ??= ids;
+      const ids = taskIds(node.pid, kobj, nsIds);
       pstree.push({ pid: node.pid, ppid: node.ppid, pgid: node.pgid, sid: node.sid, threads: node.threads.map((t) => t.tid) });
       dumpTask(node, dir, ids, ft, fileId, ghostFileId, fdinfoWritten, opts, {
         shmemDone,
@@ -179,8 +186,8 @@ export async function dumpTree(opts: DumpOptions): Promise<DumpResult> {
       lsmtype: 'NO_LSM',
       network_lock_method: 0,
       dump_criu_run_id: randomUUID(),
+      root_ids: rootIds,
     };
-    if (rootIds) inv.root_ids = rootIds;
     writeImage(join(dir, 'inventory.img'), 'INVENTORY', [asImg(inv)]);
     stats.frozenTimeUs = usToNow(t0);
     const st: StatsEntry = {
@@ -222,22 +229,17 @@ function zombieComm(pid: number): string {
   }
 }
 
-function taskIds(node: TaskNode, kobj: KobjIds, nsIds: NsIds): TaskKobjIdsEntry {
-  const ns = readNsIds(node.pid);
+function taskIds(pid: number, kobj: KobjIds, nsIds: NsIds): TaskKobjIdsEntry {
+  const ns = readNsIds(pid);
   const ids: TaskKobjIdsEntry = {
-    vm_id: kobj.idOf(KCMP.VM, node.pid),
-    files_id: kobj.idOf(KCMP.FILES, node.pid),
-    fs_id: kobj.idOf(KCMP.FS, node.pid),
-    sighand_id: kobj.idOf(KCMP.SIGHAND, node.pid),
+    vm_id: kobj.idOf(KCMP.VM, pid),
+    files_id: kobj.idOf(KCMP.FILES, pid),
+    fs_id: kobj.idOf(KCMP.FS, pid),
+    sighand_id: kobj.idOf(KCMP.SIGHAND, pid),
   };
-  const field: Record<string, keyof TaskKobjIdsEntry> = {
-    pid: 'pid_ns_id', net: 'net_ns_id', ipc: 'ipc_ns_id', uts: 'uts_ns_id', mnt: 'mnt_ns_id',
-    user: 'user_ns_id', cgroup: 'cgroup_ns_id', time: 'time_ns_id',
-  };
-  for (const n of NS_NAMES) {
-    const f = field[n];
-    const ino = ns[n];
-    if (f && ino) (ids as unknown as Record<string, number>)[f] = nsIds.idOf(n, ino);
+  for (const kind of NS_KINDS) {
+    const ino = ns[kind];
+    if (ino) (ids as unknown as Record<string, number>)[NS_ID_FIELD[kind]] = nsIds.idOf(kind, ino);
   }
   return ids;
 }

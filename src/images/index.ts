@@ -15,3 +15,4 @@ export {
   IMAGE_KINDS, IMG_COMMON_MAGIC, IMG_SERVICE_MAGIC, kindByFileName, kindByMagic, kindByName, imageFileName,
 } from './table.js';
 export type { ImageKind, PayloadRule, HeaderKind } from './table.js';
+export * from './ns-ids.js';

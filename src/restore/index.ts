@@ -19,6 +19,7 @@ import type { StatsEntry } from '../images/messages.js';
 import { writeImage } from '../images/index.js';
 import type { RestoreFilesContext } from '../kinds/index.js';
 import { loadDump, type DumpImages } from './images.js';
+import { refuseForeignNamespaceIds } from './namespaces.js';
 import { materializeGhosts, removeGhosts } from '../kinds/index.js';
 import { startStub, disposeStub, type Stub } from './stub.js';
 import { planTree, TASK_STOPPED, type RestoreNode } from './plan.js';
@@ -36,6 +37,7 @@ const SIGCHLD = 17;
 export async function restoreTree(opts: RestoreOptions): Promise<RestoreResult> {
   const dir = resolve(opts.imagesDir ?? '.');
   const img = loadDump(dir);
+  for (const t of img.tasks) refuseForeignNamespaceIds(t.pstree.pid, t.ids, img.inventory.root_ids);
   const ghosts = materializeGhosts(dir, img.files);
   try {
     return await restoreLoaded(opts, dir, img);

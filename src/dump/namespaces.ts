@@ -1,0 +1,76 @@
+/**
+ * Namespaces of the dumped tree, as far as criu-ts handles them today: it
+ * records which namespaces each task uses (ids-*.img, inventory root_ids)
+ * and refuses a tree that lives in namespaces other than criu-ts's own,
+ * because restoring such a task into our namespaces would silently change
+ * what it sees (another root, other pids, another network).
+ *
+ * The ns ids follow CRIU: criu-ts's own namespaces are numbered first, in
+ * CRIU's order (pid, net, ipc, uts, time, mnt, user, cgroup), and
+ * inventory.root_ids holds criu-ts's own ids, so a task whose ids differ
+ * from root_ids was in a namespace of its own.
+ */
+import { existsSync, readlinkSync } from 'node:fs';
+import { CriuTsError } from '../errors.js';
+import { readComm } from '../proc/index.js';
+import { NS_KINDS } from '../images/index.js';
+
+
+/** /proc/PID/ns links compared with ours: every kind, and what the task's next children get. */
+const CHECKED_LINKS: readonly string[] = [...NS_KINDS, 'pid_for_children', 'time_for_children'];
+
+/** "pid:[4026531836]", or undefined when the kernel lacks that namespace kind. */
+function nsLink(pid: number, name: string): string | undefined {
+  try {
+    return readlinkSync(`/proc/${pid}/ns/${name}`);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' && !nsLinkExists(process.pid, name)) return undefined;
+    if ((code === 'ENOENT' || code === 'ESRCH') && !existsSync(`/proc/${pid}/ns`)) {
+      throw new CriuTsError('ENOTASK', `task ${pid} is gone`, { pid }, e);
+    }
+    // pid_for_children of a task that unshared CLONE_NEWPID and has not
+    // forked yet: the new namespace has no init, and the kernel shows no link.
+    if (code === 'ENOENT') return `${name.replace('_for_children', '')}:[new, not yet entered]`;
+    throw new CriuTsError('EDUMP', `task ${pid}: cannot read /proc/${pid}/ns/${name}: ${(e as Error).message}`, { pid }, e);
+  }
+}
+
+function nsLinkExists(pid: number, name: string): boolean {
+  try {
+    readlinkSync(`/proc/${pid}/ns/${name}`);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function commOf(pid: number): string {
+  try {
+    return ` (${readComm(pid)})`;
+  } catch {
+    return '';
+  }
+}
+
+/**
+ * Refuse a task that uses a namespace other than criu-ts's own, or whose
+ * future children would get one (after unshare(CLONE_NEWPID|CLONE_NEWTIME)).
+ * One line names the task, the namespace and both inodes.
+ */
+export function refuseForeignNamespaces(pid: number): void {
+  for (const name of CHECKED_LINKS) {
+    const ours = nsLink(process.pid, name);
+    if (ours === undefined) continue;
+    const theirs = nsLink(pid, name);
+    if (theirs === undefined || theirs === ours) continue;
+    const what = name.endsWith('_for_children')
+      ? `would start its children in another ${name.replace('_for_children', '')} namespace (${theirs})`
+      : `is in its own ${name} namespace (${theirs}; criu-ts is in ${ours})`;
+    throw new CriuTsError(
+      'EUNSUPPORTED',
+      `task ${pid}${commOf(pid)} ${what}: criu-ts cannot checkpoint namespaces yet`,
+      { pid, namespace: name, task: theirs, ours },
+    );
+  }
+}
