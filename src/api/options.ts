@@ -16,6 +16,8 @@ export interface CommonOptions {
   tcpEstablished?: boolean;
   /** --file-locks */
   fileLocks?: boolean;
+  /** --link-remap: a file unlinked but still linked elsewhere gets a temporary name at dump (removed by the restore) */
+  linkRemap?: boolean;
   /** --ghost-limit in bytes (CRIU default 1 MiB) */
   ghostLimit?: number;
   /** show progress on a terminal (bytes and pages, tasks done) */

@@ -58,6 +58,7 @@ function common(o: CliOptions): CommonOptions {
     extUnixSk: o.extUnixSk,
     tcpEstablished: o.tcpEstablished,
     fileLocks: o.fileLocks,
+    linkRemap: o.linkRemap,
   };
   if (o.ghostLimitBytes !== undefined) c.ghostLimit = o.ghostLimitBytes;
   return c;

@@ -52,7 +52,7 @@ export const OPTIONS: readonly OptionSpec[] = [
   { long: 'tcp-established', arg: 'none', negatable: true, support: Y },
   { long: 'file-locks', short: 'l', arg: 'none', negatable: true, support: Y },
   { long: 'ghost-limit', arg: 'required', support: Y },
-  { long: 'link-remap', arg: 'none', negatable: true, support: I },
+  { long: 'link-remap', arg: 'none', negatable: true, support: Y },
   { long: 'evasive-devices', arg: 'none', negatable: true, support: I },
   { long: 'skip-in-flight', arg: 'none', negatable: true, support: I },
   { long: 'tcp-close', arg: 'none', negatable: true, support: I },

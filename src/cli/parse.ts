@@ -36,6 +36,7 @@ export interface CliOptions {
   restoreSibling: boolean;
   shellJob: boolean;
   extUnixSk: boolean;
+  linkRemap: boolean;
   tcpEstablished: boolean;
   fileLocks: boolean;
   ghostLimitBytes?: number;
@@ -125,6 +126,7 @@ function defaults(): CliOptions {
     restoreSibling: false,
     shellJob: false,
     extUnixSk: false,
+    linkRemap: false,
     tcpEstablished: false,
     fileLocks: false,
     displayStats: false,
@@ -238,6 +240,7 @@ function apply(hit: Hit, raw: Raw): 'version' | undefined {
       break;
     case 'tcp-established': o.tcpEstablished = on; break;
     case 'file-locks': o.fileLocks = on; break;
+    case 'link-remap': o.linkRemap = on; break;
     case 'ghost-limit': o.ghostLimitBytes = sizeArg(shown, value); break;
     case 'track-mem': o.trackMem = on; break;
     case 'prev-images-dir': o.prevImagesDir = nonEmpty(shown, value); break;

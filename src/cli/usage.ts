@@ -43,6 +43,7 @@ Dump/Restore options:
      --tcp-established  checkpoint/restore established TCP connections
   -l|--file-locks       handle file locks
      --ghost-limit SIZE max size of deleted files kept in the image (K/M/G)
+     --link-remap       give files deleted but still linked elsewhere a temporary name
      --config FILE      read options from FILE (and skip the default files)
      --no-default-config  do not read the default configuration files
      --action-script FILE run "sh -c FILE" at each action point (repeatable;
@@ -50,7 +51,7 @@ Dump/Restore options:
      --exec-cmd         on restore, run the command given after "--" once the
                         tree runs, and exit with its status
 
-Accepted and ignored (with a warning): --manage-cgroups, --cgroup-*, --link-remap,
+Accepted and ignored (with a warning): --manage-cgroups, --cgroup-*,
   --evasive-devices, --skip-in-flight, --tcp-close, --auto-dedup, --weak-sysctls,
   --force-irmap, --skip-mnt, --enable-fs, --lsm-profile, --network-lock, --cpu-cap,
   --status-fd (criu writes it only for page-server, lazy-pages and service), -L|--libdir, ...

@@ -23,7 +23,7 @@ import { dumpGpRegs, dumpFpRegs } from './regs.js';
 import { dumpTaskCore, dumpThreadCore, dumpTidAddress } from './task-state.js';
 import { dumpFds, newFileTable, addFile, type FileTable } from './files.js';
 import { dumpMemory } from '../kinds/memory/dump.js';
-import { regEntryForPath, dumpGhost, SeccompCollector, memfdFileForMapping } from '../kinds/index.js';
+import { regEntryForPath, dumpUnlinked, SeccompCollector, memfdFileForMapping, type UnlinkedOptions } from '../kinds/index.js';
 import { makeProgress } from '../progress.js';
 
 const log = logger('dump');
@@ -134,13 +134,14 @@ export async function dumpTree(opts: DumpOptions): Promise<DumpResult> {
       }
       return id;
     };
-    const ghostIds = new Map<bigint, number>();
+    const ghostIds = new Map<string, number>();
     const ghostFileId = (path: string, flags: number, openPath: string, inode: bigint): number => {
-      let id = ghostIds.get(inode);
+      const key = `${flags}:${inode}`;
+      let id = ghostIds.get(key);
       if (id === undefined) {
         id = addFile(ft, (i) => regEntryForPath(i, path, flags));
-        dumpGhost(id, path, openPath, opts.ghostLimit ?? 1 << 20, `mapping of ${path}`);
-        ghostIds.set(inode, id);
+        dumpUnlinked(id, path, openPath, unlinkedOpts(ft, opts), `mapping of ${path}`);
+        ghostIds.set(key, id);
       }
       return id;
     };
@@ -338,7 +339,7 @@ function dumpTask(
     fdinfoWritten.add(ids.files_id);
     const fds: FdinfoEntry[] = dumpFds(pid, ft, {
       shellJob: opts.shellJob ?? false, extUnixSk: opts.extUnixSk ?? false,
-      fileLocks: opts.fileLocks ?? false, ghostLimit: opts.ghostLimit ?? 1 << 20, tcpEstablished: opts.tcpEstablished ?? false,
+      fileLocks: opts.fileLocks ?? false, ghostLimit: opts.ghostLimit ?? 1 << 20, linkRemap: opts.linkRemap ?? false, tcpEstablished: opts.tcpEstablished ?? false,
     });
     writeImage(join(dir, `fdinfo-${ids.files_id}.img`), 'FDINFO', fds.map(asImg));
   }
@@ -347,12 +348,19 @@ function dumpTask(
     if (!path.endsWith(DELETED)) return fileId(path, 0);
     const real = path.slice(0, -DELETED.length);
     const id = addFile(ft, (i) => regEntryForPath(i, real, 0));
-    dumpGhost(id, real, `/proc/${pid}/${link}`, 0, `task ${pid} ${link}`);
+    dumpUnlinked(id, real, `/proc/${pid}/${link}`, unlinkedOpts(ft, opts), `task ${pid} ${link}`);
     return id;
   };
   const fs: FsEntry = { cwd_id: dirId(readCwd(pid), 'cwd'), root_id: dirId(readRoot(pid), 'root'), umask: status.umask };
   writeImage(join(dir, `fs-${pid}.img`), 'FS', [asImg(fs)]);
   writeImage(join(dir, `ids-${pid}.img`), 'IDS', [asImg(ids)]);
+}
+
+function unlinkedOpts(ft: FileTable, opts: DumpOptions): UnlinkedOptions {
+  return {
+    ghostLimit: opts.ghostLimit ?? 1 << 20, linkRemap: opts.linkRemap ?? false,
+    addFile: (make) => addFile(ft, make),
+  };
 }
 
 /**

@@ -27,6 +27,8 @@ export interface DumpFilesContext {
   /** options that change what may be dumped */
   opts: {
     shellJob: boolean; extUnixSk: boolean; fileLocks: boolean; ghostLimit: number;
+    /** --link-remap: a file unlinked but still linked elsewhere gets a temporary name */
+    linkRemap?: boolean;
     /** --tcp-established (established TCP connections go through TCP_REPAIR) */
     tcpEstablished?: boolean;
   };

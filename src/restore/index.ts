@@ -20,7 +20,7 @@ import { writeImage } from '../images/index.js';
 import type { RestoreFilesContext } from '../kinds/index.js';
 import { loadDump, type DumpImages } from './images.js';
 import { refuseForeignNamespaceIds } from './namespaces.js';
-import { materializeGhosts, removeGhosts } from '../kinds/index.js';
+import { materializeRemaps, removeGhosts } from '../kinds/index.js';
 import { startStub, disposeStub, type Stub } from './stub.js';
 import { planTree, TASK_STOPPED, type RestoreNode } from './plan.js';
 import { createTree, retireHelpers } from './create.js';
@@ -38,12 +38,17 @@ export async function restoreTree(opts: RestoreOptions): Promise<RestoreResult> 
   const dir = resolve(opts.imagesDir ?? '.');
   const img = loadDump(dir);
   for (const t of img.tasks) refuseForeignNamespaceIds(t.pstree.pid, t.ids, img.inventory.root_ids);
-  const ghosts = materializeGhosts(dir, img.files);
+  const remaps = materializeRemaps(dir, img.files);
+  let ok = false;
   try {
-    return await restoreLoaded(opts, dir, img);
+    const r = await restoreLoaded(opts, dir, img);
+    ok = true;
+    return r;
   } finally {
     // The restored tasks hold them open or mapped; their names must go again.
-    removeGhosts(ghosts);
+    removeGhosts(remaps.ghosts);
+    // The dump's temporary links too, but only once they served: a failed restore may be tried again.
+    if (ok) removeGhosts(remaps.links);
   }
 }
 

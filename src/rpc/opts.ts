@@ -131,7 +131,7 @@ function refused(o: EffectiveOpts, op: Operation): string[] {
 
 /** Accepted, logged as ignored when set: leaving them out does not change what criu-ts can dump or restore. */
 const IGNORED_FIELDS = [
-  'evasive_devices', 'link_remap', 'auto_dedup', 'force_irmap', 'irmap_scan_paths', 'manage_cgroups',
+  'evasive_devices', 'auto_dedup', 'force_irmap', 'irmap_scan_paths', 'manage_cgroups',
   'manage_cgroups_mode', 'cg_root', 'cgroup_props', 'cgroup_props_file', 'cgroup_dump_controller', 'cgroup_yard',
   'cpu_cap', 'skip_mnt', 'enable_fs', 'ext_sharing', 'ext_masters', 'tcp_skip_in_flight', 'tcp_close',
   'weak_sysctls', 'status_fd', 'lsm_profile', 'lsm_mount_context', 'tls', 'tls_cacert', 'tls_cacrl', 'tls_cert',
@@ -165,6 +165,7 @@ function common(o: EffectiveOpts, dirs: RequestDirs): CommonOptions {
   if (o.ext_unix_sk !== undefined) c.extUnixSk = o.ext_unix_sk;
   if (o.tcp_established !== undefined) c.tcpEstablished = o.tcp_established;
   if (o.file_locks !== undefined) c.fileLocks = o.file_locks;
+  if (o.link_remap !== undefined) c.linkRemap = o.link_remap;
   return c;
 }
 

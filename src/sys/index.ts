@@ -10,3 +10,4 @@ export { sys, sysTry, sysBig, addr } from './libc.js';
 export * from './fhandle.js';
 export * from './socket.js';
 export * from './seqpacket.js';
+export * from './nodes.js';

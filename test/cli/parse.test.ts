@@ -116,7 +116,8 @@ test('dump and restore flags', () => {
 
 test('ignored and unsupported options', () => {
   const o = opts(['dump', '-t', '1', '--manage-cgroups', '--link-remap', '--manage-cgroups=full', '--no-page-server']);
-  assert.deepEqual(o.ignored, ['--manage-cgroups', '--link-remap', '--manage-cgroups']);
+  assert.deepEqual(o.ignored, ['--manage-cgroups', '--manage-cgroups']);
+  assert.equal(o.linkRemap, true);
   fails(['restore', '--external', 'mnt[]'], /^--external is not supported yet$/, 'EUNSUPPORTED');
   fails(['dump', '-t', '1', '--page-server'], /^--page-server is not supported yet$/, 'EUNSUPPORTED');
   fails(['restore', '--inherit-fd', 'fd[3]:pipe[1]'], /--inherit-fd is not supported yet/, 'EUNSUPPORTED');

@@ -29,6 +29,7 @@ const EXPECTED_FAILING: Readonly<Record<string, string>> = {
 const DUMP_OPTIONS: Readonly<Record<string, Partial<DumpOptions>>> = {
   'fd-kinds': { fileLocks: true },
   'tcp-conn': { tcpEstablished: true },
+  'link-remap': { linkRemap: true },
 };
 
 const STEP_TIMEOUT_MS = 120_000;

@@ -32,6 +32,8 @@ export const SUBJECTS: readonly SubjectCase[] = [
   c('fd-kinds', 'eventfd, epoll, timerfd, signalfd, inotify, fanotify, flock, POSIX lock, pidfd, ptmx', { args: ['--fanotify', '1', '--tty', '1'] }),
   c('proc-target', 'threads, children, POSIX timer, rlimit, umask, deleted mapping', { pthread: true }),
   c('ghost-files', 'unlinked open file (contents, offset), mapping of an unlinked file, removed cwd, file renamed while open'),
+  c('ghost-shared', 'unlinked inodes as one inode each (two names, fd + mapping, parent + child, O_TMPFILE, removed dirs and cwd), sparse with suid/sgid, owner, mtime'),
+  c('link-remap', 'a file unlinked but linked elsewhere, dumped with --link-remap: same inode, temporary name removed'),
   c('seccomp-filter', 'two stacked seccomp filters under no_new_privs, still applied after restore'),
   c('orphan-session', 'a session whose leader exited (daemon double fork) under a subreaper root'),
   c('fork-churn', 'forks and reaps children all the time, also while the dump runs', { runMs: 50 }),

@@ -1,109 +1,333 @@
 /**
- * Ghost files: regular files unlinked while still open or mapped. The name
- * is gone, so the contents travel in the images: ghost-file-<id>.img holds a
- * ghost_file_entry (owner, mode, times, size) followed by the bytes, and
- * remap-fpath.img says which file entry is backed by which ghost (CRIU's
- * GHOST remap). At restore the ghost is written back next to where the file
- * was, opened and mapped by everyone who had it, and unlinked again once
- * the restore is over, so the restored tasks hold an unlinked file again.
+ * Files whose name is gone while a task still holds them (open, mapped, or
+ * as cwd). Two remaps, as CRIU (remap-fpath.img says which file entry is
+ * backed by what):
  *
- * Known limits: files larger than --ghost-limit (default 1 MiB, as CRIU) are
- * refused; contents are written whole (no sparse chunks); a file unlinked
- * but still linked elsewhere (nlink > 0) is treated as a ghost too.
+ * - GHOST: the inode has no name left (nlink 0). Its contents travel in
+ *   ghost-file-<gid>.img: a ghost_file_entry (type, mode with suid/sgid,
+ *   owner, times, size, rdev) then, for a regular file, its data runs as
+ *   ghost_chunk_entry + bytes, found with SEEK_DATA/SEEK_HOLE so holes stay
+ *   holes. One ghost per inode (dev, ino) for the whole dump: every fd,
+ *   mapping and cwd of that inode in every task points at it, so the restore
+ *   makes one inode again. --ghost-limit is compared with the blocks the
+ *   file really takes (st_blocks * 512), not its apparent size.
+ * - LINKED (--link-remap): the name is gone but the inode is still linked
+ *   elsewhere (nlink > 0). The dump gives it a temporary hard link
+ *   `link_remap.<id>` in its old directory (linkat through /proc), recorded
+ *   as a REG entry; the restore opens that name and removes it afterwards.
+ *
+ * At restore a ghost is created next to its old path (`<path>.cr.<gid>.ghost`;
+ * a directory at its own path, missing parents made), everybody opens it,
+ * and it is removed again once the restore is over.
+ *
+ * Known limits: an unlinked symlink or socket inode is refused; ghosts are
+ * created by path in criu-ts's mount namespace.
  */
-import { openSync, fstatSync, readSync, closeSync, writeFileSync, chownSync, utimesSync, existsSync, mkdirSync, rmSync, rmdirSync } from 'node:fs';
+import { openSync, fstatSync, statSync, readSync, closeSync, writeSync, ftruncateSync, fchownSync, fchmodSync, lchownSync, chmodSync, existsSync, mkdirSync, rmSync, rmdirSync, unlinkSync, constants as FS } from 'node:fs';
 import { dirname, basename, join } from 'node:path';
 import { CriuTsError } from '../../errors.js';
 import { writeImage, readImage } from '../../images/index.js';
-import type { GhostFileEntry, RemapFilePathEntry, FileEntry } from '../../images/messages.js';
-import { emitExtra, dumpScope } from './dump-extras.js';
+import type { GhostFileEntry, GhostChunkEntry, RemapFilePathEntry, FileEntry } from '../../images/messages.js';
+import { lseek, mknod, linkOpenFile, futimens, lutimens, isSyscallError, type FileTimes } from '../../sys/index.js';
+import { emitExtra, dumpScope, dumpMemo } from './dump-extras.js';
 import { logger } from '../../log.js';
 
 const log = logger('ghost');
 
 export const DELETED_SUFFIX = ' (deleted)';
 
-/** Copy the unlinked file reachable at `openPath` (a /proc fd or map_files link) into the images as the ghost of file `id`. */
+const S_IFMT = 0o170000;
+const S_IFDIR = 0o040000;
+const S_IFREG = 0o100000;
+const S_IFIFO = 0o010000;
+const S_IFCHR = 0o020000;
+const S_IFBLK = 0o060000;
+const SEEK_DATA = 3;
+const SEEK_HOLE = 4;
+const ST_UNIT = 512n;
+/** Old images say "ghost" with this bit of remap_id instead of remap_type. */
+const REMAP_GHOST_BIT = 0x80000000;
+
+export interface UnlinkedOptions {
+  ghostLimit: number;
+  linkRemap: boolean;
+  /** add a file entry to files.img (the REG entry of a link remap); returns its id */
+  addFile(make: (id: number) => FileEntry): number;
+}
+
+/**
+ * File entry `fileId` names `name`, which no longer exists; `openPath` (a
+ * /proc fd, map_files or cwd link) reaches the inode. Records how the
+ * restore gets it back: a ghost (nlink 0) or a link remap (--link-remap).
+ */
+export function dumpUnlinked(fileId: number, name: string, openPath: string, o: UnlinkedOptions, what: string): void {
+  const st = statSync(openPath, { bigint: true });
+  if (st.nlink === 0n) {
+    dumpGhost(fileId, name, openPath, o.ghostLimit, what);
+    return;
+  }
+  if (!o.linkRemap) {
+    throw new CriuTsError('EUNSUPPORTED', `${what}: ${name} was unlinked but is still linked elsewhere (nlink ${st.nlink}); use --link-remap`, { id: fileId, name });
+  }
+  dumpLinkRemap(fileId, name, openPath, o, what);
+}
+
+function dumpLinkRemap(fileId: number, name: string, openPath: string, o: UnlinkedOptions, what: string): void {
+  const sc = dumpScope();
+  if (!sc) throw new CriuTsError('EINTERNAL', 'link remap outside a dump', { id: fileId });
+  let linkPath = '';
+  const lid = o.addFile((id) => {
+    // Any unique name works: the restore finds it by file id. The parent may be gone too: go up.
+    let dir = dirname(name);
+    for (;;) {
+      linkPath = join(dir, `link_remap.${id}`);
+      try {
+        linkOpenFile(openPath, linkPath);
+        break;
+      } catch (e) {
+        if (!isSyscallError(e) || e.errno !== 2 /* ENOENT */ || dir === '/') {
+          throw new CriuTsError('EDUMP', `${what}: cannot link ${name} as ${linkPath}: ${(e as Error).message}`, { id: fileId, name }, e);
+        }
+        dir = dirname(dir);
+      }
+    }
+    return { type: 'REG', id, reg: { id, flags: 0, pos: 0n, fown: { uid: 0, euid: 0, signum: 0, pid_type: 0, pid: 0 }, name: linkPath } };
+  });
+  const made = linkPath;
+  // The link must outlive the dump only when the tasks are gone and a restore needs it.
+  sc.atExit.push((tasksLive) => {
+    if (tasksLive) rmSync(made, { force: true });
+  });
+  const remap: RemapFilePathEntry = { orig_id: fileId, remap_id: lid, remap_type: 'LINKED' };
+  emitExtra('REMAP_FPATH', remap, Buffer.alloc(0));
+  log.debug(`${what}: ${name} linked as ${made} (file ${lid})`);
+}
+
+/** Copy the unlinked inode reachable at `openPath` into the images (once per inode) and remap file `id` to it. */
 export function dumpGhost(id: number, name: string, openPath: string, ghostLimit: number, what: string): void {
   const sc = dumpScope();
   if (!sc) throw new CriuTsError('EINTERNAL', 'ghost file outside a dump', { id });
-  const fd = openSync(openPath, 'r');
+  const ghosts = dumpMemo('ghost-files', () => ({ byInode: new Map<string, number>(), next: 1 }));
+  const st = statSync(openPath, { bigint: true });
+  const key = `${st.dev}:${st.ino}`;
+  let gid = ghosts.byInode.get(key);
+  if (gid === undefined) {
+    gid = ghosts.next++;
+    writeGhostImage(join(sc.dir, `ghost-file-${gid.toString(16)}.img`), name, openPath, ghostLimit, what);
+    ghosts.byInode.set(key, gid);
+  }
+  const remap: RemapFilePathEntry = { orig_id: id, remap_id: gid, remap_type: 'GHOST' };
+  emitExtra('REMAP_FPATH', remap, Buffer.alloc(0));
+}
+
+function timeval(sec: bigint, ns: bigint): { tv_sec: bigint; tv_usec: bigint } {
+  return { tv_sec: sec, tv_usec: (ns % 1000000000n) / 1000n };
+}
+
+function writeGhostImage(imgPath: string, name: string, openPath: string, ghostLimit: number, what: string): void {
+  const st = statSync(openPath, { bigint: true });
+  const mode = Number(st.mode);
+  const g: GhostFileEntry = {
+    uid: Number(st.uid), gid: Number(st.gid), mode, dev: Number(st.dev & 0xffffffffn), ino: st.ino,
+    atim: timeval(st.atimeMs / 1000n, st.atimeNs), mtim: timeval(st.mtimeMs / 1000n, st.mtimeNs),
+  };
+  const type = mode & S_IFMT;
+  if (type === S_IFDIR || type === S_IFIFO) {
+    writeImage(imgPath, 'GHOST_FILE', [g as unknown as Record<string, unknown>]);
+    return;
+  }
+  if (type === S_IFCHR || type === S_IFBLK) {
+    g.rdev = Number(st.rdev & 0xffffffffn);
+    writeImage(imgPath, 'GHOST_FILE', [g as unknown as Record<string, unknown>]);
+    return;
+  }
+  if (type !== S_IFREG) throw new CriuTsError('EUNSUPPORTED', `${what}: ${name} is unlinked and of a type criu-ts cannot recreate (mode 0${mode.toString(8)})`, { name, mode });
+  const allocated = st.blocks * ST_UNIT;
+  if (allocated > BigInt(ghostLimit)) {
+    throw new CriuTsError('EUNSUPPORTED', `${what}: unlinked file ${name} takes ${allocated} bytes on disk, more than --ghost-limit ${ghostLimit}`, { name, size: allocated });
+  }
+  g.chunks = true;
+  g.size = st.size;
+  const entries: Record<string, unknown>[] = [g as unknown as Record<string, unknown>];
+  const payloads: (Buffer | undefined)[] = [undefined];
+  const fd = openSync(openPath, FS.O_RDONLY);
   try {
-    const st = fstatSync(fd, { bigint: true });
-    if (st.isDirectory()) {
-      // A removed directory (e.g. a deleted cwd): nothing to copy, only its mode and owner.
-      const g: GhostFileEntry = { uid: Number(st.uid), gid: Number(st.gid), mode: Number(st.mode), dev: Number(st.dev), ino: st.ino };
-      writeImage(join(sc.dir, `ghost-file-${id.toString(16)}.img`), 'GHOST_FILE', [g as unknown as Record<string, unknown>], [Buffer.alloc(0)]);
-      emitExtra('REMAP_FPATH', { orig_id: id, remap_id: id, remap_type: 'GHOST' }, Buffer.alloc(0));
-      return;
+    const size = Number(fstatSync(fd, { bigint: true }).size);
+    let total = 0;
+    for (let off = 0; off < size;) {
+      let start: number;
+      try {
+        start = lseek(fd, off, SEEK_DATA);
+      } catch {
+        break; // ENXIO: nothing but a hole up to the end
+      }
+      if (start >= size) break;
+      const end = Math.min(lseek(fd, start, SEEK_HOLE), size);
+      total += end - start;
+      // A file system without hole reporting calls everything data: the blocks still bound what we copy.
+      if (total > ghostLimit && BigInt(total) > allocated) {
+        throw new CriuTsError('EUNSUPPORTED', `${what}: unlinked file ${name} has more than --ghost-limit ${ghostLimit} bytes of data`, { name });
+      }
+      const data = Buffer.alloc(end - start);
+      for (let got = 0; got < data.length;) {
+        const n = readSync(fd, data, got, data.length - got, start + got);
+        if (n <= 0) throw new CriuTsError('EDUMP', `${what}: unlinked file ${name} shrank while it was read`, { name });
+        got += n;
+      }
+      const chunk: GhostChunkEntry = { len: BigInt(data.length), off: BigInt(start) };
+      entries.push(chunk as unknown as Record<string, unknown>);
+      payloads.push(data);
+      off = end;
     }
-    if (!st.isFile()) throw new CriuTsError('EUNSUPPORTED', `${what}: ${name} is unlinked and not a regular file`, { id, name });
-    if (st.size > BigInt(ghostLimit)) {
-      throw new CriuTsError('EUNSUPPORTED', `${what}: unlinked file ${name} is ${st.size} bytes, more than --ghost-limit ${ghostLimit}`, { id, name, size: st.size });
-    }
-    const data = Buffer.alloc(Number(st.size));
-    let off = 0;
-    while (off < data.length) {
-      const n = readSync(fd, data, off, data.length - off, off);
-      if (n <= 0) break;
-      off += n;
-    }
-    const g: GhostFileEntry = {
-      uid: Number(st.uid), gid: Number(st.gid), mode: Number(st.mode), dev: Number(st.dev), ino: st.ino,
-      atim: { tv_sec: st.atimeMs / 1000n, tv_usec: (st.atimeNs / 1000n) % 1000000n },
-      mtim: { tv_sec: st.mtimeMs / 1000n, tv_usec: (st.mtimeNs / 1000n) % 1000000n },
-      chunks: false,
-      size: st.size,
-    };
-    writeImage(join(sc.dir, `ghost-file-${id.toString(16)}.img`), 'GHOST_FILE', [g as unknown as Record<string, unknown>], [data]);
-    const remap: RemapFilePathEntry = { orig_id: id, remap_id: id, remap_type: 'GHOST' };
-    emitExtra('REMAP_FPATH', remap, Buffer.alloc(0));
-    log.debug(`${what}: ghost ${name} (${data.length} bytes) as ghost-file-${id.toString(16)}.img`);
+    writeImage(imgPath, 'GHOST_FILE', entries, payloads);
+    log.debug(`${what}: ghost ${name} (${size} bytes, ${total} of data in ${entries.length - 1} runs) as ${basename(imgPath)}`);
   } finally {
     closeSync(fd);
   }
 }
 
+/** What a restore created for remaps, to remove once it is over. */
+export interface MaterializedRemaps {
+  /** ghost files and directories, then directories made for them (removed in this order) */
+  ghosts: string[];
+  /** link_remap.N names made by the dump: removed after a successful restore only (a retry needs them) */
+  links: string[];
+}
+
 /**
- * Before a restore: write every ghost back under a temporary name next to
- * its original path and point its file entries there. Returns the paths to
- * unlink when the restore is over (whatever its outcome).
+ * Before a restore: create every ghost once (per ghost id) and point each
+ * file entry remapped to it, or to a link remap, at the name to open.
  */
-export function materializeGhosts(imagesDir: string, files: Map<number, FileEntry>): string[] {
+export function materializeRemaps(imagesDir: string, files: Map<number, FileEntry>): MaterializedRemaps {
+  const made: MaterializedRemaps = { ghosts: [], links: [] };
   const remapPath = join(imagesDir, 'remap-fpath.img');
-  if (!existsSync(remapPath)) return [];
-  const created: string[] = [];
+  if (!existsSync(remapPath)) return made;
+  const ghostPaths = new Map<number, string>();
   try {
     for (const r of readImage(remapPath).entries as unknown as RemapFilePathEntry[]) {
-      if (r.remap_type !== 'GHOST' && r.remap_type !== 1) continue;
-      const f = files.get(r.orig_id);
-      if (!f?.reg) continue;
-      const img = readImage(join(imagesDir, `ghost-file-${r.remap_id.toString(16)}.img`));
-      const g = img.entries[0] as unknown as GhostFileEntry | undefined;
-      if (!g) throw new CriuTsError('EIMAGE', `ghost-file-${r.remap_id.toString(16)}.img is empty`, { id: r.remap_id });
-      const path = join(dirname(f.reg.name), `.${basename(f.reg.name)}.criu-ts-ghost.${r.remap_id}`);
-      if ((g.mode & 0o170000) === 0o040000) mkdirSync(path, { mode: g.mode & 0o7777 });
-      else writeFileSync(path, img.extras[0] ?? Buffer.alloc(0), { mode: g.mode & 0o7777 });
-      created.push(path);
-      try {
-        chownSync(path, g.uid, g.gid);
-        if (g.atim && g.mtim) utimesSync(path, Number(g.atim.tv_sec), Number(g.mtim.tv_sec));
-      } catch {
-        // ownership and times are best effort
+      let type = r.remap_type as string | number | undefined;
+      let remapId = r.remap_id;
+      if (type === undefined) {
+        type = (remapId & REMAP_GHOST_BIT) !== 0 ? 'GHOST' : 'LINKED';
+        remapId = (remapId & ~REMAP_GHOST_BIT) >>> 0;
       }
-      f.reg.name = path;
+      const f = files.get(r.orig_id);
+      if (!f?.reg) throw new CriuTsError('EIMAGE', `remap-fpath.img: file ${r.orig_id} is not a regular file entry`, { id: r.orig_id });
+      if (type === 'GHOST' || type === 1) {
+        let path = ghostPaths.get(remapId);
+        if (path === undefined) {
+          path = createGhost(imagesDir, remapId, f.reg.name, made.ghosts);
+          ghostPaths.set(remapId, path);
+        }
+        f.reg.name = path;
+      } else if (type === 'LINKED' || type === 0) {
+        const link = files.get(remapId)?.reg?.name;
+        if (link === undefined) throw new CriuTsError('EIMAGE', `remap-fpath.img: link remap ${remapId} of file ${r.orig_id} is missing`, { id: r.orig_id });
+        f.reg.name = link;
+        if (!made.links.includes(link)) made.links.push(link);
+      } else {
+        throw new CriuTsError('EUNSUPPORTED', `file ${r.orig_id} (${f.reg.name}) is remapped to a dead process's /proc entry, which criu-ts cannot restore`, { id: r.orig_id });
+      }
     }
   } catch (e) {
-    removeGhosts(created);
+    removeGhosts(made.ghosts);
     throw e;
   }
-  return created;
+  return made;
+}
+
+/** Make ghost `gid` near `orig`; returns the path to open. Everything created is pushed onto `created`. */
+function createGhost(imagesDir: string, gid: number, orig: string, created: string[]): string {
+  const img = readImage(join(imagesDir, `ghost-file-${gid.toString(16)}.img`));
+  const g = img.entries[0] as unknown as GhostFileEntry | undefined;
+  if (!g) throw new CriuTsError('EIMAGE', `ghost-file-${gid.toString(16)}.img is empty`, { id: gid });
+  const type = g.mode & S_IFMT;
+  const perm = g.mode & 0o7777;
+  if (type === S_IFDIR) {
+    // A directory comes back at its own path (a removed cwd reads the same), missing parents made too.
+    const path = existsSync(orig) ? `${orig}.cr.${gid.toString(16)}.ghost` : orig;
+    const made = mkdirSync(path, { recursive: true, mode: 0o700 });
+    const parents: string[] = [];
+    if (made !== undefined) for (let d = dirname(path); d.length >= made.length; d = dirname(d)) parents.push(d);
+    created.push(path);
+    applyMetadata(path, g, perm);
+    // Parents after the ghost itself: they are removed in that order.
+    created.push(...parents);
+    return path;
+  }
+  let dir = dirname(orig);
+  for (;;) {
+    const path = join(dir, `${basename(orig)}.cr.${gid.toString(16)}.ghost`);
+    try {
+      if (type === S_IFREG) writeRegGhost(path, g, img.entries.slice(1) as unknown as GhostChunkEntry[], img.extras.slice(1), perm);
+      else if (type === S_IFIFO) mknod(path, S_IFIFO | 0o600);
+      else if (type === S_IFCHR || type === S_IFBLK) {
+        if (g.rdev === undefined) throw new CriuTsError('EIMAGE', `ghost-file-${gid.toString(16)}.img: a device without rdev`, { id: gid });
+        mknod(path, type | 0o600, g.rdev);
+      } else {
+        throw new CriuTsError('EUNSUPPORTED', `ghost ${orig}: file type 0${type.toString(8)} cannot be recreated`, { id: gid });
+      }
+    } catch (e) {
+      const errno = (e as { errno?: number; code?: string }).errno;
+      const enoent = (e as { code?: string }).code === 'ENOENT' || errno === 2;
+      if (enoent && dir !== '/') {
+        dir = dirname(dir); // the parent is gone too: as CRIU, try the grandparent
+        continue;
+      }
+      throw new CriuTsError('ERESTORE', `cannot create ghost ${path}: ${(e as Error).message}`, { path }, e);
+    }
+    created.push(path);
+    if (type !== S_IFREG) applyMetadata(path, g, perm);
+    return path;
+  }
+}
+
+/** A regular ghost: exclusive create, size, data runs at their offsets (holes stay holes), then owner, mode, times. */
+function writeRegGhost(path: string, g: GhostFileEntry, chunks: GhostChunkEntry[], data: (Buffer | undefined)[], perm: number): void {
+  const fd = openSync(path, FS.O_WRONLY | FS.O_CREAT | FS.O_EXCL | FS.O_NOFOLLOW, 0o600);
+  try {
+    if (g.chunks === true) {
+      ftruncateSync(fd, Number(g.size ?? 0n));
+      chunks.forEach((c, i) => writeAll(fd, data[i] ?? Buffer.alloc(0), Number(c.off)));
+    } else {
+      // Old images: the whole contents follow the entry.
+      writeAll(fd, data[0] ?? Buffer.alloc(0), 0);
+      if (g.size !== undefined) ftruncateSync(fd, Number(g.size));
+    }
+    fchownSync(fd, g.uid, g.gid);
+    // After chown, which clears suid/sgid.
+    fchmodSync(fd, perm);
+    const t = timesOf(g);
+    if (t) futimens(fd, t);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+function writeAll(fd: number, b: Buffer, at: number): void {
+  for (let off = 0; off < b.length;) off += writeSync(fd, b, off, b.length - off, at + off);
+}
+
+/** The image keeps times as timevals (microseconds), as CRIU. */
+function timesOf(g: GhostFileEntry): FileTimes | undefined {
+  if (!g.atim || !g.mtim) return undefined;
+  return {
+    atimeSec: BigInt(g.atim.tv_sec), atimeNsec: BigInt(g.atim.tv_usec) * 1000n,
+    mtimeSec: BigInt(g.mtim.tv_sec), mtimeNsec: BigInt(g.mtim.tv_usec) * 1000n,
+  };
+}
+
+function applyMetadata(path: string, g: GhostFileEntry, perm: number): void {
+  lchownSync(path, g.uid, g.gid);
+  chmodSync(path, perm);
+  const t = timesOf(g);
+  if (t) lutimens(path, t);
 }
 
 export function removeGhosts(paths: readonly string[]): void {
   for (const p of paths) {
     try {
-      rmSync(p, { recursive: false, force: true });
+      unlinkSync(p);
     } catch {
       try {
         rmdirSync(p);

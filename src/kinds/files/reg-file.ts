@@ -13,7 +13,7 @@ import { CriuTsError } from '../../errors.js';
 import { NR } from '../../sys/index.js';
 import type { FileEntry, RegFileEntry, FownEntry } from '../../images/messages.js';
 import type { FileKind, FdProbe, RestoreTaskHandle, DumpFilesContext } from '../types.js';
-import { dumpGhost, DELETED_SUFFIX } from './ghost.js';
+import { dumpUnlinked, DELETED_SUFFIX } from './ghost.js';
 
 export const O_ACCMODE = 3;
 export const O_CREAT = 0o100;
@@ -21,6 +21,8 @@ export const O_TRUNC = 0o1000;
 export const O_APPEND = 0o2000;
 export const O_CLOEXEC = 0o2000000;
 export const O_LARGEFILE = 0o100000;
+/** __O_TMPFILE | O_DIRECTORY */
+const O_TMPFILE = 0o20200000;
 const AT_FDCWD = -100;
 const SEEK_SET = 0;
 
@@ -48,13 +50,18 @@ export const regFileKind: FileKind = {
   },
   dump(p: FdProbe, id: number, ctx: DumpFilesContext): FileEntry {
     let name = p.link;
-    if (name.endsWith(DELETED_SUFFIX) && p.stat.nlink === 0) {
+    if (name.endsWith(DELETED_SUFFIX) && isUnlinked(name, p)) {
       name = name.slice(0, -DELETED_SUFFIX.length);
-      dumpGhost(id, name, `/proc/${p.pid}/fd/${p.fd}`, ctx.opts.ghostLimit, `task ${p.pid} fd ${p.fd}`);
+      dumpUnlinked(id, name, `/proc/${p.pid}/fd/${p.fd}`, {
+        ghostLimit: ctx.opts.ghostLimit, linkRemap: ctx.opts.linkRemap ?? false, addFile: ctx.addFile,
+      }, `task ${p.pid} fd ${p.fd}`);
     }
+    let flags = p.fdinfo.flags & ~O_CLOEXEC;
+    // An O_TMPFILE file keeps O_TMPFILE (which includes O_DIRECTORY) in its flags: it is reopened as a plain file.
+    if (p.stat.isFile()) flags &= ~O_TMPFILE;
     const reg: RegFileEntry = {
       id,
-      flags: p.fdinfo.flags & ~O_CLOEXEC,
+      flags,
       pos: p.fdinfo.pos,
       fown: NO_FOWN,
       name,
@@ -68,12 +75,29 @@ export const regFileKind: FileKind = {
     const reg = e.reg;
     if (!reg) throw new CriuTsError('EIMAGE', `file ${e.id}: REG entry without reg data`, { id: e.id });
     checkSize(reg);
-    const flags = reg.flags & ~(O_CREAT | O_TRUNC);
+    let flags = reg.flags & ~(O_CREAT | O_TRUNC);
+    // Images from an O_TMPFILE file may carry O_TMPFILE: opening the ghost with it would make a new file.
+    if (reg.size !== undefined) flags &= ~O_TMPFILE;
     const fd = Number(t.syscall(`open ${reg.name}`, NR.openat, AT_FDCWD, t.putString(reg.name), flags, 0));
     if (reg.pos !== 0n) t.syscall('lseek', NR.lseek, fd, reg.pos, SEEK_SET);
     return fd;
   },
 };
+
+/**
+ * "NAME (deleted)": the open file lost this name. Unless the inode has no
+ * link left, the suffix could be part of a real name: then the path must not
+ * name this inode.
+ */
+function isUnlinked(link: string, p: FdProbe): boolean {
+  if (p.stat.nlink === 0) return true;
+  try {
+    const st = statSync(link);
+    return !(st.ino === p.stat.ino && st.dev === p.stat.dev);
+  } catch {
+    return true;
+  }
+}
 
 function checkSize(reg: RegFileEntry): void {
   if (reg.size === undefined) return;

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 volatile sig_atomic_t subject_term;
@@ -193,4 +194,51 @@ int64_t subject_now_ns(void)
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+struct subject_child subject_fork_checker(const char *(*check)(void *arg), void *arg)
+{
+	int p[2];
+	if (pipe(p) != 0)
+		subject_fail("pipe for a checker child: %s", strerror(errno));
+	pid_t pid = fork();
+	if (pid < 0)
+		subject_fail("fork a checker child: %s", strerror(errno));
+	if (pid == 0) {
+		close(p[0]);
+		subject_term = 0;
+		subject_wait_term();
+		const char *why = check(arg);
+		if (why != NULL && write(p[1], why, strlen(why)) < 0)
+			_exit(2);
+		_exit(why == NULL ? 0 : 1);
+	}
+	close(p[1]);
+	return (struct subject_child){ .pid = pid, .fd = p[0] };
+}
+
+void subject_child_verdict(struct subject_child c, const char *what)
+{
+	char why[1024];
+	size_t got = 0;
+	int status;
+	if (kill(c.pid, SIGTERM) != 0)
+		subject_fail("%s: child %d is gone: %s", what, c.pid, strerror(errno));
+	for (;;) {
+		ssize_t n = read(c.fd, why + got, sizeof(why) - 1 - got);
+		if (n > 0 && got + (size_t)n < sizeof(why) - 1) {
+			got += (size_t)n;
+			continue;
+		}
+		if (n < 0 && errno == EINTR)
+			continue;
+		break;
+	}
+	why[got] = 0;
+	close(c.fd);
+	while (waitpid(c.pid, &status, 0) < 0)
+		if (errno != EINTR)
+			subject_fail("%s: waitpid %d: %s", what, c.pid, strerror(errno));
+	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+		subject_fail("%s: child: %s", what, got ? why : "died without a verdict");
 }

@@ -46,4 +46,19 @@ int subject_vma_perms(const void *addr, char perms[5]);
 /* Nanoseconds of CLOCK_MONOTONIC. */
 int64_t subject_now_ns(void);
 
+/*
+ * A child that holds some state across the checkpoint. It waits for
+ * SIGTERM, runs check(arg), and reports through a pipe: check returns NULL
+ * when its state survived, else the reason. After its own wait the parent
+ * calls subject_child_verdict, which ends the child and fails (naming
+ * `what`) unless the child passed.
+ */
+#include <sys/types.h>
+struct subject_child {
+	pid_t pid;
+	int fd;
+};
+struct subject_child subject_fork_checker(const char *(*check)(void *arg), void *arg);
+void subject_child_verdict(struct subject_child c, const char *what);
+
 #endif

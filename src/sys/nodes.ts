@@ -1,0 +1,58 @@
+/**
+ * File-system calls Node's fs module lacks: mknodat (FIFOs and device nodes
+ * put back as ghosts) and linkat through a /proc fd link (a name for an
+ * open file whose own name is gone, for --link-remap).
+ */
+import { sys, addr } from './libc.js';
+import { NR } from './nr.js';
+
+const AT_FDCWD = -100;
+/** linkat: follow a /proc/PID/fd/N magic link to the open file itself. */
+const AT_SYMLINK_FOLLOW = 0x400;
+
+function cstr(s: string): Buffer {
+  return Buffer.from(`${s}\0`);
+}
+
+/** mknod(path, mode, dev): mode carries the file type (S_IFIFO, S_IFCHR, S_IFBLK); dev is the kernel's encoding. */
+export function mknod(path: string, mode: number, dev = 0): void {
+  const p = cstr(path);
+  sys('mknodat', NR.mknodat, undefined, AT_FDCWD, addr(p), mode, dev);
+}
+
+/** Give the file open at `procFdPath` (a /proc/PID/fd/N link) the new name `newPath`; fails if `newPath` exists. */
+export function linkOpenFile(procFdPath: string, newPath: string): void {
+  const a = cstr(procFdPath);
+  const b = cstr(newPath);
+  sys('linkat', NR.linkat, undefined, AT_FDCWD, addr(a), AT_FDCWD, addr(b), AT_SYMLINK_FOLLOW);
+}
+
+/** Access and modification times, to the nanosecond (Node's fs rounds through a double). */
+export interface FileTimes {
+  atimeSec: bigint;
+  atimeNsec: bigint;
+  mtimeSec: bigint;
+  mtimeNsec: bigint;
+}
+
+function timespecs(t: FileTimes): Buffer {
+  const b = Buffer.alloc(32);
+  b.writeBigInt64LE(t.atimeSec, 0);
+  b.writeBigInt64LE(t.atimeNsec, 8);
+  b.writeBigInt64LE(t.mtimeSec, 16);
+  b.writeBigInt64LE(t.mtimeNsec, 24);
+  return b;
+}
+
+/** utimensat on an open fd (futimens). */
+export function futimens(fd: number, t: FileTimes): void {
+  const ts = timespecs(t);
+  sys('utimensat', NR.utimensat, undefined, fd, 0, addr(ts), 0);
+}
+
+/** utimensat on a path, not following a final symlink. */
+export function lutimens(path: string, t: FileTimes): void {
+  const p = cstr(path);
+  const ts = timespecs(t);
+  sys('utimensat', NR.utimensat, undefined, AT_FDCWD, addr(p), addr(ts), 0x100 /* AT_SYMLINK_NOFOLLOW */);
+}
