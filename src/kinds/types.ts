@@ -63,6 +63,13 @@ export interface RestoreFilesContext {
    * children, and dup3s `fd` where that entry is used.
    */
   provide(fileId: number, fd: number): void;
+  /**
+   * Run `step` once every task's files exist and every `finish` ran, before
+   * any task runs: for work that needs the other end of something to exist
+   * (a TCP connection leaves repair mode only when its peer socket, maybe
+   * in another task, is there to answer).
+   */
+  afterAllFiles(step: () => void): void;
 }
 
 export interface FileKind {

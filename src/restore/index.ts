@@ -62,12 +62,14 @@ async function restoreLoaded(opts: RestoreOptions, dir: string, img: ReturnType<
   const progress = makeProgress('restore', opts.progress ?? true);
   const created: RestoreNode[] = [];
   let stub: Stub | undefined;
+  const afterFiles: (() => void)[] = [];
   const filesCtx: RestoreFilesContext = {
     fileById: (id) => img.files.get(id),
     imagesDir: dir,
     opts: { shellJob: opts.shellJob ?? false, extUnixSk: opts.extUnixSk ?? false },
     shared: new Map(),
     provide: () => {},
+    afterAllFiles: (step) => afterFiles.push(step),
   };
   const notify = async (script: string): Promise<void> => {
     await opts.notify?.(script);
@@ -97,6 +99,7 @@ async function restoreLoaded(opts: RestoreOptions, dir: string, img: ReturnType<
       const tracee = n.tracee;
       return n.images && tracee ? [{ pid: n.pid, handle: () => handleFor(n.pid, tracee), fds: n.images.fds }] : [];
     }), filesCtx);
+    for (const step of afterFiles) step();
     retireHelpers(plan, (t) => consumeSignal(t, SIGCHLD));
     makeZombies(plan, img);
     for (const n of plan.nodes) finalizeTask(n, img);

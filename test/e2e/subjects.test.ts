@@ -30,6 +30,7 @@ const DUMP_OPTIONS: Readonly<Record<string, Partial<DumpOptions>>> = {
   'fd-kinds': { fileLocks: true },
   'tcp-conn': { tcpEstablished: true },
   'link-remap': { linkRemap: true },
+  'tcp-states': { tcpEstablished: true },
 };
 
 const STEP_TIMEOUT_MS = 120_000;

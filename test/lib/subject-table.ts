@@ -64,6 +64,8 @@ export const SUBJECTS: readonly SubjectCase[] = [
   c('unix-dgram-fork', 'datagram sockets bound and connected by name across a fork, a datagram queued'),
   c('tcp-listen', 'TCP listeners on 127.0.0.1, [::1] and dual-stack [::], bound-only and unbound sockets: ports, options, accept after restore'),
   c('tcp-conn', 'established TCP connections on loopback (dumped with --tcp-established)'),
+  c('tcp-states', 'TCP connections in FIN_WAIT1, FIN_WAIT2, CLOSE_WAIT, LAST_ACK, CLOSING and reset, both ends in the tree, IPv4/IPv6/v4-mapped'),
+  c('tcp-states', 'half-closed TCP connections whose two ends are in a parent and its child', { args: ['--split', '1'] }),
   c('udp', 'UDP sockets v4/v6 bound, connected, unbound, shut down: queued datagrams, peers, options'),
   c('pidfd', 'pidfds of the task and of its child: same pids, flags, signal and exit through them'),
   c('pty-fork', 'pty master in the parent, slave the controlling terminal of a child in its own session'),

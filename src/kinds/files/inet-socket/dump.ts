@@ -10,13 +10,14 @@ import type { FileEntry, InetSkEntry, SkShutdown } from '../../../images/message
 import { logger } from '../../../log.js';
 import {
   AF_INET6, IPPROTO_TCP, IPPROTO_UDP, IPPROTO_UDPLITE, SOCK_DGRAM, SOCK_STREAM, SOL_IPV6, SOL_SOCKET, SOL_TCP,
-  getpeername, getsockname, getsockopt, getsockoptInt,
+  getpeername, getsockname, getsockopt, getsockoptInt, getsockoptTry,
 } from '../../../sys/index.js';
 import type { DumpFilesContext, FdProbe } from '../../types.js';
 import { NO_FOWN, O_CLOEXEC } from '../reg-file.js';
 import { dumpSkOpts } from '../unix-socket/opts.js';
 import { addrText, fromSockaddr } from './addr.js';
 import { inetDiag, TCP_CLOSE, TCP_ESTABLISHED, TCP_LISTEN } from './diag.js';
+import { REPAIRABLE, stateName } from './tcp-states.js';
 import { noteNetNs } from './ns-id.js';
 import { dumpIpOpts, dumpTcpOpts } from './opts.js';
 import { dumpTcpStream } from './tcp-repair.js';
@@ -30,7 +31,18 @@ const IPV6_V6ONLY = 26;
 const TCP_INFO = 11;
 const SHUTDOWN_NAMES: SkShutdown[] = ['NONE', 'READ', 'WRITE', 'BOTH'];
 const PROTO_NAMES: Readonly<Record<number, string>> = { [IPPROTO_TCP]: 'TCP', [IPPROTO_UDP]: 'UDP', [IPPROTO_UDPLITE]: 'UDP-Lite' };
-const TCP_STATE_NAMES = ['', 'ESTABLISHED', 'SYN_SENT', 'SYN_RECV', 'FIN_WAIT1', 'FIN_WAIT2', 'TIME_WAIT', 'CLOSE', 'CLOSE_WAIT', 'LAST_ACK', 'LISTEN', 'CLOSING'];
+const SO_PEERNAME = 28;
+
+/**
+ * The peer's address, also of a connection that is closed or was reset
+ * (getpeername says ENOTCONN then; SO_PEERNAME still tells), as CRIU reads it.
+ */
+function peerOf(fd: number, family: number): Buffer | null {
+  // The kernel wants no more room than the address takes.
+  const b = Buffer.alloc(family === AF_INET6 ? 28 : 16);
+  const n = getsockoptTry(fd, SOL_SOCKET, SO_PEERNAME, b);
+  return n > 0 ? b.subarray(0, n) : getpeername(fd);
+}
 
 /**
  * What TCP_INFO tells about a socket sock_diag does not list (unbound, or in
@@ -60,7 +72,7 @@ export function dumpInetSocket(p: FdProbe, id: number, ctx: DumpFilesContext): F
     refuse(`type ${type} protocol ${proto} is not supported (only TCP and UDP)`);
   }
   const src = fromSockaddr(family, getsockname(p.localFd));
-  const dst = fromSockaddr(family, getpeername(p.localFd));
+  const dst = fromSockaddr(family, peerOf(p.localFd, family));
   const d = inetDiag(family, proto, ino);
   let state: number;
   let backlog = 0;
@@ -81,10 +93,11 @@ export function dumpInetSocket(p: FdProbe, id: number, ctx: DumpFilesContext): F
     if (state === TCP_LISTEN && pending > 0) {
       refuse(`listening on ${addrText(family, src.words, src.port)} with ${pending} connection(s) not accepted yet (in-flight connections are not supported)`);
     }
-    if (state !== TCP_LISTEN && state !== TCP_CLOSE) {
-      const name = `${TCP_STATE_NAMES[state] ?? `state ${state}`} TCP connection ${conn}`;
+    // A closed socket with a peer address was connected: closed both ways, or reset.
+    if (state !== TCP_LISTEN && (state !== TCP_CLOSE || dst.port !== 0)) {
+      const name = `${stateName(state)} TCP connection ${conn}`;
+      if (!(REPAIRABLE & (1 << state))) refuse(`${name}: TCP_REPAIR cannot restore a connection in this state`);
       if (!(ctx.opts.tcpEstablished ?? dumpScope()?.tcpEstablished ?? false)) refuse(`${name}: established connections need --tcp-established`);
-      if (state !== TCP_ESTABLISHED) refuse(`${name}: only ESTABLISHED connections can be dumped (TCP_REPAIR), not closing ones`);
       repair = true;
     }
   } else {
@@ -106,8 +119,8 @@ export function dumpInetSocket(p: FdProbe, id: number, ctx: DumpFilesContext): F
   // Peeked whether or not sock_diag lists the socket: an empty queue costs one call.
   if (proto !== IPPROTO_TCP) dumpQueue(p.localFd, id, type, what);
   // Last: it leaves the socket in repair mode, so the task's death closes it silently.
-  if (repair) dumpTcpStream(p.localFd, ino, what);
+  if (repair) dumpTcpStream(p.localFd, ino, state, what);
   noteNetNs(id, p.pid);
-  log.debug(`${what}: state ${TCP_STATE_NAMES[state] ?? state} ${conn} backlog ${backlog}`);
+  log.debug(`${what}: state ${stateName(state)} ${conn} backlog ${backlog}`);
   return { type: 'INETSK', id, isk: ie };
 }

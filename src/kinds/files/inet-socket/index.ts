@@ -10,11 +10,11 @@
  * SO_REUSEADDR/SO_REUSEPORT, IPV6_V6ONLY, IP_FREEBIND, TTL/TOS, Nagle, cork
  * and keepalive settings and the generic socket options.
  *
- * Established connections (--tcp-established) go through TCP_REPAIR into
- * tcp-stream-<ino>.img (see tcp-repair.ts).
+ * Connections (--tcp-established), also half closed, closing or reset, go
+ * through TCP_REPAIR into tcp-stream-<ino>.img (see tcp-repair.ts and
+ * tcp-states.ts).
  *
- * Known limits: connections in any state but ESTABLISHED, LISTEN and CLOSE
- * are refused (FIN_WAIT, CLOSE_WAIT, ...); no network lock, so a peer
+ * Known limits: SYN_RECV and TIME_WAIT are refused; no network lock, so a peer
  * outside the dump that sends between dump and restore gets a reset; a
  * listener with connections not accepted yet is refused; queued datagrams
  * come back with their bytes and boundaries but from another source

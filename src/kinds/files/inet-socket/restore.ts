@@ -18,7 +18,7 @@ import { dumpSkOpts, restoreSkOpts } from '../unix-socket/opts.js';
 import { queueOf, sendQueue } from '../unix-socket/queue.js';
 import { addrText, toSockaddr } from './addr.js';
 import { onlyTimeWaitOn, TCP_LISTEN } from './diag.js';
-import { holdRepaired, releaseRepaired, restoreTcpStream } from './tcp-repair.js';
+import { holdRepaired, releaseRepaired, restoreTcpStream, takeRepaired } from './tcp-repair.js';
 import { dumpIpOpts, dumpTcpOpts, IP_FREEBIND, restoreIpOpts, restoreTcpOpts, setIntOpt } from './opts.js';
 
 const SO_REUSEADDR = 2;
@@ -61,14 +61,16 @@ function freshOpts(i: InetSkEntry, ctx: RestoreFilesContext): Fresh {
 }
 
 /** Our own descriptor of the task's socket `fd` (pidfd_getfd). */
-function copyOf(t: RestoreTaskHandle, fd: number): number {
-  const pidfd = pidfdOpen(t.pid);
+function copyOfPid(pid: number, fd: number): number {
+  const pidfd = pidfdOpen(pid);
   try {
-    return pidfdGetfd(pidfd, fd, t.pid);
+    return pidfdGetfd(pidfd, fd, pid);
   } finally {
     closeQuiet(pidfd);
   }
 }
+
+const copyOf = (t: RestoreTaskHandle, fd: number): number => copyOfPid(t.pid, fd);
 
 const errnoOf = (e: unknown): unknown => (e instanceof CriuTsError ? e.data['errno'] : undefined);
 
@@ -124,7 +126,7 @@ export function restoreInetSocket(t: RestoreTaskHandle, e: FileEntry, fd0: numbe
     const what = `${where}: TCP connection ${local(i)} -> ${remote(i)}`;
     const ours = copyOf(t, fd);
     try {
-      holdRepaired(ctx, e.id, { unsent: restoreTcpStream(ours, i, ctx.imagesDir, what), what });
+      holdRepaired(ctx, e.id, restoreTcpStream(ours, i, ctx.imagesDir, what));
     } finally {
       closeQuiet(ours);
     }
@@ -169,13 +171,20 @@ function queueTarget(i: InetSkEntry): Buffer {
 export function finishInetSocket(t: RestoreTaskHandle, e: FileEntry, fd: number, ctx: RestoreFilesContext): void {
   const i = iskOf(e);
   if (i.proto === IPPROTO_TCP) {
-    if (i.dst_port === 0) return;
-    const ours = copyOf(t, fd);
-    try {
-      releaseRepaired(ctx, e.id, ours);
-    } finally {
-      closeQuiet(ours);
-    }
+    const p = i.dst_port === 0 ? undefined : takeRepaired(ctx, e.id);
+    if (!p) return;
+    const pid = t.pid;
+    // The peer may be a socket of a task restored later: it must exist before this one speaks.
+    ctx.afterAllFiles(() => {
+      const ours = copyOfPid(pid, fd);
+      try {
+        releaseRepaired(p, ours);
+        // Leaving repair mode clears the socket's SO_REUSEADDR.
+        if (i.opts.reuseaddr) setsockoptInt(ours, SOL_SOCKET, SO_REUSEADDR, 1);
+      } finally {
+        closeQuiet(ours);
+      }
+    });
     return;
   }
   const msgs = queueOf(e.id, ctx);

@@ -12,24 +12,28 @@
  *
  * Restore creates the socket in the task and does the rest from our copy:
  * repair mode, queue sequence numbers, bind and connect (no handshake in
- * repair mode), options, timestamp, queue bytes, windows; repair mode goes
- * off in `finish`, once every socket of the task (a listener sharing the
- * port) is bound. Bytes never sent are sent normally afterwards.
+ * repair mode), options, timestamp, queue bytes, windows. Once every socket
+ * of the restore exists (the peer may be in another task, restored later):
+ * bytes never sent, the FINs of a half-closed or closed connection
+ * (tcp-states.ts), then repair mode goes off. A SYN_SENT socket is bound in
+ * repair mode and connects (sending its SYN again, same sequence number)
+ * only then.
  *
- * Known limits: ESTABLISHED only (FIN_WAIT, CLOSE_WAIT, ... are refused); no
- * network lock: a peer outside the dump that sends meanwhile gets a reset.
+ * Known limits: see tcp-states.ts for the states; no network lock: a peer
+ * outside the dump that sends meanwhile gets a reset.
  */
 import { join } from 'node:path';
 import { CriuTsError } from '../../../errors.js';
 import { readImage, writeImage } from '../../../images/index.js';
 import type { InetSkEntry, TcpStreamEntry } from '../../../images/messages.js';
 import {
-  bindSockaddr, closeQuiet, connect, dup, getsockopt, getsockoptInt, ioctl, isSyscallError, recvmsg, sendto, setsockopt,
+  bindSockaddr, closeQuiet, connect, dup, fcntl, getsockopt, getsockoptInt, ioctl, isSyscallError, recvmsg, sendto, setsockopt,
   setsockoptInt, MSG_DONTWAIT, MSG_PEEK, SOL_TCP,
 } from '../../../sys/index.js';
 import type { RestoreFilesContext } from '../../types.js';
 import { dumpScope } from '../dump-extras.js';
 import { toSockaddr } from './addr.js';
+import { hasOurFin, hasPeerFin, replayFins, TCP, type Replay } from './tcp-states.js';
 
 const TCP_MAXSEG = 2;
 const TCP_INFO = 11;
@@ -47,6 +51,10 @@ const SIOCOUTQNSD = 0x894b;
 const OPT = { TIMESTAMPS: 1, SACK: 2, WSCALE: 4 } as const;
 const TCPOPT = { MSS: 2, WINDOW: 3, SACK_PERM: 4, TIMESTAMP: 8 } as const;
 const EAGAIN = 11;
+const EINPROGRESS = 115;
+const F_GETFL = 3;
+const F_SETFL = 4;
+const O_NONBLOCK = 0o4000;
 
 const streamImage = (ino: number): string => `tcp-stream-${ino.toString(16)}.img`;
 
@@ -56,17 +64,42 @@ function queueLen(fd: number, req: number): number {
   return b.readInt32LE(0);
 }
 
-function peekQueue(fd: number, queue: number, len: number): Buffer {
+/** Room for bytes that arrive while we look: a peek larger than the queue simply returns less. */
+const PEEK_SLACK = 1 << 20;
+
+function queueSeq(fd: number, queue: number): number {
   setsockoptInt(fd, SOL_TCP, TCP_REPAIR_QUEUE, queue);
-  if (len === 0) return Buffer.alloc(0);
-  const buf = Buffer.alloc(len);
-  const r = recvmsg(fd, buf, 0, MSG_PEEK | MSG_DONTWAIT);
-  if (r.bytes !== len) throw new CriuTsError('EDUMP', `peeked ${r.bytes} of ${len} queued bytes`, { len });
-  return buf;
+  return getsockoptInt(fd, SOL_TCP, TCP_QUEUE_SEQ) >>> 0;
 }
 
-/** Read the connection state of our socket copy `fd` into tcp-stream-<ino>.img; leaves it in repair mode. */
-export function dumpTcpStream(fd: number, ino: number, what: string): void {
+function peek(fd: number, queue: number, room: number): Buffer {
+  setsockoptInt(fd, SOL_TCP, TCP_REPAIR_QUEUE, queue);
+  const buf = Buffer.alloc(room);
+  try {
+    return buf.subarray(0, recvmsg(fd, buf, 0, MSG_PEEK | MSG_DONTWAIT).bytes);
+  } catch (e) {
+    if (isSyscallError(e, EAGAIN)) return Buffer.alloc(0);
+    throw e;
+  }
+}
+
+/**
+ * The receive queue and rcv_nxt, read so that they agree: repair mode
+ * freezes the socket's own sending, not what the peer sends meanwhile
+ * (without a network lock, or a peer in the dump not yet frozen), so the
+ * sequence number is read on both sides of the peek until it holds still.
+ */
+function receiveQueue(fd: number, what: string): { seq: number; data: Buffer } {
+  for (let i = 0; i < 16; i++) {
+    const seq = queueSeq(fd, QUEUE.RECV);
+    const data = peek(fd, QUEUE.RECV, queueLen(fd, SIOCINQ) + PEEK_SLACK);
+    if (queueSeq(fd, QUEUE.RECV) === seq) return { seq, data };
+  }
+  throw new CriuTsError('EDUMP', `${what}: the receive queue keeps growing while it is read (a peer sending; a network lock would hold it)`, {});
+}
+
+/** Read the connection state of our socket copy `fd` (in `state`) into tcp-stream-<ino>.img; leaves it in repair mode. */
+export function dumpTcpStream(fd: number, ino: number, state: number, what: string): void {
   const sc = dumpScope();
   if (!sc) throw new CriuTsError('EINTERNAL', `${what}: no dump in progress to take its TCP stream`, { ino });
   try {
@@ -87,13 +120,23 @@ export function dumpTcpStream(fd: number, ino: number, what: string): void {
   getsockopt(fd, SOL_TCP, TCP_INFO, info);
   const optMask = info.readUInt8(5) & (OPT.TIMESTAMPS | OPT.SACK | OPT.WSCALE);
   const scales = info.readUInt8(6);
-  setsockoptInt(fd, SOL_TCP, TCP_REPAIR_QUEUE, QUEUE.RECV);
-  const inqSeq = getsockoptInt(fd, SOL_TCP, TCP_QUEUE_SEQ) >>> 0;
-  setsockoptInt(fd, SOL_TCP, TCP_REPAIR_QUEUE, QUEUE.SEND);
-  const outqSeq = getsockoptInt(fd, SOL_TCP, TCP_QUEUE_SEQ) >>> 0;
-  const inq = peekQueue(fd, QUEUE.RECV, queueLen(fd, SIOCINQ));
-  const outq = peekQueue(fd, QUEUE.SEND, queueLen(fd, SIOCOUTQ));
+  const { seq: inqSeq, data: inq } = receiveQueue(fd, what);
+  // write_seq holds still (the task is frozen); acknowledgements arriving
+  // meanwhile only shorten the queue from its head, so what the peek
+  // returns is the queue that ends at write_seq.
+  const outqSeq = queueSeq(fd, QUEUE.SEND);
+  let outq = state === TCP.CLOSE ? Buffer.alloc(0) : peek(fd, QUEUE.SEND, queueLen(fd, SIOCOUTQ) + 1);
+  // Read after the peek: a byte sent meanwhile counts as sent, which a retransmit makes good.
+  let unsent = queueLen(fd, SIOCOUTQNSD);
   setsockoptInt(fd, SOL_TCP, TCP_REPAIR_QUEUE, QUEUE.NONE);
+  // Our FIN counts one sequence number (also among the unsent) and carries no data.
+  if (hasOurFin(state)) unsent = Math.max(0, unsent - 1);
+  // Reset or closed both ways: nobody will ever acknowledge or read what was in flight.
+  if (state === TCP.CLOSE) {
+    outq = Buffer.alloc(0);
+    unsent = 0;
+  }
+  unsent = Math.min(unsent, outq.length);
   const win = Buffer.alloc(20);
   getsockopt(fd, SOL_TCP, TCP_REPAIR_WINDOW, win);
   const e: TcpStreamEntry = {
@@ -104,7 +147,7 @@ export function dumpTcpStream(fd: number, ino: number, what: string): void {
     rcv_wscale: scales >> 4,
     cork: getsockoptInt(fd, SOL_TCP, 3) !== 0,
     nodelay: getsockoptInt(fd, SOL_TCP, 1) !== 0,
-    unsq_len: queueLen(fd, SIOCOUTQNSD),
+    unsq_len: unsent,
     snd_wl1: win.readUInt32LE(0), snd_wnd: win.readUInt32LE(4), max_window: win.readUInt32LE(8),
     rcv_wnd: win.readUInt32LE(12), rcv_wup: win.readUInt32LE(16),
   };
@@ -126,9 +169,10 @@ function sendAll(fd: number, data: Buffer, what: string): void {
 
 /**
  * Make our copy `ours` of a fresh socket of the task the dumped connection,
- * still in repair mode. Returns the bytes that were never sent, for after.
+ * still in repair mode and still ESTABLISHED (or only bound, for SYN_SENT).
+ * Returns what `releaseRepaired` needs once every socket exists.
  */
-export function restoreTcpStream(ours: number, i: InetSkEntry, imagesDir: string, what: string): Buffer {
+export function restoreTcpStream(ours: number, i: InetSkEntry, imagesDir: string, what: string): Pending {
   const img = readImage(join(imagesDir, streamImage(i.ino)));
   const e = img.entries[0] as unknown as TcpStreamEntry | undefined;
   if (!e) throw new CriuTsError('EIMAGE', `${what}: ${streamImage(i.ino)} is empty`, { ino: i.ino });
@@ -136,16 +180,33 @@ export function restoreTcpStream(ours: number, i: InetSkEntry, imagesDir: string
   const inq = data.subarray(0, e.inq_len);
   const outq = data.subarray(e.inq_len, e.inq_len + e.outq_len);
   const unsent = Math.min(e.unsq_len ?? 0, outq.length);
+  // The FINs are replayed later (tcp-states.ts); the sequence numbers go in without them.
+  const rcvNxt = (e.inq_seq - (hasPeerFin(i.state) ? 1 : 0)) >>> 0;
+  const writeSeq = (e.outq_seq - (hasOurFin(i.state) ? 1 : 0)) >>> 0;
   setsockoptInt(ours, SOL_TCP, TCP_REPAIR, 1);
   setsockoptInt(ours, SOL_TCP, TCP_REPAIR_QUEUE, QUEUE.RECV);
-  setsockoptInt(ours, SOL_TCP, TCP_QUEUE_SEQ, (e.inq_seq - e.inq_len) | 0);
+  setsockoptInt(ours, SOL_TCP, TCP_QUEUE_SEQ, (rcvNxt - e.inq_len) | 0);
   setsockoptInt(ours, SOL_TCP, TCP_REPAIR_QUEUE, QUEUE.SEND);
   // Bytes never sent go out normally later: the repaired send queue holds only the sent ones.
-  setsockoptInt(ours, SOL_TCP, TCP_QUEUE_SEQ, (e.outq_seq - e.outq_len) | 0);
+  // A SYN_SENT socket's write_seq counts its SYN; connect() sends it again from write_seq.
+  setsockoptInt(ours, SOL_TCP, TCP_QUEUE_SEQ, (writeSeq - e.outq_len - (i.state === TCP.SYN_SENT ? 1 : 0)) | 0);
   if (e.timestamp !== undefined) setsockoptInt(ours, SOL_TCP, TCP_TIMESTAMP, e.timestamp | 0);
   // Repair mode forces port reuse: the listener that accepted this connection holds the same port.
   bindSockaddr(ours, toSockaddr(i.family, i.src_addr ?? [], i.src_port));
-  connect(ours, toSockaddr(i.family, i.dst_addr ?? [], i.dst_port));
+  const replay: Replay = {
+    family: i.family, src: i.src_addr ?? [], srcPort: i.src_port, dst: i.dst_addr ?? [], dstPort: i.dst_port,
+    rcvNxt, sndUna: (writeSeq - e.outq_len) >>> 0, window: Math.floor((e.snd_wnd ?? 0xffff) / 2 ** e.snd_wscale),
+  };
+  const pending: Pending = { unsent: Buffer.alloc(0), what, state: i.state, replay, dst: toSockaddr(i.family, i.dst_addr ?? [], i.dst_port) };
+  // Its SYN goes out when the peer can answer (releaseRepaired).
+  if (i.state === TCP.SYN_SENT) return pending;
+  // connect() sizes segments from the MSS clamp it finds (536 by default, which a
+  // receiver used to large segments may leave unacknowledged for long): give it
+  // the dumped one, as if the user had set TCP_MAXSEG (32767 at most), and take
+  // that setting back once connected.
+  setsockoptInt(ours, SOL_TCP, TCP_MAXSEG, Math.min(e.mss_clamp, 32767));
+  connect(ours, pending.dst);
+  setsockoptInt(ours, SOL_TCP, TCP_MAXSEG, 0);
   const opts: [number, number][] = [[TCPOPT.MSS, e.mss_clamp]];
   if (e.opt_mask & OPT.WSCALE) opts.push([TCPOPT.WINDOW, e.snd_wscale + ((e.rcv_wscale ?? 0) << 16)]);
   if (e.opt_mask & OPT.SACK) opts.push([TCPOPT.SACK_PERM, 0]);
@@ -162,16 +223,22 @@ export function restoreTcpStream(ours: number, i: InetSkEntry, imagesDir: string
   sendAll(ours, outq.subarray(0, outq.length - unsent), `${what}: send queue`);
   setsockoptInt(ours, SOL_TCP, TCP_REPAIR_QUEUE, QUEUE.NONE);
   if (e.snd_wl1 !== undefined && e.snd_wnd !== undefined && e.max_window !== undefined && e.rcv_wnd !== undefined && e.rcv_wup !== undefined) {
+    // The peer's FIN, replayed later, takes one sequence number of the window as it was.
+    const fin = hasPeerFin(i.state) ? 1 : 0;
     const w = Buffer.alloc(20);
-    [e.snd_wl1, e.snd_wnd, e.max_window, e.rcv_wnd, e.rcv_wup].forEach((v, k) => w.writeUInt32LE(v >>> 0, 4 * k));
+    [e.snd_wl1, e.snd_wnd, e.max_window, e.rcv_wnd + fin, e.rcv_wup - fin].forEach((v, k) => w.writeUInt32LE(v >>> 0, 4 * k));
     setsockopt(ours, SOL_TCP, TCP_REPAIR_WINDOW, w);
   }
-  return Buffer.from(outq.subarray(outq.length - unsent));
+  pending.unsent = Buffer.from(outq.subarray(outq.length - unsent));
+  return pending;
 }
 
-interface Pending {
+export interface Pending {
   unsent: Buffer;
   what: string;
+  state: number;
+  replay: Replay;
+  dst: Buffer;
 }
 
 /**
@@ -183,12 +250,38 @@ export function holdRepaired(ctx: RestoreFilesContext, id: number, p: Pending): 
   ctx.shared.set(`inet-repaired:${id}`, p);
 }
 
-/** Leave repair mode on our copy `ours` (the connection goes live) and send what had never been sent. */
-export function releaseRepaired(ctx: RestoreFilesContext, id: number, ours: number): void {
+/** What restoreTcpStream left for later on connection `id`, taken once. */
+export function takeRepaired(ctx: RestoreFilesContext, id: number): Pending | undefined {
   const key = `inet-repaired:${id}`;
   const p = ctx.shared.get(key) as Pending | undefined;
-  if (!p) return;
   ctx.shared.delete(key);
+  return p;
+}
+
+/**
+ * The connection goes live on our copy `ours`, once every socket of the
+ * restore exists: bytes never sent, then its FINs, then repair mode off.
+ */
+export function releaseRepaired(p: Pending, ours: number): void {
+  if (p.state === TCP.SYN_SENT) {
+    setsockoptInt(ours, SOL_TCP, TCP_REPAIR, 0);
+    const fl = fcntl(ours, F_GETFL);
+    fcntl(ours, F_SETFL, fl | O_NONBLOCK);
+    try {
+      connect(ours, p.dst);
+    } catch (e) {
+      if (!isSyscallError(e, EINPROGRESS)) throw e;
+    } finally {
+      fcntl(ours, F_SETFL, fl);
+    }
+    return;
+  }
+  if (p.unsent.length > 0) {
+    // Never sent: they go out as the task would have sent them, behind the repaired ones.
+    setsockoptInt(ours, SOL_TCP, TCP_REPAIR, 0);
+    sendAll(ours, p.unsent, `${p.what}: unsent bytes`);
+    setsockoptInt(ours, SOL_TCP, TCP_REPAIR, 1);
+  }
+  if (p.state !== TCP.ESTABLISHED) replayFins(ours, p.state, p.replay, p.what);
   setsockoptInt(ours, SOL_TCP, TCP_REPAIR, 0);
-  sendAll(ours, p.unsent, `${p.what}: unsent bytes`);
 }
