@@ -15,6 +15,7 @@ import type { FdinfoEntry, FileEntry } from '../images/messages.js';
 const O_CLOEXEC = 0o2000000;
 const FD_CLOEXEC = 1;
 const F_DUPFD = 0;
+const F_SETFD = 2;
 const CLOSE_RANGE_ALL = 0xffffffff;
 
 function kindOf(e: FileEntry | undefined, id: number, pid: number): { e: FileEntry; kind: FileKind } {
@@ -74,30 +75,44 @@ export function finishGroupFiles(
   }
 }
 
+/**
+ * Put a task's fds at their numbers. The stub's own fds are closed first;
+ * then the fds are installed in increasing order, so the fd a kind's open
+ * returns (the lowest free one) is never above the number being installed
+ * and never one a later entry needs: it is moved there with one dup3, or is
+ * already right. Only files handed over from elsewhere (inherited from an
+ * ancestor, or provided as the other end of a pair) wait parked at `base`
+ * and above, so a task with many fds needs no room for a second copy of
+ * its table under RLIMIT_NOFILE.
+ */
 export function restoreFds(
   t: RestoreTaskHandle, fds: FdinfoEntry[], ctx: RestoreFilesContext, inherited: ReadonlyMap<number, number>, base: number,
 ): void {
   // The stub's own fds go first; nothing of it may leak into the restored task.
   if (base > 0) t.syscall('close_range', NR.close_range, 0, base - 1, 0);
   const park = parker(t, base);
-  const opened = new Map<number, number>(inherited); // file id → parked fd in the task
-  const created: { kind: FileKind; id: number }[] = [];
+  const opened = new Map<number, number>(inherited); // file id → an fd in the task holding it
+  const created: { kind: FileKind; e: FileEntry; fd: number }[] = [];
   const taskCtx: RestoreFilesContext = { ...ctx, provide: (id, fd) => opened.set(id, park(fd)) };
-  for (const fdi of fds) {
-    if (opened.has(fdi.id)) continue;
+  const cloexec = (fdi: FdinfoEntry): number => (fdi.flags & FD_CLOEXEC ? O_CLOEXEC : 0);
+  for (const fdi of [...fds].sort((a, b) => a.fd - b.fd)) {
+    const held = opened.get(fdi.id);
+    if (held !== undefined) {
+      t.syscall(`dup3(${held}, ${fdi.fd})`, NR.dup3, held, fdi.fd, cloexec(fdi));
+      continue;
+    }
     const { e, kind } = kindOf(ctx.fileById(fdi.id), fdi.id, t.pid);
-    opened.set(fdi.id, park(kind.restore(t, e, fdi, taskCtx)));
-    created.push({ kind, id: fdi.id });
-  }
-  for (const fdi of fds) {
-    const src = opened.get(fdi.id) as number;
-    t.syscall(`dup3(${src}, ${fdi.fd})`, NR.dup3, src, fdi.fd, fdi.flags & FD_CLOEXEC ? O_CLOEXEC : 0);
+    const got = kind.restore(t, e, fdi, taskCtx);
+    if (got === fdi.fd) {
+      t.syscall(`fcntl(${got}, F_SETFD)`, NR.fcntl, got, F_SETFD, fdi.flags & FD_CLOEXEC ? FD_CLOEXEC : 0);
+    } else {
+      t.syscall(`dup3(${got}, ${fdi.fd})`, NR.dup3, got, fdi.fd, cloexec(fdi));
+      t.syscall('close', NR.close, got);
+    }
+    opened.set(fdi.id, fdi.fd);
+    created.push({ kind, e, fd: fdi.fd });
   }
   // Data that goes in once per object (queued bytes), now that every fd exists.
-  for (const c of created) {
-    const e = ctx.fileById(c.id);
-    const fd = fds.find((f) => f.id === c.id)?.fd;
-    if (e && fd !== undefined && c.kind.finish) c.kind.finish(t, e, fd, taskCtx);
-  }
+  for (const c of created) c.kind.finish?.(t, c.e, c.fd, taskCtx);
   t.syscall('close_range', NR.close_range, base, CLOSE_RANGE_ALL, 0);
 }
