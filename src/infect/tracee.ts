@@ -340,6 +340,20 @@ export class Tracee {
   cont(sig = 0): void {
     ptraceCont(this.tid, sig);
   }
+
+  /**
+   * Move the held thread into a stop inside the kernel's signal delivery
+   * (PTRACE_INTERRUPT's event stop, reached without returning to user
+   * space). Registers set here are the ones the kernel's syscall-restart
+   * logic sees when the thread resumes: a thread given rax = -ERESTART*
+   * and orig_rax = its syscall then restarts it, or fails it with EINTR
+   * when a signal handler runs first, exactly as if it had never stopped.
+   */
+  stopInSignalDelivery(timeoutMs = 10_000): void {
+    ptraceInterrupt(this.tid);
+    ptraceCont(this.tid, 0);
+    waitForStop(this.tid, timeoutMs);
+  }
 }
 
 /**

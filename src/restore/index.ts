@@ -110,8 +110,13 @@ async function restoreLoaded(opts: RestoreOptions, dir: string, img: ReturnType<
     const stopped: number[] = [];
     for (const n of plan.nodes) {
       const stop = opts.leaveStopped || n.state === TASK_STOPPED;
-      if (stop && n.threads.length > 0) stopped.push(n.pid);
-      for (const th of n.threads) ptraceDetach(th.tid, stop && th === n.threads[0] ? SIGSTOP : 0);
+      if (stop && n.threads.length > 0) {
+        stopped.push(n.pid);
+        // Queued now, taken as the task leaves its stop: a stop inside
+        // signal delivery (see finalizeTask) would ignore a detach signal.
+        process.kill(n.pid, SIGSTOP);
+      }
+      for (const th of n.threads) ptraceDetach(th.tid, 0);
     }
     // The SIGSTOP we detach with takes effect as the task runs on: return
     // only once every such task is really stopped, as callers will look.

@@ -12,6 +12,7 @@ import type { RestoreFilesContext, RestoreTaskHandle } from '../kinds/index.js';
 import type { Tracee } from '../infect/tracee.js';
 import { prepareAddressSpace, restoreMemory, restoreMmFields } from '../kinds/memory/restore.js';
 import { restoreFds } from './files.js';
+import { asInterruptedSyscall } from './restart.js';
 import {
   restoreSigactions, restoreItimers, restoreRlimits, restoreTaskMisc, restoreThreadState, restoreFpu, restoreCreds,
   restorePendingSignals,
@@ -116,8 +117,16 @@ export function finalizeTask(n: RestoreNode, img: DumpImages): void {
   main.unmapScratch();
   n.threads.forEach((th, i) => {
     const core = task.cores[i] as CoreEntry;
-    const regs = coreRegs(core);
-    regs.orig_ax = BigInt.asUintN(64, -1n);
+    const dumped = coreRegs(core);
+    const interrupted = asInterruptedSyscall(dumped, (ip) => main.readMem(ip, 2));
+    let regs: GpRegs;
+    if (interrupted) {
+      th.stopInSignalDelivery();
+      regs = interrupted;
+    } else {
+      // Not in a syscall: no restart logic may touch these registers.
+      regs = { ...dumped, orig_ax: BigInt.asUintN(64, -1n) };
+    }
     setGpRegsRaw(th.tid, encodeGpRegs(regs));
     const mask = core.thread_core?.blk_sigset ?? core.tc?.blk_sigset ?? task.cores[0]?.tc?.blk_sigset ?? 0n;
     ptraceSetSigmask(th.tid, mask);
