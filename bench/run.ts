@@ -5,8 +5,11 @@
  * wall time for the small case. Prints progress on a terminal and the
  * table always; writes the Markdown table to build/bench/results.md.
  *
- * usage: node dist/bench/run.js [--quick] [--markdown]
+ * usage: node dist/bench/run.js [--quick] [--markdown] [--criu PATH]
  *   --quick     fewer runs and no 1 GiB case (a smoke test, about 20 s)
+ *   --criu PATH (or CRIU_BIN=PATH) compare with that CRIU binary instead of
+ *               the plain-C baselines: both tools through their CLIs, turn
+ *               about, with peak RSS (bench/vs-criu.ts)
  * A full run takes about 2 minutes.
  *   --markdown  print the table as Markdown
  */
@@ -17,6 +20,7 @@ import { setLogLevel } from '../src/log.js';
 import { cliCase, memoryCase, threadsCase, treeCase, type CaseResult } from './cases.js';
 import { cleanupAll, hasGcc, repoRoot, statusDone } from './helpers.js';
 import { HEADER, cliLines, markdownTable, rows, textTable, verdicts } from './table.js';
+import { VS_HEADER, criuBinFrom, oursBin, runVsCriu, vsRows } from './vs-criu.js';
 
 const SMALL_MIB = 1;
 const MID_MIB = 256;
@@ -47,6 +51,8 @@ async function main(argv: string[]): Promise<number> {
     });
   }
   const started = Date.now();
+  const criu = criuBinFrom(argv);
+  if (criu !== undefined) return vsCriu(criu, quick, markdown, started);
   const cases: CaseResult[] = [];
   cases.push(await memoryCase(SMALL_MIB, quick ? 3 : 5));
   cases.push(await memoryCase(MID_MIB, quick ? 1 : 5));
@@ -82,6 +88,26 @@ async function main(argv: string[]): Promise<number> {
     markdownTable(HEADER, body), '', '```text', ...cliLines(cli), '', ...verdicts(cases, SMALL_MIB, BIG_MIB), '```', '',
   ].join('\n'));
   writeFileSync(join(outDir, 'results.json'), JSON.stringify({ when, machine: machine(), cases, cli }, null, 2));
+  return 0;
+}
+
+async function vsCriu(criu: string, quick: boolean, markdown: boolean, started: number): Promise<number> {
+  const cases = await runVsCriu({ ours: oursBin(), criu }, quick);
+  statusDone();
+  const body = vsRows(cases);
+  const when = new Date().toISOString().slice(0, 16).replace('T', ' ');
+  const head = [
+    `criu-ts beside CRIU (${criu}), ${when} UTC, ${machine()}`,
+    'images on /dev/shm; medians (min–max); ratio = criu-ts / CRIU, both through their command lines (process start included);',
+    'the library column is criu-ts called in this Node process; peak RSS is the largest ru_maxrss of the runs',
+    `load average at the end: ${loadavg().map((x) => x.toFixed(1)).join(' ')} (other work on the machine skews the figures)`,
+  ];
+  console.log([...head, '', markdown ? markdownTable(VS_HEADER, body) : textTable(VS_HEADER, body), '', `(${((Date.now() - started) / 1000).toFixed(0)} s)`].join('\n'));
+  if (quick) return 0;
+  const outDir = join(repoRoot(), 'build', 'bench');
+  mkdirSync(outDir, { recursive: true });
+  writeFileSync(join(outDir, 'vs-criu.md'), [...head, '', markdownTable(VS_HEADER, body), ''].join('\n'));
+  writeFileSync(join(outDir, 'vs-criu.json'), JSON.stringify({ when, machine: machine(), criu, cases }, null, 2));
   return 0;
 }
 
