@@ -1,7 +1,9 @@
 import { resolve } from 'node:path';
 import type { DumpOptions, DumpResult } from './options.js';
-import { dumpTree, finishDumpStats } from '../dump/index.js';
-import { withDumpExtras } from '../kinds/files/dump-extras.js';
+import { dumpTree } from '../dump/index.js';
+
+/** --ghost-limit's default, as CRIU's: 1 MiB */
+const GHOST_LIMIT_BYTES = 1 << 20;
 
 /**
  * Checkpoint the process tree rooted at `opts.pid` into `opts.imagesDir`.
@@ -9,13 +11,21 @@ import { withDumpExtras } from '../kinds/files/dump-extras.js';
  * failure it is left running exactly as before.
  */
 export async function dump(opts: DumpOptions): Promise<DumpResult> {
-  const dir = resolve(opts.imagesDir ?? '.');
-  // Kinds queue pipe/FIFO/socket data for their own images while the tree is dumped.
-  const r = await withDumpExtras(dir, () => dumpTree(opts), {
-    tcpEstablished: opts.tcpEstablished ?? false,
-    leaveTasks: (opts.leaveRunning ?? false) || (opts.leaveStopped ?? false),
+  return dumpTree({
+    pid: opts.pid,
+    dir: resolve(opts.imagesDir ?? '.'),
+    kinds: {
+      shellJob: opts.shellJob ?? false,
+      extUnixSk: opts.extUnixSk ?? false,
+      fileLocks: opts.fileLocks ?? false,
+      ghostLimit: opts.ghostLimit ?? GHOST_LIMIT_BYTES,
+      linkRemap: opts.linkRemap ?? false,
+      tcpEstablished: opts.tcpEstablished ?? false,
+    },
+    after: opts.leaveRunning ? 'resume' : opts.leaveStopped ? 'stop' : 'kill',
+    freezeCgroup: opts.freezeCgroup,
+    timeoutMs: (opts.timeoutSec ?? 10) * 1000,
+    progress: opts.progress ?? true,
+    notify: opts.notify ?? (() => undefined),
   });
-  // Shared memory (shmem, memfd) pages are written last: count them now.
-  finishDumpStats(dir, r);
-  return r;
 }

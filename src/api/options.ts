@@ -2,6 +2,7 @@
  * Options of the public API. Names mirror CRIU's command-line options
  * (camelCase of the long option) so CRIU's documentation applies.
  */
+export type { DumpStats, DumpResult } from '../dump/options.js';
 
 export interface CommonOptions {
   /** -D/--images-dir: where images are read or written (default: cwd) */
@@ -56,23 +57,6 @@ export interface RestoreOptions extends CommonOptions {
   leaveStopped?: boolean;
   /** action-script points (pre-restore, setup-namespaces, ..., post-resume) as they are reached; a rejection aborts the restore */
   notify?: (script: string) => Promise<void> | void;
-}
-
-export interface DumpStats {
-  freezingTimeUs: number;
-  frozenTimeUs: number;
-  memdumpTimeUs: number;
-  memwriteTimeUs: number;
-  pagesScanned: number;
-  pagesSkippedParent: number;
-  pagesWritten: number;
-  pagesZero: number;
-}
-
-export interface DumpResult {
-  /** every pid dumped (root first) */
-  pids: number[];
-  stats: DumpStats;
 }
 
 export interface RestoreStats {

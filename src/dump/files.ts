@@ -9,56 +9,50 @@ import { fstatSync } from 'node:fs';
 import { listFds, readFdLink, parseFdinfo } from '../proc/index.js';
 import { pidfdOpen, pidfdGetfd, closeQuiet, kcmp, KCMP, getsockoptInt } from '../sys/index.js';
 import { CriuTsError } from '../errors.js';
-import { fileKindFor, type DumpFilesContext, type FdProbe } from '../kinds/index.js';
-import type { FdinfoEntry, FileEntry } from '../images/messages.js';
+import { fileKindFor, stateKey, type FdProbe } from '../kinds/index.js';
+import type { DumpSession } from './context.js';
+import type { FdinfoEntry } from '../images/messages.js';
 import { logger } from '../log.js';
 
 const log = logger('files');
 const O_CLOEXEC = 0o2000000;
 const FD_CLOEXEC = 1;
 
-export interface FileTable {
-  entries: FileEntry[];
-  nextId: number;
-  /** already dumped open file descriptions: representative (pid, fd) → id */
-  seen: { pid: number; fd: number; ino: bigint; id: number }[];
+/** An open file description already dumped, by a representative (pid, fd). */
+interface Seen {
+  pid: number;
+  fd: number;
+  ino: bigint;
+  id: number;
 }
 
-export function newFileTable(): FileTable {
-  return { entries: [], nextId: 1, seen: [] };
-}
+const SEEN = stateKey<Seen[]>('files:seen');
 
-export function addFile(ft: FileTable, make: (id: number) => FileEntry): number {
-  const id = ft.nextId++;
-  ft.entries.push(make(id));
-  return id;
-}
-
-export function dumpFds(pid: number, ft: FileTable, opts: DumpFilesContext['opts']): FdinfoEntry[] {
+/** The fdinfo entries of task `pid` (in net namespace `netNsId`); new open files go into the dump's files table. */
+export function dumpFds(pid: number, ctx: DumpSession, netNsId: number | undefined): FdinfoEntry[] {
   const out: FdinfoEntry[] = [];
+  const seen = ctx.memo(SEEN, () => []);
   const pidfd = pidfdOpen(pid);
-  const ctx: DumpFilesContext = { addFile: (make) => addFile(ft, make), opts };
   try {
     for (const fd of listFds(pid)) {
       const link = readFdLink(pid, fd);
       const fdinfo = parseFdinfo(pid, fd);
       const flags = fdinfo.flags & O_CLOEXEC ? FD_CLOEXEC : 0;
-      const same = ft.seen.find((s) => s.ino === fdinfo.ino && sameFile(s.pid, s.fd, pid, fd));
+      const same = seen.find((s) => s.ino === fdinfo.ino && sameFile(s.pid, s.fd, pid, fd));
       if (same) {
-        const e = ft.entries.find((x) => x.id === same.id);
-        out.push({ id: same.id, flags, type: e?.type ?? 'REG', fd });
+        out.push({ id: same.id, flags, type: ctx.fileById(same.id)?.type ?? 'REG', fd });
         continue;
       }
       const localFd = pidfdGetfd(pidfd, fd, pid);
       try {
-        const probe: FdProbe = { pid, fd, link, fdinfo, stat: fstatSync(localFd), localFd };
+        const probe: FdProbe = { pid, fd, link, fdinfo, stat: fstatSync(localFd), localFd, netNsId };
         const kind = fileKindFor(probe);
         if (!kind) {
           const what = describeUnknown(probe);
           throw new CriuTsError('EUNSUPPORTED', `task ${pid} fd ${fd}: ${link}${what}: this kind of file is not supported`, { pid, fd, link });
         }
-        const id = addFile(ft, (i) => kind.dump(probe, i, ctx));
-        ft.seen.push({ pid, fd, ino: fdinfo.ino, id });
+        const id = ctx.addFile((i) => kind.dump(probe, i, ctx));
+        seen.push({ pid, fd, ino: fdinfo.ino, id });
         log.debug(`task ${pid} fd ${fd}: ${kind.name} id ${id} (${link})`);
         out.push({ id, flags, type: kind.type, fd });
       } finally {

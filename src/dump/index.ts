@@ -4,10 +4,8 @@
  * it stopped or let it run. Any failure before the images are complete
  * resumes every task exactly as it was.
  */
-import { accessSync, constants, existsSync, mkdirSync, statSync, readdirSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { accessSync, constants, existsSync, mkdirSync, statSync } from 'node:fs';
 import { randomUUID } from 'node:crypto';
-import { writeImage, readImage } from '../images/index.js';
 import type {
   CoreEntry, PstreeEntry, InventoryEntry, TaskKobjIdsEntry, FsEntry, MmEntry, StatsEntry, FdinfoEntry,
 } from '../images/messages.js';
@@ -17,13 +15,14 @@ import { parseStat, parseStatus, readComm, readCwd, readRoot, readExe, readAuxv,
 import { NS_KINDS, NS_ID_FIELD } from '../images/index.js';
 import { refuseForeignNamespaces } from './namespaces.js';
 import { kcmp, KCMP, NR, PR } from '../sys/index.js';
-import type { DumpOptions, DumpResult, DumpStats } from '../api/options.js';
+import type { DumpTreeOptions, DumpResult, DumpStats } from './options.js';
+import { DumpSession } from './context.js';
 import { seizeTree, releaseTree, type TaskNode } from './tree.js';
 import { dumpGpRegs, dumpFpRegs } from './regs.js';
 import { dumpTaskCore, dumpThreadCore, dumpTidAddress } from './task-state.js';
-import { dumpFds, newFileTable, addFile, type FileTable } from './files.js';
+import { dumpFds } from './files.js';
 import { dumpMemory } from '../kinds/memory/dump.js';
-import { regEntryForPath, dumpUnlinked, SeccompCollector, memfdFileForMapping, type UnlinkedOptions } from '../kinds/index.js';
+import { regEntryForPath, dumpUnlinked, SeccompCollector, memfdFileForMapping } from '../kinds/index.js';
 import { makeProgress } from '../progress.js';
 
 const log = logger('dump');
@@ -33,9 +32,6 @@ const DELETED = ' (deleted)';
 export const TASK_ALIVE = 1;
 export const TASK_DEAD = 2;
 export const TASK_STOPPED = 3;
-
-type Img = Record<string, unknown>;
-const asImg = (x: object): Img => x as Img;
 
 function usToNow(t0: bigint): number {
   return Number((process.hrtime.bigint() - t0) / 1000n);
@@ -90,21 +86,21 @@ class NsIds {
   }
 }
 
-export async function dumpTree(opts: DumpOptions): Promise<DumpResult> {
-  const pid = opts.pid;
+export async function dumpTree(opts: DumpTreeOptions): Promise<DumpResult> {
+  const { pid, dir } = opts;
   checkTarget(pid);
-  const dir = resolve(opts.imagesDir ?? '.');
   checkImagesDir(dir);
-  const progress = makeProgress('dump', opts.progress ?? true);
+  const progress = makeProgress('dump', opts.progress);
   const t0 = process.hrtime.bigint();
   // CRIU's action-script points (RPC notify_scripts) at their moments.
   const notify = async (script: string): Promise<void> => {
-    await opts.notify?.(script);
+    await opts.notify(script);
   };
   // A task in namespaces of its own is refused before it is even seized.
   refuseForeignNamespaces(pid);
   await notify('pre-dump');
-  const tree = seizeTree(pid, (opts.timeoutSec ?? 10) * 1000, opts.freezeCgroup);
+  const tree = seizeTree(pid, opts.timeoutMs, opts.freezeCgroup);
+  const ctx = new DumpSession(dir, opts.kinds);
   let networkLocked = false;
   const freezingTime = usToNow(t0);
   const stats: DumpStats = {
@@ -115,7 +111,6 @@ export async function dumpTree(opts: DumpOptions): Promise<DumpResult> {
     await notify('network-lock');
     networkLocked = true;
     for (const node of tree.tasks) if (!node.zombie) refuseForeignNamespaces(node.pid);
-    const ft = newFileTable();
     const kobj = new KobjIds();
     const nsIds = new NsIds();
     // As CRIU: the dumper's own ids come first and are the inventory's
@@ -123,13 +118,12 @@ export async function dumpTree(opts: DumpOptions): Promise<DumpResult> {
     // namespace of its own.
     const rootIds = taskIds(process.pid, kobj, nsIds);
     const shmemDone = new Set<bigint>();
-    let pagesId = 0;
     const fileIdByPath = new Map<string, number>();
     const fileId = (path: string, flags: number): number => {
       const key = `${flags}:${path}`;
       let id = fileIdByPath.get(key);
       if (id === undefined) {
-        id = addFile(ft, (i) => regEntryForPath(i, path, flags));
+        id = ctx.addFile((i) => regEntryForPath(i, path, flags));
         fileIdByPath.set(key, id);
       }
       return id;
@@ -139,8 +133,8 @@ export async function dumpTree(opts: DumpOptions): Promise<DumpResult> {
       const key = `${flags}:${inode}`;
       let id = ghostIds.get(key);
       if (id === undefined) {
-        id = addFile(ft, (i) => regEntryForPath(i, path, flags));
-        dumpUnlinked(id, path, openPath, unlinkedOpts(ft, opts), `mapping of ${path}`);
+        id = ctx.addFile((i) => regEntryForPath(i, path, flags));
+        dumpUnlinked(ctx, id, path, openPath, `mapping of ${path}`);
         ghostIds.set(key, id);
       }
       return id;
@@ -160,15 +154,14 @@ export async function dumpTree(opts: DumpOptions): Promise<DumpResult> {
           mtype: 'X86_64',
           tc: { task_state: TASK_DEAD, exit_code: node.exitCode, personality: 0, flags: 0, blk_sigset: 0n, comm: zombieComm(node.pid) },
         };
-        writeImage(join(dir, `core-${node.pid}.img`), 'CORE', [asImg(core)]);
+        ctx.writeImage(`core-${node.pid}.img`, 'CORE', [core]);
         done++;
         continue;
       }
       const ids = taskIds(node.pid, kobj, nsIds);
       pstree.push({ pid: node.pid, ppid: node.ppid, pgid: node.pgid, sid: node.sid, threads: node.threads.map((t) => t.tid) });
-      dumpTask(node, dir, ids, ft, fileId, ghostFileId, fdinfoWritten, opts, {
+      dumpTask(node, ctx, ids, fileId, ghostFileId, fdinfoWritten, {
         shmemDone,
-        nextPagesId: () => ++pagesId,
         onBytes: (n) => progress.bytes(n),
         stats,
         seccomp,
@@ -177,9 +170,9 @@ export async function dumpTree(opts: DumpOptions): Promise<DumpResult> {
     }
     progress.tasks(done, tree.tasks.length);
     stats.memdumpTimeUs = usToNow(tm);
-    writeImage(join(dir, 'files.img'), 'FILES', ft.entries.map(asImg));
-    writeImage(join(dir, 'seccomp.img'), 'SECCOMP', [asImg(seccomp.entry())]);
-    writeImage(join(dir, 'pstree.img'), 'PSTREE', pstree.map(asImg));
+    ctx.writeImage('files.img', 'FILES', ctx.files);
+    ctx.writeImage('seccomp.img', 'SECCOMP', [seccomp.entry()]);
+    ctx.writeImage('pstree.img', 'PSTREE', pstree);
     const inv: InventoryEntry = {
       img_version: 2,
       fdinfo_per_id: true,
@@ -189,21 +182,11 @@ export async function dumpTree(opts: DumpOptions): Promise<DumpResult> {
       dump_criu_run_id: randomUUID(),
       root_ids: rootIds,
     };
-    writeImage(join(dir, 'inventory.img'), 'INVENTORY', [asImg(inv)]);
+    ctx.writeImage('inventory.img', 'INVENTORY', [inv]);
+    // The kinds' own images (queued data, memfd pages) complete the dump.
+    ctx.finishImages();
     stats.frozenTimeUs = usToNow(t0);
-    const st: StatsEntry = {
-      dump: {
-        freezing_time: stats.freezingTimeUs,
-        frozen_time: stats.frozenTimeUs,
-        memdump_time: stats.memdumpTimeUs,
-        memwrite_time: stats.memwriteTimeUs,
-        pages_scanned: BigInt(stats.pagesScanned),
-        pages_skipped_parent: 0n,
-        pages_written: BigInt(stats.pagesWritten),
-        pages_lazy: 0n,
-      },
-    };
-    writeImage(join(dir, 'stats-dump'), 'STATS', [asImg(st)]);
+    ctx.writeImage('stats-dump', 'STATS', [statsEntry(stats, ctx.sharedPages)]);
     // A refused post-dump keeps the tree alive, as CRIU does.
     await notify('post-dump');
   } catch (err) {
@@ -212,14 +195,40 @@ export async function dumpTree(opts: DumpOptions): Promise<DumpResult> {
     const e = isCriuTsError(err) ? err : new CriuTsError('EDUMP', `writing images to ${dir}: ${(err as Error).message}`, { dir }, err);
     log.error(`dump failed, resuming the tree: ${e.message}`);
     releaseTree(tree.tasks, 'resume');
+    ctx.exit(true);
     if (networkLocked) await notify('network-unlock').catch(() => undefined);
     throw e;
   }
   progress.done();
-  releaseTree(tree.tasks, opts.leaveRunning ? 'resume' : opts.leaveStopped ? 'stop' : 'kill');
-  if (opts.leaveRunning) await notify('network-unlock');
+  releaseTree(tree.tasks, opts.after);
+  ctx.exit(opts.after !== 'kill');
+  if (opts.after === 'resume') await notify('network-unlock');
   log.info(`dump of ${pid} finished: ${tree.tasks.length} task(s), ${stats.pagesWritten} pages`);
   return { pids: tree.tasks.map((t) => t.pid), stats };
+}
+
+/**
+ * stats-dump as CRIU fills it: pages_written counts the tasks' private
+ * pages, shpages_written the pages of shared objects (shared anonymous
+ * memory, memfds), so that together they are every page in pages-*.img
+ * (CRIU's test suite checks exactly that).
+ */
+function statsEntry(stats: DumpStats, sharedPages: number): StatsEntry {
+  return {
+    dump: {
+      freezing_time: stats.freezingTimeUs,
+      frozen_time: stats.frozenTimeUs,
+      memdump_time: stats.memdumpTimeUs,
+      memwrite_time: stats.memwriteTimeUs,
+      pages_scanned: BigInt(stats.pagesScanned),
+      pages_skipped_parent: 0n,
+      pages_written: BigInt(stats.pagesWritten),
+      pages_lazy: 0n,
+      shpages_scanned: BigInt(sharedPages),
+      shpages_skipped_parent: 0n,
+      shpages_written: BigInt(sharedPages),
+    },
+  };
 }
 
 function zombieComm(pid: number): string {
@@ -247,16 +256,15 @@ function taskIds(pid: number, kobj: KobjIds, nsIds: NsIds): TaskKobjIdsEntry {
 
 interface TaskDumpShared {
   shmemDone: Set<bigint>;
-  nextPagesId(): number;
   onBytes(n: number): void;
   stats: DumpStats;
   seccomp: SeccompCollector;
 }
 
 function dumpTask(
-  node: TaskNode, dir: string, ids: TaskKobjIdsEntry, ft: FileTable,
+  node: TaskNode, ctx: DumpSession, ids: TaskKobjIdsEntry,
   fileId: (path: string, flags: number) => number,
-  ghostFileId: (path: string, flags: number, openPath: string, inode: bigint) => number, fdinfoWritten: Set<number>, opts: DumpOptions, shared: TaskDumpShared,
+  ghostFileId: (path: string, flags: number, openPath: string, inode: bigint) => number, fdinfoWritten: Set<number>, shared: TaskDumpShared,
 ): void {
   const pid = node.pid;
   const main = node.threads[0];
@@ -292,7 +300,7 @@ function dumpTask(
         core.tc.stop_signo = 19;
       }
     }
-    writeImage(join(dir, `core-${t.tid}.img`), 'CORE', [asImg(core)]);
+    ctx.writeImage(`core-${t.tid}.img`, 'CORE', [core]);
   }
   // Memory. Everything injected below runs before the maps are read, so
   // the scratch areas exist already and are left out.
@@ -302,9 +310,9 @@ function dumpTask(
   const exclude = [range];
   const tmw = process.hrtime.bigint();
   const mem = dumpMemory({
-    pid, dir, fileId, ghostFileId,
-    memfdFileId: (start, end, path) => memfdFileForMapping(pid, start, end, path, (make) => addFile(ft, make)),
-    shmemDone: shared.shmemDone, nextPagesId: shared.nextPagesId, onBytes: shared.onBytes, exclude,
+    pid, dir: ctx.dir, fileId, ghostFileId,
+    memfdFileId: (start, end, path) => memfdFileForMapping(ctx, pid, start, end, path),
+    shmemDone: shared.shmemDone, nextPagesId: () => ctx.nextPagesId(), onBytes: shared.onBytes, exclude,
   });
   shared.stats.memwriteTimeUs += usToNow(tmw);
   shared.stats.pagesScanned += mem.pagesScanned;
@@ -329,59 +337,27 @@ function dumpTask(
     dumpable,
     thp_disabled: thpDisabled,
   };
-  writeImage(join(dir, `mm-${pid}.img`), 'MM', [asImg(mm)]);
-  writeImage(join(dir, `pagemap-${pid}.img`), 'PAGEMAP', [{ pages_id: mem.pagesId }, ...mem.pagemap.map(asImg)]);
+  ctx.writeImage(`mm-${pid}.img`, 'MM', [mm]);
+  ctx.writeImage(`pagemap-${pid}.img`, 'PAGEMAP', [{ pages_id: mem.pagesId }, ...mem.pagemap]);
   for (const sh of mem.shmem) {
-    writeImage(join(dir, `pagemap-shmem-${sh.shmid}.img`), 'PAGEMAP', [{ pages_id: sh.pagesId }, ...sh.entries.map(asImg)]);
+    ctx.writeImage(`pagemap-shmem-${sh.shmid}.img`, 'PAGEMAP', [{ pages_id: sh.pagesId }, ...sh.entries]);
+    for (const e of sh.entries) ctx.countSharedPages(Number(e.nr_pages ?? 0n));
   }
   // Files.
   if (!fdinfoWritten.has(ids.files_id)) {
     fdinfoWritten.add(ids.files_id);
-    const fds: FdinfoEntry[] = dumpFds(pid, ft, {
-      shellJob: opts.shellJob ?? false, extUnixSk: opts.extUnixSk ?? false,
-      fileLocks: opts.fileLocks ?? false, ghostLimit: opts.ghostLimit ?? 1 << 20, linkRemap: opts.linkRemap ?? false, tcpEstablished: opts.tcpEstablished ?? false,
-    });
-    writeImage(join(dir, `fdinfo-${ids.files_id}.img`), 'FDINFO', fds.map(asImg));
+    const fds: FdinfoEntry[] = dumpFds(pid, ctx, ids.net_ns_id);
+    ctx.writeImage(`fdinfo-${ids.files_id}.img`, 'FDINFO', fds);
   }
   const status = mainStatus ?? parseStatus(pid);
   const dirId = (path: string, link: string): number => {
     if (!path.endsWith(DELETED)) return fileId(path, 0);
     const real = path.slice(0, -DELETED.length);
-    const id = addFile(ft, (i) => regEntryForPath(i, real, 0));
-    dumpUnlinked(id, real, `/proc/${pid}/${link}`, unlinkedOpts(ft, opts), `task ${pid} ${link}`);
+    const id = ctx.addFile((i) => regEntryForPath(i, real, 0));
+    dumpUnlinked(ctx, id, real, `/proc/${pid}/${link}`, `task ${pid} ${link}`);
     return id;
   };
   const fs: FsEntry = { cwd_id: dirId(readCwd(pid), 'cwd'), root_id: dirId(readRoot(pid), 'root'), umask: status.umask };
-  writeImage(join(dir, `fs-${pid}.img`), 'FS', [asImg(fs)]);
-  writeImage(join(dir, `ids-${pid}.img`), 'IDS', [asImg(ids)]);
-}
-
-function unlinkedOpts(ft: FileTable, opts: DumpOptions): UnlinkedOptions {
-  return {
-    ghostLimit: opts.ghostLimit ?? 1 << 20, linkRemap: opts.linkRemap ?? false,
-    addFile: (make) => addFile(ft, make),
-  };
-}
-
-/**
- * stats-dump as CRIU fills it: pages_written counts the tasks' private
- * pages, shpages_written the pages of shared objects (shared anonymous
- * memory, memfds), so that together they are every page in pages-*.img
- * (CRIU's test suite checks exactly that). Called once every image,
- * including those kinds write at the end, is on disk.
- */
-export function finishDumpStats(dir: string, r: DumpResult): void {
-  let total = 0;
-  for (const name of readdirSync(dir)) {
-    if (/^pages-\d+\.img$/.test(name)) total += statSync(join(dir, name)).size / 4096;
-  }
-  const shpages = Math.max(0, total - r.stats.pagesWritten);
-  const path = join(dir, 'stats-dump');
-  const img = readImage(path);
-  const st = img.entries[0] as unknown as StatsEntry | undefined;
-  if (!st?.dump) return;
-  st.dump.shpages_scanned = BigInt(shpages);
-  st.dump.shpages_skipped_parent = 0n;
-  st.dump.shpages_written = BigInt(shpages);
-  writeImage(path, 'STATS', [asImg(st)]);
+  ctx.writeImage(`fs-${pid}.img`, 'FS', [fs]);
+  ctx.writeImage(`ids-${pid}.img`, 'IDS', [ids]);
 }

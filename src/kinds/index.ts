@@ -21,11 +21,12 @@ export function fileKindByType(type: FileEntry['type']): FileKind | undefined {
 }
 
 export type * from './types.js';
+export { stateKey } from './types.js';
 
 // What the core needs from the file kinds beyond the table: REG entries for
 // paths it meets outside fds (mapped files, cwd, root, exe) and ghosts.
 export { regEntryForPath } from './files/reg-file.js';
 export { dumpUnlinked, materializeRemaps, removeGhosts } from './files/ghost.js';
-export type { MaterializedRemaps, UnlinkedOptions } from './files/ghost.js';
+export type { MaterializedRemaps } from './files/ghost.js';
 export { SeccompCollector, restoreThreadSeccomp } from './seccomp.js';
 export { memfdFileForMapping, openMemfd } from './files/memfd.js';

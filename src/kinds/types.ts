@@ -19,19 +19,72 @@ export interface FdProbe {
   stat: Stats;
   /** our copy of the fd, valid during dump; closed by the core */
   localFd: number;
+  /** the task's network namespace as numbered in ids-<pid>.img (net_ns_id) */
+  netNsId: number | undefined;
 }
 
-export interface DumpFilesContext {
+/**
+ * A key for state a kind keeps for the length of one dump or one restore.
+ * The kind owns the key (a module constant), so the value's type travels
+ * with it and no other module can read or clobber it by spelling a string.
+ */
+export interface StateKey<T> {
+  readonly name: string;
+  /** never set: carries T */
+  readonly __value?: T;
+}
+
+export function stateKey<T>(name: string): StateKey<T> {
+  return { name };
+}
+
+/** Images filled by kinds during a dump, an entry (and maybe a payload) at a time, written once when every task is dumped. */
+export type KindImage = 'PIPES_DATA' | 'FIFO_DATA' | 'SK_QUEUES' | 'MEMFD_INODE' | 'TTY_INFO' | 'FILE_LOCKS' | 'REMAP_FPATH';
+
+/** The dump options kinds act on, resolved once by the core (no defaults left to apply). */
+export interface DumpKindOptions {
+  /** -j: the session and controlling tty are outside the tree */
+  shellJob: boolean;
+  /** --ext-unix-sk: unix sockets whose peer is outside the tree */
+  extUnixSk: boolean;
+  /** --file-locks */
+  fileLocks: boolean;
+  /** --ghost-limit in bytes */
+  ghostLimit: number;
+  /** --link-remap: a file unlinked but still linked elsewhere gets a temporary name */
+  linkRemap: boolean;
+  /** --tcp-established (established TCP connections go through TCP_REPAIR) */
+  tcpEstablished: boolean;
+}
+
+/**
+ * What the dump core hands every kind: the one way a kind writes images,
+ * keeps per-dump state and registers work for the end of the dump.
+ */
+export interface DumpContext {
+  /** the images dir */
+  readonly dir: string;
+  readonly opts: DumpKindOptions;
   /** register an extra file entry (e.g. the REG entry behind a FIFO); returns its id */
   addFile(make: (id: number) => FileEntry): number;
-  /** options that change what may be dumped */
-  opts: {
-    shellJob: boolean; extUnixSk: boolean; fileLocks: boolean; ghostLimit: number;
-    /** --link-remap: a file unlinked but still linked elsewhere gets a temporary name */
-    linkRemap?: boolean;
-    /** --tcp-established (established TCP connections go through TCP_REPAIR) */
-    tcpEstablished?: boolean;
-  };
+  /** queue an entry (and its raw payload) for a dump-wide image, written once every task is dumped */
+  emit(image: KindImage, entry: object, payload?: Buffer): void;
+  /** write an image of the kind's own now (e.g. ghost-file-<id>.img), atomically, into the images dir */
+  writeImage(file: string, kind: string, entries: readonly object[], payloads?: readonly (Buffer | undefined)[]): void;
+  /** the value under `key` for this dump, made by `make` on first use */
+  memo<T>(key: StateKey<T>, make: () => T): T;
+  /** the next free N for a pages-N.img */
+  nextPagesId(): number;
+  /** count pages a kind wrote for a shared object (shared anonymous memory, memfd): stats-dump's shpages */
+  countSharedPages(n: number): void;
+  /** run `step` once the images of every task and the kinds' queued images are written, before stats-dump */
+  atEnd(step: () => void): void;
+  /**
+   * Run `step` once the dump is over, whether it succeeded or not:
+   * `tasksLive` tells whether the dumped tasks go on running (the dump
+   * failed, or --leave-running/--leave-stopped) or were killed.
+   */
+  atExit(step: (tasksLive: boolean) => void): void;
 }
 
 /** Restore-side view of a task: enough to open files inside it. */
@@ -79,7 +132,7 @@ export interface FileKind {
   readonly type: FileEntry['type'];
   detect(p: FdProbe): boolean;
   /** describe the open file as a file_entry with this id */
-  dump(p: FdProbe, id: number, ctx: DumpFilesContext): FileEntry;
+  dump(p: FdProbe, id: number, ctx: DumpContext): FileEntry;
   /**
    * Entries with the same group key are created together, in one task that
    * every user of any of them descends from (their lowest common ancestor),

@@ -15,7 +15,7 @@ import { closeSync, constants, openSync } from 'node:fs';
 import { CriuTsError } from '../../errors.js';
 import { NR } from '../../sys/index.js';
 import type { FileEntry, RegFileEntry } from '../../images/messages.js';
-import type { FileKind, FdProbe, RestoreTaskHandle, RestoreFilesContext, DumpFilesContext } from '../types.js';
+import type { FileKind, FdProbe, RestoreTaskHandle, RestoreFilesContext, DumpContext } from '../types.js';
 import { dumpPipeData, restorePipeData } from './pipe-data.js';
 import { NO_FOWN, O_CLOEXEC, O_CREAT, O_TRUNC } from './reg-file.js';
 
@@ -33,13 +33,13 @@ export const fifoKind: FileKind = {
   detect(p: FdProbe): boolean {
     return p.link.startsWith('/') && p.stat.isFIFO();
   },
-  dump(p: FdProbe, id: number, ctx: DumpFilesContext): FileEntry {
+  dump(p: FdProbe, id: number, ctx: DumpContext): FileEntry {
     if (p.link.endsWith(' (deleted)')) {
       throw new CriuTsError('EUNSUPPORTED', `task ${p.pid} fd ${p.fd}: ${p.link}: unlinked FIFOs are not supported`, { pid: p.pid, fd: p.fd });
     }
     const flags = p.fdinfo.flags & ~O_CLOEXEC;
     const pipeId = Number(p.stat.ino);
-    dumpPipeData('FIFO_DATA', pipeId, p.localFd, flags);
+    dumpPipeData(ctx, 'FIFO_DATA', pipeId, p.localFd, flags);
     const regfId = ctx.addFile((rid) => ({
       type: 'REG',
       id: rid,

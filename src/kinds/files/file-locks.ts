@@ -29,10 +29,9 @@ import { NR } from '../../sys/index.js';
 import { readImage } from '../../images/index.js';
 import type { FileEntry, FileLockEntry } from '../../images/messages.js';
 import type { LockInfo } from '../../proc/index.js';
-import type { DumpFilesContext, FileKind, FdProbe, RestoreFilesContext, RestoreTaskHandle } from '../types.js';
+import { stateKey, type DumpContext, type FileKind, type FdProbe, type RestoreFilesContext, type RestoreTaskHandle } from '../types.js';
 import { CriuTsError } from '../../errors.js';
 import { regFileKind } from './reg-file.js';
-import { dumpScope, emitExtra, type DumpScope } from './dump-extras.js';
 import { fileIdAt, isFinalFd, taskFdinfo } from './task-fds.js';
 
 export const FL_POSIX = 1;
@@ -48,7 +47,7 @@ const LOCK_NB = 4;
 const SEEK_SET = 0;
 
 /** POSIX locks show on every fd of the file in the task: write each once per dump. */
-const seenPosix = new WeakMap<DumpScope, Set<string>>();
+const SEEN_POSIX = stateKey<Set<string>>('file-locks:seen-posix');
 
 function heldLocks(p: FdProbe): LockInfo[] {
   return (p.fdinfo.locks ?? []).filter((l) => !l.blocked && ['FLOCK', 'POSIX', 'OFDLCK'].includes(l.type));
@@ -73,7 +72,7 @@ export const lockedRegKind: FileKind = {
   name: 'reg+locks',
   type: 'REG',
   detect: (p: FdProbe) => heldLocks(p).length > 0 && regFileKind.detect(p),
-  dump(p: FdProbe, id: number, ctx: DumpFilesContext): FileEntry {
+  dump(p: FdProbe, id: number, ctx: DumpContext): FileEntry {
     const locks = heldLocks(p);
     if (!ctx.opts.fileLocks) {
       const what = [...new Set(locks.map((l) => l.type))].join(', ');
@@ -82,19 +81,14 @@ export const lockedRegKind: FileKind = {
       });
     }
     const e = regFileKind.dump(p, id, ctx);
-    const sc = dumpScope();
-    let seen = sc && seenPosix.get(sc);
-    if (sc && !seen) {
-      seen = new Set();
-      seenPosix.set(sc, seen);
-    }
+    const seen = ctx.memo(SEEN_POSIX, () => new Set<string>());
     for (const l of locks) {
       if (l.type === 'POSIX') {
         const key = `${p.pid}:${l.devMajor}:${l.devMinor}:${l.ino}:${l.start}:${l.end ?? 'EOF'}`;
-        if (seen?.has(key)) continue;
-        seen?.add(key);
+        if (seen.has(key)) continue;
+        seen.add(key);
       }
-      emitExtra('FILE_LOCKS', toEntry(p, l), Buffer.alloc(0));
+      ctx.emit('FILE_LOCKS', toEntry(p, l));
     }
     return e;
   },

@@ -26,10 +26,10 @@
 import { openSync, fstatSync, statSync, readSync, closeSync, writeSync, ftruncateSync, fchownSync, fchmodSync, lchownSync, chmodSync, existsSync, mkdirSync, rmSync, rmdirSync, unlinkSync, constants as FS } from 'node:fs';
 import { dirname, basename, join } from 'node:path';
 import { CriuTsError } from '../../errors.js';
-import { writeImage, readImage } from '../../images/index.js';
+import { readImage } from '../../images/index.js';
 import type { GhostFileEntry, GhostChunkEntry, RemapFilePathEntry, FileEntry } from '../../images/messages.js';
 import { lseek, mknod, linkOpenFile, futimens, lutimens, isSyscallError, type FileTimes } from '../../sys/index.js';
-import { emitExtra, dumpScope, dumpMemo } from './dump-extras.js';
+import { stateKey, type DumpContext } from '../types.js';
 import { logger } from '../../log.js';
 
 const log = logger('ghost');
@@ -48,35 +48,29 @@ const ST_UNIT = 512n;
 /** Old images say "ghost" with this bit of remap_id instead of remap_type. */
 const REMAP_GHOST_BIT = 0x80000000;
 
-export interface UnlinkedOptions {
-  ghostLimit: number;
-  linkRemap: boolean;
-  /** add a file entry to files.img (the REG entry of a link remap); returns its id */
-  addFile(make: (id: number) => FileEntry): number;
-}
+/** Ghosts of this dump: one per inode ("dev:ino" → ghost id). */
+const GHOSTS = stateKey<{ byInode: Map<string, number>; next: number }>('ghost:files');
 
 /**
  * File entry `fileId` names `name`, which no longer exists; `openPath` (a
  * /proc fd, map_files or cwd link) reaches the inode. Records how the
  * restore gets it back: a ghost (nlink 0) or a link remap (--link-remap).
  */
-export function dumpUnlinked(fileId: number, name: string, openPath: string, o: UnlinkedOptions, what: string): void {
+export function dumpUnlinked(ctx: DumpContext, fileId: number, name: string, openPath: string, what: string): void {
   const st = statSync(openPath, { bigint: true });
   if (st.nlink === 0n) {
-    dumpGhost(fileId, name, openPath, o.ghostLimit, what);
+    dumpGhost(ctx, fileId, name, openPath, what);
     return;
   }
-  if (!o.linkRemap) {
+  if (!ctx.opts.linkRemap) {
     throw new CriuTsError('EUNSUPPORTED', `${what}: ${name} was unlinked but is still linked elsewhere (nlink ${st.nlink}); use --link-remap`, { id: fileId, name });
   }
-  dumpLinkRemap(fileId, name, openPath, o, what);
+  dumpLinkRemap(ctx, fileId, name, openPath, what);
 }
 
-function dumpLinkRemap(fileId: number, name: string, openPath: string, o: UnlinkedOptions, what: string): void {
-  const sc = dumpScope();
-  if (!sc) throw new CriuTsError('EINTERNAL', 'link remap outside a dump', { id: fileId });
+function dumpLinkRemap(ctx: DumpContext, fileId: number, name: string, openPath: string, what: string): void {
   let linkPath = '';
-  const lid = o.addFile((id) => {
+  const lid = ctx.addFile((id) => {
     // Any unique name works: the restore finds it by file id. The parent may be gone too: go up.
     let dir = dirname(name);
     for (;;) {
@@ -95,36 +89,35 @@ function dumpLinkRemap(fileId: number, name: string, openPath: string, o: Unlink
   });
   const made = linkPath;
   // The link must outlive the dump only when the tasks are gone and a restore needs it.
-  sc.atExit.push((tasksLive) => {
+  ctx.atExit((tasksLive) => {
     if (tasksLive) rmSync(made, { force: true });
   });
   const remap: RemapFilePathEntry = { orig_id: fileId, remap_id: lid, remap_type: 'LINKED' };
-  emitExtra('REMAP_FPATH', remap, Buffer.alloc(0));
+  ctx.emit('REMAP_FPATH', remap);
   log.debug(`${what}: ${name} linked as ${made} (file ${lid})`);
 }
 
 /** Copy the unlinked inode reachable at `openPath` into the images (once per inode) and remap file `id` to it. */
-export function dumpGhost(id: number, name: string, openPath: string, ghostLimit: number, what: string): void {
-  const sc = dumpScope();
-  if (!sc) throw new CriuTsError('EINTERNAL', 'ghost file outside a dump', { id });
-  const ghosts = dumpMemo('ghost-files', () => ({ byInode: new Map<string, number>(), next: 1 }));
+function dumpGhost(ctx: DumpContext, id: number, name: string, openPath: string, what: string): void {
+  const ghosts = ctx.memo(GHOSTS, () => ({ byInode: new Map<string, number>(), next: 1 }));
   const st = statSync(openPath, { bigint: true });
   const key = `${st.dev}:${st.ino}`;
   let gid = ghosts.byInode.get(key);
   if (gid === undefined) {
     gid = ghosts.next++;
-    writeGhostImage(join(sc.dir, `ghost-file-${gid.toString(16)}.img`), name, openPath, ghostLimit, what);
+    writeGhostImage(ctx, `ghost-file-${gid.toString(16)}.img`, name, openPath, what);
     ghosts.byInode.set(key, gid);
   }
   const remap: RemapFilePathEntry = { orig_id: id, remap_id: gid, remap_type: 'GHOST' };
-  emitExtra('REMAP_FPATH', remap, Buffer.alloc(0));
+  ctx.emit('REMAP_FPATH', remap);
 }
 
 function timeval(sec: bigint, ns: bigint): { tv_sec: bigint; tv_usec: bigint } {
   return { tv_sec: sec, tv_usec: (ns % 1000000000n) / 1000n };
 }
 
-function writeGhostImage(imgPath: string, name: string, openPath: string, ghostLimit: number, what: string): void {
+function writeGhostImage(ctx: DumpContext, file: string, name: string, openPath: string, what: string): void {
+  const ghostLimit = ctx.opts.ghostLimit;
   const st = statSync(openPath, { bigint: true });
   const mode = Number(st.mode);
   const g: GhostFileEntry = {
@@ -133,12 +126,12 @@ function writeGhostImage(imgPath: string, name: string, openPath: string, ghostL
   };
   const type = mode & S_IFMT;
   if (type === S_IFDIR || type === S_IFIFO) {
-    writeImage(imgPath, 'GHOST_FILE', [g as unknown as Record<string, unknown>]);
+    ctx.writeImage(file, 'GHOST_FILE', [g]);
     return;
   }
   if (type === S_IFCHR || type === S_IFBLK) {
     g.rdev = Number(st.rdev & 0xffffffffn);
-    writeImage(imgPath, 'GHOST_FILE', [g as unknown as Record<string, unknown>]);
+    ctx.writeImage(file, 'GHOST_FILE', [g]);
     return;
   }
   if (type !== S_IFREG) throw new CriuTsError('EUNSUPPORTED', `${what}: ${name} is unlinked and of a type criu-ts cannot recreate (mode 0${mode.toString(8)})`, { name, mode });
@@ -148,7 +141,7 @@ function writeGhostImage(imgPath: string, name: string, openPath: string, ghostL
   }
   g.chunks = true;
   g.size = st.size;
-  const entries: Record<string, unknown>[] = [g as unknown as Record<string, unknown>];
+  const entries: (GhostFileEntry | GhostChunkEntry)[] = [g];
   const payloads: (Buffer | undefined)[] = [undefined];
   const fd = openSync(openPath, FS.O_RDONLY);
   try {
@@ -175,12 +168,12 @@ function writeGhostImage(imgPath: string, name: string, openPath: string, ghostL
         got += n;
       }
       const chunk: GhostChunkEntry = { len: BigInt(data.length), off: BigInt(start) };
-      entries.push(chunk as unknown as Record<string, unknown>);
+      entries.push(chunk);
       payloads.push(data);
       off = end;
     }
-    writeImage(imgPath, 'GHOST_FILE', entries, payloads);
-    log.debug(`${what}: ghost ${name} (${size} bytes, ${total} of data in ${entries.length - 1} runs) as ${basename(imgPath)}`);
+    ctx.writeImage(file, 'GHOST_FILE', entries, payloads);
+    log.debug(`${what}: ghost ${name} (${size} bytes, ${total} of data in ${entries.length - 1} runs) as ${file}`);
   } finally {
     closeSync(fd);
   }

@@ -2,11 +2,12 @@
  * The contents of a memfd (or any shmem object) in CRIU's layout:
  * pagemap-shmem-<shmid>.img (head naming pages-N.img, then entries whose
  * vaddr is an offset into the object) and pages-N.img with the pages back
- * to back. Written after the core's images, so N is the next free id.
+ * to back. N comes from the dump's own count of pages images.
  */
-import { existsSync, readdirSync, openSync, readSync, closeSync, writeFileSync } from 'node:fs';
+import { existsSync, openSync, readSync, closeSync } from 'node:fs';
 import { join } from 'node:path';
-import { readImage, writeImage } from '../../images/index.js';
+import { readImage, writeFileAtomic } from '../../images/index.js';
+import type { DumpContext } from '../types.js';
 import type { PagemapEntry } from '../../images/messages.js';
 import { CriuTsError } from '../../errors.js';
 
@@ -19,22 +20,15 @@ export interface DataRun {
   data: Buffer;
 }
 
-function nextPagesId(dir: string): number {
-  let max = 0;
-  for (const name of readdirSync(dir)) {
-    const m = /^pages-(\d+)\.img$/.exec(name);
-    if (m) max = Math.max(max, Number(m[1]));
-  }
-  return max + 1;
-}
-
-export function writeShmemPages(dir: string, shmid: number, runs: readonly DataRun[]): void {
-  const pagesId = nextPagesId(dir);
+export function writeShmemPages(ctx: DumpContext, shmid: number, runs: readonly DataRun[]): void {
+  const pagesId = ctx.nextPagesId();
   const entries: PagemapEntry[] = runs.map((r) => ({
     vaddr: BigInt(r.offset), compat_nr_pages: 0, flags: PE_PRESENT, nr_pages: BigInt(r.data.length / PAGE_SIZE),
   }));
-  writeFileSync(join(dir, `pages-${pagesId}.img`), Buffer.concat(runs.map((r) => r.data)), { mode: 0o600 });
-  writeImage(join(dir, `pagemap-shmem-${shmid}.img`), 'PAGEMAP', [{ pages_id: pagesId }, ...(entries as unknown as Record<string, unknown>[])]);
+  const pages = Buffer.concat(runs.map((r) => r.data));
+  writeFileAtomic(join(ctx.dir, `pages-${pagesId}.img`), pages);
+  ctx.writeImage(`pagemap-shmem-${shmid}.img`, 'PAGEMAP', [{ pages_id: pagesId }, ...entries]);
+  ctx.countSharedPages(pages.length / PAGE_SIZE);
 }
 
 /** The runs of a shmem object back from its images (none if it had no data). */

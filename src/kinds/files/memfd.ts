@@ -16,7 +16,7 @@
  * memfdFileForMapping at dump and openMemfd at restore, which share the
  * inode entries with the fds of the same memfd.
  *
- * Known limits: contents are held in memory until the dump ends; hugetlb
+ * Known limits: contents are read whole into memory before they are written; hugetlb
  * memfds are restored as ordinary ones.
  */
 import { type Stats, fchmodSync, fchownSync, fstatSync, ftruncateSync, readdirSync, readSync, statSync, writeSync, readlinkSync, openSync, closeSync } from 'node:fs';
@@ -24,11 +24,10 @@ import { join } from 'node:path';
 import { NR, fcntl, lseek, pidfdGetfd, pidfdOpen, closeQuiet } from '../../sys/index.js';
 import { readImage } from '../../images/index.js';
 import type { FileEntry, MemfdFileEntry, MemfdInodeEntry } from '../../images/messages.js';
-import type { FileKind, FdProbe, RestoreFilesContext, RestoreTaskHandle } from '../types.js';
+import { stateKey, type DumpContext, type FileKind, type FdProbe, type RestoreFilesContext, type RestoreTaskHandle } from '../types.js';
 import { CriuTsError } from '../../errors.js';
 import { NO_FOWN, O_CLOEXEC, O_LARGEFILE } from './reg-file.js';
 import { part } from './anon-inode.js';
-import { dumpScope, emitExtra, type DumpScope } from './dump-extras.js';
 import { writeShmemPages, readShmemPages, type DataRun } from './memfd-pages.js';
 
 const MEMFD_PREFIX = '/memfd:';
@@ -46,7 +45,11 @@ const AT_FDCWD = -100;
 const PAGE_SIZE = 4096;
 
 /** Per dump: memfd inodes already written (inode number → inode_id), MEMFD entries made for mappings (inode_id → file id). */
-const dumped = new WeakMap<DumpScope, { byIno: Map<number, number>; next: number; mappingFile: Map<number, number>; scope: DumpScope }>();
+const DUMPED = stateKey<{ byIno: Map<number, number>; next: number; mappingFile: Map<number, number> }>('memfd:dumped');
+
+function dumpState(ctx: DumpContext): { byIno: Map<number, number>; next: number; mappingFile: Map<number, number> } {
+  return ctx.memo(DUMPED, () => ({ byIno: new Map(), next: 1, mappingFile: new Map() }));
+}
 
 export function memfdName(link: string): string {
   return link.slice(MEMFD_PREFIX.length).replace(/ \(deleted\)$/, '');
@@ -56,10 +59,11 @@ export const memfdKind: FileKind = {
   name: 'memfd',
   type: 'MEMFD',
   detect: (p: FdProbe) => p.link.startsWith(MEMFD_PREFIX) && p.stat.isFile(),
-  dump(p: FdProbe, id: number): FileEntry {
+  dump(p: FdProbe, id: number, ctx: DumpContext): FileEntry {
     // A write-only description cannot be read: read the inode through a read-only open of our own.
     const readable = (p.fdinfo.flags & O_ACCMODE) !== O_WRONLY;
     const inodeId = inodeIdOf(
+      ctx,
       { pid: p.pid, what: `fd ${p.fd}`, link: p.link, stat: p.stat, fd: p.localFd },
       () => (readable ? p.localFd : openSync(`/proc/${p.pid}/fd/${p.fd}`, 'r')),
     );
@@ -80,18 +84,16 @@ export const memfdKind: FileKind = {
  * it), read through /proc/PID/map_files. One entry per inode per dump,
  * sharing the inode entry with fds of the same memfd.
  */
-export function memfdFileForMapping(
-  pid: number, start: bigint, end: bigint, path: string, addFile: (make: (id: number) => FileEntry) => number,
-): number {
+export function memfdFileForMapping(ctx: DumpContext, pid: number, start: bigint, end: bigint, path: string): number {
   const mapFile = `/proc/${pid}/map_files/${start.toString(16)}-${end.toString(16)}`;
   const fd = openSync(mapFile, 'r');
   try {
     const stat = fstatSync(fd);
-    const inodeId = inodeIdOf({ pid, what: `mapping ${mapFile}`, link: path, stat, fd }, () => fd);
-    const st = dumpState(pid, `mapping ${mapFile}`);
+    const inodeId = inodeIdOf(ctx, { pid, what: `mapping ${mapFile}`, link: path, stat, fd }, () => fd);
+    const st = dumpState(ctx);
     let id = st.mappingFile.get(inodeId);
     if (id === undefined) {
-      id = addFile((i) => ({ type: 'MEMFD', id: i, memfd: { id: i, flags: 0, pos: 0n, fown: NO_FOWN, inode_id: inodeId } }));
+      id = ctx.addFile((i) => ({ type: 'MEMFD', id: i, memfd: { id: i, flags: 0, pos: 0n, fown: NO_FOWN, inode_id: inodeId } }));
       st.mappingFile.set(inodeId, id);
     }
     return id;
@@ -129,27 +131,16 @@ interface InodeSource {
   fd: number;
 }
 
-function dumpState(pid: number, what: string): { byIno: Map<number, number>; next: number; mappingFile: Map<number, number>; scope: DumpScope } {
-  const sc = dumpScope();
-  if (!sc) throw new CriuTsError('EUNSUPPORTED', `task ${pid} ${what}: memfd needs a dump through dump() (no image scope)`, { pid });
-  let st = dumped.get(sc);
-  if (!st) {
-    st = { byIno: new Map(), next: 1, mappingFile: new Map(), scope: sc };
-    dumped.set(sc, st);
-  }
-  return st;
-}
-
 /** The inode_id of a memfd inode in this dump; its entry and contents are written on first sight. */
-function inodeIdOf(src: InodeSource, readFd: () => number): number {
-  const st = dumpState(src.pid, src.what);
+function inodeIdOf(ctx: DumpContext, src: InodeSource, readFd: () => number): number {
+  const st = dumpState(ctx);
   let inodeId = st.byIno.get(src.stat.ino);
   if (inodeId === undefined) {
     inodeId = st.next++;
     st.byIno.set(src.stat.ino, inodeId);
     const fd = readFd();
     try {
-      dumpInode(src, fd, inodeId, st.scope);
+      dumpInode(ctx, src, fd, inodeId);
     } finally {
       if (fd !== src.fd) closeSync(fd);
     }
@@ -157,7 +148,7 @@ function inodeIdOf(src: InodeSource, readFd: () => number): number {
   return inodeId;
 }
 
-function dumpInode(src: InodeSource, readFd: number, inodeId: number, sc: DumpScope): void {
+function dumpInode(ctx: DumpContext, src: InodeSource, readFd: number, inodeId: number): void {
   const ie: MemfdInodeEntry = {
     name: memfdName(src.link),
     uid: src.stat.uid,
@@ -168,9 +159,9 @@ function dumpInode(src: InodeSource, readFd: number, inodeId: number, sc: DumpSc
     inode_id: BigInt(inodeId),
     mode: src.stat.mode,
   };
-  emitExtra('MEMFD_INODE', ie, Buffer.alloc(0));
+  ctx.emit('MEMFD_INODE', ie);
   const runs = readDataRuns(readFd, src.stat.size);
-  sc.atEnd.push((dir) => writeShmemPages(dir, src.stat.ino, runs));
+  writeShmemPages(ctx, src.stat.ino, runs);
 }
 
 /** The file's data, page-aligned runs that hold data (holes are left out). */

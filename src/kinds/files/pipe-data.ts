@@ -14,8 +14,7 @@ import { CriuTsError } from '../../errors.js';
 import { readImage } from '../../images/index.js';
 import type { PipeDataEntry } from '../../images/messages.js';
 import { closeQuiet, fcntl, ioctl, pipe2, tee, isSyscallError } from '../../sys/index.js';
-import type { RestoreFilesContext } from '../types.js';
-import { emitExtra, extraEmitted, type ExtraImage } from './dump-extras.js';
+import { stateKey, type DumpContext, type KindImage, type RestoreFilesContext } from '../types.js';
 
 export const F_SETPIPE_SZ = 1031;
 export const F_GETPIPE_SZ = 1032;
@@ -26,15 +25,25 @@ const O_CLOEXEC = 0o2000000;
 const O_ACCMODE = 3;
 const O_WRONLY = 1;
 
-export type PipeDataImage = Extract<ExtraImage, 'PIPES_DATA' | 'FIFO_DATA'>;
+export type PipeDataImage = Extract<KindImage, 'PIPES_DATA' | 'FIFO_DATA'>;
+
+/** pipe ids whose data this dump has written, by image */
+const DONE = stateKey<Map<PipeDataImage, Set<number>>>('pipe-data:done');
 
 /**
  * Record the bytes queued in the pipe behind our fd `localFd` (opened with
  * `flags`), unless this dump already did for `pipeId`. A write-only end is
  * reopened read-only through /proc so the data can be peeked all the same.
  */
-export function dumpPipeData(image: PipeDataImage, pipeId: number, localFd: number, flags: number): void {
-  if (extraEmitted(image, 'pipe_id', pipeId)) return;
+export function dumpPipeData(ctx: DumpContext, image: PipeDataImage, pipeId: number, localFd: number, flags: number): void {
+  const done = ctx.memo(DONE, () => new Map<PipeDataImage, Set<number>>());
+  let ids = done.get(image);
+  if (!ids) {
+    ids = new Set();
+    done.set(image, ids);
+  }
+  if (ids.has(pipeId)) return;
+  ids.add(pipeId);
   const writeOnly = (flags & O_ACCMODE) === O_WRONLY;
   // O_NONBLOCK: a FIFO opened for reading must not wait for a writer.
   const rfd = writeOnly ? openSync(`/proc/self/fd/${localFd}`, constants.O_RDONLY | constants.O_NONBLOCK) : localFd;
@@ -42,7 +51,7 @@ export function dumpPipeData(image: PipeDataImage, pipeId: number, localFd: numb
     const size = fcntl(rfd, F_GETPIPE_SZ);
     const data = peekPipe(rfd, size);
     const entry: PipeDataEntry = { pipe_id: pipeId, bytes: data.length, size };
-    emitExtra(image, entry, data);
+    ctx.emit(image, entry, data);
   } finally {
     if (rfd !== localFd) closeSync(rfd);
   }

@@ -16,7 +16,7 @@ import { closeSync, constants, openSync } from 'node:fs';
 import { CriuTsError } from '../../errors.js';
 import { NR } from '../../sys/index.js';
 import type { FileEntry, PipeEntry } from '../../images/messages.js';
-import type { FileKind, FdProbe, RestoreTaskHandle, RestoreFilesContext } from '../types.js';
+import type { DumpContext, FileKind, FdProbe, RestoreTaskHandle, RestoreFilesContext } from '../types.js';
 import { dumpPipeData, restorePipeData } from './pipe-data.js';
 import { allFiles } from './all-files.js';
 import { NO_FOWN, O_CLOEXEC } from './reg-file.js';
@@ -68,13 +68,13 @@ export const pipeKind: FileKind = {
   detect(p: FdProbe): boolean {
     return p.link.startsWith('pipe:[') && p.stat.isFIFO();
   },
-  dump(p: FdProbe, id: number): FileEntry {
+  dump(p: FdProbe, id: number, ctx: DumpContext): FileEntry {
     const flags = p.fdinfo.flags & ~O_CLOEXEC;
     if (flags & O_DIRECT) {
       throw new CriuTsError('EUNSUPPORTED', `task ${p.pid} fd ${p.fd}: ${p.link}: packet-mode (O_DIRECT) pipes are not supported`, { pid: p.pid, fd: p.fd });
     }
     const pipeId = Number(p.stat.ino);
-    dumpPipeData('PIPES_DATA', pipeId, p.localFd, flags);
+    dumpPipeData(ctx, 'PIPES_DATA', pipeId, p.localFd, flags);
     return { type: 'PIPE', id, pipe: { id, pipe_id: pipeId, flags, fown: NO_FOWN } };
   },
   group(e: FileEntry): string | undefined {

@@ -12,7 +12,7 @@ import { statSync } from 'node:fs';
 import { CriuTsError } from '../../errors.js';
 import { NR } from '../../sys/index.js';
 import type { FileEntry, RegFileEntry, FownEntry } from '../../images/messages.js';
-import type { FileKind, FdProbe, RestoreTaskHandle, DumpFilesContext } from '../types.js';
+import type { FileKind, FdProbe, RestoreTaskHandle, DumpContext } from '../types.js';
 import { dumpUnlinked, DELETED_SUFFIX } from './ghost.js';
 
 export const O_ACCMODE = 3;
@@ -48,13 +48,11 @@ export const regFileKind: FileKind = {
     if (!p.link.startsWith('/')) return false;
     return p.stat.isFile() || p.stat.isDirectory() || p.stat.isCharacterDevice() || p.stat.isBlockDevice();
   },
-  dump(p: FdProbe, id: number, ctx: DumpFilesContext): FileEntry {
+  dump(p: FdProbe, id: number, ctx: DumpContext): FileEntry {
     let name = p.link;
     if (name.endsWith(DELETED_SUFFIX) && isUnlinked(name, p)) {
       name = name.slice(0, -DELETED_SUFFIX.length);
-      dumpUnlinked(id, name, `/proc/${p.pid}/fd/${p.fd}`, {
-        ghostLimit: ctx.opts.ghostLimit, linkRemap: ctx.opts.linkRemap ?? false, addFile: ctx.addFile,
-      }, `task ${p.pid} fd ${p.fd}`);
+      dumpUnlinked(ctx, id, name, `/proc/${p.pid}/fd/${p.fd}`, `task ${p.pid} fd ${p.fd}`);
     }
     let flags = p.fdinfo.flags & ~O_CLOEXEC;
     // An O_TMPFILE file keeps O_TMPFILE (which includes O_DIRECTORY) in its flags: it is reopened as a plain file.

@@ -9,9 +9,9 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { memfdFileForMapping } from '../../../src/kinds/files/memfd.js';
-import { withDumpExtras } from '../../../src/kinds/files/dump-extras.js';
+import { DumpSession } from '../../../src/dump/context.js';
 import { readImage } from '../../../src/images/index.js';
-import type { FileEntry, MemfdInodeEntry, PagemapEntry } from '../../../src/images/messages.js';
+import type { MemfdInodeEntry, PagemapEntry } from '../../../src/images/messages.js';
 import { startSubject, type Subject } from '../../lib/subjects.js';
 import { removeDir, tempDir } from '../../e2e/helpers.js';
 import { setUpRunner, STEP_TIMEOUT_MS } from './round-trip.js';
@@ -35,21 +35,15 @@ test('memfd mappings: one MEMFD entry and inode per memfd, contents from map_fil
   try {
     s = await startSubject('memfd-map');
     const pid = s.pid;
-    const files: FileEntry[] = [];
-    const addFile = (make: (id: number) => FileEntry): number => {
-      const e = make(files.length + 1);
-      files.push(e);
-      return e.id;
-    };
+    const ctx = new DumpSession(dir, { shellJob: false, extUnixSk: false, fileLocks: false, ghostLimit: 1 << 20, linkRemap: false, tcpEstablished: false });
     const maps = memfdMaps(pid);
     assert.equal(maps.length, 2);
-    const ids = await withDumpExtras(dir, async () => {
-      const got = maps.map((m) => memfdFileForMapping(pid, m.start, m.end, m.path, addFile));
-      // The same mapping asked twice gets the same entry.
-      const first = maps[0];
-      if (first) got.push(memfdFileForMapping(pid, first.start, first.end, first.path, addFile));
-      return got;
-    });
+    const ids = maps.map((m) => memfdFileForMapping(ctx, pid, m.start, m.end, m.path));
+    // The same mapping asked twice gets the same entry.
+    const first = maps[0];
+    if (first) ids.push(memfdFileForMapping(ctx, pid, first.start, first.end, first.path));
+    ctx.finishImages();
+    const files = ctx.files;
     assert.equal(files.length, 2);
     assert.equal(ids[2], ids[0]);
     assert.deepEqual(files.map((f) => [f.type, f.memfd?.flags, f.memfd?.pos]), [['MEMFD', 0, 0n], ['MEMFD', 0, 0n]]);

@@ -6,7 +6,7 @@
  * indexed by inode; an unbound socket is in no table (the caller falls back
  * to getsockname/TCP_INFO, as CRIU does).
  */
-import { dumpMemo } from '../dump-extras.js';
+import { stateKey, type DumpContext } from '../../types.js';
 import { nlAttrs, sockDiag } from '../../../sys/index.js';
 
 const REQ_BYTES = 56;
@@ -52,6 +52,9 @@ function parse(msg: Buffer): InetDiag {
   };
 }
 
+/** sock_diag listings of this dump, by "family:proto" */
+const TABLES = stateKey<Map<string, Map<number, InetDiag>>>('inet-socket:diag');
+
 function table(family: number, proto: number): Map<number, InetDiag> {
   const m = new Map<number, InetDiag>();
   for (const msg of sockDiag(request(family, proto), true)) {
@@ -64,9 +67,16 @@ function table(family: number, proto: number): Map<number, InetDiag> {
 }
 
 /** The socket `ino` of this family and protocol, or undefined if the kernel lists none (unbound). */
-export function inetDiag(family: number, proto: number, ino: number): InetDiag | undefined {
+export function inetDiag(ctx: DumpContext, family: number, proto: number, ino: number): InetDiag | undefined {
   // Tasks are frozen during a dump: one listing per table serves every socket.
-  return dumpMemo(`inet-diag:${family}:${proto}`, () => table(family, proto)).get(ino);
+  const tables = ctx.memo(TABLES, () => new Map<string, Map<number, InetDiag>>());
+  const key = `${family}:${proto}`;
+  let t = tables.get(key);
+  if (!t) {
+    t = table(family, proto);
+    tables.set(key, t);
+  }
+  return t.get(ino);
 }
 
 const TCP_TIME_WAIT = 6;

@@ -12,16 +12,14 @@ import {
   AF_INET6, IPPROTO_TCP, IPPROTO_UDP, IPPROTO_UDPLITE, SOCK_DGRAM, SOCK_STREAM, SOL_IPV6, SOL_SOCKET, SOL_TCP,
   getpeername, getsockname, getsockopt, getsockoptInt, getsockoptTry,
 } from '../../../sys/index.js';
-import type { DumpFilesContext, FdProbe } from '../../types.js';
+import type { DumpContext, FdProbe } from '../../types.js';
 import { NO_FOWN, O_CLOEXEC } from '../reg-file.js';
 import { dumpSkOpts } from '../unix-socket/opts.js';
 import { addrText, fromSockaddr } from './addr.js';
 import { inetDiag, TCP_CLOSE, TCP_ESTABLISHED, TCP_LISTEN } from './diag.js';
 import { REPAIRABLE, stateName } from './tcp-states.js';
-import { noteNetNs } from './ns-id.js';
 import { dumpIpOpts, dumpTcpOpts } from './opts.js';
 import { dumpTcpStream } from './tcp-repair.js';
-import { dumpScope } from '../dump-extras.js';
 import { dumpQueue } from '../unix-socket/queue.js';
 
 const log = logger('inet-sk');
@@ -58,7 +56,7 @@ function tcpInfo(fd: number): { state: number; backlog: number; pending: number 
   return { state, backlog: b.readUInt8(4), pending: 0 };
 }
 
-export function dumpInetSocket(p: FdProbe, id: number, ctx: DumpFilesContext): FileEntry {
+export function dumpInetSocket(p: FdProbe, id: number, ctx: DumpContext): FileEntry {
   const family = getsockoptInt(p.localFd, SOL_SOCKET, 39 /* SO_DOMAIN */);
   const type = getsockoptInt(p.localFd, SOL_SOCKET, SO_TYPE);
   const proto = getsockoptInt(p.localFd, SOL_SOCKET, SO_PROTOCOL);
@@ -73,7 +71,7 @@ export function dumpInetSocket(p: FdProbe, id: number, ctx: DumpFilesContext): F
   }
   const src = fromSockaddr(family, getsockname(p.localFd));
   const dst = fromSockaddr(family, peerOf(p.localFd, family));
-  const d = inetDiag(family, proto, ino);
+  const d = inetDiag(ctx, family, proto, ino);
   let state: number;
   let backlog = 0;
   let pending = 0;
@@ -97,7 +95,7 @@ export function dumpInetSocket(p: FdProbe, id: number, ctx: DumpFilesContext): F
     if (state !== TCP_LISTEN && (state !== TCP_CLOSE || dst.port !== 0)) {
       const name = `${stateName(state)} TCP connection ${conn}`;
       if (!(REPAIRABLE & (1 << state))) refuse(`${name}: TCP_REPAIR cannot restore a connection in this state`);
-      if (!(ctx.opts.tcpEstablished ?? dumpScope()?.tcpEstablished ?? false)) refuse(`${name}: established connections need --tcp-established`);
+      if (!ctx.opts.tcpEstablished) refuse(`${name}: established connections need --tcp-established`);
       repair = true;
     }
   } else {
@@ -112,15 +110,16 @@ export function dumpInetSocket(p: FdProbe, id: number, ctx: DumpFilesContext): F
     fown: NO_FOWN,
     opts: dumpSkOpts(p.localFd, false),
   };
+  // The same number as the task's net_ns_id in ids-<pid>.img.
+  if (p.netNsId !== undefined) ie.ns_id = p.netNsId;
   if (family === AF_INET6) ie.v6only = getsockoptInt(p.localFd, SOL_IPV6, IPV6_V6ONLY) !== 0;
   ie.ip_opts = dumpIpOpts(p.localFd);
   if (proto !== IPPROTO_TCP && d && d.shutdown !== 0) ie.shutdown = SHUTDOWN_NAMES[d.shutdown & 3] ?? 'BOTH';
   ie.tcp_opts = dumpTcpOpts(p.localFd, proto === IPPROTO_TCP);
   // Peeked whether or not sock_diag lists the socket: an empty queue costs one call.
-  if (proto !== IPPROTO_TCP) dumpQueue(p.localFd, id, type, what);
+  if (proto !== IPPROTO_TCP) dumpQueue(ctx, p.localFd, id, type, what);
   // Last: it leaves the socket in repair mode, so the task's death closes it silently.
-  if (repair) dumpTcpStream(p.localFd, ino, state, what);
-  noteNetNs(id, p.pid);
+  if (repair) dumpTcpStream(ctx, p.localFd, ino, state, what);
   log.debug(`${what}: state ${stateName(state)} ${conn} backlog ${backlog}`);
   return { type: 'INETSK', id, isk: ie };
 }

@@ -24,14 +24,14 @@
  */
 import { join } from 'node:path';
 import { CriuTsError } from '../../../errors.js';
-import { readImage, writeImage } from '../../../images/index.js';
+import { readImage } from '../../../images/index.js';
 import type { InetSkEntry, TcpStreamEntry } from '../../../images/messages.js';
 import {
   bindSockaddr, closeQuiet, connect, dup, fcntl, getsockopt, getsockoptInt, ioctl, isSyscallError, recvmsg, sendto, setsockopt,
   setsockoptInt, MSG_DONTWAIT, MSG_PEEK, SOL_TCP,
 } from '../../../sys/index.js';
 import type { RestoreFilesContext } from '../../types.js';
-import { dumpScope } from '../dump-extras.js';
+import type { DumpContext } from '../../types.js';
 import { toSockaddr } from './addr.js';
 import { hasOurFin, hasPeerFin, replayFins, TCP, type Replay } from './tcp-states.js';
 
@@ -99,9 +99,7 @@ function receiveQueue(fd: number, what: string): { seq: number; data: Buffer } {
 }
 
 /** Read the connection state of our socket copy `fd` (in `state`) into tcp-stream-<ino>.img; leaves it in repair mode. */
-export function dumpTcpStream(fd: number, ino: number, state: number, what: string): void {
-  const sc = dumpScope();
-  if (!sc) throw new CriuTsError('EINTERNAL', `${what}: no dump in progress to take its TCP stream`, { ino });
+export function dumpTcpStream(ctx: DumpContext, fd: number, ino: number, state: number, what: string): void {
   try {
     setsockoptInt(fd, SOL_TCP, TCP_REPAIR, 1);
   } catch (e) {
@@ -109,7 +107,7 @@ export function dumpTcpStream(fd: number, ino: number, state: number, what: stri
   }
   // Ours keeps the socket open past the task's death, so it still closes in repair mode.
   const held = dup(fd);
-  sc.atExit.push((tasksLive) => {
+  ctx.atExit((tasksLive) => {
     try {
       if (tasksLive) setsockoptInt(held, SOL_TCP, TCP_REPAIR, 0);
     } finally {
@@ -152,7 +150,7 @@ export function dumpTcpStream(fd: number, ino: number, state: number, what: stri
     rcv_wnd: win.readUInt32LE(12), rcv_wup: win.readUInt32LE(16),
   };
   if (optMask & OPT.TIMESTAMPS) e.timestamp = getsockoptInt(fd, SOL_TCP, TCP_TIMESTAMP) >>> 0;
-  writeImage(join(sc.dir, streamImage(ino)), 'TCP_STREAM', [e as unknown as Record<string, unknown>], [Buffer.concat([inq, outq])]);
+  ctx.writeImage(streamImage(ino), 'TCP_STREAM', [e], [Buffer.concat([inq, outq])]);
 }
 
 function sendAll(fd: number, data: Buffer, what: string): void {

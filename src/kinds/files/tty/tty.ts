@@ -28,11 +28,10 @@ import { NR } from '../../../sys/index.js';
 import { readImage } from '../../../images/index.js';
 import { parseStat } from '../../../proc/index.js';
 import type { FileEntry, TtyInfoEntry } from '../../../images/messages.js';
-import type { DumpFilesContext, FileKind, FdProbe, RestoreFilesContext, RestoreTaskHandle } from '../../types.js';
+import { stateKey, type DumpContext, type FileKind, type FdProbe, type RestoreFilesContext, type RestoreTaskHandle } from '../../types.js';
 import { CriuTsError } from '../../../errors.js';
 import { NO_FOWN, O_CLOEXEC, regEntryForPath } from '../reg-file.js';
 import { part } from '../anon-inode.js';
-import { emitExtra, extraEmitted } from '../dump-extras.js';
 import { IOC, intArg, ioctlInt, readTtyState, writeTtyState } from './termios.js';
 import { taskFdinfo } from '../task-fds.js';
 
@@ -90,8 +89,13 @@ function masterInDump(index: number): boolean {
   return false;
 }
 
-function dumpInfo(p: FdProbe, k: TtyKind, infoId: number): void {
-  if (extraEmitted('TTY_INFO', 'id', infoId)) return;
+/** tty_info ids this dump has written */
+const INFO_DONE = stateKey<Set<number>>('tty:info-done');
+
+function dumpInfo(ctx: DumpContext, p: FdProbe, k: TtyKind, infoId: number): void {
+  const done = ctx.memo(INFO_DONE, () => new Set<number>());
+  if (done.has(infoId)) return;
+  done.add(infoId);
   const st = readTtyState(p.localFd);
   const info: TtyInfoEntry = {
     id: infoId,
@@ -120,14 +124,14 @@ function dumpInfo(p: FdProbe, k: TtyKind, infoId: number): void {
   if (st.termiosLocked) info.termios_locked = st.termiosLocked;
   if (st.winsize) info.winsize = st.winsize;
   if (k.what !== 'ctty') info.pty = { index: k.index };
-  emitExtra('TTY_INFO', info, Buffer.alloc(0));
+  ctx.emit('TTY_INFO', info);
 }
 
 export const ttyKind: FileKind = {
   name: 'tty',
   type: 'TTY',
   detect: (p: FdProbe) => classify(p) !== undefined,
-  dump(p: FdProbe, id: number, ctx: DumpFilesContext): FileEntry {
+  dump(p: FdProbe, id: number, ctx: DumpContext): FileEntry {
     const k = classify(p);
     if (!k) throw new CriuTsError('EDUMP', `task ${p.pid} fd ${p.fd}: not a terminal`, { pid: p.pid, fd: p.fd });
     if (k.what !== 'ctty' && k.index < 0) throw new CriuTsError('EDUMP', `task ${p.pid} fd ${p.fd}: no pty index for ${p.link}`, { pid: p.pid, fd: p.fd });
@@ -137,7 +141,7 @@ export const ttyKind: FileKind = {
         { pid: p.pid, fd: p.fd, link: p.link });
     }
     const infoId = k.what === 'ctty' ? CTTY_INFO_ID : infoIdOf(k.index, k.what === 'master');
-    dumpInfo(p, k, infoId);
+    dumpInfo(ctx, p, k, infoId);
     const flags = p.fdinfo.flags & ~O_CLOEXEC;
     const regfId = ctx.addFile((i) => regEntryForPath(i, p.link, flags));
     return { type: 'TTY', id, tty: { id, tty_info_id: infoId, flags, fown: NO_FOWN, regf_id: regfId } };

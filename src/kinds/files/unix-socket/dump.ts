@@ -10,9 +10,8 @@ import { lstatSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { CriuTsError } from '../../../errors.js';
 import type { FileEntry, UnixSkEntry, SkShutdown } from '../../../images/messages.js';
 import { SOCK_DGRAM, SOCK_SEQPACKET, SOCK_STREAM } from '../../../sys/index.js';
-import type { DumpFilesContext, FdProbe } from '../../types.js';
+import { stateKey, type DumpContext, type FdProbe } from '../../types.js';
 import { NO_FOWN, O_CLOEXEC } from '../reg-file.js';
-import { dumpMemo } from '../dump-extras.js';
 import { nameText, unixDiag, unixListeners, TCP_CLOSE, TCP_ESTABLISHED, TCP_LISTEN, type UnixDiag } from './diag.js';
 import { dumpSkOpts } from './opts.js';
 import { dumpQueue } from './queue.js';
@@ -41,7 +40,12 @@ function socketHolders(): Map<number, number> {
   return holders;
 }
 
-const heldByDump = (ino: number): boolean => dumpMemo('unix-socket-holders', socketHolders).has(ino);
+/** the tasks are frozen: one scan serves the whole dump */
+const HOLDERS = stateKey<Map<number, number>>('unix-socket:holders');
+/** entries made for peers outside the dump: inode → file id */
+const EXTERNAL = stateKey<Map<number, number>>('unix-socket:external');
+
+const heldByDump = (ctx: DumpContext, ino: number): boolean => ctx.memo(HOLDERS, socketHolders).has(ino);
 
 /** Fill name_dir, file_perms and deleted for a socket bound to a path. */
 function resolveName(p: FdProbe, d: UnixDiag, ue: UnixSkEntry): void {
@@ -71,11 +75,13 @@ export function describeSocket(p: FdProbe): string {
 }
 
 /** An entry for a socket outside the dump that one of ours talks to (--ext-unix-sk), once per dump. */
-function externalPeer(d: UnixDiag, ctx: DumpFilesContext, what: string): void {
+function externalPeer(d: UnixDiag, ctx: DumpContext, what: string): void {
   if (d.name.length === 0) {
     throw new CriuTsError('EUNSUPPORTED', `${what}: its peer ${d.ino} is outside the dump and has no name to reconnect to`, { peer: d.ino });
   }
-  dumpMemo(`unix-external:${d.ino}`, () => ctx.addFile((id) => ({
+  const made = ctx.memo(EXTERNAL, () => new Map<number, number>());
+  if (made.has(d.ino)) return;
+  made.set(d.ino, ctx.addFile((id) => ({
     type: 'UNIXSK',
     id,
     usk: {
@@ -86,15 +92,15 @@ function externalPeer(d: UnixDiag, ctx: DumpFilesContext, what: string): void {
   })));
 }
 
-function checkOutside(peer: UnixDiag, ctx: DumpFilesContext, what: string): void {
-  if (heldByDump(peer.ino)) return;
+function checkOutside(peer: UnixDiag, ctx: DumpContext, what: string): void {
+  if (heldByDump(ctx, peer.ino)) return;
   if (!ctx.opts.extUnixSk) {
     throw new CriuTsError('EUNSUPPORTED', `${what} is connected to socket ${peer.ino} outside the dumped tree (--ext-unix-sk allows it)`, { peer: peer.ino });
   }
   externalPeer(peer, ctx, what);
 }
 
-export function dumpUnixSocket(p: FdProbe, id: number, ctx: DumpFilesContext): FileEntry {
+export function dumpUnixSocket(p: FdProbe, id: number, ctx: DumpContext): FileEntry {
   const what = describeSocket(p);
   const ino = Number(p.stat.ino);
   const d = unixDiag(ino);
@@ -118,7 +124,7 @@ export function dumpUnixSocket(p: FdProbe, id: number, ctx: DumpFilesContext): F
     if (peer.peer !== ino && peer.name.length === 0) {
       throw new CriuTsError('EUNSUPPORTED', `${what}: peer ${d.peer} is connected elsewhere and has no name`, { peer: d.peer });
     }
-    pair = peer.peer === ino && heldByDump(peer.ino);
+    pair = peer.peer === ino && heldByDump(ctx, peer.ino);
     checkOutside(peer, ctx, what);
   } else if (d.state === TCP_ESTABLISHED && d.type !== SOCK_DGRAM) {
     // A client whose connection waits in a listener's accept queue: its peer is that listener.
@@ -142,7 +148,7 @@ export function dumpUnixSocket(p: FdProbe, id: number, ctx: DumpFilesContext): F
     if (!pair && !orphan && d.name.length === 0) {
       throw new CriuTsError('EUNSUPPORTED', `${what}: queued bytes on a socket with no name and no peer of its own to send them again`, { pid: p.pid, fd: p.fd });
     }
-    dumpQueue(p.localFd, id, d.type, what);
+    dumpQueue(ctx, p.localFd, id, d.type, what);
   }
   return { type: 'UNIXSK', id, usk: ue };
 }

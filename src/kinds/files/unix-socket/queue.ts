@@ -15,8 +15,7 @@ import {
   closeQuiet, getsockoptInt, isSyscallError, recvmsg, scmRightsFds, sendto, setsockoptInt,
   MSG_CTRUNC, MSG_DONTWAIT, MSG_PEEK, MSG_TRUNC, SOCK_STREAM, SOL_SOCKET,
 } from '../../../sys/index.js';
-import type { RestoreFilesContext } from '../../types.js';
-import { emitExtra } from '../dump-extras.js';
+import type { DumpContext, RestoreFilesContext } from '../../types.js';
 
 const SO_PEEK_OFF = 42;
 const SO_RCVBUF = 8;
@@ -26,7 +25,7 @@ const CONTROL_BYTES = 4096;
 const MAX_MESSAGES = 1 << 20;
 
 /** Peek every queued message of our socket copy `fd` and record them for file `id`. */
-export function dumpQueue(fd: number, id: number, type: number, what: string): void {
+export function dumpQueue(ctx: DumpContext, fd: number, id: number, type: number, what: string): void {
   const saved = getsockoptInt(fd, SOL_SOCKET, SO_PEEK_OFF);
   setsockoptInt(fd, SOL_SOCKET, SO_PEEK_OFF, 0);
   try {
@@ -51,7 +50,7 @@ export function dumpQueue(fd: number, id: number, type: number, what: string): v
       // Zero bytes: end of a stream, or an empty datagram the peek offset cannot step over.
       if (r.bytes === 0) return;
       const entry: SkPacketEntry = { id_for: id, length: r.bytes };
-      emitExtra('SK_QUEUES', entry, Buffer.from(buf.subarray(0, r.bytes)));
+      ctx.emit('SK_QUEUES', entry, Buffer.from(buf.subarray(0, r.bytes)));
     }
     throw new CriuTsError('EDUMP', `${what}: receive queue did not end after ${MAX_MESSAGES} messages`, { id });
   } finally {

@@ -1,0 +1,106 @@
+/**
+ * The dump context: the one object the dump core hands every kind. It owns
+ * what lives for the length of one dump and belongs to no single task:
+ * the global files table, the images kinds fill an entry at a time
+ * (pipes-data, sk-queues, tty-info, ...), per-dump memo state keyed by the
+ * kinds' own keys, the pages-N.img numbering, the shared-page count for
+ * stats-dump, and the steps to run at the end of the dump and at its exit.
+ *
+ * Two dumps in one process each have their own context: nothing here is
+ * module-global.
+ */
+import { join } from 'node:path';
+import { writeImage } from '../images/index.js';
+import type { FileEntry } from '../images/messages.js';
+import type { DumpContext, DumpKindOptions, KindImage, StateKey } from '../kinds/index.js';
+import { CriuTsError } from '../errors.js';
+
+const FILE_OF: Readonly<Record<KindImage, string>> = {
+  PIPES_DATA: 'pipes-data.img',
+  FIFO_DATA: 'fifo-data.img',
+  SK_QUEUES: 'sk-queues.img',
+  MEMFD_INODE: 'memfd.img',
+  TTY_INFO: 'tty-info.img',
+  FILE_LOCKS: 'filelocks.img',
+  REMAP_FPATH: 'remap-fpath.img',
+};
+
+type Img = Record<string, unknown>;
+
+export class DumpSession implements DumpContext {
+  /** every file_entry of the dump, in id order (files.img) */
+  readonly files: FileEntry[] = [];
+  /** pages of shared objects written (shared anonymous memory, memfd) */
+  sharedPages = 0;
+  private nextFileId = 1;
+  private pagesId = 0;
+  private readonly queued = new Map<KindImage, { entries: Img[]; payloads: Buffer[] }>();
+  private readonly memos = new Map<StateKey<unknown>, unknown>();
+  private readonly endSteps: (() => void)[] = [];
+  private readonly exitSteps: ((tasksLive: boolean) => void)[] = [];
+  private exited = false;
+
+  constructor(readonly dir: string, readonly opts: DumpKindOptions) {}
+
+  addFile(make: (id: number) => FileEntry): number {
+    const id = this.nextFileId++;
+    this.files.push(make(id));
+    return id;
+  }
+
+  fileById(id: number): FileEntry | undefined {
+    return this.files.find((f) => f.id === id);
+  }
+
+  emit(image: KindImage, entry: object, payload: Buffer = Buffer.alloc(0)): void {
+    let slot = this.queued.get(image);
+    if (!slot) {
+      slot = { entries: [], payloads: [] };
+      this.queued.set(image, slot);
+    }
+    slot.entries.push(entry as Img);
+    slot.payloads.push(payload);
+  }
+
+  writeImage(file: string, kind: string, entries: readonly object[], payloads?: readonly (Buffer | undefined)[]): void {
+    if (file.includes('/')) throw new CriuTsError('EINTERNAL', `image name ${file} is not a plain file name`, { file });
+    writeImage(join(this.dir, file), kind, entries as readonly Img[], payloads);
+  }
+
+  memo<T>(key: StateKey<T>, make: () => T): T {
+    if (this.memos.has(key)) return this.memos.get(key) as T;
+    const v = make();
+    this.memos.set(key, v);
+    return v;
+  }
+
+  nextPagesId(): number {
+    return ++this.pagesId;
+  }
+
+  countSharedPages(n: number): void {
+    this.sharedPages += n;
+  }
+
+  atEnd(step: () => void): void {
+    this.endSteps.push(step);
+  }
+
+  atExit(step: (tasksLive: boolean) => void): void {
+    this.exitSteps.push(step);
+  }
+
+  /** Write the images kinds queued, then run their end steps (once every task's own images are written). */
+  finishImages(): void {
+    for (const [image, slot] of this.queued) this.writeImage(FILE_OF[image], image, slot.entries, slot.payloads);
+    this.queued.clear();
+    for (const step of this.endSteps.splice(0)) step();
+  }
+
+  /** Run the exit steps, once: `tasksLive` says whether the dumped tasks run on. */
+  exit(tasksLive: boolean): void {
+    if (this.exited) return;
+    this.exited = true;
+    for (const step of this.exitSteps) step(tasksLive);
+  }
+}

@@ -1,0 +1,42 @@
+/**
+ * What the dump core is asked to do, resolved once (src/api maps its public
+ * options onto this; no default is applied anywhere below), and what it
+ * answers.
+ */
+import type { DumpKindOptions } from '../kinds/index.js';
+
+export interface DumpTreeOptions {
+  /** root of the tree */
+  pid: number;
+  /** absolute images dir */
+  dir: string;
+  /** the options kinds act on */
+  kinds: DumpKindOptions;
+  /** what becomes of the tree after a dump that succeeded (a failed dump always resumes it) */
+  after: 'kill' | 'resume' | 'stop';
+  /** --freeze-cgroup */
+  freezeCgroup: string | undefined;
+  /** how long stopping the tree may take */
+  timeoutMs: number;
+  /** show progress on a terminal */
+  progress: boolean;
+  /** action-script points (pre-dump, network-lock, post-dump, network-unlock) as they are reached; a rejection aborts the dump */
+  notify: (script: string) => Promise<void> | void;
+}
+
+export interface DumpStats {
+  freezingTimeUs: number;
+  frozenTimeUs: number;
+  memdumpTimeUs: number;
+  memwriteTimeUs: number;
+  pagesScanned: number;
+  pagesSkippedParent: number;
+  pagesWritten: number;
+  pagesZero: number;
+}
+
+export interface DumpResult {
+  /** every pid dumped (root first) */
+  pids: number[];
+  stats: DumpStats;
+}
