@@ -5,13 +5,14 @@
  */
 import { writeFileSync } from 'node:fs';
 import {
-  NR, PR, ptraceGetRegset, ptraceSetRegset, NT_X86_XSTATE, XSAVE,
+  NR, PR, ptraceGetRegset, ptraceSetRegset, NT_X86_XSTATE, xstateLayout,
 } from '../sys/index.js';
 import type { TaskCoreEntry, ThreadCoreEntry, UserX86FpregsEntry, CredsEntry, ItimerEntry } from '../images/messages.js';
 import type { RestoreTaskHandle } from '../kinds/index.js';
 import { logger } from '../log.js';
 import { parseLimits } from '../proc/index.js';
 import { RemoteSyscallError } from '../infect/tracee.js';
+import { fpregsToXsave } from '../kinds/xsave.js';
 
 const log = logger('task');
 const SIGKILL = 9;
@@ -115,40 +116,10 @@ export function restoreThreadState(t: RestoreTaskHandle, th: ThreadCoreEntry, cl
   }
 }
 
-/** FPU/SSE/AVX: fill the kernel's own XSAVE layout (as a template) from the image. */
+/** FPU/SSE/AVX/AVX-512: the kernel's own XSAVE buffer (this CPU's layout) as a template, filled from the image. */
 export function restoreFpu(tid: number, fp: UserX86FpregsEntry): void {
-  const x = Buffer.from(ptraceGetRegset(tid, NT_X86_XSTATE, 16384));
-  x.writeUInt16LE(fp.cwd & 0xffff, XSAVE.cwd);
-  x.writeUInt16LE(fp.swd & 0xffff, XSAVE.swd);
-  x.writeUInt16LE(fp.twd & 0xffff, XSAVE.twd);
-  x.writeUInt16LE(fp.fop & 0xffff, XSAVE.fop);
-  x.writeBigUInt64LE(fp.rip, XSAVE.rip);
-  x.writeBigUInt64LE(fp.rdp, XSAVE.rdp);
-  x.writeUInt32LE(fp.mxcsr, XSAVE.mxcsr);
-  x.writeUInt32LE(fp.mxcsr_mask, XSAVE.mxcsrMask);
-  (fp.st_space ?? []).forEach((w, i) => x.writeUInt32LE(w, XSAVE.stSpace + i * 4));
-  (fp.xmm_space ?? []).forEach((w, i) => x.writeUInt32LE(w, XSAVE.xmmSpace + i * 4));
-  const xs = fp.xsave;
-  if (xs && x.length > 576) {
-    // Keep the kernel's xcomp/feature bits for what it supports, take the image's state bits.
-    const kernelBv = x.readBigUInt64LE(XSAVE.headerXstateBv);
-    x.writeBigUInt64LE(xs.xstate_bv | (kernelBv & 0n), XSAVE.headerXstateBv);
-    (xs.ymmh_space ?? []).forEach((w, i) => x.writeUInt32LE(w, XSAVE.ymmh + i * 4));
-    const put64 = (arr: bigint[] | undefined, off: number): void => {
-      (arr ?? []).forEach((w, i) => {
-        if (off + i * 8 + 8 <= x.length) x.writeBigUInt64LE(w, off + i * 8);
-      });
-    };
-    put64(xs.bndreg_state, XSAVE.bndregs);
-    put64(xs.bndcsr_state, XSAVE.bndcsr);
-    put64(xs.opmask_reg, XSAVE.opmask);
-    put64(xs.zmm_upper, XSAVE.zmmHi256);
-    put64(xs.hi16_zmm, XSAVE.hi16Zmm);
-    (xs.pkru ?? []).forEach((w, i) => {
-      if (XSAVE.pkru + i * 4 + 4 <= x.length) x.writeUInt32LE(w, XSAVE.pkru + i * 4);
-    });
-  }
-  ptraceSetRegset(tid, NT_X86_XSTATE, x);
+  const template = ptraceGetRegset(tid, NT_X86_XSTATE, 16384);
+  ptraceSetRegset(tid, NT_X86_XSTATE, fpregsToXsave(template, fp, xstateLayout(), `thread ${tid}`));
 }
 
 function capWord(words: number[] | undefined, i: number): number {

@@ -56,13 +56,7 @@ export const XSAVE = {
   swReserved: 464,
   headerXstateBv: 512, // u64
   headerXcompBv: 520, // u64
-  ymmh: 576, // 16 x 16 bytes
-  bndregs: 960, // 4 x 16 bytes
-  bndcsr: 1024, // 2 x u64
-  opmask: 1088, // 8 x u64
-  zmmHi256: 1152, // 16 x 32 bytes
-  hi16Zmm: 1664, // 16 x 64 bytes
-  pkru: 2688, // u32
+  // Components 2 and up: offsets come from CPUID leaf 0xD (sys/xstate.ts), never fixed.
 } as const;
 
 /** XFEATURE bits in xstate_bv. */

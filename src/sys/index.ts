@@ -11,3 +11,4 @@ export * from './fhandle.js';
 export * from './socket.js';
 export * from './seqpacket.js';
 export * from './nodes.js';
+export * from './xstate.js';

@@ -2,6 +2,8 @@
  * Every C subject with the arguments it is tested with: one table for the
  * subjects' self-test and for dump/restore runners that go through them all.
  */
+import { readFileSync } from 'node:fs';
+
 export interface SubjectCase {
   name: string;
   args: string[];
@@ -11,7 +13,24 @@ export interface SubjectCase {
   runMs: number;
   /** What a restore of it exercises, for test names and reports. */
   feature: string;
+  /** Why this machine cannot run it (the test is skipped with this reason), or undefined. */
+  skip?: string | undefined;
 }
+
+/** The CPU flags the kernel reports (first cpu in /proc/cpuinfo). */
+function cpuFlags(): Set<string> {
+  try {
+    const line = readFileSync('/proc/cpuinfo', 'utf8').split('\n').find((l) => l.startsWith('flags'));
+    return new Set((line ?? '').split(':')[1]?.trim().split(/\s+/) ?? []);
+  } catch {
+    return new Set();
+  }
+}
+const FLAGS = cpuFlags();
+const needCpu = (...flags: string[]): string | undefined => {
+  const missing = flags.filter((f) => !FLAGS.has(f));
+  return missing.length === 0 ? undefined : `this CPU lacks ${missing.join(', ')}`;
+};
 
 const c = (name: string, feature: string, more: Partial<SubjectCase> = {}): SubjectCase => ({
   name, feature, args: [], pthread: false, runMs: 0, ...more,
@@ -25,6 +44,7 @@ export const SUBJECTS: readonly SubjectCase[] = [
   c('itimer', 'ITIMER_REAL interval and value', { runMs: 120 }),
   c('file-offsets', 'regular/dir/device fds: numbers, offsets, flags, FD_CLOEXEC'),
   c('fpu', 'x87, SSE and AVX register state', { runMs: 100 }),
+  c('avx512', 'AVX-512 state at CPUID offsets: zmm0-31 and k1-k7, live while spinning in user space', { runMs: 100, skip: needCpu('avx512f', 'avx512bw') }),
   c('sleep-nanosleep', 'restart of an interrupted nanosleep', { runMs: 50 }),
   c('read-pipe', 'restart of a read() blocked on a pipe', { args: ['--delay-ms', '300'] }),
   c('wait-child', 'restart of waitpid() on a live child', { args: ['--delay-ms', '300'] }),
