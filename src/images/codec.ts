@@ -14,6 +14,50 @@ import {
 
 export type Message = Record<string, unknown>;
 
+/**
+ * Fields a message had on the wire that our schema does not describe (a
+ * newer CRIU's), kept as raw tag+value bytes under this symbol (not
+ * enumerable: JSON and deep comparisons do not see it) and written back at
+ * their place in number order, so a decode/encode round trip loses nothing.
+ */
+export const UNKNOWN_FIELDS: unique symbol = Symbol('criu-ts.unknownFields');
+
+/** Key under which crit-ts's JSON carries unknown fields (base64 of tag + value each); crit has none. */
+export const UNKNOWN_FIELDS_KEY = '_unknown_fields';
+
+export interface UnknownField {
+  num: number;
+  /** tag and value, exactly as read */
+  raw: Buffer;
+}
+
+export function unknownFieldsOf(msg: object): readonly UnknownField[] {
+  return (msg as { [UNKNOWN_FIELDS]?: UnknownField[] })[UNKNOWN_FIELDS] ?? [];
+}
+
+/** Attach raw fields (each a tag + value) to a message; the field number is read from the tag. */
+export function setUnknownFields(msg: object, raws: readonly Buffer[]): void {
+  const list: UnknownField[] = raws.map((raw) => {
+    const r = new WireReader(raw, 0, raw.length);
+    const num = r.uint32() >>> 3;
+    return { num, raw: Buffer.from(raw) };
+  });
+  if (list.length === 0) return;
+  Object.defineProperty(msg, UNKNOWN_FIELDS, { value: list, enumerable: false, configurable: true, writable: true });
+}
+
+/** Skip a field we do not describe, keeping its bytes on the message. */
+function skipKeep(r: WireReader, out: Message, wt: number, num: number, tagPos: number): void {
+  r.skip(wt, num);
+  keepUnknown(out, num, r.buf.subarray(tagPos, r.pos));
+}
+
+function keepUnknown(out: Message, num: number, raw: Buffer): void {
+  const list = (out as { [UNKNOWN_FIELDS]?: UnknownField[] })[UNKNOWN_FIELDS];
+  if (list !== undefined) list.push({ num, raw: Buffer.from(raw) });
+  else Object.defineProperty(out, UNKNOWN_FIELDS, { value: [{ num, raw: Buffer.from(raw) }], enumerable: false, configurable: true, writable: true });
+}
+
 /** Nesting deeper than this is garbage, not a CRIU image (and would exhaust the stack). */
 const MAX_DEPTH = 64;
 
@@ -101,15 +145,15 @@ function decodeInto(desc: MessageDesc, r: WireReader, end: number, out: Message,
     if (wt > 5 || wt === 4) throw new WireError(wt === 4 ? 'unexpected end of group' : `invalid wire type ${wt}`, tagPos);
     const fd = byNum.get(num);
     if (fd === undefined) {
-      r.skip(wt, num);
+      skipKeep(r, out, wt, num, tagPos);
       continue;
     }
     const expected = WIRE_TYPE[fd.type];
     if (fd.type === 'message') {
       const sub = fd.ref === undefined ? undefined : lookupMessage(fd.ref);
       if (wt !== WT_LEN || sub === undefined) {
-        // Unknown sub-schema (e.g. another architecture's registers): keep going like protobuf does with unknown fields.
-        r.skip(wt, num);
+        // Unknown sub-schema (e.g. another architecture's registers): kept as an unknown field.
+        skipKeep(r, out, wt, num, tagPos);
         continue;
       }
       const len = r.length();
@@ -148,12 +192,12 @@ function decodeInto(desc: MessageDesc, r: WireReader, end: number, out: Message,
       } else if (wt === expected) {
         push(readScalar(r, fd));
       } else {
-        r.skip(wt, num);
+        skipKeep(r, out, wt, num, tagPos);
       }
       continue;
     }
     if (wt !== expected) {
-      r.skip(wt, num);
+      skipKeep(r, out, wt, num, tagPos);
       continue;
     }
     out[fd.name] = readScalar(r, fd);
@@ -284,7 +328,11 @@ function writeScalar(w: WireWriter, desc: MessageDesc, fd: FieldDesc, v: unknown
 
 function encodeInto(w: WireWriter, desc: MessageDesc, obj: Message, depth: number): void {
   if (depth > MAX_DEPTH) throw new CriuTsError('EIMAGE', `${desc.name}: messages nested too deep`, { message: desc.name });
+  const unknown = unknownFieldsOf(obj);
+  let u = 0;
   for (const fd of desc.fields) {
+    // Unknown fields go back between the known ones, in number order (as protobuf wrote them).
+    while (u < unknown.length && (unknown[u] as UnknownField).num < fd.num) w.raw((unknown[u++] as UnknownField).raw);
     const v = obj[fd.name];
     if (v === undefined || v === null) {
       if (fd.rule === 'required') throw encodeError(desc, fd, 'missing required field');
@@ -323,6 +371,7 @@ function encodeInto(w: WireWriter, desc: MessageDesc, obj: Message, depth: numbe
     w.tag(fd.num, WIRE_TYPE[fd.type]);
     writeScalar(w, desc, fd, v);
   }
+  while (u < unknown.length) w.raw((unknown[u++] as UnknownField).raw);
 }
 
 /** Encode one message (no length prefix). Errors are CriuTsError('EIMAGE') naming the field. */

@@ -205,6 +205,8 @@ export interface CoreEntry {
   ti_ppc64?: ThreadInfoPpc64; // 9 message thread_info_ppc64
   ti_s390?: ThreadInfoS390; // 10 message thread_info_s390
   ti_mips?: ThreadInfoMips; // 11 message thread_info_mips
+  ti_loongarch64?: ThreadInfoLoongarch64; // 12 message thread_info_loongarch64
+  ti_riscv64?: ThreadInfoRiscv64; // 13 message thread_info_riscv64
 }
 
 /** message `cpuinfo_entry` */
@@ -258,6 +260,7 @@ export interface CredsEntry {
   lsm_profile?: string; // 15 string
   lsm_sockcreate?: string; // 16 string
   apparmor_data?: Buffer; // 17 bytes
+  no_new_privs?: number; // 18 uint32
   cap_amb?: number[]; // 19 uint32
 }
 
@@ -680,6 +683,7 @@ export interface InventoryEntry {
   network_lock_method?: number; // 11 uint32
   plugins_entry?: PluginsEntry; // 12 message plugins_entry
   dump_criu_run_id?: string; // 13 string
+  allow_uprobes?: boolean; // 14 bool
 }
 
 /** message `ip_opts_entry` */
@@ -897,6 +901,7 @@ export interface NetnsEntry {
   nsids?: NetnsId[]; // 7 message netns_id
   ext_key?: string; // 8 string
   unix_conf?: SysctlEntry[]; // 9 message sysctl_entry
+  ipv4_sysctl?: SysctlEntry[]; // 10 message sysctl_entry
 }
 
 /** message `netns_id` */
@@ -911,6 +916,31 @@ export interface NsFileEntry {
   ns_id: number; // 2 uint32
   ns_cflag: number; // 3 uint32
   flags: number; // 4 uint32
+}
+
+/** message `pac_address_keys` */
+export interface PacAddressKeys {
+  apiakey_lo: bigint; // 1 uint64
+  apiakey_hi: bigint; // 2 uint64
+  apibkey_lo: bigint; // 3 uint64
+  apibkey_hi: bigint; // 4 uint64
+  apdakey_lo: bigint; // 5 uint64
+  apdakey_hi: bigint; // 6 uint64
+  apdbkey_lo: bigint; // 7 uint64
+  apdbkey_hi: bigint; // 8 uint64
+  pac_enabled_key: bigint; // 9 uint64
+}
+
+/** message `pac_generic_keys` */
+export interface PacGenericKeys {
+  apgakey_lo: bigint; // 1 uint64
+  apgakey_hi: bigint; // 2 uint64
+}
+
+/** message `pac_keys` */
+export interface PacKeys {
+  pac_address_keys?: PacAddressKeys; // 6 message pac_address_keys
+  pac_generic_keys?: PacGenericKeys; // 7 message pac_generic_keys
 }
 
 /** message `packet_mclist` */
@@ -972,7 +1002,7 @@ export interface PagemapHead {
 /** message `pidfd_entry` */
 export interface PidfdEntry {
   id: number; // 1 uint32
-  ino: bigint; // 2 uint64
+  ino: number; // 2 uint32
   flags: number; // 3 uint32
   nspid: number; // 4 int32
   fown: FownEntry; // 5 message fown_entry
@@ -1309,6 +1339,7 @@ export interface ThreadInfoAarch64 {
   tls: bigint; // 2 uint64
   gpregs: UserAarch64RegsEntry; // 3 message user_aarch64_regs_entry hex
   fpsimd: UserAarch64FpsimdContextEntry; // 4 message user_aarch64_fpsimd_context_entry
+  pac_keys?: PacKeys; // 5 message pac_keys
 }
 
 /** message `thread_info_arm` */
@@ -1317,6 +1348,14 @@ export interface ThreadInfoArm {
   tls: number; // 2 uint32
   gpregs: UserArmRegsEntry; // 3 message user_arm_regs_entry hex
   fpstate: UserArmVfpstateEntry; // 4 message user_arm_vfpstate_entry
+}
+
+/** message `thread_info_loongarch64` */
+export interface ThreadInfoLoongarch64 {
+  clear_tid_addr: bigint; // 1 uint64 hex
+  tls: bigint; // 2 uint64
+  gpregs: UserLoongarch64GpregsEntry; // 3 message user_loongarch64_gpregs_entry hex
+  fpregs: UserLoongarch64FpregsEntry; // 4 message user_loongarch64_fpregs_entry hex
 }
 
 /** message `thread_info_mips` */
@@ -1335,6 +1374,14 @@ export interface ThreadInfoPpc64 {
   vrstate?: UserPpc64VrstateEntry; // 4 message user_ppc64_vrstate_entry
   vsxstate?: UserPpc64VsxstateEntry; // 5 message user_ppc64_vsxstate_entry
   tmstate?: UserPpc64TmRegsEntry; // 6 message user_ppc64_tm_regs_entry
+}
+
+/** message `thread_info_riscv64` */
+export interface ThreadInfoRiscv64 {
+  clear_tid_addr: bigint; // 1 uint64 hex
+  tls: bigint; // 2 uint64
+  gpregs: UserRiscv64RegsEntry; // 3 message user_riscv64_regs_entry hex
+  fpsimd: UserRiscv64DExtEntry; // 4 message user_riscv64_d_ext_entry
 }
 
 /** message `thread_info_s390` */
@@ -1545,6 +1592,19 @@ export interface UserDescT {
   usable: boolean; // 10 bool
 }
 
+/** message `user_loongarch64_fpregs_entry` */
+export interface UserLoongarch64FpregsEntry {
+  regs?: bigint[]; // 1 uint64
+  fcc: bigint; // 2 uint64
+  fcsr: number; // 3 uint32
+}
+
+/** message `user_loongarch64_gpregs_entry` */
+export interface UserLoongarch64GpregsEntry {
+  regs?: bigint[]; // 1 uint64
+  pc: bigint; // 2 uint64
+}
+
 /** message `user_mips_fpregs_entry` */
 export interface UserMipsFpregsEntry {
   r0: bigint; // 1 uint64
@@ -1665,6 +1725,48 @@ export interface UserPpc64VrstateEntry {
 /** message `user_ppc64_vsxstate_entry` */
 export interface UserPpc64VsxstateEntry {
   vsxregs?: bigint[]; // 1 uint64
+}
+
+/** message `user_riscv64_d_ext_entry` */
+export interface UserRiscv64DExtEntry {
+  f?: bigint[]; // 1 uint64
+  fcsr: number; // 2 uint32
+}
+
+/** message `user_riscv64_regs_entry` */
+export interface UserRiscv64RegsEntry {
+  pc: bigint; // 1 uint64
+  ra: bigint; // 2 uint64
+  sp: bigint; // 3 uint64
+  gp: bigint; // 4 uint64
+  tp: bigint; // 5 uint64
+  t0: bigint; // 6 uint64
+  t1: bigint; // 7 uint64
+  t2: bigint; // 8 uint64
+  s0: bigint; // 9 uint64
+  s1: bigint; // 10 uint64
+  a0: bigint; // 11 uint64
+  a1: bigint; // 12 uint64
+  a2: bigint; // 13 uint64
+  a3: bigint; // 14 uint64
+  a4: bigint; // 15 uint64
+  a5: bigint; // 16 uint64
+  a6: bigint; // 17 uint64
+  a7: bigint; // 18 uint64
+  s2: bigint; // 19 uint64
+  s3: bigint; // 20 uint64
+  s4: bigint; // 21 uint64
+  s5: bigint; // 22 uint64
+  s6: bigint; // 23 uint64
+  s7: bigint; // 24 uint64
+  s8: bigint; // 25 uint64
+  s9: bigint; // 26 uint64
+  s10: bigint; // 27 uint64
+  s11: bigint; // 28 uint64
+  t3: bigint; // 29 uint64
+  t4: bigint; // 30 uint64
+  t5: bigint; // 31 uint64
+  t6: bigint; // 32 uint64
 }
 
 /** message `user_s390_fpregs_entry` */
@@ -1887,6 +1989,9 @@ export interface MessageTypes {
   netns_entry: NetnsEntry;
   netns_id: NetnsId;
   ns_file_entry: NsFileEntry;
+  pac_address_keys: PacAddressKeys;
+  pac_generic_keys: PacGenericKeys;
+  pac_keys: PacKeys;
   packet_mclist: PacketMclist;
   packet_ring: PacketRing;
   packet_sock_entry: PacketSockEntry;
@@ -1926,8 +2031,10 @@ export interface MessageTypes {
   thread_core_entry: ThreadCoreEntry;
   thread_info_aarch64: ThreadInfoAarch64;
   thread_info_arm: ThreadInfoArm;
+  thread_info_loongarch64: ThreadInfoLoongarch64;
   thread_info_mips: ThreadInfoMips;
   thread_info_ppc64: ThreadInfoPpc64;
+  thread_info_riscv64: ThreadInfoRiscv64;
   thread_info_s390: ThreadInfoS390;
   thread_info_x86: ThreadInfoX86;
   thread_sas_entry: ThreadSasEntry;
@@ -1949,6 +2056,8 @@ export interface MessageTypes {
   user_arm_regs_entry: UserArmRegsEntry;
   user_arm_vfpstate_entry: UserArmVfpstateEntry;
   user_desc_t: UserDescT;
+  user_loongarch64_fpregs_entry: UserLoongarch64FpregsEntry;
+  user_loongarch64_gpregs_entry: UserLoongarch64GpregsEntry;
   user_mips_fpregs_entry: UserMipsFpregsEntry;
   user_mips_regs_entry: UserMipsRegsEntry;
   user_ppc64_fpstate_entry: UserPpc64FpstateEntry;
@@ -1956,6 +2065,8 @@ export interface MessageTypes {
   user_ppc64_tm_regs_entry: UserPpc64TmRegsEntry;
   user_ppc64_vrstate_entry: UserPpc64VrstateEntry;
   user_ppc64_vsxstate_entry: UserPpc64VsxstateEntry;
+  user_riscv64_d_ext_entry: UserRiscv64DExtEntry;
+  user_riscv64_regs_entry: UserRiscv64RegsEntry;
   user_s390_fpregs_entry: UserS390FpregsEntry;
   user_s390_gs_cb_entry: UserS390GsCbEntry;
   user_s390_regs_entry: UserS390RegsEntry;

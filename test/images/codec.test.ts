@@ -9,6 +9,9 @@ import {
   decodeImage, decodeMessage, encodeImage, encodeMessage, kindByFileName, kindByMagic, kindByName, imageFileName,
 } from '../../src/images/index.js';
 import { defineEnum, defineMessage, f } from '../../src/images/schema/types.js';
+import { unknownFieldsOf } from '../../src/images/codec.js';
+import { messageToJson } from '../../src/images/json/to-json.js';
+import { jsonToMessage } from '../../src/images/json/from-json.js';
 
 defineEnum('codec_test_enum', { ZERO: 0, ONE: 1, MINUS: -2 });
 defineMessage('codec_test_sub', [f(1, 'v', 'optional', 'sint64'), f(2, 's', 'repeated', 'string')]);
@@ -69,6 +72,28 @@ test('unknown fields are skipped; an unknown enum number stays a number', () => 
   const withUnknown = Buffer.from('f8060ad2070301020395070000000099070000000000000000a801008001 05'.replace(/ /g, ''), 'hex');
   const m = decodeMessage('codec_test_msg', withUnknown);
   assert.deepEqual(m, { req: 0, e: 5 });
+});
+
+test('unknown fields are kept and written back in place, also through crit JSON', () => {
+  // A newer CRIU's fields (numbers 3000, 50 as a LEN, 16 with a wrong wire type) around known ones.
+  const bytes = Buffer.concat([
+    encodeMessage('codec_test_msg', { req: 7, u32: 1 }).subarray(0, 2), // field 1 = 1
+    Buffer.from('f80101', 'hex'), // field 31 varint 1 (unknown)
+    Buffer.from('92030361 6263'.replace(/ /g, ''), 'hex'), // field 50 LEN "abc" (unknown)
+    Buffer.from('a80107', 'hex'), // field 21 = req 7
+    Buffer.from('c0bb0105', 'hex'), // field 3000 varint 5 (unknown)
+  ]);
+  const m = decodeMessage('codec_test_msg', bytes);
+  assert.deepEqual(m, { u32: 1, req: 7 }, 'unknown fields stay out of sight');
+  assert.deepEqual(unknownFieldsOf(m).map((u) => u.num), [31, 50, 3000]);
+  const again = encodeMessage('codec_test_msg', m);
+  // Written back in number order between the known fields: 1, 21 known; 31, 50, 3000 unknown.
+  const sorted = Buffer.concat([bytes.subarray(0, 2), Buffer.from('a80107', 'hex'), Buffer.from('f80101', 'hex'), Buffer.from('9203036162 63'.replace(/ /g, ''), 'hex'), Buffer.from('c0bb0105', 'hex')]);
+  assert.equal(again.toString('hex'), sorted.toString('hex'));
+  assert.ok(encodeMessage('codec_test_msg', decodeMessage('codec_test_msg', sorted)).equals(sorted), 'a protobuf-ordered message round-trips byte for byte');
+  const json = messageToJson('codec_test_msg', decodeMessage('codec_test_msg', sorted));
+  assert.deepEqual(Object.keys(json), ['u32', 'req', '_unknown_fields']);
+  assert.ok(encodeMessage('codec_test_msg', jsonToMessage('codec_test_msg', JSON.parse(JSON.stringify(json)))).equals(sorted), 'through JSON');
 });
 
 test('malformed input fails with EIMAGE and an offset, never a RangeError', () => {

@@ -140,7 +140,7 @@ test('spot checks: tty, net, ipc, cgroup, sockets, namespaces', () => {
   expectField('cpuinfo_x86_entry', 1, 'vendor_id', 'required', 'enum', { ref: 'cpuinfo_x86_entry.vendor' });
   expectField('irmap_cache_entry', 1, 'dev', 'required', 'uint32', { opts: { dev: true, odev: true } });
   expectField('userns_entry', 2, 'gid_map', 'repeated', 'message', { ref: 'uid_gid_extent' });
-  expectField('pidfd_entry', 2, 'ino', 'required', 'uint64');
+  expectField('pidfd_entry', 2, 'ino', 'required', 'uint32');
   expectField('pidfd_entry', 4, 'nspid', 'required', 'int32');
   expectField('aa_namespace', 3, 'namespaces', 'repeated', 'message', { ref: 'aa_namespace' });
   expectField('binfmt_misc_entry', 8, 'offset', 'optional', 'int32');

@@ -8,7 +8,7 @@
 import { CriuTsError } from '../../errors.js';
 import { lookupEnum, lookupMessage } from '../schema/types.js';
 import type { FieldDesc, MessageDesc } from '../schema/types.js';
-import { messageDesc } from '../codec.js';
+import { messageDesc, setUnknownFields, UNKNOWN_FIELDS_KEY } from '../codec.js';
 import type { Message } from '../codec.js';
 import { requireKind, entryMessage } from '../image.js';
 import { extraFromJson } from './extras.js';
@@ -103,6 +103,16 @@ function fromTree(desc: MessageDesc, obj: JsonValue, path: string, depth: number
       continue;
     }
     out[fd.name] = sub !== undefined ? fromTree(sub, v, p, depth + 1) : scalarFrom(fd, v, p);
+  }
+  const unknown = obj[UNKNOWN_FIELDS_KEY];
+  if (unknown !== undefined) {
+    const p = `${path}.${UNKNOWN_FIELDS_KEY}`;
+    if (!Array.isArray(unknown)) throw bad(p, 'expected a list of base64 strings');
+    setUnknownFields(out, unknown.map((x, i) => {
+      const b = typeof x === 'string' ? fromBase64(x) : undefined;
+      if (b === undefined || b.length === 0) throw bad(`${p}[${i}]`, 'expected base64 of a protobuf field');
+      return b;
+    }));
   }
   return out;
 }

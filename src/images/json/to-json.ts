@@ -5,7 +5,7 @@
  */
 import { lookupMessage } from '../schema/types.js';
 import type { FieldDesc, MessageDesc } from '../schema/types.js';
-import { messageDesc } from '../codec.js';
+import { messageDesc, unknownFieldsOf, UNKNOWN_FIELDS_KEY } from '../codec.js';
 import type { Message } from '../codec.js';
 import type { DecodedImage } from '../image.js';
 import { extraToJson, extraSize } from './extras.js';
@@ -61,6 +61,9 @@ export function toJsonTree(desc: MessageDesc, msg: Message, pretty: boolean, hex
     }
     out[fd.name] = castOne(fd, v, pretty, hex);
   }
+  // Fields our schema does not know (crit would drop them): carried so that encode gives the same bytes.
+  const unknown = unknownFieldsOf(msg);
+  if (unknown.length > 0) out[UNKNOWN_FIELDS_KEY] = unknown.map((x) => x.raw.toString('base64'));
   return out;
 }
 

@@ -64,7 +64,8 @@ defineMessage('core_entry', [
   f(9, 'ti_ppc64', 'optional', 'message', { ref: 'thread_info_ppc64' }),
   f(10, 'ti_s390', 'optional', 'message', { ref: 'thread_info_s390' }),
   f(11, 'ti_mips', 'optional', 'message', { ref: 'thread_info_mips' }),
-  // 12 ti_loongarch64 and 13 ti_riscv64 (4.x) are not described here: they decode as unknown fields.
+  f(12, 'ti_loongarch64', 'optional', 'message', { ref: 'thread_info_loongarch64' }),
+  f(13, 'ti_riscv64', 'optional', 'message', { ref: 'thread_info_riscv64' }),
 ]);
 defineEnum('user_x86_regs_mode', { NATIVE: 1, COMPAT: 2 });
 defineMessage('user_x86_regs_entry', [
@@ -203,6 +204,7 @@ defineMessage('thread_info_aarch64', [
   f(2, 'tls', 'required', 'uint64'),
   f(3, 'gpregs', 'required', 'message', { ref: 'user_aarch64_regs_entry', opts: { hex: true } }),
   f(4, 'fpsimd', 'required', 'message', { ref: 'user_aarch64_fpsimd_context_entry' }),
+  f(5, 'pac_keys', 'optional', 'message', { ref: 'pac_keys' }),
 ]);
 defineMessage('user_ppc64_regs_entry', [
   f(1, 'gpr', 'repeated', 'uint64'),

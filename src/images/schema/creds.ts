@@ -22,5 +22,6 @@ defineMessage('creds_entry', [
   f(15, 'lsm_profile', 'optional', 'string'),
   f(16, 'lsm_sockcreate', 'optional', 'string'),
   f(17, 'apparmor_data', 'optional', 'bytes'),
+  f(18, 'no_new_privs', 'optional', 'uint32'),
   f(19, 'cap_amb', 'repeated', 'uint32'),
 ]);

@@ -3,6 +3,7 @@
  * Add a file here when adding a schema; nothing else needs to know it.
  */
 import './core.js';
+import './core-arch.js';
 import './mm.js';
 import './pagemap.js';
 import './pstree.js';

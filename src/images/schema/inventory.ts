@@ -21,4 +21,5 @@ defineMessage('inventory_entry', [
   f(11, 'network_lock_method', 'optional', 'uint32'),
   f(12, 'plugins_entry', 'optional', 'message', { ref: 'plugins_entry' }),
   f(13, 'dump_criu_run_id', 'optional', 'string'),
+  f(14, 'allow_uprobes', 'optional', 'bool'),
 ]);

@@ -40,4 +40,5 @@ defineMessage('netns_entry', [
   f(7, 'nsids', 'repeated', 'message', { ref: 'netns_id' }),
   f(8, 'ext_key', 'optional', 'string'),
   f(9, 'unix_conf', 'repeated', 'message', { ref: 'sysctl_entry' }),
+  f(10, 'ipv4_sysctl', 'repeated', 'message', { ref: 'sysctl_entry' }),
 ]);

@@ -7,7 +7,7 @@ import { defineMessage, f } from './types.js';
 
 defineMessage('pidfd_entry', [
   f(1, 'id', 'required', 'uint32'),
-  f(2, 'ino', 'required', 'uint64'),
+  f(2, 'ino', 'required', 'uint32'),
   f(3, 'flags', 'required', 'uint32'),
   f(4, 'nspid', 'required', 'int32'),
   f(5, 'fown', 'required', 'message', { ref: 'fown_entry' }),

@@ -43,7 +43,7 @@ export const pidfdKind: FileKind = {
       throw new CriuTsError('EUNSUPPORTED', `task ${p.pid} fd ${p.fd}: pidfd of process ${target}, which is outside the dump`, { pid: p.pid, fd: p.fd, target });
     }
     const nspid = info?.nsPid[info.nsPid.length - 1] ?? target;
-    const pidfd: PidfdEntry = { id, ino: BigInt(p.stat.ino), flags: fileFlags(p), nspid, fown: NO_FOWN };
+    const pidfd: PidfdEntry = { id, ino: Number(BigInt.asUintN(32, BigInt(p.stat.ino))) /* uint32 in CRIU's image, as CRIU stores st_ino */, flags: fileFlags(p), nspid, fown: NO_FOWN };
     return { type: 'PIDFD', id, pidfd };
   },
   restore(t: RestoreTaskHandle, e: FileEntry): number {
