@@ -10,8 +10,10 @@ import {
 import { parseStat, parseLimits, parseTimers, readComm, readLoginuid, readOomScoreAdj } from '../proc/index.js';
 import type { ProcStatus } from '../proc/index.js';
 import type { Tracee } from '../infect/tracee.js';
+import { dumpCreds } from '../kinds/creds.js';
+import { dumpMembarrier, dumpThreadSched } from '../kinds/task-attrs.js';
 import type {
-  SaEntry, TaskTimersEntry, ItimerEntry, PosixTimerEntry, CredsEntry, ThreadCoreEntry, TaskCoreEntry, SiginfoEntry,
+  SaEntry, TaskTimersEntry, ItimerEntry, PosixTimerEntry, ThreadCoreEntry, TaskCoreEntry, SiginfoEntry,
 } from '../images/messages.js';
 
 const SIGKILL = 9;
@@ -94,28 +96,6 @@ export function dumpTimers(t: Tracee, pid: number): TaskTimersEntry {
   return timers;
 }
 
-/** Split a 64-bit capability set into CRIU's two u32 words. */
-function capWords(v: bigint): number[] {
-  return [Number(v & 0xffffffffn), Number(v >> 32n)];
-}
-
-/** `st`: the thread's /proc status, read once by the caller. */
-export function dumpCreds(t: Tracee, st: ProcStatus): CredsEntry {
-  const secbits = Number(t.syscall('prctl', NR.prctl, PR.GET_SECUREBITS));
-  const c: CredsEntry = {
-    uid: st.uid[0], euid: st.uid[1], suid: st.uid[2], fsuid: st.uid[3],
-    gid: st.gid[0], egid: st.gid[1], sgid: st.gid[2], fsgid: st.gid[3],
-    cap_inh: capWords(st.capInh),
-    cap_prm: capWords(st.capPrm),
-    cap_eff: capWords(st.capEff),
-    cap_bnd: capWords(st.capBnd),
-    secbits,
-    cap_amb: capWords(st.capAmb),
-  };
-  if (st.groups.length > 0) c.groups = st.groups;
-  return c;
-}
-
 function siginfos(list: Buffer[]): SiginfoEntry[] {
   return list.map((b) => ({ siginfo: b }));
 }
@@ -129,13 +109,10 @@ export function dumpThreadCore(t: Tracee, pid: number, status: ProcStatus): Thre
   const ss = t.readMem(s, 24);
   t.syscall('prctl', NR.prctl, PR.GET_PDEATHSIG, s);
   const pdeath = t.readMem(s, 4).readInt32LE(0);
-  const stat = parseStat(pid, tid);
   const tc: ThreadCoreEntry = {
     futex_rla: rl.head,
     futex_rla_len: rl.len,
-    sched_nice: stat.nice,
-    sched_policy: stat.policy,
-    sched_prio: stat.rtPriority,
+    ...dumpThreadSched(pid, tid),
     blk_sigset: t.origSigmask,
     sas: { ss_sp: ss.readBigUInt64LE(0), ss_size: ss.readBigUInt64LE(16), ss_flags: ss.readInt32LE(8) },
     signals_p: {},
@@ -186,5 +163,7 @@ export function dumpTaskCore(t: Tracee, pid: number, status: ProcStatus): TaskCo
     sigactions: dumpSigactions(t, status),
     child_subreaper: subreaper,
   };
+  const membarrier = dumpMembarrier(t);
+  if (membarrier !== 0) tc.membarrier_registration_mask = membarrier;
   return tc;
 }

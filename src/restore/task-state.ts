@@ -7,12 +7,13 @@ import { writeFileSync } from 'node:fs';
 import {
   NR, PR, ptraceGetRegset, ptraceSetRegset, NT_X86_XSTATE, xstateLayout,
 } from '../sys/index.js';
-import type { TaskCoreEntry, ThreadCoreEntry, UserX86FpregsEntry, CredsEntry, ItimerEntry } from '../images/messages.js';
+import type { TaskCoreEntry, ThreadCoreEntry, UserX86FpregsEntry, ItimerEntry } from '../images/messages.js';
 import type { RestoreTaskHandle } from '../kinds/index.js';
 import { logger } from '../log.js';
 import { parseLimits } from '../proc/index.js';
 import { RemoteSyscallError } from '../infect/tracee.js';
 import { fpregsToXsave } from '../kinds/xsave.js';
+import { restoreLoginuid, restoreMembarrier, restoreThreadSched } from '../kinds/task-attrs.js';
 
 const log = logger('task');
 const SIGKILL = 9;
@@ -84,13 +85,8 @@ export function restoreTaskMisc(t: RestoreTaskHandle, tc: TaskCoreEntry): void {
       log.warn(`task ${t.pid}: oom_score_adj not restored: ${(e as Error).message}`);
     }
   }
-  if (tc.loginuid !== undefined && tc.loginuid !== 0xffffffff) {
-    try {
-      writeFileSync(`/proc/${t.pid}/loginuid`, String(tc.loginuid));
-    } catch (e) {
-      log.warn(`task ${t.pid}: loginuid not restored: ${(e as Error).message}`);
-    }
-  }
+  restoreLoginuid(t, tc.loginuid);
+  restoreMembarrier(t, tc.membarrier_registration_mask);
 }
 
 /** Per-thread state that must be set from inside that thread. */
@@ -111,50 +107,13 @@ export function restoreThreadState(t: RestoreTaskHandle, th: ThreadCoreEntry, cl
     const r = th.rseq_entry;
     t.syscall('rseq', NR.rseq, r.rseq_abi_pointer, r.rseq_abi_size, 0, r.signature);
   }
-  if (th.sched_nice !== undefined && th.sched_nice !== 0) {
-    t.syscall('setpriority', NR.setpriority, 0 /* PRIO_PROCESS */, 0, th.sched_nice);
-  }
+  restoreThreadSched(t.tracee.tid, th);
 }
 
 /** FPU/SSE/AVX/AVX-512: the kernel's own XSAVE buffer (this CPU's layout) as a template, filled from the image. */
 export function restoreFpu(tid: number, fp: UserX86FpregsEntry): void {
   const template = ptraceGetRegset(tid, NT_X86_XSTATE, 16384);
   ptraceSetRegset(tid, NT_X86_XSTATE, fpregsToXsave(template, fp, xstateLayout(), `thread ${tid}`));
-}
-
-function capWord(words: number[] | undefined, i: number): number {
-  return words?.[i] ?? 0;
-}
-
-/** Credentials last: once uids drop, further injected syscalls may be refused. */
-export function restoreCreds(t: RestoreTaskHandle, c: CredsEntry | undefined): void {
-  if (!c) return;
-  const allRoot = c.uid === 0 && c.euid === 0 && c.suid === 0 && c.fsuid === 0 && c.gid === 0 && c.egid === 0 && c.sgid === 0 && c.fsgid === 0;
-  const groups = c.groups ?? [];
-  const gb = Buffer.alloc(Math.max(4, groups.length * 4));
-  groups.forEach((g, i) => gb.writeUInt32LE(g, i * 4));
-  t.syscall('setgroups', NR.setgroups, groups.length, t.putBytes(gb));
-  if (c.secbits !== 0) t.syscall('prctl(SET_SECUREBITS)', NR.prctl, PR.SET_SECUREBITS, c.secbits);
-  if (!allRoot) {
-    // Keep capabilities across the uid change, then set the exact sets below.
-    t.syscall('prctl(SET_KEEPCAPS)', NR.prctl, 8 /* PR_SET_KEEPCAPS */, 1);
-    t.syscall('setresgid', NR.setresgid, c.gid, c.egid, c.sgid);
-    t.syscall('setresuid', NR.setresuid, c.uid, c.euid, c.suid);
-    t.syscall('setfsgid', NR.setfsgid, c.fsgid);
-    t.syscall('setfsuid', NR.setfsuid, c.fsuid);
-  }
-  // capset(v3): header {version, pid}, data[2] {effective, permitted, inheritable}.
-  const hdr = Buffer.alloc(8);
-  hdr.writeUInt32LE(0x20080522, 0);
-  const data = Buffer.alloc(24);
-  for (let i = 0; i < 2; i++) {
-    data.writeUInt32LE(capWord(c.cap_eff, i), i * 12);
-    data.writeUInt32LE(capWord(c.cap_prm, i), i * 12 + 4);
-    data.writeUInt32LE(capWord(c.cap_inh, i), i * 12 + 8);
-  }
-  const h = t.putBytes(Buffer.concat([hdr, data]));
-  t.syscall('capset', NR.capset, h, h + 8n);
-  if (!allRoot) t.syscall('prctl(SET_KEEPCAPS)', NR.prctl, 8, 0);
 }
 
 /**

@@ -4,7 +4,7 @@
  * mask are set last, in finalizeTask, once every task is ready.
  */
 import {
-  NR, ptraceGetRseqConfig, ptraceSetSigmask, encodeGpRegs, setGpRegsRaw, GP_REG_NAMES, type GpRegs,
+  NR, PR, ptraceGetRseqConfig, ptraceSetSigmask, encodeGpRegs, setGpRegsRaw, GP_REG_NAMES, type GpRegs,
 } from '../sys/index.js';
 import { CriuTsError } from '../errors.js';
 import type { CoreEntry, ThreadCoreEntry } from '../images/messages.js';
@@ -14,12 +14,13 @@ import { prepareAddressSpace, restoreMemory, restoreMmFields } from '../kinds/me
 import { restoreFds } from './files.js';
 import { asInterruptedSyscall } from './restart.js';
 import {
-  restoreSigactions, restoreItimers, restoreRlimits, restoreTaskMisc, restoreThreadState, restoreFpu, restoreCreds,
+  restoreSigactions, restoreItimers, restoreRlimits, restoreTaskMisc, restoreThreadState, restoreFpu,
   restorePendingSignals,
 } from './task-state.js';
 import { restorePosixTimers } from './timers.js';
 import { cloneWithPid, TRACE_OPTIONS } from './stub.js';
 import { restoreThreadSeccomp } from '../kinds/index.js';
+import { restoreCreds } from '../kinds/creds.js';
 import { handleFor } from './handle.js';
 import type { DumpImages } from './images.js';
 import type { RestoreNode, RestorePlan } from './plan.js';
@@ -113,6 +114,12 @@ export function finalizeTask(n: RestoreNode, img: DumpImages): void {
     const h = handleFor(th.tid, th);
     restoreCreds(h, core?.thread_core?.creds);
     restoreThreadSeccomp(h, core?.thread_core, img.seccomp, TRACE_OPTIONS);
+  }
+  // A change of ids or capabilities resets the mm's dumpable flag (to fs.suid_dumpable): set it again.
+  if (task.mm.dumpable !== undefined) {
+    const h = handleFor(main.tid, main);
+    const now = Number(h.syscall('prctl(GET_DUMPABLE)', NR.prctl, PR.GET_DUMPABLE));
+    if (now !== task.mm.dumpable) h.syscall('prctl(SET_DUMPABLE)', NR.prctl, PR.SET_DUMPABLE, task.mm.dumpable);
   }
   main.unmapScratch();
   n.threads.forEach((th, i) => {

@@ -145,3 +145,34 @@ export function getRobustList(tid: number): { head: bigint; len: number } {
   sys('get_robust_list', NR.get_robust_list, tid, tid, addr(head), addr(len));
   return { head: head.readBigUInt64LE(0), len: Number(len.readBigUInt64LE(0)) };
 }
+
+// ---- scheduling of another thread (root may read and set any thread's) ----
+
+/** SCHED_RESET_ON_FORK, or-ed into the policy sched_getscheduler returns. */
+export const SCHED_RESET_ON_FORK = 0x40000000;
+export const SCHED_DEADLINE = 6;
+const PRIO_PROCESS = 0;
+
+/** Policy of a thread, with SCHED_RESET_ON_FORK or-ed in when set. */
+export function schedGetScheduler(tid: number): number {
+  return sys('sched_getscheduler', NR.sched_getscheduler, tid, tid);
+}
+/** Static (real-time) priority of a thread. */
+export function schedGetPriority(tid: number): number {
+  const p = Buffer.alloc(4);
+  sys('sched_getparam', NR.sched_getparam, tid, tid, addr(p));
+  return p.readInt32LE(0);
+}
+export function schedSetScheduler(tid: number, policy: number, priority: number): void {
+  const p = Buffer.alloc(4);
+  p.writeInt32LE(priority, 0);
+  sys('sched_setscheduler', NR.sched_setscheduler, tid, tid, policy, addr(p));
+}
+/** Nice value of one thread (PRIO_PROCESS with a tid names that thread on Linux). */
+export function getNice(tid: number): number {
+  // The raw syscall returns 20 - nice, never negative.
+  return 20 - sys('getpriority', NR.getpriority, tid, PRIO_PROCESS, tid);
+}
+export function setNice(tid: number, nice: number): void {
+  sys('setpriority', NR.setpriority, tid, PRIO_PROCESS, tid, nice);
+}

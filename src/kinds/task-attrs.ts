@@ -1,0 +1,103 @@
+/**
+ * Small attributes of a task and its threads that only the kernel keeps:
+ * the scheduling policy, real-time priority and nice value of each thread
+ * (thread_core_entry sched_policy/sched_prio/sched_nice), the membarrier()
+ * registrations of the address space (task_core_entry
+ * membarrier_registration_mask) and the audit login uid (task_core_entry
+ * loginuid).
+ *
+ * Scheduling is read and set from criu-ts with the thread's id (root may).
+ * membarrier registrations are read inside the task with
+ * MEMBARRIER_CMD_GET_REGISTRATIONS (Linux 6.3+); on older kernels each
+ * private expedited command is issued once, which succeeds only when the
+ * task registered for it (as CRIU does). The login uid can only be written
+ * by the task itself (/proc/self/loginuid), so restore opens and writes it
+ * with injected calls.
+ *
+ * Limits: SCHED_DEADLINE (runtime/deadline/period) is refused at dump.
+ */
+import {
+  NR, schedGetScheduler, schedGetPriority, schedSetScheduler, getNice, setNice, SCHED_DEADLINE, isSyscallError,
+} from '../sys/index.js';
+import type { ThreadCoreEntry } from '../images/messages.js';
+import type { Tracee } from '../infect/tracee.js';
+import { RemoteSyscallError } from '../infect/tracee.js';
+import type { RestoreTaskHandle } from './types.js';
+import { CriuTsError } from '../errors.js';
+import { readLoginuid } from '../proc/index.js';
+
+const MEMBARRIER_CMD_GET_REGISTRATIONS = 1 << 9;
+/** Private expedited commands (plain, SYNC_CORE, RSEQ): their REGISTER command is the next bit up. */
+const MEMBARRIER_PRIVATE_CMD_BITS = [3, 5, 7] as const;
+const EINVAL = 22;
+const EPERM = 1;
+const ENOSYS = 38;
+const O_WRONLY = 1;
+const O_CLOEXEC = 0o2000000;
+const AT_FDCWD = -100;
+const LOGINUID_UNSET = 0xffffffff;
+
+/** Policy, priority and nice of one thread, for thread_core_entry. */
+export function dumpThreadSched(pid: number, tid: number): Pick<ThreadCoreEntry, 'sched_policy' | 'sched_prio' | 'sched_nice'> {
+  const policy = schedGetScheduler(tid);
+  if ((policy & 0xff) === SCHED_DEADLINE) {
+    throw new CriuTsError('EUNSUPPORTED', `task ${pid} thread ${tid}: SCHED_DEADLINE scheduling is not supported`, { pid, tid });
+  }
+  return { sched_policy: policy >>> 0, sched_prio: schedGetPriority(tid), sched_nice: getNice(tid) };
+}
+
+/** Put a thread's nice value, then its policy and priority, back where they differ from what it has. */
+export function restoreThreadSched(tid: number, th: ThreadCoreEntry): void {
+  if (th.sched_nice !== undefined && getNice(tid) !== th.sched_nice) setNice(tid, th.sched_nice);
+  if (th.sched_policy === undefined) return;
+  const prio = th.sched_prio ?? 0;
+  if (schedGetScheduler(tid) >>> 0 !== th.sched_policy || schedGetPriority(tid) !== prio) {
+    try {
+      schedSetScheduler(tid, th.sched_policy, prio);
+    } catch (e) {
+      const why = isSyscallError(e) ? e.message : String(e);
+      throw new CriuTsError('ERESTORE', `thread ${tid}: cannot set scheduling policy ${th.sched_policy} priority ${prio}: ${why}`, { tid }, e);
+    }
+  }
+}
+
+/** The address space's membarrier() registrations, asked inside the task. */
+export function dumpMembarrier(t: Tracee): number {
+  const r = t.syscallRaw(NR.membarrier, MEMBARRIER_CMD_GET_REGISTRATIONS, 0, 0);
+  if (r >= 0n) return Number(r);
+  if (r !== -BigInt(EINVAL)) throw new RemoteSyscallError('membarrier(GET_REGISTRATIONS)', Number(-r), t.tid);
+  // Before Linux 6.3: a private expedited barrier succeeds only for a registered task.
+  let mask = 0;
+  for (const bit of MEMBARRIER_PRIVATE_CMD_BITS) {
+    const e = t.syscallRaw(NR.membarrier, 1 << bit, 0, 0);
+    if (e === 0n) mask |= 1 << (bit + 1);
+    else if (e !== -BigInt(EPERM) && e !== -BigInt(EINVAL) && e !== -BigInt(ENOSYS)) {
+      throw new RemoteSyscallError(`membarrier(${1 << bit})`, Number(-e), t.tid);
+    }
+  }
+  return mask;
+}
+
+/** Register the restored address space again, one registration command per bit. */
+export function restoreMembarrier(t: RestoreTaskHandle, mask: number | undefined): void {
+  for (let bit = 0; bit < 32 && mask; bit++) {
+    if ((mask >>> bit) & 1) t.syscall(`membarrier(${1 << bit})`, NR.membarrier, 1 << bit, 0, 0);
+  }
+}
+
+/**
+ * The login uid, written by the task itself: the kernel lets no other task
+ * write /proc/PID/loginuid. Needs CAP_AUDIT_CONTROL, which the restored task
+ * still has at this point (credentials come last).
+ */
+export function restoreLoginuid(t: RestoreTaskHandle, loginuid: number | undefined): void {
+  if (loginuid === undefined || readLoginuid(t.pid) === loginuid) return;
+  const fd = Number(t.syscall('open /proc/self/loginuid', NR.openat, AT_FDCWD, t.putString('/proc/self/loginuid'), O_WRONLY | O_CLOEXEC, 0));
+  const text = Buffer.from(String(loginuid === LOGINUID_UNSET ? LOGINUID_UNSET : loginuid));
+  try {
+    const n = t.syscall('write loginuid', NR.write, fd, t.putBytes(text), text.length);
+    if (Number(n) !== text.length) throw new CriuTsError('ERESTORE', `task ${t.pid}: short write of loginuid`, { pid: t.pid });
+  } finally {
+    t.syscall('close', NR.close, fd);
+  }
+}
