@@ -10,20 +10,11 @@
  * module-global.
  */
 import { join } from 'node:path';
-import { writeImage } from '../images/index.js';
+import { imageFileName, kindByName, writeImage } from '../images/index.js';
 import type { FileEntry } from '../images/messages.js';
-import type { DumpContext, DumpKindOptions, KindImage, StateKey } from '../kinds/index.js';
+import type { DumpContext, DumpKindOptions, KindImage, KindImageEntries, StateKey } from '../kinds/index.js';
 import { CriuTsError } from '../errors.js';
 
-const FILE_OF: Readonly<Record<KindImage, string>> = {
-  PIPES_DATA: 'pipes-data.img',
-  FIFO_DATA: 'fifo-data.img',
-  SK_QUEUES: 'sk-queues.img',
-  MEMFD_INODE: 'memfd.img',
-  TTY_INFO: 'tty-info.img',
-  FILE_LOCKS: 'filelocks.img',
-  REMAP_FPATH: 'remap-fpath.img',
-};
 
 type Img = Record<string, unknown>;
 
@@ -34,7 +25,7 @@ export class DumpSession implements DumpContext {
   sharedPages = 0;
   private nextFileId = 1;
   private pagesId = 0;
-  private readonly queued = new Map<KindImage, { entries: Img[]; payloads: Buffer[] }>();
+  private readonly queued = new Map<KindImage, { entries: object[]; payloads: Buffer[] }>();
   private readonly memos = new Map<StateKey<unknown>, unknown>();
   private readonly endSteps: (() => void)[] = [];
   private readonly exitSteps: ((tasksLive: boolean) => void)[] = [];
@@ -52,13 +43,13 @@ export class DumpSession implements DumpContext {
     return this.files.find((f) => f.id === id);
   }
 
-  emit(image: KindImage, entry: object, payload: Buffer = Buffer.alloc(0)): void {
+  emit<K extends KindImage>(image: K, entry: KindImageEntries[K], payload: Buffer = Buffer.alloc(0)): void {
     let slot = this.queued.get(image);
     if (!slot) {
       slot = { entries: [], payloads: [] };
       this.queued.set(image, slot);
     }
-    slot.entries.push(entry as Img);
+    slot.entries.push(entry);
     slot.payloads.push(payload);
   }
 
@@ -92,7 +83,11 @@ export class DumpSession implements DumpContext {
 
   /** Write the images kinds queued, then run their end steps (once every task's own images are written). */
   finishImages(): void {
-    for (const [image, slot] of this.queued) this.writeImage(FILE_OF[image], image, slot.entries, slot.payloads);
+    for (const [image, slot] of this.queued) {
+      const kind = kindByName(image);
+      if (!kind) throw new CriuTsError('EINTERNAL', `no image kind ${image}`, { image });
+      this.writeImage(imageFileName(kind), image, slot.entries, slot.payloads);
+    }
     this.queued.clear();
     for (const step of this.endSteps.splice(0)) step();
   }

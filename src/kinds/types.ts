@@ -5,7 +5,10 @@
  */
 import type { Stats } from 'node:fs';
 import type { FdInfo } from '../proc/index.js';
-import type { FileEntry, FdinfoEntry } from '../images/messages.js';
+import type {
+  FileEntry, FdinfoEntry, PipeDataEntry, SkPacketEntry, MemfdInodeEntry, TtyInfoEntry, FileLockEntry, RemapFilePathEntry,
+} from '../images/messages.js';
+import type { DecodedImage } from '../images/index.js';
 import type { Tracee } from '../infect/tracee.js';
 
 /** What the core learned about one fd before asking the kinds. */
@@ -39,7 +42,17 @@ export function stateKey<T>(name: string): StateKey<T> {
 }
 
 /** Images filled by kinds during a dump, an entry (and maybe a payload) at a time, written once when every task is dumped. */
-export type KindImage = 'PIPES_DATA' | 'FIFO_DATA' | 'SK_QUEUES' | 'MEMFD_INODE' | 'TTY_INFO' | 'FILE_LOCKS' | 'REMAP_FPATH';
+export interface KindImageEntries {
+  PIPES_DATA: PipeDataEntry;
+  FIFO_DATA: PipeDataEntry;
+  SK_QUEUES: SkPacketEntry;
+  MEMFD_INODE: MemfdInodeEntry;
+  TTY_INFO: TtyInfoEntry;
+  FILE_LOCKS: FileLockEntry;
+  REMAP_FPATH: RemapFilePathEntry;
+}
+
+export type KindImage = keyof KindImageEntries;
 
 /** The dump options kinds act on, resolved once by the core (no defaults left to apply). */
 export interface DumpKindOptions {
@@ -68,7 +81,7 @@ export interface DumpContext {
   /** register an extra file entry (e.g. the REG entry behind a FIFO); returns its id */
   addFile(make: (id: number) => FileEntry): number;
   /** queue an entry (and its raw payload) for a dump-wide image, written once every task is dumped */
-  emit(image: KindImage, entry: object, payload?: Buffer): void;
+  emit<K extends KindImage>(image: K, entry: KindImageEntries[K], payload?: Buffer): void;
   /** write an image of the kind's own now (e.g. ghost-file-<id>.img), atomically, into the images dir */
   writeImage(file: string, kind: string, entries: readonly object[], payloads?: readonly (Buffer | undefined)[]): void;
   /** the value under `key` for this dump, made by `make` on first use */
@@ -99,16 +112,43 @@ export interface RestoreTaskHandle {
   syscall(name: string, nr: number, ...args: (number | bigint)[]): bigint;
 }
 
-export interface RestoreFilesContext {
-  /** every file entry of the dump by id */
+/** The restore options kinds act on, resolved once by the core. */
+export interface RestoreKindOptions {
+  /** -j: the session and controlling tty are outside the tree */
+  shellJob: boolean;
+  /** --ext-unix-sk */
+  extUnixSk: boolean;
+}
+
+/** A dump-wide image kinds wrote, as the restore core loaded it once: entries and their raw payloads. */
+export interface KindImageData<K extends KindImage> {
+  entries: readonly KindImageEntries[K][];
+  /** the payload after each entry (empty when none) */
+  payloads: readonly Buffer[];
+}
+
+/**
+ * What the restore core hands every kind: everything the dump wrote,
+ * loaded once and typed, state kept for the length of the restore under
+ * keys the kinds own, and the hooks into the order of the restore. Kinds
+ * never read an image file themselves.
+ */
+export interface RestoreContext {
+  /** the images dir: only for files a restored task opens itself (pages-N.img for preadv) */
+  readonly dir: string;
+  readonly opts: RestoreKindOptions;
+  /** every file entry of the dump, in files.img order */
+  readonly files: readonly FileEntry[];
+  /** a file entry of the dump by id */
   fileById(id: number): FileEntry | undefined;
-  imagesDir: string;
-  opts: { shellJob: boolean; extUnixSk: boolean };
-  /**
-   * State a kind keeps across the entries of one restore, by a key of its
-   * choosing (e.g. "pipe:123" → the fds of both ends once created).
-   */
-  shared: Map<string, unknown>;
+  /** the fd table task `pid` had at dump (its final fds), or undefined for a pid not in the dump */
+  taskFds(pid: number): readonly FdinfoEntry[] | undefined;
+  /** a dump-wide image kinds wrote (pipes-data.img, sk-queues.img, ...); empty when the dump has none */
+  kindImage<K extends KindImage>(image: K): KindImageData<K>;
+  /** an image of a kind's own by file name (tcp-stream-<ino>.img, pagemap-shmem-<id>.img), or undefined when absent */
+  ownImage(file: string): DecodedImage | undefined;
+  /** the value under `key` for this restore, made by `make` on first use */
+  state<T>(key: StateKey<T>, make: () => T): T;
   /**
    * Tell the core that the entry `fileId` is already open in this task as
    * `fd` (e.g. the write end created together with the read end by pipe2);
@@ -148,10 +188,10 @@ export interface FileKind {
    * when that task's fds are in place; for a file shared by several tasks,
    * once every task's fds are, in the first task (in dump order) using it.
    */
-  finish?(t: RestoreTaskHandle, e: FileEntry, fd: number, ctx: RestoreFilesContext): void;
+  finish?(t: RestoreTaskHandle, e: FileEntry, fd: number, ctx: RestoreContext): void;
   /**
    * Re-create the open file inside the task; returns the fd number it got
    * there (the core moves it to the right number and sets FD_CLOEXEC).
    */
-  restore(t: RestoreTaskHandle, e: FileEntry, fdi: FdinfoEntry, ctx: RestoreFilesContext): number;
+  restore(t: RestoreTaskHandle, e: FileEntry, fdi: FdinfoEntry, ctx: RestoreContext): number;
 }

@@ -6,7 +6,7 @@
  */
 import { NR, __WALL } from '../sys/index.js';
 import { collectExit, type Tracee } from '../infect/tracee.js';
-import type { RestoreFilesContext } from '../kinds/index.js';
+import type { RestoreContext } from '../kinds/index.js';
 import type { FdinfoEntry } from '../images/messages.js';
 import { CriuTsError } from '../errors.js';
 import { cloneWithPid } from './stub.js';
@@ -17,7 +17,7 @@ import { logger } from '../log.js';
 
 const log = logger('create');
 
-export function createTree(plan: RestorePlan, stub: Tracee, ctx: RestoreFilesContext, created: RestoreNode[]): void {
+export function createTree(plan: RestorePlan, stub: Tracee, ctx: RestoreContext, created: RestoreNode[]): void {
   const fdinfoOf = (id: number): FdinfoEntry => {
     for (const n of plan.nodes) {
       const f = n.images?.fds.find((x) => x.id === id);

@@ -9,7 +9,7 @@
  */
 import { NR } from '../sys/index.js';
 import { CriuTsError } from '../errors.js';
-import { fileKindByType, type RestoreTaskHandle, type RestoreFilesContext, type FileKind } from '../kinds/index.js';
+import { fileKindByType, type RestoreTaskHandle, type RestoreContext, type FileKind } from '../kinds/index.js';
 import type { FdinfoEntry, FileEntry } from '../images/messages.js';
 
 const O_CLOEXEC = 0o2000000;
@@ -42,10 +42,10 @@ function parker(t: RestoreTaskHandle, base: number): (fd: number) => number {
  */
 export function openGroupFiles(
   t: RestoreTaskHandle, ids: readonly number[], fdinfoOf: (id: number) => FdinfoEntry,
-  ctx: RestoreFilesContext, held: Map<number, number>, base: number, toFinish: number[],
+  ctx: RestoreContext, held: Map<number, number>, base: number, toFinish: number[],
 ): void {
   const park = parker(t, base);
-  const taskCtx: RestoreFilesContext = { ...ctx, provide: (id, fd) => held.set(id, park(fd)) };
+  const taskCtx: RestoreContext = { ...ctx, provide: (id, fd) => held.set(id, park(fd)) };
   for (const id of ids) {
     if (held.has(id)) continue;
     const { e, kind } = kindOf(ctx.fileById(id), id, t.pid);
@@ -63,7 +63,7 @@ export function openGroupFiles(
  */
 export function finishGroupFiles(
   ids: readonly number[], users: readonly { pid: number; handle: () => RestoreTaskHandle; fds: readonly FdinfoEntry[] }[],
-  ctx: RestoreFilesContext,
+  ctx: RestoreContext,
 ): void {
   for (const id of ids) {
     const { e, kind } = kindOf(ctx.fileById(id), id, 0);
@@ -86,14 +86,14 @@ export function finishGroupFiles(
  * its table under RLIMIT_NOFILE.
  */
 export function restoreFds(
-  t: RestoreTaskHandle, fds: FdinfoEntry[], ctx: RestoreFilesContext, inherited: ReadonlyMap<number, number>, base: number,
+  t: RestoreTaskHandle, fds: FdinfoEntry[], ctx: RestoreContext, inherited: ReadonlyMap<number, number>, base: number,
 ): void {
   // The stub's own fds go first; nothing of it may leak into the restored task.
   if (base > 0) t.syscall('close_range', NR.close_range, 0, base - 1, 0);
   const park = parker(t, base);
   const opened = new Map<number, number>(inherited); // file id → an fd in the task holding it
   const created: { kind: FileKind; e: FileEntry; fd: number }[] = [];
-  const taskCtx: RestoreFilesContext = { ...ctx, provide: (id, fd) => opened.set(id, park(fd)) };
+  const taskCtx: RestoreContext = { ...ctx, provide: (id, fd) => opened.set(id, park(fd)) };
   const cloexec = (fdi: FdinfoEntry): number => (fdi.flags & FD_CLOEXEC ? O_CLOEXEC : 0);
   for (const fdi of [...fds].sort((a, b) => a.fd - b.fd)) {
     const held = opened.get(fdi.id);

@@ -17,7 +17,7 @@ import { NR, PR, waitPid, __WALL, pidExists, ptraceDetach, ptraceSetSigmask } fr
 import type { RestoreOptions, RestoreResult, RestoreStats } from '../api/options.js';
 import type { StatsEntry } from '../images/messages.js';
 import { writeImage } from '../images/index.js';
-import type { RestoreFilesContext } from '../kinds/index.js';
+import { restoreSession, type RestoreSession } from './context.js';
 import { loadDump, type DumpImages } from './images.js';
 import { refuseForeignNamespaceIds } from './namespaces.js';
 import { materializeRemaps, removeGhosts } from '../kinds/index.js';
@@ -38,10 +38,11 @@ export async function restoreTree(opts: RestoreOptions): Promise<RestoreResult> 
   const dir = resolve(opts.imagesDir ?? '.');
   const img = loadDump(dir);
   for (const t of img.tasks) refuseForeignNamespaceIds(t.pstree.pid, t.ids, img.inventory.root_ids);
-  const remaps = materializeRemaps(dir, img.files);
+  const session = restoreSession(img, { shellJob: opts.shellJob ?? false, extUnixSk: opts.extUnixSk ?? false });
+  const remaps = materializeRemaps(session.ctx);
   let ok = false;
   try {
-    const r = await restoreLoaded(opts, dir, img);
+    const r = await restoreLoaded(opts, dir, img, session);
     ok = true;
     return r;
   } finally {
@@ -52,7 +53,7 @@ export async function restoreTree(opts: RestoreOptions): Promise<RestoreResult> 
   }
 }
 
-async function restoreLoaded(opts: RestoreOptions, dir: string, img: ReturnType<typeof loadDump>): Promise<RestoreResult> {
+async function restoreLoaded(opts: RestoreOptions, dir: string, img: DumpImages, session: RestoreSession): Promise<RestoreResult> {
   const plan = planTree(img, opts.shellJob ?? false);
   for (const n of plan.nodes) {
     for (const tid of n.images?.pstree.threads ?? [n.pid]) {
@@ -62,15 +63,7 @@ async function restoreLoaded(opts: RestoreOptions, dir: string, img: ReturnType<
   const progress = makeProgress('restore', opts.progress ?? true);
   const created: RestoreNode[] = [];
   let stub: Stub | undefined;
-  const afterFiles: (() => void)[] = [];
-  const filesCtx: RestoreFilesContext = {
-    fileById: (id) => img.files.get(id),
-    imagesDir: dir,
-    opts: { shellJob: opts.shellJob ?? false, extUnixSk: opts.extUnixSk ?? false },
-    shared: new Map(),
-    provide: () => {},
-    afterAllFiles: (step) => afterFiles.push(step),
-  };
+  const filesCtx = session.ctx;
   const notify = async (script: string): Promise<void> => {
     await opts.notify?.(script);
   };
@@ -99,7 +92,7 @@ async function restoreLoaded(opts: RestoreOptions, dir: string, img: ReturnType<
       const tracee = n.tracee;
       return n.images && tracee ? [{ pid: n.pid, handle: () => handleFor(n.pid, tracee), fds: n.images.fds }] : [];
     }), filesCtx);
-    for (const step of afterFiles) step();
+    session.afterAllFiles();
     retireHelpers(plan, (t) => consumeSignal(t, SIGCHLD));
     makeZombies(plan, img);
     for (const n of plan.nodes) finalizeTask(n, img);

@@ -43,8 +43,6 @@ export interface RestorePlan {
   inheritBase: number;
   /** ids of shared files created during tree creation whose `finish` is still to run */
   groupFinish: number[];
-  /** shared anonymous memory objects re-created so far (see kinds/memory/restore.ts) */
-  shmem: Map<bigint, { pid: number; start: bigint; end: bigint; pgoff: bigint }>;
 }
 
 export function planTree(img: DumpImages, shellJob: boolean): RestorePlan {
@@ -129,7 +127,7 @@ export function planTree(img: DumpImages, shellJob: boolean): RestorePlan {
     const lca = lowestCommonAncestor(u.tasks);
     lca.groupFiles.push(...u.ids);
   }
-  return { root, top, nodes, inheritBase: maxFd + 1, groupFinish: [], shmem: new Map() };
+  return { root, top, nodes, inheritBase: maxFd + 1, groupFinish: [] };
 }
 
 function moveUnder(n: RestoreNode, p: RestoreNode): void {

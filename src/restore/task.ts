@@ -8,7 +8,7 @@ import {
 } from '../sys/index.js';
 import { CriuTsError } from '../errors.js';
 import type { CoreEntry, ThreadCoreEntry } from '../images/messages.js';
-import type { RestoreFilesContext, RestoreTaskHandle } from '../kinds/index.js';
+import type { RestoreContext, RestoreTaskHandle } from '../kinds/index.js';
 import type { Tracee } from '../infect/tracee.js';
 import { prepareAddressSpace, restoreMemory, restoreMmFields } from '../kinds/memory/restore.js';
 import { restoreFds } from './files.js';
@@ -39,7 +39,7 @@ function coreRegs(core: CoreEntry): GpRegs {
 }
 
 /** Returns the number of pages filled. */
-export function restoreTaskBody(n: RestoreNode, plan: RestorePlan, img: DumpImages, filesCtx: RestoreFilesContext): number {
+export function restoreTaskBody(n: RestoreNode, plan: RestorePlan, img: DumpImages, filesCtx: RestoreContext): number {
   const task = n.images;
   const tracee = n.tracee;
   if (!task || !tracee) return 0;
@@ -56,12 +56,11 @@ export function restoreTaskBody(n: RestoreNode, plan: RestorePlan, img: DumpImag
   } catch {
     rseq = undefined;
   }
-  const memCtx = { imagesDir: img.dir, fileById: (id: number) => img.files.get(id), shmem: plan.shmem, shared: filesCtx.shared };
   prepareAddressSpace(h, task.mm, rseq);
   // /proc/PID/exe can only change while the old executable is not mapped:
   // now, between emptying the stub's address space and mapping the task's.
-  restoreMmFields(h, task.mm, memCtx);
-  const pages = restoreMemory(h, task.mm, task.pagemap, task.pagesId, memCtx);
+  restoreMmFields(h, task.mm, filesCtx);
+  const pages = restoreMemory(h, task.mm, task.pagemap, task.pagesId, filesCtx);
   restoreFds(h, task.fds, filesCtx, n.inherited, plan.inheritBase);
   const cwd = img.files.get(task.fs.cwd_id)?.reg?.name;
   const root = img.files.get(task.fs.root_id)?.reg?.name;

@@ -16,7 +16,7 @@
 import { statSync } from 'node:fs';
 import { NR } from '../../sys/index.js';
 import type { EventpollTfdEntry, FileEntry } from '../../images/messages.js';
-import type { FileKind, FdProbe, RestoreFilesContext, RestoreTaskHandle } from '../types.js';
+import type { FileKind, FdProbe, RestoreContext, RestoreTaskHandle } from '../types.js';
 import { CriuTsError } from '../../errors.js';
 import { NO_FOWN } from './reg-file.js';
 import { fileFlags, isAnonLink, part } from './anon-inode.js';
@@ -58,7 +58,7 @@ export const epollKind: FileKind = {
     // epoll_create1 takes only EPOLL_CLOEXEC (the core's business); f_flags are always O_RDWR.
     return Number(t.syscall('epoll_create1', NR.epoll_create1, 0));
   },
-  finish(t: RestoreTaskHandle, e: FileEntry, fd: number, ctx: RestoreFilesContext): void {
+  finish(t: RestoreTaskHandle, e: FileEntry, fd: number, ctx: RestoreContext): void {
     const epfd = part(e, 'epfd', 'EVENTPOLL');
     // Finished on a parked fd (created for several tasks at once): the targets are not in place yet.
     if ((epfd.tfd ?? []).length > 0 && !isFinalFd(ctx, t.pid, fd, e.id)) {

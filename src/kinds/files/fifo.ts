@@ -15,13 +15,13 @@ import { closeSync, constants, openSync } from 'node:fs';
 import { CriuTsError } from '../../errors.js';
 import { NR } from '../../sys/index.js';
 import type { FileEntry, RegFileEntry } from '../../images/messages.js';
-import type { FileKind, FdProbe, RestoreTaskHandle, RestoreFilesContext, DumpContext } from '../types.js';
+import type { FileKind, FdProbe, RestoreTaskHandle, RestoreContext, DumpContext } from '../types.js';
 import { dumpPipeData, restorePipeData } from './pipe-data.js';
 import { NO_FOWN, O_CLOEXEC, O_CREAT, O_TRUNC } from './reg-file.js';
 
 const AT_FDCWD = -100;
 
-function fifoParts(e: FileEntry, ctx: RestoreFilesContext): { pipeId: number; reg: RegFileEntry } {
+function fifoParts(e: FileEntry, ctx: RestoreContext): { pipeId: number; reg: RegFileEntry } {
   const reg = e.fifo?.regf_id === undefined ? undefined : ctx.fileById(e.fifo.regf_id)?.reg;
   if (!e.fifo || !reg) throw new CriuTsError('EIMAGE', `file ${e.id}: FIFO entry without its REG path entry`, { id: e.id });
   return { pipeId: e.fifo.pipe_id, reg };
@@ -47,7 +47,7 @@ export const fifoKind: FileKind = {
     }));
     return { type: 'FIFO', id, fifo: { id, pipe_id: pipeId, regf_id: regfId } };
   },
-  restore(t: RestoreTaskHandle, e: FileEntry, _fdi, ctx: RestoreFilesContext): number {
+  restore(t: RestoreTaskHandle, e: FileEntry, _fdi, ctx: RestoreContext): number {
     const { pipeId, reg } = fifoParts(e, ctx);
     let ours: number;
     try {

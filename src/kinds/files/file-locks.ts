@@ -24,12 +24,10 @@
  * restore (the core would close its parked copy after `finish`).
  */
 import { readdirSync, statSync } from 'node:fs';
-import { join } from 'node:path';
 import { NR } from '../../sys/index.js';
-import { readImage } from '../../images/index.js';
 import type { FileEntry, FileLockEntry } from '../../images/messages.js';
 import type { LockInfo } from '../../proc/index.js';
-import { stateKey, type DumpContext, type FileKind, type FdProbe, type RestoreFilesContext, type RestoreTaskHandle } from '../types.js';
+import { stateKey, type DumpContext, type FileKind, type FdProbe, type RestoreContext, type RestoreTaskHandle } from '../types.js';
 import { CriuTsError } from '../../errors.js';
 import { regFileKind } from './reg-file.js';
 import { fileIdAt, isFinalFd, taskFdinfo } from './task-fds.js';
@@ -94,7 +92,7 @@ export const lockedRegKind: FileKind = {
   },
   group: (e: FileEntry) => regFileKind.group?.(e),
   restore: (t, e, fdi, ctx) => regFileKind.restore(t, e, fdi, ctx),
-  finish(t: RestoreTaskHandle, e: FileEntry, fd: number, ctx: RestoreFilesContext): void {
+  finish(t: RestoreTaskHandle, e: FileEntry, fd: number, ctx: RestoreContext): void {
     regFileKind.finish?.(t, e, fd, ctx);
     // A lock names the fd it was seen through; it belongs to this open file if that fd held it.
     const locks = locksOf(ctx).filter((l) => fileIdAt(ctx, l.pid, l.fd) === e.id);
@@ -109,17 +107,8 @@ export const lockedRegKind: FileKind = {
   },
 };
 
-function locksOf(ctx: RestoreFilesContext): FileLockEntry[] {
-  let all = ctx.shared.get('filelocks.img') as FileLockEntry[] | undefined;
-  if (!all) {
-    try {
-      all = readImage(join(ctx.imagesDir, 'filelocks.img')).entries as unknown as FileLockEntry[];
-    } catch {
-      all = []; // no locks were dumped
-    }
-    ctx.shared.set('filelocks.img', all);
-  }
-  return all;
+function locksOf(ctx: RestoreContext): readonly FileLockEntry[] {
+  return ctx.kindImage('FILE_LOCKS').entries;
 }
 
 function takeLock(t: RestoreTaskHandle, fd: number, l: FileLockEntry): void {
@@ -137,7 +126,7 @@ function takeLock(t: RestoreTaskHandle, fd: number, l: FileLockEntry): void {
 }
 
 /** Close the task's fds of `fd`'s inode that are not among its final fds (the core's parked copies). */
-function closeOtherCopies(t: RestoreTaskHandle, fd: number, ctx: RestoreFilesContext): void {
+function closeOtherCopies(t: RestoreTaskHandle, fd: number, ctx: RestoreContext): void {
   const finals = new Set(taskFdinfo(ctx, t.pid).map((f) => f.fd));
   const target = statSync(`/proc/${t.pid}/fd/${fd}`);
   for (const name of readdirSync(`/proc/${t.pid}/fd`)) {

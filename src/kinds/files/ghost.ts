@@ -26,10 +26,9 @@
 import { openSync, fstatSync, statSync, readSync, closeSync, writeSync, ftruncateSync, fchownSync, fchmodSync, lchownSync, chmodSync, existsSync, mkdirSync, rmSync, rmdirSync, unlinkSync, constants as FS } from 'node:fs';
 import { dirname, basename, join } from 'node:path';
 import { CriuTsError } from '../../errors.js';
-import { readImage } from '../../images/index.js';
-import type { GhostFileEntry, GhostChunkEntry, RemapFilePathEntry, FileEntry } from '../../images/messages.js';
+import type { GhostFileEntry, GhostChunkEntry, RemapFilePathEntry } from '../../images/messages.js';
 import { lseek, mknod, linkOpenFile, futimens, lutimens, isSyscallError, type FileTimes } from '../../sys/index.js';
-import { stateKey, type DumpContext } from '../types.js';
+import { stateKey, type DumpContext, type RestoreContext } from '../types.js';
 import { logger } from '../../log.js';
 
 const log = logger('ghost');
@@ -191,30 +190,28 @@ export interface MaterializedRemaps {
  * Before a restore: create every ghost once (per ghost id) and point each
  * file entry remapped to it, or to a link remap, at the name to open.
  */
-export function materializeRemaps(imagesDir: string, files: Map<number, FileEntry>): MaterializedRemaps {
+export function materializeRemaps(ctx: RestoreContext): MaterializedRemaps {
   const made: MaterializedRemaps = { ghosts: [], links: [] };
-  const remapPath = join(imagesDir, 'remap-fpath.img');
-  if (!existsSync(remapPath)) return made;
   const ghostPaths = new Map<number, string>();
   try {
-    for (const r of readImage(remapPath).entries as unknown as RemapFilePathEntry[]) {
+    for (const r of ctx.kindImage('REMAP_FPATH').entries) {
       let type = r.remap_type as string | number | undefined;
       let remapId = r.remap_id;
       if (type === undefined) {
         type = (remapId & REMAP_GHOST_BIT) !== 0 ? 'GHOST' : 'LINKED';
         remapId = (remapId & ~REMAP_GHOST_BIT) >>> 0;
       }
-      const f = files.get(r.orig_id);
+      const f = ctx.fileById(r.orig_id);
       if (!f?.reg) throw new CriuTsError('EIMAGE', `remap-fpath.img: file ${r.orig_id} is not a regular file entry`, { id: r.orig_id });
       if (type === 'GHOST' || type === 1) {
         let path = ghostPaths.get(remapId);
         if (path === undefined) {
-          path = createGhost(imagesDir, remapId, f.reg.name, made.ghosts);
+          path = createGhost(ctx, remapId, f.reg.name, made.ghosts);
           ghostPaths.set(remapId, path);
         }
         f.reg.name = path;
       } else if (type === 'LINKED' || type === 0) {
-        const link = files.get(remapId)?.reg?.name;
+        const link = ctx.fileById(remapId)?.reg?.name;
         if (link === undefined) throw new CriuTsError('EIMAGE', `remap-fpath.img: link remap ${remapId} of file ${r.orig_id} is missing`, { id: r.orig_id });
         f.reg.name = link;
         if (!made.links.includes(link)) made.links.push(link);
@@ -230,8 +227,9 @@ export function materializeRemaps(imagesDir: string, files: Map<number, FileEntr
 }
 
 /** Make ghost `gid` near `orig`; returns the path to open. Everything created is pushed onto `created`. */
-function createGhost(imagesDir: string, gid: number, orig: string, created: string[]): string {
-  const img = readImage(join(imagesDir, `ghost-file-${gid.toString(16)}.img`));
+function createGhost(ctx: RestoreContext, gid: number, orig: string, created: string[]): string {
+  const img = ctx.ownImage(`ghost-file-${gid.toString(16)}.img`);
+  if (!img) throw new CriuTsError('ENOIMAGE', `ghost-file-${gid.toString(16)}.img: no such image`, { id: gid });
   const g = img.entries[0] as unknown as GhostFileEntry | undefined;
   if (!g) throw new CriuTsError('EIMAGE', `ghost-file-${gid.toString(16)}.img is empty`, { id: gid });
   const type = g.mode & S_IFMT;

@@ -4,10 +4,10 @@
  * vaddr is an offset into the object) and pages-N.img with the pages back
  * to back. N comes from the dump's own count of pages images.
  */
-import { existsSync, openSync, readSync, closeSync } from 'node:fs';
+import { openSync, readSync, closeSync } from 'node:fs';
 import { join } from 'node:path';
-import { readImage, writeFileAtomic } from '../../images/index.js';
-import type { DumpContext } from '../types.js';
+import { writeFileAtomic } from '../../images/index.js';
+import type { DumpContext, RestoreContext } from '../types.js';
 import type { PagemapEntry } from '../../images/messages.js';
 import { CriuTsError } from '../../errors.js';
 
@@ -32,11 +32,11 @@ export function writeShmemPages(ctx: DumpContext, shmid: number, runs: readonly 
 }
 
 /** The runs of a shmem object back from its images (none if it had no data). */
-export function readShmemPages(dir: string, shmid: number): DataRun[] {
-  const pm = join(dir, `pagemap-shmem-${shmid}.img`);
-  if (!existsSync(pm)) return [];
-  const [head, ...entries] = readImage(pm).entries as unknown as [{ pages_id: number }, ...PagemapEntry[]];
-  const pages = join(dir, `pages-${head.pages_id}.img`);
+export function readShmemPages(ctx: RestoreContext, shmid: number): DataRun[] {
+  const pm = ctx.ownImage(`pagemap-shmem-${shmid}.img`);
+  if (!pm) return [];
+  const [head, ...entries] = pm.entries as unknown as [{ pages_id: number }, ...PagemapEntry[]];
+  const pages = join(ctx.dir, `pages-${head.pages_id}.img`);
   const fd = openSync(pages, 'r');
   try {
     let at = 0;

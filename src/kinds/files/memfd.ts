@@ -20,11 +20,9 @@
  * memfds are restored as ordinary ones.
  */
 import { type Stats, fchmodSync, fchownSync, fstatSync, ftruncateSync, readdirSync, readSync, statSync, writeSync, readlinkSync, openSync, closeSync } from 'node:fs';
-import { join } from 'node:path';
 import { NR, fcntl, lseek, pidfdGetfd, pidfdOpen, closeQuiet } from '../../sys/index.js';
-import { readImage } from '../../images/index.js';
 import type { FileEntry, MemfdFileEntry, MemfdInodeEntry } from '../../images/messages.js';
-import { stateKey, type DumpContext, type FileKind, type FdProbe, type RestoreFilesContext, type RestoreTaskHandle } from '../types.js';
+import { stateKey, type DumpContext, type FileKind, type FdProbe, type RestoreContext, type RestoreTaskHandle } from '../types.js';
 import { CriuTsError } from '../../errors.js';
 import { NO_FOWN, O_CLOEXEC, O_LARGEFILE } from './reg-file.js';
 import { part } from './anon-inode.js';
@@ -70,9 +68,9 @@ export const memfdKind: FileKind = {
     const memfd: MemfdFileEntry = { id, flags: p.fdinfo.flags & ~O_CLOEXEC, pos: p.fdinfo.pos, fown: NO_FOWN, inode_id: inodeId };
     return { type: 'MEMFD', id, memfd };
   },
-  restore(t: RestoreTaskHandle, e: FileEntry, _fdi, ctx: RestoreFilesContext): number {
+  restore(t: RestoreTaskHandle, e: FileEntry, _fdi, ctx: RestoreContext): number {
     const m = part(e, 'memfd', 'MEMFD');
-    const fd = openMemfd(t, m, m.flags, ctx.imagesDir, ctx.shared);
+    const fd = openMemfd(t, m, m.flags, ctx);
     if (m.pos !== 0n) t.syscall('lseek', NR.lseek, fd, m.pos, SEEK_SET);
     return fd;
   },
@@ -105,16 +103,16 @@ export function memfdFileForMapping(ctx: DumpContext, pid: number, start: bigint
 /**
  * For the memory kind: an fd in the task on the memfd of entry `m`, opened
  * with `flags` (a VMA's fdflags): the inode is created on first use and
- * reopened afterwards. `shared` must be the files restore's `ctx.shared`,
- * so fds of the same memfd restored later find the inode.
+ * reopened afterwards (the inodes made are kept in the restore context,
+ * so fds of the same memfd restored later find them).
  */
-export function openMemfd(t: RestoreTaskHandle, m: MemfdFileEntry, flags: number, imagesDir: string, shared: Map<string, unknown>): number {
-  const key = `memfd-inode:${m.inode_id}`;
-  const made = shared.get(key) as { pid: number; ino: number } | undefined;
+export function openMemfd(t: RestoreTaskHandle, m: MemfdFileEntry, flags: number, ctx: RestoreContext): number {
+  const inodes = ctx.state(INODES, () => new Map<number, { pid: number; ino: number }>());
+  const made = inodes.get(m.inode_id);
   if (made) return reopen(t, procFdOf(made.pid, made.ino, t.pid), flags);
-  const ie = inodeEntry(imagesDir, shared, m.inode_id);
-  const created = createInode(t, ie, imagesDir);
-  shared.set(key, { pid: t.pid, ino: created.ino });
+  const ie = inodeEntry(ctx, m.inode_id);
+  const created = createInode(t, ie, ctx);
+  inodes.set(m.inode_id, { pid: t.pid, ino: created.ino });
   if ((flags & ~O_LARGEFILE) === O_RDWR) return created.fd;
   const again = reopen(t, `/proc/self/fd/${created.fd}`, flags);
   t.syscall('close', NR.close, created.fd);
@@ -191,18 +189,16 @@ function readDataRuns(fd: number, size: number): DataRun[] {
   return runs;
 }
 
-function inodeEntry(imagesDir: string, shared: Map<string, unknown>, inodeId: number): MemfdInodeEntry {
-  let all = shared.get('memfd.img') as MemfdInodeEntry[] | undefined;
-  if (!all) {
-    all = readImage(join(imagesDir, 'memfd.img')).entries as unknown as MemfdInodeEntry[];
-    shared.set('memfd.img', all);
-  }
-  const ie = all.find((x) => Number(x.inode_id) === inodeId);
+/** memfd inodes created in this restore: inode_id → the task and inode number that hold it */
+const INODES = stateKey<Map<number, { pid: number; ino: number }>>('memfd:inodes');
+
+function inodeEntry(ctx: RestoreContext, inodeId: number): MemfdInodeEntry {
+  const ie = ctx.kindImage('MEMFD_INODE').entries.find((x) => Number(x.inode_id) === inodeId);
   if (!ie) throw new CriuTsError('EIMAGE', `memfd.img has no inode ${inodeId}`, { inodeId });
   return ie;
 }
 
-function createInode(t: RestoreTaskHandle, ie: MemfdInodeEntry, imagesDir: string): { fd: number; ino: number } {
+function createInode(t: RestoreTaskHandle, ie: MemfdInodeEntry, ctx: RestoreContext): { fd: number; ino: number } {
   // A memfd made without MFD_ALLOW_SEALING carries exactly F_SEAL_SEAL.
   const sealable = ie.seals !== F_SEAL_SEAL;
   const fd = Number(t.syscall(`memfd_create ${ie.name}`, NR.memfd_create, t.putString(ie.name), sealable ? MFD_ALLOW_SEALING : 0));
@@ -211,7 +207,7 @@ function createInode(t: RestoreTaskHandle, ie: MemfdInodeEntry, imagesDir: strin
   try {
     local = pidfdGetfd(pidfd, fd, t.pid);
     ftruncateSync(local, Number(ie.size));
-    for (const run of readShmemPages(imagesDir, ie.shmid)) {
+    for (const run of readShmemPages(ctx, ie.shmid)) {
       let done = 0;
       while (done < run.data.length) done += writeSync(local, run.data, done, run.data.length - done, run.offset + done);
     }

@@ -9,12 +9,10 @@
  * of ours on the same pipe, so nothing is copied through the task.
  */
 import { closeSync, constants, openSync, readSync, writeSync } from 'node:fs';
-import { join } from 'node:path';
 import { CriuTsError } from '../../errors.js';
-import { readImage } from '../../images/index.js';
 import type { PipeDataEntry } from '../../images/messages.js';
 import { closeQuiet, fcntl, ioctl, pipe2, tee, isSyscallError } from '../../sys/index.js';
-import { stateKey, type DumpContext, type KindImage, type RestoreFilesContext } from '../types.js';
+import { stateKey, type DumpContext, type KindImage, type RestoreContext } from '../types.js';
 
 export const F_SETPIPE_SZ = 1031;
 export const F_GETPIPE_SZ = 1032;
@@ -90,36 +88,32 @@ interface PipeDataRecord {
   payload: Buffer;
 }
 
-function dataOf(image: PipeDataImage, ctx: RestoreFilesContext): Map<number, PipeDataRecord> {
-  const key = `pipe-data:${image}`;
-  let m = ctx.shared.get(key) as Map<number, PipeDataRecord> | undefined;
-  if (m) return m;
-  m = new Map();
-  let img;
-  try {
-    img = readImage(join(ctx.imagesDir, image === 'PIPES_DATA' ? 'pipes-data.img' : 'fifo-data.img'));
-  } catch (e) {
+/** Per restore and image: the data records by pipe id, and the pipes already filled. */
+const RESTORED = stateKey<Map<PipeDataImage, { records: Map<number, PipeDataRecord>; filled: Set<number> }>>('pipe-data:restored');
+
+function dataOf(image: PipeDataImage, ctx: RestoreContext): { records: Map<number, PipeDataRecord>; filled: Set<number> } {
+  const all = ctx.state(RESTORED, () => new Map<PipeDataImage, { records: Map<number, PipeDataRecord>; filled: Set<number> }>());
+  let d = all.get(image);
+  if (!d) {
+    const records = new Map<number, PipeDataRecord>();
     // No image: no pipe of that family had anything to keep.
-    if (e instanceof CriuTsError && e.code === 'ENOIMAGE') img = undefined;
-    else throw e;
+    const img = ctx.kindImage(image);
+    img.entries.forEach((entry, i) => records.set(entry.pipe_id, { entry, payload: img.payloads[i] ?? Buffer.alloc(0) }));
+    d = { records, filled: new Set() };
+    all.set(image, d);
   }
-  img?.entries.forEach((raw, i) => {
-    const entry = raw as unknown as PipeDataEntry;
-    m.set(entry.pipe_id, { entry, payload: img.extras[i] ?? Buffer.alloc(0) });
-  });
-  ctx.shared.set(key, m);
-  return m;
+  return d;
 }
 
 /**
  * Give the pipe `pipeId` its dumped buffer size and bytes, through `ourFd`
  * (an fd of ours on that pipe, opened for writing). Once per pipe per restore.
  */
-export function restorePipeData(image: PipeDataImage, pipeId: number, ourFd: number, ctx: RestoreFilesContext): void {
-  const done = `pipe-data-done:${image}:${pipeId}`;
-  if (ctx.shared.has(done)) return;
-  ctx.shared.set(done, true);
-  const rec = dataOf(image, ctx).get(pipeId);
+export function restorePipeData(image: PipeDataImage, pipeId: number, ourFd: number, ctx: RestoreContext): void {
+  const d = dataOf(image, ctx);
+  if (d.filled.has(pipeId)) return;
+  d.filled.add(pipeId);
+  const rec = d.records.get(pipeId);
   if (!rec) return;
   if (rec.entry.size !== undefined && rec.entry.size > 0) fcntl(ourFd, F_SETPIPE_SZ, rec.entry.size);
   const data = rec.payload;

@@ -16,9 +16,8 @@ import { closeSync, constants, openSync } from 'node:fs';
 import { CriuTsError } from '../../errors.js';
 import { NR } from '../../sys/index.js';
 import type { FileEntry, PipeEntry } from '../../images/messages.js';
-import type { DumpContext, FileKind, FdProbe, RestoreTaskHandle, RestoreFilesContext } from '../types.js';
+import { stateKey, type DumpContext, type FileKind, type FdProbe, type RestoreTaskHandle, type RestoreContext } from '../types.js';
 import { dumpPipeData, restorePipeData } from './pipe-data.js';
-import { allFiles } from './all-files.js';
 import { NO_FOWN, O_CLOEXEC } from './reg-file.js';
 
 const O_ACCMODE = 3;
@@ -26,6 +25,9 @@ const O_WRONLY = 1;
 const O_DIRECT = 0o40000;
 const F_SETFL = 4;
 const AT_FDCWD = -100;
+
+/** pipes created so far in this restore, by pipe_id */
+const PIPES = stateKey<Map<number, CreatedPipe>>('pipe:created');
 
 interface CreatedPipe {
   /** our read-write fd on the pipe, closed once every entry of it is open */
@@ -80,10 +82,10 @@ export const pipeKind: FileKind = {
   group(e: FileEntry): string | undefined {
     return e.pipe ? `pipe:${e.pipe.pipe_id}` : undefined;
   },
-  restore(t: RestoreTaskHandle, e: FileEntry, _fdi, ctx: RestoreFilesContext): number {
+  restore(t: RestoreTaskHandle, e: FileEntry, _fdi, ctx: RestoreContext): number {
     const pe = pipeOf(e);
-    const key = `pipe:${pe.pipe_id}`;
-    const made = ctx.shared.get(key) as CreatedPipe | undefined;
+    const pipes = ctx.state(PIPES, () => new Map<number, CreatedPipe>());
+    const made = pipes.get(pe.pipe_id);
     if (made) {
       const fd = reopenInTask(t, made.ours, pe.flags);
       opened(made, e.id);
@@ -95,9 +97,9 @@ export const pipeKind: FileKind = {
     const rfd = ends.readInt32LE(0);
     const wfd = ends.readInt32LE(4);
     const ours = openSync(`/proc/${t.pid}/fd/${rfd}`, constants.O_RDWR);
-    const same = allFiles(ctx).filter((f) => f.type === 'PIPE' && f.pipe?.pipe_id === pe.pipe_id);
+    const same = ctx.files.filter((f) => f.type === 'PIPE' && f.pipe?.pipe_id === pe.pipe_id);
     const made1: CreatedPipe = { ours, pending: new Set(same.map((f) => f.id)) };
-    ctx.shared.set(key, made1);
+    pipes.set(pe.pipe_id, made1);
     restorePipeData('PIPES_DATA', pe.pipe_id, ours, ctx);
     const mine = isWriteEnd(pe.flags) ? wfd : rfd;
     const other = mine === wfd ? rfd : wfd;

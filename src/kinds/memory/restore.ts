@@ -14,9 +14,8 @@ import { join } from 'node:path';
 import { parseMaps, type MapsEntry } from '../../proc/index.js';
 import { NR, PAGE_SIZE, PR, PR_SET_MM } from '../../sys/index.js';
 import { CriuTsError } from '../../errors.js';
-import { readImage } from '../../images/index.js';
-import type { MmEntry, VmaEntry, PagemapEntry, FileEntry } from '../../images/messages.js';
-import type { RestoreTaskHandle } from '../types.js';
+import type { MmEntry, VmaEntry, PagemapEntry } from '../../images/messages.js';
+import { stateKey, type RestoreContext, type RestoreTaskHandle } from '../types.js';
 import { openMemfd } from '../files/memfd.js';
 import {
   VMA, PROT_WRITE, MAP_FIXED, MAP_ANONYMOUS, MAP_PRIVATE, MAP_SHARED, MAP_GROWSDOWN, MAP_NORESERVE,
@@ -104,20 +103,14 @@ function moveVdso(t: RestoreTaskHandle, vmas: readonly VmaEntry[], cur: readonly
   log.debug(`vdso moved to 0x${dumpedVdso.start.toString(16)}`);
 }
 
-export interface MemoryRestoreContext {
-  imagesDir: string;
-  fileById(id: number): FileEntry | undefined;
-  /**
-   * Shared anonymous objects already re-created by a task of this restore
-   * (shmid → where that task maps it): later tasks map the same object
-   * through /proc/PID/map_files instead of making their own.
-   */
-  shmem: Map<bigint, { pid: number; start: bigint; end: bigint; pgoff: bigint }>;
-  /** the files restore's shared state (memfds are made once and reopened by every user) */
-  shared: Map<string, unknown>;
-}
+/**
+ * Shared anonymous objects already re-created by a task of this restore
+ * (shmid → where that task maps it): later tasks map the same object
+ * through /proc/PID/map_files instead of making their own.
+ */
+const SHMEM = stateKey<Map<bigint, { pid: number; start: bigint; end: bigint; pgoff: bigint }>>('memory:shmem');
 
-function filePath(ctx: MemoryRestoreContext, id: bigint): string {
+function filePath(ctx: RestoreContext, id: bigint): string {
   const f = ctx.fileById(Number(id));
   const name = f?.reg?.name;
   if (name === undefined) throw new CriuTsError('EIMAGE', `mapping refers to file id ${id}, not in files.img`, { id });
@@ -125,7 +118,7 @@ function filePath(ctx: MemoryRestoreContext, id: bigint): string {
 }
 
 /** Step 2: map every VMA, fill its pages, then set final protections. */
-export function restoreMemory(t: RestoreTaskHandle, mm: MmEntry, pagemap: PagemapEntry[], pagesId: number, ctx: MemoryRestoreContext): number {
+export function restoreMemory(t: RestoreTaskHandle, mm: MmEntry, pagemap: PagemapEntry[], pagesId: number, ctx: RestoreContext): number {
   const vmas = (mm.vmas ?? []).filter((v) => (v.status & (VMA.AREA_VDSO | VMA.AREA_VVAR | VMA.AREA_VSYSCALL)) === 0);
   const fds = new Map<string, number>();
   const fileFd = (id: bigint, fdflags: number): number => {
@@ -136,7 +129,7 @@ export function restoreMemory(t: RestoreTaskHandle, mm: MmEntry, pagemap: Pagema
     let fd = fds.get(key);
     if (fd === undefined) {
       fd = memfd
-        ? openMemfd(t, memfd, fdflags, ctx.imagesDir, ctx.shared)
+        ? openMemfd(t, memfd, fdflags, ctx)
         : Number(t.syscall(`open ${path}`, NR.openat, AT_FDCWD, t.putString(path), fdflags | O_CLOEXEC, 0));
       fds.set(key, fd);
     }
@@ -174,7 +167,7 @@ export function restoreMemory(t: RestoreTaskHandle, mm: MmEntry, pagemap: Pagema
   // CRIU writes the vDSO's pages too; the running kernel's vDSO is used instead.
   const special = (mm.vmas ?? []).filter((v) => (v.status & (VMA.AREA_VDSO | VMA.AREA_VVAR | VMA.AREA_VSYSCALL)) !== 0);
   const inSpecial = (e: PagemapEntry): boolean => special.some((v) => e.vaddr >= v.start && e.vaddr < v.end);
-  const pages = fillPages(t, join(ctx.imagesDir, `pages-${pagesId}.img`), pagemap, 0n, inSpecial);
+  const pages = fillPages(t, join(ctx.dir, `pages-${pagesId}.img`), pagemap, 0n, inSpecial);
   for (const v of shmemToFill) fillShmem(t, v, ctx);
   for (const v of vmas) {
     if (filled.has(v) && !(v.status & VMA.FILE_SHARED) && (v.prot & PROT_WRITE) === 0) {
@@ -194,10 +187,11 @@ export function restoreMemory(t: RestoreTaskHandle, mm: MmEntry, pagemap: Pagema
  * mapping through /proc/PID/map_files and maps that same object, so
  * writes are seen by all of them as before the dump.
  */
-function mapSharedAnon(t: RestoreTaskHandle, v: VmaEntry, ctx: MemoryRestoreContext): boolean {
+function mapSharedAnon(t: RestoreTaskHandle, v: VmaEntry, ctx: RestoreContext): boolean {
   const len = v.end - v.start;
   const flags = MAP_FIXED | MAP_SHARED | (v.flags & MAP_NORESERVE);
-  const owner = ctx.shmem.get(v.shmid);
+  const shmem = ctx.state(SHMEM, () => new Map<bigint, { pid: number; start: bigint; end: bigint; pgoff: bigint }>());
+  const owner = shmem.get(v.shmid);
   if (owner && owner.pid !== t.pid) {
     const path = `/proc/${owner.pid}/map_files/${owner.start.toString(16)}-${owner.end.toString(16)}`;
     const fd = Number(t.syscall(`open ${path}`, NR.openat, AT_FDCWD, t.putString(path), 2 /* O_RDWR */ | O_CLOEXEC, 0));
@@ -222,7 +216,7 @@ function mapSharedAnon(t: RestoreTaskHandle, v: VmaEntry, ctx: MemoryRestoreCont
     t.syscall('mremap', NR.mremap, base + v.pgoff, len, len, MREMAP_MAYMOVE | MREMAP_FIXED, v.start);
     t.syscall('munmap', NR.munmap, base, v.pgoff);
   }
-  ctx.shmem.set(v.shmid, { pid: t.pid, start: v.start, end: v.end, pgoff: v.pgoff });
+  shmem.set(v.shmid, { pid: t.pid, start: v.start, end: v.end, pgoff: v.pgoff });
   return true;
 }
 
@@ -325,25 +319,20 @@ function nrPages(e: PagemapEntry): bigint {
   return e.nr_pages !== undefined && e.nr_pages !== 0n ? e.nr_pages : BigInt(e.compat_nr_pages);
 }
 
-function fillShmem(t: RestoreTaskHandle, v: VmaEntry, ctx: MemoryRestoreContext): void {
-  const path = join(ctx.imagesDir, `pagemap-shmem-${v.shmid}.img`);
-  let img;
-  try {
-    img = readImage(path);
-  } catch {
-    return; // no pages were ever touched
-  }
+function fillShmem(t: RestoreTaskHandle, v: VmaEntry, ctx: RestoreContext): void {
+  const img = ctx.ownImage(`pagemap-shmem-${v.shmid}.img`);
+  if (!img) return; // no pages were ever touched
   const head = img.entries[0] as { pages_id: number } | undefined;
   if (!head) return;
   const entries = (img.entries.slice(1) as unknown as PagemapEntry[]).filter((e) => {
     const a = e.vaddr;
     return a >= v.pgoff && a < v.pgoff + (v.end - v.start);
   });
-  fillPages(t, join(ctx.imagesDir, `pages-${head.pages_id}.img`), entries, v.start - v.pgoff);
+  fillPages(t, join(ctx.dir, `pages-${head.pages_id}.img`), entries, v.start - v.pgoff);
 }
 
 /** Step 3: mm fields, auxv and /proc/PID/exe in one PR_SET_MM_MAP. */
-export function restoreMmFields(t: RestoreTaskHandle, mm: MmEntry, ctx: MemoryRestoreContext): void {
+export function restoreMmFields(t: RestoreTaskHandle, mm: MmEntry, ctx: RestoreContext): void {
   const exe = filePath(ctx, BigInt(mm.exe_file_id));
   const exeFd = Number(t.syscall(`open ${exe}`, NR.openat, AT_FDCWD, t.putString(exe), O_RDONLY | O_CLOEXEC, 0));
   const auxv = mm.mm_saved_auxv ?? [];

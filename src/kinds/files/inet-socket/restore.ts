@@ -12,7 +12,7 @@ import type { FileEntry, InetSkEntry, IpOptsEntry, SkOptsEntry, TcpOptsEntry } f
 import {
   AF_INET6, IPPROTO_TCP, NR, SOL_IP, SOL_IPV6, SOL_SOCKET, closeQuiet, pidfdGetfd, pidfdOpen, setsockoptInt, socket,
 } from '../../../sys/index.js';
-import type { RestoreFilesContext, RestoreTaskHandle } from '../../types.js';
+import { stateKey, type RestoreContext, type RestoreTaskHandle } from '../../types.js';
 import { setStatusFlags } from '../pipe.js';
 import { dumpSkOpts, restoreSkOpts } from '../unix-socket/opts.js';
 import { queueOf, sendQueue } from '../unix-socket/queue.js';
@@ -28,6 +28,9 @@ const SHUT = { READ: 0, WRITE: 1, BOTH: 2 } as const;
 const EADDRINUSE = 98;
 const EADDRNOTAVAIL = 99;
 const QUEUE_SNDBUF_BYTES = 64 << 20;
+
+/** option values of new sockets, by "family:type:proto" */
+const FRESH = stateKey<Map<string, Fresh>>('inet-socket:fresh-opts');
 
 interface Fresh {
   sk: SkOptsEntry;
@@ -45,9 +48,10 @@ const local = (i: InetSkEntry): string => addrText(i.family, i.src_addr ?? [], i
 const remote = (i: InetSkEntry): string => addrText(i.family, i.dst_addr ?? [], i.dst_port);
 
 /** Option values of a new socket like this one, from our side: what restore need not set. */
-function freshOpts(i: InetSkEntry, ctx: RestoreFilesContext): Fresh {
-  const key = `inet-fresh-opts:${i.family}:${i.type}:${i.proto}`;
-  let o = ctx.shared.get(key) as Fresh | undefined;
+function freshOpts(i: InetSkEntry, ctx: RestoreContext): Fresh {
+  const all = ctx.state(FRESH, () => new Map<string, Fresh>());
+  const key = `${i.family}:${i.type}:${i.proto}`;
+  let o = all.get(key);
   if (!o) {
     const fd = socket(i.family, i.type, i.proto);
     try {
@@ -55,7 +59,7 @@ function freshOpts(i: InetSkEntry, ctx: RestoreFilesContext): Fresh {
     } finally {
       closeQuiet(fd);
     }
-    ctx.shared.set(key, o);
+    all.set(key, o);
   }
   return o;
 }
@@ -113,7 +117,7 @@ function shutdownHow(i: InetSkEntry): number {
   return s === 'READ' || s === 1 ? SHUT.READ : s === 'WRITE' || s === 2 ? SHUT.WRITE : s === 'BOTH' || s === 3 ? SHUT.BOTH : -1;
 }
 
-export function restoreInetSocket(t: RestoreTaskHandle, e: FileEntry, fd0: number, ctx: RestoreFilesContext): number {
+export function restoreInetSocket(t: RestoreTaskHandle, e: FileEntry, fd0: number, ctx: RestoreContext): number {
   const i = iskOf(e);
   const where = `task ${t.pid} fd ${fd0}`;
   const fd = Number(t.syscall('socket', NR.socket, i.family, i.type, i.proto));
@@ -126,7 +130,7 @@ export function restoreInetSocket(t: RestoreTaskHandle, e: FileEntry, fd0: numbe
     const what = `${where}: TCP connection ${local(i)} -> ${remote(i)}`;
     const ours = copyOf(t, fd);
     try {
-      holdRepaired(ctx, e.id, restoreTcpStream(ours, i, ctx.imagesDir, what));
+      holdRepaired(ctx, e.id, restoreTcpStream(ctx, ours, i, what));
     } finally {
       closeQuiet(ours);
     }
@@ -168,7 +172,7 @@ function queueTarget(i: InetSkEntry): Buffer {
 }
 
 /** Queued datagrams back into a UDP socket (sent from a socket of ours: the source address is not kept), then connect. */
-export function finishInetSocket(t: RestoreTaskHandle, e: FileEntry, fd: number, ctx: RestoreFilesContext): void {
+export function finishInetSocket(t: RestoreTaskHandle, e: FileEntry, fd: number, ctx: RestoreContext): void {
   const i = iskOf(e);
   if (i.proto === IPPROTO_TCP) {
     const p = i.dst_port === 0 ? undefined : takeRepaired(ctx, e.id);

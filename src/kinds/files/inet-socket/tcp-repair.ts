@@ -22,16 +22,13 @@
  * Known limits: see tcp-states.ts for the states; no network lock: a peer
  * outside the dump that sends meanwhile gets a reset.
  */
-import { join } from 'node:path';
 import { CriuTsError } from '../../../errors.js';
-import { readImage } from '../../../images/index.js';
 import type { InetSkEntry, TcpStreamEntry } from '../../../images/messages.js';
 import {
   bindSockaddr, closeQuiet, connect, dup, fcntl, getsockopt, getsockoptInt, ioctl, isSyscallError, recvmsg, sendto, setsockopt,
   setsockoptInt, MSG_DONTWAIT, MSG_PEEK, SOL_TCP,
 } from '../../../sys/index.js';
-import type { RestoreFilesContext } from '../../types.js';
-import type { DumpContext } from '../../types.js';
+import { stateKey, type DumpContext, type RestoreContext } from '../../types.js';
 import { toSockaddr } from './addr.js';
 import { hasOurFin, hasPeerFin, replayFins, TCP, type Replay } from './tcp-states.js';
 
@@ -170,8 +167,9 @@ function sendAll(fd: number, data: Buffer, what: string): void {
  * still in repair mode and still ESTABLISHED (or only bound, for SYN_SENT).
  * Returns what `releaseRepaired` needs once every socket exists.
  */
-export function restoreTcpStream(ours: number, i: InetSkEntry, imagesDir: string, what: string): Pending {
-  const img = readImage(join(imagesDir, streamImage(i.ino)));
+export function restoreTcpStream(ctx: RestoreContext, ours: number, i: InetSkEntry, what: string): Pending {
+  const img = ctx.ownImage(streamImage(i.ino));
+  if (!img) throw new CriuTsError('ENOIMAGE', `${what}: ${streamImage(i.ino)} is missing`, { ino: i.ino });
   const e = img.entries[0] as unknown as TcpStreamEntry | undefined;
   if (!e) throw new CriuTsError('EIMAGE', `${what}: ${streamImage(i.ino)} is empty`, { ino: i.ino });
   const data = img.extras[0] ?? Buffer.alloc(0);
@@ -244,15 +242,18 @@ export interface Pending {
  * exist. No descriptor of ours is kept meanwhile: a restore that fails
  * before `finish` leaves nothing open on our side.
  */
-export function holdRepaired(ctx: RestoreFilesContext, id: number, p: Pending): void {
-  ctx.shared.set(`inet-repaired:${id}`, p);
+/** connections restored in repair mode, waiting for `finish`: file id → what is left to do */
+const REPAIRED = stateKey<Map<number, Pending>>('inet-socket:repaired');
+
+export function holdRepaired(ctx: RestoreContext, id: number, p: Pending): void {
+  ctx.state(REPAIRED, () => new Map<number, Pending>()).set(id, p);
 }
 
 /** What restoreTcpStream left for later on connection `id`, taken once. */
-export function takeRepaired(ctx: RestoreFilesContext, id: number): Pending | undefined {
-  const key = `inet-repaired:${id}`;
-  const p = ctx.shared.get(key) as Pending | undefined;
-  ctx.shared.delete(key);
+export function takeRepaired(ctx: RestoreContext, id: number): Pending | undefined {
+  const held = ctx.state(REPAIRED, () => new Map<number, Pending>());
+  const p = held.get(id);
+  held.delete(id);
   return p;
 }
 

@@ -23,12 +23,10 @@
  * time fails the restore.
  */
 import { readdirSync, readFileSync, readlinkSync, statSync } from 'node:fs';
-import { join } from 'node:path';
 import { NR } from '../../../sys/index.js';
-import { readImage } from '../../../images/index.js';
 import { parseStat } from '../../../proc/index.js';
 import type { FileEntry, TtyInfoEntry } from '../../../images/messages.js';
-import { stateKey, type DumpContext, type FileKind, type FdProbe, type RestoreFilesContext, type RestoreTaskHandle } from '../../types.js';
+import { stateKey, type DumpContext, type FileKind, type FdProbe, type RestoreContext, type RestoreTaskHandle } from '../../types.js';
 import { CriuTsError } from '../../../errors.js';
 import { NO_FOWN, O_CLOEXEC, regEntryForPath } from '../reg-file.js';
 import { part } from '../anon-inode.js';
@@ -153,7 +151,7 @@ export const ttyKind: FileKind = {
     const info = e.tty?.tty_info_id;
     return info === undefined || info >= CTTY_INFO_ID || info % 2 === 0 ? undefined : `pty:${info >> 1}`;
   },
-  restore(t: RestoreTaskHandle, e: FileEntry, _fdi, ctx: RestoreFilesContext): number {
+  restore(t: RestoreTaskHandle, e: FileEntry, _fdi, ctx: RestoreContext): number {
     const tty = part(e, 'tty', 'TTY');
     const info = ttyInfo(ctx, tty.tty_info_id);
     const path = ctx.fileById(tty.regf_id ?? -1)?.reg?.name;
@@ -167,7 +165,7 @@ export const ttyKind: FileKind = {
       }
       return openPath(t, path ?? `/dev/pts/${index}`, tty.flags | O_NOCTTY);
     }
-    if (!ctx.shared.has(`pty-master:${index}`)) {
+    if (!restored(ctx).masters.has(index)) {
       const m = masterFile;
       ctx.provide(m.id, createMaster(t, ttyInfo(ctx, infoIdOf(index, true)), m.tty?.flags ?? 2, ctx));
     }
@@ -193,7 +191,7 @@ export const ttyKind: FileKind = {
  * comes first in fd order, restore the pty slave that is the task's
  * controlling terminal first (it is one of this task's files).
  */
-function openCtty(t: RestoreTaskHandle, path: string, flags: number, ctx: RestoreFilesContext): number {
+function openCtty(t: RestoreTaskHandle, path: string, flags: number, ctx: RestoreContext): number {
   try {
     return openPath(t, path, flags);
   } catch (err) {
@@ -202,8 +200,9 @@ function openCtty(t: RestoreTaskHandle, path: string, flags: number, ctx: Restor
       const id = f.tty?.tty_info_id;
       return id !== undefined && id < CTTY_INFO_ID && id % 2 === 0 && mine.has(f.id) && ttyInfo(ctx, id).sid === t.pid;
     });
-    if (!slave || ctx.shared.has(`ctty-of:${t.pid}`)) throw err;
-    ctx.shared.set(`ctty-of:${t.pid}`, true);
+    const cttyDone = restored(ctx).cttyOf;
+    if (!slave || cttyDone.has(t.pid)) throw err;
+    cttyDone.add(t.pid);
     ctx.provide(slave.id, ttyKind.restore(t, slave, { id: slave.id, flags: 0, type: 'TTY', fd: -1 }, ctx));
     return openPath(t, path, flags);
   }
@@ -214,7 +213,7 @@ function openPath(t: RestoreTaskHandle, path: string, flags: number): number {
 }
 
 /** Open /dev/ptmx until the kernel hands out `info`'s index; then modes and state. */
-function createMaster(t: RestoreTaskHandle, info: TtyInfoEntry, flags: number, ctx: RestoreFilesContext): number {
+function createMaster(t: RestoreTaskHandle, info: TtyInfoEntry, flags: number, ctx: RestoreContext): number {
   const want = info.pty?.index ?? info.id >> 1;
   const extra: number[] = [];
   let fd = -1;
@@ -238,32 +237,31 @@ function createMaster(t: RestoreTaskHandle, info: TtyInfoEntry, flags: number, c
   if (info.packet_mode) t.syscall('ioctl(TIOCPKT)', NR.ioctl, fd, IOC.TIOCPKT, intArg(t, 1));
   if (info.exclusive) t.syscall('ioctl(TIOCEXCL)', NR.ioctl, fd, IOC.TIOCEXCL, 0);
   writeTtyState(t, fd, info);
-  ctx.shared.set(`pty-master:${want}`, fd);
+  restored(ctx).masters.set(want, fd);
   return fd;
 }
 
-function ttyInfo(ctx: RestoreFilesContext, id: number): TtyInfoEntry {
-  let all = ctx.shared.get('tty-info.img') as TtyInfoEntry[] | undefined;
-  if (!all) {
-    all = readImage(join(ctx.imagesDir, 'tty-info.img')).entries as unknown as TtyInfoEntry[];
-    ctx.shared.set('tty-info.img', all);
-  }
-  const info = all.find((x) => x.id === id);
+/** Per restore: pty masters made (index → fd), tasks whose controlling terminal was opened ahead of /dev/tty. */
+const RESTORED = stateKey<{ masters: Map<number, number>; cttyOf: Set<number> }>('tty:restored');
+
+function restored(ctx: RestoreContext): { masters: Map<number, number>; cttyOf: Set<number> } {
+  return ctx.state(RESTORED, () => ({ masters: new Map(), cttyOf: new Set() }));
+}
+
+function ttyInfo(ctx: RestoreContext, id: number): TtyInfoEntry {
+  const info = ctx.kindImage('TTY_INFO').entries.find((x) => x.id === id);
   if (!info) throw new CriuTsError('EIMAGE', `tty-info.img has no terminal ${id}`, { id });
   return info;
 }
 
 /** Every TTY file entry of the dump. */
-function ttyFiles(ctx: RestoreFilesContext): FileEntry[] {
-  let all = ctx.shared.get('files.img:tty') as FileEntry[] | undefined;
-  if (!all) {
-    all = (readImage(join(ctx.imagesDir, 'files.img')).entries as unknown as FileEntry[]).filter((f) => f.type === 'TTY');
-    ctx.shared.set('files.img:tty', all);
-  }
-  return all;
+function ttyFiles(ctx: RestoreContext): readonly FileEntry[] {
+  return ctx.state(TTY_FILES, () => ctx.files.filter((f) => f.type === 'TTY'));
 }
 
+const TTY_FILES = stateKey<readonly FileEntry[]>('tty:files');
+
 /** The TTY file entry of the dump that opened terminal `infoId`, if any. */
-function masterFileOf(ctx: RestoreFilesContext, infoId: number): FileEntry | undefined {
+function masterFileOf(ctx: RestoreContext, infoId: number): FileEntry | undefined {
   return ttyFiles(ctx).find((f) => f.tty?.tty_info_id === infoId);
 }

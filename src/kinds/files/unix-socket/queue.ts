@@ -7,15 +7,13 @@
  * back afterwards). Restore sends the messages again, in order, into the
  * socket from its peer or through its name.
  */
-import { join } from 'node:path';
 import { CriuTsError } from '../../../errors.js';
-import { readImage } from '../../../images/index.js';
 import type { SkPacketEntry } from '../../../images/messages.js';
 import {
   closeQuiet, getsockoptInt, isSyscallError, recvmsg, scmRightsFds, sendto, setsockoptInt,
   MSG_CTRUNC, MSG_DONTWAIT, MSG_PEEK, MSG_TRUNC, SOCK_STREAM, SOL_SOCKET,
 } from '../../../sys/index.js';
-import type { DumpContext, RestoreFilesContext } from '../../types.js';
+import { stateKey, type DumpContext, type RestoreContext } from '../../types.js';
 
 const SO_PEEK_OFF = 42;
 const SO_RCVBUF = 8;
@@ -59,27 +57,22 @@ export function dumpQueue(ctx: DumpContext, fd: number, id: number, type: number
 }
 
 /** The queued messages of file `id` in the dump being restored, in order. */
-export function queueOf(id: number, ctx: RestoreFilesContext): Buffer[] {
-  const key = 'sk-queues';
-  let all = ctx.shared.get(key) as Map<number, Buffer[]> | undefined;
-  if (!all) {
+export function queueOf(id: number, ctx: RestoreContext): Buffer[] {
+  const all = ctx.state(QUEUES, () => {
     const m = new Map<number, Buffer[]>();
-    all = m;
-    try {
-      const img = readImage(join(ctx.imagesDir, 'sk-queues.img'));
-      img.entries.forEach((raw, i) => {
-        const e = raw as unknown as SkPacketEntry;
-        const list = m.get(e.id_for) ?? [];
-        list.push(img.extras[i] ?? Buffer.alloc(0));
-        m.set(e.id_for, list);
-      });
-    } catch (e) {
-      if (!(e instanceof CriuTsError && e.code === 'ENOIMAGE')) throw e;
-    }
-    ctx.shared.set(key, all);
-  }
+    const img = ctx.kindImage('SK_QUEUES');
+    img.entries.forEach((e, i) => {
+      const list = m.get(e.id_for) ?? [];
+      list.push(img.payloads[i] ?? Buffer.alloc(0));
+      m.set(e.id_for, list);
+    });
+    return m;
+  });
   return all.get(id) ?? [];
 }
+
+/** sk-queues.img by socket: file id → its messages in order */
+const QUEUES = stateKey<Map<number, Buffer[]>>('socket-queues');
 
 /**
  * Send `msgs` from our socket `from` (the receiver's peer, or any socket when

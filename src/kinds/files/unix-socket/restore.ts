@@ -14,8 +14,7 @@ import type { FileEntry, UnixSkEntry } from '../../../images/messages.js';
 import {
   NR, AF_UNIX, SOCK_DGRAM, SOL_SOCKET, closeQuiet, connect, pidfdGetfd, pidfdOpen, setsockoptInt, shutdown, socket,
 } from '../../../sys/index.js';
-import type { RestoreFilesContext, RestoreTaskHandle } from '../../types.js';
-import { allFiles } from '../all-files.js';
+import { stateKey, type RestoreContext, type RestoreTaskHandle } from '../../types.js';
 import { setStatusFlags } from '../pipe.js';
 import { nameText, TCP_ESTABLISHED, TCP_LISTEN } from './diag.js';
 import { dumpSkOpts, restoreSkOpts } from './opts.js';
@@ -36,12 +35,12 @@ export function uskOf(e: FileEntry): UnixSkEntry {
 
 const what = (t: RestoreTaskHandle, u: UnixSkEntry): string => `task ${t.pid}: unix socket ${u.ino}`;
 
-function entryByIno(ino: number, ctx: RestoreFilesContext): FileEntry | undefined {
-  return allFiles(ctx).find((f) => f.type === 'UNIXSK' && f.usk?.ino === ino);
+function entryByIno(ino: number, ctx: RestoreContext): FileEntry | undefined {
+  return ctx.files.find((f) => f.type === 'UNIXSK' && f.usk?.ino === ino);
 }
 
 /** The other socket of a pair both in the dump (each the other's peer), if any. */
-export function pairPartner(e: FileEntry, ctx: RestoreFilesContext): FileEntry | undefined {
+export function pairPartner(e: FileEntry, ctx: RestoreContext): FileEntry | undefined {
   const u = uskOf(e);
   if (u.peer === 0) return undefined;
   const p = entryByIno(u.peer, ctx);
@@ -73,16 +72,22 @@ function reachAddr(u: UnixSkEntry): Buffer {
  * Whether this socket holds its name itself: an accepted connection shows its
  * listener's name and must not bind it again.
  */
-function ownsName(e: FileEntry, ctx: RestoreFilesContext): boolean {
+function ownsName(e: FileEntry, ctx: RestoreContext): boolean {
   const u = uskOf(e);
   if (u.name.length === 0) return false;
   if (u.state === TCP_LISTEN || u.type === SOCK_DGRAM) return true;
-  return !allFiles(ctx).some((f) => f.id !== e.id && f.usk && (f.usk.uflags & USK_EXTERN) === 0 && f.usk.name.equals(u.name));
+  return !ctx.files.some((f) => f.id !== e.id && f.usk && (f.usk.uflags & USK_EXTERN) === 0 && f.usk.name.equals(u.name));
 }
 
-function freshOpts(type: number, ctx: RestoreFilesContext): ReturnType<typeof dumpSkOpts> {
-  const key = `usk-fresh-opts:${type}`;
-  let o = ctx.shared.get(key) as ReturnType<typeof dumpSkOpts> | undefined;
+/** option values of new unix sockets, by type */
+const FRESH = stateKey<Map<number, ReturnType<typeof dumpSkOpts>>>('unix-socket:fresh-opts');
+/** sockets bound so far (inode), and the sockets waiting to connect to each inode */
+const BOUND = stateKey<Set<number>>('unix-socket:bound');
+const WAITING = stateKey<Map<number, Waiter[]>>('unix-socket:waiting');
+
+function freshOpts(type: number, ctx: RestoreContext): ReturnType<typeof dumpSkOpts> {
+  const all = ctx.state(FRESH, () => new Map<number, ReturnType<typeof dumpSkOpts>>());
+  let o = all.get(type);
   if (!o) {
     const fd = socket(AF_UNIX, type);
     try {
@@ -90,7 +95,7 @@ function freshOpts(type: number, ctx: RestoreFilesContext): ReturnType<typeof du
     } finally {
       closeQuiet(fd);
     }
-    ctx.shared.set(key, o);
+    all.set(type, o);
   }
   return o;
 }
@@ -146,7 +151,7 @@ function shutdownAsDumped(t: RestoreTaskHandle, fd: number, u: UnixSkEntry): voi
 }
 
 /** Everything but connection and data: options, status flags, own name, deleted name. */
-function setUp(t: RestoreTaskHandle, fd: number, e: FileEntry, ctx: RestoreFilesContext): void {
+function setUp(t: RestoreTaskHandle, fd: number, e: FileEntry, ctx: RestoreContext): void {
   const u = uskOf(e);
   restoreSkOpts(t, fd, u.opts, freshOpts(u.type, ctx));
   setStatusFlags(t, fd, u.flags);
@@ -154,7 +159,7 @@ function setUp(t: RestoreTaskHandle, fd: number, e: FileEntry, ctx: RestoreFiles
 }
 
 /** Once a named socket can be reached (bound, listening), sockets waiting for it connect. */
-function reachable(e: FileEntry, ctx: RestoreFilesContext): void {
+function reachable(e: FileEntry, ctx: RestoreContext): void {
   if (uskOf(e).name.length > 0) peerReady(uskOf(e), ctx);
 }
 
@@ -189,7 +194,7 @@ function sendFromTask(t: RestoreTaskHandle, fd: number, msgs: readonly Buffer[],
 }
 
 /** A socketpair for `e` and its partner; returns [e's fd, partner's fd]. */
-function createPair(t: RestoreTaskHandle, e: FileEntry, partner: FileEntry, ctx: RestoreFilesContext): [number, number] {
+function createPair(t: RestoreTaskHandle, e: FileEntry, partner: FileEntry, ctx: RestoreContext): [number, number] {
   const u = uskOf(e);
   const pu = uskOf(partner);
   const a = t.putBytes(Buffer.alloc(8));
@@ -210,7 +215,7 @@ function createPair(t: RestoreTaskHandle, e: FileEntry, partner: FileEntry, ctx:
   return [mine, theirs];
 }
 
-export function restoreUnixSocket(t: RestoreTaskHandle, e: FileEntry, ctx: RestoreFilesContext): number {
+export function restoreUnixSocket(t: RestoreTaskHandle, e: FileEntry, ctx: RestoreContext): number {
   const u = uskOf(e);
   const partner = pairPartner(e, ctx);
   if (partner) {
@@ -260,12 +265,12 @@ interface Waiter {
 }
 
 /** The peer `u` is bound now: connect every socket that was waiting for it (from our side). */
-function peerReady(u: UnixSkEntry, ctx: RestoreFilesContext): void {
-  ctx.shared.set(`usk-bound:${u.ino}`, true);
-  const key = `usk-wait:${u.ino}`;
-  const waiters = ctx.shared.get(key) as Waiter[] | undefined;
+function peerReady(u: UnixSkEntry, ctx: RestoreContext): void {
+  ctx.state(BOUND, () => new Set<number>()).add(u.ino);
+  const waiting = ctx.state(WAITING, () => new Map<number, Waiter[]>());
+  const waiters = waiting.get(u.ino);
   if (!waiters) return;
-  ctx.shared.delete(key);
+  waiting.delete(u.ino);
   const addr = reachAddr(u);
   for (const w of waiters) {
     try {
@@ -282,7 +287,7 @@ const ECONNREFUSED = 111;
 const ENOENT = 2;
 
 /** Connect a socket that is not half of a pair to its peer, by the peer's name. */
-export function finishUnixSocket(t: RestoreTaskHandle, e: FileEntry, fd: number, ctx: RestoreFilesContext): void {
+export function finishUnixSocket(t: RestoreTaskHandle, e: FileEntry, fd: number, ctx: RestoreContext): void {
   const u = uskOf(e);
   if (u.peer === 0 || pairPartner(e, ctx)) return;
   const peerEntry = entryByIno(u.peer, ctx);
@@ -291,13 +296,13 @@ export function finishUnixSocket(t: RestoreTaskHandle, e: FileEntry, fd: number,
     throw new CriuTsError('EIMAGE', `${what(t, u)}: peer ${u.peer} is not in the image or has no name`, { peer: u.peer });
   }
   const external = (peer.uflags & USK_EXTERN) !== 0;
-  if (!external && !ctx.shared.has(`usk-bound:${peer.ino}`)) {
+  if (!external && !ctx.state(BOUND, () => new Set<number>()).has(peer.ino)) {
     // Its peer belongs to a task restored later: connect when that one binds.
     const pidfd = pidfdOpen(t.pid);
     try {
       const w: Waiter = { ours: pidfdGetfd(pidfd, fd, t.pid), u };
-      const key = `usk-wait:${peer.ino}`;
-      ctx.shared.set(key, [...((ctx.shared.get(key) as Waiter[] | undefined) ?? []), w]);
+      const waiting = ctx.state(WAITING, () => new Map<number, Waiter[]>());
+      waiting.set(peer.ino, [...(waiting.get(peer.ino) ?? []), w]);
     } finally {
       closeQuiet(pidfd);
     }

@@ -1,0 +1,66 @@
+/**
+ * The restore context: the one object the restore core hands every kind.
+ * It answers from what restore/images.ts loaded once (files, every task's
+ * fd table) and loads the images kinds wrote at dump (pipes-data.img,
+ * sk-queues.img, ...) once, on first ask; per-restore state lives under
+ * keys the kinds own. Kinds never open an image file themselves.
+ */
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { readImage, imageFileName, kindByName, type DecodedImage } from '../images/index.js';
+import type { FdinfoEntry, FileEntry } from '../images/messages.js';
+import type { KindImage, KindImageData, RestoreContext, RestoreKindOptions, StateKey } from '../kinds/index.js';
+import { CriuTsError } from '../errors.js';
+import type { DumpImages } from './images.js';
+
+export interface RestoreSession {
+  ctx: RestoreContext;
+  /** run the steps kinds registered with afterAllFiles */
+  afterAllFiles(): void;
+}
+
+export function restoreSession(img: DumpImages, opts: RestoreKindOptions): RestoreSession {
+  const files = [...img.files.values()];
+  const fdsOf = new Map<number, readonly FdinfoEntry[]>(img.tasks.map((t) => [t.pstree.pid, t.fds]));
+  const kindImages = new Map<KindImage, KindImageData<KindImage>>();
+  const states = new Map<StateKey<unknown>, unknown>();
+  const after: (() => void)[] = [];
+  const ownImage = (file: string): DecodedImage | undefined => {
+    if (file.includes('/')) throw new CriuTsError('EINTERNAL', `image name ${file} is not a plain file name`, { file });
+    const path = join(img.dir, file);
+    return existsSync(path) ? readImage(path) : undefined;
+  };
+  const ctx: RestoreContext = {
+    dir: img.dir,
+    opts,
+    files,
+    fileById: (id: number): FileEntry | undefined => img.files.get(id),
+    taskFds: (pid: number) => fdsOf.get(pid),
+    kindImage<K extends KindImage>(image: K): KindImageData<K> {
+      let d = kindImages.get(image);
+      if (!d) {
+        const kind = kindByName(image);
+        if (!kind) throw new CriuTsError('EINTERNAL', `no image kind ${image}`, { image });
+        const decoded = ownImage(imageFileName(kind));
+        d = { entries: (decoded?.entries ?? []) as unknown as KindImageData<K>['entries'], payloads: (decoded?.extras ?? []).map((b) => b ?? Buffer.alloc(0)) };
+        kindImages.set(image, d);
+      }
+      return d as KindImageData<K>;
+    },
+    ownImage,
+    state<T>(key: StateKey<T>, make: () => T): T {
+      if (states.has(key)) return states.get(key) as T;
+      const v = make();
+      states.set(key, v);
+      return v;
+    },
+    provide: () => {},
+    afterAllFiles: (step) => after.push(step),
+  };
+  return {
+    ctx,
+    afterAllFiles: () => {
+      for (const step of after.splice(0)) step();
+    },
+  };
+}
