@@ -16,7 +16,7 @@ import { readFileSync } from 'node:fs';
 import {
   ptraceSeize, ptraceInterrupt, ptraceSingleStep, ptraceCont, ptraceDetach, ptraceDetachQuiet,
   getGpRegsRaw, setGpRegsRaw, ptraceGetSiginfo, ptraceGetEventMsg, ptraceGetSigmask, ptraceSetSigmask, waitPid, __WALL, WNOHANG, PTRACE_EVENT,
-  regOffset, processVmReadv, PTRACE_O, isSyscallError, EINVAL, EPERM, processVmWritev, ProcMem, sleepMs, NR, errnoName, SIGINFO_SIZE,
+  regOffset, processVmReadv, tgkill, PTRACE_O, isSyscallError, EINVAL, EPERM, processVmWritev, ProcMem, sleepMs, NR, errnoName, SIGINFO_SIZE,
 } from '../sys/index.js';
 import { CriuTsError } from '../errors.js';
 import { logger } from '../log.js';
@@ -26,6 +26,20 @@ const log = logger('infect');
 export const SIGTRAP = 5;
 export const SIGSTOP = 19;
 export const SIGKILL = 9;
+
+/**
+ * The signal mask while we drive a task: everything but SIGTRAP. A
+ * single-step trap is a forced SIGTRAP, and the kernel resets the handler
+ * of a forced signal that is blocked (force_sig_info_to_task), so blocking
+ * it would silently turn the task's SIGTRAP handler into SIG_DFL.
+ * The kernel keeps SIGKILL and SIGSTOP deliverable anyway.
+ */
+export const HELD_SIGMASK = BigInt.asUintN(64, ~(1n << BigInt(SIGTRAP - 1)));
+
+/** True for a siginfo that a task or the kernel queued as a signal (not one of our own single-step traps). */
+export function isQueuedSignal(si: Buffer): boolean {
+  return si.readInt32LE(0) !== SIGTRAP || si.readInt32LE(8) <= 0;
+}
 
 /** A syscall run inside the target returned -errno. */
 export class RemoteSyscallError extends CriuTsError {
@@ -114,14 +128,15 @@ export class Tracee {
   }
 
   /**
-   * Block every signal while we drive the task (the kernel keeps SIGKILL
-   * and SIGSTOP deliverable): a signal arriving meanwhile stays queued,
-   * is seen as pending by a dump, and is delivered after cure, instead of
-   * interrupting our injected calls. `origSigmask` is the task's own mask.
+   * Block every signal but SIGTRAP while we drive the task (HELD_SIGMASK):
+   * a signal arriving meanwhile stays queued, is seen as pending by a dump,
+   * and is delivered after cure, instead of interrupting our injected calls.
+   * A SIGTRAP sent to the task meanwhile is taken by our next step and
+   * stashed. `origSigmask` is the task's own mask.
    */
   private blockSignals(): void {
     this.savedSigmask = ptraceGetSigmask(this.tid);
-    ptraceSetSigmask(this.tid, ~0n);
+    ptraceSetSigmask(this.tid, HELD_SIGMASK);
   }
 
   /** The task's signal mask as it was when seized. */
@@ -204,8 +219,12 @@ export class Tracee {
       }
       const regs = getGpRegsRaw(this.tid);
       const ip = rd(regs, 'ip');
-      // A signal that arrived meanwhile is kept for later and suppressed now.
-      if (st.event === 0 && st.stopSig !== SIGTRAP) this.stashedSignals.push(ptraceGetSiginfo(this.tid));
+      // A signal that arrived meanwhile is kept for later and suppressed now
+      // (our own single-step traps are SIGTRAPs with a positive si_code).
+      if (st.event === 0) {
+        const si = ptraceGetSiginfo(this.tid);
+        if (st.stopSig !== SIGTRAP || isQueuedSignal(si)) this.stashedSignals.push(si);
+      }
       if (ip === gadget + 2n) return BigInt.asIntN(64, rd(regs, 'ax'));
       if (ip !== gadget || tries > 100) {
         throw new CriuTsError('EINFECT', `task ${this.tid}: injected syscall ${nr} stopped at 0x${ip.toString(16)} (status 0x${st.raw.toString(16)})`, { pid: this.tid, nr });
@@ -304,16 +323,24 @@ export class Tracee {
     // Take the list first: signals arriving while we re-queue stay queued
     // (everything is blocked), they are not stashed again.
     const stashed = this.stashedSignals.splice(0);
-    if (stashed.length > 0) {
-      const pid = this.tgid();
+    // A SIGTRAP cannot be queued from inside: our next step would take it
+    // again. It is sent from outside once we are done (its sender becomes us).
+    const traps = stashed.filter((si) => si.readInt32LE(0) === SIGTRAP);
+    const pid = this.tgid();
+    if (stashed.length > traps.length) {
       const a = this.mapScratch();
       for (const si of stashed) {
-        this.writeMem(a, si);
         const sig = si.readInt32LE(0);
+        if (sig === SIGTRAP) continue;
+        this.writeMem(a, si);
         this.syscallRaw(NR.rt_tgsigqueueinfo, pid, this.tid, sig, a);
       }
     }
     this.unmapScratch();
+    if (traps.length > 0) {
+      log.warn(`task ${this.tid}: a SIGTRAP that arrived while it was held is sent again by criu-ts (its sender changes)`);
+      tgkill(pid, this.tid, SIGTRAP);
+    }
     setGpRegsRaw(this.tid, this.origRegs);
     ptraceSetSigmask(this.tid, this.savedSigmask ?? 0n);
   }

@@ -11,9 +11,10 @@ import type { TaskCoreEntry, ThreadCoreEntry, UserX86FpregsEntry, ItimerEntry } 
 import type { RestoreTaskHandle } from '../kinds/index.js';
 import { logger } from '../log.js';
 import { parseLimits } from '../proc/index.js';
-import { RemoteSyscallError } from '../infect/tracee.js';
+import { RemoteSyscallError, SIGTRAP } from '../infect/tracee.js';
 import { fpregsToXsave } from '../kinds/xsave.js';
 import { restoreLoginuid, restoreMembarrier, restoreThreadSched } from '../kinds/task-attrs.js';
+import { CriuTsError } from '../errors.js';
 
 const log = logger('task');
 const SIGKILL = 9;
@@ -122,6 +123,11 @@ export function restoreFpu(tid: number, fp: UserX86FpregsEntry): void {
  * task; the final mask is set just before it runs.
  */
 export function restorePendingSignals(t: RestoreTaskHandle, tgid: number, tid: number, shared: Buffer[], priv: Buffer[]): void {
+  // Our later single-steps would take a queued SIGTRAP (see HELD_SIGMASK);
+  // dumps refuse it, so only a foreign image can hold one.
+  if ([...shared, ...priv].some((si) => si.readInt32LE(0) === SIGTRAP)) {
+    throw new CriuTsError('EUNSUPPORTED', `task ${tid}: the image holds a pending SIGTRAP, which cannot be restored`, { pid: tid, signal: SIGTRAP });
+  }
   for (const si of shared) {
     const sig = si.readInt32LE(0);
     t.syscall(`rt_sigqueueinfo(${sig})`, NR.rt_sigqueueinfo, tgid, sig, t.putBytes(si));

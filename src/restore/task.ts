@@ -10,6 +10,7 @@ import { CriuTsError } from '../errors.js';
 import type { CoreEntry, ThreadCoreEntry } from '../images/messages.js';
 import type { RestoreContext, RestoreTaskHandle } from '../kinds/index.js';
 import type { Tracee } from '../infect/tracee.js';
+import { HELD_SIGMASK } from '../infect/tracee.js';
 import { prepareAddressSpace, restoreMemory, restoreMmFields } from '../kinds/memory/restore.js';
 import { restoreFds } from './files.js';
 import { asInterruptedSyscall } from './restart.js';
@@ -71,8 +72,9 @@ export function restoreTaskBody(n: RestoreNode, plan: RestorePlan, img: DumpImag
   restoreItimers(h, tc);
   restoreRlimits(h, tc);
   restoreTaskMisc(h, tc);
-  // Every signal stays blocked while we drive the task; the dumped mask comes last.
-  ptraceSetSigmask(pid, ~0n);
+  // Every signal but SIGTRAP stays blocked while we drive the task (see
+  // HELD_SIGMASK); the dumped mask comes last.
+  ptraceSetSigmask(pid, HELD_SIGMASK);
   // Threads share the address space: create them now, each from the main thread.
   const tids = task.pstree.threads ?? [pid];
   n.threads = [tracee];
@@ -94,7 +96,7 @@ export function restoreTaskBody(n: RestoreNode, plan: RestorePlan, img: DumpImag
 
 function restoreThread(h: RestoreTaskHandle, tgid: number, core: CoreEntry, comm: string): void {
   const tid = h.tracee.tid;
-  ptraceSetSigmask(tid, ~0n);
+  ptraceSetSigmask(tid, HELD_SIGMASK);
   const th: ThreadCoreEntry | undefined = core.thread_core;
   if (th) restoreThreadState(h, th, core.thread_info?.clear_tid_addr ?? 0n, comm);
   const fp = core.thread_info?.fpregs;

@@ -41,6 +41,7 @@ export const SUBJECTS: readonly SubjectCase[] = [
   c('mappings', 'every VMA kind: anon, shared anon, file private/shared, heap, stack, PROT_NONE, guards, growsdown'),
   c('big-memory', 'many pages of distinct content', { args: ['--mib', '64'] }),
   c('signals', 'sigactions, blocked mask, pending signals with siginfo, sigaltstack'),
+  c('sigtrap', 'a SIGTRAP handler (ptrace single-steps must not reset it)'),
   c('itimer', 'ITIMER_REAL interval and value', { runMs: 120 }),
   c('file-offsets', 'regular/dir/device fds: numbers, offsets, flags, FD_CLOEXEC'),
   c('fpu', 'x87, SSE and AVX register state', { runMs: 100 }),
