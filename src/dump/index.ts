@@ -297,7 +297,7 @@ function dumpTask(
       core.tc = dumpTaskCore(t, pid, status);
       if (t.wasStopped) {
         core.tc.task_state = TASK_STOPPED;
-        core.tc.stop_signo = 19;
+        core.tc.stop_signo = t.stopSignal;
       }
     }
     ctx.writeImage(`core-${t.tid}.img`, 'CORE', [core]);

@@ -74,16 +74,19 @@ export class Tracee {
   readonly events: { event: number; msg: bigint }[] = [];
   /** the task was in a group-stop (e.g. SIGSTOPped) when we seized it */
   readonly wasStopped: boolean;
+  /** the signal of that group-stop (SIGSTOP, SIGTSTP, SIGTTIN, SIGTTOU), 0 when it was running */
+  readonly stopSignal: number;
   private gadget: bigint | undefined;
   private scratch: { addr: bigint; size: number } | undefined;
   private readonly work: Buffer;
   private detached = false;
   private savedSigmask: bigint | undefined;
 
-  private constructor(readonly tid: number, origRegs: Buffer, wasStopped: boolean) {
+  private constructor(readonly tid: number, origRegs: Buffer, stopSignal: number) {
     this.origRegs = Buffer.from(origRegs);
     this.work = Buffer.from(origRegs);
-    this.wasStopped = wasStopped;
+    this.wasStopped = stopSignal !== 0;
+    this.stopSignal = stopSignal;
   }
 
   /** PTRACE_SEIZE + PTRACE_INTERRUPT and wait for the stop. */
@@ -111,8 +114,8 @@ export class Tracee {
   /** Second half of seizeNoWait: wait for the stop and take the task. */
   static seizeWait(tid: number, timeoutMs: number): Tracee {
     try {
-      const { wasStopped, stashed } = waitForStop(tid, timeoutMs);
-      const t = new Tracee(tid, getGpRegsRaw(tid), wasStopped);
+      const { stopSignal, stashed } = waitForStop(tid, timeoutMs);
+      const t = new Tracee(tid, getGpRegsRaw(tid), stopSignal);
       t.stashedSignals.push(...stashed);
       t.blockSignals();
       return t;
@@ -124,7 +127,7 @@ export class Tracee {
 
   /** Adopt a task that is already traced and stopped (e.g. a child reported by PTRACE_EVENT_CLONE). */
   static adopt(tid: number): Tracee {
-    return new Tracee(tid, getGpRegsRaw(tid), false);
+    return new Tracee(tid, getGpRegsRaw(tid), 0);
   }
 
   /**
@@ -354,13 +357,13 @@ export class Tracee {
   detach(): void {
     if (this.detached) return;
     this.detached = true;
-    ptraceDetach(this.tid, this.wasStopped ? SIGSTOP : 0);
+    ptraceDetach(this.tid, this.stopSignal);
   }
 
   detachQuiet(): void {
     if (this.detached) return;
     this.detached = true;
-    ptraceDetachQuiet(this.tid, this.wasStopped ? SIGSTOP : 0);
+    ptraceDetachQuiet(this.tid, this.stopSignal);
   }
 
   /** Resume without detaching (used when handing a restored task its final registers). */
@@ -388,7 +391,7 @@ export class Tracee {
  * signal may be reported first (signal-delivery-stop): its siginfo is kept
  * and the signal suppressed, to be re-queued on cure or dumped as pending.
  */
-export function waitForStop(tid: number, timeoutMs: number): { wasStopped: boolean; stashed: Buffer[] } {
+export function waitForStop(tid: number, timeoutMs: number): { stopSignal: number; stashed: Buffer[] } {
   const stashed: Buffer[] = [];
   const deadline = Date.now() + timeoutMs;
   let delay = 0.02;
@@ -404,7 +407,7 @@ export function waitForStop(tid: number, timeoutMs: number): { wasStopped: boole
     if (st.event === PTRACE_EVENT.STOP) {
       // Group-stop is reported as EVENT_STOP with a stop signal (SIGSTOP/SIGTSTP/...); a plain interrupt with SIGTRAP.
       const sig = st.stopSig;
-      return { wasStopped: sig !== SIGTRAP && sig !== 0, stashed };
+      return { stopSignal: sig === SIGTRAP ? 0 : sig, stashed };
     }
     if (st.event === 0 && st.stopSig !== 0) {
       const si = ptraceGetSiginfo(tid);

@@ -102,16 +102,19 @@ async function restoreLoaded(opts: RestoreOptions, dir: string, img: DumpImages,
     await notify('pre-resume');
     const stopped: number[] = [];
     for (const n of plan.nodes) {
-      const stop = opts.leaveStopped || n.state === TASK_STOPPED;
-      if (stop && n.threads.length > 0) {
+      // A task stopped at dump stops again with its own signal (SIGTSTP,
+      // SIGTTIN...: its parent's waitid reports it); --leave-stopped uses SIGSTOP.
+      const stopSig = opts.leaveStopped ? SIGSTOP
+        : n.state === TASK_STOPPED ? (n.images?.cores[0]?.tc?.stop_signo || SIGSTOP) : 0;
+      if (stopSig !== 0 && n.threads.length > 0) {
         stopped.push(n.pid);
         // Queued now, taken as the task leaves its stop: a stop inside
         // signal delivery (see finalizeTask) would ignore a detach signal.
-        process.kill(n.pid, SIGSTOP);
+        process.kill(n.pid, stopSig);
       }
       for (const th of n.threads) ptraceDetach(th.tid, 0);
     }
-    // The SIGSTOP we detach with takes effect as the task runs on: return
+    // The stop signal queued above takes effect as the task runs on: return
     // only once every such task is really stopped, as callers will look.
     await untilStopped(stopped);
   } catch (e) {

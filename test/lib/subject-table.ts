@@ -72,6 +72,7 @@ export const SUBJECTS: readonly SubjectCase[] = [
   c('tree', 'a 3-level tree: three sessions (one left behind by its parent), a process group whose leader is gone, ids and memory of every task'),
   c('zombie', 'unreaped children (exit 7, killed by SIGUSR2) stay zombies of their parent'),
   c('stopped', 'children stopped by themselves and by their parent stay stopped, then continue'),
+  c('stopped-tstp', 'a child stopped by SIGTSTP is stopped by SIGTSTP again (waitid reports the signal)'),
   c('threads', '8 threads: tid, name, signal mask, TLS, FPU registers, private and shared pending signals', { pthread: true, runMs: 50 }),
   c('threads', '8 threads in a child process (the root forwards SIGTERM)', { pthread: true, runMs: 50, args: ['--in-child', '1'] }),
   c('threads', '1000 threads with 64 KiB stacks waiting on a futex: tid, TLS, name, mask', { pthread: true, args: ['--threads', '1000', '--fpu', '0', '--stack-kib', '64'] }),
