@@ -86,22 +86,20 @@ export function restoreTaskBody(n: RestoreNode, plan: RestorePlan, img: DumpImag
     n.threads.push(th);
   }
   restorePosixTimers(h, tc);
-  restorePendingSignals(h, pid, pid, (tc.signals_s?.signals ?? []).map((x) => x.siginfo), []);
   task.cores.forEach((core, i) => {
     const th = n.threads[i] as Tracee;
-    restoreThread(handleFor(th.tid, th), pid, core, tc.comm);
+    restoreThread(handleFor(th.tid, th), core, tc.comm);
   });
   return pages;
 }
 
-function restoreThread(h: RestoreTaskHandle, tgid: number, core: CoreEntry, comm: string): void {
+function restoreThread(h: RestoreTaskHandle, core: CoreEntry, comm: string): void {
   const tid = h.tracee.tid;
   ptraceSetSigmask(tid, HELD_SIGMASK);
   const th: ThreadCoreEntry | undefined = core.thread_core;
   if (th) restoreThreadState(h, th, core.thread_info?.clear_tid_addr ?? 0n, comm);
   const fp = core.thread_info?.fpregs;
   if (fp) restoreFpu(tid, fp);
-  restorePendingSignals(h, tgid, tid, [], (th?.signals_p?.signals ?? []).map((x) => x.siginfo));
 }
 
 /** Credentials, then the last injected call (drop scratch), registers and mask, for every thread. */
@@ -109,6 +107,15 @@ export function finalizeTask(n: RestoreNode, img: DumpImages): void {
   const task = n.images;
   if (!task || !n.tracee) return;
   const main = n.tracee;
+  // Pending signals go in only now: helpers and zombies have exited, and
+  // the SIGCHLDs their deaths queued were taken away again (a dumped
+  // SIGCHLD queued earlier would have been taken with them).
+  n.threads.forEach((th, i) => {
+    const core = task.cores[i];
+    const shared = i === 0 ? (core?.tc?.signals_s?.signals ?? []).map((x) => x.siginfo) : [];
+    const priv = (core?.thread_core?.signals_p?.signals ?? []).map((x) => x.siginfo);
+    if (shared.length + priv.length > 0) restorePendingSignals(handleFor(th.tid, th), n.pid, th.tid, shared, priv);
+  });
   // Credentials per thread (they are per-thread in the kernel), the main thread last.
   for (const [i, th] of [...n.threads.entries()].reverse()) {
     const core = task.cores[i];
