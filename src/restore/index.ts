@@ -13,7 +13,7 @@ import { isAbsolute, join, resolve } from 'node:path';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { CriuTsError } from '../errors.js';
 import { logger } from '../log.js';
-import { NR, PR, waitPid, __WALL, pidExists, ptraceDetach, ptraceSetSigmask } from '../sys/index.js';
+import { NR, PR, waitPid, __WALL, pidExists, ptraceDetach, ptraceDetachQuiet, ptraceSetSigmask } from '../sys/index.js';
 import type { RestoreOptions, RestoreResult, RestoreStats } from '../api/options.js';
 import type { StatsEntry } from '../images/messages.js';
 import { writeImage } from '../images/index.js';
@@ -32,6 +32,7 @@ import { makeProgress } from '../progress.js';
 
 const log = logger('restore');
 const SIGSTOP = 19;
+const SIGKILL = 9;
 const SIGCHLD = 17;
 
 export async function restoreTree(opts: RestoreOptions): Promise<RestoreResult> {
@@ -238,7 +239,9 @@ function makeZombies(plan: ReturnType<typeof planTree>, img: DumpImages): void {
       // dies of it before running a single instruction of its own.
       ptraceSetSigmask(n.pid, 0n);
       process.kill(n.pid, sig);
-      ptraceDetach(n.pid, 0);
+      // SIGKILL ends it at once, out of its ptrace stop: nothing may be left to detach.
+      if (sig === SIGKILL) ptraceDetachQuiet(n.pid, 0);
+      else ptraceDetach(n.pid, 0);
     } else {
       try {
         n.tracee.syscallRaw(NR.exit_group, (n.exitCode >> 8) & 0xff);

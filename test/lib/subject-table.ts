@@ -71,6 +71,7 @@ export const SUBJECTS: readonly SubjectCase[] = [
   c('pipe-data', 'pipes: queued bytes, lone ends, 64 KiB/1 MiB buffers, dup and reopened ends'),
   c('tree', 'a 3-level tree: three sessions (one left behind by its parent), a process group whose leader is gone, ids and memory of every task'),
   c('zombie', 'unreaped children (exit 7, killed by SIGUSR2) stay zombies of their parent'),
+  c('zombie-killed', 'zombies killed by SIGKILL and by a SIGSEGV fault'),
   c('zombie-sigchld', 'a zombie\'s SIGCHLD still pending in its parent (blocked), with its siginfo'),
   c('stopped', 'children stopped by themselves and by their parent stay stopped, then continue'),
   c('stopped-tstp', 'a child stopped by SIGTSTP is stopped by SIGTSTP again (waitid reports the signal)'),
