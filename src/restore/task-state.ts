@@ -50,8 +50,17 @@ export function restoreItimers(t: RestoreTaskHandle, tc: TaskCoreEntry): void {
   const timers = tc.timers;
   if (!timers) return;
   const list: [number, ItimerEntry][] = [[0, timers.real], [1, timers.virt], [2, timers.prof]];
-  for (const [which, e] of list) {
-    if (e.vsec === 0n && e.vusec === 0n) continue;
+  for (const [which, dumped] of list) {
+    let e = dumped;
+    if (e.vsec === 0n && e.vusec === 0n) {
+      if (e.isec === 0n && e.iusec === 0n) continue;
+      // A periodic ITIMER_REAL whose SIGALRM is pending (blocked, or the
+      // task held by us) is re-armed only when the signal is dequeued, so
+      // it reads as value 0 with its interval: setitimer with value 0
+      // would disarm it. It is armed to fire at once instead, which gives
+      // the same pending SIGALRM and then runs on with its interval.
+      e = { ...e, vusec: 1n };
+    }
     t.syscall('setitimer', NR.setitimer, which, t.putBytes(itimerBuf(e)), 0);
   }
 }
