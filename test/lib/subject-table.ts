@@ -43,6 +43,7 @@ export const SUBJECTS: readonly SubjectCase[] = [
   c('signals', 'sigactions, blocked mask, pending signals with siginfo, sigaltstack'),
   c('sigtrap', 'a SIGTRAP handler (ptrace single-steps must not reset it)'),
   c('itimer', 'ITIMER_REAL interval and value', { runMs: 120 }),
+  c('itimer-expired', 'ITIMER_REAL expired at the dump, its SIGALRM pending: interval kept, re-armed when the signal is taken', { runMs: 120 }),
   c('file-offsets', 'regular/dir/device fds: numbers, offsets, flags, FD_CLOEXEC'),
   c('fpu', 'x87, SSE and AVX register state', { runMs: 100 }),
   c('creds-caps', 'five capability sets per thread (bounding trimmed, ambient raised), securebits, no_new_privs', { pthread: true }),

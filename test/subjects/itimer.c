@@ -2,6 +2,9 @@
  * itimer: ITIMER_REAL every 50 ms, SIGALRMs counted. After SIGTERM the timer
  * must still be armed with the same interval (a restore that drops or
  * rescales it fails here) and the count must keep growing.
+ * Built as itimer-expired (ITIMER_EXPIRED defined), SIGALRM is blocked until SIGTERM, so at the dump the timer
+ * has expired and waits, value 0, for its pending signal to be taken (the
+ * kernel re-arms it then): interval, pending signal and ticking must survive.
  */
 #include "subject.h"
 
@@ -29,8 +32,33 @@ int main(int argc, char **argv)
 	if (setitimer(ITIMER_REAL, &it, NULL) != 0)
 		subject_fail("setitimer");
 
+#ifdef ITIMER_EXPIRED
+	const int expired = 1;
+#else
+	const int expired = 0;
+#endif
+	sigset_t alrm;
+	sigemptyset(&alrm);
+	sigaddset(&alrm, SIGALRM);
+	if (expired) {
+		sigprocmask(SIG_BLOCK, &alrm, NULL);
+		while (alarms == 0) {
+			struct itimerval now;
+			getitimer(ITIMER_REAL, &now);
+			if (now.it_value.tv_sec == 0 && now.it_value.tv_usec == 0)
+				break; /* expired, SIGALRM pending */
+		}
+	}
+
 	subject_ready();
 	subject_wait_term();
+	if (expired) {
+		sigset_t pending;
+		sigpending(&pending);
+		if (!sigismember(&pending, SIGALRM))
+			subject_fail("the pending SIGALRM was lost");
+		sigprocmask(SIG_UNBLOCK, &alrm, NULL); /* taken now: the kernel re-arms the timer */
+	}
 
 	struct itimerval cur;
 	getitimer(ITIMER_REAL, &cur);
