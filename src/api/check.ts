@@ -146,7 +146,14 @@ const PROBES: Record<string, Prober> = {
   clone3_set_tid: () => probe.probeClone3SetTid(),
   pagemap: () => pagemapReadable(),
   pagemap_scan: () => probe.probePagemapScan(),
-  mem_dirty_track: () => probe.probeSoftDirty(),
+  // Either tracker serves pre-dump: soft-dirty where the kernel has it, or
+  // an async write-protect userfaultfd read back with PAGEMAP_SCAN.
+  mem_dirty_track: () => {
+    const sd = probe.probeSoftDirty();
+    if (sd.ok) return sd;
+    const wp = probe.probeUffdWpTracking();
+    return wp.ok ? wp : no(`${sd.reason ?? 'no soft-dirty'}; ${wp.reason ?? 'no userfaultfd write-protect tracking'}`);
+  },
   uffd: (f) => {
     const u = f.uffdFeatures();
     return 'features' in u ? ok : no(u.error);
@@ -212,7 +219,6 @@ const PROBES: Record<string, Prober> = {
  * pre-dump, user namespaces).
  */
 const NOT_IN_CRIU_TS: Readonly<Record<string, string>> = {
-  mem_dirty_track: 'criu-ts has no pre-dump yet',
   uffd: 'criu-ts has no lazy pages yet',
   'uffd-noncoop': 'criu-ts has no lazy pages yet',
   userns: 'criu-ts does not restore user namespaces yet',

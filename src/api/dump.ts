@@ -25,6 +25,8 @@ export async function dump(opts: DumpOptions): Promise<DumpResult> {
     after: opts.leaveRunning ? 'resume' : opts.leaveStopped ? 'stop' : 'kill',
     freezeCgroup: opts.freezeCgroup,
     timeoutMs: (opts.timeoutSec ?? 10) * 1000,
+    prevDir: opts.prevImagesDir === undefined ? undefined : resolve(opts.imagesDir ?? '.', opts.prevImagesDir),
+    trackMem: opts.trackMem ?? false,
     progress: opts.progress ?? true,
     notify: opts.notify ?? (() => undefined),
   });

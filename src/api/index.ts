@@ -8,6 +8,7 @@
  *   const { pid } = await restore({ imagesDir: '/tmp/ckpt', detach: true });
  */
 export { dump } from './dump.js';
+export { preDump } from './pre-dump.js';
 export { restore, waitRestored } from './restore.js';
 export { check } from './check.js';
 export type * from './options.js';

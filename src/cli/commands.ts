@@ -37,6 +37,7 @@ function out(line: string): void {
 export async function runCommand(command: CommandName, action: string | undefined, o: CliOptions): Promise<number> {
   switch (command) {
     case 'dump': return runDump(o);
+    case 'pre-dump': return runDump(o, true);
     case 'restore': return runRestore(o);
     case 'check': return runCheck(o);
     case 'service': {
@@ -75,7 +76,7 @@ export function requireImagesDir(dir: string): void {
   if (!isDir) throw new CriuTsError('EUSAGE', `cannot open images directory ${dir}: no such directory`, { path: dir });
 }
 
-async function runDump(o: CliOptions): Promise<number> {
+async function runDump(o: CliOptions, pre = false): Promise<number> {
   const pid = o.tree ?? 0;
   requireImagesDir(o.imagesDir);
   // Say plainly that the pid is wrong before any ptrace error can say it obscurely.
@@ -89,8 +90,10 @@ async function runDump(o: CliOptions): Promise<number> {
   if (o.trackMem) opts.trackMem = true;
   if (o.preDumpMode !== undefined) opts.preDumpMode = o.preDumpMode;
   if (o.actionScripts.length > 0) opts.notify = scriptsFor(o, () => pid);
-  const result = await api(async () => (await import('../api/dump.js')).dump(opts));
-  log.info(`Dumped ${result.pids.length} task(s): ${result.pids.join(' ')}`);
+  const result = pre
+    ? await api(async () => (await import('../api/pre-dump.js')).preDump(opts))
+    : await api(async () => (await import('../api/dump.js')).dump(opts));
+  log.info(`${pre ? 'Pre-dumped' : 'Dumped'} ${result.pids.length} task(s): ${result.pids.join(' ')}`);
   if (o.displayStats) printDumpStats(result.stats);
   return 0;
 }

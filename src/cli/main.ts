@@ -73,7 +73,7 @@ async function run(argv: readonly string[], state: RunState): Promise<number> {
         process.exit(await (await import('../rpc/index.js')).runSwrk(parsed.fd));
       case 'command':
         // Before the log file, which defaults into it: a missing -D is named as such, as CRIU does.
-        if (parsed.command === 'dump' || parsed.command === 'restore') requireImagesDir(parsed.options.imagesDir);
+        if (parsed.command === 'dump' || parsed.command === 'pre-dump' || parsed.command === 'restore') requireImagesDir(parsed.options.imagesDir);
         state.logToFile = setupLogging(parsed.options);
         // With --exec-cmd too: criu's process is the command's by then, nothing of ours waits on.
         state.execCmd = parsed.command === 'restore' && parsed.options.execCmd !== undefined;

@@ -12,7 +12,7 @@ Usage:
 
 Commands:
   dump           checkpoint a process/tree identified by pid
-  pre-dump       pre-dump task(s) minimizing their frozen time (not yet)
+  pre-dump       pre-dump task(s) minimizing their frozen time (memory tracked without soft-dirty)
   restore        restore a process/tree
   check          checks whether the kernel support is up-to-date
   page-server    launch page server (not yet)

@@ -22,6 +22,7 @@ import { dumpGpRegs, dumpFpRegs } from './regs.js';
 import { dumpTaskCore, dumpThreadCore, dumpTidAddress } from './task-state.js';
 import { dumpFds } from './files.js';
 import { dumpMemory } from '../kinds/memory/dump.js';
+import { IncrementalMemory } from '../kinds/memory/incremental.js';
 import { regEntryForPath, dumpUnlinked, SeccompCollector, memfdFileForMapping } from '../kinds/index.js';
 import { makeProgress } from '../progress.js';
 
@@ -99,6 +100,8 @@ export async function dumpTree(opts: DumpTreeOptions): Promise<DumpResult> {
   // A task in namespaces of its own is refused before it is even seized.
   refuseForeignNamespaces(pid);
   await notify('pre-dump');
+  // The parent link and record are checked before anything is stopped.
+  const inc = new IncrementalMemory({ dir, prevDir: opts.prevDir, keepTracking: opts.trackMem && opts.after === 'resume' });
   const tree = seizeTree(pid, opts.timeoutMs, opts.freezeCgroup);
   const ctx = new DumpSession(dir, opts.kinds);
   let networkLocked = false;
@@ -165,6 +168,8 @@ export async function dumpTree(opts: DumpTreeOptions): Promise<DumpResult> {
         onBytes: (n) => progress.bytes(n),
         stats,
         seccomp,
+        inc,
+        treePids: tree.tasks.map((t) => t.pid),
       });
       done++;
     }
@@ -187,6 +192,7 @@ export async function dumpTree(opts: DumpTreeOptions): Promise<DumpResult> {
     ctx.finishImages();
     stats.frozenTimeUs = usToNow(t0);
     ctx.writeImage('stats-dump', 'STATS', [statsEntry(stats, ctx.sharedPages)]);
+    inc.finish();
     // A refused post-dump keeps the tree alive, as CRIU does.
     await notify('post-dump');
   } catch (err) {
@@ -194,6 +200,7 @@ export async function dumpTree(opts: DumpTreeOptions): Promise<DumpResult> {
     // A failure of ours (e.g. ENOSPC from a write) is said with the images dir it concerns.
     const e = isCriuTsError(err) ? err : new CriuTsError('EDUMP', `writing images to ${dir}: ${(err as Error).message}`, { dir }, err);
     log.error(`dump failed, resuming the tree: ${e.message}`);
+    inc.abort();
     releaseTree(tree.tasks, 'resume');
     ctx.exit(true);
     if (networkLocked) await notify('network-unlock').catch(() => undefined);
@@ -221,7 +228,7 @@ function statsEntry(stats: DumpStats, sharedPages: number): StatsEntry {
       memdump_time: stats.memdumpTimeUs,
       memwrite_time: stats.memwriteTimeUs,
       pages_scanned: BigInt(stats.pagesScanned),
-      pages_skipped_parent: 0n,
+      pages_skipped_parent: BigInt(stats.pagesSkippedParent),
       pages_written: BigInt(stats.pagesWritten),
       pages_lazy: 0n,
       shpages_scanned: BigInt(sharedPages),
@@ -259,6 +266,8 @@ interface TaskDumpShared {
   onBytes(n: number): void;
   stats: DumpStats;
   seccomp: SeccompCollector;
+  inc: IncrementalMemory;
+  treePids: number[];
 }
 
 function dumpTask(
@@ -309,14 +318,19 @@ function dumpTask(
   const thpDisabled = Number(main.syscall('prctl', NR.prctl, PR.GET_THP_DISABLE)) !== 0;
   const exclude = [range];
   const tmw = process.hrtime.bigint();
+  const track = shared.inc.begin(pid, main, shared.treePids);
   const mem = dumpMemory({
     pid, dir: ctx.dir, fileId, ghostFileId,
     memfdFileId: (start, end, path) => memfdFileForMapping(ctx, pid, start, end, path),
     shmemDone: shared.shmemDone, nextPagesId: () => ctx.nextPagesId(), onBytes: shared.onBytes, exclude,
+    ...(track ? { track } : {}),
   });
+  // Closes the tracker (final dump) before the fds are dumped, or protects what is new.
+  shared.inc.end(pid, mem);
   shared.stats.memwriteTimeUs += usToNow(tmw);
   shared.stats.pagesScanned += mem.pagesScanned;
   shared.stats.pagesWritten += mem.pagesWritten;
+  shared.stats.pagesSkippedParent += mem.pagesSkippedParent;
   const stat = parseStat(pid);
   const auxv = readAuxv(pid).flatMap(([k, v]) => [k, v]);
   const mm: MmEntry = {

@@ -18,6 +18,10 @@ export interface DumpTreeOptions {
   freezeCgroup: string | undefined;
   /** how long stopping the tree may take */
   timeoutMs: number;
+  /** --prev-images-dir, absolute; undefined: no parent images */
+  prevDir: string | undefined;
+  /** --track-mem (kept after the dump only with `after: 'resume'`) */
+  trackMem: boolean;
   /** show progress on a terminal */
   progress: boolean;
   /** action-script points (pre-dump, network-lock, post-dump, network-unlock) as they are reached; a rejection aborts the dump */

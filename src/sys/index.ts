@@ -12,3 +12,4 @@ export * from './socket.js';
 export * from './seqpacket.js';
 export * from './nodes.js';
 export * from './xstate.js';
+export * from './uffd.js';

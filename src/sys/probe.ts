@@ -11,7 +11,8 @@ import { NR } from './nr.js';
 import { errnoName, EINVAL, ENOSYS, EPERM, ENOENT } from './errno.js';
 import { ioctlTry, pidfdOpen, pidfdGetfd, closeQuiet, kill } from './process.js';
 import { ptraceSeize, ptraceInterrupt, ptraceGetRseqConfig, waitPid, __WALL, PTRACE_O } from './ptrace.js';
-import { processVmReadTry } from './memory.js';
+import { processVmReadTry, processVmWritev } from './memory.js';
+import * as uffd from './uffd.js';
 
 export interface ProbeResult {
   ok: boolean;
@@ -142,6 +143,51 @@ export function probePagemapScan(): ProbeResult {
     return no(errnoReason('PAGEMAP_SCAN', r));
   } finally {
     closeSync(fd);
+  }
+}
+
+/**
+ * Dirty tracking without soft-dirty, tried for real on a page of our own:
+ * an async write-protect userfaultfd over a fresh mapping, a write, then
+ * PAGEMAP_SCAN must report exactly that page as written (and re-protect it).
+ */
+export function probeUffdWpTracking(): ProbeResult {
+  const PAGE = 4096;
+  const len = 4 * PAGE;
+  const fd = sysTry(NR.userfaultfd, O_CLOEXEC | O_NONBLOCK | uffd.UFFD_USER_MODE_ONLY);
+  if (fd < 0) return no(errnoReason('userfaultfd', fd));
+  let map = -1n;
+  let pm = -1;
+  try {
+    const api = uffd.uffdioApi(uffd.UFFD_FEATURE_WP_ASYNC);
+    let r = ioctlTry(fd, uffd.UFFDIO_API, api);
+    if (r < 0) return no(errnoReason('UFFDIO_API(WP_ASYNC)', r));
+    const m = sysTry(NR.mmap, 0, len, 3, 0x22 /* MAP_PRIVATE|MAP_ANONYMOUS */, -1, 0);
+    if (m < 0 && m > -4096) return no(errnoReason('mmap', m));
+    map = BigInt(m);
+    r = ioctlTry(fd, uffd.UFFDIO_REGISTER, uffd.uffdioRegister(map, BigInt(len), uffd.UFFDIO_REGISTER_MODE_WP));
+    if (r < 0) return no(errnoReason('UFFDIO_REGISTER(WP)', r));
+    r = ioctlTry(fd, uffd.UFFDIO_WRITEPROTECT, uffd.uffdioWriteprotect(map, BigInt(len), uffd.UFFDIO_WRITEPROTECT_MODE_WP));
+    if (r < 0) return no(errnoReason('UFFDIO_WRITEPROTECT', r));
+    processVmWritev(process.pid, Buffer.from([7]), 0, [{ addr: map + BigInt(2 * PAGE), len: 1 }]);
+    pm = openSync('/proc/self/pagemap', 'r');
+    const q = { flags: uffd.PM_SCAN_WP_MATCHING | uffd.PM_SCAN_CHECK_WPASYNC, mask: uffd.PAGE_IS_WRITTEN, anyOf: 0, report: uffd.PAGE_IS_WRITTEN };
+    let written;
+    try {
+      written = uffd.pagemapScan(pm, map, map + BigInt(len), q);
+    } catch (e) {
+      return no((e as Error).message);
+    }
+    const again = uffd.pagemapScan(pm, map, map + BigInt(len), q);
+    const w = written[0];
+    if (written.length !== 1 || !w || w.start !== map + BigInt(2 * PAGE) || w.end !== map + BigInt(3 * PAGE) || again.length !== 0) {
+      return no('PAGEMAP_SCAN did not report exactly the written page');
+    }
+    return yes;
+  } finally {
+    if (pm >= 0) closeSync(pm);
+    if (map >= 0n) sysTry(NR.munmap, map, len);
+    closeQuiet(fd);
   }
 }
 

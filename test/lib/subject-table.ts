@@ -40,6 +40,7 @@ export const SUBJECTS: readonly SubjectCase[] = [
   c('counter-loop', 'registers and memory of a running loop', { runMs: 100 }),
   c('mappings', 'every VMA kind: anon, shared anon, file private/shared, heap, stack, PROT_NONE, guards, growsdown'),
   c('big-memory', 'many pages of distinct content', { args: ['--mib', '64'] }),
+  c('mem-dirty', 'memory model checked page by page (driven through pre-dumps by test/e2e/pre-dump.test.ts)'),
   c('signals', 'sigactions, blocked mask, pending signals with siginfo, sigaltstack'),
   c('sigtrap', 'a SIGTRAP handler (ptrace single-steps must not reset it)'),
   c('itimer', 'ITIMER_REAL interval and value', { runMs: 120 }),

@@ -37,7 +37,24 @@ export interface MemoryDumpContext {
   onBytes?: (n: number) => void;
   /** our own scratch mappings inside the task, left out of the dump */
   exclude: { addr: bigint; size: number }[];
+  /** incremental dump: what changed since the parent images, and what they hold */
+  track?: MemoryTrackContext;
 }
+
+/**
+ * Dirty tracking for an incremental dump (tracking.ts). A present page of a
+ * private VMA is taken from the parent images (PE_PARENT) only when the VMA
+ * is tracked, the page was not written since the parent was made and is not
+ * the shared zero page, and the parent holds that address.
+ */
+export interface MemoryTrackContext {
+  /** runs to copy again in [start, end) (re-protected as they are reported); undefined: the VMA is not tracked */
+  scan(start: bigint, end: bigint): Range[] | undefined;
+  /** sorted, merged address ranges the parent images hold for this task */
+  parent: Range[];
+}
+
+interface Range { start: bigint; end: bigint }
 
 export interface MemoryDump {
   vmas: VmaEntry[];
@@ -45,6 +62,10 @@ export interface MemoryDump {
   pagesId: number;
   pagesScanned: number;
   pagesWritten: number;
+  /** pages left in the parent images (PE_PARENT entries) */
+  pagesSkippedParent: number;
+  /** private VMAs whose pages were dumped (what a tracker should cover) */
+  privateRanges: Range[];
   /** pagemap-shmem images to write: shmid → entries and pages id */
   shmem: { shmid: bigint; pagesId: number; entries: PagemapEntry[] }[];
 }
@@ -78,6 +99,8 @@ export function dumpMemory(ctx: MemoryDumpContext): MemoryDump {
   const shmem: MemoryDump['shmem'] = [];
   const reader = new PagemapReader(pid);
   let scanned = 0;
+  let skippedParent = 0;
+  const privateRanges: Range[] = [];
   try {
     for (const v of maps) {
       const kind = classifyVma(v);
@@ -129,10 +152,25 @@ export function dumpMemory(ctx: MemoryDumpContext): MemoryDump {
         shmem.push(dumpShmem(ctx, reader, v));
         continue;
       }
+      privateRanges.push({ start: v.start, end: v.end });
       if (v.rssKb === 0 && v.swapKb === 0) continue; // nothing populated: skip the pagemap read
       const viaMem = !v.prot.read;
       const pageFlags = kind === 'anon-private' ? PE_LAZY | PE_PRESENT : PE_PRESENT;
       writer.breakRun();
+      const dirty = ctx.track?.scan(v.start, v.end);
+      if (dirty && ctx.track) {
+        const pm = reader.read(v.start, v.end);
+        forEachTrackedRun(pm, kind === 'file-private', v.swapKb > 0, v.start, dirty, ctx.track.parent, (first, count, inParent) => {
+          const at = v.start + BigInt(first * PAGE_SIZE);
+          if (inParent) {
+            writer.addParent(at, count);
+            skippedParent += count;
+          } else {
+            writer.add(at, count, pageFlags, viaMem);
+          }
+        });
+        continue;
+      }
       // Every page resident and anonymous (smaps says so; the shared zero
       // page is not counted): one run, no pagemap to read.
       const ownKb = kind === 'anon-private' ? v.rssKb : v.anonymousKb;
@@ -141,7 +179,7 @@ export function dumpMemory(ctx: MemoryDumpContext): MemoryDump {
         continue;
       }
       const pm = reader.read(v.start, v.end);
-      forEachRun(pm, kind === 'file-private', (first, count) => {
+      forEachRun(pm, kind === 'file-private', v.swapKb > 0, (first, count) => {
         writer.add(v.start + BigInt(first * PAGE_SIZE), count, pageFlags, viaMem);
       });
     }
@@ -149,20 +187,33 @@ export function dumpMemory(ctx: MemoryDumpContext): MemoryDump {
     reader.close();
     writer.close();
   }
-  return { vmas, pagemap: writer.entries, pagesId, pagesScanned: scanned, pagesWritten: writer.pagesWritten, shmem };
+  return { vmas, pagemap: writer.entries, pagesId, pagesScanned: scanned, pagesWritten: writer.pagesWritten, pagesSkippedParent: skippedParent, privateRanges, shmem };
+}
+
+// pagemap flags live in the high 32 bits of each entry (little-endian: odd
+// words): testing them as plain numbers avoids a BigInt per page.
+const PM_HI_PRESENT = 0x80000000; // bit 63
+const PM_HI_SWAP = 0x40000000; // bit 62
+const PM_HI_FILE = 0x20000000; // bit 61
+
+/**
+ * Which bits say "this page holds data". A swap entry counts only where
+ * smaps says the VMA has swap: a userfaultfd write-protect marker on a page
+ * never touched reads as a swap entry too (measured on 6.18), and must not
+ * be read in (it is an empty page).
+ */
+function dataMask(hasSwap: boolean): number {
+  return hasSwap ? PM_HI_PRESENT | PM_HI_SWAP : PM_HI_PRESENT;
 }
 
 /** Calls fn(firstIndex, count) for each run of pages to dump. */
-function forEachRun(pm: BigUint64Array, anonOnly: boolean, fn: (first: number, count: number) => void): void {
-  // The flags live in the high 32 bits of each entry (little-endian: odd
-  // words): testing them as plain numbers avoids a BigInt per page.
+function forEachRun(pm: BigUint64Array, anonOnly: boolean, hasSwap: boolean, fn: (first: number, count: number) => void): void {
   const hi = new Uint32Array(pm.buffer, pm.byteOffset, pm.length * 2);
-  const PRESENT_OR_SWAP = 0xc0000000; // bits 63, 62
-  const FILE = 0x20000000; // bit 61
+  const mask = dataMask(hasSwap);
   let runStart = -1;
   for (let i = 0; i < pm.length; i++) {
     const h = hi[i * 2 + 1] as number;
-    const take = (h & PRESENT_OR_SWAP) !== 0 && !(anonOnly && (h & FILE) !== 0);
+    const take = (h & mask) !== 0 && !(anonOnly && (h & PM_HI_FILE) !== 0);
     if (take) {
       if (runStart < 0) runStart = i;
     } else if (runStart >= 0) {
@@ -171,6 +222,52 @@ function forEachRun(pm: BigUint64Array, anonOnly: boolean, fn: (first: number, c
     }
   }
   if (runStart >= 0) fn(runStart, pm.length - runStart);
+}
+
+/**
+ * Like forEachRun for a tracked VMA starting at `base`: each run is either
+ * copied or left in the parent (`inParent`). `dirty` and `parent` are
+ * address ranges, sorted.
+ */
+function forEachTrackedRun(
+  pm: BigUint64Array, anonOnly: boolean, hasSwap: boolean, base: bigint, dirty: readonly Range[], parent: readonly Range[],
+  fn: (first: number, count: number, inParent: boolean) => void,
+): void {
+  const n = pm.length;
+  const end = base + BigInt(n * PAGE_SIZE);
+  // mark: bit 0 = written (copy again), bit 1 = held by the parent
+  const mark = new Uint8Array(n);
+  const paint = (rs: readonly Range[], bit: number): void => {
+    for (const r of rs) {
+      if (r.end <= base || r.start >= end) continue;
+      const a = Number(((r.start > base ? r.start : base) - base) / BigInt(PAGE_SIZE));
+      const b = Number(((r.end < end ? r.end : end) - base) / BigInt(PAGE_SIZE));
+      for (let i = a; i < b; i++) mark[i] = (mark[i] as number) | bit;
+    }
+  };
+  paint(dirty, 1);
+  paint(parent, 2);
+  const hi = new Uint32Array(pm.buffer, pm.byteOffset, n * 2);
+  const mask = dataMask(hasSwap);
+  let runStart = -1;
+  let runParent = false;
+  for (let i = 0; i <= n; i++) {
+    let take = false;
+    let inParent = false;
+    if (i < n) {
+      const h = hi[i * 2 + 1] as number;
+      take = (h & mask) !== 0 && !(anonOnly && (h & PM_HI_FILE) !== 0);
+      inParent = (mark[i] as number) === 2;
+    }
+    if (runStart >= 0 && (!take || inParent !== runParent)) {
+      fn(runStart, i - runStart, runParent);
+      runStart = -1;
+    }
+    if (take && runStart < 0) {
+      runStart = i;
+      runParent = inParent;
+    }
+  }
 }
 
 /**
@@ -194,7 +291,7 @@ function dumpShmem(ctx: MemoryDumpContext, reader: PagemapReader, v: SmapsEntry)
       }
     } else {
       const pm = reader.read(v.start, v.end);
-      forEachRun(pm, false, (first, count) => {
+      forEachRun(pm, false, v.swapKb > 0, (first, count) => {
         w.add(v.start + BigInt(first * PAGE_SIZE), count, PE_PRESENT, !v.prot.read);
       });
     }

@@ -81,6 +81,17 @@ export class PagesWriter {
     }
   }
 
+  /** `nrPages` pages at `vaddr` that the parent images hold: a PE_PARENT entry, nothing read or written. */
+  addParent(vaddr: bigint, nrPages: number): void {
+    const last = this.entries[this.entries.length - 1];
+    if (last && !this.runBroken && last.flags === PE_PARENT && last.vaddr + (last.nr_pages ?? 0n) * BigInt(PAGE_SIZE) === vaddr) {
+      last.nr_pages = (last.nr_pages ?? 0n) + BigInt(nrPages);
+    } else {
+      this.entries.push({ vaddr, compat_nr_pages: 0, flags: PE_PARENT, nr_pages: BigInt(nrPages) });
+    }
+    this.runBroken = false;
+  }
+
   private pendingBytes(): number {
     return this.pendingLen;
   }

@@ -7,8 +7,8 @@
  * protections, madvise bits and the mm fields with PR_SET_MM_MAP.
  *
  * Known limits: a dump without a vDSO, or from a kernel whose vDSO/vvar
- * sizes differ, is refused; pages in a parent image (pre-dump chains) are
- * not read yet.
+ * sizes differ, is refused. Pages of a pre-dump chain are read from the
+ * parent images (parent-images.ts); a missing parent is one EIMAGE error.
  */
 import { join } from 'node:path';
 import { parseMaps, type MapsEntry } from '../../proc/index.js';
@@ -20,7 +20,7 @@ import { openMemfd } from '../files/memfd.js';
 import {
   VMA, PROT_WRITE, MAP_FIXED, MAP_ANONYMOUS, MAP_PRIVATE, MAP_SHARED, MAP_GROWSDOWN, MAP_NORESERVE,
 } from './vma.js';
-import { PE_PARENT } from './pages-writer.js';
+import { ParentChain, isParentEntry, type Segment } from './parent-images.js';
 import { logger } from '../../log.js';
 
 const log = logger('mem');
@@ -108,6 +108,7 @@ function moveVdso(t: RestoreTaskHandle, vmas: readonly VmaEntry[], cur: readonly
  * (shmid → where that task maps it): later tasks map the same object
  * through /proc/PID/map_files instead of making their own.
  */
+const PARENT_CHAIN = stateKey<ParentChain>('memory:parent-chain');
 const SHMEM = stateKey<Map<bigint, { pid: number; start: bigint; end: bigint; pgoff: bigint }>>('memory:shmem');
 
 function filePath(ctx: RestoreContext, id: bigint): string {
@@ -167,8 +168,10 @@ export function restoreMemory(t: RestoreTaskHandle, mm: MmEntry, pagemap: Pagema
   // CRIU writes the vDSO's pages too; the running kernel's vDSO is used instead.
   const special = (mm.vmas ?? []).filter((v) => (v.status & (VMA.AREA_VDSO | VMA.AREA_VVAR | VMA.AREA_VSYSCALL)) !== 0);
   const inSpecial = (e: PagemapEntry): boolean => special.some((v) => e.vaddr >= v.start && e.vaddr < v.end);
-  const pages = fillPages(t, join(ctx.dir, `pages-${pagesId}.img`), pagemap, 0n, inSpecial);
-  for (const v of shmemToFill) fillShmem(t, v, ctx);
+  // Pages a pre-dump chain left in parent images are read from there (one chain walker per restore).
+  const chain = ctx.state(PARENT_CHAIN, () => new ParentChain(ctx.dir));
+  const pages = fillPages(t, chain, `pagemap-${t.pid}.img`, join(ctx.dir, `pages-${pagesId}.img`), pagemap, 0n, inSpecial);
+  for (const v of shmemToFill) fillShmem(t, v, ctx, chain);
   for (const v of vmas) {
     if (filled.has(v) && !(v.status & VMA.FILE_SHARED) && (v.prot & PROT_WRITE) === 0) {
       t.syscall('mprotect', NR.mprotect, v.start, v.end - v.start, v.prot);
@@ -236,64 +239,70 @@ function vmasWithPages(vmas: readonly VmaEntry[], pagemap: readonly PagemapEntry
 }
 
 /**
- * Inject preadv calls reading the pages image straight into the task's
- * memory; pagemap entries follow each other in the file, so one call covers
- * up to IOV_PER_CALL entries. `base` is added to each entry's vaddr.
+ * Inject preadv calls reading pages images straight into the task's
+ * memory. Entries of the pagemap follow each other in its pages file, so
+ * one call covers up to IOV_PER_CALL entries. Entries marked PE_PARENT are
+ * read from the parent images (`chain`), wherever the chain has them.
+ * `base` is added to each entry's vaddr (shared memory: offsets).
  */
 function fillPages(
-  t: RestoreTaskHandle, path: string, pagemap: PagemapEntry[], base: bigint, skip: (e: PagemapEntry) => boolean = () => false,
+  t: RestoreTaskHandle, chain: ParentChain, name: string, pagesPath: string, pagemap: PagemapEntry[], base: bigint,
+  skip: (e: PagemapEntry) => boolean = () => false,
 ): number {
-  const present = pagemap.filter((e) => ((e.flags ?? 4) & PE_PARENT) === 0 && !e.in_parent);
-  if (pagemap.length !== present.length) {
-    throw new CriuTsError('EUNSUPPORTED', `${path}: pages in a parent image (pre-dump chains) are not supported yet`, { path });
-  }
-  if (present.length === 0) return 0;
-  const pfd = Number(t.syscall(`open ${path}`, NR.openat, AT_FDCWD, t.putString(path), O_RDONLY | O_CLOEXEC, 0));
-  let pagesDone = 0;
-  // Entries follow each other in the file. A batch is a run of entries to
-  // read, one preadv; an entry to skip only moves the file offset on.
+  const segs: Segment[] = [];
   let fileOff = 0n;
-  let batch: PagemapEntry[] = [];
-  let batchOff = 0n;
+  let pages = 0;
+  for (const e of pagemap) {
+    const bytes = nrPages(e) * BigInt(PAGE_SIZE);
+    if (isParentEntry(e)) {
+      if (!skip(e)) segs.push(...chain.locate(name, e.vaddr, bytes));
+    } else {
+      if (!skip(e)) segs.push({ path: pagesPath, off: fileOff, vaddr: e.vaddr, len: bytes });
+      fileOff += bytes;
+    }
+    if (!skip(e)) pages += Number(nrPages(e));
+  }
+  if (segs.length === 0) return 0;
+  const fds = new Map<string, number>();
+  // A batch: segments of one file that follow each other in it, one preadv.
+  let batch: Segment[] = [];
   const flush = (): void => {
-    if (batch.length === 0) return;
+    const first = batch[0];
+    if (!first) return;
+    const pfd = fds.get(first.path) as number;
     const iov = Buffer.alloc(batch.length * 16);
     let want = 0n;
-    batch.forEach((e, j) => {
-      const n = nrPages(e);
-      iov.writeBigUInt64LE(e.vaddr + base, j * 16);
-      iov.writeBigUInt64LE(n * BigInt(PAGE_SIZE), j * 16 + 8);
-      want += n * BigInt(PAGE_SIZE);
-      pagesDone += Number(n);
+    batch.forEach((sg, j) => {
+      iov.writeBigUInt64LE(sg.vaddr + base, j * 16);
+      iov.writeBigUInt64LE(sg.len, j * 16 + 8);
+      want += sg.len;
     });
     let done = 0n;
     while (done < want) {
       // Re-describe what is left after a short read (preadv moves at most ~2 GiB per call).
       const rest = remainingIov(iov, done);
       const addr = t.putBytes(rest.buf);
-      const got = t.syscall('preadv', NR.preadv, pfd, addr, rest.count, batchOff + done, 0);
-      if (got === 0n) throw new CriuTsError('EIMAGE', `${path}: ends before the pagemap says`, { path });
+      const got = t.syscall('preadv', NR.preadv, pfd, addr, rest.count, first.off + done, 0);
+      if (got === 0n) throw new CriuTsError('EIMAGE', `${first.path}: ends before the pagemap says`, { path: first.path });
       done += got;
     }
     batch = [];
   };
   try {
-    for (const e of present) {
-      const bytes = nrPages(e) * BigInt(PAGE_SIZE);
-      if (skip(e)) {
+    for (const sg of segs) {
+      if (!fds.has(sg.path)) {
         flush();
-      } else {
-        if (batch.length === 0) batchOff = fileOff;
-        batch.push(e);
-        if (batch.length === IOV_PER_CALL) flush();
+        fds.set(sg.path, Number(t.syscall(`open ${sg.path}`, NR.openat, AT_FDCWD, t.putString(sg.path), O_RDONLY | O_CLOEXEC, 0)));
       }
-      fileOff += bytes;
+      const last = batch[batch.length - 1];
+      if (last && (last.path !== sg.path || last.off + last.len !== sg.off || batch.length === IOV_PER_CALL)) flush();
+      batch.push(sg);
     }
     flush();
   } finally {
-    t.syscall('close', NR.close, pfd);
+    for (const fd of fds.values()) t.syscall('close', NR.close, fd);
   }
-  return pagesDone;
+  return pages;
 }
 
 function remainingIov(iov: Buffer, skip: bigint): { buf: Buffer; count: number } {
@@ -319,16 +328,16 @@ function nrPages(e: PagemapEntry): bigint {
   return e.nr_pages !== undefined && e.nr_pages !== 0n ? e.nr_pages : BigInt(e.compat_nr_pages);
 }
 
-function fillShmem(t: RestoreTaskHandle, v: VmaEntry, ctx: RestoreContext): void {
-  const img = ctx.ownImage(`pagemap-shmem-${v.shmid}.img`);
+function fillShmem(t: RestoreTaskHandle, v: VmaEntry, ctx: RestoreContext, chain: ParentChain): void {
+  const name = `pagemap-shmem-${v.shmid}.img`;
+  const img = ctx.ownImage(name);
   if (!img) return; // no pages were ever touched
   const head = img.entries[0] as { pages_id: number } | undefined;
   if (!head) return;
-  const entries = (img.entries.slice(1) as unknown as PagemapEntry[]).filter((e) => {
-    const a = e.vaddr;
-    return a >= v.pgoff && a < v.pgoff + (v.end - v.start);
-  });
-  fillPages(t, join(ctx.dir, `pages-${head.pages_id}.img`), entries, v.start - v.pgoff);
+  // Entries outside this window still move the file offset on: skipped, not dropped.
+  const entries = img.entries.slice(1) as unknown as PagemapEntry[];
+  const outside = (e: PagemapEntry): boolean => e.vaddr < v.pgoff || e.vaddr >= v.pgoff + (v.end - v.start);
+  fillPages(t, chain, name, join(ctx.dir, `pages-${head.pages_id}.img`), entries, v.start - v.pgoff, outside);
 }
 
 /** Step 3: mm fields, auxv and /proc/PID/exe in one PR_SET_MM_MAP. */

@@ -1,0 +1,11 @@
+import type { DumpOptions, DumpResult } from './options.js';
+import { preDumpTree } from '../dump/pre-dump.js';
+
+/**
+ * Copy the memory of the tree rooted at `opts.pid` into `opts.imagesDir`
+ * and leave it running, with its memory tracked, so that a later
+ * `dump({prevImagesDir})` (or another pre-dump) copies only what changed.
+ */
+export async function preDump(opts: DumpOptions): Promise<DumpResult> {
+  return preDumpTree(opts);
+}

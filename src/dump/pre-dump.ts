@@ -1,0 +1,111 @@
+/**
+ * pre-dump: copy the tree's memory while it keeps running, so that the
+ * final dump has only the pages written since to copy (CRIU's pre-dump).
+ *
+ * The tree is stopped only while its memory is read: per task,
+ * pagemap-<pid>.img and pages-<n>.img as a dump writes them (with
+ * --prev-images-dir, unchanged pages point into the parent), then the
+ * tasks run on. Memory tracking is always on (as in CRIU, pre-dump implies
+ * --track-mem): see kinds/memory/tracking.ts. Also written: inventory.img,
+ * stats-dump, the `parent` link and criu-ts-track.json. Nothing else of
+ * the tasks is looked at, so a pre-dump never refuses a file or a socket;
+ * the final dump does.
+ */
+import { join, resolve } from 'node:path';
+import { accessSync, constants, existsSync, mkdirSync, statSync } from 'node:fs';
+import { randomUUID } from 'node:crypto';
+import { writeImage } from '../images/index.js';
+import type { InventoryEntry, StatsEntry } from '../images/messages.js';
+import { CriuTsError, isCriuTsError } from '../errors.js';
+import { logger } from '../log.js';
+import type { DumpOptions, DumpResult, DumpStats } from '../api/options.js';
+import { seizeTree, releaseTree } from './tree.js';
+import { refuseForeignNamespaces } from './namespaces.js';
+import { dumpMemory } from '../kinds/memory/dump.js';
+import { IncrementalMemory } from '../kinds/memory/incremental.js';
+
+const log = logger('dump');
+
+type Img = Record<string, unknown>;
+const asImg = (x: object): Img => x as Img;
+const usSince = (t0: bigint): number => Number((process.hrtime.bigint() - t0) / 1000n);
+
+export async function preDumpTree(opts: DumpOptions): Promise<DumpResult> {
+  const pid = opts.pid;
+  if (!Number.isInteger(pid) || pid <= 0) throw new CriuTsError('EUSAGE', `bad pid ${pid}`, { pid });
+  if (!existsSync(`/proc/${pid}`)) throw new CriuTsError('ENOTASK', `no process with pid ${pid}`, { pid });
+  if (pid === process.pid) throw new CriuTsError('EUSAGE', 'cannot pre-dump criu-ts itself', { pid });
+  if (opts.leaveStopped) throw new CriuTsError('EUSAGE', 'pre-dump always leaves the tree running (--leave-stopped makes no sense here)', {});
+  const dir = resolve(opts.imagesDir ?? '.');
+  try {
+    if (!existsSync(dir)) mkdirSync(dir, { recursive: true, mode: 0o700 });
+    if (!statSync(dir).isDirectory()) throw new Error('not a directory');
+    accessSync(dir, constants.W_OK);
+  } catch (e) {
+    throw new CriuTsError('EUSAGE', `cannot write images to ${dir}: ${(e as Error).message}`, { dir }, e);
+  }
+  refuseForeignNamespaces(pid);
+  await opts.notify?.('pre-dump');
+  const inc = new IncrementalMemory({
+    dir,
+    prevDir: opts.prevImagesDir === undefined ? undefined : resolve(dir, opts.prevImagesDir),
+    keepTracking: true,
+  });
+  const t0 = process.hrtime.bigint();
+  const tree = seizeTree(pid, (opts.timeoutSec ?? 10) * 1000, opts.freezeCgroup);
+  const stats: DumpStats = {
+    freezingTimeUs: usSince(t0), frozenTimeUs: 0, memdumpTimeUs: 0, memwriteTimeUs: 0,
+    pagesScanned: 0, pagesSkippedParent: 0, pagesWritten: 0, pagesZero: 0,
+  };
+  const pids = tree.tasks.map((t) => t.pid);
+  try {
+    let pagesId = 0;
+    const shmemDone = new Set<bigint>();
+    const tm = process.hrtime.bigint();
+    for (const node of tree.tasks) {
+      const main = node.threads[0];
+      if (node.zombie || !main) continue;
+      refuseForeignNamespaces(node.pid);
+      const scratch = { addr: main.mapScratch(), size: main.scratchRange?.size ?? 0 };
+      const track = inc.begin(node.pid, main, pids);
+      // File ids only name mappings in mm-<pid>.img, which a pre-dump does not write.
+      const mem = dumpMemory({
+        pid: node.pid, dir, fileId: () => 0, ghostFileId: () => 0, memfdFileId: () => 0,
+        shmemDone, nextPagesId: () => ++pagesId, exclude: [scratch],
+        ...(track ? { track } : {}),
+      });
+      inc.end(node.pid, mem);
+      writeImage(join(dir, `pagemap-${node.pid}.img`), 'PAGEMAP', [{ pages_id: mem.pagesId }, ...mem.pagemap.map(asImg)]);
+      for (const sh of mem.shmem) {
+        writeImage(join(dir, `pagemap-shmem-${sh.shmid}.img`), 'PAGEMAP', [{ pages_id: sh.pagesId }, ...sh.entries.map(asImg)]);
+      }
+      stats.pagesScanned += mem.pagesScanned;
+      stats.pagesWritten += mem.pagesWritten;
+      stats.pagesSkippedParent += mem.pagesSkippedParent;
+    }
+    stats.memdumpTimeUs = usSince(tm);
+    stats.memwriteTimeUs = stats.memdumpTimeUs;
+    const inv: InventoryEntry = { img_version: 2, fdinfo_per_id: true, ns_per_id: true, lsmtype: 'NO_LSM', dump_criu_run_id: randomUUID() };
+    writeImage(join(dir, 'inventory.img'), 'INVENTORY', [asImg(inv)]);
+    stats.frozenTimeUs = usSince(t0);
+    const st: StatsEntry = {
+      dump: {
+        freezing_time: stats.freezingTimeUs, frozen_time: stats.frozenTimeUs, memdump_time: stats.memdumpTimeUs,
+        memwrite_time: stats.memwriteTimeUs, pages_scanned: BigInt(stats.pagesScanned),
+        pages_skipped_parent: BigInt(stats.pagesSkippedParent), pages_written: BigInt(stats.pagesWritten), pages_lazy: 0n,
+      },
+    };
+    writeImage(join(dir, 'stats-dump'), 'STATS', [asImg(st)]);
+    inc.finish();
+  } catch (err) {
+    const e = isCriuTsError(err) ? err : new CriuTsError('EDUMP', `writing images to ${dir}: ${(err as Error).message}`, { dir }, err);
+    log.error(`pre-dump failed, resuming the tree: ${e.message}`);
+    inc.abort();
+    releaseTree(tree.tasks, 'resume');
+    throw e;
+  }
+  releaseTree(tree.tasks, 'resume');
+  log.info(`pre-dump of ${pid} finished: ${tree.tasks.length} task(s), ${stats.pagesWritten} pages written, ${stats.pagesSkippedParent} in the parent`);
+  await opts.notify?.('post-dump');
+  return { pids, stats };
+}

@@ -1,0 +1,175 @@
+/**
+ * One dump or pre-dump's view of memory tracking (tracking.ts) and of its
+ * parent images (parent-images.ts), task by task:
+ *
+ * - begin(): find the task's tracker. Only one that the parent's record
+ *   names (pid, fd, inode) is used; any other tracker-like userfaultfd (a
+ *   copy inherited through fork, one left by a criu-ts that died before
+ *   writing its record) is closed. With a usable tracker and a parent, the
+ *   memory dump learns what was written since (PAGEMAP_SCAN) and what the
+ *   parent holds, and marks the rest PE_PARENT.
+ * - end(): a pre-dump (or `dump --track-mem -R`) makes a tracker where
+ *   there is none and protects every private VMA that was not tracked; a
+ *   final dump closes the tracker, so the task's fds are its own again
+ *   before they are dumped.
+ * - finish(): writes this dump's record. abort(): on any failure, closes
+ *   every tracker this run scanned or made.
+ *
+ * A record is used once: the first scan consumes (deletes) the parent's
+ * record, because the scan re-protects what it reports. A second dump from
+ * the same parent, or one after a failed run, finds no record and copies
+ * everything, which is always right.
+ */
+import { closeSync, openSync, rmSync, existsSync, statSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { kcmp, KCMP } from '../../sys/index.js';
+import type { Tracee } from '../../infect/tracee.js';
+import { CriuTsError } from '../../errors.js';
+import { logger } from '../../log.js';
+import type { MemoryDump, MemoryTrackContext } from './dump.js';
+import { coverage, linkParent } from './parent-images.js';
+import {
+  TRACK_RECORD, readTrackRecord, writeTrackRecord, findTrackers, createTracker, protectRange, closeTracker, scanWritten,
+  type Tracker,
+} from './tracking.js';
+
+const log = logger('mem');
+
+export interface IncrementalOptions {
+  /** this dump's images dir */
+  dir: string;
+  /** --prev-images-dir, resolved; undefined: no parent */
+  prevDir?: string | undefined;
+  /** keep (or start) tracking after this dump: pre-dump, or dump --track-mem --leave-running */
+  keepTracking: boolean;
+}
+
+interface TaskState {
+  t: Tracee;
+  own: Tracker | undefined;
+  pagemapFd: number;
+  /** ranges whose scan succeeded: registered with the tracker already */
+  tracked: { start: bigint; end: bigint }[];
+}
+
+export class IncrementalMemory {
+  private readonly record: Map<number, Tracker>;
+  private readonly next = new Map<number, Tracker>();
+  private readonly tasks = new Map<number, TaskState>();
+  /** trackers this run scanned or made: closed again if the run fails */
+  private readonly touched: { t: Tracee; fd: number }[] = [];
+  private consumed = false;
+
+  constructor(private readonly opts: IncrementalOptions) {
+    const prev = opts.prevDir;
+    if (prev !== undefined) {
+      if (!existsSync(prev) || !statSync(prev).isDirectory()) {
+        throw new CriuTsError('EUSAGE', `--prev-images-dir ${prev}: no such directory`, { dir: prev });
+      }
+      if (resolve(prev) === resolve(opts.dir)) throw new CriuTsError('EUSAGE', '--prev-images-dir is the images dir itself', { dir: prev });
+      linkParent(opts.dir, prev);
+    }
+    this.record = prev === undefined ? new Map() : readTrackRecord(prev);
+  }
+
+  /** Before the task's memory is dumped (main thread `t` seized, scratch mapped). */
+  begin(pid: number, t: Tracee, treePids: readonly number[]): MemoryTrackContext | undefined {
+    const rec = this.record.get(pid);
+    let own: Tracker | undefined;
+    for (const tr of findTrackers(pid)) {
+      if (rec && tr.fd === rec.fd && tr.ino === rec.ino) {
+        own = tr;
+        continue;
+      }
+      if (this.keepsSharedTable(pid, tr, treePids)) continue;
+      log.info(`task ${pid}: closing stale memory tracker fd ${tr.fd}`);
+      closeTracker(t, tr.fd);
+    }
+    const st: TaskState = { t, own, pagemapFd: -1, tracked: [] };
+    this.tasks.set(pid, st);
+    const prev = this.opts.prevDir;
+    if (!own || prev === undefined) return undefined;
+    this.consume();
+    this.touched.push({ t, fd: own.fd });
+    st.pagemapFd = openSync(`/proc/${pid}/pagemap`, 'r');
+    const parent = coverage(prev, `pagemap-${pid}.img`);
+    return {
+      parent,
+      scan: (start, end) => {
+        const r = scanWritten(st.pagemapFd, pid, start, end);
+        if (r !== undefined) st.tracked.push({ start, end });
+        return r;
+      },
+    };
+  }
+
+  /** After the task's memory is dumped. */
+  end(pid: number, mem: MemoryDump): void {
+    const st = this.tasks.get(pid);
+    if (!st) return;
+    if (st.pagemapFd >= 0) closeSync(st.pagemapFd);
+    st.pagemapFd = -1;
+    if (!this.opts.keepTracking) {
+      if (st.own) closeTracker(st.t, st.own.fd);
+      return;
+    }
+    let tracker = st.own;
+    if (!tracker) {
+      tracker = createTracker(st.t, pid);
+      this.touched.push({ t: st.t, fd: tracker.fd });
+    }
+    const tracked = st.tracked;
+    let n = 0;
+    for (const r of mem.privateRanges) {
+      if (tracked.some((x) => x.start === r.start && x.end === r.end)) continue;
+      if (protectRange(st.t, tracker, r.start, r.end)) n++;
+    }
+    log.debug(`task ${pid}: tracker fd ${tracker.fd}, ${tracked.length} VMA(s) tracked on, ${n} newly protected`);
+    this.next.set(pid, tracker);
+  }
+
+  /** The images are complete: write this dump's record (when tracking goes on). */
+  finish(): void {
+    if (this.opts.keepTracking) writeTrackRecord(this.opts.dir, this.next);
+  }
+
+  /** The run failed: nothing this run scanned or protected may be trusted later. */
+  abort(): void {
+    for (const st of this.tasks.values()) {
+      if (st.pagemapFd >= 0) closeSync(st.pagemapFd);
+      st.pagemapFd = -1;
+    }
+    for (const { t, fd } of this.touched) {
+      try {
+        closeTracker(t, fd);
+      } catch {
+        // the task is gone
+      }
+    }
+    this.touched.length = 0;
+  }
+
+  private consume(): void {
+    if (this.consumed || this.opts.prevDir === undefined) return;
+    rmSync(join(this.opts.prevDir, TRACK_RECORD), { force: true });
+    this.consumed = true;
+  }
+
+  /**
+   * A tracker another task of the tree owns, seen here because both share
+   * one fd table (clone with CLONE_FILES but not CLONE_VM): leave it be in
+   * a pre-dump. A final dump closes it like any other.
+   */
+  private keepsSharedTable(pid: number, tr: Tracker, treePids: readonly number[]): boolean {
+    if (!this.opts.keepTracking) return false;
+    for (const [other, rec] of this.record) {
+      if (other === pid || rec.ino !== tr.ino || !treePids.includes(other)) continue;
+      try {
+        if (kcmp(pid, other, KCMP.FILES) === 0) return true;
+      } catch {
+        // not comparable: treat as not shared
+      }
+    }
+    return false;
+  }
+}

@@ -1,0 +1,159 @@
+/**
+ * Chains of images (CRIU's pre-dump layout): an images dir may hold a
+ * `parent` symlink, relative, to the images dir of the dump before it.
+ * A pagemap entry with PE_PARENT (or the old in_parent) says "these pages
+ * did not change: take them from the parent", where the parent's pagemap
+ * image of the same name has them, itself perhaps from its own parent.
+ *
+ * The dump asks which addresses a parent holds for a task (only those may
+ * be marked PE_PARENT); the restore asks where, in which pages file and at
+ * which offset, each of those pages is.
+ */
+import { readlinkSync, symlinkSync, unlinkSync, existsSync, statSync, lstatSync } from 'node:fs';
+import { join, resolve, relative } from 'node:path';
+import { readImage } from '../../images/index.js';
+import type { PagemapEntry } from '../../images/messages.js';
+import { CriuTsError } from '../../errors.js';
+import { PAGE_SIZE } from '../../sys/index.js';
+import { PE_PARENT } from './pages-writer.js';
+
+export const PARENT_LINK = 'parent';
+const MAX_CHAIN = 1024;
+
+export interface Range { start: bigint; end: bigint }
+export interface Segment { path: string; off: bigint; vaddr: bigint; len: bigint }
+
+interface IndexedEntry { start: bigint; end: bigint; parent: boolean; off: bigint }
+interface PagemapIndex { pagesPath: string; entries: IndexedEntry[] }
+
+export function entryPages(e: PagemapEntry): bigint {
+  return e.nr_pages !== undefined && e.nr_pages !== 0n ? e.nr_pages : BigInt(e.compat_nr_pages);
+}
+
+export function isParentEntry(e: PagemapEntry): boolean {
+  return ((e.flags ?? 0) & PE_PARENT) !== 0 || e.in_parent === true;
+}
+
+/** The images dir `dir/parent` points to; undefined when there is no link. A broken link is an error. */
+export function parentDir(dir: string): string | undefined {
+  const link = join(dir, PARENT_LINK);
+  let target: string;
+  try {
+    target = readlinkSync(link);
+  } catch {
+    return undefined;
+  }
+  const abs = resolve(dir, target);
+  if (!existsSync(abs) || !statSync(abs).isDirectory()) {
+    throw new CriuTsError('EIMAGE', `${link} points to ${target}, which is not an images directory (the parent images are missing)`, { dir, target });
+  }
+  return abs;
+}
+
+/** Make `dir/parent` a relative link to `prev`, as CRIU does. */
+export function linkParent(dir: string, prev: string): void {
+  const link = join(dir, PARENT_LINK);
+  try {
+    if (lstatSync(link)) unlinkSync(link);
+  } catch {
+    // no link yet
+  }
+  symlinkSync(relative(resolve(dir), resolve(prev)) || '.', link);
+}
+
+function loadIndex(dir: string, name: string): PagemapIndex | undefined {
+  const path = join(dir, name);
+  if (!existsSync(path)) return undefined;
+  const img = readImage(path);
+  const head = img.entries[0] as { pages_id?: number } | undefined;
+  if (!head || head.pages_id === undefined) throw new CriuTsError('EIMAGE', `${path}: no pagemap head`, { path });
+  const entries: IndexedEntry[] = [];
+  let off = 0n;
+  for (const e of img.entries.slice(1) as unknown as PagemapEntry[]) {
+    const len = entryPages(e) * BigInt(PAGE_SIZE);
+    const parent = isParentEntry(e);
+    entries.push({ start: e.vaddr, end: e.vaddr + len, parent, off });
+    if (!parent) off += len;
+  }
+  entries.sort((a, b) => (a.start < b.start ? -1 : a.start > b.start ? 1 : 0));
+  return { pagesPath: join(dir, `pages-${head.pages_id}.img`), entries };
+}
+
+/** Address ranges (sorted, merged) the images in `dir` hold for pagemap image `name`, directly or through their parents. */
+export function coverage(dir: string, name: string): Range[] {
+  const idx = loadIndex(dir, name);
+  const out: Range[] = [];
+  for (const e of idx?.entries ?? []) {
+    const last = out[out.length - 1];
+    if (last && last.end === e.start) last.end = e.end;
+    else out.push({ start: e.start, end: e.end });
+  }
+  return out;
+}
+
+/**
+ * Finds pages in a chain of images. One per restore: pagemaps are loaded
+ * once per directory and name.
+ */
+export class ParentChain {
+  private readonly cache = new Map<string, PagemapIndex | null>();
+
+  constructor(private readonly dir: string) {}
+
+  private index(dir: string, name: string): PagemapIndex | undefined {
+    const key = join(dir, name);
+    let v = this.cache.get(key);
+    if (v === undefined) {
+      v = loadIndex(dir, name) ?? null;
+      this.cache.set(key, v);
+    }
+    return v ?? undefined;
+  }
+
+  /**
+   * Where the `len` bytes at `vaddr` of pagemap image `name` are, for an
+   * entry of the images in `from` (default: this chain's own dir) marked
+   * PE_PARENT. Throws EIMAGE naming the pages and the chain when some are
+   * in no parent.
+   */
+  locate(name: string, vaddr: bigint, len: bigint, from = this.dir, depth = 0): Segment[] {
+    const parent = parentDir(from);
+    if (parent === undefined) {
+      throw new CriuTsError('EIMAGE', `${join(from, name)}: pages at 0x${vaddr.toString(16)} are in the parent images, but ${join(from, PARENT_LINK)} does not exist`, { dir: from, name });
+    }
+    if (depth >= MAX_CHAIN) throw new CriuTsError('EIMAGE', `${from}: chain of parent images longer than ${MAX_CHAIN} (a loop?)`, { dir: from });
+    const idx = this.index(parent, name);
+    const missing = (at: bigint): never => {
+      throw new CriuTsError('EIMAGE', `${join(parent, name)}: has no pages at 0x${at.toString(16)}, which ${join(from, name)} takes from it`, { dir: parent, name });
+    };
+    if (!idx) missing(vaddr);
+    const es = (idx as PagemapIndex).entries;
+    const out: Segment[] = [];
+    let at = vaddr;
+    const end = vaddr + len;
+    // First entry that ends after `at` (entries are sorted and do not overlap).
+    let lo = 0;
+    let hi = es.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if ((es[mid] as IndexedEntry).end <= at) lo = mid + 1;
+      else hi = mid;
+    }
+    for (let i = lo; at < end; i++) {
+      const e = es[i];
+      if (!e || e.start > at) missing(at);
+      const ent = e as IndexedEntry;
+      const to = ent.end < end ? ent.end : end;
+      if (ent.parent) {
+        out.push(...this.locate(name, at, to - at, parent, depth + 1));
+      } else {
+        const seg = { path: (idx as PagemapIndex).pagesPath, off: ent.off + (at - ent.start), vaddr: at, len: to - at };
+        const last = out[out.length - 1];
+        if (last && last.path === seg.path && last.off + last.len === seg.off && last.vaddr + last.len === seg.vaddr) last.len += seg.len;
+        else out.push(seg);
+      }
+      at = to;
+    }
+    return out;
+  }
+}
