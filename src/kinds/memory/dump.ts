@@ -6,8 +6,10 @@
  * anonymous (copied-on-write) pages of private file mappings (pagemap's
  * "file page" bit clear), and every present page of shared anonymous memory
  * (written once per shared object, into pagemap-shmem-<shmid>.img). Shared
- * file mappings are not copied: the file holds their data. vDSO, vvar and
- * vsyscall are recorded but never copied: the restoring kernel provides them.
+ * file mappings are not copied: the file holds their data. vvar (one VVAR
+ * area, as CRIU records [vvar] + [vvar_vclock]) and vsyscall are recorded,
+ * not copied; the vDSO's pages are copied, as CRIU does, though criu-ts's
+ * restore uses the restoring kernel's own.
  *
  * Mappings of deleted files take the file along as a ghost. Known limits: SysV shm, AIO rings and hugetlbfs
  * are refused with EUNSUPPORTED; zero-page detection is not done (such pages
@@ -141,9 +143,18 @@ export function dumpMemory(ctx: MemoryDumpContext): MemoryDump {
         if (v.path.startsWith('/dev/') && isCharDevice(v.path)) refuse(pid, v, 'a device mapping');
       }
       if (kind === 'anon-shared') entry.shmid = v.inode;
+      const prev = vmas[vmas.length - 1];
+      if (kind === 'vvar' && prev !== undefined && (prev.status & VMA.AREA_VVAR) !== 0 && prev.end === v.start) {
+        // [vvar] and [vvar_vclock] are one VVAR area in CRIU's images.
+        prev.end = v.end;
+        continue;
+      }
       vmas.push(entry);
 
-      if (kind === 'vdso' || kind === 'vvar' || kind === 'vsyscall' || kind === 'file-shared') continue;
+      // The vDSO's pages are written as CRIU does (its restorer reads the
+      // dumped vDSO to match it with the running one); criu-ts's restore
+      // skips them and uses the kernel's own.
+      if (kind === 'vvar' || kind === 'vsyscall' || kind === 'file-shared') continue;
       const nPages = Number((v.end - v.start) / BigInt(PAGE_SIZE));
       scanned += nPages;
       if (kind === 'anon-shared') {
