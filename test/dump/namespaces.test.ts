@@ -45,7 +45,8 @@ async function startUnshared(args: string[], ns: string): Promise<number> {
   for (let i = 0; i < 200; i++) {
     try {
       const exe = readlinkSync(`/proc/${pid}/exe`);
-      if (exe.endsWith('/sleep') && nsDiffers(pid, ns, ours)) return pid;
+      // Asleep in nanosleep, so its state after the refusal can be compared.
+      if (exe.endsWith('/sleep') && nsDiffers(pid, ns, ours) && /^S/.test(statusField(pid, 'State') ?? '')) return pid;
     } catch {
       // not exec'd yet
     }
