@@ -79,7 +79,7 @@ export async function memoryCase(mib: number, runs: number): Promise<CaseResult>
         const rbFirst = i % 2 === 0 ? fill() : undefined;
         status(`${mib} MiB, ${keep ? `run ${i}/${runs}` : 'warm-up'}: restore`);
         const t1 = nowS();
-        const res = await restore({ imagesDir: imgs, detach: true, progress: false });
+        const res = await restore({ imagesDir: imgs, progress: false });
         const rt = nowS() - t1;
         await killRestored(res.pids);
         const rb = rbFirst ?? fill();
@@ -140,7 +140,7 @@ async function tasksCase(name: string, helperName: string, n: number, runs: numb
         status(`${name}, run ${i + 1}/${runs}: restore`);
         const t1 = nowS();
         try {
-          const res = await restore({ imagesDir: imgs, detach: true, progress: false });
+          const res = await restore({ imagesDir: imgs, progress: false });
           r.push(nowS() - t1);
           await killRestored(res.pids);
         } catch (e) {

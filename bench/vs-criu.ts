@@ -99,7 +99,7 @@ async function sideBySide(name: string, subject: Subject, runs: number, tools: T
             const dt = nowS() - t0;
             await h.exited();
             const t1 = nowS();
-            const r = await restore({ imagesDir: imgs, detach: true, progress: false });
+            const r = await restore({ imagesDir: imgs, progress: false });
             const rt = nowS() - t1;
             await killRestored(r.pids);
             if (keep) {

@@ -1,6 +1,7 @@
 import { resolve } from 'node:path';
 import type { DumpOptions, DumpResult } from './options.js';
 import { dumpTree } from '../dump/index.js';
+import type { DumpTreeOptions } from '../dump/options.js';
 
 /** --ghost-limit's default, as CRIU's: 1 MiB */
 const GHOST_LIMIT_BYTES = 1 << 20;
@@ -11,7 +12,12 @@ const GHOST_LIMIT_BYTES = 1 << 20;
  * failure it is left running exactly as before.
  */
 export async function dump(opts: DumpOptions): Promise<DumpResult> {
-  return dumpTree({
+  return dumpTree(coreOptions(opts));
+}
+
+/** The public options resolved once, with CRIU's defaults, into what the dump core takes. */
+export function coreOptions(opts: DumpOptions): DumpTreeOptions {
+  return {
     pid: opts.pid,
     dir: resolve(opts.imagesDir ?? '.'),
     kinds: {
@@ -29,5 +35,5 @@ export async function dump(opts: DumpOptions): Promise<DumpResult> {
     trackMem: opts.trackMem ?? false,
     progress: opts.progress ?? true,
     notify: opts.notify ?? (() => undefined),
-  });
+  };
 }

@@ -5,7 +5,7 @@
  * @example
  *   import { dump, restore } from 'criu-ts';
  *   await dump({ pid: 1234, imagesDir: '/tmp/ckpt' });
- *   const { pid } = await restore({ imagesDir: '/tmp/ckpt', detach: true });
+ *   const { pid } = await restore({ imagesDir: '/tmp/ckpt' });
  */
 export { dump } from './dump.js';
 export { preDump } from './pre-dump.js';

@@ -2,7 +2,11 @@
  * Options of the public API. Names mirror CRIU's command-line options
  * (camelCase of the long option) so CRIU's documentation applies.
  */
+import type { ActionNotify, DumpActionPoint, RestoreActionPoint } from '../action-points.js';
+
 export type { DumpStats, DumpResult } from '../dump/options.js';
+export type { RestoreStats, RestoreResult } from '../restore/options.js';
+export type { ActionEvent, ActionNotify, ActionPoint, DumpActionPoint, RestoreActionPoint } from '../action-points.js';
 
 export interface CommonOptions {
   /** -D/--images-dir: where images are read or written (default: cwd) */
@@ -43,33 +47,16 @@ export interface DumpOptions extends CommonOptions {
   /** --pre-dump-mode splice|read (accepted) */
   preDumpMode?: 'splice' | 'read';
   /** action-script points (pre-dump, network-lock, post-dump, network-unlock) as they are reached; a rejection aborts the dump */
-  notify?: (script: string) => Promise<void> | void;
+  notify?: ActionNotify<DumpActionPoint>;
 }
 
 export interface RestoreOptions extends CommonOptions {
-  /** -d/--restore-detached: do not wait for the restored root */
-  detach?: boolean;
   /** --pidfile: write the restored root's pid here (relative to workDir) */
   pidfile?: string;
-  /** --restore-sibling: restored root becomes a sibling, not a child, of the caller */
-  restoreSibling?: boolean;
   /** -s/--leave-stopped: leave tasks stopped after restore */
   leaveStopped?: boolean;
   /** action-script points (pre-restore, setup-namespaces, ..., post-resume) as they are reached; a rejection aborts the restore */
-  notify?: (script: string) => Promise<void> | void;
-}
-
-export interface RestoreStats {
-  forkingTimeUs: number;
-  restoreTimeUs: number;
-  pagesRestored: number;
-}
-
-export interface RestoreResult {
-  /** pid of the restored root task */
-  pid: number;
-  pids: number[];
-  stats: RestoreStats;
+  notify?: ActionNotify<RestoreActionPoint>;
 }
 
 export interface CheckOptions {

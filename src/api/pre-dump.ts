@@ -1,5 +1,6 @@
 import type { DumpOptions, DumpResult } from './options.js';
 import { preDumpTree } from '../dump/pre-dump.js';
+import { coreOptions } from './dump.js';
 
 /**
  * Copy the memory of the tree rooted at `opts.pid` into `opts.imagesDir`
@@ -7,5 +8,5 @@ import { preDumpTree } from '../dump/pre-dump.js';
  * `dump({prevImagesDir})` (or another pre-dump) copies only what changed.
  */
 export async function preDump(opts: DumpOptions): Promise<DumpResult> {
-  return preDumpTree(opts);
+  return preDumpTree(coreOptions(opts));
 }

@@ -1,3 +1,4 @@
+import { isAbsolute, join, resolve } from 'node:path';
 import type { RestoreOptions, RestoreResult } from './options.js';
 import { restoreTree, waitForRoot } from '../restore/index.js';
 
@@ -7,7 +8,16 @@ import { restoreTree, waitForRoot } from '../restore/index.js';
  * restored is left behind.
  */
 export async function restore(opts: RestoreOptions): Promise<RestoreResult> {
-  return restoreTree(opts);
+  const dir = resolve(opts.imagesDir ?? '.');
+  const pidfile = opts.pidfile === undefined || isAbsolute(opts.pidfile) ? opts.pidfile : join(resolve(opts.workDir ?? dir), opts.pidfile);
+  return restoreTree({
+    dir,
+    kinds: { shellJob: opts.shellJob ?? false, extUnixSk: opts.extUnixSk ?? false },
+    leaveStopped: opts.leaveStopped ?? false,
+    pidfile,
+    progress: opts.progress ?? true,
+    notify: opts.notify ?? (() => undefined),
+  });
 }
 
 /** Wait for a restored root that is our child; returns its exit status like a shell ($? semantics). */

@@ -6,12 +6,12 @@
 import { spawn } from 'node:child_process';
 import { existsSync, statSync, writeFileSync } from 'node:fs';
 import { constants } from 'node:os';
-import type { CommonOptions, DumpOptions, DumpStats, RestoreOptions, RestoreStats } from '../api/options.js';
+import type { ActionNotify, CommonOptions, DumpOptions, DumpStats, RestoreOptions, RestoreStats } from '../api/options.js';
 // dump and restore are imported on use: `check`, `--help` and `-V` must work even where they cannot load.
 import { BASIC_FEATURES, EXPERIMENTAL_FEATURES, EXTRA_FEATURES, FEATURE_NAMES, check } from '../api/check.js';
 import { CriuTsError } from '../errors.js';
 import { logger } from '../log.js';
-import { actionScriptNotifier, rootPidOfImages } from './action-scripts.js';
+import { actionScriptNotifier } from './action-scripts.js';
 import type { CliOptions } from './parse.js';
 import type { CommandName } from './option-table.js';
 
@@ -89,7 +89,7 @@ async function runDump(o: CliOptions, pre = false): Promise<number> {
   if (o.prevImagesDir !== undefined) opts.prevImagesDir = o.prevImagesDir;
   if (o.trackMem) opts.trackMem = true;
   if (o.preDumpMode !== undefined) opts.preDumpMode = o.preDumpMode;
-  if (o.actionScripts.length > 0) opts.notify = scriptsFor(o, () => pid);
+  if (o.actionScripts.length > 0) opts.notify = scriptsFor(o);
   const result = pre
     ? await api(async () => (await import('../api/pre-dump.js')).preDump(opts))
     : await api(async () => (await import('../api/dump.js')).dump(opts));
@@ -125,14 +125,13 @@ async function runRestore(o: CliOptions): Promise<number> {
   if (o.pidfile !== undefined && existsSync(o.pidfile)) {
     throw new CriuTsError('EUSAGE', `pidfile ${o.pidfile} already exists`, { path: o.pidfile });
   }
-  const opts: RestoreOptions = { ...common(o), detach: o.restoreDetached };
+  const opts: RestoreOptions = { ...common(o) };
   if (o.restoreSibling) {
-    opts.restoreSibling = true;
     // The tree is forked from a helper of ours, not from us: it reaches our caller only by reparenting.
     log.warn('--restore-sibling: the restored root becomes a child of the caller only if the caller is a child subreaper');
   }
   if (o.finalState === 'stopped') opts.leaveStopped = true;
-  if (o.actionScripts.length > 0) opts.notify = scriptsFor(o, () => rootPidOfImages(o.imagesDir));
+  if (o.actionScripts.length > 0) opts.notify = scriptsFor(o);
   const { restore, waitRestored } = await api(() => import('../api/restore.js'));
   const result = await api(() => restore(opts));
   if (o.pidfile !== undefined) writePidfile(o.pidfile, result.pid);
@@ -143,8 +142,8 @@ async function runRestore(o: CliOptions): Promise<number> {
   return api(() => waitRestored(result.pid));
 }
 
-function scriptsFor(o: CliOptions, rootPid: () => number | undefined): (action: string) => Promise<void> {
-  const ctx = { scripts: o.actionScripts, imagesDir: o.imagesDir, rootPid, cwd: o.workDir };
+function scriptsFor(o: CliOptions): ActionNotify {
+  const ctx = { scripts: o.actionScripts, imagesDir: o.imagesDir, cwd: o.workDir };
   return actionScriptNotifier(o.logFile === undefined || o.logFile === '-' ? ctx : { ...ctx, logFile: o.logFile });
 }
 

@@ -16,6 +16,7 @@ import { NS_KINDS, NS_ID_FIELD } from '../images/index.js';
 import { refuseForeignNamespaces } from './namespaces.js';
 import { kcmp, KCMP, NR, PR } from '../sys/index.js';
 import type { DumpTreeOptions, DumpResult, DumpStats } from './options.js';
+import type { DumpActionPoint } from '../action-points.js';
 import { DumpSession } from './context.js';
 import { seizeTree, releaseTree, type TaskNode } from './tree.js';
 import { dumpGpRegs, dumpFpRegs } from './regs.js';
@@ -94,8 +95,8 @@ export async function dumpTree(opts: DumpTreeOptions): Promise<DumpResult> {
   const progress = makeProgress('dump', opts.progress);
   const t0 = process.hrtime.bigint();
   // CRIU's action-script points (RPC notify_scripts) at their moments.
-  const notify = async (script: string): Promise<void> => {
-    await opts.notify(script);
+  const notify = async (point: DumpActionPoint): Promise<void> => {
+    await opts.notify({ point, rootPid: pid });
   };
   // A task in namespaces of its own is refused before it is even seized.
   refuseForeignNamespaces(pid);

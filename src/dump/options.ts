@@ -3,6 +3,7 @@
  * options onto this; no default is applied anywhere below), and what it
  * answers.
  */
+import type { ActionNotify, DumpActionPoint } from '../action-points.js';
 import type { DumpKindOptions } from '../kinds/index.js';
 
 export interface DumpTreeOptions {
@@ -25,7 +26,7 @@ export interface DumpTreeOptions {
   /** show progress on a terminal */
   progress: boolean;
   /** action-script points (pre-dump, network-lock, post-dump, network-unlock) as they are reached; a rejection aborts the dump */
-  notify: (script: string) => Promise<void> | void;
+  notify: ActionNotify<DumpActionPoint>;
 }
 
 export interface DumpStats {

@@ -11,14 +11,14 @@
  * the tasks is looked at, so a pre-dump never refuses a file or a socket;
  * the final dump does.
  */
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { accessSync, constants, existsSync, mkdirSync, statSync } from 'node:fs';
 import { randomUUID } from 'node:crypto';
 import { writeImage } from '../images/index.js';
 import type { InventoryEntry, StatsEntry } from '../images/messages.js';
 import { CriuTsError, isCriuTsError } from '../errors.js';
 import { logger } from '../log.js';
-import type { DumpOptions, DumpResult, DumpStats } from '../api/options.js';
+import type { DumpTreeOptions, DumpResult, DumpStats } from './options.js';
 import { seizeTree, releaseTree } from './tree.js';
 import { refuseForeignNamespaces } from './namespaces.js';
 import { dumpMemory } from '../kinds/memory/dump.js';
@@ -30,13 +30,13 @@ type Img = Record<string, unknown>;
 const asImg = (x: object): Img => x as Img;
 const usSince = (t0: bigint): number => Number((process.hrtime.bigint() - t0) / 1000n);
 
-export async function preDumpTree(opts: DumpOptions): Promise<DumpResult> {
+export async function preDumpTree(opts: DumpTreeOptions): Promise<DumpResult> {
   const pid = opts.pid;
   if (!Number.isInteger(pid) || pid <= 0) throw new CriuTsError('EUSAGE', `bad pid ${pid}`, { pid });
   if (!existsSync(`/proc/${pid}`)) throw new CriuTsError('ENOTASK', `no process with pid ${pid}`, { pid });
   if (pid === process.pid) throw new CriuTsError('EUSAGE', 'cannot pre-dump criu-ts itself', { pid });
-  if (opts.leaveStopped) throw new CriuTsError('EUSAGE', 'pre-dump always leaves the tree running (--leave-stopped makes no sense here)', {});
-  const dir = resolve(opts.imagesDir ?? '.');
+  if (opts.after === 'stop') throw new CriuTsError('EUSAGE', 'pre-dump always leaves the tree running (--leave-stopped makes no sense here)', {});
+  const dir = opts.dir;
   try {
     if (!existsSync(dir)) mkdirSync(dir, { recursive: true, mode: 0o700 });
     if (!statSync(dir).isDirectory()) throw new Error('not a directory');
@@ -45,14 +45,14 @@ export async function preDumpTree(opts: DumpOptions): Promise<DumpResult> {
     throw new CriuTsError('EUSAGE', `cannot write images to ${dir}: ${(e as Error).message}`, { dir }, e);
   }
   refuseForeignNamespaces(pid);
-  await opts.notify?.('pre-dump');
+  await opts.notify({ point: 'pre-dump', rootPid: pid });
   const inc = new IncrementalMemory({
     dir,
-    prevDir: opts.prevImagesDir === undefined ? undefined : resolve(dir, opts.prevImagesDir),
+    prevDir: opts.prevDir,
     keepTracking: true,
   });
   const t0 = process.hrtime.bigint();
-  const tree = seizeTree(pid, (opts.timeoutSec ?? 10) * 1000, opts.freezeCgroup);
+  const tree = seizeTree(pid, opts.timeoutMs, opts.freezeCgroup);
   const stats: DumpStats = {
     freezingTimeUs: usSince(t0), frozenTimeUs: 0, memdumpTimeUs: 0, memwriteTimeUs: 0,
     pagesScanned: 0, pagesSkippedParent: 0, pagesWritten: 0, pagesZero: 0,
@@ -106,6 +106,6 @@ export async function preDumpTree(opts: DumpOptions): Promise<DumpResult> {
   }
   releaseTree(tree.tasks, 'resume');
   log.info(`pre-dump of ${pid} finished: ${tree.tasks.length} task(s), ${stats.pagesWritten} pages written, ${stats.pagesSkippedParent} in the parent`);
-  await opts.notify?.('post-dump');
+  await opts.notify({ point: 'post-dump', rootPid: pid });
   return { pids, stats };
 }

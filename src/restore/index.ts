@@ -9,12 +9,13 @@
  *  5. set registers and masks, and let every thread go.
  * Any failure kills every task created so far: nothing stays behind.
  */
-import { isAbsolute, join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { CriuTsError } from '../errors.js';
 import { logger } from '../log.js';
 import { NR, PR, waitPid, __WALL, pidExists, ptraceDetach, ptraceDetachQuiet, ptraceSetSigmask } from '../sys/index.js';
-import type { RestoreOptions, RestoreResult, RestoreStats } from '../api/options.js';
+import type { RestoreTreeOptions, RestoreResult, RestoreStats } from './options.js';
+import type { RestoreActionPoint } from '../action-points.js';
 import type { StatsEntry } from '../images/messages.js';
 import { writeImage } from '../images/index.js';
 import { restoreSession, type RestoreSession } from './context.js';
@@ -35,11 +36,11 @@ const SIGSTOP = 19;
 const SIGKILL = 9;
 const SIGCHLD = 17;
 
-export async function restoreTree(opts: RestoreOptions): Promise<RestoreResult> {
-  const dir = resolve(opts.imagesDir ?? '.');
+export async function restoreTree(opts: RestoreTreeOptions): Promise<RestoreResult> {
+  const dir = opts.dir;
   const img = loadDump(dir);
   for (const t of img.tasks) refuseForeignNamespaceIds(t.pstree.pid, t.ids, img.inventory.root_ids);
-  const session = restoreSession(img, { shellJob: opts.shellJob ?? false, extUnixSk: opts.extUnixSk ?? false });
+  const session = restoreSession(img, opts.kinds);
   const remaps = materializeRemaps(session.ctx);
   let ok = false;
   try {
@@ -54,19 +55,20 @@ export async function restoreTree(opts: RestoreOptions): Promise<RestoreResult> 
   }
 }
 
-async function restoreLoaded(opts: RestoreOptions, dir: string, img: DumpImages, session: RestoreSession): Promise<RestoreResult> {
-  const plan = planTree(img, opts.shellJob ?? false);
+async function restoreLoaded(opts: RestoreTreeOptions, dir: string, img: DumpImages, session: RestoreSession): Promise<RestoreResult> {
+  const plan = planTree(img, opts.kinds.shellJob);
   for (const n of plan.nodes) {
     for (const tid of n.images?.pstree.threads ?? [n.pid]) {
       if (tid !== 0 && !(await pidFreed(tid))) throw new CriuTsError('EBUSY', `pid ${tid} is already in use`, { pid: tid });
     }
   }
-  const progress = makeProgress('restore', opts.progress ?? true);
+  const progress = makeProgress('restore', opts.progress);
   const created: RestoreNode[] = [];
   let stub: Stub | undefined;
   const filesCtx = session.ctx;
-  const notify = async (script: string): Promise<void> => {
-    await opts.notify?.(script);
+  // Every task keeps its dumped pid: the root's is known before it exists.
+  const notify = async (point: RestoreActionPoint): Promise<void> => {
+    await opts.notify({ point, rootPid: plan.root.pid });
   };
   const t0 = process.hrtime.bigint();
   let forkingTimeUs = 0;
@@ -133,10 +135,7 @@ async function restoreLoaded(opts: RestoreOptions, dir: string, img: DumpImages,
     log.error(`post-resume: ${(e as Error).message}`); // the tree runs already, as with CRIU
   }
   const root = plan.root.pid;
-  if (opts.pidfile) {
-    const p = isAbsolute(opts.pidfile) ? opts.pidfile : join(resolve(opts.workDir ?? dir), opts.pidfile);
-    writeFileSync(p, String(root), { mode: 0o600 });
-  }
+  if (opts.pidfile !== undefined) writeFileSync(opts.pidfile, String(root), { mode: 0o600 });
   const pids = plan.nodes.filter((n) => !n.helper).map((n) => n.pid);
   const stats = { forkingTimeUs, restoreTimeUs: Number((process.hrtime.bigint() - t0) / 1000n), pagesRestored };
   writeRestoreStats(dir, stats);

@@ -134,7 +134,7 @@ async function handleRestore(conn: RpcConnection, req: CriuReq): Promise<void> {
   try {
     await withRequestLog(conn, o, 'restore', async (dirs) => {
       checkSupported(o, 'restore', conn.mode);
-      const notifier = new Notifier(conn, o.notify_scripts === true, dirs.imagesDir);
+      const notifier = new Notifier(conn, o.notify_scripts === true);
       const opts = restoreOptionsFrom(o, dirs);
       opts.notify = notifier.callback();
       await notifier.catchUp(RESTORE_SCRIPTS_BEFORE);

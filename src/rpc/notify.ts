@@ -8,9 +8,8 @@
  * moments; whatever it has not sent by the end, the RPC layer sends itself
  * in CRIU's order (catchUp), so each point reaches the client exactly once.
  */
-import { join } from 'node:path';
 import { CriuTsError } from '../errors.js';
-import { readImage } from '../images/index.js';
+import type { ActionEvent, ActionNotify } from '../api/options.js';
 import { logger } from '../log.js';
 import type { RpcConnection } from './transport.js';
 
@@ -46,9 +45,9 @@ export class Notifier {
   private rootPid: number | undefined;
 
   /** `enabled` is criu_opts.notify_scripts: without it every call is a no-op. */
-  constructor(private readonly conn: RpcConnection, readonly enabled: boolean, private readonly imagesDir?: string) {}
+  constructor(private readonly conn: RpcConnection, readonly enabled: boolean) {}
 
-  /** The pid CRIU puts in setup-namespaces and post-restore: known from the restore, or from pstree.img before. */
+  /** The pid CRIU puts in setup-namespaces and post-restore, as the core or the restore's result reports it. */
   setRootPid(pid: number): void {
     this.rootPid = pid;
   }
@@ -61,7 +60,7 @@ export class Notifier {
   async notify(script: string): Promise<void> {
     if (!this.enabled || this.sent.has(script)) return;
     this.sent.add(script);
-    const pid = WITH_PID.has(script) ? this.pidForNotify() : undefined;
+    const pid = WITH_PID.has(script) ? this.rootPid : undefined;
     log.info(`notify ${script}${pid === undefined ? '' : ` pid ${pid}`}`);
     this.conn.send({ type: 'NOTIFY', success: true, notify: pid === undefined ? { script } : { script, pid } });
     const ack = await this.conn.receive(NOTIFY_ACK_TIMEOUT_MS, `answer to the ${script} notification`);
@@ -74,21 +73,11 @@ export class Notifier {
     for (const s of scripts) await this.notify(s);
   }
 
-  /** For the core's `notify` option: same as notify(), bound. */
-  callback(): (script: string) => Promise<void> {
-    return (script) => this.notify(script);
-  }
-
-  private pidForNotify(): number | undefined {
-    if (this.rootPid === undefined && this.imagesDir !== undefined) {
-      // criu-ts restores every task with its dumped pid, so the root's pid is the first pstree entry's.
-      try {
-        const first = readImage(join(this.imagesDir, 'pstree.img')).entries[0];
-        if (typeof first?.['pid'] === 'number') this.rootPid = first['pid'];
-      } catch {
-        // no pid then: the notification goes without one
-      }
-    }
-    return this.rootPid;
+  /** For the core's `notify` option: notify(), with the root pid the core reports. */
+  callback(): ActionNotify {
+    return (e: ActionEvent) => {
+      this.rootPid = e.rootPid;
+      return this.notify(e.point);
+    };
   }
 }

@@ -188,8 +188,8 @@ export function dumpOptionsFrom(o: EffectiveOpts, dirs: RequestDirs, peerPid: nu
 
 /** RestoreOptions: always detached, like CRIU's restore_using_req (the client gets the pid and goes on). */
 export function restoreOptionsFrom(o: EffectiveOpts, dirs: RequestDirs): RestoreOptions {
-  const r: RestoreOptions = { ...common(o, dirs), detach: true };
-  if (o.rst_sibling === true) r.restoreSibling = true;
+  const r: RestoreOptions = { ...common(o, dirs) };
+  // rst_sibling needs nothing of the core: the tree is forked from our stub, and reaches the client only if it is a subreaper.
   if (o.leave_stopped === true) r.leaveStopped = true;
   return r;
 }

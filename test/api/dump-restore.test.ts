@@ -59,7 +59,7 @@ test('leaveRunning: the task carries on untraced; its images restore after it is
     // A crash after the checkpoint: the images bring it back as it was then.
     process.kill(s.pid, 'SIGKILL');
     assert.ok(await waitGone(s.pid));
-    const rr = await restore({ imagesDir: dir, detach: true, progress: false });
+    const rr = await restore({ imagesDir: dir, progress: false });
     assert.equal(rr.pid, s.pid);
     const res = await s.terminateAndResult(30_000);
     assert.ok(res.ok, res.text);
@@ -81,7 +81,7 @@ test('restore leaveStopped: restored stopped, runs on SIGCONT; pidfile relative 
   await withCounter(async (s, dir) => {
     await dump({ pid: s.pid, imagesDir: dir, progress: false });
     assert.ok(await waitGone(s.pid));
-    const rr = await restore({ imagesDir: dir, detach: true, leaveStopped: true, workDir: dir, pidfile: 'root.pid', progress: false });
+    const rr = await restore({ imagesDir: dir, leaveStopped: true, workDir: dir, pidfile: 'root.pid', progress: false });
     assert.equal(rr.pid, s.pid);
     assert.equal(readFileSync(join(dir, 'root.pid'), 'utf8').trim(), String(s.pid));
     assert.ok(await waitFor(() => procState(s.pid) === 'T', 10_000), `state ${procState(s.pid)}, want T`);
@@ -128,7 +128,7 @@ test('errors are typed: a missing task, a corrupted image, a pid in use', { time
   await withCounter(async (s, dir) => {
     await dump({ pid: s.pid, imagesDir: dir, leaveRunning: true, progress: false });
     // The task still runs: its pid is taken.
-    await assert.rejects(restore({ imagesDir: dir, detach: true, progress: false }), (e: unknown) => {
+    await assert.rejects(restore({ imagesDir: dir, progress: false }), (e: unknown) => {
       assert.ok(isCriuTsError(e), String(e));
       assert.match(e.message, new RegExp(`pid ${s.pid}`));
       return true;
@@ -137,7 +137,7 @@ test('errors are typed: a missing task, a corrupted image, a pid in use', { time
     const inv = join(dir, 'inventory.img');
     writeFileSync(inv, Buffer.concat([readFileSync(inv).subarray(0, 8), Buffer.from([0xff, 0xff, 0xff, 0x7f, 1, 2, 3])]));
     await killAndWait(s.pid);
-    await assert.rejects(restore({ imagesDir: dir, detach: true, progress: false }), (e: unknown) => {
+    await assert.rejects(restore({ imagesDir: dir, progress: false }), (e: unknown) => {
       assert.ok(isCriuTsError(e), String(e));
       assert.equal(e.code, 'EIMAGE', e.message);
       assert.match(e.message, /inventory\.img/);

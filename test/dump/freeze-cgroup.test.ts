@@ -68,7 +68,7 @@ for (const h of HIERARCHIES) {
         // Then for real: dump (kill) and restore.
         await dump({ pid: s.pid, imagesDir: dir, freezeCgroup: cg, progress: false });
         assert.deepEqual(await waitTreeGone(dir), [], 'dumped tasks still alive');
-        const r = await restore({ imagesDir: dir, detach: true, progress: false });
+        const r = await restore({ imagesDir: dir, progress: false });
         assert.equal(r.pid, s.pid);
         const res = await s.terminateAndResult(30_000);
         assert.ok(res.ok, res.text);

@@ -38,7 +38,7 @@ async function roundTrip(argv: string[], out: string, settleMs: number): Promise
     pids = dumpedPids(dir);
     assert.deepEqual(await waitTreeGone(dir), [], 'dumped tasks still alive');
     const before = lastLine(out);
-    const r = await restore({ imagesDir: dir, detach: true, progress: false });
+    const r = await restore({ imagesDir: dir, progress: false });
     assert.equal(r.pid, pid);
     assert.ok(await waitFor(() => (lastLine(out)[0] ?? 0) > (before[0] ?? 0) + 10, 20_000), 'restored program does not carry on');
     return { before, after: lastLine(out) };

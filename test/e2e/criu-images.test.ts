@@ -90,7 +90,7 @@ test('an image made by CRIU 4.2 (loop) is restored by criu-ts and carries on', {
   const pid = (readImage(join(imgOf('loop'), 'pstree.img')).entries[0] as unknown as PstreeEntry).pid;
   try {
     cpSync(imgOf('loop'), dir, { recursive: true });
-    const r = await restore({ imagesDir: dir, detach: true, progress: false });
+    const r = await restore({ imagesDir: dir, progress: false });
     assert.equal(r.pid, pid);
     // From the vectors README: counter at image base + 0x4030, heap pointer at + 0x4028.
     const base = BigInt(`0x${/^([0-9a-f]+)-/m.exec(execFileSync('cat', [`/proc/${pid}/maps`], { encoding: 'latin1' }))?.[1] ?? '0'}`);
@@ -115,7 +115,7 @@ test('a CRIU 4.2 image of a tree (5 processes, 4 threads, a zombie, its own grou
   const tree = readImage(join(imgOf('tree'), 'pstree.img')).entries as unknown as PstreeEntry[];
   try {
     cpSync(imgOf('tree'), dir, { recursive: true });
-    const r = await restore({ imagesDir: dir, detach: true, progress: false });
+    const r = await restore({ imagesDir: dir, progress: false });
     assert.equal(r.pid, tree[0]?.pid);
     await sleep(300);
     for (const e of tree) {
@@ -162,7 +162,7 @@ test('the CRIU 4.2 image with every fd kind (pipes with data, FIFO, unix/TCP/UDP
   const pid = (readImage(join(imgOf('fds'), 'pstree.img')).entries[0] as unknown as PstreeEntry).pid;
   try {
     cpSync(imgOf('fds'), dir, { recursive: true });
-    const r = await restore({ imagesDir: dir, detach: true, progress: false });
+    const r = await restore({ imagesDir: dir, progress: false });
     assert.equal(r.pid, pid);
     const link = (fd: number): string => readlinkSync(`/proc/${pid}/fd/${fd}`);
     assert.equal(link(3), '/tmp/vec-work/fds-reg.txt');

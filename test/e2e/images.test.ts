@@ -235,7 +235,7 @@ test('after a restore, stats-restore (when written) decodes with crit 3.17', { t
   try {
     await dump({ pid: s.pid, imagesDir: dir, progress: false });
     await waitGone(s.pid);
-    await restore({ imagesDir: dir, detach: true, progress: false });
+    await restore({ imagesDir: dir, progress: false });
     const res = await s.terminateAndResult(30_000);
     assert.ok(res.ok, res.text);
     const stats = join(dir, 'stats-restore');

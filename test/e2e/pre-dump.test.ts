@@ -102,7 +102,7 @@ test('pre-dump, pre-dump, dump through the chain, restore: every page as the mod
     // Phase 2's writes, plus R[110] (dropped, then written): in p2.written. R[104..106) are the zero page now: copied.
     assert.equal(finR.copied, p2.written + 2, `pages of R copied by the final dump (${JSON.stringify(finR)})`);
     assert.ok(await waitGone(s.pid), 'the dump killed the task');
-    const r = await restore({ imagesDir: fin, detach: true });
+    const r = await restore({ imagesDir: fin });
     assert.equal(r.pid, s.pid);
     const res = await s.terminateAndResult();
     assert.ok(res.ok, res.text);
@@ -132,7 +132,7 @@ test('criu-ts gone between pre-dumps: the task writes at full speed, then a fina
     const cli2 = await runCli('criu-ts', ['dump', '-t', String(s.pid), '-D', fin, '--prev-images-dir', '../pre1']);
     assert.equal(cli2.code, 0, cli2.stderr);
     assert.ok(await waitGone(s.pid));
-    await restore({ imagesDir: fin, detach: true });
+    await restore({ imagesDir: fin });
     assert.deepEqual(uffdFds(s.pid), [], 'the restored task has no tracker');
     const res = await s.terminateAndResult();
     assert.ok(res.ok, res.text);
@@ -164,7 +164,7 @@ test('a record is used once: a second dump from the same parent copies everythin
     assert.deepEqual(uffdFds(s.pid), [], 'dump closed the tracker even with --leave-running');
     process.kill(s.pid, 'SIGKILL');
     assert.ok(await waitGone(s.pid));
-    await assert.rejects(restore({ imagesDir: fin, detach: true }), (e: unknown) => {
+    await assert.rejects(restore({ imagesDir: fin }), (e: unknown) => {
       assert.ok(isCriuTsError(e), String(e));
       assert.equal(e.code, 'EIMAGE');
       assert.match(e.message, /parent/);

@@ -12,7 +12,7 @@ import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { dump, restore } from '../../src/api/index.js';
-import type { DumpOptions } from '../../src/api/index.js';
+import type { CommonOptions } from '../../src/api/index.js';
 import { isAlive, startSubject } from '../lib/subjects.js';
 import type { Subject } from '../lib/subjects.js';
 import { SUBJECTS } from '../lib/subject-table.js';
@@ -26,7 +26,7 @@ const EXPECTED_FAILING: Readonly<Record<string, string>> = {
 };
 
 /** Dump options a subject needs, as a user would pass them (CRIU refuses file locks without --file-locks). */
-const DUMP_OPTIONS: Readonly<Record<string, Partial<DumpOptions>>> = {
+const DUMP_OPTIONS: Readonly<Record<string, Partial<CommonOptions>>> = {
   'fd-kinds': { fileLocks: true },
   'tcp-conn': { tcpEstablished: true },
   'link-remap': { linkRemap: true },
@@ -71,7 +71,7 @@ for (const c of SUBJECTS) {
       const d = await dump({ ...DUMP_OPTIONS[c.name], pid: s.pid, imagesDir: dir, progress: false });
       assert.equal(d.pids[0], s.pid);
       assert.deepEqual(await waitTreeGone(dir), [], 'tasks (by pid) still there after the dump');
-      const r = await restore({ ...DUMP_OPTIONS[c.name], imagesDir: dir, detach: true, progress: false });
+      const r = await restore({ ...DUMP_OPTIONS[c.name], imagesDir: dir, progress: false });
       assert.equal(r.pid, s.pid, 'restored with the same pid');
       assert.ok(isAlive(s.pid), `restored ${s.pid} is not running`);
       const res = await s.terminateAndResult(30_000);
@@ -98,7 +98,7 @@ for (const name of ['counter-loop', 'mappings', 'signals', 'fpu', 'pipe-data', '
       for (const dir of dirs) {
         await dump({ ...DUMP_OPTIONS[c.name], pid: s.pid, imagesDir: dir, progress: false });
         assert.deepEqual(await waitTreeGone(dir), [], 'tasks left after the dump');
-        const r = await restore({ ...DUMP_OPTIONS[c.name], imagesDir: dir, detach: true, progress: false });
+        const r = await restore({ ...DUMP_OPTIONS[c.name], imagesDir: dir, progress: false });
         assert.equal(r.pid, s.pid);
         await sleep(Math.max(c.runMs, 20));
       }

@@ -61,7 +61,7 @@ async function roundTripAnd(pid: number, dir: string, whileDead: () => void): Pr
   for (const t of lasting) assert.ok(d.pids.includes(t.pid), `task ${t.pid} (${t.threads[0] ?? '?'}) not dumped`);
   assert.deepEqual(await allGone(d.pids, [pid]), [], 'tasks still exist after the dump');
   whileDead();
-  const r = await restore({ imagesDir: dir, detach: true, progress: false });
+  const r = await restore({ imagesDir: dir, progress: false });
   assert.equal(r.pid, pid);
   let diff: string[] = [];
   await waitFor(() => (diff = diffSnapshots(before, snapshot(pid), pid)).length === 0, 2000);

@@ -122,7 +122,7 @@ for (const c of CASES) {
     try {
       run = await begin(c);
       await dumpAndKill(run);
-      const r = await restore({ imagesDir: run.dir, detach: true, progress: false });
+      const r = await restore({ imagesDir: run.dir, progress: false });
       assert.equal(r.pid, run.s.pid, 'root restored with its pid');
       assert.deepEqual(sorted(r.pids), run.pids, 'every task restored with its pid');
       await assertLikeBefore(run, 'restore');
@@ -204,7 +204,7 @@ test('tree: restore with leaveStopped leaves every restored task stopped; SIGCON
   try {
     run = await begin(caseNamed('tree'));
     await dumpAndKill(run);
-    await restore({ imagesDir: run.dir, detach: true, leaveStopped: true, progress: false });
+    await restore({ imagesDir: run.dir, leaveStopped: true, progress: false });
     const pids = run.pids;
     // restore returns once every task is really stopped: no waiting here.
     assert.ok(pids.every((p) => stateOf(p) === 'T'), `not all stopped: ${pids.map((p) => `${p}:${stateOf(p) || 'gone'}`).join(' ')}`);

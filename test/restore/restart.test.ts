@@ -28,7 +28,7 @@ test('a handled signal that arrives before a restored sigsuspend() runs again in
     await sleep(50); // let it enter sigsuspend
     await dump({ pid: s.pid, imagesDir: dir, progress: false });
     assert.deepEqual(await waitTreeGone(dir), []);
-    const r = await restore({ imagesDir: dir, detach: true, leaveStopped: true, progress: false });
+    const r = await restore({ imagesDir: dir, leaveStopped: true, progress: false });
     assert.equal(r.pid, s.pid);
     process.kill(s.pid, 'SIGUSR1');
     process.kill(s.pid, 'SIGCONT');

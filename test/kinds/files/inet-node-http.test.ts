@@ -94,7 +94,7 @@ test('a Node.js HTTP server answers on the same port after dump and restore', { 
     assert.equal(inet[0]?.src_port, port);
     assert.equal(inet[0]?.opts.reuseaddr, true, 'libuv sets SO_REUSEADDR on listeners');
     sameAsCritWithout(images, 'files.img', ['ttl', 'tos', 'pktinfo', 'tcp_opts']);
-    const r = await restore({ imagesDir: images, detach: true, progress: false });
+    const r = await restore({ imagesDir: images, progress: false });
     assert.equal(r.pid, pid);
     assert.ok(isAlive(pid));
     assert.equal(await get(port), `hello 2 from ${pid}`);
@@ -119,7 +119,7 @@ test('--tcp-established: an idle keep-alive connection to a Node.js HTTP server 
     await dump({ pid, imagesDir: images, progress: false, tcpEstablished: true });
     assert.ok(await waitGone(pid), 'dump killed the server');
     assert.equal(fileEntries(images).filter((e) => e.type === 'INETSK' && e.isk?.state === 1).length, 1, 'the connection is dumped');
-    await restore({ imagesDir: images, detach: true, progress: false });
+    await restore({ imagesDir: images, progress: false });
     // Same client port: the same connection, not a new one.
     assert.equal(await get(srv.port, agent), `hello 2 from ${pid} via ${m[1]}`);
   } finally {

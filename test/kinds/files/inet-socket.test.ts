@@ -158,14 +158,14 @@ test('a listener whose port another process took fails to restore naming port an
     const srv = createServer();
     squatter = srv;
     await new Promise<void>((res) => srv.listen(port, '127.0.0.1', res));
-    await assert.rejects(restore({ imagesDir: dir, detach: true, progress: false }), (e: Error) => {
+    await assert.rejects(restore({ imagesDir: dir, progress: false }), (e: Error) => {
       assert.match(e.message, new RegExp(`fd 20: TCP port 127\\.0\\.0\\.1:${port} is taken by another socket`));
       return true;
     });
     assert.ok(!isAlive(s.pid), 'nothing left of the failed restore');
     await new Promise<void>((res) => srv.close(() => res()));
     squatter = undefined;
-    await restore({ imagesDir: dir, detach: true, progress: false });
+    await restore({ imagesDir: dir, progress: false });
     const r = await s.terminateAndResult(30_000);
     assert.equal(r.text, 'PASS');
   } finally {

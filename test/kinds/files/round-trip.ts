@@ -80,7 +80,7 @@ export async function roundTrip(rt: RoundTrip): Promise<void> {
     await dump({ pid: s.pid, imagesDir: dir, progress: false, ...rt.dumpOpts });
     assert.ok(await waitGone(s.pid), `pid ${s.pid} still exists after the dump`);
     rt.check?.(dir, s);
-    const r = await restore({ imagesDir: dir, detach: true, progress: false, ...rt.restoreOpts });
+    const r = await restore({ imagesDir: dir, progress: false, ...rt.restoreOpts });
     assert.equal(r.pid, s.pid);
     assert.ok(isAlive(s.pid), `restored ${s.pid} is not running`);
     const res = await s.terminateAndResult(30_000);

@@ -1,0 +1,33 @@
+/**
+ * What the restore core is asked to do, resolved once (src/api maps its
+ * public options onto this), and what it answers.
+ */
+import type { ActionNotify, RestoreActionPoint } from '../action-points.js';
+import type { RestoreKindOptions } from '../kinds/index.js';
+
+export interface RestoreTreeOptions {
+  /** absolute images dir */
+  dir: string;
+  /** the options kinds act on */
+  kinds: RestoreKindOptions;
+  /** leave every task stopped (SIGSTOP) instead of running */
+  leaveStopped: boolean;
+  /** absolute path to write the restored root's pid to, if any */
+  pidfile: string | undefined;
+  /** show progress on a terminal */
+  progress: boolean;
+  notify: ActionNotify<RestoreActionPoint>;
+}
+
+export interface RestoreStats {
+  forkingTimeUs: number;
+  restoreTimeUs: number;
+  pagesRestored: number;
+}
+
+export interface RestoreResult {
+  /** pid of the restored root task */
+  pid: number;
+  pids: number[];
+  stats: RestoreStats;
+}
