@@ -11,7 +11,7 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, readFileSync, readlinkSync, renameSync, readdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readlinkSync, renameSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { dump, preDump, restore, isCriuTsError } from '../../src/api/index.js';
 import { readImage } from '../../src/images/index.js';
@@ -107,6 +107,53 @@ test('pre-dump, pre-dump, dump through the chain, restore: every page as the mod
     const res = await s.terminateAndResult();
     assert.ok(res.ok, res.text);
   } finally {
+    s.cleanup();
+  }
+});
+
+function inodeOfFd(pid: number, fd: string): bigint {
+  return statSync(`/proc/${pid}/fd/${fd}`, { bigint: true }).ino;
+}
+
+test('a child forked between pre-dumps: its inherited copy of the tracker is replaced by its own, its memory comes back through the chain', { timeout: 120_000 }, async () => {
+  const s = await startSubject('mem-dirty', ['--fork', '1']);
+  try {
+    const pre1 = join(s.workDir, 'pre1');
+    const pre2 = join(s.workDir, 'pre2');
+    const fin = join(s.workDir, 'final');
+    for (const d of [pre1, pre2, fin]) mkdirSync(d);
+    await preDump({ pid: s.pid, imagesDir: pre1 });
+    await phase(s, 1);
+    const kids = readFileSync(`/proc/${s.pid}/task/${s.pid}/children`, 'utf8').trim().split(/\s+/).map(Number);
+    assert.equal(kids.length, 1, 'the subject forked one child');
+    const child = kids[0] as number;
+    const parentUffd = uffdFds(s.pid);
+    assert.equal(parentUffd.length, 1);
+    // Inherited through fork: the same tracker (same inode), but the child's VMAs are not registered.
+    assert.deepEqual(uffdFds(child).map((fd) => inodeOfFd(child, fd)), parentUffd.map((fd) => inodeOfFd(s.pid, fd)));
+    const r2 = await preDump({ pid: s.pid, imagesDir: pre2, prevImagesDir: '../pre1' });
+    assert.deepEqual(r2.pids, [s.pid, child]);
+    const childUffd = uffdFds(child);
+    assert.equal(childUffd.length, 1, 'the child has one tracker');
+    assert.notEqual(inodeOfFd(child, childUffd[0] as string), inodeOfFd(s.pid, uffdFds(s.pid)[0] as string), 'the child has a tracker of its own');
+    // The child was not in pre1: everything of it is copied.
+    assert.equal(pagesIn(pre2, child, 0n, 2n ** 64n).parent, 0);
+    const p2 = await phase(s, 2);
+    const [, childWritten] = readFileSync(`${s.outFile}.child2`, 'utf8').trim().split(' ');
+    await dump({ pid: s.pid, imagesDir: fin, prevImagesDir: '../pre2' });
+    const childR = pagesIn(fin, child, p2.rAddr, p2.rAddr + R_PAGES * PS);
+    assert.equal(childR.copied, Number(childWritten), `the child's pages copied by the final dump (${JSON.stringify(childR)})`);
+    assert.ok(childR.parent > 0);
+    assert.ok(await waitGone(s.pid) && await waitGone(child));
+    await restore({ imagesDir: fin, detach: true });
+    const res = await s.terminateAndResult();
+    assert.ok(res.ok, res.text);
+  } finally {
+    try {
+      process.kill(-s.pid, 'SIGKILL');
+    } catch {
+      // group gone
+    }
     s.cleanup();
   }
 });

@@ -16,6 +16,10 @@
  * --speed MIB: on SIGUSR2, time two write passes over a MIB region and
  * write OUTFILE.speed with "BASELINE_GBPS PASS1_GBPS PASS2_GBPS" (the
  * baseline pass is done at start, before any pre-dump).
+ * --fork 1: phase 1 ends with a fork; the child keeps the model as it was
+ * then, writes pages i % 5 == 0 of R when the parent's phase 2 asks
+ * (SIGUSR1, answered with OUTFILE.child2), and on SIGTERM from the parent
+ * checks its own memory and fds the same way (its exit status is checked).
  * On SIGTERM: every page of R and M is checked against the model, the
  * hole must still be unmapped, and no userfaultfd may be left among the
  * fds (the final dump closes criu-ts's tracker).
@@ -30,6 +34,7 @@
 #include <string.h>
 #include <unistd.h>
 #include <sys/mman.h>
+#include <sys/wait.h>
 
 #define PS 4096
 #define MPAGES 16
@@ -41,6 +46,8 @@ static void on_usr2(int s) { (void)s; usr2++; }
 static unsigned char *R, *M;
 static long N;
 static int *ver, mver[MPAGES];
+static pid_t child = -1;
+static int is_child;
 
 static void fill_page(unsigned char *p, long i, int v, uint64_t salt)
 {
@@ -63,7 +70,7 @@ static int in_hole(long i) { return i >= 200 && i < 208; }
 static void write_phase(int k, long written)
 {
 	char path[4096], tmp[4200];
-	snprintf(path, sizeof(path), "%s.phase%d", subject_opt("out", "out"), k);
+	snprintf(path, sizeof(path), "%s.%s%d", subject_opt("out", "out"), is_child ? "child" : "phase", k);
 	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
 	FILE *f = fopen(tmp, "w");
 	if (!f)
@@ -120,7 +127,82 @@ static void phase(int k)
 			fill_page(M + j * PS, j, 1, 0x4d);
 		}
 	}
+	if (k == 1 && subject_opt_long("fork", 0)) {
+		child = fork();
+		if (child < 0)
+			subject_fail("fork");
+		if (child == 0) {
+			is_child = 1;
+			child = -1;
+			return;
+		}
+	}
+	if (k == 2 && child > 0) {
+		char path[4096];
+		snprintf(path, sizeof(path), "%s.child2", subject_opt("out", "out"));
+		kill(child, SIGUSR1);
+		for (int i = 0; i < 500 && access(path, F_OK) != 0; i++)
+			usleep(10000);
+	}
 	write_phase(k, written);
+}
+
+/* The child's phase: its own writes, in its own copy of R. */
+static void child_phase(int k)
+{
+	long written = 0;
+	for (long i = 0; i < N; i++) {
+		if (i % 5 != 0 || in_hole(i))
+			continue;
+		ver[i]++;
+		fill_page(R + i * PS, i, ver[i], 0x52);
+		written++;
+	}
+	write_phase(k, written);
+}
+
+static void check_all(int done)
+{
+	for (long i = 0; i < N; i++) {
+		if (in_hole(i) && done >= 1) {
+			char perms[5];
+			if (subject_vma_perms(R + i * PS, perms) == 0)
+				subject_fail("page %ld of the hole is mapped again", i);
+			continue;
+		}
+		check_page(R + i * PS, i, ver[i], 0x52, is_child ? "child's R" : "R");
+	}
+	if (M)
+		for (int j = 0; j < MPAGES; j++)
+			check_page(M + j * PS, j, mver[j], 0x4d, "M");
+	DIR *d = opendir("/proc/self/fd");
+	struct dirent *e;
+	while (d && (e = readdir(d))) {
+		char p[300], link[256];
+		snprintf(p, sizeof(p), "/proc/self/fd/%s", e->d_name);
+		ssize_t n = readlink(p, link, sizeof(link) - 1);
+		if (n > 0) {
+			link[n] = 0;
+			if (strstr(link, "userfaultfd"))
+				subject_fail("%s: fd %s is a userfaultfd: the tracker was left behind", is_child ? "child" : "parent", e->d_name);
+		}
+	}
+	if (d)
+		closedir(d);
+}
+
+static void child_main(void)
+{
+	int done = 1;
+	while (!subject_term) {
+		if (usr1 > 0 && done < 2) {
+			child_phase(++done);
+			continue;
+		}
+		usleep(2000);
+	}
+	check_all(1);
+	_exit(0);
 }
 
 int main(int argc, char **argv)
@@ -158,6 +240,10 @@ int main(int argc, char **argv)
 	while (!subject_term) {
 		if (usr1 > done) {
 			phase(++done);
+			if (is_child) {
+				usr1 = 0;
+				child_main();
+			}
 			continue;
 		}
 		if (usr2 > speeds && S) {
@@ -177,29 +263,14 @@ int main(int argc, char **argv)
 		}
 		usleep(2000);
 	}
-	for (long i = 0; i < N; i++) {
-		if (in_hole(i) && done >= 1) {
-			char perms[5];
-			if (subject_vma_perms(R + i * PS, perms) == 0)
-				subject_fail("page %ld of the hole is mapped again", i);
-			continue;
-		}
-		check_page(R + i * PS, i, ver[i], 0x52, "R");
-	}
-	if (M)
-		for (int j = 0; j < MPAGES; j++)
-			check_page(M + j * PS, j, mver[j], 0x4d, "M");
-	DIR *d = opendir("/proc/self/fd");
-	struct dirent *e;
-	while (d && (e = readdir(d))) {
-		char p[300], link[256];
-		snprintf(p, sizeof(p), "/proc/self/fd/%s", e->d_name);
-		ssize_t n = readlink(p, link, sizeof(link) - 1);
-		if (n > 0) {
-			link[n] = 0;
-			if (strstr(link, "userfaultfd"))
-				subject_fail("fd %s is a userfaultfd: the tracker was left behind", e->d_name);
-		}
+	check_all(done);
+	if (child > 0) {
+		int st;
+		kill(child, SIGTERM);
+		while (waitpid(child, &st, 0) < 0 && errno == EINTR)
+			;
+		if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+			subject_fail("the child's check failed (status 0x%x; see the log)", st);
 	}
 	subject_pass();
 }
