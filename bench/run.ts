@@ -2,7 +2,8 @@
  * `npm run bench`: dump and restore of processes with 1 MiB, 256 MiB and
  * 1 GiB of touched memory, a 100-process tree and a 1000-thread process,
  * each beside a plain-C baseline measured in the same run, plus the CLI's
- * wall time for the small case. Prints progress on a terminal and the
+ * wall time for the small case, and the final freeze of an iterative dump
+ * (bench/incremental.ts) beside a full dump's. Prints progress on a terminal and the
  * table always; writes the Markdown table to build/bench/results.md.
  *
  * usage: node dist/bench/run.js [--quick] [--markdown] [--criu PATH]
@@ -20,6 +21,7 @@ import { setLogLevel } from '../src/log.js';
 import { cliCase, memoryCase, threadsCase, treeCase, type CaseResult } from './cases.js';
 import { cleanupAll, hasGcc, repoRoot, statusDone } from './helpers.js';
 import { HEADER, cliLines, markdownTable, rows, textTable, verdicts } from './table.js';
+import { incrementalCase, incrementalLines } from './incremental.js';
 import { VS_HEADER, criuBinFrom, oursBin, runVsCriu, vsRows } from './vs-criu.js';
 
 const SMALL_MIB = 1;
@@ -60,6 +62,7 @@ async function main(argv: string[]): Promise<number> {
   cases.push(await treeCase(100, quick ? 1 : 3));
   cases.push(await threadsCase(1000, quick ? 1 : 3));
   const cli = await cliCase(SMALL_MIB, quick ? 3 : 5);
+  const incr = await incrementalCase(quick ? MID_MIB : BIG_MIB, 1, quick ? 1 : 3);
   statusDone();
 
   const body = rows(cases);
@@ -73,6 +76,8 @@ async function main(argv: string[]): Promise<number> {
     '',
     ...cliLines(cli),
     '',
+    ...incrementalLines(incr),
+    '',
     'targets:',
     ...verdicts(cases, SMALL_MIB, BIG_MIB).map((l) => `  ${l}`),
     '',
@@ -85,9 +90,9 @@ async function main(argv: string[]): Promise<number> {
   // README-ready: the table, then the CLI figures and the verdicts as a text block.
   writeFileSync(join(outDir, 'results.md'), [
     `${when} UTC, ${machine()}, load average ${loadavg().map((x) => x.toFixed(1)).join(' ')}`, '',
-    markdownTable(HEADER, body), '', '```text', ...cliLines(cli), '', ...verdicts(cases, SMALL_MIB, BIG_MIB), '```', '',
+    markdownTable(HEADER, body), '', '```text', ...cliLines(cli), '', ...incrementalLines(incr), '', ...verdicts(cases, SMALL_MIB, BIG_MIB), '```', '',
   ].join('\n'));
-  writeFileSync(join(outDir, 'results.json'), JSON.stringify({ when, machine: machine(), cases, cli }, null, 2));
+  writeFileSync(join(outDir, 'results.json'), JSON.stringify({ when, machine: machine(), cases, cli, incremental: incr }, null, 2));
   return 0;
 }
 

@@ -22,6 +22,7 @@ import { PAGE_SIZE, lseek, isSyscallError } from '../../sys/index.js';
 import { CriuTsError } from '../../errors.js';
 import type { VmaEntry, PagemapEntry } from '../../images/messages.js';
 import { PagesWriter, PE_LAZY, PE_PRESENT } from './pages-writer.js';
+import { subtract, splitBy, type Range } from './ranges.js';
 import { VMA, MAP_PRIVATE, MAP_SHARED, MAP_ANONYMOUS, MAP_GROWSDOWN, MAP_NORESERVE, classifyVma, madvOf, type VmaKind } from './vma.js';
 
 export interface MemoryDumpContext {
@@ -52,11 +53,12 @@ export interface MemoryDumpContext {
 export interface MemoryTrackContext {
   /** runs to copy again in [start, end) (re-protected as they are reported); undefined: the VMA is not tracked */
   scan(start: bigint, end: bigint): Range[] | undefined;
+  /** runs of [start, end) that hold data (see tracking.ts scanData) */
+  data(start: bigint, end: bigint, anonOnly: boolean, withSwap: boolean): Range[];
   /** sorted, merged address ranges the parent images hold for this task */
   parent: Range[];
 }
 
-interface Range { start: bigint; end: bigint }
 
 export interface MemoryDump {
   vmas: VmaEntry[];
@@ -170,14 +172,17 @@ export function dumpMemory(ctx: MemoryDumpContext): MemoryDump {
       writer.breakRun();
       const dirty = ctx.track?.scan(v.start, v.end);
       if (dirty && ctx.track) {
-        const pm = reader.read(v.start, v.end);
-        forEachTrackedRun(pm, kind === 'file-private', v.swapKb > 0, v.start, dirty, ctx.track.parent, (first, count, inParent) => {
-          const at = v.start + BigInt(first * PAGE_SIZE);
+        // Pages that hold data, cut where they are both unwritten and held
+        // by the parent: those become PE_PARENT, the rest is copied.
+        const data = ctx.track.data(v.start, v.end, kind === 'file-private', v.swapKb > 0);
+        const fromParent = subtract(ctx.track.parent, dirty);
+        splitBy(data, fromParent, (start, end, inParent) => {
+          const n = Number((end - start) / BigInt(PAGE_SIZE));
           if (inParent) {
-            writer.addParent(at, count);
-            skippedParent += count;
+            writer.addParent(start, n);
+            skippedParent += n;
           } else {
-            writer.add(at, count, pageFlags, viaMem);
+            writer.add(start, n, pageFlags, viaMem);
           }
         });
         continue;
@@ -233,52 +238,6 @@ function forEachRun(pm: BigUint64Array, anonOnly: boolean, hasSwap: boolean, fn:
     }
   }
   if (runStart >= 0) fn(runStart, pm.length - runStart);
-}
-
-/**
- * Like forEachRun for a tracked VMA starting at `base`: each run is either
- * copied or left in the parent (`inParent`). `dirty` and `parent` are
- * address ranges, sorted.
- */
-function forEachTrackedRun(
-  pm: BigUint64Array, anonOnly: boolean, hasSwap: boolean, base: bigint, dirty: readonly Range[], parent: readonly Range[],
-  fn: (first: number, count: number, inParent: boolean) => void,
-): void {
-  const n = pm.length;
-  const end = base + BigInt(n * PAGE_SIZE);
-  // mark: bit 0 = written (copy again), bit 1 = held by the parent
-  const mark = new Uint8Array(n);
-  const paint = (rs: readonly Range[], bit: number): void => {
-    for (const r of rs) {
-      if (r.end <= base || r.start >= end) continue;
-      const a = Number(((r.start > base ? r.start : base) - base) / BigInt(PAGE_SIZE));
-      const b = Number(((r.end < end ? r.end : end) - base) / BigInt(PAGE_SIZE));
-      for (let i = a; i < b; i++) mark[i] = (mark[i] as number) | bit;
-    }
-  };
-  paint(dirty, 1);
-  paint(parent, 2);
-  const hi = new Uint32Array(pm.buffer, pm.byteOffset, n * 2);
-  const mask = dataMask(hasSwap);
-  let runStart = -1;
-  let runParent = false;
-  for (let i = 0; i <= n; i++) {
-    let take = false;
-    let inParent = false;
-    if (i < n) {
-      const h = hi[i * 2 + 1] as number;
-      take = (h & mask) !== 0 && !(anonOnly && (h & PM_HI_FILE) !== 0);
-      inParent = (mark[i] as number) === 2;
-    }
-    if (runStart >= 0 && (!take || inParent !== runParent)) {
-      fn(runStart, i - runStart, runParent);
-      runStart = -1;
-    }
-    if (take && runStart < 0) {
-      runStart = i;
-      runParent = inParent;
-    }
-  }
 }
 
 /**

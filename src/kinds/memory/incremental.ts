@@ -29,7 +29,7 @@ import { logger } from '../../log.js';
 import type { MemoryDump, MemoryTrackContext } from './dump.js';
 import { coverage, linkParent } from './parent-images.js';
 import {
-  TRACK_RECORD, readTrackRecord, writeTrackRecord, findTrackers, createTracker, protectRange, closeTracker, scanWritten,
+  TRACK_RECORD, readTrackRecord, writeTrackRecord, findTrackers, createTracker, protectRange, closeTracker, scanWritten, scanData,
   type Tracker,
 } from './tracking.js';
 
@@ -100,6 +100,7 @@ export class IncrementalMemory {
         if (r !== undefined) st.tracked.push({ start, end });
         return r;
       },
+      data: (start, end, anonOnly, withSwap) => scanData(st.pagemapFd, pid, start, end, anonOnly, withSwap),
     };
   }
 

@@ -37,7 +37,7 @@
 import { readFileSync, writeFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { listFds, readFdLink, parseFdinfo, parseLimits } from '../../proc/index.js';
-import { NR, isSyscallError, pagemapScan, PAGE_IS_WRITTEN, PAGE_IS_PFNZERO, PM_SCAN_WP_MATCHING, PM_SCAN_CHECK_WPASYNC,
+import { NR, isSyscallError, pagemapScan, PAGE_IS_WRITTEN, PAGE_IS_PFNZERO, PAGE_IS_PRESENT, PAGE_IS_SWAPPED, PAGE_IS_FILE, PM_SCAN_WP_MATCHING, PM_SCAN_CHECK_WPASYNC,
   UFFD_USER_MODE_ONLY, UFFD_FEATURE_WP_ASYNC, UFFD_FEATURE_WP_UNPOPULATED, UFFDIO_API, UFFDIO_REGISTER, UFFDIO_WRITEPROTECT,
   UFFDIO_REGISTER_MODE_WP, UFFDIO_WRITEPROTECT_MODE_WP, uffdioApi, uffdioRegister, uffdioWriteprotect } from '../../sys/index.js';
 import type { Tracee } from '../../infect/tracee.js';
@@ -179,4 +179,21 @@ export function scanWritten(pagemapFd: number, pid: number, start: bigint, end: 
     if (isSyscallError(e, EPERM)) return undefined;
     throw e;
   }
+}
+
+/**
+ * Runs of [start, end) that hold data: present pages, and swapped ones when
+ * `withSwap` (a write-protect marker on a never-touched page reads as
+ * swapped too: only VMAs with real swap ask for them); without file pages
+ * when `anonOnly` (private file mappings: only their copied-on-write pages).
+ * One ioctl answers with runs instead of one pagemap word per page.
+ */
+export function scanData(pagemapFd: number, pid: number, start: bigint, end: bigint, anonOnly: boolean, withSwap: boolean): { start: bigint; end: bigint }[] {
+  return pagemapScan(pagemapFd, start, end, {
+    flags: 0,
+    mask: anonOnly ? PAGE_IS_FILE : 0,
+    inverted: anonOnly ? PAGE_IS_FILE : 0,
+    anyOf: PAGE_IS_PRESENT | (withSwap ? PAGE_IS_SWAPPED : 0),
+    report: PAGE_IS_PRESENT | (withSwap ? PAGE_IS_SWAPPED : 0),
+  }, pid);
 }

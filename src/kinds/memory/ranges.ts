@@ -1,0 +1,60 @@
+/**
+ * Sorted, non-overlapping address ranges [start, end): what an incremental
+ * dump combines (pages that hold data, pages written since the parent,
+ * addresses the parent holds) without a per-page array.
+ */
+export interface Range {
+  start: bigint;
+  end: bigint;
+}
+
+/** A minus B (both sorted and non-overlapping); the result is sorted. */
+export function subtract(a: readonly Range[], b: readonly Range[]): Range[] {
+  const out: Range[] = [];
+  let j = 0;
+  for (const r of a) {
+    let from = r.start;
+    while (j < b.length && (b[j] as Range).end <= from) j++;
+    let k = j;
+    while (from < r.end) {
+      const cut = b[k];
+      if (!cut || cut.start >= r.end) {
+        out.push({ start: from, end: r.end });
+        break;
+      }
+      if (cut.start > from) out.push({ start: from, end: cut.start });
+      if (cut.end >= r.end) break;
+      from = cut.end > from ? cut.end : from;
+      k++;
+    }
+  }
+  return out;
+}
+
+/**
+ * Walks the ranges of `data` in order, cut where they enter or leave
+ * `inside`: fn(start, end, isInside) for each piece.
+ */
+export function splitBy(data: readonly Range[], inside: readonly Range[], fn: (start: bigint, end: bigint, isInside: boolean) => void): void {
+  let j = 0;
+  for (const r of data) {
+    let at = r.start;
+    while (j < inside.length && (inside[j] as Range).end <= at) j++;
+    let k = j;
+    while (at < r.end) {
+      const c = inside[k];
+      if (!c || c.start >= r.end) {
+        fn(at, r.end, false);
+        break;
+      }
+      if (c.start > at) {
+        fn(at, c.start, false);
+        at = c.start;
+      }
+      const to = c.end < r.end ? c.end : r.end;
+      fn(at, to, true);
+      at = to;
+      k++;
+    }
+  }
+}
