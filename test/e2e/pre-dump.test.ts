@@ -145,7 +145,7 @@ test('a child forked between pre-dumps: its inherited copy of the tracker is rep
     assert.equal(childR.copied, Number(childWritten), `the child's pages copied by the final dump (${JSON.stringify(childR)})`);
     assert.ok(childR.parent > 0);
     assert.ok(await waitGone(s.pid) && await waitGone(child));
-    await restore({ imagesDir: fin, detach: true });
+    await restore({ imagesDir: fin });
     const res = await s.terminateAndResult();
     assert.ok(res.ok, res.text);
   } finally {
