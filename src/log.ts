@@ -4,7 +4,8 @@
  * goes to stderr or to the file given with -o. Lines carry elapsed seconds
  * like CRIU's "(00.012345)" stamps so logs can be compared side by side.
  */
-import { appendFileSync, openSync, closeSync, writeSync } from 'node:fs';
+import { openSync, closeSync, writeSync } from 'node:fs';
+import { ReplacingFile } from './sys/safe-fs.js';
 
 export const LOG_ERROR = 1;
 export const LOG_WARN = 2;
@@ -28,11 +29,30 @@ export function logLevel(): number {
   return state.level;
 }
 
-/** Send log lines to a file (appending, like CRIU) instead of stderr. */
+/**
+ * Send log lines to a file instead of stderr. A new file, like CRIU's
+ * O_TRUNC: created under a private name and renamed in, so a link planted
+ * at the log's name (in a directory a user owns) is replaced, never
+ * written through. Devices (`-o -` is /dev/stdout) are opened as they are.
+ */
 export function setLogFile(path: string | undefined): void {
   if (state.fd !== 2) closeSync(state.fd);
+  state.path = undefined;
+  state.fd = 2;
+  if (path === undefined) return;
+  if (path.startsWith('/dev/')) {
+    state.fd = openSync(path, 'a', 0o600);
+  } else {
+    const f = new ReplacingFile(path, 0o600, 0o2001 /* O_WRONLY|O_APPEND */);
+    f.commit(true);
+    state.fd = f.fd;
+  }
   state.path = path;
-  state.fd = path === undefined ? 2 : openSync(path, 'a', 0o600);
+}
+
+/** The log file's fd (for scripts whose output goes to the log), or undefined when logging to stderr. */
+export function logFileFd(): number | undefined {
+  return state.fd === 2 ? undefined : state.fd;
 }
 
 export function resetLogClock(): void {
@@ -77,5 +97,5 @@ export function logger(prefix: string): Logger {
 
 /** For tests and tools that want to append raw lines to the current log file. */
 export function appendRaw(line: string): void {
-  if (state.path !== undefined) appendFileSync(state.path, line);
+  if (state.fd !== 2) writeSync(state.fd, line);
 }

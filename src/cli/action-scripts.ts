@@ -8,11 +8,10 @@
  * CRIU's. A script that exits non-zero fails the operation at that point.
  */
 import { spawn } from 'node:child_process';
-import { closeSync, openSync } from 'node:fs';
 import { constants } from 'node:os';
 import { CriuTsError } from '../errors.js';
 import type { ActionEvent, ActionNotify } from '../api/options.js';
-import { logger } from '../log.js';
+import { logFileFd, logger } from '../log.js';
 
 const log = logger('action-script');
 
@@ -43,18 +42,11 @@ export function actionScriptNotifier(ctx: ActionScriptContext): ActionNotify {
 }
 
 function runScript(script: string, env: NodeJS.ProcessEnv, cwd: string, logFile: string | undefined): Promise<number> {
-  let out: number | 'inherit' = 'inherit';
-  if (logFile !== undefined) {
-    try {
-      out = openSync(logFile, 'a');
-    } catch {
-      // the log file is CRIU's choice of output, not a condition for running the script
-    }
-  }
+  // The script writes through the log's own fd: reopening the log by name could follow a link swapped in meanwhile.
+  const out: number | 'inherit' = logFile !== undefined ? logFileFd() ?? 'inherit' : 'inherit';
   return new Promise((resolve) => {
     const child = spawn('sh', ['-c', script], { cwd, env, stdio: ['ignore', out, out] });
     const done = (status: number): void => {
-      if (typeof out === 'number') closeSync(out);
       resolve(status);
     };
     child.on('error', () => done(127));

@@ -1,9 +1,9 @@
 /**
  * Image files on disk: read whole, stream entry by entry, write atomically
- * (temp name + rename, mode 0600 like CRIU).
+ * (private temp name created with O_EXCL + rename, mode 0600 like CRIU).
  */
-import { closeSync, fstatSync, openSync, readSync, renameSync, unlinkSync, writeSync } from 'node:fs';
-import { basename, dirname, join } from 'node:path';
+import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
+import { replaceFile } from '../sys/safe-fs.js';
 import { CriuTsError } from '../errors.js';
 import { decodeImage, encodeImage } from './image.js';
 import type { DecodedImage } from './image.js';
@@ -55,20 +55,13 @@ export function writeImage(
   writeFileAtomic(path, encodeImage(kindName, entries, extras));
 }
 
-/** Write bytes under a temporary name in the same directory, then rename over `path`. */
+/**
+ * Write bytes under a private temporary name (O_EXCL, never through a
+ * link), then rename over `path`: whatever was there, a planted symlink
+ * included, is replaced and never written through.
+ */
 export function writeFileAtomic(path: string, data: Buffer): void {
-  const tmp = join(dirname(path), `.${basename(path)}.${process.pid}.tmp`);
-  const fd = openSync(tmp, 'w', 0o600);
-  try {
-    let off = 0;
-    while (off < data.length) off += writeSync(fd, data, off, data.length - off);
-  } catch (e) {
-    closeSync(fd);
-    unlinkSync(tmp);
-    throw e;
-  }
-  closeSync(fd);
-  renameSync(tmp, path);
+  replaceFile(path, data, 0o600);
 }
 
 /** Reads a file through a fixed-size window; only ever allocates what a checked length asks for. */

@@ -26,7 +26,7 @@ export { stateKey } from './types.js';
 // What the core needs from the file kinds beyond the table: REG entries for
 // paths it meets outside fds (mapped files, cwd, root, exe) and ghosts.
 export { regEntryForPath } from './files/reg-file.js';
-export { dumpUnlinked, materializeRemaps, removeGhosts } from './files/ghost.js';
+export { dumpUnlinked, materializeRemaps, removeGhosts, removeRemapFds } from './files/ghost.js';
 export type { MaterializedRemaps } from './files/ghost.js';
 export { SeccompCollector, restoreThreadSeccomp } from './seccomp.js';
 export { memfdFileForMapping, openMemfd } from './files/memfd.js';

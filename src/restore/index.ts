@@ -10,10 +10,10 @@
  * Any failure kills every task created so far: nothing stays behind.
  */
 import { join } from 'node:path';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { closeSync, readFileSync } from 'node:fs';
 import { CriuTsError } from '../errors.js';
 import { logger } from '../log.js';
-import { NR, PR, waitPid, __WALL, pidExists, ptraceDetach, ptraceDetachQuiet, ptraceSetSigmask } from '../sys/index.js';
+import { NR, PR, waitPid, __WALL, pidExists, ptraceDetach, ptraceDetachQuiet, ptraceSetSigmask, createExclusive, writeAll } from '../sys/index.js';
 import type { RestoreTreeOptions, RestoreResult, RestoreStats } from './options.js';
 import type { RestoreActionPoint } from '../action-points.js';
 import type { StatsEntry } from '../images/messages.js';
@@ -21,7 +21,7 @@ import { writeImage } from '../images/index.js';
 import { restoreSession, type RestoreSession } from './context.js';
 import { loadDump, type DumpImages } from './images.js';
 import { refuseForeignNamespaceIds } from './namespaces.js';
-import { materializeRemaps, removeGhosts } from '../kinds/index.js';
+import { materializeRemaps, removeGhosts, removeRemapFds } from '../kinds/index.js';
 import { startStub, disposeStub, type Stub } from './stub.js';
 import { planTree, TASK_STOPPED, type RestoreNode } from './plan.js';
 import { createTree, retireHelpers } from './create.js';
@@ -50,6 +50,7 @@ export async function restoreTree(opts: RestoreTreeOptions): Promise<RestoreResu
   } finally {
     // The restored tasks hold them open or mapped; their names must go again.
     removeGhosts(remaps.ghosts);
+    removeRemapFds(remaps);
     // The dump's temporary links too, but only once they served: a failed restore may be tried again.
     if (ok) removeGhosts(remaps.links);
   }
@@ -135,7 +136,15 @@ async function restoreLoaded(opts: RestoreTreeOptions, dir: string, img: DumpIma
     log.error(`post-resume: ${(e as Error).message}`); // the tree runs already, as with CRIU
   }
   const root = plan.root.pid;
-  if (opts.pidfile !== undefined) writeFileSync(opts.pidfile, String(root), { mode: 0o600 });
+  if (opts.pidfile !== undefined) {
+    // CRIU's write_pidfile: O_EXCL, so a name planted in a user's directory is never written through.
+    const fd = createExclusive(opts.pidfile, 0o600);
+    try {
+      writeAll(fd, Buffer.from(String(root)));
+    } finally {
+      closeSync(fd);
+    }
+  }
   const pids = plan.nodes.filter((n) => !n.helper).map((n) => n.pid);
   const stats = { forkingTimeUs, restoreTimeUs: Number((process.hrtime.bigint() - t0) / 1000n), pagesRestored };
   writeRestoreStats(dir, stats);

@@ -12,11 +12,11 @@
  * request cannot take the service down.
  */
 import { spawn } from 'node:child_process';
-import { chmodSync, renameSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, unlinkSync } from 'node:fs';
 import { CriuTsError, describeError } from '../errors.js';
 import { logLevel, logger, setLogLevel } from '../log.js';
 import {
-  POLLIN, accept4, bindUnix, closeQuiet, fcntl, listen, peerCred, pollFd, seqpacketSocket,
+  POLLIN, accept4, bindUnix, closeQuiet, fcntl, listen, peerCred, pollFd, replaceFile, seqpacketSocket,
 } from '../sys/index.js';
 import { handleRequest, sendDecodeError } from './handlers.js';
 import { RpcConnection } from './transport.js';
@@ -112,12 +112,9 @@ function listenOn(address: string): number {
 
 /** Written aside and renamed in, so whoever waits for the file never reads it empty. */
 function writePidfile(path: string, pid: number): void {
-  const tmp = `${path}.${process.pid}.tmp`;
   try {
-    writeFileSync(tmp, String(pid), { mode: 0o600 });
-    renameSync(tmp, path);
+    replaceFile(path, Buffer.from(String(pid)), 0o600);
   } catch (e) {
-    rmSync(tmp, { force: true });
     throw new CriuTsError('EUSAGE', `cannot write pidfile ${path}: ${(e as Error).message}`, { path }, e);
   }
 }

@@ -13,3 +13,4 @@ export * from './seqpacket.js';
 export * from './nodes.js';
 export * from './xstate.js';
 export * from './uffd.js';
+export * from './safe-fs.js';

@@ -23,11 +23,11 @@
  * Known limits: an unlinked symlink or socket inode is refused; ghosts are
  * created by path in criu-ts's mount namespace.
  */
-import { openSync, fstatSync, statSync, readSync, closeSync, writeSync, ftruncateSync, fchownSync, fchmodSync, lchownSync, chmodSync, existsSync, mkdirSync, rmSync, rmdirSync, unlinkSync, constants as FS } from 'node:fs';
+import { openSync, fstatSync, statSync, readSync, closeSync, writeSync, ftruncateSync, fchownSync, fchmodSync, chownSync, chmodSync, existsSync, mkdirSync, rmSync, rmdirSync, unlinkSync, constants as FS } from 'node:fs';
 import { dirname, basename, join } from 'node:path';
 import { CriuTsError } from '../../errors.js';
 import type { GhostFileEntry, GhostChunkEntry, RemapFilePathEntry } from '../../images/messages.js';
-import { lseek, mknod, linkOpenFile, futimens, lutimens, isSyscallError, type FileTimes } from '../../sys/index.js';
+import { lseek, mknod, linkOpenFile, futimens, isSyscallError, closeQuiet, openPathNoFollow, utimensFollow, type FileTimes } from '../../sys/index.js';
 import { stateKey, type DumpContext, type RestoreContext } from '../types.js';
 import { logger } from '../../log.js';
 
@@ -184,6 +184,35 @@ export interface MaterializedRemaps {
   ghosts: string[];
   /** link_remap.N names made by the dump: removed after a successful restore only (a retry needs them) */
   links: string[];
+  /**
+   * our O_PATH fds on the ghosts: the tasks open them through
+   * /proc/<us>/fd/N, never by name (docs/security.md); closed by removeRemapFds
+   */
+  fds: number[];
+}
+
+/** Close the fds that pinned the ghosts (after the restore, whatever its outcome). */
+export function removeRemapFds(made: MaterializedRemaps): void {
+  for (const fd of made.fds.splice(0)) closeQuiet(fd);
+}
+
+/**
+ * The ghost we just made at `path`, held by an O_PATH|O_NOFOLLOW fd: it must
+ * be of the type we made and ours (root's, or the very inode `ino`), so a
+ * name swapped by a user who owns the directory is refused, never used.
+ * Returns the path the tasks open: our fd's magic link, which names this
+ * inode whatever happens to the name meanwhile.
+ */
+function pinGhost(path: string, type: number, fds: number[], ino?: number | bigint): { fd: number; reopen: string } {
+  const fd = openPathNoFollow(path);
+  const st = fstatSync(fd, { bigint: true });
+  const mine = ino === undefined ? st.uid === 0n : st.ino === BigInt(ino);
+  if ((Number(st.mode) & S_IFMT) !== type || !mine) {
+    closeQuiet(fd);
+    throw new CriuTsError('ERESTORE', `ghost ${path} was replaced by another file while being made`, { path });
+  }
+  fds.push(fd);
+  return { fd, reopen: `/proc/${process.pid}/fd/${fd}` };
 }
 
 /**
@@ -191,7 +220,7 @@ export interface MaterializedRemaps {
  * file entry remapped to it, or to a link remap, at the name to open.
  */
 export function materializeRemaps(ctx: RestoreContext): MaterializedRemaps {
-  const made: MaterializedRemaps = { ghosts: [], links: [] };
+  const made: MaterializedRemaps = { ghosts: [], links: [], fds: [] };
   const ghostPaths = new Map<number, string>();
   try {
     for (const r of ctx.kindImage('REMAP_FPATH').entries) {
@@ -206,7 +235,7 @@ export function materializeRemaps(ctx: RestoreContext): MaterializedRemaps {
       if (type === 'GHOST' || type === 1) {
         let path = ghostPaths.get(remapId);
         if (path === undefined) {
-          path = createGhost(ctx, remapId, f.reg.name, made.ghosts);
+          path = createGhost(ctx, remapId, f.reg.name, made.ghosts, made.fds);
           ghostPaths.set(remapId, path);
         }
         f.reg.name = path;
@@ -221,13 +250,14 @@ export function materializeRemaps(ctx: RestoreContext): MaterializedRemaps {
     }
   } catch (e) {
     removeGhosts(made.ghosts);
+    removeRemapFds(made);
     throw e;
   }
   return made;
 }
 
-/** Make ghost `gid` near `orig`; returns the path to open. Everything created is pushed onto `created`. */
-function createGhost(ctx: RestoreContext, gid: number, orig: string, created: string[]): string {
+/** Make ghost `gid` near `orig`; returns the path to open. Everything created is pushed onto `created`, our fds on `fds`. */
+function createGhost(ctx: RestoreContext, gid: number, orig: string, created: string[], fds: number[]): string {
   const img = ctx.ownImage(`ghost-file-${gid.toString(16)}.img`);
   if (!img) throw new CriuTsError('ENOIMAGE', `ghost-file-${gid.toString(16)}.img: no such image`, { id: gid });
   const g = img.entries[0] as unknown as GhostFileEntry | undefined;
@@ -241,16 +271,18 @@ function createGhost(ctx: RestoreContext, gid: number, orig: string, created: st
     const parents: string[] = [];
     if (made !== undefined) for (let d = dirname(path); d.length >= made.length; d = dirname(d)) parents.push(d);
     created.push(path);
-    applyMetadata(path, g, perm);
     // Parents after the ghost itself: they are removed in that order.
     created.push(...parents);
-    return path;
+    const pin = pinGhost(path, S_IFDIR, fds);
+    applyMetadata(pin.fd, g, perm);
+    return pin.reopen;
   }
   let dir = dirname(orig);
   for (;;) {
     const path = join(dir, `${basename(orig)}.cr.${gid.toString(16)}.ghost`);
+    let ino: bigint | undefined;
     try {
-      if (type === S_IFREG) writeRegGhost(path, g, img.entries.slice(1) as unknown as GhostChunkEntry[], img.extras.slice(1), perm);
+      if (type === S_IFREG) ino = writeRegGhost(path, g, img.entries.slice(1) as unknown as GhostChunkEntry[], img.extras.slice(1), perm);
       else if (type === S_IFIFO) mknod(path, S_IFIFO | 0o600);
       else if (type === S_IFCHR || type === S_IFBLK) {
         if (g.rdev === undefined) throw new CriuTsError('EIMAGE', `ghost-file-${gid.toString(16)}.img: a device without rdev`, { id: gid });
@@ -268,13 +300,14 @@ function createGhost(ctx: RestoreContext, gid: number, orig: string, created: st
       throw new CriuTsError('ERESTORE', `cannot create ghost ${path}: ${(e as Error).message}`, { path }, e);
     }
     created.push(path);
-    if (type !== S_IFREG) applyMetadata(path, g, perm);
-    return path;
+    const pin = pinGhost(path, type, fds, ino);
+    if (type !== S_IFREG) applyMetadata(pin.fd, g, perm);
+    return pin.reopen;
   }
 }
 
 /** A regular ghost: exclusive create, size, data runs at their offsets (holes stay holes), then owner, mode, times. */
-function writeRegGhost(path: string, g: GhostFileEntry, chunks: GhostChunkEntry[], data: (Buffer | undefined)[], perm: number): void {
+function writeRegGhost(path: string, g: GhostFileEntry, chunks: GhostChunkEntry[], data: (Buffer | undefined)[], perm: number): bigint {
   const fd = openSync(path, FS.O_WRONLY | FS.O_CREAT | FS.O_EXCL | FS.O_NOFOLLOW, 0o600);
   try {
     if (g.chunks === true) {
@@ -290,6 +323,7 @@ function writeRegGhost(path: string, g: GhostFileEntry, chunks: GhostChunkEntry[
     fchmodSync(fd, perm);
     const t = timesOf(g);
     if (t) futimens(fd, t);
+    return fstatSync(fd, { bigint: true }).ino;
   } finally {
     closeSync(fd);
   }
@@ -308,11 +342,13 @@ function timesOf(g: GhostFileEntry): FileTimes | undefined {
   };
 }
 
-function applyMetadata(path: string, g: GhostFileEntry, perm: number): void {
-  lchownSync(path, g.uid, g.gid);
-  chmodSync(path, perm);
+/** Owner, mode (after chown, which clears suid/sgid), times: through our O_PATH fd's magic link, never by name. */
+function applyMetadata(pathFd: number, g: GhostFileEntry, perm: number): void {
+  const viaFd = `/proc/self/fd/${pathFd}`;
+  chownSync(viaFd, g.uid, g.gid);
+  chmodSync(viaFd, perm);
   const t = timesOf(g);
-  if (t) lutimens(path, t);
+  if (t) utimensFollow(viaFd, [t.atimeSec, t.atimeNsec], [t.mtimeSec, t.mtimeNsec]);
 }
 
 export function removeGhosts(paths: readonly string[]): void {

@@ -5,9 +5,9 @@
  * for mappings the task cannot read itself (PROT_NONE, write-only), and
  * written out back to back. Nothing is held beyond one buffer.
  */
-import { openSync, writeSync, closeSync, fsyncSync } from 'node:fs';
+import { writeSync, fsyncSync } from 'node:fs';
 import { join } from 'node:path';
-import { processVmReadv, ProcMem, PAGE_SIZE, type RemoteRange } from '../../sys/index.js';
+import { processVmReadv, ProcMem, PAGE_SIZE, ReplacingFile, type RemoteRange } from '../../sys/index.js';
 import type { PagemapEntry } from '../../images/messages.js';
 
 export const PE_PARENT = 1;
@@ -26,6 +26,8 @@ export class PagesWriter {
   readonly entries: PagemapEntry[] = [];
   pagesWritten = 0;
   private fd: number;
+  /** Written under a private name, renamed to pages-N.img at close: never through a planted link. */
+  private readonly file: ReplacingFile;
   private readonly buf: Buffer;
   private fill = 0;
   private pending: RemoteRange[] = [];
@@ -42,7 +44,8 @@ export class PagesWriter {
   constructor(dir: string, readonly pagesId: number, private readonly pid: number, private readonly onBytes?: PagesProgress, sizeHint = BUF_BYTES) {
     const want = Math.max(1 << 20, Math.min(BUF_BYTES, sizeHint));
     this.buf = want === BUF_BYTES ? pool.pop() ?? Buffer.allocUnsafe(BUF_BYTES) : Buffer.allocUnsafe(want);
-    this.fd = openSync(join(dir, `pages-${pagesId}.img`), 'w', 0o600);
+    this.file = new ReplacingFile(join(dir, `pages-${pagesId}.img`), 0o600);
+    this.fd = this.file.fd;
   }
 
   /**
@@ -141,7 +144,7 @@ export class PagesWriter {
     this.flushReads();
     this.flushWrite();
     if (sync) fsyncSync(this.fd);
-    closeSync(this.fd);
+    this.file.commit();
     if (this.buf.length === BUF_BYTES) pool.push(this.buf);
     this.procMem?.close();
     this.procMem = undefined;

@@ -8,11 +8,11 @@
  * bytes are sent again from our side: from our copy of the partner of a
  * pair, or from a socket of ours to the receiver's name.
  */
-import { chmodSync, chownSync, lstatSync, renameSync, unlinkSync } from 'node:fs';
+import { chmodSync, chownSync, closeSync, fstatSync, lstatSync, renameSync, unlinkSync } from 'node:fs';
 import { CriuTsError } from '../../../errors.js';
 import type { FileEntry, UnixSkEntry } from '../../../images/messages.js';
 import {
-  NR, AF_UNIX, SOCK_DGRAM, SOL_SOCKET, closeQuiet, connect, pidfdGetfd, pidfdOpen, setsockoptInt, shutdown, socket,
+  NR, AF_UNIX, SOCK_DGRAM, SOL_SOCKET, closeQuiet, connect, openPathNoFollow, pidfdGetfd, pidfdOpen, setsockoptInt, shutdown, socket,
 } from '../../../sys/index.js';
 import { stateKey, type RestoreContext, type RestoreTaskHandle } from '../../types.js';
 import { setStatusFlags } from '../pipe.js';
@@ -133,9 +133,28 @@ function bindName(t: RestoreTaskHandle, fd: number, u: UnixSkEntry): void {
       t.syscall('close', NR.close, saved);
     }
   }
-  if (path !== undefined && u.file_perms) {
-    chmodSync(path, u.file_perms.mode & 0o7777);
-    chownSync(path, u.file_perms.uid, u.file_perms.gid);
+  if (path !== undefined && u.file_perms) setSocketFilePerms(t, u, path, u.file_perms);
+}
+
+/**
+ * Owner and mode of the socket's name, never through a link: the name is in
+ * a directory a user may own and may have been swapped since bind, so it is
+ * opened O_PATH|O_NOFOLLOW, must be a socket, and is changed through that fd.
+ */
+function setSocketFilePerms(t: RestoreTaskHandle, u: UnixSkEntry, path: string, p: { mode: number; uid: number; gid: number }): void {
+  let fd: number;
+  try {
+    fd = openPathNoFollow(path);
+  } catch (e) {
+    throw new CriuTsError('ERESTORE', `${what(t, u)}: ${path} is gone after bind: ${(e as Error).message}`, { path }, e);
+  }
+  try {
+    if (!fstatSync(fd).isSocket()) throw new CriuTsError('ERESTORE', `${what(t, u)}: ${path} is no longer a socket after bind`, { path });
+    const viaFd = `/proc/self/fd/${fd}`;
+    chownSync(viaFd, p.uid, p.gid);
+    chmodSync(viaFd, p.mode & 0o7777);
+  } finally {
+    closeSync(fd);
   }
 }
 

@@ -1,0 +1,219 @@
+/**
+ * Files criu-ts creates as root in directories other users may own (images
+ * dirs, work dirs, next to a ghost file's old path): never through a link
+ * someone planted. Every file is created relative to a directory fd with
+ * openat2(O_CREAT|O_EXCL|O_NOFOLLOW, RESOLVE_BENEATH|RESOLVE_NO_SYMLINKS),
+ * so a name that already exists (a symlink, a hard link, anything) makes
+ * the creation fail instead of writing through it. A file that must end up
+ * under a name that may already exist is written under a private temporary
+ * name and renamed over it with renameat: rename replaces the name (a
+ * planted symlink itself), never the file it points to.
+ *
+ * The directory path itself is resolved as given (following links in it
+ * is the caller's choice); only the last component is protected.
+ */
+import { randomBytes } from 'node:crypto';
+import { writeSync } from 'node:fs';
+import { basename, dirname } from 'node:path';
+import { sys, sysTry, addr } from './libc.js';
+import { NR } from './nr.js';
+import { SyscallError } from './error.js';
+
+const NR_OPENAT2 = 437;
+const NR_RENAMEAT = 264;
+
+export const O = {
+  RDONLY: 0, WRONLY: 1, RDWR: 2, CREAT: 0o100, EXCL: 0o200, NOCTTY: 0o400, TRUNC: 0o1000, APPEND: 0o2000,
+  NONBLOCK: 0o4000, DIRECTORY: 0o200000, NOFOLLOW: 0o400000, CLOEXEC: 0o2000000, PATH: 0o10000000,
+} as const;
+
+/** openat2 resolve flags (linux/openat2.h). */
+export const RESOLVE = { NO_XDEV: 0x01, NO_MAGICLINKS: 0x02, NO_SYMLINKS: 0x04, BENEATH: 0x08, IN_ROOT: 0x10 } as const;
+
+const AT_FDCWD = -100;
+const AT_REMOVEDIR = 0x200;
+
+function cstr(s: string): Buffer {
+  return Buffer.from(`${s}\0`, 'utf8');
+}
+
+/** openat2(2): struct open_how {u64 flags, u64 mode, u64 resolve}. */
+export function openat2(dirfd: number, path: string, flags: number, mode: number, resolve: number): number {
+  const how = Buffer.alloc(24);
+  how.writeBigUInt64LE(BigInt(flags), 0);
+  how.writeBigUInt64LE(BigInt(mode), 8);
+  how.writeBigUInt64LE(BigInt(resolve), 16);
+  const p = cstr(path);
+  try {
+    return sys('openat2', NR_OPENAT2, undefined, dirfd, addr(p), addr(how), 24);
+  } catch (e) {
+    if (e instanceof SyscallError) throw new SyscallError('openat2', e.errno, undefined, path);
+    throw e;
+  }
+}
+
+export function renameat(oldDirfd: number, oldName: string, newDirfd: number, newName: string): void {
+  const a = cstr(oldName);
+  const b = cstr(newName);
+  sys('renameat', NR_RENAMEAT, undefined, oldDirfd, addr(a), newDirfd, addr(b));
+}
+
+/** unlinkat(2); `dir` removes an empty directory. Returns false when the name was not there. */
+export function unlinkat(dirfd: number, name: string, dir = false): boolean {
+  const p = cstr(name);
+  const r = sysTry(NR.unlinkat, dirfd, addr(p), dir ? AT_REMOVEDIR : 0);
+  if (r === -2) return false;
+  if (r < 0) throw new SyscallError('unlinkat', -r, undefined, name);
+  return true;
+}
+
+export function mkdirat(dirfd: number, name: string, mode: number): void {
+  const p = cstr(name);
+  const r = sysTry(NR.mkdirat, dirfd, addr(p), mode);
+  if (r < 0) throw new SyscallError('mkdirat', -r, undefined, name);
+}
+
+export function fchown(fd: number, uid: number, gid: number): void {
+  sys('fchown', NR.fchown, undefined, fd, uid, gid);
+}
+
+export function fchmod(fd: number, mode: number): void {
+  sys('fchmod', NR.fchmod, undefined, fd, mode);
+}
+
+/** A directory fd (O_PATH is enough for the *at calls), following the path as given. */
+export function openDir(path: string): number {
+  return openat2(AT_FDCWD, path, O.PATH | O.DIRECTORY | O.CLOEXEC, 0, 0);
+}
+
+/** An O_PATH fd on `path` itself: a symlink there is opened as the link, never followed (fstat then says so). */
+export function openPathNoFollow(path: string): number {
+  return openat2(AT_FDCWD, path, O.PATH | O.NOFOLLOW | O.CLOEXEC, 0, 0);
+}
+
+/** A single path component: no '/', not '.' or '..' (RESOLVE_BENEATH would refuse those too; say why earlier). */
+function checkName(name: string): void {
+  if (name === '' || name === '.' || name === '..' || name.includes('/')) {
+    throw new SyscallError('openat2', 22 /* EINVAL */, undefined, `${name}: not a single file name`);
+  }
+}
+
+/**
+ * Create `name` in `dirfd`, failing with EEXIST if anything has that name
+ * (a symlink is never followed). `extra` adds access flags (O.WRONLY...).
+ */
+export function createAt(dirfd: number, name: string, mode: number, extra: number = O.WRONLY): number {
+  checkName(name);
+  return openat2(dirfd, name, extra | O.CREAT | O.EXCL | O.NOFOLLOW | O.CLOEXEC, mode, RESOLVE.BENEATH | RESOLVE.NO_SYMLINKS);
+}
+
+/** Open an existing `name` in `dirfd` for reading without following any link. */
+export function openExistingAt(dirfd: number, name: string, flags: number = O.RDONLY): number {
+  checkName(name);
+  return openat2(dirfd, name, flags | O.NOFOLLOW | O.CLOEXEC, 0, RESOLVE.BENEATH | RESOLVE.NO_SYMLINKS);
+}
+
+/** A private name next to `name`: unpredictable, so nobody can plant anything there first. */
+export function tempNameFor(name: string): string {
+  return `.${name}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`;
+}
+
+/**
+ * Create a file exclusively at `path` (its directory resolved as given,
+ * its last component never followed). Returns the open fd.
+ */
+export function createExclusive(path: string, mode: number, extra: number = O.WRONLY): number {
+  const dirfd = openDir(dirname(path));
+  try {
+    return createAt(dirfd, basename(path), mode, extra);
+  } finally {
+    sysTry(NR.close, dirfd);
+  }
+}
+
+/**
+ * A file that replaces whatever is at `path` only once it is complete:
+ * written under a private temporary name created with O_EXCL, then renamed
+ * over `path` (which replaces a planted link, never writes through it).
+ */
+export class ReplacingFile {
+  readonly fd: number;
+  private readonly dirfd: number;
+  private readonly tmp: string;
+  private readonly name: string;
+  private done = false;
+
+  constructor(readonly path: string, mode = 0o600, extra: number = O.WRONLY) {
+    this.name = basename(path);
+    checkName(this.name);
+    this.dirfd = openDir(dirname(path));
+    this.tmp = tempNameFor(this.name);
+    try {
+      this.fd = createAt(this.dirfd, this.tmp, mode, extra);
+    } catch (e) {
+      sysTry(NR.close, this.dirfd);
+      throw e;
+    }
+  }
+
+  /** Put the file in place (rename over `path`) and close it; `keepOpen` leaves `fd` open for more writes. */
+  commit(keepOpen = false): void {
+    if (this.done) return;
+    this.done = true;
+    try {
+      renameat(this.dirfd, this.tmp, this.dirfd, this.name);
+    } catch (e) {
+      this.cleanup();
+      throw e;
+    } finally {
+      sysTry(NR.close, this.dirfd);
+    }
+    if (!keepOpen) sysTry(NR.close, this.fd);
+  }
+
+  /** Give up: the temporary file goes, `path` is untouched. */
+  abort(): void {
+    if (this.done) return;
+    this.done = true;
+    this.cleanup();
+    sysTry(NR.close, this.dirfd);
+  }
+
+  private cleanup(): void {
+    sysTry(NR.close, this.fd);
+    try {
+      unlinkat(this.dirfd, this.tmp);
+    } catch {
+      // nothing more we can do; the name is private and unpredictable
+    }
+  }
+}
+
+/** Write all of `data` to `fd` from its current offset. */
+export function writeAll(fd: number, data: Buffer): void {
+  let off = 0;
+  while (off < data.length) off += writeSync(fd, data, off, data.length - off);
+}
+
+/** Replace the file at `path` with `data` atomically (see ReplacingFile). */
+export function replaceFile(path: string, data: Buffer, mode = 0o600): void {
+  const f = new ReplacingFile(path, mode);
+  try {
+    writeAll(f.fd, data);
+  } catch (e) {
+    f.abort();
+    throw e;
+  }
+  f.commit();
+}
+
+/** utimensat following links (for a /proc/self/fd/N magic link of an O_PATH fd); times as [sec, nsec] pairs. */
+export function utimensFollow(path: string, atime: [bigint, bigint], mtime: [bigint, bigint]): void {
+  const p = cstr(path);
+  const ts = Buffer.alloc(32);
+  ts.writeBigInt64LE(atime[0], 0);
+  ts.writeBigInt64LE(atime[1], 8);
+  ts.writeBigInt64LE(mtime[0], 16);
+  ts.writeBigInt64LE(mtime[1], 24);
+  sys('utimensat', NR.utimensat, undefined, AT_FDCWD, addr(p), addr(ts), 0);
+}
