@@ -20,6 +20,7 @@ export type ErrorCode =
   | 'EJSON' // bad JSON given to crit encode
   | 'ETIMEOUT'
   | 'EBUSY' // something we need is taken (a pid to restore, a port, a path)
+  | 'EPERM' // the caller may not do this (a task it could not ptrace, images asking for credentials it lacks)
   | 'EINTERNAL';
 
 export class CriuTsError extends Error {
@@ -56,7 +57,7 @@ export function errnoOf(e: unknown): number | undefined {
 
 /** Errors caused by the user's input: print one line, no stack. */
 const USER_CODES: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
-  'EUSAGE', 'EIMAGE', 'ENOIMAGE', 'EUNSUPPORTED', 'ENOTASK', 'EJSON', 'ETIMEOUT', 'EBUSY',
+  'EUSAGE', 'EIMAGE', 'ENOIMAGE', 'EUNSUPPORTED', 'ENOTASK', 'EJSON', 'ETIMEOUT', 'EBUSY', 'EPERM',
 ]);
 
 export function isUserError(e: unknown): boolean {
@@ -81,6 +82,7 @@ export function rpcErrnoOf(e: unknown): number {
     case 'EUNSUPPORTED': return 95; // EOPNOTSUPP
     case 'ETIMEOUT': return 110; // ETIMEDOUT
     case 'EBUSY': return 16; // EBUSY
+    case 'EPERM': return 1; // EPERM
     default: return 5;
   }
 }

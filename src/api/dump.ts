@@ -35,5 +35,6 @@ export function coreOptions(opts: DumpOptions): DumpTreeOptions {
     trackMem: opts.trackMem ?? false,
     progress: opts.progress ?? true,
     notify: opts.notify ?? (() => undefined),
+    asCaller: opts.asCaller,
   };
 }

@@ -27,6 +27,24 @@ export interface CommonOptions {
   ghostLimit?: number;
   /** show progress on a terminal (bytes and pages, tasks done) */
   progress?: boolean;
+  /**
+   * Act for this (unprivileged) user, as the RPC service does for its
+   * callers (docs/security.md): a dump refuses any task the user could not
+   * ptrace itself; a restore refuses images asking for other credentials,
+   * capabilities, set-id or foreign-owned files, and opens the tasks' files
+   * with the user's permissions.
+   */
+  asCaller?: CallerCreds;
+}
+
+/** Who a dump or restore acts for: real ids (the kernel's PTRACE_MODE_ATTACH_REALCREDS compares these). */
+export interface CallerCreds {
+  uid: number;
+  gid: number;
+  /** supplementary groups */
+  groups: number[];
+  /** the caller holds CAP_SYS_PTRACE (in criu-ts's user namespace): ptrace rules do not limit it */
+  capSysPtrace: boolean;
 }
 
 export interface DumpOptions extends CommonOptions {
@@ -55,6 +73,8 @@ export interface RestoreOptions extends CommonOptions {
   pidfile?: string;
   /** -s/--leave-stopped: leave tasks stopped after restore */
   leaveStopped?: boolean;
+  /** --skip-checksums: restore even if files differ from the dump's criu-ts-checksums (checked by default) */
+  skipChecksums?: boolean;
   /** action-script points (pre-restore, setup-namespaces, ..., post-resume) as they are reached; a rejection aborts the restore */
   notify?: ActionNotify<RestoreActionPoint>;
 }

@@ -17,6 +17,8 @@ export async function restore(opts: RestoreOptions): Promise<RestoreResult> {
     pidfile,
     progress: opts.progress ?? true,
     notify: opts.notify ?? (() => undefined),
+    skipChecksums: opts.skipChecksums ?? false,
+    asCaller: opts.asCaller,
   });
 }
 

@@ -4,7 +4,8 @@
  * stderr as one line. A command returns the process exit status.
  */
 import { spawn } from 'node:child_process';
-import { existsSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
+import { createFileExclusive } from '../sys/index.js';
 import { constants } from 'node:os';
 import type { ActionNotify, CommonOptions, DumpOptions, DumpStats, RestoreOptions, RestoreStats } from '../api/options.js';
 // dump and restore are imported on use: `check`, `--help` and `-V` must work even where they cannot load.
@@ -42,7 +43,7 @@ export async function runCommand(command: CommandName, action: string | undefine
     case 'check': return runCheck(o);
     case 'service': {
       const { runService } = await import('../rpc/index.js');
-      return runService({ address: o.address, daemon: o.restoreDetached, pidfile: o.pidfile });
+      return runService({ address: o.address, daemon: o.restoreDetached, pidfile: o.pidfile, socketMode: o.socketMode, socketGroup: o.socketGroup });
     }
     case 'cpuinfo':
       throw new CriuTsError('EUNSUPPORTED', `the cpuinfo ${action ?? ''} command is not supported yet`, { command });
@@ -126,6 +127,7 @@ async function runRestore(o: CliOptions): Promise<number> {
     throw new CriuTsError('EUSAGE', `pidfile ${o.pidfile} already exists`, { path: o.pidfile });
   }
   const opts: RestoreOptions = { ...common(o) };
+  if (o.skipChecksums) opts.skipChecksums = true;
   if (o.restoreSibling) {
     // The tree is forked from a helper of ours, not from us: it reaches our caller only by reparenting.
     log.warn('--restore-sibling: the restored root becomes a child of the caller only if the caller is a child subreaper');
@@ -183,7 +185,8 @@ export function formatRestoreStats(s: RestoreStats): string[] {
 /** A plain decimal pid, no newline, mode 0600, never over an existing file (CRIU's write_pidfile). */
 export function writePidfile(path: string, pid: number): void {
   try {
-    writeFileSync(path, String(pid), { flag: 'wx', mode: 0o600 });
+    // Complete when it appears, and never over an existing name (a planted link included).
+    createFileExclusive(path, Buffer.from(String(pid)), 0o600);
   } catch (e) {
     throw new CriuTsError('EUSAGE', `cannot write pidfile ${path}: ${(e as Error).message}`, { path }, e);
   }

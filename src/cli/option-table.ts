@@ -32,6 +32,8 @@ export const OPTIONS: readonly OptionSpec[] = [
   { long: 'leave-running', short: 'R', arg: 'none', support: Y },
   { long: 'restore-detached', short: 'd', arg: 'none', negatable: true, support: Y },
   { long: 'restore-sibling', short: 'S', arg: 'none', negatable: true, support: Y },
+  // criu-ts only: restore even when files differ from criu-ts-checksums
+  { long: 'skip-checksums', arg: 'none', support: Y },
   { long: 'daemon', arg: 'none', negatable: true, support: Y },
   { long: 'images-dir', short: 'D', arg: 'required', support: Y },
   { long: 'work-dir', short: 'W', arg: 'required', support: Y },
@@ -101,6 +103,9 @@ export const OPTIONS: readonly OptionSpec[] = [
   { long: 'ps-socket', arg: 'required', support: U },
   // page server / service connection (only meaningful for commands we refuse anyway)
   { long: 'address', arg: 'required', support: Y },
+  // criu-ts only: who may connect to the service socket (default 0600: root only)
+  { long: 'socket-mode', arg: 'required', support: Y },
+  { long: 'socket-group', arg: 'required', support: Y },
   { long: 'port', arg: 'required', support: I },
   { long: 'status-fd', arg: 'required', support: I },
   { long: 'tls', arg: 'none', negatable: true, support: I },

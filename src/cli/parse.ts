@@ -34,6 +34,8 @@ export interface CliOptions {
   finalState: FinalState;
   restoreDetached: boolean;
   restoreSibling: boolean;
+  /** --skip-checksums: do not check the dump's files against criu-ts-checksums */
+  skipChecksums: boolean;
   shellJob: boolean;
   extUnixSk: boolean;
   linkRemap: boolean;
@@ -50,6 +52,10 @@ export interface CliOptions {
   feature?: string;
   /** --address: the service's socket path */
   address?: string;
+  /** --socket-mode: the service socket's permission bits (octal) */
+  socketMode?: number;
+  /** --socket-group: the service socket's group (name or number) */
+  socketGroup?: string;
   checkExtra: boolean;
   checkExperimental: boolean;
   /** --close FD, in order */
@@ -124,6 +130,7 @@ function defaults(): CliOptions {
     finalState: 'dead',
     restoreDetached: false,
     restoreSibling: false,
+    skipChecksums: false,
     shellJob: false,
     extUnixSk: false,
     linkRemap: false,
@@ -220,6 +227,7 @@ function apply(hit: Hit, raw: Raw): 'version' | undefined {
     case 'leave-running': o.finalState = 'running'; break;
     case 'restore-detached': case 'daemon': o.restoreDetached = on; break;
     case 'restore-sibling': o.restoreSibling = on; break;
+    case 'skip-checksums': o.skipChecksums = on; break;
     case 'images-dir': raw.imagesDir = nonEmpty(shown, value); break;
     case 'work-dir': raw.workDir = nonEmpty(shown, value); break;
     case 'log-file': raw.logFile = nonEmpty(shown, value); break;
@@ -250,6 +258,11 @@ function apply(hit: Hit, raw: Raw): 'version' | undefined {
       break;
     case 'feature': o.feature = nonEmpty(shown, value); break;
     case 'address': o.address = nonEmpty(shown, value); break;
+    case 'socket-mode':
+      if (value === undefined || !/^0?[0-7]{3}$/.test(value)) throw badArg(shown, value);
+      o.socketMode = parseInt(value, 8);
+      break;
+    case 'socket-group': o.socketGroup = nonEmpty(shown, value); break;
     case 'extra': o.checkExtra = on; break;
     case 'experimental': o.checkExperimental = on; break;
     case 'all': o.checkExtra = true; o.checkExperimental = true; break;

@@ -50,6 +50,9 @@ Dump/Restore options:
                         CRTOOLS_SCRIPT_ACTION, CRTOOLS_IMAGE_DIR, CRTOOLS_INIT_PID)
      --exec-cmd         on restore, run the command given after "--" once the
                         tree runs, and exit with its status
+     --skip-checksums   restore even if a file differs from the dump's checksums
+     --socket-mode MODE service: socket permissions, octal (default 0600: root only)
+     --socket-group G   service: socket group, to share it with a group on purpose
 
 Accepted and ignored (with a warning): --manage-cgroups, --cgroup-*,
   --evasive-devices, --skip-in-flight, --tcp-close, --auto-dedup, --weak-sysctls,

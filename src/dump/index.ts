@@ -14,10 +14,14 @@ import { logger } from '../log.js';
 import { parseStat, parseStatus, readComm, readCwd, readRoot, readExe, readAuxv, readNsIds } from '../proc/index.js';
 import { NS_KINDS, NS_ID_FIELD } from '../images/index.js';
 import { refuseForeignNamespaces } from './namespaces.js';
-import { kcmp, KCMP, NR, PR } from '../sys/index.js';
+import { ACCESS, dirAccessibleBy, kcmp, KCMP, NR, PR } from '../sys/index.js';
 import type { DumpTreeOptions, DumpResult, DumpStats } from './options.js';
 import type { DumpActionPoint } from '../action-points.js';
+import type { CallerCreds } from '../api/options.js';
 import { DumpSession } from './context.js';
+import { checkTraceable } from './authorize.js';
+import { walkTree } from '../proc/children.js';
+import { CHECKSUMS_IMAGE, beginChecksums, checksumEntries, endChecksums } from '../images/index.js';
 import { seizeTree, releaseTree, type TaskNode } from './tree.js';
 import { dumpGpRegs, dumpFpRegs } from './regs.js';
 import { dumpTaskCore, dumpThreadCore, dumpTidAddress } from './task-state.js';
@@ -45,12 +49,16 @@ function checkTarget(pid: number): void {
   if (pid === process.pid) throw new CriuTsError('EUSAGE', 'cannot dump criu-ts itself', { pid });
 }
 
-function checkImagesDir(dir: string): void {
+function checkImagesDir(dir: string, caller: CallerCreds | undefined): void {
   try {
-    if (!existsSync(dir)) mkdirSync(dir, { recursive: true, mode: 0o700 });
+    if (caller !== undefined) {
+      // An unprivileged caller's images go only where it could write them itself.
+      if (!dirAccessibleBy(caller, dir, ACCESS.W_OK | ACCESS.X_OK)) throw new Error(`uid ${caller.uid} may not write there`);
+    } else if (!existsSync(dir)) mkdirSync(dir, { recursive: true, mode: 0o700 });
     if (!statSync(dir).isDirectory()) throw new Error('not a directory');
     accessSync(dir, constants.W_OK);
   } catch (e) {
+    if (caller !== undefined) throw new CriuTsError('EPERM', `cannot write images to ${dir}: ${(e as Error).message}`, { dir, errno: 1 }, e);
     throw new CriuTsError('EUSAGE', `cannot write images to ${dir}: ${(e as Error).message}`, { dir }, e);
   }
 }
@@ -120,10 +128,25 @@ class NsIds {
   }
 }
 
+/**
+ * Dump the tree; every file written into the images dir meanwhile is
+ * hashed as it is written, and the digests end the dump as
+ * criu-ts-checksums (docs/security.md).
+ */
 export async function dumpTree(opts: DumpTreeOptions): Promise<DumpResult> {
+  beginChecksums(opts.dir);
+  try {
+    return await dumpTreeHashed(opts);
+  } finally {
+    const c = endChecksums(opts.dir);
+    if (c !== undefined) log.info(`checksums: ${c.files.size} files, ${(Number(c.bytes) / 2 ** 20).toFixed(1)} MiB hashed in ${(Number(c.hashNs) / 1e6).toFixed(1)} ms`);
+  }
+}
+
+async function dumpTreeHashed(opts: DumpTreeOptions): Promise<DumpResult> {
   const { pid, dir } = opts;
   checkTarget(pid);
-  checkImagesDir(dir);
+  checkImagesDir(dir, opts.asCaller);
   const progress = makeProgress('dump', opts.progress);
   const t0 = process.hrtime.bigint();
   // CRIU's action-script points (RPC notify_scripts) at their moments.
@@ -132,6 +155,8 @@ export async function dumpTree(opts: DumpTreeOptions): Promise<DumpResult> {
   };
   // A task in namespaces of its own is refused before it is even seized.
   refuseForeignNamespaces(pid);
+  // For an unprivileged caller: every task it could not ptrace itself is refused before anything is seized.
+  checkTraceable(walkTree(pid), opts.asCaller);
   await notify('pre-dump');
   // The parent link and record are checked before anything is stopped.
   const inc = new IncrementalMemory({ dir, prevDir: opts.prevDir, keepTracking: opts.trackMem && opts.after === 'resume' });
@@ -144,6 +169,8 @@ export async function dumpTree(opts: DumpTreeOptions): Promise<DumpResult> {
     pagesScanned: 0, pagesSkippedParent: 0, pagesWritten: 0, pagesZero: 0,
   };
   try {
+    // And again once seized: credentials cannot change any more, and the tree is the one we hold.
+    checkTraceable(tree.tasks.map((t) => t.pid), opts.asCaller);
     await notify('network-lock');
     networkLocked = true;
     for (const node of tree.tasks) if (!node.zombie) refuseForeignNamespaces(node.pid);
@@ -226,6 +253,8 @@ export async function dumpTree(opts: DumpTreeOptions): Promise<DumpResult> {
     stats.frozenTimeUs = usToNow(t0);
     ctx.writeImage('stats-dump', 'STATS', [statsEntry(stats, ctx.sharedPages)]);
     inc.finish();
+    // Last: the size and SHA-256 of every file above, for the restore to check.
+    ctx.writeImage(CHECKSUMS_IMAGE, 'CRIU_TS_CHECKSUMS', checksumEntries(dir));
     // A refused post-dump keeps the tree alive, as CRIU does.
     await notify('post-dump');
   } catch (err) {

@@ -5,6 +5,7 @@
  */
 import type { ActionNotify, DumpActionPoint } from '../action-points.js';
 import type { DumpKindOptions } from '../kinds/index.js';
+import type { CallerCreds } from '../api/options.js';
 
 export interface DumpTreeOptions {
   /** root of the tree */
@@ -27,6 +28,8 @@ export interface DumpTreeOptions {
   progress: boolean;
   /** action-script points (pre-dump, network-lock, post-dump, network-unlock) as they are reached; a rejection aborts the dump */
   notify: ActionNotify<DumpActionPoint>;
+  /** an unprivileged caller this dump acts for (src/dump/authorize.ts), or undefined for root's own dump */
+  asCaller: CallerCreds | undefined;
 }
 
 export interface DumpStats {

@@ -4,6 +4,7 @@
  */
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { replaceFile } from '../sys/safe-fs.js';
+import { noteWritten } from './checksums.js';
 import { CriuTsError } from '../errors.js';
 import { decodeImage, encodeImage } from './image.js';
 import type { DecodedImage } from './image.js';
@@ -62,6 +63,7 @@ export function writeImage(
  */
 export function writeFileAtomic(path: string, data: Buffer): void {
   replaceFile(path, data, 0o600);
+  noteWritten(path, data);
 }
 
 /** Reads a file through a fixed-size window; only ever allocates what a checked length asks for. */

@@ -397,6 +397,13 @@ export interface CriuRestoreResp {
   pid: number; // 1 int32
 }
 
+/** message `criu_ts_checksum_entry` */
+export interface CriuTsChecksumEntry {
+  name: string; // 1 string
+  size: bigint; // 2 uint64
+  sha256: Buffer; // 3 bytes
+}
+
 /** message `criu_version` */
 export interface CriuVersion {
   major_number: number; // 1 int32
@@ -1939,6 +1946,7 @@ export interface MessageTypes {
   criu_req: CriuReq;
   criu_resp: CriuResp;
   criu_restore_resp: CriuRestoreResp;
+  criu_ts_checksum_entry: CriuTsChecksumEntry;
   criu_version: CriuVersion;
   criu_veth_pair: CriuVethPair;
   dump_stats_entry: DumpStatsEntry;

@@ -130,6 +130,8 @@ export const IMAGE_KINDS: readonly ImageKind[] = [
   k('APPARMOR', 0x59423047, 'apparmor.img', 'apparmor_entry'),
   k('STATS', 0x57093306, 'stats-%s', 'stats_entry', { header: 'service' }),
   k('IRMAP_CACHE', 0x57004059, 'irmap-cache', 'irmap_cache_entry', { header: 'service' }),
+  // criu-ts only (CRIU never reads it): size and SHA-256 of every file of the dump.
+  k('CRIU_TS_CHECKSUMS', 0x43545343, 'criu-ts-checksums', 'criu_ts_checksum_entry'),
   raw('PAGES', 'pages-%u.img'),
   raw('PAGES_OLD', 'pages-shmem-%ld.img'),
   raw('IFADDR', 'ifaddr-%u.img'),

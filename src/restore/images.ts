@@ -4,10 +4,10 @@
  */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { readImage } from '../images/index.js';
+import { CHECKSUMS_IMAGE, readImage, verifyChecksums } from '../images/index.js';
 import { CriuTsError } from '../errors.js';
 import type {
-  CoreEntry, SeccompEntry, PstreeEntry, InventoryEntry, TaskKobjIdsEntry, MmEntry, PagemapEntry, FsEntry, FdinfoEntry, FileEntry,
+  CoreEntry, CriuTsChecksumEntry, SeccompEntry, PstreeEntry, InventoryEntry, TaskKobjIdsEntry, MmEntry, PagemapEntry, FsEntry, FdinfoEntry, FileEntry,
 } from '../images/messages.js';
 
 export interface TaskImages {
@@ -45,6 +45,13 @@ function one<T>(dir: string, name: string): T {
   const e = load<T>(dir, name)[0];
   if (e === undefined) throw new CriuTsError('EIMAGE', `${join(dir, name)}: empty image`, { file: join(dir, name) });
   return e;
+}
+
+/** criu-ts-checksums, when the dump has one (CRIU's dumps and older criu-ts dumps do not): every file listed must match. */
+export function checkDumpChecksums(dir: string): void {
+  const path = join(dir, CHECKSUMS_IMAGE);
+  if (!existsSync(path)) return;
+  verifyChecksums(dir, readImage(path).entries as unknown as CriuTsChecksumEntry[]);
 }
 
 export function loadDump(dir: string): DumpImages {

@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { closeSync, readFileSync } from 'node:fs';
 import { CriuTsError } from '../errors.js';
 import { logger } from '../log.js';
-import { NR, PR, waitPid, __WALL, pidExists, ptraceDetach, ptraceDetachQuiet, ptraceSetSigmask, createExclusive, writeAll } from '../sys/index.js';
+import { NR, PR, waitPid, __WALL, pidExists, ptraceDetach, ptraceDetachQuiet, ptraceSetSigmask, createFileExclusive } from '../sys/index.js';
 import type { RestoreTreeOptions, RestoreResult, RestoreStats } from './options.js';
 import type { RestoreActionPoint } from '../action-points.js';
 import type { StatsEntry } from '../images/messages.js';
@@ -22,6 +22,9 @@ import { restoreSession, type RestoreSession } from './context.js';
 import { loadDump, type DumpImages } from './images.js';
 import { refuseForeignNamespaceIds } from './namespaces.js';
 import { materializeRemaps, removeGhosts, removeRemapFds } from '../kinds/index.js';
+import { checkImagesFor, pinFilesFor } from './authorize.js';
+import { checkDumpChecksums } from './images.js';
+import { checkConsistency } from './consistency.js';
 import { startStub, disposeStub, type Stub } from './stub.js';
 import { planTree, TASK_STOPPED, type RestoreNode } from './plan.js';
 import { createTree, retireHelpers } from './create.js';
@@ -38,12 +41,20 @@ const SIGCHLD = 17;
 
 export async function restoreTree(opts: RestoreTreeOptions): Promise<RestoreResult> {
   const dir = opts.dir;
+  // Every file the dump wrote, as it wrote it, before a single image is believed.
+  if (!opts.skipChecksums) checkDumpChecksums(dir);
   const img = loadDump(dir);
+  // The images agree with each other (threads, fds, pages), or nothing is created.
+  checkConsistency(img);
   for (const t of img.tasks) refuseForeignNamespaceIds(t.pstree.pid, t.ids, img.inventory.root_ids);
+  // For an unprivileged caller: images that ask for more than it has are refused before anything exists.
+  checkImagesFor(img, opts.asCaller);
   const session = restoreSession(img, opts.kinds);
   const remaps = materializeRemaps(session.ctx);
   let ok = false;
+  let pinned: number[] = [];
   try {
+    pinned = pinFilesFor(img, opts.asCaller);
     const r = await restoreLoaded(opts, dir, img, session);
     ok = true;
     return r;
@@ -51,6 +62,7 @@ export async function restoreTree(opts: RestoreTreeOptions): Promise<RestoreResu
     // The restored tasks hold them open or mapped; their names must go again.
     removeGhosts(remaps.ghosts);
     removeRemapFds(remaps);
+    for (const fd of pinned) closeSync(fd);
     // The dump's temporary links too, but only once they served: a failed restore may be tried again.
     if (ok) removeGhosts(remaps.links);
   }
@@ -138,12 +150,7 @@ async function restoreLoaded(opts: RestoreTreeOptions, dir: string, img: DumpIma
   const root = plan.root.pid;
   if (opts.pidfile !== undefined) {
     // CRIU's write_pidfile: O_EXCL, so a name planted in a user's directory is never written through.
-    const fd = createExclusive(opts.pidfile, 0o600);
-    try {
-      writeAll(fd, Buffer.from(String(root)));
-    } finally {
-      closeSync(fd);
-    }
+    createFileExclusive(opts.pidfile, Buffer.from(String(root)), 0o600);
   }
   const pids = plan.nodes.filter((n) => !n.helper).map((n) => n.pid);
   const stats = { forkingTimeUs, restoreTimeUs: Number((process.hrtime.bigint() - t0) / 1000n), pagesRestored };

@@ -4,6 +4,7 @@
  */
 import type { ActionNotify, RestoreActionPoint } from '../action-points.js';
 import type { RestoreKindOptions } from '../kinds/index.js';
+import type { CallerCreds } from '../api/options.js';
 
 export interface RestoreTreeOptions {
   /** absolute images dir */
@@ -17,6 +18,10 @@ export interface RestoreTreeOptions {
   /** show progress on a terminal */
   progress: boolean;
   notify: ActionNotify<RestoreActionPoint>;
+  /** do not check the dump's files against criu-ts-checksums */
+  skipChecksums: boolean;
+  /** an unprivileged caller this restore acts for (src/restore/authorize.ts), or undefined for root's own restore */
+  asCaller: CallerCreds | undefined;
 }
 
 export interface RestoreStats {

@@ -12,7 +12,8 @@ import { version as packageVersion } from '../cli/main.js';
 import { CriuTsError, describeError, rpcErrnoOf } from '../errors.js';
 import type { CriuFeatures, CriuReq, CriuReqType, CriuResp } from '../images/messages.js';
 import { logLevel, logger, resetLogClock, setLogFile, setLogLevel } from '../log.js';
-import { POLLHUP, WNOHANG, pollFd, waitPid } from '../sys/index.js';
+import { ACCESS, POLLHUP, WNOHANG, dirAccessibleBy, pollFd, waitPid } from '../sys/index.js';
+import type { CallerCreds } from '../api/options.js';
 import {
   DUMP_SCRIPTS_AFTER, DUMP_SCRIPTS_BEFORE, Notifier, RESTORE_SCRIPTS_AFTER, RESTORE_SCRIPTS_BEFORE,
 } from './notify.js';
@@ -50,6 +51,7 @@ function failure(type: CriuReqType | number, e: unknown, extra: Partial<CriuResp
 /** Resolve directories and logging for one request, run it, then put the log back. */
 async function withRequestLog<T>(conn: RpcConnection, o: EffectiveOpts, op: Operation, fn: (dirs: RequestDirs) => Promise<T>): Promise<T> {
   const dirs = resolveDirs(o, op, conn.peer().pid);
+  checkDirsFor(conn.caller().creds, dirs, op);
   const savedLevel = logLevel();
   setLogLevel(o.log_level);
   resetLogClock();
@@ -72,6 +74,25 @@ async function withRequestLog<T>(conn: RpcConnection, o: EffectiveOpts, op: Oper
   }
 }
 
+/**
+ * An unprivileged caller's directories must be ones it could use itself:
+ * the images dir writable for a dump and readable for a restore, the work
+ * dir (log file) writable. Asked of the kernel with the caller's fs ids.
+ */
+function checkDirsFor(creds: CallerCreds | undefined, dirs: RequestDirs, op: Operation): void {
+  if (creds === undefined) return;
+  const want: [string | undefined, number, string][] = [
+    [dirs.imagesDir, op === 'restore' ? ACCESS.R_OK | ACCESS.X_OK : ACCESS.W_OK | ACCESS.X_OK, 'images directory'],
+    [dirs.logFile === undefined ? undefined : dirs.workDir, ACCESS.W_OK | ACCESS.X_OK, 'work directory'],
+  ];
+  for (const [dir, mode, what] of want) {
+    if (dir !== undefined && !dirAccessibleBy(creds, dir, mode)) {
+      const how = (mode & ACCESS.W_OK) !== 0 ? 'write to' : 'read';
+      throw new CriuTsError('EPERM', `uid ${creds.uid} may not ${how} the ${what} ${dir}`, { dir, uid: creds.uid, errno: 1 });
+    }
+  }
+}
+
 async function handleDump(conn: RpcConnection, req: CriuReq): Promise<void> {
   const o = withDefaults(req.opts);
   // CRIU decides "self dump" on the request as sent, before the client's pid fills in.
@@ -82,6 +103,8 @@ async function handleDump(conn: RpcConnection, req: CriuReq): Promise<void> {
     await withRequestLog(conn, o, 'dump', async (dirs) => {
       checkSupported(o, 'dump', conn.mode);
       const opts = dumpOptionsFrom(o, dirs, conn.peer().pid);
+      const creds = conn.caller().creds;
+      if (creds !== undefined) opts.asCaller = creds;
       if (!existsSync(`/proc/${opts.pid}`)) throw new CriuTsError('ENOTASK', `no process with pid ${opts.pid}`, { pid: opts.pid });
       opts.notify = notifier.callback();
       await notifier.catchUp(DUMP_SCRIPTS_BEFORE);
@@ -136,6 +159,8 @@ async function handleRestore(conn: RpcConnection, req: CriuReq): Promise<void> {
       checkSupported(o, 'restore', conn.mode);
       const notifier = new Notifier(conn, o.notify_scripts === true);
       const opts = restoreOptionsFrom(o, dirs);
+      const creds = conn.caller().creds;
+      if (creds !== undefined) opts.asCaller = creds;
       opts.notify = notifier.callback();
       await notifier.catchUp(RESTORE_SCRIPTS_BEFORE);
       const { restore } = await import('../api/restore.js');

@@ -12,7 +12,7 @@
  * request cannot take the service down.
  */
 import { spawn } from 'node:child_process';
-import { chmodSync, unlinkSync } from 'node:fs';
+import { chmodSync, lchownSync, readFileSync, unlinkSync } from 'node:fs';
 import { CriuTsError, describeError } from '../errors.js';
 import { logLevel, logger, setLogLevel } from '../log.js';
 import {
@@ -88,19 +88,43 @@ export interface ServiceOptions {
   daemon: boolean;
   /** absolute path of the pidfile, if any */
   pidfile?: string;
+  /** --socket-mode: permission bits of the socket (default 0600: only root may connect) */
+  socketMode?: number | undefined;
+  /** --socket-group: group of the socket, a name or a number (with a mode like 0660, for deliberate sharing) */
+  socketGroup?: string | undefined;
 }
 
-function listenOn(address: string): number {
+/** Root only, unlike CRIU's 0666: unprivileged callers are served only when the socket is shared on purpose. */
+export const DEFAULT_SOCKET_MODE = 0o600;
+
+function groupId(group: string): number {
+  if (/^\d+$/.test(group)) return Number(group);
+  for (const line of readFileSync('/etc/group', 'utf8').split('\n')) {
+    const [name, , gid] = line.split(':');
+    if (name === group && gid !== undefined) return Number(gid);
+  }
+  throw new CriuTsError('EUSAGE', `--socket-group: no group named ${group}`, { group });
+}
+
+function listenOn(address: string, mode: number, group: string | undefined): number {
+  const gid = group === undefined ? undefined : groupId(group);
   const fd = seqpacketSocket();
   try {
-    // CRIU removes a stale socket file before binding, and lets anyone connect.
+    // CRIU removes a stale socket file before binding (unlink never follows a link).
     try {
       unlinkSync(address);
     } catch {
       // nothing there
     }
-    bindUnix(fd, address);
-    chmodSync(address, 0o666);
+    // Born 0700 (umask), then opened up only as asked; nobody can connect in between.
+    const oldUmask = process.umask(0o077);
+    try {
+      bindUnix(fd, address);
+    } finally {
+      process.umask(oldUmask);
+    }
+    if (gid !== undefined) lchownSync(address, -1, gid);
+    chmodSync(address, mode);
     listen(fd, SERVICE_BACKLOG);
   } catch (e) {
     closeQuiet(fd);
@@ -148,7 +172,7 @@ export async function runService(o: ServiceOptions): Promise<number> {
     fcntl(listenFd, F_SETFD, FD_CLOEXEC);
   } else {
     const address = o.address ?? DEFAULT_SERVICE_ADDRESS;
-    listenFd = listenOn(address);
+    listenFd = listenOn(address, o.socketMode ?? DEFAULT_SOCKET_MODE, o.socketGroup);
     if (o.daemon) {
       // daemon(3) by proxy: a detached copy of us inherits the listening socket; we leave once it exists.
       const child = spawn(process.execPath, selfArgs(process.argv.slice(2)), {

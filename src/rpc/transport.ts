@@ -13,6 +13,8 @@ import {
   POLLERR, POLLHUP, POLLIN, POLLNVAL, closeQuiet, peerCred, pollFd, recvPacket, sendPacket,
 } from '../sys/index.js';
 import type { PeerCred } from '../sys/index.js';
+import { identifyCaller } from './caller.js';
+import type { Caller } from './caller.js';
 
 const log = logger('rpc');
 
@@ -26,6 +28,7 @@ const yieldToLoop = (): Promise<void> => new Promise((r) => setImmediate(r));
 
 export class RpcConnection {
   private cred: PeerCred | undefined;
+  private who: Caller | undefined;
   private closed = false;
 
   constructor(readonly fd: number, readonly mode: RpcMode) {}
@@ -34,6 +37,12 @@ export class RpcConnection {
   peer(): PeerCred {
     this.cred ??= peerCred(this.fd);
     return this.cred;
+  }
+
+  /** Who connected, and with which rights (rpc/caller.ts); asked once per connection. */
+  caller(): Caller {
+    this.who ??= identifyCaller(this.fd, this.peer());
+    return this.who;
   }
 
   /**

@@ -91,6 +91,11 @@ export function openPathNoFollow(path: string): number {
   return openat2(AT_FDCWD, path, O.PATH | O.NOFOLLOW | O.CLOEXEC, 0, 0);
 }
 
+/** An O_PATH fd on what `path` names (links followed), resolved with the current fs credentials. */
+export function openPathAs(path: string): number {
+  return openat2(AT_FDCWD, path, O.PATH | O.CLOEXEC, 0, 0);
+}
+
 /** A single path component: no '/', not '.' or '..' (RESOLVE_BENEATH would refuse those too; say why earlier). */
 function checkName(name: string): void {
   if (name === '' || name === '.' || name === '..' || name.includes('/')) {
@@ -195,6 +200,40 @@ export function writeAll(fd: number, data: Buffer): void {
   while (off < data.length) off += writeSync(fd, data, off, data.length - off);
 }
 
+const NR_RENAMEAT2 = 316;
+const RENAME_NOREPLACE = 1;
+
+/**
+ * Create `path` with `data`, complete or not at all, and only if nothing
+ * has that name (CRIU's O_EXCL pidfiles, without a moment where a reader
+ * sees the file empty): written under a private name, then
+ * renameat2(RENAME_NOREPLACE), which fails with EEXIST instead of
+ * replacing anything (a planted link included).
+ */
+export function createFileExclusive(path: string, data: Buffer, mode = 0o600): void {
+  const name = basename(path);
+  checkName(name);
+  const dirfd = openDir(dirname(path));
+  const tmp = tempNameFor(name);
+  try {
+    const fd = createAt(dirfd, tmp, mode);
+    try {
+      writeAll(fd, data);
+    } finally {
+      sysTry(NR.close, fd);
+    }
+    const a = cstr(tmp);
+    const b = cstr(name);
+    const r = sysTry(NR_RENAMEAT2, dirfd, addr(a), dirfd, addr(b), RENAME_NOREPLACE);
+    if (r < 0) {
+      unlinkat(dirfd, tmp);
+      throw new SyscallError('renameat2', -r, undefined, path);
+    }
+  } finally {
+    sysTry(NR.close, dirfd);
+  }
+}
+
 /** Replace the file at `path` with `data` atomically (see ReplacingFile). */
 export function replaceFile(path: string, data: Buffer, mode = 0o600): void {
   const f = new ReplacingFile(path, mode);
@@ -216,4 +255,63 @@ export function utimensFollow(path: string, atime: [bigint, bigint], mtime: [big
   ts.writeBigInt64LE(mtime[0], 16);
   ts.writeBigInt64LE(mtime[1], 24);
   sys('utimensat', NR.utimensat, undefined, AT_FDCWD, addr(p), addr(ts), 0);
+}
+
+const NR_FACCESSAT2 = 439;
+const AT_EACCESS = 0x200;
+const AT_EMPTY_PATH = 0x1000;
+export const ACCESS = { R_OK: 4, W_OK: 2, X_OK: 1 } as const;
+
+/** faccessat2(fd, "", mode, AT_EACCESS|AT_EMPTY_PATH): may the current fs credentials use `fd` so? */
+export function fdAccessible(fd: number, mode: number): boolean {
+  const p = cstr('');
+  return sysTry(NR_FACCESSAT2, fd, addr(p), mode, AT_EACCESS | AT_EMPTY_PATH) === 0;
+}
+
+export interface FsCreds {
+  uid: number;
+  gid: number;
+  groups: readonly number[];
+}
+
+/**
+ * Run `fn` with the calling thread's filesystem credentials set to `c`
+ * (setfsuid/setfsgid/setgroups as raw syscalls act on this thread only;
+ * Node's synchronous fs calls run on it). A non-zero fsuid drops the
+ * filesystem capabilities (CAP_DAC_OVERRIDE, CAP_FOWNER...) for the
+ * duration, so the kernel checks permissions exactly as for that user.
+ * Everything is put back afterwards, whatever `fn` does.
+ */
+export function withFsCreds<T>(c: FsCreds, fn: () => T): T {
+  const saved = Buffer.alloc(4 * 65536);
+  const nSaved = sys('getgroups', NR.getgroups, undefined, 65536, addr(saved));
+  const groups = Buffer.alloc(4 * Math.max(1, c.groups.length));
+  c.groups.forEach((g, i) => groups.writeUInt32LE(g, i * 4));
+  const oldGid = sysTry(NR.setfsgid, c.gid);
+  sys('setgroups', NR.setgroups, undefined, c.groups.length, addr(groups));
+  const oldUid = sysTry(NR.setfsuid, c.uid);
+  try {
+    return fn();
+  } finally {
+    sysTry(NR.setfsuid, oldUid);
+    sysTry(NR.setgroups, nSaved, addr(saved));
+    sysTry(NR.setfsgid, oldGid);
+  }
+}
+
+/** Could user `c` reach directory `path` and use it with `mode` (ACCESS bits)? Asked of the kernel with c's fs credentials. */
+export function dirAccessibleBy(c: FsCreds, path: string, mode: number): boolean {
+  return withFsCreds(c, () => {
+    let fd: number;
+    try {
+      fd = openDir(path);
+    } catch {
+      return false;
+    }
+    try {
+      return fdAccessible(fd, mode);
+    } finally {
+      sysTry(NR.close, fd);
+    }
+  });
 }

@@ -164,3 +164,18 @@ export function sendPacket(fd: number, data: Buffer, fds: readonly number[] = []
   const n = sys('sendmsg', NR.sendmsg, undefined, fd, addr(msg), MSG_NOSIGNAL);
   if (n !== data.length) throw new SyscallError('sendmsg', 90 /* EMSGSIZE */, undefined, `sent ${n} of ${data.length} bytes`);
 }
+
+const SO_PEERPIDFD = 77;
+
+/**
+ * SO_PEERPIDFD (Linux 6.5): a pidfd for the process that connected, taken
+ * by the kernel at connect time, so it names that process even if its pid
+ * is reused later. Undefined where the kernel lacks it.
+ */
+export function peerPidfd(fd: number): number | undefined {
+  const out = Buffer.alloc(4);
+  const len = Buffer.alloc(4);
+  len.writeUInt32LE(4, 0);
+  const r = sysTry(NR.getsockopt, fd, SOL_SOCKET, SO_PEERPIDFD, addr(out), addr(len));
+  return r < 0 ? undefined : out.readInt32LE(0);
+}

@@ -6,7 +6,7 @@
  */
 import { execFileSync, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, renameSync, rmSync, statSync } from 'node:fs';
+import { chownSync, closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, renameSync, rmSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -95,6 +95,9 @@ export interface StartOptions extends BuildOptions {
   readyTimeoutMs?: number;
   /** Use this work dir instead of a fresh /tmp/criu-ts-test-XXXXXX. */
   workDir?: string;
+  /** Run as this user and group (the work dir is given to them). */
+  uid?: number;
+  gid?: number;
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -133,8 +136,13 @@ export async function startSubject(name: string, args: string[] = [], opts: Star
   const outFile = join(workDir, `${name}.out`);
   const logFile = join(workDir, `${name}.log`);
   const logFd = openSync(logFile, 'a');
+  const ids = opts.uid === undefined ? {} : { uid: opts.uid, gid: opts.gid ?? opts.uid };
+  if (ids.uid !== undefined) {
+    chownSync(workDir, ids.uid, ids.gid);
+    chownSync(logFile, ids.uid, ids.gid);
+  }
   let exited: string | undefined;
-  const child = spawn(exe, ['--out', outFile, ...args], { cwd: workDir, detached: true, stdio: ['ignore', logFd, logFd] });
+  const child = spawn(exe, ['--out', outFile, ...args], { cwd: workDir, detached: true, stdio: ['ignore', logFd, logFd], ...ids });
   closeSync(logFd);
   // 'exit' reaps the original child; after a restore the process lives on elsewhere.
   child.on('exit', (code, sig) => { exited = `exited with ${sig ?? code}`; });

@@ -128,6 +128,8 @@ def main():
 
     c = pycriu.criu()
     c.use_binary(args.binary)
+    if args.address is not None and args.command in ("dump", "restore"):
+        c.use_sk(args.address)  # a criu(-ts) service instead of swrk
     if args.command == "check":
         c.check()
         out({"success": True})

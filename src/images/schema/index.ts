@@ -63,3 +63,4 @@ import './apparmor.js';
 import './pidfd.js';
 import './img-streamer.js';
 export * from './types.js';
+import './checksums.js';

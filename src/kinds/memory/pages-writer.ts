@@ -9,6 +9,7 @@ import { writeSync, fsyncSync } from 'node:fs';
 import { join } from 'node:path';
 import { processVmReadv, ProcMem, PAGE_SIZE, ReplacingFile, type RemoteRange } from '../../sys/index.js';
 import type { PagemapEntry } from '../../images/messages.js';
+import { FileHasher } from '../../images/index.js';
 
 export const PE_PARENT = 1;
 export const PE_LAZY = 2;
@@ -28,6 +29,8 @@ export class PagesWriter {
   private fd: number;
   /** Written under a private name, renamed to pages-N.img at close: never through a planted link. */
   private readonly file: ReplacingFile;
+  /** SHA-256 as the bytes go out (criu-ts-checksums): no second read of a big file. */
+  private readonly hasher: FileHasher;
   private readonly buf: Buffer;
   private fill = 0;
   private pending: RemoteRange[] = [];
@@ -45,6 +48,7 @@ export class PagesWriter {
     const want = Math.max(1 << 20, Math.min(BUF_BYTES, sizeHint));
     this.buf = want === BUF_BYTES ? pool.pop() ?? Buffer.allocUnsafe(BUF_BYTES) : Buffer.allocUnsafe(want);
     this.file = new ReplacingFile(join(dir, `pages-${pagesId}.img`), 0o600);
+    this.hasher = new FileHasher(this.file.path);
     this.fd = this.file.fd;
   }
 
@@ -136,6 +140,7 @@ export class PagesWriter {
   private flushWrite(): void {
     let off = 0;
     while (off < this.fill) off += writeSync(this.fd, this.buf, off, this.fill - off);
+    this.hasher.update(this.buf.subarray(0, this.fill));
     this.onBytes?.(this.fill);
     this.fill = 0;
   }
@@ -145,6 +150,7 @@ export class PagesWriter {
     this.flushWrite();
     if (sync) fsyncSync(this.fd);
     this.file.commit();
+    this.hasher.done();
     if (this.buf.length === BUF_BYTES) pool.push(this.buf);
     this.procMem?.close();
     this.procMem = undefined;

@@ -30,6 +30,7 @@ const MREMAP_FIXED = 2;
 const AT_FDCWD = -100;
 const O_RDONLY = 0;
 const O_CLOEXEC = 0o2000000;
+const O_NOFOLLOW = 0o400000;
 const RSEQ_FLAG_UNREGISTER = 1;
 export const SCRATCH_BYTES = 1 << 20;
 const IOV_PER_CALL = 1024;
@@ -292,7 +293,8 @@ function fillPages(
     for (const sg of segs) {
       if (!fds.has(sg.path)) {
         flush();
-        fds.set(sg.path, Number(t.syscall(`open ${sg.path}`, NR.openat, AT_FDCWD, t.putString(sg.path), O_RDONLY | O_CLOEXEC, 0)));
+        // O_NOFOLLOW: the task is still root here; a pages image swapped for a link must not fill it with another file.
+        fds.set(sg.path, Number(t.syscall(`open ${sg.path}`, NR.openat, AT_FDCWD, t.putString(sg.path), O_RDONLY | O_CLOEXEC | O_NOFOLLOW, 0)));
       }
       const last = batch[batch.length - 1];
       if (last && (last.path !== sg.path || last.off + last.len !== sg.off || batch.length === IOV_PER_CALL)) flush();

@@ -1,0 +1,93 @@
+/**
+ * Images checked against each other before anything is created (issue 9):
+ * a dump with a piece missing or out of step must be refused with one line
+ * naming the image and the field, never restored with parts silently left
+ * out (a task with 1 of its 4 threads, a task with no fds, pages shifted).
+ *
+ * - pstree.img: every live task lists its threads; every core-TID.img
+ *   belongs to a task or thread pstree.img names;
+ * - fdinfo-FILESID.img exists for every task (a missing one is an error,
+ *   not "no fds"), and every fd names a file id that files.img has;
+ * - pagemap-*.img: the pages they say are in pages-N.img add up to that
+ *   file's size exactly.
+ */
+import { existsSync, readdirSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { CriuTsError } from '../errors.js';
+import { readImage } from '../images/index.js';
+import type { PagemapEntry } from '../images/messages.js';
+import type { DumpImages } from './images.js';
+
+const PAGE_SIZE = 4096;
+const PE_PARENT = 1;
+const PE_PRESENT = 4;
+
+function bad(file: string, field: string, what: string): never {
+  throw new CriuTsError('EIMAGE', `${file}: ${field}: ${what}`, { file, field });
+}
+
+/** Pages a pagemap says are in its pages file (not in a parent dump). */
+function pagesInFile(entries: readonly PagemapEntry[]): bigint {
+  let n = 0n;
+  for (const e of entries) {
+    const flags = e.flags ?? PE_PRESENT;
+    if ((flags & PE_PARENT) !== 0 || e.in_parent === true || (flags & PE_PRESENT) === 0) continue;
+    n += e.nr_pages ?? BigInt(e.compat_nr_pages);
+  }
+  return n;
+}
+
+export function checkConsistency(img: DumpImages): void {
+  const dir = img.dir;
+  // Threads: pstree names them all, and no core is left over.
+  const tids = new Set<number>();
+  for (const p of img.pstree) {
+    tids.add(p.pid);
+    for (const t of p.threads ?? []) tids.add(t);
+  }
+  for (const t of img.tasks) {
+    const threads = t.pstree.threads ?? [];
+    if (threads.length === 0) bad('pstree.img', `task ${t.pstree.pid} threads`, 'empty (a live task has at least its main thread)');
+    if (!threads.includes(t.pstree.pid)) bad('pstree.img', `task ${t.pstree.pid} threads`, `[${threads.join(', ')}] leave out the main thread ${t.pstree.pid}`);
+  }
+  for (const name of readdirSync(dir)) {
+    const m = /^core-(\d+)\.img$/.exec(name);
+    if (m !== null && !tids.has(Number(m[1]))) bad(name, 'thread', `${m[1]} is in no task's threads in pstree.img`);
+  }
+  // Files: each task's fdinfo exists and names files that exist.
+  for (const t of img.tasks) {
+    const name = `fdinfo-${t.ids.files_id}.img`;
+    if (!existsSync(join(dir, name))) {
+      throw new CriuTsError('ENOIMAGE', `${name}: missing (ids-${t.pstree.pid}.img files_id ${t.ids.files_id})`, { file: name, field: 'files_id' });
+    }
+    for (const fd of t.fds) {
+      if (!img.files.has(fd.id)) bad(name, `fd ${fd.fd} id`, `file ${fd.id} is not in files.img`);
+    }
+  }
+  // Pages: what the pagemaps list is exactly what the pages files hold.
+  const want = new Map<number, { pages: bigint; from: string }>();
+  const add = (pagesId: number, n: bigint, from: string): void => {
+    const w = want.get(pagesId);
+    want.set(pagesId, { pages: (w?.pages ?? 0n) + n, from: w === undefined ? from : `${w.from}, ${from}` });
+  };
+  for (const t of img.tasks) add(t.pagesId, pagesInFile(t.pagemap), `pagemap-${t.pstree.pid}.img`);
+  for (const name of readdirSync(dir)) {
+    if (!/^pagemap-shmem-\d+\.img$/.test(name)) continue;
+    const entries = readImage(join(dir, name)).entries;
+    const head = entries[0] as { pages_id?: number } | undefined;
+    add(head?.pages_id ?? 0, pagesInFile(entries.slice(1) as unknown as PagemapEntry[]), name);
+  }
+  for (const [pagesId, w] of want) {
+    const file = `pages-${pagesId}.img`;
+    let size = 0n;
+    try {
+      size = BigInt(statSync(join(dir, file)).size);
+    } catch {
+      if (w.pages !== 0n) throw new CriuTsError('ENOIMAGE', `${file}: missing (${w.from} list ${w.pages} pages in it)`, { file, field: 'pages_id' });
+      continue;
+    }
+    if (size !== w.pages * BigInt(PAGE_SIZE)) {
+      bad(file, 'size', `${size} bytes, but ${w.from} list ${w.pages} pages (${w.pages * BigInt(PAGE_SIZE)} bytes) in it`);
+    }
+  }
+}
