@@ -359,7 +359,7 @@ function dumpTask(
       thread_info: {
         clear_tid_addr: dumpTidAddress(t),
         gpregs: dumpGpRegs(t),
-        fpregs: dumpFpRegs(t.tid),
+        fpregs: dumpFpRegs(t),
       },
       thread_core: dumpThreadCore(t, pid, status),
     };

@@ -10,6 +10,7 @@ import {
 import type { UserX86RegsEntry, UserX86FpregsEntry } from '../images/messages.js';
 import type { Tracee } from '../infect/tracee.js';
 import { xsaveToFpregs } from '../kinds/xsave.js';
+import { cpuidThroughTracee } from '../infect/cpuid.js';
 import { logger } from '../log.js';
 
 const log = logger('regs');
@@ -55,7 +56,8 @@ export function dumpGpRegs(t: Tracee): UserX86RegsEntry {
   return e;
 }
 
-export function dumpFpRegs(tid: number, who = `thread ${tid}`): UserX86FpregsEntry {
-  const x = ptraceGetRegset(tid, NT_X86_XSTATE, XSAVE_MAX_BYTES);
-  return xsaveToFpregs(x, xstateLayout(), who);
+export function dumpFpRegs(t: Tracee): UserX86FpregsEntry {
+  const x = ptraceGetRegset(t.tid, NT_X86_XSTATE, XSAVE_MAX_BYTES);
+  // Without the cpuid driver, the layout comes from a cpuid run inside this task (once, then cached).
+  return xsaveToFpregs(x, xstateLayout(() => cpuidThroughTracee(t)), `thread ${t.tid}`);
 }

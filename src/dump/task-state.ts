@@ -11,7 +11,7 @@ import { parseStat, parseLimits, parseTimers, readComm, readLoginuid, readOomSco
 import type { ProcStatus } from '../proc/index.js';
 import type { Tracee } from '../infect/tracee.js';
 import { dumpCreds } from '../kinds/creds.js';
-import { dumpMembarrier, dumpThreadSched } from '../kinds/task-attrs.js';
+import { dumpMembarrier, dumpThreadSched, dumpTimerSlack } from '../kinds/task-attrs.js';
 import { CriuTsError } from '../errors.js';
 import type {
   SaEntry, TaskTimersEntry, ItimerEntry, PosixTimerEntry, ThreadCoreEntry, TaskCoreEntry, SiginfoEntry,
@@ -122,6 +122,8 @@ export function dumpThreadCore(t: Tracee, pid: number, status: ProcStatus): Thre
     comm: readComm(pid, tid),
   };
   if (pdeath !== 0) tc.pdeath_sig = pdeath;
+  const slack = dumpTimerSlack(t);
+  if (slack !== undefined) tc.timer_slack_ns = slack;
   const pend = [...t.stashedSignals, ...ptracePeekSiginfo(tid, false)];
   refusePendingTrap(tid, pend);
   if (pend.length > 0) tc.signals_p = { signals: siginfos(pend) };

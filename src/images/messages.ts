@@ -1338,6 +1338,7 @@ export interface ThreadCoreEntry {
   blk_sigset_extended?: bigint; // 14 uint64
   rseq_entry?: RseqEntry; // 15 message rseq_entry
   cg_set?: number; // 16 uint32
+  timer_slack_ns?: bigint; // 1000 uint64
 }
 
 /** message `thread_info_aarch64` */

@@ -14,10 +14,14 @@
  * by the task itself (/proc/self/loginuid), so restore opens and writes it
  * with injected calls.
  *
+ * The timer slack of each thread has no field in CRIU's image; criu-ts
+ * writes it in a field of its own (thread_core_entry 1000, which CRIU skips)
+ * when it is not the kernel's default.
+ *
  * Limits: SCHED_DEADLINE (runtime/deadline/period) is refused at dump.
  */
 import {
-  NR, schedGetScheduler, schedGetPriority, schedSetScheduler, getNice, setNice, SCHED_DEADLINE, isSyscallError,
+  NR, PR, schedGetScheduler, schedGetPriority, schedSetScheduler, getNice, setNice, SCHED_DEADLINE, isSyscallError,
 } from '../sys/index.js';
 import type { ThreadCoreEntry } from '../images/messages.js';
 import type { Tracee } from '../infect/tracee.js';
@@ -100,4 +104,20 @@ export function restoreLoginuid(t: RestoreTaskHandle, loginuid: number | undefin
   } finally {
     t.syscall('close', NR.close, fd);
   }
+}
+
+/** The kernel's default timer slack of a thread (50 us). */
+const DEFAULT_TIMER_SLACK_NS = 50_000n;
+
+/** A thread's timer slack, asked inside it; undefined when it is the default. */
+export function dumpTimerSlack(t: Tracee): bigint | undefined {
+  const ns = BigInt.asUintN(64, t.syscall('prctl(GET_TIMERSLACK)', NR.prctl, PR.GET_TIMERSLACK));
+  return ns === DEFAULT_TIMER_SLACK_NS ? undefined : ns;
+}
+
+/** Set inside the thread; without the field the thread had the default. */
+export function restoreTimerSlack(t: RestoreTaskHandle, ns: bigint | undefined): void {
+  const want = ns ?? DEFAULT_TIMER_SLACK_NS;
+  const now = BigInt.asUintN(64, t.syscall('prctl(GET_TIMERSLACK)', NR.prctl, PR.GET_TIMERSLACK));
+  if (now !== want) t.syscall('prctl(SET_TIMERSLACK)', NR.prctl, PR.SET_TIMERSLACK, want);
 }

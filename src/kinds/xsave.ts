@@ -93,7 +93,7 @@ export function xsaveToFpregs(x: Buffer, layout: XstateLayout | undefined, who: 
     mxcsr_mask: x.readUInt32LE(XSAVE.mxcsrMask),
     st_space: u32s(x, XSAVE.stSpace, 32),
     xmm_space: u32s(x, XSAVE.xmmSpace, 64),
-    padding: u32s(x, XSAVE.padding, 24),
+    // `padding` (the software-reserved bytes 464..511) is left out, as CRIU does: the kernel fills them.
   };
   if (x.length <= XSAVE_LEGACY_AND_HEADER_BYTES) return fp;
   const xcr0 = xcr0Of(x);

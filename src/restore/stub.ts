@@ -10,9 +10,10 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readlinkSync } from 'node:fs';
 import { Tracee } from '../infect/tracee.js';
 import {
-  NR, PTRACE_O, PTRACE_EVENT, waitPid, __WALL, setChildSubreaper, sleepMs, ptraceDetachQuiet,
+  NR, PTRACE_O, PTRACE_EVENT, waitPid, __WALL, setChildSubreaper, sleepMs, ptraceDetachQuiet, xstateLayout,
 } from '../sys/index.js';
 import { CriuTsError } from '../errors.js';
+import { cpuidThroughTracee } from '../infect/cpuid.js';
 import { logger } from '../log.js';
 
 const log = logger('stub');
@@ -56,6 +57,8 @@ export function startStub(): Stub {
   }
   const tracee = Tracee.seize(pid, { options: TRACE_OPTIONS });
   log.debug(`stub ${pid} seized`);
+  // Without the cpuid driver, the XSAVE layout comes from a cpuid run in the stub (its loader has one).
+  xstateLayout(() => cpuidThroughTracee(tracee));
   return { proc, tracee };
 }
 

@@ -11,9 +11,10 @@ import type { TaskCoreEntry, ThreadCoreEntry, UserX86FpregsEntry, ItimerEntry } 
 import type { RestoreTaskHandle } from '../kinds/index.js';
 import { logger } from '../log.js';
 import { parseLimits } from '../proc/index.js';
-import { RemoteSyscallError, SIGTRAP } from '../infect/tracee.js';
+import { RemoteSyscallError, SIGTRAP, type Tracee } from '../infect/tracee.js';
+import { cpuidThroughTracee } from '../infect/cpuid.js';
 import { fpregsToXsave } from '../kinds/xsave.js';
-import { restoreLoginuid, restoreMembarrier, restoreThreadSched } from '../kinds/task-attrs.js';
+import { restoreLoginuid, restoreMembarrier, restoreThreadSched, restoreTimerSlack } from '../kinds/task-attrs.js';
 import { CriuTsError } from '../errors.js';
 
 const log = logger('task');
@@ -118,12 +119,14 @@ export function restoreThreadState(t: RestoreTaskHandle, th: ThreadCoreEntry, cl
     t.syscall('rseq', NR.rseq, r.rseq_abi_pointer, r.rseq_abi_size, 0, r.signature);
   }
   restoreThreadSched(t.tracee.tid, th);
+  restoreTimerSlack(t, th.timer_slack_ns);
 }
 
 /** FPU/SSE/AVX/AVX-512: the kernel's own XSAVE buffer (this CPU's layout) as a template, filled from the image. */
-export function restoreFpu(tid: number, fp: UserX86FpregsEntry): void {
-  const template = ptraceGetRegset(tid, NT_X86_XSTATE, 16384);
-  ptraceSetRegset(tid, NT_X86_XSTATE, fpregsToXsave(template, fp, xstateLayout(), `thread ${tid}`));
+export function restoreFpu(t: Tracee, fp: UserX86FpregsEntry): void {
+  const template = ptraceGetRegset(t.tid, NT_X86_XSTATE, 16384);
+  const layout = xstateLayout(() => cpuidThroughTracee(t));
+  ptraceSetRegset(t.tid, NT_X86_XSTATE, fpregsToXsave(template, fp, layout, `thread ${t.tid}`));
 }
 
 /**

@@ -99,7 +99,7 @@ function restoreThread(h: RestoreTaskHandle, core: CoreEntry, comm: string): voi
   const th: ThreadCoreEntry | undefined = core.thread_core;
   if (th) restoreThreadState(h, th, core.thread_info?.clear_tid_addr ?? 0n, comm);
   const fp = core.thread_info?.fpregs;
-  if (fp) restoreFpu(tid, fp);
+  if (fp) restoreFpu(h.tracee, fp);
 }
 
 /** Credentials, then the last injected call (drop scratch), registers and mask, for every thread. */

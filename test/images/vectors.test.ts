@@ -68,6 +68,19 @@ test('crit-ts decode -o writes no trailing newline; stdout does', { skip }, () =
   }
 });
 
+test('crit-ts decode | crit-ts encode gives back every vector image byte for byte (plain and --pretty)', { skip }, () => {
+  for (const v of vectorImages()) {
+    const buf = readFileSync(v.path);
+    for (const pretty of [[], ['--pretty']]) {
+      const json = spawnSync(process.execPath, [CRIT_TS, 'decode', ...pretty], { input: buf, maxBuffer: 1 << 28 });
+      assert.equal(json.status, 0, `${v.subject}/${v.file}: ${json.stderr.toString()}`);
+      const back = spawnSync(process.execPath, [CRIT_TS, 'encode'], { input: json.stdout, maxBuffer: 1 << 28 });
+      assert.equal(back.status, 0, `${v.subject}/${v.file}: ${back.stderr.toString()}`);
+      assert.ok(back.stdout.equals(buf), `${v.subject}/${v.file} ${pretty.join('')}: ${back.stdout.length} bytes back, ${buf.length} read`);
+    }
+  }
+});
+
 test('crit-ts show and show --nopl equal crit 4.2', { skip }, () => {
   let n = 0;
   for (const v of vectorImages()) {

@@ -14,6 +14,9 @@ import {
   type CpuidFn, type XstateLayout,
 } from '../../src/sys/index.js';
 import { isCriuTsError } from '../../src/errors.js';
+import { Tracee } from '../../src/infect/tracee.js';
+import { cpuidThroughTracee } from '../../src/infect/cpuid.js';
+import { cpuidFromDevice, getGpRegsRaw } from '../../src/sys/index.js';
 
 /** A fake CPUID leaf 0xD: component bit -> [offset, size]. */
 function fakeCpuid(components: Record<number, [number, number]>): CpuidFn {
@@ -111,6 +114,29 @@ test("this CPU's CPUID layout covers every component the kernel enables over ptr
     const back = fpregsToXsave(x, fp, layout, 'sleep');
     assert.ok(back.subarray(0, 464).equals(x.subarray(0, 464)), 'legacy area');
     assert.equal(back.readBigUInt64LE(512), x.readBigUInt64LE(512), 'xstate_bv');
+  } finally {
+    child.kill('SIGKILL');
+  }
+});
+
+test('cpuid run inside a traced task (no cpuid driver needed) answers as the driver does, registers untouched', async (t) => {
+  const dev = cpuidFromDevice();
+  const child = spawn('/usr/bin/sleep', ['5'], { stdio: 'ignore' });
+  await new Promise((r) => setTimeout(r, 50));
+  const tr = Tracee.seize(child.pid as number);
+  try {
+    const before = getGpRegsRaw(tr.tid);
+    const fn = cpuidThroughTracee(tr);
+    assert.ok(fn, 'a 0f a2 pair in /usr/bin/sleep or its libraries');
+    const layout = xstateLayoutFrom(fn, 'tracee');
+    assert.ok(getGpRegsRaw(tr.tid).equals(before), 'registers put back');
+    if (dev === undefined) {
+      t.diagnostic('no /dev/cpu/0/cpuid to compare with');
+      return;
+    }
+    // Leaf 0xD describes the XSAVE layout; it is the same on every CPU of the machine.
+    assert.deepEqual([...layout.components.values()], [...xstateLayoutFrom(dev, 'dev').components.values()]);
+    assert.deepEqual(fn(0xd, 0), dev(0xd, 0));
   } finally {
     child.kill('SIGKILL');
   }

@@ -3,7 +3,7 @@
  * restore must put back: personality, the login uid (only the task itself
  * may write it), membarrier() registration, dumpable, child subreaper,
  * THP disabled; per thread: scheduling policy (with SCHED_RESET_ON_FORK),
- * real-time priority, nice and the parent-death signal. Three threads hold
+ * real-time priority, nice, the parent-death signal and the timer slack. Three threads hold
  * different values. After SIGTERM each thread reads its own values again
  * and they must be as before. A value the sandbox does not let us set
  * (real-time policy, login uid) is logged and left out of the check.
@@ -31,11 +31,13 @@
 
 struct thread_attrs {
 	int policy, prio, nice, pdeath;
+	long slack;
 };
 
 struct worker {
 	pthread_t th;
 	int policy, prio, nice, pdeath; /* what to set */
+	long slack;
 	int tid;
 	struct thread_attrs before, after;
 	volatile int ready;
@@ -53,6 +55,7 @@ static void read_attrs(struct thread_attrs *a)
 	errno = 0;
 	a->nice = getpriority(PRIO_PROCESS, tid);
 	prctl(PR_GET_PDEATHSIG, &a->pdeath);
+	a->slack = prctl(PR_GET_TIMERSLACK);
 }
 
 static void set_attrs(struct worker *w)
@@ -65,6 +68,8 @@ static void set_attrs(struct worker *w)
 		subject_log("sched_setscheduler(0x%x, %d): %m; keeping the default policy", w->policy, w->prio);
 	if (prctl(PR_SET_PDEATHSIG, w->pdeath))
 		subject_fail("PR_SET_PDEATHSIG");
+	if (w->slack && prctl(PR_SET_TIMERSLACK, w->slack))
+		subject_fail("PR_SET_TIMERSLACK");
 }
 
 static void *worker_main(void *arg)
@@ -82,10 +87,10 @@ static void *worker_main(void *arg)
 
 static int same(const char *who, const struct thread_attrs *b, const struct thread_attrs *a)
 {
-	if (b->policy == a->policy && b->prio == a->prio && b->nice == a->nice && b->pdeath == a->pdeath)
+	if (b->policy == a->policy && b->prio == a->prio && b->nice == a->nice && b->pdeath == a->pdeath && b->slack == a->slack)
 		return 1;
-	subject_log("%s: policy 0x%x prio %d nice %d pdeathsig %d, were 0x%x %d %d %d", who, a->policy, a->prio, a->nice,
-		    a->pdeath, b->policy, b->prio, b->nice, b->pdeath);
+	subject_log("%s: policy 0x%x prio %d nice %d pdeathsig %d slack %ld, were 0x%x %d %d %d %ld", who, a->policy, a->prio,
+		    a->nice, a->pdeath, a->slack, b->policy, b->prio, b->nice, b->pdeath, b->slack);
 	return 0;
 }
 
@@ -119,11 +124,11 @@ int main(int argc, char **argv)
 		subject_fail("prctl(DUMPABLE/CHILD_SUBREAPER/THP_DISABLE)");
 
 	struct worker workers[3] = {
-		{ .policy = SCHED_BATCH, .prio = 0, .nice = 5, .pdeath = SIGWINCH },
+		{ .policy = SCHED_BATCH, .prio = 0, .nice = 5, .pdeath = SIGWINCH, .slack = 777 },
 		{ .policy = SCHED_IDLE | SCHED_RESET_ON_FORK, .prio = 0, .nice = 9, .pdeath = SIGURG },
 		{ .policy = SCHED_RR, .prio = 3, .nice = 2, .pdeath = 0 },
 	};
-	struct worker self = { .policy = SCHED_OTHER, .prio = 0, .nice = 3, .pdeath = SIGCONT };
+	struct worker self = { .policy = SCHED_OTHER, .prio = 0, .nice = 3, .pdeath = SIGCONT, .slack = 123456 };
 	sigset_t term, old;
 	sigemptyset(&term);
 	sigaddset(&term, SIGTERM);

@@ -48,6 +48,9 @@ defineMessage('thread_core_entry', [
   f(14, 'blk_sigset_extended', 'optional', 'uint64'),
   f(15, 'rseq_entry', 'optional', 'message', { ref: 'rseq_entry' }),
   f(16, 'cg_set', 'optional', 'uint32'),
+  // criu-ts's own field, not in CRIU (which does not save timer slack): written only when the
+  // thread's slack is not the kernel's default (50 us). CRIU and crit skip it as an unknown field.
+  f(1000, 'timer_slack_ns', 'optional', 'uint64'),
 ]);
 defineMessage('task_rlimits_entry', [
   f(1, 'rlimits', 'repeated', 'message', { ref: 'rlimit_entry' }),

@@ -1,0 +1,88 @@
+/**
+ * CPUID without the cpuid driver: run a `cpuid` instruction inside a task
+ * we hold. As with syscalls (tracee.ts), nothing is written into the task:
+ * any byte pair 0f a2 in its executable memory decodes as `cpuid` when
+ * jumped to (the dynamic loader and libc carry several, for their own CPU
+ * feature checks). We point rip at one with eax/ecx set, single-step once,
+ * read eax..edx and put the task's registers back. `cpuid` touches no
+ * memory and has no side effect, so the task cannot tell.
+ */
+import { readFileSync } from 'node:fs';
+import {
+  getGpRegsRaw, setGpRegsRaw, ptraceSingleStep, ptraceGetSiginfo, waitPid, __WALL, regOffset, processVmReadv,
+  type CpuidFn,
+} from '../sys/index.js';
+import { CriuTsError } from '../errors.js';
+import { SIGTRAP, type Tracee } from './tracee.js';
+import { logger } from '../log.js';
+
+const log = logger('infect');
+const CPUID_INSN = Buffer.from([0x0f, 0xa2]);
+/** How much of each executable mapping we search. */
+const SEARCH_BYTES = 4 << 20;
+
+type Reg = Parameters<typeof regOffset>[0];
+const rd = (b: Buffer, r: Reg): bigint => b.readBigUInt64LE(regOffset(r));
+const wr = (b: Buffer, r: Reg, v: bigint): void => {
+  b.writeBigUInt64LE(BigInt.asUintN(64, v), regOffset(r));
+};
+
+/** Address of a 0f a2 byte pair in the task's executable memory, or undefined. */
+function findCpuidGadget(tid: number): bigint | undefined {
+  const maps = readFileSync(`/proc/${tid}/maps`, 'latin1').split('\n');
+  for (const line of maps) {
+    const f = line.split(/\s+/);
+    if (!(f[1] ?? '').includes('x') || f[5] === '[vsyscall]' || f[0] === undefined || f[0] === '') continue;
+    const [s, e] = f[0].split('-').map((x) => BigInt('0x' + x)) as [bigint, bigint];
+    const len = Number(e - s > BigInt(SEARCH_BYTES) ? BigInt(SEARCH_BYTES) : e - s);
+    const buf = Buffer.alloc(len);
+    let n = 0;
+    try {
+      n = processVmReadv(tid, buf, 0, [{ addr: s, len }]);
+    } catch {
+      continue;
+    }
+    const i = buf.subarray(0, n).indexOf(CPUID_INSN);
+    if (i >= 0) return s + BigInt(i);
+  }
+  return undefined;
+}
+
+/**
+ * A CPUID function that runs the instruction in `t` (held in a ptrace stop),
+ * or undefined when its executable memory holds no 0f a2 pair.
+ */
+export function cpuidThroughTracee(t: Tracee): CpuidFn | undefined {
+  const gadget = findCpuidGadget(t.tid);
+  if (gadget === undefined) return undefined;
+  log.debug(`task ${t.tid}: cpuid gadget at 0x${gadget.toString(16)}`);
+  return (leaf, subleaf) => {
+    const saved = getGpRegsRaw(t.tid);
+    const w = Buffer.from(saved);
+    wr(w, 'ip', gadget);
+    wr(w, 'ax', BigInt(leaf));
+    wr(w, 'cx', BigInt(subleaf));
+    wr(w, 'orig_ax', -1n);
+    setGpRegsRaw(t.tid, w);
+    try {
+      for (let tries = 0; tries < 100; tries++) {
+        ptraceSingleStep(t.tid);
+        const st = waitPid(t.tid, __WALL);
+        if (st === null) continue;
+        if (st.exited || st.signaled) throw new CriuTsError('EINFECT', `task ${t.tid} died while running cpuid`, { pid: t.tid });
+        // A signal that arrived meanwhile is kept for later, as for injected syscalls.
+        if (st.event === 0 && st.stopSig !== SIGTRAP) t.stashedSignals.push(ptraceGetSiginfo(t.tid));
+        const r = getGpRegsRaw(t.tid);
+        const ip = rd(r, 'ip');
+        if (ip === gadget + 2n) {
+          const low = (reg: Reg): number => Number(rd(r, reg) & 0xffffffffn);
+          return { eax: low('ax'), ebx: low('bx'), ecx: low('cx'), edx: low('dx') };
+        }
+        if (ip !== gadget) break;
+      }
+      throw new CriuTsError('EINFECT', `task ${t.tid}: cpuid at 0x${gadget.toString(16)} did not complete`, { pid: t.tid });
+    } finally {
+      setGpRegsRaw(t.tid, saved);
+    }
+  };
+}
