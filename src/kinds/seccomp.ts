@@ -9,12 +9,14 @@
  * suspended for us (PTRACE_O_SUSPEND_SECCOMP) so that our last injected
  * calls are not filtered.
  *
- * no_new_privs is set with the filters (the image has no field for it).
+ * Filters go in before the credentials (as in CRIU: installing one without
+ * no_new_privs needs CAP_SYS_ADMIN, which the thread still has then);
+ * no_new_privs comes back with the credentials (kinds/creds.ts).
  * Known limits: identical chains are shared by content, not by kernel
  * identity (as in CRIU); user notification listeners (SECCOMP_FILTER_FLAG_NEW_LISTENER)
  * are not re-created.
  */
-import { ptraceSeccompGetFilter, ptraceSeccompFilterFlags, ptraceSetOptions, NR, PR } from '../sys/index.js';
+import { ptraceSeccompGetFilter, ptraceSeccompFilterFlags, ptraceSetOptions, NR } from '../sys/index.js';
 import type { SeccompEntry, SeccompFilter, ThreadCoreEntry } from '../images/messages.js';
 import type { RestoreTaskHandle } from './types.js';
 import { CriuTsError } from '../errors.js';
@@ -66,7 +68,7 @@ export class SeccompCollector {
 }
 
 /**
- * Install a thread's seccomp state. Call it last, after the credentials;
+ * Install a thread's seccomp state. Call it just before the credentials;
  * `traceOptions` are the ptrace options the thread is traced with.
  */
 export function restoreThreadSeccomp(t: RestoreTaskHandle, tc: ThreadCoreEntry | undefined, img: SeccompEntry | undefined, traceOptions: number): void {
@@ -85,9 +87,8 @@ export function restoreThreadSeccomp(t: RestoreTaskHandle, tc: ThreadCoreEntry |
     chain.push(f);
     i = f.prev;
   }
-  // The image does not record no_new_privs; like CRIU we set it, as any
-  // thread without CAP_SYS_ADMIN needed it to install a filter at all.
-  t.syscall('prctl(SET_NO_NEW_PRIVS)', NR.prctl, PR.SET_NO_NEW_PRIVS, 1, 0, 0, 0);
+  // Installed while the thread still has criu-ts's capabilities (CAP_SYS_ADMIN),
+  // so no_new_privs is not needed here: the credentials set it after, as dumped.
   for (const f of chain.reverse()) {
     const prog = t.putBytes(f.filter);
     const fprog = Buffer.alloc(16);

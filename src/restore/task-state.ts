@@ -106,7 +106,6 @@ export function restoreThreadState(t: RestoreTaskHandle, th: ThreadCoreEntry, cl
   t.syscall('set_tid_address', NR.set_tid_address, clearTid);
   const name = th.comm ?? comm;
   if (name !== undefined) t.syscall('prctl(SET_NAME)', NR.prctl, PR.SET_NAME, t.putString(name.slice(0, 15)));
-  if (th.pdeath_sig) t.syscall('prctl(SET_PDEATHSIG)', NR.prctl, PR.SET_PDEATHSIG, th.pdeath_sig);
   if (th.sas && (th.sas.ss_flags & 2) === 0 && th.sas.ss_size !== 0n) {
     const b = Buffer.alloc(24);
     b.writeBigUInt64LE(th.sas.ss_sp, 0);

@@ -120,8 +120,12 @@ export function finalizeTask(n: RestoreNode, img: DumpImages): void {
   for (const [i, th] of [...n.threads.entries()].reverse()) {
     const core = task.cores[i];
     const h = handleFor(th.tid, th);
-    restoreCreds(h, core?.thread_core?.creds);
+    // Filters first, while the thread is still privileged (they stay suspended for our calls).
     restoreThreadSeccomp(h, core?.thread_core, img.seccomp, TRACE_OPTIONS);
+    restoreCreds(h, core?.thread_core?.creds);
+    // After the credentials: a change of ids clears the parent-death signal.
+    const pdeath = core?.thread_core?.pdeath_sig;
+    if (pdeath) h.syscall('prctl(SET_PDEATHSIG)', NR.prctl, PR.SET_PDEATHSIG, pdeath);
   }
   // A change of ids or capabilities resets the mm's dumpable flag (to fs.suid_dumpable): set it again.
   if (task.mm.dumpable !== undefined) {

@@ -68,10 +68,14 @@ test('crit-ts decode -o writes no trailing newline; stdout does', { skip }, () =
   }
 });
 
-test('crit-ts decode | crit-ts encode gives back every vector image byte for byte (plain and --pretty)', { skip }, () => {
-  for (const v of vectorImages()) {
+test('crit-ts decode | crit-ts encode through pipes gives back the core images byte for byte', { skip }, () => {
+  // Every image goes through the same functions in the test above; here the CLI's stdin/stdout path,
+  // on the images with the most fields (two node starts per image, so not all of them).
+  const cores = vectorImages().filter((v) => v.file.startsWith('core-') || v.file === 'files.img');
+  assert.ok(cores.length > 0);
+  for (const [i, v] of cores.entries()) {
     const buf = readFileSync(v.path);
-    for (const pretty of [[], ['--pretty']]) {
+    for (const pretty of i === 0 ? [[], ['--pretty']] : [[]]) {
       const json = spawnSync(process.execPath, [CRIT_TS, 'decode', ...pretty], { input: buf, maxBuffer: 1 << 28 });
       assert.equal(json.status, 0, `${v.subject}/${v.file}: ${json.stderr.toString()}`);
       const back = spawnSync(process.execPath, [CRIT_TS, 'encode'], { input: json.stdout, maxBuffer: 1 << 28 });

@@ -3,7 +3,8 @@
  * restore must put back: personality, the login uid (only the task itself
  * may write it), membarrier() registration, dumpable, child subreaper,
  * THP disabled; per thread: scheduling policy (with SCHED_RESET_ON_FORK),
- * real-time priority, nice, the parent-death signal and the timer slack. Three threads hold
+ * real-time priority, nice, the parent-death signal (one thread runs as
+ * another uid: a change of ids clears it) and the timer slack. Three threads hold
  * different values. After SIGTERM each thread reads its own values again
  * and they must be as before. A value the sandbox does not let us set
  * (real-time policy, login uid) is logged and left out of the check.
@@ -38,6 +39,7 @@ struct worker {
 	pthread_t th;
 	int policy, prio, nice, pdeath; /* what to set */
 	long slack;
+	int uid; /* this thread alone changes uid first (which clears pdeathsig) */
 	int tid;
 	struct thread_attrs before, after;
 	volatile int ready;
@@ -66,6 +68,8 @@ static void set_attrs(struct worker *w)
 		subject_fail("setpriority(%d)", w->nice);
 	if (sched_setscheduler(tid, w->policy, &sp))
 		subject_log("sched_setscheduler(0x%x, %d): %m; keeping the default policy", w->policy, w->prio);
+	if (w->uid && syscall(SYS_setresuid, w->uid, w->uid, w->uid))
+		subject_fail("setresuid(%d) in one thread", w->uid);
 	if (prctl(PR_SET_PDEATHSIG, w->pdeath))
 		subject_fail("PR_SET_PDEATHSIG");
 	if (w->slack && prctl(PR_SET_TIMERSLACK, w->slack))
@@ -126,7 +130,7 @@ int main(int argc, char **argv)
 	struct worker workers[3] = {
 		{ .policy = SCHED_BATCH, .prio = 0, .nice = 5, .pdeath = SIGWINCH, .slack = 777 },
 		{ .policy = SCHED_IDLE | SCHED_RESET_ON_FORK, .prio = 0, .nice = 9, .pdeath = SIGURG },
-		{ .policy = SCHED_RR, .prio = 3, .nice = 2, .pdeath = 0 },
+		{ .policy = SCHED_RR, .prio = 3, .nice = 2, .pdeath = SIGPWR, .uid = 1000 },
 	};
 	struct worker self = { .policy = SCHED_OTHER, .prio = 0, .nice = 3, .pdeath = SIGCONT, .slack = 123456 };
 	sigset_t term, old;
