@@ -28,5 +28,5 @@ export { stateKey } from './types.js';
 export { regEntryForPath } from './files/reg-file.js';
 export { dumpUnlinked, materializeRemaps, removeGhosts, removeRemapFds } from './files/ghost.js';
 export type { MaterializedRemaps } from './files/ghost.js';
-export { SeccompCollector, restoreThreadSeccomp } from './seccomp.js';
+export { SeccompCollector, restoreThreadSeccomp, seccompSharedByThreads } from './seccomp.js';
 export { memfdFileForMapping, openMemfd } from './files/memfd.js';

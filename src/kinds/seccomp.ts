@@ -13,7 +13,8 @@
  * no_new_privs needs CAP_SYS_ADMIN, which the thread still has then);
  * no_new_privs comes back with the credentials (kinds/creds.ts).
  * Known limits: identical chains are shared by content, not by kernel
- * identity (as in CRIU); user notification listeners (SECCOMP_FILTER_FLAG_NEW_LISTENER)
+ * identity (as in CRIU: when every thread of a task has the same chain it
+ * is installed once with TSYNC); user notification listeners (SECCOMP_FILTER_FLAG_NEW_LISTENER)
  * are not re-created.
  */
 import { ptraceSeccompGetFilter, ptraceSeccompFilterFlags, ptraceSetOptions, NR } from '../sys/index.js';
@@ -24,6 +25,22 @@ import { CriuTsError } from '../errors.js';
 const SECCOMP_SET_MODE_STRICT = 0;
 const SECCOMP_SET_MODE_FILTER = 1;
 const MAX_FILTERS = 512;
+const SECCOMP_FILTER_FLAG_TSYNC = 1;
+
+/**
+ * Threads of one task whose chains are the same (by content: the kernel
+ * cannot tell us whether they are one chain) get it once, installed in the
+ * main thread with SECCOMP_FILTER_FLAG_TSYNC, as CRIU does: then the task
+ * can add TSYNC filters later (the kernel refuses TSYNC while threads hold
+ * chains that are not one). Returns whether `threads` qualify.
+ */
+export function seccompSharedByThreads(threads: readonly (ThreadCoreEntry | undefined)[]): boolean {
+  if (threads.length < 2) return false;
+  const first = threads[0];
+  const mode = first?.seccomp_mode;
+  if (mode !== 'filter' && mode !== 2) return false;
+  return threads.every((th) => (th?.seccomp_mode === 'filter' || th?.seccomp_mode === 2) && th.seccomp_filter === first?.seccomp_filter);
+}
 
 /** Collects the filters of every dumped thread into one seccomp.img entry. */
 export class SeccompCollector {
@@ -71,7 +88,7 @@ export class SeccompCollector {
  * Install a thread's seccomp state. Call it just before the credentials;
  * `traceOptions` are the ptrace options the thread is traced with.
  */
-export function restoreThreadSeccomp(t: RestoreTaskHandle, tc: ThreadCoreEntry | undefined, img: SeccompEntry | undefined, traceOptions: number): void {
+export function restoreThreadSeccomp(t: RestoreTaskHandle, tc: ThreadCoreEntry | undefined, img: SeccompEntry | undefined, traceOptions: number, tsync = false): void {
   const mode = tc?.seccomp_mode;
   if (mode === undefined || mode === 'disabled' || mode === 0) return;
   ptraceSetOptions(t.tracee.tid, traceOptions | 0x200000 /* PTRACE_O_SUSPEND_SECCOMP */);
@@ -94,6 +111,6 @@ export function restoreThreadSeccomp(t: RestoreTaskHandle, tc: ThreadCoreEntry |
     const fprog = Buffer.alloc(16);
     fprog.writeUInt16LE(f.filter.length / 8, 0);
     fprog.writeBigUInt64LE(prog, 8);
-    t.syscall('seccomp(FILTER)', NR.seccomp, SECCOMP_SET_MODE_FILTER, f.flags ?? 0, t.putBytes(fprog));
+    t.syscall('seccomp(FILTER)', NR.seccomp, SECCOMP_SET_MODE_FILTER, (f.flags ?? 0) | (tsync ? SECCOMP_FILTER_FLAG_TSYNC : 0), t.putBytes(fprog));
   }
 }

@@ -20,7 +20,7 @@ import {
 } from './task-state.js';
 import { restorePosixTimers } from './timers.js';
 import { cloneWithPid, TRACE_OPTIONS } from './stub.js';
-import { restoreThreadSeccomp } from '../kinds/index.js';
+import { restoreThreadSeccomp, seccompSharedByThreads } from '../kinds/index.js';
 import { restoreCreds } from '../kinds/creds.js';
 import { handleFor } from './handle.js';
 import type { DumpImages } from './images.js';
@@ -117,11 +117,13 @@ export function finalizeTask(n: RestoreNode, img: DumpImages): void {
     if (shared.length + priv.length > 0) restorePendingSignals(handleFor(th.tid, th), n.pid, th.tid, shared, priv);
   });
   // Credentials per thread (they are per-thread in the kernel), the main thread last.
+  const tsync = seccompSharedByThreads(task.cores.map((c) => c.thread_core));
   for (const [i, th] of [...n.threads.entries()].reverse()) {
     const core = task.cores[i];
     const h = handleFor(th.tid, th);
     // Filters first, while the thread is still privileged (they stay suspended for our calls).
-    restoreThreadSeccomp(h, core?.thread_core, img.seccomp, TRACE_OPTIONS);
+    // A chain every thread shares goes in once, from the main thread, with TSYNC.
+    if (!tsync || i === 0) restoreThreadSeccomp(h, core?.thread_core, img.seccomp, TRACE_OPTIONS, tsync);
     restoreCreds(h, core?.thread_core?.creds);
     // After the credentials: a change of ids clears the parent-death signal.
     const pdeath = core?.thread_core?.pdeath_sig;
