@@ -69,12 +69,12 @@ test('an AVX-512 subject dumped by CRIU is restored by criu-ts with zmm0-31 and 
     assert.deepEqual(await waitTreeGone(theirs), [], 'task gone after CRIU\'s dump');
     const criuShape = shape(fpregsOf(theirs));
     assert.ok((criuShape['opmask_reg'] ?? 0) > 0 && (criuShape['hi16_zmm'] ?? 0) > 0, `CRIU wrote AVX-512 fields: ${JSON.stringify(criuShape)}`);
-    const r = await restore({ imagesDir: theirs, detach: true, progress: false });
+    const r = await restore({ imagesDir: theirs, progress: false });
     assert.equal(r.pid, s.pid);
     // Dump it again with criu-ts: the XSAVE fields must have CRIU's names and sizes.
     await dump({ pid: s.pid, imagesDir: ours, progress: false });
     assert.deepEqual(shape(fpregsOf(ours)), criuShape, 'XSAVE fields as CRIU writes them');
-    await restore({ imagesDir: ours, detach: true, progress: false });
+    await restore({ imagesDir: ours, progress: false });
     const res = await s.terminateAndResult(30_000);
     assert.ok(res.ok, res.text);
   } finally {
