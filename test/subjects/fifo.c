@@ -4,6 +4,8 @@
  *   21 f2 O_RDONLY and 22 f2 O_WRONLY|O_NONBLOCK, 5000 bytes queued
  *   23 f3 O_WRONLY alone (its reader closed), 10 bytes queued
  *   24 f4 O_RDONLY alone (no writer), empty
+ *   25 f5 O_RDONLY and 26 f5 O_WRONLY, 10 bytes queued, then f5 unlinked
+ *      (two opens of one unlinked FIFO: still one pipe, mode 0604)
  * After SIGTERM the bytes come back in order and each fd keeps its mode.
  */
 #define _GNU_SOURCE
@@ -77,6 +79,14 @@ int main(int argc, char **argv)
 	at(24, open("f4", O_RDONLY | O_NONBLOCK), "f4 reader");
 	fcntl(24, F_SETFL, 0);
 
+	if (mkfifo("f5", 0604) != 0)
+		subject_fail("mkfifo f5");
+	at(25, open("f5", O_RDONLY | O_NONBLOCK), "f5 reader");
+	fcntl(25, F_SETFL, 0);
+	at(26, open("f5", O_WRONLY), "f5 writer");
+	if (write(26, c, sizeof(c)) != sizeof(c) || unlink("f5"))
+		subject_fail("f5 setup");
+
 	subject_ready();
 	subject_wait_term();
 
@@ -99,7 +109,13 @@ int main(int argc, char **argv)
 	if (write(w, "ping", 4) != 4)
 		subject_fail("f4 write");
 	expect_read(24, "ping", 4, "f4");
+	expect_read(25, c, sizeof(c), "unlinked f5 (queued)");
+	if (write(26, "pong", 4) != 4)
+		subject_fail("unlinked f5: write");
+	expect_read(25, "pong", 4, "unlinked f5: writer and reader are one pipe");
 	struct stat st;
+	if (fstat(25, &st) != 0 || !S_ISFIFO(st.st_mode) || st.st_nlink != 0 || (st.st_mode & 0777) != 0604)
+		subject_fail("f5: not an unlinked 0604 FIFO");
 	if (fstat(20, &st) != 0 || !S_ISFIFO(st.st_mode) || (st.st_mode & 0777) != 0640)
 		subject_fail("f1: not the FIFO of the work dir");
 	subject_pass();

@@ -8,8 +8,10 @@
  * read-write meanwhile: the task's open returns at once, the dumped bytes go
  * in through our fd, then ours is closed.
  *
- * Known limits: the FIFO must still exist at its path (an unlinked FIFO is
- * refused at dump); file owner (fown) is not restored.
+ * An unlinked FIFO travels as a ghost FIFO (ghost.ts): made again next to
+ * its old path for the restore, so every open of it shares one pipe again.
+ *
+ * Known limits: file owner (fown) is not restored.
  */
 import { closeSync, constants, openSync } from 'node:fs';
 import { CriuTsError } from '../../errors.js';
@@ -18,6 +20,7 @@ import type { FileEntry, RegFileEntry } from '../../images/messages.js';
 import type { FileKind, FdProbe, RestoreTaskHandle, RestoreContext, DumpContext } from '../types.js';
 import { dumpPipeData, restorePipeData } from './pipe-data.js';
 import { NO_FOWN, O_CLOEXEC, O_CREAT, O_TRUNC } from './reg-file.js';
+import { dumpUnlinked, DELETED_SUFFIX } from './ghost.js';
 
 const AT_FDCWD = -100;
 
@@ -34,17 +37,20 @@ export const fifoKind: FileKind = {
     return p.link.startsWith('/') && p.stat.isFIFO();
   },
   dump(p: FdProbe, id: number, ctx: DumpContext): FileEntry {
-    if (p.link.endsWith(' (deleted)')) {
-      throw new CriuTsError('EUNSUPPORTED', `task ${p.pid} fd ${p.fd}: ${p.link}: unlinked FIFOs are not supported`, { pid: p.pid, fd: p.fd });
-    }
+    const unlinked = p.link.endsWith(DELETED_SUFFIX) && p.stat.nlink === 0;
+    const name = unlinked ? p.link.slice(0, -DELETED_SUFFIX.length) : p.link;
     const flags = p.fdinfo.flags & ~O_CLOEXEC;
     const pipeId = Number(p.stat.ino);
     dumpPipeData(ctx, 'FIFO_DATA', pipeId, p.localFd, flags);
     const regfId = ctx.addFile((rid) => ({
       type: 'REG',
       id: rid,
-      reg: { id: rid, flags, pos: 0n, fown: NO_FOWN, name: p.link, mode: p.stat.mode },
+      reg: { id: rid, flags, pos: 0n, fown: NO_FOWN, name, mode: p.stat.mode },
     }));
+    // An unlinked FIFO comes back as a ghost FIFO (one per inode), which the REG entry is remapped to.
+    if (unlinked) {
+      dumpUnlinked(ctx, regfId, name, `/proc/${p.pid}/fd/${p.fd}`, `task ${p.pid} fd ${p.fd}`);
+    }
     return { type: 'FIFO', id, fifo: { id, pipe_id: pipeId, regf_id: regfId } };
   },
   restore(t: RestoreTaskHandle, e: FileEntry, _fdi, ctx: RestoreContext): number {

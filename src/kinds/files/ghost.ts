@@ -56,6 +56,10 @@ const GHOSTS = stateKey<{ byInode: Map<string, number>; next: number }>('ghost:f
  * restore gets it back: a ghost (nlink 0) or a link remap (--link-remap).
  */
 export function dumpUnlinked(ctx: DumpContext, fileId: number, name: string, openPath: string, what: string): void {
+  if (name === '/proc' || name.startsWith('/proc/')) {
+    // A /proc/PID entry of a process that exited: CRIU stands in a helper task with that pid.
+    throw new CriuTsError('EUNSUPPORTED', `${what}: ${name} belongs to a process that exited (criu-ts cannot restore /proc entries of dead processes)`, { id: fileId, name });
+  }
   const st = statSync(openPath, { bigint: true });
   if (st.nlink === 0n) {
     dumpGhost(ctx, fileId, name, openPath, what);
