@@ -6,6 +6,7 @@
  *   26/27 SOCK_STREAM: 26 shut down for writing after 5 bytes, 27 for reading... as the kernel mirrors
  *   28    SOCK_STREAM whose peer closed (EOF after 4 bytes)
  *   30    dup of 20: one open file description (shared O_NONBLOCK, one queue)
+ *   31    SOCK_DGRAM whose peer sent two datagrams and closed
  * After SIGTERM: every message comes back with its boundaries, then both
  * directions still work, shutdown and options are as they were.
  */
@@ -112,6 +113,11 @@ int main(int argc, char **argv)
 	send_exact(29, "last", 4);
 	close(29);
 
+	pair_at(SOCK_DGRAM, 31, 32);
+	send_exact(32, "dead-peer", 9);
+	send_exact(32, "said", 4);
+	close(32);
+
 	int sndbuf25 = opt(25, SO_SNDBUF);
 
 	subject_ready();
@@ -156,5 +162,9 @@ int main(int argc, char **argv)
 	expect_stream(28, "last", 4, "orphan stream");
 	if (recv(28, got, 1, MSG_DONTWAIT) != 0)
 		subject_fail("28: no EOF after its peer closed");
+
+	expect_msg(31, "dead-peer", 9, "orphan dgram 1");
+	expect_msg(31, "said", 4, "orphan dgram 2");
+	expect_empty(31, "orphan dgram");
 	subject_pass();
 }

@@ -144,7 +144,9 @@ export function dumpUnixSocket(p: FdProbe, id: number, ctx: DumpContext): FileEn
   }
   if (d.state !== TCP_LISTEN && d.rqueue > 0) {
     // Restore sends the bytes again from the peer of a pair, or to the socket's name.
-    const orphan = d.peer === 0 && d.type !== SOCK_DGRAM && d.state === TCP_ESTABLISHED;
+    // Connected, peer gone (closed: the kernel reports no peer inode): a pair whose other end closes after sending.
+    // (A named datagram socket is ESTABLISHED too once another connects to it: it gets its bytes by name.)
+    const orphan = d.peer === 0 && d.state === TCP_ESTABLISHED && (d.type !== SOCK_DGRAM || d.name.length === 0);
     if (!pair && !orphan && d.name.length === 0) {
       throw new CriuTsError('EUNSUPPORTED', `${what}: queued bytes on a socket with no name and no peer of its own to send them again`, { pid: p.pid, fd: p.fd });
     }

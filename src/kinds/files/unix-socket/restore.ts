@@ -242,8 +242,9 @@ export function restoreUnixSocket(t: RestoreTaskHandle, e: FileEntry, ctx: Resto
     ctx.provide(partner.id, theirs);
     return mine;
   }
-  if (u.state === TCP_ESTABLISHED && u.type !== SOCK_DGRAM && u.peer === 0) {
-    // Its peer closed: a pair whose other end goes away leaves exactly that state.
+  if (u.state === TCP_ESTABLISHED && u.peer === 0 && (u.type !== SOCK_DGRAM || u.name.length === 0)) {
+    // Its peer closed: a pair whose other end goes away leaves exactly that state
+    // (a datagram socket keeps what its late peer sent, and stays "connected" to nobody).
     const a = t.putBytes(Buffer.alloc(8));
     t.syscall('socketpair', NR.socketpair, AF_UNIX, u.type, 0, a);
     const sv = t.tracee.readMem(a, 8);
