@@ -14,6 +14,7 @@ import { imageFileName, kindByName, writeImage } from '../images/index.js';
 import type { FileEntry } from '../images/messages.js';
 import type { DumpContext, DumpKindOptions, KindImage, KindImageEntries, StateKey } from '../kinds/index.js';
 import { CriuTsError } from '../errors.js';
+import { dumpInFlight } from './files.js';
 
 
 type Img = Record<string, unknown>;
@@ -37,6 +38,10 @@ export class DumpSession implements DumpContext {
     const id = this.nextFileId++;
     this.files.push(make(id));
     return id;
+  }
+
+  dumpInFlight(localFd: number, what: string): number {
+    return dumpInFlight(this, localFd, what);
   }
 
   fileById(id: number): FileEntry | undefined {

@@ -8,7 +8,7 @@
 import { fstatSync } from 'node:fs';
 import { listFds, readFdLink, parseFdinfo } from '../proc/index.js';
 import { pidfdOpen, pidfdGetfd, closeQuiet, kcmp, KCMP, getsockoptInt } from '../sys/index.js';
-import { CriuTsError } from '../errors.js';
+import { CriuTsError, isCriuTsError } from '../errors.js';
 import { fileKindFor, stateKey, type FdProbe } from '../kinds/index.js';
 import type { DumpSession } from './context.js';
 import type { FdinfoEntry } from '../images/messages.js';
@@ -63,6 +63,51 @@ export function dumpFds(pid: number, ctx: DumpSession, netNsId: number | undefin
     closeQuiet(pidfd);
   }
   return out;
+}
+
+/** Our fds on files in flight, kept open until the dump ends (kcmp compares later fds with them); inodes being dumped now. */
+const IN_FLIGHT = stateKey<{ fds: number[]; busy: Set<bigint> }>('files:in-flight');
+
+/**
+ * A file in flight (our fd, from a peek at a socket queue): the same open
+ * file description as a task's fd or an earlier one in flight gets that
+ * entry; otherwise its kind dumps it as if our process held it. We own
+ * `localFd` from here on.
+ */
+export function dumpInFlight(ctx: DumpSession, localFd: number, what: string): number {
+  const me = process.pid;
+  const state = ctx.memo(IN_FLIGHT, () => {
+    const made = { fds: [] as number[], busy: new Set<bigint>() };
+    ctx.atExit(() => {
+      for (const fd of made.fds.splice(0)) closeQuiet(fd);
+    });
+    return made;
+  });
+  state.fds.push(localFd);
+  const seen = ctx.memo(SEEN, () => []);
+  const fdinfo = parseFdinfo(me, localFd);
+  const same = seen.find((s) => s.ino === fdinfo.ino && sameFile(s.pid, s.fd, me, localFd));
+  if (same) return same.id;
+  const link = readFdLink(me, localFd);
+  if (state.busy.has(fdinfo.ino)) {
+    throw new CriuTsError('EUNSUPPORTED', `${what}: ${link} is in flight inside its own queue (a loop criu-ts cannot restore)`, { link });
+  }
+  const probe: FdProbe = { pid: me, fd: localFd, link, fdinfo, stat: fstatSync(localFd), localFd, netNsId: undefined };
+  const kind = fileKindFor(probe);
+  if (!kind) throw new CriuTsError('EUNSUPPORTED', `${what}: ${link}${describeUnknown(probe)} in flight: this kind of file is not supported`, { link });
+  state.busy.add(fdinfo.ino);
+  try {
+    const id = ctx.addFile((i) => kind.dump(probe, i, ctx));
+    seen.push({ pid: me, fd: localFd, ino: fdinfo.ino, id });
+    log.debug(`${what}: ${kind.name} id ${id} in flight (${link})`);
+    return id;
+  } catch (e) {
+    // The kind speaks of our own copy ("task <us> fd N"): say whose queue it was in instead.
+    if (!isCriuTsError(e)) throw e;
+    throw new CriuTsError(e.code, `${what}: ${e.message.replace(/^task \d+ fd \d+: /, '')}`, e.data, e);
+  } finally {
+    state.busy.delete(fdinfo.ino);
+  }
 }
 
 function sameFile(pid1: number, fd1: number, pid2: number, fd2: number): boolean {

@@ -80,6 +80,13 @@ export interface DumpContext {
   readonly opts: DumpKindOptions;
   /** register an extra file entry (e.g. the REG entry behind a FIFO); returns its id */
   addFile(make: (id: number) => FileEntry): number;
+  /**
+   * A file that no task holds but one of ours (e.g. received with SCM_RIGHTS
+   * while peeking a socket queue): dump it like a task's fd, once per open
+   * file description, and return its file id. The core takes the fd and
+   * closes it when the dump ends.
+   */
+  dumpInFlight?(localFd: number, what: string): number;
   /** queue an entry (and its raw payload) for a dump-wide image, written once every task is dumped */
   emit<K extends KindImage>(image: K, entry: KindImageEntries[K], payload?: Buffer): void;
   /** write an image of the kind's own now (e.g. ghost-file-<id>.img), atomically, into the images dir */
@@ -161,8 +168,16 @@ export interface RestoreContext {
    * any task runs: for work that needs the other end of something to exist
    * (a TCP connection leaves repair mode only when its peer socket, maybe
    * in another task, is there to answer).
+   * With `alsoOnFailure`, it also runs if the restore fails before then
+   * (cleanup of what the kind made, e.g. a temporary name).
    */
-  afterAllFiles(step: () => void): void;
+  afterAllFiles(step: () => void, opts?: { alsoOnFailure?: boolean }): void;
+  /**
+   * Open file `fileId`, which no task holds (it was in flight in a socket
+   * queue), inside task `t` by its kind, and return a copy of it in our own
+   * process (the task's fd is closed again). The caller closes the copy.
+   */
+  openInFlight?(t: RestoreTaskHandle, fileId: number): number;
 }
 
 export interface FileKind {

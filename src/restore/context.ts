@@ -12,11 +12,12 @@ import type { FdinfoEntry, FileEntry } from '../images/messages.js';
 import type { KindImage, KindImageData, RestoreContext, RestoreKindOptions, StateKey } from '../kinds/index.js';
 import { CriuTsError } from '../errors.js';
 import type { DumpImages } from './images.js';
+import { openInFlight } from './files.js';
 
 export interface RestoreSession {
   ctx: RestoreContext;
-  /** run the steps kinds registered with afterAllFiles */
-  afterAllFiles(): void;
+  /** run the steps kinds registered with afterAllFiles (after a failure: only those that asked for it) */
+  afterAllFiles(failed?: boolean): void;
 }
 
 export function restoreSession(img: DumpImages, opts: RestoreKindOptions): RestoreSession {
@@ -24,7 +25,7 @@ export function restoreSession(img: DumpImages, opts: RestoreKindOptions): Resto
   const fdsOf = new Map<number, readonly FdinfoEntry[]>(img.tasks.map((t) => [t.pstree.pid, t.fds]));
   const kindImages = new Map<KindImage, KindImageData<KindImage>>();
   const states = new Map<StateKey<unknown>, unknown>();
-  const after: (() => void)[] = [];
+  const after: { step: () => void; alsoOnFailure: boolean }[] = [];
   const ownImage = (file: string): DecodedImage | undefined => {
     if (file.includes('/')) throw new CriuTsError('EINTERNAL', `image name ${file} is not a plain file name`, { file });
     const path = join(img.dir, file);
@@ -55,12 +56,13 @@ export function restoreSession(img: DumpImages, opts: RestoreKindOptions): Resto
       return v;
     },
     provide: () => {},
-    afterAllFiles: (step) => after.push(step),
+    afterAllFiles: (step, o) => after.push({ step, alsoOnFailure: o?.alsoOnFailure ?? false }),
+    openInFlight: (t, id) => openInFlight(t, id, ctx),
   };
   return {
     ctx,
-    afterAllFiles: () => {
-      for (const step of after.splice(0)) step();
+    afterAllFiles: (failed = false) => {
+      for (const a of after.splice(0)) if (!failed || a.alsoOnFailure) a.step();
     },
   };
 }

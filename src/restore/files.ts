@@ -7,9 +7,9 @@
  * several tasks were opened earlier by their common ancestor (openGroupFiles)
  * and are inherited, already parked, through fork.
  */
-import { NR } from '../sys/index.js';
+import { NR, AF_UNIX, SOCK_DGRAM, pidfdOpen, pidfdGetfd, closeQuiet, dup, sendmsgRights } from '../sys/index.js';
 import { CriuTsError } from '../errors.js';
-import { fileKindByType, type RestoreTaskHandle, type RestoreContext, type FileKind } from '../kinds/index.js';
+import { fileKindByType, stateKey, type RestoreTaskHandle, type RestoreContext, type FileKind } from '../kinds/index.js';
 import type { FdinfoEntry, FileEntry } from '../images/messages.js';
 
 const O_CLOEXEC = 0o2000000;
@@ -49,7 +49,8 @@ export function openGroupFiles(
   for (const id of ids) {
     if (held.has(id)) continue;
     const { e, kind } = kindOf(ctx.fileById(id), id, t.pid);
-    const fd = park(kind.restore(t, e, fdinfoOf(id), taskCtx));
+    const copy = inFlightCopy(ctx, id);
+    const fd = park(copy === undefined ? kind.restore(t, e, fdinfoOf(id), taskCtx) : installFd(t, copy));
     held.set(id, fd);
     toFinish.push(id);
   }
@@ -102,7 +103,9 @@ export function restoreFds(
       continue;
     }
     const { e, kind } = kindOf(ctx.fileById(fdi.id), fdi.id, t.pid);
-    const got = kind.restore(t, e, fdi, taskCtx);
+    // A file made along with one in flight is that very file: handed over, its kind has nothing more to do.
+    const copy = inFlightCopy(ctx, fdi.id);
+    const got = copy === undefined ? kind.restore(t, e, fdi, taskCtx) : installFd(t, copy);
     if (got === fdi.fd) {
       t.syscall(`fcntl(${got}, F_SETFD)`, NR.fcntl, got, F_SETFD, fdi.flags & FD_CLOEXEC ? FD_CLOEXEC : 0);
     } else {
@@ -110,9 +113,106 @@ export function restoreFds(
       t.syscall('close', NR.close, got);
     }
     opened.set(fdi.id, fdi.fd);
-    created.push({ kind, e, fd: fdi.fd });
+    if (copy === undefined) created.push({ kind, e, fd: fdi.fd });
   }
   // Data that goes in once per object (queued bytes), now that every fd exists.
   for (const c of created) c.kind.finish?.(t, c.e, c.fd, taskCtx);
   t.syscall('close_range', NR.close_range, base, CLOSE_RANGE_ALL, 0);
+}
+
+/** Our copies of files in flight that a kind made along with another (the other end of a pipe), by file id. */
+type InFlightCopies = Map<number, number>;
+
+/**
+ * A file that was in flight in a socket queue: made by its kind inside task
+ * `t`, then taken into our process (pidfd_getfd) and closed in the task, so
+ * nothing of it stays there. Files the kind makes along with it (ctx.provide)
+ * are taken too and kept for when their own message asks for them; copies
+ * nobody asked for are closed when every file is done.
+ */
+export function openInFlight(t: RestoreTaskHandle, id: number, ctx: RestoreContext): number {
+  const copies = copiesOf(ctx);
+  const have = copies.get(id);
+  if (have !== undefined) return dup(have);
+  const { e, kind } = kindOf(ctx.fileById(id), id, t.pid);
+  const pidfd = pidfdOpen(t.pid);
+  const take = (fd: number): number => {
+    try {
+      return pidfdGetfd(pidfd, fd, t.pid);
+    } finally {
+      t.syscall('close', NR.close, fd);
+    }
+  };
+  try {
+    const along: [number, number][] = [];
+    const fd = kind.restore(t, e, { id, flags: 0, type: e.type, fd: -1 }, { ...ctx, provide: (pid, pfd) => along.push([pid, pfd]) });
+    for (const [pid, pfd] of along) copies.set(pid, take(pfd));
+    const ours = take(fd);
+    copies.set(id, ours);
+    return dup(ours);
+  } finally {
+    closeQuiet(pidfd);
+  }
+}
+
+/** Our copy of file `id` if it was made along with a file in flight (then a task gets that very file). */
+function inFlightCopy(ctx: RestoreContext, id: number): number | undefined {
+  return copiesOf(ctx).get(id);
+}
+
+const IN_FLIGHT_COPIES = stateKey<InFlightCopies>('files:in-flight-copies');
+
+function copiesOf(ctx: RestoreContext): InFlightCopies {
+  return ctx.state(IN_FLIGHT_COPIES, () => {
+    const made: InFlightCopies = new Map();
+    ctx.afterAllFiles(() => {
+      for (const fd of made.values()) closeQuiet(fd);
+      made.clear();
+    }, { alsoOnFailure: true });
+    return made;
+  });
+}
+
+const CMSG_SPACE_ONE_FD = 24;
+
+/**
+ * Put our fd `ours` into task `t` (the same open file description): through
+ * a socketpair made in the task, we send it with SCM_RIGHTS and the task
+ * receives it. Returns its number in the task.
+ */
+export function installFd(t: RestoreTaskHandle, ours: number): number {
+  const sv = t.putBytes(Buffer.alloc(8));
+  t.syscall('socketpair', NR.socketpair, AF_UNIX, SOCK_DGRAM, 0, sv);
+  const ends = t.tracee.readMem(sv, 8);
+  const [a, b] = [ends.readInt32LE(0), ends.readInt32LE(4)];
+  try {
+    const pidfd = pidfdOpen(t.pid);
+    try {
+      const mine = pidfdGetfd(pidfd, a, t.pid);
+      try {
+        sendmsgRights(mine, Buffer.from('f'), [ours], 0);
+      } finally {
+        closeQuiet(mine);
+      }
+    } finally {
+      closeQuiet(pidfd);
+    }
+    // msghdr (56) | iovec (16) | 8 data bytes | control: one SCM_RIGHTS fd
+    const base = t.putBytes(Buffer.alloc(56 + 16 + 8 + CMSG_SPACE_ONE_FD));
+    const m = Buffer.alloc(56 + 16 + 8 + CMSG_SPACE_ONE_FD);
+    m.writeBigUInt64LE(base + 56n, 16);
+    m.writeBigUInt64LE(1n, 24);
+    m.writeBigUInt64LE(base + 80n, 32);
+    m.writeBigUInt64LE(BigInt(CMSG_SPACE_ONE_FD), 40);
+    m.writeBigUInt64LE(base + 72n, 56);
+    m.writeBigUInt64LE(8n, 64);
+    t.tracee.writeMem(base, m);
+    t.syscall('recvmsg', NR.recvmsg, b, base, 0);
+    const cmsg = t.tracee.readMem(base + 80n, CMSG_SPACE_ONE_FD);
+    if (cmsg.readInt32LE(12) !== 1 /* SCM_RIGHTS */) throw new CriuTsError('ERESTORE', `task ${t.pid}: no fd came through the transfer socket`, { pid: t.pid });
+    return cmsg.readInt32LE(16);
+  } finally {
+    t.syscall('close', NR.close, a);
+    t.syscall('close', NR.close, b);
+  }
 }

@@ -135,6 +135,7 @@ async function restoreLoaded(opts: RestoreTreeOptions, dir: string, img: DumpIma
     await untilStopped(stopped);
   } catch (e) {
     progress.done();
+    try { session.afterAllFiles(true); } catch { /* cleanup only */ }
     for (const n of [...created].reverse()) killQuiet(n);
     if (stub) {
       try { disposeStub(stub); } catch { /* gone */ }

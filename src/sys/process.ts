@@ -36,6 +36,18 @@ export function kcmp(pid1: number, pid2: number, type: number, idx1 = 0, idx2 = 
   return sys('kcmp', NR.kcmp, pid1, pid1, pid2, type, idx1, idx2);
 }
 
+/**
+ * Is fd `fd` of task `pid` the file that epoll `epfd` (same task) watches as
+ * its `toff`-th target registered under fd number `tfd`? (kcmp KCMP_EPOLL_TFD)
+ */
+export function kcmpEpollTarget(pid: number, fd: number, epfd: number, tfd: number, toff: number): boolean {
+  const slot = Buffer.alloc(12); // struct kcmp_epoll_slot { efd, tfd, toff }
+  slot.writeUInt32LE(epfd, 0);
+  slot.writeUInt32LE(tfd, 4);
+  slot.writeUInt32LE(toff, 8);
+  return sysTry(NR.kcmp, pid, pid, KCMP.EPOLL_TFD, fd, addr(slot)) === 0;
+}
+
 export const PR = {
   SET_PDEATHSIG: 1, GET_PDEATHSIG: 2, GET_DUMPABLE: 3, SET_DUMPABLE: 4, SET_NAME: 15, GET_NAME: 16,
   GET_SECCOMP: 21, GET_SECUREBITS: 27, SET_SECUREBITS: 28, GET_TIMERSLACK: 30, SET_TIMERSLACK: 29,

@@ -180,3 +180,33 @@ export function shutdown(fd: number, how: number): void {
 export function bindSockaddr(fd: number, sockaddr: Buffer): void {
   sys('bind', NR.bind, undefined, fd, addr(sockaddr), sockaddr.length);
 }
+
+/**
+ * sendmsg(2) of `data` with `fds` as SCM_RIGHTS (none: a plain send), to
+ * `to` when given; returns the bytes sent.
+ */
+export function sendmsgRights(fd: number, data: Buffer, fds: readonly number[], flags: number, to?: Buffer): number {
+  const buf = data.length > 0 ? data : Buffer.alloc(1);
+  const iov = Buffer.alloc(16);
+  iov.writeBigUInt64LE(addr(buf), 0);
+  iov.writeBigUInt64LE(BigInt(data.length), 8);
+  const msg = Buffer.alloc(56);
+  if (to) {
+    msg.writeBigUInt64LE(addr(to), 0);
+    msg.writeUInt32LE(to.length, 8);
+  }
+  msg.writeBigUInt64LE(addr(iov), 16);
+  msg.writeBigUInt64LE(1n, 24);
+  let control = Buffer.alloc(0);
+  if (fds.length > 0) {
+    const len = 16 + 4 * fds.length;
+    control = Buffer.alloc((len + 7) & ~7);
+    control.writeBigUInt64LE(BigInt(len), 0);
+    control.writeInt32LE(SOL_SOCKET, 8);
+    control.writeInt32LE(SCM_RIGHTS, 12);
+    fds.forEach((f, i) => control.writeInt32LE(f, 16 + 4 * i));
+    msg.writeBigUInt64LE(addr(control), 32);
+    msg.writeBigUInt64LE(BigInt(control.length), 40);
+  }
+  return sys('sendmsg', NR.sendmsg, undefined, fd, addr(msg), flags);
+}

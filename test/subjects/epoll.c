@@ -4,13 +4,17 @@
  * watching epoll 21 (data 7).
  * After SIGTERM: 21 reports 20 only; after a write to 22, both; 23 reports
  * 21 readable; the targets' numbers and data are as set up.
- * With --lost-target 1 (a dump must refuse it): 24 an epoll watching an
- * eventfd through fd 25, which is then closed while fd 26 keeps the file.
+ * 24 an epoll watching an eventfd through fd 25, which is then closed while
+ * fd 26 keeps the file (and 25 is reused by a pipe): after SIGTERM a write
+ * to 26 is reported by 24.
+ * With --gone-target 1 (a dump must refuse it): 27 an epoll watching an
+ * eventfd that only a child still holds.
  */
 #define _GNU_SOURCE
 #include "subject.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
@@ -40,17 +44,32 @@ int main(int argc, char **argv)
 	add(21, 22, EPOLLIN | EPOLLET, 0xdeadbeefcafeULL);
 	at(23, epoll_create1(EPOLL_CLOEXEC), "epoll 23");
 	add(23, 21, EPOLLIN, 7);
-	if (subject_opt_long("lost-target", 0)) {
-		at(24, epoll_create1(0), "epoll 24");
-		at(25, eventfd(0, 0), "eventfd 25");
-		add(24, 25, EPOLLIN, 1);
-		if (dup2(25, 26) != 26)
-			subject_fail("dup2");
-		close(25);
+	at(24, epoll_create1(0), "epoll 24");
+	at(25, eventfd(0, 0), "eventfd 25");
+	add(24, 25, EPOLLIN, 0x2525);
+	if (dup2(25, 26) != 26)
+		subject_fail("dup2");
+	close(25);
+	int p[2];
+	if (pipe(p) || dup2(p[0], 25) != 25)
+		subject_fail("pipe at 25");
+	pid_t child = -1;
+	if (subject_opt_long("gone-target", 0)) {
+		at(27, epoll_create1(0), "epoll 27");
+		at(28, eventfd(0, 0), "eventfd 28");
+		add(27, 28, EPOLLIN, 1);
+		child = fork();
+		if (child == 0) {
+			for (;;)
+				pause();
+		}
+		close(28);
 	}
 
 	subject_ready();
 	subject_wait_term();
+	if (child > 0)
+		kill(child, SIGKILL);
 
 	struct epoll_event got[4];
 	int n = epoll_wait(21, got, 4, 0);
@@ -72,5 +91,12 @@ int main(int argc, char **argv)
 	n = epoll_wait(21, got, 4, 0);
 	if (n != 1 || got[0].data.u64 != 0x1234)
 		subject_fail("EPOLLET lost: %d events", n);
+	if (epoll_wait(24, got, 4, 0) != 0)
+		subject_fail("epoll 24 reports before its target is written");
+	if (write(26, &one, 8) != 8)
+		subject_fail("write 26");
+	n = epoll_wait(24, got, 4, 0);
+	if (n != 1 || got[0].data.u64 != 0x2525)
+		subject_fail("epoll 24 does not watch the eventfd its closed fd 25 had: %d events", n);
 	subject_pass();
 }

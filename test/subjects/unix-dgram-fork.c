@@ -4,13 +4,18 @@
  *   child:  fd 21 bound to cli.sock and connected to srv.sock; fd 22 bound to
  *           in.sock, waiting in recv()
  *   parent: fd 22 connected to the child's in.sock (its peer is restored after it)
+ *   then srv.sock is unlinked and a FIFO made at that name (fd 23): the
+ *   child's connection to the nameless server must still come back
  * After SIGTERM the parent reads "hi", sends "go" through 22; the child
  * answers "bye" through its connection and exits 0.
  */
 #define _GNU_SOURCE
 #include "subject.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <sys/stat.h>
 #include <poll.h>
 #include <stddef.h>
 #include <string.h>
@@ -85,6 +90,12 @@ int main(int argc, char **argv)
 	if (c < 0 || connect(c, (struct sockaddr *)&sa, addr_of(&sa, "in.sock")) != 0 || dup2(c, 22) != 22)
 		subject_fail("connect in.sock: errno %d", errno);
 	close(c);
+	if (unlink("srv.sock") || mkfifo("srv.sock", 0600))
+		subject_fail("FIFO over the server's name: errno %d", errno);
+	int f = open("srv.sock", O_RDWR);
+	if (f < 0 || dup2(f, 23) != 23)
+		subject_fail("open FIFO");
+	close(f);
 	subject_ready();
 	subject_wait_term();
 	expect(20, "hi", "hi from the child");
@@ -97,5 +108,13 @@ int main(int argc, char **argv)
 			subject_fail("waitpid: errno %d", errno);
 	if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
 		subject_fail("child status %#x", st);
+	struct stat fst;
+	if (fstat(23, &fst) || !S_ISFIFO(fst.st_mode) || stat("srv.sock", &fst) || !S_ISFIFO(fst.st_mode))
+		subject_fail("the FIFO at srv.sock is gone");
+	DIR *d = opendir(".");
+	struct dirent *e;
+	while (d && (e = readdir(d)) != NULL)
+		if (strstr(e->d_name, "cr-usk"))
+			subject_fail("temporary name %s left behind", e->d_name);
 	subject_pass();
 }

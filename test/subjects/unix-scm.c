@@ -1,52 +1,152 @@
 /*
- * unix-scm: fd 20/21 a stream socketpair with an fd in flight (SCM_RIGHTS:
- * /dev/null sent from 20, unread on 21). criu-ts refuses it; the dump must
- * leave the message in place: after SIGTERM 21 receives "fd" and a working fd.
+ * unix-scm: files in flight (SCM_RIGHTS), unread at the checkpoint.
+ *   20/21 stream pair: "fd" from 20 carrying /dev/null (write-only)
+ *   22/23 datagram pair: "r" carrying a pipe's read end, "w" carrying its
+ *         write end (the pipe has "piped" in it; no task holds either end),
+ *         then "two" carrying a file at offset 3 twice in one message
+ *   24    datagram socket whose peer sent "orphan" with an eventfd (count 5)
+ *         and closed
+ *   26/27 stream pair: "sk" carrying one end of another pair, itself
+ *         carrying "inner" with a memfd-free regular file (a socket in
+ *         flight that carries a file in flight)
+ * After SIGTERM every message comes back with working fds of the same kind,
+ * shared where they were one file.
+ * With --loop 1 instead: 20 is sent over 21 into its own queue, which
+ * criu-ts refuses (the message stays).
  */
 #define _GNU_SOURCE
 #include "subject.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdint.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
+
+static void pair_at(int type, int a, int b)
+{
+	int sv[2];
+	if (socketpair(AF_UNIX, type, 0, sv) != 0 || dup2(sv[0], a) != a || dup2(sv[1], b) != b)
+		subject_fail("socketpair: errno %d", errno);
+	close(sv[0]);
+	close(sv[1]);
+}
+
+static void send_fds(int sk, const char *text, const int *fds, int n)
+{
+	char cbuf[CMSG_SPACE(4 * sizeof(int))];
+	memset(cbuf, 0, sizeof(cbuf));
+	struct iovec iov = { .iov_base = (void *)text, .iov_len = strlen(text) };
+	struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = CMSG_SPACE(n * sizeof(int)) };
+	struct cmsghdr *c = CMSG_FIRSTHDR(&m);
+	c->cmsg_level = SOL_SOCKET;
+	c->cmsg_type = SCM_RIGHTS;
+	c->cmsg_len = CMSG_LEN(n * sizeof(int));
+	memcpy(CMSG_DATA(c), fds, n * sizeof(int));
+	if (sendmsg(sk, &m, 0) != (ssize_t)strlen(text))
+		subject_fail("sendmsg %s: errno %d", text, errno);
+}
+
+/* Receive `text` and the fds that come with it; returns how many. */
+static int recv_fds(int sk, const char *text, int *fds, int max)
+{
+	char buf[64], cbuf[CMSG_SPACE(4 * sizeof(int))];
+	memset(cbuf, 0, sizeof(cbuf));
+	struct iovec iov = { .iov_base = buf, .iov_len = sizeof(buf) };
+	struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = sizeof(cbuf) };
+	ssize_t n = recvmsg(sk, &m, MSG_DONTWAIT);
+	if (n != (ssize_t)strlen(text) || memcmp(buf, text, (size_t)n) != 0)
+		subject_fail("message '%s' is gone (got %zd bytes, errno %d)", text, n, errno);
+	struct cmsghdr *c = CMSG_FIRSTHDR(&m);
+	if (!c || c->cmsg_type != SCM_RIGHTS)
+		subject_fail("message '%s' came without its fds", text);
+	int got = (int)((c->cmsg_len - CMSG_LEN(0)) / sizeof(int));
+	if (got > max)
+		subject_fail("message '%s': %d fds", text, got);
+	memcpy(fds, CMSG_DATA(c), (size_t)got * sizeof(int));
+	return got;
+}
 
 int main(int argc, char **argv)
 {
 	subject_init(argc, argv);
-	int sv[2];
-	if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) != 0 || dup2(sv[0], 20) != 20 || dup2(sv[1], 21) != 21)
-		subject_fail("socketpair: errno %d", errno);
-	close(sv[0]);
-	close(sv[1]);
+	pair_at(SOCK_STREAM, 20, 21);
+	if (subject_opt_long("loop", 0)) {
+		int self = 20;
+		send_fds(21, "loop", &self, 1);
+		subject_ready();
+		subject_wait_term();
+		int fd;
+		if (recv_fds(20, "loop", &fd, 1) != 1)
+			subject_fail("loop message");
+		subject_pass();
+	}
 	int nul = open("/dev/null", O_WRONLY);
-	char cbuf[CMSG_SPACE(sizeof(int))];
-	memset(cbuf, 0, sizeof(cbuf));
-	struct iovec iov = { .iov_base = "fd", .iov_len = 2 };
-	struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = sizeof(cbuf) };
-	struct cmsghdr *c = CMSG_FIRSTHDR(&m);
-	c->cmsg_level = SOL_SOCKET;
-	c->cmsg_type = SCM_RIGHTS;
-	c->cmsg_len = CMSG_LEN(sizeof(int));
-	memcpy(CMSG_DATA(c), &nul, sizeof(int));
-	if (sendmsg(20, &m, 0) != 2)
-		subject_fail("sendmsg: errno %d", errno);
+	send_fds(20, "fd", &nul, 1);
 	close(nul);
+
+	pair_at(SOCK_DGRAM, 22, 23);
+	int p[2];
+	if (pipe(p) || write(p[1], "piped", 5) != 5)
+		subject_fail("pipe");
+	send_fds(22, "r", &p[0], 1);
+	send_fds(22, "w", &p[1], 1);
+	close(p[0]);
+	close(p[1]);
+	int f = open("scm-file", O_RDWR | O_CREAT | O_TRUNC, 0600);
+	if (f < 0 || write(f, "abcdefgh", 8) != 8 || lseek(f, 3, SEEK_SET) != 3)
+		subject_fail("file");
+	int twice[2] = { f, f };
+	send_fds(22, "two", twice, 2);
+	close(f);
+
+	pair_at(SOCK_DGRAM, 24, 25);
+	int ev = eventfd(5, 0);
+	send_fds(25, "orphan", &ev, 1);
+	close(ev);
+	close(25);
+
+	pair_at(SOCK_STREAM, 26, 27);
+	int in[2];
+	if (socketpair(AF_UNIX, SOCK_DGRAM, 0, in))
+		subject_fail("inner pair");
+	int g = open("scm-inner", O_RDWR | O_CREAT | O_TRUNC, 0600);
+	if (g < 0 || write(g, "deep", 4) != 4)
+		subject_fail("inner file");
+	send_fds(in[1], "inner", &g, 1);
+	close(g);
+	close(in[1]);
+	send_fds(26, "sk", &in[0], 1);
+	close(in[0]);
+
 	subject_ready();
 	subject_wait_term();
-	char buf[8];
-	memset(cbuf, 0, sizeof(cbuf));
-	iov.iov_base = buf;
-	iov.iov_len = sizeof(buf);
-	m.msg_controllen = sizeof(cbuf);
-	if (recvmsg(21, &m, MSG_DONTWAIT) != 2 || memcmp(buf, "fd", 2) != 0)
-		subject_fail("the message is gone (errno %d)", errno);
-	c = CMSG_FIRSTHDR(&m);
-	int got = -1;
-	if (c && c->cmsg_type == SCM_RIGHTS)
-		memcpy(&got, CMSG_DATA(c), sizeof(int));
-	if (got < 0 || write(got, "x", 1) != 1)
-		subject_fail("no working fd came with the message");
+
+	int fd[4];
+	if (recv_fds(21, "fd", fd, 4) != 1 || write(fd[0], "x", 1) != 1)
+		subject_fail("/dev/null in flight does not write");
+	int r, w;
+	if (recv_fds(23, "r", &r, 1) != 1 || recv_fds(23, "w", &w, 1) != 1)
+		subject_fail("pipe ends");
+	char buf[16] = { 0 };
+	if (read(r, buf, 5) != 5 || memcmp(buf, "piped", 5))
+		subject_fail("pipe in flight lost its bytes: '%s'", buf);
+	if (write(w, "more", 4) != 4 || read(r, buf, 4) != 4 || memcmp(buf, "more", 4))
+		subject_fail("the two ends in flight are not one pipe");
+	if (recv_fds(23, "two", fd, 4) != 2)
+		subject_fail("two fds");
+	if (lseek(fd[0], 0, SEEK_CUR) != 3 || read(fd[0], buf, 1) != 1 || buf[0] != 'd' || lseek(fd[1], 0, SEEK_CUR) != 4)
+		subject_fail("the file sent twice is not one open file at offset 3");
+	int e;
+	uint64_t cnt = 0;
+	if (recv_fds(24, "orphan", &e, 1) != 1 || read(e, &cnt, 8) != 8 || cnt != 5)
+		subject_fail("eventfd from the closed peer: count %llu", (unsigned long long)cnt);
+	int s, h;
+	if (recv_fds(27, "sk", &s, 1) != 1 || recv_fds(s, "inner", &h, 1) != 1)
+		subject_fail("socket in flight carrying a file");
+	if (pread(h, buf, 4, 0) != 4 || memcmp(buf, "deep", 4))
+		subject_fail("file in flight inside a socket in flight");
 	subject_pass();
 }

@@ -5,6 +5,7 @@
  * flags their *_create syscalls take, and reading the entry's sub-message.
  */
 import { CriuTsError } from '../../errors.js';
+import { ioctlTry } from '../../sys/index.js';
 import type { FileEntry } from '../../images/messages.js';
 import type { FdProbe } from '../types.js';
 import { O_CLOEXEC } from './reg-file.js';
@@ -37,4 +38,26 @@ export function part<K extends keyof FileEntry>(e: FileEntry, key: K, kind: stri
     throw new CriuTsError('EIMAGE', `file ${e.id}: ${kind} entry without its ${String(key)} data`, { id: e.id });
   }
   return v as NonNullable<FileEntry[K]>;
+}
+
+const FIONREAD = 0x541b;
+
+/**
+ * Queued bytes waiting to be read on our copy of the fd (FIONREAD: inotify
+ * and fanotify events, terminal input), 0 when the file cannot say.
+ */
+export function queuedBytes(localFd: number): number {
+  const n = Buffer.alloc(4);
+  return ioctlTry(localFd, FIONREAD, n) < 0 ? 0 : n.readInt32LE(0);
+}
+
+/**
+ * Events (or bytes) queued on an fd that cannot be read back without
+ * consuming them: the dump refuses rather than lose them.
+ */
+export function refuseQueued(p: FdProbe, what: string): void {
+  const n = queuedBytes(p.localFd);
+  if (n > 0) {
+    throw new CriuTsError('EUNSUPPORTED', `task ${p.pid} fd ${p.fd}: ${what} has ${n} bytes queued for reading, which criu-ts cannot save without consuming them`, { pid: p.pid, fd: p.fd, queued: n });
+  }
 }

@@ -7,14 +7,17 @@
  * the `finish` hook, when every fd of the task has its final number (the
  * numbers recorded are the task's own fd numbers).
  *
- * Known limits: a watched file whose fd was closed in the task (epoll
- * keeps watching it while another descriptor holds the file) is refused,
- * and so is a number now used by another file. An epoll shared by several
+ * A watched file whose fd was closed (or whose number now names another
+ * file) while another fd of the task still holds it is found with
+ * kcmp(KCMP_EPOLL_TFD) and recorded under that fd, as CRIU does.
+ *
+ * Known limits: a watched file no fd of the task holds any more is refused.
+ * An epoll shared by several
  * tasks gets its targets in the first of them (whose fd numbers the dump
  * recorded), once every task's fds are final.
  */
-import { statSync } from 'node:fs';
-import { NR } from '../../sys/index.js';
+import { readdirSync, statSync } from 'node:fs';
+import { NR, kcmpEpollTarget } from '../../sys/index.js';
 import type { EventpollTfdEntry, FileEntry } from '../../images/messages.js';
 import type { FileKind, FdProbe, RestoreContext, RestoreTaskHandle } from '../types.js';
 import { CriuTsError } from '../../errors.js';
@@ -37,20 +40,42 @@ function sameTarget(pid: number, tfd: number, ino: bigint, sdev: number): boolea
   }
 }
 
+/** The task's fd holding the file epoll `p` watches as target (tfd, toff), if any. */
+function findTarget(p: FdProbe, tfd: number, toff: number): number | undefined {
+  let fds: number[];
+  try {
+    fds = readdirSync(`/proc/${p.pid}/fd`).map(Number).filter((n) => Number.isInteger(n)).sort((a, b) => a - b);
+  } catch {
+    return undefined;
+  }
+  return fds.find((fd) => fd !== p.fd && kcmpEpollTarget(p.pid, fd, p.fd, tfd, toff));
+}
+
 export const epollKind: FileKind = {
   name: 'epoll',
   type: 'EVENTPOLL',
   detect: (p: FdProbe) => isAnonLink(p, 'eventpoll'),
   dump(p: FdProbe, id: number): FileEntry {
     const tfd: EventpollTfdEntry[] = [];
+    const seen = new Map<number, number>();
     for (const w of p.fdinfo.epoll ?? []) {
+      // Targets registered under one fd number, in the kernel's order: the n-th is `toff` n.
+      const toff = seen.get(w.tfd) ?? 0;
+      seen.set(w.tfd, toff + 1);
+      let at = w.tfd;
       if (!sameTarget(p.pid, w.tfd, w.ino, w.sdev)) {
-        throw new CriuTsError('EUNSUPPORTED',
-          `task ${p.pid} fd ${p.fd}: epoll watches fd ${w.tfd} (inode ${w.ino}), which is no longer that fd of the task`,
-          { pid: p.pid, fd: p.fd, tfd: w.tfd });
+        // Its fd was closed (or the number reused); another fd of the task may still hold the file.
+        // As CRIU, the target is recorded under that fd: restored, the epoll watches the same file.
+        const other = findTarget(p, w.tfd, toff);
+        if (other === undefined) {
+          throw new CriuTsError('EUNSUPPORTED',
+            `task ${p.pid} fd ${p.fd}: epoll watches a file (inode ${w.ino}) that no fd of the task holds (its fd ${w.tfd} was closed)`,
+            { pid: p.pid, fd: p.fd, tfd: w.tfd });
+        }
+        at = other;
       }
       // CRIU leaves the per-target id 0 (a leftover of the old per-type image).
-      tfd.push({ id: 0, tfd: w.tfd, events: w.events, data: w.data, dev: w.sdev, inode: w.ino, pos: w.pos });
+      tfd.push({ id: 0, tfd: at, events: w.events, data: w.data, dev: w.sdev, inode: w.ino, pos: w.pos });
     }
     return { type: 'EVENTPOLL', id, epfd: { id, flags: fileFlags(p), fown: NO_FOWN, tfd } };
   },

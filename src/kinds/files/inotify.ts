@@ -16,7 +16,7 @@ import type { FileEntry, InotifyWdEntry } from '../../images/messages.js';
 import type { FileKind, FdProbe, RestoreTaskHandle } from '../types.js';
 import { CriuTsError } from '../../errors.js';
 import { NO_FOWN } from './reg-file.js';
-import { createFlags, fileFlags, isAnonLink, part } from './anon-inode.js';
+import { createFlags, fileFlags, isAnonLink, part, refuseQueued } from './anon-inode.js';
 import { fhEntryFor } from './fsnotify-handle.js';
 
 /** Not in the core's table: inotify_rm_watch(2) on x86_64. */
@@ -34,6 +34,7 @@ export const inotifyKind: FileKind = {
   type: 'INOTIFY',
   detect: (p: FdProbe) => isAnonLink(p, 'inotify'),
   dump(p: FdProbe, id: number): FileEntry {
+    refuseQueued(p, 'inotify');
     const wd: InotifyWdEntry[] = (p.fdinfo.inotify ?? []).map((w) => ({
       id: 0, // as CRIU writes it
       i_ino: w.ino,

@@ -83,7 +83,7 @@ test('inotify: watches by path with wd numbers', { timeout: STEP_TIMEOUT_MS }, a
     check(dir, s) {
       const [ify] = ofType(dir, 'INOTIFY').map((e) => e.ify);
       const wds = (ify?.wd ?? []).map((w) => [w.wd, w.f_handle.path, w.mask]).sort();
-      assert.deepEqual(wds, [[1, s.workDir, 0x100], [2, `${s.workDir}/sub`, 0x300], [4, `${s.workDir}/b.txt`, 0x2]]);
+      assert.deepEqual(wds, [[1, `${s.workDir}/top`, 0x100], [2, `${s.workDir}/sub`, 0x300], [4, `${s.workDir}/b.txt`, 0x2]]);
       sameAsCrit(dir, ['files.img']);
     },
   });

@@ -1,7 +1,8 @@
 /**
  * What the special-file kinds refuse, with a message naming the task, the
  * fd and what is wrong, and the task left running: an epoll whose target
- * fd was closed, a pidfd of a process outside the dump.
+ * no fd of the task holds, queued inotify events, a pidfd of a process
+ * outside the dump.
  */
 import { before, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -39,8 +40,12 @@ async function refused(name: string, args: string[], message: RegExp): Promise<v
   }
 }
 
-test('epoll watching a file through an fd closed since is refused', { timeout: STEP_TIMEOUT_MS }, async () => {
-  await refused('epoll', ['--lost-target', '1'], /epoll watches fd 25/);
+test('epoll watching a file that no fd of the task holds any more (only a child does) is refused', { timeout: STEP_TIMEOUT_MS }, async () => {
+  await refused('epoll', ['--gone-target', '1'], /epoll watches a file \(inode \d+\) that no fd of the task holds \(its fd 28 was closed\)/);
+});
+
+test('an inotify with an event queued is refused (never a silent loss)', { timeout: STEP_TIMEOUT_MS }, async () => {
+  await refused('inotify', ['--pending', '1'], /fd 20: inotify has \d+ bytes queued for reading, which criu-ts cannot save without consuming them$/);
 });
 
 test('pidfd of a process outside the dump is refused', { timeout: STEP_TIMEOUT_MS }, async () => {

@@ -29,7 +29,7 @@ import type { FileEntry, TtyInfoEntry } from '../../../images/messages.js';
 import { stateKey, type DumpContext, type FileKind, type FdProbe, type RestoreContext, type RestoreTaskHandle } from '../../types.js';
 import { CriuTsError } from '../../../errors.js';
 import { NO_FOWN, O_CLOEXEC, regEntryForPath } from '../reg-file.js';
-import { part } from '../anon-inode.js';
+import { part, refuseQueued } from '../anon-inode.js';
 import { IOC, intArg, ioctlInt, readTtyState, writeTtyState } from './termios.js';
 import { taskFdinfo } from '../task-fds.js';
 
@@ -138,6 +138,8 @@ export const ttyKind: FileKind = {
         `task ${p.pid} fd ${p.fd}: ${p.link} is a terminal whose master is outside the dump; use --shell-job to reopen it at restore`,
         { pid: p.pid, fd: p.fd, link: p.link });
     }
+    // Bytes waiting in a pty of the dump (either direction) would be lost: refused until they can be saved.
+    if (k.what === 'master' || (k.what === 'slave' && masterInDump(k.index))) refuseQueued(p, p.link);
     const infoId = k.what === 'ctty' ? CTTY_INFO_ID : infoIdOf(k.index, k.what === 'master');
     dumpInfo(ctx, p, k, infoId);
     const flags = p.fdinfo.flags & ~O_CLOEXEC;

@@ -8,7 +8,8 @@
  * bytes are sent again from our side: from our copy of the partner of a
  * pair, or from a socket of ours to the receiver's name.
  */
-import { chmodSync, chownSync, closeSync, fstatSync, lstatSync, renameSync, unlinkSync } from 'node:fs';
+import { chmodSync, chownSync, closeSync, existsSync, fstatSync, linkSync, lstatSync, mkdirSync, renameSync, rmdirSync, rmSync, unlinkSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
 import { CriuTsError } from '../../../errors.js';
 import type { FileEntry, UnixSkEntry } from '../../../images/messages.js';
 import {
@@ -18,7 +19,7 @@ import { stateKey, type RestoreContext, type RestoreTaskHandle } from '../../typ
 import { setStatusFlags } from '../pipe.js';
 import { nameText, TCP_ESTABLISHED, TCP_LISTEN } from './diag.js';
 import { dumpSkOpts, restoreSkOpts } from './opts.js';
-import { queueOf, sendQueue } from './queue.js';
+import { queueOf, sendQueue, type QueuedMsg } from './queue.js';
 import { USK_EXTERN } from './dump.js';
 
 const AT_FDCWD = -100;
@@ -63,8 +64,9 @@ function sockaddr(name: Buffer): Buffer {
 }
 
 /** Address to reach a socket from anywhere (a relative name made absolute). */
-function reachAddr(u: UnixSkEntry): Buffer {
-  const path = pathOf(u);
+function reachAddr(u: UnixSkEntry, ctx: RestoreContext): Buffer {
+  // A socket whose name was unlinked at dump is reached through its temporary name while the restore runs.
+  const path = ctx.state(NAMES, newNames).reach.get(u.ino) ?? pathOf(u);
   return sockaddr(path === undefined ? u.name : Buffer.from(`${path}\0`));
 }
 
@@ -80,6 +82,38 @@ function ownsName(e: FileEntry, ctx: RestoreContext): boolean {
 }
 
 /** option values of new unix sockets, by type */
+/**
+ * Names of sockets whose own name was unlinked at dump: the path each bound
+ * (by inode), the temporary name others reach it by, and what to remove once
+ * every file is done (temporary names first, then directories made for them).
+ */
+interface Names {
+  bound: Map<number, string>;
+  reach: Map<number, string>;
+  temps: string[];
+  dirs: string[];
+}
+const NAMES = stateKey<Names>('unix-socket:names');
+const newNames = (): Names => ({ bound: new Map(), reach: new Map(), temps: [], dirs: [] });
+
+/** The names state, with its cleanup registered on first use. */
+function names(ctx: RestoreContext): Names {
+  return ctx.state(NAMES, () => {
+    const n = newNames();
+    ctx.afterAllFiles(() => {
+      for (const p of n.temps) rmSync(p, { force: true });
+      for (const d of n.dirs) {
+        try {
+          rmdirSync(d);
+        } catch {
+          // gone, or a task put something there meanwhile
+        }
+      }
+    }, { alsoOnFailure: true });
+    return n;
+  });
+}
+
 const FRESH = stateKey<Map<number, ReturnType<typeof dumpSkOpts>>>('unix-socket:fresh-opts');
 /** sockets bound so far (inode), and the sockets waiting to connect to each inode */
 const BOUND = stateKey<Set<number>>('unix-socket:bound');
@@ -100,8 +134,13 @@ function freshOpts(type: number, ctx: RestoreContext): ReturnType<typeof dumpSkO
   return o;
 }
 
-function bindName(t: RestoreTaskHandle, fd: number, u: UnixSkEntry): void {
+function bindName(t: RestoreTaskHandle, fd: number, u: UnixSkEntry, ctx: RestoreContext): void {
   const path = pathOf(u);
+  if (path !== undefined && u.deleted && !existsSync(dirname(path))) {
+    // Its directory was removed too: made for the bind, removed again once every file is done.
+    const first = mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+    if (first !== undefined) for (let d = dirname(path); d.length >= first.length; d = dirname(d)) names(ctx).dirs.push(d);
+  }
   if (path !== undefined) {
     let st;
     try {
@@ -134,6 +173,7 @@ function bindName(t: RestoreTaskHandle, fd: number, u: UnixSkEntry): void {
     }
   }
   if (path !== undefined && u.file_perms) setSocketFilePerms(t, u, path, u.file_perms);
+  if (path !== undefined) names(ctx).bound.set(u.ino, path);
 }
 
 /**
@@ -174,7 +214,7 @@ function setUp(t: RestoreTaskHandle, fd: number, e: FileEntry, ctx: RestoreConte
   const u = uskOf(e);
   restoreSkOpts(t, fd, u.opts, freshOpts(u.type, ctx));
   setStatusFlags(t, fd, u.flags);
-  if (ownsName(e, ctx)) bindName(t, fd, u);
+  if (ownsName(e, ctx)) bindName(t, fd, u, ctx);
 }
 
 /** Once a named socket can be reached (bound, listening), sockets waiting for it connect. */
@@ -185,9 +225,22 @@ function reachable(e: FileEntry, ctx: RestoreContext): void {
 /** Files put aside while a socket whose name was unlinked is bound at that path again. */
 const movedAside = new WeakMap<UnixSkEntry, string>();
 
-function dropDeletedName(u: UnixSkEntry): void {
-  const path = pathOf(u);
+/**
+ * The name was unlinked at dump: take it away again. Sockets restored later
+ * may still have to connect to this one, so the socket file first gets a
+ * temporary name (link fails rather than replace anything there) that stays
+ * until every file is done; the socket itself keeps reporting its old name.
+ * Only the socket that bound the name drops it (an accepted one only shows
+ * its listener's).
+ */
+function dropDeletedName(u: UnixSkEntry, ctx: RestoreContext): void {
+  const n = names(ctx);
+  const path = n.bound.get(u.ino);
   if (!u.deleted || path === undefined) return;
+  const temp = join(dirname(path), `.${basename(path)}.cr-usk.${u.ino}`);
+  linkSync(path, temp);
+  n.reach.set(u.ino, temp);
+  n.temps.push(temp);
   unlinkSync(path);
   const aside = movedAside.get(u);
   if (aside !== undefined) {
@@ -196,14 +249,20 @@ function dropDeletedName(u: UnixSkEntry): void {
   }
 }
 
+/** Files in flight are opened in task `t` by the core, and sent from our copy. */
+function inFlightOpener(t: RestoreTaskHandle, ctx: RestoreContext): ((id: number) => number) | undefined {
+  const open = ctx.openInFlight;
+  return open ? (id) => open(t, id) : undefined;
+}
+
 /** Send `msgs` from the task's socket `fd` (through our copy of it) to its peer. */
-function sendFromTask(t: RestoreTaskHandle, fd: number, msgs: readonly Buffer[], label: string): void {
+function sendFromTask(t: RestoreTaskHandle, fd: number, msgs: readonly QueuedMsg[], label: string, ctx: RestoreContext): void {
   if (msgs.length === 0) return;
   const pidfd = pidfdOpen(t.pid);
   try {
     const ours = pidfdGetfd(pidfd, fd, t.pid);
     try {
-      sendQueue(ours, msgs, label);
+      sendQueue(ours, msgs, label, undefined, inFlightOpener(t, ctx));
     } finally {
       closeQuiet(ours);
     }
@@ -223,12 +282,12 @@ function createPair(t: RestoreTaskHandle, e: FileEntry, partner: FileEntry, ctx:
   const theirs = sv.readInt32LE(4);
   setUp(t, mine, e, ctx);
   setUp(t, theirs, partner, ctx);
-  sendFromTask(t, theirs, queueOf(e.id, ctx), what(t, u));
-  sendFromTask(t, mine, queueOf(partner.id, ctx), what(t, pu));
+  sendFromTask(t, theirs, queueOf(e.id, ctx), what(t, u), ctx);
+  sendFromTask(t, mine, queueOf(partner.id, ctx), what(t, pu), ctx);
   reachable(e, ctx);
   reachable(partner, ctx);
-  dropDeletedName(u);
-  dropDeletedName(pu);
+  dropDeletedName(u, ctx);
+  dropDeletedName(pu, ctx);
   shutdownAsDumped(t, mine, u);
   shutdownAsDumped(t, theirs, pu);
   return [mine, theirs];
@@ -251,7 +310,7 @@ export function restoreUnixSocket(t: RestoreTaskHandle, e: FileEntry, ctx: Resto
     const fd = sv.readInt32LE(0);
     const gone = sv.readInt32LE(4);
     setUp(t, fd, e, ctx);
-    sendFromTask(t, gone, queueOf(e.id, ctx), what(t, u));
+    sendFromTask(t, gone, queueOf(e.id, ctx), what(t, u), ctx);
     t.syscall('close', NR.close, gone);
     shutdownAsDumped(t, fd, u);
     return fd;
@@ -265,14 +324,14 @@ export function restoreUnixSocket(t: RestoreTaskHandle, e: FileEntry, ctx: Resto
     try {
       // Sent datagrams count against the sender until read: make ours hold the whole queue.
       setsockoptInt(from, SOL_SOCKET, SO_SNDBUFFORCE, QUEUE_SNDBUF_BYTES);
-      sendQueue(from, msgs, what(t, u), reachAddr(u));
+      sendQueue(from, msgs, what(t, u), reachAddr(u, ctx), inFlightOpener(t, ctx));
     } finally {
       closeQuiet(from);
     }
   }
   if (u.state === TCP_LISTEN) t.syscall('listen', NR.listen, fd, u.backlog);
   reachable(e, ctx);
-  dropDeletedName(u);
+  dropDeletedName(u, ctx);
   // Not connected yet: finish connects (its peer may be created after it) and shuts down.
   if (u.peer === 0) shutdownAsDumped(t, fd, u);
   return fd;
@@ -291,7 +350,7 @@ function peerReady(u: UnixSkEntry, ctx: RestoreContext): void {
   const waiters = waiting.get(u.ino);
   if (!waiters) return;
   waiting.delete(u.ino);
-  const addr = reachAddr(u);
+  const addr = reachAddr(u, ctx);
   for (const w of waiters) {
     try {
       connect(w.ours, addr);
@@ -328,7 +387,7 @@ export function finishUnixSocket(t: RestoreTaskHandle, e: FileEntry, fd: number,
     }
     return;
   }
-  const addr = reachAddr(peer);
+  const addr = reachAddr(peer, ctx);
   try {
     t.syscall(`connect ${JSON.stringify(nameText(peer.name))}`, NR.connect, fd, t.putBytes(addr), addr.length);
   } catch (err) {
