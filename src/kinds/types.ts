@@ -178,6 +178,8 @@ export interface RestoreContext {
    * process (the task's fd is closed again). The caller closes the copy.
    */
   openInFlight?(t: RestoreTaskHandle, fileId: number): number;
+  /** put our fd `ours` into task `t` (the same open file description); returns its number there */
+  installFd?(t: RestoreTaskHandle, ours: number): number;
 }
 
 export interface FileKind {

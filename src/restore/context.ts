@@ -12,7 +12,7 @@ import type { FdinfoEntry, FileEntry } from '../images/messages.js';
 import type { KindImage, KindImageData, RestoreContext, RestoreKindOptions, StateKey } from '../kinds/index.js';
 import { CriuTsError } from '../errors.js';
 import type { DumpImages } from './images.js';
-import { openInFlight } from './files.js';
+import { openInFlight, installFd } from './files.js';
 
 export interface RestoreSession {
   ctx: RestoreContext;
@@ -58,6 +58,7 @@ export function restoreSession(img: DumpImages, opts: RestoreKindOptions): Resto
     provide: () => {},
     afterAllFiles: (step, o) => after.push({ step, alsoOnFailure: o?.alsoOnFailure ?? false }),
     openInFlight: (t, id) => openInFlight(t, id, ctx),
+    installFd,
   };
   return {
     ctx,

@@ -78,7 +78,7 @@ test('inotify', () => {
   assert.equal(w?.length, 1);
   assert.equal(w?.[0]?.wd, 1);
   assert.equal(w?.[0]?.mask, 0x300); // IN_CREATE | IN_DELETE
-  assert.equal(w?.[0]?.ino, BigInt(statSync(s.workDir).ino));
+  assert.equal(w?.[0]?.ino, BigInt(statSync(`${s.workDir}/watched`).ino));
   assert.ok((w?.[0]?.fhandle?.handle.length ?? 0) > 0);
 });
 

@@ -4,15 +4,22 @@
  * with pidfd_open in the task: pids are kept by restore, so the same
  * number names the same process again.
  *
+ * A pidfd of a process that has exited (fdinfo Pid -1) is recorded with
+ * nspid -1 and its pidfs inode: at restore we start a short-lived process,
+ * open a pidfd on it, kill and reap it, and hand that pidfd to the task
+ * (one dead process per dumped inode, so pidfds that named one process
+ * still share an inode, and different ones do not).
+ *
  * Known limits: a pidfd of a process outside the dump is refused (it could
- * name another process after restore), and so is one of a process that
- * has exited (fdinfo Pid -1); the target must exist when the fd is made,
- * i.e. be an ancestor, the task itself or created before it.
+ * name another process after restore); the target must exist when the fd
+ * is made, i.e. be an ancestor, the task itself or created before it.
+ * pidfds of one dead process share one open file description at restore.
  */
 import { readFileSync } from 'node:fs';
-import { NR } from '../../sys/index.js';
+import { spawn } from 'node:child_process';
+import { NR, closeQuiet, pidfdOpen, waitPid } from '../../sys/index.js';
 import type { FileEntry, PidfdEntry } from '../../images/messages.js';
-import type { FileKind, FdProbe, RestoreTaskHandle } from '../types.js';
+import { stateKey, type FileKind, type FdProbe, type RestoreContext, type RestoreTaskHandle } from '../types.js';
 import { CriuTsError } from '../../errors.js';
 import { NO_FOWN } from './reg-file.js';
 import { fileFlags, isAnonLink, part, O_NONBLOCK } from './anon-inode.js';
@@ -28,6 +35,38 @@ function tracedByUs(pid: number): boolean {
   }
 }
 
+/** Our pidfds of dead processes made for this restore, by dumped inode. */
+const DEAD = stateKey<Map<number, number>>('pidfd:dead');
+
+function deadPidfd(t: RestoreTaskHandle, pf: PidfdEntry, ctx: RestoreContext): number {
+  if (!ctx.installFd) throw new CriuTsError('EINTERNAL', 'no way to hand a pidfd to the task', { pid: t.pid });
+  const dead = ctx.state(DEAD, () => {
+    const m = new Map<number, number>();
+    ctx.afterAllFiles(() => {
+      for (const fd of m.values()) closeQuiet(fd);
+      m.clear();
+    }, { alsoOnFailure: true });
+    return m;
+  });
+  let ours = dead.get(pf.ino);
+  if (ours === undefined) {
+    const child = spawn('/bin/sleep', ['1000'], { stdio: 'ignore' });
+    child.unref(); // reaped by us below: nothing for the event loop to wait for
+    const pid = child.pid;
+    if (pid === undefined) throw new CriuTsError('ERESTORE', `task ${t.pid}: cannot start a process to make a pidfd of a dead one`, { pid: t.pid });
+    try {
+      ours = pidfdOpen(pid);
+    } finally {
+      process.kill(pid, 'SIGKILL');
+      waitPid(pid, 0); // reaped: the pidfd now names a process that is gone, as at dump
+    }
+    dead.set(pf.ino, ours);
+  }
+  const fd = ctx.installFd(t, ours);
+  if (pf.flags & O_NONBLOCK) t.syscall('fcntl(F_SETFL)', NR.fcntl, fd, 4 /* F_SETFL */, O_NONBLOCK);
+  return fd;
+}
+
 export const pidfdKind: FileKind = {
   name: 'pidfd',
   type: 'PIDFD',
@@ -35,19 +74,21 @@ export const pidfdKind: FileKind = {
   dump(p: FdProbe, id: number): FileEntry {
     const info = p.fdinfo.pidfd;
     const target = info?.pid ?? -1;
+    const ino = Number(BigInt.asUintN(32, BigInt(p.stat.ino))); // uint32 in CRIU's image, as CRIU stores st_ino
     if (target <= 0) {
-      throw new CriuTsError('EUNSUPPORTED', `task ${p.pid} fd ${p.fd}: pidfd of a process that has exited`, { pid: p.pid, fd: p.fd });
+      return { type: 'PIDFD', id, pidfd: { id, ino, flags: fileFlags(p), nspid: -1, fown: NO_FOWN } };
     }
     // Every task of the dump is traced by us; anything else is outside it.
     if (target !== p.pid && !tracedByUs(target)) {
       throw new CriuTsError('EUNSUPPORTED', `task ${p.pid} fd ${p.fd}: pidfd of process ${target}, which is outside the dump`, { pid: p.pid, fd: p.fd, target });
     }
     const nspid = info?.nsPid[info.nsPid.length - 1] ?? target;
-    const pidfd: PidfdEntry = { id, ino: Number(BigInt.asUintN(32, BigInt(p.stat.ino))) /* uint32 in CRIU's image, as CRIU stores st_ino */, flags: fileFlags(p), nspid, fown: NO_FOWN };
+    const pidfd: PidfdEntry = { id, ino, flags: fileFlags(p), nspid, fown: NO_FOWN };
     return { type: 'PIDFD', id, pidfd };
   },
-  restore(t: RestoreTaskHandle, e: FileEntry): number {
+  restore(t: RestoreTaskHandle, e: FileEntry, _fdi, ctx: RestoreContext): number {
     const pf = part(e, 'pidfd', 'PIDFD');
+    if (pf.nspid < 0) return deadPidfd(t, pf, ctx);
     return Number(t.syscall(`pidfd_open(${pf.nspid})`, NR.pidfd_open, pf.nspid, pf.flags & (O_NONBLOCK | PIDFD_THREAD)));
   },
 };
