@@ -174,6 +174,8 @@ function bindName(t: RestoreTaskHandle, fd: number, u: UnixSkEntry, ctx: Restore
   }
   if (path !== undefined && u.file_perms) setSocketFilePerms(t, u, path, u.file_perms);
   if (path !== undefined) names(ctx).bound.set(u.ino, path);
+  // At once: another socket of the dump may have had the same name (bound, unlinked, bound again).
+  if (path !== undefined && u.deleted) dropDeletedName(u, ctx);
 }
 
 /**
@@ -236,7 +238,7 @@ const movedAside = new WeakMap<UnixSkEntry, string>();
 function dropDeletedName(u: UnixSkEntry, ctx: RestoreContext): void {
   const n = names(ctx);
   const path = n.bound.get(u.ino);
-  if (!u.deleted || path === undefined) return;
+  if (!u.deleted || path === undefined || n.reach.has(u.ino)) return;
   const temp = join(dirname(path), `.${basename(path)}.cr-usk.${u.ino}`);
   linkSync(path, temp);
   n.reach.set(u.ino, temp);
@@ -286,8 +288,6 @@ function createPair(t: RestoreTaskHandle, e: FileEntry, partner: FileEntry, ctx:
   sendFromTask(t, mine, queueOf(partner.id, ctx), what(t, pu), ctx);
   reachable(e, ctx);
   reachable(partner, ctx);
-  dropDeletedName(u, ctx);
-  dropDeletedName(pu, ctx);
   shutdownAsDumped(t, mine, u);
   shutdownAsDumped(t, theirs, pu);
   return [mine, theirs];
@@ -331,7 +331,6 @@ export function restoreUnixSocket(t: RestoreTaskHandle, e: FileEntry, ctx: Resto
   }
   if (u.state === TCP_LISTEN) t.syscall('listen', NR.listen, fd, u.backlog);
   reachable(e, ctx);
-  dropDeletedName(u, ctx);
   // Not connected yet: finish connects (its peer may be created after it) and shuts down.
   if (u.peer === 0) shutdownAsDumped(t, fd, u);
   return fd;
