@@ -37,7 +37,7 @@ const EBADRQC = 56;
 export const RPC_COMPAT_VERSION = { major: 4, minor: 0 } as const;
 
 /** Features FEATURE_CHECK may report true only once criu-ts implements them, whatever the kernel offers. */
-const IMPLEMENTED = { mem_track: false, lazy_pages: false } as const;
+const IMPLEMENTED = { mem_track: true, lazy_pages: false } as const;
 
 function typeName(t: CriuReqType | number): string {
   return typeof t === 'number' ? `request type ${t}` : t;
@@ -126,6 +126,31 @@ async function handleDump(conn: RpcConnection, req: CriuReq): Promise<void> {
   if (o.leave_running === true || !selfDump || !success) {
     conn.send(success ? { type: 'DUMP', success, dump: { restored: false } } : failure('DUMP', error, { dump: { restored: false } }));
   }
+}
+
+/**
+ * PRE_DUMP (CRIU's pre_dump_loop: the client may send more PRE_DUMPs and
+ * then a DUMP on the same connection, whatever keep_open says) and
+ * SINGLE_PRE_DUMP: copy the tree's memory, leave it running, tracked.
+ */
+async function handlePreDump(conn: RpcConnection, req: CriuReq, type: 'PRE_DUMP' | 'SINGLE_PRE_DUMP'): Promise<void> {
+  const o = withDefaults(req.opts);
+  const notifier = new Notifier(conn, o.notify_scripts === true);
+  let error: unknown;
+  try {
+    await withRequestLog(conn, o, 'dump', async (dirs) => {
+      checkSupported(o, 'dump', conn.mode);
+      const opts = dumpOptionsFrom(o, dirs, conn.peer().pid);
+      if (!existsSync(`/proc/${opts.pid}`)) throw new CriuTsError('ENOTASK', `no process with pid ${opts.pid}`, { pid: opts.pid });
+      opts.notify = notifier.callback();
+      const { preDump } = await import('../api/pre-dump.js');
+      const r = await preDump(opts);
+      log.info(`Pre-dumped ${r.pids.length} task(s): ${r.pids.join(' ')}`);
+    });
+  } catch (e) {
+    error = e;
+  }
+  conn.send(error === undefined ? { type, success: true } : failure(type, error));
 }
 
 /** Kill what a restore created (CRIU's out_kill) and collect what is ours to collect. */
@@ -270,8 +295,8 @@ export async function handleRequest(conn: RpcConnection, req: CriuReq): Promise<
     case 'FEATURE_CHECK': return handleFeatureCheck(conn, req);
     case 'VERSION': return handleVersion(conn);
     case 'WAIT_PID': return handleWaitPid(conn, req);
-    case 'PRE_DUMP':
-    case 'SINGLE_PRE_DUMP':
+    case 'PRE_DUMP': return handlePreDump(conn, req, 'PRE_DUMP');
+    case 'SINGLE_PRE_DUMP': return handlePreDump(conn, req, 'SINGLE_PRE_DUMP');
     case 'PAGE_SERVER':
     case 'PAGE_SERVER_CHLD':
     case 'CPUINFO_DUMP':

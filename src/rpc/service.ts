@@ -55,8 +55,9 @@ export async function serveConnection(conn: RpcConnection): Promise<void> {
       }
       if (req === null) return; // the client is done
       await handleRequest(conn, req);
-      // CRIU: without keep_open the connection ends with the answer.
-      if (req.keep_open !== true) return;
+      // CRIU: without keep_open the connection ends with the answer, except
+      // after PRE_DUMP, which waits for the next PRE_DUMP or the DUMP.
+      if (req.keep_open !== true && req.type !== 'PRE_DUMP') return;
     }
   } catch (e) {
     // Only the transport throws here (the client went away mid-answer): nothing left to tell anyone.

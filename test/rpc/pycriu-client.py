@@ -118,6 +118,7 @@ def main():
     # notify_scripts on; the value names a script to refuse ("none" refuses nothing)
     p.add_argument("--notify")
     p.add_argument("--unsupported", action="store_true")
+    p.add_argument("--dirs", help="comma-separated images dirs for iterative")
     p.add_argument("--types", help="comma-separated request types for raw/service")
     args = p.parse_args()
 
@@ -169,6 +170,27 @@ def main():
         out(resp_dict(r))
         if r.success:
             out({"status": c.wait_pid(r.restore.pid)})
+    elif args.command == "iterative":
+        # CRIU's pre_dump_loop: PRE_DUMP into each dir but the last, each on
+        # the previous one (parent_img), then DUMP into the last, all on one
+        # connection (no keep_open needed after a PRE_DUMP).
+        dirs = args.dirs.split(",")
+        sk = c._comm.connect(False)
+        for i, d in enumerate(dirs):
+            req = rpc.criu_req()
+            req.type = rpc.DUMP if i == len(dirs) - 1 else rpc.PRE_DUMP
+            args.dir = d
+            opts_from(args, req.opts)
+            if i > 0:
+                req.opts.parent_img = "../" + os.path.basename(dirs[i - 1])
+            req.opts.track_mem = True
+            sk.send(req.SerializeToString())
+            resp = rpc.criu_resp()
+            resp.ParseFromString(sk.recv(65536))
+            out(resp_dict(resp))
+            if not resp.success:
+                break
+        c._comm.disconnect()
     elif args.command in ("dump", "restore"):
         out(with_notify(args, rpc.DUMP if args.command == "dump" else rpc.RESTORE))
     elif args.command == "raw":

@@ -8,7 +8,8 @@ import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile, execFileSync, spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readlinkSync } from 'node:fs';
+import { readImage } from '../../src/images/index.js';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { isAlive, repoRoot, startSubject } from '../lib/subjects.js';
@@ -68,15 +69,15 @@ async function withSubject(body: (s: Subject, dir: string) => Promise<void>): Pr
 test('swrk: VERSION, FEATURE_CHECK, CHECK, and the unsupported types answer EOPNOTSUPP', { skip, timeout: 120_000 }, async () => {
   const dir = tempDir('rpc');
   try {
-    // VERSION 10, FEATURE_CHECK 9, PRE_DUMP 4, PAGE_SERVER 5, CPUINFO_DUMP 7, SINGLE_PRE_DUMP 13, NOTIFY 6 out of turn
-    const [version, features, ...rest] = await client(['raw', '--types', '10,9,4,5,7,13,6', '--dir', dir]);
+    // VERSION 10, FEATURE_CHECK 9, PAGE_SERVER 5, CPUINFO_DUMP 7, NOTIFY 6 out of turn
+    const [version, features, ...rest] = await client(['raw', '--types', '10,9,5,7,6', '--dir', dir]);
     assert.deepEqual(version, { type: 'VERSION', success: true, version: { major: 4, minor: 0, name: `criu-ts ${pkgVersion()}`, gitid: '' } });
     assert.equal(features?.['success'], true);
     const f = features?.['features'] as Record<string, boolean>;
-    assert.equal(f['mem_track'], false, 'no memory tracking without pre-dump support');
+    assert.equal(f['mem_track'], true, 'memory tracking: userfaultfd write-protect on this kernel');
     assert.equal(f['lazy_pages'], false, 'no lazy pages in criu-ts');
     assert.equal(typeof f['pidfd_store'], 'boolean');
-    const types = ['PRE_DUMP', 'PAGE_SERVER', 'CPUINFO_DUMP', 'SINGLE_PRE_DUMP'];
+    const types = ['PAGE_SERVER', 'CPUINFO_DUMP'];
     for (const [i, t] of types.entries()) {
       const r = rest[i];
       assert.equal(r?.['type'], t);
@@ -85,8 +86,8 @@ test('swrk: VERSION, FEATURE_CHECK, CHECK, and the unsupported types answer EOPN
       assert.match(String(r?.['cr_errmsg']), new RegExp(`${t} is not supported`));
     }
     // CRIU's answer to a request it does not serve: type EMPTY, no success.
-    assert.equal(rest[4]?.['type'], 'EMPTY');
-    assert.equal(rest[4]?.['success'], false);
+    assert.equal(rest[2]?.['type'], 'EMPTY');
+    assert.equal(rest[2]?.['success'], false);
     assert.deepEqual(await client(['check']), [{ success: true }]);
   } finally {
     removeDir(dir);
@@ -111,6 +112,23 @@ test('swrk: pycriu dumps the subject, then restores it; it passes', { skip, time
     // No rst_sibling and a client that is no subreaper: like CRIU's detached restore, the tree goes up past the client.
     assert.notEqual(r?.['ppid'], r?.['me']);
     assert.ok(existsSync(join(dir, 'restore.log')));
+    const res = await s.terminateAndResult(30_000);
+    assert.ok(res.ok, res.text);
+  });
+});
+
+test('swrk: PRE_DUMP, PRE_DUMP on it, DUMP on that, one connection (CRIU\'s pre-dump loop); the restore reads through the chain', { skip, timeout: 120_000 }, async () => {
+  await withSubject(async (s, dir) => {
+    const dirs = ['pre1', 'pre2', 'final'].map((d) => join(dir, d));
+    for (const d of dirs) mkdirSync(d);
+    const answers = await client(['iterative', '--dirs', dirs.join(','), '--pid', String(s.pid)]);
+    assert.deepEqual(answers.map((a) => [a['type'], a['success']]), [['PRE_DUMP', true], ['PRE_DUMP', true], ['DUMP', true]]);
+    assert.equal(readlinkSync(join(dir, 'final', 'parent')), '../pre2');
+    const st = readImage(join(dir, 'final', 'stats-dump')).entries[0] as { dump?: { pages_skipped_parent?: bigint } };
+    assert.ok(Number(st.dump?.pages_skipped_parent ?? 0) > 0, 'the final dump left unchanged pages in the parent images');
+    assert.ok(await waitGone(s.pid), 'the dumped subject is killed');
+    const [r] = await client(['restore', '--dir', join(dir, 'final')]);
+    assert.equal(r?.['success'], true);
     const res = await s.terminateAndResult(30_000);
     assert.ok(res.ok, res.text);
   });
