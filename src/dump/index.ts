@@ -49,7 +49,7 @@ function checkTarget(pid: number): void {
   if (pid === process.pid) throw new CriuTsError('EUSAGE', 'cannot dump criu-ts itself', { pid });
 }
 
-function checkImagesDir(dir: string, caller: CallerCreds | undefined): void {
+export function checkImagesDir(dir: string, caller: CallerCreds | undefined): void {
   try {
     if (caller !== undefined) {
       // An unprivileged caller's images go only where it could write them itself.

@@ -12,7 +12,7 @@
  * the final dump does.
  */
 import { join } from 'node:path';
-import { accessSync, constants, existsSync, mkdirSync, statSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { randomUUID } from 'node:crypto';
 import { writeImage } from '../images/index.js';
 import type { InventoryEntry, StatsEntry } from '../images/messages.js';
@@ -21,6 +21,9 @@ import { logger } from '../log.js';
 import type { DumpTreeOptions, DumpResult, DumpStats } from './options.js';
 import { seizeTree, releaseTree } from './tree.js';
 import { refuseForeignNamespaces } from './namespaces.js';
+import { checkImagesDir } from './index.js';
+import { checkTraceable } from './authorize.js';
+import { walkTree } from '../proc/children.js';
 import { dumpMemory } from '../kinds/memory/dump.js';
 import { IncrementalMemory } from '../kinds/memory/incremental.js';
 
@@ -37,14 +40,10 @@ export async function preDumpTree(opts: DumpTreeOptions): Promise<DumpResult> {
   if (pid === process.pid) throw new CriuTsError('EUSAGE', 'cannot pre-dump criu-ts itself', { pid });
   if (opts.after === 'stop') throw new CriuTsError('EUSAGE', 'pre-dump always leaves the tree running (--leave-stopped makes no sense here)', {});
   const dir = opts.dir;
-  try {
-    if (!existsSync(dir)) mkdirSync(dir, { recursive: true, mode: 0o700 });
-    if (!statSync(dir).isDirectory()) throw new Error('not a directory');
-    accessSync(dir, constants.W_OK);
-  } catch (e) {
-    throw new CriuTsError('EUSAGE', `cannot write images to ${dir}: ${(e as Error).message}`, { dir }, e);
-  }
+  checkImagesDir(dir, opts.asCaller);
   refuseForeignNamespaces(pid);
+  // For an unprivileged caller (RPC): only tasks it could ptrace itself, before and after seizing.
+  checkTraceable(walkTree(pid), opts.asCaller);
   await opts.notify({ point: 'pre-dump', rootPid: pid });
   const inc = new IncrementalMemory({
     dir,
@@ -59,6 +58,7 @@ export async function preDumpTree(opts: DumpTreeOptions): Promise<DumpResult> {
   };
   const pids = tree.tasks.map((t) => t.pid);
   try {
+    checkTraceable(pids, opts.asCaller);
     let pagesId = 0;
     const shmemDone = new Set<bigint>();
     const tm = process.hrtime.bigint();

@@ -141,6 +141,9 @@ async function handlePreDump(conn: RpcConnection, req: CriuReq, type: 'PRE_DUMP'
     await withRequestLog(conn, o, 'dump', async (dirs) => {
       checkSupported(o, 'dump', conn.mode);
       const opts = dumpOptionsFrom(o, dirs, conn.peer().pid);
+      // An unprivileged caller pre-dumps only what it could ptrace itself, into a dir it could write.
+      const creds = conn.caller().creds;
+      if (creds !== undefined) opts.asCaller = creds;
       if (!existsSync(`/proc/${opts.pid}`)) throw new CriuTsError('ENOTASK', `no process with pid ${opts.pid}`, { pid: opts.pid });
       opts.notify = notifier.callback();
       const { preDump } = await import('../api/pre-dump.js');

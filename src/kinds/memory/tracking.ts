@@ -34,7 +34,8 @@
  * fd kinds refuse it); VMAs the kernel refuses to register (EBUSY: another
  * userfaultfd) are dumped whole every time; shared memory is never tracked.
  */
-import { readFileSync, writeFileSync, statSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
+import { writeFileAtomic } from '../../images/index.js';
 import { join } from 'node:path';
 import { listFds, readFdLink, parseFdinfo, parseLimits } from '../../proc/index.js';
 import { NR, isSyscallError, pagemapScan, PAGE_IS_WRITTEN, PAGE_IS_PFNZERO, PAGE_IS_PRESENT, PAGE_IS_SWAPPED, PAGE_IS_FILE, PM_SCAN_WP_MATCHING, PM_SCAN_CHECK_WPASYNC,
@@ -78,7 +79,7 @@ export function readTrackRecord(dir: string): Map<number, Tracker> {
 export function writeTrackRecord(dir: string, trackers: Map<number, Tracker>): void {
   const tasks: Record<string, { fd: number; ino: string }> = {};
   for (const [pid, t] of trackers) tasks[String(pid)] = { fd: t.fd, ino: t.ino.toString() };
-  writeFileSync(join(dir, TRACK_RECORD), JSON.stringify({ version: 1, tasks }, null, 1) + '\n', { mode: 0o600 });
+  writeFileAtomic(join(dir, TRACK_RECORD), Buffer.from(JSON.stringify({ version: 1, tasks }, null, 1) + '\n'));
 }
 
 /** Userfaultfds in the task that have our signature: async write-protect, O_NONBLOCK|O_CLOEXEC. */
