@@ -27,6 +27,8 @@ export function coreOptions(opts: DumpOptions): DumpTreeOptions {
       ghostLimit: opts.ghostLimit ?? GHOST_LIMIT_BYTES,
       linkRemap: opts.linkRemap ?? false,
       tcpEstablished: opts.tcpEstablished ?? false,
+      tcpClose: opts.tcpClose ?? false,
+      skipInFlight: opts.skipInFlight ?? false,
     },
     after: opts.leaveRunning ? 'resume' : opts.leaveStopped ? 'stop' : 'kill',
     freezeCgroup: opts.freezeCgroup,

@@ -19,6 +19,10 @@ export interface CommonOptions {
   extUnixSk?: boolean;
   /** --tcp-established */
   tcpEstablished?: boolean;
+  /** --tcp-close: dump TCP connections without their state (the dumped tree's death closes them); restore them closed */
+  tcpClose?: boolean;
+  /** --skip-in-flight: connections a listener has not accepted yet are left out (their clients see a reset) */
+  skipInFlight?: boolean;
   /** --file-locks */
   fileLocks?: boolean;
   /** --link-remap: a file unlinked but still linked elsewhere gets a temporary name at dump (removed by the restore) */

@@ -12,7 +12,7 @@ export async function restore(opts: RestoreOptions): Promise<RestoreResult> {
   const pidfile = opts.pidfile === undefined || isAbsolute(opts.pidfile) ? opts.pidfile : join(resolve(opts.workDir ?? dir), opts.pidfile);
   return restoreTree({
     dir,
-    kinds: { shellJob: opts.shellJob ?? false, extUnixSk: opts.extUnixSk ?? false },
+    kinds: { shellJob: opts.shellJob ?? false, extUnixSk: opts.extUnixSk ?? false, tcpClose: opts.tcpClose ?? false },
     leaveStopped: opts.leaveStopped ?? false,
     pidfile,
     progress: opts.progress ?? true,

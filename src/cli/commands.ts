@@ -59,6 +59,8 @@ function common(o: CliOptions): CommonOptions {
     shellJob: o.shellJob,
     extUnixSk: o.extUnixSk,
     tcpEstablished: o.tcpEstablished,
+    tcpClose: o.tcpClose,
+    skipInFlight: o.skipInFlight,
     fileLocks: o.fileLocks,
     linkRemap: o.linkRemap,
   };

@@ -40,6 +40,8 @@ export interface CliOptions {
   extUnixSk: boolean;
   linkRemap: boolean;
   tcpEstablished: boolean;
+  tcpClose: boolean;
+  skipInFlight: boolean;
   fileLocks: boolean;
   ghostLimitBytes?: number;
   freezeCgroup?: string;
@@ -135,6 +137,8 @@ function defaults(): CliOptions {
     extUnixSk: false,
     linkRemap: false,
     tcpEstablished: false,
+    tcpClose: false,
+    skipInFlight: false,
     fileLocks: false,
     displayStats: false,
     trackMem: false,
@@ -247,6 +251,8 @@ function apply(hit: Hit, raw: Raw): 'version' | undefined {
       o.extUnixSk = true;
       break;
     case 'tcp-established': o.tcpEstablished = on; break;
+    case 'tcp-close': o.tcpClose = on; break;
+    case 'skip-in-flight': o.skipInFlight = on; break;
     case 'file-locks': o.fileLocks = on; break;
     case 'link-remap': o.linkRemap = on; break;
     case 'ghost-limit': o.ghostLimitBytes = sizeArg(shown, value); break;

@@ -244,6 +244,8 @@ async function dumpTreeHashed(opts: DumpTreeOptions): Promise<DumpResult> {
       ns_per_id: true,
       lsmtype: 'NO_LSM',
       network_lock_method: 0,
+      // As CRIU: the restore must be told --tcp-close too.
+      ...(opts.kinds.tcpClose ? { tcp_close: true } : {}),
       dump_criu_run_id: randomUUID(),
       root_ids: rootIds,
     };

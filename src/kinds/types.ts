@@ -68,6 +68,10 @@ export interface DumpKindOptions {
   linkRemap: boolean;
   /** --tcp-established (established TCP connections go through TCP_REPAIR) */
   tcpEstablished: boolean;
+  /** --tcp-close: connections are dumped without their state, to be restored closed */
+  tcpClose: boolean;
+  /** --skip-in-flight: connections a listener has not accepted yet are left out */
+  skipInFlight: boolean;
 }
 
 /**
@@ -125,6 +129,8 @@ export interface RestoreKindOptions {
   shellJob: boolean;
   /** --ext-unix-sk */
   extUnixSk: boolean;
+  /** --tcp-close: TCP connections come back closed (TCP_CLOSE, shut down both ways) */
+  tcpClose: boolean;
 }
 
 /** A dump-wide image kinds wrote, as the restore core loaded it once: entries and their raw payloads. */

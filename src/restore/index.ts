@@ -69,6 +69,9 @@ export async function restoreTree(opts: RestoreTreeOptions): Promise<RestoreResu
 }
 
 async function restoreLoaded(opts: RestoreTreeOptions, dir: string, img: DumpImages, session: RestoreSession): Promise<RestoreResult> {
+  if (img.inventory.tcp_close && !opts.kinds.tcpClose) {
+    throw new CriuTsError('EUSAGE', 'the images were dumped with --tcp-close: restore them with --tcp-close too', {});
+  }
   const plan = planTree(img, opts.kinds.shellJob);
   for (const n of plan.nodes) {
     for (const tid of n.images?.pstree.threads ?? [n.pid]) {

@@ -133,7 +133,7 @@ function refused(o: EffectiveOpts, op: Operation): string[] {
 const IGNORED_FIELDS = [
   'evasive_devices', 'auto_dedup', 'force_irmap', 'irmap_scan_paths', 'manage_cgroups',
   'manage_cgroups_mode', 'cg_root', 'cgroup_props', 'cgroup_props_file', 'cgroup_dump_controller', 'cgroup_yard',
-  'cpu_cap', 'skip_mnt', 'enable_fs', 'ext_sharing', 'ext_masters', 'tcp_skip_in_flight', 'tcp_close',
+  'cpu_cap', 'skip_mnt', 'enable_fs', 'ext_sharing', 'ext_masters',
   'weak_sysctls', 'status_fd', 'lsm_profile', 'lsm_mount_context', 'tls', 'tls_cacert', 'tls_cacrl', 'tls_cert',
   'tls_key', 'tls_no_cn_verify', 'network_lock', 'mntns_compat_mode', 'skip_file_rwx_check', 'unprivileged',
   'display_stats', 'allow_uprobes', 'ghost_fiemap', 'file_validation_method', 'pidfd_store_sk', 'config_file',
@@ -164,6 +164,8 @@ function common(o: EffectiveOpts, dirs: RequestDirs): CommonOptions {
   if (o.shell_job !== undefined) c.shellJob = o.shell_job;
   if (o.ext_unix_sk !== undefined) c.extUnixSk = o.ext_unix_sk;
   if (o.tcp_established !== undefined) c.tcpEstablished = o.tcp_established;
+  if (o.tcp_close !== undefined) c.tcpClose = o.tcp_close;
+  if (o.tcp_skip_in_flight !== undefined) c.skipInFlight = o.tcp_skip_in_flight;
   if (o.file_locks !== undefined) c.fileLocks = o.file_locks;
   if (o.link_remap !== undefined) c.linkRemap = o.link_remap;
   return c;

@@ -88,15 +88,23 @@ export function dumpInetSocket(p: FdProbe, id: number, ctx: DumpContext): FileEn
   let repair = false;
   const conn = `${addrText(family, src.words, src.port)} -> ${addrText(family, dst.words, dst.port)}`;
   if (proto === IPPROTO_TCP) {
-    if (state === TCP_LISTEN && pending > 0) {
-      refuse(`listening on ${addrText(family, src.words, src.port)} with ${pending} connection(s) not accepted yet (in-flight connections are not supported)`);
+    if (state === TCP_LISTEN && pending > 0 && ctx.opts.skipInFlight) {
+      // Left in the old listener's queue: its clients see a reset when the dumped tree dies.
+      log.info(`${what}: skipping ${pending} connection(s) not accepted yet (--skip-in-flight)`);
+    } else if (state === TCP_LISTEN && pending > 0) {
+      refuse(`listening on ${addrText(family, src.words, src.port)} with ${pending} connection(s) not accepted yet (--skip-in-flight leaves them out)`);
     }
     // A closed socket with a peer address was connected: closed both ways, or reset.
     if (state !== TCP_LISTEN && (state !== TCP_CLOSE || dst.port !== 0)) {
       const name = `${stateName(state)} TCP connection ${conn}`;
       if (!(REPAIRABLE & (1 << state))) refuse(`${name}: TCP_REPAIR cannot restore a connection in this state`);
-      if (!ctx.opts.tcpEstablished) refuse(`${name}: established connections need --tcp-established`);
-      repair = true;
+      if (ctx.opts.tcpClose) {
+        // Its state stays behind: the tree's death closes it, and restore makes a closed socket.
+      } else if (!ctx.opts.tcpEstablished) {
+        refuse(`${name}: established connections need --tcp-established (or --tcp-close)`);
+      } else {
+        repair = true;
+      }
     }
   } else {
     if (d && d.wqueue !== 0) refuse(`corked datagram socket with ${d.wqueue} bytes not sent yet`);

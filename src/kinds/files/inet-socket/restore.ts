@@ -26,6 +26,7 @@ const SO_SNDBUFFORCE = 32;
 const IPV6_V6ONLY = 26;
 const SHUT = { READ: 0, WRITE: 1, BOTH: 2 } as const;
 const EADDRINUSE = 98;
+const ENOTCONN = 107;
 const EADDRNOTAVAIL = 99;
 const QUEUE_SNDBUF_BYTES = 64 << 20;
 
@@ -126,6 +127,13 @@ export function restoreInetSocket(t: RestoreTaskHandle, e: FileEntry, fd0: numbe
   restoreSkOpts(t, fd, i.opts, fresh.sk);
   if (i.ip_opts) restoreIpOpts(t, fd, i.ip_opts, fresh.ip);
   if (i.tcp_opts) restoreTcpOpts(t, fd, i.tcp_opts, fresh.tcp);
+  if (i.proto === IPPROTO_TCP && i.dst_port !== 0 && ctx.opts.tcpClose) {
+    // --tcp-close: a socket that was connected and is closed now, as CRIU makes it:
+    // never connected, shut down both ways (read gives end of file, poll HUP).
+    shutdownQuiet(t, fd);
+    setStatusFlags(t, fd, i.flags);
+    return fd;
+  }
   if (i.proto === IPPROTO_TCP && i.dst_port !== 0) {
     const what = `${where}: TCP connection ${local(i)} -> ${remote(i)}`;
     const ours = copyOf(t, fd);
@@ -153,6 +161,15 @@ export function restoreInetSocket(t: RestoreTaskHandle, e: FileEntry, fd0: numbe
   // A datagram queue goes in before the connect (finish); without one, connect now.
   if (i.proto !== IPPROTO_TCP && queueOf(e.id, ctx).length === 0) connectAndShut(t, fd, i);
   return fd;
+}
+
+function shutdownQuiet(t: RestoreTaskHandle, fd: number): void {
+  try {
+    t.syscall('shutdown', NR.shutdown, fd, SHUT.BOTH);
+  } catch (e) {
+    // An unconnected socket says ENOTCONN, and is shut down all the same.
+    if (errnoOf(e) !== ENOTCONN) throw e;
+  }
 }
 
 function connectAndShut(t: RestoreTaskHandle, fd: number, i: InetSkEntry): void {

@@ -1,0 +1,79 @@
+/**
+ * --tcp-close and --skip-in-flight: connections dumped without their state
+ * (or with it) and restored closed; the images say so and a restore without
+ * --tcp-close is refused; a listener with a connection not accepted yet is
+ * refused unless --skip-in-flight, which leaves that connection out.
+ */
+import { before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { dump, restore } from '../../../src/api/index.js';
+import { readImage } from '../../../src/images/index.js';
+import { isAlive, startSubject } from '../../lib/subjects.js';
+import { killAndWait, removeDir, tempDir, waitGone } from '../../e2e/helpers.js';
+import { setUpRunner, STEP_TIMEOUT_MS } from './round-trip.js';
+
+before(setUpRunner);
+
+test('--tcp-close: connections are dumped without TCP_REPAIR, restore insists on --tcp-close and brings them back closed', { timeout: STEP_TIMEOUT_MS }, async () => {
+  const dir = tempDir('inet-tcp-close');
+  const s = await startSubject('tcp-close', ['--mode', 'close']);
+  try {
+    await dump({ pid: s.pid, imagesDir: dir, progress: false, tcpClose: true });
+    assert.ok(await waitGone(s.pid));
+    assert.deepEqual(readdirSync(dir).filter((f) => f.startsWith('tcp-stream-')), []);
+    assert.equal(readImage(join(dir, 'inventory.img')).entries[0]?.['tcp_close'], true);
+    await assert.rejects(restore({ imagesDir: dir, detach: true, progress: false }), (e: Error) => {
+      assert.equal(e.message, 'the images were dumped with --tcp-close: restore them with --tcp-close too');
+      return true;
+    });
+    assert.ok(!isAlive(s.pid));
+    await restore({ imagesDir: dir, detach: true, progress: false, tcpClose: true });
+    const r = await s.terminateAndResult(30_000);
+    assert.equal(r.text, 'PASS');
+  } finally {
+    await killAndWait(s.pid);
+    s.cleanup();
+    removeDir(dir);
+  }
+});
+
+test('dumped with --tcp-established, restored with --tcp-close: the connections come back closed', { timeout: STEP_TIMEOUT_MS }, async () => {
+  const dir = tempDir('inet-tcp-close-est');
+  const s = await startSubject('tcp-close', ['--mode', 'close']);
+  try {
+    await dump({ pid: s.pid, imagesDir: dir, progress: false, tcpEstablished: true });
+    assert.ok(await waitGone(s.pid));
+    assert.equal(readdirSync(dir).filter((f) => f.startsWith('tcp-stream-')).length, 2);
+    await restore({ imagesDir: dir, detach: true, progress: false, tcpClose: true });
+    const r = await s.terminateAndResult(30_000);
+    assert.equal(r.text, 'PASS');
+  } finally {
+    await killAndWait(s.pid);
+    s.cleanup();
+    removeDir(dir);
+  }
+});
+
+test('a connection not accepted yet is refused in one line, and left out with --skip-in-flight', { timeout: STEP_TIMEOUT_MS }, async () => {
+  const dir = tempDir('inet-in-flight');
+  const s = await startSubject('tcp-close', ['--mode', 'in-flight']);
+  try {
+    await assert.rejects(dump({ pid: s.pid, imagesDir: dir, progress: false, tcpEstablished: true }), (e: Error) => {
+      assert.match(e.message, /^task \d+ fd 20: IPv4 TCP socket \d+: listening on 127\.0\.0\.1:\d+ with 1 connection\(s\) not accepted yet \(--skip-in-flight leaves them out\)$/);
+      return true;
+    });
+    assert.ok(isAlive(s.pid), 'the refused task runs on');
+    await dump({ pid: s.pid, imagesDir: dir, progress: false, tcpEstablished: true, skipInFlight: true });
+    assert.ok(await waitGone(s.pid));
+    assert.ok(existsSync(join(dir, 'files.img')));
+    await restore({ imagesDir: dir, detach: true, progress: false });
+    const r = await s.terminateAndResult(30_000);
+    assert.equal(r.text, 'PASS');
+  } finally {
+    await killAndWait(s.pid);
+    s.cleanup();
+    removeDir(dir);
+  }
+});
