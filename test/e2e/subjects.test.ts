@@ -31,7 +31,7 @@ const DUMP_OPTIONS: Readonly<Record<string, Partial<CommonOptions>>> = {
   'tcp-conn': { tcpEstablished: true },
   'link-remap': { linkRemap: true },
   'tcp-states': { tcpEstablished: true },
-  'tcp-close': { tcpClose: true, skipInFlight: true },
+  'tcp-close': { tcpEstablished: true, skipInFlight: true },
 };
 
 const STEP_TIMEOUT_MS = 120_000;

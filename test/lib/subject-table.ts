@@ -95,7 +95,6 @@ export const SUBJECTS: readonly SubjectCase[] = [
   c('tcp-listen', 'TCP listeners on 127.0.0.1, [::1] and dual-stack [::], bound-only and unbound sockets: ports, options, accept after restore'),
   c('tcp-conn', 'established TCP connections on loopback (dumped with --tcp-established)'),
   c('tcp-states', 'TCP connections in FIN_WAIT1, FIN_WAIT2, CLOSE_WAIT, LAST_ACK, CLOSING and reset, both ends in the tree, IPv4/IPv6/v4-mapped'),
-  c('tcp-close', 'TCP connections restored closed (--tcp-close); the listener accepts again', { args: ['--mode', 'close'] }),
   c('tcp-close', 'a listener with a connection not accepted yet (--skip-in-flight)', { args: ['--mode', 'in-flight'] }),
   c('tcp-states', 'half-closed TCP connections whose two ends are in a parent and its child', { args: ['--split', '1'] }),
   c('udp', 'UDP sockets v4/v6 bound, connected, unbound, shut down: queued datagrams, peers, options'),

@@ -1,7 +1,8 @@
 /*
  * tcp-close: TCP connections restored closed (--tcp-close) and a listener
  * with a connection not accepted yet (--skip-in-flight).
- *   --mode close: 20 listener on 127.0.0.1, 21 a client connected to it
+ *   --mode close (only after a restore with --tcp-close; test/kinds/files/inet-tcp-close.test.ts):
+ *     20 listener on 127.0.0.1, 21 a client connected to it
  *     with bytes queued both ways, 22 its accepted end. After SIGTERM: 21
  *     and 22 are closed (TCP_CLOSE, recv gives end of file, poll says
  *     HUP), and the listener accepts a new connection.

@@ -86,11 +86,14 @@ function peek(fd: number, queue: number, room: number): Buffer {
  * (without a network lock, or a peer in the dump not yet frozen), so the
  * sequence number is read on both sides of the peek until it holds still.
  */
-function receiveQueue(fd: number, what: string): { seq: number; data: Buffer } {
+function receiveQueue(fd: number, what: string): { seq: number; data: Buffer; win: Buffer } {
   for (let i = 0; i < 16; i++) {
     const seq = queueSeq(fd, QUEUE.RECV);
     const data = peek(fd, QUEUE.RECV, queueLen(fd, SIOCINQ) + PEEK_SLACK);
-    if (queueSeq(fd, QUEUE.RECV) === seq) return { seq, data };
+    // The windows move with what arrives too: read them inside the same still moment.
+    const win = Buffer.alloc(20);
+    getsockopt(fd, SOL_TCP, TCP_REPAIR_WINDOW, win);
+    if (queueSeq(fd, QUEUE.RECV) === seq) return { seq, data, win };
   }
   throw new CriuTsError('EDUMP', `${what}: the receive queue keeps growing while it is read (a peer sending; a network lock would hold it)`, {});
 }
@@ -115,7 +118,7 @@ export function dumpTcpStream(ctx: DumpContext, fd: number, ino: number, state: 
   getsockopt(fd, SOL_TCP, TCP_INFO, info);
   const optMask = info.readUInt8(5) & (OPT.TIMESTAMPS | OPT.SACK | OPT.WSCALE);
   const scales = info.readUInt8(6);
-  const { seq: inqSeq, data: inq } = receiveQueue(fd, what);
+  const { seq: inqSeq, data: inq, win } = receiveQueue(fd, what);
   // write_seq holds still (the task is frozen); acknowledgements arriving
   // meanwhile only shorten the queue from its head, so what the peek
   // returns is the queue that ends at write_seq.
@@ -132,8 +135,6 @@ export function dumpTcpStream(ctx: DumpContext, fd: number, ino: number, state: 
     unsent = 0;
   }
   unsent = Math.min(unsent, outq.length);
-  const win = Buffer.alloc(20);
-  getsockopt(fd, SOL_TCP, TCP_REPAIR_WINDOW, win);
   const e: TcpStreamEntry = {
     inq_len: inq.length, inq_seq: inqSeq, outq_len: outq.length, outq_seq: outqSeq,
     opt_mask: optMask,
@@ -222,8 +223,17 @@ export function restoreTcpStream(ctx: RestoreContext, ours: number, i: InetSkEnt
     // The peer's FIN, replayed later, takes one sequence number of the window as it was.
     const fin = hasPeerFin(i.state) ? 1 : 0;
     const w = Buffer.alloc(20);
-    [e.snd_wl1, e.snd_wnd, e.max_window, e.rcv_wnd + fin, e.rcv_wup - fin].forEach((v, k) => w.writeUInt32LE(v >>> 0, 4 * k));
-    setsockopt(ours, SOL_TCP, TCP_REPAIR_WINDOW, w);
+    // The kernel takes no window edge past rcv_nxt (a segment the peer sent while we looked, in older images).
+    const past = (x: number): boolean => ((x - e.inq_seq) | 0) > 0;
+    const wl1 = past(e.snd_wl1) ? e.inq_seq : e.snd_wl1;
+    const wup = past(e.rcv_wup) ? e.inq_seq : e.rcv_wup;
+    const vals = [wl1, e.snd_wnd, Math.max(e.max_window, e.snd_wnd), e.rcv_wnd + fin, wup - fin];
+    vals.forEach((v, k) => w.writeUInt32LE(v >>> 0, 4 * k));
+    try {
+      setsockopt(ours, SOL_TCP, TCP_REPAIR_WINDOW, w);
+    } catch (err) {
+      throw new CriuTsError('ERESTORE', `${what}: the kernel refuses its windows (snd_wl1 ${vals[0]! >>> 0}, snd_wnd ${vals[1]}, max_window ${vals[2]}, rcv_wnd ${vals[3]}, rcv_wup ${vals[4]! >>> 0}; rcv_nxt ${rcvNxt}): ${(err as Error).message}`, {}, err);
+    }
   }
   pending.unsent = Buffer.from(outq.subarray(outq.length - unsent));
   return pending;
