@@ -18,6 +18,7 @@ import { gunzipSync } from 'node:zlib';
 import * as probe from '../sys/probe.js';
 import type { ProbeResult, TraceeProbe } from '../sys/probe.js';
 import { CriuTsError } from '../errors.js';
+import { probeNftables } from '../kinds/index.js';
 import type { CheckOptions, CheckResult } from './options.js';
 
 /** What a dump and a restore cannot do without: `criu-ts check` says "Looks good." when all are there. */
@@ -137,6 +138,12 @@ function pagemapReadable(): ProbeResult {
 
 const notOurs = (what: string): ProbeResult => no(`criu-ts does not ${what} yet`);
 
+/** The nftables network lock works here: the nft program makes and removes a table. */
+function nftables(): ProbeResult {
+  const r = probeNftables();
+  return r.ok ? ok : no(r.why ?? 'nftables does not work here');
+}
+
 type Prober = (f: Facts) => ProbeResult;
 
 const PROBES: Record<string, Prober> = {
@@ -193,9 +200,9 @@ const PROBES: Record<string, Prober> = {
   timens: () => fileExists('/proc/self/ns/time', 'CONFIG_TIME_NS'),
   external_net_ns: () => notOurs('support --external'),
   newifindex: (f) => kconfigProbe(f, 'NET_NS'),
-  nftables: () => notOurs('lock the network'),
-  has_ipt_legacy: () => notOurs('lock the network'),
-  network_lock_nftables: () => notOurs('lock the network'),
+  nftables: () => nftables(),
+  has_ipt_legacy: () => no('criu-ts locks the network with nftables only (--network-lock nftables)'),
+  network_lock_nftables: () => nftables(),
   pidfd_store: (f) => {
     const open = probe.probePidfdOpen();
     return open.ok ? f.traced().pidfdGetfd : open;

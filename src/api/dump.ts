@@ -2,6 +2,14 @@ import { resolve } from 'node:path';
 import type { DumpOptions, DumpResult } from './options.js';
 import { dumpTree } from '../dump/index.js';
 import type { DumpTreeOptions } from '../dump/options.js';
+import { CriuTsError } from '../errors.js';
+import { clearStaleLocks, defaultLockMethod, type LockMethod } from '../kinds/index.js';
+
+function networkLock(opts: DumpOptions): LockMethod {
+  const m = opts.networkLock ?? defaultLockMethod();
+  if (m === 'iptables') throw new CriuTsError('EUNSUPPORTED', '--network-lock iptables is not supported (nftables or skip)', {});
+  return m;
+}
 
 /** --ghost-limit's default, as CRIU's: 1 MiB */
 const GHOST_LIMIT_BYTES = 1 << 20;
@@ -12,6 +20,8 @@ const GHOST_LIMIT_BYTES = 1 << 20;
  * failure it is left running exactly as before.
  */
 export async function dump(opts: DumpOptions): Promise<DumpResult> {
+  // A dump that was killed before it was over may have left its network lock.
+  clearStaleLocks();
   return dumpTree(coreOptions(opts));
 }
 
@@ -29,6 +39,7 @@ export function coreOptions(opts: DumpOptions): DumpTreeOptions {
       tcpEstablished: opts.tcpEstablished ?? false,
       tcpClose: opts.tcpClose ?? false,
       skipInFlight: opts.skipInFlight ?? false,
+      networkLock: networkLock(opts),
     },
     after: opts.leaveRunning ? 'resume' : opts.leaveStopped ? 'stop' : 'kill',
     freezeCgroup: opts.freezeCgroup,

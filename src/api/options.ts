@@ -23,6 +23,8 @@ export interface CommonOptions {
   tcpClose?: boolean;
   /** --skip-in-flight: connections a listener has not accepted yet are left out (their clients see a reset) */
   skipInFlight?: boolean;
+  /** --network-lock: hold TCP connections still from dump to restore (default nftables where nft is installed, else skip) */
+  networkLock?: 'nftables' | 'iptables' | 'skip';
   /** --file-locks */
   fileLocks?: boolean;
   /** --link-remap: a file unlinked but still linked elsewhere gets a temporary name at dump (removed by the restore) */

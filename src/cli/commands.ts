@@ -61,6 +61,7 @@ function common(o: CliOptions): CommonOptions {
     tcpEstablished: o.tcpEstablished,
     tcpClose: o.tcpClose,
     skipInFlight: o.skipInFlight,
+    ...(o.networkLock !== undefined ? { networkLock: o.networkLock } : {}),
     fileLocks: o.fileLocks,
     linkRemap: o.linkRemap,
   };

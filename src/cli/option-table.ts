@@ -89,7 +89,7 @@ export const OPTIONS: readonly OptionSpec[] = [
   { long: 'mntns-compat-mode', arg: 'none', negatable: true, support: I },
   { long: 'lsm-profile', arg: 'required', support: I },
   { long: 'lsm-mount-context', arg: 'required', support: I },
-  { long: 'network-lock', arg: 'required', support: I },
+  { long: 'network-lock', arg: 'required', support: Y },
   { long: 'unprivileged', arg: 'none', negatable: true, support: I },
   // memory
   { long: 'track-mem', arg: 'none', negatable: true, support: Y },

@@ -42,6 +42,7 @@ export interface CliOptions {
   tcpEstablished: boolean;
   tcpClose: boolean;
   skipInFlight: boolean;
+  networkLock: 'nftables' | 'iptables' | 'skip' | undefined;
   fileLocks: boolean;
   ghostLimitBytes?: number;
   freezeCgroup?: string;
@@ -139,6 +140,7 @@ function defaults(): CliOptions {
     tcpEstablished: false,
     tcpClose: false,
     skipInFlight: false,
+    networkLock: undefined,
     fileLocks: false,
     displayStats: false,
     trackMem: false,
@@ -253,6 +255,10 @@ function apply(hit: Hit, raw: Raw): 'version' | undefined {
     case 'tcp-established': o.tcpEstablished = on; break;
     case 'tcp-close': o.tcpClose = on; break;
     case 'skip-in-flight': o.skipInFlight = on; break;
+    case 'network-lock':
+      if (value !== 'nftables' && value !== 'iptables' && value !== 'skip') throw badArg(shown, value);
+      o.networkLock = value;
+      break;
     case 'file-locks': o.fileLocks = on; break;
     case 'link-remap': o.linkRemap = on; break;
     case 'ghost-limit': o.ghostLimitBytes = sizeArg(shown, value); break;

@@ -9,6 +9,7 @@
  * Two dumps in one process each have their own context: nothing here is
  * module-global.
  */
+import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import { imageFileName, kindByName, writeImage } from '../images/index.js';
 import type { FileEntry } from '../images/messages.js';
@@ -31,6 +32,8 @@ export class DumpSession implements DumpContext {
   private readonly endSteps: (() => void)[] = [];
   private readonly exitSteps: ((tasksLive: boolean) => void)[] = [];
   private exited = false;
+
+  readonly runId = randomUUID();
 
   constructor(readonly dir: string, readonly opts: DumpKindOptions) {}
 

@@ -5,7 +5,6 @@
  * resumes every task exactly as it was.
  */
 import { accessSync, constants, existsSync, mkdirSync, statSync } from 'node:fs';
-import { randomUUID } from 'node:crypto';
 import type {
   CoreEntry, PstreeEntry, InventoryEntry, TaskKobjIdsEntry, FsEntry, MmEntry, StatsEntry, FdinfoEntry,
 } from '../images/messages.js';
@@ -28,7 +27,7 @@ import { dumpTaskCore, dumpThreadCore, dumpTidAddress } from './task-state.js';
 import { dumpFds } from './files.js';
 import { dumpMemory } from '../kinds/memory/dump.js';
 import { IncrementalMemory } from '../kinds/memory/incremental.js';
-import { regEntryForPath, dumpUnlinked, SeccompCollector, memfdFileForMapping } from '../kinds/index.js';
+import { regEntryForPath, dumpUnlinked, SeccompCollector, memfdFileForMapping, LOCK_METHOD } from '../kinds/index.js';
 import { makeProgress } from '../progress.js';
 
 const log = logger('dump');
@@ -243,10 +242,10 @@ async function dumpTreeHashed(opts: DumpTreeOptions): Promise<DumpResult> {
       fdinfo_per_id: true,
       ns_per_id: true,
       lsmtype: 'NO_LSM',
-      network_lock_method: 0,
+      network_lock_method: LOCK_METHOD[opts.kinds.networkLock],
       // As CRIU: the restore must be told --tcp-close too.
       ...(opts.kinds.tcpClose ? { tcp_close: true } : {}),
-      dump_criu_run_id: randomUUID(),
+      dump_criu_run_id: ctx.runId,
       root_ids: rootIds,
     };
     ctx.writeImage('inventory.img', 'INVENTORY', [inv]);

@@ -72,6 +72,8 @@ export interface DumpKindOptions {
   tcpClose: boolean;
   /** --skip-in-flight: connections a listener has not accepted yet are left out */
   skipInFlight: boolean;
+  /** --network-lock: how TCP connections are held still from dump to restore */
+  networkLock: 'nftables' | 'iptables' | 'skip';
 }
 
 /**
@@ -81,6 +83,8 @@ export interface DumpKindOptions {
 export interface DumpContext {
   /** the images dir */
   readonly dir: string;
+  /** this dump's id (inventory.img's dump_criu_run_id): names what must outlive the dump, such as the network lock */
+  readonly runId: string;
   readonly opts: DumpKindOptions;
   /** register an extra file entry (e.g. the REG entry behind a FIFO); returns its id */
   addFile(make: (id: number) => FileEntry): number;

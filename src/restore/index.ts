@@ -21,7 +21,7 @@ import { writeImage } from '../images/index.js';
 import { restoreSession, type RestoreSession } from './context.js';
 import { loadDump, type DumpImages } from './images.js';
 import { refuseForeignNamespaceIds } from './namespaces.js';
-import { materializeRemaps, removeGhosts, removeRemapFds } from '../kinds/index.js';
+import { materializeRemaps, removeGhosts, removeRemapFds, unlockNetwork } from '../kinds/index.js';
 import { checkImagesFor, pinFilesFor } from './authorize.js';
 import { checkDumpChecksums } from './images.js';
 import { checkConsistency } from './consistency.js';
@@ -117,6 +117,8 @@ async function restoreLoaded(opts: RestoreTreeOptions, dir: string, img: DumpIma
     for (const n of plan.nodes) finalizeTask(n, img);
     // Every task is ready and still held: a refusal now kills them all.
     await notify('post-restore');
+    // Every connection is back (repair mode off): let their packets through again.
+    unlockNetwork(img.inventory.network_lock_method, img.inventory.dump_criu_run_id);
     await notify('network-unlock');
     await notify('pre-resume');
     const stopped: number[] = [];

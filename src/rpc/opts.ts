@@ -135,7 +135,7 @@ const IGNORED_FIELDS = [
   'manage_cgroups_mode', 'cg_root', 'cgroup_props', 'cgroup_props_file', 'cgroup_dump_controller', 'cgroup_yard',
   'cpu_cap', 'skip_mnt', 'enable_fs', 'ext_sharing', 'ext_masters',
   'weak_sysctls', 'status_fd', 'lsm_profile', 'lsm_mount_context', 'tls', 'tls_cacert', 'tls_cacrl', 'tls_cert',
-  'tls_key', 'tls_no_cn_verify', 'network_lock', 'mntns_compat_mode', 'skip_file_rwx_check', 'unprivileged',
+  'tls_key', 'tls_no_cn_verify', 'mntns_compat_mode', 'skip_file_rwx_check', 'unprivileged',
   'display_stats', 'allow_uprobes', 'ghost_fiemap', 'file_validation_method', 'pidfd_store_sk', 'config_file',
 ] as const;
 
@@ -166,6 +166,11 @@ function common(o: EffectiveOpts, dirs: RequestDirs): CommonOptions {
   if (o.tcp_established !== undefined) c.tcpEstablished = o.tcp_established;
   if (o.tcp_close !== undefined) c.tcpClose = o.tcp_close;
   if (o.tcp_skip_in_flight !== undefined) c.skipInFlight = o.tcp_skip_in_flight;
+  // criu_network_lock_method: IPTABLES 1, NFTABLES 2, SKIP 3
+  const nl = o.network_lock as unknown;
+  if (nl === 'NFTABLES' || nl === 2) c.networkLock = 'nftables';
+  else if (nl === 'SKIP' || nl === 3) c.networkLock = 'skip';
+  else if (nl === 'IPTABLES' || nl === 1) c.networkLock = 'iptables';
   if (o.file_locks !== undefined) c.fileLocks = o.file_locks;
   if (o.link_remap !== undefined) c.linkRemap = o.link_remap;
   return c;

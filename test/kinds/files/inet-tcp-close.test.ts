@@ -24,12 +24,12 @@ test('--tcp-close: connections are dumped without TCP_REPAIR, restore insists on
     assert.ok(await waitGone(s.pid));
     assert.deepEqual(readdirSync(dir).filter((f) => f.startsWith('tcp-stream-')), []);
     assert.equal(readImage(join(dir, 'inventory.img')).entries[0]?.['tcp_close'], true);
-    await assert.rejects(restore({ imagesDir: dir, detach: true, progress: false }), (e: Error) => {
+    await assert.rejects(restore({ imagesDir: dir, progress: false }), (e: Error) => {
       assert.equal(e.message, 'the images were dumped with --tcp-close: restore them with --tcp-close too');
       return true;
     });
     assert.ok(!isAlive(s.pid));
-    await restore({ imagesDir: dir, detach: true, progress: false, tcpClose: true });
+    await restore({ imagesDir: dir, progress: false, tcpClose: true });
     const r = await s.terminateAndResult(30_000);
     assert.equal(r.text, 'PASS');
   } finally {
@@ -46,7 +46,7 @@ test('dumped with --tcp-established, restored with --tcp-close: the connections 
     await dump({ pid: s.pid, imagesDir: dir, progress: false, tcpEstablished: true });
     assert.ok(await waitGone(s.pid));
     assert.equal(readdirSync(dir).filter((f) => f.startsWith('tcp-stream-')).length, 2);
-    await restore({ imagesDir: dir, detach: true, progress: false, tcpClose: true });
+    await restore({ imagesDir: dir, progress: false, tcpClose: true });
     const r = await s.terminateAndResult(30_000);
     assert.equal(r.text, 'PASS');
   } finally {
@@ -68,7 +68,7 @@ test('a connection not accepted yet is refused in one line, and left out with --
     await dump({ pid: s.pid, imagesDir: dir, progress: false, tcpEstablished: true, skipInFlight: true });
     assert.ok(await waitGone(s.pid));
     assert.ok(existsSync(join(dir, 'files.img')));
-    await restore({ imagesDir: dir, detach: true, progress: false });
+    await restore({ imagesDir: dir, progress: false });
     const r = await s.terminateAndResult(30_000);
     assert.equal(r.text, 'PASS');
   } finally {

@@ -20,6 +20,7 @@ import { inetDiag, TCP_CLOSE, TCP_ESTABLISHED, TCP_LISTEN } from './diag.js';
 import { REPAIRABLE, stateName } from './tcp-states.js';
 import { dumpIpOpts, dumpTcpOpts } from './opts.js';
 import { dumpTcpStream } from './tcp-repair.js';
+import { lockConnection } from './net-lock.js';
 import { dumpQueue } from '../unix-socket/queue.js';
 
 const log = logger('inet-sk');
@@ -127,7 +128,11 @@ export function dumpInetSocket(p: FdProbe, id: number, ctx: DumpContext): FileEn
   // Peeked whether or not sock_diag lists the socket: an empty queue costs one call.
   if (proto !== IPPROTO_TCP) dumpQueue(ctx, p.localFd, id, type, what);
   // Last: it leaves the socket in repair mode, so the task's death closes it silently.
-  if (repair) dumpTcpStream(ctx, p.localFd, ino, state, what);
+  if (repair) {
+    // Held still (both ways) before we look, until the restored tree resumes.
+    lockConnection(ctx, family, src.words, src.port, dst.words, dst.port);
+    dumpTcpStream(ctx, p.localFd, ino, state, what);
+  }
   log.debug(`${what}: state ${stateName(state)} ${conn} backlog ${backlog}`);
   return { type: 'INETSK', id, isk: ie };
 }

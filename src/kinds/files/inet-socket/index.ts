@@ -14,7 +14,7 @@
  * through TCP_REPAIR into tcp-stream-<ino>.img (see tcp-repair.ts and
  * tcp-states.ts).
  *
- * Known limits: SYN_RECV and TIME_WAIT are refused; no network lock, so a peer
+ * Known limits: SYN_RECV and TIME_WAIT are refused; with --network-lock skip, a peer
  * outside the dump that sends between dump and restore gets a reset; a
  * listener with connections not accepted yet is refused; queued datagrams
  * come back with their bytes and boundaries but from another source

@@ -19,7 +19,7 @@
  * repair mode and connects (sending its SYN again, same sequence number)
  * only then.
  *
- * Known limits: see tcp-states.ts for the states; no network lock: a peer
+ * Known limits: see tcp-states.ts for the states; with --network-lock skip, a peer
  * outside the dump that sends meanwhile gets a reset.
  */
 import { CriuTsError } from '../../../errors.js';

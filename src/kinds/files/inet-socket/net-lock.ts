@@ -1,0 +1,195 @@
+/**
+ * The network lock (--network-lock nftables|skip): while a dump looks at
+ * TCP connections and until the restored tree runs, no packet of those
+ * connections moves, so neither end (ours in repair mode, or a peer
+ * outside the dump) changes what the images say, and a peer that sends
+ * meanwhile is held back (it retransmits later) instead of being reset.
+ *
+ * As CRIU's nftables lock: one table `inet CRIU-<dump run id>` (the run id
+ * is inventory.img's dump_criu_run_id, so restore finds the same table),
+ * with input and output chains that accept packets marked 0xc114 (the
+ * segments restore writes in a peer's name) and drop every packet whose
+ * address/port 4-tuple is in the sets conns4/conns6; each connection goes
+ * in both ways when the dump reaches it, before repair mode.
+ *
+ * Lifetime: a failed dump, or one that leaves the tree running, deletes the
+ * table; a dump that kills the tree leaves it for the restore, which
+ * deletes it when every connection is back, just before the tree resumes
+ * (a failed restore leaves it, as CRIU does, so that the restore can be
+ * tried again). A dump that dies before it is over (killed) leaves a marker
+ * /run/criu-ts/net-lock/<run id> with its pid: the next dump or restore
+ * removes the table of a marker whose owner is gone.
+ *
+ * Through the nft program (nftables package). iptables is not offered.
+ */
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { CriuTsError } from '../../../errors.js';
+import { logger } from '../../../log.js';
+import { AF_INET6 } from '../../../sys/index.js';
+import { stateKey, type DumpContext } from '../../types.js';
+import { addrText } from './addr.js';
+import { REPAIR_PACKET_MARK } from './tcp-states.js';
+
+const log = logger('net-lock');
+const NFT_PATHS = ['/usr/sbin/nft', '/sbin/nft', '/usr/bin/nft'];
+const MARKERS = '/run/criu-ts/net-lock';
+
+/** inventory.img's network_lock_method, CRIU's numbering */
+export const LOCK_METHOD = { iptables: 0, nftables: 1, skip: 2 } as const;
+export type LockMethod = keyof typeof LOCK_METHOD;
+
+export function nftPath(): string | undefined {
+  return NFT_PATHS.find((p) => existsSync(p));
+}
+
+/** The default method: nftables where the nft program is installed, else none. */
+export function defaultLockMethod(): LockMethod {
+  return nftPath() !== undefined ? 'nftables' : 'skip';
+}
+
+function nft(script: string): void {
+  const bin = nftPath();
+  if (!bin) throw new CriuTsError('EUNSUPPORTED', 'the network lock needs the nft program (Debian: nftables)', {});
+  try {
+    execFileSync(bin, ['-f', '-'], { input: script, stdio: ['pipe', 'ignore', 'pipe'] });
+  } catch (e) {
+    const why = (e as { stderr?: Buffer }).stderr?.toString().trim().split('\n')[0] ?? (e as Error).message;
+    throw new CriuTsError('EDUMP', `nft: ${why}`, {}, e);
+  }
+}
+
+const table = (runId: string): string => `inet CRIU-${runId}`;
+
+/** Whether nftables can make and remove a table here (check --feature network_lock_nftables). */
+export function probeNftables(): { ok: boolean; why?: string } {
+  if (!nftPath()) return { ok: false, why: 'no nft program (install nftables)' };
+  const name = `inet criu-ts-probe-${process.pid}`;
+  try {
+    nft(`add table ${name}\ndelete table ${name}\n`);
+    return { ok: true };
+  } catch (e) {
+    return { ok: false, why: (e as Error).message };
+  }
+}
+
+function deleteTable(runId: string): void {
+  try {
+    nft(`delete table ${table(runId)}\n`);
+  } catch (e) {
+    // Already gone (a restore retried, or removed by hand) is what we want.
+    if (!/No such file|does not exist/i.test((e as Error).message)) throw e;
+  }
+}
+
+/** Remove the tables of dumps that died before they were over. */
+export function clearStaleLocks(): void {
+  let names: string[];
+  try {
+    names = readdirSync(MARKERS);
+  } catch {
+    return;
+  }
+  for (const runId of names) {
+    const owner = Number(readFileSync(join(MARKERS, runId), 'utf8').trim());
+    if (Number.isInteger(owner) && owner > 0 && existsSync(`/proc/${owner}`)) continue;
+    try {
+      deleteTable(runId);
+      log.warn(`removed the network lock of dump ${runId}, whose criu-ts (pid ${owner}) died before the dump was over`);
+    } catch (e) {
+      log.warn(`cannot remove the stale network lock of dump ${runId}: ${(e as Error).message}`);
+    }
+    rmSync(join(MARKERS, runId), { force: true });
+  }
+}
+
+interface DumpLock {
+  runId: string;
+  locked: Set<string>;
+}
+
+const LOCK = stateKey<DumpLock>('inet-net-lock');
+
+function setup(ctx: DumpContext): DumpLock {
+  clearStaleLocks();
+  const runId = ctx.runId;
+  mkdirSync(MARKERS, { recursive: true, mode: 0o700 });
+  writeFileSync(join(MARKERS, runId), `${process.pid}\n`, { mode: 0o600 });
+  const t = table(runId);
+  const m = `0x${REPAIR_PACKET_MARK.toString(16)}`;
+  const tuple4 = 'ip saddr . tcp sport . ip daddr . tcp dport';
+  const tuple6 = 'ip6 saddr . tcp sport . ip6 daddr . tcp dport';
+  nft([
+    `add table ${t}`,
+    `add chain ${t} output { type filter hook output priority 0; }`,
+    `add chain ${t} input { type filter hook input priority 0; }`,
+    `add rule ${t} output meta mark ${m} accept`,
+    `add rule ${t} input meta mark ${m} accept`,
+    `add set ${t} conns4 { type ipv4_addr . inet_service . ipv4_addr . inet_service; }`,
+    `add set ${t} conns6 { type ipv6_addr . inet_service . ipv6_addr . inet_service; }`,
+    `add rule ${t} output ${tuple4} @conns4 drop`,
+    `add rule ${t} input ${tuple4} @conns4 drop`,
+    `add rule ${t} output ${tuple6} @conns6 drop`,
+    `add rule ${t} input ${tuple6} @conns6 drop`,
+    '',
+  ].join('\n'));
+  ctx.atExit((tasksLive) => {
+    // Tasks that run on need their connections; killed ones leave the lock to the restore.
+    try {
+      if (tasksLive) deleteTable(runId);
+    } finally {
+      rmSync(join(MARKERS, runId), { force: true });
+    }
+  });
+  log.info(`network locked: table ${t}`);
+  return { runId, locked: new Set() };
+}
+
+function mapped(words: readonly number[]): boolean {
+  return (words[0] ?? 0) === 0 && (words[1] ?? 0) === 0 && ((words[2] ?? 0) >>> 0) === 0xffff0000;
+}
+
+/** "a . port" for an nft set element. */
+function endpoint(family: number, words: readonly number[], port: number): string {
+  const t = addrText(family, words, port);
+  const host = t.slice(0, t.lastIndexOf(':')).replace(/^\[|\]$/g, '');
+  return `${host} . ${port}`;
+}
+
+/**
+ * Hold every packet of the connection src -> dst, both ways, from now until
+ * the restored tree resumes (or the dump fails). No-op with --network-lock skip.
+ */
+export function lockConnection(ctx: DumpContext, family: number, src: readonly number[], sport: number, dst: readonly number[], dport: number): void {
+  if (ctx.opts.networkLock === 'skip') return;
+  if (ctx.opts.networkLock !== 'nftables') {
+    throw new CriuTsError('EUNSUPPORTED', `--network-lock ${ctx.opts.networkLock} is not supported (nftables or skip)`, {});
+  }
+  const lock = ctx.memo(LOCK, () => setup(ctx));
+  let fam = family;
+  let a = src;
+  let b = dst;
+  if (family === AF_INET6 && mapped(src) && mapped(dst)) {
+    // IPv4 on the wire.
+    fam = 2;
+    a = [src[3] ?? 0];
+    b = [dst[3] ?? 0];
+  }
+  const set = fam === AF_INET6 ? 'conns6' : 'conns4';
+  const one = endpoint(fam, a, sport);
+  const other = endpoint(fam, b, dport);
+  const key = `${one} > ${other}`;
+  if (lock.locked.has(key)) return;
+  lock.locked.add(key);
+  lock.locked.add(`${other} > ${one}`);
+  nft(`add element ${table(lock.runId)} ${set} { ${one} . ${other}, ${other} . ${one} }\n`);
+}
+
+/** Restore: the connections are back; let their packets through (the table of dump `runId`). */
+export function unlockNetwork(method: number | undefined, runId: string | undefined): void {
+  clearStaleLocks();
+  if (method !== LOCK_METHOD.nftables || !runId) return;
+  deleteTable(runId);
+  log.info(`network unlocked: table ${table(runId)}`);
+}

@@ -1,0 +1,113 @@
+/**
+ * The network lock (--network-lock nftables): a table of ours holds every
+ * packet of the dumped connections from the moment the dump reaches them
+ * until the restored tree resumes; a failed dump or one that leaves the
+ * tree running removes it; a dump killed midway leaves it, and the next
+ * run removes it; check says what it can do.
+ */
+import { before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync, spawn } from 'node:child_process';
+import { existsSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { check, dump, restore } from '../../../src/api/index.js';
+import { readImage } from '../../../src/images/index.js';
+import { isAlive, repoRoot, startSubject } from '../../lib/subjects.js';
+import { killAndWait, removeDir, tempDir, waitFor, waitGone } from '../../e2e/helpers.js';
+import { setUpRunner, STEP_TIMEOUT_MS } from './round-trip.js';
+
+before(setUpRunner);
+
+const NFT = ['/usr/sbin/nft', '/sbin/nft'].find((p) => existsSync(p));
+const skip = NFT ? false : 'no nft program (nftables)';
+
+const tables = (): string[] => execFileSync(NFT as string, ['list', 'tables'], { encoding: 'utf8' }).split('\n').filter((l) => l.includes('CRIU-'));
+const runIdOf = (dir: string): string => readImage(join(dir, 'inventory.img')).entries[0]?.['dump_criu_run_id'] as string;
+
+test('the lock holds the connections from dump to restore, then goes', { timeout: STEP_TIMEOUT_MS, skip }, async () => {
+  const dir = tempDir('inet-lock');
+  const s = await startSubject('tcp-conn', []);
+  try {
+    await dump({ pid: s.pid, imagesDir: dir, progress: false, tcpEstablished: true, networkLock: 'nftables' });
+    assert.ok(await waitGone(s.pid));
+    const id = runIdOf(dir);
+    assert.equal(readImage(join(dir, 'inventory.img')).entries[0]?.['network_lock_method'], 1);
+    assert.deepEqual(tables(), [`table inet CRIU-${id}`]);
+    const set4 = execFileSync(NFT as string, ['list', 'set', 'inet', `CRIU-${id}`, 'conns4'], { encoding: 'utf8' });
+    // Two IPv4 connections (21-22 and the client of the closed listener is IPv6), each both ways.
+    assert.equal((set4.match(/127\.0\.0\.1 \. \d+ \. 127\.0\.0\.1 \. \d+/g) ?? []).length, 2);
+    await restore({ imagesDir: dir, progress: false });
+    assert.deepEqual(tables(), []);
+    assert.equal((await s.terminateAndResult(30_000)).text, 'PASS');
+  } finally {
+    await killAndWait(s.pid);
+    s.cleanup();
+    removeDir(dir);
+  }
+});
+
+test('a failed dump and a dump that leaves the tree running take the lock away again', { timeout: STEP_TIMEOUT_MS, skip }, async () => {
+  const dir = tempDir('inet-lock-fail');
+  const s = await startSubject('tcp-conn', []);
+  try {
+    await assert.rejects(dump({
+      pid: s.pid, imagesDir: dir, progress: false, tcpEstablished: true, networkLock: 'nftables',
+      notify: (e) => {
+        if (e.point === 'post-dump') {
+          assert.equal(tables().length, 1, 'locked while the dump runs');
+          throw new Error('stop here');
+        }
+      },
+    }), /stop here/);
+    assert.ok(isAlive(s.pid));
+    assert.deepEqual(tables(), []);
+    await dump({ pid: s.pid, imagesDir: dir, progress: false, tcpEstablished: true, networkLock: 'nftables', leaveRunning: true });
+    assert.deepEqual(tables(), []);
+    assert.equal((await s.terminateAndResult(30_000)).text, 'PASS');
+  } finally {
+    await killAndWait(s.pid);
+    s.cleanup();
+    removeDir(dir);
+  }
+});
+
+test('criu-ts killed in the middle of a dump: its lock is removed by the next run', { timeout: STEP_TIMEOUT_MS, skip }, async () => {
+  const dir = tempDir('inet-lock-kill');
+  const script = join(dir, 'hold.sh');
+  const at = join(dir, 'at-post-dump');
+  writeFileSync(script, `#!/bin/sh\n[ "$CRTOOLS_SCRIPT_ACTION" = post-dump ] || exit 0\ntouch ${at}\nexec sleep 60\n`, { mode: 0o755 });
+  const s = await startSubject('tcp-conn', []);
+  const img = join(dir, 'img');
+  execFileSync('mkdir', ['-p', img]);
+  const cli = spawn(process.execPath, [join(repoRoot(), 'bin', 'criu-ts'), 'dump', '-t', String(s.pid), '-D', img, '--tcp-established',
+    '--network-lock', 'nftables', '--action-script', script], { detached: true, stdio: 'ignore' });
+  try {
+    assert.ok(await waitFor(() => existsSync(at), 30_000), 'the dump reached post-dump');
+    assert.equal(tables().length, 1);
+    // SIGKILL: nothing of criu-ts runs any more to clean up (the group takes the script's sleep too).
+    process.kill(-(cli.pid as number), 'SIGKILL');
+    await new Promise<void>((res) => cli.once('exit', () => res()));
+    assert.equal(tables().length, 1, 'the lock outlives a killed criu-ts');
+    // The next run of criu-ts (here a dump of another tree) removes it first.
+    const other = await startSubject('tcp-listen', []);
+    try {
+      await dump({ pid: other.pid, imagesDir: join(dir, 'other'), progress: false, leaveRunning: true });
+      assert.deepEqual(tables(), []);
+    } finally {
+      await killAndWait(other.pid);
+      other.cleanup();
+    }
+  } finally {
+    try { process.kill(-(cli.pid as number), 'SIGKILL'); } catch { /* gone */ }
+    await killAndWait(s.pid);
+    s.cleanup();
+    removeDir(dir);
+  }
+});
+
+test('check answers the network-lock features from what works here', { skip }, async () => {
+  const r = await check({ feature: 'network_lock_nftables' });
+  assert.equal(r.ok, true);
+  assert.equal((await check({ feature: 'nftables' })).ok, true);
+  assert.equal((await check({ feature: 'has_ipt_legacy' })).ok, false);
+});
