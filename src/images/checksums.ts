@@ -15,6 +15,7 @@ import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { CriuTsError } from '../errors.js';
 import type { CriuTsChecksumEntry } from './messages.js';
+import { StreamHash } from './hash-worker.js';
 
 export const CHECKSUMS_IMAGE = 'criu-ts-checksums';
 
@@ -25,7 +26,7 @@ interface Digest {
 
 interface Collector {
   files: Map<string, Digest>;
-  /** time spent hashing, for the log (the cost of this feature) */
+  /** time the dump spent on hashing (inline, or handing over to and waiting for the worker): the cost of this feature */
   hashNs: bigint;
   bytes: bigint;
 }
@@ -42,15 +43,19 @@ export function endChecksums(dir: string): Collector | undefined {
   return c;
 }
 
-/** A running hash for a file being written to `path`; `done()` records it (only if a dump collects that dir). */
+/**
+ * A running hash for a file being written to `path`; `done()` records it
+ * (only if a dump collects that dir). `streamed`: a big file written in
+ * chunks (pages), hashed on a worker thread (hash-worker.ts).
+ */
 export class FileHasher {
-  private readonly hash: Hash | undefined;
+  private readonly hash: Hash | StreamHash | undefined;
   private size = 0n;
   private readonly collector: Collector | undefined;
 
-  constructor(private readonly path: string) {
+  constructor(private readonly path: string, streamed = false) {
     this.collector = collectors.get(resolve(dirname(path)));
-    this.hash = this.collector === undefined ? undefined : createHash('sha256');
+    this.hash = this.collector === undefined ? undefined : streamed ? new StreamHash() : createHash('sha256');
   }
 
   update(data: Uint8Array): void {
@@ -64,7 +69,10 @@ export class FileHasher {
 
   done(): void {
     if (this.hash === undefined || this.collector === undefined) return;
-    this.collector.files.set(basename(this.path), { size: this.size, sha256: this.hash.digest() });
+    const t0 = process.hrtime.bigint();
+    const sha256 = this.hash.digest();
+    this.collector.hashNs += process.hrtime.bigint() - t0;
+    this.collector.files.set(basename(this.path), { size: this.size, sha256 });
   }
 }
 

@@ -48,7 +48,7 @@ export class PagesWriter {
     const want = Math.max(1 << 20, Math.min(BUF_BYTES, sizeHint));
     this.buf = want === BUF_BYTES ? pool.pop() ?? Buffer.allocUnsafe(BUF_BYTES) : Buffer.allocUnsafe(want);
     this.file = new ReplacingFile(join(dir, `pages-${pagesId}.img`), 0o600);
-    this.hasher = new FileHasher(this.file.path);
+    this.hasher = new FileHasher(this.file.path, true);
     this.fd = this.file.fd;
   }
 
