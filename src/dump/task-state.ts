@@ -11,7 +11,7 @@ import { parseStat, parseLimits, parseTimers, readComm, readLoginuid, readOomSco
 import type { ProcStatus } from '../proc/index.js';
 import type { Tracee } from '../infect/tracee.js';
 import { dumpCreds } from '../kinds/creds.js';
-import { dumpMembarrier, dumpThreadSched, dumpTimerSlack } from '../kinds/task-attrs.js';
+import { dumpMembarrier, dumpThreadSched, dumpTimerSlack, dumpXcompPerm } from '../kinds/task-attrs.js';
 import { CriuTsError } from '../errors.js';
 import type {
   SaEntry, TaskTimersEntry, ItimerEntry, PosixTimerEntry, ThreadCoreEntry, TaskCoreEntry, SiginfoEntry,
@@ -180,6 +180,8 @@ export function dumpTaskCore(t: Tracee, pid: number, status: ProcStatus): TaskCo
     sigactions: dumpSigactions(t, status),
     child_subreaper: subreaper,
   };
+  const xcomp = dumpXcompPerm(t);
+  if (xcomp !== undefined) tc.xcomp_perm = xcomp;
   const membarrier = dumpMembarrier(t);
   if (membarrier !== 0) tc.membarrier_registration_mask = membarrier;
   return tc;

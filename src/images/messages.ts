@@ -1247,6 +1247,7 @@ export interface TaskCoreEntry {
   blk_sigset_extended?: bigint; // 20 uint64 hex
   stop_signo?: number; // 21 uint32
   membarrier_registration_mask?: number; // 22 uint32 hex
+  xcomp_perm?: bigint; // 1000 uint64 hex
 }
 
 /** message `task_kobj_ids_entry` */

@@ -18,6 +18,10 @@
  * writes it in a field of its own (thread_core_entry 1000, which CRIU skips)
  * when it is not the kernel's default.
  *
+ * Permission for dynamic XSAVE features (AMX tile data, asked with
+ * arch_prctl(ARCH_REQ_XCOMP_PERM)) also has no CRIU field: task_core_entry
+ * 1000 of criu-ts's own carries it.
+ *
  * Limits: SCHED_DEADLINE (runtime/deadline/period) is refused at dump.
  */
 import {
@@ -120,4 +124,30 @@ export function restoreTimerSlack(t: RestoreTaskHandle, ns: bigint | undefined):
   const want = ns ?? DEFAULT_TIMER_SLACK_NS;
   const now = BigInt.asUintN(64, t.syscall('prctl(GET_TIMERSLACK)', NR.prctl, PR.GET_TIMERSLACK));
   if (now !== want) t.syscall('prctl(SET_TIMERSLACK)', NR.prctl, PR.SET_TIMERSLACK, want);
+}
+
+const ARCH_GET_XCOMP_PERM = 0x1022;
+const ARCH_REQ_XCOMP_PERM = 0x1023;
+/** XSAVE features a process must ask for before use (XFD-controlled): AMX tile data. */
+const DYNAMIC_XFEATURES = 1n << 18n;
+
+/**
+ * Dynamic XSAVE features (AMX tile data) the process was given permission
+ * for, asked inside it; undefined when none. Without the permission after
+ * restore, its next AMX instruction would die with SIGILL.
+ */
+export function dumpXcompPerm(t: Tracee): bigint | undefined {
+  const s = t.mapScratch();
+  const r = t.syscallRaw(NR.arch_prctl, ARCH_GET_XCOMP_PERM, s);
+  if (r === -BigInt(EINVAL)) return undefined; // kernel without dynamic XSAVE features
+  if (r < 0n) throw new RemoteSyscallError('arch_prctl(ARCH_GET_XCOMP_PERM)', Number(-r), t.tid);
+  const perm = t.readMem(s, 8).readBigUInt64LE(0) & DYNAMIC_XFEATURES;
+  return perm === 0n ? undefined : perm;
+}
+
+/** Ask for the same permissions again, one feature at a time (as the kernel takes them). */
+export function restoreXcompPerm(t: RestoreTaskHandle, perm: bigint | undefined): void {
+  for (let bit = 0n; perm !== undefined && bit < 64n; bit++) {
+    if ((perm >> bit) & 1n) t.syscall(`arch_prctl(ARCH_REQ_XCOMP_PERM ${bit})`, NR.arch_prctl, ARCH_REQ_XCOMP_PERM, bit);
+  }
 }

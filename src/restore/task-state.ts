@@ -14,7 +14,7 @@ import { parseLimits } from '../proc/index.js';
 import { RemoteSyscallError, SIGTRAP, type Tracee } from '../infect/tracee.js';
 import { cpuidThroughTracee } from '../infect/cpuid.js';
 import { fpregsToXsave } from '../kinds/xsave.js';
-import { restoreLoginuid, restoreMembarrier, restoreThreadSched, restoreTimerSlack } from '../kinds/task-attrs.js';
+import { restoreLoginuid, restoreMembarrier, restoreThreadSched, restoreTimerSlack, restoreXcompPerm } from '../kinds/task-attrs.js';
 import { CriuTsError } from '../errors.js';
 
 const log = logger('task');
@@ -98,6 +98,7 @@ export function restoreTaskMisc(t: RestoreTaskHandle, tc: TaskCoreEntry): void {
   }
   restoreLoginuid(t, tc.loginuid);
   restoreMembarrier(t, tc.membarrier_registration_mask);
+  restoreXcompPerm(t, tc.xcomp_perm);
 }
 
 /** Per-thread state that must be set from inside that thread. */

@@ -48,6 +48,7 @@ export const SUBJECTS: readonly SubjectCase[] = [
   c('file-offsets', 'regular/dir/device fds: numbers, offsets, flags, FD_CLOEXEC'),
   c('fpu', 'x87, SSE and AVX register state', { runMs: 100 }),
   c('seccomp-tsync', 'a root filter without no_new_privs shared by two threads: a TSYNC filter added after restore reaches both', { pthread: true }),
+  c('amx-perm', 'permission for AMX tile data (ARCH_REQ_XCOMP_PERM) kept: a tile instruction still runs', { skip: needCpu('amx_tile') }),
   c('creds-caps', 'five capability sets per thread (bounding trimmed, ambient raised), securebits, no_new_privs', { pthread: true }),
   c('task-attrs', 'personality, loginuid, membarrier, dumpable, subreaper, THP; per thread: policy, priority, nice, pdeathsig, timer slack', { pthread: true }),
   c('avx512', 'AVX-512 state at CPUID offsets: zmm0-31 and k1-k7, live while spinning in user space', { runMs: 100, skip: needCpu('avx512f', 'avx512bw') }),

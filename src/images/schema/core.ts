@@ -25,6 +25,9 @@ defineMessage('task_core_entry', [
   f(20, 'blk_sigset_extended', 'optional', 'uint64', { opts: { hex: true } }),
   f(21, 'stop_signo', 'optional', 'uint32'),
   f(22, 'membarrier_registration_mask', 'optional', 'uint32', { opts: { hex: true } }),
+  // criu-ts's own field, not in CRIU: XSAVE features the process asked permission for with
+  // arch_prctl(ARCH_REQ_XCOMP_PERM) (AMX tile data), written only when it did. CRIU skips it.
+  f(1000, 'xcomp_perm', 'optional', 'uint64', { opts: { hex: true } }),
 ]);
 defineMessage('thread_sas_entry', [
   f(1, 'ss_sp', 'required', 'uint64'),
