@@ -4,31 +4,16 @@
  * on stderr and exit status 1: a user's mistake never shows a stack trace;
  * an internal error (anything not caused by the user) shows one only at -v4.
  */
-import { closeSync, readFileSync } from 'node:fs';
+import { closeSync } from 'node:fs';
 import { CriuTsError, describeError, exitCodeOf, isUserError } from '../errors.js';
 import { logLevel, logger, setLogFile, setLogLevel } from '../log.js';
 import { ApiFailure, requireImagesDir, runCommand } from './commands.js';
 import { parseArgs } from './parse.js';
 import type { CliOptions } from './parse.js';
 import { HELP } from './usage.js';
+import { CRIU_COMPAT_VERSION_TEXT, version } from '../version.js';
 
 const log = logger('criu-ts');
-
-/** The CRIU release whose command line, images and RPC criu-ts follows. */
-export const CRIU_COMPAT_VERSION = '4.0';
-
-/** Our version, from package.json (two levels above dist/src/cli or src/cli). */
-export function version(): string {
-  for (const rel of ['../../../package.json', '../../package.json']) {
-    try {
-      const pkg = JSON.parse(readFileSync(new URL(rel, import.meta.url), 'utf8')) as { name?: unknown; version?: unknown };
-      if (pkg.name === 'criu-ts' && typeof pkg.version === 'string') return pkg.version;
-    } catch {
-      // try the next candidate
-    }
-  }
-  return '0.0.0';
-}
 
 export async function main(argv: string[]): Promise<number> {
   // A reader that goes away ("criu-ts check --feature list | head -1") is not an error worth a stack.
@@ -66,7 +51,7 @@ async function run(argv: readonly string[], state: RunState): Promise<number> {
         // compare that number with CRIU releases, so we give the CRIU release
         // whose interfaces we follow (as the RPC VERSION answer does), and
         // say who we are on the GitID line.
-        process.stdout.write(`Version: ${CRIU_COMPAT_VERSION}\nGitID: criu-ts-${version()}\n`);
+        process.stdout.write(`Version: ${CRIU_COMPAT_VERSION_TEXT}\nGitID: criu-ts-${version()}\n`);
         return 0;
       case 'swrk':
         // The worker leaves once its client is done, whatever handles a restore left open in this process.

@@ -5,11 +5,12 @@
  * from /proc. Produces CRIU's task_core_entry / thread_core_entry parts.
  */
 import {
-  NR, PR, ptracePeekSiginfo, ptraceGetRseqConfig, getRobustList,
+  NR, PR, getRobustList,
 } from '../sys/index.js';
 import { parseStat, parseLimits, parseTimers, readComm, readLoginuid, readOomScoreAdj } from '../proc/index.js';
 import type { ProcStatus } from '../proc/index.js';
 import type { Tracee } from '../infect/tracee.js';
+import { peekSignals, rseqConfig } from '../infect/ptrace-state.js';
 import { dumpCreds } from '../kinds/creds.js';
 import { dumpMembarrier, dumpThreadSched, dumpTimerSlack, dumpXcompPerm } from '../kinds/task-attrs.js';
 import { CriuTsError } from '../errors.js';
@@ -124,11 +125,11 @@ export function dumpThreadCore(t: Tracee, pid: number, status: ProcStatus): Thre
   if (pdeath !== 0) tc.pdeath_sig = pdeath;
   const slack = dumpTimerSlack(t);
   if (slack !== undefined) tc.timer_slack_ns = slack;
-  const pend = [...t.stashedSignals, ...ptracePeekSiginfo(tid, false)];
+  const pend = [...t.stashedSignals, ...peekSignals(tid, false)];
   refusePendingTrap(tid, pend);
   if (pend.length > 0) tc.signals_p = { signals: siginfos(pend) };
   try {
-    const rs = ptraceGetRseqConfig(tid);
+    const rs = rseqConfig(tid);
     if (rs.rseqAbiPointer !== 0n) {
       tc.rseq_entry = { rseq_abi_pointer: rs.rseqAbiPointer, rseq_abi_size: rs.rseqAbiSize, signature: rs.signature };
     }
@@ -162,7 +163,7 @@ export function dumpTaskCore(t: Tracee, pid: number, status: ProcStatus): TaskCo
   const personality = Number(t.syscall('personality', NR.personality, 0xffffffff));
   t.syscall('prctl', NR.prctl, PR.GET_CHILD_SUBREAPER, s);
   const subreaper = t.readMem(s, 4).readInt32LE(0) !== 0;
-  const shared = ptracePeekSiginfo(t.tid, true);
+  const shared = peekSignals(t.tid, true);
   refusePendingTrap(t.tid, shared);
   const rl = parseLimits(pid);
   const tc: TaskCoreEntry = {

@@ -17,7 +17,8 @@
  * is installed once with TSYNC); user notification listeners (SECCOMP_FILTER_FLAG_NEW_LISTENER)
  * are not re-created.
  */
-import { ptraceSeccompGetFilter, ptraceSeccompFilterFlags, ptraceSetOptions, NR } from '../sys/index.js';
+import { NR } from '../sys/index.js';
+import { seccompFilter, seccompFilterFlags, setTraceOptions } from '../infect/ptrace-state.js';
 import type { SeccompEntry, SeccompFilter, ThreadCoreEntry } from '../images/messages.js';
 import type { RestoreTaskHandle } from './types.js';
 import { CriuTsError } from '../errors.js';
@@ -56,9 +57,9 @@ export class SeccompCollector {
     }
     const chain: { prog: Buffer; flags: number }[] = [];
     for (let i = 0; i < MAX_FILTERS; i++) {
-      const prog = ptraceSeccompGetFilter(tid, i);
+      const prog = seccompFilter(tid, i);
       if (prog === null) break;
-      chain.push({ prog, flags: ptraceSeccompFilterFlags(tid, i) });
+      chain.push({ prog, flags: seccompFilterFlags(tid, i) });
     }
     if (chain.length === 0) throw new CriuTsError('EDUMP', `thread ${tid}: seccomp filters cannot be read`, { tid });
     let prev: number | undefined;
@@ -91,7 +92,7 @@ export class SeccompCollector {
 export function restoreThreadSeccomp(t: RestoreTaskHandle, tc: ThreadCoreEntry | undefined, img: SeccompEntry | undefined, traceOptions: number, tsync = false): void {
   const mode = tc?.seccomp_mode;
   if (mode === undefined || mode === 'disabled' || mode === 0) return;
-  ptraceSetOptions(t.tracee.tid, traceOptions | 0x200000 /* PTRACE_O_SUSPEND_SECCOMP */);
+  setTraceOptions(t.tracee.tid, traceOptions | 0x200000 /* PTRACE_O_SUSPEND_SECCOMP */);
   if (mode === 'strict' || mode === 1) {
     t.syscall('seccomp(STRICT)', NR.seccomp, SECCOMP_SET_MODE_STRICT, 0, 0);
     return;

@@ -13,7 +13,8 @@ import { join } from 'node:path';
 import { closeSync, readFileSync } from 'node:fs';
 import { CriuTsError } from '../errors.js';
 import { logger } from '../log.js';
-import { NR, PR, waitPid, __WALL, pidExists, ptraceDetach, ptraceDetachQuiet, ptraceSetSigmask, createFileExclusive } from '../sys/index.js';
+import { NR, PR, waitPid, __WALL, pidExists, createFileExclusive } from '../sys/index.js';
+import { holdSigmask, release, releaseQuiet } from '../infect/ptrace-state.js';
 import type { RestoreTreeOptions, RestoreResult, RestoreStats } from './options.js';
 import type { RestoreActionPoint } from '../action-points.js';
 import type { StatsEntry } from '../images/messages.js';
@@ -133,7 +134,7 @@ async function restoreLoaded(opts: RestoreTreeOptions, dir: string, img: DumpIma
         // signal delivery (see finalizeTask) would ignore a detach signal.
         process.kill(n.pid, stopSig);
       }
-      for (const th of n.threads) ptraceDetach(th.tid, 0);
+      for (const th of n.threads) release(th.tid, 0);
     }
     // The stop signal queued above takes effect as the task runs on: return
     // only once every such task is really stopped, as callers will look.
@@ -258,11 +259,11 @@ function makeZombies(plan: ReturnType<typeof planTree>, img: DumpImages): void {
     if (sig !== 0) {
       // Killed by a signal: queue it, unblocked, and let the task go; it
       // dies of it before running a single instruction of its own.
-      ptraceSetSigmask(n.pid, 0n);
+      holdSigmask(n.pid, 0n);
       process.kill(n.pid, sig);
       // SIGKILL ends it at once, out of its ptrace stop: nothing may be left to detach.
-      if (sig === SIGKILL) ptraceDetachQuiet(n.pid, 0);
-      else ptraceDetach(n.pid, 0);
+      if (sig === SIGKILL) releaseQuiet(n.pid, 0);
+      else release(n.pid, 0);
     } else {
       try {
         n.tracee.syscallRaw(NR.exit_group, (n.exitCode >> 8) & 0xff);

@@ -9,8 +9,9 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readlinkSync } from 'node:fs';
 import { Tracee } from '../infect/tracee.js';
+import { releaseQuiet } from '../infect/ptrace-state.js';
 import {
-  NR, PTRACE_O, PTRACE_EVENT, waitPid, __WALL, setChildSubreaper, sleepMs, ptraceDetachQuiet, xstateLayout,
+  NR, PTRACE_O, PTRACE_EVENT, waitPid, __WALL, setChildSubreaper, sleepMs, xstateLayout,
 } from '../sys/index.js';
 import { CriuTsError } from '../errors.js';
 import { cpuidThroughTracee } from '../infect/cpuid.js';
@@ -106,6 +107,6 @@ export function disposeStub(stub: Stub): void {
   } catch {
     // it is about to die anyway
   }
-  ptraceDetachQuiet(stub.tracee.tid);
+  releaseQuiet(stub.tracee.tid);
   stub.proc.kill('SIGKILL');
 }

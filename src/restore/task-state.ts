@@ -5,7 +5,7 @@
  */
 import { writeFileSync } from 'node:fs';
 import {
-  NR, PR, ptraceGetRegset, ptraceSetRegset, NT_X86_XSTATE, xstateLayout,
+  NR, PR, xstateLayout,
 } from '../sys/index.js';
 import type { TaskCoreEntry, ThreadCoreEntry, UserX86FpregsEntry, ItimerEntry } from '../images/messages.js';
 import type { RestoreTaskHandle } from '../kinds/index.js';
@@ -13,6 +13,7 @@ import { logger } from '../log.js';
 import { parseLimits } from '../proc/index.js';
 import { RemoteSyscallError, SIGTRAP, type Tracee } from '../infect/tracee.js';
 import { cpuidThroughTracee } from '../infect/cpuid.js';
+import { readXstate, writeXstate } from '../infect/ptrace-state.js';
 import { fpregsToXsave } from '../kinds/xsave.js';
 import { restoreLoginuid, restoreMembarrier, restoreThreadSched, restoreTimerSlack, restoreXcompPerm } from '../kinds/task-attrs.js';
 import { CriuTsError } from '../errors.js';
@@ -124,9 +125,9 @@ export function restoreThreadState(t: RestoreTaskHandle, th: ThreadCoreEntry, cl
 
 /** FPU/SSE/AVX/AVX-512: the kernel's own XSAVE buffer (this CPU's layout) as a template, filled from the image. */
 export function restoreFpu(t: Tracee, fp: UserX86FpregsEntry): void {
-  const template = ptraceGetRegset(t.tid, NT_X86_XSTATE, 16384);
+  const template = readXstate(t.tid, 16384);
   const layout = xstateLayout(() => cpuidThroughTracee(t));
-  ptraceSetRegset(t.tid, NT_X86_XSTATE, fpregsToXsave(template, fp, layout, `thread ${t.tid}`));
+  writeXstate(t.tid, fpregsToXsave(template, fp, layout, `thread ${t.tid}`));
 }
 
 /**

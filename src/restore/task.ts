@@ -4,13 +4,14 @@
  * mask are set last, in finalizeTask, once every task is ready.
  */
 import {
-  NR, PR, ptraceGetRseqConfig, ptraceSetSigmask, encodeGpRegs, setGpRegsRaw, GP_REG_NAMES, type GpRegs,
+  NR, PR, encodeGpRegs, GP_REG_NAMES, type GpRegs,
 } from '../sys/index.js';
 import { CriuTsError } from '../errors.js';
 import type { CoreEntry, ThreadCoreEntry } from '../images/messages.js';
 import type { RestoreContext, RestoreTaskHandle } from '../kinds/index.js';
 import type { Tracee } from '../infect/tracee.js';
 import { HELD_SIGMASK } from '../infect/tracee.js';
+import { holdSigmask, rseqConfig, writeGpRegs } from '../infect/ptrace-state.js';
 import { prepareAddressSpace, restoreMemory, restoreMmFields } from '../kinds/memory/restore.js';
 import { restoreFds } from './files.js';
 import { asInterruptedSyscall } from './restart.js';
@@ -52,7 +53,7 @@ export function restoreTaskBody(n: RestoreNode, plan: RestorePlan, img: DumpImag
   log.info(`restoring task ${pid}`);
   let rseq: { ptr: bigint; len: number; sig: number } | undefined;
   try {
-    const r = ptraceGetRseqConfig(pid);
+    const r = rseqConfig(pid);
     rseq = { ptr: r.rseqAbiPointer, len: r.rseqAbiSize, sig: r.signature };
   } catch {
     rseq = undefined;
@@ -74,7 +75,7 @@ export function restoreTaskBody(n: RestoreNode, plan: RestorePlan, img: DumpImag
   restoreTaskMisc(h, tc);
   // Every signal but SIGTRAP stays blocked while we drive the task (see
   // HELD_SIGMASK); the dumped mask comes last.
-  ptraceSetSigmask(pid, HELD_SIGMASK);
+  holdSigmask(pid, HELD_SIGMASK);
   // Threads share the address space: create them now, each from the main thread.
   const tids = task.pstree.threads ?? [pid];
   n.threads = [tracee];
@@ -95,7 +96,7 @@ export function restoreTaskBody(n: RestoreNode, plan: RestorePlan, img: DumpImag
 
 function restoreThread(h: RestoreTaskHandle, core: CoreEntry, comm: string): void {
   const tid = h.tracee.tid;
-  ptraceSetSigmask(tid, HELD_SIGMASK);
+  holdSigmask(tid, HELD_SIGMASK);
   const th: ThreadCoreEntry | undefined = core.thread_core;
   if (th) restoreThreadState(h, th, core.thread_info?.clear_tid_addr ?? 0n, comm);
   const fp = core.thread_info?.fpregs;
@@ -148,8 +149,8 @@ export function finalizeTask(n: RestoreNode, img: DumpImages): void {
       // Not in a syscall: no restart logic may touch these registers.
       regs = { ...dumped, orig_ax: BigInt.asUintN(64, -1n) };
     }
-    setGpRegsRaw(th.tid, encodeGpRegs(regs));
+    writeGpRegs(th.tid, encodeGpRegs(regs));
     const mask = core.thread_core?.blk_sigset ?? core.tc?.blk_sigset ?? task.cores[0]?.tc?.blk_sigset ?? 0n;
-    ptraceSetSigmask(th.tid, mask);
+    holdSigmask(th.tid, mask);
   });
 }

@@ -8,7 +8,7 @@
 import { existsSync } from 'node:fs';
 import { check } from '../api/check.js';
 import type { CheckResult } from '../api/options.js';
-import { version as packageVersion } from '../cli/main.js';
+import { CRIU_COMPAT_VERSION, version as packageVersion } from '../version.js';
 import { CriuTsError, describeError, rpcErrnoOf } from '../errors.js';
 import type { CriuFeatures, CriuReq, CriuReqType, CriuResp } from '../images/messages.js';
 import { logLevel, logger, resetLogClock, setLogFile, setLogLevel } from '../log.js';
@@ -34,7 +34,7 @@ const EBADRQC = 56;
  * podman and go-criu (major*10000 + minor*100) see a CRIU they accept. No
  * gitid (go-criu would bump the minor for it); `name` says who answers.
  */
-export const RPC_COMPAT_VERSION = { major: 4, minor: 0 } as const;
+export const RPC_COMPAT_VERSION = CRIU_COMPAT_VERSION;
 
 /** Features FEATURE_CHECK may report true only once criu-ts implements them, whatever the kernel offers. */
 const IMPLEMENTED = { mem_track: true, lazy_pages: false } as const;

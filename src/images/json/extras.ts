@@ -10,8 +10,10 @@ import type { ImageKind } from '../table.js';
 import { base64Lines, fromBase64 } from './pretty.js';
 import { isJsonObject } from './text.js';
 import type { JsonValue } from './text.js';
-import { jsonToMessage } from './from-json.js';
-import { messageToJson } from './to-json.js';
+
+/** The message converters of to-json.ts and from-json.ts, handed in by them (IPC messages carry a message in their payload). */
+export type MessageToJson = (msgName: string, msg: Message, pretty: boolean) => JsonValue;
+export type JsonToMessage = (msgName: string, obj: JsonValue) => Message;
 
 function num(entry: Message, field: string): number {
   const v = entry[field];
@@ -37,7 +39,7 @@ function msgQueue(buf: Buffer): { msg: Message; size: number; data: Buffer }[] {
   return out;
 }
 
-export function extraToJson(kind: ImageKind, entry: Message, buf: Buffer): JsonValue {
+export function extraToJson(kind: ImageKind, entry: Message, buf: Buffer, messageToJson: MessageToJson): JsonValue {
   const rule = kind.payload;
   if (rule === undefined) return null;
   switch (rule.kind) {
@@ -88,7 +90,7 @@ function pad(b: Buffer, len: number): Buffer {
 }
 
 /** Payload bytes for an entry from its JSON "extra" (undefined or empty writes nothing, like crit). */
-export function extraFromJson(kind: ImageKind, entry: Message, v: JsonValue | undefined): Buffer | undefined {
+export function extraFromJson(kind: ImageKind, entry: Message, v: JsonValue | undefined, jsonToMessage: JsonToMessage): Buffer | undefined {
   const rule = kind.payload;
   if (rule === undefined || v === undefined || v === null || v === '') return undefined;
   switch (rule.kind) {

@@ -151,7 +151,7 @@ export function jsonToImage(doc: JsonValue): ImageFromJson {
     if (kind.payload?.kind === 'ghost') {
       extras.push(extra === undefined || extra === null || extra === '' ? undefined : fromBase64(String(extra)));
     } else {
-      extras.push(extraFromJson(kind, entry, extra));
+      extras.push(extraFromJson(kind, entry, extra, jsonToMessage));
     }
   });
   return { kindName: kind.name, entries, extras };

@@ -103,7 +103,7 @@ export function imageToJson(img: DecodedImage, opts: ToJsonOptions = {}): JsonOb
       return obj;
     }
     if (opts.nopl === true) obj['extra'] = `... <${humanSize(extraSize(kind, entry, extra))}>`;
-    else obj['extra'] = extraToJson(kind, entry, extra ?? Buffer.alloc(0));
+    else obj['extra'] = extraToJson(kind, entry, extra ?? Buffer.alloc(0), messageToJson);
     return obj;
   });
   return { magic: kind.name, entries };

@@ -1,0 +1,117 @@
+/**
+ * The layering of src/, read from the source: every import points down the
+ * layers of docs/architecture.md (or stays in its own layer), no module
+ * imports itself back through others, no AsyncLocalStorage (state travels
+ * in the dump and restore contexts), and ptrace is called only by
+ * src/infect and src/sys.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { dirname, join, normalize, relative } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/** Lowest first. Modules of one layer may import each other; a layer may import any layer below it. */
+const LAYERS: readonly (readonly string[])[] = [
+  ['errors.ts', 'log.ts', 'progress.ts', 'version.ts', 'action-points.ts'],
+  ['sys'],
+  ['proc', 'images'],
+  ['infect'],
+  ['kinds'],
+  ['dump', 'restore'],
+  ['api'],
+  ['cli', 'rpc', 'crit'],
+];
+
+const here = dirname(fileURLToPath(import.meta.url));
+// Compiled to dist/test/arch: the sources are three levels up.
+const root = normalize(join(here, '..', '..', '..'));
+const src = join(root, 'src');
+
+function walk(dir: string, out: string[] = []): string[] {
+  for (const name of readdirSync(dir).sort()) {
+    const p = join(dir, name);
+    if (statSync(p).isDirectory()) walk(p, out);
+    else if (name.endsWith('.ts')) out.push(p);
+  }
+  return out;
+}
+
+/** The top-level entry of src/ a file belongs to: "dump", "errors.ts", ... */
+function topOf(file: string): string {
+  return relative(src, file).split('/')[0] ?? '';
+}
+
+function layerOf(file: string): number {
+  const top = topOf(file);
+  const i = LAYERS.findIndex((l) => l.includes(top));
+  assert.ok(i >= 0, `${relative(root, file)}: src/${top} is in no layer of test/arch/imports.test.ts (add it where it belongs)`);
+  return i;
+}
+
+/** Relative imports of a file (static, type-only, re-exports and dynamic import()), as absolute .ts paths. */
+function importsOf(file: string): string[] {
+  const text = readFileSync(file, 'utf8');
+  const out: string[] = [];
+  const re = /(?:^|[\s;])(?:import|export)\s[^'"]*?from\s*'([^']+)'|import\(\s*'([^']+)'\s*\)|^import\s+'([^']+)'/gm;
+  for (const m of text.matchAll(re)) {
+    const spec = m[1] ?? m[2] ?? m[3];
+    if (!spec?.startsWith('.')) continue;
+    out.push(normalize(join(dirname(file), spec.replace(/\.js$/, '.ts'))));
+  }
+  return out;
+}
+
+const files = walk(src);
+const graph = new Map(files.map((f) => [f, importsOf(f)]));
+
+test('every import of src/ points down a layer or stays in its own', () => {
+  const bad: string[] = [];
+  for (const [f, deps] of graph) {
+    for (const d of deps) {
+      if (layerOf(d) > layerOf(f)) bad.push(`${relative(src, f)} -> ${relative(src, d)}`);
+    }
+  }
+  assert.deepEqual(bad, [], `imports pointing up a layer:\n${bad.join('\n')}`);
+});
+
+test('no import circle in src/', () => {
+  const state = new Map<string, 'open' | 'done'>();
+  const circles: string[] = [];
+  const stack: string[] = [];
+  const visit = (f: string): void => {
+    state.set(f, 'open');
+    stack.push(f);
+    for (const d of graph.get(f) ?? []) {
+      if (!graph.has(d)) continue;
+      if (state.get(d) === 'open') circles.push([...stack.slice(stack.indexOf(d)), d].map((x) => relative(src, x)).join(' -> '));
+      else if (!state.has(d)) visit(d);
+    }
+    stack.pop();
+    state.set(f, 'done');
+  };
+  for (const f of files) if (!state.has(f)) visit(f);
+  assert.deepEqual(circles, [], `import circles:\n${circles.join('\n')}`);
+});
+
+test('every relative import of src/ names a file that exists', () => {
+  const missing = [...graph].flatMap(([f, deps]) => deps.filter((d) => !graph.has(d)).map((d) => `${relative(src, f)} -> ${relative(src, d)}`));
+  assert.deepEqual(missing, []);
+});
+
+test('no AsyncLocalStorage: per-dump and per-restore state lives in the contexts', () => {
+  const users = files.filter((f) => /AsyncLocalStorage|node:async_hooks/.test(readFileSync(f, 'utf8')));
+  assert.deepEqual(users.map((f) => relative(src, f)), []);
+});
+
+test('ptrace is called only by src/infect and src/sys', () => {
+  const bad: string[] = [];
+  for (const f of files) {
+    const top = topOf(f);
+    if (top === 'infect' || top === 'sys') continue;
+    readFileSync(f, 'utf8').split('\n').forEach((line, i) => {
+      if (/\bptrace[A-Z]\w*\s*\(/.test(line) && !/^\s*(\/\/|\*)/.test(line)) bad.push(`${relative(src, f)}:${i + 1}: ${line.trim()}`);
+    });
+  }
+  assert.deepEqual(bad, [], `ptrace outside src/infect and src/sys:\n${bad.join('\n')}`);
+});
