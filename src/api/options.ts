@@ -3,10 +3,12 @@
  * (camelCase of the long option) so CRIU's documentation applies.
  */
 import type { ActionNotify, DumpActionPoint, RestoreActionPoint } from '../action-points.js';
+import type { CallerCreds } from '../caller.js';
 
 export type { DumpStats, DumpResult } from '../dump/options.js';
 export type { RestoreStats, RestoreResult } from '../restore/options.js';
 export type { ActionEvent, ActionNotify, ActionPoint, DumpActionPoint, RestoreActionPoint } from '../action-points.js';
+export type { CallerCreds } from '../caller.js';
 
 export interface CommonOptions {
   /** -D/--images-dir: where images are read or written (default: cwd) */
@@ -41,16 +43,6 @@ export interface CommonOptions {
    * with the user's permissions.
    */
   asCaller?: CallerCreds;
-}
-
-/** Who a dump or restore acts for: real ids (the kernel's PTRACE_MODE_ATTACH_REALCREDS compares these). */
-export interface CallerCreds {
-  uid: number;
-  gid: number;
-  /** supplementary groups */
-  groups: number[];
-  /** the caller holds CAP_SYS_PTRACE (in criu-ts's user namespace): ptrace rules do not limit it */
-  capSysPtrace: boolean;
 }
 
 export interface DumpOptions extends CommonOptions {

@@ -20,7 +20,7 @@
  * namespaces are refused at dump anyway.
  */
 import { readdirSync, statSync } from 'node:fs';
-import type { CallerCreds } from '../api/options.js';
+import type { CallerCreds } from '../caller.js';
 import { CriuTsError } from '../errors.js';
 import { parseStatus } from '../proc/index.js';
 

@@ -16,7 +16,7 @@ import { refuseForeignNamespaces } from './namespaces.js';
 import { ACCESS, dirAccessibleBy, kcmp, KCMP, NR, PR } from '../sys/index.js';
 import type { DumpTreeOptions, DumpResult, DumpStats } from './options.js';
 import type { DumpActionPoint } from '../action-points.js';
-import type { CallerCreds } from '../api/options.js';
+import type { CallerCreds } from '../caller.js';
 import { DumpSession } from './context.js';
 import { checkTraceable } from './authorize.js';
 import { walkTree } from '../proc/children.js';

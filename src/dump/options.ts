@@ -5,7 +5,7 @@
  */
 import type { ActionNotify, DumpActionPoint } from '../action-points.js';
 import type { DumpKindOptions } from '../kinds/index.js';
-import type { CallerCreds } from '../api/options.js';
+import type { CallerCreds } from '../caller.js';
 
 export interface DumpTreeOptions {
   /** root of the tree */

@@ -25,7 +25,7 @@
  */
 import { lstatSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import type { CallerCreds } from '../api/options.js';
+import type { CallerCreds } from '../caller.js';
 import { CriuTsError } from '../errors.js';
 import { readImage } from '../images/index.js';
 import type { CredsEntry, FileEntry, GhostFileEntry, RemapFilePathEntry } from '../images/messages.js';

@@ -4,7 +4,7 @@
  */
 import type { ActionNotify, RestoreActionPoint } from '../action-points.js';
 import type { RestoreKindOptions } from '../kinds/index.js';
-import type { CallerCreds } from '../api/options.js';
+import type { CallerCreds } from '../caller.js';
 
 export interface RestoreTreeOptions {
   /** absolute images dir */
