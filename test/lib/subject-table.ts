@@ -92,7 +92,7 @@ export const SUBJECTS: readonly SubjectCase[] = [
   c('unix-fork', 'unix socketpairs split over and shared through a fork, bytes queued by the child'),
   c('unix-scm', 'files in flight (SCM_RIGHTS): a pipe whose both ends are in flight, one file sent twice, an eventfd from a closed peer, a socket in flight carrying a file'),
   c('proc-files', '/proc/self files and directory held open: reopened by path, offsets kept'),
-  c('unix-dgram-fork', 'datagram sockets bound and connected by name across a fork, a datagram queued, a server whose name was unlinked and taken by a FIFO'),
+  c('unix-dgram-fork', 'datagram sockets bound and connected by name across a fork, a datagram queued, a server whose name was unlinked and taken by a FIFO, a socket connected to itself'),
   c('tcp-listen', 'TCP listeners on 127.0.0.1, [::1] and dual-stack [::], bound-only and unbound sockets: ports, options, accept after restore'),
   c('tcp-conn', 'established TCP connections on loopback (dumped with --tcp-established)'),
   c('tcp-states', 'TCP connections in FIN_WAIT1, FIN_WAIT2, CLOSE_WAIT, LAST_ACK, CLOSING and reset, both ends in the tree, IPv4/IPv6/v4-mapped'),

@@ -6,6 +6,7 @@
  *   parent: fd 22 connected to the child's in.sock (its peer is restored after it)
  *   then srv.sock is unlinked and a FIFO made at that name (fd 23): the
  *   child's connection to the nameless server must still come back
+ *   parent: fd 24 bound to self.sock and connected to itself, "me" queued
  * After SIGTERM the parent reads "hi", sends "go" through 22; the child
  * answers "bye" through its connection and exits 0.
  */
@@ -90,6 +91,8 @@ int main(int argc, char **argv)
 	if (c < 0 || connect(c, (struct sockaddr *)&sa, addr_of(&sa, "in.sock")) != 0 || dup2(c, 22) != 22)
 		subject_fail("connect in.sock: errno %d", errno);
 	close(c);
+	if (bound_at(24, "self.sock") < 0 || connect(24, (struct sockaddr *)&sa, addr_of(&sa, "self.sock")) != 0 || send(24, "me", 2, 0) != 2)
+		subject_fail("self-connected socket: errno %d", errno);
 	if (unlink("srv.sock") || mkfifo("srv.sock", 0600))
 		subject_fail("FIFO over the server's name: errno %d", errno);
 	int f = open("srv.sock", O_RDWR);
@@ -108,6 +111,10 @@ int main(int argc, char **argv)
 			subject_fail("waitpid: errno %d", errno);
 	if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
 		subject_fail("child status %#x", st);
+	expect(24, "me", "datagram queued to itself");
+	if (send(24, "again", 5, 0) != 5)
+		subject_fail("self-connected socket lost its peer: errno %d", errno);
+	expect(24, "again", "datagram sent to itself after restore");
 	struct stat fst;
 	if (fstat(23, &fst) || !S_ISFIFO(fst.st_mode) || stat("srv.sock", &fst) || !S_ISFIFO(fst.st_mode))
 		subject_fail("the FIFO at srv.sock is gone");

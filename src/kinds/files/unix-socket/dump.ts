@@ -124,7 +124,7 @@ export function dumpUnixSocket(p: FdProbe, id: number, ctx: DumpContext): FileEn
     if (peer.peer !== ino && peer.name.length === 0) {
       throw new CriuTsError('EUNSUPPORTED', `${what}: peer ${d.peer} is connected elsewhere and has no name`, { peer: d.peer });
     }
-    pair = peer.peer === ino && heldByDump(ctx, peer.ino);
+    pair = d.peer !== ino && peer.peer === ino && heldByDump(ctx, peer.ino);
     checkOutside(peer, ctx, what);
   } else if (d.state === TCP_ESTABLISHED && d.type !== SOCK_DGRAM) {
     // A client whose connection waits in a listener's accept queue: its peer is that listener.

@@ -43,7 +43,8 @@ function entryByIno(ino: number, ctx: RestoreContext): FileEntry | undefined {
 /** The other socket of a pair both in the dump (each the other's peer), if any. */
 export function pairPartner(e: FileEntry, ctx: RestoreContext): FileEntry | undefined {
   const u = uskOf(e);
-  if (u.peer === 0) return undefined;
+  // A datagram socket connected to itself is no pair: bound, then connected to its own name in finish.
+  if (u.peer === 0 || u.peer === u.ino) return undefined;
   const p = entryByIno(u.peer, ctx);
   if (!p?.usk || (p.usk.uflags & USK_EXTERN) !== 0 || p.usk.peer !== u.ino) return undefined;
   return p;
