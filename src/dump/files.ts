@@ -9,8 +9,7 @@ import { fstatSync } from 'node:fs';
 import { listFds, readFdLink, parseFdinfo } from '../proc/index.js';
 import { pidfdOpen, pidfdGetfd, closeQuiet, kcmp, KCMP, getsockoptInt } from '../sys/index.js';
 import { CriuTsError, isCriuTsError } from '../errors.js';
-import { fileKindFor, stateKey, type FdProbe } from '../kinds/index.js';
-import type { DumpSession } from './context.js';
+import { fileKindFor, stateKey, type DumpContext, type FdProbe } from '../kinds/index.js';
 import type { FdinfoEntry } from '../images/messages.js';
 import { logger } from '../log.js';
 
@@ -29,7 +28,7 @@ interface Seen {
 const SEEN = stateKey<Seen[]>('files:seen');
 
 /** The fdinfo entries of task `pid` (in net namespace `netNsId`); new open files go into the dump's files table. */
-export function dumpFds(pid: number, ctx: DumpSession, netNsId: number | undefined): FdinfoEntry[] {
+export function dumpFds(pid: number, ctx: DumpContext, netNsId: number | undefined): FdinfoEntry[] {
   const out: FdinfoEntry[] = [];
   const seen = ctx.memo(SEEN, () => []);
   const pidfd = pidfdOpen(pid);
@@ -74,7 +73,7 @@ const IN_FLIGHT = stateKey<{ fds: number[]; busy: Set<bigint> }>('files:in-fligh
  * entry; otherwise its kind dumps it as if our process held it. We own
  * `localFd` from here on.
  */
-export function dumpInFlight(ctx: DumpSession, localFd: number, what: string): number {
+export function dumpInFlight(ctx: DumpContext, localFd: number, what: string): number {
   const me = process.pid;
   const state = ctx.memo(IN_FLIGHT, () => {
     const made = { fds: [] as number[], busy: new Set<bigint>() };

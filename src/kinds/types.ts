@@ -88,6 +88,8 @@ export interface DumpContext {
   readonly opts: DumpKindOptions;
   /** register an extra file entry (e.g. the REG entry behind a FIFO); returns its id */
   addFile(make: (id: number) => FileEntry): number;
+  /** a file entry of this dump by id */
+  fileById(id: number): FileEntry | undefined;
   /**
    * A file that no task holds but one of ours (e.g. received with SCM_RIGHTS
    * while peeking a socket queue): dump it like a task's fd, once per open
