@@ -9,6 +9,7 @@
  */
 export { dump } from './dump.js';
 export { preDump } from './pre-dump.js';
+export { dedup } from './dedup.js';
 export { restore, waitRestored } from './restore.js';
 export { check } from './check.js';
 export type * from './options.js';

@@ -39,6 +39,13 @@ export async function runCommand(command: CommandName, action: string | undefine
   switch (command) {
     case 'dump': return runDump(o);
     case 'pre-dump': return runDump(o, true);
+    case 'dedup': {
+      requireImagesDir(o.imagesDir);
+      const { dedup } = await import('../api/dedup.js');
+      const r = await api(() => dedup({ imagesDir: o.imagesDir }));
+      log.info(`dedup: ${r.bytesFreed} bytes freed in the parent images`);
+      return 0;
+    }
     case 'restore': return runRestore(o);
     case 'check': return runCheck(o);
     case 'service': {
@@ -99,6 +106,11 @@ async function runDump(o: CliOptions, pre = false): Promise<number> {
     : await api(async () => (await import('../api/dump.js')).dump(opts));
   log.info(`${pre ? 'Pre-dumped' : 'Dumped'} ${result.pids.length} task(s): ${result.pids.join(' ')}`);
   if (o.displayStats) printDumpStats(result.stats);
+  if (o.autoDedup && o.prevImagesDir !== undefined) {
+    const { dedup } = await import('../api/dedup.js');
+    const r = await api(() => dedup({ imagesDir: o.imagesDir }));
+    log.info(`auto-dedup: ${r.bytesFreed} bytes freed in the parent images`);
+  }
   return 0;
 }
 

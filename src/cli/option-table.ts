@@ -95,7 +95,7 @@ export const OPTIONS: readonly OptionSpec[] = [
   { long: 'track-mem', arg: 'none', negatable: true, support: Y },
   { long: 'prev-images-dir', arg: 'required', support: Y },
   { long: 'pre-dump-mode', arg: 'required', support: Y },
-  { long: 'auto-dedup', arg: 'none', negatable: true, support: I },
+  { long: 'auto-dedup', arg: 'none', negatable: true, support: Y },
   { long: 'page-server', arg: 'none', negatable: true, support: U },
   { long: 'lazy-pages', arg: 'none', support: U },
   { long: 'stream', arg: 'none', negatable: true, support: U },

@@ -49,6 +49,7 @@ export interface CliOptions {
   timeoutSec?: number;
   displayStats: boolean;
   trackMem: boolean;
+  autoDedup: boolean;
   preDumpMode?: 'splice' | 'read';
   /** as given: relative names are relative to the images dir */
   prevImagesDir?: string;
@@ -144,6 +145,7 @@ function defaults(): CliOptions {
     fileLocks: false,
     displayStats: false,
     trackMem: false,
+    autoDedup: false,
     checkExtra: false,
     checkExperimental: false,
     closeFds: [],
@@ -263,6 +265,7 @@ function apply(hit: Hit, raw: Raw): 'version' | undefined {
     case 'link-remap': o.linkRemap = on; break;
     case 'ghost-limit': o.ghostLimitBytes = sizeArg(shown, value); break;
     case 'track-mem': o.trackMem = on; break;
+    case 'auto-dedup': o.autoDedup = on; break;
     case 'prev-images-dir': o.prevImagesDir = nonEmpty(shown, value); break;
     case 'pre-dump-mode':
       if (value !== 'splice' && value !== 'read') throw badArg(shown, value);

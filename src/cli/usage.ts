@@ -17,7 +17,7 @@ Commands:
   check          checks whether the kernel support is up-to-date
   page-server    launch page server (not yet)
   service        launch the RPC service (see docs/rpc.md)
-  dedup          remove duplicates in memory dump (not yet)
+  dedup          remove duplicates in memory dump (pages of the parent images the last one holds again)
   cpuinfo dump   writes cpu information into image file (not yet)
   cpuinfo check  validates cpu information read from image file (not yet)
 `;
@@ -50,12 +50,14 @@ Dump/Restore options:
                         CRTOOLS_SCRIPT_ACTION, CRTOOLS_IMAGE_DIR, CRTOOLS_INIT_PID)
      --exec-cmd         on restore, run the command given after "--" once the
                         tree runs, and exit with its status
+     --auto-dedup       pre-dump/dump with a parent: free the parents' pages this dump holds again
+                        (accepted by restore, where it frees nothing)
      --skip-checksums   restore even if a file differs from the dump's checksums
      --socket-mode MODE service: socket permissions, octal (default 0600: root only)
      --socket-group G   service: socket group, to share it with a group on purpose
 
 Accepted and ignored (with a warning): --manage-cgroups, --cgroup-*,
-  --evasive-devices, --skip-in-flight, --tcp-close, --auto-dedup, --weak-sysctls,
+  --evasive-devices, --skip-in-flight, --tcp-close, --weak-sysctls,
   --force-irmap, --skip-mnt, --enable-fs, --lsm-profile, --network-lock, --cpu-cap,
   --status-fd (criu writes it only for page-server, lazy-pages and service), -L|--libdir, ...
 Not supported yet (refused): --external, --inherit-fd, --empty-ns, -J|--join-ns,

@@ -91,6 +91,12 @@ export function ioctlTry(fd: number, request: number, arg: Buffer | number | big
   const a = Buffer.isBuffer(arg) ? addr(arg) : arg;
   return sysTry(NR.ioctl, fd, request, a);
 }
+/** fallocate(2); PUNCH_HOLE|KEEP_SIZE frees the blocks of a range and keeps the file's size. */
+export const FALLOC_FL_KEEP_SIZE = 1;
+export const FALLOC_FL_PUNCH_HOLE = 2;
+export function fallocate(fd: number, mode: number, offset: bigint, len: bigint): void {
+  sys('fallocate', NR.fallocate, undefined, fd, mode, offset, len);
+}
 export function lseek(fd: number, offset: bigint | number, whence: number): number {
   return sys('lseek', NR.lseek, undefined, fd, offset, whence);
 }

@@ -222,3 +222,34 @@ test('a record is used once: a second dump from the same parent copies everythin
     s.cleanup();
   }
 });
+
+test('dedup: the parents lose the pages the last dump holds again, and the last dump still restores', { timeout: 120_000 }, async () => {
+  const s = await startSubject('mem-dirty', []);
+  try {
+    const pre1 = join(s.workDir, 'pre1');
+    const pre2 = join(s.workDir, 'pre2');
+    const fin = join(s.workDir, 'final');
+    for (const d of [pre1, pre2, fin]) mkdirSync(d);
+    await preDump({ pid: s.pid, imagesDir: pre1 });
+    await phase(s, 1);
+    await preDump({ pid: s.pid, imagesDir: pre2, prevImagesDir: '../pre1' });
+    await phase(s, 2);
+    await dump({ pid: s.pid, imagesDir: fin, prevImagesDir: '../pre2' });
+    assert.ok(await waitGone(s.pid));
+    const blocks = (d: string): bigint => readdirSync(d).filter((n) => /^pages-\d+\.img$/.test(n))
+      .reduce((n, f) => n + statSync(join(d, f), { bigint: true }).blocks, 0n);
+    const before = blocks(pre1) + blocks(pre2);
+    const size = statSync(join(pre1, 'pages-1.img')).size;
+    const cli = await runCli('criu-ts', ['dedup', '-D', fin]);
+    assert.equal(cli.code, 0, cli.stderr);
+    const after = blocks(pre1) + blocks(pre2);
+    console.log(`dedup: parent pages files ${before * 512n} -> ${after * 512n} bytes allocated`);
+    assert.ok(after < before, 'blocks freed in the parents');
+    assert.equal(statSync(join(pre1, 'pages-1.img')).size, size, 'files keep their size (holes)');
+    await restore({ imagesDir: fin });
+    const res = await s.terminateAndResult();
+    assert.ok(res.ok, res.text);
+  } finally {
+    s.cleanup();
+  }
+});

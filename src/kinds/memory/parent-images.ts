@@ -9,7 +9,7 @@
  * be marked PE_PARENT); the restore asks where, in which pages file and at
  * which offset, each of those pages is.
  */
-import { readlinkSync, symlinkSync, unlinkSync, existsSync, statSync, lstatSync } from 'node:fs';
+import { readlinkSync, symlinkSync, unlinkSync, existsSync, statSync, lstatSync, readdirSync } from 'node:fs';
 import { join, resolve, relative } from 'node:path';
 import { readImage } from '../../images/index.js';
 import type { PagemapEntry } from '../../images/messages.js';
@@ -156,4 +156,64 @@ export class ParentChain {
     }
     return out;
   }
+}
+
+/**
+ * CRIU's dedup for a chain ending in `dir`: in every ancestor's pages
+ * files, punch a hole (fallocate PUNCH_HOLE, the size stays) over every
+ * page the restore of `dir` will not read: pages a newer image holds
+ * again. Only the tasks of `dir` (its pagemap-<pid>.img) are considered;
+ * afterwards only `dir` restores (its ancestors have lost pages), as with
+ * CRIU. Returns the bytes punched.
+ */
+export function dedupChain(dir: string, punch: (path: string, off: bigint, len: bigint) => void): bigint {
+  const chain = new ParentChain(dir);
+  const used = new Map<string, Range[]>();
+  const ancestors: string[] = [];
+  for (let d = parentDir(dir); d !== undefined && ancestors.length < MAX_CHAIN; d = parentDir(d)) ancestors.push(d);
+  if (ancestors.length === 0) return 0n;
+  const names = readdirSync(dir).filter((n) => /^pagemap-\d+\.img$/.test(n));
+  for (const name of names) {
+    const idx = loadIndex(dir, name);
+    for (const e of idx?.entries ?? []) {
+      if (!e.parent) continue;
+      for (const sg of chain.locate(name, e.start, e.end - e.start)) {
+        let rs = used.get(sg.path);
+        if (!rs) used.set(sg.path, (rs = []));
+        rs.push({ start: sg.off, end: sg.off + sg.len });
+      }
+    }
+  }
+  let punched = 0n;
+  for (const anc of ancestors) {
+    for (const name of names) {
+      const idx = loadIndex(anc, name);
+      if (!idx) continue;
+      let size = 0n;
+      for (const e of idx.entries) if (!e.parent) size += e.end - e.start;
+      const keep = merge(used.get(idx.pagesPath) ?? []);
+      // Everything of this pages file but what is kept.
+      let at = 0n;
+      for (const k of [...keep, { start: size, end: size }]) {
+        if (k.start > at) {
+          punch(idx.pagesPath, at, k.start - at);
+          punched += k.start - at;
+        }
+        if (k.end > at) at = k.end;
+      }
+    }
+  }
+  return punched;
+}
+
+function merge(rs: Range[]): Range[] {
+  const s = [...rs].sort((a, b) => (a.start < b.start ? -1 : a.start > b.start ? 1 : 0));
+  const out: Range[] = [];
+  for (const r of s) {
+    const last = out[out.length - 1];
+    if (last && r.start <= last.end) {
+      if (r.end > last.end) last.end = r.end;
+    } else out.push({ ...r });
+  }
+  return out;
 }
