@@ -19,14 +19,6 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
-static void at(int want, int fd, const char *what)
-{
-	if (fd < 0 || dup2(fd, want) != want)
-		subject_fail("%s: errno %d", what, errno);
-	if (fd != want)
-		close(fd);
-}
-
 static void add(int ep, int fd, uint32_t events, uint64_t data)
 {
 	struct epoll_event ev = { .events = events, .data.u64 = data };
@@ -37,15 +29,15 @@ static void add(int ep, int fd, uint32_t events, uint64_t data)
 int main(int argc, char **argv)
 {
 	subject_init(argc, argv);
-	at(20, eventfd(1, 0), "eventfd 20");
-	at(22, eventfd(0, 0), "eventfd 22");
-	at(21, epoll_create1(0), "epoll 21");
+	subject_at(20, eventfd(1, 0), "eventfd 20");
+	subject_at(22, eventfd(0, 0), "eventfd 22");
+	subject_at(21, epoll_create1(0), "epoll 21");
 	add(21, 20, EPOLLIN, 0x1234);
 	add(21, 22, EPOLLIN | EPOLLET, 0xdeadbeefcafeULL);
-	at(23, epoll_create1(EPOLL_CLOEXEC), "epoll 23");
+	subject_at(23, epoll_create1(EPOLL_CLOEXEC), "epoll 23");
 	add(23, 21, EPOLLIN, 7);
-	at(24, epoll_create1(0), "epoll 24");
-	at(25, eventfd(0, 0), "eventfd 25");
+	subject_at(24, epoll_create1(0), "epoll 24");
+	subject_at(25, eventfd(0, 0), "eventfd 25");
 	add(24, 25, EPOLLIN, 0x2525);
 	if (dup2(25, 26) != 26)
 		subject_fail("dup2");
@@ -55,8 +47,8 @@ int main(int argc, char **argv)
 		subject_fail("pipe at 25");
 	pid_t child = -1;
 	if (subject_opt_long("gone-target", 0)) {
-		at(27, epoll_create1(0), "epoll 27");
-		at(28, eventfd(0, 0), "eventfd 28");
+		subject_at(27, epoll_create1(0), "epoll 27");
+		subject_at(28, eventfd(0, 0), "eventfd 28");
 		add(27, 28, EPOLLIN, 1);
 		child = fork();
 		if (child == 0) {

@@ -12,19 +12,11 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
-static void at(int want, int fd, const char *what)
-{
-	if (fd < 0 || dup2(fd, want) != want)
-		subject_fail("%s: errno %d", what, errno);
-	if (fd != want)
-		close(fd);
-}
-
 int main(int argc, char **argv)
 {
 	subject_init(argc, argv);
-	at(20, eventfd(3, EFD_SEMAPHORE | EFD_NONBLOCK), "eventfd semaphore");
-	at(21, eventfd(0, 0), "eventfd counter");
+	subject_at(20, eventfd(3, EFD_SEMAPHORE | EFD_NONBLOCK), "eventfd semaphore");
+	subject_at(21, eventfd(0, 0), "eventfd counter");
 	uint64_t big = 0x100000005ULL;
 	if (write(21, &big, 8) != 8)
 		subject_fail("write counter");

@@ -28,23 +28,15 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-static void at(int want, int fd, const char *what)
-{
-	if (fd < 0 || dup2(fd, want) != want)
-		subject_fail("%s: errno %d", what, errno);
-	if (fd != want)
-		close(fd);
-}
-
 int main(int argc, char **argv)
 {
 	subject_init(argc, argv);
-	at(20, eventfd(5, EFD_SEMAPHORE | EFD_NONBLOCK), "eventfd");
-	at(21, epoll_create1(0), "epoll");
+	subject_at(20, eventfd(5, EFD_SEMAPHORE | EFD_NONBLOCK), "eventfd");
+	subject_at(21, epoll_create1(0), "epoll");
 	struct epoll_event ev = { .events = EPOLLIN | EPOLLOUT, .data.u64 = 0x1234 };
 	if (epoll_ctl(21, EPOLL_CTL_ADD, 20, &ev) != 0)
 		subject_fail("epoll_ctl");
-	at(22, timerfd_create(CLOCK_MONOTONIC, 0), "timerfd");
+	subject_at(22, timerfd_create(CLOCK_MONOTONIC, 0), "timerfd");
 	struct itimerspec its = { { 1, 500000000 }, { 100, 0 } };
 	timerfd_settime(22, 0, &its, NULL);
 	sigset_t sigs;
@@ -52,26 +44,26 @@ int main(int argc, char **argv)
 	sigaddset(&sigs, SIGUSR1);
 	sigaddset(&sigs, SIGHUP);
 	sigprocmask(SIG_BLOCK, &sigs, NULL);
-	at(23, signalfd(-1, &sigs, 0), "signalfd");
-	at(24, inotify_init1(0), "inotify");
+	subject_at(23, signalfd(-1, &sigs, 0), "signalfd");
+	subject_at(24, inotify_init1(0), "inotify");
 	/* Not the work dir: the ready file made there would queue an event, which a dump refuses. */
 	if (mkdir("watched", 0700) != 0 || inotify_add_watch(24, "watched", IN_CREATE | IN_DELETE) != 1)
 		subject_fail("inotify_add_watch");
 	if (subject_opt_long("fanotify", 0)) {
-		at(25, fanotify_init(FAN_CLASS_NOTIF, O_RDONLY), "fanotify");
+		subject_at(25, fanotify_init(FAN_CLASS_NOTIF, O_RDONLY), "fanotify");
 		if (fanotify_mark(25, FAN_MARK_ADD | FAN_MARK_MOUNT, FAN_OPEN, AT_FDCWD, ".") != 0)
 			subject_fail("fanotify_mark");
 	}
-	at(26, open("lock.dat", O_RDWR | O_CREAT, 0600), "lock.dat");
+	subject_at(26, open("lock.dat", O_RDWR | O_CREAT, 0600), "lock.dat");
 	if (flock(26, LOCK_EX) != 0)
 		subject_fail("flock");
-	at(27, open("posix.dat", O_RDWR | O_CREAT, 0600), "posix.dat");
+	subject_at(27, open("posix.dat", O_RDWR | O_CREAT, 0600), "posix.dat");
 	struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 100, .l_len = 100 };
 	if (fcntl(27, F_SETLK, &fl) != 0)
 		subject_fail("F_SETLK");
-	at(28, (int)syscall(SYS_pidfd_open, getpid(), 0), "pidfd");
+	subject_at(28, (int)syscall(SYS_pidfd_open, getpid(), 0), "pidfd");
 	if (subject_opt_long("tty", 0))
-		at(29, open("/dev/ptmx", O_RDWR | O_NOCTTY), "ptmx");
+		subject_at(29, open("/dev/ptmx", O_RDWR | O_NOCTTY), "ptmx");
 
 	subject_ready();
 	subject_wait_term();

@@ -19,14 +19,6 @@
 
 static unsigned char a[100], b[5000], c[10], got[8192];
 
-static void at(int want, int fd, const char *what)
-{
-	if (fd < 0 || dup2(fd, want) != want)
-		subject_fail("%s: errno %d", what, errno);
-	if (fd != want)
-		close(fd);
-}
-
 static void expect_fl(int fd, int want, const char *what)
 {
 	int fl = fcntl(fd, F_GETFL);
@@ -58,32 +50,32 @@ int main(int argc, char **argv)
 		if (mkfifo(names[i], 0640) != 0)
 			subject_fail("mkfifo %s: errno %d", names[i], errno);
 
-	at(20, open("f1", O_RDWR), "f1");
+	subject_at(20, open("f1", O_RDWR), "f1");
 	if (fcntl(20, F_SETPIPE_SZ, 128 << 10) < 0)
 		subject_fail("F_SETPIPE_SZ");
 	if (write(20, a, sizeof(a)) != sizeof(a))
 		subject_fail("write f1");
 
-	at(21, open("f2", O_RDONLY | O_NONBLOCK), "f2 reader");
+	subject_at(21, open("f2", O_RDONLY | O_NONBLOCK), "f2 reader");
 	fcntl(21, F_SETFL, 0);
-	at(22, open("f2", O_WRONLY | O_NONBLOCK), "f2 writer");
+	subject_at(22, open("f2", O_WRONLY | O_NONBLOCK), "f2 writer");
 	if (write(22, b, sizeof(b)) != sizeof(b))
 		subject_fail("write f2");
 
 	int r3 = open("f3", O_RDONLY | O_NONBLOCK);
-	at(23, open("f3", O_WRONLY), "f3 writer");
+	subject_at(23, open("f3", O_WRONLY), "f3 writer");
 	if (write(23, c, sizeof(c)) != sizeof(c))
 		subject_fail("write f3");
 	close(r3);
 
-	at(24, open("f4", O_RDONLY | O_NONBLOCK), "f4 reader");
+	subject_at(24, open("f4", O_RDONLY | O_NONBLOCK), "f4 reader");
 	fcntl(24, F_SETFL, 0);
 
 	if (mkfifo("f5", 0604) != 0)
 		subject_fail("mkfifo f5");
-	at(25, open("f5", O_RDONLY | O_NONBLOCK), "f5 reader");
+	subject_at(25, open("f5", O_RDONLY | O_NONBLOCK), "f5 reader");
 	fcntl(25, F_SETFL, 0);
-	at(26, open("f5", O_WRONLY), "f5 writer");
+	subject_at(26, open("f5", O_WRONLY), "f5 writer");
 	if (write(26, c, sizeof(c)) != sizeof(c) || unlink("f5"))
 		subject_fail("f5 setup");
 

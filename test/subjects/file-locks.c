@@ -16,14 +16,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-static void at(int want, int fd, const char *what)
-{
-	if (fd < 0 || dup2(fd, want) != want)
-		subject_fail("%s: errno %d", what, errno);
-	if (fd != want)
-		close(fd);
-}
-
 static void posix(int fd, int cmd, short type, off_t start, off_t len)
 {
 	struct flock fl = { .l_type = type, .l_whence = SEEK_SET, .l_start = start, .l_len = len };
@@ -69,18 +61,18 @@ static int child_checks(pid_t parent)
 int main(int argc, char **argv)
 {
 	subject_init(argc, argv);
-	at(20, open("flock.dat", O_RDWR | O_CREAT, 0600), "flock.dat");
+	subject_at(20, open("flock.dat", O_RDWR | O_CREAT, 0600), "flock.dat");
 	if (flock(20, LOCK_EX) != 0)
 		subject_fail("flock EX");
-	at(21, open("shared.dat", O_RDWR | O_CREAT, 0600), "shared.dat");
+	subject_at(21, open("shared.dat", O_RDWR | O_CREAT, 0600), "shared.dat");
 	if (flock(21, LOCK_SH) != 0)
 		subject_fail("flock SH");
-	at(22, open("posix.dat", O_RDWR | O_CREAT, 0600), "posix.dat");
-	/* Before the locks: closing any fd of the file (as at() does) drops our POSIX locks. */
-	at(24, open("posix.dat", O_RDONLY), "posix.dat again");
+	subject_at(22, open("posix.dat", O_RDWR | O_CREAT, 0600), "posix.dat");
+	/* Before the locks: closing any fd of the file (as subject_at() does) drops our POSIX locks. */
+	subject_at(24, open("posix.dat", O_RDONLY), "posix.dat again");
 	posix(22, F_SETLK, F_WRLCK, 100, 100);
 	posix(22, F_SETLK, F_RDLCK, 300, 0);
-	at(23, open("ofd.dat", O_RDWR | O_CREAT, 0600), "ofd.dat");
+	subject_at(23, open("ofd.dat", O_RDWR | O_CREAT, 0600), "ofd.dat");
 	posix(23, F_OFD_SETLK, F_WRLCK, 0, 10);
 
 	subject_ready();

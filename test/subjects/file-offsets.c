@@ -17,14 +17,6 @@
 
 static unsigned char pattern[8192];
 
-static void at(int want, int fd)
-{
-	if (fd < 0 || dup2(fd, want) != want)
-		subject_fail("open/dup2 fd %d", want);
-	if (fd != want)
-		close(fd);
-}
-
 static void expect(int fd, int flags, int cloexec, const char *what)
 {
 	int fl = fcntl(fd, F_GETFL), fdfl = fcntl(fd, F_GETFD);
@@ -49,18 +41,18 @@ int main(int argc, char **argv)
 	int fd = open("data.bin", O_RDWR | O_CREAT | O_TRUNC, 0600);
 	if (write(fd, pattern, sizeof(pattern)) != sizeof(pattern))
 		subject_fail("write data.bin");
-	at(10, fd);
+	subject_at(10, fd, "open/dup2");
 	lseek(10, 1234, SEEK_SET);
 	fd = open("append.log", O_WRONLY | O_CREAT | O_TRUNC | O_APPEND, 0600);
 	if (write(fd, pattern, 100) != 100)
 		subject_fail("write append.log");
-	at(11, fd);
-	at(12, open(".", O_RDONLY | O_DIRECTORY));
+	subject_at(11, fd, "open/dup2");
+	subject_at(12, open(".", O_RDONLY | O_DIRECTORY), "open/dup2");
 	fcntl(12, F_SETFD, FD_CLOEXEC);
-	at(13, open("/dev/null", O_WRONLY));
-	at(14, open("/dev/zero", O_RDONLY));
+	subject_at(13, open("/dev/null", O_WRONLY), "open/dup2");
+	subject_at(14, open("/dev/zero", O_RDONLY), "open/dup2");
 	fcntl(14, F_SETFD, FD_CLOEXEC);
-	at(15, open("/dev/urandom", O_RDONLY));
+	subject_at(15, open("/dev/urandom", O_RDONLY), "open/dup2");
 
 	subject_ready();
 	subject_wait_term();

@@ -25,14 +25,6 @@
 
 static unsigned char want[SIZE], got[SIZE];
 
-static void at(int want_fd, int fd, const char *what)
-{
-	if (fd < 0 || dup2(fd, want_fd) != want_fd)
-		subject_fail("%s: errno %d", what, errno);
-	if (fd != want_fd)
-		close(fd);
-}
-
 static void check_link(int fd, const char *name)
 {
 	char path[64], link[256], expect[256];
@@ -50,25 +42,25 @@ int main(int argc, char **argv)
 	subject_fill(want, PAGE, 1);
 	subject_fill(want + 2 * PAGE, PAGE, 2);
 	subject_fill(want + 5 * PAGE, 100, 3);
-	at(20, memfd_create("ts-memfd", MFD_ALLOW_SEALING), "memfd 20");
+	subject_at(20, memfd_create("ts-memfd", MFD_ALLOW_SEALING), "memfd 20");
 	if (ftruncate(20, SIZE) != 0 || pwrite(20, want, PAGE, 0) != PAGE || pwrite(20, want + 2 * PAGE, PAGE, 2 * PAGE) != PAGE ||
 	    pwrite(20, want + 5 * PAGE, 100, 5 * PAGE) != 100)
 		subject_fail("fill 20");
 	if (fcntl(20, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW) != 0)
 		subject_fail("seals");
 	lseek(20, PAGE + 7, SEEK_SET);
-	at(21, open("/proc/self/fd/20", O_RDONLY), "reopen 20");
+	subject_at(21, open("/proc/self/fd/20", O_RDONLY), "reopen 20");
 	lseek(21, 3, SEEK_SET);
-	at(22, memfd_create("plain", 0), "memfd 22");
+	subject_at(22, memfd_create("plain", 0), "memfd 22");
 	if (write(22, "0123456789", 10) != 10 || fchmod(22, 0640) != 0)
 		subject_fail("fill 22");
-	at(23, dup(20), "dup 20");
+	subject_at(23, dup(20), "dup 20");
 	int w = memfd_create("wonly", 0);
 	char wpath[64];
 	snprintf(wpath, sizeof(wpath), "/proc/self/fd/%d", w);
 	if (w < 0 || write(w, "secret", 6) != 6)
 		subject_fail("fill wonly");
-	at(19, open(wpath, O_WRONLY), "write-only memfd");
+	subject_at(19, open(wpath, O_WRONLY), "write-only memfd");
 	close(w);
 
 	subject_ready();

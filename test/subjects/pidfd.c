@@ -28,14 +28,6 @@
 #define P_PIDFD 3
 #endif
 
-static void at(int want, int fd, const char *what)
-{
-	if (fd < 0 || dup2(fd, want) != want)
-		subject_fail("%s: errno %d", what, errno);
-	if (fd != want)
-		close(fd);
-}
-
 static int fdinfo_pid(int fd)
 {
 	char path[64], buf[1024];
@@ -63,22 +55,22 @@ int main(int argc, char **argv)
 			pause();
 	}
 	sigprocmask(SIG_UNBLOCK, &term, NULL);
-	at(21, (int)syscall(SYS_pidfd_open, child, 0), "pidfd child");
-	at(20, (int)syscall(SYS_pidfd_open, getpid(), O_NONBLOCK), "pidfd self");
+	subject_at(21, (int)syscall(SYS_pidfd_open, child, 0), "pidfd child");
+	subject_at(20, (int)syscall(SYS_pidfd_open, getpid(), O_NONBLOCK), "pidfd self");
 	pid_t gone[2];
 	for (int i = 0; i < 2; i++) {
 		gone[i] = fork();
 		if (gone[i] == 0)
 			_exit(0);
 	}
-	at(23, (int)syscall(SYS_pidfd_open, gone[0], 0), "pidfd gone 0");
-	at(24, (int)syscall(SYS_pidfd_open, gone[0], 0), "pidfd gone 0 again");
-	at(25, (int)syscall(SYS_pidfd_open, gone[1], 0), "pidfd gone 1");
+	subject_at(23, (int)syscall(SYS_pidfd_open, gone[0], 0), "pidfd gone 0");
+	subject_at(24, (int)syscall(SYS_pidfd_open, gone[0], 0), "pidfd gone 0 again");
+	subject_at(25, (int)syscall(SYS_pidfd_open, gone[1], 0), "pidfd gone 1");
 	for (int i = 0; i < 2; i++)
 		while (waitpid(gone[i], NULL, 0) < 0 && errno == EINTR)
 			;
 	if (subject_opt_long("outside", 0))
-		at(22, (int)syscall(SYS_pidfd_open, getppid(), 0), "pidfd parent");
+		subject_at(22, (int)syscall(SYS_pidfd_open, getppid(), 0), "pidfd parent");
 
 	subject_ready();
 	subject_wait_term();

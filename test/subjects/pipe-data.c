@@ -23,14 +23,6 @@
 static unsigned char small[100], full[65536];
 static unsigned char *big, *got;
 
-static void at(int want, int fd, const char *what)
-{
-	if (fd < 0 || dup2(fd, want) != want)
-		subject_fail("%s: errno %d", what, errno);
-	if (fd != want)
-		close(fd);
-}
-
 static void pipe_at(int r, int w)
 {
 	int p[2];
@@ -40,8 +32,8 @@ static void pipe_at(int r, int w)
 	int hr = fcntl(p[0], F_DUPFD, 100), hw = fcntl(p[1], F_DUPFD, 100);
 	close(p[0]);
 	close(p[1]);
-	at(r, hr, "pipe read end");
-	at(w, hw, "pipe write end");
+	subject_at(r, hr, "pipe read end");
+	subject_at(w, hw, "pipe write end");
 }
 
 static void write_all(int fd, const void *buf, size_t len)
@@ -91,9 +83,9 @@ int main(int argc, char **argv)
 	pipe_at(20, 21);
 	write_all(21, small, sizeof(small));
 	fcntl(21, F_SETFL, O_NONBLOCK);
-	at(26, dup(20), "dup");
+	subject_at(26, dup(20), "dup");
 	snprintf(path, sizeof(path), "/proc/self/fd/%d", 20);
-	at(29, open(path, O_RDONLY | O_NONBLOCK), "reopen");
+	subject_at(29, open(path, O_RDONLY | O_NONBLOCK), "reopen");
 
 	pipe_at(22, 30);
 	write_all(30, full, sizeof(full));

@@ -17,23 +17,15 @@
 
 static char buf[8192];
 
-static void at(int want, int fd, const char *what)
-{
-	if (fd < 0 || dup2(fd, want) != want)
-		subject_fail("%s: errno %d", what, errno);
-	if (fd != want)
-		close(fd);
-}
-
 int main(int argc, char **argv)
 {
 	subject_init(argc, argv);
-	at(20, open("/proc/self/status", O_RDONLY), "status");
-	at(21, open("/proc/self/stat", O_RDONLY), "stat");
+	subject_at(20, open("/proc/self/status", O_RDONLY), "status");
+	subject_at(21, open("/proc/self/stat", O_RDONLY), "stat");
 	if (read(21, buf, 5) != 5)
 		subject_fail("read stat");
-	at(22, open("/proc/self", O_RDONLY | O_DIRECTORY), "/proc/self");
-	at(23, open("/proc/self/cmdline", O_RDONLY), "cmdline");
+	subject_at(22, open("/proc/self", O_RDONLY | O_DIRECTORY), "/proc/self");
+	subject_at(23, open("/proc/self/cmdline", O_RDONLY), "cmdline");
 
 	subject_ready();
 	subject_wait_term();

@@ -20,24 +20,16 @@
 #include <termios.h>
 #include <unistd.h>
 
-static void at(int want, int fd, const char *what)
-{
-	if (fd < 0 || dup2(fd, want) != want)
-		subject_fail("%s: errno %d", what, errno);
-	if (fd != want)
-		close(fd);
-}
-
 int main(int argc, char **argv)
 {
 	subject_init(argc, argv);
-	at(20, posix_openpt(O_RDWR | O_NOCTTY), "ptmx");
+	subject_at(20, posix_openpt(O_RDWR | O_NOCTTY), "ptmx");
 	if (grantpt(20) || unlockpt(20))
 		subject_fail("unlockpt");
 	char name[64];
 	if (ptsname_r(20, name, sizeof(name)))
 		subject_fail("ptsname");
-	at(21, open(name, O_RDWR), "slave");
+	subject_at(21, open(name, O_RDWR), "slave");
 	if (tcgetsid(21) != getpid())
 		subject_fail("slave did not become the controlling terminal");
 	struct termios tio;
@@ -55,7 +47,7 @@ int main(int argc, char **argv)
 	if (ioctl(20, TIOCPKT, &one))
 		subject_fail("TIOCPKT");
 	int devtty = (int)subject_opt_long("dev-tty-fd", 22);
-	at(devtty, open("/dev/tty", O_RDWR), "/dev/tty");
+	subject_at(devtty, open("/dev/tty", O_RDWR), "/dev/tty");
 
 	subject_ready();
 	subject_wait_term();

@@ -24,14 +24,6 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-static void at(int want, int fd, const char *what)
-{
-	if (fd < 0 || dup2(fd, want) != want)
-		subject_fail("%s: errno %d", what, errno);
-	if (fd != want)
-		close(fd);
-}
-
 static struct sockaddr_in addr;
 
 static int client(void)
@@ -85,15 +77,15 @@ int main(int argc, char **argv)
 	if (l < 0 || bind(l, (struct sockaddr *)&addr, sizeof(addr)) != 0 || listen(l, 4) != 0 ||
 	    getsockname(l, (struct sockaddr *)&addr, &al) != 0)
 		subject_fail("listener: errno %d", errno);
-	at(20, l, "20");
+	subject_at(20, l, "20");
 	if (strcmp(mode, "close") == 0) {
-		at(21, client(), "21");
-		at(22, accept(20, NULL, NULL), "22");
+		subject_at(21, client(), "21");
+		subject_at(22, accept(20, NULL, NULL), "22");
 		if (send(21, "to-server", 9, 0) != 9 || send(22, "to-client", 9, 0) != 9)
 			subject_fail("send: errno %d", errno);
 	} else {
 		fcntl(20, F_SETFL, O_NONBLOCK);
-		at(21, client(), "21");
+		subject_at(21, client(), "21");
 	}
 	usleep(20000);
 	subject_ready();

@@ -23,14 +23,6 @@
 
 static unsigned char buf[1 << 16];
 
-static void at(int want, int fd, const char *what)
-{
-	if (fd < 0 || dup2(fd, want) != want)
-		subject_fail("%s: errno %d", what, errno);
-	if (fd != want)
-		close(fd);
-}
-
 static unsigned char pattern(size_t i)
 {
 	return (unsigned char)((i * 7 + 3) & 0xff);
@@ -100,13 +92,13 @@ int main(int argc, char **argv)
 	subject_init(argc, argv);
 	int l, c, a;
 	pair(AF_INET, "127.0.0.1", &l, &c, &a);
-	at(20, l, "20");
-	at(21, c, "21");
-	at(22, a, "22");
+	subject_at(20, l, "20");
+	subject_at(21, c, "21");
+	subject_at(22, a, "22");
 	pair(AF_INET6, "::1", &l, &c, &a);
 	close(l);
-	at(23, c, "23");
-	at(24, a, "24");
+	subject_at(23, c, "23");
+	subject_at(24, a, "24");
 	int one = 1;
 	setsockopt(23, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 

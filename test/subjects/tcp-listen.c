@@ -21,14 +21,6 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-static void at(int want, int fd, const char *what)
-{
-	if (fd < 0 || dup2(fd, want) != want)
-		subject_fail("%s: errno %d", what, errno);
-	if (fd != want)
-		close(fd);
-}
-
 static void setint(int fd, int level, int name, int v, const char *what)
 {
 	if (setsockopt(fd, level, name, &v, sizeof(v)) != 0)
@@ -117,18 +109,18 @@ static void talk(int lfd, int family, const char *ip, int port, int cfd)
 int main(int argc, char **argv)
 {
 	subject_init(argc, argv);
-	at(20, bound4("127.0.0.1"), "20");
+	subject_at(20, bound4("127.0.0.1"), "20");
 	setint(20, IPPROTO_TCP, TCP_NODELAY, 1, "nodelay");
 	setint(20, IPPROTO_TCP, TCP_KEEPIDLE, 100, "keepidle");
 	if (listen(20, 5) != 0)
 		subject_fail("listen 20");
 	int s21 = bound6("::1", 1);
 	setint(s21, SOL_SOCKET, SO_REUSEADDR, 1, "reuseaddr");
-	at(21, s21, "21");
+	subject_at(21, s21, "21");
 	if (listen(21, 9) != 0)
 		subject_fail("listen 21");
-	at(22, bound4("127.0.0.1"), "22");
-	at(23, socket(AF_INET, SOCK_STREAM, 0), "23");
+	subject_at(22, bound4("127.0.0.1"), "22");
+	subject_at(23, socket(AF_INET, SOCK_STREAM, 0), "23");
 	int s24 = socket(AF_INET6, SOCK_STREAM, 0);
 	setint(s24, SOL_SOCKET, SO_REUSEPORT, 1, "reuseport");
 	setint(s24, SOL_SOCKET, SO_RCVBUF, 100000, "rcvbuf");
@@ -136,7 +128,7 @@ int main(int argc, char **argv)
 	s24 = bound6("::", 0);
 	setint(s24, SOL_SOCKET, SO_REUSEPORT, 1, "reuseport");
 	setint(s24, SOL_SOCKET, SO_RCVBUF, 100000, "rcvbuf");
-	at(24, s24, "24");
+	subject_at(24, s24, "24");
 	if (listen(24, 3) != 0)
 		subject_fail("listen 24");
 	fcntl(24, F_SETFL, O_NONBLOCK);

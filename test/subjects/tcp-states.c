@@ -30,14 +30,6 @@
 
 static unsigned char buf[1 << 16];
 
-static void at(int want, int fd, const char *what)
-{
-	if (fd < 0 || dup2(fd, want) != want)
-		subject_fail("%s: errno %d", what, errno);
-	if (fd != want)
-		close(fd);
-}
-
 static unsigned char pattern(size_t i, int seed)
 {
 	return (unsigned char)((i * 7 + (size_t)seed) & 0xff);
@@ -210,34 +202,34 @@ int main(int argc, char **argv)
 	int a, b;
 
 	pair(AF_INET, "127.0.0.1", AF_INET, "127.0.0.1", &a, &b);
-	at(20, a, "20");
-	at(21, b, "21");
+	subject_at(20, a, "20");
+	subject_at(21, b, "21");
 	size_t fw1 = fill(20, 1);
 	shutdown(20, SHUT_WR);
 
 	pair(AF_INET6, "::1", AF_INET6, "::1", &a, &b);
-	at(22, a, "22");
-	at(23, b, "23");
+	subject_at(22, a, "22");
+	subject_at(23, b, "23");
 	send_all(22, "half", "22");
 	shutdown(22, SHUT_WR);
 
 	pair(AF_INET, "127.0.0.1", AF_INET6, "::ffff:127.0.0.1", &a, &b);
-	at(24, a, "24");
-	at(25, b, "25");
+	subject_at(24, a, "24");
+	subject_at(25, b, "25");
 	shutdown(25, SHUT_WR);
 	expect_state(24, TCP_CLOSE_WAIT, "CLOSE_WAIT");
 	size_t la = fill(24, 2);
 	shutdown(24, SHUT_WR);
 
 	pair(AF_INET, "127.0.0.1", AF_INET, "127.0.0.1", &a, &b);
-	at(26, a, "26");
-	at(27, b, "27");
+	subject_at(26, a, "26");
+	subject_at(27, b, "27");
 	size_t cl = fill(26, 3);
 	shutdown(26, SHUT_WR);
 	shutdown(27, SHUT_WR);
 
 	pair(AF_INET, "127.0.0.1", AF_INET, "127.0.0.1", &a, &b);
-	at(28, a, "28");
+	subject_at(28, a, "28");
 	send_all(b, "asd", "reset peer");
 	usleep(20000);
 	struct linger lg = { .l_onoff = 1, .l_linger = 0 };

@@ -16,14 +16,6 @@
 #include <time.h>
 #include <unistd.h>
 
-static void at(int want, int fd, const char *what)
-{
-	if (fd < 0 || dup2(fd, want) != want)
-		subject_fail("%s: errno %d", what, errno);
-	if (fd != want)
-		close(fd);
-}
-
 static void set(int fd, int flags, time_t vs, long vns, time_t is, long ins)
 {
 	struct itimerspec its = { { is, ins }, { vs, vns } };
@@ -34,15 +26,15 @@ static void set(int fd, int flags, time_t vs, long vns, time_t is, long ins)
 int main(int argc, char **argv)
 {
 	subject_init(argc, argv);
-	at(20, timerfd_create(CLOCK_MONOTONIC, 0), "timerfd 20");
+	subject_at(20, timerfd_create(CLOCK_MONOTONIC, 0), "timerfd 20");
 	set(20, 0, 100, 0, 1, 500000000);
-	at(21, timerfd_create(CLOCK_MONOTONIC, 0), "timerfd 21");
+	subject_at(21, timerfd_create(CLOCK_MONOTONIC, 0), "timerfd 21");
 	set(21, 0, 0, 1000000, 0, 0);
-	at(22, timerfd_create(CLOCK_REALTIME, TFD_NONBLOCK), "timerfd 22");
+	subject_at(22, timerfd_create(CLOCK_REALTIME, TFD_NONBLOCK), "timerfd 22");
 	struct timespec now;
 	clock_gettime(CLOCK_REALTIME, &now);
 	set(22, TFD_TIMER_ABSTIME, now.tv_sec + 100, now.tv_nsec, 0, 0);
-	at(23, timerfd_create(CLOCK_MONOTONIC, 0), "timerfd 23");
+	subject_at(23, timerfd_create(CLOCK_MONOTONIC, 0), "timerfd 23");
 	set(23, 0, 0, 20000000, 0, 20000000);
 	usleep(20000); /* let 21 fire */
 

@@ -23,14 +23,6 @@
 
 static char got[2048];
 
-static void at(int want, int fd, const char *what)
-{
-	if (fd < 0 || dup2(fd, want) != want)
-		subject_fail("%s: errno %d", what, errno);
-	if (fd != want)
-		close(fd);
-}
-
 static void setint(int fd, int level, int name, int v, const char *what)
 {
 	if (setsockopt(fd, level, name, &v, sizeof(v)) != 0)
@@ -105,20 +97,20 @@ static void nothing(int fd, const char *what)
 int main(int argc, char **argv)
 {
 	subject_init(argc, argv);
-	at(20, udp(AF_INET, "127.0.0.1", 0), "20");
-	at(21, udp(AF_INET6, "::1", 0), "21");
-	at(22, udp(AF_INET, NULL, 0), "22");
-	at(23, udp(AF_INET6, "::1", 1), "23");
+	subject_at(20, udp(AF_INET, "127.0.0.1", 0), "20");
+	subject_at(21, udp(AF_INET6, "::1", 0), "21");
+	subject_at(22, udp(AF_INET, NULL, 0), "22");
+	subject_at(23, udp(AF_INET6, "::1", 1), "23");
 	connect_to(21, 23);
 	connect_to(22, 20);
-	at(24, udp(AF_INET, NULL, 0), "24");
-	at(25, udp(AF_INET, "0.0.0.0", 0), "25");
+	subject_at(24, udp(AF_INET, NULL, 0), "24");
+	subject_at(25, udp(AF_INET, "0.0.0.0", 0), "25");
 	setint(25, SOL_SOCKET, SO_BROADCAST, 1, "broadcast");
 	setint(25, SOL_SOCKET, SO_REUSEADDR, 1, "reuseaddr");
 	setint(25, IPPROTO_IP, IP_TOS, 0x10, "tos");
 	setint(25, IPPROTO_IP, IP_TTL, 33, "ttl");
 	setint(25, SOL_SOCKET, SO_RCVBUF, 65536, "rcvbuf");
-	at(26, udp(AF_INET, NULL, 0), "26");
+	subject_at(26, udp(AF_INET, NULL, 0), "26");
 	connect_to(26, 20);
 	if (shutdown(26, SHUT_WR) != 0)
 		subject_fail("shutdown 26: errno %d", errno);

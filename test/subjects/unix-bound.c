@@ -36,14 +36,6 @@ static socklen_t addr_of(struct sockaddr_un *sa, const char *name, size_t len)
 	return (socklen_t)(offsetof(struct sockaddr_un, sun_path) + len);
 }
 
-static void at(int want, int fd, const char *what)
-{
-	if (fd < 0 || dup2(fd, want) != want)
-		subject_fail("%s: errno %d", what, errno);
-	if (fd != want)
-		close(fd);
-}
-
 static int bound(int type, const char *name, size_t len)
 {
 	struct sockaddr_un sa;
@@ -97,7 +89,7 @@ int main(int argc, char **argv)
 	int n1 = snprintf(abs1 + 1, sizeof(abs1) - 1, "criu-ts-ud-%d", (int)getpid()) + 1;
 	int n2 = snprintf(abs2 + 1, sizeof(abs2) - 1, "criu-ts-sl-%d", (int)getpid()) + 1;
 
-	at(20, bound(SOCK_DGRAM, srv, strlen(srv) + 1), "srv");
+	subject_at(20, bound(SOCK_DGRAM, srv, strlen(srv) + 1), "srv");
 	chmod(srv, 0604);
 	send_to(srv, strlen(srv) + 1, "one", 3);
 	send_to(srv, strlen(srv) + 1, "two", 3);
@@ -106,39 +98,39 @@ int main(int argc, char **argv)
 		k[0] = (unsigned char)i;
 		send_to(srv, strlen(srv) + 1, k, sizeof(k));
 	}
-	at(21, bound(SOCK_DGRAM, "rel.sock", 8), "rel");
+	subject_at(21, bound(SOCK_DGRAM, "rel.sock", 8), "rel");
 	send_to("rel.sock", 8, "rel", 3);
-	at(22, connected(SOCK_DGRAM, srv, strlen(srv) + 1), "client");
-	at(23, bound(SOCK_DGRAM, abs1, (size_t)n1), "abstract");
+	subject_at(22, connected(SOCK_DGRAM, srv, strlen(srv) + 1), "client");
+	subject_at(23, bound(SOCK_DGRAM, abs1, (size_t)n1), "abstract");
 	send_to(abs1, (size_t)n1, "abs", 3);
 
-	at(24, bound(SOCK_STREAM, "lsn.sock", 9), "listener");
+	subject_at(24, bound(SOCK_STREAM, "lsn.sock", 9), "listener");
 	if (listen(24, 7) != 0)
 		subject_fail("listen");
-	at(25, connected(SOCK_STREAM, "lsn.sock", 9), "pending 1");
-	at(26, connected(SOCK_STREAM, "lsn.sock", 9), "pending 2");
-	at(27, connected(SOCK_STREAM, "lsn.sock", 9), "client 3");
+	subject_at(25, connected(SOCK_STREAM, "lsn.sock", 9), "pending 1");
+	subject_at(26, connected(SOCK_STREAM, "lsn.sock", 9), "pending 2");
+	subject_at(27, connected(SOCK_STREAM, "lsn.sock", 9), "client 3");
 	/* the first two wait; take the third out of the queue */
 	int c1 = accept(24, NULL, NULL), c2 = accept(24, NULL, NULL), c3 = accept(24, NULL, NULL);
 	if (c1 < 0 || c2 < 0 || c3 < 0)
 		subject_fail("accept");
-	at(28, c3, "accepted");
+	subject_at(28, c3, "accepted");
 	close(25);
 	close(26);
 	close(c1);
 	close(c2);
-	at(25, connected(SOCK_STREAM, "lsn.sock", 9), "pending 1");
-	at(26, connected(SOCK_STREAM, "lsn.sock", 9), "pending 2");
+	subject_at(25, connected(SOCK_STREAM, "lsn.sock", 9), "pending 1");
+	subject_at(26, connected(SOCK_STREAM, "lsn.sock", 9), "pending 2");
 	send(27, "hello", 5, 0);
 	send(28, "world", 5, 0);
 
-	at(29, bound(SOCK_SEQPACKET, abs2, (size_t)n2), "abstract listener");
+	subject_at(29, bound(SOCK_SEQPACKET, abs2, (size_t)n2), "abstract listener");
 	if (listen(29, 3) != 0)
 		subject_fail("listen 29");
 
-	at(30, bound(SOCK_DGRAM, "gone.sock", 10), "gone");
+	subject_at(30, bound(SOCK_DGRAM, "gone.sock", 10), "gone");
 	unlink("gone.sock");
-	at(31, bound(SOCK_DGRAM, "gone.sock", 10), "gone again");
+	subject_at(31, bound(SOCK_DGRAM, "gone.sock", 10), "gone again");
 
 	subject_ready();
 	subject_wait_term();

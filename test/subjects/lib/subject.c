@@ -242,3 +242,11 @@ void subject_child_verdict(struct subject_child c, const char *what)
 	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
 		subject_fail("%s: child: %s", what, got ? why : "died without a verdict");
 }
+
+void subject_at(int want, int fd, const char *what)
+{
+	if (fd < 0 || dup2(fd, want) != want)
+		subject_fail("%s (fd %d): errno %d", what, want, errno);
+	if (fd != want)
+		close(fd);
+}

@@ -45,6 +45,8 @@ uint64_t subject_rand(uint64_t *state);
 int subject_vma_perms(const void *addr, char perms[5]);
 /* Nanoseconds of CLOCK_MONOTONIC. */
 int64_t subject_now_ns(void);
+/* Put fd at number want (dup2, then close fd); fails naming `what` and want if fd < 0 or dup2 fails. */
+void subject_at(int want, int fd, const char *what);
 
 /*
  * A child that holds some state across the checkpoint. It waits for
