@@ -4,7 +4,7 @@
  * dump, restoring stopped, the pidfile option, the stats a dump returns,
  * and the typed errors (code, data) a caller can act on.
  */
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -12,18 +12,9 @@ import { dump, isCriuTsError, restore } from '../../src/api/index.js';
 import { readImage } from '../../src/images/index.js';
 import { isAlive, startSubject } from '../lib/subjects.js';
 import type { Subject } from '../lib/subjects.js';
-import {
-  becomeSubreaper, closeInheritedFds, killAndWait, removeDir, sleep, strayStubs, tempDir, waitFor, waitGone,
-} from '../e2e/helpers.js';
+import { killAndWait, removeDir, sleep, tempDir, waitFor, waitGone, useE2eHarness } from '../e2e/helpers.js';
 
-before(() => {
-  closeInheritedFds();
-  becomeSubreaper();
-});
-
-after(() => {
-  assert.deepEqual(strayStubs(), [], 'restore stubs left behind');
-});
+useE2eHarness();
 
 function procState(pid: number): string {
   return /^State:\s+(\S)/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? '?';

@@ -6,7 +6,7 @@
  * unusable images dir, a dir that fills up mid-dump, fds of kinds we cannot
  * dump, threads exiting under the dump, and the task killed mid-dump.
  */
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import type { TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
@@ -17,17 +17,10 @@ import type { Subject } from '../lib/subjects.js';
 import { runCli } from '../lib/run.js';
 import type { CliResult } from '../lib/run.js';
 import {
-  becomeSubreaper, closeInheritedFds, fdTarget, killAndWait, removeDir, sleep, strayStubs, tempDir, waitFor, waitGone,
+  fdTarget, killAndWait, removeDir, sleep, strayStubs, tempDir, waitFor, waitGone, useE2eHarness,
 } from '../e2e/helpers.js';
 
-before(() => {
-  closeInheritedFds();
-  becomeSubreaper();
-});
-
-after(() => {
-  assert.deepEqual(strayStubs(), [], 'restore stubs left behind');
-});
+useE2eHarness();
 
 /** Exit 1, exactly one line on stderr matching `re`, nothing that looks like a stack frame. */
 function oneLineFailure(r: CliResult, re: RegExp): void {

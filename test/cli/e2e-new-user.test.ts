@@ -6,7 +6,7 @@
  * same memory (checksum, address space), and it carries on counting from
  * where it was instead of starting over.
  */
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
@@ -14,17 +14,10 @@ import { join } from 'node:path';
 import { isAlive } from '../lib/subjects.js';
 import { runCli } from '../lib/run.js';
 import {
-  becomeSubreaper, buildProgram, closeInheritedFds, imageModes, killAndWait, removeDir, strayStubs, tempDir, waitFor, waitGone,
+  buildProgram, imageModes, killAndWait, removeDir, tempDir, waitFor, waitGone, useE2eHarness,
 } from '../e2e/helpers.js';
 
-before(() => {
-  closeInheritedFds();
-  becomeSubreaper();
-});
-
-after(() => {
-  assert.deepEqual(strayStubs(), [], 'restore stubs left behind');
-});
+useE2eHarness();
 
 interface CounterLine {
   count: number;

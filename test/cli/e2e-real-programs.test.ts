@@ -4,25 +4,16 @@
  * where it was; so does a shell loop, which forks `sleep` each turn (a
  * process tree, often caught waiting for its child).
  */
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { isAlive } from '../lib/subjects.js';
 import { runCli } from '../lib/run.js';
-import {
-  becomeSubreaper, closeInheritedFds, killAndWait, removeDir, strayStubs, tempDir, waitFor, waitTreeGone,
-} from '../e2e/helpers.js';
+import { killAndWait, removeDir, tempDir, waitFor, waitTreeGone, useE2eHarness } from '../e2e/helpers.js';
 
-before(() => {
-  closeInheritedFds();
-  becomeSubreaper();
-});
-
-after(() => {
-  assert.deepEqual(strayStubs(), [], 'restore stubs left behind');
-});
+useE2eHarness();
 
 function findPython(): string | undefined {
   for (const p of ['/usr/bin/python3', '/usr/local/bin/python3']) if (existsSync(p)) return p;

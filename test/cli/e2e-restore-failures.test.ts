@@ -13,18 +13,9 @@ import { isAlive, startSubject } from '../lib/subjects.js';
 import type { Subject } from '../lib/subjects.js';
 import { runCli } from '../lib/run.js';
 import type { CliResult } from '../lib/run.js';
-import {
-  becomeSubreaper, childrenOfUs, closeInheritedFds, killAndWait, removeDir, strayStubs, tempDir, waitGone,
-} from '../e2e/helpers.js';
+import { childrenOfUs, killAndWait, removeDir, strayStubs, tempDir, waitGone, useE2eHarness } from '../e2e/helpers.js';
 
-before(() => {
-  closeInheritedFds();
-  becomeSubreaper();
-});
-
-after(() => {
-  assert.deepEqual(strayStubs(), [], 'restore stubs left behind');
-});
+useE2eHarness();
 
 function oneLineFailure(r: CliResult, re: RegExp): void {
   const lines = r.stderr.split('\n').filter((l) => l !== '');

@@ -4,25 +4,16 @@
  * a signal killed it. The pidfile (written once the tree runs) tells the
  * test when it may send the signal.
  */
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { isAlive } from '../lib/subjects.js';
 import { runCli } from '../lib/run.js';
-import {
-  becomeSubreaper, buildProgram, closeInheritedFds, killAndWait, removeDir, strayStubs, tempDir, waitFor, waitGone,
-} from '../e2e/helpers.js';
+import { buildProgram, killAndWait, removeDir, tempDir, waitFor, waitGone, useE2eHarness } from '../e2e/helpers.js';
 
-before(() => {
-  closeInheritedFds();
-  becomeSubreaper();
-});
-
-after(() => {
-  assert.deepEqual(strayStubs(), [], 'restore stubs left behind');
-});
+useE2eHarness();
 
 /** Start exit-on-term in its own session; returns its pid once its handler is in place. */
 function start(work: string): number {

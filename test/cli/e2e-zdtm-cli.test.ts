@@ -6,25 +6,16 @@
  * running), restore --exec-cmd, and flags zdtm adds that change nothing
  * for us (--auto-dedup, --manage-cgroups, --status-fd, ...).
  */
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { chmodSync, existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { isAlive, startSubject } from '../lib/subjects.js';
 import type { Subject } from '../lib/subjects.js';
 import { runCli } from '../lib/run.js';
-import {
-  becomeSubreaper, closeInheritedFds, killAndWait, removeDir, strayStubs, tempDir, waitFor, waitGone,
-} from '../e2e/helpers.js';
+import { killAndWait, removeDir, tempDir, waitFor, waitGone, useE2eHarness } from '../e2e/helpers.js';
 
-before(() => {
-  closeInheritedFds();
-  becomeSubreaper();
-});
-
-after(() => {
-  assert.deepEqual(strayStubs(), [], 'restore stubs left behind');
-});
+useE2eHarness();
 
 /** zdtm's own prefix for every criu call (criu_cli.run plus __criu_act), which it also leaves in DIR/ACTION.cropt. */
 function zdtmArgs(action: string, dir: string, extra: string[]): string[] {

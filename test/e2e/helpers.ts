@@ -4,6 +4,8 @@
  * for a test process that becomes the parent of restored tasks, and waits
  * that poll with generous deadlines instead of sleeping fixed times.
  */
+import { after, before } from 'node:test';
+import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, renameSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
@@ -180,4 +182,19 @@ export function fdTarget(pid: number, fd: number): string | undefined {
   } catch {
     return undefined;
   }
+}
+
+/**
+ * The harness every e2e file sets up: close inherited fds, become a child
+ * subreaper (restored roots become our children), and check at the end
+ * that no restore stub was left behind.
+ */
+export function useE2eHarness(): void {
+  before(() => {
+    closeInheritedFds();
+    becomeSubreaper();
+  });
+  after(() => {
+    assert.deepEqual(strayStubs(), [], 'restore stubs left behind');
+  });
 }

@@ -9,7 +9,7 @@
  * leaves a task that writes at full speed; a broken chain is one error; a
  * parent whose record was used once is not trusted twice.
  */
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, readFileSync, readlinkSync, renameSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
@@ -18,19 +18,12 @@ import { readImage } from '../../src/images/index.js';
 import type { PagemapEntry } from '../../src/images/messages.js';
 import { startSubject, type Subject } from '../lib/subjects.js';
 import { runCli } from '../lib/run.js';
-import { becomeSubreaper, closeInheritedFds, strayStubs, waitFor, waitGone } from './helpers.js';
+import { waitFor, waitGone, useE2eHarness } from './helpers.js';
 
 const PS = 4096n;
 const R_PAGES = 256n;
 
-before(() => {
-  closeInheritedFds();
-  becomeSubreaper();
-});
-
-after(() => {
-  assert.deepEqual(strayStubs(), [], 'restore stubs left behind');
-});
+useE2eHarness();
 
 function uffdFds(pid: number): string[] {
   return readdirSync(`/proc/${pid}/fd`).filter((fd) => {

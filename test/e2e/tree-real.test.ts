@@ -7,26 +7,19 @@
  *    counter, the main thread writing them all to a file: after the restore
  *    every counter carries on from where it was (none starts over).
  */
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
 import { closeSync, openSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { dump, restore } from '../../src/api/index.js';
 import { tailOf } from '../lib/subjects.js';
-import { becomeSubreaper, closeInheritedFds, removeDir, sleep, strayStubs, tempDir, waitFor } from './helpers.js';
+import { removeDir, sleep, tempDir, waitFor, useE2eHarness } from './helpers.js';
 import { allGone, descendants, diffSnapshots, killTree, snapshot } from './tree-procs.js';
 
 const STEP_TIMEOUT_MS = 180_000;
 
-before(() => {
-  closeInheritedFds();
-  becomeSubreaper();
-});
-
-after(() => {
-  assert.deepEqual(strayStubs(), [], 'restore stubs left behind');
-});
+useE2eHarness();
 
 /** Start argv in its own session in work, stdin /dev/null, output to work/log; returns the pid. */
 function launch(work: string, argv: [string, ...string[]]): number {

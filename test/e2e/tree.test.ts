@@ -8,7 +8,7 @@
  * --leave-stopped; the CLI round trip; restore without detaching (the API
  * returns the root pid to wait for, the CLI waits and passes the status on).
  */
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
@@ -18,7 +18,7 @@ import { dump, restore, waitRestored } from '../../src/api/index.js';
 import { startSubject, tailOf } from '../lib/subjects.js';
 import type { Subject } from '../lib/subjects.js';
 import { runCli } from '../lib/run.js';
-import { becomeSubreaper, closeInheritedFds, removeDir, sleep, strayStubs, tempDir, waitFor } from './helpers.js';
+import { removeDir, sleep, tempDir, waitFor, useE2eHarness } from './helpers.js';
 import { allGone, diffSnapshots, killTree, snapshot, stateOf } from './tree-procs.js';
 import type { TaskView } from './tree-procs.js';
 
@@ -47,14 +47,7 @@ const CASES: readonly TreeCase[] = [
 
 const STEP_TIMEOUT_MS = 180_000;
 
-before(() => {
-  closeInheritedFds();
-  becomeSubreaper();
-});
-
-after(() => {
-  assert.deepEqual(strayStubs(), [], 'restore stubs left behind');
-});
+useE2eHarness();
 
 function caseNamed(name: string): TreeCase {
   const c = CASES.find((x) => x.name === name);
