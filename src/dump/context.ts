@@ -15,7 +15,6 @@ import { imageFileName, kindByName, writeImage } from '../images/index.js';
 import type { FileEntry } from '../images/messages.js';
 import type { DumpContext, DumpKindOptions, KindImage, KindImageEntries, StateKey } from '../kinds/index.js';
 import { CriuTsError } from '../errors.js';
-import { dumpInFlight } from './files.js';
 
 
 type Img = Record<string, unknown>;
@@ -43,9 +42,8 @@ export class DumpSession implements DumpContext {
     return id;
   }
 
-  dumpInFlight(localFd: number, what: string): number {
-    return dumpInFlight(this, localFd, what);
-  }
+  /** set by the core (dump/files.ts dumps files in flight; no import back from here) */
+  dumpInFlight?: (localFd: number, what: string) => number;
 
   fileById(id: number): FileEntry | undefined {
     return this.files.find((f) => f.id === id);

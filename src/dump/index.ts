@@ -24,7 +24,7 @@ import { CHECKSUMS_IMAGE, beginChecksums, checksumEntries, endChecksums } from '
 import { seizeTree, releaseTree, type TaskNode } from './tree.js';
 import { dumpGpRegs, dumpFpRegs } from './regs.js';
 import { dumpTaskCore, dumpThreadCore, dumpTidAddress } from './task-state.js';
-import { dumpFds } from './files.js';
+import { dumpFds, dumpInFlight } from './files.js';
 import { dumpMemory } from '../kinds/memory/dump.js';
 import { IncrementalMemory } from '../kinds/memory/incremental.js';
 import { regEntryForPath, dumpUnlinked, SeccompCollector, memfdFileForMapping, LOCK_METHOD } from '../kinds/index.js';
@@ -161,6 +161,7 @@ async function dumpTreeHashed(opts: DumpTreeOptions): Promise<DumpResult> {
   const inc = new IncrementalMemory({ dir, prevDir: opts.prevDir, keepTracking: opts.trackMem && opts.after === 'resume' });
   const tree = seizeTree(pid, opts.timeoutMs, opts.freezeCgroup);
   const ctx = new DumpSession(dir, opts.kinds);
+  ctx.dumpInFlight = (localFd, what) => dumpInFlight(ctx, localFd, what);
   let networkLocked = false;
   const freezingTime = usToNow(t0);
   const stats: DumpStats = {
