@@ -95,6 +95,7 @@ export const SUBJECTS: readonly SubjectCase[] = [
   c('unix-dgram-fork', 'datagram sockets bound and connected by name across a fork, a datagram queued, a server whose name was unlinked and taken by a FIFO, a socket connected to itself'),
   c('tcp-listen', 'TCP listeners on 127.0.0.1, [::1] and dual-stack [::], bound-only and unbound sockets: ports, options, accept after restore'),
   c('tcp-conn', 'established TCP connections on loopback (dumped with --tcp-established)'),
+  c('tcp-echo', 'a TCP echo server on loopback (its clients, outside the dump, in test/kinds/files/inet-echo-server.test.ts)'),
   c('tcp-states', 'TCP connections in FIN_WAIT1, FIN_WAIT2, CLOSE_WAIT, LAST_ACK, CLOSING and reset, both ends in the tree, IPv4/IPv6/v4-mapped'),
   c('tcp-close', 'a listener with a connection not accepted yet (--skip-in-flight)', { args: ['--mode', 'in-flight'] }),
   c('tcp-states', 'half-closed TCP connections whose two ends are in a parent and its child', { args: ['--split', '1'] }),
