@@ -143,6 +143,12 @@ async function restoreLoaded(opts: RestoreTreeOptions, dir: string, img: DumpIma
     progress.done();
     try { session.afterAllFiles(true); } catch { /* cleanup only */ }
     for (const n of [...created].reverse()) killQuiet(n);
+    // No connection comes back from this restore: do not leave the peers' packets dropped.
+    try {
+      unlockNetwork(img.inventory.network_lock_method, img.inventory.dump_criu_run_id);
+    } catch (err) {
+      log.warn(`network lock: ${(err as Error).message}`);
+    }
     if (stub) {
       try { disposeStub(stub); } catch { /* gone */ }
     }

@@ -15,8 +15,9 @@
  * Lifetime: a failed dump, or one that leaves the tree running, deletes the
  * table; a dump that kills the tree leaves it for the restore, which
  * deletes it when every connection is back, just before the tree resumes
- * (a failed restore leaves it, as CRIU does, so that the restore can be
- * tried again). A dump that dies before it is over (killed) leaves a marker
+ * (a failed restore deletes it too: CRIU keeps it for another try, but a
+ * lock nobody comes back for drops the peers' packets, on ports that are
+ * later reused, for good). A dump that dies before it is over (killed) leaves a marker
  * /run/criu-ts/net-lock/<run id> with its pid: the next dump or restore
  * removes the table of a marker whose owner is gone.
  *
