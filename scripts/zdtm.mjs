@@ -179,7 +179,14 @@ function firstLogError(results, test, flav) {
 
 // Strip the elapsed-time stamp and pids so that equal causes group together.
 export function causeOf(line) {
-  return line.replace(/^\(\s*[\d.]+\)\s*/, '').replace(/\b\d{2,}\b/g, 'N').slice(0, 200);
+  return line
+    .replace(/^\(\s*[\d.]+\)\s*/, '') // criu's elapsed-time stamp
+    .replace(/^\d\d:\d\d:\d\d\.\d+:\s+\d+:\s*/, '') // a test's time and pid
+    .replace(/\/\S*\/test\/zdtm\/static\/\S*/g, '<test file>')
+    .replace(/^(FAIL|ERR): [\w.-]+\.c:\d+: /, '$1: ')
+    .replace(/0x[0-9a-f]+(-0x[0-9a-f]+)?/gi, '0x..')
+    .replace(/\b\d{2,}\b/g, 'N')
+    .slice(0, 200);
 }
 
 function summarize(o, meta) {

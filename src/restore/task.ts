@@ -66,8 +66,11 @@ export function restoreTaskBody(n: RestoreNode, plan: RestorePlan, img: DumpImag
   restoreFds(h, task.fds, filesCtx, n.inherited, plan.inheritBase);
   const cwd = img.files.get(task.fs.cwd_id)?.reg?.name;
   const root = img.files.get(task.fs.root_id)?.reg?.name;
-  if (root && root !== '/') h.syscall('chroot', NR.chroot, h.putString(root));
+  // Both paths are as seen from our root: cwd first, while that path still
+  // resolves, then chroot (which leaves the cwd alone, as in a task that
+  // chdir'ed and then chroot'ed, or whose cwd is outside its root).
   if (cwd) h.syscall(`chdir ${cwd}`, NR.chdir, h.putString(cwd));
+  if (root && root !== '/') h.syscall(`chroot ${root}`, NR.chroot, h.putString(root));
   if (task.fs.umask !== undefined) h.syscall('umask', NR.umask, task.fs.umask);
   restoreSigactions(h, tc);
   restoreItimers(h, tc);

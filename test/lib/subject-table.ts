@@ -77,6 +77,7 @@ export const SUBJECTS: readonly SubjectCase[] = [
   c('zombie', 'unreaped children (exit 7, killed by SIGUSR2) stay zombies of their parent'),
   c('zombie-killed', 'zombies killed by SIGKILL and by a SIGSEGV fault'),
   c('zombie-sigchld', 'a zombie\'s SIGCHLD still pending in its parent (blocked), with its siginfo'),
+  c('chroot', 'a task chrooted into a directory, its cwd in a subdirectory of the new root'),
   c('stopped', 'children stopped by themselves and by their parent stay stopped, then continue'),
   c('stopped-tstp', 'a child stopped by SIGTSTP is stopped by SIGTSTP again (waitid reports the signal)'),
   c('threads', '8 threads: tid, name, signal mask, TLS, FPU registers, private and shared pending signals', { pthread: true, runMs: 50 }),
