@@ -23,7 +23,7 @@ import { CriuTsError } from '../../errors.js';
 import type { VmaEntry, PagemapEntry } from '../../images/messages.js';
 import { PagesWriter, PE_LAZY, PE_PRESENT } from './pages-writer.js';
 import { subtract, splitBy, type Range } from './ranges.js';
-import { VMA, MAP_PRIVATE, MAP_SHARED, MAP_ANONYMOUS, MAP_GROWSDOWN, MAP_NORESERVE, classifyVma, madvOf, type VmaKind } from './vma.js';
+import { VMA, MAP_PRIVATE, MAP_SHARED, MAP_ANONYMOUS, MAP_GROWSDOWN, MAP_NORESERVE, MAP_LOCKED, MAP_DROPPABLE, classifyVma, madvOf, type VmaKind } from './vma.js';
 
 export interface MemoryDumpContext {
   pid: number;
@@ -117,6 +117,11 @@ export function dumpMemory(ctx: MemoryDumpContext): MemoryDump {
       let flags = baseFlags;
       if (v.vmFlags.includes('gd')) flags |= MAP_GROWSDOWN;
       if (v.vmFlags.includes('nr')) flags |= MAP_NORESERVE;
+      if (v.vmFlags.includes('lo')) flags |= MAP_LOCKED; // mlock()ed or MAP_LOCKED: locked again at restore
+      // MAP_DROPPABLE (Linux 6.11): the kernel may drop its pages at any
+      // time (they read back as zeros), so, as CRIU does, they are not saved.
+      const droppable = v.vmFlags.includes('dp');
+      if (droppable) flags = (flags & ~MAP_PRIVATE) | MAP_DROPPABLE;
       const entry: VmaEntry = {
         start: v.start,
         end: v.end,
@@ -142,6 +147,7 @@ export function dumpMemory(ctx: MemoryDumpContext): MemoryDump {
             : ctx.fileId(v.path, fdflags));
         }
         entry.fdflags = fdflags;
+        if (v.path === '/dev/zero' && v.deleted) refuse(pid, v, 'a private mapping of shared anonymous memory (opened through map_files)');
         if (v.path.startsWith('/dev/') && isCharDevice(v.path)) refuse(pid, v, 'a device mapping');
       }
       if (kind === 'anon-shared') entry.shmid = v.inode;
@@ -156,7 +162,7 @@ export function dumpMemory(ctx: MemoryDumpContext): MemoryDump {
       // The vDSO's pages are written as CRIU does (its restorer reads the
       // dumped vDSO to match it with the running one); criu-ts's restore
       // skips them and uses the kernel's own.
-      if (kind === 'vvar' || kind === 'vsyscall' || kind === 'file-shared') continue;
+      if (kind === 'vvar' || kind === 'vsyscall' || kind === 'file-shared' || droppable) continue;
       const nPages = Number((v.end - v.start) / BigInt(PAGE_SIZE));
       scanned += nPages;
       if (kind === 'anon-shared') {

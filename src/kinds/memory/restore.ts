@@ -18,7 +18,7 @@ import type { MmEntry, VmaEntry, PagemapEntry } from '../../images/messages.js';
 import { stateKey, type RestoreContext, type RestoreTaskHandle } from '../types.js';
 import { openMemfd } from '../files/memfd.js';
 import {
-  VMA, PROT_WRITE, MAP_FIXED, MAP_ANONYMOUS, MAP_PRIVATE, MAP_SHARED, MAP_GROWSDOWN, MAP_NORESERVE,
+  VMA, PROT_WRITE, MAP_FIXED, MAP_ANONYMOUS, MAP_PRIVATE, MAP_SHARED, MAP_GROWSDOWN, MAP_NORESERVE, MAP_LOCKED, MAP_DROPPABLE,
 } from './vma.js';
 import { ParentChain, isParentEntry, type Segment } from './parent-images.js';
 import { logger } from '../../log.js';
@@ -150,7 +150,7 @@ export function restoreMemory(t: RestoreTaskHandle, mm: MmEntry, pagemap: Pagema
     }
     const fill = filled.has(v);
     const prot = fill ? v.prot | PROT_WRITE : v.prot; // writable while we fill; final protection below
-    let flags = MAP_FIXED | (v.flags & (MAP_GROWSDOWN | MAP_NORESERVE));
+    let flags = MAP_FIXED | (v.flags & (MAP_GROWSDOWN | MAP_NORESERVE | MAP_LOCKED));
     let fd = -1;
     let off = 0n;
     if (v.status & (VMA.FILE_PRIVATE | VMA.FILE_SHARED)) {
@@ -158,7 +158,8 @@ export function restoreMemory(t: RestoreTaskHandle, mm: MmEntry, pagemap: Pagema
       off = v.pgoff;
       flags |= v.status & VMA.FILE_SHARED ? MAP_SHARED : MAP_PRIVATE;
     } else {
-      flags |= MAP_PRIVATE | MAP_ANONYMOUS;
+      // MAP_DROPPABLE is a mapping type of its own, in place of MAP_PRIVATE.
+      flags |= (v.flags & MAP_DROPPABLE ? MAP_DROPPABLE : MAP_PRIVATE) | MAP_ANONYMOUS;
     }
     // A shared file mapping must not gain PROT_WRITE on a read-only fd.
     const mapProt = v.status & VMA.FILE_SHARED ? v.prot : prot;
@@ -193,7 +194,7 @@ export function restoreMemory(t: RestoreTaskHandle, mm: MmEntry, pagemap: Pagema
  */
 function mapSharedAnon(t: RestoreTaskHandle, v: VmaEntry, ctx: RestoreContext): boolean {
   const len = v.end - v.start;
-  const flags = MAP_FIXED | MAP_SHARED | (v.flags & MAP_NORESERVE);
+  const flags = MAP_FIXED | MAP_SHARED | (v.flags & (MAP_NORESERVE | MAP_LOCKED));
   const shmem = ctx.state(SHMEM, () => new Map<bigint, { pid: number; start: bigint; end: bigint; pgoff: bigint }>());
   const owner = shmem.get(v.shmid);
   if (owner && owner.pid !== t.pid) {

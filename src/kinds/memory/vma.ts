@@ -34,6 +34,8 @@ export const MAP_PRIVATE = 0x02;
 export const MAP_FIXED = 0x10;
 export const MAP_ANONYMOUS = 0x20;
 export const MAP_GROWSDOWN = 0x100;
+export const MAP_DROPPABLE = 0x08;
+export const MAP_LOCKED = 0x2000;
 export const MAP_NORESERVE = 0x4000;
 export const MAP_FIXED_NOREPLACE = 0x100000;
 
@@ -57,6 +59,11 @@ export function classifyVma(v: SmapsEntry): VmaKind {
   if (v.path === '[vdso]') return 'vdso';
   if (v.path === '[vvar]' || v.path === '[vvar_vclock]') return 'vvar';
   if (v.path === '[uprobes]') return 'skip';
+  // A private mapping of /dev/zero itself is plain anonymous memory (the
+  // kernel makes it so at mmap). "/dev/zero (deleted)" is a shared
+  // anonymous object instead, mapped privately through map_files: it stays
+  // a file mapping (refused at dump for now).
+  if (v.path === '/dev/zero' && !v.deleted && !v.shared) return 'anon-private';
   const anonShared = v.shared && (v.path === '/dev/zero' || v.path.startsWith('/SYSV') || v.path.startsWith('[anon_shmem:'));
   if (anonShared) return 'anon-shared';
   if (v.path === '' || v.path === '[heap]' || v.path === '[stack]' || v.path.startsWith('[anon:')) {
