@@ -169,7 +169,13 @@ export class Tracee {
     this.gadget = address;
   }
 
-  private findGadget(): bigint {
+  /** Find a new gadget outside `ranges` (e.g. before they are unmapped). */
+  moveGadgetOutOf(ranges: readonly { start: bigint; end: bigint }[]): void {
+    this.gadget = undefined;
+    this.findGadget(ranges);
+  }
+
+  private findGadget(avoid: readonly { start: bigint; end: bigint }[] = []): bigint {
     if (this.gadget !== undefined) return this.gadget;
     const maps = readFileSync(`/proc/${this.tid}/maps`, 'latin1').split('\n');
     const exec = maps
@@ -179,6 +185,7 @@ export class Tracee {
     for (const f of exec) {
       if (f[5] === '[vsyscall]') continue;
       const [s, e] = (f[0] ?? '').split('-').map((x) => BigInt('0x' + x)) as [bigint, bigint];
+      if (avoid.some((r) => s < r.end && r.start < e)) continue;
       const len = Number(e - s > 65536n ? 65536n : e - s);
       const buf = Buffer.alloc(len);
       let n = 0;

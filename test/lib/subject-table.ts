@@ -40,6 +40,7 @@ export const SUBJECTS: readonly SubjectCase[] = [
   c('counter-loop', 'registers and memory of a running loop', { runMs: 100 }),
   c('mappings', 'every VMA kind: anon, shared anon, file private/shared, heap, stack, PROT_NONE, guards, growsdown'),
   c('map-flags', 'MAP_LOCKED and mlock()ed memory, MAP_DROPPABLE, a private /dev/zero mapping'),
+  c('no-vdso', 'a task that unmapped its vDSO and vvar stays without them'),
   c('big-memory', 'many pages of distinct content', { args: ['--mib', '64'] }),
   c('mem-dirty', 'memory model checked page by page (driven through pre-dumps by test/e2e/pre-dump.test.ts)'),
   c('signals', 'sigactions, blocked mask, pending signals with siginfo, sigaltstack'),

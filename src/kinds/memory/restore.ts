@@ -6,8 +6,8 @@
  * kernel copies file to memory once, no round trip through us), then set
  * protections, madvise bits and the mm fields with PR_SET_MM_MAP.
  *
- * Known limits: a dump without a vDSO, or from a kernel whose vDSO/vvar
- * sizes differ, is refused. Pages of a pre-dump chain are read from the
+ * A dump without a vDSO (the task unmapped it) restores without one.
+ * Known limits: a dump from a kernel whose vDSO/vvar sizes differ is refused. Pages of a pre-dump chain are read from the
  * parent images (parent-images.ts); a missing parent is one EIMAGE error.
  */
 import { join } from 'node:path';
@@ -77,8 +77,20 @@ export function prepareAddressSpace(t: RestoreTaskHandle, mm: MmEntry, rseq: { p
 function moveVdso(t: RestoreTaskHandle, vmas: readonly VmaEntry[], cur: readonly MapsEntry[], scratch: bigint): void {
   const dumpedVdso = vmas.find((v) => (v.status & VMA.AREA_VDSO) !== 0);
   const curVdso = cur.find((m) => m.path === '[vdso]');
-  if (!dumpedVdso || !curVdso) throw new CriuTsError('EUNSUPPORTED', 'images without a vDSO (or a kernel without one) are not supported', {});
+  if (!curVdso) throw new CriuTsError('EUNSUPPORTED', 'this kernel gives tasks no vDSO (criu-ts runs its injected syscalls from it)', {});
   const curBlock = cur.filter((m) => m.path === '[vdso]' || m.path === '[vvar]' || m.path === '[vvar_vclock]');
+  if (!dumpedVdso) {
+    // The task had unmapped its vDSO (or ran without one): ours only carries
+    // the syscall gadget until the task's own code is mapped, out of the way
+    // of every dumped VMA, and goes once memory is restored (dropStubVdso).
+    const lo = curBlock.reduce((a, m) => (m.start < a ? m.start : a), curVdso.start);
+    const hi = curBlock.reduce((a, m) => (m.end > a ? m.end : a), curVdso.end);
+    const to = findHole(vmas, [...parseMaps(t.pid), { start: scratch, end: scratch + BigInt(SCRATCH_BYTES) }], Number(hi - lo));
+    const gadgetOff = t.tracee.gadgetAddr - lo;
+    t.syscall('mremap(park vdso)', NR.mremap, lo, hi - lo, hi - lo, MREMAP_MAYMOVE | MREMAP_FIXED, to);
+    t.tracee.setGadget(to + gadgetOff);
+    return;
+  }
   const dumpedBlock = vmas.filter((v) => (v.status & (VMA.AREA_VDSO | VMA.AREA_VVAR)) !== 0);
   const size = (rs: readonly Range[]): bigint => rs.reduce((n, r) => n + (r.end - r.start), 0n);
   const delta = dumpedVdso.start - curVdso.start;
@@ -102,6 +114,19 @@ function moveVdso(t: RestoreTaskHandle, vmas: readonly VmaEntry[], cur: readonly
   }
   t.tracee.setGadget(dumpedVdso.start + gadgetOff);
   log.debug(`vdso moved to 0x${dumpedVdso.start.toString(16)}`);
+}
+
+/**
+ * For images without a vDSO: once the task's own code is mapped, injected
+ * syscalls move to a syscall instruction in it, and the stub's vDSO/vvar
+ * are unmapped, so the task has none, as when it was dumped.
+ */
+export function dropStubVdso(t: RestoreTaskHandle, mm: MmEntry): void {
+  if ((mm.vmas ?? []).some((v) => (v.status & VMA.AREA_VDSO) !== 0)) return;
+  const block = parseMaps(t.pid).filter((m) => m.path === '[vdso]' || m.path === '[vvar]' || m.path === '[vvar_vclock]');
+  if (block.length === 0) return;
+  t.tracee.moveGadgetOutOf(block);
+  for (const m of block) t.syscall('munmap(vdso)', NR.munmap, m.start, m.end - m.start);
 }
 
 /**
