@@ -9,7 +9,7 @@ import { fstatSync } from 'node:fs';
 import { listFds, readFdLink, parseFdinfo } from '../proc/index.js';
 import { pidfdOpen, pidfdGetfd, closeQuiet, kcmp, KCMP, getsockoptInt } from '../sys/index.js';
 import { CriuTsError, isCriuTsError } from '../errors.js';
-import { fileKindFor, stateKey, type DumpContext, type FdProbe } from '../kinds/index.js';
+import { fileKindFor, stateKey, readFown, withFown, type DumpContext, type FdProbe } from '../kinds/index.js';
 import type { FdinfoEntry } from '../images/messages.js';
 import { logger } from '../log.js';
 
@@ -50,7 +50,8 @@ export function dumpFds(pid: number, ctx: DumpContext, netNsId: number | undefin
           const what = describeUnknown(probe);
           throw new CriuTsError('EUNSUPPORTED', `task ${pid} fd ${fd}: ${link}${what}: this kind of file is not supported`, { pid, fd, link });
         }
-        const id = ctx.addFile((i) => kind.dump(probe, i, ctx));
+        const fown = readFown(localFd, fdinfo.flags);
+        const id = ctx.addFile((i) => withFown(kind.dump(probe, i, ctx), fown, `task ${pid} fd ${fd} (${link})`));
         seen.push({ pid, fd, ino: fdinfo.ino, id });
         log.debug(`task ${pid} fd ${fd}: ${kind.name} id ${id} (${link})`);
         out.push({ id, flags, type: kind.type, fd });

@@ -32,3 +32,4 @@ export { SeccompCollector, restoreThreadSeccomp, seccompSharedByThreads } from '
 export { memfdFileForMapping, openMemfd } from './files/memfd.js';
 export { clearStaleLocks, defaultLockMethod, LOCK_METHOD, probeNftables, unlockNetwork } from './files/inet-socket/net-lock.js';
 export type { LockMethod } from './files/inet-socket/net-lock.js';
+export { readFown, withFown, fownOf, restoreFown } from './files/fown.js';

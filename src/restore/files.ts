@@ -9,7 +9,7 @@
  */
 import { NR, AF_UNIX, SOCK_DGRAM, pidfdOpen, pidfdGetfd, closeQuiet, dup, sendmsgRights } from '../sys/index.js';
 import { CriuTsError } from '../errors.js';
-import { fileKindByType, stateKey, type RestoreTaskHandle, type RestoreContext, type FileKind } from '../kinds/index.js';
+import { fileKindByType, stateKey, fownOf, restoreFown, type RestoreTaskHandle, type RestoreContext, type FileKind } from '../kinds/index.js';
 import type { FdinfoEntry, FileEntry } from '../images/messages.js';
 
 const O_CLOEXEC = 0o2000000;
@@ -96,10 +96,21 @@ export function restoreFds(
   const created: { kind: FileKind; e: FileEntry; fd: number }[] = [];
   const taskCtx: RestoreContext = { ...ctx, provide: (id, fd) => opened.set(id, park(fd)) };
   const cloexec = (fdi: FdinfoEntry): number => (fdi.flags & FD_CLOEXEC ? O_CLOEXEC : 0);
+  // The owner (F_SETOWN/F_SETSIG) belongs to the description: set once per
+  // file in this task, whichever way its fd came (made here, provided by
+  // another file's restore, or inherited from a group file).
+  const owned = new Set<number>();
+  const setOwner = (fdi: FdinfoEntry): void => {
+    if (owned.has(fdi.id)) return;
+    owned.add(fdi.id);
+    const e = ctx.fileById(fdi.id);
+    if (e) restoreFown(t, fdi.fd, fownOf(e));
+  };
   for (const fdi of [...fds].sort((a, b) => a.fd - b.fd)) {
     const held = opened.get(fdi.id);
     if (held !== undefined) {
       t.syscall(`dup3(${held}, ${fdi.fd})`, NR.dup3, held, fdi.fd, cloexec(fdi));
+      setOwner(fdi);
       continue;
     }
     const { e, kind } = kindOf(ctx.fileById(fdi.id), fdi.id, t.pid);
@@ -114,6 +125,7 @@ export function restoreFds(
     }
     opened.set(fdi.id, fdi.fd);
     if (copy === undefined) created.push({ kind, e, fd: fdi.fd });
+    setOwner(fdi);
   }
   // Data that goes in once per object (queued bytes), now that every fd exists.
   for (const c of created) c.kind.finish?.(t, c.e, c.fd, taskCtx);

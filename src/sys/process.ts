@@ -83,6 +83,18 @@ export function closeQuiet(fd: number): void {
 export function fcntl(fd: number, cmd: number, arg: number | bigint = 0): number {
   return sys('fcntl', NR.fcntl, undefined, fd, cmd, arg);
 }
+/** F_GETOWN_EX: who gets SIGIO/SIGURG for the open file (type F_OWNER_TID 0, PID 1, PGRP 2). */
+export function fcntlGetOwnerEx(fd: number): { type: number; pid: number } {
+  const b = Buffer.alloc(8);
+  sys('fcntl(F_GETOWN_EX)', NR.fcntl, undefined, fd, 16, addr(b));
+  return { type: b.readInt32LE(0), pid: b.readInt32LE(4) };
+}
+/** F_GETOWNER_UIDS (CONFIG_CHECKPOINT_RESTORE): the uid/euid recorded when the owner was set. */
+export function fcntlGetOwnerUids(fd: number): { uid: number; euid: number } {
+  const b = Buffer.alloc(8);
+  sys('fcntl(F_GETOWNER_UIDS)', NR.fcntl, undefined, fd, 17, addr(b));
+  return { uid: b.readUInt32LE(0), euid: b.readUInt32LE(4) };
+}
 export function ioctl(fd: number, request: number, arg: Buffer | number | bigint = 0): number {
   const a = Buffer.isBuffer(arg) ? addr(arg) : arg;
   return sys('ioctl', NR.ioctl, undefined, fd, request, a);

@@ -74,6 +74,7 @@ export const SUBJECTS: readonly SubjectCase[] = [
   c('signalfd', 'signalfd mask and flags, a signal pending at dump read after restore'),
   c('inotify', 'inotify watches by path with their wd numbers (with a gap), no stray events'),
   c('fanotify', 'fanotify mount and inode marks'),
+  c('fown', 'file owners: F_SETOWN_EX (process, thread) with the owner\'s uids, F_SETSIG, O_ASYNC signals still sent'),
   c('pipe-data', 'pipes: queued bytes, lone ends, 64 KiB/1 MiB buffers, dup and reopened ends'),
   c('tree', 'a 3-level tree: three sessions (one left behind by its parent), a process group whose leader is gone, ids and memory of every task'),
   c('zombie', 'unreaped children (exit 7, killed by SIGUSR2) stay zombies of their parent'),
