@@ -175,7 +175,13 @@ function shutdownQuiet(t: RestoreTaskHandle, fd: number): void {
 function connectAndShut(t: RestoreTaskHandle, fd: number, i: InetSkEntry): void {
   if (i.dst_port !== 0) connectAsDumped(t, fd, i);
   const how = shutdownHow(i);
-  if (how >= 0) t.syscall('shutdown', NR.shutdown, fd, how);
+  if (how < 0) return;
+  try {
+    t.syscall('shutdown', NR.shutdown, fd, how);
+  } catch (e) {
+    // An unconnected datagram socket says ENOTCONN, and is shut down all the same (as CRIU accepts).
+    if (i.dst_port !== 0 || errnoOf(e) !== ENOTCONN) throw e;
+  }
 }
 
 /** Where to send datagrams for this socket: its own address, loopback if it listens on any. */
