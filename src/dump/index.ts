@@ -29,9 +29,12 @@ import { dumpMemory } from '../kinds/memory/dump.js';
 import { IncrementalMemory } from '../kinds/memory/incremental.js';
 import { regEntryForPath, dumpUnlinked, SeccompCollector, memfdFileForMapping, LOCK_METHOD } from '../kinds/index.js';
 import { makeProgress } from '../progress.js';
+import { faultPoint } from '../fault.js';
 
 const log = logger('dump');
 const DELETED = ' (deleted)';
+/** Scratch bytes for injected calls' arguments; the threads' self-cure frames follow. */
+const SCRATCH_ARGS_BYTES = 1 << 16;
 
 /** task_state values in core images (CRIU's compel numbering). */
 export const TASK_ALIVE = 1;
@@ -169,6 +172,7 @@ async function dumpTreeHashed(opts: DumpTreeOptions): Promise<DumpResult> {
     pagesScanned: 0, pagesSkippedParent: 0, pagesWritten: 0, pagesZero: 0,
   };
   try {
+    faultPoint('dump.seized');
     // And again once seized: credentials cannot change any more, and the tree is the one we hold.
     checkTraceable(tree.tasks.map((t) => t.pid), opts.asCaller);
     await notify('network-lock');
@@ -257,6 +261,7 @@ async function dumpTreeHashed(opts: DumpTreeOptions): Promise<DumpResult> {
     inc.finish();
     // Last: the size and SHA-256 of every file above, for the restore to check.
     ctx.writeImage(CHECKSUMS_IMAGE, 'CRIU_TS_CHECKSUMS', checksumEntries(dir));
+    faultPoint('dump.images');
     // A refused post-dump keeps the tree alive, as CRIU does.
     await notify('post-dump');
   } catch (err) {
@@ -344,13 +349,19 @@ function dumpTask(
   if (!main) throw new CriuTsError('EDUMP', `task ${pid}: no threads seized`, { pid });
   log.info(`dumping task ${pid} (${node.threads.length} thread(s))`);
   // One scratch area serves every thread: they share the address space.
-  const range = { addr: main.mapScratch(), size: main.scratchRange?.size ?? 0 };
-  const gadget = main.gadgetAddr;
-  for (const t of node.threads) {
-    if (t === main) continue;
-    t.shareScratch(range);
-    t.setGadget(gadget);
-  }
+  // Past the argument area it holds one self-cure frame per thread
+  // (infect/sigframe.ts): from the moment a thread is armed, criu-ts may
+  // die and the thread still puts itself back.
+  const slot = main.selfCureBytes();
+  const range = { addr: main.mapScratch(SCRATCH_ARGS_BYTES + slot * node.threads.length), size: main.scratchRange?.size ?? 0 };
+  node.threads.forEach((t, i) => {
+    if (t !== main) {
+      t.shareScratch(range);
+      t.shareGadgets(main);
+    }
+    t.selfCure(range.addr + BigInt(SCRATCH_ARGS_BYTES + slot * i));
+  });
+  faultPoint('dump.self-cure');
   // Per thread: registers, FPU, thread core. /proc status is read once per thread.
   let mainStatus: ReturnType<typeof parseStatus> | undefined;
   for (const t of node.threads) {
@@ -375,6 +386,7 @@ function dumpTask(
     }
     ctx.writeImage(`core-${t.tid}.img`, 'CORE', [core]);
   }
+  faultPoint('dump.task');
   // Memory. Everything injected below runs before the maps are read, so
   // the scratch areas exist already and are left out.
   const brk = main.syscall('brk', NR.brk, 0);
@@ -421,6 +433,7 @@ function dumpTask(
     ctx.writeImage(`pagemap-shmem-${sh.shmid}.img`, 'PAGEMAP', [{ pages_id: sh.pagesId }, ...sh.entries]);
     for (const e of sh.entries) ctx.countSharedPages(Number(e.nr_pages ?? 0n));
   }
+  faultPoint('dump.memory');
   // Files.
   if (!fdinfoWritten.has(ids.files_id)) {
     fdinfoWritten.add(ids.files_id);
@@ -438,4 +451,5 @@ function dumpTask(
   const fs: FsEntry = { cwd_id: dirId(readCwd(pid), 'cwd'), root_id: dirId(readRoot(pid), 'root'), umask: status.umask };
   ctx.writeImage(`fs-${pid}.img`, 'FS', [fs]);
   ctx.writeImage(`ids-${pid}.img`, 'IDS', [ids]);
+  faultPoint('dump.files');
 }

@@ -68,7 +68,7 @@ export function seizeTree(rootPid: number, timeoutMs: number, freezeCgroup?: str
         }
         for (const tid of asked) {
           try {
-            const t = Tracee.seizeWait(tid, timeoutMs);
+            const t = Tracee.seizeWait(tid, timeoutMs, true);
             if (tid === node.pid) node.threads.unshift(t);
             else node.threads.push(t);
             changed = true;
@@ -100,7 +100,9 @@ export function seizeTree(rootPid: number, timeoutMs: number, freezeCgroup?: str
  */
 export function releaseTree(tasks: TaskNode[], how: 'resume' | 'stop' | 'kill'): void {
   for (const node of [...tasks].reverse()) {
-    for (const t of node.threads) {
+    // The main thread last: its cure unmaps the scratch area that holds the
+    // other threads' self-cure frames.
+    for (const t of [...node.threads].reverse()) {
       try {
         if (how !== 'kill') t.cure();
       } catch (e) {
@@ -197,7 +199,7 @@ function seizeFrozen(path: string, root: TaskNode, seizeOne: (pid: number, ppid:
     fr.thaw();
   }
   for (const { node, tid } of pending) {
-    const t = Tracee.seizeWait(tid, timeoutMs);
+    const t = Tracee.seizeWait(tid, timeoutMs, true);
     if (tid === node.pid) node.threads.unshift(t);
     else node.threads.push(t);
   }

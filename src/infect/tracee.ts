@@ -1,45 +1,53 @@
 /**
  * A task we hold in a ptrace stop: the compel of criu-ts. Small verb set:
  * seize (stop it), syscall (run one syscall inside it), mapScratch (memory
- * of ours inside it), readMem/writeMem, cure (put everything back) and
- * detach/resume.
+ * of ours inside it), readMem/writeMem, selfCure (make it survive our
+ * death), cure (put everything back) and detach/resume.
  *
  * How a syscall is injected without writing code into the target: any byte
  * pair 0f 05 in executable memory decodes as `syscall` when jumped to, so we
- * find one (the vDSO first, then any r-x mapping), point rip at it with the
- * syscall number and arguments in registers and orig_rax = -1 (so the
- * kernel's restart logic leaves our registers alone on resume), single-step
- * once and read rax. One round trip per call, and the target's text is never
- * modified.
+ * find one (gadgets.ts), point rip at it with the syscall number and
+ * arguments in registers and orig_rax = -1 (so the kernel's restart logic
+ * leaves our registers alone on resume), resume with PTRACE_SYSCALL and read
+ * rax at the syscall-exit stop. The target's text is never modified.
+ *
+ * Why syscall stops and not a single step: a single step leaves the trap
+ * flag (and the kernel's syscall-exit trap) set in the task until the next
+ * ptrace request; if criu-ts dies in between, the task is killed by the
+ * SIGTRAP. Syscall tracing is dropped by the kernel with the tracer. It
+ * also raises no signal at all, so a task's SIGTRAP handler is never
+ * touched (a forced SIGTRAP resets a blocked or ignored handler).
  */
 import { readFileSync } from 'node:fs';
 import {
-  ptraceSeize, ptraceInterrupt, ptraceSingleStep, ptraceCont, ptraceDetach, ptraceDetachQuiet,
+  ptraceSeize, ptraceInterrupt, ptraceSyscall, ptraceCont, ptraceDetach, ptraceDetachQuiet, ptraceGetRegset, NT_X86_XSTATE,
   getGpRegsRaw, setGpRegsRaw, ptraceGetSiginfo, ptraceGetEventMsg, ptraceGetSigmask, ptraceSetSigmask, waitPid, __WALL, WNOHANG, PTRACE_EVENT,
-  regOffset, processVmReadv, tgkill, PTRACE_O, isSyscallError, EINVAL, EPERM, processVmWritev, ProcMem, sleepMs, NR, errnoName, SIGINFO_SIZE,
+  regOffset, PTRACE_O, isSyscallError, EINVAL, EPERM, processVmReadv, processVmWritev, ProcMem, sleepMs, NR, errnoName, SIGINFO_SIZE,
 } from '../sys/index.js';
 import { CriuTsError } from '../errors.js';
 import { logger } from '../log.js';
+import { findGadgets, type Gadgets } from './gadgets.js';
+import { buildSelfCure, frameSlotBytes, type SelfCure } from './sigframe.js';
+import { faultPoint } from '../fault.js';
 
 const log = logger('infect');
 
 export const SIGTRAP = 5;
 export const SIGSTOP = 19;
 export const SIGKILL = 9;
+/** stop signal of a syscall-entry/exit stop with PTRACE_O_TRACESYSGOOD */
+const SYSCALL_STOP = SIGTRAP | 0x80;
+/** Biggest XSAVE area we ask for; the kernel returns the real size. */
+const XSAVE_MAX_BYTES = 16384;
 
 /**
- * The signal mask while we drive a task: everything but SIGTRAP. A
- * single-step trap is a forced SIGTRAP, and the kernel resets the handler
- * of a forced signal that is blocked (force_sig_info_to_task), so blocking
- * it would silently turn the task's SIGTRAP handler into SIG_DFL.
+ * The signal mask while we drive a task: everything but SIGTRAP. (Kept
+ * from the single-step days, when our traps were forced SIGTRAPs and a
+ * blocked one reset the task's handler; syscall stops raise no signal, and
+ * a SIGTRAP sent meanwhile is stashed and re-queued like any other.)
  * The kernel keeps SIGKILL and SIGSTOP deliverable anyway.
  */
 export const HELD_SIGMASK = BigInt.asUintN(64, ~(1n << BigInt(SIGTRAP - 1)));
-
-/** True for a siginfo that a task or the kernel queued as a signal (not one of our own single-step traps). */
-export function isQueuedSignal(si: Buffer): boolean {
-  return si.readInt32LE(0) !== SIGTRAP || si.readInt32LE(8) <= 0;
-}
 
 /** A syscall run inside the target returned -errno. */
 export class RemoteSyscallError extends CriuTsError {
@@ -54,6 +62,11 @@ export interface SeizeOptions {
   options?: number;
   /** how long to wait for the task to stop */
   timeoutMs?: number;
+  /**
+   * Leave the signal mask alone until selfCure() (dump targets): a task
+   * must never be left with our mask if we die before it is armed.
+   */
+  selfCure?: boolean;
 }
 
 type Arg = number | bigint;
@@ -76,11 +89,17 @@ export class Tracee {
   readonly wasStopped: boolean;
   /** the signal of that group-stop (SIGSTOP, SIGTSTP, SIGTTIN, SIGTTOU), 0 when it was running */
   readonly stopSignal: number;
-  private gadget: bigint | undefined;
+  private gadgets: Gadgets | undefined;
   private scratch: { addr: bigint; size: number } | undefined;
+  /** false for a scratch area another thread mapped (shareScratch): never unmapped from here */
+  private scratchOwned = false;
   private readonly work: Buffer;
   private detached = false;
   private savedSigmask: bigint | undefined;
+  /** the armed self-cure frame (see sigframe.ts), if any */
+  private cureFrame: SelfCure | undefined;
+  /** signals are blocked only by selfCure(), not by the first injected call */
+  private deferBlock = false;
 
   private constructor(readonly tid: number, origRegs: Buffer, stopSignal: number) {
     this.origRegs = Buffer.from(origRegs);
@@ -92,7 +111,7 @@ export class Tracee {
   /** PTRACE_SEIZE + PTRACE_INTERRUPT and wait for the stop. */
   static seize(tid: number, opts: SeizeOptions = {}): Tracee {
     Tracee.seizeNoWait(tid, opts.options ?? 0);
-    return Tracee.seizeWait(tid, opts.timeoutMs ?? 10_000);
+    return Tracee.seizeWait(tid, opts.timeoutMs ?? 10_000, opts.selfCure ?? false);
   }
 
   /**
@@ -100,6 +119,8 @@ export class Tracee {
    * stop is reported only once the cgroup is thawed. Finish with seizeWait.
    */
   static seizeNoWait(tid: number, options = 0): void {
+    // Syscall stops must be told apart from a real SIGTRAP.
+    options |= PTRACE_O.TRACESYSGOOD;
     // Seccomp filters of the task must not see our injected syscalls:
     // suspend them while we trace it (needs CAP_SYS_ADMIN; best effort).
     try {
@@ -112,12 +133,12 @@ export class Tracee {
   }
 
   /** Second half of seizeNoWait: wait for the stop and take the task. */
-  static seizeWait(tid: number, timeoutMs: number): Tracee {
+  static seizeWait(tid: number, timeoutMs: number, selfCure = false): Tracee {
     try {
       const { stopSignal, stashed } = waitForStop(tid, timeoutMs);
       const t = new Tracee(tid, getGpRegsRaw(tid), stopSignal);
       t.stashedSignals.push(...stashed);
-      t.blockSignals();
+      t.deferBlock = selfCure;
       return t;
     } catch (e) {
       ptraceDetachQuiet(tid);
@@ -134,7 +155,7 @@ export class Tracee {
    * Block every signal but SIGTRAP while we drive the task (HELD_SIGMASK):
    * a signal arriving meanwhile stays queued, is seen as pending by a dump,
    * and is delivered after cure, instead of interrupting our injected calls.
-   * A SIGTRAP sent to the task meanwhile is taken by our next step and
+   * A SIGTRAP sent to the task meanwhile is taken at our next stop and
    * stashed. `origSigmask` is the task's own mask.
    */
   private blockSignals(): void {
@@ -162,82 +183,119 @@ export class Tracee {
 
   /** Where injected syscalls jump to; found lazily. */
   get gadgetAddr(): bigint {
-    return this.findGadget();
+    return this.findGadgets().syscall;
   }
 
+  /** Use this `syscall` instruction (e.g. a restored task's vDSO moved); forgets the other gadgets. */
   setGadget(address: bigint): void {
-    this.gadget = address;
+    this.gadgets = { syscall: address };
   }
 
   /** Find a new gadget outside `ranges` (e.g. before they are unmapped). */
   moveGadgetOutOf(ranges: readonly { start: bigint; end: bigint }[]): void {
-    this.gadget = undefined;
-    this.findGadget(ranges);
+    const g = findGadgets(this.tid, false, ranges);
+    if (!g) throw new CriuTsError('EINFECT', `task ${this.tid}: no executable syscall instruction found`, { pid: this.tid });
+    this.gadgets = g;
   }
 
-  private findGadget(avoid: readonly { start: bigint; end: bigint }[] = []): bigint {
-    if (this.gadget !== undefined) return this.gadget;
-    const maps = readFileSync(`/proc/${this.tid}/maps`, 'latin1').split('\n');
-    const exec = maps
-      .map((l) => l.split(/\s+/))
-      .filter((f) => (f[1] ?? '').includes('x') && f[0] !== undefined)
-      .sort((a, b) => Number((b[5] === '[vdso]') ) - Number(a[5] === '[vdso]'));
-    for (const f of exec) {
-      if (f[5] === '[vsyscall]') continue;
-      const [s, e] = (f[0] ?? '').split('-').map((x) => BigInt('0x' + x)) as [bigint, bigint];
-      if (avoid.some((r) => s < r.end && r.start < e)) continue;
-      const len = Number(e - s > 65536n ? 65536n : e - s);
-      const buf = Buffer.alloc(len);
-      let n = 0;
-      try {
-        n = processVmReadv(this.tid, buf, 0, [{ addr: s, len }]);
-      } catch {
-        continue;
-      }
-      const i = buf.subarray(0, n).indexOf(Buffer.from([0x0f, 0x05]));
-      if (i >= 0) {
-        this.gadget = s + BigInt(i);
-        log.debug(`task ${this.tid}: syscall gadget at 0x${this.gadget.toString(16)} in ${f[5] ?? 'anon'}`);
-        return this.gadget;
-      }
+  /** Share the gadgets another thread of the same address space found. */
+  shareGadgets(from: Tracee): void {
+    this.gadgets = from.findGadgets(true);
+  }
+
+  private findGadgets(full = false): Gadgets {
+    if (this.gadgets !== undefined && (!full || this.gadgets.syscallRet !== undefined)) return this.gadgets;
+    const g = findGadgets(this.tid, full);
+    if (!g) throw new CriuTsError('EINFECT', `task ${this.tid}: no executable syscall instruction found`, { pid: this.tid });
+    log.debug(`task ${this.tid}: syscall gadget at 0x${g.syscall.toString(16)}`);
+    this.gadgets = g;
+    return g;
+  }
+
+  /** Bytes selfCure() needs for this thread's frame. */
+  selfCureBytes(): number {
+    return frameSlotBytes(ptraceGetRegset(this.tid, NT_X86_XSTATE, XSAVE_MAX_BYTES).length);
+  }
+
+  /**
+   * Arm the self-cure (sigframe.ts): write this thread's own registers,
+   * mask and FPU state as a signal frame at `slot` (scratch memory of at
+   * least selfCureBytes(), 64-byte aligned) and keep the thread, from now
+   * on, in a state where resuming it without us runs rt_sigreturn on that
+   * frame. Only then are its signals blocked. Returns false (and blocks
+   * the signals anyway) when the task lacks the gadgets or uses a shadow
+   * stack; it is then driven as before, without the net.
+   */
+  selfCure(slot: bigint): boolean {
+    const g = this.findGadgets(true);
+    const mask = this.savedSigmask ?? ptraceGetSigmask(this.tid);
+    const status = readFileSync(`/proc/${this.tid}/status`, 'latin1');
+    const shstk = /\nx86_Thread_features:[^\n]*shstk/.test(status);
+    const xstate = ptraceGetRegset(this.tid, NT_X86_XSTATE, XSAVE_MAX_BYTES);
+    const sc = shstk ? undefined : buildSelfCure(slot, this.origRegs, mask, xstate, g);
+    if (sc) {
+      this.writeMem(slot, sc.image);
+      setGpRegsRaw(this.tid, sc.idleRegs);
+      this.cureFrame = sc;
+    } else {
+      log.info(`thread ${this.tid}: no self-cure (${shstk ? 'shadow stack' : 'no syscall;ret or sigreturn gadget'})`);
     }
-    throw new CriuTsError('EINFECT', `task ${this.tid}: no executable syscall instruction found`, { pid: this.tid });
+    this.deferBlock = false;
+    if (this.savedSigmask === undefined) this.blockSignals();
+    return sc !== undefined;
+  }
+
+  /** The thread carries an armed self-cure frame. */
+  get selfCured(): boolean {
+    return this.cureFrame !== undefined;
   }
 
   /** Run one syscall inside the task; returns the raw (signed) result. */
   syscallRaw(nr: number, ...args: Arg[]): bigint {
-    const gadget = this.findGadget();
+    if (this.savedSigmask === undefined && !this.deferBlock) this.blockSignals();
+    const cf = this.cureFrame;
+    const g = this.findGadgets();
+    // Armed: run the `syscall; ret` whose ret lands in the self-cure frame.
+    const gadget = cf ? (g.syscallRet as bigint) : g.syscall;
     const w = this.work;
     this.origRegs.copy(w);
     wr(w, 'ip', gadget);
     wr(w, 'ax', BigInt(nr));
     wr(w, 'orig_ax', -1n);
+    if (cf) wr(w, 'sp', cf.injectSp);
     const names = ['di', 'si', 'dx', 'r10', 'r8', 'r9'] as const;
     names.forEach((n, i) => wr(w, n, BigInt(args[i] ?? 0)));
     setGpRegsRaw(this.tid, w);
+    faultPoint('inject');
+    let entered = false;
     for (let tries = 0; ; tries++) {
-      ptraceSingleStep(this.tid);
+      ptraceSyscall(this.tid);
       const st = waitPid(this.tid, __WALL);
       if (st === null) continue;
       if (st.exited || st.signaled) {
         throw new CriuTsError('EINFECT', `task ${this.tid} died during injected syscall ${nr}`, { pid: this.tid, nr });
       }
+      if (st.stopSig === SYSCALL_STOP && st.event === 0) {
+        if (!entered) {
+          entered = true;
+          continue;
+        }
+        const regs = getGpRegsRaw(this.tid);
+        const ip = rd(regs, 'ip');
+        if (ip === gadget + 2n) return BigInt.asIntN(64, rd(regs, 'ax'));
+        throw new CriuTsError('EINFECT', `task ${this.tid}: injected syscall ${nr} stopped at 0x${ip.toString(16)}`, { pid: this.tid, nr });
+      }
       if (st.event !== 0 && st.event !== PTRACE_EVENT.STOP) {
-        // fork/clone/exec events of an injected clone3: remember, keep stepping.
+        // fork/clone events of an injected clone3: remember, go on.
         this.events.push({ event: st.event, msg: ptraceGetEventMsg(this.tid) });
         continue;
       }
-      const regs = getGpRegsRaw(this.tid);
-      const ip = rd(regs, 'ip');
-      // A signal that arrived meanwhile is kept for later and suppressed now
-      // (our own single-step traps are SIGTRAPs with a positive si_code).
-      if (st.event === 0) {
-        const si = ptraceGetSiginfo(this.tid);
-        if (st.stopSig !== SIGTRAP || isQueuedSignal(si)) this.stashedSignals.push(si);
-      }
-      if (ip === gadget + 2n) return BigInt.asIntN(64, rd(regs, 'ax'));
-      if (ip !== gadget || tries > 100) {
-        throw new CriuTsError('EINFECT', `task ${this.tid}: injected syscall ${nr} stopped at 0x${ip.toString(16)} (status 0x${st.raw.toString(16)})`, { pid: this.tid, nr });
+      // A signal that arrived meanwhile (SIGSTOP, SIGTRAP, or any while our
+      // mask is not set yet) is kept for later and suppressed now. Syscall
+      // stops raise no signal of ours: every one of these is the task's.
+      if (st.event === 0 && st.stopSig !== 0) this.stashedSignals.push(ptraceGetSiginfo(this.tid));
+      if (tries > 100) {
+        throw new CriuTsError('EINFECT', `task ${this.tid}: injected syscall ${nr} did not complete (status 0x${st.raw.toString(16)})`, { pid: this.tid, nr });
       }
     }
   }
@@ -252,6 +310,10 @@ export class Tracee {
   /** Map an RW anonymous scratch area inside the task for syscall arguments. */
   mapScratch(size = 1 << 16, at?: bigint): bigint {
     if (this.scratch && this.scratch.size >= size && (at === undefined || at === this.scratch.addr)) return this.scratch.addr;
+    if (this.scratch && !this.scratchOwned) {
+      throw new CriuTsError('EINFECT', `task ${this.tid}: shared scratch area too small (${this.scratch.size} < ${size})`, { pid: this.tid });
+    }
+    if (this.cureFrame) throw new CriuTsError('EINFECT', `task ${this.tid}: scratch area holds the self-cure frame`, { pid: this.tid });
     if (this.scratch) this.unmapScratch();
     // MAP_SHARED|MAP_ANONYMOUS: a shmem-backed area never merges with the
     // task's own anonymous mappings, so the dump can leave it out exactly.
@@ -259,6 +321,7 @@ export class Tracee {
     const flags = 0x21 | (at === undefined ? 0 : 0x100000);
     const a = this.syscall('mmap', NR.mmap, at ?? 0, size, 3 /* RW */, flags, -1, 0);
     this.scratch = { addr: a, size };
+    this.scratchOwned = true;
     return a;
   }
 
@@ -272,20 +335,24 @@ export class Tracee {
     return this.scratch.addr;
   }
 
+  /** Unmap our scratch area (a shared one is only forgotten: its owner unmaps it). */
   unmapScratch(): void {
     if (!this.scratch) return;
-    this.syscall('munmap', NR.munmap, this.scratch.addr, this.scratch.size);
+    if (this.scratchOwned) this.syscall('munmap', NR.munmap, this.scratch.addr, this.scratch.size);
     this.scratch = undefined;
+    this.scratchOwned = false;
   }
 
   /** Use a scratch area another thread of the same address space mapped. */
   shareScratch(range: { addr: bigint; size: number }): void {
     this.scratch = { ...range };
+    this.scratchOwned = false;
   }
 
   /** Forget the scratch area without unmapping (its mapping was replaced wholesale). */
   dropScratch(): void {
     this.scratch = undefined;
+    this.scratchOwned = false;
   }
 
   readMem(address: bigint, len: number): Buffer {
@@ -327,32 +394,28 @@ export class Tracee {
   /**
    * Put the task back exactly as it was: unmap scratch, re-queue signals our
    * stops dequeued (rt_tgsigqueueinfo keeps their siginfo), restore registers.
+   * Threads sharing a scratch area are cured before its owner, whose cure
+   * unmaps it (their self-cure frames live there).
    */
   cure(): void {
-    if (this.savedSigmask === undefined) this.blockSignals();
     // Take the list first: signals arriving while we re-queue stay queued
     // (everything is blocked), they are not stashed again.
     const stashed = this.stashedSignals.splice(0);
-    // A SIGTRAP cannot be queued from inside: our next step would take it
-    // again. It is sent from outside once we are done (its sender becomes us).
-    const traps = stashed.filter((si) => si.readInt32LE(0) === SIGTRAP);
-    const pid = this.tgid();
-    if (stashed.length > traps.length) {
+    if (stashed.length > 0) {
+      this.deferBlock = false;
+      const pid = this.tgid();
       const a = this.mapScratch();
       for (const si of stashed) {
         const sig = si.readInt32LE(0);
-        if (sig === SIGTRAP) continue;
         this.writeMem(a, si);
         this.syscallRaw(NR.rt_tgsigqueueinfo, pid, this.tid, sig, a);
       }
     }
+    faultPoint('cure');
     this.unmapScratch();
-    if (traps.length > 0) {
-      log.warn(`task ${this.tid}: a SIGTRAP that arrived while it was held is sent again by criu-ts (its sender changes)`);
-      tgkill(pid, this.tid, SIGTRAP);
-    }
     setGpRegsRaw(this.tid, this.origRegs);
-    ptraceSetSigmask(this.tid, this.savedSigmask ?? 0n);
+    this.cureFrame = undefined;
+    if (this.savedSigmask !== undefined) ptraceSetSigmask(this.tid, this.savedSigmask);
   }
 
   tgid(): number {

@@ -21,7 +21,8 @@ const log = logger('stub');
 
 const SIGCHLD = 17;
 const CLONE_ARGS_SIZE = 88;
-export const TRACE_OPTIONS = PTRACE_O.TRACEFORK | PTRACE_O.TRACECLONE | PTRACE_O.TRACEVFORK | PTRACE_O.EXITKILL;
+// TRACESYSGOOD: injected syscalls run to syscall stops (infect/tracee.ts).
+export const TRACE_OPTIONS = PTRACE_O.TRACEFORK | PTRACE_O.TRACECLONE | PTRACE_O.TRACEVFORK | PTRACE_O.EXITKILL | PTRACE_O.TRACESYSGOOD;
 
 export interface Stub {
   proc: ChildProcess;

@@ -1,0 +1,95 @@
+/**
+ * Instructions we borrow from a task's own executable memory, never writing
+ * code into it:
+ *
+ * - `syscall`       0f 05        where injected syscalls run (any copy will do)
+ * - `syscall; ret`  0f 05 c3     the same, followed by a return: after the
+ *                                call the task returns through a stack we
+ *                                prepared (see sigframe.ts)
+ * - a sigreturn     48 c7 c0 0f 00 00 00 0f 05  (mov $15,%rax; syscall: the
+ *                                signal restorer every libc has), or failing
+ *                                that `pop %rax; ret` (58 c3) to load 15 itself
+ *
+ * The vDSO is searched first for a plain `syscall` (it is always there and
+ * small); the others are usually in ld.so or libc. A task without them (a
+ * static program without a libc restorer) can still be driven, only without
+ * the self-cure of sigframe.ts.
+ */
+import { readFileSync } from 'node:fs';
+import { processVmReadv } from '../sys/index.js';
+
+export interface Gadgets {
+  /** address of a `syscall` instruction */
+  syscall: bigint;
+  /** address of `syscall; ret`, if found */
+  syscallRet?: bigint;
+  /** address of `mov $15,%rax; syscall`, if found */
+  sigreturn?: bigint;
+  /** address of `pop %rax; ret`, if found (used when there is no sigreturn) */
+  popRaxRet?: bigint;
+}
+
+const SYSCALL = Buffer.from([0x0f, 0x05]);
+const SYSCALL_RET = Buffer.from([0x0f, 0x05, 0xc3]);
+const SIGRETURN = Buffer.from([0x48, 0xc7, 0xc0, 0x0f, 0x00, 0x00, 0x00, 0x0f, 0x05]);
+const POP_RAX_RET = Buffer.from([0x58, 0xc3]);
+
+/** How much of one executable mapping we read per look (most of libc's text fits). */
+const CHUNK_BYTES = 1 << 21;
+
+interface ExecMapping {
+  start: bigint;
+  end: bigint;
+  name: string;
+}
+
+function execMappings(tid: number): ExecMapping[] {
+  const out: ExecMapping[] = [];
+  for (const l of readFileSync(`/proc/${tid}/maps`, 'latin1').split('\n')) {
+    const f = l.split(/\s+/);
+    if (!(f[1] ?? '').includes('x') || f[0] === undefined) continue;
+    const name = f[5] ?? '';
+    if (name === '[vsyscall]') continue; // not readable, and it traps on execution
+    const [s, e] = f[0].split('-').map((x) => BigInt('0x' + x)) as [bigint, bigint];
+    out.push({ start: s, end: e, name });
+  }
+  // The vDSO first: small, always mapped, never unmapped by the program.
+  return out.sort((a, b) => Number(b.name === '[vdso]') - Number(a.name === '[vdso]'));
+}
+
+/**
+ * Find the gadgets in a task's address space. `full` = false stops at the
+ * first `syscall` (enough for a task we only create, as restore does).
+ */
+export function findGadgets(tid: number, full: boolean, avoid: readonly { start: bigint; end: bigint }[] = []): Gadgets | undefined {
+  let syscall: bigint | undefined;
+  const g: Omit<Gadgets, 'syscall'> = {};
+  const done = (): boolean => syscall !== undefined && (!full || (g.syscallRet !== undefined && (g.sigreturn !== undefined || g.popRaxRet !== undefined)));
+  for (const m of execMappings(tid)) {
+    if (avoid.some((r) => m.start < r.end && r.start < m.end)) continue;
+    for (let at = m.start; at < m.end && !done(); at += BigInt(CHUNK_BYTES)) {
+      const len = Number(m.end - at < BigInt(CHUNK_BYTES) ? m.end - at : BigInt(CHUNK_BYTES));
+      const buf = Buffer.alloc(len);
+      let n = 0;
+      try {
+        n = processVmReadv(tid, buf, 0, [{ addr: at, len }]);
+      } catch {
+        break;
+      }
+      const b = buf.subarray(0, n);
+      const look = (pat: Buffer): bigint | undefined => {
+        const i = b.indexOf(pat);
+        return i >= 0 ? at + BigInt(i) : undefined;
+      };
+      syscall ??= look(SYSCALL);
+      if (full) {
+        g.syscallRet ??= look(SYSCALL_RET);
+        g.sigreturn ??= look(SIGRETURN);
+        g.popRaxRet ??= look(POP_RAX_RET);
+      }
+      if (n < len) break;
+    }
+    if (done()) break;
+  }
+  return syscall === undefined ? undefined : { syscall, ...g };
+}
