@@ -9,7 +9,9 @@
  *                           from 1, in order, injected syscalls included),
  *                           criu-ts sends itself SIG (default SIGKILL): how
  *                           the tests kill it at exact moments
- *   CRIU_TS_FAULT=count     at exit, print "fault passes: N" on stderr
+ *   CRIU_TS_FAULT=@NAME[#K][:SIG]  the same at the K-th (default first)
+ *                           pass through the point NAME
+ *   CRIU_TS_FAULT=count     at exit, print "fault passes: N: NAME..." on stderr
  *
  * Unset, a point costs one comparison.
  */
@@ -39,6 +41,7 @@ export type FaultPoint = (typeof FAULT_POINTS)[number];
 interface FaultConfig {
   fail?: number;
   killAt?: number;
+  killName?: string;
   signal?: NodeJS.Signals;
   count: boolean;
 }
@@ -48,18 +51,24 @@ function parse(v: string | undefined): FaultConfig | undefined {
   if (v === 'count') return { count: true };
   const kill = /^@(\d+)(?::(SIG[A-Z]+))?$/.exec(v);
   if (kill) return { killAt: Number(kill[1]), signal: (kill[2] ?? 'SIGKILL') as NodeJS.Signals, count: false };
+  const named = /^@([a-z.-]+)(?:#(\d+))?(?::(SIG[A-Z]+))?$/.exec(v);
+  if (named && (FAULT_POINTS as readonly string[]).includes(named[1] ?? '')) {
+    return { killName: named[1], killAt: Number(named[2] ?? 1), signal: (named[3] ?? 'SIGKILL') as NodeJS.Signals, count: false };
+  }
   if (/^\d+$/.test(v)) return { fail: Number(v), count: false };
   throw new CriuTsError('EUSAGE', `CRIU_TS_FAULT=${v}: expected N, @K[:SIGNAL] or count`, { value: v });
 }
 
 let config: FaultConfig | undefined | null = null;
 let passes = 0;
+const passesByName = new Map<string, number>();
+const seen: string[] = [];
 const failed = new Set<number>();
 
 function cfg(): FaultConfig | undefined {
   if (config === null) {
     config = parse(process.env['CRIU_TS_FAULT']);
-    if (config?.count) process.on('exit', () => writeSync(2, `fault passes: ${passes}\n`));
+    if (config?.count) process.on('exit', () => writeSync(2, `fault passes: ${passes}: ${seen.join(' ')}\n`));
   }
   return config;
 }
@@ -69,7 +78,14 @@ export function faultPoint(name: FaultPoint): void {
   const c = cfg();
   if (c === undefined) return;
   passes++;
-  if (c.killAt === passes) process.kill(process.pid, c.signal);
+  if (c.count) seen.push(name);
+  if (c.killName !== undefined) {
+    const n = (passesByName.get(name) ?? 0) + 1;
+    passesByName.set(name, n);
+    if (c.killName === name && c.killAt === n) process.kill(process.pid, c.signal);
+  } else if (c.killAt === passes) {
+    process.kill(process.pid, c.signal);
+  }
   if (c.fail !== undefined && FAULT_POINTS[c.fail - 1] === name && !failed.has(c.fail)) {
     failed.add(c.fail);
     throw new CriuTsError('EINTERNAL', `fault ${c.fail} (${name}) injected by CRIU_TS_FAULT`, { fault: c.fail, point: name });

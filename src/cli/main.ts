@@ -15,6 +15,9 @@ import { CRIU_COMPAT_VERSION_TEXT, version } from '../version.js';
 
 const log = logger('criu-ts');
 
+/** The guardian's entry (infect/guardian.ts) starts node on this module, bundled or not. */
+export { guardianMain } from '../infect/guardian.js';
+
 export async function main(argv: string[]): Promise<number> {
   // A reader that goes away ("criu-ts check --feature list | head -1") is not an error worth a stack.
   for (const stream of [process.stdout, process.stderr]) {

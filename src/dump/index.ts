@@ -30,6 +30,7 @@ import { IncrementalMemory } from '../kinds/memory/incremental.js';
 import { regEntryForPath, dumpUnlinked, SeccompCollector, memfdFileForMapping, LOCK_METHOD } from '../kinds/index.js';
 import { makeProgress } from '../progress.js';
 import { faultPoint } from '../fault.js';
+import { Guardian } from '../infect/guardian.js';
 
 const log = logger('dump');
 const DELETED = ' (deleted)';
@@ -162,7 +163,15 @@ async function dumpTreeHashed(opts: DumpTreeOptions): Promise<DumpResult> {
   await notify('pre-dump');
   // The parent link and record are checked before anything is stopped.
   const inc = new IncrementalMemory({ dir, prevDir: opts.prevDir, keepTracking: opts.trackMem && opts.after === 'resume' });
-  const tree = seizeTree(pid, opts.timeoutMs, opts.freezeCgroup);
+  // Before any task is touched: what undoes our traces if we die.
+  const guard = Guardian.start();
+  let tree: ReturnType<typeof seizeTree>;
+  try {
+    tree = seizeTree(pid, opts.timeoutMs, opts.freezeCgroup);
+  } catch (e) {
+    guard?.done();
+    throw e;
+  }
   const ctx = new DumpSession(dir, opts.kinds);
   ctx.dumpInFlight = (localFd, what) => dumpInFlight(ctx, localFd, what);
   let networkLocked = false;
@@ -272,11 +281,13 @@ async function dumpTreeHashed(opts: DumpTreeOptions): Promise<DumpResult> {
     inc.abort();
     releaseTree(tree.tasks, 'resume');
     ctx.exit(true);
+    guard?.done();
     if (networkLocked) await notify('network-unlock').catch(() => undefined);
     throw e;
   }
   progress.done();
   releaseTree(tree.tasks, opts.after);
+  guard?.done();
   ctx.exit(opts.after !== 'kill');
   if (opts.after === 'resume') await notify('network-unlock');
   log.info(`dump of ${pid} finished: ${tree.tasks.length} task(s), ${stats.pagesWritten} pages`);

@@ -150,3 +150,30 @@ export function buildSelfCure(slot: bigint, orig: Buffer, sigmask: bigint, xstat
   if (FRAME_BYTES + frameOff > FPSTATE_OFFSET) throw new Error('self-cure frame layout');
   return { image, injectSp: chain ? slot : frame, idleRegs: idle };
 }
+
+/** Bytes to read at a slot to parse it back with parseSelfCure (the XSAVE area follows). */
+export const SELF_CURE_HEADER_BYTES = FPSTATE_OFFSET + 512;
+
+/**
+ * Read back a frame written by buildSelfCure, from the bytes at its slot
+ * (at least frameSlotBytes long): what rt_sigreturn would put back. Used
+ * by the guardian for a thread that had not run its sigreturn yet (it was
+ * stopped). `xstate` is the XSAVE image in ptrace's layout.
+ */
+export function parseSelfCure(image: Buffer): { regs: Partial<Record<Parameters<typeof regOffset>[0], bigint>>; sigmask: bigint; xstate: Buffer } | undefined {
+  const flagsAt = (off: number): bigint => image.readBigUInt64LE(off + UC);
+  const frameOff = flagsAt(0) === UC_FLAGS_ALL ? 0 : flagsAt(16) === UC_FLAGS_ALL ? 16 : -1;
+  if (frameOff < 0) return undefined;
+  const regs: Partial<Record<Parameters<typeof regOffset>[0], bigint>> = {};
+  SIGCONTEXT_REGS.forEach((n, i) => (regs[n] = image.readBigUInt64LE(frameOff + MCONTEXT + i * 8)));
+  const seg = frameOff + MCONTEXT + 144;
+  regs.cs = BigInt(image.readUInt16LE(seg));
+  regs.ss = BigInt(image.readUInt16LE(seg + 6));
+  regs.orig_ax = BigInt.asUintN(64, -1n);
+  const size = image.readUInt32LE(FPSTATE_OFFSET + 480);
+  if (image.readUInt32LE(FPSTATE_OFFSET + 464) !== FP_XSTATE_MAGIC1 || FPSTATE_OFFSET + size > image.length) return undefined;
+  const xstate = Buffer.from(image.subarray(FPSTATE_OFFSET, FPSTATE_OFFSET + size));
+  xstate.fill(0, 464, 512);
+  xstate.writeBigUInt64LE(image.readBigUInt64LE(FPSTATE_OFFSET + 472), 464); // XCR0, as ptrace has it
+  return { regs, sigmask: image.readBigUInt64LE(frameOff + UC_SIGMASK), xstate };
+}

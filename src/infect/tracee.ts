@@ -29,6 +29,7 @@ import { logger } from '../log.js';
 import { findGadgets, type Gadgets } from './gadgets.js';
 import { buildSelfCure, frameSlotBytes, type SelfCure } from './sigframe.js';
 import { faultPoint } from '../fault.js';
+import { guardian } from './guardian.js';
 
 const log = logger('infect');
 
@@ -100,6 +101,8 @@ export class Tracee {
   private cureFrame: SelfCure | undefined;
   /** signals are blocked only by selfCure(), not by the first injected call */
   private deferBlock = false;
+  /** a dump target: its scratch area and frames are reported to the guardian */
+  private guarded = false;
 
   private constructor(readonly tid: number, origRegs: Buffer, stopSignal: number) {
     this.origRegs = Buffer.from(origRegs);
@@ -139,6 +142,7 @@ export class Tracee {
       const t = new Tracee(tid, getGpRegsRaw(tid), stopSignal);
       t.stashedSignals.push(...stashed);
       t.deferBlock = selfCure;
+      t.guarded = selfCure;
       return t;
     } catch (e) {
       ptraceDetachQuiet(tid);
@@ -237,6 +241,7 @@ export class Tracee {
       this.writeMem(slot, sc.image);
       setGpRegsRaw(this.tid, sc.idleRegs);
       this.cureFrame = sc;
+      guardian()?.frame(this.tid, slot);
     } else {
       log.info(`thread ${this.tid}: no self-cure (${shstk ? 'shadow stack' : 'no syscall;ret or sigreturn gadget'})`);
     }
@@ -309,6 +314,7 @@ export class Tracee {
 
   /** Map an RW anonymous scratch area inside the task for syscall arguments. */
   mapScratch(size = 1 << 16, at?: bigint): bigint {
+    size = Math.ceil(size / 4096) * 4096; // the mapping's real size, as /proc/PID/maps shows it
     if (this.scratch && this.scratch.size >= size && (at === undefined || at === this.scratch.addr)) return this.scratch.addr;
     if (this.scratch && !this.scratchOwned) {
       throw new CriuTsError('EINFECT', `task ${this.tid}: shared scratch area too small (${this.scratch.size} < ${size})`, { pid: this.tid });
@@ -322,6 +328,7 @@ export class Tracee {
     const a = this.syscall('mmap', NR.mmap, at ?? 0, size, 3 /* RW */, flags, -1, 0);
     this.scratch = { addr: a, size };
     this.scratchOwned = true;
+    if (this.guarded) guardian()?.scratch(this.tgid(), a, size);
     return a;
   }
 
@@ -338,7 +345,10 @@ export class Tracee {
   /** Unmap our scratch area (a shared one is only forgotten: its owner unmaps it). */
   unmapScratch(): void {
     if (!this.scratch) return;
-    if (this.scratchOwned) this.syscall('munmap', NR.munmap, this.scratch.addr, this.scratch.size);
+    if (this.scratchOwned) {
+      this.syscall('munmap', NR.munmap, this.scratch.addr, this.scratch.size);
+      if (this.guarded) guardian()?.unmapped(this.tgid());
+    }
     this.scratch = undefined;
     this.scratchOwned = false;
   }
@@ -401,21 +411,30 @@ export class Tracee {
     // Take the list first: signals arriving while we re-queue stay queued
     // (everything is blocked), they are not stashed again.
     const stashed = this.stashedSignals.splice(0);
-    if (stashed.length > 0) {
-      this.deferBlock = false;
-      const pid = this.tgid();
-      const a = this.mapScratch();
-      for (const si of stashed) {
-        const sig = si.readInt32LE(0);
-        this.writeMem(a, si);
-        this.syscallRaw(NR.rt_tgsigqueueinfo, pid, this.tid, sig, a);
+    let failed: unknown;
+    try {
+      if (stashed.length > 0) {
+        this.deferBlock = false;
+        const pid = this.tgid();
+        const a = this.mapScratch();
+        for (const si of stashed) {
+          this.writeMem(a, si);
+          const sig = si.readInt32LE(0);
+          this.syscallRaw(NR.rt_tgsigqueueinfo, pid, this.tid, sig, a);
+        }
       }
+      faultPoint('cure');
+      this.unmapScratch();
+    } catch (e) {
+      // Registers and mask go back whatever happened: an armed thread let go
+      // would otherwise run its sigreturn from a scratch area its main
+      // thread is about to unmap. (A failed owner keeps its scratch area.)
+      failed = e;
     }
-    faultPoint('cure');
-    this.unmapScratch();
     setGpRegsRaw(this.tid, this.origRegs);
     this.cureFrame = undefined;
     if (this.savedSigmask !== undefined) ptraceSetSigmask(this.tid, this.savedSigmask);
+    if (failed !== undefined) throw failed;
   }
 
   tgid(): number {

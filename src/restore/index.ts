@@ -34,6 +34,8 @@ import { restoreTaskBody, finalizeTask } from './task.js';
 import { handleFor } from './handle.js';
 import { finishGroupFiles } from './files.js';
 import { makeProgress } from '../progress.js';
+import { faultPoint } from '../fault.js';
+import { Guardian, guardian } from '../infect/guardian.js';
 
 const log = logger('restore');
 const SIGSTOP = 19;
@@ -51,10 +53,17 @@ export async function restoreTree(opts: RestoreTreeOptions): Promise<RestoreResu
   // For an unprivileged caller: images that ask for more than it has are refused before anything exists.
   checkImagesFor(img, opts.asCaller);
   const session = restoreSession(img, opts.kinds);
-  const remaps = materializeRemaps(session.ctx);
+  faultPoint('restore.planned');
+  // If we die from here on, the guardian removes the files we created and
+  // kills tasks we had let go of; tasks still traced die with us (EXITKILL).
+  const guard = Guardian.start();
+  let remaps: ReturnType<typeof materializeRemaps> = { ghosts: [], links: [], fds: [] };
   let ok = false;
   let pinned: number[] = [];
   try {
+    remaps = materializeRemaps(session.ctx);
+    for (const g of remaps.ghosts) guard?.file(g);
+    faultPoint('restore.ghosts');
     pinned = pinFilesFor(img, opts.asCaller);
     const r = await restoreLoaded(opts, dir, img, session);
     ok = true;
@@ -66,6 +75,7 @@ export async function restoreTree(opts: RestoreTreeOptions): Promise<RestoreResu
     for (const fd of pinned) closeSync(fd);
     // The dump's temporary links too, but only once they served: a failed restore may be tried again.
     if (ok) removeGhosts(remaps.links);
+    guard?.done();
   }
 }
 
@@ -93,7 +103,9 @@ async function restoreLoaded(opts: RestoreTreeOptions, dir: string, img: DumpIma
   try {
     await notify('pre-restore');
     stub = startStub();
+    faultPoint('restore.stub');
     createTree(plan, stub.tracee, filesCtx, created);
+    faultPoint('restore.created');
     await notify('setup-namespaces');
     await notify('post-setup-namespaces');
     forkingTimeUs = Number((process.hrtime.bigint() - t0) / 1000n);
@@ -103,6 +115,7 @@ async function restoreLoaded(opts: RestoreTreeOptions, dir: string, img: DumpIma
     for (const n of plan.nodes) {
       progress.tasks(done, plan.nodes.length);
       const pages = restoreTaskBody(n, plan, img, filesCtx);
+      faultPoint('restore.task');
       pagesRestored += pages;
       progress.bytes(pages * 4096);
       done++;
@@ -122,6 +135,11 @@ async function restoreLoaded(opts: RestoreTreeOptions, dir: string, img: DumpIma
     unlockNetwork(img.inventory.network_lock_method, img.inventory.dump_criu_run_id);
     await notify('network-unlock');
     await notify('pre-resume');
+    faultPoint('restore.finish');
+    // Released tasks no longer die with us: until all are, the guardian
+    // would kill them.
+    const guard = guardian();
+    for (const n of plan.nodes) if (n.threads.length > 0) guard?.task(n.pid);
     const stopped: number[] = [];
     for (const n of plan.nodes) {
       // A task stopped at dump stops again with its own signal (SIGTSTP,
@@ -136,6 +154,7 @@ async function restoreLoaded(opts: RestoreTreeOptions, dir: string, img: DumpIma
       }
       for (const th of n.threads) release(th.tid, 0);
     }
+    guard?.released();
     // The stop signal queued above takes effect as the task runs on: return
     // only once every such task is really stopped, as callers will look.
     await untilStopped(stopped);

@@ -84,6 +84,7 @@ export const SUBJECTS: readonly SubjectCase[] = [
   c('stopped', 'children stopped by themselves and by their parent stay stopped, then continue'),
   c('stopped-tstp', 'a child stopped by SIGTSTP is stopped by SIGTSTP again (waitid reports the signal)'),
   c('threads', '8 threads: tid, name, signal mask, TLS, FPU registers, private and shared pending signals', { pthread: true, runMs: 50 }),
+  c('dump-victim', '4 threads (FPU and general registers live, one in read()), a SIGUSR1 handler, a 64 MiB heap, per-thread masks', { pthread: true, runMs: 50 }),
   c('threads', '8 threads in a child process (the root forwards SIGTERM)', { pthread: true, runMs: 50, args: ['--in-child', '1'] }),
   c('threads', '1000 threads with 64 KiB stacks waiting on a futex: tid, TLS, name, mask', { pthread: true, args: ['--threads', '1000', '--fpu', '0', '--stack-kib', '64'] }),
   c('posix-timers', 'POSIX timers: ids with a gap, clocks, SIGEV_SIGNAL/NONE/THREAD_ID, still firing', { pthread: true, runMs: 100 }),

@@ -27,7 +27,7 @@
 #define HEAP_BYTES (64UL << 20)
 #define NTHR 3
 
-static volatile int stop;
+static volatile int stop, started;
 static volatile sig_atomic_t usr1;
 static const struct timespec tick = { 0, 5000000 };
 static int pipefd[2];
@@ -119,6 +119,7 @@ static void *body(void *arg)
 
 	thread_mask(idx, &want);
 	pthread_sigmask(SIG_SETMASK, &want, NULL);
+	__sync_fetch_and_add(&started, 1);
 	if (idx == 1) {
 		unsigned char w[264] __attribute__((aligned(16))), s[264] __attribute__((aligned(16)));
 		for (int i = 0; i < 256; i++)
@@ -165,6 +166,8 @@ int main(int argc, char **argv)
 	for (long i = 1; i <= NTHR; i++)
 		pthread_create(&t[i - 1], NULL, body, (void *)i);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	while (started < NTHR)
+		usleep(1000);
 	subject_ready();
 	subject_wait_term();
 	stop = 1;

@@ -1,0 +1,262 @@
+/**
+ * The guardian: what puts things back when criu-ts itself dies (SIGKILL,
+ * SIGTERM, SIGINT, SIGHUP, a crash) in the middle of a dump or a restore.
+ *
+ * Threads of a dump target cure themselves (sigframe.ts): their registers,
+ * FPU state and signal mask come back by themselves the moment the kernel
+ * lets them go. What they cannot undo is our scratch mapping; and a killed
+ * restore must leave no task and no file behind. So before the first task
+ * is touched, criu-ts starts a guardian (a shell that only reads a pipe) and
+ * tells it, line by line, what it leaves in the system:
+ *
+ *   S pid start addr size    a scratch mapping (pid and its start time)
+ *   F tid slot               the thread's self-cure frame at slot
+ *   U pid                    the scratch mapping is gone again
+ *   K pid start              a task this restore created
+ *   R                        the restored tasks are released (not ours any more)
+ *   G path                   a file this restore created
+ *   done                     criu-ts finished: nothing to do
+ *
+ * At EOF without "done" (criu-ts is gone), the shell starts node on this
+ * module's guardianMain(): it seizes each dump target again, puts back any
+ * thread that was stopped before it could run its sigreturn, unmaps the
+ * scratch area, lets go; it kills the tasks of an unfinished restore and
+ * removes its files, and says so in one line on stderr. The shell costs
+ * about a millisecond per dump; node starts only when needed. It runs in
+ * its own session and ignores SIGINT/SIGTERM/SIGHUP, so the Ctrl-C or the
+ * hangup that stops criu-ts does not stop it.
+ */
+import { spawn } from 'node:child_process';
+import { closeSync, readFileSync, rmSync, rmdirSync, writeSync } from 'node:fs';
+import { CriuTsError } from '../errors.js';
+import { logger } from '../log.js';
+import { listThreads, parseStat } from '../proc/index.js';
+import { pipe2, NR, ptraceGetRegset, ptraceSetRegset, ptraceSetSigmask, NT_X86_XSTATE, regOffset } from '../sys/index.js';
+import { Tracee } from './tracee.js';
+import { parseSelfCure, SELF_CURE_HEADER_BYTES } from './sigframe.js';
+
+const log = logger('guardian');
+const O_CLOEXEC = 0o2000000;
+const XSAVE_MAX_BYTES = 16384;
+
+/** The shell part: collect the lines; at EOF without "done", hand them to node. */
+const SCRIPT = `trap '' INT TERM HUP
+s=$(cat)
+case "$s" in done|*"
+done") exit 0 ;; esac
+printf '%s\\n' "$s" | "$0" --input-type=module -e 'import(process.argv[1]).then((m) => m.guardianMain())' "$1"`;
+
+let current: Guardian | undefined;
+
+/** The running guardian of this dump or restore, if any (Tracee reports to it). */
+export function guardian(): Guardian | undefined {
+  return current;
+}
+
+export class Guardian {
+  private fd: number;
+
+  private constructor(fd: number) {
+    this.fd = fd;
+  }
+
+  /** Start one for a dump or restore. CRIU_TS_GUARDIAN=0 turns it off (then a kill leaks the scratch area). */
+  static start(): Guardian | undefined {
+    if (process.env['CRIU_TS_GUARDIAN'] === '0') return undefined;
+    if (current) return current;
+    const [r, w] = pipe2(O_CLOEXEC);
+    try {
+      const child = spawn('/bin/sh', ['-c', SCRIPT, process.execPath, import.meta.url], {
+        stdio: [r, 'ignore', 'inherit'],
+        detached: true,
+      });
+      child.on('error', () => undefined);
+      child.unref();
+    } catch (e) {
+      closeSync(w);
+      throw new CriuTsError('EINTERNAL', `cannot start the guardian: ${(e as Error).message}`, {}, e);
+    } finally {
+      closeSync(r);
+    }
+    current = new Guardian(w);
+    return current;
+  }
+
+  private send(line: string): void {
+    if (this.fd < 0) return;
+    try {
+      writeSync(this.fd, line + '\n');
+    } catch (e) {
+      log.warn(`guardian gone: ${(e as Error).message}`);
+      this.close();
+    }
+  }
+
+  private close(): void {
+    if (this.fd >= 0) closeSync(this.fd);
+    this.fd = -1;
+    if (current === this) current = undefined;
+  }
+
+  scratch(pid: number, addr: bigint, size: number): void {
+    this.send(`S ${pid} ${startOf(pid)} ${addr.toString(16)} ${size}`);
+  }
+  frame(tid: number, slot: bigint): void {
+    this.send(`F ${tid} ${slot.toString(16)}`);
+  }
+  unmapped(pid: number): void {
+    this.send(`U ${pid}`);
+  }
+  task(pid: number): void {
+    this.send(`K ${pid} ${startOf(pid)}`);
+  }
+  released(): void {
+    this.send('R');
+  }
+  file(path: string): void {
+    if (!path.includes('\n')) this.send(`G ${path}`);
+  }
+
+  /** criu-ts is done: the guardian exits without doing anything. */
+  done(): void {
+    this.send('done');
+    this.close();
+  }
+}
+
+function startOf(pid: number): string {
+  try {
+    return parseStat(pid).starttime.toString();
+  } catch {
+    return '0';
+  }
+}
+
+// ---- the guardian process ----
+
+interface Plan {
+  scratch: Map<number, { start: string; addr: bigint; size: number }>;
+  frames: Map<number, bigint>;
+  tasks: Map<number, string>;
+  files: string[];
+}
+
+function parsePlan(text: string): Plan {
+  const p: Plan = { scratch: new Map(), frames: new Map(), tasks: new Map(), files: [] };
+  for (const line of text.split('\n')) {
+    const [k, a = '', b = '', c = '', d = ''] = line.split(' ');
+    if (k === 'S') p.scratch.set(Number(a), { start: b, addr: BigInt('0x' + c), size: Number(d) });
+    else if (k === 'F') p.frames.set(Number(a), BigInt('0x' + b));
+    else if (k === 'U') p.scratch.delete(Number(a));
+    else if (k === 'K') p.tasks.set(Number(a), b);
+    else if (k === 'R') p.tasks.clear();
+    else if (k === 'G') p.files.push(line.slice(2));
+  }
+  return p;
+}
+
+/** The same process as the one criu-ts named (not a new one with a recycled pid). */
+function same(pid: number, start: string): boolean {
+  return startOf(pid) === start;
+}
+
+/** Our scratch mapping is still there at addr, untouched by the program since. */
+function scratchMapped(pid: number, addr: bigint, size: number): boolean {
+  const end = (addr + BigInt(size) + 4095n) & ~4095n; // mmap rounds up to pages
+  const want = `${addr.toString(16)}-${end.toString(16)} rw-s `;
+  try {
+    return readFileSync(`/proc/${pid}/maps`, 'latin1').split('\n').some((l) => l.startsWith(want));
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * A thread whose stack pointer is still in the scratch area had not run its
+ * sigreturn when criu-ts died (it was stopped, or not scheduled yet): do
+ * what rt_sigreturn would do, from its frame.
+ */
+function finishSelfCure(t: Tracee, slot: bigint): void {
+  const f = parseSelfCure(t.readMem(slot, SELF_CURE_HEADER_BYTES + XSAVE_MAX_BYTES - 512));
+  if (!f) throw new Error(`thread ${t.tid}: no self-cure frame at 0x${slot.toString(16)}`);
+  const regs = Buffer.from(t.origRegs);
+  for (const [n, v] of Object.entries(f.regs)) regs.writeBigUInt64LE(BigInt.asUintN(64, v), regOffset(n as Parameters<typeof regOffset>[0]));
+  t.setRegs(regs);
+  ptraceSetSigmask(t.tid, f.sigmask);
+  const x = Buffer.from(ptraceGetRegset(t.tid, NT_X86_XSTATE, XSAVE_MAX_BYTES));
+  f.xstate.copy(x, 0, 0, Math.min(f.xstate.length, x.length));
+  ptraceSetRegset(t.tid, NT_X86_XSTATE, x);
+}
+
+function cureProcess(pid: number, s: { start: string; addr: bigint; size: number }, frames: Map<number, bigint>): boolean {
+  if (!same(pid, s.start) || !scratchMapped(pid, s.addr, s.size)) return false;
+  const end = s.addr + BigInt(s.size);
+  for (const tid of listThreads(pid)) {
+    let t: Tracee;
+    try {
+      t = Tracee.seize(tid, { selfCure: true });
+    } catch {
+      continue; // gone meanwhile
+    }
+    try {
+      const sp = t.origRegs.readBigUInt64LE(regOffset('sp'));
+      const slot = frames.get(tid);
+      if (sp >= s.addr && sp < end && slot !== undefined) finishSelfCure(t, slot);
+    } finally {
+      t.detachQuiet();
+    }
+  }
+  const main = listThreads(pid)[0];
+  if (main === undefined) return false;
+  const t = Tracee.seize(main);
+  try {
+    t.syscall('munmap', NR.munmap, s.addr, s.size);
+    t.cure();
+  } finally {
+    t.detachQuiet();
+  }
+  return true;
+}
+
+/** Entry of the guardian's node process: stdin holds the lines criu-ts sent before it died. */
+export async function guardianMain(): Promise<void> {
+  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(sig, () => undefined);
+  const chunks: Buffer[] = [];
+  for await (const c of process.stdin) chunks.push(c as Buffer);
+  const plan = parsePlan(Buffer.concat(chunks).toString('utf8'));
+  const said: string[] = [];
+  let cured = 0;
+  for (const [pid, s] of plan.scratch) {
+    try {
+      if (cureProcess(pid, s, plan.frames)) cured++;
+    } catch (e) {
+      said.push(`task ${pid} not put back entirely: ${(e as Error).message}`);
+    }
+  }
+  if (cured > 0) said.push(`${cured} dumped task(s) put back as they were`);
+  let killed = 0;
+  for (const [pid, start] of plan.tasks) {
+    if (!same(pid, start)) continue;
+    try {
+      process.kill(pid, 'SIGKILL');
+      killed++;
+    } catch {
+      // gone already (the kernel killed it with us: PTRACE_O_EXITKILL)
+    }
+  }
+  if (killed > 0) said.push(`${killed} half-restored task(s) killed`);
+  for (const f of plan.files) {
+    try {
+      rmSync(f, { force: true });
+    } catch {
+      try { rmdirSync(f); } catch { /* not empty: not only ours any more */ }
+    }
+  }
+  if (plan.files.length > 0) said.push(`${plan.files.length} restore file(s) removed`);
+  const line = `criu-ts: interrupted${said.length > 0 ? '; ' + said.join('; ') : ''}\n`;
+  try {
+    writeSync(2, line);
+  } catch {
+    // no terminal any more (SIGHUP)
+  }
+}

@@ -1,0 +1,191 @@
+/**
+ * criu-ts killed in the middle of a dump or a restore (issue 9, points 3, 4
+ * and 6). CRIU_TS_FAULT=@K:SIG makes criu-ts send itself SIG at the K-th
+ * fault point it passes (src/fault.ts), so the kills land at exact,
+ * repeatable moments spread over the whole run, injected syscalls included.
+ *
+ * Dump: one dump-victim (4 threads, a SIGUSR1 handler, a 64 MiB heap, FPU
+ * and general registers held live) is dumped and killed 30 times over,
+ * with and without -R, by SIGKILL, SIGTERM and SIGINT. After each kill (and
+ * the guardian's clean-up: runCli waits until stderr closes, the guardian
+ * holds it) the victim must be alive, untraced in every thread, with every
+ * thread's mask and the address space as before, and must handle a
+ * SIGUSR1; at the end it checks its own registers, heap and masks.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { isAlive, startSubject } from '../lib/subjects.js';
+import { runCli } from '../lib/run.js';
+import { FAULT_POINTS } from '../../src/fault.js';
+
+const SIGNALS = ['SIGKILL', 'SIGTERM', 'SIGINT'] as const;
+
+/** Per thread: TracerPid and SigBlk; then the address space. */
+function snapshot(pid: number): string {
+  const threads = readdirSync(`/proc/${pid}/task`).sort().map((tid) => {
+    const st = readFileSync(`/proc/${pid}/task/${tid}/status`, 'latin1');
+    return `${tid} ${/\nTracerPid:\s+(\d+)/.exec(st)?.[1]} ${/\nSigBlk:\s+(\S+)/.exec(st)?.[1]}`;
+  });
+  return threads.join('\n') + '\n' + readFileSync(`/proc/${pid}/maps`, 'latin1');
+}
+
+function pending(pid: number): string {
+  const st = readFileSync(`/proc/${pid}/status`, 'latin1');
+  return `${/\nSigPnd:\s+(\S+)/.exec(st)?.[1]} ${/\nShdPnd:\s+(\S+)/.exec(st)?.[1]}`;
+}
+
+/**
+ * The snapshot once it equals `want` (within a second): a thread put back
+ * in sigsuspend() shows its own mask until it runs again and re-enters it.
+ */
+async function settled(pid: number, want: string): Promise<string> {
+  let now = snapshot(pid);
+  for (let i = 0; i < 100 && now !== want; i++) {
+    await new Promise((res) => setTimeout(res, 10));
+    now = snapshot(pid);
+  }
+  return now;
+}
+
+async function withFault<T>(value: string, body: () => Promise<T>): Promise<T> {
+  process.env['CRIU_TS_FAULT'] = value;
+  try {
+    return await body();
+  } finally {
+    delete process.env['CRIU_TS_FAULT'];
+  }
+}
+
+/** The fault points a run passes, in order (CRIU_TS_FAULT=count). */
+function passesOf(stderr: string): string[] {
+  const m = /fault passes: (\d+): ([^\n]*)/.exec(stderr);
+  assert.ok(m, `no fault count in:\n${stderr}`);
+  return (m[2] ?? '').split(' ');
+}
+
+/**
+ * Spread n kill points over [lo, hi], skipping the passes of `skip`.
+ */
+function spread(lo: number, hi: number, n: number, skip: Set<number>): number[] {
+  const cands: number[] = [];
+  for (let k = lo; k <= hi; k++) if (!skip.has(k)) cands.push(k);
+  return Array.from({ length: n }, (_, i) => cands[Math.round((i * (cands.length - 1)) / Math.max(1, n - 1))] as number);
+}
+
+test('criu-ts killed at 30 points of a dump (SIGKILL/SIGTERM/SIGINT, with and without -R): the target carries on as before, 30/30', async () => {
+  const s = await startSubject('dump-victim', ['--usr1', '30'], { pthread: true });
+  const work = mkdtempSync('/tmp/criu-ts-killed-');
+  try {
+    const before = snapshot(s.pid);
+    const r0 = await withFault('count', () => runCli('criu-ts', ['dump', '-t', String(s.pid), '-D', work, '-R']));
+    assert.equal(r0.code, 0, r0.stderr);
+    const names = passesOf(r0.stderr);
+    // Two passes are known windows (docs/robustness.md): the first injected
+    // call of a process (the mmap that makes room for the self-cure
+    // frames) and the last (its munmap). A kill exactly there is not covered.
+    const firstInject = names.indexOf('inject') + 1;
+    const lastCure = names.lastIndexOf('cure') + 1;
+    const skip = new Set([firstInject, lastCure + 1]);
+    const imagesAt = names.indexOf('dump.images') + 1;
+    assert.ok(firstInject > 0 && lastCure > 0 && imagesAt > 0, names.join(' '));
+    // -R: the whole run, release included; without -R: up to the last
+    // point before the dump kills the tree on purpose.
+    const plan = [
+      ...spread(1, names.length, 15, skip).map((k) => ({ k, leaveRunning: true })),
+      ...spread(1, imagesAt, 15, skip).map((k) => ({ k, leaveRunning: false })),
+    ];
+    let ok = 0;
+    for (const [i, p] of plan.entries()) {
+      const sig = SIGNALS[i % SIGNALS.length] as string;
+      const what = `kill ${i + 1}/30 at pass ${p.k} (${names[p.k - 1]}) with ${sig}${p.leaveRunning ? ', -R' : ''}`;
+      const args = ['dump', '-t', String(s.pid), '-D', work, ...(p.leaveRunning ? ['-R'] : [])];
+      const r = await withFault(`@${p.k}:${sig}`, () => runCli('criu-ts', args));
+      assert.notEqual(r.code, 0, `${what}: the dump did not fail\n${r.stderr}`);
+      assert.ok(isAlive(s.pid), `${what}: the target died\n${r.stderr}`);
+      assert.equal(await settled(s.pid, before), before, `${what}: threads (TracerPid, SigBlk) or maps changed\n${r.stderr}`);
+      assert.match(r.stderr, /criu-ts: interrupted/, `${what}: no word from the guardian`);
+      process.kill(s.pid, 'SIGUSR1');
+      for (let t = 0; t < 100 && pending(s.pid) !== '0000000000000000 0000000000000000'; t++) await new Promise((res) => setTimeout(res, 10));
+      assert.equal(pending(s.pid), '0000000000000000 0000000000000000', `${what}: SIGUSR1 not handled`);
+      ok++;
+    }
+    assert.equal(ok, 30);
+    const res = await s.terminateAndResult(20_000);
+    assert.ok(res.ok, res.text);
+  } finally {
+    s.cleanup();
+    rmSync(work, { recursive: true, force: true });
+  }
+});
+
+test('CRIU_TS_FAULT=N: every dump fault point fails the dump with one line and leaves the target as before', async () => {
+  const s = await startSubject('dump-victim', [], { pthread: true });
+  const work = mkdtempSync('/tmp/criu-ts-fault-');
+  try {
+    const before = snapshot(s.pid);
+    for (const [i, name] of FAULT_POINTS.entries()) {
+      if (!name.startsWith('dump.') && name !== 'inject' && name !== 'cure') continue;
+      for (const leaveRunning of [true, false]) {
+        if (name === 'cure' && !leaveRunning) continue; // a dump without -R never cures
+        const args = ['dump', '-t', String(s.pid), '-D', work, ...(leaveRunning ? ['-R'] : [])];
+        const r = await withFault(String(i + 1), () => runCli('criu-ts', args));
+        const what = `fault ${i + 1} (${name})${leaveRunning ? ' -R' : ''}`;
+        if (name === 'cure') {
+          // Past the images: the dump succeeded; the thread is cured as on any error.
+          assert.ok(isAlive(s.pid), `${what}: target died\n${r.stderr}`);
+        } else {
+          assert.equal(r.code, 1, `${what}: ${r.stderr}`);
+          assert.match(r.stderr.trim().split('\n').pop() ?? '', new RegExp(`fault ${i + 1} \\(${name}\\) injected`), what);
+        }
+        assert.equal(await settled(s.pid, before), before, `${what}: threads or maps changed\n${r.stderr}`);
+      }
+    }
+    const res = await s.terminateAndResult(20_000);
+    assert.ok(res.ok, res.text);
+  } finally {
+    s.cleanup();
+    rmSync(work, { recursive: true, force: true });
+  }
+});
+
+test('criu-ts killed at 20 points of a restore, or failed at each restore fault point: nothing left behind, the next restore works', async () => {
+  const s = await startSubject('ghost-files', [], {});
+  const work = mkdtempSync('/tmp/criu-ts-killed-restore-');
+  try {
+    const d = await runCli('criu-ts', ['dump', '-t', String(s.pid), '-D', work]);
+    assert.equal(d.code, 0, d.stderr);
+    const r0 = await withFault('count', () => runCli('criu-ts', ['restore', '-D', work, '-d']));
+    assert.equal(r0.code, 0, r0.stderr);
+    const names = passesOf(r0.stderr);
+    process.kill(s.pid, 'SIGKILL');
+    for (let t = 0; t < 200 && isAlive(s.pid); t++) await new Promise((res) => setTimeout(res, 10));
+    const imagesBefore = readdirSync(work).sort().join(' ');
+    // No task of the dump alive, and the subject's own directory (where its
+    // ghost files are written back) exactly as before.
+    const leftovers = (): string => `${isAlive(s.pid) ? `pid ${s.pid} alive; ` : ''}${readdirSync(s.workDir).sort().join(' ')}`;
+    const baseline = leftovers();
+    // A restore's count of injected calls varies from run to run (the
+    // stub's own layout is undone call by call): 14 kills spread over the
+    // first 70% of the passes, and one at each restore point.
+    const byCount = spread(1, Math.floor(names.length * 0.7), 14, new Set()).map((k) => `@${k}`);
+    const byName = FAULT_POINTS.filter((n) => n.startsWith('restore.')).map((n) => `@${n}`);
+    const kills = [...byCount, ...byName].map((k, i) => `${k}:${i % 2 === 0 ? 'SIGKILL' : 'SIGTERM'}`);
+    assert.equal(kills.length, 20);
+    const faults = FAULT_POINTS.flatMap((n, i) => (n.startsWith('restore.') ? [String(i + 1)] : []));
+    for (const f of [...kills, ...faults]) {
+      const r = await withFault(f, () => runCli('criu-ts', ['restore', '-D', work, '-d']));
+      assert.notEqual(r.code, 0, `${f}: restore did not fail\n${r.stderr}`);
+      for (let t = 0; t < 300 && isAlive(s.pid); t++) await new Promise((res) => setTimeout(res, 10));
+      assert.equal(leftovers(), baseline, `${f}: left behind\n${r.stderr}`);
+      assert.equal(readdirSync(work).sort().join(' '), imagesBefore, `${f}: files changed in the images dir`);
+    }
+    const ok = await runCli('criu-ts', ['restore', '-D', work, '-d']);
+    assert.equal(ok.code, 0, ok.stderr);
+    const res = await s.terminateAndResult(20_000);
+    assert.ok(res.ok, res.text);
+  } finally {
+    s.cleanup();
+    rmSync(work, { recursive: true, force: true });
+  }
+});
