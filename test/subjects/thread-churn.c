@@ -58,6 +58,10 @@ int main(int argc, char **argv)
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	uint64_t bad_steps = 0;
 	struct timespec ts = { 0, 1000000 };
+	/* Ready once a worker has come and gone: its stack (then cached) and
+	 * the spawner's malloc arena exist before anyone takes a snapshot. */
+	while (spawned < 1)
+		nanosleep(&ts, NULL);
 
 	subject_ready();
 	uint64_t at_ready = counter;
