@@ -86,8 +86,10 @@ export function resumeRegs(orig: Buffer): Buffer {
 }
 
 export interface SelfCure {
-  /** the bytes to write at the slot address */
+  /** the bytes to write at the slot address (frameSlotBytes long) */
   image: Buffer;
+  /** how many of them the frame really uses (the rest is XSAVE room for dynamic features) */
+  used: number;
   /** sp for an injected call (ip = gadgets.syscallRet) */
   injectSp: bigint;
   /** registers to leave in the thread between calls */
@@ -148,7 +150,7 @@ export function buildSelfCure(slot: bigint, orig: Buffer, sigmask: bigint, xstat
   idle.writeBigUInt64LE(15n, regOffset('ax'));
   idle.writeBigUInt64LE(BigInt.asUintN(64, -1n), regOffset('orig_ax'));
   if (FRAME_BYTES + frameOff > FPSTATE_OFFSET) throw new Error('self-cure frame layout');
-  return { image, injectSp: chain ? slot : frame, idleRegs: idle };
+  return { image, used: FPSTATE_OFFSET + size + 4, injectSp: chain ? slot : frame, idleRegs: idle };
 }
 
 /** Bytes to read at a slot to parse it back with parseSelfCure (the XSAVE area follows). */

@@ -97,8 +97,9 @@ export class Tracee {
   private readonly work: Buffer;
   private detached = false;
   private savedSigmask: bigint | undefined;
-  /** the armed self-cure frame (see sigframe.ts), if any */
+  /** the armed self-cure frame (see sigframe.ts), if any, and what it was built from */
   private cureFrame: SelfCure | undefined;
+  private cureSource: { mask: bigint; xstate: Buffer } | undefined;
   /** signals are blocked only by selfCure(), not by the first injected call */
   private deferBlock = false;
   /** a dump target: its scratch area and frames are reported to the guardian */
@@ -241,6 +242,7 @@ export class Tracee {
       this.writeMem(slot, sc.image);
       setGpRegsRaw(this.tid, sc.idleRegs);
       this.cureFrame = sc;
+      this.cureSource = { mask, xstate };
       guardian()?.frame(this.tid, slot);
     } else {
       log.info(`thread ${this.tid}: no self-cure (${shstk ? 'shadow stack' : 'no syscall;ret or sigreturn gadget'})`);
@@ -424,6 +426,7 @@ export class Tracee {
         }
       }
       faultPoint('cure');
+      if (this.scratchOwned) this.moveFrameOutOfScratch();
       this.unmapScratch();
     } catch (e) {
       // Registers and mask go back whatever happened: an armed thread let go
@@ -435,6 +438,46 @@ export class Tracee {
     this.cureFrame = undefined;
     if (this.savedSigmask !== undefined) ptraceSetSigmask(this.tid, this.savedSigmask);
     if (failed !== undefined) throw failed;
+  }
+
+  /**
+   * The owner's frame lives in the scratch area it is about to unmap. Move
+   * it first to where the kernel itself would write a signal frame: the
+   * top of the thread's sigaltstack if one is set and the thread is not on
+   * it, else below the 128-byte red zone of its stack. Memory there is
+   * free for the kernel to write at any moment (a signal), so it is for
+   * us. If that memory cannot be written (process_vm_writev only: never
+   * through read-only pages), the frame stays where it is.
+   */
+  private moveFrameOutOfScratch(): void {
+    const src = this.cureSource;
+    const g = this.gadgets;
+    if (!this.cureFrame || !src || !g || !this.scratch) return;
+    const at = this.scratch.addr;
+    this.syscall('sigaltstack', NR.sigaltstack, 0, at);
+    const ss = this.readMem(at, 24);
+    const ssSp = ss.readBigUInt64LE(0);
+    const ssDisabled = (ss.readInt32LE(8) & 2) !== 0; // SS_DISABLE
+    const ssSize = ss.readBigUInt64LE(16);
+    const sp = rd(this.origRegs, 'sp');
+    const onAltStack = sp > ssSp && sp - ssSp <= ssSize;
+    const top = !ssDisabled && ssSize > 0n && !onAltStack ? ssSp + ssSize : sp - 128n;
+    const used = this.cureFrame.used;
+    const slot = (top - BigInt(used)) & ~63n;
+    const sc = buildSelfCure(slot, this.origRegs, src.mask, src.xstate, g);
+    if (!sc) return;
+    let n = 0;
+    try {
+      n = processVmWritev(this.tid, sc.image, 0, [{ addr: slot, len: sc.used }]);
+    } catch {
+      n = 0;
+    }
+    if (n !== sc.used) {
+      log.debug(`thread ${this.tid}: no room for the self-cure frame at 0x${slot.toString(16)}; it stays in the scratch area`);
+      return;
+    }
+    setGpRegsRaw(this.tid, sc.idleRegs);
+    this.cureFrame = sc;
   }
 
   tgid(): number {
