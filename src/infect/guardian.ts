@@ -33,6 +33,7 @@ import { logger } from '../log.js';
 import { listThreads, parseStat } from '../proc/index.js';
 import { pipe2, NR, ptraceGetRegset, ptraceSetRegset, ptraceSetSigmask, NT_X86_XSTATE, regOffset } from '../sys/index.js';
 import { Tracee } from './tracee.js';
+import { setTraceeObserver } from './observer.js';
 import { parseSelfCure, SELF_CURE_HEADER_BYTES } from './sigframe.js';
 
 const log = logger('guardian');
@@ -79,6 +80,7 @@ export class Guardian {
       closeSync(r);
     }
     current = new Guardian(w);
+    setTraceeObserver(current);
     return current;
   }
 
@@ -95,7 +97,10 @@ export class Guardian {
   private close(): void {
     if (this.fd >= 0) closeSync(this.fd);
     this.fd = -1;
-    if (current === this) current = undefined;
+    if (current === this) {
+      current = undefined;
+      setTraceeObserver(undefined);
+    }
   }
 
   scratch(pid: number, addr: bigint, size: number): void {

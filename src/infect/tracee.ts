@@ -29,7 +29,7 @@ import { logger } from '../log.js';
 import { findGadgets, type Gadgets } from './gadgets.js';
 import { buildSelfCure, frameSlotBytes, type SelfCure } from './sigframe.js';
 import { faultPoint } from '../fault.js';
-import { guardian } from './guardian.js';
+import { traceeObserver } from './observer.js';
 
 const log = logger('infect');
 
@@ -243,7 +243,7 @@ export class Tracee {
       setGpRegsRaw(this.tid, sc.idleRegs);
       this.cureFrame = sc;
       this.cureSource = { mask, xstate };
-      guardian()?.frame(this.tid, slot);
+      traceeObserver()?.frame(this.tid, slot);
     } else {
       log.info(`thread ${this.tid}: no self-cure (${shstk ? 'shadow stack' : 'no syscall;ret or sigreturn gadget'})`);
     }
@@ -330,7 +330,7 @@ export class Tracee {
     const a = this.syscall('mmap', NR.mmap, at ?? 0, size, 3 /* RW */, flags, -1, 0);
     this.scratch = { addr: a, size };
     this.scratchOwned = true;
-    if (this.guarded) guardian()?.scratch(this.tgid(), a, size);
+    if (this.guarded) traceeObserver()?.scratch(this.tgid(), a, size);
     return a;
   }
 
@@ -349,7 +349,7 @@ export class Tracee {
     if (!this.scratch) return;
     if (this.scratchOwned) {
       this.syscall('munmap', NR.munmap, this.scratch.addr, this.scratch.size);
-      if (this.guarded) guardian()?.unmapped(this.tgid());
+      if (this.guarded) traceeObserver()?.unmapped(this.tgid());
     }
     this.scratch = undefined;
     this.scratchOwned = false;
