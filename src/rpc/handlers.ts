@@ -93,6 +93,20 @@ function checkDirsFor(creds: CallerCreds | undefined, dirs: RequestDirs, op: Ope
   }
 }
 
+/**
+ * The options of a DUMP or PRE_DUMP request: an unprivileged caller dumps
+ * only what it could ptrace itself, into a dir it could write.
+ */
+function requestDumpOptions(conn: RpcConnection, o: EffectiveOpts, dirs: RequestDirs, notifier: Notifier): ReturnType<typeof dumpOptionsFrom> {
+  checkSupported(o, 'dump', conn.mode);
+  const opts = dumpOptionsFrom(o, dirs, conn.peer().pid);
+  const creds = conn.caller().creds;
+  if (creds !== undefined) opts.asCaller = creds;
+  if (!existsSync(`/proc/${opts.pid}`)) throw new CriuTsError('ENOTASK', `no process with pid ${opts.pid}`, { pid: opts.pid });
+  opts.notify = notifier.callback();
+  return opts;
+}
+
 async function handleDump(conn: RpcConnection, req: CriuReq): Promise<void> {
   const o = withDefaults(req.opts);
   // CRIU decides "self dump" on the request as sent, before the client's pid fills in.
@@ -101,12 +115,7 @@ async function handleDump(conn: RpcConnection, req: CriuReq): Promise<void> {
   let error: unknown;
   try {
     await withRequestLog(conn, o, 'dump', async (dirs) => {
-      checkSupported(o, 'dump', conn.mode);
-      const opts = dumpOptionsFrom(o, dirs, conn.peer().pid);
-      const creds = conn.caller().creds;
-      if (creds !== undefined) opts.asCaller = creds;
-      if (!existsSync(`/proc/${opts.pid}`)) throw new CriuTsError('ENOTASK', `no process with pid ${opts.pid}`, { pid: opts.pid });
-      opts.notify = notifier.callback();
+      const opts = requestDumpOptions(conn, o, dirs, notifier);
       await notifier.catchUp(DUMP_SCRIPTS_BEFORE);
       const { dump } = await import('../api/dump.js');
       try {
@@ -139,13 +148,7 @@ async function handlePreDump(conn: RpcConnection, req: CriuReq, type: 'PRE_DUMP'
   let error: unknown;
   try {
     await withRequestLog(conn, o, 'dump', async (dirs) => {
-      checkSupported(o, 'dump', conn.mode);
-      const opts = dumpOptionsFrom(o, dirs, conn.peer().pid);
-      // An unprivileged caller pre-dumps only what it could ptrace itself, into a dir it could write.
-      const creds = conn.caller().creds;
-      if (creds !== undefined) opts.asCaller = creds;
-      if (!existsSync(`/proc/${opts.pid}`)) throw new CriuTsError('ENOTASK', `no process with pid ${opts.pid}`, { pid: opts.pid });
-      opts.notify = notifier.callback();
+      const opts = requestDumpOptions(conn, o, dirs, notifier);
       const { preDump } = await import('../api/pre-dump.js');
       const r = await preDump(opts);
       log.info(`Pre-dumped ${r.pids.length} task(s): ${r.pids.join(' ')}`);
