@@ -10,6 +10,7 @@
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { dump, restore } from '../src/api/index.js';
+import { readImage } from '../src/images/index.js';
 import { setChildSubreaper } from '../src/sys/index.js';
 import { buildHelper, startHeld, killHeld, killRestored, shmDir, removeDir, nowS, median, status, repoRoot } from './helpers.js';
 
@@ -34,6 +35,8 @@ export interface SideCase {
   restore?: OpFigures;
   /** targets of the speed issue, as ratios criu-ts / CRIU */
   target: { dump: number; restore?: number; lib?: number };
+  /** a tool that failed on this case: why (its later runs are skipped) */
+  failed?: Partial<Record<'ours' | 'criu', string>>;
 }
 
 interface Measured { s: number; rssKiB: number }
@@ -43,19 +46,27 @@ function newOp(): OpFigures {
 }
 
 /** Run a whole command under bench/c/measure; throws with its log on failure. */
-function measure(cmd: string[], log: string): Measured {
+function measure(cmd: string[], log: string, toolLog: string): Measured {
   const out = execFileSync(buildHelper('measure'), [log, ...cmd], { encoding: 'utf8' });
   const [s, rss, code] = out.trim().split(/\s+/).map(Number);
   if (code !== 0) {
-    let tail = '';
-    try {
-      tail = execFileSync('tail', ['-n', '5', log], { encoding: 'utf8' }).trim();
-    } catch {
-      // no log
+    let why = '';
+    for (const f of [toolLog, log]) {
+      try {
+        // The last error line: CRIU logs warnings it lives with as "Error" too.
+        why ||= execFileSync('sh', ['-c', 'grep -i error "$1" | tail -n 1', 'sh', f], { encoding: 'utf8' }).trim();
+      } catch {
+        // no such line or file
+      }
     }
-    throw new Error(`${cmd.join(' ')} exited ${code}: ${tail}`);
+    throw new Error(`${cmd[1]} exited ${code}${why ? `: ${why}` : ''}`);
   }
   return { s: s ?? Number.NaN, rssKiB: rss ?? 0 };
+}
+
+/** Every pid of a dump (pstree.img), to wait until a killed tree is gone before its restore. */
+function dumpedPids(imgs: string): number[] {
+  return readImage(join(imgs, 'pstree.img')).entries.map((e) => Number(e['pid']));
 }
 
 function push(f: ToolFigures, m: Measured): void {
@@ -108,11 +119,21 @@ async function sideBySide(name: string, subject: Subject, runs: number, tools: T
             }
             continue;
           }
+          if (c.failed?.[who] !== undefined) continue;
           const bin = who === 'ours' ? tools.ours : tools.criu;
-          const d = measure([bin, 'dump', '-t', String(h.pid), '-D', imgs, '-o', join(imgs, 'dump.log')], log);
-          await h.exited();
-          const r = measure([bin, 'restore', '-d', '-D', imgs, '-o', join(imgs, 'restore.log')], log);
-          await killRestored([h.pid]);
+          let d: Measured;
+          let r: Measured;
+          try {
+            d = measure([bin, 'dump', '-t', String(h.pid), '-D', imgs, '-o', join(imgs, 'dump.log')], log, join(imgs, 'dump.log'));
+            await h.exited();
+            // The killed tree's orphans are ours (we are a subreaper): reap them, or their pids stay taken.
+            await killRestored(dumpedPids(imgs));
+            r = measure([bin, 'restore', '-d', '-D', imgs, '-o', join(imgs, 'restore.log')], log, join(imgs, 'restore.log'));
+            await killRestored(dumpedPids(imgs));
+          } catch (e) {
+            c.failed = { ...c.failed, [who]: (e as Error).message.slice(0, 160) };
+            continue;
+          }
           if (keep) {
             push(c.dump[who], d);
             if (c.restore) push(c.restore[who], r);
@@ -135,7 +156,7 @@ async function checkCase(runs: number, tools: Tools): Promise<SideCase> {
     for (let i = 0; i <= runs; i++) {
       for (const who of i % 2 === 0 ? (['ours', 'criu'] as const) : (['criu', 'ours'] as const)) {
         status(`check, run ${i}/${runs}: ${who}`);
-        const m = measure([who === 'ours' ? tools.ours : tools.criu, 'check'], join(dir, 'log'));
+        const m = measure([who === 'ours' ? tools.ours : tools.criu, 'check'], join(dir, 'log'), join(dir, 'log'));
         if (i > 0) push(c.dump[who], m);
       }
     }
@@ -188,8 +209,9 @@ export function vsRows(cases: readonly SideCase[]): string[][] {
       const lib = median(f.lib);
       const libRatio = lib / criu;
       const met = (r: number, t: number | undefined): string => (t === undefined || !Number.isFinite(r) ? '' : `<= ${t}x: ${r <= t ? 'met' : 'missed'}`);
+      const failed = (who: 'ours' | 'criu', text: string): string => (c.failed?.[who] !== undefined ? `failed (${c.failed[who]})` : text);
       rows.push([
-        c.name, op, String(c.runs), `${ms(ours)}${spread(f.ours.s)}`, `${ms(criu)}${spread(f.criu.s)}`,
+        c.name, op, String(c.runs), failed('ours', `${ms(ours)}${spread(f.ours.s)}`), failed('criu', `${ms(criu)}${spread(f.criu.s)}`),
         Number.isFinite(ratio) ? `${ratio.toFixed(2)}x` : '-', met(ratio, target),
         f.lib.length ? ms(lib) : '-', f.lib.length ? `${libRatio.toFixed(2)}x${c.target.lib !== undefined ? ` (${met(libRatio, c.target.lib)})` : ''}` : '-',
         `${mib(Math.max(0, ...f.ours.rssKiB))}${Math.max(0, ...f.ours.rssKiB) > 0 ? (Math.max(...f.ours.rssKiB) < 64 * 1024 ? ' (< 64: met)' : ' (< 64: missed)') : ''}`,
