@@ -10,16 +10,33 @@ import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { dump, restore } from '../../../src/api/index.js';
 import { readImage } from '../../../src/images/index.js';
-import { isAlive, startSubject } from '../../lib/subjects.js';
+import { isAlive, startSubject, type Subject } from '../../lib/subjects.js';
 import { killAndWait, removeDir, tempDir, waitGone } from '../../e2e/helpers.js';
 import { setUpRunner, STEP_TIMEOUT_MS } from './round-trip.js';
 
 before(setUpRunner);
 
-test('--tcp-close: connections are dumped without TCP_REPAIR, restore insists on --tcp-close and brings them back closed', { timeout: STEP_TIMEOUT_MS }, async () => {
-  const dir = tempDir('inet-tcp-close');
-  const s = await startSubject('tcp-close', ['--mode', 'close']);
+/** Run `body` on the tcp-close subject in MODE with a fresh images dir; the subject and dir go afterwards. */
+async function withTcpClose(mode: string, tag: string, body: (s: Subject, dir: string) => Promise<void>): Promise<void> {
+  const dir = tempDir(tag);
+  const s = await startSubject('tcp-close', ['--mode', mode]);
   try {
+    await body(s, dir);
+  } finally {
+    await killAndWait(s.pid);
+    s.cleanup();
+    removeDir(dir);
+  }
+}
+
+/** After the restore: SIGTERM, and the subject says PASS. */
+async function passes(s: Subject): Promise<void> {
+  const r = await s.terminateAndResult(30_000);
+  assert.equal(r.text, 'PASS');
+}
+
+test('--tcp-close: connections are dumped without TCP_REPAIR, restore insists on --tcp-close and brings them back closed', { timeout: STEP_TIMEOUT_MS }, async () => {
+  await withTcpClose('close', 'inet-tcp-close', async (s, dir) => {
     await dump({ pid: s.pid, imagesDir: dir, progress: false, tcpClose: true });
     assert.ok(await waitGone(s.pid));
     assert.deepEqual(readdirSync(dir).filter((f) => f.startsWith('tcp-stream-')), []);
@@ -30,36 +47,22 @@ test('--tcp-close: connections are dumped without TCP_REPAIR, restore insists on
     });
     assert.ok(!isAlive(s.pid));
     await restore({ imagesDir: dir, progress: false, tcpClose: true });
-    const r = await s.terminateAndResult(30_000);
-    assert.equal(r.text, 'PASS');
-  } finally {
-    await killAndWait(s.pid);
-    s.cleanup();
-    removeDir(dir);
-  }
+    await passes(s);
+  });
 });
 
 test('dumped with --tcp-established, restored with --tcp-close: the connections come back closed', { timeout: STEP_TIMEOUT_MS }, async () => {
-  const dir = tempDir('inet-tcp-close-est');
-  const s = await startSubject('tcp-close', ['--mode', 'close']);
-  try {
+  await withTcpClose('close', 'inet-tcp-close-est', async (s, dir) => {
     await dump({ pid: s.pid, imagesDir: dir, progress: false, tcpEstablished: true });
     assert.ok(await waitGone(s.pid));
     assert.equal(readdirSync(dir).filter((f) => f.startsWith('tcp-stream-')).length, 2);
     await restore({ imagesDir: dir, progress: false, tcpClose: true });
-    const r = await s.terminateAndResult(30_000);
-    assert.equal(r.text, 'PASS');
-  } finally {
-    await killAndWait(s.pid);
-    s.cleanup();
-    removeDir(dir);
-  }
+    await passes(s);
+  });
 });
 
 test('a connection not accepted yet is refused in one line, and left out with --skip-in-flight', { timeout: STEP_TIMEOUT_MS }, async () => {
-  const dir = tempDir('inet-in-flight');
-  const s = await startSubject('tcp-close', ['--mode', 'in-flight']);
-  try {
+  await withTcpClose('in-flight', 'inet-in-flight', async (s, dir) => {
     await assert.rejects(dump({ pid: s.pid, imagesDir: dir, progress: false, tcpEstablished: true }), (e: Error) => {
       assert.match(e.message, /^task \d+ fd 20: IPv4 TCP socket \d+: listening on 127\.0\.0\.1:\d+ with 1 connection\(s\) not accepted yet \(--skip-in-flight leaves them out\)$/);
       return true;
@@ -69,11 +72,6 @@ test('a connection not accepted yet is refused in one line, and left out with --
     assert.ok(await waitGone(s.pid));
     assert.ok(existsSync(join(dir, 'files.img')));
     await restore({ imagesDir: dir, progress: false });
-    const r = await s.terminateAndResult(30_000);
-    assert.equal(r.text, 'PASS');
-  } finally {
-    await killAndWait(s.pid);
-    s.cleanup();
-    removeDir(dir);
-  }
+    await passes(s);
+  });
 });
