@@ -61,13 +61,20 @@ function pagesIn(dir: string, pid: number, lo: bigint, hi: bigint): { copied: nu
   return { copied, parent };
 }
 
+/** Fresh image dirs NAMES under the subject's work dir (pre-dump chains name their parents as ../NAME). */
+function imageDirs<const N extends string>(s: Subject, ...names: N[]): Record<N, string> {
+  const out = {} as Record<N, string>;
+  for (const n of names) {
+    out[n] = join(s.workDir, n);
+    mkdirSync(out[n]);
+  }
+  return out;
+}
+
 test('pre-dump, pre-dump, dump through the chain, restore: every page as the model says, no tracker left', { timeout: 120_000 }, async () => {
   const s = await startSubject('mem-dirty', []);
   try {
-    const pre1 = join(s.workDir, 'pre1');
-    const pre2 = join(s.workDir, 'pre2');
-    const fin = join(s.workDir, 'final');
-    for (const d of [pre1, pre2, fin]) mkdirSync(d);
+    const { pre1, pre2, final: fin } = imageDirs(s, 'pre1', 'pre2', 'final');
     const r1 = await preDump({ pid: s.pid, imagesDir: pre1 });
     assert.equal(r1.stats.pagesSkippedParent, 0);
     assert.ok(r1.stats.pagesWritten >= Number(R_PAGES), `first pre-dump copies everything (${r1.stats.pagesWritten})`);
@@ -111,10 +118,7 @@ function inodeOfFd(pid: number, fd: string): bigint {
 test('a child forked between pre-dumps: its inherited copy of the tracker is replaced by its own, its memory comes back through the chain', { timeout: 120_000 }, async () => {
   const s = await startSubject('mem-dirty', ['--fork', '1']);
   try {
-    const pre1 = join(s.workDir, 'pre1');
-    const pre2 = join(s.workDir, 'pre2');
-    const fin = join(s.workDir, 'final');
-    for (const d of [pre1, pre2, fin]) mkdirSync(d);
+    const { pre1, pre2, final: fin } = imageDirs(s, 'pre1', 'pre2', 'final');
     await preDump({ pid: s.pid, imagesDir: pre1 });
     await phase(s, 1);
     const kids = readFileSync(`/proc/${s.pid}/task/${s.pid}/children`, 'utf8').trim().split(/\s+/).map(Number);
@@ -154,10 +158,7 @@ test('a child forked between pre-dumps: its inherited copy of the tracker is rep
 test('criu-ts gone between pre-dumps: the task writes at full speed, then a final dump and restore leave its fds clean', { timeout: 120_000 }, async () => {
   const s = await startSubject('mem-dirty', ['--speed', '256']);
   try {
-    const pre1 = join(s.workDir, 'pre1');
-    const fin = join(s.workDir, 'final');
-    mkdirSync(pre1);
-    mkdirSync(fin);
+    const { pre1, final: fin } = imageDirs(s, 'pre1', 'final');
     // The CLI: a criu-ts process that ends after the pre-dump.
     const cli = await runCli('criu-ts', ['pre-dump', '-t', String(s.pid), '-D', pre1]);
     assert.equal(cli.code, 0, cli.stderr);
@@ -184,10 +185,7 @@ test('criu-ts gone between pre-dumps: the task writes at full speed, then a fina
 test('a record is used once: a second dump from the same parent copies everything; a missing parent is one error', { timeout: 120_000 }, async () => {
   const s = await startSubject('mem-dirty', []);
   try {
-    const pre1 = join(s.workDir, 'pre1');
-    const pre2 = join(s.workDir, 'pre2');
-    const again = join(s.workDir, 'again');
-    for (const d of [pre1, pre2, again]) mkdirSync(d);
+    const { pre1, pre2, again } = imageDirs(s, 'pre1', 'pre2', 'again');
     await preDump({ pid: s.pid, imagesDir: pre1 });
     await phase(s, 1);
     await preDump({ pid: s.pid, imagesDir: pre2, prevImagesDir: '../pre1' });
@@ -219,10 +217,7 @@ test('a record is used once: a second dump from the same parent copies everythin
 test('dedup: the parents lose the pages the last dump holds again, and the last dump still restores', { timeout: 120_000 }, async () => {
   const s = await startSubject('mem-dirty', []);
   try {
-    const pre1 = join(s.workDir, 'pre1');
-    const pre2 = join(s.workDir, 'pre2');
-    const fin = join(s.workDir, 'final');
-    for (const d of [pre1, pre2, fin]) mkdirSync(d);
+    const { pre1, pre2, final: fin } = imageDirs(s, 'pre1', 'pre2', 'final');
     await preDump({ pid: s.pid, imagesDir: pre1 });
     await phase(s, 1);
     await preDump({ pid: s.pid, imagesDir: pre2, prevImagesDir: '../pre1' });
