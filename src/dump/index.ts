@@ -27,7 +27,10 @@ import { dumpTaskCore, dumpThreadCore, dumpTidAddress } from './task-state.js';
 import { dumpFds, dumpInFlight } from './files.js';
 import { dumpMemory } from '../kinds/memory/dump.js';
 import { IncrementalMemory } from '../kinds/memory/incremental.js';
-import { regEntryForPath, dumpUnlinked, SeccompCollector, memfdFileForMapping, LOCK_METHOD } from '../kinds/index.js';
+import {
+  regEntryForPath, dumpUnlinked, SeccompCollector, memfdFileForMapping, LOCK_METHOD, RESOURCE_KINDS, handledNamespaces,
+  type DumpTreeView,
+} from '../kinds/index.js';
 import { makeProgress } from '../progress.js';
 import { faultPoint } from '../fault.js';
 import { Guardian } from '../infect/guardian.js';
@@ -156,8 +159,9 @@ async function dumpTreeHashed(opts: DumpTreeOptions): Promise<DumpResult> {
   const notify = async (point: DumpActionPoint): Promise<void> => {
     await opts.notify({ point, rootPid: pid });
   };
-  // A task in namespaces of its own is refused before it is even seized.
-  refuseForeignNamespaces(pid);
+  // A task in namespaces of its own (of a type no kind re-creates) is refused before it is even seized.
+  const handledNs = handledNamespaces();
+  refuseForeignNamespaces(pid, handledNs);
   // For an unprivileged caller: every task it could not ptrace itself is refused before anything is seized.
   checkTraceable(walkTree(pid), opts.asCaller);
   await notify('pre-dump');
@@ -186,13 +190,20 @@ async function dumpTreeHashed(opts: DumpTreeOptions): Promise<DumpResult> {
     checkTraceable(tree.tasks.map((t) => t.pid), opts.asCaller);
     await notify('network-lock');
     networkLocked = true;
-    for (const node of tree.tasks) if (!node.zombie) refuseForeignNamespaces(node.pid);
+    for (const node of tree.tasks) if (!node.zombie) refuseForeignNamespaces(node.pid, handledNs);
     const kobj = new KobjIds();
     const nsIds = new NsIds();
     // As CRIU: the dumper's own ids come first and are the inventory's
     // root_ids; a task whose namespace ids differ from them was in a
     // namespace of its own.
     const rootIds = taskIds(process.pid, kobj, nsIds);
+    // The resource kinds see the whole held tree first: they refuse what they cannot save before any task is dumped.
+    const treeView: DumpTreeView = {
+      rootPid: pid,
+      rootIds,
+      tasks: tree.tasks.map((t) => ({ pid: t.pid, ppid: t.ppid, tids: t.threads.map((th) => th.tid), zombie: t.zombie })),
+    };
+    for (const k of RESOURCE_KINDS) k.dumpTree?.(treeView, ctx);
     const shmemDone = new Set<bigint>();
     const fileIdByPath = new Map<string, number>();
     const fileId = (path: string, flags: number): number => {
@@ -375,6 +386,7 @@ function dumpTask(
   faultPoint('dump.self-cure');
   // Per thread: registers, FPU, thread core. /proc status is read once per thread.
   let mainStatus: ReturnType<typeof parseStatus> | undefined;
+  const cores: { tid: number; core: CoreEntry }[] = [];
   for (const t of node.threads) {
     const status = parseStatus(pid, t.tid);
     if (t === main) mainStatus = status;
@@ -395,8 +407,10 @@ function dumpTask(
         core.tc.stop_signo = t.stopSignal;
       }
     }
-    ctx.writeImage(`core-${t.tid}.img`, 'CORE', [core]);
+    cores.push({ tid: t.tid, core });
   }
+  for (const k of RESOURCE_KINDS) k.dumpTask?.({ pid, main, cores, ids }, ctx);
+  for (const { tid, core } of cores) ctx.writeImage(`core-${tid}.img`, 'CORE', [core]);
   faultPoint('dump.task');
   // Memory. Everything injected below runs before the maps are read, so
   // the scratch areas exist already and are left out.

@@ -13,7 +13,7 @@
 import { existsSync, readlinkSync } from 'node:fs';
 import { CriuTsError } from '../errors.js';
 import { readComm } from '../proc/index.js';
-import { NS_KINDS } from '../images/index.js';
+import { NS_KINDS, type NsKind } from '../images/index.js';
 
 
 /** /proc/PID/ns links compared with ours: every kind, and what the task's next children get. */
@@ -55,11 +55,14 @@ function commOf(pid: number): string {
 
 /**
  * Refuse a task that uses a namespace other than criu-ts's own, or whose
- * future children would get one (after unshare(CLONE_NEWPID|CLONE_NEWTIME)).
- * One line names the task, the namespace and both inodes.
+ * future children would get one (after unshare(CLONE_NEWPID|CLONE_NEWTIME)),
+ * unless a resource kind saves and re-creates that type (`handled`; that
+ * kind then refuses what it cannot do, e.g. nesting). One line names the
+ * task, the namespace and both inodes.
  */
-export function refuseForeignNamespaces(pid: number): void {
+export function refuseForeignNamespaces(pid: number, handled: ReadonlySet<NsKind>): void {
   for (const name of CHECKED_LINKS) {
+    if (handled.has(name.replace('_for_children', '') as NsKind)) continue;
     const ours = nsLink(process.pid, name);
     if (ours === undefined) continue;
     const theirs = nsLink(pid, name);

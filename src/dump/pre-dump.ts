@@ -26,6 +26,7 @@ import { checkTraceable } from './authorize.js';
 import { walkTree } from '../proc/children.js';
 import { dumpMemory } from '../kinds/memory/dump.js';
 import { IncrementalMemory } from '../kinds/memory/incremental.js';
+import { handledNamespaces } from '../kinds/index.js';
 
 const log = logger('dump');
 
@@ -41,7 +42,7 @@ export async function preDumpTree(opts: DumpTreeOptions): Promise<DumpResult> {
   if (opts.after === 'stop') throw new CriuTsError('EUSAGE', 'pre-dump always leaves the tree running (--leave-stopped makes no sense here)', {});
   const dir = opts.dir;
   checkImagesDir(dir, opts.asCaller);
-  refuseForeignNamespaces(pid);
+  refuseForeignNamespaces(pid, handledNamespaces());
   // For an unprivileged caller (RPC): only tasks it could ptrace itself, before and after seizing.
   checkTraceable(walkTree(pid), opts.asCaller);
   await opts.notify({ point: 'pre-dump', rootPid: pid });
@@ -65,7 +66,7 @@ export async function preDumpTree(opts: DumpTreeOptions): Promise<DumpResult> {
     for (const node of tree.tasks) {
       const main = node.threads[0];
       if (node.zombie || !main) continue;
-      refuseForeignNamespaces(node.pid);
+      refuseForeignNamespaces(node.pid, handledNamespaces());
       const scratch = { addr: main.mapScratch(), size: main.scratchRange?.size ?? 0 };
       const track = inc.begin(node.pid, main, pids);
       // File ids only name mappings in mm-<pid>.img, which a pre-dump does not write.

@@ -3,7 +3,8 @@
  * whether it recognises an fd; restore finds the kind by the entry's type.
  * Add a kind here and nowhere else.
  */
-import type { FileKind, FdProbe } from './types.js';
+import type { FileKind, FdProbe, ResourceKind } from './types.js';
+import type { NsKind } from '../images/index.js';
 import type { FileEntry } from '../images/messages.js';
 import { regFileKind } from './files/reg-file.js';
 import { SPECIAL_FILE_KINDS } from './files/special-kinds.js';
@@ -18,6 +19,18 @@ export function fileKindFor(p: FdProbe): FileKind | undefined {
 
 export function fileKindByType(type: FileEntry['type']): FileKind | undefined {
   return FILE_KINDS.find((k) => k.type === type);
+}
+
+/**
+ * Every resource that is not an open file (namespaces, cgroups, SysV IPC,
+ * ...), in the order the core calls them at each point (kinds/types.ts,
+ * ResourceKind). Add a kind here and nowhere else.
+ */
+export const RESOURCE_KINDS: readonly ResourceKind[] = [];
+
+/** The namespace types some resource kind saves and re-creates: a task in one of its own is not refused for it. */
+export function handledNamespaces(): ReadonlySet<NsKind> {
+  return new Set(RESOURCE_KINDS.flatMap((k) => k.namespaces ?? []));
 }
 
 export type * from './types.js';

@@ -6,9 +6,9 @@
 import type { Stats } from 'node:fs';
 import type { FdInfo } from '../proc/index.js';
 import type {
-  FileEntry, FdinfoEntry, PipeDataEntry, SkPacketEntry, MemfdInodeEntry, TtyInfoEntry, FileLockEntry, RemapFilePathEntry,
+  CoreEntry, TaskKobjIdsEntry, FileEntry, FdinfoEntry, PipeDataEntry, SkPacketEntry, MemfdInodeEntry, TtyInfoEntry, FileLockEntry, RemapFilePathEntry,
 } from '../images/messages.js';
-import type { DecodedImage } from '../images/index.js';
+import type { DecodedImage, NsKind } from '../images/index.js';
 import type { Tracee } from '../infect/tracee.js';
 
 /** What the core learned about one fd before asking the kinds. */
@@ -223,4 +223,106 @@ export interface FileKind {
    * there (the core moves it to the right number and sets FD_CLOEXEC).
    */
   restore(t: RestoreTaskHandle, e: FileEntry, fdi: FdinfoEntry, ctx: RestoreContext): number;
+}
+
+/** One task of the held tree, as a resource kind sees it at dump. */
+export interface DumpTreeTask {
+  readonly pid: number;
+  readonly ppid: number;
+  /** every thread, main thread first (empty for a zombie) */
+  readonly tids: readonly number[];
+  readonly zombie: boolean;
+}
+
+/** The held tree, handed to ResourceKind.dumpTree once every task is seized. */
+export interface DumpTreeView {
+  readonly rootPid: number;
+  /** parents before children */
+  readonly tasks: readonly DumpTreeTask[];
+  /** the dumper's own ids (inventory.img's root_ids); a task whose ns ids differ lives in namespaces of its own */
+  readonly rootIds: TaskKobjIdsEntry;
+}
+
+/** One live task while it is dumped: its cores are filled and not yet written. */
+export interface DumpTaskView {
+  readonly pid: number;
+  /** the main thread, stopped: for what only the task can tell (an injected syscall) */
+  readonly main: Tracee;
+  /** every thread's core, main thread first; a kind adds its fields (tc.cg_set, thread_core.cg_set, ...) */
+  readonly cores: readonly { tid: number; core: CoreEntry }[];
+  /** the task's object and namespace ids as written to ids-PID.img */
+  readonly ids: TaskKobjIdsEntry;
+}
+
+/** One task of the dump as a resource kind sees it at restore. */
+export interface RestoreTreeTask {
+  readonly pid: number;
+  readonly ppid: number;
+  /** the main thread's core (undefined for a zombie or a helper we add) */
+  readonly core: CoreEntry | undefined;
+  /** every thread's core, main thread first (empty for a zombie or a helper) */
+  readonly threadCores: readonly { tid: number; core: CoreEntry }[];
+  /** ids-PID.img (undefined for a zombie or a helper) */
+  readonly ids: TaskKobjIdsEntry | undefined;
+  /** a helper criu-ts adds to lead a process group or session whose leader is gone */
+  readonly helper: boolean;
+}
+
+/** The tree about to be restored, handed to ResourceKind.prepareRestore before any task exists. */
+export interface RestoreTreeView {
+  readonly rootPid: number;
+  /** parents before children */
+  readonly tasks: readonly RestoreTreeTask[];
+  /** inventory.img's root_ids: the dumper's own ids */
+  readonly rootIds: TaskKobjIdsEntry | undefined;
+}
+
+/**
+ * A resource that is not an open file: a namespace, the cgroups, SysV IPC
+ * objects... Each kind keeps its dump and its restore side by side and
+ * says, by the hooks it has, when it runs: once per tree, once per task,
+ * right after a task is created. The core calls every kind of
+ * RESOURCE_KINDS (kinds/index.ts) at each point, in list order, and learns
+ * nothing about a kind by name. Per-tree state lives in the context
+ * (ctx.memo at dump, ctx.state at restore) under the kind's own keys.
+ */
+export interface ResourceKind {
+  /** short name for logs */
+  readonly name: string;
+  /**
+   * Namespace types this kind saves and re-creates. A task in a namespace
+   * of its own of any other type is refused at dump (one line naming the
+   * task and the namespace), and such images are refused at restore.
+   */
+  readonly namespaces?: readonly NsKind[];
+
+  /**
+   * Dump, once the whole tree is held and before any task is dumped:
+   * refuse what cannot be saved (one CriuTsError naming the task and the
+   * object) and write the kind's per-tree images (ctx.writeImage, or
+   * ctx.atEnd for images that need every task seen first).
+   */
+  dumpTree?(tree: DumpTreeView, ctx: DumpContext): void;
+  /** Dump, per live task, after its cores are filled and before they are written. */
+  dumpTask?(task: DumpTaskView, ctx: DumpContext): void;
+
+  /**
+   * Restore, once the images are loaded and checked, before any task
+   * exists: refuse what this host cannot take and prepare what tasks will
+   * join (a cgroup directory, ...). Nothing made here may outlive a failed
+   * restore: undo it in finishRestore(ctx, true).
+   */
+  prepareRestore?(tree: RestoreTreeView, ctx: RestoreContext): void;
+  /**
+   * Restore, in each new task right after it is cloned and before its
+   * children are: for what children must inherit (namespaces made with an
+   * injected unshare, cgroup membership). `t` drives the new task.
+   */
+  restoreCreated?(t: RestoreTaskHandle, task: RestoreTreeTask, ctx: RestoreContext): void;
+  /**
+   * Restore, once every task is ready and before any runs (`failed` false),
+   * or after a failure, once every task created is gone (`failed` true):
+   * remove what prepareRestore made and nobody uses.
+   */
+  finishRestore?(ctx: RestoreContext, failed: boolean): void;
 }

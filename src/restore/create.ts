@@ -6,13 +6,13 @@
  */
 import { NR, __WALL } from '../sys/index.js';
 import { collectExit, type Tracee } from '../infect/tracee.js';
-import type { RestoreContext } from '../kinds/index.js';
+import { RESOURCE_KINDS, type RestoreContext } from '../kinds/index.js';
 import type { FdinfoEntry } from '../images/messages.js';
 import { CriuTsError } from '../errors.js';
 import { cloneWithPid } from './stub.js';
 import { handleFor } from './handle.js';
 import { openGroupFiles } from './files.js';
-import type { RestoreNode, RestorePlan } from './plan.js';
+import { treeTaskOf, type RestoreNode, type RestorePlan } from './plan.js';
 import { logger } from '../log.js';
 
 const log = logger('create');
@@ -32,6 +32,11 @@ export function createTree(plan: RestorePlan, stub: Tracee, ctx: RestoreContext,
     created.push(n);
     log.debug(`task ${n.pid} created (parent ${n.ppid})`);
     const h = handleFor(n.pid, t);
+    // What its children must inherit (namespaces, cgroups) is put in place before any is forked.
+    if (RESOURCE_KINDS.length > 0) {
+      const view = treeTaskOf(n);
+      for (const k of RESOURCE_KINDS) k.restoreCreated?.(h, view, ctx);
+    }
     // Children still in the parent's old session are forked before it makes its own.
     const early = n.children.filter((c) => c.sid !== n.sid && c.sid !== c.pid);
     for (const c of early) create(c, t, n.inherited);

@@ -22,12 +22,14 @@ import { writeImage } from '../images/index.js';
 import { restoreSession, type RestoreSession } from './context.js';
 import { loadDump, type DumpImages } from './images.js';
 import { refuseForeignNamespaceIds } from './namespaces.js';
-import { materializeRemaps, removeGhosts, removeRemapFds, unlockNetwork } from '../kinds/index.js';
+import {
+  materializeRemaps, removeGhosts, removeRemapFds, unlockNetwork, RESOURCE_KINDS, handledNamespaces,
+} from '../kinds/index.js';
 import { checkImagesFor, pinFilesFor } from './authorize.js';
 import { checkDumpChecksums } from './images.js';
 import { checkConsistency } from './consistency.js';
 import { startStub, disposeStub, type Stub } from './stub.js';
-import { planTree, TASK_STOPPED, type RestoreNode } from './plan.js';
+import { planTree, treeViewOf, TASK_STOPPED, type RestoreNode } from './plan.js';
 import { createTree, retireHelpers } from './create.js';
 import { collectExit } from '../infect/tracee.js';
 import { restoreTaskBody, finalizeTask } from './task.js';
@@ -49,7 +51,8 @@ export async function restoreTree(opts: RestoreTreeOptions): Promise<RestoreResu
   const img = loadDump(dir);
   // The images agree with each other (threads, fds, pages), or nothing is created.
   checkConsistency(img);
-  for (const t of img.tasks) refuseForeignNamespaceIds(t.pstree.pid, t.ids, img.inventory.root_ids);
+  const handledNs = handledNamespaces();
+  for (const t of img.tasks) refuseForeignNamespaceIds(t.pstree.pid, t.ids, img.inventory.root_ids, handledNs);
   // For an unprivileged caller: images that ask for more than it has are refused before anything exists.
   checkImagesFor(img, opts.asCaller);
   const session = restoreSession(img, opts.kinds);
@@ -100,7 +103,14 @@ async function restoreLoaded(opts: RestoreTreeOptions, dir: string, img: DumpIma
   const t0 = process.hrtime.bigint();
   let forkingTimeUs = 0;
   let pagesRestored = 0;
+  let prepared = 0;
   try {
+    // The resource kinds check this host can take the tree and prepare what tasks will join.
+    const view = treeViewOf(plan, img);
+    for (const k of RESOURCE_KINDS) {
+      k.prepareRestore?.(view, filesCtx);
+      prepared++;
+    }
     await notify('pre-restore');
     stub = startStub();
     faultPoint('restore.stub');
@@ -129,6 +139,7 @@ async function restoreLoaded(opts: RestoreTreeOptions, dir: string, img: DumpIma
     retireHelpers(plan, (t) => consumeSignal(t, SIGCHLD));
     makeZombies(plan, img);
     for (const n of plan.nodes) finalizeTask(n, img);
+    for (const k of RESOURCE_KINDS) k.finishRestore?.(filesCtx, false);
     // Every task is ready and still held: a refusal now kills them all.
     await notify('post-restore');
     // Every connection is back (repair mode off): let their packets through again.
@@ -162,6 +173,14 @@ async function restoreLoaded(opts: RestoreTreeOptions, dir: string, img: DumpIma
     progress.done();
     try { session.afterAllFiles(true); } catch { /* cleanup only */ }
     for (const n of [...created].reverse()) killQuiet(n);
+    // Only the kinds that prepared undo: a later one has nothing to remove.
+    for (const k of RESOURCE_KINDS.slice(0, prepared).reverse()) {
+      try {
+        k.finishRestore?.(filesCtx, true);
+      } catch (err) {
+        log.warn(`${k.name}: ${(err as Error).message}`);
+      }
+    }
     // No connection comes back from this restore: do not leave the peers' packets dropped.
     try {
       unlockNetwork(img.inventory.network_lock_method, img.inventory.dump_criu_run_id);

@@ -6,7 +6,7 @@
 import { CriuTsError } from '../errors.js';
 import type { DumpImages, TaskImages } from './images.js';
 import type { Tracee } from '../infect/tracee.js';
-import { fileKindByType } from '../kinds/index.js';
+import { fileKindByType, type RestoreTreeTask, type RestoreTreeView } from '../kinds/index.js';
 
 export const TASK_ALIVE = 1;
 export const TASK_DEAD = 2;
@@ -150,4 +150,22 @@ function lowestCommonAncestor(ns: RestoreNode[]): RestoreNode {
     if (!c || !chains.every((ch) => ch[i] === c)) return lca;
     lca = c;
   }
+}
+
+/** A task of the plan as the resource kinds see it (kinds/types.ts). */
+export function treeTaskOf(n: RestoreNode): RestoreTreeTask {
+  const t = n.images;
+  const tids = t?.pstree.threads ?? [];
+  return {
+    pid: n.pid,
+    ppid: n.ppid,
+    core: t?.cores[0],
+    threadCores: t ? t.cores.map((core, i) => ({ tid: tids[i] ?? n.pid, core })) : [],
+    ids: t?.ids,
+    helper: n.helper,
+  };
+}
+
+export function treeViewOf(plan: RestorePlan, img: DumpImages): RestoreTreeView {
+  return { rootPid: plan.root.pid, tasks: plan.nodes.map(treeTaskOf), rootIds: img.inventory.root_ids };
 }
