@@ -210,3 +210,15 @@ export function sendmsgRights(fd: number, data: Buffer, fds: readonly number[], 
   }
   return sys('sendmsg', NR.sendmsg, undefined, fd, addr(msg), flags);
 }
+
+/**
+ * getsockopt with the length in the option's own unit (SO_GET_FILTER counts
+ * filter blocks, not bytes); `out` null asks only for the length. Returns
+ * the length the kernel wrote back.
+ */
+export function getsockoptLen(fd: number, level: number, name: number, out: Buffer | null, len: number): number {
+  const l = Buffer.alloc(4);
+  l.writeUInt32LE(len, 0);
+  sys('getsockopt', NR.getsockopt, undefined, fd, level, name, out ? addr(out) : 0, addr(l));
+  return l.readUInt32LE(0);
+}

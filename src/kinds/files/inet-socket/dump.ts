@@ -14,7 +14,7 @@ import {
 } from '../../../sys/index.js';
 import type { DumpContext, FdProbe } from '../../types.js';
 import { NO_FOWN, O_CLOEXEC } from '../reg-file.js';
-import { dumpSkOpts } from '../unix-socket/opts.js';
+import { dumpSkOpts } from '../socket-opts/index.js';
 import { addrText, fromSockaddr } from './addr.js';
 import { inetDiag, TCP_CLOSE, TCP_ESTABLISHED, TCP_LISTEN } from './diag.js';
 import { REPAIRABLE, stateName } from './tcp-states.js';
@@ -117,7 +117,7 @@ export function dumpInetSocket(p: FdProbe, id: number, ctx: DumpContext): FileEn
     backlog,
     src_addr: src.words, dst_addr: dst.words,
     fown: NO_FOWN,
-    opts: dumpSkOpts(p.localFd, false),
+    opts: dumpSkOpts(p.localFd, false, what),
   };
   // The same number as the task's net_ns_id in ids-<pid>.img.
   if (p.netNsId !== undefined) ie.ns_id = p.netNsId;

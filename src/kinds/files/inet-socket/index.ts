@@ -19,7 +19,7 @@
  * listener with connections not accepted yet is refused; queued datagrams
  * come back with their bytes and boundaries but from another source
  * address (CRIU's sk_packet_entry has no field for it; CRIU drops them); a
- * corked UDP socket is refused; ifname (SO_BINDTODEVICE for link-local
+ * corked UDP socket is refused; ifname (for link-local
  * IPv6), raw/ICMP sockets and file owner (fown) are not handled; a
  * listener whose old connections linger in TIME_WAIT cannot be bound again
  * unless it had SO_REUSEADDR (the kernel's rule; restore says so).

@@ -10,11 +10,12 @@
 import { CriuTsError } from '../../../errors.js';
 import type { FileEntry, InetSkEntry, IpOptsEntry, SkOptsEntry, TcpOptsEntry } from '../../../images/messages.js';
 import {
-  AF_INET6, IPPROTO_TCP, NR, SOL_IP, SOL_IPV6, SOL_SOCKET, closeQuiet, pidfdGetfd, pidfdOpen, setsockoptInt, socket,
+  AF_INET6, IPPROTO_TCP, NR, SOL_IP, SOL_IPV6, SOL_SOCKET, closeQuiet, setsockoptInt, socket,
 } from '../../../sys/index.js';
 import { stateKey, type RestoreContext, type RestoreTaskHandle } from '../../types.js';
 import { setStatusFlags } from '../pipe.js';
-import { dumpSkOpts, restoreSkOpts } from '../unix-socket/opts.js';
+import { dumpSkOpts, restoreFilter, restoreSkOpts } from '../socket-opts/index.js';
+import { copyOfPid, holdPortOpts, releasePortOpts } from './ports.js';
 import { queueOf, sendQueue } from '../unix-socket/queue.js';
 import { addrText, toSockaddr } from './addr.js';
 import { onlyTimeWaitOn, TCP_LISTEN } from './diag.js';
@@ -63,16 +64,6 @@ function freshOpts(i: InetSkEntry, ctx: RestoreContext): Fresh {
     all.set(key, o);
   }
   return o;
-}
-
-/** Our own descriptor of the task's socket `fd` (pidfd_getfd). */
-function copyOfPid(pid: number, fd: number): number {
-  const pidfd = pidfdOpen(pid);
-  try {
-    return pidfdGetfd(pidfd, fd, pid);
-  } finally {
-    closeQuiet(pidfd);
-  }
 }
 
 const copyOf = (t: RestoreTaskHandle, fd: number): number => copyOfPid(t.pid, fd);
@@ -127,6 +118,8 @@ export function restoreInetSocket(t: RestoreTaskHandle, e: FileEntry, fd0: numbe
   restoreSkOpts(t, fd, i.opts, fresh.sk);
   if (i.ip_opts) restoreIpOpts(t, fd, i.ip_opts, fresh.ip);
   if (i.tcp_opts) restoreTcpOpts(t, fd, i.tcp_opts, fresh.tcp);
+  // TCP meets its filter only on packets to come (repair writes its queues past it).
+  if (i.proto === IPPROTO_TCP) restoreFilter(t, fd, i.opts.so_filter);
   if (i.proto === IPPROTO_TCP && i.dst_port !== 0 && ctx.opts.tcpClose) {
     // --tcp-close: a socket that was connected and is closed now, as CRIU makes it:
     // never connected, shut down both ways (read gives end of file, poll HUP).
@@ -146,7 +139,7 @@ export function restoreInetSocket(t: RestoreTaskHandle, e: FileEntry, fd0: numbe
     return fd;
   }
   if (i.src_port !== 0) {
-    if (!i.opts.reuseaddr) setIntOpt(t, fd, SOL_SOCKET, SO_REUSEADDR, 1, 'SO_REUSEADDR');
+    holdPortOpts(t, fd, e, i, ctx);
     bindAsDumped(t, fd, i, where);
   }
   if (i.state === TCP_LISTEN) {
@@ -156,10 +149,12 @@ export function restoreInetSocket(t: RestoreTaskHandle, e: FileEntry, fd0: numbe
       throw portTaken(err, i, where);
     }
   }
-  if (i.src_port !== 0 && !i.opts.reuseaddr) setIntOpt(t, fd, SOL_SOCKET, SO_REUSEADDR, 0, 'SO_REUSEADDR');
   setStatusFlags(t, fd, i.flags);
-  // A datagram queue goes in before the connect (finish); without one, connect now.
-  if (i.proto !== IPPROTO_TCP && queueOf(e.id, ctx).length === 0) connectAndShut(t, fd, i);
+  // A datagram queue goes in before the filter and the connect (finish); without one, both now.
+  if (i.proto !== IPPROTO_TCP && queueOf(e.id, ctx).length === 0) {
+    restoreFilter(t, fd, i.opts.so_filter);
+    connectAndShut(t, fd, i);
+  }
   return fd;
 }
 
@@ -198,6 +193,7 @@ function queueTarget(i: InetSkEntry): Buffer {
 export function finishInetSocket(t: RestoreTaskHandle, e: FileEntry, fd: number, ctx: RestoreContext): void {
   const i = iskOf(e);
   if (i.proto === IPPROTO_TCP) {
+    if (i.dst_port === 0) releasePortOpts(t.pid, fd, e, i, ctx);
     const p = i.dst_port === 0 ? undefined : takeRepaired(ctx, e.id);
     if (!p) return;
     const pid = t.pid;
@@ -214,6 +210,7 @@ export function finishInetSocket(t: RestoreTaskHandle, e: FileEntry, fd: number,
     });
     return;
   }
+  releasePortOpts(t.pid, fd, e, i, ctx);
   const msgs = queueOf(e.id, ctx);
   if (msgs.length === 0) return;
   const from = socket(i.family, i.type, i.proto);
@@ -223,5 +220,6 @@ export function finishInetSocket(t: RestoreTaskHandle, e: FileEntry, fd: number,
   } finally {
     closeQuiet(from);
   }
+  restoreFilter(t, fd, i.opts.so_filter);
   connectAndShut(t, fd, i);
 }

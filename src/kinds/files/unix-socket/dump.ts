@@ -13,7 +13,7 @@ import { SOCK_DGRAM, SOCK_SEQPACKET, SOCK_STREAM } from '../../../sys/index.js';
 import { stateKey, type DumpContext, type FdProbe } from '../../types.js';
 import { NO_FOWN, O_CLOEXEC } from '../reg-file.js';
 import { nameText, unixDiag, unixListeners, TCP_CLOSE, TCP_ESTABLISHED, TCP_LISTEN, type UnixDiag } from './diag.js';
-import { dumpSkOpts } from './opts.js';
+import { dumpSkOpts } from '../socket-opts/index.js';
 import { dumpQueue } from './queue.js';
 
 /** uflags bit: the entry stands for a socket outside the dump (--ext-unix-sk) */

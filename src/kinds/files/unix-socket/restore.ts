@@ -18,7 +18,7 @@ import {
 import { stateKey, type RestoreContext, type RestoreTaskHandle } from '../../types.js';
 import { setStatusFlags } from '../pipe.js';
 import { nameText, TCP_ESTABLISHED, TCP_LISTEN } from './diag.js';
-import { dumpSkOpts, restoreSkOpts } from './opts.js';
+import { dumpSkOpts, restoreFilter, restoreSkOpts } from '../socket-opts/index.js';
 import { queueOf, sendQueue, type QueuedMsg } from './queue.js';
 import { USK_EXTERN } from './dump.js';
 
@@ -299,9 +299,18 @@ export function restoreUnixSocket(t: RestoreTaskHandle, e: FileEntry, ctx: Resto
   const partner = pairPartner(e, ctx);
   if (partner) {
     const [mine, theirs] = createPair(t, e, partner, ctx);
+    restoreFilter(t, mine, u.opts.so_filter);
+    restoreFilter(t, theirs, uskOf(partner).opts.so_filter);
     ctx.provide(partner.id, theirs);
     return mine;
   }
+  // Once its queue is back in: the filter let those messages pass already.
+  const fd = createSocket(t, e, u, ctx);
+  restoreFilter(t, fd, u.opts.so_filter);
+  return fd;
+}
+
+function createSocket(t: RestoreTaskHandle, e: FileEntry, u: UnixSkEntry, ctx: RestoreContext): number {
   if (u.state === TCP_ESTABLISHED && u.peer === 0 && (u.type !== SOCK_DGRAM || u.name.length === 0)) {
     // Its peer closed: a pair whose other end goes away leaves exactly that state
     // (a datagram socket keeps what its late peer sent, and stays "connected" to nobody).

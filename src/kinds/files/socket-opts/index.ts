@@ -1,18 +1,28 @@
 /**
- * Generic socket options (CRIU's sk_opts_entry), read with getsockopt from
- * our copy at dump and set again with setsockopt injected into the task.
- * Only options that differ from a fresh socket are set at restore.
+ * Generic socket options (CRIU's sk_opts_entry) of any socket kind (unix,
+ * inet, packet, netlink), read with getsockopt from our copy at dump and set
+ * again with setsockopt injected into the task. Only options that differ
+ * from a fresh socket are set at restore. Linger is kept as CRIU keeps it
+ * (the timeout, present only when lingering is on), the bound device by
+ * name, the classic BPF filter in filter.ts (attached by each kind once the
+ * socket's queue is refilled: queued data passed the filter already, and
+ * would meet it again with another sender).
  */
 import { getsockopt, getsockoptInt, getsockoptTry, SOL_SOCKET } from '../../../sys/index.js';
 import { NR } from '../../../sys/index.js';
 import type { SkOptsEntry } from '../../../images/messages.js';
 import type { RestoreTaskHandle } from '../../types.js';
+import { dumpFilter } from './filter.js';
+
+// Not in restoreSkOpts: the filter goes on once queued data is back in (that data passed it already).
+export { restoreFilter } from './filter.js';
 
 const SO = {
   REUSEADDR: 2, DONTROUTE: 5, BROADCAST: 6, SNDBUF: 7, RCVBUF: 8, KEEPALIVE: 9, OOBINLINE: 10,
   NO_CHECK: 11, PRIORITY: 12, REUSEPORT: 15, PASSCRED: 16, RCVLOWAT: 18, RCVTIMEO: 20, SNDTIMEO: 21,
-  SNDBUFFORCE: 32, RCVBUFFORCE: 33, PASSSEC: 34, MARK: 36, BUF_LOCK: 72,
+  SNDBUFFORCE: 32, RCVBUFFORCE: 33, PASSSEC: 34, MARK: 36, BUF_LOCK: 72, LINGER: 13, BINDTODEVICE: 25,
 } as const;
+const IFNAMSIZ = 16;
 
 function timeval(fd: number, name: number): { sec: bigint; usec: bigint } {
   const b = Buffer.alloc(16);
@@ -23,9 +33,9 @@ function timeval(fd: number, name: number): { sec: bigint; usec: bigint } {
 /**
  * `passOpts` false leaves out SO_PASSCRED/SO_PASSSEC: recent kernels answer
  * them for unix and netlink sockets only (EOPNOTSUPP elsewhere), and CRIU
- * writes them for those alone.
+ * writes them for those alone. `what` names the socket in a refusal.
  */
-export function dumpSkOpts(fd: number, passOpts = true): SkOptsEntry {
+export function dumpSkOpts(fd: number, passOpts = true, what = `socket fd ${fd}`): SkOptsEntry {
   const int = (name: number): number => getsockoptInt(fd, SOL_SOCKET, name);
   const snd = timeval(fd, SO.SNDTIMEO);
   const rcv = timeval(fd, SO.RCVTIMEO);
@@ -54,6 +64,14 @@ export function dumpSkOpts(fd: number, passOpts = true): SkOptsEntry {
   opts.so_oobinline = int(SO.OOBINLINE);
   const lock = Buffer.alloc(4);
   opts.so_buf_lock = getsockoptTry(fd, SOL_SOCKET, SO.BUF_LOCK, lock) >= 0 ? lock.readInt32LE(0) : 0;
+  const linger = Buffer.alloc(8);
+  getsockopt(fd, SOL_SOCKET, SO.LINGER, linger);
+  if (linger.readInt32LE(0) !== 0) opts.so_linger = linger.readInt32LE(4);
+  const dev = Buffer.alloc(IFNAMSIZ);
+  const devLen = getsockopt(fd, SOL_SOCKET, SO.BINDTODEVICE, dev);
+  if (devLen > 0) opts.so_bound_dev = dev.subarray(0, devLen).toString('latin1').replace(/\0.*$/s, '');
+  const filter = dumpFilter(fd, what);
+  if (filter) opts.so_filter = filter;
   return opts;
 }
 
@@ -96,4 +114,15 @@ export function restoreSkOpts(t: RestoreTaskHandle, fd: number, o: SkOptsEntry, 
   if (o.so_priority !== undefined && o.so_priority !== fresh.so_priority) setInt(t, fd, SO.PRIORITY, o.so_priority, 'SO_PRIORITY');
   if (o.so_rcvlowat !== undefined && o.so_rcvlowat !== fresh.so_rcvlowat) setInt(t, fd, SO.RCVLOWAT, o.so_rcvlowat, 'SO_RCVLOWAT');
   if (o.so_mark !== undefined && o.so_mark !== 0) setInt(t, fd, SO.MARK, o.so_mark, 'SO_MARK');
+  if (o.so_linger !== undefined) {
+    const l = Buffer.alloc(8);
+    l.writeInt32LE(1, 0);
+    l.writeInt32LE(o.so_linger, 4);
+    t.syscall('setsockopt(SO_LINGER)', NR.setsockopt, fd, SOL_SOCKET, SO.LINGER, t.putBytes(l), 8);
+  }
+  // Before any bind: the device decides which addresses and ports are free.
+  if (o.so_bound_dev) {
+    const name = Buffer.from(o.so_bound_dev, 'latin1');
+    t.syscall(`setsockopt(SO_BINDTODEVICE ${o.so_bound_dev})`, NR.setsockopt, fd, SOL_SOCKET, SO.BINDTODEVICE, t.putBytes(name), name.length);
+  }
 }
