@@ -73,6 +73,11 @@ export interface RestoreOptions extends CommonOptions {
   leaveStopped?: boolean;
   /** --skip-checksums: restore even if files differ from the dump's criu-ts-checksums (checked by default) */
   skipChecksums?: boolean;
+  /**
+   * --verify (beyond CRIU): before any task runs, read the restored tree back with the dump's collectors and
+   * compare it with the images; 'refuse' (or true) fails the restore on a difference, 'warn' only logs it
+   */
+  verify?: boolean | 'refuse' | 'warn';
   /** action-script points (pre-restore, setup-namespaces, ..., post-resume) as they are reached; a rejection aborts the restore */
   notify?: ActionNotify<RestoreActionPoint>;
 }

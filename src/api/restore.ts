@@ -18,6 +18,7 @@ export async function restore(opts: RestoreOptions): Promise<RestoreResult> {
     progress: opts.progress ?? true,
     notify: opts.notify ?? (() => undefined),
     skipChecksums: opts.skipChecksums ?? false,
+    verify: opts.verify === true ? 'refuse' : opts.verify === false ? undefined : opts.verify,
     asCaller: opts.asCaller,
   });
 }

@@ -143,6 +143,7 @@ async function runRestore(o: CliOptions): Promise<number> {
   }
   const opts: RestoreOptions = { ...common(o) };
   if (o.skipChecksums) opts.skipChecksums = true;
+  if (o.verify !== undefined) opts.verify = o.verify;
   if (o.restoreSibling) {
     // The tree is forked from a helper of ours, not from us: it reaches our caller only by reparenting.
     log.warn('--restore-sibling: the restored root becomes a child of the caller only if the caller is a child subreaper');

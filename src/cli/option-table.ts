@@ -34,6 +34,8 @@ export const OPTIONS: readonly OptionSpec[] = [
   { long: 'restore-sibling', short: 'S', arg: 'none', negatable: true, support: Y },
   // criu-ts only: restore even when files differ from criu-ts-checksums
   { long: 'skip-checksums', arg: 'none', support: Y },
+  // criu-ts only: read the restored tree back and compare it with the images before it runs (--verify=warn: only log)
+  { long: 'verify', arg: 'optional', support: Y },
   { long: 'daemon', arg: 'none', negatable: true, support: Y },
   { long: 'images-dir', short: 'D', arg: 'required', support: Y },
   { long: 'work-dir', short: 'W', arg: 'required', support: Y },

@@ -36,6 +36,8 @@ export interface CliOptions {
   restoreSibling: boolean;
   /** --skip-checksums: do not check the dump's files against criu-ts-checksums */
   skipChecksums: boolean;
+  /** --verify[=warn]: compare the restored tree with the images before it runs */
+  verify: 'refuse' | 'warn' | undefined;
   shellJob: boolean;
   extUnixSk: boolean;
   linkRemap: boolean;
@@ -135,6 +137,7 @@ function defaults(): CliOptions {
     restoreDetached: false,
     restoreSibling: false,
     skipChecksums: false,
+    verify: undefined,
     shellJob: false,
     extUnixSk: false,
     linkRemap: false,
@@ -236,6 +239,7 @@ function apply(hit: Hit, raw: Raw): 'version' | undefined {
     case 'restore-detached': case 'daemon': o.restoreDetached = on; break;
     case 'restore-sibling': o.restoreSibling = on; break;
     case 'skip-checksums': o.skipChecksums = on; break;
+    case 'verify': o.verify = verifyMode(shown, value); break;
     case 'images-dir': raw.imagesDir = nonEmpty(shown, value); break;
     case 'work-dir': raw.workDir = nonEmpty(shown, value); break;
     case 'log-file': raw.logFile = nonEmpty(shown, value); break;
@@ -288,6 +292,12 @@ function apply(hit: Hit, raw: Raw): 'version' | undefined {
 
 function badArg(shown: string, value: string | undefined): CriuTsError {
   return usage(`invalid argument for ${shown}: ${value ?? ''}`, { option: shown, value });
+}
+
+function verifyMode(shown: string, value: string | undefined): 'refuse' | 'warn' {
+  if (value === undefined || value === 'refuse') return 'refuse';
+  if (value === 'warn') return 'warn';
+  throw badArg(shown, value);
 }
 
 function nonEmpty(shown: string, value: string | undefined): string {

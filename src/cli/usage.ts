@@ -53,6 +53,9 @@ Dump/Restore options:
      --auto-dedup       pre-dump/dump with a parent: free the parents' pages this dump holds again
                         (accepted by restore, where it frees nothing)
      --skip-checksums   restore even if a file differs from the dump's checksums
+     --verify[=warn]    restore: read every task back before it runs and compare it with
+                        the images (registers, memory, fds, signals, creds, ...); a
+                        difference fails the restore (with =warn: only logged)
      --socket-mode MODE service: socket permissions, octal (default 0600: root only)
      --socket-group G   service: socket group, to share it with a group on purpose
 

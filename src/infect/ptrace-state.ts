@@ -7,7 +7,7 @@
  */
 import {
   ptraceDetach, ptraceDetachQuiet, ptraceGetRegset, ptraceGetRseqConfig, ptracePeekSiginfo, ptraceSeccompFilterFlags,
-  ptraceSeccompGetFilter, ptraceSetOptions, ptraceSetRegset, ptraceSetSigmask, setGpRegsRaw, NT_X86_XSTATE, type RseqConfig,
+  ptraceSeccompGetFilter, ptraceSetOptions, ptraceSetRegset, ptraceSetSigmask, ptraceGetSigmask, setGpRegsRaw, NT_X86_XSTATE, type RseqConfig,
 } from '../sys/index.js';
 
 /** The thread's XSAVE area (NT_X86_XSTATE), at most `maxBytes`. */
@@ -53,6 +53,11 @@ export function setTraceOptions(tid: number, options: number): void {
 /** Set the signal mask a traced thread has while it is held (PTRACE_SETSIGMASK). */
 export function holdSigmask(tid: number, mask: bigint): void {
   ptraceSetSigmask(tid, mask);
+}
+
+/** The signal mask a traced thread has now (PTRACE_GETSIGMASK): what it resumes with. */
+export function sigmaskNow(tid: number): bigint {
+  return ptraceGetSigmask(tid);
 }
 
 /** Let the thread go, delivering `sig` (0: none). */

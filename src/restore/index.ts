@@ -138,7 +138,7 @@ async function restoreLoaded(opts: RestoreTreeOptions, dir: string, img: DumpIma
     session.afterAllFiles();
     retireHelpers(plan, (t) => consumeSignal(t, SIGCHLD));
     makeZombies(plan, img);
-    for (const n of plan.nodes) finalizeTask(n, img);
+    for (const n of plan.nodes) finalizeTask(n, img, opts.verify);
     for (const k of RESOURCE_KINDS) k.finishRestore?.(filesCtx, false);
     // Every task is ready and still held: a refusal now kills them all.
     await notify('post-restore');

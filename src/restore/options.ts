@@ -20,6 +20,8 @@ export interface RestoreTreeOptions {
   notify: ActionNotify<RestoreActionPoint>;
   /** do not check the dump's files against criu-ts-checksums */
   skipChecksums: boolean;
+  /** compare the restored tree with the images before it runs (restore/verify.ts): fail on a difference, or only log it */
+  verify: 'refuse' | 'warn' | undefined;
   /** an unprivileged caller this restore acts for (src/restore/authorize.ts), or undefined for root's own restore */
   asCaller: CallerCreds | undefined;
 }

@@ -24,6 +24,7 @@ import { cloneWithPid, TRACE_OPTIONS } from './stub.js';
 import { restoreThreadSeccomp, seccompSharedByThreads } from '../kinds/index.js';
 import { restoreCreds } from '../kinds/creds.js';
 import { handleFor } from './handle.js';
+import { verifyTaskState, verifyRegisters, judge } from './verify.js';
 import type { DumpImages } from './images.js';
 import type { RestoreNode, RestorePlan } from './plan.js';
 import { logger } from '../log.js';
@@ -108,7 +109,7 @@ function restoreThread(h: RestoreTaskHandle, core: CoreEntry, comm: string): voi
 }
 
 /** Credentials, then the last injected call (drop scratch), registers and mask, for every thread. */
-export function finalizeTask(n: RestoreNode, img: DumpImages): void {
+export function finalizeTask(n: RestoreNode, img: DumpImages, verify?: 'refuse' | 'warn'): void {
   const task = n.images;
   if (!task || !n.tracee) return;
   const main = n.tracee;
@@ -140,13 +141,17 @@ export function finalizeTask(n: RestoreNode, img: DumpImages): void {
     const now = Number(h.syscall('prctl(GET_DUMPABLE)', NR.prctl, PR.GET_DUMPABLE));
     if (now !== task.mm.dumpable) h.syscall('prctl(SET_DUMPABLE)', NR.prctl, PR.SET_DUMPABLE, task.mm.dumpable);
   }
+  // --verify reads the task back while injected calls still can (the scratch area is there).
+  const diffs = verify ? verifyTaskState(n, img) : [];
   main.unmapScratch();
+  const interruptedTids = new Set<number>();
   n.threads.forEach((th, i) => {
     const core = task.cores[i] as CoreEntry;
     const dumped = coreRegs(core);
     const interrupted = asInterruptedSyscall(dumped, (ip) => main.readMem(ip, 2));
     let regs: GpRegs;
     if (interrupted) {
+      interruptedTids.add(th.tid);
       th.stopInSignalDelivery();
       regs = interrupted;
     } else {
@@ -157,4 +162,5 @@ export function finalizeTask(n: RestoreNode, img: DumpImages): void {
     const mask = core.thread_core?.blk_sigset ?? core.tc?.blk_sigset ?? task.cores[0]?.tc?.blk_sigset ?? 0n;
     holdSigmask(th.tid, mask);
   });
+  if (verify) judge([...diffs, ...verifyRegisters(n, interruptedTids)], verify);
 }

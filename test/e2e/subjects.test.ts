@@ -1,7 +1,8 @@
 /**
  * Table-driven checkpoint/restore of every C subject (test/lib/subject-table):
  * build, start, let it run, dump through the API (which kills it), see the
- * pid vanish, restore it detached with the same pid, then SIGTERM and expect
+ * pid vanish, restore it detached with the same pid and --verify (read back
+ * and compared with the images before it runs), then SIGTERM and expect
  * PASS. Subjects that need a feature still being written are listed below
  * with the reason and run as node:test `todo`: reported, never red, and the
  * report shows when one starts passing. Two subjects also go through the real
@@ -72,7 +73,8 @@ for (const c of SUBJECTS) {
       const d = await dump({ ...DUMP_OPTIONS[c.name], pid: s.pid, imagesDir: dir, progress: false });
       assert.equal(d.pids[0], s.pid);
       assert.deepEqual(await waitTreeGone(dir), [], 'tasks (by pid) still there after the dump');
-      const r = await restore({ ...DUMP_OPTIONS[c.name], imagesDir: dir, progress: false });
+      // --verify: every subject is read back before it runs and compared with its images (issue 10, point 7).
+      const r = await restore({ ...DUMP_OPTIONS[c.name], imagesDir: dir, progress: false, verify: true });
       assert.equal(r.pid, s.pid, 'restored with the same pid');
       assert.ok(isAlive(s.pid), `restored ${s.pid} is not running`);
       const res = await s.terminateAndResult(30_000);
