@@ -12,7 +12,7 @@ import { CriuTsError, isCriuTsError } from '../errors.js';
 import { logger } from '../log.js';
 import { parseStat, parseStatus, readComm, readCwd, readRoot, readExe, readAuxv, readNsIds } from '../proc/index.js';
 import { NS_KINDS, NS_ID_FIELD } from '../images/index.js';
-import { refuseForeignNamespaces } from './namespaces.js';
+import { hasOwnNamespace, refuseForeignNamespaces } from './namespaces.js';
 import { ACCESS, dirAccessibleBy, kcmp, KCMP, NR, PR } from '../sys/index.js';
 import type { DumpTreeOptions, DumpResult, DumpStats } from './options.js';
 import type { DumpActionPoint } from '../action-points.js';
@@ -424,6 +424,8 @@ function dumpTask(
     pid, dir: ctx.dir, fileId, ghostFileId,
     memfdFileId: (start, end, path) => memfdFileForMapping(ctx, pid, start, end, path),
     shmemDone: shared.shmemDone, nextPagesId: () => ctx.nextPagesId(), onBytes: shared.onBytes, exclude,
+    // Its SysV segments go with its ipc namespace (the ipc kind) only when that namespace is not ours.
+    sysvShm: hasOwnNamespace(pid, 'ipc'),
     ...(track ? { track } : {}),
   });
   // Closes the tracker (final dump) before the fds are dumped, or protects what is new.

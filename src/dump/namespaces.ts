@@ -77,3 +77,10 @@ export function refuseForeignNamespaces(pid: number, handled: ReadonlySet<NsKind
     );
   }
 }
+
+/** Whether task `pid` lives in a `type` namespace other than criu-ts's own. */
+export function hasOwnNamespace(pid: number, type: NsKind): boolean {
+  const ours = nsLink(process.pid, type);
+  const theirs = nsLink(pid, type);
+  return ours !== undefined && theirs !== undefined && ours !== theirs;
+}

@@ -20,7 +20,7 @@ import { CriuTsError, isCriuTsError } from '../errors.js';
 import { logger } from '../log.js';
 import type { DumpTreeOptions, DumpResult, DumpStats } from './options.js';
 import { seizeTree, releaseTree } from './tree.js';
-import { refuseForeignNamespaces } from './namespaces.js';
+import { hasOwnNamespace, refuseForeignNamespaces } from './namespaces.js';
 import { checkImagesDir } from './index.js';
 import { checkTraceable } from './authorize.js';
 import { walkTree } from '../proc/children.js';
@@ -72,7 +72,7 @@ export async function preDumpTree(opts: DumpTreeOptions): Promise<DumpResult> {
       // File ids only name mappings in mm-<pid>.img, which a pre-dump does not write.
       const mem = dumpMemory({
         pid: node.pid, dir, fileId: () => 0, ghostFileId: () => 0, memfdFileId: () => 0,
-        shmemDone, nextPagesId: () => ++pagesId, exclude: [scratch],
+        shmemDone, nextPagesId: () => ++pagesId, exclude: [scratch], sysvShm: hasOwnNamespace(node.pid, 'ipc'),
         ...(track ? { track } : {}),
       });
       inc.end(node.pid, mem);

@@ -118,7 +118,11 @@ function payloadLength(kind: ImageKind, entry: Message, src: ByteSource, file: s
     case 'field': n = lengthField(entry, rule.field, at, file); break;
     case 'sum': n = rule.fields.reduce((s, fld) => s + lengthField(entry, fld, at, file), 0); break;
     case 'ipc-sem': n = roundUp(2 * lengthField(entry, 'nsems', at, file), 8); break;
-    case 'ipc-shm': n = roundUp(lengthField(entry, 'size', at, file), 4); break;
+    case 'ipc-shm':
+      // CRIU 4.x keeps the contents in pagemap-shmem-<id>.img then (in_pagemaps): no payload here.
+      if (entry['in_pagemaps'] === true) return undefined;
+      n = roundUp(lengthField(entry, 'size', at, file), 4);
+      break;
     case 'ipc-msg': return readMsgQueue(entry, src, file, index);
     case 'ghost': return undefined;
   }

@@ -17,7 +17,7 @@ export type PayloadRule =
   | { readonly kind: 'sum'; readonly fields: readonly string[] }
   /** SysV semaphores: nsems u16 values padded to 8 bytes */
   | { readonly kind: 'ipc-sem' }
-  /** SysV shared memory: `size` bytes padded to 4 */
+  /** SysV shared memory: `size` bytes padded to 4, none when in_pagemaps (the pages are in pagemap-shmem-<id>.img) */
   | { readonly kind: 'ipc-shm' }
   /** SysV message queue: qnum x (u32 length, ipc_msg, msize bytes padded to 8) */
   | { readonly kind: 'ipc-msg' }

@@ -10,6 +10,7 @@ import { regFileKind } from './files/reg-file.js';
 import { SPECIAL_FILE_KINDS } from './files/special-kinds.js';
 import { PIPE_FILE_KINDS } from './files/pipe-kinds.js';
 import { inetSocketKind } from './files/inet-socket/index.js';
+import { NS_RESOURCE_KINDS } from './ns/index.js';
 
 export const FILE_KINDS: readonly FileKind[] = [...SPECIAL_FILE_KINDS, ...PIPE_FILE_KINDS, inetSocketKind, regFileKind];
 
@@ -26,7 +27,7 @@ export function fileKindByType(type: FileEntry['type']): FileKind | undefined {
  * ...), in the order the core calls them at each point (kinds/types.ts,
  * ResourceKind). Add a kind here and nowhere else.
  */
-export const RESOURCE_KINDS: readonly ResourceKind[] = [];
+export const RESOURCE_KINDS: readonly ResourceKind[] = [...NS_RESOURCE_KINDS];
 
 /** The namespace types some resource kind saves and re-creates: a task in one of its own is not refused for it. */
 export function handledNamespaces(): ReadonlySet<NsKind> {

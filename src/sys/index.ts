@@ -14,3 +14,5 @@ export * from './nodes.js';
 export * from './xstate.js';
 export * from './uffd.js';
 export * from './safe-fs.js';
+export * from './ns.js';
+export * from './ipc.js';

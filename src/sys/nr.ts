@@ -29,6 +29,9 @@ export const NR = {
   userfaultfd: 323, membarrier: 324, copy_file_range: 326, preadv2: 327, pwritev2: 328, statx: 332,
   rseq: 334, pidfd_send_signal: 424, pidfd_open: 434, clone3: 435, close_range: 436,
   pidfd_getfd: 438,
+  // SysV IPC and namespaces (kinds/ns)
+  shmget: 29, shmat: 30, shmctl: 31, semget: 64, semctl: 66, shmdt: 67, msgget: 68, msgctl: 71,
+  sethostname: 170, setdomainname: 171, unshare: 272,
   // calls a thread may be blocked in at dump (their restart codes: restore/restart.ts)
   poll: 7, select: 23, pause: 34, vfork: 58, msgsnd: 69, msgrcv: 70, pselect6: 270, ppoll: 271,
 } as const;

@@ -108,5 +108,6 @@ export const SUBJECTS: readonly SubjectCase[] = [
   c('udp', 'UDP sockets v4/v6 bound, connected, unbound, shut down: queued datagrams, peers, options'),
   c('pidfd', 'pidfds of the task and of its child: same pids, flags, signal and exit through them; pidfds of reaped children (one inode per dead process)'),
   c('pty-fork', 'pty master in the parent, slave the controlling terminal of a child in its own session'),
+  c('ipc-ns', 'uts+ipc namespaces of its own (names, a sysctl) with SysV shm (contents, attachments, a removed segment), semaphores and messages, shared with a child'),
   c('thread-churn', 'threads created and exiting all the time, also while the dump runs', { pthread: true, runMs: 50 }),
 ];

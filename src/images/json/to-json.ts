@@ -102,6 +102,8 @@ export function imageToJson(img: DecodedImage, opts: ToJsonOptions = {}): JsonOb
       if (extra !== undefined && opts.nopl !== true) obj['extra'] = base64Lines(extra);
       return obj;
     }
+    // A SysV segment whose pages are in pagemap-shmem-<id>.img has no payload to show.
+    if (extra === undefined && kind.payload.kind === 'ipc-shm' && entry['in_pagemaps'] === true) return obj;
     if (opts.nopl === true) obj['extra'] = `... <${humanSize(extraSize(kind, entry, extra))}>`;
     else obj['extra'] = extraToJson(kind, entry, extra ?? Buffer.alloc(0), messageToJson);
     return obj;

@@ -11,7 +11,10 @@
  * not copied; the vDSO's pages are copied, as CRIU does, though criu-ts's
  * restore uses the restoring kernel's own.
  *
- * Mappings of deleted files take the file along as a ghost. Known limits: SysV shm, AIO rings and hugetlbfs
+ * SysV shm attachments are recorded as VMAs (VMA_AREA_SYSVIPC) when the
+ * task's ipc namespace is dumped with it; their pages go with the segment
+ * (kinds/ns/ipc-dump.ts). Mappings of deleted files take the file along as a
+ * ghost. Known limits: SysV shm of criu-ts's own ipc namespace, AIO rings and hugetlbfs
  * are refused with EUNSUPPORTED; zero-page detection is not done (such pages
  * are written as zeros).
  */
@@ -38,6 +41,12 @@ export interface MemoryDumpContext {
   shmemDone: Set<bigint>;
   nextPagesId(): number;
   onBytes?: (n: number) => void;
+  /**
+   * The task's SysV shm segments are dumped with its ipc namespace (one of
+   * its own, taken along by the ipc kind): their attachments are recorded
+   * as VMA_AREA_SYSVIPC VMAs. Otherwise an attachment is refused.
+   */
+  sysvShm: boolean;
   /** our own scratch mappings inside the task, left out of the dump */
   exclude: { addr: bigint; size: number }[];
   /** incremental dump: what changed since the parent images, and what they hold */
@@ -111,7 +120,14 @@ export function dumpMemory(ctx: MemoryDumpContext): MemoryDump {
       if (kind === 'skip') continue;
       if (ctx.exclude.some((x) => x.addr === v.start && x.addr + BigInt(x.size) === v.end)) continue;
       if (v.vmFlags.includes('ht')) refuse(pid, v, 'hugetlb memory');
-      if (v.path.startsWith('/SYSV')) refuse(pid, v, 'SysV shared memory');
+      const sysv = v.path.startsWith('/SYSV');
+      if (sysv && !ctx.sysvShm) {
+        throw new CriuTsError(
+          'EUNSUPPORTED',
+          `task ${pid}: mapping 0x${v.start.toString(16)}-0x${v.end.toString(16)} ${v.path}: SysV shm segment ${v.inode} of criu-ts's own ipc namespace cannot be saved (only a tree in an ipc namespace of its own takes its segments along)`,
+          { pid, start: v.start, path: v.path, shmid: v.inode },
+        );
+      }
       if (v.path === '[aio]' || v.path.startsWith('/[aio]')) refuse(pid, v, 'an AIO ring');
       const { status, flags: baseFlags } = vmaStatus(kind);
       let flags = baseFlags;
@@ -151,6 +167,13 @@ export function dumpMemory(ctx: MemoryDumpContext): MemoryDump {
         if (v.path.startsWith('/dev/') && isCharDevice(v.path)) refuse(pid, v, 'a device mapping');
       }
       if (kind === 'anon-shared') entry.shmid = v.inode;
+      if (sysv) {
+        // As CRIU: the segment's id (its inode number) and whether it was attached writable; its pages go with the ipc namespace.
+        entry.status |= VMA.AREA_SYSVIPC;
+        entry.fdflags = v.vmFlags.includes('mw') ? O_RDWR : O_RDONLY;
+        vmas.push(entry);
+        continue;
+      }
       const prev = vmas[vmas.length - 1];
       if (kind === 'vvar' && prev !== undefined && (prev.status & VMA.AREA_VVAR) !== 0 && prev.end === v.start) {
         // [vvar] and [vvar_vclock] are one VVAR area in CRIU's images.
@@ -279,11 +302,13 @@ function dumpShmem(ctx: MemoryDumpContext, reader: PagemapReader, v: SmapsEntry)
   return { shmid: v.inode, pagesId, entries: w.entries };
 }
 
+const O_RDONLY = 0;
+const O_RDWR = 2;
 const SEEK_DATA = 3;
 const SEEK_HOLE = 4;
 
 /** Page-aligned [from, to) ranges of `path` between lo and hi that hold data; undefined if it cannot be asked. */
-function dataRanges(path: string, lo: bigint, hi: bigint): [bigint, bigint][] | undefined {
+export function dataRanges(path: string, lo: bigint, hi: bigint): [bigint, bigint][] | undefined {
   let fd: number;
   try {
     fd = openSync(path, 'r');

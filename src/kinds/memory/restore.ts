@@ -10,6 +10,7 @@
  * Known limits: a dump from a kernel whose vDSO/vvar sizes differ is refused. Pages of a pre-dump chain are read from the
  * parent images (parent-images.ts); a missing parent is one EIMAGE error.
  */
+import { readlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseMaps, type MapsEntry } from '../../proc/index.js';
 import { NR, PAGE_SIZE, PR, PR_SET_MM } from '../../sys/index.js';
@@ -167,8 +168,11 @@ export function restoreMemory(t: RestoreTaskHandle, mm: MmEntry, pagemap: Pagema
   // memory is committed for them.
   const filled = vmasWithPages(vmas, pagemap);
   const shmemToFill: VmaEntry[] = [];
+  // SysV shm first: an attachment spans its whole segment until the parts the task had unmapped go again.
+  attachSysvShm(t, vmas.filter((v) => (v.status & VMA.AREA_SYSVIPC) !== 0));
   for (const v of vmas) {
     const len = v.end - v.start;
+    if (v.status & VMA.AREA_SYSVIPC) continue;
     if (v.status & VMA.ANON_SHARED) {
       if (mapSharedAnon(t, v, ctx)) shmemToFill.push(v);
       continue;
@@ -250,9 +254,68 @@ function mapSharedAnon(t: RestoreTaskHandle, v: VmaEntry, ctx: RestoreContext): 
   return true;
 }
 
+const SHM_RDONLY = 0o10000;
+const SHM_EXEC = 0o100000;
+
+/**
+ * SysV shm attachments (VMA_AREA_SYSVIPC; shmid is the segment's id, which
+ * the ipc kind re-created in the task's new ipc namespace). VMAs of one
+ * attachment share its address (start - pgoff): one injected shmat there,
+ * read-only unless one of them was writable (fdflags O_RDWR), executable if
+ * one is; then the parts of the segment the task had unmapped go again and
+ * every VMA gets its own protection. The contents are the segment's own.
+ */
+function attachSysvShm(t: RestoreTaskHandle, vmas: readonly VmaEntry[]): void {
+  if (vmas.length === 0) return;
+  if (sameIpcNamespace(t.pid)) {
+    const v = vmas[0] as VmaEntry;
+    throw new CriuTsError(
+      'EUNSUPPORTED',
+      `task ${t.pid}: SysV shm segment ${v.shmid} attached at 0x${v.start.toString(16)}: the task is restored in criu-ts's own ipc namespace, where that segment is not the dump's (only a tree dumped in an ipc namespace of its own brings its segments back)`,
+      { pid: t.pid, shmid: v.shmid },
+    );
+  }
+  const groups = new Map<string, VmaEntry[]>();
+  for (const v of vmas) {
+    const key = `${v.shmid}@${v.start - v.pgoff}`;
+    groups.set(key, [...(groups.get(key) ?? []), v]);
+  }
+  for (const group of groups.values()) {
+    const first = group[0] as VmaEntry;
+    const base = first.start - first.pgoff;
+    const writable = group.some((v) => v.fdflags === undefined || (v.fdflags & 3) === 2 /* O_RDWR */);
+    const exec = group.some((v) => (v.prot & 4 /* PROT_EXEC */) !== 0);
+    const flags = (writable ? 0 : SHM_RDONLY) | (exec ? SHM_EXEC : 0);
+    const at = t.syscall(`shmat(${first.shmid})`, NR.shmat, first.shmid, base, flags);
+    if (at !== base) throw new CriuTsError('ERESTORE', `task ${t.pid}: SysV shm ${first.shmid} attached at 0x${at.toString(16)}, not 0x${base.toString(16)}`, { pid: t.pid });
+    // The attachment as the kernel made it (the segment's size, rounded up to pages).
+    const att = parseMaps(t.pid).find((m) => m.start === base);
+    const end = att?.end ?? base;
+    let cur = base;
+    for (const v of [...group].sort((a, b) => (a.start < b.start ? -1 : 1))) {
+      if (v.start > cur) t.syscall('munmap(shm hole)', NR.munmap, cur, v.start - cur);
+      cur = v.end > cur ? v.end : cur;
+    }
+    if (end > cur) t.syscall('munmap(shm tail)', NR.munmap, cur, end - cur);
+    const attProt = 1 | (writable ? PROT_WRITE : 0) | (exec ? 4 : 0);
+    for (const v of group) {
+      if (v.prot !== attProt) t.syscall('mprotect(shm)', NR.mprotect, v.start, v.end - v.start, v.prot);
+    }
+  }
+}
+
+/** Whether task `pid` is in criu-ts's own ipc namespace. */
+function sameIpcNamespace(pid: number): boolean {
+  try {
+    return readlinkSync(`/proc/${pid}/ns/ipc`) === readlinkSync('/proc/thread-self/ns/ipc');
+  } catch {
+    return false;
+  }
+}
+
 /** VMAs that some pagemap entry falls in (one walk over both, sorted by address), plus every shared anonymous one. */
 function vmasWithPages(vmas: readonly VmaEntry[], pagemap: readonly PagemapEntry[]): Set<VmaEntry> {
-  const out = new Set<VmaEntry>(vmas.filter((v) => (v.status & VMA.ANON_SHARED) !== 0));
+  const out = new Set<VmaEntry>(vmas.filter((v) => (v.status & VMA.ANON_SHARED) !== 0 && (v.status & VMA.AREA_SYSVIPC) === 0));
   const vs = [...vmas].sort((a, b) => (a.start < b.start ? -1 : a.start > b.start ? 1 : 0));
   const es = [...pagemap].sort((a, b) => (a.vaddr < b.vaddr ? -1 : a.vaddr > b.vaddr ? 1 : 0));
   let i = 0;

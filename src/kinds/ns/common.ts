@@ -1,0 +1,76 @@
+/**
+ * What the namespace kinds share: where the tree's root lives, and the
+ * refusal of nested namespaces. criu-ts re-creates a namespace of the
+ * tree's root (the whole tree shares it); a task inside the tree in yet
+ * another namespace of that type is refused, at dump and at restore.
+ */
+import { readlinkSync } from 'node:fs';
+import { CriuTsError } from '../../errors.js';
+import { NS_ID_FIELD, type NsKind } from '../../images/index.js';
+import { readComm } from '../../proc/index.js';
+import type { DumpTreeView, RestoreTreeView, RestoreTreeTask } from '../types.js';
+
+function nsLink(pid: number, type: NsKind): string {
+  try {
+    return readlinkSync(`/proc/${pid}/ns/${type}`);
+  } catch (e) {
+    throw new CriuTsError('ENOTASK', `task ${pid}: cannot read /proc/${pid}/ns/${type}: ${(e as Error).message}`, { pid }, e);
+  }
+}
+
+function commOf(pid: number): string {
+  try {
+    return ` (${readComm(pid)})`;
+  } catch {
+    return '';
+  }
+}
+
+/**
+ * At dump: whether the tree's root lives in a `type` namespace other than
+ * criu-ts's own. Every live task must share the root's; one that does not
+ * is refused with one line naming it.
+ */
+export function rootHasOwnNamespace(tree: DumpTreeView, type: NsKind): boolean {
+  const root = nsLink(tree.rootPid, type);
+  for (const t of tree.tasks) {
+    if (t.zombie || t.pid === tree.rootPid) continue;
+    const theirs = nsLink(t.pid, type);
+    if (theirs !== root) {
+      throw new CriuTsError(
+        'EUNSUPPORTED',
+        `task ${t.pid}${commOf(t.pid)} is in a ${type} namespace of its own (${theirs}) inside the tree's (${root}): nested ${type} namespaces are not supported`,
+        { pid: t.pid, namespace: type, task: theirs, root },
+      );
+    }
+  }
+  return root !== nsLink(process.pid, type);
+}
+
+/**
+ * At restore: the ns id (ids-PID.img) of the root's `type` namespace when it
+ * was not the dumper's own, else undefined. Every task with ids must share
+ * the root's (helpers and zombies inherit it).
+ */
+export function rootNamespaceToCreate(tree: RestoreTreeView, type: NsKind): number | undefined {
+  const field = NS_ID_FIELD[type];
+  const root = tree.tasks.find((t) => t.pid === tree.rootPid);
+  const want = root?.ids?.[field] as number | undefined;
+  for (const t of tree.tasks) {
+    const got = t.ids?.[field] as number | undefined;
+    if (got === undefined || got === want) continue;
+    throw new CriuTsError(
+      'EUNSUPPORTED',
+      `task ${t.pid} was dumped in a ${type} namespace of its own (ns id ${got}) inside the tree's (ns id ${String(want)}): nested ${type} namespaces are not supported`,
+      { pid: t.pid, namespace: type, nsId: got, rootNsId: want },
+    );
+  }
+  const ours = tree.rootIds?.[field] as number | undefined;
+  if (want === undefined || ours === undefined || want === ours) return undefined;
+  return want;
+}
+
+/** Is `task` the tree's root (the one task that creates the namespaces)? */
+export function isRoot(task: RestoreTreeTask, rootPid: number | undefined): boolean {
+  return rootPid !== undefined && task.pid === rootPid;
+}

@@ -1,0 +1,6 @@
+/** The namespace kinds, in the order the core calls them (kinds/index.ts RESOURCE_KINDS). */
+import type { ResourceKind } from '../types.js';
+import { utsKind } from './uts.js';
+import { ipcKind } from './ipc.js';
+
+export const NS_RESOURCE_KINDS: readonly ResourceKind[] = [utsKind, ipcKind];

@@ -1,0 +1,164 @@
+/**
+ * Re-creating one ipc namespace's SysV objects inside it (the caller wraps
+ * this in inNamespacesOf on the new namespace): each object with its
+ * dumped id (the namespace's *_next_id sysctl, then *get with
+ * IPC_CREAT|IPC_EXCL), key, owner, permissions and contents; then the
+ * namespace's sysctls. Creator ids (cuid/cgid) and the creator and
+ * last-user pids become criu-ts's, as with CRIU; times are the restore's.
+ */
+import { closeSync, openSync, readSync } from 'node:fs';
+import { join } from 'node:path';
+import { CriuTsError } from '../../errors.js';
+import { decodeMessage } from '../../images/index.js';
+import type { IpcMsg, IpcMsgEntry, IpcSemEntry, IpcShmEntry, IpcVarEntry, PagemapEntry } from '../../images/messages.js';
+import {
+  IPC_CREAT, IPC_EXCL, PAGE_SIZE, SHM_LOCKED, processVmWritev, ipcSetOwner, msgGet, msgSend, semGet, semSetAll, shmAttach, shmDetach, shmGet, shmLock,
+} from '../../sys/index.js';
+import type { RestoreContext } from '../types.js';
+import { setNextId, writeIpcVar } from './ipc-sysctl.js';
+
+export interface IpcImages {
+  nsId: number;
+  var: IpcVarEntry;
+  shm: { entry: IpcShmEntry; payload: Buffer | undefined }[];
+  sem: { entry: IpcSemEntry; payload: Buffer | undefined }[];
+  msg: { entry: IpcMsgEntry; payload: Buffer | undefined }[];
+}
+
+/** Load ipcns-*-<nsId>.img (var is required; an absent object image means no objects of that type). */
+export function loadIpcImages(ctx: RestoreContext, nsId: number): IpcImages {
+  const varFile = `ipcns-var-${nsId}.img`;
+  const v = ctx.ownImage(varFile)?.entries[0] as IpcVarEntry | undefined;
+  if (v === undefined) throw new CriuTsError('EIMAGE', `${varFile} is missing or empty: the tree's ipc namespace cannot be re-created`, { file: varFile });
+  const objects = <T>(file: string): { entry: T; payload: Buffer | undefined }[] => {
+    const img = ctx.ownImage(file);
+    return (img?.entries ?? []).map((entry, i) => ({ entry: entry as T, payload: img?.extras[i] }));
+  };
+  return {
+    nsId,
+    var: v,
+    shm: objects<IpcShmEntry>(`ipcns-shm-${nsId}.img`),
+    sem: objects<IpcSemEntry>(`ipcns-sem-${nsId}.img`),
+    msg: objects<IpcMsgEntry>(`ipcns-msg-${nsId}.img`),
+  };
+}
+
+/** Create an object of `type` with exactly the dumped id. */
+function createWithId(type: 'shm' | 'sem' | 'msg', id: number, create: () => number): void {
+  setNextId(type, id);
+  const got = create();
+  if (got !== id) throw new CriuTsError('ERESTORE', `SysV ${type} ${id} came back as ${got}`, { type, id, got });
+}
+
+const FLAGS = (mode: number): number => (mode & 0o777) | IPC_CREAT | IPC_EXCL;
+
+/** Re-create every object, then the sysctls, in the calling thread's ipc namespace. */
+export function restoreIpcObjects(img: IpcImages, ctx: RestoreContext): void {
+  for (const { entry: s, payload } of img.shm) {
+    const d = s.desc;
+    if (s.hugetlb_flag !== undefined && s.hugetlb_flag !== 0) {
+      throw new CriuTsError('EUNSUPPORTED', `SysV shm segment ${d.id} is hugetlb memory, which is not supported`, { id: d.id });
+    }
+    createWithId('shm', d.id, () => shmGet(d.key, s.size, FLAGS(d.mode)));
+    ipcSetOwner('shm', d.id, d);
+    fillSegment(ctx, s, payload);
+    if (d.mode & SHM_LOCKED) shmLock(d.id);
+  }
+  for (const { entry: s, payload } of img.sem) {
+    const d = s.desc;
+    const values = payload?.subarray(0, 2 * s.nsems);
+    if (values === undefined || values.length !== 2 * s.nsems) {
+      throw new CriuTsError('EIMAGE', `ipcns-sem-${img.nsId}.img: semaphore set ${d.id} has no values`, { id: d.id });
+    }
+    createWithId('sem', d.id, () => semGet(d.key, s.nsems, FLAGS(d.mode)));
+    ipcSetOwner('sem', d.id, d);
+    semSetAll(d.id, Buffer.from(values));
+  }
+  for (const { entry: q, payload } of img.msg) {
+    const d = q.desc;
+    createWithId('msg', d.id, () => msgGet(d.key, FLAGS(d.mode)));
+    ipcSetOwner('msg', d.id, d, q.qbytes);
+    const msgs = splitMessages(payload ?? Buffer.alloc(0), img.nsId, d.id);
+    if (msgs.length !== q.qnum) {
+      throw new CriuTsError('EIMAGE', `ipcns-msg-${img.nsId}.img: queue ${d.id} has ${msgs.length} messages, its entry says ${q.qnum}`, { id: d.id });
+    }
+    for (const m of msgs) msgSend(d.id, m.mtype, m.text);
+  }
+  writeIpcVar(img.var);
+}
+
+function splitMessages(buf: Buffer, nsId: number, id: number): { mtype: bigint; text: Buffer }[] {
+  const out: { mtype: bigint; text: Buffer }[] = [];
+  let pos = 0;
+  while (pos + 4 <= buf.length) {
+    const size = buf.readUInt32LE(pos);
+    const m = decodeMessage('ipc_msg', buf.subarray(pos + 4, pos + 4 + size)) as unknown as IpcMsg;
+    const start = pos + 4 + size;
+    if (start + m.msize > buf.length) throw new CriuTsError('EIMAGE', `ipcns-msg-${nsId}.img: a message of queue ${id} is cut short`, { id });
+    out.push({ mtype: m.mtype, text: Buffer.from(buf.subarray(start, start + m.msize)) });
+    pos = start + Math.ceil(m.msize / 8) * 8;
+  }
+  return out;
+}
+
+const COPY_CHUNK = 1 << 20;
+
+/**
+ * The contents of a new segment, written into it attached in criu-ts. From
+ * pagemap-shmem-<id>.img + pages-N.img (in_pagemaps, CRIU 4.x), or from the
+ * bytes after the entry (older CRIU).
+ */
+function fillSegment(ctx: RestoreContext, s: IpcShmEntry, payload: Buffer | undefined): void {
+  const id = s.desc.id;
+  const page = BigInt(PAGE_SIZE);
+  const len = ((s.size + page - 1n) / page) * page;
+  let runs: { fileOff: bigint; segOff: bigint; len: bigint }[] = [];
+  let pagesPath: string | undefined;
+  if (s.in_pagemaps === true) {
+    const name = `pagemap-shmem-${id}.img`;
+    const img = ctx.ownImage(name);
+    if (img === undefined) return; // no page of it was ever touched
+    const head = img.entries[0] as { pages_id: number } | undefined;
+    if (head === undefined) return;
+    pagesPath = join(ctx.dir, `pages-${head.pages_id}.img`);
+    let fileOff = 0n;
+    for (const e of img.entries.slice(1) as unknown as PagemapEntry[]) {
+      const n = (e.nr_pages !== undefined && e.nr_pages !== 0n ? e.nr_pages : BigInt(e.compat_nr_pages)) * page;
+      if ((e.flags ?? 0) & 1 /* PE_PARENT */) throw new CriuTsError('EIMAGE', `${name}: pages in parent images are not expected for a SysV segment`, { file: name });
+      if (e.vaddr + n > len) throw new CriuTsError('EIMAGE', `${name}: pages past the end of segment ${id}`, { file: name });
+      runs.push({ fileOff, segOff: e.vaddr, len: n });
+      fileOff += n;
+    }
+  } else if (payload !== undefined) {
+    runs = [{ fileOff: 0n, segOff: 0n, len: s.size }];
+  }
+  if (runs.length === 0) return;
+  const at = shmAttach(id, 0);
+  try {
+    const src = pagesPath === undefined ? undefined : openSync(pagesPath, 'r');
+    try {
+      const buf = Buffer.allocUnsafe(COPY_CHUNK);
+      for (const r of runs) {
+        for (let done = 0n; done < r.len;) {
+          const n = Number(r.len - done < BigInt(COPY_CHUNK) ? r.len - done : BigInt(COPY_CHUNK));
+          let chunk: Buffer;
+          if (src === undefined) {
+            chunk = (payload as Buffer).subarray(Number(done), Number(done) + n);
+          } else {
+            const got = readSync(src, buf, 0, n, Number(r.fileOff + done));
+            if (got !== n) throw new CriuTsError('EIMAGE', `${pagesPath}: ends before pagemap-shmem-${id}.img says`, { file: pagesPath });
+            chunk = buf.subarray(0, n);
+          }
+          // Through our attachment, as a task would write it: whole pages, the tail past the size included.
+          const wrote = processVmWritev(process.pid, chunk, 0, [{ addr: at + r.segOff + done, len: chunk.length }]);
+          if (wrote !== chunk.length) throw new CriuTsError('ERESTORE', `SysV shm segment ${id}: wrote ${wrote} of ${chunk.length} bytes`, { id });
+          done += BigInt(n);
+        }
+      }
+    } finally {
+      if (src !== undefined) closeSync(src);
+    }
+  } finally {
+    shmDetach(at);
+  }
+}

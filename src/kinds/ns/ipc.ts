@@ -1,0 +1,90 @@
+/**
+ * The ipc namespace (kernel: struct ipc_namespace): its SysV shared memory
+ * segments (with contents), semaphore sets (with values), message queues
+ * (with their messages) and its sysctls. CRIU images ipcns-var-<ns>.img,
+ * ipcns-shm-<ns>.img (+ pagemap-shmem-<shmid>.img), ipcns-sem-<ns>.img,
+ * ipcns-msg-<ns>.img.
+ *
+ * Dump: when the tree's root is in an ipc namespace other than criu-ts's,
+ * our thread steps into it (setns) and reads everything without changing
+ * it (ipc-dump.ts, ipc-sysctl.ts). The attachments of segments in the
+ * tasks' memory are VMAs (VMA_AREA_SYSVIPC, shmid = the segment's id),
+ * recorded by the memory dump. Restore: the root task, right after its
+ * clone3 and before its children, runs an injected unshare(CLONE_NEWIPC);
+ * our thread steps into the new namespace and re-creates every object with
+ * its id, then the sysctls (ipc-restore.ts); the memory restore attaches
+ * the segments with shmat at their addresses. A segment removed
+ * (IPC_RMID) while still attached is removed again once every task has
+ * attached it.
+ *
+ * Limits: nested ipc namespaces inside the tree are refused; hugetlb
+ * segments are refused; semaphore undo lists (SEM_UNDO adjustments) are
+ * not saved; POSIX message queues (mqueue fs) are not saved; a SysV
+ * segment attached by a task in criu-ts's own ipc namespace is refused by
+ * the memory dump (it is not the tree's to take along).
+ */
+import { CriuTsError } from '../../errors.js';
+import { NR, CLONE_NEWIPC, SHM_DEST, inNamespacesOf, ipcRemove } from '../../sys/index.js';
+import { stateKey, type ResourceKind } from '../types.js';
+import { isRoot, rootHasOwnNamespace, rootNamespaceToCreate } from './common.js';
+import { readIpcVar } from './ipc-sysctl.js';
+import { readIpcObjects } from './ipc-dump.js';
+import { loadIpcImages, restoreIpcObjects, type IpcImages } from './ipc-restore.js';
+import { logger } from '../../log.js';
+
+const log = logger('ipc');
+
+const DUMP = stateKey<{ rootPid: number; own: boolean }>('ipc:dump');
+const RESTORE = stateKey<{ rootPid: number; images: IpcImages | undefined; created: boolean }>('ipc:restore');
+
+export const ipcKind: ResourceKind = {
+  name: 'ipc',
+  namespaces: ['ipc'],
+
+  dumpTree(tree, ctx) {
+    const own = rootHasOwnNamespace(tree, 'ipc');
+    ctx.memo(DUMP, () => ({ rootPid: tree.rootPid, own }));
+  },
+
+  dumpTask(task, ctx) {
+    const st = ctx.memo(DUMP, () => ({ rootPid: 0, own: false }));
+    if (!st.own || task.pid !== st.rootPid) return;
+    const id = task.ids.ipc_ns_id;
+    if (id === undefined) throw new CriuTsError('EDUMP', `task ${task.pid}: no ipc namespace id`, { pid: task.pid });
+    const who = `task ${task.pid}'s ipc namespace`;
+    const { v, objs } = inNamespacesOf(task.pid, ['ipc'], () => ({ v: readIpcVar(), objs: readIpcObjects(ctx, who) }));
+    ctx.writeImage(`ipcns-var-${id}.img`, 'IPC_VAR', [v]);
+    ctx.writeImage(`ipcns-shm-${id}.img`, 'IPCNS_SHM', objs.shm);
+    for (const p of objs.shmPages) ctx.writeImage(`pagemap-shmem-${p.id}.img`, 'PAGEMAP', [{ pages_id: p.pagesId }, ...p.entries]);
+    ctx.writeImage(`ipcns-sem-${id}.img`, 'IPCNS_SEM', objs.sem.map((s) => s.entry), objs.sem.map((s) => s.values));
+    ctx.writeImage(`ipcns-msg-${id}.img`, 'IPCNS_MSG', objs.msg.map((m) => m.entry), objs.msg.map((m) => m.payload));
+    log.info(`ipc namespace ${id}: ${objs.shm.length} shm segment(s), ${objs.sem.length} semaphore set(s), ${objs.msg.length} message queue(s)`);
+  },
+
+  prepareRestore(tree, ctx) {
+    const id = rootNamespaceToCreate(tree, 'ipc');
+    const images = id === undefined ? undefined : loadIpcImages(ctx, id);
+    ctx.state(RESTORE, () => ({ rootPid: tree.rootPid, images, created: false }));
+  },
+
+  restoreCreated(t, task, ctx) {
+    const st = ctx.state(RESTORE, () => ({ rootPid: 0, images: undefined, created: false }));
+    if (!isRoot(task, st.rootPid) || st.images === undefined) return;
+    t.syscall('unshare(CLONE_NEWIPC)', NR.unshare, CLONE_NEWIPC);
+    const images = st.images;
+    inNamespacesOf(t.pid, ['ipc'], () => restoreIpcObjects(images, ctx));
+    st.created = true;
+  },
+
+  finishRestore(ctx, failed) {
+    const st = ctx.state(RESTORE, () => ({ rootPid: 0, images: undefined, created: false }));
+    // After a failure the namespace goes with its last task: nothing to undo.
+    if (failed || !st.created || st.images === undefined) return;
+    // Segments dumped as removed but still attached: every attachment is back, remove them again.
+    const dest = st.images.shm.filter((s) => (s.entry.desc.mode & SHM_DEST) !== 0);
+    if (dest.length === 0) return;
+    inNamespacesOf(st.rootPid, ['ipc'], () => {
+      for (const s of dest) ipcRemove('shm', s.entry.desc.id);
+    });
+  },
+};

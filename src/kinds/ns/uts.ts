@@ -1,0 +1,72 @@
+/**
+ * The UTS namespace (kernel: struct uts_namespace): the host name and the
+ * NIS domain name. CRIU image utsns-<ns id>.img (utsns_entry).
+ *
+ * Dump: when the tree's root is in a uts namespace other than criu-ts's,
+ * both names are read inside it (/proc/sys/kernel/{hostname,domainname},
+ * by our thread stepped into it with setns). Restore: the root task, right
+ * after its clone3 and before its children, runs an injected
+ * unshare(CLONE_NEWUTS), sethostname and setdomainname; its children are
+ * born in it. Limits: a task in yet another uts namespace inside the tree
+ * (nested) is refused; the other uname fields are the kernel's.
+ */
+import { readFileSync } from 'node:fs';
+import { CriuTsError } from '../../errors.js';
+import { NR, CLONE_NEWUTS, inNamespacesOf } from '../../sys/index.js';
+import type { UtsnsEntry } from '../../images/messages.js';
+import { stateKey, type ResourceKind, type RestoreTaskHandle } from '../types.js';
+import { isRoot, rootHasOwnNamespace, rootNamespaceToCreate } from './common.js';
+
+const DUMP = stateKey<{ rootPid: number; own: boolean }>('uts:dump');
+const RESTORE = stateKey<{ rootPid: number; entry: UtsnsEntry | undefined }>('uts:restore');
+
+/** A name as the kernel holds it (the sysctl file ends with a newline). */
+function readName(file: string): string {
+  return readFileSync(`/proc/sys/kernel/${file}`, 'utf8').replace(/\n$/, '');
+}
+
+function setName(t: RestoreTaskHandle, what: 'sethostname' | 'setdomainname', name: string): void {
+  const bytes = Buffer.from(name, 'utf8');
+  t.syscall(what, what === 'sethostname' ? NR.sethostname : NR.setdomainname, t.putBytes(bytes), bytes.length);
+}
+
+export const utsKind: ResourceKind = {
+  name: 'uts',
+  namespaces: ['uts'],
+
+  dumpTree(tree, ctx) {
+    const own = rootHasOwnNamespace(tree, 'uts');
+    ctx.memo(DUMP, () => ({ rootPid: tree.rootPid, own }));
+  },
+
+  dumpTask(task, ctx) {
+    const st = ctx.memo(DUMP, () => ({ rootPid: 0, own: false }));
+    if (!st.own || task.pid !== st.rootPid) return;
+    const id = task.ids.uts_ns_id;
+    if (id === undefined) throw new CriuTsError('EDUMP', `task ${task.pid}: no uts namespace id`, { pid: task.pid });
+    const entry: UtsnsEntry = inNamespacesOf(task.pid, ['uts'], () => ({
+      nodename: readName('hostname'),
+      domainname: readName('domainname'),
+    }));
+    ctx.writeImage(`utsns-${id}.img`, 'UTSNS', [entry]);
+  },
+
+  prepareRestore(tree, ctx) {
+    const id = rootNamespaceToCreate(tree, 'uts');
+    let entry: UtsnsEntry | undefined;
+    if (id !== undefined) {
+      const file = `utsns-${id}.img`;
+      entry = ctx.ownImage(file)?.entries[0] as UtsnsEntry | undefined;
+      if (entry === undefined) throw new CriuTsError('EIMAGE', `${file} is missing or empty: the tree's uts namespace cannot be re-created`, { file });
+    }
+    ctx.state(RESTORE, () => ({ rootPid: tree.rootPid, entry }));
+  },
+
+  restoreCreated(t, task, ctx) {
+    const st = ctx.state(RESTORE, () => ({ rootPid: 0, entry: undefined }));
+    if (!isRoot(task, st.rootPid) || st.entry === undefined) return;
+    t.syscall('unshare(CLONE_NEWUTS)', NR.unshare, CLONE_NEWUTS);
+    setName(t, 'sethostname', st.entry.nodename);
+    setName(t, 'setdomainname', st.entry.domainname);
+  },
+};

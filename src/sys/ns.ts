@@ -1,0 +1,56 @@
+/**
+ * Namespaces from our side: setns(2) on the calling thread. The uts and ipc
+ * namespaces belong to a thread, not to the process, so criu-ts's main
+ * thread can step into a task's namespace, do synchronous work there
+ * (SysV IPC calls, /proc/sys reads and writes, /proc/sysvipc) and step back,
+ * while libuv's worker threads never leave ours. Only synchronous calls may
+ * run inside: an async one would run on a worker thread, in our namespace.
+ */
+import { closeSync, openSync } from 'node:fs';
+import { sys } from './libc.js';
+import { NR } from './nr.js';
+import { CriuTsError } from '../errors.js';
+
+export const CLONE_NEWUTS = 0x04000000;
+export const CLONE_NEWIPC = 0x08000000;
+
+/** The namespace types that belong to a thread and can be entered by one (setns without CLONE_FS trouble). */
+export type ThreadNsType = 'uts' | 'ipc';
+
+const NSTYPE: Readonly<Record<ThreadNsType, number>> = { uts: CLONE_NEWUTS, ipc: CLONE_NEWIPC };
+
+export function setns(fd: number, nstype: number): void {
+  sys('setns', NR.setns, undefined, fd, nstype);
+}
+
+/**
+ * Run `fn` on this thread inside task `pid`'s namespaces of the given
+ * types, then come back to ours whatever happens. `fn` must be synchronous.
+ */
+export function inNamespacesOf<T>(pid: number, types: readonly ThreadNsType[], fn: () => T): T {
+  const back: { fd: number; type: ThreadNsType }[] = [];
+  try {
+    for (const type of types) {
+      const ours = openSync(`/proc/thread-self/ns/${type}`, 'r');
+      back.push({ fd: ours, type });
+      const theirs = openSync(`/proc/${pid}/ns/${type}`, 'r');
+      try {
+        setns(theirs, NSTYPE[type]);
+      } finally {
+        closeSync(theirs);
+      }
+    }
+    return fn();
+  } finally {
+    for (const { fd, type } of back.reverse()) {
+      try {
+        setns(fd, NSTYPE[type]);
+      } catch (e) {
+        // Staying in a task's namespace would make every later call of this process wrong.
+        throw new CriuTsError('EINTERNAL', `cannot return to criu-ts's own ${type} namespace: ${(e as Error).message}`, { type }, e);
+      } finally {
+        closeSync(fd);
+      }
+    }
+  }
+}
