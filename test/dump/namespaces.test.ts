@@ -1,6 +1,6 @@
 /**
  * Namespaces criu-ts cannot checkpoint yet are refused, never restored into
- * ours: a task in its own uts namespace, or one whose children would start
+ * ours: a task in its own mount namespace, or one whose children would start
  * in a new pid namespace, makes the dump fail with one line naming the task
  * and the namespace, and the task runs on untouched; images whose tasks had
  * namespaces of their own (ids differ from inventory root_ids) are refused
@@ -64,7 +64,7 @@ function stop(pid: number): void {
 }
 
 const CASES = [
-  { args: ['--uts'], ns: 'uts', says: /task \d+ \(sleep\) is in its own uts namespace/ },
+  { args: ['--mount'], ns: 'mnt', says: /task \d+ \(sleep\) is in its own mnt namespace/ },
   { args: ['--pid'], ns: 'pid_for_children', says: /task \d+ \(sleep\) would start its children in another pid namespace/ },
 ];
 

@@ -8,7 +8,7 @@
  */
 import { before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { readdirSync, readlinkSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
@@ -132,5 +132,39 @@ test('a task nested in a uts namespace of its own inside the tree is refused at 
     assert.ok(isAlive(s.pid));
   } finally {
     await finish(s, dir);
+  }
+});
+
+test('`unshare --uts --ipc` around a plain program: dumped with its host name, restored in new namespaces, ours untouched', { timeout: 60_000 }, async () => {
+  const child = spawn('unshare', ['--uts', '--ipc', 'sh', '-c', 'hostname ns-sleeper && exec sleep 60'], { stdio: 'ignore', detached: true });
+  const pid = child.pid as number;
+  child.unref();
+  const dir = tempDir('unshare-uts-ipc');
+  const ours = { uts: readlinkSync('/proc/self/ns/uts'), ipc: readlinkSync('/proc/self/ns/ipc'), host: hostname() };
+  try {
+    for (let i = 0; i < 200; i++) {
+      try {
+        if (readlinkSync(`/proc/${pid}/exe`).endsWith('/sleep')) break;
+      } catch {
+        // not exec'd yet
+      }
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    await dump({ pid, imagesDir: dir, progress: false });
+    assert.deepEqual(await waitTreeGone(dir), []);
+    const r = await restore({ imagesDir: dir, progress: false });
+    assert.equal(r.pid, pid);
+    for (const ns of ['uts', 'ipc'] as const) assert.notEqual(readlinkSync(`/proc/${pid}/ns/${ns}`), ours[ns], `restored in a ${ns} namespace of its own`);
+    const name = execFileSync('nsenter', ['-t', String(pid), '-u', 'hostname'], { encoding: 'utf8' }).trim();
+    assert.equal(name, 'ns-sleeper');
+    assert.equal(hostname(), ours.host);
+  } finally {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // gone
+    }
+    await killAndWait(pid);
+    removeDir(dir);
   }
 });
