@@ -193,7 +193,11 @@ const PROBES: Record<string, Prober> = {
   can_map_vdso: (f) => kconfigProbe(f, 'CHECKPOINT_RESTORE'),
   sk_ns: () => probe.probeSkNs(),
   sk_unix_file: () => probe.probeUnixFile(),
-  net_diag_raw: (f) => kconfigProbe(f, 'INET_RAW_DIAG'),
+  // Raw sockets are dumped from /proc/PID/net/raw{,6} (raw sock_diag lists nothing on some kernels).
+  net_diag_raw: () => {
+    const v4 = fileExists('/proc/self/net/raw', 'raw sockets are read from it');
+    return v4.ok ? fileExists('/proc/self/net/raw6', 'raw IPv6 sockets are read from it') : v4;
+  },
   nsid: (f) => kconfigProbe(f, 'NET_NS'),
   link_nsid: (f) => kconfigProbe(f, 'NET_NS'),
   kcmp_epoll: () => probe.probeKcmpEpoll(),

@@ -10,3 +10,4 @@ export * from './children.js';
 export * from './timers.js';
 export * from './misc.js';
 export { procDir } from './read.js';
+export * from './net-sockets.js';

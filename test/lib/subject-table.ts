@@ -104,6 +104,7 @@ export const SUBJECTS: readonly SubjectCase[] = [
   c('tcp-states', 'TCP connections in FIN_WAIT1, FIN_WAIT2, CLOSE_WAIT, LAST_ACK, CLOSING and reset, both ends in the tree, IPv4/IPv6/v4-mapped'),
   c('tcp-close', 'a listener with a connection not accepted yet (--skip-in-flight)', { args: ['--mode', 'in-flight'] }),
   c('tcp-states', 'half-closed TCP connections whose two ends are in a parent and its child', { args: ['--split', '1'] }),
+  c('inet-raw', 'raw IPv4/IPv6 sockets (ICMP, UDP, IPPROTO_RAW): addresses, ICMP filters, IP/IPv6 options, connected; ping sockets in test/kinds/files/inet-raw.test.ts'),
   c('sock-opts', 'socket filters (UDP with a datagram queued before its filter, a unix pair), SO_LINGER, SO_BINDTODEVICE, a SO_REUSEPORT group of listeners one of which left it'),
   c('udp', 'UDP sockets v4/v6 bound, connected, unbound, shut down: queued datagrams, peers, options'),
   c('pidfd', 'pidfds of the task and of its child: same pids, flags, signal and exit through them; pidfds of reaped children (one inode per dead process)'),

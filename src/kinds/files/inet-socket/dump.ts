@@ -9,7 +9,7 @@ import { CriuTsError } from '../../../errors.js';
 import type { FileEntry, InetSkEntry, SkShutdown } from '../../../images/messages.js';
 import { logger } from '../../../log.js';
 import {
-  AF_INET6, IPPROTO_TCP, IPPROTO_UDP, IPPROTO_UDPLITE, SOCK_DGRAM, SOCK_STREAM, SOL_IPV6, SOL_SOCKET, SOL_TCP,
+  AF_INET6, IPPROTO_TCP, IPPROTO_UDP, IPPROTO_UDPLITE, SOCK_DGRAM, SOCK_RAW, SOCK_STREAM, SOL_IPV6, SOL_SOCKET, SOL_TCP,
   getpeername, getsockname, getsockopt, getsockoptInt, getsockoptTry,
 } from '../../../sys/index.js';
 import type { DumpContext, FdProbe } from '../../types.js';
@@ -20,6 +20,7 @@ import { inetDiag, TCP_CLOSE, TCP_ESTABLISHED, TCP_LISTEN } from './diag.js';
 import { REPAIRABLE, stateName } from './tcp-states.js';
 import { dumpIpOpts, dumpTcpOpts } from './opts.js';
 import { dumpTcpStream } from './tcp-repair.js';
+import { dropQueue, dumpRawOpts, IPPROTO_ICMP, IPPROTO_ICMPV6, procEntry, rawOrPing } from './raw.js';
 import { lockConnection } from './net-lock.js';
 import { dumpQueue } from '../unix-socket/queue.js';
 
@@ -29,7 +30,9 @@ const SO_PROTOCOL = 38;
 const IPV6_V6ONLY = 26;
 const TCP_INFO = 11;
 const SHUTDOWN_NAMES: SkShutdown[] = ['NONE', 'READ', 'WRITE', 'BOTH'];
-const PROTO_NAMES: Readonly<Record<number, string>> = { [IPPROTO_TCP]: 'TCP', [IPPROTO_UDP]: 'UDP', [IPPROTO_UDPLITE]: 'UDP-Lite' };
+const PROTO_NAMES: Readonly<Record<number, string>> = {
+  [IPPROTO_TCP]: 'TCP', [IPPROTO_UDP]: 'UDP', [IPPROTO_UDPLITE]: 'UDP-Lite', [IPPROTO_ICMP]: 'ICMP', [IPPROTO_ICMPV6]: 'ICMPv6',
+};
 const SO_PEERNAME = 28;
 
 /**
@@ -63,20 +66,35 @@ export function dumpInetSocket(p: FdProbe, id: number, ctx: DumpContext): FileEn
   const proto = getsockoptInt(p.localFd, SOL_SOCKET, SO_PROTOCOL);
   const ino = Number(p.stat.ino);
   const fam = family === AF_INET6 ? 'IPv6' : 'IPv4';
-  const what = `task ${p.pid} fd ${p.fd}: ${fam} ${PROTO_NAMES[proto] ?? `protocol ${proto}`} socket ${ino}`;
+  const kind = type === SOCK_RAW ? 'raw ' : '';
+  const what = `task ${p.pid} fd ${p.fd}: ${fam} ${kind}${PROTO_NAMES[proto] ?? `protocol ${proto}`} socket ${ino}`;
   const refuse = (why: string): never => {
     throw new CriuTsError('EUNSUPPORTED', `${what}: ${why}`, { pid: p.pid, fd: p.fd, ino });
   };
-  if (!((type === SOCK_STREAM && proto === IPPROTO_TCP) || (type === SOCK_DGRAM && (proto === IPPROTO_UDP || proto === IPPROTO_UDPLITE)))) {
-    refuse(`type ${type} protocol ${proto} is not supported (only TCP and UDP)`);
+  const rawish = rawOrPing(type, proto);
+  if (!rawish && !((type === SOCK_STREAM && proto === IPPROTO_TCP) || (type === SOCK_DGRAM && (proto === IPPROTO_UDP || proto === IPPROTO_UDPLITE)))) {
+    refuse(`type ${type} protocol ${proto} is not supported (TCP, UDP, UDP-Lite, ICMP ping and raw sockets are)`);
   }
-  const src = fromSockaddr(family, getsockname(p.localFd));
-  const dst = fromSockaddr(family, peerOf(p.localFd, family));
-  const d = inetDiag(ctx, family, proto, ino);
+  let src = fromSockaddr(family, getsockname(p.localFd));
+  let dst = fromSockaddr(family, rawish ? null : peerOf(p.localFd, family));
+  const d = rawish ? undefined : inetDiag(ctx, family, proto, ino);
   let state: number;
   let backlog = 0;
   let pending = 0;
-  if (d) {
+  if (rawish) {
+    const pe = procEntry(ctx, p.pid, family, type, ino);
+    if (pe) {
+      src = { words: pe.local, port: pe.localPort };
+      dst = { words: pe.remote, port: pe.remotePort };
+      state = pe.state;
+      dropQueue(pe, what);
+    } else if (type !== SOCK_RAW) {
+      // A ping socket is listed once bound (by bind, connect or its first echo): this one never was.
+      state = TCP_CLOSE;
+    } else {
+      return refuse(`not listed in /proc/${p.pid}/net (another network namespace?)`);
+    }
+  } else if (d) {
     state = d.state;
     backlog = d.wqueue;
     pending = d.state === TCP_LISTEN ? d.rqueue : 0;
@@ -88,7 +106,7 @@ export function dumpInetSocket(p: FdProbe, id: number, ctx: DumpContext): FileEn
   }
   let repair = false;
   const conn = `${addrText(family, src.words, src.port)} -> ${addrText(family, dst.words, dst.port)}`;
-  if (proto === IPPROTO_TCP) {
+  if (proto === IPPROTO_TCP && !rawish) {
     if (state === TCP_LISTEN && pending > 0 && ctx.opts.skipInFlight) {
       // Left in the old listener's queue: its clients see a reset when the dumped tree dies.
       log.info(`${what}: skipping ${pending} connection(s) not accepted yet (--skip-in-flight)`);
@@ -122,11 +140,12 @@ export function dumpInetSocket(p: FdProbe, id: number, ctx: DumpContext): FileEn
   // The same number as the task's net_ns_id in ids-<pid>.img.
   if (p.netNsId !== undefined) ie.ns_id = p.netNsId;
   if (family === AF_INET6) ie.v6only = getsockoptInt(p.localFd, SOL_IPV6, IPV6_V6ONLY) !== 0;
-  ie.ip_opts = dumpIpOpts(p.localFd);
+  ie.ip_opts = dumpIpOpts(p.localFd, family, what);
+  if (type === SOCK_RAW) ie.ip_opts.raw = dumpRawOpts(p.localFd, family, proto, what);
   if (proto !== IPPROTO_TCP && d && d.shutdown !== 0) ie.shutdown = SHUTDOWN_NAMES[d.shutdown & 3] ?? 'BOTH';
-  ie.tcp_opts = dumpTcpOpts(p.localFd, proto === IPPROTO_TCP);
+  ie.tcp_opts = dumpTcpOpts(p.localFd, proto === IPPROTO_TCP && !rawish);
   // Peeked whether or not sock_diag lists the socket: an empty queue costs one call.
-  if (proto !== IPPROTO_TCP) dumpQueue(ctx, p.localFd, id, type, what);
+  if (proto !== IPPROTO_TCP && !rawish) dumpQueue(ctx, p.localFd, id, type, what);
   // Last: it leaves the socket in repair mode, so the task's death closes it silently.
   if (repair) {
     // Held still (both ways) before we look, until the restored tree resumes.

@@ -1,14 +1,18 @@
 /**
- * TCP and UDP sockets over IPv4 and IPv6: CRIU's INETSK file_entry
- * (inet_sk_entry with sk_opts_entry, ip_opts_entry, tcp_opts_entry) and
- * sk-queues.img for datagrams waiting to be read. State and a listener's
- * backlog come from sock_diag (INET_DIAG), addresses and options from our
+ * TCP, UDP, raw and ICMP ping sockets over IPv4 and IPv6: CRIU's INETSK
+ * file_entry (inet_sk_entry with sk_opts_entry, ip_opts_entry,
+ * tcp_opts_entry) and sk-queues.img for datagrams waiting to be read.
+ * State and a listener's backlog come from sock_diag (INET_DIAG), raw and
+ * ping sockets' from /proc/PID/net (raw.ts), addresses and options from our
  * pidfd_getfd copy of the socket.
  *
  * Handles listening TCP sockets, bound-only and unbound TCP sockets, UDP
  * (and UDP-Lite) sockets bound and/or connected, shut down, with
- * SO_REUSEADDR/SO_REUSEPORT, IPV6_V6ONLY, IP_FREEBIND, TTL/TOS, Nagle, cork
- * and keepalive settings and the generic socket options.
+ * SO_REUSEADDR/SO_REUSEPORT (also groups sharing a port, ports.ts),
+ * IPV6_V6ONLY, IP_FREEBIND, IP_PKTINFO, TTL/TOS, Nagle, cork and keepalive
+ * settings and the generic socket options (../socket-opts/); raw sockets
+ * with their ICMP filters and raw options; ping sockets with their echo
+ * identifier.
  *
  * Connections (--tcp-established), also half closed, closing or reset, go
  * through TCP_REPAIR into tcp-stream-<ino>.img (see tcp-repair.ts and
@@ -18,9 +22,10 @@
  * outside the dump that sends between dump and restore gets a reset; a
  * listener with connections not accepted yet is refused; queued datagrams
  * come back with their bytes and boundaries but from another source
- * address (CRIU's sk_packet_entry has no field for it; CRIU drops them); a
- * corked UDP socket is refused; ifname (for link-local
- * IPv6), raw/ICMP sockets and file owner (fown) are not handled; a
+ * address (CRIU's sk_packet_entry has no field for it; CRIU drops them);
+ * packets queued on raw and ping sockets are dropped (logged); a corked
+ * UDP socket, IP_TRANSPARENT and IP_PKTINFO on IPv6 are refused; ifname
+ * (for link-local IPv6) and file owner (fown) are not handled; a
  * listener whose old connections linger in TIME_WAIT cannot be bound again
  * unless it had SO_REUSEADDR (the kernel's rule; restore says so).
  */

@@ -9,7 +9,7 @@
  * values only once every task's files exist.
  */
 import type { FileEntry, InetSkEntry } from '../../../images/messages.js';
-import { closeQuiet, pidfdGetfd, pidfdOpen, setsockoptInt, SOL_SOCKET } from '../../../sys/index.js';
+import { closeQuiet, pidfdGetfd, pidfdOpen, setsockoptInt, SOCK_RAW, SOL_SOCKET } from '../../../sys/index.js';
 import type { RestoreContext, RestoreTaskHandle } from '../../types.js';
 import { setIntOpt } from './opts.js';
 
@@ -32,15 +32,16 @@ function reuseportPeer(e: FileEntry, i: InetSkEntry, ctx: RestoreContext): boole
     f.isk.src_port === i.src_port && f.isk.opts.so_reuseport === true);
 }
 
-/** What to turn on before bind; the returned flags say what releasePortOpts must put back. */
+/** What to turn on before bind (a raw socket's port is its protocol: nothing). */
 export function holdPortOpts(t: RestoreTaskHandle, fd: number, e: FileEntry, i: InetSkEntry, ctx: RestoreContext): void {
+  if (i.type === SOCK_RAW) return;
   if (!i.opts.reuseaddr) setIntOpt(t, fd, SOL_SOCKET, SO_REUSEADDR, 1, 'SO_REUSEADDR');
   if (!i.opts.so_reuseport && reuseportPeer(e, i, ctx)) setIntOpt(t, fd, SOL_SOCKET, SO_REUSEPORT, 1, 'SO_REUSEPORT');
 }
 
 /** Once every task's files exist: the dumped SO_REUSEADDR/SO_REUSEPORT back on task `pid`'s socket `fd`. */
 export function releasePortOpts(pid: number, fd: number, e: FileEntry, i: InetSkEntry, ctx: RestoreContext): void {
-  if (i.src_port === 0) return;
+  if (i.src_port === 0 || i.type === SOCK_RAW) return;
   const addr = !i.opts.reuseaddr;
   const port = !i.opts.so_reuseport && reuseportPeer(e, i, ctx);
   if (!addr && !port) return;

@@ -10,15 +10,17 @@
 import { CriuTsError } from '../../../errors.js';
 import type { FileEntry, InetSkEntry, IpOptsEntry, SkOptsEntry, TcpOptsEntry } from '../../../images/messages.js';
 import {
-  AF_INET6, IPPROTO_TCP, NR, SOL_IP, SOL_IPV6, SOL_SOCKET, closeQuiet, setsockoptInt, socket,
+  AF_INET6, IPPROTO_TCP, IPPROTO_UDP, IPPROTO_UDPLITE, NR, SOCK_RAW, SOCK_STREAM, SOL_IP, SOL_IPV6, SOL_SOCKET,
+  closeQuiet, setsockoptInt, socket,
 } from '../../../sys/index.js';
 import { stateKey, type RestoreContext, type RestoreTaskHandle } from '../../types.js';
 import { setStatusFlags } from '../pipe.js';
 import { dumpSkOpts, restoreFilter, restoreSkOpts } from '../socket-opts/index.js';
 import { copyOfPid, holdPortOpts, releasePortOpts } from './ports.js';
+import { rawOrPing, restoreRawOpts } from './raw.js';
 import { queueOf, sendQueue } from '../unix-socket/queue.js';
 import { addrText, toSockaddr } from './addr.js';
-import { onlyTimeWaitOn, TCP_LISTEN } from './diag.js';
+import { onlyTimeWaitOn, TCP_ESTABLISHED, TCP_LISTEN } from './diag.js';
 import { holdRepaired, releaseRepaired, restoreTcpStream, takeRepaired } from './tcp-repair.js';
 import { dumpIpOpts, dumpTcpOpts, IP_FREEBIND, restoreIpOpts, restoreTcpOpts, setIntOpt } from './opts.js';
 
@@ -45,25 +47,41 @@ export function iskOf(e: FileEntry): InetSkEntry {
   return e.isk;
 }
 
-const protoName = (i: InetSkEntry): string => (i.proto === IPPROTO_TCP ? 'TCP' : 'UDP');
+const isTcp = (i: InetSkEntry): boolean => i.type === SOCK_STREAM;
+const protoName = (i: InetSkEntry): string =>
+  i.type === SOCK_RAW ? `raw protocol ${i.proto}` : isTcp(i) ? 'TCP' : i.proto === IPPROTO_UDP || i.proto === IPPROTO_UDPLITE ? 'UDP' : 'ICMP';
 const local = (i: InetSkEntry): string => addrText(i.family, i.src_addr ?? [], i.src_port);
 const remote = (i: InetSkEntry): string => addrText(i.family, i.dst_addr ?? [], i.dst_port);
 
-/** Option values of a new socket like this one, from our side: what restore need not set. */
-function freshOpts(i: InetSkEntry, ctx: RestoreContext): Fresh {
+/**
+ * Option values of a new socket like this one, from our side: what restore
+ * need not set. Where we may not make one (ICMP ping sockets outside
+ * net.ipv4.ping_group_range), the task's new socket `fd` tells, unset yet.
+ */
+function freshOpts(i: InetSkEntry, ctx: RestoreContext, t: RestoreTaskHandle, fd: number): Fresh {
   const all = ctx.state(FRESH, () => new Map<string, Fresh>());
   const key = `${i.family}:${i.type}:${i.proto}`;
-  let o = all.get(key);
-  if (!o) {
-    const fd = socket(i.family, i.type, i.proto);
+  const known = all.get(key);
+  if (known) return known;
+  const read = (s: number): Fresh => ({ sk: dumpSkOpts(s, false), ip: dumpIpOpts(s, i.family), tcp: dumpTcpOpts(s, isTcp(i)) });
+  let ours: number;
+  try {
+    ours = socket(i.family, i.type, i.proto);
+  } catch {
+    const copy = copyOf(t, fd);
     try {
-      o = { sk: dumpSkOpts(fd, false), ip: dumpIpOpts(fd), tcp: dumpTcpOpts(fd, i.proto === IPPROTO_TCP) };
+      return read(copy);
     } finally {
-      closeQuiet(fd);
+      closeQuiet(copy);
     }
-    all.set(key, o);
   }
-  return o;
+  try {
+    const o = read(ours);
+    all.set(key, o);
+    return o;
+  } finally {
+    closeQuiet(ours);
+  }
 }
 
 const copyOf = (t: RestoreTaskHandle, fd: number): number => copyOfPid(t.pid, fd);
@@ -92,7 +110,7 @@ function bindAsDumped(t: RestoreTaskHandle, fd: number, i: InetSkEntry, where: s
 function portTaken(e: unknown, i: InetSkEntry, where: string): unknown {
   if (errnoOf(e) !== EADDRINUSE) return e;
   let why = 'is taken by another socket';
-  if (i.proto === IPPROTO_TCP && onlyTimeWaitOn(i.family, i.src_port)) {
+  if (isTcp(i) && onlyTimeWaitOn(i.family, i.src_port)) {
     // The old socket's connections linger; they block the port unless the old socket had SO_REUSEADDR.
     why = 'is held by connections in TIME_WAIT (the dumped socket had no SO_REUSEADDR); retry in a minute';
   }
@@ -113,21 +131,23 @@ export function restoreInetSocket(t: RestoreTaskHandle, e: FileEntry, fd0: numbe
   const i = iskOf(e);
   const where = `task ${t.pid} fd ${fd0}`;
   const fd = Number(t.syscall('socket', NR.socket, i.family, i.type, i.proto));
-  const fresh = freshOpts(i, ctx);
-  if (i.family === AF_INET6 && i.v6only) setIntOpt(t, fd, SOL_IPV6, IPV6_V6ONLY, 1, 'IPV6_V6ONLY');
+  const fresh = freshOpts(i, ctx, t, fd);
+  // A raw socket has its protocol as port from the start: the kernel takes no IPV6_V6ONLY then.
+  if (i.family === AF_INET6 && i.v6only && i.type !== SOCK_RAW) setIntOpt(t, fd, SOL_IPV6, IPV6_V6ONLY, 1, 'IPV6_V6ONLY');
   restoreSkOpts(t, fd, i.opts, fresh.sk);
-  if (i.ip_opts) restoreIpOpts(t, fd, i.ip_opts, fresh.ip);
+  if (i.ip_opts) restoreIpOpts(t, fd, i.family, i.ip_opts, fresh.ip);
+  if (i.type === SOCK_RAW && i.ip_opts?.raw) restoreRawOpts(t, fd, i.family, i.proto, i.ip_opts.raw);
   if (i.tcp_opts) restoreTcpOpts(t, fd, i.tcp_opts, fresh.tcp);
   // TCP meets its filter only on packets to come (repair writes its queues past it).
-  if (i.proto === IPPROTO_TCP) restoreFilter(t, fd, i.opts.so_filter);
-  if (i.proto === IPPROTO_TCP && i.dst_port !== 0 && ctx.opts.tcpClose) {
+  if (isTcp(i)) restoreFilter(t, fd, i.opts.so_filter);
+  if (isTcp(i) && i.dst_port !== 0 && ctx.opts.tcpClose) {
     // --tcp-close: a socket that was connected and is closed now, as CRIU makes it:
     // never connected, shut down both ways (read gives end of file, poll HUP).
     shutdownQuiet(t, fd);
     setStatusFlags(t, fd, i.flags);
     return fd;
   }
-  if (i.proto === IPPROTO_TCP && i.dst_port !== 0) {
+  if (isTcp(i) && i.dst_port !== 0) {
     const what = `${where}: TCP connection ${local(i)} -> ${remote(i)}`;
     const ours = copyOf(t, fd);
     try {
@@ -138,7 +158,10 @@ export function restoreInetSocket(t: RestoreTaskHandle, e: FileEntry, fd0: numbe
     setStatusFlags(t, fd, i.flags);
     return fd;
   }
-  if (i.src_port !== 0) {
+  if (i.type === SOCK_RAW) {
+    // Its "port" is its protocol: only an address binds it.
+    if ((i.src_addr ?? []).some((w) => w !== 0)) bindAsDumped(t, fd, i, where);
+  } else if (i.src_port !== 0) {
     holdPortOpts(t, fd, e, i, ctx);
     bindAsDumped(t, fd, i, where);
   }
@@ -151,7 +174,7 @@ export function restoreInetSocket(t: RestoreTaskHandle, e: FileEntry, fd0: numbe
   }
   setStatusFlags(t, fd, i.flags);
   // A datagram queue goes in before the filter and the connect (finish); without one, both now.
-  if (i.proto !== IPPROTO_TCP && queueOf(e.id, ctx).length === 0) {
+  if (!isTcp(i) && queueOf(e.id, ctx).length === 0) {
     restoreFilter(t, fd, i.opts.so_filter);
     connectAndShut(t, fd, i);
   }
@@ -168,7 +191,8 @@ function shutdownQuiet(t: RestoreTaskHandle, fd: number): void {
 }
 
 function connectAndShut(t: RestoreTaskHandle, fd: number, i: InetSkEntry): void {
-  if (i.dst_port !== 0) connectAsDumped(t, fd, i);
+  // Raw and ping sockets have no peer port: their state tells they are connected.
+  if (i.dst_port !== 0 || (rawOrPing(i.type, i.proto) && i.state === TCP_ESTABLISHED)) connectAsDumped(t, fd, i);
   const how = shutdownHow(i);
   if (how < 0) return;
   try {
@@ -192,7 +216,7 @@ function queueTarget(i: InetSkEntry): Buffer {
 /** Queued datagrams back into a UDP socket (sent from a socket of ours: the source address is not kept), then connect. */
 export function finishInetSocket(t: RestoreTaskHandle, e: FileEntry, fd: number, ctx: RestoreContext): void {
   const i = iskOf(e);
-  if (i.proto === IPPROTO_TCP) {
+  if (isTcp(i)) {
     if (i.dst_port === 0) releasePortOpts(t.pid, fd, e, i, ctx);
     const p = i.dst_port === 0 ? undefined : takeRepaired(ctx, e.id);
     if (!p) return;

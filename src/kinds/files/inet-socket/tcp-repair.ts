@@ -25,8 +25,8 @@
 import { CriuTsError } from '../../../errors.js';
 import type { InetSkEntry, TcpStreamEntry } from '../../../images/messages.js';
 import {
-  bindSockaddr, closeQuiet, connect, dup, fcntl, getsockopt, getsockoptInt, ioctl, isSyscallError, recvmsg, sendto, setsockopt,
-  setsockoptInt, MSG_DONTWAIT, MSG_PEEK, SOL_TCP,
+  bindSockaddr, closeQuiet, connect, dup, fcntl, getsockopt, getsockoptInt, getsockoptTry, ioctl, isSyscallError, recvmsg, sendto,
+  setsockopt, setsockoptInt, MSG_DONTWAIT, MSG_PEEK, SOL_SOCKET, SOL_TCP,
 } from '../../../sys/index.js';
 import { stateKey, type DumpContext, type RestoreContext } from '../../types.js';
 import { toSockaddr } from './addr.js';
@@ -151,6 +151,38 @@ export function dumpTcpStream(ctx: DumpContext, fd: number, ino: number, state: 
   ctx.writeImage(streamImage(ino), 'TCP_STREAM', [e], [Buffer.concat([inq, outq])]);
 }
 
+const SO_SNDBUF = 7;
+const SO_RCVBUF = 8;
+const SO_SNDBUFFORCE = 32;
+const SO_RCVBUFFORCE = 33;
+const SO_BUF_LOCK = 72;
+/** what the queues may take while they are written back */
+const QUEUE_BUF_BYTES = 1 << 30;
+
+/**
+ * Run `fn` with both buffers of socket `fd` raised: the queues were filled
+ * up to the buffer sizes by many small writes, and written back in a few
+ * large ones they are charged differently (a full send queue of 4 MiB took
+ * only 97% back). The sizes and their lock bits are put back after, so the
+ * restored socket is as full, and as limited, as the dumped one.
+ */
+function withRoomyBuffers<T>(fd: number, fn: () => T): T {
+  const snd = getsockoptInt(fd, SOL_SOCKET, SO_SNDBUF);
+  const rcv = getsockoptInt(fd, SOL_SOCKET, SO_RCVBUF);
+  const lockBuf = Buffer.alloc(4);
+  const lock = getsockoptTry(fd, SOL_SOCKET, SO_BUF_LOCK, lockBuf) >= 4 ? lockBuf.readInt32LE(0) : undefined;
+  setsockoptInt(fd, SOL_SOCKET, SO_SNDBUFFORCE, QUEUE_BUF_BYTES / 2);
+  setsockoptInt(fd, SOL_SOCKET, SO_RCVBUFFORCE, QUEUE_BUF_BYTES / 2);
+  try {
+    return fn();
+  } finally {
+    // The kernel doubles what it is given.
+    setsockoptInt(fd, SOL_SOCKET, SO_SNDBUFFORCE, Math.floor(snd / 2));
+    setsockoptInt(fd, SOL_SOCKET, SO_RCVBUFFORCE, Math.floor(rcv / 2));
+    if (lock !== undefined) setsockoptInt(fd, SOL_SOCKET, SO_BUF_LOCK, lock);
+  }
+}
+
 function sendAll(fd: number, data: Buffer, what: string): void {
   let off = 0;
   while (off < data.length) {
@@ -214,11 +246,13 @@ export function restoreTcpStream(ctx: RestoreContext, ours: number, i: InetSkEnt
     ob.writeUInt32LE(val >>> 0, 8 * k + 4);
   });
   setsockopt(ours, SOL_TCP, TCP_REPAIR_OPTIONS, ob);
-  setsockoptInt(ours, SOL_TCP, TCP_REPAIR_QUEUE, QUEUE.RECV);
-  sendAll(ours, inq, `${what}: receive queue`);
-  setsockoptInt(ours, SOL_TCP, TCP_REPAIR_QUEUE, QUEUE.SEND);
-  sendAll(ours, outq.subarray(0, outq.length - unsent), `${what}: send queue`);
-  setsockoptInt(ours, SOL_TCP, TCP_REPAIR_QUEUE, QUEUE.NONE);
+  withRoomyBuffers(ours, () => {
+    setsockoptInt(ours, SOL_TCP, TCP_REPAIR_QUEUE, QUEUE.RECV);
+    sendAll(ours, inq, `${what}: receive queue`);
+    setsockoptInt(ours, SOL_TCP, TCP_REPAIR_QUEUE, QUEUE.SEND);
+    sendAll(ours, outq.subarray(0, outq.length - unsent), `${what}: send queue`);
+    setsockoptInt(ours, SOL_TCP, TCP_REPAIR_QUEUE, QUEUE.NONE);
+  });
   if (e.snd_wl1 !== undefined && e.snd_wnd !== undefined && e.max_window !== undefined && e.rcv_wnd !== undefined && e.rcv_wup !== undefined) {
     // The peer's FIN, replayed later, takes one sequence number of the window as it was.
     const fin = hasPeerFin(i.state) ? 1 : 0;
@@ -288,7 +322,7 @@ export function releaseRepaired(p: Pending, ours: number): void {
   if (p.unsent.length > 0) {
     // Never sent: they go out as the task would have sent them, behind the repaired ones.
     setsockoptInt(ours, SOL_TCP, TCP_REPAIR, 0);
-    sendAll(ours, p.unsent, `${p.what}: unsent bytes`);
+    withRoomyBuffers(ours, () => sendAll(ours, p.unsent, `${p.what}: unsent bytes`));
     setsockoptInt(ours, SOL_TCP, TCP_REPAIR, 1);
   }
   if (p.state !== TCP.ESTABLISHED) replayFins(ours, p.state, p.replay, p.what);
