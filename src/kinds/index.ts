@@ -11,8 +11,10 @@ import { SPECIAL_FILE_KINDS } from './files/special-kinds.js';
 import { PIPE_FILE_KINDS } from './files/pipe-kinds.js';
 import { inetSocketKind } from './files/inet-socket/index.js';
 import { NS_RESOURCE_KINDS } from './ns/index.js';
+import { packetSocketKind } from './files/packet-socket/index.js';
+import { netlinkSocketKind } from './files/netlink-socket/index.js';
 
-export const FILE_KINDS: readonly FileKind[] = [...SPECIAL_FILE_KINDS, ...PIPE_FILE_KINDS, inetSocketKind, regFileKind];
+export const FILE_KINDS: readonly FileKind[] = [...SPECIAL_FILE_KINDS, ...PIPE_FILE_KINDS, inetSocketKind, packetSocketKind, netlinkSocketKind, regFileKind];
 
 export function fileKindFor(p: FdProbe): FileKind | undefined {
   return FILE_KINDS.find((k) => k.detect(p));

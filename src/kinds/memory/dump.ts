@@ -129,6 +129,8 @@ export function dumpMemory(ctx: MemoryDumpContext): MemoryDump {
         );
       }
       if (v.path === '[aio]' || v.path.startsWith('/[aio]')) refuse(pid, v, 'an AIO ring');
+      // A packet socket's ring (or a TCP zero-copy receive area): kernel memory of the socket, no file to map again.
+      if (v.path.startsWith('socket:[')) refuse(pid, v, 'a mapping of a socket (a packet ring)');
       const { status, flags: baseFlags } = vmaStatus(kind);
       let flags = baseFlags;
       if (v.vmFlags.includes('gd')) flags |= MAP_GROWSDOWN;

@@ -34,14 +34,6 @@ async function refused(name: string, args: string[], opts: { extUnixSk?: boolean
   }
 }
 
-test('a netlink socket is refused by pid and fd; the task runs on', async () => {
-  await refused('unsupported-fd', ['--kind', 'netlink'], {}, /socket:\[\d+\]/);
-});
-
-test('an AF_PACKET socket is refused by pid and fd; the task runs on', async () => {
-  await refused('unsupported-fd', ['--kind', 'packet'], {}, /socket:\[\d+\]/);
-});
-
 test('a packet-mode (O_DIRECT) pipe is refused by pid and fd; the task runs on', async () => {
   await refused('unsupported-fd', ['--kind', 'packet-pipe'], {}, /pipe:\[\d+\]: packet-mode \(O_DIRECT\) pipes are not supported/);
 });

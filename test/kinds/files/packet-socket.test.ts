@@ -1,0 +1,57 @@
+/**
+ * Packet sockets (PACKETSK): raw, datagram and SOCK_PACKET sockets, bound
+ * or not, with their TPACKET settings, rings, memberships and a fanout
+ * group; images as crit decodes them; a ring mapped into the task's memory
+ * refused at dump in one line.
+ */
+import { before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { dump } from '../../../src/api/index.js';
+import type { PacketSockEntry } from '../../../src/images/messages.js';
+import { isAlive, startSubject } from '../../lib/subjects.js';
+import { killAndWait, removeDir, tempDir } from '../../e2e/helpers.js';
+import { fileEntries, roundTrip, sameAsCrit, setUpRunner, STEP_TIMEOUT_MS } from './round-trip.js';
+
+before(setUpRunner);
+
+test('packet sockets keep protocol, device, TPACKET settings, rings, memberships and fanout', { timeout: STEP_TIMEOUT_MS }, async () => {
+  await roundTrip({
+    name: 'packet-sock',
+    check(dir) {
+      const psk = fileEntries(dir).filter((e) => e.type === 'PACKETSK').map((e) => e.psk as PacketSockEntry);
+      assert.equal(psk.length, 4);
+      const raw = psk.find((p) => p.type === 3);
+      assert.equal(raw?.version, 1, 'TPACKET_V2');
+      assert.equal(raw?.aux_data, true);
+      assert.deepEqual(raw?.rx_ring && [raw.rx_ring.block_size, raw.rx_ring.block_nr, raw.rx_ring.frame_size, raw.rx_ring.frame_nr], [4096, 4, 2048, 8]);
+      assert.equal(raw?.mclist?.length, 1);
+      const dgram = psk.filter((p) => p.type === 2);
+      assert.equal(dgram.length, 2);
+      assert.ok(dgram.every((p) => p.protocol === 0x0008 && p.ifindex === 1), 'ETH_P_IP in network order, on lo');
+      assert.ok(dgram.every((p) => p.fanout === (77 | (0 << 16))));
+      assert.equal(dgram.filter((p) => p.tx_ring !== undefined).length, 1);
+      assert.ok(dgram.some((p) => p.reserve === 32 && p.orig_dev && p.mclist?.[0]?.addr.length === 6));
+      assert.ok(psk.some((p) => p.type === 10 && p.ifindex === 1), 'SOCK_PACKET bound to lo');
+      sameAsCrit(dir, ['files.img']);
+    },
+  });
+});
+
+test('a packet ring mapped into memory is refused at dump in one line, and the task keeps running', { timeout: STEP_TIMEOUT_MS }, async () => {
+  const dir = tempDir('packet-map');
+  const s = await startSubject('packet-sock', ['--map', '1']);
+  try {
+    await assert.rejects(dump({ pid: s.pid, imagesDir: join(dir, 'img'), progress: false }), (e: Error) => {
+      assert.match(e.message, /^task \d+: mapping 0x[0-9a-f]+-0x[0-9a-f]+ socket:\[\d+\]: a mapping of a socket \(a packet ring\) is not supported$/);
+      return true;
+    });
+    assert.ok(isAlive(s.pid), 'the refused task still runs');
+    const res = await s.terminateAndResult(30_000);
+    assert.ok(res.ok, res.text);
+  } finally {
+    await killAndWait(s.pid);
+    s.cleanup();
+    removeDir(dir);
+  }
+});
