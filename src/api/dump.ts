@@ -3,6 +3,7 @@ import type { DumpOptions, DumpResult } from './options.js';
 import { dumpTree } from '../dump/index.js';
 import type { DumpTreeOptions } from '../dump/options.js';
 import { CriuTsError } from '../errors.js';
+import { cgroupOptions } from './cgroup-options.js';
 import { clearStaleLocks, defaultLockMethod, type LockMethod } from '../kinds/index.js';
 
 function networkLock(opts: DumpOptions): LockMethod {
@@ -40,6 +41,7 @@ export function coreOptions(opts: DumpOptions): DumpTreeOptions {
       tcpClose: opts.tcpClose ?? false,
       skipInFlight: opts.skipInFlight ?? false,
       networkLock: networkLock(opts),
+      ...cgroupOptions(opts),
     },
     after: opts.leaveRunning ? 'resume' : opts.leaveStopped ? 'stop' : 'kill',
     freezeCgroup: opts.freezeCgroup,

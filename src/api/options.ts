@@ -4,11 +4,13 @@
  */
 import type { ActionNotify, DumpActionPoint, RestoreActionPoint } from '../action-points.js';
 import type { CallerCreds } from '../caller.js';
+import type { CgroupMode } from '../kinds/index.js';
 
 export type { DumpStats, DumpResult } from '../dump/options.js';
 export type { RestoreStats, RestoreResult } from '../restore/options.js';
 export type { ActionEvent, ActionNotify, ActionPoint, DumpActionPoint, RestoreActionPoint } from '../action-points.js';
 export type { CallerCreds } from '../caller.js';
+export type { CgroupMode } from '../kinds/index.js';
 
 export interface CommonOptions {
   /** -D/--images-dir: where images are read or written (default: cwd) */
@@ -33,6 +35,19 @@ export interface CommonOptions {
   linkRemap?: boolean;
   /** --ghost-limit in bytes (CRIU default 1 MiB) */
   ghostLimit?: number;
+  /**
+   * --manage-cgroups: at restore, what may be done to cgroups: 'ignore'
+   * (tasks stay in ours), 'none' and 'props' (the cgroups must exist;
+   * 'props' sets their properties), 'soft' (default: missing ones are made,
+   * with their properties), 'full' (made or not, properties set), 'strict'
+   * (none may exist). At dump, 'ignore' saves memberships without the
+   * directories and properties.
+   */
+  manageCgroups?: CgroupMode;
+  /** --cgroup-root [controller:]/newroot (repeatable): at dump, walk the cgroups from there; at restore, move the tree's cgroups there */
+  cgroupRoot?: readonly string[];
+  /** --cgroup-yard DIR: one mount per cgroup hierarchy, made by the caller, used instead of our own mounts */
+  cgroupYard?: string;
   /** show progress on a terminal (bytes and pages, tasks done) */
   progress?: boolean;
   /**

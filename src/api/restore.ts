@@ -1,5 +1,6 @@
 import { isAbsolute, join, resolve } from 'node:path';
 import type { RestoreOptions, RestoreResult } from './options.js';
+import { cgroupOptions } from './cgroup-options.js';
 import { restoreTree, waitForRoot } from '../restore/index.js';
 
 /**
@@ -12,7 +13,7 @@ export async function restore(opts: RestoreOptions): Promise<RestoreResult> {
   const pidfile = opts.pidfile === undefined || isAbsolute(opts.pidfile) ? opts.pidfile : join(resolve(opts.workDir ?? dir), opts.pidfile);
   return restoreTree({
     dir,
-    kinds: { shellJob: opts.shellJob ?? false, extUnixSk: opts.extUnixSk ?? false, tcpClose: opts.tcpClose ?? false },
+    kinds: { shellJob: opts.shellJob ?? false, extUnixSk: opts.extUnixSk ?? false, tcpClose: opts.tcpClose ?? false, ...cgroupOptions(opts) },
     leaveStopped: opts.leaveStopped ?? false,
     pidfile,
     progress: opts.progress ?? true,

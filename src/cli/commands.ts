@@ -73,6 +73,9 @@ function common(o: CliOptions): CommonOptions {
     linkRemap: o.linkRemap,
   };
   if (o.ghostLimitBytes !== undefined) c.ghostLimit = o.ghostLimitBytes;
+  if (o.manageCgroups !== undefined) c.manageCgroups = o.manageCgroups;
+  if (o.cgroupRoot.length > 0) c.cgroupRoot = o.cgroupRoot;
+  if (o.cgroupYard !== undefined) c.cgroupYard = o.cgroupYard;
   return c;
 }
 

@@ -77,13 +77,14 @@ export const OPTIONS: readonly OptionSpec[] = [
   { long: 'action-script', arg: 'required', support: Y },
   { long: 'exec-cmd', arg: 'none', support: Y },
   { long: 'check-only', arg: 'none', negatable: true, support: U },
-  // cgroups, mounts, LSM, network locking: we neither dump nor restore them yet
-  { long: 'manage-cgroups', arg: 'optional', support: I },
-  { long: 'cgroup-root', arg: 'required', support: I },
+  // cgroups (docs/cgroups.md); CRIU's property lists are built in
+  { long: 'manage-cgroups', arg: 'optional', support: Y },
+  { long: 'cgroup-root', arg: 'required', support: Y },
   { long: 'cgroup-props', arg: 'required', support: I },
   { long: 'cgroup-props-file', arg: 'required', support: I },
   { long: 'cgroup-dump-controller', arg: 'required', support: I },
-  { long: 'cgroup-yard', arg: 'required', support: I },
+  { long: 'cgroup-yard', arg: 'required', support: Y },
+  // mounts, LSM, network locking: we neither dump nor restore them yet
   { long: 'skip-mnt', arg: 'required', support: I },
   { long: 'enable-fs', arg: 'required', support: I },
   { long: 'enable-external-sharing', arg: 'none', support: I },

@@ -8,6 +8,8 @@
  */
 import { isAbsolute, resolve } from 'node:path';
 import { CriuTsError } from '../errors.js';
+import { CGROUP_MODES, parseCgroupRoot } from '../api/cgroup-options.js';
+import type { CgroupMode } from '../api/options.js';
 import { configWords } from './config-file.js';
 import type { ConfigSources } from './config-file.js';
 import { LONG_NAMES, SHORT_OPTIONS, isCommandName } from './option-table.js';
@@ -48,6 +50,11 @@ export interface CliOptions {
   fileLocks: boolean;
   ghostLimitBytes?: number;
   freezeCgroup?: string;
+  /** --manage-cgroups[=MODE] (no mode: soft) */
+  manageCgroups?: CgroupMode;
+  /** --cgroup-root, in order */
+  cgroupRoot: string[];
+  cgroupYard?: string;
   timeoutSec?: number;
   displayStats: boolean;
   trackMem: boolean;
@@ -152,6 +159,7 @@ function defaults(): CliOptions {
     checkExtra: false,
     checkExperimental: false,
     closeFds: [],
+    cgroupRoot: [],
     actionScripts: [],
     ignored: [],
   };
@@ -252,6 +260,14 @@ function apply(hit: Hit, raw: Raw): 'version' | undefined {
     case 'display-stats': o.displayStats = on; break;
     case 'timeout': o.timeoutSec = intArg(shown, value, 0); break;
     case 'freeze-cgroup': o.freezeCgroup = nonEmpty(shown, value); break;
+    case 'manage-cgroups': {
+      const mode = value ?? 'soft';
+      if (!(CGROUP_MODES as readonly string[]).includes(mode)) throw badArg(shown, value ?? '');
+      o.manageCgroups = mode as CgroupMode;
+      break;
+    }
+    case 'cgroup-root': parseCgroupRoot(nonEmpty(shown, value)); o.cgroupRoot.push(nonEmpty(shown, value)); break;
+    case 'cgroup-yard': o.cgroupYard = nonEmpty(shown, value); break;
     case 'shell-job': o.shellJob = on; break;
     case 'ext-unix-sk':
       // CRIU's old "--ext-unix-sk=ino,ino" form named sockets; we allow all of them.

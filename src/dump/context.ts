@@ -12,7 +12,7 @@
 import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import { imageFileName, kindByName, writeImage } from '../images/index.js';
-import type { FileEntry } from '../images/messages.js';
+import type { FileEntry, InventoryEntry } from '../images/messages.js';
 import type { DumpContext, DumpKindOptions, KindImage, KindImageEntries, StateKey } from '../kinds/index.js';
 import { CriuTsError } from '../errors.js';
 
@@ -62,6 +62,13 @@ export class DumpSession implements DumpContext {
   writeImage(file: string, kind: string, entries: readonly object[], payloads?: readonly (Buffer | undefined)[]): void {
     if (file.includes('/')) throw new CriuTsError('EINTERNAL', `image name ${file} is not a plain file name`, { file });
     writeImage(join(this.dir, file), kind, entries as readonly Img[], payloads);
+  }
+
+  /** inventory.img fields the kinds own, merged by the core when it writes inventory.img */
+  readonly inventoryFields: Partial<InventoryEntry> = {};
+
+  setInventory(fields: Partial<InventoryEntry>): void {
+    Object.assign(this.inventoryFields, fields);
   }
 
   memo<T>(key: StateKey<T>, make: () => T): T {

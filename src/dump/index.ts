@@ -272,6 +272,7 @@ async function dumpTreeHashed(opts: DumpTreeOptions): Promise<DumpResult> {
       ...(opts.kinds.tcpClose ? { tcp_close: true } : {}),
       dump_criu_run_id: ctx.runId,
       root_ids: rootIds,
+      ...ctx.inventoryFields,
     };
     ctx.writeImage('inventory.img', 'INVENTORY', [inv]);
     // The kinds' own images (queued data, memfd pages) complete the dump.

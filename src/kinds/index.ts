@@ -13,6 +13,7 @@ import { inetSocketKind } from './files/inet-socket/index.js';
 import { NS_RESOURCE_KINDS } from './ns/index.js';
 import { packetSocketKind } from './files/packet-socket/index.js';
 import { netlinkSocketKind } from './files/netlink-socket/index.js';
+import { cgroupKind } from './cgroup/index.js';
 
 export const FILE_KINDS: readonly FileKind[] = [...SPECIAL_FILE_KINDS, ...PIPE_FILE_KINDS, inetSocketKind, packetSocketKind, netlinkSocketKind, regFileKind];
 
@@ -29,7 +30,7 @@ export function fileKindByType(type: FileEntry['type']): FileKind | undefined {
  * ...), in the order the core calls them at each point (kinds/types.ts,
  * ResourceKind). Add a kind here and nowhere else.
  */
-export const RESOURCE_KINDS: readonly ResourceKind[] = [...NS_RESOURCE_KINDS];
+export const RESOURCE_KINDS: readonly ResourceKind[] = [...NS_RESOURCE_KINDS, cgroupKind];
 
 /** The namespace types some resource kind saves and re-creates: a task in one of its own is not refused for it. */
 export function handledNamespaces(): ReadonlySet<NsKind> {

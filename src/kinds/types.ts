@@ -6,7 +6,7 @@
 import type { Stats } from 'node:fs';
 import type { FdInfo } from '../proc/index.js';
 import type {
-  CoreEntry, TaskKobjIdsEntry, FileEntry, FdinfoEntry, PipeDataEntry, SkPacketEntry, MemfdInodeEntry, TtyInfoEntry, FileLockEntry, RemapFilePathEntry,
+  CoreEntry, InventoryEntry, TaskKobjIdsEntry, FileEntry, FdinfoEntry, PipeDataEntry, SkPacketEntry, MemfdInodeEntry, TtyInfoEntry, FileLockEntry, RemapFilePathEntry,
 } from '../images/messages.js';
 import type { DecodedImage, NsKind } from '../images/index.js';
 import type { Tracee } from '../infect/tracee.js';
@@ -54,8 +54,20 @@ export interface KindImageEntries {
 
 export type KindImage = keyof KindImageEntries;
 
+/** --manage-cgroups: what the restore may do to cgroups (CRIU's modes; CRIU's default is soft) */
+export type CgroupMode = 'ignore' | 'none' | 'props' | 'soft' | 'full' | 'strict';
+
+/** The cgroup options of both dump and restore (CRIU's --manage-cgroups, --cgroup-root, --cgroup-yard). */
+export interface CgroupOptions {
+  manageCgroups: CgroupMode;
+  /** --cgroup-root [controller:]/newroot, in the order given (no controller: every hierarchy) */
+  cgroupRoots: readonly { controller: string | undefined; root: string }[];
+  /** --cgroup-yard: a directory with one mount per hierarchy, made by the caller */
+  cgroupYard: string | undefined;
+}
+
 /** The dump options kinds act on, resolved once by the core (no defaults left to apply). */
-export interface DumpKindOptions {
+export interface DumpKindOptions extends CgroupOptions {
   /** -j: the session and controlling tty are outside the tree */
   shellJob: boolean;
   /** --ext-unix-sk: unix sockets whose peer is outside the tree */
@@ -101,6 +113,8 @@ export interface DumpContext {
   emit<K extends KindImage>(image: K, entry: KindImageEntries[K], payload?: Buffer): void;
   /** write an image of the kind's own now (e.g. ghost-file-<id>.img), atomically, into the images dir */
   writeImage(file: string, kind: string, entries: readonly object[], payloads?: readonly (Buffer | undefined)[]): void;
+  /** fields of inventory.img a kind owns (root_cg_set), merged into it when it is written */
+  setInventory(fields: Partial<InventoryEntry>): void;
   /** the value under `key` for this dump, made by `make` on first use */
   memo<T>(key: StateKey<T>, make: () => T): T;
   /** the next free N for a pages-N.img */
@@ -130,7 +144,7 @@ export interface RestoreTaskHandle {
 }
 
 /** The restore options kinds act on, resolved once by the core. */
-export interface RestoreKindOptions {
+export interface RestoreKindOptions extends CgroupOptions {
   /** -j: the session and controlling tty are outside the tree */
   shellJob: boolean;
   /** --ext-unix-sk */
@@ -275,6 +289,8 @@ export interface RestoreTreeView {
   readonly tasks: readonly RestoreTreeTask[];
   /** inventory.img's root_ids: the dumper's own ids */
   readonly rootIds: TaskKobjIdsEntry | undefined;
+  /** inventory.img as dumped (root_cg_set, ...) */
+  readonly inventory: InventoryEntry;
 }
 
 /**

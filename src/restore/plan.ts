@@ -167,5 +167,5 @@ export function treeTaskOf(n: RestoreNode): RestoreTreeTask {
 }
 
 export function treeViewOf(plan: RestorePlan, img: DumpImages): RestoreTreeView {
-  return { rootPid: plan.root.pid, tasks: plan.nodes.map(treeTaskOf), rootIds: img.inventory.root_ids };
+  return { rootPid: plan.root.pid, tasks: plan.nodes.map(treeTaskOf), rootIds: img.inventory.root_ids, inventory: img.inventory };
 }

@@ -12,7 +12,7 @@
  */
 import { existsSync, readlinkSync, statSync } from 'node:fs';
 import { isAbsolute, join, resolve } from 'node:path';
-import type { CommonOptions, DumpOptions, RestoreOptions } from '../api/options.js';
+import type { CgroupMode, CommonOptions, DumpOptions, RestoreOptions } from '../api/options.js';
 import { CriuTsError } from '../errors.js';
 import type { CriuOpts } from '../images/messages.js';
 import { CRIU_OPTS_DEFAULTS } from '../images/schema/rpc.js';
@@ -131,8 +131,8 @@ function refused(o: EffectiveOpts, op: Operation): string[] {
 
 /** Accepted, logged as ignored when set: leaving them out does not change what criu-ts can dump or restore. */
 const IGNORED_FIELDS = [
-  'evasive_devices', 'auto_dedup', 'force_irmap', 'irmap_scan_paths', 'manage_cgroups',
-  'manage_cgroups_mode', 'cg_root', 'cgroup_props', 'cgroup_props_file', 'cgroup_dump_controller', 'cgroup_yard',
+  'evasive_devices', 'auto_dedup', 'force_irmap', 'irmap_scan_paths',
+  'cgroup_props', 'cgroup_props_file', 'cgroup_dump_controller',
   'cpu_cap', 'skip_mnt', 'enable_fs', 'ext_sharing', 'ext_masters',
   'weak_sysctls', 'status_fd', 'lsm_profile', 'lsm_mount_context', 'tls', 'tls_cacert', 'tls_cacrl', 'tls_cert',
   'tls_key', 'tls_no_cn_verify', 'mntns_compat_mode', 'skip_file_rwx_check', 'unprivileged',
@@ -173,7 +173,28 @@ function common(o: EffectiveOpts, dirs: RequestDirs): CommonOptions {
   else if (nl === 'IPTABLES' || nl === 1) c.networkLock = 'iptables';
   if (o.file_locks !== undefined) c.fileLocks = o.file_locks;
   if (o.link_remap !== undefined) c.linkRemap = o.link_remap;
+  cgroupRequest(o, c);
   return c;
+}
+
+const CG_MODES: Readonly<Record<string, CgroupMode>> = {
+  IGNORE: 'ignore', CG_NONE: 'none', PROPS: 'props', SOFT: 'soft', FULL: 'full', STRICT: 'strict', DEFAULT: 'soft',
+};
+const CG_MODE_NAMES = ['IGNORE', 'CG_NONE', 'PROPS', 'SOFT', 'FULL', 'STRICT', 'DEFAULT'];
+
+/** As CRIU: manage_cgroups true is soft, false ignore; manage_cgroups_mode, read after it, wins. */
+function cgroupRequest(o: EffectiveOpts, c: CommonOptions): void {
+  if (o.manage_cgroups !== undefined) c.manageCgroups = o.manage_cgroups ? 'soft' : 'ignore';
+  const m = o.manage_cgroups_mode as unknown;
+  if (m !== undefined) {
+    const name = typeof m === 'number' ? CG_MODE_NAMES[m] : String(m);
+    const mode = name === undefined ? undefined : CG_MODES[name];
+    if (mode === undefined) throw badOptions(`manage_cgroups_mode ${String(m)} is not one of CRIU's modes`);
+    c.manageCgroups = mode;
+  }
+  const roots = (o.cg_root ?? []).map((r) => (r.ctrl !== undefined && r.ctrl !== '' ? `${r.ctrl}:${r.path}` : r.path));
+  if (roots.length > 0) c.cgroupRoot = roots;
+  if (o.cgroup_yard !== undefined && o.cgroup_yard !== '') c.cgroupYard = o.cgroup_yard;
 }
 
 /** DumpOptions; `pid` is the request's or, absent, the client's own (CRIU's self-dump). */

@@ -16,3 +16,4 @@ export * from './uffd.js';
 export * from './safe-fs.js';
 export * from './ns.js';
 export * from './ipc.js';
+export * from './mount-api.js';

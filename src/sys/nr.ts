@@ -32,6 +32,8 @@ export const NR = {
   // SysV IPC and namespaces (kinds/ns)
   shmget: 29, shmat: 30, shmctl: 31, semget: 64, semctl: 66, shmdt: 67, msgget: 68, msgctl: 71,
   sethostname: 170, setdomainname: 171, unshare: 272,
+  // the new mount API (cgroup hierarchies as detached mounts, kinds/cgroup)
+  fsopen: 430, fsconfig: 431, fsmount: 432,
   // calls a thread may be blocked in at dump (their restart codes: restore/restart.ts)
   poll: 7, select: 23, pause: 34, vfork: 58, msgsnd: 69, msgrcv: 70, pselect6: 270, ppoll: 271,
 } as const;

@@ -4,7 +4,7 @@
  * "check --feature" query with its odd "-verbosity=0", --action-script
  * (environment and order; a refusing pre-dump script leaves the task
  * running), restore --exec-cmd, and flags zdtm adds that change nothing
- * for us (--auto-dedup, --manage-cgroups, --status-fd, ...).
+ * for us (--auto-dedup, --status-fd, ...).
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -87,7 +87,7 @@ test('zdtm-style dump and restore, twice (--iters 2), with the flags zdtm adds',
   await withSubject(async (s, work) => {
     for (const iter of [1, 2]) {
       const dir = join(work, 'dump', String(iter));
-      // --auto-dedup (--dedup), --manage-cgroups (freezer runs), desc opts: all accepted, none changes the result.
+      // --auto-dedup (--dedup), --manage-cgroups (freezer runs; the subject is in our cgroups), desc opts: all accepted, none changes the result.
       await zdtmDump(s, dir, ['--auto-dedup', '--manage-cgroups', '--link-remap', '--file-locks', '--ext-unix-sk', '--status-fd', '1']);
       noErrorLines(join(dir, 'dump.log'));
       const pidfile = join(s.workDir, 'test.pid');

@@ -72,10 +72,10 @@ test('--help prints usage on stdout, exit 0', async () => {
 });
 
 test('ignored options warn at the default level only', async () => {
-  const r = await runCli('criu-ts', ['check', '--feature', 'list', '--manage-cgroups']);
+  const r = await runCli('criu-ts', ['check', '--feature', 'list', '--cgroup-props', 'x']);
   assert.equal(r.code, 0);
-  assert.match(r.stderr, /--manage-cgroups is not implemented by criu-ts and is ignored/);
-  const q = await runCli('criu-ts', ['check', '--feature', 'list', '--manage-cgroups', '-v1']);
+  assert.match(r.stderr, /--cgroup-props is not implemented by criu-ts and is ignored/);
+  const q = await runCli('criu-ts', ['check', '--feature', 'list', '--cgroup-props', 'x', '-v1']);
   assert.equal(q.stderr, '');
 });
 

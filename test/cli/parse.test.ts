@@ -115,8 +115,8 @@ test('dump and restore flags', () => {
 });
 
 test('ignored and unsupported options', () => {
-  const o = opts(['dump', '-t', '1', '--manage-cgroups', '--link-remap', '--manage-cgroups=full', '--no-page-server']);
-  assert.deepEqual(o.ignored, ['--manage-cgroups', '--manage-cgroups']);
+  const o = opts(['dump', '-t', '1', '--cgroup-props', 'x', '--link-remap', '--cgroup-dump-controller', 'cpu', '--no-page-server']);
+  assert.deepEqual(o.ignored, ['--cgroup-props', '--cgroup-dump-controller']);
   assert.equal(o.linkRemap, true);
   fails(['restore', '--external', 'mnt[]'], /^--external is not supported yet$/, 'EUNSUPPORTED');
   fails(['dump', '-t', '1', '--page-server'], /^--page-server is not supported yet$/, 'EUNSUPPORTED');
@@ -124,6 +124,17 @@ test('ignored and unsupported options', () => {
   fails(['restore', '--empty-ns', 'net'], /--empty-ns is not supported yet/, 'EUNSUPPORTED');
   fails(['dump', '-t', '1', '--lazy-pages'], /--lazy-pages is not supported yet/, 'EUNSUPPORTED');
   fails(['restore', '-J', 'net:/x'], /--join-ns is not supported yet/, 'EUNSUPPORTED');
+});
+
+test('cgroup options: --manage-cgroups[=MODE], --cgroup-root [controller:]/path, --cgroup-yard', () => {
+  assert.equal(opts(['dump', '-t', '1']).manageCgroups, undefined);
+  assert.equal(opts(['dump', '-t', '1', '--manage-cgroups']).manageCgroups, 'soft');
+  for (const m of ['none', 'props', 'soft', 'full', 'strict', 'ignore']) assert.equal(opts(['restore', `--manage-cgroups=${m}`]).manageCgroups, m);
+  const r = opts(['restore', '--cgroup-root', '/newroot', '--cgroup-root', 'name=zdtmtst:/prefix', '--cgroup-yard', 'yard']);
+  assert.deepEqual(r.cgroupRoot, ['/newroot', 'name=zdtmtst:/prefix']);
+  assert.equal(r.cgroupYard, 'yard');
+  fails(['restore', '--manage-cgroups=hard'], /invalid argument for --manage-cgroups: hard/);
+  fails(['restore', '--cgroup-root', 'cpu:rel'], /--cgroup-root cpu:rel: expected \[controller:\]\/path/);
 });
 
 test('bad command lines name the problem', () => {

@@ -32,6 +32,16 @@ const needCpu = (...flags: string[]): string | undefined => {
   return missing.length === 0 ? undefined : `this CPU lacks ${missing.join(', ')}`;
 };
 
+/** Why the cgroup subject cannot run here: it needs a cgroup2 mount (of the whole hierarchy). */
+function noCgroup2(): string | undefined {
+  try {
+    const found = readFileSync('/proc/self/mountinfo', 'utf8').split('\n').some((l) => / - cgroup2 /.test(l) && l.split(' ')[3] === '/');
+    return found ? undefined : 'no cgroup2 mount on this machine';
+  } catch {
+    return 'no /proc/self/mountinfo';
+  }
+}
+
 const c = (name: string, feature: string, more: Partial<SubjectCase> = {}): SubjectCase => ({
   name, feature, args: [], pthread: false, runMs: 0, ...more,
 });
@@ -112,5 +122,6 @@ export const SUBJECTS: readonly SubjectCase[] = [
   c('pidfd', 'pidfds of the task and of its child: same pids, flags, signal and exit through them; pidfds of reaped children (one inode per dead process)'),
   c('pty-fork', 'pty master in the parent, slave the controlling terminal of a child in its own session'),
   c('ipc-ns', 'uts+ipc namespaces of its own (names, a sysctl) with SysV shm (contents, attachments, a removed segment), semaphores and messages, shared with a child'),
+  c('cgroup', 'a process in a cgroup v2 directory of its own and its child in one below (both made by it), an empty one with its mode, cgroup.max.descendants', { skip: noCgroup2() }),
   c('thread-churn', 'threads created and exiting all the time, also while the dump runs', { pthread: true, runMs: 50 }),
 ];

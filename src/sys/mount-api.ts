@@ -1,0 +1,43 @@
+/**
+ * The new mount API (fsopen/fsconfig/fsmount, Linux 5.2): a filesystem
+ * instance as a detached mount fd, attached nowhere, so no mount namespace
+ * sees it and nothing needs unmounting. Paths below it are reached as
+ * /proc/self/fd/N/... Used for cgroup hierarchies (kinds/cgroup).
+ */
+import { closeSync } from 'node:fs';
+import { sys, addr } from './libc.js';
+import { NR } from './nr.js';
+
+const FSCONFIG_SET_FLAG = 0;
+const FSCONFIG_SET_STRING = 1;
+const FSCONFIG_CMD_CREATE = 6;
+const FSOPEN_CLOEXEC = 1;
+const FSMOUNT_CLOEXEC = 1;
+
+const cstr = (s: string): Buffer => Buffer.from(`${s}\0`);
+
+/**
+ * Make (or find: a cgroup v1 hierarchy with the same controllers is the
+ * same hierarchy) a filesystem of type `fstype` with string options
+ * `strings` and flag options `flags`, and return a detached mount fd of
+ * its root. The caller closes it.
+ */
+export function detachedMount(fstype: string, strings: Readonly<Record<string, string>>, flags: readonly string[]): number {
+  const type = cstr(fstype);
+  const fsfd = sys(`fsopen(${fstype})`, NR.fsopen, undefined, addr(type), FSOPEN_CLOEXEC);
+  try {
+    for (const [k, v] of Object.entries(strings)) {
+      const kb = cstr(k);
+      const vb = cstr(v);
+      sys(`fsconfig(${k}=${v})`, NR.fsconfig, undefined, fsfd, FSCONFIG_SET_STRING, addr(kb), addr(vb), 0);
+    }
+    for (const f of flags) {
+      const kb = cstr(f);
+      sys(`fsconfig(${f})`, NR.fsconfig, undefined, fsfd, FSCONFIG_SET_FLAG, addr(kb), 0, 0);
+    }
+    sys(`fsconfig(create ${fstype})`, NR.fsconfig, undefined, fsfd, FSCONFIG_CMD_CREATE, 0, 0, 0);
+    return sys(`fsmount(${fstype})`, NR.fsmount, undefined, fsfd, FSMOUNT_CLOEXEC, 0);
+  } finally {
+    closeSync(fsfd);
+  }
+}

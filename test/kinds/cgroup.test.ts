@@ -1,0 +1,121 @@
+/**
+ * The cgroup kind (kinds/cgroup): the `cgroup` subject sits in a cgroup v2
+ * directory of its own with its child one below; its images are read by
+ * crit 3.17; the directories, removed between dump and restore, come back
+ * with their mode and properties as --manage-cgroups says, and each mode
+ * refuses what it must with one line, leaving nothing behind.
+ */
+import { before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, readFileSync, rmdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { dump, restore } from '../../src/api/index.js';
+import { readImage } from '../../src/images/index.js';
+import type { CgroupEntry, CoreEntry, InventoryEntry } from '../../src/images/messages.js';
+import { isAlive, startSubject, type Subject } from '../lib/subjects.js';
+import { killAndWait, removeDir, tempDir, waitGone } from '../e2e/helpers.js';
+import { sameAsCritWithout, setUpRunner, STEP_TIMEOUT_MS } from './files/round-trip.js';
+
+before(setUpRunner);
+
+/** The first cgroup2 mount whose root is "/" (as the subject finds it), or undefined. */
+function v2Mount(): string | undefined {
+  for (const line of readFileSync('/proc/self/mountinfo', 'utf8').split('\n')) {
+    const [pre, post] = line.split(' - ');
+    const f = pre?.split(' ');
+    if (post?.startsWith('cgroup2 ') && f?.[3] === '/') return f[4];
+  }
+  return undefined;
+}
+
+function v2Path(pid: number): string {
+  const line = readFileSync(`/proc/${pid}/cgroup`, 'utf8').split('\n').find((l) => l.startsWith('0::'));
+  assert.ok(line, `no cgroup v2 line for ${pid}`);
+  return line.slice(3);
+}
+
+const MOUNT = v2Mount();
+const skip = MOUNT === undefined ? 'no cgroup2 mount on this machine' : false;
+
+test('cgroup v2: memberships, directories and properties made again; modes none, strict, soft; crit 3.17 reads cgroup.img', { timeout: STEP_TIMEOUT_MS, skip }, async () => {
+  const dir = tempDir('kind-cgroup');
+  let s: Subject | undefined;
+  try {
+    s = await startSubject('cgroup', []);
+    const own = v2Path(s.pid);
+    const cg = join(MOUNT as string, own);
+    assert.match(own, /\/criu-ts-cg-\d+$/);
+    await dump({ pid: s.pid, imagesDir: dir, progress: false });
+    assert.ok(await waitGone(s.pid), `pid ${s.pid} still exists after the dump`);
+
+    // The images: the subject's set and its child's, our own (set 1) left out; both cores name their set.
+    const cgImg = readImage(join(dir, 'cgroup.img')).entries[0] as unknown as CgroupEntry;
+    const inv = readImage(join(dir, 'inventory.img')).entries[0] as unknown as InventoryEntry;
+    assert.equal(inv.root_cg_set, 1);
+    const v2Of = (id: number | undefined): string | undefined => cgImg.sets?.find((x) => x.id === id)?.ctls?.find((m) => m.name === '')?.path;
+    const core = readImage(join(dir, `core-${s.pid}.img`)).entries[0] as unknown as CoreEntry;
+    assert.equal(v2Of(core.thread_core?.cg_set), own);
+    assert.equal(core.tc?.cg_set, core.thread_core?.cg_set);
+    const v2 = cgImg.controllers?.find((c) => c.cnames?.[0] === '');
+    const head = v2?.dirs?.find((d) => `/${d.dir_name}` === own);
+    assert.ok(head, `no directory ${own} in cgroup.img`);
+    assert.deepEqual(head.children?.map((c) => c.dir_name).sort(), ['empty', 'inner']);
+    assert.equal(head.properties?.find((p) => p.name === 'cgroup.max.descendants')?.value, '5');
+    assert.equal((head.children?.find((c) => c.dir_name === 'empty')?.dir_perms?.mode ?? 0) & 0o7777, 0o751);
+    // crit 3.17 reads it all (it lacks no field of cgroup.img).
+    sameAsCritWithout(dir, 'cgroup.img', []);
+
+    // strict: the directories still exist (the dump killed the tasks, not their cgroups).
+    await assert.rejects(restore({ imagesDir: dir, progress: false, manageCgroups: 'strict' }), /exists already \(--manage-cgroups=strict\)/);
+    assert.ok(!isAlive(s.pid), 'a refused restore left the task');
+    for (const d of ['inner', 'empty', '']) rmdirSync(join(cg, d));
+    // none: they must exist.
+    await assert.rejects(restore({ imagesDir: dir, progress: false, manageCgroups: 'none' }), /does not exist \(--manage-cgroups=none does not make it\)/);
+    assert.ok(!existsSync(cg) && !isAlive(s.pid), 'a refused restore left something');
+    // soft (CRIU's default): made again, with the mode and the limit.
+    const r = await restore({ imagesDir: dir, progress: false });
+    assert.equal(r.pid, s.pid);
+    assert.equal(v2Path(s.pid), own);
+    const res = await s.terminateAndResult(30_000);
+    assert.ok(res.ok, res.text);
+    assert.ok(!existsSync(cg), 'the subject removes its cgroups at exit');
+  } finally {
+    if (s !== undefined) {
+      try {
+        process.kill(-s.pid, 'SIGKILL');
+      } catch {
+        // group gone
+      }
+      await killAndWait(s.pid);
+      s.cleanup();
+    }
+    removeDir(dir);
+  }
+});
+
+test('--manage-cgroups=ignore: the restored tasks stay in our cgroups', { timeout: STEP_TIMEOUT_MS, skip }, async () => {
+  const dir = tempDir('kind-cgroup-ignore');
+  let s: Subject | undefined;
+  try {
+    s = await startSubject('cgroup', []);
+    const own = v2Path(s.pid);
+    await dump({ pid: s.pid, imagesDir: dir, progress: false });
+    assert.ok(await waitGone(s.pid));
+    await restore({ imagesDir: dir, progress: false, manageCgroups: 'ignore' });
+    assert.equal(v2Path(s.pid), v2Path(process.pid));
+    assert.notEqual(v2Path(s.pid), own);
+    const res = await s.terminateAndResult(30_000);
+    assert.match(res.text, /FAIL: pid \d+ in .*, want .*criu-ts-cg-/);
+  } finally {
+    if (s !== undefined) {
+      try {
+        process.kill(-s.pid, 'SIGKILL');
+      } catch {
+        // group gone
+      }
+      await killAndWait(s.pid);
+      s.cleanup();
+    }
+    removeDir(dir);
+  }
+});
