@@ -99,7 +99,11 @@ static const char *child_check(void *arg)
 
 static pid_t child_pid;
 
-/* At exit (pass or fail): the child is ended, both go back where they started, the directories go. */
+/*
+ * Before the verdict is written (the harness may kill us as soon as it reads
+ * it), and at exit for the failures of the subject library: the child is
+ * ended, both go back where they started, the directories go.
+ */
 static void cleanup(void)
 {
 	char back[4200];
@@ -113,6 +117,12 @@ static void cleanup(void)
 	rmdir(empty);
 	rmdir(dir);
 }
+
+#define FAIL(...)                          \
+	do {                               \
+		cleanup();                 \
+		subject_fail(__VA_ARGS__); \
+	} while (0)
 
 int main(int argc, char **argv)
 {
@@ -128,36 +138,43 @@ int main(int argc, char **argv)
 	snprintf(inner, sizeof(inner), "%s/inner", dir);
 	snprintf(empty, sizeof(empty), "%s/empty", dir);
 	atexit(cleanup);
-	if (mkdir(dir, 0755) != 0 || mkdir(inner, 0755) != 0 || mkdir(empty, 0755) != 0 || chmod(empty, 0751) != 0)
-		subject_fail("making %s: %s", dir, strerror(errno));
+	if (mkdir(dir, 0755) != 0 || mkdir(inner, 0755) != 0 || mkdir(empty, 0755) != 0 || chmod(empty, 0751) != 0) {
+		int e = errno;
+		FAIL("making %s: %s", dir, strerror(e));
+	}
 	char limit[4600];
 	snprintf(limit, sizeof(limit), "%s/cgroup.max.descendants", dir);
 	FILE *lf = fopen(limit, "w");
 	if (!lf || fprintf(lf, "5") < 0 || fclose(lf) != 0)
-		subject_fail("setting %s", limit);
+		FAIL("setting %s", limit);
 	struct subject_child c = subject_fork_checker(child_check, NULL);
 	child_pid = c.pid;
-	if (move_to(dir, getpid()) != 0 || move_to(inner, c.pid) != 0)
-		subject_fail("moving into %s: %s", dir, strerror(errno));
+	if (move_to(dir, getpid()) != 0 || move_to(inner, c.pid) != 0) {
+		int e = errno;
+		FAIL("moving into %s: %s", dir, strerror(e));
+	}
 	subject_ready();
 	subject_wait_term();
 
 	const char *w = in_cg(getpid(), dir_rel);
 	if (w)
-		subject_fail("%s", w);
+		FAIL("%s", w);
 	struct stat st;
-	if (stat(empty, &st) != 0)
-		subject_fail("%s is gone: %s", empty, strerror(errno));
+	if (stat(empty, &st) != 0) {
+		int e = errno;
+		FAIL("%s is gone: %s", empty, strerror(e));
+	}
 	if ((st.st_mode & 07777) != 0751)
-		subject_fail("%s has mode %o, want 751", empty, st.st_mode & 07777);
+		FAIL("%s has mode %o, want 751", empty, st.st_mode & 07777);
 	char v[64] = "";
 	FILE *f = fopen(limit, "r");
 	if (!f || !fgets(v, sizeof(v), f))
-		subject_fail("cannot read %s", limit);
+		FAIL("cannot read %s", limit);
 	fclose(f);
 	if (strcmp(v, "5\n") != 0)
-		subject_fail("%s is %s, want 5", limit, v);
+		FAIL("%s is %s, want 5", limit, v);
 	subject_child_verdict(c, "child in its cgroup");
 	child_pid = 0;
+	cleanup();
 	subject_pass();
 }
