@@ -47,6 +47,6 @@ export { dumpUnlinked, materializeRemaps, removeGhosts, removeRemapFds } from '.
 export type { MaterializedRemaps } from './files/ghost.js';
 export { SeccompCollector, restoreThreadSeccomp, seccompSharedByThreads } from './seccomp.js';
 export { memfdFileForMapping, openMemfd } from './files/memfd.js';
-export { clearStaleLocks, defaultLockMethod, LOCK_METHOD, probeNftables, unlockNetwork } from './files/inet-socket/net-lock.js';
+export { checkRunId, clearStaleLocks, defaultLockMethod, LOCK_METHOD, probeNftables, unlockNetwork } from './files/inet-socket/net-lock.js';
 export type { LockMethod } from './files/inet-socket/net-lock.js';
 export { readFown, withFown, fownOf, restoreFown } from './files/fown.js';

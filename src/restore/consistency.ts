@@ -9,7 +9,9 @@
  * - fdinfo-FILESID.img exists for every task (a missing one is an error,
  *   not "no fds"), and every fd names a file id that files.img has;
  * - pagemap-*.img: the pages they say are in pages-N.img add up to that
- *   file's size exactly.
+ *   file's size exactly;
+ * - inventory.img: the dump's run id is a plain id (it names an nftables
+ *   table in a command).
  */
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
@@ -17,6 +19,7 @@ import { CriuTsError } from '../errors.js';
 import { readImage } from '../images/index.js';
 import type { PagemapEntry } from '../images/messages.js';
 import type { DumpImages } from './images.js';
+import { checkRunId } from '../kinds/index.js';
 
 const PAGE_SIZE = 4096;
 const PE_PARENT = 1;
@@ -39,6 +42,9 @@ function pagesInFile(entries: readonly PagemapEntry[]): bigint {
 
 export function checkConsistency(img: DumpImages): void {
   const dir = img.dir;
+  // The run id names the network lock's table in an nft command: a plain id or nothing.
+  const runId = img.inventory.dump_criu_run_id;
+  if (runId !== undefined && runId !== '') checkRunId(runId);
   // Threads: pstree names them all, and no core is left over.
   const tids = new Set<number>();
   for (const p of img.pstree) {

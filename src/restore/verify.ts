@@ -451,9 +451,13 @@ function verifyPages(task: TaskImages, img: DumpImages, main: Tracee, c: Collect
 /** Act on the differences: refuse (throw, the restore then kills every task) or, with `warn`, log them. */
 export function judge(diffs: readonly VerifyDifference[], mode: 'refuse' | 'warn'): void {
   if (diffs.length === 0) return;
-  for (const d of diffs) log.warn(`verify: ${describeDifference(d)}`);
-  if (mode === 'warn') return;
+  if (mode === 'warn') {
+    for (const d of diffs) log.warn(`verify: ${describeDifference(d)}`);
+    return;
+  }
+  // Refused: the error line says the first; the rest go to the log (-v3), so a user reads one line.
+  for (const d of diffs) log.info(`verify: ${describeDifference(d)}`);
   const first = diffs[0] as VerifyDifference;
-  const more = diffs.length > 1 ? ` (and ${diffs.length - 1} more difference(s), logged)` : '';
+  const more = diffs.length > 1 ? ` (and ${diffs.length - 1} more difference(s), logged at -v3)` : '';
   throw new CriuTsError('ERESTORE', `restore --verify: ${describeDifference(first)}${more}`, { differences: diffs });
 }

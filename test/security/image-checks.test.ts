@@ -90,6 +90,13 @@ test('damaged dumps are refused before anything is created, naming image and fie
   writeImage(join(d, fdinfo), 'FDINFO', fi.entries as Record<string, unknown>[]);
   await refused(d, /fd \d+ id: file 99999 is not in files\.img/, pid);
 
+  // A run id that would splice a command into nft's input (it names the network lock's table).
+  d = copyOf(good);
+  const inv = readImage(join(d, 'inventory.img'));
+  (inv.entries[0] as { dump_criu_run_id: string }).dump_criu_run_id = 'x; flush ruleset';
+  writeImage(join(d, 'inventory.img'), 'INVENTORY', inv.entries as Record<string, unknown>[]);
+  await refused(d, /inventory\.img: dump_criu_run_id "x; flush ruleset" is not a run id/, pid);
+
   // Pages cut short: the pagemap no longer adds up (and the checksum says so first).
   d = copyOf(good);
   const pagesName = readdirSync(d).find((n) => /^pages-\d+\.img$/.test(n)) ?? 'pages-1.img';

@@ -61,7 +61,21 @@ function nft(script: string): void {
   }
 }
 
-const table = (runId: string): string => `inet CRIU-${runId}`;
+/**
+ * A dump's run id names an nftables table in a command we run: it comes
+ * from inventory.img, so anything but a plain id (CRIU and criu-ts write a
+ * UUID) is refused, never spliced into nft's input.
+ */
+export function checkRunId(runId: string): void {
+  if (!/^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/.test(runId)) {
+    throw new CriuTsError('EIMAGE', `inventory.img: dump_criu_run_id ${JSON.stringify(runId.slice(0, 80))} is not a run id (letters, digits, - and _)`, { field: 'dump_criu_run_id' });
+  }
+}
+
+const table = (runId: string): string => {
+  checkRunId(runId);
+  return `inet CRIU-${runId}`;
+};
 
 /** Whether nftables can make and remove a table here (check --feature network_lock_nftables). */
 export function probeNftables(): { ok: boolean; why?: string } {
@@ -93,6 +107,7 @@ export function clearStaleLocks(): void {
     return;
   }
   for (const runId of names) {
+    if (!/^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/.test(runId)) continue; // not one of our markers
     const owner = Number(readFileSync(join(MARKERS, runId), 'utf8').trim());
     if (Number.isInteger(owner) && owner > 0 && existsSync(`/proc/${owner}`)) continue;
     try {
