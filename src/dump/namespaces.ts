@@ -29,6 +29,11 @@ function nsLink(pid: number, name: string): string | undefined {
     if ((code === 'ENOENT' || code === 'ESRCH') && !existsSync(`/proc/${pid}/ns`)) {
       throw new CriuTsError('ENOTASK', `task ${pid} is gone`, { pid }, e);
     }
+    // A task we may not look at (another user namespace's init, an LSM's
+    // refusal): it cannot be seized either. CRIU answers ESRCH there too.
+    if (code === 'EACCES' || code === 'EPERM') {
+      throw new CriuTsError('ENOTASK', `task ${pid}${commOf(pid)} cannot be dumped: criu-ts may not inspect it: readlink /proc/${pid}/ns/${name}: ${code}`, { pid }, e);
+    }
     // pid_for_children of a task that unshared CLONE_NEWPID and has not
     // forked yet: the new namespace has no init, and the kernel shows no link.
     if (code === 'ENOENT') return `${name.replace('_for_children', '')}:[new, not yet entered]`;

@@ -10,6 +10,9 @@
  *   not "no fds"), and every fd names a file id that files.img has;
  * - pagemap-*.img: the pages they say are in pages-N.img add up to that
  *   file's size exactly;
+ * - pstree.img: every pid, ppid, pgid, sid and thread id is one task's
+ *   (1..PID_MAX_LIMIT; 0 where "none" is meant): -1 would signal every
+ *   process;
  * - inventory.img: the dump's run id is a plain id (it names an nftables
  *   table in a command).
  */
@@ -20,10 +23,15 @@ import { readImage } from '../images/index.js';
 import type { PagemapEntry } from '../images/messages.js';
 import type { DumpImages } from './images.js';
 import { checkRunId } from '../kinds/index.js';
+import { PID_MAX_LIMIT } from '../sys/index.js';
 
 const PAGE_SIZE = 4096;
 const PE_PARENT = 1;
 const PE_PRESENT = 4;
+
+function isPid(v: number): boolean {
+  return Number.isInteger(v) && v > 0 && v <= PID_MAX_LIMIT;
+}
 
 function bad(file: string, field: string, what: string): never {
   throw new CriuTsError('EIMAGE', `${file}: ${field}: ${what}`, { file, field });
@@ -45,6 +53,15 @@ export function checkConsistency(img: DumpImages): void {
   // The run id names the network lock's table in an nft command: a plain id or nothing.
   const runId = img.inventory.dump_criu_run_id;
   if (runId !== undefined && runId !== '') checkRunId(runId);
+  // Pids: a single task's each (a pid that kill(2) or clone3's set_tid would read as a group, or "all", is refused).
+  for (const p of img.pstree) {
+    const who = `task ${p.pid}`;
+    if (!isPid(p.pid)) bad('pstree.img', 'pid', `${p.pid} is not a pid (1..${PID_MAX_LIMIT})`);
+    for (const [field, v] of [['ppid', p.ppid], ['pgid', p.pgid], ['sid', p.sid]] as const) {
+      if (v !== 0 && !isPid(v)) bad('pstree.img', `${who} ${field}`, `${v} is not a pid (0, or 1..${PID_MAX_LIMIT})`);
+    }
+    for (const t of p.threads ?? []) if (t !== 0 && !isPid(t)) bad('pstree.img', `${who} threads`, `${t} is not a pid (1..${PID_MAX_LIMIT})`);
+  }
   // Threads: pstree names them all, and no core is left over.
   const tids = new Set<number>();
   for (const p of img.pstree) {

@@ -224,6 +224,9 @@ async function pidFreed(pid: number): Promise<boolean> {
       status = readFileSync(`/proc/${pid}/status`, 'latin1');
       stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
     } catch {
+      // Gone between the two looks (or never a task we can see): look again, within the deadline.
+      if (Date.now() > deadline) return false;
+      await new Promise((r) => setTimeout(r, 10));
       continue;
     }
     if (!goingAway(status, stat) || Date.now() > deadline) return false;

@@ -1,6 +1,7 @@
 /** Process-level calls: pidfds, signals, kcmp, prctl, and our own identity. */
 import { sys, sysTry, addr } from './libc.js';
 import { NR } from './nr.js';
+import { CriuTsError } from '../errors.js';
 
 export function pidfdOpen(pid: number, flags = 0): number {
   return sys('pidfd_open', NR.pidfd_open, pid, pid, flags);
@@ -15,17 +16,35 @@ export function pidfdSendSignal(pidfd: number, sig: number, pid?: number): void 
   sys('pidfd_send_signal', NR.pidfd_send_signal, pid, pidfd, sig, 0, 0);
 }
 
+/** The kernel's PID_MAX_LIMIT on 64-bit: no task has a pid above it. */
+export const PID_MAX_LIMIT = 4 * 1024 * 1024;
+
+/**
+ * kill(2) with 0, a negative number or -1 signals a process group or every
+ * process we may signal: a pid that came from an image must never reach it
+ * as such. Only a single task's pid passes.
+ */
+function singleTask(what: string, pid: number): void {
+  if (!Number.isInteger(pid) || pid <= 0 || pid > PID_MAX_LIMIT) {
+    throw new CriuTsError('EINTERNAL', `${what}: ${pid} is not the pid of a single task`, { pid });
+  }
+}
+
 export function kill(pid: number, sig: number): void {
+  singleTask('kill', pid);
   sys('kill', NR.kill, pid, pid, sig);
 }
 
-/** kill(pid, 0): whether the pid exists (EPERM counts as existing). */
+/** kill(pid, 0): whether the pid exists (EPERM counts as existing); a number that is no single task's pid does not. */
 export function pidExists(pid: number): boolean {
+  if (!Number.isInteger(pid) || pid <= 0 || pid > PID_MAX_LIMIT) return false;
   const r = sysTry(NR.kill, pid, 0);
   return r === 0 || r === -1;
 }
 
 export function tgkill(tgid: number, tid: number, sig: number): void {
+  singleTask('tgkill', tgid);
+  singleTask('tgkill', tid);
   sys('tgkill', NR.tgkill, tid, tgid, tid, sig);
 }
 

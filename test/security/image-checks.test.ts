@@ -90,6 +90,13 @@ test('damaged dumps are refused before anything is created, naming image and fie
   writeImage(join(d, fdinfo), 'FDINFO', fi.entries as Record<string, unknown>[]);
   await refused(d, /fd \d+ id: file 99999 is not in files\.img/, pid);
 
+  // A pgid of -1 (as the uint32 it is stored in): kill(2) would read it as "every process".
+  d = copyOf(good);
+  const ps3 = readImage(join(d, 'pstree.img'));
+  (ps3.entries[0] as { pgid: number }).pgid = 4294967295;
+  writeImage(join(d, 'pstree.img'), 'PSTREE', ps3.entries as Record<string, unknown>[]);
+  await refused(d, new RegExp(`pstree\\.img: task ${pid} pgid: 4294967295 is not a pid`), pid);
+
   // A run id that would splice a command into nft's input (it names the network lock's table).
   d = copyOf(good);
   const inv = readImage(join(d, 'inventory.img'));

@@ -236,7 +236,15 @@ test(`restore fuzzer: ${TOTAL} damaged dumps of ${SUBJECTS.length} subjects end 
         }
         // Nothing left: the tree (restored or not) is killed; no stub, no new file beside the subject's.
         for (const pid of pidsIn(dir, dumpedPids)) {
-          if (res.code !== 0) assert.equal(isAlive(pid) && dumpedPids.includes(pid), false, `${label}: task ${pid} left behind by a failed restore`);
+          if (res.code !== 0 && isAlive(pid) && dumpedPids.includes(pid)) {
+            let status = '';
+            try {
+              status = readFileSync(`/proc/${pid}/status`, 'latin1').split('\n').slice(0, 8).join(' | ');
+            } catch {
+              status = '(gone since)';
+            }
+            assert.fail(`${label}: task ${pid} left behind by a failed restore: ${res.stderr} ${status}`);
+          }
           if (isAlive(pid) && isOurDescendant(pid)) {
             try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
           }
