@@ -7,13 +7,14 @@
  */
 import { before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync, rmdirSync } from 'node:fs';
+import { spawn, execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, readlinkSync, rmdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { dump, restore } from '../../src/api/index.js';
 import { readImage } from '../../src/images/index.js';
 import type { CgroupEntry, CoreEntry, InventoryEntry } from '../../src/images/messages.js';
 import { isAlive, startSubject, type Subject } from '../lib/subjects.js';
-import { killAndWait, removeDir, tempDir, waitGone } from '../e2e/helpers.js';
+import { killAndWait, removeDir, tempDir, waitGone, waitTreeGone } from '../e2e/helpers.js';
 import { sameAsCritWithout, setUpRunner, STEP_TIMEOUT_MS } from './files/round-trip.js';
 
 before(setUpRunner);
@@ -133,6 +134,89 @@ test('--manage-cgroups=ignore: the restored tasks stay in our cgroups', { timeou
       s.cleanup();
     }
     removeCgroups(cg);
+    removeDir(dir);
+  }
+});
+
+/** Start `sh -c script` detached; wait until the process named `exe` runs at `pid` (the sh itself or its child). */
+async function startShell(script: string, exe: string, childOf = false): Promise<{ root: number; task: number }> {
+  const sh = spawn('sh', ['-c', script], { stdio: 'ignore', detached: true });
+  sh.unref();
+  const root = sh.pid as number;
+  for (let i = 0; i < 300; i++) {
+    try {
+      const task = childOf ? Number(readFileSync(`/proc/${root}/task/${root}/children`, 'utf8').trim().split(' ')[0]) : root;
+      if (task > 0 && readlinkSync(`/proc/${task}/exe`).endsWith(`/${exe}`)) return { root, task };
+    } catch {
+      // not there yet
+    }
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  throw new Error(`${script}: ${exe} never ran`);
+}
+
+test('`unshare --cgroup` in a cgroup of its own: restored in a new cgroup namespace rooted at that cgroup (made again)', { timeout: 60_000, skip }, async () => {
+  const own = v2Path(process.pid);
+  const rel = `${own === '/' ? '' : own}/criu-ts-cgns-${process.pid}`;
+  const cg = join(MOUNT as string, rel);
+  mkdirSync(cg);
+  const dir = tempDir('kind-cgroupns');
+  let pid = 0;
+  try {
+    ({ root: pid } = await startShell(`echo $$ > ${cg}/cgroup.procs && exec unshare --cgroup sleep 60`, 'sleep'));
+    const ours = readlinkSync('/proc/self/ns/cgroup');
+    assert.notEqual(readlinkSync(`/proc/${pid}/ns/cgroup`), ours);
+    await dump({ pid, imagesDir: dir, progress: false });
+    assert.deepEqual(await waitTreeGone(dir), []);
+    const set = (readImage(join(dir, 'cgroup.img')).entries[0] as unknown as CgroupEntry).sets?.[0];
+    const member = set?.ctls?.find((m) => m.name === '');
+    assert.equal(member?.path, rel);
+    assert.equal(member?.cgns_prefix, rel.length, 'the namespace is rooted at the task\'s own cgroup');
+    rmdirSync(cg);
+    await restore({ imagesDir: dir, progress: false });
+    assert.notEqual(readlinkSync(`/proc/${pid}/ns/cgroup`), ours, 'restored in a cgroup namespace of its own');
+    assert.equal(v2Path(pid), rel);
+    // Seen from inside its namespace, the task is at its root.
+    const inside = execFileSync('nsenter', ['-t', String(pid), '-C', 'cat', `/proc/${pid}/cgroup`], { encoding: 'utf8' });
+    assert.match(inside, /^0::\/$/m);
+  } finally {
+    if (pid > 0) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        // gone
+      }
+      await killAndWait(pid);
+    }
+    try {
+      rmdirSync(cg);
+    } catch {
+      // gone
+    }
+    removeDir(dir);
+  }
+});
+
+test('a child in another cgroup namespace than the root: dump refused with one line naming it, tree unharmed', { timeout: 60_000 }, async () => {
+  const dir = tempDir('kind-cgroupns-nested');
+  let root = 0;
+  try {
+    const t = await startShell('unshare --cgroup sleep 60 & wait', 'sleep', true);
+    root = t.root;
+    await assert.rejects(dump({ pid: root, imagesDir: dir, progress: false }), (e: Error) => {
+      assert.match(e.message, new RegExp(`^task ${t.task} is in cgroup namespace cgroup:\\[\\d+\\], the tree's root ${root} in cgroup:\\[\\d+\\]: only one cgroup namespace per tree is supported$`));
+      return true;
+    });
+    assert.ok(isAlive(root) && isAlive(t.task), 'the tree runs on');
+  } finally {
+    if (root > 0) {
+      try {
+        process.kill(-root, 'SIGKILL');
+      } catch {
+        // gone
+      }
+      await killAndWait(root);
+    }
     removeDir(dir);
   }
 });

@@ -60,7 +60,7 @@ export function dumpCgroupTree(tree: DumpTreeView, ctx: DumpContext): void {
     if (t.zombie) continue;
     const ns = nsLink(t.pid, 'cgroup');
     if (ns !== rootNs) {
-      throw new CriuTsError('EUNSUPPORTED', `task ${t.pid} is in cgroup namespace ${ns}, the tree's root ${tree.rootPid} in ${rootNs}: nested cgroup namespaces are not supported`, { pid: t.pid });
+      throw new CriuTsError('EUNSUPPORTED', `task ${t.pid} is in cgroup namespace ${ns}, the tree's root ${tree.rootPid} in ${rootNs}: only one cgroup namespace per tree is supported`, { pid: t.pid });
     }
   }
   const hier = new Hierarchies(ctx.opts.cgroupYard);

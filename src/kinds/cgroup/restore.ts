@@ -62,7 +62,7 @@ export function prepareCgroups(tree: RestoreTreeView, ctx: RestoreContext): void
   const ownNs = rootNs !== undefined && tree.rootIds?.cgroup_ns_id !== undefined && rootNs !== tree.rootIds.cgroup_ns_id;
   for (const t of tree.tasks) {
     if (t.ids && rootNs !== undefined && t.ids.cgroup_ns_id !== rootNs) {
-      throw new CriuTsError('EUNSUPPORTED', `task ${t.pid} is in another cgroup namespace than the tree's root: nested cgroup namespaces are not supported`, { pid: t.pid });
+      throw new CriuTsError('EUNSUPPORTED', `task ${t.pid} is in another cgroup namespace than the tree's root: only one cgroup namespace per tree is supported`, { pid: t.pid });
     }
   }
   rewriteRoots(entry, ctx.opts.cgroupRoots);
