@@ -13,7 +13,7 @@ export async function restore(opts: RestoreOptions): Promise<RestoreResult> {
   const pidfile = opts.pidfile === undefined || isAbsolute(opts.pidfile) ? opts.pidfile : join(resolve(opts.workDir ?? dir), opts.pidfile);
   return restoreTree({
     dir,
-    kinds: { shellJob: opts.shellJob ?? false, extUnixSk: opts.extUnixSk ?? false, tcpClose: opts.tcpClose ?? false, ...cgroupOptions(opts) },
+    kinds: { shellJob: opts.shellJob ?? false, extUnixSk: opts.extUnixSk ?? false, tcpClose: opts.tcpClose ?? false, unprivileged: opts.asCaller !== undefined, ...cgroupOptions(opts) },
     leaveStopped: opts.leaveStopped ?? false,
     pidfile,
     progress: opts.progress ?? true,

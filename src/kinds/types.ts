@@ -151,6 +151,8 @@ export interface RestoreKindOptions extends CgroupOptions {
   extUnixSk: boolean;
   /** --tcp-close: TCP connections come back closed (TCP_CLOSE, shut down both ways) */
   tcpClose: boolean;
+  /** the restore acts for an unprivileged caller (docs/security.md): a kind gives back only what the caller could make itself */
+  unprivileged: boolean;
 }
 
 /** A dump-wide image kinds wrote, as the restore core loaded it once: entries and their raw payloads. */

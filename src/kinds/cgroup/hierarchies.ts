@@ -40,7 +40,7 @@ export class Hierarchies {
           fd = detachedMount('cgroup', strings, cnames.filter((c) => !c.startsWith('name=')));
         }
       } catch (e) {
-        throw new CriuTsError('ESYSCALL', `cannot open the cgroup hierarchy ${key || 'v2'}: ${(e as Error).message} (--cgroup-yard gives mounts made beforehand)`, { hierarchy: key }, e);
+        throw new CriuTsError('ESYSCALL', `cannot open the cgroup hierarchy ${key || 'v2'}: ${(e as Error).message} (--cgroup-yard gives mounts made beforehand; at dump, --manage-cgroups=ignore saves the memberships only)`, { hierarchy: key }, e);
       }
       this.fds.set(key, fd);
       base = `/proc/self/fd/${fd}`;

@@ -14,7 +14,7 @@ import type { CgControllerEntry, CgroupDirEntry, CgroupEntry, CgSetEntry, CgMemb
 import { CriuTsError } from '../../errors.js';
 import { logger } from '../../log.js';
 import { NR } from '../../sys/index.js';
-import type { RestoreContext, RestoreTaskHandle, RestoreTreeTask, RestoreTreeView } from '../types.js';
+import type { CgroupMode, RestoreContext, RestoreTaskHandle, RestoreTreeTask, RestoreTreeView } from '../types.js';
 import { stateKey } from '../types.js';
 import { Hierarchies } from './hierarchies.js';
 import { hierarchyMatches, parseCgroupText } from './model.js';
@@ -38,6 +38,8 @@ interface RestoreState {
   current: Map<number, number | undefined>;
   /** the root was in a cgroup namespace of its own */
   newNs: boolean;
+  /** --manage-cgroups as it applies (ignore for an unprivileged caller) */
+  mode: CgroupMode;
 }
 
 const STATE = stateKey<RestoreState | undefined>('cgroup:restore');
@@ -54,12 +56,18 @@ function controllerOf(st: RestoreState, name: string): CgControllerEntry {
 }
 
 export function prepareCgroups(tree: RestoreTreeView, ctx: RestoreContext): void {
-  const mode = ctx.opts.manageCgroups;
+  // For an unprivileged caller nothing is done as root to cgroups: its tasks
+  // stay in ours, as CRIU's --unprivileged leaves them (making directories,
+  // setting properties or moving tasks would be root's, not the caller's).
+  const mode = ctx.opts.unprivileged ? 'ignore' : ctx.opts.manageCgroups;
   const img = mode === 'ignore' ? undefined : ctx.ownImage('cgroup.img');
   const entry: CgroupEntry = (img?.entries[0] as CgroupEntry | undefined) ?? {};
   const rootTask = tree.tasks.find((t) => t.pid === tree.rootPid);
   const rootNs = rootTask?.ids?.cgroup_ns_id;
   const ownNs = rootNs !== undefined && tree.rootIds?.cgroup_ns_id !== undefined && rootNs !== tree.rootIds.cgroup_ns_id;
+  if (ownNs && ctx.opts.unprivileged) {
+    throw new CriuTsError('EPERM', `not restored for an unprivileged caller: task ${tree.rootPid} would be in a cgroup namespace of its own`, { pid: tree.rootPid, errno: 1 });
+  }
   for (const t of tree.tasks) {
     if (t.ids && rootNs !== undefined && t.ids.cgroup_ns_id !== rootNs) {
       throw new CriuTsError('EUNSUPPORTED', `task ${t.pid} is in another cgroup namespace than the tree's root: only one cgroup namespace per tree is supported`, { pid: t.pid });
@@ -76,6 +84,7 @@ export function prepareCgroups(tree: RestoreTreeView, ctx: RestoreContext): void
     tree,
     current: new Map(),
     newNs: ownNs,
+    mode,
   };
   ctx.state(STATE, () => st);
   // --manage-cgroups=ignore: every task stays in ours (the cgroup namespace is still made).
@@ -197,7 +206,7 @@ export function restoreTaskCgroups(t: RestoreTaskHandle, task: RestoreTreeTask, 
     t.syscall('unshare(CLONE_NEWCGROUP)', NR.unshare, CLONE_NEWCGROUP);
     log.debug(`task ${task.pid}: cgroup namespace made`);
   }
-  if (want === undefined || want === inherited || ctx.opts.manageCgroups === 'ignore') return;
+  if (want === undefined || want === inherited || st.mode === 'ignore') return;
   moveInto(st, task.pid, set ? set.ctls ?? [] : ownMembers(), false);
 }
 
@@ -215,7 +224,7 @@ export function finishCgroups(ctx: RestoreContext, failed: boolean): void {
       }
       return;
     }
-    if (ctx.opts.manageCgroups === 'ignore') return;
+    if (st.mode === 'ignore') return;
     // Threads in cgroups of their own (a v1 hierarchy, or a threaded v2 one): one by one.
     for (const task of st.tree.tasks) {
       const main = setOf(task);
