@@ -30,39 +30,65 @@ const SEEN = stateKey<Seen[]>('files:seen');
 /** The fdinfo entries of task `pid` (in net namespace `netNsId`); new open files go into the dump's files table. */
 export function dumpFds(pid: number, ctx: DumpContext, netNsId: number | undefined): FdinfoEntry[] {
   const out: FdinfoEntry[] = [];
-  const seen = ctx.memo(SEEN, () => []);
   const pidfd = pidfdOpen(pid);
   try {
     for (const fd of listFds(pid)) {
-      const link = readFdLink(pid, fd);
-      const fdinfo = parseFdinfo(pid, fd);
-      const flags = fdinfo.flags & O_CLOEXEC ? FD_CLOEXEC : 0;
-      const same = seen.find((s) => s.ino === fdinfo.ino && sameFile(s.pid, s.fd, pid, fd));
-      if (same) {
-        out.push({ id: same.id, flags, type: ctx.fileById(same.id)?.type ?? 'REG', fd });
-        continue;
-      }
-      const localFd = pidfdGetfd(pidfd, fd, pid);
-      try {
-        const probe: FdProbe = { pid, fd, link, fdinfo, stat: fstatSync(localFd), localFd, netNsId };
-        const kind = fileKindFor(probe);
-        if (!kind) {
-          const what = describeUnknown(probe);
-          throw new CriuTsError('EUNSUPPORTED', `task ${pid} fd ${fd}: ${link}${what}: this kind of file is not supported`, { pid, fd, link });
-        }
-        const fown = readFown(localFd, fdinfo.flags);
-        const id = ctx.addFile((i) => withFown(kind.dump(probe, i, ctx), fown, `task ${pid} fd ${fd} (${link})`));
-        seen.push({ pid, fd, ino: fdinfo.ino, id });
-        log.debug(`task ${pid} fd ${fd}: ${kind.name} id ${id} (${link})`);
-        out.push({ id, flags, type: kind.type, fd });
-      } finally {
-        closeQuiet(localFd);
-      }
+      const { id, type, fdFlags } = fileOfFd(pid, pidfd, fd, ctx, netNsId);
+      out.push({ id, flags: fdFlags, type, fd });
     }
   } finally {
     closeQuiet(pidfd);
   }
   return out;
+}
+
+/** The file entry of task `pid`'s fd `fd`: one already dumped (the same open file description), or a new one. */
+function fileOfFd(pid: number, pidfd: number, fd: number, ctx: DumpContext, netNsId: number | undefined): { id: number; type: FdinfoEntry['type']; fdFlags: number } {
+  const seen = ctx.memo(SEEN, () => []);
+  const link = readFdLink(pid, fd);
+  const fdinfo = parseFdinfo(pid, fd);
+  const fdFlags = fdinfo.flags & O_CLOEXEC ? FD_CLOEXEC : 0;
+  const same = seen.find((s) => s.ino === fdinfo.ino && sameFile(s.pid, s.fd, pid, fd));
+  if (same) return { id: same.id, type: ctx.fileById(same.id)?.type ?? 'REG', fdFlags };
+  const localFd = pidfdGetfd(pidfd, fd, pid);
+  try {
+    const probe: FdProbe = { pid, fd, link, fdinfo, stat: fstatSync(localFd), localFd, netNsId };
+    const kind = fileKindFor(probe);
+    if (!kind) {
+      const what = describeUnknown(probe);
+      throw new CriuTsError('EUNSUPPORTED', `task ${pid} fd ${fd}: ${link}${what}: this kind of file is not supported`, { pid, fd, link });
+    }
+    const fown = readFown(localFd, fdinfo.flags);
+    const id = ctx.addFile((i) => withFown(kind.dump(probe, i, ctx), fown, `task ${pid} fd ${fd} (${link})`));
+    seen.push({ pid, fd, ino: fdinfo.ino, id });
+    log.debug(`task ${pid} fd ${fd}: ${kind.name} id ${id} (${link})`);
+    return { id, type: kind.type, fdFlags };
+  } finally {
+    closeQuiet(localFd);
+  }
+}
+
+/**
+ * For the memory kind: the file entry of the socket a mapping of task `pid`
+ * shows (`socket:[ino]`, a packet socket's ring), dumped through an fd of
+ * the task on it (memory is dumped before the fds; those find it again).
+ * Refused when no fd holds the socket any more, or when it is not a packet
+ * socket.
+ */
+export function socketFileForMapping(ctx: DumpContext, pid: number, start: bigint, end: bigint, path: string, netNsId: number | undefined): number {
+  const where = `task ${pid}: mapping 0x${start.toString(16)}-0x${end.toString(16)} ${path}`;
+  const fd = listFds(pid).find((f) => readFdLink(pid, f) === path);
+  if (fd === undefined) {
+    throw new CriuTsError('EUNSUPPORTED', `${where}: no fd of the task holds this socket any more, so it cannot be made again`, { pid, path });
+  }
+  const pidfd = pidfdOpen(pid);
+  try {
+    const { id, type } = fileOfFd(pid, pidfd, fd, ctx, netNsId);
+    if (type !== 'PACKETSK') throw new CriuTsError('EUNSUPPORTED', `${where}: a mapping of a ${type} socket is not supported (only packet rings)`, { pid, path, type });
+    return id;
+  } finally {
+    closeQuiet(pidfd);
+  }
 }
 
 /** Our fds on files in flight, kept open until the dump ends (kcmp compares later fds with them); inodes being dumped now. */

@@ -24,7 +24,7 @@ import { CHECKSUMS_IMAGE, beginChecksums, checksumEntries, endChecksums } from '
 import { seizeTree, releaseTree, type TaskNode } from './tree.js';
 import { dumpGpRegs, dumpFpRegs } from './regs.js';
 import { dumpTaskCore, dumpThreadCore, dumpTidAddress } from './task-state.js';
-import { dumpFds, dumpInFlight } from './files.js';
+import { dumpFds, dumpInFlight, socketFileForMapping } from './files.js';
 import { dumpMemory } from '../kinds/memory/dump.js';
 import { IncrementalMemory } from '../kinds/memory/incremental.js';
 import {
@@ -424,6 +424,7 @@ function dumpTask(
   const mem = dumpMemory({
     pid, dir: ctx.dir, fileId, ghostFileId,
     memfdFileId: (start, end, path) => memfdFileForMapping(ctx, pid, start, end, path),
+    socketFileId: (start, end, path) => socketFileForMapping(ctx, pid, start, end, path, ids.net_ns_id),
     shmemDone: shared.shmemDone, nextPagesId: () => ctx.nextPagesId(), onBytes: shared.onBytes, exclude,
     // Its SysV segments go with its ipc namespace (the ipc kind) only when that namespace is not ours.
     sysvShm: hasOwnNamespace(pid, 'ipc'),

@@ -12,7 +12,7 @@ import type { RestoreContext, RestoreTaskHandle } from '../kinds/index.js';
 import type { Tracee } from '../infect/tracee.js';
 import { HELD_SIGMASK } from '../infect/tracee.js';
 import { holdSigmask, rseqConfig, writeGpRegs } from '../infect/ptrace-state.js';
-import { prepareAddressSpace, restoreMemory, restoreMmFields, dropStubVdso } from '../kinds/memory/restore.js';
+import { prepareAddressSpace, restoreMemory, restoreMmFields, dropStubVdso, restoreSocketMappings } from '../kinds/memory/restore.js';
 import { restoreFds } from './files.js';
 import { asInterruptedSyscall } from './restart.js';
 import {
@@ -66,6 +66,7 @@ export function restoreTaskBody(n: RestoreNode, plan: RestorePlan, img: DumpImag
   const pages = restoreMemory(h, task.mm, task.pagemap, task.pagesId, filesCtx);
   dropStubVdso(h, task.mm);
   restoreFds(h, task.fds, filesCtx, n.inherited, plan.inheritBase);
+  restoreSocketMappings(h, task.mm, task.fds);
   const cwd = img.files.get(task.fs.cwd_id)?.reg?.name;
   const root = img.files.get(task.fs.root_id)?.reg?.name;
   // Both paths are as seen from our root: cwd first, while that path still

@@ -115,7 +115,7 @@ export const SUBJECTS: readonly SubjectCase[] = [
   c('tcp-close', 'a listener with a connection not accepted yet (--skip-in-flight)', { args: ['--mode', 'in-flight'] }),
   c('tcp-states', 'half-closed TCP connections whose two ends are in a parent and its child', { args: ['--split', '1'] }),
   c('inet-raw', 'raw IPv4/IPv6 sockets (ICMP, UDP, IPPROTO_RAW): addresses, ICMP filters, IP/IPv6 options, connected; ping sockets in test/kinds/files/inet-raw.test.ts'),
-  c('packet-sock', 'packet sockets: raw, datagram and SOCK_PACKET, bound or not, TPACKET version, auxdata/origdev/reserve, RX and TX rings, memberships, a fanout group'),
+  c('packet-sock', 'packet sockets: raw, datagram and SOCK_PACKET, bound or not, TPACKET version, auxdata/origdev/reserve, RX and TX rings (one mapped into memory), memberships, a fanout group'),
   c('netlink-sock', 'netlink sockets: route with a kernel-picked port id and groups past 32, generic and user sockets bound to port ids, one connected, one never bound'),
   c('sock-opts', 'socket filters (UDP with a datagram queued before its filter, a unix pair), SO_LINGER, SO_BINDTODEVICE, a SO_REUSEPORT group of listeners one of which left it'),
   c('udp', 'UDP sockets v4/v6 bound, connected, unbound, shut down: queued datagrams, peers, options'),

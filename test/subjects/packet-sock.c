@@ -6,7 +6,9 @@
  *      fanout group 77 (hash), a multicast membership, a TX ring
  *   22 SOCK_DGRAM, ETH_P_IP, bound to lo, in 21's fanout group
  *   23 SOCK_PACKET, ETH_P_ALL, bound to "lo"
- * With --map 1, 20's RX ring is also mapped into memory: a dump must refuse it.
+ *   20's RX ring is mapped into memory (shared), as libpcap does
+ * With --orphan 1, a fifth packet socket's ring stays mapped after its fd
+ * is closed: a dump must refuse it (no fd to make the socket again from).
  * After SIGTERM: names (protocol, device), options, rings (a second ring
  * is refused: EBUSY), memberships (dropping them works once), fanout; 22
  * still receives IPv4 on lo (the group spreads packets over 21 and 22).
@@ -20,7 +22,9 @@
 #include <net/ethernet.h>
 #include <net/if.h>
 #include <string.h>
+#include <stdio.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -90,9 +94,17 @@ int main(int argc, char **argv)
 	if (setsockopt(20, SOL_PACKET, PACKET_ADD_MEMBERSHIP, &promisc, sizeof(promisc)) != 0)
 		subject_fail("promisc: errno %d", errno);
 
-	if (subject_opt_long("map", 0) &&
-	    mmap(NULL, rx.tp_block_size * rx.tp_block_nr, PROT_READ | PROT_WRITE, MAP_SHARED, 20, 0) == MAP_FAILED)
+	size_t ring_len = rx.tp_block_size * rx.tp_block_nr;
+	volatile struct tpacket2_hdr *ring = mmap(NULL, ring_len, PROT_READ | PROT_WRITE, MAP_SHARED, 20, 0);
+	if (ring == MAP_FAILED)
 		subject_fail("mmap ring: errno %d", errno);
+	if (subject_opt_long("orphan", 0)) {
+		int o = sock(SOCK_RAW, 0);
+		if (setsockopt(o, SOL_PACKET, PACKET_RX_RING, &rx, sizeof(rx)) != 0 ||
+		    mmap(NULL, ring_len, PROT_READ, MAP_SHARED, o, 0) == MAP_FAILED)
+			subject_fail("orphan ring: errno %d", errno);
+		close(o);
+	}
 
 	subject_at(21, sock(SOCK_DGRAM, htons(ETH_P_IP)), "21");
 	bind_lo(21, ETH_P_IP);
@@ -118,6 +130,26 @@ int main(int argc, char **argv)
 
 	subject_ready();
 	subject_wait_term();
+
+	/* the ring is mapped at the same place, from socket 20, and reads as a ring the kernel owns */
+	char want[64], line[256];
+	snprintf(want, sizeof(want), "%lx-", (unsigned long)ring);
+	struct stat st;
+	if (fstat(20, &st) != 0)
+		subject_fail("fstat 20");
+	char sk[32];
+	snprintf(sk, sizeof(sk), "socket:[%lu]", (unsigned long)st.st_ino);
+	FILE *maps = fopen("/proc/self/maps", "r");
+	int found = 0;
+	while (maps && fgets(line, sizeof(line), maps))
+		if (strncmp(line, want, strlen(want)) == 0 && strstr(line, sk))
+			found = 1;
+	if (maps)
+		fclose(maps);
+	if (!found)
+		subject_fail("the ring of 20 is not mapped at %p", (void *)ring);
+	if (ring->tp_status != TP_STATUS_KERNEL)
+		subject_fail("ring frame 0: status %x", ring->tp_status);
 
 	struct sockaddr_ll a;
 	name_of(20, &a);

@@ -14,7 +14,8 @@
  * SysV shm attachments are recorded as VMAs (VMA_AREA_SYSVIPC) when the
  * task's ipc namespace is dumped with it; their pages go with the segment
  * (kinds/ns/ipc-dump.ts). Mappings of deleted files take the file along as a
- * ghost. Known limits: SysV shm of criu-ts's own ipc namespace, AIO rings and hugetlbfs
+ * ghost. A packet socket's ring is a VMA_AREA_SOCKET VMA naming the socket's
+ * file (dumped here through the task's fd on it), without pages. Known limits: SysV shm of criu-ts's own ipc namespace, AIO rings and hugetlbfs
  * are refused with EUNSUPPORTED; zero-page detection is not done (such pages
  * are written as zeros).
  */
@@ -35,6 +36,12 @@ export interface MemoryDumpContext {
   fileId(path: string, flags: number): number;
   /** the MEMFD file entry behind a mapping of a memfd (its inode and contents are dumped once) */
   memfdFileId(start: bigint, end: bigint, path: string): number;
+  /**
+   * The file entry of the socket a mapping shows (`socket:[ino]`, a packet
+   * ring), dumped through the task's fd on it; absent where no files are
+   * dumped (pre-dump: the VMA has no pages to save either way).
+   */
+  socketFileId?(start: bigint, end: bigint, path: string): number;
   /** the same for an unlinked file, reachable at openPath: its contents go into the images as a ghost */
   ghostFileId(path: string, flags: number, openPath: string, inode: bigint): number;
   /** shared anonymous objects already dumped by another task: shmid → true */
@@ -129,8 +136,15 @@ export function dumpMemory(ctx: MemoryDumpContext): MemoryDump {
         );
       }
       if (v.path === '[aio]' || v.path.startsWith('/[aio]')) refuse(pid, v, 'an AIO ring');
-      // A packet socket's ring (or a TCP zero-copy receive area): kernel memory of the socket, no file to map again.
-      if (v.path.startsWith('socket:[')) refuse(pid, v, 'a mapping of a socket (a packet ring)');
+      if (v.path.startsWith('socket:[')) {
+        // A packet socket's ring: kernel memory of the socket, mapped again from
+        // the restored socket (CRIU's VMA_AREA_SOCKET); its frames are not saved.
+        vmas.push({
+          start: v.start, end: v.end, pgoff: v.pgoff, shmid: BigInt(ctx.socketFileId?.(v.start, v.end, v.path) ?? 0),
+          prot: v.prot.value, flags: v.shared ? MAP_SHARED : MAP_PRIVATE, status: VMA.AREA_REGULAR | VMA.AREA_SOCKET, fd: -1n,
+        });
+        continue;
+      }
       const { status, flags: baseFlags } = vmaStatus(kind);
       let flags = baseFlags;
       if (v.vmFlags.includes('gd')) flags |= MAP_GROWSDOWN;

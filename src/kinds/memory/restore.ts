@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import { parseMaps, type MapsEntry } from '../../proc/index.js';
 import { NR, PAGE_SIZE, PR, PR_SET_MM } from '../../sys/index.js';
 import { CriuTsError } from '../../errors.js';
-import type { MmEntry, VmaEntry, PagemapEntry } from '../../images/messages.js';
+import type { FdinfoEntry, MmEntry, VmaEntry, PagemapEntry } from '../../images/messages.js';
 import { stateKey, type RestoreContext, type RestoreTaskHandle } from '../types.js';
 import { openMemfd } from '../files/memfd.js';
 import {
@@ -147,7 +147,8 @@ function filePath(ctx: RestoreContext, id: bigint): string {
 
 /** Step 2: map every VMA, fill its pages, then set final protections. */
 export function restoreMemory(t: RestoreTaskHandle, mm: MmEntry, pagemap: PagemapEntry[], pagesId: number, ctx: RestoreContext): number {
-  const vmas = (mm.vmas ?? []).filter((v) => (v.status & (VMA.AREA_VDSO | VMA.AREA_VVAR | VMA.AREA_VSYSCALL)) === 0);
+  // A socket's ring is mapped from the socket itself once the fds exist (restoreSocketMappings).
+  const vmas = (mm.vmas ?? []).filter((v) => (v.status & (VMA.AREA_VDSO | VMA.AREA_VVAR | VMA.AREA_VSYSCALL | VMA.AREA_SOCKET)) === 0);
   const fds = new Map<string, number>();
   const fileFd = (id: bigint, fdflags: number): number => {
     const e = ctx.fileById(Number(id));
@@ -454,4 +455,22 @@ export function restoreMmFields(t: RestoreTaskHandle, mm: MmEntry, ctx: RestoreC
   if (mm.dumpable !== undefined) t.syscall('prctl(SET_DUMPABLE)', NR.prctl, PR.SET_DUMPABLE, mm.dumpable);
   // Inherited from the stub (so from criu-ts): set it both ways.
   if (mm.thp_disabled !== undefined) t.syscall('prctl(SET_THP_DISABLE)', NR.prctl, PR.SET_THP_DISABLE, mm.thp_disabled ? 1 : 0);
+}
+
+/**
+ * Step 3, once the task's fds are at their numbers: the rings of packet
+ * sockets (VMA_AREA_SOCKET, shmid = the socket's file id) mapped again from
+ * the task's fd on the socket, at their address. The kernel takes only a
+ * mapping of the whole ring; its frames are new (none was saved).
+ */
+export function restoreSocketMappings(t: RestoreTaskHandle, mm: MmEntry, fds: readonly FdinfoEntry[]): void {
+  for (const v of mm.vmas ?? []) {
+    if ((v.status & VMA.AREA_SOCKET) === 0) continue;
+    const fdi = fds.find((f) => f.id === Number(v.shmid));
+    if (!fdi) {
+      throw new CriuTsError('EIMAGE', `mapping 0x${v.start.toString(16)}: socket file ${v.shmid} is at no fd of task ${t.pid}`, { pid: t.pid, shmid: v.shmid });
+    }
+    const flags = MAP_FIXED | (v.flags & (MAP_SHARED | MAP_PRIVATE)) | (v.flags & MAP_LOCKED);
+    t.syscall(`mmap(ring of fd ${fdi.fd})`, NR.mmap, v.start, v.end - v.start, v.prot, flags, fdi.fd, v.pgoff);
+  }
 }

@@ -1,14 +1,17 @@
 /**
  * Packet sockets (PACKETSK): raw, datagram and SOCK_PACKET sockets, bound
  * or not, with their TPACKET settings, rings, memberships and a fanout
- * group; images as crit decodes them; a ring mapped into the task's memory
- * refused at dump in one line.
+ * group; a ring mapped into the task's memory (VMA_AREA_SOCKET) mapped again
+ * from the restored socket; images as crit decodes them; a ring whose
+ * socket has no fd left refused at dump in one line.
  */
 import { before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { dump } from '../../../src/api/index.js';
-import type { PacketSockEntry } from '../../../src/images/messages.js';
+import { readImage } from '../../../src/images/index.js';
+import type { FileEntry, MmEntry, PacketSockEntry } from '../../../src/images/messages.js';
+import { readdirSync } from 'node:fs';
 import { isAlive, startSubject } from '../../lib/subjects.js';
 import { killAndWait, removeDir, tempDir } from '../../e2e/helpers.js';
 import { fileEntries, roundTrip, sameAsCrit, setUpRunner, STEP_TIMEOUT_MS } from './round-trip.js';
@@ -33,17 +36,26 @@ test('packet sockets keep protocol, device, TPACKET settings, rings, memberships
       assert.equal(dgram.filter((p) => p.tx_ring !== undefined).length, 1);
       assert.ok(dgram.some((p) => p.reserve === 32 && p.orig_dev && p.mclist?.[0]?.addr.length === 6));
       assert.ok(psk.some((p) => p.type === 10 && p.ifindex === 1), 'SOCK_PACKET bound to lo');
-      sameAsCrit(dir, ['files.img']);
+      // The ring: a socket VMA (VMA_AREA_REGULAR | VMA_AREA_SOCKET) whose shmid is the raw socket's file id.
+      const mmImg = readdirSync(dir).find((n) => /^mm-\d+\.img$/.test(n)) ?? '';
+      const mm = readImage(join(dir, mmImg)).entries[0] as unknown as MmEntry;
+      const ring = (mm.vmas ?? []).filter((v) => (v.status & (1 << 11)) !== 0);
+      assert.equal(ring.length, 1);
+      assert.equal(ring[0]?.status, (1 << 11) | 1);
+      const rawFile = fileEntries(dir).find((e: FileEntry) => e.type === 'PACKETSK' && e.psk?.type === 3);
+      assert.equal(ring[0]?.shmid, BigInt(rawFile?.id ?? -1));
+      assert.equal((ring[0]?.end ?? 0n) - (ring[0]?.start ?? 0n), 16384n);
+      sameAsCrit(dir, ['files.img', mmImg]);
     },
   });
 });
 
-test('a packet ring mapped into memory is refused at dump in one line, and the task keeps running', { timeout: STEP_TIMEOUT_MS }, async () => {
-  const dir = tempDir('packet-map');
-  const s = await startSubject('packet-sock', ['--map', '1']);
+test('a packet ring whose socket has no fd left is refused at dump in one line, and the task keeps running', { timeout: STEP_TIMEOUT_MS }, async () => {
+  const dir = tempDir('packet-orphan');
+  const s = await startSubject('packet-sock', ['--orphan', '1']);
   try {
     await assert.rejects(dump({ pid: s.pid, imagesDir: join(dir, 'img'), progress: false }), (e: Error) => {
-      assert.match(e.message, /^task \d+: mapping 0x[0-9a-f]+-0x[0-9a-f]+ socket:\[\d+\]: a mapping of a socket \(a packet ring\) is not supported$/);
+      assert.match(e.message, /^task \d+: mapping 0x[0-9a-f]+-0x[0-9a-f]+ socket:\[\d+\]: no fd of the task holds this socket any more, so it cannot be made again$/);
       return true;
     });
     assert.ok(isAlive(s.pid), 'the refused task still runs');

@@ -11,8 +11,9 @@
  *
  * Known limits: packets waiting to be read are dropped (logged), as CRIU
  * does; a membership joined more than once is refused (the image keeps no
- * count); a ring the task has mapped into its memory is the memory kind's
- * to refuse; sockets in another network namespace are refused.
+ * count); sockets in another network namespace are refused. A ring the
+ * task mapped into its memory is the memory kind's (VMA_AREA_SOCKET): it
+ * maps it again from this socket's fd.
  */
 import { getsockoptInt, SOL_SOCKET } from '../../../sys/index.js';
 import type { FileKind, FdProbe } from '../../types.js';
