@@ -1,7 +1,9 @@
 /*
  * netlink-sock: netlink sockets.
- *   20 NETLINK_ROUTE, port id picked by the kernel, listening to RTMGRP_LINK
- *      and to group 33 (past the first 32, by NETLINK_ADD_MEMBERSHIP)
+ *   20 NETLINK_ROUTE, port id picked by the kernel, listening to group 13
+ *      (DECnet addresses, which nothing sends any more: a busy group such as
+ *      links would queue messages, and a dump refuses those) and to group 33
+ *      (bridge VLANs, past the first 32, by NETLINK_ADD_MEMBERSHIP)
  *   21 NETLINK_ROUTE, never bound
  *   22 NETLINK_GENERIC bound to port id pid + 1000000
  *   23 NETLINK_USERSOCK bound to port id pid + 2000000, SO_PASSCRED on
@@ -19,6 +21,8 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
+
+#define QUIET_GROUPS (1U << 12)
 
 static int sock(int proto)
 {
@@ -71,7 +75,7 @@ int main(int argc, char **argv)
 	unsigned pid = (unsigned)getpid();
 
 	subject_at(20, sock(NETLINK_ROUTE), "20");
-	bind_nl(20, 0, RTMGRP_LINK);
+	bind_nl(20, 0, QUIET_GROUPS);
 	int g33 = 33;
 	if (setsockopt(20, SOL_NETLINK, NETLINK_ADD_MEMBERSHIP, &g33, sizeof(g33)) != 0)
 		subject_fail("group 33: errno %d", errno);
@@ -100,11 +104,11 @@ int main(int argc, char **argv)
 		hear(23, "left");
 
 	struct sockaddr_nl a = name_of(20);
-	if (a.nl_pid != port20 || a.nl_groups != RTMGRP_LINK)
+	if (a.nl_pid != port20 || a.nl_groups != QUIET_GROUPS)
 		subject_fail("20: port id %u groups %x, was %u", a.nl_pid, a.nl_groups, port20);
 	unsigned groups[4] = { 0 };
 	socklen_t gl = sizeof(groups);
-	if (getsockopt(20, SOL_NETLINK, NETLINK_LIST_MEMBERSHIPS, groups, &gl) != 0 || groups[0] != RTMGRP_LINK || groups[1] != 1)
+	if (getsockopt(20, SOL_NETLINK, NETLINK_LIST_MEMBERSHIPS, groups, &gl) != 0 || groups[0] != QUIET_GROUPS || groups[1] != 1)
 		subject_fail("20: groups %x %x", groups[0], groups[1]);
 	if (name_of(21).nl_pid != 0 || name_of(22).nl_pid != pid + 1000000 || name_of(23).nl_pid != pid + 2000000 ||
 	    name_of(24).nl_pid != port24)

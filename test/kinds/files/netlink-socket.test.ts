@@ -22,7 +22,7 @@ test('netlink sockets keep port ids, groups, peer and options', { timeout: STEP_
       const nl = fileEntries(dir).filter((e) => e.type === 'NETLINKSK').map((e) => e.nlsk as NetlinkSkEntry);
       assert.equal(nl.length, 5);
       const route = nl.filter((n) => n.protocol === 0);
-      assert.deepEqual(route.map((n) => n.groups ?? []).sort((a, b) => a.length - b.length), [[], [1, 1]]);
+      assert.deepEqual(route.map((n) => n.groups ?? []).sort((a, b) => a.length - b.length), [[], [0x1000, 1]]);
       assert.ok(nl.some((n) => n.protocol === 16 && n.portid === s.pid + 1000000));
       const user = nl.filter((n) => n.protocol === 2);
       assert.ok(user.some((n) => n.state === 1 && n.dst_portid === s.pid + 2000000));
