@@ -20,12 +20,15 @@ export function parseCgroupRoot(spec: string): { controller: string | undefined;
 }
 
 /** Resolved with CRIU's default (soft); a relative --cgroup-yard is taken in the work dir, where CRIU runs. */
-export function cgroupOptions(o: { manageCgroups?: CgroupMode; cgroupRoot?: readonly string[]; cgroupYard?: string; imagesDir?: string; workDir?: string }): CgroupOptions {
+export function cgroupOptions(o: {
+  manageCgroups?: CgroupMode; cgroupRoot?: readonly string[]; cgroupYard?: string; cgroupDumpController?: readonly string[]; imagesDir?: string; workDir?: string;
+}): CgroupOptions {
   const mode = o.manageCgroups ?? 'soft';
   if (!CGROUP_MODES.includes(mode)) throw new CriuTsError('EUSAGE', `--manage-cgroups ${String(mode)}: expected one of ${CGROUP_MODES.join(', ')}`, { mode });
   return {
     manageCgroups: mode,
     cgroupRoots: (o.cgroupRoot ?? []).map(parseCgroupRoot),
     cgroupYard: o.cgroupYard === undefined ? undefined : resolve(o.workDir ?? o.imagesDir ?? '.', o.cgroupYard),
+    cgroupDumpControllers: [...(o.cgroupDumpController ?? [])],
   };
 }

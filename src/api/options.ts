@@ -48,6 +48,8 @@ export interface CommonOptions {
   cgroupRoot?: readonly string[];
   /** --cgroup-yard DIR: one mount per cgroup hierarchy, made by the caller, used instead of our own mounts */
   cgroupYard?: string;
+  /** --cgroup-dump-controller NAME (repeatable): dump only these hierarchies, named as /proc/PID/cgroup names them ("cpu,cpuacct", "name=systemd"); default all */
+  cgroupDumpController?: readonly string[];
   /** show progress on a terminal (bytes and pages, tasks done) */
   progress?: boolean;
   /**

@@ -76,6 +76,7 @@ function common(o: CliOptions): CommonOptions {
   if (o.manageCgroups !== undefined) c.manageCgroups = o.manageCgroups;
   if (o.cgroupRoot.length > 0) c.cgroupRoot = o.cgroupRoot;
   if (o.cgroupYard !== undefined) c.cgroupYard = o.cgroupYard;
+  if (o.cgroupDumpController.length > 0) c.cgroupDumpController = o.cgroupDumpController;
   return c;
 }
 

@@ -82,7 +82,7 @@ export const OPTIONS: readonly OptionSpec[] = [
   { long: 'cgroup-root', arg: 'required', support: Y },
   { long: 'cgroup-props', arg: 'required', support: I },
   { long: 'cgroup-props-file', arg: 'required', support: I },
-  { long: 'cgroup-dump-controller', arg: 'required', support: I },
+  { long: 'cgroup-dump-controller', arg: 'required', support: Y },
   { long: 'cgroup-yard', arg: 'required', support: Y },
   // mounts, LSM, network locking: we neither dump nor restore them yet
   { long: 'skip-mnt', arg: 'required', support: I },

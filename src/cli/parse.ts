@@ -55,6 +55,8 @@ export interface CliOptions {
   /** --cgroup-root, in order */
   cgroupRoot: string[];
   cgroupYard?: string;
+  /** --cgroup-dump-controller, in order */
+  cgroupDumpController: string[];
   timeoutSec?: number;
   displayStats: boolean;
   trackMem: boolean;
@@ -160,6 +162,7 @@ function defaults(): CliOptions {
     checkExperimental: false,
     closeFds: [],
     cgroupRoot: [],
+    cgroupDumpController: [],
     actionScripts: [],
     ignored: [],
   };
@@ -268,6 +271,7 @@ function apply(hit: Hit, raw: Raw): 'version' | undefined {
     }
     case 'cgroup-root': parseCgroupRoot(nonEmpty(shown, value)); o.cgroupRoot.push(nonEmpty(shown, value)); break;
     case 'cgroup-yard': o.cgroupYard = nonEmpty(shown, value); break;
+    case 'cgroup-dump-controller': o.cgroupDumpController.push(nonEmpty(shown, value)); break;
     case 'shell-job': o.shellJob = on; break;
     case 'ext-unix-sk':
       // CRIU's old "--ext-unix-sk=ino,ino" form named sockets; we allow all of them.

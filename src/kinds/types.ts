@@ -64,6 +64,8 @@ export interface CgroupOptions {
   cgroupRoots: readonly { controller: string | undefined; root: string }[];
   /** --cgroup-yard: a directory with one mount per hierarchy, made by the caller */
   cgroupYard: string | undefined;
+  /** --cgroup-dump-controller (repeatable): at dump, only the hierarchies /proc names so ("cpu,cpuacct", "name=systemd", "" for v2); empty: all */
+  cgroupDumpControllers: readonly string[];
 }
 
 /** The dump options kinds act on, resolved once by the core (no defaults left to apply). */

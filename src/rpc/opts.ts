@@ -132,7 +132,7 @@ function refused(o: EffectiveOpts, op: Operation): string[] {
 /** Accepted, logged as ignored when set: leaving them out does not change what criu-ts can dump or restore. */
 const IGNORED_FIELDS = [
   'evasive_devices', 'auto_dedup', 'force_irmap', 'irmap_scan_paths',
-  'cgroup_props', 'cgroup_props_file', 'cgroup_dump_controller',
+  'cgroup_props', 'cgroup_props_file',
   'cpu_cap', 'skip_mnt', 'enable_fs', 'ext_sharing', 'ext_masters',
   'weak_sysctls', 'status_fd', 'lsm_profile', 'lsm_mount_context', 'tls', 'tls_cacert', 'tls_cacrl', 'tls_cert',
   'tls_key', 'tls_no_cn_verify', 'mntns_compat_mode', 'skip_file_rwx_check', 'unprivileged',
@@ -195,6 +195,7 @@ function cgroupRequest(o: EffectiveOpts, c: CommonOptions): void {
   const roots = (o.cg_root ?? []).map((r) => (r.ctrl !== undefined && r.ctrl !== '' ? `${r.ctrl}:${r.path}` : r.path));
   if (roots.length > 0) c.cgroupRoot = roots;
   if (o.cgroup_yard !== undefined && o.cgroup_yard !== '') c.cgroupYard = o.cgroup_yard;
+  if ((o.cgroup_dump_controller ?? []).length > 0) c.cgroupDumpController = o.cgroup_dump_controller;
 }
 
 /** DumpOptions; `pid` is the request's or, absent, the client's own (CRIU's self-dump). */

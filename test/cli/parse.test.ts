@@ -115,8 +115,8 @@ test('dump and restore flags', () => {
 });
 
 test('ignored and unsupported options', () => {
-  const o = opts(['dump', '-t', '1', '--cgroup-props', 'x', '--link-remap', '--cgroup-dump-controller', 'cpu', '--no-page-server']);
-  assert.deepEqual(o.ignored, ['--cgroup-props', '--cgroup-dump-controller']);
+  const o = opts(['dump', '-t', '1', '--cgroup-props', 'x', '--link-remap', '--cgroup-props-file', 'y', '--no-page-server']);
+  assert.deepEqual(o.ignored, ['--cgroup-props', '--cgroup-props-file']);
   assert.equal(o.linkRemap, true);
   fails(['restore', '--external', 'mnt[]'], /^--external is not supported yet$/, 'EUNSUPPORTED');
   fails(['dump', '-t', '1', '--page-server'], /^--page-server is not supported yet$/, 'EUNSUPPORTED');
@@ -133,6 +133,7 @@ test('cgroup options: --manage-cgroups[=MODE], --cgroup-root [controller:]/path,
   const r = opts(['restore', '--cgroup-root', '/newroot', '--cgroup-root', 'name=zdtmtst:/prefix', '--cgroup-yard', 'yard']);
   assert.deepEqual(r.cgroupRoot, ['/newroot', 'name=zdtmtst:/prefix']);
   assert.equal(r.cgroupYard, 'yard');
+  assert.deepEqual(opts(['dump', '-t', '1', '--cgroup-dump-controller', 'cpu', '--cgroup-dump-controller', 'name=systemd']).cgroupDumpController, ['cpu', 'name=systemd']);
   fails(['restore', '--manage-cgroups=hard'], /invalid argument for --manage-cgroups: hard/);
   fails(['restore', '--cgroup-root', 'cpu:rel'], /--cgroup-root cpu:rel: expected \[controller:\]\/path/);
 });

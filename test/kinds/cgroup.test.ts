@@ -108,7 +108,7 @@ test('cgroup v2: memberships, directories and properties made again; modes none,
   }
 });
 
-test('--manage-cgroups=ignore: the restored tasks stay in our cgroups', { timeout: STEP_TIMEOUT_MS, skip }, async () => {
+test('--cgroup-dump-controller keeps only the hierarchies named; --manage-cgroups=ignore: the restored tasks stay in our cgroups', { timeout: STEP_TIMEOUT_MS, skip }, async () => {
   const dir = tempDir('kind-cgroup-ignore');
   let s: Subject | undefined;
   let cg: string | undefined;
@@ -116,8 +116,11 @@ test('--manage-cgroups=ignore: the restored tasks stay in our cgroups', { timeou
     s = await startSubject('cgroup', []);
     const own = v2Path(s.pid);
     cg = join(MOUNT as string, own);
-    await dump({ pid: s.pid, imagesDir: dir, progress: false });
+    await dump({ pid: s.pid, imagesDir: dir, progress: false, cgroupDumpController: [''] });
     assert.ok(await waitGone(s.pid));
+    const cgImg = readImage(join(dir, 'cgroup.img')).entries[0] as unknown as CgroupEntry;
+    assert.deepEqual(cgImg.sets?.map((x) => x.ctls?.map((m) => m.name)), [[''], ['']], 'only v2 in both sets');
+    assert.deepEqual(cgImg.controllers?.map((c) => c.cnames), [['']]);
     await restore({ imagesDir: dir, progress: false, manageCgroups: 'ignore' });
     assert.equal(v2Path(s.pid), v2Path(process.pid));
     assert.notEqual(v2Path(s.pid), own);

@@ -1,7 +1,7 @@
 /**
  * The cgroup fields of an RPC request as CRIU's service reads them:
  * manage_cgroups (true: soft, false: ignore), manage_cgroups_mode (wins,
- * DEFAULT is soft), cg_root ({ctrl, path}), cgroup_yard.
+ * DEFAULT is soft), cg_root ({ctrl, path}), cgroup_yard, cgroup_dump_controller.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -11,7 +11,7 @@ import type { CriuOpts } from '../../src/images/messages.js';
 const dirs = { imagesDir: '/tmp/x' };
 const req = (o: Partial<CriuOpts>): ReturnType<typeof withDefaults> => withDefaults({ images_dir_fd: -1, ...o } as CriuOpts);
 
-test('RPC cgroup options: manage_cgroups, manage_cgroups_mode, cg_root, cgroup_yard', () => {
+test('RPC cgroup options: manage_cgroups, manage_cgroups_mode, cg_root, cgroup_yard, cgroup_dump_controller', () => {
   assert.equal(restoreOptionsFrom(req({}), dirs).manageCgroups, undefined);
   assert.equal(restoreOptionsFrom(req({ manage_cgroups: true }), dirs).manageCgroups, 'soft');
   assert.equal(restoreOptionsFrom(req({ manage_cgroups: false }), dirs).manageCgroups, 'ignore');
@@ -22,5 +22,7 @@ test('RPC cgroup options: manage_cgroups, manage_cgroups_mode, cg_root, cgroup_y
   const r = restoreOptionsFrom(req({ cg_root: [{ path: '/newroot' }, { ctrl: 'name=zdtmtst', path: '/prefix' }], cgroup_yard: 'yard' }), dirs);
   assert.deepEqual(r.cgroupRoot, ['/newroot', 'name=zdtmtst:/prefix']);
   assert.equal(r.cgroupYard, 'yard');
-  assert.equal(dumpOptionsFrom(req({ manage_cgroups_mode: 'FULL' as CriuOpts['manage_cgroups_mode'] }), dirs, 1).manageCgroups, 'full');
+  const d = dumpOptionsFrom(req({ manage_cgroups_mode: 'FULL' as CriuOpts['manage_cgroups_mode'], cgroup_dump_controller: ['cpu', ''] }), dirs, 1);
+  assert.equal(d.manageCgroups, 'full');
+  assert.deepEqual(d.cgroupDumpController, ['cpu', '']);
 });

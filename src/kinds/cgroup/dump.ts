@@ -66,7 +66,7 @@ export function dumpCgroupTree(tree: DumpTreeView, ctx: DumpContext): void {
   const hier = new Hierarchies(ctx.opts.cgroupYard);
   ctx.atExit(() => hier.close());
   // Ours is set 1: the real controllers we see, in /proc order; named hierarchies join as the tasks' sets show them.
-  const own = readThreadCgroups(process.pid, process.pid);
+  const own = dumped(ctx, readThreadCgroups(process.pid, process.pid));
   const controllers: Controller[] = [];
   for (const m of own.map((x) => x.name)) {
     if (m.startsWith('name=')) continue;
@@ -76,6 +76,12 @@ export function dumpCgroupTree(tree: DumpTreeView, ctx: DumpContext): void {
   ctx.memo(STATE, () => st);
   ctx.setInventory({ root_cg_set: CRIU_SET_ID });
   ctx.atEnd(() => writeCgroupImage(st, ctx));
+}
+
+/** The hierarchies --cgroup-dump-controller keeps (all without it), as CRIU picks them: by the name /proc gives. */
+function dumped(ctx: DumpContext, members: CgMember[]): CgMember[] {
+  const only = ctx.opts.cgroupDumpControllers;
+  return only.length === 0 ? members : members.filter((m) => only.includes(m.name));
 }
 
 /** The root task's cgroups as it sees them itself (read inside it): paths from its namespace's roots. */
@@ -99,11 +105,11 @@ export function dumpCgroupTask(task: DumpTaskView, ctx: DumpContext): void {
   });
   const inOwnNs = task.ids.cgroup_ns_id !== undefined && nsLink(task.pid, 'cgroup') !== nsLink(process.pid, 'cgroup');
   for (const { tid, core } of task.cores) {
-    const members = readThreadCgroups(task.pid, tid);
+    const members = dumped(ctx, readThreadCgroups(task.pid, tid));
     if (inOwnNs) {
       if (task.pid === st.rootPid && tid === task.pid) {
         // As CRIU: the part of the path above what the task sees is its namespace's root.
-        for (const m of innerView(task, tid)) {
+        for (const m of dumped(ctx, innerView(task, tid))) {
           const ext = members.find((x) => x.name === m.name);
           if (!ext || ext.path === m.path) continue;
           const tail = m.path === '/' ? '' : m.path;
