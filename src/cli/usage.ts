@@ -37,6 +37,10 @@ Dump/Restore options:
      --pidfile FILE     write the restored root task's pid to FILE
   -W|--work-dir DIR     directory for logs and pidfiles (default: images dir)
      --freeze-cgroup P  use the cgroup freezer at P to stop the tree
+     --manage-cgroups[=MODE]  restore: none, props, soft (default), full, strict or ignore
+     --cgroup-root [CTRL:]/PATH  dump: walk cgroups from PATH; restore: move them there
+     --cgroup-yard DIR  cgroup hierarchies mounted in DIR instead of our own mounts
+     --cgroup-dump-controller NAME  dump only this hierarchy (repeatable)
      --timeout N        seconds to wait for the tree to stop
   -j|--shell-job        allow dumping and restoring shell jobs
      --ext-unix-sk      allow unix sockets connected outside the tree
@@ -59,7 +63,7 @@ Dump/Restore options:
      --socket-mode MODE service: socket permissions, octal (default 0600: root only)
      --socket-group G   service: socket group, to share it with a group on purpose
 
-Accepted and ignored (with a warning): --manage-cgroups, --cgroup-*,
+Accepted and ignored (with a warning): --cgroup-props, --cgroup-props-file,
   --evasive-devices, --skip-in-flight, --tcp-close, --weak-sysctls,
   --force-irmap, --skip-mnt, --enable-fs, --lsm-profile, --network-lock, --cpu-cap,
   --status-fd (criu writes it only for page-server, lazy-pages and service), -L|--libdir, ...
