@@ -6,7 +6,7 @@
 import type { Stats } from 'node:fs';
 import type { FdInfo } from '../proc/index.js';
 import type {
-  CoreEntry, InventoryEntry, TaskKobjIdsEntry, FileEntry, FdinfoEntry, PipeDataEntry, SkPacketEntry, MemfdInodeEntry, TtyInfoEntry, FileLockEntry, RemapFilePathEntry,
+  CoreEntry, InventoryEntry, TaskKobjIdsEntry, FileEntry, FdinfoEntry, PipeDataEntry, SkPacketEntry, MemfdInodeEntry, TtyInfoEntry, TtyDataEntry, FileLockEntry, RemapFilePathEntry,
 } from '../images/messages.js';
 import type { DecodedImage, NsKind } from '../images/index.js';
 import type { Tracee } from '../infect/tracee.js';
@@ -48,6 +48,7 @@ export interface KindImageEntries {
   SK_QUEUES: SkPacketEntry;
   MEMFD_INODE: MemfdInodeEntry;
   TTY_INFO: TtyInfoEntry;
+  TTY_DATA: TtyDataEntry;
   FILE_LOCKS: FileLockEntry;
   REMAP_FPATH: RemapFilePathEntry;
 }
@@ -241,6 +242,20 @@ export interface FileKind {
    * there (the core moves it to the right number and sets FD_CLOEXEC).
    */
   restore(t: RestoreTaskHandle, e: FileEntry, fdi: FdinfoEntry, ctx: RestoreContext): number;
+  /**
+   * `t` has just become a session leader (setsid) and holds the group files
+   * made for its descendants; none of its children exists yet. For state of
+   * the session its members inherit through fork (the controlling terminal).
+   */
+  sessionMade?(t: RestoreTaskHandle, ctx: RestoreContext): void;
+  /**
+   * Tasks (by pid) that need the file to exist while they are created,
+   * though they hold no fd of it: the file is then opened in the lowest
+   * common ancestor of them and its users before any of them is forked
+   * (a pty master, for the session leader that takes the slave as its
+   * controlling terminal in sessionMade).
+   */
+  neededBy?(e: FileEntry, ctx: RestoreContext): readonly number[];
 }
 
 /** One task of the held tree, as a resource kind sees it at dump. */

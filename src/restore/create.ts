@@ -6,7 +6,7 @@
  */
 import { NR, __WALL } from '../sys/index.js';
 import { collectExit, type Tracee } from '../infect/tracee.js';
-import { RESOURCE_KINDS, type RestoreContext } from '../kinds/index.js';
+import { FILE_KINDS, RESOURCE_KINDS, type RestoreContext } from '../kinds/index.js';
 import type { FdinfoEntry } from '../images/messages.js';
 import { CriuTsError } from '../errors.js';
 import { cloneWithPid } from './stub.js';
@@ -43,6 +43,9 @@ export function createTree(plan: RestorePlan, stub: Tracee, ctx: RestoreContext,
     if (n.sid === n.pid) h.syscall('setsid', NR.setsid);
     else if (n.pgid === n.pid) h.syscall('setpgid', NR.setpgid, 0, 0);
     if (n.groupFiles.length > 0) openGroupFiles(h, n.groupFiles, fdinfoOf, ctx, n.inherited, plan.inheritBase, plan.groupFinish);
+    // Session state the members inherit (the controlling terminal) is set before they are forked.
+    // A helper leader exits before the tree runs: a terminal it held would hang up its session.
+    if (n.sid === n.pid && !n.helper) for (const k of FILE_KINDS) k.sessionMade?.(h, ctx);
     for (const c of n.children) if (!early.includes(c)) create(c, t, n.inherited);
   };
   create(plan.top, stub, new Map());

@@ -86,7 +86,7 @@ async function restoreLoaded(opts: RestoreTreeOptions, dir: string, img: DumpIma
   if (img.inventory.tcp_close && !opts.kinds.tcpClose) {
     throw new CriuTsError('EUSAGE', 'the images were dumped with --tcp-close: restore them with --tcp-close too', {});
   }
-  const plan = planTree(img, opts.kinds.shellJob);
+  const plan = planTree(img, opts.kinds.shellJob, session.ctx);
   for (const n of plan.nodes) {
     for (const tid of n.images?.pstree.threads ?? [n.pid]) {
       if (tid !== 0 && !(await pidFreed(tid))) throw new CriuTsError('EBUSY', `pid ${tid} is already in use`, { pid: tid });

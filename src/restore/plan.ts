@@ -6,7 +6,7 @@
 import { CriuTsError } from '../errors.js';
 import type { DumpImages, TaskImages } from './images.js';
 import type { Tracee } from '../infect/tracee.js';
-import { fileKindByType, type RestoreTreeTask, type RestoreTreeView } from '../kinds/index.js';
+import { fileKindByType, type RestoreContext, type RestoreTreeTask, type RestoreTreeView } from '../kinds/index.js';
 
 export const TASK_ALIVE = 1;
 export const TASK_DEAD = 2;
@@ -45,7 +45,7 @@ export interface RestorePlan {
   groupFinish: number[];
 }
 
-export function planTree(img: DumpImages, shellJob: boolean): RestorePlan {
+export function planTree(img: DumpImages, shellJob: boolean, ctx?: RestoreContext): RestorePlan {
   const nodes: RestoreNode[] = [];
   const byPid = new Map<number, RestoreNode>();
   for (const e of img.pstree) {
@@ -109,21 +109,31 @@ export function planTree(img: DumpImages, shellJob: boolean): RestorePlan {
     n.children.unshift(h);
   }
   // Files used by several tasks are opened once, in their lowest common ancestor.
-  const users = new Map<string, { ids: Set<number>; tasks: RestoreNode[] }>();
+  // A file some task needs while it is created, without an fd of it (a pty
+  // master for the session leader that takes its slave as controlling
+  // terminal), is opened as a group file too, even for one task.
+  const users = new Map<string, { ids: Set<number>; tasks: RestoreNode[]; early: boolean }>();
   let maxFd = 2;
   for (const n of nodes) {
     for (const fdi of n.images?.fds ?? []) {
       maxFd = Math.max(maxFd, fdi.fd);
       const e = img.files.get(fdi.id);
-      const key = (e && fileKindByType(e.type)?.group?.(e)) ?? `id:${fdi.id}`;
+      const kind = e && fileKindByType(e.type);
+      const key = (e && kind?.group?.(e)) ?? `id:${fdi.id}`;
       let u = users.get(key);
-      if (!u) users.set(key, (u = { ids: new Set(), tasks: [] }));
+      if (!u) users.set(key, (u = { ids: new Set(), tasks: [], early: false }));
       u.ids.add(fdi.id);
       if (!u.tasks.includes(n)) u.tasks.push(n);
+      for (const pid of (e && ctx && kind?.neededBy?.(e, ctx)) ?? []) {
+        const m = byPid.get(pid);
+        if (!m || m.helper) continue;
+        u.early = true;
+        if (!u.tasks.includes(m)) u.tasks.push(m);
+      }
     }
   }
   for (const u of users.values()) {
-    if (u.tasks.length < 2) continue;
+    if (u.tasks.length < 2 && !u.early) continue;
     const lca = lowestCommonAncestor(u.tasks);
     lca.groupFiles.push(...u.ids);
   }

@@ -123,5 +123,8 @@ export const SUBJECTS: readonly SubjectCase[] = [
   c('pty-fork', 'pty master in the parent, slave the controlling terminal of a child in its own session'),
   c('ipc-ns', 'uts+ipc namespaces of its own (names, a sysctl) with SysV shm (contents, attachments, a removed segment), semaphores and messages, shared with a child'),
   c('cgroup', 'a process in a cgroup v2 directory of its own and its child in one below (both made by it), an empty one with its mode, cgroup.max.descendants', { skip: noCgroup2() }),
+  c('pty-queued', 'bytes queued in a pty pair both ways: complete lines, lines ended by EOF, a quoted ^D, a partial line'),
+  c('pty-ctty', 'controlling terminals held by no fd (the leader\'s own, a member\'s /dev/tty, a child session\'s with SIGHUP on hangup), slave owner'),
+  c('pty-hangup', 'pty slaves whose master was closed: still hung up, node deleted, no controlling terminal'),
   c('thread-churn', 'threads created and exiting all the time, also while the dump runs', { pthread: true, runMs: 50 }),
 ];

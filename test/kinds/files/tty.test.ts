@@ -1,8 +1,10 @@
 /**
  * Terminals: a pty pair inside the task (controlling terminal, termios,
- * window size, packet mode, /dev/tty), and a job whose stdio is a terminal
- * held by the caller (--shell-job): refused without the option, reopened by
- * path with it.
+ * window size, packet mode, /dev/tty), bytes queued in a pair (saved, and
+ * put back when the dump fails after reading them), controlling terminals
+ * no fd holds, hung-up slaves, and a job whose stdio is a terminal held by
+ * the caller (--shell-job): refused without the option, reopened by path
+ * with it.
  */
 import { before, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -11,8 +13,9 @@ import { join } from 'node:path';
 import { dump } from '../../../src/api/index.js';
 import { ioctl } from '../../../src/sys/index.js';
 import { readImage } from '../../../src/images/index.js';
-import type { TtyInfoEntry } from '../../../src/images/messages.js';
-import { isAlive } from '../../lib/subjects.js';
+import type { TtyDataEntry, TtyInfoEntry } from '../../../src/images/messages.js';
+import { isAlive, startSubject } from '../../lib/subjects.js';
+import { runCli } from '../../lib/run.js';
 import { fileEntries, roundTrip, sameAsCrit, setUpRunner, STEP_TIMEOUT_MS } from './round-trip.js';
 import { tempDir, removeDir } from '../../e2e/helpers.js';
 
@@ -64,6 +67,77 @@ test('pty pair split over a fork: the child keeps its controlling terminal', { t
       const infos = readImage(join(dir, 'tty-info.img')).entries as unknown as TtyInfoEntry[];
       const slave = infos.find((i) => i.type === 'PTY' && i.id % 2 === 0);
       assert.ok(slave && slave.sid !== 0, 'the slave records the session it controls');
+    },
+  });
+});
+
+test('bytes queued in a pty pair, both ways: tty-data.img, back in their lines at restore', { timeout: STEP_TIMEOUT_MS }, async () => {
+  await roundTrip({
+    name: 'pty-queued',
+    check(dir) {
+      const data = readImage(join(dir, 'tty-data.img')).entries as unknown as TtyDataEntry[];
+      const infos = readImage(join(dir, 'tty-info.img')).entries as unknown as TtyInfoEntry[];
+      const master = infos.find((i) => i.type === 'PTY' && i.id % 2 === 1);
+      assert.ok(master);
+      const forMaster = data.find((d) => d.tty_id === master.id);
+      const forSlave = data.find((d) => d.tty_id === master.id - 1);
+      assert.equal(forMaster?.data.toString('latin1'), 'out1\r\nout2', 'what the slave wrote, as the master reads it');
+      // What to type to get the slave's queue back: ^D after the line it ended, ^V before the quoted ^D.
+      assert.equal(forSlave?.data.toString('latin1'), 'line one\ntwo\neof-line\x04\x04q\x16\x04x\npartial');
+      sameAsCrit(dir, ['files.img', 'tty-info.img', 'tty-data.img']);
+    },
+  });
+});
+
+test('a dump that fails after emptying the pty queues puts them back; so does --leave-running', { timeout: STEP_TIMEOUT_MS }, async () => {
+  for (const how of ['fault', 'leave-running'] as const) {
+    const s = await startSubject('pty-queued');
+    const dir = tempDir('kind-tty-putback');
+    try {
+      if (how === 'fault') {
+        // Fault point 6 (dump.images): every image is written, the queues already read.
+        process.env['CRIU_TS_FAULT'] = '6';
+        try {
+          const r = await runCli('criu-ts', ['dump', '-t', String(s.pid), '-D', dir]);
+          assert.notEqual(r.code, 0, 'the injected fault fails the dump');
+          assert.match(r.stderr, /fault 6 \(dump\.images\) injected/);
+        } finally {
+          delete process.env['CRIU_TS_FAULT'];
+        }
+      } else {
+        await dump({ pid: s.pid, imagesDir: dir, progress: false, leaveRunning: true });
+      }
+      assert.ok(isAlive(s.pid));
+      const res = await s.terminateAndResult();
+      assert.ok(res.ok, `${how}: ${res.text}`);
+    } finally {
+      s.cleanup();
+      removeDir(dir);
+    }
+  }
+});
+
+test('controlling terminals no fd holds (own session and a child\'s), SIGHUP on hangup, slave owner', { timeout: STEP_TIMEOUT_MS }, async () => {
+  await roundTrip({
+    name: 'pty-ctty',
+    check(dir, s) {
+      const infos = readImage(join(dir, 'tty-info.img')).entries as unknown as TtyInfoEntry[];
+      const masters = infos.filter((i) => i.type === 'PTY' && i.id % 2 === 1);
+      assert.ok(masters.some((m) => m.sid === s.pid), 'the master names the session its slave controls');
+      const slave = infos.find((i) => i.type === 'PTY' && i.id % 2 === 0);
+      assert.deepEqual([slave?.uid, slave?.gid], [4242, 4343]);
+      sameAsCrit(dir, ['files.img', 'tty-info.img']);
+    },
+  });
+});
+
+test('hung-up slaves (master closed before the dump) come back hung up', { timeout: STEP_TIMEOUT_MS }, async () => {
+  await roundTrip({
+    name: 'pty-hangup',
+    check(dir) {
+      const infos = readImage(join(dir, 'tty-info.img')).entries as unknown as TtyInfoEntry[];
+      assert.ok(infos.every((i) => i.termios === undefined), 'a hung-up terminal has no termios to read');
+      sameAsCrit(dir, ['files.img', 'tty-info.img']);
     },
   });
 });

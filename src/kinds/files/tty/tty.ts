@@ -3,27 +3,31 @@
  * tty_info_id, flags, regf_id naming a REG entry with the path) and one
  * tty_info_entry per terminal in tty-info.img (type, pty index, termios,
  * locked termios, winsize, lock/packet/exclusive modes, session and
- * foreground group). Info ids follow CRIU: index * 2, + 1 for a master.
+ * foreground group, the slave's owner). Info ids follow CRIU: index * 2,
+ * + 1 for a master.
  *
  * A pty pair whose master is held by a task of the dump is re-created:
  * /dev/ptmx is opened in the task until it hands out the dumped index
  * (the extra masters are closed), then the slave is opened by path in the
- * task that uses it (the master is created first if it is not there yet).
- * The session leader whose controlling terminal it was gets it back
- * (TIOCSCTTY) and the foreground group is set when it exists.
+ * task that uses it (the master is created first if it is not there yet)
+ * and given its dumped owner. Bytes queued in the pair come back
+ * (tty-data.ts); the controlling terminal of a session comes back in its
+ * leader, fd or not (ctty.ts).
  *
  * A slave whose master is outside the dump (the terminal a job was started
- * from) needs --shell-job, as with CRIU: it is reopened by its path.
+ * from) needs --shell-job, as with CRIU: it is reopened by its path. A
+ * slave whose master was closed (hung up: its ioctls answer EIO) is
+ * re-created hung up, as CRIU does: a master of ours gives the index, the
+ * slave is opened, and our master is closed once every task's files exist.
  * /dev/tty is reopened by path; when it comes before the controlling
  * terminal in fd order, that terminal is restored first.
  *
- * Known limits: bytes queued in a pty are not dumped (CRIU needs
- * --tty-data for this too); consoles, virtual and serial terminals are left
- * to REG (reopened by path); a pty index taken by someone else at restore
- * time fails the restore.
+ * Known limits: consoles, virtual and serial terminals are left to REG
+ * (reopened by path); a pty index taken by someone else at restore time
+ * fails the restore; the slave's mode is not kept (CRIU has no field).
  */
-import { readdirSync, readFileSync, readlinkSync, statSync } from 'node:fs';
-import { NR } from '../../../sys/index.js';
+import { chownSync, closeSync, openSync, readdirSync, readFileSync, readlinkSync, constants as fsc } from 'node:fs';
+import { NR, EIO, ioctlTry } from '../../../sys/index.js';
 import { parseStat } from '../../../proc/index.js';
 import type { FileEntry, TtyInfoEntry } from '../../../images/messages.js';
 import { stateKey, type DumpContext, type FileKind, type FdProbe, type RestoreContext, type RestoreTaskHandle } from '../../types.js';
@@ -32,15 +36,14 @@ import { NO_FOWN, O_CLOEXEC, regEntryForPath } from '../reg-file.js';
 import { part, refuseQueued } from '../anon-inode.js';
 import { IOC, intArg, ioctlInt, readTtyState, writeTtyState } from './termios.js';
 import { taskFdinfo } from '../task-fds.js';
+import { CTTY_INFO_ID, O_NOCTTY, fileOfInfo, infoIdOf, openPath, restored, ttyFiles, ttyInfo } from './shared.js';
+import { takeControllingTerminal } from './ctty.js';
+import { hasQueues, noteMaster, restoreQueues } from './tty-data.js';
 
 const TTYAUX_MAJOR = 5;
 const PTS_MAJOR_FIRST = 136;
 const PTS_MAJOR_LAST = 143;
-const O_NOCTTY = 0o400;
 const O_ACCMODE = 3;
-const AT_FDCWD = -100;
-/** Info ids of non-pty terminals (/dev/tty) stay clear of the pty ids (index * 2 + master). */
-const CTTY_INFO_ID = 1 << 30;
 /** How many masters we may open to reach a pty index. */
 const MAX_PTY_TRIES = 4096;
 
@@ -61,10 +64,6 @@ function classify(p: FdProbe): TtyKind | undefined {
   if (major === TTYAUX_MAJOR && minor === 0) return { what: 'ctty' };
   if (major >= PTS_MAJOR_FIRST && major <= PTS_MAJOR_LAST) return { what: 'slave', index: (major - PTS_MAJOR_FIRST) * 256 + minor };
   return undefined;
-}
-
-export function infoIdOf(index: number, master: boolean): number {
-  return index * 2 + (master ? 1 : 0);
 }
 
 /** Is the master of pty `index` held by a task we are dumping (one we trace)? */
@@ -105,6 +104,11 @@ function dumpInfo(ctx: DumpContext, p: FdProbe, k: TtyKind, infoId: number): voi
     pgrp: 0,
     rdev: p.stat.rdev,
   };
+  if (k.what === 'master') {
+    // On a master these answer whoever asks: the session the pty controls, and its foreground group.
+    info.sid = ioctlInt(p.localFd, IOC.TIOCGSID) ?? 0;
+    info.pgrp = ioctlInt(p.localFd, IOC.TIOCGPGRP) ?? 0;
+  }
   if (k.what === 'slave') {
     // TIOCGSID answers only inside the tty's session: take the task's own view instead.
     const ps = parseStat(p.pid);
@@ -112,11 +116,9 @@ function dumpInfo(ctx: DumpContext, p: FdProbe, k: TtyKind, infoId: number): voi
       info.sid = ps.session;
       info.pgrp = ps.tpgid > 0 ? ps.tpgid : 0;
     }
-    const node = statSync(`/dev/pts/${k.index}`, { throwIfNoEntry: false });
-    if (node) {
-      info.uid = node.uid;
-      info.gid = node.gid;
-    }
+    // The owner of the /dev/pts node (fstat: the node may be gone already, for a hung-up slave).
+    info.uid = p.stat.uid;
+    info.gid = p.stat.gid;
   }
   if (st.termios) info.termios = st.termios;
   if (st.termiosLocked) info.termios_locked = st.termiosLocked;
@@ -133,13 +135,19 @@ export const ttyKind: FileKind = {
     const k = classify(p);
     if (!k) throw new CriuTsError('EDUMP', `task ${p.pid} fd ${p.fd}: not a terminal`, { pid: p.pid, fd: p.fd });
     if (k.what !== 'ctty' && k.index < 0) throw new CriuTsError('EDUMP', `task ${p.pid} fd ${p.fd}: no pty index for ${p.link}`, { pid: p.pid, fd: p.fd });
-    if (k.what === 'slave' && !ctx.opts.shellJob && !masterInDump(k.index)) {
+    // A slave whose master was closed is hung up (its ioctls answer EIO): it comes back hung up.
+    const hungUp = k.what === 'slave' && ioctlTry(p.localFd, IOC.TCGETS2, Buffer.alloc(44)) === -EIO;
+    if (k.what === 'slave' && !hungUp && !ctx.opts.shellJob && !masterInDump(k.index)) {
       throw new CriuTsError('EUNSUPPORTED',
         `task ${p.pid} fd ${p.fd}: ${p.link} is a terminal whose master is outside the dump; use --shell-job to reopen it at restore`,
         { pid: p.pid, fd: p.fd, link: p.link });
     }
-    // Bytes waiting in a pty of the dump (either direction) would be lost: refused until they can be saved.
-    if (k.what === 'master' || (k.what === 'slave' && masterInDump(k.index))) refuseQueued(p, p.link);
+    if (k.what === 'master') {
+      // In packet mode every read of the master carries a status byte: its queued bytes are refused.
+      if (ioctlInt(p.localFd, IOC.TIOCGPKT) === 1) refuseQueued(p, p.link);
+      // The pair's queues (both ways) are saved at the end of the dump.
+      noteMaster(ctx, k.index, p.localFd);
+    }
     const infoId = k.what === 'ctty' ? CTTY_INFO_ID : infoIdOf(k.index, k.what === 'master');
     dumpInfo(ctx, p, k, infoId);
     const flags = p.fdinfo.flags & ~O_CLOEXEC;
@@ -160,8 +168,10 @@ export const ttyKind: FileKind = {
     if (info.type === 'CTTY') return openCtty(t, path ?? '/dev/tty', tty.flags, ctx);
     const index = info.pty?.index ?? tty.tty_info_id >> 1;
     if (tty.tty_info_id & 1) return createMaster(t, info, tty.flags, ctx);
-    const masterFile = masterFileOf(ctx, infoIdOf(index, true));
+    const masterFile = fileOfInfo(ctx, infoIdOf(index, true));
     if (masterFile === undefined) {
+      // Dumped hung up (no termios could be read): made hung up again.
+      if (!info.termios) return openHungUp(t, info, index, tty.flags, ctx);
       if (!ctx.opts.shellJob) {
         throw new CriuTsError('EUNSUPPORTED', `task ${t.pid}: ${path ?? `pts ${index}`} belongs to a terminal outside the dump; restore with --shell-job`, { pid: t.pid, index });
       }
@@ -184,9 +194,65 @@ export const ttyKind: FileKind = {
       }
     }
     writeTtyState(t, fd, info);
+    setOwner(info, index);
     return fd;
   },
+  sessionMade: takeControllingTerminal,
+  neededBy(e: FileEntry, ctx: RestoreContext): readonly number[] {
+    // A master is needed by the session leader whose controlling terminal its slave is.
+    const id = e.tty?.tty_info_id;
+    if (id === undefined || id >= CTTY_INFO_ID || id % 2 === 0) return [];
+    const sid = ctx.kindImage('TTY_INFO').entries.find((x) => x.id === id)?.sid ?? 0;
+    return sid > 0 ? [sid] : [];
+  },
 };
+
+/** The slave's node gets its dumped owner back (from our side: /dev/pts belongs to nobody else). */
+function setOwner(info: TtyInfoEntry, index: number): void {
+  if (info.uid === undefined || info.gid === undefined) return;
+  chownSync(`/dev/pts/${index}`, info.uid, info.gid);
+}
+
+/**
+ * A slave whose master was closed before the dump: a master of our own
+ * takes its index, the slave is opened in the task, and our master is
+ * closed once every task's files exist, which hangs the slave up again.
+ */
+function openHungUp(t: RestoreTaskHandle, info: TtyInfoEntry, index: number, flags: number, ctx: RestoreContext): number {
+  const fakes = restored(ctx).fakeMasters;
+  if (!fakes.has(index)) {
+    if (fakes.size === 0) {
+      ctx.afterAllFiles(() => {
+        for (const fd of fakes.values()) closeSync(fd);
+        fakes.clear();
+      }, { alsoOnFailure: true });
+    }
+    fakes.set(index, ptmxAt(index));
+  }
+  const fd = openPath(t, `/dev/pts/${index}`, flags | O_NOCTTY);
+  setOwner(info, index);
+  return fd;
+}
+
+/** Open /dev/ptmx in our own process until it hands out `want`, unlocked. */
+function ptmxAt(want: number): number {
+  const extra: number[] = [];
+  try {
+    for (let i = 0; i < MAX_PTY_TRIES; i++) {
+      const m = openSync('/dev/ptmx', fsc.O_RDWR | fsc.O_NOCTTY);
+      const got = ioctlInt(m, IOC.TIOCGPTN) ?? -1;
+      if (got === want) {
+        ioctlTry(m, IOC.TIOCSPTLCK, Buffer.alloc(4));
+        return m;
+      }
+      extra.push(m);
+      if (got > want) throw new CriuTsError('ERESTORE', `pty ${want} is in use on this system (got ${got}): cannot re-create it`, { index: want });
+    }
+  } finally {
+    for (const x of extra) closeSync(x);
+  }
+  throw new CriuTsError('ERESTORE', `could not reach pty index ${want}`, { index: want });
+}
 
 /**
  * /dev/tty opens only once the task has its controlling terminal: when it
@@ -202,16 +268,12 @@ function openCtty(t: RestoreTaskHandle, path: string, flags: number, ctx: Restor
       const id = f.tty?.tty_info_id;
       return id !== undefined && id < CTTY_INFO_ID && id % 2 === 0 && mine.has(f.id) && ttyInfo(ctx, id).sid === t.pid;
     });
-    const cttyDone = restored(ctx).cttyOf;
+    const cttyDone = restored(ctx).slaveFirst;
     if (!slave || cttyDone.has(t.pid)) throw err;
     cttyDone.add(t.pid);
     ctx.provide(slave.id, ttyKind.restore(t, slave, { id: slave.id, flags: 0, type: 'TTY', fd: -1 }, ctx));
     return openPath(t, path, flags);
   }
-}
-
-function openPath(t: RestoreTaskHandle, path: string, flags: number): number {
-  return Number(t.syscall(`open ${path}`, NR.openat, AT_FDCWD, t.putString(path), flags & ~O_CLOEXEC, 0));
 }
 
 /** Open /dev/ptmx until the kernel hands out `info`'s index; then modes and state. */
@@ -240,30 +302,7 @@ function createMaster(t: RestoreTaskHandle, info: TtyInfoEntry, flags: number, c
   if (info.exclusive) t.syscall('ioctl(TIOCEXCL)', NR.ioctl, fd, IOC.TIOCEXCL, 0);
   writeTtyState(t, fd, info);
   restored(ctx).masters.set(want, fd);
+  // Bytes queued in the pair go in once every task's files (and so every slave) exist.
+  if (hasQueues(ctx, want)) ctx.afterAllFiles(() => restoreQueues(ctx, want));
   return fd;
-}
-
-/** Per restore: pty masters made (index → fd), tasks whose controlling terminal was opened ahead of /dev/tty. */
-const RESTORED = stateKey<{ masters: Map<number, number>; cttyOf: Set<number> }>('tty:restored');
-
-function restored(ctx: RestoreContext): { masters: Map<number, number>; cttyOf: Set<number> } {
-  return ctx.state(RESTORED, () => ({ masters: new Map(), cttyOf: new Set() }));
-}
-
-function ttyInfo(ctx: RestoreContext, id: number): TtyInfoEntry {
-  const info = ctx.kindImage('TTY_INFO').entries.find((x) => x.id === id);
-  if (!info) throw new CriuTsError('EIMAGE', `tty-info.img has no terminal ${id}`, { id });
-  return info;
-}
-
-/** Every TTY file entry of the dump. */
-function ttyFiles(ctx: RestoreContext): readonly FileEntry[] {
-  return ctx.state(TTY_FILES, () => ctx.files.filter((f) => f.type === 'TTY'));
-}
-
-const TTY_FILES = stateKey<readonly FileEntry[]>('tty:files');
-
-/** The TTY file entry of the dump that opened terminal `infoId`, if any. */
-function masterFileOf(ctx: RestoreContext, infoId: number): FileEntry | undefined {
-  return ttyFiles(ctx).find((f) => f.tty?.tty_info_id === infoId);
 }
