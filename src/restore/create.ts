@@ -16,6 +16,7 @@ import { treeTaskOf, type RestoreNode, type RestorePlan } from './plan.js';
 import { logger } from '../log.js';
 
 const log = logger('create');
+const CLONE_FILES = 0x400n;
 
 export function createTree(plan: RestorePlan, stub: Tracee, ctx: RestoreContext, created: RestoreNode[]): void {
   const fdinfoOf = (id: number): FdinfoEntry => {
@@ -26,7 +27,7 @@ export function createTree(plan: RestorePlan, stub: Tracee, ctx: RestoreContext,
     throw new CriuTsError('EIMAGE', `file id ${id} is used by no task`, { id });
   };
   const create = (n: RestoreNode, parent: Tracee, inherited: ReadonlyMap<number, number>): void => {
-    const t = cloneWithPid(parent, n.pid);
+    const t = cloneWithPid(parent, n.pid, n.sharesFiles ? CLONE_FILES : 0n);
     n.tracee = t;
     n.inherited = new Map(inherited);
     created.push(n);

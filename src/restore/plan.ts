@@ -26,6 +26,8 @@ export interface RestoreNode {
   helper: boolean;
   /** file ids this task opens before creating children, so that they inherit them */
   groupFiles: number[];
+  /** the task shares its parent's fd table (CLONE_FILES): cloned with it, its fds are the parent's */
+  sharesFiles?: boolean;
   /** set while restoring */
   tracee?: Tracee;
   threads: Tracee[];
@@ -137,6 +139,7 @@ export function planTree(img: DumpImages, shellJob: boolean, ctx?: RestoreContex
     const lca = lowestCommonAncestor(u.tasks);
     lca.groupFiles.push(...u.ids);
   }
+  markSharedFdTables(nodes);
   return { root, top, nodes, inheritBase: maxFd + 1, groupFinish: [] };
 }
 
@@ -178,4 +181,29 @@ export function treeTaskOf(n: RestoreNode): RestoreTreeTask {
 
 export function treeViewOf(plan: RestorePlan, img: DumpImages): RestoreTreeView {
   return { rootPid: plan.root.pid, tasks: plan.nodes.map(treeTaskOf), rootIds: img.inventory.root_ids, inventory: img.inventory };
+}
+
+/**
+ * Tasks sharing one fd table (CLONE_FILES without CLONE_VM: ids-PID.img's
+ * files_id is the same) come back sharing it: each is cloned with
+ * CLONE_FILES from its parent, which must share it too, and only the
+ * topmost restores the fds. A table shared with a task that is not the
+ * parent (the parent left it, or a helper stands between) cannot be made
+ * by cloning and is refused.
+ */
+function markSharedFdTables(nodes: readonly RestoreNode[]): void {
+  const tops = new Map<number, number>();
+  for (const n of nodes) {
+    const id = n.images?.ids.files_id;
+    if (id === undefined) continue;
+    if (n.parent?.images?.ids.files_id === id) {
+      n.sharesFiles = true;
+      continue;
+    }
+    const other = tops.get(id);
+    if (other !== undefined) {
+      throw new CriuTsError('EUNSUPPORTED', `tasks ${other} and ${n.pid} share an fd table but neither is the other's ancestor through tasks sharing it: criu-ts cannot restore that`, { pid: n.pid, other });
+    }
+    tops.set(id, n.pid);
+  }
 }

@@ -65,7 +65,8 @@ export function restoreTaskBody(n: RestoreNode, plan: RestorePlan, img: DumpImag
   restoreMmFields(h, task.mm, filesCtx);
   const pages = restoreMemory(h, task.mm, task.pagemap, task.pagesId, filesCtx);
   dropStubVdso(h, task.mm);
-  restoreFds(h, task.fds, filesCtx, n.inherited, plan.inheritBase);
+  // A task sharing its parent's fd table (CLONE_FILES) has its fds from the parent's restore.
+  if (!n.sharesFiles) restoreFds(h, task.fds, filesCtx, n.inherited, plan.inheritBase);
   restoreSocketMappings(h, task.mm, task.fds);
   const cwd = img.files.get(task.fs.cwd_id)?.reg?.name;
   const root = img.files.get(task.fs.root_id)?.reg?.name;

@@ -1,7 +1,8 @@
 /**
  * File-system calls Node's fs module lacks: mknodat (FIFOs and device nodes
- * put back as ghosts) and linkat through a /proc fd link (a name for an
- * open file whose own name is gone, for --link-remap).
+ * put back as ghosts), linkat through a /proc fd link (a name for an
+ * open file whose own name is gone, for --link-remap), and readlinkat /
+ * fchownat on an O_PATH fd of a symlink (its target, its owner).
  */
 import { sys, addr } from './libc.js';
 import { NR } from './nr.js';
@@ -55,4 +56,21 @@ export function lutimens(path: string, t: FileTimes): void {
   const p = cstr(path);
   const ts = timespecs(t);
   sys('utimensat', NR.utimensat, undefined, AT_FDCWD, addr(p), addr(ts), 0x100 /* AT_SYMLINK_NOFOLLOW */);
+}
+
+/** AT_EMPTY_PATH: act on the fd itself (an O_PATH fd of a symlink: the link, not its target). */
+const AT_EMPTY_PATH = 0x1000;
+
+/** The target of the symlink `fd` (O_PATH) is open on. */
+export function readlinkFd(fd: number): string {
+  const out = Buffer.alloc(4097);
+  const e = cstr('');
+  const n = sys('readlinkat', NR.readlinkat, undefined, fd, addr(e), addr(out), out.length);
+  return out.subarray(0, n).toString();
+}
+
+/** Owner of the file `fd` is open on (O_PATH too: a symlink itself). */
+export function fchownFd(fd: number, uid: number, gid: number): void {
+  const e = cstr('');
+  sys('fchownat', NR.fchownat, undefined, fd, addr(e), uid, gid, AT_EMPTY_PATH);
 }

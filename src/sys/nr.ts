@@ -20,7 +20,7 @@ export const NR = {
   timer_settime: 223, timer_gettime: 224, timer_getoverrun: 225, timer_delete: 226,
   clock_gettime: 228, clock_nanosleep: 230, exit_group: 231, epoll_wait: 232, epoll_ctl: 233,
   tgkill: 234, waitid: 247, ioprio_set: 251, ioprio_get: 252, inotify_add_watch: 254, openat: 257,
-  mkdirat: 258, mknodat: 259, unlinkat: 263, linkat: 265, set_robust_list: 273, get_robust_list: 274, splice: 275, tee: 276, utimensat: 280,
+  mkdirat: 258, mknodat: 259, unlinkat: 263, linkat: 265, readlinkat: 267, fchownat: 260, set_robust_list: 273, get_robust_list: 274, splice: 275, tee: 276, utimensat: 280,
   timerfd_create: 283, fallocate: 285, timerfd_settime: 286, timerfd_gettime: 287, signalfd4: 289,
   eventfd2: 290, epoll_create1: 291, dup3: 292, pipe2: 293, inotify_init1: 294, preadv: 295,
   pwritev: 296, rt_tgsigqueueinfo: 297, fanotify_init: 300, fanotify_mark: 301, prlimit64: 302,

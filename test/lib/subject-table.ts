@@ -125,6 +125,8 @@ export const SUBJECTS: readonly SubjectCase[] = [
   c('cgroup', 'a process in a cgroup v2 directory of its own and its child in one below (both made by it), an empty one with its mode, cgroup.max.descendants', { skip: noCgroup2() }),
   c('pty-queued', 'bytes queued in a pty pair both ways: complete lines, lines ended by EOF, a quoted ^D, a partial line'),
   c('pty-ctty', 'controlling terminals held by no fd (the leader\'s own, a member\'s /dev/tty, a child session\'s with SIGHUP on hangup), slave owner'),
+  c('opath-symlink', 'O_PATH fds: a symlink itself, an unlinked symlink (ghost with its target and owner), a file, a directory'),
+  c('fdt-shared', 'two processes sharing one fd table (CLONE_FILES without CLONE_VM): still one table after restore'),
   c('pty-hangup', 'pty slaves whose master was closed: still hung up, node deleted, no controlling terminal'),
   c('thread-churn', 'threads created and exiting all the time, also while the dump runs', { pthread: true, runMs: 50 }),
 ];

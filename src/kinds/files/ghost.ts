@@ -20,14 +20,19 @@
  * a directory at its own path, missing parents made), everybody opens it,
  * and it is removed again once the restore is over.
  *
- * Known limits: an unlinked symlink or socket inode is refused; ghosts are
- * created by path in criu-ts's mount namespace.
+ * An unlinked symlink (held by an O_PATH|O_NOFOLLOW fd) keeps its target in
+ * symlnk_target, as CRIU; it comes back as a symlink the task reopens
+ * through our fd's magic link, followed once: that lands on the symlink
+ * itself.
+ *
+ * Known limits: an unlinked socket inode is refused; ghosts are created by
+ * path in criu-ts's mount namespace; a ghost symlink's times are not kept.
  */
-import { openSync, fstatSync, statSync, readSync, closeSync, writeSync, ftruncateSync, fchownSync, fchmodSync, chownSync, chmodSync, existsSync, mkdirSync, rmSync, rmdirSync, unlinkSync, constants as FS } from 'node:fs';
+import { openSync, symlinkSync, fstatSync, statSync, readSync, closeSync, writeSync, ftruncateSync, fchownSync, fchmodSync, chownSync, chmodSync, existsSync, mkdirSync, rmSync, rmdirSync, unlinkSync, constants as FS } from 'node:fs';
 import { dirname, basename, join } from 'node:path';
 import { CriuTsError } from '../../errors.js';
 import type { GhostFileEntry, GhostChunkEntry, RemapFilePathEntry } from '../../images/messages.js';
-import { lseek, mknod, linkOpenFile, futimens, isSyscallError, closeQuiet, openPathNoFollow, utimensFollow, type FileTimes } from '../../sys/index.js';
+import { lseek, mknod, linkOpenFile, futimens, isSyscallError, closeQuiet, openPathNoFollow, utimensFollow, readlinkFd, fchownFd, type FileTimes } from '../../sys/index.js';
 import { stateKey, type DumpContext, type RestoreContext } from '../types.js';
 import { logger } from '../../log.js';
 
@@ -41,6 +46,9 @@ const S_IFREG = 0o100000;
 const S_IFIFO = 0o010000;
 const S_IFCHR = 0o020000;
 const S_IFBLK = 0o060000;
+const S_IFLNK = 0o120000;
+const O_PATH = 0o10000000;
+const O_NOFOLLOW = 0o400000;
 const SEEK_DATA = 3;
 const SEEK_HOLE = 4;
 const ST_UNIT = 512n;
@@ -134,6 +142,17 @@ function writeGhostImage(ctx: DumpContext, file: string, name: string, openPath:
   }
   if (type === S_IFCHR || type === S_IFBLK) {
     g.rdev = Number(st.rdev & 0xffffffffn);
+    ctx.writeImage(file, 'GHOST_FILE', [g]);
+    return;
+  }
+  if (type === S_IFLNK) {
+    // The /proc fd link, followed, is the symlink itself: its target is read through an O_PATH fd on it.
+    const fd = openSync(openPath, O_PATH);
+    try {
+      g.symlnk_target = readlinkFd(fd);
+    } finally {
+      closeSync(fd);
+    }
     ctx.writeImage(file, 'GHOST_FILE', [g]);
     return;
   }
@@ -243,6 +262,8 @@ export function materializeRemaps(ctx: RestoreContext): MaterializedRemaps {
           ghostPaths.set(remapId, path);
         }
         f.reg.name = path;
+        // A symlink ghost is reached by following our fd's magic link once (which lands on the link itself).
+        if (ghostIsSymlink(ctx, remapId)) f.reg.flags &= ~O_NOFOLLOW;
       } else if (type === 'LINKED' || type === 0) {
         const link = ctx.fileById(remapId)?.reg?.name;
         if (link === undefined) throw new CriuTsError('EIMAGE', `remap-fpath.img: link remap ${remapId} of file ${r.orig_id} is missing`, { id: r.orig_id });
@@ -258,6 +279,11 @@ export function materializeRemaps(ctx: RestoreContext): MaterializedRemaps {
     throw e;
   }
   return made;
+}
+
+function ghostIsSymlink(ctx: RestoreContext, gid: number): boolean {
+  const g = ctx.ownImage(`ghost-file-${gid.toString(16)}.img`)?.entries[0] as unknown as GhostFileEntry | undefined;
+  return g !== undefined && (g.mode & S_IFMT) === S_IFLNK;
 }
 
 /** Make ghost `gid` near `orig`; returns the path to open. Everything created is pushed onto `created`, our fds on `fds`. */
@@ -288,6 +314,10 @@ function createGhost(ctx: RestoreContext, gid: number, orig: string, created: st
     try {
       if (type === S_IFREG) ino = writeRegGhost(path, g, img.entries.slice(1) as unknown as GhostChunkEntry[], img.extras.slice(1), perm);
       else if (type === S_IFIFO) mknod(path, S_IFIFO | 0o600);
+      else if (type === S_IFLNK) {
+        if (g.symlnk_target === undefined) throw new CriuTsError('EIMAGE', `ghost-file-${gid.toString(16)}.img: a symlink without its target`, { id: gid });
+        symlinkSync(g.symlnk_target, path);
+      }
       else if (type === S_IFCHR || type === S_IFBLK) {
         if (g.rdev === undefined) throw new CriuTsError('EIMAGE', `ghost-file-${gid.toString(16)}.img: a device without rdev`, { id: gid });
         mknod(path, type | 0o600, g.rdev);
@@ -305,7 +335,8 @@ function createGhost(ctx: RestoreContext, gid: number, orig: string, created: st
     }
     created.push(path);
     const pin = pinGhost(path, type, fds, ino);
-    if (type !== S_IFREG) applyMetadata(pin.fd, g, perm);
+    if (type === S_IFLNK) fchownFd(pin.fd, g.uid, g.gid); // a symlink has no mode of its own
+    else if (type !== S_IFREG) applyMetadata(pin.fd, g, perm);
     return pin.reopen;
   }
 }

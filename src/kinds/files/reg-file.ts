@@ -1,6 +1,7 @@
 /**
- * Regular files, directories and character devices opened by path
- * (/dev/null, /dev/zero, /dev/urandom, ...): CRIU's REG file_entry.
+ * Regular files, directories, character and block devices opened by path
+ * (/dev/null, /dev/zero, /dev/urandom, ...), and symlinks themselves (an
+ * O_PATH|O_NOFOLLOW fd): CRIU's REG file_entry.
  * Restored by opening the same path with the same flags and seeking to the
  * saved position. A regular file whose size differs from the image is
  * refused at restore, as CRIU does, because its contents changed.
@@ -8,7 +9,7 @@
  * Unlinked files travel as ghosts (./ghost.ts). Known limits: files on
  * other mount namespaces are opened by path from ours.
  */
-import { statSync } from 'node:fs';
+import { lstatSync, statSync } from 'node:fs';
 import { CriuTsError } from '../../errors.js';
 import { NR } from '../../sys/index.js';
 import type { FileEntry, RegFileEntry, FownEntry } from '../../images/messages.js';
@@ -46,7 +47,7 @@ export const regFileKind: FileKind = {
   type: 'REG',
   detect(p: FdProbe): boolean {
     if (!p.link.startsWith('/')) return false;
-    return p.stat.isFile() || p.stat.isDirectory() || p.stat.isCharacterDevice() || p.stat.isBlockDevice();
+    return p.stat.isFile() || p.stat.isDirectory() || p.stat.isCharacterDevice() || p.stat.isBlockDevice() || p.stat.isSymbolicLink();
   },
   dump(p: FdProbe, id: number, ctx: DumpContext): FileEntry {
     let name = p.link;
@@ -90,7 +91,8 @@ export const regFileKind: FileKind = {
 function isUnlinked(link: string, p: FdProbe): boolean {
   if (p.stat.nlink === 0) return true;
   try {
-    const st = statSync(link);
+    // A symlink fd is the link itself: compare with the link, not its target.
+    const st = p.stat.isSymbolicLink() ? lstatSync(link) : statSync(link);
     return !(st.ino === p.stat.ino && st.dev === p.stat.dev);
   } catch {
     return true;

@@ -14,6 +14,7 @@ import { isCriuTsError } from '../../../src/errors.js';
 import { readImage } from '../../../src/images/index.js';
 import type { GhostFileEntry, GhostChunkEntry, RemapFilePathEntry, FileEntry } from '../../../src/images/messages.js';
 import { startSubject, type Subject } from '../../lib/subjects.js';
+import { sameAsCrit } from './round-trip.js';
 
 async function withSubject(name: string, run: (s: Subject, dir: string) => Promise<void>): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), `criu-ts-ghost-${name}-`));
@@ -93,5 +94,22 @@ test('a file unlinked but linked elsewhere: refused without --link-remap, linked
     assert.deepEqual(readdirSync(s.workDir).filter((n) => n.startsWith('link_remap.')), []);
     const r = await s.terminateAndResult(10_000);
     assert.equal(r.text, 'PASS');
+  });
+});
+
+test('an unlinked symlink held by an O_PATH fd: a ghost with its target, crit 3.17 reads it', async () => {
+  await withSubject('opath-symlink', async (s, dir) => {
+    await dump({ pid: s.pid, imagesDir: dir, progress: false, leaveRunning: true });
+    const ghosts = readdirSync(dir).filter((n) => n.startsWith('ghost-file-'));
+    assert.equal(ghosts.length, 1, 'one ghost: the unlinked symlink');
+    const g = readImage(join(dir, ghosts[0] ?? '')).entries[0] as unknown as GhostFileEntry;
+    assert.equal(g.mode & 0o170000, 0o120000, 'a symlink');
+    assert.equal(g.symlnk_target, '/nowhere/at/all');
+    assert.deepEqual([g.uid, g.gid], [4242, 4343]);
+    const files = readImage(join(dir, 'files.img')).entries as unknown as FileEntry[];
+    assert.ok(files.some((f) => f.reg?.name.endsWith('/link')), 'the linked symlink is a REG entry by its path');
+    sameAsCrit(dir, ['files.img', ghosts[0] ?? '']);
+    const r = await s.terminateAndResult();
+    assert.ok(r.ok, r.text);
   });
 });
