@@ -45,6 +45,9 @@ export class DumpSession implements DumpContext {
   /** set by the core (dump/files.ts dumps files in flight; no import back from here) */
   dumpInFlight?: (localFd: number, what: string) => number;
 
+  /** set by the core (dump/index.ts numbers the namespaces) */
+  nsIdOf?: (type: string, ino: number) => number;
+
   fileById(id: number): FileEntry | undefined {
     return this.files.find((f) => f.id === id);
   }

@@ -193,6 +193,7 @@ async function dumpTreeHashed(opts: DumpTreeOptions): Promise<DumpResult> {
     for (const node of tree.tasks) if (!node.zombie) refuseForeignNamespaces(node.pid, handledNs);
     const kobj = new KobjIds();
     const nsIds = new NsIds();
+    ctx.nsIdOf = (type, ino) => nsIds.idOf(type, ino);
     // As CRIU: the dumper's own ids come first and are the inventory's
     // root_ids; a task whose namespace ids differ from them was in a
     // namespace of its own.

@@ -112,6 +112,8 @@ export interface DumpContext {
    * closes it when the dump ends.
    */
   dumpInFlight?(localFd: number, what: string): number;
+  /** the id ids-PID.img gives the namespace of `type` ("net", "uts"...) with inode `ino` (set by the core) */
+  nsIdOf?(type: string, ino: number): number;
   /** queue an entry (and its raw payload) for a dump-wide image, written once every task is dumped */
   emit<K extends KindImage>(image: K, entry: KindImageEntries[K], payload?: Buffer): void;
   /** write an image of the kind's own now (e.g. ghost-file-<id>.img), atomically, into the images dir */

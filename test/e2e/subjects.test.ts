@@ -29,6 +29,7 @@ const EXPECTED_FAILING: Readonly<Record<string, string>> = {
 /** Dump options a subject needs, as a user would pass them (CRIU refuses file locks without --file-locks). */
 const DUMP_OPTIONS: Readonly<Record<string, Partial<CommonOptions>>> = {
   'fd-kinds': { fileLocks: true },
+  'file-lease': { fileLocks: true },
   'tcp-conn': { tcpEstablished: true },
   'link-remap': { linkRemap: true },
   'tcp-states': { tcpEstablished: true },

@@ -127,6 +127,9 @@ export const SUBJECTS: readonly SubjectCase[] = [
   c('pty-ctty', 'controlling terminals held by no fd (the leader\'s own, a member\'s /dev/tty, a child session\'s with SIGHUP on hangup), slave owner'),
   c('opath-symlink', 'O_PATH fds: a symlink itself, an unlinked symlink (ghost with its target and owner), a file, a directory'),
   c('fdt-shared', 'two processes sharing one fd table (CLONE_FILES without CLONE_VM): still one table after restore'),
+  c('file-lease', 'leases (--file-locks): read and write leases, a read lease being broken by a child\'s open'),
+  c('inotify-unlinked', 'an inotify watch on a file unlinked while an fd keeps it: the watch is on the restored ghost'),
+  c('ns-fd', 'namespace files held open: the task\'s own net and uts namespaces'),
   c('pty-hangup', 'pty slaves whose master was closed: still hung up, node deleted, no controlling terminal'),
   c('thread-churn', 'threads created and exiting all the time, also while the dump runs', { pthread: true, runMs: 50 }),
 ];

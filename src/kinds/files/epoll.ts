@@ -11,7 +11,8 @@
  * file) while another fd of the task still holds it is found with
  * kcmp(KCMP_EPOLL_TFD) and recorded under that fd, as CRIU does.
  *
- * Known limits: a watched file no fd of the task holds any more is refused.
+ * Known limits: a watched file no fd of the task holds any more is refused;
+ * an epoll in flight (SCM_RIGHTS) that watches files is refused.
  * An epoll shared by several
  * tasks gets its targets in the first of them (whose fd numbers the dump
  * recorded), once every task's fds are final.
@@ -56,6 +57,11 @@ export const epollKind: FileKind = {
   type: 'EVENTPOLL',
   detect: (p: FdProbe) => isAnonLink(p, 'eventpoll'),
   dump(p: FdProbe, id: number): FileEntry {
+    // In flight in a socket queue (the probe is our own copy): its targets' fd numbers belong to
+    // whichever task added them, and the restore of a file in flight has no finish step to add them.
+    if (p.pid === process.pid && (p.fdinfo.epoll ?? []).length > 0) {
+      throw new CriuTsError('EUNSUPPORTED', `an epoll in flight watching ${(p.fdinfo.epoll ?? []).length} file(s): its targets cannot be restored yet`, { fd: p.fd });
+    }
     const tfd: EventpollTfdEntry[] = [];
     const seen = new Map<number, number>();
     for (const w of p.fdinfo.epoll ?? []) {

@@ -18,10 +18,19 @@
  * A flock or OFD lock belongs to the open file, so it is re-taken in the
  * task that creates the file, also when that file is shared with others.
  *
+ * Leases (F_SETLEASE) belong to the open file too: FL_LEASE 8 with the
+ * lease type, re-taken with F_SETLEASE. A lease being broken (an open is
+ * waiting for it) is recorded as CRIU does, the type it breaks to with
+ * LEASE_BREAKING 4; it comes back as the lease it was (read for a read-only
+ * file, else write), broken again by an open of ours in the conflicting
+ * mode (O_NONBLOCK: it starts the break and returns). The file has no owner
+ * meanwhile, so the holder is not signalled twice (the signal it got before
+ * the dump is restored as pending, if it was); its break time starts anew.
+ *
  * Known limits: blocked lock requests are not recorded (the blocked call
- * is restarted instead); leases and locks on non-regular files are not
- * handled; a POSIX lock on a file shared by several tasks is refused at
- * restore (the core would close its parked copy after `finish`).
+ * is restarted instead); locks on non-regular files are not handled; a
+ * POSIX lock on a file shared by several tasks is refused at restore (the
+ * core would close its parked copy after `finish`).
  */
 import { readdirSync, statSync } from 'node:fs';
 import { NR } from '../../sys/index.js';
@@ -35,8 +44,12 @@ import { fileIdAt, isFinalFd, taskFdinfo } from './task-fds.js';
 export const FL_POSIX = 1;
 export const FL_FLOCK = 2;
 export const FL_OFD = 4;
+export const FL_LEASE = 8;
+const LEASE_BREAKING = 4;
+const F_SETLEASE = 1024;
 const F_RDLCK = 0;
 const F_WRLCK = 1;
+const F_UNLCK_TYPE = 2;
 const F_SETLK = 6;
 const F_OFD_SETLK = 37;
 const LOCK_SH = 1;
@@ -48,17 +61,24 @@ const SEEK_SET = 0;
 const SEEN_POSIX = stateKey<Set<string>>('file-locks:seen-posix');
 
 function heldLocks(p: FdProbe): LockInfo[] {
-  return (p.fdinfo.locks ?? []).filter((l) => !l.blocked && ['FLOCK', 'POSIX', 'OFDLCK'].includes(l.type));
+  return (p.fdinfo.locks ?? []).filter((l) => !l.blocked &&
+    (['FLOCK', 'POSIX', 'OFDLCK'].includes(l.type) || (l.type === 'LEASE' && (l.kind === 'ACTIVE' || l.kind === 'BREAKING'))));
 }
 
 function flagOf(l: LockInfo): number {
-  return l.type === 'POSIX' ? FL_POSIX : l.type === 'FLOCK' ? FL_FLOCK : FL_OFD;
+  return l.type === 'POSIX' ? FL_POSIX : l.type === 'FLOCK' ? FL_FLOCK : l.type === 'LEASE' ? FL_LEASE : FL_OFD;
+}
+
+/** A lease's type; for one being broken, the type it breaks to (what fdinfo shows) with LEASE_BREAKING. */
+function typeOf(l: LockInfo): number {
+  const t = l.mode === 'WRITE' ? F_WRLCK : l.mode === 'UNLCK' ? F_UNLCK_TYPE : F_RDLCK;
+  return l.type === 'LEASE' && l.kind === 'BREAKING' ? t | LEASE_BREAKING : t;
 }
 
 function toEntry(p: FdProbe, l: LockInfo): FileLockEntry {
   return {
     flag: flagOf(l),
-    type: l.mode === 'WRITE' ? F_WRLCK : F_RDLCK,
+    type: typeOf(l),
     pid: p.pid,
     fd: p.fd,
     start: l.start,
@@ -112,6 +132,10 @@ function locksOf(ctx: RestoreContext): readonly FileLockEntry[] {
 }
 
 function takeLock(t: RestoreTaskHandle, fd: number, l: FileLockEntry): void {
+  if (l.flag === FL_LEASE) {
+    takeLease(t, fd, l.type);
+    return;
+  }
   if (l.flag === FL_FLOCK) {
     t.syscall(`flock(${fd})`, NR.flock, fd, (l.type === F_WRLCK ? LOCK_EX : LOCK_SH) | LOCK_NB);
     return;
@@ -138,5 +162,52 @@ function closeOtherCopies(t: RestoreTaskHandle, fd: number, ctx: RestoreContext)
     } catch {
       // gone meanwhile
     }
+  }
+}
+
+const F_GETFL = 3;
+const F_SETOWN = 8;
+const F_SETOWN_EX = 15;
+const F_GETOWN_EX = 16;
+const O_ACCMODE = 3;
+const O_RDONLY = 0;
+const O_WRONLY = 1;
+const O_NONBLOCK = 0o4000;
+const AT_FDCWD = -100;
+const EAGAIN = 11;
+
+/**
+ * F_SETLEASE makes the task the file's owner: the owner the core restored
+ * is put back after. A lease being broken is taken as it was before the
+ * break, then broken again by our own nonblocking open in the mode that
+ * breaks it to its dumped target, with no owner to signal meanwhile.
+ */
+function takeLease(t: RestoreTaskHandle, fd: number, type: number): void {
+  const ownerAt = t.putBytes(Buffer.alloc(8));
+  t.syscall(`fcntl(${fd}, F_GETOWN_EX)`, NR.fcntl, fd, F_GETOWN_EX, ownerAt);
+  const owner = t.tracee.readMem(ownerAt, 8);
+  try {
+    if ((type & LEASE_BREAKING) === 0) {
+      t.syscall(`fcntl(${fd}, F_SETLEASE)`, NR.fcntl, fd, F_SETLEASE, type);
+      return;
+    }
+    const target = type & ~LEASE_BREAKING;
+    const readOnly = (Number(t.syscall(`fcntl(${fd}, F_GETFL)`, NR.fcntl, fd, F_GETFL)) & O_ACCMODE) === O_RDONLY;
+    t.syscall(`fcntl(${fd}, F_SETLEASE)`, NR.fcntl, fd, F_SETLEASE, readOnly ? F_RDLCK : F_WRLCK);
+    t.syscall(`fcntl(${fd}, F_SETOWN 0)`, NR.fcntl, fd, F_SETOWN, 0);
+    const path = `/proc/self/fd/${fd}`;
+    // A reader breaks a write lease down to read; a writer breaks any lease to none.
+    const mode = target === F_RDLCK ? O_RDONLY : O_WRONLY;
+    let opened: number;
+    try {
+      opened = Number(t.syscall(`open ${path} to break its lease`, NR.openat, AT_FDCWD, t.putString(path), mode | O_NONBLOCK, 0));
+    } catch (e) {
+      if ((e as { errno?: number }).errno === EAGAIN) return; // the break has started
+      throw e;
+    }
+    t.syscall('close', NR.close, opened);
+    throw new CriuTsError('ERESTORE', `task ${t.pid} fd ${fd}: the lease to break back did not conflict with an open`, { pid: t.pid, fd });
+  } finally {
+    t.syscall(`fcntl(${fd}, F_SETOWN_EX)`, NR.fcntl, fd, F_SETOWN_EX, t.putBytes(owner));
   }
 }

@@ -7,11 +7,15 @@
  * task's mount namespace is used) and read the path back, stored in
  * fh_entry.path and used by restore.
  *
- * Known limits: a watched inode that has no path any more (unlinked) is
- * refused; the path is the one the kernel prints, which in another mount
- * namespace than ours may not be reachable at restore.
+ * A watched inode that has no name any more (unlinked) keeps its old path
+ * in fh_entry.path, and `unlinked` says so with the inode's (dev, ino) as
+ * stat gives them: its kind then needs a ghost of that inode in the dump
+ * (a task holds it open), which the restore watches instead.
+ *
+ * Known limits: the path is the one the kernel prints, which in another
+ * mount namespace than ours may not be reachable at restore.
  */
-import { openSync, readlinkSync, constants } from 'node:fs';
+import { fstatSync, openSync, readlinkSync, constants } from 'node:fs';
 import { openByHandleAt, closeQuiet, MAX_HANDLE_BYTES } from '../../sys/index.js';
 import { parseMountinfo, type FHandle } from '../../proc/index.js';
 import type { FhEntry } from '../../images/messages.js';
@@ -24,17 +28,23 @@ export function kernelDev(major: number, minor: number): number {
   return ((major << 20) | minor) >>> 0;
 }
 
-/** fh_entry for a handle from fdinfo, with the path it resolves to in the task. */
-export function fhEntryFor(pid: number, sdev: number, fh: FHandle | undefined, what: string): FhEntry {
+/** An unlinked watched inode: its (dev, ino) as stat gives them. */
+export interface UnlinkedInode {
+  dev: bigint;
+  ino: bigint;
+}
+
+/** fh_entry for a handle from fdinfo, with the path it resolves to in the task; `unlinked` is told of an inode without a name. */
+export function fhEntryFor(pid: number, sdev: number, fh: FHandle | undefined, what: string, unlinked?: (u: UnlinkedInode) => void): FhEntry {
   if (!fh) throw new CriuTsError('EUNSUPPORTED', `task ${pid}: ${what}: the kernel gave no file handle for the watched inode`, { pid });
   const padded = Buffer.alloc(MAX_HANDLE_BYTES);
   fh.handle.copy(padded, 0, 0, Math.min(fh.handle.length, MAX_HANDLE_BYTES));
   const handle: bigint[] = [];
   for (let i = 0; i < HANDLE_WORDS; i++) handle.push(padded.readBigUInt64LE(i * 8));
-  return { bytes: fh.bytes, type: fh.type, handle, path: pathOfHandle(pid, sdev, fh, what) };
+  return { bytes: fh.bytes, type: fh.type, handle, path: pathOfHandle(pid, sdev, fh, what, unlinked) };
 }
 
-function pathOfHandle(pid: number, sdev: number, fh: FHandle, what: string): string {
+function pathOfHandle(pid: number, sdev: number, fh: FHandle, what: string, unlinked?: (u: UnlinkedInode) => void): string {
   const mounts = parseMountinfo(pid).filter((m) => kernelDev(m.devMajor, m.devMinor) === sdev);
   // Prefer a mount of the filesystem's root: every inode of it is below.
   mounts.sort((a, b) => Number(b.root === '/') - Number(a.root === '/'));
@@ -47,7 +57,10 @@ function pathOfHandle(pid: number, sdev: number, fh: FHandle, what: string): str
       fd = openByHandleAt(mfd, fh.type, fh.handle.subarray(0, fh.bytes));
       const path = readlinkSync(`/proc/self/fd/${fd}`);
       if (path.endsWith(' (deleted)')) {
-        throw new CriuTsError('EUNSUPPORTED', `task ${pid}: ${what}: the watched inode was unlinked (${path})`, { pid, path });
+        if (!unlinked) throw new CriuTsError('EUNSUPPORTED', `task ${pid}: ${what}: the watched inode was unlinked (${path})`, { pid, path });
+        const st = fstatSync(fd, { bigint: true });
+        unlinked({ dev: st.dev, ino: st.ino });
+        return path.slice(0, -' (deleted)'.length);
       }
       return path;
     } catch (e) {

@@ -399,3 +399,45 @@ export function removeGhosts(paths: readonly string[]): void {
     }
   }
 }
+
+/**
+ * An fsnotify watch or mark on the unlinked inode (dev, ino as stat gives
+ * them): it can come back only on the ghost a task of the dump makes of
+ * that inode (an fd, a mapping, a cwd). Checked once every task is dumped.
+ */
+export function requireGhostOf(ctx: DumpContext, inode: { dev: bigint; ino: bigint }, what: string): void {
+  ctx.atEnd(() => {
+    const ghosts = ctx.memo(GHOSTS, () => ({ byInode: new Map<string, number>(), next: 1 }));
+    if (!ghosts.byInode.has(`${inode.dev}:${inode.ino}`)) {
+      throw new CriuTsError('EUNSUPPORTED', `${what}: the watched inode was unlinked and no task of the dump holds it open`, { ino: inode.ino });
+    }
+  });
+}
+
+/** The kernel's dev_t (fdinfo's sdev) as major/minor. */
+function kernelMajorMinor(sdev: number): [number, number] {
+  return [sdev >>> 20, sdev & 0xfffff];
+}
+
+/** A stat dev_t (ghost_file_entry.dev) as major/minor. */
+function userMajorMinor(dev: number): [number, number] {
+  return [((dev >>> 8) & 0xfff), (dev & 0xff) | ((dev >>> 12) & 0xfff00)];
+}
+
+/**
+ * At restore, after materializeRemaps: the path to reach the ghost made for
+ * inode `ino` of device `sdev` (kernel encoding, as fsnotify images keep
+ * it), or undefined when the dump has no ghost of it.
+ */
+export function ghostReopenPath(ctx: RestoreContext, sdev: number, ino: bigint): string | undefined {
+  const [major, minor] = kernelMajorMinor(sdev);
+  for (const r of ctx.kindImage('REMAP_FPATH').entries) {
+    const type = r.remap_type as string | number | undefined;
+    if (type !== 'GHOST' && type !== 1) continue;
+    const g = ctx.ownImage(`ghost-file-${r.remap_id.toString(16)}.img`)?.entries[0] as unknown as GhostFileEntry | undefined;
+    if (!g || g.ino === undefined || BigInt(g.ino) !== BigInt(ino) || g.dev === undefined) continue;
+    const [gmaj, gmin] = userMajorMinor(g.dev);
+    if (gmaj === major && gmin === minor) return ctx.fileById(r.orig_id)?.reg?.name;
+  }
+  return undefined;
+}

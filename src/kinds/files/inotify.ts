@@ -8,16 +8,23 @@
  * that comes back with a lower number than dumped is removed and added
  * again until it gets its number (as CRIU does).
  *
- * Known limits: events queued but not read at dump time are lost (as with
- * CRIU); watched inodes must still have a path (see fsnotify-handle.ts).
+ * A watch on an unlinked inode that a task of the dump holds (so it is a
+ * ghost of the dump, see ghost.ts) is put on the re-created ghost, the very
+ * inode the task's fd gets back; one that only tasks outside the dump hold
+ * is refused. Removing the ghost's name after the restore shows as an
+ * IN_DELETE (IN_ATTRIB on the file) to watches that ask for it, as with CRIU.
+ *
+ * Known limits: events queued at dump time refuse the dump (they cannot be
+ * read back without consuming them).
  */
 import { NR } from '../../sys/index.js';
 import type { FileEntry, InotifyWdEntry } from '../../images/messages.js';
-import type { FileKind, FdProbe, RestoreTaskHandle } from '../types.js';
+import type { DumpContext, FileKind, FdProbe, RestoreContext, RestoreTaskHandle } from '../types.js';
 import { CriuTsError } from '../../errors.js';
 import { NO_FOWN } from './reg-file.js';
 import { createFlags, fileFlags, isAnonLink, part, refuseQueued } from './anon-inode.js';
 import { fhEntryFor } from './fsnotify-handle.js';
+import { ghostReopenPath, requireGhostOf } from './ghost.js';
 
 /** Not in the core's table: inotify_rm_watch(2) on x86_64. */
 const NR_INOTIFY_RM_WATCH = 255;
@@ -33,25 +40,28 @@ export const inotifyKind: FileKind = {
   name: 'inotify',
   type: 'INOTIFY',
   detect: (p: FdProbe) => isAnonLink(p, 'inotify'),
-  dump(p: FdProbe, id: number): FileEntry {
+  dump(p: FdProbe, id: number, ctx: DumpContext): FileEntry {
     refuseQueued(p, 'inotify');
-    const wd: InotifyWdEntry[] = (p.fdinfo.inotify ?? []).map((w) => ({
+    const wd: InotifyWdEntry[] = (p.fdinfo.inotify ?? []).map((w) => {
+      const what = `fd ${p.fd}: inotify watch ${w.wd}`;
+      return {
       id: 0, // as CRIU writes it
       i_ino: w.ino,
       mask: w.mask,
       ignored_mask: w.ignoredMask,
       s_dev: w.sdev,
       wd: w.wd,
-      f_handle: fhEntryFor(p.pid, w.sdev, w.fhandle, `fd ${p.fd}: inotify watch ${w.wd}`),
-    }));
+      f_handle: fhEntryFor(p.pid, w.sdev, w.fhandle, what, (u) => requireGhostOf(ctx, u, `task ${p.pid}: ${what}`)),
+      };
+    });
     return { type: 'INOTIFY', id, ify: { id, flags: fileFlags(p), fown: NO_FOWN, wd } };
   },
-  restore(t: RestoreTaskHandle, e: FileEntry): number {
+  restore(t: RestoreTaskHandle, e: FileEntry, _fdi, ctx: RestoreContext): number {
     const ify = part(e, 'ify', 'INOTIFY');
     const fd = Number(t.syscall('inotify_init1', NR.inotify_init1, createFlags(ify.flags)));
     const watches = [...(ify.wd ?? [])].sort((a, b) => a.wd - b.wd);
     let removed = 0;
-    for (const w of watches) removed += addWatch(t, fd, w);
+    for (const w of watches) removed += addWatch(t, fd, w, ghostReopenPath(ctx, w.s_dev, w.i_ino));
     // Each removal queued an IN_IGNORED event the task never asked for: read them out.
     if (removed > 0) drainQueue(t, fd);
     return fd;
@@ -59,8 +69,9 @@ export const inotifyKind: FileKind = {
 };
 
 /** Adds one watch with its dumped wd; returns how many stray watches it removed on the way. */
-function addWatch(t: RestoreTaskHandle, fd: number, w: InotifyWdEntry): number {
-  const path = w.f_handle.path;
+function addWatch(t: RestoreTaskHandle, fd: number, w: InotifyWdEntry, ghost: string | undefined): number {
+  // An unlinked inode: the ghost made for it (our fd's magic link, followed, is that inode).
+  const path = ghost ?? w.f_handle.path;
   if (!path) throw new CriuTsError('EUNSUPPORTED', `inotify watch ${w.wd} (inode ${w.i_ino}) has no path in the image`, { wd: w.wd });
   const mask = w.mask & ~(IN_MASK_CREATE | IN_MASK_ADD);
   for (let i = 0; i < MAX_WD_TRIES; i++) {

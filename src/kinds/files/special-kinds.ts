@@ -15,7 +15,8 @@ import { memfdKind } from './memfd.js';
 import { ttyKind } from './tty/tty.js';
 import { lockedRegKind } from './file-locks.js';
 import { pidfdKind } from './pidfd.js';
+import { nsFileKind } from './ns-file.js';
 
 export const SPECIAL_FILE_KINDS: readonly FileKind[] = [
-  eventfdKind, epollKind, timerfdKind, signalfdKind, inotifyKind, fanotifyKind, memfdKind, ttyKind, lockedRegKind, pidfdKind,
+  eventfdKind, epollKind, timerfdKind, signalfdKind, inotifyKind, fanotifyKind, memfdKind, ttyKind, lockedRegKind, pidfdKind, nsFileKind,
 ];

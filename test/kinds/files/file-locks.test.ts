@@ -59,3 +59,20 @@ test('file locks: a flock shared with a forked child is re-taken once, owned by 
     },
   });
 });
+
+test('leases: read, write, and one being broken (recorded as CRIU does), re-taken at restore', { timeout: STEP_TIMEOUT_MS }, async () => {
+  await roundTrip({
+    name: 'file-lease',
+    dumpOpts: { fileLocks: true },
+    check(dir, s) {
+      const locks = readImage(join(dir, 'filelocks.img')).entries as unknown as FileLockEntry[];
+      const rows = locks.map((l) => [l.flag, l.type, l.pid, l.fd]);
+      assert.deepEqual(rows.sort(), [
+        [8, 0, s.pid, 20], // FL_LEASE F_RDLCK
+        [8, 1, s.pid, 21], // FL_LEASE F_WRLCK
+        [8, 2 | 4, s.pid, 22], // breaking to F_UNLCK: LEASE_BREAKING
+      ]);
+      sameAsCrit(dir, ['filelocks.img']);
+    },
+  });
+});
