@@ -48,6 +48,7 @@ export function coreOptions(opts: DumpOptions): DumpTreeOptions {
     timeoutMs: (opts.timeoutSec ?? 10) * 1000,
     prevDir: opts.prevImagesDir === undefined ? undefined : resolve(opts.imagesDir ?? '.', opts.prevImagesDir),
     trackMem: opts.trackMem ?? false,
+    pageServer: opts.pageServer,
     progress: opts.progress ?? true,
     notify: opts.notify ?? (() => undefined),
     asCaller: opts.asCaller,

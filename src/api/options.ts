@@ -77,6 +77,8 @@ export interface DumpOptions extends CommonOptions {
   prevImagesDir?: string;
   /** --track-mem */
   trackMem?: boolean;
+  /** --page-server --address A --port P: pagemaps and pages go to a page server (`criu-ts page-server` or CRIU's) */
+  pageServer?: { address: string; port: number };
   /** --pre-dump-mode splice|read (accepted) */
   preDumpMode?: 'splice' | 'read';
   /** action-script points (pre-dump, network-lock, post-dump, network-unlock) as they are reached; a rejection aborts the dump */

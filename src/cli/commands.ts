@@ -52,6 +52,17 @@ export async function runCommand(command: CommandName, action: string | undefine
       const { runService } = await import('../rpc/index.js');
       return runService({ address: o.address, daemon: o.restoreDetached, pidfile: o.pidfile, socketMode: o.socketMode, socketGroup: o.socketGroup });
     }
+    case 'page-server': {
+      requireImagesDir(o.imagesDir);
+      const { runPageServer } = await import('../api/page-server.js');
+      const r = await api(() => runPageServer({
+        imagesDir: o.imagesDir, address: o.address ?? '0.0.0.0', port: o.port ?? 0,
+        daemon: o.restoreDetached, pidfile: o.pidfile, statusFd: o.statusFd,
+        onListening: (port) => { if (o.port === 0 || o.port === undefined) out(`page-server: listening on port ${port}`); },
+      }));
+      log.info(`page server: ${r.pagemaps} pagemap(s), ${r.pages} page(s) stored`);
+      return 0;
+    }
     case 'cpuinfo':
       throw new CriuTsError('EUNSUPPORTED', `the cpuinfo ${action ?? ''} command is not supported yet`, { command });
     default:
@@ -103,6 +114,13 @@ async function runDump(o: CliOptions, pre = false): Promise<number> {
   if (o.timeoutSec !== undefined) opts.timeoutSec = o.timeoutSec;
   if (o.prevImagesDir !== undefined) opts.prevImagesDir = o.prevImagesDir;
   if (o.trackMem) opts.trackMem = true;
+  if (o.pageServer) {
+    if (o.address === undefined || o.port === undefined || o.port === 0) {
+      throw new CriuTsError('EUSAGE', '--page-server needs --address and --port of a running page server', {});
+    }
+    if (pre) throw new CriuTsError('EUNSUPPORTED', 'pre-dump --page-server is not supported yet', {});
+    opts.pageServer = { address: o.address, port: o.port };
+  }
   if (o.preDumpMode !== undefined) opts.preDumpMode = o.preDumpMode;
   if (o.actionScripts.length > 0) opts.notify = scriptsFor(o);
   const result = pre

@@ -65,8 +65,14 @@ export interface CliOptions {
   /** as given: relative names are relative to the images dir */
   prevImagesDir?: string;
   feature?: string;
-  /** --address: the service's socket path */
+  /** --address: the service's socket path; the page server's address (page-server, dump --page-server) */
   address?: string;
+  /** --port: the page server's TCP port (0: any free one) */
+  port?: number;
+  /** --page-server: dump pages to a page server */
+  pageServer: boolean;
+  /** --status-fd: page-server writes a zero byte there once it listens */
+  statusFd?: number;
   /** --socket-mode: the service socket's permission bits (octal) */
   socketMode?: number;
   /** --socket-group: the service socket's group (name or number) */
@@ -147,6 +153,7 @@ function defaults(): CliOptions {
     restoreSibling: false,
     skipChecksums: false,
     verify: undefined,
+    pageServer: false,
     shellJob: false,
     extUnixSk: false,
     linkRemap: false,
@@ -238,7 +245,6 @@ function apply(hit: Hit, raw: Raw): 'version' | undefined {
   }
   if (spec.support === 'ignore') {
     if (spec.long === 'file-validation' && value !== 'filesize' && value !== 'buildid') throw badArg(shown, value);
-    if (spec.long === 'status-fd' || spec.long === 'port') intArg(shown, value, 0);
     if (on) o.ignored.push(shown);
     return undefined;
   }
@@ -297,6 +303,9 @@ function apply(hit: Hit, raw: Raw): 'version' | undefined {
       break;
     case 'feature': o.feature = nonEmpty(shown, value); break;
     case 'address': o.address = nonEmpty(shown, value); break;
+    case 'port': o.port = intArg(shown, value, 0, 65535); break;
+    case 'status-fd': o.statusFd = intArg(shown, value, 0); break;
+    case 'page-server': o.pageServer = on; break;
     case 'socket-mode':
       if (value === undefined || !/^0?[0-7]{3}$/.test(value)) throw badArg(shown, value);
       o.socketMode = parseInt(value, 8);

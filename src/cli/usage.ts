@@ -5,7 +5,7 @@ Usage:
   criu-ts dump|pre-dump -t PID [<options>]
   criu-ts restore [<options>]
   criu-ts check [--feature FEAT]
-  criu-ts page-server
+  criu-ts page-server -D DIR [--address ADDR] [--port PORT] [-d] [--pidfile FILE] [--status-fd FD]
   criu-ts service [<options>]
   criu-ts dedup
   criu-ts lazy-pages -D DIR [<options>]
@@ -15,7 +15,7 @@ Commands:
   pre-dump       pre-dump task(s) minimizing their frozen time (memory tracked without soft-dirty)
   restore        restore a process/tree
   check          checks whether the kernel support is up-to-date
-  page-server    launch page server (not yet)
+  page-server    receive one dump's pages over TCP into DIR (CRIU's protocol)
   service        launch the RPC service (see docs/rpc.md)
   dedup          remove duplicates in memory dump (pages of the parent images the last one holds again)
   cpuinfo dump   writes cpu information into image file (not yet)
@@ -60,15 +60,20 @@ Dump/Restore options:
      --verify[=warn]    restore: read every task back before it runs and compare it with
                         the images (registers, memory, fds, signals, creds, ...); a
                         difference fails the restore (with =warn: only logged)
+     --page-server      dump: send pagemaps and pages to a page server at --address/--port
+                        (criu-ts page-server or CRIU's); the other images stay in -D
+     --address ADDR     page server address (page-server: where to listen, default 0.0.0.0)
+     --port PORT        page server port (page-server: 0 picks one and prints it)
+     --status-fd FD     page-server: write a zero byte to FD once listening
      --socket-mode MODE service: socket permissions, octal (default 0600: root only)
      --socket-group G   service: socket group, to share it with a group on purpose
 
 Accepted and ignored (with a warning): --cgroup-props, --cgroup-props-file,
   --evasive-devices, --skip-in-flight, --tcp-close, --weak-sysctls,
   --force-irmap, --skip-mnt, --enable-fs, --lsm-profile, --network-lock, --cpu-cap,
-  --status-fd (criu writes it only for page-server, lazy-pages and service), -L|--libdir, ...
+  -L|--libdir, ...
 Not supported yet (refused): --external, --inherit-fd, --empty-ns, -J|--join-ns,
-  -r|--root, --veth-pair, -M|--ext-mount-map, --page-server, --lazy-pages,
+  -r|--root, --veth-pair, -M|--ext-mount-map, --lazy-pages, pre-dump --page-server,
   --stream, --check-only
 
 Check options:

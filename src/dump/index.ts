@@ -27,6 +27,7 @@ import { dumpTaskCore, dumpThreadCore, dumpTidAddress } from './task-state.js';
 import { dumpFds, dumpInFlight, socketFileForMapping } from './files.js';
 import { dumpMemory } from '../kinds/memory/dump.js';
 import { IncrementalMemory } from '../kinds/memory/incremental.js';
+import { PageServerClient } from '../kinds/memory/page-server-client.js';
 import {
   regEntryForPath, dumpUnlinked, SeccompCollector, memfdFileForMapping, LOCK_METHOD, RESOURCE_KINDS, handledNamespaces,
   type DumpTreeView,
@@ -166,6 +167,11 @@ async function dumpTreeHashed(opts: DumpTreeOptions): Promise<DumpResult> {
   checkTraceable(walkTree(pid), opts.asCaller);
   await notify('pre-dump');
   // The parent link and record are checked before anything is stopped.
+  if (opts.pageServer && (opts.prevDir !== undefined || opts.trackMem)) {
+    throw new CriuTsError('EUSAGE', '--page-server with --prev-images-dir or --track-mem is not supported yet', {});
+  }
+  // Before any task is touched: a page server that does not answer fails the dump here.
+  const pageServer = opts.pageServer ? PageServerClient.connect(opts.pageServer.address, opts.pageServer.port) : undefined;
   const inc = new IncrementalMemory({ dir, prevDir: opts.prevDir, keepTracking: opts.trackMem && opts.after === 'resume' });
   // Before any task is touched: what undoes our traces if we die.
   const guard = Guardian.start();
@@ -255,6 +261,7 @@ async function dumpTreeHashed(opts: DumpTreeOptions): Promise<DumpResult> {
         seccomp,
         inc,
         treePids: tree.tasks.map((t) => t.pid),
+        pageServer,
       });
       done++;
     }
@@ -281,6 +288,8 @@ async function dumpTreeHashed(opts: DumpTreeOptions): Promise<DumpResult> {
     stats.frozenTimeUs = usToNow(t0);
     ctx.writeImage('stats-dump', 'STATS', [statsEntry(stats, ctx.sharedPages)]);
     inc.finish();
+    // Every page is stored on the page server's side before the tree may go.
+    pageServer?.close();
     // Last: the size and SHA-256 of every file above, for the restore to check.
     ctx.writeImage(CHECKSUMS_IMAGE, 'CRIU_TS_CHECKSUMS', checksumEntries(dir));
     faultPoint('dump.images');
@@ -292,6 +301,7 @@ async function dumpTreeHashed(opts: DumpTreeOptions): Promise<DumpResult> {
     const e = isCriuTsError(err) ? err : new CriuTsError('EDUMP', `writing images to ${dir}: ${(err as Error).message}`, { dir }, err);
     log.error(`dump failed, resuming the tree: ${e.message}`);
     inc.abort();
+    pageServer?.abort();
     releaseTree(tree.tasks, 'resume');
     ctx.exit(true);
     guard?.done();
@@ -361,6 +371,7 @@ interface TaskDumpShared {
   seccomp: SeccompCollector;
   inc: IncrementalMemory;
   treePids: number[];
+  pageServer: PageServerClient | undefined;
 }
 
 function dumpTask(
@@ -427,6 +438,7 @@ function dumpTask(
     memfdFileId: (start, end, path) => memfdFileForMapping(ctx, pid, start, end, path),
     socketFileId: (start, end, path) => socketFileForMapping(ctx, pid, start, end, path, ids.net_ns_id),
     shmemDone: shared.shmemDone, nextPagesId: () => ctx.nextPagesId(), onBytes: shared.onBytes, exclude,
+    ...(shared.pageServer ? { pageServer: shared.pageServer } : {}),
     // Its SysV segments go with its ipc namespace (the ipc kind) only when that namespace is not ours.
     sysvShm: hasOwnNamespace(pid, 'ipc'),
     ...(track ? { track } : {}),
@@ -458,9 +470,10 @@ function dumpTask(
     thp_disabled: thpDisabled,
   };
   ctx.writeImage(`mm-${pid}.img`, 'MM', [mm]);
-  ctx.writeImage(`pagemap-${pid}.img`, 'PAGEMAP', [{ pages_id: mem.pagesId }, ...mem.pagemap]);
+  // With a page server, it writes the pagemaps and pages on its side.
+  if (!shared.pageServer) ctx.writeImage(`pagemap-${pid}.img`, 'PAGEMAP', [{ pages_id: mem.pagesId }, ...mem.pagemap]);
   for (const sh of mem.shmem) {
-    ctx.writeImage(`pagemap-shmem-${sh.shmid}.img`, 'PAGEMAP', [{ pages_id: sh.pagesId }, ...sh.entries]);
+    if (!shared.pageServer) ctx.writeImage(`pagemap-shmem-${sh.shmid}.img`, 'PAGEMAP', [{ pages_id: sh.pagesId }, ...sh.entries]);
     for (const e of sh.entries) ctx.countSharedPages(Number(e.nr_pages ?? 0n));
   }
   faultPoint('dump.memory');

@@ -24,6 +24,8 @@ export interface DumpTreeOptions {
   prevDir: string | undefined;
   /** --track-mem (kept after the dump only with `after: 'resume'`) */
   trackMem: boolean;
+  /** --page-server --address --port: pagemaps and pages go to a page server instead of the images dir */
+  pageServer: { address: string; port: number } | undefined;
   /** show progress on a terminal */
   progress: boolean;
   /** action-script points (pre-dump, network-lock, post-dump, network-unlock) as they are reached; a rejection aborts the dump */

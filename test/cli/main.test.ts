@@ -27,7 +27,7 @@ test('bad command lines: one stderr line, exit 1', async () => {
     [['dump'], /^criu-ts: pid not specified/],
     [['restore', '--external', 'mnt[]'], /^criu-ts: --external is not supported yet$/],
     [['restore', '--inherit-fd', 'fd[1]:x'], /^criu-ts: --inherit-fd is not supported yet$/],
-    [['dump', '-t', '1', '--page-server'], /^criu-ts: --page-server is not supported yet$/],
+    [['dump', '-t', '1', '--page-server'], /^criu-ts: --page-server needs --address and --port of a running page server$/],
     [['restore', '--empty-ns', 'net'], /^criu-ts: --empty-ns is not supported yet$/],
     [['lazy-pages'], /^criu-ts: the lazy-pages command is not supported yet$/],
     [['--config', '/nonexistent/criu.conf', 'check'], /^criu-ts: cannot read config file \/nonexistent\/criu.conf/],

@@ -119,11 +119,19 @@ test('ignored and unsupported options', () => {
   assert.deepEqual(o.ignored, ['--cgroup-props', '--cgroup-props-file']);
   assert.equal(o.linkRemap, true);
   fails(['restore', '--external', 'mnt[]'], /^--external is not supported yet$/, 'EUNSUPPORTED');
-  fails(['dump', '-t', '1', '--page-server'], /^--page-server is not supported yet$/, 'EUNSUPPORTED');
   fails(['restore', '--inherit-fd', 'fd[3]:pipe[1]'], /--inherit-fd is not supported yet/, 'EUNSUPPORTED');
   fails(['restore', '--empty-ns', 'net'], /--empty-ns is not supported yet/, 'EUNSUPPORTED');
   fails(['dump', '-t', '1', '--lazy-pages'], /--lazy-pages is not supported yet/, 'EUNSUPPORTED');
   fails(['restore', '-J', 'net:/x'], /--join-ns is not supported yet/, 'EUNSUPPORTED');
+});
+
+test('page server options: --page-server --address --port, page-server --status-fd', () => {
+  const o = opts(['dump', '-t', '1', '--page-server', '--address', '127.0.0.1', '--port', '27000']);
+  assert.equal(o.pageServer, true);
+  assert.equal(o.address, '127.0.0.1');
+  assert.equal(o.port, 27000);
+  assert.equal(opts(['page-server', '-D', '/tmp', '--port', '0', '--status-fd', '5']).statusFd, 5);
+  fails(['page-server', '--port', '70000'], /^invalid argument for --port: 70000$/, 'EUSAGE');
 });
 
 test('cgroup options: --manage-cgroups[=MODE], --cgroup-root [controller:]/path, --cgroup-yard', () => {

@@ -25,6 +25,7 @@ import { parseSmaps, mapFilesPath, PagemapReader, type SmapsEntry } from '../../
 import { PAGE_SIZE, lseek, isSyscallError } from '../../sys/index.js';
 import { CriuTsError } from '../../errors.js';
 import type { VmaEntry, PagemapEntry } from '../../images/messages.js';
+import type { PageServerClient } from './page-server-client.js';
 import { PagesWriter, PE_LAZY, PE_PRESENT } from './pages-writer.js';
 import { subtract, splitBy, type Range } from './ranges.js';
 import { VMA, MAP_PRIVATE, MAP_SHARED, MAP_ANONYMOUS, MAP_GROWSDOWN, MAP_NORESERVE, MAP_LOCKED, MAP_DROPPABLE, classifyVma, madvOf, type VmaKind } from './vma.js';
@@ -54,6 +55,8 @@ export interface MemoryDumpContext {
    * as VMA_AREA_SYSVIPC VMAs. Otherwise an attachment is refused.
    */
   sysvShm: boolean;
+  /** dump --page-server: pagemaps and pages go to this page server, not into the images dir */
+  pageServer?: PageServerClient;
   /** our own scratch mappings inside the task, left out of the dump */
   exclude: { addr: bigint; size: number }[];
   /** incremental dump: what changed since the parent images, and what they hold */
@@ -115,12 +118,13 @@ export function dumpMemory(ctx: MemoryDumpContext): MemoryDump {
   const vmas: VmaEntry[] = [];
   const pagesId = ctx.nextPagesId();
   const resident = maps.reduce((n, v) => n + (v.rssKb + v.swapKb) * 1024, 0);
-  const writer = new PagesWriter(ctx.dir, pagesId, pid, ctx.onBytes, resident);
+  const writer = new PagesWriter(ctx.dir, pagesId, pid, ctx.onBytes, resident, ctx.pageServer ? { client: ctx.pageServer, target: { type: 'pid', id: pid } } : undefined);
   const shmem: MemoryDump['shmem'] = [];
   const reader = new PagemapReader(pid);
   let scanned = 0;
   let skippedParent = 0;
   const privateRanges: Range[] = [];
+  const shmemLater: SmapsEntry[] = [];
   try {
     for (const v of maps) {
       const kind = classifyVma(v);
@@ -207,7 +211,8 @@ export function dumpMemory(ctx: MemoryDumpContext): MemoryDump {
       if (kind === 'anon-shared') {
         if (ctx.shmemDone.has(v.inode)) continue;
         ctx.shmemDone.add(v.inode);
-        shmem.push(dumpShmem(ctx, reader, v));
+        // After the task's own pages: a page server takes one pagemap at a time, start to end.
+        shmemLater.push(v);
         continue;
       }
       privateRanges.push({ start: v.start, end: v.end });
@@ -244,6 +249,8 @@ export function dumpMemory(ctx: MemoryDumpContext): MemoryDump {
         writer.add(v.start + BigInt(first * PAGE_SIZE), count, pageFlags, viaMem);
       });
     }
+    writer.close();
+    for (const v of shmemLater) shmem.push(dumpShmem(ctx, reader, v));
   } finally {
     reader.close();
     writer.close();
@@ -295,8 +302,9 @@ function forEachRun(pm: BigUint64Array, anonOnly: boolean, hasSwap: boolean, fn:
  */
 function dumpShmem(ctx: MemoryDumpContext, reader: PagemapReader, v: SmapsEntry): MemoryDump['shmem'][number] {
   const pagesId = ctx.nextPagesId();
-  const w = new PagesWriter(ctx.dir, pagesId, ctx.pid, ctx.onBytes, Number(v.end - v.start));
   const base = v.start - v.pgoff;
+  const remote = ctx.pageServer ? { client: ctx.pageServer, target: { type: 'shmem' as const, id: Number(v.inode) }, bias: base } : undefined;
+  const w = new PagesWriter(ctx.dir, pagesId, ctx.pid, ctx.onBytes, Number(v.end - v.start), remote);
   try {
     const ranges = dataRanges(mapFilesPath(ctx.pid, v.start, v.end), v.pgoff, v.pgoff + (v.end - v.start));
     if (ranges) {

@@ -10,6 +10,8 @@ import { join } from 'node:path';
 import { processVmReadv, ProcMem, PAGE_SIZE, ReplacingFile, type RemoteRange } from '../../sys/index.js';
 import type { PagemapEntry } from '../../images/messages.js';
 import { FileHasher } from '../../images/index.js';
+import type { PagemapTarget } from '../../images/page-xfer.js';
+import type { PageServerClient } from './page-server-client.js';
 
 export const PE_PARENT = 1;
 export const PE_LAZY = 2;
@@ -23,20 +25,31 @@ export interface PagesProgress {
   (bytes: number): void;
 }
 
+/** Pages sent to a page server instead of a local pages-N.img (dump --page-server). */
+export interface RemotePages {
+  client: PageServerClient;
+  target: PagemapTarget;
+  /** subtracted from every address sent (a shmem pagemap's entries are offsets into the object) */
+  bias?: bigint;
+}
+
 export class PagesWriter {
   readonly entries: PagemapEntry[] = [];
   pagesWritten = 0;
   private fd: number;
-  /** Written under a private name, renamed to pages-N.img at close: never through a planted link. */
-  private readonly file: ReplacingFile;
+  /** Written under a private name, renamed to pages-N.img at close: never through a planted link (none when remote). */
+  private readonly file: ReplacingFile | undefined;
   /** SHA-256 as the bytes go out (criu-ts-checksums): no second read of a big file. */
-  private readonly hasher: FileHasher;
+  private readonly hasher: FileHasher | undefined;
+  /** Remote: one pagemap entry per run of bytes in the buffer, sent with them. */
+  private chunks: { vaddr: bigint; nr: number; flags: number }[] = [];
   private readonly buf: Buffer;
   private fill = 0;
   private pending: RemoteRange[] = [];
   private pendingLen = 0;
   private procMem: ProcMem | undefined;
   private runBroken = false;
+  private closed = false;
 
   /** The next pages start a new pagemap entry (entries never span two VMAs, as in CRIU). */
   breakRun(): void {
@@ -44,12 +57,28 @@ export class PagesWriter {
   }
 
   /** `sizeHint`: about how many bytes will go through; a small dump then needs no 32 MiB buffer. */
-  constructor(dir: string, readonly pagesId: number, private readonly pid: number, private readonly onBytes?: PagesProgress, sizeHint = BUF_BYTES) {
+  constructor(
+    dir: string, readonly pagesId: number, private readonly pid: number, private readonly onBytes?: PagesProgress, sizeHint = BUF_BYTES,
+    private readonly remote?: RemotePages,
+  ) {
     const want = Math.max(1 << 20, Math.min(BUF_BYTES, sizeHint));
     this.buf = want === BUF_BYTES ? pool.pop() ?? Buffer.allocUnsafe(BUF_BYTES) : Buffer.allocUnsafe(want);
+    if (remote) {
+      // The page server writes the pagemap and pages images; a parent it holds is not used yet (no incremental dump through it).
+      remote.client.open(remote.target);
+      this.file = undefined;
+      this.hasher = undefined;
+      this.fd = -1;
+      return;
+    }
     this.file = new ReplacingFile(join(dir, `pages-${pagesId}.img`), 0o600);
     this.hasher = new FileHasher(this.file.path, true);
     this.fd = this.file.fd;
+  }
+
+  /** Whether the pages go to a page server (no local pagemap or pages image). */
+  get isRemote(): boolean {
+    return this.remote !== undefined;
   }
 
   /**
@@ -75,6 +104,7 @@ export class PagesWriter {
         continue;
       }
       const take = Math.min(room, left);
+      if (this.remote) this.chunks.push({ vaddr: addr, nr: take / PAGE_SIZE, flags });
       if (viaMem) {
         this.flushReads();
         this.readViaMem(addr, take);
@@ -90,6 +120,12 @@ export class PagesWriter {
 
   /** `nrPages` pages at `vaddr` that the parent images hold: a PE_PARENT entry, nothing read or written. */
   addParent(vaddr: bigint, nrPages: number): void {
+    if (this.remote) {
+      // In vaddr order with the data entries before it.
+      this.flushReads();
+      this.flushWrite();
+      this.remote.client.add(PE_PARENT, vaddr - (this.remote.bias ?? 0n), nrPages);
+    }
     const last = this.entries[this.entries.length - 1];
     if (last && !this.runBroken && last.flags === PE_PARENT && last.vaddr + (last.nr_pages ?? 0n) * BigInt(PAGE_SIZE) === vaddr) {
       last.nr_pages = (last.nr_pages ?? 0n) + BigInt(nrPages);
@@ -138,19 +174,33 @@ export class PagesWriter {
   }
 
   private flushWrite(): void {
+    if (this.remote) {
+      let at = 0;
+      for (const c of this.chunks) {
+        this.remote.client.add(c.flags, c.vaddr - (this.remote.bias ?? 0n), c.nr, this.buf, at);
+        at += c.nr * PAGE_SIZE;
+      }
+      this.chunks = [];
+      this.onBytes?.(this.fill);
+      this.fill = 0;
+      return;
+    }
     let off = 0;
     while (off < this.fill) off += writeSync(this.fd, this.buf, off, this.fill - off);
-    this.hasher.update(this.buf.subarray(0, this.fill));
+    this.hasher?.update(this.buf.subarray(0, this.fill));
     this.onBytes?.(this.fill);
     this.fill = 0;
   }
 
+  /** Idempotent: a second call (a caller's finally after an early close) does nothing. */
   close(sync = false): void {
+    if (this.closed) return;
+    this.closed = true;
     this.flushReads();
     this.flushWrite();
-    if (sync) fsyncSync(this.fd);
-    this.file.commit();
-    this.hasher.done();
+    if (sync && this.fd >= 0) fsyncSync(this.fd);
+    this.file?.commit();
+    this.hasher?.done();
     if (this.buf.length === BUF_BYTES) pool.push(this.buf);
     this.procMem?.close();
     this.procMem = undefined;

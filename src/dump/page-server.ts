@@ -1,0 +1,219 @@
+/**
+ * The receiving end of CRIU's page server (`criu-ts page-server -D DIR
+ * --port P`): it listens on TCP, takes one connection from a dumper
+ * (`criu-ts dump --page-server` or CRIU's), and writes what arrives as
+ * pagemap-<pid>.img / pagemap-shmem-<id>.img and pages-<N>.img into DIR,
+ * as CRIU's page server does (pages ids from 0x10001, clear of the
+ * dumper's own when both write one directory). Wire format:
+ * images/page-xfer.ts.
+ *
+ * Files are written under private names and renamed in only when their
+ * pagemap is complete; a connection that ends before CLOSE leaves nothing.
+ * Limits: one connection per run (as CRIU), no TLS, no lazy-pages GET.
+ */
+import { createServer, type Socket } from 'node:net';
+import { existsSync, writeSync, closeSync } from 'node:fs';
+import { join } from 'node:path';
+import { CriuTsError } from '../errors.js';
+import { logger } from '../log.js';
+import { ReplacingFile } from '../sys/index.js';
+import { writeImage } from '../images/index.js';
+import type { PagemapEntry } from '../images/messages.js';
+import {
+  decodeDstId, decodeIov, PAGE_SERVER_PAGES_ID_BASE, PS_IOV_ADD, PS_IOV_ADD_F, PS_IOV_BYTES, PS_IOV_CLOSE, PS_IOV_FORCE_CLOSE,
+  PS_IOV_HOLE, PS_IOV_OPEN, PS_IOV_OPEN2, PS_IOV_PARENT, type PagemapTarget,
+} from '../images/page-xfer.js';
+
+const log = logger('page-server');
+const PAGE_SIZE = 4096;
+const PE_PARENT = 1;
+const PE_PRESENT = 4;
+
+export interface PageServerOptions {
+  /** absolute images dir the pages go to */
+  dir: string;
+  address: string;
+  /** 0: any free port */
+  port: number;
+  /** called once listening, with the port (useful with port 0) */
+  onListening?: (port: number) => void;
+}
+
+export interface PageServerResult {
+  pagemaps: number;
+  pages: number;
+}
+
+function imageName(t: PagemapTarget): string {
+  return t.type === 'pid' ? `pagemap-${t.id}.img` : `pagemap-shmem-${t.id}.img`;
+}
+
+/** One pagemap image being received, with its pages file. */
+class Incoming {
+  readonly entries: PagemapEntry[] = [];
+  private readonly pages: ReplacingFile;
+  private wrote = 0;
+  constructor(private readonly dir: string, readonly target: PagemapTarget, readonly pagesId: number) {
+    this.pages = new ReplacingFile(join(dir, `pages-${pagesId}.img`), 0o600);
+  }
+
+  entry(flags: number, vaddr: bigint, nrPages: bigint): void {
+    this.entries.push({ vaddr, compat_nr_pages: 0, flags, nr_pages: nrPages });
+  }
+
+  write(b: Buffer): void {
+    let off = 0;
+    while (off < b.length) off += writeSync(this.pages.fd, b, off, b.length - off);
+    this.wrote += b.length;
+  }
+
+  finish(): number {
+    this.pages.commit();
+    writeImage(join(this.dir, imageName(this.target)), 'PAGEMAP', [{ pages_id: this.pagesId }, ...this.entries] as unknown as Record<string, unknown>[]);
+    return this.wrote / PAGE_SIZE;
+  }
+
+  abort(): void {
+    try {
+      this.pages.abort();
+    } catch {
+      // nothing to remove
+    }
+  }
+}
+
+/** Serve one dumper's connection; resolves once it closed after CLOSE, with what was stored. */
+export function servePages(o: PageServerOptions): Promise<PageServerResult> {
+  if (!existsSync(o.dir)) throw new CriuTsError('EUSAGE', `images directory ${o.dir} does not exist`, { dir: o.dir });
+  return new Promise((resolve, reject) => {
+    const server = createServer({ pauseOnConnect: false });
+    server.once('error', (e) => reject(new CriuTsError('EUSAGE', `page server: cannot listen on ${o.address}:${o.port}: ${e.message}`, { address: o.address, port: o.port }, e)));
+    server.listen(o.port, o.address, () => {
+      const a = server.address();
+      const port = typeof a === 'object' && a !== null ? a.port : o.port;
+      log.info(`listening on ${o.address}:${port}`);
+      o.onListening?.(port);
+    });
+    server.once('connection', (sk: Socket) => {
+      server.close(); // one dumper per run, as CRIU's page server
+      log.info(`connection from ${sk.remoteAddress ?? '?'}:${sk.remotePort ?? '?'}`);
+      receive(sk, o.dir).then(resolve, reject);
+    });
+  });
+}
+
+function receive(sk: Socket, dir: string): Promise<PageServerResult> {
+  return new Promise((resolve, reject) => {
+    let pending: Buffer = Buffer.alloc(0);
+    let cur: Incoming | undefined;
+    let dataLeft = 0;
+    let nextPagesId = PAGE_SERVER_PAGES_ID_BASE;
+    let closed = false;
+    let failed = false;
+    const done: PageServerResult = { pagemaps: 0, pages: 0 };
+    const finishCurrent = (): void => {
+      if (!cur) return;
+      done.pages += cur.finish();
+      done.pagemaps++;
+      cur = undefined;
+    };
+    const fail = (e: unknown): void => {
+      if (failed) return;
+      failed = true;
+      cur?.abort();
+      sk.destroy();
+      reject(e instanceof CriuTsError ? e : new CriuTsError('EDUMP', `page server: ${(e as Error).message}`, {}, e));
+    };
+    const hasParent = (t: PagemapTarget): boolean => existsSync(join(dir, 'parent', imageName(t)));
+    const open = (dst: bigint): PagemapTarget => {
+      const t = decodeDstId(dst);
+      if (!t) throw new CriuTsError('EIMAGE', `page server: unknown pagemap type in dst_id 0x${dst.toString(16)}`, {});
+      finishCurrent();
+      cur = new Incoming(dir, t, nextPagesId++);
+      log.debug(`receiving ${imageName(t)} into pages-${cur.pagesId}.img`);
+      return t;
+    };
+    const step = (): void => {
+      for (;;) {
+        if (dataLeft > 0) {
+          if (pending.length === 0) return;
+          const take = Math.min(dataLeft, pending.length);
+          cur?.write(pending.subarray(0, take));
+          pending = pending.subarray(take);
+          dataLeft -= take;
+          continue;
+        }
+        if (pending.length < PS_IOV_BYTES) return;
+        const pi = decodeIov(pending.subarray(0, PS_IOV_BYTES));
+        pending = pending.subarray(PS_IOV_BYTES);
+        switch (pi.cmd) {
+          case PS_IOV_OPEN:
+            open(pi.dstId);
+            break;
+          case PS_IOV_OPEN2: {
+            const t = open(pi.dstId);
+            sk.write(Buffer.from([hasParent(t) ? 1 : 0]));
+            break;
+          }
+          case PS_IOV_PARENT: {
+            const t = decodeDstId(pi.dstId);
+            const b = Buffer.alloc(4);
+            b.writeInt32LE(t && hasParent(t) ? 1 : 0, 0);
+            sk.write(b);
+            break;
+          }
+          case PS_IOV_ADD_F:
+          case PS_IOV_ADD:
+          case PS_IOV_HOLE: {
+            const flags = pi.cmd === PS_IOV_ADD_F ? pi.flags : pi.cmd === PS_IOV_ADD ? PE_PRESENT : PE_PARENT;
+            if (!cur) throw new CriuTsError('EIMAGE', 'page server: pages before any OPEN', {});
+            if (pi.nrPages > 1n << 36n) throw new CriuTsError('EIMAGE', `page server: ${pi.nrPages} pages in one entry`, {});
+            cur.entry(flags, pi.vaddr, pi.nrPages);
+            if ((flags & PE_PRESENT) !== 0) dataLeft = Number(pi.nrPages) * PAGE_SIZE;
+            break;
+          }
+          case PS_IOV_CLOSE:
+          case PS_IOV_FORCE_CLOSE: {
+            finishCurrent();
+            closed = true;
+            const b = Buffer.alloc(4);
+            sk.end(b);
+            return;
+          }
+          default:
+            throw new CriuTsError('EUNSUPPORTED', `page server: command ${pi.cmd} is not supported`, { cmd: pi.cmd });
+        }
+      }
+    };
+    sk.on('data', (chunk: Buffer) => {
+      if (failed || closed) return;
+      pending = pending.length === 0 ? chunk : Buffer.concat([pending, chunk]);
+      try {
+        step();
+      } catch (e) {
+        fail(e);
+      }
+    });
+    sk.on('error', (e) => fail(e));
+    sk.on('close', () => {
+      if (failed) return;
+      if (!closed) {
+        fail(new CriuTsError('EDUMP', 'page server: the dumper went away before every page was sent (no CLOSE); nothing was kept', {}));
+        return;
+      }
+      log.info(`stored ${done.pagemaps} pagemap(s), ${done.pages} page(s)`);
+      resolve(done);
+    });
+  });
+}
+
+/** CRIU's --status-fd: one zero byte once the server listens, then the fd is closed. */
+export function signalReady(statusFd: number | undefined): void {
+  if (statusFd === undefined) return;
+  try {
+    writeSync(statusFd, Buffer.from([0]));
+    closeSync(statusFd);
+  } catch (e) {
+    throw new CriuTsError('EUSAGE', `--status-fd ${statusFd}: ${(e as Error).message}`, { fd: statusFd }, e);
+  }
+}
