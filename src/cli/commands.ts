@@ -212,8 +212,8 @@ export function formatRestoreStats(s: RestoreStats): string[] {
   const pages = (label: string, n: number): string => `${label}: ${n} (0x${n.toString(16)})`;
   return [
     'Displaying restore stats:',
-    pages('Pages compared', 0),
-    pages('Pages skipped COW', 0),
+    pages('Pages compared', s.pagesCompared),
+    pages('Pages skipped COW', s.pagesSkippedCow),
     pages('Pages restored', s.pagesRestored),
     `Restore time: ${s.restoreTimeUs} us`,
     `Forking time: ${s.forkingTimeUs} us`,

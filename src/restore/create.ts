@@ -11,6 +11,8 @@ import type { FdinfoEntry } from '../images/messages.js';
 import { CriuTsError } from '../errors.js';
 import { cloneWithPid } from './stub.js';
 import { handleFor } from './handle.js';
+import { restoreAddressSpace } from './task.js';
+import { VMA } from '../kinds/memory/vma.js';
 import { openGroupFiles } from './files.js';
 import { treeTaskOf, type RestoreNode, type RestorePlan } from './plan.js';
 import { logger } from '../log.js';
@@ -26,12 +28,17 @@ export function createTree(plan: RestorePlan, stub: Tracee, ctx: RestoreContext,
     }
     throw new CriuTsError('EIMAGE', `file id ${id} is used by no task`, { id });
   };
-  const create = (n: RestoreNode, parent: Tracee, inherited: ReadonlyMap<number, number>): void => {
+  const create = (n: RestoreNode, parent: Tracee, inherited: ReadonlyMap<number, number>, from: RestoreNode | undefined): void => {
     const t = cloneWithPid(parent, n.pid, n.sharesFiles ? CLONE_FILES : 0n);
     n.tracee = t;
     n.inherited = new Map(inherited);
     created.push(n);
     log.debug(`task ${n.pid} created (parent ${n.ppid})`);
+    // Its memory now, before its children fork: they inherit it, and pages
+    // they still share with it stay shared (kinds/memory/cow.ts).
+    if (from?.memory) n.forkedFromRestored = from;
+    if (memoryBeforeChildren(n)) restoreAddressSpace(n, ctx);
+    const self = n.memory ? n : undefined;
     const h = handleFor(n.pid, t);
     // What its children must inherit (namespaces, cgroups) is put in place before any is forked.
     if (RESOURCE_KINDS.length > 0) {
@@ -40,17 +47,29 @@ export function createTree(plan: RestorePlan, stub: Tracee, ctx: RestoreContext,
     }
     // Children still in the parent's old session are forked before it makes its own.
     const early = n.children.filter((c) => c.sid !== n.sid && c.sid !== c.pid);
-    for (const c of early) create(c, t, n.inherited);
+    for (const c of early) create(c, t, n.inherited, self);
     if (n.sid === n.pid) h.syscall('setsid', NR.setsid);
     else if (n.pgid === n.pid) h.syscall('setpgid', NR.setpgid, 0, 0);
     if (n.groupFiles.length > 0) openGroupFiles(h, n.groupFiles, fdinfoOf, ctx, n.inherited, plan.inheritBase, plan.groupFinish);
     // Session state the members inherit (the controlling terminal) is set before they are forked.
     // A helper leader exits before the tree runs: a terminal it held would hang up its session.
     if (n.sid === n.pid && !n.helper) for (const k of FILE_KINDS) k.sessionMade?.(h, ctx);
-    for (const c of n.children) if (!early.includes(c)) create(c, t, n.inherited);
+    for (const c of n.children) if (!early.includes(c)) create(c, t, n.inherited, self);
   };
-  create(plan.top, stub, new Map());
+  create(plan.top, stub, new Map(), undefined);
   joinGroups(plan);
+}
+
+/**
+ * A task's children are forked from it with its memory in place, except
+ * when it had no vDSO: injected syscalls then run from its own code, and a
+ * child needs the vDSO it inherits to start from (memory comes later, in
+ * restoreTaskBody, as for tasks with no children).
+ */
+function memoryBeforeChildren(n: RestoreNode): boolean {
+  if (!n.images) return false;
+  const hasVdso = (n.images.mm.vmas ?? []).some((v) => (v.status & VMA.AREA_VDSO) !== 0);
+  return hasVdso || n.children.length === 0;
 }
 
 /** Members join their process groups once every leader (or helper) exists. */

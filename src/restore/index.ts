@@ -172,6 +172,12 @@ async function restoreLoaded(opts: RestoreTreeOptions, dir: string, img: DumpIma
   } catch (e) {
     progress.done();
     try { session.afterAllFiles(true); } catch { /* cleanup only */ }
+    // The stub goes first: tasks it is still parent of come to us (the
+    // subreaper), so killing them below also reaps them.
+    if (stub) {
+      try { disposeStub(stub); } catch { /* gone */ }
+      stub = undefined;
+    }
     for (const n of [...created].reverse()) killQuiet(n);
     // Only the kinds that prepared undo: a later one has nothing to remove.
     for (const k of RESOURCE_KINDS.slice(0, prepared).reverse()) {
@@ -187,9 +193,6 @@ async function restoreLoaded(opts: RestoreTreeOptions, dir: string, img: DumpIma
     } catch (err) {
       log.warn(`network lock: ${(err as Error).message}`);
     }
-    if (stub) {
-      try { disposeStub(stub); } catch { /* gone */ }
-    }
     throw e;
   }
   progress.done();
@@ -204,7 +207,13 @@ async function restoreLoaded(opts: RestoreTreeOptions, dir: string, img: DumpIma
     createFileExclusive(opts.pidfile, Buffer.from(String(root)), 0o600);
   }
   const pids = plan.nodes.filter((n) => !n.helper).map((n) => n.pid);
-  const stats = { forkingTimeUs, restoreTimeUs: Number((process.hrtime.bigint() - t0) / 1000n), pagesRestored };
+  const stats: RestoreStats = {
+    forkingTimeUs,
+    restoreTimeUs: Number((process.hrtime.bigint() - t0) / 1000n),
+    pagesRestored,
+    pagesCompared: plan.nodes.reduce((a, n) => a + (n.memory?.compared ?? 0), 0),
+    pagesSkippedCow: plan.nodes.reduce((a, n) => a + (n.memory?.skippedCow ?? 0), 0),
+  };
   writeRestoreStats(dir, stats);
   log.info(`restored ${pids.length} task(s), root ${root}`);
   return { pid: root, pids, stats };
@@ -274,8 +283,8 @@ async function untilStopped(pids: readonly number[]): Promise<void> {
 function writeRestoreStats(dir: string, s: RestoreStats): void {
   const entry: StatsEntry = {
     restore: {
-      pages_compared: 0n,
-      pages_skipped_cow: 0n,
+      pages_compared: BigInt(s.pagesCompared),
+      pages_skipped_cow: BigInt(s.pagesSkippedCow),
       forking_time: s.forkingTimeUs,
       restore_time: s.restoreTimeUs,
       pages_restored: BigInt(s.pagesRestored),

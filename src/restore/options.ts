@@ -30,6 +30,10 @@ export interface RestoreStats {
   forkingTimeUs: number;
   restoreTimeUs: number;
   pagesRestored: number;
+  /** pages of children compared with what they inherited from their parent (CRIU's counter) */
+  pagesCompared: number;
+  /** of those, pages left shared with the parent (copy-on-write kept) */
+  pagesSkippedCow: number;
 }
 
 export interface RestoreResult {

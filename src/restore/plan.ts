@@ -33,6 +33,10 @@ export interface RestoreNode {
   threads: Tracee[];
   /** file id → fd inherited from an ancestor (in the parked range) */
   inherited: Map<number, number>;
+  /** set once its address space is restored (before its children fork, where it can be) */
+  memory?: { pages: number; compared: number; skippedCow: number };
+  /** the parent, when it was forked from it after the parent's memory was restored (it inherits that memory) */
+  forkedFromRestored?: RestoreNode;
 }
 
 export interface RestorePlan {

@@ -7,12 +7,13 @@ import {
   NR, PR, encodeGpRegs, GP_REG_NAMES, type GpRegs,
 } from '../sys/index.js';
 import { CriuTsError } from '../errors.js';
-import type { CoreEntry, ThreadCoreEntry } from '../images/messages.js';
+import type { CoreEntry, ThreadCoreEntry, VmaEntry } from '../images/messages.js';
 import type { RestoreContext, RestoreTaskHandle } from '../kinds/index.js';
 import type { Tracee } from '../infect/tracee.js';
 import { HELD_SIGMASK } from '../infect/tracee.js';
 import { holdSigmask, rseqConfig, writeGpRegs } from '../infect/ptrace-state.js';
 import { prepareAddressSpace, restoreMemory, restoreMmFields, dropStubVdso, restoreSocketMappings } from '../kinds/memory/restore.js';
+import { inheritedVmas, inheritedRanges } from '../kinds/memory/cow.js';
 import { restoreFds } from './files.js';
 import { asInterruptedSyscall } from './restart.js';
 import {
@@ -41,6 +42,38 @@ function coreRegs(core: CoreEntry): GpRegs {
   return out;
 }
 
+/**
+ * The task's address space (see kinds/memory/restore.ts). A task forked
+ * from its parent after the parent's memory was restored keeps what it
+ * inherited where that matches its own VMAs, so pages both hold the same
+ * stay shared (kinds/memory/cow.ts).
+ */
+export function restoreAddressSpace(n: RestoreNode, filesCtx: RestoreContext): void {
+  const task = n.images;
+  const tracee = n.tracee;
+  if (!task || !tracee || n.memory) return;
+  const h = handleFor(n.pid, tracee);
+  let rseq: { ptr: bigint; len: number; sig: number } | undefined;
+  try {
+    const r = rseqConfig(n.pid);
+    rseq = { ptr: r.rseqAbiPointer, len: r.rseqAbiSize, sig: r.signature };
+  } catch {
+    rseq = undefined;
+  }
+  const parent = n.forkedFromRestored?.images;
+  const inherited = parent ? inheritedVmas(parent.mm, task.mm) : new Map<VmaEntry, VmaEntry[]>();
+  prepareAddressSpace(h, task.mm, rseq, inheritedRanges(inherited));
+  // /proc/PID/exe can only change while the old executable is not mapped:
+  // now, between emptying the stub's address space and mapping the task's.
+  // A child of a restored parent running the same program has it already.
+  restoreMmFields(h, task.mm, filesCtx, parent !== undefined && parent.mm.exe_file_id === task.mm.exe_file_id);
+  const from = parent && inherited.size > 0 ? { inherited, parent: { mm: parent.mm, pagemap: parent.pagemap } } : undefined;
+  const r = restoreMemory(h, task.mm, task.pagemap, task.pagesId, filesCtx, from);
+  dropStubVdso(h, task.mm);
+  n.memory = { pages: r.pages, compared: r.cow?.compared ?? 0, skippedCow: r.cow?.skipped ?? 0 };
+  if (r.cow) log.debug(`task ${n.pid}: ${r.cow.compared} inherited pages compared, ${r.cow.skipped} left shared, ${r.cow.dropped} dropped`);
+}
+
 /** Returns the number of pages filled. */
 export function restoreTaskBody(n: RestoreNode, plan: RestorePlan, img: DumpImages, filesCtx: RestoreContext): number {
   const task = n.images;
@@ -52,19 +85,8 @@ export function restoreTaskBody(n: RestoreNode, plan: RestorePlan, img: DumpImag
   const tc = main?.tc;
   if (!main || !tc) throw new CriuTsError('EIMAGE', `core-${pid}.img has no task core`, { pid });
   log.info(`restoring task ${pid}`);
-  let rseq: { ptr: bigint; len: number; sig: number } | undefined;
-  try {
-    const r = rseqConfig(pid);
-    rseq = { ptr: r.rseqAbiPointer, len: r.rseqAbiSize, sig: r.signature };
-  } catch {
-    rseq = undefined;
-  }
-  prepareAddressSpace(h, task.mm, rseq);
-  // /proc/PID/exe can only change while the old executable is not mapped:
-  // now, between emptying the stub's address space and mapping the task's.
-  restoreMmFields(h, task.mm, filesCtx);
-  const pages = restoreMemory(h, task.mm, task.pagemap, task.pagesId, filesCtx);
-  dropStubVdso(h, task.mm);
+  restoreAddressSpace(n, filesCtx);
+  const pages = n.memory?.pages ?? 0;
   // A task sharing its parent's fd table (CLONE_FILES) has its fds from the parent's restore.
   if (!n.sharesFiles) restoreFds(h, task.fds, filesCtx, n.inherited, plan.inheritBase);
   restoreSocketMappings(h, task.mm, task.fds);

@@ -22,6 +22,8 @@ import {
   VMA, PROT_WRITE, MAP_FIXED, MAP_ANONYMOUS, MAP_PRIVATE, MAP_SHARED, MAP_GROWSDOWN, MAP_NORESERVE, MAP_LOCKED, MAP_DROPPABLE,
 } from './vma.js';
 import { ParentChain, isParentEntry, type Segment } from './parent-images.js';
+import { inheritedRanges, settleInherited, splitSegments, type CowStats, type Inherited, type ParentMemory } from './cow.js';
+import { subtract } from './ranges.js';
 import { logger } from '../../log.js';
 
 const log = logger('mem');
@@ -57,9 +59,12 @@ const isSpecial = (m: MapsEntry): boolean => m.path === '[vdso]' || m.path === '
 /**
  * Step 1: empty the stub child's address space, keep our scratch and the
  * vDSO (where the syscall gadget lives), and put the vDSO/vvar where the
- * dumped task had them. Returns the scratch address.
+ * dumped task had them. A child forked from its restored parent also keeps
+ * the VMAs it inherited (`keep`, see cow.ts). Returns the scratch address.
  */
-export function prepareAddressSpace(t: RestoreTaskHandle, mm: MmEntry, rseq: { ptr: bigint; len: number; sig: number } | undefined): bigint {
+export function prepareAddressSpace(
+  t: RestoreTaskHandle, mm: MmEntry, rseq: { ptr: bigint; len: number; sig: number } | undefined, keep: readonly Range[] = [],
+): bigint {
   const vmas = mm.vmas ?? [];
   const cur = parseMaps(t.pid);
   const scratch = findHole(vmas, cur, SCRATCH_BYTES);
@@ -67,10 +72,8 @@ export function prepareAddressSpace(t: RestoreTaskHandle, mm: MmEntry, rseq: { p
   // The stub's rseq area is about to disappear; a registered rseq pointing at
   // unmapped memory would kill the task on its next return to user mode.
   if (rseq && rseq.ptr !== 0n) t.syscall('rseq(unregister)', NR.rseq, rseq.ptr, rseq.len, RSEQ_FLAG_UNREGISTER, rseq.sig);
-  for (const m of cur) {
-    if (isSpecial(m) || m.start === scratch) continue;
-    t.syscall('munmap', NR.munmap, m.start, m.end - m.start);
-  }
+  const drop = cur.filter((m) => !isSpecial(m) && m.start !== scratch).map((m) => ({ start: m.start, end: m.end }));
+  for (const r of subtract(drop, keep)) t.syscall('munmap', NR.munmap, r.start, r.end - r.start);
   moveVdso(t, vmas, cur, scratch);
   return scratch;
 }
@@ -145,8 +148,18 @@ function filePath(ctx: RestoreContext, id: bigint): string {
   return name;
 }
 
-/** Step 2: map every VMA, fill its pages, then set final protections. */
-export function restoreMemory(t: RestoreTaskHandle, mm: MmEntry, pagemap: PagemapEntry[], pagesId: number, ctx: RestoreContext): number {
+export interface MemoryRestored { pages: number; cow?: CowStats }
+
+/**
+ * Step 2: map every VMA, fill its pages, then set final protections. With
+ * `from`, the task was forked from its restored parent: the VMAs it
+ * inherited stay, and only their pages that differ are written (cow.ts).
+ */
+export function restoreMemory(
+  t: RestoreTaskHandle, mm: MmEntry, pagemap: PagemapEntry[], pagesId: number, ctx: RestoreContext,
+  from?: { inherited: Inherited; parent: ParentMemory },
+): MemoryRestored {
+  const inherited: Inherited = from?.inherited ?? new Map<VmaEntry, VmaEntry[]>();
   // A socket's ring is mapped from the socket itself once the fds exist (restoreSocketMappings).
   const vmas = (mm.vmas ?? []).filter((v) => (v.status & (VMA.AREA_VDSO | VMA.AREA_VVAR | VMA.AREA_VSYSCALL | VMA.AREA_SOCKET)) === 0);
   const fds = new Map<string, number>();
@@ -174,6 +187,7 @@ export function restoreMemory(t: RestoreTaskHandle, mm: MmEntry, pagemap: Pagema
   for (const v of vmas) {
     const len = v.end - v.start;
     if (v.status & VMA.AREA_SYSVIPC) continue;
+    if (inherited.has(v)) continue;
     if (v.status & VMA.ANON_SHARED) {
       if (mapSharedAnon(t, v, ctx)) shmemToFill.push(v);
       continue;
@@ -202,9 +216,23 @@ export function restoreMemory(t: RestoreTaskHandle, mm: MmEntry, pagemap: Pagema
   const inSpecial = (e: PagemapEntry): boolean => special.some((v) => e.vaddr >= v.start && e.vaddr < v.end);
   // Pages a pre-dump chain left in parent images are read from there (one chain walker per restore).
   const chain = ctx.state(PARENT_CHAIN, () => new ParentChain(ctx.dir));
-  const pages = fillPages(t, chain, `pagemap-${t.pid}.img`, join(ctx.dir, `pages-${pagesId}.img`), pagemap, 0n, inSpecial);
+  const { segs, pages } = pageSegments(chain, `pagemap-${t.pid}.img`, join(ctx.dir, `pages-${pagesId}.img`), pagemap, inSpecial);
+  let cow: CowStats | undefined;
+  if (from && inherited.size > 0) {
+    const { fresh, shared } = splitSegments(segs, inheritedRanges(inherited));
+    fillSegments(t, fresh, 0n);
+    cow = settleInherited(t, inherited, shared, pagemap, from.parent);
+  } else {
+    fillSegments(t, segs, 0n);
+  }
   for (const v of shmemToFill) fillShmem(t, v, ctx, chain);
   for (const v of vmas) {
+    const ps = inherited.get(v);
+    if (ps) {
+      // Inherited with the parent's final protection (and the same madvise bits).
+      if (ps.some((p) => p.prot !== v.prot)) t.syscall('mprotect', NR.mprotect, v.start, v.end - v.start, v.prot);
+      continue;
+    }
     if (filled.has(v) && !(v.status & VMA.FILE_SHARED) && (v.prot & PROT_WRITE) === 0) {
       t.syscall('mprotect', NR.mprotect, v.start, v.end - v.start, v.prot);
     }
@@ -213,7 +241,7 @@ export function restoreMemory(t: RestoreTaskHandle, mm: MmEntry, pagemap: Pagema
       if ((madv >> a) & 1n) t.syscall('madvise', NR.madvise, v.start, v.end - v.start, a);
     }
   }
-  return pages;
+  return cow ? { pages: pages - cow.skipped, cow } : { pages };
 }
 
 /**
@@ -330,16 +358,13 @@ function vmasWithPages(vmas: readonly VmaEntry[], pagemap: readonly PagemapEntry
 }
 
 /**
- * Inject preadv calls reading pages images straight into the task's
- * memory. Entries of the pagemap follow each other in its pages file, so
- * one call covers up to IOV_PER_CALL entries. Entries marked PE_PARENT are
- * read from the parent images (`chain`), wherever the chain has them.
- * `base` is added to each entry's vaddr (shared memory: offsets).
+ * Where each page of a pagemap is read from: its pages file, back to back,
+ * or for entries marked PE_PARENT the parent images (`chain`), wherever the
+ * chain has them.
  */
-function fillPages(
-  t: RestoreTaskHandle, chain: ParentChain, name: string, pagesPath: string, pagemap: PagemapEntry[], base: bigint,
-  skip: (e: PagemapEntry) => boolean = () => false,
-): number {
+function pageSegments(
+  chain: ParentChain, name: string, pagesPath: string, pagemap: PagemapEntry[], skip: (e: PagemapEntry) => boolean = () => false,
+): { segs: Segment[]; pages: number } {
   const segs: Segment[] = [];
   let fileOff = 0n;
   let pages = 0;
@@ -353,7 +378,17 @@ function fillPages(
     }
     if (!skip(e)) pages += Number(nrPages(e));
   }
-  if (segs.length === 0) return 0;
+  return { segs, pages };
+}
+
+/**
+ * Inject preadv calls reading pages images straight into the task's
+ * memory. Segments that follow each other in one file go in one call, up
+ * to IOV_PER_CALL of them. `base` is added to each vaddr (shared memory:
+ * offsets).
+ */
+function fillSegments(t: RestoreTaskHandle, segs: readonly Segment[], base: bigint): void {
+  if (segs.length === 0) return;
   const fds = new Map<string, number>();
   // A batch: segments of one file that follow each other in it, one preadv.
   let batch: Segment[] = [];
@@ -394,7 +429,6 @@ function fillPages(
   } finally {
     for (const fd of fds.values()) t.syscall('close', NR.close, fd);
   }
-  return pages;
 }
 
 function remainingIov(iov: Buffer, skip: bigint): { buf: Buffer; count: number } {
@@ -429,13 +463,18 @@ function fillShmem(t: RestoreTaskHandle, v: VmaEntry, ctx: RestoreContext, chain
   // Entries outside this window still move the file offset on: skipped, not dropped.
   const entries = img.entries.slice(1) as unknown as PagemapEntry[];
   const outside = (e: PagemapEntry): boolean => e.vaddr < v.pgoff || e.vaddr >= v.pgoff + (v.end - v.start);
-  fillPages(t, chain, name, join(ctx.dir, `pages-${head.pages_id}.img`), entries, v.start - v.pgoff, outside);
+  fillSegments(t, pageSegments(chain, name, join(ctx.dir, `pages-${head.pages_id}.img`), entries, outside).segs, v.start - v.pgoff);
 }
 
-/** Step 3: mm fields, auxv and /proc/PID/exe in one PR_SET_MM_MAP. */
-export function restoreMmFields(t: RestoreTaskHandle, mm: MmEntry, ctx: RestoreContext): void {
+/**
+ * Step 3: mm fields, auxv and /proc/PID/exe in one PR_SET_MM_MAP. A task
+ * forked from its restored parent running the same executable keeps the
+ * exe it inherited (`keepExe`): the kernel refuses to change it while a
+ * mapping of the old one remains, and inherited VMAs may be such mappings.
+ */
+export function restoreMmFields(t: RestoreTaskHandle, mm: MmEntry, ctx: RestoreContext, keepExe = false): void {
   const exe = filePath(ctx, BigInt(mm.exe_file_id));
-  const exeFd = Number(t.syscall(`open ${exe}`, NR.openat, AT_FDCWD, t.putString(exe), O_RDONLY | O_CLOEXEC, 0));
+  const exeFd = keepExe ? -1 : Number(t.syscall(`open ${exe}`, NR.openat, AT_FDCWD, t.putString(exe), O_RDONLY | O_CLOEXEC, 0));
   const auxv = mm.mm_saved_auxv ?? [];
   const auxBuf = Buffer.alloc(auxv.length * 8);
   auxv.forEach((x, i) => auxBuf.writeBigUInt64LE(BigInt.asUintN(64, x), i * 8));
@@ -451,7 +490,7 @@ export function restoreMmFields(t: RestoreTaskHandle, mm: MmEntry, ctx: RestoreC
   map.writeInt32LE(exeFd, 100);
   const mapAddr = t.putBytes(map);
   t.syscall('prctl(PR_SET_MM_MAP)', NR.prctl, PR.SET_MM, PR_SET_MM.MAP, mapAddr, 104, 0);
-  t.syscall('close', NR.close, exeFd);
+  if (exeFd >= 0) t.syscall('close', NR.close, exeFd);
   if (mm.dumpable !== undefined) t.syscall('prctl(SET_DUMPABLE)', NR.prctl, PR.SET_DUMPABLE, mm.dumpable);
   // Inherited from the stub (so from criu-ts): set it both ways.
   if (mm.thp_disabled !== undefined) t.syscall('prctl(SET_THP_DISABLE)', NR.prctl, PR.SET_THP_DISABLE, mm.thp_disabled ? 1 : 0);
