@@ -466,6 +466,7 @@ function dumpTask(
     exe_file_id: fileId(readExe(pid), 0),
     mm_saved_auxv: auxv,
     vmas: mem.vmas,
+    ...(mem.aios.length > 0 ? { aios: mem.aios } : {}),
     dumpable,
     thp_disabled: thpDisabled,
   };

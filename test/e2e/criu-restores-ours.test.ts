@@ -23,6 +23,9 @@ before(() => {
   becomeSubreaper();
 });
 
+// Not cow-fork: CRIU restores its contents, but keeps a page shared only
+// where parent and child have the very same VMA, and the subject has a
+// region the child merged after an mprotect (criu-ts keeps those too).
 const CASES: readonly { name: string; args?: string[] }[] = [
   { name: 'counter-loop' },
   { name: 'tree' },
@@ -31,6 +34,7 @@ const CASES: readonly { name: string; args?: string[] }[] = [
   { name: 'threads', args: [] },
   { name: 'fpu' },
   { name: 'avx512' },
+  { name: 'aio-ring' },
 ];
 
 for (const k of CASES) {

@@ -99,6 +99,7 @@ export const SUBJECTS: readonly SubjectCase[] = [
   c('threads', '1000 threads with 64 KiB stacks waiting on a futex: tid, TLS, name, mask', { pthread: true, args: ['--threads', '1000', '--fpu', '0', '--stack-kib', '64'] }),
   c('posix-timers', 'POSIX timers: ids with a gap, clocks, SIGEV_SIGNAL/NONE/THREAD_ID, still firing', { pthread: true, runMs: 100 }),
   c('cow-fork', 'copy-on-write: pages parent and child share since fork are one physical page again (anon, private file, read-only)'),
+  c('aio-ring', 'AIO contexts: ring address, size, head and tail (one ring gone around), unreaped events, new requests after'),
   c('shared-anon-fork', 'MAP_SHARED anonymous memory stays one object for parent and child'),
   c('fifo', 'FIFOs in every open mode with queued bytes and buffer size, an unlinked FIFO open twice'),
   c('memfd', 'memfds: contents with holes, size, seals, mode, offsets, two descriptions of one inode, a dup'),

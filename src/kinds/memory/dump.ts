@@ -15,7 +15,9 @@
  * task's ipc namespace is dumped with it; their pages go with the segment
  * (kinds/ns/ipc-dump.ts). Mappings of deleted files take the file along as a
  * ghost. A packet socket's ring is a VMA_AREA_SOCKET VMA naming the socket's
- * file (dumped here through the task's fd on it), without pages. Known limits: SysV shm of criu-ts's own ipc namespace, AIO rings and hugetlbfs
+ * file (dumped here through the task's fd on it), without pages. AIO rings
+ * are written whole, with their aio_ring_entry (aio.ts).
+ * Known limits: SysV shm of criu-ts's own ipc namespace and hugetlbfs
  * are refused with EUNSUPPORTED; zero-page detection is not done (such pages
  * are written as zeros).
  */
@@ -24,8 +26,9 @@ import { join } from 'node:path';
 import { parseSmaps, mapFilesPath, PagemapReader, type SmapsEntry } from '../../proc/index.js';
 import { PAGE_SIZE, lseek, isSyscallError } from '../../sys/index.js';
 import { CriuTsError } from '../../errors.js';
-import type { VmaEntry, PagemapEntry } from '../../images/messages.js';
+import type { AioRingEntry, VmaEntry, PagemapEntry } from '../../images/messages.js';
 import type { PageServerClient } from './page-server-client.js';
+import { dumpAioRing, isAioRing } from './aio.js';
 import { PagesWriter, PE_LAZY, PE_PRESENT } from './pages-writer.js';
 import { subtract, splitBy, type Range } from './ranges.js';
 import { VMA, MAP_PRIVATE, MAP_SHARED, MAP_ANONYMOUS, MAP_GROWSDOWN, MAP_NORESERVE, MAP_LOCKED, MAP_DROPPABLE, classifyVma, madvOf, type VmaKind } from './vma.js';
@@ -81,6 +84,8 @@ export interface MemoryTrackContext {
 
 export interface MemoryDump {
   vmas: VmaEntry[];
+  /** AIO rings (mm.aios), one per /[aio] mapping */
+  aios: AioRingEntry[];
   pagemap: PagemapEntry[];
   pagesId: number;
   pagesScanned: number;
@@ -125,6 +130,7 @@ export function dumpMemory(ctx: MemoryDumpContext): MemoryDump {
   let skippedParent = 0;
   const privateRanges: Range[] = [];
   const shmemLater: SmapsEntry[] = [];
+  const aios: AioRingEntry[] = [];
   try {
     for (const v of maps) {
       const kind = classifyVma(v);
@@ -139,7 +145,6 @@ export function dumpMemory(ctx: MemoryDumpContext): MemoryDump {
           { pid, start: v.start, path: v.path, shmid: v.inode },
         );
       }
-      if (v.path === '[aio]' || v.path.startsWith('/[aio]')) refuse(pid, v, 'an AIO ring');
       if (v.path.startsWith('socket:[')) {
         // A packet socket's ring: kernel memory of the socket, mapped again from
         // the restored socket (CRIU's VMA_AREA_SOCKET); its frames are not saved.
@@ -147,6 +152,16 @@ export function dumpMemory(ctx: MemoryDumpContext): MemoryDump {
           start: v.start, end: v.end, pgoff: v.pgoff, shmid: BigInt(ctx.socketFileId?.(v.start, v.end, v.path) ?? 0),
           prot: v.prot.value, flags: v.shared ? MAP_SHARED : MAP_PRIVATE, status: VMA.AREA_REGULAR | VMA.AREA_SOCKET, fd: -1n,
         });
+        continue;
+      }
+      if (isAioRing(v)) {
+        // The whole ring, whatever the page tables say (the kernel fills it, not the task).
+        vmas.push({ start: v.start, end: v.end, pgoff: 0n, shmid: 0n, prot: v.prot.value, flags: MAP_SHARED, status: VMA.AREA_AIORING, fd: -1n });
+        aios.push(dumpAioRing(pid, v));
+        const n = Number((v.end - v.start) / BigInt(PAGE_SIZE));
+        scanned += n;
+        writer.breakRun();
+        writer.add(v.start, n, PE_PRESENT, true);
         continue;
       }
       const { status, flags: baseFlags } = vmaStatus(kind);
@@ -255,7 +270,9 @@ export function dumpMemory(ctx: MemoryDumpContext): MemoryDump {
     reader.close();
     writer.close();
   }
-  return { vmas, pagemap: writer.entries, pagesId, pagesScanned: scanned, pagesWritten: writer.pagesWritten, pagesSkippedParent: skippedParent, privateRanges, shmem };
+  return {
+    vmas, aios, pagemap: writer.entries, pagesId, pagesScanned: scanned, pagesWritten: writer.pagesWritten, pagesSkippedParent: skippedParent, privateRanges, shmem,
+  };
 }
 
 // pagemap flags live in the high 32 bits of each entry (little-endian: odd

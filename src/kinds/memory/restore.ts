@@ -24,6 +24,7 @@ import {
 import { ParentChain, isParentEntry, type Segment } from './parent-images.js';
 import { inheritedRanges, settleInherited, splitSegments, type CowStats, type Inherited, type ParentMemory } from './cow.js';
 import { subtract } from './ranges.js';
+import { restoreAioRing } from './aio.js';
 import { logger } from '../../log.js';
 
 const log = logger('mem');
@@ -201,6 +202,9 @@ export function restoreMemory(
       fd = fileFd(v.shmid, v.fdflags ?? O_RDONLY);
       off = v.pgoff;
       flags |= v.status & VMA.FILE_SHARED ? MAP_SHARED : MAP_PRIVATE;
+    } else if (v.status & VMA.AREA_AIORING) {
+      // A temporary home for the dumped ring's pages; the new ring replaces it (aio.ts).
+      flags = MAP_FIXED | MAP_PRIVATE | MAP_ANONYMOUS;
     } else {
       // MAP_DROPPABLE is a mapping type of its own, in place of MAP_PRIVATE.
       flags |= (v.flags & MAP_DROPPABLE ? MAP_DROPPABLE : MAP_PRIVATE) | MAP_ANONYMOUS;
@@ -227,6 +231,10 @@ export function restoreMemory(
   }
   for (const v of shmemToFill) fillShmem(t, v, ctx, chain);
   for (const v of vmas) {
+    if (v.status & VMA.AREA_AIORING) restoreAioRing(t, v, (mm.aios ?? []).find((a) => a.id === v.start));
+  }
+  for (const v of vmas) {
+    if (v.status & VMA.AREA_AIORING) continue;
     const ps = inherited.get(v);
     if (ps) {
       // Inherited with the parent's final protection (and the same madvise bits).
