@@ -27,6 +27,18 @@ function cpuFlags(): Set<string> {
   }
 }
 const FLAGS = cpuFlags();
+
+/** Skip reason unless this many 2 MiB huge pages are free (the pool is a machine setting: never changed here). */
+function needHugePages(n: number): string | undefined {
+  try {
+    const free = Number(/HugePages_Free:\s+(\d+)/.exec(readFileSync('/proc/meminfo', 'utf8'))?.[1] ?? 0);
+    const size = /Hugepagesize:\s+(\d+) kB/.exec(readFileSync('/proc/meminfo', 'utf8'))?.[1];
+    if (size !== '2048') return 'the default huge page size is not 2 MiB';
+    return free >= n ? undefined : `needs ${n} free 2 MiB huge pages (vm.nr_hugepages), ${free} free`;
+  } catch {
+    return 'no /proc/meminfo';
+  }
+}
 const needCpu = (...flags: string[]): string | undefined => {
   const missing = flags.filter((f) => !FLAGS.has(f));
   return missing.length === 0 ? undefined : `this CPU lacks ${missing.join(', ')}`;
@@ -99,6 +111,7 @@ export const SUBJECTS: readonly SubjectCase[] = [
   c('threads', '1000 threads with 64 KiB stacks waiting on a futex: tid, TLS, name, mask', { pthread: true, args: ['--threads', '1000', '--fpu', '0', '--stack-kib', '64'] }),
   c('posix-timers', 'POSIX timers: ids with a gap, clocks, SIGEV_SIGNAL/NONE/THREAD_ID, still firing', { pthread: true, runMs: 100 }),
   c('cow-fork', 'copy-on-write: pages parent and child share since fork are one physical page again (anon, private file, read-only)'),
+  c('hugetlb', 'MAP_HUGETLB memory, private and shared across fork (a huge page only the child wrote), a hugetlb memfd: contents and page size', { skip: needHugePages(12) }),
   c('aio-ring', 'AIO contexts: ring address, size, head and tail (one ring gone around), unreaped events, new requests after'),
   c('shared-anon-fork', 'MAP_SHARED anonymous memory stays one object for parent and child'),
   c('fifo', 'FIFOs in every open mode with queued bytes and buffer size, an unlinked FIFO open twice'),

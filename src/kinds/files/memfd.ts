@@ -16,10 +16,13 @@
  * memfdFileForMapping at dump and openMemfd at restore, which share the
  * inode entries with the fds of the same memfd.
  *
- * Known limits: contents are read whole into memory before they are written; hugetlb
- * memfds are restored as ordinary ones.
+ * A hugetlb memfd (MFD_HUGETLB) keeps its page size (memfd_inode_entry's
+ * hugetlb_flag); its huge pages that hold data are saved, and written back
+ * through a mapping in the task (hugetlbfs has no write(2)).
+ *
+ * Known limits: contents are read whole into memory before they are written.
  */
-import { type Stats, fchmodSync, fchownSync, fstatSync, ftruncateSync, readdirSync, readSync, statSync, writeSync, readlinkSync, openSync, closeSync } from 'node:fs';
+import { type Stats, statfsSync, fchmodSync, fchownSync, fstatSync, ftruncateSync, readdirSync, readSync, statSync, writeSync, readlinkSync, openSync, closeSync } from 'node:fs';
 import { NR, fcntl, lseek, pidfdGetfd, pidfdOpen, closeQuiet } from '../../sys/index.js';
 import type { FileEntry, MemfdFileEntry, MemfdInodeEntry } from '../../images/messages.js';
 import { stateKey, type DumpContext, type FileKind, type FdProbe, type RestoreContext, type RestoreTaskHandle } from '../types.js';
@@ -41,6 +44,11 @@ const SEEK_DATA = 3;
 const SEEK_HOLE = 4;
 const AT_FDCWD = -100;
 const PAGE_SIZE = 4096;
+const HUGETLBFS_MAGIC = 0x958458f6;
+const MFD_HUGETLB = 4;
+const MFD_HUGE_SHIFT = 26;
+const PROT_RW = 3;
+const MAP_SHARED = 1;
 
 /** Per dump: memfd inodes already written (inode number → inode_id), MEMFD entries made for mappings (inode_id → file id). */
 const DUMPED = stateKey<{ byIno: Map<number, number>; next: number; mappingFile: Map<number, number> }>('memfd:dumped');
@@ -146,7 +154,18 @@ function inodeIdOf(ctx: DumpContext, src: InodeSource, readFd: () => number): nu
   return inodeId;
 }
 
+/**
+ * MFD_HUGETLB with the page size (log2 in bits 26-31) for a memfd on
+ * hugetlbfs, as memfd_inode_entry.hugetlb_flag; undefined for a plain one.
+ */
+function hugetlbFlagOf(fd: number): { flag: number; pageSize: number } | undefined {
+  const st = statfsSync(`/proc/self/fd/${fd}`);
+  if (st.type !== HUGETLBFS_MAGIC) return undefined;
+  return { flag: MFD_HUGETLB | (Math.round(Math.log2(st.bsize)) << MFD_HUGE_SHIFT), pageSize: st.bsize };
+}
+
 function dumpInode(ctx: DumpContext, src: InodeSource, readFd: number, inodeId: number): void {
+  const huge = hugetlbFlagOf(src.fd);
   const ie: MemfdInodeEntry = {
     name: memfdName(src.link),
     uid: src.stat.uid,
@@ -156,9 +175,13 @@ function dumpInode(ctx: DumpContext, src: InodeSource, readFd: number, inodeId: 
     seals: fcntl(src.fd, F_GET_SEALS),
     inode_id: BigInt(inodeId),
     mode: src.stat.mode,
+    ...(huge ? { hugetlb_flag: huge.flag } : {}),
   };
   ctx.emit('MEMFD_INODE', ie);
-  const runs = readDataRuns(readFd, src.stat.size);
+  let runs = readDataRuns(readFd, src.stat.size);
+  // hugetlbfs calls the whole file data (and reads holes as zeros): keep
+  // only huge pages that hold some, so a restore takes no more from the pool.
+  if (huge) runs = nonZeroPages(runs, huge.pageSize);
   writeShmemPages(ctx, src.stat.ino, runs);
 }
 
@@ -189,6 +212,22 @@ function readDataRuns(fd: number, size: number): DataRun[] {
   return runs;
 }
 
+/** The parts of runs that are not all zeros, cut in pages of `size` bytes (offsets stay aligned to it). */
+function nonZeroPages(runs: readonly DataRun[], size: number): DataRun[] {
+  const out: DataRun[] = [];
+  const zero = Buffer.alloc(size);
+  for (const r of runs) {
+    for (let at = 0; at < r.data.length; at += size) {
+      const end = Math.min(at + size, r.data.length);
+      if (r.data.compare(zero, 0, end - at, at, end) === 0) continue;
+      const last = out[out.length - 1];
+      if (last && last.offset + last.data.length === r.offset + at) last.data = Buffer.concat([last.data, r.data.subarray(at, end)]);
+      else out.push({ offset: r.offset + at, data: r.data.subarray(at, end) });
+    }
+  }
+  return out;
+}
+
 /** memfd inodes created in this restore: inode_id → the task and inode number that hold it */
 const INODES = stateKey<Map<number, { pid: number; ino: number }>>('memfd:inodes');
 
@@ -201,15 +240,21 @@ function inodeEntry(ctx: RestoreContext, inodeId: number): MemfdInodeEntry {
 function createInode(t: RestoreTaskHandle, ie: MemfdInodeEntry, ctx: RestoreContext): { fd: number; ino: number } {
   // A memfd made without MFD_ALLOW_SEALING carries exactly F_SEAL_SEAL.
   const sealable = ie.seals !== F_SEAL_SEAL;
-  const fd = Number(t.syscall(`memfd_create ${ie.name}`, NR.memfd_create, t.putString(ie.name), sealable ? MFD_ALLOW_SEALING : 0));
+  const huge = ie.hugetlb_flag ?? 0;
+  const fd = Number(t.syscall(`memfd_create ${ie.name}`, NR.memfd_create, t.putString(ie.name), (sealable ? MFD_ALLOW_SEALING : 0) | huge));
   const pidfd = pidfdOpen(t.pid);
   let local = -1;
   try {
     local = pidfdGetfd(pidfd, fd, t.pid);
     ftruncateSync(local, Number(ie.size));
-    for (const run of readShmemPages(ctx, ie.shmid)) {
-      let done = 0;
-      while (done < run.data.length) done += writeSync(local, run.data, done, run.data.length - done, run.offset + done);
+    if (huge !== 0) {
+      // hugetlbfs has no write(2): the contents go in through a mapping in the task.
+      fillThroughMapping(t, fd, Number(ie.size), readShmemPages(ctx, ie.shmid));
+    } else {
+      for (const run of readShmemPages(ctx, ie.shmid)) {
+        let done = 0;
+        while (done < run.data.length) done += writeSync(local, run.data, done, run.data.length - done, run.offset + done);
+      }
     }
     // The pages of the last run reach past the size: cut back to it.
     ftruncateSync(local, Number(ie.size));
@@ -221,6 +266,19 @@ function createInode(t: RestoreTaskHandle, ie: MemfdInodeEntry, ctx: RestoreCont
   } finally {
     if (local >= 0) closeQuiet(local);
     closeQuiet(pidfd);
+  }
+}
+
+function fillThroughMapping(t: RestoreTaskHandle, fd: number, size: number, runs: readonly DataRun[]): void {
+  if (runs.length === 0 || size === 0) return;
+  const at = t.syscall('mmap(memfd)', NR.mmap, 0, size, PROT_RW, MAP_SHARED, fd, 0);
+  try {
+    for (const r of runs) {
+      const len = Math.min(r.data.length, size - r.offset);
+      if (len > 0) t.tracee.writeMem(at + BigInt(r.offset), r.data.subarray(0, len));
+    }
+  } finally {
+    t.syscall('munmap(memfd)', NR.munmap, at, size);
   }
 }
 

@@ -16,9 +16,11 @@
  * (kinds/ns/ipc-dump.ts). Mappings of deleted files take the file along as a
  * ghost. A packet socket's ring is a VMA_AREA_SOCKET VMA naming the socket's
  * file (dumped here through the task's fd on it), without pages. AIO rings
- * are written whole, with their aio_ring_entry (aio.ts).
- * Known limits: SysV shm of criu-ts's own ipc namespace and hugetlbfs
- * are refused with EUNSUPPORTED; zero-page detection is not done (such pages
+ * are written whole, with their aio_ring_entry (aio.ts); anonymous hugetlb
+ * memory as anonymous memory with MAP_HUGETLB and its page size in the
+ * flags (hugetlb.ts). Known limits: SysV shm of criu-ts's own ipc namespace
+ * and hugetlbfs files are
+ * refused with EUNSUPPORTED; zero-page detection is not done (such pages
  * are written as zeros).
  */
 import { statSync, openSync, closeSync } from 'node:fs';
@@ -29,6 +31,7 @@ import { CriuTsError } from '../../errors.js';
 import type { AioRingEntry, VmaEntry, PagemapEntry } from '../../images/messages.js';
 import type { PageServerClient } from './page-server-client.js';
 import { dumpAioRing, isAioRing } from './aio.js';
+import { hugePageSize, hugetlbDataRanges, hugetlbFlags, hugetlbKb, isAnonHugetlb, isHugetlb } from './hugetlb.js';
 import { PagesWriter, PE_LAZY, PE_PRESENT } from './pages-writer.js';
 import { subtract, splitBy, type Range } from './ranges.js';
 import { VMA, MAP_PRIVATE, MAP_SHARED, MAP_ANONYMOUS, MAP_GROWSDOWN, MAP_NORESERVE, MAP_LOCKED, MAP_DROPPABLE, classifyVma, madvOf, type VmaKind } from './vma.js';
@@ -133,10 +136,11 @@ export function dumpMemory(ctx: MemoryDumpContext): MemoryDump {
   const aios: AioRingEntry[] = [];
   try {
     for (const v of maps) {
-      const kind = classifyVma(v);
+      // An anonymous hugetlb mapping is a file of the kernel's hugetlbfs; it is saved as anonymous memory.
+      const kind: VmaKind = isAnonHugetlb(v) ? (v.shared ? 'anon-shared' : 'anon-private') : classifyVma(v);
       if (kind === 'skip') continue;
       if (ctx.exclude.some((x) => x.addr === v.start && x.addr + BigInt(x.size) === v.end)) continue;
-      if (v.vmFlags.includes('ht')) refuse(pid, v, 'hugetlb memory');
+      if (isHugetlb(v) && !isAnonHugetlb(v) && !v.path.startsWith('/memfd:')) refuse(pid, v, 'a mapping of a hugetlbfs file (not anonymous hugetlb memory or a memfd)');
       const sysv = v.path.startsWith('/SYSV');
       if (sysv && !ctx.sysvShm) {
         throw new CriuTsError(
@@ -167,6 +171,7 @@ export function dumpMemory(ctx: MemoryDumpContext): MemoryDump {
       const { status, flags: baseFlags } = vmaStatus(kind);
       let flags = baseFlags;
       if (v.vmFlags.includes('gd')) flags |= MAP_GROWSDOWN;
+      if (isHugetlb(v)) flags |= hugetlbFlags(v);
       if (v.vmFlags.includes('nr')) flags |= MAP_NORESERVE;
       if (v.vmFlags.includes('lo')) flags |= MAP_LOCKED; // mlock()ed or MAP_LOCKED: locked again at restore
       // MAP_DROPPABLE (Linux 6.11): the kernel may drop its pages at any
@@ -231,7 +236,7 @@ export function dumpMemory(ctx: MemoryDumpContext): MemoryDump {
         continue;
       }
       privateRanges.push({ start: v.start, end: v.end });
-      if (v.rssKb === 0 && v.swapKb === 0) continue; // nothing populated: skip the pagemap read
+      if (v.rssKb === 0 && v.swapKb === 0 && hugetlbKb(v) === 0) continue; // nothing populated: skip the pagemap read
       const viaMem = !v.prot.read;
       const pageFlags = kind === 'anon-private' ? PE_LAZY | PE_PRESENT : PE_PRESENT;
       writer.breakRun();
@@ -323,7 +328,18 @@ function dumpShmem(ctx: MemoryDumpContext, reader: PagemapReader, v: SmapsEntry)
   const remote = ctx.pageServer ? { client: ctx.pageServer, target: { type: 'shmem' as const, id: Number(v.inode) }, bias: base } : undefined;
   const w = new PagesWriter(ctx.dir, pagesId, ctx.pid, ctx.onBytes, Number(v.end - v.start), remote);
   try {
-    const ranges = dataRanges(mapFilesPath(ctx.pid, v.start, v.end), v.pgoff, v.pgoff + (v.end - v.start));
+    const path = mapFilesPath(ctx.pid, v.start, v.end);
+    const lo = v.pgoff;
+    const hi = v.pgoff + (v.end - v.start);
+    let ranges: [bigint, bigint][] | undefined;
+    if (isHugetlb(v)) {
+      // Huge pages this task maps, or that hold data (read without allocating any).
+      const pm = reader.read(v.start, v.end);
+      const mapped = (off: bigint): boolean => ((pm[Number((base + off - v.start) / BigInt(PAGE_SIZE))] ?? 0n) >> 63n) === 1n;
+      ranges = hugetlbDataRanges(path, lo, hi, hugePageSize(v), mapped);
+    } else {
+      ranges = dataRanges(path, lo, hi);
+    }
     if (ranges) {
       for (const [from, to] of ranges) {
         w.breakRun();

@@ -25,6 +25,7 @@ import { ParentChain, isParentEntry, type Segment } from './parent-images.js';
 import { inheritedRanges, settleInherited, splitSegments, type CowStats, type Inherited, type ParentMemory } from './cow.js';
 import { subtract } from './ranges.js';
 import { restoreAioRing } from './aio.js';
+import { MAP_HUGETLB, MAP_HUGE_MASK } from './hugetlb.js';
 import { logger } from '../../log.js';
 
 const log = logger('mem');
@@ -207,7 +208,7 @@ export function restoreMemory(
       flags = MAP_FIXED | MAP_PRIVATE | MAP_ANONYMOUS;
     } else {
       // MAP_DROPPABLE is a mapping type of its own, in place of MAP_PRIVATE.
-      flags |= (v.flags & MAP_DROPPABLE ? MAP_DROPPABLE : MAP_PRIVATE) | MAP_ANONYMOUS;
+      flags |= (v.flags & MAP_DROPPABLE ? MAP_DROPPABLE : MAP_PRIVATE) | MAP_ANONYMOUS | (v.flags & (MAP_HUGETLB | MAP_HUGE_MASK));
     }
     // A shared file mapping must not gain PROT_WRITE on a read-only fd.
     const mapProt = v.status & VMA.FILE_SHARED ? v.prot : prot;
@@ -261,6 +262,7 @@ export function restoreMemory(
 function mapSharedAnon(t: RestoreTaskHandle, v: VmaEntry, ctx: RestoreContext): boolean {
   const len = v.end - v.start;
   const flags = MAP_FIXED | MAP_SHARED | (v.flags & (MAP_NORESERVE | MAP_LOCKED));
+  const huge = v.flags & (MAP_HUGETLB | MAP_HUGE_MASK); // only where the object is made: a map_files open is hugetlbfs already
   const shmem = ctx.state(SHMEM, () => new Map<bigint, { pid: number; start: bigint; end: bigint; pgoff: bigint }>());
   const owner = shmem.get(v.shmid);
   if (owner && owner.pid !== t.pid) {
@@ -279,11 +281,11 @@ function mapSharedAnon(t: RestoreTaskHandle, v: VmaEntry, ctx: RestoreContext): 
     return false;
   }
   if (v.pgoff === 0n) {
-    t.syscall('mmap(shared anon)', NR.mmap, v.start, len, v.prot | PROT_WRITE, flags | MAP_ANONYMOUS, -1, 0);
+    t.syscall('mmap(shared anon)', NR.mmap, v.start, len, v.prot | PROT_WRITE, flags | MAP_ANONYMOUS | huge, -1, 0);
   } else {
     // The object is bigger than this window of it: make it whole, keep the window.
     const whole = len + v.pgoff;
-    const base = t.syscall('mmap(shared anon)', NR.mmap, 0, whole, v.prot | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    const base = t.syscall('mmap(shared anon)', NR.mmap, 0, whole, v.prot | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS | huge, -1, 0);
     t.syscall('mremap', NR.mremap, base + v.pgoff, len, len, MREMAP_MAYMOVE | MREMAP_FIXED, v.start);
     t.syscall('munmap', NR.munmap, base, v.pgoff);
   }
