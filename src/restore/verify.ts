@@ -27,7 +27,7 @@ import { openSync, readSync, closeSync, readlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { CriuTsError } from '../errors.js';
 import { logger } from '../log.js';
-import { decodeGpRegs, GP_REG_NAMES, processVmReadv, ProcMem, PAGE_SIZE } from '../sys/index.js';
+import { decodeGpRegs, GP_REG_NAMES, ProcMem, PAGE_SIZE } from '../sys/index.js';
 import { parseStatus, parseSmaps, listFds, readFdLink, parseFdinfo } from '../proc/index.js';
 import type { SmapsEntry } from '../proc/index.js';
 import type { CoreEntry, FileEntry, VmaEntry, PagemapEntry } from '../images/messages.js';
@@ -351,7 +351,7 @@ function shapeOfSmaps(v: SmapsEntry): VmaShape {
     if (a !== undefined) madv |= 1n << BigInt(a);
   }
   const anon = v.path === '' || v.path === '[heap]' || v.path === '[stack]' || v.path.startsWith('[anon:') || v.path.startsWith('[anon_shmem:')
-    || v.path === '/dev/zero' || v.path.startsWith('/SYSV');
+    || v.path === '/dev/zero' || v.path.startsWith('/SYSV') || v.path.startsWith('/anon_hugepage');
   return { start: v.start, end: v.end, prot: v.prot.value, shared: v.shared, anon, madv };
 }
 
@@ -412,10 +412,15 @@ function verifyPages(task: TaskImages, img: DumpImages, main: Tracee, c: Collect
           if (r === 0) break;
           got += r;
         }
-        let n = processVmReadv(pid, theirs, 0, [{ addr, len }]);
-        if (n < len) {
-          mem ??= new ProcMem(pid);
-          n += mem.read(addr + BigInt(n), theirs, n, len - n);
+        // Through /proc/PID/mem, never process_vm_readv: that pins the pages
+        // it reads, and pinning an anonymous page a parent and child share
+        // copies it (the copy-on-write sharing the restore kept would go).
+        mem ??= new ProcMem(pid);
+        let n = 0;
+        while (n < len) {
+          const r = mem.read(addr + BigInt(n), theirs, n, len - n);
+          if (r <= 0) break;
+          n += r;
         }
         if (n === len && mine.subarray(0, len).equals(theirs.subarray(0, len))) continue;
         for (let p = 0; p < len && reported < 3; p += PAGE_SIZE) {

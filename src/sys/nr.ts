@@ -16,7 +16,7 @@ export const NR = {
   rt_sigqueueinfo: 129, rt_sigsuspend: 130, sigaltstack: 131, personality: 135, getpriority: 140,
   setpriority: 141, sched_getparam: 143, sched_setscheduler: 144, sched_getscheduler: 145, prctl: 157, arch_prctl: 158,
   setrlimit: 160, chroot: 161, gettid: 186, tkill: 200, futex: 202, sched_setaffinity: 203,
-  sched_getaffinity: 204, io_setup: 206, io_submit: 209, set_tid_address: 218, restart_syscall: 219, timer_create: 222,
+  sched_getaffinity: 204, io_setup: 206, io_destroy: 207, io_submit: 209, set_tid_address: 218, restart_syscall: 219, timer_create: 222,
   timer_settime: 223, timer_gettime: 224, timer_getoverrun: 225, timer_delete: 226,
   clock_gettime: 228, clock_nanosleep: 230, exit_group: 231, epoll_wait: 232, epoll_ctl: 233,
   tgkill: 234, waitid: 247, ioprio_set: 251, ioprio_get: 252, inotify_add_watch: 254, openat: 257,

@@ -1,6 +1,7 @@
 /*
  * aio-ring: AIO contexts (io_setup) survive with their rings: the context
- * id (the ring's address), the ring size, head and tail (one ring has gone
+ * id (the ring's address), the kernel's number for it (a first context was
+ * destroyed, so the numbers start at 1), the ring size, head and tail (one ring has gone
  * around once), completed events not yet reaped (with their aio_data), and
  * the context still takes new requests afterwards.
  */
@@ -47,9 +48,11 @@ int main(int argc, char **argv)
 {
 	subject_init(argc, argv);
 	fd = open("/dev/null", O_WRONLY | O_CLOEXEC);
-	aio_context_t a = 0, b = 0;
-	if (fd < 0 || syscall(__NR_io_setup, 64, &a) != 0 || syscall(__NR_io_setup, 1000, &b) != 0)
+	aio_context_t z = 0, a = 0, b = 0;
+	if (fd < 0 || syscall(__NR_io_setup, 8, &z) != 0 || syscall(__NR_io_setup, 64, &a) != 0 || syscall(__NR_io_setup, 1000, &b) != 0)
 		subject_fail("setup: %s", strerror(errno));
+	if (syscall(__NR_io_destroy, z) != 0)
+		subject_fail("io_destroy: %s", strerror(errno));
 	struct ring *ra = (struct ring *)a, *rb = (struct ring *)b;
 	/* a: once around the ring, reaping every other one: tail < head at the end. */
 	for (unsigned i = 0; i < ra->nr + 2; i++) {
@@ -60,12 +63,15 @@ int main(int argc, char **argv)
 	/* b: three completed events left unreaped. */
 	for (uint64_t i = 0; i < 3; i++)
 		submit(b, 0xb0 + i);
+	unsigned id[2] = { ra->id, rb->id };
 	unsigned nr[2] = { ra->nr, rb->nr }, head[2] = { ra->head, rb->head }, tail[2] = { ra->tail, rb->tail };
 	subject_log("a: nr %u head %u tail %u; b: nr %u head %u tail %u", nr[0], head[0], tail[0], nr[1], head[1], tail[1]);
 
 	subject_ready();
 	subject_wait_term();
 
+	if (ra->id != id[0] || rb->id != id[1])
+		subject_fail("kernel ids %u and %u, were %u and %u", ra->id, rb->id, id[0], id[1]);
 	if (ra->nr != nr[0] || ra->head != head[0] || ra->tail != tail[0])
 		subject_fail("ring a: nr %u head %u tail %u, was %u %u %u", ra->nr, ra->head, ra->tail, nr[0], head[0], tail[0]);
 	if (rb->nr != nr[1] || rb->head != head[1] || rb->tail != tail[1])

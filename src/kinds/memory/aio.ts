@@ -7,7 +7,8 @@
  *
  * Restore, by injected syscalls: the ring's pages are first filled into a
  * plain anonymous mapping at its address (as any private memory); then
- * io_setup makes a new context of the same size, /dev/null writes (which
+ * io_setup makes a new context of the same size (in the order of the
+ * dumped contexts' kernel ids, so each gets its id again), /dev/null writes (which
  * complete at once) move its in-kernel tail to the dumped one while head
  * follows, the dumped events are copied in, and mremap puts the new ring
  * over the temporary one (the kernel moves the context id with it).
@@ -39,10 +40,10 @@ export function isAioRing(v: SmapsEntry): boolean {
   return v.path === '/[aio]' || v.path.startsWith('/[aio] ');
 }
 
-interface RingHeader { nr: number; head: number; tail: number; magic: number; headerLength: number }
+interface RingHeader { id: number; nr: number; head: number; tail: number; magic: number; headerLength: number }
 
 function header(b: Buffer): RingHeader {
-  return { nr: b.readUInt32LE(4), head: b.readUInt32LE(8), tail: b.readUInt32LE(12), magic: b.readUInt32LE(16), headerLength: b.readUInt32LE(28) };
+  return { id: b.readUInt32LE(0), nr: b.readUInt32LE(4), head: b.readUInt32LE(8), tail: b.readUInt32LE(12), magic: b.readUInt32LE(16), headerLength: b.readUInt32LE(28) };
 }
 
 /** Events a ring of `len` bytes holds. */
@@ -73,22 +74,45 @@ export function dumpAioRing(pid: number, v: SmapsEntry): AioRingEntry {
 }
 
 /**
- * Put an AIO context back at `v.start`, whose pages (the dumped ring) were
- * restored into a temporary anonymous mapping there.
+ * Put the task's AIO contexts back, each at its VMA's start, where its
+ * pages (the dumped ring) were restored into a temporary anonymous
+ * mapping. The kernel numbers a task's contexts by the first free slot
+ * (the ring header's id): they are made in the order of their dumped ids,
+ * and a slot that was free at dump time is held by a context of our own
+ * until all are made.
  */
-export function restoreAioRing(t: RestoreTaskHandle, v: VmaEntry, ring: AioRingEntry | undefined): void {
+export function restoreAioRings(t: RestoreTaskHandle, rings: readonly { v: VmaEntry; entry: AioRingEntry | undefined }[]): void {
+  const dumped = rings.map((r) => ({ ...r, old: t.tracee.readMem(r.v.start, Number(r.v.end - r.v.start)) }));
+  dumped.sort((a, b) => header(a.old).id - header(b.old).id);
+  const fillers: bigint[] = [];
+  let next = 0;
+  try {
+    for (const r of dumped) {
+      for (; next < header(r.old).id; next++) fillers.push(setup(t, 1));
+      restoreAioRing(t, r.v, r.entry, r.old);
+      next++;
+    }
+  } finally {
+    for (const ctx of fillers) t.syscall('io_destroy', NR.io_destroy, ctx);
+  }
+}
+
+function setup(t: RestoreTaskHandle, nrReq: number): bigint {
+  const ctxAddr = t.putBytes(Buffer.alloc(8));
+  t.syscall('io_setup', NR.io_setup, nrReq, ctxAddr);
+  return t.tracee.readMem(ctxAddr, 8).readBigUInt64LE(0);
+}
+
+function restoreAioRing(t: RestoreTaskHandle, v: VmaEntry, ring: AioRingEntry | undefined, old: Buffer): void {
   const len = v.end - v.start;
   const nr = eventsIn(len);
   const nrReq = ring?.nr_req ?? Math.floor((nr - 2) / 2);
-  const old = t.tracee.readMem(v.start, Number(len));
   const h = header(old);
   const where = `task ${t.pid}: AIO ring at 0x${v.start.toString(16)}`;
   if (h.nr !== nr || h.head >= nr || h.tail >= nr) {
     throw new CriuTsError('EIMAGE', `${where}: the dumped ring header is not sane (nr ${h.nr}, head ${h.head}, tail ${h.tail})`, { pid: t.pid });
   }
-  const ctxAddr = t.putBytes(Buffer.alloc(8));
-  t.syscall('io_setup', NR.io_setup, nrReq, ctxAddr);
-  const ctx = t.tracee.readMem(ctxAddr, 8).readBigUInt64LE(0);
+  const ctx = setup(t, nrReq);
   const fresh = header(t.tracee.readMem(ctx, HEADER));
   if (fresh.nr !== nr) {
     throw new CriuTsError('ERESTORE', `${where}: io_setup(${nrReq}) made a ring of ${fresh.nr} events, the dumped one had ${nr}`, { pid: t.pid });

@@ -240,6 +240,12 @@ export function dumpMemory(ctx: MemoryDumpContext): MemoryDump {
       const viaMem = !v.prot.read;
       const pageFlags = kind === 'anon-private' ? PE_LAZY | PE_PRESENT : PE_PRESENT;
       writer.breakRun();
+      // Pages this task shares with another (copy-on-write since a fork)
+      // are read through /proc/PID/mem: process_vm_readv pins what it
+      // reads, and the kernel unshares (copies) an anonymous page it pins,
+      // so the task would lose the sharing (a dump with -R or a pre-dump
+      // would double a forking server's memory).
+      const shared = (v.kb['Shared_Clean'] ?? 0) + (v.kb['Shared_Dirty'] ?? 0) > 0;
       const dirty = ctx.track?.scan(v.start, v.end);
       if (dirty && ctx.track) {
         // Pages that hold data, cut where they are both unwritten and held
@@ -252,7 +258,7 @@ export function dumpMemory(ctx: MemoryDumpContext): MemoryDump {
             writer.addParent(start, n);
             skippedParent += n;
           } else {
-            writer.add(start, n, pageFlags, viaMem);
+            writer.add(start, n, pageFlags, viaMem || shared);
           }
         });
         continue;
@@ -260,13 +266,19 @@ export function dumpMemory(ctx: MemoryDumpContext): MemoryDump {
       // Every page resident and anonymous (smaps says so; the shared zero
       // page is not counted): one run, no pagemap to read.
       const ownKb = kind === 'anon-private' ? v.rssKb : v.anonymousKb;
-      if (v.swapKb === 0 && ownKb * 1024 === nPages * PAGE_SIZE) {
+      if (v.swapKb === 0 && ownKb * 1024 === nPages * PAGE_SIZE && !shared) {
         writer.add(v.start, nPages, pageFlags, viaMem);
         continue;
       }
       const pm = reader.read(v.start, v.end);
       forEachRun(pm, kind === 'file-private', v.swapKb > 0, (first, count) => {
-        writer.add(v.start + BigInt(first * PAGE_SIZE), count, pageFlags, viaMem);
+        if (!shared) {
+          writer.add(v.start + BigInt(first * PAGE_SIZE), count, pageFlags, viaMem);
+          return;
+        }
+        forEachSharing(pm, first, count, (at, n, isShared) => {
+          writer.add(v.start + BigInt(at * PAGE_SIZE), n, pageFlags, viaMem || isShared);
+        });
       });
     }
     writer.close();
@@ -312,6 +324,28 @@ function forEachRun(pm: BigUint64Array, anonOnly: boolean, hasSwap: boolean, fn:
     }
   }
   if (runStart >= 0) fn(runStart, pm.length - runStart);
+}
+
+const PM_HI_EXCLUSIVE = 0x01000000; // bit 56: mapped by this process only
+
+/** Cut pm[first, first+count) into runs of pages mapped by this process only and pages shared with another. */
+function forEachSharing(pm: BigUint64Array, first: number, count: number, fn: (at: number, n: number, shared: boolean) => void): void {
+  const hi = new Uint32Array(pm.buffer, pm.byteOffset, pm.length * 2);
+  // A swapped page has no "exclusive" bit: reading it in is no pin of a shared page.
+  const sharedAt = (i: number): boolean => {
+    const h = hi[i * 2 + 1] as number;
+    return (h & PM_HI_PRESENT) !== 0 && (h & PM_HI_EXCLUSIVE) === 0;
+  };
+  let runStart = first;
+  let runShared = sharedAt(first);
+  for (let i = first + 1; i < first + count; i++) {
+    const sh = sharedAt(i);
+    if (sh === runShared) continue;
+    fn(runStart, i - runStart, runShared);
+    runStart = i;
+    runShared = sh;
+  }
+  fn(runStart, first + count - runStart, runShared);
 }
 
 /**

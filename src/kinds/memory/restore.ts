@@ -24,7 +24,7 @@ import {
 import { ParentChain, isParentEntry, type Segment } from './parent-images.js';
 import { inheritedRanges, settleInherited, splitSegments, type CowStats, type Inherited, type ParentMemory } from './cow.js';
 import { subtract } from './ranges.js';
-import { restoreAioRing } from './aio.js';
+import { restoreAioRings } from './aio.js';
 import { MAP_HUGETLB, MAP_HUGE_MASK } from './hugetlb.js';
 import { logger } from '../../log.js';
 
@@ -231,9 +231,8 @@ export function restoreMemory(
     fillSegments(t, segs, 0n);
   }
   for (const v of shmemToFill) fillShmem(t, v, ctx, chain);
-  for (const v of vmas) {
-    if (v.status & VMA.AREA_AIORING) restoreAioRing(t, v, (mm.aios ?? []).find((a) => a.id === v.start));
-  }
+  const rings = vmas.filter((v) => (v.status & VMA.AREA_AIORING) !== 0);
+  if (rings.length > 0) restoreAioRings(t, rings.map((v) => ({ v, entry: (mm.aios ?? []).find((a) => a.id === v.start) })));
   for (const v of vmas) {
     if (v.status & VMA.AREA_AIORING) continue;
     const ps = inherited.get(v);
