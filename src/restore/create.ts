@@ -34,17 +34,18 @@ export function createTree(plan: RestorePlan, stub: Tracee, ctx: RestoreContext,
     n.inherited = new Map(inherited);
     created.push(n);
     log.debug(`task ${n.pid} created (parent ${n.ppid})`);
-    // Its memory now, before its children fork: they inherit it, and pages
-    // they still share with it stay shared (kinds/memory/cow.ts).
-    if (from?.memory) n.forkedFromRestored = from;
-    if (memoryBeforeChildren(n)) restoreAddressSpace(n, ctx);
-    const self = n.memory ? n : undefined;
     const h = handleFor(n.pid, t);
     // What its children must inherit (namespaces, cgroups) is put in place before any is forked.
     if (RESOURCE_KINDS.length > 0) {
       const view = treeTaskOf(n);
       for (const k of RESOURCE_KINDS) k.restoreCreated?.(h, view, ctx);
     }
+    // Its memory now (in its namespaces: SysV shm attaches there), before
+    // its children fork: they inherit it, and pages they still share with
+    // it stay shared (kinds/memory/cow.ts).
+    if (from?.memory) n.forkedFromRestored = from;
+    if (memoryBeforeChildren(n)) restoreAddressSpace(n, ctx);
+    const self = n.memory ? n : undefined;
     // Children still in the parent's old session are forked before it makes its own.
     const early = n.children.filter((c) => c.sid !== n.sid && c.sid !== c.pid);
     for (const c of early) create(c, t, n.inherited, self);
