@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { closeSync, readFileSync } from 'node:fs';
 import { CriuTsError } from '../errors.js';
 import { logger } from '../log.js';
-import { NR, PR, waitPid, __WALL, pidExists, createFileExclusive } from '../sys/index.js';
+import { NR, PR, waitPid, __WALL, WNOHANG, pidExists, createFileExclusive } from '../sys/index.js';
 import { holdSigmask, release, releaseQuiet } from '../infect/ptrace-state.js';
 import type { RestoreTreeOptions, RestoreResult, RestoreStats } from './options.js';
 import type { RestoreActionPoint } from '../action-points.js';
@@ -33,6 +33,7 @@ import { planTree, treeViewOf, TASK_STOPPED, type RestoreNode } from './plan.js'
 import { createTree, retireHelpers } from './create.js';
 import { collectExit } from '../infect/tracee.js';
 import { restoreTaskBody, finalizeTask } from './task.js';
+import { planSharedAnon } from '../kinds/memory/shmem-restore.js';
 import { handleFor } from './handle.js';
 import { finishGroupFiles } from './files.js';
 import { makeProgress } from '../progress.js';
@@ -111,6 +112,8 @@ async function restoreLoaded(opts: RestoreTreeOptions, dir: string, img: DumpIma
       k.prepareRestore?.(view, filesCtx);
       prepared++;
     }
+    // Shared anonymous objects are made whole by their first task: as big as every task's windows need.
+    planSharedAnon(filesCtx, img.tasks.map((t) => t.mm));
     await notify('pre-restore');
     stub = startStub();
     faultPoint('restore.stub');
@@ -179,6 +182,9 @@ async function restoreLoaded(opts: RestoreTreeOptions, dir: string, img: DumpIma
       stub = undefined;
     }
     for (const n of [...created].reverse()) killQuiet(n);
+    // A task the stub was still parent of comes to us once the stub is
+    // gone: reap it then, so a failed restore leaves not even a zombie.
+    await reapOrphans(created.map((n) => n.pid));
     // Only the kinds that prepared undo: a later one has nothing to remove.
     for (const k of RESOURCE_KINDS.slice(0, prepared).reverse()) {
       try {
@@ -342,6 +348,21 @@ function consumeSignal(t: NonNullable<RestoreNode['tracee']>, sig: number): void
   const ts = Buffer.alloc(16);
   const a = h.putBytes(Buffer.concat([set, ts]));
   t.syscallRaw(NR.rt_sigtimedwait, a, 0, a + 8n, 8);
+}
+
+/** Wait (up to 5 s) until each pid is gone, reaping those that became our children. */
+async function reapOrphans(pids: readonly number[]): Promise<void> {
+  const deadline = Date.now() + 5000;
+  for (const pid of pids) {
+    while (pidExists(pid) && Date.now() < deadline) {
+      try {
+        if (waitPid(pid, __WALL | WNOHANG) !== null) continue;
+      } catch {
+        // not our child (yet): its parent is still on its way out
+      }
+      await new Promise((r) => setTimeout(r, 5));
+    }
+  }
 }
 
 /** Kill a task we created and collect it, other threads before the leader. */

@@ -14,7 +14,7 @@ export const NR = {
   getresuid: 118, setresgid: 119, getresgid: 120, getpgid: 121, setfsuid: 122, setfsgid: 123,
   getsid: 124, capget: 125, capset: 126, rt_sigpending: 127, rt_sigtimedwait: 128,
   rt_sigqueueinfo: 129, rt_sigsuspend: 130, sigaltstack: 131, personality: 135, getpriority: 140,
-  setpriority: 141, sched_getparam: 143, sched_setscheduler: 144, sched_getscheduler: 145, prctl: 157, arch_prctl: 158,
+  setpriority: 141, mlock: 149, sched_getparam: 143, sched_setscheduler: 144, sched_getscheduler: 145, prctl: 157, arch_prctl: 158,
   setrlimit: 160, chroot: 161, gettid: 186, tkill: 200, futex: 202, sched_setaffinity: 203,
   sched_getaffinity: 204, io_setup: 206, io_destroy: 207, io_submit: 209, set_tid_address: 218, restart_syscall: 219, timer_create: 222,
   timer_settime: 223, timer_gettime: 224, timer_getoverrun: 225, timer_delete: 226,

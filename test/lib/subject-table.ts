@@ -113,6 +113,7 @@ export const SUBJECTS: readonly SubjectCase[] = [
   c('cow-fork', 'copy-on-write: pages parent and child share since fork are one physical page again (anon, private file, read-only)'),
   c('hugetlb', 'MAP_HUGETLB memory, private and shared across fork (a huge page only the child wrote), a hugetlb memfd: contents and page size', { skip: needHugePages(12) }),
   c('aio-ring', 'AIO contexts: ring address, size, head and tail (one ring gone around), unreaped events, new requests after'),
+  c('shmem-windows', 'one shared anonymous object through windows: pages only the child still maps saved with the parent, a second window via map_files'),
   c('shared-anon-fork', 'MAP_SHARED anonymous memory stays one object for parent and child'),
   c('fifo', 'FIFOs in every open mode with queued bytes and buffer size, an unlinked FIFO open twice'),
   c('memfd', 'memfds: contents with holes, size, seals, mode, offsets, two descriptions of one inode, a dup'),

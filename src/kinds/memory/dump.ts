@@ -363,8 +363,10 @@ function dumpShmem(ctx: MemoryDumpContext, reader: PagemapReader, v: SmapsEntry)
   const w = new PagesWriter(ctx.dir, pagesId, ctx.pid, ctx.onBytes, Number(v.end - v.start), remote);
   try {
     const path = mapFilesPath(ctx.pid, v.start, v.end);
-    const lo = v.pgoff;
-    const hi = v.pgoff + (v.end - v.start);
+    // The whole object, not only this task's window: other windows (other
+    // tasks', or ones this task unmapped since) hold data of it too.
+    const lo = 0n;
+    const hi = objectSize(path) ?? v.pgoff + (v.end - v.start);
     let ranges: [bigint, bigint][] | undefined;
     if (isHugetlb(v)) {
       // Huge pages this task maps, or that hold data (read without allocating any).
@@ -375,9 +377,15 @@ function dumpShmem(ctx: MemoryDumpContext, reader: PagemapReader, v: SmapsEntry)
       ranges = dataRanges(path, lo, hi);
     }
     if (ranges) {
-      for (const [from, to] of ranges) {
-        w.breakRun();
-        w.add(base + from, Number((to - from) / BigInt(PAGE_SIZE)), PE_PRESENT, !v.prot.read);
+      // Read from the object itself: windows this task does not map are in it too.
+      const fd = openSync(path, 'r');
+      try {
+        for (const [from, to] of ranges) {
+          w.breakRun();
+          w.addFromFile(fd, from, base + from, Number((to - from) / BigInt(PAGE_SIZE)), PE_PRESENT);
+        }
+      } finally {
+        closeSync(fd);
       }
     } else {
       const pm = reader.read(v.start, v.end);
@@ -395,6 +403,14 @@ function dumpShmem(ctx: MemoryDumpContext, reader: PagemapReader, v: SmapsEntry)
 
 const O_RDONLY = 0;
 const O_RDWR = 2;
+function objectSize(path: string): bigint | undefined {
+  try {
+    return BigInt(statSync(path).size);
+  } catch {
+    return undefined;
+  }
+}
+
 const SEEK_DATA = 3;
 const SEEK_HOLE = 4;
 

@@ -5,7 +5,7 @@
  * for mappings the task cannot read itself (PROT_NONE, write-only), and
  * written out back to back. Nothing is held beyond one buffer.
  */
-import { writeSync, fsyncSync } from 'node:fs';
+import { readSync, writeSync, fsyncSync } from 'node:fs';
 import { join } from 'node:path';
 import { processVmReadv, ProcMem, PAGE_SIZE, ReplacingFile, type RemoteRange } from '../../sys/index.js';
 import type { PagemapEntry } from '../../images/messages.js';
@@ -114,6 +114,34 @@ export class PagesWriter {
         if (this.pending.length >= 1024) this.flushReads();
       }
       addr += BigInt(take);
+      left -= take;
+    }
+  }
+
+  /**
+   * Like add, but the bytes come from `fd` at `fileOff` (a shared memory
+   * object read through its /proc/PID/map_files entry: a hole reads as
+   * zeros and nothing is allocated or mapped in the task).
+   */
+  addFromFile(fd: number, fileOff: bigint, vaddr: bigint, nrPages: number, flags: number): void {
+    const last = this.entries[this.entries.length - 1];
+    if (last && !this.runBroken && last.flags === flags && last.vaddr + (last.nr_pages ?? 0n) * BigInt(PAGE_SIZE) === vaddr) {
+      last.nr_pages = (last.nr_pages ?? 0n) + BigInt(nrPages);
+    } else {
+      this.entries.push({ vaddr, compat_nr_pages: 0, flags, nr_pages: BigInt(nrPages) });
+    }
+    this.runBroken = false;
+    this.pagesWritten += nrPages;
+    this.flushReads();
+    let at = fileOff;
+    let left = nrPages * PAGE_SIZE;
+    while (left > 0) {
+      if (this.fill === this.buf.length) this.flushWrite();
+      const take = Math.min(this.buf.length - this.fill, left);
+      const n = readSync(fd, this.buf, this.fill, take, at);
+      if (n < take) this.buf.fill(0, this.fill + n, this.fill + take); // past the object's end
+      this.fill += take;
+      at += BigInt(take);
       left -= take;
     }
   }

@@ -21,7 +21,9 @@ import { openMemfd } from '../files/memfd.js';
 import {
   VMA, PROT_WRITE, MAP_FIXED, MAP_ANONYMOUS, MAP_PRIVATE, MAP_SHARED, MAP_GROWSDOWN, MAP_NORESERVE, MAP_LOCKED, MAP_DROPPABLE,
 } from './vma.js';
-import { ParentChain, isParentEntry, type Segment } from './parent-images.js';
+import { ParentChain } from './parent-images.js';
+import { fillSegments, nrPages, pageSegments } from './fill.js';
+import { mapSharedAnon } from './shmem-restore.js';
 import { inheritedRanges, settleInherited, splitSegments, type CowStats, type Inherited, type ParentMemory } from './cow.js';
 import { subtract } from './ranges.js';
 import { restoreAioRings } from './aio.js';
@@ -35,10 +37,8 @@ const MREMAP_FIXED = 2;
 const AT_FDCWD = -100;
 const O_RDONLY = 0;
 const O_CLOEXEC = 0o2000000;
-const O_NOFOLLOW = 0o400000;
 const RSEQ_FLAG_UNREGISTER = 1;
 export const SCRATCH_BYTES = 1 << 20;
-const IOV_PER_CALL = 1024;
 
 interface Range { start: bigint; end: bigint }
 
@@ -141,7 +141,6 @@ export function dropStubVdso(t: RestoreTaskHandle, mm: MmEntry): void {
  * through /proc/PID/map_files instead of making their own.
  */
 const PARENT_CHAIN = stateKey<ParentChain>('memory:parent-chain');
-const SHMEM = stateKey<Map<bigint, { pid: number; start: bigint; end: bigint; pgoff: bigint }>>('memory:shmem');
 
 function filePath(ctx: RestoreContext, id: bigint): string {
   const f = ctx.fileById(Number(id));
@@ -183,7 +182,8 @@ export function restoreMemory(
   // others (e.g. huge PROT_NONE reservations) are mapped as they were, so no
   // memory is committed for them.
   const filled = vmasWithPages(vmas, pagemap);
-  const shmemToFill: VmaEntry[] = [];
+  // Pages a pre-dump chain left in parent images are read from there (one chain walker per restore).
+  const chain = ctx.state(PARENT_CHAIN, () => new ParentChain(ctx.dir));
   // SysV shm first: an attachment spans its whole segment until the parts the task had unmapped go again.
   attachSysvShm(t, vmas.filter((v) => (v.status & VMA.AREA_SYSVIPC) !== 0));
   for (const v of vmas) {
@@ -191,7 +191,7 @@ export function restoreMemory(
     if (v.status & VMA.AREA_SYSVIPC) continue;
     if (inherited.has(v)) continue;
     if (v.status & VMA.ANON_SHARED) {
-      if (mapSharedAnon(t, v, ctx)) shmemToFill.push(v);
+      mapSharedAnon(t, v, ctx, chain);
       continue;
     }
     const fill = filled.has(v);
@@ -219,8 +219,6 @@ export function restoreMemory(
   // CRIU writes the vDSO's pages too; the running kernel's vDSO is used instead.
   const special = (mm.vmas ?? []).filter((v) => (v.status & (VMA.AREA_VDSO | VMA.AREA_VVAR | VMA.AREA_VSYSCALL)) !== 0);
   const inSpecial = (e: PagemapEntry): boolean => special.some((v) => e.vaddr >= v.start && e.vaddr < v.end);
-  // Pages a pre-dump chain left in parent images are read from there (one chain walker per restore).
-  const chain = ctx.state(PARENT_CHAIN, () => new ParentChain(ctx.dir));
   const { segs, pages } = pageSegments(chain, `pagemap-${t.pid}.img`, join(ctx.dir, `pages-${pagesId}.img`), pagemap, inSpecial);
   let cow: CowStats | undefined;
   if (from && inherited.size > 0) {
@@ -230,7 +228,6 @@ export function restoreMemory(
   } else {
     fillSegments(t, segs, 0n);
   }
-  for (const v of shmemToFill) fillShmem(t, v, ctx, chain);
   const rings = vmas.filter((v) => (v.status & VMA.AREA_AIORING) !== 0);
   if (rings.length > 0) restoreAioRings(t, rings.map((v) => ({ v, entry: (mm.aios ?? []).find((a) => a.id === v.start) })));
   for (const v of vmas) {
@@ -250,46 +247,6 @@ export function restoreMemory(
     }
   }
   return cow ? { pages: pages - cow.skipped, cow } : { pages };
-}
-
-/**
- * Map a shared anonymous VMA. The first task to map an object creates it
- * (and fills it: returns true); every later one opens the creator's
- * mapping through /proc/PID/map_files and maps that same object, so
- * writes are seen by all of them as before the dump.
- */
-function mapSharedAnon(t: RestoreTaskHandle, v: VmaEntry, ctx: RestoreContext): boolean {
-  const len = v.end - v.start;
-  const flags = MAP_FIXED | MAP_SHARED | (v.flags & (MAP_NORESERVE | MAP_LOCKED));
-  const huge = v.flags & (MAP_HUGETLB | MAP_HUGE_MASK); // only where the object is made: a map_files open is hugetlbfs already
-  const shmem = ctx.state(SHMEM, () => new Map<bigint, { pid: number; start: bigint; end: bigint; pgoff: bigint }>());
-  const owner = shmem.get(v.shmid);
-  if (owner && owner.pid !== t.pid) {
-    const path = `/proc/${owner.pid}/map_files/${owner.start.toString(16)}-${owner.end.toString(16)}`;
-    const fd = Number(t.syscall(`open ${path}`, NR.openat, AT_FDCWD, t.putString(path), 2 /* O_RDWR */ | O_CLOEXEC, 0));
-    t.syscall('mmap(shared)', NR.mmap, v.start, len, v.prot, flags, fd, v.pgoff);
-    t.syscall('close', NR.close, fd);
-    return false;
-  }
-  if (owner) {
-    // A second mapping of the object in the same task: share it the same way.
-    const path = `/proc/${t.pid}/map_files/${owner.start.toString(16)}-${owner.end.toString(16)}`;
-    const fd = Number(t.syscall(`open ${path}`, NR.openat, AT_FDCWD, t.putString(path), 2 | O_CLOEXEC, 0));
-    t.syscall('mmap(shared)', NR.mmap, v.start, len, v.prot | PROT_WRITE, flags, fd, v.pgoff);
-    t.syscall('close', NR.close, fd);
-    return false;
-  }
-  if (v.pgoff === 0n) {
-    t.syscall('mmap(shared anon)', NR.mmap, v.start, len, v.prot | PROT_WRITE, flags | MAP_ANONYMOUS | huge, -1, 0);
-  } else {
-    // The object is bigger than this window of it: make it whole, keep the window.
-    const whole = len + v.pgoff;
-    const base = t.syscall('mmap(shared anon)', NR.mmap, 0, whole, v.prot | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS | huge, -1, 0);
-    t.syscall('mremap', NR.mremap, base + v.pgoff, len, len, MREMAP_MAYMOVE | MREMAP_FIXED, v.start);
-    t.syscall('munmap', NR.munmap, base, v.pgoff);
-  }
-  shmem.set(v.shmid, { pid: t.pid, start: v.start, end: v.end, pgoff: v.pgoff });
-  return true;
 }
 
 const SHM_RDONLY = 0o10000;
@@ -364,115 +321,6 @@ function vmasWithPages(vmas: readonly VmaEntry[], pagemap: readonly PagemapEntry
     for (let j = i; j < vs.length && (vs[j] as VmaEntry).start < end; j++) out.add(vs[j] as VmaEntry);
   }
   return out;
-}
-
-/**
- * Where each page of a pagemap is read from: its pages file, back to back,
- * or for entries marked PE_PARENT the parent images (`chain`), wherever the
- * chain has them.
- */
-function pageSegments(
-  chain: ParentChain, name: string, pagesPath: string, pagemap: PagemapEntry[], skip: (e: PagemapEntry) => boolean = () => false,
-): { segs: Segment[]; pages: number } {
-  const segs: Segment[] = [];
-  let fileOff = 0n;
-  let pages = 0;
-  for (const e of pagemap) {
-    const bytes = nrPages(e) * BigInt(PAGE_SIZE);
-    if (isParentEntry(e)) {
-      if (!skip(e)) segs.push(...chain.locate(name, e.vaddr, bytes));
-    } else {
-      if (!skip(e)) segs.push({ path: pagesPath, off: fileOff, vaddr: e.vaddr, len: bytes });
-      fileOff += bytes;
-    }
-    if (!skip(e)) pages += Number(nrPages(e));
-  }
-  return { segs, pages };
-}
-
-/**
- * Inject preadv calls reading pages images straight into the task's
- * memory. Segments that follow each other in one file go in one call, up
- * to IOV_PER_CALL of them. `base` is added to each vaddr (shared memory:
- * offsets).
- */
-function fillSegments(t: RestoreTaskHandle, segs: readonly Segment[], base: bigint): void {
-  if (segs.length === 0) return;
-  const fds = new Map<string, number>();
-  // A batch: segments of one file that follow each other in it, one preadv.
-  let batch: Segment[] = [];
-  const flush = (): void => {
-    const first = batch[0];
-    if (!first) return;
-    const pfd = fds.get(first.path) as number;
-    const iov = Buffer.alloc(batch.length * 16);
-    let want = 0n;
-    batch.forEach((sg, j) => {
-      iov.writeBigUInt64LE(sg.vaddr + base, j * 16);
-      iov.writeBigUInt64LE(sg.len, j * 16 + 8);
-      want += sg.len;
-    });
-    let done = 0n;
-    while (done < want) {
-      // Re-describe what is left after a short read (preadv moves at most ~2 GiB per call).
-      const rest = remainingIov(iov, done);
-      const addr = t.putBytes(rest.buf);
-      const got = t.syscall('preadv', NR.preadv, pfd, addr, rest.count, first.off + done, 0);
-      if (got === 0n) throw new CriuTsError('EIMAGE', `${first.path}: ends before the pagemap says`, { path: first.path });
-      done += got;
-    }
-    batch = [];
-  };
-  try {
-    for (const sg of segs) {
-      if (!fds.has(sg.path)) {
-        flush();
-        // O_NOFOLLOW: the task is still root here; a pages image swapped for a link must not fill it with another file.
-        fds.set(sg.path, Number(t.syscall(`open ${sg.path}`, NR.openat, AT_FDCWD, t.putString(sg.path), O_RDONLY | O_CLOEXEC | O_NOFOLLOW, 0)));
-      }
-      const last = batch[batch.length - 1];
-      if (last && (last.path !== sg.path || last.off + last.len !== sg.off || batch.length === IOV_PER_CALL)) flush();
-      batch.push(sg);
-    }
-    flush();
-  } finally {
-    for (const fd of fds.values()) t.syscall('close', NR.close, fd);
-  }
-}
-
-function remainingIov(iov: Buffer, skip: bigint): { buf: Buffer; count: number } {
-  const out: Buffer[] = [];
-  let s = skip;
-  for (let j = 0; j < iov.length; j += 16) {
-    const a = iov.readBigUInt64LE(j);
-    const l = iov.readBigUInt64LE(j + 8);
-    if (s >= l) {
-      s -= l;
-      continue;
-    }
-    const b = Buffer.alloc(16);
-    b.writeBigUInt64LE(a + s, 0);
-    b.writeBigUInt64LE(l - s, 8);
-    s = 0n;
-    out.push(b);
-  }
-  return { buf: Buffer.concat(out), count: out.length };
-}
-
-function nrPages(e: PagemapEntry): bigint {
-  return e.nr_pages !== undefined && e.nr_pages !== 0n ? e.nr_pages : BigInt(e.compat_nr_pages);
-}
-
-function fillShmem(t: RestoreTaskHandle, v: VmaEntry, ctx: RestoreContext, chain: ParentChain): void {
-  const name = `pagemap-shmem-${v.shmid}.img`;
-  const img = ctx.ownImage(name);
-  if (!img) return; // no pages were ever touched
-  const head = img.entries[0] as { pages_id: number } | undefined;
-  if (!head) return;
-  // Entries outside this window still move the file offset on: skipped, not dropped.
-  const entries = img.entries.slice(1) as unknown as PagemapEntry[];
-  const outside = (e: PagemapEntry): boolean => e.vaddr < v.pgoff || e.vaddr >= v.pgoff + (v.end - v.start);
-  fillSegments(t, pageSegments(chain, name, join(ctx.dir, `pages-${head.pages_id}.img`), entries, outside).segs, v.start - v.pgoff);
 }
 
 /**

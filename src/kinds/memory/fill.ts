@@ -1,0 +1,115 @@
+/**
+ * Filling a restored task's memory from pages images without a round trip
+ * through us: injected preadv calls on the images opened inside the task,
+ * the kernel copying file to memory. Pages a pre-dump chain left in parent
+ * images are read from there (parent-images.ts).
+ */
+import { NR, PAGE_SIZE } from '../../sys/index.js';
+import { CriuTsError } from '../../errors.js';
+import type { PagemapEntry } from '../../images/messages.js';
+import type { RestoreTaskHandle } from '../types.js';
+import { isParentEntry, type ParentChain, type Segment } from './parent-images.js';
+
+const AT_FDCWD = -100;
+const O_RDONLY = 0;
+const O_CLOEXEC = 0o2000000;
+const O_NOFOLLOW = 0o400000;
+const IOV_PER_CALL = 1024;
+
+/**
+ * Where each page of a pagemap is read from: its pages file, back to back,
+ * or for entries marked PE_PARENT the parent images (`chain`), wherever the
+ * chain has them.
+ */
+export function pageSegments(
+  chain: ParentChain, name: string, pagesPath: string, pagemap: PagemapEntry[], skip: (e: PagemapEntry) => boolean = () => false,
+): { segs: Segment[]; pages: number } {
+  const segs: Segment[] = [];
+  let fileOff = 0n;
+  let pages = 0;
+  for (const e of pagemap) {
+    const bytes = nrPages(e) * BigInt(PAGE_SIZE);
+    if (isParentEntry(e)) {
+      if (!skip(e)) segs.push(...chain.locate(name, e.vaddr, bytes));
+    } else {
+      if (!skip(e)) segs.push({ path: pagesPath, off: fileOff, vaddr: e.vaddr, len: bytes });
+      fileOff += bytes;
+    }
+    if (!skip(e)) pages += Number(nrPages(e));
+  }
+  return { segs, pages };
+}
+
+/**
+ * Inject preadv calls reading pages images straight into the task's
+ * memory. Segments that follow each other in one file go in one call, up
+ * to IOV_PER_CALL of them. `base` is added to each vaddr (shared memory:
+ * offsets).
+ */
+export function fillSegments(t: RestoreTaskHandle, segs: readonly Segment[], base: bigint): void {
+  if (segs.length === 0) return;
+  const fds = new Map<string, number>();
+  // A batch: segments of one file that follow each other in it, one preadv.
+  let batch: Segment[] = [];
+  const flush = (): void => {
+    const first = batch[0];
+    if (!first) return;
+    const pfd = fds.get(first.path) as number;
+    const iov = Buffer.alloc(batch.length * 16);
+    let want = 0n;
+    batch.forEach((sg, j) => {
+      iov.writeBigUInt64LE(sg.vaddr + base, j * 16);
+      iov.writeBigUInt64LE(sg.len, j * 16 + 8);
+      want += sg.len;
+    });
+    let done = 0n;
+    while (done < want) {
+      // Re-describe what is left after a short read (preadv moves at most ~2 GiB per call).
+      const rest = remainingIov(iov, done);
+      const addr = t.putBytes(rest.buf);
+      const got = t.syscall('preadv', NR.preadv, pfd, addr, rest.count, first.off + done, 0);
+      if (got === 0n) throw new CriuTsError('EIMAGE', `${first.path}: ends before the pagemap says`, { path: first.path });
+      done += got;
+    }
+    batch = [];
+  };
+  try {
+    for (const sg of segs) {
+      if (!fds.has(sg.path)) {
+        flush();
+        // O_NOFOLLOW: the task is still root here; a pages image swapped for a link must not fill it with another file.
+        fds.set(sg.path, Number(t.syscall(`open ${sg.path}`, NR.openat, AT_FDCWD, t.putString(sg.path), O_RDONLY | O_CLOEXEC | O_NOFOLLOW, 0)));
+      }
+      const last = batch[batch.length - 1];
+      if (last && (last.path !== sg.path || last.off + last.len !== sg.off || batch.length === IOV_PER_CALL)) flush();
+      batch.push(sg);
+    }
+    flush();
+  } finally {
+    for (const fd of fds.values()) t.syscall('close', NR.close, fd);
+  }
+}
+
+function remainingIov(iov: Buffer, skip: bigint): { buf: Buffer; count: number } {
+  const out: Buffer[] = [];
+  let s = skip;
+  for (let j = 0; j < iov.length; j += 16) {
+    const a = iov.readBigUInt64LE(j);
+    const l = iov.readBigUInt64LE(j + 8);
+    if (s >= l) {
+      s -= l;
+      continue;
+    }
+    const b = Buffer.alloc(16);
+    b.writeBigUInt64LE(a + s, 0);
+    b.writeBigUInt64LE(l - s, 8);
+    s = 0n;
+    out.push(b);
+  }
+  return { buf: Buffer.concat(out), count: out.length };
+}
+
+export function nrPages(e: PagemapEntry): bigint {
+  return e.nr_pages !== undefined && e.nr_pages !== 0n ? e.nr_pages : BigInt(e.compat_nr_pages);
+}
+

@@ -1,0 +1,88 @@
+/**
+ * Shared anonymous memory at restore (MAP_SHARED|MAP_ANONYMOUS, also
+ * hugetlb). Kernel object: one shmem (or hugetlbfs) inode that several
+ * VMAs, in one task or many, map windows of (pgoff, length). Image:
+ * ANON_SHARED VMAs with shmid = the inode, and the object's pages once in
+ * pagemap-shmem-<shmid>.img, offsets into the object.
+ *
+ * The first task to map an object creates it whole: as big as the largest
+ * window any task maps (and any saved page), every saved page filled in a
+ * temporary mapping of all of it, then its own window moved into place
+ * and the rest unmapped. Every later VMA maps that same object through the
+ * creator's /proc/PID/map_files entry, so all share it as before.
+ */
+import { join } from 'node:path';
+import { NR } from '../../sys/index.js';
+import type { MmEntry, PagemapEntry, VmaEntry } from '../../images/messages.js';
+import { stateKey, type RestoreContext, type RestoreTaskHandle } from '../types.js';
+import { VMA, PROT_WRITE, MAP_FIXED, MAP_ANONYMOUS, MAP_SHARED, MAP_NORESERVE, MAP_LOCKED } from './vma.js';
+import { MAP_HUGETLB, MAP_HUGE_MASK } from './hugetlb.js';
+import { fillSegments, nrPages, pageSegments } from './fill.js';
+import type { ParentChain } from './parent-images.js';
+
+const MREMAP_MAYMOVE = 1;
+const MREMAP_FIXED = 2;
+const AT_FDCWD = -100;
+const O_RDWR = 2;
+const O_CLOEXEC = 0o2000000;
+const PAGE = 4096n;
+
+interface Owner { pid: number; start: bigint; end: bigint }
+
+/** Objects already re-created (shmid → the creator's window), and each object's size. */
+const SHMEM = stateKey<{ made: Map<bigint, Owner>; size: Map<bigint, bigint> }>('memory:shmem');
+
+function state(ctx: RestoreContext): { made: Map<bigint, Owner>; size: Map<bigint, bigint> } {
+  return ctx.state(SHMEM, () => ({ made: new Map(), size: new Map() }));
+}
+
+/** Before any task is restored: how big each object must be, from every task's windows of it. */
+export function planSharedAnon(ctx: RestoreContext, mms: readonly MmEntry[]): void {
+  const { size } = state(ctx);
+  for (const mm of mms) {
+    for (const v of mm.vmas ?? []) {
+      if ((v.status & VMA.ANON_SHARED) === 0 || (v.status & VMA.AREA_SYSVIPC) !== 0) continue;
+      const end = v.pgoff + (v.end - v.start);
+      if (end > (size.get(v.shmid) ?? 0n)) size.set(v.shmid, end);
+    }
+  }
+}
+
+/** Map a shared anonymous VMA, creating and filling its object if no task has yet. */
+export function mapSharedAnon(t: RestoreTaskHandle, v: VmaEntry, ctx: RestoreContext, chain: ParentChain): void {
+  const len = v.end - v.start;
+  const flags = MAP_FIXED | MAP_SHARED | (v.flags & (MAP_NORESERVE | MAP_LOCKED));
+  const st = state(ctx);
+  const owner = st.made.get(v.shmid);
+  if (owner) {
+    // The same object, through the creator's mapping (this task's own, for a second window of it).
+    const pid = owner.pid === t.pid ? 'self' : String(owner.pid);
+    const path = `/proc/${pid}/map_files/${owner.start.toString(16)}-${owner.end.toString(16)}`;
+    const fd = Number(t.syscall(`open ${path}`, NR.openat, AT_FDCWD, t.putString(path), O_RDWR | O_CLOEXEC, 0));
+    t.syscall('mmap(shared)', NR.mmap, v.start, len, v.prot | PROT_WRITE, flags, fd, v.pgoff);
+    t.syscall('close', NR.close, fd);
+    return;
+  }
+  const pages = objectPages(ctx, v.shmid);
+  const dataEnd = pages.entries.reduce((m, e) => (e.vaddr + nrPages(e) * PAGE > m ? e.vaddr + nrPages(e) * PAGE : m), 0n);
+  let size = st.size.get(v.shmid) ?? 0n;
+  if (v.pgoff + len > size) size = v.pgoff + len;
+  if (dataEnd > size) size = dataEnd;
+  // hugetlb: only where the object is made (a map_files open is hugetlbfs already).
+  const huge = v.flags & (MAP_HUGETLB | MAP_HUGE_MASK);
+  const base = t.syscall('mmap(shared anon)', NR.mmap, 0, size, v.prot | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS | (v.flags & MAP_NORESERVE) | huge, -1, 0);
+  if (pages.path) fillSegments(t, pageSegments(chain, pages.name, pages.path, pages.entries).segs, base);
+  t.syscall('mremap', NR.mremap, base + v.pgoff, len, len, MREMAP_MAYMOVE | MREMAP_FIXED, v.start);
+  if (v.pgoff > 0n) t.syscall('munmap', NR.munmap, base, v.pgoff);
+  if (v.pgoff + len < size) t.syscall('munmap', NR.munmap, base + v.pgoff + len, size - v.pgoff - len);
+  if (v.flags & MAP_LOCKED) t.syscall('mlock', NR.mlock, v.start, len);
+  st.made.set(v.shmid, { pid: t.pid, start: v.start, end: v.end });
+}
+
+function objectPages(ctx: RestoreContext, shmid: bigint): { name: string; path: string | undefined; entries: PagemapEntry[] } {
+  const name = `pagemap-shmem-${shmid}.img`;
+  const img = ctx.ownImage(name);
+  const head = img?.entries[0] as { pages_id: number } | undefined;
+  if (!img || !head) return { name, path: undefined, entries: [] }; // no page was ever touched
+  return { name, path: join(ctx.dir, `pages-${head.pages_id}.img`), entries: img.entries.slice(1) as unknown as PagemapEntry[] };
+}
