@@ -4,14 +4,14 @@
  * (x87, SSE, AVX, AVX-512, PKRU; see kinds/xsave.ts).
  */
 import {
-  GP_REG_NAMES, decodeGpRegs, NR, xstateLayout,
+  GP_REG_NAMES, decodeGpRegs, NR,
   ERESTARTSYS, ERESTARTNOINTR, ERESTARTNOHAND, ERESTART_RESTARTBLOCK, type GpRegs,
 } from '../sys/index.js';
 import type { UserX86RegsEntry, UserX86FpregsEntry } from '../images/messages.js';
 import type { Tracee } from '../infect/tracee.js';
 import { readXstate } from '../infect/ptrace-state.js';
 import { xsaveToFpregs } from '../kinds/xsave.js';
-import { cpuidThroughTracee } from '../infect/cpuid.js';
+import { xstateLayoutOfOwnTask } from '../infect/cpuid.js';
 import { logger } from '../log.js';
 
 const log = logger('regs');
@@ -59,6 +59,6 @@ export function dumpGpRegs(t: Tracee): UserX86RegsEntry {
 
 export function dumpFpRegs(t: Tracee): UserX86FpregsEntry {
   const x = readXstate(t.tid, XSAVE_MAX_BYTES);
-  // Without the cpuid driver, the layout comes from a cpuid run inside this task (once, then cached).
-  return xsaveToFpregs(x, xstateLayout(() => cpuidThroughTracee(t)), `thread ${t.tid}`);
+  // Without the cpuid driver, the layout comes from a cpuid run in a process of ours (once, then cached).
+  return xsaveToFpregs(x, xstateLayoutOfOwnTask(), `thread ${t.tid}`);
 }

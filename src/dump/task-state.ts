@@ -13,7 +13,6 @@ import type { Tracee } from '../infect/tracee.js';
 import { peekSignals, rseqConfig } from '../infect/ptrace-state.js';
 import { dumpCreds } from '../kinds/creds.js';
 import { dumpMembarrier, dumpThreadSched, dumpTimerSlack, dumpXcompPerm } from '../kinds/task-attrs.js';
-import { CriuTsError } from '../errors.js';
 import type {
   SaEntry, TaskTimersEntry, ItimerEntry, PosixTimerEntry, ThreadCoreEntry, TaskCoreEntry, SiginfoEntry,
 } from '../images/messages.js';
@@ -21,7 +20,6 @@ import type {
 const SIGKILL = 9;
 const SIGSTOP = 19;
 const SIGCHLD = 17;
-const SIGTRAP = 5;
 export const SIG_MAX = 64;
 
 /** Scratch layout for injected calls: one output area, reused. */
@@ -126,7 +124,6 @@ export function dumpThreadCore(t: Tracee, pid: number, status: ProcStatus): Thre
   const slack = dumpTimerSlack(t);
   if (slack !== undefined) tc.timer_slack_ns = slack;
   const pend = [...t.stashedSignals, ...peekSignals(tid, false)];
-  refusePendingTrap(tid, pend);
   if (pend.length > 0) tc.signals_p = { signals: siginfos(pend) };
   try {
     const rs = rseqConfig(tid);
@@ -137,17 +134,6 @@ export function dumpThreadCore(t: Tracee, pid: number, status: ProcStatus): Thre
     // Kernels without PTRACE_GET_RSEQ_CONFIGURATION: nothing registered that we can see.
   }
   return tc;
-}
-
-/**
- * A pending SIGTRAP cannot be dumped: our single-steps would take it (ptrace
- * drives tasks with SIGTRAP), so it cannot be told from ours or left
- * queued. CRIU refuses such a task as well.
- */
-function refusePendingTrap(tid: number, pend: Buffer[]): void {
-  if (pend.some((si) => si.readInt32LE(0) === SIGTRAP)) {
-    throw new CriuTsError('EUNSUPPORTED', `task ${tid}: a SIGTRAP is pending; it cannot be dumped (ptrace drives the task with SIGTRAP)`, { pid: tid, signal: SIGTRAP });
-  }
 }
 
 /** tid address (CLONE_CHILD_CLEARTID / set_tid_address) of a thread. */
@@ -164,7 +150,6 @@ export function dumpTaskCore(t: Tracee, pid: number, status: ProcStatus): TaskCo
   t.syscall('prctl', NR.prctl, PR.GET_CHILD_SUBREAPER, s);
   const subreaper = t.readMem(s, 4).readInt32LE(0) !== 0;
   const shared = peekSignals(t.tid, true);
-  refusePendingTrap(t.tid, shared);
   const rl = parseLimits(pid);
   const tc: TaskCoreEntry = {
     task_state: 1, // alive

@@ -7,13 +7,15 @@
  * read eax..edx and put the task's registers back. `cpuid` touches no
  * memory and has no side effect, so the task cannot tell.
  */
-import { readFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { existsSync, readFileSync, readlinkSync } from 'node:fs';
 import {
-  getGpRegsRaw, setGpRegsRaw, ptraceSingleStep, ptraceGetSiginfo, waitPid, __WALL, regOffset, processVmReadv,
-  type CpuidFn,
+  getGpRegsRaw, setGpRegsRaw, ptraceSingleStep, ptraceGetSiginfo, waitPid, __WALL, regOffset, processVmReadv, sleepMs,
+  xstateLayout, type CpuidFn, type XstateLayout,
 } from '../sys/index.js';
 import { CriuTsError } from '../errors.js';
-import { SIGTRAP, type Tracee } from './tracee.js';
+import { SIGTRAP, Tracee } from './tracee.js';
+import { releaseQuiet } from './ptrace-state.js';
 import { logger } from '../log.js';
 
 const log = logger('infect');
@@ -85,4 +87,44 @@ export function cpuidThroughTracee(t: Tracee): CpuidFn | undefined {
       setGpRegsRaw(t.tid, saved);
     }
   };
+}
+
+/**
+ * This CPU's XSAVE layout without touching any target: from the cpuid
+ * driver, or else from a cpuid single-stepped in a short-lived process of
+ * our own (`sleep`: its loader carries the instruction). A target is never
+ * single-stepped: a trap flag would outlive a killed criu-ts, and a
+ * pending SIGTRAP of the task could not be told from the trap.
+ */
+export function xstateLayoutOfOwnTask(): XstateLayout | undefined {
+  const known = xstateLayout();
+  if (known) return known;
+  const prog = ['/usr/bin/sleep', '/bin/sleep'].find((p) => existsSync(p));
+  if (prog === undefined) return undefined;
+  const child = spawn(prog, ['1000'], { stdio: 'ignore' });
+  const pid = child.pid;
+  if (pid === undefined) return undefined;
+  try {
+    // spawn() returns before exec: wait until the child runs the program, not a copy of node.
+    const deadline = Date.now() + 5000;
+    for (;;) {
+      let exe = '';
+      try {
+        exe = readlinkSync(`/proc/${pid}/exe`);
+      } catch {
+        // not there yet
+      }
+      if (exe === prog || exe.endsWith('/sleep')) break;
+      if (Date.now() > deadline) return undefined;
+      sleepMs(0.2);
+    }
+    const t = Tracee.seize(pid);
+    try {
+      return xstateLayout(() => cpuidThroughTracee(t));
+    } finally {
+      releaseQuiet(pid);
+    }
+  } finally {
+    child.kill('SIGKILL');
+  }
 }

@@ -42,13 +42,14 @@ const SYSCALL_STOP = SIGTRAP | 0x80;
 const XSAVE_MAX_BYTES = 16384;
 
 /**
- * The signal mask while we drive a task: everything but SIGTRAP. (Kept
- * from the single-step days, when our traps were forced SIGTRAPs and a
- * blocked one reset the task's handler; syscall stops raise no signal, and
- * a SIGTRAP sent meanwhile is stashed and re-queued like any other.)
- * The kernel keeps SIGKILL and SIGSTOP deliverable anyway.
+ * The signal mask while we drive a task: every signal. Our stops raise
+ * none (syscall, event and interrupt stops are ptrace's own), and no
+ * target is single-stepped (infect/cpuid.ts runs cpuid in a process of
+ * ours), so a SIGTRAP too stays queued where it was, shared or private,
+ * and is dumped as pending like any other. The kernel keeps SIGKILL and
+ * SIGSTOP deliverable anyway.
  */
-export const HELD_SIGMASK = BigInt.asUintN(64, ~(1n << BigInt(SIGTRAP - 1)));
+export const HELD_SIGMASK = BigInt.asUintN(64, ~0n);
 
 /** A syscall run inside the target returned -errno. */
 export class RemoteSyscallError extends CriuTsError {
@@ -157,11 +158,10 @@ export class Tracee {
   }
 
   /**
-   * Block every signal but SIGTRAP while we drive the task (HELD_SIGMASK):
-   * a signal arriving meanwhile stays queued, is seen as pending by a dump,
-   * and is delivered after cure, instead of interrupting our injected calls.
-   * A SIGTRAP sent to the task meanwhile is taken at our next stop and
-   * stashed. `origSigmask` is the task's own mask.
+   * Block every signal while we drive the task (HELD_SIGMASK): a signal
+   * arriving meanwhile stays queued, is seen as pending by a dump, and is
+   * delivered after cure, instead of interrupting our injected calls.
+   * `origSigmask` is the task's own mask.
    */
   private blockSignals(): void {
     this.savedSigmask = ptraceGetSigmask(this.tid);

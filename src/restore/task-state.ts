@@ -5,18 +5,17 @@
  */
 import { writeFileSync } from 'node:fs';
 import {
-  NR, PR, xstateLayout,
+  NR, PR,
 } from '../sys/index.js';
 import type { TaskCoreEntry, ThreadCoreEntry, UserX86FpregsEntry, ItimerEntry } from '../images/messages.js';
 import type { RestoreTaskHandle } from '../kinds/index.js';
 import { logger } from '../log.js';
 import { parseLimits } from '../proc/index.js';
-import { RemoteSyscallError, SIGTRAP, type Tracee } from '../infect/tracee.js';
-import { cpuidThroughTracee } from '../infect/cpuid.js';
+import { RemoteSyscallError, type Tracee } from '../infect/tracee.js';
+import { xstateLayoutOfOwnTask } from '../infect/cpuid.js';
 import { readXstate, writeXstate } from '../infect/ptrace-state.js';
 import { fpregsToXsave } from '../kinds/xsave.js';
 import { restoreLoginuid, restoreMembarrier, restoreThreadSched, restoreTimerSlack, restoreXcompPerm } from '../kinds/task-attrs.js';
-import { CriuTsError } from '../errors.js';
 
 const log = logger('task');
 const SIGKILL = 9;
@@ -126,7 +125,7 @@ export function restoreThreadState(t: RestoreTaskHandle, th: ThreadCoreEntry, cl
 /** FPU/SSE/AVX/AVX-512: the kernel's own XSAVE buffer (this CPU's layout) as a template, filled from the image. */
 export function restoreFpu(t: Tracee, fp: UserX86FpregsEntry): void {
   const template = readXstate(t.tid, 16384);
-  const layout = xstateLayout(() => cpuidThroughTracee(t));
+  const layout = xstateLayoutOfOwnTask();
   writeXstate(t.tid, fpregsToXsave(template, fp, layout, `thread ${t.tid}`));
 }
 
@@ -136,11 +135,6 @@ export function restoreFpu(t: Tracee, fp: UserX86FpregsEntry): void {
  * task; the final mask is set just before it runs.
  */
 export function restorePendingSignals(t: RestoreTaskHandle, tgid: number, tid: number, shared: Buffer[], priv: Buffer[]): void {
-  // Our later single-steps would take a queued SIGTRAP (see HELD_SIGMASK);
-  // dumps refuse it, so only a foreign image can hold one.
-  if ([...shared, ...priv].some((si) => si.readInt32LE(0) === SIGTRAP)) {
-    throw new CriuTsError('EUNSUPPORTED', `task ${tid}: the image holds a pending SIGTRAP, which cannot be restored`, { pid: tid, signal: SIGTRAP });
-  }
   for (const si of shared) {
     const sig = si.readInt32LE(0);
     t.syscall(`rt_sigqueueinfo(${sig})`, NR.rt_sigqueueinfo, tgid, sig, t.putBytes(si));

@@ -351,7 +351,8 @@ function shapeOfSmaps(v: SmapsEntry): VmaShape {
     if (a !== undefined) madv |= 1n << BigInt(a);
   }
   const anon = v.path === '' || v.path === '[heap]' || v.path === '[stack]' || v.path.startsWith('[anon:') || v.path.startsWith('[anon_shmem:')
-    || v.path === '/dev/zero' || v.path.startsWith('/SYSV') || v.path.startsWith('/anon_hugepage');
+    || (v.path === '/dev/zero' && !(v.deleted && !v.shared)) // a private mapping of a shared object (via map_files) is a file mapping
+    || v.path.startsWith('/SYSV') || v.path.startsWith('/anon_hugepage');
   return { start: v.start, end: v.end, prot: v.prot.value, shared: v.shared, anon, madv };
 }
 

@@ -58,7 +58,14 @@ function dumpState(ctx: DumpContext): { byIno: Map<number, number>; next: number
 }
 
 export function memfdName(link: string): string {
-  return link.slice(MEMFD_PREFIX.length).replace(/ \(deleted\)$/, '');
+  // A shared anonymous object ("/dev/zero (deleted)") saved as a memfd is named after it.
+  const name = link.startsWith(MEMFD_PREFIX) ? link.slice(MEMFD_PREFIX.length) : link.replace(/^\//, '');
+  return name.replace(/ \(deleted\)$/, '');
+}
+
+/** The shmem inode (st_ino at dump) behind a MEMFD file entry. */
+export function memfdShmid(ctx: RestoreContext, m: MemfdFileEntry): bigint {
+  return BigInt(inodeEntry(ctx, m.inode_id).shmid);
 }
 
 export const memfdKind: FileKind = {

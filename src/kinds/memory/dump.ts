@@ -193,7 +193,11 @@ export function dumpMemory(ctx: MemoryDumpContext): MemoryDump {
       if (kind === 'file-private' || kind === 'file-shared') {
         const writable = kind === 'file-shared' && v.vmFlags.includes('mw');
         const fdflags = writable ? 2 : 0;
-        if (v.path.startsWith('/memfd:')) {
+        // A private mapping of a shared anonymous object (opened through
+        // /proc/PID/map_files): the object is saved like a memfd, as CRIU
+        // 4.2 does; the restore maps the very object other tasks share.
+        const shmemObject = v.path === '/dev/zero' && v.deleted;
+        if (v.path.startsWith('/memfd:') || shmemObject) {
           // A memfd stays a memfd (CRIU 4.2's VMA_AREA_MEMFD), shared with fds on it.
           entry.status |= VMA.AREA_MEMFD;
           entry.shmid = BigInt(ctx.memfdFileId(v.start, v.end, v.path));
@@ -203,8 +207,7 @@ export function dumpMemory(ctx: MemoryDumpContext): MemoryDump {
             : ctx.fileId(v.path, fdflags));
         }
         entry.fdflags = fdflags;
-        if (v.path === '/dev/zero' && v.deleted) refuse(pid, v, 'a private mapping of shared anonymous memory (opened through map_files)');
-        if (v.path.startsWith('/dev/') && isCharDevice(v.path)) refuse(pid, v, 'a device mapping');
+        if (!shmemObject && v.path.startsWith('/dev/') && isCharDevice(v.path)) refuse(pid, v, 'a device mapping');
       }
       if (kind === 'anon-shared') entry.shmid = v.inode;
       if (sysv) {

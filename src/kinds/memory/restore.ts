@@ -17,13 +17,13 @@ import { NR, PAGE_SIZE, PR, PR_SET_MM } from '../../sys/index.js';
 import { CriuTsError } from '../../errors.js';
 import type { FdinfoEntry, MmEntry, VmaEntry, PagemapEntry } from '../../images/messages.js';
 import { stateKey, type RestoreContext, type RestoreTaskHandle } from '../types.js';
-import { openMemfd } from '../files/memfd.js';
+import { memfdShmid, openMemfd } from '../files/memfd.js';
 import {
   VMA, PROT_WRITE, MAP_FIXED, MAP_ANONYMOUS, MAP_PRIVATE, MAP_SHARED, MAP_GROWSDOWN, MAP_NORESERVE, MAP_LOCKED, MAP_DROPPABLE,
 } from './vma.js';
 import { ParentChain } from './parent-images.js';
 import { fillSegments, nrPages, pageSegments } from './fill.js';
-import { mapSharedAnon } from './shmem-restore.js';
+import { isSharedAnonObject, mapSharedAnon, noteSharedAnonMapping, openSharedAnon } from './shmem-restore.js';
 import { inheritedRanges, settleInherited, splitSegments, type CowStats, type Inherited, type ParentMemory } from './cow.js';
 import { subtract } from './ranges.js';
 import { restoreAioRings } from './aio.js';
@@ -171,8 +171,11 @@ export function restoreMemory(
     const key = `${fdflags}:${path}`;
     let fd = fds.get(key);
     if (fd === undefined) {
+      // A memfd entry may stand for a shared anonymous object some task
+      // maps shared too (a private mapping of it through map_files): that very object.
+      const shmid = memfd ? memfdShmid(ctx, memfd) : undefined;
       fd = memfd
-        ? openMemfd(t, memfd, fdflags, ctx)
+        ? (shmid !== undefined && isSharedAnonObject(ctx, shmid) ? openSharedAnon(t, shmid, fdflags, ctx, chain) : openMemfd(t, memfd, fdflags, ctx))
         : Number(t.syscall(`open ${path}`, NR.openat, AT_FDCWD, t.putString(path), fdflags | O_CLOEXEC, 0));
       fds.set(key, fd);
     }
@@ -213,6 +216,11 @@ export function restoreMemory(
     // A shared file mapping must not gain PROT_WRITE on a read-only fd.
     const mapProt = v.status & VMA.FILE_SHARED ? v.prot : prot;
     t.syscall('mmap', NR.mmap, v.start, len, mapProt, flags, fd, off);
+    const memfd = v.status & VMA.AREA_MEMFD ? ctx.fileById(Number(v.shmid))?.memfd : undefined;
+    if (memfd) {
+      const shmid = memfdShmid(ctx, memfd);
+      if (isSharedAnonObject(ctx, shmid)) noteSharedAnonMapping(ctx, shmid, t.pid, v.start, v.end);
+    }
   }
   for (const fd of fds.values()) t.syscall('close', NR.close, fd);
 

@@ -30,20 +30,22 @@ const PAGE = 4096n;
 interface Owner { pid: number; start: bigint; end: bigint }
 
 /** Objects already re-created (shmid → the creator's window), and each object's size. */
-const SHMEM = stateKey<{ made: Map<bigint, Owner>; size: Map<bigint, bigint> }>('memory:shmem');
+interface ShmemState { made: Map<bigint, Owner>; size: Map<bigint, bigint>; huge: Map<bigint, number> }
+const SHMEM = stateKey<ShmemState>('memory:shmem');
 
-function state(ctx: RestoreContext): { made: Map<bigint, Owner>; size: Map<bigint, bigint> } {
-  return ctx.state(SHMEM, () => ({ made: new Map(), size: new Map() }));
+function state(ctx: RestoreContext): ShmemState {
+  return ctx.state(SHMEM, () => ({ made: new Map(), size: new Map(), huge: new Map() }));
 }
 
 /** Before any task is restored: how big each object must be, from every task's windows of it. */
 export function planSharedAnon(ctx: RestoreContext, mms: readonly MmEntry[]): void {
-  const { size } = state(ctx);
+  const { size, huge } = state(ctx);
   for (const mm of mms) {
     for (const v of mm.vmas ?? []) {
       if ((v.status & VMA.ANON_SHARED) === 0 || (v.status & VMA.AREA_SYSVIPC) !== 0) continue;
       const end = v.pgoff + (v.end - v.start);
       if (end > (size.get(v.shmid) ?? 0n)) size.set(v.shmid, end);
+      huge.set(v.shmid, v.flags & (MAP_HUGETLB | MAP_HUGE_MASK));
     }
   }
 }
@@ -63,20 +65,61 @@ export function mapSharedAnon(t: RestoreTaskHandle, v: VmaEntry, ctx: RestoreCon
     t.syscall('close', NR.close, fd);
     return;
   }
-  const pages = objectPages(ctx, v.shmid);
-  const dataEnd = pages.entries.reduce((m, e) => (e.vaddr + nrPages(e) * PAGE > m ? e.vaddr + nrPages(e) * PAGE : m), 0n);
-  let size = st.size.get(v.shmid) ?? 0n;
-  if (v.pgoff + len > size) size = v.pgoff + len;
-  if (dataEnd > size) size = dataEnd;
-  // hugetlb: only where the object is made (a map_files open is hugetlbfs already).
-  const huge = v.flags & (MAP_HUGETLB | MAP_HUGE_MASK);
-  const base = t.syscall('mmap(shared anon)', NR.mmap, 0, size, v.prot | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS | (v.flags & MAP_NORESERVE) | huge, -1, 0);
-  if (pages.path) fillSegments(t, pageSegments(chain, pages.name, pages.path, pages.entries).segs, base);
+  const { base, size } = makeObject(t, v.shmid, v.pgoff + len, v.prot | PROT_WRITE, v.flags & MAP_NORESERVE, ctx, chain);
   t.syscall('mremap', NR.mremap, base + v.pgoff, len, len, MREMAP_MAYMOVE | MREMAP_FIXED, v.start);
   if (v.pgoff > 0n) t.syscall('munmap', NR.munmap, base, v.pgoff);
   if (v.pgoff + len < size) t.syscall('munmap', NR.munmap, base + v.pgoff + len, size - v.pgoff - len);
   if (v.flags & MAP_LOCKED) t.syscall('mlock', NR.mlock, v.start, len);
   st.made.set(v.shmid, { pid: t.pid, start: v.start, end: v.end });
+}
+
+/** The object, whole and filled, in a temporary shared mapping of all of it. */
+function makeObject(
+  t: RestoreTaskHandle, shmid: bigint, least: bigint, prot: number, noreserve: number, ctx: RestoreContext, chain: ParentChain,
+): { base: bigint; size: bigint } {
+  const st = state(ctx);
+  const pages = objectPages(ctx, shmid);
+  const dataEnd = pages.entries.reduce((m, e) => (e.vaddr + nrPages(e) * PAGE > m ? e.vaddr + nrPages(e) * PAGE : m), 0n);
+  let size = st.size.get(shmid) ?? 0n;
+  if (least > size) size = least;
+  if (dataEnd > size) size = dataEnd;
+  // hugetlb: only where the object is made (a map_files open is hugetlbfs already).
+  const huge = st.huge.get(shmid) ?? 0;
+  const base = t.syscall('mmap(shared anon)', NR.mmap, 0, size, prot, MAP_SHARED | MAP_ANONYMOUS | noreserve | huge, -1, 0);
+  if (pages.path) fillSegments(t, pageSegments(chain, pages.name, pages.path, pages.entries).segs, base);
+  return { base, size };
+}
+
+/** Whether the images hold a shared anonymous object `shmid` (some task maps it shared). */
+export function isSharedAnonObject(ctx: RestoreContext, shmid: bigint): boolean {
+  return state(ctx).size.has(shmid);
+}
+
+/**
+ * An fd in the task on shared anonymous object `shmid`, opened with
+ * `flags`, for a private mapping of it (one opened through map_files at
+ * dump). If no task made the object yet it is made here, whole; the caller
+ * then names its mapping as the one later tasks find it through
+ * (noteSharedAnonMapping).
+ */
+export function openSharedAnon(t: RestoreTaskHandle, shmid: bigint, flags: number, ctx: RestoreContext, chain: ParentChain): number {
+  const owner = state(ctx).made.get(shmid);
+  if (owner) {
+    const pid = owner.pid === t.pid ? 'self' : String(owner.pid);
+    const path = `/proc/${pid}/map_files/${owner.start.toString(16)}-${owner.end.toString(16)}`;
+    return Number(t.syscall(`open ${path}`, NR.openat, AT_FDCWD, t.putString(path), flags | O_CLOEXEC, 0));
+  }
+  const { base, size } = makeObject(t, shmid, 0n, 3 /* RW */, 0, ctx, chain);
+  const path = `/proc/self/map_files/${base.toString(16)}-${(base + size).toString(16)}`;
+  const fd = Number(t.syscall(`open ${path}`, NR.openat, AT_FDCWD, t.putString(path), flags | O_CLOEXEC, 0));
+  t.syscall('munmap', NR.munmap, base, size); // the fd keeps the object
+  return fd;
+}
+
+/** A mapping of object `shmid` later tasks can open it through, if none is known yet. */
+export function noteSharedAnonMapping(ctx: RestoreContext, shmid: bigint, pid: number, start: bigint, end: bigint): void {
+  const { made } = state(ctx);
+  if (!made.has(shmid)) made.set(shmid, { pid, start, end });
 }
 
 function objectPages(ctx: RestoreContext, shmid: bigint): { name: string; path: string | undefined; entries: PagemapEntry[] } {
