@@ -35,6 +35,7 @@ export const CRIU_FEATURE_NAMES = [
   'kcmp_epoll', 'timens', 'external_net_ns', 'clone3_set_tid', 'newifindex', 'nftables', 'has_ipt_legacy',
   'pidfd_store', 'ns_pid', 'apparmor_stacking', 'network_lock_nftables', 'sockopt_buf_lock', 'memfd_hugetlb',
   'move_mount_set_group', 'openat2', 'get_rseq_conf', 'ns_get_userns', 'ns_get_parent', 'ipv6_freebind',
+  'pagemap_scan_guard_pages',
 ] as const;
 
 const OWN_FEATURE_NAMES = ['ptrace_seize', 'process_vm_readv', 'pidfd_getfd', 'pagemap', 'pagemap_scan', 'uffd_wp_async'] as const;
@@ -153,6 +154,8 @@ const PROBES: Record<string, Prober> = {
   clone3_set_tid: () => probe.probeClone3SetTid(),
   pagemap: () => pagemapReadable(),
   pagemap_scan: () => probe.probePagemapScan(),
+  // Guard regions (MADV_GUARD_INSTALL) are found with PAGEMAP_SCAN; without it a dump cannot see them.
+  pagemap_scan_guard_pages: () => probe.probePagemapScanGuard(),
   // Either tracker serves pre-dump: soft-dirty where the kernel has it, or
   // an async write-protect userfaultfd read back with PAGEMAP_SCAN.
   mem_dirty_track: () => {

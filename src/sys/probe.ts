@@ -146,6 +146,22 @@ export function probePagemapScan(): ProbeResult {
   }
 }
 
+/** PAGEMAP_SCAN reports guard regions (MADV_GUARD_INSTALL): PAGE_IS_GUARD is a category it knows. */
+export function probePagemapScanGuard(): ProbeResult {
+  const fd = openSync('/proc/self/pagemap', 'r');
+  try {
+    const arg = Buffer.alloc(96);
+    arg.writeBigUInt64LE(96n, 0); // size
+    arg.writeBigUInt64LE(0x10000n, 16); // start
+    arg.writeBigUInt64LE(0x11000n, 24); // end (no vector: only walk_end comes back)
+    arg.writeBigUInt64LE(BigInt(uffd.PAGE_IS_GUARD), 88); // return_mask
+    const r = ioctlTry(fd, uffd.PAGEMAP_SCAN, arg);
+    return r >= 0 ? yes : no(errnoReason('PAGEMAP_SCAN with PAGE_IS_GUARD', r));
+  } finally {
+    closeSync(fd);
+  }
+}
+
 /**
  * Dirty tracking without soft-dirty, tried for real on a page of our own:
  * an async write-protect userfaultfd over a fresh mapping, a write, then

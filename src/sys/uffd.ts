@@ -34,6 +34,7 @@ export const PAGE_IS_PRESENT = 1 << 3;
 export const PAGE_IS_SWAPPED = 1 << 4;
 export const PAGE_IS_PFNZERO = 1 << 5;
 export const PAGE_IS_HUGE = 1 << 6;
+export const PAGE_IS_GUARD = 1 << 8; // a MADV_GUARD_INSTALL guard region (Linux 6.14+)
 /** Write-protect the pages reported, in the same walk. */
 export const PM_SCAN_WP_MATCHING = 1;
 /** Fail with EPERM where a VMA is not registered for async write-protect. */

@@ -3,6 +3,7 @@
  * subjects' self-test and for dump/restore runners that go through them all.
  */
 import { readFileSync } from 'node:fs';
+import { probePagemapScanGuard } from '../../src/sys/probe.js';
 
 export interface SubjectCase {
   name: string;
@@ -27,6 +28,12 @@ function cpuFlags(): Set<string> {
   }
 }
 const FLAGS = cpuFlags();
+
+/** Guard regions need MADV_GUARD_INSTALL and PAGEMAP_SCAN reporting them (Linux 6.14+). */
+function needGuardRegions(): string | undefined {
+  const r = probePagemapScanGuard();
+  return r.ok ? undefined : `this kernel's PAGEMAP_SCAN does not report guard regions (${r.reason ?? 'unknown'})`;
+}
 
 /** Skip reason unless this many 2 MiB huge pages are free (the pool is a machine setting: never changed here). */
 function needHugePages(n: number): string | undefined {
@@ -116,6 +123,7 @@ export const SUBJECTS: readonly SubjectCase[] = [
   c('aio-ring', 'AIO contexts: ring address, size, head and tail (one ring gone around), unreaped events, new requests after'),
   c('shmem-windows', 'one shared anonymous object through windows: pages only the child still maps saved with the parent, a second window via map_files'),
   c('shmem-private-map', 'a shared anonymous object mapped privately through map_files (copy-on-write over it) and shared through a second window'),
+  c('guard-regions', 'MADV_GUARD_INSTALL guard regions in anonymous and private file mappings: still faulting, data around them, no extra VMA', { skip: needGuardRegions() }),
   c('shared-anon-fork', 'MAP_SHARED anonymous memory stays one object for parent and child'),
   c('fifo', 'FIFOs in every open mode with queued bytes and buffer size, an unlinked FIFO open twice'),
   c('memfd', 'memfds: contents with holes, size, seals, mode, offsets, two descriptions of one inode, a dup'),

@@ -12,8 +12,8 @@
  * both stays one physical page.
  *
  * Limits: VMAs whose inheritance fork itself would alter (MADV_DONTFORK,
- * MADV_WIPEONFORK, locked, droppable, hugetlb) or whose madvise bits differ
- * between parent and child are mapped afresh in the child; tasks running
+ * MADV_WIPEONFORK, locked, droppable, hugetlb) or whose madvise bits or
+ * guard regions differ between parent and child are mapped afresh in the child; tasks running
  * different executables share nothing (fork never makes such a pair).
  */
 import { closeSync, constants, openSync, readSync } from 'node:fs';
@@ -24,6 +24,7 @@ import type { RestoreTaskHandle } from '../types.js';
 import { VMA, MAP_ANONYMOUS, MAP_GROWSDOWN, MAP_LOCKED, MAP_DROPPABLE } from './vma.js';
 import { entryPages, type Segment } from './parent-images.js';
 import { subtract, splitBy, type Range } from './ranges.js';
+import { isGuard } from './guard.js';
 
 const MAP_HUGETLB = 0x40000;
 const MADV_DONTNEED = 4;
@@ -67,9 +68,14 @@ function sameObject(v: VmaEntry, p: VmaEntry): boolean {
 export function inheritedVmas(parent: MmEntry, child: MmEntry): Inherited {
   const out = new Map<VmaEntry, VmaEntry[]>();
   if (parent.exe_file_id !== child.exe_file_id) return out;
-  const ps = [...(parent.vmas ?? [])].sort(byStart);
+  const ps = (parent.vmas ?? []).filter((p) => !isGuard(p)).sort(byStart);
+  // Guard markers are inherited with the pages: a VMA only where both have the same ones.
+  const guards = (vs: readonly VmaEntry[], v: VmaEntry): string => vs
+    .filter((g) => isGuard(g) && g.start < v.end && v.start < g.end)
+    .map((g) => `${g.start > v.start ? g.start : v.start}-${g.end < v.end ? g.end : v.end}`).sort().join(',');
   for (const v of child.vmas ?? []) {
     if (!cowable(v)) continue;
+    if (guards(parent.vmas ?? [], v) !== guards(child.vmas ?? [], v)) continue;
     const over = ps.filter((p) => p.start < v.end && v.start < p.end);
     // Every byte of v must come from a parent VMA of the same object.
     let at = v.start;

@@ -31,6 +31,7 @@ import { CriuTsError } from '../../errors.js';
 import type { AioRingEntry, VmaEntry, PagemapEntry } from '../../images/messages.js';
 import type { PageServerClient } from './page-server-client.js';
 import { dumpAioRing, isAioRing } from './aio.js';
+import { dumpGuardRegions } from './guard.js';
 import { hugePageSize, hugetlbDataRanges, hugetlbFlags, hugetlbKb, isAnonHugetlb, isHugetlb } from './hugetlb.js';
 import { PagesWriter, PE_LAZY, PE_PRESENT } from './pages-writer.js';
 import { subtract, splitBy, type Range } from './ranges.js';
@@ -290,6 +291,8 @@ export function dumpMemory(ctx: MemoryDumpContext): MemoryDump {
     reader.close();
     writer.close();
   }
+  // Guard regions live inside the VMAs above: entries of their own after them, as CRIU writes them.
+  vmas.push(...dumpGuardRegions(pid));
   return {
     vmas, aios, pagemap: writer.entries, pagesId, pagesScanned: scanned, pagesWritten: writer.pagesWritten, pagesSkippedParent: skippedParent, privateRanges, shmem,
   };

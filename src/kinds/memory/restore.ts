@@ -27,6 +27,7 @@ import { isSharedAnonObject, mapSharedAnon, noteSharedAnonMapping, openSharedAno
 import { inheritedRanges, settleInherited, splitSegments, type CowStats, type Inherited, type ParentMemory } from './cow.js';
 import { subtract } from './ranges.js';
 import { restoreAioRings } from './aio.js';
+import { restoreGuardRegions } from './guard.js';
 import { MAP_HUGETLB, MAP_HUGE_MASK } from './hugetlb.js';
 import { logger } from '../../log.js';
 
@@ -161,8 +162,10 @@ export function restoreMemory(
   from?: { inherited: Inherited; parent: ParentMemory },
 ): MemoryRestored {
   const inherited: Inherited = from?.inherited ?? new Map<VmaEntry, VmaEntry[]>();
-  // A socket's ring is mapped from the socket itself once the fds exist (restoreSocketMappings).
-  const vmas = (mm.vmas ?? []).filter((v) => (v.status & (VMA.AREA_VDSO | VMA.AREA_VVAR | VMA.AREA_VSYSCALL | VMA.AREA_SOCKET)) === 0);
+  // The kernel's areas are not mapped here, guard regions are markers inside
+  // other VMAs (guard.ts), and a socket's ring is mapped from the socket
+  // itself once the fds exist (restoreSocketMappings).
+  const vmas = (mm.vmas ?? []).filter((v) => (v.status & (VMA.AREA_VDSO | VMA.AREA_VVAR | VMA.AREA_VSYSCALL | VMA.AREA_GUARD | VMA.AREA_SOCKET)) === 0);
   const fds = new Map<string, number>();
   const fileFd = (id: bigint, fdflags: number): number => {
     const e = ctx.fileById(Number(id));
@@ -254,6 +257,7 @@ export function restoreMemory(
       if ((madv >> a) & 1n) t.syscall('madvise', NR.madvise, v.start, v.end - v.start, a);
     }
   }
+  restoreGuardRegions(t, mm.vmas ?? []);
   return cow ? { pages: pages - cow.skipped, cow } : { pages };
 }
 
