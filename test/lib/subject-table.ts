@@ -74,7 +74,6 @@ export const SUBJECTS: readonly SubjectCase[] = [
   c('mem-dirty', 'memory model checked page by page (driven through pre-dumps by test/e2e/pre-dump.test.ts)'),
   c('signals', 'sigactions, blocked mask, pending signals with siginfo, sigaltstack'),
   c('sigtrap', 'a SIGTRAP handler (ptrace single-steps must not reset it)'),
-  c('sigtrap-pending', 'a blocked SIGTRAP pending for the process and for the thread, with a handler: both queues, sender and handler kept'),
   c('itimer', 'ITIMER_REAL interval and value', { runMs: 120 }),
   c('itimer-expired', 'ITIMER_REAL expired at the dump, its SIGALRM pending: interval kept, re-armed when the signal is taken', { runMs: 120 }),
   c('file-offsets', 'regular/dir/device fds: numbers, offsets, flags, FD_CLOEXEC'),

@@ -1,9 +1,10 @@
 /*
  * sigtrap-pending: a blocked SIGTRAP pending twice, once for the process
  * (kill: the shared queue) and once for the thread (tgkill: its own queue),
- * with a handler installed. After restore both are still pending in their
- * queues (/proc/self/status ShdPnd and SigPnd), signalfd reads them with
- * their sender, and the handler is still ours.
+ * with a handler installed. A dump refuses it (as CRIU does); afterwards
+ * both are still pending in their queues (/proc/self/status ShdPnd and
+ * SigPnd), signalfd reads them with their sender, and the handler is
+ * still ours (test/dump/sigtrap.test.ts).
  */
 #define _GNU_SOURCE
 #include "subject.h"
