@@ -134,10 +134,13 @@ export class PagesWriter {
     this.pagesWritten += nrPages;
     this.flushReads();
     let at = fileOff;
+    let addr = vaddr;
     let left = nrPages * PAGE_SIZE;
     while (left > 0) {
       if (this.fill === this.buf.length) this.flushWrite();
       const take = Math.min(this.buf.length - this.fill, left);
+      if (this.remote) this.chunks.push({ vaddr: addr, nr: take / PAGE_SIZE, flags });
+      addr += BigInt(take);
       const n = readSync(fd, this.buf, this.fill, take, at);
       if (n < take) this.buf.fill(0, this.fill + n, this.fill + take); // past the object's end
       this.fill += take;
