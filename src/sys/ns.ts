@@ -13,11 +13,17 @@ import { CriuTsError } from '../errors.js';
 
 export const CLONE_NEWUTS = 0x04000000;
 export const CLONE_NEWIPC = 0x08000000;
+export const CLONE_NEWNET = 0x40000000;
 
-/** The namespace types that belong to a thread and can be entered by one (setns without CLONE_FS trouble). */
-export type ThreadNsType = 'uts' | 'ipc';
+/**
+ * The namespace types that belong to a thread and can be entered by one
+ * (setns without CLONE_FS trouble). A net namespace entered this way also
+ * holds the sockets the thread opens there and the processes it spawns
+ * (libuv forks from the calling thread).
+ */
+export type ThreadNsType = 'uts' | 'ipc' | 'net';
 
-const NSTYPE: Readonly<Record<ThreadNsType, number>> = { uts: CLONE_NEWUTS, ipc: CLONE_NEWIPC };
+const NSTYPE: Readonly<Record<ThreadNsType, number>> = { uts: CLONE_NEWUTS, ipc: CLONE_NEWIPC, net: CLONE_NEWNET };
 
 export function setns(fd: number, nstype: number): void {
   sys('setns', NR.setns, undefined, fd, nstype);

@@ -121,6 +121,7 @@ export const SUBJECTS: readonly SubjectCase[] = [
   c('udp', 'UDP sockets v4/v6 bound, connected, unbound, shut down: queued datagrams, peers, options'),
   c('pidfd', 'pidfds of the task and of its child: same pids, flags, signal and exit through them; pidfds of reaped children (one inode per dead process)'),
   c('pty-fork', 'pty master in the parent, slave the controlling terminal of a child in its own session'),
+  c('net-ns', 'a net namespace of its own set up with ip (lo up, v4/v6 addresses, a route, sysctls) holding a TCP listener and a UDP socket on its addresses'),
   c('ipc-ns', 'uts+ipc namespaces of its own (names, a sysctl) with SysV shm (contents, attachments, a removed segment), semaphores and messages, shared with a child'),
   c('cgroup', 'a process in a cgroup v2 directory of its own and its child in one below (both made by it), an empty one with its mode, cgroup.max.descendants', { skip: noCgroup2() }),
   c('pty-queued', 'bytes queued in a pty pair both ways: complete lines, lines ended by EOF, a quoted ^D, a partial line'),
