@@ -6,7 +6,7 @@
  * while libuv's worker threads never leave ours. Only synchronous calls may
  * run inside: an async one would run on a worker thread, in our namespace.
  */
-import { closeSync, openSync } from 'node:fs';
+import { closeSync, openSync, readlinkSync } from 'node:fs';
 import { sys } from './libc.js';
 import { NR } from './nr.js';
 import { CriuTsError } from '../errors.js';
@@ -59,4 +59,20 @@ export function inNamespacesOf<T>(pid: number, types: readonly ThreadNsType[], f
       }
     }
   }
+}
+
+/**
+ * Run `fn` on this thread inside task `pid`'s net namespace when it is not
+ * the one this thread is in (sock_diag answers for the caller's namespace
+ * only), else just run it. `fn` must be synchronous.
+ */
+export function inNetNamespaceOf<T>(pid: number, fn: () => T): T {
+  let theirs: string;
+  try {
+    theirs = readlinkSync(`/proc/${pid}/ns/net`);
+  } catch {
+    return fn();
+  }
+  if (theirs === readlinkSync('/proc/thread-self/ns/net')) return fn();
+  return inNamespacesOf(pid, ['net'], fn);
 }

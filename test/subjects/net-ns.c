@@ -3,17 +3,20 @@
  * before anything else) configured with ip(8) as a container runtime
  * would: lo up, 10.66.0.1/24 and fd66::1/64 on lo, a route 10.99.0.0/16,
  * ipv4 forwarding on, net.unix.max_dgram_qlen 77, lo's
- * ipv4 accept_local on. It holds a TCP listener on 10.66.0.1 and a UDP
- * socket bound to [fd66::1]. After SIGTERM: lo is up, the addresses are
+ * ipv4 accept_local on. It holds a TCP listener on 10.66.0.1, a UDP
+ * socket bound to [fd66::1] and a unix listener on an abstract name
+ * (abstract names belong to the net namespace). After SIGTERM: lo is up, the addresses are
  * there (a new socket binds to each), the route and the sysctls are back,
  * the listener accepts a connection the subject makes to itself, the UDP
- * socket receives a datagram sent to its address.
+ * socket receives a datagram sent to its address, the unix listener
+ * accepts a connection made to its name.
  */
 #define _GNU_SOURCE
 #include "subject.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <stddef.h>
 #include <net/if.h>
 #include <netinet/in.h>
 #include <sched.h>
@@ -22,7 +25,18 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
+
+#define UNIX_NAME "criu-ts-net-ns"
+
+static socklen_t unix_addr(struct sockaddr_un *sa)
+{
+	memset(sa, 0, sizeof(*sa));
+	sa->sun_family = AF_UNIX;
+	memcpy(sa->sun_path + 1, UNIX_NAME, strlen(UNIX_NAME));
+	return (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + strlen(UNIX_NAME));
+}
 
 static long read_long(const char *path)
 {
@@ -129,6 +143,12 @@ int main(int argc, char **argv)
 	if (ufd < 0 || bind(ufd, (struct sockaddr *)&u6, sizeof(u6)) != 0)
 		subject_fail("udp on fd66::1: errno %d", errno);
 	subject_at(21, ufd, "21");
+	struct sockaddr_un un;
+	socklen_t unl = unix_addr(&un);
+	int xfd = socket(AF_UNIX, SOCK_STREAM, 0);
+	if (xfd < 0 || bind(xfd, (struct sockaddr *)&un, unl) != 0 || listen(xfd, 2) != 0)
+		subject_fail("unix listener @%s: errno %d", UNIX_NAME, errno);
+	subject_at(22, xfd, "22");
 	int tport = port_of(20), uport = port_of(21);
 
 	subject_ready();
@@ -168,5 +188,14 @@ int main(int argc, char **argv)
 	    memcmp(buf, "dgram", 5) != 0)
 		subject_fail("udp datagram to [fd66::1]:%d: errno %d", uport, errno);
 	close(u);
+
+	int x = socket(AF_UNIX, SOCK_STREAM, 0);
+	if (connect(x, (struct sockaddr *)&un, unl) != 0)
+		subject_fail("connect to @%s: errno %d", UNIX_NAME, errno);
+	int xa = accept(22, NULL, NULL);
+	if (xa < 0)
+		subject_fail("accept on the unix listener: errno %d", errno);
+	close(xa);
+	close(x);
 	subject_pass();
 }
