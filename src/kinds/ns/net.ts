@@ -11,7 +11,8 @@
  * Dump: when the tree's root is in a net namespace other than criu-ts's,
  * our thread steps into it (setns) and reads everything there, with the
  * tools run as its children (net-tools.ts); nothing in the namespace
- * changes. Restore: the root task, right after its clone3 and before its
+ * changes; then, with --network-lock nftables, the whole namespace is
+ * locked (net-lock.ts). Restore: the root task, right after its clone3 and before its
  * children and its files, runs an injected unshare(CLONE_NEWNET); our
  * thread steps into the new namespace and puts back the sysctls, the
  * devices, addresses, routes, rules and firewall, in CRIU's order; the
@@ -30,6 +31,7 @@ import { stateKey, type ResourceKind, type RestoreContext } from '../types.js';
 import { isRoot, rootHasOwnNamespace, rootNamespaceToCreate } from './common.js';
 import { readConf, readIpv4Sysctls, readUnixConf, writeConf, writeIpv4Sysctls, writeUnixConf } from './net-conf.js';
 import { IP_DUMPS, readNetDevices, restoreNetDevice, runTool } from './net-tools.js';
+import { lockNamespace } from './net-lock.js';
 import { logger } from '../../log.js';
 
 const log = logger('netns');
@@ -149,6 +151,8 @@ export const netKind: ResourceKind = {
       else log.warn(`${who}: no nft tool here: its nftables ruleset is not saved`);
       return { devices, netns, raw };
     });
+    // After the ruleset is read (the lock table is not the tree's), before any socket is dumped.
+    lockNamespace(ctx, task.pid, who);
     ctx.writeImage(`netns-${id}.img`, 'NETNS', [got.netns]);
     ctx.writeImage(`netdev-${id}.img`, 'NETDEV', got.devices);
     for (const [prefix, data] of got.raw) ctx.writeRawImage(`${prefix}-${id}.img`, data);

@@ -130,3 +130,50 @@ test('a net namespace with a veth device is refused at dump, naming the device; 
     removeDir(dir);
   }
 });
+
+test('--network-lock nftables locks the whole net namespace: kept when the tree is killed, removed when it runs on', { timeout: 60_000 }, async () => {
+  const child = spawn('unshare', ['--net', 'sleep', '60'], { stdio: 'ignore', detached: true });
+  const pid = child.pid as number;
+  child.unref();
+  const dir = tempDir('net-lock');
+  const holder = join(dir, '..', `criu-ts-netns-holder-${pid}`);
+  let mounted = false;
+  try {
+    for (let i = 0; i < 200; i++) {
+      try {
+        if (readlinkSync(`/proc/${pid}/exe`).endsWith('/sleep') && readlinkSync(`/proc/${pid}/ns/net`) !== readlinkSync('/proc/self/ns/net')) break;
+      } catch {
+        // not exec'd yet
+      }
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    const tables = (args: string[]): string => execFileSync('nsenter', [...args, 'nft', 'list', 'tables'], { encoding: 'utf8' });
+    await dump({ pid, imagesDir: dir, progress: false, leaveRunning: true, networkLock: 'nftables' });
+    assert.doesNotMatch(tables(['-t', String(pid), '-n']), /CRIU-/, 'a tree that runs on is unlocked');
+
+    // Keep the namespace past the tree's death, as a runtime does.
+    execFileSync('touch', [holder]);
+    execFileSync('mount', ['--bind', `/proc/${pid}/ns/net`, holder]);
+    mounted = true;
+    removeDir(dir);
+    const dir2 = tempDir('net-lock');
+    try {
+      await dump({ pid, imagesDir: dir2, progress: false, networkLock: 'nftables' });
+      const inv = readImage(join(dir2, 'inventory.img')).entries[0] as unknown as { dump_criu_run_id: string };
+      assert.match(tables([`--net=${holder}`]), new RegExp(`table inet CRIU-${inv.dump_criu_run_id}`), 'the killed tree\'s namespace stays locked');
+      assert.doesNotMatch(execFileSync('nft', ['list', 'tables'], { encoding: 'utf8' }), new RegExp(`CRIU-${inv.dump_criu_run_id}`), 'ours is not');
+    } finally {
+      removeDir(dir2);
+    }
+  } finally {
+    if (mounted) spawnSync('umount', [holder]);
+    spawnSync('rm', ['-f', holder]);
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // gone
+    }
+    await killAndWait(pid);
+    removeDir(dir);
+  }
+});
