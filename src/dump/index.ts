@@ -23,7 +23,7 @@ import { walkTree } from '../proc/children.js';
 import { CHECKSUMS_IMAGE, beginChecksums, checksumEntries, endChecksums } from '../images/index.js';
 import { seizeTree, releaseTree, type TaskNode } from './tree.js';
 import { dumpGpRegs, dumpFpRegs } from './regs.js';
-import { dumpTaskCore, dumpThreadCore, dumpTidAddress } from './task-state.js';
+import { askThreads, dumpTaskCore, dumpThreadCore } from './task-state.js';
 import { dumpFds, dumpInFlight, socketFileForMapping } from './files.js';
 import { dumpMemory } from '../kinds/memory/dump.js';
 import { IncrementalMemory } from '../kinds/memory/incremental.js';
@@ -400,17 +400,19 @@ function dumpTask(
   // Per thread: registers, FPU, thread core. /proc status is read once per thread.
   let mainStatus: ReturnType<typeof parseStatus> | undefined;
   const cores: { tid: number; core: CoreEntry }[] = [];
-  for (const t of node.threads) {
+  const answers = askThreads(node.threads, range.addr, SCRATCH_ARGS_BYTES);
+  node.threads.forEach((t, i) => {
     const status = parseStatus(pid, t.tid);
     if (t === main) mainStatus = status;
+    const asked = answers[i] as (typeof answers)[number];
     const core: CoreEntry = {
       mtype: 'X86_64',
       thread_info: {
-        clear_tid_addr: dumpTidAddress(t),
+        clear_tid_addr: asked.tidAddress,
         gpregs: dumpGpRegs(t),
         fpregs: dumpFpRegs(t),
       },
-      thread_core: dumpThreadCore(t, pid, status),
+      thread_core: dumpThreadCore(t, pid, status, asked),
     };
     if (core.thread_core) shared.seccomp.dumpThread(t.tid, status.seccomp, core.thread_core);
     if (t === main) {
@@ -421,7 +423,7 @@ function dumpTask(
       }
     }
     cores.push({ tid: t.tid, core });
-  }
+  });
   for (const k of RESOURCE_KINDS) k.dumpTask?.({ pid, main, cores, ids }, ctx);
   for (const { tid, core } of cores) ctx.writeImage(`core-${tid}.img`, 'CORE', [core]);
   faultPoint('dump.task');

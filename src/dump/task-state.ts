@@ -9,10 +9,11 @@ import {
 } from '../sys/index.js';
 import { parseStat, parseLimits, parseTimers, readComm, readLoginuid, readOomScoreAdj } from '../proc/index.js';
 import type { ProcStatus } from '../proc/index.js';
-import type { Tracee } from '../infect/tracee.js';
+import { RemoteSyscallError, type Tracee } from '../infect/tracee.js';
+import { syscallEach } from '../infect/side-by-side.js';
 import { peekSignals, rseqConfig } from '../infect/ptrace-state.js';
 import { dumpCreds } from '../kinds/creds.js';
-import { dumpMembarrier, dumpThreadSched, dumpTimerSlack, dumpXcompPerm } from '../kinds/task-attrs.js';
+import { DEFAULT_TIMER_SLACK_NS, dumpMembarrier, dumpThreadSched, dumpXcompPerm } from '../kinds/task-attrs.js';
 import { CriuTsError } from '../errors.js';
 import type {
   SaEntry, TaskTimersEntry, ItimerEntry, PosixTimerEntry, ThreadCoreEntry, TaskCoreEntry, SiginfoEntry,
@@ -103,28 +104,77 @@ function siginfos(list: Buffer[]): SiginfoEntry[] {
   return list.map((b) => ({ siginfo: b }));
 }
 
-/** thread_core_entry for one thread (main thread included). */
-export function dumpThreadCore(t: Tracee, pid: number, status: ProcStatus): ThreadCoreEntry {
+/** What each thread is asked with injected calls (askThreads). */
+export interface ThreadAnswers {
+  tidAddress: bigint;
+  sas: { ss_sp: bigint; ss_size: bigint; ss_flags: number };
+  pdeathSig: number;
+  secbits: number;
+  /** undefined when it is the kernel's default */
+  timerSlack: bigint | undefined;
+}
+
+/** Answer bytes per thread in the scratch argument area: tid address 0-7, stack_t 8-31, pdeath signal 32-35. */
+const ANSWER_SLOT = 64;
+
+/**
+ * The questions only a thread can answer (tid address, sigaltstack,
+ * parent-death signal, securebits, timer slack), asked of every thread of
+ * a process side by side (infect/side-by-side.ts): five round trips per
+ * thread still, but overlapping instead of one after another. Answers
+ * written to memory go to the thread's own slot in the shared scratch
+ * area and are read back with one process_vm_readv per batch.
+ */
+export function askThreads(threads: readonly Tracee[], scratch: bigint, argsBytes: number): ThreadAnswers[] {
+  const out: ThreadAnswers[] = [];
+  const perBatch = Math.floor(argsBytes / ANSWER_SLOT);
+  for (let first = 0; first < threads.length; first += perBatch) {
+    const batch = threads.slice(first, first + perBatch);
+    const slot = (i: number): bigint => scratch + BigInt(i * ANSWER_SLOT);
+    const ask = (name: string, nr: number, args: (i: number) => (number | bigint)[]): bigint[] => {
+      const r = syscallEach(batch.map((t, i) => ({ t, nr, args: args(i) })));
+      r.forEach((v, i) => {
+        if (v < 0n && v > -4096n) throw new RemoteSyscallError(name, Number(-v), (batch[i] as Tracee).tid);
+      });
+      return r;
+    };
+    ask('prctl(GET_TID_ADDRESS)', NR.prctl, (i) => [PR.GET_TID_ADDRESS, slot(i)]);
+    ask('sigaltstack', NR.sigaltstack, (i) => [0, slot(i) + 8n]);
+    ask('prctl(GET_PDEATHSIG)', NR.prctl, (i) => [PR.GET_PDEATHSIG, slot(i) + 32n]);
+    const secbits = ask('prctl(GET_SECUREBITS)', NR.prctl, () => [PR.GET_SECUREBITS]);
+    const slack = ask('prctl(GET_TIMERSLACK)', NR.prctl, () => [PR.GET_TIMERSLACK]);
+    const mem = (batch[0] as Tracee).readMem(scratch, batch.length * ANSWER_SLOT);
+    batch.forEach((_, i) => {
+      const o = i * ANSWER_SLOT;
+      const ns = BigInt.asUintN(64, slack[i] as bigint);
+      out.push({
+        tidAddress: mem.readBigUInt64LE(o),
+        sas: { ss_sp: mem.readBigUInt64LE(o + 8), ss_size: mem.readBigUInt64LE(o + 24), ss_flags: mem.readInt32LE(o + 16) },
+        pdeathSig: mem.readInt32LE(o + 32),
+        secbits: Number(secbits[i]),
+        timerSlack: ns === DEFAULT_TIMER_SLACK_NS ? undefined : ns,
+      });
+    });
+  }
+  return out;
+}
+
+/** thread_core_entry for one thread (main thread included); `asked`: its askThreads answers. */
+export function dumpThreadCore(t: Tracee, pid: number, status: ProcStatus, asked: ThreadAnswers): ThreadCoreEntry {
   const tid = t.tid;
-  const s = t.mapScratch();
   const rl = getRobustList(tid);
-  t.syscall('sigaltstack', NR.sigaltstack, 0, s);
-  const ss = t.readMem(s, 24);
-  t.syscall('prctl', NR.prctl, PR.GET_PDEATHSIG, s);
-  const pdeath = t.readMem(s, 4).readInt32LE(0);
   const tc: ThreadCoreEntry = {
     futex_rla: rl.head,
     futex_rla_len: rl.len,
     ...dumpThreadSched(pid, tid),
     blk_sigset: t.origSigmask,
-    sas: { ss_sp: ss.readBigUInt64LE(0), ss_size: ss.readBigUInt64LE(16), ss_flags: ss.readInt32LE(8) },
+    sas: asked.sas,
     signals_p: {},
-    creds: dumpCreds(t, status),
+    creds: dumpCreds(status, asked.secbits),
     comm: readComm(pid, tid),
   };
-  if (pdeath !== 0) tc.pdeath_sig = pdeath;
-  const slack = dumpTimerSlack(t);
-  if (slack !== undefined) tc.timer_slack_ns = slack;
+  if (asked.pdeathSig !== 0) tc.pdeath_sig = asked.pdeathSig;
+  if (asked.timerSlack !== undefined) tc.timer_slack_ns = asked.timerSlack;
   const pend = [...t.stashedSignals, ...peekSignals(tid, false)];
   refusePendingTrap(tid, pend);
   if (pend.length > 0) tc.signals_p = { signals: siginfos(pend) };
@@ -148,13 +198,6 @@ function refusePendingTrap(tid: number, pend: Buffer[]): void {
   if (pend.some((si) => si.readInt32LE(0) === SIGTRAP)) {
     throw new CriuTsError('EUNSUPPORTED', `task ${tid}: a SIGTRAP is pending; it cannot be dumped (ptrace drives the task with SIGTRAP)`, { pid: tid, signal: SIGTRAP });
   }
-}
-
-/** tid address (CLONE_CHILD_CLEARTID / set_tid_address) of a thread. */
-export function dumpTidAddress(t: Tracee): bigint {
-  const s = t.mapScratch();
-  t.syscall('prctl', NR.prctl, PR.GET_TID_ADDRESS, s);
-  return t.readMem(s, 8).readBigUInt64LE(0);
 }
 
 export function dumpTaskCore(t: Tracee, pid: number, status: ProcStatus): TaskCoreEntry {

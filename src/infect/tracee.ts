@@ -104,6 +104,8 @@ export class Tracee {
   private deferBlock = false;
   /** a dump target: its scratch area and frames are reported to the guardian */
   private guarded = false;
+  /** the injected syscall under way between syscallBegin() and its last syscallStep() */
+  private inflight: { nr: number; gadget: bigint; entered: boolean; tries: number } | undefined;
 
   private constructor(readonly tid: number, origRegs: Buffer, stopSignal: number) {
     this.origRegs = Buffer.from(origRegs);
@@ -259,6 +261,20 @@ export class Tracee {
 
   /** Run one syscall inside the task; returns the raw (signed) result. */
   syscallRaw(nr: number, ...args: Arg[]): bigint {
+    this.syscallBegin(nr, args);
+    for (;;) {
+      const r = this.syscallStep();
+      if (r !== undefined) return r;
+    }
+  }
+
+  /**
+   * First half of an injected syscall: registers set and the task resumed
+   * toward it. syscallStep() then collects its stops; syscallEach() runs
+   * one call in many tasks this way, side by side.
+   */
+  syscallBegin(nr: number, args: readonly Arg[]): void {
+    if (this.inflight !== undefined) throw new CriuTsError('EINFECT', `task ${this.tid}: injected syscall ${this.inflight.nr} still running`, { pid: this.tid, nr });
     if (this.savedSigmask === undefined && !this.deferBlock) this.blockSignals();
     const cf = this.cureFrame;
     const g = this.findGadgets();
@@ -274,37 +290,47 @@ export class Tracee {
     names.forEach((n, i) => wr(w, n, BigInt(args[i] ?? 0)));
     setGpRegsRaw(this.tid, w);
     faultPoint('inject');
-    let entered = false;
-    for (let tries = 0; ; tries++) {
-      ptraceSyscall(this.tid);
-      const st = waitPid(this.tid, __WALL);
-      if (st === null) continue;
-      if (st.exited || st.signaled) {
-        throw new CriuTsError('EINFECT', `task ${this.tid} died during injected syscall ${nr}`, { pid: this.tid, nr });
-      }
-      if (st.stopSig === SYSCALL_STOP && st.event === 0) {
-        if (!entered) {
-          entered = true;
-          continue;
-        }
+    this.inflight = { nr, gadget, entered: false, tries: 0 };
+    ptraceSyscall(this.tid);
+  }
+
+  /**
+   * Wait for the next stop of the injected syscall under way: its result
+   * at the syscall-exit stop, undefined (task resumed again) before.
+   */
+  syscallStep(): bigint | undefined {
+    const f = this.inflight;
+    if (f === undefined) throw new CriuTsError('EINFECT', `task ${this.tid}: no injected syscall under way`, { pid: this.tid });
+    const st = waitPid(this.tid, __WALL);
+    if (st === null) return undefined; // nothing yet (the task is still resumed)
+    if (st.exited || st.signaled) {
+      this.inflight = undefined;
+      throw new CriuTsError('EINFECT', `task ${this.tid} died during injected syscall ${f.nr}`, { pid: this.tid, nr: f.nr });
+    }
+    if (st.stopSig === SYSCALL_STOP && st.event === 0) {
+      if (f.entered) {
+        this.inflight = undefined;
         const regs = getGpRegsRaw(this.tid);
         const ip = rd(regs, 'ip');
-        if (ip === gadget + 2n) return BigInt.asIntN(64, rd(regs, 'ax'));
-        throw new CriuTsError('EINFECT', `task ${this.tid}: injected syscall ${nr} stopped at 0x${ip.toString(16)}`, { pid: this.tid, nr });
+        if (ip === f.gadget + 2n) return BigInt.asIntN(64, rd(regs, 'ax'));
+        throw new CriuTsError('EINFECT', `task ${this.tid}: injected syscall ${f.nr} stopped at 0x${ip.toString(16)}`, { pid: this.tid, nr: f.nr });
       }
-      if (st.event !== 0 && st.event !== PTRACE_EVENT.STOP) {
-        // fork/clone events of an injected clone3: remember, go on.
-        this.events.push({ event: st.event, msg: ptraceGetEventMsg(this.tid) });
-        continue;
-      }
+      f.entered = true;
+    } else if (st.event !== 0 && st.event !== PTRACE_EVENT.STOP) {
+      // fork/clone events of an injected clone3: remember, go on.
+      this.events.push({ event: st.event, msg: ptraceGetEventMsg(this.tid) });
+    } else {
       // A signal that arrived meanwhile (SIGSTOP, SIGTRAP, or any while our
       // mask is not set yet) is kept for later and suppressed now. Syscall
       // stops raise no signal of ours: every one of these is the task's.
       if (st.event === 0 && st.stopSig !== 0) this.stashedSignals.push(ptraceGetSiginfo(this.tid));
-      if (tries > 100) {
-        throw new CriuTsError('EINFECT', `task ${this.tid}: injected syscall ${nr} did not complete (status 0x${st.raw.toString(16)})`, { pid: this.tid, nr });
+      if (++f.tries > 100) {
+        this.inflight = undefined;
+        throw new CriuTsError('EINFECT', `task ${this.tid}: injected syscall ${f.nr} did not complete (status 0x${st.raw.toString(16)})`, { pid: this.tid, nr: f.nr });
       }
     }
+    ptraceSyscall(this.tid);
+    return undefined;
   }
 
   /** Run a syscall; throw RemoteSyscallError on failure. */
@@ -512,8 +538,17 @@ export class Tracee {
    * when a signal handler runs first, exactly as if it had never stopped.
    */
   stopInSignalDelivery(timeoutMs = 10_000): void {
+    this.beginSignalDeliveryStop();
+    this.endSignalDeliveryStop(timeoutMs);
+  }
+
+  /** First half of stopInSignalDelivery: many threads can be sent on their way before the first is waited for. */
+  beginSignalDeliveryStop(): void {
     ptraceInterrupt(this.tid);
     ptraceCont(this.tid, 0);
+  }
+
+  endSignalDeliveryStop(timeoutMs = 10_000): void {
     waitForStop(this.tid, timeoutMs);
   }
 }

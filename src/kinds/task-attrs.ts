@@ -28,6 +28,7 @@ import {
   NR, PR, schedGetScheduler, schedGetPriority, schedSetScheduler, getNice, setNice, SCHED_DEADLINE, isSyscallError,
 } from '../sys/index.js';
 import type { ThreadCoreEntry } from '../images/messages.js';
+import { call, type Steps } from './steps.js';
 import type { Tracee } from '../infect/tracee.js';
 import { RemoteSyscallError } from '../infect/tracee.js';
 import type { RestoreTaskHandle } from './types.js';
@@ -111,19 +112,13 @@ export function restoreLoginuid(t: RestoreTaskHandle, loginuid: number | undefin
 }
 
 /** The kernel's default timer slack of a thread (50 us). */
-const DEFAULT_TIMER_SLACK_NS = 50_000n;
+export const DEFAULT_TIMER_SLACK_NS = 50_000n;
 
-/** A thread's timer slack, asked inside it; undefined when it is the default. */
-export function dumpTimerSlack(t: Tracee): bigint | undefined {
-  const ns = BigInt.asUintN(64, t.syscall('prctl(GET_TIMERSLACK)', NR.prctl, PR.GET_TIMERSLACK));
-  return ns === DEFAULT_TIMER_SLACK_NS ? undefined : ns;
-}
-
-/** Set inside the thread; without the field the thread had the default. */
-export function restoreTimerSlack(t: RestoreTaskHandle, ns: bigint | undefined): void {
+/** Set inside the thread; without the field the thread had the default. A step procedure (kinds/steps.ts). */
+export function* timerSlackSteps(ns: bigint | undefined): Steps {
   const want = ns ?? DEFAULT_TIMER_SLACK_NS;
-  const now = BigInt.asUintN(64, t.syscall('prctl(GET_TIMERSLACK)', NR.prctl, PR.GET_TIMERSLACK));
-  if (now !== want) t.syscall('prctl(SET_TIMERSLACK)', NR.prctl, PR.SET_TIMERSLACK, want);
+  const now = BigInt.asUintN(64, yield* call('prctl(GET_TIMERSLACK)', NR.prctl, PR.GET_TIMERSLACK));
+  if (now !== want) yield* call('prctl(SET_TIMERSLACK)', NR.prctl, PR.SET_TIMERSLACK, want);
 }
 
 const ARCH_GET_XCOMP_PERM = 0x1022;

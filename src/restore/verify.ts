@@ -33,7 +33,7 @@ import type { SmapsEntry } from '../proc/index.js';
 import type { CoreEntry, FileEntry, VmaEntry, PagemapEntry } from '../images/messages.js';
 import type { Tracee } from '../infect/tracee.js';
 import { sigmaskNow } from '../infect/ptrace-state.js';
-import { dumpTaskCore, dumpThreadCore } from '../dump/task-state.js';
+import { askThreads, dumpTaskCore, dumpThreadCore, type ThreadAnswers } from '../dump/task-state.js';
 import { dumpFpRegs } from '../dump/regs.js';
 import type { DumpImages, TaskImages } from './images.js';
 import type { RestoreNode } from './plan.js';
@@ -206,11 +206,14 @@ export function verifyTaskState(n: RestoreNode, img: DumpImages): VerifyDifferen
     verifySignals(dumpedTc.signals_s?.signals ?? [], tc.signals_s?.signals ?? [], 'pending shared signals', c);
   }
   verifyTimers(task, tc, c);
+  if (!main.scratchRange) main.mapScratch();
+  const scratch = main.scratchRange as { addr: bigint; size: number };
+  const answers = askThreads(n.threads, scratch.addr, scratch.size);
   n.threads.forEach((th, i) => {
     const core = task.cores[i];
     if (!core) return;
     const tst = parseStatus(pid, th.tid);
-    const thc = dumpThreadCore(th, pid, tst);
+    const thc = dumpThreadCore(th, pid, tst, answers[i] as ThreadAnswers);
     if (core.thread_core) {
       // Pending signals went in at the start of finalize; ours are a tracer's view, not stashed.
       diffValue(core.thread_core, thc, '', THREAD_SKIP, (f, a, b) => c.add(f, a, b, th.tid));
