@@ -13,7 +13,8 @@ import { RemoteSyscallError, type Tracee } from '../infect/tracee.js';
 import { syscallEach } from '../infect/side-by-side.js';
 import { peekSignals, rseqConfig } from '../infect/ptrace-state.js';
 import { dumpCreds } from '../kinds/creds.js';
-import { DEFAULT_TIMER_SLACK_NS, dumpMembarrier, dumpThreadSched, dumpXcompPerm } from '../kinds/task-attrs.js';
+import { DEFAULT_TIMER_SLACK_NS, membarrierSteps, dumpThreadSched, xcompPermSteps } from '../kinds/task-attrs.js';
+import { call, runOn, type StepCall } from '../kinds/steps.js';
 import { CriuTsError } from '../errors.js';
 import type {
   SaEntry, TaskTimersEntry, ItimerEntry, PosixTimerEntry, ThreadCoreEntry, TaskCoreEntry, SiginfoEntry,
@@ -33,7 +34,7 @@ const OUT = 0;
  * in /proc) and SIGCHLD (whose flags matter even at SIG_DFL) are asked for
  * with injected calls; every other one is SIG_DFL with nothing set.
  */
-export function dumpSigactions(t: Tracee, st: ProcStatus): SaEntry[] {
+function* sigactionSteps(t: Tracee, st: ProcStatus): Generator<StepCall, SaEntry[], bigint> {
   const interesting = st.sigCgt | st.sigIgn | (1n << BigInt(SIGCHLD - 1));
   // Every answer goes to its own slot in scratch; one read collects them all.
   const s = t.mapScratch();
@@ -41,7 +42,7 @@ export function dumpSigactions(t: Tracee, st: ProcStatus): SaEntry[] {
   const asked = (sig: number): boolean => ((interesting >> BigInt(sig - 1)) & 1n) === 1n;
   for (let sig = 1; sig <= SIG_MAX; sig++) {
     if (sig === SIGKILL || sig === SIGSTOP || !asked(sig)) continue;
-    t.syscall('rt_sigaction', NR.rt_sigaction, sig, 0, s + BigInt(slot(sig)), 8);
+    yield* call('rt_sigaction', NR.rt_sigaction, sig, 0, s + BigInt(slot(sig)), 8);
   }
   const all = t.readMem(s, slot(SIG_MAX + 1));
   const out: SaEntry[] = [];
@@ -63,23 +64,23 @@ export function dumpSigactions(t: Tracee, st: ProcStatus): SaEntry[] {
   return out;
 }
 
-function itimer(t: Tracee, which: number): ItimerEntry {
+function* itimer(t: Tracee, which: number): Generator<StepCall, ItimerEntry, bigint> {
   const s = t.mapScratch();
-  t.syscall('getitimer', NR.getitimer, which, s);
+  yield* call('getitimer', NR.getitimer, which, s);
   const b = t.readMem(s, 32);
   return { isec: b.readBigInt64LE(0), iusec: b.readBigInt64LE(8), vsec: b.readBigInt64LE(16), vusec: b.readBigInt64LE(24) };
 }
 
 const SIGEV_NAME_TO_NUM: Readonly<Record<string, number>> = { signal: 0, none: 1, thread: 2 };
 
-export function dumpTimers(t: Tracee, pid: number): TaskTimersEntry {
-  const timers: TaskTimersEntry = { real: itimer(t, 0), virt: itimer(t, 1), prof: itimer(t, 2) };
+function* timerSteps(t: Tracee, pid: number): Generator<StepCall, TaskTimersEntry, bigint> {
+  const timers: TaskTimersEntry = { real: yield* itimer(t, 0), virt: yield* itimer(t, 1), prof: yield* itimer(t, 2) };
   const posix: PosixTimerEntry[] = [];
   const s = t.mapScratch();
   for (const pt of parseTimers(pid)) {
-    t.syscall('timer_gettime', NR.timer_gettime, pt.id, s);
+    yield* call('timer_gettime', NR.timer_gettime, pt.id, s);
     const b = t.readMem(s, 32);
-    const overrun = Number(t.syscall('timer_getoverrun', NR.timer_getoverrun, pt.id));
+    const overrun = Number(yield* call('timer_getoverrun', NR.timer_getoverrun, pt.id));
     const notify = (SIGEV_NAME_TO_NUM[pt.notifyHow] ?? 0) | (pt.notifyThreadId ? 4 : 0);
     const e: PosixTimerEntry = {
       it_id: pt.id,
@@ -119,38 +120,50 @@ const ANSWER_SLOT = 64;
 
 /**
  * The questions only a thread can answer (tid address, sigaltstack,
- * parent-death signal, securebits, timer slack), asked of every thread of
- * a process side by side (infect/side-by-side.ts): five round trips per
- * thread still, but overlapping instead of one after another. Answers
- * written to memory go to the thread's own slot in the shared scratch
- * area and are read back with one process_vm_readv per batch.
+ * parent-death signal, securebits, timer slack), asked of the threads of
+ * one process side by side; see askAllThreads.
  */
 export function askThreads(threads: readonly Tracee[], scratch: bigint, argsBytes: number): ThreadAnswers[] {
-  const out: ThreadAnswers[] = [];
-  const perBatch = Math.floor(argsBytes / ANSWER_SLOT);
-  for (let first = 0; first < threads.length; first += perBatch) {
-    const batch = threads.slice(first, first + perBatch);
-    const slot = (i: number): bigint => scratch + BigInt(i * ANSWER_SLOT);
-    const ask = (name: string, nr: number, args: (i: number) => (number | bigint)[]): bigint[] => {
-      const r = syscallEach(batch.map((t, i) => ({ t, nr, args: args(i) })));
+  const m = askAllThreads([{ threads, scratch, argsBytes }]);
+  return threads.map((t) => m.get(t) as ThreadAnswers);
+}
+
+/**
+ * askThreads for every thread of several processes at once (each with its
+ * own scratch area), side by side (infect/side-by-side.ts): five round
+ * trips per thread still, but overlapping instead of one after another.
+ * Answers written to memory go to the thread's own slot in its process's
+ * scratch argument area.
+ */
+export function askAllThreads(procs: readonly { threads: readonly Tracee[]; scratch: bigint; argsBytes: number }[]): Map<Tracee, ThreadAnswers> {
+  const out = new Map<Tracee, ThreadAnswers>();
+  const rounds = Math.max(0, ...procs.map((p) => Math.ceil(p.threads.length / Math.floor(p.argsBytes / ANSWER_SLOT))));
+  for (let k = 0; k < rounds; k++) {
+    // Round k: the k-th slice of each process's threads, one slot each.
+    const batch: { t: Tracee; slot: bigint }[] = [];
+    for (const p of procs) {
+      const per = Math.floor(p.argsBytes / ANSWER_SLOT);
+      p.threads.slice(k * per, (k + 1) * per).forEach((t, j) => batch.push({ t, slot: p.scratch + BigInt(j * ANSWER_SLOT) }));
+    }
+    const ask = (name: string, nr: number, args: (slot: bigint) => (number | bigint)[]): bigint[] => {
+      const r = syscallEach(batch.map((b) => ({ t: b.t, nr, args: args(b.slot) })));
       r.forEach((v, i) => {
-        if (v < 0n && v > -4096n) throw new RemoteSyscallError(name, Number(-v), (batch[i] as Tracee).tid);
+        if (v < 0n && v > -4096n) throw new RemoteSyscallError(name, Number(-v), (batch[i] as { t: Tracee }).t.tid);
       });
       return r;
     };
-    ask('prctl(GET_TID_ADDRESS)', NR.prctl, (i) => [PR.GET_TID_ADDRESS, slot(i)]);
-    ask('sigaltstack', NR.sigaltstack, (i) => [0, slot(i) + 8n]);
-    ask('prctl(GET_PDEATHSIG)', NR.prctl, (i) => [PR.GET_PDEATHSIG, slot(i) + 32n]);
+    ask('prctl(GET_TID_ADDRESS)', NR.prctl, (slot) => [PR.GET_TID_ADDRESS, slot]);
+    ask('sigaltstack', NR.sigaltstack, (slot) => [0, slot + 8n]);
+    ask('prctl(GET_PDEATHSIG)', NR.prctl, (slot) => [PR.GET_PDEATHSIG, slot + 32n]);
     const secbits = ask('prctl(GET_SECUREBITS)', NR.prctl, () => [PR.GET_SECUREBITS]);
     const slack = ask('prctl(GET_TIMERSLACK)', NR.prctl, () => [PR.GET_TIMERSLACK]);
-    const mem = (batch[0] as Tracee).readMem(scratch, batch.length * ANSWER_SLOT);
-    batch.forEach((_, i) => {
-      const o = i * ANSWER_SLOT;
+    batch.forEach((b, i) => {
+      const mem = b.t.readMem(b.slot, 36);
       const ns = BigInt.asUintN(64, slack[i] as bigint);
-      out.push({
-        tidAddress: mem.readBigUInt64LE(o),
-        sas: { ss_sp: mem.readBigUInt64LE(o + 8), ss_size: mem.readBigUInt64LE(o + 24), ss_flags: mem.readInt32LE(o + 16) },
-        pdeathSig: mem.readInt32LE(o + 32),
+      out.set(b.t, {
+        tidAddress: mem.readBigUInt64LE(0),
+        sas: { ss_sp: mem.readBigUInt64LE(8), ss_size: mem.readBigUInt64LE(24), ss_flags: mem.readInt32LE(16) },
+        pdeathSig: mem.readInt32LE(32),
         secbits: Number(secbits[i]),
         timerSlack: ns === DEFAULT_TIMER_SLACK_NS ? undefined : ns,
       });
@@ -201,10 +214,15 @@ function refusePendingTrap(tid: number, pend: Buffer[]): void {
 }
 
 export function dumpTaskCore(t: Tracee, pid: number, status: ProcStatus): TaskCoreEntry {
+  return runOn(t, taskCoreSteps(t, pid, status));
+}
+
+/** dumpTaskCore as a step procedure (kinds/steps.ts): the dump asks every process of the tree side by side. */
+export function* taskCoreSteps(t: Tracee, pid: number, status: ProcStatus): Generator<StepCall, TaskCoreEntry, bigint> {
   const stat = parseStat(pid);
   const s = t.mapScratch();
-  const personality = Number(t.syscall('personality', NR.personality, 0xffffffff));
-  t.syscall('prctl', NR.prctl, PR.GET_CHILD_SUBREAPER, s);
+  const personality = Number(yield* call('personality', NR.personality, 0xffffffff));
+  yield* call('prctl', NR.prctl, PR.GET_CHILD_SUBREAPER, s);
   const subreaper = t.readMem(s, 4).readInt32LE(0) !== 0;
   const shared = peekSignals(t.tid, true);
   refusePendingTrap(t.tid, shared);
@@ -216,17 +234,17 @@ export function dumpTaskCore(t: Tracee, pid: number, status: ProcStatus): TaskCo
     flags: stat.flags,
     blk_sigset: t.origSigmask,
     comm: readComm(pid),
-    timers: dumpTimers(t, pid),
+    timers: yield* timerSteps(t, pid),
     rlimits: { rlimits: rl.map((r) => ({ cur: r.soft, max: r.hard })) },
     signals_s: shared.length > 0 ? { signals: siginfos(shared) } : {},
     loginuid: readLoginuid(pid),
     oom_score_adj: readOomScoreAdj(pid),
-    sigactions: dumpSigactions(t, status),
+    sigactions: yield* sigactionSteps(t, status),
     child_subreaper: subreaper,
   };
-  const xcomp = dumpXcompPerm(t);
+  const xcomp = yield* xcompPermSteps(t);
   if (xcomp !== undefined) tc.xcomp_perm = xcomp;
-  const membarrier = dumpMembarrier(t);
+  const membarrier = yield* membarrierSteps(t);
   if (membarrier !== 0) tc.membarrier_registration_mask = membarrier;
   return tc;
 }

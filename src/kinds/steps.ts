@@ -1,14 +1,17 @@
 /**
- * Per-thread restore procedures written once, run either call after call in
- * one thread or side by side in many (infect/side-by-side.ts). A procedure
- * is a generator that yields the injected syscalls it wants and receives
- * each raw result; a -errno result is thrown into it as RemoteSyscallError,
- * as RestoreTaskHandle.syscall would throw. Side by side, a 1000-thread
- * restore overlaps the threads' round trips instead of adding them up.
+ * Procedures of injected calls written once, run either call after call in
+ * one task or side by side in many (infect/side-by-side.ts). A procedure is
+ * a generator that yields the injected syscalls it wants and receives each
+ * raw result; a -errno result is thrown into it as RemoteSyscallError, as
+ * Tracee.syscall would throw (unless it asked with callRaw). The dump asks
+ * every process of a tree its task-core questions this way, the restore
+ * sets every thread's state and credentials: a 1000-thread or 100-process
+ * tree overlaps its round trips instead of adding them up.
  *
- * Arguments in memory go to a region of the shared scratch area that
- * belongs to the one thread; a thread whose arguments may not fit its
- * region (say, thousands of supplementary groups) is run on its own.
+ * For restore procedures, arguments in memory go to a region of the shared
+ * scratch area that belongs to the one thread; a thread whose arguments may
+ * not fit its region (say, thousands of supplementary groups) is run on its
+ * own.
  */
 import { CriuTsError } from '../errors.js';
 import { RemoteSyscallError, type Tracee } from '../infect/tracee.js';
@@ -21,6 +24,8 @@ export interface StepCall {
   name: string;
   nr: number;
   args: readonly Arg[];
+  /** hand back -errno as a result instead of throwing it */
+  raw?: boolean;
 }
 
 export type Steps = Generator<StepCall, void, bigint>;
@@ -38,18 +43,58 @@ export function* call(name: string, nr: number, ...args: Arg[]): Generator<StepC
   return yield { name, nr, args };
 }
 
+/** The same, with -errno handed back instead of thrown. */
+export function* callRaw(name: string, nr: number, ...args: Arg[]): Generator<StepCall, bigint, bigint> {
+  return yield { name, nr, args, raw: true };
+}
+
 const isErrno = (r: bigint): boolean => r < 0n && r > -4096n;
 
-/** Run a procedure in one thread, call after call, through its handle. */
-export function runSteps(h: RestoreTaskHandle, make: (sh: StepHandle) => Steps): void {
-  const sh: StepHandle = { pid: h.pid, tid: h.tracee.tid, putBytes: h.putBytes, putString: h.putString };
-  const g = make(sh);
+/** Feed one result to a procedure: -errno is thrown into it unless it asked for raw results. */
+function resume<R>(g: Generator<StepCall, R, bigint>, c: StepCall, r: bigint, tid: number): IteratorResult<StepCall, R> {
+  return !c.raw && isErrno(r) ? g.throw(new RemoteSyscallError(c.name, Number(-r), tid)) : g.next(r);
+}
+
+/** Run a procedure in one task, call after call; returns what the procedure returns. */
+export function runOn<R>(t: Tracee, g: Generator<StepCall, R, bigint>): R {
   let next = g.next();
   while (!next.done) {
     const c = next.value;
-    const r = h.tracee.syscallRaw(c.nr, ...c.args);
-    next = isErrno(r) ? g.throw(new RemoteSyscallError(c.name, Number(-r), h.tracee.tid)) : g.next(r);
+    next = resume(g, c, t.syscallRaw(c.nr, ...c.args), t.tid);
   }
+  return next.value;
+}
+
+/** Run a procedure in one thread, call after call, through its handle. */
+export function runSteps(h: RestoreTaskHandle, make: (sh: StepHandle) => Steps): void {
+  runOn(h.tracee, make({ pid: h.pid, tid: h.tracee.tid, putBytes: h.putBytes, putString: h.putString }));
+}
+
+/**
+ * Run each procedure in its own task, all side by side: every round takes
+ * each unfinished procedure one call further. Each task appears once.
+ * Returns what each procedure returned, in order.
+ */
+export function runEach<R>(items: readonly { tracee: Tracee; steps: Generator<StepCall, R, bigint> }[]): R[] {
+  const out: R[] = new Array<R>(items.length);
+  let live: { i: number; call: StepCall }[] = [];
+  items.forEach((it, i) => {
+    const first = it.steps.next();
+    if (first.done) out[i] = first.value;
+    else live.push({ i, call: first.value });
+  });
+  while (live.length > 0) {
+    const results = syscallEach(live.map((r) => ({ t: (items[r.i] as (typeof items)[number]).tracee, nr: r.call.nr, args: r.call.args })));
+    const next: typeof live = [];
+    live.forEach((r, k) => {
+      const it = items[r.i] as (typeof items)[number];
+      const n = resume(it.steps, r.call, results[k] as bigint, it.tracee.tid);
+      if (n.done) out[r.i] = n.value;
+      else next.push({ i: r.i, call: n.value });
+    });
+    live = next;
+  }
+  return out;
 }
 
 export interface SideSteps {
@@ -83,8 +128,7 @@ export function runStepsEach(items: readonly SideSteps[], scratch: { addr: bigin
 }
 
 function runBatch(batch: readonly SideSteps[], base: bigint): void {
-  const running: { it: SideSteps; g: Steps; call: StepCall }[] = [];
-  batch.forEach((it, i) => {
+  runEach(batch.map((it, i) => {
     const region = base + BigInt(i * REGION_BYTES);
     let off = 0;
     const putBytes = (b: Buffer): bigint => {
@@ -96,20 +140,7 @@ function runBatch(batch: readonly SideSteps[], base: bigint): void {
       off += len;
       return a;
     };
-    const sh: StepHandle = { pid: it.pid, tid: it.tracee.tid, putBytes, putString: (s) => putBytes(Buffer.from(`${s}\0`)) };
-    const g = it.make(sh);
-    const first = g.next();
-    if (!first.done) running.push({ it, g, call: first.value });
-  });
-  let live = running;
-  while (live.length > 0) {
-    const results = syscallEach(live.map((r) => ({ t: r.it.tracee, nr: r.call.nr, args: r.call.args })));
-    const next: typeof live = [];
-    live.forEach((r, i) => {
-      const v = results[i] as bigint;
-      const n = isErrno(v) ? r.g.throw(new RemoteSyscallError(r.call.name, Number(-v), r.it.tracee.tid)) : r.g.next(v);
-      if (!n.done) next.push({ ...r, call: n.value });
-    });
-    live = next;
-  }
+    const sh: StepHandle = { pid: it.pid, tid: it.tracee.tid, putBytes, putString: (str) => putBytes(Buffer.from(`${str}\0`)) };
+    return { tracee: it.tracee, steps: it.make(sh) };
+  }));
 }
