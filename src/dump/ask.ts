@@ -12,6 +12,7 @@ import { type ProcStatus, parseStatus } from '../proc/index.js';
 import { NR, PR } from '../sys/index.js';
 import type { Tracee } from '../infect/tracee.js';
 import { call, runEach, type StepCall } from '../kinds/steps.js';
+import { syscallEachSettled } from '../infect/side-by-side.js';
 import { faultPoint } from '../fault.js';
 import { askAllThreads, taskCoreSteps, type ThreadAnswers } from './task-state.js';
 import type { TaskNode } from './tree.js';
@@ -40,11 +41,34 @@ export interface TaskAsked {
  * (kinds/steps.ts): their injected round trips overlap instead of adding up.
  */
 export function askTree(tasks: readonly TaskNode[]): Map<TaskNode, TaskAsked> {
-  const ranges = tasks.map((node) => {
+  const mains = tasks.map((node) => {
     const main = node.threads[0];
     if (!main) throw new CriuTsError('EDUMP', `task ${node.pid}: no threads seized`, { pid: node.pid });
-    const slot = main.selfCureBytes();
-    const range = { addr: main.mapScratch(SCRATCH_ARGS_BYTES + slot * node.threads.length), size: main.scratchRange?.size ?? 0 };
+    return main;
+  });
+  const slots = mains.map((main) => main.selfCureBytes());
+  // The scratch areas, one mmap per process, side by side.
+  const sizes = tasks.map((node, i) => SCRATCH_ARGS_BYTES + (slots[i] as number) * node.threads.length);
+  const wanted = mains.flatMap((t, i) => {
+    const req = t.scratchRequest(sizes[i] as number);
+    return req === undefined ? [] : [{ t, i, ...req }];
+  });
+  // Every area made is recorded before any failure is thrown: cure unmaps only what it knows of.
+  let failure: unknown;
+  syscallEachSettled(wanted).forEach((r, k) => {
+    const w = wanted[k] as (typeof wanted)[number];
+    try {
+      if (r.ok) w.t.scratchMade(r.value, sizes[w.i] as number);
+      else throw r.error;
+    } catch (e) {
+      failure ??= e;
+    }
+  });
+  if (failure !== undefined) throw failure;
+  const ranges = tasks.map((node, i) => {
+    const main = mains[i] as Tracee;
+    const slot = slots[i] as number;
+    const range = { addr: main.mapScratch(sizes[i] as number), size: main.scratchRange?.size ?? 0 };
     node.threads.forEach((t, i) => {
       if (t !== main) {
         t.shareScratch(range);

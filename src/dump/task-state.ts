@@ -7,7 +7,7 @@
 import {
   NR, PR, getRobustList,
 } from '../sys/index.js';
-import { parseStat, parseLimits, parseTimers, readComm, readLoginuid, readOomScoreAdj } from '../proc/index.js';
+import { parseStat, parseLimits, parseTimers, readComm, readLoginuid, readOomScoreAdj, readTimerSlack } from '../proc/index.js';
 import type { ProcStatus } from '../proc/index.js';
 import { RemoteSyscallError, type Tracee } from '../infect/tracee.js';
 import { syscallEach } from '../infect/side-by-side.js';
@@ -130,8 +130,9 @@ export function askThreads(threads: readonly Tracee[], scratch: bigint, argsByte
 
 /**
  * askThreads for every thread of several processes at once (each with its
- * own scratch area), side by side (infect/side-by-side.ts): five round
- * trips per thread still, but overlapping instead of one after another.
+ * own scratch area), side by side (infect/side-by-side.ts): four round
+ * trips per thread still (the timer slack comes from /proc), but
+ * overlapping instead of one after another.
  * Answers written to memory go to the thread's own slot in its process's
  * scratch argument area.
  */
@@ -145,21 +146,25 @@ export function askAllThreads(procs: readonly { threads: readonly Tracee[]; scra
       const per = Math.floor(p.argsBytes / ANSWER_SLOT);
       p.threads.slice(k * per, (k + 1) * per).forEach((t, j) => batch.push({ t, slot: p.scratch + BigInt(j * ANSWER_SLOT) }));
     }
-    const ask = (name: string, nr: number, args: (slot: bigint) => (number | bigint)[]): bigint[] => {
-      const r = syscallEach(batch.map((b) => ({ t: b.t, nr, args: args(b.slot) })));
+    const ask = (of: typeof batch, name: string, nr: number, args: (slot: bigint) => (number | bigint)[]): bigint[] => {
+      const r = syscallEach(of.map((b) => ({ t: b.t, nr, args: args(b.slot) })));
       r.forEach((v, i) => {
-        if (v < 0n && v > -4096n) throw new RemoteSyscallError(name, Number(-v), (batch[i] as { t: Tracee }).t.tid);
+        if (v < 0n && v > -4096n) throw new RemoteSyscallError(name, Number(-v), (of[i] as { t: Tracee }).t.tid);
       });
       return r;
     };
-    ask('prctl(GET_TID_ADDRESS)', NR.prctl, (slot) => [PR.GET_TID_ADDRESS, slot]);
-    ask('sigaltstack', NR.sigaltstack, (slot) => [0, slot + 8n]);
-    ask('prctl(GET_PDEATHSIG)', NR.prctl, (slot) => [PR.GET_PDEATHSIG, slot + 32n]);
-    const secbits = ask('prctl(GET_SECUREBITS)', NR.prctl, () => [PR.GET_SECUREBITS]);
-    const slack = ask('prctl(GET_TIMERSLACK)', NR.prctl, () => [PR.GET_TIMERSLACK]);
+    ask(batch, 'prctl(GET_TID_ADDRESS)', NR.prctl, (slot) => [PR.GET_TID_ADDRESS, slot]);
+    ask(batch, 'sigaltstack', NR.sigaltstack, (slot) => [0, slot + 8n]);
+    ask(batch, 'prctl(GET_PDEATHSIG)', NR.prctl, (slot) => [PR.GET_PDEATHSIG, slot + 32n]);
+    const secbits = ask(batch, 'prctl(GET_SECUREBITS)', NR.prctl, () => [PR.GET_SECUREBITS]);
+    // The timer slack is in /proc; only a thread whose file cannot be read is asked.
+    const slack = batch.map((b) => readTimerSlack(b.t.tid));
+    const unread = batch.filter((_, i) => slack[i] === undefined);
+    const asked = unread.length > 0 ? ask(unread, 'prctl(GET_TIMERSLACK)', NR.prctl, () => [PR.GET_TIMERSLACK]) : [];
+    let u = 0;
     batch.forEach((b, i) => {
       const mem = b.t.readMem(b.slot, 36);
-      const ns = BigInt.asUintN(64, slack[i] as bigint);
+      const ns = slack[i] ?? BigInt.asUintN(64, asked[u++] as bigint);
       out.set(b.t, {
         tidAddress: mem.readBigUInt64LE(0),
         sas: { ss_sp: mem.readBigUInt64LE(8), ss_size: mem.readBigUInt64LE(24), ss_flags: mem.readInt32LE(16) },

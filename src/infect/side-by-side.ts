@@ -23,21 +23,36 @@ export interface SideCall {
 
 /** Raw (signed) results, in the order of `calls`; each task appears at most once. */
 export function syscallEach(calls: readonly SideCall[]): bigint[] {
+  const settled = syscallEachSettled(calls);
+  const failed = settled.find((r) => !r.ok);
+  if (failed !== undefined && !failed.ok) throw failed.error;
+  return settled.map((r) => (r.ok ? r.value : 0n));
+}
+
+export type Settled = { ok: true; value: bigint } | { ok: false; error: unknown };
+
+/**
+ * syscallEach that never throws for one call: each call's result or
+ * error. For calls whose result must never be lost (an mmap whose area
+ * would otherwise stay behind in the task).
+ */
+export function syscallEachSettled(calls: readonly SideCall[]): Settled[] {
   const seen = new Set<Tracee>();
   for (const c of calls) {
     if (seen.has(c.t)) throw new CriuTsError('EINFECT', `task ${c.t.tid}: two side-by-side calls at once`, { pid: c.t.tid });
     seen.add(c.t);
   }
-  const out: bigint[] = new Array<bigint>(calls.length).fill(0n);
-  let failure: unknown;
+  const notRun = new CriuTsError('EINFECT', 'not run: an earlier side-by-side call failed to start', {});
+  const out: Settled[] = calls.map(() => ({ ok: false, error: notRun }));
   let pending: number[] = [];
-  for (let i = 0; i < calls.length && failure === undefined; i++) {
+  for (let i = 0; i < calls.length; i++) {
     const c = calls[i] as SideCall;
     try {
       c.t.syscallBegin(c.nr, c.args);
       pending.push(i);
     } catch (e) {
-      failure = e;
+      out[i] = { ok: false, error: e };
+      break;
     }
   }
   // Round robin: each pass takes every task one stop further (entry, then exit).
@@ -47,13 +62,12 @@ export function syscallEach(calls: readonly SideCall[]): bigint[] {
       try {
         const r = (calls[i] as SideCall).t.syscallStep();
         if (r === undefined) next.push(i);
-        else out[i] = r;
+        else out[i] = { ok: true, value: r };
       } catch (e) {
-        failure ??= e;
+        out[i] = { ok: false, error: e };
       }
     }
     pending = next;
   }
-  if (failure !== undefined) throw failure;
   return out;
 }

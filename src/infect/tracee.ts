@@ -342,8 +342,18 @@ export class Tracee {
 
   /** Map an RW anonymous scratch area inside the task for syscall arguments. */
   mapScratch(size = 1 << 16, at?: bigint): bigint {
+    const req = this.scratchRequest(size, at);
+    if (req === undefined) return (this.scratch as { addr: bigint }).addr;
+    return this.scratchMade(this.syscallRaw(req.nr, ...req.args), size);
+  }
+
+  /**
+   * First half of mapScratch, for side-by-side use (syscallEach): the mmap
+   * to inject, or undefined when a big enough area is there already.
+   */
+  scratchRequest(size: number, at?: bigint): { nr: number; args: Arg[] } | undefined {
     size = Math.ceil(size / 4096) * 4096; // the mapping's real size, as /proc/PID/maps shows it
-    if (this.scratch && this.scratch.size >= size && (at === undefined || at === this.scratch.addr)) return this.scratch.addr;
+    if (this.scratch && this.scratch.size >= size && (at === undefined || at === this.scratch.addr)) return undefined;
     if (this.scratch && !this.scratchOwned) {
       throw new CriuTsError('EINFECT', `task ${this.tid}: shared scratch area too small (${this.scratch.size} < ${size})`, { pid: this.tid });
     }
@@ -353,11 +363,17 @@ export class Tracee {
     // task's own anonymous mappings, so the dump can leave it out exactly.
     // With `at`, MAP_FIXED_NOREPLACE puts it in a hole the caller chose.
     const flags = 0x21 | (at === undefined ? 0 : 0x100000);
-    const a = this.syscall('mmap', NR.mmap, at ?? 0, size, 3 /* RW */, flags, -1, 0);
-    this.scratch = { addr: a, size };
+    return { nr: NR.mmap, args: [at ?? 0, size, 3 /* RW */, flags, -1, 0] };
+  }
+
+  /** Second half: take the area the injected mmap of scratchRequest returned (raw result). */
+  scratchMade(result: bigint, size: number): bigint {
+    if (result < 0n && result > -4096n) throw new RemoteSyscallError('mmap', Number(-result), this.tid);
+    size = Math.ceil(size / 4096) * 4096;
+    this.scratch = { addr: result, size };
     this.scratchOwned = true;
-    if (this.guarded) traceeObserver()?.scratch(this.tgid(), a, size);
-    return a;
+    if (this.guarded) traceeObserver()?.scratch(this.tgid(), result, size);
+    return result;
   }
 
   /** The scratch mapping, if any: dump leaves it out of the task's memory. */
