@@ -67,10 +67,23 @@ export function prepareAddressSpace(t: RestoreTaskHandle, mm: MmEntry, rseq: { p
   // The stub's rseq area is about to disappear; a registered rseq pointing at
   // unmapped memory would kill the task on its next return to user mode.
   if (rseq && rseq.ptr !== 0n) t.syscall('rseq(unregister)', NR.rseq, rseq.ptr, rseq.len, RSEQ_FLAG_UNREGISTER, rseq.sig);
-  for (const m of cur) {
-    if (isSpecial(m) || m.start === scratch) continue;
-    t.syscall('munmap', NR.munmap, m.start, m.end - m.start);
+  // The stub's mappings go in as few calls as there are runs between the
+  // ones we keep (vDSO, vvar, scratch): munmap of a range that spans a hole
+  // unmaps what is there and ignores the hole.
+  let run: { start: bigint; end: bigint } | undefined;
+  const flush = (): void => {
+    if (run) t.syscall('munmap', NR.munmap, run.start, run.end - run.start);
+    run = undefined;
+  };
+  for (const m of [...cur].sort((a, b) => (a.start < b.start ? -1 : 1))) {
+    if (isSpecial(m) || m.start === scratch) {
+      flush();
+      continue;
+    }
+    if (run) run.end = m.end;
+    else run = { start: m.start, end: m.end };
   }
+  flush();
   moveVdso(t, vmas, cur, scratch);
   return scratch;
 }
