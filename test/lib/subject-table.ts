@@ -123,6 +123,7 @@ export const SUBJECTS: readonly SubjectCase[] = [
   c('pty-fork', 'pty master in the parent, slave the controlling terminal of a child in its own session'),
   c('net-ns', 'a net namespace of its own set up with ip (lo up, v4/v6 addresses, a route, sysctls) holding a TCP listener and a UDP socket on its addresses'),
   c('ipc-ns', 'uts+ipc namespaces of its own (names, a sysctl) with SysV shm (contents, attachments, a removed segment), semaphores and messages, shared with a child'),
+  c('ipc-ns', 'the same without a removed segment nor a queue byte limit (what CRIU 4.2 restores too: test/e2e/criu-restores-ours)', { args: ['--criu-shape', '1'] }),
   c('cgroup', 'a process in a cgroup v2 directory of its own and its child in one below (both made by it), an empty one with its mode, cgroup.max.descendants', { skip: noCgroup2() }),
   c('pty-queued', 'bytes queued in a pty pair both ways: complete lines, lines ended by EOF, a quoted ^D, a partial line'),
   c('pty-ctty', 'controlling terminals held by no fd (the leader\'s own, a member\'s /dev/tty, a child session\'s with SIGHUP on hangup), slave owner'),
