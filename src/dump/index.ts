@@ -18,7 +18,7 @@ import type { DumpTreeOptions, DumpResult, DumpStats } from './options.js';
 import type { DumpActionPoint } from '../action-points.js';
 import type { CallerCreds } from '../caller.js';
 import { DumpSession } from './context.js';
-import { checkTraceable } from './authorize.js';
+import { checkOwnNamespaces, checkTraceable } from './authorize.js';
 import { walkTree } from '../proc/children.js';
 import { CHECKSUMS_IMAGE, beginChecksums, checksumEntries, endChecksums } from '../images/index.js';
 import { seizeTree, releaseTree, type TaskNode } from './tree.js';
@@ -194,6 +194,7 @@ async function dumpTreeHashed(opts: DumpTreeOptions): Promise<DumpResult> {
     faultPoint('dump.seized');
     // And again once seized: credentials cannot change any more, and the tree is the one we hold.
     checkTraceable(tree.tasks.map((t) => t.pid), opts.asCaller);
+    checkOwnNamespaces(tree.tasks.filter((t) => !t.zombie).map((t) => t.pid), opts.asCaller);
     await notify('network-lock');
     networkLocked = true;
     for (const node of tree.tasks) if (!node.zombie) refuseForeignNamespaces(node.pid, handledNs);
