@@ -19,7 +19,7 @@
  * under scope 1) and LSM ptrace hooks are not applied; tasks in other user
  * namespaces are refused at dump anyway.
  */
-import { readdirSync, statSync } from 'node:fs';
+import { readdirSync, readlinkSync, statSync } from 'node:fs';
 import type { CallerCreds } from '../caller.js';
 import { CriuTsError } from '../errors.js';
 import { parseStatus } from '../proc/index.js';
@@ -34,6 +34,28 @@ function threadsOf(pid: number): number[] {
     return readdirSync(`/proc/${pid}/task`).map(Number).filter((n) => Number.isInteger(n) && n > 0);
   } catch {
     return []; // gone: nothing to dump there, the dump itself will say so
+  }
+}
+
+/**
+ * For an unprivileged caller: a task in a namespace other than criu-ts's
+ * own is refused. criu-ts reads a namespace with root's rights (every SysV
+ * object in it, whatever its mode), and re-creating one needs CAP_SYS_ADMIN.
+ */
+export function checkOwnNamespaces(pids: readonly number[], caller: CallerCreds | undefined): void {
+  if (caller === undefined) return;
+  for (const pid of pids) {
+    for (const type of ['uts', 'ipc'] as const) {
+      let theirs: string;
+      try {
+        theirs = readlinkSync(`/proc/${pid}/ns/${type}`);
+      } catch {
+        continue; // gone
+      }
+      if (theirs !== readlinkSync(`/proc/self/ns/${type}`)) {
+        throw new CriuTsError('EPERM', `task ${pid}: uid ${caller.uid} may not dump it: it is in a ${type} namespace of its own (${theirs})`, { pid, uid: caller.uid, errno: 1 });
+      }
+    }
   }
 }
 

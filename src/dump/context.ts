@@ -11,7 +11,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
-import { imageFileName, kindByName, writeImage } from '../images/index.js';
+import { imageFileName, kindByName, writeFileAtomic, writeImage } from '../images/index.js';
 import type { FileEntry, InventoryEntry } from '../images/messages.js';
 import type { DumpContext, DumpKindOptions, KindImage, KindImageEntries, StateKey } from '../kinds/index.js';
 import { CriuTsError } from '../errors.js';
@@ -65,6 +65,11 @@ export class DumpSession implements DumpContext {
   writeImage(file: string, kind: string, entries: readonly object[], payloads?: readonly (Buffer | undefined)[]): void {
     if (file.includes('/')) throw new CriuTsError('EINTERNAL', `image name ${file} is not a plain file name`, { file });
     writeImage(join(this.dir, file), kind, entries as readonly Img[], payloads);
+  }
+
+  writeRawImage(file: string, data: Buffer): void {
+    if (file.includes('/')) throw new CriuTsError('EINTERNAL', `image name ${file} is not a plain file name`, { file });
+    writeFileAtomic(join(this.dir, file), data);
   }
 
   /** inventory.img fields the kinds own, merged by the core when it writes inventory.img */

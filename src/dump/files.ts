@@ -9,7 +9,7 @@ import { fstatSync } from 'node:fs';
 import { listFds, readFdLink, parseFdinfo } from '../proc/index.js';
 import { pidfdOpen, pidfdGetfd, closeQuiet, kcmp, KCMP, getsockoptInt } from '../sys/index.js';
 import { CriuTsError, isCriuTsError } from '../errors.js';
-import { fileKindFor, stateKey, readFown, withFown, type DumpContext, type FdProbe } from '../kinds/index.js';
+import { fileKindFor, isMqueue, stateKey, readFown, withFown, type DumpContext, type FdProbe } from '../kinds/index.js';
 import type { FdinfoEntry } from '../images/messages.js';
 import { logger } from '../log.js';
 
@@ -151,6 +151,7 @@ const SOCK_TYPES: Readonly<Record<number, string>> = { 1: 'stream', 2: 'dgram', 
 
 /** A few words on what an unsupported fd is, for the refusal line (e.g. " (netlink raw socket)"). */
 function describeUnknown(p: FdProbe): string {
+  if (isMqueue(p)) return ' (a POSIX message queue)';
   if (!p.link.startsWith('socket:')) return '';
   try {
     const fam = getsockoptInt(p.localFd, 1 /* SOL_SOCKET */, 39 /* SO_DOMAIN */);

@@ -13,17 +13,19 @@ import { logger } from '../log.js';
 import { parseStat, parseStatus, readComm, readCwd, readRoot, readExe, readAuxv, readNsIds } from '../proc/index.js';
 import { NS_KINDS, NS_ID_FIELD } from '../images/index.js';
 import { hasOwnNamespace, refuseForeignNamespaces } from './namespaces.js';
-import { ACCESS, dirAccessibleBy, kcmp, KCMP, NR, PR } from '../sys/index.js';
+import { ACCESS, dirAccessibleBy, kcmp, KCMP } from '../sys/index.js';
 import type { DumpTreeOptions, DumpResult, DumpStats } from './options.js';
 import type { DumpActionPoint } from '../action-points.js';
 import type { CallerCreds } from '../caller.js';
 import { DumpSession } from './context.js';
-import { checkTraceable } from './authorize.js';
+import { checkOwnNamespaces, checkTraceable } from './authorize.js';
 import { walkTree } from '../proc/children.js';
 import { CHECKSUMS_IMAGE, beginChecksums, checksumEntries, endChecksums } from '../images/index.js';
 import { seizeTree, releaseTree, type TaskNode } from './tree.js';
 import { dumpGpRegs, dumpFpRegs } from './regs.js';
-import { dumpTaskCore, dumpThreadCore, dumpTidAddress } from './task-state.js';
+import { dumpThreadCore, type ThreadAnswers } from './task-state.js';
+import { askTree, type TaskAsked } from './ask.js';
+import type { Tracee } from '../infect/tracee.js';
 import { dumpFds, dumpInFlight, socketFileForMapping } from './files.js';
 import { dumpMemory } from '../kinds/memory/dump.js';
 import { IncrementalMemory } from '../kinds/memory/incremental.js';
@@ -38,8 +40,6 @@ import { Guardian } from '../infect/guardian.js';
 
 const log = logger('dump');
 const DELETED = ' (deleted)';
-/** Scratch bytes for injected calls' arguments; the threads' self-cure frames follow. */
-const SCRATCH_ARGS_BYTES = 1 << 16;
 
 /** task_state values in core images (CRIU's compel numbering). */
 export const TASK_ALIVE = 1;
@@ -194,6 +194,7 @@ async function dumpTreeHashed(opts: DumpTreeOptions): Promise<DumpResult> {
     faultPoint('dump.seized');
     // And again once seized: credentials cannot change any more, and the tree is the one we hold.
     checkTraceable(tree.tasks.map((t) => t.pid), opts.asCaller);
+    checkOwnNamespaces(tree.tasks.filter((t) => !t.zombie).map((t) => t.pid), opts.asCaller);
     await notify('network-lock');
     networkLocked = true;
     for (const node of tree.tasks) if (!node.zombie) refuseForeignNamespaces(node.pid, handledNs);
@@ -237,6 +238,7 @@ async function dumpTreeHashed(opts: DumpTreeOptions): Promise<DumpResult> {
     const pstree: PstreeEntry[] = [];
     const fdinfoWritten = new Set<number>();
     const tm = process.hrtime.bigint();
+    const asked = askTree(tree.tasks.filter((n) => !n.zombie));
     let done = 0;
     for (const node of tree.tasks) {
       progress.tasks(done, tree.tasks.length);
@@ -254,7 +256,7 @@ async function dumpTreeHashed(opts: DumpTreeOptions): Promise<DumpResult> {
       }
       const ids = taskIds(node.pid, kobj, nsIds);
       pstree.push({ pid: node.pid, ppid: node.ppid, pgid: node.pgid, sid: node.sid, threads: node.threads.map((t) => t.tid) });
-      dumpTask(node, ctx, ids, fileId, ghostFileId, fdinfoWritten, {
+      dumpTask(node, asked.get(node) as TaskAsked, ctx, ids, fileId, ghostFileId, fdinfoWritten, {
         shmemDone,
         onBytes: (n) => progress.bytes(n),
         stats,
@@ -375,61 +377,45 @@ interface TaskDumpShared {
 }
 
 function dumpTask(
-  node: TaskNode, ctx: DumpSession, ids: TaskKobjIdsEntry,
+  node: TaskNode, asked: TaskAsked, ctx: DumpSession, ids: TaskKobjIdsEntry,
   fileId: (path: string, flags: number) => number,
   ghostFileId: (path: string, flags: number, openPath: string, inode: bigint) => number, fdinfoWritten: Set<number>, shared: TaskDumpShared,
 ): void {
   const pid = node.pid;
-  const main = node.threads[0];
-  if (!main) throw new CriuTsError('EDUMP', `task ${pid}: no threads seized`, { pid });
+  const main = node.threads[0] as Tracee;
   log.info(`dumping task ${pid} (${node.threads.length} thread(s))`);
-  // One scratch area serves every thread: they share the address space.
-  // Past the argument area it holds one self-cure frame per thread
-  // (infect/sigframe.ts): from the moment a thread is armed, criu-ts may
-  // die and the thread still puts itself back.
-  const slot = main.selfCureBytes();
-  const range = { addr: main.mapScratch(SCRATCH_ARGS_BYTES + slot * node.threads.length), size: main.scratchRange?.size ?? 0 };
-  node.threads.forEach((t, i) => {
-    if (t !== main) {
-      t.shareScratch(range);
-      t.shareGadgets(main);
-    }
-    t.selfCure(range.addr + BigInt(SCRATCH_ARGS_BYTES + slot * i));
-  });
-  faultPoint('dump.self-cure');
+  const range = asked.range;
   // Per thread: registers, FPU, thread core. /proc status is read once per thread.
-  let mainStatus: ReturnType<typeof parseStatus> | undefined;
+  const mainStatus = asked.mainStatus;
   const cores: { tid: number; core: CoreEntry }[] = [];
-  for (const t of node.threads) {
-    const status = parseStatus(pid, t.tid);
-    if (t === main) mainStatus = status;
+  node.threads.forEach((t) => {
+    const status = t === main ? mainStatus : parseStatus(pid, t.tid);
+    const th = asked.threads.get(t) as ThreadAnswers;
     const core: CoreEntry = {
       mtype: 'X86_64',
       thread_info: {
-        clear_tid_addr: dumpTidAddress(t),
+        clear_tid_addr: th.tidAddress,
         gpregs: dumpGpRegs(t),
         fpregs: dumpFpRegs(t),
       },
-      thread_core: dumpThreadCore(t, pid, status),
+      thread_core: dumpThreadCore(t, pid, status, th),
     };
     if (core.thread_core) shared.seccomp.dumpThread(t.tid, status.seccomp, core.thread_core);
     if (t === main) {
-      core.tc = dumpTaskCore(t, pid, status);
+      const tc = asked.tc;
       if (t.wasStopped) {
-        core.tc.task_state = TASK_STOPPED;
-        core.tc.stop_signo = t.stopSignal;
+        tc.task_state = TASK_STOPPED;
+        tc.stop_signo = t.stopSignal;
       }
+      core.tc = tc;
     }
     cores.push({ tid: t.tid, core });
-  }
+  });
   for (const k of RESOURCE_KINDS) k.dumpTask?.({ pid, main, cores, ids }, ctx);
   for (const { tid, core } of cores) ctx.writeImage(`core-${tid}.img`, 'CORE', [core]);
   faultPoint('dump.task');
-  // Memory. Everything injected below runs before the maps are read, so
-  // the scratch areas exist already and are left out.
-  const brk = main.syscall('brk', NR.brk, 0);
-  const dumpable = Number(main.syscall('prctl', NR.prctl, PR.GET_DUMPABLE));
-  const thpDisabled = Number(main.syscall('prctl', NR.prctl, PR.GET_THP_DISABLE)) !== 0;
+  // Memory (brk, dumpable and THP were asked in askTree).
+  const { brk, dumpable, thpDisabled } = asked;
   const exclude = [range];
   const tmw = process.hrtime.bigint();
   const track = shared.inc.begin(pid, main, shared.treePids);

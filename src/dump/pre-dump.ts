@@ -22,7 +22,7 @@ import type { DumpTreeOptions, DumpResult, DumpStats } from './options.js';
 import { seizeTree, releaseTree } from './tree.js';
 import { hasOwnNamespace, refuseForeignNamespaces } from './namespaces.js';
 import { checkImagesDir } from './index.js';
-import { checkTraceable } from './authorize.js';
+import { checkOwnNamespaces, checkTraceable } from './authorize.js';
 import { walkTree } from '../proc/children.js';
 import { dumpMemory } from '../kinds/memory/dump.js';
 import { IncrementalMemory } from '../kinds/memory/incremental.js';
@@ -60,6 +60,7 @@ export async function preDumpTree(opts: DumpTreeOptions): Promise<DumpResult> {
   const pids = tree.tasks.map((t) => t.pid);
   try {
     checkTraceable(pids, opts.asCaller);
+    checkOwnNamespaces(pids, opts.asCaller);
     let pagesId = 0;
     const shmemDone = new Set<bigint>();
     const tm = process.hrtime.bigint();

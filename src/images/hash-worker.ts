@@ -15,7 +15,8 @@ import { MessageChannel, Worker, receiveMessageOnPort } from 'node:worker_thread
 import type { MessagePort } from 'node:worker_threads';
 
 const SLOTS = 2;
-const SLOT_BYTES = 16 << 20;
+/** The pages writer hands over 4 MiB at a time (its buffer); two slots keep the worker busy while the next chunk is read. */
+const SLOT_BYTES = 4 << 20;
 /** ctl[0..SLOTS-1]: 1 while a slot is being hashed; ctl[SLOTS]: 1 when a digest is waiting on the port */
 const DIGEST_READY = SLOTS;
 

@@ -62,14 +62,47 @@ function execMappings(tid: number): ExecMapping[] {
  * first `syscall` (enough for a task we only create, as restore does).
  */
 export function findGadgets(tid: number, full: boolean, avoid: readonly { start: bigint; end: bigint }[] = []): Gadgets | undefined {
+  const maps = execMappings(tid);
+  // The processes of a tree mostly share their executable mappings (fork):
+  // gadgets found in one are tried first in the next, each checked in this
+  // task's own memory, so a hit is as sound as a scan.
+  const key = avoid.length === 0 ? `${full ? 'full' : 'min'} ${maps.map((m) => `${m.start.toString(16)}-${m.end.toString(16)} ${m.name}`).join(' ')}` : undefined;
+  const cached = key === undefined ? undefined : recent.get(key);
+  if (cached !== undefined && stillThere(tid, cached)) return { ...cached };
+  const found = scan(tid, full, maps, avoid);
+  if (key !== undefined && found !== undefined) {
+    if (recent.size >= 16) recent.clear();
+    recent.set(key, found);
+  }
+  return found;
+}
+
+/** Gadgets found lately, by the exec mappings they were found among. */
+const recent = new Map<string, Gadgets>();
+
+function stillThere(tid: number, g: Gadgets): boolean {
+  const want: [bigint | undefined, Buffer][] = [[g.syscall, SYSCALL], [g.syscallRet, SYSCALL_RET], [g.sigreturn, SIGRETURN], [g.popRaxRet, POP_RAX_RET]];
+  for (const [at, pat] of want) {
+    if (at === undefined) continue;
+    const b = Buffer.alloc(pat.length);
+    try {
+      if (processVmReadv(tid, b, 0, [{ addr: at, len: pat.length }]) !== pat.length || !b.equals(pat)) return false;
+    } catch {
+      return false;
+    }
+  }
+  return true;
+}
+
+function scan(tid: number, full: boolean, maps: readonly ExecMapping[], avoid: readonly { start: bigint; end: bigint }[]): Gadgets | undefined {
   let syscall: bigint | undefined;
   const g: Omit<Gadgets, 'syscall'> = {};
   const done = (): boolean => syscall !== undefined && (!full || (g.syscallRet !== undefined && (g.sigreturn !== undefined || g.popRaxRet !== undefined)));
-  for (const m of execMappings(tid)) {
+  for (const m of maps) {
     if (avoid.some((r) => m.start < r.end && r.start < m.end)) continue;
     for (let at = m.start; at < m.end && !done(); at += BigInt(CHUNK_BYTES)) {
       const len = Number(m.end - at < BigInt(CHUNK_BYTES) ? m.end - at : BigInt(CHUNK_BYTES));
-      const buf = Buffer.alloc(len);
+      const buf = Buffer.allocUnsafe(len);
       let n = 0;
       try {
         n = processVmReadv(tid, buf, 0, [{ addr: at, len }]);

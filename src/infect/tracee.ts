@@ -105,6 +105,8 @@ export class Tracee {
   private deferBlock = false;
   /** a dump target: its scratch area and frames are reported to the guardian */
   private guarded = false;
+  /** the injected syscall under way between syscallBegin() and its last syscallStep() */
+  private inflight: { nr: number; gadget: bigint; entered: boolean; tries: number } | undefined;
 
   private constructor(readonly tid: number, origRegs: Buffer, stopSignal: number) {
     this.origRegs = Buffer.from(origRegs);
@@ -259,6 +261,20 @@ export class Tracee {
 
   /** Run one syscall inside the task; returns the raw (signed) result. */
   syscallRaw(nr: number, ...args: Arg[]): bigint {
+    this.syscallBegin(nr, args);
+    for (;;) {
+      const r = this.syscallStep();
+      if (r !== undefined) return r;
+    }
+  }
+
+  /**
+   * First half of an injected syscall: registers set and the task resumed
+   * toward it. syscallStep() then collects its stops; syscallEach() runs
+   * one call in many tasks this way, side by side.
+   */
+  syscallBegin(nr: number, args: readonly Arg[]): void {
+    if (this.inflight !== undefined) throw new CriuTsError('EINFECT', `task ${this.tid}: injected syscall ${this.inflight.nr} still running`, { pid: this.tid, nr });
     if (this.savedSigmask === undefined && !this.deferBlock) this.blockSignals();
     const cf = this.cureFrame;
     const g = this.findGadgets();
@@ -274,37 +290,47 @@ export class Tracee {
     names.forEach((n, i) => wr(w, n, BigInt(args[i] ?? 0)));
     setGpRegsRaw(this.tid, w);
     faultPoint('inject');
-    let entered = false;
-    for (let tries = 0; ; tries++) {
-      ptraceSyscall(this.tid);
-      const st = waitPid(this.tid, __WALL);
-      if (st === null) continue;
-      if (st.exited || st.signaled) {
-        throw new CriuTsError('EINFECT', `task ${this.tid} died during injected syscall ${nr}`, { pid: this.tid, nr });
-      }
-      if (st.stopSig === SYSCALL_STOP && st.event === 0) {
-        if (!entered) {
-          entered = true;
-          continue;
-        }
+    this.inflight = { nr, gadget, entered: false, tries: 0 };
+    ptraceSyscall(this.tid);
+  }
+
+  /**
+   * Wait for the next stop of the injected syscall under way: its result
+   * at the syscall-exit stop, undefined (task resumed again) before.
+   */
+  syscallStep(): bigint | undefined {
+    const f = this.inflight;
+    if (f === undefined) throw new CriuTsError('EINFECT', `task ${this.tid}: no injected syscall under way`, { pid: this.tid });
+    const st = waitPid(this.tid, __WALL);
+    if (st === null) return undefined; // nothing yet (the task is still resumed)
+    if (st.exited || st.signaled) {
+      this.inflight = undefined;
+      throw new CriuTsError('EINFECT', `task ${this.tid} died during injected syscall ${f.nr}`, { pid: this.tid, nr: f.nr });
+    }
+    if (st.stopSig === SYSCALL_STOP && st.event === 0) {
+      if (f.entered) {
+        this.inflight = undefined;
         const regs = getGpRegsRaw(this.tid);
         const ip = rd(regs, 'ip');
-        if (ip === gadget + 2n) return BigInt.asIntN(64, rd(regs, 'ax'));
-        throw new CriuTsError('EINFECT', `task ${this.tid}: injected syscall ${nr} stopped at 0x${ip.toString(16)}`, { pid: this.tid, nr });
+        if (ip === f.gadget + 2n) return BigInt.asIntN(64, rd(regs, 'ax'));
+        throw new CriuTsError('EINFECT', `task ${this.tid}: injected syscall ${f.nr} stopped at 0x${ip.toString(16)}`, { pid: this.tid, nr: f.nr });
       }
-      if (st.event !== 0 && st.event !== PTRACE_EVENT.STOP) {
-        // fork/clone events of an injected clone3: remember, go on.
-        this.events.push({ event: st.event, msg: ptraceGetEventMsg(this.tid) });
-        continue;
-      }
+      f.entered = true;
+    } else if (st.event !== 0 && st.event !== PTRACE_EVENT.STOP) {
+      // fork/clone events of an injected clone3: remember, go on.
+      this.events.push({ event: st.event, msg: ptraceGetEventMsg(this.tid) });
+    } else {
       // A signal that arrived meanwhile (SIGSTOP, SIGTRAP, or any while our
       // mask is not set yet) is kept for later and suppressed now. Syscall
       // stops raise no signal of ours: every one of these is the task's.
       if (st.event === 0 && st.stopSig !== 0) this.stashedSignals.push(ptraceGetSiginfo(this.tid));
-      if (tries > 100) {
-        throw new CriuTsError('EINFECT', `task ${this.tid}: injected syscall ${nr} did not complete (status 0x${st.raw.toString(16)})`, { pid: this.tid, nr });
+      if (++f.tries > 100) {
+        this.inflight = undefined;
+        throw new CriuTsError('EINFECT', `task ${this.tid}: injected syscall ${f.nr} did not complete (status 0x${st.raw.toString(16)})`, { pid: this.tid, nr: f.nr });
       }
     }
+    ptraceSyscall(this.tid);
+    return undefined;
   }
 
   /** Run a syscall; throw RemoteSyscallError on failure. */
@@ -316,8 +342,18 @@ export class Tracee {
 
   /** Map an RW anonymous scratch area inside the task for syscall arguments. */
   mapScratch(size = 1 << 16, at?: bigint): bigint {
+    const req = this.scratchRequest(size, at);
+    if (req === undefined) return (this.scratch as { addr: bigint }).addr;
+    return this.scratchMade(this.syscallRaw(req.nr, ...req.args), size);
+  }
+
+  /**
+   * First half of mapScratch, for side-by-side use (syscallEach): the mmap
+   * to inject, or undefined when a big enough area is there already.
+   */
+  scratchRequest(size: number, at?: bigint): { nr: number; args: Arg[] } | undefined {
     size = Math.ceil(size / 4096) * 4096; // the mapping's real size, as /proc/PID/maps shows it
-    if (this.scratch && this.scratch.size >= size && (at === undefined || at === this.scratch.addr)) return this.scratch.addr;
+    if (this.scratch && this.scratch.size >= size && (at === undefined || at === this.scratch.addr)) return undefined;
     if (this.scratch && !this.scratchOwned) {
       throw new CriuTsError('EINFECT', `task ${this.tid}: shared scratch area too small (${this.scratch.size} < ${size})`, { pid: this.tid });
     }
@@ -327,11 +363,17 @@ export class Tracee {
     // task's own anonymous mappings, so the dump can leave it out exactly.
     // With `at`, MAP_FIXED_NOREPLACE puts it in a hole the caller chose.
     const flags = 0x21 | (at === undefined ? 0 : 0x100000);
-    const a = this.syscall('mmap', NR.mmap, at ?? 0, size, 3 /* RW */, flags, -1, 0);
-    this.scratch = { addr: a, size };
+    return { nr: NR.mmap, args: [at ?? 0, size, 3 /* RW */, flags, -1, 0] };
+  }
+
+  /** Second half: take the area the injected mmap of scratchRequest returned (raw result). */
+  scratchMade(result: bigint, size: number): bigint {
+    if (result < 0n && result > -4096n) throw new RemoteSyscallError('mmap', Number(-result), this.tid);
+    size = Math.ceil(size / 4096) * 4096;
+    this.scratch = { addr: result, size };
     this.scratchOwned = true;
-    if (this.guarded) traceeObserver()?.scratch(this.tgid(), a, size);
-    return a;
+    if (this.guarded) traceeObserver()?.scratch(this.tgid(), result, size);
+    return result;
   }
 
   /** The scratch mapping, if any: dump leaves it out of the task's memory. */
@@ -512,8 +554,17 @@ export class Tracee {
    * when a signal handler runs first, exactly as if it had never stopped.
    */
   stopInSignalDelivery(timeoutMs = 10_000): void {
+    this.beginSignalDeliveryStop();
+    this.endSignalDeliveryStop(timeoutMs);
+  }
+
+  /** First half of stopInSignalDelivery: many threads can be sent on their way before the first is waited for. */
+  beginSignalDeliveryStop(): void {
     ptraceInterrupt(this.tid);
     ptraceCont(this.tid, 0);
+  }
+
+  endSignalDeliveryStop(timeoutMs = 10_000): void {
     waitForStop(this.tid, timeoutMs);
   }
 }

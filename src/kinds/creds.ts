@@ -21,8 +21,7 @@ import { NR, PR } from '../sys/index.js';
 import { parseStatus } from '../proc/index.js';
 import type { ProcStatus } from '../proc/index.js';
 import type { CredsEntry } from '../images/messages.js';
-import type { Tracee } from '../infect/tracee.js';
-import type { RestoreTaskHandle } from './types.js';
+import { call, type StepHandle, type Steps } from './steps.js';
 import { CriuTsError } from '../errors.js';
 import { readFileSync } from 'node:fs';
 
@@ -43,8 +42,8 @@ function capSet(words: number[] | undefined): bigint {
 }
 
 /** The thread's credentials; `st` is its /proc status, read once by the caller. */
-export function dumpCreds(t: Tracee, st: ProcStatus): CredsEntry {
-  const secbits = Number(t.syscall('prctl', NR.prctl, PR.GET_SECUREBITS));
+/** `secbits`: PR_GET_SECUREBITS asked inside the thread (dump/task-state.ts askThreads). */
+export function dumpCreds(st: ProcStatus, secbits: number): CredsEntry {
   const c: CredsEntry = {
     uid: st.uid[0], euid: st.uid[1], suid: st.uid[2], fsuid: st.uid[3],
     gid: st.gid[0], egid: st.gid[1], sgid: st.gid[2], fsgid: st.gid[3],
@@ -76,8 +75,8 @@ function capNames(set: bigint): string {
  * Refuse before changing anything when the image asks for more than the
  * thread can get: capabilities are only ever lowered.
  */
-function checkReachable(t: RestoreTaskHandle, tid: number, c: CredsEntry, cur: ProcStatus): void {
-  const who = `task ${t.pid} thread ${tid}`;
+function checkReachable(pid: number, tid: number, c: CredsEntry, cur: ProcStatus): void {
+  const who = `task ${pid} thread ${tid}`;
   const want: [string, bigint, bigint][] = [
     ['permitted', capSet(c.cap_prm), cur.capPrm],
     ['bounding', capSet(c.cap_bnd), cur.capBnd],
@@ -86,20 +85,20 @@ function checkReachable(t: RestoreTaskHandle, tid: number, c: CredsEntry, cur: P
   for (const [name, img, have] of want) {
     const missing = img & ~have;
     if (missing !== 0n) {
-      throw new CriuTsError('EUNSUPPORTED', `${who}: the image's ${name} capability set holds capabilities ${capNames(missing)} that criu-ts does not have; capabilities can only be lowered`, { pid: t.pid, tid, set: name, missing: `0x${missing.toString(16)}` });
+      throw new CriuTsError('EUNSUPPORTED', `${who}: the image's ${name} capability set holds capabilities ${capNames(missing)} that criu-ts does not have; capabilities can only be lowered`, { pid, tid, set: name, missing: `0x${missing.toString(16)}` });
     }
   }
   const amb = capSet(c.cap_amb);
   if ((amb & ~(capSet(c.cap_prm) & capSet(c.cap_inh))) !== 0n) {
-    throw new CriuTsError('EIMAGE', `${who}: ambient capabilities ${capNames(amb)} are not both permitted and inheritable`, { pid: t.pid, tid });
+    throw new CriuTsError('EIMAGE', `${who}: ambient capabilities ${capNames(amb)} are not both permitted and inheritable`, { pid, tid });
   }
   if (cur.noNewPrivs !== 0 && !c.no_new_privs) {
-    throw new CriuTsError('EUNSUPPORTED', `${who}: criu-ts runs with no_new_privs, which the dumped thread did not have (it cannot be cleared)`, { pid: t.pid, tid });
+    throw new CriuTsError('EUNSUPPORTED', `${who}: criu-ts runs with no_new_privs, which the dumped thread did not have (it cannot be cleared)`, { pid, tid });
   }
 }
 
 /** capset(v3): header {version, pid 0}, data[2] {effective, permitted, inheritable}. */
-function capset(t: RestoreTaskHandle, eff: bigint, prm: bigint, inh: bigint): void {
+function* capset(t: StepHandle, eff: bigint, prm: bigint, inh: bigint): Steps {
   const data = Buffer.alloc(32);
   data.writeUInt32LE(LINUX_CAPABILITY_VERSION_3, 0);
   const words: [bigint, bigint, bigint] = [eff, prm, inh];
@@ -107,36 +106,44 @@ function capset(t: RestoreTaskHandle, eff: bigint, prm: bigint, inh: bigint): vo
     words.forEach((w, j) => data.writeUInt32LE(Number((w >> BigInt(32 * i)) & 0xffffffffn), 8 + i * 12 + j * 4));
   }
   const h = t.putBytes(data);
-  t.syscall('capset', NR.capset, h, h + 8n);
+  yield* call('capset', NR.capset, h, h + 8n);
 }
 
-/** Credentials last: once ids and capabilities drop, further injected syscalls may be refused. */
-export function restoreCreds(t: RestoreTaskHandle, c: CredsEntry | undefined): void {
-  if (!c) return;
-  const tid = t.tracee.tid;
+/** Most argument bytes credsSteps puts at once (the groups list). */
+export function credsPutBytes(c: CredsEntry | undefined): number {
+  return Math.max(32, (c?.groups?.length ?? 0) * 4 + 16);
+}
+
+/**
+ * A thread's credentials, as a step procedure (kinds/steps.ts) so that many
+ * threads can run it side by side. Credentials go last: once ids and
+ * capabilities drop, further injected syscalls may be refused.
+ */
+export function* credsSteps(t: StepHandle, c: CredsEntry): Steps {
+  const tid = t.tid;
   const cur = parseStatus(t.pid, tid);
-  checkReachable(t, tid, c, cur);
+  checkReachable(t.pid, tid, c, cur);
 
   const groups = c.groups ?? [];
   const gb = Buffer.alloc(Math.max(4, groups.length * 4));
   groups.forEach((g, i) => gb.writeUInt32LE(g, i * 4));
-  t.syscall('setgroups', NR.setgroups, groups.length, t.putBytes(gb));
+  yield* call('setgroups', NR.setgroups, groups.length, t.putBytes(gb));
 
   const sameIds = cur.uid[0] === c.uid && cur.uid[1] === c.euid && cur.uid[2] === c.suid && cur.uid[3] === c.fsuid
     && cur.gid[0] === c.gid && cur.gid[1] === c.egid && cur.gid[2] === c.sgid && cur.gid[3] === c.fsgid;
   if (!sameIds) {
     // With SECURE_NO_SETUID_FIXUP the kernel leaves every capability set alone across id changes.
-    t.syscall('prctl(SET_SECUREBITS)', NR.prctl, PR.SET_SECUREBITS, SECURE_NO_SETUID_FIXUP_BIT);
-    t.syscall('setresgid', NR.setresgid, c.gid, c.egid, c.sgid);
-    t.syscall('setresuid', NR.setresuid, c.uid, c.euid, c.suid);
-    t.syscall('setfsgid', NR.setfsgid, c.fsgid);
-    t.syscall('setfsuid', NR.setfsuid, c.fsuid);
+    yield* call('prctl(SET_SECUREBITS)', NR.prctl, PR.SET_SECUREBITS, SECURE_NO_SETUID_FIXUP_BIT);
+    yield* call('setresgid', NR.setresgid, c.gid, c.egid, c.sgid);
+    yield* call('setresuid', NR.setresuid, c.uid, c.euid, c.suid);
+    yield* call('setfsgid', NR.setfsgid, c.fsgid);
+    yield* call('setfsuid', NR.setfsuid, c.fsuid);
   }
   // Still holding CAP_SETPCAP (kept across the id change): trim the bounding set.
   const bnd = capSet(c.cap_bnd);
   for (let cap = 0; cap <= capLastCap(); cap++) {
     const bit = 1n << BigInt(cap);
-    if ((bnd & bit) === 0n && (cur.capBnd & bit) !== 0n) t.syscall(`prctl(CAPBSET_DROP ${cap})`, NR.prctl, PR_CAPBSET_DROP, cap);
+    if ((bnd & bit) === 0n && (cur.capBnd & bit) !== 0n) yield* call(`prctl(CAPBSET_DROP ${cap})`, NR.prctl, PR_CAPBSET_DROP, cap);
   }
   // Ambient capabilities need them permitted and inheritable, and securebits
   // may forbid raising them (NO_CAP_AMBIENT_RAISE), while securebits need
@@ -146,15 +153,15 @@ export function restoreCreds(t: RestoreTaskHandle, c: CredsEntry | undefined): v
   const inh = capSet(c.cap_inh);
   const setpcap = cur.capEff & CAP_SETPCAP_BIT;
   const amb = capSet(c.cap_amb);
-  const secbits = Number(t.syscall('prctl(GET_SECUREBITS)', NR.prctl, PR.GET_SECUREBITS));
-  capset(t, eff | setpcap, prm | setpcap, inh);
+  const secbits = Number(yield* call('prctl(GET_SECUREBITS)', NR.prctl, PR.GET_SECUREBITS));
+  yield* capset(t, eff | setpcap, prm | setpcap, inh);
   if (cur.capAmb !== 0n || amb !== 0n) {
-    t.syscall('prctl(CAP_AMBIENT_CLEAR_ALL)', NR.prctl, PR.CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
+    yield* call('prctl(CAP_AMBIENT_CLEAR_ALL)', NR.prctl, PR.CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
     for (let cap = 0; cap < 64; cap++) {
-      if ((amb >> BigInt(cap)) & 1n) t.syscall(`prctl(CAP_AMBIENT_RAISE ${cap})`, NR.prctl, PR.CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, cap, 0, 0);
+      if ((amb >> BigInt(cap)) & 1n) yield* call(`prctl(CAP_AMBIENT_RAISE ${cap})`, NR.prctl, PR.CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, cap, 0, 0);
     }
   }
-  if (secbits !== c.secbits) t.syscall('prctl(SET_SECUREBITS)', NR.prctl, PR.SET_SECUREBITS, c.secbits);
-  if (setpcap !== 0n && ((prm & setpcap) === 0n || (eff & setpcap) === 0n)) capset(t, eff, prm, inh);
-  if (c.no_new_privs && cur.noNewPrivs === 0) t.syscall('prctl(SET_NO_NEW_PRIVS)', NR.prctl, PR.SET_NO_NEW_PRIVS, 1, 0, 0, 0);
+  if (secbits !== c.secbits) yield* call('prctl(SET_SECUREBITS)', NR.prctl, PR.SET_SECUREBITS, c.secbits);
+  if (setpcap !== 0n && ((prm & setpcap) === 0n || (eff & setpcap) === 0n)) yield* capset(t, eff, prm, inh);
+  if (c.no_new_privs && cur.noNewPrivs === 0) yield* call('prctl(SET_NO_NEW_PRIVS)', NR.prctl, PR.SET_NO_NEW_PRIVS, 1, 0, 0, 0);
 }

@@ -28,6 +28,7 @@ import {
   NR, PR, schedGetScheduler, schedGetPriority, schedSetScheduler, getNice, setNice, SCHED_DEADLINE, isSyscallError,
 } from '../sys/index.js';
 import type { ThreadCoreEntry } from '../images/messages.js';
+import { call, callRaw, type StepCall, type Steps } from './steps.js';
 import type { Tracee } from '../infect/tracee.js';
 import { RemoteSyscallError } from '../infect/tracee.js';
 import type { RestoreTaskHandle } from './types.js';
@@ -69,15 +70,15 @@ export function restoreThreadSched(tid: number, th: ThreadCoreEntry): void {
   }
 }
 
-/** The address space's membarrier() registrations, asked inside the task. */
-export function dumpMembarrier(t: Tracee): number {
-  const r = t.syscallRaw(NR.membarrier, MEMBARRIER_CMD_GET_REGISTRATIONS, 0, 0);
+/** The address space's membarrier() registrations, asked inside the task (a step procedure, kinds/steps.ts). */
+export function* membarrierSteps(t: Tracee): Generator<StepCall, number, bigint> {
+  const r = yield* callRaw('membarrier(GET_REGISTRATIONS)', NR.membarrier, MEMBARRIER_CMD_GET_REGISTRATIONS, 0, 0);
   if (r >= 0n) return Number(r);
   if (r !== -BigInt(EINVAL)) throw new RemoteSyscallError('membarrier(GET_REGISTRATIONS)', Number(-r), t.tid);
   // Before Linux 6.3: a private expedited barrier succeeds only for a registered task.
   let mask = 0;
   for (const bit of MEMBARRIER_PRIVATE_CMD_BITS) {
-    const e = t.syscallRaw(NR.membarrier, 1 << bit, 0, 0);
+    const e = yield* callRaw(`membarrier(${1 << bit})`, NR.membarrier, 1 << bit, 0, 0);
     if (e === 0n) mask |= 1 << (bit + 1);
     else if (e !== -BigInt(EPERM) && e !== -BigInt(EINVAL) && e !== -BigInt(ENOSYS)) {
       throw new RemoteSyscallError(`membarrier(${1 << bit})`, Number(-e), t.tid);
@@ -111,19 +112,13 @@ export function restoreLoginuid(t: RestoreTaskHandle, loginuid: number | undefin
 }
 
 /** The kernel's default timer slack of a thread (50 us). */
-const DEFAULT_TIMER_SLACK_NS = 50_000n;
+export const DEFAULT_TIMER_SLACK_NS = 50_000n;
 
-/** A thread's timer slack, asked inside it; undefined when it is the default. */
-export function dumpTimerSlack(t: Tracee): bigint | undefined {
-  const ns = BigInt.asUintN(64, t.syscall('prctl(GET_TIMERSLACK)', NR.prctl, PR.GET_TIMERSLACK));
-  return ns === DEFAULT_TIMER_SLACK_NS ? undefined : ns;
-}
-
-/** Set inside the thread; without the field the thread had the default. */
-export function restoreTimerSlack(t: RestoreTaskHandle, ns: bigint | undefined): void {
+/** Set inside the thread; without the field the thread had the default. A step procedure (kinds/steps.ts). */
+export function* timerSlackSteps(ns: bigint | undefined): Steps {
   const want = ns ?? DEFAULT_TIMER_SLACK_NS;
-  const now = BigInt.asUintN(64, t.syscall('prctl(GET_TIMERSLACK)', NR.prctl, PR.GET_TIMERSLACK));
-  if (now !== want) t.syscall('prctl(SET_TIMERSLACK)', NR.prctl, PR.SET_TIMERSLACK, want);
+  const now = BigInt.asUintN(64, yield* call('prctl(GET_TIMERSLACK)', NR.prctl, PR.GET_TIMERSLACK));
+  if (now !== want) yield* call('prctl(SET_TIMERSLACK)', NR.prctl, PR.SET_TIMERSLACK, want);
 }
 
 const ARCH_GET_XCOMP_PERM = 0x1022;
@@ -136,9 +131,9 @@ const DYNAMIC_XFEATURES = 1n << 18n;
  * for, asked inside it; undefined when none. Without the permission after
  * restore, its next AMX instruction would die with SIGILL.
  */
-export function dumpXcompPerm(t: Tracee): bigint | undefined {
+export function* xcompPermSteps(t: Tracee): Generator<StepCall, bigint | undefined, bigint> {
   const s = t.mapScratch();
-  const r = t.syscallRaw(NR.arch_prctl, ARCH_GET_XCOMP_PERM, s);
+  const r = yield* callRaw('arch_prctl(ARCH_GET_XCOMP_PERM)', NR.arch_prctl, ARCH_GET_XCOMP_PERM, s);
   if (r === -BigInt(EINVAL)) return undefined; // kernel without dynamic XSAVE features
   if (r < 0n) throw new RemoteSyscallError('arch_prctl(ARCH_GET_XCOMP_PERM)', Number(-r), t.tid);
   const perm = t.readMem(s, 8).readBigUInt64LE(0) & DYNAMIC_XFEATURES;

@@ -118,6 +118,8 @@ export interface DumpContext {
   emit<K extends KindImage>(image: K, entry: KindImageEntries[K], payload?: Buffer): void;
   /** write an image of the kind's own now (e.g. ghost-file-<id>.img), atomically, into the images dir */
   writeImage(file: string, kind: string, entries: readonly object[], payloads?: readonly (Buffer | undefined)[]): void;
+  /** write a raw image (no magic, CRIU's RAW_IMAGE_MAGIC: ifaddr-<ns>.img, route-<ns>.img, ...) atomically into the images dir */
+  writeRawImage(file: string, data: Buffer): void;
   /** fields of inventory.img a kind owns (root_cg_set), merged into it when it is written */
   setInventory(fields: Partial<InventoryEntry>): void;
   /** the value under `key` for this dump, made by `make` on first use */
@@ -187,6 +189,8 @@ export interface RestoreContext {
   kindImage<K extends KindImage>(image: K): KindImageData<K>;
   /** an image of a kind's own by file name (tcp-stream-<ino>.img, pagemap-shmem-<id>.img), or undefined when absent */
   ownImage(file: string): DecodedImage | undefined;
+  /** a raw image (no magic: ifaddr-<ns>.img, ...) by file name, or undefined when absent */
+  rawImage(file: string): Buffer | undefined;
   /** the value under `key` for this restore, made by `make` on first use */
   state<T>(key: StateKey<T>, make: () => T): T;
   /**

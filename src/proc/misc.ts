@@ -1,4 +1,5 @@
 /** Small /proc/PID files: one read each, no structure worth a module of its own. */
+import { readFileSync } from 'node:fs';
 import { lines, parseError, procDir, readProcBuffer, readProcLink, readProcText } from './read.js';
 
 /** auxv as [type, value] pairs up to and including AT_NULL's absence (AT_NULL dropped). */
@@ -62,6 +63,21 @@ export function readLoginuid(pid: number): number {
 
 export function readOomScoreAdj(pid: number): number {
   return readNumber(pid, `/proc/${pid}/oom_score_adj`);
+}
+
+/**
+ * A thread's timer slack from /proc/TID/timerslack_ns (Linux 4.6+; reading
+ * another task's needs CAP_SYS_NICE), or undefined when it cannot be read
+ * that way: the caller then asks the thread itself.
+ */
+export function readTimerSlack(tid: number): bigint | undefined {
+  let t: string;
+  try {
+    t = readFileSync(`/proc/${tid}/timerslack_ns`, 'latin1').trim();
+  } catch {
+    return undefined;
+  }
+  return /^[0-9]+$/.test(t) ? BigInt(t) : undefined;
 }
 
 export function readPersonality(pid: number): number {

@@ -89,6 +89,14 @@ export function checkImagesFor(img: DumpImages, caller: CallerCreds | undefined)
       refuse(`task ${t.pstree.pid} would get loginuid ${tc.loginuid}`, { pid: t.pstree.pid });
     }
   }
+  // Re-creating a namespace (an injected unshare) needs CAP_SYS_ADMIN.
+  const root = img.inventory.root_ids;
+  for (const t of img.tasks) {
+    for (const field of ['uts_ns_id', 'ipc_ns_id'] as const) {
+      const got = t.ids?.[field];
+      if (root !== undefined && got !== undefined && got !== root[field]) refuse(`task ${t.pstree.pid} was in a ${field.slice(0, 3)} namespace of its own`, { pid: t.pstree.pid });
+    }
+  }
   for (const f of img.files.values()) checkFile(f, caller);
   checkGhosts(img.dir, caller);
   checkImageFiles(img.dir);

@@ -7,7 +7,7 @@
  */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { readImage, imageFileName, kindByName, type DecodedImage } from '../images/index.js';
+import { readImage, readImageBytes, imageFileName, kindByName, type DecodedImage } from '../images/index.js';
 import type { FdinfoEntry, FileEntry } from '../images/messages.js';
 import type { KindImage, KindImageData, RestoreContext, RestoreKindOptions, StateKey } from '../kinds/index.js';
 import { CriuTsError } from '../errors.js';
@@ -49,6 +49,11 @@ export function restoreSession(img: DumpImages, opts: RestoreKindOptions): Resto
       return d as KindImageData<K>;
     },
     ownImage,
+    rawImage(file: string): Buffer | undefined {
+      if (file.includes('/')) throw new CriuTsError('EINTERNAL', `image name ${file} is not a plain file name`, { file });
+      const path = join(img.dir, file);
+      return existsSync(path) ? readImageBytes(path) : undefined;
+    },
     state<T>(key: StateKey<T>, make: () => T): T {
       if (states.has(key)) return states.get(key) as T;
       const v = make();

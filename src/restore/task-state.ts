@@ -5,17 +5,19 @@
  */
 import { writeFileSync } from 'node:fs';
 import {
-  NR, PR,
+  NR, PR, xstateLayout,
 } from '../sys/index.js';
 import type { TaskCoreEntry, ThreadCoreEntry, UserX86FpregsEntry, ItimerEntry } from '../images/messages.js';
 import type { RestoreTaskHandle } from '../kinds/index.js';
 import { logger } from '../log.js';
 import { parseLimits } from '../proc/index.js';
-import { RemoteSyscallError, type Tracee } from '../infect/tracee.js';
-import { xstateLayoutOfOwnTask } from '../infect/cpuid.js';
+import { RemoteSyscallError, SIGTRAP, type Tracee } from '../infect/tracee.js';
+import { cpuidThroughTracee } from '../infect/cpuid.js';
 import { readXstate, writeXstate } from '../infect/ptrace-state.js';
 import { fpregsToXsave } from '../kinds/xsave.js';
-import { restoreLoginuid, restoreMembarrier, restoreThreadSched, restoreTimerSlack, restoreXcompPerm } from '../kinds/task-attrs.js';
+import { restoreLoginuid, restoreMembarrier, restoreThreadSched, timerSlackSteps, restoreXcompPerm } from '../kinds/task-attrs.js';
+import { call, type StepHandle, type Steps } from '../kinds/steps.js';
+import { CriuTsError } from '../errors.js';
 
 const log = logger('task');
 const SIGKILL = 9;
@@ -102,30 +104,31 @@ export function restoreTaskMisc(t: RestoreTaskHandle, tc: TaskCoreEntry): void {
 }
 
 /** Per-thread state that must be set from inside that thread. */
-export function restoreThreadState(t: RestoreTaskHandle, th: ThreadCoreEntry, clearTid: bigint, comm: string | undefined): void {
-  if (th.futex_rla !== 0n) t.syscall('set_robust_list', NR.set_robust_list, th.futex_rla, th.futex_rla_len);
-  t.syscall('set_tid_address', NR.set_tid_address, clearTid);
+/** A thread's own state (robust list, tid address, name, sigaltstack, rseq, scheduling, timer slack) as a step procedure (kinds/steps.ts). */
+export function* threadStateSteps(t: StepHandle, th: ThreadCoreEntry, clearTid: bigint, comm: string | undefined): Steps {
+  if (th.futex_rla !== 0n) yield* call('set_robust_list', NR.set_robust_list, th.futex_rla, th.futex_rla_len);
+  yield* call('set_tid_address', NR.set_tid_address, clearTid);
   const name = th.comm ?? comm;
-  if (name !== undefined) t.syscall('prctl(SET_NAME)', NR.prctl, PR.SET_NAME, t.putString(name.slice(0, 15)));
+  if (name !== undefined) yield* call('prctl(SET_NAME)', NR.prctl, PR.SET_NAME, t.putString(name.slice(0, 15)));
   if (th.sas && (th.sas.ss_flags & 2) === 0 && th.sas.ss_size !== 0n) {
     const b = Buffer.alloc(24);
     b.writeBigUInt64LE(th.sas.ss_sp, 0);
     b.writeInt32LE(th.sas.ss_flags & ~1, 8); // SS_ONSTACK is a state, not a flag one can set
     b.writeBigUInt64LE(th.sas.ss_size, 16);
-    t.syscall('sigaltstack', NR.sigaltstack, t.putBytes(b), 0);
+    yield* call('sigaltstack', NR.sigaltstack, t.putBytes(b), 0);
   }
   if (th.rseq_entry && th.rseq_entry.rseq_abi_pointer !== 0n) {
     const r = th.rseq_entry;
-    t.syscall('rseq', NR.rseq, r.rseq_abi_pointer, r.rseq_abi_size, 0, r.signature);
+    yield* call('rseq', NR.rseq, r.rseq_abi_pointer, r.rseq_abi_size, 0, r.signature);
   }
-  restoreThreadSched(t.tracee.tid, th);
-  restoreTimerSlack(t, th.timer_slack_ns);
+  restoreThreadSched(t.tid, th);
+  yield* timerSlackSteps(th.timer_slack_ns);
 }
 
 /** FPU/SSE/AVX/AVX-512: the kernel's own XSAVE buffer (this CPU's layout) as a template, filled from the image. */
 export function restoreFpu(t: Tracee, fp: UserX86FpregsEntry): void {
   const template = readXstate(t.tid, 16384);
-  const layout = xstateLayoutOfOwnTask();
+  const layout = xstateLayout(() => cpuidThroughTracee(t));
   writeXstate(t.tid, fpregsToXsave(template, fp, layout, `thread ${t.tid}`));
 }
 
@@ -135,6 +138,11 @@ export function restoreFpu(t: Tracee, fp: UserX86FpregsEntry): void {
  * task; the final mask is set just before it runs.
  */
 export function restorePendingSignals(t: RestoreTaskHandle, tgid: number, tid: number, shared: Buffer[], priv: Buffer[]): void {
+  // Our later single-steps would take a queued SIGTRAP (see HELD_SIGMASK);
+  // dumps refuse it, so only a foreign image can hold one.
+  if ([...shared, ...priv].some((si) => si.readInt32LE(0) === SIGTRAP)) {
+    throw new CriuTsError('EUNSUPPORTED', `task ${tid}: the image holds a pending SIGTRAP, which cannot be restored`, { pid: tid, signal: SIGTRAP });
+  }
   for (const si of shared) {
     const sig = si.readInt32LE(0);
     t.syscall(`rt_sigqueueinfo(${sig})`, NR.rt_sigqueueinfo, tgid, sig, t.putBytes(si));

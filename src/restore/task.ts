@@ -8,7 +8,7 @@ import {
 } from '../sys/index.js';
 import { CriuTsError } from '../errors.js';
 import type { CoreEntry, ThreadCoreEntry, VmaEntry } from '../images/messages.js';
-import type { RestoreContext, RestoreTaskHandle } from '../kinds/index.js';
+import type { RestoreContext } from '../kinds/index.js';
 import type { Tracee } from '../infect/tracee.js';
 import { HELD_SIGMASK } from '../infect/tracee.js';
 import { holdSigmask, rseqConfig, writeGpRegs } from '../infect/ptrace-state.js';
@@ -17,13 +17,14 @@ import { inheritedVmas, inheritedRanges } from '../kinds/memory/cow.js';
 import { restoreFds } from './files.js';
 import { asInterruptedSyscall } from './restart.js';
 import {
-  restoreSigactions, restoreItimers, restoreRlimits, restoreTaskMisc, restoreThreadState, restoreFpu,
+  restoreSigactions, restoreItimers, restoreRlimits, restoreTaskMisc, threadStateSteps, restoreFpu,
   restorePendingSignals,
 } from './task-state.js';
+import { call, runSteps, runStepsEach, type SideSteps, type StepHandle, type Steps } from '../kinds/steps.js';
 import { restorePosixTimers } from './timers.js';
 import { cloneWithPid, TRACE_OPTIONS } from './stub.js';
 import { restoreThreadSeccomp, seccompSharedByThreads } from '../kinds/index.js';
-import { restoreCreds } from '../kinds/creds.js';
+import { credsPutBytes, credsSteps } from '../kinds/creds.js';
 import { handleFor } from './handle.js';
 import { verifyTaskState, verifyRegisters, judge } from './verify.js';
 import type { DumpImages } from './images.js';
@@ -116,20 +117,25 @@ export function restoreTaskBody(n: RestoreNode, plan: RestorePlan, img: DumpImag
     n.threads.push(th);
   }
   restorePosixTimers(h, tc);
-  task.cores.forEach((core, i) => {
+  for (const th of n.threads) holdSigmask(th.tid, HELD_SIGMASK);
+  // The threads' own state, side by side (kinds/steps.ts), then their FPU state.
+  runStepsEach(task.cores.flatMap((core, i) => {
     const th = n.threads[i] as Tracee;
-    restoreThread(handleFor(th.tid, th), core, tc.comm);
+    const st: ThreadCoreEntry | undefined = core.thread_core;
+    if (!st) return [];
+    const clearTid = core.thread_info?.clear_tid_addr ?? 0n;
+    return [{ tracee: th, pid, make: (sh: StepHandle) => threadStateSteps(sh, st, clearTid, tc.comm), putBytes: 32, handle: handleFor(th.tid, th) }];
+  }), scratchOf(tracee));
+  task.cores.forEach((core, i) => {
+    const fp = core.thread_info?.fpregs;
+    if (fp) restoreFpu(n.threads[i] as Tracee, fp);
   });
   return pages;
 }
 
-function restoreThread(h: RestoreTaskHandle, core: CoreEntry, comm: string): void {
-  const tid = h.tracee.tid;
-  holdSigmask(tid, HELD_SIGMASK);
-  const th: ThreadCoreEntry | undefined = core.thread_core;
-  if (th) restoreThreadState(h, th, core.thread_info?.clear_tid_addr ?? 0n, comm);
-  const fp = core.thread_info?.fpregs;
-  if (fp) restoreFpu(h.tracee, fp);
+function scratchOf(t: Tracee): { addr: bigint; size: number } {
+  if (!t.scratchRange) t.mapScratch();
+  return t.scratchRange as { addr: bigint; size: number };
 }
 
 /** Credentials, then the last injected call (drop scratch), registers and mask, for every thread. */
@@ -148,17 +154,27 @@ export function finalizeTask(n: RestoreNode, img: DumpImages, verify?: 'refuse' 
   });
   // Credentials per thread (they are per-thread in the kernel), the main thread last.
   const tsync = seccompSharedByThreads(task.cores.map((c) => c.thread_core));
-  for (const [i, th] of [...n.threads.entries()].reverse()) {
-    const core = task.cores[i];
-    const h = handleFor(th.tid, th);
-    // Filters first, while the thread is still privileged (they stay suspended for our calls).
-    // A chain every thread shares goes in once, from the main thread, with TSYNC.
-    if (!tsync || i === 0) restoreThreadSeccomp(h, core?.thread_core, img.seccomp, TRACE_OPTIONS, tsync);
-    restoreCreds(h, core?.thread_core?.creds);
-    // After the credentials: a change of ids clears the parent-death signal.
-    const pdeath = core?.thread_core?.pdeath_sig;
-    if (pdeath) h.syscall('prctl(SET_PDEATHSIG)', NR.prctl, PR.SET_PDEATHSIG, pdeath);
-  }
+  const credsOf = (i: number, th: Tracee): SideSteps => {
+    const thc = task.cores[i]?.thread_core;
+    return {
+      tracee: th, pid: n.pid, handle: handleFor(th.tid, th), putBytes: credsPutBytes(thc?.creds),
+      *make(sh: StepHandle): Steps {
+        if (thc?.creds) yield* credsSteps(sh, thc.creds);
+        // After the credentials: a change of ids clears the parent-death signal.
+        if (thc?.pdeath_sig) yield* call('prctl(SET_PDEATHSIG)', NR.prctl, PR.SET_PDEATHSIG, thc.pdeath_sig);
+      },
+    };
+  };
+  // Filters first, while a thread is still privileged (they stay suspended
+  // for our calls); a chain every thread shares goes in once, from the main
+  // thread, with TSYNC. Then credentials, per thread (they are per-thread in
+  // the kernel): the other threads side by side, the main thread last.
+  const others = n.threads.slice(1);
+  if (!tsync) others.forEach((th, k) => restoreThreadSeccomp(handleFor(th.tid, th), task.cores[k + 1]?.thread_core, img.seccomp, TRACE_OPTIONS, tsync));
+  runStepsEach(others.map((th, k) => credsOf(k + 1, th)), scratchOf(main));
+  const mh = handleFor(main.tid, main);
+  restoreThreadSeccomp(mh, task.cores[0]?.thread_core, img.seccomp, TRACE_OPTIONS, tsync);
+  runSteps(mh, credsOf(0, main).make);
   // A change of ids or capabilities resets the mm's dumpable flag (to fs.suid_dumpable): set it again.
   if (task.mm.dumpable !== undefined) {
     const h = handleFor(main.tid, main);
@@ -169,20 +185,22 @@ export function finalizeTask(n: RestoreNode, img: DumpImages, verify?: 'refuse' 
   const diffs = verify ? verifyTaskState(n, img) : [];
   main.unmapScratch();
   const interruptedTids = new Set<number>();
-  n.threads.forEach((th, i) => {
-    const core = task.cores[i] as CoreEntry;
-    const dumped = coreRegs(core);
+  const regsOf = n.threads.map((th, i) => {
+    const dumped = coreRegs(task.cores[i] as CoreEntry);
     const interrupted = asInterruptedSyscall(dumped, (ip) => main.readMem(ip, 2));
-    let regs: GpRegs;
     if (interrupted) {
       interruptedTids.add(th.tid);
-      th.stopInSignalDelivery();
-      regs = interrupted;
-    } else {
-      // Not in a syscall: no restart logic may touch these registers.
-      regs = { ...dumped, orig_ax: BigInt.asUintN(64, -1n) };
+      // Every such thread is sent toward its stop before the first is waited for.
+      th.beginSignalDeliveryStop();
+      return interrupted;
     }
-    writeGpRegs(th.tid, encodeGpRegs(regs));
+    // Not in a syscall: no restart logic may touch these registers.
+    return { ...dumped, orig_ax: BigInt.asUintN(64, -1n) };
+  });
+  n.threads.forEach((th, i) => {
+    const core = task.cores[i] as CoreEntry;
+    if (interruptedTids.has(th.tid)) th.endSignalDeliveryStop();
+    writeGpRegs(th.tid, encodeGpRegs(regsOf[i] as GpRegs));
     const mask = core.thread_core?.blk_sigset ?? core.tc?.blk_sigset ?? task.cores[0]?.tc?.blk_sigset ?? 0n;
     holdSigmask(th.tid, mask);
   });

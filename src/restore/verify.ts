@@ -33,7 +33,7 @@ import type { SmapsEntry } from '../proc/index.js';
 import type { CoreEntry, FileEntry, VmaEntry, PagemapEntry } from '../images/messages.js';
 import type { Tracee } from '../infect/tracee.js';
 import { sigmaskNow } from '../infect/ptrace-state.js';
-import { dumpTaskCore, dumpThreadCore } from '../dump/task-state.js';
+import { askThreads, dumpTaskCore, dumpThreadCore, type ThreadAnswers } from '../dump/task-state.js';
 import { dumpFpRegs } from '../dump/regs.js';
 import type { DumpImages, TaskImages } from './images.js';
 import type { RestoreNode } from './plan.js';
@@ -111,19 +111,30 @@ const THREAD_SKIP: ReadonlySet<string> = new Set(['blk_sigset', 'seccomp_mode', 
 const SI_TIMER = -2;
 
 /**
- * Pending signals: every dumped one is queued again, in order; a timer
- * that expired while the tree was held (it keeps counting) may have queued
- * more behind them, and only such ones are allowed.
+ * Pending signals: every dumped one is queued again, in order among
+ * themselves. A timer restored before them (timers go in with the task,
+ * pending signals at the very end) that expired while the tree was held
+ * may have queued signals of its own before or between them: only such
+ * ones (SI_TIMER) are allowed besides the dumped ones.
  */
 function verifySignals(dumped: readonly { siginfo: Buffer }[], now: readonly { siginfo: Buffer }[], field: string, c: Collector, tid?: number): void {
+  let j = 0;
   for (const [i, d] of dumped.entries()) {
-    const r = now[i];
-    if (!r || !r.siginfo.equals(d.siginfo)) {
-      c.add(`${field}[${i}]`, `signal ${d.siginfo.readInt32LE(0)}`, r ? `signal ${r.siginfo.readInt32LE(0)}` : 'none', tid);
+    while (j < now.length && !(now[j] as { siginfo: Buffer }).siginfo.equals(d.siginfo)) {
+      const extra = (now[j] as { siginfo: Buffer }).siginfo;
+      if (extra.readInt32LE(8) !== SI_TIMER) {
+        c.add(`${field}[${i}]`, `signal ${d.siginfo.readInt32LE(0)}`, `signal ${extra.readInt32LE(0)} code ${extra.readInt32LE(8)}`, tid);
+        return;
+      }
+      j++;
+    }
+    if (j >= now.length) {
+      c.add(`${field}[${i}]`, `signal ${d.siginfo.readInt32LE(0)}`, 'not pending', tid);
       return;
     }
+    j++;
   }
-  for (const r of now.slice(dumped.length)) {
+  for (const r of now.slice(j)) {
     if (r.siginfo.readInt32LE(8) !== SI_TIMER) c.add(`${field} (extra)`, 'none', `signal ${r.siginfo.readInt32LE(0)} code ${r.siginfo.readInt32LE(8)}`, tid);
   }
 }
@@ -147,7 +158,9 @@ function countdownOk(dsec: bigint, dfrac: bigint, isec: bigint, ifrac: bigint, r
   const i = isec * unit + ifrac;
   const r = rsec * unit + rfrac;
   if (d === 0n) return r === 0n;
-  return r <= (d > i ? d : i) && (r > 0n || i === 0n);
+  // The kernel may round a value it is given up to its clock's tick (CPU-time itimers count in ticks): 10 ms of slack.
+  const slack = unit / 100n;
+  return r <= (d > i ? d : i) + slack && (r > 0n || i === 0n);
 }
 
 function verifyTimers(task: TaskImages, tc: NonNullable<CoreEntry['tc']>, c: Collector): void {
@@ -193,11 +206,14 @@ export function verifyTaskState(n: RestoreNode, img: DumpImages): VerifyDifferen
     verifySignals(dumpedTc.signals_s?.signals ?? [], tc.signals_s?.signals ?? [], 'pending shared signals', c);
   }
   verifyTimers(task, tc, c);
+  if (!main.scratchRange) main.mapScratch();
+  const scratch = main.scratchRange as { addr: bigint; size: number };
+  const answers = askThreads(n.threads, scratch.addr, scratch.size);
   n.threads.forEach((th, i) => {
     const core = task.cores[i];
     if (!core) return;
     const tst = parseStatus(pid, th.tid);
-    const thc = dumpThreadCore(th, pid, tst);
+    const thc = dumpThreadCore(th, pid, tst, answers[i] as ThreadAnswers);
     if (core.thread_core) {
       // Pending signals went in at the start of finalize; ours are a tracer's view, not stashed.
       diffValue(core.thread_core, thc, '', THREAD_SKIP, (f, a, b) => c.add(f, a, b, th.tid));

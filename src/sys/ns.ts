@@ -6,18 +6,24 @@
  * while libuv's worker threads never leave ours. Only synchronous calls may
  * run inside: an async one would run on a worker thread, in our namespace.
  */
-import { closeSync, openSync } from 'node:fs';
+import { closeSync, openSync, readlinkSync } from 'node:fs';
 import { sys } from './libc.js';
 import { NR } from './nr.js';
 import { CriuTsError } from '../errors.js';
 
 export const CLONE_NEWUTS = 0x04000000;
 export const CLONE_NEWIPC = 0x08000000;
+export const CLONE_NEWNET = 0x40000000;
 
-/** The namespace types that belong to a thread and can be entered by one (setns without CLONE_FS trouble). */
-export type ThreadNsType = 'uts' | 'ipc';
+/**
+ * The namespace types that belong to a thread and can be entered by one
+ * (setns without CLONE_FS trouble). A net namespace entered this way also
+ * holds the sockets the thread opens there and the processes it spawns
+ * (libuv forks from the calling thread).
+ */
+export type ThreadNsType = 'uts' | 'ipc' | 'net';
 
-const NSTYPE: Readonly<Record<ThreadNsType, number>> = { uts: CLONE_NEWUTS, ipc: CLONE_NEWIPC };
+const NSTYPE: Readonly<Record<ThreadNsType, number>> = { uts: CLONE_NEWUTS, ipc: CLONE_NEWIPC, net: CLONE_NEWNET };
 
 export function setns(fd: number, nstype: number): void {
   sys('setns', NR.setns, undefined, fd, nstype);
@@ -53,4 +59,20 @@ export function inNamespacesOf<T>(pid: number, types: readonly ThreadNsType[], f
       }
     }
   }
+}
+
+/**
+ * Run `fn` on this thread inside task `pid`'s net namespace when it is not
+ * the one this thread is in (sock_diag answers for the caller's namespace
+ * only), else just run it. `fn` must be synchronous.
+ */
+export function inNetNamespaceOf<T>(pid: number, fn: () => T): T {
+  let theirs: string;
+  try {
+    theirs = readlinkSync(`/proc/${pid}/ns/net`);
+  } catch {
+    return fn();
+  }
+  if (theirs === readlinkSync('/proc/thread-self/ns/net')) return fn();
+  return inNamespacesOf(pid, ['net'], fn);
 }

@@ -118,11 +118,11 @@ test('root_ids hold the dumper\'s namespaces; images of a task in its own namesp
     assert.equal(rootIds['vm_id'], 1);
     assert.notEqual(ids['vm_id'], rootIds['vm_id']);
 
-    writeImage(idsPath, 'IDS', [{ ...ids, net_ns_id: 99 }]);
+    writeImage(idsPath, 'IDS', [{ ...ids, mnt_ns_id: 99 }]);
     // The image is edited on purpose: past the checksums, to the namespace check itself.
     await assert.rejects(restore({ imagesDir: dir, skipChecksums: true }), (e: unknown) => {
       assert.ok(isCriuTsError(e) && e.code === 'EUNSUPPORTED', String(e));
-      assert.match(e.message, new RegExp(`task ${pid} was dumped in its own net namespace`));
+      assert.match(e.message, new RegExp(`task ${pid} was dumped in its own mnt namespace`));
       return true;
     });
   } finally {

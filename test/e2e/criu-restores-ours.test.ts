@@ -1,7 +1,7 @@
 /**
  * Images go both ways: CRIU 4.2 itself restores what criu-ts dumped (a
  * counter, a tree with a pipe and a shared epoll, a process with 8 threads,
- * live FPU and AVX-512 registers), and each subject carries on with the
+ * live FPU and AVX-512 registers, uts+ipc namespaces with SysV objects), and each subject carries on with the
  * same pid and passes its own check. Needs a CRIU binary: set CRIU_BIN to
  * it (README, "Benchmarks", says how to build CRIU 4.2 from its source);
  * skipped without one.
@@ -35,6 +35,7 @@ const CASES: readonly { name: string; args?: string[] }[] = [
   { name: 'fpu' },
   { name: 'avx512' },
   { name: 'aio-ring' },
+  { name: 'ipc-ns', args: ['--criu-shape', '1'] },
 ];
 
 for (const k of CASES) {

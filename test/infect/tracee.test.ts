@@ -7,8 +7,9 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { readFileSync, readdirSync } from 'node:fs';
 import { Tracee, RemoteSyscallError } from '../../src/infect/tracee.js';
+import { syscallEach } from '../../src/infect/side-by-side.js';
 import { NR, decodeGpRegs } from '../../src/sys/index.js';
 import { startSubject } from '../lib/subjects.js';
 
@@ -64,6 +65,35 @@ test('a seized task stopped inside a syscall reports the call and the kernel res
     assert.equal(BigInt.asIntN(64, regs.ax), -516n);
     t.cure();
     t.detach();
+    const r = await s.terminateAndResult(10_000);
+    assert.ok(r.ok, r.text);
+  } finally {
+    s.kill();
+    s.cleanup();
+  }
+});
+
+test('syscallEach: one injected call in each thread at once, every result its own; a failing call leaves no thread running', async () => {
+  const s = await startSubject('dump-victim', []);
+  try {
+    await new Promise((r) => setTimeout(r, 100));
+    const tids = readdirSync(`/proc/${s.pid}/task`).map(Number).sort((a, b) => a - b);
+    assert.ok(tids.length >= 4, `threads: ${tids.join(',')}`);
+    const ts = tids.map((tid) => Tracee.seize(tid));
+    const regs0 = ts.map((t) => Buffer.from(t.origRegs));
+    try {
+      assert.deepEqual(syscallEach(ts.map((t) => ({ t, nr: NR.gettid, args: [] }))), tids.map(BigInt));
+      // One call fails inside its thread: its raw result is -EBADF, the others still complete.
+      const r = syscallEach(ts.map((t, i) => (i === 1 ? { t, nr: NR.close, args: [9999] } : { t, nr: NR.getpid, args: [] })));
+      assert.deepEqual(r, ts.map((_, i) => (i === 1 ? -9n : BigInt(s.pid))));
+      assert.throws(() => syscallEach([{ t: ts[0] as Tracee, nr: NR.getpid, args: [] }, { t: ts[0] as Tracee, nr: NR.getpid, args: [] }]), /two side-by-side calls/);
+      // Each thread is back in a ptrace stop and takes ordinary calls again.
+      for (const [i, t] of ts.entries()) assert.equal(t.syscall('gettid', NR.gettid), BigInt(tids[i] as number));
+    } finally {
+      for (const t of ts) t.cure();
+      ts.forEach((t, i) => assert.deepEqual(t.currentRegs(), regs0[i], `thread ${t.tid}: registers not put back`));
+      for (const t of ts) t.detach();
+    }
     const r = await s.terminateAndResult(10_000);
     assert.ok(r.ok, r.text);
   } finally {

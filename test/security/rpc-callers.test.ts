@@ -11,9 +11,9 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile, execFileSync, spawn } from 'node:child_process';
+import { execFile, execFileSync, spawn, spawnSync } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
-import { chownSync, existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { chownSync, closeSync, existsSync, openSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { isAlive, repoRoot, startSubject } from '../lib/subjects.js';
 import type { Subject } from '../lib/subjects.js';
@@ -171,4 +171,37 @@ test('an unprivileged caller: refused for what it could not do itself, served fo
   assert.equal(r.lines[0]?.['cr_errno'], 1, 'EPERM');
   assert.match(String((r.lines[0]?.['resp'] as Line | undefined)?.['cr_errmsg']), /would run as uids 0\/0\/0\/0/);
   assert.equal(isAlive(rootSubject.pid), false, 'nothing restored');
+});
+
+test('an unprivileged caller: its own process in a uts namespace of its own is refused at dump, and such images at restore', { skip, timeout: 120_000 }, async () => {
+  const address = await startService(['--socket-mode', '0666']);
+  // Started in a new uts namespace by root, then running as nobody (dumpable again after its exec).
+  // Its output goes to a file: a pipe to us would be a socket outside the tree.
+  const outDir = nobodysDir('uts-out');
+  const out = openSync(join(outDir, 'out'), 'w');
+  const own = spawn('unshare', ['--uts', 'setpriv', '--reuid', String(NOBODY), '--regid', String(NOBODY), '--clear-groups', PYTHON, '-c',
+    'import time; print("ready", flush=True); time.sleep(120)'], { stdio: ['ignore', out, 'ignore'], detached: true });
+  closeSync(out);
+  assert.ok(await waitFor(() => readFileSync(join(outDir, 'out'), 'utf8').includes('ready'), 10_000), 'started');
+  const pid = own.pid as number;
+  try {
+    const mine = nobodysDir('img-uts');
+    let r = await asNobody(['dump', '--address', address, '--dir', mine, '--pid', String(pid), '--leave-running']);
+    assert.equal(r.lines[0]?.['cr_errno'], 1, JSON.stringify(r));
+    assert.match(String((r.lines[0]?.['resp'] as Line | undefined)?.['cr_errmsg']), new RegExp(`task ${pid}: uid ${NOBODY} may not dump it: it is in a uts namespace of its own`));
+    assert.ok(isAlive(pid) && tracerOf(pid) === 0, 'untouched');
+
+    // Dumped by root and handed over: re-creating the namespace is not the caller's to ask.
+    const d = spawnSync(process.execPath, [BINARY, 'dump', '-t', String(pid), '-D', mine], { encoding: 'utf8' });
+    assert.equal(d.status, 0, d.stderr);
+    assert.ok(await waitGone(pid), 'dumped by root');
+    r = await asNobody(['restore', '--address', address, '--dir', mine]);
+    assert.equal(r.lines[0]?.['cr_errno'], 1, JSON.stringify(r));
+    assert.match(String((r.lines[0]?.['resp'] as Line | undefined)?.['cr_errmsg']), new RegExp(`not restored for an unprivileged caller: task ${pid} was in a uts namespace of its own`));
+    assert.equal(isAlive(pid), false, 'nothing restored');
+  } finally {
+    own.kill('SIGKILL');
+    // Its exit is not this file's to wait for (it was dumped and killed by another process): never keep the test alive for it.
+    own.unref();
+  }
 });

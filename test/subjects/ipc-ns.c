@@ -14,7 +14,9 @@
  * At check time the child writes a token into A; the parent must see it.
  * For the refusals: --host-ns 1 attaches a segment in the caller's own ipc
  * namespace (removed at once), --nested-uts 1 adds a child in yet another
- * uts namespace.
+ * uts namespace. --criu-shape 1 keeps to what CRIU 4.2 restores too: no
+ * segment C (CRIU does not remove it again) and the queue's default byte
+ * limit (CRIU does not set it).
  */
 #define _GNU_SOURCE
 #include "subject.h"
@@ -51,7 +53,9 @@ static const struct { long type; const char *text; size_t len; } MSGS[] = {
 	{ 9, "3", 1 },
 };
 
-static int shm_a, shm_b, shm_c, sem_id, msg_id;
+static int shm_a, shm_b, shm_c = -1, sem_id, msg_id;
+static int with_c = 1;
+static unsigned long qbytes;
 static unsigned char *a_rw, *a_ro, *c_at;
 static uint64_t a_hash;
 
@@ -122,8 +126,9 @@ static void setup(void)
 		subject_fail("first segment: %s", strerror(errno));
 	shm_a = shmget(IPC_PRIVATE, A_SIZE, 0640);
 	shm_b = shmget(KEY_B, B_SIZE, IPC_CREAT | IPC_EXCL | 0604);
-	shm_c = shmget(IPC_PRIVATE, PAGE, 0600);
-	if (shm_a < 0 || shm_b < 0 || shm_c < 0)
+	if (with_c)
+		shm_c = shmget(IPC_PRIVATE, PAGE, 0600);
+	if (shm_a < 0 || shm_b < 0 || (with_c && shm_c < 0))
 		subject_fail("shmget: %s", strerror(errno));
 	if (shm_a == 0)
 		subject_fail("segment A got id 0 after a removed one");
@@ -140,15 +145,19 @@ static void setup_rest(void)
 {
 	a_ro = shmat(shm_a, NULL, SHM_RDONLY);
 	unsigned char *b = shmat(shm_b, NULL, 0);
-	c_at = shmat(shm_c, NULL, 0);
-	if (a_ro == (void *)-1 || b == (void *)-1 || c_at == (void *)-1)
+	if (a_ro == (void *)-1 || b == (void *)-1)
 		subject_fail("shmat: %s", strerror(errno));
 	subject_fill(b, B_SIZE, 0xb0);
 	if (shmdt(b) != 0)
 		subject_fail("shmdt B: %s", strerror(errno));
-	memset(c_at, 0xcc, PAGE);
-	if (shmctl(shm_c, IPC_RMID, NULL) != 0)
-		subject_fail("remove C: %s", strerror(errno));
+	if (with_c) {
+		c_at = shmat(shm_c, NULL, 0);
+		if (c_at == (void *)-1)
+			subject_fail("shmat C: %s", strerror(errno));
+		memset(c_at, 0xcc, PAGE);
+		if (shmctl(shm_c, IPC_RMID, NULL) != 0)
+			subject_fail("remove C: %s", strerror(errno));
+	}
 
 	sem_id = semget(KEY_SEM, 3, IPC_CREAT | IPC_EXCL | 0600);
 	unsigned short vals[3] = { 1, 7, 42 };
@@ -161,7 +170,8 @@ static void setup_rest(void)
 	struct msqid_ds ds;
 	if (msgctl(msg_id, IPC_STAT, &ds) != 0)
 		subject_fail("msgctl: %s", strerror(errno));
-	ds.msg_qbytes = 8000;
+	ds.msg_qbytes = with_c ? 8000 : ds.msg_qbytes;
+	qbytes = ds.msg_qbytes;
 	if (msgctl(msg_id, IPC_SET, &ds) != 0)
 		subject_fail("msgctl(IPC_SET): %s", strerror(errno));
 	for (size_t i = 0; i < sizeof(MSGS) / sizeof(MSGS[0]); i++) {
@@ -209,14 +219,16 @@ static void check(void)
 		subject_fail("segment B's contents changed");
 	shmdt(b);
 
-	if (shmctl(shm_c, IPC_STAT, &ds) != 0 || !(ds.shm_perm.mode & SHM_DEST))
-		subject_fail("segment C is not marked removed");
-	for (int i = 0; i < PAGE; i++)
-		if (c_at[i] != 0xcc)
-			subject_fail("segment C's contents changed");
-	shmdt(c_at);
-	if (shmctl(shm_c, IPC_STAT, &ds) == 0)
-		subject_fail("segment C outlived its last detach");
+	if (with_c) {
+		if (shmctl(shm_c, IPC_STAT, &ds) != 0 || !(ds.shm_perm.mode & SHM_DEST))
+			subject_fail("segment C is not marked removed");
+		for (int i = 0; i < PAGE; i++)
+			if (c_at[i] != 0xcc)
+				subject_fail("segment C's contents changed");
+		shmdt(c_at);
+		if (shmctl(shm_c, IPC_STAT, &ds) == 0)
+			subject_fail("segment C outlived its last detach");
+	}
 
 	unsigned short vals[3];
 	if (semctl(sem_id, 0, GETALL, (union semun){ .array = vals }) != 0 || vals[0] != 1 || vals[1] != 7 || vals[2] != 42)
@@ -225,7 +237,7 @@ static void check(void)
 		subject_fail("semaphore set is not found by its key");
 
 	struct msqid_ds mq;
-	if (msgctl(msg_id, IPC_STAT, &mq) != 0 || mq.msg_qbytes != 8000 || mq.msg_qnum != 3)
+	if (msgctl(msg_id, IPC_STAT, &mq) != 0 || mq.msg_qbytes != qbytes || mq.msg_qnum != 3)
 		subject_fail("message queue: qbytes %lu qnum %lu", (unsigned long)mq.msg_qbytes, (unsigned long)mq.msg_qnum);
 	if (msgget(KEY_MSG, 0) != msg_id)
 		subject_fail("message queue is not found by its key");
@@ -274,6 +286,7 @@ static void nested_uts_child(void)
 int main(int argc, char **argv)
 {
 	subject_init(argc, argv);
+	with_c = subject_opt_long("criu-shape", 0) == 0;
 	if (subject_opt_long("host-ns", 0))
 		host_ns_segment();
 	setup();

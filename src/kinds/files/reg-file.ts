@@ -7,9 +7,10 @@
  * refused at restore, as CRIU does, because its contents changed.
  *
  * Unlinked files travel as ghosts (./ghost.ts). Known limits: files on
- * other mount namespaces are opened by path from ours.
+ * other mount namespaces are opened by path from ours; POSIX message queues
+ * (mqueue filesystem) are not taken (refused as an unsupported fd).
  */
-import { lstatSync, statSync } from 'node:fs';
+import { lstatSync, statSync, statfsSync } from 'node:fs';
 import { CriuTsError } from '../../errors.js';
 import { NR } from '../../sys/index.js';
 import type { FileEntry, RegFileEntry, FownEntry } from '../../images/messages.js';
@@ -42,12 +43,25 @@ export function regEntryForPath(id: number, path: string, flags: number): FileEn
   return { type: 'REG', id, reg };
 }
 
+const MQUEUE_MAGIC = 0x19800202;
+
+/** Is the fd a POSIX message queue (a file of the mqueue filesystem)? Asked of our own copy. */
+export function isMqueue(p: FdProbe): boolean {
+  try {
+    return statfsSync(`/proc/self/fd/${p.localFd}`).type === MQUEUE_MAGIC;
+  } catch {
+    return false;
+  }
+}
+
 export const regFileKind: FileKind = {
   name: 'reg',
   type: 'REG',
   detect(p: FdProbe): boolean {
     if (!p.link.startsWith('/')) return false;
-    return p.stat.isFile() || p.stat.isDirectory() || p.stat.isCharacterDevice() || p.stat.isBlockDevice() || p.stat.isSymbolicLink();
+    if (!(p.stat.isFile() || p.stat.isDirectory() || p.stat.isCharacterDevice() || p.stat.isBlockDevice() || p.stat.isSymbolicLink())) return false;
+    // A POSIX message queue looks like a regular file named "/<queue>", but reopening that path would open another file.
+    return !(p.stat.isFile() && isMqueue(p));
   },
   dump(p: FdProbe, id: number, ctx: DumpContext): FileEntry {
     let name = p.link;

@@ -2,5 +2,6 @@
 import type { ResourceKind } from '../types.js';
 import { utsKind } from './uts.js';
 import { ipcKind } from './ipc.js';
+import { netKind } from './net.js';
 
-export const NS_RESOURCE_KINDS: readonly ResourceKind[] = [utsKind, ipcKind];
+export const NS_RESOURCE_KINDS: readonly ResourceKind[] = [utsKind, ipcKind, netKind];

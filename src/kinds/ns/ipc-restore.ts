@@ -15,7 +15,7 @@ import {
   IPC_CREAT, IPC_EXCL, PAGE_SIZE, SHM_LOCKED, processVmWritev, ipcSetOwner, msgGet, msgSend, semGet, semSetAll, shmAttach, shmDetach, shmGet, shmLock,
 } from '../../sys/index.js';
 import type { RestoreContext } from '../types.js';
-import { setNextId, writeIpcVar } from './ipc-sysctl.js';
+import { raiseAtLeast, setNextId, writeIpcVar } from './ipc-sysctl.js';
 
 export interface IpcImages {
   nsId: number;
@@ -54,11 +54,16 @@ const FLAGS = (mode: number): number => (mode & 0o777) | IPC_CREAT | IPC_EXCL;
 
 /** Re-create every object, then the sysctls, in the calling thread's ipc namespace. */
 export function restoreIpcObjects(img: IpcImages, ctx: RestoreContext): void {
+  writeIpcVar(img.var, false);
+  let shmPages = 0n;
   for (const { entry: s, payload } of img.shm) {
     const d = s.desc;
     if (s.hugetlb_flag !== undefined && s.hugetlb_flag !== 0) {
       throw new CriuTsError('EUNSUPPORTED', `SysV shm segment ${d.id} is hugetlb memory, which is not supported`, { id: d.id });
     }
+    // Made under limits that may have been lowered since.
+    raiseAtLeast('shmmax', s.size);
+    raiseAtLeast('shmall', shmPages += (s.size + BigInt(PAGE_SIZE) - 1n) / BigInt(PAGE_SIZE));
     createWithId('shm', d.id, () => shmGet(d.key, s.size, FLAGS(d.mode)));
     ipcSetOwner('shm', d.id, d);
     fillSegment(ctx, s, payload);
@@ -76,15 +81,21 @@ export function restoreIpcObjects(img: IpcImages, ctx: RestoreContext): void {
   }
   for (const { entry: q, payload } of img.msg) {
     const d = q.desc;
-    createWithId('msg', d.id, () => msgGet(d.key, FLAGS(d.mode)));
-    ipcSetOwner('msg', d.id, d, q.qbytes);
     const msgs = splitMessages(payload ?? Buffer.alloc(0), img.nsId, d.id);
     if (msgs.length !== q.qnum) {
       throw new CriuTsError('EIMAGE', `ipcns-msg-${img.nsId}.img: queue ${d.id} has ${msgs.length} messages, its entry says ${q.qnum}`, { id: d.id });
     }
+    createWithId('msg', d.id, () => msgGet(d.key, FLAGS(d.mode)));
+    // The messages went in under limits that may have been lowered since: room for them first, then the dumped limit.
+    const total = msgs.reduce((n, m) => n + m.text.length, 0);
+    const room = Math.max(q.qbytes, total);
+    raiseAtLeast('msgmnb', BigInt(room));
+    raiseAtLeast('msgmax', BigInt(msgs.reduce((n, m) => Math.max(n, m.text.length), 0)));
+    ipcSetOwner('msg', d.id, d, room);
     for (const m of msgs) msgSend(d.id, m.mtype, m.text);
+    if (room !== q.qbytes) ipcSetOwner('msg', d.id, d, q.qbytes);
   }
-  writeIpcVar(img.var);
+  writeIpcVar(img.var, true);
 }
 
 function splitMessages(buf: Buffer, nsId: number, id: number): { mtype: bigint; text: Buffer }[] {

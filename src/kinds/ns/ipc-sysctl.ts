@@ -60,11 +60,13 @@ export function readIpcVar(): IpcVarEntry {
 }
 
 /**
- * Write the sysctls back into the calling thread's ipc namespace. Called
- * once the objects exist, so the *_next_id values (which creating an object
- * with a chosen id uses up) end as they were dumped.
+ * Write the sysctls back into the calling thread's ipc namespace: before
+ * the objects (a queue's byte limit may exceed the default msgmnb, which
+ * only CAP_SYS_RESOURCE may pass), and again once they exist, with the
+ * *_next_id values (which creating an object with a chosen id uses up), so
+ * that everything ends as dumped.
  */
-export function writeIpcVar(e: IpcVarEntry): void {
+export function writeIpcVar(e: IpcVarEntry, nextIds: boolean): void {
   if (e.sem_ctls !== undefined && e.sem_ctls.length > 0) write('kernel/sem', e.sem_ctls.join('\t'));
   write('kernel/msgmax', String(e.msg_ctlmax));
   write('kernel/msgmnb', String(e.msg_ctlmnb));
@@ -82,6 +84,7 @@ export function writeIpcVar(e: IpcVarEntry): void {
     if (e.mq_msg_default !== undefined) write('fs/mqueue/msg_default', String(e.mq_msg_default));
     if (e.mq_msgsize_default !== undefined) write('fs/mqueue/msgsize_default', String(e.mq_msgsize_default));
   }
+  if (!nextIds) return;
   for (const k of ['msg', 'sem', 'shm'] as const) {
     const v = e[`${k}_next_id`];
     if (v !== undefined) write(`kernel/${k}_next_id`, String(v));
@@ -91,4 +94,12 @@ export function writeIpcVar(e: IpcVarEntry): void {
 /** Ask the namespace to give the next object of `type` the id `id`. */
 export function setNextId(type: 'msg' | 'sem' | 'shm', id: number): void {
   write(`kernel/${type}_next_id`, String(id));
+}
+
+/**
+ * Raise kernel/<name> to at least `value` for what follows (an object made
+ * under a limit lowered since); the final writeIpcVar puts it back.
+ */
+export function raiseAtLeast(name: 'msgmnb' | 'msgmax' | 'shmmax' | 'shmall', value: bigint): void {
+  if (readNum(`kernel/${name}`) < value) write(`kernel/${name}`, String(value));
 }

@@ -38,6 +38,10 @@ test('a packet-mode (O_DIRECT) pipe is refused by pid and fd; the task runs on',
   await refused('unsupported-fd', ['--kind', 'packet-pipe'], {}, /pipe:\[\d+\]: packet-mode \(O_DIRECT\) pipes are not supported/);
 });
 
+test('a POSIX message queue is refused by pid and fd, named as one; the task runs on', async () => {
+  await refused('unsupported-fd', ['--kind', 'mqueue'], {}, /\/criu-ts-subject-\d+ \(deleted\) \(a POSIX message queue\): this kind of file is not supported/);
+});
+
 test('a unix socket in flight inside its own queue is refused; the message stays queued', async () => {
   await refused('unix-scm', ['--loop', '1'], {}, /unix socket \d+: fd in flight: .*socket:\[\d+\] is in flight inside its own queue/, 20);
 });

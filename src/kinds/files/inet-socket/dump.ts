@@ -10,7 +10,7 @@ import type { FileEntry, InetSkEntry, SkShutdown } from '../../../images/message
 import { logger } from '../../../log.js';
 import {
   AF_INET6, IPPROTO_TCP, IPPROTO_UDP, IPPROTO_UDPLITE, SOCK_DGRAM, SOCK_RAW, SOCK_STREAM, SOL_IPV6, SOL_SOCKET, SOL_TCP,
-  getpeername, getsockname, getsockopt, getsockoptInt, getsockoptTry,
+  getpeername, getsockname, getsockopt, getsockoptInt, getsockoptTry, inNetNamespaceOf,
 } from '../../../sys/index.js';
 import type { DumpContext, FdProbe } from '../../types.js';
 import { NO_FOWN, O_CLOEXEC } from '../reg-file.js';
@@ -77,7 +77,8 @@ export function dumpInetSocket(p: FdProbe, id: number, ctx: DumpContext): FileEn
   }
   let src = fromSockaddr(family, getsockname(p.localFd));
   let dst = fromSockaddr(family, rawish ? null : peerOf(p.localFd, family));
-  const d = rawish ? undefined : inetDiag(ctx, family, proto, ino);
+  // sock_diag lists the sockets of the caller's net namespace: ask from the task's.
+  const d = rawish ? undefined : inNetNamespaceOf(p.pid, () => inetDiag(ctx, family, proto, ino));
   let state: number;
   let backlog = 0;
   let pending = 0;

@@ -9,7 +9,7 @@
 import { lstatSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { CriuTsError } from '../../../errors.js';
 import type { FileEntry, UnixSkEntry, SkShutdown } from '../../../images/messages.js';
-import { SOCK_DGRAM, SOCK_SEQPACKET, SOCK_STREAM } from '../../../sys/index.js';
+import { SOCK_DGRAM, SOCK_SEQPACKET, SOCK_STREAM, inNetNamespaceOf } from '../../../sys/index.js';
 import { stateKey, type DumpContext, type FdProbe } from '../../types.js';
 import { NO_FOWN, O_CLOEXEC } from '../reg-file.js';
 import { nameText, unixDiag, unixListeners, TCP_CLOSE, TCP_ESTABLISHED, TCP_LISTEN, type UnixDiag } from './diag.js';
@@ -103,7 +103,9 @@ function checkOutside(peer: UnixDiag, ctx: DumpContext, what: string): void {
 export function dumpUnixSocket(p: FdProbe, id: number, ctx: DumpContext): FileEntry {
   const what = describeSocket(p);
   const ino = Number(p.stat.ino);
-  const d = unixDiag(ino);
+  // sock_diag lists the sockets of the caller's net namespace: ask from the task's.
+  const inNs = <T>(fn: () => T): T => inNetNamespaceOf(p.pid, fn);
+  const d = inNs(() => unixDiag(ino));
   if (!d) throw new CriuTsError('EDUMP', `${what}: sock_diag does not know it`, { pid: p.pid, fd: p.fd });
   if (d.type !== SOCK_STREAM && d.type !== SOCK_DGRAM && d.type !== SOCK_SEQPACKET) {
     throw new CriuTsError('EUNSUPPORTED', `${what}: socket type ${d.type} is not supported`, { pid: p.pid, fd: p.fd });
@@ -119,7 +121,7 @@ export function dumpUnixSocket(p: FdProbe, id: number, ctx: DumpContext): FileEn
   if (d.shutdown !== 0) ue.shutdown = SHUTDOWN_NAMES[d.shutdown & 3] ?? 'BOTH';
   let pair = false;
   if (d.peer !== 0) {
-    const peer = unixDiag(d.peer);
+    const peer = inNs(() => unixDiag(d.peer));
     if (!peer) throw new CriuTsError('EDUMP', `${what}: peer ${d.peer} not found`, { peer: d.peer });
     if (peer.peer !== ino && peer.name.length === 0) {
       throw new CriuTsError('EUNSUPPORTED', `${what}: peer ${d.peer} is connected elsewhere and has no name`, { peer: d.peer });
@@ -128,7 +130,7 @@ export function dumpUnixSocket(p: FdProbe, id: number, ctx: DumpContext): FileEn
     checkOutside(peer, ctx, what);
   } else if (d.state === TCP_ESTABLISHED && d.type !== SOCK_DGRAM) {
     // A client whose connection waits in a listener's accept queue: its peer is that listener.
-    const listener = unixListeners().find((l) => l.icons.includes(ino));
+    const listener = inNs(() => unixListeners()).find((l) => l.icons.includes(ino));
     if (listener) {
       if (d.wqueue !== 0) {
         throw new CriuTsError('EUNSUPPORTED', `${what}: bytes sent on a connection not accepted yet cannot be read back`, { pid: p.pid, fd: p.fd });

@@ -1,0 +1,105 @@
+/**
+ * The questions only a task can answer, asked of the whole held tree
+ * before any process is dumped, side by side: every thread is first armed
+ * with its self-cure frame, then each injected round of questions goes to
+ * every process (and every thread) at once (infect/side-by-side.ts,
+ * kinds/steps.ts). A 100-process tree pays for about as many rounds as one
+ * process, not a hundred times as many.
+ */
+import type { TaskCoreEntry } from '../images/messages.js';
+import { CriuTsError } from '../errors.js';
+import { type ProcStatus, parseStatus } from '../proc/index.js';
+import { NR, PR } from '../sys/index.js';
+import type { Tracee } from '../infect/tracee.js';
+import { call, runEach, type StepCall } from '../kinds/steps.js';
+import { syscallEachSettled } from '../infect/side-by-side.js';
+import { faultPoint } from '../fault.js';
+import { askAllThreads, taskCoreSteps, type ThreadAnswers } from './task-state.js';
+import type { TaskNode } from './tree.js';
+
+/** Scratch bytes for injected calls' arguments; the threads' self-cure frames follow. */
+export const SCRATCH_ARGS_BYTES = 1 << 16;
+
+/** What was asked of one process and its threads before its turn (askTree). */
+export interface TaskAsked {
+  range: { addr: bigint; size: number };
+  mainStatus: ProcStatus;
+  threads: Map<Tracee, ThreadAnswers>;
+  tc: TaskCoreEntry;
+  brk: bigint;
+  dumpable: number;
+  thpDisabled: boolean;
+}
+
+/**
+ * Before any process is dumped: arm every thread of every process with its
+ * self-cure frame (one scratch area per process serves its threads: they
+ * share the address space; past the argument area it holds one frame per
+ * thread, infect/sigframe.ts, so that from the moment a thread is armed
+ * criu-ts may die and the thread still puts itself back), then ask every
+ * process and thread the questions only it can answer, all side by side
+ * (kinds/steps.ts): their injected round trips overlap instead of adding up.
+ */
+export function askTree(tasks: readonly TaskNode[]): Map<TaskNode, TaskAsked> {
+  const mains = tasks.map((node) => {
+    const main = node.threads[0];
+    if (!main) throw new CriuTsError('EDUMP', `task ${node.pid}: no threads seized`, { pid: node.pid });
+    return main;
+  });
+  const slots = mains.map((main) => main.selfCureBytes());
+  // The scratch areas, one mmap per process, side by side.
+  const sizes = tasks.map((node, i) => SCRATCH_ARGS_BYTES + (slots[i] as number) * node.threads.length);
+  const wanted = mains.flatMap((t, i) => {
+    const req = t.scratchRequest(sizes[i] as number);
+    return req === undefined ? [] : [{ t, i, ...req }];
+  });
+  // Every area made is recorded before any failure is thrown: cure unmaps only what it knows of.
+  let failure: unknown;
+  syscallEachSettled(wanted).forEach((r, k) => {
+    const w = wanted[k] as (typeof wanted)[number];
+    try {
+      if (r.ok) w.t.scratchMade(r.value, sizes[w.i] as number);
+      else throw r.error;
+    } catch (e) {
+      failure ??= e;
+    }
+  });
+  if (failure !== undefined) throw failure;
+  const ranges = tasks.map((node, i) => {
+    const main = mains[i] as Tracee;
+    const slot = slots[i] as number;
+    const range = { addr: main.mapScratch(sizes[i] as number), size: main.scratchRange?.size ?? 0 };
+    node.threads.forEach((t, i) => {
+      if (t !== main) {
+        t.shareScratch(range);
+        t.shareGadgets(main);
+      }
+      t.selfCure(range.addr + BigInt(SCRATCH_ARGS_BYTES + slot * i));
+    });
+    faultPoint('dump.self-cure');
+    return range;
+  });
+  const threads = askAllThreads(tasks.map((node, i) => ({ threads: node.threads, scratch: (ranges[i] as { addr: bigint }).addr, argsBytes: SCRATCH_ARGS_BYTES })));
+  const statuses = tasks.map((node) => parseStatus(node.pid, (node.threads[0] as Tracee).tid));
+  const answers = runEach(tasks.map((node, i) => {
+    const main = node.threads[0] as Tracee;
+    return { tracee: main, steps: taskQuestions(main, node.pid, statuses[i] as ProcStatus) };
+  }));
+  return new Map(tasks.map((node, i) => {
+    const a = answers[i] as TaskQuestionsResult;
+    return [node, { range: ranges[i] as TaskAsked['range'], mainStatus: statuses[i] as ProcStatus, threads, ...a }];
+  }));
+}
+
+type TaskQuestionsResult = Pick<TaskAsked, 'tc' | 'brk' | 'dumpable' | 'thpDisabled'>;
+
+/** The task core and the mm fields only the task can tell, as one step procedure. */
+function* taskQuestions(main: Tracee, pid: number, status: ProcStatus): Generator<StepCall, TaskQuestionsResult, bigint> {
+  const tc = yield* taskCoreSteps(main, pid, status);
+  // Injected before the maps are read: the scratch areas exist already and are left out.
+  const brk = yield* call('brk', NR.brk, 0);
+  const dumpable = Number(yield* call('prctl', NR.prctl, PR.GET_DUMPABLE));
+  const thpDisabled = Number(yield* call('prctl', NR.prctl, PR.GET_THP_DISABLE)) !== 0;
+  return { tc, brk, dumpable, thpDisabled };
+}
+

@@ -1,0 +1,175 @@
+/**
+ * The network namespace (kernel: struct net) of the tree's root: its
+ * sysctls, devices, addresses, routes, rules and firewall. CRIU images
+ * netns-<ns>.img (netns_entry: ipv4/ipv6 conf all/default,
+ * net.unix.max_dgram_qlen, net.ipv4.ping_group_range), netdev-<ns>.img
+ * (net_device_entry per device, with its own ipv4/ipv6 conf), and the raw
+ * images ifaddr-, route-, route6-, rule-<ns>.img (ip's netlink dumps),
+ * iptables-<ns>.img (iptables-legacy-save text, when that tool exists)
+ * and nftables-<ns>.img (`nft list ruleset` text).
+ *
+ * Dump: when the tree's root is in a net namespace other than criu-ts's,
+ * our thread steps into it (setns) and reads everything there, with the
+ * tools run as its children (net-tools.ts); nothing in the namespace
+ * changes; then, with --network-lock nftables, the whole namespace is
+ * locked (net-lock.ts). Restore: the root task, right after its clone3 and before its
+ * children and its files, runs an injected unshare(CLONE_NEWNET); our
+ * thread steps into the new namespace and puts back the sysctls, the
+ * devices, addresses, routes, rules and firewall, in CRIU's order; the
+ * tree's sockets are then created by its tasks inside it.
+ *
+ * Limits: only the loopback device is saved (veth, tun, bridge, macvlan
+ * and the rest are refused at dump, naming the device); nested net
+ * namespaces inside the tree are refused; conntrack entries and netns ids
+ * of other namespaces (nsids) are not saved.
+ */
+import { accessSync, constants } from 'node:fs';
+import { CriuTsError } from '../../errors.js';
+import { NR, CLONE_NEWNET, inNamespacesOf } from '../../sys/index.js';
+import type { NetDeviceEntry, NetnsEntry } from '../../images/messages.js';
+import { stateKey, type ResourceKind, type RestoreContext } from '../types.js';
+import { isRoot, rootHasOwnNamespace, rootNamespaceToCreate } from './common.js';
+import { readConf, readIpv4Sysctls, readUnixConf, writeConf, writeIpv4Sysctls, writeUnixConf } from './net-conf.js';
+import { IP_DUMPS, readNetDevices, restoreNetDevice, runTool } from './net-tools.js';
+import { lockNamespace } from './net-lock.js';
+import { logger } from '../../log.js';
+
+const log = logger('netns');
+
+/** The legacy iptables tools (iptables-nft rules are nftables rules, saved by nft). */
+const IPTABLES_LEGACY = [
+  { prefix: 'iptables', save: 'iptables-legacy-save', restore: 'iptables-legacy-restore' },
+  { prefix: 'ip6tables', save: 'ip6tables-legacy-save', restore: 'ip6tables-legacy-restore' },
+] as const;
+
+interface NetImages {
+  id: number;
+  netns: NetnsEntry;
+  devices: NetDeviceEntry[];
+  raw: Map<string, Buffer>;
+}
+
+const DUMP = stateKey<{ rootPid: number; own: boolean }>('net:dump');
+const RESTORE = stateKey<{ rootPid: number; images: NetImages | undefined }>('net:restore');
+
+function hasTool(bin: string): boolean {
+  for (const dir of ['/usr/sbin', '/usr/bin', '/sbin', '/bin']) {
+    try {
+      accessSync(`${dir}/${bin}`, constants.X_OK);
+      return true;
+    } catch {
+      // not there
+    }
+  }
+  return false;
+}
+
+function loadImages(ctx: RestoreContext, id: number): NetImages {
+  const need = (file: string): readonly object[] => {
+    const img = ctx.ownImage(file);
+    if (img === undefined) throw new CriuTsError('ENOIMAGE', `${file} is missing: the tree's net namespace cannot be re-created`, { file });
+    return img.entries;
+  };
+  const netns = need(`netns-${id}.img`)[0] as NetnsEntry | undefined;
+  if (netns === undefined) throw new CriuTsError('EIMAGE', `netns-${id}.img is empty: the tree's net namespace cannot be re-created`, { id });
+  const devices = need(`netdev-${id}.img`) as NetDeviceEntry[];
+  const raw = new Map<string, Buffer>();
+  for (const p of [...IP_DUMPS.map((d) => d.prefix), ...IPTABLES_LEGACY.map((d) => d.prefix), 'nftables']) {
+    const b = ctx.rawImage(`${p}-${id}.img`);
+    if (b !== undefined) raw.set(p, b);
+  }
+  return { id, netns, devices, raw };
+}
+
+/** Inside the new namespace (our thread is in it): everything back, in CRIU's order. */
+function fillNamespace(images: NetImages, who: string): void {
+  const n = images.netns;
+  writeConf('ipv4', 'all', n.all_conf4);
+  writeConf('ipv4', 'default', n.def_conf4);
+  writeConf('ipv6', 'all', n.all_conf6);
+  writeConf('ipv6', 'default', n.def_conf6);
+  writeUnixConf(n.unix_conf);
+  writeIpv4Sysctls(n.ipv4_sysctl);
+  for (const d of images.devices) {
+    restoreNetDevice(d, who);
+    writeConf('ipv4', d.name, d.conf4);
+    writeConf('ipv6', d.name, d.conf6);
+  }
+  for (const d of IP_DUMPS) {
+    const data = images.raw.get(d.prefix);
+    if (data === undefined || data.length === 0) continue;
+    // The kernel's default rules would be there twice: the saved set has them (CRIU does the same).
+    if (d.prefix === 'rule') {
+      runTool('ERESTORE', 'ip', ['rule', 'flush'], who);
+      runTool('ERESTORE', 'ip', ['rule', 'delete', 'table', 'local'], who, undefined, true);
+    }
+    runTool('ERESTORE', 'ip', d.restore, `${who}: ${d.prefix}-${images.id}.img`, data);
+  }
+  for (const t of IPTABLES_LEGACY) {
+    const data = images.raw.get(t.prefix);
+    if (data === undefined || data.toString('utf8').trim() === '') continue;
+    runTool('ERESTORE', t.restore, ['-w'], `${who}: ${t.prefix}-${images.id}.img`, data);
+  }
+  const nft = images.raw.get('nftables');
+  if (nft !== undefined && nft.toString('utf8').trim() !== '') runTool('ERESTORE', 'nft', ['-f', '-'], `${who}: nftables-${images.id}.img`, nft);
+}
+
+export const netKind: ResourceKind = {
+  name: 'net',
+  namespaces: ['net'],
+
+  dumpTree(tree, ctx) {
+    const own = rootHasOwnNamespace(tree, 'net');
+    ctx.memo(DUMP, () => ({ rootPid: tree.rootPid, own }));
+  },
+
+  dumpTask(task, ctx) {
+    const st = ctx.memo(DUMP, () => ({ rootPid: 0, own: false }));
+    if (!st.own || task.pid !== st.rootPid) return;
+    const id = task.ids.net_ns_id;
+    if (id === undefined) throw new CriuTsError('EDUMP', `task ${task.pid}: no net namespace id`, { pid: task.pid });
+    const who = `task ${task.pid}'s net namespace`;
+    const got = inNamespacesOf(task.pid, ['net'], () => {
+      const devices = readNetDevices(who);
+      const netns: NetnsEntry = {
+        def_conf4: readConf('ipv4', 'default'),
+        all_conf4: readConf('ipv4', 'all'),
+        def_conf6: readConf('ipv6', 'default'),
+        all_conf6: readConf('ipv6', 'all'),
+        unix_conf: readUnixConf(),
+        ipv4_sysctl: readIpv4Sysctls(),
+      };
+      const raw = new Map<string, Buffer>();
+      for (const d of IP_DUMPS) {
+        const out = runTool('EDUMP', 'ip', d.save, who, undefined, d.canFail === true);
+        if (out !== undefined) raw.set(d.prefix, out);
+      }
+      for (const t of IPTABLES_LEGACY) {
+        if (hasTool(t.save)) raw.set(t.prefix, runTool('EDUMP', t.save, [], who) ?? Buffer.alloc(0));
+      }
+      if (hasTool('nft')) raw.set('nftables', runTool('EDUMP', 'nft', ['list', 'ruleset'], who) ?? Buffer.alloc(0));
+      else log.warn(`${who}: no nft tool here: its nftables ruleset is not saved`);
+      return { devices, netns, raw };
+    });
+    // After the ruleset is read (the lock table is not the tree's), before any socket is dumped.
+    lockNamespace(ctx, task.pid, who);
+    ctx.writeImage(`netns-${id}.img`, 'NETNS', [got.netns]);
+    ctx.writeImage(`netdev-${id}.img`, 'NETDEV', got.devices);
+    for (const [prefix, data] of got.raw) ctx.writeRawImage(`${prefix}-${id}.img`, data);
+    log.info(`net namespace ${id}: ${got.devices.length} device(s): ${got.devices.map((d) => d.name).join(', ')}`);
+  },
+
+  prepareRestore(tree, ctx) {
+    const id = rootNamespaceToCreate(tree, 'net');
+    const images = id === undefined ? undefined : loadImages(ctx, id);
+    ctx.state(RESTORE, () => ({ rootPid: tree.rootPid, images }));
+  },
+
+  restoreCreated(t, task, ctx) {
+    const st = ctx.state(RESTORE, () => ({ rootPid: 0, images: undefined }));
+    if (!isRoot(task, st.rootPid) || st.images === undefined) return;
+    t.syscall('unshare(CLONE_NEWNET)', NR.unshare, CLONE_NEWNET);
+    const images = st.images;
+    inNamespacesOf(t.pid, ['net'], () => fillNamespace(images, `task ${t.pid}'s new net namespace`));
+  },
+};

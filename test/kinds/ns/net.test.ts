@@ -1,0 +1,179 @@
+/**
+ * The net namespace kind (src/kinds/ns/net.ts). The net-ns subject runs in
+ * a net namespace of its own set up with ip(8), holding a TCP listener and
+ * a UDP socket on its addresses; here: its images are CRIU's (netns-,
+ * netdev-, ifaddr-, route-... read back by crit-ts and CRIU's crit), the
+ * restore puts it in a new namespace (not ours) with lo up and its
+ * addresses, and the subject checks its sockets, route and sysctls itself.
+ * Refused: a device other than loopback (a veth end), naming it.
+ */
+import { before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { readFileSync, readdirSync, readlinkSync } from 'node:fs';
+import { join } from 'node:path';
+import { dump, restore } from '../../../src/api/index.js';
+import { readImage } from '../../../src/images/index.js';
+import type { NetDeviceEntry, NetnsEntry, TaskKobjIdsEntry } from '../../../src/images/messages.js';
+import { isCriuTsError } from '../../../src/errors.js';
+import { isAlive, startSubject } from '../../lib/subjects.js';
+import type { Subject } from '../../lib/subjects.js';
+import { becomeSubreaper, closeInheritedFds, killAndWait, removeDir, tempDir, waitTreeGone } from '../../e2e/helpers.js';
+
+before(() => {
+  closeInheritedFds();
+  becomeSubreaper();
+});
+
+const IFF_UP = 0x1;
+/** The magics `ip addr save` and `ip route save` write first (iproute2's dump headers). */
+const IP_DUMP_MAGIC: Readonly<Record<string, number>> = { ifaddr: 0x47361222, route: 0x45311224, route6: 0x45311224 };
+
+async function finish(s: Subject | undefined, dir: string): Promise<void> {
+  if (s !== undefined) {
+    try {
+      process.kill(-s.pid, 'SIGKILL');
+    } catch {
+      // group gone
+    }
+    await killAndWait(s.pid);
+    s.cleanup();
+  }
+  removeDir(dir);
+}
+
+function hasCrit(): boolean {
+  return spawnSync('crit', ['-h'], { stdio: 'ignore' }).status === 0;
+}
+
+test('a task in a net namespace of its own: sysctls, lo, addresses, routes come back in a new namespace, with its TCP listener and UDP socket', { timeout: 120_000 }, async () => {
+  let s: Subject | undefined;
+  const dir = tempDir('net-ns');
+  const ourNet = readlinkSync('/proc/self/ns/net');
+  try {
+    s = await startSubject('net-ns');
+    const pid = s.pid;
+    // (The kernel may give the new namespace the dumped one's inode number: that one is gone.)
+    assert.notEqual(readlinkSync(`/proc/${pid}/ns/net`), ourNet);
+    await dump({ pid, imagesDir: dir, progress: false });
+    assert.deepEqual(await waitTreeGone(dir), []);
+
+    const ids = readImage(join(dir, `ids-${pid}.img`)).entries[0] as unknown as TaskKobjIdsEntry;
+    const inv = readImage(join(dir, 'inventory.img')).entries[0] as unknown as { root_ids: TaskKobjIdsEntry };
+    const id = ids.net_ns_id as number;
+    assert.notEqual(id, inv.root_ids.net_ns_id, 'the task had a net namespace of its own');
+    const netns = readImage(join(dir, `netns-${id}.img`)).entries[0] as unknown as NetnsEntry;
+    assert.equal(netns.all_conf4?.length, 30, 'CRIU 4.2 saves 30 ipv4 conf entries, by position');
+    assert.equal(netns.all_conf4?.[12]?.iarg, 1, 'all/forwarding (position 12) was on');
+    assert.equal(netns.unix_conf?.[0]?.iarg, 77);
+    const devs = readImage(join(dir, `netdev-${id}.img`)).entries as unknown as NetDeviceEntry[];
+    assert.equal(devs.length, 1);
+    const lo = devs[0] as NetDeviceEntry;
+    assert.deepEqual([lo.type, lo.name, lo.ifindex, lo.mtu], ['LOOPBACK', 'lo', 1, 65536]);
+    assert.ok((lo.flags & IFF_UP) !== 0, 'lo was up');
+    assert.equal(lo.conf4?.[0]?.iarg, 1, 'lo accept_local (position 0) was on');
+    for (const [f, magic] of Object.entries(IP_DUMP_MAGIC)) {
+      assert.equal(readFileSync(join(dir, `${f}-${id}.img`)).readUInt32LE(0), magic, `${f}-${id}.img is ip's dump`);
+    }
+
+    if (hasCrit()) {
+      // CRIU's own decoder reads the namespace images.
+      for (const f of readdirSync(dir).filter((n) => /^(netns|netdev)-/.test(n))) {
+        execFileSync('crit', ['decode', '-i', join(dir, f)], { stdio: ['ignore', 'ignore', 'pipe'] });
+      }
+    }
+
+    const r = await restore({ imagesDir: dir, progress: false });
+    assert.equal(r.pid, pid);
+    assert.ok(isAlive(pid));
+    const now = readlinkSync(`/proc/${pid}/ns/net`);
+    assert.notEqual(now, ourNet, 'restored in a net namespace of its own');
+    const addrs = execFileSync('nsenter', ['-t', String(pid), '-n', 'ip', '-o', 'addr', 'show', 'dev', 'lo', 'up'], { encoding: 'utf8' });
+    assert.match(addrs, /inet 10\.66\.0\.1\/24/);
+    assert.match(addrs, /inet6 fd66::1\/64/);
+    assert.doesNotMatch(execFileSync('ip', ['-o', 'addr'], { encoding: 'utf8' }), /10\.66\.0\.1/, 'nothing added to our namespace');
+    const res = await s.terminateAndResult(30_000);
+    assert.ok(res.ok, res.text);
+  } finally {
+    await finish(s, dir);
+  }
+});
+
+test('a net namespace with a veth device is refused at dump, naming the device; the task runs on', { timeout: 60_000 }, async () => {
+  const child = spawn('unshare', ['--net', 'sh', '-c', 'ip link add ctv0 type veth peer name ctv1 && exec sleep 60'], { stdio: 'ignore', detached: true });
+  const pid = child.pid as number;
+  child.unref();
+  const dir = tempDir('net-veth');
+  try {
+    for (let i = 0; i < 200; i++) {
+      try {
+        if (readlinkSync(`/proc/${pid}/exe`).endsWith('/sleep')) break;
+      } catch {
+        // not exec'd yet
+      }
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    await assert.rejects(dump({ pid, imagesDir: dir, progress: false }), (e: unknown) => {
+      assert.ok(isCriuTsError(e), String(e));
+      assert.equal(e.code, 'EUNSUPPORTED');
+      assert.match(e.message, new RegExp(`^task ${pid}'s net namespace: device ctv[01]@?\\S* \\(veth\\) cannot be saved: only the loopback device of a net namespace is supported$`));
+      return true;
+    });
+    assert.ok(isAlive(pid));
+  } finally {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // gone
+    }
+    await killAndWait(pid);
+    removeDir(dir);
+  }
+});
+
+test('--network-lock nftables locks the whole net namespace: kept when the tree is killed, removed when it runs on', { timeout: 60_000 }, async () => {
+  const child = spawn('unshare', ['--net', 'sleep', '60'], { stdio: 'ignore', detached: true });
+  const pid = child.pid as number;
+  child.unref();
+  const dir = tempDir('net-lock');
+  const holder = join(dir, '..', `criu-ts-netns-holder-${pid}`);
+  let mounted = false;
+  try {
+    for (let i = 0; i < 200; i++) {
+      try {
+        if (readlinkSync(`/proc/${pid}/exe`).endsWith('/sleep') && readlinkSync(`/proc/${pid}/ns/net`) !== readlinkSync('/proc/self/ns/net')) break;
+      } catch {
+        // not exec'd yet
+      }
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    const tables = (args: string[]): string => execFileSync('nsenter', [...args, 'nft', 'list', 'tables'], { encoding: 'utf8' });
+    await dump({ pid, imagesDir: dir, progress: false, leaveRunning: true, networkLock: 'nftables' });
+    assert.doesNotMatch(tables(['-t', String(pid), '-n']), /CRIU-/, 'a tree that runs on is unlocked');
+
+    // Keep the namespace past the tree's death, as a runtime does.
+    execFileSync('touch', [holder]);
+    execFileSync('mount', ['--bind', `/proc/${pid}/ns/net`, holder]);
+    mounted = true;
+    removeDir(dir);
+    const dir2 = tempDir('net-lock');
+    try {
+      await dump({ pid, imagesDir: dir2, progress: false, networkLock: 'nftables' });
+      const inv = readImage(join(dir2, 'inventory.img')).entries[0] as unknown as { dump_criu_run_id: string };
+      assert.match(tables([`--net=${holder}`]), new RegExp(`table inet CRIU-${inv.dump_criu_run_id}`), 'the killed tree\'s namespace stays locked');
+      assert.doesNotMatch(execFileSync('nft', ['list', 'tables'], { encoding: 'utf8' }), new RegExp(`CRIU-${inv.dump_criu_run_id}`), 'ours is not');
+    } finally {
+      removeDir(dir2);
+    }
+  } finally {
+    if (mounted) spawnSync('umount', [holder]);
+    spawnSync('rm', ['-f', holder]);
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // gone
+    }
+    await killAndWait(pid);
+    removeDir(dir);
+  }
+});
