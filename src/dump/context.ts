@@ -48,6 +48,13 @@ export class DumpSession implements DumpContext {
   /** set by the core (dump/index.ts numbers the namespaces) */
   nsIdOf?: (type: string, ino: number) => number;
 
+  /** set by the core once the tree is held (dump/pids.ts): pids as the tree sees them */
+  pidView?: (pid: number) => number | undefined;
+
+  vpid(pid: number): number | undefined {
+    return this.pidView ? this.pidView(pid) : pid;
+  }
+
   fileById(id: number): FileEntry | undefined {
     return this.files.find((f) => f.id === id);
   }

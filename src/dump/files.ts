@@ -10,7 +10,7 @@ import { listFds, readFdLink, parseFdinfo } from '../proc/index.js';
 import { pidfdOpen, pidfdGetfd, closeQuiet, kcmp, KCMP, getsockoptInt } from '../sys/index.js';
 import { CriuTsError, isCriuTsError } from '../errors.js';
 import { fileKindFor, isMqueue, stateKey, readFown, withFown, type DumpContext, type FdProbe } from '../kinds/index.js';
-import type { FdinfoEntry } from '../images/messages.js';
+import type { FdinfoEntry, FownEntry } from '../images/messages.js';
 import { logger } from '../log.js';
 
 const log = logger('files');
@@ -58,7 +58,7 @@ function fileOfFd(pid: number, pidfd: number, fd: number, ctx: DumpContext, netN
       const what = describeUnknown(probe);
       throw new CriuTsError('EUNSUPPORTED', `task ${pid} fd ${fd}: ${link}${what}: this kind of file is not supported`, { pid, fd, link });
     }
-    const fown = readFown(localFd, fdinfo.flags);
+    const fown = ownerAsSeen(readFown(localFd, fdinfo.flags), ctx, `task ${pid} fd ${fd} (${link})`);
     const id = ctx.addFile((i) => withFown(kind.dump(probe, i, ctx), fown, `task ${pid} fd ${fd} (${link})`));
     seen.push({ pid, fd, ino: fdinfo.ino, id });
     log.debug(`task ${pid} fd ${fd}: ${kind.name} id ${id} (${link})`);
@@ -160,4 +160,18 @@ function describeUnknown(p: FdProbe): string {
   } catch {
     return '';
   }
+}
+
+/**
+ * F_GETOWN_EX from our side names the owner in our pid namespace: the
+ * image holds it as the tree sees it. An owner the tree cannot name (a
+ * process outside its pid namespace) could not be set again from inside.
+ */
+function ownerAsSeen(fown: FownEntry | undefined, ctx: DumpContext, where: string): FownEntry | undefined {
+  if (!fown || fown.pid === 0) return fown;
+  const pid = ctx.vpid(fown.pid);
+  if (pid === undefined) {
+    throw new CriuTsError('EUNSUPPORTED', `${where}: its owner (F_SETOWN) ${fown.pid} is outside the pid namespace of the dumped tree`, { pid: fown.pid });
+  }
+  return { ...fown, pid };
 }

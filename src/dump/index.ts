@@ -36,6 +36,7 @@ import {
 } from '../kinds/index.js';
 import { makeProgress } from '../progress.js';
 import { faultPoint } from '../fault.js';
+import { TreePids, type TaskPids } from './pids.js';
 import { Guardian } from '../infect/guardian.js';
 
 const log = logger('dump');
@@ -205,13 +206,21 @@ async function dumpTreeHashed(opts: DumpTreeOptions): Promise<DumpResult> {
     // root_ids; a task whose namespace ids differ from them was in a
     // namespace of its own.
     const rootIds = taskIds(process.pid, kobj, nsIds);
+    // Every pid the images hold is the one the tree sees (its own pid namespace's).
+    const treePids = TreePids.read(tree);
+    ctx.pidView = (p) => treePids.vpid(p);
     // The resource kinds see the whole held tree first: they refuse what they cannot save before any task is dumped.
     const treeView: DumpTreeView = {
       rootPid: pid,
       rootIds,
-      tasks: tree.tasks.map((t) => ({ pid: t.pid, ppid: t.ppid, tids: t.threads.map((th) => th.tid), zombie: t.zombie })),
+      tasks: tree.tasks.map((t) => ({
+        pid: t.pid, ppid: t.ppid, nsPid: treePids.of(t.pid).nsPid, tids: t.threads.map((th) => th.tid), zombie: t.zombie,
+      })),
     };
     for (const k of RESOURCE_KINDS) k.dumpTree?.(treeView, ctx);
+    if (treePids.ownNamespace && (opts.prevDir !== undefined || opts.trackMem || opts.pageServer)) {
+      throw new CriuTsError('EUNSUPPORTED', `task ${pid} is the init of a pid namespace: incremental dumps and page servers (--prev-images-dir, --track-mem, --page-server) of such a tree are not supported yet`, { pid });
+    }
     const shmemDone = new Set<bigint>();
     const fileIdByPath = new Map<string, number>();
     const fileId = (path: string, flags: number): number => {
@@ -242,21 +251,23 @@ async function dumpTreeHashed(opts: DumpTreeOptions): Promise<DumpResult> {
     let done = 0;
     for (const node of tree.tasks) {
       progress.tasks(done, tree.tasks.length);
+      const vp = treePids.of(node.pid);
+      const vppid = node.ppid === 0 || node === tree.root ? 0 : treePids.of(node.ppid).vpid;
       if (node.zombie) {
         // CRIU's form: a core with only the task core (state "dead", the
         // wait status as exit_code) and no other per-task image.
-        pstree.push({ pid: node.pid, ppid: node.ppid, pgid: node.pgid, sid: node.sid, threads: [0] });
+        pstree.push({ pid: vp.vpid, ppid: vppid, pgid: vp.vpgid, sid: vp.vsid, threads: [0] });
         const core: CoreEntry = {
           mtype: 'X86_64',
           tc: { task_state: TASK_DEAD, exit_code: node.exitCode, personality: 0, flags: 0, blk_sigset: 0n, comm: zombieComm(node.pid) },
         };
-        ctx.writeImage(`core-${node.pid}.img`, 'CORE', [core]);
+        ctx.writeImage(`core-${vp.vpid}.img`, 'CORE', [core]);
         done++;
         continue;
       }
       const ids = taskIds(node.pid, kobj, nsIds);
-      pstree.push({ pid: node.pid, ppid: node.ppid, pgid: node.pgid, sid: node.sid, threads: node.threads.map((t) => t.tid) });
-      dumpTask(node, asked.get(node) as TaskAsked, ctx, ids, fileId, ghostFileId, fdinfoWritten, {
+      pstree.push({ pid: vp.vpid, ppid: vppid, pgid: vp.vpgid, sid: vp.vsid, threads: [...vp.vtids] });
+      dumpTask(node, vp, asked.get(node) as TaskAsked, ctx, ids, fileId, ghostFileId, fdinfoWritten, {
         shmemDone,
         onBytes: (n) => progress.bytes(n),
         stats,
@@ -377,7 +388,7 @@ interface TaskDumpShared {
 }
 
 function dumpTask(
-  node: TaskNode, asked: TaskAsked, ctx: DumpSession, ids: TaskKobjIdsEntry,
+  node: TaskNode, vp: TaskPids, asked: TaskAsked, ctx: DumpSession, ids: TaskKobjIdsEntry,
   fileId: (path: string, flags: number) => number,
   ghostFileId: (path: string, flags: number, openPath: string, inode: bigint) => number, fdinfoWritten: Set<number>, shared: TaskDumpShared,
 ): void {
@@ -387,8 +398,8 @@ function dumpTask(
   const range = asked.range;
   // Per thread: registers, FPU, thread core. /proc status is read once per thread.
   const mainStatus = asked.mainStatus;
-  const cores: { tid: number; core: CoreEntry }[] = [];
-  node.threads.forEach((t) => {
+  const cores: { tid: number; core: CoreEntry; vtid: number }[] = [];
+  node.threads.forEach((t, i) => {
     const status = t === main ? mainStatus : parseStatus(pid, t.tid);
     const th = asked.threads.get(t) as ThreadAnswers;
     const core: CoreEntry = {
@@ -403,16 +414,21 @@ function dumpTask(
     if (core.thread_core) shared.seccomp.dumpThread(t.tid, status.seccomp, core.thread_core);
     if (t === main) {
       const tc = asked.tc;
+      // A timer aimed at one thread names it as the task sees it.
+      for (const pt of tc.timers?.posix ?? []) {
+        if (pt.notify_thread_id !== undefined) pt.notify_thread_id = ctx.vpid(pt.notify_thread_id) ?? pt.notify_thread_id;
+      }
       if (t.wasStopped) {
         tc.task_state = TASK_STOPPED;
         tc.stop_signo = t.stopSignal;
       }
       core.tc = tc;
     }
-    cores.push({ tid: t.tid, core });
+    cores.push({ tid: t.tid, core, vtid: vp.vtids[i] ?? t.tid });
   });
   for (const k of RESOURCE_KINDS) k.dumpTask?.({ pid, main, cores, ids }, ctx);
-  for (const { tid, core } of cores) ctx.writeImage(`core-${tid}.img`, 'CORE', [core]);
+  // Images are named by the pids the tree sees.
+  for (const { vtid, core } of cores) ctx.writeImage(`core-${vtid}.img`, 'CORE', [core]);
   faultPoint('dump.task');
   // Memory (brk, dumpable and THP were asked in askTree).
   const { brk, dumpable, thpDisabled } = asked;
@@ -456,9 +472,9 @@ function dumpTask(
     dumpable,
     thp_disabled: thpDisabled,
   };
-  ctx.writeImage(`mm-${pid}.img`, 'MM', [mm]);
+  ctx.writeImage(`mm-${vp.vpid}.img`, 'MM', [mm]);
   // With a page server, it writes the pagemaps and pages on its side.
-  if (!shared.pageServer) ctx.writeImage(`pagemap-${pid}.img`, 'PAGEMAP', [{ pages_id: mem.pagesId }, ...mem.pagemap]);
+  if (!shared.pageServer) ctx.writeImage(`pagemap-${vp.vpid}.img`, 'PAGEMAP', [{ pages_id: mem.pagesId }, ...mem.pagemap]);
   for (const sh of mem.shmem) {
     if (!shared.pageServer) ctx.writeImage(`pagemap-shmem-${sh.shmid}.img`, 'PAGEMAP', [{ pages_id: sh.pagesId }, ...sh.entries]);
     for (const e of sh.entries) ctx.countSharedPages(Number(e.nr_pages ?? 0n));
@@ -479,7 +495,7 @@ function dumpTask(
     return id;
   };
   const fs: FsEntry = { cwd_id: dirId(readCwd(pid), 'cwd'), root_id: dirId(readRoot(pid), 'root'), umask: status.umask };
-  ctx.writeImage(`fs-${pid}.img`, 'FS', [fs]);
-  ctx.writeImage(`ids-${pid}.img`, 'IDS', [ids]);
+  ctx.writeImage(`fs-${vp.vpid}.img`, 'FS', [fs]);
+  ctx.writeImage(`ids-${vp.vpid}.img`, 'IDS', [ids]);
   faultPoint('dump.files');
 }

@@ -67,17 +67,22 @@ function commOf(pid: number): string {
  */
 export function refuseForeignNamespaces(pid: number, handled: ReadonlySet<NsKind>): void {
   for (const name of CHECKED_LINKS) {
-    if (handled.has(name.replace('_for_children', '') as NsKind)) continue;
-    const ours = nsLink(process.pid, name);
+    const base = name.replace('_for_children', '');
+    const isHandled = handled.has(base as NsKind);
+    // A handled type's namespace is the kind's business; but children
+    // born in another one than the task's own would be a nested namespace,
+    // which no kind re-creates: refused here, before anything is seized.
+    if (isHandled && name === base) continue;
+    const ours = nsLink(isHandled ? pid : process.pid, isHandled ? base : name);
     if (ours === undefined) continue;
     const theirs = nsLink(pid, name);
     if (theirs === undefined || theirs === ours) continue;
     const what = name.endsWith('_for_children')
-      ? `would start its children in another ${name.replace('_for_children', '')} namespace (${theirs})`
+      ? `would start its children in another ${base} namespace (${theirs})`
       : `is in its own ${name} namespace (${theirs}; criu-ts is in ${ours})`;
     throw new CriuTsError(
       'EUNSUPPORTED',
-      `task ${pid}${commOf(pid)} ${what}: criu-ts cannot checkpoint namespaces yet`,
+      `task ${pid}${commOf(pid)} ${what}: ${isHandled ? `nested ${base} namespaces are not supported` : 'criu-ts cannot checkpoint namespaces yet'}`,
       { pid, namespace: name, task: theirs, ours },
     );
   }

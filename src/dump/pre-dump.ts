@@ -27,6 +27,7 @@ import { walkTree } from '../proc/children.js';
 import { dumpMemory } from '../kinds/memory/dump.js';
 import { IncrementalMemory } from '../kinds/memory/incremental.js';
 import { handledNamespaces } from '../kinds/index.js';
+import type { NsKind } from '../images/index.js';
 
 const log = logger('dump');
 
@@ -42,7 +43,7 @@ export async function preDumpTree(opts: DumpTreeOptions): Promise<DumpResult> {
   if (opts.after === 'stop') throw new CriuTsError('EUSAGE', 'pre-dump always leaves the tree running (--leave-stopped makes no sense here)', {});
   const dir = opts.dir;
   checkImagesDir(dir, opts.asCaller);
-  refuseForeignNamespaces(pid, handledNamespaces());
+  refuseForeignNamespaces(pid, preDumpNamespaces());
   // For an unprivileged caller (RPC): only tasks it could ptrace itself, before and after seizing.
   checkTraceable(walkTree(pid), opts.asCaller);
   await opts.notify({ point: 'pre-dump', rootPid: pid });
@@ -67,7 +68,7 @@ export async function preDumpTree(opts: DumpTreeOptions): Promise<DumpResult> {
     for (const node of tree.tasks) {
       const main = node.threads[0];
       if (node.zombie || !main) continue;
-      refuseForeignNamespaces(node.pid, handledNamespaces());
+      refuseForeignNamespaces(node.pid, preDumpNamespaces());
       const scratch = { addr: main.mapScratch(), size: main.scratchRange?.size ?? 0 };
       const track = inc.begin(node.pid, main, pids);
       // File ids only name mappings in mm-<pid>.img, which a pre-dump does not write.
@@ -110,4 +111,15 @@ export async function preDumpTree(opts: DumpTreeOptions): Promise<DumpResult> {
   log.info(`pre-dump of ${pid} finished: ${tree.tasks.length} task(s), ${stats.pagesWritten} pages written, ${stats.pagesSkippedParent} in the parent`);
   await opts.notify({ point: 'post-dump', rootPid: pid });
   return { pids, stats };
+}
+
+/**
+ * The namespace types a pre-dump accepts: those the kinds handle, but for
+ * pid namespaces (its images and the memory tracker's records are named by
+ * our pids, not yet by the tree's own).
+ */
+function preDumpNamespaces(): ReadonlySet<NsKind> {
+  const s = new Set(handledNamespaces());
+  s.delete('pid');
+  return s;
 }

@@ -136,11 +136,27 @@ export interface DumpContext {
    * failed, or --leave-running/--leave-stopped) or were killed.
    */
   atExit(step: (tasksLive: boolean) => void): void;
+  /**
+   * A pid, tid, process group or session id as criu-ts sees it, as the
+   * dumped tree sees it (what CRIU's images hold: F_SETOWN owners, lock
+   * owners, a tty's session): the same number unless the tree lives in a
+   * pid namespace of its own; undefined for a process the tree cannot name
+   * (outside its pid namespace, or not one of its tasks, groups or sessions).
+   */
+  vpid(pid: number): number | undefined;
 }
 
 /** Restore-side view of a task: enough to open files inside it. */
 export interface RestoreTaskHandle {
+  /** the task's pid in criu-ts's pid namespace: for /proc, pidfd_open, signals sent by us */
   pid: number;
+  /**
+   * its pid in the images and as the task sees itself (getpid()): for
+   * lookups in the images (ctx.taskFds, lock owners, a tty's session) and
+   * for pids passed to syscalls injected into it; the same as `pid` unless
+   * the tree lives in a pid namespace of its own
+   */
+  vpid: number;
   tracee: Tracee;
   /** copy a NUL-terminated string into the task's scratch area; returns its address */
   putString(s: string): bigint;
@@ -266,8 +282,11 @@ export interface FileKind {
 
 /** One task of the held tree, as a resource kind sees it at dump. */
 export interface DumpTreeTask {
+  /** the task's pid in criu-ts's pid namespace */
   readonly pid: number;
   readonly ppid: number;
+  /** its pids in every pid namespace from criu-ts's (first) down to its own (last): /proc/PID/status NSpid */
+  readonly nsPid: readonly number[];
   /** every thread, main thread first (empty for a zombie) */
   readonly tids: readonly number[];
   readonly zombie: boolean;
@@ -295,6 +314,7 @@ export interface DumpTaskView {
 
 /** One task of the dump as a resource kind sees it at restore. */
 export interface RestoreTreeTask {
+  /** the pid in the images: as the task sees itself */
   readonly pid: number;
   readonly ppid: number;
   /** the main thread's core (undefined for a zombie or a helper we add) */
@@ -360,6 +380,24 @@ export interface ResourceKind {
    * injected unshare, cgroup membership). `t` drives the new task.
    */
   restoreCreated?(t: RestoreTaskHandle, task: RestoreTreeTask, ctx: RestoreContext): void;
+  /**
+   * Restore, before any task exists: the CLONE_NEW* flags of the clone3
+   * that creates `task`, for a namespace that must exist from the task's
+   * birth (a pid namespace: the task is its init, pid 1). `parentIds` are
+   * the ids of the nearest ancestor with ids, or inventory.img's root_ids
+   * for the root. The core ORs every kind's answer; a task born in a new
+   * pid namespace and its descendants get their image pids inside it
+   * (clone3 set_tid at the innermost level) and any free pid in ours.
+   */
+  cloneFlags?(task: RestoreTreeTask, parentIds: TaskKobjIdsEntry | undefined, ctx: RestoreContext): bigint;
+  /**
+   * Restore, in the parent (`parent`: the restore stub for the root) right
+   * before the clone3 that creates `task`: for a namespace that must be
+   * set up before its first task enters it (a time namespace's clock
+   * offsets: an injected unshare(CLONE_NEWTIME), then the offsets, and the
+   * child is born inside).
+   */
+  beforeClone?(parent: RestoreTaskHandle, task: RestoreTreeTask, ctx: RestoreContext): void;
   /**
    * Restore, once every task is ready and before any runs (`failed` false),
    * or after a failure, once every task created is gone (`failed` true):

@@ -29,12 +29,19 @@ export function createTree(plan: RestorePlan, stub: Tracee, ctx: RestoreContext,
     throw new CriuTsError('EIMAGE', `file id ${id} is used by no task`, { id });
   };
   const create = (n: RestoreNode, parent: Tracee, inherited: ReadonlyMap<number, number>, from: RestoreNode | undefined): void => {
-    const t = cloneWithPid(parent, n.pid, n.sharesFiles ? CLONE_FILES : 0n);
+    // What must exist before the task is born into it (a time namespace's offsets), set up in its parent.
+    if (RESOURCE_KINDS.some((k) => k.beforeClone)) {
+      const view = treeTaskOf(n);
+      const ph = handleFor(parent.tid, parent, n.parent?.pid ?? parent.tid);
+      for (const k of RESOURCE_KINDS) k.beforeClone?.(ph, view, ctx);
+    }
+    const t = cloneWithPid(parent, n.pid, n.cloneFlags | (n.sharesFiles ? CLONE_FILES : 0n), undefined, !n.inNewPidNs);
     n.tracee = t;
+    n.real = t.tid;
     n.inherited = new Map(inherited);
     created.push(n);
-    log.debug(`task ${n.pid} created (parent ${n.ppid})`);
-    const h = handleFor(n.pid, t);
+    log.debug(`task ${n.pid} created (parent ${n.ppid}${n.real !== n.pid ? `, pid ${n.real} here` : ''})`);
+    const h = handleFor(n.real, t, n.pid);
     // What its children must inherit (namespaces, cgroups) is put in place before any is forked.
     if (RESOURCE_KINDS.length > 0) {
       const view = treeTaskOf(n);
@@ -93,8 +100,9 @@ export function retireHelpers(plan: RestorePlan, consumeSigchld: (t: Tracee) => 
       // it exited, as wanted
     }
     // As tracer we see the exit first; where we are its parent too (its
-    // parent was the stub), that also reaps it.
-    collectExit(n.pid);
+    // parent was the stub), that also reaps it. Its parent waits for it by
+    // the pid it sees.
+    collectExit(n.real);
     const parent = n.parent?.tracee;
     if (parent) {
       parent.syscall('wait4(helper)', NR.wait4, n.pid, 0, __WALL, 0);

@@ -3,7 +3,8 @@ import { CriuTsError } from '../errors.js';
 import type { RestoreTaskHandle } from '../kinds/index.js';
 import type { Tracee } from '../infect/tracee.js';
 
-export function handleFor(pid: number, tracee: Tracee): RestoreTaskHandle {
+/** `pid`: the task (or thread) in our pid namespace; `vpid`: the same as the task sees it (its image pid). */
+export function handleFor(pid: number, tracee: Tracee, vpid = pid): RestoreTaskHandle {
   let off = 0;
   const put = (b: Buffer): bigint => {
     const size = tracee.scratchRange?.size ?? 0;
@@ -19,6 +20,7 @@ export function handleFor(pid: number, tracee: Tracee): RestoreTaskHandle {
   };
   return {
     pid,
+    vpid,
     tracee,
     putBytes: put,
     putString: (s) => put(Buffer.from(`${s}\0`)),

@@ -29,7 +29,7 @@ import { checkImagesFor, pinFilesFor } from './authorize.js';
 import { checkDumpChecksums } from './images.js';
 import { checkConsistency } from './consistency.js';
 import { startStub, disposeStub, type Stub } from './stub.js';
-import { planTree, treeViewOf, TASK_STOPPED, type RestoreNode } from './plan.js';
+import { planTree, planCloneFlags, treeViewOf, TASK_STOPPED, type RestoreNode } from './plan.js';
 import { createTree, retireHelpers } from './create.js';
 import { collectExit } from '../infect/tracee.js';
 import { restoreTaskBody, finalizeTask } from './task.js';
@@ -88,7 +88,10 @@ async function restoreLoaded(opts: RestoreTreeOptions, dir: string, img: DumpIma
     throw new CriuTsError('EUSAGE', 'the images were dumped with --tcp-close: restore them with --tcp-close too', {});
   }
   const plan = planTree(img, opts.kinds.shellJob, session.ctx);
+  planCloneFlags(plan, img.inventory.root_ids, session.ctx);
   for (const n of plan.nodes) {
+    // A task born in a new pid namespace takes its pid there: nothing in ours to check.
+    if (n.inNewPidNs) continue;
     for (const tid of n.images?.pstree.threads ?? [n.pid]) {
       if (tid !== 0 && !(await pidFreed(tid))) throw new CriuTsError('EBUSY', `pid ${tid} is already in use`, { pid: tid });
     }
@@ -97,9 +100,11 @@ async function restoreLoaded(opts: RestoreTreeOptions, dir: string, img: DumpIma
   const created: RestoreNode[] = [];
   let stub: Stub | undefined;
   const filesCtx = session.ctx;
-  // Every task keeps its dumped pid: the root's is known before it exists.
+  // Every task keeps its dumped pid: the root's is known before it exists,
+  // unless it is the init of a new pid namespace (then any free pid of ours,
+  // known once it is created).
   const notify = async (point: RestoreActionPoint): Promise<void> => {
-    await opts.notify({ point, rootPid: plan.root.pid });
+    await opts.notify({ point, rootPid: plan.root.real || (plan.root.inNewPidNs ? 0 : plan.root.pid) });
   };
   const t0 = process.hrtime.bigint();
   let forkingTimeUs = 0;
@@ -136,7 +141,7 @@ async function restoreLoaded(opts: RestoreTreeOptions, dir: string, img: DumpIma
     progress.tasks(done, plan.nodes.length);
     finishGroupFiles(plan.groupFinish, plan.nodes.flatMap((n) => {
       const tracee = n.tracee;
-      return n.images && tracee ? [{ pid: n.pid, handle: () => handleFor(n.pid, tracee), fds: n.images.fds }] : [];
+      return n.images && tracee ? [{ pid: n.pid, handle: () => handleFor(n.real, tracee, n.pid), fds: n.images.fds }] : [];
     }), filesCtx);
     session.afterAllFiles();
     retireHelpers(plan, (t) => consumeSignal(t, SIGCHLD));
@@ -153,7 +158,7 @@ async function restoreLoaded(opts: RestoreTreeOptions, dir: string, img: DumpIma
     // Released tasks no longer die with us: until all are, the guardian
     // would kill them.
     const guard = guardian();
-    for (const n of plan.nodes) if (n.threads.length > 0) guard?.task(n.pid);
+    for (const n of plan.nodes) if (n.threads.length > 0) guard?.task(n.real);
     const stopped: number[] = [];
     for (const n of plan.nodes) {
       // A task stopped at dump stops again with its own signal (SIGTSTP,
@@ -161,10 +166,10 @@ async function restoreLoaded(opts: RestoreTreeOptions, dir: string, img: DumpIma
       const stopSig = opts.leaveStopped ? SIGSTOP
         : n.state === TASK_STOPPED ? (n.images?.cores[0]?.tc?.stop_signo || SIGSTOP) : 0;
       if (stopSig !== 0 && n.threads.length > 0) {
-        stopped.push(n.pid);
+        stopped.push(n.real);
         // Queued now, taken as the task leaves its stop: a stop inside
         // signal delivery (see finalizeTask) would ignore a detach signal.
-        process.kill(n.pid, stopSig);
+        process.kill(n.real, stopSig);
       }
       for (const th of n.threads) release(th.tid, 0);
     }
@@ -207,12 +212,13 @@ async function restoreLoaded(opts: RestoreTreeOptions, dir: string, img: DumpIma
   } catch (e) {
     log.error(`post-resume: ${(e as Error).message}`); // the tree runs already, as with CRIU
   }
-  const root = plan.root.pid;
+  // What callers wait for and signal: pids in our namespace (CRIU's pid->real).
+  const root = plan.root.real;
   if (opts.pidfile !== undefined) {
     // CRIU's write_pidfile: O_EXCL, so a name planted in a user's directory is never written through.
     createFileExclusive(opts.pidfile, Buffer.from(String(root)), 0o600);
   }
-  const pids = plan.nodes.filter((n) => !n.helper).map((n) => n.pid);
+  const pids = plan.nodes.filter((n) => !n.helper).map((n) => n.real);
   const stats: RestoreStats = {
     forkingTimeUs,
     restoreTimeUs: Number((process.hrtime.bigint() - t0) / 1000n),
@@ -311,7 +317,7 @@ function makeZombies(plan: ReturnType<typeof planTree>, img: DumpImages): void {
     const comm = img.zombies.get(n.pid)?.tc?.comm;
     if (comm) {
       try {
-        const h = handleFor(n.pid, n.tracee);
+        const h = handleFor(n.real, n.tracee, n.pid);
         h.syscall('prctl(SET_NAME)', NR.prctl, PR.SET_NAME, h.putString(comm.slice(0, 15)));
       } catch {
         // a name is not worth failing the restore for
@@ -321,11 +327,11 @@ function makeZombies(plan: ReturnType<typeof planTree>, img: DumpImages): void {
     if (sig !== 0) {
       // Killed by a signal: queue it, unblocked, and let the task go; it
       // dies of it before running a single instruction of its own.
-      holdSigmask(n.pid, 0n);
-      process.kill(n.pid, sig);
+      holdSigmask(n.real, 0n);
+      process.kill(n.real, sig);
       // SIGKILL ends it at once, out of its ptrace stop: nothing may be left to detach.
-      if (sig === SIGKILL) releaseQuiet(n.pid, 0);
-      else release(n.pid, 0);
+      if (sig === SIGKILL) releaseQuiet(n.real, 0);
+      else release(n.real, 0);
     } else {
       try {
         n.tracee.syscallRaw(NR.exit_group, (n.exitCode >> 8) & 0xff);
@@ -333,7 +339,7 @@ function makeZombies(plan: ReturnType<typeof planTree>, img: DumpImages): void {
         // the task is gone, as wanted
       }
     }
-    collectExit(n.pid);
+    collectExit(n.real);
     n.tracee = undefined;
     // Its death queued a SIGCHLD in the parent that the original had long received.
     const p = n.parent;
@@ -367,13 +373,14 @@ async function reapOrphans(pids: readonly number[]): Promise<void> {
 
 /** Kill a task we created and collect it, other threads before the leader. */
 function killQuiet(n: RestoreNode): void {
+  if (n.real === 0) return;
   try {
-    process.kill(n.pid, 'SIGKILL');
+    process.kill(n.real, 'SIGKILL');
   } catch {
     return;
   }
-  for (const th of [...n.threads].reverse()) if (th.tid !== n.pid) collectExit(th.tid);
-  collectExit(n.pid);
+  for (const th of [...n.threads].reverse()) if (th.tid !== n.real) collectExit(th.tid);
+  collectExit(n.real);
 }
 
 /** Wait for a restored root (our child through the subreaper); returns its status as a shell would. */

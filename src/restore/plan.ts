@@ -6,14 +6,24 @@
 import { CriuTsError } from '../errors.js';
 import type { DumpImages, TaskImages } from './images.js';
 import type { Tracee } from '../infect/tracee.js';
-import { fileKindByType, type RestoreContext, type RestoreTreeTask, type RestoreTreeView } from '../kinds/index.js';
+import { fileKindByType, RESOURCE_KINDS, type RestoreContext, type RestoreTreeTask, type RestoreTreeView } from '../kinds/index.js';
+import type { TaskKobjIdsEntry } from '../images/messages.js';
+
+const CLONE_NEWPID = 0x20000000n;
 
 export const TASK_ALIVE = 1;
 export const TASK_DEAD = 2;
 export const TASK_STOPPED = 3;
 
 export interface RestoreNode {
+  /** the pid in the images: as the task sees itself */
   pid: number;
+  /** its pid in our pid namespace once created (the same as `pid` unless it lives in a new pid namespace); 0 before */
+  real: number;
+  /** CLONE_NEW* flags of the clone3 that creates it (the resource kinds' cloneFlags) */
+  cloneFlags: bigint;
+  /** it or an ancestor starts a new pid namespace: its image pid is taken there, not in ours */
+  inNewPidNs: boolean;
   ppid: number;
   pgid: number;
   sid: number;
@@ -58,7 +68,7 @@ export function planTree(img: DumpImages, shellJob: boolean, ctx?: RestoreContex
     const t = img.tasks.find((x) => x.pstree.pid === e.pid);
     const tc = img.zombies.get(e.pid)?.tc ?? t?.cores[0]?.tc;
     const n: RestoreNode = {
-      pid: e.pid, ppid: e.ppid, pgid: e.pgid, sid: e.sid,
+      pid: e.pid, real: 0, cloneFlags: 0n, inNewPidNs: false, ppid: e.ppid, pgid: e.pgid, sid: e.sid,
       state: tc?.task_state ?? TASK_ALIVE,
       images: t,
       exitCode: tc?.exit_code ?? 0,
@@ -93,7 +103,7 @@ export function planTree(img: DumpImages, shellJob: boolean, ctx?: RestoreContex
       continue;
     }
     const h: RestoreNode = {
-      pid: n.sid, ppid: n.ppid, pgid: n.sid, sid: n.sid, state: TASK_DEAD, images: undefined, exitCode: 0,
+      pid: n.sid, real: 0, cloneFlags: 0n, inNewPidNs: false, ppid: n.ppid, pgid: n.sid, sid: n.sid, state: TASK_DEAD, images: undefined, exitCode: 0,
       children: [], parent: n.parent, helper: true, groupFiles: [], threads: [], inherited: new Map(),
     };
     nodes.push(h);
@@ -104,10 +114,11 @@ export function planTree(img: DumpImages, shellJob: boolean, ctx?: RestoreContex
     h.children.push(n);
   }
   // Process groups whose leader is gone: a helper with that pid leads the group, then exits.
+  // A group 0 lives outside the tree's pid namespace: the tasks keep the one they are born in.
   for (const n of [...nodes]) {
-    if (n.pgid === n.pid || byPid.has(n.pgid) || (shellJob && n.pgid === root.pgid)) continue;
+    if (n.pgid === n.pid || n.pgid === 0 || byPid.has(n.pgid) || (shellJob && n.pgid === root.pgid)) continue;
     const h: RestoreNode = {
-      pid: n.pgid, ppid: n.pid, pgid: n.pgid, sid: n.sid, state: TASK_DEAD, images: undefined, exitCode: 0,
+      pid: n.pgid, real: 0, cloneFlags: 0n, inNewPidNs: false, ppid: n.pid, pgid: n.pgid, sid: n.sid, state: TASK_DEAD, images: undefined, exitCode: 0,
       children: [], parent: n, helper: true, groupFiles: [], threads: [], inherited: new Map(),
     };
     nodes.push(h);
@@ -181,6 +192,25 @@ export function treeTaskOf(n: RestoreNode): RestoreTreeTask {
     ids: t?.ids,
     helper: n.helper,
   };
+}
+
+/**
+ * Ask the resource kinds which namespaces each task is born in (cloneFlags),
+ * top down, and mark the tasks whose image pids live in a new pid
+ * namespace (there, not in ours, is where those pids must be free).
+ */
+export function planCloneFlags(plan: RestorePlan, rootIds: TaskKobjIdsEntry | undefined, ctx: RestoreContext): void {
+  const walk = (n: RestoreNode, parentIds: TaskKobjIdsEntry | undefined, parentInNew: boolean): void => {
+    let flags = 0n;
+    if (!n.helper) {
+      const view = treeTaskOf(n);
+      for (const k of RESOURCE_KINDS) flags |= k.cloneFlags?.(view, parentIds, ctx) ?? 0n;
+    }
+    n.cloneFlags = flags;
+    n.inNewPidNs = parentInNew || (flags & CLONE_NEWPID) !== 0n;
+    for (const c of n.children) walk(c, n.images?.ids ?? parentIds, n.inNewPidNs);
+  };
+  walk(plan.top, rootIds, false);
 }
 
 export function treeViewOf(plan: RestorePlan, img: DumpImages): RestoreTreeView {

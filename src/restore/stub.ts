@@ -14,6 +14,7 @@ import {
   NR, PTRACE_O, PTRACE_EVENT, waitPid, __WALL, setChildSubreaper, sleepMs, xstateLayout,
 } from '../sys/index.js';
 import { CriuTsError } from '../errors.js';
+import { parseStatus } from '../proc/index.js';
 import { cpuidThroughTracee } from '../infect/cpuid.js';
 import { logger } from '../log.js';
 
@@ -66,9 +67,13 @@ export function startStub(): Stub {
 
 /**
  * Inject clone3 into `parent` creating a child with pid `pid` (plain fork
- * semantics; `flags` adds CLONE_* bits). Returns the new task, stopped and traced.
+ * semantics; `flags` adds CLONE_* bits). set_tid names the pid at the
+ * child's innermost pid namespace level: ours, unless it lives in a new
+ * pid namespace (`ourNs` false; CLONE_NEWPID makes one, and `pid` is then
+ * 1), where the kernel gives it any free pid in ours. Returns the new
+ * task, stopped and traced; its tid is its pid in our namespace.
  */
-export function cloneWithPid(parent: Tracee, pid: number, flags = 0n, exitSignal = SIGCHLD): Tracee {
+export function cloneWithPid(parent: Tracee, pid: number, flags = 0n, exitSignal = SIGCHLD, ourNs = true): Tracee {
   const scratch = parent.mapScratch();
   const args = Buffer.alloc(CLONE_ARGS_SIZE + 8);
   args.writeBigUInt64LE(flags, 0);
@@ -86,13 +91,17 @@ export function cloneWithPid(parent: Tracee, pid: number, flags = 0n, exitSignal
   }
   const ev = parent.events.find((e) => e.event === PTRACE_EVENT.FORK || e.event === PTRACE_EVENT.CLONE || e.event === PTRACE_EVENT.VFORK);
   const child = ev ? Number(ev.msg) : Number(r);
-  if (child !== pid) throw new CriuTsError('ERESTORE', `clone3 made pid ${child}, wanted ${pid}`, { pid, child });
+  if (ourNs && child !== pid) throw new CriuTsError('ERESTORE', `clone3 made pid ${child}, wanted ${pid}`, { pid, child });
   // The new task starts in a ptrace stop; collect that stop before using it.
   for (;;) {
     const st = waitPid(child, __WALL);
     if (st === null) continue;
     if (st.exited || st.signaled) throw new CriuTsError('ERESTORE', `new task ${child} died at birth`, { pid: child });
     if (st.stopped) break;
+  }
+  if (!ourNs) {
+    const inner = parseStatus(child).nsPid.at(-1);
+    if (inner !== pid) throw new CriuTsError('ERESTORE', `clone3 made pid ${inner} in its namespace, wanted ${pid}`, { pid, child });
   }
   const t = Tracee.adopt(child);
   t.setGadget(parent.gadgetAddr);

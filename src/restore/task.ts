@@ -53,10 +53,10 @@ export function restoreAddressSpace(n: RestoreNode, filesCtx: RestoreContext): v
   const task = n.images;
   const tracee = n.tracee;
   if (!task || !tracee || n.memory) return;
-  const h = handleFor(n.pid, tracee);
+  const h = handleFor(n.real, tracee, n.pid);
   let rseq: { ptr: bigint; len: number; sig: number } | undefined;
   try {
-    const r = rseqConfig(n.pid);
+    const r = rseqConfig(n.real);
     rseq = { ptr: r.rseqAbiPointer, len: r.rseqAbiSize, sig: r.signature };
   } catch {
     rseq = undefined;
@@ -81,7 +81,7 @@ export function restoreTaskBody(n: RestoreNode, plan: RestorePlan, img: DumpImag
   const tracee = n.tracee;
   if (!task || !tracee) return 0;
   const pid = n.pid;
-  const h = handleFor(pid, tracee);
+  const h = handleFor(n.real, tracee, pid);
   const main = task.cores[0];
   const tc = main?.tc;
   if (!main || !tc) throw new CriuTsError('EIMAGE', `core-${pid}.img has no task core`, { pid });
@@ -105,13 +105,13 @@ export function restoreTaskBody(n: RestoreNode, plan: RestorePlan, img: DumpImag
   restoreTaskMisc(h, tc);
   // Every signal but SIGTRAP stays blocked while we drive the task (see
   // HELD_SIGMASK); the dumped mask comes last.
-  holdSigmask(pid, HELD_SIGMASK);
+  holdSigmask(n.real, HELD_SIGMASK);
   // Threads share the address space: create them now, each from the main thread.
   const tids = task.pstree.threads ?? [pid];
   n.threads = [tracee];
   for (let i = 1; i < tids.length; i++) {
     const tid = tids[i] as number;
-    const th = cloneWithPid(tracee, tid, CLONE_THREAD_FLAGS, 0);
+    const th = cloneWithPid(tracee, tid, CLONE_THREAD_FLAGS, 0, !n.inNewPidNs);
     const range = tracee.scratchRange;
     if (range) th.shareScratch(range);
     n.threads.push(th);
@@ -124,7 +124,7 @@ export function restoreTaskBody(n: RestoreNode, plan: RestorePlan, img: DumpImag
     const st: ThreadCoreEntry | undefined = core.thread_core;
     if (!st) return [];
     const clearTid = core.thread_info?.clear_tid_addr ?? 0n;
-    return [{ tracee: th, pid, make: (sh: StepHandle) => threadStateSteps(sh, st, clearTid, tc.comm), putBytes: 32, handle: handleFor(th.tid, th) }];
+    return [{ tracee: th, pid, make: (sh: StepHandle) => threadStateSteps(sh, st, clearTid, tc.comm), putBytes: 32, handle: handleFor(th.tid, th, tids[i] ?? pid) }];
   }), scratchOf(tracee));
   task.cores.forEach((core, i) => {
     const fp = core.thread_info?.fpregs;
@@ -150,7 +150,9 @@ export function finalizeTask(n: RestoreNode, img: DumpImages, verify?: 'refuse' 
     const core = task.cores[i];
     const shared = i === 0 ? (core?.tc?.signals_s?.signals ?? []).map((x) => x.siginfo) : [];
     const priv = (core?.thread_core?.signals_p?.signals ?? []).map((x) => x.siginfo);
-    if (shared.length + priv.length > 0) restorePendingSignals(handleFor(th.tid, th), n.pid, th.tid, shared, priv);
+    // Queued from inside the task: the ids are the ones it sees.
+    const vtid = task.pstree.threads?.[i] ?? n.pid;
+    if (shared.length + priv.length > 0) restorePendingSignals(handleFor(th.tid, th, vtid), n.pid, vtid, shared, priv);
   });
   // Credentials per thread (they are per-thread in the kernel), the main thread last.
   const tsync = seccompSharedByThreads(task.cores.map((c) => c.thread_core));

@@ -197,9 +197,15 @@ export function verifyTaskState(n: RestoreNode, img: DumpImages): VerifyDifferen
   const main = n.tracee;
   if (!task || !main) return [];
   const c = new Collector(n.pid);
-  const pid = n.pid;
+  // Read through /proc and ptrace by the task's pid here (its image pid
+  // differs in a new pid namespace); a timer's thread is then named as the task sees it.
+  const pid = n.real;
   const st = parseStatus(pid);
   const tc = dumpTaskCore(main, pid, st);
+  const vtid = new Map(n.threads.map((th, i) => [th.tid, task.pstree.threads?.[i] ?? n.pid]));
+  for (const pt of tc.timers?.posix ?? []) {
+    if (pt.notify_thread_id !== undefined) pt.notify_thread_id = vtid.get(pt.notify_thread_id) ?? pt.notify_thread_id;
+  }
   const dumpedTc = task.cores[0]?.tc;
   if (dumpedTc) {
     diffValue(dumpedTc, tc, '', TASK_SKIP, (f, a, b) => c.add(f, a, b));
@@ -225,10 +231,10 @@ export function verifyTaskState(n: RestoreNode, img: DumpImages): VerifyDifferen
     const fp = core.thread_info?.fpregs;
     if (fp) diffValue(fp, dumpFpRegs(th), 'fpregs', new Set(), (f, a, b) => c.add(f, a, b, th.tid));
   });
-  verifyFs(task, img, st.umask, c);
-  verifyFds(task, img, c);
-  verifyVmas(task, main, c);
-  verifyPages(task, img, main, c);
+  verifyFs(pid, task, img, st.umask, c);
+  verifyFds(pid, task, img, c);
+  verifyVmas(pid, task, main, c);
+  verifyPages(pid, task, img, main, c);
   return c.diffs;
 }
 
@@ -270,8 +276,7 @@ function fileName(e: FileEntry | undefined): string | undefined {
   }
 }
 
-function verifyFs(task: TaskImages, img: DumpImages, umask: number, c: Collector): void {
-  const pid = task.pstree.pid;
+function verifyFs(pid: number, task: TaskImages, img: DumpImages, umask: number, c: Collector): void {
   const cwd = fileName(img.files.get(task.fs.cwd_id));
   const root = fileName(img.files.get(task.fs.root_id));
   const link = (what: string): string => readlinkSync(`/proc/${pid}/${what}`).replace(/ \(deleted\)$/, '');
@@ -300,8 +305,7 @@ const LINK_PREFIX: Readonly<Partial<Record<FileEntry['type'], readonly string[]>
   TTY: ['/dev/'],
 };
 
-function verifyFds(task: TaskImages, img: DumpImages, c: Collector): void {
-  const pid = task.pstree.pid;
+function verifyFds(pid: number, task: TaskImages, img: DumpImages, c: Collector): void {
   const have = new Set(listFds(pid));
   const want = new Set(task.fds.map((f) => f.fd));
   for (const fd of have) if (!want.has(fd)) c.add(`fd ${fd}`, 'not open', readFdLink(pid, fd));
@@ -372,8 +376,7 @@ function shapeOfSmaps(v: SmapsEntry): VmaShape {
   return { start: v.start, end: v.end, prot: v.prot.value, shared: v.shared, anon, madv };
 }
 
-function verifyVmas(task: TaskImages, main: Tracee, c: Collector): void {
-  const pid = task.pstree.pid;
+function verifyVmas(pid: number, task: TaskImages, main: Tracee, c: Collector): void {
   const scratch = main.scratchRange;
   const special = (p: string): boolean => p === '[vdso]' || p === '[vvar]' || p === '[vvar_vclock]' || p === '[vsyscall]' || p === '[uprobes]';
   const restored = parseSmaps(pid)
@@ -397,8 +400,7 @@ const PE_PRESENT = 4;
 const CHUNK = 1 << 20;
 
 /** Every private page the dump saved, compared with the task's memory; the rseq areas' bytes are the kernel's. */
-function verifyPages(task: TaskImages, img: DumpImages, main: Tracee, c: Collector): void {
-  const pid = task.pstree.pid;
+function verifyPages(pid: number, task: TaskImages, img: DumpImages, main: Tracee, c: Collector): void {
   const rseq = task.cores.flatMap((k) => {
     const r = k.thread_core?.rseq_entry;
     return r && r.rseq_abi_pointer !== 0n ? [{ lo: r.rseq_abi_pointer, hi: r.rseq_abi_pointer + BigInt(Math.max(32, r.rseq_abi_size)) }] : [];

@@ -225,3 +225,12 @@ export function getNice(tid: number): number {
 export function setNice(tid: number, nice: number): void {
   sys('setpriority', NR.setpriority, tid, PRIO_PROCESS, tid, nice);
 }
+
+export const CLOCK = { MONOTONIC: 1, BOOTTIME: 7 } as const;
+
+/** clock_gettime in our own time namespace, in nanoseconds. */
+export function clockGettimeNs(clock: number): bigint {
+  const ts = Buffer.alloc(16);
+  sys('clock_gettime', NR.clock_gettime, undefined, clock, addr(ts));
+  return ts.readBigInt64LE(0) * 1_000_000_000n + ts.readBigInt64LE(8);
+}

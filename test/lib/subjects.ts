@@ -98,6 +98,12 @@ export interface StartOptions extends BuildOptions {
   /** Run as this user and group (the work dir is given to them). */
   uid?: number;
   gid?: number;
+  /**
+   * The process started only launches the subject (e.g. as the init of a
+   * new pid namespace): the subject's pid is the one it writes to
+   * OUTFILE.ready.
+   */
+  launcher?: boolean;
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -148,16 +154,18 @@ export async function startSubject(name: string, args: string[] = [], opts: Star
   child.on('exit', (code, sig) => { exited = `exited with ${sig ?? code}`; });
   child.on('error', (e) => { exited = `spawn failed: ${e.message}`; });
   child.unref();
-  const pid = child.pid ?? -1;
+  let pid = child.pid ?? -1;
 
+  // By subject.pid: a test that restored the subject elsewhere (a new pid namespace) sets it.
   const kill = (): void => {
-    if (pid > 0) {
-      try { process.kill(pid, 'SIGKILL'); } catch { /* already gone */ }
+    if (subject.pid > 0) {
+      try { process.kill(subject.pid, 'SIGKILL'); } catch { /* already gone */ }
     }
   };
   const subject: Subject = {
     name, pid, workDir, outFile, logFile, kill,
     async terminateAndResult(timeoutMs = 10_000): Promise<SubjectResult> {
+      const pid = subject.pid;
       try {
         process.kill(pid, 'SIGTERM');
       } catch (e) {
@@ -191,6 +199,11 @@ export async function startSubject(name: string, args: string[] = [], opts: Star
   const deadline = Date.now() + (opts.readyTimeoutMs ?? 10_000);
   for (;;) {
     const ready = readIfExists(`${outFile}.ready`);
+    if (ready !== undefined && opts.launcher === true && /^[0-9]+$/.test(ready.trim())) {
+      pid = Number(ready.trim());
+      subject.pid = pid;
+      return subject;
+    }
     if (ready !== undefined && ready.trim() === String(pid)) return subject;
     if (exited !== undefined || Date.now() > deadline) {
       const why = exited ?? `not ready after ${opts.readyTimeoutMs ?? 10_000} ms`;

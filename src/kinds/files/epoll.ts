@@ -92,7 +92,7 @@ export const epollKind: FileKind = {
   finish(t: RestoreTaskHandle, e: FileEntry, fd: number, ctx: RestoreContext): void {
     const epfd = part(e, 'epfd', 'EVENTPOLL');
     // Finished on a parked fd (created for several tasks at once): the targets are not in place yet.
-    if ((epfd.tfd ?? []).length > 0 && !isFinalFd(ctx, t.pid, fd, e.id)) {
+    if ((epfd.tfd ?? []).length > 0 && !isFinalFd(ctx, t.vpid, fd, e.id)) {
       throw new CriuTsError('EUNSUPPORTED', `task ${t.pid}: epoll (file ${e.id}) shared by several tasks: its targets cannot be added yet`, { pid: t.pid, id: e.id });
     }
     for (const w of epfd.tfd ?? []) {

@@ -75,11 +75,12 @@ function typeOf(l: LockInfo): number {
   return l.type === 'LEASE' && l.kind === 'BREAKING' ? t | LEASE_BREAKING : t;
 }
 
-function toEntry(p: FdProbe, l: LockInfo): FileLockEntry {
+function toEntry(p: FdProbe, l: LockInfo, ctx: DumpContext): FileLockEntry {
   return {
     flag: flagOf(l),
     type: typeOf(l),
-    pid: p.pid,
+    // The holder as the tree sees itself (its image pid).
+    pid: ctx.vpid(p.pid) ?? p.pid,
     fd: p.fd,
     start: l.start,
     len: l.end === undefined ? 0n : l.end + 1n - l.start,
@@ -106,7 +107,7 @@ export const lockedRegKind: FileKind = {
         if (seen.has(key)) continue;
         seen.add(key);
       }
-      ctx.emit('FILE_LOCKS', toEntry(p, l));
+      ctx.emit('FILE_LOCKS', toEntry(p, l, ctx));
     }
     return e;
   },
@@ -117,7 +118,7 @@ export const lockedRegKind: FileKind = {
     // A lock names the fd it was seen through; it belongs to this open file if that fd held it.
     const locks = locksOf(ctx).filter((l) => fileIdAt(ctx, l.pid, l.fd) === e.id);
     if (locks.some((l) => l.flag === FL_POSIX)) {
-      if (!locks.every((l) => l.flag !== FL_POSIX || l.pid === t.pid) || !isFinalFd(ctx, t.pid, fd, e.id)) {
+      if (!locks.every((l) => l.flag !== FL_POSIX || l.pid === t.vpid) || !isFinalFd(ctx, t.vpid, fd, e.id)) {
         throw new CriuTsError('EUNSUPPORTED', `task ${t.pid}: POSIX lock on ${e.reg?.name ?? `file ${e.id}`}, a file shared by several tasks: not supported yet`, { pid: t.pid, id: e.id });
       }
       closeOtherCopies(t, fd, ctx);
@@ -151,7 +152,7 @@ function takeLock(t: RestoreTaskHandle, fd: number, l: FileLockEntry): void {
 
 /** Close the task's fds of `fd`'s inode that are not among its final fds (the core's parked copies). */
 function closeOtherCopies(t: RestoreTaskHandle, fd: number, ctx: RestoreContext): void {
-  const finals = new Set(taskFdinfo(ctx, t.pid).map((f) => f.fd));
+  const finals = new Set(taskFdinfo(ctx, t.vpid).map((f) => f.fd));
   const target = statSync(`/proc/${t.pid}/fd/${fd}`);
   for (const name of readdirSync(`/proc/${t.pid}/fd`)) {
     const n = Number(name);

@@ -89,11 +89,26 @@ long subject_opt_long(const char *name, long dflt)
 	return v == NULL ? dflt : strtol(v, NULL, 0);
 }
 
+/*
+ * The pid the harness knows us by: /proc/self names us in the pid namespace
+ * of the /proc mount, the harness's, also when we are a pid namespace's
+ * init (getpid() 1).
+ */
+static pid_t harness_pid(void)
+{
+	char b[32];
+	ssize_t n = readlink("/proc/self", b, sizeof(b) - 1);
+	if (n <= 0)
+		return getpid();
+	b[n] = 0;
+	return (pid_t)atoi(b);
+}
+
 void subject_ready(void)
 {
 	char path[4096], text[32];
 	snprintf(path, sizeof(path), "%s.ready", out_path);
-	snprintf(text, sizeof(text), "%d\n", getpid());
+	snprintf(text, sizeof(text), "%d\n", harness_pid());
 	write_atomic(path, text);
 	subject_log("ready");
 }

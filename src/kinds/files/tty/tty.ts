@@ -113,8 +113,9 @@ function dumpInfo(ctx: DumpContext, p: FdProbe, k: TtyKind, infoId: number): voi
     // TIOCGSID answers only inside the tty's session: take the task's own view instead.
     const ps = parseStat(p.pid);
     if (ps.ttyNr === p.stat.rdev) {
-      info.sid = ps.session;
-      info.pgrp = ps.tpgid > 0 ? ps.tpgid : 0;
+      // As the tree sees them (0: outside its pid namespace).
+      info.sid = ctx.vpid(ps.session) ?? 0;
+      info.pgrp = ps.tpgid > 0 ? (ctx.vpid(ps.tpgid) ?? 0) : 0;
     }
     // The owner of the /dev/pts node (fstat: the node may be gone already, for a hung-up slave).
     info.uid = p.stat.uid;
@@ -182,7 +183,7 @@ export const ttyKind: FileKind = {
       ctx.provide(m.id, createMaster(t, ttyInfo(ctx, infoIdOf(index, true)), m.tty?.flags ?? 2, ctx));
     }
     const fd = openPath(t, `/dev/pts/${index}`, tty.flags | O_NOCTTY);
-    if (info.sid !== 0 && info.sid === t.pid) {
+    if (info.sid !== 0 && info.sid === t.vpid) {
       t.syscall('ioctl(TIOCSCTTY)', NR.ioctl, fd, IOC.TIOCSCTTY, 0);
       if (info.pgrp !== 0) {
         // The group may be created later (by a child): then it stays the leader's.
@@ -263,10 +264,10 @@ function openCtty(t: RestoreTaskHandle, path: string, flags: number, ctx: Restor
   try {
     return openPath(t, path, flags);
   } catch (err) {
-    const mine = new Set(taskFdinfo(ctx, t.pid).map((f) => f.id));
+    const mine = new Set(taskFdinfo(ctx, t.vpid).map((f) => f.id));
     const slave = ttyFiles(ctx).find((f) => {
       const id = f.tty?.tty_info_id;
-      return id !== undefined && id < CTTY_INFO_ID && id % 2 === 0 && mine.has(f.id) && ttyInfo(ctx, id).sid === t.pid;
+      return id !== undefined && id < CTTY_INFO_ID && id % 2 === 0 && mine.has(f.id) && ttyInfo(ctx, id).sid === t.vpid;
     });
     const cttyDone = restored(ctx).slaveFirst;
     if (!slave || cttyDone.has(t.pid)) throw err;

@@ -1,0 +1,136 @@
+/**
+ * The time namespace (CLONE_NEWTIME): per-namespace offsets of
+ * CLOCK_MONOTONIC and CLOCK_BOOTTIME. As CRIU does, the dump records the
+ * two clocks as the tree sees them (timens-<ns id>.img, timens_entry
+ * {monotonic, boottime}), and the restore makes a new time namespace whose
+ * offsets let both clocks go on from those values: for the tree no time
+ * passed between dump and restore. The namespace is made in the root's
+ * parent (the restore stub) by an injected unshare(CLONE_NEWTIME), its
+ * offsets written to the parent's /proc/PID/timens_offsets (which name
+ * the namespace of its next children, empty until then), and the root is
+ * born inside.
+ *
+ * Limits (refused with one line): a task inside the tree in another time
+ * namespace than the root's (nested); a task whose next children would be
+ * born in another one than its own (time_for_children, refused by the
+ * core, dump/namespaces.ts); at restore for an unprivileged RPC caller
+ * (offsets take CAP_SYS_TIME). CLOCK_REALTIME has no offset in the kernel.
+ */
+import { readFileSync, readlinkSync, writeFileSync } from 'node:fs';
+import { CriuTsError } from '../../errors.js';
+import { CLOCK, clockGettimeNs, NR } from '../../sys/index.js';
+import type { TimensEntry } from '../../images/messages.js';
+import { stateKey, type DumpContext, type ResourceKind, type RestoreContext } from '../types.js';
+
+const CLONE_NEWTIME = 0x80n;
+const NS_PER_SEC = 1_000_000_000n;
+
+/** At dump: the root's pid, when the tree has a time namespace of its own. */
+const DUMP_ROOT = stateKey<{ rootPid: number | undefined }>('time-ns:root');
+/** At restore: the clocks to go on from, and which task is born in the new namespace. */
+const CLOCKS = stateKey<{ rootPid: number; entry: TimensEntry } | { rootPid: undefined }>('time-ns:clocks');
+
+function link(pid: number, name: string): string | undefined {
+  try {
+    return readlinkSync(`/proc/${pid}/ns/${name}`);
+  } catch {
+    return undefined;
+  }
+}
+
+/** /proc/PID/timens_offsets: the offsets, in ns, of the time namespace of PID's next children. */
+function offsets(pid: number | 'self'): { monotonic: bigint; boottime: bigint } {
+  const out = { monotonic: 0n, boottime: 0n };
+  let text = '';
+  try {
+    text = readFileSync(`/proc/${pid}/timens_offsets`, 'latin1');
+  } catch {
+    return out; // a kernel without time namespaces: no offsets
+  }
+  for (const line of text.split('\n')) {
+    const m = /^(monotonic|boottime)\s+(-?\d+)\s+(\d+)/.exec(line.trim());
+    if (m) out[m[1] as 'monotonic' | 'boottime'] = BigInt(m[2] as string) * NS_PER_SEC + BigInt(m[3] as string);
+  }
+  return out;
+}
+
+const spec = (ns: bigint): { tv_sec: bigint; tv_nsec: bigint } => ({ tv_sec: ns / NS_PER_SEC, tv_nsec: ns % NS_PER_SEC });
+const nsOf = (t: { tv_sec: bigint; tv_nsec: bigint }): bigint => t.tv_sec * NS_PER_SEC + t.tv_nsec;
+
+function dumpTree(tree: Parameters<NonNullable<ResourceKind['dumpTree']>>[0], ctx: DumpContext): void {
+  const root = link(tree.rootPid, 'time');
+  const own = root !== undefined && root !== link(process.pid, 'time');
+  ctx.memo(DUMP_ROOT, () => ({ rootPid: own ? tree.rootPid : undefined }));
+  if (!own) return;
+  for (const t of tree.tasks) {
+    if (t.zombie) continue;
+    const theirs = link(t.pid, 'time');
+    if (theirs !== root) {
+      throw new CriuTsError('EUNSUPPORTED', `task ${t.pid} is in a time namespace nested in the tree's (${String(theirs)}; the root's is ${root}): nested time namespaces are not supported`, { pid: t.pid, namespace: 'time' });
+    }
+  }
+}
+
+function dumpTask(task: Parameters<NonNullable<ResourceKind['dumpTask']>>[0], ctx: DumpContext): void {
+  if (ctx.memo(DUMP_ROOT, () => ({ rootPid: undefined })).rootPid !== task.pid) return;
+  const id = task.ids.time_ns_id;
+  if (id === undefined) return;
+  // The clocks as the tree sees them: ours, less our namespace's offsets, plus the tree's.
+  const ours = offsets('self');
+  const theirs = offsets(task.pid);
+  const entry: TimensEntry = {
+    monotonic: spec(clockGettimeNs(CLOCK.MONOTONIC) - ours.monotonic + theirs.monotonic),
+    boottime: spec(clockGettimeNs(CLOCK.BOOTTIME) - ours.boottime + theirs.boottime),
+  };
+  ctx.writeImage(`timens-${id}.img`, 'TIMENS', [entry]);
+}
+
+function prepareRestore(tree: Parameters<NonNullable<ResourceKind['prepareRestore']>>[0], ctx: RestoreContext): void {
+  const root = tree.tasks.find((t) => t.pid === tree.rootPid);
+  const id = root?.ids?.time_ns_id;
+  const ours = tree.rootIds?.time_ns_id;
+  if (id === undefined || ours === undefined || id === ours) {
+    ctx.state(CLOCKS, () => ({ rootPid: undefined }));
+    return;
+  }
+  for (const t of tree.tasks) {
+    const got = t.ids?.time_ns_id;
+    if (got !== undefined && got !== id) {
+      throw new CriuTsError('EUNSUPPORTED', `task ${t.pid} was dumped in a time namespace nested in the tree's (ns id ${got}): nested time namespaces are not supported`, { pid: t.pid, nsId: got });
+    }
+  }
+  // Setting clock offsets takes CAP_SYS_TIME: nothing a caller without it could do itself (docs/security.md).
+  if (ctx.opts.unprivileged) {
+    throw new CriuTsError('EPERM', `not restored for an unprivileged caller: task ${tree.rootPid} would be in a time namespace of its own`, { pid: tree.rootPid, errno: 1 });
+  }
+  const file = `timens-${id}.img`;
+  const entry = ctx.ownImage(file)?.entries[0] as TimensEntry | undefined;
+  if (!entry) throw new CriuTsError('ENOIMAGE', `${file}: missing (the root's time namespace, ns id ${id})`, { file });
+  ctx.state(CLOCKS, () => ({ rootPid: tree.rootPid, entry }));
+}
+
+export const timeNsKind: ResourceKind = {
+  name: 'time-ns',
+  namespaces: ['time'],
+  dumpTree,
+  dumpTask,
+  prepareRestore,
+  beforeClone(parent, task, ctx): void {
+    const st = ctx.state(CLOCKS, () => ({ rootPid: undefined }));
+    if (st.rootPid === undefined || task.pid !== st.rootPid) return;
+    parent.syscall('unshare(CLONE_NEWTIME)', NR.unshare, CLONE_NEWTIME);
+    // Offsets are absolute (from the host's clocks): the dumped clock less the host's now.
+    const ours = offsets('self');
+    const mono = nsOf(st.entry.monotonic) - (clockGettimeNs(CLOCK.MONOTONIC) - ours.monotonic);
+    const boot = nsOf(st.entry.boottime) - (clockGettimeNs(CLOCK.BOOTTIME) - ours.boottime);
+    const line = (clock: number, ns: bigint): string => {
+      const sec = ns >= 0n ? ns / NS_PER_SEC : -((-ns + NS_PER_SEC - 1n) / NS_PER_SEC);
+      return `${clock} ${sec} ${ns - sec * NS_PER_SEC}\n`;
+    };
+    try {
+      writeFileSync(`/proc/${parent.pid}/timens_offsets`, line(CLOCK.MONOTONIC, mono) + line(CLOCK.BOOTTIME, boot));
+    } catch (e) {
+      throw new CriuTsError('ERESTORE', `task ${task.pid}: cannot set the clock offsets of its new time namespace: ${(e as Error).message}`, { pid: task.pid }, e);
+    }
+  },
+};
