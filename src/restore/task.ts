@@ -124,7 +124,7 @@ export function restoreTaskBody(n: RestoreNode, plan: RestorePlan, img: DumpImag
     const st: ThreadCoreEntry | undefined = core.thread_core;
     if (!st) return [];
     const clearTid = core.thread_info?.clear_tid_addr ?? 0n;
-    return [{ tracee: th, pid, make: (sh: StepHandle) => threadStateSteps(sh, st, clearTid, tc.comm), putBytes: 32, handle: handleFor(th.tid, th, tids[i] ?? pid) }];
+    return [{ tracee: th, pid: n.real, make: (sh: StepHandle) => threadStateSteps(sh, st, clearTid, tc.comm), putBytes: 32, handle: handleFor(th.tid, th, tids[i] ?? pid) }];
   }), scratchOf(tracee));
   task.cores.forEach((core, i) => {
     const fp = core.thread_info?.fpregs;
@@ -159,7 +159,7 @@ export function finalizeTask(n: RestoreNode, img: DumpImages, verify?: 'refuse' 
   const credsOf = (i: number, th: Tracee): SideSteps => {
     const thc = task.cores[i]?.thread_core;
     return {
-      tracee: th, pid: n.pid, handle: handleFor(th.tid, th), putBytes: credsPutBytes(thc?.creds),
+      tracee: th, pid: n.real, handle: handleFor(th.tid, th, task.pstree.threads?.[i] ?? n.pid), putBytes: credsPutBytes(thc?.creds),
       *make(sh: StepHandle): Steps {
         if (thc?.creds) yield* credsSteps(sh, thc.creds);
         // After the credentials: a change of ids clears the parent-death signal.
