@@ -109,6 +109,20 @@ const TASK_SKIP: ReadonlySet<string> = new Set([
 const THREAD_SKIP: ReadonlySet<string> = new Set(['blk_sigset', 'seccomp_mode', 'seccomp_filter', 'cg_set', 'signals_p']);
 
 const SI_TIMER = -2;
+const SI_KERNEL = 0x80;
+const SIGALRM = 14;
+const SIGVTALRM = 26;
+const SIGPROF = 27;
+
+/** The signals the dumped itimers may raise while the tree is held (they keep counting). */
+function itimerSignals(tc: NonNullable<CoreEntry['tc']>): Set<number> {
+  const out = new Set<number>();
+  const armed = (e: { vsec: bigint; vusec: bigint; isec: bigint; iusec: bigint } | undefined): boolean => e !== undefined && (e.vsec !== 0n || e.vusec !== 0n);
+  if (armed(tc.timers?.real)) out.add(SIGALRM);
+  if (armed(tc.timers?.virt)) out.add(SIGVTALRM);
+  if (armed(tc.timers?.prof)) out.add(SIGPROF);
+  return out;
+}
 
 /**
  * Pending signals: every dumped one is queued again, in order among
@@ -117,12 +131,17 @@ const SI_TIMER = -2;
  * may have queued signals of its own before or between them: only such
  * ones (SI_TIMER) are allowed besides the dumped ones.
  */
-function verifySignals(dumped: readonly { siginfo: Buffer }[], now: readonly { siginfo: Buffer }[], field: string, c: Collector, tid?: number): void {
+function verifySignals(
+  dumped: readonly { siginfo: Buffer }[], now: readonly { siginfo: Buffer }[], field: string, c: Collector, tid?: number,
+  timerSignals: ReadonlySet<number> = new Set(),
+): void {
+  // A timer's own signal: a POSIX timer's (SI_TIMER), or an armed itimer's (SIGALRM/SIGVTALRM/SIGPROF from the kernel).
+  const fromTimer = (si: Buffer): boolean => si.readInt32LE(8) === SI_TIMER || (si.readInt32LE(8) === SI_KERNEL && timerSignals.has(si.readInt32LE(0)));
   let j = 0;
   for (const [i, d] of dumped.entries()) {
     while (j < now.length && !(now[j] as { siginfo: Buffer }).siginfo.equals(d.siginfo)) {
       const extra = (now[j] as { siginfo: Buffer }).siginfo;
-      if (extra.readInt32LE(8) !== SI_TIMER) {
+      if (!fromTimer(extra)) {
         c.add(`${field}[${i}]`, `signal ${d.siginfo.readInt32LE(0)}`, `signal ${extra.readInt32LE(0)} code ${extra.readInt32LE(8)}`, tid);
         return;
       }
@@ -135,7 +154,7 @@ function verifySignals(dumped: readonly { siginfo: Buffer }[], now: readonly { s
     j++;
   }
   for (const r of now.slice(j)) {
-    if (r.siginfo.readInt32LE(8) !== SI_TIMER) c.add(`${field} (extra)`, 'none', `signal ${r.siginfo.readInt32LE(0)} code ${r.siginfo.readInt32LE(8)}`, tid);
+    if (!fromTimer(r.siginfo)) c.add(`${field} (extra)`, 'none', `signal ${r.siginfo.readInt32LE(0)} code ${r.siginfo.readInt32LE(8)}`, tid);
   }
 }
 
@@ -209,7 +228,7 @@ export function verifyTaskState(n: RestoreNode, img: DumpImages): VerifyDifferen
   const dumpedTc = task.cores[0]?.tc;
   if (dumpedTc) {
     diffValue(dumpedTc, tc, '', TASK_SKIP, (f, a, b) => c.add(f, a, b));
-    verifySignals(dumpedTc.signals_s?.signals ?? [], tc.signals_s?.signals ?? [], 'pending shared signals', c);
+    verifySignals(dumpedTc.signals_s?.signals ?? [], tc.signals_s?.signals ?? [], 'pending shared signals', c, undefined, itimerSignals(dumpedTc));
   }
   verifyTimers(task, tc, c);
   if (!main.scratchRange) main.mapScratch();
