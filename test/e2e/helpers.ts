@@ -10,7 +10,7 @@ import { execFileSync } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, renameSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { readImage } from '../../src/images/index.js';
-import { repoRoot } from '../lib/subjects.js';
+import { repoRoot, type Subject } from '../lib/subjects.js';
 import { __WALL, WNOHANG, setChildSubreaper, waitPid } from '../../src/sys/index.js';
 
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -197,4 +197,26 @@ export function useE2eHarness(): void {
   after(() => {
     assert.deepEqual(strayStubs(), [], 'restore stubs left behind');
   });
+}
+
+/**
+ * A test file that starts subjects and makes dirs as it goes: the usual
+ * harness (no inherited fds, we are the subreaper) and, after the file,
+ * every subject pushed killed and cleaned up and every dir removed.
+ */
+export function useSubjectCleanup(): { subjects: Subject[]; dirs: string[] } {
+  const subjects: Subject[] = [];
+  const dirs: string[] = [];
+  before(() => {
+    closeInheritedFds();
+    becomeSubreaper();
+  });
+  after(async () => {
+    for (const s of subjects) {
+      await killAndWait(s.pid);
+      s.cleanup();
+    }
+    for (const d of dirs) removeDir(d);
+  });
+  return { subjects, dirs };
 }

@@ -8,32 +8,20 @@
  * directions of interoperation with CRIU 4.2 (its page server receiving
  * ours, its dump sending to ours).
  */
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { cpSync, existsSync, readdirSync, readFileSync } from 'node:fs';
 import { createServer, connect } from 'node:net';
 import { join } from 'node:path';
-import { isAlive, startSubject, repoRoot, type Subject } from '../lib/subjects.js';
+import { isAlive, startSubject, repoRoot } from '../lib/subjects.js';
 import { runCli } from '../lib/run.js';
-import { becomeSubreaper, closeInheritedFds, killAndWait, removeDir, tempDir, waitTreeGone } from './helpers.js';
+import { removeDir, tempDir, useSubjectCleanup, waitTreeGone } from './helpers.js';
 
 const CRIU = process.env['CRIU_BIN'];
 const noCriu = CRIU === undefined || CRIU === '' ? 'set CRIU_BIN to a CRIU 4.2 binary to run this' : !existsSync(CRIU) ? `CRIU_BIN=${CRIU} does not exist` : false;
 
-const dirs: string[] = [];
-const subjects: Subject[] = [];
-before(() => {
-  closeInheritedFds();
-  becomeSubreaper();
-});
-after(async () => {
-  for (const s of subjects) {
-    await killAndWait(s.pid);
-    s.cleanup();
-  }
-  for (const d of dirs) removeDir(d);
-});
+const { subjects, dirs } = useSubjectCleanup();
 
 function dir(prefix: string): string {
   const d = tempDir(prefix);

@@ -15,16 +15,15 @@
  * nightly-sized run. CRIU_TS_FUZZ_SEED replays a run; a failure names its
  * case number and mutation.
  */
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { cpSync, readdirSync, statSync, truncateSync, unlinkSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { dump } from '../../src/api/index.js';
 import { readImage, writeImage } from '../../src/images/index.js';
 import { isAlive, startSubject } from '../lib/subjects.js';
-import type { Subject } from '../lib/subjects.js';
 import { runCli } from '../lib/run.js';
-import { becomeSubreaper, closeInheritedFds, killAndWait, removeDir, strayStubs, tempDir, waitGone, waitTreeGone } from '../e2e/helpers.js';
+import { removeDir, strayStubs, tempDir, useSubjectCleanup, waitGone, waitTreeGone } from '../e2e/helpers.js';
 
 const TOTAL = Number(process.env['CRIU_TS_FUZZ_CASES'] ?? 150);
 const SEED = Number(process.env['CRIU_TS_FUZZ_SEED'] ?? 20261206);
@@ -185,19 +184,7 @@ function pidsIn(dir: string, fallback: readonly number[]): number[] {
   }
 }
 
-const subjects: Subject[] = [];
-const dirs: string[] = [];
-before(() => {
-  closeInheritedFds();
-  becomeSubreaper();
-});
-after(async () => {
-  for (const s of subjects) {
-    await killAndWait(s.pid);
-    s.cleanup();
-  }
-  for (const d of dirs) removeDir(d);
-});
+const { subjects, dirs } = useSubjectCleanup();
 
 test(`restore fuzzer: ${TOTAL} damaged dumps of ${SUBJECTS.length} subjects end in success (verified) or one error line, leaving nothing`, { timeout: 60 * 60_000 }, async () => {
   const r = rng(SEED);
