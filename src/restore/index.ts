@@ -351,7 +351,12 @@ function consumeSignal(t: NonNullable<RestoreNode['tracee']>, sig: number): void
   const h = handleFor(t.tid, t);
   const set = Buffer.alloc(8);
   set.writeBigUInt64LE(1n << BigInt(sig - 1));
+  // Wait for it (up to 0.5 s), not just look: the child's death may not have
+  // reached its parent yet, and a SIGCHLD left behind would be one the
+  // original never got (restore --verify caught it). Every signal is
+  // blocked in a held task, so the SIGCHLD is queued, never discarded.
   const ts = Buffer.alloc(16);
+  ts.writeBigInt64LE(500_000_000n, 8);
   const a = h.putBytes(Buffer.concat([set, ts]));
   t.syscallRaw(NR.rt_sigtimedwait, a, 0, a + 8n, 8);
 }
