@@ -398,17 +398,13 @@ function dumpTask(
   const range = asked.range;
   // Per thread: registers, FPU, thread core. /proc status is read once per thread.
   const mainStatus = asked.mainStatus;
-  const cores: { tid: number; core: CoreEntry; vtid: number }[] = [];
+  const cores: { tid: number; core: CoreEntry; vtid: number; thread: Tracee; tidAddress: bigint }[] = [];
   node.threads.forEach((t, i) => {
     const status = t === main ? mainStatus : parseStatus(pid, t.tid);
     const th = asked.threads.get(t) as ThreadAnswers;
     const core: CoreEntry = {
       mtype: 'X86_64',
-      thread_info: {
-        clear_tid_addr: th.tidAddress,
-        gpregs: dumpGpRegs(t),
-        fpregs: dumpFpRegs(t),
-      },
+      // thread_info (registers) is filled just before the core is written (below)
       thread_core: dumpThreadCore(t, pid, status, th),
     };
     if (core.thread_core) shared.seccomp.dumpThread(t.tid, status.seccomp, core.thread_core);
@@ -424,11 +420,19 @@ function dumpTask(
       }
       core.tc = tc;
     }
-    cores.push({ tid: t.tid, core, vtid: vp.vtids[i] ?? t.tid });
+    cores.push({ tid: t.tid, core, vtid: vp.vtids[i] ?? t.tid, thread: t, tidAddress: th.tidAddress });
   });
   for (const k of RESOURCE_KINDS) k.dumpTask?.({ pid, main, cores, ids }, ctx);
-  // Images are named by the pids the tree sees.
-  for (const { vtid, core } of cores) ctx.writeImage(`core-${vtid}.img`, 'CORE', [core]);
+  // Images are named by the pids the tree sees. The FPU state is read one
+  // thread at a time as its core is written and dropped after: held for
+  // all threads at once, the XSAVE areas as JS values were most of a
+  // 1000-thread dump's heap. (No kind looks at fpregs; the threads stay
+  // stopped, and injected calls leave their FPU state as it was.)
+  for (const { vtid, core, thread, tidAddress } of cores) {
+    core.thread_info = { clear_tid_addr: tidAddress, gpregs: dumpGpRegs(thread), fpregs: dumpFpRegs(thread) };
+    ctx.writeImage(`core-${vtid}.img`, 'CORE', [core]);
+    delete core.thread_info;
+  }
   faultPoint('dump.task');
   // Memory (brk, dumpable and THP were asked in askTree).
   const { brk, dumpable, thpDisabled } = asked;

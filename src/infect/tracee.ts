@@ -99,7 +99,8 @@ export class Tracee {
   private detached = false;
   private savedSigmask: bigint | undefined;
   /** the armed self-cure frame (see sigframe.ts), if any, and what it was built from */
-  private cureFrame: SelfCure | undefined;
+  /** the armed frame, without its image once written (11 KiB per thread with AMX) */
+  private cureFrame: Omit<SelfCure, 'image'> | undefined;
   private cureSource: { mask: bigint; xstate: Buffer } | undefined;
   /** signals are blocked only by selfCure(), not by the first injected call */
   private deferBlock = false;
@@ -243,8 +244,11 @@ export class Tracee {
     if (sc) {
       this.writeMem(slot, sc.image);
       setGpRegsRaw(this.tid, sc.idleRegs);
-      this.cureFrame = sc;
-      this.cureSource = { mask, xstate };
+      this.cureFrame = { used: sc.used, injectSp: sc.injectSp, idleRegs: sc.idleRegs };
+      // Only the scratch area's owner moves its frame out before unmapping
+      // it (moveFrameOutOfScratch); the others' XSAVE copies (11 KiB each
+      // with AMX) would only be held.
+      this.cureSource = this.scratchOwned ? { mask, xstate } : undefined;
       traceeObserver()?.frame(this.tid, slot);
     } else {
       log.info(`thread ${this.tid}: no self-cure (${shstk ? 'shadow stack' : 'no syscall;ret or sigreturn gadget'})`);
@@ -519,7 +523,7 @@ export class Tracee {
       return;
     }
     setGpRegsRaw(this.tid, sc.idleRegs);
-    this.cureFrame = sc;
+    this.cureFrame = { used: sc.used, injectSp: sc.injectSp, idleRegs: sc.idleRegs };
   }
 
   tgid(): number {

@@ -75,15 +75,22 @@ export function ptraceSetSiginfo(tid: number, si: Buffer): void {
   req('SETSIGINFO', PTRACE.SETSIGINFO, tid, 0, addr(si));
 }
 
-/** Read a regset (NT_PRSTATUS or NT_X86_XSTATE) into a buffer of `size`; returns the bytes the kernel filled. */
+// One read buffer for every GETREGSET: callers ask for the largest size a
+// regset can have (16 KiB of XSAVE) and get a copy of what the kernel
+// filled (11 KiB with AMX). A subarray of a fresh buffer per call kept the
+// whole 16 KiB alive per thread: 32 MiB of a 1000-thread dump.
+let regsetScratch = Buffer.alloc(0);
+
+/** Read a regset (NT_PRSTATUS or NT_X86_XSTATE) of at most `size` bytes; returns a copy of the bytes the kernel filled. */
 export function ptraceGetRegset(tid: number, type: number, size: number): Buffer {
-  const data = Buffer.alloc(size);
+  if (regsetScratch.length < size) regsetScratch = Buffer.alloc(size);
+  const data = regsetScratch;
   const iov = Buffer.alloc(16);
   iov.writeBigUInt64LE(addr(data), 0);
   iov.writeBigUInt64LE(BigInt(size), 8);
   req('GETREGSET', PTRACE.GETREGSET, tid, type, addr(iov));
   const len = Number(iov.readBigUInt64LE(8));
-  return data.subarray(0, len);
+  return Buffer.from(data.subarray(0, len));
 }
 export function ptraceSetRegset(tid: number, type: number, data: Buffer): void {
   const iov = Buffer.alloc(16);
