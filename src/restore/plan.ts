@@ -6,7 +6,7 @@
 import { CriuTsError } from '../errors.js';
 import type { DumpImages, TaskImages } from './images.js';
 import type { Tracee } from '../infect/tracee.js';
-import { fileKindByType, RESOURCE_KINDS, type RestoreContext, type RestoreTreeTask, type RestoreTreeView } from '../kinds/index.js';
+import { fileKindByType, deadProcPids, RESOURCE_KINDS, type RestoreContext, type RestoreTreeTask, type RestoreTreeView } from '../kinds/index.js';
 import type { TaskKobjIdsEntry } from '../images/messages.js';
 
 const CLONE_NEWPID = 0x20000000n;
@@ -124,6 +124,21 @@ export function planTree(img: DumpImages, shellJob: boolean, ctx?: RestoreContex
     nodes.push(h);
     byPid.set(h.pid, h);
     n.children.unshift(h);
+  }
+  // /proc/PID entries of processes that had exited (a cwd or fd there): a
+  // helper with that pid, a child of the root, lives while the files are
+  // opened and exits with the other helpers, leaving the entry dead again.
+  for (const pid of ctx ? deadProcPids(ctx) : []) {
+    const had = byPid.get(pid);
+    if (had?.helper) continue;
+    if (had) throw new CriuTsError('EIMAGE', `remap-fpath.img: pid ${pid} is a dead process's /proc entry and a task of the tree`, { pid });
+    const h: RestoreNode = {
+      pid, real: 0, cloneFlags: 0n, inNewPidNs: false, ppid: root.pid, pgid: root.pgid, sid: root.sid, state: TASK_DEAD, images: undefined, exitCode: 0,
+      children: [], parent: root, helper: true, groupFiles: [], threads: [], inherited: new Map(),
+    };
+    nodes.push(h);
+    byPid.set(pid, h);
+    root.children.push(h);
   }
   // Files used by several tasks are opened once, in their lowest common ancestor.
   // A file some task needs while it is created, without an fd of it (a pty

@@ -32,7 +32,7 @@ import { openSync, symlinkSync, fstatSync, statSync, readSync, closeSync, writeS
 import { dirname, basename, join } from 'node:path';
 import { CriuTsError } from '../../errors.js';
 import type { GhostFileEntry, GhostChunkEntry, RemapFilePathEntry } from '../../images/messages.js';
-import { lseek, mknod, linkOpenFile, futimens, isSyscallError, closeQuiet, openPathNoFollow, utimensFollow, readlinkFd, fchownFd, type FileTimes } from '../../sys/index.js';
+import { lseek, mknod, linkOpenFile, futimens, isSyscallError, closeQuiet, openPathNoFollow, utimensFollow, readlinkFd, fchownFd, PID_MAX_LIMIT, type FileTimes } from '../../sys/index.js';
 import { stateKey, type DumpContext, type RestoreContext } from '../types.js';
 import { logger } from '../../log.js';
 
@@ -65,8 +65,8 @@ const GHOSTS = stateKey<{ byInode: Map<string, number>; next: number }>('ghost:f
  */
 export function dumpUnlinked(ctx: DumpContext, fileId: number, name: string, openPath: string, what: string): void {
   if (name === '/proc' || name.startsWith('/proc/')) {
-    // A /proc/PID entry of a process that exited: CRIU stands in a helper task with that pid.
-    throw new CriuTsError('EUNSUPPORTED', `${what}: ${name} belongs to a process that exited (criu-ts cannot restore /proc entries of dead processes)`, { id: fileId, name });
+    dumpDeadProcEntry(ctx, fileId, name, what);
+    return;
   }
   const st = statSync(openPath, { bigint: true });
   if (st.nlink === 0n) {
@@ -77,6 +77,41 @@ export function dumpUnlinked(ctx: DumpContext, fileId: number, name: string, ope
     throw new CriuTsError('EUNSUPPORTED', `${what}: ${name} was unlinked but is still linked elsewhere (nlink ${st.nlink}); use --link-remap`, { id: fileId, name });
   }
   dumpLinkRemap(ctx, fileId, name, openPath, what);
+}
+
+/**
+ * A /proc/PID entry (the directory or a file under it) of a process that
+ * exited and was reaped: its dentry is unhashed, so the name reads
+ * "(deleted)". As CRIU does, the restore stands in a helper task with that
+ * pid while the files are opened and lets it go afterwards, which leaves the
+ * same dead entry. PID is as the task sees it (its /proc), which is the pid
+ * the helper gets in the tree's pid namespace.
+ */
+function dumpDeadProcEntry(ctx: DumpContext, fileId: number, name: string, what: string): void {
+  const m = /^\/proc\/([1-9][0-9]*)(\/|$)/.exec(name);
+  const pid = m ? Number(m[1]) : NaN;
+  if (!Number.isSafeInteger(pid) || pid > PID_MAX_LIMIT) {
+    throw new CriuTsError('EUNSUPPORTED', `${what}: ${name} is a removed /proc entry that is not a process's directory; criu-ts cannot restore it`, { id: fileId, name });
+  }
+  const remap: RemapFilePathEntry = { orig_id: fileId, remap_id: pid, remap_type: 'PROCFS' };
+  ctx.emit('REMAP_FPATH', remap);
+  log.debug(`${what}: ${name} belongs to pid ${pid}, which exited: a helper with that pid stands in at restore`);
+}
+
+/**
+ * At restore: the pids whose /proc entries the dump saw dead (PROCFS
+ * remaps). The plan adds a short-lived helper task for each.
+ */
+export function deadProcPids(ctx: RestoreContext): number[] {
+  const pids = new Set<number>();
+  for (const r of ctx.kindImage('REMAP_FPATH').entries) {
+    if (r.remap_type !== 'PROCFS' && r.remap_type !== 2) continue;
+    if (!Number.isSafeInteger(r.remap_id) || r.remap_id < 1 || r.remap_id > PID_MAX_LIMIT) {
+      throw new CriuTsError('EIMAGE', `remap-fpath.img: file ${r.orig_id} names dead pid ${r.remap_id}, which is not a pid`, { id: r.orig_id });
+    }
+    pids.add(r.remap_id);
+  }
+  return [...pids].sort((a, b) => a - b);
 }
 
 function dumpLinkRemap(ctx: DumpContext, fileId: number, name: string, openPath: string, what: string): void {
@@ -269,8 +304,10 @@ export function materializeRemaps(ctx: RestoreContext): MaterializedRemaps {
         if (link === undefined) throw new CriuTsError('EIMAGE', `remap-fpath.img: link remap ${remapId} of file ${r.orig_id} is missing`, { id: r.orig_id });
         f.reg.name = link;
         if (!made.links.includes(link)) made.links.push(link);
+      } else if (type === 'PROCFS' || type === 2) {
+        // Opened by its own name while the helper with that pid lives (deadProcPids).
       } else {
-        throw new CriuTsError('EUNSUPPORTED', `file ${r.orig_id} (${f.reg.name}) is remapped to a dead process's /proc entry, which criu-ts cannot restore`, { id: r.orig_id });
+        throw new CriuTsError('EIMAGE', `remap-fpath.img: file ${r.orig_id} (${f.reg.name}) has unknown remap type ${String(type)}`, { id: r.orig_id });
       }
     }
   } catch (e) {
