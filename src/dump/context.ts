@@ -43,7 +43,7 @@ export class DumpSession implements DumpContext {
   }
 
   /** set by the core (dump/files.ts dumps files in flight; no import back from here) */
-  dumpInFlight?: (localFd: number, what: string) => number;
+  dumpInFlight?: (localFd: number, what: string, holderPid: number) => number;
 
   /** set by the core (dump/index.ts numbers the namespaces) */
   nsIdOf?: (type: string, ino: number) => number;

@@ -100,7 +100,7 @@ const IN_FLIGHT = stateKey<{ fds: number[]; busy: Set<bigint> }>('files:in-fligh
  * entry; otherwise its kind dumps it as if our process held it. We own
  * `localFd` from here on.
  */
-export function dumpInFlight(ctx: DumpContext, localFd: number, what: string): number {
+export function dumpInFlight(ctx: DumpContext, localFd: number, what: string, holderPid: number): number {
   const me = process.pid;
   const state = ctx.memo(IN_FLIGHT, () => {
     const made = { fds: [] as number[], busy: new Set<bigint>() };
@@ -118,7 +118,7 @@ export function dumpInFlight(ctx: DumpContext, localFd: number, what: string): n
   if (state.busy.has(fdinfo.ino)) {
     throw new CriuTsError('EUNSUPPORTED', `${what}: ${link} is in flight inside its own queue (a loop criu-ts cannot restore)`, { link });
   }
-  const probe: FdProbe = { pid: me, fd: localFd, link, fdinfo, stat: fstatSync(localFd), localFd, netNsId: undefined };
+  const probe: FdProbe = { pid: me, fd: localFd, link, fdinfo, stat: fstatSync(localFd), localFd, netNsId: undefined, inFlightFrom: holderPid };
   const kind = fileKindFor(probe);
   if (!kind) throw new CriuTsError('EUNSUPPORTED', `${what}: ${link}${describeUnknown(probe)} in flight: this kind of file is not supported`, { link });
   state.busy.add(fdinfo.ino);

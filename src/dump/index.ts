@@ -184,7 +184,7 @@ async function dumpTreeHashed(opts: DumpTreeOptions): Promise<DumpResult> {
     throw e;
   }
   const ctx = new DumpSession(dir, opts.kinds);
-  ctx.dumpInFlight = (localFd, what) => dumpInFlight(ctx, localFd, what);
+  ctx.dumpInFlight = (localFd, what, holderPid) => dumpInFlight(ctx, localFd, what, holderPid);
   let networkLocked = false;
   const freezingTime = usToNow(t0);
   const stats: DumpStats = {

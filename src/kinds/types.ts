@@ -24,6 +24,8 @@ export interface FdProbe {
   localFd: number;
   /** the task's network namespace as numbered in ids-<pid>.img (net_ns_id) */
   netNsId: number | undefined;
+  /** for a file in flight (pid is ours): the task holding the socket whose queue carries it */
+  inFlightFrom?: number;
 }
 
 /**
@@ -111,7 +113,7 @@ export interface DumpContext {
    * file description, and return its file id. The core takes the fd and
    * closes it when the dump ends.
    */
-  dumpInFlight?(localFd: number, what: string): number;
+  dumpInFlight?(localFd: number, what: string, holderPid: number): number;
   /** the id ids-PID.img gives the namespace of `type` ("net", "uts"...) with inode `ino` (set by the core) */
   nsIdOf?(type: string, ino: number): number;
   /** queue an entry (and its raw payload) for a dump-wide image, written once every task is dumped */

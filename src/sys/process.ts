@@ -59,12 +59,12 @@ export function kcmp(pid1: number, pid2: number, type: number, idx1 = 0, idx2 = 
  * Is fd `fd` of task `pid` the file that epoll `epfd` (same task) watches as
  * its `toff`-th target registered under fd number `tfd`? (kcmp KCMP_EPOLL_TFD)
  */
-export function kcmpEpollTarget(pid: number, fd: number, epfd: number, tfd: number, toff: number): boolean {
+export function kcmpEpollTarget(pid: number, fd: number, epfd: number, tfd: number, toff: number, epPid = pid): boolean {
   const slot = Buffer.alloc(12); // struct kcmp_epoll_slot { efd, tfd, toff }
   slot.writeUInt32LE(epfd, 0);
   slot.writeUInt32LE(tfd, 4);
   slot.writeUInt32LE(toff, 8);
-  return sysTry(NR.kcmp, pid, pid, KCMP.EPOLL_TFD, fd, addr(slot)) === 0;
+  return sysTry(NR.kcmp, pid, epPid, KCMP.EPOLL_TFD, fd, addr(slot)) === 0;
 }
 
 export const PR = {

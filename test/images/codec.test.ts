@@ -143,7 +143,8 @@ test('image framing: headers by kind, payloads, head entry', () => {
   assert.equal(pm.entries[1]?.['nr_pages'], 2n);
 });
 
-test('decoding a 1 MB image takes milliseconds', () => {
+// Its speed belongs in `npm run bench`, not here: a timed assertion fails on a busy machine.
+test('a 1 MB image (12,000 VMAs, 50,000 pagemap entries) decodes whole', () => {
   const entries = Array.from({ length: 50000 }, (_, i) => ({ vaddr: BigInt(i) << 12n, compat_nr_pages: 0, flags: 4, nr_pages: BigInt(i % 50) }));
   const vmas = Array.from({ length: 12000 }, (_, i) => ({ start: BigInt(i) << 20n, end: (BigInt(i) << 20n) + 4096n, pgoff: 0n, shmid: 0n, prot: 3, flags: 0x22, status: 0x201, fd: -1n }));
   const big = encodeImage('MM', [{
@@ -152,12 +153,9 @@ test('decoding a 1 MB image takes milliseconds', () => {
   }]);
   const pm = encodeImage('PAGEMAP', [{ pages_id: 1 }, ...entries]);
   assert.ok(big.length + pm.length > 1_000_000, `${big.length + pm.length} bytes`);
-  const t0 = performance.now();
   const a = decodeImage(big);
   const b = decodeImage(pm);
-  const ms = performance.now() - t0;
   assert.equal((a.entries[0]?.['vmas'] as unknown[]).length, 12000);
   assert.equal(b.entries.length, 50001);
-  assert.ok(ms < 500, `decode took ${ms.toFixed(1)} ms`);
-  console.log(`decode of ${((big.length + pm.length) / 1e6).toFixed(2)} MB: ${ms.toFixed(1)} ms`);
+  assert.equal(b.entries.at(-1)?.['nr_pages'], 49999n % 50n);
 });

@@ -111,6 +111,7 @@ export const SUBJECTS: readonly SubjectCase[] = [
   c('zombie-sigchld', 'a zombie\'s SIGCHLD still pending in its parent (blocked), with its siginfo'),
   c('chroot', 'a task chrooted into a directory, its cwd in a subdirectory of the new root'),
   c('unhashed-proc', 'cwd and an fd in /proc/PID of a child that exited and was reaped (an unhashed /proc entry)'),
+  c('epoll-in-flight', 'an epoll that exists only in a socket queue (SCM_RIGHTS), watching a socket and a pipe with their event data'),
   c('stopped', 'children stopped by themselves and by their parent stay stopped, then continue'),
   c('stopped-tstp', 'a child stopped by SIGTSTP is stopped by SIGTSTP again (waitid reports the signal)'),
   c('threads', '8 threads: tid, name, signal mask, TLS, FPU registers, private and shared pending signals', { pthread: true, runMs: 50 }),

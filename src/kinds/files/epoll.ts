@@ -11,15 +11,23 @@
  * file) while another fd of the task still holds it is found with
  * kcmp(KCMP_EPOLL_TFD) and recorded under that fd, as CRIU does.
  *
+ * An epoll in flight (SCM_RIGHTS in a socket queue) keeps the fd numbers
+ * of the task that added its targets. The dump checks, with kcmp, that the
+ * task holding the socket whose queue carries it holds each target under
+ * that number (CRIU does not check); the restore makes it in the task that
+ * restores that queue and, once every fd of the tree is final, adds the
+ * targets through that task's fds, after checking each fd is the file the
+ * epoll watched (same inode as dumped).
+ *
  * Known limits: a watched file no fd of the task holds any more is refused;
- * an epoll in flight (SCM_RIGHTS) that watches files is refused.
- * An epoll shared by several
+ * so is an in-flight epoll whose targets the holder of the queue does not
+ * hold under the same numbers. An epoll shared by several
  * tasks gets its targets in the first of them (whose fd numbers the dump
  * recorded), once every task's fds are final.
  */
 import { readdirSync, statSync } from 'node:fs';
-import { NR, kcmpEpollTarget } from '../../sys/index.js';
-import type { EventpollTfdEntry, FileEntry } from '../../images/messages.js';
+import { NR, kcmpEpollTarget, pidfdOpen, pidfdGetfd, closeQuiet } from '../../sys/index.js';
+import type { EventpollTfdEntry, FdinfoEntry, FileEntry } from '../../images/messages.js';
 import type { FileKind, FdProbe, RestoreContext, RestoreTaskHandle } from '../types.js';
 import { CriuTsError } from '../../errors.js';
 import { NO_FOWN } from './reg-file.js';
@@ -57,11 +65,9 @@ export const epollKind: FileKind = {
   type: 'EVENTPOLL',
   detect: (p: FdProbe) => isAnonLink(p, 'eventpoll'),
   dump(p: FdProbe, id: number): FileEntry {
-    // In flight in a socket queue (the probe is our own copy): its targets' fd numbers belong to
-    // whichever task added them, and the restore of a file in flight has no finish step to add them.
-    if (p.pid === process.pid && (p.fdinfo.epoll ?? []).length > 0) {
-      throw new CriuTsError('EUNSUPPORTED', `an epoll in flight watching ${(p.fdinfo.epoll ?? []).length} file(s): its targets cannot be restored yet`, { fd: p.fd });
-    }
+    // In flight in a socket queue (the probe is our own copy): its targets' fd numbers are the
+    // ones of the task that added them, which must be the holder of the queue (see the header).
+    if (p.pid === process.pid) return dumpInFlight(p, id);
     const tfd: EventpollTfdEntry[] = [];
     const seen = new Map<number, number>();
     for (const w of p.fdinfo.epoll ?? []) {
@@ -85,9 +91,12 @@ export const epollKind: FileKind = {
     }
     return { type: 'EVENTPOLL', id, epfd: { id, flags: fileFlags(p), fown: NO_FOWN, tfd } };
   },
-  restore(t: RestoreTaskHandle): number {
+  restore(t: RestoreTaskHandle, e: FileEntry, fdi: FdinfoEntry, ctx: RestoreContext): number {
     // epoll_create1 takes only EPOLL_CLOEXEC (the core's business); f_flags are always O_RDWR.
-    return Number(t.syscall('epoll_create1', NR.epoll_create1, 0));
+    const fd = Number(t.syscall('epoll_create1', NR.epoll_create1, 0));
+    // In flight (no fd of its own in the task): the core takes it away at once; keep a copy for the targets.
+    if (fdi.fd < 0 && (part(e, 'epfd', 'EVENTPOLL').tfd ?? []).length > 0) addTargetsLater(t, e, fd, ctx);
+    return fd;
   },
   finish(t: RestoreTaskHandle, e: FileEntry, fd: number, ctx: RestoreContext): void {
     const epfd = part(e, 'epfd', 'EVENTPOLL');
@@ -95,11 +104,84 @@ export const epollKind: FileKind = {
     if ((epfd.tfd ?? []).length > 0 && !isFinalFd(ctx, t.vpid, fd, e.id)) {
       throw new CriuTsError('EUNSUPPORTED', `task ${t.pid}: epoll (file ${e.id}) shared by several tasks: its targets cannot be added yet`, { pid: t.pid, id: e.id });
     }
-    for (const w of epfd.tfd ?? []) {
-      const ev = Buffer.alloc(12); // struct epoll_event is packed on x86_64
-      ev.writeUInt32LE(w.events >>> 0, 0);
-      ev.writeBigUInt64LE(BigInt.asUintN(64, w.data), 4);
-      t.syscall(`epoll_ctl(ADD ${w.tfd})`, NR.epoll_ctl, fd, EPOLL_CTL_ADD, w.tfd, t.putBytes(ev));
-    }
+    addTargets(t, fd, epfd.tfd ?? []);
   },
 };
+
+/** The in-flight epoll `p` (our copy): targets as the queue's holder numbers them, each checked with kcmp. */
+function dumpInFlight(p: FdProbe, id: number): FileEntry {
+  const holder = p.inFlightFrom;
+  const tfd: EventpollTfdEntry[] = [];
+  const seen = new Map<number, number>();
+  for (const w of p.fdinfo.epoll ?? []) {
+    const toff = seen.get(w.tfd) ?? 0;
+    seen.set(w.tfd, toff + 1);
+    if (holder === undefined || holder === process.pid || !kcmpEpollTarget(holder, w.tfd, p.localFd, w.tfd, toff, process.pid)) {
+      throw new CriuTsError('EUNSUPPORTED',
+        `an epoll in flight watches a file (inode ${w.ino}) under fd ${w.tfd}, which ${holder === undefined || holder === process.pid ? 'no task' : `task ${holder}, holding the queue,`} does not hold under that number`,
+        { fd: p.fd, tfd: w.tfd, ...(holder === undefined ? {} : { pid: holder }) });
+    }
+    tfd.push({ id: 0, tfd: w.tfd, events: w.events, data: w.data, dev: w.sdev, inode: w.ino, pos: w.pos });
+  }
+  return { type: 'EVENTPOLL', id, epfd: { id, flags: fileFlags(p), fown: NO_FOWN, tfd } };
+}
+
+/** The inode file `e` had at dump, where its image says (sockets, pipes); undefined where it does not. */
+function dumpedInode(e: FileEntry | undefined): bigint | undefined {
+  const ino = e?.usk?.ino ?? e?.isk?.ino ?? e?.pipe?.pipe_id ?? e?.fifo?.pipe_id;
+  return ino === undefined ? undefined : BigInt(ino);
+}
+
+/**
+ * Our copy of the in-flight epoll made in task `t` (its fd `fd` there, about
+ * to be taken away by the core): once every task's fds are final, put it
+ * back into `t`, add the targets by the numbers the dump recorded, close it.
+ */
+function addTargetsLater(t: RestoreTaskHandle, e: FileEntry, fd: number, ctx: RestoreContext): void {
+  const pidfd = pidfdOpen(t.pid);
+  let ours: number;
+  try {
+    ours = pidfdGetfd(pidfd, fd, t.pid);
+  } finally {
+    closeQuiet(pidfd);
+  }
+  // Steps run in the order registered: the targets first, then (also after a failure) our copy goes.
+  ctx.afterAllFiles(() => {
+    const epfd = part(e, 'epfd', 'EVENTPOLL');
+    const fds = ctx.taskFds(t.vpid) ?? [];
+    for (const w of epfd.tfd ?? []) {
+      const fdi = fds.find((f) => f.fd === w.tfd);
+      let ino = dumpedInode(fdi && ctx.fileById(fdi.id));
+      let now = w.inode === undefined ? -1n : BigInt(w.inode);
+      if (fdi && ino === undefined) {
+        // A file that keeps its inode (a regular file): the restored fd must be that very inode.
+        ino = now;
+        try {
+          now = statSync(`/proc/${t.pid}/fd/${w.tfd}`, { bigint: true }).ino;
+        } catch {
+          now = -1n;
+        }
+      }
+      if (!fdi || ino !== now) {
+        throw new CriuTsError('ERESTORE', `task ${t.pid}: epoll in flight (file ${e.id}) watches fd ${w.tfd}, which is not the file it watched`, { pid: t.pid, id: e.id, tfd: w.tfd });
+      }
+    }
+    if (!ctx.installFd) throw new CriuTsError('EINTERNAL', 'the restore core cannot put a file back into a task', {});
+    const n = ctx.installFd(t, ours);
+    try {
+      addTargets(t, n, epfd.tfd ?? []);
+    } finally {
+      t.syscall('close', NR.close, n);
+    }
+  });
+  ctx.afterAllFiles(() => closeQuiet(ours), { alsoOnFailure: true });
+}
+
+function addTargets(t: RestoreTaskHandle, fd: number, targets: readonly EventpollTfdEntry[]): void {
+  for (const w of targets) {
+    const ev = Buffer.alloc(12); // struct epoll_event is packed on x86_64
+    ev.writeUInt32LE(w.events >>> 0, 0);
+    ev.writeBigUInt64LE(BigInt.asUintN(64, w.data), 4);
+    t.syscall(`epoll_ctl(ADD ${w.tfd})`, NR.epoll_ctl, fd, EPOLL_CTL_ADD, w.tfd, t.putBytes(ev));
+  }
+}

@@ -146,7 +146,7 @@ export function dumpInetSocket(p: FdProbe, id: number, ctx: DumpContext): FileEn
   if (proto !== IPPROTO_TCP && d && d.shutdown !== 0) ie.shutdown = SHUTDOWN_NAMES[d.shutdown & 3] ?? 'BOTH';
   ie.tcp_opts = dumpTcpOpts(p.localFd, proto === IPPROTO_TCP && !rawish);
   // Peeked whether or not sock_diag lists the socket: an empty queue costs one call.
-  if (proto !== IPPROTO_TCP && !rawish) dumpQueue(ctx, p.localFd, id, type, what);
+  if (proto !== IPPROTO_TCP && !rawish) dumpQueue(ctx, p.localFd, id, type, what, p.pid);
   // Last: it leaves the socket in repair mode, so the task's death closes it silently.
   if (repair) {
     // Held still (both ways) before we look, until the restored tree resumes.

@@ -152,7 +152,7 @@ export function dumpUnixSocket(p: FdProbe, id: number, ctx: DumpContext): FileEn
     if (!pair && !orphan && d.name.length === 0) {
       throw new CriuTsError('EUNSUPPORTED', `${what}: queued bytes on a socket with no name and no peer of its own to send them again`, { pid: p.pid, fd: p.fd });
     }
-    dumpQueue(ctx, p.localFd, id, d.type, what);
+    dumpQueue(ctx, p.localFd, id, d.type, what, p.pid);
   }
   return { type: 'UNIXSK', id, usk: ue };
 }

@@ -27,7 +27,7 @@ const MAX_MESSAGES = 1 << 20;
  * `id`. Files in flight (SCM_RIGHTS) the peek hands us go to the core
  * (ctx.dumpInFlight), which dumps them, keeps the fds and gives their ids.
  */
-export function dumpQueue(ctx: DumpContext, fd: number, id: number, type: number, what: string): void {
+export function dumpQueue(ctx: DumpContext, fd: number, id: number, type: number, what: string, holderPid: number): void {
   const inFlight = ctx.dumpInFlight?.bind(ctx);
   const saved = getsockoptInt(fd, SOL_SOCKET, SO_PEEK_OFF);
   setsockoptInt(fd, SOL_SOCKET, SO_PEEK_OFF, 0);
@@ -51,7 +51,7 @@ export function dumpQueue(ctx: DumpContext, fd: number, id: number, type: number
       try {
         rights = fds.map((f, i) => {
           fds[i] = -1; // the callee owns it now
-          return (inFlight as (localFd: number, what: string) => number)(f, `${what}: fd in flight`);
+          return (inFlight as (localFd: number, what: string, holderPid: number) => number)(f, `${what}: fd in flight`, holderPid);
         });
       } finally {
         fds.filter((f) => f >= 0).forEach(closeQuiet);
