@@ -58,6 +58,7 @@ export async function runCommand(command: CommandName, action: string | undefine
       const r = await api(() => runPageServer({
         imagesDir: o.imagesDir, address: o.address ?? '0.0.0.0', port: o.port ?? 0,
         daemon: o.restoreDetached, pidfile: o.pidfile, statusFd: o.statusFd,
+        prevImagesDir: o.prevImagesDir, autoDedup: o.autoDedup,
         onListening: (port) => { if (o.port === 0 || o.port === undefined) out(`page-server: listening on port ${port}`); },
       }));
       log.info(`page server: ${r.pagemaps} pagemap(s), ${r.pages} page(s) stored`);
@@ -118,7 +119,6 @@ async function runDump(o: CliOptions, pre = false): Promise<number> {
     if (o.address === undefined || o.port === undefined || o.port === 0) {
       throw new CriuTsError('EUSAGE', '--page-server needs --address and --port of a running page server', {});
     }
-    if (pre) throw new CriuTsError('EUNSUPPORTED', 'pre-dump --page-server is not supported yet', {});
     opts.pageServer = { address: o.address, port: o.port };
   }
   if (o.preDumpMode !== undefined) opts.preDumpMode = o.preDumpMode;

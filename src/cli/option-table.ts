@@ -111,7 +111,7 @@ export const OPTIONS: readonly OptionSpec[] = [
   { long: 'socket-group', arg: 'required', support: Y },
   { long: 'port', arg: 'required', support: Y },
   { long: 'status-fd', arg: 'required', support: Y },
-  { long: 'tls', arg: 'none', negatable: true, support: I },
+  { long: 'tls', arg: 'none', negatable: true, support: U },
   { long: 'tls-cacert', arg: 'required', support: I },
   { long: 'tls-cacrl', arg: 'required', support: I },
   { long: 'tls-cert', arg: 'required', support: I },

@@ -241,6 +241,7 @@ function apply(hit: Hit, raw: Raw): 'version' | undefined {
     // The "--no-" form of an unsupported switch asks for what we do anyway.
     if (negated) return undefined;
     if (spec.long === 'ms') throw usage('--ms is deprecated; see "Check options" of criu-ts --help');
+    if (spec.long === 'tls') throw new CriuTsError('EUNSUPPORTED', '--tls is not supported yet: the page server and its clients speak plain TCP (tunnel it, e.g. over ssh, across untrusted networks)', { option: spec.long });
     throw new CriuTsError('EUNSUPPORTED', `--${spec.long} is not supported yet`, { option: spec.long });
   }
   if (spec.support === 'ignore') {

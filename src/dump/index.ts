@@ -167,13 +167,16 @@ async function dumpTreeHashed(opts: DumpTreeOptions): Promise<DumpResult> {
   // For an unprivileged caller: every task it could not ptrace itself is refused before anything is seized.
   checkTraceable(walkTree(pid), opts.asCaller);
   await notify('pre-dump');
-  // The parent link and record are checked before anything is stopped.
-  if (opts.pageServer && (opts.prevDir !== undefined || opts.trackMem)) {
-    throw new CriuTsError('EUSAGE', '--page-server with --prev-images-dir or --track-mem is not supported yet', {});
-  }
   // Before any task is touched: a page server that does not answer fails the dump here.
   const pageServer = opts.pageServer ? PageServerClient.connect(opts.pageServer.address, opts.pageServer.port) : undefined;
-  const inc = new IncrementalMemory({ dir, prevDir: opts.prevDir, keepTracking: opts.trackMem && opts.after === 'resume' });
+  // The parent link and record are checked before anything is stopped.
+  let inc: IncrementalMemory;
+  try {
+    inc = new IncrementalMemory({ dir, prevDir: opts.prevDir, keepTracking: opts.trackMem && opts.after === 'resume', remote: pageServer !== undefined });
+  } catch (e) {
+    pageServer?.abort();
+    throw e;
+  }
   // Before any task is touched: what undoes our traces if we die.
   const guard = Guardian.start();
   let tree: ReturnType<typeof seizeTree>;
@@ -181,6 +184,7 @@ async function dumpTreeHashed(opts: DumpTreeOptions): Promise<DumpResult> {
     tree = seizeTree(pid, opts.timeoutMs, opts.freezeCgroup);
   } catch (e) {
     guard?.done();
+    pageServer?.abort();
     throw e;
   }
   const ctx = new DumpSession(dir, opts.kinds);

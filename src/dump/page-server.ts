@@ -9,7 +9,15 @@
  *
  * Files are written under private names and renamed in only when their
  * pagemap is complete; a connection that ends before CLOSE leaves nothing.
- * Limits: one connection per run (as CRIU), no TLS, no lazy-pages GET.
+ *
+ * Chains (pre-dumps through the server): DIR/parent (made by
+ * --prev-images-dir here, or by a dumper writing into the same DIR, as
+ * zdtm runs them) is the server's parent. OPEN2 answers whether it holds
+ * that pagemap; a PE_PARENT entry for addresses the parent does not hold
+ * is refused (the restore could not find them), as CRIU's server refuses
+ * it. With auto-dedup, the parents' copies of pages sent again are freed
+ * once the dump is complete.
+ * Limits: one connection per run (as CRIU), no TLS.
  */
 import { createServer, type Socket } from 'node:net';
 import { existsSync, writeSync, closeSync } from 'node:fs';
@@ -19,6 +27,8 @@ import { logger } from '../log.js';
 import { ReplacingFile } from '../sys/index.js';
 import { writeImage } from '../images/index.js';
 import type { PagemapEntry } from '../images/messages.js';
+import { coverage, parentDir, PARENT_LINK } from '../kinds/memory/parent-images.js';
+import { subtract, type Range } from '../kinds/memory/ranges.js';
 import {
   decodeDstId, decodeIov, PAGE_SERVER_PAGES_ID_BASE, PS_IOV_ADD, PS_IOV_ADD_F, PS_IOV_BYTES, PS_IOV_CLOSE, PS_IOV_FORCE_CLOSE,
   PS_IOV_HOLE, PS_IOV_OPEN, PS_IOV_OPEN2, PS_IOV_PARENT, type PagemapTarget,
@@ -37,6 +47,8 @@ export interface PageServerOptions {
   port: number;
   /** called once listening, with the port (useful with port 0) */
   onListening?: (port: number) => void;
+  /** --auto-dedup: once complete, free in the parent images what this dump holds again */
+  autoDedup?: (dir: string) => void;
 }
 
 export interface PageServerResult {
@@ -97,7 +109,10 @@ export function servePages(o: PageServerOptions): Promise<PageServerResult> {
     server.once('connection', (sk: Socket) => {
       server.close(); // one dumper per run, as CRIU's page server
       log.info(`connection from ${sk.remoteAddress ?? '?'}:${sk.remotePort ?? '?'}`);
-      receive(sk, o.dir).then(resolve, reject);
+      receive(sk, o.dir).then((r) => {
+        if (o.autoDedup && parentDir(o.dir) !== undefined) o.autoDedup(o.dir);
+        resolve(r);
+      }, reject);
     });
   });
 }
@@ -124,11 +139,14 @@ function receive(sk: Socket, dir: string): Promise<PageServerResult> {
       sk.destroy();
       reject(e instanceof CriuTsError ? e : new CriuTsError('EDUMP', `page server: ${(e as Error).message}`, {}, e));
     };
-    const hasParent = (t: PagemapTarget): boolean => existsSync(join(dir, 'parent', imageName(t)));
+    const hasParent = (t: PagemapTarget): boolean => existsSync(join(dir, PARENT_LINK, imageName(t)));
+    // What the parent holds of the open pagemap, read on its first PE_PARENT entry.
+    let held: Range[] | undefined;
     const open = (dst: bigint): PagemapTarget => {
       const t = decodeDstId(dst);
       if (!t) throw new CriuTsError('EIMAGE', `page server: unknown pagemap type in dst_id 0x${dst.toString(16)}`, {});
       finishCurrent();
+      held = undefined;
       cur = new Incoming(dir, t, nextPagesId++);
       log.debug(`receiving ${imageName(t)} into pages-${cur.pagesId}.img`);
       return t;
@@ -168,6 +186,15 @@ function receive(sk: Socket, dir: string): Promise<PageServerResult> {
             const flags = pi.cmd === PS_IOV_ADD_F ? pi.flags : pi.cmd === PS_IOV_ADD ? PE_PRESENT : PE_PARENT;
             if (!cur) throw new CriuTsError('EIMAGE', 'page server: pages before any OPEN', {});
             if (pi.nrPages > 1n << 36n) throw new CriuTsError('EIMAGE', `page server: ${pi.nrPages} pages in one entry`, {});
+            if ((flags & PE_PARENT) !== 0) {
+              const name = imageName(cur.target);
+              const parent = parentDir(dir);
+              held ??= parent === undefined ? [] : coverage(parent, name);
+              const want = { start: pi.vaddr, end: pi.vaddr + pi.nrPages * BigInt(PAGE_SIZE) };
+              if (subtract([want], held).length > 0) {
+                throw new CriuTsError('EIMAGE', `page server: ${name}: pages 0x${want.start.toString(16)}-0x${want.end.toString(16)} are said to be in the parent images, which do not hold them`, { name });
+              }
+            }
             cur.entry(flags, pi.vaddr, pi.nrPages);
             if ((flags & PE_PRESENT) !== 0) dataLeft = Number(pi.nrPages) * PAGE_SIZE;
             break;

@@ -7,7 +7,9 @@
  * --prev-images-dir, unchanged pages point into the parent), then the
  * tasks run on. Memory tracking is always on (as in CRIU, pre-dump implies
  * --track-mem): see kinds/memory/tracking.ts. Also written: inventory.img,
- * stats-dump, the `parent` link and criu-ts-track.json. Nothing else of
+ * stats-dump, the `parent` link and criu-ts-track.json. With a page
+ * server (--page-server), pagemaps and pages go there instead, as a
+ * dump's do (dump/page-server.ts keeps the chain on its side). Nothing else of
  * the tasks is looked at, so a pre-dump never refuses a file or a socket;
  * the final dump does.
  */
@@ -26,6 +28,7 @@ import { checkOwnNamespaces, checkTraceable } from './authorize.js';
 import { walkTree } from '../proc/children.js';
 import { dumpMemory } from '../kinds/memory/dump.js';
 import { IncrementalMemory } from '../kinds/memory/incremental.js';
+import { PageServerClient } from '../kinds/memory/page-server-client.js';
 import { handledNamespaces } from '../kinds/index.js';
 import type { NsKind } from '../images/index.js';
 
@@ -47,13 +50,23 @@ export async function preDumpTree(opts: DumpTreeOptions): Promise<DumpResult> {
   // For an unprivileged caller (RPC): only tasks it could ptrace itself, before and after seizing.
   checkTraceable(walkTree(pid), opts.asCaller);
   await opts.notify({ point: 'pre-dump', rootPid: pid });
-  const inc = new IncrementalMemory({
-    dir,
-    prevDir: opts.prevDir,
-    keepTracking: true,
-  });
+  // Before any task is touched: a page server that does not answer fails the pre-dump here.
+  const pageServer = opts.pageServer ? PageServerClient.connect(opts.pageServer.address, opts.pageServer.port) : undefined;
+  let inc: IncrementalMemory;
+  try {
+    inc = new IncrementalMemory({ dir, prevDir: opts.prevDir, keepTracking: true, remote: pageServer !== undefined });
+  } catch (e) {
+    pageServer?.abort();
+    throw e;
+  }
   const t0 = process.hrtime.bigint();
-  const tree = seizeTree(pid, opts.timeoutMs, opts.freezeCgroup);
+  let tree: ReturnType<typeof seizeTree>;
+  try {
+    tree = seizeTree(pid, opts.timeoutMs, opts.freezeCgroup);
+  } catch (e) {
+    pageServer?.abort();
+    throw e;
+  }
   const stats: DumpStats = {
     freezingTimeUs: usSince(t0), frozenTimeUs: 0, memdumpTimeUs: 0, memwriteTimeUs: 0,
     pagesScanned: 0, pagesSkippedParent: 0, pagesWritten: 0, pagesZero: 0,
@@ -76,11 +89,14 @@ export async function preDumpTree(opts: DumpTreeOptions): Promise<DumpResult> {
         pid: node.pid, dir, fileId: () => 0, ghostFileId: () => 0, memfdFileId: () => 0,
         shmemDone, nextPagesId: () => ++pagesId, exclude: [scratch], sysvShm: hasOwnNamespace(node.pid, 'ipc'),
         ...(track ? { track } : {}),
+        ...(pageServer ? { pageServer } : {}),
       });
       inc.end(node.pid, mem);
-      writeImage(join(dir, `pagemap-${node.pid}.img`), 'PAGEMAP', [{ pages_id: mem.pagesId }, ...mem.pagemap.map(asImg)]);
-      for (const sh of mem.shmem) {
-        writeImage(join(dir, `pagemap-shmem-${sh.shmid}.img`), 'PAGEMAP', [{ pages_id: sh.pagesId }, ...sh.entries.map(asImg)]);
+      if (!pageServer) {
+        writeImage(join(dir, `pagemap-${node.pid}.img`), 'PAGEMAP', [{ pages_id: mem.pagesId }, ...mem.pagemap.map(asImg)]);
+        for (const sh of mem.shmem) {
+          writeImage(join(dir, `pagemap-shmem-${sh.shmid}.img`), 'PAGEMAP', [{ pages_id: sh.pagesId }, ...sh.entries.map(asImg)]);
+        }
       }
       stats.pagesScanned += mem.pagesScanned;
       stats.pagesWritten += mem.pagesWritten;
@@ -99,11 +115,14 @@ export async function preDumpTree(opts: DumpTreeOptions): Promise<DumpResult> {
       },
     };
     writeImage(join(dir, 'stats-dump'), 'STATS', [asImg(st)]);
+    // Every page is stored on the page server's side before the record says so.
+    pageServer?.close();
     inc.finish();
   } catch (err) {
     const e = isCriuTsError(err) ? err : new CriuTsError('EDUMP', `writing images to ${dir}: ${(err as Error).message}`, { dir }, err);
     log.error(`pre-dump failed, resuming the tree: ${e.message}`);
     inc.abort();
+    pageServer?.abort();
     releaseTree(tree.tasks, 'resume');
     throw e;
   }

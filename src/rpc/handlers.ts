@@ -159,6 +159,38 @@ async function handlePreDump(conn: RpcConnection, req: CriuReq, type: 'PRE_DUMP'
   conn.send(error === undefined ? { type, success: true } : failure(type, error));
 }
 
+/** PAGE_SERVER_CHLD's page servers: node reaps its children itself, so WAIT_PID asks here for their status. */
+const pageServers = new Map<number, Promise<number>>();
+
+/**
+ * PAGE_SERVER / PAGE_SERVER_CHLD (CRIU's start_page_server_req): a page
+ * server in a process of its own, on opts.ps's address and port (port 0:
+ * any), answered once it listens with its pid and port. PAGE_SERVER's is
+ * detached; PAGE_SERVER_CHLD's stays the service's child.
+ */
+async function handlePageServer(conn: RpcConnection, req: CriuReq, type: 'PAGE_SERVER' | 'PAGE_SERVER_CHLD'): Promise<void> {
+  const o = withDefaults(req.opts);
+  try {
+    const ps = await withRequestLog(conn, o, 'dump', async (dirs) => {
+      if (o.ps?.fd !== undefined) throw badOptions('ps.fd (a connected page-server socket) is not supported by criu-ts yet');
+      const { startPageServerProcess } = await import('../api/page-server.js');
+      const imagesDir = dirs.imagesDir;
+      if (imagesDir === undefined) throw badOptions('neither images_dir_fd nor images_dir was passed by the RPC client');
+      const r = await startPageServerProcess({
+        imagesDir, address: o.ps?.address ?? '0.0.0.0', port: o.ps?.port ?? 0, detached: type === 'PAGE_SERVER',
+        prevImagesDir: o.parent_img !== undefined && o.parent_img !== '' ? o.parent_img : undefined,
+        autoDedup: o.auto_dedup === true, logFile: dirs.logFile, logLevel: o.log_level,
+      });
+      log.info(`page server started: pid ${r.pid}, port ${r.port}`);
+      if (type === 'PAGE_SERVER_CHLD') pageServers.set(r.pid, r.status);
+      return r;
+    });
+    conn.send({ type, success: true, ps: { pid: ps.pid, port: ps.port } });
+  } catch (e) {
+    conn.send(failure(type, e));
+  }
+}
+
 /** Kill what a restore created (CRIU's out_kill) and collect what is ours to collect. */
 function killRestored(pids: readonly number[]): void {
   for (const pid of pids) {
@@ -272,6 +304,18 @@ function handleVersion(conn: RpcConnection): void {
 /** waitpid(pid) on one of our children (a tree restored on this connection); gives up if the client goes. */
 async function handleWaitPid(conn: RpcConnection, req: CriuReq): Promise<void> {
   const pid = req.pid ?? 0;
+  const ps = pageServers.get(pid);
+  if (ps !== undefined) {
+    pageServers.delete(pid);
+    // The child is unref'd (it must not hold a worker whose client is gone): hold the loop while waiting for it.
+    const hold = setInterval(() => undefined, 1 << 30);
+    try {
+      conn.send({ type: 'WAIT_PID', success: true, status: await ps });
+    } finally {
+      clearInterval(hold);
+    }
+    return;
+  }
   try {
     for (;;) {
       const st = waitPid(pid, WNOHANG);
@@ -305,6 +349,7 @@ export async function handleRequest(conn: RpcConnection, req: CriuReq): Promise<
     case 'SINGLE_PRE_DUMP': return handlePreDump(conn, req, 'SINGLE_PRE_DUMP');
     case 'PAGE_SERVER':
     case 'PAGE_SERVER_CHLD':
+      return handlePageServer(conn, req, req.type);
     case 'CPUINFO_DUMP':
     case 'CPUINFO_CHECK':
       return unsupported(conn, req.type);

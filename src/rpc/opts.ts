@@ -112,7 +112,8 @@ function refused(o: EffectiveOpts, op: Operation): string[] {
   const add = (cond: boolean, name: string): void => {
     if (cond) out.push(name);
   };
-  add(o.ps !== undefined, 'ps (page server)');
+  // A page server for a dump; ps.fd (a socket the client connected) is not taken yet; a restore has no use for one without lazy pages.
+  add(o.ps !== undefined && (op !== 'dump' || o.ps.fd !== undefined), o.ps?.fd !== undefined ? 'ps.fd (page server socket)' : 'ps (page server)');
   add(o.lazy_pages === true, 'lazy_pages');
   add(nonEmpty(o.exec_cmd), 'exec_cmd');
   add(nonEmpty(o.inherit_fd), 'inherit_fd');
@@ -211,6 +212,8 @@ export function dumpOptionsFrom(o: EffectiveOpts, dirs: RequestDirs, peerPid: nu
   if (o.timeout !== undefined) d.timeoutSec = o.timeout;
   if (o.parent_img !== undefined && o.parent_img !== '') d.prevImagesDir = o.parent_img;
   if (o.track_mem === true) d.trackMem = true;
+  // CRIU: ps sends the pages to a page server at ps.address (the local host when unset) and ps.port.
+  if (o.ps !== undefined) d.pageServer = { address: o.ps.address !== undefined && o.ps.address !== '' ? o.ps.address : '127.0.0.1', port: o.ps.port ?? 0 };
   if (o.pre_dump_mode !== undefined) d.preDumpMode = o.pre_dump_mode === 'VM_READ' || o.pre_dump_mode === 2 ? 'read' : 'splice';
   return d;
 }

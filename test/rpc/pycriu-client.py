@@ -65,6 +65,9 @@ def opts_from(args, opts):
         opts.rst_sibling = True
     if args.notify is not None:
         opts.notify_scripts = True
+    if args.ps_port is not None:
+        opts.ps.address = args.ps_address or "127.0.0.1"
+        opts.ps.port = args.ps_port
     if args.unsupported:
         # what criu-ts refuses: lazy pages, and a root other than / (no mount namespaces)
         opts.lazy_pages = True
@@ -120,6 +123,8 @@ def main():
     p.add_argument("--unsupported", action="store_true")
     p.add_argument("--dirs", help="comma-separated images dirs for iterative")
     p.add_argument("--types", help="comma-separated request types for raw/service")
+    p.add_argument("--ps-address", help="opts.ps.address (page server)")
+    p.add_argument("--ps-port", type=int, help="opts.ps.port (page server)")
     args = p.parse_args()
 
     if args.subreaper:
@@ -160,6 +165,23 @@ def main():
         if args.wait:
             _, status = os.waitpid(r.pid, 0)
             out({"waited": r.pid, "status": status})
+    elif args.command == "ps-dump":
+        # zdtm's RPC page server: PAGE_SERVER_CHLD (keep_open) into --dir, a
+        # DUMP of --pid on another swrk with ps pointing at it, then WAIT_PID
+        # for the page server on the first connection.
+        pid = args.pid
+        args.pid = None
+        opts_from(args, c.opts)
+        ps = c.page_server_chld()
+        out({"ps_pid": ps.pid, "ps_port": ps.port})
+        d = pycriu.criu()
+        d.use_binary(args.binary)
+        args.pid = pid
+        args.ps_port = ps.port
+        opts_from(args, d.opts)
+        r = d.dump()
+        out({"success": True, "restored": r.restored})
+        out({"status": c.wait_pid(ps.pid)})
     elif args.command == "restore-wait":
         # RESTORE with keep_open, then WAIT_PID on the same connection: the root is the worker's child.
         req = rpc.criu_req()

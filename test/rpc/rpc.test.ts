@@ -69,15 +69,15 @@ async function withSubject(body: (s: Subject, dir: string) => Promise<void>): Pr
 test('swrk: VERSION, FEATURE_CHECK, CHECK, and the unsupported types answer EOPNOTSUPP', { skip, timeout: 120_000 }, async () => {
   const dir = tempDir('rpc');
   try {
-    // VERSION 10, FEATURE_CHECK 9, PAGE_SERVER 5, CPUINFO_DUMP 7, NOTIFY 6 out of turn
-    const [version, features, ...rest] = await client(['raw', '--types', '10,9,5,7,6', '--dir', dir]);
+    // VERSION 10, FEATURE_CHECK 9, CPUINFO_DUMP 7, NOTIFY 6 out of turn
+    const [version, features, ...rest] = await client(['raw', '--types', '10,9,7,6', '--dir', dir]);
     assert.deepEqual(version, { type: 'VERSION', success: true, version: { major: 4, minor: 0, name: `criu-ts ${pkgVersion()}`, gitid: '' } });
     assert.equal(features?.['success'], true);
     const f = features?.['features'] as Record<string, boolean>;
     assert.equal(f['mem_track'], true, 'memory tracking: userfaultfd write-protect on this kernel');
     assert.equal(f['lazy_pages'], false, 'no lazy pages in criu-ts');
     assert.equal(typeof f['pidfd_store'], 'boolean');
-    const types = ['PAGE_SERVER', 'CPUINFO_DUMP'];
+    const types = ['CPUINFO_DUMP'];
     for (const [i, t] of types.entries()) {
       const r = rest[i];
       assert.equal(r?.['type'], t);
@@ -86,8 +86,8 @@ test('swrk: VERSION, FEATURE_CHECK, CHECK, and the unsupported types answer EOPN
       assert.match(String(r?.['cr_errmsg']), new RegExp(`${t} is not supported`));
     }
     // CRIU's answer to a request it does not serve: type EMPTY, no success.
-    assert.equal(rest[2]?.['type'], 'EMPTY');
-    assert.equal(rest[2]?.['success'], false);
+    assert.equal(rest[1]?.['type'], 'EMPTY');
+    assert.equal(rest[1]?.['success'], false);
     assert.deepEqual(await client(['check']), [{ success: true }]);
   } finally {
     removeDir(dir);
@@ -128,6 +128,21 @@ test('swrk: PRE_DUMP, PRE_DUMP on it, DUMP on that, one connection (CRIU\'s pre-
     assert.ok(Number(st.dump?.pages_skipped_parent ?? 0) > 0, 'the final dump left unchanged pages in the parent images');
     assert.ok(await waitGone(s.pid), 'the dumped subject is killed');
     const [r] = await client(['restore', '--dir', join(dir, 'final')]);
+    assert.equal(r?.['success'], true);
+    const res = await s.terminateAndResult(30_000);
+    assert.ok(res.ok, res.text);
+  });
+});
+
+test('swrk: PAGE_SERVER_CHLD starts a page server (port 0: its own), a DUMP with ps sends it the pages, WAIT_PID sees it end; the dir restores', { skip, timeout: 120_000 }, async () => {
+  await withSubject(async (s, dir) => {
+    const [ps, d, w] = await client(['ps-dump', '--dir', dir, '--pid', String(s.pid), '--ps-address', '127.0.0.1', '--ps-port', '0']);
+    assert.ok(Number(ps?.['ps_pid']) > 0 && Number(ps?.['ps_port']) > 0, JSON.stringify(ps));
+    assert.deepEqual(d, { success: true, restored: false });
+    assert.deepEqual(w, { status: 0 }, 'the page server exited 0 after its one dump');
+    assert.ok(existsSync(join(dir, `pagemap-${s.pid}.img`)) && existsSync(join(dir, 'pages-65537.img')), 'pages stored by the page server');
+    assert.ok(await waitGone(s.pid));
+    const [r] = await client(['restore', '--dir', dir]);
     assert.equal(r?.['success'], true);
     const res = await s.terminateAndResult(30_000);
     assert.ok(res.ok, res.text);

@@ -255,7 +255,9 @@ export function dumpMemory(ctx: MemoryDumpContext): MemoryDump {
         // Pages that hold data, cut where they are both unwritten and held
         // by the parent: those become PE_PARENT, the rest is copied.
         const data = ctx.track.data(v.start, v.end, kind === 'file-private', v.swapKb > 0);
-        const fromParent = subtract(ctx.track.parent, dirty);
+        // A page server without a parent image of this pagemap (its OPEN2 answer) gets every page, as CRIU's dumper sends them.
+        const parent = writer.isRemote && !writer.remoteHasParent ? [] : ctx.track.parent;
+        const fromParent = subtract(parent, dirty);
         splitBy(data, fromParent, (start, end, inParent) => {
           const n = Number((end - start) / BigInt(PAGE_SIZE));
           if (inParent) {

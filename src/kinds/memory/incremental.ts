@@ -22,12 +22,13 @@
  */
 import { closeSync, openSync, rmSync, existsSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { kcmp, KCMP } from '../../sys/index.js';
+import { kcmp, KCMP, PAGE_SIZE } from '../../sys/index.js';
 import type { Tracee } from '../../infect/tracee.js';
 import { CriuTsError } from '../../errors.js';
 import { logger } from '../../log.js';
 import type { MemoryDump, MemoryTrackContext } from './dump.js';
-import { coverage, linkParent } from './parent-images.js';
+import { coverage, entryPages, linkParent } from './parent-images.js';
+import type { PagemapEntry } from '../../images/messages.js';
 import {
   TRACK_RECORD, readTrackRecord, writeTrackRecord, findTrackers, createTracker, protectRange, closeTracker, scanWritten, scanData,
   type Tracker,
@@ -42,6 +43,12 @@ export interface IncrementalOptions {
   prevDir?: string | undefined;
   /** keep (or start) tracking after this dump: pre-dump, or dump --track-mem --leave-running */
   keepTracking: boolean;
+  /**
+   * Pagemaps go to a page server: the record keeps what each task's
+   * pagemap covered, since no pagemap image stays here for the next dump
+   * to read (the server answers, per pagemap, whether it holds a parent).
+   */
+  remote?: boolean;
 }
 
 interface TaskState {
@@ -92,7 +99,8 @@ export class IncrementalMemory {
     this.consume();
     this.touched.push({ t, fd: own.fd });
     st.pagemapFd = openSync(`/proc/${pid}/pagemap`, 'r');
-    const parent = coverage(prev, `pagemap-${pid}.img`);
+    // The parent's pagemap where it is here (a local chain, or a page server writing into the same dir); else what its record says was sent.
+    const parent = existsSync(join(prev, `pagemap-${pid}.img`)) ? coverage(prev, `pagemap-${pid}.img`) : rec?.covered ?? [];
     return {
       parent,
       scan: (start, end) => {
@@ -126,7 +134,7 @@ export class IncrementalMemory {
       if (protectRange(st.t, tracker, r.start, r.end)) n++;
     }
     log.debug(`task ${pid}: tracker fd ${tracker.fd}, ${tracked.length} VMA(s) tracked on, ${n} newly protected`);
-    this.next.set(pid, tracker);
+    this.next.set(pid, this.opts.remote ? { fd: tracker.fd, ino: tracker.ino, covered: pagemapCoverage(mem.pagemap) } : { fd: tracker.fd, ino: tracker.ino });
   }
 
   /** The images are complete: write this dump's record (when tracking goes on). */
@@ -173,4 +181,18 @@ export class IncrementalMemory {
     }
     return false;
   }
+}
+
+/** The addresses a pagemap's entries cover (present or in the parent), sorted and merged. */
+function pagemapCoverage(entries: readonly PagemapEntry[]): { start: bigint; end: bigint }[] {
+  const rs = entries.map((e) => ({ start: e.vaddr, end: e.vaddr + entryPages(e) * BigInt(PAGE_SIZE) }));
+  rs.sort((a, b) => (a.start < b.start ? -1 : a.start > b.start ? 1 : 0));
+  const out: { start: bigint; end: bigint }[] = [];
+  for (const r of rs) {
+    const last = out[out.length - 1];
+    if (last && r.start <= last.end) {
+      if (r.end > last.end) last.end = r.end;
+    } else out.push({ ...r });
+  }
+  return out;
 }

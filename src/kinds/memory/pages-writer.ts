@@ -75,8 +75,8 @@ export class PagesWriter {
     const want = Math.max(256 << 10, Math.min(BUF_BYTES, sizeHint));
     this.buf = want === BUF_BYTES ? pool.pop() ?? Buffer.allocUnsafe(BUF_BYTES) : Buffer.allocUnsafe(want);
     if (remote) {
-      // The page server writes the pagemap and pages images; a parent it holds is not used yet (no incremental dump through it).
-      remote.client.open(remote.target);
+      // The page server writes the pagemap and pages images; PE_PARENT entries only where it holds a parent image.
+      this.remoteHasParent = remote.client.open(remote.target);
       this.file = undefined;
       this.hasher = undefined;
       this.fd = -1;
@@ -86,6 +86,9 @@ export class PagesWriter {
     this.hasher = new FileHasher(this.file.path, sizeHint >= WORKER_HASH_BYTES);
     this.fd = this.file.fd;
   }
+
+  /** Remote: the page server holds a parent image of this pagemap (its answer to OPEN2). */
+  remoteHasParent = false;
 
   /** Whether the pages go to a page server (no local pagemap or pages image). */
   get isRemote(): boolean {

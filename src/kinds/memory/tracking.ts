@@ -56,7 +56,14 @@ const EPERM = 1;
 export interface Tracker {
   fd: number;
   ino: bigint;
+  /**
+   * Pages went to a page server (no pagemap image here): the addresses
+   * that dump's pagemap covered, what a later dump may mark PE_PARENT.
+   */
+  covered?: { start: bigint; end: bigint }[];
 }
+
+type RecordDoc = { tasks?: Record<string, { fd: number; ino: string; covered?: [string, string][] }> };
 
 /** pid → tracker, as recorded by the pre-dump in `dir` (empty when there is none). */
 export function readTrackRecord(dir: string): Map<number, Tracker> {
@@ -68,8 +75,12 @@ export function readTrackRecord(dir: string): Map<number, Tracker> {
     return out;
   }
   try {
-    const doc = JSON.parse(text) as { tasks?: Record<string, { fd: number; ino: string }> };
-    for (const [pid, t] of Object.entries(doc.tasks ?? {})) out.set(Number(pid), { fd: t.fd, ino: BigInt(t.ino) });
+    const doc = JSON.parse(text) as RecordDoc;
+    for (const [pid, t] of Object.entries(doc.tasks ?? {})) {
+      const tr: Tracker = { fd: t.fd, ino: BigInt(t.ino) };
+      if (t.covered) tr.covered = t.covered.map(([a, b]) => ({ start: BigInt(a), end: BigInt(b) }));
+      out.set(Number(pid), tr);
+    }
   } catch (e) {
     throw new CriuTsError('EIMAGE', `${join(dir, TRACK_RECORD)}: not a criu-ts tracking record`, { dir }, e);
   }
@@ -77,8 +88,13 @@ export function readTrackRecord(dir: string): Map<number, Tracker> {
 }
 
 export function writeTrackRecord(dir: string, trackers: Map<number, Tracker>): void {
-  const tasks: Record<string, { fd: number; ino: string }> = {};
-  for (const [pid, t] of trackers) tasks[String(pid)] = { fd: t.fd, ino: t.ino.toString() };
+  const tasks: NonNullable<RecordDoc['tasks']> = {};
+  for (const [pid, t] of trackers) {
+    tasks[String(pid)] = {
+      fd: t.fd, ino: t.ino.toString(),
+      ...(t.covered ? { covered: t.covered.map((r): [string, string] => [`0x${r.start.toString(16)}`, `0x${r.end.toString(16)}`]) } : {}),
+    };
+  }
   writeFileAtomic(join(dir, TRACK_RECORD), Buffer.from(JSON.stringify({ version: 1, tasks }, null, 1) + '\n'));
 }
 
