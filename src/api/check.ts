@@ -229,12 +229,10 @@ const PROBES: Record<string, Prober> = {
 /**
  * Features the kernel may have but criu-ts cannot use yet: answering "no"
  * (after the kernel's own answer, when that is already no) lets callers
- * such as CRIU's test suite skip what would only fail (lazy pages,
- * pre-dump, user namespaces).
+ * such as CRIU's test suite skip what would only fail (user namespaces).
+ * uffd and uffd-noncoop answer the kernel's word: criu-ts serves lazy pages.
  */
 const NOT_IN_CRIU_TS: Readonly<Record<string, string>> = {
-  uffd: 'criu-ts has no lazy pages yet',
-  'uffd-noncoop': 'criu-ts has no lazy pages yet',
   userns: 'criu-ts does not restore user namespaces yet',
 };
 

@@ -99,6 +99,11 @@ export interface RestoreOptions extends CommonOptions {
   verify?: boolean | 'refuse' | 'warn';
   /** action-script points (pre-restore, setup-namespaces, ..., post-resume) as they are reached; a rejection aborts the restore */
   notify?: ActionNotify<RestoreActionPoint>;
+  /**
+   * --lazy-pages: private anonymous memory is filled on demand by a running
+   * `criu-ts lazy-pages` daemon (its socket in workDir, default the images dir); the restore returns once the tasks run
+   */
+  lazyPages?: boolean;
 }
 
 export interface CheckOptions {

@@ -21,6 +21,7 @@ export async function restore(opts: RestoreOptions): Promise<RestoreResult> {
     skipChecksums: opts.skipChecksums ?? false,
     verify: opts.verify === true ? 'refuse' : opts.verify === false ? undefined : opts.verify,
     asCaller: opts.asCaller,
+    lazyPages: opts.lazyPages === true ? resolve(opts.workDir ?? dir) : undefined,
   });
 }
 

@@ -64,6 +64,14 @@ export async function runCommand(command: CommandName, action: string | undefine
       log.info(`page server: ${r.pagemaps} pagemap(s), ${r.pages} page(s) stored`);
       return 0;
     }
+    case 'lazy-pages': {
+      requireImagesDir(o.imagesDir);
+      if (o.pageServer) throw new CriuTsError('EUNSUPPORTED', 'lazy-pages --page-server (pages from a remote page server) is not supported yet: copy the images to this host', {});
+      const { lazyPages } = await import('../api/lazy-pages.js');
+      const r = await api(() => lazyPages({ imagesDir: o.imagesDir, workDir: o.workDir }));
+      log.info(`lazy-pages: ${r.tasks} task(s), ${r.faults} fault(s) served (${r.pagesOnFault} pages), ${r.pagesPushed} pages pushed, ${r.zeroPages} zero pages`);
+      return 0;
+    }
     case 'cpuinfo':
       throw new CriuTsError('EUNSUPPORTED', `the cpuinfo ${action ?? ''} command is not supported yet`, { command });
     default:
@@ -105,6 +113,7 @@ export function requireImagesDir(dir: string): void {
 
 async function runDump(o: CliOptions, pre = false): Promise<number> {
   const pid = o.tree ?? 0;
+  if (o.lazyPages) throw new CriuTsError('EUNSUPPORTED', 'dump --lazy-pages (the dump serving pages to a remote lazy restore) is not supported yet: dump, copy the images, restore --lazy-pages', {});
   requireImagesDir(o.imagesDir);
   // Say plainly that the pid is wrong before any ptrace error can say it obscurely.
   if (!existsSync(`/proc/${pid}`)) throw new CriuTsError('ENOTASK', `no process with pid ${pid}`, { pid });
@@ -166,6 +175,7 @@ async function runRestore(o: CliOptions): Promise<number> {
   const opts: RestoreOptions = { ...common(o) };
   if (o.skipChecksums) opts.skipChecksums = true;
   if (o.verify !== undefined) opts.verify = o.verify;
+  if (o.lazyPages) opts.lazyPages = true;
   if (o.restoreSibling) {
     // The tree is forked from a helper of ours, not from us: it reaches our caller only by reparenting.
     log.warn('--restore-sibling: the restored root becomes a child of the caller only if the caller is a child subreaper');

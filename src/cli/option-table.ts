@@ -100,7 +100,7 @@ export const OPTIONS: readonly OptionSpec[] = [
   { long: 'pre-dump-mode', arg: 'required', support: Y },
   { long: 'auto-dedup', arg: 'none', negatable: true, support: Y },
   { long: 'page-server', arg: 'none', negatable: true, support: Y },
-  { long: 'lazy-pages', arg: 'none', support: U },
+  { long: 'lazy-pages', arg: 'none', support: Y },
   { long: 'stream', arg: 'none', negatable: true, support: U },
   { long: 'remote', arg: 'none', negatable: true, support: U },
   { long: 'ps-socket', arg: 'required', support: U },

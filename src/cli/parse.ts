@@ -71,6 +71,8 @@ export interface CliOptions {
   port?: number;
   /** --page-server: dump pages to a page server */
   pageServer: boolean;
+  /** --lazy-pages: restore with a lazy-pages daemon serving private memory */
+  lazyPages: boolean;
   /** --status-fd: page-server writes a zero byte there once it listens */
   statusFd?: number;
   /** --socket-mode: the service socket's permission bits (octal) */
@@ -154,6 +156,7 @@ function defaults(): CliOptions {
     skipChecksums: false,
     verify: undefined,
     pageServer: false,
+    lazyPages: false,
     shellJob: false,
     extUnixSk: false,
     linkRemap: false,
@@ -307,6 +310,7 @@ function apply(hit: Hit, raw: Raw): 'version' | undefined {
     case 'port': o.port = intArg(shown, value, 0, 65535); break;
     case 'status-fd': o.statusFd = intArg(shown, value, 0); break;
     case 'page-server': o.pageServer = on; break;
+    case 'lazy-pages': o.lazyPages = on; break;
     case 'socket-mode':
       if (value === undefined || !/^0?[0-7]{3}$/.test(value)) throw badArg(shown, value);
       o.socketMode = parseInt(value, 8);

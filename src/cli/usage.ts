@@ -5,7 +5,7 @@ Usage:
   criu-ts dump|pre-dump -t PID [<options>]
   criu-ts restore [<options>]
   criu-ts check [--feature FEAT]
-  criu-ts page-server -D DIR [--address ADDR] [--port PORT] [-d] [--pidfile FILE] [--status-fd FD]
+  criu-ts page-server -D DIR [--address ADDR] [--port PORT] [--prev-images-dir DIR] [--auto-dedup] [-d] [--pidfile FILE] [--status-fd FD]
   criu-ts service [<options>]
   criu-ts dedup
   criu-ts lazy-pages -D DIR [<options>]
@@ -18,6 +18,7 @@ Commands:
   page-server    receive one dump's pages over TCP into DIR (CRIU's protocol)
   service        launch the RPC service (see docs/rpc.md)
   dedup          remove duplicates in memory dump (pages of the parent images the last one holds again)
+  lazy-pages     serve the pages of a 'restore --lazy-pages' from DIR (on fault, the rest in the background)
   cpuinfo dump   writes cpu information into image file (not yet)
   cpuinfo check  validates cpu information read from image file (not yet)
 `;
@@ -73,7 +74,7 @@ Accepted and ignored (with a warning): --cgroup-props, --cgroup-props-file,
   --force-irmap, --skip-mnt, --enable-fs, --lsm-profile, --network-lock, --cpu-cap,
   -L|--libdir, ...
 Not supported yet (refused): --external, --inherit-fd, --empty-ns, -J|--join-ns,
-  -r|--root, --veth-pair, -M|--ext-mount-map, --lazy-pages, pre-dump --page-server,
+  -r|--root, --veth-pair, -M|--ext-mount-map, lazy-pages --page-server, --tls,
   --stream, --check-only
 
 Check options:

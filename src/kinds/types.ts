@@ -168,6 +168,18 @@ export interface RestoreTaskHandle {
   syscall(name: string, nr: number, ...args: (number | bigint)[]): bigint;
 }
 
+export interface LazyRange { start: bigint; end: bigint }
+
+/** Where a lazily restored task's userfaultfd goes: the connection to the lazy-pages daemon. */
+export interface LazySink {
+  /**
+   * Hand over `uffd` (our copy; the sink owns it from now on) of task
+   * `pid` (ours), whose pages are those of pagemap-`imageId`.img over
+   * `ranges` (registered, sorted).
+   */
+  handOver(pid: number, imageId: number, uffd: number, ranges: readonly LazyRange[]): void;
+}
+
 /** The restore options kinds act on, resolved once by the core. */
 export interface RestoreKindOptions extends CgroupOptions {
   /** -j: the session and controlling tty are outside the tree */
@@ -235,6 +247,8 @@ export interface RestoreContext {
   openInFlight?(t: RestoreTaskHandle, fileId: number): number;
   /** put our fd `ours` into task `t` (the same open file description); returns its number there */
   installFd?(t: RestoreTaskHandle, ours: number): number;
+  /** restore --lazy-pages: where each task's userfaultfd goes (kinds/memory/lazy.ts); undefined: fill everything now */
+  lazy?: LazySink;
 }
 
 export interface FileKind {

@@ -51,7 +51,8 @@ export function createTree(plan: RestorePlan, stub: Tracee, ctx: RestoreContext,
     // its children fork: they inherit it, and pages they still share with
     // it stay shared (kinds/memory/cow.ts).
     if (from?.memory) n.forkedFromRestored = from;
-    if (memoryBeforeChildren(n)) restoreAddressSpace(n, ctx);
+    // Lazy pages: every task's memory after the tree exists (no task forks from one whose memory waits for the daemon).
+    if (ctx.lazy === undefined && memoryBeforeChildren(n)) restoreAddressSpace(n, ctx);
     const self = n.memory ? n : undefined;
     // Children still in the parent's old session are forked before it makes its own.
     const early = n.children.filter((c) => c.sid !== n.sid && c.sid !== c.pid);

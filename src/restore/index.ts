@@ -39,6 +39,7 @@ import { finishGroupFiles } from './files.js';
 import { makeProgress } from '../progress.js';
 import { faultPoint } from '../fault.js';
 import { Guardian, guardian } from '../infect/guardian.js';
+import { LazyClient } from './lazy-pages.js';
 
 const log = logger('restore');
 const SIGSTOP = 19;
@@ -110,7 +111,13 @@ async function restoreLoaded(opts: RestoreTreeOptions, dir: string, img: DumpIma
   let forkingTimeUs = 0;
   let pagesRestored = 0;
   let prepared = 0;
+  let lazy: LazyClient | undefined;
   try {
+    // --lazy-pages: the daemon must be there before any task is made; each task's uffd goes to it (kinds/memory/lazy.ts).
+    if (opts.lazyPages !== undefined) {
+      lazy = await LazyClient.connect(opts.lazyPages);
+      filesCtx.lazy = lazy;
+    }
     // The resource kinds check this host can take the tree and prepare what tasks will join.
     const view = treeViewOf(plan, img);
     for (const k of RESOURCE_KINDS) {
@@ -174,11 +181,14 @@ async function restoreLoaded(opts: RestoreTreeOptions, dir: string, img: DumpIma
       for (const th of n.threads) release(th.tid, 0);
     }
     guard?.released();
+    // The tasks run: the lazy-pages daemon serves them on its own from now on.
+    lazy?.finish(true);
     // The stop signal queued above takes effect as the task runs on: return
     // only once every such task is really stopped, as callers will look.
     await untilStopped(stopped);
   } catch (e) {
     progress.done();
+    lazy?.finish(false);
     try { session.afterAllFiles(true); } catch { /* cleanup only */ }
     // The stub goes first: tasks it is still parent of come to us (the
     // subreaper), so killing them below also reaps them.

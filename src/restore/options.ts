@@ -22,6 +22,8 @@ export interface RestoreTreeOptions {
   skipChecksums: boolean;
   /** compare the restored tree with the images before it runs (restore/verify.ts): fail on a difference, or only log it */
   verify: 'refuse' | 'warn' | undefined;
+  /** --lazy-pages: the work dir where the lazy-pages daemon's socket is; undefined: every page is filled now */
+  lazyPages: string | undefined;
   /** an unprivileged caller this restore acts for (src/restore/authorize.ts), or undefined for root's own restore */
   asCaller: CallerCreds | undefined;
 }

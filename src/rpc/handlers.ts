@@ -37,7 +37,7 @@ const EBADRQC = 56;
 export const RPC_COMPAT_VERSION = CRIU_COMPAT_VERSION;
 
 /** Features FEATURE_CHECK may report true only once criu-ts implements them, whatever the kernel offers. */
-const IMPLEMENTED = { mem_track: true, lazy_pages: false } as const;
+const IMPLEMENTED = { mem_track: true, lazy_pages: true } as const;
 
 function typeName(t: CriuReqType | number): string {
   return typeof t === 'number' ? `request type ${t}` : t;

@@ -114,7 +114,8 @@ function refused(o: EffectiveOpts, op: Operation): string[] {
   };
   // A page server for a dump; ps.fd (a socket the client connected) is not taken yet; a restore has no use for one without lazy pages.
   add(o.ps !== undefined && (op !== 'dump' || o.ps.fd !== undefined), o.ps?.fd !== undefined ? 'ps.fd (page server socket)' : 'ps (page server)');
-  add(o.lazy_pages === true, 'lazy_pages');
+  // lazy_pages in a RESTORE: the lazy-pages daemon's socket in the work dir, as --lazy-pages; in a dump (lazy migration), not yet.
+  add(o.lazy_pages === true && op !== 'restore', 'lazy_pages');
   add(nonEmpty(o.exec_cmd), 'exec_cmd');
   add(nonEmpty(o.inherit_fd), 'inherit_fd');
   add(nonEmpty(o.external), 'external');
@@ -223,5 +224,6 @@ export function restoreOptionsFrom(o: EffectiveOpts, dirs: RequestDirs): Restore
   const r: RestoreOptions = { ...common(o, dirs) };
   // rst_sibling needs nothing of the core: the tree is forked from our stub, and reaches the client only if it is a subreaper.
   if (o.leave_stopped === true) r.leaveStopped = true;
+  if (o.lazy_pages === true) r.lazyPages = true;
   return r;
 }

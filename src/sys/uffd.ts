@@ -8,7 +8,7 @@
  * address space) or copied into a task's scratch memory for an injected
  * ioctl (UFFDIO_* act on the caller's own userfaultfd).
  */
-import { addr } from './libc.js';
+import { addr, sysTry } from './libc.js';
 import { ioctlTry } from './process.js';
 import { SyscallError } from './error.js';
 
@@ -119,3 +119,86 @@ export function pagemapScan(pagemapFd: number, start: bigint, end: bigint, q: Pa
   }
   return out;
 }
+
+// ---- lazy pages: MISSING mode (Documentation/admin-guide/mm/userfaultfd.rst) ----
+
+export const UFFD_FEATURE_EVENT_FORK = 1n << 1n;
+export const UFFD_FEATURE_EVENT_REMAP = 1n << 2n;
+export const UFFD_FEATURE_EVENT_REMOVE = 1n << 3n;
+export const UFFD_FEATURE_EVENT_UNMAP = 1n << 6n;
+/** The non-cooperative events a lazy-pages server needs to follow the task (CRIU asks for the same four). */
+export const UFFD_LAZY_FEATURES = UFFD_FEATURE_EVENT_FORK | UFFD_FEATURE_EVENT_REMAP | UFFD_FEATURE_EVENT_REMOVE | UFFD_FEATURE_EVENT_UNMAP;
+export const UFFDIO_REGISTER_MODE_MISSING = 1n;
+export const UFFDIO_COPY = 0xc028aa03; // struct uffdio_copy, 40 bytes
+export const UFFDIO_ZEROPAGE = 0xc020aa04; // struct uffdio_zeropage, 32 bytes
+
+export const UFFD_EVENT_PAGEFAULT = 0x12;
+export const UFFD_EVENT_FORK = 0x13;
+export const UFFD_EVENT_REMAP = 0x14;
+export const UFFD_EVENT_REMOVE = 0x15;
+export const UFFD_EVENT_UNMAP = 0x16;
+/** struct uffd_msg */
+export const UFFD_MSG_BYTES = 32;
+
+export type UffdMsg =
+  | { event: 'pagefault'; address: bigint }
+  | { event: 'fork'; ufd: number }
+  | { event: 'remap'; from: bigint; to: bigint; len: bigint }
+  | { event: 'remove' | 'unmap'; start: bigint; end: bigint }
+  | { event: 'other'; code: number };
+
+export function decodeUffdMsg(b: Buffer, off = 0): UffdMsg {
+  const ev = b.readUInt8(off);
+  const a = off + 8;
+  switch (ev) {
+    case UFFD_EVENT_PAGEFAULT: return { event: 'pagefault', address: b.readBigUInt64LE(a + 8) };
+    case UFFD_EVENT_FORK: return { event: 'fork', ufd: b.readUInt32LE(a) };
+    case UFFD_EVENT_REMAP: return { event: 'remap', from: b.readBigUInt64LE(a), to: b.readBigUInt64LE(a + 8), len: b.readBigUInt64LE(a + 16) };
+    case UFFD_EVENT_REMOVE: return { event: 'remove', start: b.readBigUInt64LE(a), end: b.readBigUInt64LE(a + 8) };
+    case UFFD_EVENT_UNMAP: return { event: 'unmap', start: b.readBigUInt64LE(a), end: b.readBigUInt64LE(a + 8) };
+    default: return { event: 'other', code: ev };
+  }
+}
+
+/**
+ * UFFDIO_COPY on our own userfaultfd `uffd`: `len` bytes of `src` (ours)
+ * into the registered task's memory at `dst`, waking its faulting threads.
+ * Returns the bytes copied, or -errno (EEXIST: a page there is present
+ * already, the bytes before it were copied; EAGAIN: an event must be read
+ * first; ESRCH: the task's memory is gone).
+ */
+export function uffdCopy(uffd: number, dst: bigint, src: Buffer, len: number): number {
+  const b = Buffer.alloc(40);
+  b.writeBigUInt64LE(dst, 0);
+  b.writeBigUInt64LE(addr(src), 8);
+  b.writeBigUInt64LE(BigInt(len), 16);
+  const r = ioctlTry(uffd, UFFDIO_COPY, b);
+  const copied = Number(b.readBigInt64LE(32));
+  if (r < 0) return copied > 0 ? copied : r;
+  return copied;
+}
+
+/** UFFDIO_ZEROPAGE: map the zero page over [dst, dst+len); returns bytes done or -errno as uffdCopy. */
+export function uffdZeropage(uffd: number, dst: bigint, len: number): number {
+  const b = Buffer.alloc(32);
+  b.writeBigUInt64LE(dst, 0);
+  b.writeBigUInt64LE(BigInt(len), 8);
+  const r = ioctlTry(uffd, UFFDIO_ZEROPAGE, b);
+  const done = Number(b.readBigInt64LE(24));
+  if (r < 0) return done > 0 ? done : r;
+  return done;
+}
+
+/** poll(2) over several fds at once: the revents of each (0 for none), all 0 on timeout. */
+export function pollFds(fds: readonly number[], events: number, timeoutMs: number): number[] {
+  const pfd = Buffer.alloc(8 * fds.length);
+  fds.forEach((fd, i) => {
+    pfd.writeInt32LE(fd, i * 8);
+    pfd.writeInt16LE(events, i * 8 + 4);
+  });
+  const r = sysTry(NR_POLL, addr(pfd), fds.length, Math.max(0, Math.floor(timeoutMs)));
+  if (r === -4 || r === 0) return fds.map(() => 0);
+  if (r < 0) throw new SyscallError('poll', -r);
+  return fds.map((_, i) => pfd.readUInt16LE(i * 8 + 6));
+}
+const NR_POLL = 7;

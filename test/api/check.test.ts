@@ -42,8 +42,9 @@ test('single features answer like the kernel config says', async () => {
   assert.equal(await one('seccomp_suspend'), true);
   assert.equal(await one('pidfd_store'), true);
   assert.equal(await one('kcmp_epoll'), kconfig('KCMP') === 'y' || kconfig('CHECKPOINT_RESTORE') === 'y');
-  // No lazy pages in criu-ts yet: uffd is not usable, whatever the kernel has.
-  assert.equal(await one('uffd'), false);
+  // Lazy pages: the kernel's own answer (userfaultfd as root, with the non-cooperative events since 4.11).
+  assert.equal(await one('uffd'), true);
+  assert.equal(await one('uffd-noncoop'), true);
   // PAGEMAP_SCAN and UFFD_FEATURE_WP_ASYNC came together in 6.7
   const [major = 0, minor = 0] = readFileSync('/proc/sys/kernel/osrelease', 'utf8').split('.').map(Number);
   const recent = major > 6 || (major === 6 && minor >= 7);

@@ -29,7 +29,10 @@ test('bad command lines: one stderr line, exit 1', async () => {
     [['restore', '--inherit-fd', 'fd[1]:x'], /^criu-ts: --inherit-fd is not supported yet$/],
     [['dump', '-t', '1', '--page-server'], /^criu-ts: --page-server needs --address and --port of a running page server$/],
     [['restore', '--empty-ns', 'net'], /^criu-ts: --empty-ns is not supported yet$/],
-    [['lazy-pages'], /^criu-ts: the lazy-pages command is not supported yet$/],
+    [['lazy-pages', '-D', '/nonexistent/images'], /^criu-ts: cannot open images directory \/nonexistent\/images/],
+    [['lazy-pages', '--page-server', '--address', '127.0.0.1', '--port', '1'], /^criu-ts: lazy-pages --page-server .* is not supported yet/],
+    [['dump', '-t', '1', '--lazy-pages'], /^criu-ts: dump --lazy-pages .* is not supported yet/],
+    [['page-server', '--tls'], /^criu-ts: --tls is not supported yet/],
     [['--config', '/nonexistent/criu.conf', 'check'], /^criu-ts: cannot read config file \/nonexistent\/criu.conf/],
   ];
   for (const [args, re] of cases) await oneLineError(args, re);

@@ -28,6 +28,7 @@ import { inheritedRanges, settleInherited, splitSegments, type CowStats, type In
 import { subtract } from './ranges.js';
 import { restoreAioRings } from './aio.js';
 import { restoreGuardRegions } from './guard.js';
+import { isLazyVma, registerLazy, withoutLazy } from './lazy.js';
 import { MAP_HUGETLB, MAP_HUGE_MASK } from './hugetlb.js';
 import { logger } from '../../log.js';
 
@@ -230,7 +231,11 @@ export function restoreMemory(
   // CRIU writes the vDSO's pages too; the running kernel's vDSO is used instead.
   const special = (mm.vmas ?? []).filter((v) => (v.status & (VMA.AREA_VDSO | VMA.AREA_VVAR | VMA.AREA_VSYSCALL)) !== 0);
   const inSpecial = (e: PagemapEntry): boolean => special.some((v) => e.vaddr >= v.start && e.vaddr < v.end);
-  const { segs, pages } = pageSegments(chain, `pagemap-${t.pid}.img`, join(ctx.dir, `pages-${pagesId}.img`), pagemap, inSpecial);
+  const all = pageSegments(chain, `pagemap-${t.vpid}.img`, join(ctx.dir, `pages-${pagesId}.img`), pagemap, inSpecial);
+  // --lazy-pages: private anonymous VMAs stay empty here; the lazy-pages daemon fills them (lazy.ts).
+  const lazy = ctx.lazy ? vmas.filter((v) => isLazyVma(v) && !inherited.has(v)).map((v) => ({ start: v.start, end: v.end })) : [];
+  const segs = lazy.length > 0 ? withoutLazy(all.segs, lazy) : all.segs;
+  const pages = lazy.length > 0 ? Number(segs.reduce((n, sg) => n + sg.len, 0n) / BigInt(PAGE_SIZE)) : all.pages;
   let cow: CowStats | undefined;
   if (from && inherited.size > 0) {
     const { fresh, shared } = splitSegments(segs, inheritedRanges(inherited));
@@ -258,6 +263,10 @@ export function restoreMemory(
     }
   }
   restoreGuardRegions(t, mm.vmas ?? []);
+  if (lazy.length > 0 && ctx.lazy) {
+    lazy.sort((a, b) => (a.start < b.start ? -1 : 1));
+    ctx.lazy.handOver(t.pid, t.vpid, registerLazy(t, lazy), lazy);
+  }
   return cow ? { pages: pages - cow.skipped, cow } : { pages };
 }
 

@@ -1,0 +1,76 @@
+/**
+ * Lazy restore, the task's side (`restore --lazy-pages`): private
+ * anonymous memory is mapped but not filled; a userfaultfd made inside the
+ * task by injected syscalls (userfaultfd(2), UFFDIO_API with the
+ * non-cooperative events FORK, REMAP, REMOVE and UNMAP, UFFDIO_REGISTER in
+ * MISSING mode over each such VMA) is handed to the lazy-pages daemon
+ * (restore/lazy-pages.ts), which fills each page on its first touch
+ * (UFFDIO_COPY) and pushes the rest in the background.
+ *
+ * Which VMAs: private anonymous ones (CRIU's rule), not locked (mlock
+ * wants its pages now), not growing down (the stack, which the task
+ * touches at once), not hugetlb, droppable or an AIO ring's temporary home.
+ * Every other mapping is filled by the restore as without lazy pages.
+ *
+ * The uffd is created while the task still has the restore's (root)
+ * credentials, without UFFD_USER_MODE_ONLY: faults taken by the kernel on
+ * the task's behalf (a read(2) into a lazy buffer) reach the daemon too.
+ * The task keeps no copy: ours goes to the daemon, the task's is closed.
+ */
+import { NR, UFFDIO_API, UFFDIO_REGISTER, UFFDIO_REGISTER_MODE_MISSING, UFFD_LAZY_FEATURES, uffdioApi, uffdioRegister, pidfdOpen, pidfdGetfd, closeQuiet } from '../../sys/index.js';
+import { CriuTsError } from '../../errors.js';
+import type { VmaEntry } from '../../images/messages.js';
+import type { LazyRange, RestoreTaskHandle } from '../types.js';
+import type { Segment } from './parent-images.js';
+import { VMA, MAP_GROWSDOWN, MAP_LOCKED, MAP_DROPPABLE } from './vma.js';
+import { MAP_HUGETLB } from './hugetlb.js';
+
+const O_NONBLOCK = 0o4000;
+const O_CLOEXEC = 0o2000000;
+
+export function isLazyVma(v: VmaEntry): boolean {
+  if ((v.status & VMA.ANON_PRIVATE) === 0) return false;
+  const special = VMA.AREA_VDSO | VMA.AREA_VVAR | VMA.AREA_VSYSCALL | VMA.AREA_AIORING | VMA.AREA_SYSVIPC | VMA.AREA_GUARD | VMA.AREA_SOCKET
+    | VMA.AREA_MEMFD | VMA.FILE_PRIVATE | VMA.FILE_SHARED | VMA.ANON_SHARED | VMA.AREA_STACK;
+  if ((v.status & special) !== 0) return false;
+  return (v.flags & (MAP_GROWSDOWN | MAP_LOCKED | MAP_DROPPABLE | MAP_HUGETLB)) === 0;
+}
+
+/** Split segments into those outside every lazy range (filled now) and drop the parts inside (the daemon's). */
+export function withoutLazy(segs: readonly Segment[], lazy: readonly LazyRange[]): Segment[] {
+  if (lazy.length === 0) return [...segs];
+  const out: Segment[] = [];
+  for (const sg of segs) {
+    let at = sg.vaddr;
+    const end = sg.vaddr + sg.len;
+    for (const r of lazy) {
+      if (r.end <= at || r.start >= end) continue;
+      if (r.start > at) out.push({ ...sg, off: sg.off + (at - sg.vaddr), vaddr: at, len: r.start - at });
+      at = r.end < end ? r.end : end;
+      if (at >= end) break;
+    }
+    if (at < end) out.push({ ...sg, off: sg.off + (at - sg.vaddr), vaddr: at, len: end - at });
+  }
+  return out;
+}
+
+/** Make and register the task's userfaultfd over `ranges`; returns our copy of it (the task's is closed). */
+export function registerLazy(t: RestoreTaskHandle, ranges: readonly LazyRange[]): number {
+  const fd = Number(t.syscall('userfaultfd', NR.userfaultfd, O_CLOEXEC | O_NONBLOCK));
+  try {
+    const api = t.putBytes(uffdioApi(UFFD_LAZY_FEATURES));
+    const r = t.tracee.syscallRaw(NR.ioctl, fd, UFFDIO_API, api);
+    if (r < 0n) {
+      throw new CriuTsError('EUNSUPPORTED', `task ${t.pid}: this kernel's userfaultfd lacks the events lazy pages need (FORK, REMAP, REMOVE, UNMAP): errno ${-r}`, { pid: t.pid });
+    }
+    for (const g of ranges) t.syscall('ioctl(UFFDIO_REGISTER)', NR.ioctl, fd, UFFDIO_REGISTER, t.putBytes(uffdioRegister(g.start, g.end - g.start, UFFDIO_REGISTER_MODE_MISSING)));
+    const pidfd = pidfdOpen(t.pid);
+    try {
+      return pidfdGetfd(pidfd, fd, t.pid);
+    } finally {
+      closeQuiet(pidfd);
+    }
+  } finally {
+    t.tracee.syscallRaw(NR.close, fd);
+  }
+}

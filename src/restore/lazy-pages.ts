@@ -1,0 +1,398 @@
+/**
+ * The lazy-pages daemon (`criu-ts lazy-pages`) and the restore's end of it
+ * (`restore --lazy-pages`). The restore maps each task's private anonymous
+ * memory empty, registers it with a userfaultfd made inside the task
+ * (kinds/memory/lazy.ts) and sends that fd here; the tasks run at once.
+ * This daemon then:
+ *
+ * - answers each page fault with UFFDIO_COPY of the page from the images
+ *   (pages-N.img, through parent images: parent-images.ts), or the zero
+ *   page where the dump had none;
+ * - follows the task (UFFD_EVENT_*): a fork gives a new uffd for the
+ *   child, whose missing pages are the parent's missing pages; mremap moves
+ *   what is still to be sent; madvise(DONTNEED) and munmap drop it;
+ * - pushes every page not yet asked for in the background, 256 KiB per
+ *   UFFDIO_COPY, and exits once all are in place and the restore is done.
+ *
+ * Protocol with the restore (criu-ts to criu-ts only; CRIU's own is
+ * internal to CRIU): a SOCK_SEQPACKET unix socket, `lazy-pages.socket` in
+ * the work dir (as CRIU names it). One packet per task: JSON
+ * {pid, image, ranges} with the uffd as SCM_RIGHTS; then {done: true|false}.
+ *
+ * If this process dies before every page is in place, the tasks must not
+ * read zeros where their data was (closing the last reference to a uffd
+ * unregisters it, and a missing page then faults in as zeros): a watchdog
+ * (lazy-watchdog.ts) holds a copy of every uffd and kills the tasks
+ * (SIGBUS, then SIGKILL) when we are gone without saying "done".
+ */
+import { closeSync, openSync, readSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import {
+  PAGE_SIZE, UFFD_MSG_BYTES, accept4, bindUnix, closeQuiet, connectUnix, decodeUffdMsg, isSyscallError, listen, pollFds, read,
+  recvPacket, sendPacket, seqpacketSocket, uffdCopy, uffdZeropage, POLLIN, POLLHUP, POLLERR,
+} from '../sys/index.js';
+import { CriuTsError } from '../errors.js';
+import { logger } from '../log.js';
+import { readImage } from '../images/index.js';
+import type { PagemapEntry } from '../images/messages.js';
+import { ParentChain } from '../kinds/memory/parent-images.js';
+import { pageSegments } from '../kinds/memory/fill.js';
+import type { LazyRange, LazySink } from '../kinds/types.js';
+import { LazyWatchdog } from './lazy-watchdog.js';
+
+const log = logger('lazy-pages');
+export const LAZY_SOCKET = 'lazy-pages.socket';
+const EAGAIN = 11;
+const EEXIST = 17;
+const ENOENT = 2;
+const ECONNREFUSED = 111;
+/** Pages copied on a fault: the faulting one and a few after it (sequential access is the common case). */
+const FAULT_PAGES = 16;
+const PUSH_BYTES = 256 << 10;
+const PS = BigInt(PAGE_SIZE);
+/**
+ * CRIU_TS_LAZY_PUSH_AFTER_MS: start the background push only this long
+ * after the restore is done (default 0). For tests and benchmarks that
+ * want pages to stay missing for a while (faults, events); not for use.
+ */
+const PUSH_AFTER_MS = Number(process.env['CRIU_TS_LAZY_PUSH_AFTER_MS'] ?? 0) || 0;
+
+/** Bytes still to send: `len` bytes now at `addr` in the task, from `path` at `off`. */
+interface Piece { addr: bigint; len: bigint; path: string; off: bigint }
+
+class LazyTask {
+  pending: Piece[];
+  constructor(readonly label: string, readonly uffd: number, pending: Piece[], readonly pid: number) {
+    this.pending = pending;
+  }
+
+  find(a: bigint): number {
+    // Pieces are sorted by addr and do not overlap.
+    let lo = 0;
+    let hi = this.pending.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      const p = this.pending[mid] as Piece;
+      if (p.addr + p.len <= a) lo = mid + 1;
+      else hi = mid;
+    }
+    const p = this.pending[lo];
+    return p && p.addr <= a ? lo : -1;
+  }
+
+  /** Remove [start, end) from what is pending; returns the pieces cut out (in order). */
+  cut(start: bigint, end: bigint): Piece[] {
+    const keep: Piece[] = [];
+    const gone: Piece[] = [];
+    for (const p of this.pending) {
+      const pe = p.addr + p.len;
+      if (pe <= start || p.addr >= end) {
+        keep.push(p);
+        continue;
+      }
+      if (p.addr < start) keep.push({ ...p, len: start - p.addr });
+      const from = p.addr > start ? p.addr : start;
+      const to = pe < end ? pe : end;
+      gone.push({ addr: from, len: to - from, path: p.path, off: p.off + (from - p.addr) });
+      if (pe > end) keep.push({ addr: end, len: pe - end, path: p.path, off: p.off + (end - p.addr) });
+    }
+    this.pending = keep;
+    return gone;
+  }
+
+  insert(ps: Piece[]): void {
+    this.pending.push(...ps);
+    this.pending.sort((a, b) => (a.addr < b.addr ? -1 : a.addr > b.addr ? 1 : 0));
+  }
+}
+
+export interface LazyPagesOptions {
+  /** images dir */
+  dir: string;
+  /** where the unix socket goes (the work dir) */
+  workDir: string;
+  /** called once the socket listens */
+  onListening?: () => void;
+}
+
+export interface LazyPagesStats { tasks: number; faults: number; pagesOnFault: number; pagesPushed: number; zeroPages: number }
+
+function onlyIn(segs: readonly { path: string; off: bigint; vaddr: bigint; len: bigint }[], ranges: readonly LazyRange[]): Piece[] {
+  const out: Piece[] = [];
+  for (const sg of segs) {
+    const end = sg.vaddr + sg.len;
+    for (const r of ranges) {
+      const a = r.start > sg.vaddr ? r.start : sg.vaddr;
+      const b = r.end < end ? r.end : end;
+      if (b > a) out.push({ addr: a, len: b - a, path: sg.path, off: sg.off + (a - sg.vaddr) });
+    }
+  }
+  return out.sort((x, y) => (x.addr < y.addr ? -1 : x.addr > y.addr ? 1 : 0));
+}
+
+/** Serve one restore's tasks until every page is in place; resolves with what was done. */
+export async function serveLazyPages(o: LazyPagesOptions): Promise<LazyPagesStats> {
+  const sockPath = join(o.workDir, LAZY_SOCKET);
+  rmSync(sockPath, { force: true });
+  const lsk = seqpacketSocket();
+  const stats: LazyPagesStats = { tasks: 0, faults: 0, pagesOnFault: 0, pagesPushed: 0, zeroPages: 0 };
+  const tasks: LazyTask[] = [];
+  const files = new Map<string, number>();
+  const chain = new ParentChain(o.dir);
+  const buf = Buffer.allocUnsafe(PUSH_BYTES);
+  const msgs = Buffer.alloc(UFFD_MSG_BYTES * 32);
+  let conn = -1;
+  let done: boolean | undefined;
+  let pushFrom = Infinity;
+  let rr = 0;
+  const watchdog = new LazyWatchdog();
+  const fileFd = (path: string): number => {
+    let fd = files.get(path);
+    if (fd === undefined) {
+      fd = openSync(path, 'r');
+      files.set(path, fd);
+    }
+    return fd;
+  };
+  const drop = (t: LazyTask, why: string): void => {
+    log.info(`${t.label}: ${why}; ${t.pending.length} piece(s) left unsent`);
+    closeQuiet(t.uffd);
+    tasks.splice(tasks.indexOf(t), 1);
+  };
+  /** Copy `len` bytes of piece data at task address `at` (inside piece p). Returns false when the task is gone. */
+  const copy = (t: LazyTask, p: Piece, at: bigint, len: number): 'ok' | 'again' | 'gone' => {
+    const off = p.off + (at - p.addr);
+    let got = 0;
+    while (got < len) {
+      const n = readSync(fileFd(p.path), buf, got, len - got, off + BigInt(got));
+      if (n === 0) throw new CriuTsError('EIMAGE', `${p.path}: ends before the pagemap says (offset ${off + BigInt(got)})`, { path: p.path });
+      got += n;
+    }
+    let at2 = at;
+    let left = len;
+    let from = 0;
+    while (left > 0) {
+      const r = uffdCopy(t.uffd, at2, buf.subarray(from), left);
+      if (r === -EAGAIN) return 'again';
+      if (r === -EEXIST) {
+        // That page is there already (a fault's copy raced us, or the task wrote it after a fork): skip it.
+        at2 += PS;
+        from += PAGE_SIZE;
+        left -= PAGE_SIZE;
+        continue;
+      }
+      if (r < 0) return 'gone';
+      at2 += BigInt(r);
+      from += r;
+      left -= r;
+    }
+    return 'ok';
+  };
+  const serveFault = (t: LazyTask, address: bigint): 'ok' | 'again' | 'gone' => {
+    const a = address & ~(PS - 1n);
+    const i = t.find(a);
+    stats.faults++;
+    if (i < 0) {
+      // Nothing of the dump there (never touched, or dropped since): zeros, as the kernel would give.
+      const r = uffdZeropage(t.uffd, a, PAGE_SIZE);
+      if (r === -EAGAIN) return 'again';
+      if (r < 0 && r !== -EEXIST) return 'gone';
+      stats.zeroPages++;
+      return 'ok';
+    }
+    const p = t.pending[i] as Piece;
+    const end = p.addr + p.len;
+    const want = a + BigInt(FAULT_PAGES) * PS;
+    const to = want < end ? want : end;
+    const r = copy(t, p, a, Number(to - a));
+    if (r !== 'ok') return r;
+    t.cut(a, to);
+    stats.pagesOnFault += Number((to - a) / PS);
+    return 'ok';
+  };
+  const retry: { t: LazyTask; address: bigint }[] = [];
+  const readEvents = (t: LazyTask): void => {
+    for (;;) {
+      let n: number;
+      try {
+        n = read(t.uffd, msgs);
+      } catch (e) {
+        if (isSyscallError(e) && e.errno === EAGAIN) return;
+        throw e;
+      }
+      if (n <= 0) return;
+      for (let off = 0; off + UFFD_MSG_BYTES <= n; off += UFFD_MSG_BYTES) {
+        const m = decodeUffdMsg(msgs, off);
+        switch (m.event) {
+          case 'pagefault': {
+            const r = serveFault(t, m.address);
+            if (r === 'again') retry.push({ t, address: m.address });
+            else if (r === 'gone') return drop(t, 'its memory is gone');
+            break;
+          }
+          case 'fork': {
+            const child = new LazyTask(`${t.label}>fork`, m.ufd, t.pending.map((p) => ({ ...p })), 0);
+            tasks.push(child);
+            watchdog.hold(m.ufd, 0);
+            log.debug(`${t.label}: forked; the child's ${child.pending.length} piece(s) follow on uffd ${m.ufd}`);
+            break;
+          }
+          case 'remap': {
+            const moved = t.cut(m.from, m.from + m.len);
+            t.insert(moved.map((p) => ({ ...p, addr: p.addr - m.from + m.to })));
+            break;
+          }
+          case 'remove':
+          case 'unmap':
+            t.cut(m.start, m.end);
+            break;
+          default:
+            log.warn(`${t.label}: userfaultfd event ${m.code} ignored`);
+        }
+      }
+    }
+  };
+  const push = (): boolean => {
+    for (let k = 0; k < tasks.length; k++) {
+      const t = tasks[(rr + k) % tasks.length] as LazyTask;
+      const p = t.pending[0];
+      if (!p) continue;
+      rr = (rr + k + 1) % Math.max(1, tasks.length);
+      const len = p.len < BigInt(PUSH_BYTES) ? Number(p.len) : PUSH_BYTES;
+      const r = copy(t, p, p.addr, len);
+      if (r === 'gone') drop(t, 'its memory is gone');
+      else if (r === 'ok') {
+        t.cut(p.addr, p.addr + BigInt(len));
+        stats.pagesPushed += len / PAGE_SIZE;
+      }
+      return true;
+    }
+    return false;
+  };
+  try {
+    bindUnix(lsk, sockPath);
+    listen(lsk, 1);
+    log.info(`listening on ${sockPath}`);
+    o.onListening?.();
+    for (;;) {
+      const work = tasks.some((t) => t.pending.length > 0) || retry.length > 0;
+      if (done !== undefined && !work) break;
+      // Pushing starts with the first task (they run at once), or PUSH_AFTER_MS after the restore.
+      const pushing = work && (PUSH_AFTER_MS === 0 || Date.now() >= pushFrom);
+      const fds = [conn >= 0 ? conn : lsk, ...tasks.map((t) => t.uffd)];
+      const rev = pollFds(fds, POLLIN, pushing || retry.length > 0 ? 0 : 20);
+      if (((rev[0] ?? 0) & (POLLIN | POLLHUP | POLLERR)) !== 0) {
+        if (conn < 0) {
+          conn = accept4(lsk);
+          log.info('restore connected');
+        } else {
+          const pkt = recvPacket(conn, 1);
+          if (pkt === null) {
+            closeQuiet(conn);
+            conn = -1;
+            done ??= false;
+          } else {
+            const m = JSON.parse(pkt.data.toString('utf8')) as { pid?: number; image?: number; ranges?: [string, string][]; done?: boolean };
+            if (m.done !== undefined) {
+              done = m.done;
+              pushFrom = Date.now() + PUSH_AFTER_MS;
+              log.info(`restore ${done ? 'done' : 'failed'}`);
+            } else if (done === undefined) {
+              const uffd = pkt.fds[0];
+              if (uffd === undefined || m.pid === undefined || m.image === undefined) throw new CriuTsError('EINTERNAL', 'lazy-pages: a task packet without its uffd', {});
+              const ranges = (m.ranges ?? []).map(([a, b]) => ({ start: BigInt(a), end: BigInt(b) }));
+              const img = readImage(join(o.dir, `pagemap-${m.image}.img`));
+              const head = img.entries[0] as { pages_id?: number } | undefined;
+              const pagemap = img.entries.slice(1) as unknown as PagemapEntry[];
+              const { segs } = pageSegments(chain, `pagemap-${m.image}.img`, join(o.dir, `pages-${head?.pages_id ?? 0}.img`), pagemap);
+              const t = new LazyTask(`task ${m.pid}`, uffd, onlyIn(segs, ranges), m.pid);
+              tasks.push(t);
+              watchdog.hold(uffd, m.pid);
+              stats.tasks++;
+              log.info(`${t.label}: ${ranges.length} lazy VMA(s), ${t.pending.reduce((n, p) => n + p.len, 0n) / PS} page(s) to serve`);
+            }
+          }
+        }
+      }
+      if (done === false) {
+        // The restore failed and killed its tasks: nobody to serve, nobody for the watchdog to kill.
+        for (const t of [...tasks]) drop(t, 'the restore failed');
+        watchdog.done();
+        throw new CriuTsError('ERESTORE', 'the restore failed (its tasks are gone): nothing to serve', {});
+      }
+      // Faults and events first: a task waits on each.
+      for (let i = 1; i < fds.length; i++) {
+        const t = tasks.find((x) => x.uffd === fds[i]);
+        if (t && ((rev[i] ?? 0) & POLLIN) !== 0) readEvents(t);
+      }
+      for (const r of retry.splice(0)) {
+        if (!tasks.includes(r.t)) continue;
+        const res = serveFault(r.t, r.address);
+        if (res === 'again') retry.push(r);
+        else if (res === 'gone') drop(r.t, 'its memory is gone');
+      }
+      if (pushing && !rev.some((x) => x !== 0)) push();
+      if ((stats.pagesPushed & 1023) === 0) await new Promise((res) => setImmediate(res));
+    }
+    watchdog.done();
+    log.info(`all pages in place: ${stats.tasks} task(s), ${stats.faults} fault(s) (${stats.pagesOnFault} pages), ${stats.pagesPushed} pages pushed, ${stats.zeroPages} zero pages`);
+    return stats;
+  } catch (e) {
+    watchdog.fail();
+    throw e;
+  } finally {
+    for (const t of tasks) closeQuiet(t.uffd);
+    for (const fd of files.values()) closeSync(fd);
+    if (conn >= 0) closeQuiet(conn);
+    closeQuiet(lsk);
+    rmSync(sockPath, { force: true });
+  }
+}
+
+/** The restore's connection to the daemon (restore --lazy-pages). */
+export class LazyClient implements LazySink {
+  private constructor(private fd: number) {}
+
+  /** Connect to the daemon's socket in `workDir`, waiting up to `waitMs` for it to appear (it may still be starting). */
+  static async connect(workDir: string, waitMs = 5000): Promise<LazyClient> {
+    const path = join(workDir, LAZY_SOCKET);
+    const until = Date.now() + waitMs;
+    for (;;) {
+      const fd = seqpacketSocket();
+      try {
+        connectUnix(fd, path);
+        return new LazyClient(fd);
+      } catch (e) {
+        closeQuiet(fd);
+        const again = isSyscallError(e) && (e.errno === ENOENT || e.errno === ECONNREFUSED);
+        if (!again || Date.now() > until) {
+          throw new CriuTsError('EUSAGE', `--lazy-pages: no lazy-pages daemon at ${path} (start \`criu-ts lazy-pages -D DIR\` first): ${(e as Error).message}`, { path }, e);
+        }
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    }
+  }
+
+  handOver(pid: number, imageId: number, uffd: number, ranges: readonly LazyRange[]): void {
+    try {
+      const body = { pid, image: imageId, ranges: ranges.map((r) => [`0x${r.start.toString(16)}`, `0x${r.end.toString(16)}`]) };
+      sendPacket(this.fd, Buffer.from(JSON.stringify(body)), [uffd]);
+    } catch (e) {
+      throw new CriuTsError('ERESTORE', `task ${pid}: the lazy-pages daemon is gone: ${(e as Error).message}`, { pid }, e);
+    } finally {
+      closeQuiet(uffd);
+    }
+  }
+
+  /** The tasks run (ok) or were killed: the daemon serves to the end, or gives up. */
+  finish(ok: boolean): void {
+    if (this.fd < 0) return;
+    try {
+      sendPacket(this.fd, Buffer.from(JSON.stringify({ done: ok })));
+    } catch {
+      // the daemon is gone: its watchdog handles the tasks
+    }
+    closeQuiet(this.fd);
+    this.fd = -1;
+  }
+}

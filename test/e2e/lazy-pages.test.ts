@@ -1,0 +1,159 @@
+/**
+ * Lazy restore (issue 15, point 4): `criu-ts lazy-pages` serves a
+ * `restore --lazy-pages`: the tasks run before their private memory is in
+ * place, each page comes on its first touch (UFFDIO_COPY) and the rest in
+ * the background. The subjects check every page afterwards. Covered: a
+ * 64 MiB task (its memory not resident when the restore returns); a
+ * pre-dump chain (PE_PARENT pages served from the parent images); a task
+ * that, while its pages are still missing, drops some (REMOVE), unmaps some
+ * (UNMAP) and forks (FORK: the child's missing pages served on its own
+ * uffd); and the daemon killed mid-way: the tasks die visibly (SIGBUS from
+ * the watchdog), never run on with zeros. Also `check --feature uffd`.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { startSubject, repoRoot, type Subject } from '../lib/subjects.js';
+import { runCli } from '../lib/run.js';
+import { isAlive } from '../lib/subjects.js';
+import { useSubjectCleanup, waitFor, waitGone } from './helpers.js';
+
+const { subjects } = useSubjectCleanup();
+
+type Daemon = { proc: ChildProcess; exit: Promise<{ code: number | null; signal: NodeJS.Signals | null; stderr: string }> };
+
+/** `criu-ts lazy-pages -D dir`; pushing held back `pushAfterMs` after the restore (0: at once). */
+function startDaemon(dir: string, pushAfterMs = 0): Daemon {
+  const proc = spawn(process.execPath, [join(repoRoot(), 'bin', 'criu-ts'), 'lazy-pages', '-D', dir, '-v4', '-o', join(dir, 'lazy-pages.log')], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+    env: { ...process.env, CRIU_TS_LAZY_PUSH_AFTER_MS: String(pushAfterMs) },
+  });
+  let stderr = '';
+  proc.stderr?.on('data', (b: Buffer) => { stderr += b.toString(); });
+  const exit = new Promise<{ code: number | null; signal: NodeJS.Signals | null; stderr: string }>((res) => proc.on('close', (code, signal) => res({ code, signal, stderr })));
+  return { proc, exit };
+}
+
+async function phase(s: Subject, k: number): Promise<void> {
+  process.kill(s.pid, 'SIGUSR1');
+  assert.ok(await waitFor(() => existsSync(`${s.outFile}.phase${k}`)), `phase ${k} did not finish`);
+}
+
+function rssKbAt(pid: number, minKb: number): number {
+  // The biggest anonymous mapping's Rss (the subject's region).
+  const text = readFileSync(`/proc/${pid}/smaps`, 'utf8');
+  let best = 0;
+  for (const block of text.split(/\n(?=[0-9a-f]+-[0-9a-f]+ )/)) {
+    const size = Number(/\nSize:\s+(\d+) kB/.exec(block)?.[1] ?? 0);
+    if (size < minKb) continue;
+    best = Math.max(best, Number(/\nRss:\s+(\d+) kB/.exec(block)?.[1] ?? 0));
+  }
+  return best;
+}
+
+test('check: uffd and uffd-noncoop say yes (the kernel has them and criu-ts uses them)', async () => {
+  for (const f of ['uffd', 'uffd-noncoop']) {
+    const r = await runCli('criu-ts', ['check', '--feature', f]);
+    assert.equal(r.code, 0, `${f}: ${r.stdout}${r.stderr}`);
+  }
+});
+
+test('restore --lazy-pages: a 64 MiB task runs before its memory is in place; every page right', { timeout: 120_000 }, async () => {
+  const s = await startSubject('big-memory', ['--mib', '64']);
+  subjects.push(s);
+  const dir = join(s.workDir, 'img');
+  mkdirSync(dir);
+  const d = await runCli('criu-ts', ['dump', '-t', String(s.pid), '-D', dir]);
+  assert.equal(d.code, 0, d.stderr);
+  assert.ok(await waitGone(s.pid));
+  const lp = startDaemon(dir, 2000);
+  const r = await runCli('criu-ts', ['restore', '-d', '-D', dir, '--lazy-pages']);
+  assert.equal(r.code, 0, r.stderr);
+  const rss = rssKbAt(s.pid, 60 << 10);
+  assert.ok(rss < 8 << 10, `the 64 MiB region is not resident when the restore returns (Rss ${rss} kB)`);
+  const res = await s.terminateAndResult(60_000);
+  assert.ok(res.ok, res.text);
+  const e = await lp.exit;
+  assert.equal(e.code, 0, e.stderr);
+  const log = readFileSync(join(dir, 'lazy-pages.log'), 'utf8');
+  const m = /all pages in place: 1 task\(s\), (\d+) fault\(s\) \((\d+) pages\), (\d+) pages pushed/.exec(log);
+  assert.ok(m, log.slice(-2000));
+  assert.ok(Number(m[1]) > 0, 'pages came on faults');
+  assert.ok(Number(m[2]) + Number(m[3]) >= 16384, 'every page of the region went in');
+});
+
+test('lazy restore of a pre-dump chain with a forked child: PE_PARENT pages come from the parent images; DONTNEED while pages are missing', { timeout: 120_000 }, async () => {
+  const s = await startSubject('mem-dirty', ['--fork', '1']);
+  subjects.push(s);
+  const pre1 = join(s.workDir, 'pre1');
+  const fin = join(s.workDir, 'final');
+  mkdirSync(pre1);
+  mkdirSync(fin);
+  let c = await runCli('criu-ts', ['pre-dump', '-t', String(s.pid), '-D', pre1]);
+  assert.equal(c.code, 0, c.stderr);
+  await phase(s, 1);
+  const child = Number(readFileSync(`/proc/${s.pid}/task/${s.pid}/children`, 'utf8').trim());
+  c = await runCli('criu-ts', ['dump', '-t', String(s.pid), '-D', fin, '--prev-images-dir', '../pre1', '--track-mem']);
+  assert.equal(c.code, 0, c.stderr);
+  assert.ok(await waitGone(s.pid) && await waitGone(child));
+  const lp = startDaemon(fin, 3000);
+  c = await runCli('criu-ts', ['restore', '-d', '-D', fin, '--lazy-pages']);
+  assert.equal(c.code, 0, c.stderr);
+  // Phase 2 drops pages (DONTNEED), reads some back, writes others, and has the child write: all before the push starts.
+  await phase(s, 2);
+  const res = await s.terminateAndResult(60_000);
+  assert.ok(res.ok, res.text);
+  const e = await lp.exit;
+  assert.equal(e.code, 0, e.stderr);
+  assert.match(readFileSync(join(fin, 'lazy-pages.log'), 'utf8'), /all pages in place: 2 task\(s\)/);
+});
+
+test('a lazily restored task forks, drops and unmaps memory whose pages are still missing: FORK, REMOVE, UNMAP followed', { timeout: 120_000 }, async () => {
+  const s = await startSubject('mem-dirty', ['--fork', '1']);
+  subjects.push(s);
+  const dir = join(s.workDir, 'img');
+  mkdirSync(dir);
+  const d = await runCli('criu-ts', ['dump', '-t', String(s.pid), '-D', dir]);
+  assert.equal(d.code, 0, d.stderr);
+  assert.ok(await waitGone(s.pid));
+  const lp = startDaemon(dir, 4000);
+  const r = await runCli('criu-ts', ['restore', '-d', '-D', dir, '--lazy-pages']);
+  assert.equal(r.code, 0, r.stderr);
+  // Phase 1: DONTNEED R[100..104), munmap R[200..208), a new mapping, a fork; phase 2: the child writes, more DONTNEED.
+  await phase(s, 1);
+  await phase(s, 2);
+  const res = await s.terminateAndResult(60_000);
+  assert.ok(res.ok, res.text);
+  const e = await lp.exit;
+  assert.equal(e.code, 0, e.stderr);
+  assert.match(readFileSync(join(dir, 'lazy-pages.log'), 'utf8'), /task \d+>fork|forked; the child/);
+});
+
+test('the lazy-pages daemon killed before every page is in place: the task dies by SIGBUS, it never runs on with zeros', { timeout: 120_000 }, async () => {
+  const s = await startSubject('big-memory', ['--mib', '64']);
+  subjects.push(s);
+  const dir = join(s.workDir, 'img');
+  mkdirSync(dir);
+  const d = await runCli('criu-ts', ['dump', '-t', String(s.pid), '-D', dir]);
+  assert.equal(d.code, 0, d.stderr);
+  assert.ok(await waitGone(s.pid));
+  const lp = startDaemon(dir, 60_000);
+  const r = await runCli('criu-ts', ['restore', '-d', '-D', dir, '--lazy-pages']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.ok(isAlive(s.pid));
+  lp.proc.kill('SIGKILL');
+  const e = await lp.exit;
+  assert.equal(e.signal, 'SIGKILL');
+  // The subject would now check its 64 MiB: the watchdog kills it first (or while it waits on a fault).
+  try {
+    process.kill(s.pid, 'SIGTERM');
+  } catch {
+    // already gone
+  }
+  assert.ok(await waitGone(s.pid, 10_000), 'the task is gone');
+  assert.ok(!existsSync(s.outFile) || !readFileSync(s.outFile, 'utf8').startsWith('PASS'), 'it never finished its check');
+  // The watchdog writes to the daemon's stderr (its pipe closes once the watchdog is done too).
+  assert.match(e.stderr, new RegExp(`the daemon is gone before every page was in place: lazily restored task\\(s\\) ${s.pid}\\b.*killed \\(SIGBUS\\)`));
+});
