@@ -9,8 +9,10 @@
  * ignored mask.
  *
  * Known limits: filesystem (superblock) marks are refused, as CRIU's image
- * has no type for them; events queued at dump time are lost; permission
- * events pending an answer are lost.
+ * has no type for them; events queued at dump time are lost (with a
+ * warning naming the task, fd and bytes: refusing is no answer, since a
+ * mount mark also sees the opens of the dump itself); permission events
+ * pending an answer are lost.
  */
 import { NR } from '../../sys/index.js';
 import type { FanotifyMarkEntry, FileEntry } from '../../images/messages.js';
@@ -18,7 +20,10 @@ import type { FileKind, FdProbe, RestoreTaskHandle } from '../types.js';
 import { parseMountinfo } from '../../proc/index.js';
 import { CriuTsError } from '../../errors.js';
 import { NO_FOWN } from './reg-file.js';
-import { fileFlags, isAnonLink, part } from './anon-inode.js';
+import { fileFlags, isAnonLink, part, queuedBytes } from './anon-inode.js';
+import { logger } from '../../log.js';
+
+const log = logger('fanotify');
 import { fhEntryFor } from './fsnotify-handle.js';
 
 const FAN_MARK_ADD = 0x1;
@@ -33,6 +38,8 @@ export const fanotifyKind: FileKind = {
   dump(p: FdProbe, id: number): FileEntry {
     const info = p.fdinfo.fanotify;
     if (!info) throw new CriuTsError('EDUMP', `task ${p.pid} fd ${p.fd}: fanotify without flags in fdinfo`, { pid: p.pid, fd: p.fd });
+    const queued = queuedBytes(p.localFd);
+    if (queued > 0) log.warn(`task ${p.pid} fd ${p.fd}: ${queued} bytes of fanotify events queued for reading are not restored`);
     const mounts = info.marks.some((m) => m.kind === 'mount') ? parseMountinfo(p.pid) : [];
     const mark = info.marks.map((m): FanotifyMarkEntry => {
       const base = { id: 0, mflags: m.mflags, mask: m.mask, ignored_mask: m.ignoredMask, s_dev: m.sdev ?? 0 };
