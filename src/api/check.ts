@@ -18,7 +18,7 @@ import { gunzipSync } from 'node:zlib';
 import * as probe from '../sys/probe.js';
 import type { ProbeResult, TraceeProbe } from '../sys/probe.js';
 import { CriuTsError } from '../errors.js';
-import { probeNftables } from '../kinds/index.js';
+import { probeNftables, probeIptLegacy } from '../kinds/index.js';
 import type { CheckOptions, CheckResult } from './options.js';
 
 /** What a dump and a restore cannot do without: `criu-ts check` says "Looks good." when all are there. */
@@ -208,7 +208,10 @@ const PROBES: Record<string, Prober> = {
   external_net_ns: () => notOurs('support --external'),
   newifindex: (f) => kconfigProbe(f, 'NET_NS'),
   nftables: () => nftables(),
-  has_ipt_legacy: () => no('criu-ts locks the network with nftables only (--network-lock nftables)'),
+  has_ipt_legacy: () => {
+    const r = probeIptLegacy();
+    return r.ok ? ok : no(r.why ?? 'no legacy iptables');
+  },
   network_lock_nftables: () => nftables(),
   pidfd_store: (f) => {
     const open = probe.probePidfdOpen();

@@ -7,9 +7,7 @@ import { cgroupOptions } from './cgroup-options.js';
 import { clearStaleLocks, defaultLockMethod, type LockMethod } from '../kinds/index.js';
 
 function networkLock(opts: DumpOptions): LockMethod {
-  const m = opts.networkLock ?? defaultLockMethod();
-  if (m === 'iptables') throw new CriuTsError('EUNSUPPORTED', '--network-lock iptables is not supported (nftables or skip)', {});
-  return m;
+  return opts.networkLock ?? defaultLockMethod();
 }
 
 /** --ghost-limit's default, as CRIU's: 1 MiB */

@@ -158,7 +158,7 @@ async function restoreLoaded(opts: RestoreTreeOptions, dir: string, img: DumpIma
     // Every task is ready and still held: a refusal now kills them all.
     await notify('post-restore');
     // Every connection is back (repair mode off): let their packets through again.
-    unlockNetwork(img.inventory.network_lock_method, img.inventory.dump_criu_run_id);
+    unlockNetwork(img.inventory.network_lock_method, img.inventory.dump_criu_run_id, [...img.files.values()]);
     await notify('network-unlock');
     await notify('pre-resume');
     faultPoint('restore.finish');
@@ -210,7 +210,7 @@ async function restoreLoaded(opts: RestoreTreeOptions, dir: string, img: DumpIma
     }
     // No connection comes back from this restore: do not leave the peers' packets dropped.
     try {
-      unlockNetwork(img.inventory.network_lock_method, img.inventory.dump_criu_run_id);
+      unlockNetwork(img.inventory.network_lock_method, img.inventory.dump_criu_run_id, [...img.files.values()]);
     } catch (err) {
       log.warn(`network lock: ${(err as Error).message}`);
     }

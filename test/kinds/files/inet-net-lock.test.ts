@@ -120,5 +120,4 @@ test('check answers the network-lock features from what works here', { skip }, a
   const r = await check({ feature: 'network_lock_nftables' });
   assert.equal(r.ok, true);
   assert.equal((await check({ feature: 'nftables' })).ok, true);
-  assert.equal((await check({ feature: 'has_ipt_legacy' })).ok, false);
 });

@@ -21,7 +21,9 @@
  * /run/criu-ts/net-lock/<run id> with its pid: the next dump or restore
  * removes the table of a marker whose owner is gone.
  *
- * Through the nft program (nftables package). iptables is not offered.
+ * Through the nft program (nftables package). --network-lock iptables
+ * locks connection by connection in CRIU's iptables rules instead
+ * (net-lock-iptables.ts); its marker lists the connections locked.
  */
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -30,6 +32,9 @@ import { CriuTsError } from '../../../errors.js';
 import { logger } from '../../../log.js';
 import { AF_INET6 } from '../../../sys/index.js';
 import { stateKey, type DumpContext } from '../../types.js';
+import type { FileEntry } from '../../../images/messages.js';
+import { appendFileSync } from 'node:fs';
+import { iptConnection, iptLock, iptUnlock, iptMarkerLine, parseIptMarkerLine, type IptConnection } from './net-lock-iptables.js';
 import { addrText } from './addr.js';
 import { REPAIR_PACKET_MARK } from './tcp-states.js';
 
@@ -108,10 +113,14 @@ export function clearStaleLocks(): void {
   }
   for (const runId of names) {
     if (!/^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/.test(runId)) continue; // not one of our markers
-    const owner = Number(readFileSync(join(MARKERS, runId), 'utf8').trim());
+    const lines = readFileSync(join(MARKERS, runId), 'utf8').split('\n');
+    const owner = Number(lines[0]?.trim());
     if (Number.isInteger(owner) && owner > 0 && existsSync(`/proc/${owner}`)) continue;
     try {
-      deleteTable(runId);
+      // An iptables lock lists its connections; an nftables one is its table.
+      const conns = lines.slice(1).map(parseIptMarkerLine).filter((c): c is IptConnection => c !== undefined);
+      if (lines[1]?.trim() === 'iptables') conns.forEach(iptUnlock);
+      else deleteTable(runId);
       log.warn(`removed the network lock of dump ${runId}, whose criu-ts (pid ${owner}) died before the dump was over`);
     } catch (e) {
       log.warn(`cannot remove the stale network lock of dump ${runId}: ${(e as Error).message}`);
@@ -123,15 +132,44 @@ export function clearStaleLocks(): void {
 interface DumpLock {
   runId: string;
   locked: Set<string>;
+  /** iptables: the connections locked, taken back when the tasks run on */
+  ipt: IptConnection[];
 }
 
 const LOCK = stateKey<DumpLock>('inet-net-lock');
+
+function marker(runId: string): string {
+  checkRunId(runId);
+  return join(MARKERS, runId);
+}
+
+function setupIptables(ctx: DumpContext): DumpLock {
+  clearStaleLocks();
+  const runId = ctx.runId;
+  mkdirSync(MARKERS, { recursive: true, mode: 0o700 });
+  writeFileSync(marker(runId), `${process.pid}\niptables\n`, { mode: 0o600, flag: 'wx' });
+  const lock: DumpLock = { runId, locked: new Set(), ipt: [] };
+  ctx.atExit((tasksLive) => {
+    // Tasks that run on need their connections; killed ones leave the rules to the restore.
+    try {
+      if (tasksLive) {
+        let ok = true;
+        for (const c of lock.ipt) ok = iptUnlock(c) && ok;
+        if (!ok) throw new CriuTsError('EDUMP', 'the network lock (iptables) could not be taken away from every connection', {});
+      }
+    } finally {
+      rmSync(marker(runId), { force: true });
+    }
+  });
+  log.info('network locked with iptables, connection by connection');
+  return lock;
+}
 
 function setup(ctx: DumpContext): DumpLock {
   clearStaleLocks();
   const runId = ctx.runId;
   mkdirSync(MARKERS, { recursive: true, mode: 0o700 });
-  writeFileSync(join(MARKERS, runId), `${process.pid}\n`, { mode: 0o600 });
+  writeFileSync(marker(runId), `${process.pid}\n`, { mode: 0o600, flag: 'wx' });
   const t = table(runId);
   const m = `0x${REPAIR_PACKET_MARK.toString(16)}`;
   const tuple4 = 'ip saddr . tcp sport . ip daddr . tcp dport';
@@ -159,7 +197,7 @@ function setup(ctx: DumpContext): DumpLock {
     }
   });
   log.info(`network locked: table ${t}`);
-  return { runId, locked: new Set() };
+  return { runId, locked: new Set(), ipt: [] };
 }
 
 function mapped(words: readonly number[]): boolean {
@@ -179,8 +217,17 @@ function endpoint(family: number, words: readonly number[], port: number): strin
  */
 export function lockConnection(ctx: DumpContext, family: number, src: readonly number[], sport: number, dst: readonly number[], dport: number): void {
   if (ctx.opts.networkLock === 'skip') return;
-  if (ctx.opts.networkLock !== 'nftables') {
-    throw new CriuTsError('EUNSUPPORTED', `--network-lock ${ctx.opts.networkLock} is not supported (nftables or skip)`, {});
+  if (ctx.opts.networkLock === 'iptables') {
+    const lock = ctx.memo(LOCK, () => setupIptables(ctx));
+    const c = iptConnection(family, src, sport, dst, dport);
+    const key = iptMarkerLine(c);
+    if (lock.locked.has(key)) return;
+    lock.locked.add(key);
+    // Written down first: a criu-ts killed right after the insert leaves a rule the next run finds.
+    appendFileSync(marker(lock.runId), `${key}\n`);
+    iptLock(c);
+    lock.ipt.push(c);
+    return;
   }
   const lock = ctx.memo(LOCK, () => setup(ctx));
   let fam = family;
@@ -202,9 +249,30 @@ export function lockConnection(ctx: DumpContext, family: number, src: readonly n
   nft(`add element ${table(lock.runId)} ${set} { ${one} . ${other}, ${other} . ${one} }\n`);
 }
 
-/** Restore: the connections are back; let their packets through (the table of dump `runId`). */
-export function unlockNetwork(method: number | undefined, runId: string | undefined): void {
+const IPPROTO_TCP = 6;
+const TCP_LISTEN = 10;
+const TCP_CLOSE = 7;
+
+/**
+ * Restore: the connections are back; let their packets through (the table
+ * of dump `runId`, or with iptables the rules of every TCP connection in
+ * `files`, as the dump, CRIU's or ours, inserted them).
+ */
+export function unlockNetwork(method: number | undefined, runId: string | undefined, files: readonly FileEntry[] = []): void {
   clearStaleLocks();
+  if (method === LOCK_METHOD.iptables) {
+    let n = 0;
+    for (const f of files) {
+      const k = f.isk;
+      if (!k || k.proto !== IPPROTO_TCP || k.state === TCP_LISTEN || k.state === TCP_CLOSE || k.dst_port === 0) continue;
+      if (!iptUnlock(iptConnection(k.family, k.src_addr ?? [], k.src_port, k.dst_addr ?? [], k.dst_port))) {
+        throw new CriuTsError('ERESTORE', `network unlock: the iptables rules of a connection to port ${k.dst_port} could not be removed`, { id: k.id });
+      }
+      n++;
+    }
+    if (n > 0) log.info(`network unlocked: iptables rules of ${n} connection(s)`);
+    return;
+  }
   if (method !== LOCK_METHOD.nftables || !runId) return;
   deleteTable(runId);
   log.info(`network unlocked: table ${table(runId)}`);
