@@ -4,6 +4,7 @@ import { dumpTree } from '../dump/index.js';
 import type { DumpTreeOptions } from '../dump/options.js';
 import { CriuTsError } from '../errors.js';
 import { cgroupOptions } from './cgroup-options.js';
+import { readExternals } from './externals.js';
 import { clearStaleLocks, defaultLockMethod, type LockMethod } from '../kinds/index.js';
 
 function networkLock(opts: DumpOptions): LockMethod {
@@ -26,6 +27,8 @@ export async function dump(opts: DumpOptions): Promise<DumpResult> {
 
 /** The public options resolved once, with CRIU's defaults, into what the dump core takes. */
 export function coreOptions(opts: DumpOptions): DumpTreeOptions {
+  // Checked (a type no kind takes is refused); the ones CRIU knows describe the restore.
+  readExternals(opts.external ?? [], [], 'dump');
   return {
     pid: opts.pid,
     dir: resolve(opts.imagesDir ?? '.'),
@@ -39,6 +42,7 @@ export function coreOptions(opts: DumpOptions): DumpTreeOptions {
       tcpClose: opts.tcpClose ?? false,
       skipInFlight: opts.skipInFlight ?? false,
       networkLock: networkLock(opts),
+      emptyNetNs: opts.emptyNetNs ?? false,
       ...cgroupOptions(opts),
     },
     after: opts.leaveRunning ? 'resume' : opts.leaveStopped ? 'stop' : 'kill',

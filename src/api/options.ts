@@ -5,6 +5,8 @@
 import type { ActionNotify, DumpActionPoint, RestoreActionPoint } from '../action-points.js';
 import type { CallerCreds } from '../caller.js';
 import type { CgroupMode } from '../kinds/index.js';
+import type { JoinNsRequest } from '../kinds/ns/join.js';
+import type { VethPeerOut } from '../kinds/index.js';
 
 export type { DumpStats, DumpResult } from '../dump/options.js';
 export type { RestoreStats, RestoreResult } from '../restore/options.js';
@@ -29,6 +31,17 @@ export interface CommonOptions {
   skipInFlight?: boolean;
   /** --network-lock: hold TCP connections still from dump to restore (default nftables where nft is installed, else skip) */
   networkLock?: 'nftables' | 'iptables' | 'skip';
+  /**
+   * --empty-ns net (RPC empty_ns = CLONE_NEWNET, as runc sends it): the tree's net namespace is dumped without
+   * its devices, addresses, routes and firewall, and restored as a new, empty one (lo down) that the caller fills
+   * at setup-namespaces; the network lock holds it until the tree runs
+   */
+  emptyNetNs?: boolean;
+  /**
+   * --external TYPE[ID]:VALUE, CRIU's form, as given (api/externals.ts): veth[IN]:OUT[@BRIDGE] and
+   * macvlan[IN]:OUTDEV at restore; other types are refused
+   */
+  external?: string[];
   /** --file-locks */
   fileLocks?: boolean;
   /** --link-remap: a file unlinked but still linked elsewhere gets a temporary name at dump (removed by the restore) */
@@ -97,6 +110,10 @@ export interface RestoreOptions extends CommonOptions {
    * compare it with the images; 'refuse' (or true) fails the restore on a difference, 'warn' only logs it
    */
   verify?: boolean | 'refuse' | 'warn';
+  /** --veth-pair IN=OUT[@BRIDGE] (RPC veths): a veth whose peer was outside gets it made in our namespace (= --external veth[IN]:OUT[@BRIDGE]) */
+  vethPairs?: VethPeerOut[];
+  /** --join-ns NS:FILE|PID: existing namespaces (net, uts, ipc) the tree goes into instead of new ones */
+  joinNs?: JoinNsRequest[];
   /** action-script points (pre-restore, setup-namespaces, ..., post-resume) as they are reached; a rejection aborts the restore */
   notify?: ActionNotify<RestoreActionPoint>;
   /**

@@ -2,6 +2,9 @@ import { isAbsolute, join, resolve } from 'node:path';
 import type { RestoreOptions, RestoreResult } from './options.js';
 import { cgroupOptions } from './cgroup-options.js';
 import { restoreTree, waitForRoot } from '../restore/index.js';
+import { checkJoinNs } from '../kinds/ns/join.js';
+import { readExternals } from './externals.js';
+import { CriuTsError } from '../errors.js';
 
 /**
  * Restore the tree saved in `opts.imagesDir`. Returns the root's pid once
@@ -10,10 +13,20 @@ import { restoreTree, waitForRoot } from '../restore/index.js';
  */
 export async function restore(opts: RestoreOptions): Promise<RestoreResult> {
   const dir = resolve(opts.imagesDir ?? '.');
+  const joins = opts.joinNs ?? [];
+  // A namespace is named by a path we open as root: not for a caller who could not enter it himself.
+  if (joins.length > 0 && opts.asCaller !== undefined) {
+    throw new CriuTsError('EUNSUPPORTED', 'join_ns is not allowed for an unprivileged caller', {});
+  }
+  const joinNs = checkJoinNs(joins);
+  const ext = readExternals(opts.external ?? [], opts.vethPairs ?? [], 'restore');
+  if (opts.emptyNetNs === true && joinNs.some((j) => j.type === 'net')) {
+    throw new CriuTsError('EUSAGE', 'conflicting options: --join-ns net and --empty-ns net', {});
+  }
   const pidfile = opts.pidfile === undefined || isAbsolute(opts.pidfile) ? opts.pidfile : join(resolve(opts.workDir ?? dir), opts.pidfile);
   return restoreTree({
     dir,
-    kinds: { shellJob: opts.shellJob ?? false, extUnixSk: opts.extUnixSk ?? false, tcpClose: opts.tcpClose ?? false, unprivileged: opts.asCaller !== undefined, ...cgroupOptions(opts) },
+    kinds: { shellJob: opts.shellJob ?? false, extUnixSk: opts.extUnixSk ?? false, tcpClose: opts.tcpClose ?? false, unprivileged: opts.asCaller !== undefined, joinNs, emptyNetNs: opts.emptyNetNs ?? false, vethPairs: ext.vethPairs, macvlans: ext.macvlans, ...cgroupOptions(opts) },
     leaveStopped: opts.leaveStopped ?? false,
     pidfile,
     progress: opts.progress ?? true,

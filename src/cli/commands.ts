@@ -89,6 +89,8 @@ function common(o: CliOptions): CommonOptions {
     tcpClose: o.tcpClose,
     skipInFlight: o.skipInFlight,
     ...(o.networkLock !== undefined ? { networkLock: o.networkLock } : {}),
+    ...(o.emptyNetNs ? { emptyNetNs: true } : {}),
+    ...(o.external.length > 0 ? { external: o.external } : {}),
     fileLocks: o.fileLocks,
     linkRemap: o.linkRemap,
   };
@@ -181,6 +183,8 @@ async function runRestore(o: CliOptions): Promise<number> {
     log.warn('--restore-sibling: the restored root becomes a child of the caller only if the caller is a child subreaper');
   }
   if (o.finalState === 'stopped') opts.leaveStopped = true;
+  if (o.joinNs.length > 0) opts.joinNs = o.joinNs;
+  if (o.vethPairs.length > 0) opts.vethPairs = o.vethPairs;
   if (o.actionScripts.length > 0) opts.notify = scriptsFor(o);
   const { restore, waitRestored } = await api(() => import('../api/restore.js'));
   const result = await api(() => restore(opts));

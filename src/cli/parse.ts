@@ -11,6 +11,8 @@ import { CriuTsError } from '../errors.js';
 import { CGROUP_MODES, parseCgroupRoot } from '../api/cgroup-options.js';
 import type { CgroupMode } from '../api/options.js';
 import { configWords } from './config-file.js';
+import { parseJoinNsArg, type JoinNsRequest } from '../kinds/ns/join.js';
+import type { VethPeerOut } from '../kinds/index.js';
 import type { ConfigSources } from './config-file.js';
 import { LONG_NAMES, SHORT_OPTIONS, isCommandName } from './option-table.js';
 import type { CommandName, LongName, OptionSpec } from './option-table.js';
@@ -57,6 +59,14 @@ export interface CliOptions {
   cgroupYard?: string;
   /** --cgroup-dump-controller, in order */
   cgroupDumpController: string[];
+  /** --empty-ns net */
+  emptyNetNs: boolean;
+  /** --external TYPE[ID]:VALUE, as given, in order (read by the API: api/externals.ts) */
+  external: string[];
+  /** --veth-pair IN=OUT[@BRIDGE], in order */
+  vethPairs: VethPeerOut[];
+  /** --join-ns NS:FILE|PID[,EXTRA], in order (checked by the restore) */
+  joinNs: JoinNsRequest[];
   timeoutSec?: number;
   displayStats: boolean;
   trackMem: boolean;
@@ -173,6 +183,10 @@ function defaults(): CliOptions {
     closeFds: [],
     cgroupRoot: [],
     cgroupDumpController: [],
+    joinNs: [],
+    emptyNetNs: false,
+    external: [],
+    vethPairs: [],
     actionScripts: [],
     ignored: [],
   };
@@ -282,6 +296,23 @@ function apply(hit: Hit, raw: Raw): 'version' | undefined {
     case 'cgroup-root': parseCgroupRoot(nonEmpty(shown, value)); o.cgroupRoot.push(nonEmpty(shown, value)); break;
     case 'cgroup-yard': o.cgroupYard = nonEmpty(shown, value); break;
     case 'cgroup-dump-controller': o.cgroupDumpController.push(nonEmpty(shown, value)); break;
+    case 'join-ns': o.joinNs.push(parseJoinNsArg(nonEmpty(shown, value))); break;
+    case 'external': o.external.push(nonEmpty(shown, value)); break;
+    case 'veth-pair': {
+      // CRIU's form: IN=OUT[@BRIDGE], the same as --external veth[IN]:OUT[@BRIDGE].
+      const v = nonEmpty(shown, value);
+      const eq = v.indexOf('=');
+      if (eq <= 0 || eq === v.length - 1) throw badArg(shown, v);
+      const out = v.slice(eq + 1);
+      const at = out.indexOf('@');
+      o.vethPairs.push(at < 0 ? { inside: v.slice(0, eq), outside: out } : { inside: v.slice(0, eq), outside: out.slice(0, at), bridge: out.slice(at + 1) });
+      break;
+    }
+    case 'empty-ns':
+      // CRIU's only one: the runtime makes the net namespace's contents itself.
+      if (value !== 'net') throw usage(`unsupported empty namespace: ${value ?? ''} (only net)`, { option: shown, value });
+      o.emptyNetNs = true;
+      break;
     case 'shell-job': o.shellJob = on; break;
     case 'ext-unix-sk':
       // CRIU's old "--ext-unix-sk=ino,ino" form named sockets; we allow all of them.

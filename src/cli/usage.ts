@@ -45,6 +45,14 @@ Dump/Restore options:
      --timeout N        seconds to wait for the tree to stop
   -j|--shell-job        allow dumping and restoring shell jobs
      --ext-unix-sk      allow unix sockets connected outside the tree
+  -J|--join-ns NS:FILE|PID  restore into an existing net, uts or ipc namespace
+                        (a namespace file such as /run/netns/NAME, or a pid's)
+     --empty-ns net     dump the net namespace without its contents; restore it
+                        new and empty, for the caller to fill at setup-namespaces
+     --veth-pair IN=OUT[@BR]  restore: the veth IN, whose peer was outside, gets
+                        its peer OUT made here (attached to bridge BR, and up)
+     --external veth[IN]:OUT[@BR]  the same; --external macvlan[IN]:OUTDEV: the
+                        macvlan IN is made again on OUTDEV of this namespace
      --tcp-established  checkpoint/restore established TCP connections
   -l|--file-locks       handle file locks
      --ghost-limit SIZE max size of deleted files kept in the image (K/M/G)
@@ -73,8 +81,8 @@ Accepted and ignored (with a warning): --cgroup-props, --cgroup-props-file,
   --evasive-devices, --skip-in-flight, --tcp-close, --weak-sysctls,
   --force-irmap, --skip-mnt, --enable-fs, --lsm-profile, --network-lock, --cpu-cap,
   -L|--libdir, ...
-Not supported yet (refused): --external, --inherit-fd, --empty-ns, -J|--join-ns,
-  -r|--root, --veth-pair, -M|--ext-mount-map, lazy-pages --page-server, --tls,
+Not supported yet (refused): --external other than veth[]/macvlan[], --inherit-fd,
+  -r|--root, -M|--ext-mount-map, lazy-pages --page-server, --tls,
   --stream, --check-only
 
 Check options:

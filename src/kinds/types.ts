@@ -91,6 +91,8 @@ export interface DumpKindOptions extends CgroupOptions {
   skipInFlight: boolean;
   /** --network-lock: how TCP connections are held still from dump to restore */
   networkLock: 'nftables' | 'iptables' | 'skip';
+  /** --empty-ns net: the tree's net namespace is saved without its contents (the runtime makes them again) */
+  emptyNetNs: boolean;
 }
 
 /**
@@ -190,6 +192,34 @@ export interface RestoreKindOptions extends CgroupOptions {
   tcpClose: boolean;
   /** the restore acts for an unprivileged caller (docs/security.md): a kind gives back only what the caller could make itself */
   unprivileged: boolean;
+  /** --join-ns: existing namespaces the tree goes into instead of new ones (kinds/ns/join.ts) */
+  joinNs: readonly JoinNs[];
+  /** --empty-ns net: the tree's net namespace is made new and left empty for the runtime to fill (setup-namespaces) */
+  emptyNetNs: boolean;
+  /** --veth-pair IN=OUT[@BRIDGE] / --external veth[IN]:OUT[@BRIDGE] (RPC veths): a veth whose peer was outside the tree's net namespace */
+  vethPairs: readonly VethPeerOut[];
+  /** --external macvlan[IN]:OUTDEV: the device of our namespace a macvlan of the tree's sits on */
+  macvlans: readonly MacvlanLower[];
+}
+
+/** A veth of the tree whose other end is made in criu-ts's namespace, named `outside`, attached to `bridge` when given. */
+export interface VethPeerOut {
+  inside: string;
+  outside: string;
+  bridge?: string;
+}
+
+/** A macvlan of the tree, made again on `lower`, a device of criu-ts's namespace. */
+export interface MacvlanLower {
+  inside: string;
+  lower: string;
+}
+
+/** One --join-ns, checked (kinds/ns/join.ts): the type and the file that names the namespace. */
+export interface JoinNs {
+  type: 'net' | 'uts' | 'ipc';
+  /** the namespace file as given, or /proc/PID/ns/TYPE for a pid */
+  file: string;
 }
 
 /** A dump-wide image kinds wrote, as the restore core loaded it once: entries and their raw payloads. */
@@ -420,4 +450,12 @@ export interface ResourceKind {
    * remove what prepareRestore made and nobody uses.
    */
   finishRestore?(ctx: RestoreContext, failed: boolean): void;
+  /**
+   * Restore, where the network lock of the dump is lifted, after every
+   * kind's finishRestore: on success after the post-restore point, before
+   * network-unlock and before any task runs; after a failure once every
+   * task is gone. For a lock the dump left inside a namespace the tree
+   * lives in again (a joined net namespace).
+   */
+  unlockNetwork?(ctx: RestoreContext): void;
 }

@@ -159,6 +159,7 @@ async function restoreLoaded(opts: RestoreTreeOptions, dir: string, img: DumpIma
     await notify('post-restore');
     // Every connection is back (repair mode off): let their packets through again.
     unlockNetwork(img.inventory.network_lock_method, img.inventory.dump_criu_run_id, [...img.files.values()]);
+    for (const k of RESOURCE_KINDS) k.unlockNetwork?.(filesCtx);
     await notify('network-unlock');
     await notify('pre-resume');
     faultPoint('restore.finish');
@@ -213,6 +214,13 @@ async function restoreLoaded(opts: RestoreTreeOptions, dir: string, img: DumpIma
       unlockNetwork(img.inventory.network_lock_method, img.inventory.dump_criu_run_id, [...img.files.values()]);
     } catch (err) {
       log.warn(`network lock: ${(err as Error).message}`);
+    }
+    for (const k of RESOURCE_KINDS) {
+      try {
+        k.unlockNetwork?.(filesCtx);
+      } catch (err) {
+        log.warn(`${k.name}: network lock: ${(err as Error).message}`);
+      }
     }
     throw e;
   }

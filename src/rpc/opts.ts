@@ -14,6 +14,7 @@ import { existsSync, readlinkSync, statSync } from 'node:fs';
 import { isAbsolute, join, resolve } from 'node:path';
 import type { CgroupMode, CommonOptions, DumpOptions, RestoreOptions } from '../api/options.js';
 import { CriuTsError } from '../errors.js';
+import { CLONE_NEWNET } from '../sys/index.js';
 import type { CriuOpts } from '../images/messages.js';
 import { CRIU_OPTS_DEFAULTS } from '../images/schema/rpc.js';
 import { logger } from '../log.js';
@@ -118,12 +119,9 @@ function refused(o: EffectiveOpts, op: Operation): string[] {
   add(o.lazy_pages === true && op !== 'restore', 'lazy_pages');
   add(nonEmpty(o.exec_cmd), 'exec_cmd');
   add(nonEmpty(o.inherit_fd), 'inherit_fd');
-  add(nonEmpty(o.external), 'external');
   add(nonEmpty(o.ext_mnt), 'ext_mnt');
   add(o.auto_ext_mnt === true, 'auto_ext_mnt');
-  add(nonEmpty(o.veths), 'veths');
-  add(nonEmpty(o.join_ns), 'join_ns');
-  add((o.empty_ns ?? 0) !== 0, 'empty_ns');
+  if (op !== 'restore') add(nonEmpty(o.join_ns), 'join_ns');
   add(o.orphan_pts_master === true, 'orphan_pts_master');
   // criu-ts has no mount namespaces: a root other than / would resolve every path elsewhere.
   add(o.root !== undefined && o.root !== '' && resolve(o.root) !== '/', 'root');
@@ -173,6 +171,12 @@ function common(o: EffectiveOpts, dirs: RequestDirs): CommonOptions {
   if (nl === 'NFTABLES' || nl === 2) c.networkLock = 'nftables';
   else if (nl === 'SKIP' || nl === 3) c.networkLock = 'skip';
   else if (nl === 'IPTABLES' || nl === 1) c.networkLock = 'iptables';
+  // empty_ns: CLONE_NEWNET is the only namespace CRIU leaves empty; any other bit is an error there too.
+  const empty = o.empty_ns ?? 0;
+  if ((empty & ~CLONE_NEWNET) !== 0) throw badOptions(`empty_ns 0x${empty.toString(16)}: only CLONE_NEWNET (0x40000000) can be left empty`, { empty_ns: empty });
+  if (empty !== 0) c.emptyNetNs = true;
+  // CRIU's --external list; the types criu-ts takes are read, the others refused, by the API (api/externals.ts).
+  if ((o.external ?? []).length > 0) c.external = o.external;
   if (o.file_locks !== undefined) c.fileLocks = o.file_locks;
   if (o.link_remap !== undefined) c.linkRemap = o.link_remap;
   cgroupRequest(o, c);
@@ -225,5 +229,17 @@ export function restoreOptionsFrom(o: EffectiveOpts, dirs: RequestDirs): Restore
   // rst_sibling needs nothing of the core: the tree is forked from our stub, and reaches the client only if it is a subreaper.
   if (o.leave_stopped === true) r.leaveStopped = true;
   if (o.lazy_pages === true) r.lazyPages = true;
+  // veths: CRIU's --veth-pair, if_out being OUT[@BRIDGE].
+  const veths = o.veths ?? [];
+  if (veths.length > 0) {
+    r.vethPairs = veths.map((v) => {
+      const at = v.if_out.indexOf('@');
+      return at < 0 ? { inside: v.if_in, outside: v.if_out } : { inside: v.if_in, outside: v.if_out.slice(0, at), bridge: v.if_out.slice(at + 1) };
+    });
+  }
+  const joins = o.join_ns ?? [];
+  if (joins.length > 0) {
+    r.joinNs = joins.map((j) => (j.extra_opt !== undefined && j.extra_opt !== '' ? { ns: j.ns, file: j.ns_file, extra: j.extra_opt } : { ns: j.ns, file: j.ns_file }));
+  }
   return r;
 }

@@ -23,7 +23,23 @@ export const CLONE_NEWNET = 0x40000000;
  */
 export type ThreadNsType = 'uts' | 'ipc' | 'net';
 
-const NSTYPE: Readonly<Record<ThreadNsType, number>> = { uts: CLONE_NEWUTS, ipc: CLONE_NEWIPC, net: CLONE_NEWNET };
+export const NSTYPE: Readonly<Record<ThreadNsType, number>> = { uts: CLONE_NEWUTS, ipc: CLONE_NEWIPC, net: CLONE_NEWNET };
+
+/** NS_GET_NSTYPE: the CLONE_NEW* type of the namespace behind a namespace fd. */
+const NS_GET_NSTYPE = 0xb703;
+
+/**
+ * The namespace type (CLONE_NEW*) of fd `fd`, or undefined when it is not a
+ * namespace file (ENOTTY from any other file): a bind-mounted namespace
+ * reads as its path in /proc/self/fd, so only the kernel can tell.
+ */
+export function namespaceTypeOf(fd: number): number | undefined {
+  try {
+    return sys('ioctl(NS_GET_NSTYPE)', NR.ioctl, undefined, fd, NS_GET_NSTYPE);
+  } catch {
+    return undefined;
+  }
+}
 
 export function setns(fd: number, nstype: number): void {
   sys('setns', NR.setns, undefined, fd, nstype);
@@ -34,12 +50,22 @@ export function setns(fd: number, nstype: number): void {
  * types, then come back to ours whatever happens. `fn` must be synchronous.
  */
 export function inNamespacesOf<T>(pid: number, types: readonly ThreadNsType[], fn: () => T): T {
+  return inNamespaceFiles(types.map((type) => ({ type, path: `/proc/${pid}/ns/${type}` })), fn);
+}
+
+/**
+ * Run `fn` on this thread inside the namespaces named by files (a
+ * /proc/PID/ns/TYPE link, a bind-mounted namespace such as
+ * /run/netns/NAME, or /proc/self/fd/N of a namespace fd we hold), then
+ * come back to ours whatever happens. `fn` must be synchronous.
+ */
+export function inNamespaceFiles<T>(targets: readonly { type: ThreadNsType; path: string }[], fn: () => T): T {
   const back: { fd: number; type: ThreadNsType }[] = [];
   try {
-    for (const type of types) {
+    for (const { type, path } of targets) {
       const ours = openSync(`/proc/thread-self/ns/${type}`, 'r');
       back.push({ fd: ours, type });
-      const theirs = openSync(`/proc/${pid}/ns/${type}`, 'r');
+      const theirs = openSync(path, 'r');
       try {
         setns(theirs, NSTYPE[type]);
       } finally {
@@ -52,7 +78,6 @@ export function inNamespacesOf<T>(pid: number, types: readonly ThreadNsType[], f
       try {
         setns(fd, NSTYPE[type]);
       } catch (e) {
-        // Staying in a task's namespace would make every later call of this process wrong.
         throw new CriuTsError('EINTERNAL', `cannot return to criu-ts's own ${type} namespace: ${(e as Error).message}`, { type }, e);
       } finally {
         closeSync(fd);

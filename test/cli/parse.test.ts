@@ -118,12 +118,30 @@ test('ignored and unsupported options', () => {
   const o = opts(['dump', '-t', '1', '--cgroup-props', 'x', '--link-remap', '--cgroup-props-file', 'y', '--no-page-server']);
   assert.deepEqual(o.ignored, ['--cgroup-props', '--cgroup-props-file']);
   assert.equal(o.linkRemap, true);
-  fails(['restore', '--external', 'mnt[]'], /^--external is not supported yet$/, 'EUNSUPPORTED');
   fails(['restore', '--inherit-fd', 'fd[3]:pipe[1]'], /--inherit-fd is not supported yet/, 'EUNSUPPORTED');
-  fails(['restore', '--empty-ns', 'net'], /--empty-ns is not supported yet/, 'EUNSUPPORTED');
   fails(['dump', '-t', '1', '--tls'], /--tls is not supported yet/, 'EUNSUPPORTED');
   assert.equal(opts(['restore', '--lazy-pages']).lazyPages, true);
-  fails(['restore', '-J', 'net:/x'], /--join-ns is not supported yet/, 'EUNSUPPORTED');
+});
+
+test('--join-ns NS:FILE|PID[,EXTRA], repeatable; the form is checked here, the namespace by the restore', () => {
+  const o = opts(['restore', '-J', 'net:/run/netns/a', '--join-ns', 'uts:123', '--join-ns=user:/x,0,0']);
+  assert.deepEqual(o.joinNs, [{ ns: 'net', file: '/run/netns/a' }, { ns: 'uts', file: '123' }, { ns: 'user', file: '/x', extra: '0,0' }]);
+  fails(['restore', '-J', 'net'], /^--join-ns net: expected NS:FILE or NS:PID/, 'EUSAGE');
+  fails(['restore', '-J', 'net:'], /^--join-ns net:: expected NS:FILE/, 'EUSAGE');
+});
+
+test('--external as given (read by the API), --veth-pair IN=OUT[@BRIDGE]', () => {
+  const o = opts(['restore', '--external', 'veth[eth0]:h0@br0', '--external=mnt[x]:y', '--veth-pair', 'eth1=h1', '--veth-pair=eth2=h2@br1']);
+  assert.deepEqual(o.external, ['veth[eth0]:h0@br0', 'mnt[x]:y']);
+  assert.deepEqual(o.vethPairs, [{ inside: 'eth1', outside: 'h1' }, { inside: 'eth2', outside: 'h2', bridge: 'br1' }]);
+  fails(['restore', '--veth-pair', '=h0'], /^invalid argument for --veth-pair: =h0$/, 'EUSAGE');
+  fails(['restore', '--veth-pair', 'eth0='], /^invalid argument for --veth-pair: eth0=$/, 'EUSAGE');
+});
+
+test('--empty-ns net, the only one CRIU has', () => {
+  assert.equal(opts(['dump', '-t', '1', '--empty-ns', 'net']).emptyNetNs, true);
+  assert.equal(opts(['restore']).emptyNetNs, false);
+  fails(['restore', '--empty-ns', 'ipc'], /^unsupported empty namespace: ipc \(only net\)$/, 'EUSAGE');
 });
 
 test('page server options: --page-server --address --port, page-server --status-fd', () => {

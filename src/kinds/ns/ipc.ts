@@ -10,8 +10,9 @@
  * it (ipc-dump.ts, ipc-sysctl.ts). The attachments of segments in the
  * tasks' memory are VMAs (VMA_AREA_SYSVIPC, shmid = the segment's id),
  * recorded by the memory dump. Restore: the root task, right after its
- * clone3 and before its children, runs an injected unshare(CLONE_NEWIPC);
- * our thread steps into the new namespace and re-creates every object with
+ * clone3 and before its children, runs an injected unshare(CLONE_NEWIPC)
+ * (or, with --join-ns ipc, enters the given namespace: join.ts);
+ * our thread steps into the namespace and re-creates every object with
  * its id, then the sysctls (ipc-restore.ts); the memory restore attaches
  * the segments with shmat at their addresses. A segment removed
  * (IPC_RMID) while still attached is removed again once every task has
@@ -27,6 +28,7 @@ import { CriuTsError } from '../../errors.js';
 import { NR, CLONE_NEWIPC, SHM_DEST, inNamespacesOf, ipcRemove } from '../../sys/index.js';
 import { stateKey, type ResourceKind } from '../types.js';
 import { isRoot, rootHasOwnNamespace, rootNamespaceToCreate } from './common.js';
+import { closeJoinFd, joinInTask, openJoinNs } from './join.js';
 import { readIpcVar } from './ipc-sysctl.js';
 import { readIpcObjects } from './ipc-dump.js';
 import { loadIpcImages, restoreIpcObjects, type IpcImages } from './ipc-restore.js';
@@ -35,7 +37,7 @@ import { logger } from '../../log.js';
 const log = logger('ipc');
 
 const DUMP = stateKey<{ rootPid: number; own: boolean }>('ipc:dump');
-const RESTORE = stateKey<{ rootPid: number; images: IpcImages | undefined; created: boolean }>('ipc:restore');
+const RESTORE = stateKey<{ rootPid: number; images: IpcImages | undefined; created: boolean; joinFd?: number | undefined }>('ipc:restore');
 
 export const ipcKind: ResourceKind = {
   name: 'ipc',
@@ -64,13 +66,16 @@ export const ipcKind: ResourceKind = {
   prepareRestore(tree, ctx) {
     const id = rootNamespaceToCreate(tree, 'ipc');
     const images = id === undefined ? undefined : loadIpcImages(ctx, id);
-    ctx.state(RESTORE, () => ({ rootPid: tree.rootPid, images, created: false }));
+    ctx.state(RESTORE, () => ({ rootPid: tree.rootPid, images, created: false, joinFd: openJoinNs(ctx, 'ipc') }));
   },
 
   restoreCreated(t, task, ctx) {
     const st = ctx.state(RESTORE, () => ({ rootPid: 0, images: undefined, created: false }));
-    if (!isRoot(task, st.rootPid) || st.images === undefined) return;
-    t.syscall('unshare(CLONE_NEWIPC)', NR.unshare, CLONE_NEWIPC);
+    if (!isRoot(task, st.rootPid)) return;
+    // --join-ns ipc: into the given namespace, where the dumped objects are made as in a new one (CRIU does the same).
+    if (st.joinFd !== undefined) joinInTask(t, ctx, 'ipc', st.joinFd);
+    if (st.images === undefined) return;
+    if (st.joinFd === undefined) t.syscall('unshare(CLONE_NEWIPC)', NR.unshare, CLONE_NEWIPC);
     const images = st.images;
     inNamespacesOf(t.pid, ['ipc'], () => restoreIpcObjects(images, ctx));
     st.created = true;
@@ -78,6 +83,7 @@ export const ipcKind: ResourceKind = {
 
   finishRestore(ctx, failed) {
     const st = ctx.state(RESTORE, () => ({ rootPid: 0, images: undefined, created: false }));
+    closeJoinFd(st);
     // After a failure the namespace goes with its last task: nothing to undo.
     if (failed || !st.created || st.images === undefined) return;
     // Segments dumped as removed but still attached: every attachment is back, remove them again.

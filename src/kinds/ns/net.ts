@@ -16,22 +16,30 @@
  * children and its files, runs an injected unshare(CLONE_NEWNET); our
  * thread steps into the new namespace and puts back the sysctls, the
  * devices, addresses, routes, rules and firewall, in CRIU's order; the
- * tree's sockets are then created by its tasks inside it.
+ * tree's sockets are then created by its tasks inside it. With --join-ns
+ * net the root enters the given namespace instead (join.ts), everything
+ * saved is put there the same way, and a lock the dump left in it is
+ * lifted where the restore lifts the network lock. With --empty-ns net
+ * (runc's empty_ns) nothing of the namespace is saved; the restore makes a
+ * new one and leaves it empty (lo down) for the caller's setup-namespaces
+ * step, locked again (with --network-lock nftables) until the tree runs.
  *
  * Limits: only the loopback device is saved (veth, tun, bridge, macvlan
  * and the rest are refused at dump, naming the device); nested net
  * namespaces inside the tree are refused; conntrack entries and netns ids
  * of other namespaces (nsids) are not saved.
  */
-import { accessSync, constants } from 'node:fs';
+import { accessSync, closeSync, constants, openSync } from 'node:fs';
 import { CriuTsError } from '../../errors.js';
 import { NR, CLONE_NEWNET, inNamespacesOf } from '../../sys/index.js';
 import type { NetDeviceEntry, NetnsEntry } from '../../images/messages.js';
 import { stateKey, type ResourceKind, type RestoreContext } from '../types.js';
 import { isRoot, rootHasOwnNamespace, rootNamespaceToCreate } from './common.js';
 import { readConf, readIpv4Sysctls, readUnixConf, writeConf, writeIpv4Sysctls, writeUnixConf } from './net-conf.js';
-import { IP_DUMPS, readNetDevices, restoreNetDevice, runTool } from './net-tools.js';
-import { lockNamespace } from './net-lock.js';
+import { IP_DUMPS, runTool } from './net-tools.js';
+import { attachOutsidePeers, checkNetDevices, createFromOutside, readNetDevices, restoreNetDevices, type DeviceRestore } from './net-devices.js';
+import { lockNamespace, relockIn, unlockIn } from './net-lock.js';
+import { closeJoinFd, joinInTask, openJoinNs } from './join.js';
 import { logger } from '../../log.js';
 
 const log = logger('netns');
@@ -50,7 +58,22 @@ interface NetImages {
 }
 
 const DUMP = stateKey<{ rootPid: number; own: boolean }>('net:dump');
-const RESTORE = stateKey<{ rootPid: number; images: NetImages | undefined }>('net:restore');
+interface RestoreState {
+  rootPid: number;
+  /** the ns id of the tree's own net namespace, undefined when it was criu-ts's */
+  nsId?: number | undefined;
+  /** what goes into it; undefined with --empty-ns net */
+  images: NetImages | undefined;
+  /** --empty-ns net: our fd of the new namespace, locked again until the network unlock */
+  emptyFd?: number | undefined;
+  /** --join-ns net: our fd of the namespace to join, kept until the network unlock */
+  joinFd?: number | undefined;
+  /** the dump's run id, when it locked with nftables (the lock table's name) */
+  lockRunId?: string | undefined;
+}
+
+const RESTORE = stateKey<RestoreState>('net:restore');
+const NO_RESTORE = (): RestoreState => ({ rootPid: 0, images: undefined });
 
 function hasTool(bin: string): boolean {
   for (const dir of ['/usr/sbin', '/usr/bin', '/sbin', '/bin']) {
@@ -67,7 +90,9 @@ function hasTool(bin: string): boolean {
 function loadImages(ctx: RestoreContext, id: number): NetImages {
   const need = (file: string): readonly object[] => {
     const img = ctx.ownImage(file);
-    if (img === undefined) throw new CriuTsError('ENOIMAGE', `${file} is missing: the tree's net namespace cannot be re-created`, { file });
+    if (img === undefined) {
+      throw new CriuTsError('ENOIMAGE', `${file} is missing: the tree's net namespace cannot be re-created (a dump made with --empty-ns net is restored with --empty-ns net)`, { file });
+    }
     return img.entries;
   };
   const netns = need(`netns-${id}.img`)[0] as NetnsEntry | undefined;
@@ -81,8 +106,9 @@ function loadImages(ctx: RestoreContext, id: number): NetImages {
   return { id, netns, devices, raw };
 }
 
-/** Inside the new namespace (our thread is in it): everything back, in CRIU's order. */
-function fillNamespace(images: NetImages, who: string): void {
+/** Inside the new namespace (our thread is in it): everything back, in CRIU's order; `ourNs` is our own namespace's fd. */
+function fillNamespace(images: NetImages, r: DeviceRestore, ourNs: number): void {
+  const who = r.who;
   const n = images.netns;
   writeConf('ipv4', 'all', n.all_conf4);
   writeConf('ipv4', 'default', n.def_conf4);
@@ -90,11 +116,7 @@ function fillNamespace(images: NetImages, who: string): void {
   writeConf('ipv6', 'default', n.def_conf6);
   writeUnixConf(n.unix_conf);
   writeIpv4Sysctls(n.ipv4_sysctl);
-  for (const d of images.devices) {
-    restoreNetDevice(d, who);
-    writeConf('ipv4', d.name, d.conf4);
-    writeConf('ipv6', d.name, d.conf6);
-  }
+  restoreNetDevices(images.devices, r, ourNs);
   for (const d of IP_DUMPS) {
     const data = images.raw.get(d.prefix);
     if (data === undefined || data.length === 0) continue;
@@ -114,6 +136,10 @@ function fillNamespace(images: NetImages, who: string): void {
   if (nft !== undefined && nft.toString('utf8').trim() !== '') runTool('ERESTORE', 'nft', ['-f', '-'], `${who}: nftables-${images.id}.img`, nft);
 }
 
+function deviceRestore(ctx: RestoreContext, who: string, nsId: number): DeviceRestore {
+  return { who, nsId, vethPairs: ctx.opts.vethPairs, macvlans: ctx.opts.macvlans };
+}
+
 export const netKind: ResourceKind = {
   name: 'net',
   namespaces: ['net'],
@@ -129,8 +155,15 @@ export const netKind: ResourceKind = {
     const id = task.ids.net_ns_id;
     if (id === undefined) throw new CriuTsError('EDUMP', `task ${task.pid}: no net namespace id`, { pid: task.pid });
     const who = `task ${task.pid}'s net namespace`;
+    if (ctx.opts.emptyNetNs) {
+      // --empty-ns net: the runtime makes the namespace's contents again; as CRIU, no image of them is written
+      // (a restore without --empty-ns refuses for want of netns-<id>.img). The lock holds it all the same.
+      lockNamespace(ctx, task.pid, who);
+      log.info(`net namespace ${id}: --empty-ns net, its contents are not saved`);
+      return;
+    }
     const got = inNamespacesOf(task.pid, ['net'], () => {
-      const devices = readNetDevices(who);
+      const devices = readNetDevices(who, id);
       const netns: NetnsEntry = {
         def_conf4: readConf('ipv4', 'default'),
         all_conf4: readConf('ipv4', 'all'),
@@ -160,16 +193,52 @@ export const netKind: ResourceKind = {
   },
 
   prepareRestore(tree, ctx) {
-    const id = rootNamespaceToCreate(tree, 'net');
-    const images = id === undefined ? undefined : loadImages(ctx, id);
-    ctx.state(RESTORE, () => ({ rootPid: tree.rootPid, images }));
+    const nsId = rootNamespaceToCreate(tree, 'net');
+    const images = nsId === undefined || ctx.opts.emptyNetNs ? undefined : loadImages(ctx, nsId);
+    if (images !== undefined) checkNetDevices(images.devices, deviceRestore(ctx, `the tree's net namespace (ns id ${images.id})`, images.id));
+    const inv = tree.inventory;
+    // LOCK_METHOD nftables is 1 (CRIU's numbering)
+    const lockRunId = inv.network_lock_method === 1 ? inv.dump_criu_run_id : undefined;
+    ctx.state(RESTORE, () => ({ rootPid: tree.rootPid, nsId, images, joinFd: openJoinNs(ctx, 'net'), lockRunId }));
   },
 
   restoreCreated(t, task, ctx) {
-    const st = ctx.state(RESTORE, () => ({ rootPid: 0, images: undefined }));
-    if (!isRoot(task, st.rootPid) || st.images === undefined) return;
-    t.syscall('unshare(CLONE_NEWNET)', NR.unshare, CLONE_NEWNET);
+    const st = ctx.state(RESTORE, NO_RESTORE);
+    if (!isRoot(task, st.rootPid)) return;
+    // --join-ns net: into the given namespace, which gets what was saved as a new one would (CRIU does the same).
+    if (st.joinFd !== undefined) joinInTask(t, ctx, 'net', st.joinFd);
+    if (st.nsId === undefined) return;
+    if (st.joinFd === undefined) t.syscall('unshare(CLONE_NEWNET)', NR.unshare, CLONE_NEWNET);
     const images = st.images;
-    inNamespacesOf(t.pid, ['net'], () => fillNamespace(images, `task ${t.pid}'s new net namespace`));
+    if (images !== undefined) {
+      const r = deviceRestore(ctx, `task ${t.pid}'s ${st.joinFd === undefined ? 'new' : 'joined'} net namespace`, images.id);
+      createFromOutside(images.devices, r, t.pid);
+      const ourNs = openSync('/proc/thread-self/ns/net', 'r');
+      try {
+        inNamespacesOf(t.pid, ['net'], () => fillNamespace(images, r, ourNs));
+      } finally {
+        closeSync(ourNs);
+      }
+      attachOutsidePeers(images.devices, r);
+      return;
+    }
+    // --empty-ns net: left empty (lo down) for the caller's setup-namespaces; locked until the tree runs, as CRIU.
+    log.info(`task ${t.pid}: new net namespace left empty (--empty-ns net)`);
+    if (st.lockRunId === undefined) return;
+    st.emptyFd = openSync(`/proc/${t.pid}/ns/net`, 'r');
+    relockIn(st.emptyFd, st.lockRunId);
+  },
+
+  unlockNetwork(ctx) {
+    const st = ctx.state(RESTORE, NO_RESTORE);
+    try {
+      // A namespace the dump locked and that outlived the tree, or one locked again: lift it now.
+      const fd = st.joinFd ?? st.emptyFd;
+      if (fd !== undefined && st.lockRunId !== undefined) unlockIn(fd, st.lockRunId);
+    } finally {
+      closeJoinFd(st);
+      if (st.emptyFd !== undefined) closeSync(st.emptyFd);
+      st.emptyFd = undefined;
+    }
   },
 };

@@ -7,7 +7,8 @@
  * by our thread stepped into it with setns). Restore: the root task, right
  * after its clone3 and before its children, runs an injected
  * unshare(CLONE_NEWUTS), sethostname and setdomainname; its children are
- * born in it. Limits: a task in yet another uts namespace inside the tree
+ * born in it. With --join-ns uts the root enters the given namespace
+ * instead (join.ts), and the dumped names are set there. Limits: a task in yet another uts namespace inside the tree
  * (nested) is refused; the other uname fields are the kernel's.
  */
 import { readFileSync } from 'node:fs';
@@ -16,9 +17,10 @@ import { NR, CLONE_NEWUTS, inNamespacesOf } from '../../sys/index.js';
 import type { UtsnsEntry } from '../../images/messages.js';
 import { stateKey, type ResourceKind, type RestoreTaskHandle } from '../types.js';
 import { isRoot, rootHasOwnNamespace, rootNamespaceToCreate } from './common.js';
+import { closeJoinFd, joinInTask, openJoinNs } from './join.js';
 
 const DUMP = stateKey<{ rootPid: number; own: boolean }>('uts:dump');
-const RESTORE = stateKey<{ rootPid: number; entry: UtsnsEntry | undefined }>('uts:restore');
+const RESTORE = stateKey<{ rootPid: number; entry: UtsnsEntry | undefined; joinFd?: number | undefined }>('uts:restore');
 
 /** A name as the kernel holds it (the sysctl file ends with a newline). */
 function readName(file: string): string {
@@ -59,14 +61,21 @@ export const utsKind: ResourceKind = {
       entry = ctx.ownImage(file)?.entries[0] as UtsnsEntry | undefined;
       if (entry === undefined) throw new CriuTsError('EIMAGE', `${file} is missing or empty: the tree's uts namespace cannot be re-created`, { file });
     }
-    ctx.state(RESTORE, () => ({ rootPid: tree.rootPid, entry }));
+    ctx.state(RESTORE, () => ({ rootPid: tree.rootPid, entry, joinFd: openJoinNs(ctx, 'uts') }));
   },
 
   restoreCreated(t, task, ctx) {
     const st = ctx.state(RESTORE, () => ({ rootPid: 0, entry: undefined }));
-    if (!isRoot(task, st.rootPid) || st.entry === undefined) return;
-    t.syscall('unshare(CLONE_NEWUTS)', NR.unshare, CLONE_NEWUTS);
+    if (!isRoot(task, st.rootPid)) return;
+    // --join-ns uts: into the given namespace, which gets the dumped names as a new one would (CRIU does the same).
+    if (st.joinFd !== undefined) joinInTask(t, ctx, 'uts', st.joinFd);
+    if (st.entry === undefined) return;
+    if (st.joinFd === undefined) t.syscall('unshare(CLONE_NEWUTS)', NR.unshare, CLONE_NEWUTS);
     setName(t, 'sethostname', st.entry.nodename);
     setName(t, 'setdomainname', st.entry.domainname);
+  },
+
+  finishRestore(ctx) {
+    closeJoinFd(ctx.state(RESTORE, () => ({ rootPid: 0, entry: undefined })));
   },
 };

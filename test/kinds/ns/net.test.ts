@@ -5,7 +5,8 @@
  * netdev-, ifaddr-, route-... read back by crit-ts and CRIU's crit), the
  * restore puts it in a new namespace (not ours) with lo up and its
  * addresses, and the subject checks its sockets, route and sysctls itself.
- * Refused: a device other than loopback (a veth end), naming it.
+ * A persistent tap device comes back as it was (veths, bridges: net-veth,
+ * net-veth.test.ts).
  */
 import { before, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -99,11 +100,16 @@ test('a task in a net namespace of its own: sysctls, lo, addresses, routes come 
   }
 });
 
-test('a net namespace with a veth device is refused at dump, naming the device; the task runs on', { timeout: 60_000 }, async () => {
-  const child = spawn('unshare', ['--net', 'sh', '-c', 'ip link add ctv0 type veth peer name ctv1 && exec sleep 60'], { stdio: 'ignore', detached: true });
+test('a persistent tap device (owner, group, mtu, address, up) comes back with its ifindex', { timeout: 60_000 }, async () => {
+  const child = spawn('unshare', ['--net', 'sh', '-c', 'ip tuntap add dev ctt0 mode tap user 65534 group 65534 vnet_hdr && ip link set ctt0 mtu 1400 address 02:00:00:00:00:77 && ip link set ctt0 up && exec sleep 60'], { stdio: 'ignore', detached: true });
   const pid = child.pid as number;
   child.unref();
-  const dir = tempDir('net-veth');
+  const dir = tempDir('net-tap');
+  const tap = (p: number): Record<string, unknown> => {
+    const l = (JSON.parse(execFileSync('nsenter', ['-t', String(p), '-n', 'ip', '-j', '-d', 'link', 'show', 'ctt0'], { encoding: 'utf8' })) as Record<string, unknown>[])[0] as Record<string, unknown>;
+    const info = (l['linkinfo'] as { info_data: Record<string, unknown> }).info_data;
+    return { ifindex: l['ifindex'], mtu: l['mtu'], address: l['address'], up: (l['flags'] as string[]).includes('UP'), ...info };
+  };
   try {
     for (let i = 0; i < 200; i++) {
       try {
@@ -113,13 +119,18 @@ test('a net namespace with a veth device is refused at dump, naming the device; 
       }
       await new Promise((r) => setTimeout(r, 10));
     }
-    await assert.rejects(dump({ pid, imagesDir: dir, progress: false }), (e: unknown) => {
-      assert.ok(isCriuTsError(e), String(e));
-      assert.equal(e.code, 'EUNSUPPORTED');
-      assert.match(e.message, new RegExp(`^task ${pid}'s net namespace: device ctv[01]@?\\S* \\(veth\\) cannot be saved: only the loopback device of a net namespace is supported$`));
-      return true;
-    });
+    const before = tap(pid);
+    assert.deepEqual([before['type'], before['persist'], before['vnet_hdr']], ['tap', true, true]);
+    await dump({ pid, imagesDir: dir, progress: false });
+    assert.deepEqual(await waitTreeGone(dir), []);
+    const netdev = readdirSync(dir).find((n) => n.startsWith('netdev-')) as string;
+    const d = (readImage(join(dir, netdev)).entries as unknown as NetDeviceEntry[]).find((x) => x.name === 'ctt0') as NetDeviceEntry;
+    assert.equal(d.type, 'TUN');
+    assert.deepEqual([d.tun?.owner, d.tun?.group, (d.tun?.flags ?? 0) & 0x4802], [65534, 65534, 0x4802], 'owner, group, IFF_TAP|IFF_PERSIST|IFF_VNET_HDR');
+    if (hasCrit()) execFileSync('crit', ['decode', '-i', join(dir, netdev)], { stdio: ['ignore', 'ignore', 'pipe'] });
+    await restore({ imagesDir: dir, progress: false });
     assert.ok(isAlive(pid));
+    assert.deepEqual(tap(pid), before);
   } finally {
     try {
       process.kill(pid, 'SIGKILL');

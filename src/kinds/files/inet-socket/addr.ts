@@ -21,14 +21,28 @@ export function fromSockaddr(family: number, sa: Buffer | null): InetAddr {
   return { words, port: sa.readUInt16BE(2) };
 }
 
-export function toSockaddr(family: number, words: readonly number[], port: number): Buffer {
+/** `scopeId`: an IPv6 link-local address's interface (sin6_scope_id). */
+export function toSockaddr(family: number, words: readonly number[], port: number, scopeId = 0): Buffer {
   const v6 = family === AF_INET6;
   const b = Buffer.alloc(v6 ? 28 : 16);
   b.writeUInt16LE(v6 ? AF_INET6 : AF_INET, 0);
   b.writeUInt16BE(port, 2);
   const off = v6 ? 8 : 4;
   for (let i = 0; i < (v6 ? 4 : 1); i++) b.writeUInt32LE((words[i] ?? 0) >>> 0, off + 4 * i);
+  if (v6) b.writeUInt32LE(scopeId >>> 0, 24);
   return b;
+}
+
+/**
+ * An IPv6 address that means something only on one interface, so a bind
+ * to it names the interface (CRIU's needs_scope_id): link-local fe80::/10
+ * and link-local multicast ff02::/16.
+ */
+export function needsScopeId(words: readonly number[]): boolean {
+  const w = (words[0] ?? 0) >>> 0;
+  const b0 = w & 0xff;
+  const b1 = (w >>> 8) & 0xff;
+  return (b0 === 0xfe && (b1 & 0xc0) === 0x80) || (b0 === 0xff && (b1 & 0x0f) === 0x02);
 }
 
 /** "127.0.0.1:80" / "[::1]:80" for messages. */

@@ -15,7 +15,7 @@ import {
 import type { DumpContext, FdProbe } from '../../types.js';
 import { NO_FOWN, O_CLOEXEC } from '../reg-file.js';
 import { dumpSkOpts } from '../socket-opts/index.js';
-import { addrText, fromSockaddr } from './addr.js';
+import { addrText, fromSockaddr, needsScopeId } from './addr.js';
 import { inetDiag, TCP_CLOSE, TCP_ESTABLISHED, TCP_LISTEN } from './diag.js';
 import { REPAIRABLE, stateName } from './tcp-states.js';
 import { dumpIpOpts, dumpTcpOpts } from './opts.js';
@@ -141,6 +141,11 @@ export function dumpInetSocket(p: FdProbe, id: number, ctx: DumpContext): FileEn
   // The same number as the task's net_ns_id in ids-<pid>.img.
   if (p.netNsId !== undefined) ie.ns_id = p.netNsId;
   if (family === AF_INET6) ie.v6only = getsockoptInt(p.localFd, SOL_IPV6, IPV6_V6ONLY) !== 0;
+  // A link-local address is bound with its interface (the kernel sets the socket's bound device): CRIU's ifname.
+  if (family === AF_INET6 && src.port !== 0 && needsScopeId(src.words)) {
+    if (!ie.opts.so_bound_dev) refuse(`bound to link-local ${addrText(family, src.words, src.port)} on no interface`);
+    ie.ifname = ie.opts.so_bound_dev;
+  }
   ie.ip_opts = dumpIpOpts(p.localFd, family, what);
   if (type === SOCK_RAW) ie.ip_opts.raw = dumpRawOpts(p.localFd, family, proto, what);
   if (proto !== IPPROTO_TCP && d && d.shutdown !== 0) ie.shutdown = SHUTDOWN_NAMES[d.shutdown & 3] ?? 'BOTH';

@@ -14,6 +14,10 @@
  * with their ICMP filters and raw options; ping sockets with their echo
  * identifier.
  *
+ * An IPv6 link-local address (fe80::/10, ff02::/16) is tied to an
+ * interface: CRIU's ifname (the socket's bound device), which gives the
+ * bind its sin6_scope_id in the restored namespace.
+ *
  * Connections (--tcp-established), also half closed, closing or reset, go
  * through TCP_REPAIR into tcp-stream-<ino>.img (see tcp-repair.ts and
  * tcp-states.ts).
@@ -24,8 +28,8 @@
  * come back with their bytes and boundaries but from another source
  * address (CRIU's sk_packet_entry has no field for it; CRIU drops them);
  * packets queued on raw and ping sockets are dropped (logged); a corked
- * UDP socket, IP_TRANSPARENT and IP_PKTINFO on IPv6 are refused; ifname
- * (for link-local IPv6) and file owner (fown) are not handled; a
+ * UDP socket, IP_TRANSPARENT and IP_PKTINFO on IPv6 are refused; file
+ * owner (fown) is not handled; a
  * listener whose old connections linger in TIME_WAIT cannot be bound again
  * unless it had SO_REUSEADDR (the kernel's rule; restore says so).
  */

@@ -88,8 +88,26 @@ const copyOf = (t: RestoreTaskHandle, fd: number): number => copyOfPid(t.pid, fd
 
 const errnoOf = (e: unknown): unknown => (e instanceof CriuTsError ? e.data['errno'] : undefined);
 
+const SIOCGIFINDEX = 0x8933;
+
+/** The ifindex of interface `name` in task `t`'s net namespace, asked through its socket `fd`. */
+function ifindexIn(t: RestoreTaskHandle, fd: number, name: string, where: string): number {
+  const req = Buffer.alloc(40); // struct ifreq: name[16], then ifr_ifindex
+  if (Buffer.byteLength(name) > 15) throw new CriuTsError('EIMAGE', `${where}: interface name ${JSON.stringify(name)} is too long`, { name });
+  req.write(name, 0, 'latin1');
+  const at = t.putBytes(req);
+  try {
+    t.syscall(`ioctl(SIOCGIFINDEX ${name})`, NR.ioctl, fd, SIOCGIFINDEX, at);
+  } catch (e) {
+    throw new CriuTsError('ERESTORE', `${where}: bound to a link-local address on ${name}, which is not in the task's net namespace`, { name }, e);
+  }
+  return t.tracee.readMem(at + 16n, 4).readInt32LE(0);
+}
+
 function bindAsDumped(t: RestoreTaskHandle, fd: number, i: InetSkEntry, where: string): void {
-  const sa = toSockaddr(i.family, i.src_addr ?? [], i.src_port);
+  // A link-local address names its interface (CRIU's ifname: the same one as the socket's bound device).
+  const scope = i.family === AF_INET6 && i.ifname ? ifindexIn(t, fd, i.ifname, where) : 0;
+  const sa = toSockaddr(i.family, i.src_addr ?? [], i.src_port, scope);
   const bind = (): void => {
     t.syscall(`bind ${local(i)}`, NR.bind, fd, t.putBytes(sa), sa.length);
   };

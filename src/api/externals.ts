@@ -1,0 +1,72 @@
+/**
+ * CRIU's `--external TYPE[ID]:VALUE` list (RPC `external`), and the older
+ * options that add to it (`--veth-pair IN=OUT[@BRIDGE]`, RPC `veths`):
+ * each entry is read here into what the kind that uses it takes. Known:
+ *
+ * - `veth[IN]:OUT[@BRIDGE]` (restore): the veth IN of the tree's net
+ *   namespace, whose peer was outside, gets its peer OUT made in criu-ts's
+ *   namespace, attached to BRIDGE when given (kinds/ns/net-devices.ts);
+ * - `macvlan[IN]:OUTDEV` (restore): the macvlan IN is made again on OUTDEV,
+ *   a device of criu-ts's namespace.
+ *
+ * At dump these two are accepted and unused, as CRIU keeps them. Any other
+ * type is refused with one line until a kind takes it.
+ */
+import { CriuTsError } from '../errors.js';
+import type { MacvlanLower, VethPeerOut } from '../kinds/index.js';
+
+export interface Externals {
+  vethPairs: VethPeerOut[];
+  macvlans: MacvlanLower[];
+}
+
+/** An interface name as the kernel takes it (IFNAMSIZ 16, no '/', ':' or blank). */
+const IFNAME = /^[^\s/:@=]{1,15}$/;
+
+function bad(entry: string, why: string): CriuTsError {
+  return new CriuTsError('EUSAGE', `--external ${entry}: ${why}`, { external: entry });
+}
+
+/** `OUT[@BRIDGE]` of a veth's outside end. */
+function outside(entry: string, inside: string, value: string): VethPeerOut {
+  const at = value.indexOf('@');
+  const out = at < 0 ? value : value.slice(0, at);
+  const bridge = at < 0 ? undefined : value.slice(at + 1);
+  if (!IFNAME.test(out)) throw bad(entry, `${JSON.stringify(out)} is not an interface name`);
+  if (bridge !== undefined && !IFNAME.test(bridge)) throw bad(entry, `${JSON.stringify(bridge)} is not a bridge name`);
+  return bridge === undefined ? { inside, outside: out } : { inside, outside: out, bridge };
+}
+
+/**
+ * Read `external` (CRIU's form, as given) and `vethPairs` (from
+ * --veth-pair / RPC veths) for `op`; refuse what no kind takes.
+ */
+export function readExternals(external: readonly string[], vethPairs: readonly VethPeerOut[], op: 'dump' | 'restore'): Externals {
+  const got: Externals = { vethPairs: [], macvlans: [] };
+  const add = (p: VethPeerOut, shown: string): void => {
+    if (!IFNAME.test(p.inside)) throw bad(shown, `${JSON.stringify(p.inside)} is not an interface name`);
+    if (got.vethPairs.some((x) => x.inside === p.inside)) throw bad(shown, `veth ${p.inside} is given twice`);
+    got.vethPairs.push(p);
+  };
+  for (const v of vethPairs) add(outside(`veth[${v.inside}]:${v.outside}`, v.inside, v.bridge === undefined ? v.outside : `${v.outside}@${v.bridge}`), `veth[${v.inside}]`);
+  for (const e of external) {
+    const m = /^([a-z]+)\[([^\]]*)\]:(.*)$/.exec(e);
+    const type = m?.[1] ?? /^([a-z]+)\[/.exec(e)?.[1];
+    if (m === null || type === undefined) {
+      if (type === 'veth' || type === 'macvlan') throw bad(e, `expected ${type}[NAME]:VALUE`);
+      throw new CriuTsError('EUNSUPPORTED', `--external ${e}: not supported yet (criu-ts takes veth[IN]:OUT[@BRIDGE] and macvlan[IN]:OUTDEV)`, { external: e });
+    }
+    const [, , id = '', value = ''] = m;
+    if (type === 'veth') {
+      add(outside(e, id, value), e);
+    } else if (type === 'macvlan') {
+      if (!IFNAME.test(id) || !IFNAME.test(value)) throw bad(e, 'expected macvlan[IN]:OUTDEV, both interface names');
+      if (got.macvlans.some((x) => x.inside === id)) throw bad(e, `macvlan ${id} is given twice`);
+      got.macvlans.push({ inside: id, lower: value });
+    } else {
+      throw new CriuTsError('EUNSUPPORTED', `--external ${e}: ${type}[...] is not supported yet (criu-ts takes veth[IN]:OUT[@BRIDGE] and macvlan[IN]:OUTDEV)`, { external: e });
+    }
+  }
+  // At dump they describe the restore to come: CRIU keeps them and uses none.
+  return op === 'dump' ? { vethPairs: [], macvlans: [] } : got;
+}

@@ -1,0 +1,273 @@
+/**
+ * The devices of the tree's net namespace (kernel: struct net_device), as
+ * CRIU's netdev-<ns>.img holds them (net_device_entry: type, ifindex, mtu,
+ * ifi_flags, name, hardware address, peer_ifindex/peer_nsid of a veth,
+ * master, macvlan mode, the device's own ipv4/ipv6 conf). Read with
+ * `ip -j -d link show` inside the namespace; made again with `ip link`.
+ *
+ * Handled:
+ * - loopback: mtu, up;
+ * - veth, both ends inside: the pair is made once, with both ifindexes and
+ *   addresses;
+ * - veth whose peer was outside (another namespace, the host's): made with
+ *   its peer in criu-ts's namespace, named as --veth-pair IN=OUT[@BRIDGE]
+ *   or --external veth[IN]:OUT[@BRIDGE] says (the restore refuses without
+ *   one, naming the device), the peer attached to BRIDGE and brought up
+ *   when one is given, as CRIU does;
+ * - bridge, with its ports (master) inside the namespace;
+ * - macvlan, made again on the device of criu-ts's namespace named by
+ *   --external macvlan[IN]:OUTDEV (CRIU's rule: its lower device is taken
+ *   to be outside), with its mode;
+ * - persistent tun/tap devices with their flags, owner and group
+ *   (net-tun.ts).
+ * Each gets back its ifindex, hardware address, mtu, master, up,
+ * promisc/allmulticast/noarp flags and per-device conf.
+ *
+ * Refused at dump with one line naming the device: a tun/tap device a
+ * process holds open (tun fds are not supported yet), sit, ipip, gre, vxlan
+ * and every other kind.
+ */
+import { CriuTsError } from '../../errors.js';
+import type { NetDeviceEntry } from '../../images/messages.js';
+import type { MacvlanLower, VethPeerOut } from '../types.js';
+import { readConf, writeConf } from './net-conf.js';
+import { runTool } from './net-tools.js';
+import { makeTun, readTun, type IpTunInfo } from './net-tun.js';
+
+const IFF: Readonly<Record<string, number>> = {
+  UP: 0x1, BROADCAST: 0x2, DEBUG: 0x4, LOOPBACK: 0x8, POINTOPOINT: 0x10, NOTRAILERS: 0x20, RUNNING: 0x40,
+  NOARP: 0x80, PROMISC: 0x100, ALLMULTI: 0x200, MASTER: 0x400, SLAVE: 0x800, MULTICAST: 0x1000,
+  PORTSEL: 0x2000, AUTOMEDIA: 0x4000, DYNAMIC: 0x8000, LOWER_UP: 0x10000, DORMANT: 0x20000, ECHO: 0x40000,
+};
+const IFF_UP = 0x1;
+const IFF_NOARP = 0x80;
+const IFF_PROMISC = 0x100;
+const IFF_ALLMULTI = 0x200;
+
+/** MACVLAN_MODE_* (linux/if_link.h), by ip's names. */
+const MACVLAN_MODES: Readonly<Record<string, number>> = { private: 1, vepa: 2, bridge: 4, passthru: 8, source: 16 };
+
+interface IpLink {
+  ifindex: number;
+  ifname: string;
+  flags?: string[];
+  mtu: number;
+  operstate?: string;
+  link_type?: string;
+  address?: string;
+  /** the peer (veth) or lower device (macvlan) when in the same namespace */
+  link?: string;
+  /** ... its ifindex when in another namespace, then link_netnsid is set */
+  link_index?: number;
+  link_netnsid?: number;
+  master?: string;
+  linkinfo?: { info_kind?: string; info_data?: { mode?: string } & IpTunInfo };
+}
+
+/**
+ * ifi_flags from ip's names. ip prints LOWER_UP but never RUNNING: the
+ * kernel sets RUNNING on an up device whose operstate is up or unknown
+ * (dev_get_flags, netif_oper_up), so it is derived the same way.
+ */
+function flagsOf(l: IpLink): number {
+  let f = 0;
+  for (const n of l.flags ?? []) f |= IFF[n] ?? 0;
+  if ((f & IFF_UP) !== 0 && (l.operstate === 'UP' || l.operstate === 'UNKNOWN')) f |= IFF['RUNNING'] as number;
+  return f;
+}
+
+function macBytes(a: string | undefined): Buffer | undefined {
+  if (a === undefined || !/^[0-9a-f]{2}(:[0-9a-f]{2})*$/i.test(a)) return undefined;
+  return Buffer.from(a.split(':').map((x) => Number.parseInt(x, 16)));
+}
+
+function macText(b: Buffer): string {
+  return [...b].map((x) => x.toString(16).padStart(2, '0')).join(':');
+}
+
+/** The devices of the caller's net namespace (ns id `nsId`) as netdev entries; `who` names the namespace in a refusal. */
+export function readNetDevices(who: string, nsId: number): NetDeviceEntry[] {
+  const out = runTool('EDUMP', 'ip', ['-j', '-d', 'link', 'show'], `${who}: listing its devices`) ?? Buffer.alloc(0);
+  let links: IpLink[];
+  try {
+    links = JSON.parse(out.toString('utf8')) as IpLink[];
+  } catch (e) {
+    throw new CriuTsError('EDUMP', `${who}: \`ip -j -d link show\` printed no JSON: ${(e as Error).message}`, {}, e);
+  }
+  const index = new Map(links.map((l) => [l.ifname, l.ifindex]));
+  return links.map((l): NetDeviceEntry => {
+    const kind = l.link_type === 'loopback' ? 'loopback' : l.linkinfo?.info_kind ?? l.link_type ?? 'unknown';
+    const refuse = (why: string): CriuTsError => new CriuTsError('EUNSUPPORTED', `${who}: device ${l.ifname} (${kind}) cannot be saved: ${why}`, { device: l.ifname, kind });
+    const e: NetDeviceEntry = { type: 'LOOPBACK', ifindex: l.ifindex, mtu: l.mtu, flags: flagsOf(l), name: l.ifname };
+    switch (kind) {
+      case 'loopback':
+        break;
+      case 'veth':
+        e.type = 'VETH';
+        if (l.link_netnsid === undefined && l.link !== undefined && index.has(l.link)) {
+          // Both ends here (CRIU: peer_nsid is this namespace).
+          e.peer_ifindex = index.get(l.link) as number;
+          e.peer_nsid = nsId;
+        } else if (l.link_index !== undefined) {
+          e.peer_ifindex = l.link_index;
+        }
+        break;
+      case 'bridge':
+        e.type = 'BRIDGE';
+        break;
+      case 'macvlan': {
+        e.type = 'MACVLAN';
+        const mode = MACVLAN_MODES[l.linkinfo?.info_data?.mode ?? ''];
+        if (mode === undefined) throw refuse(`macvlan mode ${JSON.stringify(l.linkinfo?.info_data?.mode)} is not known`);
+        e.macvlan = { mode };
+        break;
+      }
+      case 'tun':
+        e.type = 'TUN';
+        e.tun = readTun(l.ifname, l.linkinfo?.info_data ?? {}, `${who}: device ${l.ifname} (tun)`);
+        break;
+      default:
+        throw refuse('only loopback, veth, bridge, macvlan and tun/tap devices are supported');
+    }
+    if (l.master !== undefined) {
+      const m = index.get(l.master);
+      if (m === undefined) throw refuse(`its master ${l.master} is not in the namespace`);
+      e.master = m;
+    }
+    const mac = macBytes(l.address);
+    if (mac !== undefined) e.address = mac;
+    e.conf4 = readConf('ipv4', l.ifname);
+    e.conf6 = readConf('ipv6', l.ifname);
+    return e;
+  });
+}
+
+/** How the restore makes the devices again. */
+export interface DeviceRestore {
+  who: string;
+  /** the ns id of the namespace the devices were in */
+  nsId: number;
+  vethPairs: readonly VethPeerOut[];
+  macvlans: readonly MacvlanLower[];
+}
+
+/**
+ * Before anything is made: each device must be one the restore can make
+ * here, and one whose other side was outside must be named by the caller.
+ */
+export function checkNetDevices(devs: readonly NetDeviceEntry[], r: DeviceRestore): void {
+  const byIndex = new Map(devs.map((d) => [d.ifindex, d]));
+  for (const d of devs) {
+    const what = `${r.who}: device ${d.name}`;
+    switch (d.type) {
+      case 'LOOPBACK':
+      case 'BRIDGE':
+      case 'TUN':
+        break;
+      case 'VETH':
+        if (d.peer_nsid === undefined) {
+          if (!r.vethPairs.some((p) => p.inside === d.name)) {
+            throw new CriuTsError('EUNSUPPORTED', `${what} (veth) had its peer outside the namespace: name the peer to make with --veth-pair ${d.name}=OUTNAME[@BRIDGE] (or --external veth[${d.name}]:OUTNAME)`, { device: d.name });
+          }
+        } else if (d.peer_nsid !== r.nsId || !byIndex.has(d.peer_ifindex ?? -1)) {
+          throw new CriuTsError('EIMAGE', `${what} (veth): its peer (ifindex ${String(d.peer_ifindex)}, ns ${d.peer_nsid}) is not among the namespace's devices`, { device: d.name });
+        }
+        break;
+      case 'MACVLAN':
+        if (!r.macvlans.some((m) => m.inside === d.name)) {
+          throw new CriuTsError('EUNSUPPORTED', `${what} (macvlan): name the device it sits on with --external macvlan[${d.name}]:OUTDEV`, { device: d.name });
+        }
+        if (d.macvlan === undefined) throw new CriuTsError('EIMAGE', `${what} (macvlan) has no macvlan entry`, { device: d.name });
+        break;
+      default:
+        throw new CriuTsError('EUNSUPPORTED', `${what} of type ${String(d.type)} cannot be restored: only loopback, veth, bridge, macvlan and tun/tap devices are supported`, { device: d.name });
+    }
+    if (d.master !== undefined && byIndex.get(d.master)?.type !== 'BRIDGE') {
+      throw new CriuTsError('EUNSUPPORTED', `${what}: its master (ifindex ${d.master}) is not a bridge of the namespace`, { device: d.name });
+    }
+  }
+}
+
+/** `index I address A` of a device being made. */
+function identity(d: NetDeviceEntry): string[] {
+  const a = ['index', String(d.ifindex)];
+  if (d.address !== undefined && d.address.length === 6) a.push('address', macText(d.address));
+  return a;
+}
+
+/**
+ * From criu-ts's namespace, before our thread steps into the new one:
+ * macvlans, made on their lower device here and placed in task `pid`'s
+ * namespace with their ifindex.
+ */
+export function createFromOutside(devs: readonly NetDeviceEntry[], r: DeviceRestore, pid: number): void {
+  for (const d of devs) {
+    if (d.type !== 'MACVLAN') continue;
+    const lower = r.macvlans.find((m) => m.inside === d.name)?.lower as string;
+    const mode = Object.entries(MACVLAN_MODES).find(([, v]) => v === d.macvlan?.mode)?.[0];
+    if (mode === undefined) throw new CriuTsError('EIMAGE', `${r.who}: device ${d.name}: macvlan mode ${String(d.macvlan?.mode)} is not known`, { device: d.name });
+    runTool('ERESTORE', 'ip', ['link', 'add', 'link', lower, 'name', d.name, ...identity(d), 'netns', `/proc/${pid}/ns/net`, 'type', 'macvlan', 'mode', mode],
+      `${r.who}: device ${d.name} (macvlan on ${lower})`);
+  }
+}
+
+/**
+ * Inside the namespace (our thread in it): make the rest, then give every
+ * device its parameters, in CRIU's spirit: masters, mtu, flags, conf, up.
+ * `ourNs` is our fd of criu-ts's own namespace (where an outside peer goes).
+ */
+export function restoreNetDevices(devs: readonly NetDeviceEntry[], r: DeviceRestore, ourNs: number): void {
+  const byIndex = new Map(devs.map((d) => [d.ifindex, d]));
+  const made = new Set<number>();
+  const ip = (what: string, ...args: string[]): void => {
+    runTool('ERESTORE', 'ip', args, `${r.who}: device ${what}`, undefined, false, ourNs);
+  };
+  for (const d of [...devs].sort((a, b) => a.ifindex - b.ifindex)) {
+    if (made.has(d.ifindex)) continue;
+    made.add(d.ifindex);
+    if (d.type === 'VETH' && d.peer_nsid !== undefined) {
+      const peer = byIndex.get(d.peer_ifindex as number) as NetDeviceEntry;
+      made.add(peer.ifindex);
+      ip(d.name, 'link', 'add', d.name, ...identity(d), 'type', 'veth', 'peer', 'name', peer.name, ...identity(peer));
+    } else if (d.type === 'VETH') {
+      const out = r.vethPairs.find((p) => p.inside === d.name) as VethPeerOut;
+      // The peer goes to our namespace: ip names it as /proc/self/fd/3, our fd handed to it.
+      ip(d.name, 'link', 'add', d.name, ...identity(d), 'type', 'veth', 'peer', 'name', out.outside, 'netns', '/proc/self/fd/3');
+    } else if (d.type === 'BRIDGE') {
+      ip(d.name, 'link', 'add', d.name, ...identity(d), 'type', 'bridge');
+    } else if (d.type === 'TUN') {
+      makeTun(d, r.who);
+      if (d.address !== undefined && d.address.length === 6) ip(d.name, 'link', 'set', 'dev', d.name, 'address', macText(d.address));
+    }
+  }
+  for (const d of devs) {
+    if (d.master !== undefined) ip(d.name, 'link', 'set', 'dev', d.name, 'master', (byIndex.get(d.master) as NetDeviceEntry).name);
+  }
+  for (const d of devs) {
+    const args = ['link', 'set', 'dev', d.name, 'mtu', String(d.mtu)];
+    if (d.type !== 'LOOPBACK') {
+      args.push('promisc', (d.flags & IFF_PROMISC) !== 0 ? 'on' : 'off');
+      args.push('allmulticast', (d.flags & IFF_ALLMULTI) !== 0 ? 'on' : 'off');
+      args.push('arp', (d.flags & IFF_NOARP) !== 0 ? 'off' : 'on');
+    }
+    ip(d.name, ...args);
+    writeConf('ipv4', d.name, d.conf4);
+    writeConf('ipv6', d.name, d.conf6);
+  }
+  for (const d of devs) if ((d.flags & IFF_UP) !== 0) ip(d.name, 'link', 'set', 'dev', d.name, 'up');
+}
+
+/**
+ * Back in criu-ts's namespace once the devices are made: the outside ends
+ * of veths given with a bridge are attached to it and brought up, as
+ * CRIU does (an end without a bridge is left down for the caller).
+ */
+export function attachOutsidePeers(devs: readonly NetDeviceEntry[], r: DeviceRestore): void {
+  for (const d of devs) {
+    if (d.type !== 'VETH' || d.peer_nsid !== undefined) continue;
+    const out = r.vethPairs.find((p) => p.inside === d.name);
+    if (out?.bridge === undefined) continue;
+    runTool('ERESTORE', 'ip', ['link', 'set', 'dev', out.outside, 'master', out.bridge], `${r.who}: veth ${d.name}'s peer ${out.outside} to bridge ${out.bridge}`);
+    runTool('ERESTORE', 'ip', ['link', 'set', 'dev', out.outside, 'up'], `${r.who}: veth ${d.name}'s peer ${out.outside}`);
+  }
+}
