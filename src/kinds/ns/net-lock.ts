@@ -1,10 +1,12 @@
 /**
  * The network lock of a tree in a net namespace of its own
- * (--network-lock nftables): as CRIU does, the whole namespace is locked,
- * not connection by connection. A table `inet CRIU-<dump run id>` made
- * inside the namespace drops every packet in and out, but those marked
- * 0xc114 (the segments a restore writes in a peer's name), from before any
- * socket is dumped until the restored tree runs.
+ * (--network-lock nftables|iptables): as CRIU does, the whole namespace is
+ * locked, not connection by connection. A table `inet CRIU-<dump run id>`
+ * (nftables), or CRIU's chain CRIU jumped to from INPUT and OUTPUT
+ * (iptables, IPv4 and IPv6), made inside the namespace drops every packet
+ * in and out, but those marked 0xc114 (the segments a restore writes in a
+ * peer's name), from before any socket is dumped until the restored tree
+ * runs.
  *
  * Lifetime: a failed dump, or one that leaves the tree running, deletes
  * the table. A dump that kills the tree leaves it: the namespace goes with
@@ -13,7 +15,6 @@
  * (`--join-ns net:...`: unlockIn) or its owner removes it. The nftables ruleset is
  * read before the lock, so the table is never in nftables-<ns>.img.
  */
-import { CriuTsError } from '../../errors.js';
 import { inNamespaceFiles, inNamespacesOf } from '../../sys/index.js';
 import { checkRunId } from '../files/inet-socket/net-lock.js';
 import { REPAIR_PACKET_MARK } from '../files/inet-socket/tcp-states.js';
@@ -42,51 +43,83 @@ function lockScript(t: string): Buffer {
 }
 
 /**
+ * The iptables lock of a namespace, CRIU's rules to the letter (so either
+ * tool lifts the other's): a chain CRIU in the filter table, jumped to
+ * first from INPUT and OUTPUT, that accepts the restore's packets (mark
+ * 0xc114) and drops the rest; for IPv4 and IPv6, with
+ * `iptables-restore -w --noflush` as installed.
+ */
+const IPT_LOCK = `*filter\n:CRIU - [0:0]\n-I INPUT -j CRIU\n-I OUTPUT -j CRIU\n-A CRIU -m mark --mark 0x${REPAIR_PACKET_MARK.toString(16)} -j ACCEPT\n-A CRIU -j DROP\nCOMMIT\n`;
+const IPT_UNJUMP = '*filter\n:CRIU - [0:0]\n-D INPUT -j CRIU\n-D OUTPUT -j CRIU\nCOMMIT\n';
+const IPT_DROP_CHAIN = '*filter\n:CRIU - [0:0]\n-X CRIU\nCOMMIT\n';
+
+export type NsLockMethod = 'nftables' | 'iptables';
+
+/** Our thread is in the namespace: take the lock there. */
+function lockHere(method: NsLockMethod, runId: string, code: 'EDUMP' | 'ERESTORE', what: string): void {
+  if (method === 'nftables') {
+    runTool(code, 'nft', ['-f', '-'], what, lockScript(table(runId)));
+    return;
+  }
+  for (const bin of ['iptables-restore', 'ip6tables-restore']) runTool(code, bin, ['-w', '--noflush'], what, Buffer.from(IPT_LOCK));
+}
+
+/** Our thread is in the namespace: lift the lock there, if it is still there (its owner may have lifted it). */
+function unlockHere(method: NsLockMethod, runId: string, what: string): boolean {
+  if (method === 'nftables') {
+    const t = table(runId);
+    const tables = runTool('ERESTORE', 'nft', ['list', 'tables', 'inet'], what)?.toString('utf8') ?? '';
+    if (!tables.split('\n').some((l) => l.trim() === `table ${t}`)) return false;
+    runTool('ERESTORE', 'nft', ['delete', 'table', 'inet', t.split(' ')[1] as string], what);
+    return true;
+  }
+  let found = false;
+  for (const [bin, save] of [['iptables-restore', 'iptables-save'], ['ip6tables-restore', 'ip6tables-save']] as const) {
+    const rules = runTool('ERESTORE', save, ['-t', 'filter'], what)?.toString('utf8') ?? '';
+    if (!/^:CRIU /m.test(rules)) continue;
+    found = true;
+    // CRIU's order: the jumps (twice for iptables-nft, which may keep one), then the chain.
+    while (/^-A (INPUT|OUTPUT) -j CRIU$/m.test(runTool('ERESTORE', save, ['-t', 'filter'], what)?.toString('utf8') ?? '')) {
+      runTool('ERESTORE', bin, ['-w', '--noflush'], what, Buffer.from(IPT_UNJUMP));
+    }
+    runTool('ERESTORE', bin, ['-w', '--noflush'], what, Buffer.from(IPT_DROP_CHAIN));
+  }
+  return found;
+}
+
+/**
  * --empty-ns net at restore: the dump's lock is not among what the new,
  * empty namespace gets, so it is made again there (as CRIU does) and lifted
  * at network unlock (unlockIn). `nsFd` is our fd of the namespace.
  */
-export function relockIn(nsFd: number, runId: string): void {
-  const t = table(runId);
-  inNamespaceFiles([{ type: 'net', path: `/proc/self/fd/${nsFd}` }], () => {
-    runTool('ERESTORE', 'nft', ['-f', '-'], 'the restored net namespace: network lock', lockScript(t));
-  });
-  log.info(`restored net namespace: locked (table ${t})`);
-}
-
-/** Lock task `pid`'s net namespace (our thread must not be in it: it steps in itself). No-op with --network-lock skip. */
-export function lockNamespace(ctx: DumpContext, pid: number, who: string): void {
-  if (ctx.opts.networkLock === 'skip') return;
-  if (ctx.opts.networkLock !== 'nftables') {
-    throw new CriuTsError('EUNSUPPORTED', `${who}: --network-lock ${ctx.opts.networkLock} is not supported (nftables or skip)`, {});
-  }
-  const t = table(ctx.runId);
-  inNamespacesOf(pid, ['net'], () => runTool('EDUMP', 'nft', ['-f', '-'], `${who}: network lock`, lockScript(t)));
-  ctx.atExit((tasksLive) => {
-    // Tasks that run on need their network; killed ones leave the lock to the restore.
-    if (!tasksLive) return;
-    try {
-      inNamespacesOf(pid, ['net'], () => runTool('EDUMP', 'nft', ['delete', 'table', ...t.split(' ')], `${who}: network unlock`));
-    } catch (e) {
-      log.warn(`${who}: the network lock table ${t} could not be removed: ${(e as Error).message}`);
-    }
-  });
-  log.info(`${who}: locked (table ${t})`);
+export function relockIn(nsFd: number, method: NsLockMethod, runId: string): void {
+  inNamespaceFiles([{ type: 'net', path: `/proc/self/fd/${nsFd}` }], () => lockHere(method, runId, 'ERESTORE', 'the restored net namespace: network lock'));
+  log.info(`restored net namespace: locked (${method})`);
 }
 
 /**
  * A restore into a namespace the dump locked (--join-ns net), or one
- * locked again at restore (relockIn): remove the dump's table there, if it
- * is still there (its owner may have removed it). `nsFd` is our fd of the
- * namespace.
+ * locked again at restore (relockIn): lift the dump's lock there, if it is
+ * still there. `nsFd` is our fd of the namespace.
  */
-export function unlockIn(nsFd: number, runId: string): void {
-  const t = table(runId);
-  const name = t.split(' ')[1] as string;
-  inNamespaceFiles([{ type: 'net', path: `/proc/self/fd/${nsFd}` }], () => {
-    const tables = runTool('ERESTORE', 'nft', ['list', 'tables', 'inet'], 'the restored net namespace: network unlock')?.toString('utf8') ?? '';
-    if (!tables.split('\n').some((l) => l.trim() === `table ${t}`)) return;
-    runTool('ERESTORE', 'nft', ['delete', 'table', 'inet', name], 'the restored net namespace: network unlock');
-    log.info(`restored net namespace: unlocked (table ${t})`);
+export function unlockIn(nsFd: number, method: NsLockMethod, runId: string): void {
+  const done = inNamespaceFiles([{ type: 'net', path: `/proc/self/fd/${nsFd}` }], () => unlockHere(method, runId, 'the restored net namespace: network unlock'));
+  if (done) log.info(`restored net namespace: unlocked (${method})`);
+}
+
+/** Lock task `pid`'s net namespace (our thread must not be in it: it steps in itself). No-op with --network-lock skip. */
+export function lockNamespace(ctx: DumpContext, pid: number, who: string): void {
+  const method = ctx.opts.networkLock;
+  if (method === 'skip') return;
+  inNamespacesOf(pid, ['net'], () => lockHere(method, ctx.runId, 'EDUMP', `${who}: network lock`));
+  ctx.atExit((tasksLive) => {
+    // Tasks that run on need their network; killed ones leave the lock to the restore.
+    if (!tasksLive) return;
+    try {
+      inNamespacesOf(pid, ['net'], () => unlockHere(method, ctx.runId, `${who}: network unlock`));
+    } catch (e) {
+      log.warn(`${who}: the network lock (${method}) could not be lifted: ${(e as Error).message}`);
+    }
   });
+  log.info(`${who}: locked (${method})`);
 }

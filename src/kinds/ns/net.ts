@@ -38,7 +38,7 @@ import { isRoot, rootHasOwnNamespace, rootNamespaceToCreate } from './common.js'
 import { readConf, readIpv4Sysctls, readUnixConf, writeConf, writeIpv4Sysctls, writeUnixConf } from './net-conf.js';
 import { IP_DUMPS, runTool } from './net-tools.js';
 import { attachOutsidePeers, checkNetDevices, createFromOutside, readNetDevices, restoreNetDevices, type DeviceRestore } from './net-devices.js';
-import { lockNamespace, relockIn, unlockIn } from './net-lock.js';
+import { lockNamespace, relockIn, unlockIn, type NsLockMethod } from './net-lock.js';
 import { closeJoinFd, joinInTask, openJoinNs } from './join.js';
 import { logger } from '../../log.js';
 
@@ -68,8 +68,8 @@ interface RestoreState {
   emptyFd?: number | undefined;
   /** --join-ns net: our fd of the namespace to join, kept until the network unlock */
   joinFd?: number | undefined;
-  /** the dump's run id, when it locked with nftables (the lock table's name) */
-  lockRunId?: string | undefined;
+  /** how the dump locked the namespace, and its run id (the lock's name) */
+  lock?: { method: NsLockMethod; runId: string } | undefined;
 }
 
 const RESTORE = stateKey<RestoreState>('net:restore');
@@ -197,9 +197,10 @@ export const netKind: ResourceKind = {
     const images = nsId === undefined || ctx.opts.emptyNetNs ? undefined : loadImages(ctx, nsId);
     if (images !== undefined) checkNetDevices(images.devices, deviceRestore(ctx, `the tree's net namespace (ns id ${images.id})`, images.id));
     const inv = tree.inventory;
-    // LOCK_METHOD nftables is 1 (CRIU's numbering)
-    const lockRunId = inv.network_lock_method === 1 ? inv.dump_criu_run_id : undefined;
-    ctx.state(RESTORE, () => ({ rootPid: tree.rootPid, nsId, images, joinFd: openJoinNs(ctx, 'net'), lockRunId }));
+    // inventory's network_lock_method: CRIU's numbering, iptables 0, nftables 1, skip 2
+    const method = inv.network_lock_method === 1 ? 'nftables' : inv.network_lock_method === 0 ? 'iptables' : undefined;
+    const lock = method === undefined || inv.dump_criu_run_id === undefined ? undefined : { method, runId: inv.dump_criu_run_id } as const;
+    ctx.state(RESTORE, () => ({ rootPid: tree.rootPid, nsId, images, joinFd: openJoinNs(ctx, 'net'), lock }));
   },
 
   restoreCreated(t, task, ctx) {
@@ -224,9 +225,9 @@ export const netKind: ResourceKind = {
     }
     // --empty-ns net: left empty (lo down) for the caller's setup-namespaces; locked until the tree runs, as CRIU.
     log.info(`task ${t.pid}: new net namespace left empty (--empty-ns net)`);
-    if (st.lockRunId === undefined) return;
+    if (st.lock === undefined) return;
     st.emptyFd = openSync(`/proc/${t.pid}/ns/net`, 'r');
-    relockIn(st.emptyFd, st.lockRunId);
+    relockIn(st.emptyFd, st.lock.method, st.lock.runId);
   },
 
   unlockNetwork(ctx) {
@@ -234,7 +235,7 @@ export const netKind: ResourceKind = {
     try {
       // A namespace the dump locked and that outlived the tree, or one locked again: lift it now.
       const fd = st.joinFd ?? st.emptyFd;
-      if (fd !== undefined && st.lockRunId !== undefined) unlockIn(fd, st.lockRunId);
+      if (fd !== undefined && st.lock !== undefined) unlockIn(fd, st.lock.method, st.lock.runId);
     } finally {
       closeJoinFd(st);
       if (st.emptyFd !== undefined) closeSync(st.emptyFd);

@@ -188,3 +188,44 @@ test('--network-lock nftables locks the whole net namespace: kept when the tree 
     removeDir(dir);
   }
 });
+
+test('--network-lock iptables locks the whole net namespace with CRIU\'s chain (IPv4 and IPv6); a restore into it (--join-ns) lifts it', { timeout: 60_000 }, async () => {
+  const name = `criu-ts-ipt-${process.pid}`;
+  const file = `/run/netns/${name}`;
+  execFileSync('ip', ['netns', 'add', name]);
+  const child = spawn('nsenter', [`--net=${file}`, 'sleep', '60'], { stdio: 'ignore', detached: true });
+  const pid = child.pid as number;
+  child.unref();
+  const dir = tempDir('net-lock-ipt');
+  const rules = (bin: string): string => execFileSync('nsenter', [`--net=${file}`, bin, '-t', 'filter'], { encoding: 'utf8' });
+  try {
+    for (let i = 0; i < 200; i++) {
+      try {
+        if (readlinkSync(`/proc/${pid}/exe`).endsWith('/sleep')) break;
+      } catch {
+        // not exec'd yet
+      }
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    await dump({ pid, imagesDir: dir, progress: false, networkLock: 'iptables' });
+    for (const bin of ['iptables-save', 'ip6tables-save']) {
+      const r = rules(bin);
+      assert.match(r, /^-A INPUT -j CRIU$/m, `${bin}: locked`);
+      assert.match(r, /^-A CRIU -m mark --mark 0xc114 -j ACCEPT$/m);
+      assert.match(r, /^-A CRIU -j DROP$/m);
+    }
+    assert.doesNotMatch(execFileSync('iptables-save', ['-t', 'filter'], { encoding: 'utf8' }), /^:CRIU /m, 'ours is not locked');
+    await restore({ imagesDir: dir, progress: false, joinNs: [{ ns: 'net', file }] });
+    assert.ok(isAlive(pid));
+    for (const bin of ['iptables-save', 'ip6tables-save']) assert.doesNotMatch(rules(bin), /CRIU/, `${bin}: unlocked`);
+  } finally {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // gone
+    }
+    await killAndWait(pid);
+    spawnSync('ip', ['netns', 'delete', name]);
+    removeDir(dir);
+  }
+});
