@@ -6,7 +6,10 @@
  * (bench/incremental.ts) beside a full dump's. Prints progress on a terminal and the
  * table always; writes the Markdown table to build/bench/results.md.
  *
- * usage: node dist/bench/run.js [--quick] [--markdown] [--criu PATH]
+ * and the lazy restore's first instruction and memory-in-place beside a
+ * plain restore's (bench/lazy.ts).
+ *
+ * usage: node dist/bench/run.js [--quick] [--markdown] [--criu PATH] [--only incremental|lazy]
  *   --quick     fewer runs and no 1 GiB case (a smoke test, about 20 s)
  *   --criu PATH (or CRIU_BIN=PATH) compare with that CRIU binary instead of
  *               the plain-C baselines: both tools through their CLIs, turn
@@ -22,6 +25,7 @@ import { cliCase, memoryCase, threadsCase, treeCase, type CaseResult } from './c
 import { cleanupAll, hasGcc, repoRoot, statusDone } from './helpers.js';
 import { HEADER, cliLines, markdownTable, rows, textTable, verdicts } from './table.js';
 import { incrementalCase, incrementalLines } from './incremental.js';
+import { lazyCase, lazyLines } from './lazy.js';
 import { VS_HEADER, criuBinFrom, oursBin, runVsCriu, vsRows } from './vs-criu.js';
 
 const SMALL_MIB = 1;
@@ -55,6 +59,17 @@ async function main(argv: string[]): Promise<number> {
   const started = Date.now();
   const criu = criuBinFrom(argv);
   if (criu !== undefined) return vsCriu(criu, quick, markdown, started);
+  // --only incremental|lazy: just issue 15's two figures (iterative freeze, lazy restore), printed.
+  const only = argv[argv.indexOf('--only') + 1];
+  if (argv.includes('--only')) {
+    const out: string[] = [];
+    if (only === 'incremental') out.push(...incrementalLines(await incrementalCase(quick ? MID_MIB : BIG_MIB, 1, quick ? 1 : 3)));
+    else if (only === 'lazy') out.push(...lazyLines(await lazyCase(quick ? MID_MIB : BIG_MIB, quick ? 1 : 3)));
+    else throw new Error(`--only ${only ?? ''}: incremental or lazy`);
+    statusDone();
+    console.log([...out, `load average at the end: ${loadavg().map((x) => x.toFixed(1)).join(' ')}`, `(${((Date.now() - started) / 1000).toFixed(0)} s)`].join('\n'));
+    return 0;
+  }
   const cases: CaseResult[] = [];
   cases.push(await memoryCase(SMALL_MIB, quick ? 3 : 5));
   cases.push(await memoryCase(MID_MIB, quick ? 1 : 5));
@@ -63,6 +78,7 @@ async function main(argv: string[]): Promise<number> {
   cases.push(await threadsCase(1000, quick ? 1 : 3));
   const cli = await cliCase(SMALL_MIB, quick ? 3 : 5);
   const incr = await incrementalCase(quick ? MID_MIB : BIG_MIB, 1, quick ? 1 : 3);
+  const lazy = await lazyCase(quick ? MID_MIB : BIG_MIB, quick ? 1 : 3);
   statusDone();
 
   const body = rows(cases);
@@ -78,6 +94,8 @@ async function main(argv: string[]): Promise<number> {
     '',
     ...incrementalLines(incr),
     '',
+    ...lazyLines(lazy),
+    '',
     'targets:',
     ...verdicts(cases, SMALL_MIB, BIG_MIB).map((l) => `  ${l}`),
     '',
@@ -90,9 +108,9 @@ async function main(argv: string[]): Promise<number> {
   // README-ready: the table, then the CLI figures and the verdicts as a text block.
   writeFileSync(join(outDir, 'results.md'), [
     `${when} UTC, ${machine()}, load average ${loadavg().map((x) => x.toFixed(1)).join(' ')}`, '',
-    markdownTable(HEADER, body), '', '```text', ...cliLines(cli), '', ...incrementalLines(incr), '', ...verdicts(cases, SMALL_MIB, BIG_MIB), '```', '',
+    markdownTable(HEADER, body), '', '```text', ...cliLines(cli), '', ...incrementalLines(incr), '', ...lazyLines(lazy), '', ...verdicts(cases, SMALL_MIB, BIG_MIB), '```', '',
   ].join('\n'));
-  writeFileSync(join(outDir, 'results.json'), JSON.stringify({ when, machine: machine(), cases, cli, incremental: incr }, null, 2));
+  writeFileSync(join(outDir, 'results.json'), JSON.stringify({ when, machine: machine(), cases, cli, incremental: incr, lazy }, null, 2));
   return 0;
 }
 

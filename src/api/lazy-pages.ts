@@ -14,10 +14,16 @@ export interface LazyPagesOptions {
   workDir?: string;
   /** called once the daemon listens */
   onListening?: () => void;
+  /** --page-server --address --port: pages from a page server running `page-server --lazy-pages` on the images */
+  pageServer?: { address: string; port: number };
 }
 
 export async function lazyPages(opts: LazyPagesOptions): Promise<LazyPagesStats> {
   const dir = resolve(opts.imagesDir ?? '.');
   if (!existsSync(dir)) throw new CriuTsError('EUSAGE', `images directory ${dir} does not exist`, { dir });
-  return serveLazyPages({ dir, workDir: resolve(opts.workDir ?? dir), ...(opts.onListening ? { onListening: opts.onListening } : {}) });
+  return serveLazyPages({
+    dir, workDir: resolve(opts.workDir ?? dir),
+    ...(opts.onListening ? { onListening: opts.onListening } : {}),
+    ...(opts.pageServer ? { pageServer: opts.pageServer } : {}),
+  });
 }

@@ -11,6 +11,8 @@ import { CriuTsError } from '../errors.js';
 import { createFileExclusive } from '../sys/index.js';
 import { existsSync, statSync } from 'node:fs';
 import { servePages, signalReady, type PageServerResult } from '../dump/page-server.js';
+
+export { signalReady };
 import { linkParent } from '../kinds/memory/parent-images.js';
 import { dedup } from './dedup.js';
 
@@ -32,6 +34,8 @@ export interface PageServerOptions {
   prevImagesDir?: string | undefined;
   /** --auto-dedup: once the dump is stored, free in the parent images the pages it holds again */
   autoDedup?: boolean;
+  /** --lazy-pages: serve the images' pages to a `lazy-pages --page-server` daemon instead of receiving a dump */
+  lazyPages?: boolean;
 }
 
 const READY_ENV = 'CRIU_TS_PAGE_SERVER_READY_FD';
@@ -53,6 +57,7 @@ export async function runPageServer(opts: PageServerOptions): Promise<PageServer
   return servePages({
     dir, address, port,
     ...(opts.autoDedup ? { autoDedup: (d: string) => { dedup({ imagesDir: d }); } } : {}),
+    ...(opts.lazyPages ? { lazy: true } : {}),
     onListening: (p) => {
       opts.onListening?.(p);
       signalReady(opts.statusFd);

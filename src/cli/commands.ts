@@ -58,7 +58,7 @@ export async function runCommand(command: CommandName, action: string | undefine
       const r = await api(() => runPageServer({
         imagesDir: o.imagesDir, address: o.address ?? '0.0.0.0', port: o.port ?? 0,
         daemon: o.restoreDetached, pidfile: o.pidfile, statusFd: o.statusFd,
-        prevImagesDir: o.prevImagesDir, autoDedup: o.autoDedup,
+        prevImagesDir: o.prevImagesDir, autoDedup: o.autoDedup, lazyPages: o.lazyPages,
         onListening: (port) => { if (o.port === 0 || o.port === undefined) out(`page-server: listening on port ${port}`); },
       }));
       log.info(`page server: ${r.pagemaps} pagemap(s), ${r.pages} page(s) stored`);
@@ -66,9 +66,17 @@ export async function runCommand(command: CommandName, action: string | undefine
     }
     case 'lazy-pages': {
       requireImagesDir(o.imagesDir);
-      if (o.pageServer) throw new CriuTsError('EUNSUPPORTED', 'lazy-pages --page-server (pages from a remote page server) is not supported yet: copy the images to this host', {});
+      if (o.pageServer && (o.address === undefined || o.port === undefined || o.port === 0)) {
+        throw new CriuTsError('EUSAGE', 'lazy-pages --page-server needs --address and --port of the page server holding the pages', {});
+      }
       const { lazyPages } = await import('../api/lazy-pages.js');
-      const r = await api(() => lazyPages({ imagesDir: o.imagesDir, workDir: o.workDir }));
+      const { signalReady } = await import('../api/page-server.js');
+      const r = await api(() => lazyPages({
+        imagesDir: o.imagesDir, workDir: o.workDir,
+        ...(o.pageServer && o.address !== undefined && o.port !== undefined ? { pageServer: { address: o.address, port: o.port } } : {}),
+        // CRIU's --status-fd: a zero byte once the socket listens (zdtm starts the restore on it).
+        onListening: () => signalReady(o.statusFd),
+      }));
       log.info(`lazy-pages: ${r.tasks} task(s), ${r.faults} fault(s) served (${r.pagesOnFault} pages), ${r.pagesPushed} pages pushed, ${r.zeroPages} zero pages`);
       return 0;
     }

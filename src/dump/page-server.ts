@@ -20,17 +20,18 @@
  * Limits: one connection per run (as CRIU), no TLS.
  */
 import { createServer, type Socket } from 'node:net';
-import { existsSync, writeSync, closeSync } from 'node:fs';
+import { existsSync, writeSync, closeSync, openSync, readSync } from 'node:fs';
 import { join } from 'node:path';
 import { CriuTsError } from '../errors.js';
 import { logger } from '../log.js';
 import { ReplacingFile } from '../sys/index.js';
-import { writeImage } from '../images/index.js';
+import { readImage, writeImage } from '../images/index.js';
+import { pageSegments } from '../kinds/memory/fill.js';
 import type { PagemapEntry } from '../images/messages.js';
-import { coverage, parentDir, PARENT_LINK } from '../kinds/memory/parent-images.js';
+import { coverage, parentDir, ParentChain, PARENT_LINK, type Segment } from '../kinds/memory/parent-images.js';
 import { subtract, type Range } from '../kinds/memory/ranges.js';
 import {
-  decodeDstId, decodeIov, PAGE_SERVER_PAGES_ID_BASE, PS_IOV_ADD, PS_IOV_ADD_F, PS_IOV_BYTES, PS_IOV_CLOSE, PS_IOV_FORCE_CLOSE,
+  decodeDstId, decodeIov, encodeIov, PAGE_SERVER_PAGES_ID_BASE, PS_IOV_ADD, PS_IOV_ADD_F, PS_IOV_BYTES, PS_IOV_CLOSE, PS_IOV_FORCE_CLOSE, PS_IOV_GET,
   PS_IOV_HOLE, PS_IOV_OPEN, PS_IOV_OPEN2, PS_IOV_PARENT, type PagemapTarget,
 } from '../images/page-xfer.js';
 
@@ -49,6 +50,11 @@ export interface PageServerOptions {
   onListening?: (port: number) => void;
   /** --auto-dedup: once complete, free in the parent images what this dump holds again */
   autoDedup?: (dir: string) => void;
+  /**
+   * --lazy-pages: serve DIR's pages to a lazy-pages daemon (PS_IOV_GET)
+   * instead of receiving a dump; done when the daemon closes the connection.
+   */
+  lazy?: boolean;
 }
 
 export interface PageServerResult {
@@ -109,7 +115,7 @@ export function servePages(o: PageServerOptions): Promise<PageServerResult> {
     server.once('connection', (sk: Socket) => {
       server.close(); // one dumper per run, as CRIU's page server
       log.info(`connection from ${sk.remoteAddress ?? '?'}:${sk.remotePort ?? '?'}`);
-      receive(sk, o.dir).then((r) => {
+      (o.lazy ? serveGets(sk, o.dir) : receive(sk, o.dir)).then((r) => {
         if (o.autoDedup && parentDir(o.dir) !== undefined) o.autoDedup(o.dir);
         resolve(r);
       }, reject);
@@ -229,6 +235,91 @@ function receive(sk: Socket, dir: string): Promise<PageServerResult> {
         return;
       }
       log.info(`stored ${done.pagemaps} pagemap(s), ${done.pages} page(s)`);
+      resolve(done);
+    });
+  });
+}
+
+/**
+ * The lazy side (`page-server --lazy-pages`): answer each PS_IOV_GET
+ * {nr_pages, vaddr, dst_id = the task's image id} with an ADD_F header
+ * (PE_PRESENT, as many pages as one run of DIR's pagemap-<id>.img holds
+ * there, at most nr_pages; 0 when none) and their bytes, read through the
+ * parent images where the pagemap says PE_PARENT. CLOSE is answered with 0.
+ */
+function serveGets(sk: Socket, dir: string): Promise<PageServerResult> {
+  const chain = new ParentChain(dir);
+  const maps = new Map<number, Segment[]>();
+  const files = new Map<string, number>();
+  const done: PageServerResult = { pagemaps: 0, pages: 0 };
+  const segsOf = (id: number): Segment[] => {
+    let s = maps.get(id);
+    if (!s) {
+      const name = `pagemap-${id}.img`;
+      if (!existsSync(join(dir, name))) throw new CriuTsError('EIMAGE', `page server: no ${name} in ${dir}`, { id });
+      const img = readImage(join(dir, name));
+      const head = img.entries[0] as { pages_id?: number } | undefined;
+      s = pageSegments(chain, name, join(dir, `pages-${head?.pages_id ?? 0}.img`), img.entries.slice(1) as unknown as PagemapEntry[]).segs;
+      s.sort((a, b) => (a.vaddr < b.vaddr ? -1 : a.vaddr > b.vaddr ? 1 : 0));
+      maps.set(id, s);
+      done.pagemaps++;
+    }
+    return s;
+  };
+  const answer = (id: number, vaddr: bigint, nr: bigint): Buffer[] => {
+    const seg = segsOf(id).find((g) => g.vaddr <= vaddr && vaddr < g.vaddr + g.len);
+    const avail = seg ? (seg.vaddr + seg.len - vaddr) / BigInt(PAGE_SIZE) : 0n;
+    const n = Number(avail < nr ? avail : nr);
+    const head = encodeIov(PS_IOV_ADD_F, PE_PRESENT, BigInt(n), vaddr, BigInt(id));
+    if (!seg || n === 0) return [head];
+    const data = Buffer.allocUnsafe(n * PAGE_SIZE);
+    let fd = files.get(seg.path);
+    if (fd === undefined) files.set(seg.path, (fd = openSync(seg.path, 'r')));
+    let got = 0;
+    while (got < data.length) {
+      const r = readSync(fd, data, got, data.length - got, seg.off + (vaddr - seg.vaddr) + BigInt(got));
+      if (r === 0) throw new CriuTsError('EIMAGE', `${seg.path}: ends before the pagemap says`, { path: seg.path });
+      got += r;
+    }
+    done.pages += n;
+    return [head, data];
+  };
+  return new Promise((resolve, reject) => {
+    let pending: Buffer = Buffer.alloc(0);
+    let failed = false;
+    const finish = (): void => {
+      for (const fd of files.values()) closeSync(fd);
+      files.clear();
+    };
+    sk.setNoDelay(true);
+    sk.on('data', (chunk: Buffer) => {
+      if (failed) return;
+      pending = pending.length === 0 ? chunk : Buffer.concat([pending, chunk]);
+      try {
+        while (pending.length >= PS_IOV_BYTES) {
+          const pi = decodeIov(pending.subarray(0, PS_IOV_BYTES));
+          pending = pending.subarray(PS_IOV_BYTES);
+          if (pi.cmd === PS_IOV_GET) {
+            for (const b of answer(Number(pi.dstId), pi.vaddr, pi.nrPages)) sk.write(b);
+          } else if (pi.cmd === PS_IOV_CLOSE || pi.cmd === PS_IOV_FORCE_CLOSE) {
+            sk.end(Buffer.alloc(4));
+            return;
+          } else {
+            throw new CriuTsError('EUNSUPPORTED', `page server (lazy pages): command ${pi.cmd} is not served here`, { cmd: pi.cmd });
+          }
+        }
+      } catch (e) {
+        failed = true;
+        sk.destroy();
+        finish();
+        reject(e);
+      }
+    });
+    sk.on('error', () => undefined);
+    sk.on('close', () => {
+      if (failed) return;
+      finish();
+      log.info(`served ${done.pages} page(s) of ${done.pagemaps} pagemap(s)`);
       resolve(done);
     });
   });

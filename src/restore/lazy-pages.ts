@@ -39,6 +39,7 @@ import { ParentChain } from '../kinds/memory/parent-images.js';
 import { pageSegments } from '../kinds/memory/fill.js';
 import type { LazyRange, LazySink } from '../kinds/types.js';
 import { LazyWatchdog } from './lazy-watchdog.js';
+import { PageServerClient } from '../kinds/memory/page-server-client.js';
 
 const log = logger('lazy-pages');
 export const LAZY_SOCKET = 'lazy-pages.socket';
@@ -57,12 +58,12 @@ const PS = BigInt(PAGE_SIZE);
  */
 const PUSH_AFTER_MS = Number(process.env['CRIU_TS_LAZY_PUSH_AFTER_MS'] ?? 0) || 0;
 
-/** Bytes still to send: `len` bytes now at `addr` in the task, from `path` at `off`. */
-interface Piece { addr: bigint; len: bigint; path: string; off: bigint }
+/** Bytes still to send: `len` bytes now at `addr` in the task, from `path` at `off` (`img`: their address in the images). */
+interface Piece { addr: bigint; len: bigint; path: string; off: bigint; img: bigint }
 
 class LazyTask {
   pending: Piece[];
-  constructor(readonly label: string, readonly uffd: number, pending: Piece[], readonly pid: number) {
+  constructor(readonly label: string, readonly uffd: number, pending: Piece[], readonly pid: number, readonly imageId: number) {
     this.pending = pending;
   }
 
@@ -93,8 +94,8 @@ class LazyTask {
       if (p.addr < start) keep.push({ ...p, len: start - p.addr });
       const from = p.addr > start ? p.addr : start;
       const to = pe < end ? pe : end;
-      gone.push({ addr: from, len: to - from, path: p.path, off: p.off + (from - p.addr) });
-      if (pe > end) keep.push({ addr: end, len: pe - end, path: p.path, off: p.off + (end - p.addr) });
+      gone.push({ addr: from, len: to - from, path: p.path, off: p.off + (from - p.addr), img: p.img + (from - p.addr) });
+      if (pe > end) keep.push({ addr: end, len: pe - end, path: p.path, off: p.off + (end - p.addr), img: p.img + (end - p.addr) });
     }
     this.pending = keep;
     return gone;
@@ -113,6 +114,8 @@ export interface LazyPagesOptions {
   workDir: string;
   /** called once the socket listens */
   onListening?: () => void;
+  /** lazy-pages --page-server: the pages come from this page server (`page-server --lazy-pages` on the images), the pagemaps from `dir` */
+  pageServer?: { address: string; port: number };
 }
 
 export interface LazyPagesStats { tasks: number; faults: number; pagesOnFault: number; pagesPushed: number; zeroPages: number }
@@ -124,7 +127,7 @@ function onlyIn(segs: readonly { path: string; off: bigint; vaddr: bigint; len: 
     for (const r of ranges) {
       const a = r.start > sg.vaddr ? r.start : sg.vaddr;
       const b = r.end < end ? r.end : end;
-      if (b > a) out.push({ addr: a, len: b - a, path: sg.path, off: sg.off + (a - sg.vaddr) });
+      if (b > a) out.push({ addr: a, len: b - a, path: sg.path, off: sg.off + (a - sg.vaddr), img: a });
     }
   }
   return out.sort((x, y) => (x.addr < y.addr ? -1 : x.addr > y.addr ? 1 : 0));
@@ -145,6 +148,8 @@ export async function serveLazyPages(o: LazyPagesOptions): Promise<LazyPagesStat
   let done: boolean | undefined;
   let pushFrom = Infinity;
   let rr = 0;
+  // Connected before anything listens: a page server that does not answer fails the daemon before any restore relies on it.
+  const remote = o.pageServer ? PageServerClient.connect(o.pageServer.address, o.pageServer.port) : undefined;
   const watchdog = new LazyWatchdog();
   const fileFd = (path: string): number => {
     let fd = files.get(path);
@@ -162,7 +167,12 @@ export async function serveLazyPages(o: LazyPagesOptions): Promise<LazyPagesStat
   /** Copy `len` bytes of piece data at task address `at` (inside piece p). Returns false when the task is gone. */
   const copy = (t: LazyTask, p: Piece, at: bigint, len: number): 'ok' | 'again' | 'gone' => {
     const off = p.off + (at - p.addr);
-    let got = 0;
+    if (remote) {
+      const want = len / PAGE_SIZE;
+      const n = remote.get(t.imageId, p.img + (at - p.addr), want, buf);
+      if (n !== want) throw new CriuTsError('EIMAGE', `page server at ${remote.where}: pagemap-${t.imageId}.img has ${want} page(s) at 0x${(p.img + (at - p.addr)).toString(16)}, the server sent ${n}`, {});
+    }
+    let got = remote ? len : 0;
     while (got < len) {
       const n = readSync(fileFd(p.path), buf, got, len - got, off + BigInt(got));
       if (n === 0) throw new CriuTsError('EIMAGE', `${p.path}: ends before the pagemap says (offset ${off + BigInt(got)})`, { path: p.path });
@@ -231,7 +241,7 @@ export async function serveLazyPages(o: LazyPagesOptions): Promise<LazyPagesStat
             break;
           }
           case 'fork': {
-            const child = new LazyTask(`${t.label}>fork`, m.ufd, t.pending.map((p) => ({ ...p })), 0);
+            const child = new LazyTask(`${t.label}>fork`, m.ufd, t.pending.map((p) => ({ ...p })), 0, t.imageId);
             tasks.push(child);
             watchdog.hold(m.ufd, 0);
             log.debug(`${t.label}: forked; the child's ${child.pending.length} piece(s) follow on uffd ${m.ufd}`);
@@ -305,7 +315,7 @@ export async function serveLazyPages(o: LazyPagesOptions): Promise<LazyPagesStat
               const head = img.entries[0] as { pages_id?: number } | undefined;
               const pagemap = img.entries.slice(1) as unknown as PagemapEntry[];
               const { segs } = pageSegments(chain, `pagemap-${m.image}.img`, join(o.dir, `pages-${head?.pages_id ?? 0}.img`), pagemap);
-              const t = new LazyTask(`task ${m.pid}`, uffd, onlyIn(segs, ranges), m.pid);
+              const t = new LazyTask(`task ${m.pid}`, uffd, onlyIn(segs, ranges), m.pid, m.image);
               tasks.push(t);
               watchdog.hold(uffd, m.pid);
               stats.tasks++;
@@ -335,6 +345,7 @@ export async function serveLazyPages(o: LazyPagesOptions): Promise<LazyPagesStat
       if ((stats.pagesPushed & 1023) === 0) await new Promise((res) => setImmediate(res));
     }
     watchdog.done();
+    remote?.close();
     log.info(`all pages in place: ${stats.tasks} task(s), ${stats.faults} fault(s) (${stats.pagesOnFault} pages), ${stats.pagesPushed} pages pushed, ${stats.zeroPages} zero pages`);
     return stats;
   } catch (e) {
@@ -345,6 +356,7 @@ export async function serveLazyPages(o: LazyPagesOptions): Promise<LazyPagesStat
     for (const fd of files.values()) closeSync(fd);
     if (conn >= 0) closeQuiet(conn);
     closeQuiet(lsk);
+    remote?.abort();
     rmSync(sockPath, { force: true });
   }
 }

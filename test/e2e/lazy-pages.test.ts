@@ -131,6 +131,38 @@ test('a lazily restored task forks, drops and unmaps memory whose pages are stil
   assert.match(readFileSync(join(dir, 'lazy-pages.log'), 'utf8'), /task \d+>fork|forked; the child/);
 });
 
+test('lazy-pages --page-server: the pages come from page-server --lazy-pages (PS_IOV_GET), the task checks every one', { timeout: 120_000 }, async () => {
+  const s = await startSubject('big-memory', ['--mib', '32']);
+  subjects.push(s);
+  const dir = join(s.workDir, 'img');
+  mkdirSync(dir);
+  const d = await runCli('criu-ts', ['dump', '-t', String(s.pid), '-D', dir]);
+  assert.equal(d.code, 0, d.stderr);
+  assert.ok(await waitGone(s.pid));
+  // The source host's page server, on the images.
+  const ps = spawn(process.execPath, [join(repoRoot(), 'bin', 'criu-ts'), 'page-server', '--lazy-pages', '-D', dir, '--address', '127.0.0.1', '--port', '0', '-v4', '-o', join(dir, 'ps.log')], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const psExit = new Promise<number | null>((res) => ps.on('close', (c) => res(c)));
+  const port = await new Promise<number>((res, rej) => {
+    let out = '';
+    ps.stdout?.on('data', (b: Buffer) => {
+      out += b.toString();
+      const m = /listening on port (\d+)/.exec(out);
+      if (m?.[1]) res(Number(m[1]));
+    });
+    void psExit.then((c) => rej(new Error(`page-server exited ${c}`)));
+  });
+  const proc = spawn(process.execPath, [join(repoRoot(), 'bin', 'criu-ts'), 'lazy-pages', '-D', dir, '--page-server', '--address', '127.0.0.1', '--port', String(port), '-v4', '-o', join(dir, 'lp.log')], { stdio: 'ignore' });
+  const lpExit = new Promise<number | null>((res) => proc.on('close', (c) => res(c)));
+  const r = await runCli('criu-ts', ['restore', '-d', '-D', dir, '--lazy-pages']);
+  assert.equal(r.code, 0, r.stderr);
+  const res = await s.terminateAndResult(60_000);
+  assert.ok(res.ok, res.text);
+  assert.equal(await lpExit, 0, readFileSync(join(dir, 'lp.log'), 'utf8').slice(-1500));
+  assert.equal(await psExit, 0);
+  const served = /served (\d+) page\(s\)/.exec(readFileSync(join(dir, 'ps.log'), 'utf8'));
+  assert.ok(served && Number(served[1]) >= 8192, `the page server sent the 32 MiB region (${served?.[1]} pages)`);
+});
+
 test('the lazy-pages daemon killed before every page is in place: the task dies by SIGBUS, it never runs on with zeros', { timeout: 120_000 }, async () => {
   const s = await startSubject('big-memory', ['--mib', '64']);
   subjects.push(s);

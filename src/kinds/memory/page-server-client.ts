@@ -14,7 +14,7 @@ import { isIP } from 'node:net';
 import { CriuTsError } from '../../errors.js';
 import { socket, connect } from '../../sys/index.js';
 import {
-  encodeDstId, encodeIov, PS_IOV_ADD_F, PS_IOV_CLOSE, PS_IOV_OPEN2, type PagemapTarget,
+  decodeIov, encodeDstId, encodeIov, PS_IOV_ADD_F, PS_IOV_BYTES, PS_IOV_CLOSE, PS_IOV_GET, PS_IOV_OPEN2, type PagemapTarget,
 } from '../../images/page-xfer.js';
 
 const AF_INET = 2;
@@ -113,6 +113,32 @@ export class PageServerClient {
     if (this.current === undefined) throw new CriuTsError('EINTERNAL', 'page server: pages sent before OPEN2', {});
     this.send(encodeIov(PS_IOV_ADD_F, flags, BigInt(nrPages), vaddr, this.current));
     if (data) this.send(data, off, nrPages * 4096);
+  }
+
+  /**
+   * Lazy pages from a page server holding the images (`page-server
+   * --lazy-pages`): up to `nrPages` pages of pagemap-`imageId`.img at
+   * `vaddr` into `buf`. The server answers ADD_F with how many pages it
+   * sends (0: it has none there), then their bytes. Returns that count.
+   */
+  get(imageId: number, vaddr: bigint, nrPages: number, buf: Buffer): number {
+    this.send(encodeIov(PS_IOV_GET, 0, BigInt(nrPages), vaddr, BigInt(imageId)));
+    const head = decodeIov(this.receive(PS_IOV_BYTES));
+    const n = Number(head.nrPages);
+    if (n > nrPages || head.vaddr !== vaddr) {
+      throw new CriuTsError('EIMAGE', `page server at ${this.where}: asked for ${nrPages} page(s) at 0x${vaddr.toString(16)}, got ${n} at 0x${head.vaddr.toString(16)}`, {});
+    }
+    if (n > 0) this.receiveInto(buf, n * 4096);
+    return n;
+  }
+
+  private receiveInto(b: Buffer, n: number): void {
+    let got = 0;
+    while (got < n) {
+      const r = readSync(this.fd, b, got, n - got, null);
+      if (r === 0) throw new CriuTsError('EDUMP', `the page server at ${this.where} closed the connection`, {});
+      got += r;
+    }
   }
 
   /** Every page sent: the server answers once it has stored them all. */

@@ -1,0 +1,106 @@
+/**
+ * Lazy restore's point: the task runs before its memory is in place. A
+ * process with N MiB of filled private memory (bench/c/lazy-first.c) is
+ * dumped once per run, then restored twice from those images:
+ *  - plain: restore() fills every page, then lets the task go;
+ *  - lazy: a `criu-ts lazy-pages` daemon (started and listening before
+ *    the clock starts) and restore({lazyPages}): the task runs at once,
+ *    its pages come on fault and in the background.
+ * Figures, from the restore's start: "first instruction", the subject's
+ * own CLOCK_REALTIME reading when it first runs after the restore (it
+ * records it in a shared file); "memory in place", when restore()
+ * returns (plain) or when the daemon exits with every page copied (lazy).
+ * Medians over the runs.
+ */
+import { spawn } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { dump, restore } from '../src/api/index.js';
+import { buildHelper, startHeld, killHeld, killRestored, shmDir, removeDir, median, sleep, status, repoRoot } from './helpers.js';
+
+export interface LazyResult {
+  mib: number;
+  runs: number;
+  plainFirstMs: number;
+  plainAllMs: number;
+  lazyFirstMs: number;
+  lazyAllMs: number;
+}
+
+/**
+ * Both restores skip the criu-ts-checksums check (CRIU has none): it reads
+ * every byte of the pages images before anything is created, which would
+ * put the whole memory's read in front of the lazy task's first
+ * instruction. BENCH_CHECKSUMS=1 measures with it.
+ */
+const SKIP = process.env['BENCH_CHECKSUMS'] !== '1';
+const realNs = (): bigint => BigInt(Math.round((performance.timeOrigin + performance.now()) * 1e6));
+
+async function firstRun(record: string, t0: bigint): Promise<number> {
+  for (let i = 0; i < 20_000; i++) {
+    const v = readFileSync(record).readBigUInt64LE(0);
+    if (v > t0) return Number(v - t0) / 1e6;
+    await sleep(1);
+  }
+  throw new Error('the restored subject never ran');
+}
+
+export async function lazyCase(mib: number, runs: number): Promise<LazyResult> {
+  const exe = buildHelper('lazy-first');
+  const r: Record<'pf' | 'pa' | 'lf' | 'la', number[]> = { pf: [], pa: [], lf: [], la: [] };
+  for (let i = 0; i <= runs; i++) {
+    const keep = i > 0;
+    const tag = `lazy restore of ${mib} MiB, ${keep ? `run ${i}/${runs}` : 'warm-up'}`;
+    const dir = shmDir(`lazy-${mib}m`);
+    const img = join(dir, 'img');
+    const record = join(dir, 'record');
+    try {
+      status(`${tag}: dump`);
+      const h = await startHeld(exe, [String(mib), join(dir, 'ready'), record], join(dir, 'ready'));
+      try {
+        mkdirSync(img);
+        await dump({ pid: h.pid, imagesDir: img, progress: false });
+        await h.exited();
+      } finally {
+        await killHeld(h);
+      }
+      status(`${tag}: plain restore`);
+      writeFileSync(record, Buffer.alloc(4096));
+      let t0 = realNs();
+      const plain = await restore({ imagesDir: img, progress: false, skipChecksums: SKIP });
+      const plainAll = Number(realNs() - t0) / 1e6;
+      const plainFirst = await firstRun(record, t0);
+      await killRestored(plain.pids);
+      status(`${tag}: lazy restore`);
+      writeFileSync(record, Buffer.alloc(4096));
+      const daemon = spawn(process.execPath, [join(repoRoot(), 'bin', 'criu-ts'), 'lazy-pages', '-D', img], { stdio: 'ignore' });
+      const gone = new Promise<bigint>((res) => daemon.on('exit', () => res(realNs())));
+      for (let k = 0; k < 5000 && !existsSync(join(img, 'lazy-pages.socket')); k++) await sleep(2);
+      t0 = realNs();
+      const lazy = await restore({ imagesDir: img, progress: false, lazyPages: true, skipChecksums: SKIP });
+      const lazyFirst = await firstRun(record, t0);
+      const lazyAll = Number((await gone) - t0) / 1e6;
+      await killRestored(lazy.pids);
+      if (keep) {
+        r.pf.push(plainFirst);
+        r.pa.push(plainAll);
+        r.lf.push(lazyFirst);
+        r.la.push(lazyAll);
+      }
+    } finally {
+      removeDir(dir);
+    }
+  }
+  return { mib, runs, plainFirstMs: median(r.pf), plainAllMs: median(r.pa), lazyFirstMs: median(r.lf), lazyAllMs: median(r.la) };
+}
+
+export function lazyLines(r: LazyResult): string[] {
+  const all = r.lazyAllMs / r.plainAllMs;
+  return [
+    `Lazy restore, ${r.mib} MiB process, median of ${r.runs} (from the restore's start; first instruction = the subject's own clock when it first runs; ${SKIP ? 'images checksums not checked in either' : 'images checksums checked in both'}):`,
+    `  plain restore   first instruction ${r.plainFirstMs.toFixed(1)} ms, memory in place ${r.plainAllMs.toFixed(1)} ms (restore returned)`,
+    `  lazy restore    first instruction ${r.lazyFirstMs.toFixed(1)} ms, memory in place ${r.lazyAllMs.toFixed(1)} ms (lazy-pages daemon done)`,
+    `  first instruction lazy/plain ${(r.lazyFirstMs / r.plainFirstMs).toFixed(3)} (target: within 20 ms: ${r.lazyFirstMs <= 20 ? 'met' : 'NOT met'})`,
+    `  memory in place lazy/plain ${all.toFixed(3)} (target <= 1.2: ${all <= 1.2 ? 'met' : 'NOT met'})`,
+  ];
+}
