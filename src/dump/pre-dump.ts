@@ -76,6 +76,8 @@ export async function preDumpTree(opts: DumpTreeOptions): Promise<DumpResult> {
     checkTraceable(pids, opts.asCaller);
     checkOwnNamespaces(pids, opts.asCaller);
     let pagesId = 0;
+    // Shared memory's pages (pagemap-shmem images): CRIU's shpages_* (zdtm adds them to pages_written to check the pages files).
+    let shPages = 0;
     const shmemDone = new Set<bigint>();
     const tm = process.hrtime.bigint();
     for (const node of tree.tasks) {
@@ -98,6 +100,7 @@ export async function preDumpTree(opts: DumpTreeOptions): Promise<DumpResult> {
           writeImage(join(dir, `pagemap-shmem-${sh.shmid}.img`), 'PAGEMAP', [{ pages_id: sh.pagesId }, ...sh.entries.map(asImg)]);
         }
       }
+      for (const sh of mem.shmem) for (const e of sh.entries) if (((e.flags ?? 0) & 4) !== 0) shPages += Number(e.nr_pages ?? 0n);
       stats.pagesScanned += mem.pagesScanned;
       stats.pagesWritten += mem.pagesWritten;
       stats.pagesSkippedParent += mem.pagesSkippedParent;
@@ -112,6 +115,7 @@ export async function preDumpTree(opts: DumpTreeOptions): Promise<DumpResult> {
         freezing_time: stats.freezingTimeUs, frozen_time: stats.frozenTimeUs, memdump_time: stats.memdumpTimeUs,
         memwrite_time: stats.memwriteTimeUs, pages_scanned: BigInt(stats.pagesScanned),
         pages_skipped_parent: BigInt(stats.pagesSkippedParent), pages_written: BigInt(stats.pagesWritten), pages_lazy: 0n,
+        shpages_scanned: BigInt(shPages), shpages_skipped_parent: 0n, shpages_written: BigInt(shPages),
       },
     };
     writeImage(join(dir, 'stats-dump'), 'STATS', [asImg(st)]);

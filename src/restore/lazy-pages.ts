@@ -51,6 +51,7 @@ const ECONNREFUSED = 111;
 const FAULT_PAGES = 16;
 const PUSH_BYTES = 256 << 10;
 const PS = BigInt(PAGE_SIZE);
+const RANGES_PER_PACKET = 1000;
 /**
  * CRIU_TS_LAZY_PUSH_AFTER_MS: start the background push only this long
  * after the restore is done (default 0). For tests and benchmarks that
@@ -120,11 +121,24 @@ export interface LazyPagesOptions {
 
 export interface LazyPagesStats { tasks: number; faults: number; pagesOnFault: number; pagesPushed: number; zeroPages: number }
 
-function onlyIn(segs: readonly { path: string; off: bigint; vaddr: bigint; len: bigint }[], ranges: readonly LazyRange[]): Piece[] {
+type Seg = { path: string; off: bigint; vaddr: bigint; len: bigint };
+
+/** The parts of `segs` (sorted by vaddr, not overlapping) inside `ranges`, as pieces; a binary search per range. */
+function onlyIn(segs: readonly Seg[], ranges: readonly LazyRange[]): Piece[] {
   const out: Piece[] = [];
-  for (const sg of segs) {
-    const end = sg.vaddr + sg.len;
-    for (const r of ranges) {
+  for (const r of ranges) {
+    let lo = 0;
+    let hi = segs.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      const g = segs[mid] as Seg;
+      if (g.vaddr + g.len <= r.start) lo = mid + 1;
+      else hi = mid;
+    }
+    for (let i = lo; i < segs.length; i++) {
+      const sg = segs[i] as Seg;
+      if (sg.vaddr >= r.end) break;
+      const end = sg.vaddr + sg.len;
       const a = r.start > sg.vaddr ? r.start : sg.vaddr;
       const b = r.end < end ? r.end : end;
       if (b > a) out.push({ addr: a, len: b - a, path: sg.path, off: sg.off + (a - sg.vaddr), img: a });
@@ -221,6 +235,7 @@ export async function serveLazyPages(o: LazyPagesOptions): Promise<LazyPagesStat
     return 'ok';
   };
   const retry: { t: LazyTask; address: bigint }[] = [];
+  const segsOf = new Map<number, readonly Seg[]>();
   const readEvents = (t: LazyTask): void => {
     for (;;) {
       let n: number;
@@ -302,8 +317,14 @@ export async function serveLazyPages(o: LazyPagesOptions): Promise<LazyPagesStat
             conn = -1;
             done ??= false;
           } else {
-            const m = JSON.parse(pkt.data.toString('utf8')) as { pid?: number; image?: number; ranges?: [string, string][]; done?: boolean };
-            if (m.done !== undefined) {
+            const m = JSON.parse(pkt.data.toString('utf8')) as { pid?: number; image?: number; ranges?: [string, string][]; more?: [string, string][]; done?: boolean };
+            if (m.more !== undefined) {
+              // More ranges of a task already handed over.
+              const t = tasks.find((x) => x.pid === m.pid);
+              const segs = segsOf.get(m.pid ?? 0);
+              if (!t || !segs) throw new CriuTsError('EINTERNAL', `lazy-pages: ranges for task ${m.pid ?? '?'}, which was not handed over`, {});
+              t.insert(onlyIn(segs, m.more.map(([a, b]) => ({ start: BigInt(a), end: BigInt(b) }))));
+            } else if (m.done !== undefined) {
               done = m.done;
               pushFrom = Date.now() + PUSH_AFTER_MS;
               log.info(`restore ${done ? 'done' : 'failed'}`);
@@ -314,7 +335,9 @@ export async function serveLazyPages(o: LazyPagesOptions): Promise<LazyPagesStat
               const img = readImage(join(o.dir, `pagemap-${m.image}.img`));
               const head = img.entries[0] as { pages_id?: number } | undefined;
               const pagemap = img.entries.slice(1) as unknown as PagemapEntry[];
-              const { segs } = pageSegments(chain, `pagemap-${m.image}.img`, join(o.dir, `pages-${head?.pages_id ?? 0}.img`), pagemap);
+              const segs = [...pageSegments(chain, `pagemap-${m.image}.img`, join(o.dir, `pages-${head?.pages_id ?? 0}.img`), pagemap).segs]
+                .sort((a, b) => (a.vaddr < b.vaddr ? -1 : a.vaddr > b.vaddr ? 1 : 0));
+              segsOf.set(m.pid, segs);
               const t = new LazyTask(`task ${m.pid}`, uffd, onlyIn(segs, ranges), m.pid, m.image);
               tasks.push(t);
               watchdog.hold(uffd, m.pid);
@@ -387,8 +410,12 @@ export class LazyClient implements LazySink {
 
   handOver(pid: number, imageId: number, uffd: number, ranges: readonly LazyRange[]): void {
     try {
-      const body = { pid, image: imageId, ranges: ranges.map((r) => [`0x${r.start.toString(16)}`, `0x${r.end.toString(16)}`]) };
-      sendPacket(this.fd, Buffer.from(JSON.stringify(body)), [uffd]);
+      // A task with thousands of VMAs: its ranges go in several packets (a packet must fit the socket's buffer).
+      const hex = ranges.map((r) => [`0x${r.start.toString(16)}`, `0x${r.end.toString(16)}`]);
+      sendPacket(this.fd, Buffer.from(JSON.stringify({ pid, image: imageId, ranges: hex.slice(0, RANGES_PER_PACKET) })), [uffd]);
+      for (let i = RANGES_PER_PACKET; i < hex.length; i += RANGES_PER_PACKET) {
+        sendPacket(this.fd, Buffer.from(JSON.stringify({ pid, more: hex.slice(i, i + RANGES_PER_PACKET) })));
+      }
     } catch (e) {
       throw new CriuTsError('ERESTORE', `task ${pid}: the lazy-pages daemon is gone: ${(e as Error).message}`, { pid }, e);
     } finally {

@@ -233,7 +233,9 @@ export function restoreMemory(
   const inSpecial = (e: PagemapEntry): boolean => special.some((v) => e.vaddr >= v.start && e.vaddr < v.end);
   const all = pageSegments(chain, `pagemap-${t.vpid}.img`, join(ctx.dir, `pages-${pagesId}.img`), pagemap, inSpecial);
   // --lazy-pages: private anonymous VMAs stay empty here; the lazy-pages daemon fills them (lazy.ts).
-  const lazy = ctx.lazy ? vmas.filter((v) => isLazyVma(v) && !inherited.has(v)).map((v) => ({ start: v.start, end: v.end })) : [];
+  // Only VMAs with pages in the dump: an empty one reads as zeros anyway, and every registration is a syscall in the task.
+  // Neighbours are registered as one range (UFFDIO_REGISTER spans VMAs).
+  const lazy = ctx.lazy ? mergeRanges(vmas.filter((v) => isLazyVma(v) && !inherited.has(v) && filled.has(v))) : [];
   const segs = lazy.length > 0 ? withoutLazy(all.segs, lazy) : all.segs;
   const pages = lazy.length > 0 ? Number(segs.reduce((n, sg) => n + sg.len, 0n) / BigInt(PAGE_SIZE)) : all.pages;
   let cow: CowStats | undefined;
@@ -264,10 +266,20 @@ export function restoreMemory(
   }
   restoreGuardRegions(t, mm.vmas ?? []);
   if (lazy.length > 0 && ctx.lazy) {
-    lazy.sort((a, b) => (a.start < b.start ? -1 : 1));
     ctx.lazy.handOver(t.pid, t.vpid, registerLazy(t, lazy), lazy);
   }
   return cow ? { pages: pages - cow.skipped, cow } : { pages };
+}
+
+/** Sorted address ranges of `vs`, neighbours merged. */
+function mergeRanges(vs: readonly VmaEntry[]): Range[] {
+  const out: Range[] = [];
+  for (const v of [...vs].sort((a, b) => (a.start < b.start ? -1 : a.start > b.start ? 1 : 0))) {
+    const last = out[out.length - 1];
+    if (last && last.end === v.start) last.end = v.end;
+    else out.push({ start: v.start, end: v.end });
+  }
+  return out;
 }
 
 const SHM_RDONLY = 0o10000;
