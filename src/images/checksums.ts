@@ -67,6 +67,20 @@ export class FileHasher {
     this.collector.bytes += BigInt(data.length);
   }
 
+  /**
+   * Whether update() lends the bytes of a SharedArrayBuffer to the hash
+   * worker instead of copying them: the writer must then settle() before
+   * it fills that memory again.
+   */
+  get lends(): boolean {
+    return this.hash instanceof StreamHash && this.hash.lends;
+  }
+
+  /** Wait until the bytes lent from `data`'s buffer are hashed. */
+  settle(data: Uint8Array): void {
+    if (this.hash instanceof StreamHash) this.hash.settle(data);
+  }
+
   done(): void {
     if (this.hash === undefined || this.collector === undefined) return;
     const t0 = process.hrtime.bigint();

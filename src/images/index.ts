@@ -9,6 +9,7 @@ export type { Message } from './codec.js';
 export { decodeImage, encodeImage, entryMessage } from './image.js';
 export type { DecodedImage } from './image.js';
 export { readImage, readImageBytes, writeImage, writeFileAtomic, iterateImage } from './io.js';
+export { shareableBuffer } from './hash-worker.js';
 export { CHECKSUMS_IMAGE, FileHasher, beginChecksums, checksumEntries, endChecksums, verifyChecksums } from './checksums.js';
 export type { ImageStream } from './io.js';
 export type { Frame } from './frame.js';

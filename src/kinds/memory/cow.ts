@@ -133,8 +133,7 @@ export function settleInherited(
   const stats: CowStats = { compared: 0, skipped: 0, written: 0, dropped: 0 };
   const mem = new ProcMem(t.pid, true);
   const fds = new Map<string, number>();
-  const img = Buffer.alloc(CHUNK);
-  const cur = Buffer.alloc(CHUNK);
+  const { img, cur } = compareBuffers(shared);
   try {
     for (const s of shared) {
       let fd = fds.get(s.path);
@@ -183,6 +182,21 @@ export function settleInherited(
     stats.dropped += Number((r.end - r.start) / BigInt(PAGE_SIZE));
   }
   return stats;
+}
+
+// One pair for all the tasks of a restore, as big as the largest shared
+// segment needs (at most CHUNK): a zero-filled 1 MiB pair per child was
+// 2 MiB of garbage per process of a tree, and glibc kept the freed memory.
+let compare: { img: Buffer; cur: Buffer } | undefined;
+
+function compareBuffers(shared: readonly Segment[]): { img: Buffer; cur: Buffer } {
+  let want = 0;
+  for (const s of shared) want = Math.max(want, s.len < BigInt(CHUNK) ? Number(s.len) : CHUNK);
+  if (compare === undefined || compare.img.length < want) {
+    // Every byte compared is read first (readFull, mem.read): no need to zero them.
+    compare = { img: Buffer.allocUnsafe(want), cur: Buffer.allocUnsafe(want) };
+  }
+  return compare;
 }
 
 function readFull(fd: number, buf: Buffer, len: number, off: bigint, path: string): void {

@@ -9,7 +9,7 @@ import { readSync, writeSync, fsyncSync } from 'node:fs';
 import { join } from 'node:path';
 import { processVmReadv, ProcMem, PAGE_SIZE, ReplacingFile, type RemoteRange } from '../../sys/index.js';
 import type { PagemapEntry } from '../../images/messages.js';
-import { FileHasher } from '../../images/index.js';
+import { FileHasher, shareableBuffer } from '../../images/index.js';
 import type { PagemapTarget } from '../../images/page-xfer.js';
 import type { PageServerClient } from './page-server-client.js';
 
@@ -29,8 +29,37 @@ const BUF_BYTES = 4 << 20;
  * a worker (tens of ms of CPU and ~10 MiB of RSS).
  */
 const WORKER_HASH_BYTES = 64 << 20;
-/** Buffers of finished writers, reused: a dump of many tasks must not allocate a buffer per task (writers nest, hence a pool). */
+/**
+ * Buffers of finished writers, reused: a dump of many tasks must not
+ * allocate a buffer per task (writers nest, hence a pool). Any size is
+ * kept (a small task's writer gets a small one), the few largest only:
+ * a fresh 700 KiB buffer per task of a 100-process tree was 70 MiB of
+ * garbage that glibc kept after V8 freed it.
+ */
 const pool: Buffer[] = [];
+const POOL_MAX = 4;
+
+function takeBuffer(want: number): Buffer {
+  let best = -1;
+  pool.forEach((b, i) => {
+    if (b.length >= want && (best < 0 || b.length < (pool[best] as Buffer).length)) best = i;
+  });
+  return best >= 0 ? (pool.splice(best, 1)[0] as Buffer) : Buffer.allocUnsafe(want);
+}
+
+function giveBack(b: Buffer): void {
+  pool.push(b);
+  if (pool.length > POOL_MAX) {
+    pool.sort((x, y) => y.length - x.length);
+    pool.length = POOL_MAX;
+  }
+}
+/**
+ * The same for writers whose hash runs on the worker: two halves of
+ * BUF_BYTES in shared memory, one filled and written while the worker
+ * hashes the other in place (no copy, no memory of its own).
+ */
+const halvesPool: [Buffer, Buffer][] = [];
 
 export interface PagesProgress {
   (bytes: number): void;
@@ -54,7 +83,10 @@ export class PagesWriter {
   private readonly hasher: FileHasher | undefined;
   /** Remote: one pagemap entry per run of bytes in the buffer, sent with them. */
   private chunks: { vaddr: bigint; nr: number; flags: number }[] = [];
-  private readonly buf: Buffer;
+  private buf: Buffer;
+  /** the other half while the hash worker reads this one (lending hashers only) */
+  private spare: Buffer | undefined;
+  private halves: [Buffer, Buffer] | undefined;
   private fill = 0;
   private pending: RemoteRange[] = [];
   private pendingLen = 0;
@@ -72,19 +104,24 @@ export class PagesWriter {
     dir: string, readonly pagesId: number, private readonly pid: number, private readonly onBytes?: PagesProgress, sizeHint = BUF_BYTES,
     private readonly remote?: RemotePages,
   ) {
-    const want = Math.max(256 << 10, Math.min(BUF_BYTES, sizeHint));
-    this.buf = want === BUF_BYTES ? pool.pop() ?? Buffer.allocUnsafe(BUF_BYTES) : Buffer.allocUnsafe(want);
     if (remote) {
       // The page server writes the pagemap and pages images; PE_PARENT entries only where it holds a parent image.
       this.remoteHasParent = remote.client.open(remote.target);
       this.file = undefined;
       this.hasher = undefined;
       this.fd = -1;
+    } else {
+      this.file = new ReplacingFile(join(dir, `pages-${pagesId}.img`), 0o600);
+      this.hasher = new FileHasher(this.file.path, sizeHint >= WORKER_HASH_BYTES);
+      this.fd = this.file.fd;
+    }
+    if (this.hasher?.lends) {
+      this.halves = halvesPool.pop() ?? [shareableBuffer(BUF_BYTES / 2), shareableBuffer(BUF_BYTES / 2)];
+      [this.buf, this.spare] = this.halves;
       return;
     }
-    this.file = new ReplacingFile(join(dir, `pages-${pagesId}.img`), 0o600);
-    this.hasher = new FileHasher(this.file.path, sizeHint >= WORKER_HASH_BYTES);
-    this.fd = this.file.fd;
+    const want = Math.max(256 << 10, Math.min(BUF_BYTES, sizeHint));
+    this.buf = takeBuffer(want);
   }
 
   /** Remote: the page server holds a parent image of this pagemap (its answer to OPEN2). */
@@ -235,6 +272,11 @@ export class PagesWriter {
     this.hasher?.update(this.buf.subarray(0, this.fill));
     this.onBytes?.(this.fill);
     this.fill = 0;
+    if (this.spare !== undefined) {
+      // The worker hashes what was just written; fill the other half meanwhile.
+      [this.buf, this.spare] = [this.spare, this.buf];
+      this.hasher?.settle(this.buf);
+    }
   }
 
   /** Idempotent: a second call (a caller's finally after an early close) does nothing. */
@@ -245,8 +287,9 @@ export class PagesWriter {
     this.flushWrite();
     if (sync && this.fd >= 0) fsyncSync(this.fd);
     this.file?.commit();
-    this.hasher?.done();
-    if (this.buf.length === BUF_BYTES) pool.push(this.buf);
+    this.hasher?.done(); // every lent byte is hashed when the digest is back
+    if (this.halves !== undefined) halvesPool.push(this.halves);
+    else giveBack(this.buf);
     this.procMem?.close();
     this.procMem = undefined;
   }
