@@ -9,11 +9,13 @@
  * and the lazy restore's first instruction and memory-in-place beside a
  * plain restore's (bench/lazy.ts).
  *
- * usage: node dist/bench/run.js [--quick] [--markdown] [--criu PATH] [--only incremental|lazy]
+ * usage: node dist/bench/run.js [--quick] [--markdown] [--criu PATH] [--only TEXT]
  *   --quick     fewer runs and no 1 GiB case (a smoke test, about 20 s)
  *   --criu PATH (or CRIU_BIN=PATH) compare with that CRIU binary instead of
  *               the plain-C baselines: both tools through their CLIs, turn
  *               about, with peak RSS (bench/vs-criu.ts)
+ *   --only TEXT without --criu: incremental or lazy only; with --criu: only
+ *               the cases whose name holds TEXT ("1 MiB", "thread", "check")
  * A full run takes about 2 minutes.
  *   --markdown  print the table as Markdown
  */
@@ -115,18 +117,21 @@ async function main(argv: string[]): Promise<number> {
 }
 
 async function vsCriu(criu: string, quick: boolean, markdown: boolean, started: number): Promise<number> {
-  const cases = await runVsCriu({ ours: oursBin(), criu }, quick);
+  const o = process.argv.indexOf('--only');
+  const only = o >= 0 ? process.argv[o + 1] : undefined;
+  const cases = await runVsCriu({ ours: oursBin(), criu }, quick, only);
   statusDone();
   const body = vsRows(cases);
   const when = new Date().toISOString().slice(0, 16).replace('T', ' ');
   const head = [
     `criu-ts beside CRIU (${criu}), ${when} UTC, ${machine()}`,
     'images on /dev/shm; medians (min–max); ratio = criu-ts / CRIU, both through their command lines (process start included);',
-    'the library column is criu-ts called in this Node process; peak RSS is the largest ru_maxrss of the runs',
+    'RPC: one `swrk` per request (as runc drives CRIU), from its start to its answer; the library column is criu-ts called',
+    'in this Node process; peak RSS is the largest ru_maxrss of the CLI and RPC runs',
     `load average at the end: ${loadavg().map((x) => x.toFixed(1)).join(' ')} (other work on the machine skews the figures)`,
   ];
   console.log([...head, '', markdown ? markdownTable(VS_HEADER, body) : textTable(VS_HEADER, body), '', `(${((Date.now() - started) / 1000).toFixed(0)} s)`].join('\n'));
-  if (quick) return 0;
+  if (quick || only !== undefined) return 0; // keep the last full results
   const outDir = join(repoRoot(), 'build', 'bench');
   mkdirSync(outDir, { recursive: true });
   writeFileSync(join(outDir, 'vs-criu.md'), [...head, '', markdownTable(VS_HEADER, body), ''].join('\n'));

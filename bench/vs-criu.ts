@@ -2,16 +2,19 @@
  * criu-ts beside CRIU itself, in one run: for each case both tools dump and
  * restore the same kind of subject through their command lines, taking
  * turns going first, and each whole process is measured for wall time and
- * peak RSS (bench/c/measure.c, wait4's ru_maxrss). criu-ts is also timed
- * through the library in this Node process, where there is no start-up.
+ * peak RSS (bench/c/measure.c, wait4's ru_maxrss), and through RPC: one
+ * `swrk` worker per request, as runc drives CRIU, timed from its start to
+ * its answer. criu-ts is also timed through the library in this Node
+ * process, where there is no start-up.
  * Images on /dev/shm; restores are detached (-d) and the restored tree is
  * killed afterwards.
  */
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { closeSync, openSync } from 'node:fs';
 import { join } from 'node:path';
 import { dump, restore } from '../src/api/index.js';
-import { readImage } from '../src/images/index.js';
-import { setChildSubreaper } from '../src/sys/index.js';
+import { decodeMessage, encodeMessage, readImage } from '../src/images/index.js';
+import { POLLIN, close as closeFd, pollFd, recvPacket, sendPacket, seqpacketPair, setChildSubreaper } from '../src/sys/index.js';
 import { buildHelper, startHeld, killHeld, killRestored, shmDir, removeDir, nowS, median, status, repoRoot } from './helpers.js';
 
 export interface ToolFigures {
@@ -24,6 +27,9 @@ export interface ToolFigures {
 export interface OpFigures {
   ours: ToolFigures;
   criu: ToolFigures;
+  /** through RPC: `swrk` started for the request, until its answer */
+  oursRpc: ToolFigures;
+  criuRpc: ToolFigures;
   /** criu-ts through the library in this process (no node start) */
   lib: number[];
 }
@@ -36,13 +42,17 @@ export interface SideCase {
   /** targets of the speed issue, as ratios criu-ts / CRIU */
   target: { dump: number; restore?: number; lib?: number };
   /** a tool that failed on this case: why (its later runs are skipped) */
-  failed?: Partial<Record<'ours' | 'criu', string>>;
+  failed?: Partial<Record<Tool, string>>;
 }
 
 interface Measured { s: number; rssKiB: number }
+/** a tool and the way it is driven: its CLI or its RPC worker */
+type Tool = 'ours' | 'criu' | 'oursRpc' | 'criuRpc';
+type Who = Tool | 'lib';
 
 function newOp(): OpFigures {
-  return { ours: { s: [], rssKiB: [] }, criu: { s: [], rssKiB: [] }, lib: [] };
+  const t = (): ToolFigures => ({ s: [], rssKiB: [] });
+  return { ours: t(), criu: t(), oursRpc: t(), criuRpc: t(), lib: [] };
 }
 
 /** Run a whole command under bench/c/measure; throws with its log on failure. */
@@ -62,6 +72,47 @@ function measure(cmd: string[], log: string, toolLog: string): Measured {
     throw new Error(`${cmd[1]} exited ${code}${why ? `: ${why}` : ''}`);
   }
   return { s: s ?? Number.NaN, rssKiB: rss ?? 0 };
+}
+
+/**
+ * One RPC request to a `BIN swrk 3` started for it (under measure, for
+ * its peak RSS): seconds from the worker's start to its answer. The
+ * images dir goes as an fd of this process, as runc passes it.
+ */
+async function rpc(bin: string, req: Record<string, unknown>, log: string): Promise<Measured & { resp: Record<string, unknown> }> {
+  const [ours, theirs] = seqpacketPair();
+  let child: ChildProcess | undefined;
+  try {
+    const t0 = nowS();
+    child = spawn(buildHelper('measure'), ['--keep-fd3', log, bin, 'swrk', '3'], { stdio: ['ignore', 'pipe', 'ignore', theirs] });
+    closeFd(theirs);
+    let out = '';
+    child.stdout?.on('data', (d: Buffer) => { out += d.toString(); });
+    const exited = new Promise<number>((res) => child?.once('exit', (c) => res(c ?? 1)));
+    sendPacket(ours, encodeMessage('criu_req', req));
+    // Blocking waits: nothing else runs here, and a timer would add its latency to the figure.
+    // (An EINTR, say a SIGCHLD of a reaped task, reads as 0: poll again.)
+    const deadline = Date.now() + 300_000;
+    let ev = 0;
+    while (ev === 0 && Date.now() < deadline) ev = pollFd(ours, POLLIN, deadline - Date.now());
+    if ((ev & POLLIN) === 0) throw new Error(`${bin} swrk: no answer`);
+    const pkt = recvPacket(ours);
+    const s = nowS() - t0;
+    if (pkt === null) throw new Error(`${bin} swrk hung up without answering`);
+    const resp = decodeMessage('criu_resp', pkt.data) as Record<string, unknown>;
+    closeFd(ours);
+    await exited;
+    const rssKiB = Number(out.trim().split(/\s+/)[1] ?? 0);
+    if (resp['success'] !== true) throw new Error(`${bin} swrk ${String(req['type'])}: ${String(resp['cr_errmsg'] ?? `errno ${String(resp['cr_errno'])}`)}`);
+    return { s, rssKiB, resp };
+  } catch (e) {
+    try {
+      closeFd(ours);
+    } catch {
+      // closed already
+    }
+    throw e;
+  }
 }
 
 /** Every pid of a dump (pstree.img), to wait until a killed tree is gone before its restore. */
@@ -93,7 +144,7 @@ async function sideBySide(name: string, subject: Subject, runs: number, tools: T
   const c: SideCase = { name, runs, dump: newOp(), restore: newOp(), target };
   for (let i = 0; i <= runs; i++) {
     const keep = i > 0;
-    const order: ('ours' | 'criu' | 'lib')[] = i % 2 === 0 ? ['ours', 'criu'] : ['criu', 'ours'];
+    const order: Who[] = i % 2 === 0 ? ['ours', 'criu', 'oursRpc', 'criuRpc'] : ['criu', 'ours', 'criuRpc', 'oursRpc'];
     if (lib) order.push('lib');
     for (const who of order) {
       const dir = shmDir(`vs-${subject.helper}`);
@@ -120,10 +171,27 @@ async function sideBySide(name: string, subject: Subject, runs: number, tools: T
             continue;
           }
           if (c.failed?.[who] !== undefined) continue;
-          const bin = who === 'ours' ? tools.ours : tools.criu;
+          const bin = who === 'ours' || who === 'oursRpc' ? tools.ours : tools.criu;
           let d: Measured;
           let r: Measured;
           try {
+            if (who === 'oursRpc' || who === 'criuRpc') {
+              const dirFd = openSync(imgs, 'r');
+              try {
+                d = await rpc(bin, { type: 'DUMP', opts: { images_dir_fd: dirFd, pid: h.pid, log_file: 'dump.log' } }, log);
+                await h.exited();
+                await killRestored(dumpedPids(imgs));
+                r = await rpc(bin, { type: 'RESTORE', opts: { images_dir_fd: dirFd, log_file: 'restore.log' } }, log);
+                await killRestored(dumpedPids(imgs));
+              } finally {
+                closeSync(dirFd);
+              }
+              if (keep) {
+                push(c.dump[who], d);
+                if (c.restore) push(c.restore[who], r);
+              }
+              continue;
+            }
             d = measure([bin, 'dump', '-t', String(h.pid), '-D', imgs, '-o', join(imgs, 'dump.log')], log, join(imgs, 'dump.log'));
             await h.exited();
             // The killed tree's orphans are ours (we are a subreaper): reap them, or their pids stay taken.
@@ -169,21 +237,26 @@ async function checkCase(runs: number, tools: Tools): Promise<SideCase> {
 const mem = (mib: number): Subject => ({ helper: 'mem-hold', args: (ready) => [String(mib), ready] });
 const tasks = (helper: string, n: number): Subject => ({ helper, args: (ready) => [String(n), ready] });
 
-/** Every case of the speed issue; `quick` keeps one small run of each cheap case. */
-export async function runVsCriu(tools: Tools, quick: boolean): Promise<SideCase[]> {
+/** Every case of the speed issue; `quick` keeps one small run of each cheap case; `only`: the cases whose name holds it. */
+export async function runVsCriu(tools: Tools, quick: boolean, only?: string): Promise<SideCase[]> {
   setChildSubreaper(true); // detached restored roots come back to us to be reaped
   const n = (full: number): number => (quick ? 1 : full);
-  const out: SideCase[] = [];
-  out.push(await sideBySide('1 MiB process', mem(1), n(7), tools, { dump: 1.5, restore: 1.5, lib: 0.5 }, true));
-  out.push(await sideBySide('256 MiB process', mem(256), n(5), tools, { dump: 1.0, restore: 1.0 }, !quick));
+  const cases: [string, () => Promise<SideCase>][] = [
+    ['1 MiB process', () => sideBySide('1 MiB process', mem(1), n(7), tools, { dump: 1.5, restore: 1.5, lib: 0.5 }, true)],
+    ['256 MiB process', () => sideBySide('256 MiB process', mem(256), n(5), tools, { dump: 1.0, restore: 1.0 }, !quick)],
+  ];
   if (!quick) {
-    out.push(await sideBySide('1024 MiB process', mem(1024), 5, tools, { dump: 0.8, restore: 1.0 }, true));
-    out.push(await sideBySide('4096 MiB process', mem(4096), 3, tools, { dump: 0.8, restore: 1.0 }, false));
+    cases.push(['1024 MiB process', () => sideBySide('1024 MiB process', mem(1024), 5, tools, { dump: 0.8, restore: 1.0 }, true)]);
+    cases.push(['4096 MiB process', () => sideBySide('4096 MiB process', mem(4096), 3, tools, { dump: 0.8, restore: 1.0 }, false)]);
   }
-  out.push(await sideBySide('100-process tree', tasks('tree-hold', 100), n(3), tools, { dump: 1.0, restore: 1.0 }, !quick));
-  out.push(await sideBySide('1000-thread process', tasks('thread-hold', 1000), n(3), tools, { dump: 1.0, restore: 1.0 }, !quick));
-  out.push(await sideBySide('10,000 fds of mixed kinds', tasks('fds-hold', 10_000), n(3), tools, { dump: 1.0, restore: 1.0 }, !quick));
-  out.push(await checkCase(n(7), tools));
+  cases.push(
+    ['100-process tree', () => sideBySide('100-process tree', tasks('tree-hold', 100), n(3), tools, { dump: 1.0, restore: 1.0 }, !quick)],
+    ['1000-thread process', () => sideBySide('1000-thread process', tasks('thread-hold', 1000), n(3), tools, { dump: 1.0, restore: 1.0 }, !quick)],
+    ['10,000 fds of mixed kinds', () => sideBySide('10,000 fds of mixed kinds', tasks('fds-hold', 10_000), n(3), tools, { dump: 1.0, restore: 1.0 }, !quick)],
+    ['check', () => checkCase(n(7), tools)],
+  );
+  const out: SideCase[] = [];
+  for (const [name, run] of cases) if (only === undefined || name.includes(only)) out.push(await run());
   return out;
 }
 
@@ -191,7 +264,10 @@ const ms = (x: number): string => (Number.isFinite(x) ? (x < 1 ? `${(x * 1000).t
 const mib = (kib: number): string => (kib > 0 ? `${(kib / 1024).toFixed(0)} MiB` : '-');
 const spread = (xs: number[]): string => (xs.length > 1 ? ` (${ms(Math.min(...xs))}–${ms(Math.max(...xs))})` : '');
 
-export const VS_HEADER = ['case', 'op', 'runs', 'criu-ts CLI', 'CRIU 4.2', 'ratio', 'target', 'criu-ts library', 'lib ratio', 'peak RSS criu-ts', 'peak RSS CRIU'];
+export const VS_HEADER = [
+  'case', 'op', 'runs', 'criu-ts CLI', 'CRIU 4.2 CLI', 'ratio', 'target', 'criu-ts RPC', 'CRIU RPC', 'RPC ratio',
+  'criu-ts library', 'lib ratio', 'peak RSS criu-ts', 'peak RSS CRIU',
+];
 
 /** Table rows: medians (min–max), ratio to CRIU, and whether the target is met. */
 export function vsRows(cases: readonly SideCase[]): string[][] {
@@ -209,13 +285,22 @@ export function vsRows(cases: readonly SideCase[]): string[][] {
       const lib = median(f.lib);
       const libRatio = lib / criu;
       const met = (r: number, t: number | undefined): string => (t === undefined || !Number.isFinite(r) ? '' : `<= ${t}x: ${r <= t ? 'met' : 'missed'}`);
-      const failed = (who: 'ours' | 'criu', text: string): string => (c.failed?.[who] !== undefined ? `failed (${c.failed[who]})` : text);
+      const failed = (who: Tool, text: string): string => (c.failed?.[who] !== undefined ? `failed (${c.failed[who]})` : text);
+      const oursRpc = median(f.oursRpc.s);
+      const criuRpc = median(f.criuRpc.s);
+      const rpcRatio = oursRpc / criuRpc;
+      // Peak RSS over every run of the tool, CLI and RPC.
+      const oursRss = Math.max(0, ...f.ours.rssKiB, ...f.oursRpc.rssKiB);
+      const criuRss = Math.max(0, ...f.criu.rssKiB, ...f.criuRpc.rssKiB);
       rows.push([
         c.name, op, String(c.runs), failed('ours', `${ms(ours)}${spread(f.ours.s)}`), failed('criu', `${ms(criu)}${spread(f.criu.s)}`),
         Number.isFinite(ratio) ? `${ratio.toFixed(2)}x` : '-', met(ratio, target),
+        f.oursRpc.s.length || c.failed?.oursRpc ? failed('oursRpc', `${ms(oursRpc)}${spread(f.oursRpc.s)}`) : '-',
+        f.criuRpc.s.length || c.failed?.criuRpc ? failed('criuRpc', `${ms(criuRpc)}${spread(f.criuRpc.s)}`) : '-',
+        Number.isFinite(rpcRatio) ? `${rpcRatio.toFixed(2)}x` : '-',
         f.lib.length ? ms(lib) : '-', f.lib.length ? `${libRatio.toFixed(2)}x${c.target.lib !== undefined ? ` (${met(libRatio, c.target.lib)})` : ''}` : '-',
-        `${mib(Math.max(0, ...f.ours.rssKiB))}${Math.max(0, ...f.ours.rssKiB) > 0 ? (Math.max(...f.ours.rssKiB) < 64 * 1024 ? ' (< 64: met)' : ' (< 64: missed)') : ''}`,
-        mib(Math.max(0, ...f.criu.rssKiB)),
+        `${mib(oursRss)}${oursRss > 0 ? (oursRss < 64 * 1024 ? ' (< 64: met)' : ' (< 64: missed)') : ''}`,
+        mib(criuRss),
       ]);
     }
   }

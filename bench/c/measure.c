@@ -3,13 +3,15 @@
  * and the peak resident set size (ru_maxrss of wait4, in KiB). The
  * command's output goes to LOGFILE, so neither tool prints into the table.
  *
- * usage: measure LOGFILE CMD [ARGS...]
+ * usage: measure [--keep-fd3] LOGFILE CMD [ARGS...]
+ *   --keep-fd3  the command inherits fd 3 (an RPC socket: CMD swrk 3)
  * prints: "SECONDS MAXRSS_KIB EXIT_STATUS" on stdout
  */
 #define _GNU_SOURCE
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -24,6 +26,11 @@ static double now_s(void)
 
 int main(int argc, char **argv)
 {
+	int keep3 = argc > 1 && strcmp(argv[1], "--keep-fd3") == 0;
+	if (keep3) {
+		argv++;
+		argc--;
+	}
 	if (argc < 3) {
 		fprintf(stderr, "usage: %s LOGFILE CMD [ARGS...]\n", argv[0]);
 		return 2;
@@ -44,7 +51,7 @@ int main(int argc, char **argv)
 		dup2(null, 0);
 		dup2(log, 1);
 		dup2(log, 2);
-		close_range(3, ~0u, 0);
+		close_range(keep3 ? 4 : 3, ~0u, 0);
 		execvp(argv[2], argv + 2);
 		perror(argv[2]);
 		_exit(127);
