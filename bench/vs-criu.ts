@@ -199,7 +199,7 @@ async function sideBySide(name: string, subject: Subject, runs: number, tools: T
             r = measure([bin, 'restore', '-d', '-D', imgs, '-o', join(imgs, 'restore.log')], log, join(imgs, 'restore.log'));
             await killRestored(dumpedPids(imgs));
           } catch (e) {
-            c.failed = { ...c.failed, [who]: (e as Error).message.slice(0, 160) };
+            c.failed = { ...c.failed, [who]: (e as Error).message.replace(/\s+/g, ' ').trim().slice(0, 160) };
             continue;
           }
           if (keep) {
