@@ -113,7 +113,12 @@ export function clearStaleLocks(): void {
   }
   for (const runId of names) {
     if (!/^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/.test(runId)) continue; // not one of our markers
-    const lines = readFileSync(join(MARKERS, runId), 'utf8').split('\n');
+    let lines: string[];
+    try {
+      lines = readFileSync(join(MARKERS, runId), 'utf8').split('\n');
+    } catch {
+      continue; // removed meanwhile by its dump, or by another criu-ts clearing it
+    }
     const owner = Number(lines[0]?.trim());
     if (Number.isInteger(owner) && owner > 0 && existsSync(`/proc/${owner}`)) continue;
     try {
