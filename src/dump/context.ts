@@ -45,7 +45,7 @@ export class DumpSession implements DumpContext {
   /** set by the core (dump/files.ts dumps files in flight; no import back from here) */
   dumpInFlight?: (localFd: number, what: string, holderPid: number) => number;
 
-  /** set by the core (dump/index.ts numbers the namespaces) */
+  /** set by the core (dump/ids.ts numbers the namespaces) */
   nsIdOf?: (type: string, ino: number) => number;
 
   /** set by the core once the tree is held (dump/pids.ts): pids as the tree sees them */

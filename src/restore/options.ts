@@ -20,7 +20,7 @@ export interface RestoreTreeOptions {
   notify: ActionNotify<RestoreActionPoint>;
   /** do not check the dump's files against criu-ts-checksums */
   skipChecksums: boolean;
-  /** compare the restored tree with the images before it runs (restore/verify.ts): fail on a difference, or only log it */
+  /** compare the restored tree with the images before it runs (restore/verify/): fail on a difference, or only log it */
   verify: 'refuse' | 'warn' | undefined;
   /** --lazy-pages: the work dir where the lazy-pages daemon's socket is; undefined: every page is filled now */
   lazyPages: string | undefined;

@@ -26,7 +26,7 @@ import { cloneWithPid, TRACE_OPTIONS } from './stub.js';
 import { restoreThreadSeccomp, seccompSharedByThreads } from '../kinds/index.js';
 import { credsPutBytes, credsSteps } from '../kinds/creds.js';
 import { handleFor } from './handle.js';
-import { verifyTaskState, verifyRegisters, judge } from './verify.js';
+import { verifyTaskState, verifyRegisters, judge } from './verify/index.js';
 import type { DumpImages } from './images.js';
 import type { RestoreNode, RestorePlan } from './plan.js';
 import { logger } from '../log.js';

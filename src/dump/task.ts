@@ -1,0 +1,214 @@
+/**
+ * One task of a held tree, dumped: each thread's registers, FPU and core,
+ * the resource kinds' per-task fields, its memory, fd table, fs and ids
+ * (core-TID, mm-, pagemap-, fdinfo-FILESID, fs-, ids-PID images). A zombie
+ * gets CRIU's form: a task core only.
+ */
+import type { CoreEntry, TaskKobjIdsEntry, FsEntry, MmEntry, FdinfoEntry } from '../images/messages.js';
+import { logger } from '../log.js';
+import { parseStat, parseStatus, readComm, readCwd, readRoot, readExe, readAuxv } from '../proc/index.js';
+import { hasOwnNamespace } from './namespaces.js';
+import type { DumpStats } from './options.js';
+import type { DumpSession } from './context.js';
+import type { TaskNode } from './tree.js';
+import { dumpGpRegs, dumpFpRegs } from './regs.js';
+import { dumpThreadCore, type ThreadAnswers } from './task-state.js';
+import type { TaskAsked } from './ask.js';
+import type { Tracee } from '../infect/tracee.js';
+import { dumpFds, socketFileForMapping } from './files.js';
+import { dumpMemory } from '../kinds/memory/dump.js';
+import type { IncrementalMemory } from '../kinds/memory/incremental.js';
+import type { PageServerClient } from '../kinds/memory/page-server-client.js';
+import { regEntryForPath, dumpUnlinked, memfdFileForMapping, RESOURCE_KINDS, type SeccompCollector } from '../kinds/index.js';
+import { faultPoint } from '../fault.js';
+import type { TaskPids } from './pids.js';
+
+const log = logger('dump');
+const DELETED = ' (deleted)';
+
+/** task_state values in core images (CRIU's compel numbering). */
+export const TASK_ALIVE = 1;
+export const TASK_DEAD = 2;
+export const TASK_STOPPED = 3;
+
+export function usToNow(t0: bigint): number {
+  return Number((process.hrtime.bigint() - t0) / 1000n);
+}
+
+/**
+ * The file entries of paths the tree maps or runs (exe, cwd, root, file
+ * mappings), one per path and flags; unlinked ones once per inode, with
+ * their ghost file.
+ */
+export class TreeFiles {
+  private readonly byPath = new Map<string, number>();
+  private readonly ghosts = new Map<string, number>();
+  constructor(private readonly ctx: DumpSession) {}
+
+  fileId(path: string, flags: number): number {
+    const key = `${flags}:${path}`;
+    let id = this.byPath.get(key);
+    if (id === undefined) {
+      id = this.ctx.addFile((i) => regEntryForPath(i, path, flags));
+      this.byPath.set(key, id);
+    }
+    return id;
+  }
+
+  ghostFileId(path: string, flags: number, openPath: string, inode: bigint): number {
+    const key = `${flags}:${inode}`;
+    let id = this.ghosts.get(key);
+    if (id === undefined) {
+      id = this.ctx.addFile((i) => regEntryForPath(i, path, flags));
+      dumpUnlinked(this.ctx, id, path, openPath, `mapping of ${path}`);
+      this.ghosts.set(key, id);
+    }
+    return id;
+  }
+}
+
+/** CRIU's form of a zombie: a core with only the task core (state "dead", the wait status as exit_code) and no other per-task image. */
+export function dumpZombie(node: TaskNode, vpid: number, ctx: DumpSession): void {
+  const core: CoreEntry = {
+    mtype: 'X86_64',
+    tc: { task_state: TASK_DEAD, exit_code: node.exitCode, personality: 0, flags: 0, blk_sigset: 0n, comm: zombieComm(node.pid) },
+  };
+  ctx.writeImage(`core-${vpid}.img`, 'CORE', [core]);
+}
+
+function zombieComm(pid: number): string {
+  try {
+    return readComm(pid);
+  } catch {
+    return '';
+  }
+}
+
+/** What every task of one dump shares. */
+export interface TaskDumpShared {
+  shmemDone: Set<bigint>;
+  onBytes(n: number): void;
+  stats: DumpStats;
+  seccomp: SeccompCollector;
+  inc: IncrementalMemory;
+  treePids: number[];
+  pageServer: PageServerClient | undefined;
+}
+
+export function dumpTask(
+  node: TaskNode, vp: TaskPids, asked: TaskAsked, ctx: DumpSession, ids: TaskKobjIdsEntry,
+  files: TreeFiles, fdinfoWritten: Set<number>, shared: TaskDumpShared,
+): void {
+  const pid = node.pid;
+  const fileId = (path: string, flags: number): number => files.fileId(path, flags);
+  const ghostFileId = (path: string, flags: number, openPath: string, inode: bigint): number => files.ghostFileId(path, flags, openPath, inode);
+  const main = node.threads[0] as Tracee;
+  log.info(`dumping task ${pid} (${node.threads.length} thread(s))`);
+  const range = asked.range;
+  // Per thread: registers, FPU, thread core. /proc status is read once per thread.
+  const mainStatus = asked.mainStatus;
+  const cores: { tid: number; core: CoreEntry; vtid: number; thread: Tracee; tidAddress: bigint }[] = [];
+  node.threads.forEach((t, i) => {
+    const status = t === main ? mainStatus : parseStatus(pid, t.tid);
+    const th = asked.threads.get(t) as ThreadAnswers;
+    const core: CoreEntry = {
+      mtype: 'X86_64',
+      // thread_info (registers) is filled just before the core is written (below)
+      thread_core: dumpThreadCore(t, pid, status, th),
+    };
+    if (core.thread_core) shared.seccomp.dumpThread(t.tid, status.seccomp, core.thread_core);
+    if (t === main) {
+      const tc = asked.tc;
+      // A timer aimed at one thread names it as the task sees it.
+      for (const pt of tc.timers?.posix ?? []) {
+        if (pt.notify_thread_id !== undefined) pt.notify_thread_id = ctx.vpid(pt.notify_thread_id) ?? pt.notify_thread_id;
+      }
+      if (t.wasStopped) {
+        tc.task_state = TASK_STOPPED;
+        tc.stop_signo = t.stopSignal;
+      }
+      core.tc = tc;
+    }
+    cores.push({ tid: t.tid, core, vtid: vp.vtids[i] ?? t.tid, thread: t, tidAddress: th.tidAddress });
+  });
+  for (const k of RESOURCE_KINDS) k.dumpTask?.({ pid, main, cores, ids }, ctx);
+  // Images are named by the pids the tree sees. The FPU state is read one
+  // thread at a time as its core is written and dropped after: held for
+  // all threads at once, the XSAVE areas as JS values were most of a
+  // 1000-thread dump's heap. (No kind looks at fpregs; the threads stay
+  // stopped, and injected calls leave their FPU state as it was.)
+  for (const { vtid, core, thread, tidAddress } of cores) {
+    core.thread_info = { clear_tid_addr: tidAddress, gpregs: dumpGpRegs(thread), fpregs: dumpFpRegs(thread) };
+    ctx.writeImage(`core-${vtid}.img`, 'CORE', [core]);
+    delete core.thread_info;
+  }
+  faultPoint('dump.task');
+  // Memory (brk, dumpable and THP were asked in askTree).
+  const { brk, dumpable, thpDisabled } = asked;
+  const exclude = [range];
+  const tmw = process.hrtime.bigint();
+  const track = shared.inc.begin(pid, main, shared.treePids);
+  const mem = dumpMemory({
+    pid, dir: ctx.dir, fileId, ghostFileId,
+    memfdFileId: (start, end, path) => memfdFileForMapping(ctx, pid, start, end, path),
+    socketFileId: (start, end, path) => socketFileForMapping(ctx, pid, start, end, path, ids.net_ns_id),
+    shmemDone: shared.shmemDone, nextPagesId: () => ctx.nextPagesId(), onBytes: shared.onBytes, exclude,
+    ...(shared.pageServer ? { pageServer: shared.pageServer } : {}),
+    // Its SysV segments go with its ipc namespace (the ipc kind) only when that namespace is not ours.
+    sysvShm: hasOwnNamespace(pid, 'ipc'),
+    ...(track ? { track } : {}),
+  });
+  // Closes the tracker (final dump) before the fds are dumped, or protects what is new.
+  shared.inc.end(pid, mem);
+  shared.stats.memwriteTimeUs += usToNow(tmw);
+  shared.stats.pagesScanned += mem.pagesScanned;
+  shared.stats.pagesWritten += mem.pagesWritten;
+  shared.stats.pagesSkippedParent += mem.pagesSkippedParent;
+  const stat = parseStat(pid);
+  const auxv = readAuxv(pid).flatMap(([k, v]) => [k, v]);
+  const mm: MmEntry = {
+    mm_start_code: stat.startCode,
+    mm_end_code: stat.endCode,
+    mm_start_data: stat.startData,
+    mm_end_data: stat.endData,
+    mm_start_stack: stat.startStack,
+    mm_start_brk: stat.startBrk,
+    mm_brk: brk,
+    mm_arg_start: stat.argStart,
+    mm_arg_end: stat.argEnd,
+    mm_env_start: stat.envStart,
+    mm_env_end: stat.envEnd,
+    exe_file_id: fileId(readExe(pid), 0),
+    mm_saved_auxv: auxv,
+    vmas: mem.vmas,
+    ...(mem.aios.length > 0 ? { aios: mem.aios } : {}),
+    dumpable,
+    thp_disabled: thpDisabled,
+  };
+  ctx.writeImage(`mm-${vp.vpid}.img`, 'MM', [mm]);
+  // With a page server, it writes the pagemaps and pages on its side.
+  if (!shared.pageServer) ctx.writeImage(`pagemap-${vp.vpid}.img`, 'PAGEMAP', [{ pages_id: mem.pagesId }, ...mem.pagemap]);
+  for (const sh of mem.shmem) {
+    if (!shared.pageServer) ctx.writeImage(`pagemap-shmem-${sh.shmid}.img`, 'PAGEMAP', [{ pages_id: sh.pagesId }, ...sh.entries]);
+    for (const e of sh.entries) ctx.countSharedPages(Number(e.nr_pages ?? 0n));
+  }
+  faultPoint('dump.memory');
+  // Files.
+  if (!fdinfoWritten.has(ids.files_id)) {
+    fdinfoWritten.add(ids.files_id);
+    const fds: FdinfoEntry[] = dumpFds(pid, ctx, ids.net_ns_id);
+    ctx.writeImage(`fdinfo-${ids.files_id}.img`, 'FDINFO', fds);
+  }
+  const status = mainStatus ?? parseStatus(pid);
+  const dirId = (path: string, link: string): number => {
+    if (!path.endsWith(DELETED)) return fileId(path, 0);
+    const real = path.slice(0, -DELETED.length);
+    const id = ctx.addFile((i) => regEntryForPath(i, real, 0));
+    dumpUnlinked(ctx, id, real, `/proc/${pid}/${link}`, `task ${pid} ${link}`);
+    return id;
+  };
+  const fs: FsEntry = { cwd_id: dirId(readCwd(pid), 'cwd'), root_id: dirId(readRoot(pid), 'root'), umask: status.umask };
+  ctx.writeImage(`fs-${vp.vpid}.img`, 'FS', [fs]);
+  ctx.writeImage(`ids-${vp.vpid}.img`, 'IDS', [ids]);
+  faultPoint('dump.files');
+}
