@@ -6,8 +6,8 @@
  */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { readImage } from '../images/index.js';
-import type { Message } from '../images/index.js';
+import { imagePath, readImage } from '../images/index.js';
+import type { ImageId, ImageKey, Message } from '../images/index.js';
 import { quopriEncode } from '../images/json/pretty.js';
 
 type Out = (line: string) => void;
@@ -40,34 +40,31 @@ class Dump {
 
   constructor(readonly dir: string) {}
 
-  path(name: string): string {
-    return join(this.dir, name);
+  has(key: ImageKey, id?: ImageId): boolean {
+    return existsSync(imagePath(this.dir, key, id));
   }
 
-  has(name: string): boolean {
-    return existsSync(this.path(name));
+  /** As crit reads them: untyped, whatever layout and fields the dump has. */
+  entries(key: ImageKey, id?: ImageId): Message[] {
+    return readImage(imagePath(this.dir, key, id)).entries;
   }
 
-  entries(name: string): Message[] {
-    return readImage(this.path(name)).entries;
-  }
-
-  first(name: string): Message {
-    return this.entries(name)[0] ?? {};
+  first(key: ImageKey, id?: ImageId): Message {
+    return this.entries(key, id)[0] ?? {};
   }
 
   pstree(): Message[] {
-    return this.entries('pstree.img');
+    return this.entries('PSTREE');
   }
 
   /** files.img entry by id (empty when the dump has no files.img, i.e. an old layout). */
   private fileEntry(id: number): Message | undefined {
-    if (this.files === undefined) this.files = this.has('files.img') ? this.entries('files.img') : [];
+    if (this.files === undefined) this.files = this.has('FILES') ? this.entries('FILES') : [];
     return this.files.find((f) => n(f['id']) === id);
   }
 
   /** The sub-message of a file object, from files.img or else the old per-type image. */
-  private lookup(field: string, oldImage: string, id: number): Message | undefined {
+  private lookup(field: string, oldImage: ImageKey, id: number): Message | undefined {
     const f = this.fileEntry(id);
     if (f !== undefined) return f[field] as Message | undefined;
     if (field === 'reg') {
@@ -84,14 +81,14 @@ class Dump {
     if (hit !== undefined) return hit;
     let s: string;
     if (type === 'REG') {
-      const rf = this.lookup('reg', 'reg-files.img', id);
+      const rf = this.lookup('reg', 'REG_FILES', id);
       const name = rf?.['name'];
       s = typeof name === 'string' && name !== '' ? name : 'unknown path';
     } else if (type === 'PIPE') {
-      const p = this.lookup('pipe', 'pipes.img', id);
+      const p = this.lookup('pipe', 'PIPES', id);
       s = p !== undefined ? `pipe[${n(p['pipe_id'])}]` : 'pipe[?]';
     } else if (type === 'UNIXSK') {
-      const ux = this.lookup('usk', 'unixsk.img', id);
+      const ux = this.lookup('usk', 'UNIXSK', id);
       if (ux === undefined) s = 'unix[?]';
       else {
         const raw = ux['name'];
@@ -116,7 +113,7 @@ export function explorePs(dir: string, out: Out): void {
   const items = new Map<number, Item>();
   for (const p of d.pstree()) {
     const pid = pidOf(p);
-    const core = d.has(`core-${pid}.img`) ? d.first(`core-${pid}.img`) : {};
+    const core = d.has('CORE', pid) ? d.first('CORE', pid) : {};
     const tc = core['tc'] as Message | undefined;
     items.set(pid, { p, comm: typeof tc?.['comm'] === 'string' ? tc['comm'] : '?', kids: [] });
   }
@@ -139,14 +136,14 @@ export function exploreFds(dir: string, out: Out): void {
   const d = new Dump(dir);
   for (const p of d.pstree()) {
     const pid = pidOf(p);
-    if (!d.has(`ids-${pid}.img`) || !d.has(`fs-${pid}.img`)) continue;
-    const filesId = n(d.first(`ids-${pid}.img`)['files_id']);
-    if (!d.has(`fdinfo-${filesId}.img`)) continue;
+    if (!d.has('IDS', pid) || !d.has('FS', pid)) continue;
+    const filesId = n(d.first('IDS', pid)['files_id']);
+    if (!d.has('FDINFO', filesId)) continue;
     out(String(pid));
-    for (const fd of d.entries(`fdinfo-${filesId}.img`)) {
+    for (const fd of d.entries('FDINFO', filesId)) {
       out(`\t${padStart(String(n(fd['fd'])), 7)}: ${d.fileStr(String(fd['type']), n(fd['id']))}`);
     }
-    const fs = d.first(`fs-${pid}.img`);
+    const fs = d.first('FS', pid);
     out(`\t${padStart('cwd', 7)}: ${d.fileStr('REG', n(fs['cwd_id']))}`);
     out(`\t${padStart('root', 7)}: ${d.fileStr('REG', n(fs['root_id']))}`);
   }
@@ -178,8 +175,8 @@ export function exploreMems(dir: string, out: Out): void {
   };
   for (const p of d.pstree()) {
     const pid = pidOf(p);
-    if (!d.has(`mm-${pid}.img`)) continue;
-    const mm = d.first(`mm-${pid}.img`);
+    if (!d.has('MM', pid)) continue;
+    const mm = d.first('MM', pid);
     out(String(pid));
     out(`\t${padEnd('exe', 36)}    ${d.fileStr('REG', n(mm['exe_file_id']))}`);
     for (const vma of (mm['vmas'] as Message[] | undefined) ?? []) {
@@ -209,9 +206,9 @@ export function exploreRss(dir: string, out: Out): void {
   const d = new Dump(dir);
   for (const p of d.pstree()) {
     const pid = pidOf(p);
-    if (!d.has(`mm-${pid}.img`) || !d.has(`pagemap-${pid}.img`)) continue;
-    const vmas = (d.first(`mm-${pid}.img`)['vmas'] as Message[] | undefined) ?? [];
-    const pms = d.entries(`pagemap-${pid}.img`);
+    if (!d.has('MM', pid) || !d.has('PAGEMAP', pid)) continue;
+    const vmas = (d.first('MM', pid)['vmas'] as Message[] | undefined) ?? [];
+    const pms = d.entries('PAGEMAP', pid);
     out(String(pid));
     let vmi = 0;
     let pvmi = -1;

@@ -11,7 +11,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
-import { imageFileName, kindByName, writeFileAtomic, writeImage } from '../images/index.js';
+import { storeImage, writeFileAtomic, writeImage, type EntriesOf, type ImageId, type ProtoImageKey } from '../images/index.js';
 import type { FileEntry, InventoryEntry } from '../images/messages.js';
 import type { DumpContext, DumpKindOptions, KindImage, KindImageEntries, StateKey } from '../kinds/index.js';
 import { CriuTsError } from '../errors.js';
@@ -26,7 +26,7 @@ export class DumpSession implements DumpContext {
   sharedPages = 0;
   private nextFileId = 1;
   private pagesId = 0;
-  private readonly queued = new Map<KindImage, { entries: object[]; payloads: Buffer[] }>();
+  private readonly queued = new Map<KindImage, { entries: KindImageEntries[KindImage][]; payloads: Buffer[] }>();
   private readonly memos = new Map<StateKey<unknown>, unknown>();
   private readonly endSteps: (() => void)[] = [];
   private readonly exitSteps: ((tasksLive: boolean) => void)[] = [];
@@ -67,6 +67,10 @@ export class DumpSession implements DumpContext {
     }
     slot.entries.push(entry);
     slot.payloads.push(payload);
+  }
+
+  saveImage<K extends ProtoImageKey>(key: K, id: ImageId | undefined, entries: EntriesOf<K>, payloads?: readonly (Buffer | undefined)[]): void {
+    storeImage(this.dir, key, id, entries, payloads);
   }
 
   writeImage(file: string, kind: string, entries: readonly object[], payloads?: readonly (Buffer | undefined)[]): void {
@@ -111,11 +115,7 @@ export class DumpSession implements DumpContext {
 
   /** Write the images kinds queued, then run their end steps (once every task's own images are written). */
   finishImages(): void {
-    for (const [image, slot] of this.queued) {
-      const kind = kindByName(image);
-      if (!kind) throw new CriuTsError('EINTERNAL', `no image kind ${image}`, { image });
-      this.writeImage(imageFileName(kind), image, slot.entries, slot.payloads);
-    }
+    for (const [image, slot] of this.queued) this.saveImage(image, undefined, slot.entries as EntriesOf<typeof image>, slot.payloads);
     this.queued.clear();
     for (const step of this.endSteps.splice(0)) step();
   }

@@ -21,9 +21,9 @@ export interface TreeImages {
 
 /** Written in this order; the kinds' images (queued data, memfd pages) last but stats-dump. */
 export function writeTreeImages(ctx: DumpSession, t: TreeImages): void {
-  ctx.writeImage('files.img', 'FILES', ctx.files);
-  ctx.writeImage('seccomp.img', 'SECCOMP', [t.seccomp.entry()]);
-  ctx.writeImage('pstree.img', 'PSTREE', t.pstree);
+  ctx.saveImage('FILES', undefined, ctx.files);
+  ctx.saveImage('SECCOMP', undefined, [t.seccomp.entry()]);
+  ctx.saveImage('PSTREE', undefined, t.pstree);
   const inv: InventoryEntry = {
     img_version: 2,
     fdinfo_per_id: true,
@@ -36,10 +36,10 @@ export function writeTreeImages(ctx: DumpSession, t: TreeImages): void {
     root_ids: t.rootIds,
     ...ctx.inventoryFields,
   };
-  ctx.writeImage('inventory.img', 'INVENTORY', [inv]);
+  ctx.saveImage('INVENTORY', undefined, [inv]);
   ctx.finishImages();
   t.stats.frozenTimeUs = usToNow(t.t0);
-  ctx.writeImage('stats-dump', 'STATS', [statsEntry(t.stats, ctx.sharedPages)]);
+  ctx.saveImage('STATS', 'dump', [statsEntry(t.stats, ctx.sharedPages)]);
 }
 
 /**

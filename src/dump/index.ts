@@ -16,7 +16,7 @@ import type { CallerCreds } from '../caller.js';
 import { DumpSession } from './context.js';
 import { checkOwnNamespaces, checkTraceable } from './authorize.js';
 import { walkTree } from '../proc/children.js';
-import { CHECKSUMS_IMAGE, beginChecksums, checksumEntries, endChecksums } from '../images/index.js';
+import { beginChecksums, checksumEntries, endChecksums } from '../images/index.js';
 import { seizeTree, releaseTree } from './tree.js';
 import { askTree, type TaskAsked } from './ask.js';
 import { dumpInFlight } from './files.js';
@@ -181,7 +181,7 @@ async function dumpTreeHashed(opts: DumpTreeOptions): Promise<DumpResult> {
     // Every page is stored on the page server's side before the tree may go.
     pageServer?.close();
     // Last: the size and SHA-256 of every file above, for the restore to check.
-    ctx.writeImage(CHECKSUMS_IMAGE, 'CRIU_TS_CHECKSUMS', checksumEntries(dir));
+    ctx.saveImage('CRIU_TS_CHECKSUMS', undefined, checksumEntries(dir));
     faultPoint('dump.images');
     // A refused post-dump keeps the tree alive, as CRIU does.
     await notify('post-dump');

@@ -25,7 +25,7 @@ import { join } from 'node:path';
 import { CriuTsError } from '../errors.js';
 import { logger } from '../log.js';
 import { ReplacingFile } from '../sys/index.js';
-import { readImage, writeImage } from '../images/index.js';
+import { imageFile, imagePath, loadImageIfAny, storeImage } from '../images/index.js';
 import { pageSegments } from '../kinds/memory/fill.js';
 import type { PagemapEntry } from '../images/messages.js';
 import { coverage, parentDir, ParentChain, PARENT_LINK, type Segment } from '../kinds/memory/parent-images.js';
@@ -63,7 +63,7 @@ export interface PageServerResult {
 }
 
 function imageName(t: PagemapTarget): string {
-  return t.type === 'pid' ? `pagemap-${t.id}.img` : `pagemap-shmem-${t.id}.img`;
+  return t.type === 'pid' ? imageFile('PAGEMAP', t.id) : imageFile('SHMEM_PAGEMAP', t.id);
 }
 
 /** One pagemap image being received, with its pages file. */
@@ -72,7 +72,7 @@ class Incoming {
   private readonly pages: ReplacingFile;
   private wrote = 0;
   constructor(private readonly dir: string, readonly target: PagemapTarget, readonly pagesId: number) {
-    this.pages = new ReplacingFile(join(dir, `pages-${pagesId}.img`), 0o600);
+    this.pages = new ReplacingFile(imagePath(dir, 'PAGES', pagesId), 0o600);
   }
 
   entry(flags: number, vaddr: bigint, nrPages: bigint): void {
@@ -87,7 +87,7 @@ class Incoming {
 
   finish(): number {
     this.pages.commit();
-    writeImage(join(this.dir, imageName(this.target)), 'PAGEMAP', [{ pages_id: this.pagesId }, ...this.entries] as unknown as Record<string, unknown>[]);
+    storeImage(this.dir, this.target.type === 'pid' ? 'PAGEMAP' : 'SHMEM_PAGEMAP', this.target.id, [{ pages_id: this.pagesId }, ...this.entries]);
     return this.wrote / PAGE_SIZE;
   }
 
@@ -154,7 +154,7 @@ function receive(sk: Socket, dir: string): Promise<PageServerResult> {
       finishCurrent();
       held = undefined;
       cur = new Incoming(dir, t, nextPagesId++);
-      log.debug(`receiving ${imageName(t)} into pages-${cur.pagesId}.img`);
+      log.debug(`receiving ${imageName(t)} into ${imageFile('PAGES', cur.pagesId)}`);
       return t;
     };
     const step = (): void => {
@@ -255,11 +255,11 @@ function serveGets(sk: Socket, dir: string): Promise<PageServerResult> {
   const segsOf = (id: number): Segment[] => {
     let s = maps.get(id);
     if (!s) {
-      const name = `pagemap-${id}.img`;
-      if (!existsSync(join(dir, name))) throw new CriuTsError('EIMAGE', `page server: no ${name} in ${dir}`, { id });
-      const img = readImage(join(dir, name));
-      const head = img.entries[0] as { pages_id?: number } | undefined;
-      s = pageSegments(chain, name, join(dir, `pages-${head?.pages_id ?? 0}.img`), img.entries.slice(1) as unknown as PagemapEntry[]).segs;
+      const name = imageFile('PAGEMAP', id);
+      const img = loadImageIfAny(dir, 'PAGEMAP', id);
+      if (!img) throw new CriuTsError('EIMAGE', `page server: no ${name} in ${dir}`, { id });
+      const [head, ...pagemap] = img.entries;
+      s = pageSegments(chain, name, imagePath(dir, 'PAGES', head.pages_id), pagemap).segs;
       s.sort((a, b) => (a.vaddr < b.vaddr ? -1 : a.vaddr > b.vaddr ? 1 : 0));
       maps.set(id, s);
       done.pagemaps++;

@@ -13,10 +13,9 @@
  * the tasks is looked at, so a pre-dump never refuses a file or a socket;
  * the final dump does.
  */
-import { join } from 'node:path';
 import { existsSync } from 'node:fs';
 import { randomUUID } from 'node:crypto';
-import { writeImage } from '../images/index.js';
+import { storeImage } from '../images/index.js';
 import type { InventoryEntry, StatsEntry } from '../images/messages.js';
 import { CriuTsError, isCriuTsError } from '../errors.js';
 import { logger } from '../log.js';
@@ -34,8 +33,6 @@ import type { NsKind } from '../images/index.js';
 
 const log = logger('dump');
 
-type Img = Record<string, unknown>;
-const asImg = (x: object): Img => x as Img;
 const usSince = (t0: bigint): number => Number((process.hrtime.bigint() - t0) / 1000n);
 
 export async function preDumpTree(opts: DumpTreeOptions): Promise<DumpResult> {
@@ -95,9 +92,9 @@ export async function preDumpTree(opts: DumpTreeOptions): Promise<DumpResult> {
       });
       inc.end(node.pid, mem);
       if (!pageServer) {
-        writeImage(join(dir, `pagemap-${node.pid}.img`), 'PAGEMAP', [{ pages_id: mem.pagesId }, ...mem.pagemap.map(asImg)]);
+        storeImage(dir, 'PAGEMAP', node.pid, [{ pages_id: mem.pagesId }, ...mem.pagemap]);
         for (const sh of mem.shmem) {
-          writeImage(join(dir, `pagemap-shmem-${sh.shmid}.img`), 'PAGEMAP', [{ pages_id: sh.pagesId }, ...sh.entries.map(asImg)]);
+          storeImage(dir, 'SHMEM_PAGEMAP', sh.shmid, [{ pages_id: sh.pagesId }, ...sh.entries]);
         }
       }
       for (const sh of mem.shmem) for (const e of sh.entries) if (((e.flags ?? 0) & 4) !== 0) shPages += Number(e.nr_pages ?? 0n);
@@ -108,7 +105,7 @@ export async function preDumpTree(opts: DumpTreeOptions): Promise<DumpResult> {
     stats.memdumpTimeUs = usSince(tm);
     stats.memwriteTimeUs = stats.memdumpTimeUs;
     const inv: InventoryEntry = { img_version: 2, fdinfo_per_id: true, ns_per_id: true, lsmtype: 'NO_LSM', dump_criu_run_id: randomUUID() };
-    writeImage(join(dir, 'inventory.img'), 'INVENTORY', [asImg(inv)]);
+    storeImage(dir, 'INVENTORY', undefined, [inv]);
     stats.frozenTimeUs = usSince(t0);
     const st: StatsEntry = {
       dump: {
@@ -118,7 +115,7 @@ export async function preDumpTree(opts: DumpTreeOptions): Promise<DumpResult> {
         shpages_scanned: BigInt(shPages), shpages_skipped_parent: 0n, shpages_written: BigInt(shPages),
       },
     };
-    writeImage(join(dir, 'stats-dump'), 'STATS', [asImg(st)]);
+    storeImage(dir, 'STATS', 'dump', [st]);
     // Every page is stored on the page server's side before the record says so.
     pageServer?.close();
     inc.finish();

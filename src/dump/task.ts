@@ -73,7 +73,7 @@ export function dumpZombie(node: TaskNode, vpid: number, ctx: DumpSession): void
     mtype: 'X86_64',
     tc: { task_state: TASK_DEAD, exit_code: node.exitCode, personality: 0, flags: 0, blk_sigset: 0n, comm: zombieComm(node.pid) },
   };
-  ctx.writeImage(`core-${vpid}.img`, 'CORE', [core]);
+  ctx.saveImage('CORE', vpid, [core]);
 }
 
 function zombieComm(pid: number): string {
@@ -139,7 +139,7 @@ export function dumpTask(
   // stopped, and injected calls leave their FPU state as it was.)
   for (const { vtid, core, thread, tidAddress } of cores) {
     core.thread_info = { clear_tid_addr: tidAddress, gpregs: dumpGpRegs(thread), fpregs: dumpFpRegs(thread) };
-    ctx.writeImage(`core-${vtid}.img`, 'CORE', [core]);
+    ctx.saveImage('CORE', vtid, [core]);
     delete core.thread_info;
   }
   faultPoint('dump.task');
@@ -185,11 +185,11 @@ export function dumpTask(
     dumpable,
     thp_disabled: thpDisabled,
   };
-  ctx.writeImage(`mm-${vp.vpid}.img`, 'MM', [mm]);
+  ctx.saveImage('MM', vp.vpid, [mm]);
   // With a page server, it writes the pagemaps and pages on its side.
-  if (!shared.pageServer) ctx.writeImage(`pagemap-${vp.vpid}.img`, 'PAGEMAP', [{ pages_id: mem.pagesId }, ...mem.pagemap]);
+  if (!shared.pageServer) ctx.saveImage('PAGEMAP', vp.vpid, [{ pages_id: mem.pagesId }, ...mem.pagemap]);
   for (const sh of mem.shmem) {
-    if (!shared.pageServer) ctx.writeImage(`pagemap-shmem-${sh.shmid}.img`, 'PAGEMAP', [{ pages_id: sh.pagesId }, ...sh.entries]);
+    if (!shared.pageServer) ctx.saveImage('SHMEM_PAGEMAP', sh.shmid, [{ pages_id: sh.pagesId }, ...sh.entries]);
     for (const e of sh.entries) ctx.countSharedPages(Number(e.nr_pages ?? 0n));
   }
   faultPoint('dump.memory');
@@ -197,7 +197,7 @@ export function dumpTask(
   if (!fdinfoWritten.has(ids.files_id)) {
     fdinfoWritten.add(ids.files_id);
     const fds: FdinfoEntry[] = dumpFds(pid, ctx, ids.net_ns_id);
-    ctx.writeImage(`fdinfo-${ids.files_id}.img`, 'FDINFO', fds);
+    ctx.saveImage('FDINFO', ids.files_id, fds);
   }
   const status = mainStatus ?? parseStatus(pid);
   const dirId = (path: string, link: string): number => {
@@ -208,7 +208,7 @@ export function dumpTask(
     return id;
   };
   const fs: FsEntry = { cwd_id: dirId(readCwd(pid), 'cwd'), root_id: dirId(readRoot(pid), 'root'), umask: status.umask };
-  ctx.writeImage(`fs-${vp.vpid}.img`, 'FS', [fs]);
-  ctx.writeImage(`ids-${vp.vpid}.img`, 'IDS', [ids]);
+  ctx.saveImage('FS', vp.vpid, [fs]);
+  ctx.saveImage('IDS', vp.vpid, [ids]);
   faultPoint('dump.files');
 }

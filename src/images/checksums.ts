@@ -16,8 +16,9 @@ import { basename, dirname, join, resolve } from 'node:path';
 import { CriuTsError } from '../errors.js';
 import type { CriuTsChecksumEntry } from './messages.js';
 import { StreamHash } from './hash-worker.js';
+import { imageFile } from './table.js';
 
-export const CHECKSUMS_IMAGE = 'criu-ts-checksums';
+export const CHECKSUMS_IMAGE = imageFile('CRIU_TS_CHECKSUMS');
 
 interface Digest {
   size: bigint;

@@ -6,7 +6,7 @@
 import { isCriuTsError } from '../errors.js';
 import { decodeMessageRaw } from './codec.js';
 import type { Message } from './codec.js';
-import { IMG_COMMON_MAGIC, IMG_SERVICE_MAGIC, kindByFileName, kindByMagic } from './table.js';
+import { IMG_COMMON_MAGIC, IMG_SERVICE_MAGIC, entryMessage, kindByFileName, kindByMagic } from './table.js';
 import type { ImageKind } from './table.js';
 import { WireError, imageError } from './wire.js';
 
@@ -162,9 +162,7 @@ export function* frames(src: ByteSource, kind: ImageKind, file: string | undefin
     if (size > have) {
       throw imageError(file, offset, `truncated entry at byte ${offset} (need ${size} bytes, have ${have})`, { entry: index });
     }
-    let msgName = kind.message;
-    if (index === 0 && kind.head !== undefined) msgName = kind.head;
-    if (ghost && index > 0) msgName = 'ghost_chunk_entry';
+    const msgName = entryMessage(kind, index);
     const entry = decodeAt(msgName, src.read(size), offset + 4, index, file);
     let extra: Buffer | undefined;
     if (ghost) {

@@ -4,7 +4,9 @@
 import { CriuTsError, isCriuTsError } from '../errors.js';
 import { encodeMessage } from './codec.js';
 import { BufferSource, frames, readHead } from './frame.js';
-import { IMG_COMMON_MAGIC, IMG_SERVICE_MAGIC, kindByName } from './table.js';
+import { IMG_COMMON_MAGIC, IMG_SERVICE_MAGIC, entryMessage, kindByName } from './table.js';
+
+export { entryMessage } from './table.js';
 import type { ImageKind } from './table.js';
 import { WireWriter } from './wire.js';
 
@@ -37,13 +39,6 @@ export function requireKind(kindName: string): ImageKind {
   return kind;
 }
 
-/** The protobuf message of entry `index` in an image of this kind. */
-export function entryMessage(kind: ImageKind, index: number): string {
-  if (index === 0 && kind.head !== undefined) return kind.head;
-  if (index > 0 && kind.payload?.kind === 'ghost') return 'ghost_chunk_entry';
-  return kind.message ?? '';
-}
-
 export function headerBytes(kind: ImageKind): Buffer {
   const w = new WireWriter(8);
   if (kind.header === 'common') w.u32le(IMG_COMMON_MAGIC);
@@ -60,13 +55,21 @@ export function frameEntry(kind: ImageKind, index: number, entry: Readonly<Recor
   return extra === undefined || extra.length === 0 ? Buffer.concat([len, body]) : Buffer.concat([len, body, extra]);
 }
 
-/** Whole image file bytes (header included). */
+/** Whole image file bytes (header included), by crit's name of the kind. */
 export function encodeImage(
   kindName: string,
   entries: readonly Record<string, unknown>[],
   extras: readonly (Buffer | undefined)[] = [],
 ): Buffer {
-  const kind = requireKind(kindName);
+  return encodeImageOf(requireKind(kindName), entries, extras);
+}
+
+/** Whole image file bytes (header included) of this kind. */
+export function encodeImageOf(
+  kind: ImageKind,
+  entries: readonly Readonly<Record<string, unknown>>[],
+  extras: readonly (Buffer | undefined)[] = [],
+): Buffer {
   const parts: Buffer[] = [headerBytes(kind)];
   entries.forEach((entry, i) => {
     try {

@@ -8,13 +8,17 @@ export { decodeMessage, encodeMessage } from './codec.js';
 export type { Message } from './codec.js';
 export { decodeImage, encodeImage, entryMessage } from './image.js';
 export type { DecodedImage } from './image.js';
-export { readImage, readImageBytes, writeImage, writeFileAtomic, iterateImage } from './io.js';
+export {
+  readImage, readImageBytes, writeImage, writeFileAtomic, iterateImage, imagePath, loadImage, loadImageIfAny, storeImage,
+} from './io.js';
 export { shareableBuffer } from './hash-worker.js';
 export { CHECKSUMS_IMAGE, FileHasher, beginChecksums, checksumEntries, endChecksums, verifyChecksums } from './checksums.js';
-export type { ImageStream } from './io.js';
+export type { ImageStream, TypedImage } from './io.js';
 export type { Frame } from './frame.js';
 export {
-  IMAGE_KINDS, IMG_COMMON_MAGIC, IMG_SERVICE_MAGIC, kindByFileName, kindByMagic, kindByName, imageFileName,
+  IMAGE_KINDS, IMG_COMMON_MAGIC, IMG_SERVICE_MAGIC, kindByFileName, kindByKey, kindByMagic, kindByName, imageFile, imageFileName, imageIdOf,
 } from './table.js';
-export type { ImageKind, PayloadRule, HeaderKind } from './table.js';
+export type {
+  ImageKind, PayloadRule, HeaderKind, ImageKey, ImageId, ProtoImageKey, RawImageKey, EntryOf, EntriesOf,
+} from './table.js';
 export * from './ns-ids.js';

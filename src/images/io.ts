@@ -2,15 +2,17 @@
  * Image files on disk: read whole, stream entry by entry, write atomically
  * (private temp name created with O_EXCL + rename, mode 0600 like CRIU).
  */
-import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
+import { closeSync, existsSync, fstatSync, openSync, readSync } from 'node:fs';
+import { join } from 'node:path';
 import { replaceFile } from '../sys/safe-fs.js';
 import { noteWritten } from './checksums.js';
 import { CriuTsError } from '../errors.js';
-import { decodeImage, encodeImage } from './image.js';
+import { decodeImage, encodeImage, encodeImageOf } from './image.js';
 import type { DecodedImage } from './image.js';
 import { frames, readHead } from './frame.js';
 import type { ByteSource, Frame } from './frame.js';
-import type { ImageKind } from './table.js';
+import { entryMessage, imageFile, kindByKey } from './table.js';
+import type { EntriesOf, ImageId, ImageKey, ImageKind, ProtoImageKey } from './table.js';
 
 function openImage(path: string): number {
   try {
@@ -54,6 +56,57 @@ export function writeImage(
   extras?: readonly (Buffer | undefined)[],
 ): void {
   writeFileAtomic(path, encodeImage(kindName, entries, extras));
+}
+
+/** The path of image `key` with id `id` in the images dir `dir` (see imageFile). */
+export function imagePath(dir: string, key: ImageKey, id?: ImageId): string {
+  return join(dir, imageFile(key, id));
+}
+
+/** An image read through the table: its entries typed by its kind. */
+export interface TypedImage<K extends ProtoImageKey> {
+  readonly path: string;
+  readonly entries: EntriesOf<K>;
+  /** raw payload after each entry (same index), undefined where the kind has none */
+  readonly extras: readonly (Buffer | undefined)[];
+}
+
+/**
+ * Image `key` (id `id`) of the dump in `dir`, or undefined when the dump
+ * has none. EIMAGE when the file holds another kind of image, or lacks
+ * the first entry its kind starts with.
+ */
+export function loadImageIfAny<K extends ProtoImageKey>(dir: string, key: K, id?: ImageId): TypedImage<K> | undefined {
+  const path = imagePath(dir, key, id);
+  if (!existsSync(path)) return undefined;
+  const want = kindByKey(key);
+  const img = readImage(path);
+  if (img.kind.magic !== want.magic) {
+    throw new CriuTsError('EIMAGE', `${path}: a ${img.kind.name} image, not ${want.name}`, { file: path, offset: 4 });
+  }
+  // A kind whose first entry is of its own (PAGEMAP's head, a ghost file's entry before its chunks) has one.
+  if ((want.head !== undefined || want.chunk !== undefined) && img.entries.length === 0) {
+    throw new CriuTsError('EIMAGE', `${path}: empty (a ${want.name} image starts with a ${entryMessage(want, 0)})`, { file: path, offset: 8 });
+  }
+  // The one place decoded entries take their type: the table says which message each is.
+  return { path, entries: img.entries as unknown as EntriesOf<K>, extras: img.extras };
+}
+
+/** Image `key` (id `id`) of the dump in `dir`: ENOIMAGE when absent (else as loadImageIfAny). */
+export function loadImage<K extends ProtoImageKey>(dir: string, key: K, id?: ImageId): TypedImage<K> {
+  const img = loadImageIfAny(dir, key, id);
+  if (img === undefined) {
+    const path = imagePath(dir, key, id);
+    throw new CriuTsError('ENOIMAGE', `${path}: no such image`, { file: path });
+  }
+  return img;
+}
+
+/** Write image `key` (id `id`) into `dir` atomically, its entries typed by its kind. */
+export function storeImage<K extends ProtoImageKey>(
+  dir: string, key: K, id: ImageId | undefined, entries: EntriesOf<K>, extras?: readonly (Buffer | undefined)[],
+): void {
+  writeFileAtomic(imagePath(dir, key, id), encodeImageOf(kindByKey(key), entries as readonly object[] as readonly Readonly<Record<string, unknown>>[], extras));
 }
 
 /**

@@ -5,6 +5,9 @@
  * an entry. Everything that opens an image by kind or by file name asks here.
  */
 
+import { CriuTsError } from '../errors.js';
+import type { MessageName, MessageTypes } from './messages.js';
+
 export const IMG_COMMON_MAGIC = 0x54564319;
 export const IMG_SERVICE_MAGIC = 0x55105940;
 export const RAW_IMAGE_MAGIC = 0;
@@ -35,6 +38,12 @@ export type HeaderKind =
   | 'raw';
 
 export interface ImageKind {
+  /**
+   * The name code opens an image file by (CRIU's CR_FD_* without the
+   * prefix): crit's name, unless two files share it (PAGEMAP and
+   * SHMEM_PAGEMAP, SIGNAL and PSIGNAL, ...). Unique in the table.
+   */
+  readonly key: string;
   /** as crit prints it in "magic" */
   readonly name: string;
   readonly magic: number;
@@ -45,24 +54,39 @@ export interface ImageKind {
   readonly message?: string;
   /** a different message for the first entry (PAGEMAP: pagemap_head) */
   readonly head?: string;
+  /** a different message for the entries after the first (GHOST_FILE: ghost_chunk_entry) */
+  readonly chunk?: string;
   readonly payload?: PayloadRule;
   /** read for old dumps only; never chosen when another kind shares the magic or name */
   readonly legacy?: boolean;
 }
 
-function k(name: string, magic: number, pattern: string, message: string | undefined, more: Partial<ImageKind> = {}): ImageKind {
-  return { name, magic, pattern, header: 'common', ...(message === undefined ? {} : { message }), ...more };
+/** What a row sets beyond name, magic, pattern and message. */
+type RowMore = Partial<Pick<ImageKind, 'key' | 'header' | 'head' | 'chunk' | 'payload' | 'legacy'>>;
+/** A row keeps its literal key, name and messages, so the entry types below follow from the table itself. */
+type Row<N extends string, M, X extends RowMore> = ImageKind & Omit<X, 'key'> & {
+  readonly key: X extends { key: infer K extends string } ? K : N;
+  readonly name: N;
+  readonly message: M;
+};
+
+function k<const N extends string, const M extends MessageName, const X extends RowMore = Record<never, never>>(
+  name: N, magic: number, pattern: string, message: M, more?: X,
+): Row<N, M, X> {
+  return { key: name, name, magic, pattern, header: 'common', message, ...more } as Row<N, M, X>;
 }
 
-const raw = (name: string, pattern: string): ImageKind => k(name, RAW_IMAGE_MAGIC, pattern, undefined, { header: 'raw' });
+function raw<const N extends string>(name: N, pattern: string): Row<N, undefined, { header: 'raw' }> {
+  return { key: name, name, magic: RAW_IMAGE_MAGIC, pattern, header: 'raw', message: undefined };
+}
 
-export const IMAGE_KINDS: readonly ImageKind[] = [
+const TABLE = [
   k('INVENTORY', 0x58313116, 'inventory.img', 'inventory_entry', { header: 'bare' }),
   k('PSTREE', 0x50273030, 'pstree.img', 'pstree_entry'),
   k('FDINFO', 0x56213732, 'fdinfo-%u.img', 'fdinfo_entry'),
   k('PAGEMAP', 0x56084025, 'pagemap-%lu.img', 'pagemap_entry', { head: 'pagemap_head' }),
   // Shared memory uses the same magic and layout; crit calls both PAGEMAP.
-  k('PAGEMAP', 0x56084025, 'pagemap-shmem-%lu.img', 'pagemap_entry', { head: 'pagemap_head' }),
+  k('PAGEMAP', 0x56084025, 'pagemap-shmem-%lu.img', 'pagemap_entry', { key: 'SHMEM_PAGEMAP', head: 'pagemap_head' }),
   k('CORE', 0x55053847, 'core-%u.img', 'core_entry'),
   k('IDS', 0x54432030, 'ids-%u.img', 'task_kobj_ids_entry'),
   k('MM', 0x57492820, 'mm-%u.img', 'mm_entry'),
@@ -90,7 +114,7 @@ export const IMAGE_KINDS: readonly ImageKind[] = [
   k('NS_FILES', 0x61394011, 'ns-files.img', 'ns_file_entry'),
   k('FS', 0x51403912, 'fs-%u.img', 'fs_entry'),
   k('REMAP_FPATH', 0x59133954, 'remap-fpath.img', 'remap_file_path_entry'),
-  k('GHOST_FILE', 0x52583605, 'ghost-file-%x.img', 'ghost_file_entry', { payload: { kind: 'ghost' } }),
+  k('GHOST_FILE', 0x52583605, 'ghost-file-%x.img', 'ghost_file_entry', { chunk: 'ghost_chunk_entry', payload: { kind: 'ghost' } }),
   k('TCP_STREAM', 0x51465506, 'tcp-stream-%x.img', 'tcp_stream_entry', { payload: { kind: 'sum', fields: ['inq_len', 'outq_len'] } }),
   k('EVENTFD_FILE', 0x44523722, 'eventfd.img', 'eventfd_file_entry'),
   k('EVENTPOLL_FILE', 0x45023858, 'eventpoll.img', 'eventpoll_file_entry'),
@@ -108,10 +132,10 @@ export const IMAGE_KINDS: readonly ImageKind[] = [
   // tty_data_entry carries its bytes inside the message: no raw payload.
   k('TTY_DATA', 0x59413026, 'tty-data.img', 'tty_data_entry'),
   k('FILE_LOCKS', 0x54323616, 'filelocks.img', 'file_lock_entry'),
-  k('FILE_LOCKS', 0x54323616, 'filelocks-%u.img', 'file_lock_entry', { legacy: true }),
+  k('FILE_LOCKS', 0x54323616, 'filelocks-%u.img', 'file_lock_entry', { key: 'FILE_LOCKS_PID', legacy: true }),
   k('RLIMIT', 0x57113925, 'rlimit-%u.img', 'rlimit_entry', { legacy: true }),
   k('SIGNAL', 0x59255647, 'signal-s-%d.img', 'signal_queue_entry', { legacy: true }),
-  k('SIGNAL', 0x59255647, 'signal-p-%d.img', 'signal_queue_entry', { legacy: true }),
+  k('SIGNAL', 0x59255647, 'signal-p-%d.img', 'signal_queue_entry', { key: 'PSIGNAL', legacy: true }),
   k('TUNFILE', 0x57143751, 'tunfile.img', 'tunfile_entry'),
   k('CGROUP', 0x59383330, 'cgroup.img', 'cgroup_entry'),
   k('TIMERFD', 0x50493712, 'timerfd.img', 'timerfd_entry'),
@@ -119,7 +143,7 @@ export const IMAGE_KINDS: readonly ImageKind[] = [
   k('USERNS', 0x55474906, 'userns-%u.img', 'userns_entry'),
   k('SECCOMP', 0x64413049, 'seccomp.img', 'seccomp_entry'),
   k('BINFMT_MISC', 0x67343323, 'binfmt-misc.img', 'binfmt_misc_entry'),
-  k('BINFMT_MISC', 0x67343323, 'binfmt-misc-%u.img', 'binfmt_misc_entry', { legacy: true }),
+  k('BINFMT_MISC', 0x67343323, 'binfmt-misc-%u.img', 'binfmt_misc_entry', { key: 'BINFMT_MISC_OLD', legacy: true }),
   k('AUTOFS', 0x49353943, 'autofs-%u.img', 'autofs_entry'),
   k('FILES', 0x56303138, 'files.img', 'file_entry'),
   k('MEMFD_INODE', 0x48453499, 'memfd.img', 'memfd_inode_entry'),
@@ -147,6 +171,32 @@ export const IMAGE_KINDS: readonly ImageKind[] = [
   raw('NETNF_EXP', 'netns-exp-%u.img'),
 ];
 
+export const IMAGE_KINDS: readonly ImageKind[] = TABLE;
+
+type TableRow = (typeof TABLE)[number];
+/** Every image file kind by the name code opens it by ("CORE", "SHMEM_PAGEMAP", "PAGES", ...). */
+export type ImageKey = TableRow['key'];
+/** The kinds whose entries are protobuf messages. */
+export type ProtoImageKey = Extract<TableRow, { message: MessageName }>['key'];
+/** The kinds with no header at all (pages, ip tool dumps, tarballs). */
+export type RawImageKey = Exclude<ImageKey, ProtoImageKey>;
+type RowOf<K extends ImageKey> = Extract<TableRow, { key: K }>;
+type Msg<M> = M extends MessageName ? MessageTypes[M] : never;
+/** The message type of an image's entries (of those after the first where the kind has a head). */
+export type EntryOf<K extends ProtoImageKey> = Msg<RowOf<K>['message']>;
+/**
+ * An image's entries in file order, typed from the table: a head first
+ * where the kind has one (PAGEMAP's pagemap_head), a ghost file's chunks
+ * after its ghost_file_entry.
+ */
+export type EntriesOf<K extends ProtoImageKey> =
+  RowOf<K> extends { head: infer H } ? readonly [Msg<H>, ...EntryOf<K>[]]
+    : RowOf<K> extends { chunk: infer C } ? readonly [EntryOf<K>, ...Msg<C>[]]
+      : readonly EntryOf<K>[];
+/** What an image's id is made of: a pid, an object id, an inode, "dump" for stats-dump. */
+export type ImageId = number | bigint | string;
+
+const byKey = new Map<string, ImageKind>(IMAGE_KINDS.map((kind) => [kind.key, kind]));
 const byMagic = new Map<number, ImageKind>();
 const byName = new Map<string, ImageKind>();
 for (const kind of IMAGE_KINDS) {
@@ -160,9 +210,9 @@ for (const kind of IMAGE_KINDS) {
 function patternRegExp(pattern: string): RegExp {
   const esc = pattern.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
   const re = esc
-    .replace(/%l?[ud]/g, (m) => (m.endsWith('d') ? '-?\\d+' : '\\d+'))
-    .replace(/%x/g, '[0-9a-f]+')
-    .replace(/%s/g, '.+');
+    .replace(/%l?[ud]/g, (m) => (m.endsWith('d') ? '(-?\\d+)' : '(\\d+)'))
+    .replace(/%x/g, '([0-9a-f]+)')
+    .replace(/%s/g, '(.+)');
   return new RegExp(`^${re}$`);
 }
 
@@ -171,6 +221,13 @@ const byPattern: { kind: ImageKind; re: RegExp }[] = IMAGE_KINDS
   .map((kind) => ({ kind, re: patternRegExp(kind.pattern), lit: kind.pattern.replace(/%l?[udxs]/g, '').length }))
   .sort((a, b) => b.lit - a.lit || Number(a.kind.legacy === true) - Number(b.kind.legacy === true))
   .map(({ kind, re }) => ({ kind, re }));
+
+/** The protobuf message of entry `index` in an image of this kind. */
+export function entryMessage(kind: ImageKind, index: number): string {
+  if (index === 0 && kind.head !== undefined) return kind.head;
+  if (index > 0 && kind.chunk !== undefined) return kind.chunk;
+  return kind.message ?? '';
+}
 
 /** The decodable kind with this magic (the second u32 of the file, or the first for inventory). */
 export function kindByMagic(magic: number): ImageKind | undefined {
@@ -189,6 +246,16 @@ export function kindByFileName(fileName: string): ImageKind | undefined {
   return undefined;
 }
 
+/**
+ * The id in the file name of an image `key` (core-42.img: "42"), or
+ * undefined when the name is not one of its files.
+ */
+export function imageIdOf(key: ImageKey, fileName: string): string | undefined {
+  const base = fileName.slice(fileName.lastIndexOf('/') + 1);
+  if (kindByFileName(base)?.key !== key) return undefined;
+  return patternRegExp(kindByKey(key).pattern).exec(base)?.[1];
+}
+
 /** The file name CRIU uses for an image of this pattern with this id (e.g. core-%u.img, 42). */
 export function imageFileName(kind: ImageKind, id?: number | bigint | string): string {
   return kind.pattern.replace(/%l?[udxs]/, (m) => {
@@ -196,4 +263,25 @@ export function imageFileName(kind: ImageKind, id?: number | bigint | string): s
     if (m === '%x') return BigInt(id).toString(16);
     return String(id);
   });
+}
+
+/** The kind code opens an image by ("CORE", "SHMEM_PAGEMAP", ...). */
+export function kindByKey(key: ImageKey): ImageKind {
+  const kind = byKey.get(key);
+  if (kind === undefined) throw new CriuTsError('EINTERNAL', `no image kind ${key}`, { key });
+  return kind;
+}
+
+/**
+ * The file name of the image `key` with id `id` (CORE, 42: core-42.img;
+ * FILES: files.img). The one place image file names are made: nothing
+ * outside this table spells one.
+ */
+export function imageFile(key: ImageKey, id?: ImageId): string {
+  const kind = kindByKey(key);
+  const takesId = /%l?[udxs]/.test(kind.pattern);
+  if (takesId !== (id !== undefined)) {
+    throw new CriuTsError('EINTERNAL', `image ${key} (${kind.pattern}) ${takesId ? 'needs' : 'takes no'} id`, { key });
+  }
+  return imageFileName(kind, id);
 }

@@ -22,6 +22,7 @@ import { seccompFilter, seccompFilterFlags, setTraceOptions } from '../infect/pt
 import type { SeccompEntry, SeccompFilter, ThreadCoreEntry } from '../images/messages.js';
 import type { RestoreTaskHandle } from './types.js';
 import { CriuTsError } from '../errors.js';
+import { imageFile } from '../images/index.js';
 
 const SECCOMP_SET_MODE_STRICT = 0;
 const SECCOMP_SET_MODE_FILTER = 1;
@@ -101,7 +102,7 @@ export function restoreThreadSeccomp(t: RestoreTaskHandle, tc: ThreadCoreEntry |
   const chain: SeccompFilter[] = [];
   for (let i: number | undefined = tc?.seccomp_filter; i !== undefined; ) {
     const f: SeccompFilter | undefined = filters[i];
-    if (!f || chain.length > MAX_FILTERS) throw new CriuTsError('EIMAGE', `seccomp.img: bad filter chain at index ${i}`, { index: i });
+    if (!f || chain.length > MAX_FILTERS) throw new CriuTsError('EIMAGE', `${imageFile('SECCOMP')}: bad filter chain at index ${i}`, { index: i });
     chain.push(f);
     i = f.prev;
   }

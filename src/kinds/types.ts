@@ -5,10 +5,8 @@
  */
 import type { Stats } from 'node:fs';
 import type { FdInfo } from '../proc/index.js';
-import type {
-  CoreEntry, InventoryEntry, TaskKobjIdsEntry, FileEntry, FdinfoEntry, PipeDataEntry, SkPacketEntry, MemfdInodeEntry, TtyInfoEntry, TtyDataEntry, FileLockEntry, RemapFilePathEntry,
-} from '../images/messages.js';
-import type { DecodedImage, NsKind } from '../images/index.js';
+import type { CoreEntry, InventoryEntry, TaskKobjIdsEntry, FileEntry, FdinfoEntry } from '../images/messages.js';
+import type { DecodedImage, EntriesOf, EntryOf, ImageId, NsKind, ProtoImageKey, TypedImage } from '../images/index.js';
 import type { Tracee } from '../infect/tracee.js';
 
 /** What the core learned about one fd before asking the kinds. */
@@ -44,18 +42,10 @@ export function stateKey<T>(name: string): StateKey<T> {
 }
 
 /** Images filled by kinds during a dump, an entry (and maybe a payload) at a time, written once when every task is dumped. */
-export interface KindImageEntries {
-  PIPES_DATA: PipeDataEntry;
-  FIFO_DATA: PipeDataEntry;
-  SK_QUEUES: SkPacketEntry;
-  MEMFD_INODE: MemfdInodeEntry;
-  TTY_INFO: TtyInfoEntry;
-  TTY_DATA: TtyDataEntry;
-  FILE_LOCKS: FileLockEntry;
-  REMAP_FPATH: RemapFilePathEntry;
-}
+export type KindImage = 'PIPES_DATA' | 'FIFO_DATA' | 'SK_QUEUES' | 'MEMFD_INODE' | 'TTY_INFO' | 'TTY_DATA' | 'FILE_LOCKS' | 'REMAP_FPATH';
 
-export type KindImage = keyof KindImageEntries;
+/** The entry type of each of them, from the image table. */
+export type KindImageEntries = { readonly [K in KindImage]: EntryOf<K> };
 
 /** --manage-cgroups: what the restore may do to cgroups (CRIU's modes; CRIU's default is soft) */
 export type CgroupMode = 'ignore' | 'none' | 'props' | 'soft' | 'full' | 'strict';
@@ -120,7 +110,13 @@ export interface DumpContext {
   nsIdOf?(type: string, ino: number): number;
   /** queue an entry (and its raw payload) for a dump-wide image, written once every task is dumped */
   emit<K extends KindImage>(image: K, entry: KindImageEntries[K], payload?: Buffer): void;
-  /** write an image of the kind's own now (e.g. ghost-file-<id>.img), atomically, into the images dir */
+  /**
+   * Write an image of the kind's own now (GHOST_FILE with the ghost's id,
+   * TCP_STREAM with the socket's inode, ...), atomically, into the images
+   * dir; the table names the file and types the entries.
+   */
+  saveImage<K extends ProtoImageKey>(key: K, id: ImageId | undefined, entries: EntriesOf<K>, payloads?: readonly (Buffer | undefined)[]): void;
+  /** saveImage by file name and crit's kind name, untyped: kept while kinds/ns moves over to saveImage */
   writeImage(file: string, kind: string, entries: readonly object[], payloads?: readonly (Buffer | undefined)[]): void;
   /** write a raw image (no magic, CRIU's RAW_IMAGE_MAGIC: ifaddr-<ns>.img, route-<ns>.img, ...) atomically into the images dir */
   writeRawImage(file: string, data: Buffer): void;
@@ -247,7 +243,9 @@ export interface RestoreContext {
   taskFds(pid: number): readonly FdinfoEntry[] | undefined;
   /** a dump-wide image kinds wrote (pipes-data.img, sk-queues.img, ...); empty when the dump has none */
   kindImage<K extends KindImage>(image: K): KindImageData<K>;
-  /** an image of a kind's own by file name (tcp-stream-<ino>.img, pagemap-shmem-<id>.img), or undefined when absent */
+  /** an image of a kind's own (TCP_STREAM with the socket's inode, SHMEM_PAGEMAP with the object's id), typed by the table, or undefined when absent */
+  image<K extends ProtoImageKey>(key: K, id?: ImageId): TypedImage<K> | undefined;
+  /** image() by file name, untyped: kept while kinds/ns and kinds/memory move over to image() */
   ownImage(file: string): DecodedImage | undefined;
   /** a raw image (no magic: ifaddr-<ns>.img, ...) by file name, or undefined when absent */
   rawImage(file: string): Buffer | undefined;

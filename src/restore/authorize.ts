@@ -27,8 +27,8 @@ import { lstatSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { CallerCreds } from '../caller.js';
 import { CriuTsError } from '../errors.js';
-import { readImage } from '../images/index.js';
-import type { CredsEntry, FileEntry, GhostFileEntry, RemapFilePathEntry } from '../images/messages.js';
+import { imageFile, loadImage, loadImageIfAny } from '../images/index.js';
+import type { CredsEntry, FileEntry } from '../images/messages.js';
 import { ACCESS, closeQuiet, fdAccessible, openPathAs, withFsCreds } from '../sys/index.js';
 import type { DumpImages } from './images.js';
 
@@ -80,7 +80,7 @@ export function checkImagesFor(img: DumpImages, caller: CallerCreds | undefined)
     t.cores.forEach((core, i) => {
       const tid = tids[i] ?? t.pstree.pid;
       const c = core.thread_core?.creds;
-      if (c === undefined) refuse(`core-${tid}.img has no credentials`, { tid });
+      if (c === undefined) refuse(`${imageFile('CORE', tid)} has no credentials`, { tid });
       checkCreds(tid, c, caller);
     });
     const tc = t.cores[0]?.tc;
@@ -117,17 +117,11 @@ function checkImageFiles(dir: string): void {
 }
 
 function checkGhosts(dir: string, caller: CallerCreds): void {
-  let remaps: RemapFilePathEntry[];
-  try {
-    remaps = readImage(join(dir, 'remap-fpath.img')).entries as unknown as RemapFilePathEntry[];
-  } catch {
-    return; // no remaps: no ghosts
-  }
-  for (const r of remaps) {
+  // No remaps: no ghosts.
+  for (const r of loadImageIfAny(dir, 'REMAP_FPATH')?.entries ?? []) {
     if (r.remap_type !== 'GHOST' && r.remap_type !== 1) continue;
-    const name = `ghost-file-${r.remap_id.toString(16)}.img`;
-    const g = readImage(join(dir, name)).entries[0] as unknown as GhostFileEntry | undefined;
-    if (g === undefined) continue; // the restore names an empty ghost image itself
+    const name = imageFile('GHOST_FILE', r.remap_id);
+    const g = loadImage(dir, 'GHOST_FILE', r.remap_id).entries[0];
     if ((g.mode & (S_ISUID | S_ISGID)) !== 0) refuse(`${name}: a set-id file`, { file: name });
     if (g.uid !== caller.uid) refuse(`${name}: a file owned by uid ${g.uid}`, { file: name });
   }

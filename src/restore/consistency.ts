@@ -19,7 +19,7 @@
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { CriuTsError } from '../errors.js';
-import { readImage } from '../images/index.js';
+import { imageFile, imageIdOf, loadImage } from '../images/index.js';
 import type { PagemapEntry } from '../images/messages.js';
 import type { DumpImages } from './images.js';
 import { checkRunId } from '../kinds/index.js';
@@ -56,11 +56,11 @@ export function checkConsistency(img: DumpImages): void {
   // Pids: a single task's each (a pid that kill(2) or clone3's set_tid would read as a group, or "all", is refused).
   for (const p of img.pstree) {
     const who = `task ${p.pid}`;
-    if (!isPid(p.pid)) bad('pstree.img', 'pid', `${p.pid} is not a pid (1..${PID_MAX_LIMIT})`);
+    if (!isPid(p.pid)) bad(imageFile('PSTREE'), 'pid', `${p.pid} is not a pid (1..${PID_MAX_LIMIT})`);
     for (const [field, v] of [['ppid', p.ppid], ['pgid', p.pgid], ['sid', p.sid]] as const) {
-      if (v !== 0 && !isPid(v)) bad('pstree.img', `${who} ${field}`, `${v} is not a pid (0, or 1..${PID_MAX_LIMIT})`);
+      if (v !== 0 && !isPid(v)) bad(imageFile('PSTREE'), `${who} ${field}`, `${v} is not a pid (0, or 1..${PID_MAX_LIMIT})`);
     }
-    for (const t of p.threads ?? []) if (t !== 0 && !isPid(t)) bad('pstree.img', `${who} threads`, `${t} is not a pid (1..${PID_MAX_LIMIT})`);
+    for (const t of p.threads ?? []) if (t !== 0 && !isPid(t)) bad(imageFile('PSTREE'), `${who} threads`, `${t} is not a pid (1..${PID_MAX_LIMIT})`);
   }
   // Threads: pstree names them all, and no core is left over.
   const tids = new Set<number>();
@@ -70,21 +70,21 @@ export function checkConsistency(img: DumpImages): void {
   }
   for (const t of img.tasks) {
     const threads = t.pstree.threads ?? [];
-    if (threads.length === 0) bad('pstree.img', `task ${t.pstree.pid} threads`, 'empty (a live task has at least its main thread)');
-    if (!threads.includes(t.pstree.pid)) bad('pstree.img', `task ${t.pstree.pid} threads`, `[${threads.join(', ')}] leave out the main thread ${t.pstree.pid}`);
+    if (threads.length === 0) bad(imageFile('PSTREE'), `task ${t.pstree.pid} threads`, 'empty (a live task has at least its main thread)');
+    if (!threads.includes(t.pstree.pid)) bad(imageFile('PSTREE'), `task ${t.pstree.pid} threads`, `[${threads.join(', ')}] leave out the main thread ${t.pstree.pid}`);
   }
   for (const name of readdirSync(dir)) {
-    const m = /^core-(\d+)\.img$/.exec(name);
-    if (m !== null && !tids.has(Number(m[1]))) bad(name, 'thread', `${m[1]} is in no task's threads in pstree.img`);
+    const tid = imageIdOf('CORE', name);
+    if (tid !== undefined && !tids.has(Number(tid))) bad(name, 'thread', `${tid} is in no task's threads in ${imageFile('PSTREE')}`);
   }
   // Files: each task's fdinfo exists and names files that exist.
   for (const t of img.tasks) {
-    const name = `fdinfo-${t.ids.files_id}.img`;
+    const name = imageFile('FDINFO', t.ids.files_id);
     if (!existsSync(join(dir, name))) {
-      throw new CriuTsError('ENOIMAGE', `${name}: missing (ids-${t.pstree.pid}.img files_id ${t.ids.files_id})`, { file: name, field: 'files_id' });
+      throw new CriuTsError('ENOIMAGE', `${name}: missing (${imageFile('IDS', t.pstree.pid)} files_id ${t.ids.files_id})`, { file: name, field: 'files_id' });
     }
     for (const fd of t.fds) {
-      if (!img.files.has(fd.id)) bad(name, `fd ${fd.fd} id`, `file ${fd.id} is not in files.img`);
+      if (!img.files.has(fd.id)) bad(name, `fd ${fd.fd} id`, `file ${fd.id} is not in ${imageFile('FILES')}`);
     }
   }
   // Pages: what the pagemaps list is exactly what the pages files hold.
@@ -93,15 +93,15 @@ export function checkConsistency(img: DumpImages): void {
     const w = want.get(pagesId);
     want.set(pagesId, { pages: (w?.pages ?? 0n) + n, from: w === undefined ? from : `${w.from}, ${from}` });
   };
-  for (const t of img.tasks) add(t.pagesId, pagesInFile(t.pagemap), `pagemap-${t.pstree.pid}.img`);
+  for (const t of img.tasks) add(t.pagesId, pagesInFile(t.pagemap), imageFile('PAGEMAP', t.pstree.pid));
   for (const name of readdirSync(dir)) {
-    if (!/^pagemap-shmem-\d+\.img$/.test(name)) continue;
-    const entries = readImage(join(dir, name)).entries;
-    const head = entries[0] as { pages_id?: number } | undefined;
-    add(head?.pages_id ?? 0, pagesInFile(entries.slice(1) as unknown as PagemapEntry[]), name);
+    const shmid = imageIdOf('SHMEM_PAGEMAP', name);
+    if (shmid === undefined) continue;
+    const [head, ...entries] = loadImage(dir, 'SHMEM_PAGEMAP', shmid).entries;
+    add(head.pages_id, pagesInFile(entries), name);
   }
   for (const [pagesId, w] of want) {
-    const file = `pages-${pagesId}.img`;
+    const file = imageFile('PAGES', pagesId);
     let size = 0n;
     try {
       size = BigInt(statSync(join(dir, file)).size);

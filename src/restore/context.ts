@@ -7,7 +7,7 @@
  */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { readImage, readImageBytes, imageFileName, kindByName, type DecodedImage } from '../images/index.js';
+import { loadImageIfAny, readImage, readImageBytes, type DecodedImage } from '../images/index.js';
 import type { FdinfoEntry, FileEntry } from '../images/messages.js';
 import type { KindImage, KindImageData, RestoreContext, RestoreKindOptions, StateKey } from '../kinds/index.js';
 import { CriuTsError } from '../errors.js';
@@ -40,14 +40,13 @@ export function restoreSession(img: DumpImages, opts: RestoreKindOptions): Resto
     kindImage<K extends KindImage>(image: K): KindImageData<K> {
       let d = kindImages.get(image);
       if (!d) {
-        const kind = kindByName(image);
-        if (!kind) throw new CriuTsError('EINTERNAL', `no image kind ${image}`, { image });
-        const decoded = ownImage(imageFileName(kind));
-        d = { entries: (decoded?.entries ?? []) as unknown as KindImageData<K>['entries'], payloads: (decoded?.extras ?? []).map((b) => b ?? Buffer.alloc(0)) };
+        const decoded = loadImageIfAny(img.dir, image);
+        d = { entries: decoded?.entries ?? [], payloads: (decoded?.extras ?? []).map((b) => b ?? Buffer.alloc(0)) };
         kindImages.set(image, d);
       }
       return d as KindImageData<K>;
     },
+    image: (key, id) => loadImageIfAny(img.dir, key, id),
     ownImage,
     rawImage(file: string): Buffer | undefined {
       if (file.includes('/')) throw new CriuTsError('EINTERNAL', `image name ${file} is not a plain file name`, { file });

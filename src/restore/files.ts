@@ -9,6 +9,7 @@
  */
 import { NR, AF_UNIX, SOCK_DGRAM, pidfdOpen, pidfdGetfd, closeQuiet, dup, sendmsgRights } from '../sys/index.js';
 import { CriuTsError } from '../errors.js';
+import { imageFile } from '../images/index.js';
 import { fileKindByType, stateKey, fownOf, restoreFown, type RestoreTaskHandle, type RestoreContext, type FileKind } from '../kinds/index.js';
 import type { FdinfoEntry, FileEntry } from '../images/messages.js';
 
@@ -19,7 +20,7 @@ const F_SETFD = 2;
 const CLOSE_RANGE_ALL = 0xffffffff;
 
 function kindOf(e: FileEntry | undefined, id: number, pid: number): { e: FileEntry; kind: FileKind } {
-  if (!e) throw new CriuTsError('EIMAGE', `task ${pid} refers to file id ${id}, not in files.img`, { id, pid });
+  if (!e) throw new CriuTsError('EIMAGE', `task ${pid} refers to file id ${id}, not in ${imageFile('FILES')}`, { id, pid });
   const kind = fileKindByType(e.type);
   if (!kind) throw new CriuTsError('EUNSUPPORTED', `task ${pid}: files of type ${String(e.type)} (id ${id}) cannot be restored yet`, { id, type: e.type });
   return { e, kind };

@@ -3,11 +3,11 @@
  * error naming the missing or malformed file.
  */
 import { existsSync } from 'node:fs';
-import { join } from 'node:path';
-import { CHECKSUMS_IMAGE, readImage, verifyChecksums } from '../images/index.js';
+import { imagePath, loadImage, loadImageIfAny, verifyChecksums } from '../images/index.js';
+import type { ImageId, ProtoImageKey, EntryOf } from '../images/index.js';
 import { CriuTsError } from '../errors.js';
 import type {
-  CoreEntry, CriuTsChecksumEntry, SeccompEntry, PstreeEntry, InventoryEntry, TaskKobjIdsEntry, MmEntry, PagemapEntry, FsEntry, FdinfoEntry, FileEntry,
+  CoreEntry, SeccompEntry, PstreeEntry, InventoryEntry, TaskKobjIdsEntry, MmEntry, PagemapEntry, FsEntry, FdinfoEntry, FileEntry,
 } from '../images/messages.js';
 
 export interface TaskImages {
@@ -35,35 +35,30 @@ export interface DumpImages {
   seccomp: SeccompEntry | undefined;
 }
 
-function load<T>(dir: string, name: string): T[] {
-  const path = join(dir, name);
-  if (!existsSync(path)) throw new CriuTsError('ENOIMAGE', `${path}: no such image`, { file: path });
-  return readImage(path).entries as unknown as T[];
-}
-
-function one<T>(dir: string, name: string): T {
-  const e = load<T>(dir, name)[0];
-  if (e === undefined) throw new CriuTsError('EIMAGE', `${join(dir, name)}: empty image`, { file: join(dir, name) });
+/** The one entry of an image that holds one (inventory, core, ids, mm, fs): EIMAGE when it is empty. */
+function one<K extends ProtoImageKey>(dir: string, key: K, id?: ImageId): EntryOf<K> {
+  const img = loadImage(dir, key, id);
+  const e = (img.entries as readonly EntryOf<K>[])[0];
+  if (e === undefined) throw new CriuTsError('EIMAGE', `${img.path}: empty image`, { file: img.path });
   return e;
 }
 
 /** criu-ts-checksums, when the dump has one (CRIU's dumps and older criu-ts dumps do not): every file listed must match. */
 export function checkDumpChecksums(dir: string): void {
-  const path = join(dir, CHECKSUMS_IMAGE);
-  if (!existsSync(path)) return;
-  verifyChecksums(dir, readImage(path).entries as unknown as CriuTsChecksumEntry[]);
+  const sums = loadImageIfAny(dir, 'CRIU_TS_CHECKSUMS');
+  if (sums !== undefined) verifyChecksums(dir, sums.entries);
 }
 
 export function loadDump(dir: string): DumpImages {
   if (!existsSync(dir)) throw new CriuTsError('EUSAGE', `images directory ${dir} does not exist`, { dir });
-  const inventory = one<InventoryEntry>(dir, 'inventory.img');
-  const pstree = load<PstreeEntry>(dir, 'pstree.img');
-  if (pstree.length === 0) throw new CriuTsError('EIMAGE', `${join(dir, 'pstree.img')}: no tasks`, { dir });
+  const inventory: InventoryEntry = one(dir, 'INVENTORY');
+  const pstree: PstreeEntry[] = [...loadImage(dir, 'PSTREE').entries];
+  if (pstree.length === 0) throw new CriuTsError('EIMAGE', `${imagePath(dir, 'PSTREE')}: no tasks`, { dir });
   const files = new Map<number, FileEntry>();
-  if (existsSync(join(dir, 'files.img'))) for (const f of load<FileEntry>(dir, 'files.img')) files.set(f.id, f);
+  for (const f of loadImageIfAny(dir, 'FILES')?.entries ?? []) files.set(f.id, f);
   const zombies = new Map<number, CoreEntry>();
   const live = pstree.filter((p) => {
-    const core = one<CoreEntry>(dir, `core-${p.pid}.img`);
+    const core = one(dir, 'CORE', p.pid);
     if (core.tc?.task_state === 2) {
       zombies.set(p.pid, core);
       return false;
@@ -72,21 +67,20 @@ export function loadDump(dir: string): DumpImages {
   });
   const tasks = live.map((p): TaskImages => {
     const tids = p.threads?.length ? p.threads : [p.pid];
-    const cores = tids.map((tid) => one<CoreEntry>(dir, `core-${tid}.img`));
-    const ids = one<TaskKobjIdsEntry>(dir, `ids-${p.pid}.img`);
-    const pm = load<Record<string, unknown>>(dir, `pagemap-${p.pid}.img`);
-    const head = pm[0] as { pages_id?: number } | undefined;
+    const cores = tids.map((tid) => one(dir, 'CORE', tid));
+    const ids = one(dir, 'IDS', p.pid);
+    const [head, ...pagemap] = loadImage(dir, 'PAGEMAP', p.pid).entries;
     return {
       pstree: p,
       cores,
       ids,
-      mm: one<MmEntry>(dir, `mm-${p.pid}.img`),
-      pagemap: pm.slice(1) as unknown as PagemapEntry[],
-      pagesId: head?.pages_id ?? 1,
-      fs: one<FsEntry>(dir, `fs-${p.pid}.img`),
-      fds: existsSync(join(dir, `fdinfo-${ids.files_id}.img`)) ? load<FdinfoEntry>(dir, `fdinfo-${ids.files_id}.img`) : [],
+      mm: one(dir, 'MM', p.pid),
+      pagemap,
+      pagesId: head.pages_id,
+      fs: one(dir, 'FS', p.pid),
+      fds: [...loadImageIfAny(dir, 'FDINFO', ids.files_id)?.entries ?? []],
     };
   });
-  const seccomp = existsSync(join(dir, 'seccomp.img')) ? load<SeccompEntry>(dir, 'seccomp.img')[0] : undefined;
+  const seccomp = loadImageIfAny(dir, 'SECCOMP')?.entries[0];
   return { dir, inventory, pstree, tasks, zombies, files, seccomp };
 }

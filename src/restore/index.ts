@@ -9,7 +9,6 @@
  *  5. set registers and masks, and let every thread go.
  * Any failure kills every task created so far: nothing stays behind.
  */
-import { join } from 'node:path';
 import { closeSync, readFileSync } from 'node:fs';
 import { CriuTsError } from '../errors.js';
 import { logger } from '../log.js';
@@ -18,7 +17,7 @@ import { holdSigmask, release, releaseQuiet } from '../infect/ptrace-state.js';
 import type { RestoreTreeOptions, RestoreResult, RestoreStats } from './options.js';
 import type { RestoreActionPoint } from '../action-points.js';
 import type { StatsEntry } from '../images/messages.js';
-import { writeImage } from '../images/index.js';
+import { imageFile, storeImage } from '../images/index.js';
 import { restoreSession, type RestoreSession } from './context.js';
 import { loadDump, type DumpImages } from './images.js';
 import { refuseForeignNamespaceIds } from './namespaces.js';
@@ -321,9 +320,9 @@ function writeRestoreStats(dir: string, s: RestoreStats): void {
     },
   };
   try {
-    writeImage(join(dir, 'stats-restore'), 'STATS', [entry as unknown as Record<string, unknown>]);
+    storeImage(dir, 'STATS', 'restore', [entry]);
   } catch (e) {
-    log.warn(`stats-restore not written: ${(e as Error).message}`);
+    log.warn(`${imageFile('STATS', 'restore')} not written: ${(e as Error).message}`);
   }
 }
 

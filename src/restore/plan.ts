@@ -4,6 +4,7 @@
  * tasks needed for process groups whose leader is gone.
  */
 import { CriuTsError } from '../errors.js';
+import { imageFile } from '../images/index.js';
 import type { DumpImages, TaskImages } from './images.js';
 import type { Tracee } from '../infect/tracee.js';
 import { fileKindByType, deadProcPids, RESOURCE_KINDS, type RestoreContext, type RestoreTreeTask, type RestoreTreeView } from '../kinds/index.js';
@@ -78,7 +79,7 @@ export function planTree(img: DumpImages, shellJob: boolean, ctx?: RestoreContex
     byPid.set(n.pid, n);
   }
   const root = nodes[0];
-  if (!root) throw new CriuTsError('EIMAGE', 'pstree.img has no tasks', {});
+  if (!root) throw new CriuTsError('EIMAGE', `${imageFile('PSTREE')} has no tasks`, {});
   for (const n of nodes.slice(1)) {
     const p = byPid.get(n.ppid);
     if (!p) throw new CriuTsError('EIMAGE', `task ${n.pid}: parent ${n.ppid} is not in the dump`, { pid: n.pid });

@@ -7,6 +7,7 @@ import {
   NR, PR, encodeGpRegs, GP_REG_NAMES, type GpRegs,
 } from '../sys/index.js';
 import { CriuTsError } from '../errors.js';
+import { imageFile } from '../images/index.js';
 import type { CoreEntry, ThreadCoreEntry, VmaEntry } from '../images/messages.js';
 import type { RestoreContext } from '../kinds/index.js';
 import type { Tracee } from '../infect/tracee.js';
@@ -84,7 +85,7 @@ export function restoreTaskBody(n: RestoreNode, plan: RestorePlan, img: DumpImag
   const h = handleFor(n.real, tracee, pid);
   const main = task.cores[0];
   const tc = main?.tc;
-  if (!main || !tc) throw new CriuTsError('EIMAGE', `core-${pid}.img has no task core`, { pid });
+  if (!main || !tc) throw new CriuTsError('EIMAGE', `${imageFile('CORE', pid)} has no task core`, { pid });
   log.info(`restoring task ${pid}`);
   restoreAddressSpace(n, filesCtx);
   const pages = n.memory?.pages ?? 0;

@@ -8,6 +8,7 @@ import type { FieldDesc, MessageDesc } from '../schema/types.js';
 import { messageDesc, unknownFieldsOf, UNKNOWN_FIELDS_KEY } from '../codec.js';
 import type { Message } from '../codec.js';
 import type { DecodedImage } from '../image.js';
+import { entryMessage } from '../table.js';
 import { extraToJson, extraSize } from './extras.js';
 import {
   base64Lines, devString, dictName, flagsString, hexString, ipString, quopriEncode,
@@ -93,7 +94,7 @@ export function imageToJson(img: DecodedImage, opts: ToJsonOptions = {}): JsonOb
   const kind = img.kind;
   const ghost = kind.payload?.kind === 'ghost';
   const entries: JsonValue[] = img.entries.map((entry, i) => {
-    const msgName = i === 0 && kind.head !== undefined ? kind.head : ghost && i > 0 ? 'ghost_chunk_entry' : kind.message ?? '';
+    const msgName = entryMessage(kind, i);
     const obj = messageToJson(msgName, entry, pretty);
     if (kind.payload === undefined) return obj;
     const extra = img.extras[i];

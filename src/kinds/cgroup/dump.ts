@@ -225,7 +225,7 @@ function writeCgroupImage(st: DumpState, ctx: DumpContext): void {
         is_threaded: c.threaded,
       })),
     };
-    ctx.writeImage('cgroup.img', 'CGROUP', [entry]);
+    ctx.saveImage('CGROUP', undefined, [entry]);
   } finally {
     st.hier.close();
   }

@@ -12,6 +12,7 @@
 import { chmodSync, chownSync, existsSync, mkdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
 import type { CgControllerEntry, CgroupDirEntry, CgroupEntry, CgSetEntry, CgMemberEntry, CgroupPropEntry } from '../../images/messages.js';
 import { CriuTsError } from '../../errors.js';
+import { imageFile } from '../../images/index.js';
 import { logger } from '../../log.js';
 import { NR } from '../../sys/index.js';
 import type { CgroupMode, RestoreContext, RestoreTaskHandle, RestoreTreeTask, RestoreTreeView } from '../types.js';
@@ -51,7 +52,7 @@ function setOf(task: RestoreTreeTask): number | undefined {
 
 function controllerOf(st: RestoreState, name: string): CgControllerEntry {
   const c = st.controllers.find((x) => hierarchyMatches(x.cnames ?? [], name));
-  if (!c) throw new CriuTsError('EIMAGE', `cgroup.img: no controller entry for ${name}`, { name });
+  if (!c) throw new CriuTsError('EIMAGE', `${imageFile('CGROUP')}: no controller entry for ${name}`, { name });
   return c;
 }
 
@@ -60,8 +61,8 @@ export function prepareCgroups(tree: RestoreTreeView, ctx: RestoreContext): void
   // stay in ours, as CRIU's --unprivileged leaves them (making directories,
   // setting properties or moving tasks would be root's, not the caller's).
   const mode = ctx.opts.unprivileged ? 'ignore' : ctx.opts.manageCgroups;
-  const img = mode === 'ignore' ? undefined : ctx.ownImage('cgroup.img');
-  const entry: CgroupEntry = (img?.entries[0] as CgroupEntry | undefined) ?? {};
+  const img = mode === 'ignore' ? undefined : ctx.image('CGROUP');
+  const entry: CgroupEntry = img?.entries[0] ?? {};
   const rootTask = tree.tasks.find((t) => t.pid === tree.rootPid);
   const rootNs = rootTask?.ids?.cgroup_ns_id;
   const ownNs = rootNs !== undefined && tree.rootIds?.cgroup_ns_id !== undefined && rootNs !== tree.rootIds.cgroup_ns_id;
@@ -92,11 +93,11 @@ export function prepareCgroups(tree: RestoreTreeView, ctx: RestoreContext): void
   for (const t of tree.tasks) {
     const id = setOf(t);
     for (const s of [id, ...t.threadCores.map((c) => c.core.thread_core?.cg_set)]) {
-      if (s !== undefined && s !== st.criuSet && !st.sets.has(s)) throw new CriuTsError('EIMAGE', `task ${t.pid}: cgroup set ${s} is not in cgroup.img`, { pid: t.pid });
+      if (s !== undefined && s !== st.criuSet && !st.sets.has(s)) throw new CriuTsError('EIMAGE', `task ${t.pid}: cgroup set ${s} is not in ${imageFile('CGROUP')}`, { pid: t.pid });
     }
   }
   for (const c of st.controllers) {
-    if (!c.cnames || c.cnames.length === 0) throw new CriuTsError('EIMAGE', 'cgroup.img: a controller entry without names', {});
+    if (!c.cnames || c.cnames.length === 0) throw new CriuTsError('EIMAGE', `${imageFile('CGROUP')}: a controller entry without names`, {});
     // Only the hierarchies some set uses are opened (a named one may not exist here otherwise).
     const used = [...st.sets.values()].some((s) => (s.ctls ?? []).some((m) => hierarchyMatches(c.cnames ?? [], m.name)));
     if (!used) continue;

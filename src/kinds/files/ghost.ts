@@ -34,6 +34,7 @@ import { CriuTsError } from '../../errors.js';
 import type { GhostFileEntry, GhostChunkEntry, RemapFilePathEntry } from '../../images/messages.js';
 import { lseek, mknod, linkOpenFile, futimens, isSyscallError, closeQuiet, openPathNoFollow, utimensFollow, readlinkFd, fchownFd, PID_MAX_LIMIT, type FileTimes } from '../../sys/index.js';
 import { stateKey, type DumpContext, type RestoreContext } from '../types.js';
+import { imageFile } from '../../images/index.js';
 import { logger } from '../../log.js';
 
 const log = logger('ghost');
@@ -151,7 +152,7 @@ function dumpGhost(ctx: DumpContext, id: number, name: string, openPath: string,
   let gid = ghosts.byInode.get(key);
   if (gid === undefined) {
     gid = ghosts.next++;
-    writeGhostImage(ctx, `ghost-file-${gid.toString(16)}.img`, name, openPath, what);
+    writeGhostImage(ctx, gid, name, openPath, what);
     ghosts.byInode.set(key, gid);
   }
   const remap: RemapFilePathEntry = { orig_id: id, remap_id: gid, remap_type: 'GHOST' };
@@ -162,7 +163,7 @@ function timeval(sec: bigint, ns: bigint): { tv_sec: bigint; tv_usec: bigint } {
   return { tv_sec: sec, tv_usec: (ns % 1000000000n) / 1000n };
 }
 
-function writeGhostImage(ctx: DumpContext, file: string, name: string, openPath: string, what: string): void {
+function writeGhostImage(ctx: DumpContext, gid: number, name: string, openPath: string, what: string): void {
   const ghostLimit = ctx.opts.ghostLimit;
   const st = statSync(openPath, { bigint: true });
   const mode = Number(st.mode);
@@ -172,12 +173,12 @@ function writeGhostImage(ctx: DumpContext, file: string, name: string, openPath:
   };
   const type = mode & S_IFMT;
   if (type === S_IFDIR || type === S_IFIFO) {
-    ctx.writeImage(file, 'GHOST_FILE', [g]);
+    ctx.saveImage('GHOST_FILE', gid, [g]);
     return;
   }
   if (type === S_IFCHR || type === S_IFBLK) {
     g.rdev = Number(st.rdev & 0xffffffffn);
-    ctx.writeImage(file, 'GHOST_FILE', [g]);
+    ctx.saveImage('GHOST_FILE', gid, [g]);
     return;
   }
   if (type === S_IFLNK) {
@@ -188,7 +189,7 @@ function writeGhostImage(ctx: DumpContext, file: string, name: string, openPath:
     } finally {
       closeSync(fd);
     }
-    ctx.writeImage(file, 'GHOST_FILE', [g]);
+    ctx.saveImage('GHOST_FILE', gid, [g]);
     return;
   }
   if (type !== S_IFREG) throw new CriuTsError('EUNSUPPORTED', `${what}: ${name} is unlinked and of a type criu-ts cannot recreate (mode 0${mode.toString(8)})`, { name, mode });
@@ -198,7 +199,7 @@ function writeGhostImage(ctx: DumpContext, file: string, name: string, openPath:
   }
   g.chunks = true;
   g.size = st.size;
-  const entries: (GhostFileEntry | GhostChunkEntry)[] = [g];
+  const entries: [GhostFileEntry, ...GhostChunkEntry[]] = [g];
   const payloads: (Buffer | undefined)[] = [undefined];
   const fd = openSync(openPath, FS.O_RDONLY);
   try {
@@ -229,8 +230,8 @@ function writeGhostImage(ctx: DumpContext, file: string, name: string, openPath:
       payloads.push(data);
       off = end;
     }
-    ctx.writeImage(file, 'GHOST_FILE', entries, payloads);
-    log.debug(`${what}: ghost ${name} (${size} bytes, ${total} of data in ${entries.length - 1} runs) as ${file}`);
+    ctx.saveImage('GHOST_FILE', gid, entries, payloads);
+    log.debug(`${what}: ghost ${name} (${size} bytes, ${total} of data in ${entries.length - 1} runs) as ghost ${gid.toString(16)}`);
   } finally {
     closeSync(fd);
   }
@@ -289,7 +290,7 @@ export function materializeRemaps(ctx: RestoreContext): MaterializedRemaps {
         remapId = (remapId & ~REMAP_GHOST_BIT) >>> 0;
       }
       const f = ctx.fileById(r.orig_id);
-      if (!f?.reg) throw new CriuTsError('EIMAGE', `remap-fpath.img: file ${r.orig_id} is not a regular file entry`, { id: r.orig_id });
+      if (!f?.reg) throw new CriuTsError('EIMAGE', `${imageFile('REMAP_FPATH')}: file ${r.orig_id} is not a regular file entry`, { id: r.orig_id });
       if (type === 'GHOST' || type === 1) {
         let path = ghostPaths.get(remapId);
         if (path === undefined) {
@@ -301,7 +302,7 @@ export function materializeRemaps(ctx: RestoreContext): MaterializedRemaps {
         if (ghostIsSymlink(ctx, remapId)) f.reg.flags &= ~O_NOFOLLOW;
       } else if (type === 'LINKED' || type === 0) {
         const link = ctx.fileById(remapId)?.reg?.name;
-        if (link === undefined) throw new CriuTsError('EIMAGE', `remap-fpath.img: link remap ${remapId} of file ${r.orig_id} is missing`, { id: r.orig_id });
+        if (link === undefined) throw new CriuTsError('EIMAGE', `${imageFile('REMAP_FPATH')}: link remap ${remapId} of file ${r.orig_id} is missing`, { id: r.orig_id });
         f.reg.name = link;
         if (!made.links.includes(link)) made.links.push(link);
       } else if (type === 'PROCFS' || type === 2) {
@@ -319,16 +320,16 @@ export function materializeRemaps(ctx: RestoreContext): MaterializedRemaps {
 }
 
 function ghostIsSymlink(ctx: RestoreContext, gid: number): boolean {
-  const g = ctx.ownImage(`ghost-file-${gid.toString(16)}.img`)?.entries[0] as unknown as GhostFileEntry | undefined;
+  const g = ctx.image('GHOST_FILE', gid)?.entries[0];
   return g !== undefined && (g.mode & S_IFMT) === S_IFLNK;
 }
 
 /** Make ghost `gid` near `orig`; returns the path to open. Everything created is pushed onto `created`, our fds on `fds`. */
 function createGhost(ctx: RestoreContext, gid: number, orig: string, created: string[], fds: number[]): string {
-  const img = ctx.ownImage(`ghost-file-${gid.toString(16)}.img`);
-  if (!img) throw new CriuTsError('ENOIMAGE', `ghost-file-${gid.toString(16)}.img: no such image`, { id: gid });
-  const g = img.entries[0] as unknown as GhostFileEntry | undefined;
-  if (!g) throw new CriuTsError('EIMAGE', `ghost-file-${gid.toString(16)}.img is empty`, { id: gid });
+  const file = imageFile('GHOST_FILE', gid);
+  const img = ctx.image('GHOST_FILE', gid);
+  if (!img) throw new CriuTsError('ENOIMAGE', `${file}: no such image`, { id: gid });
+  const [g, ...chunks] = img.entries;
   const type = g.mode & S_IFMT;
   const perm = g.mode & 0o7777;
   if (type === S_IFDIR) {
@@ -349,14 +350,14 @@ function createGhost(ctx: RestoreContext, gid: number, orig: string, created: st
     const path = join(dir, `${basename(orig)}.cr.${gid.toString(16)}.ghost`);
     let ino: bigint | undefined;
     try {
-      if (type === S_IFREG) ino = writeRegGhost(path, g, img.entries.slice(1) as unknown as GhostChunkEntry[], img.extras.slice(1), perm);
+      if (type === S_IFREG) ino = writeRegGhost(path, g, chunks, img.extras.slice(1), perm);
       else if (type === S_IFIFO) mknod(path, S_IFIFO | 0o600);
       else if (type === S_IFLNK) {
-        if (g.symlnk_target === undefined) throw new CriuTsError('EIMAGE', `ghost-file-${gid.toString(16)}.img: a symlink without its target`, { id: gid });
+        if (g.symlnk_target === undefined) throw new CriuTsError('EIMAGE', `${file}: a symlink without its target`, { id: gid });
         symlinkSync(g.symlnk_target, path);
       }
       else if (type === S_IFCHR || type === S_IFBLK) {
-        if (g.rdev === undefined) throw new CriuTsError('EIMAGE', `ghost-file-${gid.toString(16)}.img: a device without rdev`, { id: gid });
+        if (g.rdev === undefined) throw new CriuTsError('EIMAGE', `${file}: a device without rdev`, { id: gid });
         mknod(path, type | 0o600, g.rdev);
       } else {
         throw new CriuTsError('EUNSUPPORTED', `ghost ${orig}: file type 0${type.toString(8)} cannot be recreated`, { id: gid });
@@ -471,7 +472,7 @@ export function ghostReopenPath(ctx: RestoreContext, sdev: number, ino: bigint):
   for (const r of ctx.kindImage('REMAP_FPATH').entries) {
     const type = r.remap_type as string | number | undefined;
     if (type !== 'GHOST' && type !== 1) continue;
-    const g = ctx.ownImage(`ghost-file-${r.remap_id.toString(16)}.img`)?.entries[0] as unknown as GhostFileEntry | undefined;
+    const g = ctx.image('GHOST_FILE', r.remap_id)?.entries[0];
     if (!g || g.ino === undefined || BigInt(g.ino) !== BigInt(ino) || g.dev === undefined) continue;
     const [gmaj, gmin] = userMajorMinor(g.dev);
     if (gmaj === major && gmin === minor) return ctx.fileById(r.orig_id)?.reg?.name;

@@ -5,8 +5,7 @@
  * to back. N comes from the dump's own count of pages images.
  */
 import { openSync, readSync, closeSync } from 'node:fs';
-import { join } from 'node:path';
-import { writeFileAtomic } from '../../images/index.js';
+import { imageFile, imagePath } from '../../images/index.js';
 import type { DumpContext, RestoreContext } from '../types.js';
 import type { PagemapEntry } from '../../images/messages.js';
 import { CriuTsError } from '../../errors.js';
@@ -26,17 +25,17 @@ export function writeShmemPages(ctx: DumpContext, shmid: number, runs: readonly 
     vaddr: BigInt(r.offset), compat_nr_pages: 0, flags: PE_PRESENT, nr_pages: BigInt(r.data.length / PAGE_SIZE),
   }));
   const pages = Buffer.concat(runs.map((r) => r.data));
-  writeFileAtomic(join(ctx.dir, `pages-${pagesId}.img`), pages);
-  ctx.writeImage(`pagemap-shmem-${shmid}.img`, 'PAGEMAP', [{ pages_id: pagesId }, ...entries]);
+  ctx.writeRawImage(imageFile('PAGES', pagesId), pages);
+  ctx.saveImage('SHMEM_PAGEMAP', shmid, [{ pages_id: pagesId }, ...entries]);
   ctx.countSharedPages(pages.length / PAGE_SIZE);
 }
 
 /** The runs of a shmem object back from its images (none if it had no data). */
 export function readShmemPages(ctx: RestoreContext, shmid: number): DataRun[] {
-  const pm = ctx.ownImage(`pagemap-shmem-${shmid}.img`);
+  const pm = ctx.image('SHMEM_PAGEMAP', shmid);
   if (!pm) return [];
-  const [head, ...entries] = pm.entries as unknown as [{ pages_id: number }, ...PagemapEntry[]];
-  const pages = join(ctx.dir, `pages-${head.pages_id}.img`);
+  const [head, ...entries] = pm.entries;
+  const pages = imagePath(ctx.dir, 'PAGES', head.pages_id);
   const fd = openSync(pages, 'r');
   try {
     let at = 0;

@@ -27,6 +27,7 @@ import { NR, fcntl, lseek, pidfdGetfd, pidfdOpen, closeQuiet } from '../../sys/i
 import type { FileEntry, MemfdFileEntry, MemfdInodeEntry } from '../../images/messages.js';
 import { stateKey, type DumpContext, type FileKind, type FdProbe, type RestoreContext, type RestoreTaskHandle } from '../types.js';
 import { CriuTsError } from '../../errors.js';
+import { imageFile } from '../../images/index.js';
 import { NO_FOWN, O_CLOEXEC, O_LARGEFILE } from './reg-file.js';
 import { part } from './anon-inode.js';
 import { writeShmemPages, readShmemPages, type DataRun } from './memfd-pages.js';
@@ -240,7 +241,7 @@ const INODES = stateKey<Map<number, { pid: number; ino: number }>>('memfd:inodes
 
 function inodeEntry(ctx: RestoreContext, inodeId: number): MemfdInodeEntry {
   const ie = ctx.kindImage('MEMFD_INODE').entries.find((x) => Number(x.inode_id) === inodeId);
-  if (!ie) throw new CriuTsError('EIMAGE', `memfd.img has no inode ${inodeId}`, { inodeId });
+  if (!ie) throw new CriuTsError('EIMAGE', `${imageFile('MEMFD_INODE')} has no inode ${inodeId}`, { inodeId });
   return ie;
 }
 

@@ -4,8 +4,8 @@
  * private page the dump saved.
  */
 import { openSync, readSync, closeSync } from 'node:fs';
-import { join } from 'node:path';
 import { ProcMem, PAGE_SIZE } from '../../sys/index.js';
+import { imagePath } from '../../images/index.js';
 import { parseSmaps } from '../../proc/index.js';
 import type { SmapsEntry } from '../../proc/index.js';
 import type { VmaEntry, PagemapEntry } from '../../images/messages.js';
@@ -88,7 +88,7 @@ export function verifyPages(pid: number, task: TaskImages, img: DumpImages, main
     const r = k.thread_core?.rseq_entry;
     return r && r.rseq_abi_pointer !== 0n ? [{ lo: r.rseq_abi_pointer, hi: r.rseq_abi_pointer + BigInt(Math.max(32, r.rseq_abi_size)) }] : [];
   });
-  const path = join(img.dir, `pages-${task.pagesId}.img`);
+  const path = imagePath(img.dir, 'PAGES', task.pagesId);
   let fd: number;
   try {
     fd = openSync(path, 'r');

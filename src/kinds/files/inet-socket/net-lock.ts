@@ -29,6 +29,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CriuTsError } from '../../../errors.js';
+import { imageFile } from '../../../images/index.js';
 import { logger } from '../../../log.js';
 import { AF_INET6 } from '../../../sys/index.js';
 import { stateKey, type DumpContext } from '../../types.js';
@@ -73,7 +74,7 @@ function nft(script: string): void {
  */
 export function checkRunId(runId: string): void {
   if (!/^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/.test(runId)) {
-    throw new CriuTsError('EIMAGE', `inventory.img: dump_criu_run_id ${JSON.stringify(runId.slice(0, 80))} is not a run id (letters, digits, - and _)`, { field: 'dump_criu_run_id' });
+    throw new CriuTsError('EIMAGE', `${imageFile('INVENTORY')}: dump_criu_run_id ${JSON.stringify(runId.slice(0, 80))} is not a run id (letters, digits, - and _)`, { field: 'dump_criu_run_id' });
   }
 }
 

@@ -28,6 +28,7 @@ import {
   bindSockaddr, closeQuiet, connect, dup, fcntl, getsockopt, getsockoptInt, getsockoptTry, ioctl, isSyscallError, recvmsg, sendto,
   setsockopt, setsockoptInt, MSG_DONTWAIT, MSG_PEEK, SOL_SOCKET, SOL_TCP,
 } from '../../../sys/index.js';
+import { imageFile } from '../../../images/index.js';
 import { stateKey, type DumpContext, type RestoreContext } from '../../types.js';
 import { toSockaddr } from './addr.js';
 import { hasOurFin, hasPeerFin, replayFins, TCP, type Replay } from './tcp-states.js';
@@ -53,7 +54,6 @@ const F_GETFL = 3;
 const F_SETFL = 4;
 const O_NONBLOCK = 0o4000;
 
-const streamImage = (ino: number): string => `tcp-stream-${ino.toString(16)}.img`;
 
 function queueLen(fd: number, req: number): number {
   const b = Buffer.alloc(4);
@@ -148,7 +148,7 @@ export function dumpTcpStream(ctx: DumpContext, fd: number, ino: number, state: 
     rcv_wnd: win.readUInt32LE(12), rcv_wup: win.readUInt32LE(16),
   };
   if (optMask & OPT.TIMESTAMPS) e.timestamp = getsockoptInt(fd, SOL_TCP, TCP_TIMESTAMP) >>> 0;
-  ctx.writeImage(streamImage(ino), 'TCP_STREAM', [e], [Buffer.concat([inq, outq])]);
+  ctx.saveImage('TCP_STREAM', ino, [e], [Buffer.concat([inq, outq])]);
 }
 
 const SO_SNDBUF = 7;
@@ -201,10 +201,10 @@ function sendAll(fd: number, data: Buffer, what: string): void {
  * Returns what `releaseRepaired` needs once every socket exists.
  */
 export function restoreTcpStream(ctx: RestoreContext, ours: number, i: InetSkEntry, what: string): Pending {
-  const img = ctx.ownImage(streamImage(i.ino));
-  if (!img) throw new CriuTsError('ENOIMAGE', `${what}: ${streamImage(i.ino)} is missing`, { ino: i.ino });
-  const e = img.entries[0] as unknown as TcpStreamEntry | undefined;
-  if (!e) throw new CriuTsError('EIMAGE', `${what}: ${streamImage(i.ino)} is empty`, { ino: i.ino });
+  const img = ctx.image('TCP_STREAM', i.ino);
+  if (!img) throw new CriuTsError('ENOIMAGE', `${what}: ${imageFile('TCP_STREAM', i.ino)} is missing`, { ino: i.ino });
+  const e = img.entries[0];
+  if (!e) throw new CriuTsError('EIMAGE', `${what}: ${imageFile('TCP_STREAM', i.ino)} is empty`, { ino: i.ino });
   const data = img.extras[0] ?? Buffer.alloc(0);
   const inq = data.subarray(0, e.inq_len);
   const outq = data.subarray(e.inq_len, e.inq_len + e.outq_len);

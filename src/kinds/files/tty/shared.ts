@@ -6,6 +6,7 @@
 import type { FileEntry, TtyInfoEntry } from '../../../images/messages.js';
 import { NR } from '../../../sys/index.js';
 import { CriuTsError } from '../../../errors.js';
+import { imageFile } from '../../../images/index.js';
 import { stateKey, type RestoreContext, type RestoreTaskHandle } from '../../types.js';
 
 /** Info ids of non-pty terminals (/dev/tty) stay clear of the pty ids (index * 2 + master). */
@@ -40,7 +41,7 @@ export function restored(ctx: RestoreContext): TtyRestoreState {
 
 export function ttyInfo(ctx: RestoreContext, id: number): TtyInfoEntry {
   const info = ctx.kindImage('TTY_INFO').entries.find((x) => x.id === id);
-  if (!info) throw new CriuTsError('EIMAGE', `tty-info.img has no terminal ${id}`, { id });
+  if (!info) throw new CriuTsError('EIMAGE', `${imageFile('TTY_INFO')} has no terminal ${id}`, { id });
   return info;
 }
 

@@ -245,7 +245,7 @@ function saveQueues(ctx: DumpContext, pairs: Map<number, Pair>): void {
       log.info(`${what}: ${p.slaveData.length} byte(s) queued for the slave, ${p.masterData.length} for the master`);
     }
   }
-  if (entries.length > 0) ctx.writeImage('tty-data.img', 'TTY_DATA', entries);
+  if (entries.length > 0) ctx.saveImage('TTY_DATA', undefined, entries);
 }
 
 /** The tasks run on: their queues come back as they were. */

@@ -8,6 +8,7 @@
  * socket from its peer or through its name.
  */
 import { CriuTsError } from '../../../errors.js';
+import { imageFile } from '../../../images/index.js';
 import type { SkPacketEntry } from '../../../images/messages.js';
 import {
   closeQuiet, getsockoptInt, isSyscallError, recvmsg, scmRightsFds, sendto, setsockoptInt,
@@ -89,7 +90,7 @@ export function queueOf(id: number, ctx: RestoreContext): QueuedMsg[] {
       const list = m.get(e.id_for) ?? [];
       const scm = e.scm ?? [];
       if (scm.some((s) => s.type !== SCM_RIGHTS)) {
-        throw new CriuTsError('EUNSUPPORTED', `sk-queues.img: a message of socket ${e.id_for} carries control data other than SCM_RIGHTS`, { id: e.id_for });
+        throw new CriuTsError('EUNSUPPORTED', `${imageFile('SK_QUEUES')}: a message of socket ${e.id_for} carries control data other than SCM_RIGHTS`, { id: e.id_for });
       }
       list.push({ data: img.payloads[i] ?? Buffer.alloc(0), rights: scm.flatMap((s) => s.rights ?? []) });
       m.set(e.id_for, list);
