@@ -7,6 +7,7 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { imagePath, readImage } from '../images/index.js';
+import { MAP_GROWSDOWN } from '../sys/mman.js';
 import type { ImageId, ImageKey, Message } from '../images/index.js';
 import { quopriEncode } from '../images/json/pretty.js';
 
@@ -158,7 +159,6 @@ const VMA_FILE_SHARED = 1 << 7;
 const VMA_ANON_SHARED = 1 << 8;
 const VMA_AREA_SYSVIPC = 1 << 10;
 const VMA_AREA_SOCKET = 1 << 11;
-const MAP_GROWSDOWN = 0x0100;
 
 export function exploreMems(dir: string, out: Out): void {
   const d = new Dump(dir);

@@ -7,15 +7,13 @@
  */
 import { fstatSync } from 'node:fs';
 import { listFds, readFdLink, parseFdinfo } from '../proc/index.js';
-import { pidfdOpen, pidfdGetfd, closeQuiet, kcmp, KCMP, getsockoptInt } from '../sys/index.js';
+import { pidfdOpen, pidfdGetfd, closeQuiet, kcmp, KCMP, getsockoptInt, O_CLOEXEC, FD_CLOEXEC } from '../sys/index.js';
 import { CriuTsError, isCriuTsError } from '../errors.js';
 import { fileKindFor, isMqueue, stateKey, readFown, withFown, type DumpContext, type FdProbe } from '../kinds/index.js';
 import type { FdinfoEntry, FownEntry } from '../images/messages.js';
 import { logger } from '../log.js';
 
 const log = logger('files');
-const O_CLOEXEC = 0o2000000;
-const FD_CLOEXEC = 1;
 
 /** An open file description already dumped, by a representative (pid, fd). */
 interface Seen {

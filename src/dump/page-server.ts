@@ -24,8 +24,8 @@ import { existsSync, writeSync, closeSync, openSync, readSync } from 'node:fs';
 import { join } from 'node:path';
 import { CriuTsError } from '../errors.js';
 import { logger } from '../log.js';
-import { ReplacingFile } from '../sys/index.js';
-import { imageFile, imagePath, loadImageIfAny, storeImage } from '../images/index.js';
+import { ReplacingFile, PAGE_SIZE } from '../sys/index.js';
+import { imageFile, imagePath, loadImageIfAny, storeImage, PE_PARENT, PE_PRESENT } from '../images/index.js';
 import { pageSegments } from '../kinds/memory/fill.js';
 import type { PagemapEntry } from '../images/messages.js';
 import { coverage, parentDir, ParentChain, PARENT_LINK, type Segment } from '../kinds/memory/parent-images.js';
@@ -36,9 +36,6 @@ import {
 } from '../images/page-xfer.js';
 
 const log = logger('page-server');
-const PAGE_SIZE = 4096;
-const PE_PARENT = 1;
-const PE_PRESENT = 4;
 
 export interface PageServerOptions {
   /** absolute images dir the pages go to */

@@ -4,8 +4,8 @@
  * (x87, SSE, AVX, AVX-512, PKRU; see kinds/xsave.ts).
  */
 import {
-  GP_REG_NAMES, decodeGpRegs, NR,
-  ERESTARTSYS, ERESTARTNOINTR, ERESTARTNOHAND, ERESTART_RESTARTBLOCK, type GpRegs,
+  GP_REG_NAMES, decodeGpRegs, NR, ERESTARTSYS, ERESTARTNOINTR, ERESTARTNOHAND, ERESTART_RESTARTBLOCK, type GpRegs,
+  XSAVE_MAX_BYTES,
 } from '../sys/index.js';
 import type { UserX86RegsEntry, UserX86FpregsEntry } from '../images/messages.js';
 import type { Tracee } from '../infect/tracee.js';
@@ -17,7 +17,6 @@ import { logger } from '../log.js';
 const log = logger('regs');
 
 /** Biggest XSAVE area we ask for; the kernel returns the real size (11008 bytes with AMX). */
-const XSAVE_MAX_BYTES = 16384;
 const TIMER_ABSTIME = 1n;
 
 /**

@@ -5,7 +5,7 @@
  * from /proc. Produces CRIU's task_core_entry / thread_core_entry parts.
  */
 import {
-  NR, PR, getRobustList,
+  NR, PR, getRobustList, SIGKILL, SIGSTOP, SIGCHLD, SIGTRAP, SIG_MAX,
 } from '../sys/index.js';
 import { parseStat, parseLimits, parseTimers, readComm, readLoginuid, readOomScoreAdj, readTimerSlack } from '../proc/index.js';
 import type { ProcStatus } from '../proc/index.js';
@@ -20,11 +20,6 @@ import type {
   SaEntry, TaskTimersEntry, ItimerEntry, PosixTimerEntry, ThreadCoreEntry, TaskCoreEntry, SiginfoEntry,
 } from '../images/messages.js';
 
-const SIGKILL = 9;
-const SIGSTOP = 19;
-const SIGCHLD = 17;
-const SIGTRAP = 5;
-export const SIG_MAX = 64;
 
 /** Scratch layout for injected calls: one output area, reused. */
 const OUT = 0;

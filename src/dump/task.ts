@@ -22,14 +22,12 @@ import type { PageServerClient } from '../kinds/memory/page-server-client.js';
 import { regEntryForPath, dumpUnlinked, memfdFileForMapping, RESOURCE_KINDS, type SeccompCollector } from '../kinds/index.js';
 import { faultPoint } from '../fault.js';
 import type { TaskPids } from './pids.js';
+import { TASK_ALIVE, TASK_DEAD, TASK_STOPPED } from '../images/index.js';
 
 const log = logger('dump');
 const DELETED = ' (deleted)';
 
 /** task_state values in core images (CRIU's compel numbering). */
-export const TASK_ALIVE = 1;
-export const TASK_DEAD = 2;
-export const TASK_STOPPED = 3;
 
 export function usToNow(t0: bigint): number {
   return Number((process.hrtime.bigint() - t0) / 1000n);

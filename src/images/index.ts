@@ -22,3 +22,4 @@ export type {
   ImageKind, PayloadRule, HeaderKind, ImageKey, ImageId, ProtoImageKey, RawImageKey, EntryOf, EntriesOf,
 } from './table.js';
 export * from './ns-ids.js';
+export * from './flags.js';

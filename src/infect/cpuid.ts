@@ -11,10 +11,10 @@ import { spawn } from 'node:child_process';
 import { existsSync, readFileSync, readlinkSync } from 'node:fs';
 import {
   getGpRegsRaw, setGpRegsRaw, ptraceSingleStep, ptraceGetSiginfo, waitPid, __WALL, regOffset, processVmReadv, sleepMs,
-  xstateLayout, type CpuidFn, type XstateLayout,
+  xstateLayout, type CpuidFn, type XstateLayout, SIGTRAP,
 } from '../sys/index.js';
 import { CriuTsError } from '../errors.js';
-import { SIGTRAP, Tracee } from './tracee.js';
+import { Tracee } from './tracee.js';
 import { releaseQuiet } from './ptrace-state.js';
 import { logger } from '../log.js';
 

@@ -31,14 +31,14 @@ import { closeSync, readFileSync, rmSync, rmdirSync, writeSync } from 'node:fs';
 import { CriuTsError } from '../errors.js';
 import { logger } from '../log.js';
 import { listThreads, parseStat } from '../proc/index.js';
-import { pipe2, NR, ptraceGetRegset, ptraceSetRegset, ptraceSetSigmask, NT_X86_XSTATE, regOffset } from '../sys/index.js';
+import {
+  pipe2, NR, ptraceGetRegset, ptraceSetRegset, ptraceSetSigmask, NT_X86_XSTATE, regOffset, O_CLOEXEC, XSAVE_MAX_BYTES,
+} from '../sys/index.js';
 import { Tracee } from './tracee.js';
 import { setTraceeObserver } from './observer.js';
 import { parseSelfCure, SELF_CURE_HEADER_BYTES } from './sigframe.js';
 
 const log = logger('guardian');
-const O_CLOEXEC = 0o2000000;
-const XSAVE_MAX_BYTES = 16384;
 
 /** The shell part: collect the lines; at EOF without "done", hand them to node. */
 const SCRIPT = `trap '' INT TERM HUP

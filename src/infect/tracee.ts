@@ -20,9 +20,10 @@
  */
 import { readFileSync } from 'node:fs';
 import {
-  ptraceSeize, ptraceInterrupt, ptraceSyscall, ptraceCont, ptraceDetach, ptraceDetachQuiet, ptraceGetRegset, NT_X86_XSTATE,
-  getGpRegsRaw, setGpRegsRaw, ptraceGetSiginfo, ptraceGetEventMsg, ptraceGetSigmask, ptraceSetSigmask, waitPid, __WALL, WNOHANG, PTRACE_EVENT,
-  regOffset, PTRACE_O, isSyscallError, EINVAL, EPERM, processVmReadv, processVmWritev, ProcMem, sleepMs, NR, errnoName, SIGINFO_SIZE,
+  ptraceSeize, ptraceInterrupt, ptraceSyscall, ptraceCont, ptraceDetach, ptraceDetachQuiet, ptraceGetRegset,
+  NT_X86_XSTATE, getGpRegsRaw, setGpRegsRaw, ptraceGetSiginfo, ptraceGetEventMsg, ptraceGetSigmask, ptraceSetSigmask,
+  waitPid, __WALL, WNOHANG, PTRACE_EVENT, regOffset, PTRACE_O, isSyscallError, EINVAL, EPERM, processVmReadv,
+  processVmWritev, ProcMem, sleepMs, NR, errnoName, SIGINFO_SIZE, SIGTRAP, SIGSTOP, SIGKILL, XSAVE_MAX_BYTES,
 } from '../sys/index.js';
 import { CriuTsError } from '../errors.js';
 import { logger } from '../log.js';
@@ -33,13 +34,9 @@ import { traceeObserver } from './observer.js';
 
 const log = logger('infect');
 
-export const SIGTRAP = 5;
-export const SIGSTOP = 19;
-export const SIGKILL = 9;
 /** stop signal of a syscall-entry/exit stop with PTRACE_O_TRACESYSGOOD */
 const SYSCALL_STOP = SIGTRAP | 0x80;
 /** Biggest XSAVE area we ask for; the kernel returns the real size. */
-const XSAVE_MAX_BYTES = 16384;
 
 /**
  * The signal mask while we drive a task: every signal. Our stops raise

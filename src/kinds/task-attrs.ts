@@ -26,6 +26,7 @@
  */
 import {
   NR, PR, schedGetScheduler, schedGetPriority, schedSetScheduler, getNice, setNice, SCHED_DEADLINE, isSyscallError,
+  EINVAL, EPERM, ENOSYS, O_WRONLY, O_CLOEXEC, AT_FDCWD,
 } from '../sys/index.js';
 import type { ThreadCoreEntry } from '../images/messages.js';
 import { call, callRaw, type StepCall, type Steps } from './steps.js';
@@ -38,12 +39,6 @@ import { readLoginuid } from '../proc/index.js';
 const MEMBARRIER_CMD_GET_REGISTRATIONS = 1 << 9;
 /** Private expedited commands (plain, SYNC_CORE, RSEQ): their REGISTER command is the next bit up. */
 const MEMBARRIER_PRIVATE_CMD_BITS = [3, 5, 7] as const;
-const EINVAL = 22;
-const EPERM = 1;
-const ENOSYS = 38;
-const O_WRONLY = 1;
-const O_CLOEXEC = 0o2000000;
-const AT_FDCWD = -100;
 const LOGINUID_UNSET = 0xffffffff;
 
 /** Policy, priority and nice of one thread, for thread_core_entry. */

@@ -4,10 +4,8 @@
  * optional parse; maps alone is cheap.
  */
 import { hexBig, decBig, lines, parseError, procDir, readProcText } from './read.js';
+import { PROT_EXEC, PROT_READ, PROT_WRITE } from '../sys/index.js';
 
-export const PROT_READ = 1;
-export const PROT_WRITE = 2;
-export const PROT_EXEC = 4;
 
 export interface MapsProt {
   read: boolean;

@@ -7,9 +7,8 @@
 import { closeSync, openSync, readSync } from 'node:fs';
 import { CriuTsError } from '../errors.js';
 import { procError } from './read.js';
+import { PAGE_SIZE, PAGE_SHIFT } from '../sys/index.js';
 
-export const PAGE_SIZE = 4096;
-const PAGE_SHIFT = 12n;
 
 export const PM_PFN_MASK = (1n << 55n) - 1n;
 export const PM_SOFT_DIRTY = 1n << 55n;

@@ -19,15 +19,12 @@
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { CriuTsError } from '../errors.js';
-import { imageFile, imageIdOf, loadImage } from '../images/index.js';
+import { imageFile, imageIdOf, loadImage, PE_PARENT, PE_PRESENT } from '../images/index.js';
 import type { PagemapEntry } from '../images/messages.js';
 import type { DumpImages } from './images.js';
 import { checkRunId } from '../kinds/index.js';
-import { PID_MAX_LIMIT } from '../sys/index.js';
+import { PID_MAX_LIMIT, PAGE_SIZE } from '../sys/index.js';
 
-const PAGE_SIZE = 4096;
-const PE_PARENT = 1;
-const PE_PRESENT = 4;
 
 function isPid(v: number): boolean {
   return Number.isInteger(v) && v > 0 && v <= PID_MAX_LIMIT;

@@ -7,16 +7,15 @@
  * several tasks were opened earlier by their common ancestor (openGroupFiles)
  * and are inherited, already parked, through fork.
  */
-import { NR, AF_UNIX, SOCK_DGRAM, pidfdOpen, pidfdGetfd, closeQuiet, dup, sendmsgRights } from '../sys/index.js';
+import {
+  NR, AF_UNIX, SOCK_DGRAM, pidfdOpen, pidfdGetfd, closeQuiet, dup, sendmsgRights, O_CLOEXEC, FD_CLOEXEC, F_SETFD,
+} from '../sys/index.js';
 import { CriuTsError } from '../errors.js';
 import { imageFile } from '../images/index.js';
 import { fileKindByType, stateKey, fownOf, restoreFown, type RestoreTaskHandle, type RestoreContext, type FileKind } from '../kinds/index.js';
 import type { FdinfoEntry, FileEntry } from '../images/messages.js';
 
-const O_CLOEXEC = 0o2000000;
-const FD_CLOEXEC = 1;
 const F_DUPFD = 0;
-const F_SETFD = 2;
 const CLOSE_RANGE_ALL = 0xffffffff;
 
 function kindOf(e: FileEntry | undefined, id: number, pid: number): { e: FileEntry; kind: FileKind } {

@@ -12,12 +12,12 @@
 import { closeSync, readFileSync } from 'node:fs';
 import { CriuTsError } from '../errors.js';
 import { logger } from '../log.js';
-import { NR, PR, waitPid, __WALL, WNOHANG, pidExists, createFileExclusive } from '../sys/index.js';
+import { NR, PR, waitPid, __WALL, WNOHANG, pidExists, createFileExclusive, SIGSTOP, SIGKILL, SIGCHLD } from '../sys/index.js';
 import { holdSigmask, release, releaseQuiet } from '../infect/ptrace-state.js';
 import type { RestoreTreeOptions, RestoreResult, RestoreStats } from './options.js';
 import type { RestoreActionPoint } from '../action-points.js';
 import type { StatsEntry } from '../images/messages.js';
-import { imageFile, storeImage } from '../images/index.js';
+import { imageFile, storeImage, TASK_STOPPED } from '../images/index.js';
 import { restoreSession, type RestoreSession } from './context.js';
 import { loadDump, type DumpImages } from './images.js';
 import { refuseForeignNamespaceIds } from './namespaces.js';
@@ -28,7 +28,7 @@ import { checkImagesFor, pinFilesFor } from './authorize.js';
 import { checkDumpChecksums } from './images.js';
 import { checkConsistency } from './consistency.js';
 import { startStub, disposeStub, type Stub } from './stub.js';
-import { planTree, planCloneFlags, treeViewOf, TASK_STOPPED, type RestoreNode } from './plan.js';
+import { planTree, planCloneFlags, treeViewOf, type RestoreNode } from './plan.js';
 import { createTree, retireHelpers } from './create.js';
 import { collectExit } from '../infect/tracee.js';
 import { restoreTaskBody, finalizeTask } from './task.js';
@@ -41,9 +41,6 @@ import { Guardian, guardian } from '../infect/guardian.js';
 import { LazyClient } from './lazy-pages.js';
 
 const log = logger('restore');
-const SIGSTOP = 19;
-const SIGKILL = 9;
-const SIGCHLD = 17;
 
 export async function restoreTree(opts: RestoreTreeOptions): Promise<RestoreResult> {
   const dir = opts.dir;

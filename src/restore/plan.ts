@@ -4,7 +4,7 @@
  * tasks needed for process groups whose leader is gone.
  */
 import { CriuTsError } from '../errors.js';
-import { imageFile } from '../images/index.js';
+import { imageFile, TASK_ALIVE, TASK_DEAD, TASK_STOPPED } from '../images/index.js';
 import type { DumpImages, TaskImages } from './images.js';
 import type { Tracee } from '../infect/tracee.js';
 import { fileKindByType, deadProcPids, RESOURCE_KINDS, type RestoreContext, type RestoreTreeTask, type RestoreTreeView } from '../kinds/index.js';
@@ -12,9 +12,6 @@ import type { TaskKobjIdsEntry } from '../images/messages.js';
 
 const CLONE_NEWPID = 0x20000000n;
 
-export const TASK_ALIVE = 1;
-export const TASK_DEAD = 2;
-export const TASK_STOPPED = 3;
 
 export interface RestoreNode {
   /** the pid in the images: as the task sees itself */

@@ -11,7 +11,7 @@ import { existsSync, readlinkSync } from 'node:fs';
 import { Tracee } from '../infect/tracee.js';
 import { releaseQuiet } from '../infect/ptrace-state.js';
 import {
-  NR, PTRACE_O, PTRACE_EVENT, waitPid, __WALL, setChildSubreaper, sleepMs, xstateLayout,
+  NR, PTRACE_O, PTRACE_EVENT, waitPid, __WALL, setChildSubreaper, sleepMs, xstateLayout, SIGCHLD,
 } from '../sys/index.js';
 import { CriuTsError } from '../errors.js';
 import { parseStatus } from '../proc/index.js';
@@ -20,7 +20,6 @@ import { logger } from '../log.js';
 
 const log = logger('stub');
 
-const SIGCHLD = 17;
 const CLONE_ARGS_SIZE = 88;
 // TRACESYSGOOD: injected syscalls run to syscall stops (infect/tracee.ts).
 export const TRACE_OPTIONS = PTRACE_O.TRACEFORK | PTRACE_O.TRACECLONE | PTRACE_O.TRACEVFORK | PTRACE_O.EXITKILL | PTRACE_O.TRACESYSGOOD;

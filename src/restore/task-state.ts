@@ -5,13 +5,13 @@
  */
 import { writeFileSync } from 'node:fs';
 import {
-  NR, PR, xstateLayout,
+  NR, PR, xstateLayout, SIGKILL, SIGSTOP, SIGTRAP,
 } from '../sys/index.js';
 import type { TaskCoreEntry, ThreadCoreEntry, UserX86FpregsEntry, ItimerEntry } from '../images/messages.js';
 import type { RestoreTaskHandle } from '../kinds/index.js';
 import { logger } from '../log.js';
 import { parseLimits } from '../proc/index.js';
-import { RemoteSyscallError, SIGTRAP, type Tracee } from '../infect/tracee.js';
+import { RemoteSyscallError, type Tracee } from '../infect/tracee.js';
 import { cpuidThroughTracee } from '../infect/cpuid.js';
 import { readXstate, writeXstate } from '../infect/ptrace-state.js';
 import { fpregsToXsave } from '../kinds/xsave.js';
@@ -20,8 +20,6 @@ import { call, type StepHandle, type Steps } from '../kinds/steps.js';
 import { CriuTsError } from '../errors.js';
 
 const log = logger('task');
-const SIGKILL = 9;
-const SIGSTOP = 19;
 
 export function restoreSigactions(t: RestoreTaskHandle, tc: TaskCoreEntry): void {
   const acts = tc.sigactions ?? [];

@@ -12,7 +12,7 @@ import { CRIU_COMPAT_VERSION, version as packageVersion } from '../version.js';
 import { CriuTsError, describeError, rpcErrnoOf } from '../errors.js';
 import type { CriuFeatures, CriuReq, CriuReqType, CriuResp } from '../images/messages.js';
 import { logLevel, logger, resetLogClock, setLogFile, setLogLevel } from '../log.js';
-import { ACCESS, POLLHUP, WNOHANG, dirAccessibleBy, pollFd, waitPid } from '../sys/index.js';
+import { ACCESS, POLLHUP, WNOHANG, dirAccessibleBy, pollFd, waitPid, EBADRQC } from '../sys/index.js';
 import type { CallerCreds } from '../api/options.js';
 import {
   DUMP_SCRIPTS_AFTER, DUMP_SCRIPTS_BEFORE, Notifier, RESTORE_SCRIPTS_AFTER, RESTORE_SCRIPTS_BEFORE,
@@ -26,7 +26,6 @@ import type { RpcConnection } from './transport.js';
 const log = logger('rpc');
 
 const EOPNOTSUPP = 95;
-const EBADRQC = 56;
 
 /**
  * What VERSION reports: the CRIU release whose RPC protocol (rpc.proto up to

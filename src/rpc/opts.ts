@@ -19,13 +19,13 @@ import type { CriuOpts } from '../images/messages.js';
 import { CRIU_OPTS_DEFAULTS } from '../images/schema/rpc.js';
 import { logger } from '../log.js';
 import type { RpcMode } from './transport.js';
+import { EBADRQC } from '../sys/index.js';
 
 const log = logger('rpc');
 
 /** CRIU's file name when the client names no log file (DEFAULT_LOG_FILENAME). */
 export const DEFAULT_RPC_LOG_FILE = 'criu.log';
 
-const EBADRQC = 56;
 
 /** CRIU answers every option it cannot set up with cr_errno EBADRQC ("Bad options" in pycriu). */
 export function badOptions(message: string, data: Record<string, unknown> = {}): CriuTsError {

@@ -16,7 +16,8 @@ import { chmodSync, lchownSync, readFileSync, unlinkSync } from 'node:fs';
 import { CriuTsError, describeError } from '../errors.js';
 import { logLevel, logger, setLogLevel } from '../log.js';
 import {
-  POLLIN, accept4, bindUnix, closeQuiet, fcntl, listen, peerCred, pollFd, replaceFile, seqpacketSocket,
+  POLLIN, accept4, bindUnix, closeQuiet, fcntl, listen, peerCred, pollFd, replaceFile, seqpacketSocket, F_SETFD,
+  FD_CLOEXEC,
 } from '../sys/index.js';
 import { handleRequest, sendDecodeError } from './handlers.js';
 import { RpcConnection } from './transport.js';
@@ -37,8 +38,6 @@ const LOG_LEVEL_ENV = 'CRIU_TS_RPC_LOG_LEVEL';
 /** Set in a daemonized service: the listening socket is already open as fd 3. */
 const LISTEN_FD_ENV = 'CRIU_TS_SERVICE_FD';
 
-const F_SETFD = 2;
-const FD_CLOEXEC = 1;
 
 /** Serve one connection to its end: requests in order, one at a time. */
 export async function serveConnection(conn: RpcConnection): Promise<void> {

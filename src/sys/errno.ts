@@ -34,6 +34,9 @@ export const EEXIST = 17;
 export const EINVAL = 22;
 export const ENOSYS = 38;
 export const ENOTCONN = 107;
+export const EADDRINUSE = 98;
+export const EBADRQC = 56;
+export const ENOTTY = 25;
 // Kernel-internal restart codes, visible to a tracer in rax of a task stopped in a syscall.
 export const ERESTARTSYS = 512;
 export const ERESTARTNOINTR = 513;

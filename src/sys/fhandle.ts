@@ -5,8 +5,8 @@
  */
 import { sys, addr } from './libc.js';
 import { NR } from './nr.js';
+import { O_PATH } from './fcntl.js';
 
-export const O_PATH = 0o10000000;
 /** MAX_HANDLE_SZ: the largest f_handle the kernel hands out. */
 export const MAX_HANDLE_BYTES = 128;
 

@@ -17,3 +17,7 @@ export * from './safe-fs.js';
 export * from './ns.js';
 export * from './ipc.js';
 export * from './mount-api.js';
+export * from './fcntl.js';
+export * from './signals.js';
+export * from './ioctl.js';
+export * from './mman.js';

@@ -7,6 +7,7 @@
 import { sys, sysTry, sysBig, addr } from './libc.js';
 import { NR } from './nr.js';
 import { SyscallError } from './error.js';
+import { EINVAL } from './errno.js';
 
 export const IPC_CREAT = 0o1000;
 export const IPC_EXCL = 0o2000;
@@ -29,7 +30,6 @@ const SEM_STAT = 18;
 const SEM_INFO = 19;
 const GETALL = 13;
 const SETALL = 17;
-const EINVAL = 22;
 
 export interface IpcPerm {
   key: number;

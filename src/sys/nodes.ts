@@ -6,8 +6,8 @@
  */
 import { sys, addr } from './libc.js';
 import { NR } from './nr.js';
+import { AT_EMPTY_PATH, AT_FDCWD } from './fcntl.js';
 
-const AT_FDCWD = -100;
 /** linkat: follow a /proc/PID/fd/N magic link to the open file itself. */
 const AT_SYMLINK_FOLLOW = 0x400;
 
@@ -59,7 +59,6 @@ export function lutimens(path: string, t: FileTimes): void {
 }
 
 /** AT_EMPTY_PATH: act on the fd itself (an O_PATH fd of a symlink: the link, not its target). */
-const AT_EMPTY_PATH = 0x1000;
 
 /** The target of the symlink `fd` (O_PATH) is open on. */
 export function readlinkFd(fd: number): string {

@@ -8,7 +8,9 @@
 import { openSync, readSync, closeSync, writeFileSync } from 'node:fs';
 import { sysTry, addr } from './libc.js';
 import { NR } from './nr.js';
-import { errnoName, EINVAL, ENOSYS, EPERM, ENOENT } from './errno.js';
+import { errnoName, EINVAL, ENOSYS, EPERM, ENOENT, EFAULT, ENOTTY } from './errno.js';
+import { O_CLOEXEC, O_NONBLOCK } from './fcntl.js';
+import { AF_UNIX, AF_INET, AF_INET6, SOCK_STREAM } from './socket.js';
 import { ioctlTry, pidfdOpen, pidfdGetfd, closeQuiet, kill } from './process.js';
 import { ptraceSeize, ptraceInterrupt, ptraceGetRseqConfig, waitPid, __WALL, PTRACE_O } from './ptrace.js';
 import { processVmReadTry, processVmWritev } from './memory.js';
@@ -31,10 +33,6 @@ function errnoReason(what: string, negErrno: number): string {
 const NR_MOVE_MOUNT = 429;
 const NR_OPENAT2 = 437;
 
-const EFAULT = 14;
-const ENOTTY = 25;
-const O_CLOEXEC = 0o2000000;
-const O_NONBLOCK = 0o4000;
 
 /**
  * clone3 with set_tid: point set_tid at an unmapped address. A kernel that
@@ -262,10 +260,6 @@ function withSocket(domain: number, type: number, fn: (fd: number) => ProbeResul
   }
 }
 
-const AF_UNIX = 1;
-const AF_INET = 2;
-const AF_INET6 = 10;
-const SOCK_STREAM = 1;
 
 /** SIOCGSKNS: a socket's network namespace as an fd. */
 export function probeSkNs(): ProbeResult {

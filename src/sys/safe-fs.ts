@@ -17,6 +17,7 @@ import { writeSync } from 'node:fs';
 import { basename, dirname } from 'node:path';
 import { sys, sysTry, addr } from './libc.js';
 import { NR } from './nr.js';
+import { AT_EMPTY_PATH, AT_FDCWD, AT_REMOVEDIR } from './fcntl.js';
 import { SyscallError } from './error.js';
 
 const NR_OPENAT2 = 437;
@@ -30,8 +31,6 @@ export const O = {
 /** openat2 resolve flags (linux/openat2.h). */
 export const RESOLVE = { NO_XDEV: 0x01, NO_MAGICLINKS: 0x02, NO_SYMLINKS: 0x04, BENEATH: 0x08, IN_ROOT: 0x10 } as const;
 
-const AT_FDCWD = -100;
-const AT_REMOVEDIR = 0x200;
 
 function cstr(s: string): Buffer {
   return Buffer.from(`${s}\0`, 'utf8');
@@ -259,7 +258,6 @@ export function utimensFollow(path: string, atime: [bigint, bigint], mtime: [big
 
 const NR_FACCESSAT2 = 439;
 const AT_EACCESS = 0x200;
-const AT_EMPTY_PATH = 0x1000;
 export const ACCESS = { R_OK: 4, W_OK: 2, X_OK: 1 } as const;
 
 /** faccessat2(fd, "", mode, AT_EACCESS|AT_EMPTY_PATH): may the current fs credentials use `fd` so? */

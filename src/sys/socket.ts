@@ -29,6 +29,18 @@ export const MSG_TRUNC = 0x20;
 export const MSG_DONTWAIT = 0x40;
 export const MSG_CTRUNC = 8;
 export const SCM_RIGHTS = 1;
+export const SO_REUSEADDR = 2;
+export const SO_RCVBUF = 8;
+export const SO_SNDBUFFORCE = 32;
+export const SO_PROTOCOL = 38;
+export const SO_DOMAIN = 39;
+export const IPV6_V6ONLY = 26;
+export const TCP_INFO = 11;
+export const TCP_REPAIR_QUEUE = 20;
+/** TCP states (net/tcp_states.h), as sock_diag reports them for TCP and unix sockets alike */
+export const TCP_ESTABLISHED = 1;
+export const TCP_CLOSE = 7;
+export const TCP_LISTEN = 10;
 
 export function socket(domain: number, type: number, protocol = 0): number {
   return sys('socket', NR.socket, undefined, domain, type | SOCK_CLOEXEC, protocol);

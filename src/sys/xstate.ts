@@ -46,6 +46,8 @@ export interface XstateLayout {
 export const XSTATE_XCR0_OFFSET = 464;
 /** Legacy area + header: the part whose layout is architectural. */
 export const XSAVE_LEGACY_AND_HEADER_BYTES = 576;
+/** room enough for any XSAVE area a PTRACE_GETREGSET NT_X86_XSTATE returns (AMX tiles included) */
+export const XSAVE_MAX_BYTES = 16384;
 /** Highest component number CPUID leaf 0xD can describe. */
 const MAX_COMPONENT = 62;
 

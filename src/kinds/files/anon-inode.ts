@@ -5,12 +5,10 @@
  * flags their *_create syscalls take, and reading the entry's sub-message.
  */
 import { CriuTsError } from '../../errors.js';
-import { ioctlTry } from '../../sys/index.js';
+import { ioctlTry, O_NONBLOCK, FIONREAD, O_CLOEXEC } from '../../sys/index.js';
 import type { FileEntry } from '../../images/messages.js';
 import type { FdProbe } from '../types.js';
-import { O_CLOEXEC } from './reg-file.js';
 
-export const O_NONBLOCK = 0o4000;
 
 /** "anon_inode:[eventfd]" and "anon_inode:inotify" (no brackets) both. */
 export function isAnonLink(p: FdProbe, name: string): boolean {
@@ -40,7 +38,6 @@ export function part<K extends keyof FileEntry>(e: FileEntry, key: K, kind: stri
   return v as NonNullable<FileEntry[K]>;
 }
 
-const FIONREAD = 0x541b;
 
 /**
  * Queued bytes waiting to be read on our copy of the fd (FIONREAD: inotify

@@ -9,7 +9,7 @@
  * O_RDWR): CRIU restores flags with F_SETFL, which ignores access-mode
  * bits, so such an image still restores under CRIU (as a plain counter).
  */
-import { NR } from '../../sys/index.js';
+import { NR, O_ACCMODE } from '../../sys/index.js';
 import type { EventfdFileEntry, FileEntry } from '../../images/messages.js';
 import type { FileKind, FdProbe, RestoreTaskHandle } from '../types.js';
 import { CriuTsError } from '../../errors.js';
@@ -17,7 +17,6 @@ import { NO_FOWN } from './reg-file.js';
 import { createFlags, fileFlags, isAnonLink, part } from './anon-inode.js';
 
 const EFD_SEMAPHORE = 1;
-const O_ACCMODE = 3;
 
 export const eventfdKind: FileKind = {
   name: 'eventfd',

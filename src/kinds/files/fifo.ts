@@ -15,14 +15,13 @@
  */
 import { closeSync, constants, openSync } from 'node:fs';
 import { CriuTsError } from '../../errors.js';
-import { NR } from '../../sys/index.js';
+import { NR, AT_FDCWD, O_CLOEXEC, O_CREAT, O_TRUNC } from '../../sys/index.js';
 import type { FileEntry, RegFileEntry } from '../../images/messages.js';
 import type { FileKind, FdProbe, RestoreTaskHandle, RestoreContext, DumpContext } from '../types.js';
 import { dumpPipeData, restorePipeData } from './pipe-data.js';
-import { NO_FOWN, O_CLOEXEC, O_CREAT, O_TRUNC } from './reg-file.js';
+import { NO_FOWN } from './reg-file.js';
 import { dumpUnlinked, DELETED_SUFFIX } from './ghost.js';
 
-const AT_FDCWD = -100;
 
 function fifoParts(e: FileEntry, ctx: RestoreContext): { pipeId: number; reg: RegFileEntry } {
   const reg = e.fifo?.regf_id === undefined ? undefined : ctx.fileById(e.fifo.regf_id)?.reg;

@@ -33,7 +33,7 @@
  * core would close its parked copy after `finish`).
  */
 import { readdirSync, statSync } from 'node:fs';
-import { NR } from '../../sys/index.js';
+import { NR, SEEK_SET, F_GETFL, F_SETOWN_EX, O_ACCMODE, O_RDONLY, O_WRONLY, O_NONBLOCK, AT_FDCWD, EAGAIN } from '../../sys/index.js';
 import type { FileEntry, FileLockEntry } from '../../images/messages.js';
 import type { LockInfo } from '../../proc/index.js';
 import { stateKey, type DumpContext, type FileKind, type FdProbe, type RestoreContext, type RestoreTaskHandle } from '../types.js';
@@ -55,7 +55,6 @@ const F_OFD_SETLK = 37;
 const LOCK_SH = 1;
 const LOCK_EX = 2;
 const LOCK_NB = 4;
-const SEEK_SET = 0;
 
 /** POSIX locks show on every fd of the file in the task: write each once per dump. */
 const SEEN_POSIX = stateKey<Set<string>>('file-locks:seen-posix');
@@ -166,16 +165,8 @@ function closeOtherCopies(t: RestoreTaskHandle, fd: number, ctx: RestoreContext)
   }
 }
 
-const F_GETFL = 3;
 const F_SETOWN = 8;
-const F_SETOWN_EX = 15;
 const F_GETOWN_EX = 16;
-const O_ACCMODE = 3;
-const O_RDONLY = 0;
-const O_WRONLY = 1;
-const O_NONBLOCK = 0o4000;
-const AT_FDCWD = -100;
-const EAGAIN = 11;
 
 /**
  * F_SETLEASE makes the task the file's owner: the owner the core restored

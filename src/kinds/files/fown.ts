@@ -7,15 +7,13 @@
  * the recorded uid/euid for the length of one call, F_SETOWN_EX.
  * Limits: the owner pid is taken as is (same pid namespace).
  */
-import { fcntl, fcntlGetOwnerEx, fcntlGetOwnerUids, NR } from '../../sys/index.js';
+import { fcntl, fcntlGetOwnerEx, fcntlGetOwnerUids, NR, O_PATH, F_SETOWN_EX } from '../../sys/index.js';
 import type { FownEntry, FileEntry } from '../../images/messages.js';
 import type { RestoreTaskHandle } from '../types.js';
 import { CriuTsError } from '../../errors.js';
 
-const O_PATH = 0o10000000;
 const F_SETSIG = 10;
 const F_GETSIG = 11;
-const F_SETOWN_EX = 15;
 const PR_SET_DUMPABLE = 4;
 
 /** The description's owner, or undefined when nothing was set. */

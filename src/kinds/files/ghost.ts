@@ -32,7 +32,10 @@ import { openSync, symlinkSync, fstatSync, statSync, readSync, closeSync, writeS
 import { dirname, basename, join } from 'node:path';
 import { CriuTsError } from '../../errors.js';
 import type { GhostFileEntry, GhostChunkEntry, RemapFilePathEntry } from '../../images/messages.js';
-import { lseek, mknod, linkOpenFile, futimens, isSyscallError, closeQuiet, openPathNoFollow, utimensFollow, readlinkFd, fchownFd, PID_MAX_LIMIT, type FileTimes } from '../../sys/index.js';
+import {
+  lseek, mknod, linkOpenFile, futimens, isSyscallError, closeQuiet, openPathNoFollow, utimensFollow, readlinkFd,
+  fchownFd, PID_MAX_LIMIT, type FileTimes, O_PATH, O_NOFOLLOW, SEEK_DATA, SEEK_HOLE,
+} from '../../sys/index.js';
 import { stateKey, type DumpContext, type RestoreContext } from '../types.js';
 import { imageFile } from '../../images/index.js';
 import { logger } from '../../log.js';
@@ -48,10 +51,6 @@ const S_IFIFO = 0o010000;
 const S_IFCHR = 0o020000;
 const S_IFBLK = 0o060000;
 const S_IFLNK = 0o120000;
-const O_PATH = 0o10000000;
-const O_NOFOLLOW = 0o400000;
-const SEEK_DATA = 3;
-const SEEK_HOLE = 4;
 const ST_UNIT = 512n;
 /** Old images say "ghost" with this bit of remap_id instead of remap_type. */
 const REMAP_GHOST_BIT = 0x80000000;

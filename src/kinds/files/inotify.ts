@@ -17,7 +17,7 @@
  * Known limits: events queued at dump time refuse the dump (they cannot be
  * read back without consuming them).
  */
-import { NR } from '../../sys/index.js';
+import { NR, FIONREAD } from '../../sys/index.js';
 import type { FileEntry, InotifyWdEntry } from '../../images/messages.js';
 import type { DumpContext, FileKind, FdProbe, RestoreContext, RestoreTaskHandle } from '../types.js';
 import { CriuTsError } from '../../errors.js';
@@ -33,7 +33,6 @@ const IN_MASK_CREATE = 0x10000000;
 const IN_MASK_ADD = 0x20000000;
 /** Give up on reaching a wd after this many tries (each costs two injected syscalls). */
 const MAX_WD_TRIES = 65536;
-const FIONREAD = 0x541b;
 const DRAIN_CHUNK_BYTES = 4096;
 
 export const inotifyKind: FileKind = {

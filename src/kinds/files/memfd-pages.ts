@@ -5,13 +5,12 @@
  * to back. N comes from the dump's own count of pages images.
  */
 import { openSync, readSync, closeSync } from 'node:fs';
-import { imageFile, imagePath } from '../../images/index.js';
+import { imageFile, imagePath, PE_PRESENT } from '../../images/index.js';
 import type { DumpContext, RestoreContext } from '../types.js';
 import type { PagemapEntry } from '../../images/messages.js';
 import { CriuTsError } from '../../errors.js';
+import { PAGE_SIZE } from '../../sys/index.js';
 
-const PAGE_SIZE = 4096;
-const PE_PRESENT = 4;
 
 /** Page-aligned data at an offset of the object (data.length is a multiple of the page size). */
 export interface DataRun {

@@ -23,12 +23,15 @@
  * Known limits: contents are read whole into memory before they are written.
  */
 import { type Stats, statfsSync, fchmodSync, fchownSync, fstatSync, ftruncateSync, readdirSync, readSync, statSync, writeSync, readlinkSync, openSync, closeSync } from 'node:fs';
-import { NR, fcntl, lseek, pidfdGetfd, pidfdOpen, closeQuiet } from '../../sys/index.js';
+import {
+  NR, fcntl, PROT_READ, PROT_WRITE, MAP_SHARED, lseek, pidfdGetfd, pidfdOpen, closeQuiet, O_RDWR, O_WRONLY, O_ACCMODE, SEEK_SET, SEEK_DATA, SEEK_HOLE,
+  AT_FDCWD, PAGE_SIZE, HUGETLBFS_MAGIC, O_CLOEXEC, O_LARGEFILE,
+} from '../../sys/index.js';
 import type { FileEntry, MemfdFileEntry, MemfdInodeEntry } from '../../images/messages.js';
 import { stateKey, type DumpContext, type FileKind, type FdProbe, type RestoreContext, type RestoreTaskHandle } from '../types.js';
 import { CriuTsError } from '../../errors.js';
 import { imageFile } from '../../images/index.js';
-import { NO_FOWN, O_CLOEXEC, O_LARGEFILE } from './reg-file.js';
+import { NO_FOWN } from './reg-file.js';
 import { part } from './anon-inode.js';
 import { writeShmemPages, readShmemPages, type DataRun } from './memfd-pages.js';
 
@@ -37,19 +40,9 @@ const F_ADD_SEALS = 1033;
 const F_GET_SEALS = 1034;
 const F_SEAL_SEAL = 1;
 const MFD_ALLOW_SEALING = 2;
-const O_RDWR = 2;
-const O_WRONLY = 1;
-const O_ACCMODE = 3;
-const SEEK_SET = 0;
-const SEEK_DATA = 3;
-const SEEK_HOLE = 4;
-const AT_FDCWD = -100;
-const PAGE_SIZE = 4096;
-const HUGETLBFS_MAGIC = 0x958458f6;
 const MFD_HUGETLB = 4;
 const MFD_HUGE_SHIFT = 26;
-const PROT_RW = 3;
-const MAP_SHARED = 1;
+const PROT_RW = PROT_READ | PROT_WRITE;
 
 /** Per dump: memfd inodes already written (inode number → inode_id), MEMFD entries made for mappings (inode_id → file id). */
 const DUMPED = stateKey<{ byIno: Map<number, number>; next: number; mappingFile: Map<number, number> }>('memfd:dumped');

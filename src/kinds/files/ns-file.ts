@@ -9,11 +9,10 @@
  * at dump with one line.
  */
 import { readlinkSync } from 'node:fs';
-import { NR } from '../../sys/index.js';
+import { NR, AT_FDCWD, O_CLOEXEC } from '../../sys/index.js';
 import type { FileEntry } from '../../images/messages.js';
 import type { DumpContext, FileKind, FdProbe, RestoreTaskHandle } from '../types.js';
 import { CriuTsError } from '../../errors.js';
-import { O_CLOEXEC } from './reg-file.js';
 import { part } from './anon-inode.js';
 
 /** The CLONE_NEW* flag of each namespace type, as ns_cflag holds it. */
@@ -21,7 +20,6 @@ const CLONE_FLAG: Readonly<Record<string, number>> = {
   mnt: 0x00020000, cgroup: 0x02000000, uts: 0x04000000, ipc: 0x08000000,
   user: 0x10000000, pid: 0x20000000, net: 0x40000000, time: 0x00000080,
 };
-const AT_FDCWD = -100;
 
 function nsOf(link: string): { type: string; ino: number } | undefined {
   const m = /^([a-z]+):\[(\d+)\]$/.exec(link);

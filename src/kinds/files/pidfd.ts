@@ -17,12 +17,12 @@
  */
 import { readFileSync } from 'node:fs';
 import { spawn } from 'node:child_process';
-import { NR, closeQuiet, pidfdOpen, waitPid } from '../../sys/index.js';
+import { NR, closeQuiet, pidfdOpen, waitPid, O_NONBLOCK } from '../../sys/index.js';
 import type { FileEntry, PidfdEntry } from '../../images/messages.js';
 import { stateKey, type FileKind, type FdProbe, type RestoreContext, type RestoreTaskHandle } from '../types.js';
 import { CriuTsError } from '../../errors.js';
 import { NO_FOWN } from './reg-file.js';
-import { fileFlags, isAnonLink, part, O_NONBLOCK } from './anon-inode.js';
+import { fileFlags, isAnonLink, part } from './anon-inode.js';
 
 /** PIDFD_THREAD (a pidfd of one thread) is O_EXCL. */
 const PIDFD_THREAD = 0o200;

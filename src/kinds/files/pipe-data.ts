@@ -11,17 +11,12 @@
 import { closeSync, constants, openSync, readSync, writeSync } from 'node:fs';
 import { CriuTsError } from '../../errors.js';
 import type { PipeDataEntry } from '../../images/messages.js';
-import { closeQuiet, fcntl, ioctl, pipe2, tee, isSyscallError } from '../../sys/index.js';
+import { closeQuiet, fcntl, ioctl, pipe2, tee, isSyscallError, FIONREAD, EAGAIN, O_CLOEXEC, O_ACCMODE, O_WRONLY } from '../../sys/index.js';
 import { stateKey, type DumpContext, type KindImage, type RestoreContext } from '../types.js';
 
 export const F_SETPIPE_SZ = 1031;
 export const F_GETPIPE_SZ = 1032;
-const FIONREAD = 0x541b;
 const SPLICE_F_NONBLOCK = 2;
-const EAGAIN = 11;
-const O_CLOEXEC = 0o2000000;
-const O_ACCMODE = 3;
-const O_WRONLY = 1;
 
 export type PipeDataImage = Extract<KindImage, 'PIPES_DATA' | 'FIFO_DATA'>;
 

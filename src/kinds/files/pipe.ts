@@ -14,17 +14,13 @@
  */
 import { closeSync, constants, openSync } from 'node:fs';
 import { CriuTsError } from '../../errors.js';
-import { NR } from '../../sys/index.js';
+import { NR, O_ACCMODE, O_WRONLY, F_SETFL, AT_FDCWD, O_CLOEXEC } from '../../sys/index.js';
 import type { FileEntry, PipeEntry } from '../../images/messages.js';
 import { stateKey, type DumpContext, type FileKind, type FdProbe, type RestoreTaskHandle, type RestoreContext } from '../types.js';
 import { dumpPipeData, restorePipeData } from './pipe-data.js';
-import { NO_FOWN, O_CLOEXEC } from './reg-file.js';
+import { NO_FOWN } from './reg-file.js';
 
-const O_ACCMODE = 3;
-const O_WRONLY = 1;
 const O_DIRECT = 0o40000;
-const F_SETFL = 4;
-const AT_FDCWD = -100;
 
 /** pipes created so far in this restore, by pipe_id */
 const PIPES = stateKey<Map<number, CreatedPipe>>('pipe:created');

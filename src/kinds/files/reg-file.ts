@@ -12,21 +12,13 @@
  */
 import { lstatSync, statSync, statfsSync } from 'node:fs';
 import { CriuTsError } from '../../errors.js';
-import { NR } from '../../sys/index.js';
+import { NR, O_ACCMODE, O_CREAT, O_TRUNC, O_APPEND, O_CLOEXEC, O_LARGEFILE, AT_FDCWD, SEEK_SET } from '../../sys/index.js';
 import type { FileEntry, RegFileEntry, FownEntry } from '../../images/messages.js';
 import type { FileKind, FdProbe, RestoreTaskHandle, DumpContext } from '../types.js';
 import { dumpUnlinked, DELETED_SUFFIX } from './ghost.js';
 
-export const O_ACCMODE = 3;
-export const O_CREAT = 0o100;
-export const O_TRUNC = 0o1000;
-export const O_APPEND = 0o2000;
-export const O_CLOEXEC = 0o2000000;
-export const O_LARGEFILE = 0o100000;
 /** __O_TMPFILE | O_DIRECTORY */
 const O_TMPFILE = 0o20200000;
-const AT_FDCWD = -100;
-const SEEK_SET = 0;
 
 export const NO_FOWN: FownEntry = { uid: 0, euid: 0, signum: 0, pid_type: 0, pid: 0 };
 

@@ -4,8 +4,8 @@
  * private page the dump saved.
  */
 import { openSync, readSync, closeSync } from 'node:fs';
-import { ProcMem, PAGE_SIZE } from '../../sys/index.js';
-import { imagePath } from '../../images/index.js';
+import { ProcMem, PAGE_SIZE, MAP_SHARED } from '../../sys/index.js';
+import { imagePath, PE_PARENT, PE_PRESENT } from '../../images/index.js';
 import { parseSmaps } from '../../proc/index.js';
 import type { SmapsEntry } from '../../proc/index.js';
 import type { VmaEntry, PagemapEntry } from '../../images/messages.js';
@@ -35,7 +35,6 @@ function mergeShapes(list: VmaShape[]): VmaShape[] {
 }
 
 const VMA_ANON = (1 << 8) | (1 << 9); // ANON_SHARED | ANON_PRIVATE
-const MAP_SHARED = 1;
 /** madvise bits the kernel shows in VmFlags (kinds/memory/vma.ts MADV_BY_VMFLAG): the others leave no trace to compare. */
 const MADV_SEEN = [1, 2, 10, 12, 14, 15, 16, 18].reduce((m, b) => m | (1n << BigInt(b)), 0n);
 const VMFLAG_MADV: Readonly<Record<string, number>> = { sr: 2, rr: 1, dc: 10, dd: 16, mg: 12, hg: 14, nh: 15, wf: 18 };
@@ -78,8 +77,6 @@ export function verifyVmas(pid: number, task: TaskImages, main: Tracee, c: Colle
   for (const v of b) if (!kaSet.has(key(v)) && !a.some((x) => x.start < v.end && x.end > v.start)) c.add('mapping', 'nothing there', key(v));
 }
 
-const PE_PARENT = 1;
-const PE_PRESENT = 4;
 const CHUNK = 1 << 20;
 
 /** Every private page the dump saved, compared with the task's memory; the rseq areas' bytes are the kernel's. */

@@ -5,12 +5,8 @@
 import type { CoreEntry } from '../../images/messages.js';
 import type { TaskImages } from '../images.js';
 import { Collector, diffValue } from './diff.js';
+import { SI_TIMER, SI_KERNEL, SIGALRM, SIGVTALRM, SIGPROF } from '../../sys/index.js';
 
-const SI_TIMER = -2;
-const SI_KERNEL = 0x80;
-const SIGALRM = 14;
-const SIGVTALRM = 26;
-const SIGPROF = 27;
 
 /** The signals the dumped itimers may raise while the tree is held (they keep counting). */
 export function itimerSignals(tc: NonNullable<CoreEntry['tc']>): Set<number> {

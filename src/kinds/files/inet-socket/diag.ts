@@ -7,16 +7,13 @@
  * to getsockname/TCP_INFO, as CRIU does).
  */
 import { stateKey, type DumpContext } from '../../types.js';
-import { nlAttrs, sockDiag } from '../../../sys/index.js';
+import { nlAttrs, sockDiag, TCP_ESTABLISHED, TCP_CLOSE, TCP_LISTEN } from '../../../sys/index.js';
 
 const REQ_BYTES = 56;
 const MSG_BYTES = 72;
 const INET_DIAG_SHUTDOWN = 8;
 const ALL_STATES = 0xffffffff;
 
-export const TCP_ESTABLISHED = 1;
-export const TCP_CLOSE = 7;
-export const TCP_LISTEN = 10;
 /** a TCP socket bound and not listening; 6.7+ lists it when asked (TCPF_BOUND_INACTIVE) */
 const TCP_BOUND_INACTIVE = 13;
 

@@ -9,14 +9,15 @@ import { CriuTsError } from '../../../errors.js';
 import type { FileEntry, InetSkEntry, SkShutdown } from '../../../images/messages.js';
 import { logger } from '../../../log.js';
 import {
-  AF_INET6, IPPROTO_TCP, IPPROTO_UDP, IPPROTO_UDPLITE, SOCK_DGRAM, SOCK_RAW, SOCK_STREAM, SOL_IPV6, SOL_SOCKET, SOL_TCP,
-  getpeername, getsockname, getsockopt, getsockoptInt, getsockoptTry, inNetNamespaceOf,
+  AF_INET6, IPPROTO_TCP, IPPROTO_UDP, IPPROTO_UDPLITE, SOCK_DGRAM, SOCK_RAW, SOCK_STREAM, SOL_IPV6, SOL_SOCKET,
+  SOL_TCP, getpeername, getsockname, getsockopt, getsockoptInt, getsockoptTry, inNetNamespaceOf, SO_PROTOCOL,
+  IPV6_V6ONLY, TCP_INFO, O_CLOEXEC, TCP_CLOSE, TCP_ESTABLISHED, TCP_LISTEN,
 } from '../../../sys/index.js';
 import type { DumpContext, FdProbe } from '../../types.js';
-import { NO_FOWN, O_CLOEXEC } from '../reg-file.js';
+import { NO_FOWN } from '../reg-file.js';
 import { dumpSkOpts } from '../socket-opts/index.js';
 import { addrText, fromSockaddr, needsScopeId } from './addr.js';
-import { inetDiag, TCP_CLOSE, TCP_ESTABLISHED, TCP_LISTEN } from './diag.js';
+import { inetDiag } from './diag.js';
 import { REPAIRABLE, stateName } from './tcp-states.js';
 import { dumpIpOpts, dumpTcpOpts } from './opts.js';
 import { dumpTcpStream } from './tcp-repair.js';
@@ -26,9 +27,6 @@ import { dumpQueue } from '../unix-socket/queue.js';
 
 const log = logger('inet-sk');
 const SO_TYPE = 3;
-const SO_PROTOCOL = 38;
-const IPV6_V6ONLY = 26;
-const TCP_INFO = 11;
 const SHUTDOWN_NAMES: SkShutdown[] = ['NONE', 'READ', 'WRITE', 'BOTH'];
 const PROTO_NAMES: Readonly<Record<number, string>> = {
   [IPPROTO_TCP]: 'TCP', [IPPROTO_UDP]: 'UDP', [IPPROTO_UDPLITE]: 'UDP-Lite', [IPPROTO_ICMP]: 'ICMP', [IPPROTO_ICMPV6]: 'ICMPv6',

@@ -33,12 +33,11 @@
  * listener whose old connections linger in TIME_WAIT cannot be bound again
  * unless it had SO_REUSEADDR (the kernel's rule; restore says so).
  */
-import { AF_INET, AF_INET6, getsockoptInt, SOL_SOCKET } from '../../../sys/index.js';
+import { AF_INET, AF_INET6, getsockoptInt, SOL_SOCKET, SO_DOMAIN } from '../../../sys/index.js';
 import type { FileKind, FdProbe } from '../../types.js';
 import { dumpInetSocket } from './dump.js';
 import { finishInetSocket, restoreInetSocket } from './restore.js';
 
-const SO_DOMAIN = 39;
 
 export const inetSocketKind: FileKind = {
   name: 'inet-socket',

@@ -9,11 +9,10 @@
  * values only once every task's files exist.
  */
 import type { FileEntry, InetSkEntry } from '../../../images/messages.js';
-import { closeQuiet, pidfdGetfd, pidfdOpen, setsockoptInt, SOCK_RAW, SOL_SOCKET } from '../../../sys/index.js';
+import { closeQuiet, pidfdGetfd, pidfdOpen, setsockoptInt, SOCK_RAW, SOL_SOCKET, SO_REUSEADDR } from '../../../sys/index.js';
 import type { RestoreContext, RestoreTaskHandle } from '../../types.js';
 import { setIntOpt } from './opts.js';
 
-const SO_REUSEADDR = 2;
 const SO_REUSEPORT = 15;
 
 /** Our own descriptor of task `pid`'s socket `fd` (pidfd_getfd). */

@@ -11,7 +11,8 @@ import { CriuTsError } from '../../../errors.js';
 import type { FileEntry, InetSkEntry, IpOptsEntry, SkOptsEntry, TcpOptsEntry } from '../../../images/messages.js';
 import {
   AF_INET6, IPPROTO_TCP, IPPROTO_UDP, IPPROTO_UDPLITE, NR, SOCK_RAW, SOCK_STREAM, SOL_IP, SOL_IPV6, SOL_SOCKET,
-  closeQuiet, setsockoptInt, socket,
+  closeQuiet, setsockoptInt, socket, SO_REUSEADDR, SO_SNDBUFFORCE, IPV6_V6ONLY, EADDRINUSE, ENOTCONN, TCP_ESTABLISHED,
+  TCP_LISTEN,
 } from '../../../sys/index.js';
 import { stateKey, type RestoreContext, type RestoreTaskHandle } from '../../types.js';
 import { setStatusFlags } from '../pipe.js';
@@ -20,16 +21,11 @@ import { copyOfPid, holdPortOpts, releasePortOpts } from './ports.js';
 import { rawOrPing, restoreRawOpts } from './raw.js';
 import { queueOf, sendQueue } from '../unix-socket/queue.js';
 import { addrText, toSockaddr } from './addr.js';
-import { onlyTimeWaitOn, TCP_ESTABLISHED, TCP_LISTEN } from './diag.js';
+import { onlyTimeWaitOn } from './diag.js';
 import { holdRepaired, releaseRepaired, restoreTcpStream, takeRepaired } from './tcp-repair.js';
 import { dumpIpOpts, dumpTcpOpts, IP_FREEBIND, restoreIpOpts, restoreTcpOpts, setIntOpt } from './opts.js';
 
-const SO_REUSEADDR = 2;
-const SO_SNDBUFFORCE = 32;
-const IPV6_V6ONLY = 26;
 const SHUT = { READ: 0, WRITE: 1, BOTH: 2 } as const;
-const EADDRINUSE = 98;
-const ENOTCONN = 107;
 const EADDRNOTAVAIL = 99;
 const QUEUE_SNDBUF_BYTES = 64 << 20;
 

@@ -25,8 +25,9 @@
 import { CriuTsError } from '../../../errors.js';
 import type { InetSkEntry, TcpStreamEntry } from '../../../images/messages.js';
 import {
-  bindSockaddr, closeQuiet, connect, dup, fcntl, getsockopt, getsockoptInt, getsockoptTry, ioctl, isSyscallError, recvmsg, sendto,
-  setsockopt, setsockoptInt, MSG_DONTWAIT, MSG_PEEK, SOL_SOCKET, SOL_TCP,
+  bindSockaddr, closeQuiet, connect, dup, fcntl, getsockopt, getsockoptInt, getsockoptTry, ioctl, isSyscallError,
+  recvmsg, sendto, setsockopt, setsockoptInt, MSG_DONTWAIT, MSG_PEEK, SOL_SOCKET, SOL_TCP, TCP_INFO, TCP_REPAIR_QUEUE,
+  SIOCINQ, EAGAIN, F_GETFL, F_SETFL, O_NONBLOCK, SO_RCVBUF, SO_SNDBUFFORCE,
 } from '../../../sys/index.js';
 import { imageFile } from '../../../images/index.js';
 import { stateKey, type DumpContext, type RestoreContext } from '../../types.js';
@@ -34,25 +35,18 @@ import { toSockaddr } from './addr.js';
 import { hasOurFin, hasPeerFin, replayFins, TCP, type Replay } from './tcp-states.js';
 
 const TCP_MAXSEG = 2;
-const TCP_INFO = 11;
 const TCP_REPAIR = 19;
-const TCP_REPAIR_QUEUE = 20;
 const TCP_QUEUE_SEQ = 21;
 const TCP_REPAIR_OPTIONS = 22;
 const TCP_TIMESTAMP = 24;
 const TCP_REPAIR_WINDOW = 29;
 const QUEUE = { NONE: 0, RECV: 1, SEND: 2 } as const;
-const SIOCINQ = 0x541b;
 const SIOCOUTQ = 0x5411;
 const SIOCOUTQNSD = 0x894b;
 /** tcpi_options bits, which are also tcp_stream_entry.opt_mask */
 const OPT = { TIMESTAMPS: 1, SACK: 2, WSCALE: 4 } as const;
 const TCPOPT = { MSS: 2, WINDOW: 3, SACK_PERM: 4, TIMESTAMP: 8 } as const;
-const EAGAIN = 11;
 const EINPROGRESS = 115;
-const F_GETFL = 3;
-const F_SETFL = 4;
-const O_NONBLOCK = 0o4000;
 
 
 function queueLen(fd: number, req: number): number {
@@ -152,8 +146,6 @@ export function dumpTcpStream(ctx: DumpContext, fd: number, ino: number, state: 
 }
 
 const SO_SNDBUF = 7;
-const SO_RCVBUF = 8;
-const SO_SNDBUFFORCE = 32;
 const SO_RCVBUFFORCE = 33;
 const SO_BUF_LOCK = 72;
 /** what the queues may take while they are written back */

@@ -26,7 +26,8 @@
  */
 import { CriuTsError } from '../../../errors.js';
 import {
-  AF_INET, AF_INET6, closeQuiet, getsockopt, sendto, setsockoptInt, shutdown, sleepMs, socket, SOCK_RAW, SOL_SOCKET, SOL_TCP,
+  AF_INET, AF_INET6, closeQuiet, getsockopt, sendto, setsockoptInt, shutdown, sleepMs, socket, SOCK_RAW, SOL_SOCKET,
+  SOL_TCP, TCP_INFO, TCP_REPAIR_QUEUE,
 } from '../../../sys/index.js';
 import { toSockaddr } from './addr.js';
 
@@ -55,8 +56,6 @@ const PEER_FIN = bit(TCP.CLOSE_WAIT, TCP.LAST_ACK, TCP.CLOSE, TCP.CLOSING);
 export const hasOurFin = (state: number): boolean => ((OUR_FIN_FIRST | OUR_FIN_SECOND) & (1 << state)) !== 0;
 export const hasPeerFin = (state: number): boolean => (PEER_FIN & (1 << state)) !== 0;
 
-const TCP_INFO = 11;
-const TCP_REPAIR_QUEUE = 20;
 const QUEUE = { NONE: 0, SEND: 2 } as const;
 const SHUT_WR = 1;
 const IPPROTO_RAW = 255;

@@ -6,13 +6,11 @@
  */
 import { CriuTsError } from '../../../errors.js';
 import type { FileEntry, NetlinkSkEntry } from '../../../images/messages.js';
-import { getsockoptInt, nlAttrs, sockDiag, SOL_SOCKET } from '../../../sys/index.js';
+import { getsockoptInt, nlAttrs, sockDiag, SOL_SOCKET, AF_NETLINK, SO_PROTOCOL, O_CLOEXEC } from '../../../sys/index.js';
 import { stateKey, type DumpContext, type FdProbe } from '../../types.js';
-import { NO_FOWN, O_CLOEXEC } from '../reg-file.js';
+import { NO_FOWN } from '../reg-file.js';
 import { dumpSkOpts } from '../socket-opts/index.js';
 
-export const AF_NETLINK = 16;
-const SO_PROTOCOL = 38;
 const NDIAG_PROTO_ALL = 255;
 const SHOW = { MEMINFO: 1, GROUPS: 2, FLAGS: 8 } as const;
 const ATTR = { MEMINFO: 0, GROUPS: 1, FLAGS: 4 } as const;

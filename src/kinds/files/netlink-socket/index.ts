@@ -16,12 +16,11 @@
  * naming it (CRIU picks another one). NETLINK_EXT_ACK and
  * NETLINK_GET_STRICT_CHK are not reported by the kernel and come back off.
  */
-import { getsockoptInt, SOL_SOCKET } from '../../../sys/index.js';
+import { getsockoptInt, SOL_SOCKET, SO_DOMAIN, AF_NETLINK } from '../../../sys/index.js';
 import type { FileKind, FdProbe } from '../../types.js';
-import { AF_NETLINK, dumpNetlinkSocket } from './dump.js';
+import { dumpNetlinkSocket } from './dump.js';
 import { restoreNetlinkSocket } from './restore.js';
 
-const SO_DOMAIN = 39;
 
 export const netlinkSocketKind: FileKind = {
   name: 'netlink-socket',

@@ -7,14 +7,13 @@
 import { CriuTsError } from '../../../errors.js';
 import type { FileEntry, PacketSockEntry } from '../../../images/messages.js';
 import { logger } from '../../../log.js';
-import { ioctlTry } from '../../../sys/index.js';
+import { ioctlTry, SIOCINQ, O_CLOEXEC } from '../../../sys/index.js';
 import type { DumpContext, FdProbe } from '../../types.js';
-import { NO_FOWN, O_CLOEXEC } from '../reg-file.js';
+import { NO_FOWN } from '../reg-file.js';
 import { dumpSkOpts } from '../socket-opts/index.js';
 import { packetDiag, PDI, type PacketRingCfg } from './diag.js';
 
 const log = logger('packet-sk');
-const SIOCINQ = 0x541b;
 
 export const htons = (v: number): number => ((v & 0xff) << 8) | ((v >> 8) & 0xff);
 

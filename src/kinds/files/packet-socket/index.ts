@@ -15,13 +15,12 @@
  * task mapped into its memory is the memory kind's (VMA_AREA_SOCKET): it
  * maps it again from this socket's fd.
  */
-import { getsockoptInt, SOL_SOCKET } from '../../../sys/index.js';
+import { getsockoptInt, SOL_SOCKET, SO_DOMAIN } from '../../../sys/index.js';
 import type { FileKind, FdProbe } from '../../types.js';
 import { AF_PACKET } from './diag.js';
 import { dumpPacketSocket } from './dump.js';
 import { restorePacketSocket } from './restore.js';
 
-const SO_DOMAIN = 39;
 
 export const packetSocketKind: FileKind = {
   name: 'packet-socket',

@@ -13,12 +13,11 @@
  * descendant of the leader), the leader takes the terminal then, once every
  * task's files exist; members it forked before have no terminal then.
  */
-import { NR } from '../../../sys/index.js';
+import { NR, O_RDWR, O_NOCTTY } from '../../../sys/index.js';
 import type { RestoreContext, RestoreTaskHandle } from '../../types.js';
 import { IOC, intArg } from './termios.js';
-import { O_NOCTTY, fileOfInfo, infoIdOf, openPath, restored } from './shared.js';
+import { fileOfInfo, infoIdOf, openPath, restored } from './shared.js';
 
-const O_RDWR = 2;
 
 /** `t` has just become a session leader: give it its controlling terminal if the dump says it had one. */
 export function takeControllingTerminal(t: RestoreTaskHandle, ctx: RestoreContext): void {

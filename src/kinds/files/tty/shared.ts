@@ -4,15 +4,13 @@
  * dump's TTY entries and infos).
  */
 import type { FileEntry, TtyInfoEntry } from '../../../images/messages.js';
-import { NR } from '../../../sys/index.js';
+import { NR, O_NOCTTY, AT_FDCWD } from '../../../sys/index.js';
 import { CriuTsError } from '../../../errors.js';
 import { imageFile } from '../../../images/index.js';
 import { stateKey, type RestoreContext, type RestoreTaskHandle } from '../../types.js';
 
 /** Info ids of non-pty terminals (/dev/tty) stay clear of the pty ids (index * 2 + master). */
 export const CTTY_INFO_ID = 1 << 30;
-export const O_NOCTTY = 0o400;
-const AT_FDCWD = -100;
 
 export function infoIdOf(index: number, master: boolean): number {
   return index * 2 + (master ? 1 : 0);

@@ -27,23 +27,22 @@
  * fails the restore; the slave's mode is not kept (CRIU has no field).
  */
 import { chownSync, closeSync, openSync, readdirSync, readFileSync, readlinkSync, constants as fsc } from 'node:fs';
-import { NR, EIO, ioctlTry } from '../../../sys/index.js';
+import { NR, EIO, ioctlTry, O_ACCMODE, O_CLOEXEC, O_NOCTTY } from '../../../sys/index.js';
 import { parseStat } from '../../../proc/index.js';
 import type { FileEntry, TtyInfoEntry } from '../../../images/messages.js';
 import { stateKey, type DumpContext, type FileKind, type FdProbe, type RestoreContext, type RestoreTaskHandle } from '../../types.js';
 import { CriuTsError } from '../../../errors.js';
-import { NO_FOWN, O_CLOEXEC, regEntryForPath } from '../reg-file.js';
+import { NO_FOWN, regEntryForPath } from '../reg-file.js';
 import { part, refuseQueued } from '../anon-inode.js';
 import { IOC, intArg, ioctlInt, readTtyState, writeTtyState } from './termios.js';
 import { taskFdinfo } from '../task-fds.js';
-import { CTTY_INFO_ID, O_NOCTTY, fileOfInfo, infoIdOf, openPath, restored, ttyFiles, ttyInfo } from './shared.js';
+import { CTTY_INFO_ID, fileOfInfo, infoIdOf, openPath, restored, ttyFiles, ttyInfo } from './shared.js';
 import { takeControllingTerminal } from './ctty.js';
 import { hasQueues, noteMaster, restoreQueues } from './tty-data.js';
 
 const TTYAUX_MAJOR = 5;
 const PTS_MAJOR_FIRST = 136;
 const PTS_MAJOR_LAST = 143;
-const O_ACCMODE = 3;
 /** How many masters we may open to reach a pty index. */
 const MAX_PTY_TRIES = 4096;
 

@@ -3,7 +3,7 @@
  * name, bound inode, peer, pending connections of a listener ("icons"),
  * queue lengths and shutdown state, looked up by socket inode.
  */
-import { AF_UNIX, nlAttrs, sockDiag, isSyscallError } from '../../../sys/index.js';
+import { AF_UNIX, nlAttrs, sockDiag, isSyscallError, ENOENT, TCP_ESTABLISHED, TCP_CLOSE, TCP_LISTEN } from '../../../sys/index.js';
 
 const UDIAG_SHOW_NAME = 0x01;
 const UDIAG_SHOW_VFS = 0x02;
@@ -18,11 +18,7 @@ const UNIX_DIAG_ICONS = 3;
 const UNIX_DIAG_RQLEN = 4;
 const UNIX_DIAG_SHUTDOWN = 6;
 const MSG_HDR_BYTES = 16;
-const ENOENT = 2;
 
-export const TCP_ESTABLISHED = 1;
-export const TCP_CLOSE = 7;
-export const TCP_LISTEN = 10;
 
 export interface UnixDiag {
   ino: number;

@@ -9,10 +9,12 @@
 import { lstatSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { CriuTsError } from '../../../errors.js';
 import type { FileEntry, UnixSkEntry, SkShutdown } from '../../../images/messages.js';
-import { SOCK_DGRAM, SOCK_SEQPACKET, SOCK_STREAM, inNetNamespaceOf } from '../../../sys/index.js';
+import {
+  SOCK_DGRAM, SOCK_SEQPACKET, SOCK_STREAM, inNetNamespaceOf, O_CLOEXEC, TCP_CLOSE, TCP_ESTABLISHED, TCP_LISTEN,
+} from '../../../sys/index.js';
 import { stateKey, type DumpContext, type FdProbe } from '../../types.js';
-import { NO_FOWN, O_CLOEXEC } from '../reg-file.js';
-import { nameText, unixDiag, unixListeners, TCP_CLOSE, TCP_ESTABLISHED, TCP_LISTEN, type UnixDiag } from './diag.js';
+import { NO_FOWN } from '../reg-file.js';
+import { nameText, unixDiag, unixListeners, type UnixDiag } from './diag.js';
 import { dumpSkOpts } from '../socket-opts/index.js';
 import { dumpQueue } from './queue.js';
 

@@ -17,12 +17,11 @@
  * outside the dump is refused unless extUnixSk, and then must have a name.
  */
 import type { FileEntry } from '../../../images/messages.js';
-import { AF_UNIX, getsockoptInt, SOL_SOCKET } from '../../../sys/index.js';
+import { AF_UNIX, getsockoptInt, SOL_SOCKET, SO_DOMAIN } from '../../../sys/index.js';
 import type { FileKind, FdProbe } from '../../types.js';
 import { dumpUnixSocket } from './dump.js';
 import { finishUnixSocket, restoreUnixSocket } from './restore.js';
 
-const SO_DOMAIN = 39;
 
 export const unixSocketKind: FileKind = {
   name: 'unix-socket',

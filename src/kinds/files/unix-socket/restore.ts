@@ -13,20 +13,17 @@ import { basename, dirname, join } from 'node:path';
 import { CriuTsError } from '../../../errors.js';
 import type { FileEntry, UnixSkEntry } from '../../../images/messages.js';
 import {
-  NR, AF_UNIX, SOCK_DGRAM, SOL_SOCKET, closeQuiet, connect, openPathNoFollow, pidfdGetfd, pidfdOpen, setsockoptInt, shutdown, socket,
+  NR, AF_UNIX, SOCK_DGRAM, SOL_SOCKET, closeQuiet, connect, openPathNoFollow, pidfdGetfd, pidfdOpen, setsockoptInt,
+  shutdown, socket, AT_FDCWD, O_PATH, O_DIRECTORY, SO_SNDBUFFORCE, ENOENT, TCP_ESTABLISHED, TCP_LISTEN,
 } from '../../../sys/index.js';
 import { stateKey, type RestoreContext, type RestoreTaskHandle } from '../../types.js';
 import { setStatusFlags } from '../pipe.js';
-import { nameText, TCP_ESTABLISHED, TCP_LISTEN } from './diag.js';
+import { nameText } from './diag.js';
 import { dumpSkOpts, restoreFilter, restoreSkOpts } from '../socket-opts/index.js';
 import { queueOf, sendQueue, type QueuedMsg } from './queue.js';
 import { USK_EXTERN } from './dump.js';
 
-const AT_FDCWD = -100;
-const O_PATH = 0o10000000;
-const O_DIRECTORY = 0o200000;
 const SHUT = { READ: 0, WRITE: 1, BOTH: 2 } as const;
-const SO_SNDBUFFORCE = 32;
 const QUEUE_SNDBUF_BYTES = 64 << 20;
 
 export function uskOf(e: FileEntry): UnixSkEntry {
@@ -372,7 +369,6 @@ function peerReady(u: UnixSkEntry, ctx: RestoreContext): void {
 }
 
 const ECONNREFUSED = 111;
-const ENOENT = 2;
 
 /** Connect a socket that is not half of a pair to its peer, by the peer's name. */
 export function finishUnixSocket(t: RestoreTaskHandle, e: FileEntry, fd: number, ctx: RestoreContext): void {

@@ -1,0 +1,6 @@
+/** ioctl request numbers used on files and sockets from our side (x86_64, asm-generic/ioctls.h, linux/sockios.h). */
+
+/** bytes ready to read: a pipe, an inotify fd */
+export const FIONREAD = 0x541b;
+/** a socket's receive queue length (FIONREAD under its socket name) */
+export const SIOCINQ = 0x541b;

@@ -1,0 +1,16 @@
+/** Memory-mapping flags (x86_64, asm-generic/mman-common.h, linux/mman.h): mmap, mprotect, mremap. */
+
+export const PROT_NONE = 0;
+export const PROT_READ = 1;
+export const PROT_WRITE = 2;
+export const PROT_EXEC = 4;
+
+export const MAP_SHARED = 0x01;
+export const MAP_PRIVATE = 0x02;
+export const MAP_FIXED = 0x10;
+export const MAP_ANONYMOUS = 0x20;
+export const MAP_GROWSDOWN = 0x0100;
+export const MAP_HUGETLB = 0x40000;
+
+export const MREMAP_MAYMOVE = 1;
+export const MREMAP_FIXED = 2;
