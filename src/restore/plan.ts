@@ -129,7 +129,7 @@ export function planTree(img: DumpImages, shellJob: boolean, ctx?: RestoreContex
   for (const pid of ctx ? deadProcPids(ctx) : []) {
     const had = byPid.get(pid);
     if (had?.helper) continue;
-    if (had) throw new CriuTsError('EIMAGE', `remap-fpath.img: pid ${pid} is a dead process's /proc entry and a task of the tree`, { pid });
+    if (had) throw new CriuTsError('EIMAGE', `${imageFile('REMAP_FPATH')}: pid ${pid} is a dead process's /proc entry and a task of the tree`, { pid });
     const h: RestoreNode = {
       pid, real: 0, cloneFlags: 0n, inNewPidNs: false, ppid: root.pid, pgid: root.pgid, sid: root.sid, state: TASK_DEAD, images: undefined, exitCode: 0,
       children: [], parent: root, helper: true, groupFiles: [], threads: [], inherited: new Map(),

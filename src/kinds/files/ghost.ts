@@ -107,7 +107,7 @@ export function deadProcPids(ctx: RestoreContext): number[] {
   for (const r of ctx.kindImage('REMAP_FPATH').entries) {
     if (r.remap_type !== 'PROCFS' && r.remap_type !== 2) continue;
     if (!Number.isSafeInteger(r.remap_id) || r.remap_id < 1 || r.remap_id > PID_MAX_LIMIT) {
-      throw new CriuTsError('EIMAGE', `remap-fpath.img: file ${r.orig_id} names dead pid ${r.remap_id}, which is not a pid`, { id: r.orig_id });
+      throw new CriuTsError('EIMAGE', `${imageFile('REMAP_FPATH')}: file ${r.orig_id} names dead pid ${r.remap_id}, which is not a pid`, { id: r.orig_id });
     }
     pids.add(r.remap_id);
   }
@@ -307,7 +307,7 @@ export function materializeRemaps(ctx: RestoreContext): MaterializedRemaps {
       } else if (type === 'PROCFS' || type === 2) {
         // Opened by its own name while the helper with that pid lives (deadProcPids).
       } else {
-        throw new CriuTsError('EIMAGE', `remap-fpath.img: file ${r.orig_id} (${f.reg.name}) has unknown remap type ${String(type)}`, { id: r.orig_id });
+        throw new CriuTsError('EIMAGE', `${imageFile('REMAP_FPATH')}: file ${r.orig_id} (${f.reg.name}) has unknown remap type ${String(type)}`, { id: r.orig_id });
       }
     }
   } catch (e) {
