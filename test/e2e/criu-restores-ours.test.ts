@@ -13,7 +13,7 @@ import { dump } from '../../src/api/index.js';
 import { startSubject, isAlive, type Subject } from '../lib/subjects.js';
 import { SUBJECTS } from '../lib/subject-table.js';
 import { spawnSync } from 'node:child_process';
-import { closeInheritedFds, becomeSubreaper, tempDir, removeDir, waitTreeGone } from './helpers.js';
+import { closeInheritedFds, becomeSubreaper, tempDir, removeDir, waitTreeGone, killSubject } from '../lib/harness.js';
 
 const CRIU = process.env['CRIU_BIN'];
 const skip = CRIU === undefined || CRIU === '' ? 'set CRIU_BIN to a CRIU 4.2 binary to run this' : !existsSync(CRIU) ? `CRIU_BIN=${CRIU} does not exist` : false;
@@ -55,15 +55,7 @@ for (const k of CASES) {
       const res = await s.terminateAndResult(30_000);
       assert.ok(res.ok, res.text);
     } finally {
-      if (s !== undefined) {
-        try {
-          process.kill(-s.pid, 'SIGKILL');
-        } catch {
-          // group gone
-        }
-        s.kill();
-        s.cleanup();
-      }
+      await killSubject(s);
       removeDir(dir);
     }
   });

@@ -23,7 +23,8 @@ import type { Subject } from '../lib/subjects.js';
 import { SUBJECTS } from '../lib/subject-table.js';
 import {
   becomeSubreaper, closeInheritedFds, imageModes, killAndWait, removeDir, sleep, tempDir, waitGone, waitTreeGone,
-} from './helpers.js';
+  killSubject,
+} from '../lib/harness.js';
 
 const CRIT = '/usr/bin/crit';
 const noCrit = existsSync(CRIT) ? undefined : 'Debian crit 3.17 not installed (apt-get install -y criu)';
@@ -67,15 +68,7 @@ before(async () => {
 });
 
 after(async () => {
-  for (const s of subjects) {
-    try {
-      process.kill(-s.pid, 'SIGKILL'); // multi-process subjects: their children too
-    } catch {
-      // group gone
-    }
-    await killAndWait(s.pid);
-    s.cleanup();
-  }
+  for (const s of subjects) await killSubject(s);
   removeDir(root);
 });
 

@@ -18,7 +18,7 @@ import { readImage } from '../../src/images/index.js';
 import type { PagemapEntry } from '../../src/images/messages.js';
 import { startSubject, type Subject } from '../lib/subjects.js';
 import { runCli } from '../lib/run.js';
-import { waitFor, waitGone, useE2eHarness } from './helpers.js';
+import { waitFor, waitGone, useE2eHarness, killSubject } from '../lib/harness.js';
 
 const PS = 4096n;
 const R_PAGES = 256n;
@@ -146,12 +146,7 @@ test('a child forked between pre-dumps: its inherited copy of the tracker is rep
     const res = await s.terminateAndResult();
     assert.ok(res.ok, res.text);
   } finally {
-    try {
-      process.kill(-s.pid, 'SIGKILL');
-    } catch {
-      // group gone
-    }
-    s.cleanup();
+    await killSubject(s);
   }
 });
 

@@ -19,8 +19,9 @@ import type { Subject } from '../lib/subjects.js';
 import { SUBJECTS } from '../lib/subject-table.js';
 import { runCli } from '../lib/run.js';
 import {
-  becomeSubreaper, closeInheritedFds, imageModes, killAndWait, removeDir, sleep, strayStubs, tempDir, waitGone, waitTreeGone,
-} from './helpers.js';
+  becomeSubreaper, closeInheritedFds, imageModes, removeDir, sleep, strayStubs, tempDir, waitGone, waitTreeGone,
+  killSubject,
+} from '../lib/harness.js';
 
 /** Subjects that cannot pass yet, and why. Remove a line when its feature lands. */
 const EXPECTED_FAILING: Readonly<Record<string, string>> = {
@@ -50,15 +51,7 @@ after(() => {
 
 /** Kill what is left of a subject: its process group too (children of multi-process subjects). */
 async function finish(s: Subject | undefined, dirs: string[]): Promise<void> {
-  if (s !== undefined) {
-    try {
-      process.kill(-s.pid, 'SIGKILL');
-    } catch {
-      // group gone
-    }
-    await killAndWait(s.pid);
-    s.cleanup();
-  }
+  await killSubject(s);
   for (const d of dirs) removeDir(d);
 }
 

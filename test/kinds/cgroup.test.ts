@@ -14,7 +14,7 @@ import { dump, restore } from '../../src/api/index.js';
 import { readImage } from '../../src/images/index.js';
 import type { CgroupEntry, CoreEntry, InventoryEntry } from '../../src/images/messages.js';
 import { isAlive, startSubject, type Subject } from '../lib/subjects.js';
-import { killAndWait, removeDir, tempDir, waitGone, waitTreeGone } from '../e2e/helpers.js';
+import { killAndWait, removeDir, tempDir, waitGone, waitTreeGone, killSubject } from '../lib/harness.js';
 import { sameAsCritWithout, setUpRunner, STEP_TIMEOUT_MS } from './files/round-trip.js';
 
 before(setUpRunner);
@@ -94,15 +94,7 @@ test('cgroup v2: memberships, directories and properties made again; modes none,
     assert.ok(res.ok, res.text);
     assert.ok(!existsSync(cg), 'the subject removes its cgroups at exit');
   } finally {
-    if (s !== undefined) {
-      try {
-        process.kill(-s.pid, 'SIGKILL');
-      } catch {
-        // group gone
-      }
-      await killAndWait(s.pid);
-      s.cleanup();
-    }
+    await killSubject(s);
     removeCgroups(cg);
     removeDir(dir);
   }
@@ -127,15 +119,7 @@ test('--cgroup-dump-controller keeps only the hierarchies named; --manage-cgroup
     const res = await s.terminateAndResult(30_000);
     assert.match(res.text, /FAIL: pid \d+ in .*, want .*criu-ts-cg-/);
   } finally {
-    if (s !== undefined) {
-      try {
-        process.kill(-s.pid, 'SIGKILL');
-      } catch {
-        // group gone
-      }
-      await killAndWait(s.pid);
-      s.cleanup();
-    }
+    await killSubject(s);
     removeCgroups(cg);
     removeDir(dir);
   }

@@ -15,6 +15,7 @@ import { readImage } from '../../../src/images/index.js';
 import type { GhostFileEntry, GhostChunkEntry, RemapFilePathEntry, FileEntry } from '../../../src/images/messages.js';
 import { startSubject, type Subject } from '../../lib/subjects.js';
 import { sameAsCrit } from './round-trip.js';
+import { killSubject } from '../../lib/harness.js';
 
 async function withSubject(name: string, run: (s: Subject, dir: string) => Promise<void>): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), `criu-ts-ghost-${name}-`));
@@ -22,12 +23,7 @@ async function withSubject(name: string, run: (s: Subject, dir: string) => Promi
   try {
     await run(s, dir);
   } finally {
-    try {
-      process.kill(-s.pid, 'SIGKILL');
-    } catch {
-      // group gone
-    }
-    s.cleanup();
+    await killSubject(s);
     rmSync(dir, { recursive: true, force: true });
   }
 }

@@ -12,7 +12,7 @@ import type { DumpOptions } from '../../../src/api/options.js';
 import { readImage } from '../../../src/images/index.js';
 import type { FileEntry } from '../../../src/images/messages.js';
 import { isAlive, repoRoot, startSubject, type StartOptions, type Subject } from '../../lib/subjects.js';
-import { closeInheritedFds, becomeSubreaper, killAndWait, removeDir, tempDir, waitGone } from '../../e2e/helpers.js';
+import { closeInheritedFds, becomeSubreaper, removeDir, tempDir, waitGone, killSubject } from '../../lib/harness.js';
 
 export const CRIT = '/usr/bin/crit';
 export const STEP_TIMEOUT_MS = 120_000;
@@ -86,15 +86,7 @@ export async function roundTrip(rt: RoundTrip): Promise<void> {
     const res = await s.terminateAndResult(30_000);
     assert.ok(res.ok, res.text);
   } finally {
-    if (s !== undefined) {
-      try {
-        process.kill(-s.pid, 'SIGKILL');
-      } catch {
-        // group gone
-      }
-      await killAndWait(s.pid);
-      s.cleanup();
-    }
+    await killSubject(s);
     removeDir(dir);
   }
 }

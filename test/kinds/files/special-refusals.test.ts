@@ -8,7 +8,7 @@ import { before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { dump } from '../../../src/api/index.js';
 import { isAlive, startSubject, type Subject } from '../../lib/subjects.js';
-import { killAndWait, removeDir, tempDir } from '../../e2e/helpers.js';
+import { removeDir, tempDir, killSubject } from '../../lib/harness.js';
 import { setUpRunner, STEP_TIMEOUT_MS } from './round-trip.js';
 
 before(setUpRunner);
@@ -27,15 +27,7 @@ async function refused(name: string, args: string[], message: RegExp): Promise<v
     });
     assert.ok(isAlive(pid), 'the task runs on after a refused dump');
   } finally {
-    if (s !== undefined) {
-      try {
-        process.kill(-s.pid, 'SIGKILL');
-      } catch {
-        // group gone
-      }
-      await killAndWait(s.pid);
-      s.cleanup();
-    }
+    await killSubject(s);
     removeDir(dir);
   }
 }
