@@ -9,9 +9,9 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readdirSync, readFileSync, statSync } from 'node:fs';
-import { dirname, join, normalize, relative } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { readFileSync } from 'node:fs';
+import { join, relative } from 'node:path';
+import { SRC, tsFiles } from './src-files.js';
 
 /** Folders still declaring their own, each with why. */
 const NOT_YET: Readonly<Record<string, string>> = {
@@ -19,18 +19,7 @@ const NOT_YET: Readonly<Record<string, string>> = {
   'kinds/memory/': 'memory: being changed by the lazy-pages work this session; to import from src/sys and images/flags.ts',
 };
 
-const here = dirname(fileURLToPath(import.meta.url));
-// Compiled to dist/test/arch: the sources are three levels up.
-const src = join(normalize(join(here, '..', '..', '..')), 'src');
 
-function walk(dir: string, out: string[] = []): string[] {
-  for (const name of readdirSync(dir).sort()) {
-    const p = join(dir, name);
-    if (statSync(p).isDirectory()) walk(p, out);
-    else if (name.endsWith('.ts')) out.push(p);
-  }
-  return out;
-}
 
 const DECL = /^(export )?const ([A-Z][A-Z0-9_]+) = (-?(?:0x[0-9a-fA-F]+|0o[0-7]+|\d+)n?);/gm;
 
@@ -38,11 +27,11 @@ interface Decl { file: string; name: string; value: string; exported: boolean }
 
 function declsOf(file: string): Decl[] {
   return [...readFileSync(file, 'utf8').matchAll(DECL)].map((m) => ({
-    file: relative(src, file), name: m[2] ?? '', value: (m[3] ?? '').replace(/n$/, ''), exported: m[1] !== undefined,
+    file: relative(SRC, file), name: m[2] ?? '', value: (m[3] ?? '').replace(/n$/, ''), exported: m[1] !== undefined,
   }));
 }
 
-const all = walk(src).filter((f) => !relative(src, f).startsWith('images/messages')).flatMap(declsOf);
+const all = tsFiles().filter((f) => !relative(SRC, f).startsWith('images/messages')).flatMap(declsOf);
 const isHome = (d: Decl): boolean => d.file.startsWith('sys/') || d.file === 'images/flags.ts';
 const allowed = (d: Decl): boolean => Object.keys(NOT_YET).some((dir) => d.file.startsWith(dir));
 const homes = new Map(all.filter((d) => isHome(d) && d.exported).map((d) => [d.name, d]));

@@ -7,9 +7,9 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
-import { dirname, join, normalize, relative } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { existsSync, readFileSync } from 'node:fs';
+import { join, relative } from 'node:path';
+import { SRC, tsFiles } from './src-files.js';
 
 const LIMIT = 400;
 
@@ -23,18 +23,7 @@ const OVER: Readonly<Record<string, string>> = {
   'kinds/types.ts': 'the kinds contract (file kinds, resource kinds, both contexts); to split by contract',
 };
 
-const here = dirname(fileURLToPath(import.meta.url));
-// Compiled to dist/test/arch: the sources are three levels up.
-const src = join(normalize(join(here, '..', '..', '..')), 'src');
 
-function walk(dir: string, out: string[] = []): string[] {
-  for (const name of readdirSync(dir).sort()) {
-    const p = join(dir, name);
-    if (statSync(p).isDirectory()) walk(p, out);
-    else if (name.endsWith('.ts')) out.push(p);
-  }
-  return out;
-}
 
 function linesOf(file: string): number {
   const text = readFileSync(file, 'utf8');
@@ -42,8 +31,8 @@ function linesOf(file: string): number {
 }
 
 test(`every file of src/ has at most ${LIMIT} lines, but the listed ones`, () => {
-  const over = walk(src)
-    .map((f) => ({ file: relative(src, f), lines: linesOf(f) }))
+  const over = tsFiles()
+    .map((f) => ({ file: relative(SRC, f), lines: linesOf(f) }))
     .filter((x) => x.lines > LIMIT && OVER[x.file] === undefined)
     .map((x) => `src/${x.file}: ${x.lines} lines (split it into a folder, one file per part)`);
   assert.deepEqual(over, [], `files over ${LIMIT} lines:\n${over.join('\n')}`);
@@ -51,7 +40,7 @@ test(`every file of src/ has at most ${LIMIT} lines, but the listed ones`, () =>
 
 test('every file allowed over the limit is still there and still over it', () => {
   const stale = Object.keys(OVER)
-    .filter((f) => !existsSync(join(src, f)) || linesOf(join(src, f)) <= LIMIT)
+    .filter((f) => !existsSync(join(SRC, f)) || linesOf(join(SRC, f)) <= LIMIT)
     .map((f) => `src/${f}: no longer over ${LIMIT} lines (take it off the list in test/arch/file-size.test.ts)`);
   assert.deepEqual(stale, []);
 });

@@ -7,9 +7,9 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readdirSync, readFileSync, statSync } from 'node:fs';
-import { dirname, join, normalize, relative } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { readFileSync } from 'node:fs';
+import { join, relative } from 'node:path';
+import { SRC, tsFiles } from './src-files.js';
 import { kindByFileName } from '../../src/images/table.js';
 
 /** Folders still spelling names, each with why. */
@@ -18,18 +18,7 @@ const NOT_YET: Readonly<Record<string, string>> = {
   'kinds/memory/': 'memory: being changed by the lazy-pages work this session; to move over to imagePath/ctx.image',
 };
 
-const here = dirname(fileURLToPath(import.meta.url));
-// Compiled to dist/test/arch: the sources are three levels up.
-const src = join(normalize(join(here, '..', '..', '..')), 'src');
 
-function walk(dir: string, out: string[] = []): string[] {
-  for (const name of readdirSync(dir).sort()) {
-    const p = join(dir, name);
-    if (statSync(p).isDirectory()) walk(p, out);
-    else if (name.endsWith('.ts')) out.push(p);
-  }
-  return out;
-}
 
 /** Words in code that look like image file names; `${...}` parts stand for an id. */
 const NAME = /[a-z0-9][a-z0-9_-]*(?:\$\{[^}]*\}[a-z0-9_-]*)*\.img\b|\b(?:stats-(?:dump|restore)|criu-ts-checksums|irmap-cache)\b|\\\.img\b/g;
@@ -51,8 +40,8 @@ function spelledNames(file: string): string[] {
 
 test('no image file name is spelled in src/ outside the image table', () => {
   const bad: string[] = [];
-  for (const f of walk(src)) {
-    const rel = relative(src, f);
+  for (const f of tsFiles()) {
+    const rel = relative(SRC, f);
     if (rel === 'images/table.ts' || rel === 'images/messages.ts') continue;
     if (Object.keys(NOT_YET).some((dir) => rel.startsWith(dir))) continue;
     for (const s of spelledNames(f)) bad.push(`src/${rel}:${s}`);
@@ -61,6 +50,6 @@ test('no image file name is spelled in src/ outside the image table', () => {
 });
 
 test('the folders still allowed to spell image names still do', () => {
-  const done = Object.keys(NOT_YET).filter((dir) => walk(join(src, dir)).every((f) => spelledNames(f).length === 0));
+  const done = Object.keys(NOT_YET).filter((dir) => tsFiles(join(SRC, dir)).every((f) => spelledNames(f).length === 0));
   assert.deepEqual(done, [], 'these folders spell no image name any more: take them off NOT_YET in test/arch/image-names.test.ts');
 });

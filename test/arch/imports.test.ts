@@ -7,9 +7,9 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { dirname, join, normalize, relative } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { ROOT, SRC, tsFiles } from './src-files.js';
 
 /** Lowest first. Modules of one layer may import each other; a layer may import any layer below it. */
 const LAYERS: readonly (readonly string[])[] = [
@@ -24,29 +24,17 @@ const LAYERS: readonly (readonly string[])[] = [
   ['cli', 'rpc', 'crit'],
 ];
 
-const here = dirname(fileURLToPath(import.meta.url));
-// Compiled to dist/test/arch: the sources are three levels up.
-const root = normalize(join(here, '..', '..', '..'));
-const src = join(root, 'src');
 
-function walk(dir: string, out: string[] = []): string[] {
-  for (const name of readdirSync(dir).sort()) {
-    const p = join(dir, name);
-    if (statSync(p).isDirectory()) walk(p, out);
-    else if (name.endsWith('.ts')) out.push(p);
-  }
-  return out;
-}
 
 /** The top-level entry of src/ a file belongs to: "dump", "errors.ts", ... */
 function topOf(file: string): string {
-  return relative(src, file).split('/')[0] ?? '';
+  return relative(SRC, file).split('/')[0] ?? '';
 }
 
 function layerOf(file: string): number {
   const top = topOf(file);
   const i = LAYERS.findIndex((l) => l.includes(top));
-  assert.ok(i >= 0, `${relative(root, file)}: src/${top} is in no layer of test/arch/imports.test.ts (add it where it belongs)`);
+  assert.ok(i >= 0, `${relative(ROOT, file)}: src/${top} is in no layer of test/arch/imports.test.ts (add it where it belongs)`);
   return i;
 }
 
@@ -63,14 +51,14 @@ function importsOf(file: string): string[] {
   return out;
 }
 
-const files = walk(src);
+const files = tsFiles();
 const graph = new Map(files.map((f) => [f, importsOf(f)]));
 
 test('every import of src/ points down a layer or stays in its own', () => {
   const bad: string[] = [];
   for (const [f, deps] of graph) {
     for (const d of deps) {
-      if (layerOf(d) > layerOf(f)) bad.push(`${relative(src, f)} -> ${relative(src, d)}`);
+      if (layerOf(d) > layerOf(f)) bad.push(`${relative(SRC, f)} -> ${relative(SRC, d)}`);
     }
   }
   assert.deepEqual(bad, [], `imports pointing up a layer:\n${bad.join('\n')}`);
@@ -85,7 +73,7 @@ test('no import circle in src/', () => {
     stack.push(f);
     for (const d of graph.get(f) ?? []) {
       if (!graph.has(d)) continue;
-      if (state.get(d) === 'open') circles.push([...stack.slice(stack.indexOf(d)), d].map((x) => relative(src, x)).join(' -> '));
+      if (state.get(d) === 'open') circles.push([...stack.slice(stack.indexOf(d)), d].map((x) => relative(SRC, x)).join(' -> '));
       else if (!state.has(d)) visit(d);
     }
     stack.pop();
@@ -96,13 +84,13 @@ test('no import circle in src/', () => {
 });
 
 test('every relative import of src/ names a file that exists', () => {
-  const missing = [...graph].flatMap(([f, deps]) => deps.filter((d) => !graph.has(d)).map((d) => `${relative(src, f)} -> ${relative(src, d)}`));
+  const missing = [...graph].flatMap(([f, deps]) => deps.filter((d) => !graph.has(d)).map((d) => `${relative(SRC, f)} -> ${relative(SRC, d)}`));
   assert.deepEqual(missing, []);
 });
 
 test('no AsyncLocalStorage: per-dump and per-restore state lives in the contexts', () => {
   const users = files.filter((f) => /AsyncLocalStorage|node:async_hooks/.test(readFileSync(f, 'utf8')));
-  assert.deepEqual(users.map((f) => relative(src, f)), []);
+  assert.deepEqual(users.map((f) => relative(SRC, f)), []);
 });
 
 test('ptrace is called only by src/infect and src/sys', () => {
@@ -111,7 +99,7 @@ test('ptrace is called only by src/infect and src/sys', () => {
     const top = topOf(f);
     if (top === 'infect' || top === 'sys') continue;
     readFileSync(f, 'utf8').split('\n').forEach((line, i) => {
-      if (/\bptrace[A-Z]\w*\s*\(/.test(line) && !/^\s*(\/\/|\*)/.test(line)) bad.push(`${relative(src, f)}:${i + 1}: ${line.trim()}`);
+      if (/\bptrace[A-Z]\w*\s*\(/.test(line) && !/^\s*(\/\/|\*)/.test(line)) bad.push(`${relative(SRC, f)}:${i + 1}: ${line.trim()}`);
     });
   }
   assert.deepEqual(bad, [], `ptrace outside src/infect and src/sys:\n${bad.join('\n')}`);
