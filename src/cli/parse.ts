@@ -16,11 +16,10 @@ import type { VethPeerOut } from '../kinds/index.js';
 import type { ConfigSources } from './config-file.js';
 import { LONG_NAMES, SHORT_OPTIONS, isCommandName } from './option-table.js';
 import type { CommandName, LongName, OptionSpec } from './option-table.js';
+import { PID_MAX_LIMIT } from '../sys/process.js';
 
 /** CRIU's default verbosity (-v2: errors and warnings). */
 export const DEFAULT_LOG_LEVEL = 2;
-/** PID_MAX_LIMIT on 64-bit kernels. */
-const PID_MAX_LIMIT = 4_194_304;
 
 export type FinalState = 'dead' | 'stopped' | 'running';
 

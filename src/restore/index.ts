@@ -16,8 +16,8 @@ import { NR, PR, waitPid, __WALL, WNOHANG, pidExists, createFileExclusive, SIGST
 import { holdSigmask, release, releaseQuiet } from '../infect/ptrace-state.js';
 import type { RestoreTreeOptions, RestoreResult, RestoreStats } from './options.js';
 import type { RestoreActionPoint } from '../action-points.js';
-import type { StatsEntry } from '../images/messages.js';
-import { imageFile, storeImage, TASK_STOPPED } from '../images/index.js';
+import { TASK_STOPPED } from '../images/index.js';
+import { writeRestoreStats } from './stats.js';
 import { restoreSession, type RestoreSession } from './context.js';
 import { loadDump, type DumpImages } from './images.js';
 import { refuseForeignNamespaceIds } from './namespaces.js';
@@ -302,24 +302,6 @@ async function untilStopped(pids: readonly number[]): Promise<void> {
       if (state === 'T' || Date.now() > deadline) break;
       await new Promise((r) => setTimeout(r, 2));
     }
-  }
-}
-
-/** stats-restore, as CRIU writes it; a dump dir we cannot write to only loses the stats. */
-function writeRestoreStats(dir: string, s: RestoreStats): void {
-  const entry: StatsEntry = {
-    restore: {
-      pages_compared: BigInt(s.pagesCompared),
-      pages_skipped_cow: BigInt(s.pagesSkippedCow),
-      forking_time: s.forkingTimeUs,
-      restore_time: s.restoreTimeUs,
-      pages_restored: BigInt(s.pagesRestored),
-    },
-  };
-  try {
-    storeImage(dir, 'STATS', 'restore', [entry]);
-  } catch (e) {
-    log.warn(`${imageFile('STATS', 'restore')} not written: ${(e as Error).message}`);
   }
 }
 

@@ -28,13 +28,13 @@
 import { closeSync, openSync, readSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import {
-  PAGE_SIZE, UFFD_MSG_BYTES, accept4, bindUnix, closeQuiet, connectUnix, decodeUffdMsg, isSyscallError, listen, pollFds, read,
-  recvPacket, sendPacket, seqpacketSocket, uffdCopy, uffdZeropage, POLLIN, POLLHUP, POLLERR,
+  PAGE_SIZE, UFFD_MSG_BYTES, accept4, bindUnix, closeQuiet, connectUnix, decodeUffdMsg, isSyscallError, listen,
+  pollFds, read, recvPacket, sendPacket, seqpacketSocket, uffdCopy, uffdZeropage, POLLIN, POLLHUP, POLLERR, EAGAIN,
+  EEXIST, ENOENT, ECONNREFUSED,
 } from '../sys/index.js';
 import { CriuTsError } from '../errors.js';
 import { logger } from '../log.js';
-import { readImage } from '../images/index.js';
-import type { PagemapEntry } from '../images/messages.js';
+import { imageFile, imagePath, loadImage } from '../images/index.js';
 import { ParentChain } from '../kinds/memory/parent-images.js';
 import { pageSegments } from '../kinds/memory/fill.js';
 import type { LazyRange, LazySink } from '../kinds/types.js';
@@ -43,10 +43,6 @@ import { PageServerClient } from '../kinds/memory/page-server-client.js';
 
 const log = logger('lazy-pages');
 export const LAZY_SOCKET = 'lazy-pages.socket';
-const EAGAIN = 11;
-const EEXIST = 17;
-const ENOENT = 2;
-const ECONNREFUSED = 111;
 /** Pages copied on a fault: the faulting one and a few after it (sequential access is the common case). */
 const FAULT_PAGES = 16;
 const PUSH_BYTES = 256 << 10;
@@ -184,7 +180,7 @@ export async function serveLazyPages(o: LazyPagesOptions): Promise<LazyPagesStat
     if (remote) {
       const want = len / PAGE_SIZE;
       const n = remote.get(t.imageId, p.img + (at - p.addr), want, buf);
-      if (n !== want) throw new CriuTsError('EIMAGE', `page server at ${remote.where}: pagemap-${t.imageId}.img has ${want} page(s) at 0x${(p.img + (at - p.addr)).toString(16)}, the server sent ${n}`, {});
+      if (n !== want) throw new CriuTsError('EIMAGE', `page server at ${remote.where}: ${imageFile('PAGEMAP', t.imageId)} has ${want} page(s) at 0x${(p.img + (at - p.addr)).toString(16)}, the server sent ${n}`, {});
     }
     let got = remote ? len : 0;
     while (got < len) {
@@ -332,10 +328,8 @@ export async function serveLazyPages(o: LazyPagesOptions): Promise<LazyPagesStat
               const uffd = pkt.fds[0];
               if (uffd === undefined || m.pid === undefined || m.image === undefined) throw new CriuTsError('EINTERNAL', 'lazy-pages: a task packet without its uffd', {});
               const ranges = (m.ranges ?? []).map(([a, b]) => ({ start: BigInt(a), end: BigInt(b) }));
-              const img = readImage(join(o.dir, `pagemap-${m.image}.img`));
-              const head = img.entries[0] as { pages_id?: number } | undefined;
-              const pagemap = img.entries.slice(1) as unknown as PagemapEntry[];
-              const segs = [...pageSegments(chain, `pagemap-${m.image}.img`, join(o.dir, `pages-${head?.pages_id ?? 0}.img`), pagemap).segs]
+              const [head, ...pagemap] = loadImage(o.dir, 'PAGEMAP', m.image).entries;
+              const segs = [...pageSegments(chain, imageFile('PAGEMAP', m.image), imagePath(o.dir, 'PAGES', head.pages_id), pagemap).segs]
                 .sort((a, b) => (a.vaddr < b.vaddr ? -1 : a.vaddr > b.vaddr ? 1 : 0));
               segsOf.set(m.pid, segs);
               const t = new LazyTask(`task ${m.pid}`, uffd, onlyIn(segs, ranges), m.pid, m.image);

@@ -24,12 +24,11 @@
  */
 import { spawn } from 'node:child_process';
 import { closeSync, writeSync } from 'node:fs';
-import { pipe2, seqpacketPair, sendPacket, closeQuiet } from '../sys/index.js';
+import { pipe2, seqpacketPair, sendPacket, closeQuiet, O_CLOEXEC } from '../sys/index.js';
 import { CriuTsError } from '../errors.js';
 import { logger } from '../log.js';
 
 const log = logger('lazy-pages');
-const O_CLOEXEC = 0o2000000;
 
 const SCRIPT = `trap '' INT TERM HUP
 s=$(cat)

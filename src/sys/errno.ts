@@ -35,6 +35,7 @@ export const EINVAL = 22;
 export const ENOSYS = 38;
 export const ENOTCONN = 107;
 export const EADDRINUSE = 98;
+export const ECONNREFUSED = 111;
 export const EBADRQC = 56;
 export const ENOTTY = 25;
 // Kernel-internal restart codes, visible to a tracer in rax of a task stopped in a syscall.

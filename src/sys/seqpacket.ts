@@ -11,7 +11,6 @@ import { SyscallError } from './error.js';
 import { AF_UNIX, SOCK_CLOEXEC, SOCK_SEQPACKET, SOL_SOCKET, SCM_RIGHTS, MSG_PEEK, MSG_TRUNC, MSG_DONTWAIT, scmRightsFds, socket } from './socket.js';
 
 // Not in nr.ts: only this module uses them.
-const NR_POLL = 7;
 const NR_ACCEPT4 = 288;
 
 export const POLLIN = 0x1;
@@ -92,7 +91,7 @@ export function pollFd(fd: number, events: number, timeoutMs: number): number {
   const pfd = Buffer.alloc(8);
   pfd.writeInt32LE(fd, 0);
   pfd.writeInt16LE(events, 4);
-  const r = sysTry(NR_POLL, addr(pfd), 1, Math.max(0, Math.floor(timeoutMs)));
+  const r = sysTry(NR.poll, addr(pfd), 1, Math.max(0, Math.floor(timeoutMs)));
   if (r === -4) return 0;
   if (r < 0) throw new SyscallError('poll', -r);
   return r === 0 ? 0 : pfd.readUInt16LE(6);

@@ -11,6 +11,7 @@
 import { addr, sysTry } from './libc.js';
 import { ioctlTry } from './process.js';
 import { SyscallError } from './error.js';
+import { NR } from './nr.js';
 
 export const UFFD_API = 0xaan;
 export const UFFD_USER_MODE_ONLY = 1;
@@ -196,9 +197,8 @@ export function pollFds(fds: readonly number[], events: number, timeoutMs: numbe
     pfd.writeInt32LE(fd, i * 8);
     pfd.writeInt16LE(events, i * 8 + 4);
   });
-  const r = sysTry(NR_POLL, addr(pfd), fds.length, Math.max(0, Math.floor(timeoutMs)));
+  const r = sysTry(NR.poll, addr(pfd), fds.length, Math.max(0, Math.floor(timeoutMs)));
   if (r === -4 || r === 0) return fds.map(() => 0);
   if (r < 0) throw new SyscallError('poll', -r);
   return fds.map((_, i) => pfd.readUInt16LE(i * 8 + 6));
 }
-const NR_POLL = 7;

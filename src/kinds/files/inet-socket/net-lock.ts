@@ -31,7 +31,7 @@ import { join } from 'node:path';
 import { CriuTsError } from '../../../errors.js';
 import { imageFile } from '../../../images/index.js';
 import { logger } from '../../../log.js';
-import { AF_INET6 } from '../../../sys/index.js';
+import { AF_INET6, IPPROTO_TCP, TCP_LISTEN, TCP_CLOSE } from '../../../sys/index.js';
 import { stateKey, type DumpContext } from '../../types.js';
 import type { FileEntry } from '../../../images/messages.js';
 import { appendFileSync } from 'node:fs';
@@ -255,9 +255,6 @@ export function lockConnection(ctx: DumpContext, family: number, src: readonly n
   nft(`add element ${table(lock.runId)} ${set} { ${one} . ${other}, ${other} . ${one} }\n`);
 }
 
-const IPPROTO_TCP = 6;
-const TCP_LISTEN = 10;
-const TCP_CLOSE = 7;
 
 /**
  * Restore: the connections are back; let their packets through (the table

@@ -14,7 +14,7 @@ import { CriuTsError } from '../../../errors.js';
 import type { FileEntry, UnixSkEntry } from '../../../images/messages.js';
 import {
   NR, AF_UNIX, SOCK_DGRAM, SOL_SOCKET, closeQuiet, connect, openPathNoFollow, pidfdGetfd, pidfdOpen, setsockoptInt,
-  shutdown, socket, AT_FDCWD, O_PATH, O_DIRECTORY, SO_SNDBUFFORCE, ENOENT, TCP_ESTABLISHED, TCP_LISTEN,
+  shutdown, socket, AT_FDCWD, O_PATH, O_DIRECTORY, SO_SNDBUFFORCE, ENOENT, TCP_ESTABLISHED, TCP_LISTEN, ECONNREFUSED,
 } from '../../../sys/index.js';
 import { stateKey, type RestoreContext, type RestoreTaskHandle } from '../../types.js';
 import { setStatusFlags } from '../pipe.js';
@@ -368,7 +368,6 @@ function peerReady(u: UnixSkEntry, ctx: RestoreContext): void {
   }
 }
 
-const ECONNREFUSED = 111;
 
 /** Connect a socket that is not half of a pair to its peer, by the peer's name. */
 export function finishUnixSocket(t: RestoreTaskHandle, e: FileEntry, fd: number, ctx: RestoreContext): void {
