@@ -17,6 +17,9 @@ import type { ConfigSources } from './config-file.js';
 import { LONG_NAMES, SHORT_OPTIONS, isCommandName } from './option-table.js';
 import type { CommandName, LongName, OptionSpec } from './option-table.js';
 import { PID_MAX_LIMIT } from '../sys/process.js';
+import { badArg, intArg, nonEmpty, sizeArg, usage, verbosity, verifyMode } from './arg-values.js';
+
+export { sizeArg } from './arg-values.js';
 
 /** CRIU's default verbosity (-v2: errors and warnings). */
 export const DEFAULT_LOG_LEVEL = 2;
@@ -109,10 +112,6 @@ export type ParsedCommand =
 export interface ParseContext extends ConfigSources {
   /** directory relative paths are resolved against (default process.cwd()) */
   cwd?: string;
-}
-
-function usage(message: string, data: Record<string, unknown> = {}): CriuTsError {
-  return new CriuTsError('EUSAGE', message, data);
 }
 
 interface Raw {
@@ -352,48 +351,6 @@ function apply(hit: Hit, raw: Raw): 'version' | undefined {
     default: throw new CriuTsError('EINTERNAL', `option --${spec.long} has no handler`);
   }
   return undefined;
-}
-
-function badArg(shown: string, value: string | undefined): CriuTsError {
-  return usage(`invalid argument for ${shown}: ${value ?? ''}`, { option: shown, value });
-}
-
-function verifyMode(shown: string, value: string | undefined): 'refuse' | 'warn' {
-  if (value === undefined || value === 'refuse') return 'refuse';
-  if (value === 'warn') return 'warn';
-  throw badArg(shown, value);
-}
-
-function nonEmpty(shown: string, value: string | undefined): string {
-  if (value === undefined || value === '') throw badArg(shown, value);
-  return value;
-}
-
-function intArg(shown: string, value: string | undefined, min: number, max = Number.MAX_SAFE_INTEGER): number {
-  if (value === undefined || !/^\d+$/.test(value)) throw badArg(shown, value);
-  const n = Number(value);
-  if (n < min || n > max) throw badArg(shown, value);
-  return n;
-}
-
-/** --ghost-limit: bytes with an optional K, M or G suffix (powers of 1024, like CRIU's KILO/MEGA/GIGA). */
-export function sizeArg(shown: string, value: string | undefined): number {
-  const m = /^(\d+)([KMG]?)$/.exec(value ?? '');
-  if (m === null) throw badArg(shown, value);
-  const shift = { '': 0, K: 10, M: 20, G: 30 }[m[2] ?? ''] ?? 0;
-  return Number(m[1]) * 2 ** shift;
-}
-
-/**
- * -v: one more; -vv...: one per v; -vN / --verbosity=N: exactly N. Any other
- * value is read the way CRIU reads it (atoi: leading digits, else 0), so
- * zdtm's "-verbosity=0" (short -v with the argument "erbosity=0") means 0.
- */
-function verbosity(value: string | undefined, current: number): number {
-  if (value === undefined) return current + 1;
-  if (value.startsWith('v')) return current + value.length + 1;
-  const m = /^\s*([+-]?\d+)/.exec(value);
-  return m === null ? 0 : Number(m[1]);
 }
 
 function inDir(base: string, p: string): string {
