@@ -21,6 +21,8 @@ const OVER: Readonly<Record<string, string>> = {
   'kinds/files/ghost.ts': 'ghost files and link remaps in one module; to split by direction',
   'kinds/files/unix-socket/restore.ts': 'unix socket restore (bind, connect, queues, in-flight fds); to split by socket state',
   'kinds/types.ts': 'the kinds contract (file kinds, resource kinds, both contexts); to split by contract',
+  'kinds/memory/restore.ts': 'the restore of one address space; kinds/memory is being reworked for lazy pages this session',
+  'restore/lazy-pages.ts': 'the lazy-pages daemon and its client, being written this session; to split daemon from client',
 };
 
 
