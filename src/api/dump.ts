@@ -34,6 +34,7 @@ export function coreOptions(opts: DumpOptions): DumpTreeOptions {
     dir: resolve(opts.imagesDir ?? '.'),
     kinds: {
       shellJob: opts.shellJob ?? false,
+      orphanPtsMaster: opts.orphanPtsMaster ?? false,
       extUnixSk: opts.extUnixSk ?? false,
       fileLocks: opts.fileLocks ?? false,
       ghostLimit: opts.ghostLimit ?? GHOST_LIMIT_BYTES,

@@ -78,6 +78,8 @@ export interface CommonOptions {
 export interface DumpOptions extends CommonOptions {
   /** -t/--tree: root of the process tree */
   pid: number;
+  /** RPC orphan_pts_master: a pty slave whose master is outside the tree is dumped; restore hands out a new master */
+  orphanPtsMaster?: boolean;
   /** -R/--leave-running */
   leaveRunning?: boolean;
   /** -s/--leave-stopped */
@@ -99,6 +101,20 @@ export interface DumpOptions extends CommonOptions {
 }
 
 export interface RestoreOptions extends CommonOptions {
+  /**
+   * RPC orphan_pts_master: for each pty whose master was outside the dump,
+   * a new master (an fd of this process, the callee's to close) is made at
+   * the dumped index and given here while the tree is restored; the tasks
+   * get the slave as they had it. Without it such a slave needs shellJob.
+   */
+  orphanPtsMaster?: (master: number) => void;
+  /**
+   * --inherit-fd: files the caller holds open in this process, by CRIU's
+   * key (`pipe:[ino]`, `socket:[ino]`, a regular file's path without its
+   * leading '/'): a file of the images with that key becomes this open
+   * file, not a new one (runc hands back the container's stdio pipes so).
+   */
+  inheritFd?: readonly { fd: number; key: string }[];
   /** --pidfile: write the restored root's pid here (relative to workDir) */
   pidfile?: string;
   /** -s/--leave-stopped: leave tasks stopped after restore */

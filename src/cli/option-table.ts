@@ -68,7 +68,7 @@ export const OPTIONS: readonly OptionSpec[] = [
   { long: 'skip-file-rwx-check', arg: 'none', negatable: true, support: I },
   { long: 'allow-uprobes', arg: 'none', negatable: true, support: I },
   { long: 'external', arg: 'required', support: Y },
-  { long: 'inherit-fd', arg: 'required', support: U },
+  { long: 'inherit-fd', arg: 'required', support: Y },
   { long: 'empty-ns', arg: 'required', support: Y },
   { long: 'join-ns', short: 'J', arg: 'required', support: Y },
   { long: 'root', short: 'r', arg: 'required', support: U },

@@ -56,6 +56,8 @@ export interface CliOptions {
   manageCgroups?: CgroupMode;
   /** --cgroup-root, in order */
   cgroupRoot: string[];
+  /** --inherit-fd fd[N]:KEY (restore): our fd N stands for the file CRIU names KEY */
+  inheritFd: { fd: number; key: string }[];
   cgroupYard?: string;
   /** --cgroup-dump-controller, in order */
   cgroupDumpController: string[];
@@ -182,6 +184,7 @@ function defaults(): CliOptions {
     checkExperimental: false,
     closeFds: [],
     cgroupRoot: [],
+    inheritFd: [],
     cgroupDumpController: [],
     joinNs: [],
     emptyNetNs: false,
@@ -293,6 +296,7 @@ function apply(hit: Hit, raw: Raw): 'version' | undefined {
       o.manageCgroups = mode as CgroupMode;
       break;
     }
+    case 'inherit-fd': o.inheritFd.push(parseInheritFd(shown, nonEmpty(shown, value))); break;
     case 'cgroup-root': parseCgroupRoot(nonEmpty(shown, value)); o.cgroupRoot.push(nonEmpty(shown, value)); break;
     case 'cgroup-yard': o.cgroupYard = nonEmpty(shown, value); break;
     case 'cgroup-dump-controller': o.cgroupDumpController.push(nonEmpty(shown, value)); break;
@@ -429,4 +433,11 @@ function finish(raw: Raw, positional: readonly string[]): ParsedCommand {
   if (raw.logFile !== undefined) o.logFile = raw.logFile === '-' ? '-' : inDir(o.workDir, raw.logFile);
   if (raw.pidfile !== undefined) o.pidfile = inDir(o.workDir, raw.pidfile);
   return action === undefined ? { kind: 'command', command: cmd, options: o } : { kind: 'command', command: cmd, action, options: o };
+}
+
+/** CRIU's --inherit-fd form: fd[N]:KEY, N one of our open fds, KEY as CRIU names the file (pipe:[ino], socket:[ino], path). */
+function parseInheritFd(shown: string, value: string): { fd: number; key: string } {
+  const m = /^fd\[(\d+)\]:(.+)$/.exec(value);
+  if (!m) throw new CriuTsError('EUSAGE', `${shown} ${value}: expected fd[N]:KEY`, { option: shown, value });
+  return { fd: Number(m[1]), key: m[2] as string };
 }

@@ -75,6 +75,8 @@ export interface CgroupOptions {
 export interface DumpKindOptions extends CgroupOptions {
   /** -j: the session and controlling tty are outside the tree */
   shellJob: boolean;
+  /** RPC orphan_pts_master: a pty slave whose master is outside the tree is dumped (a new master is handed out at restore); absent: false */
+  orphanPtsMaster?: boolean;
   /** --ext-unix-sk: unix sockets whose peer is outside the tree */
   extUnixSk: boolean;
   /** --file-locks */
@@ -186,6 +188,19 @@ export interface LazySink {
 export interface RestoreKindOptions extends CgroupOptions {
   /** -j: the session and controlling tty are outside the tree */
   shellJob: boolean;
+  /**
+   * RPC orphan_pts_master: a pty slave whose master was outside the dump
+   * gets a new master, made in our process and given to this callback (it
+   * owns the fd from then on); undefined: such a slave needs shellJob.
+   */
+  orphanPtsMaster?: ((master: number) => void) | undefined;
+  /**
+   * --inherit-fd / RPC inherit_fd: files the caller already holds, by
+   * CRIU's key (`pipe:[ino]`, `socket:[ino]`, a regular file's path without
+   * its leading '/'), each an fd of our process; a file of the images with
+   * that key is this open file instead of a new one.
+   */
+  inheritFds?: ReadonlyMap<string, number> | undefined;
   /** --ext-unix-sk */
   extUnixSk: boolean;
   /** --tcp-close: TCP connections come back closed (TCP_CLOSE, shut down both ways) */

@@ -25,6 +25,26 @@ function kindOf(e: FileEntry | undefined, id: number, pid: number): { e: FileEnt
   return { e, kind };
 }
 
+/**
+ * The key --inherit-fd names a file by, as CRIU's file_desc_ops.name: a
+ * pipe `pipe:[ino]`, a unix socket `socket:[ino]`, a regular file its path
+ * without the leading '/'.
+ */
+export function inheritKeyOf(e: FileEntry): string | undefined {
+  if (e.pipe) return `pipe:[${e.pipe.pipe_id}]`;
+  if (e.usk) return `socket:[${e.usk.ino}]`;
+  if (e.reg) return e.reg.name.startsWith('/') ? e.reg.name.slice(1) : e.reg.name;
+  return undefined;
+}
+
+/** Our fd for a file the caller handed over with --inherit-fd, if it did. */
+function inheritedFd(e: FileEntry, ctx: RestoreContext): number | undefined {
+  const map = ctx.opts.inheritFds;
+  if (map === undefined || map.size === 0) return undefined;
+  const key = inheritKeyOf(e);
+  return key === undefined ? undefined : map.get(key);
+}
+
 function parker(t: RestoreTaskHandle, base: number): (fd: number) => number {
   return (fd) => {
     if (fd >= base) return fd;
@@ -49,6 +69,12 @@ export function openGroupFiles(
   for (const id of ids) {
     if (held.has(id)) continue;
     const { e, kind } = kindOf(ctx.fileById(id), id, t.pid);
+    const inherited = inheritedFd(e, ctx);
+    if (inherited !== undefined) {
+      // The caller's own open file: nothing of the kind runs on it (no queued data, no finish).
+      held.set(id, park(installFd(t, inherited)));
+      continue;
+    }
     const copy = inFlightCopy(ctx, id);
     const fd = park(copy === undefined ? kind.restore(t, e, fdinfoOf(id), taskCtx) : installFd(t, copy));
     held.set(id, fd);
@@ -114,8 +140,10 @@ export function restoreFds(
       continue;
     }
     const { e, kind } = kindOf(ctx.fileById(fdi.id), fdi.id, t.pid);
-    // A file made along with one in flight is that very file: handed over, its kind has nothing more to do.
-    const copy = inFlightCopy(ctx, fdi.id);
+    // A file made along with one in flight is that very file, and one the caller handed over (--inherit-fd)
+    // is the caller's: either way its kind has nothing more to do.
+    const inherited = inheritedFd(e, ctx);
+    const copy = inherited ?? inFlightCopy(ctx, fdi.id);
     const got = copy === undefined ? kind.restore(t, e, fdi, taskCtx) : installFd(t, copy);
     if (got === fdi.fd) {
       t.syscall(`fcntl(${got}, F_SETFD)`, NR.fcntl, got, F_SETFD, fdi.flags & FD_CLOEXEC ? FD_CLOEXEC : 0);

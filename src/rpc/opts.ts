@@ -10,7 +10,7 @@
  * change the result (like the CLI's "not supported yet"), and logged as
  * ignored when it would not.
  */
-import { existsSync, readlinkSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, readlinkSync, statSync } from 'node:fs';
 import { isAbsolute, join, resolve } from 'node:path';
 import type { CgroupMode, CommonOptions, DumpOptions, RestoreOptions } from '../api/options.js';
 import { CriuTsError } from '../errors.js';
@@ -26,6 +26,7 @@ const log = logger('rpc');
 export const DEFAULT_RPC_LOG_FILE = 'criu.log';
 
 const EBADRQC = 56;
+const EOPNOTSUPP = 95;
 
 /** CRIU answers every option it cannot set up with cr_errno EBADRQC ("Bad options" in pycriu). */
 export function badOptions(message: string, data: Record<string, unknown> = {}): CriuTsError {
@@ -117,12 +118,19 @@ function refused(o: EffectiveOpts, op: Operation): string[] {
   add(o.ps !== undefined && (op !== 'dump' || o.ps.fd !== undefined), o.ps?.fd !== undefined ? 'ps.fd (page server socket)' : 'ps (page server)');
   // lazy_pages in a RESTORE: the lazy-pages daemon's socket in the work dir, as --lazy-pages; in a dump (lazy migration), not yet.
   add(o.lazy_pages === true && op !== 'restore', 'lazy_pages');
+  // Page server connections are not encrypted: a client asking for TLS must not get clear text.
+  add(o.tls === true, 'tls');
   add(nonEmpty(o.exec_cmd), 'exec_cmd');
-  add(nonEmpty(o.inherit_fd), 'inherit_fd');
   add(nonEmpty(o.ext_mnt), 'ext_mnt');
   add(o.auto_ext_mnt === true, 'auto_ext_mnt');
   if (op !== 'restore') add(nonEmpty(o.join_ns), 'join_ns');
-  add(o.orphan_pts_master === true, 'orphan_pts_master');
+  // Property lists other than CRIU's built-in ones would change which cgroup files are saved.
+  add(isSet(o.cgroup_props), 'cgroup_props');
+  add(isSet(o.cgroup_props_file), 'cgroup_props_file');
+  // criu-ts neither reads nor sets LSM labels: another profile asked for would not be put on the tasks.
+  add(isSet(o.lsm_profile), 'lsm_profile');
+  add(isSet(o.lsm_mount_context), 'lsm_mount_context');
+  add(configFileSetsOptions(o.config_file), `config_file (${o.config_file ?? ''} sets options)`);
   // criu-ts has no mount namespaces: a root other than / would resolve every path elsewhere.
   add(o.root !== undefined && o.root !== '' && resolve(o.root) !== '/', 'root');
   if (op !== 'dump') add(o.track_mem === true, 'track_mem');
@@ -131,17 +139,33 @@ function refused(o: EffectiveOpts, op: Operation): string[] {
 
 /** Accepted, logged as ignored when set: leaving them out does not change what criu-ts can dump or restore. */
 const IGNORED_FIELDS = [
-  'evasive_devices', 'auto_dedup', 'force_irmap', 'irmap_scan_paths',
-  'cgroup_props', 'cgroup_props_file',
+  'evasive_devices', 'force_irmap', 'irmap_scan_paths',
   'cpu_cap', 'skip_mnt', 'enable_fs', 'ext_sharing', 'ext_masters',
-  'weak_sysctls', 'status_fd', 'lsm_profile', 'lsm_mount_context', 'tls', 'tls_cacert', 'tls_cacrl', 'tls_cert',
+  'weak_sysctls', 'status_fd', 'tls_cacert', 'tls_cacrl', 'tls_cert',
   'tls_key', 'tls_no_cn_verify', 'mntns_compat_mode', 'skip_file_rwx_check', 'unprivileged',
-  'display_stats', 'allow_uprobes', 'ghost_fiemap', 'file_validation_method', 'pidfd_store_sk', 'config_file',
+  'display_stats', 'allow_uprobes', 'ghost_fiemap', 'file_validation_method', 'pidfd_store_sk',
 ] as const;
 
 function isSet(v: unknown): boolean {
   if (v === undefined || v === false || v === '') return false;
   return !(Array.isArray(v) && v.length === 0);
+}
+
+/**
+ * CRIU reads config_file after the request and lets it override the RPC
+ * settings; a file that is absent (runc always names
+ * /etc/criu/runc.conf) or holds only comments changes nothing. One that
+ * sets options is refused rather than silently not applied.
+ */
+function configFileSetsOptions(path: string | undefined): boolean {
+  if (path === undefined || path === '') return false;
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch {
+    return false; // CRIU ignores a configuration file it cannot read
+  }
+  return text.split('\n').some((l) => l.trim() !== '' && !l.trim().startsWith('#'));
 }
 
 /** Refuse what we cannot do, warn about what we skip; throws for the first kind. */
@@ -151,7 +175,7 @@ export function checkSupported(o: EffectiveOpts, op: Operation, mode: RpcMode): 
   }
   const no = refused(o, op);
   if (no.length > 0) {
-    throw new CriuTsError('EUNSUPPORTED', `criu-ts does not support these RPC options yet: ${no.join(', ')}`, { options: no });
+    throw new CriuTsError('EUNSUPPORTED', `criu-ts does not support these RPC options yet: ${no.join(', ')}`, { options: no, errno: EOPNOTSUPP });
   }
   const rec = o as unknown as Record<string, unknown>;
   for (const f of IGNORED_FIELDS) if (isSet(rec[f])) log.warn(`RPC option ${f} is not implemented by criu-ts and is ignored`);
@@ -163,6 +187,8 @@ function common(o: EffectiveOpts, dirs: RequestDirs): CommonOptions {
   if (dirs.workDir !== undefined) c.workDir = dirs.workDir;
   if (o.shell_job !== undefined) c.shellJob = o.shell_job;
   if (o.ext_unix_sk !== undefined) c.extUnixSk = o.ext_unix_sk;
+  // CRIU allows the external unix sockets named by inode; criu-ts allows every external one (as the CLI's --ext-unix-sk=ino).
+  if (nonEmpty(o.unix_sk_ino)) c.extUnixSk = true;
   if (o.tcp_established !== undefined) c.tcpEstablished = o.tcp_established;
   if (o.tcp_close !== undefined) c.tcpClose = o.tcp_close;
   if (o.tcp_skip_in_flight !== undefined) c.skipInFlight = o.tcp_skip_in_flight;
@@ -207,6 +233,7 @@ function cgroupRequest(o: EffectiveOpts, c: CommonOptions): void {
 /** DumpOptions; `pid` is the request's or, absent, the client's own (CRIU's self-dump). */
 export function dumpOptionsFrom(o: EffectiveOpts, dirs: RequestDirs, peerPid: number): DumpOptions {
   const d: DumpOptions = { ...common(o, dirs), pid: o.pid ?? peerPid };
+  if (o.orphan_pts_master === true) d.orphanPtsMaster = true;
   // CRIU: leave_stopped is read after leave_running and wins.
   if (o.leave_running === true) d.leaveRunning = true;
   if (o.leave_stopped === true) {
@@ -241,5 +268,7 @@ export function restoreOptionsFrom(o: EffectiveOpts, dirs: RequestDirs): Restore
   if (joins.length > 0) {
     r.joinNs = joins.map((j) => (j.extra_opt !== undefined && j.extra_opt !== '' ? { ns: j.ns, file: j.ns_file, extra: j.extra_opt } : { ns: j.ns, file: j.ns_file }));
   }
+  // The fds are this process's own (runc passes them to `criu swrk` as extra files), as in CRIU.
+  if (nonEmpty(o.inherit_fd)) r.inheritFd = (o.inherit_fd ?? []).map((i) => ({ fd: i.fd, key: i.key }));
   return r;
 }

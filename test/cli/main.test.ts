@@ -27,7 +27,7 @@ test('bad command lines: one stderr line, exit 1', async () => {
     [['dump'], /^criu-ts: pid not specified/],
     [['restore', '--external', 'mnt[]'], /^Error \(criu-ts\): --external mnt\[\]: not supported yet \(criu-ts takes veth\[IN\]:OUT\[@BRIDGE\] and macvlan\[IN\]:OUTDEV\)$/],
     [['restore', '--veth-pair', 'eth0'], /^criu-ts: invalid argument for --veth-pair: eth0$/],
-    [['restore', '--inherit-fd', 'fd[1]:x'], /^criu-ts: --inherit-fd is not supported yet$/],
+    [['restore', '--inherit-fd', 'fd1:x'], /^criu-ts: --inherit-fd fd1:x: expected fd\[N\]:KEY$/],
     [['dump', '-t', '1', '--page-server'], /^criu-ts: --page-server needs --address and --port of a running page server$/],
     [['restore', '--empty-ns', 'mnt'], /^criu-ts: unsupported empty namespace: mnt \(only net\)$/],
     [['restore', '-J', 'pid:1'], /^Error \(criu-ts\): --join-ns pid:1: joining a pid namespace is not supported \(net, uts, ipc\)$/],

@@ -118,7 +118,9 @@ test('ignored and unsupported options', () => {
   const o = opts(['dump', '-t', '1', '--cgroup-props', 'x', '--link-remap', '--cgroup-props-file', 'y', '--no-page-server']);
   assert.deepEqual(o.ignored, ['--cgroup-props', '--cgroup-props-file']);
   assert.equal(o.linkRemap, true);
-  fails(['restore', '--inherit-fd', 'fd[3]:pipe[1]'], /--inherit-fd is not supported yet/, 'EUNSUPPORTED');
+  fails(['restore', '--inherit-fd', '3:pipe[1]'], /--inherit-fd 3:pipe\[1\]: expected fd\[N\]:KEY/, 'EUSAGE');
+  assert.deepEqual(opts(['restore', '--inherit-fd', 'fd[3]:pipe:[1]', '--inherit-fd', 'fd[4]:tmp/log']).inheritFd,
+    [{ fd: 3, key: 'pipe:[1]' }, { fd: 4, key: 'tmp/log' }]);
   fails(['dump', '-t', '1', '--tls'], /--tls is not supported yet/, 'EUNSUPPORTED');
   assert.equal(opts(['restore', '--lazy-pages']).lazyPages, true);
 });

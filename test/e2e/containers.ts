@@ -170,13 +170,18 @@ export function criuFailureOf(out: string): CriuFailure | undefined {
 
 const EOPNOTSUPP = 95;
 
+/** criu-ts's one-line refusals of what it cannot do yet (EUNSUPPORTED), which CRIU 4.2 would answer without a cr_errno. */
+const REFUSAL_LINE = /not supported|cannot (checkpoint|restore|dump) .* yet|not (done|implemented) yet|does not support/;
+
 /**
- * The skip reason when criu-ts refused what the client asked (EOPNOTSUPP,
- * with its one line), else undefined: any other failure is a real one.
+ * The skip reason when criu-ts refused what the client asked (RPC options:
+ * EOPNOTSUPP; a resource it cannot handle yet: no cr_errno, as CRIU, and
+ * its one line says so), else undefined: any other failure is a real one.
  */
 export function refusal(what: string, out: string): string | undefined {
   const f = criuFailureOf(out);
-  if (f === undefined || f.errno !== EOPNOTSUPP) return undefined;
+  if (f === undefined) return undefined;
+  if (f.errno !== EOPNOTSUPP && !(f.errno === 0 && REFUSAL_LINE.test(f.logLine))) return undefined;
   return `criu-ts still refuses ${what} (${f.type} errno ${f.errno}): ${f.logLine}`;
 }
 

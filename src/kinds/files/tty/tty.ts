@@ -138,9 +138,9 @@ export const ttyKind: FileKind = {
     if (k.what !== 'ctty' && k.index < 0) throw new CriuTsError('EDUMP', `task ${p.pid} fd ${p.fd}: no pty index for ${p.link}`, { pid: p.pid, fd: p.fd });
     // A slave whose master was closed is hung up (its ioctls answer EIO): it comes back hung up.
     const hungUp = k.what === 'slave' && ioctlTry(p.localFd, IOC.TCGETS2, Buffer.alloc(44)) === -EIO;
-    if (k.what === 'slave' && !hungUp && !ctx.opts.shellJob && !masterInDump(k.index)) {
+    if (k.what === 'slave' && !hungUp && !ctx.opts.shellJob && ctx.opts.orphanPtsMaster !== true && !masterInDump(k.index)) {
       throw new CriuTsError('EUNSUPPORTED',
-        `task ${p.pid} fd ${p.fd}: ${p.link} is a terminal whose master is outside the dump; use --shell-job to reopen it at restore`,
+        `task ${p.pid} fd ${p.fd}: ${p.link} is a terminal whose master is outside the dump; use --shell-job to reopen it at restore (RPC: orphan_pts_master)`,
         { pid: p.pid, fd: p.fd, link: p.link });
     }
     if (k.what === 'master') {
@@ -173,6 +173,8 @@ export const ttyKind: FileKind = {
     if (masterFile === undefined) {
       // Dumped hung up (no termios could be read): made hung up again.
       if (!info.termios) return openHungUp(t, info, index, tty.flags, ctx);
+      const give = ctx.opts.orphanPtsMaster;
+      if (give !== undefined) return openOrphan(t, info, index, tty.flags, ctx, give);
       if (!ctx.opts.shellJob) {
         throw new CriuTsError('EUNSUPPORTED', `task ${t.pid}: ${path ?? `pts ${index}`} belongs to a terminal outside the dump; restore with --shell-job`, { pid: t.pid, index });
       }
@@ -183,17 +185,7 @@ export const ttyKind: FileKind = {
       ctx.provide(m.id, createMaster(t, ttyInfo(ctx, infoIdOf(index, true)), m.tty?.flags ?? 2, ctx));
     }
     const fd = openPath(t, `/dev/pts/${index}`, tty.flags | O_NOCTTY);
-    if (info.sid !== 0 && info.sid === t.vpid) {
-      t.syscall('ioctl(TIOCSCTTY)', NR.ioctl, fd, IOC.TIOCSCTTY, 0);
-      if (info.pgrp !== 0) {
-        // The group may be created later (by a child): then it stays the leader's.
-        try {
-          t.syscall('ioctl(TIOCSPGRP)', NR.ioctl, fd, IOC.TIOCSPGRP, intArg(t, info.pgrp));
-        } catch {
-          // not there yet
-        }
-      }
-    }
+    takeIfLeader(t, fd, info);
     writeTtyState(t, fd, info);
     setOwner(info, index);
     return fd;
@@ -219,6 +211,43 @@ function setOwner(info: TtyInfoEntry, index: number): void {
  * takes its index, the slave is opened in the task, and our master is
  * closed once every task's files exist, which hangs the slave up again.
  */
+/** The slave becomes the controlling terminal of the session it leads (and its foreground group, once that exists). */
+function takeIfLeader(t: RestoreTaskHandle, fd: number, info: TtyInfoEntry): void {
+  if (info.sid === 0 || info.sid !== t.vpid) return;
+  t.syscall('ioctl(TIOCSCTTY)', NR.ioctl, fd, IOC.TIOCSCTTY, 0);
+  if (info.pgrp === 0) return;
+  // The group may be created later (by a child): then it stays the leader's.
+  try {
+    t.syscall('ioctl(TIOCSPGRP)', NR.ioctl, fd, IOC.TIOCSPGRP, intArg(t, info.pgrp));
+  } catch {
+    // not there yet
+  }
+}
+
+/**
+ * A slave whose master was outside the dump, with orphan_pts_master (runc's
+ * console: the master went to its console socket): a new master is made at
+ * the dumped index in our process, the slave opened in the task as it was,
+ * and the master handed to whoever asked (the RPC client gets it over its
+ * socket, as CRIU sends it in the orphan-pts-master notification). One
+ * master per index, however many fds and tasks hold the slave.
+ */
+function openOrphan(
+  t: RestoreTaskHandle, info: TtyInfoEntry, index: number, flags: number, ctx: RestoreContext, give: (master: number) => void,
+): number {
+  const orphans = restored(ctx).orphans;
+  if (!orphans.has(index)) {
+    const master = ptmxAt(index);
+    orphans.add(index);
+    give(master); // the receiver owns it from here, also when the restore fails later
+  }
+  const fd = openPath(t, `/dev/pts/${index}`, flags | O_NOCTTY);
+  takeIfLeader(t, fd, info);
+  writeTtyState(t, fd, info);
+  setOwner(info, index);
+  return fd;
+}
+
 function openHungUp(t: RestoreTaskHandle, info: TtyInfoEntry, index: number, flags: number, ctx: RestoreContext): number {
   const fakes = restored(ctx).fakeMasters;
   if (!fakes.has(index)) {
