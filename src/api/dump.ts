@@ -1,3 +1,4 @@
+import { externalFileKey, externalFileKeys } from './external-files.js';
 import { resolve } from 'node:path';
 import type { DumpOptions, DumpResult } from './options.js';
 import { dumpTree } from '../dump/index.js';
@@ -35,6 +36,8 @@ export function coreOptions(opts: DumpOptions): DumpTreeOptions {
     kinds: {
       shellJob: opts.shellJob ?? false,
       orphanPtsMaster: opts.orphanPtsMaster ?? false,
+      // file[..] / tty[..] of --external (or externalFiles): saved by key only (api/external-files.ts).
+      externals: externalFileKeys([...(opts.externalFiles ?? []), ...(opts.external ?? []).filter((e) => externalFileKey(e) !== undefined)]),
       extUnixSk: opts.extUnixSk ?? false,
       fileLocks: opts.fileLocks ?? false,
       ghostLimit: opts.ghostLimit ?? GHOST_LIMIT_BYTES,

@@ -80,6 +80,12 @@ export interface DumpOptions extends CommonOptions {
   pid: number;
   /** RPC orphan_pts_master: a pty slave whose master is outside the tree is dumped; restore hands out a new master */
   orphanPtsMaster?: boolean;
+  /**
+   * --external file[MNT_ID:INODE] / tty[RDEV:DEV] (hex, CRIU's syntax):
+   * files and terminals outside the tree, saved by key only; the restore
+   * needs them back through inheritFd with the same key.
+   */
+  externalFiles?: readonly string[];
   /** -R/--leave-running */
   leaveRunning?: boolean;
   /** -s/--leave-stopped */

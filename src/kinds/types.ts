@@ -77,6 +77,14 @@ export interface DumpKindOptions extends CgroupOptions {
   shellJob: boolean;
   /** RPC orphan_pts_master: a pty slave whose master is outside the tree is dumped (a new master is handed out at restore); absent: false */
   orphanPtsMaster?: boolean;
+  /**
+   * --external for files (CRIU's keys `file[mnt_id:ino]`, `tty[rdev:dev]`,
+   * `unix[ino]`, hex as CRIU prints them but unix's decimal): objects
+   * outside the tree that the caller hands back with --inherit-fd at
+   * restore. A file so named is saved as a REG entry named by its key, a
+   * pty slave and a unix socket are dumped without their peer.
+   */
+  externals?: ReadonlySet<string>;
   /** --ext-unix-sk: unix sockets whose peer is outside the tree */
   extUnixSk: boolean;
   /** --file-locks */
@@ -325,6 +333,14 @@ export interface FileKind {
    * there (the core moves it to the right number and sets FD_CLOEXEC).
    */
   restore(t: RestoreTaskHandle, e: FileEntry, fdi: FdinfoEntry, ctx: RestoreContext): number;
+  /**
+   * The key --inherit-fd / RPC inherit_fd names this file by, as CRIU's
+   * file_desc_ops.name (`pipe:[ino]`, `socket:[ino]`, `tty[rdev:dev]`, a
+   * regular file's path without its leading '/'); a file the caller hands
+   * over with that key is installed instead of restore(). Absent: such
+   * files cannot be inherited.
+   */
+  inheritKey?(e: FileEntry, ctx: RestoreContext): string | undefined;
   /**
    * `t` has just become a session leader (setsid) and holds the group files
    * made for its descendants; none of its children exists yet. For state of

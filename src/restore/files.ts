@@ -25,23 +25,11 @@ function kindOf(e: FileEntry | undefined, id: number, pid: number): { e: FileEnt
   return { e, kind };
 }
 
-/**
- * The key --inherit-fd names a file by, as CRIU's file_desc_ops.name: a
- * pipe `pipe:[ino]`, a unix socket `socket:[ino]`, a regular file its path
- * without the leading '/'.
- */
-export function inheritKeyOf(e: FileEntry): string | undefined {
-  if (e.pipe) return `pipe:[${e.pipe.pipe_id}]`;
-  if (e.usk) return `socket:[${e.usk.ino}]`;
-  if (e.reg) return e.reg.name.startsWith('/') ? e.reg.name.slice(1) : e.reg.name;
-  return undefined;
-}
-
-/** Our fd for a file the caller handed over with --inherit-fd, if it did. */
-function inheritedFd(e: FileEntry, ctx: RestoreContext): number | undefined {
+/** Our fd for a file the caller handed over with --inherit-fd, if it did (by the key its kind names it by). */
+function inheritedFd(e: FileEntry, kind: FileKind, ctx: RestoreContext): number | undefined {
   const map = ctx.opts.inheritFds;
   if (map === undefined || map.size === 0) return undefined;
-  const key = inheritKeyOf(e);
+  const key = kind.inheritKey?.(e, ctx);
   return key === undefined ? undefined : map.get(key);
 }
 
@@ -69,7 +57,7 @@ export function openGroupFiles(
   for (const id of ids) {
     if (held.has(id)) continue;
     const { e, kind } = kindOf(ctx.fileById(id), id, t.pid);
-    const inherited = inheritedFd(e, ctx);
+    const inherited = inheritedFd(e, kind, ctx);
     if (inherited !== undefined) {
       // The caller's own open file: nothing of the kind runs on it (no queued data, no finish).
       held.set(id, park(installFd(t, inherited)));
@@ -142,7 +130,7 @@ export function restoreFds(
     const { e, kind } = kindOf(ctx.fileById(fdi.id), fdi.id, t.pid);
     // A file made along with one in flight is that very file, and one the caller handed over (--inherit-fd)
     // is the caller's: either way its kind has nothing more to do.
-    const inherited = inheritedFd(e, ctx);
+    const inherited = inheritedFd(e, kind, ctx);
     const copy = inherited ?? inFlightCopy(ctx, fdi.id);
     const got = copy === undefined ? kind.restore(t, e, fdi, taskCtx) : installFd(t, copy);
     if (got === fdi.fd) {

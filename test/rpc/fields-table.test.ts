@@ -15,6 +15,7 @@ import type { FieldDesc } from '../../src/images/schema/types.js';
 import type { CriuOpts } from '../../src/images/messages.js';
 import { checkSupported, withDefaults } from '../../src/rpc/opts.js';
 import { rpcErrnoOf } from '../../src/errors.js';
+import { readExternals } from '../../src/api/externals.js';
 import { repoRoot } from '../lib/subjects.js';
 
 type Handling = 'honoured' | 'refused' | 'ignored';
@@ -70,7 +71,7 @@ function sampleOf(f: FieldDesc): unknown {
   const one = (): unknown => {
     switch (f.type) {
       case 'bool': return true;
-      case 'string': return f.name === 'log_file' ? 'x.log' : 'x';
+      case 'string': return f.name === 'log_file' ? 'x.log' : f.name === 'external' ? 'file[1a:2b]' : 'x';
       case 'enum': return Object.keys(lookupEnum(f.ref as string)?.values ?? {})[1];
       case 'message': return f.name === 'join_ns' ? { ns: 'net', ns_file: '/proc/1/ns/net' } : f.name === 'veths' ? { if_in: 'eth0', if_out: 'veth0' } : f.name === 'ps' ? { address: '127.0.0.1', port: 1234 } : f.name === 'cg_root' ? { path: '/x' } : f.name === 'unix_sk_ino' ? { inode: 1 } : f.name === 'inherit_fd' ? { key: 'pipe:[1]', fd: 0 } : {};
       default: return 1;
@@ -132,5 +133,13 @@ test('config_file: absent or comment-only is nothing to apply; a file that sets 
     assert.throws(() => checkSupported(req(), 'dump', 'swrk'), (e: Error) => rpcErrnoOf(e) === 95 && e.message.includes('config_file'));
   } finally {
     rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('external: file[..] and tty[..] are taken at dump, any kind criu-ts does not take is refused with EOPNOTSUPP naming it', () => {
+  assert.deepEqual(readExternals(['file[1a:2b]', 'tty[8800:19]'], [], 'dump'), { vethPairs: [], macvlans: [] });
+  for (const other of ['net[4026531992]:extRootNetNS', 'mnt[/x]:y', 'unix[123]']) {
+    assert.throws(() => readExternals(['file[1:2]', other], [], 'restore'),
+      (e: Error) => rpcErrnoOf(e) === 95 && e.message.includes(other) && !e.message.includes('file[1:2]'), other);
   }
 });

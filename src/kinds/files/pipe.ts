@@ -67,6 +67,7 @@ export function reopenInTask(t: RestoreTaskHandle, ours: number, flags: number):
 export const pipeKind: FileKind = {
   name: 'pipe',
   type: 'PIPE',
+  inheritKey: (e) => (e.pipe ? `pipe:[${e.pipe.pipe_id}]` : undefined),
   detect(p: FdProbe): boolean {
     return p.link.startsWith('pipe:[') && p.stat.isFIFO();
   },

@@ -54,9 +54,13 @@ export function isMqueue(p: FdProbe): boolean {
   }
 }
 
+/** The name CRIU gives a file --external named at dump (file[mnt_id:ino]): it can only come back through --inherit-fd. */
+const EXTERNAL_FILE = /^file\[[0-9a-f]+:[0-9a-f]+\]$/;
+
 export const regFileKind: FileKind = {
   name: 'reg',
   type: 'REG',
+  inheritKey: (e) => (e.reg ? (e.reg.name.startsWith('/') ? e.reg.name.slice(1) : e.reg.name) : undefined),
   detect(p: FdProbe): boolean {
     if (!p.link.startsWith('/')) return false;
     if (!(p.stat.isFile() || p.stat.isDirectory() || p.stat.isCharacterDevice() || p.stat.isBlockDevice() || p.stat.isSymbolicLink())) return false;
@@ -87,6 +91,9 @@ export const regFileKind: FileKind = {
   restore(t: RestoreTaskHandle, e: FileEntry): number {
     const reg = e.reg;
     if (!reg) throw new CriuTsError('EIMAGE', `file ${e.id}: REG entry without reg data`, { id: e.id });
+    if (EXTERNAL_FILE.test(reg.name)) {
+      throw new CriuTsError('EUSAGE', `task ${t.pid}: ${reg.name} was external at dump: hand it over with --inherit-fd fd[N]:${reg.name}`, { pid: t.pid, key: reg.name });
+    }
     checkSize(reg);
     let flags = reg.flags & ~(O_CREAT | O_TRUNC);
     // Images from an O_TMPFILE file may carry O_TMPFILE: opening the ghost with it would make a new file.

@@ -103,6 +103,7 @@ function dumpInfo(ctx: DumpContext, p: FdProbe, k: TtyKind, infoId: number): voi
     sid: 0,
     pgrp: 0,
     rdev: p.stat.rdev,
+    dev: p.stat.dev,
   };
   if (k.what === 'master') {
     // On a master these answer whoever asks: the session the pty controls, and its foreground group.
@@ -128,9 +129,20 @@ function dumpInfo(ctx: DumpContext, p: FdProbe, k: TtyKind, infoId: number): voi
   ctx.emit('TTY_INFO', info);
 }
 
+/** CRIU's name of a terminal for --external and --inherit-fd: tty[rdev:dev], in hex. */
+function ttyKey(rdev: number, dev: number): string {
+  return `tty[${rdev.toString(16)}:${dev.toString(16)}]`;
+}
+
 export const ttyKind: FileKind = {
   name: 'tty',
   type: 'TTY',
+  inheritKey(e: FileEntry, ctx: RestoreContext): string | undefined {
+    const id = e.tty?.tty_info_id;
+    if (id === undefined || id >= CTTY_INFO_ID) return undefined;
+    const info = ttyInfo(ctx, id);
+    return info.dev === undefined ? undefined : ttyKey(info.rdev, info.dev);
+  },
   detect: (p: FdProbe) => classify(p) !== undefined,
   dump(p: FdProbe, id: number, ctx: DumpContext): FileEntry {
     const k = classify(p);
@@ -138,7 +150,8 @@ export const ttyKind: FileKind = {
     if (k.what !== 'ctty' && k.index < 0) throw new CriuTsError('EDUMP', `task ${p.pid} fd ${p.fd}: no pty index for ${p.link}`, { pid: p.pid, fd: p.fd });
     // A slave whose master was closed is hung up (its ioctls answer EIO): it comes back hung up.
     const hungUp = k.what === 'slave' && ioctlTry(p.localFd, IOC.TCGETS2, Buffer.alloc(44)) === -EIO;
-    if (k.what === 'slave' && !hungUp && !ctx.opts.shellJob && ctx.opts.orphanPtsMaster !== true && !masterInDump(k.index)) {
+    const external = ctx.opts.externals?.has(ttyKey(p.stat.rdev, p.stat.dev)) === true;
+    if (k.what === 'slave' && !hungUp && !ctx.opts.shellJob && ctx.opts.orphanPtsMaster !== true && !external && !masterInDump(k.index)) {
       throw new CriuTsError('EUNSUPPORTED',
         `task ${p.pid} fd ${p.fd}: ${p.link} is a terminal whose master is outside the dump; use --shell-job to reopen it at restore (RPC: orphan_pts_master)`,
         { pid: p.pid, fd: p.fd, link: p.link });

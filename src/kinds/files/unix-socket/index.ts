@@ -27,6 +27,7 @@ const SO_DOMAIN = 39;
 export const unixSocketKind: FileKind = {
   name: 'unix-socket',
   type: 'UNIXSK',
+  inheritKey: (e) => (e.usk ? `socket:[${e.usk.ino}]` : undefined),
   detect(p: FdProbe): boolean {
     if (!p.link.startsWith('socket:[') || !p.stat.isSocket()) return false;
     try {
