@@ -116,7 +116,7 @@ function fileOfFd(pid: number, pidfd: number, fd: number, ctx: DumpContext, netN
     const external = externalFile(probe, ctx);
     if (external !== undefined) {
       const id = ctx.addFile((i) => ({ type: 'REG', id: i, reg: { id: i, flags: fdinfo.flags & ~O_CLOEXEC, pos: fdinfo.pos, fown: NO_FOWN, name: external } }));
-      seen.push({ pid, fd, ino: fdinfo.ino, id });
+      seen.add({ pid, fd, ino: fdinfo.ino, id });
       log.debug(`task ${pid} fd ${fd}: external ${external} id ${id} (${link})`);
       return { id, type: 'REG', fdFlags };
     }
