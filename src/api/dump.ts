@@ -6,6 +6,7 @@ import type { DumpTreeOptions } from '../dump/options.js';
 import { CriuTsError } from '../errors.js';
 import { cgroupOptions } from './cgroup-options.js';
 import { readExternals } from './externals.js';
+import { mountOptions } from './mount-options.js';
 import { clearStaleLocks, defaultLockMethod, type LockMethod } from '../kinds/index.js';
 
 function networkLock(opts: DumpOptions): LockMethod {
@@ -48,6 +49,7 @@ export function coreOptions(opts: DumpOptions): DumpTreeOptions {
       networkLock: networkLock(opts),
       emptyNetNs: opts.emptyNetNs ?? false,
       ...cgroupOptions(opts),
+      ...mountOptions(opts),
     },
     after: opts.leaveRunning ? 'resume' : opts.leaveStopped ? 'stop' : 'kill',
     freezeCgroup: opts.freezeCgroup,

@@ -63,6 +63,14 @@ export interface CommonOptions {
   cgroupYard?: string;
   /** --cgroup-dump-controller NAME (repeatable): dump only these hierarchies, named as /proc/PID/cgroup names them ("cpu,cpuacct", "name=systemd"); default all */
   cgroupDumpController?: readonly string[];
+  /** -r/--root DIR: at restore, the "/" of the tree's mount namespace when it had its own (required then); ignored otherwise, as by CRIU */
+  root?: string;
+  /**
+   * External mounts (--external mnt[K]:V, -M/--ext-mount-map K:V): at dump,
+   * K is a mountpoint as the tree sees it and V the key saved for it; at
+   * restore, K is that key and V the path bound there.
+   */
+  extMounts?: readonly { key: string; value: string }[];
   /** show progress on a terminal (bytes and pages, tasks done) */
   progress?: boolean;
   /**

@@ -3,6 +3,7 @@ import { isAbsolute, join, resolve } from 'node:path';
 import { CriuTsError } from '../errors.js';
 import type { RestoreOptions, RestoreResult } from './options.js';
 import { cgroupOptions } from './cgroup-options.js';
+import { mountOptions } from './mount-options.js';
 import { restoreTree, waitForRoot } from '../restore/index.js';
 import { checkJoinNs } from '../kinds/ns/join.js';
 import { readExternals } from './externals.js';
@@ -27,7 +28,7 @@ export async function restore(opts: RestoreOptions): Promise<RestoreResult> {
   const pidfile = opts.pidfile === undefined || isAbsolute(opts.pidfile) ? opts.pidfile : join(resolve(opts.workDir ?? dir), opts.pidfile);
   return restoreTree({
     dir,
-    kinds: { shellJob: opts.shellJob ?? false, orphanPtsMaster: opts.orphanPtsMaster, inheritFds: inheritFds(opts.inheritFd), extUnixSk: opts.extUnixSk ?? false, tcpClose: opts.tcpClose ?? false, unprivileged: opts.asCaller !== undefined, joinNs, emptyNetNs: opts.emptyNetNs ?? false, vethPairs: ext.vethPairs, macvlans: ext.macvlans, ...cgroupOptions(opts) },
+    kinds: { shellJob: opts.shellJob ?? false, orphanPtsMaster: opts.orphanPtsMaster, inheritFds: inheritFds(opts.inheritFd), extUnixSk: opts.extUnixSk ?? false, tcpClose: opts.tcpClose ?? false, unprivileged: opts.asCaller !== undefined, joinNs, emptyNetNs: opts.emptyNetNs ?? false, vethPairs: ext.vethPairs, macvlans: ext.macvlans, ...cgroupOptions(opts), ...mountOptions(opts) },
     leaveStopped: opts.leaveStopped ?? false,
     pidfile,
     progress: opts.progress ?? true,

@@ -106,6 +106,8 @@ function common(o: CliOptions): CommonOptions {
   if (o.manageCgroups !== undefined) c.manageCgroups = o.manageCgroups;
   if (o.cgroupRoot.length > 0) c.cgroupRoot = o.cgroupRoot;
   if (o.cgroupYard !== undefined) c.cgroupYard = o.cgroupYard;
+  if (o.root !== undefined) c.root = o.root;
+  if (o.extMounts.length > 0) c.extMounts = o.extMounts;
   if (o.cgroupDumpController.length > 0) c.cgroupDumpController = o.cgroupDumpController;
   return c;
 }

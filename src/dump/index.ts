@@ -231,7 +231,8 @@ async function dumpTreeHashed(opts: DumpTreeOptions): Promise<DumpResult> {
       const key = `${flags}:${path}`;
       let id = fileIdByPath.get(key);
       if (id === undefined) {
-        id = ctx.addFile((i) => regEntryForPath(i, path, flags));
+        // Every task shares the root's mount namespace (a nested one is refused).
+        id = ctx.addFile((i) => regEntryForPath(i, path, flags, pid));
         fileIdByPath.set(key, id);
       }
       return id;
@@ -241,7 +242,7 @@ async function dumpTreeHashed(opts: DumpTreeOptions): Promise<DumpResult> {
       const key = `${flags}:${inode}`;
       let id = ghostIds.get(key);
       if (id === undefined) {
-        id = ctx.addFile((i) => regEntryForPath(i, path, flags));
+        id = ctx.addFile((i) => regEntryForPath(i, path, flags, pid));
         dumpUnlinked(ctx, id, path, openPath, `mapping of ${path}`);
         ghostIds.set(key, id);
       }
@@ -316,7 +317,8 @@ async function dumpTreeHashed(opts: DumpTreeOptions): Promise<DumpResult> {
     progress.done();
     // A failure of ours (e.g. ENOSPC from a write) is said with the images dir it concerns.
     const e = isCriuTsError(err) ? err : new CriuTsError('EDUMP', `writing images to ${dir}: ${(err as Error).message}`, { dir }, err);
-    log.error(`dump failed, resuming the tree: ${e.message}`);
+    // The caller reports the error itself (the CLI in one line, and in the log file): here it is only the step.
+    log.info(`dump failed, resuming the tree: ${e.message}`);
     inc.abort();
     pageServer?.abort();
     releaseTree(tree.tasks, 'resume');
@@ -498,7 +500,7 @@ function dumpTask(
   const dirId = (path: string, link: string): number => {
     if (!path.endsWith(DELETED)) return fileId(path, 0);
     const real = path.slice(0, -DELETED.length);
-    const id = ctx.addFile((i) => regEntryForPath(i, real, 0));
+    const id = ctx.addFile((i) => regEntryForPath(i, real, 0, pid));
     dumpUnlinked(ctx, id, real, `/proc/${pid}/${link}`, `task ${pid} ${link}`);
     return id;
   };

@@ -71,8 +71,16 @@ export interface CgroupOptions {
   cgroupDumpControllers: readonly string[];
 }
 
+/** The mount options of both dump and restore (CRIU's --root, --external mnt[...], -M/--ext-mount-map). */
+export interface MountOptions {
+  /** --root: at restore, the "/" of a re-created mount namespace (absolute); at dump unused, as in CRIU */
+  root: string | undefined;
+  /** --external mnt[K]:V and -M K:V: at dump mountpoint -> key, at restore key -> path */
+  extMounts: ReadonlyMap<string, string>;
+}
+
 /** The dump options kinds act on, resolved once by the core (no defaults left to apply). */
-export interface DumpKindOptions extends CgroupOptions {
+export interface DumpKindOptions extends CgroupOptions, MountOptions {
   /** -j: the session and controlling tty are outside the tree */
   shellJob: boolean;
   /** RPC orphan_pts_master: a pty slave whose master is outside the tree is dumped (a new master is handed out at restore); absent: false */
@@ -193,7 +201,7 @@ export interface LazySink {
 }
 
 /** The restore options kinds act on, resolved once by the core. */
-export interface RestoreKindOptions extends CgroupOptions {
+export interface RestoreKindOptions extends CgroupOptions, MountOptions {
   /** -j: the session and controlling tty are outside the tree */
   shellJob: boolean;
   /**

@@ -9,7 +9,7 @@
  */
 import { NR, AF_UNIX, SOCK_DGRAM, pidfdOpen, pidfdGetfd, closeQuiet, dup, sendmsgRights } from '../sys/index.js';
 import { CriuTsError } from '../errors.js';
-import { fileKindByType, stateKey, fownOf, restoreFown, type RestoreTaskHandle, type RestoreContext, type FileKind } from '../kinds/index.js';
+import { fileKindByType, stateKey, fownOf, restoreFown, installFd, type RestoreTaskHandle, type RestoreContext, type FileKind } from '../kinds/index.js';
 import type { FdinfoEntry, FileEntry } from '../images/messages.js';
 
 const O_CLOEXEC = 0o2000000;
@@ -201,46 +201,4 @@ function copiesOf(ctx: RestoreContext): InFlightCopies {
   });
 }
 
-const CMSG_SPACE_ONE_FD = 24;
-
-/**
- * Put our fd `ours` into task `t` (the same open file description): through
- * a socketpair made in the task, we send it with SCM_RIGHTS and the task
- * receives it. Returns its number in the task.
- */
-export function installFd(t: RestoreTaskHandle, ours: number): number {
-  const sv = t.putBytes(Buffer.alloc(8));
-  t.syscall('socketpair', NR.socketpair, AF_UNIX, SOCK_DGRAM, 0, sv);
-  const ends = t.tracee.readMem(sv, 8);
-  const [a, b] = [ends.readInt32LE(0), ends.readInt32LE(4)];
-  try {
-    const pidfd = pidfdOpen(t.pid);
-    try {
-      const mine = pidfdGetfd(pidfd, a, t.pid);
-      try {
-        sendmsgRights(mine, Buffer.from('f'), [ours], 0);
-      } finally {
-        closeQuiet(mine);
-      }
-    } finally {
-      closeQuiet(pidfd);
-    }
-    // msghdr (56) | iovec (16) | 8 data bytes | control: one SCM_RIGHTS fd
-    const base = t.putBytes(Buffer.alloc(56 + 16 + 8 + CMSG_SPACE_ONE_FD));
-    const m = Buffer.alloc(56 + 16 + 8 + CMSG_SPACE_ONE_FD);
-    m.writeBigUInt64LE(base + 56n, 16);
-    m.writeBigUInt64LE(1n, 24);
-    m.writeBigUInt64LE(base + 80n, 32);
-    m.writeBigUInt64LE(BigInt(CMSG_SPACE_ONE_FD), 40);
-    m.writeBigUInt64LE(base + 72n, 56);
-    m.writeBigUInt64LE(8n, 64);
-    t.tracee.writeMem(base, m);
-    t.syscall('recvmsg', NR.recvmsg, b, base, 0);
-    const cmsg = t.tracee.readMem(base + 80n, CMSG_SPACE_ONE_FD);
-    if (cmsg.readInt32LE(12) !== 1 /* SCM_RIGHTS */) throw new CriuTsError('ERESTORE', `task ${t.pid}: no fd came through the transfer socket`, { pid: t.pid });
-    return cmsg.readInt32LE(16);
-  } finally {
-    t.syscall('close', NR.close, a);
-    t.syscall('close', NR.close, b);
-  }
-}
+export { installFd };

@@ -121,6 +121,7 @@ test('ignored and unsupported options', () => {
   fails(['restore', '--inherit-fd', '3:pipe[1]'], /--inherit-fd 3:pipe\[1\]: expected fd\[N\]:KEY/, 'EUSAGE');
   assert.deepEqual(opts(['restore', '--inherit-fd', 'fd[3]:pipe:[1]', '--inherit-fd', 'fd[4]:tmp/log']).inheritFd,
     [{ fd: 3, key: 'pipe:[1]' }, { fd: 4, key: 'tmp/log' }]);
+  fails(['restore', '--external', 'mnt[]'], /^--external mnt\[\] \(external mounts found automatically\) is not supported yet: name each mount$/, 'EUNSUPPORTED');
   fails(['dump', '-t', '1', '--tls'], /--tls is not supported yet/, 'EUNSUPPORTED');
   assert.equal(opts(['restore', '--lazy-pages']).lazyPages, true);
 });

@@ -14,6 +14,7 @@ import { lstatSync, statSync, statfsSync } from 'node:fs';
 import { CriuTsError } from '../../errors.js';
 import { NR } from '../../sys/index.js';
 import type { FileEntry, RegFileEntry, FownEntry } from '../../images/messages.js';
+import { pathSeenBy } from '../../proc/index.js';
 import type { FileKind, FdProbe, RestoreTaskHandle, DumpContext } from '../types.js';
 import { dumpUnlinked, DELETED_SUFFIX } from './ghost.js';
 
@@ -30,11 +31,11 @@ const SEEK_SET = 0;
 
 export const NO_FOWN: FownEntry = { uid: 0, euid: 0, signum: 0, pid_type: 0, pid: 0 };
 
-/** A REG entry for a path we only know by name (mapped files, cwd, root, exe). */
-export function regEntryForPath(id: number, path: string, flags: number): FileEntry {
+/** A REG entry for a path we only know by name (mapped files, cwd, root, exe), as task `pid` sees it. */
+export function regEntryForPath(id: number, path: string, flags: number, pid: number): FileEntry {
   const reg: RegFileEntry = { id, flags, pos: 0n, fown: NO_FOWN, name: path };
   try {
-    const st = statSync(path, { bigint: true });
+    const st = statSync(pathSeenBy(pid, path), { bigint: true });
     if (st.isFile()) reg.size = st.size;
     reg.mode = Number(st.mode);
   } catch {
@@ -94,7 +95,7 @@ export const regFileKind: FileKind = {
     if (EXTERNAL_FILE.test(reg.name)) {
       throw new CriuTsError('EUSAGE', `task ${t.pid}: ${reg.name} was external at dump: hand it over with --inherit-fd fd[N]:${reg.name}`, { pid: t.pid, key: reg.name });
     }
-    checkSize(reg);
+    checkSize(reg, t.pid);
     let flags = reg.flags & ~(O_CREAT | O_TRUNC);
     // Images from an O_TMPFILE file may carry O_TMPFILE: opening the ghost with it would make a new file.
     if (reg.size !== undefined) flags &= ~O_TMPFILE;
@@ -113,18 +114,20 @@ function isUnlinked(link: string, p: FdProbe): boolean {
   if (p.stat.nlink === 0) return true;
   try {
     // A symlink fd is the link itself: compare with the link, not its target.
-    const st = p.stat.isSymbolicLink() ? lstatSync(link) : statSync(link);
+    const seen = pathSeenBy(p.pid, link);
+    const st = p.stat.isSymbolicLink() ? lstatSync(seen) : statSync(seen);
     return !(st.ino === p.stat.ino && st.dev === p.stat.dev);
   } catch {
     return true;
   }
 }
 
-function checkSize(reg: RegFileEntry): void {
+function checkSize(reg: RegFileEntry, pid: number): void {
   if (reg.size === undefined) return;
   let size: bigint;
   try {
-    size = statSync(reg.name, { bigint: true }).size;
+    // Files are restored once the task's mount tree is in place: its view of the path.
+    size = statSync(pathSeenBy(pid, reg.name), { bigint: true }).size;
   } catch (err) {
     throw new CriuTsError('ERESTORE', `file ${reg.name} is missing: ${(err as Error).message}`, { path: reg.name }, err);
   }

@@ -165,7 +165,7 @@ export const ttyKind: FileKind = {
     const infoId = k.what === 'ctty' ? CTTY_INFO_ID : infoIdOf(k.index, k.what === 'master');
     dumpInfo(ctx, p, k, infoId);
     const flags = p.fdinfo.flags & ~O_CLOEXEC;
-    const regfId = ctx.addFile((i) => regEntryForPath(i, p.link, flags));
+    const regfId = ctx.addFile((i) => regEntryForPath(i, p.link, flags, p.pid));
     return { type: 'TTY', id, tty: { id, tty_info_id: infoId, flags, fown: NO_FOWN, regf_id: regfId } };
   },
   group(e: FileEntry): string | undefined {
