@@ -14,8 +14,8 @@ import { lstatSync, statSync, statfsSync } from 'node:fs';
 import { CriuTsError } from '../../errors.js';
 import { NR } from '../../sys/index.js';
 import type { FileEntry, RegFileEntry, FownEntry } from '../../images/messages.js';
-import { pathSeenBy } from '../../proc/index.js';
-import type { FileKind, FdProbe, RestoreTaskHandle, DumpContext } from '../types.js';
+import { parseMountinfo, pathSeenBy } from '../../proc/index.js';
+import { stateKey, type FileKind, type FdProbe, type RestoreTaskHandle, type DumpContext } from '../types.js';
 import { dumpUnlinked, DELETED_SUFFIX } from './ghost.js';
 
 export const O_ACCMODE = 3;
@@ -69,6 +69,7 @@ export const regFileKind: FileKind = {
     return !(p.stat.isFile() && isMqueue(p));
   },
   dump(p: FdProbe, id: number, ctx: DumpContext): FileEntry {
+    refuseForeignMount(p, ctx);
     let name = p.link;
     if (name.endsWith(DELETED_SUFFIX) && isUnlinked(name, p)) {
       name = name.slice(0, -DELETED_SUFFIX.length);
@@ -104,6 +105,23 @@ export const regFileKind: FileKind = {
     return fd;
   },
 };
+
+const NS_MOUNTS = stateKey<Map<number, ReadonlySet<number> | undefined>>('reg:ns-mounts');
+
+/**
+ * A task in a mount namespace of its own reopens its files by path inside
+ * it at restore: one opened through a mount that is not in its namespace
+ * (inherited from outside before it moved in) has no path there.
+ */
+function refuseForeignMount(p: FdProbe, ctx: DumpContext): void {
+  const mntId = p.fdinfo.mntId;
+  if (mntId === undefined) return;
+  const cache = ctx.memo(NS_MOUNTS, () => new Map<number, ReadonlySet<number> | undefined>());
+  if (!cache.has(p.pid)) cache.set(p.pid, pathSeenBy(p.pid, '/') === '/' ? undefined : new Set(parseMountinfo(p.pid).map((m) => m.mntId)));
+  const ids = cache.get(p.pid);
+  if (ids === undefined || ids.has(mntId)) return;
+  throw new CriuTsError('EUNSUPPORTED', `task ${p.pid} fd ${p.fd}: ${p.link} was opened through mount ${mntId}, which is not in the task's mount namespace: it cannot be reopened there`, { pid: p.pid, fd: p.fd, mntId });
+}
 
 /**
  * "NAME (deleted)": the open file lost this name. Unless the inode has no

@@ -28,6 +28,9 @@ import { isRoot, rootHasOwnNamespace, rootNamespaceToCreate } from '../common.js
 import { dumpMountNamespace } from './dump.js';
 import { planMounts, type MountStep } from './plan.js';
 import { buildMountTree } from './build.js';
+import { logger } from '../../../log.js';
+
+const log = logger('mnt');
 
 const CLONE_NEWNS = 0x00020000n;
 
@@ -62,6 +65,10 @@ export const mntKind: ResourceKind = {
       const file = `mountpoints-${id}.img`;
       const entries = ctx.ownImage(file)?.entries as MntEntry[] | undefined;
       if (entries === undefined || entries.length === 0) throw new CriuTsError('EIMAGE', `${file} is missing or empty: the tree's mount namespace cannot be re-created`, { file });
+      // Making a mount namespace takes CAP_SYS_ADMIN: nothing a caller without it could do itself (docs/security.md).
+      if (ctx.opts.unprivileged) {
+        throw new CriuTsError('EPERM', `not restored for an unprivileged caller: the tree was dumped in a mount namespace of its own`, { errno: 1 });
+      }
       if (ctx.opts.root === undefined) {
         throw new CriuTsError('EUSAGE', 'the tree was dumped in a mount namespace of its own: --root DIR is needed to restore it', {});
       }
@@ -72,6 +79,8 @@ export const mntKind: ResourceKind = {
         throw new CriuTsError('EUSAGE', `--root ${ctx.opts.root}: ${(e as Error).message}`, { path: ctx.opts.root }, e);
       }
       steps = planMounts(entries, file, ctx.opts.extMounts, (name) => ctx.rawImage(name) !== undefined);
+    } else if (ctx.opts.root !== undefined) {
+      log.info(`--root ${ctx.opts.root} is not used: the tree shares criu-ts's mount namespace (as with CRIU)`);
     }
     ctx.state(RESTORE, () => ({ rootPid: tree.rootPid, steps, root }));
   },
