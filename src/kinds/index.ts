@@ -42,7 +42,7 @@ export function handledNamespaces(): ReadonlySet<NsKind> {
 }
 
 export type * from './types.js';
-export { installFd } from './install-fd.js';
+export { installFd, openOursInTask } from './install-fd.js';
 export { stateKey } from './types.js';
 
 // What the core needs from the file kinds beyond the table: REG entries for

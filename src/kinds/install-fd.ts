@@ -3,6 +3,7 @@
  * file description, whatever the task's namespaces (its mount namespace
  * may not even have the path we opened it by, as for the images).
  */
+import { closeSync, openSync } from 'node:fs';
 import { NR, AF_UNIX, SOCK_DGRAM, pidfdOpen, pidfdGetfd, closeQuiet, sendmsgRights } from '../sys/index.js';
 import { CriuTsError } from '../errors.js';
 import type { RestoreTaskHandle } from './types.js';
@@ -48,5 +49,27 @@ export function installFd(t: RestoreTaskHandle, ours: number): number {
   } finally {
     t.syscall('close', NR.close, a);
     t.syscall('close', NR.close, b);
+  }
+}
+
+const O_CLOEXEC_FLAG = 0o2000000;
+
+/**
+ * Open `path` in criu-ts (a /proc path of ours or of another task: an fd
+ * we hold, a map_files entry) and hand the new open file description to
+ * the task. A task in a pid or mount namespace of its own has another
+ * /proc, or none, where such a path does not lead to the same file.
+ */
+export function openOursInTask(t: RestoreTaskHandle, path: string, flags: number): number {
+  let ours: number;
+  try {
+    ours = openSync(path, (flags & ~O_CLOEXEC_FLAG) | O_CLOEXEC_FLAG);
+  } catch (e) {
+    throw new CriuTsError('ERESTORE', `task ${t.pid}: cannot open ${path}: ${(e as Error).message}`, { pid: t.pid, path }, e);
+  }
+  try {
+    return installFd(t, ours);
+  } finally {
+    closeSync(ours);
   }
 }

@@ -31,6 +31,7 @@
 import { openSync, symlinkSync, fstatSync, statSync, readSync, closeSync, writeSync, ftruncateSync, fchownSync, fchmodSync, chownSync, chmodSync, existsSync, mkdirSync, rmSync, rmdirSync, unlinkSync, constants as FS } from 'node:fs';
 import { dirname, basename, join } from 'node:path';
 import { CriuTsError } from '../../errors.js';
+import { pathSeenBy } from '../../proc/index.js';
 import type { GhostFileEntry, GhostChunkEntry, RemapFilePathEntry } from '../../images/messages.js';
 import { lseek, mknod, linkOpenFile, futimens, isSyscallError, closeQuiet, openPathNoFollow, utimensFollow, readlinkFd, fchownFd, PID_MAX_LIMIT, type FileTimes } from '../../sys/index.js';
 import { stateKey, type DumpContext, type RestoreContext } from '../types.js';
@@ -67,6 +68,11 @@ export function dumpUnlinked(ctx: DumpContext, fileId: number, name: string, ope
   if (name === '/proc' || name.startsWith('/proc/')) {
     dumpDeadProcEntry(ctx, fileId, name, what);
     return;
+  }
+  // Ghosts and link remaps are made again at criu-ts's own paths at restore: not where a task in a mount namespace of its own sees them.
+  const holder = /^\/proc\/(\d+)\//.exec(openPath)?.[1];
+  if (holder !== undefined && pathSeenBy(Number(holder), '/') !== '/') {
+    throw new CriuTsError('EUNSUPPORTED', `${what}: ${name} was unlinked: unlinked files of a task in a mount namespace of its own are not supported yet`, { id: fileId, name });
   }
   const st = statSync(openPath, { bigint: true });
   if (st.nlink === 0n) {

@@ -10,11 +10,12 @@
  * other mount namespaces are opened by path from ours; POSIX message queues
  * (mqueue filesystem) are not taken (refused as an unsupported fd).
  */
-import { lstatSync, statSync, statfsSync } from 'node:fs';
+import { lstatSync, readlinkSync, statSync, statfsSync } from 'node:fs';
 import { CriuTsError } from '../../errors.js';
 import { NR } from '../../sys/index.js';
 import type { FileEntry, RegFileEntry, FownEntry } from '../../images/messages.js';
 import { parseMountinfo, pathSeenBy } from '../../proc/index.js';
+import { openOursInTask } from '../install-fd.js';
 import { stateKey, type FileKind, type FdProbe, type RestoreTaskHandle, type DumpContext } from '../types.js';
 import { dumpUnlinked, DELETED_SUFFIX } from './ghost.js';
 
@@ -100,7 +101,10 @@ export const regFileKind: FileKind = {
     let flags = reg.flags & ~(O_CREAT | O_TRUNC);
     // Images from an O_TMPFILE file may carry O_TMPFILE: opening the ghost with it would make a new file.
     if (reg.size !== undefined) flags &= ~O_TMPFILE;
-    const fd = Number(t.syscall(`open ${reg.name}`, NR.openat, AT_FDCWD, t.putString(reg.name), flags, 0));
+    // A ghost is reached through our fd on it: opened here, as the task's /proc may not show ours.
+    const fd = reg.name.startsWith(`/proc/${process.pid}/fd/`)
+      ? openOursInTask(t, reg.name, flags)
+      : Number(t.syscall(`open ${reg.name}`, NR.openat, AT_FDCWD, t.putString(reg.name), flags, 0));
     if (reg.pos !== 0n) t.syscall('lseek', NR.lseek, fd, reg.pos, SEEK_SET);
     return fd;
   },
@@ -117,7 +121,8 @@ function refuseForeignMount(p: FdProbe, ctx: DumpContext): void {
   const mntId = p.fdinfo.mntId;
   if (mntId === undefined) return;
   const cache = ctx.memo(NS_MOUNTS, () => new Map<number, ReadonlySet<number> | undefined>());
-  if (!cache.has(p.pid)) cache.set(p.pid, pathSeenBy(p.pid, '/') === '/' ? undefined : new Set(parseMountinfo(p.pid).map((m) => m.mntId)));
+  // A chroot'ed task's mountinfo lists only the mounts below its root: not checked.
+  if (!cache.has(p.pid)) cache.set(p.pid, pathSeenBy(p.pid, '/') === '/' || readlinkSync(`/proc/${p.pid}/root`) !== '/' ? undefined : new Set(parseMountinfo(p.pid).map((m) => m.mntId)));
   const ids = cache.get(p.pid);
   if (ids === undefined || ids.has(mntId)) return;
   throw new CriuTsError('EUNSUPPORTED', `task ${p.pid} fd ${p.fd}: ${p.link} was opened through mount ${mntId}, which is not in the task's mount namespace: it cannot be reopened there`, { pid: p.pid, fd: p.fd, mntId });
@@ -145,7 +150,8 @@ function checkSize(reg: RegFileEntry, pid: number): void {
   let size: bigint;
   try {
     // Files are restored once the task's mount tree is in place: its view of the path.
-    size = statSync(pathSeenBy(pid, reg.name), { bigint: true }).size;
+    const ours = reg.name.startsWith(`/proc/${process.pid}/fd/`); // a ghost, through our fd
+    size = statSync(ours ? reg.name : pathSeenBy(pid, reg.name), { bigint: true }).size;
   } catch (err) {
     throw new CriuTsError('ERESTORE', `file ${reg.name} is missing: ${(err as Error).message}`, { path: reg.name }, err);
   }
