@@ -27,6 +27,7 @@ import { NR, fcntl, lseek, pidfdGetfd, pidfdOpen, closeQuiet } from '../../sys/i
 import type { FileEntry, MemfdFileEntry, MemfdInodeEntry } from '../../images/messages.js';
 import { stateKey, type DumpContext, type FileKind, type FdProbe, type RestoreContext, type RestoreTaskHandle } from '../types.js';
 import { CriuTsError } from '../../errors.js';
+import { openOursInTask } from '../install-fd.js';
 import { NO_FOWN, O_CLOEXEC, O_LARGEFILE } from './reg-file.js';
 import { part } from './anon-inode.js';
 import { writeShmemPages, readShmemPages, type DataRun } from './memfd-pages.js';
@@ -314,5 +315,6 @@ function procFdOf(pid: number, ino: number, self: number): string {
 }
 
 function reopen(t: RestoreTaskHandle, path: string, flags: number): number {
-  return Number(t.syscall(`open ${path}`, NR.openat, AT_FDCWD, t.putString(path), flags & ~O_CLOEXEC, 0));
+  // Opened by us and handed over: the task's /proc, if any, is its own pid namespace's.
+  return openOursInTask(t, path.replace(/^\/proc\/self\//, `/proc/${t.pid}/`), flags & ~O_CLOEXEC);
 }
