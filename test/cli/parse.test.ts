@@ -135,7 +135,9 @@ test('--join-ns NS:FILE|PID[,EXTRA], repeatable; the form is checked here, the n
 
 test('--external as given (read by the API), --veth-pair IN=OUT[@BRIDGE]', () => {
   const o = opts(['restore', '--external', 'veth[eth0]:h0@br0', '--external=mnt[x]:y', '--veth-pair', 'eth1=h1', '--veth-pair=eth2=h2@br1']);
-  assert.deepEqual(o.external, ['veth[eth0]:h0@br0', 'mnt[x]:y']);
+  // Mounts go to the mount kind's list (api/mount-options.ts), with -M's.
+  assert.deepEqual(o.external, ['veth[eth0]:h0@br0']);
+  assert.deepEqual(o.extMounts, [{ key: 'x', value: 'y' }]);
   assert.deepEqual(o.vethPairs, [{ inside: 'eth1', outside: 'h1' }, { inside: 'eth2', outside: 'h2', bridge: 'br1' }]);
   fails(['restore', '--veth-pair', '=h0'], /^invalid argument for --veth-pair: =h0$/, 'EUSAGE');
   fails(['restore', '--veth-pair', 'eth0='], /^invalid argument for --veth-pair: eth0=$/, 'EUSAGE');
