@@ -6,7 +6,7 @@
 import type { Stats } from 'node:fs';
 import type { FdInfo } from '../proc/index.js';
 import type {
-  CoreEntry, InventoryEntry, TaskKobjIdsEntry, FileEntry, FdinfoEntry, PipeDataEntry, SkPacketEntry, MemfdInodeEntry, TtyInfoEntry, TtyDataEntry, FileLockEntry, RemapFilePathEntry,
+  CoreEntry, InventoryEntry, TaskKobjIdsEntry, TaskCoreEntry, ThreadCoreEntry, FileEntry, FdinfoEntry, PipeDataEntry, SkPacketEntry, MemfdInodeEntry, TtyInfoEntry, TtyDataEntry, FileLockEntry, RemapFilePathEntry,
 } from '../images/messages.js';
 import type { DecodedImage, NsKind } from '../images/index.js';
 import type { Tracee } from '../infect/tracee.js';
@@ -186,6 +186,8 @@ export interface RestoreTaskHandle {
   putBytes(b: Buffer): bigint;
   /** run a syscall in the task (throws on -errno) */
   syscall(name: string, nr: number, ...args: (number | bigint)[]): bigint;
+  /** put our fd `ours` into the task (the same open file description, SCM_RIGHTS); returns its number there */
+  installFd(ours: number): number;
 }
 
 export interface LazyRange { start: bigint; end: bigint }
@@ -483,6 +485,12 @@ export interface ResourceKind {
    * child is born inside).
    */
   beforeClone?(parent: RestoreTaskHandle, task: RestoreTreeTask, ctx: RestoreContext): void;
+  /**
+   * restore --verify: state re-read from restored task `pid` (criu-ts's
+   * pid) the way the dump reads it is brought to the view the images hold,
+   * as dumpTask changed it (ids seen through the tree's user namespace).
+   */
+  verifyView?(pid: number, view: { tc: TaskCoreEntry | undefined; threadCores: readonly ThreadCoreEntry[] }): void;
   /**
    * Restore, once every task is ready and before any runs (`failed` false),
    * or after a failure, once every task created is gone (`failed` true):

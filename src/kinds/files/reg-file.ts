@@ -10,9 +10,14 @@
  * other mount namespaces are opened by path from ours; POSIX message queues
  * (mqueue filesystem) are not taken (refused as an unsupported fd).
  */
+<<<<<<< HEAD
 import { lstatSync, readlinkSync, statSync, statfsSync } from 'node:fs';
+=======
+import { closeSync, lstatSync, openSync, readlinkSync, statSync, statfsSync } from 'node:fs';
+>>>>>>> 350e6ad (kinds/ns/user: user namespaces: maps and setgroups dumped (userns-ID.img, setgroups deny in field 1000), ids and groups as the tree sees them (creds, loginuid, SysV owners); restored with CLONE_NEWUSER and maps written from outside, before the other namespaces are made inside it; pages images and held files opened from outside when the task may not; ipc sysctls written as the namespace's root; restore --verify through the maps; check --feature userns yes; userns subject and tests)
 import { CriuTsError } from '../../errors.js';
-import { NR } from '../../sys/index.js';
+import { NR, errnoName } from '../../sys/index.js';
+import { RemoteSyscallError } from '../../infect/tracee.js';
 import type { FileEntry, RegFileEntry, FownEntry } from '../../images/messages.js';
 import { parseMountinfo, pathSeenBy } from '../../proc/index.js';
 import { openOursInTask } from '../install-fd.js';
@@ -28,6 +33,8 @@ export const O_LARGEFILE = 0o100000;
 /** __O_TMPFILE | O_DIRECTORY */
 const O_TMPFILE = 0o20200000;
 const AT_FDCWD = -100;
+const EPERM = 1;
+const EACCES = 13;
 const SEEK_SET = 0;
 
 export const NO_FOWN: FownEntry = { uid: 0, euid: 0, signum: 0, pid_type: 0, pid: 0 };
@@ -101,10 +108,14 @@ export const regFileKind: FileKind = {
     let flags = reg.flags & ~(O_CREAT | O_TRUNC);
     // Images from an O_TMPFILE file may carry O_TMPFILE: opening the ghost with it would make a new file.
     if (reg.size !== undefined) flags &= ~O_TMPFILE;
+<<<<<<< HEAD
     // A ghost is reached through our fd on it: opened here, as the task's /proc may not show ours.
     const fd = reg.name.startsWith(`/proc/${process.pid}/fd/`)
       ? openOursInTask(t, reg.name, flags)
       : Number(t.syscall(`open ${reg.name}`, NR.openat, AT_FDCWD, t.putString(reg.name), flags, 0));
+=======
+    const fd = openInTask(t, reg.name, flags);
+>>>>>>> 350e6ad (kinds/ns/user: user namespaces: maps and setgroups dumped (userns-ID.img, setgroups deny in field 1000), ids and groups as the tree sees them (creds, loginuid, SysV owners); restored with CLONE_NEWUSER and maps written from outside, before the other namespaces are made inside it; pages images and held files opened from outside when the task may not; ipc sysctls written as the namespace's root; restore --verify through the maps; check --feature userns yes; userns subject and tests)
     if (reg.pos !== 0n) t.syscall('lseek', NR.lseek, fd, reg.pos, SEEK_SET);
     return fd;
   },
@@ -126,6 +137,39 @@ function refuseForeignMount(p: FdProbe, ctx: DumpContext): void {
   const ids = cache.get(p.pid);
   if (ids === undefined || ids.has(mntId)) return;
   throw new CriuTsError('EUNSUPPORTED', `task ${p.pid} fd ${p.fd}: ${p.link} was opened through mount ${mntId}, which is not in the task's mount namespace: it cannot be reopened there`, { pid: p.pid, fd: p.fd, mntId });
+}
+
+/**
+ * Open `name` in the task. A task in a user namespace of its own may be
+ * refused a file it held (one of criu-ts's, inherited, such as a log it
+ * writes to: its capabilities do not reach owners the namespace does not
+ * map); criu-ts then opens it from outside, by the task's root, and hands
+ * the task that open file.
+ */
+function openInTask(t: RestoreTaskHandle, name: string, flags: number): number {
+  const r = t.tracee.syscallRaw(NR.openat, AT_FDCWD, t.putString(name), flags, 0);
+  if (r >= 0n) return Number(r);
+  const errno = Number(-r);
+  if ((errno !== EACCES && errno !== EPERM) || !inOtherUserNs(t.pid)) throw new RemoteSyscallError(`open ${name}`, errno, t.pid);
+  let ours: number;
+  try {
+    ours = openSync(`/proc/${t.pid}/root${name.startsWith('/') ? '' : '/'}${name}`, flags | O_CLOEXEC);
+  } catch (e) {
+    throw new CriuTsError('ERESTORE', `task ${t.pid}: cannot open ${name}, in the task (${errnoName(errno)}) nor from outside: ${(e as Error).message}`, { pid: t.pid, path: name }, e);
+  }
+  try {
+    return t.installFd(ours);
+  } finally {
+    closeSync(ours);
+  }
+}
+
+function inOtherUserNs(pid: number): boolean {
+  try {
+    return readlinkSync(`/proc/${pid}/ns/user`) !== readlinkSync('/proc/self/ns/user');
+  } catch {
+    return false;
+  }
 }
 
 /**
