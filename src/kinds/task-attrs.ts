@@ -34,6 +34,7 @@ import { RemoteSyscallError } from '../infect/tracee.js';
 import type { RestoreTaskHandle } from './types.js';
 import { CriuTsError } from '../errors.js';
 import { readLoginuid } from '../proc/index.js';
+import { readlinkSync } from 'node:fs';
 
 const MEMBARRIER_CMD_GET_REGISTRATIONS = 1 << 9;
 /** Private expedited commands (plain, SYNC_CORE, RSEQ): their REGISTER command is the next bit up. */
@@ -41,6 +42,7 @@ const MEMBARRIER_PRIVATE_CMD_BITS = [3, 5, 7] as const;
 const EINVAL = 22;
 const EPERM = 1;
 const ENOSYS = 38;
+const O_RDONLY = 0;
 const O_WRONLY = 1;
 const O_CLOEXEC = 0o2000000;
 const AT_FDCWD = -100;
@@ -100,12 +102,36 @@ export function restoreMembarrier(t: RestoreTaskHandle, mask: number | undefined
  * still has at this point (credentials come last).
  */
 export function restoreLoginuid(t: RestoreTaskHandle, loginuid: number | undefined): void {
-  if (loginuid === undefined || readLoginuid(t.pid) === loginuid) return;
+  if (loginuid === undefined || loginuidAsSeen(t) === loginuid) return;
   const fd = Number(t.syscall('open /proc/self/loginuid', NR.openat, AT_FDCWD, t.putString('/proc/self/loginuid'), O_WRONLY | O_CLOEXEC, 0));
   const text = Buffer.from(String(loginuid === LOGINUID_UNSET ? LOGINUID_UNSET : loginuid));
   try {
     const n = t.syscall('write loginuid', NR.write, fd, t.putBytes(text), text.length);
     if (Number(n) !== text.length) throw new CriuTsError('ERESTORE', `task ${t.pid}: short write of loginuid`, { pid: t.pid });
+  } finally {
+    t.syscall('close', NR.close, fd);
+  }
+}
+
+/**
+ * The task's login uid as the images hold it: as the task sees it. In a
+ * user namespace of its own (where the kernel lets no task set it, and the
+ * image holds it through the namespace's maps) it is read by the task
+ * itself: /proc shows it through the opener's user namespace.
+ */
+function loginuidAsSeen(t: RestoreTaskHandle): number {
+  let own = true;
+  try {
+    own = readlinkSync(`/proc/${t.pid}/ns/user`) === readlinkSync('/proc/self/ns/user');
+  } catch {
+    // gone: the write below says so
+  }
+  if (own) return readLoginuid(t.pid);
+  const fd = Number(t.syscall('open /proc/self/loginuid', NR.openat, AT_FDCWD, t.putString('/proc/self/loginuid'), O_RDONLY | O_CLOEXEC, 0));
+  try {
+    const buf = t.putBytes(Buffer.alloc(16));
+    const n = Number(t.syscall('read loginuid', NR.read, fd, buf, 16));
+    return Number(t.tracee.readMem(buf, n).toString('latin1').trim());
   } finally {
     t.syscall('close', NR.close, fd);
   }

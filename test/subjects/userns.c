@@ -8,12 +8,16 @@
  *   --uid-map "0:20000:20000,100000:200000:50000"   extents inside:outside:count
  *   --gid-map ...                                    (default: the uid map)
  *   --deny 1            setgroups denied before the gid map is written
- *   --ns pid,uts,ipc,net  more namespaces of the clone
+ *   --ns pid,uts,ipc,net,time  more namespaces of the clone (time: unshared
+ *                       by the subject, offset by a day, and entered)
  *   --uid N --gid N --groups a:b   the ids the subject takes inside (default 0)
  *   --drop-cap N        capability N dropped from every set but bounding,
  *                       and from bounding (N+1): the sets differ
  *   --child 1           a child that takes uid/gid 1000 and a group of its own
  *                       (needs pid in --ns)
+ *   --files 1           also a memfd, a unix socket bound to a path and an
+ *                       unlinked file it holds (a ghost), each owned by the
+ *                       subject's ids inside: their owners are kept
  * For the refusals: --nested 1 adds a child in a user namespace of its own;
  * --outer-uts 1 has the launcher unshare its uts namespace first, so the
  * subject's is owned by the launcher's user namespace, not its own.
@@ -37,6 +41,9 @@
 #include <string.h>
 #include <sys/fsuid.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -58,6 +65,51 @@ struct ids {
 };
 
 static struct ids mine;
+
+/* Files whose owner (as we see it) must survive: fds and the owners fstat showed. */
+static struct { int fd; uid_t uid; gid_t gid; const char *what; } owned[3];
+static int nowned;
+
+static void keep_owner(int fd, const char *what)
+{
+	struct stat st;
+	if (fd < 0 || fstat(fd, &st) != 0)
+		subject_fail("%s: %s", what, strerror(errno));
+	owned[nowned++] = (typeof(owned[0])){ fd, st.st_uid, st.st_gid, what };
+}
+
+static void make_files(void)
+{
+	keep_owner(memfd_create("userns-memfd", MFD_CLOEXEC), "memfd");
+	if (write(owned[0].fd, "m", 1) != 1)
+		subject_fail("memfd write: %s", strerror(errno));
+	int s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	struct sockaddr_un a = { .sun_family = AF_UNIX, .sun_path = "u.sock" };
+	if (s < 0 || bind(s, (struct sockaddr *)&a, sizeof(a)) != 0 || listen(s, 1) != 0)
+		subject_fail("unix socket u.sock: %s", strerror(errno));
+	struct stat st;
+	if (stat("u.sock", &st) != 0)
+		subject_fail("stat u.sock: %s", strerror(errno));
+	owned[nowned++] = (typeof(owned[0])){ s, st.st_uid, st.st_gid, "u.sock" };
+	int g = open("ghost.txt", O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
+	if (g < 0 || write(g, "ghost", 5) != 5 || unlink("ghost.txt") != 0)
+		subject_fail("ghost.txt: %s", strerror(errno));
+	keep_owner(g, "ghost");
+}
+
+static const char *check_files(void)
+{
+	static char why[256];
+	for (int k = 0; k < nowned; k++) {
+		struct stat st;
+		int r = k == 1 ? stat("u.sock", &st) : fstat(owned[k].fd, &st);
+		if (r != 0 || st.st_uid != owned[k].uid || st.st_gid != owned[k].gid) {
+			snprintf(why, sizeof(why), "%s: owner %u:%u, was %u:%u", owned[k].what, r ? 0 : st.st_uid, r ? 0 : st.st_gid, owned[k].uid, owned[k].gid);
+			return why;
+		}
+	}
+	return NULL;
+}
 static int nsflags;
 static int file_fd = -1;
 
@@ -130,6 +182,7 @@ static const char *owners(void)
 	static char why[256];
 	static const struct { int flag; const char *name; } NS[] = {
 		{ CLONE_NEWPID, "pid" }, { CLONE_NEWUTS, "uts" }, { CLONE_NEWIPC, "ipc" }, { CLONE_NEWNET, "net" },
+		{ CLONE_NEWTIME, "time" },
 	};
 	struct stat user;
 	if (stat("/proc/self/ns/user", &user) != 0)
@@ -175,6 +228,7 @@ static struct subject_child spawn_child(void)
 			_exit(4);
 		if (setresgid(1000, 1000, 1000) != 0 || setresuid(1000, 1000, 1000) != 0)
 			_exit(5);
+		prctl(PR_SET_DUMPABLE, 1);
 		record(&before);
 		close(ready[1]);
 		subject_wait_term();
@@ -224,6 +278,8 @@ static int parse_ns(const char *list)
 		f |= CLONE_NEWIPC;
 	if (strstr(list, "net"))
 		f |= CLONE_NEWNET;
+	if (strstr(list, "time"))
+		f |= CLONE_NEWTIME;
 	return f;
 }
 
@@ -243,7 +299,8 @@ static void launch(void)
 	int go[2];
 	if (pipe2(go, O_CLOEXEC) != 0)
 		subject_fail("pipe: %s", strerror(errno));
-	pid_t pid = (pid_t)syscall(SYS_clone, CLONE_NEWUSER | nsflags | SIGCHLD, NULL, NULL, NULL, NULL);
+	/* CLONE_NEWTIME is no clone() flag (its bit is the exit signal's): the subject unshares it. */
+	pid_t pid = (pid_t)syscall(SYS_clone, CLONE_NEWUSER | (nsflags & ~CLONE_NEWTIME) | SIGCHLD, NULL, NULL, NULL, NULL);
 	if (pid < 0)
 		subject_fail("clone(CLONE_NEWUSER|%#x): %s", nsflags, strerror(errno));
 	if (pid == 0) {
@@ -293,6 +350,8 @@ static void take_ids(uid_t uid, gid_t gid, const char *groups)
 		subject_fail("setresgid(%u): %s", gid, strerror(errno));
 	if (setresuid(uid, uid, uid) != 0)
 		subject_fail("setresuid(%u): %s", uid, strerror(errno));
+	/* The id change cleared it; as zdtm's and runtimes' inits, so that our /proc files are ours (CRIU's checks open them). */
+	prctl(PR_SET_DUMPABLE, 1);
 }
 
 int main(int argc, char **argv)
@@ -305,6 +364,21 @@ int main(int argc, char **argv)
 		if (sethostname(HOST, strlen(HOST)) != 0)
 			subject_fail("sethostname: %s", strerror(errno));
 	}
+	if (nsflags & CLONE_NEWTIME) {
+		/* A time namespace owned by ours, its monotonic clock a day ahead, entered before anything else. */
+		if (unshare(CLONE_NEWTIME) != 0)
+			subject_fail("unshare(CLONE_NEWTIME): %s", strerror(errno));
+		int fd = open("/proc/self/timens_offsets", O_WRONLY | O_CLOEXEC);
+		const char *line = "monotonic 86400 0\n";
+		if (fd < 0 || write(fd, line, strlen(line)) != (ssize_t)strlen(line))
+			subject_fail("timens_offsets: %s", strerror(errno));
+		close(fd);
+		fd = open("/proc/self/ns/time_for_children", O_RDONLY | O_CLOEXEC);
+		if (fd < 0 || setns(fd, CLONE_NEWTIME) != 0)
+			subject_fail("setns(time_for_children): %s", strerror(errno));
+		close(fd);
+	}
+	int64_t mono_before = subject_now_ns();
 	/* A file created inside (owned by ids of the namespace), held open. */
 	file_fd = open("inside.txt", O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	if (file_fd < 0 || write(file_fd, FILE_TEXT, strlen(FILE_TEXT)) != (ssize_t)strlen(FILE_TEXT))
@@ -335,6 +409,9 @@ int main(int argc, char **argv)
 	/* Ids of the namespace (the clone kept the launcher's, which have no mapping), as a runtime does. */
 	take_ids(uid, gid, groups);
 	record(&mine);
+	/* Made with our ids inside, so their owners are ids of the namespace (not 0 when --uid is not). */
+	if (subject_opt_long("files", 0))
+		make_files();
 	const char *why = owners();
 	if (why)
 		subject_fail("before: %s", why);
@@ -362,12 +439,19 @@ int main(int argc, char **argv)
 	why = owners();
 	if (why)
 		subject_fail("%s", why);
+	/* Our monotonic clock went on from where it was: no jump back to the host's (a day behind). */
+	int64_t mono_now = subject_now_ns();
+	if (mono_now < mono_before || mono_now - mono_before > 600LL * 1000000000LL)
+		subject_fail("CLOCK_MONOTONIC went from %lld to %lld", (long long)mono_before, (long long)mono_now);
 	if (nsflags & CLONE_NEWUTS) {
 		char name[64] = "";
 		gethostname(name, sizeof(name));
 		if (strcmp(name, HOST) != 0)
 			subject_fail("host name %s, wanted %s", name, HOST);
 	}
+	why = check_files();
+	if (why)
+		subject_fail("%s", why);
 	char buf[64] = "";
 	if (pread(file_fd, buf, sizeof(buf) - 1, 0) != (ssize_t)strlen(FILE_TEXT) || strcmp(buf, FILE_TEXT) != 0)
 		subject_fail("inside.txt reads [%s]", buf);

@@ -36,6 +36,7 @@ import type { GhostFileEntry, GhostChunkEntry, RemapFilePathEntry } from '../../
 import { lseek, mknod, linkOpenFile, futimens, isSyscallError, closeQuiet, openPathNoFollow, utimensFollow, readlinkFd, fchownFd, PID_MAX_LIMIT, type FileTimes } from '../../sys/index.js';
 import { stateKey, type DumpContext, type RestoreContext } from '../types.js';
 import { logger } from '../../log.js';
+import { hostOwner, treeGid, treeUid } from '../ns/user.js';
 
 const log = logger('ghost');
 
@@ -173,7 +174,7 @@ function writeGhostImage(ctx: DumpContext, file: string, name: string, openPath:
   const st = statSync(openPath, { bigint: true });
   const mode = Number(st.mode);
   const g: GhostFileEntry = {
-    uid: Number(st.uid), gid: Number(st.gid), mode, dev: Number(st.dev & 0xffffffffn), ino: st.ino,
+    uid: treeUid(ctx, Number(st.uid)), gid: treeGid(ctx, Number(st.gid)), mode, dev: Number(st.dev & 0xffffffffn), ino: st.ino,
     atim: timeval(st.atimeMs / 1000n, st.atimeNs), mtim: timeval(st.mtimeMs / 1000n, st.mtimeNs),
   };
   const type = mode & S_IFMT;
@@ -333,8 +334,10 @@ function ghostIsSymlink(ctx: RestoreContext, gid: number): boolean {
 function createGhost(ctx: RestoreContext, gid: number, orig: string, created: string[], fds: number[]): string {
   const img = ctx.ownImage(`ghost-file-${gid.toString(16)}.img`);
   if (!img) throw new CriuTsError('ENOIMAGE', `ghost-file-${gid.toString(16)}.img: no such image`, { id: gid });
-  const g = img.entries[0] as unknown as GhostFileEntry | undefined;
-  if (!g) throw new CriuTsError('EIMAGE', `ghost-file-${gid.toString(16)}.img is empty`, { id: gid });
+  const dumped = img.entries[0] as unknown as GhostFileEntry | undefined;
+  if (!dumped) throw new CriuTsError('EIMAGE', `ghost-file-${gid.toString(16)}.img is empty`, { id: gid });
+  // The image holds the owner as the tree saw it; we chown from outside.
+  const g: GhostFileEntry = { ...dumped, ...hostOwner(ctx, dumped.uid, dumped.gid, `ghost ${orig}`) };
   const type = g.mode & S_IFMT;
   const perm = g.mode & 0o7777;
   if (type === S_IFDIR) {

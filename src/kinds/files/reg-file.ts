@@ -10,11 +10,7 @@
  * other mount namespaces are opened by path from ours; POSIX message queues
  * (mqueue filesystem) are not taken (refused as an unsupported fd).
  */
-<<<<<<< HEAD
-import { lstatSync, readlinkSync, statSync, statfsSync } from 'node:fs';
-=======
 import { closeSync, lstatSync, openSync, readlinkSync, statSync, statfsSync } from 'node:fs';
->>>>>>> 350e6ad (kinds/ns/user: user namespaces: maps and setgroups dumped (userns-ID.img, setgroups deny in field 1000), ids and groups as the tree sees them (creds, loginuid, SysV owners); restored with CLONE_NEWUSER and maps written from outside, before the other namespaces are made inside it; pages images and held files opened from outside when the task may not; ipc sysctls written as the namespace's root; restore --verify through the maps; check --feature userns yes; userns subject and tests)
 import { CriuTsError } from '../../errors.js';
 import { NR, errnoName } from '../../sys/index.js';
 import { RemoteSyscallError } from '../../infect/tracee.js';
@@ -108,14 +104,10 @@ export const regFileKind: FileKind = {
     let flags = reg.flags & ~(O_CREAT | O_TRUNC);
     // Images from an O_TMPFILE file may carry O_TMPFILE: opening the ghost with it would make a new file.
     if (reg.size !== undefined) flags &= ~O_TMPFILE;
-<<<<<<< HEAD
     // A ghost is reached through our fd on it: opened here, as the task's /proc may not show ours.
     const fd = reg.name.startsWith(`/proc/${process.pid}/fd/`)
       ? openOursInTask(t, reg.name, flags)
-      : Number(t.syscall(`open ${reg.name}`, NR.openat, AT_FDCWD, t.putString(reg.name), flags, 0));
-=======
-    const fd = openInTask(t, reg.name, flags);
->>>>>>> 350e6ad (kinds/ns/user: user namespaces: maps and setgroups dumped (userns-ID.img, setgroups deny in field 1000), ids and groups as the tree sees them (creds, loginuid, SysV owners); restored with CLONE_NEWUSER and maps written from outside, before the other namespaces are made inside it; pages images and held files opened from outside when the task may not; ipc sysctls written as the namespace's root; restore --verify through the maps; check --feature userns yes; userns subject and tests)
+      : openInTask(t, reg.name, flags);
     if (reg.pos !== 0n) t.syscall('lseek', NR.lseek, fd, reg.pos, SEEK_SET);
     return fd;
   },

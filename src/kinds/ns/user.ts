@@ -11,7 +11,9 @@
  * tasks' credentials (real, effective, saved, fs ids, supplementary
  * groups) as getresuid() would answer inside (an id without a mapping is
  * the overflow id), the login uid, and the owners other kinds record
- * (treeUid/treeGid, kept as CRIU's INVALID_ID when unmapped). Capabilities
+ * (treeUid/treeGid, kept as CRIU's INVALID_ID when unmapped: SysV objects,
+ * ghost files, memfds, unix socket files, terminals; the restore maps them
+ * back outside where criu-ts chowns: hostUid/hostGid/hostOwner). Capabilities
  * are kept as they are: the kernel holds them relative to the task's own
  * user namespace. Every other namespace of the root that is not criu-ts's
  * must be owned by that user namespace (the restore creates them inside it).
@@ -32,8 +34,7 @@
  *
  * Limits (refused with one line): a task in a user namespace nested in the
  * tree's; a namespace of the root owned by another user namespace than the
- * root's; a time namespace of its own with it (the time kind makes it
- * outside, in the stub); a task whose ids have no mapping inside; a tree with more than one task or thread in criu-ts's pid
+ * root's; a task whose ids have no mapping inside; a tree with more than one task or thread in criu-ts's pid
  * namespace but a user namespace of its own (its children would need
  * clone3 set_tid, which takes CAP_CHECKPOINT_RESTORE over our pid
  * namespace, from inside); an unprivileged RPC caller at restore.
@@ -162,6 +163,20 @@ export function namespaceRootUid(ctx: RestoreContext): number | undefined {
   return e === undefined ? undefined : outside(e.uid_map ?? [], 0);
 }
 
+/**
+ * An owner of the images (uid and gid as the tree saw them) as criu-ts
+ * passes it from outside (chown); refused with one line naming `what` when
+ * one of them has no mapping in the tree's new user namespace.
+ */
+export function hostOwner(ctx: RestoreContext, uid: number, gid: number, what: string): { uid: number; gid: number } {
+  const u = hostUid(ctx, uid);
+  const g = hostGid(ctx, gid);
+  if (u === undefined || g === undefined) {
+    throw new CriuTsError('EIMAGE', `${what}: its owner ${uid}:${gid} has no mapping in the tree's user namespace`, { uid, gid });
+  }
+  return { uid: u, gid: g };
+}
+
 function link(pid: number, type: string): string | undefined {
   try {
     return readlinkSync(`/proc/${pid}/ns/${type}`);
@@ -178,7 +193,7 @@ function dumpTree(tree: DumpTreeView, ctx: DumpContext): void {
   const own = rootHasOwnNamespace(tree, 'user');
   const root = tree.rootPid;
   if (!own) {
-    ctx.memo(DUMP, () => ({ rootPid: root, maps: undefined }));
+    Object.assign(ctx.memo(DUMP, () => ({ rootPid: 0, maps: undefined })), { rootPid: root });
     return;
   }
   // The restore makes every namespace of the root inside the new user
@@ -188,8 +203,6 @@ function dumpTree(tree: DumpTreeView, ctx: DumpContext): void {
   for (const type of OWNED_TYPES) {
     const theirs = link(root, type);
     if (theirs === undefined || theirs === link(process.pid, type)) continue;
-    // The time kind makes the namespace in the restore stub, outside the user namespace (its offsets must be set before any task enters it).
-    if (type === 'time') refuse(root, `has a time namespace of its own (${theirs}) inside its user namespace: not supported yet`, { type });
     const owner = nsOwnerInode(`/proc/${root}/ns/${type}`);
     if (owner !== userIno) {
       refuse(root, `has a ${type} namespace (${theirs}) owned by another user namespace than its own (user:[${userIno}]): criu-ts re-creates the tree's namespaces inside its user namespace`, { type });
@@ -204,7 +217,7 @@ function dumpTree(tree: DumpTreeView, ctx: DumpContext): void {
     }
   }
   const maps: Maps = { uid: readMap(root, 'uid_map'), gid: readMap(root, 'gid_map') };
-  ctx.memo(DUMP, () => ({ rootPid: root, maps }));
+  Object.assign(ctx.memo(DUMP, () => ({ rootPid: 0, maps: undefined })), { rootPid: root, maps });
 }
 
 function setgroupsDenied(pid: number): boolean {
@@ -272,7 +285,7 @@ function checkMap(file: string, what: string, map: readonly UidGidExtent[]): voi
 function prepareRestore(tree: RestoreTreeView, ctx: RestoreContext): void {
   const id = rootNamespaceToCreate(tree, 'user');
   if (id === undefined) {
-    ctx.state(RESTORE, () => ({ rootPid: tree.rootPid, entry: undefined, deny: false }));
+    Object.assign(ctx.state(RESTORE, () => ({ rootPid: 0, entry: undefined, deny: false })), { rootPid: tree.rootPid });
     return;
   }
   // Making a user namespace with maps of our choosing takes CAP_SETUID/CAP_SETGID here (docs/security.md).
@@ -300,7 +313,7 @@ function prepareRestore(tree: RestoreTreeView, ctx: RestoreContext): void {
       }
     }
   }
-  ctx.state(RESTORE, () => ({ rootPid: tree.rootPid, entry, deny }));
+  Object.assign(ctx.state(RESTORE, () => ({ rootPid: 0, entry: undefined, deny: false })), { rootPid: tree.rootPid, entry, deny });
 }
 
 function mapText(map: readonly UidGidExtent[]): string {

@@ -10,7 +10,7 @@
  */
 import { before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync, readlinkSync } from 'node:fs';
+import { readdirSync, readlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { dump, restore } from '../../../src/api/index.js';
 import { readImage } from '../../../src/images/index.js';
@@ -30,6 +30,8 @@ const TIMEOUT = { timeout: 120_000 };
 // zdtm's uns flavour maps (test/zdtm/lib/ns.c): two extents each, host root not mapped.
 const ZDTM_UID_MAP = '0:20000:20000,100000:200000:50000';
 const ZDTM_GID_MAP = '0:400000:50000,50000:500000:100000';
+
+const pick = (e: Record<string, unknown> | undefined, ...keys: string[]): unknown[] => keys.map((k) => e?.[k]);
 
 const extents = (spec: string): { first: number; lower_first: number; count: number }[] =>
   spec.split(',').map((x) => x.split(':').map(Number)).map(([first = 0, lower_first = 0, count = 0]) => ({ first, lower_first, count }));
@@ -94,11 +96,18 @@ test('"unshare -U --map-root-user" shape: one task, root mapped to root, setgrou
   });
 });
 
-test('a non-root task inside (uid 1000, groups) with a uts namespace owned by its user namespace', TIMEOUT, async () => {
-  await roundTrip(['--uid-map', ZDTM_UID_MAP, '--gid-map', ZDTM_GID_MAP, '--ns', 'uts', '--uid', '1000', '--gid', '1000', '--groups', '1000:3000:60000'], (dir) => {
+test('a non-root task inside (uid 1000, groups) with uts and time namespaces owned by its user namespace (the clock a day ahead goes on), a memfd, a bound unix socket and a ghost file it owns', TIMEOUT, async () => {
+  await roundTrip(['--uid-map', ZDTM_UID_MAP, '--gid-map', ZDTM_GID_MAP, '--ns', 'uts,time', '--uid', '1000', '--gid', '1000', '--groups', '1000:3000:60000', '--files', '1'], (dir) => {
     const { core } = rootImages(dir);
     const c = core.thread_core?.creds;
     assert.deepEqual([c?.uid, c?.gid, c?.groups], [1000, 1000, [1000, 3000, 60000]]);
+    // Owners of what it made, as it sees them (host 21000:401000), as CRIU writes them.
+    const ghost = readdirSync(dir).find((f) => f.startsWith('ghost-file-')) as string;
+    assert.deepEqual(pick(readImage(join(dir, ghost)).entries[0], 'uid', 'gid'), [1000, 1000]);
+    const usk = readImage(join(dir, 'files.img')).entries.find((e) => e['type'] === 'UNIXSK') as { usk: { file_perms: Record<string, unknown> } };
+    assert.deepEqual(pick(usk.usk.file_perms, 'uid', 'gid'), [1000, 1000]);
+    const memfd = readdirSync(dir).find((f) => f.startsWith('memfd')) as string;
+    assert.deepEqual(pick(readImage(join(dir, memfd)).entries[0], 'uid', 'gid'), [1000, 1000]);
   });
 });
 

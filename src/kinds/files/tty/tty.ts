@@ -38,6 +38,7 @@ import { IOC, intArg, ioctlInt, readTtyState, writeTtyState } from './termios.js
 import { taskFdinfo } from '../task-fds.js';
 import { CTTY_INFO_ID, O_NOCTTY, fileOfInfo, infoIdOf, openPath, restored, ttyFiles, ttyInfo } from './shared.js';
 import { takeControllingTerminal } from './ctty.js';
+import { hostOwner, treeGid, treeUid } from '../../ns/user.js';
 import { hasQueues, noteMaster, restoreQueues } from './tty-data.js';
 
 const TTYAUX_MAJOR = 5;
@@ -119,8 +120,8 @@ function dumpInfo(ctx: DumpContext, p: FdProbe, k: TtyKind, infoId: number): voi
       info.pgrp = ps.tpgid > 0 ? (ctx.vpid(ps.tpgid) ?? 0) : 0;
     }
     // The owner of the /dev/pts node (fstat: the node may be gone already, for a hung-up slave).
-    info.uid = p.stat.uid;
-    info.gid = p.stat.gid;
+    info.uid = treeUid(ctx, p.stat.uid);
+    info.gid = treeGid(ctx, p.stat.gid);
   }
   if (st.termios) info.termios = st.termios;
   if (st.termiosLocked) info.termios_locked = st.termiosLocked;
@@ -200,7 +201,7 @@ export const ttyKind: FileKind = {
     const fd = openPath(t, `/dev/pts/${index}`, tty.flags | O_NOCTTY);
     takeIfLeader(t, fd, info);
     writeTtyState(t, fd, info);
-    setOwner(info, index);
+    setOwner(info, index, ctx);
     return fd;
   },
   sessionMade: takeControllingTerminal,
@@ -214,9 +215,10 @@ export const ttyKind: FileKind = {
 };
 
 /** The slave's node gets its dumped owner back (from our side: /dev/pts belongs to nobody else). */
-function setOwner(info: TtyInfoEntry, index: number): void {
+function setOwner(info: TtyInfoEntry, index: number, ctx: RestoreContext): void {
   if (info.uid === undefined || info.gid === undefined) return;
-  chownSync(`/dev/pts/${index}`, info.uid, info.gid);
+  const o = hostOwner(ctx, info.uid, info.gid, `/dev/pts/${index}`);
+  chownSync(`/dev/pts/${index}`, o.uid, o.gid);
 }
 
 /**
@@ -273,7 +275,7 @@ function openHungUp(t: RestoreTaskHandle, info: TtyInfoEntry, index: number, fla
     fakes.set(index, ptmxAt(index));
   }
   const fd = openPath(t, `/dev/pts/${index}`, flags | O_NOCTTY);
-  setOwner(info, index);
+  setOwner(info, index, ctx);
   return fd;
 }
 

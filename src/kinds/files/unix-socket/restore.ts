@@ -22,6 +22,7 @@ import { nameText, TCP_ESTABLISHED, TCP_LISTEN } from './diag.js';
 import { dumpSkOpts, restoreFilter, restoreSkOpts } from '../socket-opts/index.js';
 import { queueOf, sendQueue, type QueuedMsg } from './queue.js';
 import { USK_EXTERN } from './dump.js';
+import { hostOwner } from '../../ns/user.js';
 
 const AT_FDCWD = -100;
 const O_PATH = 0o10000000;
@@ -179,7 +180,7 @@ function bindName(t: RestoreTaskHandle, fd: number, u: UnixSkEntry, ctx: Restore
       t.syscall('close', NR.close, saved);
     }
   }
-  if (here !== undefined && u.file_perms) setSocketFilePerms(t, u, here, u.file_perms);
+  if (here !== undefined && u.file_perms) setSocketFilePerms(t, u, here, { mode: u.file_perms.mode, ...hostOwner(ctx, u.file_perms.uid, u.file_perms.gid, `${what(t, u)}: ${here}`) });
   if (path !== undefined) names(ctx).bound.set(u.ino, path);
   // At once: another socket of the dump may have had the same name (bound, unlinked, bound again).
   if (path !== undefined && u.deleted) dropDeletedName(u, ctx);
