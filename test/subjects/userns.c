@@ -42,6 +42,7 @@
 #include <sys/fsuid.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/msg.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/prctl.h>
@@ -65,6 +66,35 @@ struct ids {
 };
 
 static struct ids mine;
+
+/* A SysV message queue of our ipc namespace (--ns ipc), owned by us, holding a message. */
+static int queue = -1;
+static uid_t queue_uid;
+struct qmsg { long mtype; char text[16]; };
+
+static void make_queue(void)
+{
+	queue = msgget(IPC_PRIVATE, IPC_CREAT | 0600);
+	struct qmsg m = { 3, "in the queue" };
+	struct msqid_ds ds;
+	if (queue < 0 || msgsnd(queue, &m, sizeof(m.text), 0) != 0 || msgctl(queue, IPC_STAT, &ds) != 0)
+		subject_fail("message queue: %s", strerror(errno));
+	queue_uid = ds.msg_perm.uid;
+}
+
+static const char *check_queue(void)
+{
+	static char why[128];
+	struct msqid_ds ds;
+	struct qmsg m;
+	if (msgctl(queue, IPC_STAT, &ds) != 0 || ds.msg_perm.uid != queue_uid)
+		snprintf(why, sizeof(why), "queue %d: owner %u, was %u (%s)", queue, ds.msg_perm.uid, queue_uid, strerror(errno));
+	else if (msgrcv(queue, &m, sizeof(m.text), 3, IPC_NOWAIT) != (ssize_t)sizeof(m.text) || strcmp(m.text, "in the queue") != 0)
+		snprintf(why, sizeof(why), "queue %d: the message is gone", queue);
+	else
+		return NULL;
+	return why;
+}
 
 /* Files whose owner (as we see it) must survive: fds and the owners fstat showed. */
 static struct { int fd; uid_t uid; gid_t gid; const char *what; } owned[3];
@@ -412,6 +442,8 @@ int main(int argc, char **argv)
 	/* Made with our ids inside, so their owners are ids of the namespace (not 0 when --uid is not). */
 	if (subject_opt_long("files", 0))
 		make_files();
+	if (nsflags & CLONE_NEWIPC)
+		make_queue();
 	const char *why = owners();
 	if (why)
 		subject_fail("before: %s", why);
@@ -450,6 +482,8 @@ int main(int argc, char **argv)
 			subject_fail("host name %s, wanted %s", name, HOST);
 	}
 	why = check_files();
+	if (why == NULL && queue >= 0)
+		why = check_queue();
 	if (why)
 		subject_fail("%s", why);
 	char buf[64] = "";

@@ -26,7 +26,9 @@ function readNum(path: string): bigint {
  */
 function writeAs(path: string, value: string, asUid?: number): void {
   try {
-    if (asUid === undefined) writeFileSync(`${SYS}/${path}`, value);
+    // The *_next_id files (mode 0444) are writable only by CAP_CHECKPOINT_RESTORE over the
+    // namespace's owner, which criu-ts has and would drop with its uid: written as ourselves.
+    if (asUid === undefined || path.endsWith('_next_id')) writeFileSync(`${SYS}/${path}`, value);
     else asThreadEuid(asUid, () => writeFileSync(`${SYS}/${path}`, value));
   } catch (e) {
     throw new CriuTsError('ERESTORE', `cannot set ${SYS}/${path} to ${value} in the restored ipc namespace: ${(e as Error).message}`, { path, value }, e);
