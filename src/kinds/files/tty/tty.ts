@@ -259,7 +259,7 @@ function openOrphan(
   const fd = openPath(t, `/dev/pts/${index}`, flags | O_NOCTTY);
   takeIfLeader(t, fd, info);
   writeTtyState(t, fd, info);
-  setOwner(info, index);
+  setOwner(info, index, ctx);
   return fd;
 }
 
