@@ -13,6 +13,7 @@
 import { existsSync, readFileSync, readlinkSync, statSync } from 'node:fs';
 import { isAbsolute, join, resolve } from 'node:path';
 import type { CgroupMode, CommonOptions, DumpOptions, RestoreOptions } from '../api/options.js';
+import { parseExternalMount } from '../api/mount-options.js';
 import { CriuTsError } from '../errors.js';
 import { CLONE_NEWNET } from '../sys/index.js';
 import type { CriuOpts } from '../images/messages.js';
@@ -121,7 +122,6 @@ function refused(o: EffectiveOpts, op: Operation): string[] {
   // Page server connections are not encrypted: a client asking for TLS must not get clear text.
   add(o.tls === true, 'tls');
   add(nonEmpty(o.exec_cmd), 'exec_cmd');
-  add(nonEmpty(o.ext_mnt), 'ext_mnt');
   add(o.auto_ext_mnt === true, 'auto_ext_mnt');
   if (op !== 'restore') add(nonEmpty(o.join_ns), 'join_ns');
   // Property lists other than CRIU's built-in ones would change which cgroup files are saved.
@@ -131,8 +131,6 @@ function refused(o: EffectiveOpts, op: Operation): string[] {
   add(isSet(o.lsm_profile), 'lsm_profile');
   add(isSet(o.lsm_mount_context), 'lsm_mount_context');
   add(configFileSetsOptions(o.config_file), `config_file (${o.config_file ?? ''} sets options)`);
-  // criu-ts has no mount namespaces: a root other than / would resolve every path elsewhere.
-  add(o.root !== undefined && o.root !== '' && resolve(o.root) !== '/', 'root');
   if (op !== 'dump') add(o.track_mem === true, 'track_mem');
   return out;
 }
@@ -201,8 +199,19 @@ function common(o: EffectiveOpts, dirs: RequestDirs): CommonOptions {
   const empty = o.empty_ns ?? 0;
   if ((empty & ~CLONE_NEWNET) !== 0) throw badOptions(`empty_ns 0x${empty.toString(16)}: only CLONE_NEWNET (0x40000000) can be left empty`, { empty_ns: empty });
   if (empty !== 0) c.emptyNetNs = true;
-  // CRIU's --external list; the types criu-ts takes are read, the others refused, by the API (api/externals.ts).
-  if ((o.external ?? []).length > 0) c.external = o.external;
+  // CRIU's --external list: mounts go to the mount kind (as ext_mnt does, runc sends both), the other
+  // types are read, or refused, by the API (api/externals.ts).
+  const extMounts = (o.ext_mnt ?? []).map((m) => ({ key: m.key, value: m.val }));
+  const external: string[] = [];
+  for (const e of o.external ?? []) {
+    const em = parseExternalMount(e);
+    if (em !== undefined) extMounts.push(em);
+    else external.push(e);
+  }
+  if (extMounts.length > 0) c.extMounts = extMounts;
+  if (external.length > 0) c.external = external;
+  // The "/" of the tree's mount namespace at restore (runc: the container's rootfs); a dump ignores it, as CRIU.
+  if (o.root !== undefined && o.root !== '') c.root = o.root;
   if (o.file_locks !== undefined) c.fileLocks = o.file_locks;
   if (o.link_remap !== undefined) c.linkRemap = o.link_remap;
   cgroupRequest(o, c);

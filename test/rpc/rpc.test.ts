@@ -186,7 +186,7 @@ test('swrk: restore errors: no images has no cr_errno (as CRIU 4.2) and names th
     assert.match(String((none?.['resp'] as Line)['cr_errmsg']), /inventory\.img/);
     const [refused] = await client(['restore', '--dir', dir, '--unsupported']);
     assert.equal(refused?.['cr_errno'], 95);
-    assert.match(String((refused?.['resp'] as Line)['cr_errmsg']), /ps\.fd \(page server socket\), root/);
+    assert.match(String((refused?.['resp'] as Line)['cr_errmsg']), /ps\.fd \(page server socket\), lsm_profile/);
   } finally {
     removeDir(dir);
   }

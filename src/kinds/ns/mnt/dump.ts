@@ -25,6 +25,9 @@ import { parseMountinfo, readComm, type MountInfo } from '../../../proc/index.js
 import type { MntEntry } from '../../../images/messages.js';
 import type { DumpContext } from '../../types.js';
 import { FS_TYPES, FSTYPE_UNSUPPORTED, kdev, mountFlags, superFlags } from './fstypes.js';
+import { logger } from '../../../log.js';
+
+const log = logger('mnt');
 
 /** CRIU's tar flags for a tmpfs (filesystems.c): ownership, modes, hard links and holes kept, nothing below other mounts. */
 const TAR_CREATE = ['--create', '--gzip', '--no-unquote', '--no-wildcards', '--one-file-system', '--check-links',
@@ -97,8 +100,10 @@ export function dumpMountNamespace(pid: number, nsId: number, opts: MountDumpOpt
     sources.push(full);
     if (type.tar) tarred.push(full);
   }
+  // As CRIU: a key that names no mount of the tree is not an error (runc names every bind of its
+  // config, device nodes among them, whatever the container's mounts became).
   for (const k of opts.extMounts.keys()) {
-    if (!used.has(k)) throw new CriuTsError('EUSAGE', `--external mnt[${k}]: ${who} has no mount at ${k}`, { pid, mountpoint: k });
+    if (!used.has(k)) log.info(`--external mnt[${k}]: ${who} has no mount at ${k}; ignored`);
   }
   checkPropagation(mounts, who, describe);
 
