@@ -70,20 +70,26 @@ export function exitCodeOf(e: unknown): number {
   return 1;
 }
 
-/** cr_errno for the RPC service (criu_resp.cr_errno): a Linux errno. */
-export function rpcErrnoOf(e: unknown): number {
-  const errno = errnoOf(e);
-  if (errno !== undefined) return errno;
-  if (!isCriuTsError(e)) return 5; // EIO
+/**
+ * cr_errno for the RPC service (criu_resp.cr_errno), as CRIU 4.2 sets it:
+ * CRIU sends one only for a task that is not there (ESRCH), options it
+ * cannot set up (EBADRQC) and a pid taken at restore (EEXIST); for every
+ * other failure none (undefined here), and the client reads cr_errmsg
+ * (test/rpc/error-parity.test.ts). Errors that carry an errno on purpose
+ * (`data.errno` of the error itself, not of a syscall beneath it) send
+ * theirs: EBADRQC for bad options, EOPNOTSUPP for request types and RPC
+ * options criu-ts does not implement, EPERM for what an unprivileged
+ * caller may not ask, ECANCELED when the client refused a notification.
+ */
+export function rpcErrnoOf(e: unknown): number | undefined {
+  if (!isCriuTsError(e)) return undefined;
+  const own = e.data['errno'];
+  if (e.code !== 'ESYSCALL' && typeof own === 'number') return own;
   switch (e.code) {
-    case 'EUSAGE': return 22; // EINVAL
-    case 'ENOIMAGE': return 2; // ENOENT
     case 'ENOTASK': return 3; // ESRCH
-    case 'EUNSUPPORTED': return 95; // EOPNOTSUPP
-    case 'ETIMEOUT': return 110; // ETIMEDOUT
-    case 'EBUSY': return 16; // EBUSY
-    case 'EPERM': return 1; // EPERM
-    default: return 5;
+    case 'EBUSY': return e.data['pid'] !== undefined ? 17 : undefined; // a pid in use at restore: EEXIST
+    case 'EPERM': return 1;
+    default: return undefined;
   }
 }
 

@@ -184,7 +184,10 @@ const PROBES: Record<string, Prober> = {
   timerfd: () => probe.probeTimerfd(fdinfoOf),
   tun: (f) => (existsSync('/dev/net/tun') ? kconfigProbe(f, 'TUN') : no('/dev/net/tun missing')),
   tun_ns: (f) => (existsSync('/dev/net/tun') ? kconfigProbe(f, 'TUN') : no('/dev/net/tun missing')),
-  userns: () => fileExists('/proc/self/ns/user', 'CONFIG_USER_NS'),
+  userns: () => {
+    const ns = fileExists('/proc/self/ns/user', 'CONFIG_USER_NS');
+    return ns.ok ? probe.probePrSetMmMapSize() : ns;
+  },
   fdinfo_lock: () => withTempFile((fd) => probe.probeFdinfoLock(fd, fdinfoOf)),
   seccomp_suspend: (f) => f.traced().suspendSeccomp,
   seccomp_filters: () => fileExists('/proc/sys/kernel/seccomp/actions_avail', 'CONFIG_SECCOMP_FILTER'),
@@ -232,11 +235,11 @@ const PROBES: Record<string, Prober> = {
 /**
  * Features the kernel may have but criu-ts cannot use yet: answering "no"
  * (after the kernel's own answer, when that is already no) lets callers
- * such as CRIU's test suite skip what would only fail (user namespaces).
- * uffd and uffd-noncoop answer the kernel's word: criu-ts serves lazy pages.
+ * such as CRIU's test suite skip what would only fail. None today: uffd
+ * and uffd-noncoop answer the kernel's word (criu-ts serves lazy pages), and
+ * userns too (criu-ts restores user namespaces).
  */
 const NOT_IN_CRIU_TS: Readonly<Record<string, string>> = {
-  userns: 'criu-ts does not restore user namespaces yet',
 };
 
 function run(name: string, facts: Facts): ProbeResult {

@@ -1,3 +1,4 @@
+import { externalFileKey, externalFileKeys } from './external-files.js';
 import { resolve } from 'node:path';
 import type { DumpOptions, DumpResult } from './options.js';
 import { dumpTree } from '../dump/index.js';
@@ -5,6 +6,7 @@ import type { DumpTreeOptions } from '../dump/options.js';
 import { CriuTsError } from '../errors.js';
 import { cgroupOptions } from './cgroup-options.js';
 import { readExternals } from './externals.js';
+import { mountOptions } from './mount-options.js';
 import { clearStaleLocks, defaultLockMethod, type LockMethod } from '../kinds/index.js';
 
 function networkLock(opts: DumpOptions): LockMethod {
@@ -34,6 +36,9 @@ export function coreOptions(opts: DumpOptions): DumpTreeOptions {
     dir: resolve(opts.imagesDir ?? '.'),
     kinds: {
       shellJob: opts.shellJob ?? false,
+      orphanPtsMaster: opts.orphanPtsMaster ?? false,
+      // file[..] / tty[..] of --external (or externalFiles): saved by key only (api/external-files.ts).
+      externals: externalFileKeys([...(opts.externalFiles ?? []), ...(opts.external ?? []).filter((e) => externalFileKey(e) !== undefined)]),
       extUnixSk: opts.extUnixSk ?? false,
       fileLocks: opts.fileLocks ?? false,
       ghostLimit: opts.ghostLimit ?? GHOST_LIMIT_BYTES,
@@ -44,6 +49,7 @@ export function coreOptions(opts: DumpOptions): DumpTreeOptions {
       networkLock: networkLock(opts),
       emptyNetNs: opts.emptyNetNs ?? false,
       ...cgroupOptions(opts),
+      ...mountOptions(opts),
     },
     after: opts.leaveRunning ? 'resume' : opts.leaveStopped ? 'stop' : 'kill',
     freezeCgroup: opts.freezeCgroup,

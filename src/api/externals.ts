@@ -13,6 +13,10 @@
  * type is refused with one line until a kind takes it.
  */
 import { CriuTsError } from '../errors.js';
+import { EOPNOTSUPP } from '../sys/index.js';
+import { externalFileKey } from './external-files.js';
+
+/** What an RPC client reads for an --external type criu-ts does not take (CRIU's ENOTSUP for what it lacks). */
 import type { MacvlanLower, VethPeerOut } from '../kinds/index.js';
 
 export interface Externals {
@@ -50,11 +54,13 @@ export function readExternals(external: readonly string[], vethPairs: readonly V
   };
   for (const v of vethPairs) add(outside(`veth[${v.inside}]:${v.outside}`, v.inside, v.bridge === undefined ? v.outside : `${v.outside}@${v.bridge}`), `veth[${v.inside}]`);
   for (const e of external) {
+    // file[MNT_ID:INODE] and tty[RDEV:DEV] name open files for the dump (api/external-files.ts); a restore takes them through --inherit-fd.
+    if (externalFileKey(e) !== undefined) continue;
     const m = /^([a-z]+)\[([^\]]*)\]:(.*)$/.exec(e);
     const type = m?.[1] ?? /^([a-z]+)\[/.exec(e)?.[1];
     if (m === null || type === undefined) {
       if (type === 'veth' || type === 'macvlan') throw bad(e, `expected ${type}[NAME]:VALUE`);
-      throw new CriuTsError('EUNSUPPORTED', `--external ${e}: not supported yet (criu-ts takes veth[IN]:OUT[@BRIDGE] and macvlan[IN]:OUTDEV)`, { external: e });
+      throw new CriuTsError('EUNSUPPORTED', `--external ${e}: not supported yet (criu-ts takes veth[IN]:OUT[@BRIDGE], macvlan[IN]:OUTDEV, file[MNT_ID:INODE] and tty[RDEV:DEV])`, { external: e, errno: EOPNOTSUPP });
     }
     const [, , id = '', value = ''] = m;
     if (type === 'veth') {
@@ -64,7 +70,7 @@ export function readExternals(external: readonly string[], vethPairs: readonly V
       if (got.macvlans.some((x) => x.inside === id)) throw bad(e, `macvlan ${id} is given twice`);
       got.macvlans.push({ inside: id, lower: value });
     } else {
-      throw new CriuTsError('EUNSUPPORTED', `--external ${e}: ${type}[...] is not supported yet (criu-ts takes veth[IN]:OUT[@BRIDGE] and macvlan[IN]:OUTDEV)`, { external: e });
+      throw new CriuTsError('EUNSUPPORTED', `--external ${e}: ${type}[...] is not supported yet (criu-ts takes veth[IN]:OUT[@BRIDGE], macvlan[IN]:OUTDEV, file[MNT_ID:INODE] and tty[RDEV:DEV])`, { external: e, errno: EOPNOTSUPP });
     }
   }
   // At dump they describe the restore to come: CRIU keeps them and uses none.

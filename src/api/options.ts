@@ -63,6 +63,14 @@ export interface CommonOptions {
   cgroupYard?: string;
   /** --cgroup-dump-controller NAME (repeatable): dump only these hierarchies, named as /proc/PID/cgroup names them ("cpu,cpuacct", "name=systemd"); default all */
   cgroupDumpController?: readonly string[];
+  /** -r/--root DIR: at restore, the "/" of the tree's mount namespace when it had its own (required then); ignored otherwise, as by CRIU */
+  root?: string;
+  /**
+   * External mounts (--external mnt[K]:V, -M/--ext-mount-map K:V): at dump,
+   * K is a mountpoint as the tree sees it and V the key saved for it; at
+   * restore, K is that key and V the path bound there.
+   */
+  extMounts?: readonly { key: string; value: string }[];
   /** show progress on a terminal (bytes and pages, tasks done) */
   progress?: boolean;
   /**
@@ -78,6 +86,14 @@ export interface CommonOptions {
 export interface DumpOptions extends CommonOptions {
   /** -t/--tree: root of the process tree */
   pid: number;
+  /** RPC orphan_pts_master: a pty slave whose master is outside the tree is dumped; restore hands out a new master */
+  orphanPtsMaster?: boolean;
+  /**
+   * --external file[MNT_ID:INODE] / tty[RDEV:DEV] (hex, CRIU's syntax):
+   * files and terminals outside the tree, saved by key only; the restore
+   * needs them back through inheritFd with the same key.
+   */
+  externalFiles?: readonly string[];
   /** -R/--leave-running */
   leaveRunning?: boolean;
   /** -s/--leave-stopped */
@@ -99,6 +115,20 @@ export interface DumpOptions extends CommonOptions {
 }
 
 export interface RestoreOptions extends CommonOptions {
+  /**
+   * RPC orphan_pts_master: for each pty whose master was outside the dump,
+   * a new master (an fd of this process, the callee's to close) is made at
+   * the dumped index and given here while the tree is restored; the tasks
+   * get the slave as they had it. Without it such a slave needs shellJob.
+   */
+  orphanPtsMaster?: (master: number) => void;
+  /**
+   * --inherit-fd: files the caller holds open in this process, by CRIU's
+   * key (`pipe:[ino]`, `socket:[ino]`, a regular file's path without its
+   * leading '/'): a file of the images with that key becomes this open
+   * file, not a new one (runc hands back the container's stdio pipes so).
+   */
+  inheritFd?: readonly { fd: number; key: string }[];
   /** --pidfile: write the restored root's pid here (relative to workDir) */
   pidfile?: string;
   /** -s/--leave-stopped: leave tasks stopped after restore */

@@ -1,10 +1,12 @@
+import { fstatSync } from 'node:fs';
 import { isAbsolute, join, resolve } from 'node:path';
+import { CriuTsError } from '../errors.js';
 import type { RestoreOptions, RestoreResult } from './options.js';
 import { cgroupOptions } from './cgroup-options.js';
+import { mountOptions } from './mount-options.js';
 import { restoreTree, waitForRoot } from '../restore/index.js';
 import { checkJoinNs } from '../kinds/ns/join.js';
 import { readExternals } from './externals.js';
-import { CriuTsError } from '../errors.js';
 
 /**
  * Restore the tree saved in `opts.imagesDir`. Returns the root's pid once
@@ -26,7 +28,7 @@ export async function restore(opts: RestoreOptions): Promise<RestoreResult> {
   const pidfile = opts.pidfile === undefined || isAbsolute(opts.pidfile) ? opts.pidfile : join(resolve(opts.workDir ?? dir), opts.pidfile);
   return restoreTree({
     dir,
-    kinds: { shellJob: opts.shellJob ?? false, extUnixSk: opts.extUnixSk ?? false, tcpClose: opts.tcpClose ?? false, unprivileged: opts.asCaller !== undefined, joinNs, emptyNetNs: opts.emptyNetNs ?? false, vethPairs: ext.vethPairs, macvlans: ext.macvlans, ...cgroupOptions(opts) },
+    kinds: { shellJob: opts.shellJob ?? false, orphanPtsMaster: opts.orphanPtsMaster, inheritFds: inheritFds(opts.inheritFd), extUnixSk: opts.extUnixSk ?? false, tcpClose: opts.tcpClose ?? false, unprivileged: opts.asCaller !== undefined, joinNs, emptyNetNs: opts.emptyNetNs ?? false, vethPairs: ext.vethPairs, macvlans: ext.macvlans, ...cgroupOptions(opts), ...mountOptions(opts) },
     leaveStopped: opts.leaveStopped ?? false,
     pidfile,
     progress: opts.progress ?? true,
@@ -36,6 +38,21 @@ export async function restore(opts: RestoreOptions): Promise<RestoreResult> {
     asCaller: opts.asCaller,
     lazyPages: opts.lazyPages === true ? resolve(opts.workDir ?? dir) : undefined,
   });
+}
+
+/** --inherit-fd entries by key; each fd must be open here (CRIU checks it when parsing the option). */
+function inheritFds(list: RestoreOptions['inheritFd']): Map<string, number> | undefined {
+  if (list === undefined || list.length === 0) return undefined;
+  const map = new Map<string, number>();
+  for (const { fd, key } of list) {
+    try {
+      fstatSync(fd);
+    } catch (e) {
+      throw new CriuTsError('EUSAGE', `--inherit-fd fd[${fd}]:${key}: fd ${fd} is not open`, { fd, key }, e);
+    }
+    map.set(key, fd);
+  }
+  return map;
 }
 
 /** Wait for a restored root that is our child; returns its exit status like a shell ($? semantics). */

@@ -106,6 +106,8 @@ function common(o: CliOptions): CommonOptions {
   if (o.manageCgroups !== undefined) c.manageCgroups = o.manageCgroups;
   if (o.cgroupRoot.length > 0) c.cgroupRoot = o.cgroupRoot;
   if (o.cgroupYard !== undefined) c.cgroupYard = o.cgroupYard;
+  if (o.root !== undefined) c.root = o.root;
+  if (o.extMounts.length > 0) c.extMounts = o.extMounts;
   if (o.cgroupDumpController.length > 0) c.cgroupDumpController = o.cgroupDumpController;
   return c;
 }
@@ -186,6 +188,7 @@ async function runRestore(o: CliOptions): Promise<number> {
   if (o.skipChecksums) opts.skipChecksums = true;
   if (o.verify !== undefined) opts.verify = o.verify;
   if (o.lazyPages) opts.lazyPages = true;
+  if (o.inheritFd.length > 0) opts.inheritFd = o.inheritFd;
   if (o.restoreSibling) {
     // The tree is forked from a helper of ours, not from us: it reaches our caller only by reparenting.
     log.warn('--restore-sibling: the restored root becomes a child of the caller only if the caller is a child subreaper');

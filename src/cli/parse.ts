@@ -9,6 +9,7 @@
 import { isAbsolute, resolve } from 'node:path';
 import { CriuTsError } from '../errors.js';
 import { CGROUP_MODES, parseCgroupRoot } from '../api/cgroup-options.js';
+import { parseExternalMount } from '../api/mount-options.js';
 import type { CgroupMode } from '../api/options.js';
 import { configWords } from './config-file.js';
 import { parseJoinNsArg, type JoinNsRequest } from '../kinds/ns/join.js';
@@ -58,6 +59,12 @@ export interface CliOptions {
   manageCgroups?: CgroupMode;
   /** --cgroup-root, in order */
   cgroupRoot: string[];
+  /** --inherit-fd fd[N]:KEY (restore): our fd N stands for the file CRIU names KEY */
+  inheritFd: { fd: number; key: string }[];
+  /** -r/--root */
+  root?: string;
+  /** --external mnt[K]:V and -M K:V, in order */
+  extMounts: { key: string; value: string }[];
   cgroupYard?: string;
   /** --cgroup-dump-controller, in order */
   cgroupDumpController: string[];
@@ -180,6 +187,8 @@ function defaults(): CliOptions {
     checkExperimental: false,
     closeFds: [],
     cgroupRoot: [],
+    inheritFd: [],
+    extMounts: [],
     cgroupDumpController: [],
     joinNs: [],
     emptyNetNs: false,
@@ -291,11 +300,28 @@ function apply(hit: Hit, raw: Raw): 'version' | undefined {
       o.manageCgroups = mode as CgroupMode;
       break;
     }
+    case 'inherit-fd': o.inheritFd.push(parseInheritFd(shown, nonEmpty(shown, value))); break;
     case 'cgroup-root': parseCgroupRoot(nonEmpty(shown, value)); o.cgroupRoot.push(nonEmpty(shown, value)); break;
+    case 'root': o.root = nonEmpty(shown, value); break;
+    case 'ext-mount-map': {
+      const v = nonEmpty(shown, value);
+      const colon = v.indexOf(':');
+      if (v === 'auto') throw new CriuTsError('EUNSUPPORTED', `${shown} auto (external mounts found automatically) is not supported yet: name each mount`, { option: 'ext-mount-map' });
+      if (colon <= 0 || colon === v.length - 1) throw badArg(shown, v);
+      o.extMounts.push({ key: v.slice(0, colon), value: v.slice(colon + 1) });
+      break;
+    }
     case 'cgroup-yard': o.cgroupYard = nonEmpty(shown, value); break;
     case 'cgroup-dump-controller': o.cgroupDumpController.push(nonEmpty(shown, value)); break;
     case 'join-ns': o.joinNs.push(parseJoinNsArg(nonEmpty(shown, value))); break;
-    case 'external': o.external.push(nonEmpty(shown, value)); break;
+    case 'external': {
+      // Mounts are the mount kind's (api/mount-options.ts); the others are read by api/externals.ts.
+      const v = nonEmpty(shown, value);
+      const em = parseExternalMount(v);
+      if (em !== undefined) o.extMounts.push(em);
+      else o.external.push(v);
+      break;
+    }
     case 'veth-pair': {
       // CRIU's form: IN=OUT[@BRIDGE], the same as --external veth[IN]:OUT[@BRIDGE].
       const v = nonEmpty(shown, value);
@@ -385,4 +411,11 @@ function finish(raw: Raw, positional: readonly string[]): ParsedCommand {
   if (raw.logFile !== undefined) o.logFile = raw.logFile === '-' ? '-' : inDir(o.workDir, raw.logFile);
   if (raw.pidfile !== undefined) o.pidfile = inDir(o.workDir, raw.pidfile);
   return action === undefined ? { kind: 'command', command: cmd, options: o } : { kind: 'command', command: cmd, action, options: o };
+}
+
+/** CRIU's --inherit-fd form: fd[N]:KEY, N one of our open fds, KEY as CRIU names the file (pipe:[ino], socket:[ino], path). */
+function parseInheritFd(shown: string, value: string): { fd: number; key: string } {
+  const m = /^fd\[(\d+)\]:(.+)$/.exec(value);
+  if (!m) throw new CriuTsError('EUSAGE', `${shown} ${value}: expected fd[N]:KEY`, { option: shown, value });
+  return { fd: Number(m[1]), key: m[2] as string };
 }

@@ -81,8 +81,8 @@ Accepted and ignored (with a warning): --cgroup-props, --cgroup-props-file,
   --evasive-devices, --skip-in-flight, --tcp-close, --weak-sysctls,
   --force-irmap, --skip-mnt, --enable-fs, --lsm-profile, --network-lock, --cpu-cap,
   -L|--libdir, ...
-Not supported yet (refused): --external other than veth[]/macvlan[], --inherit-fd,
-  -r|--root, -M|--ext-mount-map, lazy-pages --page-server, --tls,
+Not supported yet (refused): --external other than veth[]/macvlan[]/mnt[KEY]:VALUE,
+  --inherit-fd, lazy-pages --page-server, --tls,
   --stream, --check-only
 
 Check options:

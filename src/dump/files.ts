@@ -10,6 +10,7 @@ import { listFds, readFdLink, parseFdinfo } from '../proc/index.js';
 import { pidfdOpen, pidfdGetfd, closeQuiet, kcmp, KCMP, getsockoptInt, O_CLOEXEC, FD_CLOEXEC } from '../sys/index.js';
 import { CriuTsError, isCriuTsError } from '../errors.js';
 import { fileKindFor, isMqueue, stateKey, readFown, withFown, type DumpContext, type FdProbe } from '../kinds/index.js';
+import { NO_FOWN } from '../kinds/files/reg-file.js';
 import type { FdinfoEntry, FownEntry } from '../images/messages.js';
 import { logger } from '../log.js';
 
@@ -110,6 +111,13 @@ function fileOfFd(pid: number, pidfd: number, fd: number, ctx: DumpContext, netN
   const localFd = pidfdGetfd(pidfd, fd, pid);
   try {
     const probe: FdProbe = { pid, fd, link, fdinfo, stat: fstatSync(localFd), localFd, netNsId };
+    const external = externalFile(probe, ctx);
+    if (external !== undefined) {
+      const id = ctx.addFile((i) => ({ type: 'REG', id: i, reg: { id: i, flags: fdinfo.flags & ~O_CLOEXEC, pos: fdinfo.pos, fown: NO_FOWN, name: external } }));
+      seen.add({ pid, fd, ino: fdinfo.ino, id });
+      log.debug(`task ${pid} fd ${fd}: external ${external} id ${id} (${link})`);
+      return { id, type: 'REG', fdFlags };
+    }
     const kind = fileKindFor(probe);
     if (!kind) {
       const what = describeUnknown(probe);
@@ -123,6 +131,18 @@ function fileOfFd(pid: number, pidfd: number, fd: number, ctx: DumpContext, netN
   } finally {
     closeQuiet(localFd);
   }
+}
+
+/**
+ * A file --external names (file[MNT_ID:INODE], as CRIU keys it: the mount id
+ * the task sees, the inode, hex): saved as a REG entry named by that key
+ * and nothing else, as CRIU does; the restore takes it from --inherit-fd.
+ */
+function externalFile(p: FdProbe, ctx: DumpContext): string | undefined {
+  const ext = ctx.opts.externals;
+  if (ext === undefined || ext.size === 0 || p.fdinfo.mntId === undefined || p.stat.isSocket()) return undefined;
+  const key = `file[${p.fdinfo.mntId.toString(16)}:${BigInt(p.stat.ino).toString(16)}]`;
+  return ext.has(key) ? key : undefined;
 }
 
 /**

@@ -144,7 +144,7 @@ async function dumpTreeHashed(opts: DumpTreeOptions): Promise<DumpResult> {
       throw new CriuTsError('EUNSUPPORTED', `task ${pid} is the init of a pid namespace: incremental dumps and page servers (--prev-images-dir, --track-mem, --page-server) of such a tree are not supported yet`, { pid });
     }
     const shmemDone = new Set<bigint>();
-    const files = new TreeFiles(ctx);
+    const files = new TreeFiles(ctx, pid);
     const seccomp = new SeccompCollector();
     const pstree: PstreeEntry[] = [];
     const fdinfoWritten = new Set<number>();
@@ -189,7 +189,8 @@ async function dumpTreeHashed(opts: DumpTreeOptions): Promise<DumpResult> {
     progress.done();
     // A failure of ours (e.g. ENOSPC from a write) is said with the images dir it concerns.
     const e = isCriuTsError(err) ? err : new CriuTsError('EDUMP', `writing images to ${dir}: ${(err as Error).message}`, { dir }, err);
-    log.error(`dump failed, resuming the tree: ${e.message}`);
+    // The caller reports the error itself (the CLI in one line, and in the log file): here it is only the step.
+    log.info(`dump failed, resuming the tree: ${e.message}`);
     inc.abort();
     pageServer?.abort();
     releaseTree(tree.tasks, 'resume');

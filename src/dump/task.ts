@@ -41,13 +41,14 @@ export function usToNow(t0: bigint): number {
 export class TreeFiles {
   private readonly byPath = new Map<string, number>();
   private readonly ghosts = new Map<string, number>();
-  constructor(private readonly ctx: DumpSession) {}
+  /** `rootPid`: paths are read in the root's mount namespace, which every task shares (a nested one is refused). */
+  constructor(private readonly ctx: DumpSession, private readonly rootPid: number) {}
 
   fileId(path: string, flags: number): number {
     const key = `${flags}:${path}`;
     let id = this.byPath.get(key);
     if (id === undefined) {
-      id = this.ctx.addFile((i) => regEntryForPath(i, path, flags));
+      id = this.ctx.addFile((i) => regEntryForPath(i, path, flags, this.rootPid));
       this.byPath.set(key, id);
     }
     return id;
@@ -57,7 +58,7 @@ export class TreeFiles {
     const key = `${flags}:${inode}`;
     let id = this.ghosts.get(key);
     if (id === undefined) {
-      id = this.ctx.addFile((i) => regEntryForPath(i, path, flags));
+      id = this.ctx.addFile((i) => regEntryForPath(i, path, flags, this.rootPid));
       dumpUnlinked(this.ctx, id, path, openPath, `mapping of ${path}`);
       this.ghosts.set(key, id);
     }
@@ -201,7 +202,7 @@ export function dumpTask(
   const dirId = (path: string, link: string): number => {
     if (!path.endsWith(DELETED)) return fileId(path, 0);
     const real = path.slice(0, -DELETED.length);
-    const id = ctx.addFile((i) => regEntryForPath(i, real, 0));
+    const id = ctx.addFile((i) => regEntryForPath(i, real, 0, pid));
     dumpUnlinked(ctx, id, real, `/proc/${pid}/${link}`, `task ${pid} ${link}`);
     return id;
   };

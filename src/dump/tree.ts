@@ -6,7 +6,7 @@
  */
 import { listThreads, listChildren, parseStat } from '../proc/index.js';
 import { Tracee, collectExit } from '../infect/tracee.js';
-import { isSyscallError, ESRCH, __WALL, WNOHANG, NR, sleepMs, waitPid } from '../sys/index.js';
+import { isSyscallError, ESRCH, EPERM, __WALL, WNOHANG, NR, sleepMs, waitPid } from '../sys/index.js';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CriuTsError } from '../errors.js';
@@ -33,6 +33,27 @@ export interface SeizedTree {
 }
 
 const MAX_PASSES = 16;
+
+/**
+ * After PTRACE_SEIZE of `tid` said EPERM: whether that is because it exited
+ * meanwhile. The leader of a process with no other thread left, now a
+ * zombie, makes the node a zombie (with its exit code).
+ */
+function exitedMeanwhile(node: TaskNode, tid: number): boolean {
+  let st;
+  try {
+    st = parseStat(tid);
+  } catch {
+    return true; // gone altogether
+  }
+  if (st.state !== 'Z' && st.state !== 'X') return false;
+  if (tid !== node.pid) return true;
+  if (node.threads.length > 0 || listThreads(node.pid).some((t) => t !== node.pid)) return false;
+  node.zombie = true;
+  node.exitCode = st.exitCode;
+  log.debug(`task ${node.pid} exited while the tree was being seized: dumped as a zombie`);
+  return true;
+}
 
 export function seizeTree(rootPid: number, timeoutMs: number, freezeCgroup?: string): SeizedTree {
   const byPid = new Map<number, TaskNode>();
@@ -63,7 +84,12 @@ export function seizeTree(rootPid: number, timeoutMs: number, freezeCgroup?: str
             asked.push(tid);
           } catch (e) {
             // A thread that exited between listing and seizing is simply gone.
-            if (!isSyscallError(e, ESRCH)) throw e;
+            if (isSyscallError(e, ESRCH)) continue;
+            // EPERM: it is exiting (the kernel refuses to attach to a task with an exit state).
+            // A process that died between listing and seizing is a zombie now (its parent,
+            // seized, cannot reap it): dumped as one. A dying thread other than the leader is gone.
+            if (isSyscallError(e, EPERM) && exitedMeanwhile(node, tid)) continue;
+            throw e;
           }
         }
         for (const tid of asked) {

@@ -1886,6 +1886,7 @@ export interface UserX86XsaveEntry {
 export interface UsernsEntry {
   uid_map?: UidGidExtent[]; // 1 message uid_gid_extent
   gid_map?: UidGidExtent[]; // 2 message uid_gid_extent
+  setgroups_deny?: boolean; // 1000 bool
 }
 
 /** message `utsns_entry` */

@@ -17,13 +17,24 @@
  * when criu-ts itself runs with it. LSM labels (lsm_profile, apparmor) are
  * neither dumped nor restored.
  */
-import { NR, PR } from '../sys/index.js';
+import { NR, PR, EPERM } from '../sys/index.js';
 import { parseStatus } from '../proc/index.js';
 import type { ProcStatus } from '../proc/index.js';
 import type { CredsEntry } from '../images/messages.js';
-import { call, type StepHandle, type Steps } from './steps.js';
+import { call, callRaw, type StepHandle, type Steps } from './steps.js';
+import { RemoteSyscallError } from '../infect/tracee.js';
 import { CriuTsError } from '../errors.js';
 import { readFileSync } from 'node:fs';
+
+
+/** /proc/PID/setgroups: "deny" once setgroups() is denied in the task's user namespace. */
+function setgroupsDenied(pid: number): boolean {
+  try {
+    return readFileSync(`/proc/${pid}/setgroups`, 'latin1').trim() === 'deny';
+  } catch {
+    return false;
+  }
+}
 
 const SECURE_NO_SETUID_FIXUP_BIT = 1 << 2;
 const PR_CAPBSET_DROP = 24;
@@ -127,7 +138,13 @@ export function* credsSteps(t: StepHandle, c: CredsEntry): Steps {
   const groups = c.groups ?? [];
   const gb = Buffer.alloc(Math.max(4, groups.length * 4));
   groups.forEach((g, i) => gb.writeUInt32LE(g, i * 4));
-  yield* call('setgroups', NR.setgroups, groups.length, t.putBytes(gb));
+  const sg = yield* callRaw('setgroups', NR.setgroups, groups.length, t.putBytes(gb));
+  // In a user namespace whose setgroups is denied nobody may change the
+  // groups: they are the ones its creator had, which the restore gave it
+  // (kinds/ns/user.ts), and are the same for every task inside.
+  if (sg < 0n && !(Number(-sg) === EPERM && setgroupsDenied(t.pid) && cur.groups.length === groups.length)) {
+    throw new RemoteSyscallError('setgroups', Number(-sg), tid);
+  }
 
   const sameIds = cur.uid[0] === c.uid && cur.uid[1] === c.euid && cur.uid[2] === c.suid && cur.uid[3] === c.fsuid
     && cur.gid[0] === c.gid && cur.gid[1] === c.egid && cur.gid[2] === c.sgid && cur.gid[3] === c.fsgid;

@@ -14,6 +14,7 @@ import { NS_RESOURCE_KINDS } from './ns/index.js';
 import { packetSocketKind } from './files/packet-socket/index.js';
 import { netlinkSocketKind } from './files/netlink-socket/index.js';
 import { cgroupKind } from './cgroup/index.js';
+import { mntKind } from './ns/mnt/index.js';
 
 export const FILE_KINDS: readonly FileKind[] = [...SPECIAL_FILE_KINDS, ...PIPE_FILE_KINDS, inetSocketKind, packetSocketKind, netlinkSocketKind, regFileKind];
 
@@ -30,7 +31,10 @@ export function fileKindByType(type: FileEntry['type']): FileKind | undefined {
  * ...), in the order the core calls them at each point (kinds/types.ts,
  * ResourceKind). Add a kind here and nowhere else.
  */
-export const RESOURCE_KINDS: readonly ResourceKind[] = [...NS_RESOURCE_KINDS, cgroupKind];
+// The mount namespace comes last: the tree's mounts are made in the root
+// task once it is in every other namespace of its own (a proc, mqueue,
+// sysfs or cgroup mount shows the namespaces of the task that makes it).
+export const RESOURCE_KINDS: readonly ResourceKind[] = [...NS_RESOURCE_KINDS, cgroupKind, mntKind];
 
 /** The namespace types some resource kind saves and re-creates: a task in one of its own is not refused for it. */
 export function handledNamespaces(): ReadonlySet<NsKind> {
@@ -38,6 +42,7 @@ export function handledNamespaces(): ReadonlySet<NsKind> {
 }
 
 export type * from './types.js';
+export { installFd, openOursInTask } from './install-fd.js';
 export { stateKey } from './types.js';
 
 // What the core needs from the file kinds beyond the table: REG entries for

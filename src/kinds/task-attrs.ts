@@ -26,7 +26,7 @@
  */
 import {
   NR, PR, schedGetScheduler, schedGetPriority, schedSetScheduler, getNice, setNice, SCHED_DEADLINE, isSyscallError,
-  EINVAL, EPERM, ENOSYS, O_WRONLY, O_CLOEXEC, AT_FDCWD,
+  EINVAL, EPERM, ENOSYS, O_RDONLY, O_WRONLY, O_CLOEXEC, AT_FDCWD,
 } from '../sys/index.js';
 import type { ThreadCoreEntry } from '../images/messages.js';
 import { call, callRaw, type StepCall, type Steps } from './steps.js';
@@ -35,6 +35,7 @@ import { RemoteSyscallError } from '../infect/tracee.js';
 import type { RestoreTaskHandle } from './types.js';
 import { CriuTsError } from '../errors.js';
 import { readLoginuid } from '../proc/index.js';
+import { readlinkSync } from 'node:fs';
 
 const MEMBARRIER_CMD_GET_REGISTRATIONS = 1 << 9;
 /** Private expedited commands (plain, SYNC_CORE, RSEQ): their REGISTER command is the next bit up. */
@@ -95,12 +96,36 @@ export function restoreMembarrier(t: RestoreTaskHandle, mask: number | undefined
  * still has at this point (credentials come last).
  */
 export function restoreLoginuid(t: RestoreTaskHandle, loginuid: number | undefined): void {
-  if (loginuid === undefined || readLoginuid(t.pid) === loginuid) return;
+  if (loginuid === undefined || loginuidAsSeen(t) === loginuid) return;
   const fd = Number(t.syscall('open /proc/self/loginuid', NR.openat, AT_FDCWD, t.putString('/proc/self/loginuid'), O_WRONLY | O_CLOEXEC, 0));
   const text = Buffer.from(String(loginuid === LOGINUID_UNSET ? LOGINUID_UNSET : loginuid));
   try {
     const n = t.syscall('write loginuid', NR.write, fd, t.putBytes(text), text.length);
     if (Number(n) !== text.length) throw new CriuTsError('ERESTORE', `task ${t.pid}: short write of loginuid`, { pid: t.pid });
+  } finally {
+    t.syscall('close', NR.close, fd);
+  }
+}
+
+/**
+ * The task's login uid as the images hold it: as the task sees it. In a
+ * user namespace of its own (where the kernel lets no task set it, and the
+ * image holds it through the namespace's maps) it is read by the task
+ * itself: /proc shows it through the opener's user namespace.
+ */
+function loginuidAsSeen(t: RestoreTaskHandle): number {
+  let own = true;
+  try {
+    own = readlinkSync(`/proc/${t.pid}/ns/user`) === readlinkSync('/proc/self/ns/user');
+  } catch {
+    // gone: the write below says so
+  }
+  if (own) return readLoginuid(t.pid);
+  const fd = Number(t.syscall('open /proc/self/loginuid', NR.openat, AT_FDCWD, t.putString('/proc/self/loginuid'), O_RDONLY | O_CLOEXEC, 0));
+  try {
+    const buf = t.putBytes(Buffer.alloc(16));
+    const n = Number(t.syscall('read loginuid', NR.read, fd, buf, 16));
+    return Number(t.tracee.readMem(buf, n).toString('latin1').trim());
   } finally {
     t.syscall('close', NR.close, fd);
   }

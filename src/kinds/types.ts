@@ -5,7 +5,7 @@
  */
 import type { Stats } from 'node:fs';
 import type { FdInfo } from '../proc/index.js';
-import type { CoreEntry, InventoryEntry, TaskKobjIdsEntry, FileEntry, FdinfoEntry } from '../images/messages.js';
+import type { CoreEntry, InventoryEntry, TaskKobjIdsEntry, TaskCoreEntry, ThreadCoreEntry, FileEntry, FdinfoEntry } from '../images/messages.js';
 import type { DecodedImage, EntriesOf, EntryOf, ImageId, NsKind, ProtoImageKey, TypedImage } from '../images/index.js';
 import type { Tracee } from '../infect/tracee.js';
 
@@ -61,10 +61,28 @@ export interface CgroupOptions {
   cgroupDumpControllers: readonly string[];
 }
 
+/** The mount options of both dump and restore (CRIU's --root, --external mnt[...], -M/--ext-mount-map). */
+export interface MountOptions {
+  /** --root: at restore, the "/" of a re-created mount namespace (absolute); at dump unused, as in CRIU */
+  root: string | undefined;
+  /** --external mnt[K]:V and -M K:V: at dump mountpoint -> key, at restore key -> path */
+  extMounts: ReadonlyMap<string, string>;
+}
+
 /** The dump options kinds act on, resolved once by the core (no defaults left to apply). */
-export interface DumpKindOptions extends CgroupOptions {
+export interface DumpKindOptions extends CgroupOptions, MountOptions {
   /** -j: the session and controlling tty are outside the tree */
   shellJob: boolean;
+  /** RPC orphan_pts_master: a pty slave whose master is outside the tree is dumped (a new master is handed out at restore); absent: false */
+  orphanPtsMaster?: boolean;
+  /**
+   * --external for files (CRIU's keys `file[mnt_id:ino]`, `tty[rdev:dev]`,
+   * `unix[ino]`, hex as CRIU prints them but unix's decimal): objects
+   * outside the tree that the caller hands back with --inherit-fd at
+   * restore. A file so named is saved as a REG entry named by its key, a
+   * pty slave and a unix socket are dumped without their peer.
+   */
+  externals?: ReadonlySet<string>;
   /** --ext-unix-sk: unix sockets whose peer is outside the tree */
   extUnixSk: boolean;
   /** --file-locks */
@@ -164,6 +182,8 @@ export interface RestoreTaskHandle {
   putBytes(b: Buffer): bigint;
   /** run a syscall in the task (throws on -errno) */
   syscall(name: string, nr: number, ...args: (number | bigint)[]): bigint;
+  /** put our fd `ours` into the task (the same open file description, SCM_RIGHTS); returns its number there */
+  installFd(ours: number): number;
 }
 
 export interface LazyRange { start: bigint; end: bigint }
@@ -179,9 +199,22 @@ export interface LazySink {
 }
 
 /** The restore options kinds act on, resolved once by the core. */
-export interface RestoreKindOptions extends CgroupOptions {
+export interface RestoreKindOptions extends CgroupOptions, MountOptions {
   /** -j: the session and controlling tty are outside the tree */
   shellJob: boolean;
+  /**
+   * RPC orphan_pts_master: a pty slave whose master was outside the dump
+   * gets a new master, made in our process and given to this callback (it
+   * owns the fd from then on); undefined: such a slave needs shellJob.
+   */
+  orphanPtsMaster?: ((master: number) => void) | undefined;
+  /**
+   * --inherit-fd / RPC inherit_fd: files the caller already holds, by
+   * CRIU's key (`pipe:[ino]`, `socket:[ino]`, a regular file's path without
+   * its leading '/'), each an fd of our process; a file of the images with
+   * that key is this open file instead of a new one.
+   */
+  inheritFds?: ReadonlyMap<string, number> | undefined;
   /** --ext-unix-sk */
   extUnixSk: boolean;
   /** --tcp-close: TCP connections come back closed (TCP_CLOSE, shut down both ways) */
@@ -308,6 +341,14 @@ export interface FileKind {
    * there (the core moves it to the right number and sets FD_CLOEXEC).
    */
   restore(t: RestoreTaskHandle, e: FileEntry, fdi: FdinfoEntry, ctx: RestoreContext): number;
+  /**
+   * The key --inherit-fd / RPC inherit_fd names this file by, as CRIU's
+   * file_desc_ops.name (`pipe:[ino]`, `socket:[ino]`, `tty[rdev:dev]`, a
+   * regular file's path without its leading '/'); a file the caller hands
+   * over with that key is installed instead of restore(). Absent: such
+   * files cannot be inherited.
+   */
+  inheritKey?(e: FileEntry, ctx: RestoreContext): string | undefined;
   /**
    * `t` has just become a session leader (setsid) and holds the group files
    * made for its descendants; none of its children exists yet. For state of
@@ -442,6 +483,12 @@ export interface ResourceKind {
    * child is born inside).
    */
   beforeClone?(parent: RestoreTaskHandle, task: RestoreTreeTask, ctx: RestoreContext): void;
+  /**
+   * restore --verify: state re-read from restored task `pid` (criu-ts's
+   * pid) the way the dump reads it is brought to the view the images hold,
+   * as dumpTask changed it (ids seen through the tree's user namespace).
+   */
+  verifyView?(pid: number, view: { tc: TaskCoreEntry | undefined; threadCores: readonly ThreadCoreEntry[] }): void;
   /**
    * Restore, once every task is ready and before any runs (`failed` false),
    * or after a failure, once every task created is gone (`failed` true):

@@ -1,5 +1,5 @@
 /** Small /proc/PID files: one read each, no structure worth a module of its own. */
-import { readFileSync } from 'node:fs';
+import { readFileSync, readlinkSync } from 'node:fs';
 import { lines, parseError, procDir, readProcBuffer, readProcLink, readProcText } from './read.js';
 
 /** auxv as [type, value] pairs up to and including AT_NULL's absence (AT_NULL dropped). */
@@ -129,4 +129,21 @@ export function readCgroup(pid: number): CgroupLine[] {
     if (m === null) throw parseError(file, l, 'bad cgroup line');
     return { hierarchyId: Number(m[1]), controllers: m[2] === '' ? [] : (m[2] ?? '').split(','), path: m[3] ?? '' };
   });
+}
+
+/**
+ * A path as task `pid` sees it, reachable from criu-ts: the paths a task
+ * in another mount namespace shows (fd links, maps, cwd) are relative to
+ * that namespace's root, which /proc/PID/root reaches (the tree's root is
+ * at its namespace's root; a task chroot'ed inside it is not told apart).
+ * In criu-ts's own mount namespace the path is ours already.
+ */
+export function pathSeenBy(pid: number, path: string): string {
+  let theirs: string;
+  try {
+    theirs = readlinkSync(`/proc/${pid}/ns/mnt`);
+  } catch {
+    return path;
+  }
+  return theirs === readlinkSync('/proc/self/ns/mnt') || !path.startsWith('/') ? path : `/proc/${pid}/root${path}`;
 }

@@ -12,7 +12,7 @@ import {
 } from '../sys/index.js';
 import { CriuTsError } from '../errors.js';
 import { imageFile } from '../images/index.js';
-import { fileKindByType, stateKey, fownOf, restoreFown, type RestoreTaskHandle, type RestoreContext, type FileKind } from '../kinds/index.js';
+import { fileKindByType, stateKey, fownOf, restoreFown, installFd, type RestoreTaskHandle, type RestoreContext, type FileKind } from '../kinds/index.js';
 import type { FdinfoEntry, FileEntry } from '../images/messages.js';
 
 const F_DUPFD = 0;
@@ -23,6 +23,14 @@ function kindOf(e: FileEntry | undefined, id: number, pid: number): { e: FileEnt
   const kind = fileKindByType(e.type);
   if (!kind) throw new CriuTsError('EUNSUPPORTED', `task ${pid}: files of type ${String(e.type)} (id ${id}) cannot be restored yet`, { id, type: e.type });
   return { e, kind };
+}
+
+/** Our fd for a file the caller handed over with --inherit-fd, if it did (by the key its kind names it by). */
+function inheritedFd(e: FileEntry, kind: FileKind, ctx: RestoreContext): number | undefined {
+  const map = ctx.opts.inheritFds;
+  if (map === undefined || map.size === 0) return undefined;
+  const key = kind.inheritKey?.(e, ctx);
+  return key === undefined ? undefined : map.get(key);
 }
 
 function parker(t: RestoreTaskHandle, base: number): (fd: number) => number {
@@ -49,6 +57,12 @@ export function openGroupFiles(
   for (const id of ids) {
     if (held.has(id)) continue;
     const { e, kind } = kindOf(ctx.fileById(id), id, t.pid);
+    const inherited = inheritedFd(e, kind, ctx);
+    if (inherited !== undefined) {
+      // The caller's own open file: nothing of the kind runs on it (no queued data, no finish).
+      held.set(id, park(installFd(t, inherited)));
+      continue;
+    }
     const copy = inFlightCopy(ctx, id);
     const fd = park(copy === undefined ? kind.restore(t, e, fdinfoOf(id), taskCtx) : installFd(t, copy));
     held.set(id, fd);
@@ -114,8 +128,10 @@ export function restoreFds(
       continue;
     }
     const { e, kind } = kindOf(ctx.fileById(fdi.id), fdi.id, t.pid);
-    // A file made along with one in flight is that very file: handed over, its kind has nothing more to do.
-    const copy = inFlightCopy(ctx, fdi.id);
+    // A file made along with one in flight is that very file, and one the caller handed over (--inherit-fd)
+    // is the caller's: either way its kind has nothing more to do.
+    const inherited = inheritedFd(e, kind, ctx);
+    const copy = inherited ?? inFlightCopy(ctx, fdi.id);
     const got = copy === undefined ? kind.restore(t, e, fdi, taskCtx) : installFd(t, copy);
     if (got === fdi.fd) {
       t.syscall(`fcntl(${got}, F_SETFD)`, NR.fcntl, got, F_SETFD, fdi.flags & FD_CLOEXEC ? FD_CLOEXEC : 0);
@@ -185,46 +201,4 @@ function copiesOf(ctx: RestoreContext): InFlightCopies {
   });
 }
 
-const CMSG_SPACE_ONE_FD = 24;
-
-/**
- * Put our fd `ours` into task `t` (the same open file description): through
- * a socketpair made in the task, we send it with SCM_RIGHTS and the task
- * receives it. Returns its number in the task.
- */
-export function installFd(t: RestoreTaskHandle, ours: number): number {
-  const sv = t.putBytes(Buffer.alloc(8));
-  t.syscall('socketpair', NR.socketpair, AF_UNIX, SOCK_DGRAM, 0, sv);
-  const ends = t.tracee.readMem(sv, 8);
-  const [a, b] = [ends.readInt32LE(0), ends.readInt32LE(4)];
-  try {
-    const pidfd = pidfdOpen(t.pid);
-    try {
-      const mine = pidfdGetfd(pidfd, a, t.pid);
-      try {
-        sendmsgRights(mine, Buffer.from('f'), [ours], 0);
-      } finally {
-        closeQuiet(mine);
-      }
-    } finally {
-      closeQuiet(pidfd);
-    }
-    // msghdr (56) | iovec (16) | 8 data bytes | control: one SCM_RIGHTS fd
-    const base = t.putBytes(Buffer.alloc(56 + 16 + 8 + CMSG_SPACE_ONE_FD));
-    const m = Buffer.alloc(56 + 16 + 8 + CMSG_SPACE_ONE_FD);
-    m.writeBigUInt64LE(base + 56n, 16);
-    m.writeBigUInt64LE(1n, 24);
-    m.writeBigUInt64LE(base + 80n, 32);
-    m.writeBigUInt64LE(BigInt(CMSG_SPACE_ONE_FD), 40);
-    m.writeBigUInt64LE(base + 72n, 56);
-    m.writeBigUInt64LE(8n, 64);
-    t.tracee.writeMem(base, m);
-    t.syscall('recvmsg', NR.recvmsg, b, base, 0);
-    const cmsg = t.tracee.readMem(base + 80n, CMSG_SPACE_ONE_FD);
-    if (cmsg.readInt32LE(12) !== 1 /* SCM_RIGHTS */) throw new CriuTsError('ERESTORE', `task ${t.pid}: no fd came through the transfer socket`, { pid: t.pid });
-    return cmsg.readInt32LE(16);
-  } finally {
-    t.syscall('close', NR.close, a);
-    t.syscall('close', NR.close, b);
-  }
-}
+export { installFd };

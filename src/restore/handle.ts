@@ -2,6 +2,7 @@
 import { CriuTsError } from '../errors.js';
 import type { RestoreTaskHandle } from '../kinds/index.js';
 import type { Tracee } from '../infect/tracee.js';
+import { installFd } from './files.js';
 
 /** `pid`: the task (or thread) in our pid namespace; `vpid`: the same as the task sees it (its image pid). */
 export function handleFor(pid: number, tracee: Tracee, vpid = pid): RestoreTaskHandle {
@@ -18,12 +19,14 @@ export function handleFor(pid: number, tracee: Tracee, vpid = pid): RestoreTaskH
     off += len;
     return a;
   };
-  return {
+  const h: RestoreTaskHandle = {
     pid,
     vpid,
     tracee,
     putBytes: put,
     putString: (s) => put(Buffer.from(`${s}\0`)),
     syscall: (name, nr, ...args) => tracee.syscall(name, nr, ...args),
+    installFd: (ours) => installFd(h, ours),
   };
+  return h;
 }

@@ -58,18 +58,23 @@ export async function restoreTree(opts: RestoreTreeOptions): Promise<RestoreResu
   // If we die from here on, the guardian removes the files we created and
   // kills tasks we had let go of; tasks still traced die with us (EXITKILL).
   const guard = Guardian.start();
-  let remaps: ReturnType<typeof materializeRemaps> = { ghosts: [], links: [], fds: [] };
+  const made: { remaps: ReturnType<typeof materializeRemaps> } = { remaps: { ghosts: [], links: [], fds: [] } };
   let ok = false;
   let pinned: number[] = [];
   try {
-    remaps = materializeRemaps(session.ctx);
-    for (const g of remaps.ghosts) guard?.file(g);
-    faultPoint('restore.ghosts');
-    pinned = pinFilesFor(img, opts.asCaller);
-    const r = await restoreLoaded(opts, dir, img, session);
+    // Ghost files and links are made once the kinds prepared (restoreLoaded):
+    // an owner may need the tree's user namespace's maps. Then, for an
+    // unprivileged caller, the files the tasks open by name (ghosts are ours).
+    const r = await restoreLoaded(opts, dir, img, session, () => {
+      made.remaps = materializeRemaps(session.ctx);
+      for (const g of made.remaps.ghosts) guard?.file(g);
+      faultPoint('restore.ghosts');
+      pinned = pinFilesFor(img, opts.asCaller);
+    });
     ok = true;
     return r;
   } finally {
+    const { remaps } = made;
     // The restored tasks hold them open or mapped; their names must go again.
     removeGhosts(remaps.ghosts);
     removeRemapFds(remaps);
@@ -80,7 +85,9 @@ export async function restoreTree(opts: RestoreTreeOptions): Promise<RestoreResu
   }
 }
 
-async function restoreLoaded(opts: RestoreTreeOptions, dir: string, img: DumpImages, session: RestoreSession): Promise<RestoreResult> {
+async function restoreLoaded(
+  opts: RestoreTreeOptions, dir: string, img: DumpImages, session: RestoreSession, materialize: () => void,
+): Promise<RestoreResult> {
   if (img.inventory.tcp_close && !opts.kinds.tcpClose) {
     throw new CriuTsError('EUSAGE', 'the images were dumped with --tcp-close: restore them with --tcp-close too', {});
   }
@@ -120,6 +127,7 @@ async function restoreLoaded(opts: RestoreTreeOptions, dir: string, img: DumpIma
       k.prepareRestore?.(view, filesCtx);
       prepared++;
     }
+    materialize();
     // Shared anonymous objects are made whole by their first task: as big as every task's windows need.
     planSharedAnon(filesCtx, img.tasks.map((t) => t.mm));
     await notify('pre-restore');

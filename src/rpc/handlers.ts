@@ -12,7 +12,7 @@ import { CRIU_COMPAT_VERSION, version as packageVersion } from '../version.js';
 import { CriuTsError, describeError, rpcErrnoOf } from '../errors.js';
 import type { CriuFeatures, CriuReq, CriuReqType, CriuResp } from '../images/messages.js';
 import { logLevel, logger, resetLogClock, setLogFile, setLogLevel } from '../log.js';
-import { ACCESS, POLLHUP, WNOHANG, dirAccessibleBy, pollFd, waitPid, EBADRQC } from '../sys/index.js';
+import { ACCESS, POLLHUP, WNOHANG, dirAccessibleBy, pollFd, waitPid, EBADRQC, EOPNOTSUPP } from '../sys/index.js';
 import type { CallerCreds } from '../api/options.js';
 import {
   DUMP_SCRIPTS_AFTER, DUMP_SCRIPTS_BEFORE, Notifier, RESTORE_SCRIPTS_AFTER, RESTORE_SCRIPTS_BEFORE,
@@ -25,7 +25,6 @@ import type { RpcConnection } from './transport.js';
 
 const log = logger('rpc');
 
-const EOPNOTSUPP = 95;
 
 /**
  * What VERSION reports: the CRIU release whose RPC protocol (rpc.proto up to
@@ -42,9 +41,12 @@ function typeName(t: CriuReqType | number): string {
   return typeof t === 'number' ? `request type ${t}` : t;
 }
 
-/** A failure response: cr_errno from rpcErrnoOf, cr_errmsg the one-line story (CRIU sends its first error line). */
+/** A failure response: cr_errno from rpcErrnoOf (none where CRIU sends none), cr_errmsg the one-line story (CRIU sends its first error line). */
 function failure(type: CriuReqType | number, e: unknown, extra: Partial<CriuResp> = {}): CriuResp {
-  return { type, success: false, ...extra, cr_errno: rpcErrnoOf(e), cr_errmsg: describeError(e).replace(/\s*\n\s*/g, ' ') };
+  const crErrno = rpcErrnoOf(e);
+  const resp: CriuResp = { type, success: false, ...extra, cr_errmsg: describeError(e).replace(/\s*\n\s*/g, ' ') };
+  if (crErrno !== undefined) resp.cr_errno = crErrno;
+  return resp;
 }
 
 /** Resolve directories and logging for one request, run it, then put the log back. */
@@ -120,6 +122,12 @@ async function handleDump(conn: RpcConnection, req: CriuReq): Promise<void> {
       try {
         const r = await dump(opts);
         log.info(`Dumped ${r.pids.length} task(s): ${r.pids.join(' ')}`);
+        if (o.auto_dedup === true && opts.prevImagesDir !== undefined) {
+          // As the CLI's --auto-dedup: the pages this dump has anew are punched out of the parent images.
+          const { dedup } = await import('../api/dedup.js');
+          const d = await dedup({ imagesDir: dirs.imagesDir as string });
+          log.info(`auto-dedup: ${d.bytesFreed} bytes freed in the parent images`);
+        }
         await notifier.catchUp([...DUMP_SCRIPTS_AFTER, ...(opts.leaveRunning === true ? ['network-unlock'] : [])]);
       } catch (e) {
         // CRIU unlocks the network on a failed dump once it has locked it.
@@ -224,16 +232,25 @@ async function handleRestore(conn: RpcConnection, req: CriuReq): Promise<void> {
       const creds = conn.caller().creds;
       if (creds !== undefined) opts.asCaller = creds;
       opts.notify = notifier.callback();
+      // As CRIU: the new master of a pty whose master was outside the dump goes to the client, if it takes notifications.
+      if (o.orphan_pts_master === true && o.notify_scripts === true) opts.orphanPtsMaster = (fd) => notifier.handOut('orphan-pts-master', fd);
       await notifier.catchUp(RESTORE_SCRIPTS_BEFORE);
       const { restore } = await import('../api/restore.js');
-      const r = await restore(opts);
+      let r;
+      try {
+        r = await restore(opts);
+      } finally {
+        if (r === undefined) notifier.dropHandedOut();
+      }
       notifier.setRootPid(r.pid);
       const beforeResume = RESTORE_SCRIPTS_AFTER.filter((s) => s !== 'post-resume');
       try {
+        await notifier.sendHandedOut();
         await notifier.catchUp(beforeResume);
       } catch (e) {
         // A refusal before resume kills the tree, as CRIU does; it ran meanwhile only because the core does not call us yet.
         killRestored(r.pids);
+        notifier.dropHandedOut();
         throw e;
       }
       try {

@@ -11,6 +11,7 @@
 import { CriuTsError } from '../errors.js';
 import type { ActionEvent, ActionNotify } from '../api/options.js';
 import { logger } from '../log.js';
+import { closeQuiet } from '../sys/index.js';
 import type { RpcConnection } from './transport.js';
 
 const log = logger('rpc');
@@ -43,6 +44,8 @@ export class ScriptError extends CriuTsError {
 export class Notifier {
   private readonly sent = new Set<string>();
   private rootPid: number | undefined;
+  /** fds to pass to the client (orphan-pts-master), ours until sent */
+  private readonly handedOut: { script: string; fd: number }[] = [];
 
   /** `enabled` is criu_opts.notify_scripts: without it every call is a no-op. */
   constructor(private readonly conn: RpcConnection, readonly enabled: boolean) {}
@@ -58,14 +61,43 @@ export class Notifier {
 
   /** Send one notification and wait for the client's answer; a negative answer throws ScriptError. */
   async notify(script: string): Promise<void> {
+    await this.sendHandedOut();
     if (!this.enabled || this.sent.has(script)) return;
     this.sent.add(script);
-    const pid = WITH_PID.has(script) ? this.rootPid : undefined;
-    log.info(`notify ${script}${pid === undefined ? '' : ` pid ${pid}`}`);
-    this.conn.send({ type: 'NOTIFY', success: true, notify: pid === undefined ? { script } : { script, pid } });
+    await this.roundTrip(script, WITH_PID.has(script) ? this.rootPid : undefined);
+  }
+
+  private async roundTrip(script: string, pid: number | undefined, fd?: number): Promise<void> {
+    log.info(`notify ${script}${pid === undefined ? '' : ` pid ${pid}`}${fd === undefined ? '' : ' (with an fd)'}`);
+    this.conn.send({ type: 'NOTIFY', success: true, notify: pid === undefined ? { script } : { script, pid } }, fd === undefined ? [] : [fd]);
     const ack = await this.conn.receive(NOTIFY_ACK_TIMEOUT_MS, `answer to the ${script} notification`);
     if (ack === null) throw new ScriptError(script, new Error('the client closed the connection'));
     if (ack.type !== 'NOTIFY' || ack.notify_success !== true) throw new ScriptError(script);
+  }
+
+  /**
+   * An fd the client gets with the notification `script` (CRIU passes the
+   * new master of an orphan pty with orphan-pts-master, SCM_RIGHTS on the
+   * NOTIFY response). Sent before the next notification, or by
+   * sendHandedOut(); one notification per fd. Ours to close until then.
+   */
+  handOut(script: string, fd: number): void {
+    this.handedOut.push({ script, fd });
+  }
+
+  async sendHandedOut(): Promise<void> {
+    for (let h = this.handedOut.shift(); h !== undefined; h = this.handedOut.shift()) {
+      try {
+        await this.roundTrip(h.script, undefined, h.fd);
+      } finally {
+        closeQuiet(h.fd);
+      }
+    }
+  }
+
+  /** Close what was never sent (a failed restore). */
+  dropHandedOut(): void {
+    for (const h of this.handedOut.splice(0)) closeQuiet(h.fd);
   }
 
   /** Send, in order, those of `scripts` nobody has sent yet. */

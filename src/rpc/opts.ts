@@ -10,16 +10,17 @@
  * change the result (like the CLI's "not supported yet"), and logged as
  * ignored when it would not.
  */
-import { existsSync, readlinkSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, readlinkSync, statSync } from 'node:fs';
 import { isAbsolute, join, resolve } from 'node:path';
 import type { CgroupMode, CommonOptions, DumpOptions, RestoreOptions } from '../api/options.js';
+import { parseExternalMount } from '../api/mount-options.js';
 import { CriuTsError } from '../errors.js';
 import { CLONE_NEWNET } from '../sys/index.js';
 import type { CriuOpts } from '../images/messages.js';
 import { CRIU_OPTS_DEFAULTS } from '../images/schema/rpc.js';
 import { logger } from '../log.js';
 import type { RpcMode } from './transport.js';
-import { EBADRQC } from '../sys/index.js';
+import { EBADRQC, EOPNOTSUPP } from '../sys/index.js';
 
 const log = logger('rpc');
 
@@ -117,31 +118,51 @@ function refused(o: EffectiveOpts, op: Operation): string[] {
   add(o.ps !== undefined && (op !== 'dump' || o.ps.fd !== undefined), o.ps?.fd !== undefined ? 'ps.fd (page server socket)' : 'ps (page server)');
   // lazy_pages in a RESTORE: the lazy-pages daemon's socket in the work dir, as --lazy-pages; in a dump (lazy migration), not yet.
   add(o.lazy_pages === true && op !== 'restore', 'lazy_pages');
+  // Page server connections are not encrypted: a client asking for TLS must not get clear text.
+  add(o.tls === true, 'tls');
   add(nonEmpty(o.exec_cmd), 'exec_cmd');
-  add(nonEmpty(o.inherit_fd), 'inherit_fd');
-  add(nonEmpty(o.ext_mnt), 'ext_mnt');
   add(o.auto_ext_mnt === true, 'auto_ext_mnt');
   if (op !== 'restore') add(nonEmpty(o.join_ns), 'join_ns');
-  add(o.orphan_pts_master === true, 'orphan_pts_master');
-  // criu-ts has no mount namespaces: a root other than / would resolve every path elsewhere.
-  add(o.root !== undefined && o.root !== '' && resolve(o.root) !== '/', 'root');
+  // Property lists other than CRIU's built-in ones would change which cgroup files are saved.
+  add(isSet(o.cgroup_props), 'cgroup_props');
+  add(isSet(o.cgroup_props_file), 'cgroup_props_file');
+  // criu-ts neither reads nor sets LSM labels: another profile asked for would not be put on the tasks.
+  add(isSet(o.lsm_profile), 'lsm_profile');
+  add(isSet(o.lsm_mount_context), 'lsm_mount_context');
+  add(configFileSetsOptions(o.config_file), `config_file (${o.config_file ?? ''} sets options)`);
   if (op !== 'dump') add(o.track_mem === true, 'track_mem');
   return out;
 }
 
 /** Accepted, logged as ignored when set: leaving them out does not change what criu-ts can dump or restore. */
 const IGNORED_FIELDS = [
-  'evasive_devices', 'auto_dedup', 'force_irmap', 'irmap_scan_paths',
-  'cgroup_props', 'cgroup_props_file',
+  'evasive_devices', 'force_irmap', 'irmap_scan_paths',
   'cpu_cap', 'skip_mnt', 'enable_fs', 'ext_sharing', 'ext_masters',
-  'weak_sysctls', 'status_fd', 'lsm_profile', 'lsm_mount_context', 'tls', 'tls_cacert', 'tls_cacrl', 'tls_cert',
+  'weak_sysctls', 'status_fd', 'tls_cacert', 'tls_cacrl', 'tls_cert',
   'tls_key', 'tls_no_cn_verify', 'mntns_compat_mode', 'skip_file_rwx_check', 'unprivileged',
-  'display_stats', 'allow_uprobes', 'ghost_fiemap', 'file_validation_method', 'pidfd_store_sk', 'config_file',
+  'display_stats', 'allow_uprobes', 'ghost_fiemap', 'file_validation_method', 'pidfd_store_sk',
 ] as const;
 
 function isSet(v: unknown): boolean {
   if (v === undefined || v === false || v === '') return false;
   return !(Array.isArray(v) && v.length === 0);
+}
+
+/**
+ * CRIU reads config_file after the request and lets it override the RPC
+ * settings; a file that is absent (runc always names
+ * /etc/criu/runc.conf) or holds only comments changes nothing. One that
+ * sets options is refused rather than silently not applied.
+ */
+function configFileSetsOptions(path: string | undefined): boolean {
+  if (path === undefined || path === '') return false;
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch {
+    return false; // CRIU ignores a configuration file it cannot read
+  }
+  return text.split('\n').some((l) => l.trim() !== '' && !l.trim().startsWith('#'));
 }
 
 /** Refuse what we cannot do, warn about what we skip; throws for the first kind. */
@@ -151,7 +172,7 @@ export function checkSupported(o: EffectiveOpts, op: Operation, mode: RpcMode): 
   }
   const no = refused(o, op);
   if (no.length > 0) {
-    throw new CriuTsError('EUNSUPPORTED', `criu-ts does not support these RPC options yet: ${no.join(', ')}`, { options: no });
+    throw new CriuTsError('EUNSUPPORTED', `criu-ts does not support these RPC options yet: ${no.join(', ')}`, { options: no, errno: EOPNOTSUPP });
   }
   const rec = o as unknown as Record<string, unknown>;
   for (const f of IGNORED_FIELDS) if (isSet(rec[f])) log.warn(`RPC option ${f} is not implemented by criu-ts and is ignored`);
@@ -163,6 +184,8 @@ function common(o: EffectiveOpts, dirs: RequestDirs): CommonOptions {
   if (dirs.workDir !== undefined) c.workDir = dirs.workDir;
   if (o.shell_job !== undefined) c.shellJob = o.shell_job;
   if (o.ext_unix_sk !== undefined) c.extUnixSk = o.ext_unix_sk;
+  // CRIU allows the external unix sockets named by inode; criu-ts allows every external one (as the CLI's --ext-unix-sk=ino).
+  if (nonEmpty(o.unix_sk_ino)) c.extUnixSk = true;
   if (o.tcp_established !== undefined) c.tcpEstablished = o.tcp_established;
   if (o.tcp_close !== undefined) c.tcpClose = o.tcp_close;
   if (o.tcp_skip_in_flight !== undefined) c.skipInFlight = o.tcp_skip_in_flight;
@@ -175,8 +198,19 @@ function common(o: EffectiveOpts, dirs: RequestDirs): CommonOptions {
   const empty = o.empty_ns ?? 0;
   if ((empty & ~CLONE_NEWNET) !== 0) throw badOptions(`empty_ns 0x${empty.toString(16)}: only CLONE_NEWNET (0x40000000) can be left empty`, { empty_ns: empty });
   if (empty !== 0) c.emptyNetNs = true;
-  // CRIU's --external list; the types criu-ts takes are read, the others refused, by the API (api/externals.ts).
-  if ((o.external ?? []).length > 0) c.external = o.external;
+  // CRIU's --external list: mounts go to the mount kind (as ext_mnt does, runc sends both), the other
+  // types are read, or refused, by the API (api/externals.ts).
+  const extMounts = (o.ext_mnt ?? []).map((m) => ({ key: m.key, value: m.val }));
+  const external: string[] = [];
+  for (const e of o.external ?? []) {
+    const em = parseExternalMount(e);
+    if (em !== undefined) extMounts.push(em);
+    else external.push(e);
+  }
+  if (extMounts.length > 0) c.extMounts = extMounts;
+  if (external.length > 0) c.external = external;
+  // The "/" of the tree's mount namespace at restore (runc: the container's rootfs); a dump ignores it, as CRIU.
+  if (o.root !== undefined && o.root !== '') c.root = o.root;
   if (o.file_locks !== undefined) c.fileLocks = o.file_locks;
   if (o.link_remap !== undefined) c.linkRemap = o.link_remap;
   cgroupRequest(o, c);
@@ -207,6 +241,7 @@ function cgroupRequest(o: EffectiveOpts, c: CommonOptions): void {
 /** DumpOptions; `pid` is the request's or, absent, the client's own (CRIU's self-dump). */
 export function dumpOptionsFrom(o: EffectiveOpts, dirs: RequestDirs, peerPid: number): DumpOptions {
   const d: DumpOptions = { ...common(o, dirs), pid: o.pid ?? peerPid };
+  if (o.orphan_pts_master === true) d.orphanPtsMaster = true;
   // CRIU: leave_stopped is read after leave_running and wins.
   if (o.leave_running === true) d.leaveRunning = true;
   if (o.leave_stopped === true) {
@@ -241,5 +276,7 @@ export function restoreOptionsFrom(o: EffectiveOpts, dirs: RequestDirs): Restore
   if (joins.length > 0) {
     r.joinNs = joins.map((j) => (j.extra_opt !== undefined && j.extra_opt !== '' ? { ns: j.ns, file: j.ns_file, extra: j.extra_opt } : { ns: j.ns, file: j.ns_file }));
   }
+  // The fds are this process's own (runc passes them to `criu swrk` as extra files), as in CRIU.
+  if (nonEmpty(o.inherit_fd)) r.inheritFd = (o.inherit_fd ?? []).map((i) => ({ fd: i.fd, key: i.key }));
   return r;
 }

@@ -29,6 +29,7 @@ export const EBADF = 9;
 export const ECHILD = 10;
 export const EAGAIN = 11;
 export const ENOMEM = 12;
+export const EACCES = 13;
 export const EFAULT = 14;
 export const EEXIST = 17;
 export const EINVAL = 22;
@@ -36,6 +37,7 @@ export const ENOSYS = 38;
 export const ENOTCONN = 107;
 export const EADDRINUSE = 98;
 export const ECONNREFUSED = 111;
+export const EOPNOTSUPP = 95;
 export const EBADRQC = 56;
 export const ENOTTY = 25;
 // Kernel-internal restart codes, visible to a tracer in rax of a task stopped in a syscall.

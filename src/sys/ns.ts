@@ -6,14 +6,19 @@
  * while libuv's worker threads never leave ours. Only synchronous calls may
  * run inside: an async one would run on a worker thread, in our namespace.
  */
-import { closeSync, openSync, readlinkSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, readlinkSync } from 'node:fs';
 import { sys } from './libc.js';
+import { ioctlTry } from './process.js';
 import { NR } from './nr.js';
 import { CriuTsError } from '../errors.js';
 
 export const CLONE_NEWUTS = 0x04000000;
 export const CLONE_NEWIPC = 0x08000000;
 export const CLONE_NEWNET = 0x40000000;
+export const CLONE_NEWUSER = 0x10000000;
+
+/** ioctl on a namespace fd: an fd of the user namespace that owns it (linux/nsfs.h). */
+const NS_GET_USERNS = 0xb701;
 
 /**
  * The namespace types that belong to a thread and can be entered by one
@@ -100,4 +105,48 @@ export function inNetNamespaceOf<T>(pid: number, fn: () => T): T {
   }
   if (theirs === readlinkSync('/proc/thread-self/ns/net')) return fn();
   return inNamespacesOf(pid, ['net'], fn);
+}
+
+/**
+ * The inode number of the user namespace that owns the namespace at `path`
+ * (/proc/PID/ns/<type>), asked with NS_GET_USERNS; undefined when the
+ * kernel lets us not see it (EPERM: the owner is above our own user
+ * namespace, which for criu-ts in the initial one never happens).
+ */
+export function nsOwnerInode(path: string): number | undefined {
+  const fd = openSync(path, 'r');
+  try {
+    const owner = ioctlTry(fd, NS_GET_USERNS);
+    if (owner < 0) return undefined;
+    try {
+      return fstatSync(owner).ino;
+    } finally {
+      closeSync(owner);
+    }
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/**
+ * Run `fn` on this thread with effective uid `euid` (and the fs uid that
+ * follows it), then take back our own. Credentials belong to a thread in
+ * the kernel (the raw syscall, unlike glibc's, changes only the caller), so
+ * libuv's workers keep ours. For what the kernel grants by owner rather than
+ * by capability: the sysctls of an ipc namespace are writable by the root
+ * of the user namespace that owns it, not by the host's root. Our real and
+ * saved uid stay 0, so the capabilities dropped meanwhile come back.
+ */
+export function asThreadEuid<T>(euid: number, fn: () => T): T {
+  const before = sys('geteuid', NR.geteuid, undefined);
+  sys('setresuid', NR.setresuid, undefined, -1, euid, -1);
+  try {
+    return fn();
+  } finally {
+    try {
+      sys('setresuid', NR.setresuid, undefined, -1, before, -1);
+    } catch (e) {
+      throw new CriuTsError('EINTERNAL', `cannot take back criu-ts's own effective uid ${before}: ${(e as Error).message}`, { euid: before }, e);
+    }
+  }
 }

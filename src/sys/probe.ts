@@ -388,3 +388,15 @@ export function probePidfdOpen(): ProbeResult {
   if (r >= 0) closeQuiet(r);
   return r >= 0 ? yes : no(errnoReason('pidfd_open', r));
 }
+
+/**
+ * prctl(PR_SET_MM, PR_SET_MM_MAP_SIZE): the one way to set a task's mm
+ * fields from inside a user namespace other than the initial one (the
+ * single PR_SET_MM fields take CAP_SYS_RESOURCE there); criu-ts's restore
+ * uses PR_SET_MM_MAP, as CRIU's check for user namespaces asks.
+ */
+export function probePrSetMmMapSize(): ProbeResult {
+  const size = Buffer.alloc(4);
+  const r = sysTry(NR.prctl, 35, 15, addr(size), 0, 0); // PR_SET_MM, PR_SET_MM_MAP_SIZE
+  return r >= 0 ? yes : no(errnoReason('prctl(PR_SET_MM, PR_SET_MM_MAP_SIZE)', r));
+}

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { gunzipSync } from 'node:zlib';
 import { check, BASIC_FEATURES, FEATURE_NAMES, EXTRA_FEATURES, EXPERIMENTAL_FEATURES } from '../../src/api/check.js';
 import { isCriuTsError } from '../../src/errors.js';
@@ -51,6 +51,8 @@ test('single features answer like the kernel config says', async () => {
   assert.equal(await one('pagemap_scan'), recent);
   if (kconfig('PTE_MARKER_UFFD_WP') === 'y') assert.equal(await one('uffd_wp_async'), recent);
   assert.equal(await one('timens'), kconfig('TIME_NS') === 'y');
+  // User namespaces are restored (kinds/ns/user.ts), as CRIU's check asks: the ns and PR_SET_MM_MAP.
+  assert.equal(await one('userns'), existsSync('/proc/self/ns/user'));
   assert.equal(await one('external_net_ns'), false);
 });
 

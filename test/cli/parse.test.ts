@@ -118,7 +118,10 @@ test('ignored and unsupported options', () => {
   const o = opts(['dump', '-t', '1', '--cgroup-props', 'x', '--link-remap', '--cgroup-props-file', 'y', '--no-page-server']);
   assert.deepEqual(o.ignored, ['--cgroup-props', '--cgroup-props-file']);
   assert.equal(o.linkRemap, true);
-  fails(['restore', '--inherit-fd', 'fd[3]:pipe[1]'], /--inherit-fd is not supported yet/, 'EUNSUPPORTED');
+  fails(['restore', '--inherit-fd', '3:pipe[1]'], /--inherit-fd 3:pipe\[1\]: expected fd\[N\]:KEY/, 'EUSAGE');
+  assert.deepEqual(opts(['restore', '--inherit-fd', 'fd[3]:pipe:[1]', '--inherit-fd', 'fd[4]:tmp/log']).inheritFd,
+    [{ fd: 3, key: 'pipe:[1]' }, { fd: 4, key: 'tmp/log' }]);
+  fails(['restore', '--external', 'mnt[]'], /^--external mnt\[\] \(external mounts found automatically\) is not supported yet: name each mount$/, 'EUNSUPPORTED');
   fails(['dump', '-t', '1', '--tls'], /--tls is not supported yet/, 'EUNSUPPORTED');
   assert.equal(opts(['restore', '--lazy-pages']).lazyPages, true);
 });
@@ -132,7 +135,9 @@ test('--join-ns NS:FILE|PID[,EXTRA], repeatable; the form is checked here, the n
 
 test('--external as given (read by the API), --veth-pair IN=OUT[@BRIDGE]', () => {
   const o = opts(['restore', '--external', 'veth[eth0]:h0@br0', '--external=mnt[x]:y', '--veth-pair', 'eth1=h1', '--veth-pair=eth2=h2@br1']);
-  assert.deepEqual(o.external, ['veth[eth0]:h0@br0', 'mnt[x]:y']);
+  // Mounts go to the mount kind's list (api/mount-options.ts), with -M's.
+  assert.deepEqual(o.external, ['veth[eth0]:h0@br0']);
+  assert.deepEqual(o.extMounts, [{ key: 'x', value: 'y' }]);
   assert.deepEqual(o.vethPairs, [{ inside: 'eth1', outside: 'h1' }, { inside: 'eth2', outside: 'h2', bridge: 'br1' }]);
   fails(['restore', '--veth-pair', '=h0'], /^invalid argument for --veth-pair: =h0$/, 'EUSAGE');
   fails(['restore', '--veth-pair', 'eth0='], /^invalid argument for --veth-pair: eth0=$/, 'EUSAGE');

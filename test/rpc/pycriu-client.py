@@ -69,10 +69,10 @@ def opts_from(args, opts):
         opts.ps.address = args.ps_address or "127.0.0.1"
         opts.ps.port = args.ps_port
     if args.unsupported:
-        # what criu-ts refuses: a page server socket the client connected, and a root other than / (no mount namespaces)
+        # what criu-ts refuses: a page server socket the client connected, and an LSM profile to put on the tasks
         opts.ps.port = 1
         opts.ps.fd = 0
-        opts.root = "/tmp"
+        opts.lsm_profile = "apparmor:unconfined"
 
 
 def exchange(sk, req, refuse):

@@ -15,6 +15,8 @@
  */
 import { closeSync, constants, openSync } from 'node:fs';
 import { CriuTsError } from '../../errors.js';
+import { pathSeenBy } from '../../proc/index.js';
+import { openOursInTask } from '../install-fd.js';
 import { NR, AT_FDCWD, O_CLOEXEC, O_CREAT, O_TRUNC } from '../../sys/index.js';
 import type { FileEntry, RegFileEntry } from '../../images/messages.js';
 import type { FileKind, FdProbe, RestoreTaskHandle, RestoreContext, DumpContext } from '../types.js';
@@ -56,13 +58,16 @@ export const fifoKind: FileKind = {
     const { pipeId, reg } = fifoParts(e, ctx);
     let ours: number;
     try {
-      ours = openSync(reg.name, constants.O_RDWR);
+      // Our own fd keeps the FIFO open both ways (no open blocks); the task's view of the path (its mount namespace), or a ghost through our fd.
+      ours = openSync(reg.name.startsWith(`/proc/${process.pid}/fd/`) ? reg.name : pathSeenBy(t.pid, reg.name), constants.O_RDWR);
     } catch (err) {
       throw new CriuTsError('ERESTORE', `FIFO ${reg.name}: ${(err as Error).message}`, { path: reg.name }, err);
     }
     try {
       const flags = reg.flags & ~(O_CREAT | O_TRUNC | O_CLOEXEC);
-      const fd = Number(t.syscall(`open ${reg.name}`, NR.openat, AT_FDCWD, t.putString(reg.name), flags, 0));
+      const fd = reg.name.startsWith(`/proc/${process.pid}/fd/`)
+        ? openOursInTask(t, reg.name, flags)
+        : Number(t.syscall(`open ${reg.name}`, NR.openat, AT_FDCWD, t.putString(reg.name), flags, 0));
       restorePipeData('FIFO_DATA', pipeId, ours, ctx);
       return fd;
     } finally {

@@ -112,6 +112,7 @@ export const lockedRegKind: FileKind = {
   },
   group: (e: FileEntry) => regFileKind.group?.(e),
   restore: (t, e, fdi, ctx) => regFileKind.restore(t, e, fdi, ctx),
+  inheritKey: (e, ctx) => regFileKind.inheritKey?.(e, ctx),
   finish(t: RestoreTaskHandle, e: FileEntry, fd: number, ctx: RestoreContext): void {
     regFileKind.finish?.(t, e, fd, ctx);
     // A lock names the fd it was seen through; it belongs to this open file if that fd held it.

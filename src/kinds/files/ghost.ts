@@ -31,6 +31,7 @@
 import { openSync, symlinkSync, fstatSync, statSync, readSync, closeSync, writeSync, ftruncateSync, fchownSync, fchmodSync, chownSync, chmodSync, existsSync, mkdirSync, rmSync, rmdirSync, unlinkSync, constants as FS } from 'node:fs';
 import { dirname, basename, join } from 'node:path';
 import { CriuTsError } from '../../errors.js';
+import { pathSeenBy } from '../../proc/index.js';
 import type { GhostFileEntry, GhostChunkEntry, RemapFilePathEntry } from '../../images/messages.js';
 import {
   lseek, mknod, linkOpenFile, futimens, isSyscallError, closeQuiet, openPathNoFollow, utimensFollow, readlinkFd,
@@ -39,6 +40,7 @@ import {
 import { stateKey, type DumpContext, type RestoreContext } from '../types.js';
 import { imageFile } from '../../images/index.js';
 import { logger } from '../../log.js';
+import { hostOwner, treeGid, treeUid } from '../ns/user.js';
 
 const log = logger('ghost');
 
@@ -67,6 +69,11 @@ export function dumpUnlinked(ctx: DumpContext, fileId: number, name: string, ope
   if (name === '/proc' || name.startsWith('/proc/')) {
     dumpDeadProcEntry(ctx, fileId, name, what);
     return;
+  }
+  // Ghosts and link remaps are made again at criu-ts's own paths at restore: not where a task in a mount namespace of its own sees them.
+  const holder = /^\/proc\/(\d+)\//.exec(openPath)?.[1];
+  if (holder !== undefined && pathSeenBy(Number(holder), '/') !== '/') {
+    throw new CriuTsError('EUNSUPPORTED', `${what}: ${name} was unlinked: unlinked files of a task in a mount namespace of its own are not supported yet`, { id: fileId, name });
   }
   const st = statSync(openPath, { bigint: true });
   if (st.nlink === 0n) {
@@ -167,7 +174,7 @@ function writeGhostImage(ctx: DumpContext, gid: number, name: string, openPath: 
   const st = statSync(openPath, { bigint: true });
   const mode = Number(st.mode);
   const g: GhostFileEntry = {
-    uid: Number(st.uid), gid: Number(st.gid), mode, dev: Number(st.dev & 0xffffffffn), ino: st.ino,
+    uid: treeUid(ctx, Number(st.uid)), gid: treeGid(ctx, Number(st.gid)), mode, dev: Number(st.dev & 0xffffffffn), ino: st.ino,
     atim: timeval(st.atimeMs / 1000n, st.atimeNs), mtim: timeval(st.mtimeMs / 1000n, st.mtimeNs),
   };
   const type = mode & S_IFMT;
@@ -328,7 +335,9 @@ function createGhost(ctx: RestoreContext, gid: number, orig: string, created: st
   const file = imageFile('GHOST_FILE', gid);
   const img = ctx.image('GHOST_FILE', gid);
   if (!img) throw new CriuTsError('ENOIMAGE', `${file}: no such image`, { id: gid });
-  const [g, ...chunks] = img.entries;
+  const [dumped, ...chunks] = img.entries;
+  // The image holds the owner as the tree saw it; we chown from outside.
+  const g: GhostFileEntry = { ...dumped, ...hostOwner(ctx, dumped.uid, dumped.gid, `ghost ${orig}`) };
   const type = g.mode & S_IFMT;
   const perm = g.mode & 0o7777;
   if (type === S_IFDIR) {

@@ -31,9 +31,11 @@ import type { FileEntry, MemfdFileEntry, MemfdInodeEntry } from '../../images/me
 import { stateKey, type DumpContext, type FileKind, type FdProbe, type RestoreContext, type RestoreTaskHandle } from '../types.js';
 import { CriuTsError } from '../../errors.js';
 import { imageFile } from '../../images/index.js';
+import { openOursInTask } from '../install-fd.js';
 import { NO_FOWN } from './reg-file.js';
 import { part } from './anon-inode.js';
 import { writeShmemPages, readShmemPages, type DataRun } from './memfd-pages.js';
+import { hostOwner, treeGid, treeUid } from '../ns/user.js';
 
 const MEMFD_PREFIX = '/memfd:';
 const F_ADD_SEALS = 1033;
@@ -169,8 +171,8 @@ function dumpInode(ctx: DumpContext, src: InodeSource, readFd: number, inodeId: 
   const huge = hugetlbFlagOf(src.fd);
   const ie: MemfdInodeEntry = {
     name: memfdName(src.link),
-    uid: src.stat.uid,
-    gid: src.stat.gid,
+    uid: treeUid(ctx, src.stat.uid),
+    gid: treeGid(ctx, src.stat.gid),
     size: BigInt(src.stat.size),
     shmid: src.stat.ino,
     seals: fcntl(src.fd, F_GET_SEALS),
@@ -260,7 +262,8 @@ function createInode(t: RestoreTaskHandle, ie: MemfdInodeEntry, ctx: RestoreCont
     // The pages of the last run reach past the size: cut back to it.
     ftruncateSync(local, Number(ie.size));
     const st = fstatSync(local);
-    if (st.uid !== ie.uid || st.gid !== ie.gid) fchownSync(local, ie.uid, ie.gid);
+    const owner = hostOwner(ctx, ie.uid, ie.gid, `memfd ${ie.name}`);
+    if (st.uid !== owner.uid || st.gid !== owner.gid) fchownSync(local, owner.uid, owner.gid);
     if (ie.mode !== undefined) fchmodSync(local, ie.mode & 0o7777);
     if (sealable && ie.seals !== 0) fcntl(local, F_ADD_SEALS, ie.seals);
     return { fd, ino: st.ino };
@@ -308,5 +311,6 @@ function procFdOf(pid: number, ino: number, self: number): string {
 }
 
 function reopen(t: RestoreTaskHandle, path: string, flags: number): number {
-  return Number(t.syscall(`open ${path}`, NR.openat, AT_FDCWD, t.putString(path), flags & ~O_CLOEXEC, 0));
+  // Opened by us and handed over: the task's /proc, if any, is its own pid namespace's.
+  return openOursInTask(t, path.replace(/^\/proc\/self\//, `/proc/${t.pid}/`), flags & ~O_CLOEXEC);
 }

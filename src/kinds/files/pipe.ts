@@ -16,6 +16,7 @@ import { closeSync, constants, openSync } from 'node:fs';
 import { CriuTsError } from '../../errors.js';
 import { NR, O_ACCMODE, O_WRONLY, F_SETFL, AT_FDCWD, O_CLOEXEC } from '../../sys/index.js';
 import type { FileEntry, PipeEntry } from '../../images/messages.js';
+import { openOursInTask } from '../install-fd.js';
 import { stateKey, type DumpContext, type FileKind, type FdProbe, type RestoreTaskHandle, type RestoreContext } from '../types.js';
 import { dumpPipeData, restorePipeData } from './pipe-data.js';
 import { NO_FOWN } from './reg-file.js';
@@ -54,15 +55,15 @@ export function setStatusFlags(t: RestoreTaskHandle, fd: number, flags: number):
   if (fl !== 0) t.syscall('fcntl(F_SETFL)', NR.fcntl, fd, F_SETFL, fl);
 }
 
-/** Open, inside the task, another open file description of a pipe we hold an fd on. */
+/** Another open file description of a pipe we hold an fd on, for the task (opened by us: the task's /proc may not show ours). */
 export function reopenInTask(t: RestoreTaskHandle, ours: number, flags: number): number {
-  const path = `/proc/${process.pid}/fd/${ours}`;
-  return Number(t.syscall(`open ${path}`, NR.openat, AT_FDCWD, t.putString(path), flags & ~O_CLOEXEC, 0));
+  return openOursInTask(t, `/proc/self/fd/${ours}`, flags & ~O_CLOEXEC);
 }
 
 export const pipeKind: FileKind = {
   name: 'pipe',
   type: 'PIPE',
+  inheritKey: (e) => (e.pipe ? `pipe:[${e.pipe.pipe_id}]` : undefined),
   detect(p: FdProbe): boolean {
     return p.link.startsWith('pipe:[') && p.stat.isFIFO();
   },

@@ -10,11 +10,14 @@
  * other mount namespaces are opened by path from ours; POSIX message queues
  * (mqueue filesystem) are not taken (refused as an unsupported fd).
  */
-import { lstatSync, statSync, statfsSync } from 'node:fs';
+import { closeSync, lstatSync, openSync, readlinkSync, statSync, statfsSync } from 'node:fs';
 import { CriuTsError } from '../../errors.js';
-import { NR, O_ACCMODE, O_CREAT, O_TRUNC, O_APPEND, O_CLOEXEC, O_LARGEFILE, AT_FDCWD, SEEK_SET } from '../../sys/index.js';
+import { NR, O_ACCMODE, O_CREAT, O_TRUNC, O_APPEND, O_CLOEXEC, O_LARGEFILE, AT_FDCWD, SEEK_SET, EPERM, EACCES, errnoName } from '../../sys/index.js';
+import { RemoteSyscallError } from '../../infect/tracee.js';
 import type { FileEntry, RegFileEntry, FownEntry } from '../../images/messages.js';
-import type { FileKind, FdProbe, RestoreTaskHandle, DumpContext } from '../types.js';
+import { parseMountinfo, pathSeenBy } from '../../proc/index.js';
+import { openOursInTask } from '../install-fd.js';
+import { stateKey, type FileKind, type FdProbe, type RestoreTaskHandle, type DumpContext } from '../types.js';
 import { dumpUnlinked, DELETED_SUFFIX } from './ghost.js';
 
 /** __O_TMPFILE | O_DIRECTORY */
@@ -22,11 +25,11 @@ const O_TMPFILE = 0o20200000;
 
 export const NO_FOWN: FownEntry = { uid: 0, euid: 0, signum: 0, pid_type: 0, pid: 0 };
 
-/** A REG entry for a path we only know by name (mapped files, cwd, root, exe). */
-export function regEntryForPath(id: number, path: string, flags: number): FileEntry {
+/** A REG entry for a path we only know by name (mapped files, cwd, root, exe), as task `pid` sees it. */
+export function regEntryForPath(id: number, path: string, flags: number, pid: number): FileEntry {
   const reg: RegFileEntry = { id, flags, pos: 0n, fown: NO_FOWN, name: path };
   try {
-    const st = statSync(path, { bigint: true });
+    const st = statSync(pathSeenBy(pid, path), { bigint: true });
     if (st.isFile()) reg.size = st.size;
     reg.mode = Number(st.mode);
   } catch {
@@ -46,9 +49,13 @@ export function isMqueue(p: FdProbe): boolean {
   }
 }
 
+/** The name CRIU gives a file --external named at dump (file[mnt_id:ino]): it can only come back through --inherit-fd. */
+const EXTERNAL_FILE = /^file\[[0-9a-f]+:[0-9a-f]+\]$/;
+
 export const regFileKind: FileKind = {
   name: 'reg',
   type: 'REG',
+  inheritKey: (e) => (e.reg ? (e.reg.name.startsWith('/') ? e.reg.name.slice(1) : e.reg.name) : undefined),
   detect(p: FdProbe): boolean {
     if (!p.link.startsWith('/')) return false;
     if (!(p.stat.isFile() || p.stat.isDirectory() || p.stat.isCharacterDevice() || p.stat.isBlockDevice() || p.stat.isSymbolicLink())) return false;
@@ -56,6 +63,7 @@ export const regFileKind: FileKind = {
     return !(p.stat.isFile() && isMqueue(p));
   },
   dump(p: FdProbe, id: number, ctx: DumpContext): FileEntry {
+    refuseForeignMount(p, ctx);
     let name = p.link;
     if (name.endsWith(DELETED_SUFFIX) && isUnlinked(name, p)) {
       name = name.slice(0, -DELETED_SUFFIX.length);
@@ -79,15 +87,72 @@ export const regFileKind: FileKind = {
   restore(t: RestoreTaskHandle, e: FileEntry): number {
     const reg = e.reg;
     if (!reg) throw new CriuTsError('EIMAGE', `file ${e.id}: REG entry without reg data`, { id: e.id });
-    checkSize(reg);
+    if (EXTERNAL_FILE.test(reg.name)) {
+      throw new CriuTsError('EUSAGE', `task ${t.pid}: ${reg.name} was external at dump: hand it over with --inherit-fd fd[N]:${reg.name}`, { pid: t.pid, key: reg.name });
+    }
+    checkSize(reg, t.pid);
     let flags = reg.flags & ~(O_CREAT | O_TRUNC);
     // Images from an O_TMPFILE file may carry O_TMPFILE: opening the ghost with it would make a new file.
     if (reg.size !== undefined) flags &= ~O_TMPFILE;
-    const fd = Number(t.syscall(`open ${reg.name}`, NR.openat, AT_FDCWD, t.putString(reg.name), flags, 0));
+    // A ghost is reached through our fd on it: opened here, as the task's /proc may not show ours.
+    const fd = reg.name.startsWith(`/proc/${process.pid}/fd/`)
+      ? openOursInTask(t, reg.name, flags)
+      : openInTask(t, reg.name, flags);
     if (reg.pos !== 0n) t.syscall('lseek', NR.lseek, fd, reg.pos, SEEK_SET);
     return fd;
   },
 };
+
+const NS_MOUNTS = stateKey<Map<number, ReadonlySet<number> | undefined>>('reg:ns-mounts');
+
+/**
+ * A task in a mount namespace of its own reopens its files by path inside
+ * it at restore: one opened through a mount that is not in its namespace
+ * (inherited from outside before it moved in) has no path there.
+ */
+function refuseForeignMount(p: FdProbe, ctx: DumpContext): void {
+  const mntId = p.fdinfo.mntId;
+  if (mntId === undefined) return;
+  const cache = ctx.memo(NS_MOUNTS, () => new Map<number, ReadonlySet<number> | undefined>());
+  // A chroot'ed task's mountinfo lists only the mounts below its root: not checked.
+  if (!cache.has(p.pid)) cache.set(p.pid, pathSeenBy(p.pid, '/') === '/' || readlinkSync(`/proc/${p.pid}/root`) !== '/' ? undefined : new Set(parseMountinfo(p.pid).map((m) => m.mntId)));
+  const ids = cache.get(p.pid);
+  if (ids === undefined || ids.has(mntId)) return;
+  throw new CriuTsError('EUNSUPPORTED', `task ${p.pid} fd ${p.fd}: ${p.link} was opened through mount ${mntId}, which is not in the task's mount namespace: it cannot be reopened there`, { pid: p.pid, fd: p.fd, mntId });
+}
+
+/**
+ * Open `name` in the task. A task in a user namespace of its own may be
+ * refused a file it held (one of criu-ts's, inherited, such as a log it
+ * writes to: its capabilities do not reach owners the namespace does not
+ * map); criu-ts then opens it from outside, by the task's root, and hands
+ * the task that open file.
+ */
+function openInTask(t: RestoreTaskHandle, name: string, flags: number): number {
+  const r = t.tracee.syscallRaw(NR.openat, AT_FDCWD, t.putString(name), flags, 0);
+  if (r >= 0n) return Number(r);
+  const errno = Number(-r);
+  if ((errno !== EACCES && errno !== EPERM) || !inOtherUserNs(t.pid)) throw new RemoteSyscallError(`open ${name}`, errno, t.pid);
+  let ours: number;
+  try {
+    ours = openSync(`/proc/${t.pid}/root${name.startsWith('/') ? '' : '/'}${name}`, flags | O_CLOEXEC);
+  } catch (e) {
+    throw new CriuTsError('ERESTORE', `task ${t.pid}: cannot open ${name}, in the task (${errnoName(errno)}) nor from outside: ${(e as Error).message}`, { pid: t.pid, path: name }, e);
+  }
+  try {
+    return t.installFd(ours);
+  } finally {
+    closeSync(ours);
+  }
+}
+
+function inOtherUserNs(pid: number): boolean {
+  try {
+    return readlinkSync(`/proc/${pid}/ns/user`) !== readlinkSync('/proc/self/ns/user');
+  } catch {
+    return false;
+  }
+}
 
 /**
  * "NAME (deleted)": the open file lost this name. Unless the inode has no
@@ -98,18 +163,21 @@ function isUnlinked(link: string, p: FdProbe): boolean {
   if (p.stat.nlink === 0) return true;
   try {
     // A symlink fd is the link itself: compare with the link, not its target.
-    const st = p.stat.isSymbolicLink() ? lstatSync(link) : statSync(link);
+    const seen = pathSeenBy(p.pid, link);
+    const st = p.stat.isSymbolicLink() ? lstatSync(seen) : statSync(seen);
     return !(st.ino === p.stat.ino && st.dev === p.stat.dev);
   } catch {
     return true;
   }
 }
 
-function checkSize(reg: RegFileEntry): void {
+function checkSize(reg: RegFileEntry, pid: number): void {
   if (reg.size === undefined) return;
   let size: bigint;
   try {
-    size = statSync(reg.name, { bigint: true }).size;
+    // Files are restored once the task's mount tree is in place: its view of the path.
+    const ours = reg.name.startsWith(`/proc/${process.pid}/fd/`); // a ghost, through our fd
+    size = statSync(ours ? reg.name : pathSeenBy(pid, reg.name), { bigint: true }).size;
   } catch (err) {
     throw new CriuTsError('ERESTORE', `file ${reg.name} is missing: ${(err as Error).message}`, { path: reg.name }, err);
   }

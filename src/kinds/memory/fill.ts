@@ -1,19 +1,19 @@
 /**
  * Filling a restored task's memory from pages images without a round trip
- * through us: injected preadv calls on the images opened inside the task,
- * the kernel copying file to memory. Pages a pre-dump chain left in parent
+ * through us: injected preadv calls on the images, which criu-ts opens and
+ * hands to the task (in a mount namespace of its own the images dir may
+ * not be there), the kernel copying file to memory. Pages a pre-dump chain left in parent
  * images are read from there (parent-images.ts).
  */
+import { closeSync, constants, openSync } from 'node:fs';
 import { NR, PAGE_SIZE } from '../../sys/index.js';
+import { installFd } from '../install-fd.js';
 import { CriuTsError } from '../../errors.js';
 import type { PagemapEntry } from '../../images/messages.js';
 import type { RestoreTaskHandle } from '../types.js';
 import { isParentEntry, type ParentChain, type Segment } from './parent-images.js';
 
-const AT_FDCWD = -100;
-const O_RDONLY = 0;
 const O_CLOEXEC = 0o2000000;
-const O_NOFOLLOW = 0o400000;
 const IOV_PER_CALL = 1024;
 
 /**
@@ -77,8 +77,7 @@ export function fillSegments(t: RestoreTaskHandle, segs: readonly Segment[], bas
     for (const sg of segs) {
       if (!fds.has(sg.path)) {
         flush();
-        // O_NOFOLLOW: the task is still root here; a pages image swapped for a link must not fill it with another file.
-        fds.set(sg.path, Number(t.syscall(`open ${sg.path}`, NR.openat, AT_FDCWD, t.putString(sg.path), O_RDONLY | O_CLOEXEC | O_NOFOLLOW, 0)));
+        fds.set(sg.path, openImageIn(t, sg.path));
       }
       const last = batch[batch.length - 1];
       if (last && (last.path !== sg.path || last.off + last.len !== sg.off || batch.length === IOV_PER_CALL)) flush();
@@ -87,6 +86,21 @@ export function fillSegments(t: RestoreTaskHandle, segs: readonly Segment[], bas
     flush();
   } finally {
     for (const fd of fds.values()) t.syscall('close', NR.close, fd);
+  }
+}
+
+/** A pages image, opened by us (O_NOFOLLOW: one swapped for a link must not fill the task with another file) and handed to the task. */
+function openImageIn(t: RestoreTaskHandle, path: string): number {
+  let ours: number;
+  try {
+    ours = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW | O_CLOEXEC);
+  } catch (e) {
+    throw new CriuTsError('EIMAGE', `cannot open ${path}: ${(e as Error).message}`, { path }, e);
+  }
+  try {
+    return installFd(t, ours);
+  } finally {
+    closeSync(ours);
   }
 }
 

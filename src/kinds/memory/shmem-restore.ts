@@ -18,6 +18,7 @@ import { stateKey, type RestoreContext, type RestoreTaskHandle } from '../types.
 import { VMA, PROT_WRITE, MAP_FIXED, MAP_ANONYMOUS, MAP_SHARED, MAP_NORESERVE, MAP_LOCKED } from './vma.js';
 import { MAP_HUGETLB, MAP_HUGE_MASK } from './hugetlb.js';
 import { fillSegments, nrPages, pageSegments } from './fill.js';
+import { openOursInTask } from '../install-fd.js';
 import type { ParentChain } from './parent-images.js';
 
 const MREMAP_MAYMOVE = 1;
@@ -58,9 +59,8 @@ export function mapSharedAnon(t: RestoreTaskHandle, v: VmaEntry, ctx: RestoreCon
   const owner = st.made.get(v.shmid);
   if (owner) {
     // The same object, through the creator's mapping (this task's own, for a second window of it).
-    const pid = owner.pid === t.pid ? 'self' : String(owner.pid);
-    const path = `/proc/${pid}/map_files/${owner.start.toString(16)}-${owner.end.toString(16)}`;
-    const fd = Number(t.syscall(`open ${path}`, NR.openat, AT_FDCWD, t.putString(path), O_RDWR | O_CLOEXEC, 0));
+    // Opened by us: the task's /proc, if any, is its pid namespace's.
+    const fd = openOursInTask(t, `/proc/${owner.pid}/map_files/${owner.start.toString(16)}-${owner.end.toString(16)}`, O_RDWR);
     t.syscall('mmap(shared)', NR.mmap, v.start, len, v.prot | PROT_WRITE, flags, fd, v.pgoff);
     t.syscall('close', NR.close, fd);
     return;
@@ -105,13 +105,10 @@ export function isSharedAnonObject(ctx: RestoreContext, shmid: bigint): boolean 
 export function openSharedAnon(t: RestoreTaskHandle, shmid: bigint, flags: number, ctx: RestoreContext, chain: ParentChain): number {
   const owner = state(ctx).made.get(shmid);
   if (owner) {
-    const pid = owner.pid === t.pid ? 'self' : String(owner.pid);
-    const path = `/proc/${pid}/map_files/${owner.start.toString(16)}-${owner.end.toString(16)}`;
-    return Number(t.syscall(`open ${path}`, NR.openat, AT_FDCWD, t.putString(path), flags | O_CLOEXEC, 0));
+    return openOursInTask(t, `/proc/${owner.pid}/map_files/${owner.start.toString(16)}-${owner.end.toString(16)}`, flags);
   }
   const { base, size } = makeObject(t, shmid, 0n, 3 /* RW */, 0, ctx, chain);
-  const path = `/proc/self/map_files/${base.toString(16)}-${(base + size).toString(16)}`;
-  const fd = Number(t.syscall(`open ${path}`, NR.openat, AT_FDCWD, t.putString(path), flags | O_CLOEXEC, 0));
+  const fd = openOursInTask(t, `/proc/${t.pid}/map_files/${base.toString(16)}-${(base + size).toString(16)}`, flags);
   t.syscall('munmap', NR.munmap, base, size); // the fd keeps the object
   return fd;
 }

@@ -20,11 +20,13 @@ import {
 import { dataRanges } from '../memory/dump.js';
 import { PagesWriter, PE_PRESENT } from '../memory/pages-writer.js';
 import type { DumpContext } from '../types.js';
+import { treeGid, treeUid } from './user.js';
 
 const HUGETLBFS_MAGIC = 0x958458f6;
 
-function desc(id: number, p: IpcPerm): IpcDescEntry {
-  return { key: p.key, uid: p.uid, gid: p.gid, cuid: p.cuid, cgid: p.cgid, mode: p.mode, id };
+/** Owners as the tree sees them (CRIU's images: through the tree's user namespace, if it has one). */
+function desc(ctx: DumpContext, id: number, p: IpcPerm): IpcDescEntry {
+  return { key: p.key, uid: treeUid(ctx, p.uid), gid: treeGid(ctx, p.gid), cuid: treeUid(ctx, p.cuid), cgid: treeGid(ctx, p.cgid), mode: p.mode, id };
 }
 
 function pad(b: Buffer, to: number): Buffer {
@@ -44,11 +46,11 @@ export interface IpcObjectsDump {
 export function readIpcObjects(ctx: DumpContext, who: string): IpcObjectsDump {
   const out: IpcObjectsDump = { shm: [], shmPages: [], sem: [], msg: [] };
   for (const s of listShm()) {
-    out.shm.push({ desc: desc(s.id, s.perm), size: s.size, in_pagemaps: true });
+    out.shm.push({ desc: desc(ctx, s.id, s.perm), size: s.size, in_pagemaps: true });
     out.shmPages.push(dumpSegmentPages(ctx, s.id, s.size, who));
   }
   for (const s of listSem()) {
-    out.sem.push({ entry: { desc: desc(s.id, s.perm), nsems: s.nsems }, values: pad(semGetAll(s.id, s.nsems), 8) });
+    out.sem.push({ entry: { desc: desc(ctx, s.id, s.perm), nsems: s.nsems }, values: pad(semGetAll(s.id, s.nsems), 8) });
   }
   for (const q of listMsg()) {
     const parts: Buffer[] = [];
@@ -61,7 +63,7 @@ export function readIpcObjects(ctx: DumpContext, who: string): IpcObjectsDump {
       size.writeUInt32LE(head.length, 0);
       parts.push(size, head, pad(m.text, 8));
     }
-    out.msg.push({ entry: { desc: desc(q.id, q.perm), qbytes: q.qbytes, qnum: q.qnum }, payload: Buffer.concat(parts) });
+    out.msg.push({ entry: { desc: desc(ctx, q.id, q.perm), qbytes: q.qbytes, qnum: q.qnum }, payload: Buffer.concat(parts) });
   }
   return out;
 }

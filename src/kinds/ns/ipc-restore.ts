@@ -10,12 +10,13 @@ import { closeSync, openSync, readSync } from 'node:fs';
 import { join } from 'node:path';
 import { CriuTsError } from '../../errors.js';
 import { decodeMessage } from '../../images/index.js';
-import type { IpcMsg, IpcMsgEntry, IpcSemEntry, IpcShmEntry, IpcVarEntry, PagemapEntry } from '../../images/messages.js';
+import type { IpcDescEntry, IpcMsg, IpcMsgEntry, IpcSemEntry, IpcShmEntry, IpcVarEntry, PagemapEntry } from '../../images/messages.js';
 import {
   IPC_CREAT, IPC_EXCL, PAGE_SIZE, SHM_LOCKED, processVmWritev, ipcSetOwner, msgGet, msgSend, semGet, semSetAll, shmAttach, shmDetach, shmGet, shmLock,
 } from '../../sys/index.js';
 import type { RestoreContext } from '../types.js';
-import { raiseAtLeast, setNextId, writeIpcVar } from './ipc-sysctl.js';
+import { raiseAtLeast as raise, setNextId, writeIpcVar } from './ipc-sysctl.js';
+import { hostGid, hostUid, namespaceRootUid } from './user.js';
 
 export interface IpcImages {
   nsId: number;
@@ -44,8 +45,8 @@ export function loadIpcImages(ctx: RestoreContext, nsId: number): IpcImages {
 }
 
 /** Create an object of `type` with exactly the dumped id. */
-function createWithId(type: 'shm' | 'sem' | 'msg', id: number, create: () => number): void {
-  setNextId(type, id);
+function createWithId(type: 'shm' | 'sem' | 'msg', id: number, create: () => number, asUid: number | undefined): void {
+  setNextId(type, id, asUid);
   const got = create();
   if (got !== id) throw new CriuTsError('ERESTORE', `SysV ${type} ${id} came back as ${got}`, { type, id, got });
 }
@@ -54,7 +55,18 @@ const FLAGS = (mode: number): number => (mode & 0o777) | IPC_CREAT | IPC_EXCL;
 
 /** Re-create every object, then the sysctls, in the calling thread's ipc namespace. */
 export function restoreIpcObjects(img: IpcImages, ctx: RestoreContext): void {
-  writeIpcVar(img.var, false);
+  // In a user namespace of the tree's, its root owns the sysctls, and the images hold owners as it saw them.
+  const asUid = namespaceRootUid(ctx);
+  const owner = (type: string, d: IpcDescEntry): IpcDescEntry => {
+    const uid = hostUid(ctx, d.uid);
+    const gid = hostGid(ctx, d.gid);
+    if (uid === undefined || gid === undefined) {
+      throw new CriuTsError('EIMAGE', `SysV ${type} ${d.id}: its owner ${d.uid}:${d.gid} has no mapping in the tree's user namespace`, { type, id: d.id });
+    }
+    return { ...d, uid, gid };
+  };
+  const raiseAtLeast = (name: 'msgmnb' | 'msgmax' | 'shmmax' | 'shmall', value: bigint): void => raise(name, value, asUid);
+  writeIpcVar(img.var, false, asUid);
   let shmPages = 0n;
   for (const { entry: s, payload } of img.shm) {
     const d = s.desc;
@@ -64,8 +76,8 @@ export function restoreIpcObjects(img: IpcImages, ctx: RestoreContext): void {
     // Made under limits that may have been lowered since.
     raiseAtLeast('shmmax', s.size);
     raiseAtLeast('shmall', shmPages += (s.size + BigInt(PAGE_SIZE) - 1n) / BigInt(PAGE_SIZE));
-    createWithId('shm', d.id, () => shmGet(d.key, s.size, FLAGS(d.mode)));
-    ipcSetOwner('shm', d.id, d);
+    createWithId('shm', d.id, () => shmGet(d.key, s.size, FLAGS(d.mode)), asUid);
+    ipcSetOwner('shm', d.id, owner('shm', d));
     fillSegment(ctx, s, payload);
     if (d.mode & SHM_LOCKED) shmLock(d.id);
   }
@@ -75,8 +87,8 @@ export function restoreIpcObjects(img: IpcImages, ctx: RestoreContext): void {
     if (values === undefined || values.length !== 2 * s.nsems) {
       throw new CriuTsError('EIMAGE', `ipcns-sem-${img.nsId}.img: semaphore set ${d.id} has no values`, { id: d.id });
     }
-    createWithId('sem', d.id, () => semGet(d.key, s.nsems, FLAGS(d.mode)));
-    ipcSetOwner('sem', d.id, d);
+    createWithId('sem', d.id, () => semGet(d.key, s.nsems, FLAGS(d.mode)), asUid);
+    ipcSetOwner('sem', d.id, owner('sem', d));
     semSetAll(d.id, Buffer.from(values));
   }
   for (const { entry: q, payload } of img.msg) {
@@ -85,17 +97,17 @@ export function restoreIpcObjects(img: IpcImages, ctx: RestoreContext): void {
     if (msgs.length !== q.qnum) {
       throw new CriuTsError('EIMAGE', `ipcns-msg-${img.nsId}.img: queue ${d.id} has ${msgs.length} messages, its entry says ${q.qnum}`, { id: d.id });
     }
-    createWithId('msg', d.id, () => msgGet(d.key, FLAGS(d.mode)));
+    createWithId('msg', d.id, () => msgGet(d.key, FLAGS(d.mode)), asUid);
     // The messages went in under limits that may have been lowered since: room for them first, then the dumped limit.
     const total = msgs.reduce((n, m) => n + m.text.length, 0);
     const room = Math.max(q.qbytes, total);
     raiseAtLeast('msgmnb', BigInt(room));
     raiseAtLeast('msgmax', BigInt(msgs.reduce((n, m) => Math.max(n, m.text.length), 0)));
-    ipcSetOwner('msg', d.id, d, room);
+    ipcSetOwner('msg', d.id, owner('msg', d), room);
     for (const m of msgs) msgSend(d.id, m.mtype, m.text);
-    if (room !== q.qbytes) ipcSetOwner('msg', d.id, d, q.qbytes);
+    if (room !== q.qbytes) ipcSetOwner('msg', d.id, owner('msg', d), q.qbytes);
   }
-  writeIpcVar(img.var, true);
+  writeIpcVar(img.var, true, asUid);
 }
 
 function splitMessages(buf: Buffer, nsId: number, id: number): { mtype: bigint; text: Buffer }[] {

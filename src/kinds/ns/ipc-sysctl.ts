@@ -7,6 +7,7 @@
  * CONFIG_CHECKPOINT_RESTORE (-1, "none asked for", is not saved).
  */
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { asThreadEuid } from '../../sys/index.js';
 import { CriuTsError } from '../../errors.js';
 import type { IpcVarEntry } from '../../images/messages.js';
 
@@ -18,9 +19,17 @@ function readNum(path: string): bigint {
   return BigInt(text);
 }
 
-function write(path: string, value: string): void {
+/**
+ * The user namespace owner's root (`asUid`, criu-ts's view) may write an
+ * ipc namespace's sysctls, not the host's root: a namespace owned by a
+ * user namespace of the tree's is written as that uid.
+ */
+function writeAs(path: string, value: string, asUid?: number): void {
   try {
-    writeFileSync(`${SYS}/${path}`, value);
+    // The *_next_id files (mode 0444) are writable only by CAP_CHECKPOINT_RESTORE over the
+    // namespace's owner, which criu-ts has and would drop with its uid: written as ourselves.
+    if (asUid === undefined || path.endsWith('_next_id')) writeFileSync(`${SYS}/${path}`, value);
+    else asThreadEuid(asUid, () => writeFileSync(`${SYS}/${path}`, value));
   } catch (e) {
     throw new CriuTsError('ERESTORE', `cannot set ${SYS}/${path} to ${value} in the restored ipc namespace: ${(e as Error).message}`, { path, value }, e);
   }
@@ -66,7 +75,8 @@ export function readIpcVar(): IpcVarEntry {
  * *_next_id values (which creating an object with a chosen id uses up), so
  * that everything ends as dumped.
  */
-export function writeIpcVar(e: IpcVarEntry, nextIds: boolean): void {
+export function writeIpcVar(e: IpcVarEntry, nextIds: boolean, asUid?: number): void {
+  const write = (path: string, value: string): void => writeAs(path, value, asUid);
   if (e.sem_ctls !== undefined && e.sem_ctls.length > 0) write('kernel/sem', e.sem_ctls.join('\t'));
   write('kernel/msgmax', String(e.msg_ctlmax));
   write('kernel/msgmnb', String(e.msg_ctlmnb));
@@ -92,14 +102,14 @@ export function writeIpcVar(e: IpcVarEntry, nextIds: boolean): void {
 }
 
 /** Ask the namespace to give the next object of `type` the id `id`. */
-export function setNextId(type: 'msg' | 'sem' | 'shm', id: number): void {
-  write(`kernel/${type}_next_id`, String(id));
+export function setNextId(type: 'msg' | 'sem' | 'shm', id: number, asUid?: number): void {
+  writeAs(`kernel/${type}_next_id`, String(id), asUid);
 }
 
 /**
  * Raise kernel/<name> to at least `value` for what follows (an object made
  * under a limit lowered since); the final writeIpcVar puts it back.
  */
-export function raiseAtLeast(name: 'msgmnb' | 'msgmax' | 'shmmax' | 'shmall', value: bigint): void {
-  if (readNum(`kernel/${name}`) < value) write(`kernel/${name}`, String(value));
+export function raiseAtLeast(name: 'msgmnb' | 'msgmax' | 'shmmax' | 'shmall', value: bigint, asUid?: number): void {
+  if (readNum(`kernel/${name}`) < value) writeAs(`kernel/${name}`, String(value), asUid);
 }

@@ -8,7 +8,9 @@
  * parent (the restore stub) by an injected unshare(CLONE_NEWTIME), its
  * offsets written to the parent's /proc/PID/timens_offsets (which name
  * the namespace of its next children, empty until then), and the root is
- * born inside.
+ * born inside. A root restored in a user namespace of its own makes the
+ * time namespace itself instead, so that it is owned by that user
+ * namespace: unshare, offsets, then setns into it (restoreCreated).
  *
  * Limits (refused with one line): a task inside the tree in another time
  * namespace than the root's (nested); a task whose next children would be
@@ -23,12 +25,15 @@ import type { TimensEntry } from '../../images/messages.js';
 import { stateKey, type DumpContext, type ResourceKind, type RestoreContext } from '../types.js';
 
 const CLONE_NEWTIME = 0x80n;
+const AT_FDCWD = -100;
+const O_RDONLY = 0;
+const O_CLOEXEC = 0o2000000;
 const NS_PER_SEC = 1_000_000_000n;
 
 /** At dump: the root's pid, when the tree has a time namespace of its own. */
 const DUMP_ROOT = stateKey<{ rootPid: number | undefined }>('time-ns:root');
 /** At restore: the clocks to go on from, and which task is born in the new namespace. */
-const CLOCKS = stateKey<{ rootPid: number; entry: TimensEntry } | { rootPid: undefined }>('time-ns:clocks');
+const CLOCKS = stateKey<{ rootPid: number; entry: TimensEntry; inUserNs: boolean } | { rootPid: undefined }>('time-ns:clocks');
 
 function link(pid: number, name: string): string | undefined {
   try {
@@ -85,6 +90,23 @@ function dumpTask(task: Parameters<NonNullable<ResourceKind['dumpTask']>>[0], ct
   ctx.writeImage(`timens-${id}.img`, 'TIMENS', [entry]);
 }
 
+/** Offsets of the time namespace `pid`'s next children are born in, so that its clocks go on from the dumped values. */
+function setOffsets(pid: number, task: number, entry: TimensEntry): void {
+  // Offsets are absolute (from the host's clocks): the dumped clock less the host's now.
+  const ours = offsets('self');
+  const mono = nsOf(entry.monotonic) - (clockGettimeNs(CLOCK.MONOTONIC) - ours.monotonic);
+  const boot = nsOf(entry.boottime) - (clockGettimeNs(CLOCK.BOOTTIME) - ours.boottime);
+  const line = (clock: number, ns: bigint): string => {
+    const sec = ns >= 0n ? ns / NS_PER_SEC : -((-ns + NS_PER_SEC - 1n) / NS_PER_SEC);
+    return `${clock} ${sec} ${ns - sec * NS_PER_SEC}\n`;
+  };
+  try {
+    writeFileSync(`/proc/${pid}/timens_offsets`, line(CLOCK.MONOTONIC, mono) + line(CLOCK.BOOTTIME, boot));
+  } catch (e) {
+    throw new CriuTsError('ERESTORE', `task ${task}: cannot set the clock offsets of its new time namespace: ${(e as Error).message}`, { pid: task }, e);
+  }
+}
+
 function prepareRestore(tree: Parameters<NonNullable<ResourceKind['prepareRestore']>>[0], ctx: RestoreContext): void {
   const root = tree.tasks.find((t) => t.pid === tree.rootPid);
   const id = root?.ids?.time_ns_id;
@@ -106,7 +128,10 @@ function prepareRestore(tree: Parameters<NonNullable<ResourceKind['prepareRestor
   const file = `timens-${id}.img`;
   const entry = ctx.ownImage(file)?.entries[0] as TimensEntry | undefined;
   if (!entry) throw new CriuTsError('ENOIMAGE', `${file}: missing (the root's time namespace, ns id ${id})`, { file });
-  ctx.state(CLOCKS, () => ({ rootPid: tree.rootPid, entry }));
+  // A root restored in a user namespace of its own makes its time namespace itself, owned by it (restoreCreated).
+  const user = root?.ids?.user_ns_id;
+  const inUserNs = user !== undefined && tree.rootIds?.user_ns_id !== undefined && user !== tree.rootIds.user_ns_id;
+  ctx.state(CLOCKS, () => ({ rootPid: tree.rootPid, entry, inUserNs }));
 }
 
 export const timeNsKind: ResourceKind = {
@@ -117,20 +142,27 @@ export const timeNsKind: ResourceKind = {
   prepareRestore,
   beforeClone(parent, task, ctx): void {
     const st = ctx.state(CLOCKS, () => ({ rootPid: undefined }));
-    if (st.rootPid === undefined || task.pid !== st.rootPid) return;
+    if (st.rootPid === undefined || task.pid !== st.rootPid || st.inUserNs) return;
     parent.syscall('unshare(CLONE_NEWTIME)', NR.unshare, CLONE_NEWTIME);
-    // Offsets are absolute (from the host's clocks): the dumped clock less the host's now.
-    const ours = offsets('self');
-    const mono = nsOf(st.entry.monotonic) - (clockGettimeNs(CLOCK.MONOTONIC) - ours.monotonic);
-    const boot = nsOf(st.entry.boottime) - (clockGettimeNs(CLOCK.BOOTTIME) - ours.boottime);
-    const line = (clock: number, ns: bigint): string => {
-      const sec = ns >= 0n ? ns / NS_PER_SEC : -((-ns + NS_PER_SEC - 1n) / NS_PER_SEC);
-      return `${clock} ${sec} ${ns - sec * NS_PER_SEC}\n`;
-    };
+    setOffsets(parent.pid, task.pid, st.entry);
+  },
+  /**
+   * A root born in a user namespace of its own: the time namespace must be
+   * owned by it, so the root makes it (unshare: its next children's), we
+   * set the offsets before anyone is inside, and the root enters it
+   * (setns on its time_for_children; it is single-threaded yet).
+   */
+  restoreCreated(t, task, ctx): void {
+    const st = ctx.state(CLOCKS, () => ({ rootPid: undefined }));
+    if (st.rootPid === undefined || task.pid !== st.rootPid || !st.inUserNs) return;
+    t.syscall('unshare(CLONE_NEWTIME)', NR.unshare, CLONE_NEWTIME);
+    setOffsets(t.pid, task.pid, st.entry);
+    const path = '/proc/self/ns/time_for_children';
+    const fd = Number(t.syscall(`open ${path}`, NR.openat, AT_FDCWD, t.putString(path), O_RDONLY | O_CLOEXEC, 0));
     try {
-      writeFileSync(`/proc/${parent.pid}/timens_offsets`, line(CLOCK.MONOTONIC, mono) + line(CLOCK.BOOTTIME, boot));
-    } catch (e) {
-      throw new CriuTsError('ERESTORE', `task ${task.pid}: cannot set the clock offsets of its new time namespace: ${(e as Error).message}`, { pid: task.pid }, e);
+      t.syscall('setns(CLONE_NEWTIME)', NR.setns, fd, CLONE_NEWTIME);
+    } finally {
+      t.syscall('close', NR.close, fd);
     }
   },
 };

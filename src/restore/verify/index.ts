@@ -30,6 +30,7 @@ import { askThreads, dumpTaskCore, dumpThreadCore, type ThreadAnswers } from '..
 import { dumpFpRegs } from '../../dump/regs.js';
 import type { DumpImages } from '../images.js';
 import type { RestoreNode } from '../plan.js';
+import { RESOURCE_KINDS } from '../../kinds/index.js';
 import { Collector, diffValue, type VerifyDifference } from './diff.js';
 import { itimerSignals, verifySignals, verifyTimers } from './signals.js';
 import { verifyFds, verifyFs } from './files.js';
@@ -61,6 +62,7 @@ export function verifyTaskState(n: RestoreNode, img: DumpImages): VerifyDifferen
   for (const pt of tc.timers?.posix ?? []) {
     if (pt.notify_thread_id !== undefined) pt.notify_thread_id = vtid.get(pt.notify_thread_id) ?? pt.notify_thread_id;
   }
+  for (const k of RESOURCE_KINDS) k.verifyView?.(pid, { tc, threadCores: [] });
   const dumpedTc = task.cores[0]?.tc;
   if (dumpedTc) {
     diffValue(dumpedTc, tc, '', TASK_SKIP, (f, a, b) => c.add(f, a, b));
@@ -75,6 +77,7 @@ export function verifyTaskState(n: RestoreNode, img: DumpImages): VerifyDifferen
     if (!core) return;
     const tst = parseStatus(pid, th.tid);
     const thc = dumpThreadCore(th, pid, tst, answers[i] as ThreadAnswers);
+    for (const k of RESOURCE_KINDS) k.verifyView?.(pid, { tc: undefined, threadCores: [thc] });
     if (core.thread_core) {
       // Pending signals went in at the start of finalize; ours are a tracer's view, not stashed.
       diffValue(core.thread_core, thc, '', THREAD_SKIP, (f, a, b) => c.add(f, a, b, th.tid));

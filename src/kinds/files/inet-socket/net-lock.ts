@@ -26,7 +26,7 @@
  * (net-lock-iptables.ts); its marker lists the connections locked.
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CriuTsError } from '../../../errors.js';
 import { imageFile } from '../../../images/index.js';
@@ -105,7 +105,25 @@ function deleteTable(runId: string): void {
 }
 
 /** Remove the tables of dumps that died before they were over. */
+/** criu-ts's own net namespace, as loaded (the dump steps its thread into a task's to look at sockets). */
+const HOME_NET = netNsOfThisThread();
+
+function netNsOfThisThread(): string {
+  try {
+    return readlinkSync('/proc/thread-self/ns/net');
+  } catch {
+    return '';
+  }
+}
+
+/** Whether this thread is in criu-ts's own net namespace, where the locks and their markers live. */
+function atHome(): boolean {
+  return netNsOfThisThread() === HOME_NET;
+}
+
 export function clearStaleLocks(): void {
+  // From inside a tree's namespace the tables are not there to see: leave the markers for a run at home.
+  if (!atHome()) return;
   let names: string[];
   try {
     names = readdirSync(MARKERS);
@@ -223,6 +241,10 @@ function endpoint(family: number, words: readonly number[], port: number): strin
  */
 export function lockConnection(ctx: DumpContext, family: number, src: readonly number[], sport: number, dst: readonly number[], dport: number): void {
   if (ctx.opts.networkLock === 'skip') return;
+  // A connection in a net namespace other than ours is held by the lock of
+  // its whole namespace (kinds/ns/net-lock.ts), as CRIU does; nft or
+  // iptables run from here would act inside that namespace.
+  if (!atHome()) return;
   if (ctx.opts.networkLock === 'iptables') {
     const lock = ctx.memo(LOCK, () => setupIptables(ctx));
     const c = iptConnection(family, src, sport, dst, dport);

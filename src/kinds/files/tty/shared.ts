@@ -29,12 +29,14 @@ export interface TtyRestoreState {
   slaveFirst: Set<number>;
   /** masters made in our own process for slaves whose master was gone at dump (hung up), by index */
   fakeMasters: Map<number, number>;
+  /** indexes of terminals whose new master was handed out (orphan_pts_master) */
+  orphans: Set<number>;
 }
 
 const RESTORED = stateKey<TtyRestoreState>('tty:restored');
 
 export function restored(ctx: RestoreContext): TtyRestoreState {
-  return ctx.state(RESTORED, () => ({ masters: new Map(), cttyOf: new Set(), slaveFirst: new Set(), fakeMasters: new Map() }));
+  return ctx.state(RESTORED, () => ({ masters: new Map(), cttyOf: new Set(), slaveFirst: new Set(), fakeMasters: new Map(), orphans: new Set() }));
 }
 
 export function ttyInfo(ctx: RestoreContext, id: number): TtyInfoEntry {

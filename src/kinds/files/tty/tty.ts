@@ -38,6 +38,7 @@ import { IOC, intArg, ioctlInt, readTtyState, writeTtyState } from './termios.js
 import { taskFdinfo } from '../task-fds.js';
 import { CTTY_INFO_ID, fileOfInfo, infoIdOf, openPath, restored, ttyFiles, ttyInfo } from './shared.js';
 import { takeControllingTerminal } from './ctty.js';
+import { hostOwner, treeGid, treeUid } from '../../ns/user.js';
 import { hasQueues, noteMaster, restoreQueues } from './tty-data.js';
 
 const TTYAUX_MAJOR = 5;
@@ -102,6 +103,7 @@ function dumpInfo(ctx: DumpContext, p: FdProbe, k: TtyKind, infoId: number): voi
     sid: 0,
     pgrp: 0,
     rdev: p.stat.rdev,
+    dev: p.stat.dev,
   };
   if (k.what === 'master') {
     // On a master these answer whoever asks: the session the pty controls, and its foreground group.
@@ -117,8 +119,8 @@ function dumpInfo(ctx: DumpContext, p: FdProbe, k: TtyKind, infoId: number): voi
       info.pgrp = ps.tpgid > 0 ? (ctx.vpid(ps.tpgid) ?? 0) : 0;
     }
     // The owner of the /dev/pts node (fstat: the node may be gone already, for a hung-up slave).
-    info.uid = p.stat.uid;
-    info.gid = p.stat.gid;
+    info.uid = treeUid(ctx, p.stat.uid);
+    info.gid = treeGid(ctx, p.stat.gid);
   }
   if (st.termios) info.termios = st.termios;
   if (st.termiosLocked) info.termios_locked = st.termiosLocked;
@@ -127,9 +129,20 @@ function dumpInfo(ctx: DumpContext, p: FdProbe, k: TtyKind, infoId: number): voi
   ctx.emit('TTY_INFO', info);
 }
 
+/** CRIU's name of a terminal for --external and --inherit-fd: tty[rdev:dev], in hex. */
+function ttyKey(rdev: number, dev: number): string {
+  return `tty[${rdev.toString(16)}:${dev.toString(16)}]`;
+}
+
 export const ttyKind: FileKind = {
   name: 'tty',
   type: 'TTY',
+  inheritKey(e: FileEntry, ctx: RestoreContext): string | undefined {
+    const id = e.tty?.tty_info_id;
+    if (id === undefined || id >= CTTY_INFO_ID) return undefined;
+    const info = ttyInfo(ctx, id);
+    return info.dev === undefined ? undefined : ttyKey(info.rdev, info.dev);
+  },
   detect: (p: FdProbe) => classify(p) !== undefined,
   dump(p: FdProbe, id: number, ctx: DumpContext): FileEntry {
     const k = classify(p);
@@ -137,9 +150,10 @@ export const ttyKind: FileKind = {
     if (k.what !== 'ctty' && k.index < 0) throw new CriuTsError('EDUMP', `task ${p.pid} fd ${p.fd}: no pty index for ${p.link}`, { pid: p.pid, fd: p.fd });
     // A slave whose master was closed is hung up (its ioctls answer EIO): it comes back hung up.
     const hungUp = k.what === 'slave' && ioctlTry(p.localFd, IOC.TCGETS2, Buffer.alloc(44)) === -EIO;
-    if (k.what === 'slave' && !hungUp && !ctx.opts.shellJob && !masterInDump(k.index)) {
+    const external = ctx.opts.externals?.has(ttyKey(p.stat.rdev, p.stat.dev)) === true;
+    if (k.what === 'slave' && !hungUp && !ctx.opts.shellJob && ctx.opts.orphanPtsMaster !== true && !external && !masterInDump(k.index)) {
       throw new CriuTsError('EUNSUPPORTED',
-        `task ${p.pid} fd ${p.fd}: ${p.link} is a terminal whose master is outside the dump; use --shell-job to reopen it at restore`,
+        `task ${p.pid} fd ${p.fd}: ${p.link} is a terminal whose master is outside the dump; use --shell-job to reopen it at restore (RPC: orphan_pts_master)`,
         { pid: p.pid, fd: p.fd, link: p.link });
     }
     if (k.what === 'master') {
@@ -151,7 +165,7 @@ export const ttyKind: FileKind = {
     const infoId = k.what === 'ctty' ? CTTY_INFO_ID : infoIdOf(k.index, k.what === 'master');
     dumpInfo(ctx, p, k, infoId);
     const flags = p.fdinfo.flags & ~O_CLOEXEC;
-    const regfId = ctx.addFile((i) => regEntryForPath(i, p.link, flags));
+    const regfId = ctx.addFile((i) => regEntryForPath(i, p.link, flags, p.pid));
     return { type: 'TTY', id, tty: { id, tty_info_id: infoId, flags, fown: NO_FOWN, regf_id: regfId } };
   },
   group(e: FileEntry): string | undefined {
@@ -172,6 +186,8 @@ export const ttyKind: FileKind = {
     if (masterFile === undefined) {
       // Dumped hung up (no termios could be read): made hung up again.
       if (!info.termios) return openHungUp(t, info, index, tty.flags, ctx);
+      const give = ctx.opts.orphanPtsMaster;
+      if (give !== undefined) return openOrphan(t, info, index, tty.flags, ctx, give);
       if (!ctx.opts.shellJob) {
         throw new CriuTsError('EUNSUPPORTED', `task ${t.pid}: ${path ?? `pts ${index}`} belongs to a terminal outside the dump; restore with --shell-job`, { pid: t.pid, index });
       }
@@ -182,19 +198,9 @@ export const ttyKind: FileKind = {
       ctx.provide(m.id, createMaster(t, ttyInfo(ctx, infoIdOf(index, true)), m.tty?.flags ?? 2, ctx));
     }
     const fd = openPath(t, `/dev/pts/${index}`, tty.flags | O_NOCTTY);
-    if (info.sid !== 0 && info.sid === t.vpid) {
-      t.syscall('ioctl(TIOCSCTTY)', NR.ioctl, fd, IOC.TIOCSCTTY, 0);
-      if (info.pgrp !== 0) {
-        // The group may be created later (by a child): then it stays the leader's.
-        try {
-          t.syscall('ioctl(TIOCSPGRP)', NR.ioctl, fd, IOC.TIOCSPGRP, intArg(t, info.pgrp));
-        } catch {
-          // not there yet
-        }
-      }
-    }
+    takeIfLeader(t, fd, info);
     writeTtyState(t, fd, info);
-    setOwner(info, index);
+    setOwner(info, index, ctx);
     return fd;
   },
   sessionMade: takeControllingTerminal,
@@ -208,9 +214,10 @@ export const ttyKind: FileKind = {
 };
 
 /** The slave's node gets its dumped owner back (from our side: /dev/pts belongs to nobody else). */
-function setOwner(info: TtyInfoEntry, index: number): void {
+function setOwner(info: TtyInfoEntry, index: number, ctx: RestoreContext): void {
   if (info.uid === undefined || info.gid === undefined) return;
-  chownSync(`/dev/pts/${index}`, info.uid, info.gid);
+  const o = hostOwner(ctx, info.uid, info.gid, `/dev/pts/${index}`);
+  chownSync(`/dev/pts/${index}`, o.uid, o.gid);
 }
 
 /**
@@ -218,6 +225,43 @@ function setOwner(info: TtyInfoEntry, index: number): void {
  * takes its index, the slave is opened in the task, and our master is
  * closed once every task's files exist, which hangs the slave up again.
  */
+/** The slave becomes the controlling terminal of the session it leads (and its foreground group, once that exists). */
+function takeIfLeader(t: RestoreTaskHandle, fd: number, info: TtyInfoEntry): void {
+  if (info.sid === 0 || info.sid !== t.vpid) return;
+  t.syscall('ioctl(TIOCSCTTY)', NR.ioctl, fd, IOC.TIOCSCTTY, 0);
+  if (info.pgrp === 0) return;
+  // The group may be created later (by a child): then it stays the leader's.
+  try {
+    t.syscall('ioctl(TIOCSPGRP)', NR.ioctl, fd, IOC.TIOCSPGRP, intArg(t, info.pgrp));
+  } catch {
+    // not there yet
+  }
+}
+
+/**
+ * A slave whose master was outside the dump, with orphan_pts_master (runc's
+ * console: the master went to its console socket): a new master is made at
+ * the dumped index in our process, the slave opened in the task as it was,
+ * and the master handed to whoever asked (the RPC client gets it over its
+ * socket, as CRIU sends it in the orphan-pts-master notification). One
+ * master per index, however many fds and tasks hold the slave.
+ */
+function openOrphan(
+  t: RestoreTaskHandle, info: TtyInfoEntry, index: number, flags: number, ctx: RestoreContext, give: (master: number) => void,
+): number {
+  const orphans = restored(ctx).orphans;
+  if (!orphans.has(index)) {
+    const master = ptmxAt(index);
+    orphans.add(index);
+    give(master); // the receiver owns it from here, also when the restore fails later
+  }
+  const fd = openPath(t, `/dev/pts/${index}`, flags | O_NOCTTY);
+  takeIfLeader(t, fd, info);
+  writeTtyState(t, fd, info);
+  setOwner(info, index, ctx);
+  return fd;
+}
+
 function openHungUp(t: RestoreTaskHandle, info: TtyInfoEntry, index: number, flags: number, ctx: RestoreContext): number {
   const fakes = restored(ctx).fakeMasters;
   if (!fakes.has(index)) {
@@ -230,7 +274,7 @@ function openHungUp(t: RestoreTaskHandle, info: TtyInfoEntry, index: number, fla
     fakes.set(index, ptmxAt(index));
   }
   const fd = openPath(t, `/dev/pts/${index}`, flags | O_NOCTTY);
-  setOwner(info, index);
+  setOwner(info, index, ctx);
   return fd;
 }
 

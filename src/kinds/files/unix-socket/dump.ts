@@ -17,6 +17,7 @@ import { NO_FOWN } from '../reg-file.js';
 import { nameText, unixDiag, unixListeners, type UnixDiag } from './diag.js';
 import { dumpSkOpts } from '../socket-opts/index.js';
 import { dumpQueue } from './queue.js';
+import { treeGid, treeUid } from '../../ns/user.js';
 
 /** uflags bit: the entry stands for a socket outside the dump (--ext-unix-sk) */
 export const USK_EXTERN = 1;
@@ -50,7 +51,7 @@ const EXTERNAL = stateKey<Map<number, number>>('unix-socket:external');
 const heldByDump = (ctx: DumpContext, ino: number): boolean => ctx.memo(HOLDERS, socketHolders).has(ino);
 
 /** Fill name_dir, file_perms and deleted for a socket bound to a path. */
-function resolveName(p: FdProbe, d: UnixDiag, ue: UnixSkEntry): void {
+function resolveName(ctx: DumpContext, p: FdProbe, d: UnixDiag, ue: UnixSkEntry): void {
   if (d.name.length === 0 || d.name[0] === 0) return;
   let path = nameText(d.name);
   if (!path.startsWith('/')) {
@@ -69,7 +70,7 @@ function resolveName(p: FdProbe, d: UnixDiag, ue: UnixSkEntry): void {
     ue.deleted = true;
     return;
   }
-  ue.file_perms = { mode: st.mode, uid: st.uid, gid: st.gid };
+  ue.file_perms = { mode: st.mode, uid: treeUid(ctx, st.uid), gid: treeGid(ctx, st.gid) };
 }
 
 export function describeSocket(p: FdProbe): string {
@@ -119,7 +120,7 @@ export function dumpUnixSocket(p: FdProbe, id: number, ctx: DumpContext): FileEn
     id, ino, type: d.type, state: d.state, flags: p.fdinfo.flags & ~O_CLOEXEC, uflags: 0,
     backlog: d.wqueue, peer: d.peer, fown: NO_FOWN, opts: dumpSkOpts(p.localFd), name: d.name,
   };
-  resolveName(p, d, ue);
+  resolveName(ctx, p, d, ue);
   if (d.shutdown !== 0) ue.shutdown = SHUTDOWN_NAMES[d.shutdown & 3] ?? 'BOTH';
   let pair = false;
   if (d.peer !== 0) {

@@ -26,6 +26,7 @@ import { finishUnixSocket, restoreUnixSocket } from './restore.js';
 export const unixSocketKind: FileKind = {
   name: 'unix-socket',
   type: 'UNIXSK',
+  inheritKey: (e) => (e.usk ? `socket:[${e.usk.ino}]` : undefined),
   detect(p: FdProbe): boolean {
     if (!p.link.startsWith('socket:[') || !p.stat.isSocket()) return false;
     try {

@@ -11,6 +11,7 @@
 import { chmodSync, chownSync, closeSync, existsSync, fstatSync, linkSync, lstatSync, mkdirSync, renameSync, rmdirSync, rmSync, unlinkSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { CriuTsError } from '../../../errors.js';
+import { pathSeenBy } from '../../../proc/index.js';
 import type { FileEntry, UnixSkEntry } from '../../../images/messages.js';
 import {
   NR, AF_UNIX, SOCK_DGRAM, SOL_SOCKET, closeQuiet, connect, openPathNoFollow, pidfdGetfd, pidfdOpen, setsockoptInt,
@@ -22,6 +23,7 @@ import { nameText } from './diag.js';
 import { dumpSkOpts, restoreFilter, restoreSkOpts } from '../socket-opts/index.js';
 import { queueOf, sendQueue, type QueuedMsg } from './queue.js';
 import { USK_EXTERN } from './dump.js';
+import { hostOwner } from '../../ns/user.js';
 
 const SHUT = { READ: 0, WRITE: 1, BOTH: 2 } as const;
 const QUEUE_SNDBUF_BYTES = 64 << 20;
@@ -90,9 +92,11 @@ interface Names {
   reach: Map<number, string>;
   temps: string[];
   dirs: string[];
+  /** a path as the tasks see it, as criu-ts reaches it (through the root's /proc/PID/root in a mount namespace of its own) */
+  view: (path: string) => string;
 }
 const NAMES = stateKey<Names>('unix-socket:names');
-const newNames = (): Names => ({ bound: new Map(), reach: new Map(), temps: [], dirs: [] });
+const newNames = (): Names => ({ bound: new Map(), reach: new Map(), temps: [], dirs: [], view: (p) => p });
 
 /** The names state, with its cleanup registered on first use. */
 function names(ctx: RestoreContext): Names {
@@ -134,24 +138,27 @@ function freshOpts(type: number, ctx: RestoreContext): ReturnType<typeof dumpSkO
 
 function bindName(t: RestoreTaskHandle, fd: number, u: UnixSkEntry, ctx: RestoreContext): void {
   const path = pathOf(u);
-  if (path !== undefined && u.deleted && !existsSync(dirname(path))) {
+  // The name is bound by the task, in its view; what we do to the file system around it, we do through that view.
+  names(ctx).view = (p) => pathSeenBy(t.pid, p);
+  const here = path === undefined ? undefined : pathSeenBy(t.pid, path);
+  if (here !== undefined && u.deleted && !existsSync(dirname(here))) {
     // Its directory was removed too: made for the bind, removed again once every file is done.
-    const first = mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
-    if (first !== undefined) for (let d = dirname(path); d.length >= first.length; d = dirname(d)) names(ctx).dirs.push(d);
+    const first = mkdirSync(dirname(here), { recursive: true, mode: 0o700 });
+    if (first !== undefined) for (let d = dirname(here); d.length >= first.length; d = dirname(d)) names(ctx).dirs.push(d);
   }
-  if (path !== undefined) {
+  if (path !== undefined && here !== undefined) {
     let st;
     try {
-      st = lstatSync(path);
+      st = lstatSync(here);
     } catch {
       st = undefined;
     }
     if (st && u.deleted) {
       // The name was unlinked at dump and the path is someone else's now: step it aside while we bind.
-      const aside = `${path}.criu-ts-${process.pid}`;
-      renameSync(path, aside);
+      const aside = `${here}.criu-ts-${process.pid}`;
+      renameSync(here, aside);
       movedAside.set(u, aside);
-    } else if (st?.isSocket()) unlinkSync(path);
+    } else if (st?.isSocket()) unlinkSync(here);
     else if (st) throw new CriuTsError('ERESTORE', `${what(t, u)}: ${path} exists and is not a socket`, { path });
   }
   const addr = sockaddr(u.name);
@@ -170,7 +177,7 @@ function bindName(t: RestoreTaskHandle, fd: number, u: UnixSkEntry, ctx: Restore
       t.syscall('close', NR.close, saved);
     }
   }
-  if (path !== undefined && u.file_perms) setSocketFilePerms(t, u, path, u.file_perms);
+  if (here !== undefined && u.file_perms) setSocketFilePerms(t, u, here, { mode: u.file_perms.mode, ...hostOwner(ctx, u.file_perms.uid, u.file_perms.gid, `${what(t, u)}: ${here}`) });
   if (path !== undefined) names(ctx).bound.set(u.ino, path);
   // At once: another socket of the dump may have had the same name (bound, unlinked, bound again).
   if (path !== undefined && u.deleted) dropDeletedName(u, ctx);
@@ -238,13 +245,13 @@ function dropDeletedName(u: UnixSkEntry, ctx: RestoreContext): void {
   const path = n.bound.get(u.ino);
   if (!u.deleted || path === undefined || n.reach.has(u.ino)) return;
   const temp = join(dirname(path), `.${basename(path)}.cr-usk.${u.ino}`);
-  linkSync(path, temp);
+  linkSync(n.view(path), n.view(temp));
   n.reach.set(u.ino, temp);
-  n.temps.push(temp);
-  unlinkSync(path);
+  n.temps.push(n.view(temp));
+  unlinkSync(n.view(path));
   const aside = movedAside.get(u);
   if (aside !== undefined) {
-    renameSync(aside, path);
+    renameSync(aside, n.view(path));
     movedAside.delete(u);
   }
 }

@@ -1,0 +1,75 @@
+/**
+ * Handing one of criu-ts's fds to a task being restored: the same open
+ * file description, whatever the task's namespaces (its mount namespace
+ * may not even have the path we opened it by, as for the images).
+ */
+import { closeSync, openSync } from 'node:fs';
+import { NR, AF_UNIX, SOCK_DGRAM, pidfdOpen, pidfdGetfd, closeQuiet, sendmsgRights } from '../sys/index.js';
+import { CriuTsError } from '../errors.js';
+import type { RestoreTaskHandle } from './types.js';
+
+const CMSG_SPACE_ONE_FD = 24;
+
+/**
+ * Put our fd `ours` into task `t` (the same open file description): through
+ * a socketpair made in the task, we send it with SCM_RIGHTS and the task
+ * receives it. Returns its number in the task.
+ */
+export function installFd(t: RestoreTaskHandle, ours: number): number {
+  const sv = t.putBytes(Buffer.alloc(8));
+  t.syscall('socketpair', NR.socketpair, AF_UNIX, SOCK_DGRAM, 0, sv);
+  const ends = t.tracee.readMem(sv, 8);
+  const [a, b] = [ends.readInt32LE(0), ends.readInt32LE(4)];
+  try {
+    const pidfd = pidfdOpen(t.pid);
+    try {
+      const mine = pidfdGetfd(pidfd, a, t.pid);
+      try {
+        sendmsgRights(mine, Buffer.from('f'), [ours], 0);
+      } finally {
+        closeQuiet(mine);
+      }
+    } finally {
+      closeQuiet(pidfd);
+    }
+    // msghdr (56) | iovec (16) | 8 data bytes | control: one SCM_RIGHTS fd
+    const base = t.putBytes(Buffer.alloc(56 + 16 + 8 + CMSG_SPACE_ONE_FD));
+    const m = Buffer.alloc(56 + 16 + 8 + CMSG_SPACE_ONE_FD);
+    m.writeBigUInt64LE(base + 56n, 16);
+    m.writeBigUInt64LE(1n, 24);
+    m.writeBigUInt64LE(base + 80n, 32);
+    m.writeBigUInt64LE(BigInt(CMSG_SPACE_ONE_FD), 40);
+    m.writeBigUInt64LE(base + 72n, 56);
+    m.writeBigUInt64LE(8n, 64);
+    t.tracee.writeMem(base, m);
+    t.syscall('recvmsg', NR.recvmsg, b, base, 0);
+    const cmsg = t.tracee.readMem(base + 80n, CMSG_SPACE_ONE_FD);
+    if (cmsg.readInt32LE(12) !== 1 /* SCM_RIGHTS */) throw new CriuTsError('ERESTORE', `task ${t.pid}: no fd came through the transfer socket`, { pid: t.pid });
+    return cmsg.readInt32LE(16);
+  } finally {
+    t.syscall('close', NR.close, a);
+    t.syscall('close', NR.close, b);
+  }
+}
+
+const O_CLOEXEC_FLAG = 0o2000000;
+
+/**
+ * Open `path` in criu-ts (a /proc path of ours or of another task: an fd
+ * we hold, a map_files entry) and hand the new open file description to
+ * the task. A task in a pid or mount namespace of its own has another
+ * /proc, or none, where such a path does not lead to the same file.
+ */
+export function openOursInTask(t: RestoreTaskHandle, path: string, flags: number): number {
+  let ours: number;
+  try {
+    ours = openSync(path, (flags & ~O_CLOEXEC_FLAG) | O_CLOEXEC_FLAG);
+  } catch (e) {
+    throw new CriuTsError('ERESTORE', `task ${t.pid}: cannot open ${path}: ${(e as Error).message}`, { pid: t.pid, path }, e);
+  }
+  try {
+    return installFd(t, ours);
+  } finally {
+    closeSync(ours);
+  }
+}

@@ -1,0 +1,175 @@
+/**
+ * Building the restored mount tree inside the root task, which was born
+ * with CLONE_NEWNS: every call is injected into it (Node cannot enter a
+ * mount namespace), and nothing leaves the new namespace: its copy of our
+ * tree is made private first, so no mount propagates back to the host, and
+ * a failed restore takes every mount with the task.
+ *
+ * The new "/" is a recursive bind of --root onto itself; the dumped mounts
+ * are made under it in plan order (plan.ts), each then given its dumped
+ * per-mount flags; a tmpfs gets its files from its tar before anything is
+ * mounted inside it. Then peer groups and masters are put back
+ * (MOVE_MOUNT_SET_GROUP), and pivot_root makes the new tree the task's
+ * "/" and the old one is detached. The tree is made before the task's
+ * memory and files, so their paths resolve in it.
+ */
+import { spawnSync } from 'node:child_process';
+import { CriuTsError } from '../../../errors.js';
+import { logger } from '../../../log.js';
+import { NR } from '../../../sys/index.js';
+import type { RestoreTaskHandle } from '../../types.js';
+import type { MntEntry } from '../../../images/messages.js';
+import type { MountStep } from './plan.js';
+import { MS_BIND, MS_NOATIME, MS_PRIVATE, MS_RDONLY, MS_REC, MS_RELATIME, MS_REMOUNT, MS_SHARED, MS_SLAVE, MS_STRICTATIME } from './fstypes.js';
+
+const log = logger('mnt');
+
+const AT_FDCWD = -100;
+const O_PATH = 0o10000000;
+const O_CLOEXEC = 0o2000000;
+const AT_EMPTY_PATH = 0x1000;
+const OPEN_TREE_CLONE = 1;
+const OPEN_TREE_CLOEXEC = O_CLOEXEC;
+const MOVE_MOUNT_F_EMPTY_PATH = 0x4;
+const MOVE_MOUNT_T_EMPTY_PATH = 0x40;
+const MOVE_MOUNT_SET_GROUP = 0x100;
+const MNT_DETACH = 2;
+
+const TAR_EXTRACT = ['--extract', '--gzip', '--no-unquote', '--no-wildcards'];
+
+export interface BuildInput {
+  steps: readonly MountStep[];
+  /** --root, absolute, as criu-ts (and the task, before the pivot) sees it */
+  root: string;
+  tar(name: string): Buffer;
+}
+
+/** The per-mount flags to set with MS_REMOUNT|MS_BIND: no atime flag shown in mountinfo means strictatime. */
+function remountFlags(e: MntEntry): number {
+  const f = e.flags & ~(MS_SHARED | MS_SLAVE | MS_PRIVATE);
+  return (f & (MS_NOATIME | MS_RELATIME)) === 0 ? f | MS_STRICTATIME : f;
+}
+
+export function buildMountTree(t: RestoreTaskHandle, input: BuildInput): void {
+  const { root } = input;
+  const str = (s: string): bigint => t.putString(s);
+  const mount = (what: string, src: string | undefined, target: string, fstype: string | undefined, flags: number, data: string | undefined): void => {
+    // Each string goes into the scratch ring right before the call that uses it.
+    const a = src === undefined ? 0n : str(src);
+    const b = str(target);
+    const c = fstype === undefined ? 0n : str(fstype);
+    const d = data === undefined || data === '' ? 0n : str(data);
+    t.syscall(what, NR.mount, a, b, c, flags, d);
+  };
+  const fds = new Map<number, number>();
+  const at = (e: MntEntry): string => (e.mountpoint === '/' ? root : `${root}${e.mountpoint}`);
+  try {
+    mount('mount(/, MS_REC|MS_PRIVATE)', undefined, '/', undefined, MS_REC | MS_PRIVATE, undefined);
+    for (const s of input.steps) {
+      const target = at(s.e);
+      log.debug(`mnt: ${s.how} mount ${s.e.mnt_id} at ${s.e.mountpoint}`);
+      switch (s.how) {
+        case 'root':
+          mount(`mount(--root ${root})`, root, root, undefined, MS_BIND | MS_REC, undefined);
+          break;
+        case 'external':
+          mount(`mount(external ${s.key}: ${s.path} at ${s.e.mountpoint})`, s.path, target, undefined, MS_BIND, undefined);
+          break;
+        case 'bind': {
+          const from = fds.get(s.from.mnt_id);
+          if (from === undefined) throw new CriuTsError('EINTERNAL', `mount ${s.from.mnt_id} was not made before its bind ${s.e.mnt_id}`);
+          const tree = Number(t.syscall(`open_tree(${s.from.mountpoint}/${s.sub})`, NR.open_tree, from, str(s.sub), OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | (s.sub === '' ? AT_EMPTY_PATH : 0)));
+          try {
+            t.syscall(`move_mount(${s.e.mountpoint})`, NR.move_mount, tree, str(''), AT_FDCWD, str(target), MOVE_MOUNT_F_EMPTY_PATH);
+          } finally {
+            t.syscall('close', NR.close, tree);
+          }
+          break;
+        }
+        case 'fresh': {
+          // A read-only tmpfs is filled first, then made read-only.
+          const sb = s.e.sb_flags ?? 0;
+          const first = s.tar === undefined ? sb : sb & ~MS_RDONLY;
+          mount(`mount(${s.fstype} at ${s.e.mountpoint})`, s.e.source, target, s.fstype, first, s.e.options);
+          if (s.tar !== undefined) {
+            untar(t.pid, `${target}`, input.tar(s.tar), s.e);
+            if (first !== sb) mount(`remount(${s.e.mountpoint}, ro)`, undefined, target, undefined, MS_REMOUNT | sb, s.e.options);
+          }
+          break;
+        }
+      }
+      mount(`remount(${s.e.mountpoint}, flags 0x${s.e.flags.toString(16)})`, undefined, target, undefined, MS_REMOUNT | MS_BIND | remountFlags(s.e), undefined);
+      fds.set(s.e.mnt_id, Number(t.syscall(`open(${s.e.mountpoint})`, NR.openat, AT_FDCWD, str(target), O_PATH | O_CLOEXEC)));
+    }
+    propagation(t, input.steps, fds);
+  } finally {
+    for (const fd of fds.values()) t.syscall('close', NR.close, fd);
+  }
+  t.syscall(`chdir(${root})`, NR.chdir, str(root));
+  t.syscall('pivot_root(., .)', NR.pivot_root, str('.'), str('.'));
+  t.syscall('umount2(old root, MNT_DETACH)', NR.umount2, str('.'), MNT_DETACH);
+  t.syscall('chdir(/)', NR.chdir, str('/'));
+}
+
+/** A tmpfs's files, through the task's view of the new mount (its /proc/PID/root still is our "/" copy). */
+function untar(pid: number, target: string, data: Buffer, e: MntEntry): void {
+  const dir = `/proc/${pid}/root${target}`;
+  const r = spawnSync('tar', [...TAR_EXTRACT, '--directory', dir], { input: data, stdio: ['pipe', 'ignore', 'pipe'], maxBuffer: 1 << 20 });
+  if (r.error !== undefined || r.status !== 0) {
+    const why = r.error?.message ?? r.stderr.toString().trim().split('\n').pop() ?? `exit ${String(r.status)}`;
+    throw new CriuTsError('ERESTORE', `mount ${e.mnt_id} at ${e.mountpoint}: cannot put its files back: ${why}`, { mountpoint: e.mountpoint });
+  }
+}
+
+/**
+ * Peer groups and masters, once every mount exists (each was made
+ * private). The first member of a group (in plan order) starts it; the
+ * others join it, and a slave first joins a member of its master's group,
+ * then turns slave. A member that is also a slave takes its master from
+ * the first member it joins.
+ */
+function propagation(t: RestoreTaskHandle, steps: readonly MountStep[], fds: ReadonlyMap<number, number>): void {
+  const first = new Map<number, MntEntry>();
+  for (const s of steps) {
+    const g = s.e.shared_id ?? 0;
+    if (g !== 0 && !first.has(g)) first.set(g, s.e);
+  }
+  if (first.size === 0) return;
+  const fd = (e: MntEntry): number => fds.get(e.mnt_id) ?? -1;
+  const setGroup = (from: MntEntry, to: MntEntry): void => {
+    t.syscall(`move_mount(set group of ${to.mountpoint} from ${from.mountpoint})`, NR.move_mount, fd(from), t.putString(''), fd(to), t.putString(''), MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH | MOVE_MOUNT_SET_GROUP);
+  };
+  const flag = (e: MntEntry, f: number, what: string): void => {
+    t.syscall(`mount(${e.mountpoint}, ${what})`, NR.mount, 0, t.putString(`/proc/self/fd/${fd(e)}`), 0, f, 0);
+  };
+  const done = new Set<number>();
+  const ready = (e: MntEntry): boolean => {
+    const g = e.shared_id ?? 0;
+    const m = e.master_id ?? 0;
+    if (g !== 0 && first.get(g) !== e) return done.has((first.get(g) as MntEntry).mnt_id);
+    return m === 0 || (first.has(m) && done.has((first.get(m) as MntEntry).mnt_id));
+  };
+  let todo = steps.map((s) => s.e).filter((e) => (e.shared_id ?? 0) !== 0 || (e.master_id ?? 0) !== 0);
+  while (todo.length > 0) {
+    const next = todo.filter((e) => !ready(e));
+    if (next.length === todo.length) {
+      throw new CriuTsError('ERESTORE', `mount ${todo[0]?.mnt_id}: its master's peer group is in no dumped mount`, {});
+    }
+    for (const e of todo.filter(ready)) {
+      const g = e.shared_id ?? 0;
+      const m = e.master_id ?? 0;
+      const leader = first.get(g);
+      if (g !== 0 && leader !== e && leader !== undefined) {
+        setGroup(leader, e);
+      } else {
+        if (m !== 0) {
+          setGroup(first.get(m) as MntEntry, e);
+          flag(e, MS_SLAVE, 'MS_SLAVE');
+        }
+        if (g !== 0) flag(e, MS_SHARED, 'MS_SHARED');
+      }
+      done.add(e.mnt_id);
+    }
+    todo = next;
+  }
+}

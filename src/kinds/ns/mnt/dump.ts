@@ -1,0 +1,174 @@
+/**
+ * Dump of a mount namespace: the mount tree the tree's root sees
+ * (/proc/PID/mountinfo), one mnt_entry per mount in
+ * mountpoints-<ns id>.img, and a tmpfs's files as a gzip'd tar in
+ * tmpfs-dev-<s_dev>.tar.gz.img, as CRIU writes them.
+ *
+ * Every mount must be one the restore can make again, else the dump is
+ * refused with one line naming the task, the mount and why:
+ *  - the namespace's root "/": made from --root at restore;
+ *  - a mount named by --external mnt[MOUNTPOINT]:KEY: bound from the
+ *    path the restore's --external mnt[KEY]:PATH gives;
+ *  - a fresh mount of a type in FS_TYPES whose root is its filesystem's
+ *    "/" (proc, sysfs, devpts, mqueue, cgroup, tmpfs with its files...);
+ *  - a bind: the same filesystem (s_dev) as another dumped mount whose
+ *    root holds this one's root (a subdirectory of the ns root's
+ *    filesystem, a second view of a tmpfs, /proc/sys read-only...).
+ * Peer groups (shared:N) and masters (master:N) are kept when every
+ * member lives in the dumped tree; one shared with or slave to a mount
+ * outside is refused.
+ */
+import { spawnSync } from 'node:child_process';
+import { statSync } from 'node:fs';
+import { CriuTsError } from '../../../errors.js';
+import { parseMountinfo, readComm, type MountInfo } from '../../../proc/index.js';
+import type { MntEntry } from '../../../images/messages.js';
+import type { DumpContext } from '../../types.js';
+import { FS_TYPES, FSTYPE_UNSUPPORTED, kdev, mountFlags, superFlags } from './fstypes.js';
+import { logger } from '../../../log.js';
+
+const log = logger('mnt');
+
+/** CRIU's tar flags for a tmpfs (filesystems.c): ownership, modes, hard links and holes kept, nothing below other mounts. */
+const TAR_CREATE = ['--create', '--gzip', '--no-unquote', '--no-wildcards', '--one-file-system', '--check-links',
+  '--preserve-permissions', '--sparse', '--numeric-owner'];
+
+function commOf(pid: number): string {
+  try {
+    return ` (${readComm(pid)})`;
+  } catch {
+    return '';
+  }
+}
+
+/** Is `root` (a path inside a filesystem) at or below `wide`? */
+export function within(root: string, wide: string): boolean {
+  return wide === '/' || root === wide || root.startsWith(`${wide}/`);
+}
+
+/** The user-space dev_t of major:minor (glibc's makedev), as stat() reports it. */
+function userDev(major: number, minor: number): number {
+  return ((major & 0xfff) << 8) + (minor & 0xff) + ((minor & ~0xff) << 12) + (major & ~0xfff) * 2 ** 32;
+}
+
+export interface MountDumpOptions {
+  /** --external mnt[MOUNTPOINT]:KEY at dump: mountpoint -> key */
+  extMounts: ReadonlyMap<string, string>;
+}
+
+export function dumpMountNamespace(pid: number, nsId: number, opts: MountDumpOptions, ctx: DumpContext): void {
+  const mounts = parseMountinfo(pid);
+  const who = `task ${pid}${commOf(pid)}`;
+  const ids = new Set(mounts.map((m) => m.mntId));
+  const tops = mounts.filter((m) => !ids.has(m.parentId) || m.parentId === m.mntId);
+  const root = tops[0];
+  if (root === undefined || tops.length !== 1 || root.mountpoint !== '/') {
+    throw new CriuTsError('EUNSUPPORTED', `${who}: its mount namespace has no single root mount at / (${tops.map((m) => m.mountpoint).join(', ')})`, { pid });
+  }
+  const describe = (m: MountInfo): string => `mount ${m.mntId} at ${m.mountpoint} (${m.fstype} ${m.source}, root ${m.root})`;
+  const refuse = (m: MountInfo, why: string): never => {
+    throw new CriuTsError('EUNSUPPORTED', `${who}: ${describe(m)}: ${why}`, { pid, mountpoint: m.mountpoint, fstype: m.fstype });
+  };
+
+  const used = new Set<string>();
+  const extKey = (m: MountInfo): string | undefined => {
+    const k = opts.extMounts.get(m.mountpoint);
+    if (k !== undefined) used.add(m.mountpoint);
+    return k;
+  };
+  // Where each mount comes from at restore: the namespace root and
+  // external mounts are given by the caller; every other mount is either
+  // fresh (the widest view of a filesystem we can make anew) or a bind of a
+  // mount that shows a root holding its own.
+  const sources = mounts.filter((m) => m === root || extKey(m) !== undefined);
+  const dev = (m: MountInfo): string => `${m.devMajor}:${m.devMinor}`;
+  const tarred: MountInfo[] = [];
+  for (const m of mounts) {
+    if (m === root || extKey(m) !== undefined) continue;
+    const { unknown } = mountFlags(m.options);
+    if (unknown.length > 0) refuse(m, `mount option ${unknown.join(',')} is not supported`);
+    if (sources.some((o) => dev(o) === dev(m) && within(m.root, o.root))) continue; // a bind
+    const type = FS_TYPES[m.fstype];
+    if (type === undefined) {
+      return refuse(m, `its ${m.fstype} filesystem is outside every dumped mount: name it with --external mnt[${m.mountpoint}]:KEY`);
+    }
+    // The first full view of a filesystem we can make anew is made anew; its other views are binds of it.
+    const full = mounts.find((o) => dev(o) === dev(m) && o.root === '/');
+    if (full === undefined) {
+      return refuse(m, `only a subdirectory of this ${m.fstype} is mounted, and a new ${m.fstype} mount cannot show it alone: name it with --external mnt[${m.mountpoint}]:KEY`);
+    }
+    sources.push(full);
+    if (type.tar) tarred.push(full);
+  }
+  // As CRIU: a key that names no mount of the tree is not an error (runc names every bind of its
+  // config, device nodes among them, whatever the container's mounts became).
+  for (const k of opts.extMounts.keys()) {
+    if (!used.has(k)) log.info(`--external mnt[${k}]: ${who} has no mount at ${k}; ignored`);
+  }
+  checkPropagation(mounts, who, describe);
+
+  const entries: MntEntry[] = mounts.map((m) => {
+    const { flags } = mountFlags(m.options);
+    const { sbFlags, options } = superFlags(m.superOptions);
+    const e: MntEntry = {
+      fstype: FS_TYPES[m.fstype]?.code ?? FSTYPE_UNSUPPORTED,
+      mnt_id: m.mntId,
+      root_dev: kdev(m.devMajor, m.devMinor),
+      parent_mnt_id: m.parentId,
+      flags,
+      root: m.root,
+      mountpoint: m.mountpoint,
+      source: m.source,
+      options: m.fstype === 'devpts' && !options.split(',').includes('newinstance') ? [options, 'newinstance'].filter((s) => s !== '').join(',') : options,
+      shared_id: m.shared,
+      master_id: m.master,
+      sb_flags: sbFlags,
+    };
+    const k = extKey(m);
+    if (k !== undefined) e.ext_key = k;
+    if (FS_TYPES[m.fstype] === undefined && m !== root) e.fsname = m.fstype;
+    return e;
+  });
+  ctx.writeImage(`mountpoints-${nsId}.img`, 'MNTS', entries);
+  for (const m of tarred) dumpTmpfs(pid, who, m, mounts, ctx, describe);
+}
+
+/** Peer groups and masters must lie inside the dumped tree: a mount shared with one outside would lose that link. */
+function checkPropagation(mounts: readonly MountInfo[], who: string, describe: (m: MountInfo) => string): void {
+  const ours = new Map<number, string>();
+  for (const m of parseMountinfo(process.pid)) if (m.shared !== 0) ours.set(m.shared, m.mountpoint);
+  const groups = new Set(mounts.filter((m) => m.shared !== 0).map((m) => m.shared));
+  for (const m of mounts) {
+    if (m.shared !== 0 && ours.has(m.shared)) {
+      throw new CriuTsError('EUNSUPPORTED', `${who}: ${describe(m)}: it is shared with ${ours.get(m.shared) ?? '?'} outside its mount namespace (peer group ${m.shared}): mounts shared with the outside are not supported`, { mountpoint: m.mountpoint });
+    }
+    if (m.master !== 0 && !groups.has(m.master)) {
+      throw new CriuTsError('EUNSUPPORTED', `${who}: ${describe(m)}: it receives mounts from peer group ${m.master} outside its mount namespace: slaves of the outside are not supported`, { mountpoint: m.mountpoint });
+    }
+  }
+}
+
+/** A tmpfs's files, read through the task's own view of the mount (/proc/PID/root), as CRIU's tar does. */
+function dumpTmpfs(pid: number, who: string, m: MountInfo, mounts: readonly MountInfo[], ctx: DumpContext, describe: (m: MountInfo) => string): void {
+  // A mount on the same mountpoint hides this one's files from any path.
+  const hidden = mounts.find((o) => o !== m && o.mountpoint === m.mountpoint && o.mntId > m.mntId);
+  if (hidden !== undefined) {
+    throw new CriuTsError('EUNSUPPORTED', `${who}: ${describe(m)}: its files are hidden under mount ${hidden.mntId} (${hidden.fstype}) on the same mountpoint: overmounted tmpfs is not supported`, { pid, mountpoint: m.mountpoint });
+  }
+  const dir = `/proc/${pid}/root${m.mountpoint}`;
+  let st;
+  try {
+    st = statSync(dir);
+  } catch (e) {
+    throw new CriuTsError('EDUMP', `${who}: ${describe(m)}: cannot reach it at ${dir}: ${(e as Error).message}`, { pid }, e);
+  }
+  if (st.dev !== userDev(m.devMajor, m.devMinor)) {
+    throw new CriuTsError('EUNSUPPORTED', `${who}: ${describe(m)}: its mountpoint shows another filesystem (a mount over a directory above it): overmounted tmpfs is not supported`, { pid, mountpoint: m.mountpoint });
+  }
+  const r = spawnSync('tar', [...TAR_CREATE, '--directory', dir, '.'], { maxBuffer: 1 << 30, stdio: ['ignore', 'pipe', 'pipe'] });
+  if (r.error !== undefined || r.status !== 0) {
+    const why = r.error?.message ?? r.stderr.toString().trim().split('\n').pop() ?? `exit ${String(r.status)}`;
+    throw new CriuTsError('EDUMP', `${who}: ${describe(m)}: tar of its files failed: ${why}`, { pid, mountpoint: m.mountpoint });
+  }
+  ctx.writeRawImage(`tmpfs-dev-${kdev(m.devMajor, m.devMinor)}.tar.gz.img`, r.stdout);
+}

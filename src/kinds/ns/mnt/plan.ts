@@ -1,0 +1,102 @@
+/**
+ * The order and the means of re-making a dumped mount tree, worked out
+ * from mountpoints-<ns>.img before any task exists (so a missing --root,
+ * --external mapping or tar image fails the restore before anything is
+ * made). Pure: no syscall here.
+ *
+ * Each mount is, in an order where its parent and its source come first:
+ *  - `root`: the namespace's "/", a recursive bind of --root (as CRIU);
+ *  - `external`: a bind of the path --external mnt[KEY]:PATH gives;
+ *  - `bind`: a bind of a subdirectory of a mount made before it (same
+ *    filesystem, its root holding ours);
+ *  - `fresh`: a new mount of its type (tmpfs then gets its files back).
+ */
+import { CriuTsError } from '../../../errors.js';
+import type { MntEntry } from '../../../images/messages.js';
+import { FS_TYPES, fsTypeName } from './fstypes.js';
+import { within } from './dump.js';
+
+export type MountStep =
+  | { how: 'root'; e: MntEntry }
+  | { how: 'external'; e: MntEntry; path: string; key: string }
+  | { how: 'bind'; e: MntEntry; from: MntEntry; sub: string }
+  | { how: 'fresh'; e: MntEntry; fstype: string; tar: string | undefined };
+
+/** The external key of an entry: CRIU 4.2's ext_key, or older images' ext_mount with the key in root. */
+function extKeyOf(e: MntEntry): string | undefined {
+  if (e.ext_key !== undefined && e.ext_key !== '') return e.ext_key;
+  return e.ext_mount === true ? e.root : undefined;
+}
+
+/** The relative path of `root` below `wide` ("" when equal). */
+function below(root: string, wide: string): string {
+  if (root === wide) return '';
+  return wide === '/' ? root.slice(1) : root.slice(wide.length + 1);
+}
+
+export function planMounts(entries: readonly MntEntry[], file: string, extMounts: ReadonlyMap<string, string>, hasTar: (name: string) => boolean): MountStep[] {
+  const ids = new Set(entries.map((e) => e.mnt_id));
+  const tops = entries.filter((e) => !ids.has(e.parent_mnt_id) || e.parent_mnt_id === e.mnt_id);
+  const root = tops[0];
+  if (root === undefined || tops.length !== 1 || root.mountpoint !== '/') {
+    throw new CriuTsError('EIMAGE', `${file}: no single root mount at /`, { file });
+  }
+  const steps: MountStep[] = [{ how: 'root', e: root }];
+  const made = new Map<number, MntEntry>([[root.mnt_id, root]]);
+  // Children in the kernel's order of mounting (mnt_id), parents first; a
+  // bind waits for its source.
+  let rest = entries.filter((e) => e !== root).sort((a, b) => a.mnt_id - b.mnt_id);
+  const firstFull = new Map<number, MntEntry>();
+  while (rest.length > 0) {
+    const waiting: MntEntry[] = [];
+    for (const e of rest) {
+      if (!made.has(e.parent_mnt_id)) {
+        waiting.push(e);
+        continue;
+      }
+      const step = stepFor(e);
+      if (step === undefined) {
+        waiting.push(e);
+        continue;
+      }
+      steps.push(step);
+      made.set(e.mnt_id, e);
+    }
+    if (waiting.length === rest.length) {
+      const e = waiting[0] as MntEntry;
+      const t = fsTypeName(e.fstype) ?? e.fsname ?? `type ${e.fstype}`;
+      throw new CriuTsError('EIMAGE', `${file}: mount ${e.mnt_id} at ${e.mountpoint} (${t}, root ${e.root}) has no parent or source to be made from`, { file, mountpoint: e.mountpoint });
+    }
+    rest = waiting;
+  }
+  return steps;
+
+  function stepFor(e: MntEntry): MountStep | undefined {
+    const key = extKeyOf(e);
+    if (key !== undefined) {
+      const path = extMounts.get(key);
+      if (path === undefined) {
+        throw new CriuTsError('EUSAGE', `mount ${e.mnt_id} at ${e.mountpoint} is external (key ${key}): give its source with --external mnt[${key}]:PATH`, { mountpoint: e.mountpoint, key });
+      }
+      return { how: 'external', e, path, key };
+    }
+    const from = [...made.values()].find((o) => o.root_dev === e.root_dev && within(e.root, o.root) && (o.mnt_id !== e.mnt_id));
+    if (from !== undefined) return { how: 'bind', e, from, sub: below(e.root, from.root) };
+    const fstype = fsTypeName(e.fstype);
+    const type = fstype === undefined ? undefined : FS_TYPES[fstype];
+    if (fstype === undefined || type === undefined || e.root !== '/') {
+      // Maybe its source is still to come (a bind made before the mount it shows).
+      if (entries.some((o) => o !== e && o.root_dev === e.root_dev && within(e.root, o.root) && !made.has(o.mnt_id))) return undefined;
+      const t = fstype ?? e.fsname ?? `fstype ${e.fstype}`;
+      throw new CriuTsError('EUNSUPPORTED', `mount ${e.mnt_id} at ${e.mountpoint} (${t}, root ${e.root}) cannot be made: no dumped mount shows its filesystem`, { mountpoint: e.mountpoint });
+    }
+    if (firstFull.has(e.root_dev)) return undefined;
+    firstFull.set(e.root_dev, e);
+    let tar: string | undefined;
+    if (type.tar) {
+      tar = `tmpfs-dev-${e.root_dev}.tar.gz.img`;
+      if (!hasTar(tar)) throw new CriuTsError('EIMAGE', `${tar} is missing: the files of the ${fstype} at ${e.mountpoint} cannot be restored`, { file: tar });
+    }
+    return { how: 'fresh', e, fstype, tar };
+  }
+}

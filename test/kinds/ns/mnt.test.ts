@@ -1,0 +1,140 @@
+/**
+ * The mount namespace kind (src/kinds/ns/mnt/): a tree in mount, pid, uts,
+ * ipc and net namespaces of its own under a private root (the mnt-ns
+ * subject: a tmpfs with files, peers and a slave, a read-only bind of the
+ * root's filesystem, proc, devpts, mqueue) is dumped, killed and restored
+ * under --root; the subject checks its mount tree and files from inside.
+ * crit 3.17 reads our mountpoints image. The refusals say one line.
+ */
+import { before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdirSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import { join } from 'node:path';
+import { dump, restore } from '../../../src/api/index.js';
+import { readImage } from '../../../src/images/index.js';
+import { isCriuTsError } from '../../../src/errors.js';
+import { isAlive, startSubject, type Subject } from '../../lib/subjects.js';
+import { becomeSubreaper, closeInheritedFds, killAndWait, removeDir, tempDir, waitGone } from '../../e2e/helpers.js';
+import { sameAsCritWithout } from '../files/round-trip.js';
+
+before(() => {
+  closeInheritedFds();
+  becomeSubreaper();
+});
+
+const TIMEOUT = { timeout: 120_000 };
+
+/** A private root for the subject: its mountpoints, a directory to bind, the harness's work dir at ROOT/w. */
+function makeRoot(): string {
+  const root = tempDir('mnt-root');
+  for (const d of ['proc', 't', 't2', 't3', 'dev', 'ro', 'mq', 'w', 'data/sub']) mkdirSync(join(root, d), { recursive: true });
+  return root;
+}
+
+async function startInRoot(root: string): Promise<Subject> {
+  return startSubject('mnt-ns', ['--root', root], { static: true, launcher: true, workDir: join(root, 'w') });
+}
+
+test('a mount namespace under a private root comes back under --root: tmpfs files, binds, peers, a slave, proc, devpts, mqueue', TIMEOUT, async () => {
+  const root = makeRoot();
+  const dir = tempDir('mnt-ns');
+  let s: Subject | undefined;
+  let restored: number | undefined;
+  try {
+    s = await startInRoot(root);
+    const r = await dump({ pid: s.pid, imagesDir: dir, progress: false });
+    for (const p of r.pids) assert.ok(await waitGone(p), `task ${p} still there after the dump`);
+    const ids = readImage(join(dir, 'ids-1.img')).entries[0] as Record<string, number>;
+    const file = `mountpoints-${ids['mnt_ns_id']}.img`;
+    const mounts = readImage(join(dir, file)).entries as { mountpoint: string; fstype: number; root: string; shared_id?: number; master_id?: number; flags: number }[];
+    const at = (mp: string): (typeof mounts)[number] => {
+      const m = mounts.find((x) => x.mountpoint === mp);
+      assert.ok(m, `${mp} in ${file}`);
+      return m;
+    };
+    assert.deepEqual(mounts.map((m) => m.mountpoint).sort(), ['/', '/dev', '/dev/pts', '/mq', '/proc', '/ro', '/t', '/t2', '/t3']);
+    // CRIU's fstype numbers: proc 1, tmpfs 5, devpts 6, mqueue 14; the root's own type is not one of them.
+    assert.deepEqual([at('/proc').fstype, at('/t').fstype, at('/dev/pts').fstype, at('/mq').fstype, at('/').fstype], [1, 5, 6, 14, 0]);
+    assert.equal(at('/').root, root);
+    assert.equal(at('/ro').root, join(root, 'data/sub'));
+    assert.equal(at('/ro').flags & 1, 1, '/ro is read-only (MS_RDONLY)');
+    assert.equal(at('/t3').root, '/dir');
+    assert.ok((at('/t').shared_id ?? 0) !== 0 && at('/t2').shared_id === at('/t').shared_id, '/t and /t2 are peers');
+    assert.equal(at('/t3').master_id, at('/t').shared_id, '/t3 is a slave of their group');
+    // One tar per tmpfs, named by its device.
+    assert.equal(readdirSync(dir).filter((n) => /^tmpfs-dev-\d+\.tar\.gz\.img$/.test(n)).length, 2);
+    sameAsCritWithout(dir, file, ['ext_key']);
+
+    // Without --root: one line, before anything is made.
+    await assert.rejects(restore({ imagesDir: dir, progress: false }), (e: unknown) => {
+      assert.ok(isCriuTsError(e) && e.code === 'EUSAGE', String(e));
+      assert.match(e.message, /^the tree was dumped in a mount namespace of its own: --root DIR is needed to restore it$/);
+      return true;
+    });
+
+    const before = readFileSync('/proc/self/mountinfo', 'utf8');
+    const res = await restore({ imagesDir: dir, progress: false, root, verify: true });
+    restored = res.pid;
+    assert.equal(readFileSync('/proc/self/mountinfo', 'utf8'), before, 'no mount of the restore shows in our namespace');
+    assert.notEqual(readlinkSync(`/proc/${res.pid}/ns/mnt`), readlinkSync('/proc/self/ns/mnt'), 'the root has a mount namespace of its own');
+    s.pid = res.pid;
+    const out = await s.terminateAndResult();
+    assert.ok(out.ok, out.text);
+  } finally {
+    if (restored !== undefined) await killAndWait(restored);
+    s?.cleanup();
+    removeDir(dir);
+    removeDir(root);
+  }
+});
+
+test('a filesystem outside the namespace\'s dumped mounts is refused with one line unless given with --external; a failed restore leaves no mount', TIMEOUT, async () => {
+  const root = makeRoot();
+  const dir = tempDir('mnt-ext');
+  let s: Subject | undefined;
+  try {
+    s = await startInRoot(root);
+    // /dev named as external: saved with its key, not its files.
+    const r = await dump({ pid: s.pid, imagesDir: dir, progress: false, extMounts: [{ key: '/dev', value: 'DEV' }] });
+    for (const p of r.pids) assert.ok(await waitGone(p));
+    const ids = readImage(join(dir, 'ids-1.img')).entries[0] as Record<string, number>;
+    const mounts = readImage(join(dir, `mountpoints-${ids['mnt_ns_id']}.img`)).entries as { mountpoint: string; ext_key?: string }[];
+    assert.equal(mounts.find((m) => m.mountpoint === '/dev')?.ext_key, 'DEV');
+    assert.equal(readdirSync(dir).filter((n) => n.startsWith('tmpfs-dev-')).length, 1, 'only /t is tarred');
+    // Its source is needed at restore.
+    await assert.rejects(restore({ imagesDir: dir, progress: false, root }), (e: unknown) => {
+      assert.ok(isCriuTsError(e) && e.code === 'EUSAGE', String(e));
+      assert.match(e.message, /^mount \d+ at \/dev is external \(key DEV\): give its source with --external mnt\[DEV\]:PATH$/);
+      return true;
+    });
+    // A source that does not exist fails the restore inside the new namespace: nothing is left here.
+    const before = readFileSync('/proc/self/mountinfo', 'utf8');
+    await assert.rejects(restore({ imagesDir: dir, progress: false, root, extMounts: [{ key: 'DEV', value: join(root, 'no-such-dir') }] }));
+    assert.equal(readFileSync('/proc/self/mountinfo', 'utf8'), before);
+  } finally {
+    s?.cleanup();
+    removeDir(dir);
+    removeDir(root);
+  }
+});
+
+test('an --external mnt[KEY] naming no mount of the tree is ignored, as by CRIU (runc names device nodes too); the tree runs on', TIMEOUT, async () => {
+  const root = makeRoot();
+  const dir = tempDir('mnt-ext-unused');
+  let s: Subject | undefined;
+  try {
+    s = await startInRoot(root);
+    await dump({ pid: s.pid, imagesDir: dir, progress: false, leaveRunning: true, extMounts: [{ key: '/nowhere', value: 'X' }] });
+    const mnts = readdirSync(dir).filter((n) => n.startsWith('mountpoints-'));
+    assert.equal(mnts.length, 1);
+    const entries = readImage(join(dir, mnts[0] as string)).entries;
+    assert.ok(!entries.some((e) => e['ext_key'] === 'X' || e['mountpoint'] === '/nowhere'), 'no entry for the unused key');
+    assert.ok(isAlive(s.pid), 'the tree runs on');
+    const out = await s.terminateAndResult();
+    assert.ok(out.ok, out.text);
+  } finally {
+    s?.cleanup();
+    removeDir(dir);
+    removeDir(root);
+  }
+});

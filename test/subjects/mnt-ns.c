@@ -1,0 +1,261 @@
+/*
+ * A mount namespace of its own under a private root, as a container has.
+ * The launcher (run by the harness) copies its own binary to ROOT/init and
+ * clones a child into new mount, pid, uts, ipc and net namespaces; the child,
+ * pid 1 inside, builds the tree and pivots into it:
+ *   /        ROOT bound onto itself (recursively)
+ *   /proc    proc of the new pid namespace (nosuid,nodev,noexec)
+ *   /t       tmpfs (size=1m,mode=750): a file (contents, mode 0640, owner
+ *            1:2), a hard link to it, a directory with a file
+ *   /t2      a bind of /t, made shared first: /t and /t2 are peers
+ *   /t3      a bind of /t/dir, slave to /t's peer group
+ *   /dev     tmpfs; /dev/pts devpts (newinstance, ptmxmode=666)
+ *   /ro      a bind of ROOT/data/sub (the root's filesystem), read-only
+ *   /mq      mqueue of the new ipc namespace
+ * then execs /init --stage 2, the subject, which keeps an fd on /ro/file
+ * and /t/file, tells the launcher (a pipe, then closed) it is ready (the
+ * launcher writes OUTFILE.ready with the subject's pid in our namespace)
+ * and waits. After SIGTERM it checks that mountinfo shows the same tree
+ * (mountpoints, roots, options, types, sources and the shape of the peer
+ * groups; not ids or devices), the files with their contents, modes and
+ * links, and that its fds still read the same files.
+ * --root ROOT (absolute; the harness's work dir must be ROOT/w).
+ */
+#define _GNU_SOURCE
+#include "subject.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define FILE_TEXT "contents of a tmpfs file\n"
+#define RO_TEXT "a file of the root's filesystem\n"
+
+static void must(int ok, const char *what)
+{
+	if (!ok)
+		subject_fail("%s: %s", what, strerror(errno));
+}
+
+static void copy_self(const char *to)
+{
+	int in = open("/proc/self/exe", O_RDONLY | O_CLOEXEC);
+	int out = open(to, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0755);
+	must(in >= 0 && out >= 0, "open the copy of the subject");
+	char buf[65536];
+	ssize_t n;
+	while ((n = read(in, buf, sizeof(buf))) > 0)
+		must(write(out, buf, (size_t)n) == n, "copy the subject");
+	close(in);
+	close(out);
+}
+
+static void write_file(const char *path, const char *text, mode_t mode)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, mode);
+	must(fd >= 0, path);
+	must(write(fd, text, strlen(text)) == (ssize_t)strlen(text), path);
+	close(fd);
+}
+
+/* The child: build the tree under root, pivot into it, exec the subject. */
+static void build(const char *root, const char *out, int ready_fd)
+{
+	char path[4096];
+	must(mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) == 0, "make / private");
+	must(mount(root, root, NULL, MS_BIND | MS_REC, NULL) == 0, "bind the root");
+	must(chdir(root) == 0, "chdir root");
+	mkdir("old", 0700);
+	must(syscall(SYS_pivot_root, ".", "old") == 0, "pivot_root");
+	must(umount2("/old", MNT_DETACH) == 0, "detach the old root");
+	rmdir("/old");
+	must(chdir("/") == 0, "chdir /");
+	must(mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) == 0, "mount /proc");
+	must(mount("subj-tmp", "/t", "tmpfs", 0, "size=1m,mode=750") == 0, "mount /t");
+	write_file("/t/file", FILE_TEXT, 0640);
+	must(chown("/t/file", 1, 2) == 0, "chown /t/file");
+	must(link("/t/file", "/t/link") == 0, "link /t/link");
+	must(mkdir("/t/dir", 0711) == 0, "mkdir /t/dir");
+	write_file("/t/dir/inner", "inner\n", 0600);
+	must(mkdir("/t/x", 0700) == 0, "mkdir /t/x");
+	must(mount(NULL, "/t", NULL, MS_SHARED, NULL) == 0, "make /t shared");
+	must(mount("/t", "/t2", NULL, MS_BIND, NULL) == 0, "bind /t2");
+	must(mount("/t/dir", "/t3", NULL, MS_BIND, NULL) == 0, "bind /t3");
+	must(mount(NULL, "/t3", NULL, MS_SLAVE, NULL) == 0, "make /t3 a slave");
+	must(mount("subj-dev", "/dev", "tmpfs", MS_NOSUID, "mode=755") == 0, "mount /dev");
+	must(mkdir("/dev/pts", 0755) == 0, "mkdir /dev/pts");
+	must(mount("devpts", "/dev/pts", "devpts", MS_NOSUID | MS_NOEXEC, "newinstance,ptmxmode=0666,mode=620") == 0, "mount /dev/pts");
+	must(mount("/data/sub", "/ro", NULL, MS_BIND, NULL) == 0, "bind /ro");
+	must(mount(NULL, "/ro", NULL, MS_REMOUNT | MS_BIND | MS_RDONLY, NULL) == 0, "make /ro read-only");
+	must(mount("mqueue", "/mq", "mqueue", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) == 0, "mount /mq");
+	snprintf(path, sizeof(path), "%d", ready_fd);
+	execl("/init", "init", "--out", out, "--stage", "2", "--ready-fd", path, (char *)NULL);
+	subject_fail("exec /init: %s", strerror(errno));
+}
+
+/* The mount tree without ids and devices; peer groups numbered in order of appearance. */
+static void tree_shape(char *buf, size_t size)
+{
+	FILE *f = fopen("/proc/self/mountinfo", "re");
+	if (f == NULL)
+		subject_fail("mountinfo: %s", strerror(errno));
+	int groups[64] = { 0 }, ngroups = 0;
+	char line[4096];
+	size_t used = 0;
+	buf[0] = 0;
+	while (fgets(line, sizeof(line), f) != NULL) {
+		char *save = NULL, *fields[64];
+		int n = 0;
+		for (char *tok = strtok_r(line, " \n", &save); tok != NULL && n < 64; tok = strtok_r(NULL, " \n", &save))
+			fields[n++] = tok;
+		if (n < 10)
+			continue;
+		char prop[256] = "";
+		int i = 6;
+		for (; i < n && strcmp(fields[i], "-") != 0; i++) {
+			char kind[32];
+			int id;
+			if (sscanf(fields[i], "%31[a-z]:%d", kind, &id) != 2)
+				continue;
+			int g = 0;
+			while (g < ngroups && groups[g] != id)
+				g++;
+			if (g == ngroups && ngroups < 64)
+				groups[ngroups++] = id;
+			snprintf(prop + strlen(prop), sizeof(prop) - strlen(prop), " %s:%d", kind, g);
+		}
+		if (i + 3 >= n)
+			continue;
+		used += (size_t)snprintf(buf + used, size - used, "%s %s %s%s - %s %s %s\n", fields[4], fields[3], fields[5], prop,
+					 fields[i + 1], fields[i + 2], fields[i + 3]);
+		if (used >= size)
+			subject_fail("mount tree too long");
+	}
+	fclose(f);
+}
+
+static void same_file(int fd, const char *text, const char *what)
+{
+	char buf[256] = "";
+	ssize_t n = pread(fd, buf, sizeof(buf) - 1, 0);
+	if (n < 0 || strcmp(buf, text) != 0)
+		subject_fail("%s reads \"%s\"", what, n < 0 ? strerror(errno) : buf);
+}
+
+static void check_files(void)
+{
+	struct stat a, b;
+	if (stat("/t/file", &a) != 0 || stat("/t/link", &b) != 0)
+		subject_fail("stat /t/file, /t/link: %s", strerror(errno));
+	if ((a.st_mode & 07777) != 0640 || a.st_uid != 1 || a.st_gid != 2)
+		subject_fail("/t/file: mode %o owner %d:%d", a.st_mode & 07777, a.st_uid, a.st_gid);
+	if (a.st_ino != b.st_ino || a.st_nlink != 2)
+		subject_fail("/t/link is no longer a hard link of /t/file (nlink %ld)", (long)a.st_nlink);
+	if (stat("/t/dir", &b) != 0 || (b.st_mode & 07777) != 0711)
+		subject_fail("/t/dir: mode %o", b.st_mode & 07777);
+	int fd = open("/t3/inner", O_RDONLY);
+	if (fd < 0)
+		subject_fail("/t3/inner: %s", strerror(errno));
+	same_file(fd, "inner\n", "/t3/inner");
+	close(fd);
+	if (open("/ro/new", O_WRONLY | O_CREAT, 0600) >= 0 || errno != EROFS)
+		subject_fail("/ro is writable");
+	/* /t and /t2 are peers: a mount under one shows under the other. */
+	struct stat x, y;
+	if (mount("again", "/t2/x", "tmpfs", 0, NULL) != 0)
+		subject_fail("mount /t2/x: %s", strerror(errno));
+	int ok = stat("/t/x", &x) == 0 && stat("/t2/x", &y) == 0 && x.st_dev == y.st_dev && x.st_dev != a.st_dev;
+	umount2("/t2/x", MNT_DETACH);
+	if (!ok)
+		subject_fail("/t and /t2 are not peers");
+}
+
+int main(int argc, char **argv)
+{
+	subject_init(argc, argv);
+	if (subject_opt_long("stage", 1) == 1) {
+		const char *root = subject_opt("root", NULL);
+		const char *out = NULL;
+		for (int i = 1; i + 1 < argc; i++)
+			if (strcmp(argv[i], "--out") == 0)
+				out = argv[i + 1];
+		if (root == NULL || out == NULL || strncmp(out, root, strlen(root)) != 0)
+			subject_fail("--root ROOT is needed, with --out inside it");
+		char path[4096];
+		snprintf(path, sizeof(path), "%s/init", root);
+		copy_self(path);
+		int ready[2];
+		must(pipe(ready) == 0, "pipe");
+		/* Born in the new namespaces (the launcher stays in ours: the pivot moves every task of a namespace). */
+		pid_t init = (pid_t)syscall(SYS_clone, CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWNET | SIGCHLD, 0, 0, 0, 0);
+		must(init >= 0, "clone into new namespaces");
+		if (init == 0) {
+			close(ready[0]);
+			build(root, out + strlen(root), ready[1]);
+		}
+		close(ready[1]);
+		char c;
+		if (read(ready[0], &c, 1) != 1)
+			_exit(1); /* the subject wrote its verdict */
+		close(ready[0]);
+		/* OUTFILE.ready names the subject by its pid here. */
+		char tmp[4200], text[32];
+		snprintf(path, sizeof(path), "%s.ready", out);
+		snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+		snprintf(text, sizeof(text), "%d\n", init);
+		int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+		if (fd < 0 || write(fd, text, strlen(text)) < 0 || close(fd) != 0 || rename(tmp, path) != 0)
+			_exit(1);
+		signal(SIGTERM, SIG_IGN);
+		int st;
+		while (waitpid(init, &st, 0) < 0 && errno == EINTR)
+			;
+		_exit(0);
+	}
+
+	/* The subject: pid 1 of its namespaces, in its own tree. */
+	int ready_fd = (int)subject_opt_long("ready-fd", -1);
+	char log[4096];
+	const char *out = subject_opt("out", "");
+	snprintf(log, sizeof(log), "%.*s.log", (int)(strlen(out) > 4 ? strlen(out) - 4 : 0), out);
+	/* Its stdio came from the harness, opened in our mount namespace: reopened in its own. */
+	int lfd = open(log, O_WRONLY | O_APPEND | O_CLOEXEC);
+	int in = open("/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (lfd < 0 || in < 0 || dup2(in, 0) < 0 || dup2(lfd, 1) < 0 || dup2(lfd, 2) < 0)
+		subject_fail("reopen stdio in the new tree: %s", strerror(errno));
+	close(lfd);
+	close(in);
+	if (getpid() != 1)
+		subject_fail("the subject is pid %d of its namespace", getpid());
+	if (setsid() < 0)
+		subject_fail("setsid: %s", strerror(errno));
+	write_file("/data/sub/file", RO_TEXT, 0644);
+	int ro = open("/ro/file", O_RDONLY);
+	int tf = open("/t/file", O_RDONLY);
+	must(ro >= 0 && tf >= 0, "open /ro/file and /t/file");
+	static char before[16384], after[16384];
+	tree_shape(before, sizeof(before));
+	check_files();
+	must(write(ready_fd, "r", 1) == 1, "tell the launcher");
+	close(ready_fd);
+	subject_log("ready");
+	subject_wait_term();
+	tree_shape(after, sizeof(after));
+	if (strcmp(before, after) != 0) {
+		subject_log("before:\n%s", before);
+		subject_log("after:\n%s", after);
+		subject_fail("the mount tree changed (see the log)");
+	}
+	check_files();
+	same_file(ro, RO_TEXT, "the fd on /ro/file");
+	same_file(tf, FILE_TEXT, "the fd on /t/file");
+	subject_pass();
+}
