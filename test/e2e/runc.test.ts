@@ -105,6 +105,10 @@ async function destroy(c: Container): Promise<void> {
   run([runc as string, '--root', c.state, 'delete', '-f', c.id]);
 }
 
+// A restore into a new pid namespace must move the container's tasks into their cgroups by their
+// pids here: the image's pid 1 written to cgroup.procs from outside would move this machine's init.
+const initCgroups = readFileSync('/proc/1/cgroup', 'utf8');
+
 after(async () => {
   for (const c of made) {
     await destroy(c);
@@ -112,6 +116,7 @@ after(async () => {
   }
   for (const ns of netnses) run(['ip', 'netns', 'delete', ns]);
   releasePipes();
+  assert.equal(readFileSync('/proc/1/cgroup', 'utf8'), initCgroups, 'the host\'s init was moved into another cgroup');
 });
 
 /** The numbers counted are 1, 2, 3, ... with no gap and no restart. */

@@ -9,7 +9,7 @@
  * from their process's are moved one by one, and the other properties set.
  * A failed restore removes the directories it made.
  */
-import { chmodSync, chownSync, existsSync, mkdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
 import type { CgControllerEntry, CgroupDirEntry, CgroupEntry, CgSetEntry, CgMemberEntry, CgroupPropEntry } from '../../images/messages.js';
 import { CriuTsError } from '../../errors.js';
 import { imageFile } from '../../images/index.js';
@@ -37,6 +37,8 @@ interface RestoreState {
   tree: RestoreTreeView;
   /** the set each restored pid is in now */
   current: Map<number, number | undefined>;
+  /** image pid -> the task's pid here (they differ in a new pid namespace): cgroup files take ours */
+  host: Map<number, number>;
   /** the root was in a cgroup namespace of its own */
   newNs: boolean;
   /** --manage-cgroups as it applies (ignore for an unprivileged caller) */
@@ -84,6 +86,7 @@ export function prepareCgroups(tree: RestoreTreeView, ctx: RestoreContext): void
     later: [],
     tree,
     current: new Map(),
+    host: new Map(),
     newNs: ownNs,
     mode,
   };
@@ -200,15 +203,28 @@ export function restoreTaskCgroups(t: RestoreTaskHandle, task: RestoreTreeTask, 
   const want = setOf(task);
   const inherited = st.current.get(task.ppid) ?? st.criuSet;
   st.current.set(task.pid, want ?? inherited);
+  // cgroup.procs reads pids in the writer's pid namespace: ours, never the image's (in a new pid
+  // namespace the image's pid 1 would name our init).
+  st.host.set(task.pid, t.pid);
   const set = want === undefined ? undefined : st.sets.get(want);
   if (task.pid === st.tree.rootPid && st.newNs) {
     // The namespace's root is where the task is when it unshares.
-    if (set) moveInto(st, task.pid, set.ctls ?? [], true);
+    if (set) moveInto(st, t.pid, set.ctls ?? [], true);
     t.syscall('unshare(CLONE_NEWCGROUP)', NR.unshare, CLONE_NEWCGROUP);
     log.debug(`task ${task.pid}: cgroup namespace made`);
   }
   if (want === undefined || want === inherited || st.mode === 'ignore') return;
-  moveInto(st, task.pid, set ? set.ctls ?? [] : ownMembers(), false);
+  moveInto(st, t.pid, set ? set.ctls ?? [] : ownMembers(), false);
+}
+
+/** The tid here of thread `vtid` (as the task sees it) of the task that is `host` here. */
+function hostTid(host: number, vpid: number, vtid: number): number | undefined {
+  if (host === vpid) return vtid;
+  for (const name of readdirSync(`/proc/${host}/task`)) {
+    const ns = /^NSpid:\s*(.*)$/m.exec(readFileSync(`/proc/${host}/task/${name}/status`, 'utf8'))?.[1]?.trim().split(/\s+/);
+    if (ns !== undefined && Number(ns[ns.length - 1]) === vtid) return Number(name);
+  }
+  return undefined;
 }
 
 export function finishCgroups(ctx: RestoreContext, failed: boolean): void {
@@ -229,9 +245,12 @@ export function finishCgroups(ctx: RestoreContext, failed: boolean): void {
     // Threads in cgroups of their own (a v1 hierarchy, or a threaded v2 one): one by one.
     for (const task of st.tree.tasks) {
       const main = setOf(task);
-      for (const { tid, core } of task.threadCores) {
+      const host = st.host.get(task.pid);
+      for (const { tid: vtid, core } of task.threadCores) {
         const s = core.thread_core?.cg_set;
-        if (tid === task.pid || s === undefined || s === main) continue;
+        if (vtid === task.pid || s === undefined || s === main) continue;
+        const tid = host === undefined ? undefined : hostTid(host, task.pid, vtid);
+        if (tid === undefined) throw new CriuTsError('ERESTORE', `task ${task.pid}: thread ${vtid} not found to move into its cgroups`, { pid: task.pid, tid: vtid });
         const set = st.sets.get(s);
         for (const m of set ? set.ctls ?? [] : ownMembers()) {
           const c = controllerOf(st, m.name);
