@@ -9,7 +9,8 @@
  * from their process's are moved one by one, and the other properties set.
  * A failed restore removes the directories it made.
  */
-import { chmodSync, chownSync, existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, mkdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
+import { listThreads, parseStatus } from '../../proc/index.js';
 import type { CgControllerEntry, CgroupDirEntry, CgroupEntry, CgSetEntry, CgMemberEntry, CgroupPropEntry } from '../../images/messages.js';
 import { CriuTsError } from '../../errors.js';
 import { imageFile } from '../../images/index.js';
@@ -220,11 +221,7 @@ export function restoreTaskCgroups(t: RestoreTaskHandle, task: RestoreTreeTask, 
 /** The tid here of thread `vtid` (as the task sees it) of the task that is `host` here. */
 function hostTid(host: number, vpid: number, vtid: number): number | undefined {
   if (host === vpid) return vtid;
-  for (const name of readdirSync(`/proc/${host}/task`)) {
-    const ns = /^NSpid:\s*(.*)$/m.exec(readFileSync(`/proc/${host}/task/${name}/status`, 'utf8'))?.[1]?.trim().split(/\s+/);
-    if (ns !== undefined && Number(ns[ns.length - 1]) === vtid) return Number(name);
-  }
-  return undefined;
+  return listThreads(host).find((tid) => parseStatus(host, tid).nsPid.at(-1) === vtid);
 }
 
 export function finishCgroups(ctx: RestoreContext, failed: boolean): void {

@@ -56,3 +56,8 @@ export function addrText(family: number, words: readonly number[], port: number)
   const text = groups.join(':').replace(/(^|:)0(:0)+(:|$)/, '::').replace(/:{3,}/, '::');
   return `[${text}]:${port}`;
 }
+
+/** An IPv4-mapped IPv6 address (::ffff:a.b.c.d), as the kernel's four words: the connection runs over IPv4. */
+export function isV4Mapped(words: readonly number[]): boolean {
+  return (words[0] ?? 0) === 0 && (words[1] ?? 0) === 0 && ((words[2] ?? 0) >>> 0) === 0xffff0000;
+}

@@ -26,7 +26,7 @@ import { spawnSync } from 'node:child_process';
 import { CriuTsError } from '../../../errors.js';
 import { logger } from '../../../log.js';
 import { AF_INET6 } from '../../../sys/index.js';
-import { addrText } from './addr.js';
+import { addrText, isV4Mapped } from './addr.js';
 import { REPAIR_PACKET_MARK } from './tcp-states.js';
 
 const log = logger('net-lock');
@@ -40,9 +40,6 @@ export interface IptConnection {
   dport: number;
 }
 
-function mapped(words: readonly number[]): boolean {
-  return (words[0] ?? 0) === 0 && (words[1] ?? 0) === 0 && ((words[2] ?? 0) >>> 0) === 0xffff0000;
-}
 
 function host(family: number, words: readonly number[]): string {
   const t = addrText(family, words, 0);
@@ -51,7 +48,7 @@ function host(family: number, words: readonly number[]): string {
 
 /** The connection src -> dst as the rules name it (IPv4 for a v4-mapped IPv6 pair). */
 export function iptConnection(family: number, src: readonly number[], sport: number, dst: readonly number[], dport: number): IptConnection {
-  if (family === AF_INET6 && mapped(src) && mapped(dst)) {
+  if (family === AF_INET6 && isV4Mapped(src) && isV4Mapped(dst)) {
     return { v: 4, src: host(2, [src[3] ?? 0]), sport, dst: host(2, [dst[3] ?? 0]), dport };
   }
   const v = family === AF_INET6 ? 6 : 4;

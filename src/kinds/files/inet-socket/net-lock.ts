@@ -36,7 +36,7 @@ import { stateKey, type DumpContext } from '../../types.js';
 import type { FileEntry } from '../../../images/messages.js';
 import { appendFileSync } from 'node:fs';
 import { iptConnection, iptLock, iptUnlock, iptMarkerLine, parseIptMarkerLine, type IptConnection } from './net-lock-iptables.js';
-import { addrText } from './addr.js';
+import { addrText, isV4Mapped } from './addr.js';
 import { REPAIR_PACKET_MARK } from './tcp-states.js';
 
 const log = logger('net-lock');
@@ -224,9 +224,6 @@ function setup(ctx: DumpContext): DumpLock {
   return { runId, locked: new Set(), ipt: [] };
 }
 
-function mapped(words: readonly number[]): boolean {
-  return (words[0] ?? 0) === 0 && (words[1] ?? 0) === 0 && ((words[2] ?? 0) >>> 0) === 0xffff0000;
-}
 
 /** "a . port" for an nft set element. */
 function endpoint(family: number, words: readonly number[], port: number): string {
@@ -261,7 +258,7 @@ export function lockConnection(ctx: DumpContext, family: number, src: readonly n
   let fam = family;
   let a = src;
   let b = dst;
-  if (family === AF_INET6 && mapped(src) && mapped(dst)) {
+  if (family === AF_INET6 && isV4Mapped(src) && isV4Mapped(dst)) {
     // IPv4 on the wire.
     fam = 2;
     a = [src[3] ?? 0];

@@ -29,7 +29,7 @@ import {
   AF_INET, AF_INET6, closeQuiet, getsockopt, sendto, setsockoptInt, shutdown, sleepMs, socket, SOCK_RAW, SOL_SOCKET,
   SOL_TCP, TCP_INFO, TCP_REPAIR_QUEUE,
 } from '../../../sys/index.js';
-import { toSockaddr } from './addr.js';
+import { toSockaddr, isV4Mapped } from './addr.js';
 
 export const TCP = {
   ESTABLISHED: 1, SYN_SENT: 2, SYN_RECV: 3, FIN_WAIT1: 4, FIN_WAIT2: 5, TIME_WAIT: 6, CLOSE: 7, CLOSE_WAIT: 8,
@@ -108,17 +108,13 @@ function addrBytes(words: readonly number[], n: number): Buffer {
   return b.subarray(0, n);
 }
 
-/** An IPv4-mapped IPv6 address (::ffff:a.b.c.d): the connection runs over IPv4. */
-function mapped(words: readonly number[]): boolean {
-  return (words[0] ?? 0) === 0 && (words[1] ?? 0) === 0 && ((words[2] ?? 0) >>> 0) === 0xffff0000;
-}
 
 /**
  * One TCP segment from the peer to our socket (no payload, no options),
  * written whole (IP header included) on a raw socket of ours.
  */
 function fromPeer(r: Replay, seq: number, ack: number, flags: number): void {
-  const v4 = r.family === AF_INET || (mapped(r.src) && mapped(r.dst));
+  const v4 = r.family === AF_INET || (isV4Mapped(r.src) && isV4Mapped(r.dst));
   const alen = v4 ? 4 : 16;
   // The peer is the source; our socket the destination.
   const from = v4 && r.family === AF_INET6 ? addrBytes(r.dst, 16).subarray(12) : addrBytes(r.dst, alen);
