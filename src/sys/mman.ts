@@ -11,6 +11,10 @@ export const MAP_FIXED = 0x10;
 export const MAP_ANONYMOUS = 0x20;
 export const MAP_GROWSDOWN = 0x0100;
 export const MAP_HUGETLB = 0x40000;
+export const MAP_DROPPABLE = 0x08;
+export const MAP_LOCKED = 0x2000;
+export const MAP_NORESERVE = 0x4000;
+export const MAP_FIXED_NOREPLACE = 0x100000;
 
 export const MREMAP_MAYMOVE = 1;
 export const MREMAP_FIXED = 2;

@@ -16,7 +16,6 @@ import { SRC, tsFiles } from './src-files.js';
 /** Folders still declaring their own, each with why. */
 const NOT_YET: Readonly<Record<string, string>> = {
   'kinds/ns/': 'namespace kinds: being changed by the namespace work this session; to import from src/sys',
-  'kinds/memory/': 'memory: being changed by the lazy-pages work this session; to import from src/sys and images/flags.ts',
 };
 
 

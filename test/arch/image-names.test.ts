@@ -15,7 +15,6 @@ import { kindByFileName } from '../../src/images/table.js';
 /** Folders still spelling names, each with why. */
 const NOT_YET: Readonly<Record<string, string>> = {
   'kinds/ns/': 'namespace kinds: being changed by the namespace work this session; to move over to ctx.saveImage/ctx.image',
-  'kinds/memory/': 'memory: being changed by the lazy-pages work this session; to move over to imagePath/ctx.image',
 };
 
 

@@ -23,17 +23,14 @@ import { CriuTsError } from '../../errors.js';
 import type { SmapsEntry } from '../../proc/index.js';
 import type { AioRingEntry, VmaEntry } from '../../images/messages.js';
 import type { RestoreTaskHandle } from '../types.js';
+import { MREMAP_MAYMOVE, MREMAP_FIXED } from '../../sys/mman.js';
+import { AT_FDCWD, O_WRONLY, O_CLOEXEC } from '../../sys/fcntl.js';
 
 const HEADER = 32; // struct aio_ring, before io_events[]
 const EVENT = 32; // struct io_event
 const MAGIC = 0xa10a10a1;
 const IOCB_CMD_PWRITE = 1;
 const IOCB_BYTES = 64;
-const MREMAP_MAYMOVE = 1;
-const MREMAP_FIXED = 2;
-const AT_FDCWD = -100;
-const O_WRONLY = 1;
-const O_CLOEXEC = 0o2000000;
 const SUBMIT_BATCH = 4096;
 
 export function isAioRing(v: SmapsEntry): boolean {

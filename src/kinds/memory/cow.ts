@@ -21,12 +21,12 @@ import { NR, PAGE_SIZE, ProcMem } from '../../sys/index.js';
 import { CriuTsError } from '../../errors.js';
 import type { MmEntry, PagemapEntry, VmaEntry } from '../../images/messages.js';
 import type { RestoreTaskHandle } from '../types.js';
-import { VMA, MAP_ANONYMOUS, MAP_GROWSDOWN, MAP_LOCKED, MAP_DROPPABLE } from './vma.js';
+import { VMA } from './vma.js';
+import { MAP_ANONYMOUS, MAP_GROWSDOWN, MAP_LOCKED, MAP_DROPPABLE, MAP_HUGETLB } from '../../sys/mman.js';
 import { entryPages, type Segment } from './parent-images.js';
 import { subtract, splitBy, type Range } from './ranges.js';
 import { isGuard } from './guard.js';
 
-const MAP_HUGETLB = 0x40000;
 const MADV_DONTNEED = 4;
 const NOT_INHERITED_MADV = (1n << 10n) | (1n << 18n); // MADV_DONTFORK, MADV_WIPEONFORK
 const SPECIAL = VMA.AREA_VDSO | VMA.AREA_VVAR | VMA.AREA_VSYSCALL | VMA.AREA_AIORING | VMA.AREA_SYSVIPC | VMA.AREA_GUARD;

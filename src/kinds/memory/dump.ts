@@ -24,7 +24,6 @@
  * are written as zeros).
  */
 import { statSync, openSync, closeSync } from 'node:fs';
-import { join } from 'node:path';
 import { parseSmaps, mapFilesPath, PagemapReader, type SmapsEntry } from '../../proc/index.js';
 import { PAGE_SIZE, lseek, isSyscallError } from '../../sys/index.js';
 import { CriuTsError } from '../../errors.js';
@@ -33,9 +32,13 @@ import type { PageServerClient } from './page-server-client.js';
 import { dumpAioRing, isAioRing } from './aio.js';
 import { dumpGuardRegions } from './guard.js';
 import { hugePageSize, hugetlbDataRanges, hugetlbFlags, hugetlbKb, isAnonHugetlb, isHugetlb } from './hugetlb.js';
-import { PagesWriter, PE_LAZY, PE_PRESENT } from './pages-writer.js';
+import { PagesWriter } from './pages-writer.js';
+import { PE_LAZY, PE_PRESENT } from '../../images/flags.js';
 import { subtract, splitBy, type Range } from './ranges.js';
-import { VMA, MAP_PRIVATE, MAP_SHARED, MAP_ANONYMOUS, MAP_GROWSDOWN, MAP_NORESERVE, MAP_LOCKED, MAP_DROPPABLE, classifyVma, madvOf, type VmaKind } from './vma.js';
+import { VMA, classifyVma, madvOf, type VmaKind } from './vma.js';
+import { MAP_PRIVATE, MAP_SHARED, MAP_ANONYMOUS, MAP_GROWSDOWN, MAP_NORESERVE, MAP_LOCKED, MAP_DROPPABLE } from '../../sys/mman.js';
+import { O_RDONLY, O_RDWR, SEEK_DATA, SEEK_HOLE } from '../../sys/fcntl.js';
+import { imagePath } from '../../images/index.js';
 
 export interface MemoryDumpContext {
   pid: number;
@@ -409,8 +412,6 @@ function dumpShmem(ctx: MemoryDumpContext, reader: PagemapReader, v: SmapsEntry)
   return { shmid: v.inode, pagesId, entries: w.entries };
 }
 
-const O_RDONLY = 0;
-const O_RDWR = 2;
 function objectSize(path: string): bigint | undefined {
   try {
     return BigInt(statSync(path).size);
@@ -419,8 +420,6 @@ function objectSize(path: string): bigint | undefined {
   }
 }
 
-const SEEK_DATA = 3;
-const SEEK_HOLE = 4;
 
 /** Page-aligned [from, to) ranges of `path` between lo and hi that hold data; undefined if it cannot be asked. */
 export function dataRanges(path: string, lo: bigint, hi: bigint): [bigint, bigint][] | undefined {
@@ -464,5 +463,5 @@ function isCharDevice(path: string): boolean {
 }
 
 export function pagesImagePath(dir: string, id: number): string {
-  return join(dir, `pages-${id}.img`);
+  return imagePath(dir, 'PAGES', id);
 }

@@ -12,8 +12,8 @@ import { CriuTsError } from '../../errors.js';
 import type { PagemapEntry } from '../../images/messages.js';
 import type { RestoreTaskHandle } from '../types.js';
 import { isParentEntry, type ParentChain, type Segment } from './parent-images.js';
+import { O_CLOEXEC } from '../../sys/fcntl.js';
 
-const O_CLOEXEC = 0o2000000;
 const IOV_PER_CALL = 1024;
 
 /**

@@ -14,10 +14,10 @@ import { NR, pagemapScan, PAGE_IS_GUARD, isSyscallError } from '../../sys/index.
 import type { VmaEntry } from '../../images/messages.js';
 import type { RestoreTaskHandle } from '../types.js';
 import { VMA } from './vma.js';
+import { EINVAL } from '../../sys/errno.js';
 
 const TASK_SIZE = 0x7ffffffff000n;
 const MADV_GUARD_INSTALL = 102;
-const EINVAL = 22;
 
 /** The task's guard regions as CRIU's VMA_AREA_GUARD entries (none where the kernel cannot report them). */
 export function dumpGuardRegions(pid: number): VmaEntry[] {

@@ -21,8 +21,8 @@
  */
 import { closeSync, openSync, readSync } from 'node:fs';
 import type { SmapsEntry } from '../../proc/index.js';
+import { MAP_HUGETLB } from '../../sys/mman.js';
 
-export const MAP_HUGETLB = 0x40000;
 const MAP_HUGE_SHIFT = 26;
 export const MAP_HUGE_MASK = 0x3f << MAP_HUGE_SHIFT;
 

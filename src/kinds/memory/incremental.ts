@@ -33,6 +33,7 @@ import {
   TRACK_RECORD, readTrackRecord, writeTrackRecord, findTrackers, createTracker, protectRange, closeTracker, scanWritten, scanData,
   type Tracker,
 } from './tracking.js';
+import { imageFile, imagePath } from '../../images/index.js';
 
 const log = logger('mem');
 
@@ -100,7 +101,7 @@ export class IncrementalMemory {
     this.touched.push({ t, fd: own.fd });
     st.pagemapFd = openSync(`/proc/${pid}/pagemap`, 'r');
     // The parent's pagemap where it is here (a local chain, or a page server writing into the same dir); else what its record says was sent.
-    const parent = existsSync(join(prev, `pagemap-${pid}.img`)) ? coverage(prev, `pagemap-${pid}.img`) : rec?.covered ?? [];
+    const parent = existsSync(imagePath(prev, 'PAGEMAP', pid)) ? coverage(prev, imageFile('PAGEMAP', pid)) : rec?.covered ?? [];
     return {
       parent,
       scan: (start, end) => {

@@ -22,11 +22,10 @@ import { CriuTsError } from '../../errors.js';
 import type { VmaEntry } from '../../images/messages.js';
 import type { LazyRange, RestoreTaskHandle } from '../types.js';
 import type { Segment } from './parent-images.js';
-import { VMA, MAP_GROWSDOWN, MAP_LOCKED, MAP_DROPPABLE } from './vma.js';
-import { MAP_HUGETLB } from './hugetlb.js';
+import { VMA } from './vma.js';
+import { MAP_GROWSDOWN, MAP_LOCKED, MAP_DROPPABLE, MAP_HUGETLB } from '../../sys/mman.js';
+import { O_NONBLOCK, O_CLOEXEC } from '../../sys/fcntl.js';
 
-const O_NONBLOCK = 0o4000;
-const O_CLOEXEC = 0o2000000;
 
 export function isLazyVma(v: VmaEntry): boolean {
   if ((v.status & VMA.ANON_PRIVATE) === 0) return false;

@@ -16,9 +16,8 @@ import { socket, connect } from '../../sys/index.js';
 import {
   decodeIov, encodeDstId, encodeIov, PS_IOV_ADD_F, PS_IOV_BYTES, PS_IOV_CLOSE, PS_IOV_GET, PS_IOV_OPEN2, type PagemapTarget,
 } from '../../images/page-xfer.js';
+import { AF_INET, AF_INET6 } from '../../sys/socket.js';
 
-const AF_INET = 2;
-const AF_INET6 = 10;
 const SOCK_STREAM_CLOEXEC = 1 | 0o2000000;
 
 function sockaddrOf(address: string, port: number): { family: number; sa: Buffer } {

@@ -6,16 +6,13 @@
  * written out back to back. Nothing is held beyond one buffer.
  */
 import { readSync, writeSync, fsyncSync } from 'node:fs';
-import { join } from 'node:path';
 import { processVmReadv, ProcMem, PAGE_SIZE, ReplacingFile, type RemoteRange } from '../../sys/index.js';
 import type { PagemapEntry } from '../../images/messages.js';
-import { FileHasher, shareableBuffer } from '../../images/index.js';
+import { FileHasher, shareableBuffer, imagePath } from '../../images/index.js';
 import type { PagemapTarget } from '../../images/page-xfer.js';
 import type { PageServerClient } from './page-server-client.js';
+import { PE_PARENT, PE_LAZY, PE_PRESENT } from '../../images/flags.js';
 
-export const PE_PARENT = 1;
-export const PE_LAZY = 2;
-export const PE_PRESENT = 4;
 
 /**
  * 4 MiB: measured beside 1 to 32 MiB (bench/, 256 MiB subject), copies
@@ -111,7 +108,7 @@ export class PagesWriter {
       this.hasher = undefined;
       this.fd = -1;
     } else {
-      this.file = new ReplacingFile(join(dir, `pages-${pagesId}.img`), 0o600);
+      this.file = new ReplacingFile(imagePath(dir, 'PAGES', pagesId), 0o600);
       this.hasher = new FileHasher(this.file.path, sizeHint >= WORKER_HASH_BYTES);
       this.fd = this.file.fd;
     }

@@ -11,11 +11,11 @@
  */
 import { readlinkSync, symlinkSync, unlinkSync, existsSync, statSync, lstatSync, readdirSync } from 'node:fs';
 import { join, resolve, relative } from 'node:path';
-import { readImage } from '../../images/index.js';
+import { readImage, imagePath, imageIdOf } from '../../images/index.js';
 import type { PagemapEntry } from '../../images/messages.js';
 import { CriuTsError } from '../../errors.js';
 import { PAGE_SIZE } from '../../sys/index.js';
-import { PE_PARENT } from './pages-writer.js';
+import { PE_PARENT } from '../../images/flags.js';
 
 export const PARENT_LINK = 'parent';
 const MAX_CHAIN = 1024;
@@ -76,7 +76,7 @@ function loadIndex(dir: string, name: string): PagemapIndex | undefined {
     if (!parent) off += len;
   }
   entries.sort((a, b) => (a.start < b.start ? -1 : a.start > b.start ? 1 : 0));
-  return { pagesPath: join(dir, `pages-${head.pages_id}.img`), entries };
+  return { pagesPath: imagePath(dir, 'PAGES', head.pages_id), entries };
 }
 
 /** Address ranges (sorted, merged) the images in `dir` hold for pagemap image `name`, directly or through their parents. */
@@ -172,7 +172,7 @@ export function dedupChain(dir: string, punch: (path: string, off: bigint, len: 
   const ancestors: string[] = [];
   for (let d = parentDir(dir); d !== undefined && ancestors.length < MAX_CHAIN; d = parentDir(d)) ancestors.push(d);
   if (ancestors.length === 0) return 0n;
-  const names = readdirSync(dir).filter((n) => /^pagemap-\d+\.img$/.test(n));
+  const names = readdirSync(dir).filter((n) => imageIdOf('PAGEMAP', n) !== undefined);
   for (const name of names) {
     const idx = loadIndex(dir, name);
     for (const e of idx?.entries ?? []) {

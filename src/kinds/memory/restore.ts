@@ -11,16 +11,14 @@
  * parent images (parent-images.ts); a missing parent is one EIMAGE error.
  */
 import { readlinkSync } from 'node:fs';
-import { join } from 'node:path';
 import { parseMaps, type MapsEntry } from '../../proc/index.js';
 import { NR, PAGE_SIZE, PR, PR_SET_MM } from '../../sys/index.js';
 import { CriuTsError } from '../../errors.js';
 import type { FdinfoEntry, MmEntry, VmaEntry, PagemapEntry } from '../../images/messages.js';
 import { stateKey, type RestoreContext, type RestoreTaskHandle } from '../types.js';
 import { memfdShmid, openMemfd } from '../files/memfd.js';
-import {
-  VMA, PROT_WRITE, MAP_FIXED, MAP_ANONYMOUS, MAP_PRIVATE, MAP_SHARED, MAP_GROWSDOWN, MAP_NORESERVE, MAP_LOCKED, MAP_DROPPABLE,
-} from './vma.js';
+import { VMA } from './vma.js';
+import { PROT_WRITE, MAP_FIXED, MAP_ANONYMOUS, MAP_PRIVATE, MAP_SHARED, MAP_GROWSDOWN, MAP_NORESERVE, MAP_LOCKED, MAP_DROPPABLE, MAP_HUGETLB, MREMAP_MAYMOVE, MREMAP_FIXED } from '../../sys/mman.js';
 import { ParentChain } from './parent-images.js';
 import { fillSegments, nrPages, pageSegments } from './fill.js';
 import { isSharedAnonObject, mapSharedAnon, noteSharedAnonMapping, openSharedAnon } from './shmem-restore.js';
@@ -29,16 +27,14 @@ import { subtract } from './ranges.js';
 import { restoreAioRings } from './aio.js';
 import { restoreGuardRegions } from './guard.js';
 import { isLazyVma, registerLazy, withoutLazy } from './lazy.js';
-import { MAP_HUGETLB, MAP_HUGE_MASK } from './hugetlb.js';
+import { MAP_HUGE_MASK } from './hugetlb.js';
 import { logger } from '../../log.js';
+import { AT_FDCWD, O_RDONLY, O_CLOEXEC } from '../../sys/fcntl.js';
+import { SHM_RDONLY, SHM_EXEC } from '../../sys/ipc.js';
+import { imageFile, imagePath } from '../../images/index.js';
 
 const log = logger('mem');
 
-const MREMAP_MAYMOVE = 1;
-const MREMAP_FIXED = 2;
-const AT_FDCWD = -100;
-const O_RDONLY = 0;
-const O_CLOEXEC = 0o2000000;
 const RSEQ_FLAG_UNREGISTER = 1;
 export const SCRATCH_BYTES = 1 << 20;
 
@@ -147,7 +143,7 @@ const PARENT_CHAIN = stateKey<ParentChain>('memory:parent-chain');
 function filePath(ctx: RestoreContext, id: bigint): string {
   const f = ctx.fileById(Number(id));
   const name = f?.reg?.name;
-  if (name === undefined) throw new CriuTsError('EIMAGE', `mapping refers to file id ${id}, not in files.img`, { id });
+  if (name === undefined) throw new CriuTsError('EIMAGE', `mapping refers to file id ${id}, not in the images' file list`, { id });
   return name;
 }
 
@@ -231,7 +227,7 @@ export function restoreMemory(
   // CRIU writes the vDSO's pages too; the running kernel's vDSO is used instead.
   const special = (mm.vmas ?? []).filter((v) => (v.status & (VMA.AREA_VDSO | VMA.AREA_VVAR | VMA.AREA_VSYSCALL)) !== 0);
   const inSpecial = (e: PagemapEntry): boolean => special.some((v) => e.vaddr >= v.start && e.vaddr < v.end);
-  const all = pageSegments(chain, `pagemap-${t.vpid}.img`, join(ctx.dir, `pages-${pagesId}.img`), pagemap, inSpecial);
+  const all = pageSegments(chain, imageFile('PAGEMAP', t.vpid), imagePath(ctx.dir, 'PAGES', pagesId), pagemap, inSpecial);
   // --lazy-pages: private anonymous VMAs stay empty here; the lazy-pages daemon fills them (lazy.ts).
   // Only VMAs with pages in the dump: an empty one reads as zeros anyway, and every registration is a syscall in the task.
   // Neighbours are registered as one range (UFFDIO_REGISTER spans VMAs).
@@ -282,8 +278,6 @@ function mergeRanges(vs: readonly VmaEntry[]): Range[] {
   return out;
 }
 
-const SHM_RDONLY = 0o10000;
-const SHM_EXEC = 0o100000;
 
 /**
  * SysV shm attachments (VMA_AREA_SYSVIPC; shmid is the segment's id, which

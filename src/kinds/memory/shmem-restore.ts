@@ -11,21 +11,18 @@
  * and the rest unmapped. Every later VMA maps that same object through the
  * creator's /proc/PID/map_files entry, so all share it as before.
  */
-import { join } from 'node:path';
 import { NR } from '../../sys/index.js';
 import type { MmEntry, PagemapEntry, VmaEntry } from '../../images/messages.js';
 import { stateKey, type RestoreContext, type RestoreTaskHandle } from '../types.js';
-import { VMA, PROT_WRITE, MAP_FIXED, MAP_ANONYMOUS, MAP_SHARED, MAP_NORESERVE, MAP_LOCKED } from './vma.js';
-import { MAP_HUGETLB, MAP_HUGE_MASK } from './hugetlb.js';
+import { VMA } from './vma.js';
+import { PROT_WRITE, MAP_FIXED, MAP_ANONYMOUS, MAP_SHARED, MAP_NORESERVE, MAP_LOCKED, MAP_HUGETLB, MREMAP_MAYMOVE, MREMAP_FIXED } from '../../sys/mman.js';
+import { MAP_HUGE_MASK } from './hugetlb.js';
 import { fillSegments, nrPages, pageSegments } from './fill.js';
 import { openOursInTask } from '../install-fd.js';
 import type { ParentChain } from './parent-images.js';
+import { AT_FDCWD, O_RDWR, O_CLOEXEC } from '../../sys/fcntl.js';
+import { imageFile, imagePath } from '../../images/index.js';
 
-const MREMAP_MAYMOVE = 1;
-const MREMAP_FIXED = 2;
-const AT_FDCWD = -100;
-const O_RDWR = 2;
-const O_CLOEXEC = 0o2000000;
 const PAGE = 4096n;
 
 interface Owner { pid: number; start: bigint; end: bigint }
@@ -120,9 +117,9 @@ export function noteSharedAnonMapping(ctx: RestoreContext, shmid: bigint, pid: n
 }
 
 function objectPages(ctx: RestoreContext, shmid: bigint): { name: string; path: string | undefined; entries: PagemapEntry[] } {
-  const name = `pagemap-shmem-${shmid}.img`;
+  const name = imageFile('SHMEM_PAGEMAP', shmid);
   const img = ctx.ownImage(name);
   const head = img?.entries[0] as { pages_id: number } | undefined;
   if (!img || !head) return { name, path: undefined, entries: [] }; // no page was ever touched
-  return { name, path: join(ctx.dir, `pages-${head.pages_id}.img`), entries: img.entries.slice(1) as unknown as PagemapEntry[] };
+  return { name, path: imagePath(ctx.dir, 'PAGES', head.pages_id), entries: img.entries.slice(1) as unknown as PagemapEntry[] };
 }

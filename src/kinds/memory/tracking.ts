@@ -44,14 +44,13 @@ import { NR, isSyscallError, pagemapScan, PAGE_IS_WRITTEN, PAGE_IS_PFNZERO, PAGE
 import type { Tracee } from '../../infect/tracee.js';
 import { CriuTsError } from '../../errors.js';
 import { logger } from '../../log.js';
+import { O_NONBLOCK, O_CLOEXEC } from '../../sys/fcntl.js';
+import { EPERM } from '../../sys/errno.js';
 
 const log = logger('mem');
 
 export const TRACK_RECORD = 'criu-ts-track.json';
 const UFFD_LINK = 'anon_inode:[userfaultfd]';
-const O_NONBLOCK = 0o4000;
-const O_CLOEXEC = 0o2000000;
-const EPERM = 1;
 
 export interface Tracker {
   fd: number;

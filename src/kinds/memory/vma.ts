@@ -4,6 +4,7 @@
  * /proc/PID/smaps entry becomes a vma_entry.
  */
 import type { SmapsEntry } from '../../proc/index.js';
+import { PROT_READ, PROT_WRITE, PROT_EXEC, MAP_SHARED, MAP_PRIVATE, MAP_FIXED, MAP_ANONYMOUS, MAP_GROWSDOWN } from '../../sys/mman.js';
 
 export const VMA = {
   AREA_REGULAR: 1 << 0,
@@ -25,19 +26,6 @@ export const VMA = {
   AREA_UPROBES: 1 << 17,
 } as const;
 
-export const PROT_READ = 1;
-export const PROT_WRITE = 2;
-export const PROT_EXEC = 4;
-
-export const MAP_SHARED = 0x01;
-export const MAP_PRIVATE = 0x02;
-export const MAP_FIXED = 0x10;
-export const MAP_ANONYMOUS = 0x20;
-export const MAP_GROWSDOWN = 0x100;
-export const MAP_DROPPABLE = 0x08;
-export const MAP_LOCKED = 0x2000;
-export const MAP_NORESERVE = 0x4000;
-export const MAP_FIXED_NOREPLACE = 0x100000;
 
 /** smaps VmFlags → the madvise() advice that produced them (bit n of vma_entry.madv = advice n). */
 export const MADV_BY_VMFLAG: Readonly<Record<string, number>> = {

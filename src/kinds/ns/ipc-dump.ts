@@ -18,7 +18,8 @@ import {
   PAGE_SIZE, SHM_RDONLY, listMsg, listSem, listShm, msgCopy, semGetAll, shmAttach, shmDetach, type IpcPerm,
 } from '../../sys/index.js';
 import { dataRanges } from '../memory/dump.js';
-import { PagesWriter, PE_PRESENT } from '../memory/pages-writer.js';
+import { PagesWriter } from '../memory/pages-writer.js';
+import { PE_PRESENT } from '../../images/flags.js';
 import type { DumpContext } from '../types.js';
 import { treeGid, treeUid } from './user.js';
 
