@@ -208,7 +208,8 @@ const PROBES: Record<string, Prober> = {
   link_nsid: (f) => kconfigProbe(f, 'NET_NS'),
   kcmp_epoll: () => probe.probeKcmpEpoll(),
   timens: () => fileExists('/proc/self/ns/time', 'CONFIG_TIME_NS'),
-  external_net_ns: () => notOurs('support --external'),
+  // --external net[INODE]:KEY at dump, the namespace handed back with --inherit-fd at restore (kinds/ns/net.ts).
+  external_net_ns: () => fileExists('/proc/self/ns/net', 'CONFIG_NET_NS'),
   newifindex: (f) => kconfigProbe(f, 'NET_NS'),
   nftables: () => nftables(),
   has_ipt_legacy: () => {

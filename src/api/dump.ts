@@ -29,8 +29,8 @@ export async function dump(opts: DumpOptions): Promise<DumpResult> {
 
 /** The public options resolved once, with CRIU's defaults, into what the dump core takes. */
 export function coreOptions(opts: DumpOptions): DumpTreeOptions {
-  // Checked (a type no kind takes is refused); the ones CRIU knows describe the restore.
-  readExternals(opts.external ?? [], [], 'dump');
+  // Checked (a type no kind takes is refused); but net[], the ones CRIU knows describe the restore.
+  const ext = readExternals(opts.external ?? [], [], 'dump');
   return {
     pid: opts.pid,
     dir: resolve(opts.imagesDir ?? '.'),
@@ -48,6 +48,7 @@ export function coreOptions(opts: DumpOptions): DumpTreeOptions {
       skipInFlight: opts.skipInFlight ?? false,
       networkLock: networkLock(opts),
       emptyNetNs: opts.emptyNetNs ?? false,
+      externalNetNs: ext.netNs,
       ...cgroupOptions(opts),
       ...mountOptions(opts),
     },

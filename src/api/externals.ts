@@ -7,21 +7,29 @@
  *   namespace, whose peer was outside, gets its peer OUT made in criu-ts's
  *   namespace, attached to BRIDGE when given (kinds/ns/net-devices.ts);
  * - `macvlan[IN]:OUTDEV` (restore): the macvlan IN is made again on OUTDEV,
- *   a device of criu-ts's namespace.
+ *   a device of criu-ts's namespace;
+ * - `net[INODE]:KEY` (dump): the net namespace with that inode (as
+ *   /proc/PID/ns/net shows it, decimal) is not the tree's to save: the dump
+ *   records only KEY, and the restore puts the tree into the namespace the
+ *   caller hands over as `--inherit-fd fd[N]:KEY` (runc does this for a
+ *   container whose network namespace was made by someone else, e.g. CNI).
  *
- * At dump these two are accepted and unused, as CRIU keeps them. Any other
- * type is refused with one line until a kind takes it.
+ * At dump veth and macvlan are accepted and unused, as CRIU keeps them; at
+ * restore net[] is (CRIU reads it from the images). Any other type is
+ * refused with one line until a kind takes it.
  */
 import { CriuTsError } from '../errors.js';
 import { EOPNOTSUPP } from '../sys/index.js';
 import { externalFileKey } from './external-files.js';
 
 /** What an RPC client reads for an --external type criu-ts does not take (CRIU's ENOTSUP for what it lacks). */
-import type { MacvlanLower, VethPeerOut } from '../kinds/index.js';
+import type { ExternalNetNs, MacvlanLower, VethPeerOut } from '../kinds/index.js';
 
 export interface Externals {
   vethPairs: VethPeerOut[];
   macvlans: MacvlanLower[];
+  /** net[INODE]:KEY, for the dump */
+  netNs: ExternalNetNs[];
 }
 
 /** An interface name as the kernel takes it (IFNAMSIZ 16, no '/', ':' or blank). */
@@ -46,7 +54,7 @@ function outside(entry: string, inside: string, value: string): VethPeerOut {
  * --veth-pair / RPC veths) for `op`; refuse what no kind takes.
  */
 export function readExternals(external: readonly string[], vethPairs: readonly VethPeerOut[], op: 'dump' | 'restore'): Externals {
-  const got: Externals = { vethPairs: [], macvlans: [] };
+  const got: Externals = { vethPairs: [], macvlans: [], netNs: [] };
   const add = (p: VethPeerOut, shown: string): void => {
     if (!IFNAME.test(p.inside)) throw bad(shown, `${JSON.stringify(p.inside)} is not an interface name`);
     if (got.vethPairs.some((x) => x.inside === p.inside)) throw bad(shown, `veth ${p.inside} is given twice`);
@@ -60,7 +68,7 @@ export function readExternals(external: readonly string[], vethPairs: readonly V
     const type = m?.[1] ?? /^([a-z]+)\[/.exec(e)?.[1];
     if (m === null || type === undefined) {
       if (type === 'veth' || type === 'macvlan') throw bad(e, `expected ${type}[NAME]:VALUE`);
-      throw new CriuTsError('EUNSUPPORTED', `--external ${e}: not supported yet (criu-ts takes veth[IN]:OUT[@BRIDGE], macvlan[IN]:OUTDEV, file[MNT_ID:INODE] and tty[RDEV:DEV])`, { external: e, errno: EOPNOTSUPP });
+      throw new CriuTsError('EUNSUPPORTED', `--external ${e}: not supported yet (criu-ts takes veth[IN]:OUT[@BRIDGE], macvlan[IN]:OUTDEV, net[INODE]:KEY, file[MNT_ID:INODE] and tty[RDEV:DEV])`, { external: e, errno: EOPNOTSUPP });
     }
     const [, , id = '', value = ''] = m;
     if (type === 'veth') {
@@ -69,10 +77,16 @@ export function readExternals(external: readonly string[], vethPairs: readonly V
       if (!IFNAME.test(id) || !IFNAME.test(value)) throw bad(e, 'expected macvlan[IN]:OUTDEV, both interface names');
       if (got.macvlans.some((x) => x.inside === id)) throw bad(e, `macvlan ${id} is given twice`);
       got.macvlans.push({ inside: id, lower: value });
+    } else if (type === 'net') {
+      if (!/^\d+$/.test(id) || value === '') throw bad(e, 'expected net[INODE]:KEY, the inode in decimal as /proc/PID/ns/net shows it');
+      const inode = Number(id);
+      if (got.netNs.some((x) => x.inode === inode)) throw bad(e, `net namespace ${inode} is given twice`);
+      got.netNs.push({ inode, key: value });
     } else {
-      throw new CriuTsError('EUNSUPPORTED', `--external ${e}: ${type}[...] is not supported yet (criu-ts takes veth[IN]:OUT[@BRIDGE], macvlan[IN]:OUTDEV, file[MNT_ID:INODE] and tty[RDEV:DEV])`, { external: e, errno: EOPNOTSUPP });
+      throw new CriuTsError('EUNSUPPORTED', `--external ${e}: ${type}[...] is not supported yet (criu-ts takes veth[IN]:OUT[@BRIDGE], macvlan[IN]:OUTDEV, net[INODE]:KEY, file[MNT_ID:INODE] and tty[RDEV:DEV])`, { external: e, errno: EOPNOTSUPP });
     }
   }
-  // At dump they describe the restore to come: CRIU keeps them and uses none.
-  return op === 'dump' ? { vethPairs: [], macvlans: [] } : got;
+  // At dump veths and macvlans describe the restore to come: CRIU keeps them and uses none.
+  // At restore an external net namespace is known from the images, and given with --inherit-fd.
+  return op === 'dump' ? { vethPairs: [], macvlans: [], netNs: got.netNs } : { ...got, netNs: [] };
 }

@@ -101,6 +101,14 @@ export interface DumpKindOptions extends CgroupOptions, MountOptions {
   networkLock: 'nftables' | 'iptables' | 'skip';
   /** --empty-ns net: the tree's net namespace is saved without its contents (the runtime makes them again) */
   emptyNetNs: boolean;
+  /** --external net[INODE]:KEY: net namespaces that are not the tree's to save, only named by KEY */
+  externalNetNs?: readonly ExternalNetNs[] | undefined;
+}
+
+/** --external net[INODE]:KEY (api/externals.ts) */
+export interface ExternalNetNs {
+  inode: number;
+  key: string;
 }
 
 /**

@@ -53,7 +53,8 @@ test('single features answer like the kernel config says', async () => {
   assert.equal(await one('timens'), kconfig('TIME_NS') === 'y');
   // User namespaces are restored (kinds/ns/user.ts), as CRIU's check asks: the ns and PR_SET_MM_MAP.
   assert.equal(await one('userns'), existsSync('/proc/self/ns/user'));
-  assert.equal(await one('external_net_ns'), false);
+  // --external net[INODE]:KEY and --inherit-fd (test/kinds/ns/net-external.test.ts)
+  assert.equal(await one('external_net_ns'), existsSync('/proc/self/ns/net'));
 });
 
 test('an unknown feature is a usage error', async () => {

@@ -23,17 +23,22 @@
  * (runc's empty_ns) nothing of the namespace is saved; the restore makes a
  * new one and leaves it empty (lo down) for the caller's setup-namespaces
  * step, locked again (with --network-lock nftables) until the tree runs.
+ * With --external net[INODE]:KEY naming the root's namespace (runc's
+ * container in a namespace someone else made), only KEY is saved
+ * (netns_entry.ext_key, as CRIU) and the namespace is locked; the restore
+ * puts the tree into the namespace the caller hands over with
+ * --inherit-fd fd[N]:KEY, and lifts the lock there.
  *
  * Limits: only the loopback device is saved (veth, tun, bridge, macvlan
  * and the rest are refused at dump, naming the device); nested net
  * namespaces inside the tree are refused; conntrack entries and netns ids
  * of other namespaces (nsids) are not saved.
  */
-import { accessSync, closeSync, constants, openSync } from 'node:fs';
+import { accessSync, closeSync, constants, openSync, statSync } from 'node:fs';
 import { CriuTsError } from '../../errors.js';
-import { NR, CLONE_NEWNET, inNamespacesOf } from '../../sys/index.js';
+import { NR, NSTYPE, CLONE_NEWNET, inNamespacesOf, namespaceTypeOf } from '../../sys/index.js';
 import type { NetDeviceEntry, NetnsEntry } from '../../images/messages.js';
-import { stateKey, type ResourceKind, type RestoreContext } from '../types.js';
+import { stateKey, type ExternalNetNs, type ResourceKind, type RestoreContext } from '../types.js';
 import { isRoot, rootHasOwnNamespace, rootNamespaceToCreate } from './common.js';
 import { readConf, readIpv4Sysctls, readUnixConf, writeConf, writeIpv4Sysctls, writeUnixConf } from './net-conf.js';
 import { IP_DUMPS, runTool } from './net-tools.js';
@@ -66,8 +71,10 @@ interface RestoreState {
   images: NetImages | undefined;
   /** --empty-ns net: our fd of the new namespace, locked again until the network unlock */
   emptyFd?: number | undefined;
-  /** --join-ns net: our fd of the namespace to join, kept until the network unlock */
+  /** --join-ns net, or the --inherit-fd of an external one: our fd of the namespace to join, kept until the network unlock */
   joinFd?: number | undefined;
+  /** the namespace was external at dump (--external net[..]:KEY): joined, nothing put into it */
+  external?: boolean | undefined;
   /** how the dump locked the namespace, and its run id (the lock's name) */
   lock?: { method: NsLockMethod; runId: string } | undefined;
 }
@@ -136,6 +143,37 @@ function fillNamespace(images: NetImages, r: DeviceRestore, ourNs: number): void
   if (nft !== undefined && nft.toString('utf8').trim() !== '') runTool('ERESTORE', 'nft', ['-f', '-'], `${who}: nftables-${images.id}.img`, nft);
 }
 
+/** The key of --external net[INODE]:KEY when it names `pid`'s net namespace. */
+function externalKey(list: readonly ExternalNetNs[] | undefined, pid: number): string | undefined {
+  if (list === undefined || list.length === 0) return undefined;
+  const ino = statSync(`/proc/${pid}/ns/net`).ino;
+  return list.find((x) => x.inode === ino)?.key;
+}
+
+/** netns-<id>.img's ext_key: the dump was told the namespace was not the tree's. */
+function externalKeyOf(ctx: RestoreContext, id: number): string | undefined {
+  const entry = ctx.ownImage(`netns-${id}.img`)?.entries[0] as NetnsEntry | undefined;
+  const key = entry?.ext_key;
+  return key === undefined || key === '' ? undefined : key;
+}
+
+/** Our own fd of the namespace the caller handed over for `key` (--inherit-fd fd[N]:KEY), checked to be a net namespace. */
+function openInherited(ctx: RestoreContext, key: string): number {
+  if (ctx.opts.joinNs.some((j) => j.type === 'net')) {
+    throw new CriuTsError('EUSAGE', `the tree's net namespace was external at dump (key ${key}): it is given with --inherit-fd fd[N]:${key}, not --join-ns net`, { key });
+  }
+  const given = ctx.opts.inheritFds?.get(key);
+  if (given === undefined) {
+    throw new CriuTsError('ERESTORE', `the tree's net namespace was external at dump (key ${key}): give it with --inherit-fd fd[N]:${key}`, { key });
+  }
+  const fd = openSync(`/proc/self/fd/${given}`, 'r');
+  if (namespaceTypeOf(fd) !== NSTYPE.net) {
+    closeSync(fd);
+    throw new CriuTsError('EUSAGE', `--inherit-fd fd[${given}]:${key}: not a net namespace`, { key, fd: given });
+  }
+  return fd;
+}
+
 function deviceRestore(ctx: RestoreContext, who: string, nsId: number): DeviceRestore {
   return { who, nsId, vethPairs: ctx.opts.vethPairs, macvlans: ctx.opts.macvlans };
 }
@@ -155,6 +193,14 @@ export const netKind: ResourceKind = {
     const id = task.ids.net_ns_id;
     if (id === undefined) throw new CriuTsError('EDUMP', `task ${task.pid}: no net namespace id`, { pid: task.pid });
     const who = `task ${task.pid}'s net namespace`;
+    const ext = externalKey(ctx.opts.externalNetNs, task.pid);
+    if (ext !== undefined) {
+      // Someone else's namespace (runc: a netns made by CNI): only its key is saved, as CRIU; locked all the same.
+      lockNamespace(ctx, task.pid, who);
+      ctx.writeImage(`netns-${id}.img`, 'NETNS', [{ ext_key: ext } as NetnsEntry]);
+      log.info(`net namespace ${id}: external (key ${ext}), its contents are not saved`);
+      return;
+    }
     if (ctx.opts.emptyNetNs) {
       // --empty-ns net: the runtime makes the namespace's contents again; as CRIU, no image of them is written
       // (a restore without --empty-ns refuses for want of netns-<id>.img). The lock holds it all the same.
@@ -194,13 +240,15 @@ export const netKind: ResourceKind = {
 
   prepareRestore(tree, ctx) {
     const nsId = rootNamespaceToCreate(tree, 'net');
-    const images = nsId === undefined || ctx.opts.emptyNetNs ? undefined : loadImages(ctx, nsId);
+    const extKey = nsId === undefined ? undefined : externalKeyOf(ctx, nsId);
+    const images = nsId === undefined || ctx.opts.emptyNetNs || extKey !== undefined ? undefined : loadImages(ctx, nsId);
     if (images !== undefined) checkNetDevices(images.devices, deviceRestore(ctx, `the tree's net namespace (ns id ${images.id})`, images.id));
     const inv = tree.inventory;
     // inventory's network_lock_method: CRIU's numbering, iptables 0, nftables 1, skip 2
     const method = inv.network_lock_method === 1 ? 'nftables' : inv.network_lock_method === 0 ? 'iptables' : undefined;
     const lock = method === undefined || inv.dump_criu_run_id === undefined ? undefined : { method, runId: inv.dump_criu_run_id } as const;
-    ctx.state(RESTORE, () => ({ rootPid: tree.rootPid, nsId, images, joinFd: openJoinNs(ctx, 'net'), lock }));
+    const joinFd = extKey === undefined ? openJoinNs(ctx, 'net') : openInherited(ctx, extKey);
+    ctx.state(RESTORE, () => ({ rootPid: tree.rootPid, nsId, images, joinFd, external: extKey !== undefined, lock }));
   },
 
   restoreCreated(t, task, ctx) {
@@ -208,7 +256,7 @@ export const netKind: ResourceKind = {
     if (!isRoot(task, st.rootPid)) return;
     // --join-ns net: into the given namespace, which gets what was saved as a new one would (CRIU does the same).
     if (st.joinFd !== undefined) joinInTask(t, ctx, 'net', st.joinFd);
-    if (st.nsId === undefined) return;
+    if (st.nsId === undefined || st.external === true) return;
     if (st.joinFd === undefined) t.syscall('unshare(CLONE_NEWNET)', NR.unshare, CLONE_NEWNET);
     const images = st.images;
     if (images !== undefined) {
