@@ -140,9 +140,6 @@ async function dumpTreeHashed(opts: DumpTreeOptions): Promise<DumpResult> {
       })),
     };
     for (const k of RESOURCE_KINDS) k.dumpTree?.(treeView, ctx);
-    if (treePids.ownNamespace && (opts.prevDir !== undefined || opts.trackMem || opts.pageServer)) {
-      throw new CriuTsError('EUNSUPPORTED', `task ${pid} is the init of a pid namespace: incremental dumps and page servers (--prev-images-dir, --track-mem, --page-server) of such a tree are not supported yet`, { pid });
-    }
     const shmemDone = new Set<bigint>();
     const files = new TreeFiles(ctx, pid);
     const seccomp = new SeccompCollector();

@@ -22,6 +22,7 @@ import { logger } from '../log.js';
 import type { DumpTreeOptions, DumpResult, DumpStats } from './options.js';
 import { seizeTree, releaseTree } from './tree.js';
 import { hasOwnNamespace, refuseForeignNamespaces } from './namespaces.js';
+import { TreePids } from './pids.js';
 import { checkImagesDir } from './index.js';
 import { checkOwnNamespaces, checkTraceable } from './authorize.js';
 import { walkTree } from '../proc/children.js';
@@ -29,7 +30,6 @@ import { dumpMemory } from '../kinds/memory/dump.js';
 import { IncrementalMemory } from '../kinds/memory/incremental.js';
 import { PageServerClient } from '../kinds/memory/page-server-client.js';
 import { handledNamespaces } from '../kinds/index.js';
-import type { NsKind } from '../images/index.js';
 
 const log = logger('dump');
 
@@ -43,7 +43,7 @@ export async function preDumpTree(opts: DumpTreeOptions): Promise<DumpResult> {
   if (opts.after === 'stop') throw new CriuTsError('EUSAGE', 'pre-dump always leaves the tree running (--leave-stopped makes no sense here)', {});
   const dir = opts.dir;
   checkImagesDir(dir, opts.asCaller);
-  refuseForeignNamespaces(pid, preDumpNamespaces());
+  refuseForeignNamespaces(pid, handledNamespaces());
   // For an unprivileged caller (RPC): only tasks it could ptrace itself, before and after seizing.
   checkTraceable(walkTree(pid), opts.asCaller);
   await opts.notify({ point: 'pre-dump', rootPid: pid });
@@ -72,6 +72,8 @@ export async function preDumpTree(opts: DumpTreeOptions): Promise<DumpResult> {
   try {
     checkTraceable(pids, opts.asCaller);
     checkOwnNamespaces(pids, opts.asCaller);
+    // Images are named by the pids the tree sees (its own pid namespace's), as the final dump's.
+    const treePids = TreePids.read(tree);
     let pagesId = 0;
     // Shared memory's pages (pagemap-shmem images): CRIU's shpages_* (zdtm adds them to pages_written to check the pages files).
     let shPages = 0;
@@ -80,19 +82,20 @@ export async function preDumpTree(opts: DumpTreeOptions): Promise<DumpResult> {
     for (const node of tree.tasks) {
       const main = node.threads[0];
       if (node.zombie || !main) continue;
-      refuseForeignNamespaces(node.pid, preDumpNamespaces());
+      refuseForeignNamespaces(node.pid, handledNamespaces());
       const scratch = { addr: main.mapScratch(), size: main.scratchRange?.size ?? 0 };
-      const track = inc.begin(node.pid, main, pids);
+      const imageId = treePids.of(node.pid).vpid;
+      const track = inc.begin(node.pid, main, pids, imageId);
       // File ids only name mappings in mm-<pid>.img, which a pre-dump does not write.
       const mem = dumpMemory({
-        pid: node.pid, dir, fileId: () => 0, ghostFileId: () => 0, memfdFileId: () => 0,
+        pid: node.pid, imageId, dir, fileId: () => 0, ghostFileId: () => 0, memfdFileId: () => 0,
         shmemDone, nextPagesId: () => ++pagesId, exclude: [scratch], sysvShm: hasOwnNamespace(node.pid, 'ipc'),
         ...(track ? { track } : {}),
         ...(pageServer ? { pageServer } : {}),
       });
       inc.end(node.pid, mem);
       if (!pageServer) {
-        storeImage(dir, 'PAGEMAP', node.pid, [{ pages_id: mem.pagesId }, ...mem.pagemap]);
+        storeImage(dir, 'PAGEMAP', imageId, [{ pages_id: mem.pagesId }, ...mem.pagemap]);
         for (const sh of mem.shmem) {
           storeImage(dir, 'SHMEM_PAGEMAP', sh.shmid, [{ pages_id: sh.pagesId }, ...sh.entries]);
         }
@@ -131,15 +134,4 @@ export async function preDumpTree(opts: DumpTreeOptions): Promise<DumpResult> {
   log.info(`pre-dump of ${pid} finished: ${tree.tasks.length} task(s), ${stats.pagesWritten} pages written, ${stats.pagesSkippedParent} in the parent`);
   await opts.notify({ point: 'post-dump', rootPid: pid });
   return { pids, stats };
-}
-
-/**
- * The namespace types a pre-dump accepts: those the kinds handle, but for
- * pid namespaces (its images and the memory tracker's records are named by
- * our pids, not yet by the tree's own).
- */
-function preDumpNamespaces(): ReadonlySet<NsKind> {
-  const s = new Set(handledNamespaces());
-  s.delete('pid');
-  return s;
 }

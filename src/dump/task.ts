@@ -146,9 +146,9 @@ export function dumpTask(
   const { brk, dumpable, thpDisabled } = asked;
   const exclude = [range];
   const tmw = process.hrtime.bigint();
-  const track = shared.inc.begin(pid, main, shared.treePids);
+  const track = shared.inc.begin(pid, main, shared.treePids, vp.vpid);
   const mem = dumpMemory({
-    pid, dir: ctx.dir, fileId, ghostFileId,
+    pid, imageId: vp.vpid, dir: ctx.dir, fileId, ghostFileId,
     memfdFileId: (start, end, path) => memfdFileForMapping(ctx, pid, start, end, path),
     socketFileId: (start, end, path) => socketFileForMapping(ctx, pid, start, end, path, ids.net_ns_id),
     shmemDone: shared.shmemDone, nextPagesId: () => ctx.nextPagesId(), onBytes: shared.onBytes, exclude,

@@ -146,16 +146,15 @@ export function releaseTree(tasks: TaskNode[], how: 'resume' | 'stop' | 'kill'):
       // death is reported only after every other thread's: collect it last.
       const parent = tasks.find((p) => p.pid === node.ppid)?.threads[0];
       const tids = [...node.threads].reverse().map((t) => t.tid);
-      if (!parent) {
-        // The root: nobody in the tree waits for it, so let the kernel tear
-        // it down (freeing a big address space takes a while) while we return.
-        collectLater(tids);
-        continue;
-      }
+      // The root too, although freeing a big address space takes a while: a
+      // dump that returns must leave no task of the tree behind. runc asks
+      // whether the container's init is still there as soon as we answer,
+      // and destroys the container only when it is not (CRIU waits too).
       for (const tid of tids) collectExit(tid);
       // Have the (still stopped) parent reap it, so no zombie waits for a slow
-      // init and the pid is free for a restore right away.
-      {
+      // init and the pid is free for a restore right away. The root's own
+      // parent (a shell, runc, an init) reaps it.
+      if (parent) {
         try {
           parent.syscallRaw(NR.wait4, node.pid, 0, __WALL | WNOHANG, 0);
         } catch {
@@ -171,30 +170,6 @@ export function releaseTree(tasks: TaskNode[], how: 'resume' | 'stop' | 'kill'):
       t.detachQuiet();
     }
   }
-}
-
-/**
- * Collect traced deaths in the background (non-leaders first). If our
- * process exits before, the kernel drops the tracing and the parent sees
- * the deaths anyway.
- */
-function collectLater(tids: number[]): void {
-  const left = [...tids];
-  const deadline = Date.now() + 60_000;
-  const step = (): void => {
-    while (left.length > 0) {
-      let st;
-      try {
-        st = waitPid(left[0] as number, __WALL | WNOHANG);
-      } catch {
-        st = undefined; // ECHILD: collected already
-      }
-      if (st === null) break;
-      if (st === undefined || st.exited || st.signaled) left.shift();
-    }
-    if (left.length > 0 && Date.now() < deadline) setTimeout(step, 2).unref();
-  };
-  step();
 }
 
 /**

@@ -2,7 +2,7 @@
  * runc with criu-ts as its criu (issue 14 point 1): a busybox container
  * whose process counts into a file in its rootfs is checkpointed and
  * restored by Debian's runc (`runc --criu bin/criu-ts`), in the ways runc
- * offers: plain, --leave-running, --tcp-established,
+ * offers: plain, --leave-running, --pre-dump then --parent-path, --tcp-established,
  * --manage-cgroups-mode, --empty-ns network, a network namespace given by
  * path (runc sends it as `external` and gives it back with `inherit_fd`),
  * and a restore of CRIU 4.2's checkpoint (with CRIU_BIN). After restore
@@ -18,6 +18,7 @@ import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { readImage } from '../../src/images/index.js';
 import { killAndWait, removeDir, sleep, tempDir, useE2eHarness, waitFor, waitGone } from './helpers.js';
 import {
   COUNTER_SCRIPT, CRIU_TS, allCounts, criuBin, failureStory, firstLine, hasIpNetns, lastCount, makeRootfs, refusal, releasePipes, run, runDetaching, staticBusybox, which,
@@ -137,6 +138,8 @@ interface Variant {
   leaveRunning?: boolean;
   /** the criu that checkpoints (default criu-ts) */
   dumpWith?: string;
+  /** a `runc checkpoint --pre-dump` first (the container goes on), then the checkpoint with `--parent-path` to it */
+  preDump?: boolean;
 }
 
 async function checkpointAndRestore(t: { skip: (why: string) => void }, v: Variant): Promise<void> {
@@ -150,13 +153,28 @@ async function checkpointAndRestore(t: { skip: (why: string) => void }, v: Varia
   const nsPid = nsPidOf(pid);
   const img = join(c.dir, 'img');
   const work = join(c.dir, 'work');
-  const ck = run(runcArgs(c, v.dumpWith ?? CRIU_TS, 'checkpoint', '--image-path', img, '--work-path', work, ...(v.checkpoint ?? []), c.id));
+  const parent: string[] = [];
+  if (v.preDump === true) {
+    const pre = run(runcArgs(c, v.dumpWith ?? CRIU_TS, 'checkpoint', '--pre-dump', '--image-path', join(c.dir, 'pre'), '--work-path', work, c.id));
+    assert.equal(pre.status, 0, `runc checkpoint --pre-dump failed:\n${failureStory(pre.out)}`);
+    assert.equal(runcStatus(c), 'running', 'the container goes on after a pre-dump');
+    const now = lastCount(c.countFile);
+    assert.ok(await waitFor(() => lastCount(c.countFile) > now + 2, 10_000), 'the container stopped counting after the pre-dump');
+    // runc takes it relative to the image path, as CRIU's --prev-images-dir
+    parent.push('--parent-path', '../pre');
+  }
+  const ck = run(runcArgs(c, v.dumpWith ?? CRIU_TS, 'checkpoint', '--image-path', img, '--work-path', work, ...parent, ...(v.checkpoint ?? []), c.id));
   if (ck.status !== 0) {
     const why = refusal(`runc checkpoint ${(v.checkpoint ?? []).join(' ')}`.trim(), ck.out);
     assert.ok(why !== undefined, `runc checkpoint failed:\n${failureStory(ck.out)}`);
     assert.equal(runcStatus(c), 'running', 'a refused checkpoint must leave the container running');
     t.skip(why);
     return;
+  }
+  if (v.preDump === true) {
+    // The checkpoint is incremental: pages the pre-dump holds are not written again.
+    const st = readImage(join(img, 'stats-dump')).entries[0] as { dump?: { pages_skipped_parent?: bigint } };
+    assert.ok(Number(st.dump?.pages_skipped_parent ?? 0n) > 0, 'the checkpoint found no page in the pre-dump');
   }
   let dumpedAt: number;
   if (v.leaveRunning === true) {
@@ -206,6 +224,10 @@ test('runc checkpoint / restore --tcp-established', { skip: skipAll }, async (t)
 
 test('runc checkpoint / restore --manage-cgroups-mode soft and full', { skip: skipAll }, async (t) => {
   await checkpointAndRestore(t, { checkpoint: ['--manage-cgroups-mode', 'full'], restore: ['--manage-cgroups-mode', 'soft'] });
+});
+
+test('runc checkpoint --pre-dump, then checkpoint --parent-path and restore', { skip: skipAll }, async (t) => {
+  await checkpointAndRestore(t, { preDump: true });
 });
 
 test('runc checkpoint / restore --empty-ns network', { skip: skipAll }, async (t) => {

@@ -42,6 +42,8 @@ import { imagePath } from '../../images/index.js';
 
 export interface MemoryDumpContext {
   pid: number;
+  /** the id its pagemap image is named by: the pid the tree sees (its own pid namespace's); default pid */
+  imageId?: number;
   dir: string;
   /** id of the file entry (REG) for a path, creating it on first use */
   fileId(path: string, flags: number): number;
@@ -130,7 +132,7 @@ export function dumpMemory(ctx: MemoryDumpContext): MemoryDump {
   const vmas: VmaEntry[] = [];
   const pagesId = ctx.nextPagesId();
   const resident = maps.reduce((n, v) => n + (v.rssKb + v.swapKb) * 1024, 0);
-  const writer = new PagesWriter(ctx.dir, pagesId, pid, ctx.onBytes, resident, ctx.pageServer ? { client: ctx.pageServer, target: { type: 'pid', id: pid } } : undefined);
+  const writer = new PagesWriter(ctx.dir, pagesId, pid, ctx.onBytes, resident, ctx.pageServer ? { client: ctx.pageServer, target: { type: 'pid', id: ctx.imageId ?? pid } } : undefined);
   const shmem: MemoryDump['shmem'] = [];
   const reader = new PagemapReader(pid);
   let scanned = 0;

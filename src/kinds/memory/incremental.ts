@@ -80,8 +80,12 @@ export class IncrementalMemory {
     this.record = prev === undefined ? new Map() : readTrackRecord(prev);
   }
 
-  /** Before the task's memory is dumped (main thread `t` seized, scratch mapped). */
-  begin(pid: number, t: Tracee, treePids: readonly number[]): MemoryTrackContext | undefined {
+  /**
+   * Before the task's memory is dumped (main thread `t` seized, scratch
+   * mapped). `imageId`: the pid its images are named by (the tree's own pid
+   * namespace's); the tracker's record stays keyed by our pid.
+   */
+  begin(pid: number, t: Tracee, treePids: readonly number[], imageId = pid): MemoryTrackContext | undefined {
     const rec = this.record.get(pid);
     let own: Tracker | undefined;
     for (const tr of findTrackers(pid)) {
@@ -101,7 +105,7 @@ export class IncrementalMemory {
     this.touched.push({ t, fd: own.fd });
     st.pagemapFd = openSync(`/proc/${pid}/pagemap`, 'r');
     // The parent's pagemap where it is here (a local chain, or a page server writing into the same dir); else what its record says was sent.
-    const parent = existsSync(imagePath(prev, 'PAGEMAP', pid)) ? coverage(prev, imageFile('PAGEMAP', pid)) : rec?.covered ?? [];
+    const parent = existsSync(imagePath(prev, 'PAGEMAP', imageId)) ? coverage(prev, imageFile('PAGEMAP', imageId)) : rec?.covered ?? [];
     return {
       parent,
       scan: (start, end) => {

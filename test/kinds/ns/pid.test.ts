@@ -3,15 +3,17 @@
  * init of a pid namespace of its own is dumped with the pids it sees and
  * restored in a new pid namespace, where every task, thread, group,
  * session, helper and zombie has its pid again (the pid-ns subject checks
- * them from inside); crit 3.17 reads the images. What is not done yet is
- * refused with one line, and the tree runs on.
+ * them from inside); crit 3.17 reads the images. A pre-dump of such a
+ * tree names its images by those pids too, so the final dump and the
+ * restore find their pages in it (runc checkpoint --pre-dump). What is not
+ * done yet is refused with one line, and the tree runs on.
  */
 import { before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
-import { dump, restore } from '../../../src/api/index.js';
+import { dump, preDump, restore } from '../../../src/api/index.js';
 import { readImage, writeImage } from '../../../src/images/index.js';
 import { isCriuTsError } from '../../../src/errors.js';
 import { isAlive, startSubject, type Subject } from '../../lib/subjects.js';
@@ -68,6 +70,35 @@ test('the init of a pid namespace and its tree come back in a new pid namespace 
     if (restored !== undefined) await killAndWait(restored);
     s?.cleanup();
     removeDir(dir);
+  }
+});
+
+test('a pid namespace tree: pre-dump, then a dump on top of it (pages in the parent), restored; images named by the pids it sees', TIMEOUT, async () => {
+  const base = tempDir('pid-ns-pre');
+  const pre = join(base, 'pre');
+  const fin = join(base, 'fin');
+  let s: Subject | undefined;
+  let restored: number | undefined;
+  try {
+    s = await startSubject('pid-ns', [], { pthread: true, launcher: true });
+    const r1 = await preDump({ pid: s.pid, imagesDir: pre, progress: false });
+    assert.ok(isAlive(s.pid), 'a pre-dump leaves the tree running');
+    assert.ok(existsSync(join(pre, 'pagemap-1.img')), 'the init\'s pagemap is named by its pid inside');
+    assert.ok(!existsSync(join(pre, `pagemap-${s.pid}.img`)));
+    assert.ok(r1.stats.pagesWritten > 0);
+    const r2 = await dump({ pid: s.pid, imagesDir: fin, prevImagesDir: '../pre', trackMem: true, progress: false });
+    await gone(r2.pids);
+    assert.ok(r2.stats.pagesSkippedParent > 0, 'the final dump finds pages in the pre-dump');
+    const res = await restore({ imagesDir: fin, progress: false });
+    restored = res.pid;
+    assert.equal(nsPid(res.pid)[1], 1, 'the root is pid 1 inside');
+    s.pid = res.pid;
+    const out = await s.terminateAndResult();
+    assert.ok(out.ok, out.text);
+  } finally {
+    if (restored !== undefined) await killAndWait(restored);
+    s?.cleanup();
+    removeDir(base);
   }
 });
 
