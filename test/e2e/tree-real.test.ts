@@ -49,8 +49,9 @@ function roundTrip(pid: number, dir: string): Promise<number[]> {
 async function roundTripAnd(pid: number, dir: string, whileDead: () => void): Promise<number[]> {
   const before = snapshot(pid);
   const d = await dump({ pid, imagesDir: dir, progress: false });
-  // A pipeline's short-lived `sleep` or `date` may come or go between our look and the dump.
-  const lasting = before.filter((t) => !['sleep', 'date'].includes(t.threads[0] ?? ''));
+  // A pipeline's short-lived `sleep` or `date` may come or go between our look and the dump
+  // (one gone while we looked has no name: it did not last either).
+  const lasting = before.filter((t) => t.threads[0] !== undefined && !['sleep', 'date'].includes(t.threads[0]));
   for (const t of lasting) assert.ok(d.pids.includes(t.pid), `task ${t.pid} (${t.threads[0] ?? '?'}) not dumped`);
   assert.deepEqual(await allGone(d.pids, [pid]), [], 'tasks still exist after the dump');
   whileDead();
