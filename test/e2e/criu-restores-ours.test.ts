@@ -34,7 +34,7 @@ const CASES: readonly { name: string; args?: string[] }[] = [
   { name: 'threads', args: [] },
   { name: 'fpu' },
   { name: 'avx512' },
-  { name: 'aio-ring' },
+  { name: 'aio-ring', args: ['--criu-shape', '1'] },
   { name: 'ipc-ns', args: ['--criu-shape', '1'] },
 ];
 

@@ -122,6 +122,7 @@ export const SUBJECTS: readonly SubjectCase[] = [
   c('cow-fork', 'copy-on-write: pages parent and child share since fork are one physical page again (anon, private file, read-only)'),
   c('hugetlb', 'MAP_HUGETLB memory, private and shared across fork (a huge page only the child wrote), a hugetlb memfd: contents and page size', { skip: needHugePages(12) }),
   c('aio-ring', 'AIO contexts: ring address, size, head and tail (one ring gone around), unreaped events, new requests after'),
+  c('aio-ring', 'the same but the kernel\'s numbers of the rings (what CRIU 4.2 restores too: test/e2e/criu-restores-ours)', { args: ['--criu-shape', '1'] }),
   c('shmem-windows', 'one shared anonymous object through windows: pages only the child still maps saved with the parent, a second window via map_files'),
   c('shmem-private-map', 'a shared anonymous object mapped privately through map_files (copy-on-write over it) and shared through a second window'),
   c('guard-regions', 'MADV_GUARD_INSTALL guard regions in anonymous and private file mappings: still faulting, data around them, no extra VMA', { skip: needGuardRegions() }),

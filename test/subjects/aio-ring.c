@@ -3,7 +3,10 @@
  * id (the ring's address), the kernel's number for it (a first context was
  * destroyed, so the numbers start at 1), the ring size, head and tail (one ring has gone
  * around once), completed events not yet reaped (with their aio_data), and
- * the context still takes new requests afterwards.
+ * the context still takes new requests afterwards. --criu-shape 1 leaves
+ * out the kernel's numbers: CRIU 4.2's restore numbers the rings anew (its
+ * own dump of this subject comes back with 1 and 0), so that is what a
+ * restore by CRIU of our images can show (test/e2e/criu-restores-ours).
  */
 #define _GNU_SOURCE
 #include "subject.h"
@@ -70,7 +73,7 @@ int main(int argc, char **argv)
 	subject_ready();
 	subject_wait_term();
 
-	if (ra->id != id[0] || rb->id != id[1])
+	if (subject_opt_long("criu-shape", 0) == 0 && (ra->id != id[0] || rb->id != id[1]))
 		subject_fail("kernel ids %u and %u, were %u and %u", ra->id, rb->id, id[0], id[1]);
 	if (ra->nr != nr[0] || ra->head != head[0] || ra->tail != tail[0])
 		subject_fail("ring a: nr %u head %u tail %u, was %u %u %u", ra->nr, ra->head, ra->tail, nr[0], head[0], tail[0]);
