@@ -34,6 +34,7 @@ export function coreOptions(opts: DumpOptions): DumpTreeOptions {
   return {
     pid: opts.pid,
     dir: resolve(opts.imagesDir ?? '.'),
+    workDir: resolve(opts.workDir ?? opts.imagesDir ?? '.'),
     kinds: {
       shellJob: opts.shellJob ?? false,
       orphanPtsMaster: opts.orphanPtsMaster ?? false,

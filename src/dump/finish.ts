@@ -8,6 +8,7 @@ import type { DumpKindOptions } from '../kinds/index.js';
 import type { DumpSession } from './context.js';
 import { LOCK_METHOD, type SeccompCollector } from '../kinds/index.js';
 import { usToNow } from './task.js';
+import { storeImage } from '../images/index.js';
 
 export interface TreeImages {
   pstree: PstreeEntry[];
@@ -17,6 +18,8 @@ export interface TreeImages {
   stats: DumpStats;
   /** When the dump began: stats-dump's frozen time ends here. */
   t0: bigint;
+  /** --work-dir: stats-dump goes there (CRIU writes it in its working directory, runc and podman read it there) */
+  workDir?: string | undefined;
 }
 
 /** Written in this order; the kinds' images (queued data, memfd pages) last but stats-dump. */
@@ -39,7 +42,9 @@ export function writeTreeImages(ctx: DumpSession, t: TreeImages): void {
   ctx.saveImage('INVENTORY', undefined, [inv]);
   ctx.finishImages();
   t.stats.frozenTimeUs = usToNow(t.t0);
-  ctx.saveImage('STATS', 'dump', [statsEntry(t.stats, ctx.sharedPages)]);
+  const stats = [statsEntry(t.stats, ctx.sharedPages)];
+  if (t.workDir === undefined || t.workDir === ctx.dir) ctx.saveImage('STATS', 'dump', stats);
+  else storeImage(t.workDir, 'STATS', 'dump', stats);
 }
 
 /**

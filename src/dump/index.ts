@@ -173,7 +173,7 @@ async function dumpTreeHashed(opts: DumpTreeOptions): Promise<DumpResult> {
     }
     progress.tasks(done, tree.tasks.length);
     stats.memdumpTimeUs = usToNow(tm);
-    writeTreeImages(ctx, { pstree, seccomp, rootIds, kinds: opts.kinds, stats, t0 });
+    writeTreeImages(ctx, { pstree, seccomp, rootIds, kinds: opts.kinds, stats, t0, workDir: opts.workDir });
     inc.finish();
     // Every page is stored on the page server's side before the tree may go.
     pageServer?.close();

@@ -12,6 +12,8 @@ export interface DumpTreeOptions {
   pid: number;
   /** absolute images dir */
   dir: string;
+  /** absolute work dir (--work-dir, RPC work_dir_fd), where stats-dump goes as CRIU's; default the images dir */
+  workDir?: string | undefined;
   /** the options kinds act on */
   kinds: DumpKindOptions;
   /** what becomes of the tree after a dump that succeeded (a failed dump always resumes it) */

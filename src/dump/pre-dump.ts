@@ -118,7 +118,7 @@ export async function preDumpTree(opts: DumpTreeOptions): Promise<DumpResult> {
         shpages_scanned: BigInt(shPages), shpages_skipped_parent: 0n, shpages_written: BigInt(shPages),
       },
     };
-    storeImage(dir, 'STATS', 'dump', [st]);
+    storeImage(opts.workDir ?? dir, 'STATS', 'dump', [st]);
     // Every page is stored on the page server's side before the record says so.
     pageServer?.close();
     inc.finish();

@@ -248,7 +248,7 @@ async function restoreLoaded(
     pagesCompared: plan.nodes.reduce((a, n) => a + (n.memory?.compared ?? 0), 0),
     pagesSkippedCow: plan.nodes.reduce((a, n) => a + (n.memory?.skippedCow ?? 0), 0),
   };
-  writeRestoreStats(dir, stats);
+  writeRestoreStats(opts.workDir ?? dir, stats);
   log.info(`restored ${pids.length} task(s), root ${root}`);
   return { pid: root, pids, stats };
 }

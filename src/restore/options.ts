@@ -9,6 +9,8 @@ import type { CallerCreds } from '../caller.js';
 export interface RestoreTreeOptions {
   /** absolute images dir */
   dir: string;
+  /** absolute work dir (--work-dir): stats-restore goes there, as CRIU's; default the images dir */
+  workDir?: string | undefined;
   /** the options kinds act on */
   kinds: RestoreKindOptions;
   /** leave every task stopped (SIGSTOP) instead of running */

@@ -11,9 +11,15 @@
  * its root (`--rootfs`). Skips: where podman cannot run a container here
  * (with podman's reason), and while criu-ts refuses what runc asks for
  * (the skip quotes criu-ts's one line). Any other failure is red.
+ *
+ * `--import` makes the container again from its image, which a `--rootfs`
+ * container has none of: for that case the rootfs becomes a local image
+ * (`podman import` of its tarball, no registry needed) and the count goes
+ * to a directory given as a volume.
  */
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { removeDir, sleep, tempDir, useE2eHarness, waitFor } from './helpers.js';
 import {
@@ -32,10 +38,12 @@ const missing = podman === undefined ? 'podman is not installed (apt-get install
 
 const names: string[] = [];
 const dirs: string[] = [];
+const images: string[] = [];
 let seq = 0;
 
 after(() => {
   for (const n of names) run([podman as string, 'rm', '-f', '-t', '0', n]);
+  for (const i of images) run([podman as string, 'rmi', '-f', i]);
   releasePipes();
   for (const d of dirs) removeDir(d);
 });
@@ -51,15 +59,36 @@ function podmanCmd(p: Pod, ...args: string[]): string[] {
   return [podman as string, '--runtime', runc as string, ...args];
 }
 
-async function startPod(): Promise<Pod | string> {
+/** The container from `rootfs` as a local image (podman import of its tarball); the image's name, or podman's reason. */
+function localImage(p: Pod, rootfs: string): { image: string } | string {
+  const tar = join(p.dir, 'rootfs.tar');
+  const t = run(['tar', '-C', rootfs, '-cf', tar, '.']);
+  if (t.status !== 0) return `cannot tar the rootfs: ${firstLine(t.out)}`;
+  const image = `localhost/criu-ts-busybox:${process.pid}-${seq}`;
+  const r = run(podmanCmd(p, 'import', tar, image));
+  if (r.status !== 0) return `podman cannot import an image here: ${firstLine(r.out)}`;
+  images.push(image);
+  return { image };
+}
+
+async function startPod(fromImage = false): Promise<Pod | string> {
   const dir = tempDir('podman');
   dirs.push(dir);
   const rootfs = join(dir, 'rootfs');
   makeRootfs(rootfs, (busybox as { path: string }).path);
   const p: Pod = { name: `criu-ts-${process.pid}-${(seq += 1)}`, dir, countFile: join(rootfs, 'data', 'count'), env: criuOnPath(join(dir, 'bin'), CRIU_TS) };
   names.push(p.name);
+  let root = ['--rootfs', rootfs];
+  if (fromImage) {
+    const img = localImage(p, rootfs);
+    if (typeof img === 'string') return img;
+    const data = join(dir, 'data');
+    mkdirSync(data);
+    p.countFile = join(data, 'count');
+    root = ['-v', `${data}:/data`, img.image];
+  }
   const r = await runDetaching(podmanCmd(p, 'run', '-d', '--name', p.name, '--ulimit', 'nofile=1024:1024', '--ulimit', 'nproc=4096:4096',
-    '--network', 'none', '--rootfs', rootfs, 'sh', '-c', COUNTER_SCRIPT), { env: p.env });
+    '--network', 'none', ...root, 'sh', '-c', COUNTER_SCRIPT), { env: p.env });
   if (r.status !== 0) return `podman cannot run a container here: ${firstLine(r.out)}`;
   assert.ok(await waitFor(() => lastCount(p.countFile) >= 5, 20_000), 'the container does not count');
   return p;
@@ -73,7 +102,7 @@ function status(p: Pod): string {
 async function checkpointAndRestore(
   t: { skip: (why: string) => void }, ckArgs: string[], rsArgs: (tarball: string) => string[], removeFirst: boolean, dumpWith?: string,
 ): Promise<void> {
-  const p = await startPod();
+  const p = await startPod(removeFirst);
   if (typeof p === 'string') {
     t.skip(p);
     return;

@@ -172,8 +172,8 @@ async function checkpointAndRestore(t: { skip: (why: string) => void }, v: Varia
     return;
   }
   if (v.preDump === true) {
-    // The checkpoint is incremental: pages the pre-dump holds are not written again.
-    const st = readImage(join(img, 'stats-dump')).entries[0] as { dump?: { pages_skipped_parent?: bigint } };
+    // The checkpoint is incremental: pages the pre-dump holds are not written again (stats-dump is in the work dir, as CRIU writes it).
+    const st = readImage(join(work, 'stats-dump')).entries[0] as { dump?: { pages_skipped_parent?: bigint } };
     assert.ok(Number(st.dump?.pages_skipped_parent ?? 0n) > 0, 'the checkpoint found no page in the pre-dump');
   }
   let dumpedAt: number;
