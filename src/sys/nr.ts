@@ -35,7 +35,7 @@ export const NR = {
   // the new mount API (cgroup hierarchies as detached mounts, kinds/cgroup)
   fsopen: 430, fsconfig: 431, fsmount: 432,
   // mount namespaces (kinds/ns/mnt): the tree built inside the restored root task
-  mount: 165, umount2: 166, pivot_root: 155, open_tree: 428, move_mount: 429,
+  mount: 165, umount2: 166, pivot_root: 155, open_tree: 428, move_mount: 429, mount_setattr: 442,
   // calls a thread may be blocked in at dump (their restart codes: restore/restart.ts)
   poll: 7, select: 23, pause: 34, vfork: 58, msgsnd: 69, msgrcv: 70, pselect6: 270, ppoll: 271,
 } as const;

@@ -19,6 +19,12 @@
  * (mountpoints, roots, options, types, sources and the shape of the peer
  * groups; not ids or devices), the files with their contents, modes and
  * links, and that its fds still read the same files.
+ * With --nested, the subject first forks a child that unshares a mount
+ * namespace of its own (a copy: its /t stays a peer of the subject's /t
+ * across the two namespaces, its /t3 a slave of that group), makes its
+ * /t2 private, mounts a tmpfs at /n with a file, shared, and a slave bind
+ * of it at /n2; after SIGTERM the child checks its own tree, files and
+ * cross-namespace peers, and the subject that none of it shows in its own.
  * --root ROOT (absolute; the harness's work dir must be ROOT/w).
  */
 #define _GNU_SOURCE
@@ -34,6 +40,7 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <signal.h>
 #include <unistd.h>
 
 #define FILE_TEXT "contents of a tmpfs file\n"
@@ -97,7 +104,11 @@ static void build(const char *root, const char *out, int ready_fd)
 	must(mount(NULL, "/ro", NULL, MS_REMOUNT | MS_BIND | MS_RDONLY, NULL) == 0, "make /ro read-only");
 	must(mount("mqueue", "/mq", "mqueue", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) == 0, "mount /mq");
 	snprintf(path, sizeof(path), "%d", ready_fd);
-	execl("/init", "init", "--out", out, "--stage", "2", "--ready-fd", path, (char *)NULL);
+	const char *nested = subject_opt("nested", NULL);
+	if (nested != NULL)
+		execl("/init", "init", "--out", out, "--stage", "2", "--ready-fd", path, "--nested", nested, (char *)NULL);
+	else
+		execl("/init", "init", "--out", out, "--stage", "2", "--ready-fd", path, (char *)NULL);
 	subject_fail("exec /init: %s", strerror(errno));
 }
 
@@ -178,6 +189,101 @@ static void check_files(void)
 		subject_fail("/t and /t2 are not peers");
 }
 
+#define NEST_TEXT "a file of the nested namespace's tmpfs\n"
+
+static void nest_fail(const char *what)
+{
+	subject_log("nested child: %s", what);
+	_exit(1);
+}
+
+/* The "shared:N" (or "master:N") id of the mount at mountpoint in a mountinfo file; 0 if none. */
+static int prop_id(const char *mountinfo, const char *mountpoint, const char *kind)
+{
+	FILE *f = fopen(mountinfo, "re");
+	if (f == NULL)
+		return -1;
+	char line[4096];
+	int id = 0;
+	while (fgets(line, sizeof(line), f) != NULL) {
+		char mp[4096];
+		if (sscanf(line, "%*d %*d %*s %*s %4095s", mp) != 1 || strcmp(mp, mountpoint) != 0)
+			continue;
+		char key[40];
+		snprintf(key, sizeof(key), " %s:", kind);
+		char *at = strstr(line, key);
+		char *dash = strstr(line, " - ");
+		id = at != NULL && (dash == NULL || at < dash) ? atoi(at + strlen(key)) : 0;
+	}
+	fclose(f);
+	return id;
+}
+
+static void check_nested(void)
+{
+	char buf[256] = "";
+	int fd = open("/n2/file", O_RDONLY);
+	if (fd < 0 || read(fd, buf, sizeof(buf) - 1) < 0 || strcmp(buf, NEST_TEXT) != 0)
+		nest_fail("/n2/file does not read the file of /n");
+	close(fd);
+	int t = prop_id("/proc/self/mountinfo", "/t", "shared");
+	if (t <= 0 || t != prop_id("/proc/1/mountinfo", "/t", "shared"))
+		nest_fail("its /t is no longer a peer of the subject's /t");
+	if (prop_id("/proc/self/mountinfo", "/t3", "master") != t)
+		nest_fail("its /t3 is no longer a slave of /t's group");
+	if (prop_id("/proc/self/mountinfo", "/t2", "shared") != 0)
+		nest_fail("its /t2 is shared again");
+	int n = prop_id("/proc/self/mountinfo", "/n", "shared");
+	if (n <= 0 || prop_id("/proc/self/mountinfo", "/n2", "master") != n)
+		nest_fail("its /n2 is no longer a slave of /n");
+}
+
+/* The child in a mount namespace of its own: builds, says ready on ready_fd, checks after SIGTERM. */
+static pid_t nested_child(void)
+{
+	int ready[2];
+	must(pipe(ready) == 0, "pipe");
+	pid_t pid = fork();
+	must(pid >= 0, "fork");
+	if (pid > 0) {
+		close(ready[1]);
+		char c;
+		if (read(ready[0], &c, 1) != 1)
+			subject_fail("the nested child did not get ready (see the log)");
+		close(ready[0]);
+		return pid;
+	}
+	close(ready[0]);
+	static char before[16384], after[16384];
+	if (unshare(CLONE_NEWNS) != 0 || mount(NULL, "/t2", NULL, MS_PRIVATE, NULL) != 0 ||
+	    mount("nest-tmp", "/n", "tmpfs", 0, "size=1m,mode=755") != 0)
+		nest_fail(strerror(errno));
+	write_file("/n/file", NEST_TEXT, 0600);
+	if (mount(NULL, "/n", NULL, MS_SHARED, NULL) != 0 || mount("/n", "/n2", NULL, MS_BIND, NULL) != 0 ||
+	    mount(NULL, "/n2", NULL, MS_SLAVE, NULL) != 0)
+		nest_fail(strerror(errno));
+	int nf = open("/n/file", O_RDONLY);
+	if (nf < 0)
+		nest_fail("open /n/file");
+	check_nested();
+	tree_shape(before, sizeof(before));
+	if (write(ready[1], "r", 1) != 1)
+		nest_fail("tell the subject");
+	close(ready[1]);
+	subject_wait_term();
+	tree_shape(after, sizeof(after));
+	if (strcmp(before, after) != 0) {
+		subject_log("nested before:\n%s", before);
+		subject_log("nested after:\n%s", after);
+		nest_fail("its mount tree changed");
+	}
+	check_nested();
+	char buf[256] = "";
+	if (pread(nf, buf, sizeof(buf) - 1, 0) < 0 || strcmp(buf, NEST_TEXT) != 0)
+		nest_fail("the fd on /n/file");
+	_exit(0);
+}
+
 int main(int argc, char **argv)
 {
 	subject_init(argc, argv);
@@ -242,6 +348,7 @@ int main(int argc, char **argv)
 	int tf = open("/t/file", O_RDONLY);
 	must(ro >= 0 && tf >= 0, "open /ro/file and /t/file");
 	static char before[16384], after[16384];
+	pid_t nested = subject_opt("nested", NULL) != NULL ? nested_child() : 0;
 	tree_shape(before, sizeof(before));
 	check_files();
 	must(write(ready_fd, "r", 1) == 1, "tell the launcher");
@@ -255,6 +362,16 @@ int main(int argc, char **argv)
 		subject_fail("the mount tree changed (see the log)");
 	}
 	check_files();
+	if (nested > 0) {
+		int st;
+		kill(nested, SIGTERM);
+		while (waitpid(nested, &st, 0) < 0 && errno == EINTR)
+			;
+		if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+			subject_fail("the nested child failed (see the log)");
+		if (access("/n/file", F_OK) == 0)
+			subject_fail("the nested namespace's /n shows in the subject's");
+	}
 	same_file(ro, RO_TEXT, "the fd on /ro/file");
 	same_file(tf, FILE_TEXT, "the fd on /t/file");
 	subject_pass();

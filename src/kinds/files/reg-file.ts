@@ -117,8 +117,25 @@ function refuseForeignMount(p: FdProbe, ctx: DumpContext): void {
   // A chroot'ed task's mountinfo lists only the mounts below its root: not checked.
   if (!cache.has(p.pid)) cache.set(p.pid, pathSeenBy(p.pid, '/') === '/' || readlinkSync(`/proc/${p.pid}/root`) !== '/' ? undefined : new Set(parseMountinfo(p.pid).map((m) => m.mntId)));
   const ids = cache.get(p.pid);
-  if (ids === undefined || ids.has(mntId)) return;
+  if (ids === undefined || ids.has(mntId) || samePathInNs(p)) return;
   throw new CriuTsError('EUNSUPPORTED', `task ${p.pid} fd ${p.fd}: ${p.link} was opened through mount ${mntId}, which is not in the task's mount namespace: it cannot be reopened there`, { pid: p.pid, fd: p.fd, mntId });
+}
+
+/**
+ * A file opened through a mount of another namespace of the tree (a
+ * nested one's parent: inherited before the task unshared) is still
+ * reached by its path in the task's own namespace when that path leads to
+ * the very same file (a copy of the mount it was opened through).
+ */
+function samePathInNs(p: FdProbe): boolean {
+  if (!p.link.startsWith('/')) return false;
+  try {
+    const there = statSync(`/proc/${p.pid}/root${p.link}`);
+    const held = statSync(`/proc/${p.pid}/fd/${p.fd}`);
+    return there.dev === held.dev && there.ino === held.ino;
+  } catch {
+    return false;
+  }
 }
 
 /**

@@ -10,7 +10,7 @@ import { NS_ID_FIELD, type NsKind } from '../../images/index.js';
 import { readComm } from '../../proc/index.js';
 import type { DumpTreeView, RestoreTreeView, RestoreTreeTask } from '../types.js';
 
-function nsLink(pid: number, type: NsKind): string {
+export function nsLink(pid: number, type: NsKind): string {
   try {
     return readlinkSync(`/proc/${pid}/ns/${type}`);
   } catch (e) {
@@ -18,7 +18,7 @@ function nsLink(pid: number, type: NsKind): string {
   }
 }
 
-function commOf(pid: number): string {
+export function commOf(pid: number): string {
   try {
     return ` (${readComm(pid)})`;
   } catch {

@@ -27,12 +27,12 @@ const TIMEOUT = { timeout: 120_000 };
 /** A private root for the subject: its mountpoints, a directory to bind, the harness's work dir at ROOT/w. */
 function makeRoot(): string {
   const root = tempDir('mnt-root');
-  for (const d of ['proc', 't', 't2', 't3', 'dev', 'ro', 'mq', 'w', 'data/sub']) mkdirSync(join(root, d), { recursive: true });
+  for (const d of ['proc', 't', 't2', 't3', 'dev', 'ro', 'mq', 'w', 'data/sub', 'n', 'n2']) mkdirSync(join(root, d), { recursive: true });
   return root;
 }
 
-async function startInRoot(root: string): Promise<Subject> {
-  return startSubject('mnt-ns', ['--root', root], { static: true, launcher: true, workDir: join(root, 'w') });
+async function startInRoot(root: string, args: string[] = []): Promise<Subject> {
+  return startSubject('mnt-ns', ['--root', root, ...args], { static: true, launcher: true, workDir: join(root, 'w') });
 }
 
 test('a mount namespace under a private root comes back under --root: tmpfs files, binds, peers, a slave, proc, devpts, mqueue', TIMEOUT, async () => {
@@ -133,6 +133,55 @@ test('an --external mnt[KEY] naming no mount of the tree is ignored, as by CRIU 
     const out = await s.terminateAndResult();
     assert.ok(out.ok, out.text);
   } finally {
+    s?.cleanup();
+    removeDir(dir);
+    removeDir(root);
+  }
+});
+
+test('a nested mount namespace (a child that unshared its own: a tmpfs with a file, a slave bind, peers across the two namespaces) comes back with the tree', TIMEOUT, async () => {
+  const root = makeRoot();
+  const dir = tempDir('mnt-nested');
+  let s: Subject | undefined;
+  let restored: number | undefined;
+  try {
+    s = await startInRoot(root, ['--nested', '1']);
+    const r = await dump({ pid: s.pid, imagesDir: dir, progress: false });
+    assert.equal(r.pids.length, 2);
+    for (const p of r.pids) assert.ok(await waitGone(p), `task ${p} still there after the dump`);
+    const idsOf = (pid: number): number => (readImage(join(dir, `ids-${pid}.img`)).entries[0] as Record<string, number>)['mnt_ns_id'] as number;
+    const child = readdirSync(dir).map((n) => /^ids-(\d+)\.img$/.exec(n)?.[1]).filter((x) => x !== undefined && x !== '1').map(Number)[0] as number;
+    const [outerId, innerId] = [idsOf(1), idsOf(child)];
+    assert.notEqual(outerId, innerId, 'the child has a mount namespace id of its own');
+    type M = { mountpoint: string; fstype: number; root: string; shared_id?: number; master_id?: number };
+    const outer = readImage(join(dir, `mountpoints-${outerId}.img`)).entries as M[];
+    const inner = readImage(join(dir, `mountpoints-${innerId}.img`)).entries as M[];
+    const at = (ms: M[], mp: string): M => {
+      const m = ms.find((x) => x.mountpoint === mp);
+      assert.ok(m, mp);
+      return m;
+    };
+    assert.ok(!outer.some((m) => m.mountpoint === '/n'), 'the nested tmpfs is not in the outer namespace');
+    assert.equal(at(inner, '/n').fstype, 5);
+    assert.equal(at(inner, '/t').shared_id, at(outer, '/t').shared_id, '/t is one peer group across the namespaces');
+    assert.equal(at(inner, '/n2').master_id, at(inner, '/n').shared_id);
+    assert.equal(at(inner, '/t2').shared_id ?? 0, 0);
+    // Three tmpfs tars: /t and /dev of the outer namespace, /n of the nested one; /t's copy is not saved twice.
+    assert.equal(readdirSync(dir).filter((n) => /^tmpfs-dev-\d+\.tar\.gz\.img$/.test(n)).length, 3);
+    sameAsCritWithout(dir, `mountpoints-${innerId}.img`, ['ext_key']);
+
+    const before = readFileSync('/proc/self/mountinfo', 'utf8');
+    const res = await restore({ imagesDir: dir, progress: false, root, verify: true });
+    restored = res.pid;
+    assert.equal(readFileSync('/proc/self/mountinfo', 'utf8'), before, 'no mount of the restore shows in our namespace');
+    const kids = readFileSync(`/proc/${res.pid}/task/${res.pid}/children`, 'utf8').trim().split(/\s+/).map(Number);
+    assert.equal(kids.length, 1);
+    assert.notEqual(readlinkSync(`/proc/${kids[0]}/ns/mnt`), readlinkSync(`/proc/${res.pid}/ns/mnt`), 'the child is in a mount namespace of its own');
+    s.pid = res.pid;
+    const out = await s.terminateAndResult();
+    assert.ok(out.ok, out.text);
+  } finally {
+    if (restored !== undefined) await killAndWait(restored);
     s?.cleanup();
     removeDir(dir);
     removeDir(root);

@@ -8,10 +8,23 @@
  * The new "/" is a recursive bind of --root onto itself; the dumped mounts
  * are made under it in plan order (plan.ts), each then given its dumped
  * per-mount flags; a tmpfs gets its files from its tar before anything is
- * mounted inside it. Then peer groups and masters are put back
- * (MOVE_MOUNT_SET_GROUP), and pivot_root makes the new tree the task's
- * "/" and the old one is detached. The tree is made before the task's
- * memory and files, so their paths resolve in it.
+ * mounted inside it. pivot_root makes the new tree the task's "/" and the
+ * old one is detached; then peer groups and masters are put back
+ * (MOVE_MOUNT_SET_GROUP, mount_setattr): a shared new root or put_old
+ * would make pivot_root fail. The tree is made before the task's memory
+ * and files, so their paths resolve in it.
+ *
+ * A nested namespace (a task born with CLONE_NEWNS from a parent whose
+ * namespace is already built) starts as a copy of its parent's. Before
+ * anything, a detached clone (open_tree) of a copy in each peer group it
+ * shares with the parent's namespace is kept: the copies are peers of the
+ * parent's mounts, and so are the clones, which later let its own mounts
+ * join those groups. The copy is then made private, and its new root, a
+ * clone of the parent's mount that shows it, is stacked on "/" and made
+ * the cwd: from there relative paths reach the new tree while absolute
+ * ones still resolve in the copy (the task's root did not move), so the
+ * parent's mounts can be bound from. pivot_root(".", ".") then drops the
+ * copy, as for the tree's root.
  */
 import { spawnSync } from 'node:child_process';
 import { CriuTsError } from '../../../errors.js';
@@ -34,13 +47,16 @@ const MOVE_MOUNT_F_EMPTY_PATH = 0x4;
 const MOVE_MOUNT_T_EMPTY_PATH = 0x40;
 const MOVE_MOUNT_SET_GROUP = 0x100;
 const MNT_DETACH = 2;
+const MOUNT_ATTR_SIZE_VER0 = 32;
 
 const TAR_EXTRACT = ['--extract', '--gzip', '--no-unquote', '--no-wildcards'];
 
 export interface BuildInput {
   steps: readonly MountStep[];
-  /** --root, absolute, as criu-ts (and the task, before the pivot) sees it */
+  /** --root, absolute, as criu-ts (and the task, before the pivot) sees it; unused for a nested namespace */
   root: string;
+  /** a nested namespace: peer groups shared with the parent's namespace -> the path of a member in the task's copy of it */
+  cross?: ReadonlyMap<number, string> | undefined;
   tar(name: string): Buffer;
 }
 
@@ -52,6 +68,7 @@ function remountFlags(e: MntEntry): number {
 
 export function buildMountTree(t: RestoreTaskHandle, input: BuildInput): void {
   const { root } = input;
+  const nested = input.cross !== undefined;
   const str = (s: string): bigint => t.putString(s);
   const mount = (what: string, src: string | undefined, target: string, fstype: string | undefined, flags: number, data: string | undefined): void => {
     // Each string goes into the scratch ring right before the call that uses it.
@@ -61,9 +78,20 @@ export function buildMountTree(t: RestoreTaskHandle, input: BuildInput): void {
     const d = data === undefined || data === '' ? 0n : str(data);
     t.syscall(what, NR.mount, a, b, c, flags, d);
   };
+  const clone = (path: number | string, sub: string): number => {
+    const [dfd, p] = typeof path === 'number' ? [path, sub] : [AT_FDCWD, path];
+    return Number(t.syscall(`open_tree(${typeof path === 'number' ? `fd ${path}/` : ''}${p})`, NR.open_tree, dfd, str(p), OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | (p === '' ? AT_EMPTY_PATH : 0)));
+  };
+  const attach = (tree: number, target: string, what: string): void => {
+    t.syscall(`move_mount(${what})`, NR.move_mount, tree, str(''), AT_FDCWD, str(target), MOVE_MOUNT_F_EMPTY_PATH);
+  };
   const fds = new Map<number, number>();
-  const at = (e: MntEntry): string => (e.mountpoint === '/' ? root : `${root}${e.mountpoint}`);
+  const groups = new Map<number, number>();
+  // A nested namespace's tree is made relative to its new root (the cwd); the tree's root's under --root.
+  const at = (e: MntEntry): string => (nested ? `.${e.mountpoint === '/' ? '' : e.mountpoint}` : e.mountpoint === '/' ? root : `${root}${e.mountpoint}`);
+  const hostPath = (e: MntEntry): string => (nested ? `/proc/${t.pid}/cwd${e.mountpoint === '/' ? '' : e.mountpoint}` : `/proc/${t.pid}/root${at(e)}`);
   try {
+    for (const [g, path] of input.cross ?? []) groups.set(g, clone(path, ''));
     mount('mount(/, MS_REC|MS_PRIVATE)', undefined, '/', undefined, MS_REC | MS_PRIVATE, undefined);
     for (const s of input.steps) {
       const target = at(s.e);
@@ -72,15 +100,29 @@ export function buildMountTree(t: RestoreTaskHandle, input: BuildInput): void {
         case 'root':
           mount(`mount(--root ${root})`, root, root, undefined, MS_BIND | MS_REC, undefined);
           break;
+        case 'outer': {
+          const tree = clone(s.path, '');
+          try {
+            if (s.e.mountpoint === '/') {
+              attach(tree, '/', `${s.path} onto /`);
+              t.syscall('fchdir(new root)', NR.fchdir, tree);
+            } else {
+              attach(tree, target, `${s.path} at ${s.e.mountpoint}`);
+            }
+          } finally {
+            t.syscall('close', NR.close, tree);
+          }
+          break;
+        }
         case 'external':
           mount(`mount(external ${s.key}: ${s.path} at ${s.e.mountpoint})`, s.path, target, undefined, MS_BIND, undefined);
           break;
         case 'bind': {
           const from = fds.get(s.from.mnt_id);
           if (from === undefined) throw new CriuTsError('EINTERNAL', `mount ${s.from.mnt_id} was not made before its bind ${s.e.mnt_id}`);
-          const tree = Number(t.syscall(`open_tree(${s.from.mountpoint}/${s.sub})`, NR.open_tree, from, str(s.sub), OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | (s.sub === '' ? AT_EMPTY_PATH : 0)));
+          const tree = clone(from, s.sub);
           try {
-            t.syscall(`move_mount(${s.e.mountpoint})`, NR.move_mount, tree, str(''), AT_FDCWD, str(target), MOVE_MOUNT_F_EMPTY_PATH);
+            attach(tree, target, s.e.mountpoint);
           } finally {
             t.syscall('close', NR.close, tree);
           }
@@ -92,7 +134,7 @@ export function buildMountTree(t: RestoreTaskHandle, input: BuildInput): void {
           const first = s.tar === undefined ? sb : sb & ~MS_RDONLY;
           mount(`mount(${s.fstype} at ${s.e.mountpoint})`, s.e.source, target, s.fstype, first, s.e.options);
           if (s.tar !== undefined) {
-            untar(t.pid, `${target}`, input.tar(s.tar), s.e);
+            untar(hostPath(s.e), input.tar(s.tar), s.e);
             if (first !== sb) mount(`remount(${s.e.mountpoint}, ro)`, undefined, target, undefined, MS_REMOUNT | sb, s.e.options);
           }
           break;
@@ -101,19 +143,18 @@ export function buildMountTree(t: RestoreTaskHandle, input: BuildInput): void {
       mount(`remount(${s.e.mountpoint}, flags 0x${s.e.flags.toString(16)})`, undefined, target, undefined, MS_REMOUNT | MS_BIND | remountFlags(s.e), undefined);
       fds.set(s.e.mnt_id, Number(t.syscall(`open(${s.e.mountpoint})`, NR.openat, AT_FDCWD, str(target), O_PATH | O_CLOEXEC)));
     }
-    propagation(t, input.steps, fds);
+    if (!nested) t.syscall(`chdir(${root})`, NR.chdir, str(root));
+    t.syscall('pivot_root(., .)', NR.pivot_root, str('.'), str('.'));
+    t.syscall('umount2(old root, MNT_DETACH)', NR.umount2, str('.'), MNT_DETACH);
+    t.syscall('chdir(/)', NR.chdir, str('/'));
+    propagation(t, input.steps, fds, groups);
   } finally {
-    for (const fd of fds.values()) t.syscall('close', NR.close, fd);
+    for (const fd of [...fds.values(), ...groups.values()]) t.syscall('close', NR.close, fd);
   }
-  t.syscall(`chdir(${root})`, NR.chdir, str(root));
-  t.syscall('pivot_root(., .)', NR.pivot_root, str('.'), str('.'));
-  t.syscall('umount2(old root, MNT_DETACH)', NR.umount2, str('.'), MNT_DETACH);
-  t.syscall('chdir(/)', NR.chdir, str('/'));
 }
 
-/** A tmpfs's files, through the task's view of the new mount (its /proc/PID/root still is our "/" copy). */
-function untar(pid: number, target: string, data: Buffer, e: MntEntry): void {
-  const dir = `/proc/${pid}/root${target}`;
+/** A tmpfs's files, through the task's view of the new mount: its /proc/PID/root (our "/" copy) or, nested, its cwd (the new root). */
+function untar(dir: string, data: Buffer, e: MntEntry): void {
   const r = spawnSync('tar', [...TAR_EXTRACT, '--directory', dir], { input: data, stdio: ['pipe', 'ignore', 'pipe'], maxBuffer: 1 << 20 });
   if (r.error !== undefined || r.status !== 0) {
     const why = r.error?.message ?? r.stderr.toString().trim().split('\n').pop() ?? `exit ${String(r.status)}`;
@@ -123,31 +164,38 @@ function untar(pid: number, target: string, data: Buffer, e: MntEntry): void {
 
 /**
  * Peer groups and masters, once every mount exists (each was made
- * private). The first member of a group (in plan order) starts it; the
- * others join it, and a slave first joins a member of its master's group,
- * then turns slave. A member that is also a slave takes its master from
- * the first member it joins.
+ * private) and the tree is the task's root. The first member of a group
+ * (in plan order) starts it, unless the group lives on in the parent's
+ * namespace (a nested one's `outer` clones): then every member joins the
+ * clone. The others join it, and a slave first joins a member of its
+ * master's group, then turns slave. A member that is also a slave takes
+ * its master from the first member it joins. Propagation types are set
+ * with mount_setattr on the mount's fd: the new tree may have no /proc.
  */
-function propagation(t: RestoreTaskHandle, steps: readonly MountStep[], fds: ReadonlyMap<number, number>): void {
+function propagation(t: RestoreTaskHandle, steps: readonly MountStep[], fds: ReadonlyMap<number, number>, outer: ReadonlyMap<number, number>): void {
   const first = new Map<number, MntEntry>();
   for (const s of steps) {
     const g = s.e.shared_id ?? 0;
-    if (g !== 0 && !first.has(g)) first.set(g, s.e);
+    if (g !== 0 && !first.has(g) && !outer.has(g)) first.set(g, s.e);
   }
-  if (first.size === 0) return;
   const fd = (e: MntEntry): number => fds.get(e.mnt_id) ?? -1;
-  const setGroup = (from: MntEntry, to: MntEntry): void => {
-    t.syscall(`move_mount(set group of ${to.mountpoint} from ${from.mountpoint})`, NR.move_mount, fd(from), t.putString(''), fd(to), t.putString(''), MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH | MOVE_MOUNT_SET_GROUP);
+  const groupFd = (g: number): number => outer.get(g) ?? fd(first.get(g) as MntEntry);
+  const setGroup = (from: number, to: MntEntry, g: number): void => {
+    t.syscall(`move_mount(${to.mountpoint} joins peer group ${g})`, NR.move_mount, from, t.putString(''), fd(to), t.putString(''), MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH | MOVE_MOUNT_SET_GROUP);
   };
   const flag = (e: MntEntry, f: number, what: string): void => {
-    t.syscall(`mount(${e.mountpoint}, ${what})`, NR.mount, 0, t.putString(`/proc/self/fd/${fd(e)}`), 0, f, 0);
+    // struct mount_attr { u64 attr_set, attr_clr, propagation, userns_fd }
+    const attr = Buffer.alloc(MOUNT_ATTR_SIZE_VER0);
+    attr.writeBigUInt64LE(BigInt(f), 16);
+    t.syscall(`mount_setattr(${e.mountpoint}, ${what})`, NR.mount_setattr, fd(e), t.putString(''), AT_EMPTY_PATH, t.putBytes(attr), MOUNT_ATTR_SIZE_VER0);
   };
   const done = new Set<number>();
+  const started = (g: number): boolean => outer.has(g) || (first.has(g) && done.has((first.get(g) as MntEntry).mnt_id));
   const ready = (e: MntEntry): boolean => {
     const g = e.shared_id ?? 0;
     const m = e.master_id ?? 0;
-    if (g !== 0 && first.get(g) !== e) return done.has((first.get(g) as MntEntry).mnt_id);
-    return m === 0 || (first.has(m) && done.has((first.get(m) as MntEntry).mnt_id));
+    if (g !== 0 && first.get(g) !== e) return started(g);
+    return m === 0 || started(m);
   };
   let todo = steps.map((s) => s.e).filter((e) => (e.shared_id ?? 0) !== 0 || (e.master_id ?? 0) !== 0);
   while (todo.length > 0) {
@@ -158,12 +206,11 @@ function propagation(t: RestoreTaskHandle, steps: readonly MountStep[], fds: Rea
     for (const e of todo.filter(ready)) {
       const g = e.shared_id ?? 0;
       const m = e.master_id ?? 0;
-      const leader = first.get(g);
-      if (g !== 0 && leader !== e && leader !== undefined) {
-        setGroup(leader, e);
+      if (g !== 0 && first.get(g) !== e) {
+        setGroup(groupFd(g), e, g);
       } else {
         if (m !== 0) {
-          setGroup(first.get(m) as MntEntry, e);
+          setGroup(groupFd(m), e, m);
           flag(e, MS_SLAVE, 'MS_SLAVE');
         }
         if (g !== 0) flag(e, MS_SHARED, 'MS_SHARED');

@@ -17,6 +17,13 @@
  * Peer groups (shared:N) and masters (master:N) are kept when every
  * member lives in the dumped tree; one shared with or slave to a mount
  * outside is refused.
+ *
+ * A nested namespace (a task of the tree that made its own, by unshare)
+ * is dumped the same way from its first task, with the mounts of the
+ * namespace it was made from (its parent task's) as more sources: its "/"
+ * and any copy of a parent's mount are bound from there at restore. Its
+ * peer groups may span the two namespaces (copies of shared mounts), not
+ * a third one.
  */
 import { spawnSync } from 'node:child_process';
 import { statSync } from 'node:fs';
@@ -52,8 +59,14 @@ function userDev(major: number, minor: number): number {
 }
 
 export interface MountDumpOptions {
-  /** --external mnt[MOUNTPOINT]:KEY at dump: mountpoint -> key */
+  /** --external mnt[MOUNTPOINT]:KEY at dump: mountpoint -> key (the tree's root namespace only) */
   extMounts: ReadonlyMap<string, string>;
+  /** a nested namespace: the mounts of the namespace it was made from, its id and the task that dumps it */
+  outer?: { mounts: readonly MountInfo[]; nsId: number; pid: number } | undefined;
+  /** every dumped namespace's peer groups: group -> the tasks dumping a namespace with a member */
+  groups: ReadonlyMap<number, ReadonlySet<number>>;
+  /** the devices whose files a namespace saves (a tmpfs made anew there): s_dev -> the task dumping it */
+  tarred: Map<string, number>;
 }
 
 export function dumpMountNamespace(pid: number, nsId: number, opts: MountDumpOptions, ctx: DumpContext): void {
@@ -71,7 +84,9 @@ export function dumpMountNamespace(pid: number, nsId: number, opts: MountDumpOpt
   };
 
   const used = new Set<string>();
+  const outer = opts.outer;
   const extKey = (m: MountInfo): string | undefined => {
+    if (outer !== undefined) return undefined;
     const k = opts.extMounts.get(m.mountpoint);
     if (k !== undefined) used.add(m.mountpoint);
     return k;
@@ -80,11 +95,14 @@ export function dumpMountNamespace(pid: number, nsId: number, opts: MountDumpOpt
   // external mounts are given by the caller; every other mount is either
   // fresh (the widest view of a filesystem we can make anew) or a bind of a
   // mount that shows a root holding its own.
-  const sources = mounts.filter((m) => m === root || extKey(m) !== undefined);
   const dev = (m: MountInfo): string => `${m.devMajor}:${m.devMinor}`;
+  const sources = outer === undefined ? mounts.filter((m) => m === root || extKey(m) !== undefined) : [...outer.mounts];
+  if (outer !== undefined && !outer.mounts.some((o) => dev(o) === dev(root) && within(root.root, o.root))) {
+    refuse(root, `the root of this nested mount namespace shows no mount of the namespace it was made from (task ${outer.pid}'s): not supported`);
+  }
   const tarred: MountInfo[] = [];
   for (const m of mounts) {
-    if (m === root || extKey(m) !== undefined) continue;
+    if ((m === root && outer === undefined) || extKey(m) !== undefined) continue;
     const { unknown } = mountFlags(m.options);
     if (unknown.length > 0) refuse(m, `mount option ${unknown.join(',')} is not supported`);
     if (sources.some((o) => dev(o) === dev(m) && within(m.root, o.root))) continue; // a bind
@@ -98,14 +116,20 @@ export function dumpMountNamespace(pid: number, nsId: number, opts: MountDumpOpt
       return refuse(m, `only a subdirectory of this ${m.fstype} is mounted, and a new ${m.fstype} mount cannot show it alone: name it with --external mnt[${m.mountpoint}]:KEY`);
     }
     sources.push(full);
-    if (type.tar) tarred.push(full);
+    if (type.tar && !tarred.includes(full)) {
+      const other = opts.tarred.get(dev(full));
+      if (other !== undefined && other !== pid) refuse(full, `this ${m.fstype} is also mounted in the mount namespace of task ${other}, which this one was not made from: not supported`);
+      opts.tarred.set(dev(full), pid);
+      tarred.push(full);
+    }
   }
   // As CRIU: a key that names no mount of the tree is not an error (runc names every bind of its
   // config, device nodes among them, whatever the container's mounts became).
   for (const k of opts.extMounts.keys()) {
     if (!used.has(k)) log.info(`--external mnt[${k}]: ${who} has no mount at ${k}; ignored`);
   }
-  checkPropagation(mounts, who, describe);
+  if (outer === undefined) checkPropagation(mounts, who, describe);
+  else checkNestedPropagation(mounts, pid, outer, opts.groups, who, describe);
 
   const entries: MntEntry[] = mounts.map((m) => {
     const { flags } = mountFlags(m.options);
@@ -144,6 +168,30 @@ function checkPropagation(mounts: readonly MountInfo[], who: string, describe: (
     }
     if (m.master !== 0 && !groups.has(m.master)) {
       throw new CriuTsError('EUNSUPPORTED', `${who}: ${describe(m)}: it receives mounts from peer group ${m.master} outside its mount namespace: slaves of the outside are not supported`, { mountpoint: m.mountpoint });
+    }
+  }
+}
+
+/**
+ * A nested namespace's peer groups and masters: shared with criu-ts's own
+ * namespace is refused as for the root's; a group may span this namespace
+ * and the one it was made from (where the restore finds it, through the
+ * task's copy), and no other.
+ */
+function checkNestedPropagation(mounts: readonly MountInfo[], pid: number, outer: { mounts: readonly MountInfo[]; pid: number }, groups: ReadonlyMap<number, ReadonlySet<number>>, who: string, describe: (m: MountInfo) => string): void {
+  const ours = new Set(parseMountinfo(process.pid).map((m) => m.shared).filter((g) => g !== 0));
+  const seen = outer.mounts.filter((o) => !outer.mounts.some((x) => x.mountpoint === o.mountpoint && x.mntId > o.mntId));
+  for (const m of mounts) {
+    for (const [g, role] of [[m.shared, 'is shared with'], [m.master, 'receives mounts from']] as const) {
+      if (g === 0) continue;
+      const why = (what: string): never => {
+        throw new CriuTsError('EUNSUPPORTED', `${who}: ${describe(m)}: it ${role} peer group ${g}, ${what}: not supported`, { mountpoint: m.mountpoint, group: g });
+      };
+      if (ours.has(g)) why('which has mounts outside the dumped mount namespaces');
+      const where = groups.get(g) ?? new Set<number>();
+      const inOuter = seen.some((o) => o.shared === g);
+      if (!inOuter && [...where].some((n) => n !== pid)) why(`which has members in the mount namespace of task ${[...where].filter((n) => n !== pid).join(', ')}, not the one this was made from (task ${outer.pid}'s)`);
+      if (!inOuter && !where.has(pid)) why('which has no member in a dumped mount namespace');
     }
   }
 }

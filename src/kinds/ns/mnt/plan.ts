@@ -9,7 +9,10 @@
  *  - `external`: a bind of the path --external mnt[KEY]:PATH gives;
  *  - `bind`: a bind of a subdirectory of a mount made before it (same
  *    filesystem, its root holding ours);
- *  - `fresh`: a new mount of its type (tmpfs then gets its files back).
+ *  - `fresh`: a new mount of its type (tmpfs then gets its files back);
+ *  - `outer`, in a nested namespace only: a bind of a mount of the parent's
+ *    namespace (the copy the task is born with) that shows its root; the
+ *    namespace's "/" is always one.
  */
 import { CriuTsError } from '../../../errors.js';
 import type { MntEntry } from '../../../images/messages.js';
@@ -20,7 +23,37 @@ export type MountStep =
   | { how: 'root'; e: MntEntry }
   | { how: 'external'; e: MntEntry; path: string; key: string }
   | { how: 'bind'; e: MntEntry; from: MntEntry; sub: string }
-  | { how: 'fresh'; e: MntEntry; fstype: string; tar: string | undefined };
+  | { how: 'fresh'; e: MntEntry; fstype: string; tar: string | undefined }
+  | { how: 'outer'; e: MntEntry; path: string };
+
+/** The mounts a path can reach: a mount hidden under a later one on the same mountpoint is not. */
+function visible(entries: readonly MntEntry[]): MntEntry[] {
+  return entries.filter((e) => !entries.some((o) => o.mountpoint === e.mountpoint && o.mnt_id > e.mnt_id));
+}
+
+/** The path of `root` (a path inside o's filesystem) through mount o. */
+function through(o: MntEntry, root: string): string {
+  const sub = below(root, o.root);
+  if (sub === '') return o.mountpoint;
+  return o.mountpoint === '/' ? `/${sub}` : `${o.mountpoint}/${sub}`;
+}
+
+/**
+ * A nested namespace's peer groups that live on in its parent's: group ->
+ * the path of a member there (in the task's copy of the parent's tree).
+ */
+export function crossGroups(entries: readonly MntEntry[], outer: readonly MntEntry[]): Map<number, string> {
+  const out = new Map<number, string>();
+  const there = visible(outer);
+  for (const e of entries) {
+    for (const g of [e.shared_id ?? 0, e.master_id ?? 0]) {
+      if (g === 0 || out.has(g)) continue;
+      const o = there.find((x) => x.shared_id === g);
+      if (o !== undefined) out.set(g, o.mountpoint);
+    }
+  }
+  return out;
+}
 
 /** The external key of an entry: CRIU 4.2's ext_key, or older images' ext_mount with the key in root. */
 function extKeyOf(e: MntEntry): string | undefined {
@@ -34,14 +67,27 @@ function below(root: string, wide: string): string {
   return wide === '/' ? root.slice(1) : root.slice(wide.length + 1);
 }
 
-export function planMounts(entries: readonly MntEntry[], file: string, extMounts: ReadonlyMap<string, string>, hasTar: (name: string) => boolean): MountStep[] {
+/**
+ * `outer`: for a nested namespace, the mounts of the parent's namespace
+ * (built before it): its "/" and every mount that shows none of its own
+ * are bound from there.
+ */
+export function planMounts(entries: readonly MntEntry[], file: string, extMounts: ReadonlyMap<string, string>, hasTar: (name: string) => boolean, outer?: readonly MntEntry[]): MountStep[] {
   const ids = new Set(entries.map((e) => e.mnt_id));
   const tops = entries.filter((e) => !ids.has(e.parent_mnt_id) || e.parent_mnt_id === e.mnt_id);
   const root = tops[0];
   if (root === undefined || tops.length !== 1 || root.mountpoint !== '/') {
     throw new CriuTsError('EIMAGE', `${file}: no single root mount at /`, { file });
   }
-  const steps: MountStep[] = [{ how: 'root', e: root }];
+  const there = outer === undefined ? [] : visible(outer);
+  const fromOuter = (e: MntEntry): MntEntry | undefined => there.find((o) => o.root_dev === e.root_dev && within(e.root, o.root));
+  let first: MountStep = { how: 'root', e: root };
+  if (outer !== undefined) {
+    const o = fromOuter(root);
+    if (o === undefined) throw new CriuTsError('EUNSUPPORTED', `${file}: its root (root ${root.root}) shows no mount of the namespace it was made from`, { file });
+    first = { how: 'outer', e: root, path: through(o, root.root) };
+  }
+  const steps: MountStep[] = [first];
   const made = new Map<number, MntEntry>([[root.mnt_id, root]]);
   // Children in the kernel's order of mounting (mnt_id), parents first; a
   // bind waits for its source.
@@ -82,6 +128,8 @@ export function planMounts(entries: readonly MntEntry[], file: string, extMounts
     }
     const from = [...made.values()].find((o) => o.root_dev === e.root_dev && within(e.root, o.root) && (o.mnt_id !== e.mnt_id));
     if (from !== undefined) return { how: 'bind', e, from, sub: below(e.root, from.root) };
+    const o = fromOuter(e);
+    if (o !== undefined) return { how: 'outer', e, path: through(o, e.root) };
     const fstype = fsTypeName(e.fstype);
     const type = fstype === undefined ? undefined : FS_TYPES[fstype];
     if (fstype === undefined || type === undefined || e.root !== '/') {
