@@ -238,6 +238,30 @@ static void check_nested(void)
 		nest_fail("its /n2 is no longer a slave of /n");
 }
 
+static int mnt_id_of(int fd)
+{
+	char path[64], line[256];
+	snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", fd);
+	FILE *f = fopen(path, "re");
+	int id = -1;
+	while (f != NULL && fgets(line, sizeof(line), f) != NULL)
+		if (sscanf(line, "mnt_id: %d", &id) == 1)
+			break;
+	if (f != NULL)
+		fclose(f);
+	return id;
+}
+
+/* An fd opened through the subject's /t is still on that mount, not on the nested copy of it. */
+static void check_inherited(int inherited)
+{
+	int own = open("/t/file", O_RDONLY);
+	int a = mnt_id_of(inherited), b = mnt_id_of(own);
+	close(own);
+	if (a <= 0 || b <= 0 || a == b)
+		nest_fail("the fd opened before the unshare is on the nested namespace's /t");
+}
+
 /* The child in a mount namespace of its own: builds, says ready on ready_fd, checks after SIGTERM. */
 static pid_t nested_child(void)
 {
@@ -255,6 +279,10 @@ static pid_t nested_child(void)
 	}
 	close(ready[0]);
 	static char before[16384], after[16384];
+	/* Opened through the subject's /t: it keeps that mount (its mnt_id) in the nested namespace. */
+	int inherited = open("/t/file", O_RDONLY);
+	if (inherited < 0)
+		nest_fail("open /t/file");
 	if (unshare(CLONE_NEWNS) != 0 || mount(NULL, "/t2", NULL, MS_PRIVATE, NULL) != 0 ||
 	    mount("nest-tmp", "/n", "tmpfs", 0, "size=1m,mode=755") != 0)
 		nest_fail(strerror(errno));
@@ -266,6 +294,7 @@ static pid_t nested_child(void)
 	if (nf < 0)
 		nest_fail("open /n/file");
 	check_nested();
+	check_inherited(inherited);
 	tree_shape(before, sizeof(before));
 	if (write(ready[1], "r", 1) != 1)
 		nest_fail("tell the subject");
@@ -278,6 +307,7 @@ static pid_t nested_child(void)
 		nest_fail("its mount tree changed");
 	}
 	check_nested();
+	check_inherited(inherited);
 	char buf[256] = "";
 	if (pread(nf, buf, sizeof(buf) - 1, 0) < 0 || strcmp(buf, NEST_TEXT) != 0)
 		nest_fail("the fd on /n/file");

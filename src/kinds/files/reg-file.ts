@@ -14,10 +14,11 @@ import { closeSync, lstatSync, openSync, readlinkSync, statSync, statfsSync } fr
 import { CriuTsError } from '../../errors.js';
 import { NR, O_ACCMODE, O_CREAT, O_TRUNC, O_APPEND, O_CLOEXEC, O_LARGEFILE, AT_FDCWD, SEEK_SET, EPERM, EACCES, errnoName } from '../../sys/index.js';
 import { RemoteSyscallError } from '../../infect/tracee.js';
-import type { FileEntry, RegFileEntry, FownEntry } from '../../images/messages.js';
+import type { FdinfoEntry, FileEntry, RegFileEntry, FownEntry } from '../../images/messages.js';
 import { parseMountinfo, pathSeenBy } from '../../proc/index.js';
 import { openOursInTask } from '../install-fd.js';
-import { stateKey, type FileKind, type FdProbe, type RestoreTaskHandle, type DumpContext } from '../types.js';
+import { foreignMountTask, isTreeMount } from '../ns/mnt/index.js';
+import { stateKey, type FileKind, type FdProbe, type RestoreTaskHandle, type DumpContext, type RestoreContext } from '../types.js';
 import { dumpUnlinked, DELETED_SUFFIX } from './ghost.js';
 
 /** __O_TMPFILE | O_DIRECTORY */
@@ -84,7 +85,7 @@ export const regFileKind: FileKind = {
     if (p.stat.isFile()) reg.size = BigInt(p.stat.size);
     return { type: 'REG', id, reg };
   },
-  restore(t: RestoreTaskHandle, e: FileEntry): number {
+  restore(t: RestoreTaskHandle, e: FileEntry, _fdi: FdinfoEntry, ctx: RestoreContext): number {
     const reg = e.reg;
     if (!reg) throw new CriuTsError('EIMAGE', `file ${e.id}: REG entry without reg data`, { id: e.id });
     if (EXTERNAL_FILE.test(reg.name)) {
@@ -95,9 +96,10 @@ export const regFileKind: FileKind = {
     // Images from an O_TMPFILE file may carry O_TMPFILE: opening the ghost with it would make a new file.
     if (reg.size !== undefined) flags &= ~O_TMPFILE;
     // A ghost is reached through our fd on it: opened here, as the task's /proc may not show ours.
+    const there = foreignMountTask(ctx, t.vpid, reg.mnt_id);
     const fd = reg.name.startsWith(`/proc/${process.pid}/fd/`)
       ? openOursInTask(t, reg.name, flags)
-      : openInTask(t, reg.name, flags);
+      : there !== undefined ? openOursInTask(t, `/proc/${there}/root${reg.name}`, flags) : openInTask(t, reg.name, flags);
     if (reg.pos !== 0n) t.syscall('lseek', NR.lseek, fd, reg.pos, SEEK_SET);
     return fd;
   },
@@ -107,8 +109,10 @@ const NS_MOUNTS = stateKey<Map<number, ReadonlySet<number> | undefined>>('reg:ns
 
 /**
  * A task in a mount namespace of its own reopens its files by path inside
- * it at restore: one opened through a mount that is not in its namespace
- * (inherited from outside before it moved in) has no path there.
+ * it at restore: one opened through a mount that is in no dumped
+ * namespace (inherited from outside before it moved in) has no path
+ * there. One opened through a mount of another namespace of the tree (a
+ * nested namespace's parent) is reopened through that namespace.
  */
 function refuseForeignMount(p: FdProbe, ctx: DumpContext): void {
   const mntId = p.fdinfo.mntId;
@@ -117,25 +121,8 @@ function refuseForeignMount(p: FdProbe, ctx: DumpContext): void {
   // A chroot'ed task's mountinfo lists only the mounts below its root: not checked.
   if (!cache.has(p.pid)) cache.set(p.pid, pathSeenBy(p.pid, '/') === '/' || readlinkSync(`/proc/${p.pid}/root`) !== '/' ? undefined : new Set(parseMountinfo(p.pid).map((m) => m.mntId)));
   const ids = cache.get(p.pid);
-  if (ids === undefined || ids.has(mntId) || samePathInNs(p)) return;
+  if (ids === undefined || ids.has(mntId) || isTreeMount(ctx, mntId)) return;
   throw new CriuTsError('EUNSUPPORTED', `task ${p.pid} fd ${p.fd}: ${p.link} was opened through mount ${mntId}, which is not in the task's mount namespace: it cannot be reopened there`, { pid: p.pid, fd: p.fd, mntId });
-}
-
-/**
- * A file opened through a mount of another namespace of the tree (a
- * nested one's parent: inherited before the task unshared) is still
- * reached by its path in the task's own namespace when that path leads to
- * the very same file (a copy of the mount it was opened through).
- */
-function samePathInNs(p: FdProbe): boolean {
-  if (!p.link.startsWith('/')) return false;
-  try {
-    const there = statSync(`/proc/${p.pid}/root${p.link}`);
-    const held = statSync(`/proc/${p.pid}/fd/${p.fd}`);
-    return there.dev === held.dev && there.ino === held.ino;
-  } catch {
-    return false;
-  }
 }
 
 /**

@@ -30,10 +30,11 @@ import { spawnSync } from 'node:child_process';
 import { CriuTsError } from '../../../errors.js';
 import { logger } from '../../../log.js';
 import { NR } from '../../../sys/index.js';
+import { parseMountinfo } from '../../../proc/index.js';
 import type { RestoreTaskHandle } from '../../types.js';
 import type { MntEntry } from '../../../images/messages.js';
 import type { MountStep } from './plan.js';
-import { MS_BIND, MS_NOATIME, MS_PRIVATE, MS_RDONLY, MS_REC, MS_RELATIME, MS_REMOUNT, MS_SHARED, MS_SLAVE, MS_STRICTATIME } from './fstypes.js';
+import { MS_BIND, MS_DIRSYNC, MS_LAZYTIME, MS_MANDLOCK, MS_NOATIME, MS_PRIVATE, MS_RDONLY, MS_REC, MS_RELATIME, MS_REMOUNT, MS_SHARED, MS_SLAVE, MS_STRICTATIME, MS_SYNCHRONOUS } from './fstypes.js';
 
 const log = logger('mnt');
 
@@ -48,6 +49,11 @@ const MOVE_MOUNT_T_EMPTY_PATH = 0x40;
 const MOVE_MOUNT_SET_GROUP = 0x100;
 const MNT_DETACH = 2;
 const MOUNT_ATTR_SIZE_VER0 = 32;
+const FSOPEN_CLOEXEC = 1;
+const FSMOUNT_CLOEXEC = 1;
+const FSCONFIG_SET_FLAG = 0;
+const FSCONFIG_SET_STRING = 1;
+const FSCONFIG_CMD_CREATE = 6;
 
 const TAR_EXTRACT = ['--extract', '--gzip', '--no-unquote', '--no-wildcards'];
 
@@ -87,11 +93,14 @@ export function buildMountTree(t: RestoreTaskHandle, input: BuildInput): void {
   };
   const fds = new Map<number, number>();
   const groups = new Map<number, number>();
+  const extSources = new Map<number, number>();
   // A nested namespace's tree is made relative to its new root (the cwd); the tree's root's under --root.
   const at = (e: MntEntry): string => (nested ? `.${e.mountpoint === '/' ? '' : e.mountpoint}` : e.mountpoint === '/' ? root : `${root}${e.mountpoint}`);
   const hostPath = (e: MntEntry): string => (nested ? `/proc/${t.pid}/cwd${e.mountpoint === '/' ? '' : e.mountpoint}` : `/proc/${t.pid}/root${at(e)}`);
   try {
     for (const [g, path] of input.cross ?? []) groups.set(g, clone(path, ''));
+    // An external mount that was a slave of a group outside is a clone of its source taken while that is still in its group.
+    for (const s of input.steps) if (s.how === 'external' && s.slaveOutside) extSources.set(s.e.mnt_id, clone(s.path, ''));
     mount('mount(/, MS_REC|MS_PRIVATE)', undefined, '/', undefined, MS_REC | MS_PRIVATE, undefined);
     for (const s of input.steps) {
       const target = at(s.e);
@@ -114,9 +123,23 @@ export function buildMountTree(t: RestoreTaskHandle, input: BuildInput): void {
           }
           break;
         }
-        case 'external':
-          mount(`mount(external ${s.key}: ${s.path} at ${s.e.mountpoint})`, s.path, target, undefined, MS_BIND, undefined);
+        case 'external': {
+          const src = extSources.get(s.e.mnt_id);
+          if (src === undefined) {
+            mount(`mount(external ${s.key}: ${s.path} at ${s.e.mountpoint})`, s.path, target, undefined, MS_BIND, undefined);
+            break;
+          }
+          extSources.delete(s.e.mnt_id);
+          try {
+            attach(src, target, `external ${s.key}: ${s.path} at ${s.e.mountpoint}`);
+          } finally {
+            t.syscall('close', NR.close, src);
+          }
+          // A slave of its source's group at once: nothing made below it reaches the outside.
+          mount(`mount(${s.e.mountpoint}, MS_SLAVE)`, undefined, target, undefined, MS_SLAVE, undefined);
+          slaveOfOutside(t.pid, target, s);
           break;
+        }
         case 'bind': {
           const from = fds.get(s.from.mnt_id);
           if (from === undefined) throw new CriuTsError('EINTERNAL', `mount ${s.from.mnt_id} was not made before its bind ${s.e.mnt_id}`);
@@ -132,6 +155,19 @@ export function buildMountTree(t: RestoreTaskHandle, input: BuildInput): void {
           // A read-only tmpfs is filled first, then made read-only.
           const sb = s.e.sb_flags ?? 0;
           const first = s.tar === undefined ? sb : sb & ~MS_RDONLY;
+          if (nested && s.e.mountpoint === '/') {
+            // A nested root of its own (a namespace pivoted into a tmpfs): made detached, filled, stacked on "/".
+            const fd = freshDetached(t, s.fstype, s.e, first);
+            try {
+              if (s.tar !== undefined) untar(`/proc/${t.pid}/fd/${fd}`, input.tar(s.tar), s.e);
+              attach(fd, '/', `new ${s.fstype} onto /`);
+              t.syscall('fchdir(new root)', NR.fchdir, fd);
+            } finally {
+              t.syscall('close', NR.close, fd);
+            }
+            if (first !== sb) mount(`remount(${s.e.mountpoint}, ro)`, undefined, target, undefined, MS_REMOUNT | sb, s.e.options);
+            break;
+          }
           mount(`mount(${s.fstype} at ${s.e.mountpoint})`, s.e.source, target, s.fstype, first, s.e.options);
           if (s.tar !== undefined) {
             untar(hostPath(s.e), input.tar(s.tar), s.e);
@@ -149,7 +185,45 @@ export function buildMountTree(t: RestoreTaskHandle, input: BuildInput): void {
     t.syscall('chdir(/)', NR.chdir, str('/'));
     propagation(t, input.steps, fds, groups);
   } finally {
-    for (const fd of [...fds.values(), ...groups.values()]) t.syscall('close', NR.close, fd);
+    for (const fd of [...fds.values(), ...groups.values(), ...extSources.values()]) t.syscall('close', NR.close, fd);
+  }
+}
+
+/**
+ * An external mount that was a slave of a group outside the dump is one
+ * again only if its source here is in a peer group: checked in the task's
+ * mountinfo (before the pivot its mountpoint is `target`).
+ */
+function slaveOfOutside(pid: number, target: string, s: Extract<MountStep, { how: 'external' }>): void {
+  const m = parseMountinfo(pid).filter((x) => x.mountpoint === target).pop();
+  if (m === undefined || m.master === 0) {
+    throw new CriuTsError('ERESTORE', `mount ${s.e.mnt_id} at ${s.e.mountpoint} (external ${s.key}) was a slave of peer group ${String(s.e.master_id)} outside the dump, and its source ${s.path} is in no peer group here: it cannot be a slave again`, { mountpoint: s.e.mountpoint, key: s.key });
+  }
+}
+
+/** Superblock flags as fsconfig flag names. */
+const SB_FLAG_NAMES: readonly [number, string][] = [[MS_RDONLY, 'ro'], [MS_SYNCHRONOUS, 'sync'], [MS_DIRSYNC, 'dirsync'], [MS_MANDLOCK, 'mand'], [MS_LAZYTIME, 'lazytime']];
+
+/** A new filesystem made in the task (fsopen, fsconfig, fsmount) as a detached mount: its fd there. */
+function freshDetached(t: RestoreTaskHandle, fstype: string, e: MntEntry, sb: number): number {
+  const fsfd = Number(t.syscall(`fsopen(${fstype})`, NR.fsopen, t.putString(fstype), FSOPEN_CLOEXEC));
+  try {
+    const set = (k: string, v: string | undefined): void => {
+      const key = t.putString(k);
+      if (v === undefined) t.syscall(`fsconfig(${k})`, NR.fsconfig, fsfd, FSCONFIG_SET_FLAG, key, 0, 0);
+      else t.syscall(`fsconfig(${k}=${v})`, NR.fsconfig, fsfd, FSCONFIG_SET_STRING, key, t.putString(v), 0);
+    };
+    if (e.source !== undefined && e.source !== '') set('source', e.source);
+    for (const o of (e.options ?? '').split(',')) {
+      if (o === '') continue;
+      const i = o.indexOf('=');
+      set(i < 0 ? o : o.slice(0, i), i < 0 ? undefined : o.slice(i + 1));
+    }
+    for (const [f, name] of SB_FLAG_NAMES) if ((sb & f) !== 0) set(name, undefined);
+    t.syscall(`fsconfig(create ${fstype})`, NR.fsconfig, fsfd, FSCONFIG_CMD_CREATE, 0, 0, 0);
+    return Number(t.syscall(`fsmount(${fstype})`, NR.fsmount, fsfd, FSMOUNT_CLOEXEC, 0));
+  } finally {
+    t.syscall('close', NR.close, fsfd);
   }
 }
 
@@ -193,11 +267,14 @@ function propagation(t: RestoreTaskHandle, steps: readonly MountStep[], fds: Rea
   const started = (g: number): boolean => outer.has(g) || (first.has(g) && done.has((first.get(g) as MntEntry).mnt_id));
   const ready = (e: MntEntry): boolean => {
     const g = e.shared_id ?? 0;
-    const m = e.master_id ?? 0;
+    const m = masterOf(e);
     if (g !== 0 && first.get(g) !== e) return started(g);
     return m === 0 || started(m);
   };
-  let todo = steps.map((s) => s.e).filter((e) => (e.shared_id ?? 0) !== 0 || (e.master_id ?? 0) !== 0);
+  // A master outside (an external mount's, made a slave of its source's group when bound) is not set here.
+  const outside = new Set(steps.filter((s) => s.how === 'external' && s.slaveOutside).map((s) => s.e.mnt_id));
+  const masterOf = (e: MntEntry): number => (outside.has(e.mnt_id) ? 0 : e.master_id ?? 0);
+  let todo = steps.map((s) => s.e).filter((e) => (e.shared_id ?? 0) !== 0 || masterOf(e) !== 0);
   while (todo.length > 0) {
     const next = todo.filter((e) => !ready(e));
     if (next.length === todo.length) {
@@ -205,7 +282,7 @@ function propagation(t: RestoreTaskHandle, steps: readonly MountStep[], fds: Rea
     }
     for (const e of todo.filter(ready)) {
       const g = e.shared_id ?? 0;
-      const m = e.master_id ?? 0;
+      const m = masterOf(e);
       if (g !== 0 && first.get(g) !== e) {
         setGroup(groupFd(g), e, g);
       } else {

@@ -26,7 +26,7 @@
  * a third one.
  */
 import { spawnSync } from 'node:child_process';
-import { statSync } from 'node:fs';
+import { closeSync, statSync } from 'node:fs';
 import { CriuTsError } from '../../../errors.js';
 import { parseMountinfo, readComm, type MountInfo } from '../../../proc/index.js';
 import type { MntEntry } from '../../../images/messages.js';
@@ -67,6 +67,12 @@ export interface MountDumpOptions {
   groups: ReadonlyMap<number, ReadonlySet<number>>;
   /** the devices whose files a namespace saves (a tmpfs made anew there): s_dev -> the task dumping it */
   tarred: Map<string, number>;
+  /**
+   * Our fd on a detached clone, without its submounts, of the mount at
+   * `mountpoint` as the task sees it (open_tree in the task): its files,
+   * those under other mounts too.
+   */
+  cloneMount(mountpoint: string): number;
 }
 
 export function dumpMountNamespace(pid: number, nsId: number, opts: MountDumpOptions, ctx: DumpContext): void {
@@ -97,8 +103,9 @@ export function dumpMountNamespace(pid: number, nsId: number, opts: MountDumpOpt
   // mount that shows a root holding its own.
   const dev = (m: MountInfo): string => `${m.devMajor}:${m.devMinor}`;
   const sources = outer === undefined ? mounts.filter((m) => m === root || extKey(m) !== undefined) : [...outer.mounts];
-  if (outer !== undefined && !outer.mounts.some((o) => dev(o) === dev(root) && within(root.root, o.root))) {
-    refuse(root, `the root of this nested mount namespace shows no mount of the namespace it was made from (task ${outer.pid}'s): not supported`);
+  // A nested root is a view of a mount of the namespace it was made from, or a tmpfs of its own (pivoted into).
+  if (outer !== undefined && !outer.mounts.some((o) => dev(o) === dev(root) && within(root.root, o.root)) && (root.fstype !== 'tmpfs' || root.root !== '/')) {
+    refuse(root, `the root of this nested mount namespace shows no mount of the namespace it was made from (task ${outer.pid}'s) and is no tmpfs: not supported`);
   }
   const tarred: MountInfo[] = [];
   for (const m of mounts) {
@@ -128,7 +135,7 @@ export function dumpMountNamespace(pid: number, nsId: number, opts: MountDumpOpt
   for (const k of opts.extMounts.keys()) {
     if (!used.has(k)) log.info(`--external mnt[${k}]: ${who} has no mount at ${k}; ignored`);
   }
-  if (outer === undefined) checkPropagation(mounts, who, describe);
+  if (outer === undefined) checkPropagation(mounts, new Set(mounts.filter((m) => extKey(m) !== undefined)), who, describe);
   else checkNestedPropagation(mounts, pid, outer, opts.groups, who, describe);
 
   const entries: MntEntry[] = mounts.map((m) => {
@@ -154,11 +161,15 @@ export function dumpMountNamespace(pid: number, nsId: number, opts: MountDumpOpt
     return e;
   });
   ctx.writeImage(`mountpoints-${nsId}.img`, 'MNTS', entries);
-  for (const m of tarred) dumpTmpfs(pid, who, m, mounts, ctx, describe);
+  for (const m of tarred) dumpTmpfs(pid, who, m, mounts, ctx, describe, opts.cloneMount);
 }
 
-/** Peer groups and masters must lie inside the dumped tree: a mount shared with one outside would lose that link. */
-function checkPropagation(mounts: readonly MountInfo[], who: string, describe: (m: MountInfo) => string): void {
+/**
+ * Peer groups and masters must lie inside the dumped tree: a mount shared
+ * with one outside would lose that link. An external mount may be a slave
+ * of a group outside (its source's, at restore).
+ */
+function checkPropagation(mounts: readonly MountInfo[], external: ReadonlySet<MountInfo>, who: string, describe: (m: MountInfo) => string): void {
   const ours = new Map<number, string>();
   for (const m of parseMountinfo(process.pid)) if (m.shared !== 0) ours.set(m.shared, m.mountpoint);
   const groups = new Set(mounts.filter((m) => m.shared !== 0).map((m) => m.shared));
@@ -166,7 +177,8 @@ function checkPropagation(mounts: readonly MountInfo[], who: string, describe: (
     if (m.shared !== 0 && ours.has(m.shared)) {
       throw new CriuTsError('EUNSUPPORTED', `${who}: ${describe(m)}: it is shared with ${ours.get(m.shared) ?? '?'} outside its mount namespace (peer group ${m.shared}): mounts shared with the outside are not supported`, { mountpoint: m.mountpoint });
     }
-    if (m.master !== 0 && !groups.has(m.master)) {
+    // An external mount's master outside is its source's group at restore (build.ts checks it is in one).
+    if (m.master !== 0 && !groups.has(m.master) && !external.has(m)) {
       throw new CriuTsError('EUNSUPPORTED', `${who}: ${describe(m)}: it receives mounts from peer group ${m.master} outside its mount namespace: slaves of the outside are not supported`, { mountpoint: m.mountpoint });
     }
   }
@@ -196,9 +208,13 @@ function checkNestedPropagation(mounts: readonly MountInfo[], pid: number, outer
   }
 }
 
-/** A tmpfs's files, read through the task's own view of the mount (/proc/PID/root), as CRIU's tar does. */
-function dumpTmpfs(pid: number, who: string, m: MountInfo, mounts: readonly MountInfo[], ctx: DumpContext, describe: (m: MountInfo) => string): void {
-  // A mount on the same mountpoint hides this one's files from any path.
+/**
+ * A tmpfs's files, as CRIU's tar saves them, read through a clone of the
+ * mount made in the task (its files under other mounts are not hidden
+ * there), found by the task's own path to it.
+ */
+function dumpTmpfs(pid: number, who: string, m: MountInfo, mounts: readonly MountInfo[], ctx: DumpContext, describe: (m: MountInfo) => string, cloneMount: (mountpoint: string) => number): void {
+  // A mount on the same mountpoint hides this one from any path.
   const hidden = mounts.find((o) => o !== m && o.mountpoint === m.mountpoint && o.mntId > m.mntId);
   if (hidden !== undefined) {
     throw new CriuTsError('EUNSUPPORTED', `${who}: ${describe(m)}: its files are hidden under mount ${hidden.mntId} (${hidden.fstype}) on the same mountpoint: overmounted tmpfs is not supported`, { pid, mountpoint: m.mountpoint });
@@ -213,7 +229,14 @@ function dumpTmpfs(pid: number, who: string, m: MountInfo, mounts: readonly Moun
   if (st.dev !== userDev(m.devMajor, m.devMinor)) {
     throw new CriuTsError('EUNSUPPORTED', `${who}: ${describe(m)}: its mountpoint shows another filesystem (a mount over a directory above it): overmounted tmpfs is not supported`, { pid, mountpoint: m.mountpoint });
   }
-  const r = spawnSync('tar', [...TAR_CREATE, '--directory', dir, '.'], { maxBuffer: 1 << 30, stdio: ['ignore', 'pipe', 'pipe'] });
+  const fd = cloneMount(m.mountpoint);
+  let r;
+  try {
+    // tar's fd 3 is the clone's root.
+    r = spawnSync('tar', [...TAR_CREATE, '--directory', '/proc/self/fd/3', '.'], { maxBuffer: 1 << 30, stdio: ['ignore', 'pipe', 'pipe', fd] });
+  } finally {
+    closeSync(fd);
+  }
   if (r.error !== undefined || r.status !== 0) {
     const why = r.error?.message ?? r.stderr.toString().trim().split('\n').pop() ?? `exit ${String(r.status)}`;
     throw new CriuTsError('EDUMP', `${who}: ${describe(m)}: tar of its files failed: ${why}`, { pid, mountpoint: m.mountpoint });

@@ -26,10 +26,10 @@
  * know are refused at dump. A task chroot'ed inside its namespace is read
  * through the root task's /proc/PID/root.
  */
-import { realpathSync, statSync } from 'node:fs';
+import { closeSync, openSync, realpathSync, statSync } from 'node:fs';
 import { CriuTsError } from '../../../errors.js';
 import type { MntEntry } from '../../../images/messages.js';
-import { stateKey, type ResourceKind } from '../../types.js';
+import { stateKey, type DumpContext, type ResourceKind, type RestoreContext, type RestoreTaskHandle } from '../../types.js';
 import { isRoot } from '../common.js';
 import { dumpMountNamespace } from './dump.js';
 import { crossGroups, planMounts, type MountStep } from './plan.js';
@@ -37,14 +37,40 @@ import { dumpNamespaces, restoreNamespaces, type DumpedNamespaces } from './nest
 import { buildMountTree } from './build.js';
 import { logger } from '../../../log.js';
 import { parseMountinfo } from '../../../proc/index.js';
+import { AT_FDCWD, NR, O_CLOEXEC, closeQuiet, pidfdGetfd, pidfdOpen } from '../../../sys/index.js';
 
 const log = logger('mnt');
 
 const CLONE_NEWNS = 0x00020000n;
+const OPEN_TREE_CLONE = 1;
 
 const DUMP = stateKey<DumpedNamespaces>('mnt:dump');
 interface Nested { steps: MountStep[]; cross: Map<number, string> }
-const RESTORE = stateKey<{ rootPid: number; steps: MountStep[] | undefined; root: string; nested: Map<number, Nested> }>('mnt:restore');
+interface RestoreState {
+  rootPid: number;
+  steps: MountStep[] | undefined;
+  root: string;
+  nested: Map<number, Nested>;
+  joins: ReadonlySet<number>;
+  rootReal: number | undefined;
+  /** mount id -> the id of the dumped namespace holding it */
+  mountNs: Map<number, number>;
+  /** task (pid in the images) -> its mount namespace id */
+  taskNs: Map<number, number>;
+  /** namespace id -> a restored task in it (its pid here), once made */
+  nsTask: Map<number, number>;
+}
+const RESTORE = stateKey<RestoreState>('mnt:restore');
+const ROOT_NS = stateKey<{ id: number | undefined }>('mnt:root-ns');
+
+/** The mount namespace id of the tree's root, from its images (cloneFlags runs before prepareRestore). */
+function rootNsId(ctx: RestoreContext): number | undefined {
+  return ctx.state(ROOT_NS, () => {
+    const top = ctx.ownImage('pstree.img')?.entries[0] as { pid?: number } | undefined;
+    const ids = top?.pid === undefined ? undefined : (ctx.ownImage(`ids-${top.pid}.img`)?.entries[0] as { mnt_ns_id?: number } | undefined);
+    return { id: ids?.mnt_ns_id };
+  }).id;
+}
 
 export const mntKind: ResourceKind = {
   name: 'mnt',
@@ -60,7 +86,7 @@ export const mntKind: ResourceKind = {
   },
 
   dumpTask(task, ctx) {
-    const st = ctx.memo(DUMP, () => ({ rootPid: 0, own: false, entries: new Map(), groups: new Map(), tarred: new Map(), ids: new Map() }));
+    const st = ctx.memo(DUMP, (): DumpedNamespaces => ({ rootPid: 0, own: false, entries: new Map(), groups: new Map(), tarred: new Map(), ids: new Map(), mountIds: new Set() }));
     const entry = st.entries.get(task.pid);
     if (!st.own || (task.pid !== st.rootPid && entry === undefined)) return;
     const id = task.ids.mnt_ns_id;
@@ -73,16 +99,35 @@ export const mntKind: ResourceKind = {
       if (nsId === undefined) throw new CriuTsError('EINTERNAL', `task ${task.pid}: the mount namespace of task ${entry.outerPid} was not dumped before it`, { pid: task.pid });
       outer = { mounts: parseMountinfo(entry.parentPid), nsId, pid: entry.outerPid };
     }
-    dumpMountNamespace(task.pid, id, { extMounts: ctx.opts.extMounts, outer, groups: st.groups, tarred: st.tarred }, ctx);
+    const cloneMount = (mountpoint: string): number => {
+      const t = task.main;
+      const path = t.putScratch(Buffer.from(`${mountpoint}\0`), 0);
+      const fd = Number(t.syscall(`open_tree(${mountpoint})`, NR.open_tree, AT_FDCWD, path, OPEN_TREE_CLONE | O_CLOEXEC));
+      try {
+        const pidfd = pidfdOpen(task.pid);
+        try {
+          return pidfdGetfd(pidfd, fd, task.pid);
+        } finally {
+          closeQuiet(pidfd);
+        }
+      } finally {
+        t.syscall('close', NR.close, fd);
+      }
+    };
+    dumpMountNamespace(task.pid, id, { extMounts: ctx.opts.extMounts, outer, groups: st.groups, tarred: st.tarred, cloneMount }, ctx);
   },
 
   prepareRestore(tree, ctx) {
-    const { root: id, nested: entered } = restoreNamespaces(tree);
+    const { root: id, nested: entered, joins } = restoreNamespaces(tree);
     const nested = new Map<number, Nested>();
+    const mountNs = new Map<number, number>();
+    const taskNs = new Map<number, number>();
+    for (const t of tree.tasks) if (t.ids?.mnt_ns_id !== undefined) taskNs.set(t.pid, t.ids.mnt_ns_id);
     const mountsOf = (nsId: number): MntEntry[] => {
       const file = `mountpoints-${nsId}.img`;
       const entries = ctx.ownImage(file)?.entries as MntEntry[] | undefined;
       if (entries === undefined || entries.length === 0) throw new CriuTsError('EIMAGE', `${file} is missing or empty: the mount namespace cannot be re-created`, { file });
+      for (const e of entries) mountNs.set(e.mnt_id, nsId);
       return entries;
     };
     let steps: MountStep[] | undefined;
@@ -104,6 +149,7 @@ export const mntKind: ResourceKind = {
       } catch (e) {
         throw new CriuTsError('EUSAGE', `--root ${ctx.opts.root}: ${(e as Error).message}`, { path: ctx.opts.root }, e);
       }
+      for (const e of entries) mountNs.set(e.mnt_id, id);
       steps = planMounts(entries, file, ctx.opts.extMounts, (name) => ctx.rawImage(name) !== undefined);
       for (const [pid, ns] of entered) {
         const own = mountsOf(ns.nsId);
@@ -113,29 +159,89 @@ export const mntKind: ResourceKind = {
     } else if (ctx.opts.root !== undefined) {
       log.info(`--root ${ctx.opts.root} is not used: the tree shares criu-ts's mount namespace (as with CRIU)`);
     }
-    ctx.state(RESTORE, () => ({ rootPid: tree.rootPid, steps, root, nested }));
+    ctx.state(RESTORE, (): RestoreState => ({ rootPid: tree.rootPid, steps, root, nested, joins, rootReal: undefined, mountNs, taskNs, nsTask: new Map() }));
   },
 
   // Asked before prepareRestore: from the ids alone. A task in another
   // mount namespace than its parent's is born in a copy of its parent's
   // (the entry of a nested namespace); prepareRestore refuses the cases it
   // cannot build before any task is created.
-  cloneFlags(task, parentIds) {
+  cloneFlags(task, parentIds, ctx) {
     const ns = task.ids?.mnt_ns_id;
     const above = parentIds?.mnt_ns_id;
-    return ns !== undefined && above !== undefined && ns !== above ? CLONE_NEWNS : 0n;
+    if (ns === undefined || above === undefined || ns === above) return 0n;
+    // Back in the root's namespace (joined after the clone), unless this is the root itself.
+    const root = rootNsId(ctx);
+    return ns === root && task.ids !== undefined && above !== root && !isTreeRoot(task, ctx) ? 0n : CLONE_NEWNS;
   },
 
   restoreCreated(t, task, ctx) {
-    const st = ctx.state(RESTORE, () => ({ rootPid: 0, steps: undefined, root: '/', nested: new Map<number, Nested>() }));
+    const st = restoreState(ctx);
+    if (st.joins.has(task.pid)) joinRootNs(t, st.rootReal);
     const tar = (name: string): Buffer => {
       const b = ctx.rawImage(name);
       if (b === undefined) throw new CriuTsError('EIMAGE', `${name} is missing`, { file: name });
       return b;
     };
     const nested = st.nested.get(task.pid);
-    if (nested !== undefined) buildMountTree(t, { steps: nested.steps, root: '/', cross: nested.cross, tar });
-    if (!isRoot(task, st.rootPid) || st.steps === undefined) return;
-    buildMountTree(t, { steps: st.steps, root: st.root, tar });
+    if (nested !== undefined) {
+      buildMountTree(t, { steps: nested.steps, root: '/', cross: nested.cross, tar });
+      const ns = st.taskNs.get(task.pid);
+      if (ns !== undefined) st.nsTask.set(ns, t.pid);
+    }
+    if (!isRoot(task, st.rootPid)) return;
+    st.rootReal = t.pid;
+    const ns = st.taskNs.get(task.pid);
+    if (ns !== undefined) st.nsTask.set(ns, t.pid);
+    if (st.steps !== undefined) buildMountTree(t, { steps: st.steps, root: st.root, tar });
   },
 };
+
+function isTreeRoot(task: { pid: number }, ctx: RestoreContext): boolean {
+  const top = ctx.ownImage('pstree.img')?.entries[0] as { pid?: number } | undefined;
+  return top?.pid === task.pid;
+}
+
+/** A task back in the tree root's mount namespace: setns into it through the root's /proc/PID/ns/mnt. */
+function joinRootNs(t: RestoreTaskHandle, rootReal: number | undefined): void {
+  if (rootReal === undefined) throw new CriuTsError('EINTERNAL', `task ${t.vpid}: the root's mount namespace is not made yet`, { pid: t.vpid });
+  const ours = openSync(`/proc/${rootReal}/ns/mnt`, 'r');
+  try {
+    const fd = t.installFd(ours);
+    try {
+      t.syscall('setns(root mnt ns)', NR.setns, fd, Number(CLONE_NEWNS));
+    } finally {
+      t.syscall('close', NR.close, fd);
+    }
+  } finally {
+    closeSync(ours);
+  }
+}
+
+function restoreState(ctx: RestoreContext): RestoreState {
+  return ctx.state(RESTORE, (): RestoreState => ({
+    rootPid: 0, steps: undefined, root: '/', nested: new Map(), joins: new Set(), rootReal: undefined, mountNs: new Map(), taskNs: new Map(), nsTask: new Map(),
+  }));
+}
+
+/**
+ * At dump: is `mntId` a mount of a dumped mount namespace of the tree
+ * (a file opened through it can be reopened through it at restore)?
+ */
+export function isTreeMount(ctx: DumpContext, mntId: number): boolean {
+  return ctx.memo(DUMP, (): DumpedNamespaces => ({ rootPid: 0, own: false, entries: new Map(), groups: new Map(), tarred: new Map(), ids: new Map(), mountIds: new Set() })).mountIds.has(mntId);
+}
+
+/**
+ * At restore: a restored task (its pid here) in the mount namespace that
+ * holds dumped mount `mntId`, when that is not the namespace of task
+ * `vpid` (a file it inherited from its parent's namespace, opened through
+ * a mount of it, is reopened there: through that task's /proc/PID/root).
+ */
+export function foreignMountTask(ctx: RestoreContext, vpid: number, mntId: number | undefined): number | undefined {
+  if (mntId === undefined) return undefined;
+  const st = restoreState(ctx);
+  const ns = st.mountNs.get(mntId);
+  if (ns === undefined || ns === st.taskNs.get(vpid)) return undefined;
+  return st.nsTask.get(ns);
+}

@@ -4,9 +4,11 @@
  * tree made for itself and its descendants (unshare(CLONE_NEWNS)). Each
  * nested namespace has one entry task, whose parent is outside it: it
  * dumps the namespace, and at restore it is cloned with CLONE_NEWNS from
- * that parent and builds it from its copy of the parent's. A task that
- * joined a nested namespace from outside it (setns) and a nested
- * namespace under criu-ts's own are refused, with one line.
+ * that parent and builds it from its copy of the parent's. A task in the
+ * tree root's namespace whose parent left it (it was forked before its
+ * parent unshared) joins the root's at restore (setns). A task that
+ * joined a nested namespace from outside it and a nested namespace under
+ * criu-ts's own are refused, with one line.
  */
 import { CriuTsError } from '../../../errors.js';
 import type { DumpTreeView, RestoreTreeView } from '../../types.js';
@@ -25,6 +27,8 @@ export interface DumpedNamespaces {
   tarred: Map<string, number>;
   /** dumping task -> its namespace's id */
   ids: Map<number, number>;
+  /** the ids of every mount of every dumped namespace (empty when the root's is criu-ts's own) */
+  mountIds: Set<number>;
 }
 
 export function dumpNamespaces(tree: DumpTreeView): DumpedNamespaces {
@@ -42,6 +46,8 @@ export function dumpNamespaces(tree: DumpTreeView): DumpedNamespaces {
     if (!own) {
       throw new CriuTsError('EUNSUPPORTED', `task ${t.pid}${commOf(t.pid)} is in a mnt namespace of its own (${mine}) inside the tree's (${rootLink}), which is criu-ts's own: nested mnt namespaces are supported only in a tree with a mount namespace of its own`, { pid: t.pid, namespace: 'mnt', task: mine, root: rootLink });
     }
+    // Back in the tree's root namespace (forked before its parent unshared): it joins it at restore.
+    if (mine === rootLink) continue;
     const first = dumper.get(mine);
     if (first !== undefined) {
       throw new CriuTsError('EUNSUPPORTED', `task ${t.pid}${commOf(t.pid)} entered the mnt namespace ${mine} of task ${first} from outside it (its parent ${t.ppid} is not in it): not supported`, { pid: t.pid, namespace: 'mnt', task: mine });
@@ -51,9 +57,11 @@ export function dumpNamespaces(tree: DumpTreeView): DumpedNamespaces {
   }
   // Peer groups of every dumped namespace, read while the tree is held.
   const groups = new Map<number, Set<number>>();
-  if (entries.size > 0) {
+  const mountIds = new Set<number>();
+  if (own) {
     for (const pid of dumper.values()) {
       for (const m of parseMountinfo(pid)) {
+        mountIds.add(m.mntId);
         if (m.shared === 0) continue;
         const set = groups.get(m.shared) ?? new Set<number>();
         set.add(pid);
@@ -61,7 +69,7 @@ export function dumpNamespaces(tree: DumpTreeView): DumpedNamespaces {
       }
     }
   }
-  return { rootPid: tree.rootPid, own, entries, groups, tarred: new Map(), ids: new Map() };
+  return { rootPid: tree.rootPid, own, entries, groups, tarred: new Map(), ids: new Map(), mountIds };
 }
 
 export interface RestoredNamespaces {
@@ -69,6 +77,8 @@ export interface RestoredNamespaces {
   root: number | undefined;
   /** entry task of a nested namespace -> that namespace's id and its parent's */
   nested: Map<number, { nsId: number; outerNsId: number }>;
+  /** tasks in the root's namespace whose parent is not: they join it (setns) */
+  joins: Set<number>;
 }
 
 export function restoreNamespaces(tree: RestoreTreeView): RestoredNamespaces {
@@ -84,6 +94,7 @@ export function restoreNamespaces(tree: RestoreTreeView): RestoredNamespaces {
   const own = want !== undefined && ours !== undefined && want !== ours;
   const nested = new Map<number, { nsId: number; outerNsId: number }>();
   const entered = new Map<number, number>();
+  const joins = new Set<number>();
   for (const t of tree.tasks) {
     if (t.pid === tree.rootPid || t.ids?.mnt_ns_id === undefined) continue;
     const mine = t.ids.mnt_ns_id;
@@ -92,12 +103,16 @@ export function restoreNamespaces(tree: RestoreTreeView): RestoredNamespaces {
     if (!own) {
       throw new CriuTsError('EUNSUPPORTED', `task ${t.pid} was dumped in a mnt namespace of its own (ns id ${mine}) inside the tree's (ns id ${String(want)}), which was the dumper's own: nested mnt namespaces are supported only in a tree with a mount namespace of its own`, { pid: t.pid, namespace: 'mnt', nsId: mine, rootNsId: want });
     }
+    if (mine === want) {
+      joins.add(t.pid);
+      continue;
+    }
     const first = entered.get(mine);
-    if (first !== undefined || mine === want) {
-      throw new CriuTsError('EUNSUPPORTED', `task ${t.pid} entered the mnt namespace (ns id ${mine}) of task ${String(first ?? tree.rootPid)} from outside it: not supported`, { pid: t.pid, namespace: 'mnt', nsId: mine });
+    if (first !== undefined) {
+      throw new CriuTsError('EUNSUPPORTED', `task ${t.pid} entered the mnt namespace (ns id ${mine}) of task ${first} from outside it: not supported`, { pid: t.pid, namespace: 'mnt', nsId: mine });
     }
     entered.set(mine, t.pid);
     nested.set(t.pid, { nsId: mine, outerNsId: above });
   }
-  return { root: own ? want : undefined, nested };
+  return { root: own ? want : undefined, nested, joins };
 }

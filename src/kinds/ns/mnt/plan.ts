@@ -14,6 +14,7 @@
  *    namespace (the copy the task is born with) that shows its root; the
  *    namespace's "/" is always one.
  */
+import { resolve } from 'node:path';
 import { CriuTsError } from '../../../errors.js';
 import type { MntEntry } from '../../../images/messages.js';
 import { FS_TYPES, fsTypeName } from './fstypes.js';
@@ -21,7 +22,8 @@ import { within } from './dump.js';
 
 export type MountStep =
   | { how: 'root'; e: MntEntry }
-  | { how: 'external'; e: MntEntry; path: string; key: string }
+  /** slaveOutside: it was a slave of a peer group outside the dump, which its source at restore must be in */
+  | { how: 'external'; e: MntEntry; path: string; key: string; slaveOutside: boolean }
   | { how: 'bind'; e: MntEntry; from: MntEntry; sub: string }
   | { how: 'fresh'; e: MntEntry; fstype: string; tar: string | undefined }
   | { how: 'outer'; e: MntEntry; path: string };
@@ -84,8 +86,9 @@ export function planMounts(entries: readonly MntEntry[], file: string, extMounts
   let first: MountStep = { how: 'root', e: root };
   if (outer !== undefined) {
     const o = fromOuter(root);
-    if (o === undefined) throw new CriuTsError('EUNSUPPORTED', `${file}: its root (root ${root.root}) shows no mount of the namespace it was made from`, { file });
-    first = { how: 'outer', e: root, path: through(o, root.root) };
+    if (o !== undefined) first = { how: 'outer', e: root, path: through(o, root.root) };
+    else if (fsTypeName(root.fstype) === 'tmpfs' && root.root === '/') first = { how: 'fresh', e: root, fstype: 'tmpfs', tar: tarOf(root) };
+    else throw new CriuTsError('EUNSUPPORTED', `${file}: its root (root ${root.root}) shows no mount of the namespace it was made from`, { file });
   }
   const steps: MountStep[] = [first];
   const made = new Map<number, MntEntry>([[root.mnt_id, root]]);
@@ -96,7 +99,9 @@ export function planMounts(entries: readonly MntEntry[], file: string, extMounts
   while (rest.length > 0) {
     const waiting: MntEntry[] = [];
     for (const e of rest) {
-      if (!made.has(e.parent_mnt_id)) {
+      // A mount on a directory above a sibling's mountpoint hides it: the sibling goes first.
+      const under = e.mountpoint === '/' ? '/' : `${e.mountpoint}/`;
+      if (!made.has(e.parent_mnt_id) || rest.some((o) => o.parent_mnt_id === e.parent_mnt_id && !made.has(o.mnt_id) && o.mountpoint.startsWith(under))) {
         waiting.push(e);
         continue;
       }
@@ -120,11 +125,14 @@ export function planMounts(entries: readonly MntEntry[], file: string, extMounts
   function stepFor(e: MntEntry): MountStep | undefined {
     const key = extKeyOf(e);
     if (key !== undefined) {
-      const path = extMounts.get(key);
+      const given = extMounts.get(key);
+      // A relative source is criu-ts's (as CRIU's), not the task's, cwd's.
+      const path = given === undefined ? undefined : resolve(given);
       if (path === undefined) {
         throw new CriuTsError('EUSAGE', `mount ${e.mnt_id} at ${e.mountpoint} is external (key ${key}): give its source with --external mnt[${key}]:PATH`, { mountpoint: e.mountpoint, key });
       }
-      return { how: 'external', e, path, key };
+      const m = e.master_id ?? 0;
+      return { how: 'external', e, path, key, slaveOutside: m !== 0 && !entries.some((o) => o.shared_id === m) && !(outer ?? []).some((o) => o.shared_id === m) };
     }
     const from = [...made.values()].find((o) => o.root_dev === e.root_dev && within(e.root, o.root) && (o.mnt_id !== e.mnt_id));
     if (from !== undefined) return { how: 'bind', e, from, sub: below(e.root, from.root) };
@@ -140,11 +148,12 @@ export function planMounts(entries: readonly MntEntry[], file: string, extMounts
     }
     if (firstFull.has(e.root_dev)) return undefined;
     firstFull.set(e.root_dev, e);
-    let tar: string | undefined;
-    if (type.tar) {
-      tar = `tmpfs-dev-${e.root_dev}.tar.gz.img`;
-      if (!hasTar(tar)) throw new CriuTsError('EIMAGE', `${tar} is missing: the files of the ${fstype} at ${e.mountpoint} cannot be restored`, { file: tar });
-    }
-    return { how: 'fresh', e, fstype, tar };
+    return { how: 'fresh', e, fstype, tar: type.tar ? tarOf(e) : undefined };
+  }
+
+  function tarOf(e: MntEntry): string {
+    const tar = `tmpfs-dev-${e.root_dev}.tar.gz.img`;
+    if (!hasTar(tar)) throw new CriuTsError('EIMAGE', `${tar} is missing: the files of the ${fsTypeName(e.fstype) ?? 'filesystem'} at ${e.mountpoint} cannot be restored`, { file: tar });
+    return tar;
   }
 }
