@@ -70,9 +70,11 @@ export interface MountDumpOptions {
   /**
    * Our fd on a detached clone, without its submounts, of the mount at
    * `mountpoint` as the task sees it (open_tree in the task): its files,
-   * those under other mounts too.
+   * those under other mounts too; undefined when the task may not
+   * (no CAP_SYS_ADMIN): then its path is read, without what other mounts
+   * hide.
    */
-  cloneMount(mountpoint: string): number;
+  cloneMount(mountpoint: string): number | undefined;
 }
 
 export function dumpMountNamespace(pid: number, nsId: number, opts: MountDumpOptions, ctx: DumpContext): void {
@@ -213,7 +215,7 @@ function checkNestedPropagation(mounts: readonly MountInfo[], pid: number, outer
  * mount made in the task (its files under other mounts are not hidden
  * there), found by the task's own path to it.
  */
-function dumpTmpfs(pid: number, who: string, m: MountInfo, mounts: readonly MountInfo[], ctx: DumpContext, describe: (m: MountInfo) => string, cloneMount: (mountpoint: string) => number): void {
+function dumpTmpfs(pid: number, who: string, m: MountInfo, mounts: readonly MountInfo[], ctx: DumpContext, describe: (m: MountInfo) => string, cloneMount: (mountpoint: string) => number | undefined): void {
   // A mount on the same mountpoint hides this one from any path.
   const hidden = mounts.find((o) => o !== m && o.mountpoint === m.mountpoint && o.mntId > m.mntId);
   if (hidden !== undefined) {
@@ -230,12 +232,15 @@ function dumpTmpfs(pid: number, who: string, m: MountInfo, mounts: readonly Moun
     throw new CriuTsError('EUNSUPPORTED', `${who}: ${describe(m)}: its mountpoint shows another filesystem (a mount over a directory above it): overmounted tmpfs is not supported`, { pid, mountpoint: m.mountpoint });
   }
   const fd = cloneMount(m.mountpoint);
+  if (fd === undefined) log.info(`${who}: ${describe(m)}: the task may not clone it (no CAP_SYS_ADMIN): its files are read at ${dir}, without those other mounts hide`);
   let r;
   try {
     // tar's fd 3 is the clone's root.
-    r = spawnSync('tar', [...TAR_CREATE, '--directory', '/proc/self/fd/3', '.'], { maxBuffer: 1 << 30, stdio: ['ignore', 'pipe', 'pipe', fd] });
+    r = fd === undefined
+      ? spawnSync('tar', [...TAR_CREATE, '--directory', dir, '.'], { maxBuffer: 1 << 30, stdio: ['ignore', 'pipe', 'pipe'] })
+      : spawnSync('tar', [...TAR_CREATE, '--directory', '/proc/self/fd/3', '.'], { maxBuffer: 1 << 30, stdio: ['ignore', 'pipe', 'pipe', fd] });
   } finally {
-    closeSync(fd);
+    if (fd !== undefined) closeSync(fd);
   }
   if (r.error !== undefined || r.status !== 0) {
     const why = r.error?.message ?? r.stderr.toString().trim().split('\n').pop() ?? `exit ${String(r.status)}`;

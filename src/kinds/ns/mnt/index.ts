@@ -37,7 +37,7 @@ import { dumpNamespaces, restoreNamespaces, type DumpedNamespaces } from './nest
 import { buildMountTree } from './build.js';
 import { logger } from '../../../log.js';
 import { parseMountinfo } from '../../../proc/index.js';
-import { AT_FDCWD, NR, O_CLOEXEC, closeQuiet, pidfdGetfd, pidfdOpen } from '../../../sys/index.js';
+import { AT_FDCWD, EPERM, NR, O_CLOEXEC, closeQuiet, pidfdGetfd, pidfdOpen } from '../../../sys/index.js';
 
 const log = logger('mnt');
 
@@ -99,10 +99,14 @@ export const mntKind: ResourceKind = {
       if (nsId === undefined) throw new CriuTsError('EINTERNAL', `task ${task.pid}: the mount namespace of task ${entry.outerPid} was not dumped before it`, { pid: task.pid });
       outer = { mounts: parseMountinfo(entry.parentPid), nsId, pid: entry.outerPid };
     }
-    const cloneMount = (mountpoint: string): number => {
+    const cloneMount = (mountpoint: string): number | undefined => {
       const t = task.main;
       const path = t.putScratch(Buffer.from(`${mountpoint}\0`), 0);
-      const fd = Number(t.syscall(`open_tree(${mountpoint})`, NR.open_tree, AT_FDCWD, path, OPEN_TREE_CLONE | O_CLOEXEC));
+      // A task without CAP_SYS_ADMIN (a container's process) may not clone a mount: the caller reads the path instead.
+      const r = t.syscallRaw(NR.open_tree, AT_FDCWD, path, OPEN_TREE_CLONE | O_CLOEXEC);
+      if (r === -BigInt(EPERM)) return undefined;
+      if (r < 0n) throw new CriuTsError('EDUMP', `task ${task.pid}: open_tree(${mountpoint}) in the task failed: errno ${String(-r)}`, { pid: task.pid, mountpoint });
+      const fd = Number(r);
       try {
         const pidfd = pidfdOpen(task.pid);
         try {

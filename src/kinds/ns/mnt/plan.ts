@@ -126,8 +126,8 @@ export function planMounts(entries: readonly MntEntry[], file: string, extMounts
     const key = extKeyOf(e);
     if (key !== undefined) {
       const given = extMounts.get(key);
-      // A relative source is criu-ts's (as CRIU's), not the task's, cwd's.
-      const path = given === undefined ? undefined : resolve(given);
+      // A relative source is taken from "/" (CRIU makes its mounts from there; zdtm's mnt_root_ext gives one).
+      const path = given === undefined ? undefined : resolve('/', given);
       if (path === undefined) {
         throw new CriuTsError('EUSAGE', `mount ${e.mnt_id} at ${e.mountpoint} is external (key ${key}): give its source with --external mnt[${key}]:PATH`, { mountpoint: e.mountpoint, key });
       }
