@@ -29,7 +29,7 @@ export const FAULT_POINTS = [
   'cure', // 7  a thread about to be cured (scratch unmapped, registers back)
   'inject', // 8  registers set for an injected syscall, not yet run
   'restore.planned', // 9  images read, plan made, nothing created yet
-  'restore.ghosts', // 10 ghost files written back to disk
+  'restore.ghosts', // 10 ghost files written back to disk (after restore.stub when the tree has its own mount namespace)
   'restore.stub', // 11 the stub started and seized
   'restore.created', // 12 every task of the tree created
   'restore.task', // 13 a task's memory, files and state restored

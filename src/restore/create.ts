@@ -20,7 +20,13 @@ import { logger } from '../log.js';
 const log = logger('create');
 const CLONE_FILES = 0x400n;
 
-export function createTree(plan: RestorePlan, stub: Tracee, ctx: RestoreContext, created: RestoreNode[]): void {
+/**
+ * `rootReady`, if given, is called once the tree's root task exists and
+ * the resource kinds set it up (its namespaces, its mount tree), before it
+ * opens or maps any file: what its files need made inside those
+ * namespaces (ghosts) is made then.
+ */
+export function createTree(plan: RestorePlan, stub: Tracee, ctx: RestoreContext, created: RestoreNode[], rootReady?: (root: RestoreNode) => void): void {
   const fdinfoOf = (id: number): FdinfoEntry => {
     for (const n of plan.nodes) {
       const f = n.images?.fds.find((x) => x.id === id);
@@ -47,6 +53,7 @@ export function createTree(plan: RestorePlan, stub: Tracee, ctx: RestoreContext,
       const view = treeTaskOf(n);
       for (const k of RESOURCE_KINDS) k.restoreCreated?.(h, view, ctx);
     }
+    if (n === plan.root) rootReady?.(n);
     // Its memory now (in its namespaces: SysV shm attaches there), before
     // its children fork: they inherit it, and pages they still share with
     // it stay shared (kinds/memory/cow.ts).

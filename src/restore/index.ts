@@ -41,6 +41,7 @@ import { Guardian, guardian } from '../infect/guardian.js';
 import { LazyClient } from './lazy-pages.js';
 
 const log = logger('restore');
+const CLONE_NEWNS = 0x00020000n;
 
 export async function restoreTree(opts: RestoreTreeOptions): Promise<RestoreResult> {
   const dir = opts.dir;
@@ -58,16 +59,18 @@ export async function restoreTree(opts: RestoreTreeOptions): Promise<RestoreResu
   // If we die from here on, the guardian removes the files we created and
   // kills tasks we had let go of; tasks still traced die with us (EXITKILL).
   const guard = Guardian.start();
-  const made: { remaps: ReturnType<typeof materializeRemaps> } = { remaps: { ghosts: [], links: [], fds: [] } };
+  const made: { remaps: ReturnType<typeof materializeRemaps> } = { remaps: { ghosts: [], links: [], fds: [], foreign: false } };
   let ok = false;
   let pinned: number[] = [];
   try {
     // Ghost files and links are made once the kinds prepared (restoreLoaded):
     // an owner may need the tree's user namespace's maps. Then, for an
     // unprivileged caller, the files the tasks open by name (ghosts are ours).
-    const r = await restoreLoaded(opts, dir, img, session, () => {
-      made.remaps = materializeRemaps(session.ctx);
-      for (const g of made.remaps.ghosts) guard?.file(g);
+    const r = await restoreLoaded(opts, dir, img, session, (treePid) => {
+      made.remaps = materializeRemaps(session.ctx, treePid);
+      // Names in the tree's own mount namespace are fd links of ours: if we
+      // die, the guardian cannot reach them (they stay under --root).
+      if (!made.remaps.foreign) for (const g of made.remaps.ghosts) guard?.file(g);
       faultPoint('restore.ghosts');
       pinned = pinFilesFor(img, opts.asCaller);
     });
@@ -77,16 +80,17 @@ export async function restoreTree(opts: RestoreTreeOptions): Promise<RestoreResu
     const { remaps } = made;
     // The restored tasks hold them open or mapped; their names must go again.
     removeGhosts(remaps.ghosts);
-    removeRemapFds(remaps);
-    for (const fd of pinned) closeSync(fd);
     // The dump's temporary links too, but only once they served: a failed restore may be tried again.
     if (ok) removeGhosts(remaps.links);
+    // Last: the names above may be reached through these fds.
+    removeRemapFds(remaps);
+    for (const fd of pinned) closeSync(fd);
     guard?.done();
   }
 }
 
 async function restoreLoaded(
-  opts: RestoreTreeOptions, dir: string, img: DumpImages, session: RestoreSession, materialize: () => void,
+  opts: RestoreTreeOptions, dir: string, img: DumpImages, session: RestoreSession, materialize: (treePid?: number) => void,
 ): Promise<RestoreResult> {
   if (img.inventory.tcp_close && !opts.kinds.tcpClose) {
     throw new CriuTsError('EUSAGE', 'the images were dumped with --tcp-close: restore them with --tcp-close too', {});
@@ -127,13 +131,17 @@ async function restoreLoaded(
       k.prepareRestore?.(view, filesCtx);
       prepared++;
     }
-    materialize();
+    // The tree's files are named as its tasks see them: in a mount
+    // namespace of its own, they can be made only once its root task has
+    // built it, before that task opens or maps any file (createTree).
+    const ownMounts = (plan.root.cloneFlags & CLONE_NEWNS) !== 0n;
+    if (!ownMounts) materialize();
     // Shared anonymous objects are made whole by their first task: as big as every task's windows need.
     planSharedAnon(filesCtx, img.tasks.map((t) => t.mm));
     await notify('pre-restore');
     stub = startStub();
     faultPoint('restore.stub');
-    createTree(plan, stub.tracee, filesCtx, created);
+    createTree(plan, stub.tracee, filesCtx, created, ownMounts ? (n) => materialize(n.real) : undefined);
     faultPoint('restore.created');
     await notify('setup-namespaces');
     await notify('post-setup-namespaces');

@@ -4,12 +4,13 @@
  * mask are set last, in finalizeTask, once every task is ready.
  */
 import {
-  NR, PR, encodeGpRegs, GP_REG_NAMES, type GpRegs,
+  NR, PR, encodeGpRegs, GP_REG_NAMES, O_PATH, O_DIRECTORY, type GpRegs,
 } from '../sys/index.js';
 import { CriuTsError } from '../errors.js';
 import { imageFile } from '../images/index.js';
 import type { CoreEntry, ThreadCoreEntry, VmaEntry } from '../images/messages.js';
-import type { RestoreContext } from '../kinds/index.js';
+import type { RestoreContext, RestoreTaskHandle } from '../kinds/index.js';
+import { openOursInTask } from '../kinds/install-fd.js';
 import type { Tracee } from '../infect/tracee.js';
 import { HELD_SIGMASK } from '../infect/tracee.js';
 import { holdSigmask, rseqConfig, writeGpRegs } from '../infect/ptrace-state.js';
@@ -76,6 +77,24 @@ export function restoreAddressSpace(n: RestoreNode, filesCtx: RestoreContext): v
   if (r.cow) log.debug(`task ${n.pid}: ${r.cow.compared} inherited pages compared, ${r.cow.skipped} left shared, ${r.cow.dropped} dropped`);
 }
 
+/**
+ * A removed cwd is a ghost directory reached through our fd on it
+ * (/proc/<us>/fd/N), which the task's /proc (its pid namespace's) may not
+ * show: handed over and entered with fchdir.
+ */
+function chdirInTask(h: RestoreTaskHandle, cwd: string): void {
+  if (!cwd.startsWith(`/proc/${process.pid}/fd/`)) {
+    h.syscall(`chdir ${cwd}`, NR.chdir, h.putString(cwd));
+    return;
+  }
+  const fd = openOursInTask(h, cwd, O_PATH | O_DIRECTORY);
+  try {
+    h.syscall(`fchdir (ghost ${cwd})`, NR.fchdir, fd);
+  } finally {
+    h.syscall('close', NR.close, fd);
+  }
+}
+
 /** Returns the number of pages filled. */
 export function restoreTaskBody(n: RestoreNode, plan: RestorePlan, img: DumpImages, filesCtx: RestoreContext): number {
   const task = n.images;
@@ -97,7 +116,7 @@ export function restoreTaskBody(n: RestoreNode, plan: RestorePlan, img: DumpImag
   // Both paths are as seen from our root: cwd first, while that path still
   // resolves, then chroot (which leaves the cwd alone, as in a task that
   // chdir'ed and then chroot'ed, or whose cwd is outside its root).
-  if (cwd) h.syscall(`chdir ${cwd}`, NR.chdir, h.putString(cwd));
+  if (cwd) chdirInTask(h, cwd);
   if (root && root !== '/') h.syscall(`chroot ${root}`, NR.chroot, h.putString(root));
   if (task.fs.umask !== undefined) h.syscall('umask', NR.umask, task.fs.umask);
   restoreSigactions(h, tc);

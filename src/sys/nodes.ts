@@ -2,7 +2,8 @@
  * File-system calls Node's fs module lacks: mknodat (FIFOs and device nodes
  * put back as ghosts), linkat through a /proc fd link (a name for an
  * open file whose own name is gone, for --link-remap), and readlinkat /
- * fchownat on an O_PATH fd of a symlink (its target, its owner).
+ * fchownat on an O_PATH fd of a symlink (its target, its owner), and
+ * inotify watches added from our side (on a ghost only we can name).
  */
 import { sys, addr } from './libc.js';
 import { NR } from './nr.js';
@@ -72,4 +73,17 @@ export function readlinkFd(fd: number): string {
 export function fchownFd(fd: number, uid: number, gid: number): void {
   const e = cstr('');
   sys('fchownat', NR.fchownat, undefined, fd, addr(e), uid, gid, AT_EMPTY_PATH);
+}
+
+/** inotify_rm_watch(2) on x86_64. */
+const NR_INOTIFY_RM_WATCH = 255;
+
+/** inotify_add_watch on our copy of an inotify fd (the instance is shared with its task); returns the wd. */
+export function inotifyAddWatch(fd: number, path: string, mask: number): number {
+  const p = cstr(path);
+  return sys('inotify_add_watch', NR.inotify_add_watch, undefined, fd, addr(p), mask >>> 0);
+}
+
+export function inotifyRmWatch(fd: number, wd: number): void {
+  sys('inotify_rm_watch', NR_INOTIFY_RM_WATCH, undefined, fd, wd);
 }

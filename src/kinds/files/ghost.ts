@@ -16,22 +16,28 @@
  *   `link_remap.<id>` in its old directory (linkat through /proc), recorded
  *   as a REG entry; the restore opens that name and removes it afterwards.
  *
- * At restore a ghost is created next to its old path (`<path>.cr.<gid>.ghost`;
- * a directory at its own path, missing parents made), everybody opens it,
- * and it is removed again once the restore is over.
+ * At restore a ghost is created at its old path if that name is free (so
+ * the task's fd reads "NAME (deleted)" again, as after CRIU's restore),
+ * else next to it (`<path>.cr.<gid>.ghost`; a directory at its own path,
+ * missing parents made), everybody opens it, and it is removed again once
+ * the restore is over. In a tree of its own mount namespace all of this
+ * happens in that namespace, once its root task has built it
+ * (tree-paths.ts).
  *
  * An unlinked symlink (held by an O_PATH|O_NOFOLLOW fd) keeps its target in
  * symlnk_target, as CRIU; it comes back as a symlink the task reopens
  * through our fd's magic link, followed once: that lands on the symlink
  * itself.
  *
- * Known limits: an unlinked socket inode is refused; ghosts are created by
- * path in criu-ts's mount namespace; a ghost symlink's times are not kept.
+ * Known limits: an unlinked socket inode is refused; a ghost symlink's
+ * times are not kept; a ghost on a read-only mount cannot be made; in a
+ * tree of its own mount namespace, ghosts left by a criu-ts killed during
+ * the restore are not removed by its guardian (they stay under --root).
  */
-import { openSync, symlinkSync, fstatSync, statSync, readSync, closeSync, writeSync, ftruncateSync, fchownSync, fchmodSync, chownSync, chmodSync, existsSync, mkdirSync, rmSync, rmdirSync, unlinkSync, constants as FS } from 'node:fs';
+import { openSync, symlinkSync, fstatSync, statSync, readSync, closeSync, writeSync, ftruncateSync, fchownSync, fchmodSync, chownSync, chmodSync, mkdirSync, rmSync, rmdirSync, unlinkSync, constants as FS } from 'node:fs';
 import { dirname, basename, join } from 'node:path';
 import { CriuTsError } from '../../errors.js';
-import { pathSeenBy } from '../../proc/index.js';
+import { treePathsOf, closeTreeFds, type TreePaths } from './tree-paths.js';
 import type { GhostFileEntry, GhostChunkEntry, RemapFilePathEntry } from '../../images/messages.js';
 import {
   lseek, mknod, linkOpenFile, futimens, isSyscallError, closeQuiet, openPathNoFollow, utimensFollow, readlinkFd,
@@ -70,11 +76,6 @@ export function dumpUnlinked(ctx: DumpContext, fileId: number, name: string, ope
     dumpDeadProcEntry(ctx, fileId, name, what);
     return;
   }
-  // Ghosts and link remaps are made again at criu-ts's own paths at restore: not where a task in a mount namespace of its own sees them.
-  const holder = /^\/proc\/(\d+)\//.exec(openPath)?.[1];
-  if (holder !== undefined && pathSeenBy(Number(holder), '/') !== '/') {
-    throw new CriuTsError('EUNSUPPORTED', `${what}: ${name} was unlinked: unlinked files of a task in a mount namespace of its own are not supported yet`, { id: fileId, name });
-  }
   const st = statSync(openPath, { bigint: true });
   if (st.nlink === 0n) {
     dumpGhost(ctx, fileId, name, openPath, what);
@@ -83,7 +84,9 @@ export function dumpUnlinked(ctx: DumpContext, fileId: number, name: string, ope
   if (!ctx.opts.linkRemap) {
     throw new CriuTsError('EUNSUPPORTED', `${what}: ${name} was unlinked but is still linked elsewhere (nlink ${st.nlink}); use --link-remap`, { id: fileId, name });
   }
-  dumpLinkRemap(ctx, fileId, name, openPath, what);
+  // The temporary name goes where the task sees the file: in its mount namespace, not ours.
+  const holder = Number(/^\/proc\/(\d+)\//.exec(openPath)?.[1] ?? process.pid);
+  dumpLinkRemap(ctx, fileId, name, openPath, holder, what);
 }
 
 /**
@@ -121,18 +124,23 @@ export function deadProcPids(ctx: RestoreContext): number[] {
   return [...pids].sort((a, b) => a - b);
 }
 
-function dumpLinkRemap(ctx: DumpContext, fileId: number, name: string, openPath: string, what: string): void {
+function dumpLinkRemap(ctx: DumpContext, fileId: number, name: string, openPath: string, holder: number, what: string): void {
   let linkPath = '';
+  const fds: number[] = [];
+  let made = '';
   const lid = ctx.addFile((id) => {
     // Any unique name works: the restore finds it by file id. The parent may be gone too: go up.
     let dir = dirname(name);
     for (;;) {
       linkPath = join(dir, `link_remap.${id}`);
       try {
-        linkOpenFile(openPath, linkPath);
+        // linkat never follows the new name; its directory is the task's (tree-paths.ts).
+        made = treePathsOf(holder, fds).at(linkPath);
+        linkOpenFile(openPath, made);
         break;
       } catch (e) {
         if (!isSyscallError(e) || e.errno !== 2 /* ENOENT */ || dir === '/') {
+          closeTreeFds(fds);
           throw new CriuTsError('EDUMP', `${what}: cannot link ${name} as ${linkPath}: ${(e as Error).message}`, { id: fileId, name }, e);
         }
         dir = dirname(dir);
@@ -140,14 +148,17 @@ function dumpLinkRemap(ctx: DumpContext, fileId: number, name: string, openPath:
     }
     return { type: 'REG', id, reg: { id, flags: 0, pos: 0n, fown: { uid: 0, euid: 0, signum: 0, pid_type: 0, pid: 0 }, name: linkPath } };
   });
-  const made = linkPath;
   // The link must outlive the dump only when the tasks are gone and a restore needs it.
   ctx.atExit((tasksLive) => {
-    if (tasksLive) rmSync(made, { force: true });
+    try {
+      if (tasksLive) rmSync(made, { force: true });
+    } finally {
+      closeTreeFds(fds);
+    }
   });
   const remap: RemapFilePathEntry = { orig_id: fileId, remap_id: lid, remap_type: 'LINKED' };
   ctx.emit('REMAP_FPATH', remap);
-  log.debug(`${what}: ${name} linked as ${made} (file ${lid})`);
+  log.debug(`${what}: ${name} linked as ${linkPath} (file ${lid})`);
 }
 
 /** Copy the unlinked inode reachable at `openPath` into the images (once per inode) and remap file `id` to it. */
@@ -245,20 +256,27 @@ function writeGhostImage(ctx: DumpContext, gid: number, name: string, openPath: 
 
 /** What a restore created for remaps, to remove once it is over. */
 export interface MaterializedRemaps {
-  /** ghost files and directories, then directories made for them (removed in this order) */
+  /**
+   * ghost files and directories, then directories made for them (removed
+   * in this order), as criu-ts reaches them: in a tree of its own mount
+   * namespace, through fds of `fds` (remove them before closing those)
+   */
   ghosts: string[];
-  /** link_remap.N names made by the dump: removed after a successful restore only (a retry needs them) */
+  /** link_remap.N names made by the dump, as `ghosts`: removed after a successful restore only (a retry needs them) */
   links: string[];
   /**
-   * our O_PATH fds on the ghosts: the tasks open them through
-   * /proc/<us>/fd/N, never by name (docs/security.md); closed by removeRemapFds
+   * our O_PATH fds on the ghosts (the tasks open them through
+   * /proc/<us>/fd/N, never by name: docs/security.md) and on the tree's
+   * directories; closed by removeRemapFds
    */
   fds: number[];
+  /** made in a mount namespace other than ours: the names are fd links, meaningless to another process */
+  foreign: boolean;
 }
 
 /** Close the fds that pinned the ghosts (after the restore, whatever its outcome). */
 export function removeRemapFds(made: MaterializedRemaps): void {
-  for (const fd of made.fds.splice(0)) closeQuiet(fd);
+  closeTreeFds(made.fds);
 }
 
 /**
@@ -281,13 +299,18 @@ function pinGhost(path: string, type: number, fds: number[], ino?: number | bigi
 }
 
 /**
- * Before a restore: create every ghost once (per ghost id) and point each
- * file entry remapped to it, or to a link remap, at the name to open.
+ * Before any task opens a file: create every ghost once (per ghost id) and
+ * point each file entry remapped to it, or to a link remap, at the name to
+ * open. The names are the tree's: with `treePid`, a task of the restored
+ * tree whose mount namespace is built, they are made in its namespace
+ * (tree-paths.ts); without, in ours.
  */
-export function materializeRemaps(ctx: RestoreContext): MaterializedRemaps {
-  const made: MaterializedRemaps = { ghosts: [], links: [], fds: [] };
+export function materializeRemaps(ctx: RestoreContext, treePid?: number): MaterializedRemaps {
+  const made: MaterializedRemaps = { ghosts: [], links: [], fds: [], foreign: false };
   const ghostPaths = new Map<number, string>();
   try {
+    const paths = treePathsOf(treePid ?? process.pid, made.fds);
+    made.foreign = paths.foreign;
     for (const r of ctx.kindImage('REMAP_FPATH').entries) {
       let type = r.remap_type as string | number | undefined;
       let remapId = r.remap_id;
@@ -300,7 +323,7 @@ export function materializeRemaps(ctx: RestoreContext): MaterializedRemaps {
       if (type === 'GHOST' || type === 1) {
         let path = ghostPaths.get(remapId);
         if (path === undefined) {
-          path = createGhost(ctx, remapId, f.reg.name, made.ghosts, made.fds);
+          path = createGhost(ctx, remapId, f.reg.name, paths, made.ghosts, made.fds);
           ghostPaths.set(remapId, path);
         }
         f.reg.name = path;
@@ -310,7 +333,8 @@ export function materializeRemaps(ctx: RestoreContext): MaterializedRemaps {
         const link = ctx.fileById(remapId)?.reg?.name;
         if (link === undefined) throw new CriuTsError('EIMAGE', `${imageFile('REMAP_FPATH')}: link remap ${remapId} of file ${r.orig_id} is missing`, { id: r.orig_id });
         f.reg.name = link;
-        if (!made.links.includes(link)) made.links.push(link);
+        const ours = paths.at(link);
+        if (!made.links.includes(ours)) made.links.push(ours);
       } else if (type === 'PROCFS' || type === 2) {
         // Opened by its own name while the helper with that pid lives (deadProcPids).
       } else {
@@ -330,8 +354,12 @@ function ghostIsSymlink(ctx: RestoreContext, gid: number): boolean {
   return g !== undefined && (g.mode & S_IFMT) === S_IFLNK;
 }
 
-/** Make ghost `gid` near `orig`; returns the path to open. Everything created is pushed onto `created`, our fds on `fds`. */
-function createGhost(ctx: RestoreContext, gid: number, orig: string, created: string[], fds: number[]): string {
+/**
+ * Make ghost `gid` near `orig` (the tree's name, reached through `paths`);
+ * returns the path to open. Everything created is pushed onto `created`,
+ * our fds on `fds`.
+ */
+function createGhost(ctx: RestoreContext, gid: number, orig: string, paths: TreePaths, created: string[], fds: number[]): string {
   const file = imageFile('GHOST_FILE', gid);
   const img = ctx.image('GHOST_FILE', gid);
   if (!img) throw new CriuTsError('ENOIMAGE', `${file}: no such image`, { id: gid });
@@ -342,7 +370,8 @@ function createGhost(ctx: RestoreContext, gid: number, orig: string, created: st
   const perm = g.mode & 0o7777;
   if (type === S_IFDIR) {
     // A directory comes back at its own path (a removed cwd reads the same), missing parents made too.
-    const path = existsSync(orig) ? `${orig}.cr.${gid.toString(16)}.ghost` : orig;
+    const name = paths.exists(orig) ? `${orig}.cr.${gid.toString(16)}.ghost` : orig;
+    const path = reachable(paths, name);
     const made = mkdirSync(path, { recursive: true, mode: 0o700 });
     const parents: string[] = [];
     if (made !== undefined) for (let d = dirname(path); d.length >= made.length; d = dirname(d)) parents.push(d);
@@ -354,10 +383,16 @@ function createGhost(ctx: RestoreContext, gid: number, orig: string, created: st
     return pin.reopen;
   }
   let dir = dirname(orig);
+  const temp = `${basename(orig)}.cr.${gid.toString(16)}.ghost`;
+  // First the file's own name, if free: the task's fd then reads "NAME
+  // (deleted)" again, as after CRIU's restore. Else a temporary name.
+  let own = true;
   for (;;) {
-    const path = join(dir, `${basename(orig)}.cr.${gid.toString(16)}.ghost`);
+    const name = join(dir, own ? basename(orig) : temp);
+    let path = name;
     let ino: bigint | undefined;
     try {
+      path = paths.at(name);
       if (type === S_IFREG) ino = writeRegGhost(path, g, chunks, img.extras.slice(1), perm);
       else if (type === S_IFIFO) mknod(path, S_IFIFO | 0o600);
       else if (type === S_IFLNK) {
@@ -372,12 +407,18 @@ function createGhost(ctx: RestoreContext, gid: number, orig: string, created: st
       }
     } catch (e) {
       const errno = (e as { errno?: number; code?: string }).errno;
-      const enoent = (e as { code?: string }).code === 'ENOENT' || errno === 2;
-      if (enoent && dir !== '/') {
-        dir = dirname(dir); // the parent is gone too: as CRIU, try the grandparent
+      const code = (e as { code?: string }).code;
+      if (own && (code === 'EEXIST' || errno === 17)) {
+        own = false;
         continue;
       }
-      throw new CriuTsError('ERESTORE', `cannot create ghost ${path}: ${(e as Error).message}`, { path }, e);
+      const enoent = code === 'ENOENT' || errno === 2;
+      if (enoent && dir !== '/') {
+        dir = dirname(dir); // the parent is gone too: as CRIU, try the grandparent
+        own = false;
+        continue;
+      }
+      throw new CriuTsError('ERESTORE', `cannot create ghost ${name}: ${(e as Error).message}`, { path: name }, e);
     }
     created.push(path);
     const pin = pinGhost(path, type, fds, ino);
@@ -385,6 +426,18 @@ function createGhost(ctx: RestoreContext, gid: number, orig: string, created: st
     else if (type !== S_IFREG) applyMetadata(pin.fd, g, perm);
     return pin.reopen;
   }
+}
+
+/**
+ * The directory `path` of the tree for us: its deepest existing ancestor
+ * resolved in the tree, then the missing components, which mkdir makes.
+ */
+function reachable(paths: TreePaths, path: string): string {
+  if (!paths.foreign) return path;
+  let have = dirname(path);
+  while (have !== '/' && !paths.exists(have)) have = dirname(have);
+  const rest = path.slice(have === '/' ? 1 : have.length + 1);
+  return `${paths.dir(have)}/${rest}`;
 }
 
 /** A regular ghost: exclusive create, size, data runs at their offsets (holes stay holes), then owner, mode, times. */

@@ -17,7 +17,7 @@
  * Known limits: events queued at dump time refuse the dump (they cannot be
  * read back without consuming them).
  */
-import { NR, FIONREAD } from '../../sys/index.js';
+import { NR, FIONREAD, pidfdOpen, pidfdGetfd, closeQuiet, inotifyAddWatch, inotifyRmWatch } from '../../sys/index.js';
 import type { FileEntry, InotifyWdEntry } from '../../images/messages.js';
 import type { DumpContext, FileKind, FdProbe, RestoreContext, RestoreTaskHandle } from '../types.js';
 import { CriuTsError } from '../../errors.js';
@@ -60,26 +60,53 @@ export const inotifyKind: FileKind = {
     const fd = Number(t.syscall('inotify_init1', NR.inotify_init1, createFlags(ify.flags)));
     const watches = [...(ify.wd ?? [])].sort((a, b) => a.wd - b.wd);
     let removed = 0;
-    for (const w of watches) removed += addWatch(t, fd, w, ghostReopenPath(ctx, w.s_dev, w.i_ino));
+    let ours: number | undefined;
+    try {
+      for (const w of watches) {
+        const ghost = ghostReopenPath(ctx, w.s_dev, w.i_ino);
+        if (ghost === undefined) {
+          removed += addWatch(w, w.f_handle.path, (path, mask) => Number(t.syscall(`inotify_add_watch ${path}`, NR.inotify_add_watch, fd, t.putString(path), mask)), (wd) => t.syscall('inotify_rm_watch', NR_INOTIFY_RM_WATCH, fd, wd));
+          continue;
+        }
+        // The ghost is named by our fd on it, which the task cannot reach: added from our side, to the same instance.
+        ours ??= copyOfTaskFd(t.pid, fd);
+        const inst = ours;
+        removed += addWatch(w, ghost, (path, mask) => inotifyAddWatch(inst, path, mask), (wd) => inotifyRmWatch(inst, wd));
+      }
+    } finally {
+      if (ours !== undefined) closeQuiet(ours);
+    }
     // Each removal queued an IN_IGNORED event the task never asked for: read them out.
     if (removed > 0) drainQueue(t, fd);
     return fd;
   },
 };
 
-/** Adds one watch with its dumped wd; returns how many stray watches it removed on the way. */
-function addWatch(t: RestoreTaskHandle, fd: number, w: InotifyWdEntry, ghost: string | undefined): number {
-  // An unlinked inode: the ghost made for it (our fd's magic link, followed, is that inode).
-  const path = ghost ?? w.f_handle.path;
+/** Our own copy of the task's fd `fd` (the same open file description). */
+function copyOfTaskFd(pid: number, fd: number): number {
+  const pidfd = pidfdOpen(pid);
+  try {
+    return pidfdGetfd(pidfd, fd, pid);
+  } finally {
+    closeQuiet(pidfd);
+  }
+}
+
+/**
+ * Adds one watch with its dumped wd (on `path`: the image's, or for an
+ * unlinked inode our fd's magic link to its ghost, which followed is that
+ * inode); returns how many stray watches it removed on the way.
+ */
+function addWatch(w: InotifyWdEntry, path: string | undefined, add: (path: string, mask: number) => number, rm: (wd: number) => void): number {
   if (!path) throw new CriuTsError('EUNSUPPORTED', `inotify watch ${w.wd} (inode ${w.i_ino}) has no path in the image`, { wd: w.wd });
   const mask = w.mask & ~(IN_MASK_CREATE | IN_MASK_ADD);
   for (let i = 0; i < MAX_WD_TRIES; i++) {
-    const got = Number(t.syscall(`inotify_add_watch ${path}`, NR.inotify_add_watch, fd, t.putString(path), mask));
+    const got = add(path, mask);
     if (got === w.wd) return i;
     if (got > w.wd) {
       throw new CriuTsError('ERESTORE', `inotify watch on ${path} got wd ${got}, wanted ${w.wd}: two watches on one inode?`, { path, wd: w.wd, got });
     }
-    t.syscall('inotify_rm_watch', NR_INOTIFY_RM_WATCH, fd, got);
+    rm(got);
   }
   throw new CriuTsError('ERESTORE', `inotify watch on ${path}: could not get wd ${w.wd}`, { path, wd: w.wd });
 }

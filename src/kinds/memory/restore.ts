@@ -19,6 +19,7 @@ import { stateKey, type RestoreContext, type RestoreTaskHandle } from '../types.
 import { memfdShmid, openMemfd } from '../files/memfd.js';
 import { VMA } from './vma.js';
 import { PROT_WRITE, MAP_FIXED, MAP_ANONYMOUS, MAP_PRIVATE, MAP_SHARED, MAP_GROWSDOWN, MAP_NORESERVE, MAP_LOCKED, MAP_DROPPABLE, MAP_HUGETLB, MREMAP_MAYMOVE, MREMAP_FIXED } from '../../sys/mman.js';
+import { openOursInTask } from '../install-fd.js';
 import { ParentChain } from './parent-images.js';
 import { fillSegments, nrPages, pageSegments } from './fill.js';
 import { isSharedAnonObject, mapSharedAnon, noteSharedAnonMapping, openSharedAnon } from './shmem-restore.js';
@@ -147,6 +148,16 @@ function filePath(ctx: RestoreContext, id: bigint): string {
   return name;
 }
 
+/**
+ * Open a mapped file (or the executable) in the task. A ghost is reached
+ * through our fd on it (/proc/<us>/fd/N): the task's /proc, its pid
+ * namespace's, may not show us, so we open it and hand it over.
+ */
+function openFileInTask(t: RestoreTaskHandle, path: string, flags: number): number {
+  if (path.startsWith(`/proc/${process.pid}/fd/`)) return openOursInTask(t, path, flags | O_CLOEXEC);
+  return Number(t.syscall(`open ${path}`, NR.openat, AT_FDCWD, t.putString(path), flags | O_CLOEXEC, 0));
+}
+
 export interface MemoryRestored { pages: number; cow?: CowStats }
 
 /**
@@ -176,7 +187,7 @@ export function restoreMemory(
       const shmid = memfd ? memfdShmid(ctx, memfd) : undefined;
       fd = memfd
         ? (shmid !== undefined && isSharedAnonObject(ctx, shmid) ? openSharedAnon(t, shmid, fdflags, ctx, chain) : openMemfd(t, memfd, fdflags, ctx))
-        : Number(t.syscall(`open ${path}`, NR.openat, AT_FDCWD, t.putString(path), fdflags | O_CLOEXEC, 0));
+        : openFileInTask(t, path, fdflags);
       fds.set(key, fd);
     }
     return fd;
@@ -358,7 +369,7 @@ function vmasWithPages(vmas: readonly VmaEntry[], pagemap: readonly PagemapEntry
  */
 export function restoreMmFields(t: RestoreTaskHandle, mm: MmEntry, ctx: RestoreContext, keepExe = false): void {
   const exe = filePath(ctx, BigInt(mm.exe_file_id));
-  const exeFd = keepExe ? -1 : Number(t.syscall(`open ${exe}`, NR.openat, AT_FDCWD, t.putString(exe), O_RDONLY | O_CLOEXEC, 0));
+  const exeFd = keepExe ? -1 : openFileInTask(t, exe, O_RDONLY);
   const auxv = mm.mm_saved_auxv ?? [];
   const auxBuf = Buffer.alloc(auxv.length * 8);
   auxv.forEach((x, i) => auxBuf.writeBigUInt64LE(BigInt.asUintN(64, x), i * 8));

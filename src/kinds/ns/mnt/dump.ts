@@ -163,7 +163,10 @@ export function dumpMountNamespace(pid: number, nsId: number, opts: MountDumpOpt
     return e;
   });
   ctx.writeImage(`mountpoints-${nsId}.img`, 'MNTS', entries);
-  for (const m of tarred) dumpTmpfs(pid, who, m, mounts, ctx, describe, opts.cloneMount);
+  // Once every task's files are dumped: a link remap (files/ghost.ts) the dump made on a tmpfs must be in its tar.
+  ctx.atEnd(() => {
+    for (const m of tarred) dumpTmpfs(pid, who, m, mounts, ctx, describe, opts.cloneMount);
+  });
 }
 
 /**

@@ -1,0 +1,59 @@
+/**
+ * Unlinked files of a tree in a mount namespace of its own (files/ghost.ts,
+ * files/tree-paths.ts): the mnt-ns subject with --ghosts holds an fd on an
+ * unlinked file of its root's filesystem, a shared mapping of an unlinked
+ * tmpfs file and a removed cwd. They are dumped through the task's view,
+ * and at restore made again inside the new namespace once its tree is
+ * built, opened, mapped and entered by the task, and removed: the subject
+ * checks contents, offset, the names its fds read and that no name is
+ * left; here, that nothing is left under --root either.
+ */
+import { before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdirSync, readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { dump, restore } from '../../../src/api/index.js';
+import { readImage } from '../../../src/images/index.js';
+import { startSubject, type Subject } from '../../lib/subjects.js';
+import { becomeSubreaper, closeInheritedFds, killAndWait, removeDir, tempDir, waitGone } from '../../e2e/helpers.js';
+
+before(() => {
+  closeInheritedFds();
+  becomeSubreaper();
+});
+
+const TIMEOUT = { timeout: 120_000 };
+
+test('unlinked files, an unlinked mapping and a removed cwd of a tree in its own mount namespace come back inside it under --root', TIMEOUT, async () => {
+  const root = tempDir('mnt-ghost-root');
+  for (const d of ['proc', 't', 't2', 't3', 'dev', 'ro', 'mq', 'w', 'data/sub']) mkdirSync(join(root, d), { recursive: true });
+  const dir = tempDir('mnt-ghost');
+  let s: Subject | undefined;
+  let restored: number | undefined;
+  try {
+    s = await startSubject('mnt-ns', ['--root', root, '--ghosts', '1'], { static: true, launcher: true, workDir: join(root, 'w') });
+    const r = await dump({ pid: s.pid, imagesDir: dir, progress: false });
+    for (const p of r.pids) assert.ok(await waitGone(p), `task ${p} still there after the dump`);
+    // Names as the task saw them, in its tree; one ghost image per inode.
+    const files = readImage(join(dir, 'files.img')).entries as { id: number; reg?: { name: string } }[];
+    const remaps = readImage(join(dir, 'remap-fpath.img')).entries as { orig_id: number; remap_type?: string | number }[];
+    const remapped = remaps.map((x) => files.find((f) => f.id === x.orig_id)?.reg?.name).sort();
+    assert.deepEqual([...new Set(remapped)], ['/data/g1', '/data/gone', '/t/g2']);
+    assert.equal(readdirSync(dir).filter((n) => n.startsWith('ghost-file-')).length, 3);
+
+    const before = readFileSync('/proc/self/mountinfo', 'utf8');
+    const res = await restore({ imagesDir: dir, progress: false, root, verify: true });
+    restored = res.pid;
+    assert.equal(readFileSync('/proc/self/mountinfo', 'utf8'), before, 'no mount of the restore shows in our namespace');
+    // The root's filesystem as we see it: the ghosts' names are gone again.
+    assert.deepEqual(readdirSync(join(root, 'data')).sort(), ['sub']);
+    s.pid = res.pid;
+    const out = await s.terminateAndResult();
+    assert.ok(out.ok, out.text);
+  } finally {
+    if (restored !== undefined) await killAndWait(restored);
+    s?.cleanup();
+    removeDir(dir);
+    removeDir(root);
+  }
+});
