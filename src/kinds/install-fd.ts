@@ -4,7 +4,7 @@
  * may not even have the path we opened it by, as for the images).
  */
 import { closeSync, openSync } from 'node:fs';
-import { NR, AF_UNIX, SOCK_DGRAM, pidfdOpen, pidfdGetfd, closeQuiet, sendmsgRights } from '../sys/index.js';
+import { NR, AF_UNIX, SOCK_DGRAM, AT_FDCWD, pidfdOpen, pidfdGetfd, closeQuiet, sendmsgRights } from '../sys/index.js';
 import { CriuTsError } from '../errors.js';
 import type { RestoreTaskHandle } from './types.js';
 
@@ -72,4 +72,14 @@ export function openOursInTask(t: RestoreTaskHandle, path: string, flags: number
   } finally {
     closeSync(ours);
   }
+}
+
+/**
+ * Open `path` in the task by name, unless it is one of our fds
+ * (/proc/<us>/fd/N, a ghost): the task's /proc, its pid namespace's, may
+ * not show us, so that one is opened here and handed over.
+ */
+export function openFileInTask(t: RestoreTaskHandle, path: string, flags: number): number {
+  if (path.startsWith(`/proc/${process.pid}/fd/`)) return openOursInTask(t, path, flags | O_CLOEXEC_FLAG);
+  return Number(t.syscall(`open ${path}`, NR.openat, AT_FDCWD, t.putString(path), flags | O_CLOEXEC_FLAG, 0));
 }

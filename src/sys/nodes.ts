@@ -75,8 +75,8 @@ export function fchownFd(fd: number, uid: number, gid: number): void {
   sys('fchownat', NR.fchownat, undefined, fd, addr(e), uid, gid, AT_EMPTY_PATH);
 }
 
-/** inotify_rm_watch(2) on x86_64. */
-const NR_INOTIFY_RM_WATCH = 255;
+/** inotify_rm_watch(2) on x86_64 (not in NR). */
+export const NR_INOTIFY_RM_WATCH = 255;
 
 /** inotify_add_watch on our copy of an inotify fd (the instance is shared with its task); returns the wd. */
 export function inotifyAddWatch(fd: number, path: string, mask: number): number {

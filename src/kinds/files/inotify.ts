@@ -17,7 +17,7 @@
  * Known limits: events queued at dump time refuse the dump (they cannot be
  * read back without consuming them).
  */
-import { NR, FIONREAD, pidfdOpen, pidfdGetfd, closeQuiet, inotifyAddWatch, inotifyRmWatch } from '../../sys/index.js';
+import { NR, FIONREAD, pidfdOpen, pidfdGetfd, closeQuiet, inotifyAddWatch, inotifyRmWatch, NR_INOTIFY_RM_WATCH } from '../../sys/index.js';
 import type { FileEntry, InotifyWdEntry } from '../../images/messages.js';
 import type { DumpContext, FileKind, FdProbe, RestoreContext, RestoreTaskHandle } from '../types.js';
 import { CriuTsError } from '../../errors.js';
@@ -26,8 +26,6 @@ import { createFlags, fileFlags, isAnonLink, part, refuseQueued } from './anon-i
 import { fhEntryFor } from './fsnotify-handle.js';
 import { ghostReopenPath, requireGhostOf } from './ghost.js';
 
-/** Not in the core's table: inotify_rm_watch(2) on x86_64. */
-const NR_INOTIFY_RM_WATCH = 255;
 /** Flags that change how add_watch treats the mask, not part of the watch itself. */
 const IN_MASK_CREATE = 0x10000000;
 const IN_MASK_ADD = 0x20000000;

@@ -19,7 +19,7 @@ import { stateKey, type RestoreContext, type RestoreTaskHandle } from '../types.
 import { memfdShmid, openMemfd } from '../files/memfd.js';
 import { VMA } from './vma.js';
 import { PROT_WRITE, MAP_FIXED, MAP_ANONYMOUS, MAP_PRIVATE, MAP_SHARED, MAP_GROWSDOWN, MAP_NORESERVE, MAP_LOCKED, MAP_DROPPABLE, MAP_HUGETLB, MREMAP_MAYMOVE, MREMAP_FIXED } from '../../sys/mman.js';
-import { openOursInTask } from '../install-fd.js';
+import { openFileInTask } from '../install-fd.js';
 import { ParentChain } from './parent-images.js';
 import { fillSegments, nrPages, pageSegments } from './fill.js';
 import { isSharedAnonObject, mapSharedAnon, noteSharedAnonMapping, openSharedAnon } from './shmem-restore.js';
@@ -146,16 +146,6 @@ function filePath(ctx: RestoreContext, id: bigint): string {
   const name = f?.reg?.name;
   if (name === undefined) throw new CriuTsError('EIMAGE', `mapping refers to file id ${id}, not in the images' file list`, { id });
   return name;
-}
-
-/**
- * Open a mapped file (or the executable) in the task. A ghost is reached
- * through our fd on it (/proc/<us>/fd/N): the task's /proc, its pid
- * namespace's, may not show us, so we open it and hand it over.
- */
-function openFileInTask(t: RestoreTaskHandle, path: string, flags: number): number {
-  if (path.startsWith(`/proc/${process.pid}/fd/`)) return openOursInTask(t, path, flags | O_CLOEXEC);
-  return Number(t.syscall(`open ${path}`, NR.openat, AT_FDCWD, t.putString(path), flags | O_CLOEXEC, 0));
 }
 
 export interface MemoryRestored { pages: number; cow?: CowStats }
