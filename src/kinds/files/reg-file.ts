@@ -10,7 +10,7 @@
  * other mount namespaces are opened by path from ours; POSIX message queues
  * (mqueue filesystem) are not taken (refused as an unsupported fd).
  */
-import { closeSync, lstatSync, openSync, readlinkSync, statSync, statfsSync } from 'node:fs';
+import { closeSync, existsSync, lstatSync, openSync, readlinkSync, statSync, statfsSync } from 'node:fs';
 import { CriuTsError } from '../../errors.js';
 import { NR, O_ACCMODE, O_CREAT, O_TRUNC, O_APPEND, O_CLOEXEC, O_LARGEFILE, AT_FDCWD, SEEK_SET, EPERM, EACCES, errnoName } from '../../sys/index.js';
 import { RemoteSyscallError } from '../../infect/tracee.js';
@@ -68,6 +68,8 @@ export const regFileKind: FileKind = {
     let name = p.link;
     if (name.endsWith(DELETED_SUFFIX) && isUnlinked(name, p)) {
       name = name.slice(0, -DELETED_SUFFIX.length);
+      dumpUnlinked(ctx, id, name, `/proc/${p.pid}/fd/${p.fd}`, `task ${p.pid} fd ${p.fd}`);
+    } else if (isDeadProcEntry(p)) {
       dumpUnlinked(ctx, id, name, `/proc/${p.pid}/fd/${p.fd}`, `task ${p.pid} fd ${p.fd}`);
     }
     let flags = p.fdinfo.flags & ~O_CLOEXEC;
@@ -173,6 +175,25 @@ function isUnlinked(link: string, p: FdProbe): boolean {
   } catch {
     return true;
   }
+}
+
+const PROC_SUPER_MAGIC = 0x9fa0;
+
+/**
+ * A file under /proc/PID of a process that exited and was reaped: only
+ * /proc/PID itself reads "(deleted)"; a file below it (/proc/PID/mountinfo)
+ * keeps its name. As CRIU: a procfs file whose /proc/PID the task no
+ * longer sees.
+ */
+function isDeadProcEntry(p: FdProbe): boolean {
+  const pid = /^\/proc\/([1-9][0-9]*)\//.exec(p.link)?.[1];
+  if (pid === undefined) return false;
+  try {
+    if (statfsSync(`/proc/self/fd/${p.localFd}`).type !== PROC_SUPER_MAGIC) return false;
+  } catch {
+    return false;
+  }
+  return !existsSync(pathSeenBy(p.pid, `/proc/${pid}`));
 }
 
 function checkSize(reg: RegFileEntry, pid: number): void {
