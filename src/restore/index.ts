@@ -22,7 +22,7 @@ import { restoreSession, type RestoreSession } from './context.js';
 import { loadDump, type DumpImages } from './images.js';
 import { refuseForeignNamespaceIds } from './namespaces.js';
 import {
-  materializeRemaps, removeGhosts, removeRemapFds, unlockNetwork, RESOURCE_KINDS, handledNamespaces,
+  materializeRemaps, removeGhosts, removeRemapFds, unlockNetwork, RESOURCE_KINDS, handledNamespaces, type RestoreTaskHandle,
 } from '../kinds/index.js';
 import { checkImagesFor, pinFilesFor } from './authorize.js';
 import { checkDumpChecksums } from './images.js';
@@ -66,8 +66,8 @@ export async function restoreTree(opts: RestoreTreeOptions): Promise<RestoreResu
     // Ghost files and links are made once the kinds prepared (restoreLoaded):
     // an owner may need the tree's user namespace's maps. Then, for an
     // unprivileged caller, the files the tasks open by name (ghosts are ours).
-    const r = await restoreLoaded(opts, dir, img, session, (treePid) => {
-      made.remaps = materializeRemaps(session.ctx, treePid);
+    const r = await restoreLoaded(opts, dir, img, session, (tree) => {
+      made.remaps = materializeRemaps(session.ctx, tree);
       // Names in the tree's own mount namespace are fd links of ours: if we
       // die, the guardian cannot reach them (they stay under --root).
       if (!made.remaps.foreign) for (const g of made.remaps.ghosts) guard?.file(g);
@@ -90,7 +90,7 @@ export async function restoreTree(opts: RestoreTreeOptions): Promise<RestoreResu
 }
 
 async function restoreLoaded(
-  opts: RestoreTreeOptions, dir: string, img: DumpImages, session: RestoreSession, materialize: (treePid?: number) => void,
+  opts: RestoreTreeOptions, dir: string, img: DumpImages, session: RestoreSession, materialize: (tree?: RestoreTaskHandle) => void,
 ): Promise<RestoreResult> {
   if (img.inventory.tcp_close && !opts.kinds.tcpClose) {
     throw new CriuTsError('EUSAGE', 'the images were dumped with --tcp-close: restore them with --tcp-close too', {});
@@ -141,7 +141,7 @@ async function restoreLoaded(
     await notify('pre-restore');
     stub = startStub();
     faultPoint('restore.stub');
-    createTree(plan, stub.tracee, filesCtx, created, ownMounts ? (n) => materialize(n.real) : undefined);
+    createTree(plan, stub.tracee, filesCtx, created, ownMounts ? (n) => materialize(n.tracee && handleFor(n.real, n.tracee, n.pid)) : undefined);
     faultPoint('restore.created');
     await notify('setup-namespaces');
     await notify('post-setup-namespaces');

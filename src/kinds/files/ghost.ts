@@ -30,8 +30,8 @@
  * itself.
  *
  * Known limits: an unlinked socket inode is refused; a ghost symlink's
- * times are not kept; a ghost on a read-only mount cannot be made; in a
- * tree of its own mount namespace, ghosts left by a criu-ts killed during
+ * times are not kept; a ghost on a read-only mount can be made only in a
+ * tree's own mount namespace (ghost-rofs.ts); there, ghosts left by a criu-ts killed during
  * the restore are not removed by its guardian (they stay under --root).
  */
 import { openSync, symlinkSync, fstatSync, statSync, readSync, closeSync, writeSync, ftruncateSync, fchownSync, fchmodSync, chownSync, chmodSync, mkdirSync, rmSync, rmdirSync, unlinkSync, constants as FS } from 'node:fs';
@@ -43,7 +43,8 @@ import {
   lseek, mknod, linkOpenFile, futimens, isSyscallError, closeQuiet, openPathNoFollow, utimensFollow, readlinkFd,
   fchownFd, PID_MAX_LIMIT, type FileTimes, O_PATH, O_NOFOLLOW, SEEK_DATA, SEEK_HOLE,
 } from '../../sys/index.js';
-import { stateKey, type DumpContext, type RestoreContext } from '../types.js';
+import { stateKey, type DumpContext, type RestoreContext, type RestoreTaskHandle } from '../types.js';
+import { writableWhileRestoring, removeBeforeReadOnly } from './ghost-rofs.js';
 import { imageFile } from '../../images/index.js';
 import { logger } from '../../log.js';
 import { hostOwner, treeGid, treeUid } from '../ns/user.js';
@@ -301,15 +302,16 @@ function pinGhost(path: string, type: number, fds: number[], ino?: number | bigi
 /**
  * Before any task opens a file: create every ghost once (per ghost id) and
  * point each file entry remapped to it, or to a link remap, at the name to
- * open. The names are the tree's: with `treePid`, a task of the restored
- * tree whose mount namespace is built, they are made in its namespace
- * (tree-paths.ts); without, in ours.
+ * open. The names are the tree's: with `tree`, the restored tree's root
+ * task once it built its mount namespace, they are made in that namespace
+ * (tree-paths.ts; a read-only mount there is made writable meanwhile,
+ * ghost-rofs.ts); without, in ours.
  */
-export function materializeRemaps(ctx: RestoreContext, treePid?: number): MaterializedRemaps {
+export function materializeRemaps(ctx: RestoreContext, tree?: RestoreTaskHandle): MaterializedRemaps {
   const made: MaterializedRemaps = { ghosts: [], links: [], fds: [], foreign: false };
   const ghostPaths = new Map<number, string>();
   try {
-    const paths = treePathsOf(treePid ?? process.pid, made.fds);
+    const paths = treePathsOf(tree?.pid ?? process.pid, made.fds);
     made.foreign = paths.foreign;
     for (const r of ctx.kindImage('REMAP_FPATH').entries) {
       let type = r.remap_type as string | number | undefined;
@@ -323,7 +325,7 @@ export function materializeRemaps(ctx: RestoreContext, treePid?: number): Materi
       if (type === 'GHOST' || type === 1) {
         let path = ghostPaths.get(remapId);
         if (path === undefined) {
-          path = createGhost(ctx, remapId, f.reg.name, paths, made.ghosts, made.fds);
+          path = createGhost(ctx, remapId, f.reg.name, paths, made.ghosts, made.fds, tree);
           ghostPaths.set(remapId, path);
         }
         f.reg.name = path;
@@ -359,7 +361,7 @@ function ghostIsSymlink(ctx: RestoreContext, gid: number): boolean {
  * returns the path to open. Everything created is pushed onto `created`,
  * our fds on `fds`.
  */
-function createGhost(ctx: RestoreContext, gid: number, orig: string, paths: TreePaths, created: string[], fds: number[]): string {
+function createGhost(ctx: RestoreContext, gid: number, orig: string, paths: TreePaths, created: string[], fds: number[], tree?: RestoreTaskHandle): string {
   const file = imageFile('GHOST_FILE', gid);
   const img = ctx.image('GHOST_FILE', gid);
   if (!img) throw new CriuTsError('ENOIMAGE', `${file}: no such image`, { id: gid });
@@ -387,6 +389,7 @@ function createGhost(ctx: RestoreContext, gid: number, orig: string, paths: Tree
   // First the file's own name, if free: the task's fd then reads "NAME
   // (deleted)" again, as after CRIU's restore. Else a temporary name.
   let own = true;
+  let rofs: number | undefined; // the read-only mount made writable for it
   for (;;) {
     const name = join(dir, own ? basename(orig) : temp);
     let path = name;
@@ -412,6 +415,11 @@ function createGhost(ctx: RestoreContext, gid: number, orig: string, paths: Tree
         own = false;
         continue;
       }
+      if ((code === 'EROFS' || errno === 30) && paths.foreign && tree !== undefined) {
+        rofs = paths.mountOf(dir);
+        writableWhileRestoring(tree, ctx, rofs, orig);
+        continue;
+      }
       const enoent = code === 'ENOENT' || errno === 2;
       if (enoent && dir !== '/') {
         dir = dirname(dir); // the parent is gone too: as CRIU, try the grandparent
@@ -421,6 +429,7 @@ function createGhost(ctx: RestoreContext, gid: number, orig: string, paths: Tree
       throw new CriuTsError('ERESTORE', `cannot create ghost ${name}: ${(e as Error).message}`, { path: name }, e);
     }
     created.push(path);
+    if (rofs !== undefined) removeBeforeReadOnly(ctx, rofs, path);
     const pin = pinGhost(path, type, fds, ino);
     if (type === S_IFLNK) fchownFd(pin.fd, g.uid, g.gid); // a symlink has no mode of its own
     else if (type !== S_IFREG) applyMetadata(pin.fd, g, perm);

@@ -12,9 +12,9 @@
  *
  * A tree in criu-ts's own mount namespace uses the names as they are.
  */
-import { lstatSync } from 'node:fs';
+import { lstatSync, readFileSync } from 'node:fs';
 import { basename, dirname } from 'node:path';
-import { openat2, O, RESOLVE, AT_FDCWD, closeQuiet } from '../../sys/index.js';
+import { openat2, openDir, O, RESOLVE, AT_FDCWD, closeQuiet } from '../../sys/index.js';
 import { pathSeenBy } from '../../proc/index.js';
 
 export interface TreePaths {
@@ -26,6 +26,13 @@ export interface TreePaths {
   dir(path: string): string;
   /** is there anything named `path` in the tree (a last symlink not followed)? */
   exists(path: string): boolean;
+  /** the id of the mount the directory `path` is on (fdinfo's mnt_id) */
+  mountOf(path: string): number;
+}
+
+function mountIdOfFd(fd: number): number {
+  const id = /^mnt_id:\s*(\d+)/m.exec(readFileSync(`/proc/self/fdinfo/${fd}`, 'utf8'))?.[1];
+  return id === undefined ? -1 : Number(id);
 }
 
 const OURS: TreePaths = {
@@ -38,6 +45,14 @@ const OURS: TreePaths = {
       return true;
     } catch {
       return false;
+    }
+  },
+  mountOf: (path) => {
+    const fd = openDir(path);
+    try {
+      return mountIdOfFd(fd);
+    } finally {
+      closeQuiet(fd);
     }
   },
 };
@@ -76,6 +91,7 @@ export function treePathsOf(pid: number, fds: number[]): TreePaths {
         return false;
       }
     },
+    mountOf: (path) => mountIdOfFd(dirFd(path)),
   };
 }
 

@@ -2,7 +2,9 @@
  * Unlinked files of a tree in a mount namespace of its own (files/ghost.ts,
  * files/tree-paths.ts): the mnt-ns subject with --ghosts holds an fd on an
  * unlinked file of its root's filesystem, a shared mapping of an unlinked
- * tmpfs file and a removed cwd. They are dumped through the task's view,
+ * tmpfs file, a removed cwd and an unlinked file on a read-only bind (made
+ * writable in the namespace while the ghost is made and opened, read-only
+ * again before the tree runs: the subject compares its mount tree). They are dumped through the task's view,
  * and at restore made again inside the new namespace once its tree is
  * built, opened, mapped and entered by the task, and removed: the subject
  * checks contents, offset, the names its fds read and that no name is
@@ -38,8 +40,8 @@ test('unlinked files, an unlinked mapping and a removed cwd of a tree in its own
     const files = readImage(join(dir, 'files.img')).entries as { id: number; reg?: { name: string } }[];
     const remaps = readImage(join(dir, 'remap-fpath.img')).entries as { orig_id: number; remap_type?: string | number }[];
     const remapped = remaps.map((x) => files.find((f) => f.id === x.orig_id)?.reg?.name).sort();
-    assert.deepEqual([...new Set(remapped)], ['/data/g1', '/data/gone', '/t/g2']);
-    assert.equal(readdirSync(dir).filter((n) => n.startsWith('ghost-file-')).length, 3);
+    assert.deepEqual([...new Set(remapped)], ['/data/g1', '/data/gone', '/ro/gro', '/t/g2']);
+    assert.equal(readdirSync(dir).filter((n) => n.startsWith('ghost-file-')).length, 4);
 
     const before = readFileSync('/proc/self/mountinfo', 'utf8');
     const res = await restore({ imagesDir: dir, progress: false, root, verify: true });
@@ -47,6 +49,7 @@ test('unlinked files, an unlinked mapping and a removed cwd of a tree in its own
     assert.equal(readFileSync('/proc/self/mountinfo', 'utf8'), before, 'no mount of the restore shows in our namespace');
     // The root's filesystem as we see it: the ghosts' names are gone again.
     assert.deepEqual(readdirSync(join(root, 'data')).sort(), ['sub']);
+    assert.deepEqual(readdirSync(join(root, 'data', 'sub')).sort(), ['file']);
     s.pid = res.pid;
     const out = await s.terminateAndResult();
     assert.ok(out.ok, out.text);
