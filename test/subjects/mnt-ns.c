@@ -26,6 +26,13 @@
  * of it at /n2; after SIGTERM the child checks its own tree, files and
  * cross-namespace peers, and the subject that none of it shows in its own.
  * --root ROOT (absolute; the harness's work dir must be ROOT/w).
+ * --ghosts 1: the subject also holds files whose names are gone, in its
+ * tree: an fd at an offset on an unlinked file of the root's filesystem
+ * (/data/g1), a shared mapping of an unlinked tmpfs file (/t/g2), a
+ * removed cwd (/data/gone) and an fd on a file of the read-only /ro
+ * removed through its writable name (/data/sub/gro); after SIGTERM they
+ * must read the same, still be unlinked under their own names, /ro be
+ * read-only again, and no name may be left behind.
  */
 #define _GNU_SOURCE
 #include "subject.h"
@@ -36,6 +43,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -105,10 +113,11 @@ static void build(const char *root, const char *out, int ready_fd)
 	must(mount("mqueue", "/mq", "mqueue", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) == 0, "mount /mq");
 	snprintf(path, sizeof(path), "%d", ready_fd);
 	const char *nested = subject_opt("nested", NULL);
+	const char *ghosts = subject_opt("ghosts", "0");
 	if (nested != NULL)
-		execl("/init", "init", "--out", out, "--stage", "2", "--ready-fd", path, "--nested", nested, (char *)NULL);
+		execl("/init", "init", "--out", out, "--stage", "2", "--ready-fd", path, "--nested", nested, "--ghosts", ghosts, (char *)NULL);
 	else
-		execl("/init", "init", "--out", out, "--stage", "2", "--ready-fd", path, (char *)NULL);
+		execl("/init", "init", "--out", out, "--stage", "2", "--ready-fd", path, "--ghosts", ghosts, (char *)NULL);
 	subject_fail("exec /init: %s", strerror(errno));
 }
 
@@ -314,6 +323,65 @@ static pid_t nested_child(void)
 	_exit(0);
 }
 
+#define G1_BYTES 5000
+#define G2_BYTES 8192
+
+#define GRO_TEXT "a ghost on a read-only mount\n"
+
+static int g1 = -1, gro = -1;
+static unsigned char *g2;
+static unsigned char g1_data[G1_BYTES], g2_data[G2_BYTES];
+
+static void make_ghosts(void)
+{
+	subject_fill(g1_data, sizeof(g1_data), 31);
+	subject_fill(g2_data, sizeof(g2_data), 32);
+	g1 = open("/data/g1", O_RDWR | O_CREAT | O_EXCL, 0640);
+	int f2 = open("/t/g2", O_RDWR | O_CREAT | O_EXCL, 0600);
+	must(g1 >= 0 && f2 >= 0, "create /data/g1, /t/g2");
+	must(write(g1, g1_data, sizeof(g1_data)) == G1_BYTES && write(f2, g2_data, sizeof(g2_data)) == G2_BYTES, "fill the ghosts");
+	must(lseek(g1, 1234, SEEK_SET) == 1234, "seek /data/g1");
+	g2 = mmap(NULL, G2_BYTES, PROT_READ | PROT_WRITE, MAP_SHARED, f2, 0);
+	must(g2 != MAP_FAILED, "map /t/g2");
+	close(f2);
+	must(unlink("/data/g1") == 0 && unlink("/t/g2") == 0, "unlink the ghosts");
+	write_file("/data/sub/gro", GRO_TEXT, 0644);
+	gro = open("/ro/gro", O_RDONLY);
+	must(gro >= 0 && unlink("/data/sub/gro") == 0, "a ghost on /ro");
+	must(mkdir("/data/gone", 0750) == 0 && chdir("/data/gone") == 0 && rmdir("/data/gone") == 0, "remove the cwd");
+}
+
+static void check_ghosts(void)
+{
+	struct stat st;
+	if (fstat(g1, &st) != 0 || st.st_nlink != 0 || st.st_size != G1_BYTES || (st.st_mode & 07777) != 0640)
+		subject_fail("the fd is not on an unlinked %d-byte file (nlink %ld size %ld)", G1_BYTES, (long)st.st_nlink, (long)st.st_size);
+	if (lseek(g1, 0, SEEK_CUR) != 1234)
+		subject_fail("the unlinked file's offset changed");
+	static unsigned char back[G1_BYTES];
+	if (pread(g1, back, sizeof(back), 0) != G1_BYTES || memcmp(back, g1_data, sizeof(back)) != 0)
+		subject_fail("the unlinked file's contents changed");
+	char fdpath[64], link[4096];
+	snprintf(fdpath, sizeof(fdpath), "/proc/self/fd/%d", g1);
+	ssize_t n = readlink(fdpath, link, sizeof(link) - 1);
+	link[n > 0 ? n : 0] = 0;
+	if (strcmp(link, "/data/g1 (deleted)") != 0)
+		subject_fail("the unlinked file's fd reads %s", link);
+	snprintf(fdpath, sizeof(fdpath), "/proc/self/fd/%d", gro);
+	n = readlink(fdpath, link, sizeof(link) - 1);
+	link[n > 0 ? n : 0] = 0;
+	if (strcmp(link, "/ro/gro (deleted)") != 0 || fstat(gro, &st) != 0 || st.st_nlink != 0)
+		subject_fail("the fd on the ghost of /ro reads %s (nlink %ld)", link, (long)st.st_nlink);
+	same_file(gro, GRO_TEXT, "the ghost on /ro");
+	if (memcmp(g2, g2_data, sizeof(g2_data)) != 0)
+		subject_fail("the mapping of the unlinked tmpfs file changed");
+	if (stat(".", &st) != 0 || st.st_nlink != 0)
+		subject_fail("the cwd is no longer a removed directory (nlink %ld)", (long)st.st_nlink);
+	/* The names the restore used are gone again. */
+	if (access("/data/g1", F_OK) == 0 || access("/t/g2", F_OK) == 0 || access("/data/gone", F_OK) == 0 || access("/ro/gro", F_OK) == 0)
+		subject_fail("a ghost's name was left behind");
+}
+
 int main(int argc, char **argv)
 {
 	subject_init(argc, argv);
@@ -379,6 +447,9 @@ int main(int argc, char **argv)
 	must(ro >= 0 && tf >= 0, "open /ro/file and /t/file");
 	static char before[16384], after[16384];
 	pid_t nested = subject_opt("nested", NULL) != NULL ? nested_child() : 0;
+	int ghosts = subject_opt_long("ghosts", 0) == 1;
+	if (ghosts)
+		make_ghosts();
 	tree_shape(before, sizeof(before));
 	check_files();
 	must(write(ready_fd, "r", 1) == 1, "tell the launcher");
@@ -402,6 +473,8 @@ int main(int argc, char **argv)
 		if (access("/n/file", F_OK) == 0)
 			subject_fail("the nested namespace's /n shows in the subject's");
 	}
+	if (ghosts)
+		check_ghosts();
 	same_file(ro, RO_TEXT, "the fd on /ro/file");
 	same_file(tf, FILE_TEXT, "the fd on /t/file");
 	subject_pass();
