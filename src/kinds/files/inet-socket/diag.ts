@@ -6,6 +6,7 @@
  * indexed by inode; an unbound socket is in no table (the caller falls back
  * to getsockname/TCP_INFO, as CRIU does).
  */
+import { readlinkSync } from 'node:fs';
 import { stateKey, type DumpContext } from '../../types.js';
 import { nlAttrs, sockDiag, TCP_ESTABLISHED, TCP_CLOSE, TCP_LISTEN } from '../../../sys/index.js';
 
@@ -49,7 +50,7 @@ function parse(msg: Buffer): InetDiag {
   };
 }
 
-/** sock_diag listings of this dump, by "family:proto" */
+/** sock_diag listings of this dump, by "net namespace:family:proto" */
 const TABLES = stateKey<Map<string, Map<number, InetDiag>>>('inet-socket:diag');
 
 function table(family: number, proto: number): Map<number, InetDiag> {
@@ -63,11 +64,15 @@ function table(family: number, proto: number): Map<number, InetDiag> {
   return m;
 }
 
-/** The socket `ino` of this family and protocol, or undefined if the kernel lists none (unbound). */
+/**
+ * The socket `ino` of this family and protocol in the caller's net
+ * namespace (the caller steps into the task's), or undefined if the kernel
+ * lists none (unbound).
+ */
 export function inetDiag(ctx: DumpContext, family: number, proto: number, ino: number): InetDiag | undefined {
   // Tasks are frozen during a dump: one listing per table serves every socket.
   const tables = ctx.memo(TABLES, () => new Map<string, Map<number, InetDiag>>());
-  const key = `${family}:${proto}`;
+  const key = `${readlinkSync('/proc/thread-self/ns/net')}:${family}:${proto}`;
   let t = tables.get(key);
   if (!t) {
     t = table(family, proto);

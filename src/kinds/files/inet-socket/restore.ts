@@ -12,7 +12,7 @@ import type { FileEntry, InetSkEntry, IpOptsEntry, SkOptsEntry, TcpOptsEntry } f
 import {
   AF_INET6, IPPROTO_TCP, IPPROTO_UDP, IPPROTO_UDPLITE, NR, SOCK_RAW, SOCK_STREAM, SOL_IP, SOL_IPV6, SOL_SOCKET,
   closeQuiet, setsockoptInt, socket, SO_REUSEADDR, SO_SNDBUFFORCE, IPV6_V6ONLY, EADDRINUSE, ENOTCONN, TCP_ESTABLISHED,
-  TCP_LISTEN,
+  TCP_LISTEN, inNetNamespaceOf,
 } from '../../../sys/index.js';
 import { stateKey, type RestoreContext, type RestoreTaskHandle } from '../../types.js';
 import { setStatusFlags } from '../pipe.js';
@@ -62,7 +62,8 @@ function freshOpts(i: InetSkEntry, ctx: RestoreContext, t: RestoreTaskHandle, fd
   const read = (s: number): Fresh => ({ sk: dumpSkOpts(s, false), ip: dumpIpOpts(s, i.family), tcp: dumpTcpOpts(s, isTcp(i)) });
   let ours: number;
   try {
-    ours = socket(i.family, i.type, i.proto);
+    // The defaults follow the net namespace's sysctls (keepalive, ttl): the task's.
+    ours = inNetNamespaceOf(t.pid, () => socket(i.family, i.type, i.proto));
   } catch {
     const copy = copyOf(t, fd);
     try {
@@ -117,14 +118,14 @@ function bindAsDumped(t: RestoreTaskHandle, fd: number, i: InetSkEntry, where: s
       setIntOpt(t, fd, SOL_IP, IP_FREEBIND, 0, 'IP_FREEBIND');
       return;
     }
-    throw portTaken(e, i, where);
+    throw portTaken(e, i, where, t.pid);
   }
 }
 
-function portTaken(e: unknown, i: InetSkEntry, where: string): unknown {
+function portTaken(e: unknown, i: InetSkEntry, where: string, pid: number): unknown {
   if (errnoOf(e) !== EADDRINUSE) return e;
   let why = 'is taken by another socket';
-  if (isTcp(i) && onlyTimeWaitOn(i.family, i.src_port)) {
+  if (isTcp(i) && inNetNamespaceOf(pid, () => onlyTimeWaitOn(i.family, i.src_port))) {
     // The old socket's connections linger; they block the port unless the old socket had SO_REUSEADDR.
     why = 'is held by connections in TIME_WAIT (the dumped socket had no SO_REUSEADDR); retry in a minute';
   }
@@ -183,7 +184,7 @@ export function restoreInetSocket(t: RestoreTaskHandle, e: FileEntry, fd0: numbe
     try {
       t.syscall('listen', NR.listen, fd, i.backlog);
     } catch (err) {
-      throw portTaken(err, i, where);
+      throw portTaken(err, i, where, t.pid);
     }
   }
   setStatusFlags(t, fd, i.flags);
@@ -239,7 +240,7 @@ export function finishInetSocket(t: RestoreTaskHandle, e: FileEntry, fd: number,
     ctx.afterAllFiles(() => {
       const ours = copyOfPid(pid, fd);
       try {
-        releaseRepaired(p, ours);
+        releaseRepaired(p, ours, pid);
         // Leaving repair mode clears the socket's SO_REUSEADDR.
         if (i.opts.reuseaddr) setsockoptInt(ours, SOL_SOCKET, SO_REUSEADDR, 1);
       } finally {
@@ -251,7 +252,8 @@ export function finishInetSocket(t: RestoreTaskHandle, e: FileEntry, fd: number,
   releasePortOpts(t.pid, fd, e, i, ctx);
   const msgs = queueOf(e.id, ctx);
   if (msgs.length === 0) return;
-  const from = socket(i.family, i.type, i.proto);
+  // Sent from the task's net namespace: the target address is one of its own.
+  const from = inNetNamespaceOf(t.pid, () => socket(i.family, i.type, i.proto));
   try {
     setsockoptInt(from, SOL_SOCKET, SO_SNDBUFFORCE, QUEUE_SNDBUF_BYTES);
     sendQueue(from, msgs, `task ${t.pid} fd ${fd}: UDP socket ${local(i)}`, queueTarget(i));

@@ -296,8 +296,9 @@ export function takeRepaired(ctx: RestoreContext, id: number): Pending | undefin
 /**
  * The connection goes live on our copy `ours`, once every socket of the
  * restore exists: bytes never sent, then its FINs, then repair mode off.
+ * `pid` is the task that holds it (its net namespace is the connection's).
  */
-export function releaseRepaired(p: Pending, ours: number): void {
+export function releaseRepaired(p: Pending, ours: number, pid: number): void {
   if (p.state === TCP.SYN_SENT) {
     setsockoptInt(ours, SOL_TCP, TCP_REPAIR, 0);
     const fl = fcntl(ours, F_GETFL);
@@ -317,6 +318,6 @@ export function releaseRepaired(p: Pending, ours: number): void {
     withRoomyBuffers(ours, () => sendAll(ours, p.unsent, `${p.what}: unsent bytes`));
     setsockoptInt(ours, SOL_TCP, TCP_REPAIR, 1);
   }
-  if (p.state !== TCP.ESTABLISHED) replayFins(ours, p.state, p.replay, p.what);
+  if (p.state !== TCP.ESTABLISHED) replayFins(pid, ours, p.state, p.replay, p.what);
   setsockoptInt(ours, SOL_TCP, TCP_REPAIR, 0);
 }

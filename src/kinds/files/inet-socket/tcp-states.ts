@@ -26,8 +26,8 @@
  */
 import { CriuTsError } from '../../../errors.js';
 import {
-  AF_INET, AF_INET6, closeQuiet, getsockopt, sendto, setsockoptInt, shutdown, sleepMs, socket, SOCK_RAW, SOL_SOCKET,
-  SOL_TCP, TCP_INFO, TCP_REPAIR_QUEUE,
+  AF_INET, AF_INET6, closeQuiet, getsockopt, inNetNamespaceOf, sendto, setsockoptInt, shutdown, sleepMs, socket,
+  SOCK_RAW, SOL_SOCKET, SOL_TCP, TCP_INFO, TCP_REPAIR_QUEUE,
 } from '../../../sys/index.js';
 import { toSockaddr, isV4Mapped } from './addr.js';
 
@@ -111,9 +111,11 @@ function addrBytes(words: readonly number[], n: number): Buffer {
 
 /**
  * One TCP segment from the peer to our socket (no payload, no options),
- * written whole (IP header included) on a raw socket of ours.
+ * written whole (IP header included) on a raw socket of ours, made in the
+ * net namespace of task `pid` (the connection's own: a segment written in
+ * ours would go to our loopback, where no such connection exists).
  */
-function fromPeer(r: Replay, seq: number, ack: number, flags: number): void {
+function fromPeer(pid: number, r: Replay, seq: number, ack: number, flags: number): void {
   const v4 = r.family === AF_INET || (isV4Mapped(r.src) && isV4Mapped(r.dst));
   const alen = v4 ? 4 : 16;
   // The peer is the source; our socket the destination.
@@ -161,7 +163,7 @@ function fromPeer(r: Replay, seq: number, ack: number, flags: number): void {
   }
   const fam = v4 ? AF_INET : AF_INET6;
   // IPPROTO_RAW: we write the IP header ourselves (IP_HDRINCL, IPv6 too since 4.5).
-  const raw = socket(fam, SOCK_RAW, IPPROTO_RAW);
+  const raw = inNetNamespaceOf(pid, () => socket(fam, SOCK_RAW, IPPROTO_RAW));
   try {
     setsockoptInt(raw, SOL_SOCKET, SO_MARK, REPAIR_PACKET_MARK);
     const dest = v4 ? toSockaddr(AF_INET, [to.readUInt32LE(0)], 0) : toSockaddr(AF_INET6, r.src, 0);
@@ -199,9 +201,10 @@ function awaitState(fd: number, want: number, what: string, step: string): void 
  * mode with its queues back, into the dumped `state` by replaying its FINs.
  * Runs once every socket of the restore exists, so that whatever the
  * kernel sends meanwhile finds a socket of the dump at the other end
- * rather than a closed port that answers with a reset.
+ * rather than a closed port that answers with a reset. `pid` is a task of
+ * the connection's net namespace (the peer's segments are written there).
  */
-export function replayFins(fd: number, state: number, r: Replay, what: string): void {
+export function replayFins(pid: number, fd: number, state: number, r: Replay, what: string): void {
   const m = 1 << state;
   let rcvNxt = r.rcvNxt;
   let sndUna = r.sndUna;
@@ -210,7 +213,7 @@ export function replayFins(fd: number, state: number, r: Replay, what: string): 
     awaitState(fd, TCP.FIN_WAIT1, what, 'our FIN');
   }
   if (m & PEER_FIN) {
-    fromPeer(r, rcvNxt, sndUna, TH.FIN | TH.ACK);
+    fromPeer(pid, r, rcvNxt, sndUna, TH.FIN | TH.ACK);
     awaitState(fd, m & OUR_FIN_FIRST ? TCP.CLOSING : TCP.CLOSE_WAIT, what, "the peer's FIN");
     rcvNxt = (rcvNxt + 1) >>> 0;
   }
@@ -220,7 +223,7 @@ export function replayFins(fd: number, state: number, r: Replay, what: string): 
   }
   if (m & OUR_FIN_ACKED) {
     sndUna = (sndUna + 1) >>> 0;
-    fromPeer(r, rcvNxt, sndUna, TH.ACK);
+    fromPeer(pid, r, rcvNxt, sndUna, TH.ACK);
   }
   awaitState(fd, state, what, 'replaying its FINs');
 }

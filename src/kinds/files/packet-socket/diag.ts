@@ -1,10 +1,13 @@
 /**
  * What sock_diag (PACKET_DIAG) tells about packet sockets: the bound
  * protocol and device, version, reserve, copy threshold, timestamp source,
- * flags, multicast memberships, rings and fanout. Listed once per dump and
- * indexed by inode (no lookup by inode alone).
+ * flags, multicast memberships, rings and fanout. The kernel lists the
+ * sockets of the caller's net namespace only and has no lookup by inode
+ * alone: each namespace is listed once per dump, from inside it, and
+ * indexed by inode.
  */
-import { nlAttrs, sockDiag } from '../../../sys/index.js';
+import { readlinkSync } from 'node:fs';
+import { inNetNamespaceOf, nlAttrs, sockDiag } from '../../../sys/index.js';
 import { stateKey, type DumpContext } from '../../types.js';
 
 export const AF_PACKET = 17;
@@ -81,20 +84,31 @@ function parse(msg: Buffer): PacketDiag {
   return d;
 }
 
-const TABLE = stateKey<Map<number, PacketDiag>>('packet-socket:diag');
+/** listings of this dump by net namespace (its /proc/PID/ns/net link text) */
+const TABLES = stateKey<Map<string, Map<number, PacketDiag>>>('packet-socket:diag');
 
-/** The packet socket `ino`, or undefined when sock_diag does not list it (another network namespace). */
-export function packetDiag(ctx: DumpContext, ino: number): PacketDiag | undefined {
-  return ctx.memo(TABLE, () => {
-    const req = Buffer.alloc(REQ_BYTES);
-    req.writeUInt8(AF_PACKET, 0);
-    req.writeUInt32LE(SHOW.INFO | SHOW.MCLIST | SHOW.RING_CFG | SHOW.FANOUT, 8);
-    const m = new Map<number, PacketDiag>();
-    for (const msg of sockDiag(req, true)) {
-      if (msg.length < MSG_BYTES) continue;
-      const d = parse(msg);
-      m.set(d.ino, d);
-    }
-    return m;
-  }).get(ino);
+function listHere(): Map<number, PacketDiag> {
+  const req = Buffer.alloc(REQ_BYTES);
+  req.writeUInt8(AF_PACKET, 0);
+  req.writeUInt32LE(SHOW.INFO | SHOW.MCLIST | SHOW.RING_CFG | SHOW.FANOUT, 8);
+  const m = new Map<number, PacketDiag>();
+  for (const msg of sockDiag(req, true)) {
+    if (msg.length < MSG_BYTES) continue;
+    const d = parse(msg);
+    m.set(d.ino, d);
+  }
+  return m;
+}
+
+/** The packet socket `ino` of task `pid`, or undefined when sock_diag does not list it. */
+export function packetDiag(ctx: DumpContext, pid: number, ino: number): PacketDiag | undefined {
+  // Tasks are frozen during a dump: one listing per namespace serves every socket in it.
+  const tables = ctx.memo(TABLES, () => new Map<string, Map<number, PacketDiag>>());
+  const ns = readlinkSync(`/proc/${pid}/ns/net`);
+  let t = tables.get(ns);
+  if (!t) {
+    t = inNetNamespaceOf(pid, listHere);
+    tables.set(ns, t);
+  }
+  return t.get(ino);
 }

@@ -25,8 +25,8 @@ export function dumpPacketSocket(p: FdProbe, id: number, ctx: DumpContext): File
   const refuse = (why: string): never => {
     throw new CriuTsError('EUNSUPPORTED', `${what}: ${why}`, { pid: p.pid, fd: p.fd, ino });
   };
-  const d = packetDiag(ctx, ino);
-  if (!d) return refuse('sock_diag does not list it (another network namespace?)');
+  const d = packetDiag(ctx, p.pid, ino);
+  if (!d) return refuse('sock_diag of its net namespace does not list it');
   for (const m of d.mclist) {
     // One entry stands for one membership; the image has no count.
     if (m.count !== 1) refuse(`joined the same membership of device ${m.index} ${m.count} times`);

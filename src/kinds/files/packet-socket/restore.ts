@@ -7,7 +7,7 @@
  */
 import { CriuTsError } from '../../../errors.js';
 import type { FileEntry, PacketRing, PacketSockEntry } from '../../../images/messages.js';
-import { closeQuiet, ioctl, NR, socket, SOCK_DGRAM } from '../../../sys/index.js';
+import { closeQuiet, inNetNamespaceOf, ioctl, NR, socket, SOCK_DGRAM } from '../../../sys/index.js';
 import { stateKey, type RestoreContext, type RestoreTaskHandle } from '../../types.js';
 import { setStatusFlags } from '../pipe.js';
 import { dumpSkOpts, restoreFilter, restoreSkOpts } from '../socket-opts/index.js';
@@ -45,9 +45,9 @@ function setRing(t: RestoreTaskHandle, fd: number, name: number, r: PacketRing |
   setOpt(t, fd, name, b, what);
 }
 
-/** The name of device `ifindex` in our (the same) network namespace. */
-function ifName(ifindex: number): string {
-  const fd = socket(AF_PACKET, SOCK_DGRAM, 0);
+/** The name of device `ifindex` in the net namespace of task `pid` (the socket's). */
+function ifName(pid: number, ifindex: number): string {
+  const fd = inNetNamespaceOf(pid, () => socket(AF_PACKET, SOCK_DGRAM, 0));
   try {
     const req = Buffer.alloc(40);
     req.writeInt32LE(ifindex, 16);
@@ -64,7 +64,7 @@ function bindAsDumped(t: RestoreTaskHandle, fd: number, s: PacketSockEntry): voi
     // struct sockaddr with the device name in sa_data (14 bytes, NUL-terminated).
     const sa = Buffer.alloc(16);
     sa.writeUInt16LE(AF_PACKET, 0);
-    sa.write(ifName(s.ifindex).slice(0, 13), 2, 'latin1');
+    sa.write(ifName(t.pid, s.ifindex).slice(0, 13), 2, 'latin1');
     t.syscall('bind', NR.bind, fd, t.putBytes(sa), sa.length);
     return;
   }
