@@ -9,6 +9,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <net/if.h>
+#include <sched.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -52,6 +56,33 @@ static void write_atomic(const char *path, const char *text)
 	}
 }
 
+/*
+ * --netns 1: the subject runs in a net namespace of its own, lo up and
+ * nothing else, as a container's: its sockets are then the namespace's,
+ * and the restore must put them in a new one.
+ */
+static void own_netns(void)
+{
+	if (unshare(CLONE_NEWNET) != 0) {
+		subject_log("unshare(CLONE_NEWNET): %s", strerror(errno));
+		exit(2);
+	}
+	struct ifreq ifr;
+	memset(&ifr, 0, sizeof(ifr));
+	strcpy(ifr.ifr_name, "lo");
+	int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (s < 0 || ioctl(s, SIOCGIFFLAGS, &ifr) != 0) {
+		subject_log("lo: %s", strerror(errno));
+		exit(2);
+	}
+	ifr.ifr_flags |= IFF_UP;
+	if (ioctl(s, SIOCSIFFLAGS, &ifr) != 0) {
+		subject_log("lo up: %s", strerror(errno));
+		exit(2);
+	}
+	close(s);
+}
+
 void subject_init(int argc, char **argv)
 {
 	for (int i = 1; i + 1 < argc; i++)
@@ -63,6 +94,8 @@ void subject_init(int argc, char **argv)
 	}
 	opt_argc = argc;
 	opt_argv = argv;
+	if (subject_opt_long("netns", 0))
+		own_netns();
 	/* No SA_RESTART: a subject blocked in a syscall should see the end signal. */
 	struct sigaction sa;
 	memset(&sa, 0, sizeof(sa));

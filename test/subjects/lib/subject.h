@@ -23,6 +23,7 @@
 
 extern volatile sig_atomic_t subject_term;
 
+/* Parses --out; with --netns 1, unshares a net namespace of its own (lo up). */
 void subject_init(int argc, char **argv);
 /* Value of "--name VALUE" among the feature args, or dflt. */
 const char *subject_opt(const char *name, const char *dflt);
