@@ -6,7 +6,7 @@
  * while libuv's worker threads never leave ours. Only synchronous calls may
  * run inside: an async one would run on a worker thread, in our namespace.
  */
-import { closeSync, fstatSync, openSync, readlinkSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, readlinkSync, statSync } from 'node:fs';
 import { sys } from './libc.js';
 import { ioctlTry } from './process.js';
 import { NR } from './nr.js';
@@ -105,6 +105,25 @@ export function inNetNamespaceOf<T>(pid: number, fn: () => T): T {
   }
   if (theirs === readlinkSync('/proc/thread-self/ns/net')) return fn();
   return inNamespacesOf(pid, ['net'], fn);
+}
+
+/** SIOCGSKNS: the net namespace a socket belongs to, as a namespace fd (linux/sockios.h). */
+const SIOCGSKNS = 0x894c;
+
+/**
+ * Run `fn` on this thread inside the net namespace socket `sockFd` belongs
+ * to (SIOCGSKNS), when it is not the one this thread is in; else just run
+ * it. The socket knows its namespace whoever holds it: a task of another
+ * namespace, or our own copy of a file in flight. `fn` must be synchronous.
+ */
+export function inNetNamespaceOfSocket<T>(sockFd: number, fn: () => T): T {
+  const ns = sys('ioctl(SIOCGSKNS)', NR.ioctl, undefined, sockFd, SIOCGSKNS);
+  try {
+    if (fstatSync(ns).ino === statSync('/proc/thread-self/ns/net').ino) return fn();
+    return inNamespaceFiles([{ type: 'net', path: `/proc/self/fd/${ns}` }], fn);
+  } finally {
+    closeSync(ns);
+  }
 }
 
 /**

@@ -10,7 +10,7 @@ import type { FileEntry, InetSkEntry, SkShutdown } from '../../../images/message
 import { logger } from '../../../log.js';
 import {
   AF_INET6, IPPROTO_TCP, IPPROTO_UDP, IPPROTO_UDPLITE, SOCK_DGRAM, SOCK_RAW, SOCK_STREAM, SOL_IPV6, SOL_SOCKET,
-  SOL_TCP, getpeername, getsockname, getsockopt, getsockoptInt, getsockoptTry, inNetNamespaceOf, SO_PROTOCOL,
+  SOL_TCP, getpeername, getsockname, getsockopt, getsockoptInt, getsockoptTry, inNetNamespaceOfSocket, SO_PROTOCOL,
   IPV6_V6ONLY, TCP_INFO, O_CLOEXEC, TCP_CLOSE, TCP_ESTABLISHED, TCP_LISTEN,
 } from '../../../sys/index.js';
 import type { DumpContext, FdProbe } from '../../types.js';
@@ -76,7 +76,7 @@ export function dumpInetSocket(p: FdProbe, id: number, ctx: DumpContext): FileEn
   let src = fromSockaddr(family, getsockname(p.localFd));
   let dst = fromSockaddr(family, rawish ? null : peerOf(p.localFd, family));
   // sock_diag lists the sockets of the caller's net namespace: ask from the task's.
-  const d = rawish ? undefined : inNetNamespaceOf(p.pid, () => inetDiag(ctx, family, proto, ino));
+  const d = rawish ? undefined : inNetNamespaceOfSocket(p.localFd, () => inetDiag(ctx, family, proto, ino));
   let state: number;
   let backlog = 0;
   let pending = 0;

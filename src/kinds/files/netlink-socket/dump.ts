@@ -7,6 +7,7 @@
 import { CriuTsError } from '../../../errors.js';
 import type { FileEntry, NetlinkSkEntry } from '../../../images/messages.js';
 import { getsockoptInt, nlAttrs, sockDiag, SOL_SOCKET, AF_NETLINK, SO_PROTOCOL, O_CLOEXEC } from '../../../sys/index.js';
+import { listingFor } from '../socket-opts/net-ns.js';
 import { stateKey, type DumpContext, type FdProbe } from '../../types.js';
 import { NO_FOWN } from '../reg-file.js';
 import { dumpSkOpts } from '../socket-opts/index.js';
@@ -33,7 +34,8 @@ interface NetlinkDiag {
   flags: number;
 }
 
-const TABLE = stateKey<Map<number, NetlinkDiag>>('netlink-socket:diag');
+/** listings of this dump by net namespace */
+const TABLES = stateKey<Map<string, Map<number, NetlinkDiag>>>('netlink-socket:diag');
 
 function table(): Map<number, NetlinkDiag> {
   const req = Buffer.alloc(20);
@@ -64,7 +66,8 @@ export function dumpNetlinkSocket(p: FdProbe, id: number, ctx: DumpContext): Fil
   const refuse = (why: string): never => {
     throw new CriuTsError('EUNSUPPORTED', `${what}: ${why}`, { pid: p.pid, fd: p.fd, ino });
   };
-  const d = ctx.memo(TABLE, table).get(ino);
+  // sock_diag of the socket's own net namespace: a socket it does not list was never bound.
+  const d = listingFor(ctx, TABLES, p.localFd, table).get(ino);
   const ne: NetlinkSkEntry = {
     id, ino, protocol, state: 0, flags: p.fdinfo.flags & ~O_CLOEXEC, portid: 0, dst_portid: 0, dst_group: 0,
     fown: NO_FOWN, opts: dumpSkOpts(p.localFd, true, what),

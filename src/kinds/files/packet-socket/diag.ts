@@ -6,8 +6,8 @@
  * alone: each namespace is listed once per dump, from inside it, and
  * indexed by inode.
  */
-import { readlinkSync } from 'node:fs';
-import { inNetNamespaceOf, nlAttrs, sockDiag } from '../../../sys/index.js';
+import { nlAttrs, sockDiag } from '../../../sys/index.js';
+import { listingFor } from '../socket-opts/net-ns.js';
 import { stateKey, type DumpContext } from '../../types.js';
 
 export const AF_PACKET = 17;
@@ -84,7 +84,7 @@ function parse(msg: Buffer): PacketDiag {
   return d;
 }
 
-/** listings of this dump by net namespace (its /proc/PID/ns/net link text) */
+/** listings of this dump by net namespace */
 const TABLES = stateKey<Map<string, Map<number, PacketDiag>>>('packet-socket:diag');
 
 function listHere(): Map<number, PacketDiag> {
@@ -100,15 +100,7 @@ function listHere(): Map<number, PacketDiag> {
   return m;
 }
 
-/** The packet socket `ino` of task `pid`, or undefined when sock_diag does not list it. */
-export function packetDiag(ctx: DumpContext, pid: number, ino: number): PacketDiag | undefined {
-  // Tasks are frozen during a dump: one listing per namespace serves every socket in it.
-  const tables = ctx.memo(TABLES, () => new Map<string, Map<number, PacketDiag>>());
-  const ns = readlinkSync(`/proc/${pid}/ns/net`);
-  let t = tables.get(ns);
-  if (!t) {
-    t = inNetNamespaceOf(pid, listHere);
-    tables.set(ns, t);
-  }
-  return t.get(ino);
+/** The packet socket `ino` (our copy `sockFd`), or undefined when sock_diag of its namespace does not list it. */
+export function packetDiag(ctx: DumpContext, sockFd: number, ino: number): PacketDiag | undefined {
+  return listingFor(ctx, TABLES, sockFd, listHere).get(ino);
 }

@@ -25,7 +25,7 @@ export function dumpPacketSocket(p: FdProbe, id: number, ctx: DumpContext): File
   const refuse = (why: string): never => {
     throw new CriuTsError('EUNSUPPORTED', `${what}: ${why}`, { pid: p.pid, fd: p.fd, ino });
   };
-  const d = packetDiag(ctx, p.pid, ino);
+  const d = packetDiag(ctx, p.localFd, ino);
   if (!d) return refuse('sock_diag of its net namespace does not list it');
   for (const m of d.mclist) {
     // One entry stands for one membership; the image has no count.

@@ -8,9 +8,10 @@
  */
 import { lstatSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { CriuTsError } from '../../../errors.js';
+import { pathSeenBy } from '../../../proc/index.js';
 import type { FileEntry, UnixSkEntry, SkShutdown } from '../../../images/messages.js';
 import {
-  SOCK_DGRAM, SOCK_SEQPACKET, SOCK_STREAM, inNetNamespaceOf, O_CLOEXEC, TCP_CLOSE, TCP_ESTABLISHED, TCP_LISTEN,
+  SOCK_DGRAM, SOCK_SEQPACKET, SOCK_STREAM, inNetNamespaceOfSocket, O_CLOEXEC, TCP_CLOSE, TCP_ESTABLISHED, TCP_LISTEN,
 } from '../../../sys/index.js';
 import { stateKey, type DumpContext, type FdProbe } from '../../types.js';
 import { NO_FOWN } from '../reg-file.js';
@@ -61,7 +62,8 @@ function resolveName(ctx: DumpContext, p: FdProbe, d: UnixDiag, ue: UnixSkEntry)
   }
   let st;
   try {
-    st = lstatSync(path);
+    // The name is the task's (a file in flight: its holder's): in a mount namespace of its own, reached through its root.
+    st = lstatSync(pathSeenBy(p.inFlightFrom ?? p.pid, path));
   } catch {
     st = undefined;
   }
@@ -106,8 +108,8 @@ function checkOutside(peer: UnixDiag, ctx: DumpContext, what: string): void {
 export function dumpUnixSocket(p: FdProbe, id: number, ctx: DumpContext): FileEntry {
   const what = describeSocket(p);
   const ino = Number(p.stat.ino);
-  // sock_diag lists the sockets of the caller's net namespace: ask from the task's.
-  const inNs = <T>(fn: () => T): T => inNetNamespaceOf(p.pid, fn);
+  // sock_diag lists the sockets of the caller's net namespace: ask from the socket's own.
+  const inNs = <T>(fn: () => T): T => inNetNamespaceOfSocket(p.localFd, fn);
   const d = inNs(() => unixDiag(ino));
   if (!d) throw new CriuTsError('EDUMP', `${what}: sock_diag does not know it`, { pid: p.pid, fd: p.fd });
   if (d.type !== SOCK_STREAM && d.type !== SOCK_DGRAM && d.type !== SOCK_SEQPACKET) {

@@ -16,6 +16,7 @@ import type { FileEntry, UnixSkEntry } from '../../../images/messages.js';
 import {
   NR, AF_UNIX, SOCK_DGRAM, SOL_SOCKET, closeQuiet, connect, openPathNoFollow, pidfdGetfd, pidfdOpen, setsockoptInt,
   shutdown, socket, AT_FDCWD, O_PATH, O_DIRECTORY, SO_SNDBUFFORCE, ENOENT, TCP_ESTABLISHED, TCP_LISTEN, ECONNREFUSED,
+  O_CLOEXEC, RESOLVE, inNetNamespaceOf, openat2, openDir,
 } from '../../../sys/index.js';
 import { stateKey, type RestoreContext, type RestoreTaskHandle } from '../../types.js';
 import { setStatusFlags } from '../pipe.js';
@@ -63,12 +64,47 @@ function sockaddr(name: Buffer): Buffer {
   return b;
 }
 
-/** Address to reach a socket from anywhere (a relative name made absolute). */
-function reachAddr(u: UnixSkEntry, ctx: RestoreContext): Buffer {
+/** The path a task reaches a socket by (a relative name made absolute); undefined for abstract names. */
+function reachPath(u: UnixSkEntry, ctx: RestoreContext): string | undefined {
   // A socket whose name was unlinked at dump is reached through its temporary name while the restore runs.
-  const path = ctx.state(NAMES, newNames).reach.get(u.ino) ?? pathOf(u);
+  return ctx.state(NAMES, newNames).reach.get(u.ino) ?? pathOf(u);
+}
+
+/** Address for a task of the restore to reach a socket by. */
+function reachAddr(u: UnixSkEntry, ctx: RestoreContext): Buffer {
+  const path = reachPath(u, ctx);
   return sockaddr(path === undefined ? u.name : Buffer.from(`${path}\0`));
 }
+
+/**
+ * Run `fn` with an address by which criu-ts reaches socket `u` as task
+ * `pid` sees it. A path is the task's (its root, in its mount namespace):
+ * it is opened O_PATH inside that root (symlinks resolved as the task's
+ * would be) and given as /proc/self/fd/N, which connect() follows to the
+ * socket. An abstract name belongs to a net namespace: the socket `fn`
+ * uses must be one made in the task's (`socketIn`).
+ */
+function withReach<T>(pid: number, u: UnixSkEntry, ctx: RestoreContext, fn: (addr: Buffer) => T): T {
+  const path = reachPath(u, ctx);
+  if (path === undefined) return fn(sockaddr(u.name));
+  const root = openDir(`/proc/${pid}/root`);
+  let fd: number;
+  try {
+    fd = openat2(root, path, O_PATH | O_CLOEXEC, 0, RESOLVE.IN_ROOT);
+  } catch (e) {
+    throw new CriuTsError('ERESTORE', `task ${pid}: unix socket ${u.ino}: ${path}: ${(e as Error).message}`, { path }, e);
+  } finally {
+    closeSync(root);
+  }
+  try {
+    return fn(sockaddr(Buffer.from(`/proc/self/fd/${fd}\0`)));
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** A unix socket of ours in task `pid`'s net namespace (where abstract names are looked up). */
+const socketIn = (pid: number, type: number): number => inNetNamespaceOf(pid, () => socket(AF_UNIX, type));
 
 /**
  * Whether this socket holds its name itself: an accepted connection shows its
@@ -334,11 +370,11 @@ function createSocket(t: RestoreTaskHandle, e: FileEntry, u: UnixSkEntry, ctx: R
   const msgs = queueOf(e.id, ctx);
   if (msgs.length > 0) {
     if (u.name.length === 0) throw new CriuTsError('ERESTORE', `${what(t, u)}: queued bytes but no name to send them to`, { id: e.id });
-    const from = socket(AF_UNIX, u.type);
+    const from = socketIn(t.pid, u.type);
     try {
       // Sent datagrams count against the sender until read: make ours hold the whole queue.
       setsockoptInt(from, SOL_SOCKET, SO_SNDBUFFORCE, QUEUE_SNDBUF_BYTES);
-      sendQueue(from, msgs, what(t, u), reachAddr(u, ctx), inFlightOpener(t, ctx));
+      withReach(t.pid, u, ctx, (to) => sendQueue(from, msgs, what(t, u), to, inFlightOpener(t, ctx)));
     } finally {
       closeQuiet(from);
     }
@@ -354,6 +390,8 @@ function createSocket(t: RestoreTaskHandle, e: FileEntry, u: UnixSkEntry, ctx: R
 interface Waiter {
   ours: number;
   u: UnixSkEntry;
+  /** the task that holds it (whose view of names it connects by) */
+  pid: number;
 }
 
 /** The peer `u` is bound now: connect every socket that was waiting for it (from our side). */
@@ -363,10 +401,9 @@ function peerReady(u: UnixSkEntry, ctx: RestoreContext): void {
   const waiters = waiting.get(u.ino);
   if (!waiters) return;
   waiting.delete(u.ino);
-  const addr = reachAddr(u, ctx);
   for (const w of waiters) {
     try {
-      connect(w.ours, addr);
+      withReach(w.pid, u, ctx, (addr) => connect(w.ours, addr));
       const how = shutdownHow(w.u);
       if (how >= 0) shutdown(w.ours, how);
     } finally {
@@ -390,7 +427,7 @@ export function finishUnixSocket(t: RestoreTaskHandle, e: FileEntry, fd: number,
     // Its peer belongs to a task restored later: connect when that one binds.
     const pidfd = pidfdOpen(t.pid);
     try {
-      const w: Waiter = { ours: pidfdGetfd(pidfd, fd, t.pid), u };
+      const w: Waiter = { ours: pidfdGetfd(pidfd, fd, t.pid), u, pid: t.pid };
       const waiting = ctx.state(WAITING, () => new Map<number, Waiter[]>());
       waiting.set(peer.ino, [...(waiting.get(peer.ino) ?? []), w]);
     } finally {
