@@ -8,7 +8,7 @@
  * in its order. A setting this kernel lacks is saved without a value and
  * skipped at restore, as CRIU does.
  */
-import { readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { CriuTsError } from '../../errors.js';
 import type { SysctlEntry } from '../../images/messages.js';
 
@@ -78,10 +78,11 @@ function valueOf(e: SysctlEntry | undefined): string | undefined {
 /** Write one sysctl when its value differs from what the kernel has (a write of the same value may be refused: mtu, stable_secret). */
 function writeSysctl(path: string, value: string): void {
   const cur = readSysctl(path);
-  if (cur === undefined) {
+  if (cur === undefined && !existsSync(`/proc/sys/${path}`)) {
     throw new CriuTsError('ERESTORE', `sysctl ${path} of the restored net namespace is missing on this kernel (it was ${JSON.stringify(value)})`, { path });
   }
-  const same = cur === value || cur.split(/\s+/).join(' ') === value.split(/\s+/).join(' ');
+  // Present but unreadable: not set yet (stable_secret says EIO until it is written once).
+  const same = cur !== undefined && (cur === value || cur.split(/\s+/).join(' ') === value.split(/\s+/).join(' '));
   if (same) return;
   try {
     writeFileSync(`/proc/sys/${path}`, value);
