@@ -12,9 +12,13 @@
  *   /proc/PID/ns/net shows it, decimal) is not the tree's to save: the dump
  *   records only KEY, and the restore puts the tree into the namespace the
  *   caller hands over as `--inherit-fd fd[N]:KEY` (runc does this for a
- *   container whose network namespace was made by someone else, e.g. CNI).
+ *   container whose network namespace was made by someone else, e.g. CNI);
+ * - `netdev[IN]:OUT` (restore): the veth IN, whose peer was outside, is
+ *   not made: OUT, a veth the caller made in criu-ts's namespace, is moved
+ *   into the new one as IN, with IN's ifindex, mtu and address (CRIU's
+ *   move of a pre-created veth).
  *
- * At dump veth and macvlan are accepted and unused, as CRIU keeps them; at
+ * At dump veth, macvlan and netdev are accepted and unused, as CRIU keeps them; at
  * restore net[] is (CRIU reads it from the images). Any other type is
  * refused with one line until a kind takes it.
  */
@@ -23,13 +27,14 @@ import { EOPNOTSUPP } from '../sys/index.js';
 import { externalFileKey } from './external-files.js';
 
 /** What an RPC client reads for an --external type criu-ts does not take (CRIU's ENOTSUP for what it lacks). */
-import type { ExternalNetNs, MacvlanLower, VethPeerOut } from '../kinds/index.js';
+import type { ExternalNetNs, MacvlanLower, NetdevMoved, VethPeerOut } from '../kinds/index.js';
 
 export interface Externals {
   vethPairs: VethPeerOut[];
   macvlans: MacvlanLower[];
   /** net[INODE]:KEY, for the dump */
   netNs: ExternalNetNs[];
+  netdevs: NetdevMoved[];
 }
 
 /** An interface name as the kernel takes it (IFNAMSIZ 16, no '/', ':' or blank). */
@@ -54,7 +59,7 @@ function outside(entry: string, inside: string, value: string): VethPeerOut {
  * --veth-pair / RPC veths) for `op`; refuse what no kind takes.
  */
 export function readExternals(external: readonly string[], vethPairs: readonly VethPeerOut[], op: 'dump' | 'restore'): Externals {
-  const got: Externals = { vethPairs: [], macvlans: [], netNs: [] };
+  const got: Externals = { vethPairs: [], macvlans: [], netNs: [], netdevs: [] };
   const add = (p: VethPeerOut, shown: string): void => {
     if (!IFNAME.test(p.inside)) throw bad(shown, `${JSON.stringify(p.inside)} is not an interface name`);
     if (got.vethPairs.some((x) => x.inside === p.inside)) throw bad(shown, `veth ${p.inside} is given twice`);
@@ -68,7 +73,7 @@ export function readExternals(external: readonly string[], vethPairs: readonly V
     const type = m?.[1] ?? /^([a-z]+)\[/.exec(e)?.[1];
     if (m === null || type === undefined) {
       if (type === 'veth' || type === 'macvlan') throw bad(e, `expected ${type}[NAME]:VALUE`);
-      throw new CriuTsError('EUNSUPPORTED', `--external ${e}: not supported yet (criu-ts takes veth[IN]:OUT[@BRIDGE], macvlan[IN]:OUTDEV, net[INODE]:KEY, file[MNT_ID:INODE] and tty[RDEV:DEV])`, { external: e, errno: EOPNOTSUPP });
+      throw new CriuTsError('EUNSUPPORTED', `--external ${e}: not supported yet (criu-ts takes veth[IN]:OUT[@BRIDGE], macvlan[IN]:OUTDEV, netdev[IN]:OUT, net[INODE]:KEY, file[MNT_ID:INODE] and tty[RDEV:DEV])`, { external: e, errno: EOPNOTSUPP });
     }
     const [, , id = '', value = ''] = m;
     if (type === 'veth') {
@@ -82,11 +87,15 @@ export function readExternals(external: readonly string[], vethPairs: readonly V
       const inode = Number(id);
       if (got.netNs.some((x) => x.inode === inode)) throw bad(e, `net namespace ${inode} is given twice`);
       got.netNs.push({ inode, key: value });
+    } else if (type === 'netdev') {
+      if (!IFNAME.test(id) || !IFNAME.test(value)) throw bad(e, 'expected netdev[IN]:OUT, both interface names');
+      if (got.netdevs.some((x) => x.inside === id) || got.vethPairs.some((x) => x.inside === id)) throw bad(e, `device ${id} is given twice`);
+      got.netdevs.push({ inside: id, outside: value });
     } else {
-      throw new CriuTsError('EUNSUPPORTED', `--external ${e}: ${type}[...] is not supported yet (criu-ts takes veth[IN]:OUT[@BRIDGE], macvlan[IN]:OUTDEV, net[INODE]:KEY, file[MNT_ID:INODE] and tty[RDEV:DEV])`, { external: e, errno: EOPNOTSUPP });
+      throw new CriuTsError('EUNSUPPORTED', `--external ${e}: ${type}[...] is not supported yet (criu-ts takes veth[IN]:OUT[@BRIDGE], macvlan[IN]:OUTDEV, netdev[IN]:OUT, net[INODE]:KEY, file[MNT_ID:INODE] and tty[RDEV:DEV])`, { external: e, errno: EOPNOTSUPP });
     }
   }
-  // At dump veths and macvlans describe the restore to come: CRIU keeps them and uses none.
+  // At dump veths, macvlans and netdevs describe the restore to come: CRIU keeps them and uses none.
   // At restore an external net namespace is known from the images, and given with --inherit-fd.
-  return op === 'dump' ? { vethPairs: [], macvlans: [], netNs: got.netNs } : { ...got, netNs: [] };
+  return op === 'dump' ? { vethPairs: [], macvlans: [], netNs: got.netNs, netdevs: [] } : { ...got, netNs: [] };
 }

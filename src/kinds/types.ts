@@ -237,6 +237,8 @@ export interface RestoreKindOptions extends CgroupOptions, MountOptions {
   vethPairs: readonly VethPeerOut[];
   /** --external macvlan[IN]:OUTDEV: the device of our namespace a macvlan of the tree's sits on */
   macvlans: readonly MacvlanLower[];
+  /** --external netdev[IN]:OUT: a veth of our namespace, made by the caller, moved in to be the tree's IN */
+  netdevs: readonly NetdevMoved[];
 }
 
 /** A veth of the tree whose other end is made in criu-ts's namespace, named `outside`, attached to `bridge` when given. */
@@ -244,6 +246,12 @@ export interface VethPeerOut {
   inside: string;
   outside: string;
   bridge?: string;
+}
+
+/** A veth of the tree (`inside`) that the caller made beforehand in criu-ts's namespace as `outside`: moved in, not made. */
+export interface NetdevMoved {
+  inside: string;
+  outside: string;
 }
 
 /** A macvlan of the tree, made again on `lower`, a device of criu-ts's namespace. */

@@ -157,6 +157,59 @@ export function sockDiag(body: Buffer, dump: boolean): Buffer[] {
   }
 }
 
+const NETLINK_ROUTE = 0;
+const NLM_F_ACK = 4;
+
+/** One netlink attribute: type, payload. */
+export type NlAttr = readonly [number, Buffer];
+
+function nlAttrBytes(attrs: readonly NlAttr[]): Buffer {
+  return Buffer.concat(attrs.map(([type, data]) => {
+    const a = Buffer.alloc((4 + data.length + 3) & ~3);
+    a.writeUInt16LE(4 + data.length, 0);
+    a.writeUInt16LE(type, 2);
+    data.copy(a, 4);
+    return a;
+  }));
+}
+
+/**
+ * One rtnetlink request (`type`, e.g. RTM_NEWLINK, with its fixed header
+ * `head` and attributes), made in the caller's net namespace and waited
+ * for: the kernel's error answer throws SyscallError named `what`.
+ */
+export function rtnlRequest(what: string, type: number, head: Buffer, attrs: readonly NlAttr[]): void {
+  const fd = socket(AF_NETLINK, SOCK_RAW, NETLINK_ROUTE);
+  try {
+    const body = Buffer.concat([head, nlAttrBytes(attrs)]);
+    const req = Buffer.alloc(NLMSG_HDRLEN + body.length);
+    req.writeUInt32LE(req.length, 0);
+    req.writeUInt16LE(type, 4);
+    req.writeUInt16LE(NLM_F_REQUEST | NLM_F_ACK, 6);
+    req.writeUInt32LE(1, 8);
+    body.copy(req, NLMSG_HDRLEN);
+    const kernel = Buffer.alloc(12);
+    kernel.writeUInt16LE(AF_NETLINK, 0);
+    sendto(fd, req, 0, kernel);
+    const buf = Buffer.alloc(RECV_BYTES);
+    for (;;) {
+      const n = sys('recvfrom', NR.recvfrom, undefined, fd, addr(buf), buf.length, 0, 0, 0);
+      for (let off = 0; off + NLMSG_HDRLEN <= n;) {
+        const len = buf.readUInt32LE(off);
+        if (len < NLMSG_HDRLEN || off + len > n) break;
+        if (buf.readUInt16LE(off + 4) === NLMSG_ERROR) {
+          const err = -buf.readInt32LE(off + NLMSG_HDRLEN);
+          if (err === 0) return;
+          throw new SyscallError(what, err);
+        }
+        off += (len + 3) & ~3;
+      }
+    }
+  } finally {
+    closeQuiet(fd);
+  }
+}
+
 /** Netlink attributes (type → payload) following a fixed header of `skip` bytes. */
 export function nlAttrs(msg: Buffer, skip: number): Map<number, Buffer> {
   const attrs = new Map<number, Buffer>();

@@ -13,7 +13,9 @@
  *   its peer in criu-ts's namespace, named as --veth-pair IN=OUT[@BRIDGE]
  *   or --external veth[IN]:OUT[@BRIDGE] says (the restore refuses without
  *   one, naming the device), the peer attached to BRIDGE and brought up
- *   when one is given, as CRIU does;
+ *   when one is given, as CRIU does; or, with --external netdev[IN]:OUT,
+ *   not made at all: OUT, a veth the caller made in criu-ts's namespace
+ *   (its peer stays there), is moved in and becomes IN;
  * - bridge, with its ports (master) inside the namespace;
  * - macvlan, made again on the device of criu-ts's namespace named by
  *   --external macvlan[IN]:OUTDEV (CRIU's rule: its lower device is taken
@@ -29,7 +31,9 @@
  */
 import { CriuTsError } from '../../errors.js';
 import type { NetDeviceEntry } from '../../images/messages.js';
-import type { MacvlanLower, VethPeerOut } from '../types.js';
+import { closeSync, openSync } from 'node:fs';
+import { AF_INET, closeQuiet, ioctl, rtnlRequest, socket, SOCK_DGRAM } from '../../sys/index.js';
+import type { MacvlanLower, NetdevMoved, VethPeerOut } from '../types.js';
 import { readConf, writeConf } from './net-conf.js';
 import { runTool } from './net-tools.js';
 import { makeTun, readTun, type IpTunInfo } from './net-tun.js';
@@ -149,6 +153,7 @@ export interface DeviceRestore {
   nsId: number;
   vethPairs: readonly VethPeerOut[];
   macvlans: readonly MacvlanLower[];
+  netdevs: readonly NetdevMoved[];
 }
 
 /**
@@ -166,7 +171,7 @@ export function checkNetDevices(devs: readonly NetDeviceEntry[], r: DeviceRestor
         break;
       case 'VETH':
         if (d.peer_nsid === undefined) {
-          if (!r.vethPairs.some((p) => p.inside === d.name)) {
+          if (!r.vethPairs.some((p) => p.inside === d.name) && !r.netdevs.some((n) => n.inside === d.name)) {
             throw new CriuTsError('EUNSUPPORTED', `${what} (veth) had its peer outside the namespace: name the peer to make with --veth-pair ${d.name}=OUTNAME[@BRIDGE] (or --external veth[${d.name}]:OUTNAME)`, { device: d.name });
           }
         } else if (d.peer_nsid !== r.nsId || !byIndex.has(d.peer_ifindex ?? -1)) {
@@ -195,12 +200,66 @@ function identity(d: NetDeviceEntry): string[] {
   return a;
 }
 
+const SIOCGIFINDEX = 0x8933;
+const RTM_NEWLINK = 16;
+const IFLA = { ADDRESS: 1, IFNAME: 3, MTU: 4, NET_NS_FD: 28, NEW_IFINDEX: 49 } as const;
+
+/** The ifindex of device `name` in the caller's net namespace. */
+function ifindexHere(name: string, what: string): number {
+  const fd = socket(AF_INET, SOCK_DGRAM, 0);
+  try {
+    const req = Buffer.alloc(40);
+    req.write(name, 0, 15, 'latin1');
+    try {
+      ioctl(fd, SIOCGIFINDEX, req);
+    } catch (e) {
+      throw new CriuTsError('ERESTORE', `${what}: no device ${name} here to move in: ${(e as Error).message}`, { device: name }, e);
+    }
+    return req.readInt32LE(16);
+  } finally {
+    closeQuiet(fd);
+  }
+}
+
+/**
+ * Move our device `out` into the net namespace of task `pid` as `d`, in
+ * one RTM_NEWLINK: the new name, mtu, hardware address and ifindex (the
+ * kernel's IFLA_NEW_IFINDEX; ifaddr-<ns>.img names devices by ifindex).
+ */
+function moveIn(out: string, d: NetDeviceEntry, pid: number, what: string): void {
+  const index = ifindexHere(out, what);
+  const head = Buffer.alloc(16);
+  head.writeInt32LE(index, 4);
+  const u32 = (v: number): Buffer => {
+    const b = Buffer.alloc(4);
+    b.writeUInt32LE(v >>> 0, 0);
+    return b;
+  };
+  const ns = openSync(`/proc/${pid}/ns/net`, 'r');
+  try {
+    const attrs: [number, Buffer][] = [[IFLA.NET_NS_FD, u32(ns)], [IFLA.IFNAME, Buffer.from(`${d.name}\0`, 'latin1')], [IFLA.MTU, u32(d.mtu)]];
+    if (d.ifindex > 0) attrs.push([IFLA.NEW_IFINDEX, u32(d.ifindex)]);
+    if (d.address !== undefined && d.address.length > 0) attrs.push([IFLA.ADDRESS, Buffer.from(d.address)]);
+    rtnlRequest(`RTM_NEWLINK ${out} -> ${d.name}`, RTM_NEWLINK, head, attrs);
+  } catch (e) {
+    if (e instanceof CriuTsError) throw e;
+    throw new CriuTsError('ERESTORE', `${what}: cannot move ${out} in as ${d.name} (ifindex ${d.ifindex}): ${(e as Error).message}`, { device: d.name }, e);
+  } finally {
+    closeSync(ns);
+  }
+}
+
 /**
  * From criu-ts's namespace, before our thread steps into the new one:
  * macvlans, made on their lower device here and placed in task `pid`'s
- * namespace with their ifindex.
+ * namespace with their ifindex; veths named by --external netdev[IN]:OUT,
+ * moved in.
  */
 export function createFromOutside(devs: readonly NetDeviceEntry[], r: DeviceRestore, pid: number): void {
+  for (const d of devs) {
+    const moved = d.type === 'VETH' && d.peer_nsid === undefined ? r.netdevs.find((n) => n.inside === d.name) : undefined;
+    if (moved !== undefined) moveIn(moved.outside, d, pid, `${r.who}: device ${d.name}`);
+  }
   for (const d of devs) {
     if (d.type !== 'MACVLAN') continue;
     const lower = r.macvlans.find((m) => m.inside === d.name)?.lower as string;
@@ -229,6 +288,8 @@ export function restoreNetDevices(devs: readonly NetDeviceEntry[], r: DeviceRest
       const peer = byIndex.get(d.peer_ifindex as number) as NetDeviceEntry;
       made.add(peer.ifindex);
       ip(d.name, 'link', 'add', d.name, ...identity(d), 'type', 'veth', 'peer', 'name', peer.name, ...identity(peer));
+    } else if (d.type === 'VETH' && r.netdevs.some((n) => n.inside === d.name)) {
+      // Moved in already (createFromOutside).
     } else if (d.type === 'VETH') {
       const out = r.vethPairs.find((p) => p.inside === d.name) as VethPeerOut;
       // The peer goes to our namespace: ip names it as /proc/self/fd/3, our fd handed to it.

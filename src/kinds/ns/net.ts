@@ -175,7 +175,7 @@ function openInherited(ctx: RestoreContext, key: string): number {
 }
 
 function deviceRestore(ctx: RestoreContext, who: string, nsId: number): DeviceRestore {
-  return { who, nsId, vethPairs: ctx.opts.vethPairs, macvlans: ctx.opts.macvlans };
+  return { who, nsId, vethPairs: ctx.opts.vethPairs, macvlans: ctx.opts.macvlans, netdevs: ctx.opts.netdevs };
 }
 
 export const netKind: ResourceKind = {

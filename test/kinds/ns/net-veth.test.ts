@@ -122,7 +122,7 @@ test('--external veth[IN]:OUT[@BRIDGE], macvlan[IN]:OUTDEV and --veth-pair: read
     { inside: 'eth1', outside: 'host1' },
   ]);
   assert.deepEqual(r.macvlans, [{ inside: 'mv0', lower: 'eth1' }]);
-  assert.deepEqual(readExternals(['veth[eth0]:host0'], [], 'dump'), { vethPairs: [], macvlans: [], netNs: [] }, 'at dump they are kept for nothing, as CRIU');
+  assert.deepEqual(readExternals(['veth[eth0]:host0'], [], 'dump'), { vethPairs: [], macvlans: [], netNs: [], netdevs: [] }, 'at dump they are kept for nothing, as CRIU');
   const refused = (ext: string[], code: string, re: RegExp): void => {
     assert.throws(() => readExternals(ext, [], 'restore'), (e: unknown) => {
       assert.ok(isCriuTsError(e), String(e));
