@@ -36,7 +36,8 @@
  */
 import { accessSync, closeSync, constants, openSync, statSync } from 'node:fs';
 import { CriuTsError } from '../../errors.js';
-import { NR, NSTYPE, CLONE_NEWNET, inNamespacesOf, namespaceTypeOf } from '../../sys/index.js';
+import { NR, NSTYPE, CLONE_NEWNET, inNamespaceFiles, inNamespacesOf, namespaceTypeOf } from '../../sys/index.js';
+import { closeRestorePass, openRestorePass, type RestorePass } from './net-pass.js';
 import type { NetDeviceEntry, NetnsEntry } from '../../images/messages.js';
 import { stateKey, type ExternalNetNs, type ResourceKind, type RestoreContext } from '../types.js';
 import { isRoot, rootHasOwnNamespace, rootNamespaceToCreate } from './common.js';
@@ -77,6 +78,8 @@ interface RestoreState {
   external?: boolean | undefined;
   /** how the dump locked the namespace, and its run id (the lock's name) */
   lock?: { method: NsLockMethod; runId: string } | undefined;
+  /** the restore's packets let through the tree's firewall (net-pass.ts), with our fd of the namespace, until the network unlock */
+  pass?: { fd: number; pass: RestorePass; who: string } | undefined;
 }
 
 const RESTORE = stateKey<RestoreState>('net:restore');
@@ -114,7 +117,7 @@ function loadImages(ctx: RestoreContext, id: number): NetImages {
 }
 
 /** Inside the new namespace (our thread is in it): everything back, in CRIU's order; `ourNs` is our own namespace's fd. */
-function fillNamespace(images: NetImages, r: DeviceRestore, ourNs: number): void {
+function fillNamespace(images: NetImages, r: DeviceRestore, ourNs: number, pass: RestorePass): void {
   const who = r.who;
   const n = images.netns;
   writeConf('ipv4', 'all', n.all_conf4);
@@ -141,6 +144,8 @@ function fillNamespace(images: NetImages, r: DeviceRestore, ourNs: number): void
   }
   const nft = images.raw.get('nftables');
   if (nft !== undefined && nft.toString('utf8').trim() !== '') runTool('ERESTORE', 'nft', ['-f', '-'], `${who}: nftables-${images.id}.img`, nft);
+  const legacy = IPTABLES_LEGACY.filter((t) => (images.raw.get(t.prefix)?.toString('utf8').trim() ?? '') !== '').map((t) => t.save.replace(/-save$/, ''));
+  openRestorePass(who, legacy, pass);
 }
 
 /** The key of --external net[INODE]:KEY when it names `pid`'s net namespace. */
@@ -264,7 +269,11 @@ export const netKind: ResourceKind = {
       createFromOutside(images.devices, r, t.pid);
       const ourNs = openSync('/proc/thread-self/ns/net', 'r');
       try {
-        inNamespacesOf(t.pid, ['net'], () => fillNamespace(images, r, ourNs));
+        // Our fd of the namespace first: the passes come out even if the tasks are gone by then.
+        const fd = openSync(`/proc/${t.pid}/ns/net`, 'r');
+        const pass: RestorePass = { nft: [], legacy: [] };
+        st.pass = { fd, pass, who: r.who };
+        inNamespacesOf(t.pid, ['net'], () => fillNamespace(images, r, ourNs, pass));
       } finally {
         closeSync(ourNs);
       }
@@ -281,6 +290,16 @@ export const netKind: ResourceKind = {
   unlockNetwork(ctx) {
     const st = ctx.state(RESTORE, NO_RESTORE);
     try {
+      // Every connection is out of repair mode: the tree's firewall applies to all again.
+      const p = st.pass;
+      st.pass = undefined;
+      if (p !== undefined) {
+        try {
+          inNamespaceFiles([{ type: 'net', path: `/proc/self/fd/${p.fd}` }], () => closeRestorePass(p.pass, p.who));
+        } finally {
+          closeSync(p.fd);
+        }
+      }
       // A namespace the dump locked and that outlived the tree, or one locked again: lift it now.
       const fd = st.joinFd ?? st.emptyFd;
       if (fd !== undefined && st.lock !== undefined) unlockIn(fd, st.lock.method, st.lock.runId);

@@ -152,8 +152,9 @@ export function dumpInetSocket(p: FdProbe, id: number, ctx: DumpContext): FileEn
   if (proto !== IPPROTO_TCP && !rawish) dumpQueue(ctx, p.localFd, id, type, what, p.pid);
   // Last: it leaves the socket in repair mode, so the task's death closes it silently.
   if (repair) {
-    // Held still (both ways) before we look, until the restored tree resumes.
-    lockConnection(ctx, family, src.words, src.port, dst.words, dst.port);
+    // Held still (both ways) before we look, until the restored tree resumes. Asked
+    // from the socket's namespace: one other than ours has a lock of its own, whole.
+    inNetNamespaceOfSocket(p.localFd, () => lockConnection(ctx, family, src.words, src.port, dst.words, dst.port));
     dumpTcpStream(ctx, p.localFd, ino, state, what);
   }
   log.debug(`${what}: state ${stateName(state)} ${conn} backlog ${backlog}`);
