@@ -106,10 +106,10 @@ async function daemon(net: DemoNet, host: 'a' | 'b', args: string[], log: string
   return p;
 }
 
-interface DumpStats { written: number; parent: number; frozenMs: number }
+interface DumpStats { written: number; parent: number; frozenMs: number; copyMs: number }
 function dumpStats(dir: string): DumpStats {
   const d = loadImage(dir, 'STATS', 'dump').entries[0]?.dump;
-  return { written: Number(d?.pages_written ?? 0), parent: Number(d?.pages_skipped_parent ?? 0), frozenMs: Number(d?.frozen_time ?? 0) / 1000 };
+  return { written: Number(d?.pages_written ?? 0), parent: Number(d?.pages_skipped_parent ?? 0), frozenMs: Number(d?.frozen_time ?? 0) / 1000, copyMs: Number(d?.memdump_time ?? 0) / 1000 };
 }
 
 /** The client's stdout, echoed and kept. */
@@ -183,7 +183,7 @@ async function migrate(o: Options, net: DemoNet, work: string, stopServer: (pid:
   const a = (n: string): string => join(work, 'a', n);
   const b = (n: string): string => join(work, 'b', n);
   const names = [...Array.from({ length: o.iterations }, (_, i) => `pre${i + 1}`), 'final'];
-  let firstFrozen = 0;
+  let fullCopyMs = 0;
   let prev: string | undefined;
   for (const name of names) {
     const final = name === 'final';
@@ -199,12 +199,13 @@ async function migrate(o: Options, net: DemoNet, work: string, stopServer: (pid:
     const secs = await criuTs(net, 'a', args, join(work, `${name}.log`));
     if ((await exited(ps)) !== 0) throw new Error(`the page server for ${name} failed (see ${join(work, `page-server-${name}.log`)})`);
     const st = dumpStats(a(name));
-    if (!prev) firstFrozen = st.frozenMs;
+    if (!prev) fullCopyMs = st.copyMs;
     say(`    ${st.written} pages (${mib(st.written)}) sent to host B, ${st.parent} unchanged since the last pre-dump; ` +
-      `server frozen ${st.frozenMs.toFixed(0)} ms (the command took ${secs.toFixed(2)} s)`);
+      `server frozen ${st.frozenMs.toFixed(0)} ms, pages copied in ${st.copyMs.toFixed(0)} ms${final ? '' : ' (while it ran)'}, the command took ${secs.toFixed(2)} s`);
     if (final) {
-      say(`    final freeze ${st.frozenMs.toFixed(0)} ms against ${firstFrozen.toFixed(0)} ms to copy all memory in pre-dump 1 ` +
-        `(${((100 * st.frozenMs) / Math.max(firstFrozen, 1e-3)).toFixed(1)}%)`);
+      // A dump without pre-dumps keeps the server frozen while it copies all of its memory, as pre-dump 1 did (it ran meanwhile).
+      say(`    final freeze ${st.frozenMs.toFixed(0)} ms; copying all memory took ${fullCopyMs.toFixed(0)} ms in pre-dump 1 ` +
+        `(the freeze of a dump without pre-dumps): ${((100 * st.frozenMs) / Math.max(fullCopyMs, 1e-3)).toFixed(1)}%`);
     }
     prev = name;
     if (!final) await sleep(1000);

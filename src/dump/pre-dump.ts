@@ -2,10 +2,12 @@
  * pre-dump: copy the tree's memory while it keeps running, so that the
  * final dump has only the pages written since to copy (CRIU's pre-dump).
  *
- * The tree is stopped only while its memory is read: per task,
- * pagemap-<pid>.img and pages-<n>.img as a dump writes them (with
- * --prev-images-dir, unchanged pages point into the parent), then the
- * tasks run on. Memory tracking is always on (as in CRIU, pre-dump implies
+ * The tree is stopped only while the copy is planned: per task, the
+ * pagemap a dump would write (with --prev-images-dir, unchanged pages point
+ * into the parent) and every private VMA write-protected by the tracker.
+ * The tasks then run on while their pages are read into pages-<n>.img
+ * (CRIU's --pre-dump-mode read; kinds/memory/deferred-pages.ts says why a
+ * page written meanwhile does no harm). Memory tracking is always on (as in CRIU, pre-dump implies
  * --track-mem): see kinds/memory/tracking.ts. Also written: inventory.img,
  * stats-dump, the `parent` link and criu-ts-track.json. With a page
  * server (--page-server), pagemaps and pages go there instead, as a
@@ -26,7 +28,7 @@ import { TreePids } from './pids.js';
 import { checkImagesDir } from './index.js';
 import { checkOwnNamespaces, checkTraceable } from './authorize.js';
 import { walkTree } from '../proc/children.js';
-import { dumpMemory } from '../kinds/memory/dump.js';
+import { dumpMemory, type MemoryDump } from '../kinds/memory/dump.js';
 import { IncrementalMemory } from '../kinds/memory/incremental.js';
 import { PageServerClient } from '../kinds/memory/page-server-client.js';
 import { handledNamespaces } from '../kinds/index.js';
@@ -69,16 +71,17 @@ export async function preDumpTree(opts: DumpTreeOptions): Promise<DumpResult> {
     pagesScanned: 0, pagesSkippedParent: 0, pagesWritten: 0, pagesZero: 0,
   };
   const pids = tree.tasks.map((t) => t.pid);
+  // Planned while the tree is stopped, copied once it runs (deferred-pages.ts).
+  const copies: { imageId: number; copy: NonNullable<MemoryDump['copy']> }[] = [];
+  let shPages = 0;
+  const tm = process.hrtime.bigint();
   try {
     checkTraceable(pids, opts.asCaller);
     checkOwnNamespaces(pids, opts.asCaller);
     // Images are named by the pids the tree sees (its own pid namespace's), as the final dump's.
     const treePids = TreePids.read(tree);
     let pagesId = 0;
-    // Shared memory's pages (pagemap-shmem images): CRIU's shpages_* (zdtm adds them to pages_written to check the pages files).
-    let shPages = 0;
     const shmemDone = new Set<bigint>();
-    const tm = process.hrtime.bigint();
     for (const node of tree.tasks) {
       const main = node.threads[0];
       if (node.zombie || !main) continue;
@@ -90,26 +93,41 @@ export async function preDumpTree(opts: DumpTreeOptions): Promise<DumpResult> {
       const mem = dumpMemory({
         pid: node.pid, imageId, dir, fileId: () => 0, ghostFileId: () => 0, memfdFileId: () => 0,
         shmemDone, nextPagesId: () => ++pagesId, exclude: [scratch], sysvShm: hasOwnNamespace(node.pid, 'ipc'),
+        deferReads: true,
         ...(track ? { track } : {}),
         ...(pageServer ? { pageServer } : {}),
       });
+      // Every private VMA is write-protected before the tree runs again: what it writes from now on is copied by the next dump.
       inc.end(node.pid, mem);
+      if (mem.copy) copies.push({ imageId, copy: mem.copy });
       if (!pageServer) {
-        storeImage(dir, 'PAGEMAP', imageId, [{ pages_id: mem.pagesId }, ...mem.pagemap]);
-        for (const sh of mem.shmem) {
-          storeImage(dir, 'SHMEM_PAGEMAP', sh.shmid, [{ pages_id: sh.pagesId }, ...sh.entries]);
-        }
+        for (const sh of mem.shmem) storeImage(dir, 'SHMEM_PAGEMAP', sh.shmid, [{ pages_id: sh.pagesId }, ...sh.entries]);
       }
+      // Shared memory's pages (pagemap-shmem images): CRIU's shpages_* (zdtm adds them to pages_written to check the pages files).
       for (const sh of mem.shmem) for (const e of sh.entries) if (((e.flags ?? 0) & 4) !== 0) shPages += Number(e.nr_pages ?? 0n);
       stats.pagesScanned += mem.pagesScanned;
-      stats.pagesWritten += mem.pagesWritten;
-      stats.pagesSkippedParent += mem.pagesSkippedParent;
+    }
+  } catch (err) {
+    const e = isCriuTsError(err) ? err : new CriuTsError('EDUMP', `writing images to ${dir}: ${(err as Error).message}`, { dir }, err);
+    log.error(`pre-dump failed, resuming the tree: ${e.message}`);
+    inc.abort();
+    pageServer?.abort();
+    releaseTree(tree.tasks, 'resume');
+    throw e;
+  }
+  releaseTree(tree.tasks, 'resume');
+  stats.frozenTimeUs = usSince(t0);
+  try {
+    for (const c of copies) {
+      const got = c.copy();
+      if (!pageServer) storeImage(dir, 'PAGEMAP', c.imageId, [{ pages_id: got.pagesId }, ...got.entries]);
+      stats.pagesWritten += got.pagesWritten;
+      stats.pagesSkippedParent += got.pagesSkippedParent;
     }
     stats.memdumpTimeUs = usSince(tm);
     stats.memwriteTimeUs = stats.memdumpTimeUs;
     const inv: InventoryEntry = { img_version: 2, fdinfo_per_id: true, ns_per_id: true, lsmtype: 'NO_LSM', dump_criu_run_id: randomUUID() };
     storeImage(dir, 'INVENTORY', undefined, [inv]);
-    stats.frozenTimeUs = usSince(t0);
     const st: StatsEntry = {
       dump: {
         freezing_time: stats.freezingTimeUs, frozen_time: stats.frozenTimeUs, memdump_time: stats.memdumpTimeUs,
@@ -124,14 +142,34 @@ export async function preDumpTree(opts: DumpTreeOptions): Promise<DumpResult> {
     inc.finish();
   } catch (err) {
     const e = isCriuTsError(err) ? err : new CriuTsError('EDUMP', `writing images to ${dir}: ${(err as Error).message}`, { dir }, err);
-    log.error(`pre-dump failed, resuming the tree: ${e.message}`);
-    inc.abort();
+    log.error(`pre-dump failed while copying (the tree runs): ${e.message}`);
     pageServer?.abort();
-    releaseTree(tree.tasks, 'resume');
+    closeTrackersAgain(pid, opts, inc);
     throw e;
   }
-  releaseTree(tree.tasks, 'resume');
   log.info(`pre-dump of ${pid} finished: ${tree.tasks.length} task(s), ${stats.pagesWritten} pages written, ${stats.pagesSkippedParent} in the parent`);
   await opts.notify({ point: 'post-dump', rootPid: pid });
   return { pids, stats };
 }
+
+/**
+ * A copy failed after the tree was let go: seize it once more to close the
+ * trackers this run made or scanned (their protection must not outlive a
+ * run that stored nothing usable). Tasks gone since need nothing.
+ */
+function closeTrackersAgain(pid: number, opts: DumpTreeOptions, inc: IncrementalMemory): void {
+  let again: ReturnType<typeof seizeTree>;
+  try {
+    again = seizeTree(pid, opts.timeoutMs, opts.freezeCgroup);
+  } catch (e) {
+    log.warn(`pre-dump: could not stop the tree again to close its memory trackers (${(e as Error).message}); the next dump closes them`);
+    inc.abort(new Map());
+    return;
+  }
+  try {
+    inc.abort(new Map(again.tasks.flatMap((t) => (t.threads[0] && !t.zombie ? [[t.pid, t.threads[0]] as const] : []))));
+  } finally {
+    releaseTree(again.tasks, 'resume');
+  }
+}
+

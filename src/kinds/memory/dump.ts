@@ -32,9 +32,10 @@ import type { PageServerClient } from './page-server-client.js';
 import { dumpAioRing, isAioRing } from './aio.js';
 import { dumpGuardRegions } from './guard.js';
 import { hugePageSize, hugetlbDataRanges, hugetlbFlags, hugetlbKb, isAnonHugetlb, isHugetlb } from './hugetlb.js';
-import { PagesWriter } from './pages-writer.js';
+import { PagesWriter, type PageSink } from './pages-writer.js';
+import { DeferredPages, type CopiedPages } from './deferred-pages.js';
 import { PE_LAZY, PE_PRESENT } from '../../images/flags.js';
-import { subtract, splitBy, type Range } from './ranges.js';
+import { clip, subtract, splitBy, type Range } from './ranges.js';
 import { VMA, classifyVma, madvOf, type VmaKind } from './vma.js';
 import { MAP_PRIVATE, MAP_SHARED, MAP_ANONYMOUS, MAP_GROWSDOWN, MAP_NORESERVE, MAP_LOCKED, MAP_DROPPABLE } from '../../sys/mman.js';
 import { O_RDONLY, O_RDWR, SEEK_DATA, SEEK_HOLE } from '../../sys/fcntl.js';
@@ -73,6 +74,12 @@ export interface MemoryDumpContext {
   exclude: { addr: bigint; size: number }[];
   /** incremental dump: what changed since the parent images, and what they hold */
   track?: MemoryTrackContext;
+  /**
+   * pre-dump: decide what to copy now (the tree stopped), read nothing;
+   * MemoryDump.copy() reads and stores the task's own pages once the tree
+   * runs again (deferred-pages.ts). Shared memory is still copied at once.
+   */
+  deferReads?: boolean;
 }
 
 /**
@@ -105,6 +112,8 @@ export interface MemoryDump {
   privateRanges: Range[];
   /** pagemap-shmem images to write: shmid → entries and pages id */
   shmem: { shmid: bigint; pagesId: number; entries: PagemapEntry[] }[];
+  /** deferReads: copy the planned pages now (the tree runs); `pagemap` and the page counts above are then the plan's */
+  copy?: () => CopiedPages;
 }
 
 function vmaStatus(kind: VmaKind): { status: number; flags: number } {
@@ -132,7 +141,9 @@ export function dumpMemory(ctx: MemoryDumpContext): MemoryDump {
   const vmas: VmaEntry[] = [];
   const pagesId = ctx.nextPagesId();
   const resident = maps.reduce((n, v) => n + (v.rssKb + v.swapKb) * 1024, 0);
-  const writer = new PagesWriter(ctx.dir, pagesId, pid, ctx.onBytes, resident, ctx.pageServer ? { client: ctx.pageServer, target: { type: 'pid', id: ctx.imageId ?? pid } } : undefined);
+  const remote = ctx.pageServer ? { client: ctx.pageServer, target: { type: 'pid' as const, id: ctx.imageId ?? pid } } : undefined;
+  const deferred = ctx.deferReads ? new DeferredPages() : undefined;
+  const writer: PageSink = deferred ?? new PagesWriter(ctx.dir, pagesId, pid, ctx.onBytes, resident, remote);
   const shmem: MemoryDump['shmem'] = [];
   const reader = new PagemapReader(pid);
   let scanned = 0;
@@ -245,7 +256,13 @@ export function dumpMemory(ctx: MemoryDumpContext): MemoryDump {
         continue;
       }
       privateRanges.push({ start: v.start, end: v.end });
-      if (v.rssKb === 0 && v.swapKb === 0 && hugetlbKb(v) === 0) continue; // nothing populated: skip the pagemap read
+      if (v.rssKb === 0 && v.swapKb === 0 && hugetlbKb(v) === 0) {
+        // Nothing populated: no pagemap to read. The scan (one ioctl) still
+        // tells the tracker that this VMA is registered, so that it is not
+        // registered and protected again (two injected calls) after the dump.
+        ctx.track?.scan(v.start, v.end);
+        continue;
+      }
       const viaMem = !v.prot.read;
       const pageFlags = kind === 'anon-private' ? PE_LAZY | PE_PRESENT : PE_PRESENT;
       writer.breakRun();
@@ -261,12 +278,12 @@ export function dumpMemory(ctx: MemoryDumpContext): MemoryDump {
         // by the parent: those become PE_PARENT, the rest is copied.
         const data = ctx.track.data(v.start, v.end, kind === 'file-private', v.swapKb > 0);
         // A page server without a parent image of this pagemap (its OPEN2 answer) gets every page, as CRIU's dumper sends them.
-        const parent = writer.isRemote && !writer.remoteHasParent ? [] : ctx.track.parent;
+        const parent = writer.isRemote && !writer.remoteHasParent ? [] : clip(ctx.track.parent, v.start, v.end);
         const fromParent = subtract(parent, dirty);
         splitBy(data, fromParent, (start, end, inParent) => {
           const n = Number((end - start) / BigInt(PAGE_SIZE));
           if (inParent) {
-            writer.addParent(start, n);
+            writer.addParent(start, n, { flags: pageFlags, viaMem: viaMem || shared });
             skippedParent += n;
           } else {
             writer.add(start, n, pageFlags, viaMem || shared);
@@ -302,6 +319,7 @@ export function dumpMemory(ctx: MemoryDumpContext): MemoryDump {
   vmas.push(...dumpGuardRegions(pid));
   return {
     vmas, aios, pagemap: writer.entries, pagesId, pagesScanned: scanned, pagesWritten: writer.pagesWritten, pagesSkippedParent: skippedParent, privateRanges, shmem,
+    ...(deferred ? { copy: () => deferred.replay(new PagesWriter(ctx.dir, pagesId, pid, ctx.onBytes, deferred.bytes, remote)) } : {}),
   };
 }
 

@@ -70,7 +70,30 @@ export interface RemotePages {
   bias?: bigint;
 }
 
-export class PagesWriter {
+/** Append `n` pages at `vaddr` with `flags` to a pagemap: the last entry grows when it runs on with the same flags. */
+export function appendEntry(entries: PagemapEntry[], vaddr: bigint, n: number, flags: number, runBroken: boolean): void {
+  const last = entries[entries.length - 1];
+  if (last && !runBroken && last.flags === flags && last.vaddr + (last.nr_pages ?? 0n) * BigInt(PAGE_SIZE) === vaddr) {
+    last.nr_pages = (last.nr_pages ?? 0n) + BigInt(n);
+  } else {
+    entries.push({ vaddr, compat_nr_pages: 0, flags, nr_pages: BigInt(n) });
+  }
+}
+
+/** What the memory dump hands its pages to: a PagesWriter, or a pre-dump's DeferredPages (copied once the tree runs). */
+export interface PageSink {
+  readonly entries: PagemapEntry[];
+  readonly pagesWritten: number;
+  readonly isRemote: boolean;
+  readonly remoteHasParent: boolean;
+  breakRun(): void;
+  add(vaddr: bigint, nrPages: number, flags: number, viaMem: boolean): void;
+  /** `alt`: how to read these pages if they must be copied after all (a page server without a parent) */
+  addParent(vaddr: bigint, nrPages: number, alt: { flags: number; viaMem: boolean }): void;
+  close(): void;
+}
+
+export class PagesWriter implements PageSink {
   readonly entries: PagemapEntry[] = [];
   pagesWritten = 0;
   private fd: number;
@@ -134,12 +157,7 @@ export class PagesWriter {
    * /proc/PID/mem path for mappings process_vm_readv refuses.
    */
   add(vaddr: bigint, nrPages: number, flags: number, viaMem: boolean): void {
-    const last = this.entries[this.entries.length - 1];
-    if (last && !this.runBroken && last.flags === flags && last.vaddr + (last.nr_pages ?? 0n) * BigInt(PAGE_SIZE) === vaddr) {
-      last.nr_pages = (last.nr_pages ?? 0n) + BigInt(nrPages);
-    } else {
-      this.entries.push({ vaddr, compat_nr_pages: 0, flags, nr_pages: BigInt(nrPages) });
-    }
+    appendEntry(this.entries, vaddr, nrPages, flags, this.runBroken);
     this.runBroken = false;
     this.pagesWritten += nrPages;
     let addr = vaddr;
@@ -172,12 +190,7 @@ export class PagesWriter {
    * zeros and nothing is allocated or mapped in the task).
    */
   addFromFile(fd: number, fileOff: bigint, vaddr: bigint, nrPages: number, flags: number): void {
-    const last = this.entries[this.entries.length - 1];
-    if (last && !this.runBroken && last.flags === flags && last.vaddr + (last.nr_pages ?? 0n) * BigInt(PAGE_SIZE) === vaddr) {
-      last.nr_pages = (last.nr_pages ?? 0n) + BigInt(nrPages);
-    } else {
-      this.entries.push({ vaddr, compat_nr_pages: 0, flags, nr_pages: BigInt(nrPages) });
-    }
+    appendEntry(this.entries, vaddr, nrPages, flags, this.runBroken);
     this.runBroken = false;
     this.pagesWritten += nrPages;
     this.flushReads();
@@ -205,12 +218,7 @@ export class PagesWriter {
       this.flushWrite();
       this.remote.client.add(PE_PARENT, vaddr - (this.remote.bias ?? 0n), nrPages);
     }
-    const last = this.entries[this.entries.length - 1];
-    if (last && !this.runBroken && last.flags === PE_PARENT && last.vaddr + (last.nr_pages ?? 0n) * BigInt(PAGE_SIZE) === vaddr) {
-      last.nr_pages = (last.nr_pages ?? 0n) + BigInt(nrPages);
-    } else {
-      this.entries.push({ vaddr, compat_nr_pages: 0, flags: PE_PARENT, nr_pages: BigInt(nrPages) });
-    }
+    appendEntry(this.entries, vaddr, nrPages, PE_PARENT, this.runBroken);
     this.runBroken = false;
   }
 

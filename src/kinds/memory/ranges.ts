@@ -8,6 +8,28 @@ export interface Range {
   end: bigint;
 }
 
+/**
+ * The parts of `a` (sorted, non-overlapping) inside [start, end), found by
+ * binary search: a task with tens of thousands of VMAs asks this once per
+ * VMA, so a walk from the first range would be quadratic.
+ */
+export function clip(a: readonly Range[], start: bigint, end: bigint): Range[] {
+  let lo = 0;
+  let hi = a.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if ((a[mid] as Range).end <= start) lo = mid + 1;
+    else hi = mid;
+  }
+  const out: Range[] = [];
+  for (let i = lo; i < a.length; i++) {
+    const r = a[i] as Range;
+    if (r.start >= end) break;
+    out.push({ start: r.start > start ? r.start : start, end: r.end < end ? r.end : end });
+  }
+  return out;
+}
+
 /** A minus B (both sorted and non-overlapping); the result is sorted. */
 export function subtract(a: readonly Range[], b: readonly Range[]): Range[] {
   const out: Range[] = [];
