@@ -9,6 +9,7 @@
  * Two dumps in one process each have their own context: nothing here is
  * module-global.
  */
+import type { PageServerClient } from '../kinds/memory/page-server-client.js';
 import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import { storeImage, writeFileAtomic, writeImage, type EntriesOf, type ImageId, type ProtoImageKey } from '../images/index.js';
@@ -44,6 +45,9 @@ export class DumpSession implements DumpContext {
 
   /** set by the core (dump/files.ts dumps files in flight; no import back from here) */
   dumpInFlight?: (localFd: number, what: string, holderPid: number) => number;
+
+  /** set by the core: dump --page-server */
+  pageServer?: PageServerClient;
 
   /** set by the core (dump/ids.ts numbers the namespaces) */
   nsIdOf?: (type: string, ino: number) => number;

@@ -107,6 +107,7 @@ async function dumpTreeHashed(opts: DumpTreeOptions): Promise<DumpResult> {
   }
   const ctx = new DumpSession(dir, opts.kinds);
   ctx.dumpInFlight = (localFd, what, holderPid) => dumpInFlight(ctx, localFd, what, holderPid);
+  if (pageServer) ctx.pageServer = pageServer;
   let networkLocked = false;
   const freezingTime = usToNow(t0);
   const stats: DumpStats = {

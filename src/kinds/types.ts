@@ -8,6 +8,7 @@ import type { FdInfo } from '../proc/index.js';
 import type { CoreEntry, InventoryEntry, TaskKobjIdsEntry, TaskCoreEntry, ThreadCoreEntry, FileEntry, FdinfoEntry } from '../images/messages.js';
 import type { DecodedImage, EntriesOf, EntryOf, ImageId, NsKind, ProtoImageKey, TypedImage } from '../images/index.js';
 import type { Tracee } from '../infect/tracee.js';
+import type { PageServerClient } from './memory/page-server-client.js';
 
 /** What the core learned about one fd before asking the kinds. */
 export interface FdProbe {
@@ -152,6 +153,13 @@ export interface DumpContext {
   memo<T>(key: StateKey<T>, make: () => T): T;
   /** the next free N for a pages-N.img */
   nextPagesId(): number;
+  /**
+   * dump --page-server: where the pages of a shared object a kind saves
+   * (a memfd's contents) go instead of the images dir, as CRIU sends them;
+   * the server writes their pagemap-shmem image (the memory dump may send
+   * the same object's, from a mapping of it: the server keeps the last).
+   */
+  readonly pageServer?: PageServerClient | undefined;
   /** count pages a kind wrote for a shared object (shared anonymous memory, memfd): stats-dump's shpages */
   countSharedPages(n: number): void;
   /** run `step` once the images of every task and the kinds' queued images are written, before stats-dump */

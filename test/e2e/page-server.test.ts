@@ -82,6 +82,35 @@ test('dump --page-server: pages go to criu-ts page-server, the rest stays local;
   assert.ok(res.ok, res.text);
 });
 
+// A memfd's contents (the memfd kind) and a shared anonymous object mapped
+// privately through map_files (zdtm's shmemfd-priv) go to the page server
+// too, as CRIU sends them: no pagemap-shmem stays beside the dumper's
+// checksums to be replaced by the server's copy in a shared dir (zdtm's way).
+for (const [name, shared] of [['memfd', false], ['shmem-private-map', true]] as const) {
+  test(`dump --page-server of ${name}${shared ? ' into the directory the page server writes too' : ''}: shared objects' pages on the server only; the restore is right`, { timeout: 120_000 }, async () => {
+    const s = await startSubject(name);
+    subjects.push(s);
+    const local = dir('ps-shm-local');
+    const remote = shared ? local : dir('ps-shm-remote');
+    const ps = await startPageServer(remote);
+    const d = await runCli('criu-ts', ['dump', '-t', String(s.pid), '-D', local, '--page-server', '--address', '127.0.0.1', '--port', String(ps.port)]);
+    assert.equal(d.code, 0, d.stderr);
+    const served = await ps.exit;
+    assert.equal(served.code, 0, served.stderr);
+    assert.deepEqual(await waitTreeGone(local), []);
+    const got = readdirSync(remote);
+    assert.ok(got.some((f) => /^pagemap-shmem-\d+\.img$/.test(f)), `shared objects' pagemaps on the server: ${got.join(' ')}`);
+    if (!shared) {
+      assert.ok(!readdirSync(local).some((f) => f.startsWith('pagemap-') || f.startsWith('pages-')), `no pagemap or pages image in the dump dir: ${readdirSync(local).join(' ')}`);
+      for (const f of got) cpSync(join(remote, f), join(local, f));
+    }
+    const r = await runCli('criu-ts', ['restore', '-d', '-D', local]);
+    assert.equal(r.code, 0, r.stderr);
+    const res = await s.terminateAndResult(30_000);
+    assert.ok(res.ok, res.text);
+  });
+}
+
 test('dump --page-server to a port nobody serves fails before the tree is touched', { timeout: 60_000 }, async () => {
   const s = await startSubject('counter-loop');
   subjects.push(s);

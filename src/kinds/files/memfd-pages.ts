@@ -19,6 +19,19 @@ export interface DataRun {
 }
 
 export function writeShmemPages(ctx: DumpContext, shmid: number, runs: readonly DataRun[]): void {
+  const ps = ctx.pageServer;
+  if (ps) {
+    // The server names the pages file; nothing of it stays here (a copy
+    // here too would be two images of one name in a shared dir). Sent at
+    // the end: the page server takes one pagemap at a time, and a memfd
+    // mapped by a task is met while that task's own pagemap is open.
+    ctx.countSharedPages(runs.reduce((n, r) => n + r.data.length / PAGE_SIZE, 0));
+    ctx.atEnd(() => {
+      ps.open({ type: 'shmem', id: shmid });
+      for (const r of runs) ps.add(PE_PRESENT, BigInt(r.offset), r.data.length / PAGE_SIZE, r.data);
+    });
+    return;
+  }
   const pagesId = ctx.nextPagesId();
   const entries: PagemapEntry[] = runs.map((r) => ({
     vaddr: BigInt(r.offset), compat_nr_pages: 0, flags: PE_PRESENT, nr_pages: BigInt(r.data.length / PAGE_SIZE),
