@@ -15,7 +15,7 @@
  * the tasks is looked at, so a pre-dump never refuses a file or a socket;
  * the final dump does.
  */
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { randomUUID } from 'node:crypto';
 import { storeImage } from '../images/index.js';
 import type { InventoryEntry, StatsEntry } from '../images/messages.js';
@@ -72,7 +72,7 @@ export async function preDumpTree(opts: DumpTreeOptions): Promise<DumpResult> {
   };
   const pids = tree.tasks.map((t) => t.pid);
   // Planned while the tree is stopped, copied once it runs (deferred-pages.ts).
-  const copies: { imageId: number; copy: NonNullable<MemoryDump['copy']> }[] = [];
+  const copies: { pid: number; imageId: number; copy: NonNullable<MemoryDump['copy']> }[] = [];
   let shPages = 0;
   const tm = process.hrtime.bigint();
   try {
@@ -99,7 +99,7 @@ export async function preDumpTree(opts: DumpTreeOptions): Promise<DumpResult> {
       });
       // Every private VMA is write-protected before the tree runs again: what it writes from now on is copied by the next dump.
       inc.end(node.pid, mem);
-      if (mem.copy) copies.push({ imageId, copy: mem.copy });
+      if (mem.copy) copies.push({ pid: node.pid, imageId, copy: mem.copy });
       if (!pageServer) {
         for (const sh of mem.shmem) storeImage(dir, 'SHMEM_PAGEMAP', sh.shmid, [{ pages_id: sh.pagesId }, ...sh.entries]);
       }
@@ -119,7 +119,15 @@ export async function preDumpTree(opts: DumpTreeOptions): Promise<DumpResult> {
   stats.frozenTimeUs = usSince(t0);
   try {
     for (const c of copies) {
-      const got = c.copy();
+      let got: ReturnType<typeof c.copy>;
+      try {
+        got = c.copy();
+      } catch (e) {
+        // The tree runs: a task may exit meanwhile (a shell's short-lived child). Its pages are of no use to anyone now.
+        if (!taskGone(c.pid)) throw e;
+        log.info(`task ${c.pid} exited while its pages were copied: no pagemap for it`);
+        continue;
+      }
       if (!pageServer) storeImage(dir, 'PAGEMAP', c.imageId, [{ pages_id: got.pagesId }, ...got.entries]);
       stats.pagesWritten += got.pagesWritten;
       stats.pagesSkippedParent += got.pagesSkippedParent;
@@ -150,6 +158,17 @@ export async function preDumpTree(opts: DumpTreeOptions): Promise<DumpResult> {
   log.info(`pre-dump of ${pid} finished: ${tree.tasks.length} task(s), ${stats.pagesWritten} pages written, ${stats.pagesSkippedParent} in the parent`);
   await opts.notify({ point: 'post-dump', rootPid: pid });
   return { pids, stats };
+}
+
+/** The task has exited (gone, or a zombie whose memory is gone). */
+function taskGone(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
+    const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
+    return state === 'Z' || state === 'X';
+  } catch {
+    return true;
+  }
 }
 
 /**
