@@ -41,3 +41,20 @@ export function detachedMount(fstype: string, strings: Readonly<Record<string, s
     closeSync(fsfd);
   }
 }
+
+const AT_FDCWD = -100;
+const OPEN_TREE_CLONE = 1;
+const OPEN_TREE_CLOEXEC = 0o2000000;
+const AT_RECURSIVE = 0x8000;
+
+/**
+ * A detached copy of the mount at `path` (with the mounts below it when
+ * `recursive`), as bind mounting it would make: open_tree(OPEN_TREE_CLONE).
+ * The path is resolved here, with our credentials and in our mount
+ * namespace; the fd can then be attached (move_mount) by a task that could
+ * not reach the path itself. The caller closes it.
+ */
+export function cloneMountTree(path: string, recursive: boolean): number {
+  const p = cstr(path);
+  return sys(`open_tree(${path})`, NR.open_tree, undefined, AT_FDCWD, addr(p), OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | (recursive ? AT_RECURSIVE : 0));
+}

@@ -5,8 +5,15 @@
  * tree is made private first, so no mount propagates back to the host, and
  * a failed restore takes every mount with the task.
  *
- * The new "/" is a recursive bind of --root onto itself; the dumped mounts
- * are made under it in plan order (plan.ts), each then given its dumped
+ * The new "/" is a recursive bind of --root: criu-ts clones it
+ * (open_tree(OPEN_TREE_CLONE), in its own mount namespace, which the
+ * task's is a copy of) and hands the detached tree to the task, which
+ * stacks it on its "/" and works from there with paths relative to its
+ * cwd, the new root. The task never walks to --root itself: in a user
+ * namespace of its own it walks as its mapped uid, and a runtime's --root
+ * often lies below a directory only the real root may enter (runc's
+ * /run/runc, zdtm's uns flavour). The dumped mounts are made under it in
+ * plan order (plan.ts), each then given its dumped
  * per-mount flags; a tmpfs gets its files from its tar before anything is
  * mounted inside it. pivot_root makes the new tree the task's "/" and the
  * old one is detached; then peer groups and masters are put back
@@ -29,7 +36,8 @@
 import { spawnSync } from 'node:child_process';
 import { CriuTsError } from '../../../errors.js';
 import { logger } from '../../../log.js';
-import { NR } from '../../../sys/index.js';
+import { NR, cloneMountTree } from '../../../sys/index.js';
+import { closeSync } from 'node:fs';
 import { parseMountinfo } from '../../../proc/index.js';
 import type { RestoreTaskHandle } from '../../types.js';
 import type { MntEntry } from '../../../images/messages.js';
@@ -64,6 +72,8 @@ export interface BuildInput {
   /** a nested namespace: peer groups shared with the parent's namespace -> the path of a member in the task's copy of it */
   cross?: ReadonlyMap<number, string> | undefined;
   tar(name: string): Buffer;
+  /** the command prefix that runs tar as the root of the tree's user namespace ([] without one) */
+  asRoot: readonly string[];
 }
 
 /** The per-mount flags to set with MS_REMOUNT|MS_BIND: no atime flag shown in mountinfo means strictatime. */
@@ -94,9 +104,9 @@ export function buildMountTree(t: RestoreTaskHandle, input: BuildInput): void {
   const fds = new Map<number, number>();
   const groups = new Map<number, number>();
   const extSources = new Map<number, number>();
-  // A nested namespace's tree is made relative to its new root (the cwd); the tree's root's under --root.
-  const at = (e: MntEntry): string => (nested ? `.${e.mountpoint === '/' ? '' : e.mountpoint}` : e.mountpoint === '/' ? root : `${root}${e.mountpoint}`);
-  const hostPath = (e: MntEntry): string => (nested ? `/proc/${t.pid}/cwd${e.mountpoint === '/' ? '' : e.mountpoint}` : `/proc/${t.pid}/root${at(e)}`);
+  // Every tree is made relative to its new root (the cwd).
+  const at = (e: MntEntry): string => `.${e.mountpoint === '/' ? '' : e.mountpoint}`;
+  const hostPath = (e: MntEntry): string => `/proc/${t.pid}/cwd${e.mountpoint === '/' ? '' : e.mountpoint}`;
   try {
     for (const [g, path] of input.cross ?? []) groups.set(g, clone(path, ''));
     // An external mount that was a slave of a group outside is a clone of its source taken while that is still in its group.
@@ -106,9 +116,25 @@ export function buildMountTree(t: RestoreTaskHandle, input: BuildInput): void {
       const target = at(s.e);
       log.debug(`mnt: ${s.how} mount ${s.e.mnt_id} at ${s.e.mountpoint}`);
       switch (s.how) {
-        case 'root':
-          mount(`mount(--root ${root})`, root, root, undefined, MS_BIND | MS_REC, undefined);
+        case 'root': {
+          // Cloned by criu-ts, stacked on the task's "/" (the one place it can always reach), made
+          // private before anything is mounted in it: nothing made here may propagate to its source.
+          const ours = cloneMountTree(root, true);
+          let tree: number;
+          try {
+            tree = t.installFd(ours);
+          } finally {
+            closeSync(ours);
+          }
+          try {
+            attach(tree, '/', `--root ${root} onto /`);
+            t.syscall('fchdir(new root)', NR.fchdir, tree);
+          } finally {
+            t.syscall('close', NR.close, tree);
+          }
+          mount('mount(new root, MS_REC|MS_PRIVATE)', undefined, '.', undefined, MS_REC | MS_PRIVATE, undefined);
           break;
+        }
         case 'outer': {
           const tree = clone(s.path, '');
           try {
@@ -159,7 +185,7 @@ export function buildMountTree(t: RestoreTaskHandle, input: BuildInput): void {
             // A nested root of its own (a namespace pivoted into a tmpfs): made detached, filled, stacked on "/".
             const fd = freshDetached(t, s.fstype, s.e, first);
             try {
-              if (s.tar !== undefined) untar(`/proc/${t.pid}/fd/${fd}`, input.tar(s.tar), s.e);
+              if (s.tar !== undefined) untar(`/proc/${t.pid}/fd/${fd}`, input.tar(s.tar), s.e, input.asRoot);
               attach(fd, '/', `new ${s.fstype} onto /`);
               t.syscall('fchdir(new root)', NR.fchdir, fd);
             } finally {
@@ -170,7 +196,7 @@ export function buildMountTree(t: RestoreTaskHandle, input: BuildInput): void {
           }
           mount(`mount(${s.fstype} at ${s.e.mountpoint})`, s.e.source, target, s.fstype, first, s.e.options);
           if (s.tar !== undefined) {
-            untar(hostPath(s.e), input.tar(s.tar), s.e);
+            untar(hostPath(s.e), input.tar(s.tar), s.e, input.asRoot);
             if (first !== sb) mount(`remount(${s.e.mountpoint}, ro)`, undefined, target, undefined, MS_REMOUNT | sb, s.e.options);
           }
           break;
@@ -179,7 +205,6 @@ export function buildMountTree(t: RestoreTaskHandle, input: BuildInput): void {
       mount(`remount(${s.e.mountpoint}, flags 0x${s.e.flags.toString(16)})`, undefined, target, undefined, MS_REMOUNT | MS_BIND | remountFlags(s.e), undefined);
       fds.set(s.e.mnt_id, Number(t.syscall(`open(${s.e.mountpoint})`, NR.openat, AT_FDCWD, str(target), O_PATH | O_CLOEXEC)));
     }
-    if (!nested) t.syscall(`chdir(${root})`, NR.chdir, str(root));
     t.syscall('pivot_root(., .)', NR.pivot_root, str('.'), str('.'));
     t.syscall('umount2(old root, MNT_DETACH)', NR.umount2, str('.'), MNT_DETACH);
     t.syscall('chdir(/)', NR.chdir, str('/'));
@@ -227,11 +252,14 @@ function freshDetached(t: RestoreTaskHandle, fstype: string, e: MntEntry, sb: nu
   }
 }
 
-/** A tmpfs's files, through the task's view of the new mount: its /proc/PID/root (our "/" copy) or, nested, its cwd (the new root). */
-function untar(dir: string, data: Buffer, e: MntEntry): void {
-  const r = spawnSync('tar', [...TAR_EXTRACT, '--directory', dir], { input: data, stdio: ['pipe', 'ignore', 'pipe'], maxBuffer: 1 << 20 });
+/** A tmpfs's files, through the task's view of the new mount: its cwd (the new root) or a detached mount's fd. */
+function untar(dir: string, data: Buffer, e: MntEntry, asRoot: readonly string[]): void {
+  // A tmpfs made in a user namespace takes files only from ids it maps; the tar holds them as the tree saw them.
+  const [cmd = 'tar', ...pre] = [...asRoot, 'tar'];
+  const r = spawnSync(cmd, [...pre, ...TAR_EXTRACT, '--directory', dir], { input: data, stdio: ['pipe', 'ignore', 'pipe'], maxBuffer: 1 << 20 });
   if (r.error !== undefined || r.status !== 0) {
-    const why = r.error?.message ?? r.stderr.toString().trim().split('\n').pop() ?? `exit ${String(r.status)}`;
+    // tar's first complaint, not its closing "Exiting with failure status".
+    const why = r.error?.message ?? r.stderr.toString().trim().split('\n')[0] ?? `exit ${String(r.status)}`;
     throw new CriuTsError('ERESTORE', `mount ${e.mnt_id} at ${e.mountpoint}: cannot put its files back: ${why}`, { mountpoint: e.mountpoint });
   }
 }

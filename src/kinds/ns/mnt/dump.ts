@@ -33,6 +33,7 @@ import type { MntEntry } from '../../../images/messages.js';
 import type { DumpContext } from '../../types.js';
 import { FS_TYPES, FSTYPE_UNSUPPORTED, kdev, mountFlags, superFlags } from './fstypes.js';
 import { logger } from '../../../log.js';
+import { INVALID_ID, treeGid, treeUid } from '../user.js';
 
 const log = logger('mnt');
 
@@ -142,7 +143,8 @@ export function dumpMountNamespace(pid: number, nsId: number, opts: MountDumpOpt
 
   const entries: MntEntry[] = mounts.map((m) => {
     const { flags } = mountFlags(m.options);
-    const { sbFlags, options } = superFlags(m.superOptions);
+    const { sbFlags, options: shown } = superFlags(m.superOptions);
+    const options = optionsInside(shown, ctx, () => refuse(m, 'its owner option names an id with no mapping in the tree\'s user namespace'));
     const e: MntEntry = {
       fstype: FS_TYPES[m.fstype]?.code ?? FSTYPE_UNSUPPORTED,
       mnt_id: m.mntId,
@@ -250,4 +252,21 @@ function dumpTmpfs(pid: number, who: string, m: MountInfo, mounts: readonly Moun
     throw new CriuTsError('EDUMP', `${who}: ${describe(m)}: tar of its files failed: ${why}`, { pid, mountpoint: m.mountpoint });
   }
   ctx.writeRawImage(`tmpfs-dev-${kdev(m.devMajor, m.devMinor)}.tar.gz.img`, r.stdout);
+}
+
+/**
+ * A filesystem's uid=/gid= options (tmpfs, devpts, ...) as the tree sees
+ * them. The kernel shows them as the initial user namespace sees them,
+ * and reads them at mount time through the mounter's: with a user
+ * namespace of the tree's own they are saved mapped, as CRIU does.
+ */
+function optionsInside(options: string, ctx: DumpContext, unmapped: () => never): string {
+  return options.split(',').map((o) => {
+    const m = /^(uid|gid)=(\d+)$/.exec(o);
+    if (m === null) return o;
+    const id = Number(m[2]);
+    const v = m[1] === 'uid' ? treeUid(ctx, id) : treeGid(ctx, id);
+    if (v === INVALID_ID) unmapped();
+    return `${m[1]}=${v}`;
+  }).join(',');
 }
