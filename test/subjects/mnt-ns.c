@@ -33,6 +33,13 @@
  * removed through its writable name (/data/sub/gro); after SIGTERM they
  * must read the same, still be unlinked under their own names, /ro be
  * read-only again, and no name may be left behind.
+ * --userns 1: the child is also in a user namespace of its own, with
+ * zdtm's uns maps (written by the launcher, which first gives ROOT, its
+ * init, ROOT/data/sub, ROOT/w and the harness's files to the mapped root,
+ * as a runtime's rootfs is); it takes ids 0 inside, makes /data/sub/owned
+ * owned by 1000:1000 inside and keeps an fd on it. After the restore it
+ * checks its ids, its maps, and the owner of that file seen through both
+ * its path and its fd.
  */
 #define _GNU_SOURCE
 #include "subject.h"
@@ -53,6 +60,13 @@
 
 #define FILE_TEXT "contents of a tmpfs file\n"
 #define RO_TEXT "a file of the root's filesystem\n"
+#define OWNED_TEXT "owned by 1000 inside\n"
+
+/* zdtm's uns maps (test/zdtm/lib/ns.c): host root not mapped. */
+#define UID_MAP "0 20000 20000\n100000 200000 50000\n"
+#define GID_MAP "0 400000 50000\n50000 500000 100000\n"
+#define HOST_ROOT_UID 20000
+#define HOST_ROOT_GID 400000
 
 static void must(int ok, const char *what)
 {
@@ -73,6 +87,60 @@ static void copy_self(const char *to)
 	close(out);
 }
 
+static void same_file(int fd, const char *text, const char *what);
+
+static void write_proc(pid_t pid, const char *name, const char *text)
+{
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/%d/%s", pid, name);
+	int fd = open(path, O_WRONLY | O_CLOEXEC);
+	must(fd >= 0 && write(fd, text, strlen(text)) == (ssize_t)strlen(text), path);
+	close(fd);
+}
+
+/* What the subject writes inside its root: the mapped root's, as a runtime's rootfs is. */
+static void give_to_mapped_root(const char *root, const char *out)
+{
+	const char *parts[] = { "", "/init", "/data", "/data/sub", "/w" };
+	char path[4200];
+	for (size_t i = 0; i < sizeof(parts) / sizeof(parts[0]); i++) {
+		snprintf(path, sizeof(path), "%s%s", root, parts[i]);
+		must(chown(path, HOST_ROOT_UID, HOST_ROOT_GID) == 0, path);
+	}
+	snprintf(path, sizeof(path), "%.*s.log", (int)(strlen(out) > 4 ? strlen(out) - 4 : 0), out);
+	must(chown(path, HOST_ROOT_UID, HOST_ROOT_GID) == 0, path);
+}
+
+static void check_ids(int owned)
+{
+	uid_t r, e, s;
+	gid_t gr, ge, gs;
+	must(getresuid(&r, &e, &s) == 0 && getresgid(&gr, &ge, &gs) == 0, "getresuid");
+	if (r != 0 || e != 0 || s != 0 || gr != 0 || ge != 0 || gs != 0)
+		subject_fail("ids inside: uid %d/%d/%d gid %d/%d/%d", r, e, s, gr, ge, gs);
+	char buf[256] = "";
+	int fd = open("/proc/self/uid_map", O_RDONLY);
+	ssize_t n = fd < 0 ? -1 : read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	char want[256], *p = want;
+	/* /proc shows each extent as three right-aligned columns. */
+	unsigned a, b, c;
+	const char *m = UID_MAP;
+	int k;
+	while (sscanf(m, "%u %u %u\n%n", &a, &b, &c, &k) == 3) {
+		p += sprintf(p, "%10u %10u %10u\n", a, b, c);
+		m += k;
+	}
+	if (n < 0 || strcmp(buf, want) != 0)
+		subject_fail("uid_map reads \"%s\"", buf);
+	struct stat a1, a2;
+	if (stat("/data/sub/owned", &a1) != 0 || fstat(owned, &a2) != 0)
+		subject_fail("stat /data/sub/owned: %s", strerror(errno));
+	if (a1.st_uid != 1000 || a1.st_gid != 1000 || a2.st_ino != a1.st_ino || a2.st_uid != 1000 || a2.st_gid != 1000)
+		subject_fail("/data/sub/owned: owner %d:%d, its fd's %d:%d", a1.st_uid, a1.st_gid, a2.st_uid, a2.st_gid);
+	same_file(owned, OWNED_TEXT, "the fd on /data/sub/owned");
+}
+
 static void write_file(const char *path, const char *text, mode_t mode)
 {
 	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, mode);
@@ -82,18 +150,25 @@ static void write_file(const char *path, const char *text, mode_t mode)
 }
 
 /* The child: build the tree under root, pivot into it, exec the subject. */
-static void build(const char *root, const char *out, int ready_fd)
+static void build(const char *root, const char *out, int ready_fd, int maps_fd)
 {
 	char path[4096];
+	if (maps_fd >= 0) {
+		char c;
+		must(read(maps_fd, &c, 1) == 1, "wait for the maps");
+		close(maps_fd);
+		must(setresgid(0, 0, 0) == 0 && setresuid(0, 0, 0) == 0, "take ids 0 inside");
+	}
 	must(mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) == 0, "make / private");
 	must(mount(root, root, NULL, MS_BIND | MS_REC, NULL) == 0, "bind the root");
 	must(chdir(root) == 0, "chdir root");
+	/* Before the old root goes: in a user namespace, proc is mounted only where one is fully visible. */
+	must(mount("proc", "proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) == 0, "mount /proc");
 	mkdir("old", 0700);
 	must(syscall(SYS_pivot_root, ".", "old") == 0, "pivot_root");
 	must(umount2("/old", MNT_DETACH) == 0, "detach the old root");
 	rmdir("/old");
 	must(chdir("/") == 0, "chdir /");
-	must(mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) == 0, "mount /proc");
 	must(mount("subj-tmp", "/t", "tmpfs", 0, "size=1m,mode=750") == 0, "mount /t");
 	write_file("/t/file", FILE_TEXT, 0640);
 	must(chown("/t/file", 1, 2) == 0, "chown /t/file");
@@ -114,10 +189,12 @@ static void build(const char *root, const char *out, int ready_fd)
 	snprintf(path, sizeof(path), "%d", ready_fd);
 	const char *nested = subject_opt("nested", NULL);
 	const char *ghosts = subject_opt("ghosts", "0");
-	if (nested != NULL)
-		execl("/init", "init", "--out", out, "--stage", "2", "--ready-fd", path, "--nested", nested, "--ghosts", ghosts, (char *)NULL);
-	else
-		execl("/init", "init", "--out", out, "--stage", "2", "--ready-fd", path, "--ghosts", ghosts, (char *)NULL);
+	const char *argv2[14] = { "init", "--out", out, "--stage", "2", "--ready-fd", path, "--userns", maps_fd >= 0 ? "1" : "0", "--ghosts", ghosts };
+	if (nested != NULL) {
+		argv2[11] = "--nested";
+		argv2[12] = nested;
+	}
+	execv("/init", (char *const *)argv2);
 	subject_fail("exec /init: %s", strerror(errno));
 }
 
@@ -396,16 +473,29 @@ int main(int argc, char **argv)
 		char path[4096];
 		snprintf(path, sizeof(path), "%s/init", root);
 		copy_self(path);
-		int ready[2];
-		must(pipe(ready) == 0, "pipe");
+		int userns = subject_opt_long("userns", 0) == 1;
+		if (userns)
+			give_to_mapped_root(root, out);
+		int ready[2], maps[2] = { -1, -1 };
+		must(pipe(ready) == 0 && (!userns || pipe(maps) == 0), "pipe");
 		/* Born in the new namespaces (the launcher stays in ours: the pivot moves every task of a namespace). */
-		pid_t init = (pid_t)syscall(SYS_clone, CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWNET | SIGCHLD, 0, 0, 0, 0);
+		long flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWNET | SIGCHLD | (userns ? CLONE_NEWUSER : 0);
+		pid_t init = (pid_t)syscall(SYS_clone, flags, 0, 0, 0, 0);
 		must(init >= 0, "clone into new namespaces");
 		if (init == 0) {
 			close(ready[0]);
-			build(root, out + strlen(root), ready[1]);
+			if (userns)
+				close(maps[1]);
+			build(root, out + strlen(root), ready[1], maps[0]);
 		}
 		close(ready[1]);
+		if (userns) {
+			close(maps[0]);
+			write_proc(init, "uid_map", UID_MAP);
+			write_proc(init, "gid_map", GID_MAP);
+			must(write(maps[1], "m", 1) == 1, "tell the child its maps are there");
+			close(maps[1]);
+		}
 		char c;
 		if (read(ready[0], &c, 1) != 1)
 			_exit(1); /* the subject wrote its verdict */
@@ -450,6 +540,15 @@ int main(int argc, char **argv)
 	int ghosts = subject_opt_long("ghosts", 0) == 1;
 	if (ghosts)
 		make_ghosts();
+	int userns = subject_opt_long("userns", 0) == 1;
+	int owned = -1;
+	if (userns) {
+		write_file("/data/sub/owned", OWNED_TEXT, 0600);
+		must(chown("/data/sub/owned", 1000, 1000) == 0, "chown /data/sub/owned");
+		owned = open("/data/sub/owned", O_RDONLY);
+		must(owned >= 0, "open /data/sub/owned");
+		check_ids(owned);
+	}
 	tree_shape(before, sizeof(before));
 	check_files();
 	must(write(ready_fd, "r", 1) == 1, "tell the launcher");
@@ -475,6 +574,8 @@ int main(int argc, char **argv)
 	}
 	if (ghosts)
 		check_ghosts();
+	if (userns)
+		check_ids(owned);
 	same_file(ro, RO_TEXT, "the fd on /ro/file");
 	same_file(tf, FILE_TEXT, "the fd on /t/file");
 	subject_pass();

@@ -5,11 +5,15 @@
  * root's filesystem, proc, devpts, mqueue) is dumped, killed and restored
  * under --root; the subject checks its mount tree and files from inside.
  * crit 3.17 reads our mountpoints image. The refusals say one line.
+ * The same tree in a user namespace of its own (zdtm's uns maps), its root
+ * below a directory only the real root may enter (as runc's /run/runc and
+ * zdtm's uns flavour have it), comes back there too.
  */
 import { before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import { chmodSync, mkdirSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { join } from 'node:path';
+import { spawnSync } from 'node:child_process';
 import { dump, restore } from '../../../src/api/index.js';
 import { readImage } from '../../../src/images/index.js';
 import { isCriuTsError } from '../../../src/errors.js';
@@ -85,6 +89,45 @@ test('a mount namespace under a private root comes back under --root: tmpfs file
     s?.cleanup();
     removeDir(dir);
     removeDir(root);
+  }
+});
+
+test('a container in a user namespace of its own (zdtm\'s uns maps) under a root only the real root can reach: restored with --root, its ids, maps and a file it owns seen as before', TIMEOUT, async () => {
+  const top = tempDir('mnt-uns');
+  const root = join(top, 'root');
+  mkdirSync(root);
+  for (const d of ['proc', 't', 't2', 't3', 'dev', 'ro', 'mq', 'w', 'data/sub']) mkdirSync(join(root, d), { recursive: true });
+  const dir = tempDir('mnt-uns-img');
+  let s: Subject | undefined;
+  let restored: number | undefined;
+  try {
+    chmodSync(top, 0o755); // the subject, as its mapped root, builds its tree through it
+    s = await startInRoot(root, ['--userns', '1']);
+    // Then, as zdtm does (runc's /run/runc is so): the mapped root can no longer walk to --root.
+    chmodSync(top, 0o700);
+    assert.notEqual(readlinkSync(`/proc/${s.pid}/ns/user`), readlinkSync('/proc/self/ns/user'), 'the subject has a user namespace of its own');
+    const r = await dump({ pid: s.pid, imagesDir: dir, progress: false });
+    for (const p of r.pids) assert.ok(await waitGone(p), `task ${p} still there after the dump`);
+    const ids = readImage(join(dir, 'ids-1.img')).entries[0] as Record<string, number>;
+    const mounts = readImage(join(dir, `mountpoints-${ids['mnt_ns_id']}.img`)).entries as { mountpoint: string; options: string }[];
+    // An owner option is shown as the host sees it and saved as the tree does (CRIU's images): /t's files keep theirs.
+    assert.ok(mounts.every((m) => !/(^|,)(uid|gid)=(2\d{4}|4\d{5})(,|$)/.test(m.options)), mounts.map((m) => m.options).join(' | '));
+    // The tmpfs's tar holds owners as the tree sees them (as CRIU's does): /t/file and its hard link are 1:2 inside.
+    const tars = readdirSync(dir).filter((n) => /^tmpfs-dev-\d+\.tar\.gz\.img$/.test(n));
+    const listing = tars.map((n) => spawnSync('tar', ['-tvzf', join(dir, n), '--numeric-owner'], { encoding: 'utf8' }).stdout).join('');
+    assert.match(listing, /^-rw-r----- 1\/2 .* \.\/(file|link)$/m, listing);
+    const res = await restore({ imagesDir: dir, progress: false, root, verify: true });
+    restored = res.pid;
+    assert.notEqual(readlinkSync(`/proc/${res.pid}/ns/user`), readlinkSync('/proc/self/ns/user'), 'restored in a user namespace of its own');
+    assert.match(readFileSync(`/proc/${res.pid}/status`, 'latin1'), /^Uid:\s+20000\s+20000\s+20000\s+20000$/m, 'its ids are the mapped root\'s here');
+    s.pid = res.pid;
+    const out = await s.terminateAndResult();
+    assert.ok(out.ok, out.text);
+  } finally {
+    if (restored !== undefined) await killAndWait(restored);
+    s?.cleanup();
+    removeDir(dir);
+    removeDir(top);
   }
 });
 

@@ -33,7 +33,7 @@ import type { MntEntry } from '../../../images/messages.js';
 import type { DumpContext } from '../../types.js';
 import { FS_TYPES, FSTYPE_UNSUPPORTED, kdev, mountFlags, superFlags } from './fstypes.js';
 import { logger } from '../../../log.js';
-import { INVALID_ID, treeGid, treeUid } from '../user.js';
+import { INVALID_ID, asTreeRoot, treeGid, treeUid } from '../user.js';
 
 const log = logger('mnt');
 
@@ -238,17 +238,19 @@ function dumpTmpfs(pid: number, who: string, m: MountInfo, mounts: readonly Moun
   }
   const fd = cloneMount(m.mountpoint);
   if (fd === undefined) log.info(`${who}: ${describe(m)}: the task may not clone it (no CAP_SYS_ADMIN): its files are read at ${dir}, without those other mounts hide`);
+  // In the tree's user namespace, if it has one: the tar then holds the owners as the tree sees them.
+  const [cmd = 'tar', ...pre] = [...asTreeRoot(ctx, pid), 'tar'];
   let r;
   try {
     // tar's fd 3 is the clone's root.
     r = fd === undefined
-      ? spawnSync('tar', [...TAR_CREATE, '--directory', dir, '.'], { maxBuffer: 1 << 30, stdio: ['ignore', 'pipe', 'pipe'] })
-      : spawnSync('tar', [...TAR_CREATE, '--directory', '/proc/self/fd/3', '.'], { maxBuffer: 1 << 30, stdio: ['ignore', 'pipe', 'pipe', fd] });
+      ? spawnSync(cmd, [...pre, ...TAR_CREATE, '--directory', dir, '.'], { maxBuffer: 1 << 30, stdio: ['ignore', 'pipe', 'pipe'] })
+      : spawnSync(cmd, [...pre, ...TAR_CREATE, '--directory', '/proc/self/fd/3', '.'], { maxBuffer: 1 << 30, stdio: ['ignore', 'pipe', 'pipe', fd] });
   } finally {
     if (fd !== undefined) closeSync(fd);
   }
   if (r.error !== undefined || r.status !== 0) {
-    const why = r.error?.message ?? r.stderr.toString().trim().split('\n').pop() ?? `exit ${String(r.status)}`;
+    const why = r.error?.message ?? r.stderr.toString().trim().split('\n')[0] ?? `exit ${String(r.status)}`;
     throw new CriuTsError('EDUMP', `${who}: ${describe(m)}: tar of its files failed: ${why}`, { pid, mountpoint: m.mountpoint });
   }
   ctx.writeRawImage(`tmpfs-dev-${kdev(m.devMajor, m.devMinor)}.tar.gz.img`, r.stdout);

@@ -38,6 +38,7 @@ import { buildMountTree } from './build.js';
 import { logger } from '../../../log.js';
 import { parseMountinfo } from '../../../proc/index.js';
 import { AT_FDCWD, EPERM, NR, O_CLOEXEC, closeQuiet, pidfdGetfd, pidfdOpen } from '../../../sys/index.js';
+import { asNamespaceRoot } from '../user.js';
 
 const log = logger('mnt');
 
@@ -189,7 +190,7 @@ export const mntKind: ResourceKind = {
     };
     const nested = st.nested.get(task.pid);
     if (nested !== undefined) {
-      buildMountTree(t, { steps: nested.steps, root: '/', cross: nested.cross, tar });
+      buildMountTree(t, { steps: nested.steps, root: '/', cross: nested.cross, tar, asRoot: asNamespaceRoot(ctx, t.pid) });
       const ns = st.taskNs.get(task.pid);
       if (ns !== undefined) st.nsTask.set(ns, t.pid);
     }
@@ -197,7 +198,7 @@ export const mntKind: ResourceKind = {
     st.rootReal = t.pid;
     const ns = st.taskNs.get(task.pid);
     if (ns !== undefined) st.nsTask.set(ns, t.pid);
-    if (st.steps !== undefined) buildMountTree(t, { steps: st.steps, root: st.root, tar });
+    if (st.steps !== undefined) buildMountTree(t, { steps: st.steps, root: st.root, tar, asRoot: asNamespaceRoot(ctx, t.pid) });
   },
 };
 

@@ -92,9 +92,12 @@ export function planMounts(entries: readonly MntEntry[], file: string, extMounts
   }
   const steps: MountStep[] = [first];
   const made = new Map<number, MntEntry>([[root.mnt_id, root]]);
-  // Children in the kernel's order of mounting (mnt_id), parents first; a
-  // bind waits for its source.
-  let rest = entries.filter((e) => e !== root).sort((a, b) => a.mnt_id - b.mnt_id);
+  // Children in the order mountinfo lists them, parents first; a bind
+  // waits for its source. That order is the order of mounting (the kernel
+  // keeps a namespace's mounts by their never-reused unique id); mnt_id is
+  // not (a freed one is given again), so a tree whose first mount's id is
+  // higher than a later one's would come back in another order.
+  let rest = entries.filter((e) => e !== root);
   const firstFull = new Map<number, MntEntry>();
   while (rest.length > 0) {
     const waiting: MntEntry[] = [];
