@@ -7,6 +7,7 @@
 import { closeSync } from 'node:fs';
 import { sys, addr } from './libc.js';
 import { NR } from './nr.js';
+import { AT_FDCWD } from './fcntl.js';
 
 const FSCONFIG_SET_FLAG = 0;
 const FSCONFIG_SET_STRING = 1;
@@ -42,7 +43,6 @@ export function detachedMount(fstype: string, strings: Readonly<Record<string, s
   }
 }
 
-const AT_FDCWD = -100;
 const OPEN_TREE_CLONE = 1;
 const OPEN_TREE_CLOEXEC = 0o2000000;
 const AT_RECURSIVE = 0x8000;

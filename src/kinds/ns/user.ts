@@ -125,20 +125,16 @@ export function treeUid(ctx: DumpContext, uid: number): number {
 }
 
 /**
- * The command prefix that runs a tool (tar) as the root of the dumped
- * tree's user namespace, entered through task `pid`'s: [] without one, or
- * when its root has no mapping. Ids the tool reads and writes are then the
- * tree's (a tmpfs tar holds them so, as CRIU's does).
+ * The command prefix that runs a tool (tar) as root of the dumped tree's
+ * user namespace, entered through task `pid`'s (ids it reads and writes are
+ * then the tree's, as in CRIU's tmpfs tar); [] without one or unmapped root.
  */
 export function asTreeRoot(ctx: DumpContext, pid: number): string[] {
   const m = dumpMaps(ctx);
   return m === undefined || outside(m.uid, 0) === undefined || outside(m.gid, 0) === undefined ? [] : nsenterUser(pid);
 }
 
-/** nsenter into pid's user namespace, as uid and gid 0 there (nsenter's default). */
-function nsenterUser(pid: number): string[] {
-  return ['nsenter', `--user=/proc/${pid}/ns/user`, '--'];
-}
+const nsenterUser = (pid: number): string[] => ['nsenter', `--user=/proc/${pid}/ns/user`, '--']; // as uid/gid 0 there
 
 /** treeUid for a gid. */
 export function treeGid(ctx: DumpContext, gid: number): number {
@@ -179,12 +175,7 @@ export function namespaceRootUid(ctx: RestoreContext): number | undefined {
   return e === undefined ? undefined : outside(e.uid_map ?? [], 0);
 }
 
-/**
- * asTreeRoot at restore: the prefix that runs a tool as the root of the
- * tree's new user namespace, entered through task `pid`'s; [] without one.
- * A filesystem that namespace owns (a tmpfs mounted inside) takes files
- * only from callers whose ids it maps.
- */
+/** asTreeRoot at restore, into the new user namespace (a tmpfs it owns takes files only from ids it maps). */
 export function asNamespaceRoot(ctx: RestoreContext, pid: number): string[] {
   const e = restoreEntry(ctx);
   return e === undefined || outside(e.uid_map ?? [], 0) === undefined || outside(e.gid_map ?? [], 0) === undefined ? [] : nsenterUser(pid);
