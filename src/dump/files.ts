@@ -9,7 +9,7 @@ import { fstatSync } from 'node:fs';
 import { listFds, readFdLink, parseFdinfo } from '../proc/index.js';
 import { pidfdOpen, pidfdGetfd, closeQuiet, kcmp, KCMP, getsockoptInt, O_CLOEXEC, FD_CLOEXEC } from '../sys/index.js';
 import { CriuTsError, isCriuTsError } from '../errors.js';
-import { fileKindFor, isMqueue, stateKey, readFown, withFown, type DumpContext, type FdProbe } from '../kinds/index.js';
+import { fileKindFor, fownUidsAsSeen, isMqueue, stateKey, readFown, withFown, type DumpContext, type FdProbe } from '../kinds/index.js';
 import { NO_FOWN } from '../kinds/files/reg-file.js';
 import type { FdinfoEntry, FownEntry } from '../images/messages.js';
 import { logger } from '../log.js';
@@ -250,5 +250,5 @@ function ownerAsSeen(fown: FownEntry | undefined, ctx: DumpContext, where: strin
   if (pid === undefined) {
     throw new CriuTsError('EUNSUPPORTED', `${where}: its owner (F_SETOWN) ${fown.pid} is outside the pid namespace of the dumped tree`, { pid: fown.pid });
   }
-  return { ...fown, pid };
+  return fownUidsAsSeen({ ...fown, pid }, ctx, where);
 }

@@ -55,4 +55,4 @@ export { memfdFileForMapping, openMemfd } from './files/memfd.js';
 export { checkRunId, clearStaleLocks, defaultLockMethod, LOCK_METHOD, probeNftables, unlockNetwork } from './files/inet-socket/net-lock.js';
 export { probeIptLegacy } from './files/inet-socket/net-lock-iptables.js';
 export type { LockMethod } from './files/inet-socket/net-lock.js';
-export { readFown, withFown, fownOf, restoreFown } from './files/fown.js';
+export { readFown, withFown, fownOf, fownUidsAsSeen, restoreFown } from './files/fown.js';

@@ -35,7 +35,7 @@ import { RemoteSyscallError } from '../infect/tracee.js';
 import type { RestoreTaskHandle } from './types.js';
 import { CriuTsError } from '../errors.js';
 import { readLoginuid } from '../proc/index.js';
-import { readlinkSync } from 'node:fs';
+import { readFileSync, readlinkSync } from 'node:fs';
 
 const MEMBARRIER_CMD_GET_REGISTRATIONS = 1 << 9;
 /** Private expedited commands (plain, SYNC_CORE, RSEQ): their REGISTER command is the next bit up. */
@@ -110,25 +110,25 @@ export function restoreLoginuid(t: RestoreTaskHandle, loginuid: number | undefin
 /**
  * The task's login uid as the images hold it: as the task sees it. In a
  * user namespace of its own (where the kernel lets no task set it, and the
- * image holds it through the namespace's maps) it is read by the task
- * itself: /proc shows it through the opener's user namespace.
+ * image holds it through the namespace's maps), the one we read is mapped
+ * through the task's uid_map (shown relative to our namespace), not read
+ * by the task: a chroot'ed task may have no /proc.
  */
 function loginuidAsSeen(t: RestoreTaskHandle): number {
+  const ours = readLoginuid(t.pid);
   let own = true;
   try {
     own = readlinkSync(`/proc/${t.pid}/ns/user`) === readlinkSync('/proc/self/ns/user');
   } catch {
     // gone: the write below says so
   }
-  if (own) return readLoginuid(t.pid);
-  const fd = Number(t.syscall('open /proc/self/loginuid', NR.openat, AT_FDCWD, t.putString('/proc/self/loginuid'), O_RDONLY | O_CLOEXEC, 0));
-  try {
-    const buf = t.putBytes(Buffer.alloc(16));
-    const n = Number(t.syscall('read loginuid', NR.read, fd, buf, 16));
-    return Number(t.tracee.readMem(buf, n).toString('latin1').trim());
-  } finally {
-    t.syscall('close', NR.close, fd);
+  if (own || ours === LOGINUID_UNSET) return ours;
+  for (const line of readFileSync(`/proc/${t.pid}/uid_map`, 'latin1').split('\n')) {
+    const [first, lower, count] = line.trim().split(/\s+/).map(Number);
+    if (first === undefined || lower === undefined || count === undefined || Number.isNaN(count)) continue;
+    if (ours >= lower && ours - lower < count) return first + (ours - lower);
   }
+  return LOGINUID_UNSET; // no mapping: the kernel shows the task -1 too
 }
 
 /** The kernel's default timer slack of a thread (50 us). */

@@ -9,8 +9,9 @@
  */
 import { fcntl, fcntlGetOwnerEx, fcntlGetOwnerUids, NR, O_PATH, F_SETOWN_EX } from '../../sys/index.js';
 import type { FownEntry, FileEntry } from '../../images/messages.js';
-import type { RestoreTaskHandle } from '../types.js';
+import type { DumpContext, RestoreTaskHandle } from '../types.js';
 import { CriuTsError } from '../../errors.js';
+import { INVALID_ID, treeUid } from '../ns/user.js';
 
 const F_SETSIG = 10;
 const F_GETSIG = 11;
@@ -24,6 +25,21 @@ export function readFown(localFd: number, flags: number): FownEntry | undefined 
   if (owner.pid === 0 && signum === 0) return undefined;
   const uids = owner.pid === 0 ? { uid: 0, euid: 0 } : fcntlGetOwnerUids(localFd);
   return { uid: uids.uid, euid: uids.euid, signum, pid_type: owner.type, pid: owner.pid };
+}
+
+/**
+ * The owner's uid/euid as the dumped tree sees them (F_GETOWNER_UIDS
+ * answers in ours): the restore sets them from inside the task. An id
+ * with no mapping in the tree's user namespace could not be set there:
+ * refused with one line.
+ */
+export function fownUidsAsSeen(fown: FownEntry, ctx: DumpContext, where: string): FownEntry {
+  const uid = treeUid(ctx, fown.uid);
+  const euid = treeUid(ctx, fown.euid);
+  if (uid === INVALID_ID || euid === INVALID_ID) {
+    throw new CriuTsError('EUNSUPPORTED', `${where}: its owner (F_SETOWN) was set by uid ${fown.uid}/${fown.euid}, which has no mapping in the tree's user namespace`, { uid: fown.uid, euid: fown.euid });
+  }
+  return { ...fown, uid, euid };
 }
 
 /** Put `fown` into the entry's own message (every CRIU file message has one). */
