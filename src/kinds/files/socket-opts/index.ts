@@ -1,14 +1,17 @@
 /**
  * Generic socket options (CRIU's sk_opts_entry) of any socket kind (unix,
  * inet, packet, netlink), read with getsockopt from our copy at dump and set
- * again with setsockopt injected into the task. Only options that differ
+ * again with setsockopt injected into the task (the buffer sizes from our
+ * side, on our pidfd_getfd copy of its fd: SO_*BUFFORCE takes CAP_NET_ADMIN
+ * in the initial user namespace, which a task of a user namespace of its
+ * own lacks; CRIU asks its usernsd likewise). Only options that differ
  * from a fresh socket are set at restore. Linger is kept as CRIU keeps it
  * (the timeout, present only when lingering is on), the bound device by
  * name, the classic BPF filter in filter.ts (attached by each kind once the
  * socket's queue is refilled: queued data passed the filter already, and
  * would meet it again with another sender).
  */
-import { getsockopt, getsockoptInt, getsockoptTry, SOL_SOCKET } from '../../../sys/index.js';
+import { closeQuiet, getsockopt, getsockoptInt, getsockoptTry, pidfdGetfd, pidfdOpen, setsockoptInt, SOL_SOCKET } from '../../../sys/index.js';
 import { NR } from '../../../sys/index.js';
 import type { SkOptsEntry } from '../../../images/messages.js';
 import type { RestoreTaskHandle } from '../../types.js';
@@ -89,14 +92,31 @@ function setTimeval(t: RestoreTaskHandle, fd: number, name: number, sec: bigint,
   t.syscall(`setsockopt(${what})`, NR.setsockopt, fd, SOL_SOCKET, name, t.putBytes(b), 16);
 }
 
+/** Our copy of the task's fd `fd` (the same socket). */
+function copyOf(t: RestoreTaskHandle, fd: number): number {
+  const pidfd = pidfdOpen(t.pid);
+  try {
+    return pidfdGetfd(pidfd, fd, t.pid);
+  } finally {
+    closeQuiet(pidfd);
+  }
+}
+
 /**
  * Set the dumped options on the task's socket `fd`. `fresh` are the values a
  * new socket of the same type has (from our side), to skip what is default.
  */
 export function restoreSkOpts(t: RestoreTaskHandle, fd: number, o: SkOptsEntry, fresh: SkOptsEntry): void {
   // The kernel doubles what it is given; FORCE passes over the sysctl limits (we are root).
-  if (o.so_sndbuf !== fresh.so_sndbuf) setInt(t, fd, SO.SNDBUFFORCE, Math.floor(o.so_sndbuf / 2), 'SO_SNDBUFFORCE');
-  if (o.so_rcvbuf !== fresh.so_rcvbuf) setInt(t, fd, SO.RCVBUFFORCE, Math.floor(o.so_rcvbuf / 2), 'SO_RCVBUFFORCE');
+  if (o.so_sndbuf !== fresh.so_sndbuf || o.so_rcvbuf !== fresh.so_rcvbuf) {
+    const ours = copyOf(t, fd);
+    try {
+      if (o.so_sndbuf !== fresh.so_sndbuf) setsockoptInt(ours, SOL_SOCKET, SO.SNDBUFFORCE, Math.floor(o.so_sndbuf / 2));
+      if (o.so_rcvbuf !== fresh.so_rcvbuf) setsockoptInt(ours, SOL_SOCKET, SO.RCVBUFFORCE, Math.floor(o.so_rcvbuf / 2));
+    } finally {
+      closeQuiet(ours);
+    }
+  }
   // Setting a buffer locks it; put the lock bits back as they were.
   if ((o.so_buf_lock ?? 0) !== (fresh.so_buf_lock ?? 0) || o.so_sndbuf !== fresh.so_sndbuf || o.so_rcvbuf !== fresh.so_rcvbuf) {
     setInt(t, fd, SO.BUF_LOCK, o.so_buf_lock ?? 0, 'SO_BUF_LOCK');
