@@ -24,7 +24,7 @@ import { nameText } from './diag.js';
 import { dumpSkOpts, restoreFilter, restoreSkOpts } from '../socket-opts/index.js';
 import { queueOf, sendQueue, type QueuedMsg } from './queue.js';
 import { USK_EXTERN } from './dump.js';
-import { hostOwner } from '../../ns/user.js';
+import { hostGid, hostOwner, hostUid } from '../../ns/user.js';
 
 const SHUT = { READ: 0, WRITE: 1, BOTH: 2 } as const;
 const QUEUE_SNDBUF_BYTES = 64 << 20;
@@ -180,7 +180,15 @@ function bindName(t: RestoreTaskHandle, fd: number, u: UnixSkEntry, ctx: Restore
   if (here !== undefined && u.deleted && !existsSync(dirname(here))) {
     // Its directory was removed too: made for the bind, removed again once every file is done.
     const first = mkdirSync(dirname(here), { recursive: true, mode: 0o700 });
-    if (first !== undefined) for (let d = dirname(here); d.length >= first.length; d = dirname(d)) names(ctx).dirs.push(d);
+    // Owned by the root of the tree's user namespace, if it has one: the task binds in them as that root.
+    const uid = hostUid(ctx, 0);
+    const gid = hostGid(ctx, 0);
+    if (first !== undefined) {
+      for (let d = dirname(here); d.length >= first.length; d = dirname(d)) {
+        names(ctx).dirs.push(d);
+        if (uid !== undefined && gid !== undefined && (uid !== 0 || gid !== 0)) chownSync(d, uid, gid);
+      }
+    }
   }
   if (path !== undefined && here !== undefined) {
     let st;
