@@ -14,7 +14,7 @@ import { handleFor } from './handle.js';
 import { restoreAddressSpace } from './task.js';
 import { VMA } from '../kinds/memory/vma.js';
 import { openGroupFiles } from './files.js';
-import { treeTaskOf, type RestoreNode, type RestorePlan } from './plan.js';
+import { forkedBeforeSetsid, treeTaskOf, type RestoreNode, type RestorePlan } from './plan.js';
 import { logger } from '../log.js';
 
 const log = logger('create');
@@ -41,9 +41,13 @@ export function createTree(plan: RestorePlan, stub: Tracee, ctx: RestoreContext,
       const ph = handleFor(parent.tid, parent, n.parent?.pid ?? parent.tid);
       for (const k of RESOURCE_KINDS) k.beforeClone?.(ph, view, ctx);
     }
+    // A session helper takes any free pid: in a new pid namespace one no task
+    // of the plan has (every pid there is the tree's), in ours the kernel's pick.
+    if (n.anyPid && n.inNewPidNs) n.pid = unusedPid(plan);
     const t = cloneWithPid(parent, n.pid, n.cloneFlags | (n.sharesFiles ? CLONE_FILES : 0n), undefined, !n.inNewPidNs);
     n.tracee = t;
     n.real = t.tid;
+    if (n.pid === 0) n.pid = t.tid;
     n.inherited = new Map(inherited);
     created.push(n);
     log.debug(`task ${n.pid} created (parent ${n.ppid}${n.real !== n.pid ? `, pid ${n.real} here` : ''})`);
@@ -61,12 +65,13 @@ export function createTree(plan: RestorePlan, stub: Tracee, ctx: RestoreContext,
     // Lazy pages: every task's memory after the tree exists (no task forks from one whose memory waits for the daemon).
     if (ctx.lazy === undefined && memoryBeforeChildren(n)) restoreAddressSpace(n, ctx);
     const self = n.memory ? n : undefined;
+    // Its group files first: children forked before its setsid use them too.
+    if (n.groupFiles.length > 0) openGroupFiles(h, n.groupFiles, fdinfoOf, ctx, n.inherited, plan.inheritBase, plan.groupFinish);
     // Children still in the parent's old session are forked before it makes its own.
-    const early = n.children.filter((c) => c.sid !== n.sid && c.sid !== c.pid);
+    const early = n.children.filter((c) => forkedBeforeSetsid(n, c));
     for (const c of early) create(c, t, n.inherited, self);
     if (n.sid === n.pid) h.syscall('setsid', NR.setsid);
     else if (n.pgid === n.pid) h.syscall('setpgid', NR.setpgid, 0, 0);
-    if (n.groupFiles.length > 0) openGroupFiles(h, n.groupFiles, fdinfoOf, ctx, n.inherited, plan.inheritBase, plan.groupFinish);
     // Session state the members inherit (the controlling terminal) is set before they are forked.
     // A helper leader exits before the tree runs: a terminal it held would hang up its session.
     if (n.sid === n.pid && !n.helper) for (const k of FILE_KINDS) k.sessionMade?.(h, ctx);
@@ -88,10 +93,17 @@ function memoryBeforeChildren(n: RestoreNode): boolean {
   return hasVdso || n.children.length === 0;
 }
 
+function unusedPid(plan: RestorePlan): number {
+  const used = new Set(plan.nodes.flatMap((x) => [x.pid, ...(x.images?.pstree.threads ?? [])]));
+  let pid = 2;
+  while (used.has(pid)) pid++;
+  return pid;
+}
+
 /** Members join their process groups once every leader (or helper) exists. */
 function joinGroups(plan: RestorePlan): void {
   for (const n of plan.nodes) {
-    if (n.pgid === n.pid || n.sid === n.pid || !n.tracee) continue;
+    if (n.pgid === n.pid || n.sid === n.pid || n.pgid === 0 || !n.tracee) continue;
     if (!plan.nodes.some((x) => x.pid === n.pgid)) continue; // --shell-job: the caller's group, inherited
     const cur = Number(n.tracee.syscall('getpgid', NR.getpgid, 0));
     if (cur !== n.pgid) n.tracee.syscall(`setpgid(${n.pgid})`, NR.setpgid, 0, n.pgid);

@@ -32,6 +32,7 @@ import { planTree, planCloneFlags, treeViewOf, type RestoreNode } from './plan.j
 import { createTree, retireHelpers } from './create.js';
 import { collectExit } from '../infect/tracee.js';
 import { restoreTaskBody, finalizeTask } from './task.js';
+import { restoreChildSubreaper } from './task-state.js';
 import { planSharedAnon } from '../kinds/memory/shmem-restore.js';
 import { handleFor } from './handle.js';
 import { finishGroupFiles } from './files.js';
@@ -163,6 +164,8 @@ async function restoreLoaded(
       return n.images && tracee ? [{ pid: n.pid, handle: () => handleFor(n.real, tracee, n.pid), fds: n.images.fds }] : [];
     }), filesCtx);
     session.afterAllFiles();
+    // Orphans the helpers leave go to these reapers, as they had.
+    for (const n of plan.earlyReapers) if (n.tracee) restoreChildSubreaper(handleFor(n.real, n.tracee, n.pid), n.images?.cores[0]?.tc);
     retireHelpers(plan, (t) => consumeSignal(t, SIGCHLD));
     makeZombies(plan, img);
     for (const n of plan.nodes) finalizeTask(n, img, opts.verify);

@@ -30,8 +30,10 @@ export interface RestoreNode {
   exitCode: number;
   children: RestoreNode[];
   parent: RestoreNode | undefined;
-  /** a helper we add to lead a process group whose leader is gone; exits before the tree runs */
+  /** a helper we add to lead a process group whose leader is gone, or to bring a task into its session; exits before the tree runs */
   helper: boolean;
+  /** a session helper (helper, pid 0 in the plan): any free pid, known once it is created */
+  anyPid?: boolean;
   /** file ids this task opens before creating children, so that they inherit them */
   groupFiles: number[];
   /** the task shares its parent's fd table (CLONE_FILES): cloned with it, its fds are the parent's */
@@ -48,6 +50,8 @@ export interface RestoreNode {
 }
 
 export interface RestorePlan {
+  /** tasks that must be child subreapers before the helpers exit (an orphan goes back to them) */
+  earlyReapers: RestoreNode[];
   /** the dumped root */
   root: RestoreNode;
   /** where creation starts: the root, or the helper that leads its vanished session */
@@ -111,6 +115,7 @@ export function planTree(img: DumpImages, shellJob: boolean, ctx?: RestoreContex
     n.parent = h;
     h.children.push(n);
   }
+  const earlyReapers = placeSessionMembers(nodes, byPid, top, root, shellJob);
   // Process groups whose leader is gone: a helper with that pid leads the group, then exits.
   // A group 0 lives outside the tree's pid namespace: the tasks keep the one they are born in.
   for (const n of [...nodes]) {
@@ -168,7 +173,80 @@ export function planTree(img: DumpImages, shellJob: boolean, ctx?: RestoreContex
     lca.groupFiles.push(...u.ids);
   }
   markSharedFdTables(nodes);
-  return { root, top, nodes, inheritBase: maxFd + 1, groupFinish: [] };
+  return { root, top, nodes, earlyReapers, inheritBase: maxFd + 1, groupFinish: [] };
+}
+
+/**
+ * A task inherits its session from the task that forks it. One whose
+ * session is not the one it would be born in (it was reparented: its parent
+ * died, or it was forked by a task that then left) is forked, as CRIU does,
+ * by a helper child of its session leader (made after the leader's setsid);
+ * the helper exits before the tree runs and the task goes to its reaper,
+ * which must be its dumped parent: the pid namespace's init, or a child
+ * subreaper (set before the helpers exit; every other subreaper is set after,
+ * so it captures no one). Anything else is refused.
+ * The walk follows createTree's order: children still in the parent's old
+ * session are forked before the parent's setsid.
+ */
+function placeSessionMembers(nodes: RestoreNode[], byPid: Map<number, RestoreNode>, top: RestoreNode, root: RestoreNode, shellJob: boolean): RestoreNode[] {
+  const early: RestoreNode[] = [];
+  const helpers = new Map<string, RestoreNode>();
+  const misplaced = (): RestoreNode | undefined => {
+    let found: RestoreNode | undefined;
+    const walk = (n: RestoreNode, born: number): void => {
+      if (found) return;
+      if (n.sid !== n.pid && n.sid !== 0 && n.sid !== born && !(shellJob && n.sid === root.sid)) {
+        found = n;
+        return;
+      }
+      const first = n.children.filter((c) => forkedBeforeSetsid(n, c));
+      for (const c of first) walk(c, born);
+      for (const c of n.children) if (!first.includes(c)) walk(c, n.sid === n.pid ? n.pid : born);
+    };
+    walk(top, -1); // the top is born in our session, which no task of the tree has
+    return found;
+  };
+  for (let n = misplaced(), guard = 0; n; n = misplaced(), guard++) {
+    const leader = byPid.get(n.sid);
+    const parent = n.parent;
+    if (!leader || leader.helper || !parent || guard > nodes.length) {
+      throw new CriuTsError('EUNSUPPORTED', `task ${n.pid}: cannot be brought into its session ${n.sid}`, { pid: n.pid, sid: n.sid });
+    }
+    // Who takes the orphan when the helper exits (kernel/exit.c find_new_reaper).
+    let reaper: RestoreNode | undefined;
+    for (let a: RestoreNode | undefined = leader; a && !reaper; a = a.parent) {
+      if (a === parent && parent.images?.cores[0]?.tc?.child_subreaper) reaper = a;
+      else if (early.includes(a) || (a === root && root.pid === 1)) reaper = a;
+    }
+    if (reaper !== parent) {
+      throw new CriuTsError('EUNSUPPORTED', `task ${n.pid}: its session ${n.sid} is led by task ${leader.pid}, not an ancestor it inherits it from, and its parent ${parent.pid} is not the reaper it would go back to (criu-ts brings it in through a helper child of the leader)`, { pid: n.pid, sid: n.sid, ppid: parent.pid });
+    }
+    if (reaper !== root && !early.includes(reaper)) early.push(reaper);
+    const key = `${parent.pid}:${n.sid}`;
+    let h = helpers.get(key);
+    if (!h) {
+      h = {
+        pid: 0, anyPid: true, real: 0, cloneFlags: 0n, inNewPidNs: false, ppid: leader.pid, pgid: leader.pid, sid: leader.pid, state: TASK_DEAD, images: undefined, exitCode: 0,
+        children: [], parent: leader, helper: true, groupFiles: [], threads: [], inherited: new Map(),
+      };
+      helpers.set(key, h);
+      nodes.push(h);
+      leader.children.push(h);
+    }
+    moveUnder(n, h);
+  }
+  return early;
+}
+
+/**
+ * Children forked before their parent's setsid, in the session it was born
+ * in: those still in that session, and session leaders with children of
+ * their own still in it (they were forked before both setsids).
+ */
+export function forkedBeforeSetsid(n: RestoreNode, c: RestoreNode): boolean {
+  if (c.sid === n.sid) return false;
+  if (c.sid !== c.pid) return true;
+  return c.children.some((d) => d.sid !== c.sid && d.sid !== d.pid && d.sid !== n.sid);
 }
 
 function moveUnder(n: RestoreNode, p: RestoreNode): void {

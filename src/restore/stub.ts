@@ -69,7 +69,8 @@ export function startStub(): Stub {
  * semantics; `flags` adds CLONE_* bits). set_tid names the pid at the
  * child's innermost pid namespace level: ours, unless it lives in a new
  * pid namespace (`ourNs` false; CLONE_NEWPID makes one, and `pid` is then
- * 1), where the kernel gives it any free pid in ours. Returns the new
+ * 1), where the kernel gives it any free pid in ours; `pid` 0 takes any
+ * free pid (a short-lived helper's). Returns the new
  * task, stopped and traced; its tid is its pid in our namespace.
  */
 export function cloneWithPid(parent: Tracee, pid: number, flags = 0n, exitSignal = SIGCHLD, ourNs = true): Tracee {
@@ -77,8 +78,10 @@ export function cloneWithPid(parent: Tracee, pid: number, flags = 0n, exitSignal
   const args = Buffer.alloc(CLONE_ARGS_SIZE + 8);
   args.writeBigUInt64LE(flags, 0);
   args.writeBigUInt64LE(BigInt(exitSignal), 32);
-  args.writeBigUInt64LE(scratch + BigInt(CLONE_ARGS_SIZE), 64); // set_tid
-  args.writeBigUInt64LE(1n, 72); // set_tid_size
+  if (pid !== 0) {
+    args.writeBigUInt64LE(scratch + BigInt(CLONE_ARGS_SIZE), 64); // set_tid
+    args.writeBigUInt64LE(1n, 72); // set_tid_size
+  }
   args.writeBigInt64LE(BigInt(pid), CLONE_ARGS_SIZE);
   parent.writeMem(scratch, args);
   parent.events.length = 0;
@@ -90,7 +93,7 @@ export function cloneWithPid(parent: Tracee, pid: number, flags = 0n, exitSignal
   }
   const ev = parent.events.find((e) => e.event === PTRACE_EVENT.FORK || e.event === PTRACE_EVENT.CLONE || e.event === PTRACE_EVENT.VFORK);
   const child = ev ? Number(ev.msg) : Number(r);
-  if (ourNs && child !== pid) throw new CriuTsError('ERESTORE', `clone3 made pid ${child}, wanted ${pid}`, { pid, child });
+  if (ourNs && pid !== 0 && child !== pid) throw new CriuTsError('ERESTORE', `clone3 made pid ${child}, wanted ${pid}`, { pid, child });
   // The new task starts in a ptrace stop; collect that stop before using it.
   for (;;) {
     const st = waitPid(child, __WALL);
@@ -100,7 +103,7 @@ export function cloneWithPid(parent: Tracee, pid: number, flags = 0n, exitSignal
   }
   if (!ourNs) {
     const inner = parseStatus(child).nsPid.at(-1);
-    if (inner !== pid) throw new CriuTsError('ERESTORE', `clone3 made pid ${inner} in its namespace, wanted ${pid}`, { pid, child });
+    if (pid !== 0 && inner !== pid) throw new CriuTsError('ERESTORE', `clone3 made pid ${inner} in its namespace, wanted ${pid}`, { pid, child });
   }
   const t = Tracee.adopt(child);
   t.setGadget(parent.gadgetAddr);

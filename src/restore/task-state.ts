@@ -86,9 +86,17 @@ export function restoreRlimits(t: RestoreTaskHandle, tc: TaskCoreEntry): void {
   });
 }
 
+/**
+ * The child-subreaper bit, set once the helpers have exited (a subreaper
+ * would otherwise take the orphans a session helper leaves, which must go
+ * back to their own reaper), except in the reapers of those orphans.
+ */
+export function restoreChildSubreaper(t: RestoreTaskHandle, tc: TaskCoreEntry | undefined): void {
+  if (tc?.child_subreaper) t.syscall('prctl(SET_CHILD_SUBREAPER)', NR.prctl, PR.SET_CHILD_SUBREAPER, 1);
+}
+
 export function restoreTaskMisc(t: RestoreTaskHandle, tc: TaskCoreEntry): void {
   t.syscall('personality', NR.personality, tc.personality);
-  if (tc.child_subreaper) t.syscall('prctl(SET_CHILD_SUBREAPER)', NR.prctl, PR.SET_CHILD_SUBREAPER, 1);
   if (tc.oom_score_adj !== undefined) {
     try {
       writeFileSync(`/proc/${t.pid}/oom_score_adj`, String(tc.oom_score_adj));

@@ -19,7 +19,7 @@ import { inheritedVmas, inheritedRanges } from '../kinds/memory/cow.js';
 import { restoreFds } from './files.js';
 import { asInterruptedSyscall } from './restart.js';
 import {
-  restoreSigactions, restoreItimers, restoreRlimits, restoreTaskMisc, threadStateSteps, restoreFpu,
+  restoreSigactions, restoreItimers, restoreRlimits, restoreTaskMisc, restoreChildSubreaper, threadStateSteps, restoreFpu,
   restorePendingSignals,
 } from './task-state.js';
 import { call, runSteps, runStepsEach, type SideSteps, type StepHandle, type Steps } from '../kinds/steps.js';
@@ -163,6 +163,7 @@ export function finalizeTask(n: RestoreNode, img: DumpImages, verify?: 'refuse' 
   const task = n.images;
   if (!task || !n.tracee) return;
   const main = n.tracee;
+  restoreChildSubreaper(handleFor(main.tid, main, n.pid), task.cores[0]?.tc);
   // Pending signals go in only now: helpers and zombies have exited, and
   // the SIGCHLDs their deaths queued were taken away again (a dumped
   // SIGCHLD queued earlier would have been taken with them).
