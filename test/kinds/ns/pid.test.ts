@@ -102,6 +102,31 @@ test('a pid namespace tree: pre-dump, then a dump on top of it (pages in the par
   }
 });
 
+test('in a pid namespace, members of a session whose leader is not their ancestor (alive, or a zombie) and of a group whose leader exited come back in them, children of init', TIMEOUT, async () => {
+  const dir = tempDir('pid-ns-sessions');
+  let s: Subject | undefined;
+  let restored: number | undefined;
+  try {
+    s = await startSubject('pid-ns-sessions', [], { launcher: true });
+    const r = await dump({ pid: s.pid, imagesDir: dir, progress: false });
+    await gone(r.pids);
+    const pstree = readImage(join(dir, 'pstree.img')).entries;
+    // M and W: children of init, in a session led by a task that is not their ancestor.
+    const strays = pstree.filter((e) => e['ppid'] === 1 && e['sid'] !== e['pid'] && e['sid'] !== 1);
+    assert.equal(strays.length, 2, JSON.stringify(pstree));
+    const res = await restore({ imagesDir: dir, progress: false, verify: true });
+    restored = res.pid;
+    assert.equal(res.pids.length, pstree.length, 'no helper is left');
+    s.pid = res.pid;
+    const out = await s.terminateAndResult();
+    assert.ok(out.ok, out.text);
+  } finally {
+    if (restored !== undefined) await killAndWait(restored);
+    s?.cleanup();
+    removeDir(dir);
+  }
+});
+
 /** Dump `pid` and expect a refusal matching `why`; the subject then runs on and passes. */
 async function refused(s: Subject, pid: number, why: RegExp): Promise<void> {
   const dir = tempDir('pid-ns-refused');
