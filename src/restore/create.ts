@@ -65,13 +65,19 @@ export function createTree(plan: RestorePlan, stub: Tracee, ctx: RestoreContext,
     // Lazy pages: every task's memory after the tree exists (no task forks from one whose memory waits for the daemon).
     if (ctx.lazy === undefined && memoryBeforeChildren(n)) restoreAddressSpace(n, ctx);
     const self = n.memory ? n : undefined;
-    // Its group files first: children forked before its setsid use them too.
-    if (n.groupFiles.length > 0) openGroupFiles(h, n.groupFiles, fdinfoOf, ctx, n.inherited, plan.inheritBase, plan.groupFinish);
-    // Children still in the parent's old session are forked before it makes its own.
+    // Children still in the parent's old session are forked before it makes
+    // its own; its group files are opened before them then (they may use
+    // them), else after its setsid (a terminal's slave becomes its
+    // controlling terminal only once it leads its session).
     const early = n.children.filter((c) => forkedBeforeSetsid(n, c));
+    const groupFiles = (): void => {
+      if (n.groupFiles.length > 0) openGroupFiles(h, n.groupFiles, fdinfoOf, ctx, n.inherited, plan.inheritBase, plan.groupFinish);
+    };
+    if (early.length > 0) groupFiles();
     for (const c of early) create(c, t, n.inherited, self);
     if (n.sid === n.pid) h.syscall('setsid', NR.setsid);
     else if (n.pgid === n.pid) h.syscall('setpgid', NR.setpgid, 0, 0);
+    if (early.length === 0) groupFiles();
     // Session state the members inherit (the controlling terminal) is set before they are forked.
     // A helper leader exits before the tree runs: a terminal it held would hang up its session.
     if (n.sid === n.pid && !n.helper) for (const k of FILE_KINDS) k.sessionMade?.(h, ctx);

@@ -29,8 +29,8 @@
  * Limits: a pty master in packet mode with bytes queued is refused (each
  * read carries a status byte of its own).
  */
-import { openSync, closeSync, constants as fsc } from 'node:fs';
-import { closeQuiet, dup, ioctlTry, read, write, errnoName, EAGAIN } from '../../../sys/index.js';
+import { closeSync, constants as fsc } from 'node:fs';
+import { closeQuiet, dup, ioctlTry, read, write, errnoName, EAGAIN, EIO, O_CLOEXEC } from '../../../sys/index.js';
 import { CriuTsError } from '../../../errors.js';
 import { stateKey, type DumpContext, type RestoreContext } from '../../types.js';
 import { IOC } from './termios.js';
@@ -84,24 +84,27 @@ function inject(fd: number, data: Buffer, what: string): void {
   }
 }
 
-/** Open our own fd on the slave of pty `index` (a new open file description: its flags are ours); unlocked through `masterFd` if need be. */
-function openSlave(index: number, masterFd: number): number {
-  const path = `/dev/pts/${index}`;
-  const flags = fsc.O_RDWR | fsc.O_NOCTTY | fsc.O_NONBLOCK;
-  try {
-    return openSync(path, flags);
-  } catch (err) {
-    // A locked pty refuses opens of its slave: unlock it for the time of ours.
-    const lock = Buffer.alloc(4);
-    if (masterFd < 0 || (err as NodeJS.ErrnoException).code !== 'EIO' || ioctlTry(masterFd, IOC.TIOCGPTLCK, lock) < 0 || lock.readInt32LE(0) !== 1) throw err;
-    const zero = Buffer.alloc(4);
-    ioctlTry(masterFd, IOC.TIOCSPTLCK, zero);
+/**
+ * Open our own fd on the slave of the pair `masterFd` is the master of (a
+ * new open file description: its flags are ours), with TIOCGPTPEER: the
+ * slave of that very pair, in whichever devpts instance it lives (a
+ * container's, mounted in another mount namespace, has no path here). A
+ * locked pty refuses opens of its slave: it is unlocked for that moment.
+ */
+function openSlave(masterFd: number, what: string): number {
+  const flags = fsc.O_RDWR | fsc.O_NOCTTY | fsc.O_NONBLOCK | O_CLOEXEC;
+  let fd = ioctlTry(masterFd, IOC.TIOCGPTPEER, flags);
+  const lock = Buffer.alloc(4);
+  if (fd === -EIO && ioctlTry(masterFd, IOC.TIOCGPTLCK, lock) >= 0 && lock.readInt32LE(0) === 1) {
+    ioctlTry(masterFd, IOC.TIOCSPTLCK, Buffer.alloc(4));
     try {
-      return openSync(path, flags);
+      fd = ioctlTry(masterFd, IOC.TIOCGPTPEER, flags);
     } finally {
       ioctlTry(masterFd, IOC.TIOCSPTLCK, lock);
     }
   }
+  if (fd < 0) throw new CriuTsError('ESYSCALL', `${what}: cannot open its slave (TIOCGPTPEER): ${errnoName(-fd)}`, { errno: -fd });
+  return fd;
 }
 
 /** read() once; undefined on EAGAIN */
@@ -234,7 +237,7 @@ function saveQueues(ctx: DumpContext, pairs: Map<number, Pair>): void {
     p.masterData = drainMaster(p.master);
     let slave = -1;
     try {
-      slave = openSlave(p.index, p.master);
+      slave = openSlave(p.master, what);
       p.slaveData = drainSlave(slave, what);
     } finally {
       if (slave >= 0) closeSync(slave);
@@ -254,7 +257,7 @@ function putBack(p: Pair): void {
   try {
     if (p.masterData && p.masterData.length > 0) inject(p.master, p.masterData, what);
     if (p.slaveData && p.slaveData.length > 0) {
-      const slave = openSlave(p.index, p.master);
+      const slave = openSlave(p.master, what);
       try {
         injectSlave(slave, p.slaveData, what);
       } finally {
@@ -267,18 +270,19 @@ function putBack(p: Pair): void {
 }
 
 /**
- * Restore: put the saved queues of pty `index` back, from our side, once
+ * Restore: put the saved queues of pty `index` back, from our side (`master`:
+ * our copy of its master), once
  * every task's files exist: the slave's through TIOCSTI, the master's by
  * writing them into the slave with output processing off (the master's
  * line discipline is raw: they land as they were).
  */
-export function restoreQueues(ctx: RestoreContext, index: number): void {
+export function restoreQueues(ctx: RestoreContext, index: number, master: number): void {
   const what = `pty ${index}`;
   const entries = ctx.kindImage('TTY_DATA').entries;
   const forSlave = entries.filter((e) => e.tty_id === infoId(index, false)).map((e) => e.data);
   const forMaster = entries.filter((e) => e.tty_id === infoId(index, true)).map((e) => e.data);
   if (forSlave.length + forMaster.length === 0) return;
-  const slave = openSlave(index, -1);
+  const slave = openSlave(master, what);
   try {
     for (const d of forSlave) injectSlave(slave, d, what);
     for (const d of forMaster) writeRaw(slave, d, what);

@@ -26,8 +26,8 @@
  * (reopened by path); a pty index taken by someone else at restore time
  * fails the restore; the slave's mode is not kept (CRIU has no field).
  */
-import { chownSync, closeSync, openSync, readdirSync, readFileSync, readlinkSync, constants as fsc } from 'node:fs';
-import { NR, EIO, ioctlTry, O_ACCMODE, O_CLOEXEC, O_NOCTTY } from '../../../sys/index.js';
+import { chownSync, closeSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import { NR, EIO, ioctlTry, O_ACCMODE, O_CLOEXEC, O_NOCTTY, closeQuiet, pidfdGetfd, pidfdOpen } from '../../../sys/index.js';
 import { parseStat } from '../../../proc/index.js';
 import type { FileEntry, TtyInfoEntry } from '../../../images/messages.js';
 import { stateKey, type DumpContext, type FileKind, type FdProbe, type RestoreContext, type RestoreTaskHandle } from '../../types.js';
@@ -200,7 +200,7 @@ export const ttyKind: FileKind = {
     const fd = openPath(t, `/dev/pts/${index}`, tty.flags | O_NOCTTY);
     takeIfLeader(t, fd, info);
     writeTtyState(t, fd, info);
-    setOwner(info, index, ctx);
+    setOwner(t, fd, info, index, ctx);
     return fd;
   },
   sessionMade: takeControllingTerminal,
@@ -213,11 +213,15 @@ export const ttyKind: FileKind = {
   },
 };
 
-/** The slave's node gets its dumped owner back (from our side: /dev/pts belongs to nobody else). */
-function setOwner(info: TtyInfoEntry, index: number, ctx: RestoreContext): void {
+/**
+ * The slave's node gets its dumped owner back, from our side (devpts
+ * belongs to nobody else), through the task's fd on it: the node of its
+ * own devpts instance, which may have no path here.
+ */
+function setOwner(t: RestoreTaskHandle, fd: number, info: TtyInfoEntry, index: number, ctx: RestoreContext): void {
   if (info.uid === undefined || info.gid === undefined) return;
   const o = hostOwner(ctx, info.uid, info.gid, `/dev/pts/${index}`);
-  chownSync(`/dev/pts/${index}`, o.uid, o.gid);
+  chownSync(`/proc/${t.pid}/fd/${fd}`, o.uid, o.gid);
 }
 
 /**
@@ -251,14 +255,14 @@ function openOrphan(
 ): number {
   const orphans = restored(ctx).orphans;
   if (!orphans.has(index)) {
-    const master = ptmxAt(index);
+    const master = ptmxAt(t, index);
     orphans.add(index);
     give(master); // the receiver owns it from here, also when the restore fails later
   }
   const fd = openPath(t, `/dev/pts/${index}`, flags | O_NOCTTY);
   takeIfLeader(t, fd, info);
   writeTtyState(t, fd, info);
-  setOwner(info, index, ctx);
+  setOwner(t, fd, info, index, ctx);
   return fd;
 }
 
@@ -271,31 +275,28 @@ function openHungUp(t: RestoreTaskHandle, info: TtyInfoEntry, index: number, fla
         fakes.clear();
       }, { alsoOnFailure: true });
     }
-    fakes.set(index, ptmxAt(index));
+    fakes.set(index, ptmxAt(t, index));
   }
   const fd = openPath(t, `/dev/pts/${index}`, flags | O_NOCTTY);
-  setOwner(info, index, ctx);
+  setOwner(t, fd, info, index, ctx);
   return fd;
 }
 
-/** Open /dev/ptmx in our own process until it hands out `want`, unlocked. */
-function ptmxAt(want: number): number {
-  const extra: number[] = [];
+/**
+ * A master of our own at index `want`, unlocked: /dev/ptmx is opened in
+ * the task (its devpts: a container's has no path here) until it hands out
+ * `want`, and we keep a copy of that master (pidfd_getfd); the task keeps
+ * none of them.
+ */
+function ptmxAt(t: RestoreTaskHandle, want: number): number {
+  const m = openPtmxAt(t, want, 2);
   try {
-    for (let i = 0; i < MAX_PTY_TRIES; i++) {
-      const m = openSync('/dev/ptmx', fsc.O_RDWR | fsc.O_NOCTTY);
-      const got = ioctlInt(m, IOC.TIOCGPTN) ?? -1;
-      if (got === want) {
-        ioctlTry(m, IOC.TIOCSPTLCK, Buffer.alloc(4));
-        return m;
-      }
-      extra.push(m);
-      if (got > want) throw new CriuTsError('ERESTORE', `pty ${want} is in use on this system (got ${got}): cannot re-create it`, { index: want });
-    }
+    const ours = copyOfPid(t.pid, m);
+    ioctlTry(ours, IOC.TIOCSPTLCK, Buffer.alloc(4));
+    return ours;
   } finally {
-    for (const x of extra) closeSync(x);
+    t.syscall('close', NR.close, m);
   }
-  throw new CriuTsError('ERESTORE', `could not reach pty index ${want}`, { index: want });
 }
 
 /**
@@ -320,33 +321,57 @@ function openCtty(t: RestoreTaskHandle, path: string, flags: number, ctx: Restor
   }
 }
 
-/** Open /dev/ptmx until the kernel hands out `info`'s index; then modes and state. */
-function createMaster(t: RestoreTaskHandle, info: TtyInfoEntry, flags: number, ctx: RestoreContext): number {
-  const want = info.pty?.index ?? info.id >> 1;
-  const extra: number[] = [];
-  let fd = -1;
+/** Our own descriptor of the task's fd `fd` (pidfd_getfd). */
+function copyOfPid(pid: number, fd: number): number {
+  const pidfd = pidfdOpen(pid);
   try {
-    for (let i = 0; i < MAX_PTY_TRIES && fd < 0; i++) {
+    return pidfdGetfd(pidfd, fd, pid);
+  } finally {
+    closeQuiet(pidfd);
+  }
+}
+
+/** Open /dev/ptmx in the task until the kernel hands out index `want` (the extra masters closed); its fd there. */
+function openPtmxAt(t: RestoreTaskHandle, want: number, flags: number): number {
+  const extra: number[] = [];
+  try {
+    for (let i = 0; i < MAX_PTY_TRIES; i++) {
       const m = openPath(t, '/dev/ptmx', (flags & ~O_ACCMODE) | 2 | O_NOCTTY);
       const at = intArg(t, -1);
       t.syscall('ioctl(TIOCGPTN)', NR.ioctl, m, IOC.TIOCGPTN, at);
       const got = t.tracee.readMem(at, 4).readInt32LE(0);
-      if (got === want) fd = m;
-      else if (got > want) {
+      if (got === want) return m;
+      if (got > want) {
         t.syscall('close', NR.close, m);
         throw new CriuTsError('ERESTORE', `pty ${want} is in use on this system (got ${got}): cannot re-create the pair`, { index: want });
-      } else extra.push(m);
+      }
+      extra.push(m);
     }
   } finally {
     for (const x of extra) t.syscall('close', NR.close, x);
   }
-  if (fd < 0) throw new CriuTsError('ERESTORE', `could not reach pty index ${want}`, { index: want });
+  throw new CriuTsError('ERESTORE', `could not reach pty index ${want}`, { index: want });
+}
+
+/** Open /dev/ptmx until the kernel hands out `info`'s index; then modes and state. */
+function createMaster(t: RestoreTaskHandle, info: TtyInfoEntry, flags: number, ctx: RestoreContext): number {
+  const want = info.pty?.index ?? info.id >> 1;
+  const fd = openPtmxAt(t, want, flags);
   if (!info.locked) t.syscall('ioctl(TIOCSPTLCK)', NR.ioctl, fd, IOC.TIOCSPTLCK, intArg(t, 0));
   if (info.packet_mode) t.syscall('ioctl(TIOCPKT)', NR.ioctl, fd, IOC.TIOCPKT, intArg(t, 1));
   if (info.exclusive) t.syscall('ioctl(TIOCEXCL)', NR.ioctl, fd, IOC.TIOCEXCL, 0);
   writeTtyState(t, fd, info);
   restored(ctx).masters.set(want, fd);
   // Bytes queued in the pair go in once every task's files (and so every slave) exist.
-  if (hasQueues(ctx, want)) ctx.afterAllFiles(() => restoreQueues(ctx, want));
+  if (hasQueues(ctx, want)) {
+    const ours = copyOfPid(t.pid, fd);
+    ctx.afterAllFiles(() => {
+      try {
+        restoreQueues(ctx, want, ours);
+      } finally {
+        closeSync(ours);
+      }
+    });
+  }
   return fd;
 }
