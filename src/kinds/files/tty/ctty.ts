@@ -24,7 +24,7 @@ export function takeControllingTerminal(t: RestoreTaskHandle, ctx: RestoreContex
   const st = restored(ctx);
   if (st.cttyOf.has(t.pid)) return;
   const info = ctx.kindImage('TTY_INFO').entries.find((i) =>
-    i.sid === t.pid && i.type === 'PTY' && i.pty !== undefined && fileOfInfo(ctx, infoIdOf(i.pty.index, true)) !== undefined);
+    i.sid === t.vpid && i.type === 'PTY' && i.pty !== undefined && fileOfInfo(ctx, infoIdOf(i.pty.index, true)) !== undefined);
   // A terminal whose master is outside the dump (--shell-job) is taken when its slave is reopened.
   if (!info?.pty) return;
   const index = info.pty.index;
@@ -44,7 +44,7 @@ function adopt(t: RestoreTaskHandle, index: number, pgrp: number): boolean {
   const fd = openPath(t, `/dev/pts/${index}`, O_RDWR | O_NOCTTY);
   try {
     t.syscall('ioctl(TIOCSCTTY)', NR.ioctl, fd, IOC.TIOCSCTTY, 0);
-    if (pgrp === 0 || pgrp === t.pid) return true;
+    if (pgrp === 0 || pgrp === t.vpid) return true;
     try {
       t.syscall('ioctl(TIOCSPGRP)', NR.ioctl, fd, IOC.TIOCSPGRP, intArg(t, pgrp));
       return true;

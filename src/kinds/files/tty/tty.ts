@@ -106,9 +106,12 @@ function dumpInfo(ctx: DumpContext, p: FdProbe, k: TtyKind, infoId: number): voi
     dev: p.stat.dev,
   };
   if (k.what === 'master') {
-    // On a master these answer whoever asks: the session the pty controls, and its foreground group.
-    info.sid = ioctlInt(p.localFd, IOC.TIOCGSID) ?? 0;
-    info.pgrp = ioctlInt(p.localFd, IOC.TIOCGPGRP) ?? 0;
+    // On a master these answer whoever asks: the session the pty controls, and its foreground group,
+    // in our pid namespace: written as the tree sees them (0: outside its pid namespace).
+    const sid = ioctlInt(p.localFd, IOC.TIOCGSID) ?? 0;
+    const pgrp = ioctlInt(p.localFd, IOC.TIOCGPGRP) ?? 0;
+    info.sid = sid > 0 ? (ctx.vpid(sid) ?? 0) : 0;
+    info.pgrp = pgrp > 0 ? (ctx.vpid(pgrp) ?? 0) : 0;
   }
   if (k.what === 'slave') {
     // TIOCGSID answers only inside the tty's session: take the task's own view instead.
