@@ -21,6 +21,9 @@ export const SHM_LOCK = 11;
 /** shm_perm.mode bits the kernel keeps beside the permissions */
 export const SHM_DEST = 0o1000;
 export const SHM_LOCKED = 0o2000;
+/** shmget: a segment of huge pages, their size as log2 << SHM_HUGE_SHIFT (0: the default size) */
+export const SHM_HUGETLB = 0o4000;
+export const SHM_HUGE_SHIFT = 26;
 const MSG_COPY = 0o40000;
 const SHM_STAT = 13;
 const SHM_INFO = 14;

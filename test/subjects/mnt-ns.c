@@ -40,6 +40,11 @@
  * owned by 1000:1000 inside and keeps an fd on it. After the restore it
  * checks its ids, its maps, and the owner of that file seen through both
  * its path and its fd.
+ * --pty 1: /dev/ptmx is a symlink to pts/ptmx (as runc makes it), and the
+ * subject opens a pty pair of its devpts, takes the slave as controlling
+ * terminal, sets a window size, gives the slave an owner and leaves a line
+ * typed into the master unread; after SIGTERM the pair has its index, the
+ * line, size, owner and terminal, and bytes still flow both ways.
  */
 #define _GNU_SOURCE
 #include "subject.h"
@@ -51,11 +56,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <signal.h>
+#include <termios.h>
 #include <unistd.h>
 
 #define FILE_TEXT "contents of a tmpfs file\n"
@@ -186,13 +193,16 @@ static void build(const char *root, const char *out, int ready_fd, int maps_fd)
 	must(mount("/data/sub", "/ro", NULL, MS_BIND, NULL) == 0, "bind /ro");
 	must(mount(NULL, "/ro", NULL, MS_REMOUNT | MS_BIND | MS_RDONLY, NULL) == 0, "make /ro read-only");
 	must(mount("mqueue", "/mq", "mqueue", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) == 0, "mount /mq");
+	const char *pty = subject_opt("pty", "0");
+	if (strcmp(pty, "0") != 0)
+		must(symlink("pts/ptmx", "/dev/ptmx") == 0, "symlink /dev/ptmx");
 	snprintf(path, sizeof(path), "%d", ready_fd);
 	const char *nested = subject_opt("nested", NULL);
 	const char *ghosts = subject_opt("ghosts", "0");
-	const char *argv2[14] = { "init", "--out", out, "--stage", "2", "--ready-fd", path, "--userns", maps_fd >= 0 ? "1" : "0", "--ghosts", ghosts };
+	const char *argv2[16] = { "init", "--out", out, "--stage", "2", "--ready-fd", path, "--userns", maps_fd >= 0 ? "1" : "0", "--ghosts", ghosts, "--pty", pty };
 	if (nested != NULL) {
-		argv2[11] = "--nested";
-		argv2[12] = nested;
+		argv2[13] = "--nested";
+		argv2[14] = nested;
 	}
 	execv("/init", (char *const *)argv2);
 	subject_fail("exec /init: %s", strerror(errno));
@@ -459,6 +469,60 @@ static void check_ghosts(void)
 		subject_fail("a ghost's name was left behind");
 }
 
+#define PTY_LINE "typed before the dump\n"
+
+struct pty { int master, slave, index; };
+
+/* A pair of the container's devpts, its slave the controlling terminal of this session. */
+static struct pty open_pty(void)
+{
+	struct pty p;
+	p.master = open("/dev/ptmx", O_RDWR | O_NOCTTY);
+	must(p.master >= 0, "open /dev/ptmx");
+	int unlock = 0;
+	must(ioctl(p.master, TIOCSPTLCK, &unlock) == 0 && ioctl(p.master, TIOCGPTN, &p.index) == 0, "unlock the pty");
+	char name[64];
+	snprintf(name, sizeof(name), "/dev/pts/%d", p.index);
+	p.slave = open(name, O_RDWR | O_NOCTTY);
+	must(p.slave >= 0, "open the slave");
+	must(ioctl(p.slave, TIOCSCTTY, 0) == 0, "TIOCSCTTY");
+	struct winsize ws = { .ws_row = 33, .ws_col = 77 };
+	must(ioctl(p.master, TIOCSWINSZ, &ws) == 0, "TIOCSWINSZ");
+	must(fchown(p.slave, 7, 5) == 0, "chown the slave");
+	/* No echo: the line stays in the slave's queue only. */
+	struct termios tio;
+	must(tcgetattr(p.slave, &tio) == 0, "tcgetattr");
+	tio.c_lflag &= ~(tcflag_t)ECHO;
+	must(tcsetattr(p.slave, TCSANOW, &tio) == 0, "tcsetattr");
+	must(write(p.master, PTY_LINE, strlen(PTY_LINE)) == (ssize_t)strlen(PTY_LINE), "type into the master");
+	return p;
+}
+
+static void check_pty(struct pty p)
+{
+	int index = -1;
+	struct winsize ws;
+	struct stat st;
+	pid_t sid = 0;
+	if (ioctl(p.master, TIOCGPTN, &index) != 0 || index != p.index)
+		subject_fail("pty: index %d, was %d", index, p.index);
+	if (ioctl(p.slave, TIOCGWINSZ, &ws) != 0 || ws.ws_row != 33 || ws.ws_col != 77)
+		subject_fail("pty: window size %dx%d", ws.ws_row, ws.ws_col);
+	if (fstat(p.slave, &st) != 0 || st.st_uid != 7 || st.st_gid != 5)
+		subject_fail("pty: slave owner %d:%d", st.st_uid, st.st_gid);
+	if (ioctl(p.slave, TIOCGSID, &sid) != 0 || sid != getpid())
+		subject_fail("pty: the controlling terminal of session %d, not ours", sid);
+	char buf[256] = "";
+	fcntl(p.slave, F_SETFL, O_NONBLOCK);
+	ssize_t n = read(p.slave, buf, sizeof(buf) - 1);
+	if (n != (ssize_t)strlen(PTY_LINE) || memcmp(buf, PTY_LINE, strlen(PTY_LINE)) != 0)
+		subject_fail("pty: the slave reads \"%s\" (%zd bytes)", n > 0 ? buf : "", n);
+	must(write(p.slave, "back", 4) == 4, "write the slave");
+	n = read(p.master, buf, sizeof(buf));
+	if (n != 4 || memcmp(buf, "back", 4) != 0)
+		subject_fail("pty: the master reads %zd bytes", n);
+}
+
 int main(int argc, char **argv)
 {
 	subject_init(argc, argv);
@@ -551,6 +615,10 @@ int main(int argc, char **argv)
 	}
 	tree_shape(before, sizeof(before));
 	check_files();
+	int with_pty = subject_opt_long("pty", 0) != 0;
+	struct pty pty = { -1, -1, -1 };
+	if (with_pty)
+		pty = open_pty();
 	must(write(ready_fd, "r", 1) == 1, "tell the launcher");
 	close(ready_fd);
 	subject_log("ready");
@@ -578,5 +646,7 @@ int main(int argc, char **argv)
 		check_ids(owned);
 	same_file(ro, RO_TEXT, "the fd on /ro/file");
 	same_file(tf, FILE_TEXT, "the fd on /t/file");
+	if (with_pty)
+		check_pty(pty);
 	subject_pass();
 }

@@ -157,8 +157,9 @@ export function dumpMemory(ctx: MemoryDumpContext): MemoryDump {
       const kind: VmaKind = isAnonHugetlb(v) ? (v.shared ? 'anon-shared' : 'anon-private') : classifyVma(v);
       if (kind === 'skip') continue;
       if (ctx.exclude.some((x) => x.addr === v.start && x.addr + BigInt(x.size) === v.end)) continue;
-      if (isHugetlb(v) && !isAnonHugetlb(v) && !v.path.startsWith('/memfd:')) refuse(pid, v, 'a mapping of a hugetlbfs file (not anonymous hugetlb memory or a memfd)');
       const sysv = v.path.startsWith('/SYSV');
+      // (a hugetlb SysV segment is saved by the ipc kind; its attachment is a VMA like any other's)
+      if (isHugetlb(v) && !isAnonHugetlb(v) && !sysv && !v.path.startsWith('/memfd:')) refuse(pid, v, 'a mapping of a hugetlbfs file (not anonymous hugetlb memory, a memfd or a SysV segment)');
       if (sysv && !ctx.sysvShm) {
         throw new CriuTsError(
           'EUNSUPPORTED',

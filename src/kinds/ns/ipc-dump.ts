@@ -15,9 +15,10 @@ import { CriuTsError } from '../../errors.js';
 import { encodeMessage } from '../../images/index.js';
 import type { IpcDescEntry, IpcMsgEntry, IpcSemEntry, IpcShmEntry, PagemapEntry } from '../../images/messages.js';
 import {
-  PAGE_SIZE, SHM_RDONLY, listMsg, listSem, listShm, msgCopy, semGetAll, shmAttach, shmDetach, type IpcPerm,
+  PAGE_SIZE, SHM_HUGETLB, SHM_HUGE_SHIFT, SHM_RDONLY, listMsg, listSem, listShm, msgCopy, semGetAll, shmAttach, shmDetach, type IpcPerm,
 } from '../../sys/index.js';
 import { dataRanges } from '../memory/dump.js';
+import { hugetlbDataRanges } from '../memory/hugetlb.js';
 import { PagesWriter } from '../memory/pages-writer.js';
 import { PE_PRESENT } from '../../images/flags.js';
 import type { DumpContext } from '../types.js';
@@ -38,7 +39,7 @@ function pad(b: Buffer, to: number): Buffer {
 export interface IpcObjectsDump {
   shm: IpcShmEntry[];
   /** pagemap-shmem images to write: segment id, pages id, entries (offsets in the segment) */
-  shmPages: { id: number; pagesId: number; entries: PagemapEntry[] }[];
+  shmPages: { id: number; pagesId: number; entries: PagemapEntry[]; hugePage: number | undefined }[];
   sem: { entry: IpcSemEntry; values: Buffer }[];
   msg: { entry: IpcMsgEntry; payload: Buffer }[];
 }
@@ -47,8 +48,11 @@ export interface IpcObjectsDump {
 export function readIpcObjects(ctx: DumpContext, who: string): IpcObjectsDump {
   const out: IpcObjectsDump = { shm: [], shmPages: [], sem: [], msg: [] };
   for (const s of listShm()) {
-    out.shm.push({ desc: desc(ctx, s.id, s.perm), size: s.size, in_pagemaps: true });
-    out.shmPages.push(dumpSegmentPages(ctx, s.id, s.size, who));
+    const pages = dumpSegmentPages(ctx, s.id, s.size, who);
+    const e: IpcShmEntry = { desc: desc(ctx, s.id, s.perm), size: s.size, in_pagemaps: true };
+    if (pages.hugePage !== undefined) e.hugetlb_flag = SHM_HUGETLB | (Math.round(Math.log2(pages.hugePage)) << SHM_HUGE_SHIFT);
+    out.shm.push(e);
+    out.shmPages.push(pages);
   }
   for (const s of listSem()) {
     out.sem.push({ entry: { desc: desc(ctx, s.id, s.perm), nsems: s.nsems }, values: pad(semGetAll(s.id, s.nsems), 8) });
@@ -81,13 +85,13 @@ function dumpSegmentPages(ctx: DumpContext, id: number, size: bigint, who: strin
   const len = ((size + page - 1n) / page) * page;
   try {
     const path = `/proc/self/map_files/${at.toString(16)}-${(at + len).toString(16)}`;
-    if (statfsSync(path).type === HUGETLBFS_MAGIC) {
-      throw new CriuTsError('EUNSUPPORTED', `${who}: SysV shm segment ${id} is hugetlb memory, which is not supported`, { id });
-    }
+    // A hugetlb segment (SHM_HUGETLB): its huge pages that hold data, read without allocating any.
+    const fs = statfsSync(path);
+    const hugePage = fs.type === HUGETLBFS_MAGIC ? fs.bsize : undefined;
     const pagesId = ctx.nextPagesId();
     const w = new PagesWriter(ctx.dir, pagesId, process.pid, undefined, Number(len));
     try {
-      const ranges = dataRanges(path, 0n, len);
+      const ranges = hugePage === undefined ? dataRanges(path, 0n, len) : hugetlbDataRanges(path, 0n, len, hugePage, () => false);
       if (ranges === undefined) throw new CriuTsError('EDUMP', `${who}: cannot find the pages of SysV shm segment ${id} (${path})`, { id });
       for (const [from, to] of ranges) {
         w.breakRun();
@@ -98,7 +102,7 @@ function dumpSegmentPages(ctx: DumpContext, id: number, size: bigint, who: strin
       w.close();
     }
     for (const e of w.entries) ctx.countSharedPages(Number(e.nr_pages ?? 0n));
-    return { id, pagesId, entries: w.entries };
+    return { id, pagesId, entries: w.entries, hugePage };
   } finally {
     shmDetach(at);
   }

@@ -12,7 +12,7 @@ import { CriuTsError } from '../../errors.js';
 import { decodeMessage } from '../../images/index.js';
 import type { IpcDescEntry, IpcMsg, IpcMsgEntry, IpcSemEntry, IpcShmEntry, IpcVarEntry, PagemapEntry } from '../../images/messages.js';
 import {
-  IPC_CREAT, IPC_EXCL, PAGE_SIZE, SHM_LOCKED, processVmWritev, ipcSetOwner, msgGet, msgSend, semGet, semSetAll, shmAttach, shmDetach, shmGet, shmLock,
+  IPC_CREAT, IPC_EXCL, PAGE_SIZE, SHM_HUGETLB, SHM_HUGE_SHIFT, SHM_LOCKED, processVmWritev, ipcSetOwner, msgGet, msgSend, semGet, semSetAll, shmAttach, shmDetach, shmGet, shmLock,
 } from '../../sys/index.js';
 import type { RestoreContext } from '../types.js';
 import { raiseAtLeast as raise, setNextId, writeIpcVar } from './ipc-sysctl.js';
@@ -70,13 +70,12 @@ export function restoreIpcObjects(img: IpcImages, ctx: RestoreContext): void {
   let shmPages = 0n;
   for (const { entry: s, payload } of img.shm) {
     const d = s.desc;
-    if (s.hugetlb_flag !== undefined && s.hugetlb_flag !== 0) {
-      throw new CriuTsError('EUNSUPPORTED', `SysV shm segment ${d.id} is hugetlb memory, which is not supported`, { id: d.id });
-    }
+    // A hugetlb segment needs free huge pages of its size here (shmget fails with ENOMEM otherwise).
+    const huge = (s.hugetlb_flag ?? 0) & (SHM_HUGETLB | (0x3f << SHM_HUGE_SHIFT));
     // Made under limits that may have been lowered since.
     raiseAtLeast('shmmax', s.size);
     raiseAtLeast('shmall', shmPages += (s.size + BigInt(PAGE_SIZE) - 1n) / BigInt(PAGE_SIZE));
-    createWithId('shm', d.id, () => shmGet(d.key, s.size, FLAGS(d.mode)), asUid);
+    createWithId('shm', d.id, () => shmGet(d.key, s.size, FLAGS(d.mode) | huge), asUid);
     ipcSetOwner('shm', d.id, owner('shm', d));
     fillSegment(ctx, s, payload);
     if (d.mode & SHM_LOCKED) shmLock(d.id);

@@ -35,7 +35,7 @@ function makeRoot(): string {
   return root;
 }
 
-async function startInRoot(root: string, args: string[] = []): Promise<Subject> {
+async function startInRoot(root: string, args: readonly string[] = []): Promise<Subject> {
   return startSubject('mnt-ns', ['--root', root, ...args], { static: true, launcher: true, workDir: join(root, 'w') });
 }
 
@@ -128,6 +128,32 @@ test('a container in a user namespace of its own (zdtm\'s uns maps) under a root
     s?.cleanup();
     removeDir(dir);
     removeDir(top);
+  }
+});
+
+test('a pty pair of the container\'s own devpts comes back in it: index, queued line, window size, slave owner, controlling terminal', TIMEOUT, async () => {
+  const root = makeRoot();
+  const dir = tempDir('mnt-pty');
+  let s: Subject | undefined;
+  let restored: number | undefined;
+  try {
+    s = await startInRoot(root, ['--pty', '1']);
+    const r = await dump({ pid: s.pid, imagesDir: dir, progress: false });
+    for (const p of r.pids) assert.ok(await waitGone(p), `task ${p} still there after the dump`);
+    // The session the terminal controls, as the tree sees it: its init.
+    const infos = readImage(join(dir, 'tty-info.img')).entries as { id: number; sid: number }[];
+    assert.equal(infos.find((i) => i.id % 2 === 1)?.sid, 1, JSON.stringify(infos));
+    assert.equal(readImage(join(dir, 'tty-data.img')).entries.length, 1, 'the line typed into the master is saved');
+    const res = await restore({ imagesDir: dir, progress: false, root });
+    restored = res.pid;
+    s.pid = res.pid;
+    const out = await s.terminateAndResult();
+    assert.ok(out.ok, out.text);
+  } finally {
+    if (restored !== undefined) await killAndWait(restored);
+    s?.cleanup();
+    removeDir(dir);
+    removeDir(root);
   }
 });
 

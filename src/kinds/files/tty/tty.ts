@@ -184,7 +184,7 @@ export const ttyKind: FileKind = {
     const path = ctx.fileById(tty.regf_id ?? -1)?.reg?.name;
     if (info.type === 'CTTY') return openCtty(t, path ?? '/dev/tty', tty.flags, ctx);
     const index = info.pty?.index ?? tty.tty_info_id >> 1;
-    if (tty.tty_info_id & 1) return createMaster(t, info, tty.flags, ctx);
+    if (tty.tty_info_id & 1) return createMaster(t, info, tty.flags, ctx, path);
     const masterFile = fileOfInfo(ctx, infoIdOf(index, true));
     if (masterFile === undefined) {
       // Dumped hung up (no termios could be read): made hung up again.
@@ -198,7 +198,7 @@ export const ttyKind: FileKind = {
     }
     if (!restored(ctx).masters.has(index)) {
       const m = masterFile;
-      ctx.provide(m.id, createMaster(t, ttyInfo(ctx, infoIdOf(index, true)), m.tty?.flags ?? 2, ctx));
+      ctx.provide(m.id, createMaster(t, ttyInfo(ctx, infoIdOf(index, true)), m.tty?.flags ?? 2, ctx, ctx.fileById(m.tty?.regf_id ?? -1)?.reg?.name));
     }
     const fd = openPath(t, `/dev/pts/${index}`, tty.flags | O_NOCTTY);
     takeIfLeader(t, fd, info);
@@ -334,12 +334,16 @@ function copyOfPid(pid: number, fd: number): number {
   }
 }
 
-/** Open /dev/ptmx in the task until the kernel hands out index `want` (the extra masters closed); its fd there. */
-function openPtmxAt(t: RestoreTaskHandle, want: number, flags: number): number {
+/**
+ * Open the ptmx at `path` in the task (the one it opened: /dev/ptmx, or
+ * its devpts's own pts/ptmx) until the kernel hands out index `want` (the
+ * extra masters closed); its fd there.
+ */
+function openPtmxAt(t: RestoreTaskHandle, want: number, flags: number, path = '/dev/ptmx'): number {
   const extra: number[] = [];
   try {
     for (let i = 0; i < MAX_PTY_TRIES; i++) {
-      const m = openPath(t, '/dev/ptmx', (flags & ~O_ACCMODE) | 2 | O_NOCTTY);
+      const m = openPath(t, path, (flags & ~O_ACCMODE) | 2 | O_NOCTTY);
       const at = intArg(t, -1);
       t.syscall('ioctl(TIOCGPTN)', NR.ioctl, m, IOC.TIOCGPTN, at);
       const got = t.tracee.readMem(at, 4).readInt32LE(0);
@@ -357,9 +361,9 @@ function openPtmxAt(t: RestoreTaskHandle, want: number, flags: number): number {
 }
 
 /** Open /dev/ptmx until the kernel hands out `info`'s index; then modes and state. */
-function createMaster(t: RestoreTaskHandle, info: TtyInfoEntry, flags: number, ctx: RestoreContext): number {
+function createMaster(t: RestoreTaskHandle, info: TtyInfoEntry, flags: number, ctx: RestoreContext, path: string | undefined): number {
   const want = info.pty?.index ?? info.id >> 1;
-  const fd = openPtmxAt(t, want, flags);
+  const fd = openPtmxAt(t, want, flags, path !== undefined && /(^|\/)ptmx$/.test(path) ? path : undefined);
   if (!info.locked) t.syscall('ioctl(TIOCSPTLCK)', NR.ioctl, fd, IOC.TIOCSPTLCK, intArg(t, 0));
   if (info.packet_mode) t.syscall('ioctl(TIOCPKT)', NR.ioctl, fd, IOC.TIOCPKT, intArg(t, 1));
   if (info.exclusive) t.syscall('ioctl(TIOCEXCL)', NR.ioctl, fd, IOC.TIOCEXCL, 0);
