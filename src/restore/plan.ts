@@ -93,6 +93,8 @@ export function planTree(img: DumpImages, shellJob: boolean, ctx?: RestoreContex
   // had (their parent in the dump, a subreaper, or us for the root). With
   // --shell-job the root's session is ours and simply inherited.
   let top = root;
+  // Reapers the helpers' orphans must go back to: child subreapers, set before the helpers exit.
+  const earlyReapers: RestoreNode[] = [];
   for (const n of [...nodes]) {
     if (n.sid === n.pid || n.sid === 0 || (shellJob && n.sid === root.sid)) continue;
     const leader = byPid.get(n.sid);
@@ -110,12 +112,13 @@ export function planTree(img: DumpImages, shellJob: boolean, ctx?: RestoreContex
     };
     nodes.push(h);
     byPid.set(h.pid, h);
+    if (n.parent?.images?.cores[0]?.tc?.child_subreaper && !earlyReapers.includes(n.parent)) earlyReapers.push(n.parent);
     if (n.parent) n.parent.children.splice(n.parent.children.indexOf(n), 1, h);
     else top = h;
     n.parent = h;
     h.children.push(n);
   }
-  const earlyReapers = placeSessionMembers(nodes, byPid, top, root, shellJob);
+  placeSessionMembers(nodes, byPid, top, root, shellJob, earlyReapers);
   // Process groups whose leader is gone: a helper with that pid leads the group, then exits.
   // A group 0 lives outside the tree's pid namespace: the tasks keep the one they are born in.
   for (const n of [...nodes]) {
@@ -183,13 +186,14 @@ export function planTree(img: DumpImages, shellJob: boolean, ctx?: RestoreContex
  * by a helper child of its session leader (made after the leader's setsid);
  * the helper exits before the tree runs and the task goes to its reaper,
  * which must be its dumped parent: the pid namespace's init, or a child
- * subreaper (set before the helpers exit; every other subreaper is set after,
- * so it captures no one). Anything else is refused.
+ * subreaper (set before the helpers exit, added to `early`; every other
+ * subreaper is set after, so it captures no one). Anything else is refused.
  * The walk follows createTree's order: children still in the parent's old
  * session are forked before the parent's setsid.
  */
-function placeSessionMembers(nodes: RestoreNode[], byPid: Map<number, RestoreNode>, top: RestoreNode, root: RestoreNode, shellJob: boolean): RestoreNode[] {
-  const early: RestoreNode[] = [];
+function placeSessionMembers(
+  nodes: RestoreNode[], byPid: Map<number, RestoreNode>, top: RestoreNode, root: RestoreNode, shellJob: boolean, early: RestoreNode[],
+): void {
   const helpers = new Map<string, RestoreNode>();
   const misplaced = (): RestoreNode | undefined => {
     let found: RestoreNode | undefined;
@@ -235,7 +239,6 @@ function placeSessionMembers(nodes: RestoreNode[], byPid: Map<number, RestoreNod
     }
     moveUnder(n, h);
   }
-  return early;
 }
 
 /**

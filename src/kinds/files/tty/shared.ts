@@ -31,12 +31,14 @@ export interface TtyRestoreState {
   fakeMasters: Map<number, number>;
   /** indexes of terminals whose new master was handed out (orphan_pts_master) */
   orphans: Set<number>;
+  /** masters made while the mounts were built (a slave bind-mounted elsewhere), by index: our fd, taken by the master's task */
+  premade: Map<number, number>;
 }
 
 const RESTORED = stateKey<TtyRestoreState>('tty:restored');
 
 export function restored(ctx: RestoreContext): TtyRestoreState {
-  return ctx.state(RESTORED, () => ({ masters: new Map(), cttyOf: new Set(), slaveFirst: new Set(), fakeMasters: new Map(), orphans: new Set() }));
+  return ctx.state(RESTORED, () => ({ masters: new Map(), cttyOf: new Set(), slaveFirst: new Set(), fakeMasters: new Map(), orphans: new Set(), premade: new Map() }));
 }
 
 export function ttyInfo(ctx: RestoreContext, id: number): TtyInfoEntry {

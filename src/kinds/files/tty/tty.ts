@@ -22,12 +22,19 @@
  * /dev/tty is reopened by path; when it comes before the controlling
  * terminal in fd order, that terminal is restored first.
  *
+ * Nothing is opened by a path of criu-ts's own: a container's devpts has
+ * none here. Masters are opened in the task (ptmx.ts), slaves of a dumped
+ * pair are reached from our copy of the master (TIOCGPTPEER, tty-data.ts),
+ * owners are set through the task's fd, and a master's session and
+ * foreground group are written as the tree sees them.
+ *
  * Known limits: consoles, virtual and serial terminals are left to REG
  * (reopened by path); a pty index taken by someone else at restore time
  * fails the restore; the slave's mode is not kept (CRIU has no field).
  */
 import { chownSync, closeSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
-import { NR, EIO, ioctlTry, O_ACCMODE, O_CLOEXEC, O_NOCTTY, closeQuiet, pidfdGetfd, pidfdOpen } from '../../../sys/index.js';
+import { NR, EIO, ioctlTry, O_ACCMODE, O_CLOEXEC, O_NOCTTY, F_SETFL } from '../../../sys/index.js';
+import { installFd } from '../../install-fd.js';
 import { parseStat } from '../../../proc/index.js';
 import type { FileEntry, TtyInfoEntry } from '../../../images/messages.js';
 import { stateKey, type DumpContext, type FileKind, type FdProbe, type RestoreContext, type RestoreTaskHandle } from '../../types.js';
@@ -40,12 +47,11 @@ import { CTTY_INFO_ID, fileOfInfo, infoIdOf, openPath, restored, ttyFiles, ttyIn
 import { takeControllingTerminal } from './ctty.js';
 import { hostOwner, treeGid, treeUid } from '../../ns/user.js';
 import { hasQueues, noteMaster, restoreQueues } from './tty-data.js';
+import { copyOfPid, openPtmxAt, ptmxAt } from './ptmx.js';
 
 const TTYAUX_MAJOR = 5;
 const PTS_MAJOR_FIRST = 136;
 const PTS_MAJOR_LAST = 143;
-/** How many masters we may open to reach a pty index. */
-const MAX_PTY_TRIES = 4096;
 
 type TtyKind = { what: 'master' | 'slave'; index: number } | { what: 'ctty' };
 
@@ -286,23 +292,6 @@ function openHungUp(t: RestoreTaskHandle, info: TtyInfoEntry, index: number, fla
 }
 
 /**
- * A master of our own at index `want`, unlocked: /dev/ptmx is opened in
- * the task (its devpts: a container's has no path here) until it hands out
- * `want`, and we keep a copy of that master (pidfd_getfd); the task keeps
- * none of them.
- */
-function ptmxAt(t: RestoreTaskHandle, want: number): number {
-  const m = openPtmxAt(t, want, 2);
-  try {
-    const ours = copyOfPid(t.pid, m);
-    ioctlTry(ours, IOC.TIOCSPTLCK, Buffer.alloc(4));
-    return ours;
-  } finally {
-    t.syscall('close', NR.close, m);
-  }
-}
-
-/**
  * /dev/tty opens only once the task has its controlling terminal: when it
  * comes first in fd order, restore the pty slave that is the task's
  * controlling terminal first (it is one of this task's files).
@@ -324,46 +313,21 @@ function openCtty(t: RestoreTaskHandle, path: string, flags: number, ctx: Restor
   }
 }
 
-/** Our own descriptor of the task's fd `fd` (pidfd_getfd). */
-function copyOfPid(pid: number, fd: number): number {
-  const pidfd = pidfdOpen(pid);
-  try {
-    return pidfdGetfd(pidfd, fd, pid);
-  } finally {
-    closeQuiet(pidfd);
-  }
-}
-
-/**
- * Open the ptmx at `path` in the task (the one it opened: /dev/ptmx, or
- * its devpts's own pts/ptmx) until the kernel hands out index `want` (the
- * extra masters closed); its fd there.
- */
-function openPtmxAt(t: RestoreTaskHandle, want: number, flags: number, path = '/dev/ptmx'): number {
-  const extra: number[] = [];
-  try {
-    for (let i = 0; i < MAX_PTY_TRIES; i++) {
-      const m = openPath(t, path, (flags & ~O_ACCMODE) | 2 | O_NOCTTY);
-      const at = intArg(t, -1);
-      t.syscall('ioctl(TIOCGPTN)', NR.ioctl, m, IOC.TIOCGPTN, at);
-      const got = t.tracee.readMem(at, 4).readInt32LE(0);
-      if (got === want) return m;
-      if (got > want) {
-        t.syscall('close', NR.close, m);
-        throw new CriuTsError('ERESTORE', `pty ${want} is in use on this system (got ${got}): cannot re-create the pair`, { index: want });
-      }
-      extra.push(m);
-    }
-  } finally {
-    for (const x of extra) t.syscall('close', NR.close, x);
-  }
-  throw new CriuTsError('ERESTORE', `could not reach pty index ${want}`, { index: want });
-}
-
 /** Open /dev/ptmx until the kernel hands out `info`'s index; then modes and state. */
 function createMaster(t: RestoreTaskHandle, info: TtyInfoEntry, flags: number, ctx: RestoreContext, path: string | undefined): number {
   const want = info.pty?.index ?? info.id >> 1;
-  const fd = openPtmxAt(t, want, flags, path !== undefined && /(^|\/)ptmx$/.test(path) ? path : undefined);
+  const premade = restored(ctx).premade.get(want);
+  let fd: number;
+  if (premade !== undefined) {
+    // Made while the mounts were built (its slave is bind-mounted): that very pair, handed to the task.
+    fd = installFd(t, premade);
+    closeSync(premade);
+    restored(ctx).premade.delete(want);
+    const status = flags & ~(O_ACCMODE | O_CLOEXEC);
+    if (status !== 0) t.syscall('fcntl(F_SETFL)', NR.fcntl, fd, F_SETFL, status);
+  } else {
+    fd = openPtmxAt(t, want, flags, path !== undefined && /(^|\/)ptmx$/.test(path) ? path : undefined);
+  }
   if (!info.locked) t.syscall('ioctl(TIOCSPTLCK)', NR.ioctl, fd, IOC.TIOCSPTLCK, intArg(t, 0));
   if (info.packet_mode) t.syscall('ioctl(TIOCPKT)', NR.ioctl, fd, IOC.TIOCPKT, intArg(t, 1));
   if (info.exclusive) t.syscall('ioctl(TIOCEXCL)', NR.ioctl, fd, IOC.TIOCEXCL, 0);

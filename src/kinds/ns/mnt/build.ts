@@ -42,7 +42,7 @@ import { parseMountinfo } from '../../../proc/index.js';
 import type { RestoreTaskHandle } from '../../types.js';
 import type { MntEntry } from '../../../images/messages.js';
 import type { MountStep } from './plan.js';
-import { MS_BIND, MS_DIRSYNC, MS_LAZYTIME, MS_MANDLOCK, MS_NOATIME, MS_PRIVATE, MS_RDONLY, MS_REC, MS_RELATIME, MS_REMOUNT, MS_SHARED, MS_SLAVE, MS_STRICTATIME, MS_SYNCHRONOUS } from './fstypes.js';
+import { FS_TYPES, MS_BIND, MS_DIRSYNC, MS_LAZYTIME, MS_MANDLOCK, MS_NOATIME, MS_PRIVATE, MS_RDONLY, MS_REC, MS_RELATIME, MS_REMOUNT, MS_SHARED, MS_SLAVE, MS_STRICTATIME, MS_SYNCHRONOUS } from './fstypes.js';
 
 const log = logger('mnt');
 
@@ -74,6 +74,8 @@ export interface BuildInput {
   tar(name: string): Buffer;
   /** the command prefix that runs tar as the root of the tree's user namespace ([] without one) */
   asRoot: readonly string[];
+  /** a pty slave of the devpts mount open at `devpts` (an fd in the task) is bind-mounted: make it exist */
+  ptySlave?(devpts: number, index: number): void;
 }
 
 /** The per-mount flags to set with MS_REMOUNT|MS_BIND: no atime flag shown in mountinfo means strictatime. */
@@ -169,6 +171,8 @@ export function buildMountTree(t: RestoreTaskHandle, input: BuildInput): void {
         case 'bind': {
           const from = fds.get(s.from.mnt_id);
           if (from === undefined) throw new CriuTsError('EINTERNAL', `mount ${s.from.mnt_id} was not made before its bind ${s.e.mnt_id}`);
+          // A pty slave bound elsewhere exists only once its pair does.
+          if (s.from.fstype === FS_TYPES['devpts']?.code && /^\d+$/.test(s.sub)) input.ptySlave?.(from, Number(s.sub));
           const tree = clone(from, s.sub);
           try {
             attach(tree, target, s.e.mountpoint);

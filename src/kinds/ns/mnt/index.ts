@@ -35,6 +35,7 @@ import { dumpMountNamespace } from './dump.js';
 import { crossGroups, planMounts, type MountStep } from './plan.js';
 import { dumpNamespaces, restoreNamespaces, type DumpedNamespaces } from './nested.js';
 import { buildMountTree } from './build.js';
+import { ptyForBindMount } from '../../files/tty/ptmx.js';
 import { logger } from '../../../log.js';
 import { parseMountinfo } from '../../../proc/index.js';
 import { AT_FDCWD, EPERM, NR, O_CLOEXEC, closeQuiet, pidfdGetfd, pidfdOpen } from '../../../sys/index.js';
@@ -188,9 +189,11 @@ export const mntKind: ResourceKind = {
       if (b === undefined) throw new CriuTsError('EIMAGE', `${name} is missing`, { file: name });
       return b;
     };
+    // A pty slave bind-mounted elsewhere is made while the tree is built (tty/ptmx.ts).
+    const ptySlave = (devpts: number, index: number): void => ptyForBindMount(t, devpts, index, ctx);
     const nested = st.nested.get(task.pid);
     if (nested !== undefined) {
-      buildMountTree(t, { steps: nested.steps, root: '/', cross: nested.cross, tar, asRoot: asNamespaceRoot(ctx, t.pid) });
+      buildMountTree(t, { steps: nested.steps, root: '/', cross: nested.cross, tar, asRoot: asNamespaceRoot(ctx, t.pid), ptySlave });
       const ns = st.taskNs.get(task.pid);
       if (ns !== undefined) st.nsTask.set(ns, t.pid);
     }
@@ -198,7 +201,7 @@ export const mntKind: ResourceKind = {
     st.rootReal = t.pid;
     const ns = st.taskNs.get(task.pid);
     if (ns !== undefined) st.nsTask.set(ns, t.pid);
-    if (st.steps !== undefined) buildMountTree(t, { steps: st.steps, root: st.root, tar, asRoot: asNamespaceRoot(ctx, t.pid) });
+    if (st.steps !== undefined) buildMountTree(t, { steps: st.steps, root: st.root, tar, asRoot: asNamespaceRoot(ctx, t.pid), ptySlave });
   },
 };
 
