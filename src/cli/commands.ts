@@ -13,7 +13,7 @@ import { BASIC_FEATURES, EXPERIMENTAL_FEATURES, EXTRA_FEATURES, FEATURE_NAMES, c
 import { CriuTsError } from '../errors.js';
 import { logger } from '../log.js';
 import { actionScriptNotifier } from './action-scripts.js';
-import type { CliOptions } from './parse.js';
+import type { CliOptions } from './cli-options.js';
 import type { CommandName } from './option-table.js';
 
 const log = logger('criu-ts');

@@ -9,7 +9,7 @@ import { CriuTsError, describeError, exitCodeOf, isUserError } from '../errors.j
 import { logLevel, logger, setLogFile, setLogLevel } from '../log.js';
 import { ApiFailure, requireImagesDir, runCommand } from './commands.js';
 import { parseArgs } from './parse.js';
-import type { CliOptions } from './parse.js';
+import type { CliOptions } from './cli-options.js';
 import { HELP } from './usage.js';
 import { CRIU_COMPAT_VERSION_TEXT, version } from '../version.js';
 

@@ -21,9 +21,7 @@ const OVER: Readonly<Record<string, string>> = {
   'kinds/files/ghost.ts': 'ghost files and link remaps in one module; to split by direction',
   'kinds/files/unix-socket/restore.ts': 'unix socket restore (bind, connect, queues, in-flight fds); to split by socket state',
   'kinds/types.ts': 'the kinds contract (file kinds, resource kinds, both contexts); to split by contract',
-  'cli/parse.ts': 'the CLI parser; grew again with the mount, user and net namespace options of session 4 (values moved to cli/arg-values.ts once): split by option group',
   'restore/index.ts': 'the restore orchestration; grew with the namespace kinds\' hooks in session 4: move the failure path to its own file',
-  'sys/probe.ts': 'feature probes for check; grew with the userns and lazy-pages probes in session 4: split by topic',
   'restore/lazy-pages.ts': 'the lazy-pages daemon and its client, being written this session; to split daemon from client',
 };
 
