@@ -69,11 +69,7 @@ export const epollKind: FileKind = {
     // ones of the task that added them, which must be the holder of the queue (see the header).
     if (p.pid === process.pid) return dumpInFlight(p, id);
     const tfd: EventpollTfdEntry[] = [];
-    const seen = new Map<number, number>();
-    for (const w of p.fdinfo.epoll ?? []) {
-      // Targets registered under one fd number, in the kernel's order: the n-th is `toff` n.
-      const toff = seen.get(w.tfd) ?? 0;
-      seen.set(w.tfd, toff + 1);
+    for (const { w, toff } of withOffsets(p)) {
       let at = w.tfd;
       if (!sameTarget(p.pid, w.tfd, w.ino, w.sdev)) {
         // Its fd was closed (or the number reused); another fd of the task may still hold the file.
@@ -86,10 +82,9 @@ export const epollKind: FileKind = {
         }
         at = other;
       }
-      // CRIU leaves the per-target id 0 (a leftover of the old per-type image).
-      tfd.push({ id: 0, tfd: at, events: w.events, data: w.data, dev: w.sdev, inode: w.ino, pos: w.pos });
+      tfd.push(tfdEntry(w, at));
     }
-    return { type: 'EVENTPOLL', id, epfd: { id, flags: fileFlags(p), fown: NO_FOWN, tfd } };
+    return epollEntry(p, id, tfd);
   },
   restore(t: RestoreTaskHandle, e: FileEntry, fdi: FdinfoEntry, ctx: RestoreContext): number {
     // epoll_create1 takes only EPOLL_CLOEXEC (the core's business); f_flags are always O_RDWR.
@@ -112,17 +107,35 @@ export const epollKind: FileKind = {
 function dumpInFlight(p: FdProbe, id: number): FileEntry {
   const holder = p.inFlightFrom;
   const tfd: EventpollTfdEntry[] = [];
-  const seen = new Map<number, number>();
-  for (const w of p.fdinfo.epoll ?? []) {
-    const toff = seen.get(w.tfd) ?? 0;
-    seen.set(w.tfd, toff + 1);
+  for (const { w, toff } of withOffsets(p)) {
     if (holder === undefined || holder === process.pid || !kcmpEpollTarget(holder, w.tfd, p.localFd, w.tfd, toff, process.pid)) {
       throw new CriuTsError('EUNSUPPORTED',
         `an epoll in flight watches a file (inode ${w.ino}) under fd ${w.tfd}, which ${holder === undefined || holder === process.pid ? 'no task' : `task ${holder}, holding the queue,`} does not hold under that number`,
         { fd: p.fd, tfd: w.tfd, ...(holder === undefined ? {} : { pid: holder }) });
     }
-    tfd.push({ id: 0, tfd: w.tfd, events: w.events, data: w.data, dev: w.sdev, inode: w.ino, pos: w.pos });
+    tfd.push(tfdEntry(w, w.tfd));
   }
+  return epollEntry(p, id, tfd);
+}
+
+type Watch = NonNullable<FdProbe['fdinfo']['epoll']>[number];
+
+/** Each target with its `toff`: targets registered under one fd number come in the kernel's order, the n-th is toff n. */
+function* withOffsets(p: FdProbe): Generator<{ w: Watch; toff: number }> {
+  const seen = new Map<number, number>();
+  for (const w of p.fdinfo.epoll ?? []) {
+    const toff = seen.get(w.tfd) ?? 0;
+    seen.set(w.tfd, toff + 1);
+    yield { w, toff };
+  }
+}
+
+/** A target recorded under fd `at`; CRIU leaves the per-target id 0 (a leftover of the old per-type image). */
+function tfdEntry(w: Watch, at: number): EventpollTfdEntry {
+  return { id: 0, tfd: at, events: w.events, data: w.data, dev: w.sdev, inode: w.ino, pos: w.pos };
+}
+
+function epollEntry(p: FdProbe, id: number, tfd: EventpollTfdEntry[]): FileEntry {
   return { type: 'EVENTPOLL', id, epfd: { id, flags: fileFlags(p), fown: NO_FOWN, tfd } };
 }
 
