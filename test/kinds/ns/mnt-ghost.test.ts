@@ -16,8 +16,9 @@ import { mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { dump, restore } from '../../../src/api/index.js';
 import { readImage } from '../../../src/images/index.js';
-import { startSubject, type Subject } from '../../lib/subjects.js';
-import { becomeSubreaper, closeInheritedFds, killAndWait, removeDir, tempDir, waitGone } from '../../e2e/helpers.js';
+import { startSubject } from '../../lib/subjects.js';
+import { becomeSubreaper, closeInheritedFds, tempDir, waitGone } from '../../e2e/helpers.js';
+import { SubjectRun } from '../../lib/subject-run.js';
 
 before(() => {
   closeInheritedFds();
@@ -30,10 +31,11 @@ test('unlinked files, an unlinked mapping and a removed cwd of a tree in its own
   const root = tempDir('mnt-ghost-root');
   for (const d of ['proc', 't', 't2', 't3', 'dev', 'ro', 'mq', 'w', 'data/sub']) mkdirSync(join(root, d), { recursive: true });
   const dir = tempDir('mnt-ghost');
-  let s: Subject | undefined;
-  let restored: number | undefined;
+  const run = new SubjectRun();
+  run.removes(dir);
+  run.removes(root);
   try {
-    s = await startSubject('mnt-ns', ['--root', root, '--ghosts', '1'], { static: true, launcher: true, workDir: join(root, 'w') });
+    const s = (run.subject = await startSubject('mnt-ns', ['--root', root, '--ghosts', '1'], { static: true, launcher: true, workDir: join(root, 'w') }));
     const r = await dump({ pid: s.pid, imagesDir: dir, progress: false });
     for (const p of r.pids) assert.ok(await waitGone(p), `task ${p} still there after the dump`);
     // Names as the task saw them, in its tree; one ghost image per inode.
@@ -45,18 +47,13 @@ test('unlinked files, an unlinked mapping and a removed cwd of a tree in its own
 
     const before = readFileSync('/proc/self/mountinfo', 'utf8');
     const res = await restore({ imagesDir: dir, progress: false, root, verify: true });
-    restored = res.pid;
+    run.restored = res.pid;
     assert.equal(readFileSync('/proc/self/mountinfo', 'utf8'), before, 'no mount of the restore shows in our namespace');
     // The root's filesystem as we see it: the ghosts' names are gone again.
     assert.deepEqual(readdirSync(join(root, 'data')).sort(), ['sub']);
     assert.deepEqual(readdirSync(join(root, 'data', 'sub')).sort(), ['file']);
-    s.pid = res.pid;
-    const out = await s.terminateAndResult();
-    assert.ok(out.ok, out.text);
+    await run.passesAt(res.pid);
   } finally {
-    if (restored !== undefined) await killAndWait(restored);
-    s?.cleanup();
-    removeDir(dir);
-    removeDir(root);
+    await run.cleanup();
   }
 });

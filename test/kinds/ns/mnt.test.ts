@@ -18,8 +18,9 @@ import { dump, restore } from '../../../src/api/index.js';
 import { readImage } from '../../../src/images/index.js';
 import { isCriuTsError } from '../../../src/errors.js';
 import { isAlive, startSubject, type Subject } from '../../lib/subjects.js';
-import { becomeSubreaper, closeInheritedFds, killAndWait, removeDir, tempDir, waitGone } from '../../e2e/helpers.js';
+import { becomeSubreaper, closeInheritedFds, removeDir, tempDir, waitGone } from '../../e2e/helpers.js';
 import { sameAsCritWithout } from '../files/round-trip.js';
+import { SubjectRun } from '../../lib/subject-run.js';
 
 before(() => {
   closeInheritedFds();
@@ -42,10 +43,11 @@ async function startInRoot(root: string, args: readonly string[] = []): Promise<
 test('a mount namespace under a private root comes back under --root: tmpfs files, binds, peers, a slave, proc, devpts, mqueue', TIMEOUT, async () => {
   const root = makeRoot();
   const dir = tempDir('mnt-ns');
-  let s: Subject | undefined;
-  let restored: number | undefined;
+  const run = new SubjectRun();
+  run.removes(dir);
+  run.removes(root);
   try {
-    s = await startInRoot(root);
+    const s = (run.subject = await startInRoot(root));
     const r = await dump({ pid: s.pid, imagesDir: dir, progress: false });
     for (const p of r.pids) assert.ok(await waitGone(p), `task ${p} still there after the dump`);
     const ids = readImage(join(dir, 'ids-1.img')).entries[0] as Record<string, number>;
@@ -78,17 +80,12 @@ test('a mount namespace under a private root comes back under --root: tmpfs file
 
     const before = readFileSync('/proc/self/mountinfo', 'utf8');
     const res = await restore({ imagesDir: dir, progress: false, root, verify: true });
-    restored = res.pid;
+    run.restored = res.pid;
     assert.equal(readFileSync('/proc/self/mountinfo', 'utf8'), before, 'no mount of the restore shows in our namespace');
     assert.notEqual(readlinkSync(`/proc/${res.pid}/ns/mnt`), readlinkSync('/proc/self/ns/mnt'), 'the root has a mount namespace of its own');
-    s.pid = res.pid;
-    const out = await s.terminateAndResult();
-    assert.ok(out.ok, out.text);
+    await run.passesAt(res.pid);
   } finally {
-    if (restored !== undefined) await killAndWait(restored);
-    s?.cleanup();
-    removeDir(dir);
-    removeDir(root);
+    await run.cleanup();
   }
 });
 
@@ -98,11 +95,12 @@ test('a container in a user namespace of its own (zdtm\'s uns maps) under a root
   mkdirSync(root);
   for (const d of ['proc', 't', 't2', 't3', 'dev', 'ro', 'mq', 'w', 'data/sub']) mkdirSync(join(root, d), { recursive: true });
   const dir = tempDir('mnt-uns-img');
-  let s: Subject | undefined;
-  let restored: number | undefined;
+  const run = new SubjectRun();
+  run.removes(dir);
+  run.removes(top);
   try {
     chmodSync(top, 0o755); // the subject, as its mapped root, builds its tree through it
-    s = await startInRoot(root, ['--userns', '1']);
+    const s = (run.subject = await startInRoot(root, ['--userns', '1']));
     // Then, as zdtm does (runc's /run/runc is so): the mapped root can no longer walk to --root.
     chmodSync(top, 0o700);
     assert.notEqual(readlinkSync(`/proc/${s.pid}/ns/user`), readlinkSync('/proc/self/ns/user'), 'the subject has a user namespace of its own');
@@ -117,27 +115,23 @@ test('a container in a user namespace of its own (zdtm\'s uns maps) under a root
     const listing = tars.map((n) => spawnSync('tar', ['-tvzf', join(dir, n), '--numeric-owner'], { encoding: 'utf8' }).stdout).join('');
     assert.match(listing, /^-rw-r----- 1\/2 .* \.\/(file|link)$/m, listing);
     const res = await restore({ imagesDir: dir, progress: false, root, verify: true });
-    restored = res.pid;
+    run.restored = res.pid;
     assert.notEqual(readlinkSync(`/proc/${res.pid}/ns/user`), readlinkSync('/proc/self/ns/user'), 'restored in a user namespace of its own');
     assert.match(readFileSync(`/proc/${res.pid}/status`, 'latin1'), /^Uid:\s+20000\s+20000\s+20000\s+20000$/m, 'its ids are the mapped root\'s here');
-    s.pid = res.pid;
-    const out = await s.terminateAndResult();
-    assert.ok(out.ok, out.text);
+    await run.passesAt(res.pid);
   } finally {
-    if (restored !== undefined) await killAndWait(restored);
-    s?.cleanup();
-    removeDir(dir);
-    removeDir(top);
+    await run.cleanup();
   }
 });
 
 test('a pty pair of the container\'s own devpts comes back in it: index, queued line, window size, slave owner, controlling terminal', TIMEOUT, async () => {
   const root = makeRoot();
   const dir = tempDir('mnt-pty');
-  let s: Subject | undefined;
-  let restored: number | undefined;
+  const run = new SubjectRun();
+  run.removes(dir);
+  run.removes(root);
   try {
-    s = await startInRoot(root, ['--pty', '1']);
+    const s = (run.subject = await startInRoot(root, ['--pty', '1']));
     const r = await dump({ pid: s.pid, imagesDir: dir, progress: false });
     for (const p of r.pids) assert.ok(await waitGone(p), `task ${p} still there after the dump`);
     // The session the terminal controls, as the tree sees it: its init.
@@ -145,15 +139,10 @@ test('a pty pair of the container\'s own devpts comes back in it: index, queued 
     assert.equal(infos.find((i) => i.id % 2 === 1)?.sid, 1, JSON.stringify(infos));
     assert.equal(readImage(join(dir, 'tty-data.img')).entries.length, 1, 'the line typed into the master is saved');
     const res = await restore({ imagesDir: dir, progress: false, root });
-    restored = res.pid;
-    s.pid = res.pid;
-    const out = await s.terminateAndResult();
-    assert.ok(out.ok, out.text);
+    run.restored = res.pid;
+    await run.passesAt(res.pid);
   } finally {
-    if (restored !== undefined) await killAndWait(restored);
-    s?.cleanup();
-    removeDir(dir);
-    removeDir(root);
+    await run.cleanup();
   }
 });
 
@@ -211,10 +200,11 @@ test('an --external mnt[KEY] naming no mount of the tree is ignored, as by CRIU 
 test('a nested mount namespace (a child that unshared its own: a tmpfs with a file, a slave bind, peers across the two namespaces) comes back with the tree', TIMEOUT, async () => {
   const root = makeRoot();
   const dir = tempDir('mnt-nested');
-  let s: Subject | undefined;
-  let restored: number | undefined;
+  const run = new SubjectRun();
+  run.removes(dir);
+  run.removes(root);
   try {
-    s = await startInRoot(root, ['--nested', '1']);
+    const s = (run.subject = await startInRoot(root, ['--nested', '1']));
     const r = await dump({ pid: s.pid, imagesDir: dir, progress: false });
     assert.equal(r.pids.length, 2);
     for (const p of r.pids) assert.ok(await waitGone(p), `task ${p} still there after the dump`);
@@ -241,18 +231,13 @@ test('a nested mount namespace (a child that unshared its own: a tmpfs with a fi
 
     const before = readFileSync('/proc/self/mountinfo', 'utf8');
     const res = await restore({ imagesDir: dir, progress: false, root, verify: true });
-    restored = res.pid;
+    run.restored = res.pid;
     assert.equal(readFileSync('/proc/self/mountinfo', 'utf8'), before, 'no mount of the restore shows in our namespace');
     const kids = readFileSync(`/proc/${res.pid}/task/${res.pid}/children`, 'utf8').trim().split(/\s+/).map(Number);
     assert.equal(kids.length, 1);
     assert.notEqual(readlinkSync(`/proc/${kids[0]}/ns/mnt`), readlinkSync(`/proc/${res.pid}/ns/mnt`), 'the child is in a mount namespace of its own');
-    s.pid = res.pid;
-    const out = await s.terminateAndResult();
-    assert.ok(out.ok, out.text);
+    await run.passesAt(res.pid);
   } finally {
-    if (restored !== undefined) await killAndWait(restored);
-    s?.cleanup();
-    removeDir(dir);
-    removeDir(root);
+    await run.cleanup();
   }
 });

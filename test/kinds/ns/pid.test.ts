@@ -19,6 +19,7 @@ import { isCriuTsError } from '../../../src/errors.js';
 import { isAlive, startSubject, type Subject } from '../../lib/subjects.js';
 import { becomeSubreaper, childrenOfUs, closeInheritedFds, killAndWait, removeDir, tempDir, waitFor, waitGone } from '../../e2e/helpers.js';
 import { sameAsCrit, sameAsCritWithout } from '../files/round-trip.js';
+import { SubjectRun } from '../../lib/subject-run.js';
 
 before(() => {
   closeInheritedFds();
@@ -38,10 +39,10 @@ async function gone(pids: readonly number[]): Promise<void> {
 
 test('the init of a pid namespace and its tree come back in a new pid namespace with every pid (threads, groups, a helper, a zombie)', TIMEOUT, async () => {
   const dir = tempDir('pid-ns');
-  let s: Subject | undefined;
-  let restored: number | undefined;
+  const run = new SubjectRun();
+  run.removes(dir);
   try {
-    s = await startSubject('pid-ns', [], { pthread: true, launcher: true });
+    const s = (run.subject = await startSubject('pid-ns', [], { pthread: true, launcher: true }));
     assert.deepEqual(nsPid(s.pid).slice(1), [1], 'the subject is pid 1 of its namespace');
     const r = await dump({ pid: s.pid, imagesDir: dir, progress: false });
     await gone(r.pids);
@@ -57,19 +58,15 @@ test('the init of a pid namespace and its tree come back in a new pid namespace 
     sameAsCritWithout(dir, 'inventory.img', ['dump_criu_run_id']);
     // --verify reads every task back (by its pid here) and compares it with its images.
     const res = await restore({ imagesDir: dir, progress: false, verify: true });
-    restored = res.pid;
+    run.restored = res.pid;
     const levels = nsPid(res.pid);
     assert.equal(levels.length, 2, 'one pid namespace below ours');
     assert.equal(levels[1], 1, 'the root is pid 1 inside');
     assert.equal(levels[0], res.pid, 'the result names the root by its pid here');
     assert.equal(res.pids.length, pstree.length);
-    s.pid = res.pid;
-    const out = await s.terminateAndResult();
-    assert.ok(out.ok, out.text);
+    await run.passesAt(res.pid);
   } finally {
-    if (restored !== undefined) await killAndWait(restored);
-    s?.cleanup();
-    removeDir(dir);
+    await run.cleanup();
   }
 });
 
@@ -77,10 +74,10 @@ test('a pid namespace tree: pre-dump, then a dump on top of it (pages in the par
   const base = tempDir('pid-ns-pre');
   const pre = join(base, 'pre');
   const fin = join(base, 'fin');
-  let s: Subject | undefined;
-  let restored: number | undefined;
+  const run = new SubjectRun();
+  run.removes(base);
   try {
-    s = await startSubject('pid-ns', [], { pthread: true, launcher: true });
+    const s = (run.subject = await startSubject('pid-ns', [], { pthread: true, launcher: true }));
     const r1 = await preDump({ pid: s.pid, imagesDir: pre, progress: false });
     assert.ok(isAlive(s.pid), 'a pre-dump leaves the tree running');
     assert.ok(existsSync(join(pre, 'pagemap-1.img')), 'the init\'s pagemap is named by its pid inside');
@@ -90,24 +87,20 @@ test('a pid namespace tree: pre-dump, then a dump on top of it (pages in the par
     await gone(r2.pids);
     assert.ok(r2.stats.pagesSkippedParent > 0, 'the final dump finds pages in the pre-dump');
     const res = await restore({ imagesDir: fin, progress: false });
-    restored = res.pid;
+    run.restored = res.pid;
     assert.equal(nsPid(res.pid)[1], 1, 'the root is pid 1 inside');
-    s.pid = res.pid;
-    const out = await s.terminateAndResult();
-    assert.ok(out.ok, out.text);
+    await run.passesAt(res.pid);
   } finally {
-    if (restored !== undefined) await killAndWait(restored);
-    s?.cleanup();
-    removeDir(base);
+    await run.cleanup();
   }
 });
 
 test('in a pid namespace, members of a session whose leader is not their ancestor (alive, or a zombie) and of a group whose leader exited come back in them, children of init', TIMEOUT, async () => {
   const dir = tempDir('pid-ns-sessions');
-  let s: Subject | undefined;
-  let restored: number | undefined;
+  const run = new SubjectRun();
+  run.removes(dir);
   try {
-    s = await startSubject('pid-ns-sessions', [], { launcher: true });
+    const s = (run.subject = await startSubject('pid-ns-sessions', [], { launcher: true }));
     const r = await dump({ pid: s.pid, imagesDir: dir, progress: false });
     await gone(r.pids);
     const pstree = readImage(join(dir, 'pstree.img')).entries;
@@ -115,15 +108,11 @@ test('in a pid namespace, members of a session whose leader is not their ancesto
     const strays = pstree.filter((e) => e['ppid'] === 1 && e['sid'] !== e['pid'] && e['sid'] !== 1);
     assert.equal(strays.length, 2, JSON.stringify(pstree));
     const res = await restore({ imagesDir: dir, progress: false, verify: true });
-    restored = res.pid;
+    run.restored = res.pid;
     assert.equal(res.pids.length, pstree.length, 'no helper is left');
-    s.pid = res.pid;
-    const out = await s.terminateAndResult();
-    assert.ok(out.ok, out.text);
+    await run.passesAt(res.pid);
   } finally {
-    if (restored !== undefined) await killAndWait(restored);
-    s?.cleanup();
-    removeDir(dir);
+    await run.cleanup();
   }
 });
 
