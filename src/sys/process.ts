@@ -99,6 +99,16 @@ export function close(fd: number): void {
 export function closeQuiet(fd: number): void {
   sysTry(NR.close, fd);
 }
+
+/** Our own descriptor of task `pid`'s fd `fd`: the same open file description (pidfd_open, pidfd_getfd). */
+export function fdOfTask(pid: number, fd: number): number {
+  const pidfd = pidfdOpen(pid);
+  try {
+    return pidfdGetfd(pidfd, fd, pid);
+  } finally {
+    closeQuiet(pidfd);
+  }
+}
 export function fcntl(fd: number, cmd: number, arg: number | bigint = 0): number {
   return sys('fcntl', NR.fcntl, undefined, fd, cmd, arg);
 }

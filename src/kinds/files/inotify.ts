@@ -17,7 +17,7 @@
  * Known limits: events queued at dump time refuse the dump (they cannot be
  * read back without consuming them).
  */
-import { NR, FIONREAD, pidfdOpen, pidfdGetfd, closeQuiet, inotifyAddWatch, inotifyRmWatch, NR_INOTIFY_RM_WATCH } from '../../sys/index.js';
+import { NR, FIONREAD, fdOfTask, closeQuiet, inotifyAddWatch, inotifyRmWatch, NR_INOTIFY_RM_WATCH } from '../../sys/index.js';
 import type { FileEntry, InotifyWdEntry } from '../../images/messages.js';
 import type { DumpContext, FileKind, FdProbe, RestoreContext, RestoreTaskHandle } from '../types.js';
 import { CriuTsError } from '../../errors.js';
@@ -67,7 +67,7 @@ export const inotifyKind: FileKind = {
           continue;
         }
         // The ghost is named by our fd on it, which the task cannot reach: added from our side, to the same instance.
-        ours ??= copyOfTaskFd(t.pid, fd);
+        ours ??= fdOfTask(t.pid, fd);
         const inst = ours;
         removed += addWatch(w, ghost, (path, mask) => inotifyAddWatch(inst, path, mask), (wd) => inotifyRmWatch(inst, wd));
       }
@@ -79,16 +79,6 @@ export const inotifyKind: FileKind = {
     return fd;
   },
 };
-
-/** Our own copy of the task's fd `fd` (the same open file description). */
-function copyOfTaskFd(pid: number, fd: number): number {
-  const pidfd = pidfdOpen(pid);
-  try {
-    return pidfdGetfd(pidfd, fd, pid);
-  } finally {
-    closeQuiet(pidfd);
-  }
-}
 
 /**
  * Adds one watch with its dumped wd (on `path`: the image's, or for an

@@ -9,21 +9,11 @@
  * values only once every task's files exist.
  */
 import type { FileEntry, InetSkEntry } from '../../../images/messages.js';
-import { closeQuiet, pidfdGetfd, pidfdOpen, setsockoptInt, SOCK_RAW, SOL_SOCKET, SO_REUSEADDR } from '../../../sys/index.js';
+import { closeQuiet, fdOfTask, setsockoptInt, SOCK_RAW, SOL_SOCKET, SO_REUSEADDR } from '../../../sys/index.js';
 import type { RestoreContext, RestoreTaskHandle } from '../../types.js';
 import { setIntOpt } from './opts.js';
 
 const SO_REUSEPORT = 15;
-
-/** Our own descriptor of task `pid`'s socket `fd` (pidfd_getfd). */
-export function copyOfPid(pid: number, fd: number): number {
-  const pidfd = pidfdOpen(pid);
-  try {
-    return pidfdGetfd(pidfd, fd, pid);
-  } finally {
-    closeQuiet(pidfd);
-  }
-}
 
 /** Another socket of the dump in a SO_REUSEPORT group on this port and protocol. */
 function reuseportPeer(e: FileEntry, i: InetSkEntry, ctx: RestoreContext): boolean {
@@ -45,7 +35,7 @@ export function releasePortOpts(pid: number, fd: number, e: FileEntry, i: InetSk
   const port = !i.opts.so_reuseport && reuseportPeer(e, i, ctx);
   if (!addr && !port) return;
   ctx.afterAllFiles(() => {
-    const ours = copyOfPid(pid, fd);
+    const ours = fdOfTask(pid, fd);
     try {
       if (addr) setsockoptInt(ours, SOL_SOCKET, SO_REUSEADDR, 0);
       if (port) setsockoptInt(ours, SOL_SOCKET, SO_REUSEPORT, 0);

@@ -12,12 +12,12 @@ import type { FileEntry, InetSkEntry, IpOptsEntry, SkOptsEntry, TcpOptsEntry } f
 import {
   AF_INET6, IPPROTO_TCP, IPPROTO_UDP, IPPROTO_UDPLITE, NR, SOCK_RAW, SOCK_STREAM, SOL_IP, SOL_IPV6, SOL_SOCKET,
   closeQuiet, setsockoptInt, socket, SO_REUSEADDR, SO_SNDBUFFORCE, IPV6_V6ONLY, EADDRINUSE, ENOTCONN, TCP_ESTABLISHED,
-  TCP_LISTEN, inNetNamespaceOf,
+  TCP_LISTEN, inNetNamespaceOf, fdOfTask,
 } from '../../../sys/index.js';
 import { stateKey, type RestoreContext, type RestoreTaskHandle } from '../../types.js';
 import { setStatusFlags } from '../pipe.js';
 import { dumpSkOpts, restoreFilter, restoreSkOpts } from '../socket-opts/index.js';
-import { copyOfPid, holdPortOpts, releasePortOpts } from './ports.js';
+import { holdPortOpts, releasePortOpts } from './ports.js';
 import { rawOrPing, restoreRawOpts } from './raw.js';
 import { queueOf, sendQueue } from '../unix-socket/queue.js';
 import { addrText, toSockaddr } from './addr.js';
@@ -81,7 +81,7 @@ function freshOpts(i: InetSkEntry, ctx: RestoreContext, t: RestoreTaskHandle, fd
   }
 }
 
-const copyOf = (t: RestoreTaskHandle, fd: number): number => copyOfPid(t.pid, fd);
+const copyOf = (t: RestoreTaskHandle, fd: number): number => fdOfTask(t.pid, fd);
 
 const errnoOf = (e: unknown): unknown => (e instanceof CriuTsError ? e.data['errno'] : undefined);
 
@@ -238,7 +238,7 @@ export function finishInetSocket(t: RestoreTaskHandle, e: FileEntry, fd: number,
     const pid = t.pid;
     // The peer may be a socket of a task restored later: it must exist before this one speaks.
     ctx.afterAllFiles(() => {
-      const ours = copyOfPid(pid, fd);
+      const ours = fdOfTask(pid, fd);
       try {
         releaseRepaired(p, ours, pid);
         // Leaving repair mode clears the socket's SO_REUSEADDR.

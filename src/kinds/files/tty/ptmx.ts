@@ -7,7 +7,7 @@
  * there too and taken over with pidfd_getfd.
  */
 import { closeSync } from 'node:fs';
-import { NR, ioctlTry, O_ACCMODE, O_CLOEXEC, O_NOCTTY, O_PATH, AT_FDCWD, closeQuiet, pidfdGetfd, pidfdOpen } from '../../../sys/index.js';
+import { NR, ioctlTry, O_ACCMODE, O_CLOEXEC, O_NOCTTY, O_PATH, AT_FDCWD, fdOfTask } from '../../../sys/index.js';
 import type { RestoreContext, RestoreTaskHandle } from '../../types.js';
 import { CriuTsError } from '../../../errors.js';
 import { IOC, intArg } from './termios.js';
@@ -15,16 +15,6 @@ import { restored } from './shared.js';
 
 /** How many masters we may open to reach a pty index. */
 const MAX_PTY_TRIES = 4096;
-
-/** Our own descriptor of the task's fd `fd` (pidfd_getfd). */
-export function copyOfPid(pid: number, fd: number): number {
-  const pidfd = pidfdOpen(pid);
-  try {
-    return pidfdGetfd(pidfd, fd, pid);
-  } finally {
-    closeQuiet(pidfd);
-  }
-}
 
 /**
  * Open the ptmx at `path` in the task (the one it opened: /dev/ptmx, or
@@ -61,7 +51,7 @@ export function openPtmxAt(t: RestoreTaskHandle, want: number, flags: number, pa
 export function ptmxAt(t: RestoreTaskHandle, want: number): number {
   const m = openPtmxAt(t, want, 2);
   try {
-    const ours = copyOfPid(t.pid, m);
+    const ours = fdOfTask(t.pid, m);
     ioctlTry(ours, IOC.TIOCSPTLCK, Buffer.alloc(4));
     return ours;
   } finally {
@@ -94,7 +84,7 @@ export function ptyForBindMount(t: RestoreTaskHandle, devpts: number, index: num
         st.premade.clear();
       }, { alsoOnFailure: true });
     }
-    st.premade.set(index, copyOfPid(t.pid, m));
+    st.premade.set(index, fdOfTask(t.pid, m));
   } finally {
     t.syscall('close', NR.close, m);
   }

@@ -33,7 +33,7 @@
  * fails the restore; the slave's mode is not kept (CRIU has no field).
  */
 import { chownSync, closeSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
-import { NR, EIO, ioctlTry, O_ACCMODE, O_CLOEXEC, O_NOCTTY, F_SETFL } from '../../../sys/index.js';
+import { NR, EIO, ioctlTry, O_ACCMODE, O_CLOEXEC, O_NOCTTY, F_SETFL, fdOfTask } from '../../../sys/index.js';
 import { installFd } from '../../install-fd.js';
 import { parseStat } from '../../../proc/index.js';
 import type { FileEntry, TtyInfoEntry } from '../../../images/messages.js';
@@ -47,7 +47,7 @@ import { CTTY_INFO_ID, fileOfInfo, infoIdOf, openPath, restored, ttyFiles, ttyIn
 import { takeControllingTerminal } from './ctty.js';
 import { hostOwner, treeGid, treeUid } from '../../ns/user.js';
 import { hasQueues, noteMaster, restoreQueues } from './tty-data.js';
-import { copyOfPid, openPtmxAt, ptmxAt } from './ptmx.js';
+import { openPtmxAt, ptmxAt } from './ptmx.js';
 
 const TTYAUX_MAJOR = 5;
 const PTS_MAJOR_FIRST = 136;
@@ -335,7 +335,7 @@ function createMaster(t: RestoreTaskHandle, info: TtyInfoEntry, flags: number, c
   restored(ctx).masters.set(want, fd);
   // Bytes queued in the pair go in once every task's files (and so every slave) exist.
   if (hasQueues(ctx, want)) {
-    const ours = copyOfPid(t.pid, fd);
+    const ours = fdOfTask(t.pid, fd);
     ctx.afterAllFiles(() => {
       try {
         restoreQueues(ctx, want, ours);
