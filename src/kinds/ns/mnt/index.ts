@@ -38,7 +38,7 @@ import { buildMountTree } from './build.js';
 import { ptyForBindMount } from '../../files/tty/ptmx.js';
 import { logger } from '../../../log.js';
 import { parseMountinfo } from '../../../proc/index.js';
-import { AT_FDCWD, EPERM, NR, O_CLOEXEC, closeQuiet, pidfdGetfd, pidfdOpen } from '../../../sys/index.js';
+import { AT_FDCWD, EINVAL, EPERM, NR, O_CLOEXEC, fdOfTask } from '../../../sys/index.js';
 import { asNamespaceRoot } from '../user.js';
 
 const log = logger('mnt');
@@ -104,18 +104,14 @@ export const mntKind: ResourceKind = {
     const cloneMount = (mountpoint: string): number | undefined => {
       const t = task.main;
       const path = t.putScratch(Buffer.from(`${mountpoint}\0`), 0);
-      // A task without CAP_SYS_ADMIN (a container's process) may not clone a mount: the caller reads the path instead.
+      // A task without CAP_SYS_ADMIN (a container's process) may not clone a mount (EPERM), nor may anyone
+      // clone an unbindable one (EINVAL): the caller reads the path instead.
       const r = t.syscallRaw(NR.open_tree, AT_FDCWD, path, OPEN_TREE_CLONE | O_CLOEXEC);
-      if (r === -BigInt(EPERM)) return undefined;
+      if (r === -BigInt(EPERM) || r === -BigInt(EINVAL)) return undefined;
       if (r < 0n) throw new CriuTsError('EDUMP', `task ${task.pid}: open_tree(${mountpoint}) in the task failed: errno ${String(-r)}`, { pid: task.pid, mountpoint });
       const fd = Number(r);
       try {
-        const pidfd = pidfdOpen(task.pid);
-        try {
-          return pidfdGetfd(pidfd, fd, task.pid);
-        } finally {
-          closeQuiet(pidfd);
-        }
+        return fdOfTask(task.pid, fd);
       } finally {
         t.syscall('close', NR.close, fd);
       }
