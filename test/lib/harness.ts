@@ -10,6 +10,7 @@ import { execFileSync } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, renameSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { readImage } from '../../src/images/index.js';
+import { isCriuTsError } from '../../src/errors.js';
 import { repoRoot, type Subject } from './subjects.js';
 import { __WALL, WNOHANG, setChildSubreaper, waitPid } from '../../src/sys/index.js';
 
@@ -232,4 +233,15 @@ export async function killSubject(s: Subject | undefined): Promise<void> {
   }
   await killAndWait(s.pid);
   s.cleanup();
+}
+
+/** `p` fails with a CriuTsError of `code` whose message is one line matching `re` (what a user is shown). */
+export async function rejectsOneLine(p: Promise<unknown>, code: string, re: RegExp): Promise<void> {
+  await assert.rejects(p, (e: unknown) => {
+    assert.ok(isCriuTsError(e), String(e));
+    assert.equal(e.code, code);
+    assert.match(e.message, re);
+    assert.doesNotMatch(e.message, /\n/);
+    return true;
+  });
 }
