@@ -3,7 +3,8 @@
  * before anything else) configured with ip(8) as a container runtime
  * would: lo up, 10.66.0.1/24 and fd66::1/64 on lo, a route 10.99.0.0/16,
  * ipv4 forwarding on, net.unix.max_dgram_qlen 77, lo's
- * ipv4 accept_local on. It holds a TCP listener on 10.66.0.1, a UDP
+ * ipv4 accept_local on, lo's ipv6 mtu 1280 (below the link's 65536: bringing
+ * lo up resets it to the link's, so it must be written after). It holds a TCP listener on 10.66.0.1, a UDP
  * socket bound to [fd66::1] and a unix listener on an abstract name
  * (abstract names belong to the net namespace). After SIGTERM: lo is up, the addresses are
  * there (a new socket binds to each), the route and the sysctls are back,
@@ -128,7 +129,8 @@ int main(int argc, char **argv)
 	   " && ip route add 10.99.0.0/16 dev lo src 10.66.0.1");
 	if (write_str("/proc/sys/net/ipv4/conf/all/forwarding", "1") != 0 ||
 	    write_str("/proc/sys/net/unix/max_dgram_qlen", "77") != 0 ||
-	    write_str("/proc/sys/net/ipv4/conf/lo/accept_local", "1") != 0)
+	    write_str("/proc/sys/net/ipv4/conf/lo/accept_local", "1") != 0 ||
+	    write_str("/proc/sys/net/ipv6/conf/lo/mtu", "1280") != 0)
 		subject_fail("sysctl: errno %d", errno);
 
 	struct sockaddr_in l4;
@@ -165,6 +167,8 @@ int main(int argc, char **argv)
 		subject_fail("sysctls: forwarding %ld max_dgram_qlen %ld lo accept_local %ld",
 			     read_long("/proc/sys/net/ipv4/conf/all/forwarding"), read_long("/proc/sys/net/unix/max_dgram_qlen"),
 			     read_long("/proc/sys/net/ipv4/conf/lo/accept_local"));
+	if (read_long("/proc/sys/net/ipv6/conf/lo/mtu") != 1280)
+		subject_fail("lo's ipv6 mtu is %ld, not 1280", read_long("/proc/sys/net/ipv6/conf/lo/mtu"));
 	if (port_of(20) != tport || port_of(21) != uport)
 		subject_fail("ports changed: %d/%d %d/%d", port_of(20), tport, port_of(21), uport);
 

@@ -272,7 +272,7 @@ export function createFromOutside(devs: readonly NetDeviceEntry[], r: DeviceRest
 
 /**
  * Inside the namespace (our thread in it): make the rest, then give every
- * device its parameters, in CRIU's spirit: masters, mtu, flags, conf, up.
+ * device its parameters, in CRIU's spirit: masters, mtu, flags, up, conf.
  * `ourNs` is our fd of criu-ts's own namespace (where an outside peer goes).
  */
 export function restoreNetDevices(devs: readonly NetDeviceEntry[], r: DeviceRestore, ourNs: number): void {
@@ -312,10 +312,14 @@ export function restoreNetDevices(devs: readonly NetDeviceEntry[], r: DeviceRest
       args.push('arp', (d.flags & IFF_NOARP) !== 0 ? 'off' : 'on');
     }
     ip(d.name, ...args);
+  }
+  for (const d of devs) if ((d.flags & IFF_UP) !== 0) ip(d.name, 'link', 'set', 'dev', d.name, 'up');
+  // The conf after the device is up, as CRIU: bringing a device up sets its ipv6 mtu to the link's
+  // (addrconf_notify NETDEV_UP), which would undo a saved conf/<dev>/mtu below the link mtu.
+  for (const d of devs) {
     writeConf('ipv4', d.name, d.conf4);
     writeConf('ipv6', d.name, d.conf6);
   }
-  for (const d of devs) if ((d.flags & IFF_UP) !== 0) ip(d.name, 'link', 'set', 'dev', d.name, 'up');
 }
 
 /**
