@@ -48,8 +48,8 @@ export { stateKey } from './types.js';
 // What the core needs from the file kinds beyond the table: REG entries for
 // paths it meets outside fds (mapped files, cwd, root, exe) and ghosts.
 export { regEntryForPath, isMqueue } from './files/reg-file.js';
-export { dumpUnlinked, materializeRemaps, removeGhosts, removeRemapFds, deadProcPids } from './files/ghost.js';
-export type { MaterializedRemaps } from './files/ghost.js';
+export { dumpUnlinked, materializeRemaps, removeGhosts, removeRemapFds, deadProcPids } from './files/ghost/index.js';
+export type { MaterializedRemaps } from './files/ghost/index.js';
 export { SeccompCollector, restoreThreadSeccomp, seccompSharedByThreads } from './seccomp.js';
 export { memfdFileForMapping, openMemfd } from './files/memfd.js';
 export { checkRunId, clearStaleLocks, defaultLockMethod, LOCK_METHOD, probeNftables, unlockNetwork } from './files/inet-socket/net-lock.js';

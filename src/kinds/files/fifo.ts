@@ -8,7 +8,7 @@
  * read-write meanwhile: the task's open returns at once, the dumped bytes go
  * in through our fd, then ours is closed.
  *
- * An unlinked FIFO travels as a ghost FIFO (ghost.ts): made again next to
+ * An unlinked FIFO travels as a ghost FIFO (ghost/): made again next to
  * its old path for the restore, so every open of it shares one pipe again.
  *
  * Known limits: file owner (fown) is not restored.
@@ -22,7 +22,7 @@ import type { FileEntry, RegFileEntry } from '../../images/messages.js';
 import type { FileKind, FdProbe, RestoreTaskHandle, RestoreContext, DumpContext } from '../types.js';
 import { dumpPipeData, restorePipeData } from './pipe-data.js';
 import { NO_FOWN } from './reg-file.js';
-import { dumpUnlinked, DELETED_SUFFIX } from './ghost.js';
+import { dumpUnlinked, DELETED_SUFFIX } from './ghost/index.js';
 
 
 function fifoParts(e: FileEntry, ctx: RestoreContext): { pipeId: number; reg: RegFileEntry } {

@@ -9,7 +9,7 @@
  * again until it gets its number (as CRIU does).
  *
  * A watch on an unlinked inode that a task of the dump holds (so it is a
- * ghost of the dump, see ghost.ts) is put on the re-created ghost, the very
+ * ghost of the dump, see ghost/) is put on the re-created ghost, the very
  * inode the task's fd gets back; one that only tasks outside the dump hold
  * is refused. Removing the ghost's name after the restore shows as an
  * IN_DELETE (IN_ATTRIB on the file) to watches that ask for it, as with CRIU.
@@ -24,7 +24,7 @@ import { CriuTsError } from '../../errors.js';
 import { NO_FOWN } from './reg-file.js';
 import { createFlags, fileFlags, isAnonLink, part, refuseQueued } from './anon-inode.js';
 import { fhEntryFor } from './fsnotify-handle.js';
-import { ghostReopenPath, requireGhostOf } from './ghost.js';
+import { ghostReopenPath, requireGhostOf } from './ghost/index.js';
 
 /** Flags that change how add_watch treats the mask, not part of the watch itself. */
 const IN_MASK_CREATE = 0x10000000;

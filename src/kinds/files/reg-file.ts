@@ -6,7 +6,7 @@
  * saved position. A regular file whose size differs from the image is
  * refused at restore, as CRIU does, because its contents changed.
  *
- * Unlinked files travel as ghosts (./ghost.ts). Known limits: files on
+ * Unlinked files travel as ghosts (./ghost/). Known limits: files on
  * other mount namespaces are opened by path from ours; POSIX message queues
  * (mqueue filesystem) are not taken (refused as an unsupported fd).
  */
@@ -19,7 +19,7 @@ import { parseMountinfo, pathSeenBy } from '../../proc/index.js';
 import { openOursInTask } from '../install-fd.js';
 import { foreignMountTask, isTreeMount } from '../ns/mnt/index.js';
 import { stateKey, type FileKind, type FdProbe, type RestoreTaskHandle, type DumpContext, type RestoreContext } from '../types.js';
-import { dumpUnlinked, DELETED_SUFFIX } from './ghost.js';
+import { dumpUnlinked, DELETED_SUFFIX } from './ghost/index.js';
 
 /** __O_TMPFILE | O_DIRECTORY */
 const O_TMPFILE = 0o20200000;

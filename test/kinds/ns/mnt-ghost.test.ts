@@ -1,5 +1,5 @@
 /**
- * Unlinked files of a tree in a mount namespace of its own (files/ghost.ts,
+ * Unlinked files of a tree in a mount namespace of its own (files/ghost/,
  * files/tree-paths.ts): the mnt-ns subject with --ghosts holds an fd on an
  * unlinked file of its root's filesystem, a shared mapping of an unlinked
  * tmpfs file, a removed cwd and an unlinked file on a read-only bind (made

@@ -165,7 +165,7 @@ export function dumpMountNamespace(pid: number, nsId: number, opts: MountDumpOpt
     return e;
   });
   ctx.writeImage(`mountpoints-${nsId}.img`, 'MNTS', entries);
-  // Once every task's files are dumped: a link remap (files/ghost.ts) the dump made on a tmpfs must be in its tar.
+  // Once every task's files are dumped: a link remap (files/ghost/) the dump made on a tmpfs must be in its tar.
   ctx.atEnd(() => {
     for (const m of tarred) dumpTmpfs(pid, who, m, mounts, ctx, describe, opts.cloneMount);
   });

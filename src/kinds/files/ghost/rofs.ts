@@ -9,12 +9,12 @@
  * one line.
  */
 import { rmSync } from 'node:fs';
-import { CriuTsError } from '../../errors.js';
-import { NR } from '../../sys/index.js';
-import { parseMountinfo } from '../../proc/index.js';
-import { stateKey, type RestoreContext, type RestoreTaskHandle } from '../types.js';
-import { mountFlags, superFlags, MS_BIND, MS_NOATIME, MS_RDONLY, MS_RELATIME, MS_REMOUNT, MS_STRICTATIME } from '../ns/mnt/fstypes.js';
-import { logger } from '../../log.js';
+import { CriuTsError } from '../../../errors.js';
+import { NR } from '../../../sys/index.js';
+import { parseMountinfo } from '../../../proc/index.js';
+import { stateKey, type RestoreContext, type RestoreTaskHandle } from '../../types.js';
+import { mountFlags, superFlags, MS_BIND, MS_NOATIME, MS_RDONLY, MS_RELATIME, MS_REMOUNT, MS_STRICTATIME } from '../../ns/mnt/fstypes.js';
+import { logger } from '../../../log.js';
 
 const log = logger('ghost');
 
