@@ -193,6 +193,18 @@ export class ReplacingFile {
   }
 }
 
+/** flock(2) operations (linux/fcntl.h). */
+export const FLOCK = { SH: 1, EX: 2, NB: 4, UN: 8 } as const;
+
+/**
+ * flock(2) on `fd`: 0, or -errno (-EWOULDBLOCK with FLOCK.NB when another
+ * open file holds the lock). The lock belongs to the open file and goes
+ * when its last fd is closed, so also when its holder dies.
+ */
+export function flockTry(fd: number, op: number): number {
+  return sysTry(NR.flock, fd, op);
+}
+
 /** Write all of `data` to `fd` from its current offset. */
 export function writeAll(fd: number, data: Buffer): void {
   let off = 0;

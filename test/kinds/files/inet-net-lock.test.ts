@@ -8,9 +8,11 @@
 import { before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import { check, dump, restore } from '../../../src/api/index.js';
+import { clearStaleLocks } from '../../../src/kinds/index.js';
 import { readImage } from '../../../src/images/index.js';
 import { isAlive, repoRoot, startSubject } from '../../lib/subjects.js';
 import { killAndWait, removeDir, tempDir, waitFor, waitGone } from '../../e2e/helpers.js';
@@ -112,6 +114,51 @@ test('criu-ts killed in the middle of a dump: its lock is removed by the next ru
     try { process.kill(-(cli.pid as number), 'SIGKILL'); } catch { /* gone */ }
     await killAndWait(s.pid);
     s.cleanup();
+    removeDir(dir);
+  }
+});
+
+test('a marker belongs to whoever holds its flock, not to the pid written in it (pid namespaces, pid reuse)', { timeout: 60_000, skip }, async () => {
+  const dir = tempDir('inet-lock-owner');
+  const markers = '/run/criu-ts/net-lock';
+  const live = randomUUID();
+  const dead = randomUUID();
+  // A dump in a pid namespace of its own: it writes its pid as it sees it, a pid nobody has here.
+  let nsPid = 30_000;
+  while (existsSync(`/proc/${nsPid + 1}`)) nsPid -= 7;
+  const ready = join(dir, 'ready');
+  const mod = join(repoRoot(), 'dist', 'src', 'kinds', 'files', 'inet-socket', 'net-lock-marker.js');
+  const js = `const m = await import(${JSON.stringify(mod)}); m.claimMarker(${JSON.stringify(live)});`
+    + ` (await import('node:fs')).writeFileSync(${JSON.stringify(ready)}, String(process.pid)); setInterval(() => {}, 1000);`;
+  // sh forks node (a command after it keeps sh from exec'ing it): node is the namespace's pid nsPid + 1.
+  const holder = spawn('unshare', ['--pid', '--fork', 'sh', '-c',
+    `echo ${nsPid} > /proc/sys/kernel/ns_last_pid; "$0" --input-type=module -e "$1"; true`, process.execPath, js], { stdio: 'ignore', detached: true });
+  try {
+    assert.ok(await waitFor(() => existsSync(ready), 30_000), 'the holder made its marker');
+    const recorded = readFileSync(join(markers, live), 'utf8').split('\n')[0];
+    assert.equal(recorded, String(nsPid + 1));
+    assert.ok(!existsSync(`/proc/${recorded}`), 'the pid in the marker means nothing here');
+    execFileSync(NFT as string, ['add', 'table', 'inet', `CRIU-${live}`]);
+    // A marker nobody holds, naming a pid that lives here (ours): its dump is gone all the same.
+    mkdirSync(markers, { recursive: true, mode: 0o700 });
+    writeFileSync(join(markers, dead), `${process.pid}\n`, { mode: 0o600 });
+    execFileSync(NFT as string, ['add', 'table', 'inet', `CRIU-${dead}`]);
+    clearStaleLocks();
+    assert.ok(hasTable(live) && existsSync(join(markers, live)), 'a running dump keeps its lock');
+    assert.ok(!hasTable(dead) && !existsSync(join(markers, dead)), 'a dead dump\'s lock goes, whatever pid it names');
+    process.kill(-(holder.pid as number), 'SIGKILL');
+    await new Promise<void>((res) => holder.once('exit', () => res()));
+    // unshare is gone; node, killed with its namespace, may take a moment more to close its fds.
+    assert.ok(await waitFor(() => {
+      clearStaleLocks();
+      return !hasTable(live) && !existsSync(join(markers, live));
+    }, 10_000), 'its lock goes once its holder is dead');
+  } finally {
+    try { process.kill(-(holder.pid as number), 'SIGKILL'); } catch { /* gone */ }
+    for (const id of [live, dead]) {
+      try { execFileSync(NFT as string, ['delete', 'table', 'inet', `CRIU-${id}`], { stdio: 'ignore' }); } catch { /* gone */ }
+      rmSync(join(markers, id), { force: true });
+    }
     removeDir(dir);
   }
 });

@@ -18,30 +18,28 @@
  * (a failed restore deletes it too: CRIU keeps it for another try, but a
  * lock nobody comes back for drops the peers' packets, on ports that are
  * later reused, for good). A dump that dies before it is over (killed) leaves a marker
- * /run/criu-ts/net-lock/<run id> with its pid: the next dump or restore
- * removes the table of a marker whose owner is gone.
+ * /run/criu-ts/net-lock/<run id>, flocked while its dump runs: the next dump or restore
+ * removes the table of a marker nobody holds (net-lock-marker.ts).
  *
  * Through the nft program (nftables package). --network-lock iptables
  * locks connection by connection in CRIU's iptables rules instead
  * (net-lock-iptables.ts); its marker lists the connections locked.
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, readlinkSync } from 'node:fs';
 import { CriuTsError } from '../../../errors.js';
 import { imageFile } from '../../../images/index.js';
 import { logger } from '../../../log.js';
 import { AF_INET6, IPPROTO_TCP, TCP_LISTEN, TCP_CLOSE } from '../../../sys/index.js';
 import { stateKey, type DumpContext } from '../../types.js';
 import type { FileEntry } from '../../../images/messages.js';
-import { appendFileSync } from 'node:fs';
+import { claimMarker, forEachDeadMarker, type Marker } from './net-lock-marker.js';
 import { iptConnection, iptLock, iptUnlock, iptMarkerLine, parseIptMarkerLine, type IptConnection } from './net-lock-iptables.js';
 import { addrText, isV4Mapped } from './addr.js';
 import { REPAIR_PACKET_MARK } from './tcp-states.js';
 
 const log = logger('net-lock');
 const NFT_PATHS = ['/usr/sbin/nft', '/sbin/nft', '/usr/bin/nft'];
-const MARKERS = '/run/criu-ts/net-lock';
 
 /** inventory.img's network_lock_method, CRIU's numbering */
 export const LOCK_METHOD = { iptables: 0, nftables: 1, skip: 2 } as const;
@@ -104,7 +102,6 @@ function deleteTable(runId: string): void {
   }
 }
 
-/** Remove the tables of dumps that died before they were over. */
 /** criu-ts's own net namespace, as loaded (the dump steps its thread into a task's to look at sockets). */
 const HOME_NET = netNsOfThisThread();
 
@@ -121,40 +118,28 @@ function atHome(): boolean {
   return netNsOfThisThread() === HOME_NET;
 }
 
+/** Remove the locks of dumps that died before they were over. */
 export function clearStaleLocks(): void {
   // From inside a tree's namespace the tables are not there to see: leave the markers for a run at home.
   if (!atHome()) return;
-  let names: string[];
-  try {
-    names = readdirSync(MARKERS);
-  } catch {
-    return;
-  }
-  for (const runId of names) {
-    if (!/^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/.test(runId)) continue; // not one of our markers
-    let lines: string[];
-    try {
-      lines = readFileSync(join(MARKERS, runId), 'utf8').split('\n');
-    } catch {
-      continue; // removed meanwhile by its dump, or by another criu-ts clearing it
-    }
-    const owner = Number(lines[0]?.trim());
-    if (Number.isInteger(owner) && owner > 0 && existsSync(`/proc/${owner}`)) continue;
+  forEachDeadMarker((runId, lines) => {
+    const owner = lines[0]?.trim() ?? '?';
     try {
       // An iptables lock lists its connections; an nftables one is its table.
       const conns = lines.slice(1).map(parseIptMarkerLine).filter((c): c is IptConnection => c !== undefined);
       if (lines[1]?.trim() === 'iptables') conns.forEach(iptUnlock);
       else deleteTable(runId);
-      log.warn(`removed the network lock of dump ${runId}, whose criu-ts (pid ${owner}) died before the dump was over`);
+      log.warn(`removed the network lock of dump ${runId}, whose criu-ts (pid ${owner} in its pid namespace) died before the dump was over`);
     } catch (e) {
       log.warn(`cannot remove the stale network lock of dump ${runId}: ${(e as Error).message}`);
     }
-    rmSync(join(MARKERS, runId), { force: true });
-  }
+  });
 }
 
 interface DumpLock {
   runId: string;
+  /** held while the dump runs: the next criu-ts removes the lock of a dump that died */
+  marker: Marker;
   locked: Set<string>;
   /** iptables: the connections locked, taken back when the tasks run on */
   ipt: IptConnection[];
@@ -162,17 +147,11 @@ interface DumpLock {
 
 const LOCK = stateKey<DumpLock>('inet-net-lock');
 
-function marker(runId: string): string {
-  checkRunId(runId);
-  return join(MARKERS, runId);
-}
-
 function setupIptables(ctx: DumpContext): DumpLock {
   clearStaleLocks();
   const runId = ctx.runId;
-  mkdirSync(MARKERS, { recursive: true, mode: 0o700 });
-  writeFileSync(marker(runId), `${process.pid}\niptables\n`, { mode: 0o600, flag: 'wx' });
-  const lock: DumpLock = { runId, locked: new Set(), ipt: [] };
+  checkRunId(runId);
+  const lock: DumpLock = { runId, marker: claimMarker(runId, ['iptables']), locked: new Set(), ipt: [] };
   ctx.atExit((tasksLive) => {
     // Tasks that run on need their connections; killed ones leave the rules to the restore.
     try {
@@ -182,7 +161,7 @@ function setupIptables(ctx: DumpContext): DumpLock {
         if (!ok) throw new CriuTsError('EDUMP', 'the network lock (iptables) could not be taken away from every connection', {});
       }
     } finally {
-      rmSync(marker(runId), { force: true });
+      lock.marker.release();
     }
   });
   log.info('network locked with iptables, connection by connection');
@@ -192,9 +171,17 @@ function setupIptables(ctx: DumpContext): DumpLock {
 function setup(ctx: DumpContext): DumpLock {
   clearStaleLocks();
   const runId = ctx.runId;
-  mkdirSync(MARKERS, { recursive: true, mode: 0o700 });
-  writeFileSync(marker(runId), `${process.pid}\n`, { mode: 0o600, flag: 'wx' });
   const t = table(runId);
+  const held = claimMarker(runId);
+  // Before the table: a failed nft leaves nothing (deleteTable takes an absent table as done).
+  ctx.atExit((tasksLive) => {
+    // Tasks that run on need their connections; killed ones leave the lock to the restore.
+    try {
+      if (tasksLive) deleteTable(runId);
+    } finally {
+      held.release();
+    }
+  });
   const m = `0x${REPAIR_PACKET_MARK.toString(16)}`;
   const tuple4 = 'ip saddr . tcp sport . ip daddr . tcp dport';
   const tuple6 = 'ip6 saddr . tcp sport . ip6 daddr . tcp dport';
@@ -212,16 +199,8 @@ function setup(ctx: DumpContext): DumpLock {
     `add rule ${t} input ${tuple6} @conns6 drop`,
     '',
   ].join('\n'));
-  ctx.atExit((tasksLive) => {
-    // Tasks that run on need their connections; killed ones leave the lock to the restore.
-    try {
-      if (tasksLive) deleteTable(runId);
-    } finally {
-      rmSync(join(MARKERS, runId), { force: true });
-    }
-  });
   log.info(`network locked: table ${t}`);
-  return { runId, locked: new Set(), ipt: [] };
+  return { runId, marker: held, locked: new Set(), ipt: [] };
 }
 
 
@@ -249,7 +228,7 @@ export function lockConnection(ctx: DumpContext, family: number, src: readonly n
     if (lock.locked.has(key)) return;
     lock.locked.add(key);
     // Written down first: a criu-ts killed right after the insert leaves a rule the next run finds.
-    appendFileSync(marker(lock.runId), `${key}\n`);
+    lock.marker.append(key);
     iptLock(c);
     lock.ipt.push(c);
     return;
