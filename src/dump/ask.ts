@@ -14,7 +14,8 @@ import type { Tracee } from '../infect/tracee.js';
 import { call, runEach, type StepCall } from '../kinds/steps.js';
 import { syscallEachSettled } from '../infect/side-by-side.js';
 import { faultPoint } from '../fault.js';
-import { askAllThreads, taskCoreSteps, type ThreadAnswers } from './task-state.js';
+import { taskCoreSteps } from './task-state.js';
+import { askAllThreads, type ThreadAnswers } from '../kinds/index.js';
 import type { TaskNode } from './tree.js';
 
 /** Scratch bytes for injected calls' arguments; the threads' self-cure frames follow. */

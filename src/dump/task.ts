@@ -12,7 +12,7 @@ import type { DumpStats } from './options.js';
 import type { DumpSession } from './context.js';
 import type { TaskNode } from './tree.js';
 import { dumpGpRegs, dumpFpRegs } from './regs.js';
-import { dumpThreadCore, type ThreadAnswers } from './task-state.js';
+import { dumpThreadCore, type ThreadAnswers } from '../kinds/index.js';
 import type { TaskAsked } from './ask.js';
 import type { Tracee } from '../infect/tracee.js';
 import { dumpFds, socketFileForMapping } from './files.js';

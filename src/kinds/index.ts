@@ -50,7 +50,13 @@ export { stateKey } from './types.js';
 export { regEntryForPath, isMqueue } from './files/reg-file.js';
 export { dumpUnlinked, materializeRemaps, removeGhosts, removeRemapFds, deadProcPids } from './files/ghost/index.js';
 export type { MaterializedRemaps } from './files/ghost/index.js';
-export { SeccompCollector, restoreThreadSeccomp, seccompSharedByThreads } from './seccomp.js';
+// The task-state kinds (kinds/task): their own registry, run by the core at each point of a task's dump and restore.
+export {
+  TASK_STATE_KINDS, taskStateSteps, restoreTaskState, askAllThreads, askThreads, dumpThreadCore, threadStateSteps, restoreFpu,
+  restoreThreadSignals, restoreChildSubreaper, dumpCreds, credsPutBytes, credsSteps,
+  SeccompCollector, restoreThreadSeccomp, seccompSharedByThreads,
+} from './task/index.js';
+export type { TaskRestorePoint, TaskStateKind, ThreadAnswers } from './task/index.js';
 export { memfdFileForMapping, openMemfd } from './files/memfd.js';
 export { checkRunId, clearStaleLocks, defaultLockMethod, LOCK_METHOD, probeNftables, unlockNetwork } from './files/inet-socket/net-lock.js';
 export { probeIptLegacy } from './files/inet-socket/net-lock-iptables.js';

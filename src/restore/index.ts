@@ -32,7 +32,7 @@ import { planTree, planCloneFlags, treeViewOf, type RestoreNode } from './plan.j
 import { createTree, retireHelpers } from './create.js';
 import { collectExit } from '../infect/tracee.js';
 import { restoreTaskBody, finalizeTask } from './task.js';
-import { restoreChildSubreaper } from './task-state.js';
+import { restoreChildSubreaper } from '../kinds/index.js';
 import { planSharedAnon } from '../kinds/memory/shmem-restore.js';
 import { handleFor } from './handle.js';
 import { finishGroupFiles } from './files.js';

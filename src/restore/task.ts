@@ -18,15 +18,11 @@ import { prepareAddressSpace, restoreMemory, restoreMmFields, dropStubVdso, rest
 import { inheritedVmas, inheritedRanges } from '../kinds/memory/cow.js';
 import { restoreFds } from './files.js';
 import { asInterruptedSyscall } from './restart.js';
-import {
-  restoreSigactions, restoreItimers, restoreRlimits, restoreTaskMisc, restoreChildSubreaper, threadStateSteps, restoreFpu,
-  restorePendingSignals,
-} from './task-state.js';
 import { call, runSteps, runStepsEach, type SideSteps, type StepHandle, type Steps } from '../kinds/steps.js';
-import { restorePosixTimers } from './timers.js';
 import { cloneWithPid, TRACE_OPTIONS } from './stub.js';
-import { restoreThreadSeccomp, seccompSharedByThreads } from '../kinds/index.js';
-import { credsPutBytes, credsSteps } from '../kinds/creds.js';
+import {
+  restoreThreadSeccomp, seccompSharedByThreads, credsPutBytes, credsSteps, restoreTaskState, threadStateSteps, restoreFpu, restoreThreadSignals,
+} from '../kinds/index.js';
 import { handleFor } from './handle.js';
 import { verifyTaskState, verifyRegisters, judge } from './verify/index.js';
 import type { DumpImages } from './images.js';
@@ -119,10 +115,7 @@ export function restoreTaskBody(n: RestoreNode, plan: RestorePlan, img: DumpImag
   if (cwd) chdirInTask(h, cwd);
   if (root && root !== '/') h.syscall(`chroot ${root}`, NR.chroot, h.putString(root));
   if (task.fs.umask !== undefined) h.syscall('umask', NR.umask, task.fs.umask);
-  restoreSigactions(h, tc);
-  restoreItimers(h, tc);
-  restoreRlimits(h, tc);
-  restoreTaskMisc(h, tc);
+  restoreTaskState(h, tc, 'before-threads');
   // Every signal but SIGTRAP stays blocked while we drive the task (see
   // HELD_SIGMASK); the dumped mask comes last.
   holdSigmask(n.real, HELD_SIGMASK);
@@ -136,7 +129,7 @@ export function restoreTaskBody(n: RestoreNode, plan: RestorePlan, img: DumpImag
     if (range) th.shareScratch(range);
     n.threads.push(th);
   }
-  restorePosixTimers(h, tc);
+  restoreTaskState(h, tc, 'after-threads');
   for (const th of n.threads) holdSigmask(th.tid, HELD_SIGMASK);
   // The threads' own state, side by side (kinds/steps.ts), then their FPU state.
   runStepsEach(task.cores.flatMap((core, i) => {
@@ -163,17 +156,14 @@ export function finalizeTask(n: RestoreNode, img: DumpImages, verify?: 'refuse' 
   const task = n.images;
   if (!task || !n.tracee) return;
   const main = n.tracee;
-  restoreChildSubreaper(handleFor(main.tid, main, n.pid), task.cores[0]?.tc);
-  // Pending signals go in only now: helpers and zombies have exited, and
-  // the SIGCHLDs their deaths queued were taken away again (a dumped
-  // SIGCHLD queued earlier would have been taken with them).
+  const tc = task.cores[0]?.tc;
+  // The process's last state (pending signals, the subreaper bit: kinds/task), then each thread's own signals.
+  if (tc) restoreTaskState(handleFor(main.tid, main, n.pid), tc, 'final');
   n.threads.forEach((th, i) => {
-    const core = task.cores[i];
-    const shared = i === 0 ? (core?.tc?.signals_s?.signals ?? []).map((x) => x.siginfo) : [];
-    const priv = (core?.thread_core?.signals_p?.signals ?? []).map((x) => x.siginfo);
+    const priv = (task.cores[i]?.thread_core?.signals_p?.signals ?? []).map((x) => x.siginfo);
     // Queued from inside the task: the ids are the ones it sees.
     const vtid = task.pstree.threads?.[i] ?? n.pid;
-    if (shared.length + priv.length > 0) restorePendingSignals(handleFor(th.tid, th, vtid), n.pid, vtid, shared, priv);
+    if (priv.length > 0) restoreThreadSignals(handleFor(th.tid, th, vtid), n.pid, vtid, priv);
   });
   // Credentials per thread (they are per-thread in the kernel), the main thread last.
   const tsync = seccompSharedByThreads(task.cores.map((c) => c.thread_core));

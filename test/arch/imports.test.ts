@@ -104,3 +104,11 @@ test('ptrace is called only by src/infect and src/sys', () => {
   }
   assert.deepEqual(bad, [], `ptrace outside src/infect and src/sys:\n${bad.join('\n')}`);
 });
+
+test('the core reaches the task-state kinds only through the registry (kinds/index.ts)', () => {
+  const taskKinds = join(SRC, 'kinds', 'task');
+  const bad = [...graph]
+    .filter(([f]) => !f.startsWith(join(SRC, 'kinds')))
+    .flatMap(([f, deps]) => deps.filter((d) => d.startsWith(taskKinds + '/')).map((d) => `${relative(SRC, f)} -> ${relative(SRC, d)}`));
+  assert.deepEqual(bad, [], `import kinds/index.ts instead:\n${bad.join('\n')}`);
+});

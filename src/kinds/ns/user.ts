@@ -26,7 +26,7 @@
  * (so that what it creates has mapped owners), keeping every capability of
  * the new namespace; the namespace kinds after this one then unshare
  * theirs inside it. The tasks' credentials are set inside at the end
- * (kinds/creds.ts), with the ids as the images hold them. A setgroups
+ * (kinds/task/creds.ts), with the ids as the images hold them. A setgroups
  * "deny" has no field in CRIU's image: criu-ts keeps it in a field of its
  * own (userns_entry 1000, which CRIU skips); with it, the supplementary
  * groups can never change inside, so the stub takes the tree's groups
@@ -389,7 +389,7 @@ export const userNsKind: ResourceKind = {
     // Root inside, as CRIU does: files, sockets and namespaces the tree's
     // tasks create from now on have owners the namespace can name. The
     // capabilities of the new namespace stay (uid 0 keeps them), and the
-    // tasks' own ids come back last (kinds/creds.ts).
+    // tasks' own ids come back last (kinds/task/creds.ts).
     if (outside(e.uid_map ?? [], 0) !== undefined && outside(e.gid_map ?? [], 0) !== undefined) {
       t.syscall('setresgid(0)', NR.setresgid, 0, 0, 0);
       t.syscall('setresuid(0)', NR.setresuid, 0, 0, 0);

@@ -26,7 +26,8 @@
 import { decodeGpRegs, GP_REG_NAMES } from '../../sys/index.js';
 import { parseStatus } from '../../proc/index.js';
 import { sigmaskNow } from '../../infect/ptrace-state.js';
-import { askThreads, dumpTaskCore, dumpThreadCore, type ThreadAnswers } from '../../dump/task-state.js';
+import { dumpTaskCore } from '../../dump/task-state.js';
+import { askThreads, dumpThreadCore, type ThreadAnswers } from '../../kinds/index.js';
 import { dumpFpRegs } from '../../dump/regs.js';
 import type { DumpImages } from '../images.js';
 import type { RestoreNode } from '../plan.js';

@@ -17,13 +17,13 @@
  * when criu-ts itself runs with it. LSM labels (lsm_profile, apparmor) are
  * neither dumped nor restored.
  */
-import { NR, PR, EPERM } from '../sys/index.js';
-import { parseStatus } from '../proc/index.js';
-import type { ProcStatus } from '../proc/index.js';
-import type { CredsEntry } from '../images/messages.js';
-import { call, callRaw, type StepHandle, type Steps } from './steps.js';
-import { RemoteSyscallError } from '../infect/tracee.js';
-import { CriuTsError } from '../errors.js';
+import { NR, PR, EPERM } from '../../sys/index.js';
+import { parseStatus } from '../../proc/index.js';
+import type { ProcStatus } from '../../proc/index.js';
+import type { CredsEntry } from '../../images/messages.js';
+import { call, callRaw, type StepHandle, type Steps } from '../steps.js';
+import { RemoteSyscallError } from '../../infect/tracee.js';
+import { CriuTsError } from '../../errors.js';
 import { readFileSync } from 'node:fs';
 
 
@@ -53,7 +53,7 @@ function capSet(words: number[] | undefined): bigint {
 }
 
 /** The thread's credentials; `st` is its /proc status, read once by the caller. */
-/** `secbits`: PR_GET_SECUREBITS asked inside the thread (dump/task-state.ts askThreads). */
+/** `secbits`: PR_GET_SECUREBITS asked inside the thread (thread.ts askThreads). */
 export function dumpCreds(st: ProcStatus, secbits: number): CredsEntry {
   const c: CredsEntry = {
     uid: st.uid[0], euid: st.uid[1], suid: st.uid[2], fsuid: st.uid[3],

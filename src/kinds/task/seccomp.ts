@@ -11,18 +11,18 @@
  *
  * Filters go in before the credentials (as in CRIU: installing one without
  * no_new_privs needs CAP_SYS_ADMIN, which the thread still has then);
- * no_new_privs comes back with the credentials (kinds/creds.ts).
+ * no_new_privs comes back with the credentials (creds.ts).
  * Known limits: identical chains are shared by content, not by kernel
  * identity (as in CRIU: when every thread of a task has the same chain it
  * is installed once with TSYNC); user notification listeners (SECCOMP_FILTER_FLAG_NEW_LISTENER)
  * are not re-created.
  */
-import { NR } from '../sys/index.js';
-import { seccompFilter, seccompFilterFlags, setTraceOptions } from '../infect/ptrace-state.js';
-import type { SeccompEntry, SeccompFilter, ThreadCoreEntry } from '../images/messages.js';
-import type { RestoreTaskHandle } from './types.js';
-import { CriuTsError } from '../errors.js';
-import { imageFile } from '../images/index.js';
+import { NR } from '../../sys/index.js';
+import { seccompFilter, seccompFilterFlags, setTraceOptions } from '../../infect/ptrace-state.js';
+import type { SeccompEntry, SeccompFilter, ThreadCoreEntry } from '../../images/messages.js';
+import type { RestoreTaskHandle } from '../types.js';
+import { CriuTsError } from '../../errors.js';
+import { imageFile } from '../../images/index.js';
 
 const SECCOMP_SET_MODE_STRICT = 0;
 const SECCOMP_SET_MODE_FILTER = 1;

@@ -22,20 +22,28 @@
  * arch_prctl(ARCH_REQ_XCOMP_PERM)) also has no CRIU field: task_core_entry
  * 1000 of criu-ts's own carries it.
  *
+ * The personality, the OOM score adjustment and the child-subreaper bit
+ * complete the process's attributes (task_core_entry personality,
+ * oom_score_adj, child_subreaper).
+ *
  * Limits: SCHED_DEADLINE (runtime/deadline/period) is refused at dump.
  */
 import {
   NR, PR, schedGetScheduler, schedGetPriority, schedSetScheduler, getNice, setNice, SCHED_DEADLINE, isSyscallError,
   EINVAL, EPERM, ENOSYS, O_RDONLY, O_WRONLY, O_CLOEXEC, AT_FDCWD,
-} from '../sys/index.js';
-import type { ThreadCoreEntry } from '../images/messages.js';
-import { call, callRaw, type StepCall, type Steps } from './steps.js';
-import type { Tracee } from '../infect/tracee.js';
-import { RemoteSyscallError } from '../infect/tracee.js';
-import type { RestoreTaskHandle } from './types.js';
-import { CriuTsError } from '../errors.js';
-import { readLoginuid } from '../proc/index.js';
-import { readFileSync, readlinkSync } from 'node:fs';
+} from '../../sys/index.js';
+import type { TaskCoreEntry, ThreadCoreEntry } from '../../images/messages.js';
+import { call, callRaw, type StepCall, type Steps } from '../steps.js';
+import type { Tracee } from '../../infect/tracee.js';
+import { RemoteSyscallError } from '../../infect/tracee.js';
+import type { RestoreTaskHandle } from '../types.js';
+import { CriuTsError } from '../../errors.js';
+import { readLoginuid, readOomScoreAdj } from '../../proc/index.js';
+import { logger } from '../../log.js';
+import { readFileSync, readlinkSync, writeFileSync } from 'node:fs';
+import type { TaskStateKind } from './types.js';
+
+const log = logger('task');
 
 const MEMBARRIER_CMD_GET_REGISTRATIONS = 1 << 9;
 /** Private expedited commands (plain, SYNC_CORE, RSEQ): their REGISTER command is the next bit up. */
@@ -166,3 +174,59 @@ export function restoreXcompPerm(t: RestoreTaskHandle, perm: bigint | undefined)
     if ((perm >> bit) & 1n) t.syscall(`arch_prctl(ARCH_REQ_XCOMP_PERM ${bit})`, NR.arch_prctl, ARCH_REQ_XCOMP_PERM, bit);
   }
 }
+
+/** Personality, login uid, OOM score adjustment, membarrier registrations, XSAVE permissions. */
+function* dumpAttrs(t: Tracee, pid: number): Generator<StepCall, Partial<TaskCoreEntry>, bigint> {
+  const out: Partial<TaskCoreEntry> = {
+    personality: Number(yield* call('personality', NR.personality, 0xffffffff)),
+    loginuid: readLoginuid(pid),
+    oom_score_adj: readOomScoreAdj(pid),
+  };
+  const xcomp = yield* xcompPermSteps(t);
+  if (xcomp !== undefined) out.xcomp_perm = xcomp;
+  const membarrier = yield* membarrierSteps(t);
+  if (membarrier !== 0) out.membarrier_registration_mask = membarrier;
+  return out;
+}
+
+function restoreAttrs(t: RestoreTaskHandle, tc: TaskCoreEntry): void {
+  t.syscall('personality', NR.personality, tc.personality);
+  if (tc.oom_score_adj !== undefined) {
+    try {
+      writeFileSync(`/proc/${t.pid}/oom_score_adj`, String(tc.oom_score_adj));
+    } catch (e) {
+      log.warn(`task ${t.pid}: oom_score_adj not restored: ${(e as Error).message}`);
+    }
+  }
+  restoreLoginuid(t, tc.loginuid);
+  restoreMembarrier(t, tc.membarrier_registration_mask);
+  restoreXcompPerm(t, tc.xcomp_perm);
+}
+
+export const attrsKind: TaskStateKind = {
+  name: 'attrs',
+  dump: dumpAttrs,
+  restore: { 'before-threads': restoreAttrs },
+};
+
+function* dumpSubreaper(t: Tracee): Generator<StepCall, Partial<TaskCoreEntry>, bigint> {
+  const s = t.mapScratch();
+  yield* call('prctl', NR.prctl, PR.GET_CHILD_SUBREAPER, s);
+  return { child_subreaper: t.readMem(s, 4).readInt32LE(0) !== 0 };
+}
+
+/**
+ * The child-subreaper bit, set once the restore's helpers have exited (a
+ * subreaper would otherwise take the orphans a session helper leaves, which
+ * must go back to their own reaper); the reapers of those orphans get it
+ * earlier, from the core, with this same function.
+ */
+export function restoreChildSubreaper(t: RestoreTaskHandle, tc: TaskCoreEntry | undefined): void {
+  if (tc?.child_subreaper) t.syscall('prctl(SET_CHILD_SUBREAPER)', NR.prctl, PR.SET_CHILD_SUBREAPER, 1);
+}
+
+export const subreaperKind: TaskStateKind = {
+  name: 'child-subreaper',
+  dump: dumpSubreaper,
+  restore: { final: restoreChildSubreaper },
+};

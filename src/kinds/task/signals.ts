@@ -1,0 +1,71 @@
+/**
+ * Pending signals with their siginfo: the process's shared queue
+ * (task_core_entry signals_s) and each thread's own (thread_core_entry
+ * signals_p), peeked with PTRACE_PEEKSIGINFO at dump and queued again from
+ * inside the task with rt_sigqueueinfo / rt_tgsigqueueinfo at restore.
+ *
+ * They go back last ('final'): helpers and zombies have exited by then, and
+ * the SIGCHLDs their deaths queued were taken away again (a dumped SIGCHLD
+ * queued earlier would have gone with them).
+ *
+ * Limits: a pending SIGTRAP is refused (ptrace drives tasks with SIGTRAP:
+ * our single-steps would take it; CRIU refuses it as well).
+ */
+import { NR, SIGTRAP } from '../../sys/index.js';
+import { peekSignals } from '../../infect/ptrace-state.js';
+import type { Tracee } from '../../infect/tracee.js';
+import type { SiginfoEntry, TaskCoreEntry } from '../../images/messages.js';
+import { CriuTsError } from '../../errors.js';
+import type { RestoreTaskHandle } from '../types.js';
+import type { StepCall } from '../steps.js';
+import type { TaskStateKind } from './types.js';
+
+export function siginfos(list: readonly Buffer[]): SiginfoEntry[] {
+  return list.map((b) => ({ siginfo: b }));
+}
+
+/** A pending SIGTRAP cannot be dumped: it could not be told from ours, nor left queued. */
+export function refusePendingTrap(tid: number, pend: readonly Buffer[]): void {
+  if (pend.some((si) => si.readInt32LE(0) === SIGTRAP)) {
+    throw new CriuTsError('EUNSUPPORTED', `task ${tid}: a SIGTRAP is pending; it cannot be dumped (ptrace drives the task with SIGTRAP)`, { pid: tid, signal: SIGTRAP });
+  }
+}
+
+/** Only a foreign image can hold a SIGTRAP (dumps refuse it); our later single-steps would take it. */
+function refuseImageTrap(tid: number, list: readonly Buffer[]): void {
+  if (list.some((si) => si.readInt32LE(0) === SIGTRAP)) {
+    throw new CriuTsError('EUNSUPPORTED', `task ${tid}: the image holds a pending SIGTRAP, which cannot be restored`, { pid: tid, signal: SIGTRAP });
+  }
+}
+
+/** Read with ptrace: a step procedure with no injected call. */
+function* dumpShared(t: Tracee): Generator<StepCall, Partial<TaskCoreEntry>, bigint> {
+  const shared = peekSignals(t.tid, true);
+  refusePendingTrap(t.tid, shared);
+  return { signals_s: shared.length > 0 ? { signals: siginfos(shared) } : {} };
+}
+
+/** The process's shared queue, from its main thread (ids as the task sees them). */
+function restoreShared(t: RestoreTaskHandle, tc: TaskCoreEntry): void {
+  const shared = (tc.signals_s?.signals ?? []).map((x) => x.siginfo);
+  refuseImageTrap(t.vpid, shared);
+  for (const si of shared) {
+    const sig = si.readInt32LE(0);
+    t.syscall(`rt_sigqueueinfo(${sig})`, NR.rt_sigqueueinfo, t.vpid, sig, t.putBytes(si));
+  }
+}
+
+/** One thread's own queue, queued from inside that thread; `tgid`, `tid` as the task sees them. */
+export function restoreThreadSignals(t: RestoreTaskHandle, tgid: number, tid: number, priv: readonly Buffer[]): void {
+  refuseImageTrap(tid, priv);
+  for (const si of priv) {
+    const sig = si.readInt32LE(0);
+    t.syscall(`rt_tgsigqueueinfo(${sig})`, NR.rt_tgsigqueueinfo, tgid, tid, sig, t.putBytes(si));
+  }
+}
+
+export const signalsKind: TaskStateKind = {
+  name: 'pending-signals',
+  dump: dumpShared,
+  restore: { final: restoreShared },
+};
