@@ -30,7 +30,7 @@
  */
 import {
   NR, PR, schedGetScheduler, schedGetPriority, schedSetScheduler, getNice, setNice, SCHED_DEADLINE, isSyscallError,
-  EINVAL, EPERM, ENOSYS, O_RDONLY, O_WRONLY, O_CLOEXEC, AT_FDCWD,
+  EINVAL, EPERM, ENOSYS, O_WRONLY, O_CLOEXEC, AT_FDCWD,
 } from '../../sys/index.js';
 import type { TaskCoreEntry, ThreadCoreEntry } from '../../images/messages.js';
 import { call, callRaw, type StepCall, type Steps } from '../steps.js';
