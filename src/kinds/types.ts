@@ -1,14 +1,22 @@
 /**
  * The contract between the core (src/dump, src/restore) and the resource
+ * kinds: the dump and restore contexts every kind is handed, and the file
  * kinds. A file kind recognises one kind of open file, turns it into a
  * CRIU file_entry at dump, and re-creates it inside a restored task.
+ * The options kinds act on are in options.ts, the contract of the other
+ * resource kinds (namespaces, mounts, cgroups) in resource-kind.ts.
  */
 import type { Stats } from 'node:fs';
 import type { FdInfo } from '../proc/index.js';
-import type { CoreEntry, InventoryEntry, TaskKobjIdsEntry, TaskCoreEntry, ThreadCoreEntry, FileEntry, FdinfoEntry } from '../images/messages.js';
+import type { InventoryEntry, FileEntry, FdinfoEntry, TaskKobjIdsEntry, TaskCoreEntry, ThreadCoreEntry } from '../images/messages.js';
 import type { DecodedImage, EntriesOf, EntryOf, ImageId, NsKind, ProtoImageKey, TypedImage } from '../images/index.js';
 import type { Tracee } from '../infect/tracee.js';
 import type { PageServerClient } from './memory/page-server-client.js';
+import type { DumpKindOptions, RestoreKindOptions } from './options.js';
+import type { DumpTreeView, DumpTaskView, RestoreTreeView, RestoreTreeTask } from './tree-views.js';
+
+export type * from './options.js';
+export type * from './tree-views.js';
 
 /** What the core learned about one fd before asking the kinds. */
 export interface FdProbe {
@@ -47,70 +55,6 @@ export type KindImage = 'PIPES_DATA' | 'FIFO_DATA' | 'SK_QUEUES' | 'MEMFD_INODE'
 
 /** The entry type of each of them, from the image table. */
 export type KindImageEntries = { readonly [K in KindImage]: EntryOf<K> };
-
-/** --manage-cgroups: what the restore may do to cgroups (CRIU's modes; CRIU's default is soft) */
-export type CgroupMode = 'ignore' | 'none' | 'props' | 'soft' | 'full' | 'strict';
-
-/** The cgroup options of both dump and restore (CRIU's --manage-cgroups, --cgroup-root, --cgroup-yard). */
-export interface CgroupOptions {
-  manageCgroups: CgroupMode;
-  /** --cgroup-root [controller:]/newroot, in the order given (no controller: every hierarchy) */
-  cgroupRoots: readonly { controller: string | undefined; root: string }[];
-  /** --cgroup-yard: a directory with one mount per hierarchy, made by the caller */
-  cgroupYard: string | undefined;
-  /** --cgroup-dump-controller (repeatable): at dump, only the hierarchies /proc names so ("cpu,cpuacct", "name=systemd", "" for v2); empty: all */
-  cgroupDumpControllers: readonly string[];
-}
-
-/** The mount options of both dump and restore (CRIU's --root, --external mnt[...], -M/--ext-mount-map). */
-export interface MountOptions {
-  /** --root: at restore, the "/" of a re-created mount namespace (absolute); at dump unused, as in CRIU */
-  root: string | undefined;
-  /** --external mnt[K]:V and -M K:V: at dump mountpoint -> key, at restore key -> path */
-  extMounts: ReadonlyMap<string, string>;
-}
-
-/** The dump options kinds act on, resolved once by the core (no defaults left to apply). */
-export interface DumpKindOptions extends CgroupOptions, MountOptions {
-  /** -j: the session and controlling tty are outside the tree */
-  shellJob: boolean;
-  /** RPC orphan_pts_master: a pty slave whose master is outside the tree is dumped (a new master is handed out at restore); absent: false */
-  orphanPtsMaster?: boolean;
-  /**
-   * --external for files (CRIU's keys `file[mnt_id:ino]`, `tty[rdev:dev]`,
-   * `unix[ino]`, hex as CRIU prints them but unix's decimal): objects
-   * outside the tree that the caller hands back with --inherit-fd at
-   * restore. A file so named is saved as a REG entry named by its key, a
-   * pty slave and a unix socket are dumped without their peer.
-   */
-  externals?: ReadonlySet<string>;
-  /** --ext-unix-sk: unix sockets whose peer is outside the tree */
-  extUnixSk: boolean;
-  /** --file-locks */
-  fileLocks: boolean;
-  /** --ghost-limit in bytes */
-  ghostLimit: number;
-  /** --link-remap: a file unlinked but still linked elsewhere gets a temporary name */
-  linkRemap: boolean;
-  /** --tcp-established (established TCP connections go through TCP_REPAIR) */
-  tcpEstablished: boolean;
-  /** --tcp-close: connections are dumped without their state, to be restored closed */
-  tcpClose: boolean;
-  /** --skip-in-flight: connections a listener has not accepted yet are left out */
-  skipInFlight: boolean;
-  /** --network-lock: how TCP connections are held still from dump to restore */
-  networkLock: 'nftables' | 'iptables' | 'skip';
-  /** --empty-ns net: the tree's net namespace is saved without its contents (the runtime makes them again) */
-  emptyNetNs: boolean;
-  /** --external net[INODE]:KEY: net namespaces that are not the tree's to save, only named by KEY */
-  externalNetNs?: readonly ExternalNetNs[] | undefined;
-}
-
-/** --external net[INODE]:KEY (api/externals.ts) */
-export interface ExternalNetNs {
-  inode: number;
-  key: string;
-}
 
 /**
  * What the dump core hands every kind: the one way a kind writes images,
@@ -212,67 +156,6 @@ export interface LazySink {
    * `ranges` (registered, sorted).
    */
   handOver(pid: number, imageId: number, uffd: number, ranges: readonly LazyRange[]): void;
-}
-
-/** The restore options kinds act on, resolved once by the core. */
-export interface RestoreKindOptions extends CgroupOptions, MountOptions {
-  /** -j: the session and controlling tty are outside the tree */
-  shellJob: boolean;
-  /**
-   * RPC orphan_pts_master: a pty slave whose master was outside the dump
-   * gets a new master, made in our process and given to this callback (it
-   * owns the fd from then on); undefined: such a slave needs shellJob.
-   */
-  orphanPtsMaster?: ((master: number) => void) | undefined;
-  /**
-   * --inherit-fd / RPC inherit_fd: files the caller already holds, by
-   * CRIU's key (`pipe:[ino]`, `socket:[ino]`, a regular file's path without
-   * its leading '/'), each an fd of our process; a file of the images with
-   * that key is this open file instead of a new one.
-   */
-  inheritFds?: ReadonlyMap<string, number> | undefined;
-  /** --ext-unix-sk */
-  extUnixSk: boolean;
-  /** --tcp-close: TCP connections come back closed (TCP_CLOSE, shut down both ways) */
-  tcpClose: boolean;
-  /** the restore acts for an unprivileged caller (docs/security.md): a kind gives back only what the caller could make itself */
-  unprivileged: boolean;
-  /** --join-ns: existing namespaces the tree goes into instead of new ones (kinds/ns/join.ts) */
-  joinNs: readonly JoinNs[];
-  /** --empty-ns net: the tree's net namespace is made new and left empty for the runtime to fill (setup-namespaces) */
-  emptyNetNs: boolean;
-  /** --veth-pair IN=OUT[@BRIDGE] / --external veth[IN]:OUT[@BRIDGE] (RPC veths): a veth whose peer was outside the tree's net namespace */
-  vethPairs: readonly VethPeerOut[];
-  /** --external macvlan[IN]:OUTDEV: the device of our namespace a macvlan of the tree's sits on */
-  macvlans: readonly MacvlanLower[];
-  /** --external netdev[IN]:OUT: a veth of our namespace, made by the caller, moved in to be the tree's IN */
-  netdevs: readonly NetdevMoved[];
-}
-
-/** A veth of the tree whose other end is made in criu-ts's namespace, named `outside`, attached to `bridge` when given. */
-export interface VethPeerOut {
-  inside: string;
-  outside: string;
-  bridge?: string;
-}
-
-/** A veth of the tree (`inside`) that the caller made beforehand in criu-ts's namespace as `outside`: moved in, not made. */
-export interface NetdevMoved {
-  inside: string;
-  outside: string;
-}
-
-/** A macvlan of the tree, made again on `lower`, a device of criu-ts's namespace. */
-export interface MacvlanLower {
-  inside: string;
-  lower: string;
-}
-
-/** One --join-ns, checked (kinds/ns/join.ts): the type and the file that names the namespace. */
-export interface JoinNs {
-  type: 'net' | 'uts' | 'ipc';
-  /** the namespace file as given, or /proc/PID/ns/TYPE for a pid */
-  file: string;
 }
 
 /** A dump-wide image kinds wrote, as the restore core loaded it once: entries and their raw payloads. */
@@ -387,64 +270,6 @@ export interface FileKind {
    * controlling terminal in sessionMade).
    */
   neededBy?(e: FileEntry, ctx: RestoreContext): readonly number[];
-}
-
-/** One task of the held tree, as a resource kind sees it at dump. */
-export interface DumpTreeTask {
-  /** the task's pid in criu-ts's pid namespace */
-  readonly pid: number;
-  readonly ppid: number;
-  /** its pids in every pid namespace from criu-ts's (first) down to its own (last): /proc/PID/status NSpid */
-  readonly nsPid: readonly number[];
-  /** every thread, main thread first (empty for a zombie) */
-  readonly tids: readonly number[];
-  readonly zombie: boolean;
-}
-
-/** The held tree, handed to ResourceKind.dumpTree once every task is seized. */
-export interface DumpTreeView {
-  readonly rootPid: number;
-  /** parents before children */
-  readonly tasks: readonly DumpTreeTask[];
-  /** the dumper's own ids (inventory.img's root_ids); a task whose ns ids differ lives in namespaces of its own */
-  readonly rootIds: TaskKobjIdsEntry;
-}
-
-/** One live task while it is dumped: its cores are filled and not yet written. */
-export interface DumpTaskView {
-  readonly pid: number;
-  /** the main thread, stopped: for what only the task can tell (an injected syscall) */
-  readonly main: Tracee;
-  /** every thread's core, main thread first; a kind adds its fields (tc.cg_set, thread_core.cg_set, ...) */
-  readonly cores: readonly { tid: number; core: CoreEntry }[];
-  /** the task's object and namespace ids as written to ids-PID.img */
-  readonly ids: TaskKobjIdsEntry;
-}
-
-/** One task of the dump as a resource kind sees it at restore. */
-export interface RestoreTreeTask {
-  /** the pid in the images: as the task sees itself */
-  readonly pid: number;
-  readonly ppid: number;
-  /** the main thread's core (undefined for a zombie or a helper we add) */
-  readonly core: CoreEntry | undefined;
-  /** every thread's core, main thread first (empty for a zombie or a helper) */
-  readonly threadCores: readonly { tid: number; core: CoreEntry }[];
-  /** ids-PID.img (undefined for a zombie or a helper) */
-  readonly ids: TaskKobjIdsEntry | undefined;
-  /** a helper criu-ts adds to lead a process group or session whose leader is gone */
-  readonly helper: boolean;
-}
-
-/** The tree about to be restored, handed to ResourceKind.prepareRestore before any task exists. */
-export interface RestoreTreeView {
-  readonly rootPid: number;
-  /** parents before children */
-  readonly tasks: readonly RestoreTreeTask[];
-  /** inventory.img's root_ids: the dumper's own ids */
-  readonly rootIds: TaskKobjIdsEntry | undefined;
-  /** inventory.img as dumped (root_cg_set, ...) */
-  readonly inventory: InventoryEntry;
 }
 
 /**
