@@ -9,11 +9,11 @@
  *  5. set registers and masks, and let every thread go.
  * Any failure kills every task created so far: nothing stays behind.
  */
-import { closeSync, readFileSync } from 'node:fs';
+import { closeSync } from 'node:fs';
 import { CriuTsError } from '../errors.js';
 import { logger } from '../log.js';
-import { NR, PR, waitPid, __WALL, WNOHANG, pidExists, createFileExclusive, SIGSTOP, SIGKILL, SIGCHLD } from '../sys/index.js';
-import { holdSigmask, release, releaseQuiet } from '../infect/ptrace-state.js';
+import { createFileExclusive, SIGSTOP, SIGCHLD } from '../sys/index.js';
+import { release } from '../infect/ptrace-state.js';
 import type { RestoreTreeOptions, RestoreResult, RestoreStats } from './options.js';
 import type { RestoreActionPoint } from '../action-points.js';
 import { TASK_STOPPED } from '../images/index.js';
@@ -30,7 +30,6 @@ import { checkConsistency } from './consistency.js';
 import { startStub, disposeStub, type Stub } from './stub.js';
 import { planTree, planCloneFlags, treeViewOf, type RestoreNode } from './plan.js';
 import { createTree, retireHelpers } from './create.js';
-import { collectExit } from '../infect/tracee.js';
 import { restoreTaskBody, finalizeTask } from './task.js';
 import { restoreChildSubreaper } from '../kinds/index.js';
 import { planSharedAnon } from '../kinds/memory/shmem-restore.js';
@@ -40,6 +39,10 @@ import { makeProgress } from '../progress.js';
 import { faultPoint } from '../fault.js';
 import { Guardian, guardian } from '../infect/guardian.js';
 import { LazyClient } from './lazy-pages.js';
+import { pidFreed, untilStopped, reapOrphans, killQuiet } from './lifetimes.js';
+import { makeZombies, consumeSignal } from './zombies.js';
+
+export { waitForRoot } from './lifetimes.js';
 
 const log = logger('restore');
 const CLONE_NEWNS = 0x00020000n;
@@ -262,153 +265,4 @@ async function restoreLoaded(
   writeRestoreStats(opts.workDir ?? dir, stats);
   log.info(`restored ${pids.length} task(s), root ${root}`);
   return { pid: root, pids, stats };
-}
-
-/**
- * A pid still held by a zombie (the dumped task, killed, not yet reaped by
- * its parent or init) is given a few seconds to go; a live task keeps it.
- */
-async function pidFreed(pid: number): Promise<boolean> {
-  const deadline = Date.now() + 5000;
-  let said = false;
-  while (pidExists(pid)) {
-    let status = '';
-    let stat = '';
-    try {
-      status = readFileSync(`/proc/${pid}/status`, 'latin1');
-      stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
-    } catch {
-      // Gone between the two looks (or never a task we can see): look again, within the deadline.
-      if (Date.now() > deadline) return false;
-      await new Promise((r) => setTimeout(r, 10));
-      continue;
-    }
-    if (!goingAway(status, stat) || Date.now() > deadline) return false;
-    if (!said) log.info(`pid ${pid} is still held by the dumped task, dying or not yet reaped: waiting`);
-    said = true;
-    await new Promise((r) => setTimeout(r, 10));
-  }
-  return true;
-}
-
-/** A zombie, or a task a dump just killed: SIGKILL pending, or already exiting (PF_EXITING). */
-function goingAway(status: string, stat: string): boolean {
-  const state = /\nState:\s+(\S)/.exec(status)?.[1] ?? '';
-  if (state === 'Z' || state === 'X') return true;
-  const PF_EXITING = 0x4;
-  const flags = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[6] ?? 0);
-  if ((flags & PF_EXITING) !== 0) return true;
-  const SIGKILL_BIT = 1n << 8n;
-  for (const key of ['SigPnd', 'ShdPnd']) {
-    const hex = new RegExp(`\\n${key}:\\s+([0-9a-f]+)`).exec(status)?.[1];
-    if (hex !== undefined && (BigInt(`0x${hex}`) & SIGKILL_BIT) !== 0n) return true;
-  }
-  return false;
-}
-
-async function untilStopped(pids: readonly number[]): Promise<void> {
-  // Generous: on a loaded machine the stop can take a while to land.
-  const deadline = Date.now() + 15_000;
-  for (const pid of pids) {
-    for (;;) {
-      let state = '';
-      try {
-        const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
-        state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
-      } catch {
-        break;
-      }
-      if (state === 'T' || Date.now() > deadline) break;
-      await new Promise((r) => setTimeout(r, 2));
-    }
-  }
-}
-
-/** Dead tasks exit with their dumped status; their parent keeps them as zombies, as it had them. */
-function makeZombies(plan: ReturnType<typeof planTree>, img: DumpImages): void {
-  for (const n of plan.nodes) {
-    if (n.images || n.helper || !n.tracee) continue;
-    // Its name, as the parent's `ps` showed it (zombies keep their comm).
-    const comm = img.zombies.get(n.pid)?.tc?.comm;
-    if (comm) {
-      try {
-        const h = handleFor(n.real, n.tracee, n.pid);
-        h.syscall('prctl(SET_NAME)', NR.prctl, PR.SET_NAME, h.putString(comm.slice(0, 15)));
-      } catch {
-        // a name is not worth failing the restore for
-      }
-    }
-    const sig = n.exitCode & 0x7f;
-    if (sig !== 0) {
-      // Killed by a signal: queue it, unblocked, and let the task go; it
-      // dies of it before running a single instruction of its own.
-      holdSigmask(n.real, 0n);
-      process.kill(n.real, sig);
-      // SIGKILL ends it at once, out of its ptrace stop: nothing may be left to detach.
-      if (sig === SIGKILL) releaseQuiet(n.real, 0);
-      else release(n.real, 0);
-    } else {
-      try {
-        n.tracee.syscallRaw(NR.exit_group, (n.exitCode >> 8) & 0xff);
-      } catch {
-        // the task is gone, as wanted
-      }
-    }
-    collectExit(n.real);
-    n.tracee = undefined;
-    // Its death queued a SIGCHLD in the parent that the original had long received.
-    const p = n.parent;
-    if (p?.tracee) consumeSignal(p.tracee, SIGCHLD);
-  }
-}
-
-function consumeSignal(t: NonNullable<RestoreNode['tracee']>, sig: number): void {
-  const h = handleFor(t.tid, t);
-  const set = Buffer.alloc(8);
-  set.writeBigUInt64LE(1n << BigInt(sig - 1));
-  // Wait for it (up to 0.5 s), not just look: the child's death may not have
-  // reached its parent yet, and a SIGCHLD left behind would be one the
-  // original never got (restore --verify caught it). Every signal is
-  // blocked in a held task, so the SIGCHLD is queued, never discarded.
-  const ts = Buffer.alloc(16);
-  ts.writeBigInt64LE(500_000_000n, 8);
-  const a = h.putBytes(Buffer.concat([set, ts]));
-  t.syscallRaw(NR.rt_sigtimedwait, a, 0, a + 8n, 8);
-}
-
-/** Wait (up to 5 s) until each pid is gone, reaping those that became our children. */
-async function reapOrphans(pids: readonly number[]): Promise<void> {
-  const deadline = Date.now() + 5000;
-  for (const pid of pids) {
-    while (pidExists(pid) && Date.now() < deadline) {
-      try {
-        if (waitPid(pid, __WALL | WNOHANG) !== null) continue;
-      } catch {
-        // not our child (yet): its parent is still on its way out
-      }
-      await new Promise((r) => setTimeout(r, 5));
-    }
-  }
-}
-
-/** Kill a task we created and collect it, other threads before the leader. */
-function killQuiet(n: RestoreNode): void {
-  if (n.real === 0) return;
-  try {
-    process.kill(n.real, 'SIGKILL');
-  } catch {
-    return;
-  }
-  for (const th of [...n.threads].reverse()) if (th.tid !== n.real) collectExit(th.tid);
-  collectExit(n.real);
-}
-
-/** Wait for a restored root (our child through the subreaper); returns its status as a shell would. */
-export function waitForRoot(pid: number): number {
-  for (;;) {
-    const st = waitPid(pid, __WALL);
-    if (st === null) continue;
-    if (st.exited) return st.exitCode;
-    if (st.signaled) return 128 + st.termSig;
-  }
 }
