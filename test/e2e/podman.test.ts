@@ -19,7 +19,7 @@
  */
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, rmdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { removeDir, sleep, tempDir, useE2eHarness, waitFor } from './helpers.js';
 import {
@@ -41,11 +41,43 @@ const dirs: string[] = [];
 const images: string[] = [];
 let seq = 0;
 
+/**
+ * podman (cgroupfs manager, no systemd here) makes a `libpod_parent` cgroup
+ * in every hierarchy and leaves it. Left behind, its cpuset makes zdtm's
+ * cgroup02 fail for CRIU and criu-ts alike: the ones this file made go
+ * again once its containers are gone.
+ */
+const CGROUP_ROOT = '/sys/fs/cgroup';
+const podmanCgroups = (): string[] => {
+  try {
+    return readdirSync(CGROUP_ROOT).map((h) => join(CGROUP_ROOT, h, 'libpod_parent')).filter((d) => existsSync(d));
+  } catch {
+    return [];
+  }
+};
+const cgroupsBefore = new Set(podmanCgroups());
+
+function removeCgroupTree(dir: string): void {
+  let subdirs: string[] = [];
+  try {
+    subdirs = readdirSync(dir, { withFileTypes: true }).filter((e) => e.isDirectory()).map((e) => join(dir, e.name));
+  } catch {
+    return;
+  }
+  for (const d of subdirs) removeCgroupTree(d);
+  try {
+    rmdirSync(dir);
+  } catch {
+    // still in use (a container of someone else's): leave it
+  }
+}
+
 after(() => {
   for (const n of names) run([podman as string, 'rm', '-f', '-t', '0', n]);
   for (const i of images) run([podman as string, 'rmi', '-f', i]);
   releasePipes();
   for (const d of dirs) removeDir(d);
+  for (const d of podmanCgroups()) if (!cgroupsBefore.has(d)) removeCgroupTree(d);
 });
 
 interface Pod {
