@@ -5,8 +5,12 @@
  * it, with the tree's root pid; the CLI and the RPC decide what to do.
  */
 
-/** A dump's points, in the order it reaches them (network-unlock only when the tree lives on). */
-export const DUMP_ACTION_POINTS = ['pre-dump', 'network-lock', 'post-dump', 'network-unlock'] as const;
+/**
+ * A dump's points, in the order it reaches them (network-unlock only when
+ * the tree lives on; status-ready only with --lazy-pages, once its page
+ * server listens).
+ */
+export const DUMP_ACTION_POINTS = ['pre-dump', 'network-lock', 'post-dump', 'status-ready', 'network-unlock'] as const;
 
 /** A restore's points, in the order it reaches them. */
 export const RESTORE_ACTION_POINTS = [

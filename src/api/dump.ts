@@ -59,6 +59,7 @@ export function coreOptions(opts: DumpOptions): DumpTreeOptions {
     prevDir: opts.prevImagesDir === undefined ? undefined : resolve(opts.imagesDir ?? '.', opts.prevImagesDir),
     trackMem: opts.trackMem ?? false,
     pageServer: opts.pageServer,
+    lazyPages: opts.lazyPages,
     progress: opts.progress ?? true,
     notify: opts.notify ?? (() => undefined),
     asCaller: opts.asCaller,

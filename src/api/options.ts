@@ -110,6 +110,15 @@ export interface DumpOptions extends CommonOptions {
   pageServer?: { address: string; port: number };
   /** --pre-dump-mode splice|read (accepted) */
   preDumpMode?: 'splice' | 'read';
+  /**
+   * --lazy-pages --address A --port P (CRIU's lazy migration): private
+   * anonymous pages are not written; once the images are, the dump serves
+   * them from the still frozen tree on A:P (0: any free port) to one
+   * `lazy-pages --page-server` daemon, and only then does the tree go
+   * (killed, or as leaveRunning/leaveStopped say). `onListening` runs once
+   * it listens (after the status-ready notification).
+   */
+  lazyPages?: { address: string; port: number; onListening?: (port: number) => void };
   /** action-script points (pre-dump, network-lock, post-dump, network-unlock) as they are reached; a rejection aborts the dump */
   notify?: ActionNotify<DumpActionPoint>;
 }

@@ -125,7 +125,8 @@ export function requireImagesDir(dir: string): void {
 
 async function runDump(o: CliOptions, pre = false): Promise<number> {
   const pid = o.tree ?? 0;
-  if (o.lazyPages) throw new CriuTsError('EUNSUPPORTED', 'dump --lazy-pages (the dump serving pages to a remote lazy restore) is not supported yet: dump, copy the images, restore --lazy-pages', {});
+  if (o.lazyPages && pre) throw new CriuTsError('EUSAGE', 'Cannot pre-dump with --lazy-pages', {});
+  if (o.lazyPages && o.pageServer) throw new CriuTsError('EUSAGE', 'dump --lazy-pages serves the pages itself on --address/--port: it takes no --page-server', {});
   requireImagesDir(o.imagesDir);
   // Say plainly that the pid is wrong before any ptrace error can say it obscurely.
   if (!existsSync(`/proc/${pid}`)) throw new CriuTsError('ENOTASK', `no process with pid ${pid}`, { pid });
@@ -143,6 +144,17 @@ async function runDump(o: CliOptions, pre = false): Promise<number> {
     opts.pageServer = { address: o.address, port: o.port };
   }
   if (o.preDumpMode !== undefined) opts.preDumpMode = o.preDumpMode;
+  if (o.lazyPages) {
+    const { signalReady } = await import('../api/page-server.js');
+    // As CRIU: the pages are served on --address (default: every address) and --port (0: any free one, logged) once the images are written.
+    opts.lazyPages = {
+      address: o.address ?? '0.0.0.0', port: o.port ?? 0,
+      onListening: (port) => {
+        log.info(`lazy pages: the page server listens on port ${port}`);
+        signalReady(o.statusFd);
+      },
+    };
+  }
   if (o.actionScripts.length > 0) opts.notify = scriptsFor(o);
   const result = pre
     ? await api(async () => (await import('../api/pre-dump.js')).preDump(opts))
@@ -169,7 +181,7 @@ export function formatDumpStats(s: DumpStats): string[] {
     pages('Memory pages scanned', s.pagesScanned),
     pages('Memory pages skipped from parent', s.pagesSkippedParent),
     pages('Memory pages written', s.pagesWritten),
-    pages('Lazy memory pages', 0),
+    pages('Lazy memory pages', s.pagesLazy),
   ];
 }
 

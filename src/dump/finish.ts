@@ -63,7 +63,7 @@ function statsEntry(stats: DumpStats, sharedPages: number): StatsEntry {
       pages_scanned: BigInt(stats.pagesScanned),
       pages_skipped_parent: BigInt(stats.pagesSkippedParent),
       pages_written: BigInt(stats.pagesWritten),
-      pages_lazy: 0n,
+      pages_lazy: BigInt(stats.pagesLazy),
       shpages_scanned: BigInt(sharedPages),
       shpages_skipped_parent: 0n,
       shpages_written: BigInt(sharedPages),

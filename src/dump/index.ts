@@ -30,6 +30,7 @@ import { Guardian } from '../infect/guardian.js';
 import { KobjIds, NsIds, taskIds } from './ids.js';
 import { TreeFiles, dumpTask, dumpZombie, usToNow } from './task.js';
 import { writeTreeImages } from './finish.js';
+import { serveFrozenTree, type FrozenTask } from './lazy-serve.js';
 
 const log = logger('dump');
 
@@ -112,7 +113,7 @@ async function dumpTreeHashed(opts: DumpTreeOptions): Promise<DumpResult> {
   const freezingTime = usToNow(t0);
   const stats: DumpStats = {
     freezingTimeUs: freezingTime, frozenTimeUs: 0, memdumpTimeUs: 0, memwriteTimeUs: 0,
-    pagesScanned: 0, pagesSkippedParent: 0, pagesWritten: 0, pagesZero: 0,
+    pagesScanned: 0, pagesSkippedParent: 0, pagesWritten: 0, pagesLazy: 0, pagesZero: 0,
   };
   try {
     faultPoint('dump.seized');
@@ -142,6 +143,8 @@ async function dumpTreeHashed(opts: DumpTreeOptions): Promise<DumpResult> {
     };
     for (const k of RESOURCE_KINDS) k.dumpTree?.(treeView, ctx);
     const shmemDone = new Set<bigint>();
+    // --lazy-pages: what the page server serves once the images are written.
+    const lazy = opts.lazyPages ? new Map<number, FrozenTask>() : undefined;
     const files = new TreeFiles(ctx, pid);
     const seccomp = new SeccompCollector();
     const pstree: PstreeEntry[] = [];
@@ -169,6 +172,7 @@ async function dumpTreeHashed(opts: DumpTreeOptions): Promise<DumpResult> {
         inc,
         treePids: tree.tasks.map((t) => t.pid),
         pageServer,
+        ...(lazy ? { lazy } : {}),
       });
       done++;
     }
@@ -183,6 +187,17 @@ async function dumpTreeHashed(opts: DumpTreeOptions): Promise<DumpResult> {
     faultPoint('dump.images');
     // A refused post-dump keeps the tree alive, as CRIU does.
     await notify('post-dump');
+    if (opts.lazyPages && lazy) {
+      // As CRIU's lazy migration: the tree stays frozen, with the pages the images point at, until the daemon has them all.
+      const lp = opts.lazyPages;
+      await serveFrozenTree({
+        address: lp.address, port: lp.port, tasks: lazy,
+        onListening: async (port) => {
+          await notify('status-ready');
+          lp.onListening?.(port);
+        },
+      });
+    }
   } catch (err) {
     progress.done();
     // A failure of ours (e.g. ENOSPC from a write) is said with the images dir it concerns.

@@ -28,6 +28,14 @@ export interface DumpTreeOptions {
   trackMem: boolean;
   /** --page-server --address --port: pagemaps and pages go to a page server instead of the images dir */
   pageServer: { address: string; port: number } | undefined;
+  /**
+   * --lazy-pages (CRIU's lazy migration): the pages of private anonymous
+   * memory stay in the frozen tree, and once the images are written a page
+   * server on `address`:`port` serves them to one `lazy-pages --page-server`
+   * daemon; the tree then goes as `after` says. `onListening`: the
+   * status-fd byte, once it listens.
+   */
+  lazyPages: { address: string; port: number; onListening?: (port: number) => void } | undefined;
   /** show progress on a terminal */
   progress: boolean;
   /** action-script points (pre-dump, network-lock, post-dump, network-unlock) as they are reached; a rejection aborts the dump */
@@ -44,6 +52,8 @@ export interface DumpStats {
   pagesScanned: number;
   pagesSkippedParent: number;
   pagesWritten: number;
+  /** pages a lazy dump left in the tasks for its page server (pages_lazy) */
+  pagesLazy: number;
   pagesZero: number;
 }
 

@@ -26,12 +26,13 @@ import { CriuTsError } from '../errors.js';
 import { logger } from '../log.js';
 import { ReplacingFile, PAGE_SIZE } from '../sys/index.js';
 import { imageFile, imagePath, loadImageIfAny, storeImage, PE_PARENT, PE_PRESENT } from '../images/index.js';
-import { pageSegments } from '../kinds/memory/fill.js';
+import { pageSegments, SERVED } from '../kinds/memory/fill.js';
+import { answerGets, type GetAnswer } from './lazy-serve.js';
 import type { PagemapEntry } from '../images/messages.js';
 import { coverage, parentDir, ParentChain, PARENT_LINK, type Segment } from '../kinds/memory/parent-images.js';
 import { subtract, type Range } from '../kinds/memory/ranges.js';
 import {
-  decodeDstId, decodeIov, encodeIov, PAGE_SERVER_PAGES_ID_BASE, PS_IOV_ADD, PS_IOV_ADD_F, PS_IOV_BYTES, PS_IOV_CLOSE, PS_IOV_FORCE_CLOSE, PS_IOV_GET,
+  decodeDstId, decodeIov, PAGE_SERVER_PAGES_ID_BASE, PS_IOV_ADD, PS_IOV_ADD_F, PS_IOV_BYTES, PS_IOV_CLOSE, PS_IOV_FORCE_CLOSE,
   PS_IOV_HOLE, PS_IOV_OPEN, PS_IOV_OPEN2, PS_IOV_PARENT, type PagemapTarget,
 } from '../images/page-xfer.js';
 
@@ -238,17 +239,14 @@ function receive(sk: Socket, dir: string): Promise<PageServerResult> {
 }
 
 /**
- * The lazy side (`page-server --lazy-pages`): answer each PS_IOV_GET
- * {nr_pages, vaddr, dst_id = the task's image id} with an ADD_F header
- * (PE_PRESENT, as many pages as one run of DIR's pagemap-<id>.img holds
- * there, at most nr_pages; 0 when none) and their bytes, read through the
- * parent images where the pagemap says PE_PARENT. CLOSE is answered with 0.
+ * The lazy side (`page-server --lazy-pages`): PS_IOV_GET answered
+ * (lazy-serve.ts) from DIR's pagemap-<id>.img and pages, read through the
+ * parent images where the pagemap says PE_PARENT.
  */
 function serveGets(sk: Socket, dir: string): Promise<PageServerResult> {
   const chain = new ParentChain(dir);
   const maps = new Map<number, Segment[]>();
   const files = new Map<string, number>();
-  const done: PageServerResult = { pagemaps: 0, pages: 0 };
   const segsOf = (id: number): Segment[] => {
     let s = maps.get(id);
     if (!s) {
@@ -259,16 +257,17 @@ function serveGets(sk: Socket, dir: string): Promise<PageServerResult> {
       s = pageSegments(chain, name, imagePath(dir, 'PAGES', head.pages_id), pagemap).segs;
       s.sort((a, b) => (a.vaddr < b.vaddr ? -1 : a.vaddr > b.vaddr ? 1 : 0));
       maps.set(id, s);
-      done.pagemaps++;
     }
     return s;
   };
-  const answer = (id: number, vaddr: bigint, nr: bigint): Buffer[] => {
+  const answer: GetAnswer = (id, vaddr, nr) => {
     const seg = segsOf(id).find((g) => g.vaddr <= vaddr && vaddr < g.vaddr + g.len);
     const avail = seg ? (seg.vaddr + seg.len - vaddr) / BigInt(PAGE_SIZE) : 0n;
     const n = Number(avail < nr ? avail : nr);
-    const head = encodeIov(PS_IOV_ADD_F, PE_PRESENT, BigInt(n), vaddr, BigInt(id));
-    if (!seg || n === 0) return [head];
+    if (!seg || n === 0) return { n: 0 };
+    if (seg.path === SERVED) {
+      throw new CriuTsError('EIMAGE', `page server: ${imageFile('PAGEMAP', id)} in ${dir}: the pages at 0x${vaddr.toString(16)} were served by a dump --lazy-pages and are in no image`, { id });
+    }
     const data = Buffer.allocUnsafe(n * PAGE_SIZE);
     let fd = files.get(seg.path);
     if (fd === undefined) files.set(seg.path, (fd = openSync(seg.path, 'r')));
@@ -278,47 +277,19 @@ function serveGets(sk: Socket, dir: string): Promise<PageServerResult> {
       if (r === 0) throw new CriuTsError('EIMAGE', `${seg.path}: ends before the pagemap says`, { path: seg.path });
       got += r;
     }
-    done.pages += n;
-    return [head, data];
+    return { n, data };
   };
-  return new Promise((resolve, reject) => {
-    let pending: Buffer = Buffer.alloc(0);
-    let failed = false;
-    const finish = (): void => {
-      for (const fd of files.values()) closeSync(fd);
-      files.clear();
-    };
-    sk.setNoDelay(true);
-    sk.on('data', (chunk: Buffer) => {
-      if (failed) return;
-      pending = pending.length === 0 ? chunk : Buffer.concat([pending, chunk]);
-      try {
-        while (pending.length >= PS_IOV_BYTES) {
-          const pi = decodeIov(pending.subarray(0, PS_IOV_BYTES));
-          pending = pending.subarray(PS_IOV_BYTES);
-          if (pi.cmd === PS_IOV_GET) {
-            for (const b of answer(Number(pi.dstId), pi.vaddr, pi.nrPages)) sk.write(b);
-          } else if (pi.cmd === PS_IOV_CLOSE || pi.cmd === PS_IOV_FORCE_CLOSE) {
-            sk.end(Buffer.alloc(4));
-            return;
-          } else {
-            throw new CriuTsError('EUNSUPPORTED', `page server (lazy pages): command ${pi.cmd} is not served here`, { cmd: pi.cmd });
-          }
-        }
-      } catch (e) {
-        failed = true;
-        sk.destroy();
-        finish();
-        reject(e);
-      }
-    });
-    sk.on('error', () => undefined);
-    sk.on('close', () => {
-      if (failed) return;
-      finish();
-      log.info(`served ${done.pages} page(s) of ${done.pagemaps} pagemap(s)`);
-      resolve(done);
-    });
+  const closeFiles = (): void => {
+    for (const fd of files.values()) closeSync(fd);
+    files.clear();
+  };
+  return answerGets(sk, answer).then((r) => {
+    closeFiles();
+    log.info(`served ${r.pages} page(s) of ${maps.size} pagemap(s)`);
+    return { pagemaps: maps.size, pages: r.pages };
+  }, (e: unknown) => {
+    closeFiles();
+    throw e;
   });
 }
 

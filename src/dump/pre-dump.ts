@@ -68,7 +68,7 @@ export async function preDumpTree(opts: DumpTreeOptions): Promise<DumpResult> {
   }
   const stats: DumpStats = {
     freezingTimeUs: usSince(t0), frozenTimeUs: 0, memdumpTimeUs: 0, memwriteTimeUs: 0,
-    pagesScanned: 0, pagesSkippedParent: 0, pagesWritten: 0, pagesZero: 0,
+    pagesScanned: 0, pagesSkippedParent: 0, pagesWritten: 0, pagesLazy: 0, pagesZero: 0,
   };
   const pids = tree.tasks.map((t) => t.pid);
   // Planned while the tree is stopped, copied once it runs (deferred-pages.ts).

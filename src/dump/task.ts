@@ -4,7 +4,7 @@
  * (core-TID, mm-, pagemap-, fdinfo-FILESID, fs-, ids-PID images). A zombie
  * gets CRIU's form: a task core only.
  */
-import type { CoreEntry, TaskKobjIdsEntry, FsEntry, MmEntry, FdinfoEntry } from '../images/messages.js';
+import type { CoreEntry, TaskKobjIdsEntry, FsEntry, MmEntry, FdinfoEntry, PagemapEntry } from '../images/messages.js';
 import { logger } from '../log.js';
 import { parseStat, parseStatus, readComm, readCwd, readRoot, readExe, readAuxv } from '../proc/index.js';
 import { hasOwnNamespace } from './namespaces.js';
@@ -92,6 +92,8 @@ export interface TaskDumpShared {
   inc: IncrementalMemory;
   treePids: number[];
   pageServer: PageServerClient | undefined;
+  /** dump --lazy-pages: each task's image id → its pid and the pagemap, for the page server that serves its PE_LAZY pages once the images are written */
+  lazy?: Map<number, { pid: number; pagemap: PagemapEntry[] }>;
 }
 
 export function dumpTask(
@@ -156,12 +158,15 @@ export function dumpTask(
     // Its SysV segments go with its ipc namespace (the ipc kind) only when that namespace is not ours.
     sysvShm: hasOwnNamespace(pid, 'ipc'),
     ...(track ? { track } : {}),
+    ...(shared.lazy ? { lazy: true } : {}),
   });
+  shared.lazy?.set(vp.vpid, { pid, pagemap: mem.pagemap });
   // Closes the tracker (final dump) before the fds are dumped, or protects what is new.
   shared.inc.end(pid, mem);
   shared.stats.memwriteTimeUs += usToNow(tmw);
   shared.stats.pagesScanned += mem.pagesScanned;
   shared.stats.pagesWritten += mem.pagesWritten;
+  shared.stats.pagesLazy += mem.pagesLazy;
   shared.stats.pagesSkippedParent += mem.pagesSkippedParent;
   const stat = parseStat(pid);
   const auxv = readAuxv(pid).flatMap(([k, v]) => [k, v]);

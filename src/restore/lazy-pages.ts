@@ -36,7 +36,7 @@ import { CriuTsError } from '../errors.js';
 import { logger } from '../log.js';
 import { imageFile, imagePath, loadImage } from '../images/index.js';
 import { ParentChain } from '../kinds/memory/parent-images.js';
-import { pageSegments } from '../kinds/memory/fill.js';
+import { pageSegments, SERVED } from '../kinds/memory/fill.js';
 import type { LazyRange, LazySink } from '../kinds/types.js';
 import { LazyWatchdog } from './lazy-watchdog.js';
 import { PageServerClient } from '../kinds/memory/page-server-client.js';
@@ -331,6 +331,9 @@ export async function serveLazyPages(o: LazyPagesOptions): Promise<LazyPagesStat
               const [head, ...pagemap] = loadImage(o.dir, 'PAGEMAP', m.image).entries;
               const segs = [...pageSegments(chain, imageFile('PAGEMAP', m.image), imagePath(o.dir, 'PAGES', head.pages_id), pagemap).segs]
                 .sort((a, b) => (a.vaddr < b.vaddr ? -1 : a.vaddr > b.vaddr ? 1 : 0));
+              if (!remote && segs.some((g) => g.path === SERVED)) {
+                throw new CriuTsError('EIMAGE', `${imageFile('PAGEMAP', m.image)}: pages a dump --lazy-pages left to its page server; start lazy-pages with --page-server --address --port of that dump`, { image: m.image });
+              }
               segsOf.set(m.pid, segs);
               const t = new LazyTask(`task ${m.pid}`, uffd, onlyIn(segs, ranges), m.pid, m.image);
               tasks.push(t);

@@ -14,6 +14,7 @@ import { existsSync, readFileSync, readlinkSync, statSync } from 'node:fs';
 import { isAbsolute, join, resolve } from 'node:path';
 import type { CgroupMode, CommonOptions, DumpOptions, RestoreOptions } from '../api/options.js';
 import { parseExternalMount } from '../api/mount-options.js';
+import { signalReady } from '../api/page-server.js';
 import { CriuTsError } from '../errors.js';
 import { CLONE_NEWNET } from '../sys/index.js';
 import type { CriuOpts } from '../images/messages.js';
@@ -114,10 +115,10 @@ function refused(o: EffectiveOpts, op: Operation): string[] {
   const add = (cond: boolean, name: string): void => {
     if (cond) out.push(name);
   };
-  // A page server for a dump; ps.fd (a socket the client connected) is not taken yet; a restore has no use for one without lazy pages.
+  // A page server for a dump (or, with lazy_pages, where the dump serves its pages); ps.fd (a socket the client connected) is not taken yet; a restore has no use for one.
   add(o.ps !== undefined && (op !== 'dump' || o.ps.fd !== undefined), o.ps?.fd !== undefined ? 'ps.fd (page server socket)' : 'ps (page server)');
-  // lazy_pages in a RESTORE: the lazy-pages daemon's socket in the work dir, as --lazy-pages; in a dump (lazy migration), not yet.
-  add(o.lazy_pages === true && op !== 'restore', 'lazy_pages');
+  // lazy_pages: in a RESTORE the lazy-pages daemon's socket in the work dir; in a DUMP, lazy migration (the dump serves its pages on ps's port).
+  add(o.lazy_pages === true && op === 'check', 'lazy_pages');
   // Page server connections are not encrypted: a client asking for TLS must not get clear text.
   add(o.tls === true, 'tls');
   add(nonEmpty(o.exec_cmd), 'exec_cmd');
@@ -138,7 +139,7 @@ function refused(o: EffectiveOpts, op: Operation): string[] {
 const IGNORED_FIELDS = [
   'evasive_devices', 'force_irmap', 'irmap_scan_paths',
   'cpu_cap', 'skip_mnt', 'enable_fs', 'ext_sharing', 'ext_masters',
-  'weak_sysctls', 'status_fd', 'tls_cacert', 'tls_cacrl', 'tls_cert',
+  'weak_sysctls', 'tls_cacert', 'tls_cacrl', 'tls_cert',
   'tls_key', 'tls_no_cn_verify', 'mntns_compat_mode', 'skip_file_rwx_check', 'unprivileged',
   'display_stats', 'allow_uprobes', 'ghost_fiemap', 'file_validation_method', 'pidfd_store_sk',
 ] as const;
@@ -252,8 +253,18 @@ export function dumpOptionsFrom(o: EffectiveOpts, dirs: RequestDirs, peerPid: nu
   if (o.timeout !== undefined) d.timeoutSec = o.timeout;
   if (o.parent_img !== undefined && o.parent_img !== '') d.prevImagesDir = o.parent_img;
   if (o.track_mem === true) d.trackMem = true;
-  // CRIU: ps sends the pages to a page server at ps.address (the local host when unset) and ps.port.
-  if (o.ps !== undefined) d.pageServer = { address: o.ps.address !== undefined && o.ps.address !== '' ? o.ps.address : '127.0.0.1', port: o.ps.port ?? 0 };
+  if (o.lazy_pages === true) {
+    // CRIU's lazy migration: ps gives the port the dump serves its pages on (CRIU listens on every address; we on
+    // ps.address when it is set), status_fd (an fd of this process, as CRIU's) gets a byte once it listens.
+    const statusFd = o.status_fd !== undefined && o.status_fd >= 0 ? o.status_fd : undefined;
+    d.lazyPages = {
+      address: o.ps?.address !== undefined && o.ps.address !== '' ? o.ps.address : '0.0.0.0', port: o.ps?.port ?? 0,
+      ...(statusFd !== undefined ? { onListening: () => signalReady(statusFd) } : {}),
+    };
+  } else if (o.ps !== undefined) {
+    // CRIU: ps sends the pages to a page server at ps.address (the local host when unset) and ps.port.
+    d.pageServer = { address: o.ps.address !== undefined && o.ps.address !== '' ? o.ps.address : '127.0.0.1', port: o.ps.port ?? 0 };
+  }
   if (o.pre_dump_mode !== undefined) d.preDumpMode = o.pre_dump_mode === 'VM_READ' || o.pre_dump_mode === 2 ? 'read' : 'splice';
   return d;
 }

@@ -34,7 +34,8 @@ test('bad command lines: one stderr line, exit 1', async () => {
     [['restore', '-J', 'net:/proc/self/ns/net', '--empty-ns', 'net'], /^Error \(criu-ts\): conflicting options: --join-ns net and --empty-ns net$/],
     [['lazy-pages', '-D', '/nonexistent/images'], /^criu-ts: cannot open images directory \/nonexistent\/images/],
     [['lazy-pages', '--page-server'], /^criu-ts: lazy-pages --page-server needs --address and --port/],
-    [['dump', '-t', '1', '--lazy-pages'], /^criu-ts: dump --lazy-pages .* is not supported yet/],
+    [['pre-dump', '-t', '1', '--lazy-pages'], /^criu-ts: Cannot pre-dump with --lazy-pages/],
+    [['dump', '-t', '1', '--lazy-pages', '--page-server', '--address', '127.0.0.1', '--port', '1'], /^criu-ts: dump --lazy-pages serves the pages itself on --address\/--port: it takes no --page-server/],
     [['page-server', '--tls'], /^criu-ts: --tls is not supported yet/],
     [['--config', '/nonexistent/criu.conf', 'check'], /^criu-ts: cannot read config file \/nonexistent\/criu.conf/],
   ];
@@ -141,7 +142,7 @@ test('pidfile: plain decimal, no newline, 0600, never overwritten', () => {
 test('--display-stats format matches CRIU', () => {
   assert.deepEqual(formatDumpStats({
     freezingTimeUs: 10, frozenTimeUs: 20, memdumpTimeUs: 30, memwriteTimeUs: 40,
-    pagesScanned: 300, pagesSkippedParent: 0, pagesWritten: 255, pagesZero: 45,
+    pagesScanned: 300, pagesSkippedParent: 0, pagesWritten: 255, pagesLazy: 0, pagesZero: 45,
   }), [
     'Displaying dump stats:',
     'Freezing time: 10 us',

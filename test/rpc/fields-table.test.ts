@@ -99,8 +99,6 @@ test('each criu_opts field is handled as the table says: refused with EOPNOTSUPP
     for (const op of ['dump', 'restore'] as const) {
       // track_mem and ps are for dumps and pre-dumps (a RESTORE refuses them); rst_sibling for restores in swrk (the service refuses it apart).
       if ((r.field === 'track_mem' || r.field === 'ps') && op === 'restore') continue;
-      // lazy_pages is for restores (the lazy-pages daemon); in a dump it is refused (no lazy migration).
-      if (r.field === 'lazy_pages' && op === 'dump') continue;
       // join_ns is for restores; a dump refuses it.
       if (r.field === 'join_ns' && op === 'dump') continue;
       let err: unknown;

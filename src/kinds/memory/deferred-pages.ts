@@ -24,6 +24,7 @@
 import { PAGE_SIZE } from '../../sys/index.js';
 import type { PagemapEntry } from '../../images/messages.js';
 import { PE_PARENT } from '../../images/flags.js';
+import { CriuTsError } from '../../errors.js';
 import { appendEntry, type PageSink, type PagesWriter } from './pages-writer.js';
 
 type Op =
@@ -62,6 +63,10 @@ export class DeferredPages implements PageSink {
     appendEntry(this.entries, vaddr, n, PE_PARENT, this.runBroken);
     this.runBroken = false;
     this.ops.push({ kind: 'parent', vaddr, n, ...alt });
+  }
+
+  addLazy(): void {
+    throw new CriuTsError('EUSAGE', 'a pre-dump cannot leave pages to a lazy page server (--lazy-pages)', {});
   }
 
   close(): void {

@@ -33,6 +33,7 @@ import { dumpAioRing, isAioRing } from './aio.js';
 import { dumpGuardRegions } from './guard.js';
 import { hugePageSize, hugetlbDataRanges, hugetlbFlags, hugetlbKb, isAnonHugetlb, isHugetlb } from './hugetlb.js';
 import { PagesWriter, type PageSink } from './pages-writer.js';
+import { isLazyVma } from './lazy.js';
 import { DeferredPages, type CopiedPages } from './deferred-pages.js';
 import { PE_LAZY, PE_PRESENT } from '../../images/flags.js';
 import { clip, subtract, splitBy, type Range } from './ranges.js';
@@ -80,6 +81,12 @@ export interface MemoryDumpContext {
    * runs again (deferred-pages.ts). Shared memory is still copied at once.
    */
   deferReads?: boolean;
+  /**
+   * dump --lazy-pages: the pages of lazy VMAs (lazy.ts isLazyVma, the
+   * restore's own rule) are not read; PE_LAZY entries say where they are,
+   * and the dump's page server serves them from the frozen task later.
+   */
+  lazy?: boolean;
 }
 
 /**
@@ -106,6 +113,8 @@ export interface MemoryDump {
   pagesId: number;
   pagesScanned: number;
   pagesWritten: number;
+  /** pages left in the frozen task for the dump's lazy page server (PE_LAZY entries) */
+  pagesLazy: number;
   /** pages left in the parent images (PE_PARENT entries) */
   pagesSkippedParent: number;
   /** private VMAs whose pages were dumped (what a tracker should cover) */
@@ -266,6 +275,10 @@ export function dumpMemory(ctx: MemoryDumpContext): MemoryDump {
       }
       const viaMem = !v.prot.read;
       const pageFlags = kind === 'anon-private' ? PE_LAZY | PE_PRESENT : PE_PRESENT;
+      // dump --lazy-pages: this VMA's pages stay in the task for the page server.
+      const put = ctx.lazy === true && kind === 'anon-private' && isLazyVma(entry)
+        ? (at: bigint, n: number): void => writer.addLazy(at, n)
+        : (at: bigint, n: number, f: number, mem: boolean): void => writer.add(at, n, f, mem);
       writer.breakRun();
       // Pages this task shares with another (copy-on-write since a fork)
       // are read through /proc/PID/mem: process_vm_readv pins what it
@@ -287,7 +300,7 @@ export function dumpMemory(ctx: MemoryDumpContext): MemoryDump {
             writer.addParent(start, n, { flags: pageFlags, viaMem: viaMem || shared });
             skippedParent += n;
           } else {
-            writer.add(start, n, pageFlags, viaMem || shared);
+            put(start, n, pageFlags, viaMem || shared);
           }
         });
         continue;
@@ -296,17 +309,17 @@ export function dumpMemory(ctx: MemoryDumpContext): MemoryDump {
       // page is not counted): one run, no pagemap to read.
       const ownKb = kind === 'anon-private' ? v.rssKb : v.anonymousKb;
       if (v.swapKb === 0 && ownKb * 1024 === nPages * PAGE_SIZE && !shared) {
-        writer.add(v.start, nPages, pageFlags, viaMem);
+        put(v.start, nPages, pageFlags, viaMem);
         continue;
       }
       const pm = reader.read(v.start, v.end);
       forEachRun(pm, kind === 'file-private', v.swapKb > 0, (first, count) => {
         if (!shared) {
-          writer.add(v.start + BigInt(first * PAGE_SIZE), count, pageFlags, viaMem);
+          put(v.start + BigInt(first * PAGE_SIZE), count, pageFlags, viaMem);
           return;
         }
         forEachSharing(pm, first, count, (at, n, isShared) => {
-          writer.add(v.start + BigInt(at * PAGE_SIZE), n, pageFlags, viaMem || isShared);
+          put(v.start + BigInt(at * PAGE_SIZE), n, pageFlags, viaMem || isShared);
         });
       });
     }
@@ -319,7 +332,7 @@ export function dumpMemory(ctx: MemoryDumpContext): MemoryDump {
   // Guard regions live inside the VMAs above: entries of their own after them, as CRIU writes them.
   vmas.push(...dumpGuardRegions(pid));
   return {
-    vmas, aios, pagemap: writer.entries, pagesId, pagesScanned: scanned, pagesWritten: writer.pagesWritten, pagesSkippedParent: skippedParent, privateRanges, shmem,
+    vmas, aios, pagemap: writer.entries, pagesId, pagesScanned: scanned, pagesWritten: writer.pagesWritten, pagesLazy: writer instanceof PagesWriter ? writer.pagesLazy : 0, pagesSkippedParent: skippedParent, privateRanges, shmem,
     ...(deferred ? { copy: () => deferred.replay(new PagesWriter(ctx.dir, pagesId, pid, ctx.onBytes, deferred.bytes, remote)) } : {}),
   };
 }

@@ -11,15 +11,19 @@ import { installFd } from '../install-fd.js';
 import { CriuTsError } from '../../errors.js';
 import type { PagemapEntry } from '../../images/messages.js';
 import type { RestoreTaskHandle } from '../types.js';
-import { isParentEntry, type ParentChain, type Segment } from './parent-images.js';
+import { isParentEntry, isServedEntry, type ParentChain, type Segment } from './parent-images.js';
 import { O_CLOEXEC } from '../../sys/fcntl.js';
 
 const IOV_PER_CALL = 1024;
 
+/** The path of a segment whose pages no image holds: a `dump --lazy-pages` serves them (isServedEntry). */
+export const SERVED = '';
+
 /**
  * Where each page of a pagemap is read from: its pages file, back to back,
  * or for entries marked PE_PARENT the parent images (`chain`), wherever the
- * chain has them.
+ * chain has them; for pages a lazy dump's page server holds, nowhere here
+ * (path SERVED).
  */
 export function pageSegments(
   chain: ParentChain, name: string, pagesPath: string, pagemap: PagemapEntry[], skip: (e: PagemapEntry) => boolean = () => false,
@@ -31,6 +35,8 @@ export function pageSegments(
     const bytes = nrPages(e) * BigInt(PAGE_SIZE);
     if (isParentEntry(e)) {
       if (!skip(e)) segs.push(...chain.locate(name, e.vaddr, bytes));
+    } else if (isServedEntry(e)) {
+      if (!skip(e)) segs.push({ path: SERVED, off: 0n, vaddr: e.vaddr, len: bytes });
     } else {
       if (!skip(e)) segs.push({ path: pagesPath, off: fileOff, vaddr: e.vaddr, len: bytes });
       fileOff += bytes;
@@ -75,6 +81,9 @@ export function fillSegments(t: RestoreTaskHandle, segs: readonly Segment[], bas
   };
   try {
     for (const sg of segs) {
+      if (sg.path === SERVED) {
+        throw new CriuTsError('EIMAGE', `pages at 0x${sg.vaddr.toString(16)} of task ${t.pid} are in no image: a dump --lazy-pages served them from the dumped tasks; restore such images with --lazy-pages and a \`lazy-pages --page-server\` daemon`, { pid: t.pid });
+      }
       if (!fds.has(sg.path)) {
         flush();
         fds.set(sg.path, openImageIn(t, sg.path));

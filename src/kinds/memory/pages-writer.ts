@@ -12,6 +12,7 @@ import { FileHasher, shareableBuffer, imagePath } from '../../images/index.js';
 import type { PagemapTarget } from '../../images/page-xfer.js';
 import type { PageServerClient } from './page-server-client.js';
 import { PE_PARENT, PE_LAZY, PE_PRESENT } from '../../images/flags.js';
+import { CriuTsError } from '../../errors.js';
 
 
 /**
@@ -90,12 +91,16 @@ export interface PageSink {
   add(vaddr: bigint, nrPages: number, flags: number, viaMem: boolean): void;
   /** `alt`: how to read these pages if they must be copied after all (a page server without a parent) */
   addParent(vaddr: bigint, nrPages: number, alt: { flags: number; viaMem: boolean }): void;
+  /** dump --lazy-pages: pages left in the frozen task, served later by the dump's page server (a PE_LAZY entry, nothing read) */
+  addLazy(vaddr: bigint, nrPages: number): void;
   close(): void;
 }
 
 export class PagesWriter implements PageSink {
   readonly entries: PagemapEntry[] = [];
   pagesWritten = 0;
+  /** pages of PE_LAZY entries (addLazy): stats-dump's pages_lazy */
+  pagesLazy = 0;
   private fd: number;
   /** Written under a private name, renamed to pages-N.img at close: never through a planted link (none when remote). */
   private readonly file: ReplacingFile | undefined;
@@ -220,6 +225,13 @@ export class PagesWriter implements PageSink {
     }
     appendEntry(this.entries, vaddr, nrPages, PE_PARENT, this.runBroken);
     this.runBroken = false;
+  }
+
+  addLazy(vaddr: bigint, nrPages: number): void {
+    if (this.remote) throw new CriuTsError('EUSAGE', 'dump --lazy-pages serves its pages itself: it takes no --page-server', {});
+    appendEntry(this.entries, vaddr, nrPages, PE_LAZY, this.runBroken);
+    this.runBroken = false;
+    this.pagesLazy += nrPages;
   }
 
   private pendingBytes(): number {

@@ -15,7 +15,7 @@ import { readImage, imagePath, imageIdOf } from '../../images/index.js';
 import type { PagemapEntry } from '../../images/messages.js';
 import { CriuTsError } from '../../errors.js';
 import { PAGE_SIZE } from '../../sys/index.js';
-import { PE_PARENT } from '../../images/flags.js';
+import { PE_LAZY, PE_PARENT, PE_PRESENT } from '../../images/flags.js';
 
 export const PARENT_LINK = 'parent';
 const MAX_CHAIN = 1024;
@@ -32,6 +32,16 @@ export function entryPages(e: PagemapEntry): bigint {
 
 export function isParentEntry(e: PagemapEntry): boolean {
   return ((e.flags ?? 0) & PE_PARENT) !== 0 || e.in_parent === true;
+}
+
+/**
+ * An entry of a `dump --lazy-pages` (PE_LAZY without PE_PRESENT): its pages
+ * are in no pages image; the dump's page server holds them (from the
+ * frozen tasks) for a `lazy-pages --page-server` daemon.
+ */
+export function isServedEntry(e: PagemapEntry): boolean {
+  const f = e.flags ?? 0;
+  return (f & PE_LAZY) !== 0 && (f & PE_PRESENT) === 0 && !isParentEntry(e);
 }
 
 /** The images dir `dir/parent` points to; undefined when there is no link. A broken link is an error. */
@@ -71,6 +81,8 @@ function loadIndex(dir: string, name: string): PagemapIndex | undefined {
   let off = 0n;
   for (const e of img.entries.slice(1) as unknown as PagemapEntry[]) {
     const len = entryPages(e) * BigInt(PAGE_SIZE);
+    // Pages only the dump's page server held are in no image of this chain.
+    if (isServedEntry(e)) continue;
     const parent = isParentEntry(e);
     entries.push({ start: e.vaddr, end: e.vaddr + len, parent, off });
     if (!parent) off += len;
