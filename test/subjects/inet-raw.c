@@ -33,21 +33,6 @@
 #define IPV6_FREEBIND 78
 #endif
 
-static void setint(int fd, int level, int name, int v, const char *what)
-{
-	if (setsockopt(fd, level, name, &v, sizeof(v)) != 0)
-		subject_fail("setsockopt %s: errno %d", what, errno);
-}
-
-static int getint(int fd, int level, int name)
-{
-	int v = -1;
-	socklen_t l = sizeof(v);
-	if (getsockopt(fd, level, name, &v, &l) != 0)
-		subject_fail("getsockopt %d/%d on %d: errno %d", level, name, fd, errno);
-	return v;
-}
-
 static int sock(int family, int type, int proto)
 {
 	int fd = socket(family, type, proto);
@@ -115,15 +100,15 @@ int main(int argc, char **argv)
 		subject_fail("ICMP6_FILTER: errno %d", errno);
 
 	subject_at(22, sock(AF_INET, SOCK_RAW, IPPROTO_UDP), "22");
-	setint(22, SOL_IP, IP_NODEFRAG, 1, "nodefrag");
-	setint(22, SOL_IP, IP_FREEBIND, 1, "freebind");
-	setint(22, SOL_IP, IP_PKTINFO, 1, "pktinfo");
-	setint(22, SOL_IP, IP_TTL, 32, "ttl");
-	setint(22, SOL_IP, IP_TOS, 0x08, "tos");
+	subject_setint(22, SOL_IP, IP_NODEFRAG, 1, "nodefrag");
+	subject_setint(22, SOL_IP, IP_FREEBIND, 1, "freebind");
+	subject_setint(22, SOL_IP, IP_PKTINFO, 1, "pktinfo");
+	subject_setint(22, SOL_IP, IP_TTL, 32, "ttl");
+	subject_setint(22, SOL_IP, IP_TOS, 0x08, "tos");
 
 	subject_at(23, sock(AF_INET6, SOCK_RAW, IPPROTO_UDP), "23");
-	setint(23, SOL_IPV6, IPV6_FREEBIND, 1, "v6 freebind");
-	setint(23, SOL_IPV6, IPV6_RECVPKTINFO, 1, "v6 recvpktinfo");
+	subject_setint(23, SOL_IPV6, IPV6_FREEBIND, 1, "v6 freebind");
+	subject_setint(23, SOL_IPV6, IPV6_RECVPKTINFO, 1, "v6 recvpktinfo");
 
 	subject_at(24, sock(AF_INET, SOCK_RAW, IPPROTO_RAW), "24");
 	struct sockaddr_in lo2 = v4("127.0.0.2");
@@ -155,14 +140,14 @@ int main(int argc, char **argv)
 	l = sizeof(g6);
 	if (getsockopt(21, IPPROTO_ICMPV6, ICMP6_FILTER, &g6, &l) != 0 || memcmp(&g6, &f6, sizeof(f6)) != 0)
 		subject_fail("21: ICMPv6 filter differs");
-	if (getint(22, SOL_IP, IP_NODEFRAG) != 1 || getint(22, SOL_IP, IP_FREEBIND) != 1 || getint(22, SOL_IP, IP_PKTINFO) != 1 ||
-	    getint(22, SOL_IP, IP_TTL) != 32 || getint(22, SOL_IP, IP_TOS) != 0x08)
+	if (subject_getint(22, SOL_IP, IP_NODEFRAG) != 1 || subject_getint(22, SOL_IP, IP_FREEBIND) != 1 || subject_getint(22, SOL_IP, IP_PKTINFO) != 1 ||
+	    subject_getint(22, SOL_IP, IP_TTL) != 32 || subject_getint(22, SOL_IP, IP_TOS) != 0x08)
 		subject_fail("22: options");
-	if (getint(23, SOL_IPV6, IPV6_FREEBIND) != 1 || getint(23, SOL_IPV6, IPV6_RECVPKTINFO) != 1)
+	if (subject_getint(23, SOL_IPV6, IPV6_FREEBIND) != 1 || subject_getint(23, SOL_IPV6, IPV6_RECVPKTINFO) != 1)
 		subject_fail("23: options");
-	if (getint(24, SOL_IP, IP_HDRINCL) != 1 || getint(22, SOL_IP, IP_HDRINCL) != 0)
+	if (subject_getint(24, SOL_IP, IP_HDRINCL) != 1 || subject_getint(22, SOL_IP, IP_HDRINCL) != 0)
 		subject_fail("hdrincl");
-	if (getint(20, SOL_SOCKET, SO_PROTOCOL) != IPPROTO_ICMP || getint(24, SOL_SOCKET, SO_PROTOCOL) != IPPROTO_RAW)
+	if (subject_getint(20, SOL_SOCKET, SO_PROTOCOL) != IPPROTO_ICMP || subject_getint(24, SOL_SOCKET, SO_PROTOCOL) != IPPROTO_RAW)
 		subject_fail("protocols");
 	/* 24 is connected: a datagram without an address goes out (hdrincl: it is the whole packet) */
 	struct iphdr ip = { .version = 4, .ihl = 5, .ttl = 1, .protocol = 253, .tot_len = htons(sizeof(ip)) };
@@ -173,7 +158,7 @@ int main(int argc, char **argv)
 	if (with_ping) {
 		if (port_of(25) != ident)
 			subject_fail("25: identifier %u, was %u", port_of(25), ident);
-		if (getint(26, SOL_SOCKET, SO_PROTOCOL) != IPPROTO_ICMPV6)
+		if (subject_getint(26, SOL_SOCKET, SO_PROTOCOL) != IPPROTO_ICMPV6)
 			subject_fail("26: protocol");
 		drain(20);
 		ping(25, 2);

@@ -31,21 +31,6 @@
 #define FANOUT_ID 77
 static const unsigned char mc[ETH_ALEN] = { 0x01, 0x00, 0x5e, 0x01, 0x02, 0x03 };
 
-static void setint(int fd, int name, int v, const char *what)
-{
-	if (setsockopt(fd, SOL_PACKET, name, &v, sizeof(v)) != 0)
-		subject_fail("setsockopt %s on %d: errno %d", what, fd, errno);
-}
-
-static int getint(int fd, int name)
-{
-	int v = -1;
-	socklen_t l = sizeof(v);
-	if (getsockopt(fd, SOL_PACKET, name, &v, &l) != 0)
-		subject_fail("getsockopt %d on %d: errno %d", name, fd, errno);
-	return v;
-}
-
 static int sock(int type, int proto)
 {
 	int fd = socket(AF_PACKET, type, proto);
@@ -85,8 +70,8 @@ int main(int argc, char **argv)
 	int lo = (int)if_nametoindex("lo");
 
 	subject_at(20, sock(SOCK_RAW, 0), "20");
-	setint(20, PACKET_VERSION, TPACKET_V2, "version");
-	setint(20, PACKET_AUXDATA, 1, "auxdata");
+	subject_setint(20, SOL_PACKET, PACKET_VERSION, TPACKET_V2, "version");
+	subject_setint(20, SOL_PACKET, PACKET_AUXDATA, 1, "auxdata");
 	struct tpacket_req rx = { .tp_block_size = 4096, .tp_block_nr = 4, .tp_frame_size = 2048, .tp_frame_nr = 8 };
 	if (setsockopt(20, SOL_PACKET, PACKET_RX_RING, &rx, sizeof(rx)) != 0)
 		subject_fail("rx ring: errno %d", errno);
@@ -108,9 +93,9 @@ int main(int argc, char **argv)
 
 	subject_at(21, sock(SOCK_DGRAM, htons(ETH_P_IP)), "21");
 	bind_lo(21, ETH_P_IP);
-	setint(21, PACKET_RESERVE, 32, "reserve");
-	setint(21, PACKET_ORIGDEV, 1, "origdev");
-	setint(21, PACKET_FANOUT, FANOUT_ID | (PACKET_FANOUT_HASH << 16), "fanout");
+	subject_setint(21, SOL_PACKET, PACKET_RESERVE, 32, "reserve");
+	subject_setint(21, SOL_PACKET, PACKET_ORIGDEV, 1, "origdev");
+	subject_setint(21, SOL_PACKET, PACKET_FANOUT, FANOUT_ID | (PACKET_FANOUT_HASH << 16), "fanout");
 	struct packet_mreq multi = mreq(PACKET_MR_MULTICAST, mc);
 	if (setsockopt(21, SOL_PACKET, PACKET_ADD_MEMBERSHIP, &multi, sizeof(multi)) != 0)
 		subject_fail("multicast: errno %d", errno);
@@ -120,7 +105,7 @@ int main(int argc, char **argv)
 
 	subject_at(22, sock(SOCK_DGRAM, htons(ETH_P_IP)), "22");
 	bind_lo(22, ETH_P_IP);
-	setint(22, PACKET_FANOUT, FANOUT_ID | (PACKET_FANOUT_HASH << 16), "fanout 22");
+	subject_setint(22, SOL_PACKET, PACKET_FANOUT, FANOUT_ID | (PACKET_FANOUT_HASH << 16), "fanout 22");
 
 	subject_at(23, sock(SOCK_PACKET, htons(ETH_P_ALL)), "23");
 	struct sockaddr sp = { .sa_family = AF_PACKET };
@@ -159,11 +144,11 @@ int main(int argc, char **argv)
 		name_of(fd, &a);
 		if (a.sll_protocol != htons(ETH_P_IP) || a.sll_ifindex != lo)
 			subject_fail("%d: protocol %x ifindex %d", fd, ntohs(a.sll_protocol), a.sll_ifindex);
-		if (getint(fd, PACKET_FANOUT) != (FANOUT_ID | (PACKET_FANOUT_HASH << 16)))
-			subject_fail("%d: fanout %x", fd, getint(fd, PACKET_FANOUT));
+		if (subject_getint(fd, SOL_PACKET, PACKET_FANOUT) != (FANOUT_ID | (PACKET_FANOUT_HASH << 16)))
+			subject_fail("%d: fanout %x", fd, subject_getint(fd, SOL_PACKET, PACKET_FANOUT));
 	}
-	if (getint(20, PACKET_VERSION) != TPACKET_V2 || getint(20, PACKET_AUXDATA) != 1 || getint(21, PACKET_ORIGDEV) != 1 ||
-	    getint(21, PACKET_RESERVE) != 32 || getint(21, PACKET_AUXDATA) != 0)
+	if (subject_getint(20, SOL_PACKET, PACKET_VERSION) != TPACKET_V2 || subject_getint(20, SOL_PACKET, PACKET_AUXDATA) != 1 || subject_getint(21, SOL_PACKET, PACKET_ORIGDEV) != 1 ||
+	    subject_getint(21, SOL_PACKET, PACKET_RESERVE) != 32 || subject_getint(21, SOL_PACKET, PACKET_AUXDATA) != 0)
 		subject_fail("options");
 	if (setsockopt(20, SOL_PACKET, PACKET_RX_RING, &rx, sizeof(rx)) != -1 || errno != EBUSY)
 		subject_fail("20 has no RX ring (errno %d)", errno);

@@ -65,33 +65,13 @@ int main(int argc, char **argv)
 	if (dup2(fd, KIND_FD) != KIND_FD)
 		subject_fail("dup2");
 	close(fd);
-	unsigned char *data = malloc(DATA_BYTES);
-	if (data == NULL)
-		subject_fail("malloc");
-	subject_fill(data, DATA_BYTES, 0xbadf00d);
-	uint64_t sum = subject_hash(data, DATA_BYTES);
-	uint64_t bad_steps = 0;
-	struct timespec ts = { 0, 1000000 };
+	uint64_t sum;
+	unsigned char *data = subject_data(DATA_BYTES, 0xbadf00d, &sum);
 
-	subject_ready();
-	uint64_t at_ready = counter;
-	while (!subject_term) {
-		uint64_t prev = counter;
-		counter = prev + 1;
-		if (counter != prev + 1)
-			bad_steps++;
-		nanosleep(&ts, NULL);
-	}
-	uint64_t at_term = counter;
-	for (int i = 0; i < 10; i++) {
-		counter = counter + 1;
-		nanosleep(&ts, NULL);
-	}
-	if (bad_steps != 0)
-		subject_fail("%llu non-monotonic steps", (unsigned long long)bad_steps);
-	if (at_term <= at_ready || counter != at_term + 10)
-		subject_fail("counter did not move on: ready %llu term %llu now %llu", (unsigned long long)at_ready,
-			     (unsigned long long)at_term, (unsigned long long)counter);
+	struct subject_counts c = subject_count_until_term(&counter, 10);
+	if (c.at_term == c.at_ready)
+		subject_fail("counter did not move on: ready %llu term %llu", (unsigned long long)c.at_ready,
+			     (unsigned long long)c.at_term);
 	if (subject_hash(data, DATA_BYTES) != sum)
 		subject_fail("data area checksum changed");
 	if (!fd_works(kind, KIND_FD))

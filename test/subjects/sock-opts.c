@@ -38,21 +38,6 @@ static struct sock_filter udp_min4[] = {
 };
 static struct sock_filter accept_all[] = { { BPF_RET | BPF_K, 0, 0, 0xffffffff } };
 
-static void setint(int fd, int level, int name, int v, const char *what)
-{
-	if (setsockopt(fd, level, name, &v, sizeof(v)) != 0)
-		subject_fail("setsockopt %s: errno %d", what, errno);
-}
-
-static int getint(int fd, int level, int name)
-{
-	int v = -1;
-	socklen_t l = sizeof(v);
-	if (getsockopt(fd, level, name, &v, &l) != 0)
-		subject_fail("getsockopt %d/%d on %d: errno %d", level, name, fd, errno);
-	return v;
-}
-
 static void attach(int fd, struct sock_filter *f, unsigned short n)
 {
 	struct sock_fprog p = { .len = n, .filter = f };
@@ -99,7 +84,7 @@ static void expect(int fd, const char *want, const char *what)
 static int listener(unsigned short port)
 {
 	int fd = socket(AF_INET, SOCK_STREAM, 0);
-	setint(fd, SOL_SOCKET, SO_REUSEPORT, 1, "reuseport");
+	subject_setint(fd, SOL_SOCKET, SO_REUSEPORT, 1, "reuseport");
 	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(port), .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
 	if (bind(fd, (struct sockaddr *)&a, sizeof(a)) != 0 || listen(fd, 4) != 0)
 		subject_fail("listener on %u: errno %d", port, errno);
@@ -127,7 +112,7 @@ int main(int argc, char **argv)
 	usleep(10000);
 	attach(20, udp_min4, 4);
 	if (lock)
-		setint(20, SOL_SOCKET, SO_LOCK_FILTER, 1, "lock filter");
+		subject_setint(20, SOL_SOCKET, SO_LOCK_FILTER, 1, "lock filter");
 
 	subject_at(21, socket(AF_INET, SOCK_STREAM, 0), "21");
 	struct linger lg = { .l_onoff = 1, .l_linger = 7 };
@@ -141,7 +126,7 @@ int main(int argc, char **argv)
 	subject_at(23, listener(0), "23");
 	unsigned short port = port_of(23);
 	subject_at(24, listener(port), "24");
-	setint(23, SOL_SOCKET, SO_REUSEPORT, 0, "reuseport off");
+	subject_setint(23, SOL_SOCKET, SO_REUSEPORT, 0, "reuseport off");
 
 	int sv[2];
 	if (socketpair(AF_UNIX, SOCK_DGRAM, 0, sv) != 0)
@@ -174,9 +159,9 @@ int main(int argc, char **argv)
 
 	if (port_of(24) != port || port_of(23) != port)
 		subject_fail("23/24 left port %u", port);
-	if (getint(23, SOL_SOCKET, SO_REUSEPORT) != 0 || getint(24, SOL_SOCKET, SO_REUSEPORT) != 1)
-		subject_fail("reuseport flags %d %d", getint(23, SOL_SOCKET, SO_REUSEPORT), getint(24, SOL_SOCKET, SO_REUSEPORT));
-	if (getint(23, SOL_SOCKET, SO_REUSEADDR) != 0 || getint(24, SOL_SOCKET, SO_REUSEADDR) != 0)
+	if (subject_getint(23, SOL_SOCKET, SO_REUSEPORT) != 0 || subject_getint(24, SOL_SOCKET, SO_REUSEPORT) != 1)
+		subject_fail("reuseport flags %d %d", subject_getint(23, SOL_SOCKET, SO_REUSEPORT), subject_getint(24, SOL_SOCKET, SO_REUSEPORT));
+	if (subject_getint(23, SOL_SOCKET, SO_REUSEADDR) != 0 || subject_getint(24, SOL_SOCKET, SO_REUSEADDR) != 0)
 		subject_fail("reuseaddr turned on");
 	int c = socket(AF_INET, SOCK_STREAM, 0);
 	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(port), .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };

@@ -32,19 +32,7 @@ static unsigned char pattern(size_t i)
 static void pair(int family, const char *ip, int *lfd, int *cfd, int *afd)
 {
 	struct sockaddr_storage ss;
-	memset(&ss, 0, sizeof(ss));
-	socklen_t l;
-	if (family == AF_INET) {
-		struct sockaddr_in *s = (struct sockaddr_in *)&ss;
-		s->sin_family = AF_INET;
-		inet_pton(AF_INET, ip, &s->sin_addr);
-		l = sizeof(*s);
-	} else {
-		struct sockaddr_in6 *s = (struct sockaddr_in6 *)&ss;
-		s->sin6_family = AF_INET6;
-		inet_pton(AF_INET6, ip, &s->sin6_addr);
-		l = sizeof(*s);
-	}
+	socklen_t l = subject_sockaddr(family, ip, 0, &ss);
 	*lfd = socket(family, SOCK_STREAM, 0);
 	if (*lfd < 0 || bind(*lfd, (struct sockaddr *)&ss, l) != 0 || listen(*lfd, 4) != 0)
 		subject_fail("listener %s: errno %d", ip, errno);

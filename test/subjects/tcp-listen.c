@@ -21,21 +21,6 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-static void setint(int fd, int level, int name, int v, const char *what)
-{
-	if (setsockopt(fd, level, name, &v, sizeof(v)) != 0)
-		subject_fail("setsockopt %s: errno %d", what, errno);
-}
-
-static int getint(int fd, int level, int name)
-{
-	int v = -1;
-	socklen_t l = sizeof(v);
-	if (getsockopt(fd, level, name, &v, &l) != 0)
-		subject_fail("getsockopt %d/%d on %d: errno %d", level, name, fd, errno);
-	return v;
-}
-
 static int bound4(const char *ip)
 {
 	struct sockaddr_in sa = { .sin_family = AF_INET };
@@ -53,7 +38,7 @@ static int bound6(const char *ip, int v6only)
 	int fd = socket(AF_INET6, SOCK_STREAM, 0);
 	if (fd < 0)
 		subject_fail("socket6");
-	setint(fd, IPPROTO_IPV6, IPV6_V6ONLY, v6only, "v6only");
+	subject_setint(fd, IPPROTO_IPV6, IPV6_V6ONLY, v6only, "v6only");
 	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0)
 		subject_fail("bind %s: errno %d", ip, errno);
 	return fd;
@@ -72,21 +57,7 @@ static int port_of(int fd)
 static void talk(int lfd, int family, const char *ip, int port, int cfd)
 {
 	struct sockaddr_storage ss;
-	socklen_t l;
-	memset(&ss, 0, sizeof(ss));
-	if (family == AF_INET) {
-		struct sockaddr_in *s = (struct sockaddr_in *)&ss;
-		s->sin_family = AF_INET;
-		s->sin_port = htons((uint16_t)port);
-		inet_pton(AF_INET, ip, &s->sin_addr);
-		l = sizeof(*s);
-	} else {
-		struct sockaddr_in6 *s = (struct sockaddr_in6 *)&ss;
-		s->sin6_family = AF_INET6;
-		s->sin6_port = htons((uint16_t)port);
-		inet_pton(AF_INET6, ip, &s->sin6_addr);
-		l = sizeof(*s);
-	}
+	socklen_t l = subject_sockaddr(family, ip, port, &ss);
 	int c = cfd >= 0 ? cfd : socket(family, SOCK_STREAM, 0);
 	if (connect(c, (struct sockaddr *)&ss, l) != 0)
 		subject_fail("connect %s port %d: errno %d", ip, port, errno);
@@ -110,29 +81,29 @@ int main(int argc, char **argv)
 {
 	subject_init(argc, argv);
 	subject_at(20, bound4("127.0.0.1"), "20");
-	setint(20, IPPROTO_TCP, TCP_NODELAY, 1, "nodelay");
-	setint(20, IPPROTO_TCP, TCP_KEEPIDLE, 100, "keepidle");
+	subject_setint(20, IPPROTO_TCP, TCP_NODELAY, 1, "nodelay");
+	subject_setint(20, IPPROTO_TCP, TCP_KEEPIDLE, 100, "keepidle");
 	if (listen(20, 5) != 0)
 		subject_fail("listen 20");
 	int s21 = bound6("::1", 1);
-	setint(s21, SOL_SOCKET, SO_REUSEADDR, 1, "reuseaddr");
+	subject_setint(s21, SOL_SOCKET, SO_REUSEADDR, 1, "reuseaddr");
 	subject_at(21, s21, "21");
 	if (listen(21, 9) != 0)
 		subject_fail("listen 21");
 	subject_at(22, bound4("127.0.0.1"), "22");
 	subject_at(23, socket(AF_INET, SOCK_STREAM, 0), "23");
 	int s24 = socket(AF_INET6, SOCK_STREAM, 0);
-	setint(s24, SOL_SOCKET, SO_REUSEPORT, 1, "reuseport");
-	setint(s24, SOL_SOCKET, SO_RCVBUF, 100000, "rcvbuf");
+	subject_setint(s24, SOL_SOCKET, SO_REUSEPORT, 1, "reuseport");
+	subject_setint(s24, SOL_SOCKET, SO_RCVBUF, 100000, "rcvbuf");
 	close(s24);
 	s24 = bound6("::", 0);
-	setint(s24, SOL_SOCKET, SO_REUSEPORT, 1, "reuseport");
-	setint(s24, SOL_SOCKET, SO_RCVBUF, 100000, "rcvbuf");
+	subject_setint(s24, SOL_SOCKET, SO_REUSEPORT, 1, "reuseport");
+	subject_setint(s24, SOL_SOCKET, SO_RCVBUF, 100000, "rcvbuf");
 	subject_at(24, s24, "24");
 	if (listen(24, 3) != 0)
 		subject_fail("listen 24");
 	fcntl(24, F_SETFL, O_NONBLOCK);
-	int rcvbuf = getint(24, SOL_SOCKET, SO_RCVBUF);
+	int rcvbuf = subject_getint(24, SOL_SOCKET, SO_RCVBUF);
 	int p20 = port_of(20), p21 = port_of(21), p22 = port_of(22), p24 = port_of(24);
 	/* one exchange before, so a dump sees listeners that have served */
 	talk(20, AF_INET, "127.0.0.1", p20, -1);
@@ -142,18 +113,18 @@ int main(int argc, char **argv)
 
 	if (port_of(20) != p20 || port_of(21) != p21 || port_of(22) != p22 || port_of(24) != p24)
 		subject_fail("ports changed: %d/%d %d/%d %d/%d %d/%d", port_of(20), p20, port_of(21), p21, port_of(22), p22, port_of(24), p24);
-	if (!getint(20, SOL_SOCKET, SO_ACCEPTCONN) || !getint(21, SOL_SOCKET, SO_ACCEPTCONN) || !getint(24, SOL_SOCKET, SO_ACCEPTCONN))
+	if (!subject_getint(20, SOL_SOCKET, SO_ACCEPTCONN) || !subject_getint(21, SOL_SOCKET, SO_ACCEPTCONN) || !subject_getint(24, SOL_SOCKET, SO_ACCEPTCONN))
 		subject_fail("a listener does not listen");
-	if (getint(22, SOL_SOCKET, SO_ACCEPTCONN) || getint(23, SOL_SOCKET, SO_ACCEPTCONN))
+	if (subject_getint(22, SOL_SOCKET, SO_ACCEPTCONN) || subject_getint(23, SOL_SOCKET, SO_ACCEPTCONN))
 		subject_fail("22 or 23 listens");
-	if (getint(20, IPPROTO_TCP, TCP_NODELAY) == 0 || getint(20, IPPROTO_TCP, TCP_KEEPIDLE) != 100)
-		subject_fail("20: nodelay %d keepidle %d", getint(20, IPPROTO_TCP, TCP_NODELAY), getint(20, IPPROTO_TCP, TCP_KEEPIDLE));
-	if (getint(20, SOL_SOCKET, SO_REUSEADDR) != 0 || getint(21, SOL_SOCKET, SO_REUSEADDR) == 0)
-		subject_fail("SO_REUSEADDR: 20 %d 21 %d", getint(20, SOL_SOCKET, SO_REUSEADDR), getint(21, SOL_SOCKET, SO_REUSEADDR));
-	if (getint(21, IPPROTO_IPV6, IPV6_V6ONLY) != 1 || getint(24, IPPROTO_IPV6, IPV6_V6ONLY) != 0)
-		subject_fail("IPV6_V6ONLY: 21 %d 24 %d", getint(21, IPPROTO_IPV6, IPV6_V6ONLY), getint(24, IPPROTO_IPV6, IPV6_V6ONLY));
-	if (getint(24, SOL_SOCKET, SO_REUSEPORT) != 1 || getint(24, SOL_SOCKET, SO_RCVBUF) != rcvbuf)
-		subject_fail("24: reuseport %d rcvbuf %d (want %d)", getint(24, SOL_SOCKET, SO_REUSEPORT), getint(24, SOL_SOCKET, SO_RCVBUF), rcvbuf);
+	if (subject_getint(20, IPPROTO_TCP, TCP_NODELAY) == 0 || subject_getint(20, IPPROTO_TCP, TCP_KEEPIDLE) != 100)
+		subject_fail("20: nodelay %d keepidle %d", subject_getint(20, IPPROTO_TCP, TCP_NODELAY), subject_getint(20, IPPROTO_TCP, TCP_KEEPIDLE));
+	if (subject_getint(20, SOL_SOCKET, SO_REUSEADDR) != 0 || subject_getint(21, SOL_SOCKET, SO_REUSEADDR) == 0)
+		subject_fail("SO_REUSEADDR: 20 %d 21 %d", subject_getint(20, SOL_SOCKET, SO_REUSEADDR), subject_getint(21, SOL_SOCKET, SO_REUSEADDR));
+	if (subject_getint(21, IPPROTO_IPV6, IPV6_V6ONLY) != 1 || subject_getint(24, IPPROTO_IPV6, IPV6_V6ONLY) != 0)
+		subject_fail("IPV6_V6ONLY: 21 %d 24 %d", subject_getint(21, IPPROTO_IPV6, IPV6_V6ONLY), subject_getint(24, IPPROTO_IPV6, IPV6_V6ONLY));
+	if (subject_getint(24, SOL_SOCKET, SO_REUSEPORT) != 1 || subject_getint(24, SOL_SOCKET, SO_RCVBUF) != rcvbuf)
+		subject_fail("24: reuseport %d rcvbuf %d (want %d)", subject_getint(24, SOL_SOCKET, SO_REUSEPORT), subject_getint(24, SOL_SOCKET, SO_RCVBUF), rcvbuf);
 	if (!(fcntl(24, F_GETFL) & O_NONBLOCK))
 		subject_fail("24 lost O_NONBLOCK");
 	talk(20, AF_INET, "127.0.0.1", p20, -1);

@@ -37,17 +37,7 @@ static unsigned char pattern(size_t i, int seed)
 
 static socklen_t addr(int family, const char *ip, struct sockaddr_storage *ss)
 {
-	memset(ss, 0, sizeof(*ss));
-	if (family == AF_INET) {
-		struct sockaddr_in *s = (struct sockaddr_in *)ss;
-		s->sin_family = AF_INET;
-		inet_pton(AF_INET, ip, &s->sin_addr);
-		return sizeof(*s);
-	}
-	struct sockaddr_in6 *s = (struct sockaddr_in6 *)ss;
-	s->sin6_family = AF_INET6;
-	inet_pton(AF_INET6, ip, &s->sin6_addr);
-	return sizeof(*s);
+	return subject_sockaddr(family, ip, 0, ss);
 }
 
 /* a client of `cfamily` connected to `cip`, accepted by a listener of `lfamily` on `lip` (closed after) */

@@ -23,21 +23,6 @@
 
 static char got[2048];
 
-static void setint(int fd, int level, int name, int v, const char *what)
-{
-	if (setsockopt(fd, level, name, &v, sizeof(v)) != 0)
-		subject_fail("setsockopt %s: errno %d", what, errno);
-}
-
-static int getint(int fd, int level, int name)
-{
-	int v = -1;
-	socklen_t l = sizeof(v);
-	if (getsockopt(fd, level, name, &v, &l) != 0)
-		subject_fail("getsockopt %d/%d on %d: errno %d", level, name, fd, errno);
-	return v;
-}
-
 static int udp(int family, const char *ip, int v6only)
 {
 	int fd = socket(family, SOCK_DGRAM, 0);
@@ -46,20 +31,9 @@ static int udp(int family, const char *ip, int v6only)
 	if (!ip)
 		return fd;
 	struct sockaddr_storage ss;
-	memset(&ss, 0, sizeof(ss));
-	socklen_t l;
-	if (family == AF_INET) {
-		struct sockaddr_in *s = (struct sockaddr_in *)&ss;
-		s->sin_family = AF_INET;
-		inet_pton(AF_INET, ip, &s->sin_addr);
-		l = sizeof(*s);
-	} else {
-		struct sockaddr_in6 *s = (struct sockaddr_in6 *)&ss;
-		s->sin6_family = AF_INET6;
-		inet_pton(AF_INET6, ip, &s->sin6_addr);
-		l = sizeof(*s);
-		setint(fd, IPPROTO_IPV6, IPV6_V6ONLY, v6only, "v6only");
-	}
+	socklen_t l = subject_sockaddr(family, ip, 0, &ss);
+	if (family == AF_INET6)
+		subject_setint(fd, IPPROTO_IPV6, IPV6_V6ONLY, v6only, "v6only");
 	if (bind(fd, (struct sockaddr *)&ss, l) != 0)
 		subject_fail("bind %s: errno %d", ip, errno);
 	return fd;
@@ -105,16 +79,16 @@ int main(int argc, char **argv)
 	connect_to(22, 20);
 	subject_at(24, udp(AF_INET, NULL, 0), "24");
 	subject_at(25, udp(AF_INET, "0.0.0.0", 0), "25");
-	setint(25, SOL_SOCKET, SO_BROADCAST, 1, "broadcast");
-	setint(25, SOL_SOCKET, SO_REUSEADDR, 1, "reuseaddr");
-	setint(25, IPPROTO_IP, IP_TOS, 0x10, "tos");
-	setint(25, IPPROTO_IP, IP_TTL, 33, "ttl");
-	setint(25, SOL_SOCKET, SO_RCVBUF, 65536, "rcvbuf");
+	subject_setint(25, SOL_SOCKET, SO_BROADCAST, 1, "broadcast");
+	subject_setint(25, SOL_SOCKET, SO_REUSEADDR, 1, "reuseaddr");
+	subject_setint(25, IPPROTO_IP, IP_TOS, 0x10, "tos");
+	subject_setint(25, IPPROTO_IP, IP_TTL, 33, "ttl");
+	subject_setint(25, SOL_SOCKET, SO_RCVBUF, 65536, "rcvbuf");
 	subject_at(26, udp(AF_INET, NULL, 0), "26");
 	connect_to(26, 20);
 	if (shutdown(26, SHUT_WR) != 0)
 		subject_fail("shutdown 26: errno %d", errno);
-	int rcvbuf = getint(25, SOL_SOCKET, SO_RCVBUF);
+	int rcvbuf = subject_getint(25, SOL_SOCKET, SO_RCVBUF);
 
 	if (send(22, "one", 3, 0) != 3 || send(22, "two", 3, 0) != 3)
 		subject_fail("send 22: errno %d", errno);
@@ -174,15 +148,15 @@ int main(int argc, char **argv)
 		subject_fail("send 21: errno %d", errno);
 	expect(23, "back", "23 from 21");
 	/* binding to a plain IPv6 address turns IPV6_V6ONLY on by itself */
-	if (getint(23, IPPROTO_IPV6, IPV6_V6ONLY) != 1 || getint(21, IPPROTO_IPV6, IPV6_V6ONLY) != 1)
+	if (subject_getint(23, IPPROTO_IPV6, IPV6_V6ONLY) != 1 || subject_getint(21, IPPROTO_IPV6, IPV6_V6ONLY) != 1)
 		subject_fail("v6only");
-	if (getint(25, SOL_SOCKET, SO_BROADCAST) != 1 || getint(25, SOL_SOCKET, SO_REUSEADDR) != 1 ||
-	    getint(25, IPPROTO_IP, IP_TOS) != 0x10 || getint(25, IPPROTO_IP, IP_TTL) != 33 ||
-	    getint(25, SOL_SOCKET, SO_RCVBUF) != rcvbuf)
-		subject_fail("25 options: bc %d ra %d tos %d ttl %d rcvbuf %d", getint(25, SOL_SOCKET, SO_BROADCAST),
-			     getint(25, SOL_SOCKET, SO_REUSEADDR), getint(25, IPPROTO_IP, IP_TOS), getint(25, IPPROTO_IP, IP_TTL),
-			     getint(25, SOL_SOCKET, SO_RCVBUF));
-	if (getint(20, SOL_SOCKET, SO_REUSEADDR) != 0 || getint(20, IPPROTO_IP, IP_TTL) != 64)
+	if (subject_getint(25, SOL_SOCKET, SO_BROADCAST) != 1 || subject_getint(25, SOL_SOCKET, SO_REUSEADDR) != 1 ||
+	    subject_getint(25, IPPROTO_IP, IP_TOS) != 0x10 || subject_getint(25, IPPROTO_IP, IP_TTL) != 33 ||
+	    subject_getint(25, SOL_SOCKET, SO_RCVBUF) != rcvbuf)
+		subject_fail("25 options: bc %d ra %d tos %d ttl %d rcvbuf %d", subject_getint(25, SOL_SOCKET, SO_BROADCAST),
+			     subject_getint(25, SOL_SOCKET, SO_REUSEADDR), subject_getint(25, IPPROTO_IP, IP_TOS), subject_getint(25, IPPROTO_IP, IP_TTL),
+			     subject_getint(25, SOL_SOCKET, SO_RCVBUF));
+	if (subject_getint(20, SOL_SOCKET, SO_REUSEADDR) != 0 || subject_getint(20, IPPROTO_IP, IP_TTL) != 64)
 		subject_fail("20 options changed");
 	if (send(26, "x", 1, MSG_NOSIGNAL) != -1 || errno != EPIPE)
 		subject_fail("26 is not shut down for writing");

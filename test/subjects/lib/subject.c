@@ -9,7 +9,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <arpa/inet.h>
 #include <net/if.h>
+#include <netinet/in.h>
 #include <sched.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
@@ -297,4 +299,76 @@ void subject_at(int want, int fd, const char *what)
 		subject_fail("%s (fd %d): errno %d", what, want, errno);
 	if (fd != want)
 		close(fd);
+}
+
+void subject_setint(int fd, int level, int name, int v, const char *what)
+{
+	if (setsockopt(fd, level, name, &v, sizeof(v)) != 0)
+		subject_fail("setsockopt %s on %d: errno %d", what, fd, errno);
+}
+
+int subject_getint(int fd, int level, int name)
+{
+	int v = -1;
+	socklen_t l = sizeof(v);
+	if (getsockopt(fd, level, name, &v, &l) != 0)
+		subject_fail("getsockopt %d/%d on %d: errno %d", level, name, fd, errno);
+	return v;
+}
+
+unsigned char *subject_data(size_t len, uint64_t seed, uint64_t *sum)
+{
+	unsigned char *data = malloc(len);
+	if (data == NULL)
+		subject_fail("malloc %zu", len);
+	subject_fill(data, len, seed);
+	*sum = subject_hash(data, len);
+	return data;
+}
+
+struct subject_counts subject_count_until_term(volatile uint64_t *counter, int after)
+{
+	struct timespec ts = { 0, 1000000 };
+	uint64_t bad_steps = 0;
+	struct subject_counts c;
+
+	subject_ready();
+	c.at_ready = *counter;
+	while (!subject_term) {
+		uint64_t prev = *counter;
+		*counter = prev + 1;
+		if (*counter != prev + 1)
+			bad_steps++;
+		nanosleep(&ts, NULL); /* EINTR only from SIGTERM, which ends the loop */
+	}
+	c.at_term = *counter;
+	for (int i = 0; i < after; i++) {
+		*counter = *counter + 1;
+		nanosleep(&ts, NULL);
+	}
+	if (bad_steps != 0)
+		subject_fail("%llu non-monotonic steps", (unsigned long long)bad_steps);
+	if (c.at_term < c.at_ready || *counter != c.at_term + (uint64_t)after)
+		subject_fail("counter went backwards: ready %llu term %llu now %llu", (unsigned long long)c.at_ready,
+			     (unsigned long long)c.at_term, (unsigned long long)*counter);
+	return c;
+}
+
+unsigned int subject_sockaddr(int family, const char *ip, int port, struct sockaddr_storage *ss)
+{
+	memset(ss, 0, sizeof(*ss));
+	if (family == AF_INET) {
+		struct sockaddr_in *s = (struct sockaddr_in *)ss;
+		s->sin_family = AF_INET;
+		s->sin_port = htons((uint16_t)port);
+		if (inet_pton(AF_INET, ip, &s->sin_addr) != 1)
+			subject_fail("bad IPv4 address %s", ip);
+		return sizeof(*s);
+	}
+	struct sockaddr_in6 *s = (struct sockaddr_in6 *)ss;
+	s->sin6_family = AF_INET6;
+	s->sin6_port = htons((uint16_t)port);
+	if (inet_pton(AF_INET6, ip, &s->sin6_addr) != 1)
+		subject_fail("bad IPv6 address %s", ip);
+	return sizeof(*s);
 }

@@ -41,6 +41,21 @@ uint64_t subject_hash(const void *p, size_t len);
 /* Deterministic fill from seed; the same seed gives the same bytes. */
 void subject_fill(void *p, size_t len, uint64_t seed);
 uint64_t subject_rand(uint64_t *state);
+/* A malloc'ed data area of len bytes filled from seed; *sum gets its hash (fails if malloc does). */
+unsigned char *subject_data(size_t len, uint64_t seed, uint64_t *sum);
+
+/*
+ * The loop of a busy subject: subject_ready(), then *counter climbs by one
+ * per millisecond, each step checked to be +1, until SIGTERM; then `after`
+ * more steps prove the loop still runs. Fails on a step that was not +1, a
+ * counter that went backwards, or missing after-steps (a restore that loses
+ * or replays memory). Returns the counts at ready and at SIGTERM.
+ */
+struct subject_counts {
+	uint64_t at_ready;
+	uint64_t at_term;
+};
+struct subject_counts subject_count_until_term(volatile uint64_t *counter, int after);
 
 /* "rwxp"-style permissions of the VMA containing addr, from /proc/self/maps; 0 if found. */
 int subject_vma_perms(const void *addr, char perms[5]);
@@ -48,6 +63,13 @@ int subject_vma_perms(const void *addr, char perms[5]);
 int64_t subject_now_ns(void);
 /* Put fd at number want (dup2, then close fd); fails naming `what` and want if fd < 0 or dup2 fails. */
 void subject_at(int want, int fd, const char *what);
+
+/* An int socket option: set (fails naming `what`) and read (fails naming level, option and fd). */
+void subject_setint(int fd, int level, int name, int v, const char *what);
+int subject_getint(int fd, int level, int name);
+/* An AF_INET or AF_INET6 address ip:port in *ss (zeroed first); returns its length. */
+struct sockaddr_storage;
+unsigned int subject_sockaddr(int family, const char *ip, int port, struct sockaddr_storage *ss);
 
 /*
  * A child that holds some state across the checkpoint. It waits for
