@@ -7,14 +7,15 @@
  * table always; writes the Markdown table to build/bench/results.md.
  *
  * and the lazy restore's first instruction and memory-in-place beside a
- * plain restore's (bench/lazy.ts).
+ * plain restore's (bench/lazy.ts), and the peak RSS of criu-ts's CLI
+ * beside a plain cp of the same images (bench/rss.ts).
  *
  * usage: node dist/bench/run.js [--quick] [--markdown] [--criu PATH] [--only TEXT]
  *   --quick     fewer runs and no 1 GiB case (a smoke test, about 20 s)
  *   --criu PATH (or CRIU_BIN=PATH) compare with that CRIU binary instead of
  *               the plain-C baselines: both tools through their CLIs, turn
  *               about, with peak RSS (bench/vs-criu.ts)
- *   --only TEXT without --criu: incremental or lazy only; with --criu: only
+ *   --only TEXT without --criu: incremental, lazy or rss (peak RSS, bench/rss.ts) only; with --criu: only
  *               the cases whose name holds TEXT ("1 MiB", "thread", "check")
  * A full run takes about 2 minutes.
  *   --markdown  print the table as Markdown
@@ -28,6 +29,7 @@ import { cleanupAll, hasGcc, repoRoot, statusDone } from './helpers.js';
 import { HEADER, cliLines, markdownTable, rows, textTable, verdicts } from './table.js';
 import { incrementalCase, incrementalLines } from './incremental.js';
 import { lazyCase, lazyLines } from './lazy.js';
+import { rssCases, rssLines } from './rss.js';
 import { VS_HEADER, criuBinFrom, oursBin, runVsCriu, vsRows } from './vs-criu.js';
 
 const SMALL_MIB = 1;
@@ -67,7 +69,8 @@ async function main(argv: string[]): Promise<number> {
     const out: string[] = [];
     if (only === 'incremental') out.push(...incrementalLines(await incrementalCase(quick ? MID_MIB : BIG_MIB, 1, quick ? 1 : 3)));
     else if (only === 'lazy') out.push(...lazyLines(await lazyCase(quick ? MID_MIB : BIG_MIB, quick ? 1 : 3)));
-    else throw new Error(`--only ${only ?? ''}: incremental or lazy`);
+    else if (only === 'rss') out.push(...rssLines(await rssCases(quick)));
+    else throw new Error(`--only ${only ?? ''}: incremental, lazy or rss`);
     statusDone();
     console.log([...out, `load average at the end: ${loadavg().map((x) => x.toFixed(1)).join(' ')}`, `(${((Date.now() - started) / 1000).toFixed(0)} s)`].join('\n'));
     return 0;
@@ -81,6 +84,7 @@ async function main(argv: string[]): Promise<number> {
   const cli = await cliCase(SMALL_MIB, quick ? 3 : 5);
   const incr = await incrementalCase(quick ? MID_MIB : BIG_MIB, 1, quick ? 1 : 3);
   const lazy = await lazyCase(quick ? MID_MIB : BIG_MIB, quick ? 1 : 3);
+  const rss = await rssCases(quick);
   statusDone();
 
   const body = rows(cases);
@@ -98,6 +102,8 @@ async function main(argv: string[]): Promise<number> {
     '',
     ...lazyLines(lazy),
     '',
+    ...rssLines(rss),
+    '',
     'targets:',
     ...verdicts(cases, SMALL_MIB, BIG_MIB).map((l) => `  ${l}`),
     '',
@@ -110,9 +116,9 @@ async function main(argv: string[]): Promise<number> {
   // README-ready: the table, then the CLI figures and the verdicts as a text block.
   writeFileSync(join(outDir, 'results.md'), [
     `${when} UTC, ${machine()}, load average ${loadavg().map((x) => x.toFixed(1)).join(' ')}`, '',
-    markdownTable(HEADER, body), '', '```text', ...cliLines(cli), '', ...incrementalLines(incr), '', ...lazyLines(lazy), '', ...verdicts(cases, SMALL_MIB, BIG_MIB), '```', '',
+    markdownTable(HEADER, body), '', '```text', ...cliLines(cli), '', ...incrementalLines(incr), '', ...lazyLines(lazy), '', ...rssLines(rss), '', ...verdicts(cases, SMALL_MIB, BIG_MIB), '```', '',
   ].join('\n'));
-  writeFileSync(join(outDir, 'results.json'), JSON.stringify({ when, machine: machine(), cases, cli, incremental: incr, lazy }, null, 2));
+  writeFileSync(join(outDir, 'results.json'), JSON.stringify({ when, machine: machine(), cases, cli, incremental: incr, lazy, rss }, null, 2));
   return 0;
 }
 
