@@ -4,6 +4,9 @@
  * belongs to the caller (the test), outside the dump.
  * After SIGTERM: fds 0-2 are still that terminal (same name), its window
  * size (set by the caller) is seen, and writing to it works.
+ * --ptmx PATH: also hold masters of another devpts instance (PATH is its
+ * ptmx) up to the --tty slave's index: a master in the dump with the same
+ * index as the terminal's own, which is still outside the dump.
  */
 #define _GNU_SOURCE
 #include "subject.h"
@@ -12,6 +15,8 @@
 #include <fcntl.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 int main(int argc, char **argv)
@@ -27,6 +32,20 @@ int main(int argc, char **argv)
 		if (dup2(fd, i) != i)
 			subject_fail("dup2 %d", i);
 	close(fd);
+	const char *ptmx = subject_opt("ptmx", NULL);
+	if (ptmx) {
+		struct stat st;
+		if (fstat(0, &st))
+			subject_fail("fstat");
+		int want = (int)((major(st.st_rdev) - 136) * 256 + minor(st.st_rdev));
+		for (int n = -1; n != want;) {
+			int m = open(ptmx, O_RDWR | O_NOCTTY);
+			if (m < 0 || ioctl(m, TIOCGPTN, &n))
+				subject_fail("open %s: errno %d", ptmx, errno);
+			if (n > want)
+				subject_fail("%s handed out %d, past %d", ptmx, n, want);
+		}
+	}
 	char before[64];
 	if (ttyname_r(0, before, sizeof(before)))
 		subject_fail("ttyname");

@@ -4,11 +4,13 @@
  * put back when the dump fails after reading them), controlling terminals
  * no fd holds, hung-up slaves, and a job whose stdio is a terminal held by
  * the caller (--shell-job): refused without the option, reopened by path
- * with it.
+ * with it, also when the job holds a master of the same index in another
+ * devpts instance.
  */
 import { before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { closeSync, constants, openSync } from 'node:fs';
+import { closeSync, constants, mkdirSync, openSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { dump } from '../../../src/api/index.js';
 import { ioctl } from '../../../src/sys/index.js';
@@ -172,5 +174,33 @@ test('shell job: a terminal outside the dump needs --shell-job, then is reopened
     }
   } finally {
     closeSync(pty.master);
+  }
+});
+
+test('a master of the same index in another devpts instance is not the terminal\'s own', { timeout: STEP_TIMEOUT_MS }, async () => {
+  const pty = openPty();
+  const dir = tempDir('kind-tty-devpts');
+  // A second devpts instance (as a container has), with its indexes counted from 0 again.
+  const pts = join(dir, 'pts');
+  mkdirSync(pts);
+  execFileSync('mount', ['-t', 'devpts', '-o', 'newinstance,ptmxmode=0666', 'devpts', pts]);
+  try {
+    const s = await startSubject('tty-stdio', ['--tty', pty.path, '--ptmx', join(pts, 'ptmx')]);
+    try {
+      await assert.rejects(dump({ pid: s.pid, imagesDir: join(dir, 'img'), progress: false }), (e: Error & { code?: string }) => {
+        assert.equal(e.code, 'EUNSUPPORTED');
+        assert.match(e.message, /master is outside the dump; use --shell-job/);
+        assert.match(e.message, new RegExp(pty.path));
+        return true;
+      });
+      assert.ok(isAlive(s.pid), 'a refused dump leaves the task running');
+    } finally {
+      s.kill();
+      s.cleanup();
+    }
+  } finally {
+    execFileSync('umount', ['-l', pts]);
+    closeSync(pty.master);
+    removeDir(dir);
   }
 });

@@ -32,7 +32,8 @@
  * (reopened by path); a pty index taken by someone else at restore time
  * fails the restore; the slave's mode is not kept (CRIU has no field).
  */
-import { chownSync, closeSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import { chownSync, closeSync, readdirSync, readFileSync, readlinkSync, statfsSync, statSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { NR, EIO, ioctlTry, O_ACCMODE, O_CLOEXEC, O_NOCTTY, F_SETFL, fdOfTask } from '../../../sys/index.js';
 import { installFd } from '../../install-fd.js';
 import { parseStat } from '../../../proc/index.js';
@@ -72,8 +73,33 @@ function classify(p: FdProbe): TtyKind | undefined {
   return undefined;
 }
 
-/** Is the master of pty `index` held by a task we are dumping (one we trace)? */
-function masterInDump(index: number): boolean {
+const DEVPTS_SUPER_MAGIC = 0x1cd1;
+
+/**
+ * The devpts instance (its st_dev) of the master open at /proc/PID/fd/FD,
+ * whose link is `link`: the master's own file where it was opened in a
+ * devpts (pts/ptmx), else the devpts the kernel took at open time, the one
+ * at "pts" beside the ptmx node (/dev/ptmx -> /dev/pts), looked up in the
+ * task's root. Undefined when it cannot be told.
+ */
+function devptsOfMaster(pid: string, fd: string, link: string): number | undefined {
+  const path = `/proc/${pid}/fd/${fd}`;
+  try {
+    if (statfsSync(path).type === DEVPTS_SUPER_MAGIC) return statSync(path).dev;
+    const pts = `/proc/${pid}/root${dirname(link)}/pts`;
+    return statfsSync(pts).type === DEVPTS_SUPER_MAGIC ? statSync(pts).dev : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Is the master of pty `index` of the devpts instance `dev` held by a task
+ * we are dumping (one we trace)? Two instances (a container's and the
+ * host's) hand out the same indexes: a master of another instance with
+ * the same index is not this slave's.
+ */
+function masterInDump(index: number, dev: number): boolean {
   const me = String(process.pid);
   for (const name of readdirSync('/proc')) {
     if (!/^\d+$/.test(name)) continue;
@@ -81,9 +107,9 @@ function masterInDump(index: number): boolean {
       if (/^TracerPid:\s*(\d+)/m.exec(readFileSync(`/proc/${name}/status`, 'latin1'))?.[1] !== me) continue;
       for (const fd of readdirSync(`/proc/${name}/fd`)) {
         const link = readlinkSync(`/proc/${name}/fd/${fd}`);
-        if (link !== '/dev/ptmx' && !link.endsWith('/pts/ptmx')) continue;
+        if (link !== '/dev/ptmx' && !link.endsWith('/ptmx')) continue;
         const m = /^tty-index:\s*(\d+)/m.exec(readFileSync(`/proc/${name}/fdinfo/${fd}`, 'latin1'));
-        if (m && Number(m[1]) === index) return true;
+        if (m && Number(m[1]) === index && devptsOfMaster(name, fd, link) === dev) return true;
       }
     } catch {
       // task or fd gone, or a thread-only entry: not a holder
@@ -160,7 +186,7 @@ export const ttyKind: FileKind = {
     // A slave whose master was closed is hung up (its ioctls answer EIO): it comes back hung up.
     const hungUp = k.what === 'slave' && ioctlTry(p.localFd, IOC.TCGETS2, Buffer.alloc(44)) === -EIO;
     const external = ctx.opts.externals?.has(ttyKey(p.stat.rdev, p.stat.dev)) === true;
-    if (k.what === 'slave' && !hungUp && !ctx.opts.shellJob && ctx.opts.orphanPtsMaster !== true && !external && !masterInDump(k.index)) {
+    if (k.what === 'slave' && !hungUp && !ctx.opts.shellJob && ctx.opts.orphanPtsMaster !== true && !external && !masterInDump(k.index, p.stat.dev)) {
       throw new CriuTsError('EUNSUPPORTED',
         `task ${p.pid} fd ${p.fd}: ${p.link} is a terminal whose master is outside the dump; use --shell-job to reopen it at restore (RPC: orphan_pts_master)`,
         { pid: p.pid, fd: p.fd, link: p.link });
