@@ -5,9 +5,33 @@
  * binding serves every syscall and no per-call marshalling is needed.
  * Typed wrappers live in the sibling modules; nothing outside src/sys imports this.
  */
-import koffi from 'koffi';
+import { createRequire } from 'node:module';
 import { SyscallError } from './error.js';
 
+type Koffi = typeof import('koffi');
+
+/**
+ * koffi's addon, loaded directly where it can be: the package's index.js
+ * first loads its installer's helpers (node:https, node:zlib,
+ * node:crypto), about 2 MiB of RSS and some milliseconds of every run for
+ * code criu-ts never calls, then wraps the addon only to add deprecated
+ * aliases. The addon is taken from where the package keeps it for this
+ * platform and used only if it is the package's own version; anything
+ * else (another layout, musl) goes through the package as before.
+ */
+function loadKoffi(): Koffi {
+  const req = createRequire(import.meta.url);
+  try {
+    const version = (req('koffi/package.json') as { version?: string }).version;
+    const addon = req(`koffi/build/koffi/${process.platform}_${process.arch}/koffi.node`) as Koffi & { version?: string };
+    if (addon.version === version && typeof addon.load === 'function') return addon;
+  } catch {
+    // not there: the package finds it
+  }
+  return req('koffi') as Koffi;
+}
+
+const koffi = loadKoffi();
 const libc = koffi.load('libc.so.6');
 
 type Arg = number | bigint;
