@@ -59,13 +59,6 @@ static unsigned long qbytes;
 static unsigned char *a_rw, *a_ro, *c_at;
 static uint64_t a_hash;
 
-static void sleep_ms(long ms)
-{
-	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000 };
-	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-		;
-}
-
 static int write_file(const char *path, const char *s)
 {
 	FILE *f = fopen(path, "we");
@@ -300,7 +293,7 @@ int main(int argc, char **argv)
 	a_rw[0] = 0;
 	subject_child_verdict(c, "child in the namespaces");
 	for (int i = 0; i < 200 && a_rw[0] != 0x7c; i++)
-		sleep_ms(5);
+		subject_sleep_ms(5);
 	if (a_rw[0] != 0x7c)
 		subject_fail("the child's write to segment A was not seen");
 	subject_pass();

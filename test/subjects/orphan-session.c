@@ -20,13 +20,6 @@
 
 #define BUF_BYTES (64 * 1024)
 
-static void sleep_ms(long ms)
-{
-	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000 };
-	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-		;
-}
-
 static void write_file(const char *path, const char *text)
 {
 	char tmp[64];
@@ -47,12 +40,12 @@ static void __attribute__((noreturn)) grandchild(pid_t root)
 	uint64_t h = subject_hash(buf, BUF_BYTES);
 	/* Wait until S has gone and we belong to the root. */
 	while (getppid() != root)
-		sleep_ms(1);
+		subject_sleep_ms(1);
 	write_file("s1-ready", "1\n");
 	while (access("check", F_OK) != 0) {
 		if (getppid() != root)
 			_exit(4);
-		sleep_ms(5);
+		subject_sleep_ms(5);
 	}
 	char text[200] = "PASS\n";
 	if (getpid() != me || getsid(0) != sid || getpgid(0) != pgid)
@@ -93,7 +86,7 @@ int main(int argc, char **argv)
 	for (int i = 0; access("s1-ready", F_OK) != 0; i++) {
 		if (i > 4000)
 			subject_fail("S1 never became our child");
-		sleep_ms(5);
+		subject_sleep_ms(5);
 	}
 	subject_log("session %d lives on without its leader", s);
 
@@ -114,7 +107,7 @@ int main(int argc, char **argv)
 		if (!text[0] && i > 2000)
 			subject_fail("no verdict from S1");
 		if (!text[0])
-			sleep_ms(5);
+			subject_sleep_ms(5);
 	}
 	if (strncmp(text, "PASS", 4) != 0)
 		subject_fail("%s", text);

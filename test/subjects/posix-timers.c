@@ -121,13 +121,6 @@ static int proc_timer_ids(long *ids, int max)
 	return n;
 }
 
-static void sleep_ms(long ms)
-{
-	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000 };
-	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-		;
-}
-
 int main(int argc, char **argv)
 {
 	subject_init(argc, argv);
@@ -152,7 +145,7 @@ int main(int argc, char **argv)
 	sigdelset(&m, SIGTERM);
 	pthread_sigmask(SIG_SETMASK, &m, NULL);
 	while (!helper_tid)
-		sleep_ms(1);
+		subject_sleep_ms(1);
 
 	make(&t_rt, CLOCK_REALTIME, SIGEV_SIGNAL, SIGRTMIN + 1, 0x1001, 0);
 	make(&t_gap, CLOCK_MONOTONIC, SIGEV_NONE, 0, 0, 0);
@@ -167,7 +160,7 @@ int main(int argc, char **argv)
 	arm(t_tid, 25, 25);
 	subject_log("timer ids: rt %ld, deleted %ld, mono %ld, none %ld, tid %ld (thread %d)", (long)t_rt, (long)t_gap,
 		    (long)t_mono, (long)t_none, (long)t_tid, helper_tid);
-	sleep_ms(100);
+	subject_sleep_ms(100);
 
 	subject_ready();
 	subject_wait_term();
@@ -175,7 +168,7 @@ int main(int argc, char **argv)
 	int before[NSIG_TIMERS];
 	for (int k = 0; k < NSIG_TIMERS; k++)
 		before[k] = count[k];
-	sleep_ms(400);
+	subject_sleep_ms(400);
 	static const char *const names[NSIG_TIMERS] = { "realtime/SIGRTMIN+1", "monotonic/SIGRTMIN+2", "thread-id/SIGRTMIN+3" };
 	static const int min_ticks[NSIG_TIMERS] = { 5, 4, 4 }; /* about a quarter of the expected 20, 13, 16 */
 	for (int k = 0; k < NSIG_TIMERS; k++) {

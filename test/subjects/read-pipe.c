@@ -28,9 +28,7 @@ int main(int argc, char **argv)
 		subject_fail("fork");
 	if (child == 0) {
 		close(p[0]);
-		struct timespec ts = { delay / 1000, (delay % 1000) * 1000000 };
-		while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-			;
+		subject_sleep_ms(delay);
 		_exit(write(p[1], want, LEN) == LEN ? 0 : 3);
 	}
 	close(p[1]);

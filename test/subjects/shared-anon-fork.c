@@ -25,20 +25,13 @@ struct region {
 	unsigned char data[REGION_BYTES - 16];
 };
 
-static void sleep_ms(long ms)
-{
-	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000 };
-	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-		;
-}
-
 /* Wait up to 5 s for *p == want. */
 static int wait_value(volatile uint64_t *p, uint64_t want)
 {
 	for (int i = 0; i < 1000; i++) {
 		if (*p == want)
 			return 1;
-		sleep_ms(5);
+		subject_sleep_ms(5);
 	}
 	return 0;
 }
@@ -62,7 +55,7 @@ int main(int argc, char **argv)
 		while (access("check", F_OK) != 0) {
 			if (getppid() == 1)
 				_exit(4);
-			sleep_ms(5);
+			subject_sleep_ms(5);
 		}
 		if (subject_hash(r->data, sizeof(r->data)) != h)
 			_exit(2);

@@ -46,31 +46,17 @@ static void pair(int family, const char *ip, int *lfd, int *cfd, int *afd)
 		subject_fail("accept: errno %d", errno);
 }
 
-static void readn(int fd, unsigned char *p, size_t n, const char *what)
-{
-	size_t got = 0;
-	while (got < n) {
-		struct pollfd pfd = { .fd = fd, .events = POLLIN };
-		if (poll(&pfd, 1, 5000) != 1)
-			subject_fail("%s: %zu of %zu bytes, then nothing", what, got, n);
-		ssize_t r = recv(fd, p + got, n - got, 0);
-		if (r <= 0)
-			subject_fail("%s: recv %zd errno %d after %zu of %zu bytes", what, r, errno, got, n);
-		got += (size_t)r;
-	}
-}
-
 static void exchange(int a, int b, const char *what)
 {
 	unsigned char x[8];
 	if (send(a, "ping", 4, 0) != 4)
 		subject_fail("%s: send: errno %d", what, errno);
-	readn(b, x, 4, what);
+	subject_readn(b, x, 4, what);
 	if (memcmp(x, "ping", 4) != 0)
 		subject_fail("%s: ping garbled", what);
 	if (send(b, "pong", 4, 0) != 4)
 		subject_fail("%s: send back: errno %d", what, errno);
-	readn(a, x, 4, what);
+	subject_readn(a, x, 4, what);
 	if (memcmp(x, "pong", 4) != 0)
 		subject_fail("%s: pong garbled", what);
 }
@@ -114,12 +100,12 @@ int main(int argc, char **argv)
 	subject_wait_term();
 
 	unsigned char tc[9];
-	readn(21, tc, 9, "21 reads to-client");
+	subject_readn(21, tc, 9, "21 reads to-client");
 	if (memcmp(tc, "to-client", 9) != 0)
 		subject_fail("to-client garbled");
 	for (size_t off = 0; off < sent;) {
 		size_t n = sent - off < sizeof(buf) ? sent - off : sizeof(buf);
-		readn(22, buf, n, "22 reads the stream");
+		subject_readn(22, buf, n, "22 reads the stream");
 		for (size_t i = 0; i < n; i++)
 			if (buf[i] != pattern(off + i))
 				subject_fail("stream byte %zu: %d, want %d", off + i, buf[i], pattern(off + i));

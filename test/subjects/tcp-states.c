@@ -104,25 +104,11 @@ static void expect_state(int fd, int want, const char *name)
 		subject_fail("fd %d is in state %d, not %s", fd, state_of(fd), name);
 }
 
-static void readn(int fd, unsigned char *p, size_t n, const char *what)
-{
-	size_t got = 0;
-	while (got < n) {
-		struct pollfd pfd = { .fd = fd, .events = POLLIN };
-		if (poll(&pfd, 1, 5000) != 1)
-			subject_fail("%s: %zu of %zu bytes, then nothing", what, got, n);
-		ssize_t r = recv(fd, p + got, n - got, 0);
-		if (r <= 0)
-			subject_fail("%s: recv %zd errno %d after %zu of %zu bytes", what, r, errno, got, n);
-		got += (size_t)r;
-	}
-}
-
 static void expect_stream(int fd, size_t len, int seed, const char *what)
 {
 	for (size_t off = 0; off < len;) {
 		size_t n = len - off < sizeof(buf) ? len - off : sizeof(buf);
-		readn(fd, buf, n, what);
+		subject_readn(fd, buf, n, what);
 		for (size_t i = 0; i < n; i++)
 			if (buf[i] != pattern(off + i, seed))
 				subject_fail("%s: byte %zu is %d, want %d", what, off + i, buf[i], pattern(off + i, seed));
@@ -153,7 +139,7 @@ static void check_second(size_t fw1, size_t la, size_t cl)
 	expect_eof(21, "21 after 20's FIN");
 	send_all(21, "back", "21");
 	shutdown(21, SHUT_WR);
-	readn(23, buf, 4, "23 reads half");
+	subject_readn(23, buf, 4, "23 reads half");
 	if (memcmp(buf, "half", 4) != 0)
 		subject_fail("23: garbled");
 	expect_eof(23, "23 after 22's FIN");
@@ -168,17 +154,17 @@ static void check_second(size_t fw1, size_t la, size_t cl)
 /* the first end of each pair, and the reset socket */
 static void check_first(void)
 {
-	readn(20, buf, 4, "20 reads 21");
+	subject_readn(20, buf, 4, "20 reads 21");
 	if (memcmp(buf, "back", 4) != 0)
 		subject_fail("20: garbled");
 	expect_eof(20, "20 after 21's FIN");
-	readn(22, buf, 5, "22 reads 23");
+	subject_readn(22, buf, 5, "22 reads 23");
 	if (memcmp(buf, "still", 5) != 0)
 		subject_fail("22: garbled");
 	expect_eof(22, "22 after 23's FIN");
 	expect_eof(24, "24 after 25's FIN");
 	expect_eof(26, "26 after 27's FIN");
-	readn(28, buf, 3, "28 reads what came before the reset");
+	subject_readn(28, buf, 3, "28 reads what came before the reset");
 	if (memcmp(buf, "asd", 3) != 0)
 		subject_fail("28: garbled");
 	if (send(28, "x", 1, MSG_NOSIGNAL) != -1)

@@ -90,19 +90,12 @@ static void verify(int who, char *msg, size_t len)
 		snprintf(msg, len, "heap buffer changed");
 }
 
-static void sleep_ms(long ms)
-{
-	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000 };
-	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-		;
-}
-
 static void wait_for(volatile int *flag, const char *what)
 {
 	for (int i = 0; !*flag; i++) {
 		if (i > 2000)
 			subject_fail("timed out waiting for %s", what);
-		sleep_ms(5);
+		subject_sleep_ms(5);
 	}
 }
 
@@ -134,7 +127,7 @@ static void __attribute__((noreturn)) member(int who, const pid_t *kids, int nki
 {
 	record(who);
 	while (access("check", F_OK) != 0)
-		sleep_ms(5);
+		subject_sleep_ms(5);
 	char msg[200], text[220], path[64];
 	verify(who, msg, sizeof(msg));
 	snprintf(text, sizeof(text), "%s%s\n", msg[0] ? "FAIL: " : "PASS", msg);
@@ -196,7 +189,7 @@ static void task_e(int who)
 {
 	pid_t k = spawn(E1, leaf);
 	while (!sh->slot[E1].ready)
-		sleep_ms(1);
+		subject_sleep_ms(1);
 	if (setsid() < 0)
 		_exit(4);
 	member(who, &k, 1);
@@ -223,9 +216,9 @@ int main(int argc, char **argv)
 		if (setpgid(0, 0) != 0)
 			_exit(4);
 		while (!sh->c_pgid)
-			sleep_ms(1);
+			subject_sleep_ms(1);
 		while (!sh->slot[D].ready)
-			sleep_ms(1);
+			subject_sleep_ms(1);
 		_exit(0);
 	}
 	setpgid(c, c); /* both sides, so the group exists whoever runs first */
@@ -263,7 +256,7 @@ int main(int argc, char **argv)
 		for (int n = 0; read_verdict(i, text, sizeof(text)), !text[0]; n++) {
 			if (n > 2000)
 				subject_fail("no verdict from %s (pid %d)", task_name[i], sh->slot[i].pid);
-			sleep_ms(5);
+			subject_sleep_ms(5);
 		}
 		if (strncmp(text, "PASS", 4) != 0)
 			subject_fail("%s: %s", task_name[i], text);

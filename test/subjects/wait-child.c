@@ -18,9 +18,7 @@ int main(int argc, char **argv)
 	if (child < 0)
 		subject_fail("fork");
 	if (child == 0) {
-		struct timespec ts = { delay / 1000, (delay % 1000) * 1000000 };
-		while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-			;
+		subject_sleep_ms(delay);
 		_exit(42);
 	}
 

@@ -12,6 +12,7 @@
 #include <arpa/inet.h>
 #include <net/if.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <sched.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
@@ -371,4 +372,25 @@ unsigned int subject_sockaddr(int family, const char *ip, int port, struct socka
 	if (inet_pton(AF_INET6, ip, &s->sin6_addr) != 1)
 		subject_fail("bad IPv6 address %s", ip);
 	return sizeof(*s);
+}
+
+void subject_sleep_ms(long ms)
+{
+	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000 };
+	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+		;
+}
+
+void subject_readn(int fd, void *p, size_t n, const char *what)
+{
+	size_t got = 0;
+	while (got < n) {
+		struct pollfd pfd = { .fd = fd, .events = POLLIN };
+		if (poll(&pfd, 1, 5000) != 1)
+			subject_fail("%s: %zu of %zu bytes, then nothing", what, got, n);
+		ssize_t r = recv(fd, (unsigned char *)p + got, n - got, 0);
+		if (r <= 0)
+			subject_fail("%s: recv %zd errno %d after %zu of %zu bytes", what, r, errno, got, n);
+		got += (size_t)r;
+	}
 }

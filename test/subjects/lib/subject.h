@@ -61,6 +61,8 @@ struct subject_counts subject_count_until_term(volatile uint64_t *counter, int a
 int subject_vma_perms(const void *addr, char perms[5]);
 /* Nanoseconds of CLOCK_MONOTONIC. */
 int64_t subject_now_ns(void);
+/* Sleep ms milliseconds, the whole time even when signals interrupt it. */
+void subject_sleep_ms(long ms);
 /* Put fd at number want (dup2, then close fd); fails naming `what` and want if fd < 0 or dup2 fails. */
 void subject_at(int want, int fd, const char *what);
 
@@ -70,6 +72,8 @@ int subject_getint(int fd, int level, int name);
 /* An AF_INET or AF_INET6 address ip:port in *ss (zeroed first); returns its length. */
 struct sockaddr_storage;
 unsigned int subject_sockaddr(int family, const char *ip, int port, struct sockaddr_storage *ss);
+/* Receive exactly n bytes from a socket, waiting up to 5 s for each part; fails naming `what`. */
+void subject_readn(int fd, void *p, size_t n, const char *what);
 
 /*
  * A child that holds some state across the checkpoint. It waits for
