@@ -5,7 +5,10 @@
  * offers: plain, --leave-running, --pre-dump then --parent-path, --tcp-established,
  * --manage-cgroups-mode, --empty-ns network, a network namespace given by
  * path (runc sends it as `external` and gives it back with `inherit_fd`),
- * and a restore of CRIU 4.2's checkpoint (with CRIU_BIN). After restore
+ * lazy migration (`checkpoint --lazy-pages --page-server --status-fd`, the
+ * pages served from the frozen container to `criu-ts lazy-pages
+ * --page-server` for a `restore --lazy-pages`), and a restore of CRIU
+ * 4.2's checkpoint (with CRIU_BIN). After restore
  * the count goes on from where it stopped (never from 1 again) and runc
  * reports the container running.
  *
@@ -16,7 +19,10 @@
  */
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { closeSync, existsSync, openSync, readFileSync, readSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { pipe2 } from '../../src/sys/index.js';
 import { join } from 'node:path';
 import { readImage } from '../../src/images/index.js';
 import { killAndWait, removeDir, sleep, tempDir, useE2eHarness, waitFor, waitGone } from './helpers.js';
@@ -251,6 +257,89 @@ test('runc with a network namespace given by path (external net ns, inherit_fd o
       if (net) net.path = `/var/run/netns/${ns}`;
     },
   });
+});
+
+/** A port nothing listens on now (the page server of the checkpoint takes it a moment later). */
+async function freePort(): Promise<number> {
+  const srv = createServer();
+  await new Promise<void>((res) => srv.listen(0, '127.0.0.1', res));
+  const a = srv.address();
+  await new Promise<void>((res) => srv.close(() => res()));
+  return typeof a === 'object' && a !== null ? a.port : 0;
+}
+
+/**
+ * runc's lazy migration: `checkpoint --lazy-pages --page-server A:P
+ * --status-fd FD` returns only once the restore side has every page (the
+ * container stays frozen meanwhile, with its memory); FD gets a zero byte
+ * (runc writes it on criu-ts's status-ready notification) once the images
+ * are complete and the page server listens. Then, as on the destination
+ * host: `criu-ts lazy-pages --page-server` and `runc restore --lazy-pages`,
+ * here under another container id and state root (the original is still
+ * there, frozen, until the checkpoint ends).
+ */
+test('runc checkpoint --lazy-pages --page-server --status-fd, then lazy-pages --page-server and runc restore --lazy-pages', { skip: skipAll, timeout: 180_000 }, async (t) => {
+  const c = makeContainer();
+  const cannot = await start(c);
+  if (cannot !== undefined) {
+    t.skip(cannot);
+    return;
+  }
+  const pid = initPid(c);
+  const nsPid = nsPidOf(pid);
+  const img = join(c.dir, 'img');
+  const work = join(c.dir, 'work');
+  const port = await freePort();
+  // runc checks that the status fd is open for writing: a real pipe, not a socketpair.
+  const [statusR, statusW] = pipe2(0o4000);
+  const ckOut = join(c.dir, 'checkpoint.out');
+  const outFd = openSync(ckOut, 'w');
+  const ck = spawn(runc as string, [...runcArgs(c, CRIU_TS, 'checkpoint', '--lazy-pages', '--page-server', `127.0.0.1:${port}`, '--status-fd', '3',
+    '--image-path', img, '--work-path', work, c.id)].slice(1), { stdio: ['ignore', outFd, outFd, statusW] });
+  closeSync(outFd);
+  closeSync(statusW);
+  const ckExit = new Promise<number | null>((res) => ck.on('exit', (code) => res(code)));
+  let status: number | undefined;
+  const byte = Buffer.alloc(1);
+  const ready = await waitFor(() => {
+    try {
+      if (readSync(statusR, byte) === 1) status = byte[0];
+    } catch {
+      // EAGAIN: not yet
+    }
+    return status !== undefined || ck.exitCode !== null;
+  }, 60_000);
+  closeSync(statusR);
+  if (status !== 0) {
+    await ckExit;
+    const out = readFileSync(ckOut, 'utf8');
+    const why = refusal('runc checkpoint --lazy-pages', out);
+    assert.ok(why !== undefined, `runc checkpoint --lazy-pages: no status byte (${String(ready)}):\n${failureStory(out)}`);
+    t.skip(why);
+    return;
+  }
+  // The images are complete; the container waits, frozen, with its memory.
+  const dumpedAt = lastCount(c.countFile);
+  await sleep(300);
+  assert.equal(lastCount(c.countFile), dumpedAt, 'the container counts on while its pages are served');
+  assert.ok(existsSync(`/proc/${pid}`), 'the checkpointed container is still there, frozen');
+  // The destination: another container id and state root, the pages from the checkpoint's page server.
+  const r: Container = { ...c, id: `${c.id}-lazy`, state: join(c.dir, 'state-lazy'), pidFile: join(c.dir, 'lazy.pid') };
+  made.push(r);
+  const lp = spawn(process.execPath, [CRIU_TS, 'lazy-pages', '-D', img, '-W', work, '--page-server', '--address', '127.0.0.1', '--port', String(port), '-v4', '-o', join(work, 'lazy-pages.log')],
+    { stdio: 'ignore' });
+  const lpExit = new Promise<number | null>((res) => lp.on('exit', (code) => res(code)));
+  const rs = await runDetaching(runcArgs(r, CRIU_TS, 'restore', '-d', '--lazy-pages', '--pid-file', r.pidFile, '--image-path', img, '--work-path', work,
+    '--bundle', r.bundle, r.id));
+  assert.equal(rs.status, 0, `runc restore --lazy-pages failed:\n${failureStory(rs.out)}`);
+  assert.equal(await lpExit, 0, `lazy-pages: ${readFileSync(join(work, 'lazy-pages.log'), 'utf8').slice(-1500)}`);
+  // Every page sent: the checkpoint ends, runc removes the original.
+  assert.equal(await ckExit, 0, `runc checkpoint --lazy-pages:\n${failureStory(readFileSync(ckOut, 'utf8'))}`);
+  assert.ok(await waitGone(pid, 15_000), 'the original container is gone once its pages are served');
+  assert.equal(nsPidOf(initPid(r)), nsPid, 'the restored init has another pid in its namespace');
+  assert.equal(runcStatus(r), 'running');
+  assert.ok(await waitFor(() => lastCount(r.countFile) > dumpedAt + 5, 20_000), 'the restored container does not count on');
+  assertCountsOn(r, 1);
 });
 
 const criu = criuBin();
