@@ -73,7 +73,8 @@ export function readExternals(external: readonly string[], vethPairs: readonly V
     const type = m?.[1] ?? /^([a-z]+)\[/.exec(e)?.[1];
     if (m === null || type === undefined) {
       if (type === 'veth' || type === 'macvlan') throw bad(e, `expected ${type}[NAME]:VALUE`);
-      throw new CriuTsError('EUNSUPPORTED', `--external ${e}: not supported yet (criu-ts takes veth[IN]:OUT[@BRIDGE], macvlan[IN]:OUTDEV, netdev[IN]:OUT, net[INODE]:KEY, file[MNT_ID:INODE] and tty[RDEV:DEV])`, { external: e, errno: EOPNOTSUPP });
+      if (type === 'unix') throw bad(e, 'expected unix[INODE], the socket\'s inode in decimal');
+      throw new CriuTsError('EUNSUPPORTED', `--external ${e}: not supported yet (criu-ts takes veth[IN]:OUT[@BRIDGE], macvlan[IN]:OUTDEV, netdev[IN]:OUT, net[INODE]:KEY, file[MNT_ID:INODE], tty[RDEV:DEV] and unix[INODE])`, { external: e, errno: EOPNOTSUPP });
     }
     const [, , id = '', value = ''] = m;
     if (type === 'veth') {
@@ -92,7 +93,7 @@ export function readExternals(external: readonly string[], vethPairs: readonly V
       if (got.netdevs.some((x) => x.inside === id) || got.vethPairs.some((x) => x.inside === id)) throw bad(e, `device ${id} is given twice`);
       got.netdevs.push({ inside: id, outside: value });
     } else {
-      throw new CriuTsError('EUNSUPPORTED', `--external ${e}: ${type}[...] is not supported yet (criu-ts takes veth[IN]:OUT[@BRIDGE], macvlan[IN]:OUTDEV, netdev[IN]:OUT, net[INODE]:KEY, file[MNT_ID:INODE] and tty[RDEV:DEV])`, { external: e, errno: EOPNOTSUPP });
+      throw new CriuTsError('EUNSUPPORTED', `--external ${e}: ${type}[...] is not supported yet (criu-ts takes veth[IN]:OUT[@BRIDGE], macvlan[IN]:OUTDEV, netdev[IN]:OUT, net[INODE]:KEY, file[MNT_ID:INODE], tty[RDEV:DEV] and unix[INODE])`, { external: e, errno: EOPNOTSUPP });
     }
   }
   // At dump veths, macvlans and netdevs describe the restore to come: CRIU keeps them and uses none.

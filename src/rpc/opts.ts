@@ -185,7 +185,8 @@ function common(o: EffectiveOpts, dirs: RequestDirs): CommonOptions {
   if (dirs.workDir !== undefined) c.workDir = dirs.workDir;
   if (o.shell_job !== undefined) c.shellJob = o.shell_job;
   if (o.ext_unix_sk !== undefined) c.extUnixSk = o.ext_unix_sk;
-  // CRIU allows the external unix sockets named by inode; criu-ts allows every external one (as the CLI's --ext-unix-sk=ino).
+  // CRIU: each inode is an --external unix[INO] (a socket of the tree whose peer outside may have no name);
+  // criu-ts also allows every external peer with a name (as the CLI's --ext-unix-sk=ino).
   if (nonEmpty(o.unix_sk_ino)) c.extUnixSk = true;
   if (o.tcp_established !== undefined) c.tcpEstablished = o.tcp_established;
   if (o.tcp_close !== undefined) c.tcpClose = o.tcp_close;
@@ -208,6 +209,7 @@ function common(o: EffectiveOpts, dirs: RequestDirs): CommonOptions {
     if (em !== undefined) extMounts.push(em);
     else external.push(e);
   }
+  for (const u of o.unix_sk_ino ?? []) external.push(`unix[${u.inode}]`);
   if (extMounts.length > 0) c.extMounts = extMounts;
   if (external.length > 0) c.external = external;
   // The "/" of the tree's mount namespace at restore (runc: the container's rootfs); a dump ignores it, as CRIU.

@@ -134,11 +134,11 @@ test('config_file: absent or comment-only is nothing to apply; a file that sets 
   }
 });
 
-test('external: file[..], tty[..] and net[..] are taken at dump, any kind criu-ts does not take is refused with EOPNOTSUPP naming it', () => {
-  assert.deepEqual(readExternals(['file[1a:2b]', 'tty[8800:19]'], [], 'dump'), { vethPairs: [], macvlans: [], netNs: [], netdevs: [] });
+test('external: file[..], tty[..], unix[..] and net[..] are taken at dump, any kind criu-ts does not take is refused with EOPNOTSUPP naming it', () => {
+  assert.deepEqual(readExternals(['file[1a:2b]', 'tty[8800:19]', 'unix[123]'], [], 'dump'), { vethPairs: [], macvlans: [], netNs: [], netdevs: [] });
   // runc's request for a container whose network namespace is given by path (test/kinds/ns/net-external.test.ts)
   assert.deepEqual(readExternals(['net[4026531992]:extRootNetNS'], [], 'dump').netNs, [{ inode: 4026531992, key: 'extRootNetNS' }]);
-  for (const other of ['mnt[/x]:y', 'unix[123]']) {
+  for (const other of ['mnt[/x]:y', 'pid[123]:x']) {
     assert.throws(() => readExternals(['file[1:2]', other], [], 'restore'),
       (e: Error) => rpcErrnoOf(e) === 95 && e.message.includes(other) && !e.message.includes('file[1:2]'), other);
   }

@@ -79,9 +79,14 @@ export function describeSocket(p: FdProbe): string {
   return `task ${p.pid} fd ${p.fd}: unix socket ${String(p.stat.ino)}`;
 }
 
-/** An entry for a socket outside the dump that one of ours talks to (--ext-unix-sk), once per dump. */
-function externalPeer(d: UnixDiag, ctx: DumpContext, what: string): void {
-  if (d.name.length === 0) {
+/**
+ * An entry for a socket outside the dump that one of ours talks to, once
+ * per dump: with --ext-unix-sk it must have a name (the restore connects
+ * to it again); named by --external unix[INO] (`keyed`) it may have none
+ * (the restore is given our socket instead, --inherit-fd).
+ */
+function externalPeer(d: UnixDiag, ctx: DumpContext, what: string, keyed = false): void {
+  if (d.name.length === 0 && !keyed) {
     throw new CriuTsError('EUNSUPPORTED', `${what}: its peer ${d.ino} is outside the dump and has no name to reconnect to`, { peer: d.ino });
   }
   const made = ctx.memo(EXTERNAL, () => new Map<number, number>());
@@ -97,8 +102,16 @@ function externalPeer(d: UnixDiag, ctx: DumpContext, what: string): void {
   })));
 }
 
-function checkOutside(peer: UnixDiag, ctx: DumpContext, what: string): void {
+/** `keyed`: our socket, when --external unix[INO] names it. */
+function checkOutside(peer: UnixDiag, ctx: DumpContext, what: string, keyed: UnixDiag | undefined): void {
   if (heldByDump(ctx, peer.ino)) return;
+  if (keyed) {
+    if (keyed.rqueue > 0) {
+      throw new CriuTsError('EUNSUPPORTED', `${what}: named by --external unix[${keyed.ino}], but ${keyed.rqueue} byte(s) wait to be read on it, which the socket given back at restore would not hold`, { ino: keyed.ino });
+    }
+    externalPeer(peer, ctx, what, true);
+    return;
+  }
   if (!ctx.opts.extUnixSk) {
     throw new CriuTsError('EUNSUPPORTED', `${what} is connected to socket ${peer.ino} outside the dumped tree (--ext-unix-sk allows it)`, { peer: peer.ino });
   }
@@ -123,16 +136,19 @@ export function dumpUnixSocket(p: FdProbe, id: number, ctx: DumpContext): FileEn
     backlog: d.wqueue, peer: d.peer, fown: NO_FOWN, opts: dumpSkOpts(p.localFd), name: d.name,
   };
   resolveName(ctx, p, d, ue);
+  // --external unix[INO] (CRIU's key, the inode in decimal): this socket's peer is outside the tree and
+  // may have no name; the restore takes the socket itself from the caller (--inherit-fd fd[N]:socket:[INO]).
+  const keyed = ctx.opts.externals?.has(`unix[${ino}]`) === true ? d : undefined;
   if (d.shutdown !== 0) ue.shutdown = SHUTDOWN_NAMES[d.shutdown & 3] ?? 'BOTH';
   let pair = false;
   if (d.peer !== 0) {
     const peer = inNs(() => unixDiag(d.peer));
     if (!peer) throw new CriuTsError('EDUMP', `${what}: peer ${d.peer} not found`, { peer: d.peer });
-    if (peer.peer !== ino && peer.name.length === 0) {
+    if (peer.peer !== ino && peer.name.length === 0 && !(keyed !== undefined && !heldByDump(ctx, peer.ino))) {
       throw new CriuTsError('EUNSUPPORTED', `${what}: peer ${d.peer} is connected elsewhere and has no name`, { peer: d.peer });
     }
     pair = d.peer !== ino && peer.peer === ino && heldByDump(ctx, peer.ino);
-    checkOutside(peer, ctx, what);
+    checkOutside(peer, ctx, what, keyed);
   } else if (d.state === TCP_ESTABLISHED && d.type !== SOCK_DGRAM) {
     // A client whose connection waits in a listener's accept queue: its peer is that listener.
     const listener = inNs(() => unixListeners()).find((l) => l.icons.includes(ino));
@@ -141,7 +157,7 @@ export function dumpUnixSocket(p: FdProbe, id: number, ctx: DumpContext): FileEn
         throw new CriuTsError('EUNSUPPORTED', `${what}: bytes sent on a connection not accepted yet cannot be read back`, { pid: p.pid, fd: p.fd });
       }
       ue.peer = listener.ino;
-      checkOutside(listener, ctx, what);
+      checkOutside(listener, ctx, what, keyed);
     } else if (d.shutdown !== 3) {
       throw new CriuTsError('EUNSUPPORTED', `${what}: connected, but its peer is gone and it is not shut down`, { pid: p.pid, fd: p.fd });
     }

@@ -427,6 +427,10 @@ export function finishUnixSocket(t: RestoreTaskHandle, e: FileEntry, fd: number,
   if (u.peer === 0 || pairPartner(e, ctx)) return;
   const peerEntry = entryByIno(u.peer, ctx);
   const peer = peerEntry?.usk;
+  if (peer && (peer.uflags & USK_EXTERN) !== 0 && peer.name.length === 0) {
+    // Dumped with --external unix[INO]: its peer outside has no name to reach; only the caller can give the socket back.
+    throw new CriuTsError('ERESTORE', `${what(t, u)}: its peer was outside the dump and has no name (--external unix[${u.ino}]): give the socket back with --inherit-fd fd[N]:socket:[${u.ino}]`, { ino: u.ino });
+  }
   if (!peer || peer.name.length === 0) {
     throw new CriuTsError('EIMAGE', `${what(t, u)}: peer ${u.peer} is not in the image or has no name`, { peer: u.peer });
   }
