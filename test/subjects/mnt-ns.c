@@ -17,7 +17,7 @@
  * launcher writes OUTFILE.ready with the subject's pid in our namespace)
  * and waits. After SIGTERM it checks that mountinfo shows the same tree
  * (mountpoints, roots, options, types, sources and the shape of the peer
- * groups; not ids or devices), the files with their contents, modes and
+ * groups; not ids, devices or the order of the mounts), the files with their contents, modes and
  * links, and that its fds still read the same files.
  * With --nested, the subject first forks a child that unshares a mount
  * namespace of its own (a copy: its /t stays a peer of the subject's /t
@@ -40,6 +40,10 @@
  * owned by 1000:1000 inside and keeps an fd on it. After the restore it
  * checks its ids, its maps, and the owner of that file seen through both
  * its path and its fd.
+ * --ext DIR (a directory of a shared mount of ours): /e1 a private bind of
+ * DIR, /e2 a bind of /e1 (listed after it: the dump names /e2 external),
+ * /e3 a bind of DIR that stays a slave of DIR's peer group (the child's
+ * copy of our tree is made a slave, not private, and its new / private).
  * --pty 1: /dev/ptmx is a symlink to pts/ptmx (as runc makes it), and the
  * subject opens a pty pair of its devpts, takes the slave as controlling
  * terminal, sets a window size, gives the slave an owner and leaves a line
@@ -166,9 +170,17 @@ static void build(const char *root, const char *out, int ready_fd, int maps_fd)
 		close(maps_fd);
 		must(setresgid(0, 0, 0) == 0 && setresuid(0, 0, 0) == 0, "take ids 0 inside");
 	}
-	must(mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) == 0, "make / private");
+	const char *ext = subject_opt("ext", NULL);
+	/* With --ext, the copy stays a slave of our mounts: /e3 receives what is mounted under EXT outside. */
+	must(mount(NULL, "/", NULL, MS_REC | (ext != NULL ? MS_SLAVE : MS_PRIVATE), NULL) == 0, "make / private");
 	must(mount(root, root, NULL, MS_BIND | MS_REC, NULL) == 0, "bind the root");
 	must(chdir(root) == 0, "chdir root");
+	if (ext != NULL) {
+		must(mount(ext, "e1", NULL, MS_BIND, NULL) == 0, "bind e1");
+		must(mount(NULL, "e1", NULL, MS_PRIVATE, NULL) == 0, "make e1 private");
+		must(mount("e1", "e2", NULL, MS_BIND, NULL) == 0, "bind e2");
+		must(mount(ext, "e3", NULL, MS_BIND, NULL) == 0, "bind e3");
+	}
 	/* Before the old root goes: in a user namespace, proc is mounted only where one is fully visible. */
 	must(mount("proc", "proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) == 0, "mount /proc");
 	mkdir("old", 0700);
@@ -176,6 +188,8 @@ static void build(const char *root, const char *out, int ready_fd, int maps_fd)
 	must(umount2("/old", MNT_DETACH) == 0, "detach the old root");
 	rmdir("/old");
 	must(chdir("/") == 0, "chdir /");
+	if (ext != NULL)
+		must(mount(NULL, "/", NULL, MS_PRIVATE, NULL) == 0, "make the new / private");
 	must(mount("subj-tmp", "/t", "tmpfs", 0, "size=1m,mode=750") == 0, "mount /t");
 	write_file("/t/file", FILE_TEXT, 0640);
 	must(chown("/t/file", 1, 2) == 0, "chown /t/file");
@@ -208,16 +222,26 @@ static void build(const char *root, const char *out, int ready_fd, int maps_fd)
 	subject_fail("exec /init: %s", strerror(errno));
 }
 
-/* The mount tree without ids and devices; peer groups numbered in order of appearance. */
+static int cmp_lines(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/*
+ * The mount tree without ids and devices, one line per mount sorted by
+ * mountpoint (the order mountinfo lists mounts is the order they were
+ * made, which a restore need not keep); peer groups numbered in order of
+ * appearance in that sorted list.
+ */
 static void tree_shape(char *buf, size_t size)
 {
 	FILE *f = fopen("/proc/self/mountinfo", "re");
 	if (f == NULL)
 		subject_fail("mountinfo: %s", strerror(errno));
-	int groups[64] = { 0 }, ngroups = 0;
+	static char store[64][1024];
+	char *lines[64];
+	int nlines = 0;
 	char line[4096];
-	size_t used = 0;
-	buf[0] = 0;
 	while (fgets(line, sizeof(line), f) != NULL) {
 		char *save = NULL, *fields[64];
 		int n = 0;
@@ -227,26 +251,51 @@ static void tree_shape(char *buf, size_t size)
 			continue;
 		char prop[256] = "";
 		int i = 6;
-		for (; i < n && strcmp(fields[i], "-") != 0; i++) {
-			char kind[32];
-			int id;
-			if (sscanf(fields[i], "%31[a-z]:%d", kind, &id) != 2)
-				continue;
-			int g = 0;
-			while (g < ngroups && groups[g] != id)
-				g++;
-			if (g == ngroups && ngroups < 64)
-				groups[ngroups++] = id;
-			snprintf(prop + strlen(prop), sizeof(prop) - strlen(prop), " %s:%d", kind, g);
-		}
+		for (; i < n && strcmp(fields[i], "-") != 0; i++)
+			if (strchr(fields[i], ':') != NULL)
+				snprintf(prop + strlen(prop), sizeof(prop) - strlen(prop), " %s", fields[i]);
 		if (i + 3 >= n)
 			continue;
-		used += (size_t)snprintf(buf + used, size - used, "%s %s %s%s - %s %s %s\n", fields[4], fields[3], fields[5], prop,
-					 fields[i + 1], fields[i + 2], fields[i + 3]);
+		if (nlines == 64)
+			subject_fail("mount tree too long");
+		snprintf(store[nlines], sizeof(store[nlines]), "%s %s %s%s - %s %s %s", fields[4], fields[3], fields[5], prop,
+			 fields[i + 1], fields[i + 2], fields[i + 3]);
+		lines[nlines] = store[nlines];
+		nlines++;
+	}
+	fclose(f);
+	qsort(lines, (size_t)nlines, sizeof(lines[0]), cmp_lines);
+	int groups[64] = { 0 }, ngroups = 0;
+	size_t used = 0;
+	buf[0] = 0;
+	for (int l = 0; l < nlines; l++) {
+		/* "shared:N"/"master:N" become the group's number in order of appearance. */
+		char out[1200] = "", *p = lines[l];
+		char *dash = strstr(p, " - ");
+		while (*p != 0) {
+			char kind[32];
+			int id, k;
+			if (p < dash && *p == ' ' && sscanf(p, " %31[a-z]:%d%n", kind, &id, &k) == 2) {
+				int g = 0;
+				while (g < ngroups && groups[g] != id)
+					g++;
+				if (g == ngroups && ngroups < 64)
+					groups[ngroups++] = id;
+				snprintf(out + strlen(out), sizeof(out) - strlen(out), " %s:%d", kind, g);
+				p += k;
+				continue;
+			}
+			size_t o = strlen(out);
+			if (o + 1 < sizeof(out)) {
+				out[o] = *p;
+				out[o + 1] = 0;
+			}
+			p++;
+		}
+		used += (size_t)snprintf(buf + used, size - used, "%s\n", out);
 		if (used >= size)
 			subject_fail("mount tree too long");
 	}
-	fclose(f);
 }
 
 static void same_file(int fd, const char *text, const char *what)

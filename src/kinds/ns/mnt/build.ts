@@ -38,7 +38,7 @@ import { CriuTsError } from '../../../errors.js';
 import { logger } from '../../../log.js';
 import { NR, cloneMountTree } from '../../../sys/index.js';
 import { closeSync } from 'node:fs';
-import { parseMountinfo } from '../../../proc/index.js';
+import { parseFdinfo, parseMountinfo } from '../../../proc/index.js';
 import type { RestoreTaskHandle } from '../../types.js';
 import type { MntEntry } from '../../../images/messages.js';
 import type { MountStep } from './plan.js';
@@ -160,12 +160,12 @@ export function buildMountTree(t: RestoreTaskHandle, input: BuildInput): void {
           extSources.delete(s.e.mnt_id);
           try {
             attach(src, target, `external ${s.key}: ${s.path} at ${s.e.mountpoint}`);
+            // A slave of its source's group at once: nothing made below it reaches the outside.
+            mount(`mount(${s.e.mountpoint}, MS_SLAVE)`, undefined, target, undefined, MS_SLAVE, undefined);
+            slaveOfOutside(t.pid, src, s);
           } finally {
             t.syscall('close', NR.close, src);
           }
-          // A slave of its source's group at once: nothing made below it reaches the outside.
-          mount(`mount(${s.e.mountpoint}, MS_SLAVE)`, undefined, target, undefined, MS_SLAVE, undefined);
-          slaveOfOutside(t.pid, target, s);
           break;
         }
         case 'bind': {
@@ -221,10 +221,13 @@ export function buildMountTree(t: RestoreTaskHandle, input: BuildInput): void {
 /**
  * An external mount that was a slave of a group outside the dump is one
  * again only if its source here is in a peer group: checked in the task's
- * mountinfo (before the pivot its mountpoint is `target`).
+ * mountinfo, found by the mount id of the task's fd on it (the tree is
+ * made relative to the cwd, so its mountpoint as mountinfo shows it is
+ * not the path it was attached at).
  */
-function slaveOfOutside(pid: number, target: string, s: Extract<MountStep, { how: 'external' }>): void {
-  const m = parseMountinfo(pid).filter((x) => x.mountpoint === target).pop();
+function slaveOfOutside(pid: number, fd: number, s: Extract<MountStep, { how: 'external' }>): void {
+  const id = parseFdinfo(pid, fd).mntId;
+  const m = parseMountinfo(pid).find((x) => x.mntId === id);
   if (m === undefined || m.master === 0) {
     throw new CriuTsError('ERESTORE', `mount ${s.e.mnt_id} at ${s.e.mountpoint} (external ${s.key}) was a slave of peer group ${String(s.e.master_id)} outside the dump, and its source ${s.path} is in no peer group here: it cannot be a slave again`, { mountpoint: s.e.mountpoint, key: s.key });
   }

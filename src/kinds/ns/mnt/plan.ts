@@ -139,6 +139,9 @@ export function planMounts(entries: readonly MntEntry[], file: string, extMounts
     }
     const from = [...made.values()].find((o) => o.root_dev === e.root_dev && within(e.root, o.root) && (o.mnt_id !== e.mnt_id));
     if (from !== undefined) return { how: 'bind', e, from, sub: below(e.root, from.root) };
+    // A view of an external mount's filesystem is a bind of it (dump.ts saved no files for it), even
+    // when mountinfo lists it first (bound into the tree before the external mount was made from it).
+    if (entries.some((o) => o !== e && extKeyOf(o) !== undefined && o.root_dev === e.root_dev && within(e.root, o.root) && !made.has(o.mnt_id))) return undefined;
     const o = fromOuter(e);
     if (o !== undefined) return { how: 'outer', e, path: through(o, e.root) };
     const fstype = fsTypeName(e.fstype);
