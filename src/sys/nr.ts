@@ -33,7 +33,7 @@ export const NR = {
   shmget: 29, shmat: 30, shmctl: 31, semget: 64, semctl: 66, shmdt: 67, msgget: 68, msgctl: 71,
   sethostname: 170, setdomainname: 171, unshare: 272,
   // the new mount API (cgroup hierarchies as detached mounts, kinds/cgroup)
-  fsopen: 430, fsconfig: 431, fsmount: 432,
+  fsopen: 430, fsconfig: 431, fsmount: 432, fspick: 433,
   // mount namespaces (kinds/ns/mnt): the tree built inside the restored root task
   mount: 165, umount2: 166, pivot_root: 155, open_tree: 428, move_mount: 429, mount_setattr: 442,
   // calls a thread may be blocked in at dump (their restart codes: restore/restart.ts)

@@ -44,6 +44,13 @@
  * DIR, /e2 a bind of /e1 (listed after it: the dump names /e2 external),
  * /e3 a bind of DIR that stays a slave of DIR's peer group (the child's
  * copy of our tree is made a slave, not private, and its new / private).
+ * --overmount 1: /o1 a tmpfs with a file under a second tmpfs stacked on
+ * it, /o2/in a tmpfs with a file under a tmpfs on /o2 (made before the
+ * subject runs); after SIGTERM, the top files read as before and, once
+ * the mounts over them are unmounted, the hidden ones too. Also /gd and
+ * /gf: binds of a directory and of a file of the root's filesystem,
+ * removed after (the binds stay, on their removed sources); after
+ * SIGTERM /gf reads as before and the sources are still gone.
  * --pty 1: /dev/ptmx is a symlink to pts/ptmx (as runc makes it), and the
  * subject opens a pty pair of its devpts, takes the slave as controlling
  * terminal, sets a window size, gives the slave an owner and leaves a line
@@ -160,6 +167,62 @@ static void write_file(const char *path, const char *text, mode_t mode)
 	close(fd);
 }
 
+#define UNDER_TEXT "a file of a tmpfs overmounted on its own mountpoint\n"
+#define OVER_TEXT "a file of the tmpfs over it\n"
+#define DEEP_TEXT "a file of a tmpfs under a mount on a directory above it\n"
+
+/* /o1: a tmpfs with a file, another tmpfs stacked on it; /o2/in: a tmpfs with a file, hidden by a tmpfs on /o2. */
+static void make_overmounts(void)
+{
+	must(mount("under", "/o1", "tmpfs", 0, "size=1m") == 0, "mount /o1");
+	write_file("/o1/file", UNDER_TEXT, 0644);
+	must(mount("over", "/o1", "tmpfs", 0, "size=1m") == 0, "mount /o1 again");
+	write_file("/o1/file", OVER_TEXT, 0600);
+	must(mkdir("/o2/in", 0755) == 0 || errno == EEXIST, "mkdir /o2/in");
+	must(mount("deep", "/o2/in", "tmpfs", 0, "size=1m") == 0, "mount /o2/in");
+	write_file("/o2/in/file", DEEP_TEXT, 0640);
+	must(mount("above", "/o2", "tmpfs", MS_NOSUID, "size=1m") == 0, "mount /o2");
+}
+
+/* /gd a bind of a directory, /gf a bind of a file, both removed after (mountinfo: root ".../gone//deleted"). */
+static void make_deleted_binds(void)
+{
+	must(mkdir("/data/gone", 0700) == 0, "mkdir /data/gone");
+	write_file("/data/gone/in", DEEP_TEXT, 0644);
+	must(mkdir("/gd", 0755) == 0 || errno == EEXIST, "mkdir /gd");
+	must(mount("/data/gone", "/gd", NULL, MS_BIND, NULL) == 0, "bind /gd");
+	write_file("/data/gonefile", "", 0600);
+	write_file("/gf", "", 0644);
+	must(mount("/data/gonefile", "/gf", NULL, MS_BIND, NULL) == 0, "bind /gf");
+	must(unlink("/data/gone/in") == 0 && rmdir("/data/gone") == 0 && unlink("/data/gonefile") == 0, "remove the sources of /gd and /gf");
+}
+
+static void read_text(const char *path, const char *text)
+{
+	int fd = open(path, O_RDONLY);
+	if (fd < 0)
+		subject_fail("%s: %s", path, strerror(errno));
+	same_file(fd, text, path);
+	close(fd);
+}
+
+/* The files of the hidden tmpfs came back: seen once the mounts over them are gone (the test is over). */
+static void check_overmounts(void)
+{
+	struct stat gd, gf;
+	if (stat("/gd", &gd) != 0 || stat("/gf", &gf) != 0 || !S_ISDIR(gd.st_mode) || !S_ISREG(gf.st_mode) || gf.st_size != 0)
+		subject_fail("/gd or /gf is not the empty directory or file it was");
+	if (access("/data/gone", F_OK) == 0 || access("/data/gonefile", F_OK) == 0 || access("/gd/in", F_OK) == 0)
+		subject_fail("the removed sources of /gd and /gf are back");
+	read_text("/o1/file", OVER_TEXT);
+	if (access("/o2/in", F_OK) == 0)
+		subject_fail("/o2/in shows through the tmpfs over /o2");
+	if (umount2("/o1", 0) != 0 || umount2("/o2", 0) != 0)
+		subject_fail("unmount the tmpfs over /o1 and /o2: %s", strerror(errno));
+	read_text("/o1/file", UNDER_TEXT);
+	read_text("/o2/in/file", DEEP_TEXT);
+}
+
 /* The child: build the tree under root, pivot into it, exec the subject. */
 static void build(const char *root, const char *out, int ready_fd, int maps_fd)
 {
@@ -207,16 +270,21 @@ static void build(const char *root, const char *out, int ready_fd, int maps_fd)
 	must(mount("/data/sub", "/ro", NULL, MS_BIND, NULL) == 0, "bind /ro");
 	must(mount(NULL, "/ro", NULL, MS_REMOUNT | MS_BIND | MS_RDONLY, NULL) == 0, "make /ro read-only");
 	must(mount("mqueue", "/mq", "mqueue", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) == 0, "mount /mq");
+	const char *overmount = subject_opt("overmount", "0");
+	if (strcmp(overmount, "0") != 0) {
+		make_overmounts();
+		make_deleted_binds();
+	}
 	const char *pty = subject_opt("pty", "0");
 	if (strcmp(pty, "0") != 0)
 		must(symlink("pts/ptmx", "/dev/ptmx") == 0, "symlink /dev/ptmx");
 	snprintf(path, sizeof(path), "%d", ready_fd);
 	const char *nested = subject_opt("nested", NULL);
 	const char *ghosts = subject_opt("ghosts", "0");
-	const char *argv2[16] = { "init", "--out", out, "--stage", "2", "--ready-fd", path, "--userns", maps_fd >= 0 ? "1" : "0", "--ghosts", ghosts, "--pty", pty };
+	const char *argv2[18] = { "init", "--out", out, "--stage", "2", "--ready-fd", path, "--userns", maps_fd >= 0 ? "1" : "0", "--ghosts", ghosts, "--pty", pty, "--overmount", overmount };
 	if (nested != NULL) {
-		argv2[13] = "--nested";
-		argv2[14] = nested;
+		argv2[15] = "--nested";
+		argv2[16] = nested;
 	}
 	execv("/init", (char *const *)argv2);
 	subject_fail("exec /init: %s", strerror(errno));
@@ -691,6 +759,8 @@ int main(int argc, char **argv)
 	}
 	if (ghosts)
 		check_ghosts();
+	if (subject_opt_long("overmount", 0) == 1)
+		check_overmounts();
 	if (userns)
 		check_ids(owned);
 	same_file(ro, RO_TEXT, "the fd on /ro/file");

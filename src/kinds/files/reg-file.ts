@@ -17,7 +17,7 @@ import { RemoteSyscallError } from '../../infect/tracee.js';
 import type { FdinfoEntry, FileEntry, RegFileEntry, FownEntry } from '../../images/messages.js';
 import { parseMountinfo, pathSeenBy } from '../../proc/index.js';
 import { openOursInTask } from '../install-fd.js';
-import { foreignMountTask, isTreeMount } from '../ns/mnt/index.js';
+import { foreignMountTask, isHiddenMount, isTreeMount } from '../ns/mnt/index.js';
 import { stateKey, type FileKind, type FdProbe, type RestoreTaskHandle, type DumpContext, type RestoreContext } from '../types.js';
 import { dumpUnlinked, DELETED_SUFFIX } from './ghost/index.js';
 
@@ -119,6 +119,9 @@ const NS_MOUNTS = stateKey<Map<number, ReadonlySet<number> | undefined>>('reg:ns
 function refuseForeignMount(p: FdProbe, ctx: DumpContext): void {
   const mntId = p.fdinfo.mntId;
   if (mntId === undefined) return;
+  if (isHiddenMount(ctx, mntId)) {
+    throw new CriuTsError('EUNSUPPORTED', `task ${p.pid} fd ${p.fd}: ${p.link} was opened through mount ${mntId}, which another mount covers: no path reaches it to reopen it there`, { pid: p.pid, fd: p.fd, mntId });
+  }
   const cache = ctx.memo(NS_MOUNTS, () => new Map<number, ReadonlySet<number> | undefined>());
   // A chroot'ed task's mountinfo lists only the mounts below its root: not checked.
   if (!cache.has(p.pid)) cache.set(p.pid, pathSeenBy(p.pid, '/') === '/' || readlinkSync(`/proc/${p.pid}/root`) !== '/' ? undefined : new Set(parseMountinfo(p.pid).map((m) => m.mntId)));

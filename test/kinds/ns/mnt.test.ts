@@ -32,7 +32,7 @@ const TIMEOUT = { timeout: 120_000 };
 /** A private root for the subject: its mountpoints, a directory to bind, the harness's work dir at ROOT/w. */
 function makeRoot(): string {
   const root = tempDir('mnt-root');
-  for (const d of ['proc', 't', 't2', 't3', 'dev', 'ro', 'mq', 'w', 'data/sub', 'n', 'n2']) mkdirSync(join(root, d), { recursive: true });
+  for (const d of ['proc', 't', 't2', 't3', 'dev', 'ro', 'mq', 'w', 'data/sub', 'n', 'n2', 'o1', 'o2']) mkdirSync(join(root, d), { recursive: true });
   return root;
 }
 
@@ -236,6 +236,37 @@ test('a nested mount namespace (a child that unshared its own: a tmpfs with a fi
     const kids = readFileSync(`/proc/${res.pid}/task/${res.pid}/children`, 'utf8').trim().split(/\s+/).map(Number);
     assert.equal(kids.length, 1);
     assert.notEqual(readlinkSync(`/proc/${kids[0]}/ns/mnt`), readlinkSync(`/proc/${res.pid}/ns/mnt`), 'the child is in a mount namespace of its own');
+    await run.passesAt(res.pid);
+  } finally {
+    await run.cleanup();
+  }
+});
+
+test('a tmpfs overmounted on its own mountpoint, and one under a tmpfs on a directory above it: their hidden files are saved and come back under the mounts over them; binds whose sources were removed come back on removed sources', TIMEOUT, async () => {
+  const root = makeRoot();
+  const dir = tempDir('mnt-overmount');
+  const run = new SubjectRun();
+  run.removes(dir);
+  run.removes(root);
+  try {
+    const s = (run.subject = await startInRoot(root, ['--overmount', '1']));
+    const r = await dump({ pid: s.pid, imagesDir: dir, progress: false });
+    for (const p of r.pids) assert.ok(await waitGone(p), `task ${p} still there after the dump`);
+    const ids = readImage(join(dir, 'ids-1.img')).entries[0] as Record<string, number>;
+    const mounts = readImage(join(dir, `mountpoints-${ids['mnt_ns_id']}.img`)).entries as { mountpoint: string; source: string }[];
+    assert.deepEqual(mounts.filter((m) => m.mountpoint.startsWith('/o')).map((m) => `${m.mountpoint} ${m.source}`), ['/o1 under', '/o1 over', '/o2/in deep', '/o2 above']);
+    // As CRIU writes them: the root without mountinfo's "//deleted", and `deleted` set.
+    const gone = mounts.filter((m) => m.mountpoint === '/gd' || m.mountpoint === '/gf') as unknown as { mountpoint: string; root: string; deleted?: boolean }[];
+    assert.deepEqual(gone.map((m) => `${m.mountpoint} ${m.root} ${String(m.deleted)}`), [`/gd ${root}/data/gone true`, `/gf ${root}/data/gonefile true`]);
+    // Every tmpfs has its tar, the hidden ones too: /t, /dev and the four.
+    const tars = readdirSync(dir).filter((n) => /^tmpfs-dev-\d+\.tar\.gz\.img$/.test(n));
+    assert.equal(tars.length, 6);
+    const listing = tars.map((n) => spawnSync('tar', ['-tzf', join(dir, n)], { encoding: 'utf8' }).stdout).join('');
+    assert.equal(listing.split('\n').filter((l) => l === './file').length, 4, listing); // /t's and three of the four
+    const before = readFileSync('/proc/self/mountinfo', 'utf8').split('\n').filter((l) => l.includes(root));
+    const res = await restore({ imagesDir: dir, progress: false, root });
+    run.restored = res.pid;
+    assert.deepEqual(readFileSync('/proc/self/mountinfo', 'utf8').split('\n').filter((l) => l.includes(root)), before, 'no mount of the restore shows in our namespace');
     await run.passesAt(res.pid);
   } finally {
     await run.cleanup();

@@ -37,12 +37,12 @@ import { spawnSync } from 'node:child_process';
 import { CriuTsError } from '../../../errors.js';
 import { logger } from '../../../log.js';
 import { NR, cloneMountTree } from '../../../sys/index.js';
-import { closeSync } from 'node:fs';
+import { closeSync, statSync } from 'node:fs';
 import { parseFdinfo, parseMountinfo } from '../../../proc/index.js';
 import type { RestoreTaskHandle } from '../../types.js';
 import type { MntEntry } from '../../../images/messages.js';
 import type { MountStep } from './plan.js';
-import { FS_TYPES, MS_BIND, MS_DIRSYNC, MS_LAZYTIME, MS_MANDLOCK, MS_NOATIME, MS_PRIVATE, MS_RDONLY, MS_REC, MS_RELATIME, MS_REMOUNT, MS_SHARED, MS_SLAVE, MS_STRICTATIME, MS_SYNCHRONOUS } from './fstypes.js';
+import { FS_TYPES, MS_DIRSYNC, MS_LAZYTIME, MS_MANDLOCK, MS_NOATIME, MS_NODEV, MS_NODIRATIME, MS_NOEXEC, MS_NOSUID, MS_PRIVATE, MS_RDONLY, MS_REC, MS_RELATIME, MS_SHARED, MS_SLAVE, MS_SYNCHRONOUS } from './fstypes.js';
 
 const log = logger('mnt');
 
@@ -56,12 +56,19 @@ const MOVE_MOUNT_F_EMPTY_PATH = 0x4;
 const MOVE_MOUNT_T_EMPTY_PATH = 0x40;
 const MOVE_MOUNT_SET_GROUP = 0x100;
 const MNT_DETACH = 2;
+const O_CREAT = 0o100;
+const O_EXCL = 0o200;
+const O_WRONLY = 1;
+const AT_REMOVEDIR = 0x200;
 const MOUNT_ATTR_SIZE_VER0 = 32;
 const FSOPEN_CLOEXEC = 1;
 const FSMOUNT_CLOEXEC = 1;
 const FSCONFIG_SET_FLAG = 0;
 const FSCONFIG_SET_STRING = 1;
 const FSCONFIG_CMD_CREATE = 6;
+const FSCONFIG_CMD_RECONFIGURE = 7;
+const FSPICK_CLOEXEC = 1;
+const FSPICK_EMPTY_PATH = 8;
 
 const TAR_EXTRACT = ['--extract', '--gzip', '--no-unquote', '--no-wildcards'];
 
@@ -76,12 +83,6 @@ export interface BuildInput {
   asRoot: readonly string[];
   /** a pty slave of the devpts mount open at `devpts` (an fd in the task) is bind-mounted: make it exist */
   ptySlave?(devpts: number, index: number): void;
-}
-
-/** The per-mount flags to set with MS_REMOUNT|MS_BIND: no atime flag shown in mountinfo means strictatime. */
-function remountFlags(e: MntEntry): number {
-  const f = e.flags & ~(MS_SHARED | MS_SLAVE | MS_PRIVATE);
-  return (f & (MS_NOATIME | MS_RELATIME)) === 0 ? f | MS_STRICTATIME : f;
 }
 
 export function buildMountTree(t: RestoreTaskHandle, input: BuildInput): void {
@@ -100,71 +101,77 @@ export function buildMountTree(t: RestoreTaskHandle, input: BuildInput): void {
     const [dfd, p] = typeof path === 'number' ? [path, sub] : [AT_FDCWD, path];
     return Number(t.syscall(`open_tree(${typeof path === 'number' ? `fd ${path}/` : ''}${p})`, NR.open_tree, dfd, str(p), OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | (p === '' ? AT_EMPTY_PATH : 0)));
   };
-  const attach = (tree: number, target: string, what: string): void => {
-    t.syscall(`move_mount(${what})`, NR.move_mount, tree, str(''), AT_FDCWD, str(target), MOVE_MOUNT_F_EMPTY_PATH);
+  // A subdirectory of a mount, without what is mounted on the way: cloned from a clone of that mount
+  // alone (open_tree without AT_RECURSIVE has no submounts). Takes `alone` over.
+  const cloneSub = (alone: number, sub: string): number => {
+    if (sub === '') return alone;
+    try {
+      return clone(alone, sub);
+    } finally {
+      t.syscall('close', NR.close, alone);
+    }
   };
   const fds = new Map<number, number>();
   const groups = new Map<number, number>();
   const extSources = new Map<number, number>();
-  // Every tree is made relative to its new root (the cwd).
-  const at = (e: MntEntry): string => `.${e.mountpoint === '/' ? '' : e.mountpoint}`;
-  const hostPath = (e: MntEntry): string => `/proc/${t.pid}/cwd${e.mountpoint === '/' ? '' : e.mountpoint}`;
+  // Each mount is attached at its place in its parent mount, found from that mount's own fd (taken
+  // when it was made, before anything was stacked on it): a path from the new root (the cwd) would
+  // cross the mounts stacked since, and put a mount that was overmounted on the mount over it.
+  const place = (e: MntEntry): { dfd: number; rel: string } => {
+    if (e.mountpoint === '/') return { dfd: AT_FDCWD, rel: '/' };
+    const parent = byId.get(e.parent_mnt_id);
+    const dfd = fds.get(e.parent_mnt_id);
+    if (parent === undefined || dfd === undefined) return { dfd: AT_FDCWD, rel: `.${e.mountpoint}` };
+    const rel = parent.mountpoint === e.mountpoint ? '' : e.mountpoint.slice(parent.mountpoint === '/' ? 1 : parent.mountpoint.length + 1);
+    return { dfd, rel };
+  };
+  const attach = (tree: number, e: MntEntry, what: string): void => {
+    const { dfd, rel } = place(e);
+    t.syscall(`move_mount(${what})`, NR.move_mount, tree, str(''), dfd, str(rel), MOVE_MOUNT_F_EMPTY_PATH | (rel === '' ? MOVE_MOUNT_T_EMPTY_PATH : 0));
+  };
+  const byId = new Map(input.steps.map((s) => [s.e.mnt_id, s.e]));
   try {
     for (const [g, path] of input.cross ?? []) groups.set(g, clone(path, ''));
     // An external mount that was a slave of a group outside is a clone of its source taken while that is still in its group.
     for (const s of input.steps) if (s.how === 'external' && s.slaveOutside) extSources.set(s.e.mnt_id, clone(s.path, ''));
     mount('mount(/, MS_REC|MS_PRIVATE)', undefined, '/', undefined, MS_REC | MS_PRIVATE, undefined);
     for (const s of input.steps) {
-      const target = at(s.e);
       log.debug(`mnt: ${s.how} mount ${s.e.mnt_id} at ${s.e.mountpoint}`);
+      // The mount's own fd, kept: its place for its children, its handle for flags and propagation.
+      let made: number;
       switch (s.how) {
         case 'root': {
           // Cloned by criu-ts, stacked on the task's "/" (the one place it can always reach), made
           // private before anything is mounted in it: nothing made here may propagate to its source.
           const ours = cloneMountTree(root, true);
-          let tree: number;
           try {
-            tree = t.installFd(ours);
+            made = t.installFd(ours);
           } finally {
             closeSync(ours);
           }
-          try {
-            attach(tree, '/', `--root ${root} onto /`);
-            t.syscall('fchdir(new root)', NR.fchdir, tree);
-          } finally {
-            t.syscall('close', NR.close, tree);
-          }
+          fds.set(s.e.mnt_id, made);
+          attach(made, s.e, `--root ${root} onto /`);
+          t.syscall('fchdir(new root)', NR.fchdir, made);
           mount('mount(new root, MS_REC|MS_PRIVATE)', undefined, '.', undefined, MS_REC | MS_PRIVATE, undefined);
           break;
         }
         case 'outer': {
-          const tree = clone(s.path, '');
-          try {
-            if (s.e.mountpoint === '/') {
-              attach(tree, '/', `${s.path} onto /`);
-              t.syscall('fchdir(new root)', NR.fchdir, tree);
-            } else {
-              attach(tree, target, `${s.path} at ${s.e.mountpoint}`);
-            }
-          } finally {
-            t.syscall('close', NR.close, tree);
-          }
+          made = cloneSub(clone(s.path, ''), s.sub);
+          fds.set(s.e.mnt_id, made);
+          attach(made, s.e, `${s.path}${s.sub === '' ? '' : ` (${s.sub})`} at ${s.e.mountpoint}`);
+          if (s.e.mountpoint === '/') t.syscall('fchdir(new root)', NR.fchdir, made);
           break;
         }
         case 'external': {
           const src = extSources.get(s.e.mnt_id);
-          if (src === undefined) {
-            mount(`mount(external ${s.key}: ${s.path} at ${s.e.mountpoint})`, s.path, target, undefined, MS_BIND, undefined);
-            break;
-          }
           extSources.delete(s.e.mnt_id);
-          try {
-            attach(src, target, `external ${s.key}: ${s.path} at ${s.e.mountpoint}`);
+          made = src ?? clone(s.path, '');
+          fds.set(s.e.mnt_id, made);
+          attach(made, s.e, `external ${s.key}: ${s.path} at ${s.e.mountpoint}`);
+          if (src !== undefined) {
             // A slave of its source's group at once: nothing made below it reaches the outside.
-            mount(`mount(${s.e.mountpoint}, MS_SLAVE)`, undefined, target, undefined, MS_SLAVE, undefined);
-            slaveOfOutside(t.pid, src, s);
-          } finally {
-            t.syscall('close', NR.close, src);
+            setPropagation(t, made, MS_SLAVE, s.e.mountpoint);
+            slaveOfOutside(t.pid, made, s);
           }
           break;
         }
@@ -173,41 +180,45 @@ export function buildMountTree(t: RestoreTaskHandle, input: BuildInput): void {
           if (from === undefined) throw new CriuTsError('EINTERNAL', `mount ${s.from.mnt_id} was not made before its bind ${s.e.mnt_id}`);
           // A pty slave bound elsewhere exists only once its pair does.
           if (s.from.fstype === FS_TYPES['devpts']?.code && /^\d+$/.test(s.sub)) input.ptySlave?.(from, Number(s.sub));
-          const tree = clone(from, s.sub);
+          if (s.e.deleted !== true) {
+            made = cloneSub(clone(from, ''), s.sub);
+            fds.set(s.e.mnt_id, made);
+            attach(made, s.e, s.e.mountpoint);
+            break;
+          }
+          // Its source was removed after the bind (zdtm's mntns_deleted): made again in the source
+          // (empty, 0700 or 0600: dump.ts refuses anything else), bound, and removed once attached.
+          const sub = s.sub;
+          const { dfd, rel } = place(s.e);
+          const dir = statSync(`/proc/${t.pid}/fd/${dfd}${rel === '' ? '' : `/${rel}`}`).isDirectory();
+          const alone = clone(from, '');
           try {
-            attach(tree, target, s.e.mountpoint);
+            if (dir) t.syscall(`mkdirat(${sub})`, NR.mkdirat, alone, str(sub), 0o700);
+            else t.syscall('close', NR.close, Number(t.syscall(`openat(${sub}, O_CREAT)`, NR.openat, alone, str(sub), O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0o600)));
+            made = clone(alone, sub);
+            fds.set(s.e.mnt_id, made);
+            attach(made, s.e, s.e.mountpoint);
+            t.syscall(`unlinkat(${sub})`, NR.unlinkat, alone, str(sub), dir ? AT_REMOVEDIR : 0);
           } finally {
-            t.syscall('close', NR.close, tree);
+            t.syscall('close', NR.close, alone);
           }
           break;
         }
         case 'fresh': {
-          // A read-only tmpfs is filled first, then made read-only.
+          // Made detached, filled (through its fd: no path reaches a mount that is to be overmounted
+          // once the tree is whole), then attached; a read-only one is made read-only once filled.
           const sb = s.e.sb_flags ?? 0;
           const first = s.tar === undefined ? sb : sb & ~MS_RDONLY;
-          if (nested && s.e.mountpoint === '/') {
-            // A nested root of its own (a namespace pivoted into a tmpfs): made detached, filled, stacked on "/".
-            const fd = freshDetached(t, s.fstype, s.e, first);
-            try {
-              if (s.tar !== undefined) untar(`/proc/${t.pid}/fd/${fd}`, input.tar(s.tar), s.e, input.asRoot);
-              attach(fd, '/', `new ${s.fstype} onto /`);
-              t.syscall('fchdir(new root)', NR.fchdir, fd);
-            } finally {
-              t.syscall('close', NR.close, fd);
-            }
-            if (first !== sb) mount(`remount(${s.e.mountpoint}, ro)`, undefined, target, undefined, MS_REMOUNT | sb, s.e.options);
-            break;
-          }
-          mount(`mount(${s.fstype} at ${s.e.mountpoint})`, s.e.source, target, s.fstype, first, s.e.options);
-          if (s.tar !== undefined) {
-            untar(hostPath(s.e), input.tar(s.tar), s.e, input.asRoot);
-            if (first !== sb) mount(`remount(${s.e.mountpoint}, ro)`, undefined, target, undefined, MS_REMOUNT | sb, s.e.options);
-          }
+          made = freshDetached(t, s.fstype, s.e, first);
+          fds.set(s.e.mnt_id, made);
+          if (s.tar !== undefined) untar(`/proc/${t.pid}/fd/${made}`, input.tar(s.tar), s.e, input.asRoot);
+          if (first !== sb) reconfigureReadOnly(t, made, s.e.mountpoint);
+          attach(made, s.e, `new ${s.fstype} at ${s.e.mountpoint}`);
+          if (s.e.mountpoint === '/') t.syscall('fchdir(new root)', NR.fchdir, made);
           break;
         }
       }
-      mount(`remount(${s.e.mountpoint}, flags 0x${s.e.flags.toString(16)})`, undefined, target, undefined, MS_REMOUNT | MS_BIND | remountFlags(s.e), undefined);
-      fds.set(s.e.mnt_id, Number(t.syscall(`open(${s.e.mountpoint})`, NR.openat, AT_FDCWD, str(target), O_PATH | O_CLOEXEC)));
+      setMountFlags(t, made, s.e);
     }
     t.syscall('pivot_root(., .)', NR.pivot_root, str('.'), str('.'));
     t.syscall('umount2(old root, MNT_DETACH)', NR.umount2, str('.'), MNT_DETACH);
@@ -215,6 +226,58 @@ export function buildMountTree(t: RestoreTaskHandle, input: BuildInput): void {
     propagation(t, input.steps, fds, groups);
   } finally {
     for (const fd of [...fds.values(), ...groups.values(), ...extSources.values()]) t.syscall('close', NR.close, fd);
+  }
+}
+
+/** mount_setattr on the mount `fd` is open on: struct mount_attr { u64 attr_set, attr_clr, propagation, userns_fd }. */
+function mountSetattr(t: RestoreTaskHandle, fd: number, what: string, set: number, clr: number, propagation: number): void {
+  const attr = Buffer.alloc(MOUNT_ATTR_SIZE_VER0);
+  attr.writeBigUInt64LE(BigInt(set), 0);
+  attr.writeBigUInt64LE(BigInt(clr), 8);
+  attr.writeBigUInt64LE(BigInt(propagation), 16);
+  t.syscall(`mount_setattr(${what})`, NR.mount_setattr, fd, t.putString(''), AT_EMPTY_PATH, t.putBytes(attr), MOUNT_ATTR_SIZE_VER0);
+}
+
+function setPropagation(t: RestoreTaskHandle, fd: number, type: number, mountpoint: string): void {
+  mountSetattr(t, fd, `${mountpoint}, ${type === MS_SLAVE ? 'MS_SLAVE' : type === MS_SHARED ? 'MS_SHARED' : `propagation 0x${type.toString(16)}`}`, 0, 0, type);
+}
+
+const MOUNT_ATTR_RDONLY = 0x1;
+const MOUNT_ATTR_NOSUID = 0x2;
+const MOUNT_ATTR_NODEV = 0x4;
+const MOUNT_ATTR_NOEXEC = 0x8;
+const MOUNT_ATTR__ATIME = 0x70;
+const MOUNT_ATTR_NOATIME = 0x10;
+const MOUNT_ATTR_STRICTATIME = 0x20;
+const MOUNT_ATTR_NODIRATIME = 0x80;
+
+/**
+ * The dumped per-mount flags, exactly (what is not set is cleared), as
+ * MS_REMOUNT|MS_BIND would set them, on the mount's fd: no atime flag
+ * shown in mountinfo means strictatime.
+ */
+function setMountFlags(t: RestoreTaskHandle, fd: number, e: MntEntry): void {
+  const f = e.flags;
+  let set = 0;
+  if ((f & MS_RDONLY) !== 0) set |= MOUNT_ATTR_RDONLY;
+  if ((f & MS_NOSUID) !== 0) set |= MOUNT_ATTR_NOSUID;
+  if ((f & MS_NODEV) !== 0) set |= MOUNT_ATTR_NODEV;
+  if ((f & MS_NOEXEC) !== 0) set |= MOUNT_ATTR_NOEXEC;
+  if ((f & MS_NODIRATIME) !== 0) set |= MOUNT_ATTR_NODIRATIME;
+  if ((f & MS_NOATIME) !== 0) set |= MOUNT_ATTR_NOATIME;
+  else if ((f & MS_RELATIME) === 0) set |= MOUNT_ATTR_STRICTATIME;
+  const clr = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC | MOUNT_ATTR__ATIME | MOUNT_ATTR_NODIRATIME;
+  mountSetattr(t, fd, `${e.mountpoint}, flags 0x${f.toString(16)}`, set, clr, 0);
+}
+
+/** A filled new filesystem (its detached mount's fd) made read-only: fspick + fsconfig(ro) + reconfigure. */
+function reconfigureReadOnly(t: RestoreTaskHandle, fd: number, mountpoint: string): void {
+  const fs = Number(t.syscall(`fspick(${mountpoint})`, NR.fspick, fd, t.putString(''), FSPICK_CLOEXEC | FSPICK_EMPTY_PATH));
+  try {
+    t.syscall(`fsconfig(${mountpoint}: ro)`, NR.fsconfig, fs, FSCONFIG_SET_FLAG, t.putString('ro'), 0, 0);
+    t.syscall(`fsconfig(${mountpoint}: reconfigure)`, NR.fsconfig, fs, FSCONFIG_CMD_RECONFIGURE, 0, 0, 0);
+  } finally {
+    t.syscall('close', NR.close, fs);
   }
 }
 
@@ -292,12 +355,7 @@ function propagation(t: RestoreTaskHandle, steps: readonly MountStep[], fds: Rea
   const setGroup = (from: number, to: MntEntry, g: number): void => {
     t.syscall(`move_mount(${to.mountpoint} joins peer group ${g})`, NR.move_mount, from, t.putString(''), fd(to), t.putString(''), MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH | MOVE_MOUNT_SET_GROUP);
   };
-  const flag = (e: MntEntry, f: number, what: string): void => {
-    // struct mount_attr { u64 attr_set, attr_clr, propagation, userns_fd }
-    const attr = Buffer.alloc(MOUNT_ATTR_SIZE_VER0);
-    attr.writeBigUInt64LE(BigInt(f), 16);
-    t.syscall(`mount_setattr(${e.mountpoint}, ${what})`, NR.mount_setattr, fd(e), t.putString(''), AT_EMPTY_PATH, t.putBytes(attr), MOUNT_ATTR_SIZE_VER0);
-  };
+  const flag = (e: MntEntry, f: number): void => setPropagation(t, fd(e), f, e.mountpoint);
   const done = new Set<number>();
   const started = (g: number): boolean => outer.has(g) || (first.has(g) && done.has((first.get(g) as MntEntry).mnt_id));
   const ready = (e: MntEntry): boolean => {
@@ -323,9 +381,9 @@ function propagation(t: RestoreTaskHandle, steps: readonly MountStep[], fds: Rea
       } else {
         if (m !== 0) {
           setGroup(groupFd(m), e, m);
-          flag(e, MS_SLAVE, 'MS_SLAVE');
+          flag(e, MS_SLAVE);
         }
-        if (g !== 0) flag(e, MS_SHARED, 'MS_SHARED');
+        if (g !== 0) flag(e, MS_SHARED);
       }
       done.add(e.mnt_id);
     }

@@ -34,6 +34,7 @@ import type { DumpContext } from '../../types.js';
 import { FS_TYPES, FSTYPE_UNSUPPORTED, kdev, mountFlags, superFlags } from './fstypes.js';
 import { logger } from '../../../log.js';
 import { INVALID_ID, asTreeRoot, treeGid, treeUid } from '../user.js';
+import { cloneHiddenMount, unmountsToReach } from './hidden.js';
 
 const log = logger('mnt');
 
@@ -162,6 +163,11 @@ export function dumpMountNamespace(pid: number, nsId: number, opts: MountDumpOpt
     const k = extKey(m);
     if (k !== undefined) e.ext_key = k;
     if (FS_TYPES[m.fstype] === undefined && m !== root) e.fsname = m.fstype;
+    if (m.root.endsWith(DELETED) && m.root !== DELETED && k === undefined) {
+      checkDeletedSource(pid, m, mounts, ctx, refuse);
+      e.root = m.root.slice(0, -DELETED.length);
+      e.deleted = true;
+    }
     return e;
   });
   ctx.writeImage(`mountpoints-${nsId}.img`, 'MNTS', entries);
@@ -169,6 +175,26 @@ export function dumpMountNamespace(pid: number, nsId: number, opts: MountDumpOpt
   ctx.atEnd(() => {
     for (const m of tarred) dumpTmpfs(pid, who, m, mounts, ctx, describe, opts.cloneMount);
   });
+}
+
+/** What mountinfo (dentry_path) appends to the root of a mount whose source was removed after the bind. */
+const DELETED = '//deleted';
+
+/**
+ * A bind whose source was removed (zdtm's mntns_deleted) is made again at
+ * restore from a new empty directory or file of the tree's root, mode 0700
+ * or 0600 (as CRIU makes it), removed once bound: anything else it showed
+ * (a file's contents, another mode or owner, another type) would not come
+ * back, and is refused. Checked through its mountpoint.
+ */
+function checkDeletedSource(pid: number, m: MountInfo, mounts: readonly MountInfo[], ctx: DumpContext, refuse: (m: MountInfo, why: string) => never): void {
+  if (unmountsToReach(mounts, m)?.length !== 0) refuse(m, 'its source was removed and another mount covers it: what it shows cannot be checked');
+  const st = statSync(`/proc/${pid}/root${m.mountpoint}`);
+  const mode = st.mode & 0o7777;
+  const owned = treeUid(ctx, st.uid) === 0 && treeGid(ctx, st.gid) === 0;
+  if (st.isDirectory() && mode === 0o700 && owned) return;
+  if (st.isFile() && st.size === 0 && mode === 0o600 && owned) return;
+  refuse(m, `its source was removed after the bind: only an empty directory (0700) or file (0600) of the tree's root can be made again for it, not this ${st.isDirectory() ? 'directory' : st.isFile() ? `file of ${st.size} bytes` : 'object'}, mode ${mode.toString(8)}`);
 }
 
 /**
@@ -221,23 +247,29 @@ function checkNestedPropagation(mounts: readonly MountInfo[], pid: number, outer
  * there), found by the task's own path to it.
  */
 function dumpTmpfs(pid: number, who: string, m: MountInfo, mounts: readonly MountInfo[], ctx: DumpContext, describe: (m: MountInfo) => string, cloneMount: (mountpoint: string) => number | undefined): void {
-  // A mount on the same mountpoint hides this one from any path.
-  const hidden = mounts.find((o) => o !== m && o.mountpoint === m.mountpoint && o.mntId > m.mntId);
-  if (hidden !== undefined) {
-    throw new CriuTsError('EUNSUPPORTED', `${who}: ${describe(m)}: its files are hidden under mount ${hidden.mntId} (${hidden.fstype}) on the same mountpoint: overmounted tmpfs is not supported`, { pid, mountpoint: m.mountpoint });
+  // Mounts stacked on it or on a mount above it hide it from every path: it is cloned in a copy of
+  // the namespace without them.
+  const hiders = unmountsToReach(mounts, m);
+  if (hiders === undefined) {
+    throw new CriuTsError('EUNSUPPORTED', `${who}: ${describe(m)}: no path reaches it, even with the mounts over it gone: its files cannot be read`, { pid, mountpoint: m.mountpoint });
   }
   const dir = `/proc/${pid}/root${m.mountpoint}`;
-  let st;
-  try {
-    st = statSync(dir);
-  } catch (e) {
-    throw new CriuTsError('EDUMP', `${who}: ${describe(m)}: cannot reach it at ${dir}: ${(e as Error).message}`, { pid }, e);
+  let fd: number | undefined;
+  if (hiders.length > 0) {
+    fd = cloneHiddenMount(pid, m.mountpoint, hiders, userDev(m.devMajor, m.devMinor), `${who}: ${describe(m)}`);
+  } else {
+    let st;
+    try {
+      st = statSync(dir);
+    } catch (e) {
+      throw new CriuTsError('EDUMP', `${who}: ${describe(m)}: cannot reach it at ${dir}: ${(e as Error).message}`, { pid }, e);
+    }
+    if (st.dev !== userDev(m.devMajor, m.devMinor)) {
+      throw new CriuTsError('EUNSUPPORTED', `${who}: ${describe(m)}: its mountpoint shows another filesystem, and no mount made after it covers it: its files cannot be read`, { pid, mountpoint: m.mountpoint });
+    }
+    fd = cloneMount(m.mountpoint);
+    if (fd === undefined) log.info(`${who}: ${describe(m)}: the task may not clone it (no CAP_SYS_ADMIN): its files are read at ${dir}, without those other mounts hide`);
   }
-  if (st.dev !== userDev(m.devMajor, m.devMinor)) {
-    throw new CriuTsError('EUNSUPPORTED', `${who}: ${describe(m)}: its mountpoint shows another filesystem (a mount over a directory above it): overmounted tmpfs is not supported`, { pid, mountpoint: m.mountpoint });
-  }
-  const fd = cloneMount(m.mountpoint);
-  if (fd === undefined) log.info(`${who}: ${describe(m)}: the task may not clone it (no CAP_SYS_ADMIN): its files are read at ${dir}, without those other mounts hide`);
   // In the tree's user namespace, if it has one: the tar then holds the owners as the tree sees them.
   const [cmd = 'tar', ...pre] = [...asTreeRoot(ctx, pid), 'tar'];
   let r;

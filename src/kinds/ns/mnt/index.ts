@@ -88,7 +88,7 @@ export const mntKind: ResourceKind = {
   },
 
   dumpTask(task, ctx) {
-    const st = ctx.memo(DUMP, (): DumpedNamespaces => ({ rootPid: 0, own: false, entries: new Map(), groups: new Map(), tarred: new Map(), ids: new Map(), mountIds: new Set() }));
+    const st = ctx.memo(DUMP, (): DumpedNamespaces => ({ rootPid: 0, own: false, entries: new Map(), groups: new Map(), tarred: new Map(), ids: new Map(), mountIds: new Set(), hidden: new Set() }));
     const entry = st.entries.get(task.pid);
     if (!st.own || (task.pid !== st.rootPid && entry === undefined)) return;
     const id = task.ids.mnt_ns_id;
@@ -233,7 +233,16 @@ function restoreState(ctx: RestoreContext): RestoreState {
  * (a file opened through it can be reopened through it at restore)?
  */
 export function isTreeMount(ctx: DumpContext, mntId: number): boolean {
-  return ctx.memo(DUMP, (): DumpedNamespaces => ({ rootPid: 0, own: false, entries: new Map(), groups: new Map(), tarred: new Map(), ids: new Map(), mountIds: new Set() })).mountIds.has(mntId);
+  return ctx.memo(DUMP, (): DumpedNamespaces => ({ rootPid: 0, own: false, entries: new Map(), groups: new Map(), tarred: new Map(), ids: new Map(), mountIds: new Set(), hidden: new Set() })).mountIds.has(mntId);
+}
+
+/**
+ * At dump: is `mntId` a mount of a dumped namespace that no path reaches
+ * (another mount stacked on it or on a directory above it)? A file opened
+ * through it could only be reopened through another mount.
+ */
+export function isHiddenMount(ctx: DumpContext, mntId: number): boolean {
+  return ctx.memo(DUMP, (): DumpedNamespaces => ({ rootPid: 0, own: false, entries: new Map(), groups: new Map(), tarred: new Map(), ids: new Map(), mountIds: new Set(), hidden: new Set() })).hidden.has(mntId);
 }
 
 /**

@@ -10,6 +10,7 @@
  * joined a nested namespace from outside it and a nested namespace under
  * criu-ts's own are refused, with one line.
  */
+import { unmountsToReach } from './hidden.js';
 import { CriuTsError } from '../../../errors.js';
 import type { DumpTreeView, RestoreTreeView } from '../../types.js';
 import { parseMountinfo } from '../../../proc/index.js';
@@ -29,6 +30,8 @@ export interface DumpedNamespaces {
   ids: Map<number, number>;
   /** the ids of every mount of every dumped namespace (empty when the root's is criu-ts's own) */
   mountIds: Set<number>;
+  /** mounts no path reaches (overmounted): a file opened through one cannot be reopened */
+  hidden: Set<number>;
 }
 
 export function dumpNamespaces(tree: DumpTreeView): DumpedNamespaces {
@@ -58,10 +61,13 @@ export function dumpNamespaces(tree: DumpTreeView): DumpedNamespaces {
   // Peer groups of every dumped namespace, read while the tree is held.
   const groups = new Map<number, Set<number>>();
   const mountIds = new Set<number>();
+  const hidden = new Set<number>();
   if (own) {
     for (const pid of dumper.values()) {
-      for (const m of parseMountinfo(pid)) {
+      const mounts = parseMountinfo(pid);
+      for (const m of mounts) {
         mountIds.add(m.mntId);
+        if (unmountsToReach(mounts, m)?.length !== 0) hidden.add(m.mntId);
         if (m.shared === 0) continue;
         const set = groups.get(m.shared) ?? new Set<number>();
         set.add(pid);
@@ -69,7 +75,7 @@ export function dumpNamespaces(tree: DumpTreeView): DumpedNamespaces {
       }
     }
   }
-  return { rootPid: tree.rootPid, own, entries, groups, tarred: new Map(), ids: new Map(), mountIds };
+  return { rootPid: tree.rootPid, own, entries, groups, tarred: new Map(), ids: new Map(), mountIds, hidden };
 }
 
 export interface RestoredNamespaces {

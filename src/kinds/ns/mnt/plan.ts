@@ -26,18 +26,22 @@ export type MountStep =
   | { how: 'external'; e: MntEntry; path: string; key: string; slaveOutside: boolean }
   | { how: 'bind'; e: MntEntry; from: MntEntry; sub: string }
   | { how: 'fresh'; e: MntEntry; fstype: string; tar: string | undefined }
-  | { how: 'outer'; e: MntEntry; path: string };
+  | { how: 'outer'; e: MntEntry; path: string; sub: string };
 
 /** The mounts a path can reach: a mount hidden under a later one on the same mountpoint is not. */
 function visible(entries: readonly MntEntry[]): MntEntry[] {
   return entries.filter((e) => !entries.some((o) => o.mountpoint === e.mountpoint && o.mnt_id > e.mnt_id));
 }
 
-/** The path of `root` (a path inside o's filesystem) through mount o. */
-function through(o: MntEntry, root: string): string {
-  const sub = below(root, o.root);
-  if (sub === '') return o.mountpoint;
-  return o.mountpoint === '/' ? `/${sub}` : `${o.mountpoint}/${sub}`;
+/**
+ * A mount of the parent's namespace that shows `root` (a path inside o's
+ * filesystem): o's mountpoint and the path below its root. The restore
+ * clones o alone (no submounts) and then the subdirectory inside that
+ * clone: a path walked from o's mountpoint would cross what is mounted
+ * below it (another filesystem stacked on a directory on the way).
+ */
+function through(o: MntEntry, root: string): { path: string; sub: string } {
+  return { path: o.mountpoint, sub: below(root, o.root) };
 }
 
 /**
@@ -86,7 +90,7 @@ export function planMounts(entries: readonly MntEntry[], file: string, extMounts
   let first: MountStep = { how: 'root', e: root };
   if (outer !== undefined) {
     const o = fromOuter(root);
-    if (o !== undefined) first = { how: 'outer', e: root, path: through(o, root.root) };
+    if (o !== undefined) first = { how: 'outer', e: root, ...through(o, root.root) };
     else if (fsTypeName(root.fstype) === 'tmpfs' && root.root === '/') first = { how: 'fresh', e: root, fstype: 'tmpfs', tar: tarOf(root) };
     else throw new CriuTsError('EUNSUPPORTED', `${file}: its root (root ${root.root}) shows no mount of the namespace it was made from`, { file });
   }
@@ -143,7 +147,7 @@ export function planMounts(entries: readonly MntEntry[], file: string, extMounts
     // when mountinfo lists it first (bound into the tree before the external mount was made from it).
     if (entries.some((o) => o !== e && extKeyOf(o) !== undefined && o.root_dev === e.root_dev && within(e.root, o.root) && !made.has(o.mnt_id))) return undefined;
     const o = fromOuter(e);
-    if (o !== undefined) return { how: 'outer', e, path: through(o, e.root) };
+    if (o !== undefined) return { how: 'outer', e, ...through(o, e.root) };
     const fstype = fsTypeName(e.fstype);
     const type = fstype === undefined ? undefined : FS_TYPES[fstype];
     if (fstype === undefined || type === undefined || e.root !== '/') {
