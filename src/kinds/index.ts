@@ -48,7 +48,7 @@ export { stateKey } from './types.js';
 // What the core needs from the file kinds beyond the table: REG entries for
 // paths it meets outside fds (mapped files, cwd, root, exe) and ghosts.
 export { regEntryForPath, isMqueue } from './files/reg-file.js';
-export { dumpUnlinked, materializeRemaps, removeGhosts, removeRemapFds, deadProcPids } from './files/ghost/index.js';
+export { dumpUnlinked, materializeRemaps, removeGhosts, removeLinks, removeRemapFds, deadProcPids } from './files/ghost/index.js';
 export type { MaterializedRemaps } from './files/ghost/index.js';
 // The task-state kinds (kinds/task): their own registry, run by the core at each point of a task's dump and restore.
 export {

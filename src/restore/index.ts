@@ -22,7 +22,7 @@ import { restoreSession, type RestoreSession } from './context.js';
 import { loadDump, type DumpImages } from './images.js';
 import { refuseForeignNamespaceIds } from './namespaces.js';
 import {
-  materializeRemaps, removeGhosts, removeRemapFds, unlockNetwork, RESOURCE_KINDS, handledNamespaces, type RestoreTaskHandle,
+  materializeRemaps, removeGhosts, removeLinks, removeRemapFds, unlockNetwork, RESOURCE_KINDS, handledNamespaces, type RestoreTaskHandle,
 } from '../kinds/index.js';
 import { checkImagesFor, pinFilesFor } from './authorize.js';
 import { checkDumpChecksums } from './images.js';
@@ -63,7 +63,7 @@ export async function restoreTree(opts: RestoreTreeOptions): Promise<RestoreResu
   // If we die from here on, the guardian removes the files we created and
   // kills tasks we had let go of; tasks still traced die with us (EXITKILL).
   const guard = Guardian.start();
-  const made: { remaps: ReturnType<typeof materializeRemaps> } = { remaps: { ghosts: [], links: [], fds: [], foreign: false } };
+  const made: { remaps: ReturnType<typeof materializeRemaps> } = { remaps: { ghosts: [], links: [], fds: [], foreign: false, rootPid: process.pid } };
   let ok = false;
   let pinned: number[] = [];
   try {
@@ -85,7 +85,7 @@ export async function restoreTree(opts: RestoreTreeOptions): Promise<RestoreResu
     // The restored tasks hold them open or mapped; their names must go again.
     removeGhosts(remaps.ghosts);
     // The dump's temporary links too, but only once they served: a failed restore may be tried again.
-    if (ok) removeGhosts(remaps.links);
+    if (ok) removeLinks(session.ctx, remaps);
     // Last: the names above may be reached through these fds.
     removeRemapFds(remaps);
     for (const fd of pinned) closeSync(fd);

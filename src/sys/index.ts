@@ -21,3 +21,4 @@ export * from './fcntl.js';
 export * from './signals.js';
 export * from './ioctl.js';
 export * from './mman.js';
+export * from './fs-ids.js';

@@ -33,6 +33,11 @@
  * removed through its writable name (/data/sub/gro); after SIGTERM they
  * must read the same, still be unlinked under their own names, /ro be
  * read-only again, and no name may be left behind.
+ * --link-remap 1 (with --nested): before its unshare the nested child
+ * makes /t/lr and a second link /t/lr-keep and opens /t/lr; after it,
+ * unlinks /t/lr through its own copy of /t. Its fd is on a file still
+ * linked elsewhere, through a mount of the subject's namespace: the dump
+ * (--link-remap) must link it there, not in the child's namespace.
  * --userns 1: the child is also in a user namespace of its own, with
  * zdtm's uns maps (written by the launcher, which first gives ROOT, its
  * init, ROOT/data/sub, ROOT/w and the harness's files to the mapped root,
@@ -60,6 +65,7 @@
 #define _GNU_SOURCE
 #include "subject.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <sched.h>
@@ -281,10 +287,11 @@ static void build(const char *root, const char *out, int ready_fd, int maps_fd)
 	snprintf(path, sizeof(path), "%d", ready_fd);
 	const char *nested = subject_opt("nested", NULL);
 	const char *ghosts = subject_opt("ghosts", "0");
-	const char *argv2[18] = { "init", "--out", out, "--stage", "2", "--ready-fd", path, "--userns", maps_fd >= 0 ? "1" : "0", "--ghosts", ghosts, "--pty", pty, "--overmount", overmount };
+	const char *argv2[22] = { "init", "--out", out, "--stage", "2", "--ready-fd", path, "--userns", maps_fd >= 0 ? "1" : "0", "--ghosts", ghosts, "--pty", pty,
+				  "--overmount", overmount, "--link-remap", subject_opt("link-remap", "0") };
 	if (nested != NULL) {
-		argv2[15] = "--nested";
-		argv2[16] = nested;
+		argv2[17] = "--nested";
+		argv2[18] = nested;
 	}
 	execv("/init", (char *const *)argv2);
 	subject_fail("exec /init: %s", strerror(errno));
@@ -475,6 +482,39 @@ static void check_inherited(int inherited)
 		nest_fail("the fd opened before the unshare is on the nested namespace's /t");
 }
 
+#define LR_TEXT "linked elsewhere, unlinked here\n"
+
+/*
+ * --link-remap: the fd on /t/lr, opened through the subject's /t before the
+ * unshare, after /t/lr was unlinked in the nested namespace (its copy of /t)
+ * while /t/lr-keep still links the inode: the same inode, one link, the
+ * name "/t/lr (deleted)", the subject's mount, and no name of the dump's
+ * (link_remap.N) left in /t.
+ */
+static void check_link_remap(int lr)
+{
+	struct stat st, keep;
+	char fdpath[64], link[4096] = "";
+	snprintf(fdpath, sizeof(fdpath), "/proc/self/fd/%d", lr);
+	ssize_t n = readlink(fdpath, link, sizeof(link) - 1);
+	link[n > 0 ? n : 0] = 0;
+	if (fstat(lr, &st) != 0 || stat("/t/lr-keep", &keep) != 0 || st.st_ino != keep.st_ino || st.st_dev != keep.st_dev || st.st_nlink != 1)
+		nest_fail("the link-remapped fd is not on /t/lr-keep's inode with one link");
+	if (strcmp(link, "/t/lr (deleted)") != 0)
+		nest_fail("the link-remapped fd does not read /t/lr (deleted)");
+	char buf[256] = "";
+	if (pread(lr, buf, sizeof(buf) - 1, 0) < 0 || strcmp(buf, LR_TEXT) != 0)
+		nest_fail("the link-remapped fd's contents changed");
+	check_inherited(lr);
+	DIR *d = opendir("/t");
+	struct dirent *e;
+	while (d != NULL && (e = readdir(d)) != NULL)
+		if (strncmp(e->d_name, "link_remap.", 11) == 0 || strcmp(e->d_name, "lr") == 0)
+			nest_fail("a name the dump or restore made is left in /t");
+	if (d != NULL)
+		closedir(d);
+}
+
 /* The child in a mount namespace of its own: builds, says ready on ready_fd, checks after SIGTERM. */
 static pid_t nested_child(void)
 {
@@ -496,6 +536,12 @@ static pid_t nested_child(void)
 	int inherited = open("/t/file", O_RDONLY);
 	if (inherited < 0)
 		nest_fail("open /t/file");
+	int lr = -1;
+	if (subject_opt_long("link-remap", 0) == 1) {
+		write_file("/t/lr", LR_TEXT, 0640);
+		if (link("/t/lr", "/t/lr-keep") != 0 || (lr = open("/t/lr", O_RDONLY)) < 0)
+			nest_fail("link and open /t/lr");
+	}
 	if (unshare(CLONE_NEWNS) != 0 || mount(NULL, "/t2", NULL, MS_PRIVATE, NULL) != 0 ||
 	    mount("nest-tmp", "/n", "tmpfs", 0, "size=1m,mode=755") != 0)
 		nest_fail(strerror(errno));
@@ -506,6 +552,8 @@ static pid_t nested_child(void)
 	int nf = open("/n/file", O_RDONLY);
 	if (nf < 0)
 		nest_fail("open /n/file");
+	if (lr >= 0 && unlink("/t/lr") != 0)
+		nest_fail("unlink /t/lr");
 	check_nested();
 	check_inherited(inherited);
 	tree_shape(before, sizeof(before));
@@ -521,6 +569,8 @@ static pid_t nested_child(void)
 	}
 	check_nested();
 	check_inherited(inherited);
+	if (lr >= 0)
+		check_link_remap(lr);
 	char buf[256] = "";
 	if (pread(nf, buf, sizeof(buf) - 1, 0) < 0 || strcmp(buf, NEST_TEXT) != 0)
 		nest_fail("the fd on /n/file");

@@ -93,12 +93,13 @@ export const regFileKind: FileKind = {
     if (EXTERNAL_FILE.test(reg.name)) {
       throw new CriuTsError('EUSAGE', `task ${t.pid}: ${reg.name} was external at dump: hand it over with --inherit-fd fd[N]:${reg.name}`, { pid: t.pid, key: reg.name });
     }
-    checkSize(reg, t.pid);
+    // A file opened through a mount of another namespace of the tree is looked at there too.
+    const there = foreignMountTask(ctx, t.vpid, reg.mnt_id);
+    checkSize(reg, there ?? t.pid);
     let flags = reg.flags & ~(O_CREAT | O_TRUNC);
     // Images from an O_TMPFILE file may carry O_TMPFILE: opening the ghost with it would make a new file.
     if (reg.size !== undefined) flags &= ~O_TMPFILE;
     // A ghost is reached through our fd on it: opened here, as the task's /proc may not show ours.
-    const there = foreignMountTask(ctx, t.vpid, reg.mnt_id);
     const fd = reg.name.startsWith(`/proc/${process.pid}/fd/`)
       ? openOursInTask(t, reg.name, flags)
       : there !== undefined ? openOursInTask(t, `/proc/${there}/root${reg.name}`, flags) : openInTask(t, reg.name, flags);

@@ -9,10 +9,17 @@
  * built, opened, mapped and entered by the task, and removed: the subject
  * checks contents, offset, the names its fds read and that no name is
  * left; here, that nothing is left under --root either.
+ * With --nested --link-remap, a task of a nested mount namespace holds a
+ * file still linked elsewhere through a mount of its parent's namespace:
+ * the dump's link_remap.N is made through that very mount (linkat across
+ * mounts is EXDEV), the restore reopens it there and removes it. In a user
+ * namespace (zdtm's uns maps) the ghost on the tmpfs the container mounted
+ * and that link are made with ids the container's namespace maps (root of
+ * the initial namespace is refused there with EOVERFLOW).
  */
 import { before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, readdirSync, readFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { dump, restore } from '../../../src/api/index.js';
 import { readImage } from '../../../src/images/index.js';
@@ -56,4 +63,48 @@ test('unlinked files, an unlinked mapping and a removed cwd of a tree in its own
   } finally {
     await run.cleanup();
   }
+});
+
+function ghostRoot(top: string): string {
+  for (const d of ['proc', 't', 't2', 't3', 'dev', 'ro', 'mq', 'w', 'data/sub', 'n', 'n2']) mkdirSync(join(top, d), { recursive: true });
+  return top;
+}
+
+/** Dump (with --link-remap), check what is left in the images, restore under --root, and expect PASS from inside. */
+async function nestedLinkRemap(args: string[], tag: string): Promise<void> {
+  const top = tempDir(`mnt-lr-${tag}`);
+  const root = ghostRoot(join(top, 'root'));
+  const dir = tempDir(`mnt-lr-${tag}-img`);
+  const run = new SubjectRun();
+  run.removes(dir);
+  run.removes(top);
+  try {
+    chmodSync(top, 0o755);
+    const s = (run.subject = await startSubject('mnt-ns', ['--root', root, '--nested', '1', '--link-remap', '1', ...args], { static: true, launcher: true, workDir: join(root, 'w') }));
+    const r = await dump({ pid: s.pid, imagesDir: dir, progress: false, linkRemap: true });
+    for (const p of r.pids) assert.ok(await waitGone(p), `task ${p} still there after the dump`);
+    const files = readImage(join(dir, 'files.img')).entries as { id: number; reg?: { name: string; mnt_id?: number } }[];
+    const remaps = readImage(join(dir, 'remap-fpath.img')).entries as { orig_id: number; remap_id: number; remap_type?: string | number }[];
+    const linked = remaps.filter((x) => x.remap_type === 'LINKED');
+    assert.equal(linked.length, 1, 'one link remap');
+    const [l] = linked;
+    const orig = files.find((f) => f.id === l?.orig_id)?.reg;
+    const link = files.find((f) => f.id === l?.remap_id)?.reg;
+    assert.equal(orig?.name, '/t/lr');
+    assert.match(link?.name ?? '', /^\/t\/link_remap\.\d+$/);
+    assert.equal(link?.mnt_id, orig?.mnt_id, 'the link is on the mount the file was opened through');
+    const res = await restore({ imagesDir: dir, progress: false, root, verify: true });
+    run.restored = res.pid;
+    await run.passesAt(res.pid);
+  } finally {
+    await run.cleanup();
+  }
+}
+
+test('a file still linked elsewhere, held in a nested mount namespace through a mount of its parent\'s: linked (--link-remap) and reopened through that mount, the link removed', TIMEOUT, async () => {
+  await nestedLinkRemap([], 'ns');
+});
+
+test('in a user namespace (zdtm\'s uns maps): a ghost on the container\'s own tmpfs and a link remap there are made with ids it maps', TIMEOUT, async () => {
+  await nestedLinkRemap(['--userns', '1', '--ghosts', '1'], 'uns');
 });

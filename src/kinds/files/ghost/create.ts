@@ -8,7 +8,7 @@ import { constants as FS } from 'node:fs';
 import { dirname, basename, join } from 'node:path';
 import { CriuTsError } from '../../../errors.js';
 import type { GhostFileEntry, GhostChunkEntry } from '../../../images/messages.js';
-import { mknod, futimens, closeQuiet, openPathNoFollow, utimensFollow, fchownFd, type FileTimes } from '../../../sys/index.js';
+import { mknod, futimens, closeQuiet, openPathNoFollow, utimensFollow, fchownFd, asMappedIfNeeded, type FileTimes } from '../../../sys/index.js';
 import type { RestoreContext, RestoreTaskHandle } from '../../types.js';
 import { imageFile } from '../../../images/index.js';
 import { hostOwner } from '../../ns/user.js';
@@ -18,15 +18,16 @@ import { S_IFMT, S_IFDIR, S_IFREG, S_IFIFO, S_IFCHR, S_IFBLK, S_IFLNK } from './
 
 /**
  * The ghost we just made at `path`, held by an O_PATH|O_NOFOLLOW fd: it must
- * be of the type we made and ours (root's, or the very inode `ino`), so a
+ * be of the type we made and ours (made by fsuid `madeBy`, or the very
+ * inode `ino`), so a
  * name swapped by a user who owns the directory is refused, never used.
  * Returns the path the tasks open: our fd's magic link, which names this
  * inode whatever happens to the name meanwhile.
  */
-function pinGhost(path: string, type: number, fds: number[], ino?: number | bigint): { fd: number; reopen: string } {
+function pinGhost(path: string, type: number, fds: number[], madeBy: number, ino?: number | bigint): { fd: number; reopen: string } {
   const fd = openPathNoFollow(path);
   const st = fstatSync(fd, { bigint: true });
-  const mine = ino === undefined ? st.uid === 0n : st.ino === BigInt(ino);
+  const mine = ino === undefined ? st.uid === BigInt(madeBy) : st.ino === BigInt(ino);
   if ((Number(st.mode) & S_IFMT) !== type || !mine) {
     closeQuiet(fd);
     throw new CriuTsError('ERESTORE', `ghost ${path} was replaced by another file while being made`, { path });
@@ -53,13 +54,16 @@ export function createGhost(ctx: RestoreContext, gid: number, orig: string, path
     // A directory comes back at its own path (a removed cwd reads the same), missing parents made too.
     const name = paths.exists(orig) ? `${orig}.cr.${gid.toString(16)}.ghost` : orig;
     const path = reachable(paths, name);
-    const made = mkdirSync(path, { recursive: true, mode: 0o700 });
+    let made: string | undefined;
+    const madeBy = asMappedIfNeeded(g.uid, g.gid, () => {
+      made = mkdirSync(path, { recursive: true, mode: 0o700 });
+    });
     const parents: string[] = [];
     if (made !== undefined) for (let d = dirname(path); d.length >= made.length; d = dirname(d)) parents.push(d);
     created.push(path);
     // Parents after the ghost itself: they are removed in that order.
     created.push(...parents);
-    const pin = pinGhost(path, S_IFDIR, fds);
+    const pin = pinGhost(path, S_IFDIR, fds, madeBy);
     applyMetadata(pin.fd, g, perm);
     return pin.reopen;
   }
@@ -73,20 +77,24 @@ export function createGhost(ctx: RestoreContext, gid: number, orig: string, path
     const name = join(dir, own ? basename(orig) : temp);
     let path = name;
     let ino: bigint | undefined;
+    let madeBy = 0;
     try {
       path = paths.at(name);
-      if (type === S_IFREG) ino = writeRegGhost(path, g, chunks, img.extras.slice(1), perm);
-      else if (type === S_IFIFO) mknod(path, S_IFIFO | 0o600);
-      else if (type === S_IFLNK) {
-        if (g.symlnk_target === undefined) throw new CriuTsError('EIMAGE', `${file}: a symlink without its target`, { id: gid });
-        symlinkSync(g.symlnk_target, path);
-      }
-      else if (type === S_IFCHR || type === S_IFBLK) {
-        if (g.rdev === undefined) throw new CriuTsError('EIMAGE', `${file}: a device without rdev`, { id: gid });
-        mknod(path, type | 0o600, g.rdev);
-      } else {
-        throw new CriuTsError('EUNSUPPORTED', `ghost ${orig}: file type 0${type.toString(8)} cannot be recreated`, { id: gid });
-      }
+      const make = (): void => {
+        if (type === S_IFREG) ino = writeRegGhost(path, g, chunks, img.extras.slice(1), perm);
+        else if (type === S_IFIFO) mknod(path, S_IFIFO | 0o600);
+        else if (type === S_IFLNK) {
+          if (g.symlnk_target === undefined) throw new CriuTsError('EIMAGE', `${file}: a symlink without its target`, { id: gid });
+          symlinkSync(g.symlnk_target, path);
+        } else if (type === S_IFCHR || type === S_IFBLK) {
+          if (g.rdev === undefined) throw new CriuTsError('EIMAGE', `${file}: a device without rdev`, { id: gid });
+          mknod(path, type | 0o600, g.rdev);
+        } else {
+          throw new CriuTsError('EUNSUPPORTED', `ghost ${orig}: file type 0${type.toString(8)} cannot be recreated`, { id: gid });
+        }
+      };
+      // On a filesystem of the tree's user namespace, made as its owner (sys/fs-ids.ts).
+      madeBy = asMappedIfNeeded(g.uid, g.gid, make);
     } catch (e) {
       const errno = (e as { errno?: number; code?: string }).errno;
       const code = (e as { code?: string }).code;
@@ -109,7 +117,7 @@ export function createGhost(ctx: RestoreContext, gid: number, orig: string, path
     }
     created.push(path);
     if (rofs !== undefined) removeBeforeReadOnly(ctx, rofs, path);
-    const pin = pinGhost(path, type, fds, ino);
+    const pin = pinGhost(path, type, fds, madeBy, ino);
     if (type === S_IFLNK) fchownFd(pin.fd, g.uid, g.gid); // a symlink has no mode of its own
     else if (type !== S_IFREG) applyMetadata(pin.fd, g, perm);
     return pin.reopen;

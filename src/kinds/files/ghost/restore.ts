@@ -3,14 +3,18 @@
  * made once and each remapped file entry pointed at what to open; after
  * the restore the ghosts (and, on success, the link remaps) are removed.
  */
-import { rmdirSync, unlinkSync } from 'node:fs';
+import { linkSync, lstatSync, rmdirSync, unlinkSync } from 'node:fs';
 import { CriuTsError } from '../../../errors.js';
-import { PID_MAX_LIMIT, O_NOFOLLOW } from '../../../sys/index.js';
+import { PID_MAX_LIMIT, O_NOFOLLOW, asMappedIfNeeded } from '../../../sys/index.js';
 import type { RestoreContext, RestoreTaskHandle } from '../../types.js';
 import { imageFile } from '../../../images/index.js';
-import { treePathsOf, closeTreeFds } from '../tree-paths.js';
+import { treePathsOf, closeTreeFds, type TreePaths } from '../tree-paths.js';
+import { logger } from '../../../log.js';
+
+const log = logger('ghost');
 import { REMAP_GHOST_BIT, S_IFMT, S_IFLNK } from './common.js';
 import { createGhost } from './create.js';
+import { mountNsTask } from '../../ns/mnt/index.js';
 
 /**
  * At restore: the pids whose /proc entries the dump saw dead (PROCFS
@@ -36,8 +40,14 @@ export interface MaterializedRemaps {
    * namespace, through fds of `fds` (remove them before closing those)
    */
   ghosts: string[];
-  /** link_remap.N names made by the dump, as `ghosts`: removed after a successful restore only (a retry needs them) */
-  links: string[];
+  /**
+   * link_remap.N names made by the dump, with the mount each is on (its
+   * namespace's task may not exist yet when the remaps are made): removed
+   * by removeLinks after a successful restore only (a retry needs them)
+   */
+  links: { name: string; mntId: number | undefined }[];
+  /** the restored tree's root task (names of its namespace), or ours */
+  rootPid: number;
   /**
    * our O_PATH fds on the ghosts (the tasks open them through
    * /proc/<us>/fd/N, never by name: docs/security.md) and on the tree's
@@ -62,8 +72,9 @@ export function removeRemapFds(made: MaterializedRemaps): void {
  * rofs.ts); without, in ours.
  */
 export function materializeRemaps(ctx: RestoreContext, tree?: RestoreTaskHandle): MaterializedRemaps {
-  const made: MaterializedRemaps = { ghosts: [], links: [], fds: [], foreign: false };
+  const made: MaterializedRemaps = { ghosts: [], links: [], fds: [], foreign: false, rootPid: tree?.pid ?? process.pid };
   const ghostPaths = new Map<number, string>();
+  const ownNames = new Map<string, string>();
   try {
     const paths = treePathsOf(tree?.pid ?? process.pid, made.fds);
     made.foreign = paths.foreign;
@@ -88,9 +99,15 @@ export function materializeRemaps(ctx: RestoreContext, tree?: RestoreTaskHandle)
       } else if (type === 'LINKED' || type === 0) {
         const link = ctx.fileById(remapId)?.reg?.name;
         if (link === undefined) throw new CriuTsError('EIMAGE', `${imageFile('REMAP_FPATH')}: link remap ${remapId} of file ${r.orig_id} is missing`, { id: r.orig_id });
-        f.reg.name = link;
-        const ours = paths.at(link);
-        if (!made.links.includes(ours)) made.links.push(ours);
+        const mntId = ctx.fileById(remapId)?.reg?.mnt_id;
+        if (!made.links.some((l) => l.name === link && l.mntId === mntId)) made.links.push({ name: link, mntId });
+        const key = `${mntId ?? ''}:${link}`;
+        let name = ownNames.get(key);
+        if (name === undefined) {
+          name = ownName(ctx, link, f.reg.name, mntId, paths, made);
+          ownNames.set(key, name);
+        }
+        f.reg.name = name;
       } else if (type === 'PROCFS' || type === 2) {
         // Opened by its own name while the helper with that pid lives (deadProcPids).
       } else {
@@ -105,9 +122,54 @@ export function materializeRemaps(ctx: RestoreContext, tree?: RestoreTaskHandle)
   return made;
 }
 
+/**
+ * A link remap is opened under the file's own name, as after CRIU's
+ * restore (its fds then read "NAME (deleted)" again): the dump's link gets
+ * that name too, through the mount the link is on, in its namespace, and
+ * the name goes with the ghosts once the restore is over. If the name is
+ * taken, its directory gone, or the namespace not built yet (a nested
+ * one: its tasks come later), the link's own name is opened instead.
+ */
+function ownName(ctx: RestoreContext, link: string, orig: string, mntId: number | undefined, rootPaths: TreePaths, made: MaterializedRemaps): string {
+  const pid = mountNsTask(ctx, mntId, made.rootPid);
+  if (pid === undefined) return link;
+  try {
+    const paths = pid === made.rootPid ? rootPaths : treePathsOf(pid, made.fds);
+    const from = paths.at(link);
+    const to = paths.at(orig);
+    const st = lstatSync(from);
+    asMappedIfNeeded(st.uid, st.gid, () => linkSync(from, to));
+    made.ghosts.push(to);
+    return orig;
+  } catch (e) {
+    log.debug(`link remap ${link}: opened by that name, not as ${orig}: ${(e as Error).message}`);
+    return link;
+  }
+}
+
 function ghostIsSymlink(ctx: RestoreContext, gid: number): boolean {
   const g = ctx.image('GHOST_FILE', gid)?.entries[0];
   return g !== undefined && (g.mode & S_IFMT) === S_IFLNK;
+}
+
+/**
+ * After a successful restore: the dump's link_remap.N names go, each in the
+ * mount namespace of the mount it is on (once all the tree's tasks exist),
+ * else in the tree root's.
+ */
+export function removeLinks(ctx: RestoreContext, made: MaterializedRemaps): void {
+  const fds: number[] = [];
+  try {
+    for (const l of made.links) {
+      try {
+        unlinkSync(treePathsOf(mountNsTask(ctx, l.mntId, made.rootPid) ?? made.rootPid, fds).at(l.name));
+      } catch {
+        // already gone
+      }
+    }
+  } finally {
+    closeTreeFds(fds);
+  }
 }
 
 export function removeGhosts(paths: readonly string[]): void {

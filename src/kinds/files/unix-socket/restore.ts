@@ -16,7 +16,7 @@ import type { FileEntry, UnixSkEntry } from '../../../images/messages.js';
 import {
   NR, AF_UNIX, SOCK_DGRAM, SOL_SOCKET, closeQuiet, connect, openPathNoFollow, pidfdGetfd, pidfdOpen, setsockoptInt,
   shutdown, socket, AT_FDCWD, O_PATH, O_DIRECTORY, SO_SNDBUFFORCE, ENOENT, TCP_ESTABLISHED, TCP_LISTEN, ECONNREFUSED,
-  O_CLOEXEC, RESOLVE, inNetNamespaceOf, openat2, openDir,
+  O_CLOEXEC, RESOLVE, inNetNamespaceOf, openat2, openDir, asMappedIfNeeded,
 } from '../../../sys/index.js';
 import { stateKey, type RestoreContext, type RestoreTaskHandle } from '../../types.js';
 import { setStatusFlags } from '../pipe.js';
@@ -289,7 +289,9 @@ function dropDeletedName(u: UnixSkEntry, ctx: RestoreContext): void {
   const path = n.bound.get(u.ino);
   if (!u.deleted || path === undefined || n.reach.has(u.ino)) return;
   const temp = join(dirname(path), `.${basename(path)}.cr-usk.${u.ino}`);
-  linkSync(n.view(path), n.view(temp));
+  // On a filesystem of the tree's user namespace, linked as the socket file's owner (sys/fs-ids.ts).
+  const owner = lstatSync(n.view(path));
+  asMappedIfNeeded(owner.uid, owner.gid, () => linkSync(n.view(path), n.view(temp)));
   n.reach.set(u.ino, temp);
   n.temps.push(n.view(temp));
   unlinkSync(n.view(path));

@@ -88,7 +88,7 @@ export const mntKind: ResourceKind = {
   },
 
   dumpTask(task, ctx) {
-    const st = ctx.memo(DUMP, (): DumpedNamespaces => ({ rootPid: 0, own: false, entries: new Map(), groups: new Map(), tarred: new Map(), ids: new Map(), mountIds: new Set(), hidden: new Set() }));
+    const st = ctx.memo(DUMP, (): DumpedNamespaces => ({ rootPid: 0, own: false, entries: new Map(), groups: new Map(), tarred: new Map(), ids: new Map(), mountIds: new Map(), hidden: new Set() }));
     const entry = st.entries.get(task.pid);
     if (!st.own || (task.pid !== st.rootPid && entry === undefined)) return;
     const id = task.ids.mnt_ns_id;
@@ -233,7 +233,16 @@ function restoreState(ctx: RestoreContext): RestoreState {
  * (a file opened through it can be reopened through it at restore)?
  */
 export function isTreeMount(ctx: DumpContext, mntId: number): boolean {
-  return ctx.memo(DUMP, (): DumpedNamespaces => ({ rootPid: 0, own: false, entries: new Map(), groups: new Map(), tarred: new Map(), ids: new Map(), mountIds: new Set(), hidden: new Set() })).mountIds.has(mntId);
+  return treeMountHolder(ctx, mntId) !== undefined;
+}
+
+/**
+ * At dump: a task of the tree in the mount namespace that holds mount
+ * `mntId` (names made through that mount are resolved in its namespace),
+ * or undefined when it is in no dumped namespace.
+ */
+export function treeMountHolder(ctx: DumpContext, mntId: number): number | undefined {
+  return ctx.memo(DUMP, (): DumpedNamespaces => ({ rootPid: 0, own: false, entries: new Map(), groups: new Map(), tarred: new Map(), ids: new Map(), mountIds: new Map(), hidden: new Set() })).mountIds.get(mntId);
 }
 
 /**
@@ -242,7 +251,7 @@ export function isTreeMount(ctx: DumpContext, mntId: number): boolean {
  * through it could only be reopened through another mount.
  */
 export function isHiddenMount(ctx: DumpContext, mntId: number): boolean {
-  return ctx.memo(DUMP, (): DumpedNamespaces => ({ rootPid: 0, own: false, entries: new Map(), groups: new Map(), tarred: new Map(), ids: new Map(), mountIds: new Set(), hidden: new Set() })).hidden.has(mntId);
+  return ctx.memo(DUMP, (): DumpedNamespaces => ({ rootPid: 0, own: false, entries: new Map(), groups: new Map(), tarred: new Map(), ids: new Map(), mountIds: new Map(), hidden: new Set() })).hidden.has(mntId);
 }
 
 /**
@@ -257,4 +266,16 @@ export function foreignMountTask(ctx: RestoreContext, vpid: number, mntId: numbe
   const ns = st.mountNs.get(mntId);
   if (ns === undefined || ns === st.taskNs.get(vpid)) return undefined;
   return st.nsTask.get(ns);
+}
+
+/**
+ * At restore: a restored task (its pid here) in the mount namespace that
+ * holds dumped mount `mntId`; undefined while that namespace has no task
+ * yet (a nested one); `outside` for a mount of no dumped namespace (the
+ * tree in criu-ts's own, or no mount id recorded).
+ */
+export function mountNsTask(ctx: RestoreContext, mntId: number | undefined, outside: number): number | undefined {
+  const st = restoreState(ctx);
+  const ns = mntId === undefined ? undefined : st.mountNs.get(mntId);
+  return ns === undefined ? outside : st.nsTask.get(ns);
 }

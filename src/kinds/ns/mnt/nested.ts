@@ -28,8 +28,8 @@ export interface DumpedNamespaces {
   tarred: Map<string, number>;
   /** dumping task -> its namespace's id */
   ids: Map<number, number>;
-  /** the ids of every mount of every dumped namespace (empty when the root's is criu-ts's own) */
-  mountIds: Set<number>;
+  /** every mount of every dumped namespace -> the task dumping its namespace (empty when the root's is criu-ts's own) */
+  mountIds: Map<number, number>;
   /** mounts no path reaches (overmounted): a file opened through one cannot be reopened */
   hidden: Set<number>;
 }
@@ -60,13 +60,13 @@ export function dumpNamespaces(tree: DumpTreeView): DumpedNamespaces {
   }
   // Peer groups of every dumped namespace, read while the tree is held.
   const groups = new Map<number, Set<number>>();
-  const mountIds = new Set<number>();
+  const mountIds = new Map<number, number>();
   const hidden = new Set<number>();
   if (own) {
     for (const pid of dumper.values()) {
       const mounts = parseMountinfo(pid);
       for (const m of mounts) {
-        mountIds.add(m.mntId);
+        mountIds.set(m.mntId, pid);
         if (unmountsToReach(mounts, m)?.length !== 0) hidden.add(m.mntId);
         if (m.shared === 0) continue;
         const set = groups.get(m.shared) ?? new Set<number>();
