@@ -15,7 +15,8 @@ import { sys, sysTry, addr } from './libc.js';
 import { NR } from './nr.js';
 import { SyscallError } from './error.js';
 
-const LINUX_CAPABILITY_VERSION_3 = 0x20080522;
+/** capget/capset header version: 64-bit sets in two u32 halves. */
+export const LINUX_CAPABILITY_VERSION_3 = 0x20080522;
 const EOVERFLOW = 75;
 
 function capHeader(): Buffer {

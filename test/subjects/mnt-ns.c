@@ -37,7 +37,8 @@
  * makes /t/lr and a second link /t/lr-keep and opens /t/lr; after it,
  * unlinks /t/lr through its own copy of /t. Its fd is on a file still
  * linked elsewhere, through a mount of the subject's namespace: the dump
- * (--link-remap) must link it there, not in the child's namespace.
+ * (--link-remap) must link it there, not in the child's namespace. It
+ * also holds a ghost through two mounts (check_ghost_two_mounts).
  * --userns 1: the child is also in a user namespace of its own, with
  * zdtm's uns maps (written by the launcher, which first gives ROOT, its
  * init, ROOT/data/sub, ROOT/w and the harness's files to the mapped root,
@@ -506,13 +507,49 @@ static void check_link_remap(int lr)
 	if (pread(lr, buf, sizeof(buf) - 1, 0) < 0 || strcmp(buf, LR_TEXT) != 0)
 		nest_fail("the link-remapped fd's contents changed");
 	check_inherited(lr);
-	DIR *d = opendir("/t");
+	DIR *d = opendir("/t/dir");
 	struct dirent *e;
 	while (d != NULL && (e = readdir(d)) != NULL)
-		if (strncmp(e->d_name, "link_remap.", 11) == 0 || strcmp(e->d_name, "lr") == 0)
+		if (strncmp(e->d_name, "gh", 2) == 0)
+			nest_fail("a name of the ghost is left in /t/dir");
+	if (d != NULL)
+		closedir(d);
+	d = opendir("/t");
+	while (d != NULL && (e = readdir(d)) != NULL)
+		if (strncmp(e->d_name, "link_remap.", 11) == 0 || strcmp(e->d_name, "lr") == 0 || strncmp(e->d_name, "gh", 2) == 0)
 			nest_fail("a name the dump or restore made is left in /t");
 	if (d != NULL)
 		closedir(d);
+}
+
+/*
+ * --link-remap: a ghost held through two mounts, as zdtm's mntns_link_ghost:
+ * gh_outer opened as /t/gh through the subject's /t before the unshare,
+ * gh_own as /t3/gh (its second link, /t/dir/gh) through the nested
+ * namespace's /t3 (a bind of /t/dir, which does not show /t/gh) after it,
+ * then both names unlinked. One inode without a name, each fd on its own
+ * mount, reading its own name.
+ */
+static void check_ghost_two_mounts(int gh_outer, int gh_own)
+{
+	struct stat a, b;
+	if (fstat(gh_outer, &a) != 0 || fstat(gh_own, &b) != 0 || a.st_ino != b.st_ino || a.st_dev != b.st_dev || a.st_nlink != 0)
+		nest_fail("the ghost's two fds are not on one unlinked inode");
+	if (mnt_id_of(gh_outer) == mnt_id_of(gh_own))
+		nest_fail("the ghost's two fds are on one mount");
+	int t3 = open("/t3", O_RDONLY | O_DIRECTORY);
+	if (t3 < 0 || mnt_id_of(t3) != mnt_id_of(gh_own))
+		nest_fail("the ghost's fd opened through /t3 is not on /t3");
+	close(t3);
+	char fdpath[64], link[4096] = "";
+	snprintf(fdpath, sizeof(fdpath), "/proc/self/fd/%d", gh_own);
+	ssize_t n = readlink(fdpath, link, sizeof(link) - 1);
+	link[n > 0 ? n : 0] = 0;
+	if (strcmp(link, "/t3/gh (deleted)") != 0)
+		nest_fail("the ghost's fd opened through /t3 does not read /t3/gh (deleted)");
+	char buf[256] = "";
+	if (pread(gh_own, buf, sizeof(buf) - 1, 0) < 0 || strcmp(buf, LR_TEXT) != 0)
+		nest_fail("the ghost's contents changed");
 }
 
 /* The child in a mount namespace of its own: builds, says ready on ready_fd, checks after SIGTERM. */
@@ -536,11 +573,14 @@ static pid_t nested_child(void)
 	int inherited = open("/t/file", O_RDONLY);
 	if (inherited < 0)
 		nest_fail("open /t/file");
-	int lr = -1;
+	int lr = -1, gh_outer = -1, gh_own = -1;
 	if (subject_opt_long("link-remap", 0) == 1) {
 		write_file("/t/lr", LR_TEXT, 0640);
 		if (link("/t/lr", "/t/lr-keep") != 0 || (lr = open("/t/lr", O_RDONLY)) < 0)
 			nest_fail("link and open /t/lr");
+		write_file("/t/gh", LR_TEXT, 0640);
+		if (link("/t/gh", "/t/dir/gh") != 0 || (gh_outer = open("/t/gh", O_RDONLY)) < 0)
+			nest_fail("link and open /t/gh");
 	}
 	if (unshare(CLONE_NEWNS) != 0 || mount(NULL, "/t2", NULL, MS_PRIVATE, NULL) != 0 ||
 	    mount("nest-tmp", "/n", "tmpfs", 0, "size=1m,mode=755") != 0)
@@ -552,8 +592,10 @@ static pid_t nested_child(void)
 	int nf = open("/n/file", O_RDONLY);
 	if (nf < 0)
 		nest_fail("open /n/file");
-	if (lr >= 0 && unlink("/t/lr") != 0)
-		nest_fail("unlink /t/lr");
+	if (lr >= 0 && (unlink("/t/lr") != 0 || (gh_own = open("/t3/gh", O_RDONLY)) < 0 || unlink("/t3/gh") != 0 || unlink("/t/gh") != 0))
+		nest_fail("unlink /t/lr, open /t3/gh, unlink /t3/gh and /t/gh");
+	if (lr >= 0)
+		check_ghost_two_mounts(gh_outer, gh_own);
 	check_nested();
 	check_inherited(inherited);
 	tree_shape(before, sizeof(before));
@@ -569,8 +611,10 @@ static pid_t nested_child(void)
 	}
 	check_nested();
 	check_inherited(inherited);
-	if (lr >= 0)
+	if (lr >= 0) {
 		check_link_remap(lr);
+		check_ghost_two_mounts(gh_outer, gh_own);
+	}
 	char buf[256] = "";
 	if (pread(nf, buf, sizeof(buf) - 1, 0) < 0 || strcmp(buf, NEST_TEXT) != 0)
 		nest_fail("the fd on /n/file");

@@ -19,7 +19,7 @@ import { parseMountinfo, pathSeenBy } from '../../proc/index.js';
 import { openOursInTask } from '../install-fd.js';
 import { foreignMountTask, isHiddenMount, isTreeMount } from '../ns/mnt/index.js';
 import { stateKey, type FileKind, type FdProbe, type RestoreTaskHandle, type DumpContext, type RestoreContext } from '../types.js';
-import { dumpUnlinked, DELETED_SUFFIX } from './ghost/index.js';
+import { dumpUnlinked, ghostOnOwnMount, DELETED_SUFFIX } from './ghost/index.js';
 
 /** __O_TMPFILE | O_DIRECTORY */
 const O_TMPFILE = 0o20200000;
@@ -95,14 +95,16 @@ export const regFileKind: FileKind = {
     }
     // A file opened through a mount of another namespace of the tree is looked at there too.
     const there = foreignMountTask(ctx, t.vpid, reg.mnt_id);
-    checkSize(reg, there ?? t.pid);
+    // A ghost made through another mount than this fd's gets a name on this fd's mount.
+    const name = ghostOnOwnMount(ctx, e.id, reg.mnt_id) ?? reg.name;
+    checkSize({ ...reg, name }, there ?? t.pid);
     let flags = reg.flags & ~(O_CREAT | O_TRUNC);
     // Images from an O_TMPFILE file may carry O_TMPFILE: opening the ghost with it would make a new file.
     if (reg.size !== undefined) flags &= ~O_TMPFILE;
     // A ghost is reached through our fd on it: opened here, as the task's /proc may not show ours.
-    const fd = reg.name.startsWith(`/proc/${process.pid}/fd/`)
-      ? openOursInTask(t, reg.name, flags)
-      : there !== undefined ? openOursInTask(t, `/proc/${there}/root${reg.name}`, flags) : openInTask(t, reg.name, flags);
+    const fd = name.startsWith(`/proc/${process.pid}/fd/`)
+      ? openOursInTask(t, name, flags)
+      : there !== undefined ? openOursInTask(t, `/proc/${there}/root${name}`, flags) : openInTask(t, name, flags);
     if (reg.pos !== 0n) t.syscall('lseek', NR.lseek, fd, reg.pos, SEEK_SET);
     return fd;
   },

@@ -12,7 +12,10 @@
  * With --nested --link-remap, a task of a nested mount namespace holds a
  * file still linked elsewhere through a mount of its parent's namespace:
  * the dump's link_remap.N is made through that very mount (linkat across
- * mounts is EXDEV), the restore reopens it there and removes it. In a user
+ * mounts is EXDEV), the restore reopens it there and removes it; a ghost
+ * held through the parent's /t and the nested namespace's /t3 (a bind of
+ * /t/dir, where it had another name) comes back with each fd on its own
+ * mount, the ghost linked into /t/dir for that (zdtm's mntns_link_ghost). In a user
  * namespace (zdtm's uns maps) the ghost on the tmpfs the container mounted
  * and that link are made with ids the container's namespace maps (root of
  * the initial namespace is refused there with EOVERFLOW).
@@ -93,6 +96,11 @@ async function nestedLinkRemap(args: string[], tag: string): Promise<void> {
     assert.equal(orig?.name, '/t/lr');
     assert.match(link?.name ?? '', /^\/t\/link_remap\.\d+$/);
     assert.equal(link?.mnt_id, orig?.mnt_id, 'the link is on the mount the file was opened through');
+    // The ghost held through /t (the subject's) and /t3 (the nested namespace's): one image, two mounts.
+    const gh = remaps.filter((x) => x.remap_type === 'GHOST').map((x) => files.find((f) => f.id === x.orig_id)?.reg).filter((f) => /^\/t3?\/gh$/.test(f?.name ?? ''));
+    assert.deepEqual(gh.map((f) => f?.name).sort(), ['/t/gh', '/t3/gh']);
+    assert.notEqual(gh[0]?.mnt_id, gh[1]?.mnt_id);
+    assert.equal(new Set(remaps.filter((x) => x.remap_type === 'GHOST' && gh.includes(files.find((f) => f.id === x.orig_id)?.reg)).map((x) => x.remap_id)).size, 1);
     const res = await restore({ imagesDir: dir, progress: false, root, verify: true });
     run.restored = res.pid;
     await run.passesAt(res.pid);
@@ -101,7 +109,7 @@ async function nestedLinkRemap(args: string[], tag: string): Promise<void> {
   }
 }
 
-test('a file still linked elsewhere, held in a nested mount namespace through a mount of its parent\'s: linked (--link-remap) and reopened through that mount, the link removed', TIMEOUT, async () => {
+test('a file still linked elsewhere, held in a nested mount namespace through a mount of its parent\'s: linked (--link-remap) and reopened through that mount, the link removed; a ghost held through two mounts reopened through each', TIMEOUT, async () => {
   await nestedLinkRemap([], 'ns');
 });
 

@@ -38,10 +38,10 @@ function pinGhost(path: string, type: number, fds: number[], madeBy: number, ino
 
 /**
  * Make ghost `gid` near `orig` (the tree's name, reached through `paths`);
- * returns the path to open. Everything created is pushed onto `created`,
+ * returns the path to open and the tree's name it was made at. Everything created is pushed onto `created`,
  * our fds on `fds`.
  */
-export function createGhost(ctx: RestoreContext, gid: number, orig: string, paths: TreePaths, created: string[], fds: number[], tree?: RestoreTaskHandle): string {
+export function createGhost(ctx: RestoreContext, gid: number, orig: string, paths: TreePaths, created: string[], fds: number[], tree?: RestoreTaskHandle): { reopen: string; name: string; dir: boolean } {
   const file = imageFile('GHOST_FILE', gid);
   const img = ctx.image('GHOST_FILE', gid);
   if (!img) throw new CriuTsError('ENOIMAGE', `${file}: no such image`, { id: gid });
@@ -65,7 +65,7 @@ export function createGhost(ctx: RestoreContext, gid: number, orig: string, path
     created.push(...parents);
     const pin = pinGhost(path, S_IFDIR, fds, madeBy);
     applyMetadata(pin.fd, g, perm);
-    return pin.reopen;
+    return { reopen: pin.reopen, name, dir: true };
   }
   let dir = dirname(orig);
   const temp = `${basename(orig)}.cr.${gid.toString(16)}.ghost`;
@@ -120,7 +120,7 @@ export function createGhost(ctx: RestoreContext, gid: number, orig: string, path
     const pin = pinGhost(path, type, fds, madeBy, ino);
     if (type === S_IFLNK) fchownFd(pin.fd, g.uid, g.gid); // a symlink has no mode of its own
     else if (type !== S_IFREG) applyMetadata(pin.fd, g, perm);
-    return pin.reopen;
+    return { reopen: pin.reopen, name, dir: false };
   }
 }
 

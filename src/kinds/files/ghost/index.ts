@@ -36,5 +36,5 @@
  */
 export { DELETED_SUFFIX } from './common.js';
 export { dumpUnlinked, requireGhostOf } from './dump.js';
-export { deadProcPids, materializeRemaps, removeGhosts, removeLinks, removeRemapFds, type MaterializedRemaps } from './restore.js';
+export { deadProcPids, ghostOnOwnMount, materializeRemaps, removeGhosts, removeLinks, removeRemapFds, type MaterializedRemaps } from './restore.js';
 export { ghostReopenPath } from './lookup.js';

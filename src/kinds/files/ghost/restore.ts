@@ -6,7 +6,7 @@
 import { linkSync, lstatSync, rmdirSync, unlinkSync } from 'node:fs';
 import { CriuTsError } from '../../../errors.js';
 import { PID_MAX_LIMIT, O_NOFOLLOW, asMappedIfNeeded } from '../../../sys/index.js';
-import type { RestoreContext, RestoreTaskHandle } from '../../types.js';
+import { stateKey, type RestoreContext, type RestoreTaskHandle } from '../../types.js';
 import { imageFile } from '../../../images/index.js';
 import { treePathsOf, closeTreeFds, type TreePaths } from '../tree-paths.js';
 import { logger } from '../../../log.js';
@@ -14,7 +14,7 @@ import { logger } from '../../../log.js';
 const log = logger('ghost');
 import { REMAP_GHOST_BIT, S_IFMT, S_IFLNK } from './common.js';
 import { createGhost } from './create.js';
-import { mountNsTask } from '../../ns/mnt/index.js';
+import { commonMount, mountNsTask } from '../../ns/mnt/index.js';
 
 /**
  * At restore: the pids whose /proc entries the dump saw dead (PROCFS
@@ -73,12 +73,18 @@ export function removeRemapFds(made: MaterializedRemaps): void {
  */
 export function materializeRemaps(ctx: RestoreContext, tree?: RestoreTaskHandle): MaterializedRemaps {
   const made: MaterializedRemaps = { ghosts: [], links: [], fds: [], foreign: false, rootPid: tree?.pid ?? process.pid };
-  const ghostPaths = new Map<number, string>();
+  const ghostPaths = new Map<number, { reopen: string; name: string; dir: boolean; mntId: number | undefined }>();
+  const elsewhere = ctx.state(ELSEWHERE, () => ({ made, byFile: new Map() }));
+  elsewhere.made = made;
   const ownNames = new Map<string, string>();
   try {
     const paths = treePathsOf(tree?.pid ?? process.pid, made.fds);
     made.foreign = paths.foreign;
-    for (const r of ctx.kindImage('REMAP_FPATH').entries) {
+    // Entries on mounts of the root's namespace first: a ghost is made through the first of its entries,
+    // in that namespace, so it is on that entry's mount and the others can be linked from it.
+    const inRootNs = (id: number): number => (mountNsTask(ctx, ctx.fileById(id)?.reg?.mnt_id, made.rootPid) === made.rootPid ? 0 : 1);
+    const remaps = [...ctx.kindImage('REMAP_FPATH').entries].sort((a, b) => inRootNs(a.orig_id) - inRootNs(b.orig_id));
+    for (const r of remaps) {
       let type = r.remap_type as string | number | undefined;
       let remapId = r.remap_id;
       if (type === undefined) {
@@ -88,12 +94,18 @@ export function materializeRemaps(ctx: RestoreContext, tree?: RestoreTaskHandle)
       const f = ctx.fileById(r.orig_id);
       if (!f?.reg) throw new CriuTsError('EIMAGE', `${imageFile('REMAP_FPATH')}: file ${r.orig_id} is not a regular file entry`, { id: r.orig_id });
       if (type === 'GHOST' || type === 1) {
-        let path = ghostPaths.get(remapId);
-        if (path === undefined) {
-          path = createGhost(ctx, remapId, f.reg.name, paths, made.ghosts, made.fds, tree);
-          ghostPaths.set(remapId, path);
+        let g = ghostPaths.get(remapId);
+        if (g === undefined) {
+          // Made in the root's namespace: on this entry's mount only if that mount is of that namespace.
+          const onIt = inRootNs(f.id) === 0;
+          g = { ...createGhost(ctx, remapId, f.reg.name, paths, made.ghosts, made.fds, tree), mntId: onIt ? f.reg.mnt_id : undefined };
+          ghostPaths.set(remapId, g);
         }
-        f.reg.name = path;
+        // An fd opened through another mount than the ghost's: linked there when its task opens it (ghostOnOwnMount).
+        if (!g.dir && g.mntId !== undefined && f.reg.mnt_id !== undefined && f.reg.mnt_id !== g.mntId) {
+          elsewhere.byFile.set(f.id, { ghost: g.name, ghostMnt: g.mntId, orig: f.reg.name });
+        }
+        f.reg.name = g.reopen;
         // A symlink ghost is reached by following our fd's magic link once (which lands on the link itself).
         if (ghostIsSymlink(ctx, remapId)) f.reg.flags &= ~O_NOFOLLOW;
       } else if (type === 'LINKED' || type === 0) {
@@ -145,6 +157,53 @@ function ownName(ctx: RestoreContext, link: string, orig: string, mntId: number 
     log.debug(`link remap ${link}: opened by that name, not as ${orig}: ${(e as Error).message}`);
     return link;
   }
+}
+
+/** Ghost fds of another mount than their ghost's, by file id, and the remaps they belong to. */
+const ELSEWHERE = stateKey<{ made: MaterializedRemaps; byFile: Map<number, { ghost: string; ghostMnt: number; orig: string }> }>('ghost:elsewhere');
+
+/**
+ * When task `pid` is about to open file `fileId` through mount `mntId`: if
+ * its ghost was made through another mount (a bind of another directory
+ * of the same filesystem, maybe of another namespace), the ghost gets the
+ * file's own name (else `NAME.cr.ID.ghost`) through a mount that shows
+ * both, and the name to open is returned: the fd is then on the file's own
+ * mount, as at dump (zdtm's mntns_link_ghost checks the mount ids). The
+ * name goes with the ghosts. Undefined when no mount shows both: the
+ * ghost is opened through ours (its mount id differs).
+ */
+export function ghostOnOwnMount(ctx: RestoreContext, fileId: number, mntId: number | undefined): string | undefined {
+  const st = ctx.state(ELSEWHERE, () => ({ made: { ghosts: [], links: [], fds: [], foreign: false, rootPid: process.pid }, byFile: new Map() }));
+  const d = st.byFile.get(fileId);
+  if (d === undefined || mntId === undefined) return undefined;
+  const names = [d.orig, `${d.orig}.cr.${fileId.toString(16)}.ghost`];
+  for (const name of names) {
+    const c = commonMount(ctx, d.ghostMnt, d.ghost, mntId, name, st.made.rootPid);
+    if (c === undefined) break;
+    try {
+      // The ghost's own name already shows on this mount: opened by it.
+      if (c.a === c.b) return opened(ctx, fileId, name);
+      const paths = treePathsOf(c.pid, st.made.fds);
+      const from = paths.at(c.a);
+      const to = paths.at(c.b);
+      const owner = lstatSync(from);
+      asMappedIfNeeded(owner.uid, owner.gid, () => linkSync(from, to));
+      st.made.ghosts.unshift(to);
+      st.byFile.delete(fileId);
+      return opened(ctx, fileId, name);
+    } catch (e) {
+      log.debug(`ghost ${d.ghost}: not linked as ${name} for mount ${mntId}: ${(e as Error).message}`);
+    }
+  }
+  log.info(`ghost ${d.ghost}: no mount shows it and ${d.orig}: file ${fileId} reopens it through the ghost's mount`);
+  return undefined;
+}
+
+/** The entry names what its task opens (restore --verify compares the fd's name with it). */
+function opened(ctx: RestoreContext, fileId: number, name: string): string {
+  const reg = ctx.fileById(fileId)?.reg;
+  if (reg !== undefined) reg.name = name;
+  return name;
 }
 
 function ghostIsSymlink(ctx: RestoreContext, gid: number): boolean {

@@ -57,6 +57,8 @@ interface RestoreState {
   rootReal: number | undefined;
   /** mount id -> the id of the dumped namespace holding it */
   mountNs: Map<number, number>;
+  /** mount id -> its dumped entry */
+  mounts: Map<number, MntEntry>;
   /** task (pid in the images) -> its mount namespace id */
   taskNs: Map<number, number>;
   /** namespace id -> a restored task in it (its pid here), once made */
@@ -123,13 +125,17 @@ export const mntKind: ResourceKind = {
     const { root: id, nested: entered, joins } = restoreNamespaces(tree);
     const nested = new Map<number, Nested>();
     const mountNs = new Map<number, number>();
+    const mounts = new Map<number, MntEntry>();
     const taskNs = new Map<number, number>();
     for (const t of tree.tasks) if (t.ids?.mnt_ns_id !== undefined) taskNs.set(t.pid, t.ids.mnt_ns_id);
     const mountsOf = (nsId: number): MntEntry[] => {
       const file = `mountpoints-${nsId}.img`;
       const entries = ctx.ownImage(file)?.entries as MntEntry[] | undefined;
       if (entries === undefined || entries.length === 0) throw new CriuTsError('EIMAGE', `${file} is missing or empty: the mount namespace cannot be re-created`, { file });
-      for (const e of entries) mountNs.set(e.mnt_id, nsId);
+      for (const e of entries) {
+        mountNs.set(e.mnt_id, nsId);
+        mounts.set(e.mnt_id, e);
+      }
       return entries;
     };
     let steps: MountStep[] | undefined;
@@ -151,7 +157,10 @@ export const mntKind: ResourceKind = {
       } catch (e) {
         throw new CriuTsError('EUSAGE', `--root ${ctx.opts.root}: ${(e as Error).message}`, { path: ctx.opts.root }, e);
       }
-      for (const e of entries) mountNs.set(e.mnt_id, id);
+      for (const e of entries) {
+        mountNs.set(e.mnt_id, id);
+        mounts.set(e.mnt_id, e);
+      }
       steps = planMounts(entries, file, ctx.opts.extMounts, (name) => ctx.rawImage(name) !== undefined);
       for (const [pid, ns] of entered) {
         const own = mountsOf(ns.nsId);
@@ -161,7 +170,7 @@ export const mntKind: ResourceKind = {
     } else if (ctx.opts.root !== undefined) {
       log.info(`--root ${ctx.opts.root} is not used: the tree shares criu-ts's mount namespace (as with CRIU)`);
     }
-    ctx.state(RESTORE, (): RestoreState => ({ rootPid: tree.rootPid, steps, root, nested, joins, rootReal: undefined, mountNs, taskNs, nsTask: new Map() }));
+    ctx.state(RESTORE, (): RestoreState => ({ rootPid: tree.rootPid, steps, root, nested, joins, rootReal: undefined, mountNs, mounts, taskNs, nsTask: new Map() }));
   },
 
   // Asked before prepareRestore: from the ids alone. A task in another
@@ -224,7 +233,7 @@ function joinRootNs(t: RestoreTaskHandle, rootReal: number | undefined): void {
 
 function restoreState(ctx: RestoreContext): RestoreState {
   return ctx.state(RESTORE, (): RestoreState => ({
-    rootPid: 0, steps: undefined, root: '/', nested: new Map(), joins: new Set(), rootReal: undefined, mountNs: new Map(), taskNs: new Map(), nsTask: new Map(),
+    rootPid: 0, steps: undefined, root: '/', nested: new Map(), joins: new Set(), rootReal: undefined, mountNs: new Map(), mounts: new Map(), taskNs: new Map(), nsTask: new Map(),
   }));
 }
 
@@ -278,4 +287,45 @@ export function mountNsTask(ctx: RestoreContext, mntId: number | undefined, outs
   const st = restoreState(ctx);
   const ns = mntId === undefined ? undefined : st.mountNs.get(mntId);
   return ns === undefined ? outside : st.nsTask.get(ns);
+}
+
+/**
+ * At restore: a mount of a dumped namespace, made, that shows both `a` and
+ * `b` (paths of mount `ma` and `mb`, as their namespaces see them), which
+ * must be of one filesystem: the names to use for them through that
+ * mount, and a task of its namespace. A hard link between two binds of
+ * one filesystem can be made only through such a mount (CRIU looks for it
+ * the same way). Undefined when none is.
+ */
+export function commonMount(ctx: RestoreContext, ma: number, a: string, mb: number, b: string, outside: number): { pid: number; a: string; b: string } | undefined {
+  const st = restoreState(ctx);
+  const ea = st.mounts.get(ma);
+  const eb = st.mounts.get(mb);
+  if (ea === undefined || eb === undefined || ea.root_dev !== eb.root_dev) return undefined;
+  const onFs = (e: MntEntry, p: string): string | undefined => {
+    const rel = under(p, e.mountpoint);
+    return rel === undefined ? undefined : joinPath(e.root, rel);
+  };
+  const fa = onFs(ea, a);
+  const fb = onFs(eb, b);
+  if (fa === undefined || fb === undefined) return undefined;
+  for (const [id, e] of st.mounts) {
+    if (e.root_dev !== ea.root_dev) continue;
+    const ra = under(fa, e.root);
+    const rb = under(fb, e.root);
+    const pid = mountNsTask(ctx, id, outside);
+    if (ra === undefined || rb === undefined || pid === undefined) continue;
+    return { pid, a: joinPath(e.mountpoint, ra), b: joinPath(e.mountpoint, rb) };
+  }
+  return undefined;
+}
+
+/** `p` relative to directory `dir` ('' for itself), or undefined when it is not below it. */
+function under(p: string, dir: string): string | undefined {
+  if (dir === '/' || p === dir) return p === dir ? '' : p.replace(/^\/+/, '');
+  return p.startsWith(`${dir}/`) ? p.slice(dir.length + 1) : undefined;
+}
+
+function joinPath(dir: string, rel: string): string {
+  return rel === '' ? dir : dir === '/' ? `/${rel}` : `${dir}/${rel}`;
 }
