@@ -5,9 +5,9 @@
  * The fd itself is copied into our process with pidfd_getfd so kinds can
  * fstat/peek it from our side without touching the task.
  */
-import { fstatSync } from 'node:fs';
+import { fstatSync, statSync } from 'node:fs';
 import { listFds, readFdLink, parseFdinfo } from '../proc/index.js';
-import { pidfdOpen, pidfdGetfd, closeQuiet, kcmp, KCMP, getsockoptInt, O_CLOEXEC, FD_CLOEXEC } from '../sys/index.js';
+import { pidfdOpen, pidfdGetfd, closeQuiet, kcmp, KCMP, getsockoptInt, O_CLOEXEC, FD_CLOEXEC, netNamespaceInoOfSocket } from '../sys/index.js';
 import { CriuTsError, isCriuTsError } from '../errors.js';
 import { fileKindFor, fownUidsAsSeen, isMqueue, stateKey, readFown, withFown, type DumpContext, type FdProbe } from '../kinds/index.js';
 import { NO_FOWN } from '../kinds/files/reg-file.js';
@@ -118,6 +118,7 @@ function fileOfFd(pid: number, pidfd: number, fd: number, ctx: DumpContext, netN
       log.debug(`task ${pid} fd ${fd}: external ${external} id ${id} (${link})`);
       return { id, type: 'REG', fdFlags };
     }
+    if (probe.stat.isSocket()) refuseForeignNetns(probe);
     const kind = fileKindFor(probe);
     if (!kind) {
       const what = describeUnknown(probe);
@@ -131,6 +132,26 @@ function fileOfFd(pid: number, pidfd: number, fd: number, ctx: DumpContext, netN
   } finally {
     closeQuiet(localFd);
   }
+}
+
+/**
+ * A socket is made again by the task that holds it, in that task's net
+ * namespace: one that belongs to another (made before its holder changed
+ * namespace, or passed from a task of another) would come back in the
+ * wrong one, so it is refused.
+ */
+function refuseForeignNetns(p: FdProbe): void {
+  let task: number;
+  try {
+    task = statSync(`/proc/${p.pid}/ns/net`).ino;
+  } catch {
+    return;
+  }
+  const sock = netNamespaceInoOfSocket(p.localFd);
+  if (sock === task) return;
+  throw new CriuTsError('EUNSUPPORTED',
+    `task ${p.pid} fd ${p.fd}: ${p.link} belongs to net namespace net:[${sock}], not the task's own (net:[${task}]): a socket of another net namespace than its holder's is not supported`,
+    { pid: p.pid, fd: p.fd, link: p.link, socketNs: sock, taskNs: task });
 }
 
 /**

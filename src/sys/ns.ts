@@ -110,6 +110,16 @@ export function inNetNamespaceOf<T>(pid: number, fn: () => T): T {
 /** SIOCGSKNS: the net namespace a socket belongs to, as a namespace fd (linux/sockios.h). */
 const SIOCGSKNS = 0x894c;
 
+/** The inode number of the net namespace socket `sockFd` belongs to (SIOCGSKNS). */
+export function netNamespaceInoOfSocket(sockFd: number): number {
+  const ns = sys('ioctl(SIOCGSKNS)', NR.ioctl, undefined, sockFd, SIOCGSKNS);
+  try {
+    return fstatSync(ns).ino;
+  } finally {
+    closeSync(ns);
+  }
+}
+
 /**
  * Run `fn` on this thread inside the net namespace socket `sockFd` belongs
  * to (SIOCGSKNS), when it is not the one this thread is in; else just run

@@ -178,7 +178,7 @@ function nlAttrBytes(attrs: readonly NlAttr[]): Buffer {
  * `head` and attributes), made in the caller's net namespace and waited
  * for: the kernel's error answer throws SyscallError named `what`.
  */
-export function rtnlRequest(what: string, type: number, head: Buffer, attrs: readonly NlAttr[]): void {
+export function rtnlRequest(what: string, type: number, head: Buffer, attrs: readonly NlAttr[], onReply?: (type: number, body: Buffer) => void): void {
   const fd = socket(AF_NETLINK, SOCK_RAW, NETLINK_ROUTE);
   try {
     const body = Buffer.concat([head, nlAttrBytes(attrs)]);
@@ -197,17 +197,51 @@ export function rtnlRequest(what: string, type: number, head: Buffer, attrs: rea
       for (let off = 0; off + NLMSG_HDRLEN <= n;) {
         const len = buf.readUInt32LE(off);
         if (len < NLMSG_HDRLEN || off + len > n) break;
-        if (buf.readUInt16LE(off + 4) === NLMSG_ERROR) {
+        const mtype = buf.readUInt16LE(off + 4);
+        if (mtype === NLMSG_ERROR) {
           const err = -buf.readInt32LE(off + NLMSG_HDRLEN);
           if (err === 0) return;
           throw new SyscallError(what, err);
         }
+        // An answer before the ack (a GET request's): copied, the buffer is reused.
+        onReply?.(mtype, Buffer.from(buf.subarray(off + NLMSG_HDRLEN, off + len)));
         off += (len + 3) & ~3;
       }
     }
   } finally {
     closeQuiet(fd);
   }
+}
+
+const RTM_NEWNSID = 88;
+const RTM_GETNSID = 90;
+const NETNSA = { NSID: 1, FD: 3 } as const;
+/** struct rtgenmsg, aligned: the family (AF_UNSPEC) and padding. */
+const RTGENMSG = (): Buffer => Buffer.alloc(4);
+
+/**
+ * The id (netnsid) the caller's net namespace gives the namespace behind
+ * our fd `nsFd` (RTM_GETNSID), as `ip -d link` prints a veth peer's
+ * link-netnsid; -1 when none is assigned.
+ */
+export function netnsIdOf(nsFd: number): number {
+  const fd = Buffer.alloc(4);
+  fd.writeUInt32LE(nsFd, 0);
+  let id = -1;
+  rtnlRequest('RTM_GETNSID', RTM_GETNSID, RTGENMSG(), [[NETNSA.FD, fd]], (type, body) => {
+    const v = type === RTM_NEWNSID ? nlAttrs(body, 4).get(NETNSA.NSID) : undefined;
+    if (v !== undefined && v.length >= 4) id = v.readInt32LE(0);
+  });
+  return id;
+}
+
+/** Give the namespace behind our fd `nsFd` the id `nsid` in the caller's net namespace (RTM_NEWNSID, `ip netns set`). */
+export function setNetnsId(nsFd: number, nsid: number): void {
+  const fd = Buffer.alloc(4);
+  fd.writeUInt32LE(nsFd, 0);
+  const id = Buffer.alloc(4);
+  id.writeInt32LE(nsid, 0);
+  rtnlRequest(`RTM_NEWNSID ${nsid}`, RTM_NEWNSID, RTGENMSG(), [[NETNSA.NSID, id], [NETNSA.FD, fd]]);
 }
 
 /** Netlink attributes (type → payload) following a fixed header of `skip` bytes. */

@@ -7,8 +7,10 @@
  *
  * Handled:
  * - loopback: mtu, up;
- * - veth, both ends inside: the pair is made once, with both ifindexes and
- *   addresses;
+ * - veth, both ends inside, or the other end in another net namespace of
+ *   the tree (a nested one, or the tree's own seen from a nested one): the
+ *   pair is made once, with both ifindexes and addresses, each end in its
+ *   namespace;
  * - veth whose peer was outside (another namespace, the host's): made with
  *   its peer in criu-ts's namespace, named as --veth-pair IN=OUT[@BRIDGE]
  *   or --external veth[IN]:OUT[@BRIDGE] says (the restore refuses without
@@ -31,7 +33,6 @@
  */
 import { CriuTsError } from '../../errors.js';
 import type { NetDeviceEntry } from '../../images/messages.js';
-import { closeSync, openSync } from 'node:fs';
 import { AF_INET, closeQuiet, ioctl, rtnlRequest, socket, SOCK_DGRAM } from '../../sys/index.js';
 import type { MacvlanLower, NetdevMoved, VethPeerOut } from '../types.js';
 import { readConf, writeConf } from './net-conf.js';
@@ -89,8 +90,13 @@ function macText(b: Buffer): string {
   return [...b].map((x) => x.toString(16).padStart(2, '0')).join(':');
 }
 
-/** The devices of the caller's net namespace (ns id `nsId`) as netdev entries; `who` names the namespace in a refusal. */
-export function readNetDevices(who: string, nsId: number): NetDeviceEntry[] {
+/**
+ * The devices of the caller's net namespace (ns id `nsId`) as netdev
+ * entries; `who` names the namespace in a refusal. `dumped` maps the
+ * netnsids this namespace gives the tree's other dumped namespaces to
+ * their ns ids: a veth whose peer is in one of them names it (peer_nsid).
+ */
+export function readNetDevices(who: string, nsId: number, dumped: ReadonlyMap<number, number> = new Map()): NetDeviceEntry[] {
   const out = runTool('EDUMP', 'ip', ['-j', '-d', 'link', 'show'], `${who}: listing its devices`) ?? Buffer.alloc(0);
   let links: IpLink[];
   try {
@@ -114,6 +120,9 @@ export function readNetDevices(who: string, nsId: number): NetDeviceEntry[] {
           e.peer_nsid = nsId;
         } else if (l.link_index !== undefined) {
           e.peer_ifindex = l.link_index;
+          // In another namespace of the tree: that namespace's ns id (CRIU's peer_nsid); else outside it.
+          const peerNs = l.link_netnsid === undefined ? undefined : dumped.get(l.link_netnsid);
+          if (peerNs !== undefined) e.peer_nsid = peerNs;
         }
         break;
       case 'bridge':
@@ -151,6 +160,10 @@ export interface DeviceRestore {
   who: string;
   /** the ns id of the namespace the devices were in */
   nsId: number;
+  /** the tree's other re-created net namespaces: their devices (a veth's peer), and our fd of each */
+  others?: ReadonlyMap<number, { devices: readonly NetDeviceEntry[]; fd?: number | undefined }>;
+  /** `nsId:ifindex` of every device made so far in any of them (a pair is made once, from one side) */
+  made?: Set<string>;
   vethPairs: readonly VethPeerOut[];
   macvlans: readonly MacvlanLower[];
   netdevs: readonly NetdevMoved[];
@@ -174,8 +187,12 @@ export function checkNetDevices(devs: readonly NetDeviceEntry[], r: DeviceRestor
           if (!r.vethPairs.some((p) => p.inside === d.name) && !r.netdevs.some((n) => n.inside === d.name)) {
             throw new CriuTsError('EUNSUPPORTED', `${what} (veth) had its peer outside the namespace: name the peer to make with --veth-pair ${d.name}=OUTNAME[@BRIDGE] (or --external veth[${d.name}]:OUTNAME)`, { device: d.name });
           }
-        } else if (d.peer_nsid !== r.nsId || !byIndex.has(d.peer_ifindex ?? -1)) {
-          throw new CriuTsError('EIMAGE', `${what} (veth): its peer (ifindex ${String(d.peer_ifindex)}, ns ${d.peer_nsid}) is not among the namespace's devices`, { device: d.name });
+        } else {
+          const peers = d.peer_nsid === r.nsId ? devs : r.others?.get(d.peer_nsid)?.devices;
+          const peer = peers?.find((p) => p.ifindex === d.peer_ifindex);
+          if (peer?.type !== 'VETH') {
+            throw new CriuTsError('EIMAGE', `${what} (veth): its peer (ifindex ${String(d.peer_ifindex)}, ns id ${d.peer_nsid}) is not a veth among the devices of the tree's net namespaces`, { device: d.name });
+          }
         }
         break;
       case 'MACVLAN':
@@ -222,11 +239,11 @@ function ifindexHere(name: string, what: string): number {
 }
 
 /**
- * Move our device `out` into the net namespace of task `pid` as `d`, in
+ * Move our device `out` into the net namespace behind our fd `ns` as `d`, in
  * one RTM_NEWLINK: the new name, mtu, hardware address and ifindex (the
  * kernel's IFLA_NEW_IFINDEX; ifaddr-<ns>.img names devices by ifindex).
  */
-function moveIn(out: string, d: NetDeviceEntry, pid: number, what: string): void {
+function moveIn(out: string, d: NetDeviceEntry, ns: number, what: string): void {
   const index = ifindexHere(out, what);
   const head = Buffer.alloc(16);
   head.writeInt32LE(index, 4);
@@ -235,7 +252,6 @@ function moveIn(out: string, d: NetDeviceEntry, pid: number, what: string): void
     b.writeUInt32LE(v >>> 0, 0);
     return b;
   };
-  const ns = openSync(`/proc/${pid}/ns/net`, 'r');
   try {
     const attrs: [number, Buffer][] = [[IFLA.NET_NS_FD, u32(ns)], [IFLA.IFNAME, Buffer.from(`${d.name}\0`, 'latin1')], [IFLA.MTU, u32(d.mtu)]];
     if (d.ifindex > 0) attrs.push([IFLA.NEW_IFINDEX, u32(d.ifindex)]);
@@ -244,29 +260,27 @@ function moveIn(out: string, d: NetDeviceEntry, pid: number, what: string): void
   } catch (e) {
     if (e instanceof CriuTsError) throw e;
     throw new CriuTsError('ERESTORE', `${what}: cannot move ${out} in as ${d.name} (ifindex ${d.ifindex}): ${(e as Error).message}`, { device: d.name }, e);
-  } finally {
-    closeSync(ns);
   }
 }
 
 /**
  * From criu-ts's namespace, before our thread steps into the new one:
- * macvlans, made on their lower device here and placed in task `pid`'s
- * namespace with their ifindex; veths named by --external netdev[IN]:OUT,
- * moved in.
+ * macvlans, made on their lower device here and placed in the namespace
+ * behind our fd `nsFd` with their ifindex; veths named by --external
+ * netdev[IN]:OUT, moved in.
  */
-export function createFromOutside(devs: readonly NetDeviceEntry[], r: DeviceRestore, pid: number): void {
+export function createFromOutside(devs: readonly NetDeviceEntry[], r: DeviceRestore, nsFd: number): void {
   for (const d of devs) {
     const moved = d.type === 'VETH' && d.peer_nsid === undefined ? r.netdevs.find((n) => n.inside === d.name) : undefined;
-    if (moved !== undefined) moveIn(moved.outside, d, pid, `${r.who}: device ${d.name}`);
+    if (moved !== undefined) moveIn(moved.outside, d, nsFd, `${r.who}: device ${d.name}`);
   }
   for (const d of devs) {
     if (d.type !== 'MACVLAN') continue;
     const lower = r.macvlans.find((m) => m.inside === d.name)?.lower as string;
     const mode = Object.entries(MACVLAN_MODES).find(([, v]) => v === d.macvlan?.mode)?.[0];
     if (mode === undefined) throw new CriuTsError('EIMAGE', `${r.who}: device ${d.name}: macvlan mode ${String(d.macvlan?.mode)} is not known`, { device: d.name });
-    runTool('ERESTORE', 'ip', ['link', 'add', 'link', lower, 'name', d.name, ...identity(d), 'netns', `/proc/${pid}/ns/net`, 'type', 'macvlan', 'mode', mode],
-      `${r.who}: device ${d.name} (macvlan on ${lower})`);
+    runTool('ERESTORE', 'ip', ['link', 'add', 'link', lower, 'name', d.name, ...identity(d), 'netns', '/proc/self/fd/3', 'type', 'macvlan', 'mode', mode],
+      `${r.who}: device ${d.name} (macvlan on ${lower})`, undefined, false, nsFd);
   }
 }
 
@@ -277,17 +291,28 @@ export function createFromOutside(devs: readonly NetDeviceEntry[], r: DeviceRest
  */
 export function restoreNetDevices(devs: readonly NetDeviceEntry[], r: DeviceRestore, ourNs: number): void {
   const byIndex = new Map(devs.map((d) => [d.ifindex, d]));
-  const made = new Set<number>();
+  const made = r.made ?? new Set<string>();
+  const key = (ns: number, ifindex: number): string => `${ns}:${ifindex}`;
   const ip = (what: string, ...args: string[]): void => {
     runTool('ERESTORE', 'ip', args, `${r.who}: device ${what}`, undefined, false, ourNs);
   };
   for (const d of [...devs].sort((a, b) => a.ifindex - b.ifindex)) {
-    if (made.has(d.ifindex)) continue;
-    made.add(d.ifindex);
-    if (d.type === 'VETH' && d.peer_nsid !== undefined) {
+    if (made.has(key(r.nsId, d.ifindex))) continue;
+    made.add(key(r.nsId, d.ifindex));
+    if (d.type === 'VETH' && d.peer_nsid === r.nsId) {
       const peer = byIndex.get(d.peer_ifindex as number) as NetDeviceEntry;
-      made.add(peer.ifindex);
+      made.add(key(r.nsId, peer.ifindex));
       ip(d.name, 'link', 'add', d.name, ...identity(d), 'type', 'veth', 'peer', 'name', peer.name, ...identity(peer));
+    } else if (d.type === 'VETH' && d.peer_nsid !== undefined) {
+      // The other end in another namespace of the tree: made from here, straight into it (ip's fd 3 is ours of it).
+      const other = r.others?.get(d.peer_nsid);
+      const peer = other?.devices.find((p) => p.ifindex === d.peer_ifindex);
+      if (other?.fd === undefined || peer === undefined) {
+        throw new CriuTsError('EINTERNAL', `${r.who}: device ${d.name}: its peer's namespace (ns id ${d.peer_nsid}) is not made`, { device: d.name });
+      }
+      made.add(key(d.peer_nsid, peer.ifindex));
+      runTool('ERESTORE', 'ip', ['link', 'add', d.name, ...identity(d), 'type', 'veth', 'peer', 'name', peer.name, ...identity(peer), 'netns', '/proc/self/fd/3'],
+        `${r.who}: device ${d.name} (veth, its peer ${peer.name} in ns id ${d.peer_nsid})`, undefined, false, other.fd);
     } else if (d.type === 'VETH' && r.netdevs.some((n) => n.inside === d.name)) {
       // Moved in already (createFromOutside).
     } else if (d.type === 'VETH') {

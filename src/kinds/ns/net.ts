@@ -29,47 +29,56 @@
  * puts the tree into the namespace the caller hands over with
  * --inherit-fd fd[N]:KEY, and lifts the lock there.
  *
- * Limits: only the loopback device is saved (veth, tun, bridge, macvlan
- * and the rest are refused at dump, naming the device); nested net
- * namespaces inside the tree are refused; conntrack entries and netns ids
- * of other namespaces (nsids) are not saved.
+ *
+ * Nested net namespaces (a task of the tree that unshared its own, or
+ * entered another task's): every net namespace a live task of the tree is
+ * in, other than criu-ts's own, is saved under its ns id, with the
+ * netnsids it gives the others, and locked. At restore the root makes
+ * them all, as CRIU does: after its own, one injected
+ * unshare(CLONE_NEWNET) per nested namespace, our fd of each kept; the
+ * root goes back into its own; every namespace then gets its netnsids and
+ * its contents (a veth between two of them is made once, each end in its
+ * namespace); a task whose namespace is not its parent's enters it
+ * (setns, right after its clone3, before its files and children), so its
+ * sockets are made there. --join-ns, --empty-ns and --external net apply
+ * to the root's namespace; an --external net[] naming a nested one is
+ * refused at dump.
+ *
+ * Limits: devices as net-devices.ts says; conntrack entries are not saved;
+ * a socket held by a task of another net namespace than its own is
+ * refused at dump (dump/files.ts).
  */
-import { accessSync, closeSync, constants, openSync, statSync } from 'node:fs';
+import { closeSync, openSync, statSync } from 'node:fs';
 import { CriuTsError } from '../../errors.js';
-import { NR, NSTYPE, CLONE_NEWNET, inNamespaceFiles, inNamespacesOf, namespaceTypeOf } from '../../sys/index.js';
-import { closeRestorePass, openRestorePass, type RestorePass } from './net-pass.js';
-import type { NetDeviceEntry, NetnsEntry } from '../../images/messages.js';
-import { stateKey, type ExternalNetNs, type ResourceKind, type RestoreContext } from '../types.js';
-import { isRoot, rootHasOwnNamespace, rootNamespaceToCreate } from './common.js';
-import { readConf, readIpv4Sysctls, readUnixConf, writeConf, writeIpv4Sysctls, writeUnixConf } from './net-conf.js';
-import { IP_DUMPS, runTool } from './net-tools.js';
-import { attachOutsidePeers, checkNetDevices, createFromOutside, readNetDevices, restoreNetDevices, type DeviceRestore } from './net-devices.js';
+import { NR, NSTYPE, CLONE_NEWNET, inNamespaceFiles, namespaceTypeOf } from '../../sys/index.js';
+import { closeRestorePass, type RestorePass } from './net-pass.js';
+import type { NetnsEntry } from '../../images/messages.js';
+import { stateKey, type DumpContext, type DumpTreeView, type ExternalNetNs, type ResourceKind, type RestoreContext, type RestoreTaskHandle, type RestoreTreeView } from '../types.js';
+import { commOf, isRoot, nsLink } from './common.js';
+import { attachOutsidePeers, checkNetDevices, createFromOutside, type DeviceRestore } from './net-devices.js';
 import { lockNamespace, relockIn, unlockIn, type NsLockMethod } from './net-lock.js';
 import { closeJoinFd, joinInTask, openJoinNs } from './join.js';
+import { dumpNamespace, fillNamespace, loadImages, setNetnsIds, type NetImages } from './net-images.js';
 import { logger } from '../../log.js';
 
 const log = logger('netns');
 
-/** The legacy iptables tools (iptables-nft rules are nftables rules, saved by nft). */
-const IPTABLES_LEGACY = [
-  { prefix: 'iptables', save: 'iptables-legacy-save', restore: 'iptables-legacy-restore' },
-  { prefix: 'ip6tables', save: 'ip6tables-legacy-save', restore: 'ip6tables-legacy-restore' },
-] as const;
-
-interface NetImages {
-  id: number;
-  netns: NetnsEntry;
-  devices: NetDeviceEntry[];
-  raw: Map<string, Buffer>;
-}
-
-const DUMP = stateKey<{ rootPid: number; own: boolean }>('net:dump');
 interface RestoreState {
   rootPid: number;
   /** the ns id of the tree's own net namespace, undefined when it was criu-ts's */
   nsId?: number | undefined;
   /** what goes into it; undefined with --empty-ns net */
   images: NetImages | undefined;
+  /** the nested namespaces, made by the root after its own, in ns id order */
+  nested: NetImages[];
+  /** task (image pid) -> the ns id of the namespace it enters right after its clone3 (not its parent's) */
+  enter: Map<number, number>;
+  /** ns id -> our fd of that namespace, once it exists (closed at the network unlock) */
+  fds: Map<number, number>;
+  /** the dumper's own ns id (inventory root_ids): tasks that were in criu-ts's namespace enter ours */
+  ours?: number | undefined;
+  /** the root's ns id (its namespace, whatever it is: tasks that come back to it name it) */
+  rootNs?: number | undefined;
   /** --empty-ns net: our fd of the new namespace, locked again until the network unlock */
   emptyFd?: number | undefined;
   /** --join-ns net, or the --inherit-fd of an external one: our fd of the namespace to join, kept until the network unlock */
@@ -78,75 +87,12 @@ interface RestoreState {
   external?: boolean | undefined;
   /** how the dump locked the namespace, and its run id (the lock's name) */
   lock?: { method: NsLockMethod; runId: string } | undefined;
-  /** the restore's packets let through the tree's firewall (net-pass.ts), with our fd of the namespace, until the network unlock */
-  pass?: { fd: number; pass: RestorePass; who: string } | undefined;
+  /** the restore's packets let through each namespace's firewall (net-pass.ts), with our fd of it, until the network unlock */
+  passes: { fd: number; pass: RestorePass; who: string }[];
 }
 
 const RESTORE = stateKey<RestoreState>('net:restore');
-const NO_RESTORE = (): RestoreState => ({ rootPid: 0, images: undefined });
-
-function hasTool(bin: string): boolean {
-  for (const dir of ['/usr/sbin', '/usr/bin', '/sbin', '/bin']) {
-    try {
-      accessSync(`${dir}/${bin}`, constants.X_OK);
-      return true;
-    } catch {
-      // not there
-    }
-  }
-  return false;
-}
-
-function loadImages(ctx: RestoreContext, id: number): NetImages {
-  const need = (file: string): readonly object[] => {
-    const img = ctx.ownImage(file);
-    if (img === undefined) {
-      throw new CriuTsError('ENOIMAGE', `${file} is missing: the tree's net namespace cannot be re-created (a dump made with --empty-ns net is restored with --empty-ns net)`, { file });
-    }
-    return img.entries;
-  };
-  const netns = need(`netns-${id}.img`)[0] as NetnsEntry | undefined;
-  if (netns === undefined) throw new CriuTsError('EIMAGE', `netns-${id}.img is empty: the tree's net namespace cannot be re-created`, { id });
-  const devices = need(`netdev-${id}.img`) as NetDeviceEntry[];
-  const raw = new Map<string, Buffer>();
-  for (const p of [...IP_DUMPS.map((d) => d.prefix), ...IPTABLES_LEGACY.map((d) => d.prefix), 'nftables']) {
-    const b = ctx.rawImage(`${p}-${id}.img`);
-    if (b !== undefined) raw.set(p, b);
-  }
-  return { id, netns, devices, raw };
-}
-
-/** Inside the new namespace (our thread is in it): everything back, in CRIU's order; `ourNs` is our own namespace's fd. */
-function fillNamespace(images: NetImages, r: DeviceRestore, ourNs: number, pass: RestorePass): void {
-  const who = r.who;
-  const n = images.netns;
-  writeConf('ipv4', 'all', n.all_conf4);
-  writeConf('ipv4', 'default', n.def_conf4);
-  writeConf('ipv6', 'all', n.all_conf6);
-  writeConf('ipv6', 'default', n.def_conf6);
-  writeUnixConf(n.unix_conf);
-  writeIpv4Sysctls(n.ipv4_sysctl);
-  restoreNetDevices(images.devices, r, ourNs);
-  for (const d of IP_DUMPS) {
-    const data = images.raw.get(d.prefix);
-    if (data === undefined || data.length === 0) continue;
-    // The kernel's default rules would be there twice: the saved set has them (CRIU does the same).
-    if (d.prefix === 'rule') {
-      runTool('ERESTORE', 'ip', ['rule', 'flush'], who);
-      runTool('ERESTORE', 'ip', ['rule', 'delete', 'table', 'local'], who, undefined, true);
-    }
-    runTool('ERESTORE', 'ip', d.restore, `${who}: ${d.prefix}-${images.id}.img`, data);
-  }
-  for (const t of IPTABLES_LEGACY) {
-    const data = images.raw.get(t.prefix);
-    if (data === undefined || data.toString('utf8').trim() === '') continue;
-    runTool('ERESTORE', t.restore, ['-w'], `${who}: ${t.prefix}-${images.id}.img`, data);
-  }
-  const nft = images.raw.get('nftables');
-  if (nft !== undefined && nft.toString('utf8').trim() !== '') runTool('ERESTORE', 'nft', ['-f', '-'], `${who}: nftables-${images.id}.img`, nft);
-  const legacy = IPTABLES_LEGACY.filter((t) => (images.raw.get(t.prefix)?.toString('utf8').trim() ?? '') !== '').map((t) => t.save.replace(/-save$/, ''));
-  openRestorePass(who, legacy, pass);
-}
+const NO_RESTORE = (): RestoreState => ({ rootPid: 0, images: undefined, nested: [], enter: new Map(), fds: new Map(), passes: [] });
 
 /** The key of --external net[INODE]:KEY when it names `pid`'s net namespace. */
 function externalKey(list: readonly ExternalNetNs[] | undefined, pid: number): string | undefined {
@@ -179,8 +125,151 @@ function openInherited(ctx: RestoreContext, key: string): number {
   return fd;
 }
 
-function deviceRestore(ctx: RestoreContext, who: string, nsId: number): DeviceRestore {
-  return { who, nsId, vethPairs: ctx.opts.vethPairs, macvlans: ctx.opts.macvlans, netdevs: ctx.opts.netdevs };
+function deviceRestore(ctx: RestoreContext, who: string, nsId: number, st: RestoreState, made: Set<string>): DeviceRestore {
+  const others = new Map<number, { devices: NetImages['devices']; fd?: number | undefined }>();
+  for (const im of [st.images, ...st.nested]) if (im !== undefined && im.id !== nsId) others.set(im.id, { devices: im.devices, fd: st.fds.get(im.id) });
+  return { who, nsId, vethPairs: ctx.opts.vethPairs, macvlans: ctx.opts.macvlans, netdevs: ctx.opts.netdevs, others, made };
+}
+
+/** Every net namespace a live task of the tree is in, but criu-ts's own: its first task (tree order) and whether it is the root's. */
+function treeNamespaces(tree: DumpTreeView): { pid: number; link: string; root: boolean }[] {
+  const ours = nsLink(process.pid, 'net');
+  const rootLink = nsLink(tree.rootPid, 'net');
+  const found = new Map<string, number>();
+  for (const t of tree.tasks) {
+    if (t.zombie) continue;
+    const link = nsLink(t.pid, 'net');
+    if (link !== ours && !found.has(link)) found.set(link, t.pid);
+  }
+  return [...found].map(([link, pid]) => ({ pid, link, root: link === rootLink }));
+}
+
+function dumpTreeNamespaces(tree: DumpTreeView, ctx: DumpContext): void {
+  const found = treeNamespaces(tree);
+  if (found.length === 0) return;
+  const idOf = ctx.nsIdOf;
+  if (idOf === undefined) throw new CriuTsError('EINTERNAL', 'no namespace ids at dump', {});
+  const all = found.map((n) => ({ ...n, fd: openSync(`/proc/${n.pid}/ns/net`, 'r') }));
+  try {
+    const saved: { id: number; fd: number }[] = [];
+    const todo: (typeof all[number] & { id: number })[] = [];
+    for (const n of all) {
+      const id = idOf('net', statSync(`/proc/self/fd/${n.fd}`).ino);
+      const who = `task ${n.pid}'s net namespace`;
+      const ext = externalKey(ctx.opts.externalNetNs, n.pid);
+      if (!n.root) {
+        if (ext !== undefined) {
+          throw new CriuTsError('EUNSUPPORTED', `task ${n.pid}${commOf(n.pid)} is in ${n.link}, named external (--external net[...]:${ext}), nested inside the tree's own: only the root's net namespace can be external`, { pid: n.pid, key: ext });
+        }
+      } else if (ext !== undefined) {
+        // Someone else's namespace (runc: a netns made by CNI): only its key is saved, as CRIU; locked all the same.
+        lockNamespace(ctx, n.pid, who);
+        ctx.writeImage(`netns-${id}.img`, 'NETNS', [{ ext_key: ext } as NetnsEntry]);
+        log.info(`net namespace ${id}: external (key ${ext}), its contents are not saved`);
+        continue;
+      } else if (ctx.opts.emptyNetNs) {
+        // --empty-ns net: the runtime makes the namespace's contents again; as CRIU, no image of them is written
+        // (a restore without --empty-ns refuses for want of netns-<id>.img). The lock holds it all the same.
+        lockNamespace(ctx, n.pid, who);
+        log.info(`net namespace ${id}: --empty-ns net, its contents are not saved`);
+        continue;
+      }
+      saved.push({ id, fd: n.fd });
+      todo.push({ ...n, id });
+    }
+    // Each is read before any is locked (a lock table is no namespace's), all before any socket is dumped.
+    for (const n of todo) dumpNamespace(ctx, `task ${n.pid}'s net namespace`, n.id, n.fd, saved.filter((o) => o.id !== n.id));
+    for (const n of todo) lockNamespace(ctx, n.pid, `task ${n.pid}'s net namespace`);
+  } finally {
+    for (const n of all) closeSync(n.fd);
+  }
+}
+
+/** At restore: the ns ids of the tree's tasks, who enters which, the nested namespaces to make. */
+function plan(tree: RestoreTreeView): { rootNs: number | undefined; nsId: number | undefined; nested: number[]; enter: Map<number, number> } {
+  const byPid = new Map(tree.tasks.map((t) => [t.pid, t]));
+  const nsOf = (pid: number, depth = 0): number | undefined => {
+    const t = byPid.get(pid);
+    if (t === undefined || depth > tree.tasks.length) return undefined;
+    // Helpers and zombies have no ids: they are in their parent's.
+    return t.ids?.net_ns_id ?? (t.pid === tree.rootPid ? undefined : nsOf(t.ppid, depth + 1));
+  };
+  const rootNs = nsOf(tree.rootPid);
+  const ours = tree.rootIds?.net_ns_id;
+  const nsId = rootNs === undefined || ours === undefined || rootNs === ours ? undefined : rootNs;
+  const nested = new Set<number>();
+  const enter = new Map<number, number>();
+  for (const t of tree.tasks) {
+    const mine = t.ids?.net_ns_id;
+    if (t.pid === tree.rootPid || mine === undefined) continue;
+    if (mine !== rootNs && mine !== ours) nested.add(mine);
+    if (mine !== (nsOf(t.ppid) ?? rootNs)) enter.set(t.pid, mine);
+  }
+  return { rootNs, nsId, nested: [...nested].sort((a, b) => a - b), enter };
+}
+
+/** A task entering the namespace its parent is not in: our fd of it, installed in the task, setns. */
+function enterIn(t: RestoreTaskHandle, pid: number, ctx: RestoreContext, st: RestoreState): void {
+  const id = st.enter.get(pid);
+  if (id === undefined) return;
+  let fd = st.fds.get(id);
+  if (fd === undefined && id === st.ours) {
+    // criu-ts's own namespace (the dump's), left by an ancestor: ours.
+    fd = openSync('/proc/self/ns/net', 'r');
+    st.fds.set(id, fd);
+  }
+  if (fd === undefined) throw new CriuTsError('EINTERNAL', `task ${pid}: its net namespace (ns id ${id}) is not made`, { pid, nsId: id });
+  joinInTask(t, ctx, 'net', fd);
+}
+
+/** The root right after its clone3: its own namespace, then the nested ones, all filled; back in its own. */
+function makeNamespaces(t: RestoreTaskHandle, ctx: RestoreContext, st: RestoreState): void {
+  const rootNs = st.rootNs;
+  // --join-ns net: into the given namespace, which gets what was saved as a new one would (CRIU does the same).
+  if (st.joinFd !== undefined) joinInTask(t, ctx, 'net', st.joinFd);
+  const made = st.nsId !== undefined && st.external !== true;
+  if (made && st.joinFd === undefined) t.syscall('unshare(CLONE_NEWNET)', NR.unshare, CLONE_NEWNET);
+  if (made && st.images === undefined) {
+    // --empty-ns net: left empty (lo down) for the caller's setup-namespaces; locked until the tree runs, as CRIU.
+    log.info(`task ${t.pid}: new net namespace left empty (--empty-ns net)`);
+    if (st.lock !== undefined) {
+      st.emptyFd = openSync(`/proc/${t.pid}/ns/net`, 'r');
+      relockIn(st.emptyFd, st.lock.method, st.lock.runId);
+    }
+  }
+  const home = rootNs === undefined || (st.nested.length === 0 && st.enter.size === 0 && st.images === undefined) ? undefined : openSync(`/proc/${t.pid}/ns/net`, 'r');
+  if (home !== undefined && rootNs !== undefined) st.fds.set(rootNs, home);
+  for (const im of st.nested) {
+    t.syscall(`unshare(CLONE_NEWNET) for ns id ${im.id}`, NR.unshare, CLONE_NEWNET);
+    st.fds.set(im.id, openSync(`/proc/${t.pid}/ns/net`, 'r'));
+  }
+  if (st.nested.length > 0) {
+    if (home === undefined) throw new CriuTsError('EINTERNAL', `task ${t.pid}: no fd of its own net namespace`, { pid: t.pid });
+    joinInTask(t, ctx, 'net', home);
+  }
+  const fill: { im: NetImages; fd: number; who: string }[] = [];
+  if (st.images !== undefined && home !== undefined) fill.push({ im: st.images, fd: home, who: `task ${t.pid}'s ${st.joinFd === undefined ? 'new' : 'joined'} net namespace` });
+  for (const im of st.nested) fill.push({ im, fd: st.fds.get(im.id) as number, who: `the tree's nested net namespace (ns id ${im.id})` });
+  // The netnsids first, in every namespace made (the joined one has its own): a veth between two would make the kernel pick them.
+  for (const f of fill) {
+    if (f.im === st.images && st.joinFd !== undefined) continue;
+    inNamespaceFiles([{ type: 'net', path: `/proc/self/fd/${f.fd}` }], () => setNetnsIds(f.im, st.fds, f.who));
+  }
+  const madeDevs = new Set<string>();
+  for (const f of fill) {
+    const r = deviceRestore(ctx, f.who, f.im.id, st, madeDevs);
+    createFromOutside(f.im.devices, r, f.fd);
+    const ourNs = openSync('/proc/thread-self/ns/net', 'r');
+    try {
+      const pass: RestorePass = { nft: [], legacy: [] };
+      // Kept first: the pass comes out even if the tasks are gone by then.
+      st.passes.push({ fd: f.fd, pass, who: f.who });
+      inNamespaceFiles([{ type: 'net', path: `/proc/self/fd/${f.fd}` }], () => fillNamespace(f.im, r, ourNs, pass));
+    } finally {
+      closeSync(ourNs);
+    }
+    attachOutsidePeers(f.im.devices, r);
+  }
 }
 
 export const netKind: ResourceKind = {
@@ -188,118 +277,52 @@ export const netKind: ResourceKind = {
   namespaces: ['net'],
 
   dumpTree(tree, ctx) {
-    const own = rootHasOwnNamespace(tree, 'net');
-    ctx.memo(DUMP, () => ({ rootPid: tree.rootPid, own }));
-  },
-
-  dumpTask(task, ctx) {
-    const st = ctx.memo(DUMP, () => ({ rootPid: 0, own: false }));
-    if (!st.own || task.pid !== st.rootPid) return;
-    const id = task.ids.net_ns_id;
-    if (id === undefined) throw new CriuTsError('EDUMP', `task ${task.pid}: no net namespace id`, { pid: task.pid });
-    const who = `task ${task.pid}'s net namespace`;
-    const ext = externalKey(ctx.opts.externalNetNs, task.pid);
-    if (ext !== undefined) {
-      // Someone else's namespace (runc: a netns made by CNI): only its key is saved, as CRIU; locked all the same.
-      lockNamespace(ctx, task.pid, who);
-      ctx.writeImage(`netns-${id}.img`, 'NETNS', [{ ext_key: ext } as NetnsEntry]);
-      log.info(`net namespace ${id}: external (key ${ext}), its contents are not saved`);
-      return;
-    }
-    if (ctx.opts.emptyNetNs) {
-      // --empty-ns net: the runtime makes the namespace's contents again; as CRIU, no image of them is written
-      // (a restore without --empty-ns refuses for want of netns-<id>.img). The lock holds it all the same.
-      lockNamespace(ctx, task.pid, who);
-      log.info(`net namespace ${id}: --empty-ns net, its contents are not saved`);
-      return;
-    }
-    const got = inNamespacesOf(task.pid, ['net'], () => {
-      const devices = readNetDevices(who, id);
-      const netns: NetnsEntry = {
-        def_conf4: readConf('ipv4', 'default'),
-        all_conf4: readConf('ipv4', 'all'),
-        def_conf6: readConf('ipv6', 'default'),
-        all_conf6: readConf('ipv6', 'all'),
-        unix_conf: readUnixConf(),
-        ipv4_sysctl: readIpv4Sysctls(),
-      };
-      const raw = new Map<string, Buffer>();
-      for (const d of IP_DUMPS) {
-        const out = runTool('EDUMP', 'ip', d.save, who, undefined, d.canFail === true);
-        if (out !== undefined) raw.set(d.prefix, out);
-      }
-      for (const t of IPTABLES_LEGACY) {
-        if (hasTool(t.save)) raw.set(t.prefix, runTool('EDUMP', t.save, [], who) ?? Buffer.alloc(0));
-      }
-      if (hasTool('nft')) raw.set('nftables', runTool('EDUMP', 'nft', ['list', 'ruleset'], who) ?? Buffer.alloc(0));
-      else log.warn(`${who}: no nft tool here: its nftables ruleset is not saved`);
-      return { devices, netns, raw };
-    });
-    // After the ruleset is read (the lock table is not the tree's), before any socket is dumped.
-    lockNamespace(ctx, task.pid, who);
-    ctx.writeImage(`netns-${id}.img`, 'NETNS', [got.netns]);
-    ctx.writeImage(`netdev-${id}.img`, 'NETDEV', got.devices);
-    for (const [prefix, data] of got.raw) ctx.writeRawImage(`${prefix}-${id}.img`, data);
-    log.info(`net namespace ${id}: ${got.devices.length} device(s): ${got.devices.map((d) => d.name).join(', ')}`);
+    dumpTreeNamespaces(tree, ctx);
   },
 
   prepareRestore(tree, ctx) {
-    const nsId = rootNamespaceToCreate(tree, 'net');
+    const p = plan(tree);
+    const nsId = p.nsId;
     const extKey = nsId === undefined ? undefined : externalKeyOf(ctx, nsId);
-    const images = nsId === undefined || ctx.opts.emptyNetNs || extKey !== undefined ? undefined : loadImages(ctx, nsId);
-    if (images !== undefined) checkNetDevices(images.devices, deviceRestore(ctx, `the tree's net namespace (ns id ${images.id})`, images.id));
+    const images = nsId === undefined || ctx.opts.emptyNetNs || extKey !== undefined ? undefined : loadImages(ctx, nsId, "the tree's net namespace");
+    const nested = p.nested.map((id) => {
+      if (externalKeyOf(ctx, id) !== undefined) throw new CriuTsError('EIMAGE', `netns-${id}.img: a nested net namespace (ns id ${id}) saved as external`, { id });
+      return loadImages(ctx, id, `the tree's nested net namespace (ns id ${id})`);
+    });
+    const st: RestoreState = { rootPid: tree.rootPid, nsId, images, nested, enter: p.enter, fds: new Map(), ours: tree.rootIds?.net_ns_id, rootNs: p.rootNs, passes: [] };
+    for (const im of [images, ...nested]) if (im !== undefined) checkNetDevices(im.devices, deviceRestore(ctx, `the tree's net namespace (ns id ${im.id})`, im.id, st, new Set()));
     const inv = tree.inventory;
     // inventory's network_lock_method: CRIU's numbering, iptables 0, nftables 1, skip 2
     const method = inv.network_lock_method === 1 ? 'nftables' : inv.network_lock_method === 0 ? 'iptables' : undefined;
-    const lock = method === undefined || inv.dump_criu_run_id === undefined ? undefined : { method, runId: inv.dump_criu_run_id } as const;
-    const joinFd = extKey === undefined ? openJoinNs(ctx, 'net') : openInherited(ctx, extKey);
-    ctx.state(RESTORE, () => ({ rootPid: tree.rootPid, nsId, images, joinFd, external: extKey !== undefined, lock }));
+    st.lock = method === undefined || inv.dump_criu_run_id === undefined ? undefined : { method, runId: inv.dump_criu_run_id } as const;
+    st.joinFd = extKey === undefined ? openJoinNs(ctx, 'net') : openInherited(ctx, extKey);
+    st.external = extKey !== undefined;
+    ctx.state(RESTORE, () => st);
   },
 
   restoreCreated(t, task, ctx) {
     const st = ctx.state(RESTORE, NO_RESTORE);
-    if (!isRoot(task, st.rootPid)) return;
-    // --join-ns net: into the given namespace, which gets what was saved as a new one would (CRIU does the same).
-    if (st.joinFd !== undefined) joinInTask(t, ctx, 'net', st.joinFd);
-    if (st.nsId === undefined || st.external === true) return;
-    if (st.joinFd === undefined) t.syscall('unshare(CLONE_NEWNET)', NR.unshare, CLONE_NEWNET);
-    const images = st.images;
-    if (images !== undefined) {
-      const r = deviceRestore(ctx, `task ${t.pid}'s ${st.joinFd === undefined ? 'new' : 'joined'} net namespace`, images.id);
-      createFromOutside(images.devices, r, t.pid);
-      const ourNs = openSync('/proc/thread-self/ns/net', 'r');
-      try {
-        // Our fd of the namespace first: the passes come out even if the tasks are gone by then.
-        const fd = openSync(`/proc/${t.pid}/ns/net`, 'r');
-        const pass: RestorePass = { nft: [], legacy: [] };
-        st.pass = { fd, pass, who: r.who };
-        inNamespacesOf(t.pid, ['net'], () => fillNamespace(images, r, ourNs, pass));
-      } finally {
-        closeSync(ourNs);
-      }
-      attachOutsidePeers(images.devices, r);
+    if (!isRoot(task, st.rootPid)) {
+      enterIn(t, task.pid, ctx, st);
       return;
     }
-    // --empty-ns net: left empty (lo down) for the caller's setup-namespaces; locked until the tree runs, as CRIU.
-    log.info(`task ${t.pid}: new net namespace left empty (--empty-ns net)`);
-    if (st.lock === undefined) return;
-    st.emptyFd = openSync(`/proc/${t.pid}/ns/net`, 'r');
-    relockIn(st.emptyFd, st.lock.method, st.lock.runId);
+    makeNamespaces(t, ctx, st);
   },
 
   unlockNetwork(ctx) {
     const st = ctx.state(RESTORE, NO_RESTORE);
     try {
       // Every connection is out of repair mode: the tree's firewall applies to all again.
-      const p = st.pass;
-      st.pass = undefined;
-      if (p !== undefined) {
+      // Every namespace's, even when one fails: the first failure is said.
+      let failure: unknown;
+      for (const p of st.passes.splice(0)) {
         try {
           inNamespaceFiles([{ type: 'net', path: `/proc/self/fd/${p.fd}` }], () => closeRestorePass(p.pass, p.who));
-        } finally {
-          closeSync(p.fd);
+        } catch (e) {
+          failure ??= e;
         }
       }
+      if (failure !== undefined) throw failure;
       // A namespace the dump locked and that outlived the tree, or one locked again: lift it now.
       const fd = st.joinFd ?? st.emptyFd;
       if (fd !== undefined && st.lock !== undefined) unlockIn(fd, st.lock.method, st.lock.runId);
@@ -307,6 +330,8 @@ export const netKind: ResourceKind = {
       closeJoinFd(st);
       if (st.emptyFd !== undefined) closeSync(st.emptyFd);
       st.emptyFd = undefined;
+      for (const fd of st.fds.values()) closeSync(fd);
+      st.fds.clear();
     }
   },
 };
