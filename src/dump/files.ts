@@ -5,11 +5,11 @@
  * The fd itself is copied into our process with pidfd_getfd so kinds can
  * fstat/peek it from our side without touching the task.
  */
-import { fstatSync, statSync } from 'node:fs';
+import { fstatSync } from 'node:fs';
 import { listFds, readFdLink, parseFdinfo } from '../proc/index.js';
-import { pidfdOpen, pidfdGetfd, closeQuiet, kcmp, KCMP, getsockoptInt, O_CLOEXEC, FD_CLOEXEC, netNamespaceInoOfSocket } from '../sys/index.js';
+import { pidfdOpen, pidfdGetfd, closeQuiet, kcmp, KCMP, getsockoptInt, O_CLOEXEC, FD_CLOEXEC } from '../sys/index.js';
 import { CriuTsError, isCriuTsError } from '../errors.js';
-import { fileKindFor, fownUidsAsSeen, isMqueue, stateKey, readFown, withFown, type DumpContext, type FdProbe } from '../kinds/index.js';
+import { fileKindFor, fownUidsAsSeen, isMqueue, socketNetNsId, stateKey, readFown, withFown, type DumpContext, type FdProbe } from '../kinds/index.js';
 import { NO_FOWN } from '../kinds/files/reg-file.js';
 import type { FdinfoEntry, FownEntry } from '../images/messages.js';
 import { logger } from '../log.js';
@@ -110,7 +110,10 @@ function fileOfFd(pid: number, pidfd: number, fd: number, ctx: DumpContext, netN
   if (same) return { id: same.id, type: ctx.fileById(same.id)?.type ?? 'REG', fdFlags };
   const localFd = pidfdGetfd(pidfd, fd, pid);
   try {
-    const probe: FdProbe = { pid, fd, link, fdinfo, stat: fstatSync(localFd), localFd, netNsId };
+    const stat = fstatSync(localFd);
+    // A socket's own net namespace (it may not be its holder's): where the restore makes it.
+    const netNs = stat.isSocket() ? socketNetNsId(ctx, { pid, fd, link, localFd }, netNsId) : netNsId;
+    const probe: FdProbe = { pid, fd, link, fdinfo, stat, localFd, netNsId: netNs };
     const external = externalFile(probe, ctx);
     if (external !== undefined) {
       const id = ctx.addFile((i) => ({ type: 'REG', id: i, reg: { id: i, flags: fdinfo.flags & ~O_CLOEXEC, pos: fdinfo.pos, fown: NO_FOWN, name: external } }));
@@ -118,7 +121,6 @@ function fileOfFd(pid: number, pidfd: number, fd: number, ctx: DumpContext, netN
       log.debug(`task ${pid} fd ${fd}: external ${external} id ${id} (${link})`);
       return { id, type: 'REG', fdFlags };
     }
-    if (probe.stat.isSocket()) refuseForeignNetns(probe);
     const kind = fileKindFor(probe);
     if (!kind) {
       const what = describeUnknown(probe);
@@ -132,26 +134,6 @@ function fileOfFd(pid: number, pidfd: number, fd: number, ctx: DumpContext, netN
   } finally {
     closeQuiet(localFd);
   }
-}
-
-/**
- * A socket is made again by the task that holds it, in that task's net
- * namespace: one that belongs to another (made before its holder changed
- * namespace, or passed from a task of another) would come back in the
- * wrong one, so it is refused.
- */
-function refuseForeignNetns(p: FdProbe): void {
-  let task: number;
-  try {
-    task = statSync(`/proc/${p.pid}/ns/net`).ino;
-  } catch {
-    return;
-  }
-  const sock = netNamespaceInoOfSocket(p.localFd);
-  if (sock === task) return;
-  throw new CriuTsError('EUNSUPPORTED',
-    `task ${p.pid} fd ${p.fd}: ${p.link} belongs to net namespace net:[${sock}], not the task's own (net:[${task}]): a socket of another net namespace than its holder's is not supported`,
-    { pid: p.pid, fd: p.fd, link: p.link, socketNs: sock, taskNs: task });
 }
 
 /**

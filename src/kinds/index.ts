@@ -62,3 +62,4 @@ export { checkRunId, clearStaleLocks, defaultLockMethod, LOCK_METHOD, probeNftab
 export { probeIptLegacy } from './files/inet-socket/net-lock-iptables.js';
 export type { LockMethod } from './files/inet-socket/net-lock.js';
 export { readFown, withFown, fownOf, fownUidsAsSeen, restoreFown } from './files/fown.js';
+export { socketNetNsId } from './files/socket-opts/net-ns.js';

@@ -29,7 +29,7 @@ export interface FdProbe {
   stat: Stats;
   /** our copy of the fd, valid during dump; closed by the core */
   localFd: number;
-  /** the task's network namespace as numbered in ids-<pid>.img (net_ns_id) */
+  /** the net namespace as numbered in ids-<pid>.img (net_ns_id): a socket's own (it may not be its holder's), else the task's */
   netNsId: number | undefined;
   /** for a file in flight (pid is ours): the task holding the socket whose queue carries it */
   inFlightFrom?: number;

@@ -7,17 +7,19 @@
  * on 10.77.0.2:7077; the root and the child each bind a datagram socket to
  * the same abstract unix name (abstract names belong to the namespace, so
  * both can). A grandchild, forked by the child, goes back into the root's
- * namespace (setns) and holds nothing.
+ * namespace (setns) and holds nothing. Before it unshared, the child bound
+ * a datagram socket to another abstract name in the root's namespace, and
+ * keeps it: a socket of another namespace than its holder's.
  *
  * After SIGTERM: the root connects to 10.77.0.2:7077 over the veth and
  * sends "ping"; the child, told by SIGTERM, accepts it and answers "pong".
  * Each namespace has its own forwarding value and devices (vr0 only in the
  * root's and the grandchild's, vc0 only in the child's), each unix socket
- * gets a datagram sent to the name in its namespace.
+ * gets a datagram sent to the name in its namespace, and the child's socket
+ * of the root's namespace the one the root sends to its name there.
  *
- * --foreign-sock 1: the child also keeps a UDP socket it made before it
- * unshared (a socket of another net namespace than its holder's), for the
- * refusal at dump.
+ * --foreign-sock 1: the child also keeps a UDP socket of a namespace no
+ * task is in (made between two unshares), for the refusal at dump.
  */
 #define _GNU_SOURCE
 #include "subject.h"
@@ -39,6 +41,7 @@
 #include <unistd.h>
 
 #define UNIX_NAME "criu-ts-net-nested"
+#define OUTER_NAME "criu-ts-net-nested-outer"
 #define PORT 7077
 
 static void sh(const char *cmd)
@@ -58,22 +61,32 @@ static long read_long(const char *path)
 	return v;
 }
 
-static socklen_t unix_addr(struct sockaddr_un *un)
+static socklen_t unix_addr_of(struct sockaddr_un *un, const char *name)
 {
 	memset(un, 0, sizeof(*un));
 	un->sun_family = AF_UNIX;
-	memcpy(un->sun_path + 1, UNIX_NAME, strlen(UNIX_NAME));
-	return (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + strlen(UNIX_NAME));
+	memcpy(un->sun_path + 1, name, strlen(name));
+	return (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + strlen(name));
 }
 
-static int unix_bound(void)
+static socklen_t unix_addr(struct sockaddr_un *un)
+{
+	return unix_addr_of(un, UNIX_NAME);
+}
+
+static int unix_bound_to(const char *name)
 {
 	struct sockaddr_un un;
-	socklen_t l = unix_addr(&un);
+	socklen_t l = unix_addr_of(&un, name);
 	int fd = socket(AF_UNIX, SOCK_DGRAM, 0);
 	if (fd < 0 || bind(fd, (struct sockaddr *)&un, l) != 0)
 		return -1;
 	return fd;
+}
+
+static int unix_bound(void)
+{
+	return unix_bound_to(UNIX_NAME);
 }
 
 /* NULL when a datagram sent to the name in the caller's namespace reaches `fd`. */
@@ -111,8 +124,11 @@ static int report(int fd, const char *why)
 static int child_main(pid_t root, int ready, int go, int verdict, int foreign)
 {
 	int keep = -1;
-	if (foreign)
-		keep = socket(AF_INET, SOCK_DGRAM, 0);
+	int outer = unix_bound_to(OUTER_NAME);
+	if (outer < 0)
+		return report(verdict, "child: bind the outer name in the root's namespace");
+	if (foreign && (unshare(CLONE_NEWNET) != 0 || (keep = socket(AF_INET, SOCK_DGRAM, 0)) < 0))
+		return report(verdict, "child: a socket in a namespace of its own");
 	if (unshare(CLONE_NEWNET) != 0)
 		return report(verdict, "child: unshare(CLONE_NEWNET) failed");
 	if (system("ip link set lo up") != 0)
@@ -169,6 +185,8 @@ static int child_main(pid_t root, int ready, int go, int verdict, int foreign)
 		why = "child: vc0 missing or vr0 here";
 	else
 		why = unix_reaches(ufd, "child");
+	if (why == NULL && (recv(outer, buf, sizeof(buf) - 1, MSG_DONTWAIT) != 5 || strncmp(buf, "outer", 5) != 0))
+		why = "child: its socket of the root's namespace did not get the datagram sent to its name there";
 	kill(g, SIGTERM);
 	char gwhy[256] = { 0 };
 	ssize_t n = read(gp[0], gwhy, sizeof(gwhy) - 1);
@@ -223,6 +241,12 @@ int main(int argc, char **argv)
 	const char *why = unix_reaches(ufd, "root");
 	if (why != NULL)
 		subject_fail("root: %s", why);
+	struct sockaddr_un oa;
+	socklen_t ol = unix_addr_of(&oa, OUTER_NAME);
+	int os = socket(AF_UNIX, SOCK_DGRAM, 0);
+	if (os < 0 || sendto(os, "outer", 5, 0, (struct sockaddr *)&oa, ol) != 5)
+		subject_fail("send to the child's name in the root's namespace: errno %d", errno);
+	close(os);
 	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons(PORT) };
 	inet_pton(AF_INET, "10.77.0.2", &sa.sin_addr);
 	int s = socket(AF_INET, SOCK_STREAM, 0);

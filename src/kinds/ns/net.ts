@@ -44,11 +44,14 @@
  * to the root's namespace; an --external net[] naming a nested one is
  * refused at dump.
  *
+ * A socket is made in its own namespace (its entry's ns_id), which may not
+ * be its holder's (inSocketNetns).
+ *
  * Limits: devices as net-devices.ts says; conntrack entries are not saved;
- * a socket held by a task of another net namespace than its own is
- * refused at dump (dump/files.ts).
+ * a socket of a net namespace no task of the tree is in is refused at
+ * dump (files/socket-opts/net-ns.ts).
  */
-import { closeSync, openSync, statSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, statSync } from 'node:fs';
 import { CriuTsError } from '../../errors.js';
 import { NR, NSTYPE, CLONE_NEWNET, inNamespaceFiles, namespaceTypeOf } from '../../sys/index.js';
 import { closeRestorePass, type RestorePass } from './net-pass.js';
@@ -59,6 +62,7 @@ import { attachOutsidePeers, checkNetDevices, createFromOutside, type DeviceRest
 import { lockNamespace, relockIn, unlockIn, type NsLockMethod } from './net-lock.js';
 import { closeJoinFd, joinInTask, openJoinNs } from './join.js';
 import { dumpNamespace, fillNamespace, loadImages, setNetnsIds, type NetImages } from './net-images.js';
+import { DUMP_NET_NAMESPACES } from '../files/socket-opts/net-ns.js';
 import { logger } from '../../log.js';
 
 const log = logger('netns');
@@ -146,15 +150,21 @@ function treeNamespaces(tree: DumpTreeView): { pid: number; link: string; root: 
 
 function dumpTreeNamespaces(tree: DumpTreeView, ctx: DumpContext): void {
   const found = treeNamespaces(tree);
-  if (found.length === 0) return;
   const idOf = ctx.nsIdOf;
   if (idOf === undefined) throw new CriuTsError('EINTERNAL', 'no namespace ids at dump', {});
+  // Where the tree's sockets may belong (socket-opts/net-ns.ts): criu-ts's own namespace and every saved one.
+  const known = ctx.memo(DUMP_NET_NAMESPACES, () => new Map<number, number>());
+  const ours = tree.rootIds.net_ns_id;
+  if (ours !== undefined) known.set(statSync('/proc/self/ns/net').ino, ours);
+  if (found.length === 0) return;
   const all = found.map((n) => ({ ...n, fd: openSync(`/proc/${n.pid}/ns/net`, 'r') }));
   try {
     const saved: { id: number; fd: number }[] = [];
     const todo: (typeof all[number] & { id: number })[] = [];
     for (const n of all) {
-      const id = idOf('net', statSync(`/proc/self/fd/${n.fd}`).ino);
+      const ino = statSync(`/proc/self/fd/${n.fd}`).ino;
+      const id = idOf('net', ino);
+      known.set(ino, id);
       const who = `task ${n.pid}'s net namespace`;
       const ext = externalKey(ctx.opts.externalNetNs, n.pid);
       if (!n.root) {
@@ -208,18 +218,50 @@ function plan(tree: RestoreTreeView): { rootNs: number | undefined; nsId: number
   return { rootNs, nsId, nested: [...nested].sort((a, b) => a - b), enter };
 }
 
+/** Our fd of the tree's net namespace `id` once made; criu-ts's own (the dump's) opened on first use. */
+function fdOfNamespace(st: RestoreState, id: number): number | undefined {
+  let fd = st.fds.get(id);
+  if (fd === undefined && id === st.ours) {
+    fd = openSync('/proc/self/ns/net', 'r');
+    st.fds.set(id, fd);
+  }
+  return fd;
+}
+
 /** A task entering the namespace its parent is not in: our fd of it, installed in the task, setns. */
 function enterIn(t: RestoreTaskHandle, pid: number, ctx: RestoreContext, st: RestoreState): void {
   const id = st.enter.get(pid);
   if (id === undefined) return;
-  let fd = st.fds.get(id);
-  if (fd === undefined && id === st.ours) {
-    // criu-ts's own namespace (the dump's), left by an ancestor: ours.
-    fd = openSync('/proc/self/ns/net', 'r');
-    st.fds.set(id, fd);
-  }
+  const fd = fdOfNamespace(st, id);
   if (fd === undefined) throw new CriuTsError('EINTERNAL', `task ${pid}: its net namespace (ns id ${id}) is not made`, { pid, nsId: id });
   joinInTask(t, ctx, 'net', fd);
+}
+
+/**
+ * Make a socket of net namespace `nsId` (its entry's ns_id) in task `t`:
+ * when that is not the task's own namespace (a socket made before its
+ * holder changed namespace), the task steps into the socket's for `make`
+ * and back (setns), so the socket() it runs, and whatever criu-ts does
+ * for the socket in the task's namespace meanwhile, happen in the
+ * socket's. A namespace the restore did not make (images without ns ids):
+ * the task's.
+ */
+export function inSocketNetns<T>(t: RestoreTaskHandle, ctx: RestoreContext, nsId: number | undefined, make: () => T): T {
+  const st = ctx.state(RESTORE, NO_RESTORE);
+  const fd = nsId === undefined ? undefined : fdOfNamespace(st, nsId);
+  if (fd === undefined || fstatSync(fd).ino === statSync(`/proc/${t.pid}/ns/net`).ino) return make();
+  // The task's own, by our fd of it (its /proc may not be ours to name it by).
+  const back = openSync(`/proc/${t.pid}/ns/net`, 'r');
+  try {
+    joinInTask(t, ctx, 'net', fd);
+    try {
+      return make();
+    } finally {
+      joinInTask(t, ctx, 'net', back);
+    }
+  } finally {
+    closeSync(back);
+  }
 }
 
 /** The root right after its clone3: its own namespace, then the nested ones, all filled; back in its own. */
@@ -237,7 +279,8 @@ function makeNamespaces(t: RestoreTaskHandle, ctx: RestoreContext, st: RestoreSt
       relockIn(st.emptyFd, st.lock.method, st.lock.runId);
     }
   }
-  const home = rootNs === undefined || (st.nested.length === 0 && st.enter.size === 0 && st.images === undefined) ? undefined : openSync(`/proc/${t.pid}/ns/net`, 'r');
+  // Our fd of the root's namespace: it fills it, tasks and sockets coming back to it enter it.
+  const home = rootNs === undefined ? undefined : openSync(`/proc/${t.pid}/ns/net`, 'r');
   if (home !== undefined && rootNs !== undefined) st.fds.set(rootNs, home);
   for (const im of st.nested) {
     t.syscall(`unshare(CLONE_NEWNET) for ns id ${im.id}`, NR.unshare, CLONE_NEWNET);

@@ -8,9 +8,11 @@
  * given back the same). After the restore the tasks are in two new
  * namespaces (the grandchild back in the root's), and the subject checks
  * itself that the root reaches the child's listener over the veth and
- * that each namespace has its own sockets, devices and sysctls. A socket
- * a task holds from another net namespace than its own is refused at
- * dump with one line, the tree unharmed.
+ * that each namespace has its own sockets, devices and sysctls, and that
+ * the child's socket of the root's namespace (made before it unshared) is
+ * back in the root's (the restore made it there: its ns_id). A socket of
+ * a namespace no task of the tree is in is refused at dump with one line,
+ * the tree unharmed.
  */
 import { before, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -81,6 +83,10 @@ test('a child in a net namespace nested in the tree\'s, a veth between the two: 
     assert.deepEqual([vr0.type, vr0.peer_nsid, vr0.peer_ifindex], ['VETH', childId, vc0.ifindex], 'vr0 names vc0 and its namespace');
     assert.deepEqual([vc0.type, vc0.peer_nsid, vc0.peer_ifindex], ['VETH', rootId, vr0.ifindex], 'vc0 names vr0 and its namespace');
     assert.equal(vc0.mtu, 1400);
+    // The child's sockets: one of its own namespace, one of the root's (bound before it unshared).
+    const files = readImage(join(dir, 'files.img')).entries as unknown as { usk?: { ns_id?: number } }[];
+    const unixNs = files.filter((f) => f.usk !== undefined).map((f) => f.usk?.ns_id);
+    assert.ok(unixNs.includes(childId) && unixNs.includes(rootId), `unix sockets of both namespaces (${unixNs.join(', ')})`);
     const netns = (id: number): NetnsEntry => readImage(join(dir, `netns-${id}.img`)).entries[0] as unknown as NetnsEntry;
     assert.deepEqual(netns(rootId).nsids, [{ target_ns_id: childId, netnsid_value: nsid.root }]);
     assert.deepEqual(netns(childId).nsids, [{ target_ns_id: rootId, netnsid_value: nsid.child }]);
@@ -106,7 +112,7 @@ test('a child in a net namespace nested in the tree\'s, a veth between the two: 
   }
 });
 
-test('a socket held by a task of another net namespace than the socket\'s is refused at dump, naming it; the tree is unharmed', { timeout: 60_000 }, async () => {
+test('a socket of a net namespace no task of the tree is in is refused at dump, naming it; the tree is unharmed', { timeout: 60_000 }, async () => {
   let s: Subject | undefined;
   const dir = tempDir('net-nested-foreign');
   try {
@@ -116,7 +122,7 @@ test('a socket held by a task of another net namespace than the socket\'s is ref
     const child = children(root)[0] as number;
     await assert.rejects(dump({ pid: root, imagesDir: dir, progress: false }), (e: unknown) => {
       assert.ok(isCriuTsError(e));
-      assert.match(e.message, new RegExp(`^task ${child} fd \\d+: socket:\\[\\d+\\] belongs to net namespace net:\\[\\d+\\], not the task's own \\(net:\\[\\d+\\]\\)`));
+      assert.match(e.message, new RegExp(`^task ${child} fd \\d+: socket:\\[\\d+\\] belongs to net namespace net:\\[\\d+\\], which no task of the tree is in \\(the task's own is net:\\[\\d+\\]\\)`));
       assert.doesNotMatch(e.message, /\n/);
       return true;
     });

@@ -37,6 +37,7 @@ import { AF_INET, AF_INET6, getsockoptInt, SOL_SOCKET, SO_DOMAIN } from '../../.
 import type { FileKind, FdProbe } from '../../types.js';
 import { dumpInetSocket } from './dump.js';
 import { finishInetSocket, restoreInetSocket } from './restore.js';
+import { inSocketNetns } from '../../ns/net.js';
 
 
 export const inetSocketKind: FileKind = {
@@ -52,6 +53,6 @@ export const inetSocketKind: FileKind = {
     }
   },
   dump: dumpInetSocket,
-  restore: (t, e, fdi, ctx) => restoreInetSocket(t, e, fdi.fd, ctx),
-  finish: finishInetSocket,
+  restore: (t, e, fdi, ctx) => inSocketNetns(t, ctx, e.isk?.ns_id, () => restoreInetSocket(t, e, fdi.fd, ctx)),
+  finish: (t, e, fd, ctx) => inSocketNetns(t, ctx, e.isk?.ns_id, () => finishInetSocket(t, e, fd, ctx)),
 };

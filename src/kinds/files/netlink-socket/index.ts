@@ -20,6 +20,7 @@ import { getsockoptInt, SOL_SOCKET, SO_DOMAIN, AF_NETLINK } from '../../../sys/i
 import type { FileKind, FdProbe } from '../../types.js';
 import { dumpNetlinkSocket } from './dump.js';
 import { restoreNetlinkSocket } from './restore.js';
+import { inSocketNetns } from '../../ns/net.js';
 
 
 export const netlinkSocketKind: FileKind = {
@@ -34,5 +35,5 @@ export const netlinkSocketKind: FileKind = {
     }
   },
   dump: dumpNetlinkSocket,
-  restore: (t, e, fdi, ctx) => restoreNetlinkSocket(t, e, fdi.fd, ctx),
+  restore: (t, e, fdi, ctx) => inSocketNetns(t, ctx, e.nlsk?.ns_id, () => restoreNetlinkSocket(t, e, fdi.fd, ctx)),
 };

@@ -20,6 +20,7 @@ import type { FileKind, FdProbe } from '../../types.js';
 import { AF_PACKET } from './diag.js';
 import { dumpPacketSocket } from './dump.js';
 import { restorePacketSocket } from './restore.js';
+import { inSocketNetns } from '../../ns/net.js';
 
 
 export const packetSocketKind: FileKind = {
@@ -34,5 +35,5 @@ export const packetSocketKind: FileKind = {
     }
   },
   dump: dumpPacketSocket,
-  restore: (t, e, _fdi, ctx) => restorePacketSocket(t, e, ctx),
+  restore: (t, e, _fdi, ctx) => inSocketNetns(t, ctx, e.psk?.ns_id, () => restorePacketSocket(t, e, ctx)),
 };

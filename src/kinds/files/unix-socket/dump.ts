@@ -135,6 +135,8 @@ export function dumpUnixSocket(p: FdProbe, id: number, ctx: DumpContext): FileEn
     id, ino, type: d.type, state: d.state, flags: p.fdinfo.flags & ~O_CLOEXEC, uflags: 0,
     backlog: d.wqueue, peer: d.peer, fown: NO_FOWN, opts: dumpSkOpts(p.localFd), name: d.name,
   };
+  // Its own net namespace (an abstract name lives there), which the restore makes it in.
+  if (p.netNsId !== undefined) ue.ns_id = p.netNsId;
   resolveName(ctx, p, d, ue);
   // --external unix[INO] (CRIU's key, the inode in decimal): this socket's peer is outside the tree and
   // may have no name; the restore takes the socket itself from the caller (--inherit-fd fd[N]:socket:[INO]).

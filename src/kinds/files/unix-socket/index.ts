@@ -21,6 +21,7 @@ import { AF_UNIX, getsockoptInt, SOL_SOCKET, SO_DOMAIN } from '../../../sys/inde
 import type { FileKind, FdProbe } from '../../types.js';
 import { dumpUnixSocket } from './dump.js';
 import { finishUnixSocket, restoreUnixSocket } from './restore.js';
+import { inSocketNetns } from '../../ns/net.js';
 
 
 export const unixSocketKind: FileKind = {
@@ -42,6 +43,6 @@ export const unixSocketKind: FileKind = {
     // Only a pair's two halves share a group; a lone socket names only itself.
     return `usk:${Math.min(u.ino, u.peer)}:${Math.max(u.ino, u.peer)}`;
   },
-  restore: (t, e, _fdi, ctx) => restoreUnixSocket(t, e, ctx),
-  finish: finishUnixSocket,
+  restore: (t, e, _fdi, ctx) => inSocketNetns(t, ctx, e.usk?.ns_id, () => restoreUnixSocket(t, e, ctx)),
+  finish: (t, e, fd, ctx) => inSocketNetns(t, ctx, e.usk?.ns_id, () => finishUnixSocket(t, e, fd, ctx)),
 };
