@@ -154,6 +154,7 @@ export const SUBJECTS: readonly SubjectCase[] = [
   c('net-ns', 'a net namespace of its own set up with ip (lo up, v4/v6 addresses, a route, sysctls) holding a TCP listener and a UDP socket on its addresses'),
   c('net-veth', 'a net namespace of its own with a veth pair (both ends inside, ifindexes, addresses, mtu, promisc) and a bridge holding one end, addresses on them, a TCP listener; TCP and UDP sockets bound to a link-local IPv6 address of the veth'),
   c('net-nested', 'a net namespace of its own and a child in one nested in it, a veth between the two (addresses, mtu), a listener in the child reached over the veth, the same abstract unix name bound in both, a grandchild back in the root\'s namespace'),
+  c('net-tun', 'tun files in a net namespace of its own: one never attached, one holding a non-persistent tun, two queues of a multi-queue tun (one detached), one holding a tap with its address'),
   c('ipc-ns', 'uts+ipc namespaces of its own (names, a sysctl) with SysV shm (contents, attachments, a removed segment), semaphores and messages, shared with a child'),
   c('ipc-ns', 'the same without a removed segment nor a queue byte limit (what CRIU 4.2 restores too: test/e2e/criu-restores-ours)', { args: ['--criu-shape', '1'] }),
   c('cgroup', 'a process in a cgroup v2 directory of its own and its child in one below (both made by it), an empty one with its mode, cgroup.max.descendants', { skip: noCgroup2() }),

@@ -16,7 +16,8 @@ import { ttyKind } from './tty/tty.js';
 import { lockedRegKind } from './file-locks.js';
 import { pidfdKind } from './pidfd.js';
 import { nsFileKind } from './ns-file.js';
+import { tunFileKind } from './tun-file.js';
 
 export const SPECIAL_FILE_KINDS: readonly FileKind[] = [
-  eventfdKind, epollKind, timerfdKind, signalfdKind, inotifyKind, fanotifyKind, memfdKind, ttyKind, lockedRegKind, pidfdKind, nsFileKind,
+  eventfdKind, epollKind, timerfdKind, signalfdKind, inotifyKind, fanotifyKind, memfdKind, ttyKind, tunFileKind, lockedRegKind, pidfdKind, nsFileKind,
 ];

@@ -27,9 +27,9 @@
  * Each gets back its ifindex, hardware address, mtu, master, up,
  * promisc/allmulticast/noarp flags and per-device conf.
  *
- * Refused at dump with one line naming the device: a tun/tap device a
- * process holds open (tun fds are not supported yet), sit, ipip, gre, vxlan
- * and every other kind.
+ * Refused at dump with one line naming the device: a non-persistent tun/tap
+ * device no task of the tree holds, sit, ipip, gre, vxlan and every other
+ * kind.
  */
 import { CriuTsError } from '../../errors.js';
 import type { NetDeviceEntry } from '../../images/messages.js';
@@ -95,8 +95,10 @@ function macText(b: Buffer): string {
  * entries; `who` names the namespace in a refusal. `dumped` maps the
  * netnsids this namespace gives the tree's other dumped namespaces to
  * their ns ids: a veth whose peer is in one of them names it (peer_nsid).
+ * `heldTun`: our copy of a tun file of the tree attached to each tun
+ * device here, by device name.
  */
-export function readNetDevices(who: string, nsId: number, dumped: ReadonlyMap<number, number> = new Map()): NetDeviceEntry[] {
+export function readNetDevices(who: string, nsId: number, dumped: ReadonlyMap<number, number> = new Map(), heldTun: ReadonlyMap<string, number> = new Map()): NetDeviceEntry[] {
   const out = runTool('EDUMP', 'ip', ['-j', '-d', 'link', 'show'], `${who}: listing its devices`) ?? Buffer.alloc(0);
   let links: IpLink[];
   try {
@@ -137,7 +139,7 @@ export function readNetDevices(who: string, nsId: number, dumped: ReadonlyMap<nu
       }
       case 'tun':
         e.type = 'TUN';
-        e.tun = readTun(l.ifname, l.linkinfo?.info_data ?? {}, `${who}: device ${l.ifname} (tun)`);
+        e.tun = readTun(l.ifname, l.linkinfo?.info_data ?? {}, `${who}: device ${l.ifname} (tun)`, heldTun.get(l.ifname));
         break;
       default:
         throw refuse('only loopback, veth, bridge, macvlan and tun/tap devices are supported');

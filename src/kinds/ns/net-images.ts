@@ -10,15 +10,16 @@
  * a veth whose peer is in one of them names it (peer_nsid, net-devices.ts)
  * and the restore gives them the same values before any device is made.
  */
-import { accessSync, constants } from 'node:fs';
+import { accessSync, constants, statSync } from 'node:fs';
 import { CriuTsError } from '../../errors.js';
-import { inNamespaceFiles, netnsIdOf, setNetnsId } from '../../sys/index.js';
+import { inNamespaceFiles, netNamespaceInoOfSocket, netnsIdOf, setNetnsId } from '../../sys/index.js';
 import type { NetDeviceEntry, NetnsEntry, NetnsId } from '../../images/messages.js';
 import type { DumpContext, RestoreContext } from '../types.js';
 import { readConf, readIpv4Sysctls, readUnixConf, writeConf, writeIpv4Sysctls, writeUnixConf } from './net-conf.js';
 import { IP_DUMPS, runTool } from './net-tools.js';
 import { readNetDevices, restoreNetDevices, type DeviceRestore } from './net-devices.js';
 import { openRestorePass, type RestorePass } from './net-pass.js';
+import { tunAttachment } from './net-tun.js';
 import { logger } from '../../log.js';
 
 const log = logger('netns');
@@ -51,17 +52,26 @@ function hasTool(bin: string): boolean {
 /**
  * Read the namespace behind our fd `nsFd` (ns id `id`) and write its
  * images. `others` are the tree's other saved namespaces (ns id, our fd):
- * their netnsids here are asked of the kernel (RTM_GETNSID). Nothing in
- * the namespace changes.
+ * their netnsids here are asked of the kernel (RTM_GETNSID). `tunFiles`
+ * are our copies of the tree's tun files (a device they hold is read
+ * through them). Nothing in the namespace changes.
  */
-export function dumpNamespace(ctx: DumpContext, who: string, id: number, nsFd: number, others: readonly { id: number; fd: number }[]): NetImages {
+export function dumpNamespace(ctx: DumpContext, who: string, id: number, nsFd: number, others: readonly { id: number; fd: number }[], tunFiles: readonly number[]): NetImages {
   const got = inNamespaceFiles([{ type: 'net', path: `/proc/self/fd/${nsFd}` }], () => {
     const nsids: NetnsId[] = [];
     for (const o of others) {
       const value = netnsIdOf(o.fd);
       if (value >= 0) nsids.push({ target_ns_id: o.id, netnsid_value: value });
     }
-    const devices = readNetDevices(who, id, new Map(nsids.map((n) => [n.netnsid_value, n.target_ns_id])));
+    // The tree's tun files attached to a device of this namespace, by device name.
+    const here = statSync('/proc/thread-self/ns/net').ino;
+    const heldTun = new Map<string, number>();
+    for (const fd of tunFiles) {
+      if (netNamespaceInoOfSocket(fd) !== here) continue;
+      const a = tunAttachment(fd, `${who}: a tun file of the tree`);
+      if (a !== undefined && !heldTun.has(a.name)) heldTun.set(a.name, fd);
+    }
+    const devices = readNetDevices(who, id, new Map(nsids.map((n) => [n.netnsid_value, n.target_ns_id])), heldTun);
     const netns: NetnsEntry = {
       def_conf4: readConf('ipv4', 'default'),
       all_conf4: readConf('ipv4', 'all'),

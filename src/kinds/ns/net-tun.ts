@@ -1,5 +1,5 @@
 /**
- * Persistent tun/tap devices of the tree's net namespace (kernel: struct
+ * Tun/tap devices of the tree's net namespaces (kernel: struct
  * tun_struct), CRIU's net_device_entry type TUN with its tun_link_entry:
  * flags (IFF_TUN/IFF_TAP, IFF_NO_PI, IFF_VNET_HDR, IFF_MULTI_QUEUE,
  * IFF_PERSIST), owner, group, vnet header size, send buffer.
@@ -7,23 +7,25 @@
  * Dump (our thread inside the namespace): type, flags, owner and group
  * come from `ip -d` (IFLA_TUN_*; a name is mapped back to its id through
  * /etc/passwd and /etc/group, as ip mapped it); the vnet header size and
- * the send buffer are asked of the device itself, attached for a moment
- * from /dev/net/tun (TUNSETIFF, TUNGETVNETHDRSZ, TUNGETSNDBUF, then closed:
- * the device is persistent and stays), as CRIU does. Restore: made again
- * from /dev/net/tun inside the new namespace (TUNSETIFINDEX, TUNSETIFF,
- * the sizes, TUNSETOWNER/TUNSETGROUP, TUNSETPERSIST).
+ * the send buffer are asked of the device itself, as CRIU does: through a
+ * tun file of the tree attached to it (our copy; every non-persistent
+ * device has one), else by attaching to it for a moment from
+ * /dev/net/tun (TUNSETIFF, then closed: the device is persistent and
+ * stays). Restore: made again from /dev/net/tun inside the new namespace
+ * (TUNSETIFINDEX, TUNSETIFF, the sizes, TUNSETOWNER/TUNSETGROUP), always
+ * persistent: a non-persistent one loses that when the first tun file of
+ * the tree is attached to it again (kinds/files/tun-file.ts).
  *
- * Refused at dump with one line: a device a process holds open (a tun fd:
- * CRIU's tunfile, not supported yet), which is also every non-persistent
- * one.
+ * Refused at dump with one line: a tap with a socket filter attached (as
+ * CRIU), a non-persistent device no task of the tree holds.
  */
-import { closeSync, openSync, readFileSync } from 'node:fs';
+import { closeSync, openSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { CriuTsError } from '../../errors.js';
 import type { NetDeviceEntry, TunLinkEntry } from '../../images/messages.js';
-import { ioctl } from '../../sys/index.js';
+import { fdOfTask, ioctl, ioctlTry } from '../../sys/index.js';
 
-const TUNSETIFF = 0x400454ca;
-const TUNSETPERSIST = 0x400454cb;
+export const TUNSETIFF = 0x400454ca;
+export const TUNSETPERSIST = 0x400454cb;
 const TUNSETOWNER = 0x400454cc;
 const TUNSETGROUP = 0x400454ce;
 const TUNGETSNDBUF = 0x800454d3;
@@ -31,13 +33,20 @@ const TUNSETSNDBUF = 0x400454d4;
 const TUNGETVNETHDRSZ = 0x800454d7;
 const TUNSETVNETHDRSZ = 0x400454d8;
 const TUNSETIFINDEX = 0x400454da;
+export const TUNSETQUEUE = 0x400454d9;
+const TUNGETFILTER = 0x801054db;
+const TUNGETIFF = 0x800454d2;
+const EBADFD = 77;
 
 const IFF_TUN = 0x1;
 const IFF_TAP = 0x2;
 const IFF_MULTI_QUEUE = 0x100;
-const IFF_PERSIST = 0x800;
+export const IFF_DETACH_QUEUE = 0x400;
+export const IFF_PERSIST = 0x800;
 const IFF_NO_PI = 0x1000;
 const IFF_VNET_HDR = 0x4000;
+/** The flags TUNSETIFF takes to attach to a device as it was made. */
+export const IFF_ATTACH_FLAGS = IFF_TUN | IFF_TAP | IFF_MULTI_QUEUE | IFF_NO_PI | IFF_VNET_HDR;
 
 /** ip's info_data for a tun device. */
 export interface IpTunInfo {
@@ -80,29 +89,46 @@ function intArg(v = 0): Buffer {
   return b;
 }
 
-/** The tun_link_entry of device `name` (our thread in its namespace); `what` names it in a refusal. */
-export function readTun(name: string, info: IpTunInfo, what: string): TunLinkEntry {
+/** The vnet header size and send buffer of the device `fd` is attached to; a tap's filter refused. */
+function sizesOf(fd: number, flags: number, what: string): { vnethdr: number; sndbuf: number } {
+  const hdr = intArg();
+  ioctl(fd, TUNGETVNETHDRSZ, hdr);
+  const sndbuf = intArg();
+  ioctl(fd, TUNGETSNDBUF, sndbuf);
+  if ((flags & IFF_TAP) !== 0) {
+    // struct sock_fprog: len first. The program is somewhere in a task's memory: CRIU refuses it too.
+    const flt = Buffer.alloc(16);
+    ioctl(fd, TUNGETFILTER, flt);
+    if (flt.readUInt16LE(0) !== 0) throw new CriuTsError('EUNSUPPORTED', `${what} has a socket filter attached: not supported`, {});
+  }
+  return { vnethdr: hdr.readInt32LE(0), sndbuf: sndbuf.readInt32LE(0) };
+}
+
+/**
+ * The tun_link_entry of device `name` (our thread in its namespace);
+ * `held` is our copy of a tun file of the tree attached to it, if any;
+ * `what` names it in a refusal.
+ */
+export function readTun(name: string, info: IpTunInfo, what: string, held?: number): TunLinkEntry {
   let flags = info.type === 'tap' ? IFF_TAP : IFF_TUN;
   if (info.pi !== true) flags |= IFF_NO_PI;
   if (info.vnet_hdr === true) flags |= IFF_VNET_HDR;
   if (info.multi_queue === true) flags |= IFF_MULTI_QUEUE;
-  if (info.persist !== true) {
-    throw new CriuTsError('EUNSUPPORTED', `${what} is not persistent: it lives while a process holds it open, and tun fds are not supported yet`, { device: name });
-  }
   const owner = idOf('/etc/passwd', info.user, what);
   const group = idOf('/etc/group', info.group, what);
+  const persist = info.persist === true ? IFF_PERSIST : 0;
+  if (held !== undefined) return { flags: flags | persist, owner, group, ...sizesOf(held, flags, what) };
+  if (persist === 0) {
+    throw new CriuTsError('EUNSUPPORTED', `${what} is not persistent and no task of the tree holds it: it lives while a process outside the tree holds it open`, { device: name });
+  }
   const fd = openSync('/dev/net/tun', 'r+');
   try {
     try {
       ioctl(fd, TUNSETIFF, ifreq(name, flags));
     } catch (e) {
-      throw new CriuTsError('EUNSUPPORTED', `${what} is held open by a process (tun fds are not supported yet): ${(e as Error).message}`, { device: name }, e);
+      throw new CriuTsError('EUNSUPPORTED', `${what} is held open by a process outside the tree: ${(e as Error).message}`, { device: name }, e);
     }
-    const hdr = intArg();
-    ioctl(fd, TUNGETVNETHDRSZ, hdr);
-    const sndbuf = intArg();
-    ioctl(fd, TUNGETSNDBUF, sndbuf);
-    return { flags: flags | IFF_PERSIST, owner, group, vnethdr: hdr.readInt32LE(0), sndbuf: sndbuf.readInt32LE(0) };
+    return { flags: flags | IFF_PERSIST, owner, group, ...sizesOf(fd, flags, what) };
   } finally {
     // Detached again: a persistent device stays as it was.
     closeSync(fd);
@@ -125,7 +151,7 @@ export function makeTun(d: NetDeviceEntry, who: string): void {
     const idx = Buffer.alloc(4);
     idx.writeUInt32LE(d.ifindex, 0);
     step('TUNSETIFINDEX', TUNSETIFINDEX, idx);
-    step('TUNSETIFF', TUNSETIFF, ifreq(d.name, t.flags & (IFF_TUN | IFF_TAP | IFF_NO_PI | IFF_VNET_HDR | IFF_MULTI_QUEUE)));
+    step('TUNSETIFF', TUNSETIFF, ifreq(d.name, t.flags & IFF_ATTACH_FLAGS));
     if (t.vnethdr > 0) step('TUNSETVNETHDRSZ', TUNSETVNETHDRSZ, intArg(t.vnethdr));
     if (t.sndbuf > 0) step('TUNSETSNDBUF', TUNSETSNDBUF, intArg(t.sndbuf));
     if (t.owner >= 0) step('TUNSETOWNER', TUNSETOWNER, t.owner);
@@ -134,4 +160,33 @@ export function makeTun(d: NetDeviceEntry, who: string): void {
   } finally {
     closeSync(fd);
   }
+}
+
+/** The device `fd` (our copy of a tun file) is attached to and its TUNGETIFF flags; undefined when never attached. */
+export function tunAttachment(fd: number, what: string): { name: string; flags: number } | undefined {
+  const ifr = Buffer.alloc(40);
+  const r = ioctlTry(fd, TUNGETIFF, ifr);
+  if (r === -EBADFD) return undefined;
+  if (r < 0) throw new CriuTsError('EDUMP', `${what}: TUNGETIFF failed (errno ${-r})`, { errno: -r });
+  const end = ifr.indexOf(0);
+  return { name: ifr.toString('latin1', 0, end < 0 || end > 16 ? 16 : end), flags: ifr.readUInt16LE(16) };
+}
+
+/** Our copies of task `pid`'s /dev/net/tun files (a tun device they hold is read through them). */
+export function tunFilesOf(pid: number): number[] {
+  const out: number[] = [];
+  let fds: string[];
+  try {
+    fds = readdirSync(`/proc/${pid}/fd`);
+  } catch {
+    return out;
+  }
+  for (const fd of fds) {
+    try {
+      if (readlinkSync(`/proc/${pid}/fd/${fd}`) === '/dev/net/tun') out.push(fdOfTask(pid, Number(fd)));
+    } catch {
+      // closed meanwhile (a thread of a held task cannot: the task is frozen)
+    }
+  }
+  return out;
 }

@@ -62,7 +62,8 @@ import { attachOutsidePeers, checkNetDevices, createFromOutside, type DeviceRest
 import { lockNamespace, relockIn, unlockIn, type NsLockMethod } from './net-lock.js';
 import { closeJoinFd, joinInTask, openJoinNs } from './join.js';
 import { dumpNamespace, fillNamespace, loadImages, setNetnsIds, type NetImages } from './net-images.js';
-import { DUMP_NET_NAMESPACES } from '../files/socket-opts/net-ns.js';
+import { tunFilesOf } from './net-tun.js';
+import { CRIU_NET_NS, DUMP_NET_NAMESPACES } from '../files/socket-opts/net-ns.js';
 import { logger } from '../../log.js';
 
 const log = logger('netns');
@@ -156,9 +157,12 @@ function dumpTreeNamespaces(tree: DumpTreeView, ctx: DumpContext): void {
   const known = ctx.memo(DUMP_NET_NAMESPACES, () => new Map<number, number>());
   const ours = tree.rootIds.net_ns_id;
   if (ours !== undefined) known.set(statSync('/proc/self/ns/net').ino, ours);
+  ctx.memo(CRIU_NET_NS, () => ({ id: ours }));
   if (found.length === 0) return;
   const all = found.map((n) => ({ ...n, fd: openSync(`/proc/${n.pid}/ns/net`, 'r') }));
+  const tunFiles: number[] = [];
   try {
+    for (const t of tree.tasks) if (!t.zombie) tunFiles.push(...tunFilesOf(t.pid));
     const saved: { id: number; fd: number }[] = [];
     const todo: (typeof all[number] & { id: number })[] = [];
     for (const n of all) {
@@ -188,10 +192,11 @@ function dumpTreeNamespaces(tree: DumpTreeView, ctx: DumpContext): void {
       todo.push({ ...n, id });
     }
     // Each is read before any is locked (a lock table is no namespace's), all before any socket is dumped.
-    for (const n of todo) dumpNamespace(ctx, `task ${n.pid}'s net namespace`, n.id, n.fd, saved.filter((o) => o.id !== n.id));
+    for (const n of todo) dumpNamespace(ctx, `task ${n.pid}'s net namespace`, n.id, n.fd, saved.filter((o) => o.id !== n.id), tunFiles);
     for (const n of todo) lockNamespace(ctx, n.pid, `task ${n.pid}'s net namespace`);
   } finally {
     for (const n of all) closeSync(n.fd);
+    for (const fd of tunFiles) closeSync(fd);
   }
 }
 
@@ -262,6 +267,14 @@ export function inSocketNetns<T>(t: RestoreTaskHandle, ctx: RestoreContext, nsId
   } finally {
     closeSync(back);
   }
+}
+
+/** The saved tun_link flags of tun device `name` of net namespace `nsId` (the root's when undefined), as the restore made it. */
+export function tunDeviceFlags(ctx: RestoreContext, nsId: number | undefined, name: string): number | undefined {
+  const st = ctx.state(RESTORE, NO_RESTORE);
+  const id = nsId ?? st.rootNs;
+  const im = [st.images, ...st.nested].find((x) => x !== undefined && x.id === id);
+  return im?.devices.find((d) => d.type === 'TUN' && d.name === name)?.tun?.flags;
 }
 
 /** The root right after its clone3: its own namespace, then the nested ones, all filled; back in its own. */

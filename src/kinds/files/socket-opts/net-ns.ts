@@ -17,6 +17,8 @@ import { stateKey, type DumpContext, type FdProbe, type StateKey } from '../../t
 
 /** The net namespaces of the dump (their inode -> ns id): every one a task of the tree is in, and criu-ts's own; filled by the net kind. */
 export const DUMP_NET_NAMESPACES = stateKey<Map<number, number>>('net:namespaces');
+/** criu-ts's own net namespace's ns id (the inventory's), whose contents are not saved; filled by the net kind. */
+export const CRIU_NET_NS = stateKey<{ id: number | undefined }>('net:ours');
 
 /**
  * The ns id of the net namespace the socket behind our fd `sockFd` (task
