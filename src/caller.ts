@@ -11,4 +11,6 @@ export interface CallerCreds {
   groups: number[];
   /** the caller holds CAP_SYS_PTRACE (in criu-ts's user namespace): ptrace rules do not limit it */
   capSysPtrace: boolean;
+  /** the caller's pid, as criu-ts sees it (RPC: SO_PEERCRED): Yama's ptrace_scope 1 lets it trace only its descendants */
+  pid?: number;
 }

@@ -15,14 +15,20 @@
  * root (task_dump_owner), so a task owned by the caller in status but by
  * root in /proc is one the caller could not ptrace.
  *
- * Limits: Yama's ptrace_scope (a caller may only trace its descendants
- * under scope 1) and LSM ptrace hooks are not applied; tasks in other user
+ * Where Yama is there (/proc/sys/kernel/yama/ptrace_scope), its rule for
+ * PTRACE_ATTACH is applied too (security/yama/yama_lsm.c): scope 1, the
+ * caller may only trace its descendants (by real parent) unless it holds
+ * CAP_SYS_PTRACE; scope 2, only with CAP_SYS_PTRACE; scope 3, nobody.
+ *
+ * Limits: a task's PR_SET_PTRACER exception (scope 1) is not visible in
+ * /proc, so a caller that is not an ancestor is refused even if the task
+ * named it; other LSM ptrace hooks are not applied; tasks in other user
  * namespaces are refused at dump anyway.
  */
-import { readdirSync, readlinkSync, statSync } from 'node:fs';
+import { readdirSync, readFileSync, readlinkSync, statSync } from 'node:fs';
 import type { CallerCreds } from '../caller.js';
 import { CriuTsError } from '../errors.js';
-import { parseStatus } from '../proc/index.js';
+import { parseStat, parseStatus } from '../proc/index.js';
 
 function refuse(pid: number, tid: number, caller: CallerCreds, why: string): never {
   const who = tid === pid ? `task ${pid}` : `thread ${tid} of task ${pid}`;
@@ -59,9 +65,51 @@ export function checkOwnNamespaces(pids: readonly number[], caller: CallerCreds 
   }
 }
 
+/** Yama's ptrace_scope, or undefined where Yama is not in the kernel. */
+export function readYamaScope(): number | undefined {
+  try {
+    const v = Number(readFileSync('/proc/sys/kernel/yama/ptrace_scope', 'latin1').trim());
+    return Number.isInteger(v) ? v : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Yama's answer to a PTRACE_ATTACH (yama_ptrace_access_check): why it is
+ * refused, or undefined. `isDescendant`: the target descends from the
+ * caller by real parent.
+ */
+export function yamaRefusal(scope: number | undefined, capSysPtrace: boolean, isDescendant: boolean): string | undefined {
+  if (scope === undefined || scope === 0) return undefined;
+  if (scope === 1) return capSysPtrace || isDescendant ? undefined : 'Yama ptrace_scope is 1 and it is not a descendant of the caller';
+  if (scope === 2) return capSysPtrace ? undefined : 'Yama ptrace_scope is 2 (only CAP_SYS_PTRACE may attach)';
+  return `Yama ptrace_scope is ${scope} (no process may attach)`;
+}
+
+/** Whether task `pid` descends from process `ancestor` (real parents, as /proc shows them). */
+export function isDescendantOf(pid: number, ancestor: number | undefined): boolean {
+  if (ancestor === undefined) return false;
+  let cur = pid;
+  for (let hops = 0; hops < 4096 && cur > 1; hops++) {
+    try {
+      cur = parseStat(cur).ppid;
+    } catch {
+      return false; // gone: the dump will say so
+    }
+    if (cur === ancestor) return true;
+  }
+  return false;
+}
+
 /** Throws EPERM naming the first task the caller could not ptrace itself. */
-export function checkTraceable(pids: readonly number[], caller: CallerCreds | undefined): void {
-  if (caller === undefined || caller.capSysPtrace) return;
+export function checkTraceable(pids: readonly number[], caller: CallerCreds | undefined, yamaScope: number | undefined = readYamaScope()): void {
+  if (caller === undefined) return;
+  for (const pid of pids) {
+    const why = yamaRefusal(yamaScope, caller.capSysPtrace, isDescendantOf(pid, caller.pid));
+    if (why !== undefined) refuse(pid, pid, caller, why);
+  }
+  if (caller.capSysPtrace) return;
   for (const pid of pids) {
     for (const tid of threadsOf(pid)) {
       let st;

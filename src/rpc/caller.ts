@@ -54,5 +54,5 @@ export function identifyCaller(fd: number, cred: PeerCred): Caller {
   const gid = gids[0] ?? cred.gid;
   if (cred.uid === 0 && uid === 0 && capSysPtrace) return { pid: cred.pid, creds: undefined };
   // Real ids decide (PTRACE_MODE_ATTACH_REALCREDS); a set-id client is taken as its real user.
-  return { pid: cred.pid, creds: { uid, gid, groups, capSysPtrace } };
+  return { pid: cred.pid, creds: { uid, gid, groups, capSysPtrace, pid: cred.pid } };
 }
