@@ -86,11 +86,13 @@ class SeenFiles {
 const SEEN = stateKey<SeenFiles>('files:seen');
 
 /** The fdinfo entries of task `pid` (in net namespace `netNsId`); new open files go into the dump's files table. */
-export function dumpFds(pid: number, ctx: DumpContext, netNsId: number | undefined): FdinfoEntry[] {
+export function dumpFds(pid: number, ctx: DumpContext, netNsId: number | undefined, hidden?: number): FdinfoEntry[] {
   const out: FdinfoEntry[] = [];
   const pidfd = pidfdOpen(pid);
   try {
     for (const fd of listFds(pid)) {
+      // `hidden`: our memory tracker kept in the task by `dump --track-mem -R` (kinds/memory/incremental.ts), not the task's own.
+      if (fd === hidden) continue;
       const { id, type, fdFlags } = fileOfFd(pid, pidfd, fd, ctx, netNsId);
       out.push({ id, flags: fdFlags, type, fd });
     }

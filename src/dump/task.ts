@@ -200,7 +200,7 @@ export function dumpTask(
   // Files.
   if (!fdinfoWritten.has(ids.files_id)) {
     fdinfoWritten.add(ids.files_id);
-    const fds: FdinfoEntry[] = dumpFds(pid, ctx, ids.net_ns_id);
+    const fds: FdinfoEntry[] = dumpFds(pid, ctx, ids.net_ns_id, shared.inc.keptTrackerFd(pid));
     ctx.saveImage('FDINFO', ids.files_id, fds);
   }
   const status = mainStatus ?? parseStatus(pid);

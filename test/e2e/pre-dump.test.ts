@@ -236,3 +236,21 @@ test('dedup: the parents lose the pages the last dump holds again, and the last 
     s.cleanup();
   }
 });
+
+test('dump --track-mem -R twice (zdtm --snaps): the tracker the first dump leaves in the task is not dumped as its fd; the chain restores', { timeout: 120_000 }, async () => {
+  const s = await startSubject('mem-dirty', []);
+  try {
+    const { snap1, snap2 } = imageDirs(s, 'snap1', 'snap2');
+    await dump({ pid: s.pid, imagesDir: snap1, leaveRunning: true, trackMem: true });
+    assert.equal(uffdFds(s.pid).length, 1, 'the tracker stays in the task');
+    await phase(s, 1);
+    const r = await dump({ pid: s.pid, imagesDir: snap2, prevImagesDir: '../snap1', trackMem: true });
+    assert.ok(r.stats.pagesSkippedParent > 0, 'the second dump takes pages from the first');
+    assert.ok(await waitGone(s.pid));
+    await restore({ imagesDir: snap2 });
+    assert.equal(uffdFds(s.pid).length, 0, 'no userfaultfd in the restored task');
+    assert.equal((await s.terminateAndResult(20_000)).text, 'PASS');
+  } finally {
+    await killSubject(s);
+  }
+});

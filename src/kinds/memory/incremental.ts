@@ -184,6 +184,11 @@ export class IncrementalMemory {
     this.touched.length = 0;
   }
 
+  /** The tracker this run keeps in task `pid` (a dump with --track-mem -R): its fd is ours, hidden from the dump of the task's fds. */
+  keptTrackerFd(pid: number): number | undefined {
+    return this.opts.keepTracking ? this.next.get(pid)?.fd : undefined;
+  }
+
   private consume(): void {
     if (this.consumed || this.opts.prevDir === undefined) return;
     rmSync(join(this.opts.prevDir, TRACK_RECORD), { force: true });
