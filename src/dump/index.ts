@@ -21,6 +21,7 @@ import { seizeTree, releaseTree } from './tree.js';
 import { askTree, type TaskAsked } from './ask.js';
 import { dumpInFlight } from './files.js';
 import { IncrementalMemory } from '../kinds/memory/incremental.js';
+import { shmemPagesSaved } from '../kinds/files/memfd-pages.js';
 import { PageServerClient } from '../kinds/memory/page-server-client.js';
 import { SeccompCollector, RESOURCE_KINDS, handledNamespaces, type DumpTreeView } from '../kinds/index.js';
 import { makeProgress } from '../progress.js';
@@ -142,7 +143,8 @@ async function dumpTreeHashed(opts: DumpTreeOptions): Promise<DumpResult> {
       })),
     };
     for (const k of RESOURCE_KINDS) k.dumpTree?.(treeView, ctx);
-    const shmemDone = new Set<bigint>();
+    // Shared with the memfd kind: an object met as an fd too is saved once.
+    const shmemDone = shmemPagesSaved(ctx);
     // --lazy-pages: what the page server serves once the images are written.
     const lazy = opts.lazyPages ? new Map<number, FrozenTask>() : undefined;
     const files = new TreeFiles(ctx, pid);

@@ -1,4 +1,5 @@
 /** Process-level calls: pidfds, signals, kcmp, prctl, and our own identity. */
+import { fstatSync } from 'node:fs';
 import { sys, sysTry, addr } from './libc.js';
 import { NR } from './nr.js';
 import { CriuTsError } from '../errors.js';
@@ -108,6 +109,26 @@ export function fdOfTask(pid: number, fd: number): number {
   } finally {
     closeQuiet(pidfd);
   }
+}
+/**
+ * The device of the kernel's internal shmem mount (shm_mnt): memfds and
+ * shared anonymous mappings both live there, so an fd opened through
+ * /proc/PID/map_files on a MAP_SHARED|MAP_ANONYMOUS mapping ("/dev/zero
+ * (deleted)") is told from an unlinked regular file by this st_dev.
+ * Learned once, from a memfd of our own.
+ */
+let shmemDevice: number | undefined;
+export function shmemDev(): number {
+  if (shmemDevice === undefined) {
+    const name = Buffer.from('criu-ts-shmem-dev\0');
+    const fd = sys('memfd_create', NR.memfd_create, undefined, addr(name), 1 /* MFD_CLOEXEC */);
+    try {
+      shmemDevice = fstatSync(fd).dev;
+    } finally {
+      closeQuiet(fd);
+    }
+  }
+  return shmemDevice;
 }
 export function fcntl(fd: number, cmd: number, arg: number | bigint = 0): number {
   return sys('fcntl', NR.fcntl, undefined, fd, cmd, arg);

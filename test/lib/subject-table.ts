@@ -125,6 +125,7 @@ export const SUBJECTS: readonly SubjectCase[] = [
   c('aio-ring', 'the same but the kernel\'s numbers of the rings (what CRIU 4.2 restores too: test/e2e/criu-restores-ours)', { args: ['--criu-shape', '1'] }),
   c('shmem-windows', 'one shared anonymous object through windows: pages only the child still maps saved with the parent, a second window via map_files'),
   c('shmem-private-map', 'a shared anonymous object mapped privately through map_files (copy-on-write over it) and shared through a second window'),
+  c('shmem-fd', 'fds opened on shared anonymous mappings through map_files: still the mapping\'s object (writes cross both ways), its size, an fd with no mapping left, an fd shared with a child that maps it'),
   c('guard-regions', 'MADV_GUARD_INSTALL guard regions in anonymous and private file mappings: still faulting, data around them, no extra VMA', { skip: needGuardRegions() }),
   c('shared-anon-fork', 'MAP_SHARED anonymous memory stays one object for parent and child'),
   c('fifo', 'FIFOs in every open mode with queued bytes and buffer size, an unlinked FIFO open twice'),

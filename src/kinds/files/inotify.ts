@@ -14,6 +14,10 @@
  * is refused. Removing the ghost's name after the restore shows as an
  * IN_DELETE (IN_ATTRIB on the file) to watches that ask for it, as with CRIU.
  *
+ * A watch on an inode only another mount namespace of the tree mounts
+ * (fh_entry.mnt_id names a mount of it) is added from our side, through a
+ * task of that namespace (its /proc/PID/root).
+ *
  * Known limits: events queued at dump time refuse the dump (they cannot be
  * read back without consuming them).
  */
@@ -25,6 +29,7 @@ import { NO_FOWN } from './reg-file.js';
 import { createFlags, fileFlags, isAnonLink, part, refuseQueued } from './anon-inode.js';
 import { fhEntryFor } from './fsnotify-handle.js';
 import { ghostReopenPath, requireGhostOf } from './ghost/index.js';
+import { foreignMountTask, treeMountNsTasks } from '../ns/mnt/index.js';
 
 /** Flags that change how add_watch treats the mask, not part of the watch itself. */
 const IN_MASK_CREATE = 0x10000000;
@@ -48,7 +53,7 @@ export const inotifyKind: FileKind = {
       ignored_mask: w.ignoredMask,
       s_dev: w.sdev,
       wd: w.wd,
-      f_handle: fhEntryFor(p.pid, w.sdev, w.fhandle, what, (u) => requireGhostOf(ctx, u, `task ${p.pid}: ${what}`)),
+      f_handle: fhEntryFor(p.pid, w.sdev, w.fhandle, what, (u) => requireGhostOf(ctx, u, `task ${p.pid}: ${what}`), treeMountNsTasks(ctx)),
       };
     });
     return { type: 'INOTIFY', id, ify: { id, flags: fileFlags(p), fown: NO_FOWN, wd } };
@@ -61,15 +66,18 @@ export const inotifyKind: FileKind = {
     let ours: number | undefined;
     try {
       for (const w of watches) {
-        const ghost = ghostReopenPath(ctx, w.s_dev, w.i_ino);
-        if (ghost === undefined) {
+        // An inode found through a mount of another namespace of the tree: reached through a task in that one.
+        const there = foreignMountTask(ctx, t.vpid, w.f_handle.mnt_id);
+        const fromUs = ghostReopenPath(ctx, w.s_dev, w.i_ino) ?? (there !== undefined && w.f_handle.path ? `/proc/${there}/root${w.f_handle.path}` : undefined);
+        if (fromUs === undefined) {
           removed += addWatch(w, w.f_handle.path, (path, mask) => Number(t.syscall(`inotify_add_watch ${path}`, NR.inotify_add_watch, fd, t.putString(path), mask)), (wd) => t.syscall('inotify_rm_watch', NR_INOTIFY_RM_WATCH, fd, wd));
           continue;
         }
-        // The ghost is named by our fd on it, which the task cannot reach: added from our side, to the same instance.
+        // The ghost is named by our fd on it, and another namespace's path by a /proc path of ours, which the
+        // task cannot reach: added from our side, to the same instance.
         ours ??= fdOfTask(t.pid, fd);
         const inst = ours;
-        removed += addWatch(w, ghost, (path, mask) => inotifyAddWatch(inst, path, mask), (wd) => inotifyRmWatch(inst, wd));
+        removed += addWatch(w, fromUs, (path, mask) => inotifyAddWatch(inst, path, mask), (wd) => inotifyRmWatch(inst, wd));
       }
     } finally {
       if (ours !== undefined) closeQuiet(ours);

@@ -6,7 +6,7 @@
  */
 import { openSync, readSync, closeSync } from 'node:fs';
 import { imageFile, imagePath, PE_PRESENT } from '../../images/index.js';
-import type { DumpContext, RestoreContext } from '../types.js';
+import { stateKey, type DumpContext, type RestoreContext } from '../types.js';
 import type { PagemapEntry } from '../../images/messages.js';
 import { CriuTsError } from '../../errors.js';
 import { PAGE_SIZE } from '../../sys/index.js';
@@ -16,6 +16,17 @@ import { PAGE_SIZE } from '../../sys/index.js';
 export interface DataRun {
   offset: number;
   data: Buffer;
+}
+
+const SHMEM_SAVED = stateKey<Set<bigint>>('shmem:pages-saved');
+
+/**
+ * The shmem objects (by inode) whose pages this dump has saved: a shared
+ * anonymous object met both as a mapping (the memory kind) and as an fd or
+ * a private mapping through map_files (saved as a memfd) is written once.
+ */
+export function shmemPagesSaved(ctx: DumpContext): Set<bigint> {
+  return ctx.memo(SHMEM_SAVED, () => new Set<bigint>());
 }
 
 export function writeShmemPages(ctx: DumpContext, shmid: number, runs: readonly DataRun[]): void {

@@ -25,8 +25,9 @@
 import { type Stats, statfsSync, fchmodSync, fchownSync, fstatSync, ftruncateSync, readdirSync, readSync, statSync, writeSync, readlinkSync, openSync, closeSync } from 'node:fs';
 import {
   NR, fcntl, PROT_READ, PROT_WRITE, MAP_SHARED, lseek, pidfdGetfd, pidfdOpen, closeQuiet, O_RDWR, O_WRONLY, O_ACCMODE, SEEK_SET, SEEK_DATA, SEEK_HOLE,
-  AT_FDCWD, PAGE_SIZE, HUGETLBFS_MAGIC, O_CLOEXEC, O_LARGEFILE,
+  AT_FDCWD, PAGE_SIZE, HUGETLBFS_MAGIC, O_CLOEXEC, O_LARGEFILE, shmemDev,
 } from '../../sys/index.js';
+import { isSharedAnonObject, openSharedAnonFd } from '../memory/shmem-restore.js';
 import type { FileEntry, MemfdFileEntry, MemfdInodeEntry } from '../../images/messages.js';
 import { stateKey, type DumpContext, type FileKind, type FdProbe, type RestoreContext, type RestoreTaskHandle } from '../types.js';
 import { CriuTsError } from '../../errors.js';
@@ -34,7 +35,7 @@ import { imageFile } from '../../images/index.js';
 import { openOursInTask } from '../install-fd.js';
 import { NO_FOWN } from './reg-file.js';
 import { part } from './anon-inode.js';
-import { writeShmemPages, readShmemPages, type DataRun } from './memfd-pages.js';
+import { writeShmemPages, readShmemPages, shmemPagesSaved, type DataRun } from './memfd-pages.js';
 import { hostOwner, treeGid, treeUid } from '../ns/user.js';
 
 const MEMFD_PREFIX = '/memfd:';
@@ -53,10 +54,32 @@ function dumpState(ctx: DumpContext): { byIno: Map<number, number>; next: number
   return ctx.memo(DUMPED, () => ({ byIno: new Map(), next: 1, mappingFile: new Map() }));
 }
 
+/**
+ * The name in memfd.img: a memfd's own name, or, for a shared anonymous
+ * object ("/dev/zero (deleted)"), the path the kernel shows, as CRIU 4.2
+ * writes it ("/dev/zero": a leading slash no memfd link has).
+ */
 export function memfdName(link: string): string {
-  // A shared anonymous object ("/dev/zero (deleted)") saved as a memfd is named after it.
-  const name = link.startsWith(MEMFD_PREFIX) ? link.slice(MEMFD_PREFIX.length) : link.replace(/^\//, '');
+  const name = link.startsWith(MEMFD_PREFIX) ? link.slice(MEMFD_PREFIX.length) : link;
   return name.replace(/ \(deleted\)$/, '');
+}
+
+/** memfd.img's name for a shared anonymous object (MAP_SHARED|MAP_ANONYMOUS) opened as a file. */
+const SHMEM_OBJECT_NAME = '/dev/zero';
+
+/**
+ * An fd opened on a shared anonymous mapping through /proc/PID/map_files:
+ * a file of the kernel's shmem mount, shown as a deleted /dev/zero (a real
+ * /dev/zero is a character device).
+ */
+function isSharedAnonFd(p: FdProbe): boolean {
+  return p.link === `${SHMEM_OBJECT_NAME} (deleted)` && p.stat.isFile() && p.stat.dev === shmemDev();
+}
+
+/** Whether an inode entry stands for a shared anonymous object rather than a memfd (its fds and mappings open that object). */
+function isSharedAnonInode(ctx: RestoreContext, ie: MemfdInodeEntry): boolean {
+  // (an older criu-ts image names one "dev/zero": some task maps it shared then, which the memory kind knows)
+  return (ie.name === SHMEM_OBJECT_NAME && ie.hugetlb_flag === undefined) || isSharedAnonObject(ctx, BigInt(ie.shmid));
 }
 
 /** The shmem inode (st_ino at dump) behind a MEMFD file entry. */
@@ -67,7 +90,7 @@ export function memfdShmid(ctx: RestoreContext, m: MemfdFileEntry): bigint {
 export const memfdKind: FileKind = {
   name: 'memfd',
   type: 'MEMFD',
-  detect: (p: FdProbe) => p.link.startsWith(MEMFD_PREFIX) && p.stat.isFile(),
+  detect: (p: FdProbe) => (p.link.startsWith(MEMFD_PREFIX) && p.stat.isFile()) || isSharedAnonFd(p),
   dump(p: FdProbe, id: number, ctx: DumpContext): FileEntry {
     // A write-only description cannot be read: read the inode through a read-only open of our own.
     const readable = (p.fdinfo.flags & O_ACCMODE) !== O_WRONLY;
@@ -122,6 +145,12 @@ export function openMemfd(t: RestoreTaskHandle, m: MemfdFileEntry, flags: number
   const made = inodes.get(m.inode_id);
   if (made) return reopen(t, procFdOf(made.pid, made.ino, t.pid), flags);
   const ie = inodeEntry(ctx, m.inode_id);
+  // The very object its mappings use, not a copy (the memory kind keeps track of it).
+  if (isSharedAnonInode(ctx, ie)) {
+    const fd = openSharedAnonFd(t, BigInt(ie.shmid), flags & ~O_CLOEXEC, ie.size, ctx);
+    setOwnerAndMode(`/proc/${t.pid}/fd/${fd}`, ie, ctx);
+    return fd;
+  }
   const created = createInode(t, ie, ctx);
   inodes.set(m.inode_id, { pid: t.pid, ino: created.ino });
   if ((flags & ~O_LARGEFILE) === O_RDWR) return created.fd;
@@ -181,6 +210,10 @@ function dumpInode(ctx: DumpContext, src: InodeSource, readFd: number, inodeId: 
     ...(huge ? { hugetlb_flag: huge.flag } : {}),
   };
   ctx.emit('MEMFD_INODE', ie);
+  // A shared anonymous object whose mapping the memory kind saved already.
+  const saved = shmemPagesSaved(ctx);
+  if (saved.has(BigInt(src.stat.ino))) return;
+  saved.add(BigInt(src.stat.ino));
   let runs = readDataRuns(readFd, src.stat.size);
   // hugetlbfs calls the whole file data (and reads holes as zeros): keep
   // only huge pages that hold some, so a restore takes no more from the pool.
@@ -262,14 +295,25 @@ function createInode(t: RestoreTaskHandle, ie: MemfdInodeEntry, ctx: RestoreCont
     // The pages of the last run reach past the size: cut back to it.
     ftruncateSync(local, Number(ie.size));
     const st = fstatSync(local);
-    const owner = hostOwner(ctx, ie.uid, ie.gid, `memfd ${ie.name}`);
-    if (st.uid !== owner.uid || st.gid !== owner.gid) fchownSync(local, owner.uid, owner.gid);
-    if (ie.mode !== undefined) fchmodSync(local, ie.mode & 0o7777);
+    setOwnerAndMode(local, ie, ctx);
     if (sealable && ie.seals !== 0) fcntl(local, F_ADD_SEALS, ie.seals);
     return { fd, ino: st.ino };
   } finally {
     if (local >= 0) closeQuiet(local);
     closeQuiet(pidfd);
+  }
+}
+
+/** The inode's dumped owner and mode, through our fd or path on it. */
+function setOwnerAndMode(on: number | string, ie: MemfdInodeEntry, ctx: RestoreContext): void {
+  const fd = typeof on === 'number' ? on : openSync(on, 'r');
+  try {
+    const st = fstatSync(fd);
+    const owner = hostOwner(ctx, ie.uid, ie.gid, `memfd ${ie.name}`);
+    if (st.uid !== owner.uid || st.gid !== owner.gid) fchownSync(fd, owner.uid, owner.gid);
+    if (ie.mode !== undefined && (st.mode & 0o7777) !== (ie.mode & 0o7777)) fchmodSync(fd, ie.mode & 0o7777);
+  } finally {
+    if (fd !== on) closeSync(fd);
   }
 }
 

@@ -16,6 +16,7 @@ import type { PagemapEntry } from '../../images/messages.js';
 import { CriuTsError } from '../../errors.js';
 import { PAGE_SIZE } from '../../sys/index.js';
 import { PE_LAZY, PE_PARENT, PE_PRESENT } from '../../images/flags.js';
+import { stateKey, type RestoreContext } from '../types.js';
 
 export const PARENT_LINK = 'parent';
 const MAX_CHAIN = 1024;
@@ -228,4 +229,11 @@ function merge(rs: Range[]): Range[] {
     } else out.push({ ...r });
   }
   return out;
+}
+
+const PARENT_CHAIN = stateKey<ParentChain>('memory:parent-chain');
+
+/** The restore's one chain walker (pagemaps of pre-dump parents are loaded once). */
+export function parentChainOf(ctx: RestoreContext): ParentChain {
+  return ctx.state(PARENT_CHAIN, () => new ParentChain(ctx.dir));
 }

@@ -20,9 +20,9 @@ import { memfdShmid, openMemfd } from '../files/memfd.js';
 import { VMA } from './vma.js';
 import { PROT_WRITE, MAP_FIXED, MAP_ANONYMOUS, MAP_PRIVATE, MAP_SHARED, MAP_GROWSDOWN, MAP_NORESERVE, MAP_LOCKED, MAP_DROPPABLE, MAP_HUGETLB, MREMAP_MAYMOVE, MREMAP_FIXED } from '../../sys/mman.js';
 import { openFileInTask } from '../install-fd.js';
-import { ParentChain } from './parent-images.js';
+import { parentChainOf } from './parent-images.js';
 import { fillSegments, nrPages, pageSegments } from './fill.js';
-import { isSharedAnonObject, mapSharedAnon, noteSharedAnonMapping, openSharedAnon } from './shmem-restore.js';
+import { isSharedAnonObject, mapSharedAnon, noteSharedAnonMapping } from './shmem-restore.js';
 import { inheritedRanges, settleInherited, splitSegments, type CowStats, type Inherited, type ParentMemory } from './cow.js';
 import { subtract } from './ranges.js';
 import { restoreAioRings } from './aio.js';
@@ -139,7 +139,6 @@ export function dropStubVdso(t: RestoreTaskHandle, mm: MmEntry): void {
  * (shmid → where that task maps it): later tasks map the same object
  * through /proc/PID/map_files instead of making their own.
  */
-const PARENT_CHAIN = stateKey<ParentChain>('memory:parent-chain');
 
 function filePath(ctx: RestoreContext, id: bigint): string {
   const f = ctx.fileById(Number(id));
@@ -172,12 +171,9 @@ export function restoreMemory(
     const key = `${fdflags}:${path}`;
     let fd = fds.get(key);
     if (fd === undefined) {
-      // A memfd entry may stand for a shared anonymous object some task
-      // maps shared too (a private mapping of it through map_files): that very object.
-      const shmid = memfd ? memfdShmid(ctx, memfd) : undefined;
-      fd = memfd
-        ? (shmid !== undefined && isSharedAnonObject(ctx, shmid) ? openSharedAnon(t, shmid, fdflags, ctx, chain) : openMemfd(t, memfd, fdflags, ctx))
-        : openFileInTask(t, path, fdflags);
+      // A memfd entry may stand for a shared anonymous object (a private
+      // mapping of it through map_files): openMemfd opens that very object.
+      fd = memfd ? openMemfd(t, memfd, fdflags, ctx) : openFileInTask(t, path, fdflags);
       fds.set(key, fd);
     }
     return fd;
@@ -187,7 +183,7 @@ export function restoreMemory(
   // memory is committed for them.
   const filled = vmasWithPages(vmas, pagemap);
   // Pages a pre-dump chain left in parent images are read from there (one chain walker per restore).
-  const chain = ctx.state(PARENT_CHAIN, () => new ParentChain(ctx.dir));
+  const chain = parentChainOf(ctx);
   // SysV shm first: an attachment spans its whole segment until the parts the task had unmapped go again.
   attachSysvShm(t, vmas.filter((v) => (v.status & VMA.AREA_SYSVIPC) !== 0));
   for (const v of vmas) {

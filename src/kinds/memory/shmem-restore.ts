@@ -10,8 +10,16 @@
  * temporary mapping of all of it, then its own window moved into place
  * and the rest unmapped. Every later VMA maps that same object through the
  * creator's /proc/PID/map_files entry, so all share it as before.
+ *
+ * An fd on such an object (opened through /proc/PID/map_files, saved as a
+ * memfd named "/dev/zero" as CRIU does) is opened on that very object
+ * too: through the mapping that made it, or, if the fd comes first (a group
+ * file opened before the task that maps it is forked, or no task maps it
+ * any more), by making the object, keeping it through the fd alone, and
+ * letting later mappings find it by its inode.
  */
-import { NR } from '../../sys/index.js';
+import { readdirSync, statSync, ftruncateSync, fstatSync, openSync, closeSync } from 'node:fs';
+import { NR, fdOfTask, closeQuiet } from '../../sys/index.js';
 import type { MmEntry, PagemapEntry, VmaEntry } from '../../images/messages.js';
 import { stateKey, type RestoreContext, type RestoreTaskHandle } from '../types.js';
 import { VMA } from './vma.js';
@@ -19,13 +27,31 @@ import { PROT_WRITE, MAP_FIXED, MAP_ANONYMOUS, MAP_SHARED, MAP_NORESERVE, MAP_LO
 import { MAP_HUGE_MASK } from './hugetlb.js';
 import { fillSegments, nrPages, pageSegments } from './fill.js';
 import { openOursInTask } from '../install-fd.js';
-import type { ParentChain } from './parent-images.js';
+import { parentChainOf, type ParentChain } from './parent-images.js';
 import { AT_FDCWD, O_RDWR, O_CLOEXEC } from '../../sys/fcntl.js';
 import { imageFile, imagePath } from '../../images/index.js';
+import { CriuTsError } from '../../errors.js';
 
 const PAGE = 4096n;
 
-interface Owner { pid: number; start: bigint; end: bigint }
+/** Where a made object can be opened: a mapping of it, or (made for an fd) any fd or mapping of its inode in that task. */
+type Owner = { pid: number; start: bigint; end: bigint } | { pid: number; ino: number };
+
+function ownerPath(o: Owner): string {
+  if ('start' in o) return `/proc/${o.pid}/map_files/${o.start.toString(16)}-${o.end.toString(16)}`;
+  // The fd it was made for may since have moved to its final number (or, for a mapping's fd, been closed).
+  for (const dir of ['fd', 'map_files']) {
+    for (const name of readdirSync(`/proc/${o.pid}/${dir}`)) {
+      const path = `/proc/${o.pid}/${dir}/${name}`;
+      try {
+        if (statSync(path).ino === o.ino) return path;
+      } catch {
+        // closed or unmapped meanwhile
+      }
+    }
+  }
+  throw new CriuTsError('ERESTORE', `shared anonymous object (inode ${o.ino}) is no longer open or mapped in task ${o.pid}`, { pid: o.pid, ino: o.ino });
+}
 
 /** Objects already re-created (shmid → the creator's window), and each object's size. */
 interface ShmemState { made: Map<bigint, Owner>; size: Map<bigint, bigint>; huge: Map<bigint, number> }
@@ -57,7 +83,7 @@ export function mapSharedAnon(t: RestoreTaskHandle, v: VmaEntry, ctx: RestoreCon
   if (owner) {
     // The same object, through the creator's mapping (this task's own, for a second window of it).
     // Opened by us: the task's /proc, if any, is its pid namespace's.
-    const fd = openOursInTask(t, `/proc/${owner.pid}/map_files/${owner.start.toString(16)}-${owner.end.toString(16)}`, O_RDWR);
+    const fd = openOursInTask(t, ownerPath(owner), O_RDWR);
     t.syscall('mmap(shared)', NR.mmap, v.start, len, v.prot | PROT_WRITE, flags, fd, v.pgoff);
     t.syscall('close', NR.close, fd);
     return;
@@ -99,14 +125,39 @@ export function isSharedAnonObject(ctx: RestoreContext, shmid: bigint): boolean 
  * then names its mapping as the one later tasks find it through
  * (noteSharedAnonMapping).
  */
-export function openSharedAnon(t: RestoreTaskHandle, shmid: bigint, flags: number, ctx: RestoreContext, chain: ParentChain): number {
-  const owner = state(ctx).made.get(shmid);
-  if (owner) {
-    return openOursInTask(t, `/proc/${owner.pid}/map_files/${owner.start.toString(16)}-${owner.end.toString(16)}`, flags);
-  }
-  const { base, size } = makeObject(t, shmid, 0n, 3 /* RW */, 0, ctx, chain);
+export function openSharedAnon(t: RestoreTaskHandle, shmid: bigint, flags: number, ctx: RestoreContext, chain: ParentChain, least = 0n): number {
+  const st = state(ctx);
+  const owner = st.made.get(shmid);
+  if (owner) return openOursInTask(t, ownerPath(owner), flags);
+  const { base, size } = makeObject(t, shmid, least, 3 /* RW */, 0, ctx, chain);
   const fd = openOursInTask(t, `/proc/${t.pid}/map_files/${base.toString(16)}-${(base + size).toString(16)}`, flags);
   t.syscall('munmap', NR.munmap, base, size); // the fd keeps the object
+  const ours = fdOfTask(t.pid, fd);
+  try {
+    st.made.set(shmid, { pid: t.pid, ino: fstatSync(ours).ino });
+  } finally {
+    closeQuiet(ours);
+  }
+  return fd;
+}
+
+/**
+ * An fd in the task on shared anonymous object `shmid` for an fd the task
+ * had on it (the object itself, not a copy: writes through the fd reach
+ * every mapping of it), with the object's dumped size (an fd can truncate
+ * or extend it past its mappings).
+ */
+export function openSharedAnonFd(t: RestoreTaskHandle, shmid: bigint, flags: number, size: bigint, ctx: RestoreContext): number {
+  // Made here, it needs a page at least to be mapped while it is filled.
+  const least = size > PAGE ? ((size + PAGE - 1n) / PAGE) * PAGE : PAGE;
+  const fd = openSharedAnon(t, shmid, flags, ctx, parentChainOf(ctx), least);
+  // Through a writable open of our own: the task's fd may be read-only.
+  const rw = openSync(`/proc/${t.pid}/fd/${fd}`, 'r+');
+  try {
+    if (BigInt(fstatSync(rw).size) !== size) ftruncateSync(rw, Number(size));
+  } finally {
+    closeSync(rw);
+  }
   return fd;
 }
 

@@ -264,6 +264,17 @@ export function isHiddenMount(ctx: DumpContext, mntId: number): boolean {
 }
 
 /**
+ * At dump: one task of each dumped mount namespace of the tree (the root's
+ * and every nested one), to look for a mount in namespaces other than a
+ * task's own (a watched inode on a filesystem only another namespace
+ * mounts). Empty when the tree is in criu-ts's own namespace.
+ */
+export function treeMountNsTasks(ctx: DumpContext): number[] {
+  const st = ctx.memo(DUMP, (): DumpedNamespaces => ({ rootPid: 0, own: false, entries: new Map(), groups: new Map(), tarred: new Map(), ids: new Map(), mountIds: new Set() }));
+  return st.own ? [st.rootPid, ...st.entries.keys()] : [];
+}
+
+/**
  * At restore: a restored task (its pid here) in the mount namespace that
  * holds dumped mount `mntId`, when that is not the namespace of task
  * `vpid` (a file it inherited from its parent's namespace, opened through
