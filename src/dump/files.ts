@@ -109,7 +109,10 @@ function fileOfFd(pid: number, pidfd: number, fd: number, ctx: DumpContext, netN
   const fdinfo = parseFdinfo(pid, fd);
   const fdFlags = fdinfo.flags & O_CLOEXEC ? FD_CLOEXEC : 0;
   const same = seen.find(pid, fd, fdinfo.ino);
-  if (same) return { id: same.id, type: ctx.fileById(same.id)?.type ?? 'REG', fdFlags };
+  if (same) {
+    heldByTasks(ctx).add(same.id); // (it may have been met in flight first)
+    return { id: same.id, type: ctx.fileById(same.id)?.type ?? 'REG', fdFlags };
+  }
   const localFd = pidfdGetfd(pidfd, fd, pid);
   try {
     const stat = fstatSync(localFd);
@@ -129,8 +132,12 @@ function fileOfFd(pid: number, pidfd: number, fd: number, ctx: DumpContext, netN
       throw new CriuTsError('EUNSUPPORTED', `task ${pid} fd ${fd}: ${link}${what}: this kind of file is not supported`, { pid, fd, link });
     }
     const fown = ownerAsSeen(readFown(localFd, fdinfo.flags), ctx, `task ${pid} fd ${fd} (${link})`);
-    const id = ctx.addFile((i) => withFown(kind.dump(probe, i, ctx), fown, `task ${pid} fd ${fd} (${link})`));
-    seen.add({ pid, fd, ino: fdinfo.ino, id });
+    // Known by its id before its kind dumps it: a socket whose queue carries itself finds its own entry.
+    const id = ctx.addFile((i) => {
+      seen.add({ pid, fd, ino: fdinfo.ino, id: i });
+      heldByTasks(ctx).add(i);
+      return withFown(kind.dump(probe, i, ctx), fown, `task ${pid} fd ${fd} (${link})`);
+    });
     log.debug(`task ${pid} fd ${fd}: ${kind.name} id ${id} (${link})`);
     return { id, type: kind.type, fdFlags };
   } finally {
@@ -173,8 +180,37 @@ export function socketFileForMapping(ctx: DumpContext, pid: number, start: bigin
   }
 }
 
-/** Our fds on files in flight, kept open until the dump ends (kcmp compares later fds with them); inodes being dumped now. */
-const IN_FLIGHT = stateKey<{ fds: number[]; busy: Set<bigint> }>('files:in-flight');
+/** Our fds on files in flight, kept open until the dump ends (kcmp compares later fds with them); inodes being dumped now, with whose queue they were met in. */
+const IN_FLIGHT = stateKey<{ fds: number[]; busy: Map<bigint, string> }>('files:in-flight');
+/** Ids of the files some task holds (an fd of a task), whether or not they were met in flight first. */
+const HELD_BY_TASKS = stateKey<Set<number>>('files:held-by-tasks');
+
+function heldByTasks(ctx: DumpContext): Set<number> {
+  return ctx.memo(HELD_BY_TASKS, () => new Set<number>());
+}
+
+/**
+ * Files met in flight inside their own queue, directly or through others
+ * (a socket carrying itself): restorable when a task holds the file (its
+ * queue is filled once every task's fds exist, with that very file), not
+ * when it lives only in flight (nothing would exist to send first).
+ * Checked once every task's fds are dumped.
+ */
+const LOOPS = stateKey<Map<number, string>>('files:in-flight-loops');
+
+function noteLoop(ctx: DumpContext, id: number, message: string): void {
+  const loops = ctx.memo(LOOPS, () => {
+    const made = new Map<number, string>();
+    ctx.atEnd(() => {
+      const held = heldByTasks(ctx);
+      for (const [fileId, msg] of made) {
+        if (!held.has(fileId)) throw new CriuTsError('EUNSUPPORTED', msg, { id: fileId });
+      }
+    });
+    return made;
+  });
+  if (!loops.has(id)) loops.set(id, message);
+}
 
 /**
  * A file in flight (our fd, from a peek at a socket queue): the same open
@@ -185,7 +221,7 @@ const IN_FLIGHT = stateKey<{ fds: number[]; busy: Set<bigint> }>('files:in-fligh
 export function dumpInFlight(ctx: DumpContext, localFd: number, what: string, holderPid: number): number {
   const me = process.pid;
   const state = ctx.memo(IN_FLIGHT, () => {
-    const made = { fds: [] as number[], busy: new Set<bigint>() };
+    const made = { fds: [] as number[], busy: new Map<bigint, string>() };
     ctx.atExit(() => {
       for (const fd of made.fds.splice(0)) closeQuiet(fd);
     });
@@ -195,18 +231,24 @@ export function dumpInFlight(ctx: DumpContext, localFd: number, what: string, ho
   const seen = ctx.memo(SEEN, () => new SeenFiles());
   const fdinfo = parseFdinfo(me, localFd);
   const same = seen.find(me, localFd, fdinfo.ino);
-  if (same) return same.id;
-  const link = readFdLink(me, localFd);
-  if (state.busy.has(fdinfo.ino)) {
-    throw new CriuTsError('EUNSUPPORTED', `${what}: ${link} is in flight inside its own queue (a loop criu-ts cannot restore)`, { link });
+  if (same) {
+    if (same.pid === me && state.busy.has(fdinfo.ino)) {
+      // Named as met from the task's side (`what` here speaks of our own copy).
+      const from = state.busy.get(fdinfo.ino) ?? what;
+      noteLoop(ctx, same.id, `${from}: ${readFdLink(me, localFd)} is in flight inside its own queue and no task holds it (a loop of files only in flight cannot be restored)`);
+    }
+    return same.id;
   }
+  const link = readFdLink(me, localFd);
   const probe: FdProbe = { pid: me, fd: localFd, link, fdinfo, stat: fstatSync(localFd), localFd, netNsId: undefined, inFlightFrom: holderPid };
   const kind = fileKindFor(probe);
   if (!kind) throw new CriuTsError('EUNSUPPORTED', `${what}: ${link}${describeUnknown(probe)} in flight: this kind of file is not supported`, { link });
-  state.busy.add(fdinfo.ino);
+  state.busy.set(fdinfo.ino, what);
   try {
-    const id = ctx.addFile((i) => kind.dump(probe, i, ctx));
-    seen.add({ pid: me, fd: localFd, ino: fdinfo.ino, id });
+    const id = ctx.addFile((i) => {
+      seen.add({ pid: me, fd: localFd, ino: fdinfo.ino, id: i });
+      return kind.dump(probe, i, ctx);
+    });
     log.debug(`${what}: ${kind.name} id ${id} in flight (${link})`);
     return id;
   } catch (e) {

@@ -213,6 +213,14 @@ export interface RestoreContext {
    * process (the task's fd is closed again). The caller closes the copy.
    */
   openInFlight?(t: RestoreTaskHandle, fileId: number): number;
+  /** whether some task of the tree holds file `fileId` (it is in a task's fdinfo) */
+  isTaskFile?(fileId: number): boolean;
+  /**
+   * In an afterAllFiles step (every task's fds final): a copy in our own
+   * process of file `fileId` as a task holds it; undefined when no task
+   * holds it. The caller closes the copy.
+   */
+  taskFileCopy?(fileId: number): number | undefined;
   /** put our fd `ours` into task `t` (the same open file description); returns its number there */
   installFd?(t: RestoreTaskHandle, ours: number): number;
   /** restore --lazy-pages: where each task's userfaultfd goes (kinds/memory/lazy.ts); undefined: fill everything now */

@@ -11,11 +11,14 @@ import { loadImageIfAny, readImage, readImageBytes, type DecodedImage } from '..
 import type { FdinfoEntry, FileEntry } from '../images/messages.js';
 import type { KindImage, KindImageData, RestoreContext, RestoreKindOptions, StateKey } from '../kinds/index.js';
 import { CriuTsError } from '../errors.js';
+import { fdOfTask } from '../sys/index.js';
 import type { DumpImages } from './images.js';
 import { openInFlight, installFd } from './files.js';
 
 export interface RestoreSession {
   ctx: RestoreContext;
+  /** how to find a task's pid here from its pid in the images, once tasks exist (for taskFileCopy) */
+  knowTasks(pidHere: (vpid: number) => number | undefined): void;
   /** run the steps kinds registered with afterAllFiles (after a failure: only those that asked for it) */
   afterAllFiles(failed?: boolean): void;
 }
@@ -26,6 +29,7 @@ export function restoreSession(img: DumpImages, opts: RestoreKindOptions): Resto
   const kindImages = new Map<KindImage, KindImageData<KindImage>>();
   const states = new Map<StateKey<unknown>, unknown>();
   const after: { step: () => void; alsoOnFailure: boolean }[] = [];
+  let pidHere: (vpid: number) => number | undefined = () => undefined;
   const ownImage = (file: string): DecodedImage | undefined => {
     if (file.includes('/')) throw new CriuTsError('EINTERNAL', `image name ${file} is not a plain file name`, { file });
     const path = join(img.dir, file);
@@ -62,12 +66,25 @@ export function restoreSession(img: DumpImages, opts: RestoreKindOptions): Resto
     provide: () => {},
     afterAllFiles: (step, o) => after.push({ step, alsoOnFailure: o?.alsoOnFailure ?? false }),
     openInFlight: (t, id) => openInFlight(t, id, ctx),
+    isTaskFile: (id) => img.tasks.some((t) => t.fds.some((f) => f.id === id)),
+    taskFileCopy(id: number): number | undefined {
+      for (const t of img.tasks) {
+        const f = t.fds.find((x) => x.id === id);
+        const pid = f === undefined ? undefined : pidHere(t.pstree.pid);
+        if (f !== undefined && pid !== undefined) return fdOfTask(pid, f.fd);
+      }
+      return undefined;
+    },
     installFd,
   };
   return {
     ctx,
+    knowTasks: (fn) => {
+      pidHere = fn;
+    },
     afterAllFiles: (failed = false) => {
-      for (const a of after.splice(0)) if (!failed || a.alsoOnFailure) a.step();
+      // Steps may add steps (a queue sent late opens a file in flight, whose copies are closed by a step of their own).
+      while (after.length > 0) for (const a of after.splice(0)) if (!failed || a.alsoOnFailure) a.step();
     },
   };
 }

@@ -100,6 +100,7 @@ async function restoreLoaded(
     throw new CriuTsError('EUSAGE', 'the images were dumped with --tcp-close: restore them with --tcp-close too', {});
   }
   const plan = planTree(img, opts.kinds.shellJob, session.ctx);
+  session.knowTasks((vpid) => plan.nodes.find((n) => n.pid === vpid && n.real !== 0 && !n.helper)?.real);
   planCloneFlags(plan, img.inventory.root_ids, session.ctx);
   for (const n of plan.nodes) {
     // A task born in a new pid namespace takes its pid there: nothing in ours to check.

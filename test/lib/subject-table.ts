@@ -135,6 +135,7 @@ export const SUBJECTS: readonly SubjectCase[] = [
   c('unix-bound', 'unix sockets bound by path/relative/abstract name, listeners with pending connections'),
   c('unix-fork', 'unix socketpairs split over and shared through a fork, bytes queued by the child'),
   c('unix-scm', 'files in flight (SCM_RIGHTS): a pipe whose both ends are in flight, one file sent twice, an eventfd from a closed peer, a socket in flight carrying a file'),
+  c('unix-scm', 'unix sockets in flight inside their own queues, held by the task too (a stream socket carrying itself, zdtm scm06\'s datagram pair each carrying both): the very sockets come back', { args: ['--loop', '1'] }),
   c('proc-files', '/proc/self files and directory held open: reopened by path, offsets kept'),
   c('unix-dgram-fork', 'datagram sockets bound and connected by name across a fork, a datagram queued, a server whose name was unlinked and taken by a FIFO, a socket connected to itself'),
   c('tcp-listen', 'TCP listeners on 127.0.0.1, [::1] and dual-stack [::], bound-only and unbound sockets: ports, options, accept after restore'),

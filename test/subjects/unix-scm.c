@@ -11,8 +11,13 @@
  *         flight that carries a file in flight)
  * After SIGTERM every message comes back with working fds of the same kind,
  * shared where they were one file.
- * With --loop 1 instead: 20 is sent over 21 into its own queue, which
- * criu-ts refuses (the message stays).
+ * With --loop 1 instead, sockets in flight inside their own queues, held
+ * by the task too: 20 is sent over 21 into its own queue ("loop"), and
+ * each of the datagram pair 22/23 carries both 22 and 23 (zdtm scm06's
+ * vinaigrette); after restore each message brings back the very socket.
+ * With --loop 2: a loop of files only in flight (30, sent into its own
+ * queue over 31, then in flight in 22's queue; 30 and 31 closed), which criu-ts
+ * refuses (the messages stay).
  */
 #define _GNU_SOURCE
 #include "subject.h"
@@ -23,6 +28,7 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static void pair_at(int type, int a, int b)
@@ -49,6 +55,13 @@ static void send_fds(int sk, const char *text, const int *fds, int n)
 		subject_fail("sendmsg %s: errno %d", text, errno);
 }
 
+/* Whether two fds are one socket (its inode). */
+static int same_file(int a, int b)
+{
+	struct stat sa, sb;
+	return fstat(a, &sa) == 0 && fstat(b, &sb) == 0 && sa.st_ino == sb.st_ino && sa.st_dev == sb.st_dev;
+}
+
 /* Receive `text` and the fds that come with it; returns how many. */
 static int recv_fds(int sk, const char *text, int *fds, int max)
 {
@@ -73,14 +86,43 @@ int main(int argc, char **argv)
 {
 	subject_init(argc, argv);
 	pair_at(SOCK_STREAM, 20, 21);
-	if (subject_opt_long("loop", 0)) {
+	long loop = subject_opt_long("loop", 0);
+	if (loop == 1) {
 		int self = 20;
 		send_fds(21, "loop", &self, 1);
+		pair_at(SOCK_DGRAM, 22, 23);
+		int both[2] = { 22, 23 };
+		send_fds(22, "a", both, 2);
+		send_fds(23, "b", both, 2);
+		subject_ready();
+		subject_wait_term();
+		int fd, two[2];
+		if (recv_fds(20, "loop", &fd, 1) != 1)
+			subject_fail("loop message");
+		if (!same_file(fd, 20))
+			subject_fail("the socket in its own queue is not that socket any more");
+		if (recv_fds(23, "a", two, 2) != 2 || !same_file(two[0], 22) || !same_file(two[1], 23))
+			subject_fail("23's queue does not carry 22 and 23 themselves");
+		if (recv_fds(22, "b", two, 2) != 2 || !same_file(two[0], 22) || !same_file(two[1], 23))
+			subject_fail("22's queue does not carry 22 and 23 themselves");
+		/* and they still work: through the received copy of 22, to 23 */
+		if (write(two[0], "x", 1) != 1 || read(23, &fd, sizeof(fd)) != 1)
+			subject_fail("the pair does not carry data after restore");
+		subject_pass();
+	}
+	if (loop == 2) {
+		pair_at(SOCK_STREAM, 30, 31);
+		int self = 30;
+		send_fds(31, "loop", &self, 1);
+		pair_at(SOCK_DGRAM, 22, 23);
+		send_fds(23, "carrier", &self, 1);
+		close(30);
+		close(31);
 		subject_ready();
 		subject_wait_term();
 		int fd;
-		if (recv_fds(20, "loop", &fd, 1) != 1)
-			subject_fail("loop message");
+		if (recv_fds(22, "carrier", &fd, 1) != 1 || recv_fds(fd, "loop", &fd, 1) != 1)
+			subject_fail("the loop's messages are gone");
 		subject_pass();
 	}
 	int nul = open("/dev/null", O_WRONLY);

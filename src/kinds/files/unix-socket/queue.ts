@@ -98,6 +98,16 @@ export function queueOf(id: number, ctx: RestoreContext): QueuedMsg[] {
   return all.get(id) ?? [];
 }
 
+/**
+ * Whether `msgs` carry a file some task holds (a socket carrying itself or
+ * its peer, zdtm scm06): such a queue is sent once every task's fds exist,
+ * with that very file (ctx.taskFileCopy), never a second one made for the
+ * message.
+ */
+export function carriesTaskFiles(msgs: readonly QueuedMsg[], ctx: RestoreContext): boolean {
+  return msgs.some((m) => m.rights.some((id) => ctx.isTaskFile?.(id) ?? false));
+}
+
 /** sk-queues.img by socket: file id → its messages in order */
 const QUEUES = stateKey<Map<number, QueuedMsg[]>>('socket-queues');
 

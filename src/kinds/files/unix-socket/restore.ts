@@ -16,13 +16,17 @@ import type { FileEntry, UnixSkEntry } from '../../../images/messages.js';
 import {
   NR, AF_UNIX, SOCK_DGRAM, SOL_SOCKET, closeQuiet, connect, openPathNoFollow, pidfdGetfd, pidfdOpen, setsockoptInt,
   shutdown, socket, AT_FDCWD, O_PATH, O_DIRECTORY, SO_SNDBUFFORCE, ENOENT, TCP_ESTABLISHED, TCP_LISTEN, ECONNREFUSED,
+<<<<<<< HEAD
   O_CLOEXEC, RESOLVE, inNetNamespaceOf, openat2, openDir, asMappedIfNeeded,
+=======
+  O_CLOEXEC, RESOLVE, inNetNamespaceOf, openat2, openDir, fdOfTask,
+>>>>>>> c33aa0b (unix sockets: a socket in flight inside its own queue that a task holds (zdtm scm06) is restored: file ids known before their kind dumps them, such queues sent once every task's fds exist with the very files; loops of files only in flight refused)
 } from '../../../sys/index.js';
 import { stateKey, type RestoreContext, type RestoreTaskHandle } from '../../types.js';
 import { setStatusFlags } from '../pipe.js';
 import { nameText } from './diag.js';
 import { dumpSkOpts, restoreFilter, restoreSkOpts } from '../socket-opts/index.js';
-import { queueOf, sendQueue, type QueuedMsg } from './queue.js';
+import { carriesTaskFiles, queueOf, sendQueue, type QueuedMsg } from './queue.js';
 import { USK_EXTERN } from './dump.js';
 import { hostGid, hostOwner, hostUid } from '../../ns/user.js';
 
@@ -302,26 +306,63 @@ function dropDeletedName(u: UnixSkEntry, ctx: RestoreContext): void {
   }
 }
 
-/** Files in flight are opened in task `t` by the core, and sent from our copy. */
-function inFlightOpener(t: RestoreTaskHandle, ctx: RestoreContext): ((id: number) => number) | undefined {
+/**
+ * Files in flight are opened in task `t` by the core, and sent from our
+ * copy; `self` (the socket being made, whose queue carries it) is that
+ * very socket. Once every task's fds exist (`tasksDone`), a file a task
+ * holds is a copy of the task's.
+ */
+function inFlightOpener(t: RestoreTaskHandle, ctx: RestoreContext, self?: { id: number; fd: number }, tasksDone = false): ((id: number) => number) | undefined {
   const open = ctx.openInFlight;
-  return open ? (id) => open(t, id) : undefined;
+  return open ? (id) => {
+    if (self !== undefined && id === self.id) return fdOfTask(t.pid, self.fd);
+    return (tasksDone ? ctx.taskFileCopy?.(id) : undefined) ?? open(t, id);
+  } : undefined;
 }
 
-/** Send `msgs` from the task's socket `fd` (through our copy of it) to its peer. */
-function sendFromTask(t: RestoreTaskHandle, fd: number, msgs: readonly QueuedMsg[], label: string, ctx: RestoreContext): void {
-  if (msgs.length === 0) return;
-  const pidfd = pidfdOpen(t.pid);
-  try {
-    const ours = pidfdGetfd(pidfd, fd, t.pid);
-    try {
-      sendQueue(ours, msgs, label, undefined, inFlightOpener(t, ctx));
-    } finally {
-      closeQuiet(ours);
-    }
-  } finally {
-    closeQuiet(pidfd);
+/**
+ * Send `msgs` from the task's socket `fd` (through our copy of it) to its
+ * peer: now, or, when they carry files tasks hold, once every task's fds
+ * exist (then true: what would refuse the send, a shutdown, waits too).
+ */
+function sendFromTask(t: RestoreTaskHandle, fd: number, msgs: readonly QueuedMsg[], label: string, ctx: RestoreContext): boolean {
+  if (msgs.length === 0) return false;
+  const ours = fdOfTask(t.pid, fd);
+  if (carriesTaskFiles(msgs, ctx)) {
+    onceFilesDone(ctx, ours, () => sendQueue(ours, msgs, label, undefined, inFlightOpener(t, ctx, undefined, true)));
+    return true;
   }
+  try {
+    sendQueue(ours, msgs, label, undefined, inFlightOpener(t, ctx));
+  } finally {
+    closeQuiet(ours);
+  }
+  return false;
+}
+
+/** shutdownAsDumped, from our side once every task's fds exist (after sends that wait till then). */
+function shutdownLater(t: RestoreTaskHandle, fd: number, u: UnixSkEntry, ctx: RestoreContext): void {
+  const how = shutdownHow(u);
+  if (how < 0) return;
+  const ours = fdOfTask(t.pid, fd);
+  onceFilesDone(ctx, ours, () => shutdown(ours, how));
+}
+
+/** Run `step` once every task's fds exist, then close our fd `ours`; a failed restore only closes it. */
+function onceFilesDone(ctx: RestoreContext, ours: number, step: () => void): void {
+  let open = true;
+  const close = (): void => {
+    if (open) closeQuiet(ours);
+    open = false;
+  };
+  ctx.afterAllFiles(() => {
+    try {
+      step();
+    } finally {
+      close();
+    }
+  });
+  ctx.afterAllFiles(close, { alsoOnFailure: true });
 }
 
 /** A socketpair for `e` and its partner; returns [e's fd, partner's fd]. */
@@ -335,12 +376,17 @@ function createPair(t: RestoreTaskHandle, e: FileEntry, partner: FileEntry, ctx:
   const theirs = sv.readInt32LE(4);
   setUp(t, mine, e, ctx);
   setUp(t, theirs, partner, ctx);
-  sendFromTask(t, theirs, queueOf(e.id, ctx), what(t, u), ctx);
-  sendFromTask(t, mine, queueOf(partner.id, ctx), what(t, pu), ctx);
+  const later = sendFromTask(t, theirs, queueOf(e.id, ctx), what(t, u), ctx);
+  const laterToo = sendFromTask(t, mine, queueOf(partner.id, ctx), what(t, pu), ctx);
   reachable(e, ctx);
   reachable(partner, ctx);
-  shutdownAsDumped(t, mine, u);
-  shutdownAsDumped(t, theirs, pu);
+  if (later || laterToo) {
+    shutdownLater(t, mine, u, ctx);
+    shutdownLater(t, theirs, pu, ctx);
+  } else {
+    shutdownAsDumped(t, mine, u);
+    shutdownAsDumped(t, theirs, pu);
+  }
   return [mine, theirs];
 }
 
@@ -370,9 +416,11 @@ function createSocket(t: RestoreTaskHandle, e: FileEntry, u: UnixSkEntry, ctx: R
     const fd = sv.readInt32LE(0);
     const gone = sv.readInt32LE(4);
     setUp(t, fd, e, ctx);
-    sendFromTask(t, gone, queueOf(e.id, ctx), what(t, u), ctx);
+    // (a send that waits keeps its own copy of `gone`)
+    const later = sendFromTask(t, gone, queueOf(e.id, ctx), what(t, u), ctx);
     t.syscall('close', NR.close, gone);
-    shutdownAsDumped(t, fd, u);
+    if (later) shutdownLater(t, fd, u, ctx);
+    else shutdownAsDumped(t, fd, u);
     return fd;
   }
   const fd = Number(t.syscall('socket', NR.socket, AF_UNIX, u.type, 0));
@@ -384,7 +432,7 @@ function createSocket(t: RestoreTaskHandle, e: FileEntry, u: UnixSkEntry, ctx: R
     try {
       // Sent datagrams count against the sender until read: make ours hold the whole queue.
       setsockoptInt(from, SOL_SOCKET, SO_SNDBUFFORCE, QUEUE_SNDBUF_BYTES);
-      withReach(t.pid, u, ctx, (to) => sendQueue(from, msgs, what(t, u), to, inFlightOpener(t, ctx)));
+      withReach(t.pid, u, ctx, (to) => sendQueue(from, msgs, what(t, u), to, inFlightOpener(t, ctx, { id: e.id, fd })));
     } finally {
       closeQuiet(from);
     }
