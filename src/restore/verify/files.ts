@@ -44,7 +44,7 @@ const LINK_PREFIX: Readonly<Partial<Record<FileEntry['type'], readonly string[]>
   TIMERFD: ['anon_inode:[timerfd]'],
   INOTIFY: ['anon_inode:inotify'],
   FANOTIFY: ['anon_inode:[fanotify]'],
-  MEMFD: ['/memfd:'],
+  MEMFD: ['/memfd:', '/dev/zero (deleted)'], // (also a shared anonymous object opened through map_files)
   PIDFD: ['anon_inode:[pidfd]', 'pidfd:'],
   TTY: ['/dev/'],
 };

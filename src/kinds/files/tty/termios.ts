@@ -4,7 +4,8 @@
  * read from our pidfd_getfd copy at dump and set inside the task at
  * restore. Layouts are the kernel's (asm-generic/termbits.h), NCCS = 19.
  */
-import { ioctlTry } from '../../../sys/index.js';
+import { ioctlTry, ioctl, fdOfTask, closeQuiet, EPERM, errnoName } from '../../../sys/index.js';
+import { CriuTsError } from '../../../errors.js';
 import type { TermiosEntry, WinsizeEntry } from '../../../images/messages.js';
 import type { RestoreTaskHandle } from '../../types.js';
 import { NR } from '../../../sys/index.js';
@@ -75,7 +76,7 @@ export function readTtyState(fd: number): TtyState {
 
 /** Set termios (locked first: it limits what TCSETS2 may change) and the window size inside the task. */
 export function writeTtyState(t: RestoreTaskHandle, fd: number, s: { termios?: TermiosEntry; termios_locked?: TermiosEntry; winsize?: WinsizeEntry }): void {
-  if (s.termios_locked) t.syscall('ioctl(TIOCSLCKTRMIOS)', NR.ioctl, fd, IOC.TIOCSLCKTRMIOS, t.putBytes(encodeTermios(s.termios_locked, false)));
+  if (s.termios_locked) setLockedTermios(t, fd, encodeTermios(s.termios_locked, false));
   if (s.termios) t.syscall('ioctl(TCSETS2)', NR.ioctl, fd, IOC.TCSETS2, t.putBytes(encodeTermios(s.termios, true)));
   if (s.winsize) {
     const ws = Buffer.alloc(8);
@@ -84,6 +85,24 @@ export function writeTtyState(t: RestoreTaskHandle, fd: number, s: { termios?: T
     ws.writeUInt16LE(s.winsize.ws_xpixel & 0xffff, 4);
     ws.writeUInt16LE(s.winsize.ws_ypixel & 0xffff, 6);
     t.syscall('ioctl(TIOCSWINSZ)', NR.ioctl, fd, IOC.TIOCSWINSZ, t.putBytes(ws));
+  }
+}
+
+/**
+ * TIOCSLCKTRMIOS needs CAP_SYS_ADMIN in the initial user namespace: a task
+ * in a user namespace of its own (a container's pty) is refused (EPERM),
+ * so then it is set from our side, on our copy of the task's fd (the same
+ * terminal). CRIU skips it when the value is already the image's; we set it.
+ */
+function setLockedTermios(t: RestoreTaskHandle, fd: number, locked: Buffer): void {
+  const r = t.tracee.syscallRaw(NR.ioctl, fd, IOC.TIOCSLCKTRMIOS, t.putBytes(locked));
+  if (r >= 0n) return;
+  if (r !== -BigInt(EPERM)) throw new CriuTsError('ERESTORE', `ioctl(TIOCSLCKTRMIOS) in task ${t.pid}: ${errnoName(Number(-r))}`, { pid: t.pid, errno: Number(-r) });
+  const ours = fdOfTask(t.pid, fd);
+  try {
+    ioctl(ours, IOC.TIOCSLCKTRMIOS, locked);
+  } finally {
+    closeQuiet(ours);
   }
 }
 
