@@ -25,6 +25,10 @@
  * /t2 private, mounts a tmpfs at /n with a file, shared, and a slave bind
  * of it at /n2; after SIGTERM the child checks its own tree, files and
  * cross-namespace peers, and the subject that none of it shows in its own.
+ * The child also keeps an fd (100) on /n/watched; the subject, in its own
+ * namespace, where /n is not mounted, opens that file through
+ * /proc/CHILD/fd/100 and puts an inotify watch on it (zdtm's inotify01):
+ * after SIGTERM a write through its fd shows as IN_MODIFY on that watch.
  * --root ROOT (absolute; the harness's work dir must be ROOT/w).
  * --ghosts 1: the subject also holds files whose names are gone, in its
  * tree: an fd at an offset on an unlinked file of the root's filesystem
@@ -74,6 +78,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/inotify.h>
 #include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
@@ -596,6 +601,11 @@ static pid_t nested_child(void)
 		nest_fail("unlink /t/lr, open /t3/gh, unlink /t3/gh and /t/gh");
 	if (lr >= 0)
 		check_ghost_two_mounts(gh_outer, gh_own);
+	write_file("/n/watched", "", 0600);
+	int watched = open("/n/watched", O_RDONLY);
+	if (watched < 0 || dup2(watched, 100) != 100)
+		nest_fail("open /n/watched at fd 100");
+	close(watched);
 	check_nested();
 	check_inherited(inherited);
 	tree_shape(before, sizeof(before));
@@ -812,6 +822,16 @@ int main(int argc, char **argv)
 	must(ro >= 0 && tf >= 0, "open /ro/file and /t/file");
 	static char before[16384], after[16384];
 	pid_t nested = subject_opt("nested", NULL) != NULL ? nested_child() : 0;
+	/* A file of the nested namespace's /n, open and watched from ours (where /n is not mounted). */
+	int ify = -1, wfd = -1, wd = -1;
+	if (nested > 0) {
+		char via[64];
+		snprintf(via, sizeof(via), "/proc/%d/fd/100", nested);
+		ify = inotify_init1(IN_NONBLOCK);
+		wfd = open(via, O_WRONLY);
+		wd = ify < 0 ? -1 : inotify_add_watch(ify, via, IN_MODIFY | IN_CLOSE_WRITE);
+		must(ify >= 0 && wfd >= 0 && wd >= 0, "watch the nested namespace's /n/watched");
+	}
 	int ghosts = subject_opt_long("ghosts", 0) == 1;
 	if (ghosts)
 		make_ghosts();
@@ -841,6 +861,14 @@ int main(int argc, char **argv)
 		subject_fail("the mount tree changed (see the log)");
 	}
 	check_files();
+	if (nested > 0) {
+		struct inotify_event ev[8];
+		if (write(wfd, "x", 1) != 1)
+			subject_fail("write to the nested namespace's /n/watched: %s", strerror(errno));
+		ssize_t n = read(ify, ev, sizeof(ev));
+		if (n < (ssize_t)sizeof(ev[0]) || ev[0].wd != wd || (ev[0].mask & IN_MODIFY) == 0)
+			subject_fail("no IN_MODIFY on the watch of the nested namespace's /n/watched (read %zd)", n);
+	}
 	if (nested > 0) {
 		int st;
 		kill(nested, SIGTERM);

@@ -197,7 +197,7 @@ test('an --external mnt[KEY] naming no mount of the tree is ignored, as by CRIU 
   }
 });
 
-test('a nested mount namespace (a child that unshared its own: a tmpfs with a file, a slave bind, peers across the two namespaces) comes back with the tree', TIMEOUT, async () => {
+test('a nested mount namespace (a child that unshared its own: a tmpfs with a file, a slave bind, peers across the two namespaces) comes back with the tree; a file of it open and watched (inotify) from the outer namespace, where it is not mounted, is that file again', TIMEOUT, async () => {
   const root = makeRoot();
   const dir = tempDir('mnt-nested');
   const run = new SubjectRun();
