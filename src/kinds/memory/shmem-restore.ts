@@ -19,7 +19,7 @@
  * letting later mappings find it by its inode.
  */
 import { readdirSync, statSync, ftruncateSync, fstatSync, openSync, closeSync } from 'node:fs';
-import { NR, fdOfTask, closeQuiet } from '../../sys/index.js';
+import { NR } from '../../sys/index.js';
 import type { MmEntry, PagemapEntry, VmaEntry } from '../../images/messages.js';
 import { stateKey, type RestoreContext, type RestoreTaskHandle } from '../types.js';
 import { VMA } from './vma.js';
@@ -120,10 +120,10 @@ export function isSharedAnonObject(ctx: RestoreContext, shmid: bigint): boolean 
 
 /**
  * An fd in the task on shared anonymous object `shmid`, opened with
- * `flags`, for a private mapping of it (one opened through map_files at
- * dump). If no task made the object yet it is made here, whole; the caller
- * then names its mapping as the one later tasks find it through
- * (noteSharedAnonMapping).
+ * `flags`, for a private mapping of it or an fd on it (opened through
+ * map_files at dump). If no task made the object yet it is made here,
+ * whole (at least `least` bytes), kept by that fd, and later tasks find it
+ * by its inode in this task (ownerPath).
  */
 export function openSharedAnon(t: RestoreTaskHandle, shmid: bigint, flags: number, ctx: RestoreContext, chain: ParentChain, least = 0n): number {
   const st = state(ctx);
@@ -132,12 +132,7 @@ export function openSharedAnon(t: RestoreTaskHandle, shmid: bigint, flags: numbe
   const { base, size } = makeObject(t, shmid, least, 3 /* RW */, 0, ctx, chain);
   const fd = openOursInTask(t, `/proc/${t.pid}/map_files/${base.toString(16)}-${(base + size).toString(16)}`, flags);
   t.syscall('munmap', NR.munmap, base, size); // the fd keeps the object
-  const ours = fdOfTask(t.pid, fd);
-  try {
-    st.made.set(shmid, { pid: t.pid, ino: fstatSync(ours).ino });
-  } finally {
-    closeQuiet(ours);
-  }
+  st.made.set(shmid, { pid: t.pid, ino: statSync(`/proc/${t.pid}/fd/${fd}`).ino });
   return fd;
 }
 
@@ -161,10 +156,11 @@ export function openSharedAnonFd(t: RestoreTaskHandle, shmid: bigint, flags: num
   return fd;
 }
 
-/** A mapping of object `shmid` later tasks can open it through, if none is known yet. */
+/** A mapping of object `shmid` later tasks can open it through, if none is known yet (or only its inode, which takes a search). */
 export function noteSharedAnonMapping(ctx: RestoreContext, shmid: bigint, pid: number, start: bigint, end: bigint): void {
   const { made } = state(ctx);
-  if (!made.has(shmid)) made.set(shmid, { pid, start, end });
+  const known = made.get(shmid);
+  if (known === undefined || !('start' in known)) made.set(shmid, { pid, start, end });
 }
 
 function objectPages(ctx: RestoreContext, shmid: bigint): { name: string; path: string | undefined; entries: PagemapEntry[] } {
