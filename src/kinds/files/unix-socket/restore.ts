@@ -16,11 +16,7 @@ import type { FileEntry, UnixSkEntry } from '../../../images/messages.js';
 import {
   NR, AF_UNIX, SOCK_DGRAM, SOL_SOCKET, closeQuiet, connect, openPathNoFollow, pidfdGetfd, pidfdOpen, setsockoptInt,
   shutdown, socket, AT_FDCWD, O_PATH, O_DIRECTORY, SO_SNDBUFFORCE, ENOENT, TCP_ESTABLISHED, TCP_LISTEN, ECONNREFUSED,
-<<<<<<< HEAD
-  O_CLOEXEC, RESOLVE, inNetNamespaceOf, openat2, openDir, asMappedIfNeeded,
-=======
-  O_CLOEXEC, RESOLVE, inNetNamespaceOf, openat2, openDir, fdOfTask,
->>>>>>> c33aa0b (unix sockets: a socket in flight inside its own queue that a task holds (zdtm scm06) is restored: file ids known before their kind dumps them, such queues sent once every task's fds exist with the very files; loops of files only in flight refused)
+  O_CLOEXEC, RESOLVE, inNetNamespaceOf, openat2, openDir, asMappedIfNeeded, fdOfTask,
 } from '../../../sys/index.js';
 import { stateKey, type RestoreContext, type RestoreTaskHandle } from '../../types.js';
 import { setStatusFlags } from '../pipe.js';
