@@ -270,7 +270,7 @@ export function isHiddenMount(ctx: DumpContext, mntId: number): boolean {
  * mounts). Empty when the tree is in criu-ts's own namespace.
  */
 export function treeMountNsTasks(ctx: DumpContext): number[] {
-  const st = ctx.memo(DUMP, (): DumpedNamespaces => ({ rootPid: 0, own: false, entries: new Map(), groups: new Map(), tarred: new Map(), ids: new Map(), mountIds: new Set(), hidden: new Set() }));
+  const st = ctx.memo(DUMP, (): DumpedNamespaces => ({ rootPid: 0, own: false, entries: new Map(), groups: new Map(), tarred: new Map(), ids: new Map(), mountIds: new Map(), hidden: new Set() }));
   return st.own ? [st.rootPid, ...st.entries.keys()] : [];
 }
 
