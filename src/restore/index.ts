@@ -38,7 +38,7 @@ import { finishGroupFiles } from './files.js';
 import { makeProgress } from '../progress.js';
 import { faultPoint } from '../fault.js';
 import { Guardian, guardian } from '../infect/guardian.js';
-import { LazyClient } from './lazy-pages.js';
+import { LazyClient } from './lazy-client.js';
 import { pidFreed, untilStopped, reapOrphans, killQuiet } from './lifetimes.js';
 import { makeZombies, consumeSignal } from './zombies.js';
 

@@ -1,6 +1,6 @@
 /**
- * The lazy-pages daemon (`criu-ts lazy-pages`) and the restore's end of it
- * (`restore --lazy-pages`). The restore maps each task's private anonymous
+ * The lazy-pages daemon (`criu-ts lazy-pages`); the restore's end of it
+ * (`restore --lazy-pages`) is lazy-client.ts. The restore maps each task's private anonymous
  * memory empty, registers it with a userfaultfd made inside the task
  * (kinds/memory/lazy.ts) and sends that fd here; the tasks run at once.
  * This daemon then:
@@ -28,26 +28,25 @@
 import { closeSync, openSync, readSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import {
-  PAGE_SIZE, UFFD_MSG_BYTES, accept4, bindUnix, closeQuiet, connectUnix, decodeUffdMsg, isSyscallError, listen,
-  pollFds, read, recvPacket, sendPacket, seqpacketSocket, uffdCopy, uffdZeropage, POLLIN, POLLHUP, POLLERR, EAGAIN,
-  EEXIST, ENOENT, ECONNREFUSED,
+  PAGE_SIZE, UFFD_MSG_BYTES, accept4, bindUnix, closeQuiet, decodeUffdMsg, isSyscallError, listen,
+  pollFds, read, recvPacket, seqpacketSocket, uffdCopy, uffdZeropage, POLLIN, POLLHUP, POLLERR, EAGAIN,
+  EEXIST,
 } from '../sys/index.js';
 import { CriuTsError } from '../errors.js';
 import { logger } from '../log.js';
 import { imageFile, imagePath, loadImage } from '../images/index.js';
 import { ParentChain } from '../kinds/memory/parent-images.js';
 import { pageSegments, SERVED } from '../kinds/memory/fill.js';
-import type { LazyRange, LazySink } from '../kinds/types.js';
+import type { LazyRange } from '../kinds/types.js';
 import { LazyWatchdog } from './lazy-watchdog.js';
 import { PageServerClient } from '../kinds/memory/page-server-client.js';
+import { LAZY_SOCKET } from './lazy-client.js';
 
 const log = logger('lazy-pages');
-export const LAZY_SOCKET = 'lazy-pages.socket';
 /** Pages copied on a fault: the faulting one and a few after it (sequential access is the common case). */
 const FAULT_PAGES = 16;
 const PUSH_BYTES = 256 << 10;
 const PS = BigInt(PAGE_SIZE);
-const RANGES_PER_PACKET = 1000;
 /**
  * CRIU_TS_LAZY_PUSH_AFTER_MS: start the background push only this long
  * after the restore is done (default 0). For tests and benchmarks that
@@ -378,57 +377,5 @@ export async function serveLazyPages(o: LazyPagesOptions): Promise<LazyPagesStat
     closeQuiet(lsk);
     remote?.abort();
     rmSync(sockPath, { force: true });
-  }
-}
-
-/** The restore's connection to the daemon (restore --lazy-pages). */
-export class LazyClient implements LazySink {
-  private constructor(private fd: number) {}
-
-  /** Connect to the daemon's socket in `workDir`, waiting up to `waitMs` for it to appear (it may still be starting). */
-  static async connect(workDir: string, waitMs = 5000): Promise<LazyClient> {
-    const path = join(workDir, LAZY_SOCKET);
-    const until = Date.now() + waitMs;
-    for (;;) {
-      const fd = seqpacketSocket();
-      try {
-        connectUnix(fd, path);
-        return new LazyClient(fd);
-      } catch (e) {
-        closeQuiet(fd);
-        const again = isSyscallError(e) && (e.errno === ENOENT || e.errno === ECONNREFUSED);
-        if (!again || Date.now() > until) {
-          throw new CriuTsError('EUSAGE', `--lazy-pages: no lazy-pages daemon at ${path} (start \`criu-ts lazy-pages -D DIR\` first): ${(e as Error).message}`, { path }, e);
-        }
-        await new Promise((r) => setTimeout(r, 20));
-      }
-    }
-  }
-
-  handOver(pid: number, imageId: number, uffd: number, ranges: readonly LazyRange[]): void {
-    try {
-      // A task with thousands of VMAs: its ranges go in several packets (a packet must fit the socket's buffer).
-      const hex = ranges.map((r) => [`0x${r.start.toString(16)}`, `0x${r.end.toString(16)}`]);
-      sendPacket(this.fd, Buffer.from(JSON.stringify({ pid, image: imageId, ranges: hex.slice(0, RANGES_PER_PACKET) })), [uffd]);
-      for (let i = RANGES_PER_PACKET; i < hex.length; i += RANGES_PER_PACKET) {
-        sendPacket(this.fd, Buffer.from(JSON.stringify({ pid, more: hex.slice(i, i + RANGES_PER_PACKET) })));
-      }
-    } catch (e) {
-      throw new CriuTsError('ERESTORE', `task ${pid}: the lazy-pages daemon is gone: ${(e as Error).message}`, { pid }, e);
-    } finally {
-      closeQuiet(uffd);
-    }
-  }
-
-  /** The tasks run (ok) or were killed: the daemon serves to the end, or gives up. */
-  finish(ok: boolean): void {
-    if (this.fd < 0) return;
-    try {
-      sendPacket(this.fd, Buffer.from(JSON.stringify({ done: ok })));
-    } catch {
-      // the daemon is gone: its watchdog handles the tasks
-    }
-    closeQuiet(this.fd);
-    this.fd = -1;
   }
 }
