@@ -117,10 +117,9 @@ async function destroy(c: Container): Promise<void> {
 const initCgroups = readFileSync('/proc/1/cgroup', 'utf8');
 
 after(async () => {
-  for (const c of made) {
-    await destroy(c);
-    removeDir(c.dir);
-  }
+  // Every container first: a lazy restore's state and pid file live in its source's dir.
+  for (const c of made) await destroy(c);
+  for (const c of made) removeDir(c.dir);
   for (const ns of netnses) run(['ip', 'netns', 'delete', ns]);
   releasePipes();
   assert.equal(readFileSync('/proc/1/cgroup', 'utf8'), initCgroups, 'the host\'s init was moved into another cgroup');
