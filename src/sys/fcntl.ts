@@ -40,3 +40,12 @@ export const SEEK_HOLE = 4;
 
 /** statfs f_type of a hugetlbfs mount */
 export const HUGETLBFS_MAGIC = 0x958458f6;
+
+/** File type bits of st_mode (sys/stat.h). */
+export const S_IFMT = 0o170000;
+export const S_IFDIR = 0o040000;
+export const S_IFREG = 0o100000;
+export const S_IFIFO = 0o010000;
+export const S_IFCHR = 0o020000;
+export const S_IFBLK = 0o060000;
+export const S_IFLNK = 0o120000;
