@@ -8,11 +8,12 @@
  * eth0=OUT@BRIDGE: the new peer is on the bridge and the subject answers
  * over the veth again. Its images: netdev-<ns>.img's VETH entry without
  * peer_nsid, read by crit-ts and by CRIU's crit. The --external and
- * --veth-pair forms are checked through the CLI parser and the API.
+ * --veth-pair forms are checked through the CLI parser and the API. A
+ * macvlan on a device of ours comes back with --external macvlan[IN]:OUTDEV.
  */
 import { before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { readdirSync, readlinkSync } from 'node:fs';
 import { connect } from 'node:net';
 import { join } from 'node:path';
@@ -136,4 +137,55 @@ test('--external veth[IN]:OUT[@BRIDGE], macvlan[IN]:OUTDEV and --veth-pair: read
   refused(['veth[eth0]:a/b'], 'EUSAGE', /is not an interface name/);
   refused(['veth[eth0]:a', 'veth[eth0]:b'], 'EUSAGE', /veth eth0 is given twice/);
   refused(['macvlan[mv0]:'], 'EUSAGE', /expected macvlan\[IN\]:OUTDEV/);
+});
+
+test('a macvlan on a device of ours: refused without --external macvlan[...], made again on it with its mode, ifindex and address', { timeout: 60_000 }, async () => {
+  const tag = String(process.pid % 10000);
+  const lower = `ctsm${tag}a`;
+  const child = spawn('unshare', ['--net', 'sleep', '60'], { stdio: 'ignore', detached: true });
+  const pid = child.pid as number;
+  child.unref();
+  const dir = tempDir('net-macvlan');
+  const ourNet = readlinkSync('/proc/self/ns/net');
+  const ip = (...args: string[]): string => execFileSync('ip', args, { encoding: 'utf8' });
+  const mv = (): Record<string, unknown> => {
+    const l = (JSON.parse(execFileSync('nsenter', ['-t', String(pid), '-n', 'ip', '-j', '-d', 'link', 'show', 'mv0'], { encoding: 'utf8' })) as Record<string, unknown>[])[0] as Record<string, unknown>;
+    const info = l['linkinfo'] as { info_kind: string; info_data: { mode: string } };
+    return { ifindex: l['ifindex'], address: l['address'], up: (l['flags'] as string[]).includes('UP'), kind: info.info_kind, mode: info.info_data.mode };
+  };
+  try {
+    for (let i = 0; i < 200; i++) {
+      try {
+        if (readlinkSync(`/proc/${pid}/exe`).endsWith('/sleep') && readlinkSync(`/proc/${pid}/ns/net`) !== ourNet) break;
+      } catch {
+        // not exec'd yet
+      }
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    ip('link', 'add', lower, 'type', 'veth', 'peer', 'name', `ctsm${tag}b`);
+    ip('link', 'set', lower, 'up');
+    ip('link', 'add', 'link', lower, 'name', 'mv0', 'index', '17', 'netns', String(pid), 'type', 'macvlan', 'mode', 'private');
+    execFileSync('nsenter', ['-t', String(pid), '-n', 'ip', 'link', 'set', 'mv0', 'up']);
+    const before = mv();
+    assert.deepEqual([before['ifindex'], before['kind'], before['mode'], before['up']], [17, 'macvlan', 'private', true]);
+    await dump({ pid, imagesDir: dir, progress: false });
+    assert.deepEqual(await waitTreeGone(dir), []);
+    await assert.rejects(restore({ imagesDir: dir, progress: false }), (e: unknown) => {
+      assert.ok(isCriuTsError(e), String(e));
+      assert.match(e.message, /device mv0 \(macvlan\): name the device it sits on with --external macvlan\[mv0\]:OUTDEV$/);
+      return true;
+    });
+    await restore({ imagesDir: dir, progress: false, external: [`macvlan[mv0]:${lower}`] });
+    assert.ok(isAlive(pid));
+    assert.deepEqual(mv(), before);
+  } finally {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // gone
+    }
+    await killAndWait(pid);
+    spawnSync('ip', ['link', 'del', lower]);
+    removeDir(dir);
+  }
 });
