@@ -4,7 +4,7 @@
  * pass finds no new thread or child (a task may fork or clone while we are
  * stopping its relatives). Zombies cannot be seized and are recorded as such.
  */
-import { listThreads, listChildren, parseStat } from '../proc/index.js';
+import { listThreads, listChildren, parseStat, parseStatus } from '../proc/index.js';
 import { Tracee, collectExit } from '../infect/tracee.js';
 import { isSyscallError, ESRCH, EPERM, __WALL, WNOHANG, NR, sleepMs, waitPid } from '../sys/index.js';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
@@ -55,6 +55,29 @@ function exitedMeanwhile(node: TaskNode, tid: number): boolean {
   return true;
 }
 
+/**
+ * EPERM from PTRACE_SEIZE of a live thread: most often another tracer (a
+ * debugger, strace) holds it; a task has one tracer at a time, and CRIU
+ * refuses such a task too. Say who, rather than a bare errno.
+ */
+function refuseTraced(node: TaskNode, tid: number, cause: unknown): void {
+  let tracer = 0;
+  try {
+    tracer = parseStatus(node.pid, tid).tracerPid;
+  } catch {
+    return; // gone: the caller's error stands
+  }
+  if (tracer === 0) return;
+  let who = '';
+  try {
+    who = ` (${readFileSync(`/proc/${tracer}/comm`, 'latin1').trim()})`;
+  } catch {
+    // the tracer's name is a courtesy
+  }
+  const what = tid === node.pid ? `task ${node.pid}` : `task ${node.pid} thread ${tid}`;
+  throw new CriuTsError('EDUMP', `${what} is traced by ${tracer}${who}: a task being traced cannot be dumped; detach the tracer first`, { pid: node.pid, tid, tracer }, cause);
+}
+
 export function seizeTree(rootPid: number, timeoutMs: number, freezeCgroup?: string): SeizedTree {
   const byPid = new Map<number, TaskNode>();
   const tasks: TaskNode[] = [];
@@ -89,6 +112,7 @@ export function seizeTree(rootPid: number, timeoutMs: number, freezeCgroup?: str
             // A process that died between listing and seizing is a zombie now (its parent,
             // seized, cannot reap it): dumped as one. A dying thread other than the leader is gone.
             if (isSyscallError(e, EPERM) && exitedMeanwhile(node, tid)) continue;
+            if (isSyscallError(e, EPERM)) refuseTraced(node, tid, e);
             throw e;
           }
         }

@@ -4,7 +4,8 @@
  * exactly as before, which the subject proves by still PASSing when it is
  * terminated (counter still moving by +1, memory intact). Covers an
  * unusable images dir, a dir that fills up mid-dump, fds of kinds we cannot
- * dump, threads exiting under the dump, and the task killed mid-dump.
+ * dump, threads exiting under the dump, the task killed mid-dump, and a
+ * task another tracer holds.
  */
 import { test } from 'node:test';
 import type { TestContext } from 'node:test';
@@ -15,6 +16,7 @@ import { join } from 'node:path';
 import { isAlive, startSubject } from '../lib/subjects.js';
 import type { Subject } from '../lib/subjects.js';
 import { runCli } from '../lib/run.js';
+import { Tracee } from '../../src/infect/tracee.js';
 import type { CliResult } from '../lib/run.js';
 import {
   fdTarget, killAndWait, removeDir, sleep, strayStubs, tempDir, waitFor, waitGone, useE2eHarness,
@@ -171,4 +173,18 @@ test('task killed mid-dump: the dump fails with one line, never hangs, leaves no
     });
   }
   assert.ok(await waitFor(() => strayStubs().length === 0, 5000), 'nothing left behind');
+});
+
+test('a task another tracer holds (a debugger, strace): refused in one line naming the tracer, task unharmed', { timeout: 60_000 }, async () => {
+  await withSubject('counter-loop', [], false, async (s, work) => {
+    // This test process is the other tracer (it holds the task stopped): a task has one tracer at a time.
+    const t = Tracee.seize(s.pid);
+    try {
+      const r = await runCli('criu-ts', ['dump', '-t', String(s.pid), '-D', work], { timeoutMs: 30_000 });
+      oneLineFailure(r, new RegExp(`^Error \\(criu-ts\\): task ${s.pid} is traced by ${process.pid} \\(node\\): a task being traced cannot be dumped`));
+    } finally {
+      t.detach();
+    }
+    await unharmed(s);
+  });
 });
