@@ -5,8 +5,9 @@
  * contents in pagemap-shmem-<shmid>.img + pages-N.img, as CRIU 4.2 writes
  * them (pagemap entries hold offsets into the file).
  *
- * Dump reads the contents through our pidfd_getfd copy of the fd, data
- * runs only (SEEK_DATA/SEEK_HOLE), and never touches the task. Restore
+ * Dump reads the contents through a read-only open of its own (the
+ * task's description keeps its offset), data runs only (SEEK_DATA/
+ * SEEK_HOLE), and never touches the task. Restore
  * creates the memfd with memfd_create in the task, fills it from our side
  * through a pidfd_getfd copy (size, contents, owner, mode), then adds the
  * seals. Another open file description of the same inode (an open of
@@ -24,7 +25,7 @@
  */
 import { type Stats, statfsSync, fchmodSync, fchownSync, fstatSync, ftruncateSync, readdirSync, readSync, statSync, writeSync, readlinkSync, openSync, closeSync } from 'node:fs';
 import {
-  NR, fcntl, PROT_READ, PROT_WRITE, MAP_SHARED, lseek, pidfdGetfd, pidfdOpen, closeQuiet, O_RDWR, O_WRONLY, O_ACCMODE, SEEK_SET, SEEK_DATA, SEEK_HOLE,
+  NR, fcntl, PROT_READ, PROT_WRITE, MAP_SHARED, lseek, pidfdGetfd, pidfdOpen, closeQuiet, O_RDWR, SEEK_SET, SEEK_DATA, SEEK_HOLE,
   AT_FDCWD, PAGE_SIZE, HUGETLBFS_MAGIC, O_CLOEXEC, O_LARGEFILE, shmemDev,
 } from '../../sys/index.js';
 import { isSharedAnonObject, openSharedAnonFd } from '../memory/shmem-restore.js';
@@ -92,12 +93,14 @@ export const memfdKind: FileKind = {
   type: 'MEMFD',
   detect: (p: FdProbe) => (p.link.startsWith(MEMFD_PREFIX) && p.stat.isFile()) || isSharedAnonFd(p),
   dump(p: FdProbe, id: number, ctx: DumpContext): FileEntry {
-    // A write-only description cannot be read: read the inode through a read-only open of our own.
-    const readable = (p.fdinfo.flags & O_ACCMODE) !== O_WRONLY;
+    // The inode is read through a read-only open of our own: the task's
+    // description may be write-only, and its offset is the task's (the
+    // SEEK_DATA/SEEK_HOLE walk would move it; a dump with -R or a
+    // pre-dump leaves the task running with it).
     const inodeId = inodeIdOf(
       ctx,
       { pid: p.pid, what: `fd ${p.fd}`, link: p.link, stat: p.stat, fd: p.localFd },
-      () => (readable ? p.localFd : openSync(`/proc/${p.pid}/fd/${p.fd}`, 'r')),
+      () => openSync(`/proc/${p.pid}/fd/${p.fd}`, 'r'),
     );
     const memfd: MemfdFileEntry = { id, flags: p.fdinfo.flags & ~O_CLOEXEC, pos: p.fdinfo.pos, fown: NO_FOWN, inode_id: inodeId };
     return { type: 'MEMFD', id, memfd };

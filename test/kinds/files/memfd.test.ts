@@ -8,6 +8,9 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { readImage } from '../../../src/images/index.js';
 import type { MemfdInodeEntry, PagemapEntry } from '../../../src/images/messages.js';
+import { dump } from '../../../src/api/index.js';
+import { startSubject, type Subject } from '../../lib/subjects.js';
+import { removeDir, tempDir, killSubject } from '../../lib/harness.js';
 import { fileEntries, roundTrip, sameAsCrit, sameAsCritWithout, setUpRunner, STEP_TIMEOUT_MS } from './round-trip.js';
 
 before(setUpRunner);
@@ -36,4 +39,20 @@ test('memfd: inodes, contents with holes, seals, shared inode', { timeout: STEP_
       sameAsCritWithout(dir, 'memfd.img', ['mode']);
     },
   });
+});
+
+test('memfd: a dump that leaves the task running keeps its offsets (the contents are read through our own open)', { timeout: STEP_TIMEOUT_MS }, async () => {
+  // The SEEK_DATA/SEEK_HOLE walk over the contents moved the offset of the
+  // description the task shares with pidfd_getfd (zdtm memfd00 --snaps).
+  const dir = tempDir('kind-memfd-running');
+  let s: Subject | undefined;
+  try {
+    s = await startSubject('memfd', []);
+    await dump({ pid: s.pid, imagesDir: dir, progress: false, leaveRunning: true });
+    const res = await s.terminateAndResult(30_000);
+    assert.ok(res.ok, res.text);
+  } finally {
+    await killSubject(s);
+    removeDir(dir);
+  }
 });
