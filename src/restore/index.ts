@@ -106,7 +106,7 @@ async function restoreLoaded(
     // A task born in a new pid namespace takes its pid there: nothing in ours to check.
     if (n.inNewPidNs) continue;
     for (const tid of n.images?.pstree.threads ?? [n.pid]) {
-      if (tid !== 0 && !(await pidFreed(tid))) throw new CriuTsError('EBUSY', `pid ${tid} is already in use`, { pid: tid });
+      if (tid !== 0 && !(await pidFreed(tid))) throw pidInUse(n, tid, plan.nodes);
     }
   }
   const progress = makeProgress('restore', opts.progress);
@@ -266,4 +266,19 @@ async function restoreLoaded(
   writeRestoreStats(opts.workDir ?? dir, stats);
   log.info(`restored ${pids.length} task(s), root ${root}`);
   return { pid: root, pids, stats };
+}
+
+/**
+ * A pid the restore needs is taken. When it is the pid of a session or
+ * group leader outside the dump (the plan's helper stands in for it), say
+ * so: most often the dump was of a shell's job whose shell still runs, and
+ * --shell-job (the tree joins criu-ts's session and group) is the answer.
+ */
+function pidInUse(n: RestoreNode, tid: number, nodes: readonly RestoreNode[]): CriuTsError {
+  if (n.helper) {
+    const who = nodes.find((m) => !m.helper && (m.sid === tid || m.pgid === tid));
+    const what = who === undefined ? `group or session ${tid}` : `task ${who.pid}'s ${who.sid === tid ? 'session' : 'process group'} ${tid}`;
+    return new CriuTsError('EBUSY', `${what} has its leader outside the dump and pid ${tid} is in use here: restore with --shell-job to put the tree in criu-ts's session and group instead`, { pid: tid });
+  }
+  return new CriuTsError('EBUSY', `pid ${tid} is already in use`, { pid: tid });
 }

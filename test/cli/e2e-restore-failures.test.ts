@@ -3,7 +3,9 @@
  * (exit 1, no stack), no process with the dumped pid that we created, no
  * restore stub (`sleep 1000000`) left over. Cases: the pid is taken (a
  * second restore of the same images), a truncated pages image, a corrupted
- * mm image, and a regular file the task had open that is gone.
+ * mm image, a regular file the task had open that is gone, and a session
+ * whose leader is outside the dump and alive (a shell's job dumped without
+ * --shell-job).
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -13,6 +15,7 @@ import { isAlive, startSubject } from '../lib/subjects.js';
 import type { Subject } from '../lib/subjects.js';
 import { runCli } from '../lib/run.js';
 import type { CliResult } from '../lib/run.js';
+import { readImage, writeImage } from '../../src/images/index.js';
 import { childrenOfUs, killAndWait, removeDir, strayStubs, tempDir, waitGone, useE2eHarness } from '../e2e/helpers.js';
 
 useE2eHarness();
@@ -63,10 +66,10 @@ async function nothingLeft(pid: number, childrenBefore: number[]): Promise<void>
   assert.deepEqual(strayStubs(), [], 'restore stub left behind');
 }
 
-async function failingRestore(dir: string, re: RegExp): Promise<void> {
+async function failingRestore(dir: string, re: RegExp, extra: readonly string[] = []): Promise<void> {
   const pid = s?.pid ?? 0;
   const before = childrenOfUs();
-  const r = await runCli('criu-ts', ['restore', '-D', dir, '-d', '--pidfile', 'root.pid', '-o', 'restore.log']);
+  const r = await runCli('criu-ts', ['restore', '-D', dir, '-d', '--pidfile', 'root.pid', '-o', 'restore.log', ...extra]);
   oneLineFailure(r, re);
   await nothingLeft(pid, before);
   assert.ok(!existsSync(join(dir, 'root.pid')), 'no pidfile for a failed restore');
@@ -97,6 +100,17 @@ test('a regular file the task had open is gone: restore fails naming it, nothing
   } finally {
     renameSync(`${data}.away`, data);
   }
+});
+
+test('a session whose leader is outside the dump and alive: the message says --shell-job, nothing left', { timeout: 60_000 }, async () => {
+  const dir = copyOf('outside-session');
+  // As a shell's job dumped without --shell-job: its session is the shell's (here: this test process's pid, alive).
+  const file = join(dir, 'pstree.img');
+  const img = readImage(file);
+  for (const e of img.entries) e['sid'] = process.pid;
+  writeImage(file, img.kind.name, img.entries, img.extras);
+  // The edit is ours: past the checksum check.
+  await failingRestore(dir, new RegExp(`^Error \\(criu-ts\\): task ${s?.pid ?? 0}'s session ${process.pid} has its leader outside the dump and pid ${process.pid} is in use here: restore with --shell-job`), ['--skip-checksums']);
 });
 
 test('pid already taken (second restore of the same images): fails, the first stays unharmed', { timeout: 60_000 }, async () => {
