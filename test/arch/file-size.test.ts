@@ -16,8 +16,6 @@ const LIMIT = 400;
 /** Files of src/ allowed over LIMIT, with why. */
 const OVER: Readonly<Record<string, string>> = {
   'images/messages.ts': 'generated from the schemas by `npm run gen:types`, never edited by hand',
-  'kinds/memory/dump.ts': 'the VMA walk and the page writer of one address space; kinds/memory is being reworked for lazy pages',
-  'kinds/files/unix-socket/restore.ts': 'unix socket restore (bind, connect, queues, in-flight fds); to split by socket state',
 };
 
 

@@ -23,15 +23,17 @@
  * refused with EUNSUPPORTED; zero-page detection is not done (such pages
  * are written as zeros).
  */
-import { statSync, openSync, closeSync } from 'node:fs';
+import { statSync } from 'node:fs';
 import { parseSmaps, mapFilesPath, PagemapReader, type SmapsEntry } from '../../proc/index.js';
-import { PAGE_SIZE, lseek, isSyscallError } from '../../sys/index.js';
+import { PAGE_SIZE } from '../../sys/index.js';
 import { CriuTsError } from '../../errors.js';
 import type { AioRingEntry, VmaEntry, PagemapEntry } from '../../images/messages.js';
 import type { PageServerClient } from './page-server-client.js';
 import { dumpAioRing, isAioRing } from './aio.js';
 import { dumpGuardRegions } from './guard.js';
-import { hugePageSize, hugetlbDataRanges, hugetlbFlags, hugetlbKb, isAnonHugetlb, isHugetlb } from './hugetlb.js';
+import { hugetlbFlags, hugetlbKb, isAnonHugetlb, isHugetlb } from './hugetlb.js';
+import { forEachRun, forEachSharing } from './pagemap-runs.js';
+import { dumpShmem, type ShmemDumpContext, type ShmemPages } from './shmem-dump.js';
 import { PagesWriter, type PageSink } from './pages-writer.js';
 import { isLazyVma } from './lazy.js';
 import { DeferredPages, type CopiedPages } from './deferred-pages.js';
@@ -39,10 +41,10 @@ import { PE_LAZY, PE_PRESENT } from '../../images/flags.js';
 import { clip, subtract, splitBy, type Range } from './ranges.js';
 import { VMA, classifyVma, madvOf, type VmaKind } from './vma.js';
 import { MAP_PRIVATE, MAP_SHARED, MAP_ANONYMOUS, MAP_GROWSDOWN, MAP_NORESERVE, MAP_LOCKED, MAP_DROPPABLE } from '../../sys/mman.js';
-import { O_RDONLY, O_RDWR, SEEK_DATA, SEEK_HOLE } from '../../sys/fcntl.js';
+import { O_RDONLY, O_RDWR } from '../../sys/fcntl.js';
 import { imagePath } from '../../images/index.js';
 
-export interface MemoryDumpContext {
+export interface MemoryDumpContext extends ShmemDumpContext {
   pid: number;
   /** the id its pagemap image is named by: the pid the tree sees (its own pid namespace's); default pid */
   imageId?: number;
@@ -120,7 +122,7 @@ export interface MemoryDump {
   /** private VMAs whose pages were dumped (what a tracker should cover) */
   privateRanges: Range[];
   /** pagemap-shmem images to write: shmid → entries and pages id */
-  shmem: { shmid: bigint; pagesId: number; entries: PagemapEntry[] }[];
+  shmem: ShmemPages[];
   /** deferReads: copy the planned pages now (the tree runs); `pagemap` and the page counts above are then the plan's */
   copy?: () => CopiedPages;
 }
@@ -335,157 +337,6 @@ export function dumpMemory(ctx: MemoryDumpContext): MemoryDump {
     vmas, aios, pagemap: writer.entries, pagesId, pagesScanned: scanned, pagesWritten: writer.pagesWritten, pagesLazy: writer instanceof PagesWriter ? writer.pagesLazy : 0, pagesSkippedParent: skippedParent, privateRanges, shmem,
     ...(deferred ? { copy: () => deferred.replay(new PagesWriter(ctx.dir, pagesId, pid, ctx.onBytes, deferred.bytes, remote)) } : {}),
   };
-}
-
-// pagemap flags live in the high 32 bits of each entry (little-endian: odd
-// words): testing them as plain numbers avoids a BigInt per page.
-const PM_HI_PRESENT = 0x80000000; // bit 63
-const PM_HI_SWAP = 0x40000000; // bit 62
-const PM_HI_FILE = 0x20000000; // bit 61
-
-/**
- * Which bits say "this page holds data". A swap entry counts only where
- * smaps says the VMA has swap: a userfaultfd write-protect marker on a page
- * never touched reads as a swap entry too (measured on 6.18), and must not
- * be read in (it is an empty page).
- */
-function dataMask(hasSwap: boolean): number {
-  return hasSwap ? PM_HI_PRESENT | PM_HI_SWAP : PM_HI_PRESENT;
-}
-
-/** Calls fn(firstIndex, count) for each run of pages to dump. */
-function forEachRun(pm: BigUint64Array, anonOnly: boolean, hasSwap: boolean, fn: (first: number, count: number) => void): void {
-  const hi = new Uint32Array(pm.buffer, pm.byteOffset, pm.length * 2);
-  const mask = dataMask(hasSwap);
-  let runStart = -1;
-  for (let i = 0; i < pm.length; i++) {
-    const h = hi[i * 2 + 1] as number;
-    const take = (h & mask) !== 0 && !(anonOnly && (h & PM_HI_FILE) !== 0);
-    if (take) {
-      if (runStart < 0) runStart = i;
-    } else if (runStart >= 0) {
-      fn(runStart, i - runStart);
-      runStart = -1;
-    }
-  }
-  if (runStart >= 0) fn(runStart, pm.length - runStart);
-}
-
-const PM_HI_EXCLUSIVE = 0x01000000; // bit 56: mapped by this process only
-
-/** Cut pm[first, first+count) into runs of pages mapped by this process only and pages shared with another. */
-function forEachSharing(pm: BigUint64Array, first: number, count: number, fn: (at: number, n: number, shared: boolean) => void): void {
-  const hi = new Uint32Array(pm.buffer, pm.byteOffset, pm.length * 2);
-  // A swapped page has no "exclusive" bit: reading it in is no pin of a shared page.
-  const sharedAt = (i: number): boolean => {
-    const h = hi[i * 2 + 1] as number;
-    return (h & PM_HI_PRESENT) !== 0 && (h & PM_HI_EXCLUSIVE) === 0;
-  };
-  let runStart = first;
-  let runShared = sharedAt(first);
-  for (let i = first + 1; i < first + count; i++) {
-    const sh = sharedAt(i);
-    if (sh === runShared) continue;
-    fn(runStart, i - runStart, runShared);
-    runStart = i;
-    runShared = sh;
-  }
-  fn(runStart, first + count - runStart, runShared);
-}
-
-/**
- * The pages of a shared anonymous object, from this task's window of it.
- * Which pages hold data is asked of the object itself (SEEK_DATA/SEEK_HOLE
- * on its /proc/PID/map_files entry), not of this task's page tables: pages
- * only another task touched are there too. They are then read through the
- * task's mapping. Falls back to the task's pagemap where the object cannot
- * be opened.
- */
-function dumpShmem(ctx: MemoryDumpContext, reader: PagemapReader, v: SmapsEntry): MemoryDump['shmem'][number] {
-  const pagesId = ctx.nextPagesId();
-  const base = v.start - v.pgoff;
-  const remote = ctx.pageServer ? { client: ctx.pageServer, target: { type: 'shmem' as const, id: Number(v.inode) }, bias: base } : undefined;
-  const w = new PagesWriter(ctx.dir, pagesId, ctx.pid, ctx.onBytes, Number(v.end - v.start), remote);
-  try {
-    const path = mapFilesPath(ctx.pid, v.start, v.end);
-    // The whole object, not only this task's window: other windows (other
-    // tasks', or ones this task unmapped since) hold data of it too.
-    const lo = 0n;
-    const hi = objectSize(path) ?? v.pgoff + (v.end - v.start);
-    let ranges: [bigint, bigint][] | undefined;
-    if (isHugetlb(v)) {
-      // Huge pages this task maps, or that hold data (read without allocating any).
-      const pm = reader.read(v.start, v.end);
-      const mapped = (off: bigint): boolean => ((pm[Number((base + off - v.start) / BigInt(PAGE_SIZE))] ?? 0n) >> 63n) === 1n;
-      ranges = hugetlbDataRanges(path, lo, hi, hugePageSize(v), mapped);
-    } else {
-      ranges = dataRanges(path, lo, hi);
-    }
-    if (ranges) {
-      // Read from the object itself: windows this task does not map are in it too.
-      const fd = openSync(path, 'r');
-      try {
-        for (const [from, to] of ranges) {
-          w.breakRun();
-          w.addFromFile(fd, from, base + from, Number((to - from) / BigInt(PAGE_SIZE)), PE_PRESENT);
-        }
-      } finally {
-        closeSync(fd);
-      }
-    } else {
-      const pm = reader.read(v.start, v.end);
-      forEachRun(pm, false, v.swapKb > 0, (first, count) => {
-        w.add(v.start + BigInt(first * PAGE_SIZE), count, PE_PRESENT, !v.prot.read);
-      });
-    }
-    // Entries of a shmem pagemap are offsets into the object, like CRIU's.
-    for (const e of w.entries) e.vaddr -= base;
-  } finally {
-    w.close();
-  }
-  return { shmid: v.inode, pagesId, entries: w.entries };
-}
-
-function objectSize(path: string): bigint | undefined {
-  try {
-    return BigInt(statSync(path).size);
-  } catch {
-    return undefined;
-  }
-}
-
-
-/** Page-aligned [from, to) ranges of `path` between lo and hi that hold data; undefined if it cannot be asked. */
-export function dataRanges(path: string, lo: bigint, hi: bigint): [bigint, bigint][] | undefined {
-  let fd: number;
-  try {
-    fd = openSync(path, 'r');
-  } catch {
-    return undefined;
-  }
-  try {
-    const out: [bigint, bigint][] = [];
-    let off = lo;
-    while (off < hi) {
-      let data: bigint;
-      try {
-        data = BigInt(lseek(fd, off, SEEK_DATA));
-      } catch (e) {
-        if (isSyscallError(e, 6 /* ENXIO: no data after off */)) break;
-        return undefined;
-      }
-      if (data >= hi) break;
-      const hole = BigInt(lseek(fd, data, SEEK_HOLE));
-      const page = BigInt(PAGE_SIZE);
-      const from = (data / page) * page;
-      const to = hole > hi ? hi : ((hole + page - 1n) / page) * page;
-      if (to > from) out.push([from, to]);
-      off = to;
-    }
-    return out;
-  } finally {
-    closeSync(fd);
-  }
 }
 
 function isCharDevice(path: string): boolean {

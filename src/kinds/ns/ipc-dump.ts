@@ -17,7 +17,7 @@ import type { IpcDescEntry, IpcMsgEntry, IpcSemEntry, IpcShmEntry, PagemapEntry 
 import {
   PAGE_SIZE, SHM_HUGETLB, SHM_HUGE_SHIFT, SHM_RDONLY, listMsg, listSem, listShm, msgCopy, semGetAll, shmAttach, shmDetach, type IpcPerm,
 } from '../../sys/index.js';
-import { dataRanges } from '../memory/dump.js';
+import { dataRanges } from '../memory/shmem-dump.js';
 import { hugetlbDataRanges } from '../memory/hugetlb.js';
 import { PagesWriter } from '../memory/pages-writer.js';
 import { PE_PRESENT } from '../../images/flags.js';
