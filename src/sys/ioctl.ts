@@ -4,3 +4,5 @@
 export const FIONREAD = 0x541b;
 /** a socket's receive queue length (FIONREAD under its socket name) */
 export const SIOCINQ = 0x541b;
+/** SIOCUNIXFILE (SIOCPROTOPRIVATE + 0): an O_PATH fd of the file a unix socket is bound to (ENOENT: unbound or abstract) */
+export const SIOCUNIXFILE = 0x89e0;

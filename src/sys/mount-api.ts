@@ -43,7 +43,7 @@ export function detachedMount(fstype: string, strings: Readonly<Record<string, s
   }
 }
 
-const OPEN_TREE_CLONE = 1;
+export const OPEN_TREE_CLONE = 1;
 const OPEN_TREE_CLOEXEC = 0o2000000;
 const AT_RECURSIVE = 0x8000;
 

@@ -8,6 +8,7 @@ import { ENOENT } from './errno.js';
 import { O_CLOEXEC } from './fcntl.js';
 import { AF_UNIX, AF_INET, AF_INET6, SOCK_STREAM } from './socket.js';
 import { ioctlTry, closeQuiet } from './process.js';
+import { SIOCUNIXFILE } from './ioctl.js';
 import { yes, no, errnoReason, type ProbeResult } from './probe-result.js';
 
 /** Run fn on a fresh socket of ours. */
@@ -34,7 +35,7 @@ export function probeSkNs(): ProbeResult {
 /** SIOCUNIXFILE: an unbound socket answers ENOENT when the ioctl exists. */
 export function probeUnixFile(): ProbeResult {
   return withSocket(AF_UNIX, SOCK_STREAM, (fd) => {
-    const r = ioctlTry(fd, 0x89e0);
+    const r = ioctlTry(fd, SIOCUNIXFILE);
     if (r >= 0) closeQuiet(r);
     return r >= 0 || r === -ENOENT ? yes : no(errnoReason('SIOCUNIXFILE', r));
   });

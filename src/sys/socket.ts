@@ -7,6 +7,8 @@ import { sys, sysTry, addr } from './libc.js';
 import { NR } from './nr.js';
 import { SyscallError } from './error.js';
 import { closeQuiet } from './process.js';
+import { ENOENT } from './errno.js';
+import { SIOCUNIXFILE } from './ioctl.js';
 
 export const AF_UNIX = 1;
 export const AF_INET = 2;
@@ -320,4 +322,17 @@ export function getsockoptLen(fd: number, level: number, name: number, out: Buff
   l.writeUInt32LE(len, 0);
   sys('getsockopt', NR.getsockopt, undefined, fd, level, name, out ? addr(out) : 0, addr(l));
   return l.readUInt32LE(0);
+}
+
+/**
+ * The file a unix socket is bound to, as an O_PATH fd of ours
+ * (SIOCUNIXFILE): the very inode and mount it was bound on, reached even
+ * when its name has been unlinked or another mount covers it. Undefined
+ * for a socket with no file (unbound, abstract).
+ */
+export function unixSocketFile(fd: number): number | undefined {
+  const r = sysTry(NR.ioctl, fd, SIOCUNIXFILE, 0);
+  if (r === -ENOENT) return undefined;
+  if (r < 0) throw new SyscallError('ioctl(SIOCUNIXFILE)', -r);
+  return r;
 }

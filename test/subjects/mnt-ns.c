@@ -61,6 +61,14 @@
  * /gf: binds of a directory and of a file of the root's filesystem,
  * removed after (the binds stay, on their removed sources); after
  * SIGTERM /gf reads as before and the sources are still gone.
+ * --overmount-sock 1: in /os (a directory of the root's filesystem) a
+ * listener bound to "/os/listen" with a connection accepted (its client
+ * connected to it) and one still waiting in its queue, a datagram socket
+ * bound to the relative name "os/dgram" (from /) with a message queued and
+ * a client connected to it; then a tmpfs is mounted on /os, covering every
+ * name. After SIGTERM the names are the sockets' own, the connections and
+ * the message came back, the tmpfs over /os can be unmounted (no socket
+ * holds it) and the names reach the sockets again by path.
  * --pty 1: /dev/ptmx is a symlink to pts/ptmx (as runc makes it), and the
  * subject opens a pty pair of its devpts, takes the slave as controlling
  * terminal, sets a window size, gives the slave an owner and leaves a line
@@ -75,6 +83,7 @@
 #include <fcntl.h>
 #include <sched.h>
 #include <stdio.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -82,7 +91,9 @@
 #include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <signal.h>
 #include <termios.h>
@@ -235,6 +246,101 @@ static void check_overmounts(void)
 	read_text("/o2/in/file", DEEP_TEXT);
 }
 
+/* Sockets bound under /os, then covered by a tmpfs on /os (--overmount-sock). */
+struct os_socks {
+	int listener, accepted, client, waiting, dgram, dclient;
+};
+
+static struct sockaddr_un unix_addr(const char *name, socklen_t *len)
+{
+	struct sockaddr_un a = { .sun_family = AF_UNIX };
+	strncpy(a.sun_path, name, sizeof(a.sun_path) - 1);
+	*len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + strlen(name) + 1);
+	return a;
+}
+
+static int unix_sock(int type, const char *bind_to, const char *connect_to)
+{
+	socklen_t len;
+	int fd = socket(AF_UNIX, type, 0);
+	must(fd >= 0, "socket");
+	if (bind_to != NULL) {
+		struct sockaddr_un a = unix_addr(bind_to, &len);
+		must(bind(fd, (struct sockaddr *)&a, len) == 0, "bind under /os");
+	}
+	if (connect_to != NULL) {
+		struct sockaddr_un a = unix_addr(connect_to, &len);
+		must(connect(fd, (struct sockaddr *)&a, len) == 0, "connect under /os");
+	}
+	return fd;
+}
+
+static struct os_socks make_overmount_socks(void)
+{
+	struct os_socks s;
+	must(mkdir("/os", 0755) == 0 || errno == EEXIST, "mkdir /os");
+	s.listener = unix_sock(SOCK_STREAM, "/os/listen", NULL);
+	must(listen(s.listener, 4) == 0, "listen");
+	s.client = unix_sock(SOCK_STREAM, NULL, "/os/listen");
+	s.accepted = accept(s.listener, NULL, NULL);
+	must(s.accepted >= 0, "accept");
+	s.waiting = unix_sock(SOCK_STREAM, NULL, "/os/listen");
+	must(chdir("/") == 0, "chdir /");
+	s.dgram = unix_sock(SOCK_DGRAM, "os/dgram", NULL);
+	s.dclient = unix_sock(SOCK_DGRAM, NULL, "os/dgram");
+	must(send(s.dclient, "queued", 6, 0) == 6, "send to os/dgram");
+	must(mount("os-cover", "/os", "tmpfs", 0, "size=1m") == 0, "mount a tmpfs on /os");
+	return s;
+}
+
+static void own_name(int fd, const char *name)
+{
+	struct sockaddr_un a;
+	socklen_t len = sizeof(a);
+	if (getsockname(fd, (struct sockaddr *)&a, &len) != 0 || strcmp(a.sun_path, name) != 0)
+		subject_fail("a socket bound to %s reports another name", name);
+}
+
+/* Bytes from `a` arrive at `b`. */
+static void flows(int a, int b, const char *what)
+{
+	char buf[16] = { 0 };
+	if (write(a, "ping", 4) != 4 || read(b, buf, sizeof(buf)) != 4 || memcmp(buf, "ping", 4) != 0)
+		subject_fail("%s: no bytes flow", what);
+}
+
+static void check_overmount_socks(struct os_socks s)
+{
+	char buf[16] = { 0 };
+	own_name(s.listener, "/os/listen");
+	own_name(s.dgram, "os/dgram");
+	flows(s.client, s.accepted, "the accepted connection");
+	flows(s.accepted, s.client, "the accepted connection, back");
+	int late = accept(s.listener, NULL, NULL);
+	if (late < 0)
+		subject_fail("the connection waiting under the cover is gone: %s", strerror(errno));
+	flows(s.waiting, late, "the connection accepted after restore");
+	if (recv(s.dgram, buf, sizeof(buf), MSG_DONTWAIT) != 6 || memcmp(buf, "queued", 6) != 0)
+		subject_fail("the message queued on os/dgram is lost");
+	flows(s.dclient, s.dgram, "the datagram client");
+	if (access("/os/listen", F_OK) == 0)
+		subject_fail("/os/listen shows through the tmpfs over /os");
+	if (umount2("/os", 0) != 0)
+		subject_fail("unmount the tmpfs over /os: %s", strerror(errno));
+	struct stat st;
+	if (stat("/os/listen", &st) != 0 || !S_ISSOCK(st.st_mode) || stat("/os/dgram", &st) != 0 || !S_ISSOCK(st.st_mode))
+		subject_fail("the sockets' names under /os are not sockets once the tmpfs is gone");
+	int again = unix_sock(SOCK_STREAM, NULL, "/os/listen");
+	int acc = accept(s.listener, NULL, NULL);
+	if (acc < 0)
+		subject_fail("a connection by name to /os/listen is not accepted");
+	flows(again, acc, "a connection made by name after restore");
+	int d = unix_sock(SOCK_DGRAM, NULL, "/os/dgram");
+	flows(d, s.dgram, "a datagram sent by name after restore");
+	unlink("/os/listen");
+	unlink("/os/dgram");
+}
+
 /* The child: build the tree under root, pivot into it, exec the subject. */
 static void build(const char *root, const char *out, int ready_fd, int maps_fd)
 {
@@ -294,10 +400,11 @@ static void build(const char *root, const char *out, int ready_fd, int maps_fd)
 	const char *nested = subject_opt("nested", NULL);
 	const char *ghosts = subject_opt("ghosts", "0");
 	const char *argv2[22] = { "init", "--out", out, "--stage", "2", "--ready-fd", path, "--userns", maps_fd >= 0 ? "1" : "0", "--ghosts", ghosts, "--pty", pty,
-				  "--overmount", overmount, "--link-remap", subject_opt("link-remap", "0") };
+				  "--overmount", overmount, "--link-remap", subject_opt("link-remap", "0"),
+				  "--overmount-sock", subject_opt("overmount-sock", "0") };
 	if (nested != NULL) {
-		argv2[17] = "--nested";
-		argv2[18] = nested;
+		argv2[19] = "--nested";
+		argv2[20] = nested;
 	}
 	execv("/init", (char *const *)argv2);
 	subject_fail("exec /init: %s", strerror(errno));
@@ -844,6 +951,10 @@ int main(int argc, char **argv)
 		must(owned >= 0, "open /data/sub/owned");
 		check_ids(owned);
 	}
+	int os = subject_opt_long("overmount-sock", 0) == 1;
+	struct os_socks socks = { -1, -1, -1, -1, -1, -1 };
+	if (os)
+		socks = make_overmount_socks();
 	tree_shape(before, sizeof(before));
 	check_files();
 	int with_pty = subject_opt_long("pty", 0) != 0;
@@ -883,6 +994,8 @@ int main(int argc, char **argv)
 		check_ghosts();
 	if (subject_opt_long("overmount", 0) == 1)
 		check_overmounts();
+	if (os)
+		check_overmount_socks(socks);
 	if (userns)
 		check_ids(owned);
 	same_file(ro, RO_TEXT, "the fd on /ro/file");

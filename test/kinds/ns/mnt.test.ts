@@ -11,7 +11,7 @@
  */
 import { before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { chmodSync, mkdirSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import { chmodSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { dump, restore } from '../../../src/api/index.js';
@@ -236,6 +236,35 @@ test('a nested mount namespace (a child that unshared its own: a tmpfs with a fi
     const kids = readFileSync(`/proc/${res.pid}/task/${res.pid}/children`, 'utf8').trim().split(/\s+/).map(Number);
     assert.equal(kids.length, 1);
     assert.notEqual(readlinkSync(`/proc/${kids[0]}/ns/mnt`), readlinkSync(`/proc/${res.pid}/ns/mnt`), 'the child is in a mount namespace of its own');
+    await run.passesAt(res.pid);
+  } finally {
+    await run.cleanup();
+  }
+});
+
+test('unix sockets whose names a mount made later covers are bound again under it: a listener with an accepted and a waiting connection, a datagram socket with a relative name, a message and a client', TIMEOUT, async () => {
+  const root = makeRoot();
+  const dir = tempDir('mnt-overmount-sock');
+  const run = new SubjectRun();
+  run.removes(dir);
+  run.removes(root);
+  try {
+    const s = (run.subject = await startInRoot(root, ['--overmount-sock', '1']));
+    await dump({ pid: s.pid, imagesDir: dir, progress: false });
+    const files = readImage(join(dir, 'files.img')).entries as { type: string; usk?: { name: Buffer; name_dir?: string; mnt_id?: number; deleted?: boolean } }[];
+    const named = files.flatMap((f) => (f.usk && f.usk.name.length > 0 ? [f.usk] : []));
+    const own = (n: string): (typeof named)[number] | undefined => named.find((u) => u.name.toString().replace(/\0$/, '') === n && u.mnt_id !== undefined);
+    // Covered, not gone: the socket's own mount recorded, as CRIU records it, and no `deleted`.
+    for (const n of ['/os/listen', 'os/dgram']) {
+      const u = own(n);
+      assert.ok(u, `${n}: a socket entry with its mount id`);
+      assert.notEqual(u.deleted, true, `${n} is not dumped as unlinked`);
+    }
+    assert.equal(own('os/dgram')?.name_dir, '/');
+    // The dumped sockets' files are still under the covered /os of the root's filesystem.
+    assert.ok(lstatSync(join(root, 'os/listen')).isSocket());
+    const res = await restore({ imagesDir: dir, progress: false, root });
+    run.restored = res.pid;
     await run.passesAt(res.pid);
   } finally {
     await run.cleanup();

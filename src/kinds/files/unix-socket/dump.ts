@@ -6,12 +6,14 @@
  * own inode (a relative name is resolved against the task's cwd and kept
  * with name_dir), and queued bytes go to sk-queues.img.
  */
-import { lstatSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import { fstatSync, lstatSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { CriuTsError } from '../../../errors.js';
-import { pathSeenBy } from '../../../proc/index.js';
+import { parseMountinfo, pathSeenBy } from '../../../proc/index.js';
 import type { FileEntry, UnixSkEntry, SkShutdown } from '../../../images/messages.js';
 import {
   SOCK_DGRAM, SOCK_SEQPACKET, SOCK_STREAM, inNetNamespaceOfSocket, O_CLOEXEC, TCP_CLOSE, TCP_ESTABLISHED, TCP_LISTEN,
+  closeQuiet, unixSocketFile,
 } from '../../../sys/index.js';
 import { stateKey, type DumpContext, type FdProbe } from '../../types.js';
 import { NO_FOWN } from '../reg-file.js';
@@ -19,6 +21,8 @@ import { nameText, unixDiag, unixListeners, type UnixDiag } from './diag.js';
 import { dumpSkOpts } from '../socket-opts/index.js';
 import { dumpQueue } from './queue.js';
 import { treeGid, treeUid } from '../../ns/user.js';
+import { isHiddenMount, isTreeMount } from '../../ns/mnt/index.js';
+import { walk } from '../../ns/mnt/hidden.js';
 
 /** uflags bit: the entry stands for a socket outside the dump (--ext-unix-sk) */
 export const USK_EXTERN = 1;
@@ -51,7 +55,27 @@ const EXTERNAL = stateKey<Map<number, number>>('unix-socket:external');
 
 const heldByDump = (ctx: DumpContext, ino: number): boolean => ctx.memo(HOLDERS, socketHolders).has(ino);
 
-/** Fill name_dir, file_perms and deleted for a socket bound to a path. */
+/**
+ * The mount a path's directory resolves to for task `pid` (walked as the
+ * kernel walks it: the last mount made at each place is crossed into),
+ * and whether mount `mntId` shows that directory. When it does not, while
+ * `mntId` holds the socket's file (its inode still linked), another mount
+ * was made over the directory, or a directory above it, after the bind:
+ * the name is covered, not gone (zdtm overmount_sock).
+ */
+function coveredBy(pid: number, dir: string, mntId: number): boolean {
+  const seq = walk(parseMountinfo(pid), dir);
+  const i = seq.findIndex((m) => m.mntId === mntId);
+  return i >= 0 && i < seq.length - 1;
+}
+
+/** The mount id of an fd of ours (fdinfo's mnt_id). */
+function mountIdOf(fd: number): number | undefined {
+  const id = /^mnt_id:\s*(\d+)/m.exec(readFileSync(`/proc/self/fdinfo/${fd}`, 'utf8'))?.[1];
+  return id === undefined ? undefined : Number(id);
+}
+
+/** Fill name_dir, file_perms, deleted and (for a covered name) mnt_id for a socket bound to a path. */
 function resolveName(ctx: DumpContext, p: FdProbe, d: UnixDiag, ue: UnixSkEntry): void {
   if (d.name.length === 0 || d.name[0] === 0) return;
   let path = nameText(d.name);
@@ -60,19 +84,45 @@ function resolveName(ctx: DumpContext, p: FdProbe, d: UnixDiag, ue: UnixSkEntry)
     ue.name_dir = cwd;
     path = `${cwd}/${path}`;
   }
+  const holder = p.inFlightFrom ?? p.pid;
   let st;
   try {
     // The name is the task's (a file in flight: its holder's): in a mount namespace of its own, reached through its root.
-    st = lstatSync(pathSeenBy(p.inFlightFrom ?? p.pid, path));
+    st = lstatSync(pathSeenBy(holder, path));
   } catch {
     st = undefined;
   }
-  if (!st || !st.isSocket() || st.ino !== d.vfs?.ino) {
-    // Unlinked, or the path now names another file: bind and drop it again at restore.
+  if (st && st.isSocket() && st.ino === d.vfs?.ino) {
+    ue.file_perms = { mode: st.mode, uid: treeUid(ctx, st.uid), gid: treeGid(ctx, st.gid) };
+    return;
+  }
+  // The path shows nothing, or another file: the socket's own file (SIOCUNIXFILE) tells unlinked from covered.
+  const file = unixSocketFile(p.localFd);
+  if (file === undefined) {
     ue.deleted = true;
     return;
   }
-  ue.file_perms = { mode: st.mode, uid: treeUid(ctx, st.uid), gid: treeGid(ctx, st.gid) };
+  try {
+    const own = fstatSync(file);
+    const mntId = mountIdOf(file);
+    if (own.nlink === 0 || mntId === undefined || !coveredBy(holder, dirname(path), mntId)) {
+      // Unlinked, or the path now names another file: bind and drop it again at restore.
+      ue.deleted = true;
+      return;
+    }
+    const what = `${describeSocket(p)}: its name ${path} is covered by a mount made over it after the bind`;
+    if (!isTreeMount(ctx, mntId)) {
+      throw new CriuTsError('EUNSUPPORTED', `${what}: it can be bound under that mount again only in a mount namespace of the tree's own`, { pid: p.pid, fd: p.fd, mntId });
+    }
+    if (isHiddenMount(ctx, mntId)) {
+      throw new CriuTsError('EUNSUPPORTED', `${what}, and its own mount ${mntId} is covered too: no path reaches it to bind there again`, { pid: p.pid, fd: p.fd, mntId });
+    }
+    // The restore binds it under that mount, through a clone of mount `mntId` (restore.ts).
+    ue.mnt_id = mntId;
+    ue.file_perms = { mode: own.mode, uid: treeUid(ctx, own.uid), gid: treeGid(ctx, own.gid) };
+  } finally {
+    closeQuiet(file);
+  }
 }
 
 export function describeSocket(p: FdProbe): string {

@@ -13,11 +13,13 @@ import { CriuTsError } from '../../../errors.js';
 import { pathSeenBy } from '../../../proc/index.js';
 import type { UnixSkEntry } from '../../../images/messages.js';
 import {
-  NR, AF_UNIX, AT_FDCWD, O_PATH, O_DIRECTORY, O_CLOEXEC, RESOLVE, openPathNoFollow, openat2, openDir, asMappedIfNeeded,
+  NR, AF_UNIX, AT_FDCWD, O_PATH, O_DIRECTORY, O_CLOEXEC, RESOLVE, closeQuiet, openPathNoFollow, openat2, openDir, asMappedIfNeeded,
 } from '../../../sys/index.js';
 import { stateKey, type RestoreContext, type RestoreTaskHandle } from '../../types.js';
 import { nameText } from './diag.js';
 import { hostGid, hostOwner, hostUid } from '../../ns/user.js';
+import { coveredDir } from '../../ns/mnt/index.js';
+import { bindCovered } from './covered.js';
 
 /** How errors name a socket of a task. */
 export const what = (t: RestoreTaskHandle, u: UnixSkEntry): string => `task ${t.pid}: unix socket ${u.ino}`;
@@ -57,6 +59,9 @@ export function reachAddr(u: UnixSkEntry, ctx: RestoreContext): Buffer {
  * uses must be one made in the task's (`socketIn`).
  */
 export function withReach<T>(pid: number, u: UnixSkEntry, ctx: RestoreContext, fn: (addr: Buffer) => T): T {
+  // Bound under a mount that covers its name: only our fd of its file reaches it.
+  const covered = coveredFiles(ctx).get(u.ino);
+  if (covered !== undefined) return fn(sockaddr(Buffer.from(`/proc/self/fd/${covered}\0`)));
   const path = reachPath(u, ctx);
   if (path === undefined) return fn(sockaddr(u.name));
   const root = openDir(`/proc/${pid}/root`);
@@ -111,6 +116,14 @@ function names(ctx: RestoreContext): Names {
 
 export function bindName(t: RestoreTaskHandle, fd: number, u: UnixSkEntry, ctx: RestoreContext): void {
   const path = pathOf(u);
+  const cover = path !== undefined && u.mnt_id !== undefined && u.deleted !== true ? coveredDir(ctx, t.vpid, u.mnt_id, dirname(path), what(t, u)) : undefined;
+  if (path !== undefined && cover !== undefined) {
+    const file = bindCovered(t, fd, u, path, cover, what(t, u));
+    coveredFiles(ctx).set(u.ino, file);
+    if (u.file_perms) permsThroughFd(t, u, file, path, { mode: u.file_perms.mode, ...hostOwner(ctx, u.file_perms.uid, u.file_perms.gid, `${what(t, u)}: ${path}`) });
+    names(ctx).bound.set(u.ino, path);
+    return;
+  }
   // The name is bound by the task, in its view; what we do to the file system around it, we do through that view.
   names(ctx).view = (p) => pathSeenBy(t.pid, p);
   const here = path === undefined ? undefined : pathSeenBy(t.pid, path);
@@ -177,13 +190,31 @@ function setSocketFilePerms(t: RestoreTaskHandle, u: UnixSkEntry, path: string, 
     throw new CriuTsError('ERESTORE', `${what(t, u)}: ${path} is gone after bind: ${(e as Error).message}`, { path }, e);
   }
   try {
-    if (!fstatSync(fd).isSocket()) throw new CriuTsError('ERESTORE', `${what(t, u)}: ${path} is no longer a socket after bind`, { path });
-    const viaFd = `/proc/self/fd/${fd}`;
-    chownSync(viaFd, p.uid, p.gid);
-    chmodSync(viaFd, p.mode & 0o7777);
+    permsThroughFd(t, u, fd, path, p);
   } finally {
     closeSync(fd);
   }
+}
+
+/** Owner and mode of the socket file our O_PATH fd `fd` holds. */
+function permsThroughFd(t: RestoreTaskHandle, u: UnixSkEntry, fd: number, path: string, p: { mode: number; uid: number; gid: number }): void {
+  if (!fstatSync(fd).isSocket()) throw new CriuTsError('ERESTORE', `${what(t, u)}: ${path} is no longer a socket after bind`, { path });
+  const viaFd = `/proc/self/fd/${fd}`;
+  chownSync(viaFd, p.uid, p.gid);
+  chmodSync(viaFd, p.mode & 0o7777);
+}
+
+/** Our O_PATH fds of the files of sockets bound under a mount covering their names (by inode), closed once every file is done. */
+const COVERED = stateKey<Map<number, number>>('unix-socket:covered');
+export function coveredFiles(ctx: RestoreContext): Map<number, number> {
+  return ctx.state(COVERED, () => {
+    const m = new Map<number, number>();
+    ctx.afterAllFiles(() => {
+      for (const fd of m.values()) closeQuiet(fd);
+      m.clear();
+    }, { alsoOnFailure: true });
+    return m;
+  });
 }
 
 /** Files put aside while a socket whose name was unlinked is bound at that path again. */

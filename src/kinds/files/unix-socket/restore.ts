@@ -20,7 +20,7 @@ import { nameText } from './diag.js';
 import { dumpSkOpts, restoreFilter, restoreSkOpts } from '../socket-opts/index.js';
 import { carriesTaskFiles, queueOf, sendQueue, type QueuedMsg } from './queue.js';
 import { USK_EXTERN } from './dump.js';
-import { bindName, reachAddr, what, withReach } from './names.js';
+import { bindName, coveredFiles, reachAddr, what, withReach } from './names.js';
 
 const SHUT = { READ: 0, WRITE: 1, BOTH: 2 } as const;
 const QUEUE_SNDBUF_BYTES = 64 << 20;
@@ -292,6 +292,17 @@ export function finishUnixSocket(t: RestoreTaskHandle, e: FileEntry, fd: number,
     } finally {
       closeQuiet(pidfd);
     }
+    return;
+  }
+  if (coveredFiles(ctx).has(peer.ino)) {
+    // Its peer's name is covered by a mount: connected from our side, through our fd of its file.
+    const ours = fdOfTask(t.pid, fd);
+    try {
+      withReach(t.pid, peer, ctx, (to) => connect(ours, to));
+    } finally {
+      closeQuiet(ours);
+    }
+    shutdownAsDumped(t, fd, u);
     return;
   }
   const addr = reachAddr(peer, ctx);

@@ -19,8 +19,11 @@ import { withHelperTask } from '../../../infect/helper-task.js';
 import type { MountInfo } from '../../../proc/index.js';
 import { AT_FDCWD, NR, O_CLOEXEC, closeQuiet, fdOfTask } from '../../../sys/index.js';
 
+/** A mount as the walk needs it: mountinfo's, or a dumped mnt_entry's ids and mountpoint. */
+export interface WalkMount { mntId: number; parentId: number; mountpoint: string }
+
 /** The mounts path resolution passes through, in order, walking `path` from the namespace's root mount. */
-function walk(live: readonly MountInfo[], path: string): MountInfo[] {
+export function walk<M extends WalkMount>(live: readonly M[], path: string): M[] {
   const root = live.find((x) => x.mountpoint === '/' && !live.some((p) => p.mntId === x.parentId && p !== x));
   if (root === undefined) return [];
   const seq = [root];

@@ -35,6 +35,7 @@ import { dumpMountNamespace } from './dump.js';
 import { crossGroups, planMounts, type MountStep } from './plan.js';
 import { dumpNamespaces, restoreNamespaces, type DumpedNamespaces } from './nested.js';
 import { buildMountTree } from './build.js';
+import { walk } from './hidden.js';
 import { ptyForBindMount } from '../../files/tty/ptmx.js';
 import { logger } from '../../../log.js';
 import { parseMountinfo } from '../../../proc/index.js';
@@ -339,4 +340,34 @@ function under(p: string, dir: string): string | undefined {
 
 function joinPath(dir: string, rel: string): string {
   return rel === '' ? dir : dir === '/' ? `/${rel}` : `${dir}/${rel}`;
+}
+
+/**
+ * At restore: where to bind a unix socket again whose file was on dumped
+ * mount `mntId`, in directory `dir` (a path of task `vpid`'s namespace),
+ * when another mount covers that directory (made over it, or over a
+ * directory above it, after the bind): the mountpoint of `mntId`, where
+ * a clone of it is taken, and `dir` relative to it. Undefined when
+ * `mntId` is no dumped mount or shows `dir` itself (nothing covers it).
+ * Refused when `mntId` is of another namespace than the task's, or is
+ * not the mount its own mountpoint shows.
+ */
+export function coveredDir(ctx: RestoreContext, vpid: number, mntId: number, dir: string, what: string): { mountpoint: string; rel: string } | undefined {
+  const st = restoreState(ctx);
+  const ns = st.mountNs.get(mntId);
+  const m = st.mounts.get(mntId);
+  if (ns === undefined || m === undefined) return undefined;
+  const live = [...st.mounts.values()].filter((e) => st.mountNs.get(e.mnt_id) === ns).map((e) => ({ mntId: e.mnt_id, parentId: e.parent_mnt_id, mountpoint: e.mountpoint }));
+  const seq = walk(live, dir);
+  const i = seq.findIndex((x) => x.mntId === mntId);
+  if (i < 0 || i === seq.length - 1) return undefined;
+  if (ns !== st.taskNs.get(vpid)) {
+    throw new CriuTsError('ERESTORE', `${what}: its name in ${dir} is covered by another mount, and its own mount ${mntId} is of another mount namespace than the task's`, { mntId });
+  }
+  if (walk(live, m.mountpoint).at(-1)?.mntId !== mntId) {
+    throw new CriuTsError('ERESTORE', `${what}: its name in ${dir} is covered by another mount, and so is its own mount ${mntId}`, { mntId });
+  }
+  const rel = under(dir, m.mountpoint);
+  if (rel === undefined) return undefined;
+  return { mountpoint: m.mountpoint, rel };
 }
