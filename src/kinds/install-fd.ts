@@ -4,7 +4,7 @@
  * may not even have the path we opened it by, as for the images).
  */
 import { closeSync, openSync } from 'node:fs';
-import { NR, AF_UNIX, SOCK_DGRAM, AT_FDCWD, pidfdOpen, pidfdGetfd, closeQuiet, sendmsgRights } from '../sys/index.js';
+import { NR, AF_UNIX, SOCK_DGRAM, AT_FDCWD, O_NOFOLLOW, pidfdOpen, pidfdGetfd, closeQuiet, sendmsgRights } from '../sys/index.js';
 import { CriuTsError } from '../errors.js';
 import type { RestoreTaskHandle } from './types.js';
 
@@ -53,6 +53,8 @@ export function installFd(t: RestoreTaskHandle, ours: number): number {
 }
 
 const O_CLOEXEC_FLAG = 0o2000000;
+/** /proc/PID/fd/N and /proc/PID/map_files/A-B: links the kernel resolves to the file itself. */
+const MAGIC_LINK = /^\/proc\/\d+\/(fd|map_files)\/[^/]+$/;
 
 /**
  * Open `path` in criu-ts (a /proc path of ours or of another task: an fd
@@ -61,6 +63,9 @@ const O_CLOEXEC_FLAG = 0o2000000;
  * /proc, or none, where such a path does not lead to the same file.
  */
 export function openOursInTask(t: RestoreTaskHandle, path: string, flags: number): number {
+  // A file first opened with O_NOFOLLOW (shm_open and sem_open add it) keeps the flag in its
+  // f_flags; through a /proc magic link (an fd, a map_files entry) it would fail with ELOOP.
+  if (MAGIC_LINK.test(path)) flags &= ~O_NOFOLLOW;
   let ours: number;
   try {
     ours = openSync(path, (flags & ~O_CLOEXEC_FLAG) | O_CLOEXEC_FLAG);

@@ -130,6 +130,7 @@ export const SUBJECTS: readonly SubjectCase[] = [
   c('shared-anon-fork', 'MAP_SHARED anonymous memory stays one object for parent and child'),
   c('fifo', 'FIFOs in every open mode with queued bytes and buffer size, an unlinked FIFO open twice'),
   c('memfd', 'memfds: contents with holes, size, seals, mode, offsets, two descriptions of one inode, a dup'),
+  c('posix-shm', 'POSIX shm objects as glibc opens them (O_NOFOLLOW kept in the flags): one linked, one unlinked at once, each open and mapped, one object again; a named semaphore unlinked after sem_open (Python multiprocessing\'s locks)'),
   c('unix-pair', 'unix socketpairs of each type: queued messages both ways, shutdown, options'),
   c('pty', 'a pty pair: controlling terminal, termios, window size, packet mode, /dev/tty'),
   c('unix-bound', 'unix sockets bound by path/relative/abstract name, listeners with pending connections'),
