@@ -10,7 +10,6 @@
  *   const f = await check({ feature: 'clone3_set_tid' });
  *   f.features['clone3_set_tid']?.ok;
  */
-import { spawn } from 'node:child_process';
 import { existsSync, openSync, closeSync, readFileSync, readSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -19,6 +18,7 @@ import * as probe from '../sys/probe.js';
 import type { ProbeResult, TraceeProbe } from '../sys/probe.js';
 import { CriuTsError } from '../errors.js';
 import { probeNftables, probeIptLegacy } from '../kinds/index.js';
+import { startOwnSleep } from '../infect/helper-task.js';
 import type { CheckOptions, CheckResult } from './options.js';
 
 /** What a dump and a restore cannot do without: `criu-ts check` says "Looks good." when all are there. */
@@ -86,17 +86,15 @@ class Facts {
 }
 
 function probeThrowawayChild(): TraceeProbe {
-  const child = spawn('sleep', ['60'], { stdio: 'ignore' });
-  child.unref();
-  const pid = child.pid;
-  if (pid === undefined) throw new CriuTsError('EINTERNAL', 'cannot start a probe child (sleep)');
-  child.on('error', () => { /* reaped or failed: nothing to do */ });
+  // A sleep of ours, past its exec: the address probed is one of the program's own mappings.
+  const { proc, pid } = startOwnSleep('check: probe child', 'EINTERNAL', 60);
+  proc.unref();
   let start: bigint;
   try {
     const readable = readFileSync(`/proc/${pid}/maps`, 'utf8').split('\n').find((l) => /^\S+ r/.test(l));
     start = readable === undefined ? 0n : BigInt(`0x${readable.split('-')[0] ?? '0'}`);
   } catch (e) {
-    child.kill('SIGKILL');
+    proc.kill('SIGKILL');
     throw e;
   }
   return probe.probeTracee(pid, start); // kills the child itself

@@ -19,7 +19,8 @@ import { logger } from '../log.js';
 import { PAGE_SIZE, ProcMem, processVmReadv } from '../sys/index.js';
 import type { PagemapEntry } from '../images/messages.js';
 import { PE_PRESENT } from '../images/index.js';
-import { entryPages } from '../kinds/memory/parent-images.js';
+import { pagemapRanges } from '../kinds/memory/parent-images.js';
+import { rangeAt, type Range } from '../kinds/memory/ranges.js';
 import { decodeIov, encodeIov, PS_IOV_ADD_F, PS_IOV_BYTES, PS_IOV_CLOSE, PS_IOV_FORCE_CLOSE, PS_IOV_GET } from '../images/page-xfer.js';
 
 const log = logger('page-server');
@@ -87,35 +88,6 @@ export interface FrozenServeOptions {
   onListening: (port: number) => Promise<void>;
 }
 
-interface Run { start: bigint; end: bigint }
-
-/** A task's pagemap as merged address runs: whatever the images point at (PE_LAZY, present or parent) is in the frozen task. */
-function runsOf(pagemap: readonly PagemapEntry[]): Run[] {
-  const rs = pagemap
-    .map((e) => ({ start: e.vaddr, end: e.vaddr + entryPages(e) * BigInt(PAGE_SIZE) }))
-    .sort((a, b) => (a.start < b.start ? -1 : a.start > b.start ? 1 : 0));
-  const out: Run[] = [];
-  for (const r of rs) {
-    const last = out[out.length - 1];
-    if (last && r.start <= last.end) {
-      if (r.end > last.end) last.end = r.end;
-    } else out.push({ ...r });
-  }
-  return out;
-}
-
-function runAt(runs: readonly Run[], a: bigint): Run | undefined {
-  let lo = 0;
-  let hi = runs.length;
-  while (lo < hi) {
-    const mid = (lo + hi) >> 1;
-    if ((runs[mid] as Run).end <= a) lo = mid + 1;
-    else hi = mid;
-  }
-  const r = runs[lo];
-  return r && r.start <= a ? r : undefined;
-}
-
 /**
  * dump --lazy-pages: listen, take one daemon's connection and serve the
  * pages of the dumped tasks, read from them (process_vm_readv, /proc/PID/mem
@@ -125,13 +97,13 @@ function runAt(runs: readonly Run[], a: bigint): Run | undefined {
  * tree: the restored copy's watchdog kills that copy).
  */
 export function serveFrozenTree(o: FrozenServeOptions): Promise<ServedGets> {
-  const runs = new Map<number, Run[]>();
-  for (const [id, t] of o.tasks) runs.set(id, runsOf(t.pagemap));
+  const runs = new Map<number, Range[]>();
+  for (const [id, t] of o.tasks) runs.set(id, pagemapRanges(t.pagemap));
   const mems = new Map<number, ProcMem>();
   const answer: GetAnswer = (id, vaddr, nr) => {
     const t = o.tasks.get(id);
     if (!t) throw new CriuTsError('EDUMP', `lazy pages: the daemon asked for pages of task ${id}, which this dump does not hold`, { id });
-    const r = runAt(runs.get(id) ?? [], vaddr);
+    const r = rangeAt(runs.get(id) ?? [], vaddr);
     if (!r) return { n: 0 };
     const avail = (r.end - vaddr) / BigInt(PAGE_SIZE);
     const n = Number(avail < nr ? avail : nr);

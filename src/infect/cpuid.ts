@@ -7,15 +7,14 @@
  * read eax..edx and put the task's registers back. `cpuid` touches no
  * memory and has no side effect, so the task cannot tell.
  */
-import { spawn } from 'node:child_process';
-import { existsSync, readFileSync, readlinkSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import {
-  getGpRegsRaw, setGpRegsRaw, ptraceSingleStep, ptraceGetSiginfo, waitPid, __WALL, regOffset, processVmReadv, sleepMs,
+  getGpRegsRaw, setGpRegsRaw, ptraceSingleStep, ptraceGetSiginfo, waitPid, __WALL, regOffset, processVmReadv,
   xstateLayout, type CpuidFn, type XstateLayout, SIGTRAP,
 } from '../sys/index.js';
 import { CriuTsError } from '../errors.js';
 import { Tracee } from './tracee.js';
-import { releaseQuiet } from './ptrace-state.js';
+import { startOwnSleep, withSeized, type OwnSleep } from './helper-task.js';
 import { logger } from '../log.js';
 
 const log = logger('infect');
@@ -99,32 +98,13 @@ export function cpuidThroughTracee(t: Tracee): CpuidFn | undefined {
 export function xstateLayoutOfOwnTask(): XstateLayout | undefined {
   const known = xstateLayout();
   if (known) return known;
-  const prog = ['/usr/bin/sleep', '/bin/sleep'].find((p) => existsSync(p));
-  if (prog === undefined) return undefined;
-  const child = spawn(prog, ['1000'], { stdio: 'ignore' });
-  const pid = child.pid;
-  if (pid === undefined) return undefined;
+  let own: OwnSleep;
   try {
-    // spawn() returns before exec: wait until the child runs the program, not a copy of node.
-    const deadline = Date.now() + 5000;
-    for (;;) {
-      let exe = '';
-      try {
-        exe = readlinkSync(`/proc/${pid}/exe`);
-      } catch {
-        // not there yet
-      }
-      if (exe === prog || exe.endsWith('/sleep')) break;
-      if (Date.now() > deadline) return undefined;
-      sleepMs(0.2);
-    }
-    const t = Tracee.seize(pid);
-    try {
-      return xstateLayout(() => cpuidThroughTracee(t));
-    } finally {
-      releaseQuiet(pid);
-    }
-  } finally {
-    child.kill('SIGKILL');
+    own = startOwnSleep('cpuid helper', 'EINTERNAL', 1000);
+  } catch (e) {
+    // No task of our own to ask: the caller goes on without the layout.
+    log.debug((e as Error).message);
+    return undefined;
   }
+  return withSeized(own, (t) => xstateLayout(() => cpuidThroughTracee(t)));
 }

@@ -6,12 +6,12 @@
  * then let go and killed, and the child, orphaned, is re-parented to us
  * (we are a child subreaper) so that we can wait for it like CRIU does.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, readlinkSync } from 'node:fs';
+import type { ChildProcess } from 'node:child_process';
 import { Tracee } from '../infect/tracee.js';
 import { releaseQuiet } from '../infect/ptrace-state.js';
+import { startOwnSleep } from '../infect/helper-task.js';
 import {
-  NR, PTRACE_O, PTRACE_EVENT, waitPid, __WALL, setChildSubreaper, sleepMs, xstateLayout, SIGCHLD,
+  NR, PTRACE_O, PTRACE_EVENT, waitPid, __WALL, setChildSubreaper, xstateLayout, SIGCHLD,
 } from '../sys/index.js';
 import { CriuTsError } from '../errors.js';
 import { parseStatus } from '../proc/index.js';
@@ -29,34 +29,10 @@ export interface Stub {
   tracee: Tracee;
 }
 
-function stubProgram(): string {
-  for (const p of ['/usr/bin/sleep', '/bin/sleep']) if (existsSync(p)) return p;
-  throw new CriuTsError('ERESTORE', 'no /usr/bin/sleep to use as the restore stub', {});
-}
-
 /** Start the stub and hold it stopped. */
 export function startStub(): Stub {
   setChildSubreaper(true);
-  const prog = stubProgram();
-  const proc = spawn(prog, ['1000000'], { stdio: 'ignore' });
-  const pid = proc.pid;
-  if (pid === undefined) throw new CriuTsError('ERESTORE', `cannot start ${prog} as the restore stub`, {});
-  // spawn() returns before exec: wait until the child is the stub program, not a copy of node.
-  const deadline = Date.now() + 5000;
-  for (;;) {
-    let exe = '';
-    try {
-      exe = readlinkSync(`/proc/${pid}/exe`);
-    } catch {
-      // not there yet
-    }
-    if (exe === prog || exe.endsWith('/sleep')) break;
-    if (Date.now() > deadline) {
-      proc.kill('SIGKILL');
-      throw new CriuTsError('ERESTORE', 'restore stub did not start', { pid });
-    }
-    sleepMs(0.2);
-  }
+  const { proc, pid } = startOwnSleep('restore stub', 'ERESTORE', 1000000);
   const tracee = Tracee.seize(pid, { options: TRACE_OPTIONS });
   log.debug(`stub ${pid} seized`);
   // Without the cpuid driver, the XSAVE layout comes from a cpuid run in the stub (its loader has one).

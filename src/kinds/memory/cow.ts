@@ -23,8 +23,8 @@ import type { MmEntry, PagemapEntry, VmaEntry } from '../../images/messages.js';
 import type { RestoreTaskHandle } from '../types.js';
 import { VMA } from './vma.js';
 import { MAP_ANONYMOUS, MAP_GROWSDOWN, MAP_LOCKED, MAP_DROPPABLE, MAP_HUGETLB } from '../../sys/mman.js';
-import { entryPages, type Segment } from './parent-images.js';
-import { subtract, splitBy, type Range } from './ranges.js';
+import { pagemapRanges, type Segment } from './parent-images.js';
+import { byStart, subtract, splitBy, type Range } from './ranges.js';
 import { isGuard } from './guard.js';
 
 const MADV_DONTNEED = 4;
@@ -45,7 +45,6 @@ export interface ParentMemory {
  */
 export type Inherited = ReadonlyMap<VmaEntry, readonly VmaEntry[]>;
 
-const byStart = (a: Range, b: Range): number => (a.start < b.start ? -1 : a.start > b.start ? 1 : 0);
 
 function cowable(v: VmaEntry): boolean {
   if ((v.status & (VMA.ANON_PRIVATE | VMA.FILE_PRIVATE)) === 0) return false;
@@ -91,19 +90,6 @@ export function inheritedVmas(parent: MmEntry, child: MmEntry): Inherited {
 /** The inherited ranges, sorted. */
 export function inheritedRanges(inh: Inherited): Range[] {
   return [...inh.keys()].map((v) => ({ start: v.start, end: v.end })).sort(byStart);
-}
-
-/** Page runs a pagemap covers, sorted and merged. */
-function coverage(pagemap: readonly PagemapEntry[]): Range[] {
-  const rs = pagemap.map((e) => ({ start: e.vaddr, end: e.vaddr + entryPages(e) * BigInt(PAGE_SIZE) })).sort(byStart);
-  const out: Range[] = [];
-  for (const r of rs) {
-    const last = out[out.length - 1];
-    if (last && r.start <= last.end) {
-      if (r.end > last.end) last.end = r.end;
-    } else out.push({ ...r });
-  }
-  return out;
 }
 
 /** Cut page segments into those inside the inherited ranges and the rest. */
@@ -176,8 +162,8 @@ export function settleInherited(
   // Pages the parent holds in the inherited VMAs that the child had not: gone in the child.
   const inside = inheritedRanges(inh);
   const parentPages: Range[] = [];
-  splitBy(coverage(parent.pagemap), inside, (start, end, isIn) => { if (isIn) parentPages.push({ start, end }); });
-  for (const r of subtract(parentPages, coverage(childPagemap))) {
+  splitBy(pagemapRanges(parent.pagemap), inside, (start, end, isIn) => { if (isIn) parentPages.push({ start, end }); });
+  for (const r of subtract(parentPages, pagemapRanges(childPagemap))) {
     t.syscall('madvise(DONTNEED)', NR.madvise, r.start, r.end - r.start, MADV_DONTNEED);
     stats.dropped += Number((r.end - r.start) / BigInt(PAGE_SIZE));
   }

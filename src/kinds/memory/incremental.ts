@@ -22,14 +22,13 @@
  */
 import { closeSync, openSync, rmSync, existsSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { kcmp, KCMP, PAGE_SIZE } from '../../sys/index.js';
+import { kcmp, KCMP } from '../../sys/index.js';
 import type { Tracee } from '../../infect/tracee.js';
 import { CriuTsError } from '../../errors.js';
 import { logger } from '../../log.js';
 import type { MemoryDump, MemoryTrackContext } from './dump.js';
-import { coverage, entryPages, linkParent } from './parent-images.js';
+import { coverage, linkParent, pagemapRanges } from './parent-images.js';
 import type { Range } from './ranges.js';
-import type { PagemapEntry } from '../../images/messages.js';
 import {
   TRACK_RECORD, readTrackRecord, writeTrackRecord, findTrackers, createTracker, protectRange, closeTracker, scanWritten, scanData,
   type Tracker,
@@ -154,7 +153,7 @@ export class IncrementalMemory {
       for (const r of run) if (protectRange(st.t, tracker, r.start, r.end)) n++;
     }
     log.debug(`task ${pid}: tracker fd ${tracker.fd}, ${tracked.length} VMA(s) tracked on, ${n} newly protected`);
-    this.next.set(pid, this.opts.remote ? { fd: tracker.fd, ino: tracker.ino, covered: pagemapCoverage(mem.pagemap) } : { fd: tracker.fd, ino: tracker.ino });
+    this.next.set(pid, this.opts.remote ? { fd: tracker.fd, ino: tracker.ino, covered: pagemapRanges(mem.pagemap) } : { fd: tracker.fd, ino: tracker.ino });
   }
 
   /** The images are complete: write this dump's record (when tracking goes on). */
@@ -212,18 +211,4 @@ export class IncrementalMemory {
     }
     return false;
   }
-}
-
-/** The addresses a pagemap's entries cover (present or in the parent), sorted and merged. */
-function pagemapCoverage(entries: readonly PagemapEntry[]): { start: bigint; end: bigint }[] {
-  const rs = entries.map((e) => ({ start: e.vaddr, end: e.vaddr + entryPages(e) * BigInt(PAGE_SIZE) }));
-  rs.sort((a, b) => (a.start < b.start ? -1 : a.start > b.start ? 1 : 0));
-  const out: { start: bigint; end: bigint }[] = [];
-  for (const r of rs) {
-    const last = out[out.length - 1];
-    if (last && r.start <= last.end) {
-      if (r.end > last.end) last.end = r.end;
-    } else out.push({ ...r });
-  }
-  return out;
 }

@@ -17,11 +17,11 @@ import { CriuTsError } from '../../errors.js';
 import { PAGE_SIZE } from '../../sys/index.js';
 import { PE_LAZY, PE_PARENT, PE_PRESENT } from '../../images/flags.js';
 import { stateKey, type RestoreContext } from '../types.js';
+import { byStart, merged, type Range } from './ranges.js';
 
 export const PARENT_LINK = 'parent';
 const MAX_CHAIN = 1024;
 
-export interface Range { start: bigint; end: bigint }
 export interface Segment { path: string; off: bigint; vaddr: bigint; len: bigint }
 
 interface IndexedEntry { start: bigint; end: bigint; parent: boolean; off: bigint }
@@ -29,6 +29,11 @@ interface PagemapIndex { pagesPath: string; entries: IndexedEntry[] }
 
 export function entryPages(e: PagemapEntry): bigint {
   return e.nr_pages !== undefined && e.nr_pages !== 0n ? e.nr_pages : BigInt(e.compat_nr_pages);
+}
+
+/** The addresses a pagemap's entries cover (present, lazy or in the parent), sorted and merged. */
+export function pagemapRanges(entries: readonly PagemapEntry[]): Range[] {
+  return merged(entries.map((e) => ({ start: e.vaddr, end: e.vaddr + entryPages(e) * BigInt(PAGE_SIZE) })));
 }
 
 export function isParentEntry(e: PagemapEntry): boolean {
@@ -88,20 +93,13 @@ function loadIndex(dir: string, name: string): PagemapIndex | undefined {
     entries.push({ start: e.vaddr, end: e.vaddr + len, parent, off });
     if (!parent) off += len;
   }
-  entries.sort((a, b) => (a.start < b.start ? -1 : a.start > b.start ? 1 : 0));
+  entries.sort(byStart);
   return { pagesPath: imagePath(dir, 'PAGES', head.pages_id), entries };
 }
 
 /** Address ranges (sorted, merged) the images in `dir` hold for pagemap image `name`, directly or through their parents. */
 export function coverage(dir: string, name: string): Range[] {
-  const idx = loadIndex(dir, name);
-  const out: Range[] = [];
-  for (const e of idx?.entries ?? []) {
-    const last = out[out.length - 1];
-    if (last && last.end === e.start) last.end = e.end;
-    else out.push({ start: e.start, end: e.end });
-  }
-  return out;
+  return merged(loadIndex(dir, name)?.entries ?? []);
 }
 
 /**
@@ -204,7 +202,7 @@ export function dedupChain(dir: string, punch: (path: string, off: bigint, len: 
       if (!idx) continue;
       let size = 0n;
       for (const e of idx.entries) if (!e.parent) size += e.end - e.start;
-      const keep = merge(used.get(idx.pagesPath) ?? []);
+      const keep = merged(used.get(idx.pagesPath) ?? []);
       // Everything of this pages file but what is kept.
       let at = 0n;
       for (const k of [...keep, { start: size, end: size }]) {
@@ -217,18 +215,6 @@ export function dedupChain(dir: string, punch: (path: string, off: bigint, len: 
     }
   }
   return punched;
-}
-
-function merge(rs: Range[]): Range[] {
-  const s = [...rs].sort((a, b) => (a.start < b.start ? -1 : a.start > b.start ? 1 : 0));
-  const out: Range[] = [];
-  for (const r of s) {
-    const last = out[out.length - 1];
-    if (last && r.start <= last.end) {
-      if (r.end > last.end) last.end = r.end;
-    } else out.push({ ...r });
-  }
-  return out;
 }
 
 const PARENT_CHAIN = stateKey<ParentChain>('memory:parent-chain');

@@ -8,19 +8,46 @@ export interface Range {
   end: bigint;
 }
 
+/** Order of ranges by their start. */
+export const byStart = (a: Range, b: Range): number => (a.start < b.start ? -1 : a.start > b.start ? 1 : 0);
+
+/** `rs` (in any order, overlapping or not) sorted, with overlapping and touching ranges joined. */
+export function merged(rs: readonly Range[]): Range[] {
+  const out: Range[] = [];
+  for (const r of [...rs].sort(byStart)) {
+    const last = out[out.length - 1];
+    if (last && r.start <= last.end) {
+      if (r.end > last.end) last.end = r.end;
+    } else out.push({ start: r.start, end: r.end });
+  }
+  return out;
+}
+
+/** Index of the first range of `a` (sorted, non-overlapping) that ends after `at`. */
+function firstEndingAfter(a: readonly Range[], at: bigint): number {
+  let lo = 0;
+  let hi = a.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if ((a[mid] as Range).end <= at) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
+/** The range of `a` (sorted, non-overlapping) that holds address `at`, by binary search. */
+export function rangeAt<R extends Range>(a: readonly R[], at: bigint): R | undefined {
+  const r = a[firstEndingAfter(a, at)];
+  return r && r.start <= at ? r : undefined;
+}
+
 /**
  * The parts of `a` (sorted, non-overlapping) inside [start, end), found by
  * binary search: a task with tens of thousands of VMAs asks this once per
  * VMA, so a walk from the first range would be quadratic.
  */
 export function clip(a: readonly Range[], start: bigint, end: bigint): Range[] {
-  let lo = 0;
-  let hi = a.length;
-  while (lo < hi) {
-    const mid = (lo + hi) >> 1;
-    if ((a[mid] as Range).end <= start) lo = mid + 1;
-    else hi = mid;
-  }
+  const lo = firstEndingAfter(a, start);
   const out: Range[] = [];
   for (let i = lo; i < a.length; i++) {
     const r = a[i] as Range;
