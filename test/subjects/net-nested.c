@@ -18,8 +18,14 @@
  * gets a datagram sent to the name in its namespace, and the child's socket
  * of the root's namespace the one the root sends to its name there.
  *
+ * Each also holds a namespace file of the other's net namespace: the root
+ * an fd of the child's (/proc/CHILD/ns/net), the child one of the root's
+ * (opened before it unshared); after SIGTERM each still names the other's
+ * namespace (same inode as /proc/PID/ns/net).
+ *
  * --foreign-sock 1: the child also keeps a UDP socket of a namespace no
- * task is in (made between two unshares), for the refusal at dump.
+ * task is in (made between two unshares), for the refusal at dump;
+ * --foreign-sock 2: a namespace file of it instead.
  */
 #define _GNU_SOURCE
 #include "subject.h"
@@ -36,6 +42,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -120,6 +127,15 @@ static int report(int fd, const char *why)
 	return why == NULL ? 0 : 1;
 }
 
+/* Does namespace file `fd` name the net namespace task `pid` is in? */
+static int same_ns(int fd, pid_t pid)
+{
+	char path[64];
+	struct stat a, b;
+	snprintf(path, sizeof(path), "/proc/%d/ns/net", (int)pid);
+	return fstat(fd, &a) == 0 && stat(path, &b) == 0 && a.st_ino == b.st_ino && a.st_dev == b.st_dev;
+}
+
 /* The child, in a net namespace of its own: serves one "pong" after SIGTERM, then checks. */
 static int child_main(pid_t root, int ready, int go, int verdict, int foreign)
 {
@@ -127,7 +143,10 @@ static int child_main(pid_t root, int ready, int go, int verdict, int foreign)
 	int outer = unix_bound_to(OUTER_NAME);
 	if (outer < 0)
 		return report(verdict, "child: bind the outer name in the root's namespace");
-	if (foreign && (unshare(CLONE_NEWNET) != 0 || (keep = socket(AF_INET, SOCK_DGRAM, 0)) < 0))
+	int rootns = open("/proc/self/ns/net", O_RDONLY);
+	if (rootns < 0)
+		return report(verdict, "child: open the root's net namespace");
+	if (foreign && (unshare(CLONE_NEWNET) != 0 || (keep = foreign == 2 ? open("/proc/self/ns/net", O_RDONLY) : socket(AF_INET, SOCK_DGRAM, 0)) < 0))
 		return report(verdict, "child: a socket in a namespace of its own");
 	if (unshare(CLONE_NEWNET) != 0)
 		return report(verdict, "child: unshare(CLONE_NEWNET) failed");
@@ -185,6 +204,8 @@ static int child_main(pid_t root, int ready, int go, int verdict, int foreign)
 		why = "child: vc0 missing or vr0 here";
 	else
 		why = unix_reaches(ufd, "child");
+	if (why == NULL && !same_ns(rootns, root))
+		why = "child: its fd of the root's net namespace names another";
 	if (why == NULL && (recv(outer, buf, sizeof(buf) - 1, MSG_DONTWAIT) != 5 || strncmp(buf, "outer", 5) != 0))
 		why = "child: its socket of the root's namespace did not get the datagram sent to its name there";
 	kill(g, SIGTERM);
@@ -230,6 +251,11 @@ int main(int argc, char **argv)
 	int ufd = unix_bound();
 	if (ufd < 0)
 		subject_fail("bind the abstract name: errno %d", errno);
+	char cns[64];
+	snprintf(cns, sizeof(cns), "/proc/%d/ns/net", (int)child);
+	int childns = open(cns, O_RDONLY);
+	if (childns < 0)
+		subject_fail("open the child's net namespace: errno %d", errno);
 
 	subject_ready();
 	subject_wait_term();
@@ -238,6 +264,8 @@ int main(int argc, char **argv)
 		subject_fail("forwarding is not 0 in the root's namespace");
 	if (if_nametoindex("vr0") == 0 || if_nametoindex("vc0") != 0)
 		subject_fail("vr0 missing or vc0 in the root's namespace");
+	if (!same_ns(childns, child))
+		subject_fail("the root's fd of the child's net namespace names another");
 	const char *why = unix_reaches(ufd, "root");
 	if (why != NULL)
 		subject_fail("root: %s", why);

@@ -233,6 +233,11 @@ function fdOfNamespace(st: RestoreState, id: number): number | undefined {
   return fd;
 }
 
+/** At restore: our fd of the tree's net namespace `nsId` (made before any file), undefined when it is none of the tree's. */
+export function netNamespaceFd(ctx: RestoreContext, nsId: number): number | undefined {
+  return fdOfNamespace(ctx.state(RESTORE, NO_RESTORE), nsId);
+}
+
 /** A task entering the namespace its parent is not in: our fd of it, installed in the task, setns. */
 function enterIn(t: RestoreTaskHandle, pid: number, ctx: RestoreContext, st: RestoreState): void {
   const id = st.enter.get(pid);

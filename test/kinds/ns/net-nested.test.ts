@@ -10,9 +10,10 @@
  * itself that the root reaches the child's listener over the veth and
  * that each namespace has its own sockets, devices and sysctls, and that
  * the child's socket of the root's namespace (made before it unshared) is
- * back in the root's (the restore made it there: its ns_id). A socket of
- * a namespace no task of the tree is in is refused at dump with one line,
- * the tree unharmed.
+ * back in the root's (the restore made it there: its ns_id), and that the
+ * fd each holds of the other's namespace names it again. A socket, or a
+ * namespace file, of a namespace no task of the tree is in is refused at
+ * dump with one line, the tree unharmed.
  */
 import { before, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -87,6 +88,9 @@ test('a child in a net namespace nested in the tree\'s, a veth between the two: 
     const files = readImage(join(dir, 'files.img')).entries as unknown as { usk?: { ns_id?: number } }[];
     const unixNs = files.filter((f) => f.usk !== undefined).map((f) => f.usk?.ns_id);
     assert.ok(unixNs.includes(childId) && unixNs.includes(rootId), `unix sockets of both namespaces (${unixNs.join(', ')})`);
+    // Each holds a namespace file of the other's net namespace: named by its ns id, as CRIU writes it.
+    const nsFiles = (files as unknown as { nsf?: { ns_id: number; ns_cflag: number } }[]).flatMap((f) => (f.nsf?.ns_cflag === 0x40000000 ? [f.nsf.ns_id] : []));
+    assert.ok(nsFiles.includes(childId) && nsFiles.includes(rootId), `net namespace files of both namespaces (${nsFiles.join(', ')})`);
     const netns = (id: number): NetnsEntry => readImage(join(dir, `netns-${id}.img`)).entries[0] as unknown as NetnsEntry;
     assert.deepEqual(netns(rootId).nsids, [{ target_ns_id: childId, netnsid_value: nsid.root }]);
     assert.deepEqual(netns(childId).nsids, [{ target_ns_id: rootId, netnsid_value: nsid.child }]);
@@ -105,6 +109,28 @@ test('a child in a net namespace nested in the tree\'s, a veth between the two: 
     assert.equal(readlinkSync(`/proc/${grandchild}/ns/net`), rootNet, 'the grandchild back in the root\'s');
     assert.deepEqual({ root: linkNetnsid(root, 'vr0'), child: linkNetnsid(child, 'vc0') }, nsid, 'the same netnsids');
     assert.doesNotMatch(execFileSync('ip', ['-o', 'link'], { encoding: 'utf8' }), /\b(vr0|vc0)\b/, 'nothing made in our namespace');
+    const res = await s.terminateAndResult(30_000);
+    assert.ok(res.ok, res.text);
+  } finally {
+    await finish(s, dir);
+  }
+});
+
+test('a namespace file of a net namespace no task of the tree is in is refused at dump, naming it (as CRIU); the tree is unharmed', { timeout: 60_000 }, async () => {
+  let s: Subject | undefined;
+  const dir = tempDir('net-nested-foreign-fd');
+  try {
+    s = await startSubject('net-nested', ['--foreign-sock', '2']);
+    const root = s.pid;
+    await waitFor(() => children(root).length === 1, 10_000);
+    const child = children(root)[0] as number;
+    await assert.rejects(dump({ pid: root, imagesDir: dir, progress: false }), (e: unknown) => {
+      assert.ok(isCriuTsError(e));
+      assert.match(e.message, new RegExp(`^task ${child} fd \\d+: net:\\[\\d+\\] is a namespace the task is not in \\(its own is net:\\[\\d+\\]\\): no task of the tree is in it`));
+      assert.doesNotMatch(e.message, /\n/);
+      return true;
+    });
+    assert.ok(isAlive(root) && isAlive(child));
     const res = await s.terminateAndResult(30_000);
     assert.ok(res.ok, res.text);
   } finally {
