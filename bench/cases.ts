@@ -180,7 +180,7 @@ export interface CliResult {
   restoreS: number;
   /** `node -e 0`: the part of each CLI run no code of ours can remove */
   nodeStartS: number;
-  /** node start plus loading the CLI and the API modules (koffi included), doing nothing */
+  /** `criu-ts --version`: node start plus loading the CLI bundle with its code cache (koffi included), doing nothing */
   loadS: number;
 }
 
@@ -199,14 +199,12 @@ export async function cliCase(mib: number, runs: number): Promise<CliResult> {
   const r: number[] = [];
   const n: number[] = [];
   const l: number[] = [];
-  // What bin/criu-ts loads: the one-file bundle (scripts/bundle.mjs).
-  const load = `await import(${JSON.stringify(join(repoRoot(), 'dist', 'bundle', 'criu-ts.mjs'))});`;
   for (let i = 0; i < runs; i++) {
     const dir = shmDir('cli');
     try {
       status(`CLI ${mib} MiB, run ${i + 1}/${runs}`);
       n.push(wall(['-e', '0']));
-      l.push(wall(['--input-type=module', '-e', load]));
+      l.push(wall([cli, '--version']));
       const h = await startHeld(hold, [String(mib), join(dir, 'ready')], join(dir, 'ready'));
       try {
         d.push(wall([cli, 'dump', '-t', String(h.pid), '-D', dir]));

@@ -43,7 +43,7 @@ export function cliLines(c: CliResult): string[] {
     `CLI wall time, ${c.mib} MiB process, median of ${c.runs} (bin/criu-ts, node start included):`,
     `  dump    ${s(c.dumpS)}   (target < 150 ms: ${c.dumpS < 0.15 ? 'met' : 'missed'})`,
     `  restore ${s(c.restoreS)}   (target < 150 ms: ${c.restoreS < 0.15 ? 'met' : 'missed'})`,
-    `  of which node start alone (node -e 0): ${s(c.nodeStartS)}; node start + loading the CLI bundle: ${s(c.loadS)}`,
+    `  of which node start alone (node -e 0): ${s(c.nodeStartS)}; criu-ts --version: ${s(c.loadS)}`,
   ];
 }
 

@@ -3,7 +3,12 @@
 // dist/src/crit/main.js) into one file each under dist/bundle/: loading one
 // file instead of ~150 ES modules takes tens of milliseconds off every
 // criu-ts / crit-ts run. koffi stays external (it loads a native addon).
-// bin/* fall back to the unbundled modules when the bundle is missing.
+// CommonJS, so that bin/load-bundle.cjs can run it through vm.Script with a
+// code cache (an ES module cannot take one on Node 20); import.meta.url
+// becomes the bundle's own file URL. bin/* fall back to the unbundled
+// modules when the bundle is missing. A code cache of an older bundle is
+// removed here (it would be ignored anyway: it names the file it was made from).
+import { readdirSync, rmSync } from 'node:fs';
 import { build } from 'esbuild';
 import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
@@ -12,14 +17,17 @@ const root = fileURLToPath(new URL('..', import.meta.url));
 for (const [name, entry] of [['criu-ts', 'dist/src/cli/main.js'], ['crit-ts', 'dist/src/crit/main.js']]) {
   await build({
     entryPoints: [join(root, entry)],
-    outfile: join(root, 'dist', 'bundle', `${name}.mjs`),
+    outfile: join(root, 'dist', 'bundle', `${name}.cjs`),
     bundle: true,
     platform: 'node',
-    format: 'esm',
+    format: 'cjs',
     target: 'node20',
     external: ['koffi'],
     logLevel: 'warning',
-    // CommonJS dependencies bundled into ESM need a require().
-    banner: { js: "import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);" },
+    define: { 'import.meta.url': '__bundleUrl' },
+    banner: { js: "const __bundleUrl = require('node:url').pathToFileURL(__filename).href;" },
   });
+}
+for (const f of readdirSync(join(root, 'dist', 'bundle'))) {
+  if (f.endsWith('.cache') || f.endsWith('.mjs')) rmSync(join(root, 'dist', 'bundle', f), { force: true });
 }

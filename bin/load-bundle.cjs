@@ -1,0 +1,141 @@
+'use strict';
+// Runs a command-line bundle (dist/bundle/NAME.cjs, scripts/bundle.mjs) with
+// a V8 code cache beside it (NAME.cjs.cache), which Node 20 has no built-in
+// for (module.enableCompileCache() came in Node 22): vm.Script with
+// cachedData skips parsing and compiling the 1 MB bundle, about a quarter of
+// a `criu-ts --help` run's CPU (docs/performance.md). V8 takes a cache only
+// from the same V8 with the same flags, so there is one cache per Node
+// version and flag set (`node bin/criu-ts` runs without the launcher's
+// flags): NAME.cjs.KEY.cache.
+//
+// The cache holds V8 bytecode: whoever can write it can make the next
+// criu-ts run (as root) do anything. It is used only if it is as protected
+// as the bundle itself: a regular file (not followed through a link) owned
+// by the bundle's owner and writable by nobody else. V8 rejects a cache
+// made by another V8 or with other flags, but it recognises its source only
+// by length: so the cache names the bundle it was made from (device, inode,
+// size, mtime and ctime; ctime changes whenever the file does) and Node's
+// version and flags, and is ignored when any of them differ. A missing,
+// stale or rejected cache costs nothing but a normal compile; the run then
+// writes a fresh one at exit if it runs as the bundle's owner (temp file,
+// then rename), and never fails for it.
+//
+// A cache written at exit also holds the functions that run compiled, so
+// its second line names the commands whose runs made it: the first run of
+// another command (`--help`, then `dump`, then `restore`) writes it again,
+// with what it used from the cache and what it compiled itself. So it
+// settles after one run of each command (a `dump` took 10% less CPU with
+// the dump's functions in the cache than with only the module bodies).
+//
+// Without a bundle, or with one older than the compiled modules (a plain
+// `tsc` since), the modules are imported as they are.
+const { closeSync, fstatSync, openSync, readFileSync, renameSync, statSync, unlinkSync, writeSync, constants: C } = require('node:fs');
+const { createRequire } = require('node:module');
+const { dirname, join } = require('node:path');
+const vm = require('node:vm');
+
+const MAGIC = 'criu-ts code cache 1';
+const MAX_CACHE_BYTES = 64 << 20;
+
+function mtime(path) {
+  try {
+    return statSync(path).mtimeMs;
+  } catch {
+    return -1;
+  }
+}
+
+/** FNV-1a, 32 bits: a short file name for a Node version and flag set (not a check: the stamp is). */
+function shortKey(text) {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < text.length; i++) h = Math.imul(h ^ text.charCodeAt(i), 0x01000193);
+  return (h >>> 0).toString(16).padStart(8, '0');
+}
+
+/** The line a cache starts with: what it was made from. */
+function stamp(st) {
+  return `${MAGIC} ${process.version} ${JSON.stringify(process.execArgv)} ${st.dev}:${st.ino}:${st.size}:${st.mtimeNs}:${st.ctimeNs}\n`;
+}
+
+/** The cache's code and the commands that made it, or undefined when there is none we may trust for this bundle. */
+function readCache(path, bundleStat, head) {
+  let fd;
+  try {
+    fd = openSync(path, C.O_RDONLY | C.O_NOFOLLOW | C.O_CLOEXEC);
+    const st = fstatSync(fd, { bigint: true });
+    if (!st.isFile() || st.uid !== bundleStat.uid || (st.mode & 0o022n) !== 0n || st.size > MAX_CACHE_BYTES) return undefined;
+    const data = readFileSync(fd);
+    const want = Buffer.from(head);
+    if (data.length <= want.length || !data.subarray(0, want.length).equals(want)) return undefined;
+    const nl = data.indexOf(10, want.length);
+    if (nl < 0) return undefined;
+    const made = data.subarray(want.length, nl).toString('latin1').split(' ').filter((w) => w !== '');
+    return { code: data.subarray(nl + 1), made };
+  } catch {
+    return undefined;
+  } finally {
+    if (fd !== undefined) closeSync(fd);
+  }
+}
+
+function writeCache(path, head, made, script) {
+  const tmp = `${path}.${process.pid}.tmp`;
+  let fd;
+  try {
+    const data = script.createCachedData();
+    fd = openSync(tmp, C.O_WRONLY | C.O_CREAT | C.O_EXCL | C.O_NOFOLLOW | C.O_CLOEXEC, 0o644);
+    writeSync(fd, Buffer.from(`${head}${made.join(' ')}\n`));
+    writeSync(fd, data);
+    closeSync(fd);
+    fd = undefined;
+    renameSync(tmp, path);
+  } catch {
+    // a read-only install, a full disk: the next run compiles again
+    if (fd !== undefined) closeSync(fd);
+    try { unlinkSync(tmp); } catch { /* never made */ }
+  }
+}
+
+/**
+ * Load bundle `name` (or the modules at `modulesEntry`, relative to the
+ * repository) and call its main(argv). `commands`: the words of argv that
+ * name a command (a run without one, `--help`, counts as "-"). A run
+ * that fails adds nothing (it may have stopped before its command's code).
+ */
+function run(name, modulesEntry, argv, commands) {
+  const root = join(__dirname, '..');
+  const bundle = join(root, 'dist', 'bundle', `${name}.cjs`);
+  const modules = join(root, modulesEntry);
+  if (mtime(bundle) < mtime(modules)) {
+    import(modules).then((m) => m.main(argv));
+    return;
+  }
+  const fd = openSync(bundle, C.O_RDONLY | C.O_CLOEXEC);
+  const st = fstatSync(fd, { bigint: true });
+  const source = readFileSync(fd, 'utf8');
+  closeSync(fd);
+  const cachePath = `${bundle}.${shortKey(`${process.version} ${JSON.stringify(process.execArgv)}`)}.cache`;
+  const head = stamp(st);
+  const cache = readCache(cachePath, st, head);
+  const cachedData = cache?.code;
+  const command = argv.find((a) => commands.includes(a)) ?? '-';
+  // One line, so the bundle's line numbers stay those of its stack traces.
+  const script = new vm.Script(`(function (exports, require, module, __filename, __dirname) {${source}\n})`, {
+    filename: bundle,
+    ...(cachedData ? { cachedData } : {}),
+    importModuleDynamically: vm.constants.USE_MAIN_CONTEXT_DEFAULT_LOADER,
+  });
+  const stale = cache === undefined || script.cachedDataRejected === true;
+  if ((stale || !cache.made.includes(command)) && process.geteuid() === Number(st.uid)) {
+    // At exit: the cache then also holds the functions this run compiled.
+    const made = stale ? [command] : [...cache.made, command];
+    process.once('exit', (code) => {
+      if (stale || code === 0) writeCache(cachePath, head, made, script);
+    });
+  }
+  const mod = { exports: {} };
+  script.runInThisContext()(mod.exports, createRequire(bundle), mod, bundle, dirname(bundle));
+  mod.exports.main(argv);
+}
+
+module.exports = { run };
