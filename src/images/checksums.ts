@@ -2,7 +2,7 @@
  * Checksums of a dump (beyond CRIU; docs/security.md): every file the dump
  * writes into the images dir is hashed (SHA-256) as it is written, with no
  * second read: small images from the bytes we encode, pages files as they
- * stream out. At the end the digests go to `criu-ts-checksums`, an image
+ * stream out (while the kernel writes them: kinds/memory/pages-writer.ts). At the end the digests go to `criu-ts-checksums`, an image
  * CRIU never reads. A restore checks every listed file before it creates
  * anything and refuses a file whose size or digest differ, naming it.
  *
@@ -15,7 +15,6 @@ import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { CriuTsError } from '../errors.js';
 import type { CriuTsChecksumEntry } from './messages.js';
-import { StreamHash } from './hash-worker.js';
 import { imageFile } from './table.js';
 
 export const CHECKSUMS_IMAGE = imageFile('CRIU_TS_CHECKSUMS');
@@ -27,7 +26,7 @@ interface Digest {
 
 interface Collector {
   files: Map<string, Digest>;
-  /** time the dump spent on hashing (inline, or handing over to and waiting for the worker): the cost of this feature */
+  /** time the dump spent on hashing: the cost of this feature */
   hashNs: bigint;
   bytes: bigint;
 }
@@ -46,17 +45,17 @@ export function endChecksums(dir: string): Collector | undefined {
 
 /**
  * A running hash for a file being written to `path`; `done()` records it
- * (only if a dump collects that dir). `streamed`: a big file written in
- * chunks (pages), hashed on a worker thread (hash-worker.ts).
+ * (only if a dump collects that dir). OpenSSL's update runs natively on
+ * the caller's bytes: no copy, nothing on the JS heap.
  */
 export class FileHasher {
-  private readonly hash: Hash | StreamHash | undefined;
+  private readonly hash: Hash | undefined;
   private size = 0n;
   private readonly collector: Collector | undefined;
 
-  constructor(private readonly path: string, streamed = false) {
+  constructor(private readonly path: string) {
     this.collector = collectors.get(resolve(dirname(path)));
-    this.hash = this.collector === undefined ? undefined : streamed ? new StreamHash() : createHash('sha256');
+    this.hash = this.collector === undefined ? undefined : createHash('sha256');
   }
 
   update(data: Uint8Array): void {
@@ -66,20 +65,6 @@ export class FileHasher {
     this.collector.hashNs += process.hrtime.bigint() - t0;
     this.size += BigInt(data.length);
     this.collector.bytes += BigInt(data.length);
-  }
-
-  /**
-   * Whether update() lends the bytes of a SharedArrayBuffer to the hash
-   * worker instead of copying them: the writer must then settle() before
-   * it fills that memory again.
-   */
-  get lends(): boolean {
-    return this.hash instanceof StreamHash && this.hash.lends;
-  }
-
-  /** Wait until the bytes lent from `data`'s buffer are hashed. */
-  settle(data: Uint8Array): void {
-    if (this.hash instanceof StreamHash) this.hash.settle(data);
   }
 
   done(): void {

@@ -11,7 +11,6 @@ export type { DecodedImage } from './image.js';
 export {
   readImage, readImageBytes, writeImage, writeFileAtomic, iterateImage, imagePath, loadImage, loadImageIfAny, storeImage,
 } from './io.js';
-export { shareableBuffer } from './hash-worker.js';
 export { CHECKSUMS_IMAGE, FileHasher, beginChecksums, checksumEntries, endChecksums, verifyChecksums } from './checksums.js';
 export type { ImageStream, TypedImage } from './io.js';
 export type { Frame } from './frame.js';

@@ -22,3 +22,4 @@ export * from './signals.js';
 export * from './ioctl.js';
 export * from './mman.js';
 export * from './fs-ids.js';
+export * from './uring.js';

@@ -27,7 +27,7 @@ export const NR = {
   name_to_handle_at: 303, open_by_handle_at: 304, setns: 308, process_vm_readv: 310,
   process_vm_writev: 311, kcmp: 312, seccomp: 317, getrandom: 318, memfd_create: 319,
   userfaultfd: 323, membarrier: 324, copy_file_range: 326, preadv2: 327, pwritev2: 328, statx: 332,
-  rseq: 334, pidfd_send_signal: 424, pidfd_open: 434, clone3: 435, close_range: 436,
+  rseq: 334, pidfd_send_signal: 424, io_uring_setup: 425, io_uring_enter: 426, pidfd_open: 434, clone3: 435, close_range: 436,
   pidfd_getfd: 438,
   // SysV IPC and namespaces (kinds/ns)
   shmget: 29, shmat: 30, shmctl: 31, semget: 64, semctl: 66, shmdt: 67, msgget: 68, msgctl: 71,

@@ -3,12 +3,14 @@
  * pagemap entries. Pages are read from the task with process_vm_readv into
  * one reusable buffer (large iovec batches), falling back to /proc/PID/mem
  * for mappings the task cannot read itself (PROT_NONE, write-only), and
- * written out back to back. Nothing is held beyond one buffer.
+ * written out back to back. Nothing is held beyond one buffer (two halves
+ * of it for a big file: the kernel writes one through io_uring while the
+ * next is read and the last one hashed, all on this thread).
  */
 import { readSync, writeSync, fsyncSync } from 'node:fs';
-import { processVmReadv, ProcMem, PAGE_SIZE, ReplacingFile, type RemoteRange } from '../../sys/index.js';
+import { processVmReadv, ProcMem, PAGE_SIZE, ReplacingFile, Uring, type RemoteRange, type UringWrite } from '../../sys/index.js';
 import type { PagemapEntry } from '../../images/messages.js';
-import { FileHasher, shareableBuffer, imagePath } from '../../images/index.js';
+import { FileHasher, imagePath } from '../../images/index.js';
 import type { PagemapTarget } from '../../images/page-xfer.js';
 import type { PageServerClient } from './page-server-client.js';
 import { PE_PARENT, PE_LAZY, PE_PRESENT } from '../../images/flags.js';
@@ -22,11 +24,12 @@ import { CriuTsError } from '../../errors.js';
  */
 const BUF_BYTES = 4 << 20;
 /**
- * A file at least this big is hashed on the worker thread (hash-worker.ts),
- * overlapping the copy; below it, inline hashing costs less than starting
- * a worker (tens of ms of CPU and ~10 MiB of RSS).
+ * A file at least this big is written through io_uring from two halves of
+ * the buffer: the kernel writes one half while this thread hashes it and
+ * reads the next pages into the other. Smaller files fit in one buffer:
+ * nothing to overlap.
  */
-const WORKER_HASH_BYTES = 64 << 20;
+const OVERLAP_BYTES = BUF_BYTES;
 /**
  * Buffers of finished writers, reused: a dump of many tasks must not
  * allocate a buffer per task (writers nest, hence a pool). Any size is
@@ -52,11 +55,7 @@ function giveBack(b: Buffer): void {
     pool.length = POOL_MAX;
   }
 }
-/**
- * The same for writers whose hash runs on the worker: two halves of
- * BUF_BYTES in shared memory, one filled and written while the worker
- * hashes the other in place (no copy, no memory of its own).
- */
+/** The same for overlapping writers: two halves of BUF_BYTES. */
 const halvesPool: [Buffer, Buffer][] = [];
 
 export interface PagesProgress {
@@ -109,9 +108,14 @@ export class PagesWriter implements PageSink {
   /** Remote: one pagemap entry per run of bytes in the buffer, sent with them. */
   private chunks: { vaddr: bigint; nr: number; flags: number }[] = [];
   private buf: Buffer;
-  /** the other half while the hash worker reads this one (lending hashers only) */
+  /** the other half, while the kernel writes this one (overlapping writers only) */
   private spare: Buffer | undefined;
   private halves: [Buffer, Buffer] | undefined;
+  /** io_uring writes in flight, by half: a half is filled again only once its write is done */
+  private readonly ring: Uring | null = null;
+  private readonly inFlight = new Map<Buffer, UringWrite>();
+  /** where the next bytes go in the file (writes at explicit positions) */
+  private filePos = 0;
   private fill = 0;
   private pending: RemoteRange[] = [];
   private pendingLen = 0;
@@ -137,11 +141,12 @@ export class PagesWriter implements PageSink {
       this.fd = -1;
     } else {
       this.file = new ReplacingFile(imagePath(dir, 'PAGES', pagesId), 0o600);
-      this.hasher = new FileHasher(this.file.path, sizeHint >= WORKER_HASH_BYTES);
+      this.hasher = new FileHasher(this.file.path);
       this.fd = this.file.fd;
+      if (sizeHint >= OVERLAP_BYTES) this.ring = Uring.shared();
     }
-    if (this.hasher?.lends) {
-      this.halves = halvesPool.pop() ?? [shareableBuffer(BUF_BYTES / 2), shareableBuffer(BUF_BYTES / 2)];
+    if (this.ring !== null) {
+      this.halves = halvesPool.pop() ?? [Buffer.allocUnsafe(BUF_BYTES / 2), Buffer.allocUnsafe(BUF_BYTES / 2)];
       [this.buf, this.spare] = this.halves;
       return;
     }
@@ -284,27 +289,53 @@ export class PagesWriter implements PageSink {
       this.fill = 0;
       return;
     }
-    let off = 0;
-    while (off < this.fill) off += writeSync(this.fd, this.buf, off, this.fill - off);
-    this.hasher?.update(this.buf.subarray(0, this.fill));
+    if (this.fill === 0) return;
+    if (this.ring !== null && this.spare !== undefined) {
+      // The kernel writes this half while it is hashed here (both only read it); the other is filled next.
+      this.inFlight.set(this.buf, this.ring.write(this.fd, this.buf, 0, this.fill, this.filePos));
+      this.hasher?.update(this.buf.subarray(0, this.fill));
+      [this.buf, this.spare] = [this.spare, this.buf];
+      this.settle(this.buf);
+    } else {
+      let off = 0;
+      while (off < this.fill) off += writeSync(this.fd, this.buf, off, this.fill - off, this.filePos + off);
+      this.hasher?.update(this.buf.subarray(0, this.fill));
+    }
+    this.filePos += this.fill;
     this.onBytes?.(this.fill);
     this.fill = 0;
-    if (this.spare !== undefined) {
-      // The worker hashes what was just written; fill the other half meanwhile.
-      [this.buf, this.spare] = [this.spare, this.buf];
-      this.hasher?.settle(this.buf);
-    }
+  }
+
+  /** Wait until the kernel has written `half` (if it is writing it). */
+  private settle(half: Buffer): void {
+    const w = this.inFlight.get(half);
+    if (w === undefined) return;
+    this.inFlight.delete(half);
+    (this.ring as Uring).wait(w);
   }
 
   /** Idempotent: a second call (a caller's finally after an early close) does nothing. */
   close(sync = false): void {
     if (this.closed) return;
     this.closed = true;
-    this.flushReads();
-    this.flushWrite();
+    let flushed = false;
+    try {
+      this.flushReads();
+      this.flushWrite();
+      flushed = true;
+    } finally {
+      // Even when failing: no write may still be reading a buffer given back (the first error is the one thrown).
+      for (const half of [...this.inFlight.keys()]) {
+        try {
+          this.settle(half);
+        } catch (e) {
+          if (flushed) throw e;
+        }
+      }
+    }
     if (sync && this.fd >= 0) fsyncSync(this.fd);
     this.file?.commit();
-    this.hasher?.done(); // every lent byte is hashed when the digest is back
+    this.hasher?.done();
     if (this.halves !== undefined) halvesPool.push(this.halves);
     else giveBack(this.buf);
     this.procMem?.close();
