@@ -18,8 +18,8 @@ import { addr, sysTry } from './libc.js';
 import { NR } from './nr.js';
 import { SyscallError } from './error.js';
 import { EINTR } from './errno.js';
+import { PAGE_SIZE } from './arch-x86.js';
 
-const PAGE = 4096;
 const ENTRIES = 4;
 const IORING_SETUP_CQSIZE = 1 << 3;
 const IORING_SETUP_NO_MMAP = 1 << 14;
@@ -49,11 +49,11 @@ export class Uring {
 
   private static setup(): Uring | null {
     // One page for the rings, one for the SQEs, each page-aligned, kept alive with the ring (the kernel pins them).
-    const mem = Buffer.alloc(3 * PAGE);
+    const mem = Buffer.alloc(3 * PAGE_SIZE);
     const base = addr(mem);
-    const skew = Number((BigInt(PAGE) - (base & BigInt(PAGE - 1))) & BigInt(PAGE - 1));
+    const skew = Number((BigInt(PAGE_SIZE) - (base & BigInt(PAGE_SIZE - 1))) & BigInt(PAGE_SIZE - 1));
     const rings = skew;
-    const sqes = skew + PAGE;
+    const sqes = skew + PAGE_SIZE;
     const p = Buffer.alloc(120);
     p.writeUInt32LE(ENTRIES, 0);
     p.writeUInt32LE(ENTRIES * 2, 4);
@@ -67,7 +67,7 @@ export class Uring {
     const cqEntries = u32(4);
     // Both rings share the one region: all offsets are from its start.
     const need = Math.max(rings + u32(80 + 20) + cqEntries * 16, rings + u32(40 + 24) + sqEntries * 4);
-    if (need > rings + PAGE || sqEntries * 64 > PAGE) return null; // not the layout asked for: not ours to guess
+    if (need > rings + PAGE_SIZE || sqEntries * 64 > PAGE_SIZE) return null; // not the layout asked for: not ours to guess
     return new Uring(fd, mem, rings, sqes, {
       sqHead: u32(40), sqTail: u32(40 + 4), sqMask: u32(40 + 8), sqArray: u32(40 + 24),
       cqHead: u32(80), cqTail: u32(80 + 4), cqMask: u32(80 + 8), cqes: u32(80 + 20),
