@@ -21,7 +21,6 @@ export function* taskCoreSteps(t: Tracee, pid: number, status: ProcStatus): Gene
   return {
     task_state: 1, // alive
     exit_code: 0,
-    personality: 0,
     flags: stat.flags,
     blk_sigset: t.origSigmask,
     comm: readComm(pid),

@@ -176,8 +176,11 @@ export function restoreXcompPerm(t: RestoreTaskHandle, perm: bigint | undefined)
 }
 
 /** Personality, login uid, OOM score adjustment, membarrier registrations, XSAVE permissions. */
-function* dumpAttrs(t: Tracee, pid: number): Generator<StepCall, Partial<TaskCoreEntry>, bigint> {
-  const out: Partial<TaskCoreEntry> = {
+/** The attrs kind's part of the task core: the personality always, the rest where the task has it. */
+type AttrsFields = Pick<TaskCoreEntry, 'personality'> & Partial<Pick<TaskCoreEntry, 'loginuid' | 'oom_score_adj' | 'xcomp_perm' | 'membarrier_registration_mask'>>;
+
+function* dumpAttrs(t: Tracee, pid: number): Generator<StepCall, AttrsFields, bigint> {
+  const out: AttrsFields = {
     personality: Number(yield* call('personality', NR.personality, 0xffffffff)),
     loginuid: readLoginuid(pid),
     oom_score_adj: readOomScoreAdj(pid),
@@ -203,7 +206,7 @@ function restoreAttrs(t: RestoreTaskHandle, tc: TaskCoreEntry): void {
   restoreXcompPerm(t, tc.xcomp_perm);
 }
 
-export const attrsKind: TaskStateKind = {
+export const attrsKind: TaskStateKind<AttrsFields> = {
   name: 'attrs',
   dump: dumpAttrs,
   restore: { 'before-threads': restoreAttrs },

@@ -15,13 +15,20 @@ import { limitsKind } from './limits.js';
 import { attrsKind, subreaperKind } from './attrs.js';
 import { signalsKind } from './signals.js';
 
-export const TASK_STATE_KINDS: readonly TaskStateKind[] = [sigactionsKind, timersKind, limitsKind, attrsKind, signalsKind, subreaperKind];
+const KINDS = [sigactionsKind, timersKind, limitsKind, attrsKind, signalsKind, subreaperKind] as const;
+export const TASK_STATE_KINDS: readonly TaskStateKind[] = KINDS;
+
+type FieldsOf<K> = K extends TaskStateKind<infer F> ? F : never;
+type Intersection<U> = (U extends unknown ? (x: U) => void : never) extends (x: infer I) => void ? I : never;
+/** The fields of the task core the kinds fill together: each kind's own (those it always fills are required). */
+export type TaskStateFields = Intersection<FieldsOf<(typeof KINDS)[number]>>;
 
 /** Every kind's fields of the task core, asked in the main thread (a step procedure). */
-export function* taskStateSteps(t: Tracee, pid: number, status: ProcStatus): Generator<StepCall, Partial<TaskCoreEntry>, bigint> {
+export function* taskStateSteps(t: Tracee, pid: number, status: ProcStatus): Generator<StepCall, TaskStateFields, bigint> {
   let out: Partial<TaskCoreEntry> = {};
-  for (const k of TASK_STATE_KINDS) out = { ...out, ...(yield* k.dump(t, pid, status)) };
-  return out;
+  for (const k of KINDS) out = { ...out, ...(yield* k.dump(t, pid, status)) };
+  // Each kind of KINDS gave its fields (its dump's type), merged here: their intersection.
+  return out as TaskStateFields;
 }
 
 /** Put back what the kinds restore at `at`, in the registry's order. */

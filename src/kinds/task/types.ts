@@ -21,14 +21,19 @@ export type TaskRestorePoint = 'before-threads' | 'after-threads' | 'final';
 
 export const TASK_RESTORE_POINTS: readonly TaskRestorePoint[] = ['before-threads', 'after-threads', 'final'];
 
-export interface TaskStateKind {
+/**
+ * A kind `F` names the fields of the task core it fills: the registry's
+ * merged fields (kinds/task/index.ts TaskStateFields) type the core's
+ * task core, so a field a kind always fills needs no placeholder there.
+ */
+export interface TaskStateKind<F extends Partial<TaskCoreEntry> = Partial<TaskCoreEntry>> {
   readonly name: string;
   /**
    * Its fields of the task core, asked in the process's main thread as a
    * step procedure (kinds/steps.ts: the dump asks every process side by
    * side). `status` is the main thread's /proc status.
    */
-  dump(t: Tracee, pid: number, status: ProcStatus): Generator<StepCall, Partial<TaskCoreEntry>, bigint>;
+  dump(t: Tracee, pid: number, status: ProcStatus): Generator<StepCall, F, bigint>;
   /** Puts its fields back, with calls injected in the main thread, at the points it names. */
   readonly restore: Readonly<Partial<Record<TaskRestorePoint, (h: RestoreTaskHandle, tc: TaskCoreEntry) => void>>>;
 }
