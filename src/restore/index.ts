@@ -12,7 +12,7 @@
 import { closeSync } from 'node:fs';
 import { CriuTsError } from '../errors.js';
 import { logger } from '../log.js';
-import { createFileExclusive, SIGSTOP, SIGCHLD } from '../sys/index.js';
+import { createFileExclusive, SIGSTOP, SIGCHLD, CLONE_NEWNS } from '../sys/index.js';
 import { release } from '../infect/ptrace-state.js';
 import type { RestoreTreeOptions, RestoreResult, RestoreStats } from './options.js';
 import type { RestoreActionPoint } from '../action-points.js';
@@ -45,7 +45,6 @@ import { makeZombies, consumeSignal } from './zombies.js';
 export { waitForRoot } from './lifetimes.js';
 
 const log = logger('restore');
-const CLONE_NEWNS = 0x00020000n;
 
 export async function restoreTree(opts: RestoreTreeOptions): Promise<RestoreResult> {
   const dir = opts.dir;
@@ -139,7 +138,7 @@ async function restoreLoaded(
     // The tree's files are named as its tasks see them: in a mount
     // namespace of its own, they can be made only once its root task has
     // built it, before that task opens or maps any file (createTree).
-    const ownMounts = (plan.root.cloneFlags & CLONE_NEWNS) !== 0n;
+    const ownMounts = (plan.root.cloneFlags & BigInt(CLONE_NEWNS)) !== 0n;
     if (!ownMounts) materialize();
     // Shared anonymous objects are made whole by their first task: as big as every task's windows need.
     planSharedAnon(filesCtx, img.tasks.map((t) => t.mm));

@@ -4,13 +4,13 @@
  * tasks needed for process groups whose leader is gone.
  */
 import { CriuTsError } from '../errors.js';
+import { CLONE_NEWPID } from '../sys/index.js';
 import { imageFile, TASK_ALIVE, TASK_DEAD, TASK_STOPPED } from '../images/index.js';
 import type { DumpImages, TaskImages } from './images.js';
 import type { Tracee } from '../infect/tracee.js';
 import { fileKindByType, deadProcPids, RESOURCE_KINDS, type RestoreContext, type RestoreTreeTask, type RestoreTreeView } from '../kinds/index.js';
 import type { TaskKobjIdsEntry } from '../images/messages.js';
 
-const CLONE_NEWPID = 0x20000000n;
 
 
 export interface RestoreNode {
@@ -301,7 +301,7 @@ export function planCloneFlags(plan: RestorePlan, rootIds: TaskKobjIdsEntry | un
       for (const k of RESOURCE_KINDS) flags |= k.cloneFlags?.(view, parentIds, ctx) ?? 0n;
     }
     n.cloneFlags = flags;
-    n.inNewPidNs = parentInNew || (flags & CLONE_NEWPID) !== 0n;
+    n.inNewPidNs = parentInNew || (flags & BigInt(CLONE_NEWPID)) !== 0n;
     for (const c of n.children) walk(c, n.images?.ids ?? parentIds, n.inNewPidNs);
   };
   walk(plan.top, rootIds, false);

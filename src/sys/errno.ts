@@ -40,6 +40,7 @@ export const ECONNREFUSED = 111;
 export const EOPNOTSUPP = 95;
 export const EBADRQC = 56;
 export const ENOTTY = 25;
+export const EBADFD = 77;
 // Kernel-internal restart codes, visible to a tracer in rax of a task stopped in a syscall.
 export const ERESTARTSYS = 512;
 export const ERESTARTNOINTR = 513;

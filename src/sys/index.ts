@@ -17,6 +17,8 @@ export * from './safe-fs.js';
 export * from './ns.js';
 export * from './ipc.js';
 export * from './mount-api.js';
+export * from './mount.js';
+export * from './tun.js';
 export * from './fcntl.js';
 export * from './signals.js';
 export * from './ioctl.js';

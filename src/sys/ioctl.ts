@@ -6,3 +6,5 @@ export const FIONREAD = 0x541b;
 export const SIOCINQ = 0x541b;
 /** SIOCUNIXFILE (SIOCPROTOPRIVATE + 0): an O_PATH fd of the file a unix socket is bound to (ENOENT: unbound or abstract) */
 export const SIOCUNIXFILE = 0x89e0;
+/** struct ifreq: the index of the device named (linux/sockios.h) */
+export const SIOCGIFINDEX = 0x8933;

@@ -8,12 +8,9 @@ import { closeSync } from 'node:fs';
 import { sys, addr } from './libc.js';
 import { NR } from './nr.js';
 import { AT_FDCWD } from './fcntl.js';
-
-const FSCONFIG_SET_FLAG = 0;
-const FSCONFIG_SET_STRING = 1;
-const FSCONFIG_CMD_CREATE = 6;
-const FSOPEN_CLOEXEC = 1;
-const FSMOUNT_CLOEXEC = 1;
+import {
+  AT_RECURSIVE, FSCONFIG_CMD_CREATE, FSCONFIG_SET_FLAG, FSCONFIG_SET_STRING, FSMOUNT_CLOEXEC, FSOPEN_CLOEXEC, OPEN_TREE_CLOEXEC, OPEN_TREE_CLONE,
+} from './mount.js';
 
 const cstr = (s: string): Buffer => Buffer.from(`${s}\0`);
 
@@ -42,10 +39,6 @@ export function detachedMount(fstype: string, strings: Readonly<Record<string, s
     closeSync(fsfd);
   }
 }
-
-export const OPEN_TREE_CLONE = 1;
-const OPEN_TREE_CLOEXEC = 0o2000000;
-const AT_RECURSIVE = 0x8000;
 
 /**
  * A detached copy of the mount at `path` (with the mounts below it when

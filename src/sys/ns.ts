@@ -16,6 +16,10 @@ export const CLONE_NEWUTS = 0x04000000;
 export const CLONE_NEWIPC = 0x08000000;
 export const CLONE_NEWNET = 0x40000000;
 export const CLONE_NEWUSER = 0x10000000;
+export const CLONE_NEWNS = 0x00020000;
+export const CLONE_NEWPID = 0x20000000;
+export const CLONE_NEWTIME = 0x80;
+export const CLONE_NEWCGROUP = 0x02000000;
 
 /** ioctl on a namespace fd: an fd of the user namespace that owns it (linux/nsfs.h). */
 const NS_GET_USERNS = 0xb701;

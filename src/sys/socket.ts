@@ -215,6 +215,17 @@ export function rtnlRequest(what: string, type: number, head: Buffer, attrs: rea
   }
 }
 
+/** rtnetlink: make a link, and the link attributes criu-ts sets (linux/if_link.h) */
+export const RTM_NEWLINK = 16;
+export const IFLA = { ADDRESS: 1, IFNAME: 3, MTU: 4, NET_NS_FD: 28, NEW_IFINDEX: 49 } as const;
+
+/** A net device's flags (linux/if.h), by ip's names for them. */
+export const IFF = {
+  UP: 0x1, BROADCAST: 0x2, DEBUG: 0x4, LOOPBACK: 0x8, POINTOPOINT: 0x10, NOTRAILERS: 0x20, RUNNING: 0x40,
+  NOARP: 0x80, PROMISC: 0x100, ALLMULTI: 0x200, MASTER: 0x400, SLAVE: 0x800, MULTICAST: 0x1000,
+  PORTSEL: 0x2000, AUTOMEDIA: 0x4000, DYNAMIC: 0x8000, LOWER_UP: 0x10000, DORMANT: 0x20000, ECHO: 0x40000,
+} as const;
+
 const RTM_NEWNSID = 88;
 const RTM_GETNSID = 90;
 const NETNSA = { NSID: 1, FD: 3 } as const;

@@ -14,9 +14,7 @@ import { join, relative } from 'node:path';
 import { SRC, tsFiles } from './src-files.js';
 
 /** Folders still declaring their own, each with why. */
-const NOT_YET: Readonly<Record<string, string>> = {
-  'kinds/ns/': 'namespace kinds: being changed by the namespace work this session; to import from src/sys',
-};
+const NOT_YET: Readonly<Record<string, string>> = {};
 
 
 

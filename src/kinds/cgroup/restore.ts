@@ -15,7 +15,7 @@ import type { CgControllerEntry, CgroupDirEntry, CgroupEntry, CgSetEntry, CgMemb
 import { CriuTsError } from '../../errors.js';
 import { imageFile } from '../../images/index.js';
 import { logger } from '../../log.js';
-import { NR } from '../../sys/index.js';
+import { NR, CLONE_NEWCGROUP } from '../../sys/index.js';
 import type { CgroupMode, RestoreContext, RestoreTaskHandle, RestoreTreeTask, RestoreTreeView } from '../types.js';
 import { stateKey } from '../types.js';
 import { Hierarchies } from './hierarchies.js';
@@ -23,7 +23,6 @@ import { hierarchyMatches, parseCgroupText } from './model.js';
 import { SPECIAL_PROPS, restoreProp } from './props.js';
 
 const log = logger('cgroup');
-const CLONE_NEWCGROUP = 0x02000000;
 
 interface RestoreState {
   sets: Map<number, CgSetEntry>;

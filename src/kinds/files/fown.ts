@@ -7,7 +7,7 @@
  * the recorded uid/euid for the length of one call, F_SETOWN_EX.
  * Limits: the owner pid is taken as is (same pid namespace).
  */
-import { fcntl, fcntlGetOwnerEx, fcntlGetOwnerUids, NR, O_PATH, F_SETOWN_EX } from '../../sys/index.js';
+import { fcntl, fcntlGetOwnerEx, fcntlGetOwnerUids, NR, PR, O_PATH, F_SETOWN_EX } from '../../sys/index.js';
 import type { FownEntry, FileEntry } from '../../images/messages.js';
 import type { DumpContext, RestoreTaskHandle } from '../types.js';
 import { CriuTsError } from '../../errors.js';
@@ -15,7 +15,6 @@ import { INVALID_ID, treeUid } from '../ns/user.js';
 
 const F_SETSIG = 10;
 const F_GETSIG = 11;
-const PR_SET_DUMPABLE = 4;
 
 /** The description's owner, or undefined when nothing was set. */
 export function readFown(localFd: number, flags: number): FownEntry | undefined {
@@ -80,6 +79,6 @@ export function restoreFown(t: RestoreTaskHandle, fd: number, fown: FownEntry | 
   } finally {
     t.syscall('setresuid(back)', NR.setresuid, 0, 0, -1);
     // An euid change clears the dumpable flag; the task's own comes later.
-    t.syscall('prctl(SET_DUMPABLE)', NR.prctl, PR_SET_DUMPABLE, 1);
+    t.syscall('prctl(SET_DUMPABLE)', NR.prctl, PR.SET_DUMPABLE, 1);
   }
 }

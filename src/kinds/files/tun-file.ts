@@ -32,7 +32,8 @@ import { AT_FDCWD, NR, O_RDWR, netNamespaceInoOfSocket } from '../../sys/index.j
 import type { FdProbe, FileKind, RestoreContext, RestoreTaskHandle } from '../types.js';
 import { CRIU_NET_NS, socketNetNsId } from './socket-opts/net-ns.js';
 import { inSocketNetns, tunDeviceFlags } from '../ns/net.js';
-import { IFF_ATTACH_FLAGS, IFF_DETACH_QUEUE, IFF_PERSIST, TUNSETIFF, TUNSETPERSIST, TUNSETQUEUE, tunAttachment } from '../ns/net-tun.js';
+import { IFF_ATTACH_FLAGS, tunAttachment } from '../ns/net-tun.js';
+import { IFF_DETACH_QUEUE, IFF_PERSIST, TUNSETIFF, TUNSETPERSIST, TUNSETQUEUE } from '../../sys/index.js';
 
 const TUN_PATH = '/dev/net/tun';
 const TUN_MAJOR = 10;

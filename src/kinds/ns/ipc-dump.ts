@@ -15,7 +15,7 @@ import { CriuTsError } from '../../errors.js';
 import { encodeMessage } from '../../images/index.js';
 import type { IpcDescEntry, IpcMsgEntry, IpcSemEntry, IpcShmEntry, PagemapEntry } from '../../images/messages.js';
 import {
-  PAGE_SIZE, SHM_HUGETLB, SHM_HUGE_SHIFT, SHM_RDONLY, listMsg, listSem, listShm, msgCopy, semGetAll, shmAttach, shmDetach, type IpcPerm,
+  PAGE_SIZE, HUGETLBFS_MAGIC, SHM_HUGETLB, SHM_HUGE_SHIFT, SHM_RDONLY, listMsg, listSem, listShm, msgCopy, semGetAll, shmAttach, shmDetach, type IpcPerm,
 } from '../../sys/index.js';
 import { dataRanges } from '../memory/shmem-dump.js';
 import { hugetlbDataRanges } from '../memory/hugetlb.js';
@@ -24,7 +24,6 @@ import { PE_PRESENT } from '../../images/flags.js';
 import type { DumpContext } from '../types.js';
 import { treeGid, treeUid } from './user.js';
 
-const HUGETLBFS_MAGIC = 0x958458f6;
 
 /** Owners as the tree sees them (CRIU's images: through the tree's user namespace, if it has one). */
 function desc(ctx: DumpContext, id: number, p: IpcPerm): IpcDescEntry {

@@ -33,21 +33,16 @@
  */
 import { CriuTsError } from '../../errors.js';
 import type { NetDeviceEntry } from '../../images/messages.js';
-import { AF_INET, closeQuiet, ioctl, rtnlRequest, socket, SOCK_DGRAM } from '../../sys/index.js';
+import {
+  AF_INET, closeQuiet, ioctl, rtnlRequest, socket, SOCK_DGRAM, SIOCGIFINDEX, RTM_NEWLINK, IFLA, IFF,
+} from '../../sys/index.js';
 import type { MacvlanLower, NetdevMoved, VethPeerOut } from '../types.js';
 import { readConf, writeConf } from './net-conf.js';
 import { runTool } from './net-tools.js';
 import { makeTun, readTun, type IpTunInfo } from './net-tun.js';
 
-const IFF: Readonly<Record<string, number>> = {
-  UP: 0x1, BROADCAST: 0x2, DEBUG: 0x4, LOOPBACK: 0x8, POINTOPOINT: 0x10, NOTRAILERS: 0x20, RUNNING: 0x40,
-  NOARP: 0x80, PROMISC: 0x100, ALLMULTI: 0x200, MASTER: 0x400, SLAVE: 0x800, MULTICAST: 0x1000,
-  PORTSEL: 0x2000, AUTOMEDIA: 0x4000, DYNAMIC: 0x8000, LOWER_UP: 0x10000, DORMANT: 0x20000, ECHO: 0x40000,
-};
-const IFF_UP = 0x1;
-const IFF_NOARP = 0x80;
-const IFF_PROMISC = 0x100;
-const IFF_ALLMULTI = 0x200;
+/** The flags by the names `ip -j link` shows. */
+const IFF_BY_NAME: Readonly<Record<string, number>> = IFF;
 
 /** MACVLAN_MODE_* (linux/if_link.h), by ip's names. */
 const MACVLAN_MODES: Readonly<Record<string, number>> = { private: 1, vepa: 2, bridge: 4, passthru: 8, source: 16 };
@@ -76,8 +71,8 @@ interface IpLink {
  */
 function flagsOf(l: IpLink): number {
   let f = 0;
-  for (const n of l.flags ?? []) f |= IFF[n] ?? 0;
-  if ((f & IFF_UP) !== 0 && (l.operstate === 'UP' || l.operstate === 'UNKNOWN')) f |= IFF['RUNNING'] as number;
+  for (const n of l.flags ?? []) f |= IFF_BY_NAME[n] ?? 0;
+  if ((f & IFF.UP) !== 0 && (l.operstate === 'UP' || l.operstate === 'UNKNOWN')) f |= IFF.RUNNING;
   return f;
 }
 
@@ -219,9 +214,6 @@ function identity(d: NetDeviceEntry): string[] {
   return a;
 }
 
-const SIOCGIFINDEX = 0x8933;
-const RTM_NEWLINK = 16;
-const IFLA = { ADDRESS: 1, IFNAME: 3, MTU: 4, NET_NS_FD: 28, NEW_IFINDEX: 49 } as const;
 
 /** The ifindex of device `name` in the caller's net namespace. */
 function ifindexHere(name: string, what: string): number {
@@ -334,13 +326,13 @@ export function restoreNetDevices(devs: readonly NetDeviceEntry[], r: DeviceRest
   for (const d of devs) {
     const args = ['link', 'set', 'dev', d.name, 'mtu', String(d.mtu)];
     if (d.type !== 'LOOPBACK') {
-      args.push('promisc', (d.flags & IFF_PROMISC) !== 0 ? 'on' : 'off');
-      args.push('allmulticast', (d.flags & IFF_ALLMULTI) !== 0 ? 'on' : 'off');
-      args.push('arp', (d.flags & IFF_NOARP) !== 0 ? 'off' : 'on');
+      args.push('promisc', (d.flags & IFF.PROMISC) !== 0 ? 'on' : 'off');
+      args.push('allmulticast', (d.flags & IFF.ALLMULTI) !== 0 ? 'on' : 'off');
+      args.push('arp', (d.flags & IFF.NOARP) !== 0 ? 'off' : 'on');
     }
     ip(d.name, ...args);
   }
-  for (const d of devs) if ((d.flags & IFF_UP) !== 0) ip(d.name, 'link', 'set', 'dev', d.name, 'up');
+  for (const d of devs) if ((d.flags & IFF.UP) !== 0) ip(d.name, 'link', 'set', 'dev', d.name, 'up');
   // The conf after the device is up, as CRIU: bringing a device up sets its ipv6 mtu to the link's
   // (addrconf_notify NETDEV_UP), which would undo a saved conf/<dev>/mtu below the link mtu.
   for (const d of devs) {

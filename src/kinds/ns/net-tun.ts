@@ -22,29 +22,13 @@
 import { closeSync, openSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { CriuTsError } from '../../errors.js';
 import type { NetDeviceEntry, TunLinkEntry } from '../../images/messages.js';
-import { fdOfTask, ioctl, ioctlTry } from '../../sys/index.js';
+import {
+  fdOfTask, ioctl, ioctlTry, EBADFD, TUNSETIFF, TUNSETPERSIST, TUNSETOWNER, TUNSETGROUP, TUNGETSNDBUF, TUNSETSNDBUF,
+  TUNGETVNETHDRSZ, TUNSETVNETHDRSZ, TUNSETIFINDEX, TUNGETFILTER, TUNGETIFF, IFF_TUN, IFF_TAP, IFF_MULTI_QUEUE, IFF_PERSIST,
+  IFF_NO_PI, IFF_VNET_HDR,
+} from '../../sys/index.js';
 
-export const TUNSETIFF = 0x400454ca;
-export const TUNSETPERSIST = 0x400454cb;
-const TUNSETOWNER = 0x400454cc;
-const TUNSETGROUP = 0x400454ce;
-const TUNGETSNDBUF = 0x800454d3;
-const TUNSETSNDBUF = 0x400454d4;
-const TUNGETVNETHDRSZ = 0x800454d7;
-const TUNSETVNETHDRSZ = 0x400454d8;
-const TUNSETIFINDEX = 0x400454da;
-export const TUNSETQUEUE = 0x400454d9;
-const TUNGETFILTER = 0x801054db;
-const TUNGETIFF = 0x800454d2;
-const EBADFD = 77;
 
-const IFF_TUN = 0x1;
-const IFF_TAP = 0x2;
-const IFF_MULTI_QUEUE = 0x100;
-export const IFF_DETACH_QUEUE = 0x400;
-export const IFF_PERSIST = 0x800;
-const IFF_NO_PI = 0x1000;
-const IFF_VNET_HDR = 0x4000;
 /** The flags TUNSETIFF takes to attach to a device as it was made. */
 export const IFF_ATTACH_FLAGS = IFF_TUN | IFF_TAP | IFF_MULTI_QUEUE | IFF_NO_PI | IFF_VNET_HDR;
 

@@ -21,11 +21,11 @@
  */
 import { readlinkSync } from 'node:fs';
 import { CriuTsError } from '../../errors.js';
+import { CLONE_NEWPID } from '../../sys/index.js';
 import { readComm } from '../../proc/index.js';
 import type { TaskKobjIdsEntry } from '../../images/messages.js';
 import type { DumpTreeView, ResourceKind, RestoreContext, RestoreTreeView } from '../types.js';
 
-const CLONE_NEWPID = 0x20000000n;
 const INIT_PID = 1;
 
 function link(pid: number, name: string): string | undefined {
@@ -109,6 +109,6 @@ export const pidNsKind: ResourceKind = {
   cloneFlags(task, parentIds): bigint {
     const ns = pidNsOf(task.ids);
     const above = pidNsOf(parentIds);
-    return ns !== undefined && above !== undefined && ns !== above ? CLONE_NEWPID : 0n;
+    return ns !== undefined && above !== undefined && ns !== above ? BigInt(CLONE_NEWPID) : 0n;
   },
 };

@@ -20,14 +20,10 @@
  */
 import { readFileSync, readlinkSync, writeFileSync } from 'node:fs';
 import { CriuTsError } from '../../errors.js';
-import { CLOCK, clockGettimeNs, NR } from '../../sys/index.js';
+import { CLOCK, clockGettimeNs, NR, CLONE_NEWTIME, AT_FDCWD, O_RDONLY, O_CLOEXEC } from '../../sys/index.js';
 import type { TimensEntry } from '../../images/messages.js';
 import { stateKey, type DumpContext, type ResourceKind, type RestoreContext } from '../types.js';
 
-const CLONE_NEWTIME = 0x80n;
-const AT_FDCWD = -100;
-const O_RDONLY = 0;
-const O_CLOEXEC = 0o2000000;
 const NS_PER_SEC = 1_000_000_000n;
 
 /** At dump: the root's pid, when the tree has a time namespace of its own. */

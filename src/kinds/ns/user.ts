@@ -41,7 +41,7 @@
  */
 import { readFileSync, readlinkSync, statSync, writeFileSync } from 'node:fs';
 import { CriuTsError } from '../../errors.js';
-import { NR, CLONE_NEWUSER, nsOwnerInode } from '../../sys/index.js';
+import { NR, PR, CLONE_NEWUSER, nsOwnerInode } from '../../sys/index.js';
 import { readComm } from '../../proc/index.js';
 import type { CredsEntry, TaskCoreEntry, ThreadCoreEntry, UidGidExtent, UsernsEntry } from '../../images/messages.js';
 import {
@@ -347,7 +347,6 @@ function writeProc(pid: number, task: number, file: string, text: string): void 
   }
 }
 
-const PR_SET_DUMPABLE = 4;
 
 export const userNsKind: ResourceKind = {
   name: 'user-ns',
@@ -395,6 +394,6 @@ export const userNsKind: ResourceKind = {
       t.syscall('setresuid(0)', NR.setresuid, 0, 0, 0);
     }
     // An id change clears the dumpable flag, and /proc/self would then be the host root's, unreachable inside.
-    t.syscall('prctl(SET_DUMPABLE)', NR.prctl, PR_SET_DUMPABLE, 1);
+    t.syscall('prctl(SET_DUMPABLE)', NR.prctl, PR.SET_DUMPABLE, 1);
   },
 };

@@ -13,7 +13,8 @@ import { CriuTsError } from '../../../errors.js';
 import { NR } from '../../../sys/index.js';
 import { parseMountinfo } from '../../../proc/index.js';
 import { stateKey, type RestoreContext, type RestoreTaskHandle } from '../../types.js';
-import { mountFlags, superFlags, MS_BIND, MS_NOATIME, MS_RDONLY, MS_RELATIME, MS_REMOUNT, MS_STRICTATIME } from '../../ns/mnt/fstypes.js';
+import { mountFlags, superFlags } from '../../ns/mnt/fstypes.js';
+import { MS_BIND, MS_NOATIME, MS_RDONLY, MS_RELATIME, MS_REMOUNT, MS_STRICTATIME } from '../../../sys/index.js';
 import { logger } from '../../../log.js';
 
 const log = logger('ghost');

@@ -12,7 +12,7 @@ import type { FileEntry, InetSkEntry, IpOptsEntry, SkOptsEntry, TcpOptsEntry } f
 import {
   AF_INET6, IPPROTO_TCP, IPPROTO_UDP, IPPROTO_UDPLITE, NR, SOCK_RAW, SOCK_STREAM, SOL_IP, SOL_IPV6, SOL_SOCKET,
   closeQuiet, setsockoptInt, socket, SO_REUSEADDR, SO_SNDBUFFORCE, IPV6_V6ONLY, EADDRINUSE, ENOTCONN, TCP_ESTABLISHED,
-  TCP_LISTEN, inNetNamespaceOf, fdOfTask,
+  TCP_LISTEN, inNetNamespaceOf, fdOfTask, SIOCGIFINDEX,
 } from '../../../sys/index.js';
 import { stateKey, type RestoreContext, type RestoreTaskHandle } from '../../types.js';
 import { setStatusFlags } from '../pipe.js';
@@ -85,7 +85,6 @@ const copyOf = (t: RestoreTaskHandle, fd: number): number => fdOfTask(t.pid, fd)
 
 const errnoOf = (e: unknown): unknown => (e instanceof CriuTsError ? e.data['errno'] : undefined);
 
-const SIOCGIFINDEX = 0x8933;
 
 /** The ifindex of interface `name` in task `t`'s net namespace, asked through its socket `fd`. */
 function ifindexIn(t: RestoreTaskHandle, fd: number, name: string, where: string): number {

@@ -36,39 +36,24 @@
 import { spawnSync } from 'node:child_process';
 import { CriuTsError } from '../../../errors.js';
 import { logger } from '../../../log.js';
-import { NR, cloneMountTree } from '../../../sys/index.js';
+import {
+  NR, cloneMountTree, AT_FDCWD, AT_EMPTY_PATH, AT_REMOVEDIR, O_PATH, O_CLOEXEC, O_CREAT, O_EXCL, O_WRONLY,
+  OPEN_TREE_CLONE, OPEN_TREE_CLOEXEC, MOVE_MOUNT_F_EMPTY_PATH, MOVE_MOUNT_T_EMPTY_PATH, MOVE_MOUNT_SET_GROUP, MNT_DETACH,
+  FSOPEN_CLOEXEC, FSMOUNT_CLOEXEC, FSCONFIG_SET_FLAG, FSCONFIG_SET_STRING, FSCONFIG_CMD_CREATE, FSCONFIG_CMD_RECONFIGURE,
+  FSPICK_CLOEXEC, FSPICK_EMPTY_PATH, MOUNT_ATTR_SIZE_VER0, MOUNT_ATTR_RDONLY, MOUNT_ATTR_NOSUID, MOUNT_ATTR_NODEV,
+  MOUNT_ATTR_NOEXEC, MOUNT_ATTR__ATIME, MOUNT_ATTR_NOATIME, MOUNT_ATTR_STRICTATIME, MOUNT_ATTR_NODIRATIME,
+  MS_DIRSYNC, MS_LAZYTIME, MS_MANDLOCK, MS_NOATIME, MS_NODEV, MS_NODIRATIME, MS_NOEXEC, MS_NOSUID, MS_PRIVATE, MS_RDONLY, MS_REC,
+  MS_RELATIME, MS_SHARED, MS_SLAVE, MS_SYNCHRONOUS,
+} from '../../../sys/index.js';
 import { closeSync, statSync } from 'node:fs';
 import { parseFdinfo, parseMountinfo } from '../../../proc/index.js';
 import type { RestoreTaskHandle } from '../../types.js';
 import type { MntEntry } from '../../../images/messages.js';
 import type { MountStep } from './plan.js';
-import { FS_TYPES, MS_DIRSYNC, MS_LAZYTIME, MS_MANDLOCK, MS_NOATIME, MS_NODEV, MS_NODIRATIME, MS_NOEXEC, MS_NOSUID, MS_PRIVATE, MS_RDONLY, MS_REC, MS_RELATIME, MS_SHARED, MS_SLAVE, MS_SYNCHRONOUS } from './fstypes.js';
+import { FS_TYPES } from './fstypes.js';
 
 const log = logger('mnt');
 
-const AT_FDCWD = -100;
-const O_PATH = 0o10000000;
-const O_CLOEXEC = 0o2000000;
-const AT_EMPTY_PATH = 0x1000;
-const OPEN_TREE_CLONE = 1;
-const OPEN_TREE_CLOEXEC = O_CLOEXEC;
-const MOVE_MOUNT_F_EMPTY_PATH = 0x4;
-const MOVE_MOUNT_T_EMPTY_PATH = 0x40;
-const MOVE_MOUNT_SET_GROUP = 0x100;
-const MNT_DETACH = 2;
-const O_CREAT = 0o100;
-const O_EXCL = 0o200;
-const O_WRONLY = 1;
-const AT_REMOVEDIR = 0x200;
-const MOUNT_ATTR_SIZE_VER0 = 32;
-const FSOPEN_CLOEXEC = 1;
-const FSMOUNT_CLOEXEC = 1;
-const FSCONFIG_SET_FLAG = 0;
-const FSCONFIG_SET_STRING = 1;
-const FSCONFIG_CMD_CREATE = 6;
-const FSCONFIG_CMD_RECONFIGURE = 7;
-const FSPICK_CLOEXEC = 1;
-const FSPICK_EMPTY_PATH = 8;
 
 const TAR_EXTRACT = ['--extract', '--gzip', '--no-unquote', '--no-wildcards'];
 
@@ -242,14 +227,6 @@ function setPropagation(t: RestoreTaskHandle, fd: number, type: number, mountpoi
   mountSetattr(t, fd, `${mountpoint}, ${type === MS_SLAVE ? 'MS_SLAVE' : type === MS_SHARED ? 'MS_SHARED' : `propagation 0x${type.toString(16)}`}`, 0, 0, type);
 }
 
-const MOUNT_ATTR_RDONLY = 0x1;
-const MOUNT_ATTR_NOSUID = 0x2;
-const MOUNT_ATTR_NODEV = 0x4;
-const MOUNT_ATTR_NOEXEC = 0x8;
-const MOUNT_ATTR__ATIME = 0x70;
-const MOUNT_ATTR_NOATIME = 0x10;
-const MOUNT_ATTR_STRICTATIME = 0x20;
-const MOUNT_ATTR_NODIRATIME = 0x80;
 
 /**
  * The dumped per-mount flags, exactly (what is not set is cleared), as

@@ -6,6 +6,9 @@
  * them: per-mount flags (`flags`, the 6th field) and superblock flags
  * (`sb_flags`, taken out of the super options, whose rest is `options`).
  */
+import {
+  MS_DIRSYNC, MS_LAZYTIME, MS_MANDLOCK, MS_NOATIME, MS_NODEV, MS_NODIRATIME, MS_NOEXEC, MS_NOSUID, MS_RDONLY, MS_RELATIME, MS_STRICTATIME, MS_SYNCHRONOUS,
+} from '../../../sys/index.js';
 
 export interface FsType {
   /** CRIU's fstype enum value */
@@ -43,25 +46,6 @@ export const FSTYPE_UNSUPPORTED = 0;
 export function fsTypeName(code: number): string | undefined {
   return Object.entries(FS_TYPES).find(([, t]) => t.code === code)?.[0];
 }
-
-export const MS_RDONLY = 0x1;
-export const MS_NOSUID = 0x2;
-export const MS_NODEV = 0x4;
-export const MS_NOEXEC = 0x8;
-export const MS_SYNCHRONOUS = 0x10;
-export const MS_REMOUNT = 0x20;
-export const MS_MANDLOCK = 0x40;
-export const MS_DIRSYNC = 0x80;
-export const MS_NOATIME = 0x400;
-export const MS_NODIRATIME = 0x800;
-export const MS_BIND = 0x1000;
-export const MS_REC = 0x4000;
-export const MS_PRIVATE = 0x40000;
-export const MS_SLAVE = 0x80000;
-export const MS_SHARED = 0x100000;
-export const MS_RELATIME = 0x200000;
-export const MS_STRICTATIME = 0x1000000;
-export const MS_LAZYTIME = 0x2000000;
 
 /** mountinfo's per-mount options (field 6) as MS_* flags; "rw" is no flag, relatime is the kernel's default but shown. */
 const MNT_OPTS: Readonly<Record<string, number>> = {

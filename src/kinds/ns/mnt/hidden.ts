@@ -17,7 +17,9 @@ import { fstatSync, readlinkSync } from 'node:fs';
 import { CriuTsError } from '../../../errors.js';
 import { withHelperTask } from '../../../infect/helper-task.js';
 import type { MountInfo } from '../../../proc/index.js';
-import { AT_FDCWD, NR, O_CLOEXEC, closeQuiet, fdOfTask } from '../../../sys/index.js';
+import {
+  AT_FDCWD, NR, O_CLOEXEC, closeQuiet, fdOfTask, CLONE_NEWNS, CLONE_NEWUSER, MS_REC, MS_PRIVATE, MNT_DETACH, OPEN_TREE_CLONE,
+} from '../../../sys/index.js';
 
 /** A mount as the walk needs it: mountinfo's, or a dumped mnt_entry's ids and mountpoint. */
 export interface WalkMount { mntId: number; parentId: number; mountpoint: string }
@@ -78,12 +80,6 @@ export function unmountsToReach(mounts: readonly MountInfo[], m: MountInfo): str
   return undefined;
 }
 
-const CLONE_NEWNS = 0x00020000;
-const CLONE_NEWUSER = 0x10000000;
-const MS_REC = 0x4000;
-const MS_PRIVATE = 0x40000;
-const MNT_DETACH = 2;
-const OPEN_TREE_CLONE = 1;
 
 /**
  * Our fd on a detached clone (no submounts) of the mount at `mountpoint`

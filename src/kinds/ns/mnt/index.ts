@@ -39,13 +39,11 @@ import { walk } from './hidden.js';
 import { ptyForBindMount } from '../../files/tty/ptmx.js';
 import { logger } from '../../../log.js';
 import { parseMountinfo } from '../../../proc/index.js';
-import { AT_FDCWD, EINVAL, EPERM, NR, O_CLOEXEC, fdOfTask } from '../../../sys/index.js';
+import { AT_FDCWD, EINVAL, EPERM, NR, O_CLOEXEC, fdOfTask, CLONE_NEWNS, OPEN_TREE_CLONE } from '../../../sys/index.js';
 import { asNamespaceRoot } from '../user.js';
 
 const log = logger('mnt');
 
-const CLONE_NEWNS = 0x00020000n;
-const OPEN_TREE_CLONE = 1;
 
 const DUMP = stateKey<DumpedNamespaces>('mnt:dump');
 interface Nested { steps: MountStep[]; cross: Map<number, string> }
@@ -184,7 +182,7 @@ export const mntKind: ResourceKind = {
     if (ns === undefined || above === undefined || ns === above) return 0n;
     // Back in the root's namespace (joined after the clone), unless this is the root itself.
     const root = rootNsId(ctx);
-    return ns === root && task.ids !== undefined && above !== root && !isTreeRoot(task, ctx) ? 0n : CLONE_NEWNS;
+    return ns === root && task.ids !== undefined && above !== root && !isTreeRoot(task, ctx) ? 0n : BigInt(CLONE_NEWNS);
   },
 
   restoreCreated(t, task, ctx) {
@@ -223,7 +221,7 @@ function joinRootNs(t: RestoreTaskHandle, rootReal: number | undefined): void {
   try {
     const fd = t.installFd(ours);
     try {
-      t.syscall('setns(root mnt ns)', NR.setns, fd, Number(CLONE_NEWNS));
+      t.syscall('setns(root mnt ns)', NR.setns, fd, CLONE_NEWNS);
     } finally {
       t.syscall('close', NR.close, fd);
     }
