@@ -65,10 +65,24 @@ function stamp(): string {
   return `(${String(s).padStart(2, '0')}.${String(us % 1e6).padStart(6, '0')})`;
 }
 
+/**
+ * CRIU_TS_LOG_MEM=1: each log line also says where the memory is (RSS,
+ * V8 heap used/committed, external, ArrayBuffers, MiB): how the peak-RSS
+ * work (docs/performance.md) finds the phase that grows it.
+ */
+const logMem = process.env['CRIU_TS_LOG_MEM'] === '1';
+
+function memStamp(): string {
+  if (!logMem) return '';
+  const m = process.memoryUsage();
+  const mib = (n: number): string => (n / 1048576).toFixed(1);
+  return ` [rss ${mib(m.rss)} heap ${mib(m.heapUsed)}/${mib(m.heapTotal)} ext ${mib(m.external)} ab ${mib(m.arrayBuffers)}]`;
+}
+
 function emit(level: number, prefix: string, msg: string): void {
   if (level > state.level) return;
   const tag = level === LOG_ERROR ? 'Error ' : level === LOG_WARN ? 'Warn  ' : '';
-  const line = `${stamp()} ${tag}${prefix}: ${msg}\n`;
+  const line = `${stamp()}${memStamp()} ${tag}${prefix}: ${msg}\n`;
   try {
     if (state.fd === 2) process.stderr.write(line);
     else writeSync(state.fd, line);

@@ -9,7 +9,7 @@ import {
 } from '../sys/index.js';
 import type { UserX86RegsEntry, UserX86FpregsEntry } from '../images/messages.js';
 import type { Tracee } from '../infect/tracee.js';
-import { readXstate } from '../infect/ptrace-state.js';
+import { readXstateView } from '../infect/ptrace-state.js';
 import { xsaveToFpregs } from '../kinds/xsave.js';
 import { xstateLayoutOfOwnTask } from '../infect/cpuid.js';
 import { logger } from '../log.js';
@@ -57,7 +57,9 @@ export function dumpGpRegs(t: Tracee): UserX86RegsEntry {
 }
 
 export function dumpFpRegs(t: Tracee): UserX86FpregsEntry {
-  const x = readXstate(t.tid, XSAVE_MAX_BYTES);
-  // Without the cpuid driver, the layout comes from a cpuid run in a process of ours (once, then cached).
-  return xsaveToFpregs(x, xstateLayoutOfOwnTask(), `thread ${t.tid}`);
+  // Without the cpuid driver, the layout comes from a cpuid run in a process of ours (once, then cached);
+  // asked first, as it may read registers itself.
+  const layout = xstateLayoutOfOwnTask();
+  // Converted at once: no copy of the area (one per thread).
+  return xsaveToFpregs(readXstateView(t.tid, XSAVE_MAX_BYTES), layout, `thread ${t.tid}`);
 }

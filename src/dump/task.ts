@@ -132,6 +132,7 @@ export function dumpTask(
     }
     cores.push({ tid: t.tid, core, vtid: vp.vtids[i] ?? t.tid, thread: t, tidAddress: th.tidAddress });
   });
+  log.debug(`task ${pid}: thread cores built`);
   for (const k of RESOURCE_KINDS) k.dumpTask?.({ pid, main, cores, ids }, ctx);
   // Images are named by the pids the tree sees. The FPU state is read one
   // thread at a time as its core is written and dropped after: held for
@@ -143,6 +144,7 @@ export function dumpTask(
     ctx.saveImage('CORE', vtid, [core]);
     delete core.thread_info;
   }
+  log.debug(`task ${pid}: thread cores written`);
   faultPoint('dump.task');
   // Memory (brk, dumpable and THP were asked in askTree).
   const { brk, dumpable, thpDisabled } = asked;
@@ -160,6 +162,7 @@ export function dumpTask(
     ...(track ? { track } : {}),
     ...(shared.lazy ? { lazy: true } : {}),
   });
+  log.debug(`task ${pid}: memory dumped`);
   shared.lazy?.set(vp.vpid, { pid, pagemap: mem.pagemap });
   // Closes the tracker (final dump) before the fds are dumped, or protects what is new.
   shared.inc.end(pid, mem);

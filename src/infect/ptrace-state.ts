@@ -6,13 +6,18 @@
  * the one place that drives ptrace, as CRIU's compel is.
  */
 import {
-  ptraceDetach, ptraceDetachQuiet, ptraceGetRegset, ptraceGetRseqConfig, ptracePeekSiginfo, ptraceSeccompFilterFlags,
+  ptraceDetach, ptraceDetachQuiet, ptraceGetRegset, ptraceGetRegsetView, ptraceGetRseqConfig, ptracePeekSiginfo, ptraceSeccompFilterFlags,
   ptraceSeccompGetFilter, ptraceSetOptions, ptraceSetRegset, ptraceSetSigmask, ptraceGetSigmask, setGpRegsRaw, NT_X86_XSTATE, type RseqConfig,
 } from '../sys/index.js';
 
 /** The thread's XSAVE area (NT_X86_XSTATE), at most `maxBytes`. */
 export function readXstate(tid: number, maxBytes: number): Buffer {
   return ptraceGetRegset(tid, NT_X86_XSTATE, maxBytes);
+}
+
+/** readXstate without a copy: the bytes are valid until the next register read (use them at once). */
+export function readXstateView(tid: number, maxBytes: number): Buffer {
+  return ptraceGetRegsetView(tid, NT_X86_XSTATE, maxBytes);
 }
 
 /** Set the thread's general registers (NT_PRSTATUS, encoded user_regs_struct). */

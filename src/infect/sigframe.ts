@@ -86,7 +86,11 @@ export function resumeRegs(orig: Buffer): Buffer {
 }
 
 export interface SelfCure {
-  /** the bytes to write at the slot address (frameSlotBytes long) */
+  /**
+   * the bytes to write at the slot address (frameSlotBytes long), in a
+   * buffer the next buildSelfCure() reuses: write them at once (a fresh
+   * 12 KiB image per thread was garbage V8 only counted, not collected)
+   */
   image: Buffer;
   /** how many of them the frame really uses (the rest is XSAVE room for dynamic features) */
   used: number;
@@ -104,7 +108,7 @@ export interface SelfCure {
 export function buildSelfCure(slot: bigint, orig: Buffer, sigmask: bigint, xstate: Buffer, g: Gadgets): SelfCure | undefined {
   if (g.syscallRet === undefined || (g.sigreturn === undefined && g.popRaxRet === undefined)) return undefined;
   if (xstate.length < FPSTATE_OFFSET + 64) return undefined;
-  const image = Buffer.alloc(frameSlotBytes(xstate.length));
+  const image = imageBuffer(frameSlotBytes(xstate.length));
   // With a restorer the frame starts at the slot; with `pop %rax; ret`,
   // two words before it hold that gadget's address and the number 15.
   const chain = g.sigreturn === undefined;
@@ -127,10 +131,11 @@ export function buildSelfCure(slot: bigint, orig: Buffer, sigmask: bigint, xstat
   image.writeBigUInt64LE(slot + BigInt(FPSTATE_OFFSET), frameOff + MCONTEXT + 184);
   image.writeBigUInt64LE(BigInt.asUintN(64, sigmask), frameOff + UC_SIGMASK);
   // FPU: the ptrace XSAVE image, with the signal-frame software bytes in
-  // place of ptrace's (which hold only XCR0).
-  const fp = Buffer.from(xstate);
-  let xfeatures = fp.readBigUInt64LE(464);
-  let size = fp.length;
+  // place of ptrace's (which hold only XCR0), patched in the image itself.
+  const fp = image.subarray(FPSTATE_OFFSET);
+  xstate.copy(fp);
+  let xfeatures = xstate.readBigUInt64LE(464);
+  let size = xstate.length;
   if ((xfeatures & XTILEDATA_BIT) !== 0n && size > END_BEFORE_XTILEDATA) {
     // AMX tile data is a dynamic feature a task's frame holds only with
     // permission; leave it out so the kernel accepts the frame.
@@ -142,15 +147,27 @@ export function buildSelfCure(slot: bigint, orig: Buffer, sigmask: bigint, xstat
   fp.writeUInt32LE(size + 4, 468); // extended_size
   fp.writeBigUInt64LE(xfeatures, 472);
   fp.writeUInt32LE(size, 480); // xstate_size
-  fp.copy(image, FPSTATE_OFFSET, 0, size);
+  fp.fill(0, size, xstate.length); // tile data left out
   image.writeUInt32LE(FP_XSTATE_MAGIC2, FPSTATE_OFFSET + size);
-  const idle = Buffer.from(orig);
+  // Kept per thread: memory of its own, not a slice of a shared pool slab.
+  const idle = Buffer.allocUnsafeSlow(orig.length);
+  orig.copy(idle);
   idle.writeBigUInt64LE(chain ? (g.popRaxRet as bigint) : (g.sigreturn as bigint), regOffset('ip'));
   idle.writeBigUInt64LE(chain ? slot + 8n : frame + 8n, regOffset('sp'));
   idle.writeBigUInt64LE(15n, regOffset('ax'));
   idle.writeBigUInt64LE(BigInt.asUintN(64, -1n), regOffset('orig_ax'));
   if (FRAME_BYTES + frameOff > FPSTATE_OFFSET) throw new Error('self-cure frame layout');
   return { image, used: FPSTATE_OFFSET + size + 4, injectSp: chain ? slot : frame, idleRegs: idle };
+}
+
+let imageScratch = Buffer.alloc(0);
+
+/** A zeroed image of `bytes`, in the buffer every frame is built in. */
+function imageBuffer(bytes: number): Buffer {
+  if (imageScratch.length < bytes) imageScratch = Buffer.alloc(bytes);
+  const b = imageScratch.subarray(0, bytes);
+  b.fill(0);
+  return b;
 }
 
 /** Bytes to read at a slot to parse it back with parseSelfCure (the XSAVE area follows). */

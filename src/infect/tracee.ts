@@ -8,7 +8,7 @@
  */
 import { readFileSync } from 'node:fs';
 import {
-  ptraceSeize, ptraceInterrupt, ptraceDetachQuiet, ptraceGetRegset, NT_X86_XSTATE, getGpRegsRaw, setGpRegsRaw,
+  ptraceSeize, ptraceInterrupt, ptraceDetachQuiet, ptraceGetRegsetView, NT_X86_XSTATE, getGpRegsRaw, setGpRegsRaw,
   ptraceGetSigmask, ptraceSetSigmask, PTRACE_O, isSyscallError, EINVAL, EPERM, processVmWritev, NR, XSAVE_MAX_BYTES,
 } from '../sys/index.js';
 import { CriuTsError } from '../errors.js';
@@ -99,7 +99,7 @@ export class Tracee extends HeldTask {
 
   /** Bytes selfCure() needs for this thread's frame. */
   selfCureBytes(): number {
-    return frameSlotBytes(ptraceGetRegset(this.tid, NT_X86_XSTATE, XSAVE_MAX_BYTES).length);
+    return frameSlotBytes(ptraceGetRegsetView(this.tid, NT_X86_XSTATE, XSAVE_MAX_BYTES).length);
   }
 
   /**
@@ -116,7 +116,9 @@ export class Tracee extends HeldTask {
     const mask = this.savedSigmask ?? ptraceGetSigmask(this.tid);
     const status = readFileSync(`/proc/${this.tid}/status`, 'latin1');
     const shstk = /\nx86_Thread_features:[^\n]*shstk/.test(status);
-    const xstate = ptraceGetRegset(this.tid, NT_X86_XSTATE, XSAVE_MAX_BYTES);
+    // Used at once (the frame is built from it); copied only where kept.
+    const xstate = ptraceGetRegsetView(this.tid, NT_X86_XSTATE, XSAVE_MAX_BYTES);
+    const kept = this.scratchOwned ? Buffer.from(xstate) : undefined;
     const sc = shstk ? undefined : buildSelfCure(slot, this.origRegs, mask, xstate, g);
     if (sc) {
       this.writeMem(slot, sc.image);
@@ -125,7 +127,7 @@ export class Tracee extends HeldTask {
       // Only the scratch area's owner moves its frame out before unmapping
       // it (moveFrameOutOfScratch); the others' XSAVE copies (11 KiB each
       // with AMX) would only be held.
-      this.cureSource = this.scratchOwned ? { mask, xstate } : undefined;
+      this.cureSource = kept ? { mask, xstate: kept } : undefined;
       traceeObserver()?.frame(this.tid, slot);
     } else {
       log.info(`thread ${this.tid}: no self-cure (${shstk ? 'shadow stack' : 'no syscall;ret or sigreturn gadget'})`);

@@ -83,15 +83,30 @@ let regsetScratch = Buffer.alloc(0);
 
 /** Read a regset (NT_PRSTATUS or NT_X86_XSTATE) of at most `size` bytes; returns a copy of the bytes the kernel filled. */
 export function ptraceGetRegset(tid: number, type: number, size: number): Buffer {
+  const view = ptraceGetRegsetView(tid, type, size);
+  // An exact copy with memory of its own: a small Buffer.from() is cut
+  // from an 8 KiB pool slab, and registers kept per thread (1000 threads)
+  // would keep a slab alive for every few of them.
+  const out = Buffer.allocUnsafeSlow(view.length);
+  view.copy(out);
+  return out;
+}
+
+/**
+ * Like ptraceGetRegset, but the bytes stay in a buffer shared by every
+ * read: valid until the next regset read. For what is used at once and
+ * dropped (an XSAVE area per thread is 11 KiB with AMX: as fresh copies,
+ * 1000 threads left 11 MiB for the garbage collector to find).
+ */
+export function ptraceGetRegsetView(tid: number, type: number, size: number): Buffer {
   if (regsetScratch.length < size) regsetScratch = Buffer.alloc(size);
   const data = regsetScratch;
-  const iov = Buffer.alloc(16);
-  iov.writeBigUInt64LE(addr(data), 0);
-  iov.writeBigUInt64LE(BigInt(size), 8);
-  req('GETREGSET', PTRACE.GETREGSET, tid, type, addr(iov));
-  const len = Number(iov.readBigUInt64LE(8));
-  return Buffer.from(data.subarray(0, len));
+  regsetIov.writeBigUInt64LE(addr(data), 0);
+  regsetIov.writeBigUInt64LE(BigInt(size), 8);
+  req('GETREGSET', PTRACE.GETREGSET, tid, type, addr(regsetIov));
+  return data.subarray(0, Number(regsetIov.readBigUInt64LE(8)));
 }
+const regsetIov = Buffer.alloc(16);
 export function ptraceSetRegset(tid: number, type: number, data: Buffer): void {
   const iov = Buffer.alloc(16);
   iov.writeBigUInt64LE(addr(data), 0);
