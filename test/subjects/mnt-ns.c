@@ -69,6 +69,9 @@
  * name. After SIGTERM the names are the sockets' own, the connections and
  * the message came back, the tmpfs over /os can be unmounted (no socket
  * holds it) and the names reach the sockets again by path.
+ * --nsfs 1: /nsf is a bind mount of a net namespace no task is in (as
+ * `ip netns add` makes one: the namespace of a child that then exited),
+ * for the refusal at dump.
  * --pty 1: /dev/ptmx is a symlink to pts/ptmx (as runc makes it), and the
  * subject opens a pty pair of its devpts, takes the slave as controlling
  * terminal, sets a window size, gives the slave an owner and leaves a line
@@ -341,6 +344,31 @@ static void check_overmount_socks(struct os_socks s)
 	unlink("/os/dgram");
 }
 
+/* `at`: a bind mount of the net namespace of a child that unshared one and exited: no task is in it. */
+static void bind_lone_netns(const char *at)
+{
+	int p[2];
+	char c, ns[64];
+	must(pipe(p) == 0, "pipe");
+	pid_t child = fork();
+	must(child >= 0, "fork");
+	if (child == 0) {
+		c = unshare(CLONE_NEWNET) == 0 ? 'y' : 'n';
+		if (write(p[1], &c, 1) != 1)
+			_exit(1);
+		pause();
+		_exit(0);
+	}
+	must(read(p[0], &c, 1) == 1 && c == 'y', "the child's net namespace");
+	write_file(at, "", 0600);
+	snprintf(ns, sizeof(ns), "/proc/%d/ns/net", (int)child);
+	must(mount(ns, at, NULL, MS_BIND, NULL) == 0, "bind the child's net namespace");
+	kill(child, SIGKILL);
+	waitpid(child, NULL, 0);
+	close(p[0]);
+	close(p[1]);
+}
+
 /* The child: build the tree under root, pivot into it, exec the subject. */
 static void build(const char *root, const char *out, int ready_fd, int maps_fd)
 {
@@ -393,6 +421,8 @@ static void build(const char *root, const char *out, int ready_fd, int maps_fd)
 		make_overmounts();
 		make_deleted_binds();
 	}
+	if (subject_opt_long("nsfs", 0) == 1)
+		bind_lone_netns("/nsf");
 	const char *pty = subject_opt("pty", "0");
 	if (strcmp(pty, "0") != 0)
 		must(symlink("pts/ptmx", "/dev/ptmx") == 0, "symlink /dev/ptmx");

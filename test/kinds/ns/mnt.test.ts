@@ -176,6 +176,27 @@ test('a filesystem outside the namespace\'s dumped mounts is refused with one li
   }
 });
 
+test('a net namespace no task is in, held by a bind mount in the tree (`ip netns add` style), is refused at dump with one line (as CRIU); the tree runs on', TIMEOUT, async () => {
+  const root = makeRoot();
+  const dir = tempDir('mnt-nsfs');
+  let s: Subject | undefined;
+  try {
+    s = await startInRoot(root, ['--nsfs', '1']);
+    const pid = s.pid;
+    await assert.rejects(dump({ pid, imagesDir: dir, progress: false }), (e: unknown) => {
+      assert.ok(isCriuTsError(e), String(e));
+      assert.match(e.message, /^task \d+.*mount \d+ at \/nsf.*nsfs filesystem is outside every dumped mount: name it with --external mnt\[\/nsf\]:KEY$/);
+      assert.doesNotMatch(e.message, /\n/);
+      return true;
+    });
+    assert.ok(isAlive(pid), 'the tree runs on');
+  } finally {
+    s?.cleanup();
+    removeDir(dir);
+    removeDir(root);
+  }
+});
+
 test('an --external mnt[KEY] naming no mount of the tree is ignored, as by CRIU (runc names device nodes too); the tree runs on', TIMEOUT, async () => {
   const root = makeRoot();
   const dir = tempDir('mnt-ext-unused');
