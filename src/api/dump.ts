@@ -8,6 +8,8 @@ import { cgroupOptions } from './cgroup-options.js';
 import { readExternals } from './externals.js';
 import { mountOptions } from './mount-options.js';
 import { clearStaleLocks, defaultLockMethod, type LockMethod } from '../kinds/index.js';
+import { CPU_CAP } from './cpu-cap.js';
+import { cpuinfoDump } from './cpuinfo.js';
 
 function networkLock(opts: DumpOptions): LockMethod {
   return opts.networkLock ?? defaultLockMethod();
@@ -24,7 +26,10 @@ const GHOST_LIMIT_BYTES = 1 << 20;
 export async function dump(opts: DumpOptions): Promise<DumpResult> {
   // A dump that was killed before it was over may have left its network lock.
   clearStaleLocks();
-  return dumpTree(coreOptions(opts));
+  const core = coreOptions(opts);
+  // As CRIU: the CPU is saved before any task is touched.
+  if (((opts.cpuCap ?? 0) & CPU_CAP.IMAGE) !== 0) cpuinfoDump({ imagesDir: core.dir });
+  return dumpTree(core);
 }
 
 /** The public options resolved once, with CRIU's defaults, into what the dump core takes. */

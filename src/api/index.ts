@@ -12,5 +12,6 @@ export { preDump } from './pre-dump.js';
 export { dedup } from './dedup.js';
 export { restore, waitRestored } from './restore.js';
 export { check } from './check.js';
+export { cpuinfoDump, cpuinfoCheck, CPU_CAP } from './cpuinfo.js';
 export type * from './options.js';
 export { CriuTsError, isCriuTsError } from '../errors.js';

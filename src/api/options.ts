@@ -49,6 +49,11 @@ export interface CommonOptions {
   /** --ghost-limit in bytes (CRIU default 1 MiB) */
   ghostLimit?: number;
   /**
+   * --cpu-cap (CRIU's cpu_cap bits, api/cpuinfo.ts CPU_CAP): with the IMAGE bit, a dump writes this CPU
+   * to cpuinfo.img and a restore first checks that image against the CPU it runs on (fpu, ins, cpu rules)
+   */
+  cpuCap?: number;
+  /**
    * --manage-cgroups: at restore, what may be done to cgroups: 'ignore'
    * (tasks stay in ours), 'none' and 'props' (the cgroups must exist;
    * 'props' sets their properties), 'soft' (default: missing ones are made,

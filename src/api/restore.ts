@@ -7,6 +7,8 @@ import { mountOptions } from './mount-options.js';
 import { restoreTree, waitForRoot } from '../restore/index.js';
 import { checkJoinNs } from '../kinds/ns/join.js';
 import { readExternals } from './externals.js';
+import { CPU_CAP } from './cpu-cap.js';
+import { cpuinfoCheck } from './cpuinfo.js';
 
 /**
  * Restore the tree saved in `opts.imagesDir`. Returns the root's pid once
@@ -22,6 +24,8 @@ export async function restore(opts: RestoreOptions): Promise<RestoreResult> {
   }
   const joinNs = checkJoinNs(joins);
   const ext = readExternals(opts.external ?? [], opts.vethPairs ?? [], 'restore');
+  // As CRIU: the CPU the images were made on is checked before anything is created.
+  if (((opts.cpuCap ?? 0) & CPU_CAP.IMAGE) !== 0) cpuinfoCheck({ imagesDir: dir, cpuCap: opts.cpuCap });
   if (opts.emptyNetNs === true && joinNs.some((j) => j.type === 'net')) {
     throw new CriuTsError('EUSAGE', 'conflicting options: --join-ns net and --empty-ns net', {});
   }

@@ -39,6 +39,8 @@ export interface CliOptions {
   networkLock: 'nftables' | 'iptables' | 'skip' | undefined;
   fileLocks: boolean;
   ghostLimitBytes?: number;
+  /** --cpu-cap[=LIST], as CRIU's cpu_cap bits (api/cpuinfo.ts) */
+  cpuCap?: number;
   freezeCgroup?: string;
   /** --manage-cgroups[=MODE] (no mode: soft) */
   manageCgroups?: CgroupMode;

@@ -80,8 +80,13 @@ export async function runCommand(command: CommandName, action: string | undefine
       log.info(`lazy-pages: ${r.tasks} task(s), ${r.faults} fault(s) served (${r.pagesOnFault} pages), ${r.pagesPushed} pages pushed, ${r.zeroPages} zero pages`);
       return 0;
     }
-    case 'cpuinfo':
-      throw new CriuTsError('EUNSUPPORTED', `the cpuinfo ${action ?? ''} command is not supported yet`, { command });
+    case 'cpuinfo': {
+      const { cpuinfoDump, cpuinfoCheck } = await import('../api/cpuinfo.js');
+      if (action === 'dump') await api(() => cpuinfoDump({ imagesDir: o.imagesDir }));
+      else if (action === 'check') await api(() => cpuinfoCheck({ imagesDir: o.imagesDir, cpuCap: o.cpuCap }));
+      else throw new CriuTsError('EUSAGE', `cpuinfo: expected dump or check${action === undefined ? '' : `, not ${action}`}`, { command, action });
+      return 0;
+    }
     default:
       throw new CriuTsError('EUNSUPPORTED', `the ${command} command is not supported yet`, { command });
   }
@@ -103,6 +108,7 @@ function common(o: CliOptions): CommonOptions {
     linkRemap: o.linkRemap,
   };
   if (o.ghostLimitBytes !== undefined) c.ghostLimit = o.ghostLimitBytes;
+  if (o.cpuCap !== undefined) c.cpuCap = o.cpuCap;
   if (o.manageCgroups !== undefined) c.manageCgroups = o.manageCgroups;
   if (o.cgroupRoot.length > 0) c.cgroupRoot = o.cgroupRoot;
   if (o.cgroupYard !== undefined) c.cgroupYard = o.cgroupYard;

@@ -119,7 +119,7 @@ export const OPTIONS: readonly OptionSpec[] = [
   { long: 'tls-no-cn-verify', arg: 'none', support: I },
   // misc
   { long: 'libdir', short: 'L', arg: 'required', support: I },
-  { long: 'cpu-cap', arg: 'optional', support: I },
+  { long: 'cpu-cap', arg: 'optional', support: Y },
   { long: 'log-pid', arg: 'none', negatable: true, support: I },
   { long: 'deprecated', arg: 'none', negatable: true, support: I },
   { long: 'ms', arg: 'none', support: U },

@@ -10,6 +10,7 @@ import { isAbsolute, resolve } from 'node:path';
 import { CriuTsError } from '../errors.js';
 import { CGROUP_MODES, parseCgroupRoot } from '../api/cgroup-options.js';
 import { parseExternalMount } from '../api/mount-options.js';
+import { parseCpuCap } from '../api/cpu-cap.js';
 import type { CgroupMode } from '../api/options.js';
 import { configWords } from './config-file.js';
 import { parseJoinNsArg } from '../kinds/ns/join.js';
@@ -228,6 +229,7 @@ function apply(hit: Hit, raw: Raw): 'version' | undefined {
     case 'file-locks': o.fileLocks = on; break;
     case 'link-remap': o.linkRemap = on; break;
     case 'ghost-limit': o.ghostLimitBytes = sizeArg(shown, value); break;
+    case 'cpu-cap': o.cpuCap = parseCpuCap(value); break;
     case 'track-mem': o.trackMem = on; break;
     case 'auto-dedup': o.autoDedup = on; break;
     case 'prev-images-dir': o.prevImagesDir = nonEmpty(shown, value); break;

@@ -19,8 +19,8 @@ Commands:
   service        launch the RPC service (see docs/rpc.md)
   dedup          remove duplicates in memory dump (pages of the parent images the last one holds again)
   lazy-pages     serve the pages of a 'restore --lazy-pages' from DIR (on fault, the rest in the background)
-  cpuinfo dump   writes cpu information into image file (not yet)
-  cpuinfo check  validates cpu information read from image file (not yet)
+  cpuinfo dump   writes cpu information into image file
+  cpuinfo check  validates cpu information read from image file
 `;
 
 export const HELP = `${USAGE}
@@ -77,13 +77,15 @@ Dump/Restore options:
      --socket-mode MODE service: socket permissions, octal (default 0600: root only)
      --socket-group G   service: socket group, to share it with a group on purpose
 
-Accepted and ignored (with a warning): --cgroup-props, --cgroup-props-file,
-  --evasive-devices, --skip-in-flight, --tcp-close, --weak-sysctls,
-  --force-irmap, --skip-mnt, --enable-fs, --lsm-profile, --network-lock, --cpu-cap,
-  -L|--libdir, ...
-Not supported yet (refused): --external other than veth[]/macvlan[]/mnt[KEY]:VALUE,
-  --inherit-fd, lazy-pages --page-server, --tls,
-  --stream, --check-only
+     --cpu-cap[=LIST]   dump: save this CPU in cpuinfo.img; restore and cpuinfo check:
+                        check it against this CPU (fpu, ins, cpu, all, none; ^ negates)
+
+Accepted and ignored (with a warning): --evasive-devices, --force-irmap,
+  --irmap-scan-path, --weak-sysctls, --file-validation, --ghost-fiemap,
+  --skip-file-rwx-check, --allow-uprobes, --cgroup-props, --cgroup-props-file,
+  --skip-mnt, --enable-fs, --lsm-profile, --lsm-mount-context, --mntns-compat-mode,
+  --unprivileged, --tls-cacert/-cacrl/-cert/-key/-no-cn-verify, -L|--libdir, ...
+Not supported yet (refused): --tls, --stream, --remote, --ps-socket, --check-only
 
 Check options:
   Without options, "criu-ts check" checks the kernel features criu-ts needs.

@@ -7,12 +7,13 @@
  */
 import { existsSync } from 'node:fs';
 import { check } from '../api/check.js';
+import { cpuinfoCheck, cpuinfoDump } from '../api/cpuinfo.js';
 import type { CheckResult } from '../api/options.js';
 import { CRIU_COMPAT_VERSION, version as packageVersion } from '../version.js';
 import { CriuTsError, describeError, rpcErrnoOf } from '../errors.js';
 import type { CriuFeatures, CriuReq, CriuReqType, CriuResp } from '../images/messages.js';
 import { logLevel, logger, resetLogClock, setLogFile, setLogLevel } from '../log.js';
-import { ACCESS, POLLHUP, WNOHANG, dirAccessibleBy, pollFd, waitPid, EBADRQC, EOPNOTSUPP } from '../sys/index.js';
+import { ACCESS, POLLHUP, WNOHANG, dirAccessibleBy, pollFd, waitPid, EBADRQC } from '../sys/index.js';
 import type { CallerCreds } from '../api/options.js';
 import {
   DUMP_SCRIPTS_AFTER, DUMP_SCRIPTS_BEFORE, Notifier, RESTORE_SCRIPTS_AFTER, RESTORE_SCRIPTS_BEFORE,
@@ -283,6 +284,21 @@ async function handleCheck(conn: RpcConnection, req: CriuReq): Promise<void> {
   }
 }
 
+/** `cpuinfo dump` into the request's images dir, or `cpuinfo check` of the cpuinfo.img there (with the request's cpu_cap when sent). */
+async function handleCpuinfo(conn: RpcConnection, req: CriuReq, type: 'CPUINFO_DUMP' | 'CPUINFO_CHECK'): Promise<void> {
+  const o = withDefaults(req.opts);
+  try {
+    await withRequestLog(conn, o, type === 'CPUINFO_DUMP' ? 'dump' : 'restore', (dirs) => {
+      if (type === 'CPUINFO_DUMP') cpuinfoDump({ imagesDir: dirs.imagesDir });
+      else cpuinfoCheck({ imagesDir: dirs.imagesDir, cpuCap: req.opts?.cpu_cap });
+      return Promise.resolve();
+    });
+    conn.send({ type, success: true });
+  } catch (e) {
+    conn.send(failure(type, e));
+  }
+}
+
 async function featureOk(name: string): Promise<boolean> {
   let r: CheckResult;
   try {
@@ -347,12 +363,6 @@ async function handleWaitPid(conn: RpcConnection, req: CriuReq): Promise<void> {
   }
 }
 
-function unsupported(conn: RpcConnection, type: CriuReqType | number): void {
-  const e = new CriuTsError('EUNSUPPORTED', `${typeName(type)} is not supported by criu-ts yet`, { type, errno: EOPNOTSUPP });
-  log.warn(e.message);
-  conn.send(failure(type, e));
-}
-
 export async function handleRequest(conn: RpcConnection, req: CriuReq): Promise<void> {
   switch (req.type) {
     case 'DUMP': return handleDump(conn, req);
@@ -368,7 +378,7 @@ export async function handleRequest(conn: RpcConnection, req: CriuReq): Promise<
       return handlePageServer(conn, req, req.type);
     case 'CPUINFO_DUMP':
     case 'CPUINFO_CHECK':
-      return unsupported(conn, req.type);
+      return handleCpuinfo(conn, req, req.type);
     default: {
       // NOTIFY out of turn, EMPTY or a type we do not know: CRIU's "Invalid req" answer.
       const e = new CriuTsError('EUSAGE', `invalid request: ${typeName(req.type)}`, { type: req.type, errno: EBADRQC });

@@ -138,7 +138,7 @@ function refused(o: EffectiveOpts, op: Operation): string[] {
 /** Accepted, logged as ignored when set: leaving them out does not change what criu-ts can dump or restore. */
 const IGNORED_FIELDS = [
   'evasive_devices', 'force_irmap', 'irmap_scan_paths',
-  'cpu_cap', 'skip_mnt', 'enable_fs', 'ext_sharing', 'ext_masters',
+  'skip_mnt', 'enable_fs', 'ext_sharing', 'ext_masters',
   'weak_sysctls', 'tls_cacert', 'tls_cacrl', 'tls_cert',
   'tls_key', 'tls_no_cn_verify', 'mntns_compat_mode', 'skip_file_rwx_check', 'unprivileged',
   'display_stats', 'allow_uprobes', 'ghost_fiemap', 'file_validation_method', 'pidfd_store_sk',
@@ -191,6 +191,8 @@ function common(o: EffectiveOpts, dirs: RequestDirs): CommonOptions {
   if (o.tcp_established !== undefined) c.tcpEstablished = o.tcp_established;
   if (o.tcp_close !== undefined) c.tcpClose = o.tcp_close;
   if (o.tcp_skip_in_flight !== undefined) c.skipInFlight = o.tcp_skip_in_flight;
+  // CRIU takes cpu_cap only when sent (has_cpu_cap): the proto's default of all bits would write cpuinfo.img.
+  if (o.cpu_cap !== undefined) c.cpuCap = o.cpu_cap;
   // criu_network_lock_method: IPTABLES 1, NFTABLES 2, SKIP 3
   const nl = o.network_lock as unknown;
   if (nl === 'NFTABLES' || nl === 2) c.networkLock = 'nftables';

@@ -225,7 +225,7 @@ def main():
                 req.features.mem_track = True
                 req.features.lazy_pages = True
                 req.features.pidfd_store = True
-            if req.type in (rpc.PRE_DUMP, rpc.SINGLE_PRE_DUMP, rpc.PAGE_SERVER, rpc.CPUINFO_DUMP):
+            if req.type in (rpc.PRE_DUMP, rpc.SINGLE_PRE_DUMP, rpc.PAGE_SERVER, rpc.CPUINFO_DUMP, rpc.CPUINFO_CHECK):
                 opts_from(args, req.opts)
             out(resp_dict(c._send_req_and_recv_resp(req)))
     elif args.command == "service":
