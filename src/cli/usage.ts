@@ -77,7 +77,7 @@ Dump/Restore options:
      --socket-mode MODE service: socket permissions, octal (default 0600: root only)
      --socket-group G   service: socket group, to share it with a group on purpose
 
-     --cpu-cap[=LIST]   dump: save this CPU in cpuinfo.img; restore and cpuinfo check:
+     --cpu-cap[=LIST]   dump: save this CPU with the images; restore and cpuinfo check:
                         check it against this CPU (fpu, ins, cpu, all, none; ^ negates)
 
 Accepted and ignored (with a warning): --evasive-devices, --force-irmap,
