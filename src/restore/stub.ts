@@ -51,17 +51,33 @@ export function startStub(): Stub {
  */
 export function cloneWithPid(parent: Tracee, pid: number, flags = 0n, exitSignal = SIGCHLD, ourNs = true): Tracee {
   const scratch = parent.mapScratch();
-  const args = Buffer.alloc(CLONE_ARGS_SIZE + 8);
+  parent.writeMem(scratch, cloneArgs(scratch, flags, exitSignal, pid));
+  parent.events.length = 0;
+  return adoptClone(parent, parent.syscallRaw(NR.clone3, scratch, CLONE_ARGS_SIZE), pid, ourNs);
+}
+
+/** Bytes of clone3's arguments (and the one set_tid after them) for a task's scratch memory. */
+export const CLONE_SLOT_BYTES = CLONE_ARGS_SIZE + 8;
+
+/** clone3's arguments (`struct clone_args`, then set_tid[1]) to be written at `at` in the parent's memory. */
+export function cloneArgs(at: bigint, flags: bigint, exitSignal: number, pid: number): Buffer {
+  const args = Buffer.alloc(CLONE_SLOT_BYTES);
   args.writeBigUInt64LE(flags, 0);
   args.writeBigUInt64LE(BigInt(exitSignal), 32);
   if (pid !== 0) {
-    args.writeBigUInt64LE(scratch + BigInt(CLONE_ARGS_SIZE), 64); // set_tid
+    args.writeBigUInt64LE(at + BigInt(CLONE_ARGS_SIZE), 64); // set_tid
     args.writeBigUInt64LE(1n, 72); // set_tid_size
   }
   args.writeBigInt64LE(BigInt(pid), CLONE_ARGS_SIZE);
-  parent.writeMem(scratch, args);
-  parent.events.length = 0;
-  const r = parent.syscallRaw(NR.clone3, scratch, CLONE_ARGS_SIZE);
+  return args;
+}
+
+/**
+ * The task an injected clone3 in `parent` made (`r`: its raw result; the
+ * parent's events cleared before the call), once it is in its first ptrace
+ * stop, checked to have pid `pid`.
+ */
+export function adoptClone(parent: Tracee, r: bigint, pid: number, ourNs: boolean): Tracee {
   if (r < 0n) {
     const errno = Number(-r);
     if (errno === 17) throw new CriuTsError('EBUSY', `pid ${pid} is already in use`, { pid });

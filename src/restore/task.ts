@@ -19,7 +19,8 @@ import { inheritedVmas, inheritedRanges } from '../kinds/memory/cow.js';
 import { restoreFds } from './files.js';
 import { asInterruptedSyscall } from './restart.js';
 import { call, runSteps, runStepsEach, type SideSteps, type StepHandle, type Steps } from '../kinds/steps.js';
-import { cloneWithPid, TRACE_OPTIONS } from './stub.js';
+import { TRACE_OPTIONS } from './stub.js';
+import { createThreads } from './threads.js';
 import {
   restoreThreadSeccomp, seccompSharedByThreads, credsPutBytes, credsSteps, restoreTaskState, threadStateSteps, restoreFpu, restoreThreadSignals,
 } from '../kinds/index.js';
@@ -30,8 +31,6 @@ import type { RestoreNode, RestorePlan } from './plan.js';
 import { logger } from '../log.js';
 
 const log = logger('task');
-
-const CLONE_THREAD_FLAGS = 0x100n | 0x200n | 0x400n | 0x800n | 0x10000n | 0x40000n; // VM FS FILES SIGHAND THREAD SYSVSEM
 
 function coreRegs(core: CoreEntry): GpRegs {
   const g = core.thread_info?.gpregs;
@@ -119,16 +118,11 @@ export function restoreTaskBody(n: RestoreNode, plan: RestorePlan, img: DumpImag
   // Every signal but SIGTRAP stays blocked while we drive the task (see
   // HELD_SIGMASK); the dumped mask comes last.
   holdSigmask(n.real, HELD_SIGMASK);
-  // Threads share the address space: create them now, each from the main thread.
+  // Threads share the address space: create them now, in rounds (threads.ts).
   const tids = task.pstree.threads ?? [pid];
   n.threads = [tracee];
-  for (let i = 1; i < tids.length; i++) {
-    const tid = tids[i] as number;
-    const th = cloneWithPid(tracee, tid, CLONE_THREAD_FLAGS, 0, !n.inNewPidNs);
-    const range = tracee.scratchRange;
-    if (range) th.shareScratch(range);
-    n.threads.push(th);
-  }
+  scratchOf(tracee);
+  createThreads(tracee, tids.slice(1), !n.inNewPidNs, n.threads);
   restoreTaskState(h, tc, 'after-threads');
   for (const th of n.threads) holdSigmask(th.tid, HELD_SIGMASK);
   // The threads' own state, side by side (kinds/steps.ts), then their FPU state.

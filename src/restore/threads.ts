@@ -1,0 +1,64 @@
+/**
+ * A restored process's threads, made in rounds: each thread made so far
+ * (the main thread first) makes one more with an injected clone3 with
+ * CLONE_THREAD and set_tid, all of a round's calls side by side
+ * (infect/side-by-side.ts). 999 threads take 10 rounds instead of 999
+ * round trips one after another.
+ *
+ * A new thread copies the per-thread state of the thread that made it
+ * (signal mask, comm, timer slack, credentials, seccomp, affinity). Every
+ * maker is itself a copy of the main thread, made before any thread's own
+ * state is set (threadStateSteps and the credentials come later, for each
+ * thread), so each thread starts as it did when the main thread made all
+ * of them. A new thread runs on its maker's registers: our injected calls
+ * never touch its stack.
+ */
+import { NR } from '../sys/index.js';
+import type { Tracee } from '../infect/tracee.js';
+import { syscallEachSettled } from '../infect/side-by-side.js';
+import { adoptClone, cloneArgs, CLONE_SLOT_BYTES } from './stub.js';
+
+const CLONE_THREAD_FLAGS = 0x100n | 0x200n | 0x400n | 0x800n | 0x10000n | 0x40000n; // VM FS FILES SIGHAND THREAD SYSVSEM
+
+/**
+ * Make threads `tids` (in that order) in the process of `main`, which has
+ * its scratch area; `made` receives each thread as soon as it exists (so a
+ * failure leaves every made thread where the caller kills it). `ourNs`:
+ * the tids are ours (not those of a new pid namespace).
+ */
+export function createThreads(main: Tracee, tids: readonly number[], ourNs: boolean, made: Tracee[]): void {
+  const scratch = main.scratchRange ?? { addr: main.mapScratch(), size: 1 << 16 };
+  const slots = Math.max(1, Math.floor(scratch.size / CLONE_SLOT_BYTES));
+  const makers: Tracee[] = [main];
+  let next = 0;
+  while (next < tids.length) {
+    const round = makers.slice(0, Math.min(makers.length, tids.length - next, slots));
+    const args = Buffer.concat(round.map((_, k) => {
+      const at = scratch.addr + BigInt(k * CLONE_SLOT_BYTES);
+      return cloneArgs(at, CLONE_THREAD_FLAGS, 0, tids[next + k] as number);
+    }));
+    main.writeMem(scratch.addr, args);
+    for (const m of round) m.events.length = 0;
+    const results = syscallEachSettled(round.map((m, k) => ({
+      t: m, nr: NR.clone3, args: [scratch.addr + BigInt(k * CLONE_SLOT_BYTES), CLONE_SLOT_BYTES - 8],
+    })));
+    // Every thread a call made is adopted before the first failure is thrown.
+    let failure: unknown;
+    results.forEach((r, k) => {
+      if (!r.ok) {
+        failure ??= r.error;
+        return;
+      }
+      try {
+        const th = adoptClone(round[k] as Tracee, r.value, tids[next + k] as number, ourNs);
+        th.shareScratch(scratch);
+        made.push(th);
+        makers.push(th);
+      } catch (e) {
+        failure ??= e;
+      }
+    });
+    if (failure !== undefined) throw failure;
+    next += round.length;
+  }
+}
