@@ -27,8 +27,8 @@ export const isUffdWp = (e: bigint): boolean => (e & PM_UFFD_WP) !== 0n;
 /** Page frame number; 0 unless the reader has CAP_SYS_ADMIN. Meaningless for swapped entries. */
 export const pfn = (e: bigint): bigint => e & PM_PFN_MASK;
 
-/** 2 MiB of entries (a 1 GiB range): the most a reader keeps between reads. */
-const REUSE_ENTRIES = 1 << 18;
+/** 256 KiB of entries (a 128 MiB range): the most a reader keeps between reads. */
+const REUSE_ENTRIES = 1 << 15;
 
 export class PagemapReader {
   readonly pid: number;

@@ -17,7 +17,7 @@ import { readComm, readTimerSlack } from '../../proc/index.js';
 import type { ProcStatus } from '../../proc/index.js';
 import { RemoteSyscallError, type Tracee } from '../../infect/tracee.js';
 import { syscallEach } from '../../infect/side-by-side.js';
-import { peekSignals, rseqConfig, readXstate, writeXstate } from '../../infect/ptrace-state.js';
+import { peekSignals, rseqConfig, readXstateView, writeXstate } from '../../infect/ptrace-state.js';
 import { cpuidThroughTracee } from '../../infect/cpuid.js';
 import type { ThreadCoreEntry, UserX86FpregsEntry } from '../../images/messages.js';
 import { fpregsToXsave } from '../xsave.js';
@@ -151,8 +151,10 @@ export function* threadStateSteps(t: StepHandle, th: ThreadCoreEntry, clearTid: 
 
 /** FPU/SSE/AVX/AVX-512: the kernel's own XSAVE buffer (this CPU's layout) as a template, filled from the image. */
 export function restoreFpu(t: Tracee, fp: UserX86FpregsEntry): void {
-  const template = readXstate(t.tid, 16384);
+  // The layout first: finding it may read registers itself. The template
+  // is used at once (fpregsToXsave copies it): no copy of our own per thread.
   const layout = xstateLayout(() => cpuidThroughTracee(t));
+  const template = readXstateView(t.tid, 16384);
   writeXstate(t.tid, fpregsToXsave(template, fp, layout, `thread ${t.tid}`));
 }
 
