@@ -85,32 +85,32 @@ export function parseMaps(pid: number, tid?: number): MapsEntry[] {
 export interface SmapsEntry extends MapsEntry {
   /** Two-letter VmFlags (rd wr ex mr mw me sh gd ...), in kernel order. */
   vmFlags: string[];
-  /**
-   * Every "Key: N kB" line, in KiB (Size, Rss, Pss, Shared_Clean,
-   * Anonymous, AnonHugePages, Swap, KernelPageSize, Private_Hugetlb, ...);
-   * the fields this kernel version lacks read 0.
-   */
-  kb: Record<string, number>;
   rssKb: number;
   anonymousKb: number;
   anonHugePagesKb: number;
   swapKb: number;
+  /** Shared_Clean + Shared_Dirty: pages another mapping (a forked task) holds too */
+  sharedKb: number;
+  /** KernelPageSize: the page size of a hugetlb VMA, else 4 */
+  kernelPageSizeKb: number;
+  /** Private_Hugetlb + Shared_Hugetlb: resident hugetlb memory, which Rss leaves out */
+  hugetlbKb: number;
 }
 
 /**
- * The "N kB" fields of smaps, one object shape for every VMA: as a
- * dictionary grown key by key, each VMA's object was 2.8 KB of heap (a
- * 1000-thread task has 2000 VMAs); this is about 200 bytes. A field a
- * newer kernel adds is still kept (it extends the shape).
+ * The "Key: N kB" lines of smaps the dump reads, by key length and text:
+ * only these are kept. Storing every line's value under its key (a 20,000-VMA
+ * task has half a million) cost more than reading the file: a string per key
+ * and a keyed store each.
  */
-function kbFields(): Record<string, number> {
-  return {
-    Size: 0, KernelPageSize: 0, MMUPageSize: 0, Rss: 0, Pss: 0, Pss_Anon: 0, Pss_File: 0, Pss_Shmem: 0, Pss_Dirty: 0,
-    Shared_Clean: 0, Shared_Dirty: 0, Private_Clean: 0, Private_Dirty: 0, Referenced: 0, Anonymous: 0, KSM: 0,
-    LazyFree: 0, AnonHugePages: 0, ShmemPmdMapped: 0, FilePmdMapped: 0, Shared_Hugetlb: 0, Private_Hugetlb: 0,
-    Swap: 0, SwapPss: 0, Locked: 0,
-  };
-}
+type KbField = 'rssKb' | 'anonymousKb' | 'anonHugePagesKb' | 'swapKb' | 'sharedKb' | 'kernelPageSizeKb' | 'hugetlbKb';
+const KB_KEYS: readonly (readonly [string, KbField])[] = [
+  ['Rss', 'rssKb'], ['Anonymous', 'anonymousKb'], ['AnonHugePages', 'anonHugePagesKb'], ['Swap', 'swapKb'],
+  ['Shared_Clean', 'sharedKb'], ['Shared_Dirty', 'sharedKb'], ['KernelPageSize', 'kernelPageSizeKb'],
+  ['Private_Hugetlb', 'hugetlbKb'], ['Shared_Hugetlb', 'hugetlbKb'],
+];
+const KB_BY_LENGTH = new Map<number, (readonly [string, KbField])[]>();
+for (const k of KB_KEYS) KB_BY_LENGTH.set(k[0].length, [...(KB_BY_LENGTH.get(k[0].length) ?? []), k]);
 
 /** The two-letter VmFlags, one string each for every VMA (not a fresh one per flag per VMA). */
 const vmFlagNames = new Map<string, string>();
@@ -152,7 +152,7 @@ export function parseSmaps(pid: number, tid?: number): SmapsEntry[] {
     pos = end + 1;
     if (end === at) continue;
     if (isHeader(text, at, end)) {
-      cur = { ...parseMapsLine(text.slice(at, end), file, seen), vmFlags: [], kb: kbFields(), rssKb: 0, anonymousKb: 0, anonHugePagesKb: 0, swapKb: 0 };
+      cur = { ...parseMapsLine(text.slice(at, end), file, seen), vmFlags: [], rssKb: 0, anonymousKb: 0, anonHugePagesKb: 0, swapKb: 0, sharedKb: 0, kernelPageSizeKb: 0, hugetlbKb: 0 };
       out.push(cur);
       continue;
     }
@@ -171,19 +171,18 @@ export function parseSmaps(pid: number, tid?: number): SmapsEntry[] {
       cur.vmFlags = flags;
       continue;
     }
-    // "Key:   N kB" (or a unitless number: THPeligible, ProtectionKey, ignored)
+    // "Key:   N kB": only the keys the dump reads (KB_KEYS); new kernels add others.
+    const candidates = KB_BY_LENGTH.get(colon - at);
+    if (candidates === undefined) continue;
+    const hit = candidates.find((k) => text.startsWith(k[0], at));
+    if (hit === undefined) continue;
     let i = colon + 1;
     while (text.charCodeAt(i) === 32) i++;
     const digits = i;
     let v = 0;
     while (i < end && isDigit(text.charCodeAt(i))) v = v * 10 + (text.charCodeAt(i++) - 48);
-    if (i === digits || end - i !== 3 || !text.startsWith(' kB', i)) continue; // other lines: new kernels add fields
-    const key = text.slice(at, colon);
-    cur.kb[key] = v;
-    if (key === 'Rss') cur.rssKb = v;
-    else if (key === 'Anonymous') cur.anonymousKb = v;
-    else if (key === 'AnonHugePages') cur.anonHugePagesKb = v;
-    else if (key === 'Swap') cur.swapKb = v;
+    if (i === digits || end - i !== 3 || !text.startsWith(' kB', i)) throw parseError(file, line(), 'expected N kB');
+    cur[hit[1]] += v;
   }
   return out;
 }

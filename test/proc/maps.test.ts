@@ -56,7 +56,10 @@ test('parseSmaps gives VmFlags and sizes', () => {
   for (const f of ['rd', 'wr', 'mr', 'mw', 'me']) assert.ok(anon.vmFlags.includes(f), `anon lacks ${f}`);
   assert.equal(anon.rssKb, 16); // pages 0, 1, 2 and 5 were touched
   assert.equal(anon.anonymousKb, 16);
-  assert.equal(anon.kb['Size'], 32);
+  assert.equal(anon.end - anon.start, 32n * 1024n);
+  assert.equal(anon.sharedKb, 0, 'nobody else maps it');
+  assert.equal(anon.kernelPageSizeKb, 4);
+  assert.equal(anon.hugetlbKb, 0);
   const del = smaps.find((m) => m.start === infoHex(t, 'deleted'));
   assert.ok(del?.vmFlags.includes('sh'));
   const stack = smaps.find((m) => m.path === '[stack]');

@@ -287,7 +287,7 @@ export function dumpMemory(ctx: MemoryDumpContext): MemoryDump {
       // reads, and the kernel unshares (copies) an anonymous page it pins,
       // so the task would lose the sharing (a dump with -R or a pre-dump
       // would double a forking server's memory).
-      const shared = (v.kb['Shared_Clean'] ?? 0) + (v.kb['Shared_Dirty'] ?? 0) > 0;
+      const shared = v.sharedKb > 0;
       const dirty = ctx.track?.scan(v.start, v.end);
       if (dirty && ctx.track) {
         // Pages that hold data, cut where they are both unwritten and held

@@ -37,7 +37,7 @@ export function isAnonHugetlb(v: SmapsEntry): boolean {
 
 /** The page size of a hugetlb VMA, in bytes. */
 export function hugePageSize(v: SmapsEntry): number {
-  return (v.kb['KernelPageSize'] ?? 0) * 1024;
+  return v.kernelPageSizeKb * 1024;
 }
 
 /** MAP_HUGETLB with the page size, as the VMA's flags carry it. */
@@ -49,7 +49,7 @@ export function hugetlbFlags(v: SmapsEntry): number {
 
 /** Resident hugetlb memory of a VMA (smaps counts it apart from Rss), in KiB. */
 export function hugetlbKb(v: SmapsEntry): number {
-  return (v.kb['Private_Hugetlb'] ?? 0) + (v.kb['Shared_Hugetlb'] ?? 0);
+  return v.hugetlbKb;
 }
 
 /**
