@@ -12,13 +12,11 @@
 import type { PageServerClient } from '../kinds/memory/page-server-client.js';
 import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
-import { storeImage, writeFileAtomic, writeImage, type EntriesOf, type ImageId, type ProtoImageKey } from '../images/index.js';
+import { storeImage, writeFileAtomic, type EntriesOf, type ImageId, type ProtoImageKey } from '../images/index.js';
 import type { FileEntry, InventoryEntry } from '../images/messages.js';
 import type { DumpContext, DumpKindOptions, KindImage, KindImageEntries, StateKey } from '../kinds/index.js';
 import { CriuTsError } from '../errors.js';
 
-
-type Img = Record<string, unknown>;
 
 export class DumpSession implements DumpContext {
   /** every file_entry of the dump, in id order (files.img) */
@@ -77,10 +75,6 @@ export class DumpSession implements DumpContext {
     storeImage(this.dir, key, id, entries, payloads);
   }
 
-  writeImage(file: string, kind: string, entries: readonly object[], payloads?: readonly (Buffer | undefined)[]): void {
-    if (file.includes('/')) throw new CriuTsError('EINTERNAL', `image name ${file} is not a plain file name`, { file });
-    writeImage(join(this.dir, file), kind, entries as readonly Img[], payloads);
-  }
 
   writeRawImage(file: string, data: Buffer): void {
     if (file.includes('/')) throw new CriuTsError('EINTERNAL', `image name ${file} is not a plain file name`, { file });

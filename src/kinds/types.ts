@@ -9,7 +9,7 @@
 import type { Stats } from 'node:fs';
 import type { FdInfo } from '../proc/index.js';
 import type { InventoryEntry, FileEntry, FdinfoEntry, TaskKobjIdsEntry, TaskCoreEntry, ThreadCoreEntry } from '../images/messages.js';
-import type { DecodedImage, EntriesOf, EntryOf, ImageId, NsKind, ProtoImageKey, TypedImage } from '../images/index.js';
+import type { EntriesOf, EntryOf, ImageId, NsKind, ProtoImageKey, TypedImage } from '../images/index.js';
 import type { Tracee } from '../infect/tracee.js';
 import type { PageServerClient } from './memory/page-server-client.js';
 import type { DumpKindOptions, RestoreKindOptions } from './options.js';
@@ -87,8 +87,6 @@ export interface DumpContext {
    * dir; the table names the file and types the entries.
    */
   saveImage<K extends ProtoImageKey>(key: K, id: ImageId | undefined, entries: EntriesOf<K>, payloads?: readonly (Buffer | undefined)[]): void;
-  /** saveImage by file name and crit's kind name, untyped: kept while kinds/ns moves over to saveImage */
-  writeImage(file: string, kind: string, entries: readonly object[], payloads?: readonly (Buffer | undefined)[]): void;
   /** write a raw image (no magic, CRIU's RAW_IMAGE_MAGIC: ifaddr-<ns>.img, route-<ns>.img, ...) atomically into the images dir */
   writeRawImage(file: string, data: Buffer): void;
   /** fields of inventory.img a kind owns (root_cg_set), merged into it when it is written */
@@ -185,8 +183,6 @@ export interface RestoreContext {
   kindImage<K extends KindImage>(image: K): KindImageData<K>;
   /** an image of a kind's own (TCP_STREAM with the socket's inode, SHMEM_PAGEMAP with the object's id), typed by the table, or undefined when absent */
   image<K extends ProtoImageKey>(key: K, id?: ImageId): TypedImage<K> | undefined;
-  /** image() by file name, untyped: kept while kinds/ns and kinds/memory move over to image() */
-  ownImage(file: string): DecodedImage | undefined;
   /** a raw image (no magic: ifaddr-<ns>.img, ...) by file name, or undefined when absent */
   rawImage(file: string): Buffer | undefined;
   /** the value under `key` for this restore, made by `make` on first use */

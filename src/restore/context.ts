@@ -7,7 +7,7 @@
  */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { loadImageIfAny, readImage, readImageBytes, type DecodedImage } from '../images/index.js';
+import { loadImageIfAny, readImageBytes } from '../images/index.js';
 import type { FdinfoEntry, FileEntry } from '../images/messages.js';
 import type { KindImage, KindImageData, RestoreContext, RestoreKindOptions, StateKey } from '../kinds/index.js';
 import { CriuTsError } from '../errors.js';
@@ -30,11 +30,7 @@ export function restoreSession(img: DumpImages, opts: RestoreKindOptions): Resto
   const states = new Map<StateKey<unknown>, unknown>();
   const after: { step: () => void; alsoOnFailure: boolean }[] = [];
   let pidHere: (vpid: number) => number | undefined = () => undefined;
-  const ownImage = (file: string): DecodedImage | undefined => {
-    if (file.includes('/')) throw new CriuTsError('EINTERNAL', `image name ${file} is not a plain file name`, { file });
-    const path = join(img.dir, file);
-    return existsSync(path) ? readImage(path) : undefined;
-  };
+
   const ctx: RestoreContext = {
     dir: img.dir,
     opts,
@@ -51,7 +47,6 @@ export function restoreSession(img: DumpImages, opts: RestoreKindOptions): Resto
       return d as KindImageData<K>;
     },
     image: (key, id) => loadImageIfAny(img.dir, key, id),
-    ownImage,
     rawImage(file: string): Buffer | undefined {
       if (file.includes('/')) throw new CriuTsError('EINTERNAL', `image name ${file} is not a plain file name`, { file });
       const path = join(img.dir, file);

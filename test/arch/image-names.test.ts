@@ -13,9 +13,7 @@ import { SRC, tsFiles } from './src-files.js';
 import { kindByFileName } from '../../src/images/table.js';
 
 /** Folders still spelling names, each with why. */
-const NOT_YET: Readonly<Record<string, string>> = {
-  'kinds/ns/': 'namespace kinds: being changed by the namespace work this session; to move over to ctx.saveImage/ctx.image',
-};
+const NOT_YET: Readonly<Record<string, string>> = {};
 
 
 

@@ -28,7 +28,7 @@ import { MAP_HUGE_MASK } from './hugetlb.js';
 import { fillSegments, nrPages, pageSegments } from './fill.js';
 import { openOursInTask } from '../install-fd.js';
 import { parentChainOf, type ParentChain } from './parent-images.js';
-import { AT_FDCWD, O_RDWR, O_CLOEXEC } from '../../sys/fcntl.js';
+import { O_RDWR } from '../../sys/fcntl.js';
 import { imageFile, imagePath } from '../../images/index.js';
 import { CriuTsError } from '../../errors.js';
 
@@ -165,8 +165,8 @@ export function noteSharedAnonMapping(ctx: RestoreContext, shmid: bigint, pid: n
 
 function objectPages(ctx: RestoreContext, shmid: bigint): { name: string; path: string | undefined; entries: PagemapEntry[] } {
   const name = imageFile('SHMEM_PAGEMAP', shmid);
-  const img = ctx.ownImage(name);
-  const head = img?.entries[0] as { pages_id: number } | undefined;
-  if (!img || !head) return { name, path: undefined, entries: [] }; // no page was ever touched
-  return { name, path: imagePath(ctx.dir, 'PAGES', head.pages_id), entries: img.entries.slice(1) as unknown as PagemapEntry[] };
+  const img = ctx.image('SHMEM_PAGEMAP', shmid);
+  if (!img) return { name, path: undefined, entries: [] }; // no page was ever touched
+  const [head, ...entries] = img.entries;
+  return { name, path: imagePath(ctx.dir, 'PAGES', head.pages_id), entries };
 }

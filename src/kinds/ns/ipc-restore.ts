@@ -7,10 +7,9 @@
  * last-user pids become criu-ts's, as with CRIU; times are the restore's.
  */
 import { closeSync, openSync, readSync } from 'node:fs';
-import { join } from 'node:path';
 import { CriuTsError } from '../../errors.js';
-import { decodeMessage } from '../../images/index.js';
-import type { IpcDescEntry, IpcMsg, IpcMsgEntry, IpcSemEntry, IpcShmEntry, IpcVarEntry, PagemapEntry } from '../../images/messages.js';
+import { decodeMessage, imageFile, imagePath, type EntryOf } from '../../images/index.js';
+import type { IpcDescEntry, IpcMsg, IpcMsgEntry, IpcSemEntry, IpcShmEntry, IpcVarEntry } from '../../images/messages.js';
 import {
   IPC_CREAT, IPC_EXCL, PAGE_SIZE, SHM_HUGETLB, SHM_HUGE_SHIFT, SHM_LOCKED, processVmWritev, ipcSetOwner, msgGet, msgSend, semGet, semSetAll, shmAttach, shmDetach, shmGet, shmLock,
 } from '../../sys/index.js';
@@ -28,20 +27,16 @@ export interface IpcImages {
 
 /** Load ipcns-*-<nsId>.img (var is required; an absent object image means no objects of that type). */
 export function loadIpcImages(ctx: RestoreContext, nsId: number): IpcImages {
-  const varFile = `ipcns-var-${nsId}.img`;
-  const v = ctx.ownImage(varFile)?.entries[0] as IpcVarEntry | undefined;
-  if (v === undefined) throw new CriuTsError('EIMAGE', `${varFile} is missing or empty: the tree's ipc namespace cannot be re-created`, { file: varFile });
-  const objects = <T>(file: string): { entry: T; payload: Buffer | undefined }[] => {
-    const img = ctx.ownImage(file);
-    return (img?.entries ?? []).map((entry, i) => ({ entry: entry as T, payload: img?.extras[i] }));
+  const v = ctx.image('IPC_VAR', nsId)?.entries[0];
+  if (v === undefined) {
+    const file = imageFile('IPC_VAR', nsId);
+    throw new CriuTsError('EIMAGE', `${file} is missing or empty: the tree's ipc namespace cannot be re-created`, { file });
+  }
+  const objects = <K extends 'IPCNS_SHM' | 'IPCNS_SEM' | 'IPCNS_MSG'>(key: K): { entry: EntryOf<K>; payload: Buffer | undefined }[] => {
+    const img = ctx.image(key, nsId);
+    return (img?.entries ?? []).map((entry, i) => ({ entry, payload: img?.extras[i] }));
   };
-  return {
-    nsId,
-    var: v,
-    shm: objects<IpcShmEntry>(`ipcns-shm-${nsId}.img`),
-    sem: objects<IpcSemEntry>(`ipcns-sem-${nsId}.img`),
-    msg: objects<IpcMsgEntry>(`ipcns-msg-${nsId}.img`),
-  };
+  return { nsId, var: v, shm: objects('IPCNS_SHM'), sem: objects('IPCNS_SEM'), msg: objects('IPCNS_MSG') };
 }
 
 /** Create an object of `type` with exactly the dumped id. */
@@ -84,7 +79,7 @@ export function restoreIpcObjects(img: IpcImages, ctx: RestoreContext): void {
     const d = s.desc;
     const values = payload?.subarray(0, 2 * s.nsems);
     if (values === undefined || values.length !== 2 * s.nsems) {
-      throw new CriuTsError('EIMAGE', `ipcns-sem-${img.nsId}.img: semaphore set ${d.id} has no values`, { id: d.id });
+      throw new CriuTsError('EIMAGE', `${imageFile('IPCNS_SEM', img.nsId)}: semaphore set ${d.id} has no values`, { id: d.id });
     }
     createWithId('sem', d.id, () => semGet(d.key, s.nsems, FLAGS(d.mode)), asUid);
     ipcSetOwner('sem', d.id, owner('sem', d));
@@ -94,7 +89,7 @@ export function restoreIpcObjects(img: IpcImages, ctx: RestoreContext): void {
     const d = q.desc;
     const msgs = splitMessages(payload ?? Buffer.alloc(0), img.nsId, d.id);
     if (msgs.length !== q.qnum) {
-      throw new CriuTsError('EIMAGE', `ipcns-msg-${img.nsId}.img: queue ${d.id} has ${msgs.length} messages, its entry says ${q.qnum}`, { id: d.id });
+      throw new CriuTsError('EIMAGE', `${imageFile('IPCNS_MSG', img.nsId)}: queue ${d.id} has ${msgs.length} messages, its entry says ${q.qnum}`, { id: d.id });
     }
     createWithId('msg', d.id, () => msgGet(d.key, FLAGS(d.mode)), asUid);
     // The messages went in under limits that may have been lowered since: room for them first, then the dumped limit.
@@ -116,7 +111,7 @@ function splitMessages(buf: Buffer, nsId: number, id: number): { mtype: bigint; 
     const size = buf.readUInt32LE(pos);
     const m = decodeMessage('ipc_msg', buf.subarray(pos + 4, pos + 4 + size)) as unknown as IpcMsg;
     const start = pos + 4 + size;
-    if (start + m.msize > buf.length) throw new CriuTsError('EIMAGE', `ipcns-msg-${nsId}.img: a message of queue ${id} is cut short`, { id });
+    if (start + m.msize > buf.length) throw new CriuTsError('EIMAGE', `${imageFile('IPCNS_MSG', nsId)}: a message of queue ${id} is cut short`, { id });
     out.push({ mtype: m.mtype, text: Buffer.from(buf.subarray(start, start + m.msize)) });
     pos = start + Math.ceil(m.msize / 8) * 8;
   }
@@ -136,15 +131,14 @@ function fillSegment(ctx: RestoreContext, s: IpcShmEntry, payload: Buffer | unde
   const len = ((s.size + page - 1n) / page) * page;
   let runs: { fileOff: bigint; segOff: bigint; len: bigint }[] = [];
   let pagesPath: string | undefined;
+  const name = imageFile('SHMEM_PAGEMAP', id);
   if (s.in_pagemaps === true) {
-    const name = `pagemap-shmem-${id}.img`;
-    const img = ctx.ownImage(name);
+    const img = ctx.image('SHMEM_PAGEMAP', id);
     if (img === undefined) return; // no page of it was ever touched
-    const head = img.entries[0] as { pages_id: number } | undefined;
-    if (head === undefined) return;
-    pagesPath = join(ctx.dir, `pages-${head.pages_id}.img`);
+    const [head, ...entries] = img.entries;
+    pagesPath = imagePath(ctx.dir, 'PAGES', head.pages_id);
     let fileOff = 0n;
-    for (const e of img.entries.slice(1) as unknown as PagemapEntry[]) {
+    for (const e of entries) {
       const n = (e.nr_pages !== undefined && e.nr_pages !== 0n ? e.nr_pages : BigInt(e.compat_nr_pages)) * page;
       if ((e.flags ?? 0) & 1 /* PE_PARENT */) throw new CriuTsError('EIMAGE', `${name}: pages in parent images are not expected for a SysV segment`, { file: name });
       if (e.vaddr + n > len) throw new CriuTsError('EIMAGE', `${name}: pages past the end of segment ${id}`, { file: name });
@@ -168,7 +162,7 @@ function fillSegment(ctx: RestoreContext, s: IpcShmEntry, payload: Buffer | unde
             chunk = (payload as Buffer).subarray(Number(done), Number(done) + n);
           } else {
             const got = readSync(src, buf, 0, n, Number(r.fileOff + done));
-            if (got !== n) throw new CriuTsError('EIMAGE', `${pagesPath}: ends before pagemap-shmem-${id}.img says`, { file: pagesPath });
+            if (got !== n) throw new CriuTsError('EIMAGE', `${pagesPath}: ends before ${name} says`, { file: pagesPath });
             chunk = buf.subarray(0, n);
           }
           // Through our attachment, as a task would write it: whole pages, the tail past the size included.

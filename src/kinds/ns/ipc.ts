@@ -55,11 +55,11 @@ export const ipcKind: ResourceKind = {
     if (id === undefined) throw new CriuTsError('EDUMP', `task ${task.pid}: no ipc namespace id`, { pid: task.pid });
     const who = `task ${task.pid}'s ipc namespace`;
     const { v, objs } = inNamespacesOf(task.pid, ['ipc'], () => ({ v: readIpcVar(), objs: readIpcObjects(ctx, who) }));
-    ctx.writeImage(`ipcns-var-${id}.img`, 'IPC_VAR', [v]);
-    ctx.writeImage(`ipcns-shm-${id}.img`, 'IPCNS_SHM', objs.shm);
-    for (const p of objs.shmPages) ctx.writeImage(`pagemap-shmem-${p.id}.img`, 'PAGEMAP', [{ pages_id: p.pagesId }, ...p.entries]);
-    ctx.writeImage(`ipcns-sem-${id}.img`, 'IPCNS_SEM', objs.sem.map((s) => s.entry), objs.sem.map((s) => s.values));
-    ctx.writeImage(`ipcns-msg-${id}.img`, 'IPCNS_MSG', objs.msg.map((m) => m.entry), objs.msg.map((m) => m.payload));
+    ctx.saveImage('IPC_VAR', id, [v]);
+    ctx.saveImage('IPCNS_SHM', id, objs.shm);
+    for (const p of objs.shmPages) ctx.saveImage('SHMEM_PAGEMAP', p.id, [{ pages_id: p.pagesId }, ...p.entries]);
+    ctx.saveImage('IPCNS_SEM', id, objs.sem.map((s) => s.entry), objs.sem.map((s) => s.values));
+    ctx.saveImage('IPCNS_MSG', id, objs.msg.map((m) => m.entry), objs.msg.map((m) => m.payload));
     log.info(`ipc namespace ${id}: ${objs.shm.length} shm segment(s), ${objs.sem.length} semaphore set(s), ${objs.msg.length} message queue(s)`);
   },
 

@@ -14,6 +14,7 @@ import { accessSync, constants, statSync } from 'node:fs';
 import { CriuTsError } from '../../errors.js';
 import { inNamespaceFiles, netNamespaceInoOfSocket, netnsIdOf, setNetnsId } from '../../sys/index.js';
 import type { NetDeviceEntry, NetnsEntry, NetnsId } from '../../images/messages.js';
+import { imageFile, type EntriesOf, type RawImageKey } from '../../images/index.js';
 import type { DumpContext, RestoreContext } from '../types.js';
 import { readConf, readIpv4Sysctls, readUnixConf, writeConf, writeIpv4Sysctls, writeUnixConf } from './net-conf.js';
 import { IP_DUMPS, runTool } from './net-tools.js';
@@ -26,15 +27,16 @@ const log = logger('netns');
 
 /** The legacy iptables tools (iptables-nft rules are nftables rules, saved by nft). */
 const IPTABLES_LEGACY = [
-  { prefix: 'iptables', save: 'iptables-legacy-save', restore: 'iptables-legacy-restore' },
-  { prefix: 'ip6tables', save: 'ip6tables-legacy-save', restore: 'ip6tables-legacy-restore' },
+  { image: 'IPTABLES', save: 'iptables-legacy-save', restore: 'iptables-legacy-restore' },
+  { image: 'IP6TABLES', save: 'ip6tables-legacy-save', restore: 'ip6tables-legacy-restore' },
 ] as const;
 
 export interface NetImages {
   id: number;
   netns: NetnsEntry;
   devices: NetDeviceEntry[];
-  raw: Map<string, Buffer>;
+  /** the raw images: ip's saved addresses, routes and rules, the legacy iptables rules, the nftables ruleset */
+  raw: Map<RawImageKey, Buffer>;
 }
 
 function hasTool(bin: string): boolean {
@@ -81,40 +83,41 @@ export function dumpNamespace(ctx: DumpContext, who: string, id: number, nsFd: n
       ipv4_sysctl: readIpv4Sysctls(),
     };
     if (nsids.length > 0) netns.nsids = nsids;
-    const raw = new Map<string, Buffer>();
+    const raw = new Map<RawImageKey, Buffer>();
     for (const d of IP_DUMPS) {
       const out = runTool('EDUMP', 'ip', d.save, who, undefined, d.canFail === true);
-      if (out !== undefined) raw.set(d.prefix, out);
+      if (out !== undefined) raw.set(d.image, out);
     }
     for (const t of IPTABLES_LEGACY) {
-      if (hasTool(t.save)) raw.set(t.prefix, runTool('EDUMP', t.save, [], who) ?? Buffer.alloc(0));
+      if (hasTool(t.save)) raw.set(t.image, runTool('EDUMP', t.save, [], who) ?? Buffer.alloc(0));
     }
-    if (hasTool('nft')) raw.set('nftables', runTool('EDUMP', 'nft', ['list', 'ruleset'], who) ?? Buffer.alloc(0));
+    if (hasTool('nft')) raw.set('NFTABLES', runTool('EDUMP', 'nft', ['list', 'ruleset'], who) ?? Buffer.alloc(0));
     else log.warn(`${who}: no nft tool here: its nftables ruleset is not saved`);
     return { id, devices, netns, raw };
   });
-  ctx.writeImage(`netns-${id}.img`, 'NETNS', [got.netns]);
-  ctx.writeImage(`netdev-${id}.img`, 'NETDEV', got.devices);
-  for (const [prefix, data] of got.raw) ctx.writeRawImage(`${prefix}-${id}.img`, data);
+  ctx.saveImage('NETNS', id, [got.netns]);
+  ctx.saveImage('NETDEV', id, got.devices);
+  for (const [key, data] of got.raw) ctx.writeRawImage(imageFile(key, id), data);
   log.info(`net namespace ${id}: ${got.devices.length} device(s): ${got.devices.map((d) => d.name).join(', ')}`);
   return got;
 }
 
 export function loadImages(ctx: RestoreContext, id: number, what: string): NetImages {
-  const need = (file: string): readonly object[] => {
-    const img = ctx.ownImage(file);
+  const need = <K extends 'NETNS' | 'NETDEV'>(key: K): EntriesOf<K> => {
+    const img = ctx.image(key, id);
     if (img === undefined) {
+      const file = imageFile(key, id);
       throw new CriuTsError('ENOIMAGE', `${file} is missing: ${what} cannot be re-created (a dump made with --empty-ns net is restored with --empty-ns net)`, { file });
     }
     return img.entries;
   };
-  const netns = need(`netns-${id}.img`)[0] as NetnsEntry | undefined;
-  if (netns === undefined) throw new CriuTsError('EIMAGE', `netns-${id}.img is empty: ${what} cannot be re-created`, { id });
-  const devices = need(`netdev-${id}.img`) as NetDeviceEntry[];
-  const raw = new Map<string, Buffer>();
-  for (const p of [...IP_DUMPS.map((d) => d.prefix), ...IPTABLES_LEGACY.map((d) => d.prefix), 'nftables']) {
-    const b = ctx.rawImage(`${p}-${id}.img`);
-    if (b !== undefined) raw.set(p, b);
+  const netns = need('NETNS')[0];
+  if (netns === undefined) throw new CriuTsError('EIMAGE', `${imageFile('NETNS', id)} is empty: ${what} cannot be re-created`, { id });
+  const devices = [...need('NETDEV')];
+  const raw = new Map<RawImageKey, Buffer>();
+  for (const key of [...IP_DUMPS.map((d) => d.image), ...IPTABLES_LEGACY.map((d) => d.image), 'NFTABLES' as const]) {
+    const b = ctx.rawImage(imageFile(key, id));
+    if (b !== undefined) raw.set(key, b);
   }
   return { id, netns, devices, raw };
 }
@@ -128,7 +131,7 @@ export function setNetnsIds(images: NetImages, fds: ReadonlyMap<number, number>,
   for (const n of images.netns.nsids ?? []) {
     const fd = fds.get(n.target_ns_id);
     if (fd === undefined) {
-      throw new CriuTsError('EIMAGE', `${who}: netns-${images.id}.img names ns id ${n.target_ns_id} (netnsid ${n.netnsid_value}), not a net namespace of the tree`, { id: images.id });
+      throw new CriuTsError('EIMAGE', `${who}: ${imageFile('NETNS', images.id)} names ns id ${n.target_ns_id} (netnsid ${n.netnsid_value}), not a net namespace of the tree`, { id: images.id });
     }
     try {
       setNetnsId(fd, n.netnsid_value);
@@ -150,22 +153,22 @@ export function fillNamespace(images: NetImages, r: DeviceRestore, ourNs: number
   writeIpv4Sysctls(n.ipv4_sysctl);
   restoreNetDevices(images.devices, r, ourNs);
   for (const d of IP_DUMPS) {
-    const data = images.raw.get(d.prefix);
+    const data = images.raw.get(d.image);
     if (data === undefined || data.length === 0) continue;
     // The kernel's default rules would be there twice: the saved set has them (CRIU does the same).
-    if (d.prefix === 'rule') {
+    if (d.image === 'RULE') {
       runTool('ERESTORE', 'ip', ['rule', 'flush'], who);
       runTool('ERESTORE', 'ip', ['rule', 'delete', 'table', 'local'], who, undefined, true);
     }
-    runTool('ERESTORE', 'ip', d.restore, `${who}: ${d.prefix}-${images.id}.img`, data);
+    runTool('ERESTORE', 'ip', d.restore, `${who}: ${imageFile(d.image, images.id)}`, data);
   }
   for (const t of IPTABLES_LEGACY) {
-    const data = images.raw.get(t.prefix);
+    const data = images.raw.get(t.image);
     if (data === undefined || data.toString('utf8').trim() === '') continue;
-    runTool('ERESTORE', t.restore, ['-w'], `${who}: ${t.prefix}-${images.id}.img`, data);
+    runTool('ERESTORE', t.restore, ['-w'], `${who}: ${imageFile(t.image, images.id)}`, data);
   }
-  const nft = images.raw.get('nftables');
-  if (nft !== undefined && nft.toString('utf8').trim() !== '') runTool('ERESTORE', 'nft', ['-f', '-'], `${who}: nftables-${images.id}.img`, nft);
-  const legacy = IPTABLES_LEGACY.filter((t) => (images.raw.get(t.prefix)?.toString('utf8').trim() ?? '') !== '').map((t) => t.save.replace(/-save$/, ''));
+  const nft = images.raw.get('NFTABLES');
+  if (nft !== undefined && nft.toString('utf8').trim() !== '') runTool('ERESTORE', 'nft', ['-f', '-'], `${who}: ${imageFile('NFTABLES', images.id)}`, nft);
+  const legacy = IPTABLES_LEGACY.filter((t) => (images.raw.get(t.image)?.toString('utf8').trim() ?? '') !== '').map((t) => t.save.replace(/-save$/, ''));
   openRestorePass(who, legacy, pass);
 }

@@ -15,6 +15,7 @@ import { closeSync, mkdtempSync, openSync, rmSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CriuTsError } from '../../errors.js';
+import type { RawImageKey } from '../../images/index.js';
 
 /**
  * `ip route restore` wants a file it can seek in (ftell on its stdin), as
@@ -52,11 +53,11 @@ export function runTool(code: 'EDUMP' | 'ERESTORE', bin: string, args: readonly 
   throw new CriuTsError(code, `${what}: \`${bin} ${args.join(' ')}\` failed: ${why}`, { bin, args });
 }
 
-/** The raw images of the namespace, CRIU's names and tools: [image name prefix, save args, restore args]. */
-export const IP_DUMPS: readonly { prefix: string; save: readonly string[]; restore: readonly string[]; canFail?: boolean }[] = [
-  { prefix: 'ifaddr', save: ['addr', 'save'], restore: ['addr', 'restore'] },
-  { prefix: 'route', save: ['route', 'save'], restore: ['route', 'restore'] },
-  { prefix: 'route6', save: ['-6', 'route', 'save'], restore: ['-6', 'route', 'restore'] },
+/** The raw images of the namespace, CRIU's names and tools: the image, ip's save and restore args. */
+export const IP_DUMPS: readonly { image: RawImageKey; save: readonly string[]; restore: readonly string[]; canFail?: boolean }[] = [
+  { image: 'IFADDR', save: ['addr', 'save'], restore: ['addr', 'restore'] },
+  { image: 'ROUTE', save: ['route', 'save'], restore: ['route', 'restore'] },
+  { image: 'ROUTE6', save: ['-6', 'route', 'save'], restore: ['-6', 'route', 'restore'] },
   // Older ip lacks `rule save`: CRIU then leaves the image out.
-  { prefix: 'rule', save: ['rule', 'save'], restore: ['rule', 'restore'], canFail: true },
+  { image: 'RULE', save: ['rule', 'save'], restore: ['rule', 'restore'], canFail: true },
 ];

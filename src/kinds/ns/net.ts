@@ -53,6 +53,7 @@
  */
 import { closeSync, fstatSync, openSync, statSync } from 'node:fs';
 import { CriuTsError } from '../../errors.js';
+import { imageFile } from '../../images/index.js';
 import { NR, NSTYPE, CLONE_NEWNET, inNamespaceFiles, namespaceTypeOf } from '../../sys/index.js';
 import { closeRestorePass, type RestorePass } from './net-pass.js';
 import type { NetnsEntry } from '../../images/messages.js';
@@ -108,7 +109,7 @@ function externalKey(list: readonly ExternalNetNs[] | undefined, pid: number): s
 
 /** netns-<id>.img's ext_key: the dump was told the namespace was not the tree's. */
 function externalKeyOf(ctx: RestoreContext, id: number): string | undefined {
-  const entry = ctx.ownImage(`netns-${id}.img`)?.entries[0] as NetnsEntry | undefined;
+  const entry = ctx.image('NETNS', id)?.entries[0];
   const key = entry?.ext_key;
   return key === undefined || key === '' ? undefined : key;
 }
@@ -178,7 +179,7 @@ function dumpTreeNamespaces(tree: DumpTreeView, ctx: DumpContext): void {
       } else if (ext !== undefined) {
         // Someone else's namespace (runc: a netns made by CNI): only its key is saved, as CRIU; locked all the same.
         lockNamespace(ctx, n.pid, who);
-        ctx.writeImage(`netns-${id}.img`, 'NETNS', [{ ext_key: ext } as NetnsEntry]);
+        ctx.saveImage('NETNS', id, [{ ext_key: ext } as NetnsEntry]);
         log.info(`net namespace ${id}: external (key ${ext}), its contents are not saved`);
         continue;
       } else if (ctx.opts.emptyNetNs) {
@@ -347,7 +348,7 @@ export const netKind: ResourceKind = {
     const extKey = nsId === undefined ? undefined : externalKeyOf(ctx, nsId);
     const images = nsId === undefined || ctx.opts.emptyNetNs || extKey !== undefined ? undefined : loadImages(ctx, nsId, "the tree's net namespace");
     const nested = p.nested.map((id) => {
-      if (externalKeyOf(ctx, id) !== undefined) throw new CriuTsError('EIMAGE', `netns-${id}.img: a nested net namespace (ns id ${id}) saved as external`, { id });
+      if (externalKeyOf(ctx, id) !== undefined) throw new CriuTsError('EIMAGE', `${imageFile('NETNS', id)}: a nested net namespace (ns id ${id}) saved as external`, { id });
       return loadImages(ctx, id, `the tree's nested net namespace (ns id ${id})`);
     });
     const st: RestoreState = { rootPid: tree.rootPid, nsId, images, nested, enter: p.enter, fds: new Map(), ours: tree.rootIds?.net_ns_id, rootNs: p.rootNs, passes: [] };

@@ -20,6 +20,7 @@
  */
 import { readFileSync, readlinkSync, writeFileSync } from 'node:fs';
 import { CriuTsError } from '../../errors.js';
+import { imageFile } from '../../images/index.js';
 import { CLOCK, clockGettimeNs, NR, CLONE_NEWTIME, AT_FDCWD, O_RDONLY, O_CLOEXEC } from '../../sys/index.js';
 import type { TimensEntry } from '../../images/messages.js';
 import { stateKey, type DumpContext, type ResourceKind, type RestoreContext } from '../types.js';
@@ -83,7 +84,7 @@ function dumpTask(task: Parameters<NonNullable<ResourceKind['dumpTask']>>[0], ct
     monotonic: spec(clockGettimeNs(CLOCK.MONOTONIC) - ours.monotonic + theirs.monotonic),
     boottime: spec(clockGettimeNs(CLOCK.BOOTTIME) - ours.boottime + theirs.boottime),
   };
-  ctx.writeImage(`timens-${id}.img`, 'TIMENS', [entry]);
+  ctx.saveImage('TIMENS', id, [entry]);
 }
 
 /** Offsets of the time namespace `pid`'s next children are born in, so that its clocks go on from the dumped values. */
@@ -121,8 +122,8 @@ function prepareRestore(tree: Parameters<NonNullable<ResourceKind['prepareRestor
   if (ctx.opts.unprivileged) {
     throw new CriuTsError('EPERM', `not restored for an unprivileged caller: task ${tree.rootPid} would be in a time namespace of its own`, { pid: tree.rootPid, errno: 1 });
   }
-  const file = `timens-${id}.img`;
-  const entry = ctx.ownImage(file)?.entries[0] as TimensEntry | undefined;
+  const file = imageFile('TIMENS', id);
+  const entry = ctx.image('TIMENS', id)?.entries[0];
   if (!entry) throw new CriuTsError('ENOIMAGE', `${file}: missing (the root's time namespace, ns id ${id})`, { file });
   // A root restored in a user namespace of its own makes its time namespace itself, owned by it (restoreCreated).
   const user = root?.ids?.user_ns_id;

@@ -41,6 +41,7 @@
  */
 import { readFileSync, readlinkSync, statSync, writeFileSync } from 'node:fs';
 import { CriuTsError } from '../../errors.js';
+import { imageFile } from '../../images/index.js';
 import { NR, PR, CLONE_NEWUSER, nsOwnerInode } from '../../sys/index.js';
 import { readComm } from '../../proc/index.js';
 import type { CredsEntry, TaskCoreEntry, ThreadCoreEntry, UidGidExtent, UsernsEntry } from '../../images/messages.js';
@@ -285,7 +286,7 @@ function dumpTask(task: Parameters<NonNullable<ResourceKind['dumpTask']>>[0], ct
   if (id === undefined) throw new CriuTsError('EDUMP', `task ${task.pid}: no user namespace id`, { pid: task.pid });
   const entry: UsernsEntry = { uid_map: [...maps.uid], gid_map: [...maps.gid] };
   if (setgroupsDenied(task.pid)) entry.setgroups_deny = true;
-  ctx.writeImage(`userns-${id}.img`, 'USERNS', [entry]);
+  ctx.saveImage('USERNS', id, [entry]);
 }
 
 /** Extents the kernel would refuse, found before anything is created. */
@@ -310,8 +311,8 @@ function prepareRestore(tree: RestoreTreeView, ctx: RestoreContext): void {
   if (ctx.opts.unprivileged) {
     throw new CriuTsError('EPERM', `not restored for an unprivileged caller: task ${tree.rootPid} would be in a user namespace of its own`, { pid: tree.rootPid, errno: 1 });
   }
-  const file = `userns-${id}.img`;
-  const entry = ctx.ownImage(file)?.entries[0] as UsernsEntry | undefined;
+  const file = imageFile('USERNS', id);
+  const entry = ctx.image('USERNS', id)?.entries[0];
   if (entry === undefined) throw new CriuTsError('ENOIMAGE', `${file}: missing (the root's user namespace, ns id ${id})`, { file });
   checkMap(file, 'uid_map', entry.uid_map ?? []);
   checkMap(file, 'gid_map', entry.gid_map ?? []);

@@ -13,6 +13,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { CriuTsError } from '../../errors.js';
+import { imageFile } from '../../images/index.js';
 import { NR, CLONE_NEWUTS, inNamespacesOf } from '../../sys/index.js';
 import type { UtsnsEntry } from '../../images/messages.js';
 import { stateKey, type ResourceKind, type RestoreTaskHandle } from '../types.js';
@@ -50,15 +51,15 @@ export const utsKind: ResourceKind = {
       nodename: readName('hostname'),
       domainname: readName('domainname'),
     }));
-    ctx.writeImage(`utsns-${id}.img`, 'UTSNS', [entry]);
+    ctx.saveImage('UTSNS', id, [entry]);
   },
 
   prepareRestore(tree, ctx) {
     const id = rootNamespaceToCreate(tree, 'uts');
     let entry: UtsnsEntry | undefined;
     if (id !== undefined) {
-      const file = `utsns-${id}.img`;
-      entry = ctx.ownImage(file)?.entries[0] as UtsnsEntry | undefined;
+      const file = imageFile('UTSNS', id);
+      entry = ctx.image('UTSNS', id)?.entries[0];
       if (entry === undefined) throw new CriuTsError('EIMAGE', `${file} is missing or empty: the tree's uts namespace cannot be re-created`, { file });
     }
     ctx.state(RESTORE, () => ({ rootPid: tree.rootPid, entry, joinFd: openJoinNs(ctx, 'uts') }));

@@ -28,6 +28,7 @@
 import { spawnSync } from 'node:child_process';
 import { closeSync, statSync } from 'node:fs';
 import { CriuTsError } from '../../../errors.js';
+import { imageFile } from '../../../images/index.js';
 import { parseMountinfo, readComm, type MountInfo } from '../../../proc/index.js';
 import type { MntEntry } from '../../../images/messages.js';
 import type { DumpContext } from '../../types.js';
@@ -170,7 +171,7 @@ export function dumpMountNamespace(pid: number, nsId: number, opts: MountDumpOpt
     }
     return e;
   });
-  ctx.writeImage(`mountpoints-${nsId}.img`, 'MNTS', entries);
+  ctx.saveImage('MNTS', nsId, entries);
   // Once every task's files are dumped: a link remap (files/ghost/) the dump made on a tmpfs must be in its tar.
   ctx.atEnd(() => {
     for (const m of tarred) dumpTmpfs(pid, who, m, mounts, ctx, describe, opts.cloneMount);
@@ -285,7 +286,7 @@ function dumpTmpfs(pid: number, who: string, m: MountInfo, mounts: readonly Moun
     const why = r.error?.message ?? r.stderr.toString().trim().split('\n')[0] ?? `exit ${String(r.status)}`;
     throw new CriuTsError('EDUMP', `${who}: ${describe(m)}: tar of its files failed: ${why}`, { pid, mountpoint: m.mountpoint });
   }
-  ctx.writeRawImage(`tmpfs-dev-${kdev(m.devMajor, m.devMinor)}.tar.gz.img`, r.stdout);
+  ctx.writeRawImage(imageFile('TMPFS_DEV', kdev(m.devMajor, m.devMinor)), r.stdout);
 }
 
 /**

@@ -28,6 +28,7 @@
  */
 import { closeSync, openSync, realpathSync, statSync } from 'node:fs';
 import { CriuTsError } from '../../../errors.js';
+import { imageFile } from '../../../images/index.js';
 import type { MntEntry } from '../../../images/messages.js';
 import { stateKey, type DumpContext, type ResourceKind, type RestoreContext, type RestoreTaskHandle } from '../../types.js';
 import { isRoot } from '../common.js';
@@ -69,9 +70,8 @@ const ROOT_NS = stateKey<{ id: number | undefined }>('mnt:root-ns');
 /** The mount namespace id of the tree's root, from its images (cloneFlags runs before prepareRestore). */
 function rootNsId(ctx: RestoreContext): number | undefined {
   return ctx.state(ROOT_NS, () => {
-    const top = ctx.ownImage('pstree.img')?.entries[0] as { pid?: number } | undefined;
-    const ids = top?.pid === undefined ? undefined : (ctx.ownImage(`ids-${top.pid}.img`)?.entries[0] as { mnt_ns_id?: number } | undefined);
-    return { id: ids?.mnt_ns_id };
+    const top = ctx.image('PSTREE')?.entries[0];
+    return { id: top === undefined ? undefined : ctx.image('IDS', top.pid)?.entries[0]?.mnt_ns_id };
   }).id;
 }
 
@@ -127,9 +127,9 @@ export const mntKind: ResourceKind = {
     const mounts = new Map<number, MntEntry>();
     const taskNs = new Map<number, number>();
     for (const t of tree.tasks) if (t.ids?.mnt_ns_id !== undefined) taskNs.set(t.pid, t.ids.mnt_ns_id);
-    const mountsOf = (nsId: number): MntEntry[] => {
-      const file = `mountpoints-${nsId}.img`;
-      const entries = ctx.ownImage(file)?.entries as MntEntry[] | undefined;
+    const mountsOf = (nsId: number): readonly MntEntry[] => {
+      const file = imageFile('MNTS', nsId);
+      const entries = ctx.image('MNTS', nsId)?.entries;
       if (entries === undefined || entries.length === 0) throw new CriuTsError('EIMAGE', `${file} is missing or empty: the mount namespace cannot be re-created`, { file });
       for (const e of entries) {
         mountNs.set(e.mnt_id, nsId);
@@ -140,8 +140,8 @@ export const mntKind: ResourceKind = {
     let steps: MountStep[] | undefined;
     let root = '/';
     if (id !== undefined) {
-      const file = `mountpoints-${id}.img`;
-      const entries = ctx.ownImage(file)?.entries as MntEntry[] | undefined;
+      const file = imageFile('MNTS', id);
+      const entries = ctx.image('MNTS', id)?.entries;
       if (entries === undefined || entries.length === 0) throw new CriuTsError('EIMAGE', `${file} is missing or empty: the tree's mount namespace cannot be re-created`, { file });
       // Making a mount namespace takes CAP_SYS_ADMIN: nothing a caller without it could do itself (docs/security.md).
       if (ctx.opts.unprivileged) {
@@ -164,7 +164,7 @@ export const mntKind: ResourceKind = {
       for (const [pid, ns] of entered) {
         const own = mountsOf(ns.nsId);
         const outer = mountsOf(ns.outerNsId);
-        nested.set(pid, { steps: planMounts(own, `mountpoints-${ns.nsId}.img`, new Map(), (name) => ctx.rawImage(name) !== undefined, outer), cross: crossGroups(own, outer) });
+        nested.set(pid, { steps: planMounts(own, imageFile('MNTS', ns.nsId), new Map(), (name) => ctx.rawImage(name) !== undefined, outer), cross: crossGroups(own, outer) });
       }
     } else if (ctx.opts.root !== undefined) {
       log.info(`--root ${ctx.opts.root} is not used: the tree shares criu-ts's mount namespace (as with CRIU)`);
@@ -210,8 +210,7 @@ export const mntKind: ResourceKind = {
 };
 
 function isTreeRoot(task: { pid: number }, ctx: RestoreContext): boolean {
-  const top = ctx.ownImage('pstree.img')?.entries[0] as { pid?: number } | undefined;
-  return top?.pid === task.pid;
+  return ctx.image('PSTREE')?.entries[0]?.pid === task.pid;
 }
 
 /** A task back in the tree root's mount namespace: setns into it through the root's /proc/PID/ns/mnt. */

@@ -16,6 +16,7 @@
  */
 import { resolve } from 'node:path';
 import { CriuTsError } from '../../../errors.js';
+import { imageFile } from '../../../images/index.js';
 import type { MntEntry } from '../../../images/messages.js';
 import { FS_TYPES, fsTypeName } from './fstypes.js';
 import { within } from './dump.js';
@@ -162,7 +163,7 @@ export function planMounts(entries: readonly MntEntry[], file: string, extMounts
   }
 
   function tarOf(e: MntEntry): string {
-    const tar = `tmpfs-dev-${e.root_dev}.tar.gz.img`;
+    const tar = imageFile('TMPFS_DEV', e.root_dev);
     if (!hasTar(tar)) throw new CriuTsError('EIMAGE', `${tar} is missing: the files of the ${fsTypeName(e.fstype) ?? 'filesystem'} at ${e.mountpoint} cannot be restored`, { file: tar });
     return tar;
   }
