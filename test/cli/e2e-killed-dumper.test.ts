@@ -6,7 +6,7 @@
  *
  * Dump: one dump-victim (4 threads, a SIGUSR1 handler, a 64 MiB heap, FPU
  * and general registers held live) is dumped and killed 30 times over,
- * with and without -R, by SIGKILL, SIGTERM and SIGINT. After each kill (and
+ * with and without -R, by SIGKILL, SIGTERM, SIGINT and SIGHUP. After each kill (and
  * the guardian's clean-up: runCli waits until stderr closes, the guardian
  * holds it) the victim must be alive, untraced in every thread, with every
  * thread's mask and the address space as before, and must handle a
@@ -19,7 +19,7 @@ import { isAlive, startSubject } from '../lib/subjects.js';
 import { runCli } from '../lib/run.js';
 import { FAULT_POINTS } from '../../src/fault.js';
 
-const SIGNALS = ['SIGKILL', 'SIGTERM', 'SIGINT'] as const;
+const SIGNALS = ['SIGKILL', 'SIGTERM', 'SIGINT', 'SIGHUP'] as const;
 
 /** Per thread: TracerPid and SigBlk; then the address space. */
 function snapshot(pid: number): string {
@@ -73,7 +73,7 @@ function spread(lo: number, hi: number, n: number, skip: Set<number>): number[] 
   return Array.from({ length: n }, (_, i) => cands[Math.round((i * (cands.length - 1)) / Math.max(1, n - 1))] as number);
 }
 
-test('criu-ts killed at 30 points of a dump (SIGKILL/SIGTERM/SIGINT, with and without -R): the target carries on as before, 30/30', async () => {
+test('criu-ts killed at 30 points of a dump (SIGKILL/SIGTERM/SIGINT/SIGHUP, with and without -R): the target carries on as before, 30/30', async () => {
   const s = await startSubject('dump-victim', ['--usr1', '30'], { pthread: true });
   const work = mkdtempSync('/tmp/criu-ts-killed-');
   try {
