@@ -3,7 +3,7 @@
  * smaps costs the kernel a page-table walk per VMA, so it is a separate,
  * optional parse; maps alone is cheap.
  */
-import { hexBig, decBig, lines, parseError, procDir, readProcText } from './read.js';
+import { hexBig, decBig, lines, parseError, procDir, readProcLines, readProcText } from './read.js';
 import { PROT_EXEC, PROT_READ, PROT_WRITE } from '../sys/index.js';
 
 
@@ -134,56 +134,58 @@ function isHeader(text: string, pos: number, end: number): boolean {
 }
 
 /**
- * /proc/PID/smaps, walked in place: a 1000-thread task's smaps is 1.4 MB
- * of text and 54,000 lines; split into lines first, all of them lived
- * through the parse and were promoted into V8's old space (garbage that
- * grew the heap by megabytes). Only the header lines become strings.
+ * /proc/PID/smaps, walked in place, a chunk of whole lines at a time
+ * (readProcLines): a 1000-thread task's smaps is 1.4 MB of text and 54,000
+ * lines, a 20,000-VMA task's 24 MB; split into lines first, all of them
+ * lived through the parse and were promoted into V8's old space (garbage
+ * that grew the heap by megabytes). Only the header lines become strings.
  */
 export function parseSmaps(pid: number, tid?: number): SmapsEntry[] {
   const file = `${procDir(pid, tid)}/smaps`;
-  const text = readProcText(pid, file);
   const out: SmapsEntry[] = [];
   const seen = new Map<string, string>();
   let cur: SmapsEntry | undefined;
-  for (let pos = 0; pos < text.length;) {
-    let end = text.indexOf('\n', pos);
-    if (end < 0) end = text.length;
-    const at = pos;
-    pos = end + 1;
-    if (end === at) continue;
-    if (isHeader(text, at, end)) {
-      cur = { ...parseMapsLine(text.slice(at, end), file, seen), vmFlags: [], rssKb: 0, anonymousKb: 0, anonHugePagesKb: 0, swapKb: 0, sharedKb: 0, kernelPageSizeKb: 0, hugetlbKb: 0 };
-      out.push(cur);
-      continue;
-    }
-    const line = (): string => text.slice(at, end);
-    if (cur === undefined) throw parseError(file, line(), 'field before first VMA');
-    const colon = text.indexOf(':', at);
-    if (colon < 0 || colon > end) throw parseError(file, line(), 'bad smaps line');
-    if (colon - at === 7 && text.startsWith('VmFlags', at)) {
-      const flags: string[] = [];
-      for (const f of text.slice(colon + 1, end).split(' ')) {
-        if (f === '') continue;
-        let name = vmFlagNames.get(f);
-        if (name === undefined) vmFlagNames.set(f, (name = f));
-        flags.push(name);
+  readProcLines(pid, file, (text) => {
+    for (let pos = 0; pos < text.length;) {
+      let end = text.indexOf('\n', pos);
+      if (end < 0) end = text.length;
+      const at = pos;
+      pos = end + 1;
+      if (end === at) continue;
+      if (isHeader(text, at, end)) {
+        cur = { ...parseMapsLine(text.slice(at, end), file, seen), vmFlags: [], rssKb: 0, anonymousKb: 0, anonHugePagesKb: 0, swapKb: 0, sharedKb: 0, kernelPageSizeKb: 0, hugetlbKb: 0 };
+        out.push(cur);
+        continue;
       }
-      cur.vmFlags = flags;
-      continue;
+      const line = (): string => text.slice(at, end);
+      if (cur === undefined) throw parseError(file, line(), 'field before first VMA');
+      const colon = text.indexOf(':', at);
+      if (colon < 0 || colon > end) throw parseError(file, line(), 'bad smaps line');
+      if (colon - at === 7 && text.startsWith('VmFlags', at)) {
+        const flags: string[] = [];
+        for (const f of text.slice(colon + 1, end).split(' ')) {
+          if (f === '') continue;
+          let name = vmFlagNames.get(f);
+          if (name === undefined) vmFlagNames.set(f, (name = f));
+          flags.push(name);
+        }
+        cur.vmFlags = flags;
+        continue;
+      }
+      // "Key:   N kB": only the keys the dump reads (KB_KEYS); new kernels add others.
+      const candidates = KB_BY_LENGTH.get(colon - at);
+      if (candidates === undefined) continue;
+      const hit = candidates.find((k) => text.startsWith(k[0], at));
+      if (hit === undefined) continue;
+      let i = colon + 1;
+      while (text.charCodeAt(i) === 32) i++;
+      const digits = i;
+      let v = 0;
+      while (i < end && isDigit(text.charCodeAt(i))) v = v * 10 + (text.charCodeAt(i++) - 48);
+      if (i === digits || end - i !== 3 || !text.startsWith(' kB', i)) throw parseError(file, line(), 'expected N kB');
+      cur[hit[1]] += v;
     }
-    // "Key:   N kB": only the keys the dump reads (KB_KEYS); new kernels add others.
-    const candidates = KB_BY_LENGTH.get(colon - at);
-    if (candidates === undefined) continue;
-    const hit = candidates.find((k) => text.startsWith(k[0], at));
-    if (hit === undefined) continue;
-    let i = colon + 1;
-    while (text.charCodeAt(i) === 32) i++;
-    const digits = i;
-    let v = 0;
-    while (i < end && isDigit(text.charCodeAt(i))) v = v * 10 + (text.charCodeAt(i++) - 48);
-    if (i === digits || end - i !== 3 || !text.startsWith(' kB', i)) throw parseError(file, line(), 'expected N kB');
-    cur[hit[1]] += v;
-  }
+  });
   return out;
 }
 

@@ -1,9 +1,10 @@
 /**
  * The one way src/proc reads /proc: synchronous, one read per file (targets
- * are stopped while we parse, so speed matters more than streaming), with
+ * are stopped while we parse, so speed matters more than streaming; smaps,
+ * which can be tens of megabytes, is read in chunks of whole lines), with
  * "the task is gone" told apart from "the file is odd".
  */
-import { existsSync, readFileSync, readlinkSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readFileSync, readSync, readlinkSync } from 'node:fs';
 import { CriuTsError } from '../errors.js';
 
 /** /proc/PID or /proc/PID/task/TID: per-thread files differ from the leader's. */
@@ -37,6 +38,52 @@ export function readProcText(pid: number, file: string): string {
     return readFileSync(file, 'latin1');
   } catch (e) {
     throw procError(pid, file, e);
+  }
+}
+
+/** Bytes read per chunk by readProcLines: a 256 KiB window whatever the file's size. */
+const CHUNK_BYTES = 256 << 10;
+
+/**
+ * A big /proc file (a 20,000-VMA task's smaps is 24 MB) in whole lines,
+ * a chunk at a time: `onText` gets text ending at a line end, the last
+ * piece whatever is left. Read whole into one string, such a file cost its
+ * size twice over (the bytes and the string) at the dump's peak.
+ */
+export function readProcLines(pid: number, file: string, onText: (text: string) => void): void {
+  let fd: number;
+  try {
+    fd = openSync(file, 'r');
+  } catch (e) {
+    throw procError(pid, file, e);
+  }
+  try {
+    let buf = Buffer.allocUnsafe(CHUNK_BYTES);
+    let have = 0;
+    for (;;) {
+      if (have === buf.length) {
+        // A single line longer than the window (a path of 4096 bytes at most): grow for it.
+        const bigger = Buffer.allocUnsafe(buf.length * 2);
+        buf.copy(bigger, 0, 0, have);
+        buf = bigger;
+      }
+      let n: number;
+      try {
+        n = readSync(fd, buf, have, buf.length - have, null);
+      } catch (e) {
+        throw procError(pid, file, e);
+      }
+      if (n === 0) break;
+      have += n;
+      const lastNl = buf.lastIndexOf(10, have - 1);
+      if (lastNl < 0) continue;
+      onText(buf.toString('latin1', 0, lastNl + 1));
+      buf.copy(buf, 0, lastNl + 1, have);
+      have -= lastNl + 1;
+    }
+    if (have > 0) onText(buf.toString('latin1', 0, have));
+  } finally {
+    closeSync(fd);
   }
 }
 
