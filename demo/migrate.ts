@@ -10,14 +10,19 @@
  *  2. Pre-dumps from host A, each sending its pages to a page server on
  *     host B: the first copies everything, the next ones only what was
  *     written since (tracked without soft-dirty, docs/incremental.md).
- *  3. The final dump: only the last dirty pages, with --tcp-established;
- *     the network lock on A keeps the client's packets from meeting a
- *     reset while the server is away.
- *  4. The other images are copied to B; B restores with --lazy-pages: the
- *     task runs at once, a lazy-pages daemon fills its memory from the
- *     pages the page server stored (on fault, the rest in the background).
+ *  3. The final dump with --lazy-pages, as CRIU's remote lazy restore:
+ *     no page is copied while the server is frozen. Its pagemaps point at
+ *     B's pre-dump images for pages not written since, and leave the last
+ *     dirty pages in the frozen server on A, which the dump serves on a
+ *     port of its own. --tcp-established: the network lock on A keeps the
+ *     client's packets from meeting a reset while the server is away.
+ *  4. The images are copied to B; B restores with --lazy-pages: the task
+ *     runs at once, and a lazy-pages daemon (--page-server, pointed at the
+ *     dump on A) fills its memory: the dirty pages from A, the rest from the
+ *     pre-dumps on B, on fault and in the background. Then the dump on A
+ *     ends and the server there is gone.
  *  5. The service address moves to B; the client carries on.
- * Run as root; needs gcc, ip (iproute2), nsenter and nft. Everything it
+ * Run as root; needs gcc, ip (iproute2), nsenter, unshare and nft. Everything it
  * makes (namespaces, processes, files) is removed at the end, also on
  * failure and on Ctrl-C.
  */
@@ -106,10 +111,13 @@ async function daemon(net: DemoNet, host: 'a' | 'b', args: string[], log: string
   return p;
 }
 
-interface DumpStats { written: number; parent: number; frozenMs: number; copyMs: number }
+interface DumpStats { written: number; parent: number; lazy: number; frozenMs: number; copyMs: number }
 function dumpStats(dir: string): DumpStats {
   const d = loadImage(dir, 'STATS', 'dump').entries[0]?.dump;
-  return { written: Number(d?.pages_written ?? 0), parent: Number(d?.pages_skipped_parent ?? 0), frozenMs: Number(d?.frozen_time ?? 0) / 1000, copyMs: Number(d?.memdump_time ?? 0) / 1000 };
+  return {
+    written: Number(d?.pages_written ?? 0), parent: Number(d?.pages_skipped_parent ?? 0), lazy: Number(d?.pages_lazy ?? 0),
+    frozenMs: Number(d?.frozen_time ?? 0) / 1000, copyMs: Number(d?.memdump_time ?? 0) / 1000,
+  };
 }
 
 /** The client's stdout, echoed and kept. */
@@ -146,6 +154,22 @@ function netNsOf(pid: number): string {
   }
 }
 
+/** The migrate-server under `root` (unshare's child, pid 1 of its namespace): its pid here, 0 if none. */
+function serverUnder(root: number): number {
+  let kids: number[] = [];
+  try {
+    kids = readFileSync(`/proc/${root}/task/${root}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
+  } catch {
+    return 0;
+  }
+  for (const k of kids) {
+    if (isOurServer(k)) return k;
+    const deeper = serverUnder(k);
+    if (deeper) return deeper;
+  }
+  return 0;
+}
+
 function isOurServer(pid: number): boolean {
   try {
     return readFileSync(`/proc/${pid}/cmdline`, 'latin1').includes('migrate-server');
@@ -165,15 +189,19 @@ async function migrate(o: Options, net: DemoNet, work: string, stopServer: (pid:
   execFileSync('gcc', ['-O2', '-o', exe, join(repo, 'demo', 'migrate-server.c')], { stdio: 'inherit' });
   const ready = join(work, 'server.ready');
   const logFd = openSync(join(work, 'server.log'), 'a');
-  const server = startOn(net, 'a', [exe, String(o.sizeMib), SERVICE_ADDR, String(SERVICE_PORT), ready], ['ignore', logFd, logFd]);
+  // Pid 1 of a pid namespace of its own: this one machine plays both hosts, and the original, frozen on A
+  // until B's daemon has its last pages, keeps its pids meanwhile; the restore on B makes a new pid namespace.
+  const server = startOn(net, 'a', ['unshare', '--pid', '--fork', exe, String(o.sizeMib), SERVICE_ADDR, String(SERVICE_PORT), ready], ['ignore', logFd, logFd]);
   closeSync(logFd);
   for (let i = 0; !existsSync(ready); i++) {
     if (server.exitCode !== null || i > 1200) throw new Error(`the server did not start: ${readFileSync(join(work, 'server.log'), 'utf8').trim()}`);
     await sleep(50);
   }
-  const pid = Number(readFileSync(ready, 'utf8'));
+  const innerPid = Number(readFileSync(ready, 'utf8'));
+  const pid = serverUnder(server.pid ?? 0);
+  if (pid === 0) throw new Error('the server is not running under unshare');
   stopServer(pid);
-  say(`    server pid ${pid} on host A: ${o.sizeMib} MiB, writes 1% of it per second, checks all of it every 2 s`);
+  say(`    server pid ${pid} on host A (pid ${innerPid} of its pid namespace): ${o.sizeMib} MiB, writes 1% of it per second, checks all of it every 2 s`);
   const out = new ClientOutput();
   const client = startOn(net, 'c', [process.execPath, join(here, 'migrate-client.js'), SERVICE_ADDR, String(SERVICE_PORT)], ['ignore', 'pipe', 'inherit']);
   out.attach(client);
@@ -185,27 +213,40 @@ async function migrate(o: Options, net: DemoNet, work: string, stopServer: (pid:
   const names = [...Array.from({ length: o.iterations }, (_, i) => `pre${i + 1}`), 'final'];
   let fullCopyMs = 0;
   let prev: string | undefined;
+  let source: ChildProcess | undefined;
   for (const name of names) {
     const final = name === 'final';
     say(bold(final ? 'Final dump (the server is stopped for good on A)' : `Pre-dump ${name.slice(3)} of ${o.iterations} (the server keeps running)`));
     mkdirSync(a(name), { recursive: true });
     mkdirSync(b(name), { recursive: true });
     const parent = prev ? ['--prev-images-dir', `../${prev}`] : [];
-    const ps = await daemon(net, 'b', ['page-server', '-D', b(name), '--address', HOST_ADDR.b, '--port', String(PAGE_SERVER_PORT), ...parent], join(work, `page-server-${name}.log`));
-    const send = ['--page-server', '--address', HOST_ADDR.b, '--port', String(PAGE_SERVER_PORT)];
-    const args = final
-      ? ['dump', '-t', String(pid), '-D', a(name), ...parent, '--track-mem', ...send, '--tcp-established', '--network-lock', 'nftables']
-      : ['pre-dump', '-t', String(pid), '-D', a(name), ...parent, ...send];
-    const secs = await criuTs(net, 'a', args, join(work, `${name}.log`));
-    if ((await exited(ps)) !== 0) throw new Error(`the page server for ${name} failed (see ${join(work, `page-server-${name}.log`)})`);
+    let secs = 0;
+    if (final) {
+      // No page server on B: the dump serves the pages it leaves in the frozen server (PE_LAZY) itself, on A.
+      const t0 = performance.now();
+      source = await daemon(net, 'a', [
+        'dump', '-t', String(pid), '-D', a(name), ...parent, '--track-mem', '--tcp-established', '--network-lock', 'nftables',
+        '--lazy-pages', '--address', HOST_ADDR.a, '--port', String(PAGE_SERVER_PORT), '-v3',
+      ], join(work, `${name}.log`));
+      secs = (performance.now() - t0) / 1000;
+    } else {
+      const ps = await daemon(net, 'b', ['page-server', '-D', b(name), '--address', HOST_ADDR.b, '--port', String(PAGE_SERVER_PORT), ...parent], join(work, `page-server-${name}.log`));
+      const send = ['--page-server', '--address', HOST_ADDR.b, '--port', String(PAGE_SERVER_PORT)];
+      secs = await criuTs(net, 'a', ['pre-dump', '-t', String(pid), '-D', a(name), ...parent, ...send], join(work, `${name}.log`));
+      if ((await exited(ps)) !== 0) throw new Error(`the page server for ${name} failed (see ${join(work, `page-server-${name}.log`)})`);
+    }
     const st = dumpStats(a(name));
     if (!prev) fullCopyMs = st.copyMs;
-    say(`    ${st.written} pages (${mib(st.written)}) sent to host B, ${st.parent} unchanged since the last pre-dump; ` +
-      `server frozen ${st.frozenMs.toFixed(0)} ms, pages copied in ${st.copyMs.toFixed(0)} ms${final ? '' : ' (while it ran)'}, the command took ${secs.toFixed(2)} s`);
     if (final) {
+      say(`    images written with the server frozen ${st.frozenMs.toFixed(0)} ms: ${st.lazy} pages (${mib(st.lazy)}) written since the last pre-dump ` +
+        `stay in the frozen server on A for B to fetch, ${st.parent} are on B already, ${st.written} (stack and the like) went into the images; ` +
+        `the command was ready in ${secs.toFixed(2)} s`);
       // A dump without pre-dumps keeps the server frozen while it copies all of its memory, as pre-dump 1 did (it ran meanwhile).
       say(`    final freeze ${st.frozenMs.toFixed(0)} ms; copying all memory took ${fullCopyMs.toFixed(0)} ms in pre-dump 1 ` +
         `(the freeze of a dump without pre-dumps): ${((100 * st.frozenMs) / Math.max(fullCopyMs, 1e-3)).toFixed(1)}%`);
+    } else {
+      say(`    ${st.written} pages (${mib(st.written)}) sent to host B, ${st.parent} unchanged since the last pre-dump; ` +
+        `server frozen ${st.frozenMs.toFixed(0)} ms, pages copied in ${st.copyMs.toFixed(0)} ms (while it ran), the command took ${secs.toFixed(2)} s`);
     }
     prev = name;
     if (!final) await sleep(1000);
@@ -214,33 +255,42 @@ async function migrate(o: Options, net: DemoNet, work: string, stopServer: (pid:
   const lastBefore = out.lastTick();
 
   say(bold('Restore on host B, memory on demand'));
-  // What scp would do between real hosts: the dumper's images join the pages the page server stored.
-  for (const f of readdirSync(a('final'))) if (f !== 'parent') cpSync(join(a('final'), f), join(b('final'), f));
-  say(`    copied ${readdirSync(a('final')).length - 1} image files from A to B (the pages are on B already)`);
+  // What scp -a would do between real hosts; the parent link finds B's copy of the last pre-dump.
+  cpSync(a('final'), b('final'), { recursive: true, verbatimSymlinks: true });
+  say(`    copied ${readdirSync(a('final')).length - 1} image files from A to B (B holds the pre-dumps' pages)`);
   net.addServiceOnB();
   const lazyLog = join(work, 'lazy-pages.log');
-  const lazy = await daemon(net, 'b', ['lazy-pages', '-D', b('final'), '-v3'], lazyLog);
-  const restoreS = await criuTs(net, 'b', ['restore', '-D', b('final'), '-d', '--tcp-established', '--lazy-pages'], join(work, 'restore.log'));
+  const lazy = await daemon(net, 'b', [
+    'lazy-pages', '-D', b('final'), '--page-server', '--address', HOST_ADDR.a, '--port', String(PAGE_SERVER_PORT), '-v3',
+  ], lazyLog);
+  const pidfile = join(work, 'restored.pid');
+  const restoreS = await criuTs(net, 'b', ['restore', '-D', b('final'), '-d', '--tcp-established', '--lazy-pages', '--pidfile', pidfile], join(work, 'restore.log'));
+  const newPid = Number(readFileSync(pidfile, 'utf8'));
+  stopServer(newPid);
   net.moveServiceRoute();
-  say(`    restored in ${restoreS.toFixed(2)} s (the command's whole run); the route to ${SERVICE_ADDR} now points at host B`);
+  say(`    restored in ${restoreS.toFixed(2)} s (the command's whole run) as pid ${newPid} (pid ${innerPid} of a new pid namespace); the route to ${SERVICE_ADDR} now points at host B`);
   const lazyDone = exited(lazy);
   await sleep(3000);
   const lazyCode = await Promise.race([lazyDone, deadline(60_000)]);
   const lazyLine = /all pages in place: (.*)$/m.exec(existsSync(lazyLog) ? readFileSync(lazyLog, 'utf8') : '')?.[1];
   say(`    lazy-pages daemon: ${lazyCode === 0 ? `done, ${lazyLine ?? 'every page in place'}` : `did not finish (exit ${lazyCode}, see ${lazyLog})`}`);
+  // The dump on A ends once the daemon has every page: the server there is gone.
+  const sourceCode = source ? await Promise.race([exited(source), deadline(30_000)]) : -1;
+  const served = /lazy pages: (\d+) page\(s\) served/.exec(readFileSync(join(work, 'final.log'), 'utf8'))?.[1];
+  say(`    the dump on host A ${sourceCode === 0 ? `served ${served ?? '?'} pages to B's daemon and ended` : `did not end well (exit ${sourceCode}, see ${join(work, 'final.log')})`}`);
   say();
 
   say(bold('Result'));
-  const onB = isOurServer(pid) && netNsOf(pid) === `net:[${statSync(`/run/netns/${net.ns.b}`).ino}]`;
+  const onB = isOurServer(newPid) && netNsOf(newPid) === `net:[${statSync(`/run/netns/${net.ns.b}`).ino}]` && !isOurServer(pid);
   client.kill('SIGTERM');
   for (let i = 0; i < 100 && !out.summary; i++) await sleep(50);
   const s = out.summary ?? {};
-  const ok = onB && s['open'] === '1' && s['gaps'] === '0' && s['bad'] === '0' && s['pids'] === String(pid) &&
-    Number(s['last']) > lastBefore && lazyCode === 0;
+  const ok = onB && s['open'] === '1' && s['gaps'] === '0' && s['bad'] === '0' && s['pids'] === String(innerPid) &&
+    Number(s['last']) > lastBefore && lazyCode === 0 && sourceCode === 0;
   say(`    the client saw ticks 1 to ${s['last'] ?? '?'} from pid ${s['pids'] ?? '?'}, ${s['gaps'] ?? '?'} missing or repeated, ` +
     `${s['bad'] ?? '?'} bad pages; longest pause ${s['longest-pause-ms'] ?? '?'} ms (the downtime it felt)`);
   say(ok
-    ? bold(`The connection survived: pid ${pid} now runs on host B and went on from tick ${lastBefore}.`)
+    ? bold(`The connection survived: the server (pid ${innerPid} in its namespace) now runs on host B as pid ${newPid} and went on from tick ${lastBefore}.`)
     : bold('Something went wrong: see the lines above (CRIU_TS_DEMO_KEEP=1 keeps the work dir and its logs).'));
   return ok;
 }
@@ -257,7 +307,7 @@ async function main(): Promise<number> {
     say('criu-ts demo:migrate: please run as root (net namespaces, ptrace, clone3 with set_tid).');
     return 1;
   }
-  for (const [tool, pkg] of [['gcc', 'gcc'], ['ip', 'iproute2'], ['nsenter', 'util-linux'], ['nft', 'nftables']] as const) {
+  for (const [tool, pkg] of [['gcc', 'gcc'], ['ip', 'iproute2'], ['nsenter', 'util-linux'], ['unshare', 'util-linux'], ['nft', 'nftables']] as const) {
     if (spawnSync(tool, ['--version'], { stdio: 'ignore' }).error) {
       say(`criu-ts demo:migrate: ${tool} is missing; install it first (apt-get install -y ${pkg}).`);
       return 1;
@@ -267,14 +317,15 @@ async function main(): Promise<number> {
   if (stale.length) say(`(removed ${stale.length} net namespace(s) left by a demo that was killed: ${stale.join(', ')})`);
   const work = mkdtempSync(join(tmpdir(), 'criu-ts-migrate-'));
   const net = new DemoNet();
-  let serverPid = 0;
+  const serverPids: number[] = [];
   const cleanup = (): void => {
     for (const p of started) {
       try { process.kill(-(p.pid ?? 0), 'SIGKILL'); } catch { /* gone */ }
     }
     // The restored server is nobody's child of ours: by pid, once we know it is ours.
-    if (serverPid > 0 && isOurServer(serverPid)) {
-      try { process.kill(serverPid, 'SIGKILL'); } catch { /* gone */ }
+    for (const p of serverPids) {
+      if (!isOurServer(p)) continue;
+      try { process.kill(p, 'SIGKILL'); } catch { /* gone */ }
     }
     net.down();
     if (process.env['CRIU_TS_DEMO_KEEP'] !== '1') rmSync(work, { recursive: true, force: true });
@@ -287,7 +338,7 @@ async function main(): Promise<number> {
     });
   }
   try {
-    return (await migrate(o, net, work, (pid) => { serverPid = pid; })) ? 0 : 1;
+    return (await migrate(o, net, work, (pid) => { serverPids.push(pid); })) ? 0 : 1;
   } catch (e) {
     say(`criu-ts demo:migrate failed: ${e instanceof Error ? e.message : String(e)}`);
     if (process.env['CRIU_TS_DEMO_KEEP'] === '1') say(`(logs kept in ${work})`);

@@ -16,6 +16,8 @@ export interface LazyPagesOptions {
   onListening?: () => void;
   /** --page-server --address --port: pages from a page server running `page-server --lazy-pages` on the images */
   pageServer?: { address: string; port: number };
+  /** serve pages without checking them against the dump's criu-ts-checksums (`--skip-checksums`) */
+  skipChecksums?: boolean;
 }
 
 export async function lazyPages(opts: LazyPagesOptions): Promise<LazyPagesStats> {
@@ -25,5 +27,6 @@ export async function lazyPages(opts: LazyPagesOptions): Promise<LazyPagesStats>
     dir, workDir: resolve(opts.workDir ?? dir),
     ...(opts.onListening ? { onListening: opts.onListening } : {}),
     ...(opts.pageServer ? { pageServer: opts.pageServer } : {}),
+    ...(opts.skipChecksums ? { skipChecksums: true } : {}),
   });
 }

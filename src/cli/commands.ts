@@ -76,8 +76,9 @@ export async function runCommand(command: CommandName, action: string | undefine
         ...(o.pageServer && o.address !== undefined && o.port !== undefined ? { pageServer: { address: o.address, port: o.port } } : {}),
         // CRIU's --status-fd: a zero byte once the socket listens (zdtm starts the restore on it).
         onListening: () => signalReady(o.statusFd),
+        ...(o.skipChecksums ? { skipChecksums: true } : {}),
       }));
-      log.info(`lazy-pages: ${r.tasks} task(s), ${r.faults} fault(s) served (${r.pagesOnFault} pages), ${r.pagesPushed} pages pushed, ${r.zeroPages} zero pages`);
+      log.info(`lazy-pages: ${r.tasks} task(s), ${r.faults} fault(s) served (${r.pagesOnFault} pages), ${r.pagesPushed} pages pushed, ${r.zeroPages} zero pages, ${r.checkedBytes} bytes checked against the dump's checksums`);
       return 0;
     }
     case 'cpuinfo': {

@@ -65,7 +65,7 @@ Dump/Restore options:
                         tree runs, and exit with its status
      --auto-dedup       pre-dump/dump with a parent: free the parents' pages this dump holds again
                         (accepted by restore, where it frees nothing)
-     --skip-checksums   restore even if a file differs from the dump's checksums
+     --skip-checksums   restore (lazy-pages: serve) even if a file differs from the dump's checksums
      --verify[=warn]    restore: read every task back before it runs and compare it with
                         the images (registers, memory, fds, signals, creds, ...); a
                         difference fails the restore (with =warn: only logged)

@@ -16,12 +16,15 @@ import { basename, dirname, join, resolve } from 'node:path';
 import { CriuTsError } from '../errors.js';
 import type { CriuTsChecksumEntry } from './messages.js';
 import { imageFile } from './table.js';
+import { BLOCK_BYTES, blockHash, type BlockHash } from './block-hash.js';
 
 export const CHECKSUMS_IMAGE = imageFile('CRIU_TS_CHECKSUMS');
 
 interface Digest {
   size: bigint;
   sha256: Buffer;
+  /** pages images: one SHA-256 per BLOCK_BYTES (block-hash.ts) */
+  blocks?: Buffer;
 }
 
 interface Collector {
@@ -46,16 +49,18 @@ export function endChecksums(dir: string): Collector | undefined {
 /**
  * A running hash for a file being written to `path`; `done()` records it
  * (only if a dump collects that dir). OpenSSL's update runs natively on
- * the caller's bytes: no copy, nothing on the JS heap.
+ * the caller's bytes: no copy, nothing on the JS heap. `blocks`: a digest
+ * per block as well (pages images, for lazy-pages; block-hash.ts).
  */
 export class FileHasher {
-  private readonly hash: Hash | undefined;
+  private readonly hash: Hash | BlockHash | undefined;
   private size = 0n;
   private readonly collector: Collector | undefined;
 
-  constructor(private readonly path: string) {
+  constructor(private readonly path: string, blocks = false) {
     this.collector = collectors.get(resolve(dirname(path)));
-    this.hash = this.collector === undefined ? undefined : createHash('sha256');
+    if (this.collector === undefined) this.hash = undefined;
+    else this.hash = blocks ? blockHash() : createHash('sha256');
   }
 
   update(data: Uint8Array): void {
@@ -70,9 +75,10 @@ export class FileHasher {
   done(): void {
     if (this.hash === undefined || this.collector === undefined) return;
     const t0 = process.hrtime.bigint();
-    const sha256 = this.hash.digest();
+    const d = this.hash.digest();
     this.collector.hashNs += process.hrtime.bigint() - t0;
-    this.collector.files.set(basename(this.path), { size: this.size, sha256 });
+    const digest: Digest = Buffer.isBuffer(d) ? { size: this.size, sha256: d } : { size: this.size, ...d };
+    this.collector.files.set(basename(this.path), digest);
   }
 }
 
@@ -90,7 +96,7 @@ export function checksumEntries(dir: string): CriuTsChecksumEntry[] {
   return [...c.files.entries()]
     .filter(([name]) => name !== CHECKSUMS_IMAGE)
     .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
-    .map(([name, d]) => ({ name, size: d.size, sha256: d.sha256 }));
+    .map(([name, d]) => ({ name, size: d.size, sha256: d.sha256, ...(d.blocks ? { block_size: BLOCK_BYTES, blocks: d.blocks } : {}) }));
 }
 
 const CHUNK = 1 << 20;
@@ -118,28 +124,114 @@ function digestOf(path: string): Digest {
   }
 }
 
+/** File ranges [start, end) whose blocks need no check now: a lazy-pages daemon checks them as it serves them. */
+export type LaterRanges = readonly { start: bigint; end: bigint }[];
+
 /**
  * Check every file listed in `entries` (from criu-ts-checksums in `dir`).
  * Throws EIMAGE naming the first file that is missing, of another size, or
- * whose digest differs.
+ * whose digest differs. `later(name)`: for a file with block digests, the
+ * ranges left to the lazy-pages daemon; blocks wholly inside them are not
+ * read here.
  */
-export function verifyChecksums(dir: string, entries: readonly CriuTsChecksumEntry[]): void {
+export function verifyChecksums(dir: string, entries: readonly CriuTsChecksumEntry[], later?: (name: string) => LaterRanges | undefined): void {
   for (const e of entries) {
     if (e.name.includes('/') || e.name === '' || e.name === '.' || e.name === '..') {
       throw new CriuTsError('EIMAGE', `${CHECKSUMS_IMAGE}: bad file name ${JSON.stringify(e.name)}`, { file: CHECKSUMS_IMAGE });
     }
     const path = join(dir, e.name);
+    if (e.blocks !== undefined) {
+      verifyBlocks(path, e, later?.(e.name) ?? []);
+      continue;
+    }
     let d: Digest;
     try {
       d = digestOf(path);
     } catch (err) {
       throw new CriuTsError('ENOIMAGE', `${path}: listed in ${CHECKSUMS_IMAGE} but cannot be read: ${(err as Error).message}`, { file: path }, err);
     }
-    if (d.size !== BigInt(e.size)) {
-      throw new CriuTsError('EIMAGE', `${path}: size ${d.size}, the dump wrote ${e.size} (${CHECKSUMS_IMAGE}; --skip-checksums to restore anyway)`, { file: path, field: 'size' });
-    }
+    if (d.size !== BigInt(e.size)) throw sizeDiffers(path, d.size, e);
     if (!d.sha256.equals(e.sha256)) {
       throw new CriuTsError('EIMAGE', `${path}: contents changed since the dump (SHA-256 differs from ${CHECKSUMS_IMAGE}; --skip-checksums to restore anyway)`, { file: path, field: 'sha256' });
     }
+  }
+}
+
+function sizeDiffers(path: string, size: bigint, e: CriuTsChecksumEntry): CriuTsError {
+  return new CriuTsError('EIMAGE', `${path}: size ${size}, the dump wrote ${e.size} (${CHECKSUMS_IMAGE}; --skip-checksums to restore anyway)`, { file: path, field: 'size' });
+}
+
+/** The block size and the number of blocks of an entry with block digests; EIMAGE when they do not fit its size and digest. */
+export function blockLayout(path: string, e: CriuTsChecksumEntry): { size: number; count: number } {
+  const size = e.block_size ?? 0;
+  const blocks = e.blocks ?? Buffer.alloc(0);
+  const count = size > 0 ? Math.ceil(Number(e.size) / size) : -1;
+  if (size <= 0 || size % 4096 !== 0 || blocks.length !== count * 32 || !createHash('sha256').update(blocks).digest().equals(e.sha256)) {
+    throw new CriuTsError('EIMAGE', `${CHECKSUMS_IMAGE}: the block digests of ${basename(path)} do not fit its size and digest`, { file: CHECKSUMS_IMAGE });
+  }
+  return { size, count };
+}
+
+/**
+ * Compare `data`, the bytes of blocks first.. of `path` (whole blocks, the
+ * file's last one possibly short), with their digests. EIMAGE names the
+ * first block that differs.
+ */
+export function checkBlocks(path: string, e: CriuTsChecksumEntry, first: number, data: Uint8Array): void {
+  const { size } = blockLayout(path, e);
+  const blocks = e.blocks as Buffer;
+  for (let off = 0, i = first; off < data.length; off += size, i++) {
+    const got = createHash('sha256').update(data.subarray(off, Math.min(off + size, data.length))).digest();
+    if (!got.equals(blocks.subarray(i * 32, i * 32 + 32))) {
+      throw new CriuTsError('EIMAGE', `${path}: contents changed since the dump at bytes ${i * size}..${i * size + size} (SHA-256 differs from ${CHECKSUMS_IMAGE}; --skip-checksums to restore anyway)`, { file: path, field: 'blocks', offset: i * size });
+    }
+  }
+}
+
+function verifyBlocks(path: string, e: CriuTsChecksumEntry, later: LaterRanges): void {
+  const { size, count } = blockLayout(path, e);
+  let fd: number;
+  try {
+    fd = openSync(path, 'r');
+  } catch (err) {
+    throw new CriuTsError('ENOIMAGE', `${path}: listed in ${CHECKSUMS_IMAGE} but cannot be read: ${(err as Error).message}`, { file: path }, err);
+  }
+  try {
+    const st = BigInt(fstatSync(fd).size);
+    if (st !== BigInt(e.size)) throw sizeDiffers(path, st, e);
+    readBuf ??= Buffer.allocUnsafe(CHUNK);
+    const buf = readBuf.subarray(0, Math.floor(CHUNK / size) * size);
+    // Blocks are asked in increasing order: walk the sorted ranges once.
+    const ranges = [...later].sort((x, y) => (x.start < y.start ? -1 : x.start > y.start ? 1 : 0));
+    let k = 0;
+    const isLater = (i: number): boolean => {
+      const a = BigInt(i * size);
+      const b = BigInt(Math.min((i + 1) * size, Number(e.size)));
+      while (k < ranges.length && (ranges[k] as { end: bigint }).end <= a) k++;
+      for (let j = k; j < ranges.length && (ranges[j] as { start: bigint }).start <= a; j++) {
+        if ((ranges[j] as { end: bigint }).end >= b) return true;
+      }
+      return false;
+    };
+    for (let i = 0; i < count;) {
+      if (isLater(i)) {
+        i++;
+        continue;
+      }
+      // A run of blocks to check, read in one go.
+      let n = 1;
+      while (i + n < count && (n + 1) * size <= buf.length && !isLater(i + n)) n++;
+      const want = Math.min(n * size, Number(e.size) - i * size);
+      let got = 0;
+      while (got < want) {
+        const r = readSync(fd, buf, got, want - got, i * size + got);
+        if (r <= 0) throw sizeDiffers(path, BigInt(i * size + got), e);
+        got += r;
+      }
+      checkBlocks(path, e, i, buf.subarray(0, want));
+      i += n;
+    }
+  } finally {
+    closeSync(fd);
   }
 }

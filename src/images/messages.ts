@@ -402,6 +402,8 @@ export interface CriuTsChecksumEntry {
   name: string; // 1 string
   size: bigint; // 2 uint64
   sha256: Buffer; // 3 bytes
+  block_size?: number; // 4 uint32
+  blocks?: Buffer; // 5 bytes
 }
 
 /** message `criu_version` */

@@ -3,11 +3,13 @@
  * error naming the missing or malformed file.
  */
 import { existsSync } from 'node:fs';
-import { imagePath, loadImage, loadImageIfAny, verifyChecksums } from '../images/index.js';
+import { imageFile, imagePath, loadImage, loadImageIfAny, verifyChecksums } from '../images/index.js';
+import { lazyFileRanges, type LazyRange } from '../kinds/index.js';
 import type { ImageId, ProtoImageKey, EntryOf } from '../images/index.js';
 import { CriuTsError } from '../errors.js';
 import type {
   CoreEntry, SeccompEntry, PstreeEntry, InventoryEntry, TaskKobjIdsEntry, MmEntry, PagemapEntry, FsEntry, FdinfoEntry, FileEntry,
+  CriuTsChecksumEntry,
 } from '../images/messages.js';
 
 export interface TaskImages {
@@ -43,10 +45,30 @@ function one<K extends ProtoImageKey>(dir: string, key: K, id?: ImageId): EntryO
   return e;
 }
 
-/** criu-ts-checksums, when the dump has one (CRIU's dumps and older criu-ts dumps do not): every file listed must match. */
-export function checkDumpChecksums(dir: string): void {
+/**
+ * criu-ts-checksums, when the dump has one (CRIU's dumps and older criu-ts
+ * dumps do not): every file listed must match. A lazy restore (`lazy`)
+ * leaves the files with block digests (pages images) out and returns
+ * them: checkLazyPagesChecksums checks them once the pagemaps say which
+ * of their bytes the lazy-pages daemon serves (and checks) instead.
+ */
+export function checkDumpChecksums(dir: string, lazy = false): CriuTsChecksumEntry[] {
   const sums = loadImageIfAny(dir, 'CRIU_TS_CHECKSUMS');
-  if (sums !== undefined) verifyChecksums(dir, sums.entries);
+  if (sums === undefined) return [];
+  const later = lazy ? sums.entries.filter((e) => e.blocks !== undefined) : [];
+  verifyChecksums(dir, lazy ? sums.entries.filter((e) => e.blocks === undefined) : sums.entries);
+  return later;
+}
+
+/** The pages images left by checkDumpChecksums(dir, true): every block but those wholly inside a lazy VMA's pages. */
+export function checkLazyPagesChecksums(img: DumpImages, later: readonly CriuTsChecksumEntry[]): void {
+  if (later.length === 0) return;
+  const lazy = new Map<string, LazyRange[]>();
+  for (const t of img.tasks) {
+    const name = imageFile('PAGES', t.pagesId);
+    lazy.set(name, [...lazy.get(name) ?? [], ...lazyFileRanges(t.pagemap, t.mm.vmas ?? [])]);
+  }
+  verifyChecksums(img.dir, later, (name) => lazy.get(name));
 }
 
 export function loadDump(dir: string): DumpImages {

@@ -25,7 +25,7 @@ import {
   materializeRemaps, removeGhosts, removeLinks, removeRemapFds, unlockNetwork, RESOURCE_KINDS, handledNamespaces, type RestoreTaskHandle,
 } from '../kinds/index.js';
 import { checkImagesFor, pinFilesFor } from './authorize.js';
-import { checkDumpChecksums } from './images.js';
+import { checkDumpChecksums, checkLazyPagesChecksums } from './images.js';
 import { checkConsistency } from './consistency.js';
 import { startStub, disposeStub, type Stub } from './stub.js';
 import { planTree, planCloneFlags, treeViewOf, type RestoreNode } from './plan.js';
@@ -49,10 +49,12 @@ const log = logger('restore');
 export async function restoreTree(opts: RestoreTreeOptions): Promise<RestoreResult> {
   const dir = opts.dir;
   // Every file the dump wrote, as it wrote it, before a single image is believed.
-  if (!opts.skipChecksums) checkDumpChecksums(dir);
+  const later = opts.skipChecksums ? [] : checkDumpChecksums(dir, opts.lazyPages !== undefined);
   const img = loadDump(dir);
   // The images agree with each other (threads, fds, pages), or nothing is created.
   checkConsistency(img);
+  // A lazy restore's pages images: what the restore reads itself; the lazy-pages daemon checks the rest as it serves it.
+  checkLazyPagesChecksums(img, later);
   const handledNs = handledNamespaces();
   for (const t of img.tasks) refuseForeignNamespaceIds(t.pstree.pid, t.ids, img.inventory.root_ids, handledNs);
   // For an unprivileged caller: images that ask for more than it has are refused before anything exists.

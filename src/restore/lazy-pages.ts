@@ -25,7 +25,7 @@
  * (lazy-watchdog.ts) holds a copy of every uffd and kills the tasks
  * (SIGBUS, then SIGKILL) when we are gone without saying "done".
  */
-import { closeSync, openSync, readSync, rmSync } from 'node:fs';
+import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import {
   PAGE_SIZE, UFFD_MSG_BYTES, accept4, bindUnix, closeQuiet, decodeUffdMsg, isSyscallError, listen,
@@ -34,7 +34,8 @@ import {
 } from '../sys/index.js';
 import { CriuTsError } from '../errors.js';
 import { logger } from '../log.js';
-import { imageFile, imagePath, loadImage } from '../images/index.js';
+import { BLOCK_BYTES, imageFile, imagePath, loadImage } from '../images/index.js';
+import { CheckedPages } from './lazy-checked-pages.js';
 import { ParentChain } from '../kinds/memory/parent-images.js';
 import { pageSegments, SERVED } from '../kinds/memory/fill.js';
 import type { LazyRange } from '../kinds/types.js';
@@ -110,11 +111,21 @@ export interface LazyPagesOptions {
   workDir: string;
   /** called once the socket listens */
   onListening?: () => void;
-  /** lazy-pages --page-server: the pages come from this page server (`page-server --lazy-pages` on the images), the pagemaps from `dir` */
+  /**
+   * lazy-pages --page-server: the task's own pages come from this page
+   * server (`page-server --lazy-pages` on the images, or a `dump
+   * --lazy-pages`), the pagemaps and the parent images' pages from `dir`
+   */
   pageServer?: { address: string; port: number };
+  /** serve pages without checking them against criu-ts-checksums */
+  skipChecksums?: boolean;
 }
 
-export interface LazyPagesStats { tasks: number; faults: number; pagesOnFault: number; pagesPushed: number; zeroPages: number }
+export interface LazyPagesStats {
+  tasks: number; faults: number; pagesOnFault: number; pagesPushed: number; zeroPages: number;
+  /** bytes of pages images hashed to check what was served (lazy-checked-pages.ts) */
+  checkedBytes: number;
+}
 
 type Seg = { path: string; off: bigint; vaddr: bigint; len: bigint };
 
@@ -147,9 +158,11 @@ export async function serveLazyPages(o: LazyPagesOptions): Promise<LazyPagesStat
   const sockPath = join(o.workDir, LAZY_SOCKET);
   rmSync(sockPath, { force: true });
   const lsk = seqpacketSocket();
-  const stats: LazyPagesStats = { tasks: 0, faults: 0, pagesOnFault: 0, pagesPushed: 0, zeroPages: 0 };
+  const stats: LazyPagesStats = { tasks: 0, faults: 0, pagesOnFault: 0, pagesPushed: 0, zeroPages: 0, checkedBytes: 0 };
   const tasks: LazyTask[] = [];
-  const files = new Map<string, number>();
+  const pages = new CheckedPages(o.skipChecksums === true);
+  /** each image's own pages file: what a remote page server holds (parent images are read here) */
+  const ownPages = new Map<number, string>();
   const chain = new ParentChain(o.dir);
   const buf = Buffer.allocUnsafe(PUSH_BYTES);
   const msgs = Buffer.alloc(UFFD_MSG_BYTES * 32);
@@ -160,14 +173,6 @@ export async function serveLazyPages(o: LazyPagesOptions): Promise<LazyPagesStat
   // Connected before anything listens: a page server that does not answer fails the daemon before any restore relies on it.
   const remote = o.pageServer ? PageServerClient.connect(o.pageServer.address, o.pageServer.port) : undefined;
   const watchdog = new LazyWatchdog();
-  const fileFd = (path: string): number => {
-    let fd = files.get(path);
-    if (fd === undefined) {
-      fd = openSync(path, 'r');
-      files.set(path, fd);
-    }
-    return fd;
-  };
   const drop = (t: LazyTask, why: string): void => {
     log.info(`${t.label}: ${why}; ${t.pending.length} piece(s) left unsent`);
     closeQuiet(t.uffd);
@@ -175,17 +180,12 @@ export async function serveLazyPages(o: LazyPagesOptions): Promise<LazyPagesStat
   };
   /** Copy `len` bytes of piece data at task address `at` (inside piece p). Returns false when the task is gone. */
   const copy = (t: LazyTask, p: Piece, at: bigint, len: number): 'ok' | 'again' | 'gone' => {
-    const off = p.off + (at - p.addr);
-    if (remote) {
+    if (remote && (p.path === SERVED || p.path === ownPages.get(t.imageId))) {
       const want = len / PAGE_SIZE;
       const n = remote.get(t.imageId, p.img + (at - p.addr), want, buf);
       if (n !== want) throw new CriuTsError('EIMAGE', `page server at ${remote.where}: ${imageFile('PAGEMAP', t.imageId)} has ${want} page(s) at 0x${(p.img + (at - p.addr)).toString(16)}, the server sent ${n}`, {});
-    }
-    let got = remote ? len : 0;
-    while (got < len) {
-      const n = readSync(fileFd(p.path), buf, got, len - got, off + BigInt(got));
-      if (n === 0) throw new CriuTsError('EIMAGE', `${p.path}: ends before the pagemap says (offset ${off + BigInt(got)})`, { path: p.path });
-      got += n;
+    } else {
+      pages.read(p.path, p.off + (at - p.addr), len, buf, 0);
     }
     let at2 = at;
     let left = len;
@@ -278,7 +278,9 @@ export async function serveLazyPages(o: LazyPagesOptions): Promise<LazyPagesStat
       const p = t.pending[0];
       if (!p) continue;
       rr = (rr + k + 1) % Math.max(1, tasks.length);
-      const len = p.len < BigInt(PUSH_BYTES) ? Number(p.len) : PUSH_BYTES;
+      // Up to a block boundary of the file: each block is read and checked once (lazy-checked-pages.ts).
+      const most = PUSH_BYTES - Number(p.off % BigInt(BLOCK_BYTES));
+      const len = p.len < BigInt(most) ? Number(p.len) : most;
       const r = copy(t, p, p.addr, len);
       if (r === 'gone') drop(t, 'its memory is gone');
       else if (r === 'ok') {
@@ -328,6 +330,7 @@ export async function serveLazyPages(o: LazyPagesOptions): Promise<LazyPagesStat
               if (uffd === undefined || m.pid === undefined || m.image === undefined) throw new CriuTsError('EINTERNAL', 'lazy-pages: a task packet without its uffd', {});
               const ranges = (m.ranges ?? []).map(([a, b]) => ({ start: BigInt(a), end: BigInt(b) }));
               const [head, ...pagemap] = loadImage(o.dir, 'PAGEMAP', m.image).entries;
+              ownPages.set(m.image, imagePath(o.dir, 'PAGES', head.pages_id));
               const segs = [...pageSegments(chain, imageFile('PAGEMAP', m.image), imagePath(o.dir, 'PAGES', head.pages_id), pagemap).segs]
                 .sort((a, b) => (a.vaddr < b.vaddr ? -1 : a.vaddr > b.vaddr ? 1 : 0));
               if (!remote && segs.some((g) => g.path === SERVED)) {
@@ -365,6 +368,7 @@ export async function serveLazyPages(o: LazyPagesOptions): Promise<LazyPagesStat
     }
     watchdog.done();
     remote?.close();
+    stats.checkedBytes = pages.hashedBytes;
     log.info(`all pages in place: ${stats.tasks} task(s), ${stats.faults} fault(s) (${stats.pagesOnFault} pages), ${stats.pagesPushed} pages pushed, ${stats.zeroPages} zero pages`);
     return stats;
   } catch (e) {
@@ -372,7 +376,7 @@ export async function serveLazyPages(o: LazyPagesOptions): Promise<LazyPagesStat
     throw e;
   } finally {
     for (const t of tasks) closeQuiet(t.uffd);
-    for (const fd of files.values()) closeSync(fd);
+    pages.close();
     if (conn >= 0) closeQuiet(conn);
     closeQuiet(lsk);
     remote?.abort();

@@ -4,6 +4,7 @@
  * SHA-256, so a restore can refuse a corrupted file before creating
  * anything (docs/security.md). CRIU never opens a file of that name, so
  * dumps stay CRIU-compatible; crit-ts decodes and shows it.
+ * Pages images carry one digest per block as well (images/checksums.ts).
  */
 import { defineMessage, f } from './types.js';
 
@@ -11,4 +12,10 @@ defineMessage('criu_ts_checksum_entry', [
   f(1, 'name', 'required', 'string'),
   f(2, 'size', 'required', 'uint64'),
   f(3, 'sha256', 'required', 'bytes'),
+  // Pages images: the SHA-256 of each block_size bytes (the last block
+  // shorter), 32 bytes each, so that a lazy-pages daemon can check each
+  // run it serves without reading the whole file first; sha256 is then
+  // the SHA-256 of these digests.
+  f(4, 'block_size', 'optional', 'uint32'),
+  f(5, 'blocks', 'optional', 'bytes'),
 ]);

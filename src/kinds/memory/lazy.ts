@@ -17,11 +17,12 @@
  * the task's behalf (a read(2) into a lazy buffer) reach the daemon too.
  * The task keeps no copy: ours goes to the daemon, the task's is closed.
  */
-import { NR, UFFDIO_API, UFFDIO_REGISTER, UFFDIO_REGISTER_MODE_MISSING, UFFD_LAZY_FEATURES, uffdioApi, uffdioRegister, pidfdOpen, pidfdGetfd, closeQuiet } from '../../sys/index.js';
+import { NR, PAGE_SIZE, UFFDIO_API, UFFDIO_REGISTER, UFFDIO_REGISTER_MODE_MISSING, UFFD_LAZY_FEATURES, uffdioApi, uffdioRegister, pidfdOpen, pidfdGetfd, closeQuiet } from '../../sys/index.js';
 import { CriuTsError } from '../../errors.js';
-import type { VmaEntry } from '../../images/messages.js';
+import type { PagemapEntry, VmaEntry } from '../../images/messages.js';
 import type { LazyRange, RestoreTaskHandle } from '../types.js';
-import type { Segment } from './parent-images.js';
+import { isParentEntry, isServedEntry, type Segment } from './parent-images.js';
+import { nrPages } from './fill.js';
 import { VMA } from './vma.js';
 import { MAP_GROWSDOWN, MAP_LOCKED, MAP_DROPPABLE, MAP_HUGETLB } from '../../sys/mman.js';
 import { O_NONBLOCK, O_CLOEXEC } from '../../sys/fcntl.js';
@@ -33,6 +34,36 @@ export function isLazyVma(v: VmaEntry): boolean {
     | VMA.AREA_MEMFD | VMA.FILE_PRIVATE | VMA.FILE_SHARED | VMA.ANON_SHARED | VMA.AREA_STACK;
   if ((v.status & special) !== 0) return false;
   return (v.flags & (MAP_GROWSDOWN | MAP_LOCKED | MAP_DROPPABLE | MAP_HUGETLB)) === 0;
+}
+
+/**
+ * The byte ranges of a task's pages file (its own pagemap's data, in
+ * order) that fall in lazy VMAs: a lazy restore leaves them to the
+ * lazy-pages daemon, which checks their block digests as it serves them
+ * (restore/images.ts checks the rest before anything is created).
+ */
+export function lazyFileRanges(pagemap: readonly PagemapEntry[], vmas: readonly VmaEntry[]): LazyRange[] {
+  const lazy = vmas.filter(isLazyVma).sort((a, b) => (a.start < b.start ? -1 : a.start > b.start ? 1 : 0));
+  const out: LazyRange[] = [];
+  let off = 0n;
+  let j = 0; // pagemap entries come in address order: lazy VMAs are walked once
+  for (const e of pagemap) {
+    if (isParentEntry(e) || isServedEntry(e)) continue;
+    const len = nrPages(e) * BigInt(PAGE_SIZE);
+    while (j < lazy.length && (lazy[j] as VmaEntry).end <= e.vaddr) j++;
+    for (let k = j; k < lazy.length; k++) {
+      const v = lazy[k] as VmaEntry;
+      if (v.start >= e.vaddr + len) break;
+      const a = v.start > e.vaddr ? v.start : e.vaddr;
+      const b = v.end < e.vaddr + len ? v.end : e.vaddr + len;
+      const start = off + (a - e.vaddr);
+      const last = out[out.length - 1];
+      if (last && last.end === start) last.end = start + (b - a);
+      else out.push({ start, end: start + (b - a) });
+    }
+    off += len;
+  }
+  return out;
 }
 
 /** Split segments into those outside every lazy range (filled now) and drop the parts inside (the daemon's). */

@@ -147,7 +147,8 @@ export class PagesWriter implements PageSink {
       this.fd = -1;
     } else {
       this.file = new ReplacingFile(imagePath(dir, 'PAGES', pagesId), 0o600);
-      this.hasher = new FileHasher(this.file.path);
+      // A digest per block too: a lazy-pages daemon checks each run it serves (images/block-hash.ts).
+      this.hasher = new FileHasher(this.file.path, true);
       this.fd = this.file.fd;
       if (sizeHint >= OVERLAP_BYTES) this.ring = Uring.shared();
     }
