@@ -56,17 +56,18 @@ const EXTERNAL = stateKey<Map<number, number>>('unix-socket:external');
 const heldByDump = (ctx: DumpContext, ino: number): boolean => ctx.memo(HOLDERS, socketHolders).has(ino);
 
 /**
- * The mount a path's directory resolves to for task `pid` (walked as the
- * kernel walks it: the last mount made at each place is crossed into),
- * and whether mount `mntId` shows that directory. When it does not, while
- * `mntId` holds the socket's file (its inode still linked), another mount
- * was made over the directory, or a directory above it, after the bind:
- * the name is covered, not gone (zdtm overmount_sock).
+ * Whether task `pid`'s walk of directory `dir` (as the kernel walks it:
+ * the last mount made at each place is crossed into) passes mount `mntId`
+ * and leaves it: then, while `mntId` holds the
+ * socket's file (its inode still linked), another mount was made over the
+ * directory, or a directory above it, after the bind: the name is
+ * covered, not gone (zdtm overmount_sock). Returns `mntId`'s mountpoint
+ * then, undefined when `mntId` shows the directory or is not on the way.
  */
-function coveredBy(pid: number, dir: string, mntId: number): boolean {
+function coveredBy(pid: number, dir: string, mntId: number): string | undefined {
   const seq = walk(parseMountinfo(pid), dir);
   const i = seq.findIndex((m) => m.mntId === mntId);
-  return i >= 0 && i < seq.length - 1;
+  return i >= 0 && i < seq.length - 1 ? seq[i]?.mountpoint : undefined;
 }
 
 /** The mount id of an fd of ours (fdinfo's mnt_id). */
@@ -105,7 +106,8 @@ function resolveName(ctx: DumpContext, p: FdProbe, d: UnixDiag, ue: UnixSkEntry)
   try {
     const own = fstatSync(file);
     const mntId = mountIdOf(file);
-    if (own.nlink === 0 || mntId === undefined || !coveredBy(holder, dirname(path), mntId)) {
+    const mountpoint = own.nlink === 0 || mntId === undefined ? undefined : coveredBy(holder, dirname(path), mntId);
+    if (mntId === undefined || mountpoint === undefined) {
       // Unlinked, or the path now names another file: bind and drop it again at restore.
       ue.deleted = true;
       return;
@@ -116,6 +118,11 @@ function resolveName(ctx: DumpContext, p: FdProbe, d: UnixDiag, ue: UnixSkEntry)
     }
     if (isHiddenMount(ctx, mntId)) {
       throw new CriuTsError('EUNSUPPORTED', `${what}, and its own mount ${mntId} is covered too: no path reaches it to bind there again`, { pid: p.pid, fd: p.fd, mntId });
+    }
+    // The restore binds it from inside a clone of that mount alone (covered.ts): the name must start on it.
+    const start = ue.name_dir ?? '/';
+    if (start !== mountpoint && !start.startsWith(mountpoint === '/' ? '/' : `${mountpoint}/`)) {
+      throw new CriuTsError('EUNSUPPORTED', `${what}: the name starts at ${start}, not on the socket's own mount (${mountpoint}), so it cannot be bound again under the cover`, { pid: p.pid, fd: p.fd, mntId });
     }
     // The restore binds it under that mount, through a clone of mount `mntId` (restore.ts).
     ue.mnt_id = mntId;
