@@ -69,6 +69,10 @@
  * name. After SIGTERM the names are the sockets' own, the connections and
  * the message came back, the tmpfs over /os can be unmounted (no socket
  * holds it) and the names reach the sockets again by path.
+ * --overmount-sock 2: a listener bound to "/t3/sub/covered" (/t3 is a
+ * bind), then a tmpfs mounted on /t3/sub, for the refusal at dump (an absolute name
+ * covered on a mount other than the root cannot be bound again under the
+ * cover).
  * --nsfs 1: /nsf is a bind mount of a net namespace no task is in (as
  * `ip netns add` makes one: the namespace of a child that then exited),
  * for the refusal at dump.
@@ -987,6 +991,13 @@ int main(int argc, char **argv)
 		socks = make_overmount_socks();
 	tree_shape(before, sizeof(before));
 	check_files();
+	/* After check_files, which reads /t3. */
+	if (subject_opt_long("overmount-sock", 0) == 2) {
+		must(mkdir("/t3/sub", 0755) == 0, "mkdir /t3/sub");
+		int l = unix_sock(SOCK_STREAM, "/t3/sub/covered", NULL);
+		must(listen(l, 1) == 0, "listen on /t3/sub/covered");
+		must(mount("t3-cover", "/t3/sub", "tmpfs", 0, "size=1m") == 0, "mount a tmpfs on /t3/sub");
+	}
 	int with_pty = subject_opt_long("pty", 0) != 0;
 	struct pty pty = { -1, -1, -1 };
 	if (with_pty)

@@ -292,6 +292,26 @@ test('unix sockets whose names a mount made later covers are bound again under i
   }
 });
 
+test('a covered absolute unix socket name whose mount is not the root mount is refused at dump with one line; the tree runs on', TIMEOUT, async () => {
+  const root = makeRoot();
+  const dir = tempDir('mnt-overmount-sock-abs');
+  let s: Subject | undefined;
+  try {
+    s = await startInRoot(root, ['--overmount-sock', '2']);
+    const pid = s.pid;
+    await assert.rejects(dump({ pid, imagesDir: dir, progress: false }), (e: unknown) => {
+      assert.ok(isCriuTsError(e), String(e));
+      assert.match(e.message, /^task \d+ fd \d+: unix socket \d+: its name \/t3\/sub\/covered is covered by a mount made over it after the bind: the name starts at \/, not on the socket's own mount \(\/t3\), so it cannot be bound again under the cover$/);
+      return true;
+    });
+    assert.ok(isAlive(pid), 'the tree runs on');
+  } finally {
+    s?.cleanup();
+    removeDir(dir);
+    removeDir(root);
+  }
+});
+
 test('a tmpfs overmounted on its own mountpoint, and one under a tmpfs on a directory above it: their hidden files are saved and come back under the mounts over them; binds whose sources were removed come back on removed sources', TIMEOUT, async () => {
   const root = makeRoot();
   const dir = tempDir('mnt-overmount');
