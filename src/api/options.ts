@@ -76,6 +76,12 @@ export interface CommonOptions {
    * restore, K is that key and V the path bound there.
    */
   extMounts?: readonly { key: string; value: string }[];
+  /** --external mnt[], -M auto (RPC auto_ext_mnt): external mounts found automatically at dump, bound again from their paths at restore */
+  autoExtMounts?: boolean;
+  /** --enable-external-sharing, mnt[]:s (RPC ext_sharing): an automatic external mount may be shared with a peer group of ours */
+  extSharing?: boolean;
+  /** --enable-external-masters, mnt[]:m (RPC ext_masters): an automatic external mount may be a slave of a peer group outside */
+  extMasters?: boolean;
   /** show progress on a terminal (bytes and pages, tasks done) */
   progress?: boolean;
   /**

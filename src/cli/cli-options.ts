@@ -52,6 +52,10 @@ export interface CliOptions {
   root?: string;
   /** --external mnt[K]:V and -M K:V, in order */
   extMounts: { key: string; value: string }[];
+  /** --external mnt[], -M auto, --enable-external-sharing/-masters (mnt[]:s, mnt[]:m) */
+  autoExtMounts: boolean;
+  extSharing: boolean;
+  extMasters: boolean;
   cgroupYard?: string;
   /** --cgroup-dump-controller, in order */
   cgroupDumpController: string[];
@@ -127,6 +131,9 @@ export function defaults(): CliOptions {
     cgroupRoot: [],
     inheritFd: [],
     extMounts: [],
+    autoExtMounts: false,
+    extSharing: false,
+    extMasters: false,
     cgroupDumpController: [],
     joinNs: [],
     emptyNetNs: false,

@@ -115,6 +115,9 @@ function common(o: CliOptions): CommonOptions {
   if (o.cgroupYard !== undefined) c.cgroupYard = o.cgroupYard;
   if (o.root !== undefined) c.root = o.root;
   if (o.extMounts.length > 0) c.extMounts = o.extMounts;
+  if (o.autoExtMounts) c.autoExtMounts = true;
+  if (o.extSharing) c.extSharing = true;
+  if (o.extMasters) c.extMasters = true;
   if (o.cgroupDumpController.length > 0) c.cgroupDumpController = o.cgroupDumpController;
   return c;
 }

@@ -87,8 +87,8 @@ export const OPTIONS: readonly OptionSpec[] = [
   // mounts, LSM, network locking: we neither dump nor restore them yet
   { long: 'skip-mnt', arg: 'required', support: I },
   { long: 'enable-fs', arg: 'required', support: I },
-  { long: 'enable-external-sharing', arg: 'none', support: I },
-  { long: 'enable-external-masters', arg: 'none', support: I },
+  { long: 'enable-external-sharing', arg: 'none', support: Y },
+  { long: 'enable-external-masters', arg: 'none', support: Y },
   { long: 'mntns-compat-mode', arg: 'none', negatable: true, support: I },
   { long: 'lsm-profile', arg: 'required', support: I },
   { long: 'lsm-mount-context', arg: 'required', support: I },

@@ -9,7 +9,7 @@
 import { isAbsolute, resolve } from 'node:path';
 import { CriuTsError } from '../errors.js';
 import { CGROUP_MODES, parseCgroupRoot } from '../api/cgroup-options.js';
-import { parseExternalMount } from '../api/mount-options.js';
+import { parseAutoExternalMount, parseExternalMount } from '../api/mount-options.js';
 import { parseCpuCap } from '../api/cpu-cap.js';
 import type { CgroupMode } from '../api/options.js';
 import { configWords } from './config-file.js';
@@ -182,7 +182,10 @@ function apply(hit: Hit, raw: Raw): 'version' | undefined {
     case 'ext-mount-map': {
       const v = nonEmpty(shown, value);
       const colon = v.indexOf(':');
-      if (v === 'auto') throw new CriuTsError('EUNSUPPORTED', `${shown} auto (external mounts found automatically) is not supported yet: name each mount`, { option: 'ext-mount-map' });
+      if (v === 'auto') {
+        o.autoExtMounts = true;
+        break;
+      }
       if (colon <= 0 || colon === v.length - 1) throw badArg(shown, v);
       o.extMounts.push({ key: v.slice(0, colon), value: v.slice(colon + 1) });
       break;
@@ -193,11 +196,18 @@ function apply(hit: Hit, raw: Raw): 'version' | undefined {
     case 'external': {
       // Mounts are the mount kind's (api/mount-options.ts); the others are read by api/externals.ts.
       const v = nonEmpty(shown, value);
-      const em = parseExternalMount(v);
-      if (em !== undefined) o.extMounts.push(em);
+      const auto = parseAutoExternalMount(v);
+      const em = auto === undefined ? parseExternalMount(v) : undefined;
+      if (auto !== undefined) {
+        o.autoExtMounts = true;
+        if (auto.sharing) o.extSharing = true;
+        if (auto.masters) o.extMasters = true;
+      } else if (em !== undefined) o.extMounts.push(em);
       else o.external.push(v);
       break;
     }
+    case 'enable-external-sharing': o.extSharing = true; break;
+    case 'enable-external-masters': o.extMasters = true; break;
     case 'veth-pair': {
       // CRIU's form: IN=OUT[@BRIDGE], the same as --external veth[IN]:OUT[@BRIDGE].
       const v = nonEmpty(shown, value);

@@ -24,6 +24,16 @@ export interface MountOptions {
   root: string | undefined;
   /** --external mnt[K]:V and -M K:V: at dump mountpoint -> key, at restore key -> path */
   extMounts: ReadonlyMap<string, string>;
+  /**
+   * --external mnt[], -M auto: at dump, a mount that shows a filesystem
+   * criu-ts's own namespace mounts too is saved as external, its source
+   * the path here; at restore such mounts are bound from that path
+   */
+  autoExtMounts: boolean;
+  /** --enable-external-sharing (mnt[]:s): at dump, an automatic external mount may be shared with a peer group of criu-ts's namespace */
+  extSharing: boolean;
+  /** --enable-external-masters (mnt[]:m): at dump, an automatic external mount may be a slave of a peer group outside */
+  extMasters: boolean;
 }
 
 /** The dump options kinds act on, resolved once by the core (no defaults left to apply). */

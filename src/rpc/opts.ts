@@ -13,7 +13,7 @@
 import { existsSync, readFileSync, readlinkSync, statSync } from 'node:fs';
 import { isAbsolute, join, resolve } from 'node:path';
 import type { CgroupMode, CommonOptions, DumpOptions, RestoreOptions } from '../api/options.js';
-import { parseExternalMount } from '../api/mount-options.js';
+import { parseAutoExternalMount, parseExternalMount } from '../api/mount-options.js';
 import { signalReady } from '../api/page-server.js';
 import { CriuTsError } from '../errors.js';
 import { CLONE_NEWNET } from '../sys/index.js';
@@ -122,7 +122,6 @@ function refused(o: EffectiveOpts, op: Operation): string[] {
   // Page server connections are not encrypted: a client asking for TLS must not get clear text.
   add(o.tls === true, 'tls');
   add(nonEmpty(o.exec_cmd), 'exec_cmd');
-  add(o.auto_ext_mnt === true, 'auto_ext_mnt');
   if (op !== 'restore') add(nonEmpty(o.join_ns), 'join_ns');
   // Property lists other than CRIU's built-in ones would change which cgroup files are saved.
   add(isSet(o.cgroup_props), 'cgroup_props');
@@ -138,7 +137,7 @@ function refused(o: EffectiveOpts, op: Operation): string[] {
 /** Accepted, logged as ignored when set: leaving them out does not change what criu-ts can dump or restore. */
 const IGNORED_FIELDS = [
   'evasive_devices', 'force_irmap', 'irmap_scan_paths',
-  'skip_mnt', 'enable_fs', 'ext_sharing', 'ext_masters',
+  'skip_mnt', 'enable_fs',
   'weak_sysctls', 'tls_cacert', 'tls_cacrl', 'tls_cert',
   'tls_key', 'tls_no_cn_verify', 'mntns_compat_mode', 'skip_file_rwx_check', 'unprivileged',
   'display_stats', 'allow_uprobes', 'ghost_fiemap', 'file_validation_method', 'pidfd_store_sk',
@@ -206,9 +205,18 @@ function common(o: EffectiveOpts, dirs: RequestDirs): CommonOptions {
   // types are read, or refused, by the API (api/externals.ts).
   const extMounts = (o.ext_mnt ?? []).map((m) => ({ key: m.key, value: m.val }));
   const external: string[] = [];
+  // CRIU: auto_ext_mnt, ext_sharing, ext_masters, or "mnt[]:FLAGS" in external.
+  if (o.auto_ext_mnt === true) c.autoExtMounts = true;
+  if (o.ext_sharing === true) c.extSharing = true;
+  if (o.ext_masters === true) c.extMasters = true;
   for (const e of o.external ?? []) {
-    const em = parseExternalMount(e);
-    if (em !== undefined) extMounts.push(em);
+    const auto = parseAutoExternalMount(e);
+    const em = auto === undefined ? parseExternalMount(e) : undefined;
+    if (auto !== undefined) {
+      c.autoExtMounts = true;
+      if (auto.sharing) c.extSharing = true;
+      if (auto.masters) c.extMasters = true;
+    } else if (em !== undefined) extMounts.push(em);
     else external.push(e);
   }
   for (const u of o.unix_sk_ino ?? []) external.push(`unix[${u.inode}]`);

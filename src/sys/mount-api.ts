@@ -51,3 +51,19 @@ export function cloneMountTree(path: string, recursive: boolean): number {
   const p = cstr(path);
   return sys(`open_tree(${path})`, NR.open_tree, undefined, AT_FDCWD, addr(p), OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | (recursive ? AT_RECURSIVE : 0));
 }
+
+const MOVE_MOUNT_F_EMPTY_PATH = 0x4;
+const MOVE_MOUNT_T_EMPTY_PATH = 0x40;
+const MOVE_MOUNT_SET_GROUP = 0x100;
+
+/**
+ * Put the mount `to` is open on (private, in any mount namespace we may
+ * change) in the peer group of the mount `from` is open on, and under its
+ * master if it has one: move_mount(MOVE_MOUNT_SET_GROUP), Linux 5.15.
+ * Done here, not in a restored task: a task in a user namespace of its own
+ * may not touch a group whose mounts belong to ours.
+ */
+export function joinPeerGroup(from: number, to: number): void {
+  const empty = cstr('');
+  sys('move_mount(MOVE_MOUNT_SET_GROUP)', NR.move_mount, undefined, from, addr(empty), to, addr(empty), MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH | MOVE_MOUNT_SET_GROUP);
+}

@@ -25,7 +25,7 @@ test('bad command lines: one stderr line, exit 1', async () => {
     [['dump', '-Z'], /^criu-ts: unknown option -Z$/],
     [[], /^criu-ts: command is required/],
     [['dump'], /^criu-ts: pid not specified/],
-    [['restore', '--external', 'mnt[]'], /^criu-ts: --external mnt\[\] \(external mounts found automatically\) is not supported yet: name each mount$/],
+    [['restore', '--external', 'mnt[]:q'], /^criu-ts: --external mnt\[\]:q: the flags after mnt\[\]: are m \(external masters\) and s \(external sharing\)$/],
     [['restore', '--veth-pair', 'eth0'], /^criu-ts: invalid argument for --veth-pair: eth0$/],
     [['restore', '--inherit-fd', 'fd1:x'], /^criu-ts: --inherit-fd fd1:x: expected fd\[N\]:KEY$/],
     [['dump', '-t', '1', '--page-server'], /^criu-ts: --page-server needs --address and --port of a running page server$/],

@@ -121,7 +121,11 @@ test('ignored and unsupported options', () => {
   fails(['restore', '--inherit-fd', '3:pipe[1]'], /--inherit-fd 3:pipe\[1\]: expected fd\[N\]:KEY/, 'EUSAGE');
   assert.deepEqual(opts(['restore', '--inherit-fd', 'fd[3]:pipe:[1]', '--inherit-fd', 'fd[4]:tmp/log']).inheritFd,
     [{ fd: 3, key: 'pipe:[1]' }, { fd: 4, key: 'tmp/log' }]);
-  fails(['restore', '--external', 'mnt[]'], /^--external mnt\[\] \(external mounts found automatically\) is not supported yet: name each mount$/, 'EUNSUPPORTED');
+  fails(['restore', '--external', 'mnt[]:x'], /^--external mnt\[\]:x: the flags after mnt\[\]: are m \(external masters\) and s \(external sharing\)$/, 'EUSAGE');
+  const auto = opts(['dump', '-t', '1', '--external', 'mnt[]:s', '--enable-external-masters']);
+  assert.deepEqual([auto.autoExtMounts, auto.extSharing, auto.extMasters, auto.extMounts], [true, true, true, []]);
+  const m = opts(['restore', '-M', 'auto', '--enable-external-sharing']);
+  assert.deepEqual([m.autoExtMounts, m.extSharing, m.extMasters], [true, true, false]);
   fails(['dump', '-t', '1', '--tls'], /--tls is not supported yet/, 'EUNSUPPORTED');
   assert.equal(opts(['restore', '--lazy-pages']).lazyPages, true);
 });

@@ -57,7 +57,6 @@ const REFUSED_SAMPLES: Record<string, unknown> = {
   root: '/tmp',
   exec_cmd: ['/bin/true'],
   ext_mnt: [{ key: '/mnt', val: '/mnt' }],
-  auto_ext_mnt: true,
   external: ['file[1:2]'],
   cgroup_props: 'cpu: { props: [cpu.shares] }',
   cgroup_props_file: '/etc/criu/props.yaml',

@@ -54,6 +54,11 @@
  * DIR, /e2 a bind of /e1 (listed after it: the dump names /e2 external),
  * /e3 a bind of DIR that stays a slave of DIR's peer group (the child's
  * copy of our tree is made a slave, not private, and its new / private).
+ * --ext-auto 1 (with --ext): also /e4, a clone of DIR taken in our
+ * namespace before the clone into the new ones (open_tree) and attached
+ * there: a peer of DIR's group (shared with our namespace), and /fb, a
+ * private bind of the file DIR/hello (as zdtm's mnt_ext_auto,
+ * mnt_ext_master and mnt_ext_file_bind_auto have them).
  * --overmount 1: /o1 a tmpfs with a file under a second tmpfs stacked on
  * it, /o2/in a tmpfs with a file under a tmpfs on /o2 (made before the
  * subject runs); after SIGTERM, the top files read as before and, once
@@ -105,6 +110,16 @@
 #include <signal.h>
 #include <termios.h>
 #include <unistd.h>
+
+#ifndef OPEN_TREE_CLONE
+#define OPEN_TREE_CLONE 1
+#endif
+#ifndef MOVE_MOUNT_F_EMPTY_PATH
+#define MOVE_MOUNT_F_EMPTY_PATH 0x4
+#endif
+
+/* --ext-auto: a clone of DIR made in our namespace, attached at /e4 in the new one. */
+static int ext_peer = -1;
 
 #define FILE_TEXT "contents of a tmpfs file\n"
 #define RO_TEXT "a file of the root's filesystem\n"
@@ -393,6 +408,11 @@ static void build(const char *root, const char *out, int ready_fd, int maps_fd)
 		must(mount(NULL, "e1", NULL, MS_PRIVATE, NULL) == 0, "make e1 private");
 		must(mount("e1", "e2", NULL, MS_BIND, NULL) == 0, "bind e2");
 		must(mount(ext, "e3", NULL, MS_BIND, NULL) == 0, "bind e3");
+		if (ext_peer >= 0) {
+			must(syscall(SYS_move_mount, ext_peer, "", AT_FDCWD, "e4", MOVE_MOUNT_F_EMPTY_PATH) == 0, "attach e4, a peer of EXT's group");
+			close(ext_peer);
+			must(mount("e1/hello", "fb", NULL, MS_BIND, NULL) == 0, "bind fb");
+		}
 	}
 	/* Before the old root goes: in a user namespace, proc is mounted only where one is fully visible. */
 	must(mount("proc", "proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) == 0, "mount /proc");
@@ -902,6 +922,11 @@ int main(int argc, char **argv)
 		int userns = subject_opt_long("userns", 0) == 1;
 		if (userns)
 			give_to_mapped_root(root, out);
+		const char *ext = subject_opt("ext", NULL);
+		if (ext != NULL && subject_opt_long("ext-auto", 0) == 1) {
+			ext_peer = (int)syscall(SYS_open_tree, AT_FDCWD, ext, OPEN_TREE_CLONE);
+			must(ext_peer >= 0, "clone EXT (open_tree)");
+		}
 		int ready[2], maps[2] = { -1, -1 };
 		must(pipe(ready) == 0 && (!userns || pipe(maps) == 0), "pipe");
 		/* Born in the new namespaces (the launcher stays in ours: the pivot moves every task of a namespace). */

@@ -35,7 +35,7 @@ test('memfd mappings: one MEMFD entry and inode per memfd, contents from map_fil
   try {
     s = await startSubject('memfd-map');
     const pid = s.pid;
-    const ctx = new DumpSession(dir, { shellJob: false, extUnixSk: false, fileLocks: false, ghostLimit: 1 << 20, linkRemap: false, tcpEstablished: false, tcpClose: false, skipInFlight: false, networkLock: 'skip', emptyNetNs: false, manageCgroups: 'soft', cgroupRoots: [], cgroupYard: undefined, cgroupDumpControllers: [], root: undefined, extMounts: new Map() });
+    const ctx = new DumpSession(dir, { shellJob: false, extUnixSk: false, fileLocks: false, ghostLimit: 1 << 20, linkRemap: false, tcpEstablished: false, tcpClose: false, skipInFlight: false, networkLock: 'skip', emptyNetNs: false, manageCgroups: 'soft', cgroupRoots: [], cgroupYard: undefined, cgroupDumpControllers: [], root: undefined, extMounts: new Map(), autoExtMounts: false, extSharing: false, extMasters: false });
     const maps = memfdMaps(pid);
     assert.equal(maps.length, 2);
     const ids = maps.map((m) => memfdFileForMapping(ctx, pid, m.start, m.end, m.path));

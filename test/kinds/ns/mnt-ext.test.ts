@@ -16,7 +16,7 @@ import { spawnSync } from 'node:child_process';
 import { dump, restore } from '../../../src/api/index.js';
 import { readImage } from '../../../src/images/index.js';
 import { parseMountinfo } from '../../../src/proc/index.js';
-import { startSubject } from '../../lib/subjects.js';
+import { isAlive, startSubject } from '../../lib/subjects.js';
 import { becomeSubreaper, closeInheritedFds, tempDir, waitGone } from '../../e2e/helpers.js';
 import { SubjectRun } from '../../lib/subject-run.js';
 
@@ -71,6 +71,99 @@ test('external mounts: a slave of a shared mount of ours and a bind of one liste
     try {
       assert.ok(parseMountinfo(res.pid).some((m) => m.mountpoint === '/e3/sub'), '/e3 receives our mount');
       assert.ok(!parseMountinfo(res.pid).some((m) => m.mountpoint === '/e2/sub'), '/e2 (private) does not');
+    } finally {
+      sh('umount', [join(src, 'sub')]);
+    }
+    await run.passesAt(res.pid);
+  } finally {
+    await run.cleanup();
+    if (mounted) spawnSync('umount', ['-l', src]);
+    spawnSync('rmdir', [src]);
+  }
+});
+
+/**
+ * Automatic external mounts (--external mnt[], with
+ * --enable-external-masters and --enable-external-sharing): the subject's
+ * /e1 (a private bind of our shared tmpfs), /e2 (its bind), /e3 (a slave
+ * of our tmpfs's group), /e4 (a peer of it, attached from a clone taken in
+ * our namespace) and /fb (a bind of a file of it), and /ro (a bind of the
+ * root's filesystem), are found at dump from our own mounts, each refusal
+ * on the way naming the mount and the option; the restore binds each from
+ * the path saved, /e3 a slave and /e4 a peer of our group again.
+ */
+test('automatic external mounts: found from our mounts at dump (a slave and a peer of our group only with --enable-external-masters/-sharing), bound again at restore, back in our group', TIMEOUT, async () => {
+  const makeRoot = (): string => {
+    const r = tempDir('mnt-auto-root');
+    for (const d of ['proc', 't', 't2', 't3', 'dev', 'ro', 'mq', 'w', 'data/sub', 'e1', 'e2', 'e3', 'e4']) mkdirSync(join(r, d), { recursive: true });
+    writeFileSync(join(r, 'fb'), '');
+    return r;
+  };
+  const root = makeRoot();
+  // A first subject without /e4 and /fb, in a root of its own (its files are the same names).
+  const root0 = makeRoot();
+  const src = tempDir('mnt-auto-src');
+  const dir = tempDir('mnt-auto-img');
+  const run = new SubjectRun();
+  run.removes(dir);
+  run.removes(root);
+  run.removes(root0);
+  let mounted = false;
+  try {
+    sh('mount', ['-t', 'tmpfs', 'criu-ts-auto', src]);
+    mounted = true;
+    sh('mount', ['--make-shared', src]);
+    writeFileSync(join(src, 'hello'), 'from outside\n');
+    mkdirSync(join(src, 'sub'));
+    const group = parseMountinfo(process.pid).filter((m) => m.mountpoint === src).pop()?.shared ?? 0;
+    assert.notEqual(group, 0);
+    const refused = async (pid: number, o: { autoExtMounts?: boolean; extMasters?: boolean }, re: RegExp): Promise<void> => {
+      await assert.rejects(dump({ pid, imagesDir: dir, progress: false, ...o }), (e: Error) => {
+        assert.match(e.message, re);
+        assert.ok(!e.message.includes('\n'), e.message);
+        return true;
+      });
+      assert.ok(isAlive(pid), 'a refused dump leaves the tree running');
+    };
+    // Without /e4 (only /e1, /e2, /e3): /e3's master is our group alone.
+    const first = new SubjectRun();
+    try {
+      const s0 = (first.subject = await startSubject('mnt-ns', ['--root', root0, '--ext', src], { static: true, launcher: true, workDir: join(root0, 'w') }));
+      const e3 = `: mount \\d+ at /e3 \\(tmpfs criu-ts-auto, root /\\): it receives mounts from peer group ${group} outside its mount namespace: `;
+      await refused(s0.pid, {}, new RegExp(`${e3}keep it with --external mnt\\[\\] --enable-external-masters \\(mnt\\[\\]:m\\), or name it with --external mnt\\[MOUNTPOINT\\]:KEY$`));
+      await refused(s0.pid, { autoExtMounts: true }, new RegExp(`${e3}keep it with --enable-external-masters \\(mnt\\[\\]:m\\)$`));
+    } finally {
+      await first.cleanup();
+    }
+    const s = (run.subject = await startSubject('mnt-ns', ['--root', root, '--ext', src, '--ext-auto', '1'], { static: true, launcher: true, workDir: join(root, 'w') }));
+    const e4 = `: mount \\d+ at /e4 \\(tmpfs criu-ts-auto, root /\\): it is shared with ${src} outside its mount namespace \\(peer group ${group}\\): `;
+    await refused(s.pid, {}, new RegExp(`${e4}keep it with --external mnt\\[\\] --enable-external-sharing \\(mnt\\[\\]:s\\)$`));
+    await refused(s.pid, { autoExtMounts: true, extMasters: true }, new RegExp(`${e4}keep it with --enable-external-sharing \\(mnt\\[\\]:s\\)$`));
+
+    const r = await dump({ pid: s.pid, imagesDir: dir, progress: false, autoExtMounts: true, extMasters: true, extSharing: true });
+    for (const p of r.pids) assert.ok(await waitGone(p), `task ${p} still there after the dump`);
+    const ids = readImage(join(dir, 'ids-1.img')).entries[0] as Record<string, number>;
+    type M = { mountpoint: string; ext_key?: string; source?: string; internal_sharing?: boolean };
+    const mounts = readImage(join(dir, `mountpoints-${ids['mnt_ns_id']}.img`)).entries as M[];
+    const auto = mounts.filter((m) => m.ext_key === 'CRIU:AUTOGENERATED').map((m) => [m.mountpoint, m.source]).sort((a, b) => String(a[0]).localeCompare(String(b[0])));
+    assert.deepEqual(auto.filter(([p]) => p !== '/ro'), [['/e1', src], ['/e2', src], ['/e3', src], ['/e4', src], ['/fb', `${src}/hello`]]);
+    // /ro shows the root's filesystem, which our "/" mounts too.
+    assert.deepEqual(auto.find(([p]) => p === '/ro'), ['/ro', join(root, 'data/sub')]);
+    assert.equal(mounts.find((m) => m.mountpoint === '/e4')?.internal_sharing, undefined, '/e4 is shared with our group, not only inside');
+    assert.equal(readdirSync(dir).filter((n) => /^tmpfs-dev-\d+\.tar\.gz\.img$/.test(n)).length, 2, 'only the subject\'s own tmpfs are saved');
+
+    await assert.rejects(restore({ imagesDir: dir, progress: false, root }), /: mount \d+ at \/e\d is an external mount found automatically at dump \(source .*\): give --external mnt\[\] to bind it from there again$/);
+    const res = await restore({ imagesDir: dir, progress: false, root, autoExtMounts: true });
+    run.restored = res.pid;
+    for (const e of ['e1', 'e2', 'e3', 'e4', 'fb']) assert.equal(readFileSync(`/proc/${res.pid}/root/${e}${e === 'fb' ? '' : '/hello'}`, 'utf8'), 'from outside\n', e);
+    const theirs = parseMountinfo(res.pid);
+    assert.equal(theirs.find((m) => m.mountpoint === '/e3')?.master, group, '/e3 a slave of our group');
+    assert.equal(theirs.find((m) => m.mountpoint === '/e4')?.shared, group, '/e4 a peer of our group');
+    sh('mount', ['-t', 'tmpfs', 'criu-ts-auto-sub', join(src, 'sub')]);
+    try {
+      const now = parseMountinfo(res.pid);
+      for (const e of ['/e3', '/e4']) assert.ok(now.some((m) => m.mountpoint === `${e}/sub`), `${e} receives our mount`);
+      for (const e of ['/e1', '/e2']) assert.ok(!now.some((m) => m.mountpoint === `${e}/sub`), `${e} (private) does not`);
     } finally {
       sh('umount', [join(src, 'sub')]);
     }

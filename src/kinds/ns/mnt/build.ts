@@ -46,6 +46,7 @@ import {
   MS_RELATIME, MS_SHARED, MS_SLAVE, MS_SYNCHRONOUS,
 } from '../../../sys/index.js';
 import { closeSync, statSync } from 'node:fs';
+import { joinSourceGroups, sourceGroupClone } from './source-groups.js';
 import { parseFdinfo, parseMountinfo } from '../../../proc/index.js';
 import type { RestoreTaskHandle } from '../../types.js';
 import type { MntEntry } from '../../../images/messages.js';
@@ -99,6 +100,8 @@ export function buildMountTree(t: RestoreTaskHandle, input: BuildInput): void {
   const fds = new Map<number, number>();
   const groups = new Map<number, number>();
   const extSources = new Map<number, number>();
+  /** external mount id -> our fd on a clone of its source, a peer of the source's group (criu-ts's, not the task's) */
+  const ourClones = new Map<number, number>();
   // Each mount is attached at its place in its parent mount, found from that mount's own fd (taken
   // when it was made, before anything was stacked on it): a path from the new root (the cwd) would
   // cross the mounts stacked since, and put a mount that was overmounted on the mount over it.
@@ -117,6 +120,13 @@ export function buildMountTree(t: RestoreTaskHandle, input: BuildInput): void {
   const byId = new Map(input.steps.map((s) => [s.e.mnt_id, s.e]));
   try {
     for (const [g, path] of input.cross ?? []) groups.set(g, clone(path, ''));
+    // An external mount whose peer group may be its source's: our clone of the source, when that is in a group.
+    for (const s of input.steps) {
+      if (s.how !== 'external' || !s.sharedWithSource) continue;
+      const c = sourceGroupClone(s.path);
+      if (c !== undefined) ourClones.set(s.e.mnt_id, c);
+      else log.info(`mnt: external mount ${s.e.mnt_id} at ${s.e.mountpoint}: its source ${s.path} is in no peer group here; its group ${String(s.e.shared_id)} is made in the tree only`);
+    }
     // An external mount that was a slave of a group outside is a clone of its source taken while that is still in its group.
     for (const s of input.steps) if (s.how === 'external' && s.slaveOutside) extSources.set(s.e.mnt_id, clone(s.path, ''));
     mount('mount(/, MS_REC|MS_PRIVATE)', undefined, '/', undefined, MS_REC | MS_PRIVATE, undefined);
@@ -208,9 +218,11 @@ export function buildMountTree(t: RestoreTaskHandle, input: BuildInput): void {
     t.syscall('pivot_root(., .)', NR.pivot_root, str('.'), str('.'));
     t.syscall('umount2(old root, MNT_DETACH)', NR.umount2, str('.'), MNT_DETACH);
     t.syscall('chdir(/)', NR.chdir, str('/'));
-    propagation(t, input.steps, fds, groups);
+    const joined = joinSourceGroups(t, input.steps, fds, ourClones);
+    propagation(t, input.steps, fds, new Map([...groups, ...joined.groups]), joined.mounts);
   } finally {
     for (const fd of [...fds.values(), ...groups.values(), ...extSources.values()]) t.syscall('close', NR.close, fd);
+    for (const fd of ourClones.values()) closeSync(fd);
   }
 }
 
@@ -321,7 +333,7 @@ function untar(dir: string, data: Buffer, e: MntEntry, asRoot: readonly string[]
  * its master from the first member it joins. Propagation types are set
  * with mount_setattr on the mount's fd: the new tree may have no /proc.
  */
-function propagation(t: RestoreTaskHandle, steps: readonly MountStep[], fds: ReadonlyMap<number, number>, outer: ReadonlyMap<number, number>): void {
+function propagation(t: RestoreTaskHandle, steps: readonly MountStep[], fds: ReadonlyMap<number, number>, outer: ReadonlyMap<number, number>, joined: ReadonlySet<number>): void {
   const first = new Map<number, MntEntry>();
   for (const s of steps) {
     const g = s.e.shared_id ?? 0;
@@ -344,7 +356,7 @@ function propagation(t: RestoreTaskHandle, steps: readonly MountStep[], fds: Rea
   // A master outside (an external mount's, made a slave of its source's group when bound) is not set here.
   const outside = new Set(steps.filter((s) => s.how === 'external' && s.slaveOutside).map((s) => s.e.mnt_id));
   const masterOf = (e: MntEntry): number => (outside.has(e.mnt_id) ? 0 : e.master_id ?? 0);
-  let todo = steps.map((s) => s.e).filter((e) => (e.shared_id ?? 0) !== 0 || masterOf(e) !== 0);
+  let todo = steps.map((s) => s.e).filter((e) => !joined.has(e.mnt_id) && ((e.shared_id ?? 0) !== 0 || masterOf(e) !== 0));
   while (todo.length > 0) {
     const next = todo.filter((e) => !ready(e));
     if (next.length === todo.length) {

@@ -36,6 +36,7 @@ import { FS_TYPES, FSTYPE_UNSUPPORTED, kdev, mountFlags, superFlags } from './fs
 import { logger } from '../../../log.js';
 import { INVALID_ID, asTreeRoot, treeGid, treeUid } from '../user.js';
 import { cloneHiddenMount, unmountsToReach } from './hidden.js';
+import { AUTODETECTED_KEY, findAutoExternals, type AutoExternal, type AutoOptions } from './auto-external.js';
 
 const log = logger('mnt');
 
@@ -64,6 +65,8 @@ function userDev(major: number, minor: number): number {
 export interface MountDumpOptions {
   /** --external mnt[MOUNTPOINT]:KEY at dump: mountpoint -> key (the tree's root namespace only) */
   extMounts: ReadonlyMap<string, string>;
+  /** --external mnt[] (with --enable-external-sharing/-masters): mounts that show a filesystem of ours are external (auto-external.ts) */
+  auto?: AutoOptions | undefined;
   /** a nested namespace: the mounts of the namespace it was made from, its id and the task that dumps it */
   outer?: { mounts: readonly MountInfo[]; nsId: number; pid: number } | undefined;
   /** every dumped namespace's peer groups: group -> the tasks dumping a namespace with a member */
@@ -96,12 +99,18 @@ export function dumpMountNamespace(pid: number, nsId: number, opts: MountDumpOpt
 
   const used = new Set<string>();
   const outer = opts.outer;
-  const extKey = (m: MountInfo): string | undefined => {
+  const keyed = (m: MountInfo): string | undefined => {
     if (outer !== undefined) return undefined;
     const k = opts.extMounts.get(m.mountpoint);
     if (k !== undefined) used.add(m.mountpoint);
     return k;
   };
+  // Only in the tree's root namespace, as mounts named by key: a nested one's are found through its parent's.
+  const auto = outer === undefined && opts.auto !== undefined
+    ? findAutoExternals(mounts, (m) => m === root || keyed(m) !== undefined, opts.auto)
+    : new Map<MountInfo, AutoExternal>();
+  const extKey = (m: MountInfo): string | undefined => keyed(m) ?? (auto.has(m) ? AUTODETECTED_KEY : undefined);
+  for (const [m, a] of auto) log.info(`${who}: ${describe(m)}: an external mount of ${a.source} (found automatically${a.sharedOutside ? ', shared with it' : ''})`);
   // Where each mount comes from at restore: the namespace root and
   // external mounts are given by the caller; every other mount is either
   // fresh (the widest view of a filesystem we can make anew) or a bind of a
@@ -120,7 +129,7 @@ export function dumpMountNamespace(pid: number, nsId: number, opts: MountDumpOpt
     if (sources.some((o) => dev(o) === dev(m) && within(m.root, o.root))) continue; // a bind
     const type = FS_TYPES[m.fstype];
     if (type === undefined) {
-      return refuse(m, `its ${m.fstype} filesystem is outside every dumped mount: name it with --external mnt[${m.mountpoint}]:KEY`);
+      return refuse(m, `its ${m.fstype} filesystem is outside every dumped mount: name it with --external mnt[${m.mountpoint}]:KEY${opts.auto === undefined && outer === undefined ? ' (or --external mnt[] if criu-ts\'s namespace mounts it too)' : ''}`);
     }
     // The first full view of a filesystem we can make anew is made anew; its other views are binds of it.
     const full = mounts.find((o) => dev(o) === dev(m) && o.root === '/');
@@ -140,7 +149,7 @@ export function dumpMountNamespace(pid: number, nsId: number, opts: MountDumpOpt
   for (const k of opts.extMounts.keys()) {
     if (!used.has(k)) log.info(`--external mnt[${k}]: ${who} has no mount at ${k}; ignored`);
   }
-  if (outer === undefined) checkPropagation(mounts, new Set(mounts.filter((m) => extKey(m) !== undefined)), who, describe);
+  if (outer === undefined) checkPropagation(mounts, new Set(mounts.filter((m) => extKey(m) !== undefined)), auto, opts.auto, who, describe);
   else checkNestedPropagation(mounts, pid, outer, opts.groups, who, describe);
 
   const entries: MntEntry[] = mounts.map((m) => {
@@ -163,6 +172,11 @@ export function dumpMountNamespace(pid: number, nsId: number, opts: MountDumpOpt
     };
     const k = extKey(m);
     if (k !== undefined) e.ext_key = k;
+    const a = auto.get(m);
+    // CRIU's form: the path of ours in source. An external mount's peer group that only the dumped
+    // tree has is internal_sharing (the restore makes it there, not through the source's).
+    if (a !== undefined) e.source = a.source;
+    if (k !== undefined && m.shared !== 0 && a?.sharedOutside !== true) e.internal_sharing = true;
     if (FS_TYPES[m.fstype] === undefined && m !== root) e.fsname = m.fstype;
     if (m.root.endsWith(DELETED) && m.root !== DELETED && k === undefined) {
       checkDeletedSource(pid, m, mounts, ctx, refuse);
@@ -203,17 +217,22 @@ function checkDeletedSource(pid: number, m: MountInfo, mounts: readonly MountInf
  * with one outside would lose that link. An external mount may be a slave
  * of a group outside (its source's, at restore).
  */
-function checkPropagation(mounts: readonly MountInfo[], external: ReadonlySet<MountInfo>, who: string, describe: (m: MountInfo) => string): void {
+function checkPropagation(mounts: readonly MountInfo[], external: ReadonlySet<MountInfo>, auto: ReadonlyMap<MountInfo, AutoExternal>, autoOpts: AutoOptions | undefined, who: string, describe: (m: MountInfo) => string): void {
   const ours = new Map<number, string>();
   for (const m of parseMountinfo(process.pid)) if (m.shared !== 0) ours.set(m.shared, m.mountpoint);
   const groups = new Set(mounts.filter((m) => m.shared !== 0).map((m) => m.shared));
   for (const m of mounts) {
-    if (m.shared !== 0 && ours.has(m.shared)) {
-      throw new CriuTsError('EUNSUPPORTED', `${who}: ${describe(m)}: it is shared with ${ours.get(m.shared) ?? '?'} outside its mount namespace (peer group ${m.shared}): mounts shared with the outside are not supported`, { mountpoint: m.mountpoint });
+    // An automatic external mount shared with a group of ours joins it again through its source (build.ts).
+    if (m.shared !== 0 && ours.has(m.shared) && auto.get(m)?.sharedOutside !== true) {
+      const how = autoOpts === undefined ? 'keep it with --external mnt[] --enable-external-sharing (mnt[]:s)'
+        : autoOpts.sharing ? 'no mount of criu-ts\'s namespace in that group shows its root' : 'keep it with --enable-external-sharing (mnt[]:s)';
+      throw new CriuTsError('EUNSUPPORTED', `${who}: ${describe(m)}: it is shared with ${ours.get(m.shared) ?? '?'} outside its mount namespace (peer group ${m.shared}): ${how}`, { mountpoint: m.mountpoint });
     }
     // An external mount's master outside is its source's group at restore (build.ts checks it is in one).
     if (m.master !== 0 && !groups.has(m.master) && !external.has(m)) {
-      throw new CriuTsError('EUNSUPPORTED', `${who}: ${describe(m)}: it receives mounts from peer group ${m.master} outside its mount namespace: slaves of the outside are not supported`, { mountpoint: m.mountpoint });
+      const how = autoOpts === undefined ? 'keep it with --external mnt[] --enable-external-masters (mnt[]:m), or name it with --external mnt[MOUNTPOINT]:KEY'
+        : autoOpts.masters ? 'no mount of criu-ts\'s namespace in that group (or a slave of it) shows its root' : 'keep it with --enable-external-masters (mnt[]:m)';
+      throw new CriuTsError('EUNSUPPORTED', `${who}: ${describe(m)}: it receives mounts from peer group ${m.master} outside its mount namespace: ${how}`, { mountpoint: m.mountpoint });
     }
   }
 }

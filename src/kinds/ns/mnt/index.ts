@@ -117,7 +117,8 @@ export const mntKind: ResourceKind = {
         t.syscall('close', NR.close, fd);
       }
     };
-    dumpMountNamespace(task.pid, id, { extMounts: ctx.opts.extMounts, outer, groups: st.groups, tarred: st.tarred, cloneMount }, ctx);
+    const auto = ctx.opts.autoExtMounts ? { sharing: ctx.opts.extSharing, masters: ctx.opts.extMasters } : undefined;
+    dumpMountNamespace(task.pid, id, { extMounts: ctx.opts.extMounts, auto, outer, groups: st.groups, tarred: st.tarred, cloneMount }, ctx);
   },
 
   prepareRestore(tree, ctx) {
@@ -160,11 +161,11 @@ export const mntKind: ResourceKind = {
         mountNs.set(e.mnt_id, id);
         mounts.set(e.mnt_id, e);
       }
-      steps = planMounts(entries, file, ctx.opts.extMounts, (name) => ctx.rawImage(name) !== undefined);
+      steps = planMounts(entries, file, { keys: ctx.opts.extMounts, auto: ctx.opts.autoExtMounts }, (name) => ctx.rawImage(name) !== undefined);
       for (const [pid, ns] of entered) {
         const own = mountsOf(ns.nsId);
         const outer = mountsOf(ns.outerNsId);
-        nested.set(pid, { steps: planMounts(own, imageFile('MNTS', ns.nsId), new Map(), (name) => ctx.rawImage(name) !== undefined, outer), cross: crossGroups(own, outer) });
+        nested.set(pid, { steps: planMounts(own, imageFile('MNTS', ns.nsId), { keys: new Map(), auto: false }, (name) => ctx.rawImage(name) !== undefined, outer), cross: crossGroups(own, outer) });
       }
     } else if (ctx.opts.root !== undefined) {
       log.info(`--root ${ctx.opts.root} is not used: the tree shares criu-ts's mount namespace (as with CRIU)`);
