@@ -46,8 +46,7 @@ import {
   MS_RELATIME, MS_SHARED, MS_SLAVE, MS_SYNCHRONOUS,
 } from '../../../sys/index.js';
 import { closeSync, statSync } from 'node:fs';
-import { joinSourceGroups, sourceGroupClone } from './source-groups.js';
-import { parseFdinfo, parseMountinfo } from '../../../proc/index.js';
+import { joinSourceGroups, slaveOfOutside, sourceGroupClone } from './source-groups.js';
 import type { RestoreTaskHandle } from '../../types.js';
 import type { MntEntry } from '../../../images/messages.js';
 import type { MountStep } from './plan.js';
@@ -267,21 +266,6 @@ function reconfigureReadOnly(t: RestoreTaskHandle, fd: number, mountpoint: strin
     t.syscall(`fsconfig(${mountpoint}: reconfigure)`, NR.fsconfig, fs, FSCONFIG_CMD_RECONFIGURE, 0, 0, 0);
   } finally {
     t.syscall('close', NR.close, fs);
-  }
-}
-
-/**
- * An external mount that was a slave of a group outside the dump is one
- * again only if its source here is in a peer group: checked in the task's
- * mountinfo, found by the mount id of the task's fd on it (the tree is
- * made relative to the cwd, so its mountpoint as mountinfo shows it is
- * not the path it was attached at).
- */
-function slaveOfOutside(pid: number, fd: number, s: Extract<MountStep, { how: 'external' }>): void {
-  const id = parseFdinfo(pid, fd).mntId;
-  const m = parseMountinfo(pid).find((x) => x.mntId === id);
-  if (m === undefined || m.master === 0) {
-    throw new CriuTsError('ERESTORE', `mount ${s.e.mnt_id} at ${s.e.mountpoint} (external ${s.key}) was a slave of peer group ${String(s.e.master_id)} outside the dump, and its source ${s.path} is in no peer group here: it cannot be a slave again`, { mountpoint: s.e.mountpoint, key: s.key });
   }
 }
 

@@ -8,6 +8,8 @@
  * task cannot: the source's group belongs to our mount namespace, which a
  * task in a user namespace of its own may not change, and the copy of our
  * tree it was born with holds slaves of our mounts, not peers.
+ * An external mount that was a slave of a group outside is checked to be
+ * one again once bound.
  */
 import { closeSync, openSync } from 'node:fs';
 import { CriuTsError } from '../../../errors.js';
@@ -65,4 +67,19 @@ export function joinSourceGroups(t: RestoreTaskHandle, steps: readonly MountStep
     if (!groups.has(g)) groups.set(g, fd);
   }
   return { groups, mounts };
+}
+
+/**
+ * An external mount that was a slave of a group outside the dump is one
+ * again only if its source here is in a peer group: checked in the task's
+ * mountinfo, found by the mount id of the task's fd on it (the tree is
+ * made relative to the cwd, so its mountpoint as mountinfo shows it is
+ * not the path it was attached at).
+ */
+export function slaveOfOutside(pid: number, fd: number, s: Extract<MountStep, { how: 'external' }>): void {
+  const id = parseFdinfo(pid, fd).mntId;
+  const m = parseMountinfo(pid).find((x) => x.mntId === id);
+  if (m === undefined || m.master === 0) {
+    throw new CriuTsError('ERESTORE', `mount ${s.e.mnt_id} at ${s.e.mountpoint} (external ${s.key}) was a slave of peer group ${String(s.e.master_id)} outside the dump, and its source ${s.path} is in no peer group here: it cannot be a slave again`, { mountpoint: s.e.mountpoint, key: s.key });
+  }
 }
