@@ -9,7 +9,8 @@ import { sys, addr } from './libc.js';
 import { NR } from './nr.js';
 import { AT_FDCWD } from './fcntl.js';
 import {
-  AT_RECURSIVE, FSCONFIG_CMD_CREATE, FSCONFIG_SET_FLAG, FSCONFIG_SET_STRING, FSMOUNT_CLOEXEC, FSOPEN_CLOEXEC, OPEN_TREE_CLOEXEC, OPEN_TREE_CLONE,
+  AT_RECURSIVE, FSCONFIG_CMD_CREATE, FSCONFIG_SET_FLAG, FSCONFIG_SET_STRING, FSMOUNT_CLOEXEC, FSOPEN_CLOEXEC, MOVE_MOUNT_F_EMPTY_PATH, MOVE_MOUNT_SET_GROUP,
+  MOVE_MOUNT_T_EMPTY_PATH, OPEN_TREE_CLOEXEC, OPEN_TREE_CLONE,
 } from './mount.js';
 
 const cstr = (s: string): Buffer => Buffer.from(`${s}\0`);
@@ -51,10 +52,6 @@ export function cloneMountTree(path: string, recursive: boolean): number {
   const p = cstr(path);
   return sys(`open_tree(${path})`, NR.open_tree, undefined, AT_FDCWD, addr(p), OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | (recursive ? AT_RECURSIVE : 0));
 }
-
-const MOVE_MOUNT_F_EMPTY_PATH = 0x4;
-const MOVE_MOUNT_T_EMPTY_PATH = 0x40;
-const MOVE_MOUNT_SET_GROUP = 0x100;
 
 /**
  * Put the mount `to` is open on (private, in any mount namespace we may
