@@ -129,7 +129,9 @@ export function dumpMountNamespace(pid: number, nsId: number, opts: MountDumpOpt
     if (sources.some((o) => dev(o) === dev(m) && within(m.root, o.root))) continue; // a bind
     const type = FS_TYPES[m.fstype];
     if (type === undefined) {
-      return refuse(m, `its ${m.fstype} filesystem is outside every dumped mount: name it with --external mnt[${m.mountpoint}]:KEY${opts.auto === undefined && outer === undefined ? ' (or --external mnt[] if criu-ts\'s namespace mounts it too)' : ''}`);
+      // --external mnt[] would find it when our namespace mounts it too.
+      const ours = opts.auto === undefined && outer === undefined && parseMountinfo(process.pid).some((o) => dev(o) === dev(m));
+      return refuse(m, `its ${m.fstype} filesystem is outside every dumped mount: name it with --external mnt[${m.mountpoint}]:KEY${ours ? ' (or --external mnt[]: criu-ts\'s namespace mounts it too)' : ''}`);
     }
     // The first full view of a filesystem we can make anew is made anew; its other views are binds of it.
     const full = mounts.find((o) => dev(o) === dev(m) && o.root === '/');
