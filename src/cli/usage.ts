@@ -53,6 +53,14 @@ Dump/Restore options:
                         its peer OUT made here (attached to bridge BR, and up)
      --external veth[IN]:OUT[@BR]  the same; --external macvlan[IN]:OUTDEV: the
                         macvlan IN is made again on OUTDEV of this namespace
+  -r|--root DIR         restore: the "/" of the tree's own mount namespace
+  -M|--ext-mount-map K:V  an external mount, also --external mnt[K]:V: dump
+                        MOUNTPOINT:KEY, restore KEY:PATH (the path bound there)
+     --external mnt[][:FLAGS]  (-M auto) dump: mounts showing a filesystem our
+                        namespace mounts too are external, saved with that path;
+                        restore: bind them from it again. FLAGS s and m stand for
+     --enable-external-sharing  (dump) such a mount may be shared with our mounts
+     --enable-external-masters  (dump) such a mount may be a slave of ours
      --tcp-established  checkpoint/restore established TCP connections
   -l|--file-locks       handle file locks
      --ghost-limit SIZE max size of deleted files kept in the image (K/M/G)
