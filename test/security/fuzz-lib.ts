@@ -59,14 +59,14 @@ function edgeString(r: Rand, v: string): string {
   return pick(r, choices);
 }
 
-function edgeValue(r: Rand, v: number | bigint | boolean | string): number | bigint | boolean | string {
+function edgeValue(r: Rand, v: number | bigint | boolean | string, extra: readonly number[]): number | bigint | boolean | string {
   if (typeof v === 'string') return edgeString(r, v);
   if (typeof v === 'boolean') return !v;
   if (typeof v === 'bigint') {
     const choices = [0n, 1n, v + 1n, v - 1n, v ^ (1n << BigInt(int(r, 64))), (1n << 64n) - 1n, 1n << 63n, 1n << 32n, BigInt(int(r, 1 << 30))];
     return BigInt.asUintN(64, pick(r, choices));
   }
-  const choices = [0, 1, v + 1, v - 1, v ^ (1 << int(r, 31)), 0x7fffffff, 0xffffffff, -1, int(r, 1 << 20)];
+  const choices = [0, 1, v + 1, v - 1, v ^ (1 << int(r, 31)), 0x7fffffff, 0xffffffff, -1, int(r, 1 << 20), ...extra];
   return pick(r, choices);
 }
 
@@ -76,6 +76,8 @@ export interface MutateOptions {
   preferShare?: number;
   /** Mutate string fields too. */
   strings?: boolean;
+  /** More values a number may be set to (e.g. pids of live processes outside the tree: ours, init). */
+  numbers?: readonly number[];
 }
 
 /** Damage one image of `dir` in one way; returns what was done (replays and failure messages name it). */
@@ -117,7 +119,7 @@ export function mutate(dir: string, r: Rand, opts: MutateOptions = {}): string {
     let what: string;
     if (how < 0.8 && leaves.length > 0) {
       const leaf = pick(r, leaves);
-      const to = edgeValue(r, leaf.value as number | bigint | boolean | string);
+      const to = edgeValue(r, leaf.value as number | bigint | boolean | string, opts.numbers ?? []);
       (leaf.holder as Record<string | number, unknown>)[leaf.key] = to;
       what = `${leaf.path}: ${JSON.stringify(String(leaf.value)).slice(0, 80)} -> ${JSON.stringify(String(to)).slice(0, 80)}`;
     } else {
