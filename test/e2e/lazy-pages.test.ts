@@ -16,9 +16,10 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { startSubject, repoRoot, type Subject } from '../lib/subjects.js';
+import { memDirtyPhase, startPageServer } from '../lib/page-server.js';
 import { runCli } from '../lib/run.js';
 import { isAlive } from '../lib/subjects.js';
-import { useSubjectCleanup, waitFor, waitGone } from './helpers.js';
+import { useSubjectCleanup, waitGone } from './helpers.js';
 
 const { subjects } = useSubjectCleanup();
 
@@ -36,9 +37,32 @@ function startDaemon(dir: string, pushAfterMs = 0): Daemon {
   return { proc, exit };
 }
 
-async function phase(s: Subject, k: number): Promise<void> {
-  process.kill(s.pid, 'SIGUSR1');
-  assert.ok(await waitFor(() => existsSync(`${s.outFile}.phase${k}`)), `phase ${k} did not finish`);
+/** Subject `name` started and dumped into its img dir; the task is gone. */
+async function dumpedSubject(name: string, args: string[]): Promise<{ s: Subject; dir: string }> {
+  const s = await startSubject(name, args);
+  subjects.push(s);
+  const dir = join(s.workDir, 'img');
+  mkdirSync(dir);
+  const d = await runCli('criu-ts', ['dump', '-t', String(s.pid), '-D', dir]);
+  assert.equal(d.code, 0, d.stderr);
+  assert.ok(await waitGone(s.pid));
+  return { s, dir };
+}
+
+/** `restore -d --lazy-pages` of `dir`, served by a daemon started first (see startDaemon). */
+async function lazyRestore(dir: string, pushAfterMs: number): Promise<Daemon> {
+  const lp = startDaemon(dir, pushAfterMs);
+  const r = await runCli('criu-ts', ['restore', '-d', '-D', dir, '--lazy-pages']);
+  assert.equal(r.code, 0, r.stderr);
+  return lp;
+}
+
+/** The restored subject found every page right, and the daemon ended well. */
+async function checkedAndServed(s: Subject, lp: Daemon): Promise<void> {
+  const res = await s.terminateAndResult(60_000);
+  assert.ok(res.ok, res.text);
+  const e = await lp.exit;
+  assert.equal(e.code, 0, e.stderr);
 }
 
 function rssKbAt(pid: number, minKb: number): number {
@@ -61,22 +85,11 @@ test('check: uffd and uffd-noncoop say yes (the kernel has them and criu-ts uses
 });
 
 test('restore --lazy-pages: a 64 MiB task runs before its memory is in place; every page right', { timeout: 120_000 }, async () => {
-  const s = await startSubject('big-memory', ['--mib', '64']);
-  subjects.push(s);
-  const dir = join(s.workDir, 'img');
-  mkdirSync(dir);
-  const d = await runCli('criu-ts', ['dump', '-t', String(s.pid), '-D', dir]);
-  assert.equal(d.code, 0, d.stderr);
-  assert.ok(await waitGone(s.pid));
-  const lp = startDaemon(dir, 2000);
-  const r = await runCli('criu-ts', ['restore', '-d', '-D', dir, '--lazy-pages']);
-  assert.equal(r.code, 0, r.stderr);
+  const { s, dir } = await dumpedSubject('big-memory', ['--mib', '64']);
+  const lp = await lazyRestore(dir, 2000);
   const rss = rssKbAt(s.pid, 60 << 10);
   assert.ok(rss < 8 << 10, `the 64 MiB region is not resident when the restore returns (Rss ${rss} kB)`);
-  const res = await s.terminateAndResult(60_000);
-  assert.ok(res.ok, res.text);
-  const e = await lp.exit;
-  assert.equal(e.code, 0, e.stderr);
+  await checkedAndServed(s, lp);
   const log = readFileSync(join(dir, 'lazy-pages.log'), 'utf8');
   const m = /all pages in place: 1 task\(s\), (\d+) fault\(s\) \((\d+) pages\), (\d+) pages pushed/.exec(log);
   assert.ok(m, log.slice(-2000));
@@ -93,87 +106,47 @@ test('lazy restore of a pre-dump chain with a forked child: PE_PARENT pages come
   mkdirSync(fin);
   let c = await runCli('criu-ts', ['pre-dump', '-t', String(s.pid), '-D', pre1]);
   assert.equal(c.code, 0, c.stderr);
-  await phase(s, 1);
+  await memDirtyPhase(s, 1);
   const child = Number(readFileSync(`/proc/${s.pid}/task/${s.pid}/children`, 'utf8').trim());
   c = await runCli('criu-ts', ['dump', '-t', String(s.pid), '-D', fin, '--prev-images-dir', '../pre1', '--track-mem']);
   assert.equal(c.code, 0, c.stderr);
   assert.ok(await waitGone(s.pid) && await waitGone(child));
-  const lp = startDaemon(fin, 3000);
-  c = await runCli('criu-ts', ['restore', '-d', '-D', fin, '--lazy-pages']);
-  assert.equal(c.code, 0, c.stderr);
+  const lp = await lazyRestore(fin, 3000);
   // Phase 2 drops pages (DONTNEED), reads some back, writes others, and has the child write: all before the push starts.
-  await phase(s, 2);
-  const res = await s.terminateAndResult(60_000);
-  assert.ok(res.ok, res.text);
-  const e = await lp.exit;
-  assert.equal(e.code, 0, e.stderr);
+  await memDirtyPhase(s, 2);
+  await checkedAndServed(s, lp);
   assert.match(readFileSync(join(fin, 'lazy-pages.log'), 'utf8'), /all pages in place: 2 task\(s\)/);
 });
 
 test('a lazily restored task forks, drops and unmaps memory whose pages are still missing: FORK, REMOVE, UNMAP followed', { timeout: 120_000 }, async () => {
-  const s = await startSubject('mem-dirty', ['--fork', '1']);
-  subjects.push(s);
-  const dir = join(s.workDir, 'img');
-  mkdirSync(dir);
-  const d = await runCli('criu-ts', ['dump', '-t', String(s.pid), '-D', dir]);
-  assert.equal(d.code, 0, d.stderr);
-  assert.ok(await waitGone(s.pid));
-  const lp = startDaemon(dir, 4000);
-  const r = await runCli('criu-ts', ['restore', '-d', '-D', dir, '--lazy-pages']);
-  assert.equal(r.code, 0, r.stderr);
+  const { s, dir } = await dumpedSubject('mem-dirty', ['--fork', '1']);
+  const lp = await lazyRestore(dir, 4000);
   // Phase 1: DONTNEED R[100..104), munmap R[200..208), a new mapping, a fork; phase 2: the child writes, more DONTNEED.
-  await phase(s, 1);
-  await phase(s, 2);
-  const res = await s.terminateAndResult(60_000);
-  assert.ok(res.ok, res.text);
-  const e = await lp.exit;
-  assert.equal(e.code, 0, e.stderr);
+  await memDirtyPhase(s, 1);
+  await memDirtyPhase(s, 2);
+  await checkedAndServed(s, lp);
   assert.match(readFileSync(join(dir, 'lazy-pages.log'), 'utf8'), /task \d+>fork|forked; the child/);
 });
 
 test('lazy-pages --page-server: the pages come from page-server --lazy-pages (PS_IOV_GET), the task checks every one', { timeout: 120_000 }, async () => {
-  const s = await startSubject('big-memory', ['--mib', '32']);
-  subjects.push(s);
-  const dir = join(s.workDir, 'img');
-  mkdirSync(dir);
-  const d = await runCli('criu-ts', ['dump', '-t', String(s.pid), '-D', dir]);
-  assert.equal(d.code, 0, d.stderr);
-  assert.ok(await waitGone(s.pid));
+  const { s, dir } = await dumpedSubject('big-memory', ['--mib', '32']);
   // The source host's page server, on the images.
-  const ps = spawn(process.execPath, [join(repoRoot(), 'bin', 'criu-ts'), 'page-server', '--lazy-pages', '-D', dir, '--address', '127.0.0.1', '--port', '0', '-v4', '-o', join(dir, 'ps.log')], { stdio: ['ignore', 'pipe', 'pipe'] });
-  const psExit = new Promise<number | null>((res) => ps.on('close', (c) => res(c)));
-  const port = await new Promise<number>((res, rej) => {
-    let out = '';
-    ps.stdout?.on('data', (b: Buffer) => {
-      out += b.toString();
-      const m = /listening on port (\d+)/.exec(out);
-      if (m?.[1]) res(Number(m[1]));
-    });
-    void psExit.then((c) => rej(new Error(`page-server exited ${c}`)));
-  });
-  const proc = spawn(process.execPath, [join(repoRoot(), 'bin', 'criu-ts'), 'lazy-pages', '-D', dir, '--page-server', '--address', '127.0.0.1', '--port', String(port), '-v4', '-o', join(dir, 'lp.log')], { stdio: 'ignore' });
+  const ps = await startPageServer(dir, ['--lazy-pages', '-v4', '-o', join(dir, 'ps.log')]);
+  const proc = spawn(process.execPath, [join(repoRoot(), 'bin', 'criu-ts'), 'lazy-pages', '-D', dir, '--page-server', '--address', '127.0.0.1', '--port', String(ps.port), '-v4', '-o', join(dir, 'lp.log')], { stdio: 'ignore' });
   const lpExit = new Promise<number | null>((res) => proc.on('close', (c) => res(c)));
   const r = await runCli('criu-ts', ['restore', '-d', '-D', dir, '--lazy-pages']);
   assert.equal(r.code, 0, r.stderr);
   const res = await s.terminateAndResult(60_000);
   assert.ok(res.ok, res.text);
   assert.equal(await lpExit, 0, readFileSync(join(dir, 'lp.log'), 'utf8').slice(-1500));
-  assert.equal(await psExit, 0);
+  assert.equal((await ps.exit).code, 0);
   const served = /served (\d+) page\(s\)/.exec(readFileSync(join(dir, 'ps.log'), 'utf8'));
   assert.ok(served && Number(served[1]) >= 8192, `the page server sent the 32 MiB region (${served?.[1]} pages)`);
 });
 
 test('the lazy-pages daemon killed before every page is in place: the task dies by SIGBUS, it never runs on with zeros', { timeout: 120_000 }, async () => {
-  const s = await startSubject('big-memory', ['--mib', '64']);
-  subjects.push(s);
-  const dir = join(s.workDir, 'img');
-  mkdirSync(dir);
-  const d = await runCli('criu-ts', ['dump', '-t', String(s.pid), '-D', dir]);
-  assert.equal(d.code, 0, d.stderr);
-  assert.ok(await waitGone(s.pid));
-  const lp = startDaemon(dir, 60_000);
-  const r = await runCli('criu-ts', ['restore', '-d', '-D', dir, '--lazy-pages']);
-  assert.equal(r.code, 0, r.stderr);
+  const { s, dir } = await dumpedSubject('big-memory', ['--mib', '64']);
+  const lp = await lazyRestore(dir, 60_000);
   assert.ok(isAlive(s.pid));
   lp.proc.kill('SIGKILL');
   const e = await lp.exit;

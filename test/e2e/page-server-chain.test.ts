@@ -11,15 +11,14 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, readlinkSync, statSync } from 'node:fs';
 import { connect } from 'node:net';
 import { join } from 'node:path';
-import { readImage } from '../../src/images/index.js';
-import type { PagemapEntry } from '../../src/images/messages.js';
-import { startSubject, repoRoot, type Subject } from '../lib/subjects.js';
+import { startSubject } from '../lib/subjects.js';
+import { memDirtyPhase, pagesIn, startPageServer, type PageServer } from '../lib/page-server.js';
 import { runCli } from '../lib/run.js';
-import { tempDir, useSubjectCleanup, waitFor, waitGone } from './helpers.js';
+import { tempDir, useSubjectCleanup, waitGone } from './helpers.js';
 
 const CRIU = process.env['CRIU_BIN'];
 const noCriu = CRIU === undefined || CRIU === '' ? 'set CRIU_BIN to a CRIU 4.2 binary to run this' : !existsSync(CRIU) ? `CRIU_BIN=${CRIU} does not exist` : false;
@@ -27,51 +26,6 @@ const PS = 4096n;
 const R_PAGES = 256n;
 
 const { subjects, dirs } = useSubjectCleanup();
-
-type Served = { proc: ChildProcess; port: number; exit: Promise<{ code: number | null; stderr: string }> };
-
-/** `criu-ts page-server -D dir --port 0 ...extra`; resolves with the port it printed. */
-function startPageServer(imagesDir: string, extra: string[] = []): Promise<Served> {
-  const proc = spawn(process.execPath, [join(repoRoot(), 'bin', 'criu-ts'), 'page-server', '-D', imagesDir, '--address', '127.0.0.1', '--port', '0', ...extra], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let stderr = '';
-  proc.stderr?.on('data', (b: Buffer) => { stderr += b.toString(); });
-  const exit = new Promise<{ code: number | null; stderr: string }>((res) => proc.on('close', (code) => res({ code, stderr })));
-  return new Promise((res, rej) => {
-    let out = '';
-    proc.stdout?.on('data', (b: Buffer) => {
-      out += b.toString();
-      const m = /listening on port (\d+)/.exec(out);
-      if (m?.[1]) res({ proc, port: Number(m[1]), exit });
-    });
-    void exit.then((e) => rej(new Error(`page-server exited (${e.code}): ${e.stderr}`)));
-  });
-}
-
-async function phase(s: Subject, k: number): Promise<{ rAddr: bigint; written: number }> {
-  process.kill(s.pid, 'SIGUSR1');
-  const file = `${s.outFile}.phase${k}`;
-  assert.ok(await waitFor(() => existsSync(file)), `phase ${k} did not finish`);
-  const [addr, n] = readFileSync(file, 'utf8').trim().split(' ');
-  return { rAddr: BigInt('0x' + (addr ?? '0')), written: Number(n) };
-}
-
-/** Pages of [lo, hi) in a pagemap image: copied into this dir, and left in the parent. */
-function pagesIn(dir: string, pid: number, lo: bigint, hi: bigint): { copied: number; parent: number } {
-  const img = readImage(join(dir, `pagemap-${pid}.img`));
-  let copied = 0;
-  let parent = 0;
-  for (const e of img.entries.slice(1) as unknown as PagemapEntry[]) {
-    const a = e.vaddr;
-    const b = a + (e.nr_pages ?? 0n) * PS;
-    const from = a > lo ? a : lo;
-    const to = b < hi ? b : hi;
-    if (to <= from) continue;
-    const n = Number((to - from) / PS);
-    if ((e.flags ?? 0) & 1) parent += n;
-    else copied += n;
-  }
-  return { copied, parent };
-}
 
 function mkdirs(base: string, ...names: string[]): string[] {
   return names.map((n) => {
@@ -87,7 +41,7 @@ test('pre-dump, pre-dump, dump through criu-ts page-server in other dirs: the se
   // Two "hosts": the dumper's dirs and the page server's, each a chain of its own.
   const [l1, l2, lf] = mkdirs(s.workDir, 'local/pre1', 'local/pre2', 'local/final') as [string, string, string];
   const [r1, r2, rf] = mkdirs(s.workDir, 'remote/pre1', 'remote/pre2', 'remote/final') as [string, string, string];
-  const via = (ps: Served): string[] => ['--page-server', '--address', '127.0.0.1', '--port', String(ps.port)];
+  const via = (ps: PageServer): string[] => ['--page-server', '--address', '127.0.0.1', '--port', String(ps.port)];
 
   let ps = await startPageServer(r1);
   let d = await runCli('criu-ts', ['pre-dump', '-t', String(s.pid), '-D', l1, ...via(ps)]);
@@ -96,7 +50,7 @@ test('pre-dump, pre-dump, dump through criu-ts page-server in other dirs: the se
   assert.ok(!readdirSync(l1).some((f) => f.startsWith('pagemap-') || f.startsWith('pages-')), 'no pages in the dumper\'s dir');
   assert.ok(existsSync(join(r1, `pagemap-${s.pid}.img`)));
 
-  const p1 = await phase(s, 1);
+  const p1 = await memDirtyPhase(s, 1);
   ps = await startPageServer(r2, ['--prev-images-dir', '../pre1']);
   d = await runCli('criu-ts', ['pre-dump', '-t', String(s.pid), '-D', l2, '--prev-images-dir', '../pre1', ...via(ps)]);
   assert.equal(d.code, 0, d.stderr);
@@ -106,7 +60,7 @@ test('pre-dump, pre-dump, dump through criu-ts page-server in other dirs: the se
   assert.equal(inR.copied, p1.written, `pages of R sent again by the second pre-dump (${JSON.stringify(inR)})`);
   assert.equal(inR.parent, Number(R_PAGES) - p1.written - 4 - 8, 'the rest is PE_PARENT on the server');
 
-  const p2 = await phase(s, 2);
+  const p2 = await memDirtyPhase(s, 2);
   ps = await startPageServer(rf, ['--prev-images-dir', '../pre2']);
   d = await runCli('criu-ts', ['dump', '-t', String(s.pid), '-D', lf, '--prev-images-dir', '../pre2', '--track-mem', ...via(ps)]);
   assert.equal(d.code, 0, d.stderr);
@@ -163,7 +117,7 @@ test('a page server refuses pages said to be in a parent it does not hold; --aut
   let d = await runCli('criu-ts', ['pre-dump', '-t', String(s.pid), '-D', l1, '--page-server', '--address', '127.0.0.1', '--port', String(p.port)]);
   assert.equal(d.code, 0, d.stderr);
   assert.equal((await p.exit).code, 0);
-  await phase(s, 1);
+  await memDirtyPhase(s, 1);
   const blocks = (dir: string): bigint => readdirSync(dir).filter((n) => /^pages-\d+\.img$/.test(n))
     .reduce((n, f) => n + statSync(join(dir, f), { bigint: true }).blocks, 0n);
   const before = blocks(r1);
@@ -196,13 +150,13 @@ test('CRIU 4.2\'s page server takes our pre-dumps and dump in one dir (zdtm --pa
     const c = await runCli('criu-ts', ['pre-dump', '-t', String(s.pid), '-D', d1, ...via(port)]);
     assert.equal(c.code, 0, c.stderr);
   });
-  await phase(s, 1);
+  await memDirtyPhase(s, 1);
   await theirs(d2, async (port) => {
     const c = await runCli('criu-ts', ['pre-dump', '-t', String(s.pid), '-D', d2, '--prev-images-dir', '../1', '--track-mem', ...via(port)]);
     assert.equal(c.code, 0, c.stderr);
   });
   assert.ok(pagesIn(d2, s.pid, 0n, 1n << 62n).parent > 0, 'PE_PARENT entries in the pagemap CRIU wrote');
-  await phase(s, 2);
+  await memDirtyPhase(s, 2);
   await theirs(d3, async (port) => {
     const c = await runCli('criu-ts', ['dump', '-t', String(s.pid), '-D', d3, '--prev-images-dir', '../2', '--track-mem', ...via(port)]);
     assert.equal(c.code, 0, c.stderr);

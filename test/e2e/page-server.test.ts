@@ -10,11 +10,12 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { cpSync, existsSync, readdirSync, readFileSync } from 'node:fs';
 import { createServer, connect } from 'node:net';
 import { join } from 'node:path';
-import { isAlive, startSubject, repoRoot } from '../lib/subjects.js';
+import { isAlive, startSubject } from '../lib/subjects.js';
+import { startPageServer } from '../lib/page-server.js';
 import { runCli } from '../lib/run.js';
 import { removeDir, tempDir, useSubjectCleanup, waitTreeGone } from './helpers.js';
 
@@ -38,23 +39,6 @@ function freePort(): Promise<number> {
       const port = typeof a === 'object' && a !== null ? a.port : 0;
       s.close(() => res(port));
     });
-  });
-}
-
-/** Start `criu-ts page-server` on a free port; resolves with the process and the port it printed. */
-function startPageServer(imagesDir: string): Promise<{ proc: ChildProcess; port: number; exit: Promise<{ code: number | null; stderr: string }> }> {
-  const proc = spawn(process.execPath, [join(repoRoot(), 'bin', 'criu-ts'), 'page-server', '-D', imagesDir, '--address', '127.0.0.1', '--port', '0'], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let stderr = '';
-  proc.stderr?.on('data', (b: Buffer) => { stderr += b.toString(); });
-  const exit = new Promise<{ code: number | null; stderr: string }>((res) => proc.on('close', (code) => res({ code, stderr })));
-  return new Promise((res, rej) => {
-    let out = '';
-    proc.stdout?.on('data', (b: Buffer) => {
-      out += b.toString();
-      const m = /listening on port (\d+)/.exec(out);
-      if (m?.[1]) res({ proc, port: Number(m[1]), exit });
-    });
-    void exit.then((e) => rej(new Error(`page-server exited (${e.code}): ${e.stderr}`)));
   });
 }
 

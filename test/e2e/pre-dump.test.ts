@@ -15,8 +15,8 @@ import { existsSync, mkdirSync, readFileSync, readlinkSync, renameSync, readdirS
 import { join } from 'node:path';
 import { dump, preDump, restore, isCriuTsError } from '../../src/api/index.js';
 import { readImage } from '../../src/images/index.js';
-import type { PagemapEntry } from '../../src/images/messages.js';
 import { startSubject, type Subject } from '../lib/subjects.js';
+import { memDirtyPhase, pagesIn } from '../lib/page-server.js';
 import { runCli } from '../lib/run.js';
 import { waitFor, waitGone, useE2eHarness, killSubject } from '../lib/harness.js';
 
@@ -33,32 +33,6 @@ function uffdFds(pid: number): string[] {
       return false;
     }
   });
-}
-
-async function phase(s: Subject, k: number): Promise<{ rAddr: bigint; written: number }> {
-  process.kill(s.pid, 'SIGUSR1');
-  const file = `${s.outFile}.phase${k}`;
-  assert.ok(await waitFor(() => existsSync(file)), `phase ${k} did not finish`);
-  const [addr, n] = readFileSync(file, 'utf8').trim().split(' ');
-  return { rAddr: BigInt('0x' + (addr ?? '0')), written: Number(n) };
-}
-
-/** Pages of [lo, hi) in a pagemap image: copied into this dir, and left in the parent. */
-function pagesIn(dir: string, pid: number, lo: bigint, hi: bigint): { copied: number; parent: number } {
-  const img = readImage(join(dir, `pagemap-${pid}.img`));
-  let copied = 0;
-  let parent = 0;
-  for (const e of img.entries.slice(1) as unknown as PagemapEntry[]) {
-    const a = e.vaddr;
-    const b = a + (e.nr_pages ?? 0n) * PS;
-    const from = a > lo ? a : lo;
-    const to = b < hi ? b : hi;
-    if (to <= from) continue;
-    const n = Number((to - from) / PS);
-    if ((e.flags ?? 0) & 1) parent += n;
-    else copied += n;
-  }
-  return { copied, parent };
 }
 
 /** Fresh image dirs NAMES under the subject's work dir (pre-dump chains name their parents as ../NAME). */
@@ -80,7 +54,7 @@ test('pre-dump, pre-dump, dump through the chain, restore: every page as the mod
     assert.ok(r1.stats.pagesWritten >= Number(R_PAGES), `first pre-dump copies everything (${r1.stats.pagesWritten})`);
     assert.equal(uffdFds(s.pid).length, 1, 'one tracker in the task between pre-dumps');
 
-    const p1 = await phase(s, 1);
+    const p1 = await memDirtyPhase(s, 1);
     const r2 = await preDump({ pid: s.pid, imagesDir: pre2, prevImagesDir: '../pre1' });
     assert.equal(readlinkSync(join(pre2, 'parent')), '../pre1');
     // In R: exactly the pages written in phase 1 are copied again; the rest
@@ -95,7 +69,7 @@ test('pre-dump, pre-dump, dump through the chain, restore: every page as the mod
     assert.equal(Number(st.dump?.pages_written), r2.stats.pagesWritten);
     assert.equal(Number(st.dump?.pages_skipped_parent), r2.stats.pagesSkippedParent);
 
-    const p2 = await phase(s, 2);
+    const p2 = await memDirtyPhase(s, 2);
     const r3 = await dump({ pid: s.pid, imagesDir: fin, prevImagesDir: '../pre2' });
     assert.ok(r3.stats.pagesSkippedParent > 0);
     const finR = pagesIn(fin, s.pid, p2.rAddr, p2.rAddr + R_PAGES * PS);
@@ -120,7 +94,7 @@ test('a child forked between pre-dumps: its inherited copy of the tracker is rep
   try {
     const { pre1, pre2, final: fin } = imageDirs(s, 'pre1', 'pre2', 'final');
     await preDump({ pid: s.pid, imagesDir: pre1 });
-    await phase(s, 1);
+    await memDirtyPhase(s, 1);
     const kids = readFileSync(`/proc/${s.pid}/task/${s.pid}/children`, 'utf8').trim().split(/\s+/).map(Number);
     assert.equal(kids.length, 1, 'the subject forked one child');
     const child = kids[0] as number;
@@ -135,7 +109,7 @@ test('a child forked between pre-dumps: its inherited copy of the tracker is rep
     assert.notEqual(inodeOfFd(child, childUffd[0] as string), inodeOfFd(s.pid, uffdFds(s.pid)[0] as string), 'the child has a tracker of its own');
     // The child was not in pre1: everything of it is copied.
     assert.equal(pagesIn(pre2, child, 0n, 2n ** 64n).parent, 0);
-    const p2 = await phase(s, 2);
+    const p2 = await memDirtyPhase(s, 2);
     const [, childWritten] = readFileSync(`${s.outFile}.child2`, 'utf8').trim().split(' ');
     await dump({ pid: s.pid, imagesDir: fin, prevImagesDir: '../pre2' });
     const childR = pagesIn(fin, child, p2.rAddr, p2.rAddr + R_PAGES * PS);
@@ -182,7 +156,7 @@ test('a record is used once: a second dump from the same parent copies everythin
   try {
     const { pre1, pre2, again } = imageDirs(s, 'pre1', 'pre2', 'again');
     await preDump({ pid: s.pid, imagesDir: pre1 });
-    await phase(s, 1);
+    await memDirtyPhase(s, 1);
     await preDump({ pid: s.pid, imagesDir: pre2, prevImagesDir: '../pre1' });
     // pre1's tracking was consumed by pre2: its pages may have changed since
     // in ways only pre2 knows. A dump from pre1 again must not trust it.
@@ -191,7 +165,7 @@ test('a record is used once: a second dump from the same parent copies everythin
     // A chain whose parent went away: restore says so in one error.
     const fin = join(s.workDir, 'final');
     mkdirSync(fin);
-    await phase(s, 2);
+    await memDirtyPhase(s, 2);
     await dump({ pid: s.pid, imagesDir: fin, prevImagesDir: '../again', leaveRunning: true });
     renameSync(again, join(s.workDir, 'moved'));
     assert.deepEqual(uffdFds(s.pid), [], 'dump closed the tracker even with --leave-running');
@@ -214,9 +188,9 @@ test('dedup: the parents lose the pages the last dump holds again, and the last 
   try {
     const { pre1, pre2, final: fin } = imageDirs(s, 'pre1', 'pre2', 'final');
     await preDump({ pid: s.pid, imagesDir: pre1 });
-    await phase(s, 1);
+    await memDirtyPhase(s, 1);
     await preDump({ pid: s.pid, imagesDir: pre2, prevImagesDir: '../pre1' });
-    await phase(s, 2);
+    await memDirtyPhase(s, 2);
     await dump({ pid: s.pid, imagesDir: fin, prevImagesDir: '../pre2' });
     assert.ok(await waitGone(s.pid));
     const blocks = (d: string): bigint => readdirSync(d).filter((n) => /^pages-\d+\.img$/.test(n))
@@ -243,7 +217,7 @@ test('dump --track-mem -R twice (zdtm --snaps): the tracker the first dump leave
     const { snap1, snap2 } = imageDirs(s, 'snap1', 'snap2');
     await dump({ pid: s.pid, imagesDir: snap1, leaveRunning: true, trackMem: true });
     assert.equal(uffdFds(s.pid).length, 1, 'the tracker stays in the task');
-    await phase(s, 1);
+    await memDirtyPhase(s, 1);
     const r = await dump({ pid: s.pid, imagesDir: snap2, prevImagesDir: '../snap1', trackMem: true });
     assert.ok(r.stats.pagesSkippedParent > 0, 'the second dump takes pages from the first');
     assert.ok(await waitGone(s.pid));

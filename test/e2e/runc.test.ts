@@ -100,6 +100,22 @@ async function start(c: Container): Promise<string | undefined> {
   return undefined;
 }
 
+/**
+ * A container of ours, started and counting, with its init's pid (ours and
+ * in its namespace) and the image and work dirs of its checkpoint;
+ * undefined when runc cannot start one here (the test is skipped, saying why).
+ */
+async function startedContainer(t: { skip: (why: string) => void }, edit?: (config: Record<string, unknown>) => void): Promise<{ c: Container; pid: number; nsPid: number; img: string; work: string } | undefined> {
+  const c = makeContainer(edit);
+  const cannot = await start(c);
+  if (cannot !== undefined) {
+    t.skip(cannot);
+    return undefined;
+  }
+  const pid = initPid(c);
+  return { c, pid, nsPid: nsPidOf(pid), img: join(c.dir, 'img'), work: join(c.dir, 'work') };
+}
+
 async function destroy(c: Container): Promise<void> {
   let pid: number | undefined;
   try {
@@ -148,16 +164,9 @@ interface Variant {
 }
 
 async function checkpointAndRestore(t: { skip: (why: string) => void }, v: Variant): Promise<void> {
-  const c = makeContainer(v.edit);
-  const cannot = await start(c);
-  if (cannot !== undefined) {
-    t.skip(cannot);
-    return;
-  }
-  const pid = initPid(c);
-  const nsPid = nsPidOf(pid);
-  const img = join(c.dir, 'img');
-  const work = join(c.dir, 'work');
+  const started = await startedContainer(t, v.edit);
+  if (started === undefined) return;
+  const { c, pid, nsPid, img, work } = started;
   const parent: string[] = [];
   if (v.preDump === true) {
     const pre = run(runcArgs(c, v.dumpWith ?? CRIU_TS, 'checkpoint', '--pre-dump', '--image-path', join(c.dir, 'pre'), '--work-path', work, c.id));
@@ -278,16 +287,9 @@ async function freePort(): Promise<number> {
  * there, frozen, until the checkpoint ends).
  */
 test('runc checkpoint --lazy-pages --page-server --status-fd, then lazy-pages --page-server and runc restore --lazy-pages', { skip: skipAll, timeout: 180_000 }, async (t) => {
-  const c = makeContainer();
-  const cannot = await start(c);
-  if (cannot !== undefined) {
-    t.skip(cannot);
-    return;
-  }
-  const pid = initPid(c);
-  const nsPid = nsPidOf(pid);
-  const img = join(c.dir, 'img');
-  const work = join(c.dir, 'work');
+  const started = await startedContainer(t);
+  if (started === undefined) return;
+  const { c, pid, nsPid, img, work } = started;
   const port = await freePort();
   // runc checks that the status fd is open for writing: a real pipe, not a socketpair.
   const [statusR, statusW] = pipe2(0o4000);

@@ -6,7 +6,7 @@
  */
 import { after, before } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, renameSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { readImage } from '../../src/images/index.js';
@@ -101,6 +101,17 @@ export async function killAndWait(pid: number): Promise<void> {
     // already gone
   }
   await waitGone(pid, 5000);
+}
+
+/** A subject's end: killSubject, then `dir` removed. */
+export async function finishSubject(s: Subject | undefined, dir: string): Promise<void> {
+  await killSubject(s);
+  removeDir(dir);
+}
+
+/** Whether CRIU's crit is on PATH (checks that decode our images with it run only then). */
+export function hasCrit(): boolean {
+  return spawnSync('crit', ['-h'], { stdio: 'ignore' }).status === 0;
 }
 
 /** Restore stubs (`sleep 1000000`) that are our children: a failed restore must leave none. */

@@ -66,22 +66,6 @@ static void orphan(int fd, const char *who)
 	hold_and_report(fd, who, NULL);
 }
 
-static void launch(void)
-{
-	if (unshare(CLONE_NEWPID) != 0)
-		subject_fail("unshare(CLONE_NEWPID): %s", strerror(errno));
-	pid_t init = fork();
-	if (init < 0)
-		subject_fail("fork the init: %s", strerror(errno));
-	if (init == 0)
-		return;
-	signal(SIGTERM, SIG_IGN);
-	int st;
-	while (waitpid(init, &st, 0) < 0 && errno == EINTR)
-		;
-	_exit(0);
-}
-
 static pid_t fork_or_fail(const char *what)
 {
 	pid_t p = fork();
@@ -94,7 +78,7 @@ int main(int argc, char **argv)
 {
 	subject_init(argc, argv);
 	if (getpid() != 1)
-		launch();
+		subject_become_pidns_init();
 	if (setsid() < 0)
 		subject_fail("setsid: %s", strerror(errno));
 	shared = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);

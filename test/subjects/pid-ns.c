@@ -146,33 +146,12 @@ static const char *check_a(void)
 	return NULL;
 }
 
-/* Become the parent of a new pid namespace's init; only that init returns. */
-static void launch(void)
-{
-	if (unshare(CLONE_NEWPID) != 0)
-		subject_fail("unshare(CLONE_NEWPID): %s", strerror(errno));
-	pid_t init = fork();
-	if (init < 0)
-		subject_fail("fork the init: %s", strerror(errno));
-	if (init == 0) {
-		if (getpid() != 1)
-			subject_fail("the first child of a new pid namespace is pid %d", getpid());
-		return;
-	}
-	/* Ours to wait for until a dump kills it; the restored init is not our child. */
-	signal(SIGTERM, SIG_IGN);
-	int st;
-	while (waitpid(init, &st, 0) < 0 && errno == EINTR)
-		;
-	_exit(0);
-}
-
 int main(int argc, char **argv)
 {
 	subject_init(argc, argv);
 	with_threads = (int)subject_opt_long("threads", 1);
 	if (getpid() != 1)
-		launch();
+		subject_become_pidns_init();
 	if (setsid() < 0)
 		subject_fail("setsid: %s", strerror(errno));
 	shared = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);

@@ -6,12 +6,8 @@
  */
 import { before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { join } from 'node:path';
-import { dump } from '../../../src/api/index.js';
 import type { NetlinkSkEntry } from '../../../src/images/messages.js';
-import { isAlive, startSubject } from '../../lib/subjects.js';
-import { killAndWait, removeDir, tempDir } from '../../e2e/helpers.js';
-import { fileEntries, roundTrip, sameAsCrit, setUpRunner, STEP_TIMEOUT_MS } from './round-trip.js';
+import { fileEntries, roundTrip, sameAsCrit, setUpRunner, STEP_TIMEOUT_MS, refusedAtDump } from './round-trip.js';
 
 before(setUpRunner);
 
@@ -33,19 +29,5 @@ test('netlink sockets keep port ids, groups, peer and options', { timeout: STEP_
 });
 
 test('a netlink message waiting to be read is refused at dump in one line, and the task keeps running', { timeout: STEP_TIMEOUT_MS }, async () => {
-  const dir = tempDir('netlink-queued');
-  const s = await startSubject('netlink-sock', ['--queued', '1']);
-  try {
-    await assert.rejects(dump({ pid: s.pid, imagesDir: join(dir, 'img'), progress: false }), (e: Error) => {
-      assert.match(e.message, /^task \d+ fd 23: netlink socket \d+ \(protocol 2\): \d+ bytes of messages waiting to be read$/);
-      return true;
-    });
-    assert.ok(isAlive(s.pid), 'the refused task still runs');
-    const res = await s.terminateAndResult(30_000);
-    assert.ok(res.ok, res.text);
-  } finally {
-    await killAndWait(s.pid);
-    s.cleanup();
-    removeDir(dir);
-  }
+  await refusedAtDump('netlink-sock', ['--queued', '1'], /^task \d+ fd 23: netlink socket \d+ \(protocol 2\): \d+ bytes of messages waiting to be read$/);
 });

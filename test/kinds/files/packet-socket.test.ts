@@ -8,13 +8,10 @@
 import { before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { dump } from '../../../src/api/index.js';
 import { readImage } from '../../../src/images/index.js';
 import type { FileEntry, MmEntry, PacketSockEntry } from '../../../src/images/messages.js';
 import { readdirSync } from 'node:fs';
-import { isAlive, startSubject } from '../../lib/subjects.js';
-import { killAndWait, removeDir, tempDir } from '../../e2e/helpers.js';
-import { fileEntries, roundTrip, sameAsCrit, setUpRunner, STEP_TIMEOUT_MS } from './round-trip.js';
+import { fileEntries, roundTrip, sameAsCrit, setUpRunner, STEP_TIMEOUT_MS, refusedAtDump } from './round-trip.js';
 
 before(setUpRunner);
 
@@ -51,19 +48,5 @@ test('packet sockets keep protocol, device, TPACKET settings, rings, memberships
 });
 
 test('a packet ring whose socket has no fd left is refused at dump in one line, and the task keeps running', { timeout: STEP_TIMEOUT_MS }, async () => {
-  const dir = tempDir('packet-orphan');
-  const s = await startSubject('packet-sock', ['--orphan', '1']);
-  try {
-    await assert.rejects(dump({ pid: s.pid, imagesDir: join(dir, 'img'), progress: false }), (e: Error) => {
-      assert.match(e.message, /^task \d+: mapping 0x[0-9a-f]+-0x[0-9a-f]+ socket:\[\d+\]: no fd of the task holds this socket any more, so it cannot be made again$/);
-      return true;
-    });
-    assert.ok(isAlive(s.pid), 'the refused task still runs');
-    const res = await s.terminateAndResult(30_000);
-    assert.ok(res.ok, res.text);
-  } finally {
-    await killAndWait(s.pid);
-    s.cleanup();
-    removeDir(dir);
-  }
+  await refusedAtDump('packet-sock', ['--orphan', '1'], /^task \d+: mapping 0x[0-9a-f]+-0x[0-9a-f]+ socket:\[\d+\]: no fd of the task holds this socket any more, so it cannot be made again$/);
 });

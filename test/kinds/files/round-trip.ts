@@ -90,3 +90,24 @@ export async function roundTrip(rt: RoundTrip): Promise<void> {
     removeDir(dir);
   }
 }
+
+/**
+ * Subject `name` (with `args`) is refused at dump in one line matching
+ * `message`, and runs on unharmed: its own check passes afterwards.
+ */
+export async function refusedAtDump(name: string, args: string[], message: RegExp): Promise<void> {
+  const dir = tempDir(`${name}-refused`);
+  const s = await startSubject(name, args);
+  try {
+    await assert.rejects(dump({ pid: s.pid, imagesDir: join(dir, 'img'), progress: false }), (e: Error) => {
+      assert.match(e.message, message);
+      return true;
+    });
+    assert.ok(isAlive(s.pid), 'the refused task still runs');
+    const res = await s.terminateAndResult(30_000);
+    assert.ok(res.ok, res.text);
+  } finally {
+    await killSubject(s);
+    removeDir(dir);
+  }
+}

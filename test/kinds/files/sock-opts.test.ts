@@ -7,12 +7,8 @@
  */
 import { before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { join } from 'node:path';
-import { dump } from '../../../src/api/index.js';
 import type { InetSkEntry, UnixSkEntry } from '../../../src/images/messages.js';
-import { isAlive, startSubject } from '../../lib/subjects.js';
-import { killAndWait, removeDir, tempDir } from '../../e2e/helpers.js';
-import { fileEntries, roundTrip, sameAsCrit, sameAsCritWithout, setUpRunner, STEP_TIMEOUT_MS } from './round-trip.js';
+import { fileEntries, roundTrip, sameAsCrit, sameAsCritWithout, setUpRunner, STEP_TIMEOUT_MS, refusedAtDump } from './round-trip.js';
 
 before(setUpRunner);
 
@@ -43,19 +39,5 @@ test('socket filters, linger, bound device and a SO_REUSEPORT group come back', 
 });
 
 test('a locked socket filter is refused at dump in one line, and the task keeps running', { timeout: STEP_TIMEOUT_MS }, async () => {
-  const dir = tempDir('sock-lock');
-  const s = await startSubject('sock-opts', ['--lock', '1']);
-  try {
-    await assert.rejects(dump({ pid: s.pid, imagesDir: join(dir, 'img'), progress: false }), (e: Error) => {
-      assert.match(e.message, /^task \d+ fd 20: IPv4 UDP socket \d+: its socket filter is locked \(SO_LOCK_FILTER\), which the image cannot carry$/);
-      return true;
-    });
-    assert.ok(isAlive(s.pid), 'the refused task still runs');
-    const res = await s.terminateAndResult(30_000);
-    assert.ok(res.ok, res.text);
-  } finally {
-    await killAndWait(s.pid);
-    s.cleanup();
-    removeDir(dir);
-  }
+  await refusedAtDump('sock-opts', ['--lock', '1'], /^task \d+ fd 20: IPv4 UDP socket \d+: its socket filter is locked \(SO_LOCK_FILTER\), which the image cannot carry$/);
 });

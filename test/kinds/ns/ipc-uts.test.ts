@@ -8,7 +8,7 @@
  */
 import { before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { readdirSync, readlinkSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
@@ -19,6 +19,7 @@ import { isCriuTsError } from '../../../src/errors.js';
 import { isAlive, startSubject } from '../../lib/subjects.js';
 import type { Subject } from '../../lib/subjects.js';
 import { becomeSubreaper, closeInheritedFds, killAndWait, removeDir, tempDir, waitTreeGone } from '../../e2e/helpers.js';
+import { finishSubject, hasCrit } from '../../lib/harness.js';
 
 before(() => {
   closeInheritedFds();
@@ -26,23 +27,6 @@ before(() => {
 });
 
 const VMA_AREA_SYSVIPC = 1 << 10;
-
-async function finish(s: Subject | undefined, dir: string): Promise<void> {
-  if (s !== undefined) {
-    try {
-      process.kill(-s.pid, 'SIGKILL');
-    } catch {
-      // group gone
-    }
-    await killAndWait(s.pid);
-    s.cleanup();
-  }
-  removeDir(dir);
-}
-
-function hasCrit(): boolean {
-  return spawnSync('crit', ['-h'], { stdio: 'ignore' }).status === 0;
-}
 
 test('a task in uts+ipc namespaces of its own: names, sysctls, SysV shm/sem/msg and attachments come back in a new namespace', { timeout: 120_000 }, async () => {
   let s: Subject | undefined;
@@ -96,7 +80,7 @@ test('a task in uts+ipc namespaces of its own: names, sysctls, SysV shm/sem/msg 
     const res = await s.terminateAndResult(30_000);
     assert.ok(res.ok, res.text);
   } finally {
-    await finish(s, dir);
+    await finishSubject(s, dir);
   }
 });
 
@@ -114,7 +98,7 @@ test('a SysV shm attachment in criu-ts\'s own ipc namespace is refused at dump w
     });
     assert.ok(isAlive(s.pid));
   } finally {
-    await finish(s, dir);
+    await finishSubject(s, dir);
   }
 });
 
@@ -131,7 +115,7 @@ test('a task nested in a uts namespace of its own inside the tree is refused at 
     });
     assert.ok(isAlive(s.pid));
   } finally {
-    await finish(s, dir);
+    await finishSubject(s, dir);
   }
 });
 

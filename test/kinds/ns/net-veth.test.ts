@@ -25,6 +25,7 @@ import { isCriuTsError } from '../../../src/errors.js';
 import { isAlive, startSubject } from '../../lib/subjects.js';
 import type { Subject } from '../../lib/subjects.js';
 import { becomeSubreaper, closeInheritedFds, killAndWait, removeDir, tempDir, waitFor, waitTreeGone } from '../../e2e/helpers.js';
+import { hasCrit } from '../../lib/harness.js';
 
 before(() => {
   closeInheritedFds();
@@ -40,10 +41,6 @@ function hello(host: string, port: number): Promise<string> {
     s.on('timeout', () => { s.destroy(); reject(new Error(`no answer from ${host}:${port}`)); });
     s.on('error', reject);
   });
-}
-
-function hasCrit(): boolean {
-  return spawnSync('crit', ['-h'], { stdio: 'ignore' }).status === 0;
 }
 
 test('a veth whose peer was outside: refused without --veth-pair, restored with its peer on our bridge, answering over it', { timeout: 120_000 }, async () => {

@@ -20,6 +20,7 @@ import { isCriuTsError } from '../../../src/errors.js';
 import { isAlive, startSubject } from '../../lib/subjects.js';
 import type { Subject } from '../../lib/subjects.js';
 import { becomeSubreaper, closeInheritedFds, killAndWait, removeDir, tempDir, waitTreeGone } from '../../e2e/helpers.js';
+import { finishSubject, hasCrit } from '../../lib/harness.js';
 
 before(() => {
   closeInheritedFds();
@@ -29,23 +30,6 @@ before(() => {
 const IFF_UP = 0x1;
 /** The magics `ip addr save` and `ip route save` write first (iproute2's dump headers). */
 const IP_DUMP_MAGIC: Readonly<Record<string, number>> = { ifaddr: 0x47361222, route: 0x45311224, route6: 0x45311224 };
-
-async function finish(s: Subject | undefined, dir: string): Promise<void> {
-  if (s !== undefined) {
-    try {
-      process.kill(-s.pid, 'SIGKILL');
-    } catch {
-      // group gone
-    }
-    await killAndWait(s.pid);
-    s.cleanup();
-  }
-  removeDir(dir);
-}
-
-function hasCrit(): boolean {
-  return spawnSync('crit', ['-h'], { stdio: 'ignore' }).status === 0;
-}
 
 test('a task in a net namespace of its own: sysctls, lo, addresses, routes come back in a new namespace, with its TCP listener and UDP socket', { timeout: 120_000 }, async () => {
   let s: Subject | undefined;
@@ -96,7 +80,7 @@ test('a task in a net namespace of its own: sysctls, lo, addresses, routes come 
     const res = await s.terminateAndResult(30_000);
     assert.ok(res.ok, res.text);
   } finally {
-    await finish(s, dir);
+    await finishSubject(s, dir);
   }
 });
 

@@ -394,3 +394,23 @@ void subject_readn(int fd, void *p, size_t n, const char *what)
 		got += (size_t)r;
 	}
 }
+
+void subject_become_pidns_init(void)
+{
+	if (unshare(CLONE_NEWPID) != 0)
+		subject_fail("unshare(CLONE_NEWPID): %s", strerror(errno));
+	pid_t init = fork();
+	if (init < 0)
+		subject_fail("fork the init: %s", strerror(errno));
+	if (init == 0) {
+		if (getpid() != 1)
+			subject_fail("the first child of a new pid namespace is pid %d", getpid());
+		return;
+	}
+	/* Ours to wait for until a dump kills it; the restored init is not our child. */
+	signal(SIGTERM, SIG_IGN);
+	int st;
+	while (waitpid(init, &st, 0) < 0 && errno == EINTR)
+		;
+	_exit(0);
+}

@@ -90,4 +90,11 @@ struct subject_child {
 struct subject_child subject_fork_checker(const char *(*check)(void *arg), void *arg);
 void subject_child_verdict(struct subject_child c, const char *what);
 
+/*
+ * Become the parent of a new pid namespace's init (unshare + fork): the
+ * caller waits for it and exits, unmoved by SIGTERM (the restored init is
+ * not its child); only the init, pid 1, returns.
+ */
+void subject_become_pidns_init(void);
+
 #endif
