@@ -9,7 +9,7 @@ import { constants as osConstants } from 'node:os';
 import { resolve } from 'node:path';
 import { CriuTsError } from '../errors.js';
 import { createFileExclusive } from '../sys/index.js';
-import { existsSync, statSync } from 'node:fs';
+import { closeSync, existsSync, statSync, writeSync } from 'node:fs';
 import { servePages, signalReady, type PageServerResult } from '../dump/page-server.js';
 
 export { signalReady };
@@ -73,10 +73,14 @@ export async function runPageServer(opts: PageServerOptions): Promise<PageServer
 }
 
 function signalPort(fd: number, b: Buffer): void {
-  import('node:fs').then(({ writeSync, closeSync }) => {
+  // Synchronously: the bundle runs in a vm.Script (bin/load-bundle.cjs), where a dynamic
+  // import() of a built-in failed, silently here, and left the daemon's parent waiting forever.
+  try {
     writeSync(fd, b);
     closeSync(fd);
-  }).catch(() => undefined);
+  } catch {
+    // the parent is gone: nobody to tell
+  }
 }
 
 /** daemon(3) by proxy: the same command line without -d, detached; we wait for it to listen. */

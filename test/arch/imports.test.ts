@@ -93,6 +93,19 @@ test('no AsyncLocalStorage: per-dump and per-restore state lives in the contexts
   assert.deepEqual(users.map((f) => relative(SRC, f)), []);
 });
 
+test('no dynamic import() of a package or built-in: the bundle keeps it as import(), which fails once loaded from the code cache', () => {
+  // bin/load-bundle.cjs runs the CommonJS bundle through vm.Script with cachedData; in Node 20 a
+  // script made from a code cache loses its dynamic-import callback, and such an import() rejects
+  // (a page server daemon never told its parent its port). Relative ones are inlined by the bundler.
+  const bad: string[] = [];
+  for (const f of files) {
+    readFileSync(f, 'utf8').split('\n').forEach((line, i) => {
+      if (/(?<!typeof )\bimport\(\s*['"`](?!\.)/.test(line) && !/^\s*(\/\/|\*)/.test(line)) bad.push(`${relative(SRC, f)}:${i + 1}: ${line.trim()}`);
+    });
+  }
+  assert.deepEqual(bad, [], `dynamic import() of a non-relative module:\n${bad.join('\n')}`);
+});
+
 test('ptrace is called only by src/infect and src/sys', () => {
   const bad: string[] = [];
   for (const f of files) {
