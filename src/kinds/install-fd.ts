@@ -6,7 +6,7 @@
 import { closeSync, openSync } from 'node:fs';
 import { NR, AF_UNIX, SOCK_DGRAM, AT_FDCWD, O_NOFOLLOW, pidfdOpen, pidfdGetfd, closeQuiet, sendmsgRights } from '../sys/index.js';
 import { CriuTsError } from '../errors.js';
-import type { RestoreTaskHandle } from './types.js';
+import type { RestoreContext, RestoreTaskHandle, StateKey } from './types.js';
 
 const CMSG_SPACE_ONE_FD = 24;
 
@@ -87,4 +87,20 @@ export function openOursInTask(t: RestoreTaskHandle, path: string, flags: number
 export function openFileInTask(t: RestoreTaskHandle, path: string, flags: number): number {
   if (path.startsWith(`/proc/${process.pid}/fd/`)) return openOursInTask(t, path, flags | O_CLOEXEC_FLAG);
   return Number(t.syscall(`open ${path}`, NR.openat, AT_FDCWD, t.putString(path), flags | O_CLOEXEC_FLAG, 0));
+}
+
+/**
+ * A map of fds criu-ts keeps open for this restore's files (by whatever key
+ * the kind picks), one per state key: every fd in it is closed once every
+ * file is restored, or the restore failed.
+ */
+export function heldFds(ctx: RestoreContext, key: StateKey<Map<number, number>>): Map<number, number> {
+  return ctx.state(key, () => {
+    const m = new Map<number, number>();
+    ctx.afterAllFiles(() => {
+      for (const fd of m.values()) closeQuiet(fd);
+      m.clear();
+    }, { alsoOnFailure: true });
+    return m;
+  });
 }

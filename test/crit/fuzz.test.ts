@@ -12,21 +12,9 @@ import { isCriuTsError } from '../../src/errors.js';
 import { decodeImage } from '../../src/images/index.js';
 import { imageBytesToJsonText, jsonTextToImageBytes } from '../../src/images/json/index.js';
 import { vectorImages, vectorsMissing } from '../images/vectors.js';
-
-/** Small deterministic PRNG (mulberry32) so a failure can be replayed. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { int, rng } from '../lib/rng.js';
 
 type Mutator = (b: Buffer, r: () => number) => Buffer;
-const int = (r: () => number, n: number): number => Math.floor(r() * n);
 
 const MUTATORS: Record<string, Mutator> = {
   bitflip: (b, r) => {

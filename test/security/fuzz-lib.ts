@@ -12,19 +12,8 @@ import { readdirSync, statSync, truncateSync, unlinkSync, readFileSync, writeFil
 import { join } from 'node:path';
 import { readImage, writeImage } from '../../src/images/index.js';
 
-/** Small deterministic PRNG (mulberry32), so a failing case can be replayed from the seed. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-export type Rand = () => number;
-export const int = (r: Rand, n: number): number => Math.floor(r() * n);
+import { int, type Rand } from '../lib/rng.js';
+export { rng, int, type Rand } from '../lib/rng.js';
 export function pick<T>(r: Rand, list: readonly T[]): T {
   const v = list[int(r, list.length)];
   if (v === undefined) throw new Error('pick from an empty list');

@@ -22,6 +22,7 @@ import type { FileEntry, PidfdEntry } from '../../images/messages.js';
 import { stateKey, type FileKind, type FdProbe, type RestoreContext, type RestoreTaskHandle } from '../types.js';
 import { CriuTsError } from '../../errors.js';
 import { NO_FOWN } from './reg-file.js';
+import { heldFds } from '../install-fd.js';
 import { fileFlags, isAnonLink, part } from './anon-inode.js';
 
 /** PIDFD_THREAD (a pidfd of one thread) is O_EXCL. */
@@ -35,19 +36,13 @@ function tracedByUs(pid: number): boolean {
   }
 }
 
+
 /** Our pidfds of dead processes made for this restore, by dumped inode. */
 const DEAD = stateKey<Map<number, number>>('pidfd:dead');
 
 function deadPidfd(t: RestoreTaskHandle, pf: PidfdEntry, ctx: RestoreContext): number {
   if (!ctx.installFd) throw new CriuTsError('EINTERNAL', 'no way to hand a pidfd to the task', { pid: t.pid });
-  const dead = ctx.state(DEAD, () => {
-    const m = new Map<number, number>();
-    ctx.afterAllFiles(() => {
-      for (const fd of m.values()) closeQuiet(fd);
-      m.clear();
-    }, { alsoOnFailure: true });
-    return m;
-  });
+  const dead = heldFds(ctx, DEAD);
   let ours = dead.get(pf.ino);
   if (ours === undefined) {
     const child = spawn('/bin/sleep', ['1000'], { stdio: 'ignore' });

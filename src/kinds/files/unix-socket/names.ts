@@ -16,6 +16,7 @@ import {
   NR, AF_UNIX, AT_FDCWD, O_PATH, O_DIRECTORY, O_CLOEXEC, RESOLVE, closeQuiet, openPathNoFollow, openat2, openDir, asMappedIfNeeded,
 } from '../../../sys/index.js';
 import { stateKey, type RestoreContext, type RestoreTaskHandle } from '../../types.js';
+import { heldFds } from '../../install-fd.js';
 import { nameText } from './diag.js';
 import { hostGid, hostOwner, hostUid } from '../../ns/user.js';
 import { coveredDir } from '../../ns/mnt/index.js';
@@ -207,14 +208,7 @@ function permsThroughFd(t: RestoreTaskHandle, u: UnixSkEntry, fd: number, path: 
 /** Our O_PATH fds of the files of sockets bound under a mount covering their names (by inode), closed once every file is done. */
 const COVERED = stateKey<Map<number, number>>('unix-socket:covered');
 export function coveredFiles(ctx: RestoreContext): Map<number, number> {
-  return ctx.state(COVERED, () => {
-    const m = new Map<number, number>();
-    ctx.afterAllFiles(() => {
-      for (const fd of m.values()) closeQuiet(fd);
-      m.clear();
-    }, { alsoOnFailure: true });
-    return m;
-  });
+  return heldFds(ctx, COVERED);
 }
 
 /** Files put aside while a socket whose name was unlinked is bound at that path again. */
