@@ -127,6 +127,9 @@ test('a container made with unshare and ip (pid, mnt, net, uts, ipc; private roo
   const r = await dump({ pid: init, imagesDir: dir, progress: false });
   for (const p of r.pids) assert.ok(await waitGone(p), `task ${p} still there after the dump`);
   await assert.rejects(fetch('/index.html'), 'nothing answers while it is dumped');
+  // The dead namespace's devices go in the kernel's own time: the old host end may still hold its name a moment.
+  const stale = new RegExp(`^\\d+: ${peer}[@:]`, 'm');
+  assert.ok(await waitFor(() => !stale.test(execFileSync('ip', ['-o', 'link'], { encoding: 'utf8' })), 10_000), `${peer} of the dumped namespace is still there`);
 
   const res = await restore({ imagesDir: dir, progress: false, root, vethPairs: [{ inside: 'eth0', outside: peer, bridge }] });
   cleanups.push(() => killAndWait(res.pid));
