@@ -42,6 +42,27 @@ export interface TaskAsked {
  * (kinds/steps.ts): their injected round trips overlap instead of adding up.
  */
 export function askTree(tasks: readonly TaskNode[]): Map<TaskNode, TaskAsked> {
+  const ranges = armTree(tasks);
+  const threads = askAllThreads(tasks.map((node, i) => ({ threads: node.threads, scratch: (ranges[i] as { addr: bigint }).addr, argsBytes: SCRATCH_ARGS_BYTES })));
+  const statuses = tasks.map((node) => parseStatus(node.pid, (node.threads[0] as Tracee).tid));
+  const answers = runEach(tasks.map((node, i) => {
+    const main = node.threads[0] as Tracee;
+    return { tracee: main, steps: taskQuestions(main, node.pid, statuses[i] as ProcStatus) };
+  }));
+  return new Map(tasks.map((node, i) => {
+    const a = answers[i] as TaskQuestionsResult;
+    return [node, { range: ranges[i] as TaskAsked['range'], mainStatus: statuses[i] as ProcStatus, threads, ...a }];
+  }));
+}
+
+/**
+ * Arm every thread of every (live) process with its self-cure frame, in one
+ * scratch area per process (argument bytes first, then a frame per
+ * thread): from here on criu-ts may die and each thread puts itself back,
+ * the guardian unmapping the area. Returns each process's area, in order.
+ * The dump (askTree) and the pre-dump both start with it.
+ */
+export function armTree(tasks: readonly TaskNode[]): { addr: bigint; size: number }[] {
   const mains = tasks.map((node) => {
     const main = node.threads[0];
     if (!main) throw new CriuTsError('EDUMP', `task ${node.pid}: no threads seized`, { pid: node.pid });
@@ -80,16 +101,7 @@ export function askTree(tasks: readonly TaskNode[]): Map<TaskNode, TaskAsked> {
     faultPoint('dump.self-cure');
     return range;
   });
-  const threads = askAllThreads(tasks.map((node, i) => ({ threads: node.threads, scratch: (ranges[i] as { addr: bigint }).addr, argsBytes: SCRATCH_ARGS_BYTES })));
-  const statuses = tasks.map((node) => parseStatus(node.pid, (node.threads[0] as Tracee).tid));
-  const answers = runEach(tasks.map((node, i) => {
-    const main = node.threads[0] as Tracee;
-    return { tracee: main, steps: taskQuestions(main, node.pid, statuses[i] as ProcStatus) };
-  }));
-  return new Map(tasks.map((node, i) => {
-    const a = answers[i] as TaskQuestionsResult;
-    return [node, { range: ranges[i] as TaskAsked['range'], mainStatus: statuses[i] as ProcStatus, threads, ...a }];
-  }));
+  return ranges;
 }
 
 type TaskQuestionsResult = Pick<TaskAsked, 'tc' | 'brk' | 'dumpable' | 'thpDisabled'>;

@@ -32,6 +32,8 @@ import { dumpMemory, type MemoryDump } from '../kinds/memory/dump.js';
 import { IncrementalMemory } from '../kinds/memory/incremental.js';
 import { PageServerClient } from '../kinds/memory/page-server-client.js';
 import { handledNamespaces } from '../kinds/index.js';
+import { Guardian } from '../infect/guardian.js';
+import { armTree } from './ask.js';
 
 const log = logger('dump');
 
@@ -59,10 +61,13 @@ export async function preDumpTree(opts: DumpTreeOptions): Promise<DumpResult> {
     throw e;
   }
   const t0 = process.hrtime.bigint();
+  // Before any task is touched, as for a dump: what puts the tasks back if criu-ts dies while it holds them.
+  const guard = Guardian.start();
   let tree: ReturnType<typeof seizeTree>;
   try {
     tree = seizeTree(pid, opts.timeoutMs, opts.freezeCgroup);
   } catch (e) {
+    guard?.done();
     pageServer?.abort();
     throw e;
   }
@@ -82,11 +87,16 @@ export async function preDumpTree(opts: DumpTreeOptions): Promise<DumpResult> {
     const treePids = TreePids.read(tree);
     let pagesId = 0;
     const shmemDone = new Set<bigint>();
-    for (const node of tree.tasks) {
+    const live = tree.tasks.filter((n) => !n.zombie && n.threads[0] !== undefined);
+    for (const node of live) refuseForeignNamespaces(node.pid, handledNamespaces());
+    // Every thread armed with its self-cure frame before the first injected call (dump/ask.ts): a pre-dump
+    // killed from here on leaves each thread to put itself back (registers, signal mask) and the guardian
+    // to unmap the scratch areas, as a dump does.
+    const areas = armTree(live);
+    for (const [i, node] of live.entries()) {
       const main = node.threads[0];
-      if (node.zombie || !main) continue;
-      refuseForeignNamespaces(node.pid, handledNamespaces());
-      const scratch = { addr: main.mapScratch(), size: main.scratchRange?.size ?? 0 };
+      if (!main) continue;
+      const scratch = areas[i] as { addr: bigint; size: number };
       const imageId = treePids.of(node.pid).vpid;
       const track = inc.begin(node.pid, main, pids, imageId);
       // File ids only name mappings in mm-<pid>.img, which a pre-dump does not write.
@@ -113,9 +123,12 @@ export async function preDumpTree(opts: DumpTreeOptions): Promise<DumpResult> {
     inc.abort();
     pageServer?.abort();
     releaseTree(tree.tasks, 'resume');
+    guard?.done();
     throw e;
   }
   releaseTree(tree.tasks, 'resume');
+  // The tasks are cured and let go: nothing of ours is left in them for the guardian to undo.
+  guard?.done();
   stats.frozenTimeUs = usSince(t0);
   try {
     for (const c of copies) {

@@ -67,9 +67,14 @@ export class Guardian {
     if (current) return current;
     const [r, w] = pipe2(O_CLOEXEC);
     try {
+      // CRIU_TS_FAULT is for criu-ts: the guardian that cleans up after a fault must not meet it too
+      // (a kill point it passed through would kill it half-way through putting a task back).
+      const env = { ...process.env };
+      delete env['CRIU_TS_FAULT'];
       const child = spawn('/bin/sh', ['-c', SCRIPT, process.execPath, import.meta.url], {
         stdio: [r, 'ignore', 'inherit'],
         detached: true,
+        env,
       });
       child.on('error', () => undefined);
       child.unref();

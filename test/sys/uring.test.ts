@@ -6,6 +6,7 @@
  * ring, and a big pages file is the task's bytes with the digest of
  * exactly those bytes.
  */
+import { BLOCK_BYTES } from '../../src/images/block-hash.js';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
@@ -76,7 +77,11 @@ test('a big pages file: the bytes read, written through the ring, and their SHA-
     assert.ok(file.equals(mem), 'the file holds the pages in order');
     const d = c?.files.get('pages-1.img');
     assert.equal(d?.size, BigInt(mem.length));
-    assert.equal(d?.sha256.toString('hex'), createHash('sha256').update(mem).digest('hex'));
+    // A pages image's digest is over its 64 KiB block digests (images/block-hash.ts, for lazy-pages).
+    const blocks: Buffer[] = [];
+    for (let at = 0; at < mem.length; at += BLOCK_BYTES) blocks.push(createHash('sha256').update(mem.subarray(at, at + BLOCK_BYTES)).digest());
+    assert.equal(d?.blocks?.toString('hex'), Buffer.concat(blocks).toString('hex'));
+    assert.equal(d?.sha256.toString('hex'), createHash('sha256').update(Buffer.concat(blocks)).digest('hex'));
     assert.equal(w.entries.length, 2);
   } finally {
     rmSync(dir, { recursive: true, force: true });
