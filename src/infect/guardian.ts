@@ -1,6 +1,6 @@
 /**
  * The guardian: what puts things back when criu-ts itself dies (SIGKILL,
- * SIGTERM, SIGINT, SIGHUP, a crash) in the middle of a dump or a restore.
+ * SIGTERM, SIGINT, SIGHUP, a crash) in the middle of a dump, a pre-dump or a restore.
  *
  * Threads of a dump target cure themselves (sigframe.ts): their registers,
  * FPU state and signal mask come back by themselves the moment the kernel
@@ -61,7 +61,7 @@ export class Guardian {
     this.fd = fd;
   }
 
-  /** Start one for a dump or restore. CRIU_TS_GUARDIAN=0 turns it off (then a kill leaks the scratch area). */
+  /** Start one for a dump, pre-dump or restore. CRIU_TS_GUARDIAN=0 turns it off (then a kill leaks the scratch area). */
   static start(): Guardian | undefined {
     if (process.env['CRIU_TS_GUARDIAN'] === '0') return undefined;
     if (current) return current;
