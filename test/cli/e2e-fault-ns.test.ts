@@ -19,21 +19,13 @@ import { join } from 'node:path';
 import { dump } from '../../src/api/index.js';
 import { FAULT_POINTS } from '../../src/fault.js';
 import { startSubject, type StartOptions } from '../lib/subjects.js';
-import { runCli } from '../lib/run.js';
+import { runCli, withFault } from '../lib/run.js';
 import { leftovers, namesIn, tree, world } from '../lib/leftovers.js';
 import { errorLines, ourDescendants } from '../security/fuzz-lib.js';
 import { reapIfOurs, removeDir, strayStubs, tempDir, useSubjectCleanup, waitGone } from '../e2e/helpers.js';
 
 const { subjects, dirs } = useSubjectCleanup();
 
-async function withFault<T>(value: string, body: () => Promise<T>): Promise<T> {
-  process.env['CRIU_TS_FAULT'] = value;
-  try {
-    return await body();
-  } finally {
-    delete process.env['CRIU_TS_FAULT'];
-  }
-}
 
 /** Live processes below us (zombies reaped): what a failed restore must not leave. */
 async function settledBelow(already: Set<number>): Promise<string[]> {

@@ -16,7 +16,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { isAlive, startSubject } from '../lib/subjects.js';
-import { runCli } from '../lib/run.js';
+import { runCli, withFault } from '../lib/run.js';
 import { FAULT_POINTS } from '../../src/fault.js';
 
 const SIGNALS = ['SIGKILL', 'SIGTERM', 'SIGINT', 'SIGHUP'] as const;
@@ -48,14 +48,6 @@ async function settled(pid: number, want: string): Promise<string> {
   return now;
 }
 
-async function withFault<T>(value: string, body: () => Promise<T>): Promise<T> {
-  process.env['CRIU_TS_FAULT'] = value;
-  try {
-    return await body();
-  } finally {
-    delete process.env['CRIU_TS_FAULT'];
-  }
-}
 
 /** The fault points a run passes, in order (CRIU_TS_FAULT=count). */
 function passesOf(stderr: string): string[] {

@@ -41,3 +41,13 @@ export function runCli(bin: 'criu-ts' | 'crit-ts', args: string[], opts: CliOpti
     child.stdin.end(opts.input ?? '');
   });
 }
+
+/** Run `body` with CRIU_TS_FAULT set to `value` (src/fault.ts) for the criu-ts runs it starts. */
+export async function withFault<T>(value: string, body: () => Promise<T>): Promise<T> {
+  process.env['CRIU_TS_FAULT'] = value;
+  try {
+    return await body();
+  } finally {
+    delete process.env['CRIU_TS_FAULT'];
+  }
+}

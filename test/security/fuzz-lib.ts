@@ -8,6 +8,7 @@
  * a device or host name) replaced by an empty, relative, climbing, huge or
  * control-character one.
  */
+import assert from 'node:assert/strict';
 import { readdirSync, statSync, truncateSync, unlinkSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { readImage, writeImage } from '../../src/images/index.js';
@@ -183,4 +184,13 @@ export function pidsIn(dir: string, fallback: readonly number[]): number[] {
 /** The lines of a failed run's stderr that are not the restore's own warnings (default -v2): exactly one, an Error, is expected. */
 export function errorLines(stderr: string): string[] {
   return stderr.trim().split('\n').filter((l) => l.trim() !== '' && !/^\(\d+\.\d+\) Warn /.test(l));
+}
+
+/** A refused case: exactly one Error line (warnings aside), no stack trace, no internal error. */
+export function assertOneErrorLine(label: string, stderr: string): void {
+  const lines = errorLines(stderr);
+  assert.equal(lines.length, 1, `${label}: expected one error line, got:\n${stderr}`);
+  assert.match(lines[0] ?? '', /^Error/, `${label}: ${stderr}`);
+  assert.doesNotMatch(stderr, /\n\s+at /, `${label}: a stack trace`);
+  assert.doesNotMatch(stderr, /EINTERNAL|TypeError|RangeError|ReferenceError|Cannot read prop/, `${label}: an internal error`);
 }
