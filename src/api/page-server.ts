@@ -65,7 +65,7 @@ export async function runPageServer(opts: PageServerOptions): Promise<PageServer
         // Tell the parent of a daemon the port, then let it go.
         const b = Buffer.alloc(4);
         b.writeUInt32LE(p, 0);
-        process.env[READY_ENV] = undefined;
+        delete process.env[READY_ENV];
         signalPort(readyFd, b);
       }
     },

@@ -4,7 +4,7 @@
  * pass finds no new thread or child (a task may fork or clone while we are
  * stopping its relatives). Zombies cannot be seized and are recorded as such.
  */
-import { listThreads, listChildren, parseStat, parseStatus } from '../proc/index.js';
+import { listThreads, listChildren, parseStat, parseStatus, readComm } from '../proc/index.js';
 import { Tracee, collectExit } from '../infect/tracee.js';
 import { isSyscallError, ESRCH, EPERM, __WALL, WNOHANG, NR, sleepMs, waitPid } from '../sys/index.js';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
@@ -70,7 +70,7 @@ function refuseTraced(node: TaskNode, tid: number, cause: unknown): void {
   if (tracer === 0) return;
   let who = '';
   try {
-    who = ` (${readFileSync(`/proc/${tracer}/comm`, 'latin1').trim()})`;
+    who = ` (${readComm(tracer)})`;
   } catch {
     // the tracer's name is a courtesy
   }

@@ -4,7 +4,7 @@
  * may not even have the path we opened it by, as for the images).
  */
 import { closeSync, openSync } from 'node:fs';
-import { NR, AF_UNIX, SOCK_DGRAM, AT_FDCWD, O_NOFOLLOW, pidfdOpen, pidfdGetfd, closeQuiet, sendmsgRights } from '../sys/index.js';
+import { NR, AF_UNIX, SOCK_DGRAM, AT_FDCWD, O_CLOEXEC, O_NOFOLLOW, pidfdOpen, pidfdGetfd, closeQuiet, sendmsgRights } from '../sys/index.js';
 import { CriuTsError } from '../errors.js';
 import type { RestoreContext, RestoreTaskHandle, StateKey } from './types.js';
 
@@ -52,7 +52,6 @@ export function installFd(t: RestoreTaskHandle, ours: number): number {
   }
 }
 
-const O_CLOEXEC_FLAG = 0o2000000;
 /** /proc/PID/fd/N and /proc/PID/map_files/A-B: links the kernel resolves to the file itself. */
 const MAGIC_LINK = /^\/proc\/\d+\/(fd|map_files)\/[^/]+$/;
 
@@ -68,7 +67,7 @@ export function openOursInTask(t: RestoreTaskHandle, path: string, flags: number
   if (MAGIC_LINK.test(path)) flags &= ~O_NOFOLLOW;
   let ours: number;
   try {
-    ours = openSync(path, (flags & ~O_CLOEXEC_FLAG) | O_CLOEXEC_FLAG);
+    ours = openSync(path, flags | O_CLOEXEC);
   } catch (e) {
     throw new CriuTsError('ERESTORE', `task ${t.pid}: cannot open ${path}: ${(e as Error).message}`, { pid: t.pid, path }, e);
   }
@@ -85,8 +84,8 @@ export function openOursInTask(t: RestoreTaskHandle, path: string, flags: number
  * not show us, so that one is opened here and handed over.
  */
 export function openFileInTask(t: RestoreTaskHandle, path: string, flags: number): number {
-  if (path.startsWith(`/proc/${process.pid}/fd/`)) return openOursInTask(t, path, flags | O_CLOEXEC_FLAG);
-  return Number(t.syscall(`open ${path}`, NR.openat, AT_FDCWD, t.putString(path), flags | O_CLOEXEC_FLAG, 0));
+  if (path.startsWith(`/proc/${process.pid}/fd/`)) return openOursInTask(t, path, flags | O_CLOEXEC);
+  return Number(t.syscall(`open ${path}`, NR.openat, AT_FDCWD, t.putString(path), flags | O_CLOEXEC, 0));
 }
 
 /**
