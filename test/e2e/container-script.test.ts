@@ -129,7 +129,7 @@ test('a container made with unshare and ip (pid, mnt, net, uts, ipc; private roo
   await assert.rejects(fetch('/index.html'), 'nothing answers while it is dumped');
   // The dead namespace's devices go in the kernel's own time: the old host end may still hold its name a moment.
   const stale = new RegExp(`^\\d+: ${peer}[@:]`, 'm');
-  assert.ok(await waitFor(() => !stale.test(execFileSync('ip', ['-o', 'link'], { encoding: 'utf8' })), 10_000), `${peer} of the dumped namespace is still there`);
+  assert.ok(await waitFor(() => !stale.test(execFileSync('ip', ['-o', 'link'], { encoding: 'utf8' })), 30_000), `${peer} of the dumped namespace is still there`);
 
   const res = await restore({ imagesDir: dir, progress: false, root, vethPairs: [{ inside: 'eth0', outside: peer, bridge }] });
   cleanups.push(() => killAndWait(res.pid));
