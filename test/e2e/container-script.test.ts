@@ -43,11 +43,18 @@ function ip(...args: string[]): void {
 
 function fetch(path: string): Promise<string> {
   return new Promise((resolve, reject) => {
-    const req = get({ host: `${net}.2`, port: 8080, path, timeout: 3000 }, (res) => {
+    // No keep-alive, and our end closed as soon as the answer is in: a
+    // half-closed connection would, once the server is killed at dump, leave
+    // its end an orphan in FIN-WAIT that holds the container's net namespace,
+    // and so the host's veth end, for up to a minute.
+    const req = get({ host: `${net}.2`, port: 8080, path, timeout: 3000, agent: false }, (res) => {
       let body = '';
       res.setEncoding('utf8');
       res.on('data', (c: string) => (body += c));
-      res.on('end', () => resolve(body));
+      res.on('end', () => {
+        res.socket.destroy();
+        resolve(body);
+      });
     });
     req.on('timeout', () => req.destroy(new Error(`GET ${path}: timed out`)));
     req.on('error', reject);

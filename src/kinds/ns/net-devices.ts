@@ -184,6 +184,13 @@ export function checkNetDevices(devs: readonly NetDeviceEntry[], r: DeviceRestor
           if (!r.vethPairs.some((p) => p.inside === d.name) && !r.netdevs.some((n) => n.inside === d.name)) {
             throw new CriuTsError('EUNSUPPORTED', `${what} (veth) had its peer outside the namespace: name the peer to make with --veth-pair ${d.name}=OUTNAME[@BRIDGE] (or --external veth[${d.name}]:OUTNAME)`, { device: d.name });
           }
+          const out = r.vethPairs.find((p) => p.inside === d.name)?.outside;
+          if (out !== undefined && ifindexOrUndefined(out) !== undefined) {
+            // Often the dumped namespace's own end: the kernel frees a dead
+            // namespace's devices only once its last socket is gone, and an
+            // orphaned TCP connection can hold it for tcp_fin_timeout.
+            throw new CriuTsError('EBUSY', `${what} (veth): its peer's name ${out} is taken by a device here (if it is the dumped namespace's old end, the kernel removes it once that namespace's last connection is gone)`, { device: d.name, peer: out });
+          }
         } else {
           const peers = d.peer_nsid === r.nsId ? devs : r.others?.get(d.peer_nsid)?.devices;
           const peer = peers?.find((p) => p.ifindex === d.peer_ifindex);
@@ -214,6 +221,15 @@ function identity(d: NetDeviceEntry): string[] {
   return a;
 }
 
+
+/** The ifindex of device `name` in the caller's net namespace, undefined when there is none. */
+function ifindexOrUndefined(name: string): number | undefined {
+  try {
+    return ifindexHere(name, '');
+  } catch {
+    return undefined;
+  }
+}
 
 /** The ifindex of device `name` in the caller's net namespace. */
 function ifindexHere(name: string, what: string): number {

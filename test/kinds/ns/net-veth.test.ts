@@ -37,7 +37,13 @@ function hello(host: string, port: number): Promise<string> {
     const s = connect({ host, port, timeout: 5000 });
     let got = '';
     s.on('data', (d) => { got += d.toString(); });
-    s.on('end', () => resolve(got));
+    // Closed at once: a half-open connection would leave the subject's end,
+    // once it is killed, an orphan in FIN-WAIT-2 that holds its net namespace
+    // (and so the veth) for tcp_fin_timeout, 60 s.
+    s.on('end', () => {
+      s.destroy();
+      resolve(got);
+    });
     s.on('timeout', () => { s.destroy(); reject(new Error(`no answer from ${host}:${port}`)); });
     s.on('error', reject);
   });
@@ -89,6 +95,13 @@ test('a veth whose peer was outside: refused without --veth-pair, restored with 
       assert.match(e.message, /device eth0 \(veth\) had its peer outside the namespace: name the peer to make with --veth-pair eth0=OUTNAME\[@BRIDGE\] \(or --external veth\[eth0\]:OUTNAME\)$/);
       return true;
     });
+    assert.ok(!isAlive(pid));
+    await assert.rejects(restore({ imagesDir: dir, progress: false, vethPairs: [{ inside: 'eth0', outside: br }] }), (e: unknown) => {
+      assert.ok(isCriuTsError(e), String(e));
+      assert.equal(e.code, 'EBUSY');
+      assert.match(e.message, new RegExp(`device eth0 \\(veth\\): its peer's name ${br} is taken by a device here`));
+      return true;
+    }, 'a peer name taken here is refused before anything is made');
     assert.ok(!isAlive(pid));
 
     const r = await restore({ imagesDir: dir, progress: false, vethPairs: [{ inside: 'eth0', outside: out1, bridge: br }] });
