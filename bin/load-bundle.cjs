@@ -97,12 +97,26 @@ function writeCache(path, head, made, script) {
 }
 
 /**
+ * The launchers start node without NODE_EXTRA_CA_CERTS (its certificates
+ * cost Node's start about 35 ms of CPU, for TLS criu-ts never makes) and
+ * keep it here (src/node-start.ts): back it goes, for the programs we start.
+ */
+function restoreCaEnv() {
+  const saved = 'CRIU_TS_NODE_EXTRA_CA_CERTS';
+  if (!(saved in process.env)) return;
+  const value = process.env[saved];
+  delete process.env[saved];
+  if (value) process.env.NODE_EXTRA_CA_CERTS = value;
+}
+
+/**
  * Load bundle `name` (or the modules at `modulesEntry`, relative to the
  * repository) and call its main(argv). `commands`: the words of argv that
  * name a command (a run without one, `--help`, counts as "-"). A run
  * that fails adds nothing (it may have stopped before its command's code).
  */
 function run(name, modulesEntry, argv, commands) {
+  restoreCaEnv();
   const root = join(__dirname, '..');
   const bundle = join(root, 'dist', 'bundle', `${name}.cjs`);
   const modules = join(root, modulesEntry);

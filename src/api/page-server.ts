@@ -8,6 +8,7 @@ import { spawn } from 'node:child_process';
 import { constants as osConstants } from 'node:os';
 import { resolve } from 'node:path';
 import { CriuTsError } from '../errors.js';
+import { ownNodeEnv } from '../node-start.js';
 import { createFileExclusive } from '../sys/index.js';
 import { closeSync, existsSync, statSync, writeSync } from 'node:fs';
 import { servePages, signalReady, type PageServerResult } from '../dump/page-server.js';
@@ -105,7 +106,7 @@ async function spawnServer(args: string[], detached: boolean): Promise<StartedPa
     detached,
     // Nothing of ours stays open in it: whoever waits for our output is not kept waiting by the daemon (its log: -o).
     stdio: ['ignore', 'ignore', 'ignore', 'pipe'],
-    env: { ...process.env, [READY_ENV]: '3' },
+    env: ownNodeEnv({ ...process.env, [READY_ENV]: '3' }),
   });
   const pipe = child.stdio[3];
   if (child.pid === undefined || !pipe || !('on' in pipe)) throw new CriuTsError('EINTERNAL', 'cannot start the page server daemon', {});

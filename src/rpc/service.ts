@@ -15,6 +15,7 @@ import { spawn } from 'node:child_process';
 import { chmodSync, lchownSync, readFileSync, unlinkSync } from 'node:fs';
 import { CriuTsError, describeError } from '../errors.js';
 import { logLevel, logger, setLogLevel } from '../log.js';
+import { ownNodeEnv } from '../node-start.js';
 import {
   POLLIN, accept4, bindUnix, closeQuiet, fcntl, listen, peerCred, pollFd, replaceFile, seqpacketSocket, F_SETFD,
   FD_CLOEXEC,
@@ -154,7 +155,7 @@ function spawnWorker(connFd: number): void {
   const child = spawn(process.execPath, selfArgs(['swrk', '3']), {
     stdio: ['ignore', 'inherit', 'inherit', connFd],
     // The worker logs (between requests) at the service's level; each request then sets its own.
-    env: { ...process.env, [WORKER_ENV]: 'service', [LOG_LEVEL_ENV]: String(logLevel()) },
+    env: ownNodeEnv({ ...process.env, [WORKER_ENV]: 'service', [LOG_LEVEL_ENV]: String(logLevel()) }),
   });
   child.on('error', (e) => log.error(`worker for connection fd ${connFd}: ${e.message}`));
   child.on('exit', (code, sig) => log.info(`Worker (pid ${child.pid ?? '?'}) exited with ${sig ?? code}`));
@@ -178,7 +179,7 @@ export async function runService(o: ServiceOptions): Promise<number> {
       const child = spawn(process.execPath, selfArgs(process.argv.slice(2)), {
         stdio: ['ignore', 'ignore', 'ignore', listenFd],
         detached: true,
-        env: { ...process.env, [LISTEN_FD_ENV]: '3' },
+        env: ownNodeEnv({ ...process.env, [LISTEN_FD_ENV]: '3' }),
       });
       const pid = child.pid;
       if (pid === undefined) throw new CriuTsError('EINTERNAL', 'cannot start the service daemon');

@@ -1,0 +1,26 @@
+/**
+ * What Node does at its start that criu-ts has no use for.
+ *
+ * Node 20 reads and parses every certificate of NODE_EXTRA_CA_CERTS before
+ * the first line of JavaScript runs (on a machine that names the system's
+ * bundle there, 140 certificates: about 35 ms of CPU, more than the rest
+ * of Node's own start). criu-ts never opens a TLS connection, so the
+ * launchers (bin/criu-ts, bin/crit-ts) start node without it and keep its
+ * value under SAVED_CA_ENV; bin/load-bundle.cjs puts it back into
+ * process.env before anything runs, so every program criu-ts starts
+ * (action scripts, ip, nft) sees the environment its caller gave.
+ * A node process of our own (an RPC worker, the page-server daemon) is
+ * started the launchers' way again: ownNodeEnv().
+ */
+
+/** Where the launchers keep NODE_EXTRA_CA_CERTS while node starts (load-bundle.cjs names it too). */
+export const SAVED_CA_ENV = 'CRIU_TS_NODE_EXTRA_CA_CERTS';
+
+/** `env` for a node process that runs criu-ts: NODE_EXTRA_CA_CERTS kept aside, as the launchers do. */
+export function ownNodeEnv(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  const out = { ...env };
+  const ca = out['NODE_EXTRA_CA_CERTS'];
+  delete out['NODE_EXTRA_CA_CERTS'];
+  if (ca !== undefined && ca !== '') out[SAVED_CA_ENV] = ca;
+  return out;
+}

@@ -1,0 +1,64 @@
+/**
+ * bin/criu-ts and bin/crit-ts as the kernel runs them (their `#!` line):
+ * node starts without NODE_EXTRA_CA_CERTS (src/node-start.ts: Node 20
+ * parses those certificates before any JavaScript, for TLS criu-ts never
+ * makes), and the programs criu-ts starts still get the variable as the
+ * caller set it. A file that does not exist makes Node print a warning
+ * at its start: the launchers' runs must not.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
+import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { ownNodeEnv, SAVED_CA_ENV } from '../../src/node-start.js';
+import { repoRoot } from '../lib/subjects.js';
+import { removeDir, tempDir } from '../lib/harness.js';
+
+const MISSING = '/nonexistent/criu-ts-test-ca.pem';
+
+function runBin(bin: string, args: string[], env: NodeJS.ProcessEnv): { status: number | null; stdout: string; stderr: string } {
+  const p = spawnSync(join(repoRoot(), 'bin', bin), args, { encoding: 'utf8', env });
+  return { status: p.status, stdout: p.stdout, stderr: p.stderr };
+}
+
+test('node itself warns about a missing NODE_EXTRA_CA_CERTS (what the next tests rely on)', () => {
+  const p = spawnSync(process.execPath, ['-e', '0'], { encoding: 'utf8', env: { ...process.env, NODE_EXTRA_CA_CERTS: MISSING } });
+  assert.match(p.stderr, /extra certs/);
+});
+
+test('bin/criu-ts and bin/crit-ts start node without NODE_EXTRA_CA_CERTS', () => {
+  const env = { ...process.env, NODE_EXTRA_CA_CERTS: MISSING };
+  const c = runBin('criu-ts', ['--version'], env);
+  assert.equal(c.status, 0, c.stderr);
+  assert.equal(c.stderr, '');
+  const t = runBin('crit-ts', ['--help'], env);
+  assert.equal(t.status, 0, t.stderr);
+  assert.doesNotMatch(t.stderr, /extra certs/);
+});
+
+test('a program criu-ts starts sees NODE_EXTRA_CA_CERTS as the caller set it, and nothing of ours', { timeout: 60_000 }, async () => {
+  const work = tempDir('launcher');
+  const target = spawn('sleep', ['60'], { detached: true, stdio: 'ignore' });
+  try {
+    const seen = join(work, 'seen.txt');
+    const script = join(work, 'show-env.sh');
+    // The pre-dump script refuses the dump: nothing is touched, the script's view is all we want.
+    writeFileSync(script, `#!/bin/sh\necho "ca=\${NODE_EXTRA_CA_CERTS-unset} saved=\${${SAVED_CA_ENV}-unset}" > ${seen}\nexit 1\n`);
+    chmodSync(script, 0o755);
+    const d = runBin('criu-ts', ['dump', '-t', String(target.pid), '-D', work, '--action-script', script], { ...process.env, NODE_EXTRA_CA_CERTS: MISSING });
+    assert.equal(d.status, 1);
+    assert.match(d.stderr, /Script .*show-env\.sh exited with 1/);
+    assert.doesNotMatch(d.stderr, /extra certs/);
+    assert.equal(readFileSync(seen, 'utf8').trim(), `ca=${MISSING} saved=unset`);
+  } finally {
+    target.kill('SIGKILL');
+    removeDir(work);
+  }
+});
+
+test('ownNodeEnv keeps NODE_EXTRA_CA_CERTS aside for a node process of ours, as the launchers do', () => {
+  assert.deepEqual(ownNodeEnv({ A: '1', NODE_EXTRA_CA_CERTS: '/x.pem' }), { A: '1', [SAVED_CA_ENV]: '/x.pem' });
+  assert.deepEqual(ownNodeEnv({ A: '1', NODE_EXTRA_CA_CERTS: '' }), { A: '1' });
+  assert.deepEqual(ownNodeEnv({ A: '1' }), { A: '1' });
+});
