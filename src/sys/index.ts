@@ -25,3 +25,4 @@ export * from './ioctl.js';
 export * from './mman.js';
 export * from './fs-ids.js';
 export * from './uring.js';
+export * from './nftables.js';

@@ -181,7 +181,12 @@ function nlAttrBytes(attrs: readonly NlAttr[]): Buffer {
  * for: the kernel's error answer throws SyscallError named `what`.
  */
 export function rtnlRequest(what: string, type: number, head: Buffer, attrs: readonly NlAttr[], onReply?: (type: number, body: Buffer) => void): void {
-  const fd = socket(AF_NETLINK, SOCK_RAW, NETLINK_ROUTE);
+  nlRequest(NETLINK_ROUTE, what, type, head, attrs, onReply);
+}
+
+/** rtnlRequest on a netlink family of `protocol` (NETLINK_ROUTE, NETLINK_NETFILTER...). */
+export function nlRequest(protocol: number, what: string, type: number, head: Buffer, attrs: readonly NlAttr[], onReply?: (type: number, body: Buffer) => void): void {
+  const fd = socket(AF_NETLINK, SOCK_RAW, protocol);
   try {
     const body = Buffer.concat([head, nlAttrBytes(attrs)]);
     const req = Buffer.alloc(NLMSG_HDRLEN + body.length);

@@ -13,6 +13,7 @@ import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import { check, dump, restore } from '../../../src/api/index.js';
 import { clearStaleLocks } from '../../../src/kinds/index.js';
+import { nftTableExists } from '../../../src/sys/index.js';
 import { readImage } from '../../../src/images/index.js';
 import { isAlive, repoRoot, startSubject } from '../../lib/subjects.js';
 import { killAndWait, removeDir, tempDir, waitFor, waitGone } from '../../e2e/helpers.js';
@@ -159,6 +160,32 @@ test('a marker belongs to whoever holds its flock, not to the pid written in it 
       try { execFileSync(NFT as string, ['delete', 'table', 'inet', `CRIU-${id}`], { stdio: 'ignore' }); } catch { /* gone */ }
       rmSync(join(markers, id), { force: true });
     }
+    removeDir(dir);
+  }
+});
+
+test('a restore asks the kernel for the lock table: none made, nothing run; one there (CRIU makes it for every dump), removed', { timeout: STEP_TIMEOUT_MS, skip }, async () => {
+  const dir = tempDir('inet-lock-none');
+  const s = await startSubject('counter-loop', []);
+  let id: string | undefined;
+  try {
+    await dump({ pid: s.pid, imagesDir: dir, progress: false, networkLock: 'nftables' });
+    assert.ok(await waitGone(s.pid));
+    id = runIdOf(dir);
+    // No connection: no table, and the kernel says so.
+    assert.ok(!hasTable(id));
+    assert.equal(nftTableExists('inet', `CRIU-${id}`), false);
+    // The table CRIU's dump makes whatever the tree holds (made here by hand): the restore takes it away.
+    execFileSync(NFT as string, ['add', 'table', 'inet', `CRIU-${id}`]);
+    assert.equal(nftTableExists('inet', `CRIU-${id}`), true);
+    assert.equal(nftTableExists('ip', `CRIU-${id}`), false);
+    await restore({ imagesDir: dir, progress: false });
+    assert.ok(!hasTable(id));
+    assert.equal((await s.terminateAndResult(30_000)).text, 'PASS');
+  } finally {
+    if (id !== undefined && hasTable(id)) execFileSync(NFT as string, ['delete', 'table', 'inet', `CRIU-${id}`]);
+    await killAndWait(s.pid);
+    s.cleanup();
     removeDir(dir);
   }
 });

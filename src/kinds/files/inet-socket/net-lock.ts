@@ -30,7 +30,7 @@ import { existsSync, readlinkSync } from 'node:fs';
 import { CriuTsError } from '../../../errors.js';
 import { imageFile } from '../../../images/index.js';
 import { logger } from '../../../log.js';
-import { AF_INET6, IPPROTO_TCP, TCP_LISTEN, TCP_CLOSE } from '../../../sys/index.js';
+import { AF_INET6, IPPROTO_TCP, TCP_LISTEN, TCP_CLOSE, nftTableExists } from '../../../sys/index.js';
 import { stateKey, type DumpContext } from '../../types.js';
 import type { FileEntry } from '../../../images/messages.js';
 import { claimMarker, forEachDeadMarker, type Marker } from './net-lock-marker.js';
@@ -275,6 +275,13 @@ export function unlockNetwork(method: number | undefined, runId: string | undefi
     return;
   }
   if (method !== LOCK_METHOD.nftables || !runId) return;
+  // A dump makes its table with its first connection (CRIU's always):
+  // most restores have none to remove, and asking the kernel costs no nft run.
+  checkRunId(runId);
+  if (nftTableExists('inet', `CRIU-${runId}`) === false) {
+    log.debug(`no network lock to take away: no table ${table(runId)}`);
+    return;
+  }
   deleteTable(runId);
   log.info(`network unlocked: table ${table(runId)}`);
 }
