@@ -17,7 +17,7 @@ import { DumpSession } from './context.js';
 import { checkOwnNamespaces, checkTraceable } from './authorize.js';
 import { walkTree } from '../proc/children.js';
 import { beginChecksums, checksumEntries, endChecksums } from '../images/index.js';
-import { seizeTree, releaseTree } from './tree.js';
+import { checkTarget, seizeTree, releaseTree } from './tree.js';
 import { askTree, type TaskAsked } from './ask.js';
 import { dumpInFlight } from './files.js';
 import { IncrementalMemory } from '../kinds/memory/incremental.js';
@@ -34,12 +34,6 @@ import { writeTreeImages } from './finish.js';
 import { serveFrozenTree, type FrozenTask } from './lazy-serve.js';
 
 const log = logger('dump');
-
-function checkTarget(pid: number): void {
-  if (!Number.isInteger(pid) || pid <= 0) throw new CriuTsError('EUSAGE', `bad pid ${pid}`, { pid });
-  if (!existsSync(`/proc/${pid}`)) throw new CriuTsError('ENOTASK', `no process with pid ${pid}`, { pid });
-  if (pid === process.pid) throw new CriuTsError('EUSAGE', 'cannot dump criu-ts itself', { pid });
-}
 
 export function checkImagesDir(dir: string, caller: CallerCreds | undefined): void {
   try {
@@ -73,7 +67,7 @@ export async function dumpTree(opts: DumpTreeOptions): Promise<DumpResult> {
 
 async function dumpTreeHashed(opts: DumpTreeOptions): Promise<DumpResult> {
   const { pid, dir } = opts;
-  checkTarget(pid);
+  checkTarget(pid, 'dump');
   checkImagesDir(dir, opts.asCaller);
   const progress = makeProgress('dump', opts.progress);
   const t0 = process.hrtime.bigint();

@@ -15,14 +15,14 @@
  * the tasks is looked at, so a pre-dump never refuses a file or a socket;
  * the final dump does.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { randomUUID } from 'node:crypto';
 import { storeImage } from '../images/index.js';
 import type { InventoryEntry, StatsEntry } from '../images/messages.js';
 import { CriuTsError, isCriuTsError } from '../errors.js';
 import { logger } from '../log.js';
 import type { DumpTreeOptions, DumpResult, DumpStats } from './options.js';
-import { seizeTree, releaseTree } from './tree.js';
+import { checkTarget, seizeTree, releaseTree } from './tree.js';
 import { hasOwnNamespace, refuseForeignNamespaces } from './namespaces.js';
 import { TreePids } from './pids.js';
 import { checkImagesDir } from './index.js';
@@ -41,9 +41,7 @@ const usSince = (t0: bigint): number => Number((process.hrtime.bigint() - t0) / 
 
 export async function preDumpTree(opts: DumpTreeOptions): Promise<DumpResult> {
   const pid = opts.pid;
-  if (!Number.isInteger(pid) || pid <= 0) throw new CriuTsError('EUSAGE', `bad pid ${pid}`, { pid });
-  if (!existsSync(`/proc/${pid}`)) throw new CriuTsError('ENOTASK', `no process with pid ${pid}`, { pid });
-  if (pid === process.pid) throw new CriuTsError('EUSAGE', 'cannot pre-dump criu-ts itself', { pid });
+  checkTarget(pid, 'pre-dump');
   if (opts.after === 'stop') throw new CriuTsError('EUSAGE', 'pre-dump always leaves the tree running (--leave-stopped makes no sense here)', {});
   const dir = opts.dir;
   checkImagesDir(dir, opts.asCaller);

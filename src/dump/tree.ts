@@ -56,6 +56,35 @@ function exitedMeanwhile(node: TaskNode, tid: number): boolean {
 }
 
 /**
+ * The pid a dump or pre-dump was asked for names a live task that is not
+ * criu-ts: a zombie is said to be one (it has exited and waits for its
+ * parent; nothing of it is left to save), not left to fail later on a
+ * namespace or a seize.
+ */
+export function checkTarget(pid: number, verb: 'dump' | 'pre-dump'): void {
+  if (!Number.isInteger(pid) || pid <= 0) throw new CriuTsError('EUSAGE', `bad pid ${pid}`, { pid });
+  if (!existsSync(`/proc/${pid}`)) throw new CriuTsError('ENOTASK', `no process with pid ${pid}`, { pid });
+  if (pid === process.pid) throw new CriuTsError('EUSAGE', `cannot ${verb} criu-ts itself`, { pid });
+  let st: ReturnType<typeof parseStatus>;
+  try {
+    st = parseStatus(pid);
+  } catch {
+    throw new CriuTsError('ENOTASK', `no process with pid ${pid}`, { pid });
+  }
+  if (st.state === 'Z' || st.state === 'X') {
+    throw new CriuTsError('ENOTASK', `task ${pid} (${readCommQuiet(pid)}) is a zombie: it has exited and waits for its parent (pid ${st.ppid}) to reap it; nothing of it is left to ${verb}`, { pid, ppid: st.ppid });
+  }
+}
+
+function readCommQuiet(pid: number): string {
+  try {
+    return readComm(pid);
+  } catch {
+    return '?';
+  }
+}
+
+/**
  * EPERM from PTRACE_SEIZE of a live thread: most often another tracer (a
  * debugger, strace) holds it; a task has one tracer at a time, and CRIU
  * refuses such a task too. Say who, rather than a bare errno.

@@ -2,6 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { spawn } from 'node:child_process';
 import { runCli } from '../lib/run.js';
 import { formatDumpStats, formatFeatureList, writePidfile } from '../../src/cli/commands.js';
 
@@ -45,6 +46,30 @@ test('bad command lines: one stderr line, exit 1', async () => {
 test('dump of a pid that does not exist', async () => {
   // pid_max is 32768 here, so this pid cannot exist
   await oneLineError(['dump', '-t', '4000000', '-D', '/tmp'], /^criu-ts: no process with pid 4000000$/);
+});
+
+test('dump and pre-dump of a zombie say so in one line, naming the parent that has not reaped it', async () => {
+  // sleep never reaps: the subshell that ran `true`, its child, stays a zombie under it.
+  const parent = spawn('sh', ['-c', 'true & exec sleep 30'], { stdio: 'ignore' });
+  try {
+    let zombie = 0;
+    for (let i = 0; i < 200 && zombie === 0; i++) {
+      await new Promise((r) => setTimeout(r, 10));
+      try {
+        const kid = Number(readFileSync(`/proc/${parent.pid}/task/${parent.pid}/children`, 'utf8').trim().split(' ')[0]);
+        if (kid > 0 && /^State:\s+Z/m.test(readFileSync(`/proc/${kid}/status`, 'utf8'))) zombie = kid;
+      } catch {
+        // not there yet
+      }
+    }
+    assert.ok(zombie > 0, 'no zombie to try');
+    for (const verb of ['dump', 'pre-dump']) {
+      await oneLineError([verb, '-t', String(zombie), '-D', '/tmp'],
+        new RegExp(`^Error \\(criu-ts\\): task ${zombie} \\(sh\\) is a zombie: it has exited and waits for its parent \\(pid ${parent.pid}\\) to reap it; nothing of it is left to ${verb}$`));
+    }
+  } finally {
+    parent.kill('SIGKILL');
+  }
 });
 
 test('restore refuses a missing images dir or an existing pidfile before restoring', async () => {
