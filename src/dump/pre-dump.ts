@@ -15,7 +15,6 @@
  * the tasks is looked at, so a pre-dump never refuses a file or a socket;
  * the final dump does.
  */
-import { readFileSync } from 'node:fs';
 import { randomUUID } from 'node:crypto';
 import { storeImage } from '../images/index.js';
 import type { InventoryEntry, StatsEntry } from '../images/messages.js';
@@ -28,6 +27,7 @@ import { TreePids } from './pids.js';
 import { checkImagesDir } from './index.js';
 import { checkOwnNamespaces, checkTraceable } from './authorize.js';
 import { walkTree } from '../proc/children.js';
+import { parseStat } from '../proc/stat.js';
 import { dumpMemory, type MemoryDump } from '../kinds/memory/dump.js';
 import { IncrementalMemory } from '../kinds/memory/incremental.js';
 import { PageServerClient } from '../kinds/memory/page-server-client.js';
@@ -174,8 +174,7 @@ export async function preDumpTree(opts: DumpTreeOptions): Promise<DumpResult> {
 /** The task has exited (gone, or a zombie whose memory is gone). */
 function taskGone(pid: number): boolean {
   try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
-    const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
+    const { state } = parseStat(pid);
     return state === 'Z' || state === 'X';
   } catch {
     return true;

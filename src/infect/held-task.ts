@@ -17,7 +17,7 @@
  * Tracee (tracee.ts) adds what a held task owns in the target: the scratch
  * area, the self-cure frame, and the cure that puts everything back.
  */
-import { readFileSync } from 'node:fs';
+import { parseStatus } from '../proc/status.js';
 import {
   ptraceSyscall, ptraceCont, ptraceDetach, ptraceDetachQuiet, ptraceInterrupt,
   getGpRegsRaw, setGpRegsRaw, ptraceGetSiginfo, ptraceGetEventMsg, ptraceGetSigmask, ptraceSetSigmask,
@@ -257,8 +257,7 @@ export class HeldTask {
   }
 
   tgid(): number {
-    const m = /\nTgid:\s+(\d+)/.exec(readFileSync(`/proc/${this.tid}/status`, 'latin1'));
-    return m ? Number(m[1]) : this.tid;
+    return parseStatus(this.tid).tgid;
   }
 
   /** Let it run again; a task that was stopped when seized stays stopped. */

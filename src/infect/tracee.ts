@@ -6,7 +6,7 @@
  * This file holds what the tracer owns inside the task: the scratch area
  * and the self-cure frame (sigframe.ts), and the cure that undoes both.
  */
-import { readFileSync } from 'node:fs';
+import { parseStatus } from '../proc/status.js';
 import {
   ptraceSeize, ptraceInterrupt, ptraceDetachQuiet, ptraceGetRegsetView, NT_X86_XSTATE, getGpRegsRaw, setGpRegsRaw,
   ptraceGetSigmask, ptraceSetSigmask, PTRACE_O, isSyscallError, EINVAL, EPERM, processVmWritev, NR, XSAVE_MAX_BYTES,
@@ -114,8 +114,7 @@ export class Tracee extends HeldTask {
   selfCure(slot: bigint): boolean {
     const g = this.findGadgets(true);
     const mask = this.savedSigmask ?? ptraceGetSigmask(this.tid);
-    const status = readFileSync(`/proc/${this.tid}/status`, 'latin1');
-    const shstk = /\nx86_Thread_features:[^\n]*shstk/.test(status);
+    const shstk = /\bshstk\b/.test(parseStatus(this.tid).raw['x86_Thread_features'] ?? '');
     // Used at once (the frame is built from it); copied only where kept.
     const xstate = ptraceGetRegsetView(this.tid, NT_X86_XSTATE, XSAVE_MAX_BYTES);
     const kept = this.scratchOwned ? Buffer.from(xstate) : undefined;

@@ -196,3 +196,9 @@ export function parseFdinfo(pid: number, fd: number): FdInfo {
   const file = `/proc/${pid}/fdinfo/${fd}`;
   return parseFdinfoText(readProcText(pid, file), file);
 }
+
+/** The id of the mount an fd of `pid` is on (fdinfo's mnt_id); undefined on a kernel that does not show it. */
+export function fdMountId(pid: number, fd: number): number | undefined {
+  const info = parseFdinfo(pid, fd);
+  return info.raw['mnt_id'] === undefined ? undefined : info.mntId;
+}

@@ -1,4 +1,5 @@
 /** /proc/PID/status (and per thread): ids, credentials, signal masks, capabilities. */
+import { readdirSync } from 'node:fs';
 import { CriuTsError } from '../errors.js';
 import { lines, parseError, procDir, readProcText } from './read.js';
 
@@ -112,4 +113,22 @@ export function parseStatus(pid: number, tid?: number): ProcStatus {
     umask: umask === undefined ? 0 : parseInt(umask, 8),
     raw,
   };
+}
+
+/**
+ * Every process whose main thread `tracer` traces (TracerPid): the tasks a
+ * dump holds, for a kind that must find which of them holds an object.
+ * Processes that go meanwhile are left out.
+ */
+export function processesTracedBy(tracer: number): number[] {
+  const out: number[] = [];
+  for (const name of readdirSync('/proc')) {
+    if (!/^[0-9]+$/.test(name)) continue;
+    try {
+      if (parseStatus(Number(name)).tracerPid === tracer) out.push(Number(name));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return out;
 }

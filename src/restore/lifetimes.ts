@@ -3,10 +3,10 @@
  * tasks reaching their stop, orphans going away, a task of ours killed on
  * failure, the restored root's end (restore -d without detach).
  */
-import { readFileSync } from 'node:fs';
 import { logger } from '../log.js';
-import { waitPid, __WALL, WNOHANG, pidExists } from '../sys/index.js';
+import { waitPid, __WALL, WNOHANG, pidExists, PF_EXITING, SIGKILL } from '../sys/index.js';
 import { collectExit } from '../infect/tracee.js';
+import { parseStat, parseStatus, type ProcStat, type ProcStatus } from '../proc/index.js';
 import type { RestoreNode } from './plan.js';
 
 const log = logger('restore');
@@ -19,11 +19,11 @@ export async function pidFreed(pid: number): Promise<boolean> {
   const deadline = Date.now() + 5000;
   let said = false;
   while (pidExists(pid)) {
-    let status = '';
-    let stat = '';
+    let status: ProcStatus;
+    let stat: ProcStat;
     try {
-      status = readFileSync(`/proc/${pid}/status`, 'latin1');
-      stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
+      status = parseStatus(pid);
+      stat = parseStat(pid);
     } catch {
       // Gone between the two looks (or never a task we can see): look again, within the deadline.
       if (Date.now() > deadline) return false;
@@ -39,18 +39,11 @@ export async function pidFreed(pid: number): Promise<boolean> {
 }
 
 /** A zombie, or a task a dump just killed: SIGKILL pending, or already exiting (PF_EXITING). */
-function goingAway(status: string, stat: string): boolean {
-  const state = /\nState:\s+(\S)/.exec(status)?.[1] ?? '';
-  if (state === 'Z' || state === 'X') return true;
-  const PF_EXITING = 0x4;
-  const flags = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[6] ?? 0);
-  if ((flags & PF_EXITING) !== 0) return true;
-  const SIGKILL_BIT = 1n << 8n;
-  for (const key of ['SigPnd', 'ShdPnd']) {
-    const hex = new RegExp(`\\n${key}:\\s+([0-9a-f]+)`).exec(status)?.[1];
-    if (hex !== undefined && (BigInt(`0x${hex}`) & SIGKILL_BIT) !== 0n) return true;
-  }
-  return false;
+function goingAway(status: ProcStatus, stat: ProcStat): boolean {
+  if (status.state === 'Z' || status.state === 'X') return true;
+  if ((stat.flags & PF_EXITING) !== 0) return true;
+  const sigkill = 1n << BigInt(SIGKILL - 1);
+  return ((status.sigPnd | status.shdPnd) & sigkill) !== 0n;
 }
 
 export async function untilStopped(pids: readonly number[]): Promise<void> {
@@ -60,8 +53,7 @@ export async function untilStopped(pids: readonly number[]): Promise<void> {
     for (;;) {
       let state = '';
       try {
-        const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
-        state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
+        state = parseStat(pid).state;
       } catch {
         break;
       }

@@ -11,13 +11,12 @@
  * before; anyone else gets `CallerCreds` and every dump and restore is
  * limited to what that user could do itself.
  */
-import { readFileSync } from 'node:fs';
 import type { CallerCreds } from '../api/options.js';
 import { CriuTsError } from '../errors.js';
-import { closeQuiet, peerPidfd, sysTry, NR } from '../sys/index.js';
+import { closeQuiet, peerPidfd, sysTry, NR, CAP_SYS_PTRACE } from '../sys/index.js';
+import { parseStatus, type ProcStatus } from '../proc/index.js';
 import type { PeerCred } from '../sys/index.js';
 
-const CAP_SYS_PTRACE = 19;
 
 export interface Caller {
   pid: number;
@@ -25,18 +24,12 @@ export interface Caller {
   creds: CallerCreds | undefined;
 }
 
-function field(status: string, name: string): string {
-  const m = new RegExp(`^${name}:\\s*(.*)$`, 'm').exec(status);
-  if (m?.[1] === undefined) throw new CriuTsError('EPROC', `no ${name} in the RPC caller's status`, { name });
-  return m[1];
-}
-
 /** Identify the peer of connection `fd`; `cred` is its SO_PEERCRED. */
 export function identifyCaller(fd: number, cred: PeerCred): Caller {
   const pidfd = peerPidfd(fd);
-  let status: string;
+  let status: ProcStatus;
   try {
-    status = readFileSync(`/proc/${cred.pid}/status`, 'utf8');
+    status = parseStatus(cred.pid);
     // Still the process that connected? (pidfd_send_signal with signal 0 fails with ESRCH once it exited.)
     if (pidfd !== undefined && sysTry(NR.pidfd_send_signal, pidfd, 0, 0, 0) !== 0) throw new Error('the caller exited');
   } catch (e) {
@@ -44,14 +37,11 @@ export function identifyCaller(fd: number, cred: PeerCred): Caller {
   } finally {
     if (pidfd !== undefined) closeQuiet(pidfd);
   }
-  const uids = field(status, 'Uid').split(/\s+/).map(Number);
-  const gids = field(status, 'Gid').split(/\s+/).map(Number);
-  const groups = field(status, 'Groups').split(/\s+/).filter((g) => g !== '').map(Number);
-  const capEff = BigInt(`0x${field(status, 'CapEff')}`);
+  const { groups, capEff } = status;
   const capSysPtrace = (capEff & (1n << BigInt(CAP_SYS_PTRACE))) !== 0n;
   // SO_PEERCRED's ids are the ones at connect time; the process's own now must not be more than those.
-  const uid = uids[0] ?? cred.uid;
-  const gid = gids[0] ?? cred.gid;
+  const uid = status.uid[0];
+  const gid = status.gid[0];
   if (cred.uid === 0 && uid === 0 && capSysPtrace) return { pid: cred.pid, creds: undefined };
   // Real ids decide (PTRACE_MODE_ATTACH_REALCREDS); a set-id client is taken as its real user.
   return { pid: cred.pid, creds: { uid, gid, groups, capSysPtrace, pid: cred.pid } };

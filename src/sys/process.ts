@@ -19,6 +19,11 @@ export function pidfdSendSignal(pidfd: number, sig: number, pid?: number): void 
 
 /** The kernel's PID_MAX_LIMIT on 64-bit: no task has a pid above it. */
 export const PID_MAX_LIMIT = 4 * 1024 * 1024;
+/** Capability numbers (linux/capability.h) */
+export const CAP_SETPCAP = 8;
+export const CAP_SYS_PTRACE = 19;
+/** A task's flags (/proc/PID/stat field 9): it has begun to exit. */
+export const PF_EXITING = 0x4;
 
 /**
  * kill(2) with 0, a negative number or -1 signals a process group or every

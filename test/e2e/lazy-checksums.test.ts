@@ -10,14 +10,13 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, statSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readdirSync, readFileSync, readSync, statSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
-import { startSubject, repoRoot } from '../lib/subjects.js';
+import { dumpedSubject, startLazyDaemon } from '../lib/page-server.js';
 import { runCli } from '../lib/run.js';
 import { readImage } from '../../src/images/index.js';
 import type { CriuTsChecksumEntry } from '../../src/images/messages.js';
-import { useSubjectCleanup, waitGone } from './helpers.js';
+import { useSubjectCleanup, waitGone } from '../lib/harness.js';
 
 const { subjects } = useSubjectCleanup();
 
@@ -35,13 +34,7 @@ function flip(path: string, off: number): void {
 }
 
 test('checksums of lazily served pages: block digests in criu-ts-checksums; a changed lazy page refused by the daemon, the task killed; a plain restore refuses it first', { timeout: 180_000 }, async () => {
-  const s = await startSubject('big-memory', ['--mib', '32']);
-  subjects.push(s);
-  const dir = join(s.workDir, 'img');
-  mkdirSync(dir);
-  const d = await runCli('criu-ts', ['dump', '-t', String(s.pid), '-D', dir]);
-  assert.equal(d.code, 0, d.stderr);
-  assert.ok(await waitGone(s.pid));
+  const { s, dir } = await dumpedSubject('big-memory', ['--mib', '32'], subjects);
   const sums = readImage(join(dir, 'criu-ts-checksums')).entries as unknown as CriuTsChecksumEntry[];
   // The biggest pages image holds the 32 MiB region; its middle is in it.
   const pages = readdirSync(dir).filter((n) => /^pages-\d+\.img$/.test(n)).sort((a, b) => statSync(join(dir, b)).size - statSync(join(dir, a)).size)[0] as string;
@@ -58,31 +51,20 @@ test('checksums of lazily served pages: block digests in criu-ts-checksums; a ch
   assert.equal(plain.stderr.trim().split('\n').length, 1, plain.stderr);
   assert.ok(!existsSync(`/proc/${s.pid}`), 'nothing restored');
 
-  const proc = spawn(process.execPath, [join(repoRoot(), 'bin', 'criu-ts'), 'lazy-pages', '-D', dir, '-v4', '-o', join(dir, 'lazy-pages.log')], {
-    stdio: ['ignore', 'ignore', 'pipe'],
-    env: { ...process.env, CRIU_TS_LAZY_PUSH_AFTER_MS: '3000' },
-  });
-  let stderr = '';
-  proc.stderr?.on('data', (b: Buffer) => { stderr += b.toString(); });
-  const exit = new Promise<number | null>((res) => proc.on('close', (c) => res(c)));
+  const lp = startLazyDaemon(dir, 3000);
   const r = await runCli('criu-ts', ['restore', '-d', '-D', dir, '--lazy-pages']);
   assert.equal(r.code, 0, `the lazy restore leaves the lazy pages to the daemon's check: ${r.stderr}`);
   // The subject now checks its 32 MiB: the changed block's fault makes the daemon refuse it.
   process.kill(s.pid, 'SIGTERM');
-  assert.notEqual(await exit, 0, 'the daemon fails');
+  const { code, stderr } = await lp.exit;
+  assert.notEqual(code, 0, 'the daemon fails');
   assert.match(stderr, new RegExp(`${pages}: contents changed since the dump at bytes ${at - 100}\\.\\.${at - 100 + 65536} `));
   assert.ok(await waitGone(s.pid, 15_000), 'the task is gone');
   assert.ok(!existsSync(s.outFile) || !readFileSync(s.outFile, 'utf8').startsWith('PASS'), 'it never finished its check on the changed page');
 });
 
 test('lazy restore: a changed image that is not lazy pages is refused before anything exists', { timeout: 120_000 }, async () => {
-  const s = await startSubject('big-memory', ['--mib', '8']);
-  subjects.push(s);
-  const dir = join(s.workDir, 'img');
-  mkdirSync(dir);
-  const d = await runCli('criu-ts', ['dump', '-t', String(s.pid), '-D', dir]);
-  assert.equal(d.code, 0, d.stderr);
-  assert.ok(await waitGone(s.pid));
+  const { s, dir } = await dumpedSubject('big-memory', ['--mib', '8'], subjects);
   flip(join(dir, `fs-${s.pid}.img`), 10);
   const r = await runCli('criu-ts', ['restore', '-d', '-D', dir, '--lazy-pages']);
   assert.notEqual(r.code, 0);

@@ -16,42 +16,18 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { startSubject, repoRoot, type Subject } from '../lib/subjects.js';
-import { memDirtyPhase, startPageServer } from '../lib/page-server.js';
+import { dumpedSubject, memDirtyPhase, startLazyDaemon, startPageServer, type LazyDaemon } from '../lib/page-server.js';
 import { runCli } from '../lib/run.js';
 import { isAlive } from '../lib/subjects.js';
 import { useSubjectCleanup, waitGone } from './helpers.js';
 
 const { subjects } = useSubjectCleanup();
 
-type Daemon = { proc: ChildProcess; exit: Promise<{ code: number | null; signal: NodeJS.Signals | null; stderr: string }> };
+type Daemon = LazyDaemon;
 
-/** `criu-ts lazy-pages -D dir`; pushing held back `pushAfterMs` after the restore (0: at once). */
-function startDaemon(dir: string, pushAfterMs = 0): Daemon {
-  const proc = spawn(process.execPath, [join(repoRoot(), 'bin', 'criu-ts'), 'lazy-pages', '-D', dir, '-v4', '-o', join(dir, 'lazy-pages.log')], {
-    stdio: ['ignore', 'ignore', 'pipe'],
-    env: { ...process.env, CRIU_TS_LAZY_PUSH_AFTER_MS: String(pushAfterMs) },
-  });
-  let stderr = '';
-  proc.stderr?.on('data', (b: Buffer) => { stderr += b.toString(); });
-  const exit = new Promise<{ code: number | null; signal: NodeJS.Signals | null; stderr: string }>((res) => proc.on('close', (code, signal) => res({ code, signal, stderr })));
-  return { proc, exit };
-}
-
-/** Subject `name` started and dumped into its img dir; the task is gone. */
-async function dumpedSubject(name: string, args: string[]): Promise<{ s: Subject; dir: string }> {
-  const s = await startSubject(name, args);
-  subjects.push(s);
-  const dir = join(s.workDir, 'img');
-  mkdirSync(dir);
-  const d = await runCli('criu-ts', ['dump', '-t', String(s.pid), '-D', dir]);
-  assert.equal(d.code, 0, d.stderr);
-  assert.ok(await waitGone(s.pid));
-  return { s, dir };
-}
-
-/** `restore -d --lazy-pages` of `dir`, served by a daemon started first (see startDaemon). */
+/** `restore -d --lazy-pages` of `dir`, served by a daemon started first (see startLazyDaemon). */
 async function lazyRestore(dir: string, pushAfterMs: number): Promise<Daemon> {
-  const lp = startDaemon(dir, pushAfterMs);
+  const lp = startLazyDaemon(dir, pushAfterMs);
   const r = await runCli('criu-ts', ['restore', '-d', '-D', dir, '--lazy-pages']);
   assert.equal(r.code, 0, r.stderr);
   return lp;
@@ -85,7 +61,7 @@ test('check: uffd and uffd-noncoop say yes (the kernel has them and criu-ts uses
 });
 
 test('restore --lazy-pages: a 64 MiB task runs before its memory is in place; every page right', { timeout: 120_000 }, async () => {
-  const { s, dir } = await dumpedSubject('big-memory', ['--mib', '64']);
+  const { s, dir } = await dumpedSubject('big-memory', ['--mib', '64'], subjects);
   const lp = await lazyRestore(dir, 2000);
   const rss = rssKbAt(s.pid, 60 << 10);
   assert.ok(rss < 8 << 10, `the 64 MiB region is not resident when the restore returns (Rss ${rss} kB)`);
@@ -119,7 +95,7 @@ test('lazy restore of a pre-dump chain with a forked child: PE_PARENT pages come
 });
 
 test('a lazily restored task forks, drops and unmaps memory whose pages are still missing: FORK, REMOVE, UNMAP followed', { timeout: 120_000 }, async () => {
-  const { s, dir } = await dumpedSubject('mem-dirty', ['--fork', '1']);
+  const { s, dir } = await dumpedSubject('mem-dirty', ['--fork', '1'], subjects);
   const lp = await lazyRestore(dir, 4000);
   // Phase 1: DONTNEED R[100..104), munmap R[200..208), a new mapping, a fork; phase 2: the child writes, more DONTNEED.
   await memDirtyPhase(s, 1);
@@ -129,7 +105,7 @@ test('a lazily restored task forks, drops and unmaps memory whose pages are stil
 });
 
 test('lazy-pages --page-server: the pages come from page-server --lazy-pages (PS_IOV_GET), the task checks every one', { timeout: 120_000 }, async () => {
-  const { s, dir } = await dumpedSubject('big-memory', ['--mib', '32']);
+  const { s, dir } = await dumpedSubject('big-memory', ['--mib', '32'], subjects);
   // The source host's page server, on the images.
   const ps = await startPageServer(dir, ['--lazy-pages', '-v4', '-o', join(dir, 'ps.log')]);
   const proc = spawn(process.execPath, [join(repoRoot(), 'bin', 'criu-ts'), 'lazy-pages', '-D', dir, '--page-server', '--address', '127.0.0.1', '--port', String(ps.port), '-v4', '-o', join(dir, 'lp.log')], { stdio: 'ignore' });
@@ -145,7 +121,7 @@ test('lazy-pages --page-server: the pages come from page-server --lazy-pages (PS
 });
 
 test('the lazy-pages daemon killed before every page is in place: the task dies by SIGBUS, it never runs on with zeros', { timeout: 120_000 }, async () => {
-  const { s, dir } = await dumpedSubject('big-memory', ['--mib', '64']);
+  const { s, dir } = await dumpedSubject('big-memory', ['--mib', '64'], subjects);
   const lp = await lazyRestore(dir, 60_000);
   assert.ok(isAlive(s.pid));
   lp.proc.kill('SIGKILL');

@@ -141,6 +141,15 @@ export function childrenOfUs(): number[] {
   return out;
 }
 
+/** The children of `pid`'s main thread, as /proc lists them; none once it is gone. */
+export function childrenOf(pid: number): number[] {
+  try {
+    return readFileSync(`/proc/${pid}/task/${pid}/children`, 'latin1').trim().split(/\s+/).filter((x) => x !== '').map(Number);
+  } catch {
+    return [];
+  }
+}
+
 export function tempDir(prefix: string): string {
   return mkdtempSync(`/tmp/criu-ts-${prefix}-`);
 }

@@ -213,3 +213,22 @@ export async function startSubject(name: string, args: string[] = [], opts: Star
     await sleep(10);
   }
 }
+
+/** The bytes subject_fill(p, len, seed) writes (test/subjects/lib/subject.c, xorshift64*): a subject's seeded data as it must be. */
+export function subjectFill(len: number, seed: bigint): Buffer {
+  const mask = (1n << 64n) - 1n;
+  let s = seed === 0n ? 1n : seed;
+  const rand = (): bigint => {
+    let x = s;
+    x ^= x >> 12n;
+    x = (x ^ (x << 25n)) & mask;
+    x ^= x >> 27n;
+    s = x;
+    return (x * 0x2545f4914f6cdd1dn) & mask;
+  };
+  const b = Buffer.alloc(len);
+  let i = 0;
+  for (; i + 8 <= len; i += 8) b.writeBigUInt64LE(rand(), i);
+  for (; i < len; i++) b[i] = Number(rand() & 0xffn);
+  return b;
+}

@@ -4,8 +4,8 @@
  * flags): "kept", an shm object still linked in /dev/shm, open as fd 20 and
  * mapped; "gone", one unlinked at once (a ghost), open as fd 21 and mapped;
  * a named semaphore unlinked after sem_open (only its mapping is left), as
- * Python's multiprocessing leaves its locks. Byte k of each object holds
- * (k * 5 + 1) & 0xff; the semaphore's value is 3.
+ * Python's multiprocessing leaves its locks. Each object holds seeded
+ * data (subject_map_filled); the semaphore's value is 3.
  * After SIGTERM: each mapping holds the pattern, a write through fd 20 and
  * 21 is seen through its mapping (one object again), the semaphore can be
  * taken three times and no more. (Whether the restored fds show O_NOFOLLOW
@@ -23,29 +23,20 @@
 
 #define SIZE (3 * 4096 + 100)
 
-static unsigned char *make(const char *name, int keep_at, int unlink_now)
+static unsigned char *make(const char *name, int keep_at, int unlink_now, uint64_t *sum)
 {
 	int fd = shm_open(name, O_RDWR | O_CREAT | O_EXCL, 0600);
 	if (fd < 0 || ftruncate(fd, SIZE) != 0)
 		subject_fail("shm_open %s: errno %d", name, errno);
 	if (unlink_now && shm_unlink(name) != 0)
 		subject_fail("shm_unlink %s: errno %d", name, errno);
-	unsigned char *p = mmap(NULL, SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-	if (p == MAP_FAILED)
-		subject_fail("mmap %s: errno %d", name, errno);
-	for (int k = 0; k < SIZE; k++)
-		p[k] = (unsigned char)(k * 5 + 1);
-	if (dup2(fd, keep_at) != keep_at)
-		subject_fail("dup2");
-	close(fd);
-	return p;
+	return subject_map_filled(fd, SIZE, SIZE, 51, sum, keep_at, name);
 }
 
-static void same_object(int fd, unsigned char *p, const char *what)
+static void same_object(int fd, unsigned char *p, uint64_t sum, const char *what)
 {
-	for (int k = 0; k < SIZE; k++)
-		if (p[k] != (unsigned char)(k * 5 + 1))
-			subject_fail("%s: byte %d of the mapping", what, k);
+	if (subject_hash(p, SIZE) != sum)
+		subject_fail("%s: the mapping's contents", what);
 	unsigned char c = 0xa7;
 	if (pwrite(fd, &c, 1, 4097) != 1 || p[4097] != 0xa7)
 		subject_fail("%s: a write through the fd is not seen through the mapping", what);
@@ -58,8 +49,9 @@ int main(int argc, char **argv)
 	snprintf(kept, sizeof kept, "/criu-ts-subject-%d-kept", getpid());
 	snprintf(gone, sizeof gone, "/criu-ts-subject-%d-gone", getpid());
 	snprintf(sem, sizeof sem, "/criu-ts-subject-%d-sem", getpid());
-	unsigned char *a = make(kept, 20, 0);
-	unsigned char *b = make(gone, 21, 1);
+	uint64_t sa, sb;
+	unsigned char *a = make(kept, 20, 0, &sa);
+	unsigned char *b = make(gone, 21, 1, &sb);
 	sem_t *s = sem_open(sem, O_CREAT | O_EXCL, 0600, 3);
 	if (s == SEM_FAILED)
 		subject_fail("sem_open: errno %d", errno);
@@ -68,8 +60,8 @@ int main(int argc, char **argv)
 	subject_ready();
 	subject_wait_term();
 
-	same_object(20, a, "linked shm");
-	same_object(21, b, "unlinked shm");
+	same_object(20, a, sa, "linked shm");
+	same_object(21, b, sb, "unlinked shm");
 	shm_unlink(kept);
 	for (int i = 0; i < 3; i++)
 		if (sem_trywait(s) != 0)

@@ -15,12 +15,12 @@
  * is made, i.e. be an ancestor, the task itself or created before it.
  * pidfds of one dead process share one open file description at restore.
  */
-import { readFileSync } from 'node:fs';
 import { spawn } from 'node:child_process';
 import { NR, closeQuiet, pidfdOpen, waitPid, O_NONBLOCK } from '../../sys/index.js';
 import type { FileEntry, PidfdEntry } from '../../images/messages.js';
 import { stateKey, type FileKind, type FdProbe, type RestoreContext, type RestoreTaskHandle } from '../types.js';
 import { CriuTsError } from '../../errors.js';
+import { parseStatus } from '../../proc/index.js';
 import { NO_FOWN } from './reg-file.js';
 import { heldFds } from '../install-fd.js';
 import { fileFlags, isAnonLink, part } from './anon-inode.js';
@@ -30,7 +30,7 @@ const PIDFD_THREAD = 0o200;
 
 function tracedByUs(pid: number): boolean {
   try {
-    return /^TracerPid:\s*(\d+)/m.exec(readFileSync(`/proc/${pid}/status`, 'latin1'))?.[1] === String(process.pid);
+    return parseStatus(pid).tracerPid === process.pid;
   } catch {
     return false;
   }

@@ -12,10 +12,10 @@
  *
  * A tree in criu-ts's own mount namespace uses the names as they are.
  */
-import { lstatSync, readFileSync } from 'node:fs';
+import { lstatSync } from 'node:fs';
 import { basename, dirname } from 'node:path';
 import { openat2, openDir, O, RESOLVE, AT_FDCWD, closeQuiet } from '../../sys/index.js';
-import { pathSeenBy } from '../../proc/index.js';
+import { fdMountId, pathSeenBy } from '../../proc/index.js';
 
 export interface TreePaths {
   /** does the tree see another root than ours (so names below are fd links we hold)? */
@@ -31,8 +31,7 @@ export interface TreePaths {
 }
 
 function mountIdOfFd(fd: number): number {
-  const id = /^mnt_id:\s*(\d+)/m.exec(readFileSync(`/proc/self/fdinfo/${fd}`, 'utf8'))?.[1];
-  return id === undefined ? -1 : Number(id);
+  return fdMountId(process.pid, fd) ?? -1;
 }
 
 const OURS: TreePaths = {

@@ -12,7 +12,7 @@ import { memfdFileForMapping } from '../../../src/kinds/files/memfd.js';
 import { DumpSession } from '../../../src/dump/context.js';
 import { readImage } from '../../../src/images/index.js';
 import type { MemfdInodeEntry, PagemapEntry } from '../../../src/images/messages.js';
-import { startSubject, type Subject } from '../../lib/subjects.js';
+import { startSubject, subjectFill, type Subject } from '../../lib/subjects.js';
 import { removeDir, tempDir } from '../../e2e/helpers.js';
 import { setUpRunner, STEP_TIMEOUT_MS } from './round-trip.js';
 
@@ -27,7 +27,8 @@ function memfdMaps(pid: number): { start: bigint; end: bigint; path: string }[] 
   });
 }
 
-const pattern = (n: number): Buffer => Buffer.from(Array.from({ length: n }, (_, k) => (k * 7 + 3) & 0xff));
+/** The subject's memfds hold subject_fill's bytes of seed 73 (memfd-map.c). */
+const pattern = (n: number): Buffer => subjectFill(n, 73n);
 
 test('memfd mappings: one MEMFD entry and inode per memfd, contents from map_files', { timeout: STEP_TIMEOUT_MS }, async () => {
   const dir = tempDir('kind-memfd-map');

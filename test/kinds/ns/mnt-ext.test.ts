@@ -13,12 +13,11 @@ import assert from 'node:assert/strict';
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
-import { dump, restore } from '../../../src/api/index.js';
-import { readImage } from '../../../src/images/index.js';
+import { dump, restore, type DumpOptions } from '../../../src/api/index.js';
 import { parseMountinfo } from '../../../src/proc/index.js';
-import { isAlive, startSubject } from '../../lib/subjects.js';
-import { becomeSubreaper, closeInheritedFds, tempDir, waitGone } from '../../e2e/helpers.js';
-import { SubjectRun } from '../../lib/subject-run.js';
+import { isAlive } from '../../lib/subjects.js';
+import { becomeSubreaper, closeInheritedFds, tempDir } from '../../lib/harness.js';
+import { dumpGone, inRoot, mountsOf } from './mnt-root.js';
 
 before(() => {
   closeInheritedFds();
@@ -32,55 +31,61 @@ function sh(cmd: string, args: readonly string[]): void {
   assert.equal(r.status, 0, `${cmd} ${args.join(' ')}: ${r.stderr}`);
 }
 
-test('external mounts: a slave of a shared mount of ours and a bind of one listed before it come back from the source given, the slave still receiving our mounts', TIMEOUT, async () => {
-  const root = tempDir('mnt-ext-root');
-  for (const d of ['proc', 't', 't2', 't3', 'dev', 'ro', 'mq', 'w', 'data/sub', 'e1', 'e2', 'e3']) mkdirSync(join(root, d), { recursive: true });
-  const src = tempDir('mnt-ext-src');
-  const dir = tempDir('mnt-ext-img');
-  const run = new SubjectRun();
-  run.removes(dir);
-  run.removes(root);
+/**
+ * Runs `body` with a shared tmpfs of ours (source `name`) at a temporary
+ * dir, holding a file `hello` and an empty dir `sub`, and its peer group;
+ * then it is unmounted and removed.
+ */
+async function withSharedSource(name: string, body: (src: string, group: number) => Promise<void>): Promise<void> {
+  const src = tempDir(`${name}-src`);
   let mounted = false;
   try {
-    sh('mount', ['-t', 'tmpfs', 'criu-ts-ext', src]);
+    sh('mount', ['-t', 'tmpfs', name, src]);
     mounted = true;
     sh('mount', ['--make-shared', src]);
     writeFileSync(join(src, 'hello'), 'from outside\n');
     mkdirSync(join(src, 'sub'));
-    const s = (run.subject = await startSubject('mnt-ns', ['--root', root, '--ext', src], { static: true, launcher: true, workDir: join(root, 'w') }));
-    const r = await dump({ pid: s.pid, imagesDir: dir, progress: false, extMounts: [{ key: '/e2', value: 'E2' }, { key: '/e3', value: 'E3' }] });
-    for (const p of r.pids) assert.ok(await waitGone(p), `task ${p} still there after the dump`);
-    const ids = readImage(join(dir, 'ids-1.img')).entries[0] as Record<string, number>;
-    type M = { mountpoint: string; ext_key?: string; master_id?: number };
-    const mounts = readImage(join(dir, `mountpoints-${ids['mnt_ns_id']}.img`)).entries as M[];
-    const order = mounts.map((m) => m.mountpoint);
-    assert.ok(order.indexOf('/e1') < order.indexOf('/e2'), order.join(' '));
-    assert.deepEqual(mounts.filter((m) => m.ext_key !== undefined).map((m) => [m.mountpoint, m.ext_key]), [['/e2', 'E2'], ['/e3', 'E3']]);
-    assert.notEqual(mounts.find((m) => m.mountpoint === '/e3')?.master_id ?? 0, 0, '/e3 is a slave of our group');
-    // Only the subject's own tmpfs are saved: /e1 is the external /e2's filesystem.
-    assert.equal(readdirSync(dir).filter((n) => /^tmpfs-dev-\d+\.tar\.gz\.img$/.test(n)).length, 2);
-
-    const res = await restore({ imagesDir: dir, progress: false, root, extMounts: [{ key: 'E2', value: src }, { key: 'E3', value: src }] });
-    run.restored = res.pid;
-    for (const e of ['e1', 'e2', 'e3']) assert.equal(readFileSync(`/proc/${res.pid}/root/${e}/hello`, 'utf8'), 'from outside\n', e);
-    // /e3 is a slave of the source's peer group again: a mount made here under the source shows there.
     const group = parseMountinfo(process.pid).filter((m) => m.mountpoint === src).pop()?.shared ?? 0;
     assert.notEqual(group, 0);
-    assert.equal(parseMountinfo(res.pid).find((m) => m.mountpoint === '/e3')?.master, group);
-    sh('mount', ['-t', 'tmpfs', 'criu-ts-ext-sub', join(src, 'sub')]);
-    try {
-      assert.ok(parseMountinfo(res.pid).some((m) => m.mountpoint === '/e3/sub'), '/e3 receives our mount');
-      assert.ok(!parseMountinfo(res.pid).some((m) => m.mountpoint === '/e2/sub'), '/e2 (private) does not');
-    } finally {
-      sh('umount', [join(src, 'sub')]);
-    }
-    await run.passesAt(res.pid);
+    await body(src, group);
   } finally {
-    await run.cleanup();
     if (mounted) spawnSync('umount', ['-l', src]);
     spawnSync('rmdir', [src]);
   }
-});
+}
+
+/** With a tmpfs mounted at src/sub for the length of `check`: which of the restored tree's mounts receive it. */
+function withSubMount(src: string, check: () => void): void {
+  sh('mount', ['-t', 'tmpfs', 'criu-ts-ext-sub', join(src, 'sub')]);
+  try {
+    check();
+  } finally {
+    sh('umount', [join(src, 'sub')]);
+  }
+}
+
+test('external mounts: a slave of a shared mount of ours and a bind of one listed before it come back from the source given, the slave still receiving our mounts', TIMEOUT, () => withSharedSource('criu-ts-ext', (src, group) => inRoot('mnt-ext', async ({ root, dir, run, start }) => {
+  const s = await start(['--ext', src]);
+  await dumpGone(s.pid, dir, { extMounts: [{ key: '/e2', value: 'E2' }, { key: '/e3', value: 'E3' }] });
+  const mounts = mountsOf<{ mountpoint: string; ext_key?: string; master_id?: number }>(dir);
+  const order = mounts.map((m) => m.mountpoint);
+  assert.ok(order.indexOf('/e1') < order.indexOf('/e2'), order.join(' '));
+  assert.deepEqual(mounts.filter((m) => m.ext_key !== undefined).map((m) => [m.mountpoint, m.ext_key]), [['/e2', 'E2'], ['/e3', 'E3']]);
+  assert.notEqual(mounts.find((m) => m.mountpoint === '/e3')?.master_id ?? 0, 0, '/e3 is a slave of our group');
+  // Only the subject's own tmpfs are saved: /e1 is the external /e2's filesystem.
+  assert.equal(readdirSync(dir).filter((n) => /^tmpfs-dev-\d+\.tar\.gz\.img$/.test(n)).length, 2);
+
+  const res = await restore({ imagesDir: dir, progress: false, root, extMounts: [{ key: 'E2', value: src }, { key: 'E3', value: src }] });
+  run.restored = res.pid;
+  for (const e of ['e1', 'e2', 'e3']) assert.equal(readFileSync(`/proc/${res.pid}/root/${e}/hello`, 'utf8'), 'from outside\n', e);
+  // /e3 is a slave of the source's peer group again: a mount made here under the source shows there.
+  assert.equal(parseMountinfo(res.pid).find((m) => m.mountpoint === '/e3')?.master, group);
+  withSubMount(src, () => {
+    assert.ok(parseMountinfo(res.pid).some((m) => m.mountpoint === '/e3/sub'), '/e3 receives our mount');
+    assert.ok(!parseMountinfo(res.pid).some((m) => m.mountpoint === '/e2/sub'), '/e2 (private) does not');
+  });
+  await run.passesAt(res.pid);
+})));
 
 /**
  * Automatic external mounts (--external mnt[], with
@@ -92,85 +97,49 @@ test('external mounts: a slave of a shared mount of ours and a bind of one liste
  * on the way naming the mount and the option; the restore binds each from
  * the path saved, /e3 a slave and /e4 a peer of our group again.
  */
-test('automatic external mounts: found from our mounts at dump (a slave and a peer of our group only with --enable-external-masters/-sharing), bound again at restore, back in our group', TIMEOUT, async () => {
-  const makeRoot = (): string => {
-    const r = tempDir('mnt-auto-root');
-    for (const d of ['proc', 't', 't2', 't3', 'dev', 'ro', 'mq', 'w', 'data/sub', 'e1', 'e2', 'e3', 'e4']) mkdirSync(join(r, d), { recursive: true });
-    writeFileSync(join(r, 'fb'), '');
-    return r;
+test('automatic external mounts: found from our mounts at dump (a slave and a peer of our group only with --enable-external-masters/-sharing), bound again at restore, back in our group', TIMEOUT, () => withSharedSource('criu-ts-auto', (src, group) => inRoot('mnt-auto', async ({ root, dir, run, start }) => {
+  const refused = async (pid: number, o: Partial<DumpOptions>, re: RegExp): Promise<void> => {
+    await assert.rejects(dump({ pid, imagesDir: dir, progress: false, ...o }), (e: Error) => {
+      assert.match(e.message, re);
+      assert.ok(!e.message.includes('\n'), e.message);
+      return true;
+    });
+    assert.ok(isAlive(pid), 'a refused dump leaves the tree running');
   };
-  const root = makeRoot();
-  // A first subject without /e4 and /fb, in a root of its own (its files are the same names).
-  const root0 = makeRoot();
-  const src = tempDir('mnt-auto-src');
-  const dir = tempDir('mnt-auto-img');
-  const run = new SubjectRun();
-  run.removes(dir);
-  run.removes(root);
-  run.removes(root0);
-  let mounted = false;
-  try {
-    sh('mount', ['-t', 'tmpfs', 'criu-ts-auto', src]);
-    mounted = true;
-    sh('mount', ['--make-shared', src]);
-    writeFileSync(join(src, 'hello'), 'from outside\n');
-    mkdirSync(join(src, 'sub'));
-    const group = parseMountinfo(process.pid).filter((m) => m.mountpoint === src).pop()?.shared ?? 0;
-    assert.notEqual(group, 0);
-    const refused = async (pid: number, o: { autoExtMounts?: boolean; extMasters?: boolean }, re: RegExp): Promise<void> => {
-      await assert.rejects(dump({ pid, imagesDir: dir, progress: false, ...o }), (e: Error) => {
-        assert.match(e.message, re);
-        assert.ok(!e.message.includes('\n'), e.message);
-        return true;
-      });
-      assert.ok(isAlive(pid), 'a refused dump leaves the tree running');
-    };
-    // Without /e4 (only /e1, /e2, /e3): /e3's master is our group alone.
-    const first = new SubjectRun();
-    try {
-      const s0 = (first.subject = await startSubject('mnt-ns', ['--root', root0, '--ext', src], { static: true, launcher: true, workDir: join(root0, 'w') }));
-      const e3 = `: mount \\d+ at /e3 \\(tmpfs criu-ts-auto, root /\\): it receives mounts from peer group ${group} outside its mount namespace: `;
-      await refused(s0.pid, {}, new RegExp(`${e3}keep it with --external mnt\\[\\] --enable-external-masters \\(mnt\\[\\]:m\\), or name it with --external mnt\\[MOUNTPOINT\\]:KEY$`));
-      await refused(s0.pid, { autoExtMounts: true }, new RegExp(`${e3}keep it with --enable-external-masters \\(mnt\\[\\]:m\\)$`));
-    } finally {
-      await first.cleanup();
-    }
-    const s = (run.subject = await startSubject('mnt-ns', ['--root', root, '--ext', src, '--ext-auto', '1'], { static: true, launcher: true, workDir: join(root, 'w') }));
-    const e4 = `: mount \\d+ at /e4 \\(tmpfs criu-ts-auto, root /\\): it is shared with ${src} outside its mount namespace \\(peer group ${group}\\): `;
-    await refused(s.pid, {}, new RegExp(`${e4}keep it with --external mnt\\[\\] --enable-external-sharing \\(mnt\\[\\]:s\\)$`));
-    await refused(s.pid, { autoExtMounts: true, extMasters: true }, new RegExp(`${e4}keep it with --enable-external-sharing \\(mnt\\[\\]:s\\)$`));
+  // A first subject without /e4 and /fb (only /e1, /e2, /e3), in a root of its own: /e3's master is our group alone.
+  await inRoot('mnt-auto-first', async (first) => {
+    writeFileSync(join(first.root, 'fb'), '');
+    const s0 = await first.start(['--ext', src]);
+    const e3 = `: mount \\d+ at /e3 \\(tmpfs criu-ts-auto, root /\\): it receives mounts from peer group ${group} outside its mount namespace: `;
+    await refused(s0.pid, {}, new RegExp(`${e3}keep it with --external mnt\\[\\] --enable-external-masters \\(mnt\\[\\]:m\\), or name it with --external mnt\\[MOUNTPOINT\\]:KEY$`));
+    await refused(s0.pid, { autoExtMounts: true }, new RegExp(`${e3}keep it with --enable-external-masters \\(mnt\\[\\]:m\\)$`));
+  });
+  writeFileSync(join(root, 'fb'), '');
+  const s = await start(['--ext', src, '--ext-auto', '1']);
+  const e4 = `: mount \\d+ at /e4 \\(tmpfs criu-ts-auto, root /\\): it is shared with ${src} outside its mount namespace \\(peer group ${group}\\): `;
+  await refused(s.pid, {}, new RegExp(`${e4}keep it with --external mnt\\[\\] --enable-external-sharing \\(mnt\\[\\]:s\\)$`));
+  await refused(s.pid, { autoExtMounts: true, extMasters: true }, new RegExp(`${e4}keep it with --enable-external-sharing \\(mnt\\[\\]:s\\)$`));
 
-    const r = await dump({ pid: s.pid, imagesDir: dir, progress: false, autoExtMounts: true, extMasters: true, extSharing: true });
-    for (const p of r.pids) assert.ok(await waitGone(p), `task ${p} still there after the dump`);
-    const ids = readImage(join(dir, 'ids-1.img')).entries[0] as Record<string, number>;
-    type M = { mountpoint: string; ext_key?: string; source?: string; internal_sharing?: boolean };
-    const mounts = readImage(join(dir, `mountpoints-${ids['mnt_ns_id']}.img`)).entries as M[];
-    const auto = mounts.filter((m) => m.ext_key === 'CRIU:AUTOGENERATED').map((m) => [m.mountpoint, m.source]).sort((a, b) => String(a[0]).localeCompare(String(b[0])));
-    assert.deepEqual(auto.filter(([p]) => p !== '/ro'), [['/e1', src], ['/e2', src], ['/e3', src], ['/e4', src], ['/fb', `${src}/hello`]]);
-    // /ro shows the root's filesystem, which our "/" mounts too.
-    assert.deepEqual(auto.find(([p]) => p === '/ro'), ['/ro', join(root, 'data/sub')]);
-    assert.equal(mounts.find((m) => m.mountpoint === '/e4')?.internal_sharing, undefined, '/e4 is shared with our group, not only inside');
-    assert.equal(readdirSync(dir).filter((n) => /^tmpfs-dev-\d+\.tar\.gz\.img$/.test(n)).length, 2, 'only the subject\'s own tmpfs are saved');
+  await dumpGone(s.pid, dir, { autoExtMounts: true, extMasters: true, extSharing: true });
+  const mounts = mountsOf<{ mountpoint: string; ext_key?: string; source?: string; internal_sharing?: boolean }>(dir);
+  const auto = mounts.filter((m) => m.ext_key === 'CRIU:AUTOGENERATED').map((m) => [m.mountpoint, m.source]).sort((a, b) => String(a[0]).localeCompare(String(b[0])));
+  assert.deepEqual(auto.filter(([p]) => p !== '/ro'), [['/e1', src], ['/e2', src], ['/e3', src], ['/e4', src], ['/fb', `${src}/hello`]]);
+  // /ro shows the root's filesystem, which our "/" mounts too.
+  assert.deepEqual(auto.find(([p]) => p === '/ro'), ['/ro', join(root, 'data/sub')]);
+  assert.equal(mounts.find((m) => m.mountpoint === '/e4')?.internal_sharing, undefined, '/e4 is shared with our group, not only inside');
+  assert.equal(readdirSync(dir).filter((n) => /^tmpfs-dev-\d+\.tar\.gz\.img$/.test(n)).length, 2, 'only the subject\'s own tmpfs are saved');
 
-    await assert.rejects(restore({ imagesDir: dir, progress: false, root }), /: mount \d+ at \/e\d is an external mount found automatically at dump \(source .*\): give --external mnt\[\] to bind it from there again$/);
-    const res = await restore({ imagesDir: dir, progress: false, root, autoExtMounts: true });
-    run.restored = res.pid;
-    for (const e of ['e1', 'e2', 'e3', 'e4', 'fb']) assert.equal(readFileSync(`/proc/${res.pid}/root/${e}${e === 'fb' ? '' : '/hello'}`, 'utf8'), 'from outside\n', e);
-    const theirs = parseMountinfo(res.pid);
-    assert.equal(theirs.find((m) => m.mountpoint === '/e3')?.master, group, '/e3 a slave of our group');
-    assert.equal(theirs.find((m) => m.mountpoint === '/e4')?.shared, group, '/e4 a peer of our group');
-    sh('mount', ['-t', 'tmpfs', 'criu-ts-auto-sub', join(src, 'sub')]);
-    try {
-      const now = parseMountinfo(res.pid);
-      for (const e of ['/e3', '/e4']) assert.ok(now.some((m) => m.mountpoint === `${e}/sub`), `${e} receives our mount`);
-      for (const e of ['/e1', '/e2']) assert.ok(!now.some((m) => m.mountpoint === `${e}/sub`), `${e} (private) does not`);
-    } finally {
-      sh('umount', [join(src, 'sub')]);
-    }
-    await run.passesAt(res.pid);
-  } finally {
-    await run.cleanup();
-    if (mounted) spawnSync('umount', ['-l', src]);
-    spawnSync('rmdir', [src]);
-  }
-});
+  await assert.rejects(restore({ imagesDir: dir, progress: false, root }), /: mount \d+ at \/e\d is an external mount found automatically at dump \(source .*\): give --external mnt\[\] to bind it from there again$/);
+  const res = await restore({ imagesDir: dir, progress: false, root, autoExtMounts: true });
+  run.restored = res.pid;
+  for (const e of ['e1', 'e2', 'e3', 'e4', 'fb']) assert.equal(readFileSync(`/proc/${res.pid}/root/${e}${e === 'fb' ? '' : '/hello'}`, 'utf8'), 'from outside\n', e);
+  const theirs = parseMountinfo(res.pid);
+  assert.equal(theirs.find((m) => m.mountpoint === '/e3')?.master, group, '/e3 a slave of our group');
+  assert.equal(theirs.find((m) => m.mountpoint === '/e4')?.shared, group, '/e4 a peer of our group');
+  withSubMount(src, () => {
+    const now = parseMountinfo(res.pid);
+    for (const e of ['/e3', '/e4']) assert.ok(now.some((m) => m.mountpoint === `${e}/sub`), `${e} receives our mount`);
+    for (const e of ['/e1', '/e2']) assert.ok(!now.some((m) => m.mountpoint === `${e}/sub`), `${e} (private) does not`);
+  });
+  await run.passesAt(res.pid);
+})));

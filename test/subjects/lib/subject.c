@@ -15,6 +15,7 @@
 #include <poll.h>
 #include <sched.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -325,6 +326,20 @@ unsigned char *subject_data(size_t len, uint64_t seed, uint64_t *sum)
 	subject_fill(data, len, seed);
 	*sum = subject_hash(data, len);
 	return data;
+}
+
+unsigned char *subject_map_filled(int fd, size_t size, size_t map_len, uint64_t seed, uint64_t *sum, int keep_at, const char *what)
+{
+	unsigned char *p = mmap(NULL, map_len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (p == MAP_FAILED)
+		subject_fail("mmap %s: errno %d", what, errno);
+	subject_fill(p, size, seed);
+	*sum = subject_hash(p, size);
+	if (keep_at >= 0 && dup2(fd, keep_at) != keep_at)
+		subject_fail("dup2 %s to %d: errno %d", what, keep_at, errno);
+	if (fd != keep_at)
+		close(fd);
+	return p;
 }
 
 struct subject_counts subject_count_until_term(volatile uint64_t *counter, int after)

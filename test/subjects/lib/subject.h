@@ -43,6 +43,13 @@ void subject_fill(void *p, size_t len, uint64_t seed);
 uint64_t subject_rand(uint64_t *state);
 /* A malloc'ed data area of len bytes filled from seed; *sum gets its hash (fails if malloc does). */
 unsigned char *subject_data(size_t len, uint64_t seed, uint64_t *sum);
+/*
+ * The shared memory file `fd` (a memfd, a POSIX shm object) mapped
+ * MAP_SHARED read-write, map_len bytes; its first `size` bytes filled from
+ * seed through the mapping and *sum their hash; then fd moved to keep_at,
+ * or closed when keep_at < 0. Fails, naming `what`, on any error.
+ */
+unsigned char *subject_map_filled(int fd, size_t size, size_t map_len, uint64_t seed, uint64_t *sum, int keep_at, const char *what);
 
 /*
  * The loop of a busy subject: subject_ready(), then *counter climbs by one

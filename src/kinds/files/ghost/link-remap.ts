@@ -10,7 +10,7 @@
  * user namespace the link is made with the file's owner as fsuid/fsgid
  * (sys/fs-ids.ts).
  */
-import { openSync, closeSync, fstatSync, readFileSync, rmSync } from 'node:fs';
+import { openSync, closeSync, fstatSync, rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { CriuTsError } from '../../../errors.js';
 import type { RemapFilePathEntry } from '../../../images/messages.js';
@@ -19,6 +19,7 @@ import type { DumpContext } from '../../types.js';
 import { logger } from '../../../log.js';
 import { treeMountHolder } from '../../ns/mnt/index.js';
 import { treePathsOf, closeTreeFds } from '../tree-paths.js';
+import { fdMountId } from '../../../proc/index.js';
 
 const log = logger('ghost');
 
@@ -27,8 +28,7 @@ function mountAndOwner(openPath: string): { mntId: number | undefined; uid: numb
   const fd = openSync(openPath, O_PATH);
   try {
     const st = fstatSync(fd);
-    const id = /^mnt_id:\s*(\d+)/m.exec(readFileSync(`/proc/self/fdinfo/${fd}`, 'utf8'))?.[1];
-    return { mntId: id === undefined ? undefined : Number(id), uid: st.uid, gid: st.gid };
+    return { mntId: fdMountId(process.pid, fd), uid: st.uid, gid: st.gid };
   } finally {
     closeSync(fd);
   }

@@ -32,11 +32,11 @@
  * (reopened by path); a pty index taken by someone else at restore time
  * fails the restore; the slave's mode is not kept (CRIU has no field).
  */
-import { chownSync, closeSync, readdirSync, readFileSync, readlinkSync, statfsSync, statSync } from 'node:fs';
+import { chownSync, closeSync, readdirSync, readlinkSync, statfsSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { NR, EIO, ioctlTry, O_ACCMODE, O_CLOEXEC, O_NOCTTY, F_SETFL, fdOfTask } from '../../../sys/index.js';
 import { installFd } from '../../install-fd.js';
-import { parseStat } from '../../../proc/index.js';
+import { parseFdinfo, parseStat, processesTracedBy } from '../../../proc/index.js';
 import type { FileEntry, TtyInfoEntry } from '../../../images/messages.js';
 import { stateKey, type DumpContext, type FileKind, type FdProbe, type RestoreContext, type RestoreTaskHandle } from '../../types.js';
 import { CriuTsError } from '../../../errors.js';
@@ -100,16 +100,13 @@ function devptsOfMaster(pid: string, fd: string, link: string): number | undefin
  * the same index is not this slave's.
  */
 function masterInDump(index: number, dev: number): boolean {
-  const me = String(process.pid);
-  for (const name of readdirSync('/proc')) {
-    if (!/^\d+$/.test(name)) continue;
+  for (const pid of processesTracedBy(process.pid)) {
+    const name = String(pid);
     try {
-      if (/^TracerPid:\s*(\d+)/m.exec(readFileSync(`/proc/${name}/status`, 'latin1'))?.[1] !== me) continue;
       for (const fd of readdirSync(`/proc/${name}/fd`)) {
         const link = readlinkSync(`/proc/${name}/fd/${fd}`);
         if (link !== '/dev/ptmx' && !link.endsWith('/ptmx')) continue;
-        const m = /^tty-index:\s*(\d+)/m.exec(readFileSync(`/proc/${name}/fdinfo/${fd}`, 'latin1'));
-        if (m && Number(m[1]) === index && devptsOfMaster(name, fd, link) === dev) return true;
+        if (parseFdinfo(pid, Number(fd)).ttyIndex === index && devptsOfMaster(name, fd, link) === dev) return true;
       }
     } catch {
       // task or fd gone, or a thread-only entry: not a holder

@@ -6,10 +6,10 @@
  * own inode (a relative name is resolved against the task's cwd and kept
  * with name_dir), and queued bytes go to sk-queues.img.
  */
-import { fstatSync, lstatSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import { fstatSync, lstatSync, readdirSync, readlinkSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { CriuTsError } from '../../../errors.js';
-import { parseMountinfo, pathSeenBy } from '../../../proc/index.js';
+import { fdMountId, parseMountinfo, pathSeenBy, processesTracedBy } from '../../../proc/index.js';
 import type { FileEntry, UnixSkEntry, SkShutdown } from '../../../images/messages.js';
 import {
   SOCK_DGRAM, SOCK_SEQPACKET, SOCK_STREAM, inNetNamespaceOfSocket, O_CLOEXEC, TCP_CLOSE, TCP_ESTABLISHED, TCP_LISTEN,
@@ -31,18 +31,14 @@ const SHUTDOWN_NAMES: SkShutdown[] = ['NONE', 'READ', 'WRITE', 'BOTH'];
 /** Socket inode → a pid holding it, over every task this dump has seized (they are traced by us). */
 function socketHolders(): Map<number, number> {
   const holders = new Map<number, number>();
-  for (const name of readdirSync('/proc')) {
-    const pid = Number(name);
-    if (!Number.isInteger(pid) || pid <= 0) continue;
+  for (const pid of processesTracedBy(process.pid)) {
     try {
-      const m = /^TracerPid:\s*(\d+)/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-      if (Number(m?.[1]) !== process.pid) continue;
       for (const fd of readdirSync(`/proc/${pid}/fd`)) {
         const s = /^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/${pid}/fd/${fd}`));
         if (s) holders.set(Number(s[1]), pid);
       }
     } catch {
-      // gone or not ours: not part of the dump
+      // gone meanwhile: not part of the dump
     }
   }
   return holders;
@@ -72,8 +68,7 @@ function coveredBy(pid: number, dir: string, mntId: number): string | undefined 
 
 /** The mount id of an fd of ours (fdinfo's mnt_id). */
 function mountIdOf(fd: number): number | undefined {
-  const id = /^mnt_id:\s*(\d+)/m.exec(readFileSync(`/proc/self/fdinfo/${fd}`, 'utf8'))?.[1];
-  return id === undefined ? undefined : Number(id);
+  return fdMountId(process.pid, fd);
 }
 
 /** Fill name_dir, file_perms, deleted and (for a covered name) mnt_id for a socket bound to a path. */
