@@ -119,8 +119,6 @@ export interface DumpOptions extends CommonOptions {
   trackMem?: boolean;
   /** --page-server --address A --port P: pagemaps and pages go to a page server (`criu-ts page-server` or CRIU's) */
   pageServer?: { address: string; port: number };
-  /** --pre-dump-mode splice|read (accepted) */
-  preDumpMode?: 'splice' | 'read';
   /**
    * --lazy-pages --address A --port P (CRIU's lazy migration): private
    * anonymous pages are not written; once the images are, the dump serves

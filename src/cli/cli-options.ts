@@ -71,6 +71,7 @@ export interface CliOptions {
   displayStats: boolean;
   trackMem: boolean;
   autoDedup: boolean;
+  /** --pre-dump-mode, checked and kept for the record: criu-ts's pre-dump always reads the running tasks, both modes alike (docs/incremental.md) */
   preDumpMode?: 'splice' | 'read';
   /** as given: relative names are relative to the images dir */
   prevImagesDir?: string;

@@ -153,7 +153,6 @@ async function runDump(o: CliOptions, pre = false): Promise<number> {
     }
     opts.pageServer = { address: o.address, port: o.port };
   }
-  if (o.preDumpMode !== undefined) opts.preDumpMode = o.preDumpMode;
   if (o.lazyPages) {
     const { signalReady } = await import('../api/page-server.js');
     // As CRIU: the pages are served on --address (default: every address) and --port (0: any free one, logged) once the images are written.

@@ -277,7 +277,7 @@ export function dumpOptionsFrom(o: EffectiveOpts, dirs: RequestDirs, peerPid: nu
     // CRIU: ps sends the pages to a page server at ps.address (the local host when unset) and ps.port.
     d.pageServer = { address: o.ps.address !== undefined && o.ps.address !== '' ? o.ps.address : '127.0.0.1', port: o.ps.port ?? 0 };
   }
-  if (o.pre_dump_mode !== undefined) d.preDumpMode = o.pre_dump_mode === 'VM_READ' || o.pre_dump_mode === 2 ? 'read' : 'splice';
+  // pre_dump_mode (SPLICE or VM_READ) is taken and changes nothing: criu-ts's pre-dump always reads the running tasks (docs/incremental.md).
   return d;
 }
 

@@ -1,16 +1,17 @@
-import { test } from 'node:test';
+import { before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { readImage } from '../../../src/images/index.js';
-import { roundtrip } from './roundtrip.js';
+import { roundTrip, setUpRunner, STEP_TIMEOUT_MS } from './round-trip.js';
 
-test('FIFOs: O_RDWR, reader and writer, lone writer, lone reader, with data and buffer size; an unlinked FIFO as one ghost', async () => {
-  const r = await roundtrip('fifo', [], true);
-  try {
-    assert.equal(r.result.text, 'PASS');
-    const data = readImage(join(r.imagesDir, 'fifo-data.img')).entries;
+before(setUpRunner);
+
+test('FIFOs: O_RDWR, reader and writer, lone writer, lone reader, with data and buffer size; an unlinked FIFO as one ghost', { timeout: STEP_TIMEOUT_MS }, () => roundTrip({
+  name: 'fifo',
+  check(dir) {
+    const data = readImage(join(dir, 'fifo-data.img')).entries;
     assert.deepEqual(data.map((e) => e['bytes']).sort((x, y) => Number(x) - Number(y)), [0, 10, 10, 100, 5000]);
-    const files = readImage(join(r.imagesDir, 'files.img')).entries;
+    const files = readImage(join(dir, 'files.img')).entries;
     const fifos = files.filter((e) => e['type'] === 'FIFO');
     assert.equal(fifos.length, 7);
     const regfIds: number[] = [];
@@ -21,13 +22,11 @@ test('FIFOs: O_RDWR, reader and writer, lone writer, lone reader, with data and 
       assert.match(reg?.name ?? '', /\/f[1-5]$/);
     }
     // f5 was unlinked: both its opens are remapped to one ghost FIFO.
-    const remaps = readImage(join(r.imagesDir, 'remap-fpath.img')).entries;
+    const remaps = readImage(join(dir, 'remap-fpath.img')).entries;
     assert.equal(remaps.length, 2);
     assert.ok(remaps.every((m) => m['remap_type'] === 'GHOST' && regfIds.includes(m['orig_id'] as number)));
     assert.equal(new Set(remaps.map((m) => m['remap_id'])).size, 1);
-    const ghost = readImage(join(r.imagesDir, `ghost-file-${(remaps[0]?.['remap_id'] as number).toString(16)}.img`)).entries[0];
+    const ghost = readImage(join(dir, `ghost-file-${(remaps[0]?.['remap_id'] as number).toString(16)}.img`)).entries[0];
     assert.equal((ghost?.['mode'] as number) & 0o170777, 0o010604);
-  } finally {
-    r.cleanup();
-  }
-});
+  },
+}));
