@@ -256,6 +256,33 @@ static void host_ns_segment(void)
 	subject_pass();
 }
 
+/*
+ * --host-ns 2: a segment of the caller's own ipc namespace, kept (not
+ * removed), with a pattern in it: after restore the task is attached to
+ * that very segment again (its only attachment) and reads the pattern.
+ */
+static void host_ns_kept(void)
+{
+	int id = shmget(IPC_PRIVATE, PAGE, 0600);
+	unsigned char *p = id < 0 ? (void *)-1 : shmat(id, NULL, 0);
+	if (p == (void *)-1)
+		subject_fail("host segment: %s", strerror(errno));
+	for (int i = 0; i < PAGE; i++)
+		p[i] = (unsigned char)(i * 7 + 3);
+	subject_ready();
+	subject_wait_term();
+	struct shmid_ds ds;
+	if (shmctl(id, IPC_STAT, &ds) != 0)
+		subject_fail("host segment %d is gone: %s", id, strerror(errno));
+	if (ds.shm_nattch != 1)
+		subject_fail("host segment %d: %lu attachments, expected 1", id, (unsigned long)ds.shm_nattch);
+	for (int i = 0; i < PAGE; i++)
+		if (p[i] != (unsigned char)(i * 7 + 3))
+			subject_fail("host segment byte %d differs", i);
+	shmctl(id, IPC_RMID, NULL);
+	subject_pass();
+}
+
 /* --nested-uts 1: a child in yet another uts namespace. */
 static void nested_uts_child(void)
 {
@@ -280,8 +307,10 @@ int main(int argc, char **argv)
 {
 	subject_init(argc, argv);
 	with_c = subject_opt_long("criu-shape", 0) == 0;
-	if (subject_opt_long("host-ns", 0))
+	if (subject_opt_long("host-ns", 0) == 1)
 		host_ns_segment();
+	if (subject_opt_long("host-ns", 0) == 2)
+		host_ns_kept();
 	setup();
 	if (subject_opt_long("nested-uts", 0))
 		nested_uts_child();

@@ -11,22 +11,24 @@
  * not copied; the vDSO's pages are copied, as CRIU does, though criu-ts's
  * restore uses the restoring kernel's own.
  *
- * SysV shm attachments are recorded as VMAs (VMA_AREA_SYSVIPC) when the
- * task's ipc namespace is dumped with it; their pages go with the segment
- * (kinds/ns/ipc-dump.ts). Mappings of deleted files take the file along as a
- * ghost. A packet socket's ring is a VMA_AREA_SOCKET VMA naming the socket's
+ * SysV shm attachments are recorded as VMAs (VMA_AREA_SYSVIPC); their
+ * pages go with the segment, saved with the task's ipc namespace when that
+ * is dumped with it (kinds/ns/ipc-dump.ts), or left in criu-ts's own
+ * namespace's segment, attached again at restore (sysv-host.ts). Mappings
+ * of deleted files take the file along as a ghost. A packet socket's ring is a VMA_AREA_SOCKET VMA naming the socket's
  * file (dumped here through the task's fd on it), without pages. AIO rings
  * are written whole, with their aio_ring_entry (aio.ts); anonymous hugetlb
  * memory as anonymous memory with MAP_HUGETLB and its page size in the
- * flags (hugetlb.ts). Known limits: SysV shm of criu-ts's own ipc namespace
- * and hugetlbfs files are
- * refused with EUNSUPPORTED; zero-page detection is not done (such pages
+ * flags (hugetlb.ts). Known limits: SysV shm segments of criu-ts's own ipc
+ * namespace marked for removal and hugetlbfs files are refused with
+ * EUNSUPPORTED; zero-page detection is not done (such pages
  * are written as zeros).
  */
 import { statSync } from 'node:fs';
 import { parseSmaps, mapFilesPath, PagemapReader, type SmapsEntry } from '../../proc/index.js';
 import { PAGE_SIZE } from '../../sys/index.js';
 import { CriuTsError } from '../../errors.js';
+import { checkHostSegmentAtDump } from './sysv-host.js';
 import type { AioRingEntry, VmaEntry, PagemapEntry } from '../../images/messages.js';
 import type { PageServerClient } from './page-server-client.js';
 import { dumpAioRing, isAioRing } from './aio.js';
@@ -67,8 +69,9 @@ export interface MemoryDumpContext extends ShmemDumpContext {
   onBytes?: (n: number) => void;
   /**
    * The task's SysV shm segments are dumped with its ipc namespace (one of
-   * its own, taken along by the ipc kind): their attachments are recorded
-   * as VMA_AREA_SYSVIPC VMAs. Otherwise an attachment is refused.
+   * its own, taken along by the ipc kind). Otherwise they are criu-ts's own
+   * namespace's, left in place and checked to outlive the dump. Either way
+   * an attachment is a VMA_AREA_SYSVIPC VMA.
    */
   sysvShm: boolean;
   /** dump --page-server: pagemaps and pages go to this page server, not into the images dir */
@@ -171,13 +174,8 @@ export function dumpMemory(ctx: MemoryDumpContext): MemoryDump {
       const sysv = v.path.startsWith('/SYSV');
       // (a hugetlb SysV segment is saved by the ipc kind; its attachment is a VMA like any other's)
       if (isHugetlb(v) && !isAnonHugetlb(v) && !sysv && !v.path.startsWith('/memfd:')) refuse(pid, v, 'a mapping of a hugetlbfs file (not anonymous hugetlb memory, a memfd or a SysV segment)');
-      if (sysv && !ctx.sysvShm) {
-        throw new CriuTsError(
-          'EUNSUPPORTED',
-          `task ${pid}: mapping 0x${v.start.toString(16)}-0x${v.end.toString(16)} ${v.path}: SysV shm segment ${v.inode} of criu-ts's own ipc namespace cannot be saved (only a tree in an ipc namespace of its own takes its segments along)`,
-          { pid, start: v.start, path: v.path, shmid: v.inode },
-        );
-      }
+      // A segment of our own ipc namespace stays behind as a file would (sysv-host.ts).
+      if (sysv && !ctx.sysvShm) checkHostSegmentAtDump(pid, v.start, v.inode);
       if (v.path.startsWith('socket:[')) {
         // A packet socket's ring: kernel memory of the socket, mapped again from
         // the restored socket (CRIU's VMA_AREA_SOCKET); its frames are not saved.

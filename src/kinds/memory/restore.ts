@@ -14,6 +14,7 @@ import { readlinkSync } from 'node:fs';
 import { parseMaps, type MapsEntry } from '../../proc/index.js';
 import { NR, PAGE_SIZE, PR, PR_SET_MM } from '../../sys/index.js';
 import { CriuTsError } from '../../errors.js';
+import { checkHostSegmentAtRestore } from './sysv-host.js';
 import type { FdinfoEntry, MmEntry, VmaEntry, PagemapEntry } from '../../images/messages.js';
 import { stateKey, type RestoreContext, type RestoreTaskHandle } from '../types.js';
 import { memfdShmid, openMemfd } from '../files/memfd.js';
@@ -278,7 +279,8 @@ function mergeRanges(vs: readonly VmaEntry[]): Range[] {
 
 /**
  * SysV shm attachments (VMA_AREA_SYSVIPC; shmid is the segment's id, which
- * the ipc kind re-created in the task's new ipc namespace). VMAs of one
+ * the ipc kind re-created in the task's new ipc namespace, or the segment
+ * of criu-ts's own namespace the dump left in place). VMAs of one
  * attachment share its address (start - pgoff): one injected shmat there,
  * read-only unless one of them was writable (fdflags O_RDWR), executable if
  * one is; then the parts of the segment the task had unmapped go again and
@@ -286,14 +288,8 @@ function mergeRanges(vs: readonly VmaEntry[]): Range[] {
  */
 function attachSysvShm(t: RestoreTaskHandle, vmas: readonly VmaEntry[]): void {
   if (vmas.length === 0) return;
-  if (sameIpcNamespace(t.pid)) {
-    const v = vmas[0] as VmaEntry;
-    throw new CriuTsError(
-      'EUNSUPPORTED',
-      `task ${t.pid}: SysV shm segment ${v.shmid} attached at 0x${v.start.toString(16)}: the task is restored in criu-ts's own ipc namespace, where that segment is not the dump's (only a tree dumped in an ipc namespace of its own brings its segments back)`,
-      { pid: t.pid, shmid: v.shmid },
-    );
-  }
+  // In criu-ts's own ipc namespace the dump's segment was left in place (sysv-host.ts): it must still be there.
+  const host = sameIpcNamespace(t.pid);
   const groups = new Map<string, VmaEntry[]>();
   for (const v of vmas) {
     const key = `${v.shmid}@${v.start - v.pgoff}`;
@@ -302,6 +298,7 @@ function attachSysvShm(t: RestoreTaskHandle, vmas: readonly VmaEntry[]): void {
   for (const group of groups.values()) {
     const first = group[0] as VmaEntry;
     const base = first.start - first.pgoff;
+    if (host) checkHostSegmentAtRestore(t.pid, first.shmid, base, group.reduce((e, v) => (v.end > e ? v.end : e), base));
     const writable = group.some((v) => v.fdflags === undefined || (v.fdflags & 3) === 2 /* O_RDWR */);
     const exec = group.some((v) => (v.prot & 4 /* PROT_EXEC */) !== 0);
     const flags = (writable ? 0 : SHM_RDONLY) | (exec ? SHM_EXEC : 0);

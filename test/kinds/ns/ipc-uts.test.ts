@@ -3,8 +3,9 @@
  * namespaces of its own with SysV objects and a child; here: its images are
  * CRIU's (read back by crit-ts and by CRIU's crit), a restore brings every
  * object back in a fresh namespace and leaves ours alone, and the
- * refusals: a SysV attachment of criu-ts's own ipc namespace, and a task
- * nested in a uts namespace of its own inside the tree.
+ * SysV segments of criu-ts's own ipc namespace (left in place and attached
+ * again; refused when marked for removal or gone at restore), and the
+ * refusal of a task nested in a uts namespace of its own inside the tree.
  */
 import { before, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -84,7 +85,7 @@ test('a task in uts+ipc namespaces of its own: names, sysctls, SysV shm/sem/msg 
   }
 });
 
-test('a SysV shm attachment in criu-ts\'s own ipc namespace is refused at dump with one line; the task runs on', { timeout: 60_000 }, async () => {
+test('a SysV shm segment of criu-ts\'s own ipc namespace marked for removal is refused at dump with one line; the task runs on', { timeout: 60_000 }, async () => {
   let s: Subject | undefined;
   const dir = tempDir('ipc-host');
   try {
@@ -92,7 +93,7 @@ test('a SysV shm attachment in criu-ts\'s own ipc namespace is refused at dump w
     await assert.rejects(dump({ pid: s.pid, imagesDir: dir, progress: false }), (e: unknown) => {
       assert.ok(isCriuTsError(e), String(e));
       assert.equal(e.code, 'EUNSUPPORTED');
-      assert.match(e.message, new RegExp(`^task ${s?.pid}: mapping 0x[0-9a-f]+-0x[0-9a-f]+ /SYSV[0-9a-f]+: SysV shm segment \\d+ of criu-ts's own ipc namespace cannot be saved \\(only a tree in an ipc namespace of its own takes its segments along\\)$`));
+      assert.match(e.message, new RegExp(`^task ${s?.pid}: mapping 0x[0-9a-f]+: SysV shm segment \\d+ of criu-ts's own ipc namespace is marked for removal \\(IPC_RMID\\): it ends with its last attachment`));
       assert.doesNotMatch(e.message, /\n/);
       return true;
     });
@@ -101,6 +102,65 @@ test('a SysV shm attachment in criu-ts\'s own ipc namespace is refused at dump w
     await finishSubject(s, dir);
   }
 });
+
+/** The id of the SysV segment task `pid` has attached (its maps name it /SYSV<key> with the id as inode). */
+function attachedSegment(pid: number): number {
+  const m = /^\S+ \S+ \S+ \S+ (\d+)\s+\/SYSV/m.exec(execFileSync('cat', [`/proc/${pid}/maps`], { encoding: 'utf8' }));
+  assert.ok(m, `task ${pid} has no SysV attachment`);
+  return Number(m[1]);
+}
+
+test('a kept SysV shm segment of criu-ts\'s own ipc namespace: left in place by the dump, attached again at restore (as CRIU); refused at restore once removed', { timeout: 90_000 }, async () => {
+  let s: Subject | undefined;
+  const dir = tempDir('ipc-host-kept');
+  let id: number | undefined;
+  try {
+    s = await startSubject('ipc-ns', ['--host-ns', '2']);
+    id = attachedSegment(s.pid);
+    await dump({ pid: s.pid, imagesDir: dir, progress: false });
+    assert.deepEqual(await waitTreeGone(dir), []);
+    const mm = readImage(join(dir, `mm-${s.pid}.img`)).entries[0] as unknown as MmEntry;
+    assert.ok((mm.vmas ?? []).some((v) => (v.status & VMA_AREA_SYSVIPC) !== 0 && Number(v.shmid) === id), 'the attachment is recorded by the segment id');
+    assert.ok(!readdirSync(dir).some((n) => n.startsWith('ipcns-')), 'no ipc namespace is saved');
+    const r = await restore({ imagesDir: dir, progress: false });
+    assert.equal(r.pid, s.pid);
+    assert.equal(attachedSegment(s.pid), id, 'the very segment');
+    const res = await s.terminateAndResult(30_000);
+    assert.ok(res.ok, res.text);
+    id = undefined; // the subject removed it
+  } finally {
+    await finishSubject(s, dir);
+    if (id !== undefined) spawnIpcrm(id);
+  }
+
+  // Once the segment is gone, the images cannot bring it back: refused, nothing left.
+  let t: Subject | undefined;
+  const dir2 = tempDir('ipc-host-gone');
+  try {
+    t = await startSubject('ipc-ns', ['--host-ns', '2']);
+    const gone = attachedSegment(t.pid);
+    await dump({ pid: t.pid, imagesDir: dir2, progress: false });
+    assert.deepEqual(await waitTreeGone(dir2), []);
+    spawnIpcrm(gone);
+    await assert.rejects(restore({ imagesDir: dir2, progress: false }), (e: unknown) => {
+      assert.ok(isCriuTsError(e), String(e));
+      assert.match(e.message, new RegExp(`^task ${t?.pid}: SysV shm segment ${gone} attached at 0x[0-9a-f]+: no such segment in criu-ts's ipc namespace`));
+      assert.doesNotMatch(e.message, /\n/);
+      return true;
+    });
+    assert.ok(!isAlive(t.pid), 'nothing left of the refused restore');
+  } finally {
+    await finishSubject(t, dir2);
+  }
+});
+
+function spawnIpcrm(id: number): void {
+  try {
+    execFileSync('ipcrm', ['-m', String(id)], { stdio: 'ignore' });
+  } catch {
+    // gone already
+  }
+}
 
 test('a task nested in a uts namespace of its own inside the tree is refused at dump, naming it', { timeout: 60_000 }, async () => {
   let s: Subject | undefined;
