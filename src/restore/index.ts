@@ -27,7 +27,7 @@ import {
 import { checkImagesFor, pinFilesFor } from './authorize.js';
 import { checkDumpChecksums, checkLazyPagesChecksums } from './images.js';
 import { checkConsistency } from './consistency.js';
-import { startStub, disposeStub, type Stub } from './stub.js';
+import { startStub, disposeStub, pidTaken, type Stub } from './stub.js';
 import { planTree, planCloneFlags, treeViewOf, type RestoreNode } from './plan.js';
 import { createTree, retireHelpers } from './create.js';
 import { restoreTaskBody, finalizeTask } from './task.js';
@@ -281,5 +281,5 @@ function pidInUse(n: RestoreNode, tid: number, nodes: readonly RestoreNode[]): C
     const what = who === undefined ? `group or session ${tid}` : `task ${who.pid}'s ${who.sid === tid ? 'session' : 'process group'} ${tid}`;
     return new CriuTsError('EBUSY', `${what} has its leader outside the dump and pid ${tid} is in use here: restore with --shell-job to put the tree in criu-ts's session and group instead`, { pid: tid });
   }
-  return new CriuTsError('EBUSY', `pid ${tid} is already in use`, { pid: tid });
+  return pidTaken(tid);
 }

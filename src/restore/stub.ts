@@ -14,7 +14,7 @@ import {
   NR, PTRACE_O, PTRACE_EVENT, waitPid, __WALL, setChildSubreaper, xstateLayout, SIGCHLD,
 } from '../sys/index.js';
 import { CriuTsError } from '../errors.js';
-import { parseStatus } from '../proc/index.js';
+import { parseStatus, readComm } from '../proc/index.js';
 import { cpuidThroughTracee } from '../infect/cpuid.js';
 import { logger } from '../log.js';
 
@@ -80,7 +80,7 @@ export function cloneArgs(at: bigint, flags: bigint, exitSignal: number, pid: nu
 export function adoptClone(parent: Tracee, r: bigint, pid: number, ourNs: boolean): Tracee {
   if (r < 0n) {
     const errno = Number(-r);
-    if (errno === 17) throw new CriuTsError('EBUSY', `pid ${pid} is already in use`, { pid });
+    if (errno === 17) throw pidTaken(pid);
     throw new CriuTsError('ERESTORE', `clone3 for pid ${pid} failed: errno ${errno}`, { pid, errno });
   }
   const ev = parent.events.find((e) => e.event === PTRACE_EVENT.FORK || e.event === PTRACE_EVENT.CLONE || e.event === PTRACE_EVENT.VFORK);
@@ -113,4 +113,18 @@ export function disposeStub(stub: Stub): void {
   }
   releaseQuiet(stub.tracee.tid);
   stub.proc.kill('SIGKILL');
+}
+
+/**
+ * Pid `pid` is taken in our pid namespace: say by what (most often the
+ * dumped task itself, still running after a dump with --leave-running).
+ */
+export function pidTaken(pid: number): CriuTsError {
+  let by = '';
+  try {
+    by = ` by ${readComm(pid)}`;
+  } catch {
+    // gone meanwhile, or not ours to see
+  }
+  return new CriuTsError('EBUSY', `pid ${pid} is already in use${by} (a task restores at the pid it had; is the dumped task still running?)`, { pid });
 }

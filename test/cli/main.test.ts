@@ -72,6 +72,20 @@ test('dump and pre-dump of a zombie say so in one line, naming the parent that h
   }
 });
 
+test('restore while the dumped task still runs (dump -R): one line naming the pid and what holds it', async () => {
+  const task = spawn('sleep', ['30'], { stdio: 'ignore' });
+  const dir = mkdtempSync('/tmp/criu-ts-cli-');
+  try {
+    await new Promise((r) => setTimeout(r, 100));
+    const d = await runCli('criu-ts', ['dump', '-t', String(task.pid), '-D', dir, '-R', '--shell-job']);
+    assert.equal(d.code, 0, d.stderr);
+    await oneLineError(['restore', '-D', dir, '--shell-job'], new RegExp(`^Error \\(criu-ts\\): pid ${task.pid} is already in use by sleep \\(a task restores at the pid it had; is the dumped task still running\\?\\)$`));
+  } finally {
+    task.kill('SIGKILL');
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test('restore refuses a missing images dir or an existing pidfile before restoring', async () => {
   await oneLineError(['restore', '-D', '/nonexistent/images'], /^criu-ts: cannot open images directory \/nonexistent\/images/);
   const dir = mkdtempSync('/tmp/criu-ts-cli-');
