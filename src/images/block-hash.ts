@@ -20,7 +20,20 @@ export interface BlockHash {
 type HashFactory = () => { update(d: Uint8Array): unknown; digest(): Buffer };
 
 export function makeBlockHash(newHash: HashFactory, blockBytes: number): BlockHash {
-  const list: Buffer[] = [];
+  // The digests go into one buffer, grown by doubling: kept as one Buffer
+  // each, a 1 GiB pages file's 16,384 of them outlived many scavenges (so
+  // were promoted) and took 5 MiB of heap and native memory until the end.
+  let blocks = Buffer.allocUnsafeSlow(32 * 64);
+  let count = 0;
+  const push = (d: Buffer): void => {
+    if ((count + 1) * 32 > blocks.length) {
+      const grown = Buffer.allocUnsafeSlow(blocks.length * 2);
+      blocks.copy(grown, 0, 0, count * 32);
+      blocks = grown;
+    }
+    d.copy(blocks, count * 32);
+    count++;
+  };
   let cur: ReturnType<HashFactory> | null = null;
   let fill = 0;
   return {
@@ -36,18 +49,18 @@ export function makeBlockHash(newHash: HashFactory, blockBytes: number): BlockHa
         fill += n;
         off += n;
         if (fill === blockBytes) {
-          list.push(cur.digest());
+          push(cur.digest());
           cur = null;
         }
       }
     },
     digest(): { sha256: Buffer; blocks: Buffer } {
-      if (cur !== null) list.push(cur.digest());
+      if (cur !== null) push(cur.digest());
       cur = null;
-      const blocks = Buffer.concat(list);
+      const all = Buffer.from(blocks.subarray(0, count * 32));
       const whole = newHash();
-      whole.update(blocks);
-      return { sha256: whole.digest(), blocks };
+      whole.update(all);
+      return { sha256: whole.digest(), blocks: all };
     },
   };
 }

@@ -123,6 +123,14 @@ export function decBig(s: string | undefined, file: string, line: string): bigin
   return BigInt(s);
 }
 
+/**
+ * A string kept beyond a parse as one of its own: V8 makes a slice of 13
+ * characters or more a view of the whole text, which it then keeps alive.
+ */
+export function ownString(s: string): string {
+  return s.length < 13 ? s : Buffer.from(s, 'utf8').toString('utf8');
+}
+
 /** Text of a file split into non-empty lines. */
 export function lines(text: string): string[] {
   const out = text.split('\n');

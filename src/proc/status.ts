@@ -1,7 +1,7 @@
 /** /proc/PID/status (and per thread): ids, credentials, signal masks, capabilities. */
 import { readdirSync } from 'node:fs';
 import { CriuTsError } from '../errors.js';
-import { lines, parseError, procDir, readProcText } from './read.js';
+import { lines, ownString, parseError, procDir, readProcText } from './read.js';
 
 export interface ProcStatus {
   name: string;
@@ -38,14 +38,17 @@ export interface ProcStatus {
   seccompFilters: number;
   threads: number;
   umask: number;
-  /** Every line by key, for fields not typed above. */
-  raw: Record<string, string>;
 }
 
 function nums(s: string): number[] {
   return s.split(/\s+/).filter((x) => x !== '').map(Number);
 }
 
+/**
+ * Nothing of the text outlives the parse: the values are slices of it, and
+ * one kept slice keeps the whole file (1.4 KB per thread: the restore of a
+ * 1000-thread process held 900 of them, with their keyed lines, 5 MB).
+ */
 export function parseStatus(pid: number, tid?: number): ProcStatus {
   const file = `${procDir(pid, tid)}/status`;
   const raw: Record<string, string> = {};
@@ -81,7 +84,7 @@ export function parseStatus(pid: number, tid?: number): ProcStatus {
   if (sigQ === null) throw parseError(file, `SigQ: ${raw['SigQ'] ?? ''}`, 'bad SigQ');
   const umask = raw['Umask'];
   return {
-    name: need('Name'),
+    name: ownString(need('Name')),
     state: need('State').charAt(0),
     tgid: int('Tgid'),
     pid: int('Pid'),
@@ -111,7 +114,6 @@ export function parseStatus(pid: number, tid?: number): ProcStatus {
     seccompFilters: int('Seccomp_filters', 0),
     threads: int('Threads', 1),
     umask: umask === undefined ? 0 : parseInt(umask, 8),
-    raw,
   };
 }
 
