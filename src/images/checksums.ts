@@ -16,7 +16,7 @@ import { basename, dirname, join, resolve } from 'node:path';
 import { CriuTsError } from '../errors.js';
 import type { CriuTsChecksumEntry } from './messages.js';
 import { imageFile } from './table.js';
-import { BLOCK_BYTES, blockHash, type BlockHash } from './block-hash.js';
+import { BLOCK_BYTES, blockHash, sha256Of, type BlockHash } from './block-hash.js';
 
 export const CHECKSUMS_IMAGE = imageFile('CRIU_TS_CHECKSUMS');
 
@@ -161,15 +161,22 @@ function sizeDiffers(path: string, size: bigint, e: CriuTsChecksumEntry): CriuTs
   return new CriuTsError('EIMAGE', `${path}: size ${size}, the dump wrote ${e.size} (${CHECKSUMS_IMAGE}; --skip-checksums to restore anyway)`, { file: path, field: 'size' });
 }
 
+/** Layouts already checked (the digest over 512 KiB of block digests of a 1 GiB file is not redone per run checked). */
+const layouts = new WeakMap<CriuTsChecksumEntry, { size: number; count: number }>();
+
 /** The block size and the number of blocks of an entry with block digests; EIMAGE when they do not fit its size and digest. */
 export function blockLayout(path: string, e: CriuTsChecksumEntry): { size: number; count: number } {
+  const known = layouts.get(e);
+  if (known !== undefined) return known;
   const size = e.block_size ?? 0;
   const blocks = e.blocks ?? Buffer.alloc(0);
   const count = size > 0 ? Math.ceil(Number(e.size) / size) : -1;
-  if (size <= 0 || size % 4096 !== 0 || blocks.length !== count * 32 || !createHash('sha256').update(blocks).digest().equals(e.sha256)) {
+  if (size <= 0 || size % 4096 !== 0 || blocks.length !== count * 32 || !sha256Of(blocks).equals(e.sha256)) {
     throw new CriuTsError('EIMAGE', `${CHECKSUMS_IMAGE}: the block digests of ${basename(path)} do not fit its size and digest`, { file: CHECKSUMS_IMAGE });
   }
-  return { size, count };
+  const layout = { size, count };
+  layouts.set(e, layout);
+  return layout;
 }
 
 /**
@@ -181,7 +188,7 @@ export function checkBlocks(path: string, e: CriuTsChecksumEntry, first: number,
   const { size } = blockLayout(path, e);
   const blocks = e.blocks as Buffer;
   for (let off = 0, i = first; off < data.length; off += size, i++) {
-    const got = createHash('sha256').update(data.subarray(off, Math.min(off + size, data.length))).digest();
+    const got = sha256Of(data.subarray(off, Math.min(off + size, data.length)));
     if (!got.equals(blocks.subarray(i * 32, i * 32 + 32))) {
       throw new CriuTsError('EIMAGE', `${path}: contents changed since the dump at bytes ${i * size}..${i * size + size} (SHA-256 differs from ${CHECKSUMS_IMAGE}; --skip-checksums to restore anyway)`, { file: path, field: 'blocks', offset: i * size });
     }
