@@ -114,7 +114,7 @@ export class Tracee extends HeldTask {
   selfCure(slot: bigint): boolean {
     const g = this.findGadgets(true);
     const mask = this.savedSigmask ?? ptraceGetSigmask(this.tid);
-    const shstk = /\bshstk\b/.test(parseStatus(this.tid).raw['x86_Thread_features'] ?? '');
+    const shstk = parseStatus(this.tid).x86ThreadFeatures.includes('shstk');
     // Used at once (the frame is built from it); copied only where kept.
     const xstate = ptraceGetRegsetView(this.tid, NT_X86_XSTATE, XSAVE_MAX_BYTES);
     const kept = this.scratchOwned ? Buffer.from(xstate) : undefined;

@@ -38,6 +38,8 @@ export interface ProcStatus {
   seccompFilters: number;
   threads: number;
   umask: number;
+  /** x86_Thread_features: the thread's enabled features ("shstk", "wrss"), empty where none or not x86 */
+  x86ThreadFeatures: string[];
 }
 
 function nums(s: string): number[] {
@@ -114,6 +116,7 @@ export function parseStatus(pid: number, tid?: number): ProcStatus {
     seccompFilters: int('Seccomp_filters', 0),
     threads: int('Threads', 1),
     umask: umask === undefined ? 0 : parseInt(umask, 8),
+    x86ThreadFeatures: (raw['x86_Thread_features'] ?? '').split(/\s+/).filter((w) => w !== '').map(ownString),
   };
 }
 
