@@ -99,14 +99,17 @@ function writeCache(path, head, made, script) {
 /**
  * The launchers start node without NODE_EXTRA_CA_CERTS (its certificates
  * cost Node's start about 35 ms of CPU, for TLS criu-ts never makes) and
- * keep it here (src/node-start.ts): back it goes, for the programs we start.
+ * with MALLOC_ARENA_MAX=1 (peak RSS), keeping the caller's values here
+ * (src/node-start.ts): back they go, for the programs we start.
  */
-function restoreCaEnv() {
-  const saved = 'CRIU_TS_NODE_EXTRA_CA_CERTS';
-  if (!(saved in process.env)) return;
-  const value = process.env[saved];
-  delete process.env[saved];
-  if (value) process.env.NODE_EXTRA_CA_CERTS = value;
+function restoreCallerEnv() {
+  for (const [name, saved] of [['NODE_EXTRA_CA_CERTS', 'CRIU_TS_NODE_EXTRA_CA_CERTS'], ['MALLOC_ARENA_MAX', 'CRIU_TS_MALLOC_ARENA_MAX']]) {
+    if (!(saved in process.env)) continue;
+    const value = process.env[saved];
+    delete process.env[saved];
+    if (value) process.env[name] = value;
+    else delete process.env[name];
+  }
 }
 
 /**
@@ -116,7 +119,7 @@ function restoreCaEnv() {
  * that fails adds nothing (it may have stopped before its command's code).
  */
 function run(name, modulesEntry, argv, commands) {
-  restoreCaEnv();
+  restoreCallerEnv();
   const root = join(__dirname, '..');
   const bundle = join(root, 'dist', 'bundle', `${name}.cjs`);
   const modules = join(root, modulesEntry);

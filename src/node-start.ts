@@ -11,16 +11,28 @@
  * (action scripts, ip, nft) sees the environment its caller gave.
  * A node process of our own (an RPC worker, the page-server daemon) is
  * started the launchers' way again: ownNodeEnv().
+ *
+ * The launchers also start node with MALLOC_ARENA_MAX=1 (the caller's
+ * value kept under SAVED_ARENA_ENV, put back the same way): glibc gives
+ * every thread that allocates an arena of its own, and V8's compiler and
+ * GC helper threads held 12 MiB of them in a 1000-thread dump (peak RSS
+ * 96 -> 81 MiB, no CPU cost seen; docs/performance.md). mallopt() from
+ * JavaScript comes too late: those threads have their arenas by then.
  */
 
 /** Where the launchers keep NODE_EXTRA_CA_CERTS while node starts (load-bundle.cjs names it too). */
 export const SAVED_CA_ENV = 'CRIU_TS_NODE_EXTRA_CA_CERTS';
 
-/** `env` for a node process that runs criu-ts: NODE_EXTRA_CA_CERTS kept aside, as the launchers do. */
+/** Where the launchers keep the caller's MALLOC_ARENA_MAX (load-bundle.cjs names it too). */
+export const SAVED_ARENA_ENV = 'CRIU_TS_MALLOC_ARENA_MAX';
+
+/** `env` for a node process that runs criu-ts: NODE_EXTRA_CA_CERTS kept aside and one malloc arena, as the launchers do. */
 export function ownNodeEnv(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
   const out = { ...env };
   const ca = out['NODE_EXTRA_CA_CERTS'];
   delete out['NODE_EXTRA_CA_CERTS'];
   if (ca !== undefined && ca !== '') out[SAVED_CA_ENV] = ca;
+  out[SAVED_ARENA_ENV] = out['MALLOC_ARENA_MAX'] ?? '';
+  out['MALLOC_ARENA_MAX'] = '1';
   return out;
 }
