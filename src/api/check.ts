@@ -87,17 +87,21 @@ class Facts {
 
 function probeThrowawayChild(): TraceeProbe {
   // A sleep of ours, past its exec: the address probed is one of the program's own mappings.
-  const { proc, pid } = startOwnSleep('check: probe child', 'EINTERNAL', 60);
-  proc.unref();
+  const own = startOwnSleep('check: probe child', 'EINTERNAL', 60);
+  const pid = own.pid;
   let start: bigint;
   try {
     const readable = readFileSync(`/proc/${pid}/maps`, 'utf8').split('\n').find((l) => /^\S+ r/.test(l));
     start = readable === undefined ? 0n : BigInt(`0x${readable.split('-')[0] ?? '0'}`);
   } catch (e) {
-    proc.kill('SIGKILL');
+    own.kill();
     throw e;
   }
-  return probe.probeTracee(pid, start); // kills the child itself
+  try {
+    return probe.probeTracee(pid, start); // kills the child itself
+  } finally {
+    own.kill(); // and collects it (it is let go by then)
+  }
 }
 
 const ok: ProbeResult = { ok: true };

@@ -26,13 +26,12 @@
  * its own session and ignores SIGINT/SIGTERM/SIGHUP, so the Ctrl-C or the
  * hangup that stops criu-ts does not stop it.
  */
-import { spawn } from 'node:child_process';
-import { closeSync, readFileSync, rmSync, rmdirSync, writeSync } from 'node:fs';
+import { closeSync, fstatSync, readFileSync, rmSync, rmdirSync, writeSync } from 'node:fs';
 import { CriuTsError } from '../errors.js';
 import { logger } from '../log.js';
 import { listThreads, parseStat } from '../proc/index.js';
 import {
-  pipe2, NR, ptraceGetRegset, ptraceSetRegset, ptraceSetSigmask, NT_X86_XSTATE, regOffset, O_CLOEXEC, XSAVE_MAX_BYTES,
+  pipe2, reapWhenGone, spawnProgram, NR, ptraceGetRegset, ptraceSetRegset, ptraceSetSigmask, NT_X86_XSTATE, regOffset, O_CLOEXEC, XSAVE_MAX_BYTES,
 } from '../sys/index.js';
 import { Tracee } from './tracee.js';
 import { setTraceeObserver } from './observer.js';
@@ -56,9 +55,12 @@ export function guardian(): Guardian | undefined {
 
 export class Guardian {
   private fd: number;
+  /** the shell's pid: ours to collect once it has read "done" */
+  private readonly pid: number;
 
-  private constructor(fd: number) {
+  private constructor(fd: number, pid: number) {
     this.fd = fd;
+    this.pid = pid;
   }
 
   /** Start one for a dump, pre-dump or restore. CRIU_TS_GUARDIAN=0 turns it off (then a kill leaks the scratch area). */
@@ -66,25 +68,23 @@ export class Guardian {
     if (process.env['CRIU_TS_GUARDIAN'] === '0') return undefined;
     if (current) return current;
     const [r, w] = pipe2(O_CLOEXEC);
+    let pid: number;
     try {
       // CRIU_TS_FAULT is for criu-ts: the guardian that cleans up after a fault must not meet it too
       // (a kill point it passed through would kill it half-way through putting a task back).
       const env = { ...process.env };
       delete env['CRIU_TS_FAULT'];
-      const child = spawn('/bin/sh', ['-c', SCRIPT, process.execPath, import.meta.url], {
-        stdio: [r, 'ignore', 'inherit'],
-        detached: true,
-        env,
-      });
-      child.on('error', () => undefined);
-      child.unref();
+      // posix_spawn (sys/spawn.ts): a fork of Node for a shell cost 5-10 ms of every dump and restore.
+      // Its one line of report goes to our stderr, when we have one.
+      const stderr = hasFd(2) ? 2 : undefined;
+      pid = spawnProgram('/bin/sh', ['/bin/sh', '-c', SCRIPT, process.execPath, import.meta.url], { stdin: r, ...(stderr !== undefined ? { stderr } : {}), setsid: true, env });
     } catch (e) {
       closeSync(w);
       throw new CriuTsError('EINTERNAL', `cannot start the guardian: ${(e as Error).message}`, {}, e);
     } finally {
       closeSync(r);
     }
-    current = new Guardian(w);
+    current = new Guardian(w, pid);
     setTraceeObserver(current);
     return current;
   }
@@ -100,7 +100,10 @@ export class Guardian {
   }
 
   private close(): void {
-    if (this.fd >= 0) closeSync(this.fd);
+    if (this.fd >= 0) {
+      closeSync(this.fd);
+      reapWhenGone(this.pid);
+    }
     this.fd = -1;
     if (current === this) {
       current = undefined;
@@ -131,6 +134,15 @@ export class Guardian {
   done(): void {
     this.send('done');
     this.close();
+  }
+}
+
+function hasFd(fd: number): boolean {
+  try {
+    fstatSync(fd);
+    return true;
+  } catch {
+    return false;
   }
 }
 

@@ -8,42 +8,50 @@
  * killed afterwards, with every namespace it entered or made: nothing it
  * did outlives it but the fds taken from it (pidfd_getfd).
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, readlinkSync } from 'node:fs';
+import { existsSync, readFileSync, readlinkSync } from 'node:fs';
 import { CriuTsError, type ErrorCode } from '../errors.js';
-import { sleepMs } from '../sys/index.js';
+import { killAndReap, sleepMs, spawnProgram } from '../sys/index.js';
 import { releaseQuiet } from './ptrace-state.js';
 import { Tracee } from './tracee.js';
 
-/** A `sleep` of ours, running the program (not node's copy of itself before the exec). */
+/** A `sleep` of ours, running the program (its exec over). */
 export interface OwnSleep {
-  proc: ChildProcess;
   pid: number;
+  /** SIGKILL it and collect it later (let it go first if it is traced) */
+  kill(): void;
 }
 
 /**
- * Start `sleep seconds` and wait until it has exec'd. Failures are thrown
- * as `code` with `what` leading the message; the child is killed on any.
+ * Start `sleep seconds` (sys/spawn.ts: no copy of Node's memory) and wait
+ * until its exec is over. Failures are thrown as `code` with `what` leading
+ * the message; the child is killed on any.
  */
 export function startOwnSleep(what: string, code: ErrorCode, seconds: number): OwnSleep {
   const prog = ['/usr/bin/sleep', '/bin/sleep'].find((p) => existsSync(p));
   if (prog === undefined) throw new CriuTsError(code, `${what}: no /usr/bin/sleep to run`, {});
-  const proc = spawn(prog, [String(seconds)], { stdio: 'ignore' });
-  proc.on('error', () => { /* reported below as "did not start" */ });
-  const pid = proc.pid;
-  if (pid === undefined) throw new CriuTsError(code, `${what}: cannot start ${prog}`, {});
-  // spawn() returns before exec: wait until the child runs the program, not a copy of node.
+  let pid: number;
+  try {
+    pid = spawnProgram(prog, ['sleep', String(seconds)]);
+  } catch (e) {
+    throw new CriuTsError(code, `${what}: cannot start ${prog}: ${(e as Error).message}`, {}, e);
+  }
+  const own: OwnSleep = { pid, kill: () => killAndReap(pid) };
+  // posix_spawn returns once the exec has replaced our memory in the child,
+  // before the program's own mappings and arguments are all in place: its
+  // command line is set last (the kernel's create_elf_tables).
   const deadline = Date.now() + 5000;
   for (;;) {
     let exe = '';
+    let args = 0;
     try {
       exe = readlinkSync(`/proc/${pid}/exe`);
+      args = readFileSync(`/proc/${pid}/cmdline`).length;
     } catch {
       // not there yet
     }
-    if (exe === prog || exe.endsWith('/sleep')) return { proc, pid };
+    if ((exe === prog || exe.endsWith('/sleep')) && args > 0) return own;
     if (Date.now() > deadline) {
-      proc.kill('SIGKILL');
+      own.kill();
       throw new CriuTsError(code, `${what}: ${prog} did not start`, { pid });
     }
     sleepMs(0.2);
@@ -65,6 +73,6 @@ export function withSeized<T>(own: OwnSleep, fn: (t: Tracee) => T): T {
       releaseQuiet(own.pid);
     }
   } finally {
-    own.proc.kill('SIGKILL');
+    own.kill();
   }
 }

@@ -6,10 +6,9 @@
  * then let go and killed, and the child, orphaned, is re-parented to us
  * (we are a child subreaper) so that we can wait for it like CRIU does.
  */
-import type { ChildProcess } from 'node:child_process';
 import { Tracee } from '../infect/tracee.js';
 import { releaseQuiet } from '../infect/ptrace-state.js';
-import { startOwnSleep } from '../infect/helper-task.js';
+import { startOwnSleep, type OwnSleep } from '../infect/helper-task.js';
 import {
   NR, PTRACE_O, PTRACE_EVENT, waitPid, __WALL, setChildSubreaper, xstateLayout, SIGCHLD,
 } from '../sys/index.js';
@@ -25,19 +24,26 @@ const CLONE_ARGS_SIZE = 88;
 export const TRACE_OPTIONS = PTRACE_O.TRACEFORK | PTRACE_O.TRACECLONE | PTRACE_O.TRACEVFORK | PTRACE_O.EXITKILL | PTRACE_O.TRACESYSGOOD;
 
 export interface Stub {
-  proc: ChildProcess;
+  own: OwnSleep;
   tracee: Tracee;
 }
 
 /** Start the stub and hold it stopped. */
 export function startStub(): Stub {
   setChildSubreaper(true);
-  const { proc, pid } = startOwnSleep('restore stub', 'ERESTORE', 1000000);
-  const tracee = Tracee.seize(pid, { options: TRACE_OPTIONS });
+  const own = startOwnSleep('restore stub', 'ERESTORE', 1000000);
+  let tracee: Tracee;
+  try {
+    tracee = Tracee.seize(own.pid, { options: TRACE_OPTIONS });
+  } catch (e) {
+    own.kill();
+    throw e;
+  }
+  const pid = own.pid;
   log.debug(`stub ${pid} seized`);
   // Without the cpuid driver, the XSAVE layout comes from a cpuid run in the stub (its loader has one).
   xstateLayout(() => cpuidThroughTracee(tracee));
-  return { proc, tracee };
+  return { own, tracee };
 }
 
 /**
@@ -112,7 +118,7 @@ export function disposeStub(stub: Stub): void {
     // it is about to die anyway
   }
   releaseQuiet(stub.tracee.tid);
-  stub.proc.kill('SIGKILL');
+  stub.own.kill();
 }
 
 /**

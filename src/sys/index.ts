@@ -26,3 +26,4 @@ export * from './mman.js';
 export * from './fs-ids.js';
 export * from './uring.js';
 export * from './nftables.js';
+export * from './spawn.js';

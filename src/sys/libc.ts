@@ -39,6 +39,22 @@ const rawSyscall = libc.func(
   'long syscall(long n, intptr_t a1, intptr_t a2, intptr_t a3, intptr_t a4, intptr_t a5, intptr_t a6)',
 ) as (n: number, a1: Arg, a2: Arg, a3: Arg, a4: Arg, a5: Arg, a6: Arg) => number | bigint;
 
+/**
+ * A libc function other than syscall(2), bound on its first use (a run
+ * that never needs it pays nothing). Only for what a raw syscall cannot
+ * do from Node: posix_spawn's vfork-and-exec (sys/spawn.ts).
+ */
+type LibcFunction = (...args: any[]) => any;
+const bound = new Map<string, LibcFunction>();
+export function libcFunction(decl: string): LibcFunction {
+  let f = bound.get(decl);
+  if (f === undefined) {
+    f = libc.func(decl) as LibcFunction;
+    bound.set(decl, f);
+  }
+  return f;
+}
+
 /** Address of a Buffer's bytes, to pass as a pointer argument. */
 export function addr(buf: Buffer | Uint8Array | BigUint64Array | Int32Array | Uint32Array): bigint {
   return koffi.address(buf) as bigint;
