@@ -15,13 +15,13 @@ import { addr, libcFunction, sysTry } from './libc.js';
 import { NR } from './nr.js';
 import { SyscallError } from './error.js';
 import { kill } from './process.js';
+import { O_RDWR } from './fcntl.js';
 import { WNOHANG } from './ptrace.js';
 
 // <spawn.h> flags (glibc)
 const POSIX_SPAWN_SETSIGDEF = 0x04;
 const POSIX_SPAWN_SETSIGMASK = 0x08;
 const POSIX_SPAWN_SETSID = 0x80;
-const O_RDWR = 2;
 /** posix_spawn_file_actions_t is 80 bytes and posix_spawnattr_t 336 on x86_64 glibc: room to spare */
 const OPAQUE_BYTES = 512;
 /** sigset_t: 1024 bits */
