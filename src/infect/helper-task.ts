@@ -8,7 +8,7 @@
  * killed afterwards, with every namespace it entered or made: nothing it
  * did outlives it but the fds taken from it (pidfd_getfd).
  */
-import { existsSync, readFileSync, readlinkSync } from 'node:fs';
+import { existsSync, readlinkSync } from 'node:fs';
 import { CriuTsError, type ErrorCode } from '../errors.js';
 import { killAndReap, sleepMs, spawnProgram } from '../sys/index.js';
 import { releaseQuiet } from './ptrace-state.js';
@@ -22,8 +22,8 @@ export interface OwnSleep {
 }
 
 /**
- * Start `sleep seconds` (sys/spawn.ts: no copy of Node's memory) and wait
- * until its exec is over. Failures are thrown as `code` with `what` leading
+ * Start `sleep seconds` (sys/spawn.ts: no copy of Node's memory), past
+ * the point of its exec where it is the program. Failures are thrown as `code` with `what` leading
  * the message; the child is killed on any.
  */
 export function startOwnSleep(what: string, code: ErrorCode, seconds: number): OwnSleep {
@@ -36,20 +36,19 @@ export function startOwnSleep(what: string, code: ErrorCode, seconds: number): O
     throw new CriuTsError(code, `${what}: cannot start ${prog}: ${(e as Error).message}`, {}, e);
   }
   const own: OwnSleep = { pid, kill: () => killAndReap(pid) };
-  // posix_spawn returns once the exec has replaced our memory in the child,
-  // before the program's own mappings and arguments are all in place: its
-  // command line is set last (the kernel's create_elf_tables).
+  // posix_spawn returns as the exec lets go of our memory, a moment before
+  // the child's new memory (and with it /proc/PID/exe) is in place; the rest
+  // of the exec runs before the task's first return to user space, which is
+  // where a seize stops it.
   const deadline = Date.now() + 5000;
   for (;;) {
     let exe = '';
-    let args = 0;
     try {
       exe = readlinkSync(`/proc/${pid}/exe`);
-      args = readFileSync(`/proc/${pid}/cmdline`).length;
     } catch {
       // not there yet
     }
-    if ((exe === prog || exe.endsWith('/sleep')) && args > 0) return own;
+    if (exe === prog || exe.endsWith('/sleep')) return own;
     if (Date.now() > deadline) {
       own.kill();
       throw new CriuTsError(code, `${what}: ${prog} did not start`, { pid });
