@@ -19,7 +19,7 @@
  */
 import { parseStatus } from '../proc/status.js';
 import {
-  ptraceSyscall, ptraceCont, ptraceDetach, ptraceDetachQuiet, ptraceInterrupt,
+  ptraceSyscall, ptraceSingleStep, ptraceCont, ptraceDetach, ptraceDetachQuiet, ptraceInterrupt,
   getGpRegsRaw, setGpRegsRaw, ptraceGetSiginfo, ptraceGetEventMsg, ptraceGetSigmask, ptraceSetSigmask,
   waitPid, __WALL, PTRACE_EVENT, regOffset, processVmReadv, processVmWritev, ProcMem, SIGTRAP,
 } from '../sys/index.js';
@@ -54,6 +54,18 @@ function wr(buf: Buffer, name: Parameters<typeof regOffset>[0], v: bigint): void
   buf.writeBigUInt64LE(BigInt.asUintN(64, v), regOffset(name));
 }
 
+const SIGTRAP_BIT = 1n << BigInt(SIGTRAP - 1);
+
+/** Whether the task's SIGTRAP is neither caught, ignored nor pending (/proc/TID/status). */
+function sigtrapAtDefault(tid: number): boolean {
+  try {
+    const st = parseStatus(tid);
+    return [st.sigCgt, st.sigIgn, st.sigPnd, st.shdPnd].every((m) => (m & SIGTRAP_BIT) === 0n);
+  } catch {
+    return false;
+  }
+}
+
 export class HeldTask {
   /** registers exactly as they were at the stop */
   readonly origRegs: Buffer;
@@ -72,7 +84,9 @@ export class HeldTask {
   /** signals are blocked only by selfCure(), not by the first injected call */
   protected deferBlock = false;
   /** the injected syscall under way between syscallBegin() and its last syscallStep() */
-  private inflight: { nr: number; gadget: bigint; entered: boolean; tries: number } | undefined;
+  private inflight: { nr: number; gadget: bigint; entered: boolean; tries: number; step: boolean } | undefined;
+  /** injected calls single-step their `syscall` instruction (stepCalls()) */
+  private stepping = false;
 
   protected constructor(readonly tid: number, origRegs: Buffer, stopSignal: number) {
     this.origRegs = Buffer.from(origRegs);
@@ -177,8 +191,48 @@ export class HeldTask {
     names.forEach((n, i) => wr(w, n, BigInt(args[i] ?? 0)));
     setGpRegsRaw(this.tid, w);
     faultPoint('inject');
-    this.inflight = { nr, gadget, entered: false, tries: 0 };
-    ptraceSyscall(this.tid);
+    this.inflight = { nr, gadget, entered: false, tries: 0, step: this.stepping };
+    this.resume();
+  }
+
+  /** Resume toward the next stop of the call under way. */
+  private resume(): void {
+    if (this.inflight?.step === true) ptraceSingleStep(this.tid);
+    else ptraceSyscall(this.tid);
+  }
+
+  /**
+   * Run the next injected calls by single-stepping the `syscall`
+   * instruction: the kernel reports the step when the call returns, so a
+   * call costs one stop instead of PTRACE_SYSCALL's two (entry and exit),
+   * and one wait for the task to be scheduled instead of two.
+   *
+   * Only for a task of our own, never a dump target: a trap flag outlives
+   * a killed tracer (see the file header), so the task must die with us,
+   * as a restore's tasks do (PTRACE_O_EXITKILL, `exitKill`). And the step is
+   * reported as a forced SIGTRAP, which the kernel lets through a blocked
+   * mask and, when SIGTRAP is blocked or ignored, answers by resetting its
+   * disposition to SIG_DFL: so stepping is taken only while the task's
+   * SIGTRAP is at its default (no handler, not ignored), where that reset
+   * changes nothing; the SIGTRAP itself stops in signal delivery and is
+   * discarded there; nor is it taken with a SIGTRAP pending. Use it before
+   * any signal is queued for the task (a restore's memory phase), and only
+   * for calls that cannot block. Returns whether stepping is on;
+   * stepCalls(false) puts SIGTRAP back into the held mask.
+   */
+  stepCalls(on: boolean, exitKill = false): boolean {
+    if (!on) {
+      const was = this.stepping;
+      this.stepping = false;
+      try {
+        if (was && this.savedSigmask !== undefined) ptraceSetSigmask(this.tid, HELD_SIGMASK);
+      } catch {
+        // the task is gone: whatever failed says why
+      }
+      return false;
+    }
+    this.stepping = exitKill && sigtrapAtDefault(this.tid);
+    return this.stepping;
   }
 
   /**
@@ -194,7 +248,20 @@ export class HeldTask {
       this.inflight = undefined;
       throw new CriuTsError('EINFECT', `task ${this.tid} died during injected syscall ${f.nr}`, { pid: this.tid, nr: f.nr });
     }
-    if (st.stopSig === SYSCALL_STOP && st.event === 0) {
+    if (f.step && st.stopSig === SIGTRAP && st.event === 0) {
+      // The step's trap, or a SIGTRAP sent before the call ran (still at the gadget): kept like any signal.
+      const regs = getGpRegsRaw(this.tid);
+      const ip = rd(regs, 'ip');
+      if (ip === f.gadget + 2n) {
+        this.inflight = undefined;
+        return BigInt.asIntN(64, rd(regs, 'ax'));
+      }
+      if (ip !== f.gadget || ++f.tries > 100) {
+        this.inflight = undefined;
+        throw new CriuTsError('EINFECT', `task ${this.tid}: stepped syscall ${f.nr} stopped at 0x${ip.toString(16)}`, { pid: this.tid, nr: f.nr });
+      }
+      this.stashedSignals.push(ptraceGetSiginfo(this.tid));
+    } else if (st.stopSig === SYSCALL_STOP && st.event === 0) {
       if (f.entered) {
         this.inflight = undefined;
         const regs = getGpRegsRaw(this.tid);
@@ -216,7 +283,7 @@ export class HeldTask {
         throw new CriuTsError('EINFECT', `task ${this.tid}: injected syscall ${f.nr} did not complete (status 0x${st.raw.toString(16)})`, { pid: this.tid, nr: f.nr });
       }
     }
-    ptraceSyscall(this.tid);
+    this.resume();
     return undefined;
   }
 

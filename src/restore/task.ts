@@ -4,7 +4,7 @@
  * mask are set last, in finalizeTask, once every task is ready.
  */
 import {
-  NR, PR, encodeGpRegs, GP_REG_NAMES, O_PATH, O_DIRECTORY, type GpRegs,
+  NR, PR, PTRACE_O, encodeGpRegs, GP_REG_NAMES, O_PATH, O_DIRECTORY, type GpRegs,
 } from '../sys/index.js';
 import { CriuTsError } from '../errors.js';
 import { imageFile } from '../images/index.js';
@@ -60,14 +60,22 @@ export function restoreAddressSpace(n: RestoreNode, filesCtx: RestoreContext): v
   }
   const parent = n.forkedFromRestored?.images;
   const inherited = parent ? inheritedVmas(parent.mm, task.mm) : new Map<VmaEntry, VmaEntry[]>();
-  prepareAddressSpace(h, task.mm, rseq, inheritedRanges(inherited));
-  // /proc/PID/exe can only change while the old executable is not mapped:
-  // now, between emptying the stub's address space and mapping the task's.
-  // A child of a restored parent running the same program has it already.
-  restoreMmFields(h, task.mm, filesCtx, parent !== undefined && parent.mm.exe_file_id === task.mm.exe_file_id);
-  const from = parent && inherited.size > 0 ? { inherited, parent: { mm: parent.mm, pagemap: parent.pagemap } } : undefined;
-  const r = restoreMemory(h, task.mm, task.pagemap, task.pagesId, filesCtx, from);
-  dropStubVdso(h, task.mm);
+  // One stop per injected call while the memory is built (an mmap per VMA):
+  // the task is ours, and dies with us (infect/held-task.ts stepCalls).
+  tracee.stepCalls(true, (TRACE_OPTIONS & PTRACE_O.EXITKILL) !== 0);
+  let r: ReturnType<typeof restoreMemory>;
+  try {
+    prepareAddressSpace(h, task.mm, rseq, inheritedRanges(inherited));
+    // /proc/PID/exe can only change while the old executable is not mapped:
+    // now, between emptying the stub's address space and mapping the task's.
+    // A child of a restored parent running the same program has it already.
+    restoreMmFields(h, task.mm, filesCtx, parent !== undefined && parent.mm.exe_file_id === task.mm.exe_file_id);
+    const from = parent && inherited.size > 0 ? { inherited, parent: { mm: parent.mm, pagemap: parent.pagemap } } : undefined;
+    r = restoreMemory(h, task.mm, task.pagemap, task.pagesId, filesCtx, from);
+    dropStubVdso(h, task.mm);
+  } finally {
+    tracee.stepCalls(false);
+  }
   n.memory = { pages: r.pages, compared: r.cow?.compared ?? 0, skippedCow: r.cow?.skipped ?? 0 };
   if (r.cow) log.debug(`task ${n.pid}: ${r.cow.compared} inherited pages compared, ${r.cow.skipped} left shared, ${r.cow.dropped} dropped`);
 }

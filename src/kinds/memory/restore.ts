@@ -25,7 +25,8 @@ import { parentChainOf } from './parent-images.js';
 import { fillSegments, nrPages, pageSegments } from './fill.js';
 import { isSharedAnonObject, mapSharedAnon, noteSharedAnonMapping } from './shmem-restore.js';
 import { inheritedRanges, settleInherited, splitSegments, type CowStats, type Inherited, type ParentMemory } from './cow.js';
-import { subtract } from './ranges.js';
+import { merged, subtract, type Range } from './ranges.js';
+import { planAnonRuns, type AnonRun } from './reserve.js';
 import { restoreAioRings } from './aio.js';
 import { restoreGuardRegions } from './guard.js';
 import { isLazyVma, registerLazy, withoutLazy } from './lazy.js';
@@ -39,8 +40,6 @@ const log = logger('mem');
 
 const RSEQ_FLAG_UNREGISTER = 1;
 export const SCRATCH_BYTES = 1 << 20;
-
-interface Range { start: bigint; end: bigint }
 
 function overlaps(a: Range, b: Range): boolean {
   return a.start < b.end && b.start < a.end;
@@ -187,6 +186,10 @@ export function restoreMemory(
   const chain = parentChainOf(ctx);
   // SysV shm first: an attachment spans its whole segment until the parts the task had unmapped go again.
   attachSysvShm(t, vmas.filter((v) => (v.status & VMA.AREA_SYSVIPC) !== 0));
+  const protOf = (v: VmaEntry): number => (filled.has(v) ? v.prot | PROT_WRITE : v.prot);
+  // Runs of anonymous VMAs mapped by one mmap each (reserve.ts); `runs` maps every VMA inside one.
+  const runs = planAnonRuns(vmas, (v) => inherited.has(v) || (v.status & (VMA.AREA_SYSVIPC | VMA.ANON_SHARED)) !== 0, protOf);
+  const runsMapped = new Set<AnonRun>();
   for (const v of vmas) {
     const len = v.end - v.start;
     if (v.status & VMA.AREA_SYSVIPC) continue;
@@ -195,8 +198,16 @@ export function restoreMemory(
       mapSharedAnon(t, v, ctx, chain);
       continue;
     }
-    const fill = filled.has(v);
-    const prot = fill ? v.prot | PROT_WRITE : v.prot; // writable while we fill; final protection below
+    const prot = protOf(v); // writable while we fill; final protection below
+    const run = runs.get(v);
+    if (run !== undefined && !runsMapped.has(run)) {
+      runsMapped.add(run);
+      t.syscall('mmap(anonymous run)', NR.mmap, run.start, run.end - run.start, run.prot, MAP_FIXED | MAP_PRIVATE | MAP_ANONYMOUS | run.noreserve, -1, 0);
+    }
+    if (run?.anon.has(v)) {
+      if (prot !== run.prot) t.syscall('mprotect', NR.mprotect, v.start, len, prot);
+      continue;
+    }
     let flags = MAP_FIXED | (v.flags & (MAP_GROWSDOWN | MAP_NORESERVE | MAP_LOCKED));
     let fd = -1;
     let off = 0n;
@@ -229,7 +240,7 @@ export function restoreMemory(
   // --lazy-pages: private anonymous VMAs stay empty here; the lazy-pages daemon fills them (lazy.ts).
   // Only VMAs with pages in the dump: an empty one reads as zeros anyway, and every registration is a syscall in the task.
   // Neighbours are registered as one range (UFFDIO_REGISTER spans VMAs).
-  const lazy = ctx.lazy ? mergeRanges(vmas.filter((v) => isLazyVma(v) && !inherited.has(v) && filled.has(v))) : [];
+  const lazy = ctx.lazy ? merged(vmas.filter((v) => isLazyVma(v) && !inherited.has(v) && filled.has(v))) : [];
   const segs = lazy.length > 0 ? withoutLazy(all.segs, lazy) : all.segs;
   const pages = lazy.length > 0 ? Number(segs.reduce((n, sg) => n + sg.len, 0n) / BigInt(PAGE_SIZE)) : all.pages;
   let cow: CowStats | undefined;
@@ -253,9 +264,12 @@ export function restoreMemory(
     if (filled.has(v) && !(v.status & VMA.FILE_SHARED) && (v.prot & PROT_WRITE) === 0) {
       t.syscall('mprotect', NR.mprotect, v.start, v.end - v.start, v.prot);
     }
+    // Most VMAs have no madvise bit: no 64-step BigInt walk for them (30,000 VMAs: 100 ms).
     const madv = v.madv ?? 0n;
-    for (let a = 0n; a < 64n; a++) {
-      if ((madv >> a) & 1n) t.syscall('madvise', NR.madvise, v.start, v.end - v.start, a);
+    if (madv !== 0n) {
+      for (let a = 0n; a < 64n; a++) {
+        if ((madv >> a) & 1n) t.syscall('madvise', NR.madvise, v.start, v.end - v.start, a);
+      }
     }
   }
   restoreGuardRegions(t, mm.vmas ?? []);
@@ -263,17 +277,6 @@ export function restoreMemory(
     ctx.lazy.handOver(t.pid, t.vpid, registerLazy(t, lazy), lazy);
   }
   return cow ? { pages: pages - cow.skipped, cow } : { pages };
-}
-
-/** Sorted address ranges of `vs`, neighbours merged. */
-function mergeRanges(vs: readonly VmaEntry[]): Range[] {
-  const out: Range[] = [];
-  for (const v of [...vs].sort((a, b) => (a.start < b.start ? -1 : a.start > b.start ? 1 : 0))) {
-    const last = out[out.length - 1];
-    if (last && last.end === v.start) last.end = v.end;
-    else out.push({ start: v.start, end: v.end });
-  }
-  return out;
 }
 
 
