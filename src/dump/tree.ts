@@ -11,6 +11,7 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CriuTsError } from '../errors.js';
 import { logger } from '../log.js';
+import { killTree } from './kill-tree.js';
 
 const log = logger('tree');
 
@@ -178,43 +179,19 @@ export function seizeTree(rootPid: number, timeoutMs: number, freezeCgroup?: str
  * before), 'stop' leaves them stopped, 'kill' sends SIGKILL.
  */
 export function releaseTree(tasks: TaskNode[], how: 'resume' | 'stop' | 'kill'): void {
+  if (how === 'kill') {
+    killTree(tasks);
+    return;
+  }
   for (const node of [...tasks].reverse()) {
     // The main thread last: its cure unmaps the scratch area that holds the
     // other threads' self-cure frames.
     for (const t of [...node.threads].reverse()) {
       try {
-        if (how !== 'kill') t.cure();
+        t.cure();
       } catch (e) {
         log.warn(`thread ${t.tid}: could not restore its state: ${(e as Error).message}`);
       }
-    }
-    if (how === 'kill') {
-      try {
-        if (!node.zombie) process.kill(node.pid, 'SIGKILL');
-      } catch {
-        // already gone
-      }
-      // We trace the threads: their deaths are reported to us first and the
-      // parent learns of them only once we have collected them. The leader's
-      // death is reported only after every other thread's: collect it last.
-      const parent = tasks.find((p) => p.pid === node.ppid)?.threads[0];
-      const tids = [...node.threads].reverse().map((t) => t.tid);
-      // The root too, although freeing a big address space takes a while: a
-      // dump that returns must leave no task of the tree behind. runc asks
-      // whether the container's init is still there as soon as we answer,
-      // and destroys the container only when it is not (CRIU waits too).
-      for (const tid of tids) collectExit(tid);
-      // Have the (still stopped) parent reap it, so no zombie waits for a slow
-      // init and the pid is free for a restore right away. The root's own
-      // parent (a shell, runc, an init) reaps it.
-      if (parent) {
-        try {
-          parent.syscallRaw(NR.wait4, node.pid, 0, __WALL | WNOHANG, 0);
-        } catch {
-          // the parent is going away too
-        }
-      }
-      continue;
     }
     for (const t of node.threads) {
       if (how === 'stop' && t === node.threads[0]) {
