@@ -7,6 +7,7 @@
  *
  * @example
  *   const r = await check({});            // r.ok: dump and restore can work here
+ *   const all = await check({ extra: true, experimental: true });
  *   const f = await check({ feature: 'clone3_set_tid' });
  *   f.features['clone3_set_tid']?.ok;
  */
@@ -57,10 +58,17 @@ class Facts {
   private tracee: TraceeProbe | undefined;
   private config: Map<string, string> | undefined;
   private uffd: ReturnType<typeof probe.uffdFeatures> | undefined;
+  private nftables: ReturnType<typeof probeNftables> | undefined;
 
   traced(): TraceeProbe {
     this.tracee ??= probeThrowawayChild();
     return this.tracee;
+  }
+
+  /** nft makes and removes a table (nftables and network_lock_nftables ask the same) */
+  nft(): ReturnType<typeof probeNftables> {
+    this.nftables ??= probeNftables();
+    return this.nftables;
   }
 
   uffdFeatures(): ReturnType<typeof probe.uffdFeatures> {
@@ -142,8 +150,8 @@ function pagemapReadable(): ProbeResult {
 const notOurs = (what: string): ProbeResult => no(`criu-ts does not ${what} yet`);
 
 /** The nftables network lock works here: the nft program makes and removes a table. */
-function nftables(): ProbeResult {
-  const r = probeNftables();
+function nftables(f: Facts): ProbeResult {
+  const r = f.nft();
   return r.ok ? ok : no(r.why ?? 'nftables does not work here');
 }
 
@@ -213,12 +221,12 @@ const PROBES: Record<string, Prober> = {
   // --external net[INODE]:KEY at dump, the namespace handed back with --inherit-fd at restore (kinds/ns/net.ts).
   external_net_ns: () => fileExists('/proc/self/ns/net', 'CONFIG_NET_NS'),
   newifindex: (f) => kconfigProbe(f, 'NET_NS'),
-  nftables: () => nftables(),
+  nftables: (f) => nftables(f),
   has_ipt_legacy: () => {
     const r = probeIptLegacy();
     return r.ok ? ok : no(r.why ?? 'no legacy iptables');
   },
-  network_lock_nftables: () => nftables(),
+  network_lock_nftables: (f) => nftables(f),
   pidfd_store: (f) => {
     const open = probe.probePidfdOpen();
     return open.ok ? f.traced().pidfdGetfd : open;
@@ -260,8 +268,11 @@ function run(name: string, facts: Facts): ProbeResult {
 
 /**
  * Probe the kernel. With `feature`, only that one (an unknown name is an
- * EUSAGE error); `ok` is then that feature's answer. Without, every feature,
- * and `ok` says whether all of BASIC_FEATURES are there.
+ * EUSAGE error); `ok` is then that feature's answer. Without, the
+ * BASIC_FEATURES (as CRIU's plain `check`), plus EXTRA_FEATURES with
+ * `extra` and EXPERIMENTAL_FEATURES with `experimental`; `ok` says whether
+ * all of BASIC_FEATURES are there. (Probing every feature costs a few
+ * programs run, nft and iptables-legacy among them: 50-100 ms.)
  */
 export async function check(opts: CheckOptions): Promise<CheckResult> {
   const facts = new Facts();
@@ -274,6 +285,7 @@ export async function check(opts: CheckOptions): Promise<CheckResult> {
     features[opts.feature] = r;
     return { ok: r.ok, features };
   }
-  for (const name of FEATURE_NAMES) features[name] = run(name, facts);
+  const wanted = [...BASIC_FEATURES, ...(opts.extra === true ? EXTRA_FEATURES : []), ...(opts.experimental === true ? EXPERIMENTAL_FEATURES : [])];
+  for (const name of FEATURE_NAMES) if (wanted.includes(name)) features[name] = run(name, facts);
   return { ok: BASIC_FEATURES.every((n) => features[n]?.ok === true), features };
 }

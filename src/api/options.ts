@@ -174,10 +174,14 @@ export interface RestoreOptions extends CommonOptions {
 export interface CheckOptions {
   /** --feature NAME: check one feature (exit 0 when supported) */
   feature?: string;
+  /** --extra: probe EXTRA_FEATURES too (without `feature`; the basic ones are always probed) */
+  extra?: boolean;
+  /** --experimental: probe EXPERIMENTAL_FEATURES too */
+  experimental?: boolean;
 }
 
 export interface CheckResult {
   ok: boolean;
-  /** feature name -> supported, with a reason when not */
+  /** feature name -> supported, with a reason when not; only the features probed */
   features: Record<string, { ok: boolean; reason?: string }>;
 }

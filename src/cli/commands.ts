@@ -306,7 +306,7 @@ async function runCheck(o: CliOptions): Promise<number> {
     }
     throw new CriuTsError('EUNSUPPORTED', `${name} is not supported${f?.reason === undefined ? '' : `: ${f.reason}`}`, { feature: name });
   }
-  const r = await api(() => check({}));
+  const r = await api(() => check({ extra: o.checkExtra, experimental: o.checkExperimental }));
   if (!r.ok) {
     const missing = BASIC_FEATURES.filter((n) => r.features[n]?.ok !== true)
       .map((n) => `${n} (${r.features[n]?.reason ?? 'unknown'})`);

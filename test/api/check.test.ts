@@ -14,12 +14,17 @@ function kconfig(name: string): string | undefined {
   }
 }
 
-test('the basics are all there on this machine', async () => {
+test('the basics are all there on this machine; a plain check probes only them, --extra and --experimental the rest', async () => {
   const r = await check({});
   for (const n of BASIC_FEATURES) assert.equal(r.features[n]?.ok, true, `${n}: ${r.features[n]?.reason ?? ''}`);
   assert.equal(r.ok, true);
-  for (const n of FEATURE_NAMES) assert.ok(r.features[n] !== undefined, `${n} probed`);
-  for (const [n, f] of Object.entries(r.features)) if (!f.ok) assert.ok(f.reason, `${n} says why not`);
+  assert.deepEqual(Object.keys(r.features).sort(), [...BASIC_FEATURES].sort());
+  const extra = await check({ extra: true });
+  assert.deepEqual(Object.keys(extra.features).sort(), [...BASIC_FEATURES, ...EXTRA_FEATURES].sort());
+  const all = await check({ extra: true, experimental: true });
+  assert.equal(all.ok, true);
+  for (const n of FEATURE_NAMES) assert.ok(all.features[n] !== undefined, `${n} probed`);
+  for (const [n, f] of Object.entries(all.features)) if (!f.ok) assert.ok(f.reason, `${n} says why not`);
 });
 
 test('categories cover every feature exactly once', () => {
