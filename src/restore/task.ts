@@ -130,6 +130,10 @@ export function restoreTaskBody(n: RestoreNode, plan: RestorePlan, img: DumpImag
   const tids = task.pstree.threads ?? [pid];
   n.threads = [tracee];
   scratchOf(tracee);
+  // The main thread's name before its threads are cloned: they inherit it,
+  // and those of the same name need no call of their own.
+  const mainName = (main.thread_core?.comm ?? tc.comm)?.slice(0, 15);
+  if (mainName !== undefined) h.syscall('prctl(SET_NAME)', NR.prctl, PR.SET_NAME, h.putString(mainName));
   createThreads(tracee, tids.slice(1), !n.inNewPidNs, n.threads);
   restoreTaskState(h, tc, 'after-threads');
   for (const th of n.threads) holdSigmask(th.tid, HELD_SIGMASK);
@@ -139,7 +143,7 @@ export function restoreTaskBody(n: RestoreNode, plan: RestorePlan, img: DumpImag
     const st: ThreadCoreEntry | undefined = core.thread_core;
     if (!st) return [];
     const clearTid = core.thread_info?.clear_tid_addr ?? 0n;
-    return [{ tracee: th, pid: n.real, make: (sh: StepHandle) => threadStateSteps(sh, st, clearTid, tc.comm), putBytes: 32, handle: handleFor(th.tid, th, tids[i] ?? pid) }];
+    return [{ tracee: th, pid: n.real, make: (sh: StepHandle) => threadStateSteps(sh, st, clearTid, tc.comm, mainName), putBytes: 32, handle: handleFor(th.tid, th, tids[i] ?? pid) }];
   }), scratchOf(tracee));
   task.cores.forEach((core, i) => {
     const fp = core.thread_info?.fpregs;

@@ -105,3 +105,35 @@ export function planAnonRuns(vmas: readonly VmaEntry[], skip: (v: VmaEntry) => b
   close();
   return out;
 }
+
+/**
+ * The madvise calls for VMAs' advice bits (vma_entry.madv, bit n = advice
+ * n): one per advice for each run of address-adjacent VMAs that all had
+ * it. Every advice recorded is one that sets a flag on each VMA of the
+ * range it is given (MADV_BY_VMFLAG in vma.ts), so a run takes it as its
+ * VMAs one by one would; the range never spans a hole (which would fail
+ * with ENOMEM) nor a VMA without the bit.
+ */
+export function adviceRuns(vmas: readonly VmaEntry[]): { start: bigint; end: bigint; advice: number }[] {
+  const sorted = [...vmas].sort((a, b) => (a.start < b.start ? -1 : a.start > b.start ? 1 : 0));
+  const out: { start: bigint; end: bigint; advice: number }[] = [];
+  const open = new Map<number, { start: bigint; end: bigint; advice: number }>();
+  for (const v of sorted) {
+    const madv = v.madv ?? 0n;
+    const words = [Number(madv & 0xffffffffn), Number(madv >> 32n)] as const;
+    for (let a = 0; a < 64; a++) {
+      const has = (((words[a >> 5] as number) >>> (a & 31)) & 1) !== 0;
+      const run = open.get(a);
+      if (run !== undefined && (!has || run.end !== v.start)) {
+        out.push(run);
+        open.delete(a);
+      }
+      if (!has) continue;
+      const cur = open.get(a);
+      if (cur !== undefined) cur.end = v.end;
+      else open.set(a, { start: v.start, end: v.end, advice: a });
+    }
+  }
+  out.push(...open.values());
+  return out;
+}

@@ -26,7 +26,7 @@ import { fillSegments, nrPages, pageSegments } from './fill.js';
 import { isSharedAnonObject, mapSharedAnon, noteSharedAnonMapping } from './shmem-restore.js';
 import { inheritedRanges, settleInherited, splitSegments, type CowStats, type Inherited, type ParentMemory } from './cow.js';
 import { merged, subtract, type Range } from './ranges.js';
-import { planAnonRuns, type AnonRun } from './reserve.js';
+import { adviceRuns, planAnonRuns, type AnonRun } from './reserve.js';
 import { restoreAioRings } from './aio.js';
 import { restoreGuardRegions } from './guard.js';
 import { isLazyVma, registerLazy, withoutLazy } from './lazy.js';
@@ -253,6 +253,7 @@ export function restoreMemory(
   }
   const rings = vmas.filter((v) => (v.status & VMA.AREA_AIORING) !== 0);
   if (rings.length > 0) restoreAioRings(t, rings.map((v) => ({ v, entry: (mm.aios ?? []).find((a) => a.id === v.start) })));
+  const advised: VmaEntry[] = [];
   for (const v of vmas) {
     if (v.status & VMA.AREA_AIORING) continue;
     const ps = inherited.get(v);
@@ -264,14 +265,10 @@ export function restoreMemory(
     if (filled.has(v) && !(v.status & VMA.FILE_SHARED) && (v.prot & PROT_WRITE) === 0) {
       t.syscall('mprotect', NR.mprotect, v.start, v.end - v.start, v.prot);
     }
-    // Most VMAs have no madvise bit: no 64-step BigInt walk for them (30,000 VMAs: 100 ms).
-    const madv = v.madv ?? 0n;
-    if (madv !== 0n) {
-      for (let a = 0n; a < 64n; a++) {
-        if ((madv >> a) & 1n) t.syscall('madvise', NR.madvise, v.start, v.end - v.start, a);
-      }
-    }
+    if ((v.madv ?? 0n) !== 0n) advised.push(v);
   }
+  // One madvise per advice for each run of adjacent VMAs that had it (a thread's stack and its guard page).
+  for (const r of adviceRuns(advised)) t.syscall('madvise', NR.madvise, r.start, r.end - r.start, r.advice);
   restoreGuardRegions(t, mm.vmas ?? []);
   if (lazy.length > 0 && ctx.lazy) {
     ctx.lazy.handOver(t.pid, t.vpid, registerLazy(t, lazy), lazy);

@@ -135,14 +135,19 @@ export function* credsSteps(t: StepHandle, c: CredsEntry): Steps {
   checkReachable(t.pid, tid, c, cur);
 
   const groups = c.groups ?? [];
-  const gb = Buffer.alloc(Math.max(4, groups.length * 4));
-  groups.forEach((g, i) => gb.writeUInt32LE(g, i * 4));
-  const sg = yield* callRaw('setgroups', NR.setgroups, groups.length, t.putBytes(gb));
-  // In a user namespace whose setgroups is denied nobody may change the
-  // groups: they are the ones its creator had, which the restore gave it
-  // (kinds/ns/user.ts), and are the same for every task inside.
-  if (sg < 0n && !(Number(-sg) === EPERM && setgroupsDenied(t.pid) && cur.groups.length === groups.length)) {
-    throw new RemoteSyscallError('setgroups', Number(-sg), tid);
+  // The kernel keeps a thread's groups sorted (and so shows them): the same
+  // set needs no call (a 1000-thread restore: 1000 round trips).
+  const sorted = [...groups].sort((a, b) => a - b);
+  if (sorted.length !== cur.groups.length || sorted.some((g, i) => g !== cur.groups[i])) {
+    const gb = Buffer.alloc(Math.max(4, groups.length * 4));
+    groups.forEach((g, i) => gb.writeUInt32LE(g, i * 4));
+    const sg = yield* callRaw('setgroups', NR.setgroups, groups.length, t.putBytes(gb));
+    // In a user namespace whose setgroups is denied nobody may change the
+    // groups: they are the ones its creator had, which the restore gave it
+    // (kinds/ns/user.ts), and are the same for every task inside.
+    if (sg < 0n && !(Number(-sg) === EPERM && setgroupsDenied(t.pid) && cur.groups.length === groups.length)) {
+      throw new RemoteSyscallError('setgroups', Number(-sg), tid);
+    }
   }
 
   const sameIds = cur.uid[0] === c.uid && cur.uid[1] === c.euid && cur.uid[2] === c.suid && cur.uid[3] === c.fsuid
@@ -170,7 +175,9 @@ export function* credsSteps(t: StepHandle, c: CredsEntry): Steps {
   const setpcap = cur.capEff & CAP_SETPCAP_BIT;
   const amb = capSet(c.cap_amb);
   const secbits = Number(yield* call('prctl(GET_SECUREBITS)', NR.prctl, PR.GET_SECUREBITS));
-  yield* capset(t, eff | setpcap, prm | setpcap, inh);
+  // The id change kept every capability set (SECURE_NO_SETUID_FIXUP) and
+  // the bounding set is not one of these three: sets already as wanted need no call.
+  if (cur.capEff !== (eff | setpcap) || cur.capPrm !== (prm | setpcap) || cur.capInh !== inh) yield* capset(t, eff | setpcap, prm | setpcap, inh);
   if (cur.capAmb !== 0n || amb !== 0n) {
     yield* call('prctl(CAP_AMBIENT_CLEAR_ALL)', NR.prctl, PR.CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
     for (let cap = 0; cap < 64; cap++) {

@@ -128,12 +128,16 @@ export function dumpThreadCore(t: Tracee, pid: number, status: ProcStatus, asked
   return tc;
 }
 
-/** A thread's own state (robust list, tid address, name, sigaltstack, rseq, scheduling, timer slack) as a step procedure (kinds/steps.ts). */
-export function* threadStateSteps(t: StepHandle, th: ThreadCoreEntry, clearTid: bigint, comm: string | undefined): Steps {
+/**
+ * A thread's own state (robust list, tid address, name, sigaltstack, rseq,
+ * scheduling, timer slack) as a step procedure (kinds/steps.ts). `named`:
+ * the name the thread has already (inherited from its process's main thread).
+ */
+export function* threadStateSteps(t: StepHandle, th: ThreadCoreEntry, clearTid: bigint, comm: string | undefined, named?: string): Steps {
   if (th.futex_rla !== 0n) yield* call('set_robust_list', NR.set_robust_list, th.futex_rla, th.futex_rla_len);
   yield* call('set_tid_address', NR.set_tid_address, clearTid);
-  const name = th.comm ?? comm;
-  if (name !== undefined) yield* call('prctl(SET_NAME)', NR.prctl, PR.SET_NAME, t.putString(name.slice(0, 15)));
+  const name = (th.comm ?? comm)?.slice(0, 15);
+  if (name !== undefined && name !== named) yield* call('prctl(SET_NAME)', NR.prctl, PR.SET_NAME, t.putString(name));
   if (th.sas && (th.sas.ss_flags & 2) === 0 && th.sas.ss_size !== 0n) {
     const b = Buffer.alloc(24);
     b.writeBigUInt64LE(th.sas.ss_sp, 0);

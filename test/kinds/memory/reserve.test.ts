@@ -4,7 +4,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { planAnonRuns } from '../../../src/kinds/memory/reserve.js';
+import { adviceRuns, planAnonRuns } from '../../../src/kinds/memory/reserve.js';
 import { VMA } from '../../../src/kinds/memory/vma.js';
 import type { VmaEntry } from '../../../src/images/messages.js';
 import { MAP_PRIVATE, MAP_ANONYMOUS, MAP_GROWSDOWN, MAP_NORESERVE, PROT_READ, PROT_WRITE } from '../../../src/sys/mman.js';
@@ -54,4 +54,14 @@ test('a gap, a stack, a skipped VMA or another MAP_NORESERVE ends a run; fewer t
   assert.equal(re.get(e[0] as VmaEntry)?.noreserve, 0);
   assert.equal(re.get(e[2] as VmaEntry)?.noreserve, MAP_NORESERVE);
   assert.notEqual(re.get(e[0] as VmaEntry), re.get(e[2] as VmaEntry));
+});
+
+test('adviceRuns: one range per advice over adjacent VMAs that had it, never over a hole or a VMA without it', () => {
+  const adv = (v: VmaEntry, madv: bigint): VmaEntry => ({ ...v, madv });
+  const NOHUGE = 1n << 15n;
+  const DONTDUMP = 1n << 16n;
+  const vs = [adv(anon(0, 0), NOHUGE), adv(anon(1, RW), NOHUGE | DONTDUMP), adv(anon(2, 0), NOHUGE), adv(anon(3, RW), DONTDUMP), adv(anon(5, RW), DONTDUMP)];
+  const runs = adviceRuns(vs).map((r) => `${r.advice}:${r.start / P}-${r.end / P}`).sort();
+  assert.deepEqual(runs, ['15:0-3', '16:1-2', '16:3-4', '16:5-6']);
+  assert.deepEqual(adviceRuns([adv(anon(0, RW), 1n << 40n)]).map((r) => r.advice), [40]);
 });
