@@ -9,7 +9,7 @@ export type { Message } from './codec.js';
 export { decodeImage, encodeImage, entryMessage } from './image.js';
 export type { DecodedImage } from './image.js';
 export {
-  readImage, readImageBytes, writeImage, writeFileAtomic, iterateImage, imagePath, loadImage, loadImageIfAny, storeImage,
+  readImage, readImageBytes, writeImage, writeFileAtomic, iterateImage, imagePath, loadImage, loadImageIfAny, decodeImageAs, storeImage,
 } from './io.js';
 export { CHECKSUMS_IMAGE, FileHasher, beginChecksums, blockLayout, checkBlocks, checksumEntries, endChecksums, verifyChecksums } from './checksums.js';
 export { BLOCK_BYTES } from './block-hash.js';

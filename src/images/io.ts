@@ -79,8 +79,17 @@ export interface TypedImage<K extends ProtoImageKey> {
 export function loadImageIfAny<K extends ProtoImageKey>(dir: string, key: K, id?: ImageId): TypedImage<K> | undefined {
   const path = imagePath(dir, key, id);
   if (!existsSync(path)) return undefined;
+  return decodeImageAs(key, readImageBytes(path), path);
+}
+
+/**
+ * The bytes of image `key` (read from `path`) decoded and typed, with the
+ * checks of loadImageIfAny: for a caller that keeps the bytes to decode
+ * them again later instead of holding what they decode to.
+ */
+export function decodeImageAs<K extends ProtoImageKey>(key: K, bytes: Buffer, path: string): TypedImage<K> {
   const want = kindByKey(key);
-  const img = readImage(path);
+  const img = decodeImage(bytes, path);
   if (img.kind.magic !== want.magic) {
     throw new CriuTsError('EIMAGE', `${path}: a ${img.kind.name} image, not ${want.name}`, { file: path, offset: 4 });
   }
