@@ -84,7 +84,7 @@ export const OPTIONS: readonly OptionSpec[] = [
   { long: 'cgroup-props-file', arg: 'required', support: I },
   { long: 'cgroup-dump-controller', arg: 'required', support: Y },
   { long: 'cgroup-yard', arg: 'required', support: Y },
-  // mounts, LSM, network locking: we neither dump nor restore them yet
+  // mounts (docs/namespaces.md), LSM (not restored: ignored), network locking
   { long: 'skip-mnt', arg: 'required', support: I },
   { long: 'enable-fs', arg: 'required', support: I },
   { long: 'enable-external-sharing', arg: 'none', support: Y },

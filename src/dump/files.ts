@@ -9,8 +9,7 @@ import { fstatSync } from 'node:fs';
 import { listFds, readFdLink, parseFdinfo } from '../proc/index.js';
 import { pidfdOpen, pidfdGetfd, closeQuiet, kcmp, KCMP, getsockoptInt, O_CLOEXEC, FD_CLOEXEC } from '../sys/index.js';
 import { CriuTsError, isCriuTsError } from '../errors.js';
-import { fileKindFor, fownUidsAsSeen, isMqueue, socketNetNsId, stateKey, readFown, withFown, type DumpContext, type FdProbe } from '../kinds/index.js';
-import { NO_FOWN } from '../kinds/files/reg-file.js';
+import { fileKindFor, fownUidsAsSeen, isMqueue, socketNetNsId, stateKey, readFown, withFown, NO_FOWN, type DumpContext, type FdProbe } from '../kinds/index.js';
 import type { FdinfoEntry, FownEntry } from '../images/messages.js';
 import { logger } from '../log.js';
 

@@ -7,7 +7,7 @@ import type { DumpStats } from './options.js';
 import type { DumpKindOptions } from '../kinds/index.js';
 import type { DumpSession } from './context.js';
 import { LOCK_METHOD, type SeccompCollector } from '../kinds/index.js';
-import { usToNow } from './task.js';
+import { usToNow } from './tree.js';
 import { storeImage } from '../images/index.js';
 
 export interface TreeImages {

@@ -10,26 +10,24 @@ import { CriuTsError, isCriuTsError } from '../errors.js';
 import { logger } from '../log.js';
 import { refuseForeignNamespaces } from './namespaces.js';
 import { ACCESS, dirAccessibleBy } from '../sys/index.js';
-import type { DumpTreeOptions, DumpResult, DumpStats } from './options.js';
+import type { DumpTreeOptions, DumpResult } from './options.js';
 import type { DumpActionPoint } from '../action-points.js';
 import type { CallerCreds } from '../caller.js';
 import { DumpSession } from './context.js';
 import { checkOwnNamespaces, checkTraceable } from './authorize.js';
 import { walkTree } from '../proc/children.js';
 import { beginChecksums, checksumEntries, endChecksums } from '../images/index.js';
-import { checkTarget, seizeTree, releaseTree } from './tree.js';
+import { checkTarget, seizeGuarded, releaseTree, usToNow } from './tree.js';
 import { askTree, type TaskAsked } from './ask.js';
 import { dumpInFlight } from './files.js';
 import { IncrementalMemory } from '../kinds/memory/incremental.js';
-import { shmemPagesSaved } from '../kinds/files/memfd-pages.js';
 import { PageServerClient } from '../kinds/memory/page-server-client.js';
-import { SeccompCollector, RESOURCE_KINDS, handledNamespaces, type DumpTreeView } from '../kinds/index.js';
+import { SeccompCollector, RESOURCE_KINDS, handledNamespaces, shmemPagesSaved, type DumpTreeView } from '../kinds/index.js';
 import { makeProgress } from '../progress.js';
 import { faultPoint } from '../fault.js';
 import { TreePids } from './pids.js';
-import { Guardian } from '../infect/guardian.js';
 import { KobjIds, NsIds, taskIds } from './ids.js';
-import { TreeFiles, dumpTask, dumpZombie, usToNow } from './task.js';
+import { TreeFiles, dumpTask, dumpZombie } from './task.js';
 import { writeTreeImages } from './finish.js';
 import { serveFrozenTree, type FrozenTask } from './lazy-serve.js';
 
@@ -91,25 +89,11 @@ async function dumpTreeHashed(opts: DumpTreeOptions): Promise<DumpResult> {
     pageServer?.abort();
     throw e;
   }
-  // Before any task is touched: what undoes our traces if we die.
-  const guard = Guardian.start();
-  let tree: ReturnType<typeof seizeTree>;
-  try {
-    tree = seizeTree(pid, opts.timeoutMs, opts.freezeCgroup);
-  } catch (e) {
-    guard?.done();
-    pageServer?.abort();
-    throw e;
-  }
+  const { tree, guard, stats } = seizeGuarded(pid, opts, t0, () => pageServer?.abort());
   const ctx = new DumpSession(dir, opts.kinds);
   ctx.dumpInFlight = (localFd, what, holderPid) => dumpInFlight(ctx, localFd, what, holderPid);
   if (pageServer) ctx.pageServer = pageServer;
   let networkLocked = false;
-  const freezingTime = usToNow(t0);
-  const stats: DumpStats = {
-    freezingTimeUs: freezingTime, frozenTimeUs: 0, memdumpTimeUs: 0, memwriteTimeUs: 0,
-    pagesScanned: 0, pagesSkippedParent: 0, pagesWritten: 0, pagesLazy: 0, pagesZero: 0,
-  };
   try {
     faultPoint('dump.seized');
     // And again once seized: credentials cannot change any more, and the tree is the one we hold.

@@ -20,8 +20,8 @@ import { storeImage } from '../images/index.js';
 import type { InventoryEntry, StatsEntry } from '../images/messages.js';
 import { CriuTsError, isCriuTsError } from '../errors.js';
 import { logger } from '../log.js';
-import type { DumpTreeOptions, DumpResult, DumpStats } from './options.js';
-import { checkTarget, seizeTree, releaseTree } from './tree.js';
+import type { DumpTreeOptions, DumpResult } from './options.js';
+import { checkTarget, seizeGuarded, seizeTree, releaseTree, usToNow } from './tree.js';
 import { hasOwnNamespace, refuseForeignNamespaces } from './namespaces.js';
 import { TreePids } from './pids.js';
 import { checkImagesDir } from './index.js';
@@ -32,12 +32,10 @@ import { dumpMemory, type MemoryDump } from '../kinds/memory/dump.js';
 import { IncrementalMemory } from '../kinds/memory/incremental.js';
 import { PageServerClient } from '../kinds/memory/page-server-client.js';
 import { handledNamespaces } from '../kinds/index.js';
-import { Guardian } from '../infect/guardian.js';
 import { armTree } from './ask.js';
 
 const log = logger('dump');
 
-const usSince = (t0: bigint): number => Number((process.hrtime.bigint() - t0) / 1000n);
 
 export async function preDumpTree(opts: DumpTreeOptions): Promise<DumpResult> {
   const pid = opts.pid;
@@ -59,20 +57,7 @@ export async function preDumpTree(opts: DumpTreeOptions): Promise<DumpResult> {
     throw e;
   }
   const t0 = process.hrtime.bigint();
-  // Before any task is touched, as for a dump: what puts the tasks back if criu-ts dies while it holds them.
-  const guard = Guardian.start();
-  let tree: ReturnType<typeof seizeTree>;
-  try {
-    tree = seizeTree(pid, opts.timeoutMs, opts.freezeCgroup);
-  } catch (e) {
-    guard?.done();
-    pageServer?.abort();
-    throw e;
-  }
-  const stats: DumpStats = {
-    freezingTimeUs: usSince(t0), frozenTimeUs: 0, memdumpTimeUs: 0, memwriteTimeUs: 0,
-    pagesScanned: 0, pagesSkippedParent: 0, pagesWritten: 0, pagesLazy: 0, pagesZero: 0,
-  };
+  const { tree, guard, stats } = seizeGuarded(pid, opts, t0, () => pageServer?.abort());
   const pids = tree.tasks.map((t) => t.pid);
   // Planned while the tree is stopped, copied once it runs (deferred-pages.ts).
   const copies: { pid: number; imageId: number; copy: NonNullable<MemoryDump['copy']> }[] = [];
@@ -127,7 +112,7 @@ export async function preDumpTree(opts: DumpTreeOptions): Promise<DumpResult> {
   releaseTree(tree.tasks, 'resume');
   // The tasks are cured and let go: nothing of ours is left in them for the guardian to undo.
   guard?.done();
-  stats.frozenTimeUs = usSince(t0);
+  stats.frozenTimeUs = usToNow(t0);
   try {
     for (const c of copies) {
       let got: ReturnType<typeof c.copy>;
@@ -143,7 +128,7 @@ export async function preDumpTree(opts: DumpTreeOptions): Promise<DumpResult> {
       stats.pagesWritten += got.pagesWritten;
       stats.pagesSkippedParent += got.pagesSkippedParent;
     }
-    stats.memdumpTimeUs = usSince(tm);
+    stats.memdumpTimeUs = usToNow(tm);
     stats.memwriteTimeUs = stats.memdumpTimeUs;
     const inv: InventoryEntry = { img_version: 2, fdinfo_per_id: true, ns_per_id: true, lsmtype: 'NO_LSM', dump_criu_run_id: randomUUID() };
     storeImage(dir, 'INVENTORY', undefined, [inv]);

@@ -10,7 +10,7 @@ import { parseStat, parseStatus, readComm, readCwd, readRoot, readExe, readAuxv 
 import { hasOwnNamespace } from './namespaces.js';
 import type { DumpStats } from './options.js';
 import type { DumpSession } from './context.js';
-import type { TaskNode } from './tree.js';
+import { usToNow, type TaskNode } from './tree.js';
 import { dumpGpRegs, dumpFpRegs } from './regs.js';
 import { dumpThreadCore, type ThreadAnswers } from '../kinds/index.js';
 import type { TaskAsked } from './ask.js';
@@ -27,11 +27,6 @@ import { TASK_ALIVE, TASK_DEAD, TASK_STOPPED } from '../images/index.js';
 const log = logger('dump');
 const DELETED = ' (deleted)';
 
-/** task_state values in core images (CRIU's compel numbering). */
-
-export function usToNow(t0: bigint): number {
-  return Number((process.hrtime.bigint() - t0) / 1000n);
-}
 
 /**
  * The file entries of paths the tree maps or runs (exe, cwd, root, file

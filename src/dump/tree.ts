@@ -12,6 +12,8 @@ import { join } from 'node:path';
 import { CriuTsError } from '../errors.js';
 import { logger } from '../log.js';
 import { killTree } from './kill-tree.js';
+import { Guardian } from '../infect/guardian.js';
+import type { DumpStats } from './options.js';
 
 const log = logger('tree');
 
@@ -276,4 +278,33 @@ function waitUntil(cond: () => boolean, timeoutMs: number, path: string): void {
     if (Date.now() > deadline) throw new CriuTsError('ETIMEOUT', `cgroup ${path} did not freeze within ${timeoutMs} ms`, { path });
     sleepMs(1);
   }
+}
+
+/**
+ * The start both a dump and a pre-dump share: a guardian started before any
+ * task is touched (what puts the tasks back if criu-ts dies while it holds
+ * them), then the tree seized. If the seize fails, the guardian and the
+ * page server connection `abort` closes are let go. The stats start with
+ * the freezing time since `t0`.
+ */
+export function seizeGuarded(pid: number, opts: { timeoutMs: number; freezeCgroup?: string | undefined }, t0: bigint, abort: () => void): { tree: SeizedTree; guard: Guardian | undefined; stats: DumpStats } {
+  const guard = Guardian.start();
+  let tree: SeizedTree;
+  try {
+    tree = seizeTree(pid, opts.timeoutMs, opts.freezeCgroup);
+  } catch (e) {
+    guard?.done();
+    abort();
+    throw e;
+  }
+  const stats: DumpStats = {
+    freezingTimeUs: usToNow(t0), frozenTimeUs: 0, memdumpTimeUs: 0, memwriteTimeUs: 0,
+    pagesScanned: 0, pagesSkippedParent: 0, pagesWritten: 0, pagesLazy: 0, pagesZero: 0,
+  };
+  return { tree, guard, stats };
+}
+
+/** Microseconds since `t0` (process.hrtime.bigint()). */
+export function usToNow(t0: bigint): number {
+  return Number((process.hrtime.bigint() - t0) / 1000n);
 }

@@ -62,5 +62,6 @@ export { lazyFileRanges } from './memory/lazy.js';
 export { checkRunId, clearStaleLocks, defaultLockMethod, LOCK_METHOD, probeNftables, unlockNetwork } from './files/inet-socket/net-lock.js';
 export { probeIptLegacy } from './files/inet-socket/net-lock-iptables.js';
 export type { LockMethod } from './files/inet-socket/net-lock.js';
-export { readFown, withFown, fownOf, fownUidsAsSeen, restoreFown } from './files/fown.js';
+export { readFown, withFown, fownOf, fownUidsAsSeen, restoreFown, NO_FOWN } from './files/fown.js';
+export { shmemPagesSaved } from './files/memfd-pages.js';
 export { socketNetNsId } from './files/socket-opts/net-ns.js';

@@ -10,16 +10,26 @@ import type { RestoreContext, RestoreTaskHandle, StateKey } from './types.js';
 
 const CMSG_SPACE_ONE_FD = 24;
 
+/** Runs `make(at)`, a call that fills an int[2] at `at` in task `t` (pipe2, socketpair): the two fds it made there. */
+export function fdPairIn(t: RestoreTaskHandle, make: (at: bigint) => void): [number, number] {
+  const at = t.putBytes(Buffer.alloc(8));
+  make(at);
+  const ends = t.tracee.readMem(at, 8);
+  return [ends.readInt32LE(0), ends.readInt32LE(4)];
+}
+
+/** A unix socketpair of `type` made in task `t`: its two fds there. */
+export function socketpairIn(t: RestoreTaskHandle, type: number): [number, number] {
+  return fdPairIn(t, (at) => t.syscall('socketpair', NR.socketpair, AF_UNIX, type, 0, at));
+}
+
 /**
  * Put our fd `ours` into task `t` (the same open file description): through
  * a socketpair made in the task, we send it with SCM_RIGHTS and the task
  * receives it. Returns its number in the task.
  */
 export function installFd(t: RestoreTaskHandle, ours: number): number {
-  const sv = t.putBytes(Buffer.alloc(8));
-  t.syscall('socketpair', NR.socketpair, AF_UNIX, SOCK_DGRAM, 0, sv);
-  const ends = t.tracee.readMem(sv, 8);
-  const [a, b] = [ends.readInt32LE(0), ends.readInt32LE(4)];
+  const [a, b] = socketpairIn(t, SOCK_DGRAM);
   try {
     const pidfd = pidfdOpen(t.pid);
     try {

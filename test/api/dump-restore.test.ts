@@ -12,32 +12,17 @@ import { dump, isCriuTsError, restore } from '../../src/api/index.js';
 import { readImage } from '../../src/images/index.js';
 import { isAlive, startSubject } from '../lib/subjects.js';
 import type { Subject } from '../lib/subjects.js';
-import { killAndWait, removeDir, sleep, tempDir, waitFor, waitGone, useE2eHarness } from '../e2e/helpers.js';
+import { killAndWait, removeDir, sleep, tempDir, waitFor, waitGone, useE2eHarness, withSubject } from '../lib/harness.js';
+import { parseStatus } from '../../src/proc/index.js';
 
 useE2eHarness();
 
-function procState(pid: number): string {
-  return /^State:\s+(\S)/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? '?';
-}
+const procState = (pid: number): string => parseStatus(pid).state;
+const tracerOf = (pid: number): number => parseStatus(pid).tracerPid;
 
-function tracerOf(pid: number): number {
-  return Number(/^TracerPid:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? -1);
-}
-
-async function withCounter(body: (s: Subject, dir: string) => Promise<void>, name = 'counter-loop', args: string[] = []): Promise<void> {
-  const dir = tempDir('api-e2e');
-  let s: Subject | undefined;
-  try {
-    s = await startSubject(name, args);
-    await sleep(50);
-    await body(s, dir);
-  } finally {
-    if (s !== undefined) {
-      await killAndWait(s.pid);
-      s.cleanup();
-    }
-    removeDir(dir);
-  }
+/** The test's frame: subject `name` (counter-loop by default) and an images dir. */
+function withCounter(body: (s: Subject, dir: string) => Promise<void>, name = 'counter-loop', args: string[] = []): Promise<void> {
+  return withSubject(name, args, 'api-e2e', body);
 }
 
 test('leaveRunning: the task carries on untraced; its images restore after it is gone', { timeout: 120_000 }, async () => {

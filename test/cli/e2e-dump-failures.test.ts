@@ -15,23 +15,13 @@ import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { isAlive, startSubject } from '../lib/subjects.js';
 import type { Subject } from '../lib/subjects.js';
-import { runCli } from '../lib/run.js';
+import { oneLineFailure, runCli } from '../lib/run.js';
 import { Tracee } from '../../src/infect/tracee.js';
-import type { CliResult } from '../lib/run.js';
 import {
   fdTarget, killAndWait, removeDir, sleep, strayStubs, tempDir, waitFor, waitGone, useE2eHarness,
 } from '../e2e/helpers.js';
 
 useE2eHarness();
-
-/** Exit 1, exactly one line on stderr matching `re`, nothing that looks like a stack frame. */
-function oneLineFailure(r: CliResult, re: RegExp): void {
-  const lines = r.stderr.split('\n').filter((l) => l !== '');
-  assert.equal(r.code, 1, `exit status (stderr: ${r.stderr})`);
-  assert.equal(lines.length, 1, `one line on stderr, got:\n${r.stderr}`);
-  assert.match(lines[0] ?? '', re);
-  assert.doesNotMatch(r.stderr, /^\s+at /m, 'no stack trace');
-}
 
 /** What a failed dump must leave exactly as it was: mappings (no scratch page), fds, signal masks and dispositions. */
 function snapshot(pid: number): string {

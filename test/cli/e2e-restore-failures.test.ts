@@ -13,20 +13,11 @@ import { cpSync, existsSync, mkdirSync, readFileSync, renameSync, truncateSync, 
 import { join } from 'node:path';
 import { isAlive, startSubject } from '../lib/subjects.js';
 import type { Subject } from '../lib/subjects.js';
-import { runCli } from '../lib/run.js';
-import type { CliResult } from '../lib/run.js';
+import { oneLineFailure, runCli } from '../lib/run.js';
 import { readImage, writeImage } from '../../src/images/index.js';
 import { childrenOfUs, killAndWait, removeDir, strayStubs, tempDir, waitGone, useE2eHarness } from '../e2e/helpers.js';
 
 useE2eHarness();
-
-function oneLineFailure(r: CliResult, re: RegExp): void {
-  const lines = r.stderr.split('\n').filter((l) => l !== '');
-  assert.equal(r.code, 1, `exit status (stderr: ${r.stderr})`);
-  assert.equal(lines.length, 1, `one line on stderr, got:\n${r.stderr}`);
-  assert.match(lines[0] ?? '', re);
-  assert.doesNotMatch(r.stderr, /^\s+at /m, 'no stack trace');
-}
 
 /** file-offsets holds regular files in its work dir (data.bin, append.log): dump it once for every case. */
 let s: Subject | undefined;

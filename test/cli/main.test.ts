@@ -3,17 +3,12 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawn } from 'node:child_process';
-import { runCli } from '../lib/run.js';
+import { oneLineFailure, runCli } from '../lib/run.js';
 import { formatDumpStats, formatFeatureList, writePidfile } from '../../src/cli/commands.js';
 
 /** One line on stderr, exit 1, and nothing that looks like a stack frame. */
 async function oneLineError(args: string[], re: RegExp, cwd?: string): Promise<void> {
-  const r = await runCli('criu-ts', args, cwd === undefined ? {} : { cwd });
-  const lines = r.stderr.split('\n').filter((l) => l !== '');
-  assert.equal(r.code, 1, `${args.join(' ')}: ${r.stderr}`);
-  assert.equal(lines.length, 1, `${args.join(' ')}: ${r.stderr}`);
-  assert.match(lines[0] ?? '', re);
-  assert.doesNotMatch(r.stderr, /^\s+at /m);
+  oneLineFailure(await runCli('criu-ts', args, cwd === undefined ? {} : { cwd }), re, args.join(' '));
 }
 
 test('bad command lines: one stderr line, exit 1', async () => {

@@ -10,7 +10,7 @@ import { existsSync, mkdirSync, rmdirSync, writeFileSync, readFileSync } from 'n
 import { join } from 'node:path';
 import { dump, restore } from '../../src/api/index.js';
 import { startSubject, type Subject } from '../lib/subjects.js';
-import { closeInheritedFds, becomeSubreaper, tempDir, removeDir, waitTreeGone } from '../e2e/helpers.js';
+import { closeInheritedFds, becomeSubreaper, finishSubject, tempDir, removeDir, waitTreeGone } from '../lib/harness.js';
 
 before(() => {
   closeInheritedFds();
@@ -73,9 +73,7 @@ for (const h of HIERARCHIES) {
         const res = await s.terminateAndResult(30_000);
         assert.ok(res.ok, res.text);
       } finally {
-        s?.kill();
-        s?.cleanup();
-        removeDir(dir);
+        await finishSubject(s, dir);
         removeCgroup(cg);
       }
     });

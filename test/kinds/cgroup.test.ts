@@ -168,11 +168,6 @@ test('`unshare --cgroup` in a cgroup of its own: restored in a new cgroup namesp
     assert.match(inside, /^0::\/$/m);
   } finally {
     if (pid > 0) {
-      try {
-        process.kill(pid, 'SIGKILL');
-      } catch {
-        // gone
-      }
       await killAndWait(pid);
     }
     try {

@@ -11,7 +11,7 @@ import { closeSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSyn
 import { join } from 'node:path';
 import { readImage } from '../../src/images/index.js';
 import { isCriuTsError } from '../../src/errors.js';
-import { repoRoot, type Subject } from './subjects.js';
+import { repoRoot, startSubject, type Subject } from './subjects.js';
 import { __WALL, WNOHANG, setChildSubreaper, waitPid } from '../../src/sys/index.js';
 
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -179,6 +179,21 @@ export function buildProgram(name: string): string {
   return exe;
 }
 
+/**
+ * Wait until `pid` has exec'd a `sleep` (a process a test started as
+ * `unshare ... sleep N`) and `also(pid)` holds (say: it is in a namespace of
+ * its own by then); false on timeout.
+ */
+export async function waitSleeping(pid: number, also: (pid: number) => boolean = () => true, timeoutMs = 2000): Promise<boolean> {
+  return waitFor(() => {
+    try {
+      return readlinkSync(`/proc/${pid}/exe`).endsWith('/sleep') && also(pid);
+    } catch {
+      return false; // not exec'd yet
+    }
+  }, timeoutMs);
+}
+
 /** Image files of a dump dir (*.img, stats-*) with their permission bits. */
 export function imageModes(dir: string): { name: string; mode: number }[] {
   return readdirSync(dir)
@@ -253,6 +268,24 @@ export async function killSubject(s: Subject | undefined): Promise<void> {
   }
   await killAndWait(s.pid);
   s.cleanup();
+}
+
+/**
+ * Runs `body` with subject `name` (started with `args`, given 50 ms to
+ * settle) and a temporary dir; whatever happens, the subject and what it
+ * forked are killed (killSubject) and the dir removed.
+ */
+export async function withSubject(name: string, args: string[], prefix: string, body: (s: Subject, dir: string) => Promise<void>): Promise<void> {
+  const dir = tempDir(prefix);
+  let s: Subject | undefined;
+  try {
+    const started = await startSubject(name, args);
+    s = started;
+    await sleep(50);
+    await body(started, dir);
+  } finally {
+    await finishSubject(s, dir);
+  }
 }
 
 /** `p` fails with a CriuTsError of `code` whose message is one line matching `re` (what a user is shown). */

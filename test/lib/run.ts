@@ -1,4 +1,5 @@
 /** Run our own CLIs (bin/criu-ts, bin/crit-ts) as a user would, from the repo root. */
+import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { repoRoot } from './subjects.js';
@@ -40,6 +41,16 @@ export function runCli(bin: 'criu-ts' | 'crit-ts', args: string[], opts: CliOpti
     child.stdin.on('error', () => { /* the CLI may exit without reading its input */ });
     child.stdin.end(opts.input ?? '');
   });
+}
+
+/** A CLI run that failed as a user must see it: exit 1, one line on stderr matching `re`, nothing that looks like a stack frame. */
+export function oneLineFailure(r: CliResult, re: RegExp, what = ''): void {
+  const lines = r.stderr.split('\n').filter((l) => l !== '');
+  const at = what === '' ? '' : `${what}: `;
+  assert.equal(r.code, 1, `${at}exit status (stderr: ${r.stderr})`);
+  assert.equal(lines.length, 1, `${at}one line on stderr, got:\n${r.stderr}`);
+  assert.match(lines[0] ?? '', re);
+  assert.doesNotMatch(r.stderr, /^\s+at /m, 'no stack trace');
 }
 
 /** Run `body` with CRIU_TS_FAULT set to `value` (src/fault.ts) for the criu-ts runs it starts. */

@@ -11,7 +11,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { dump, restore } from '../../src/api/index.js';
 import { startSubject, type Subject } from '../lib/subjects.js';
-import { closeInheritedFds, becomeSubreaper, tempDir, removeDir, waitTreeGone } from '../e2e/helpers.js';
+import { closeInheritedFds, becomeSubreaper, finishSubject, tempDir, removeDir, waitTreeGone } from '../lib/harness.js';
 
 before(() => {
   closeInheritedFds();
@@ -38,8 +38,6 @@ test('a handled signal that arrives before a restored sigsuspend() runs again in
     const res = await s.terminateAndResult(30_000);
     assert.ok(res.ok, res.text);
   } finally {
-    s?.kill();
-    s?.cleanup();
-    removeDir(dir);
+    await finishSubject(s, dir);
   }
 });

@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { isAlive, repoRoot, startSubject } from '../lib/subjects.js';
 import type { Subject } from '../lib/subjects.js';
-import { killAndWait, removeDir, sleep, tempDir, waitFor, waitGone } from '../e2e/helpers.js';
+import { killAndWait, removeDir, sleep, tempDir, waitFor, waitGone, withSubject } from '../lib/harness.js';
 
 const PYTHON = '/usr/bin/python3';
 const CLIENT = join(repoRoot(), 'test', 'rpc', 'pycriu-client.py');
@@ -50,20 +50,9 @@ after(() => {
   for (const c of children) c.kill('SIGKILL');
 });
 
-async function withSubject(body: (s: Subject, dir: string) => Promise<void>): Promise<void> {
-  const dir = tempDir('rpc');
-  let s: Subject | undefined;
-  try {
-    s = await startSubject('counter-loop');
-    await sleep(50);
-    await body(s, dir);
-  } finally {
-    if (s !== undefined) {
-      await killAndWait(s.pid);
-      s.cleanup();
-    }
-    removeDir(dir);
-  }
+/** The test's frame: the counter-loop subject and an images dir. */
+function withCounter(body: (s: Subject, dir: string) => Promise<void>): Promise<void> {
+  return withSubject('counter-loop', [], 'rpc', body);
 }
 
 test('swrk: VERSION, FEATURE_CHECK, CPUINFO_DUMP and CPUINFO_CHECK, CHECK; NOTIFY out of turn is an invalid request', { skip, timeout: 120_000 }, async () => {
@@ -95,7 +84,7 @@ function pkgVersion(): string {
 }
 
 test('swrk: pycriu dumps the subject, then restores it; it passes', { skip, timeout: 120_000 }, async () => {
-  await withSubject(async (s, dir) => {
+  await withCounter(async (s, dir) => {
     const [d] = await client(['dump', '--dir', dir, '--pid', String(s.pid), '--log-file', 'dump.log']);
     assert.deepEqual(d, { success: true, restored: false });
     assert.ok(await waitGone(s.pid), 'the dumped subject is killed');
@@ -114,7 +103,7 @@ test('swrk: pycriu dumps the subject, then restores it; it passes', { skip, time
 });
 
 test('swrk: PRE_DUMP, PRE_DUMP on it, DUMP on that, one connection (CRIU\'s pre-dump loop); the restore reads through the chain', { skip, timeout: 120_000 }, async () => {
-  await withSubject(async (s, dir) => {
+  await withCounter(async (s, dir) => {
     const dirs = ['pre1', 'pre2', 'final'].map((d) => join(dir, d));
     for (const d of dirs) mkdirSync(d);
     const answers = await client(['iterative', '--dirs', dirs.join(','), '--pid', String(s.pid)]);
@@ -131,7 +120,7 @@ test('swrk: PRE_DUMP, PRE_DUMP on it, DUMP on that, one connection (CRIU\'s pre-
 });
 
 test('swrk: PAGE_SERVER_CHLD starts a page server (port 0: its own), a DUMP with ps sends it the pages, WAIT_PID sees it end; the dir restores', { skip, timeout: 120_000 }, async () => {
-  await withSubject(async (s, dir) => {
+  await withCounter(async (s, dir) => {
     const [ps, d, w] = await client(['ps-dump', '--dir', dir, '--pid', String(s.pid), '--ps-address', '127.0.0.1', '--ps-port', '0']);
     assert.ok(Number(ps?.['ps_pid']) > 0 && Number(ps?.['ps_port']) > 0, JSON.stringify(ps));
     assert.deepEqual(d, { success: true, restored: false });
@@ -146,7 +135,7 @@ test('swrk: PAGE_SERVER_CHLD starts a page server (port 0: its own), a DUMP with
 });
 
 test('swrk: leave_running keeps the subject going; the default log is criu.log in the images dir', { skip, timeout: 120_000 }, async () => {
-  await withSubject(async (s, dir) => {
+  await withCounter(async (s, dir) => {
     const [d] = await client(['dump', '--dir', dir, '--pid', String(s.pid), '--leave-running']);
     assert.deepEqual(d, { success: true, restored: false });
     assert.ok(isAlive(s.pid));
@@ -189,7 +178,7 @@ test('swrk: restore errors: no images has no cr_errno (as CRIU 4.2) and names th
 });
 
 test('notify_scripts: dump and restore notifications in CRIU order, pids where CRIU sends them', { skip, timeout: 120_000 }, async () => {
-  await withSubject(async (s, dir) => {
+  await withCounter(async (s, dir) => {
     const [d] = await client(['dump', '--dir', dir, '--pid', String(s.pid), '--notify', 'none']);
     assert.equal(d?.['success'], true, JSON.stringify(d));
     assert.deepEqual(d?.['notify'], [
@@ -212,7 +201,7 @@ test('notify_scripts: dump and restore notifications in CRIU order, pids where C
 });
 
 test('notify_scripts: a refused pre-dump aborts the dump and leaves the subject untouched', { skip, timeout: 120_000 }, async () => {
-  await withSubject(async (s, dir) => {
+  await withCounter(async (s, dir) => {
     const [d] = await client(['dump', '--dir', dir, '--pid', String(s.pid), '--notify', 'pre-dump']);
     assert.equal(d?.['type'], 'DUMP');
     assert.equal(d?.['success'], false);
@@ -227,7 +216,7 @@ test('notify_scripts: a refused pre-dump aborts the dump and leaves the subject 
 });
 
 test('notify_scripts: a refused post-restore kills the restored tree and fails the restore', { skip, timeout: 120_000 }, async () => {
-  await withSubject(async (s, dir) => {
+  await withCounter(async (s, dir) => {
     const [d] = await client(['dump', '--dir', dir, '--pid', String(s.pid)]);
     assert.equal(d?.['success'], true, JSON.stringify(d));
     assert.ok(await waitGone(s.pid));
@@ -239,7 +228,7 @@ test('notify_scripts: a refused post-restore kills the restored tree and fails t
 });
 
 test('rst_sibling: the restored root ends up a child of the (subreaper) client, which reaps it', { skip, timeout: 120_000 }, async () => {
-  await withSubject(async (s, dir) => {
+  await withCounter(async (s, dir) => {
     const [d] = await client(['dump', '--dir', dir, '--pid', String(s.pid)]);
     assert.equal(d?.['success'], true, JSON.stringify(d));
     assert.ok(await waitGone(s.pid));
@@ -259,7 +248,7 @@ test('rst_sibling: the restored root ends up a child of the (subreaper) client, 
 });
 
 test('keep_open: RESTORE, then WAIT_PID on the same connection returns the exit status of the root', { skip, timeout: 120_000 }, async () => {
-  await withSubject(async (s, dir) => {
+  await withCounter(async (s, dir) => {
     const [d] = await client(['dump', '--dir', dir, '--pid', String(s.pid)]);
     assert.equal(d?.['success'], true, JSON.stringify(d));
     assert.ok(await waitGone(s.pid));

@@ -95,14 +95,7 @@ int main(int argc, char **argv)
 	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0))
 		subject_fail("PR_SET_NO_NEW_PRIVS");
 
-	sigset_t term, old;
-	sigemptyset(&term);
-	sigaddset(&term, SIGTERM);
-	pthread_sigmask(SIG_BLOCK, &term, &old);
-	pthread_t th;
-	if (pthread_create(&th, NULL, second, NULL))
-		subject_fail("pthread_create");
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	pthread_t th = subject_thread(second, NULL);
 	while (thread_before.caps[0] == 0)
 		usleep(1000);
 

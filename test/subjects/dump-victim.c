@@ -29,7 +29,6 @@
 
 static volatile int stop, started;
 static volatile sig_atomic_t usr1;
-static const struct timespec tick = { 0, 5000000 };
 static int pipefd[2];
 static char msg[NTHR][160];
 
@@ -47,36 +46,6 @@ static void thread_mask(int idx, sigset_t *set)
 	sigaddset(set, SIGRTMIN + idx);
 }
 
-static int fpu_loop(const unsigned char *want, unsigned char *seen)
-{
-	int ret;
-#define LD(i) "movdqu " #i "*16(%[w]), %%xmm" #i "\n\t"
-#define ST(i) "movdqu %%xmm" #i ", " #i "*16(%[s])\n\t"
-#define ALL(M) M(0) M(1) M(2) M(3) M(4) M(5) M(6) M(7) M(8) M(9) M(10) M(11) M(12) M(13) M(14) M(15)
-	__asm__ volatile(ALL(LD) "fldl 256(%[w])\n\t"
-			 "1:\n\t" ALL(ST) "fstl 256(%[s])\n\t"
-			 "lea (%[s]), %%rsi\n\t"
-			 "lea (%[w]), %%rdi\n\t"
-			 "mov $264, %%rcx\n\t"
-			 "repe cmpsb\n\t"
-			 "jne 2f\n\t"
-			 "cmpl $0, %[stop]\n\t"
-			 "jne 3f\n\t"
-			 "mov $35, %%eax\n\t" /* nanosleep(&tick, NULL), raw: libc would not keep xmm */
-			 "lea %[tick], %%rdi\n\t"
-			 "xor %%esi, %%esi\n\t"
-			 "syscall\n\t"
-			 "jmp 1b\n\t"
-			 "2: mov $1, %[r]\n\t"
-			 "jmp 4f\n\t"
-			 "3: mov $0, %[r]\n\t"
-			 "4: fstp %%st(0)\n\t"
-			 : [r] "=r"(ret)
-			 : [w] "r"(want), [s] "r"(seen), [stop] "m"(stop), [tick] "m"(tick)
-			 : "rax", "rcx", "rsi", "rdi", "r11", "memory", "cc", "xmm0", "xmm1", "xmm2", "xmm3", "xmm4",
-			   "xmm5", "xmm6", "xmm7", "xmm8", "xmm9", "xmm10", "xmm11", "xmm12", "xmm13", "xmm14", "xmm15");
-	return ret;
-}
 
 /* r12-r15 hold known values while the loop spins in user space; 1 if one changed. */
 static int spin_loop(void)
@@ -126,7 +95,7 @@ static void *body(void *arg)
 			w[i] = (unsigned char)(i * 7 + 3);
 		double st0 = 4242.125;
 		memcpy(w + 256, &st0, 8);
-		if (fpu_loop(w, s))
+		if (subject_fpu_loop(w, s, &stop))
 			snprintf(m, 160, "fpu thread: xmm/st0 changed");
 	} else if (idx == 2) {
 		if (spin_loop())

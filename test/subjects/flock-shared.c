@@ -35,16 +35,7 @@ int main(int argc, char **argv)
 	close(fd);
 	if (flock(20, LOCK_EX) != 0)
 		subject_fail("flock");
-	sigset_t term;
-	sigemptyset(&term);
-	sigaddset(&term, SIGTERM);
-	sigprocmask(SIG_BLOCK, &term, NULL);
-	pid_t child = fork();
-	if (child == 0) {
-		for (;;)
-			pause();
-	}
-	sigprocmask(SIG_UNBLOCK, &term, NULL);
+	pid_t child = subject_idle_child();
 
 	subject_ready();
 	subject_wait_term();

@@ -59,26 +59,6 @@ static unsigned long qbytes;
 static unsigned char *a_rw, *a_ro, *c_at;
 static uint64_t a_hash;
 
-static int write_file(const char *path, const char *s)
-{
-	FILE *f = fopen(path, "we");
-	if (f == NULL)
-		return -1;
-	int ok = fputs(s, f) >= 0;
-	return fclose(f) == 0 && ok ? 0 : -1;
-}
-
-static long read_long(const char *path)
-{
-	FILE *f = fopen(path, "re");
-	long v = -1;
-	if (f == NULL || fscanf(f, "%ld", &v) != 1)
-		v = -1;
-	if (f)
-		fclose(f);
-	return v;
-}
-
 static const char *check_names(void)
 {
 	static char why[256];
@@ -111,7 +91,7 @@ static void setup(void)
 		subject_fail("unshare: %s", strerror(errno));
 	if (sethostname(HOST, strlen(HOST)) != 0 || setdomainname(DOMAIN, strlen(DOMAIN)) != 0)
 		subject_fail("set names: %s", strerror(errno));
-	if (write_file("/proc/sys/kernel/msgmnb", "32000") != 0)
+	if (subject_write_file("/proc/sys/kernel/msgmnb", "32000") != 0)
 		subject_fail("set msgmnb: %s", strerror(errno));
 
 	int gone = shmget(IPC_PRIVATE, PAGE, 0600);
@@ -180,8 +160,8 @@ static void check(void)
 	const char *why = check_names();
 	if (why)
 		subject_fail("%s", why);
-	if (read_long("/proc/sys/kernel/msgmnb") != 32000)
-		subject_fail("msgmnb is %ld", read_long("/proc/sys/kernel/msgmnb"));
+	if (subject_read_long("/proc/sys/kernel/msgmnb") != 32000)
+		subject_fail("msgmnb is %ld", subject_read_long("/proc/sys/kernel/msgmnb"));
 
 	struct shmid_ds ds;
 	if (shmctl(shm_a, IPC_STAT, &ds) != 0 || ds.shm_segsz != A_SIZE || (ds.shm_perm.mode & 0777) != 0640)

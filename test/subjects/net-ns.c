@@ -39,26 +39,6 @@ static socklen_t unix_addr(struct sockaddr_un *sa)
 	return (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + strlen(UNIX_NAME));
 }
 
-static long read_long(const char *path)
-{
-	FILE *f = fopen(path, "re");
-	long v = -1;
-	if (f == NULL || fscanf(f, "%ld", &v) != 1)
-		v = -1;
-	if (f)
-		fclose(f);
-	return v;
-}
-
-static int write_str(const char *path, const char *s)
-{
-	FILE *f = fopen(path, "we");
-	if (f == NULL)
-		return -1;
-	int ok = fputs(s, f) >= 0;
-	return fclose(f) == 0 && ok ? 0 : -1;
-}
-
 static void sh(const char *cmd)
 {
 	if (system(cmd) != 0)
@@ -127,10 +107,10 @@ int main(int argc, char **argv)
 		subject_fail("unshare(CLONE_NEWNET): errno %d", errno);
 	sh("ip link set lo up && ip addr add 10.66.0.1/24 dev lo && ip -6 addr add fd66::1/64 dev lo nodad"
 	   " && ip route add 10.99.0.0/16 dev lo src 10.66.0.1");
-	if (write_str("/proc/sys/net/ipv4/conf/all/forwarding", "1") != 0 ||
-	    write_str("/proc/sys/net/unix/max_dgram_qlen", "77") != 0 ||
-	    write_str("/proc/sys/net/ipv4/conf/lo/accept_local", "1") != 0 ||
-	    write_str("/proc/sys/net/ipv6/conf/lo/mtu", "1280") != 0)
+	if (subject_write_file("/proc/sys/net/ipv4/conf/all/forwarding", "1") != 0 ||
+	    subject_write_file("/proc/sys/net/unix/max_dgram_qlen", "77") != 0 ||
+	    subject_write_file("/proc/sys/net/ipv4/conf/lo/accept_local", "1") != 0 ||
+	    subject_write_file("/proc/sys/net/ipv6/conf/lo/mtu", "1280") != 0)
 		subject_fail("sysctl: errno %d", errno);
 
 	struct sockaddr_in l4;
@@ -162,13 +142,13 @@ int main(int argc, char **argv)
 		subject_fail("an address of lo is gone");
 	if (system("ip route show 10.99.0.0/16 | grep -q 'dev lo'") != 0)
 		subject_fail("the route to 10.99.0.0/16 is gone");
-	if (read_long("/proc/sys/net/ipv4/conf/all/forwarding") != 1 || read_long("/proc/sys/net/unix/max_dgram_qlen") != 77 ||
-	    read_long("/proc/sys/net/ipv4/conf/lo/accept_local") != 1)
+	if (subject_read_long("/proc/sys/net/ipv4/conf/all/forwarding") != 1 || subject_read_long("/proc/sys/net/unix/max_dgram_qlen") != 77 ||
+	    subject_read_long("/proc/sys/net/ipv4/conf/lo/accept_local") != 1)
 		subject_fail("sysctls: forwarding %ld max_dgram_qlen %ld lo accept_local %ld",
-			     read_long("/proc/sys/net/ipv4/conf/all/forwarding"), read_long("/proc/sys/net/unix/max_dgram_qlen"),
-			     read_long("/proc/sys/net/ipv4/conf/lo/accept_local"));
-	if (read_long("/proc/sys/net/ipv6/conf/lo/mtu") != 1280)
-		subject_fail("lo's ipv6 mtu is %ld, not 1280", read_long("/proc/sys/net/ipv6/conf/lo/mtu"));
+			     subject_read_long("/proc/sys/net/ipv4/conf/all/forwarding"), subject_read_long("/proc/sys/net/unix/max_dgram_qlen"),
+			     subject_read_long("/proc/sys/net/ipv4/conf/lo/accept_local"));
+	if (subject_read_long("/proc/sys/net/ipv6/conf/lo/mtu") != 1280)
+		subject_fail("lo's ipv6 mtu is %ld, not 1280", subject_read_long("/proc/sys/net/ipv6/conf/lo/mtu"));
 	if (port_of(20) != tport || port_of(21) != uport)
 		subject_fail("ports changed: %d/%d %d/%d", port_of(20), tport, port_of(21), uport);
 

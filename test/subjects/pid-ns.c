@@ -56,15 +56,7 @@ static void start_thread(void)
 {
 	if (!with_threads)
 		return;
-	sigset_t term, old;
-	sigemptyset(&term);
-	sigaddset(&term, SIGTERM);
-	pthread_sigmask(SIG_BLOCK, &term, &old);
-	pthread_t th;
-	if (pthread_create(&th, NULL, thread_main, NULL) != 0)
-		subject_fail("pthread_create");
-	pthread_detach(th);
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	pthread_detach(subject_thread(thread_main, NULL));
 	while (thread_tid == 0)
 		usleep(1000);
 }

@@ -45,16 +45,7 @@ static int fdinfo_pid(int fd)
 int main(int argc, char **argv)
 {
 	subject_init(argc, argv);
-	sigset_t term;
-	sigemptyset(&term);
-	sigaddset(&term, SIGTERM);
-	sigprocmask(SIG_BLOCK, &term, NULL);
-	pid_t child = fork();
-	if (child == 0) {
-		for (;;)
-			pause();
-	}
-	sigprocmask(SIG_UNBLOCK, &term, NULL);
+	pid_t child = subject_idle_child();
 	subject_at(21, (int)syscall(SYS_pidfd_open, child, 0), "pidfd child");
 	subject_at(20, (int)syscall(SYS_pidfd_open, getpid(), O_NONBLOCK), "pidfd self");
 	pid_t gone[2];

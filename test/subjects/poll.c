@@ -19,22 +19,12 @@ int main(int argc, char **argv)
 {
 	subject_init(argc, argv);
 	long delay = subject_opt_long("delay-ms", 1500);
-	int p[2];
-	if (pipe(p) != 0)
-		subject_fail("pipe");
-	pid_t child = fork();
-	if (child < 0)
-		subject_fail("fork");
-	if (child == 0) {
-		close(p[0]);
-		subject_sleep_ms(delay);
-		_exit(write(p[1], "polled!", 8) == 8 ? 0 : 3);
-	}
-	close(p[1]);
+	pid_t child;
+	int rfd = subject_delayed_writer(delay, "polled!", 8, &child);
 
 	subject_ready();
 	int64_t t0 = subject_now_ns();
-	struct pollfd pfd = { .fd = p[0], .events = POLLIN };
+	struct pollfd pfd = { .fd = rfd, .events = POLLIN };
 	for (;;) {
 		int left = TIMEOUT_MS - (int)((subject_now_ns() - t0) / 1000000);
 		int r = poll(&pfd, 1, left > 0 ? left : 0);
@@ -48,14 +38,9 @@ int main(int argc, char **argv)
 	if (!(pfd.revents & POLLIN))
 		subject_fail("revents 0x%x", pfd.revents);
 	char buf[16] = "";
-	if (read(p[0], buf, sizeof(buf)) != 8 || strcmp(buf, "polled!") != 0)
+	if (read(rfd, buf, sizeof(buf)) != 8 || strcmp(buf, "polled!") != 0)
 		subject_fail("wrong data after poll");
-	int st;
-	while (waitpid(child, &st, 0) < 0)
-		if (errno != EINTR)
-			subject_fail("waitpid: errno %d", errno);
-	if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
-		subject_fail("writer child status 0x%x", st);
+	subject_reap_ok(child, "writer");
 	subject_wait_term();
 	subject_pass();
 }

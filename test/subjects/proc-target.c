@@ -123,13 +123,7 @@ int main(int argc, char **argv)
 	if (read(gpipe[0], &grandchild, sizeof(grandchild)) != sizeof(grandchild))
 		subject_fail("grandchild pid");
 	/* The thread is born with SIGTERM blocked: the end signal must wake the main thread's wait. */
-	sigset_t term, old;
-	sigemptyset(&term);
-	sigaddset(&term, SIGTERM);
-	pthread_sigmask(SIG_BLOCK, &term, &old);
-	pthread_t th;
-	pthread_create(&th, NULL, thread_main, NULL);
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	(void)subject_thread(thread_main, NULL);
 	int ids[2];
 	if (read(tpipe[0], ids, sizeof(ids)) != sizeof(ids))
 		subject_fail("thread ids");

@@ -20,23 +20,13 @@ int main(int argc, char **argv)
 	long delay = subject_opt_long("delay-ms", 1500);
 	unsigned char want[LEN], got[LEN];
 	subject_fill(want, LEN, 0x9192);
-	int p[2];
-	if (pipe(p) != 0)
-		subject_fail("pipe");
-	pid_t child = fork();
-	if (child < 0)
-		subject_fail("fork");
-	if (child == 0) {
-		close(p[0]);
-		subject_sleep_ms(delay);
-		_exit(write(p[1], want, LEN) == LEN ? 0 : 3);
-	}
-	close(p[1]);
+	pid_t child;
+	int rfd = subject_delayed_writer(delay, want, LEN, &child);
 
 	subject_ready();
 	size_t have = 0;
 	while (have < LEN) {
-		ssize_t r = read(p[0], got + have, LEN - have);
+		ssize_t r = read(rfd, got + have, LEN - have);
 		if (r > 0)
 			have += r;
 		else if (r == 0)
@@ -46,12 +36,7 @@ int main(int argc, char **argv)
 	}
 	if (memcmp(got, want, LEN) != 0)
 		subject_fail("pipe bytes differ");
-	int st;
-	while (waitpid(child, &st, 0) < 0)
-		if (errno != EINTR)
-			subject_fail("waitpid: errno %d", errno);
-	if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
-		subject_fail("writer child status 0x%x", st);
+	subject_reap_ok(child, "writer");
 	subject_wait_term();
 	subject_pass();
 }

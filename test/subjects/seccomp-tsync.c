@@ -49,14 +49,7 @@ int main(int argc, char **argv)
 	subject_init(argc, argv);
 	if (deny(SYS_uname, EACCES, 0))
 		subject_fail("installing the filter as root: %s", strerror(errno));
-	sigset_t term, old;
-	sigemptyset(&term);
-	sigaddset(&term, SIGTERM);
-	pthread_sigmask(SIG_BLOCK, &term, &old);
-	pthread_t th;
-	if (pthread_create(&th, NULL, second, NULL))
-		subject_fail("pthread_create");
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	pthread_t th = subject_thread(second, NULL);
 	subject_ready();
 	subject_wait_term();
 

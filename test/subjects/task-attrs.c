@@ -133,14 +133,8 @@ int main(int argc, char **argv)
 		{ .policy = SCHED_RR, .prio = 3, .nice = 2, .pdeath = SIGPWR, .uid = 1000 },
 	};
 	struct worker self = { .policy = SCHED_OTHER, .prio = 0, .nice = 3, .pdeath = SIGCONT, .slack = 123456 };
-	sigset_t term, old;
-	sigemptyset(&term);
-	sigaddset(&term, SIGTERM);
-	pthread_sigmask(SIG_BLOCK, &term, &old);
 	for (int i = 0; i < 3; i++)
-		if (pthread_create(&workers[i].th, NULL, worker_main, &workers[i]))
-			subject_fail("pthread_create");
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
+		workers[i].th = subject_thread(worker_main, &workers[i]);
 	set_attrs(&self);
 	read_attrs(&self.before);
 	for (int i = 0; i < 3; i++)

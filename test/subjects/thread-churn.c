@@ -48,14 +48,7 @@ int main(int argc, char **argv)
 	subject_fill(data, DATA_BYTES, 0x7e7e);
 	uint64_t sum = subject_hash(data, DATA_BYTES);
 	/* Threads start with SIGTERM blocked, so only the main thread takes it. */
-	sigset_t term, old;
-	sigemptyset(&term);
-	sigaddset(&term, SIGTERM);
-	pthread_sigmask(SIG_BLOCK, &term, &old);
-	pthread_t sp;
-	if (pthread_create(&sp, NULL, spawner, NULL) != 0)
-		subject_fail("pthread_create");
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	pthread_t sp = subject_thread(spawner, NULL);
 	uint64_t bad_steps = 0;
 	struct timespec ts = { 0, 1000000 };
 	/* Ready once a worker has come and gone: its stack (then cached) and

@@ -70,41 +70,6 @@ static int mask_diff(const sigset_t *a, const sigset_t *b)
 	return 0;
 }
 
-/*
- * xmm0-15 (16 bytes each) then st0 as a double, all from want; the loop
- * stores them into seen, compares, sleeps, and ends when *stop is set (0) or
- * on a mismatch (1).
- */
-static int fpu_loop(const unsigned char *want, unsigned char *seen)
-{
-	int ret;
-#define LD(i) "movdqu " #i "*16(%[w]), %%xmm" #i "\n\t"
-#define ST(i) "movdqu %%xmm" #i ", " #i "*16(%[s])\n\t"
-#define ALL(M) M(0) M(1) M(2) M(3) M(4) M(5) M(6) M(7) M(8) M(9) M(10) M(11) M(12) M(13) M(14) M(15)
-	__asm__ volatile(ALL(LD) "fldl 256(%[w])\n\t"
-			 "1:\n\t" ALL(ST) "fstl 256(%[s])\n\t"
-			 "lea (%[s]), %%rsi\n\t"
-			 "lea (%[w]), %%rdi\n\t"
-			 "mov $264, %%rcx\n\t"
-			 "repe cmpsb\n\t"
-			 "jne 2f\n\t"
-			 "cmpl $0, %[stop]\n\t"
-			 "jne 3f\n\t"
-			 "mov $35, %%eax\n\t" /* nanosleep(&tick, NULL): a raw syscall keeps xmm state */
-			 "lea %[tick], %%rdi\n\t"
-			 "xor %%esi, %%esi\n\t"
-			 "syscall\n\t"
-			 "jmp 1b\n\t"
-			 "2: mov $1, %[r]\n\t"
-			 "jmp 4f\n\t"
-			 "3: mov $0, %[r]\n\t"
-			 "4: fstp %%st(0)\n\t"
-			 : [r] "=r"(ret)
-			 : [w] "r"(want), [s] "r"(seen), [stop] "m"(stop), [tick] "m"(tick)
-			 : "rax", "rcx", "rsi", "rdi", "r11", "memory", "cc", "xmm0", "xmm1", "xmm2", "xmm3", "xmm4",
-			   "xmm5", "xmm6", "xmm7", "xmm8", "xmm9", "xmm10", "xmm11", "xmm12", "xmm13", "xmm14", "xmm15");
-	return ret;
-}
 
 static void futex_wait_stop(void)
 {
@@ -136,7 +101,7 @@ static void *body(void *arg)
 	memcpy(fwant + 256, &st0, 8);
 
 	__sync_fetch_and_add(&started, 1);
-	int fpu_bad = use_fpu ? fpu_loop(fwant, fseen) : (futex_wait_stop(), 0);
+	int fpu_bad = use_fpu ? subject_fpu_loop(fwant, fseen, &stop) : (futex_wait_stop(), 0);
 
 	if (fpu_bad) {
 		int r;

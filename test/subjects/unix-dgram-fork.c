@@ -43,17 +43,6 @@ static int bound_at(int want, const char *path)
 	return want;
 }
 
-static void expect(int fd, const char *want, const char *what)
-{
-	char buf[64];
-	struct pollfd p = { .fd = fd, .events = POLLIN };
-	if (poll(&p, 1, 5000) != 1)
-		subject_fail("%s: nothing within 5 s", what);
-	ssize_t n = recv(fd, buf, sizeof(buf), 0);
-	if (n != (ssize_t)strlen(want) || memcmp(buf, want, (size_t)n) != 0)
-		subject_fail("%s: got %zd bytes", what, n);
-}
-
 int main(int argc, char **argv)
 {
 	subject_init(argc, argv);
@@ -101,20 +90,20 @@ int main(int argc, char **argv)
 	close(f);
 	subject_ready();
 	subject_wait_term();
-	expect(20, "hi", "hi from the child");
+	subject_expect_recv(20, "hi", "hi from the child");
 	if (send(22, "go", 2, 0) != 2)
 		subject_fail("send to in.sock: errno %d", errno);
-	expect(20, "bye", "bye from the child");
+	subject_expect_recv(20, "bye", "bye from the child");
 	int st;
 	while (waitpid(child, &st, 0) < 0)
 		if (errno != EINTR)
 			subject_fail("waitpid: errno %d", errno);
 	if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
 		subject_fail("child status %#x", st);
-	expect(24, "me", "datagram queued to itself");
+	subject_expect_recv(24, "me", "datagram queued to itself");
 	if (send(24, "again", 5, 0) != 5)
 		subject_fail("self-connected socket lost its peer: errno %d", errno);
-	expect(24, "again", "datagram sent to itself after restore");
+	subject_expect_recv(24, "again", "datagram sent to itself after restore");
 	struct stat fst;
 	if (fstat(23, &fst) || !S_ISFIFO(fst.st_mode) || stat("srv.sock", &fst) || !S_ISFIFO(fst.st_mode))
 		subject_fail("the FIFO at srv.sock is gone");

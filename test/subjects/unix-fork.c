@@ -24,17 +24,6 @@ static void pair_at(int type, int x, int y)
 	close(sv[1]);
 }
 
-static void expect(int fd, const char *want, const char *what)
-{
-	char buf[64];
-	struct pollfd p = { .fd = fd, .events = POLLIN };
-	if (poll(&p, 1, 5000) != 1)
-		subject_fail("%s: nothing within 5 s", what);
-	ssize_t n = recv(fd, buf, sizeof(buf), 0);
-	if (n != (ssize_t)strlen(want) || memcmp(buf, want, (size_t)n) != 0)
-		subject_fail("%s: got %zd bytes", what, n);
-}
-
 int main(int argc, char **argv)
 {
 	subject_init(argc, argv);
@@ -70,11 +59,11 @@ int main(int argc, char **argv)
 		subject_fail("no hello from the child");
 	subject_ready();
 	subject_wait_term();
-	expect(20, "hello", "hello from the child");
+	subject_expect_recv(20, "hello", "hello from the child");
 	if (send(20, "ping", 4, 0) != 4)
 		subject_fail("send ping");
-	expect(20, "pong", "pong from the child");
-	expect(23, "dg", "shared dgram pair");
+	subject_expect_recv(20, "pong", "pong from the child");
+	subject_expect_recv(23, "dg", "shared dgram pair");
 	int st;
 	while (waitpid(child, &st, 0) < 0)
 		if (errno != EINTR)

@@ -30,7 +30,7 @@ import { NR, kcmpEpollTarget, pidfdOpen, pidfdGetfd, closeQuiet } from '../../sy
 import type { EventpollTfdEntry, FdinfoEntry, FileEntry } from '../../images/messages.js';
 import type { FileKind, FdProbe, RestoreContext, RestoreTaskHandle } from '../types.js';
 import { CriuTsError } from '../../errors.js';
-import { NO_FOWN } from './reg-file.js';
+import { NO_FOWN } from './fown.js';
 import { fileFlags, isAnonLink, part } from './anon-inode.js';
 import { isFinalFd } from './task-fds.js';
 

@@ -13,7 +13,7 @@ import { NR, O_ACCMODE } from '../../sys/index.js';
 import type { EventfdFileEntry, FileEntry } from '../../images/messages.js';
 import type { FileKind, FdProbe, RestoreTaskHandle } from '../types.js';
 import { CriuTsError } from '../../errors.js';
-import { NO_FOWN } from './reg-file.js';
+import { NO_FOWN } from './fown.js';
 import { createFlags, fileFlags, isAnonLink, part } from './anon-inode.js';
 
 const EFD_SEMAPHORE = 1;

@@ -19,7 +19,7 @@ import type { FanotifyMarkEntry, FileEntry } from '../../images/messages.js';
 import type { FileKind, FdProbe, RestoreTaskHandle } from '../types.js';
 import { parseMountinfo } from '../../proc/index.js';
 import { CriuTsError } from '../../errors.js';
-import { NO_FOWN } from './reg-file.js';
+import { NO_FOWN } from './fown.js';
 import { fileFlags, isAnonLink, part, queuedBytes } from './anon-inode.js';
 import { logger } from '../../log.js';
 

@@ -21,7 +21,7 @@ import { NR, AT_FDCWD, O_CLOEXEC, O_CREAT, O_TRUNC } from '../../sys/index.js';
 import type { FileEntry, RegFileEntry } from '../../images/messages.js';
 import type { FileKind, FdProbe, RestoreTaskHandle, RestoreContext, DumpContext } from '../types.js';
 import { dumpPipeData, restorePipeData } from './pipe-data.js';
-import { NO_FOWN } from './reg-file.js';
+import { NO_FOWN } from './fown.js';
 import { dumpUnlinked, DELETED_SUFFIX } from './ghost/index.js';
 
 

@@ -13,6 +13,13 @@ import type { DumpContext, RestoreTaskHandle } from '../types.js';
 import { CriuTsError } from '../../errors.js';
 import { INVALID_ID, treeUid } from '../ns/user.js';
 
+/**
+ * The owner every kind writes into its entry's `fown`: none. The real one
+ * (F_SETOWN/F_SETSIG) is the core's to read and put in (dump/files.ts,
+ * withFown) and to set again (restore/files.ts, restoreFown).
+ */
+export const NO_FOWN: FownEntry = { uid: 0, euid: 0, signum: 0, pid_type: 0, pid: 0 };
+
 const F_SETSIG = 10;
 const F_GETSIG = 11;
 

@@ -25,7 +25,7 @@ import { NR, FIONREAD, fdOfTask, closeQuiet, inotifyAddWatch, inotifyRmWatch, NR
 import type { FileEntry, InotifyWdEntry } from '../../images/messages.js';
 import type { DumpContext, FileKind, FdProbe, RestoreContext, RestoreTaskHandle } from '../types.js';
 import { CriuTsError } from '../../errors.js';
-import { NO_FOWN } from './reg-file.js';
+import { NO_FOWN } from './fown.js';
 import { createFlags, fileFlags, isAnonLink, part, refuseQueued } from './anon-inode.js';
 import { fhEntryFor } from './fsnotify-handle.js';
 import { ghostReopenPath, requireGhostOf } from './ghost/index.js';

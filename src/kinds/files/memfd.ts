@@ -34,7 +34,7 @@ import { stateKey, type DumpContext, type FileKind, type FdProbe, type RestoreCo
 import { CriuTsError } from '../../errors.js';
 import { imageFile } from '../../images/index.js';
 import { openOursInTask } from '../install-fd.js';
-import { NO_FOWN } from './reg-file.js';
+import { NO_FOWN } from './fown.js';
 import { part } from './anon-inode.js';
 import { writeShmemPages, readShmemPages, shmemPagesSaved, type DataRun } from './memfd-pages.js';
 import { hostOwner, treeGid, treeUid } from '../ns/user.js';

@@ -21,7 +21,7 @@ import type { FileEntry, PidfdEntry } from '../../images/messages.js';
 import { stateKey, type FileKind, type FdProbe, type RestoreContext, type RestoreTaskHandle } from '../types.js';
 import { CriuTsError } from '../../errors.js';
 import { parseStatus } from '../../proc/index.js';
-import { NO_FOWN } from './reg-file.js';
+import { NO_FOWN } from './fown.js';
 import { heldFds } from '../install-fd.js';
 import { fileFlags, isAnonLink, part } from './anon-inode.js';
 

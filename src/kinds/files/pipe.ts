@@ -16,10 +16,10 @@ import { closeSync, constants, openSync } from 'node:fs';
 import { CriuTsError } from '../../errors.js';
 import { NR, O_ACCMODE, O_WRONLY, F_SETFL, AT_FDCWD, O_CLOEXEC } from '../../sys/index.js';
 import type { FileEntry, PipeEntry } from '../../images/messages.js';
-import { openOursInTask } from '../install-fd.js';
+import { fdPairIn, openOursInTask } from '../install-fd.js';
 import { stateKey, type DumpContext, type FileKind, type FdProbe, type RestoreTaskHandle, type RestoreContext } from '../types.js';
 import { dumpPipeData, restorePipeData } from './pipe-data.js';
-import { NO_FOWN } from './reg-file.js';
+import { NO_FOWN } from './fown.js';
 
 const O_DIRECT = 0o40000;
 
@@ -88,11 +88,7 @@ export const pipeKind: FileKind = {
       opened(made, e.id);
       return fd;
     }
-    const a = t.putBytes(Buffer.alloc(8));
-    t.syscall('pipe2', NR.pipe2, a, 0);
-    const ends = t.tracee.readMem(a, 8);
-    const rfd = ends.readInt32LE(0);
-    const wfd = ends.readInt32LE(4);
+    const [rfd, wfd] = fdPairIn(t, (at) => t.syscall('pipe2', NR.pipe2, at, 0));
     const ours = openSync(`/proc/${t.pid}/fd/${rfd}`, constants.O_RDWR);
     const same = ctx.files.filter((f) => f.type === 'PIPE' && f.pipe?.pipe_id === pe.pipe_id);
     const made1: CreatedPipe = { ours, pending: new Set(same.map((f) => f.id)) };

@@ -20,11 +20,11 @@ import { openOursInTask } from '../install-fd.js';
 import { foreignMountTask, isHiddenMount, isTreeMount } from '../ns/mnt/index.js';
 import { stateKey, type FileKind, type FdProbe, type RestoreTaskHandle, type DumpContext, type RestoreContext } from '../types.js';
 import { dumpUnlinked, ghostOnOwnMount, DELETED_SUFFIX } from './ghost/index.js';
+import { NO_FOWN } from './fown.js';
 
 /** __O_TMPFILE | O_DIRECTORY */
 const O_TMPFILE = 0o20200000;
 
-export const NO_FOWN: FownEntry = { uid: 0, euid: 0, signum: 0, pid_type: 0, pid: 0 };
 
 /** A REG entry for a path we only know by name (mapped files, cwd, root, exe), as task `pid` sees it. */
 export function regEntryForPath(id: number, path: string, flags: number, pid: number): FileEntry {

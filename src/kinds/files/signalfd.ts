@@ -8,7 +8,7 @@ import { NR } from '../../sys/index.js';
 import type { FileEntry, SignalfdEntry } from '../../images/messages.js';
 import type { FileKind, FdProbe, RestoreTaskHandle } from '../types.js';
 import { CriuTsError } from '../../errors.js';
-import { NO_FOWN } from './reg-file.js';
+import { NO_FOWN } from './fown.js';
 import { createFlags, fileFlags, isAnonLink, part } from './anon-inode.js';
 
 const SIGSET_BYTES = 8;

@@ -8,7 +8,8 @@ import { readlinkSync } from 'node:fs';
 import { CriuTsError } from '../../errors.js';
 import { NS_ID_FIELD, type NsKind } from '../../images/index.js';
 import { readComm } from '../../proc/index.js';
-import type { DumpTreeView, RestoreTreeView, RestoreTreeTask } from '../types.js';
+import { stateKey, type DumpContext, type ResourceKind } from '../types.js';
+import type { DumpTaskView, DumpTreeView, RestoreTreeView, RestoreTreeTask } from '../tree-views.js';
 
 export function nsLink(pid: number, type: NsKind): string {
   try {
@@ -45,6 +46,29 @@ export function rootHasOwnNamespace(tree: DumpTreeView, type: NsKind): boolean {
     }
   }
   return root !== nsLink(process.pid, type);
+}
+
+/**
+ * The dump side of a kind that saves the `type` namespace the tree's root
+ * has of its own, once (uts, ipc): `dumpTree` refuses a nested one and
+ * notes whether the root has its own; `dumpTask` then calls
+ * `save(task, id, ctx)` for the root alone, with its namespace's id.
+ */
+export function rootNamespaceDump(type: NsKind, save: (task: DumpTaskView, id: number, ctx: DumpContext) => void): Required<Pick<ResourceKind, 'dumpTree' | 'dumpTask'>> {
+  const key = stateKey<{ rootPid: number; own: boolean }>(`${type}:dump`);
+  return {
+    dumpTree(tree, ctx) {
+      const own = rootHasOwnNamespace(tree, type);
+      ctx.memo(key, () => ({ rootPid: tree.rootPid, own }));
+    },
+    dumpTask(task, ctx) {
+      const st = ctx.memo(key, () => ({ rootPid: 0, own: false }));
+      if (!st.own || task.pid !== st.rootPid) return;
+      const id = task.ids[NS_ID_FIELD[type]] as number | undefined;
+      if (id === undefined) throw new CriuTsError('EDUMP', `task ${task.pid}: no ${type} namespace id`, { pid: task.pid });
+      save(task, id, ctx);
+    },
+  };
 }
 
 /**

@@ -27,7 +27,7 @@
 import { CriuTsError } from '../../errors.js';
 import { NR, CLONE_NEWIPC, SHM_DEST, inNamespacesOf, ipcRemove } from '../../sys/index.js';
 import { stateKey, type ResourceKind } from '../types.js';
-import { isRoot, rootHasOwnNamespace, rootNamespaceToCreate } from './common.js';
+import { isRoot, rootNamespaceDump, rootNamespaceToCreate } from './common.js';
 import { closeJoinFd, joinInTask, openJoinNs } from './join.js';
 import { readIpcVar } from './ipc-sysctl.js';
 import { readIpcObjects } from './ipc-dump.js';
@@ -36,23 +36,13 @@ import { logger } from '../../log.js';
 
 const log = logger('ipc');
 
-const DUMP = stateKey<{ rootPid: number; own: boolean }>('ipc:dump');
 const RESTORE = stateKey<{ rootPid: number; images: IpcImages | undefined; created: boolean; joinFd?: number | undefined }>('ipc:restore');
 
 export const ipcKind: ResourceKind = {
   name: 'ipc',
   namespaces: ['ipc'],
 
-  dumpTree(tree, ctx) {
-    const own = rootHasOwnNamespace(tree, 'ipc');
-    ctx.memo(DUMP, () => ({ rootPid: tree.rootPid, own }));
-  },
-
-  dumpTask(task, ctx) {
-    const st = ctx.memo(DUMP, () => ({ rootPid: 0, own: false }));
-    if (!st.own || task.pid !== st.rootPid) return;
-    const id = task.ids.ipc_ns_id;
-    if (id === undefined) throw new CriuTsError('EDUMP', `task ${task.pid}: no ipc namespace id`, { pid: task.pid });
+  ...rootNamespaceDump('ipc', (task, id, ctx) => {
     const who = `task ${task.pid}'s ipc namespace`;
     const { v, objs } = inNamespacesOf(task.pid, ['ipc'], () => ({ v: readIpcVar(), objs: readIpcObjects(ctx, who) }));
     ctx.saveImage('IPC_VAR', id, [v]);
@@ -61,7 +51,7 @@ export const ipcKind: ResourceKind = {
     ctx.saveImage('IPCNS_SEM', id, objs.sem.map((s) => s.entry), objs.sem.map((s) => s.values));
     ctx.saveImage('IPCNS_MSG', id, objs.msg.map((m) => m.entry), objs.msg.map((m) => m.payload));
     log.info(`ipc namespace ${id}: ${objs.shm.length} shm segment(s), ${objs.sem.length} semaphore set(s), ${objs.msg.length} message queue(s)`);
-  },
+  }),
 
   prepareRestore(tree, ctx) {
     const id = rootNamespaceToCreate(tree, 'ipc');

@@ -17,10 +17,9 @@ import { imageFile } from '../../images/index.js';
 import { NR, CLONE_NEWUTS, inNamespacesOf } from '../../sys/index.js';
 import type { UtsnsEntry } from '../../images/messages.js';
 import { stateKey, type ResourceKind, type RestoreTaskHandle } from '../types.js';
-import { isRoot, rootHasOwnNamespace, rootNamespaceToCreate } from './common.js';
+import { isRoot, rootNamespaceDump, rootNamespaceToCreate } from './common.js';
 import { closeJoinFd, joinInTask, openJoinNs } from './join.js';
 
-const DUMP = stateKey<{ rootPid: number; own: boolean }>('uts:dump');
 const RESTORE = stateKey<{ rootPid: number; entry: UtsnsEntry | undefined; joinFd?: number | undefined }>('uts:restore');
 
 /** A name as the kernel holds it (the sysctl file ends with a newline). */
@@ -37,22 +36,13 @@ export const utsKind: ResourceKind = {
   name: 'uts',
   namespaces: ['uts'],
 
-  dumpTree(tree, ctx) {
-    const own = rootHasOwnNamespace(tree, 'uts');
-    ctx.memo(DUMP, () => ({ rootPid: tree.rootPid, own }));
-  },
-
-  dumpTask(task, ctx) {
-    const st = ctx.memo(DUMP, () => ({ rootPid: 0, own: false }));
-    if (!st.own || task.pid !== st.rootPid) return;
-    const id = task.ids.uts_ns_id;
-    if (id === undefined) throw new CriuTsError('EDUMP', `task ${task.pid}: no uts namespace id`, { pid: task.pid });
+  ...rootNamespaceDump('uts', (task, id, ctx) => {
     const entry: UtsnsEntry = inNamespacesOf(task.pid, ['uts'], () => ({
       nodename: readName('hostname'),
       domainname: readName('domainname'),
     }));
     ctx.saveImage('UTSNS', id, [entry]);
-  },
+  }),
 
   prepareRestore(tree, ctx) {
     const id = rootNamespaceToCreate(tree, 'uts');

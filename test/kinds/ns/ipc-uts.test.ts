@@ -20,7 +20,7 @@ import { isCriuTsError } from '../../../src/errors.js';
 import { isAlive, startSubject } from '../../lib/subjects.js';
 import type { Subject } from '../../lib/subjects.js';
 import { becomeSubreaper, closeInheritedFds, killAndWait, removeDir, tempDir, waitTreeGone } from '../../e2e/helpers.js';
-import { finishSubject, hasCrit } from '../../lib/harness.js';
+import { finishSubject, hasCrit, waitSleeping } from '../../lib/harness.js';
 
 before(() => {
   closeInheritedFds();
@@ -186,14 +186,7 @@ test('`unshare --uts --ipc` around a plain program: dumped with its host name, r
   const dir = tempDir('unshare-uts-ipc');
   const ours = { uts: readlinkSync('/proc/self/ns/uts'), ipc: readlinkSync('/proc/self/ns/ipc'), host: hostname() };
   try {
-    for (let i = 0; i < 200; i++) {
-      try {
-        if (readlinkSync(`/proc/${pid}/exe`).endsWith('/sleep')) break;
-      } catch {
-        // not exec'd yet
-      }
-      await new Promise((r) => setTimeout(r, 10));
-    }
+    await waitSleeping(pid);
     await dump({ pid, imagesDir: dir, progress: false });
     assert.deepEqual(await waitTreeGone(dir), []);
     const r = await restore({ imagesDir: dir, progress: false });
@@ -203,11 +196,6 @@ test('`unshare --uts --ipc` around a plain program: dumped with its host name, r
     assert.equal(name, 'ns-sleeper');
     assert.equal(hostname(), ours.host);
   } finally {
-    try {
-      process.kill(pid, 'SIGKILL');
-    } catch {
-      // gone
-    }
     await killAndWait(pid);
     removeDir(dir);
   }

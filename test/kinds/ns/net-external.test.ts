@@ -16,7 +16,7 @@ import { dump, restore } from '../../../src/api/index.js';
 import { readImage } from '../../../src/images/index.js';
 import { isCriuTsError } from '../../../src/errors.js';
 import { isAlive } from '../../lib/subjects.js';
-import { becomeSubreaper, closeInheritedFds, killAndWait, rejectsOneLine, removeDir, tempDir, waitTreeGone } from '../../e2e/helpers.js';
+import { becomeSubreaper, closeInheritedFds, killAndWait, rejectsOneLine, removeDir, tempDir, waitSleeping, waitTreeGone } from '../../lib/harness.js';
 
 before(() => {
   closeInheritedFds();
@@ -24,14 +24,7 @@ before(() => {
 });
 
 async function inNetns(pid: number, ns: string): Promise<void> {
-  for (let i = 0; i < 300; i++) {
-    try {
-      if (readlinkSync(`/proc/${pid}/exe`).endsWith('/sleep') && readlinkSync(`/proc/${pid}/ns/net`) === ns) return;
-    } catch {
-      // not exec'd yet
-    }
-    await new Promise((r) => setTimeout(r, 10));
-  }
+  if (await waitSleeping(pid, (p) => readlinkSync(`/proc/${p}/ns/net`) === ns, 3000)) return;
   throw new Error(`process ${pid} never ran sleep in ${ns}`);
 }
 
@@ -86,11 +79,6 @@ test('--external net[INODE]:KEY: only the key is saved; the restore joins the na
     assert.doesNotMatch(inNs('nft', 'list', 'tables'), lock, 'the lock is lifted');
   } finally {
     if (nsFd >= 0) closeSync(nsFd);
-    try {
-      process.kill(pid, 'SIGKILL');
-    } catch {
-      // gone
-    }
     await killAndWait(pid);
     spawnSync('ip', ['netns', 'delete', name]);
     removeDir(dir);

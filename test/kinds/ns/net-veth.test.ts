@@ -25,7 +25,7 @@ import { isCriuTsError } from '../../../src/errors.js';
 import { isAlive, startSubject } from '../../lib/subjects.js';
 import type { Subject } from '../../lib/subjects.js';
 import { becomeSubreaper, closeInheritedFds, killAndWait, removeDir, tempDir, waitFor, waitTreeGone } from '../../e2e/helpers.js';
-import { hasCrit } from '../../lib/harness.js';
+import { hasCrit, waitSleeping } from '../../lib/harness.js';
 
 before(() => {
   closeInheritedFds();
@@ -165,14 +165,7 @@ test('a macvlan on a device of ours: refused without --external macvlan[...], ma
     return { ifindex: l['ifindex'], address: l['address'], up: (l['flags'] as string[]).includes('UP'), kind: info.info_kind, mode: info.info_data.mode };
   };
   try {
-    for (let i = 0; i < 200; i++) {
-      try {
-        if (readlinkSync(`/proc/${pid}/exe`).endsWith('/sleep') && readlinkSync(`/proc/${pid}/ns/net`) !== ourNet) break;
-      } catch {
-        // not exec'd yet
-      }
-      await new Promise((r) => setTimeout(r, 10));
-    }
+    await waitSleeping(pid, (p) => readlinkSync(`/proc/${p}/ns/net`) !== ourNet);
     ip('link', 'add', lower, 'type', 'veth', 'peer', 'name', `ctsm${tag}b`);
     ip('link', 'set', lower, 'up');
     ip('link', 'add', 'link', lower, 'name', 'mv0', 'index', '17', 'netns', String(pid), 'type', 'macvlan', 'mode', 'private');
@@ -190,11 +183,6 @@ test('a macvlan on a device of ours: refused without --external macvlan[...], ma
     assert.ok(isAlive(pid));
     assert.deepEqual(mv(), before);
   } finally {
-    try {
-      process.kill(pid, 'SIGKILL');
-    } catch {
-      // gone
-    }
     await killAndWait(pid);
     spawnSync('ip', ['link', 'del', lower]);
     removeDir(dir);

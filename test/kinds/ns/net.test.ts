@@ -20,7 +20,7 @@ import { isCriuTsError } from '../../../src/errors.js';
 import { isAlive, startSubject } from '../../lib/subjects.js';
 import type { Subject } from '../../lib/subjects.js';
 import { becomeSubreaper, closeInheritedFds, killAndWait, removeDir, tempDir, waitTreeGone } from '../../e2e/helpers.js';
-import { finishSubject, hasCrit } from '../../lib/harness.js';
+import { finishSubject, hasCrit, waitSleeping } from '../../lib/harness.js';
 
 before(() => {
   closeInheritedFds();
@@ -95,14 +95,7 @@ test('a persistent tap device (owner, group, mtu, address, up) comes back with i
     return { ifindex: l['ifindex'], mtu: l['mtu'], address: l['address'], up: (l['flags'] as string[]).includes('UP'), ...info };
   };
   try {
-    for (let i = 0; i < 200; i++) {
-      try {
-        if (readlinkSync(`/proc/${pid}/exe`).endsWith('/sleep')) break;
-      } catch {
-        // not exec'd yet
-      }
-      await new Promise((r) => setTimeout(r, 10));
-    }
+    await waitSleeping(pid);
     const before = tap(pid);
     assert.deepEqual([before['type'], before['persist'], before['vnet_hdr']], ['tap', true, true]);
     await dump({ pid, imagesDir: dir, progress: false });
@@ -116,11 +109,6 @@ test('a persistent tap device (owner, group, mtu, address, up) comes back with i
     assert.ok(isAlive(pid));
     assert.deepEqual(tap(pid), before);
   } finally {
-    try {
-      process.kill(pid, 'SIGKILL');
-    } catch {
-      // gone
-    }
     await killAndWait(pid);
     removeDir(dir);
   }
@@ -134,14 +122,7 @@ test('--network-lock nftables locks the whole net namespace: kept when the tree 
   const holder = join(dir, '..', `criu-ts-netns-holder-${pid}`);
   let mounted = false;
   try {
-    for (let i = 0; i < 200; i++) {
-      try {
-        if (readlinkSync(`/proc/${pid}/exe`).endsWith('/sleep') && readlinkSync(`/proc/${pid}/ns/net`) !== readlinkSync('/proc/self/ns/net')) break;
-      } catch {
-        // not exec'd yet
-      }
-      await new Promise((r) => setTimeout(r, 10));
-    }
+    await waitSleeping(pid, (p) => readlinkSync(`/proc/${p}/ns/net`) !== readlinkSync('/proc/self/ns/net'));
     const tables = (args: string[]): string => execFileSync('nsenter', [...args, 'nft', 'list', 'tables'], { encoding: 'utf8' });
     await dump({ pid, imagesDir: dir, progress: false, leaveRunning: true, networkLock: 'nftables' });
     assert.doesNotMatch(tables(['-t', String(pid), '-n']), /CRIU-/, 'a tree that runs on is unlocked');
@@ -163,11 +144,6 @@ test('--network-lock nftables locks the whole net namespace: kept when the tree 
   } finally {
     if (mounted) spawnSync('umount', [holder]);
     spawnSync('rm', ['-f', holder]);
-    try {
-      process.kill(pid, 'SIGKILL');
-    } catch {
-      // gone
-    }
     await killAndWait(pid);
     removeDir(dir);
   }
@@ -183,14 +159,7 @@ test('--network-lock iptables locks the whole net namespace with CRIU\'s chain (
   const dir = tempDir('net-lock-ipt');
   const rules = (bin: string): string => execFileSync('nsenter', [`--net=${file}`, bin, '-t', 'filter'], { encoding: 'utf8' });
   try {
-    for (let i = 0; i < 200; i++) {
-      try {
-        if (readlinkSync(`/proc/${pid}/exe`).endsWith('/sleep')) break;
-      } catch {
-        // not exec'd yet
-      }
-      await new Promise((r) => setTimeout(r, 10));
-    }
+    await waitSleeping(pid);
     await dump({ pid, imagesDir: dir, progress: false, networkLock: 'iptables' });
     for (const bin of ['iptables-save', 'ip6tables-save']) {
       const r = rules(bin);
@@ -203,11 +172,6 @@ test('--network-lock iptables locks the whole net namespace with CRIU\'s chain (
     assert.ok(isAlive(pid));
     for (const bin of ['iptables-save', 'ip6tables-save']) assert.doesNotMatch(rules(bin), /CRIU/, `${bin}: unlocked`);
   } finally {
-    try {
-      process.kill(pid, 'SIGKILL');
-    } catch {
-      // gone
-    }
     await killAndWait(pid);
     spawnSync('ip', ['netns', 'delete', name]);
     removeDir(dir);

@@ -328,6 +328,136 @@ unsigned char *subject_data(size_t len, uint64_t seed, uint64_t *sum)
 	return data;
 }
 
+static const struct timespec fpu_tick = { 0, 5000000 };
+
+/*
+ * xmm0-15 (16 bytes each) then st0 as a double, all from want; the loop
+ * stores them into seen, compares, sleeps 5 ms (a raw nanosleep: libc would
+ * not keep the xmm state), and ends when *stop is set (0) or on a mismatch (1).
+ */
+int subject_fpu_loop(const unsigned char *want, unsigned char *seen, volatile int *stop)
+{
+	int ret;
+#define LD(i) "movdqu " #i "*16(%[w]), %%xmm" #i "\n\t"
+#define ST(i) "movdqu %%xmm" #i ", " #i "*16(%[s])\n\t"
+#define ALL(M) M(0) M(1) M(2) M(3) M(4) M(5) M(6) M(7) M(8) M(9) M(10) M(11) M(12) M(13) M(14) M(15)
+	__asm__ volatile(ALL(LD) "fldl 256(%[w])\n\t"
+			 "1:\n\t" ALL(ST) "fstl 256(%[s])\n\t"
+			 "lea (%[s]), %%rsi\n\t"
+			 "lea (%[w]), %%rdi\n\t"
+			 "mov $264, %%rcx\n\t"
+			 "repe cmpsb\n\t"
+			 "jne 2f\n\t"
+			 "cmpl $0, %[stop]\n\t"
+			 "jne 3f\n\t"
+			 "mov $35, %%eax\n\t" /* nanosleep(&tick, NULL): a raw syscall keeps xmm state */
+			 "lea %[tick], %%rdi\n\t"
+			 "xor %%esi, %%esi\n\t"
+			 "syscall\n\t"
+			 "jmp 1b\n\t"
+			 "2: mov $1, %[r]\n\t"
+			 "jmp 4f\n\t"
+			 "3: mov $0, %[r]\n\t"
+			 "4: fstp %%st(0)\n\t"
+			 : [r] "=r"(ret)
+			 : [w] "r"(want), [s] "r"(seen), [stop] "m"(*stop), [tick] "m"(fpu_tick)
+			 : "rax", "rcx", "rsi", "rdi", "r11", "memory", "cc", "xmm0", "xmm1", "xmm2", "xmm3", "xmm4",
+			   "xmm5", "xmm6", "xmm7", "xmm8", "xmm9", "xmm10", "xmm11", "xmm12", "xmm13", "xmm14", "xmm15");
+	return ret;
+#undef ALL
+#undef ST
+#undef LD
+}
+
+int subject_delayed_writer(long delay_ms, const void *buf, size_t len, pid_t *child)
+{
+	int p[2];
+	if (pipe(p) != 0)
+		subject_fail("pipe: errno %d", errno);
+	*child = fork();
+	if (*child < 0)
+		subject_fail("fork: errno %d", errno);
+	if (*child == 0) {
+		close(p[0]);
+		subject_sleep_ms(delay_ms);
+		_exit(write(p[1], buf, len) == (ssize_t)len ? 0 : 3);
+	}
+	close(p[1]);
+	return p[0];
+}
+
+pthread_t subject_thread(void *(*fn)(void *), void *arg)
+{
+	sigset_t term, old;
+	sigemptyset(&term);
+	sigaddset(&term, SIGTERM);
+	pthread_sigmask(SIG_BLOCK, &term, &old);
+	pthread_t th;
+	int e = pthread_create(&th, NULL, fn, arg);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (e != 0)
+		subject_fail("pthread_create: error %d", e);
+	return th;
+}
+
+pid_t subject_idle_child(void)
+{
+	sigset_t term, old;
+	sigemptyset(&term);
+	sigaddset(&term, SIGTERM);
+	sigprocmask(SIG_BLOCK, &term, &old);
+	pid_t child = fork();
+	if (child < 0)
+		subject_fail("fork: errno %d", errno);
+	if (child == 0) {
+		for (;;)
+			pause();
+	}
+	sigprocmask(SIG_SETMASK, &old, NULL);
+	return child;
+}
+
+void subject_reap_ok(pid_t child, const char *what)
+{
+	int st;
+	while (waitpid(child, &st, 0) < 0)
+		if (errno != EINTR)
+			subject_fail("%s: waitpid: errno %d", what, errno);
+	if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+		subject_fail("%s: child status 0x%x", what, st);
+}
+
+void subject_expect_recv(int fd, const char *want, const char *what)
+{
+	char buf[64];
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+	if (poll(&p, 1, 5000) != 1)
+		subject_fail("%s: nothing within 5 s", what);
+	ssize_t n = recv(fd, buf, sizeof(buf), 0);
+	if (n != (ssize_t)strlen(want) || memcmp(buf, want, (size_t)n) != 0)
+		subject_fail("%s: got %zd bytes", what, n);
+}
+
+int subject_write_file(const char *path, const char *s)
+{
+	FILE *f = fopen(path, "we");
+	if (f == NULL)
+		return -1;
+	int ok = fputs(s, f) >= 0;
+	return fclose(f) == 0 && ok ? 0 : -1;
+}
+
+long subject_read_long(const char *path)
+{
+	FILE *f = fopen(path, "re");
+	long v = -1;
+	if (f == NULL || fscanf(f, "%ld", &v) != 1)
+		v = -1;
+	if (f)
+		fclose(f);
+	return v;
+}
+
 unsigned char *subject_map_filled(int fd, size_t size, size_t map_len, uint64_t seed, uint64_t *sum, int keep_at, const char *what)
 {
 	unsigned char *p = mmap(NULL, map_len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);

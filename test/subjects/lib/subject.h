@@ -20,6 +20,8 @@
 #include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <pthread.h>
+#include <sys/types.h>
 
 extern volatile sig_atomic_t subject_term;
 
@@ -43,6 +45,12 @@ void subject_fill(void *p, size_t len, uint64_t seed);
 uint64_t subject_rand(uint64_t *state);
 /* A malloc'ed data area of len bytes filled from seed; *sum gets its hash (fails if malloc does). */
 unsigned char *subject_data(size_t len, uint64_t seed, uint64_t *sum);
+/*
+ * xmm0-15 (16 bytes each) then st0 as a double, loaded from want (264
+ * bytes); stored into seen and compared every 5 ms until *stop is set (0)
+ * or they differ (1): a dump or restore that loses a thread's FPU state.
+ */
+int subject_fpu_loop(const unsigned char *want, unsigned char *seen, volatile int *stop);
 /*
  * The shared memory file `fd` (a memfd, a POSIX shm object) mapped
  * MAP_SHARED read-write, map_len bytes; its first `size` bytes filled from
@@ -81,6 +89,26 @@ struct sockaddr_storage;
 unsigned int subject_sockaddr(int family, const char *ip, int port, struct sockaddr_storage *ss);
 /* Receive exactly n bytes from a socket, waiting up to 5 s for each part; fails naming `what`. */
 void subject_readn(int fd, void *p, size_t n, const char *what);
+/* One message from a socket within 5 s, and it must be the string `want`; fails naming `what`. */
+void subject_expect_recv(int fd, const char *want, const char *what);
+
+/*
+ * A child that sleeps delay_ms, then writes the len bytes of buf into a
+ * pipe and exits 0 (3 if the write fell short): the pipe's read end, the
+ * child's pid in *child. For a subject blocked reading it across a dump.
+ */
+int subject_delayed_writer(long delay_ms, const void *buf, size_t len, pid_t *child);
+/* A thread running fn(arg), born with SIGTERM blocked (the end signal is the main thread's); fails if it cannot be made. */
+pthread_t subject_thread(void *(*fn)(void *), void *arg);
+/* A child that does nothing until killed, born with SIGTERM blocked (the subject's SIGTERM is not its end); fails if fork does. */
+pid_t subject_idle_child(void);
+/* Wait for child (EINTR retried); fails naming `what` unless it exited with status 0. */
+void subject_reap_ok(pid_t child, const char *what);
+
+/* Write string s to the file at path (a sysctl, say): 0, or -1 on any error. */
+int subject_write_file(const char *path, const char *s);
+/* The number the file at path starts with; -1 if it cannot be read. */
+long subject_read_long(const char *path);
 
 /*
  * A child that holds some state across the checkpoint. It waits for
@@ -89,7 +117,6 @@ void subject_readn(int fd, void *p, size_t n, const char *what);
  * calls subject_child_verdict, which ends the child and fails (naming
  * `what`) unless the child passed.
  */
-#include <sys/types.h>
 struct subject_child {
 	pid_t pid;
 	int fd;

@@ -14,7 +14,7 @@ import {
   IPV6_V6ONLY, TCP_INFO, O_CLOEXEC, TCP_CLOSE, TCP_ESTABLISHED, TCP_LISTEN,
 } from '../../../sys/index.js';
 import type { DumpContext, FdProbe } from '../../types.js';
-import { NO_FOWN } from '../reg-file.js';
+import { NO_FOWN } from '../fown.js';
 import { dumpSkOpts } from '../socket-opts/index.js';
 import { addrText, fromSockaddr, needsScopeId } from './addr.js';
 import { inetDiag } from './diag.js';

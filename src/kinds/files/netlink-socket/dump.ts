@@ -9,7 +9,7 @@ import type { FileEntry, NetlinkSkEntry } from '../../../images/messages.js';
 import { getsockoptInt, nlAttrs, sockDiag, SOL_SOCKET, AF_NETLINK, SO_PROTOCOL, O_CLOEXEC } from '../../../sys/index.js';
 import { listingFor } from '../socket-opts/net-ns.js';
 import { stateKey, type DumpContext, type FdProbe } from '../../types.js';
-import { NO_FOWN } from '../reg-file.js';
+import { NO_FOWN } from '../fown.js';
 import { dumpSkOpts } from '../socket-opts/index.js';
 
 const NDIAG_PROTO_ALL = 255;

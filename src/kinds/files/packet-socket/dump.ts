@@ -9,7 +9,7 @@ import type { FileEntry, PacketSockEntry } from '../../../images/messages.js';
 import { logger } from '../../../log.js';
 import { ioctlTry, SIOCINQ, O_CLOEXEC } from '../../../sys/index.js';
 import type { DumpContext, FdProbe } from '../../types.js';
-import { NO_FOWN } from '../reg-file.js';
+import { NO_FOWN } from '../fown.js';
 import { dumpSkOpts } from '../socket-opts/index.js';
 import { packetDiag, PDI, type PacketRingCfg } from './diag.js';
 

@@ -40,7 +40,8 @@ import { parseFdinfo, parseStat, processesTracedBy } from '../../../proc/index.j
 import type { FileEntry, TtyInfoEntry } from '../../../images/messages.js';
 import { stateKey, type DumpContext, type FileKind, type FdProbe, type RestoreContext, type RestoreTaskHandle } from '../../types.js';
 import { CriuTsError } from '../../../errors.js';
-import { NO_FOWN, regEntryForPath } from '../reg-file.js';
+import { NO_FOWN } from '../fown.js';
+import { regEntryForPath } from '../reg-file.js';
 import { part, refuseQueued } from '../anon-inode.js';
 import { IOC, intArg, ioctlInt, readTtyState, writeTtyState } from './termios.js';
 import { taskFdinfo } from '../task-fds.js';

@@ -16,7 +16,7 @@ import {
   closeQuiet, unixSocketFile,
 } from '../../../sys/index.js';
 import { stateKey, type DumpContext, type FdProbe } from '../../types.js';
-import { NO_FOWN } from '../reg-file.js';
+import { NO_FOWN } from '../fown.js';
 import { nameText, unixDiag, unixListeners, type UnixDiag } from './diag.js';
 import { dumpSkOpts } from '../socket-opts/index.js';
 import { dumpQueue } from './queue.js';

@@ -16,6 +16,7 @@ import {
 } from '../../../sys/index.js';
 import { stateKey, type RestoreContext, type RestoreTaskHandle } from '../../types.js';
 import { setStatusFlags } from '../pipe.js';
+import { socketpairIn } from '../../install-fd.js';
 import { nameText } from './diag.js';
 import { dumpSkOpts, restoreFilter, restoreSkOpts } from '../socket-opts/index.js';
 import { carriesTaskFiles, queueOf, sendQueue, type QueuedMsg } from './queue.js';
@@ -166,11 +167,7 @@ function onceFilesDone(ctx: RestoreContext, ours: number, step: () => void): voi
 function createPair(t: RestoreTaskHandle, e: FileEntry, partner: FileEntry, ctx: RestoreContext): [number, number] {
   const u = uskOf(e);
   const pu = uskOf(partner);
-  const a = t.putBytes(Buffer.alloc(8));
-  t.syscall('socketpair', NR.socketpair, AF_UNIX, u.type, 0, a);
-  const sv = t.tracee.readMem(a, 8);
-  const mine = sv.readInt32LE(0);
-  const theirs = sv.readInt32LE(4);
+  const [mine, theirs] = socketpairIn(t, u.type);
   setUp(t, mine, e, ctx);
   setUp(t, theirs, partner, ctx);
   const later = sendFromTask(t, theirs, queueOf(e.id, ctx), what(t, u), ctx);
@@ -207,11 +204,7 @@ function createSocket(t: RestoreTaskHandle, e: FileEntry, u: UnixSkEntry, ctx: R
   if (u.state === TCP_ESTABLISHED && u.peer === 0 && (u.type !== SOCK_DGRAM || u.name.length === 0)) {
     // Its peer closed: a pair whose other end goes away leaves exactly that state
     // (a datagram socket keeps what its late peer sent, and stays "connected" to nobody).
-    const a = t.putBytes(Buffer.alloc(8));
-    t.syscall('socketpair', NR.socketpair, AF_UNIX, u.type, 0, a);
-    const sv = t.tracee.readMem(a, 8);
-    const fd = sv.readInt32LE(0);
-    const gone = sv.readInt32LE(4);
+    const [fd, gone] = socketpairIn(t, u.type);
     setUp(t, fd, e, ctx);
     // (a send that waits keeps its own copy of `gone`)
     const later = sendFromTask(t, gone, queueOf(e.id, ctx), what(t, u), ctx);
