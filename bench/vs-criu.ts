@@ -22,6 +22,8 @@ export interface ToolFigures {
   s: number[];
   /** peak RSS of each run, KiB */
   rssKiB: number[];
+  /** CPU seconds (user+sys) of each run */
+  cpuS: number[];
 }
 
 export interface OpFigures {
@@ -45,20 +47,20 @@ export interface SideCase {
   failed?: Partial<Record<Tool, string>>;
 }
 
-interface Measured { s: number; rssKiB: number }
+interface Measured { s: number; rssKiB: number; cpuS: number }
 /** a tool and the way it is driven: its CLI or its RPC worker */
 type Tool = 'ours' | 'criu' | 'oursRpc' | 'criuRpc';
 type Who = Tool | 'lib';
 
 function newOp(): OpFigures {
-  const t = (): ToolFigures => ({ s: [], rssKiB: [] });
+  const t = (): ToolFigures => ({ s: [], rssKiB: [], cpuS: [] });
   return { ours: t(), criu: t(), oursRpc: t(), criuRpc: t(), lib: [] };
 }
 
 /** Run a whole command under bench/c/measure; throws with its log on failure. */
 function measure(cmd: string[], log: string, toolLog: string): Measured {
   const out = execFileSync(buildHelper('measure'), [log, ...cmd], { encoding: 'utf8' });
-  const [s, rss, code] = out.trim().split(/\s+/).map(Number);
+  const [s, rss, code, cpu] = out.trim().split(/\s+/).map(Number);
   if (code !== 0) {
     let why = '';
     for (const f of [toolLog, log]) {
@@ -71,7 +73,7 @@ function measure(cmd: string[], log: string, toolLog: string): Measured {
     }
     throw new Error(`${cmd[1]} exited ${code}${why ? `: ${why}` : ''}`);
   }
-  return { s: s ?? Number.NaN, rssKiB: rss ?? 0 };
+  return { s: s ?? Number.NaN, rssKiB: rss ?? 0, cpuS: cpu ?? Number.NaN };
 }
 
 /**
@@ -102,9 +104,11 @@ async function rpc(bin: string, req: Record<string, unknown>, log: string): Prom
     const resp = decodeMessage('criu_resp', pkt.data) as Record<string, unknown>;
     closeFd(ours);
     await exited;
-    const rssKiB = Number(out.trim().split(/\s+/)[1] ?? 0);
+    const words = out.trim().split(/\s+/);
+    const rssKiB = Number(words[1] ?? 0);
+    const cpuS = Number(words[3] ?? Number.NaN);
     if (resp['success'] !== true) throw new Error(`${bin} swrk ${String(req['type'])}: ${String(resp['cr_errmsg'] ?? `errno ${String(resp['cr_errno'])}`)}`);
-    return { s, rssKiB, resp };
+    return { s, rssKiB, cpuS, resp };
   } catch (e) {
     try {
       closeFd(ours);
@@ -123,6 +127,7 @@ function dumpedPids(imgs: string): number[] {
 function push(f: ToolFigures, m: Measured): void {
   f.s.push(m.s);
   f.rssKiB.push(m.rssKiB);
+  f.cpuS.push(m.cpuS);
 }
 
 interface Subject {
@@ -266,7 +271,7 @@ const spread = (xs: number[]): string => (xs.length > 1 ? ` (${ms(Math.min(...xs
 
 export const VS_HEADER = [
   'case', 'op', 'runs', 'criu-ts CLI', 'CRIU 4.2 CLI', 'ratio', 'target', 'criu-ts RPC', 'CRIU RPC', 'RPC ratio',
-  'criu-ts library', 'lib ratio', 'peak RSS criu-ts', 'peak RSS CRIU',
+  'criu-ts library', 'lib ratio', 'peak RSS criu-ts', 'peak RSS CRIU', 'CPU criu-ts CLI', 'CPU CRIU CLI', 'CPU ratio',
 ];
 
 /** Table rows: medians (min–max), ratio to CRIU, and whether the target is met. */
@@ -292,6 +297,9 @@ export function vsRows(cases: readonly SideCase[]): string[][] {
       // Peak RSS over every run of the tool, CLI and RPC.
       const oursRss = Math.max(0, ...f.ours.rssKiB, ...f.oursRpc.rssKiB);
       const criuRss = Math.max(0, ...f.criu.rssKiB, ...f.criuRpc.rssKiB);
+      // CPU of the CLI runs (user+sys, their children included): the load changes it least.
+      const oursCpu = median(f.ours.cpuS);
+      const criuCpu = median(f.criu.cpuS);
       rows.push([
         c.name, op, String(c.runs), failed('ours', `${ms(ours)}${spread(f.ours.s)}`), failed('criu', `${ms(criu)}${spread(f.criu.s)}`),
         Number.isFinite(ratio) ? `${ratio.toFixed(2)}x` : '-', met(ratio, target),
@@ -301,6 +309,8 @@ export function vsRows(cases: readonly SideCase[]): string[][] {
         f.lib.length ? ms(lib) : '-', f.lib.length ? `${libRatio.toFixed(2)}x${c.target.lib !== undefined ? ` (${met(libRatio, c.target.lib)})` : ''}` : '-',
         `${mib(oursRss)}${oursRss > 0 ? (oursRss < 64 * 1024 ? ' (< 64: met)' : ' (< 64: missed)') : ''}`,
         mib(criuRss),
+        f.ours.cpuS.length ? ms(oursCpu) : '-', f.criu.cpuS.length ? ms(criuCpu) : '-',
+        Number.isFinite(oursCpu / criuCpu) ? `${(oursCpu / criuCpu).toFixed(2)}x` : '-',
       ]);
     }
   }

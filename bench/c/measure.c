@@ -5,7 +5,9 @@
  *
  * usage: measure [--keep-fd3] LOGFILE CMD [ARGS...]
  *   --keep-fd3  the command inherits fd 3 (an RPC socket: CMD swrk 3)
- * prints: "SECONDS MAXRSS_KIB EXIT_STATUS" on stdout
+ * prints: "SECONDS MAXRSS_KIB EXIT_STATUS CPU_SECONDS" on stdout (CPU: user+sys of the
+ *   command and of every child it waited for; on a shared machine the
+ *   figure that depends least on the load)
  */
 #define _GNU_SOURCE
 #include <fcntl.h>
@@ -64,6 +66,7 @@ int main(int argc, char **argv)
 	}
 	double t = now_s() - t0;
 	int code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-	printf("%.6f %ld %d\n", t, ru.ru_maxrss, code);
+	double cpu = ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 + ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
+	printf("%.6f %ld %d %.6f\n", t, ru.ru_maxrss, code, cpu);
 	return 0;
 }
