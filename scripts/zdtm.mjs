@@ -138,13 +138,16 @@ function parseOutput(file) {
   const get = (t) => { if (!per.has(t)) per.set(t, { flavours: {}, errors: [], testOutput: [] }); return per.get(t); };
   let inTestOutput = false;
   for (const raw of readFileSync(file, 'utf8').split('\n')) {
-    const line = raw.replace(/^=+ | =+$/g, '');
+    // print_sep centres " title " in 80 columns of '=' or '#': a title
+    // longer than that ("FAIL at RPC for --x(--y) required") has no padding
+    // left but the spaces around it.
+    const line = raw.replace(/^[=#]* | [=#]*$/g, '');
     let m = /^Run (\S+) in (\S+)$/.exec(line);
     if (m) { cur = { test: m[1], flav: m[2] }; get(cur.test).flavours[cur.flav] = 'fail'; continue; }
     if (!cur) continue;
     m = /^Test (\S+) PASS$/.exec(line);
     if (m && m[1] === cur.test) { get(cur.test).flavours[cur.flav] = 'pass'; continue; }
-    m = /^Test (\S+) FAIL at (.*)$/.exec(line.replace(/^#+ | #+$/g, ''));
+    m = /^Test (\S+) FAIL at (.*)$/.exec(line);
     if (m && m[1] === cur.test) { get(cur.test).step ??= m[2].trim(); continue; }
     if (raw.startsWith('Test output: ')) { inTestOutput = true; continue; }
     if (raw.startsWith(' <<< ')) { inTestOutput = false; continue; }
