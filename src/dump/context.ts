@@ -118,10 +118,22 @@ export class DumpSession implements DumpContext {
     for (const step of this.endSteps.splice(0)) step();
   }
 
-  /** Run the exit steps, once: `tasksLive` says whether the dumped tasks run on. */
+  /**
+   * Run the exit steps, once: `tasksLive` says whether the dumped tasks run
+   * on. Every step runs even if one before it failed (each puts back or
+   * closes something of its own); the first failure is thrown at the end.
+   */
   exit(tasksLive: boolean): void {
     if (this.exited) return;
     this.exited = true;
-    for (const step of this.exitSteps) step(tasksLive);
+    let failed: { e: unknown } | undefined;
+    for (const step of this.exitSteps) {
+      try {
+        step(tasksLive);
+      } catch (e) {
+        failed ??= { e };
+      }
+    }
+    if (failed) throw failed.e;
   }
 }

@@ -186,16 +186,36 @@ async function dumpTreeHashed(opts: DumpTreeOptions): Promise<DumpResult> {
     log.info(`dump failed, resuming the tree: ${e.message}`);
     inc.abort();
     pageServer?.abort();
+    // What the dump took from the tasks (TCP repair mode, the network lock) goes back before they run.
+    try {
+      ctx.exit(true);
+    } catch (x) {
+      log.warn(`putting the tree's state back: ${(x as Error).message}`);
+    }
     releaseTree(tree.tasks, 'resume');
-    ctx.exit(true);
     guard?.done();
     if (networkLocked) await notify('network-unlock').catch(() => undefined);
     throw e;
   }
   progress.done();
+  // Tasks that run on get back what the dump took from them (TCP repair
+  // mode and SO_REUSEADDR, the network lock, pty queues) before they run,
+  // as CRIU unlocks the network before it resumes the tree: a task that
+  // reads a socket still in repair mode gets EPERM. Killed tasks die
+  // first, so that their sockets close still in repair mode (no FIN, no RST).
+  const live = opts.after !== 'kill';
+  let putBack: { e: unknown } | undefined;
+  if (live) {
+    try {
+      ctx.exit(true);
+    } catch (e) {
+      putBack = { e };
+    }
+  }
   releaseTree(tree.tasks, opts.after);
   guard?.done();
-  ctx.exit(opts.after !== 'kill');
+  if (!live) ctx.exit(false);
+  if (putBack) throw putBack.e;
   if (opts.after === 'resume') await notify('network-unlock');
   log.info(`dump of ${pid} finished: ${tree.tasks.length} task(s), ${stats.pagesWritten} pages`);
   return { pids: tree.tasks.map((t) => t.pid), stats };

@@ -5,6 +5,7 @@
  *      part is queued at 22, part sent and unacknowledged or never sent at 21)
  *   22 -> 21: "to-client" unread
  *   23 client connected over [::1] to a listener that is closed since, accepted as 24, TCP_NODELAY on 23
+ *   SO_REUSEADDR on both clients (21, 23)
  * After SIGTERM: every byte arrives in order, both connections carry new
  * data both ways, the listener accepts a new connection.
  */
@@ -39,6 +40,10 @@ static void pair(int family, const char *ip, int *lfd, int *cfd, int *afd)
 	if (getsockname(*lfd, (struct sockaddr *)&ss, &l) != 0)
 		subject_fail("getsockname");
 	*cfd = socket(family, SOCK_STREAM, 0);
+	int one = 1;
+	/* kept through the dump: TCP repair mode overrides it while on, and clears it when turned off */
+	if (*cfd >= 0)
+		setsockopt(*cfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
 	if (*cfd < 0 || connect(*cfd, (struct sockaddr *)&ss, l) != 0)
 		subject_fail("connect %s: errno %d", ip, errno);
 	*afd = accept(*lfd, NULL, NULL);
@@ -118,6 +123,12 @@ int main(int argc, char **argv)
 	getsockopt(23, IPPROTO_TCP, TCP_NODELAY, &nd, &ndl);
 	if (!nd)
 		subject_fail("23 lost TCP_NODELAY");
+	for (int fd = 21; fd <= 23; fd += 2) {
+		int ra = 0;
+		socklen_t ral = sizeof(ra);
+		if (getsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &ra, &ral) != 0 || ra != 1)
+			subject_fail("%d lost SO_REUSEADDR", fd);
+	}
 	/* the listener still accepts */
 	struct sockaddr_in sa;
 	socklen_t sl = sizeof(sa);

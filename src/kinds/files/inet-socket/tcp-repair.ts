@@ -8,7 +8,8 @@
  * scales, timestamp and windows. The socket stays in repair mode until the
  * dump is over, so that the task's death closes it silently (no FIN or RST
  * to the peer); if the task lives on (left running, or the dump failed),
- * repair mode is switched off again.
+ * repair mode is switched off again, and SO_REUSEADDR (which repair mode
+ * overrides) put back, before the task runs.
  *
  * Restore creates the socket in the task and does the rest from our copy:
  * repair mode, queue sequence numbers, bind and connect (no handshake in
@@ -27,7 +28,7 @@ import type { InetSkEntry, TcpStreamEntry } from '../../../images/messages.js';
 import {
   bindSockaddr, closeQuiet, connect, dup, fcntl, getsockopt, getsockoptInt, getsockoptTry, ioctl, isSyscallError,
   recvmsg, sendto, setsockopt, setsockoptInt, MSG_DONTWAIT, MSG_PEEK, SOL_SOCKET, SOL_TCP, TCP_INFO, TCP_REPAIR_QUEUE,
-  SIOCINQ, EAGAIN, F_GETFL, F_SETFL, O_NONBLOCK, SO_RCVBUF, SO_SNDBUFFORCE,
+  SIOCINQ, EAGAIN, F_GETFL, F_SETFL, O_NONBLOCK, SO_RCVBUF, SO_SNDBUFFORCE, SO_REUSEADDR,
 } from '../../../sys/index.js';
 import { imageFile } from '../../../images/index.js';
 import { stateKey, type DumpContext, type RestoreContext } from '../../types.js';
@@ -94,6 +95,8 @@ function receiveQueue(fd: number, what: string): { seq: number; data: Buffer; wi
 
 /** Read the connection state of our socket copy `fd` (in `state`) into tcp-stream-<ino>.img; leaves it in repair mode. */
 export function dumpTcpStream(ctx: DumpContext, fd: number, ino: number, state: number, what: string): void {
+  // Repair mode on forces SO_REUSEADDR and off clears it (the kernel's sk_reuse): put back the task's own.
+  const reuse = getsockoptInt(fd, SOL_SOCKET, SO_REUSEADDR);
   try {
     setsockoptInt(fd, SOL_TCP, TCP_REPAIR, 1);
   } catch (e) {
@@ -103,7 +106,10 @@ export function dumpTcpStream(ctx: DumpContext, fd: number, ino: number, state: 
   const held = dup(fd);
   ctx.atExit((tasksLive) => {
     try {
-      if (tasksLive) setsockoptInt(held, SOL_TCP, TCP_REPAIR, 0);
+      if (tasksLive) {
+        setsockoptInt(held, SOL_TCP, TCP_REPAIR, 0);
+        setsockoptInt(held, SOL_SOCKET, SO_REUSEADDR, reuse);
+      }
     } finally {
       closeQuiet(held);
     }
