@@ -134,6 +134,12 @@ export interface DumpOptions extends CommonOptions {
 
 export interface RestoreOptions extends CommonOptions {
   /**
+   * --restore-sibling (RPC rst_sibling): the restored root is born a child
+   * of this process's parent, as CRIU makes it, and that parent waits for
+   * it (without: the root is this process's child, through the subreaper).
+   */
+  restoreSibling?: boolean;
+  /**
    * RPC orphan_pts_master: for each pty whose master was outside the dump,
    * a new master (an fd of this process, the callee's to close) is made at
    * the dumped index and given here while the tree is restored; the tasks

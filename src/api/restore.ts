@@ -33,7 +33,7 @@ export async function restore(opts: RestoreOptions): Promise<RestoreResult> {
   return restoreTree({
     dir,
     workDir: resolve(opts.workDir ?? dir),
-    kinds: { shellJob: opts.shellJob ?? false, orphanPtsMaster: opts.orphanPtsMaster, inheritFds: inheritFds(opts.inheritFd), extUnixSk: opts.extUnixSk ?? false, tcpClose: opts.tcpClose ?? false, unprivileged: opts.asCaller !== undefined, joinNs, emptyNetNs: opts.emptyNetNs ?? false, vethPairs: ext.vethPairs, macvlans: ext.macvlans, netdevs: ext.netdevs, ...cgroupOptions(opts), ...mountOptions(opts) },
+    kinds: { shellJob: opts.shellJob ?? false, restoreSibling: opts.restoreSibling ?? false, orphanPtsMaster: opts.orphanPtsMaster, inheritFds: inheritFds(opts.inheritFd), extUnixSk: opts.extUnixSk ?? false, tcpClose: opts.tcpClose ?? false, unprivileged: opts.asCaller !== undefined, joinNs, emptyNetNs: opts.emptyNetNs ?? false, vethPairs: ext.vethPairs, macvlans: ext.macvlans, netdevs: ext.netdevs, ...cgroupOptions(opts), ...mountOptions(opts) },
     leaveStopped: opts.leaveStopped ?? false,
     pidfile,
     progress: opts.progress ?? true,

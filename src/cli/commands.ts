@@ -210,10 +210,7 @@ async function runRestore(o: CliOptions): Promise<number> {
   if (o.verify !== undefined) opts.verify = o.verify;
   if (o.lazyPages) opts.lazyPages = true;
   if (o.inheritFd.length > 0) opts.inheritFd = o.inheritFd;
-  if (o.restoreSibling) {
-    // The tree is forked from a helper of ours, not from us: it reaches our caller only by reparenting.
-    log.warn('--restore-sibling: the restored root becomes a child of the caller only if the caller is a child subreaper');
-  }
+  if (o.restoreSibling) opts.restoreSibling = true;
   if (o.finalState === 'stopped') opts.leaveStopped = true;
   if (o.joinNs.length > 0) opts.joinNs = o.joinNs;
   if (o.vethPairs.length > 0) opts.vethPairs = o.vethPairs;

@@ -27,8 +27,7 @@ export interface OwnSleep {
  * the message; the child is killed on any.
  */
 export function startOwnSleep(what: string, code: ErrorCode, seconds: number): OwnSleep {
-  const prog = ['/usr/bin/sleep', '/bin/sleep'].find((p) => existsSync(p));
-  if (prog === undefined) throw new CriuTsError(code, `${what}: no /usr/bin/sleep to run`, {});
+  const prog = sleepProgram(what, code);
   let pid: number;
   try {
     pid = spawnProgram(prog, ['sleep', String(seconds)]);
@@ -55,6 +54,13 @@ export function startOwnSleep(what: string, code: ErrorCode, seconds: number): O
     }
     sleepMs(0.2);
   }
+}
+
+/** The `sleep` program our helpers run. */
+export function sleepProgram(what: string, code: ErrorCode): string {
+  const prog = ['/usr/bin/sleep', '/bin/sleep'].find((p) => existsSync(p));
+  if (prog === undefined) throw new CriuTsError(code, `${what}: no /usr/bin/sleep to run`, {});
+  return prog;
 }
 
 /** Run `fn` with a helper task seized and stopped; the helper is killed after, whatever happens. */

@@ -95,6 +95,8 @@ export interface RestoreKindOptions extends CgroupOptions, MountOptions {
    * that key is this open file instead of a new one.
    */
   inheritFds?: ReadonlyMap<string, number> | undefined;
+  /** --restore-sibling (RPC rst_sibling): the tree's top task is born our caller's child, from our own process (restore/stub.ts cloneSiblingTop) */
+  restoreSibling: boolean;
   /** --ext-unix-sk */
   extUnixSk: boolean;
   /** --tcp-close: TCP connections come back closed (TCP_CLOSE, shut down both ways) */

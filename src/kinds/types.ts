@@ -333,7 +333,10 @@ export interface ResourceKind {
    * before the clone3 that creates `task`: for a namespace that must be
    * set up before its first task enters it (a time namespace's clock
    * offsets: an injected unshare(CLONE_NEWTIME), then the offsets, and the
-   * child is born inside).
+   * child is born inside). With `opts.restoreSibling` the tree's top task
+   * is born from criu-ts's own process (CLONE_PARENT), not from `parent`:
+   * for it a kind does that work in restoreCreated instead, or refuses in
+   * prepareRestore.
    */
   beforeClone?(parent: RestoreTaskHandle, task: RestoreTreeTask, ctx: RestoreContext): void;
   /**

@@ -4,12 +4,12 @@
  * and opens the files its descendants share, so that they inherit them
  * through fork as they did originally.
  */
-import { NR, __WALL } from '../sys/index.js';
+import { NR, __WALL, CLONE_FILES } from '../sys/index.js';
 import { collectExit, type Tracee } from '../infect/tracee.js';
 import { FILE_KINDS, RESOURCE_KINDS, type RestoreContext } from '../kinds/index.js';
 import type { FdinfoEntry } from '../images/messages.js';
 import { CriuTsError } from '../errors.js';
-import { cloneWithPid } from './stub.js';
+import { cloneWithPid, cloneSiblingTop } from './stub.js';
 import { handleFor } from './handle.js';
 import { restoreAddressSpace } from './task.js';
 import { VMA } from '../kinds/memory/vma.js';
@@ -18,7 +18,6 @@ import { forkedBeforeSetsid, treeTaskOf, type RestoreNode, type RestorePlan } fr
 import { logger } from '../log.js';
 
 const log = logger('create');
-const CLONE_FILES = 0x400n;
 
 /**
  * `rootReady`, if given, is called once the tree's root task exists and
@@ -44,7 +43,10 @@ export function createTree(plan: RestorePlan, stub: Tracee, ctx: RestoreContext,
     // A session helper takes any free pid: in a new pid namespace one no task
     // of the plan has (every pid there is the tree's), in ours the kernel's pick.
     if (n.anyPid && n.inNewPidNs) n.pid = unusedPid(plan);
-    const t = cloneWithPid(parent, n.pid, n.cloneFlags | (n.sharesFiles ? CLONE_FILES : 0n), undefined, !n.inNewPidNs);
+    // --restore-sibling: the top is born our caller's child, from our own process, not the stub's.
+    const t = n === plan.top && ctx.opts.restoreSibling
+      ? cloneSiblingTop(n.pid, n.cloneFlags, !n.inNewPidNs)
+      : cloneWithPid(parent, n.pid, n.cloneFlags | (n.sharesFiles ? CLONE_FILES : 0n), undefined, !n.inNewPidNs);
     n.tracee = t;
     n.real = t.tid;
     if (n.pid === 0) n.pid = t.tid;

@@ -103,6 +103,10 @@ async function restoreLoaded(
   const plan = planTree(img, opts.kinds.shellJob, session.ctx);
   session.knowTasks((vpid) => plan.nodes.find((n) => n.pid === vpid && n.real !== 0 && !n.helper)?.real);
   planCloneFlags(plan, img.inventory.root_ids, session.ctx);
+  if (opts.kinds.restoreSibling && plan.top !== plan.root) {
+    // The helper standing in for a leader outside the dump would be the caller's child, and exit on it.
+    throw new CriuTsError('EUNSUPPORTED', `--restore-sibling: task ${plan.root.pid}'s session or group leader ${plan.top.pid} is outside the dump: restore with --shell-job, or without --restore-sibling`, { pid: plan.root.pid });
+  }
   for (const n of plan.nodes) {
     // A task born in a new pid namespace takes its pid there: nothing in ours to check.
     if (n.inNewPidNs) continue;
@@ -220,7 +224,8 @@ async function restoreLoaded(
     for (const n of [...created].reverse()) killQuiet(n);
     // A task the stub was still parent of comes to us once the stub is
     // gone: reap it then, so a failed restore leaves not even a zombie.
-    await reapOrphans(created.map((n) => n.pid));
+    // (Not a sibling root: it is our caller's to reap, as CRIU's is.)
+    await reapOrphans(created.filter((n) => !(opts.kinds.restoreSibling && n === plan.top)).map((n) => n.pid));
     // Only the kinds that prepared undo: a later one has nothing to remove.
     for (const k of RESOURCE_KINDS.slice(0, prepared).reverse()) {
       try {

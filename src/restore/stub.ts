@@ -8,9 +8,11 @@
  */
 import { Tracee } from '../infect/tracee.js';
 import { releaseQuiet } from '../infect/ptrace-state.js';
-import { startOwnSleep, type OwnSleep } from '../infect/helper-task.js';
+import { startOwnSleep, sleepProgram, type OwnSleep } from '../infect/helper-task.js';
+import { readlinkSync } from 'node:fs';
 import {
   NR, PTRACE_O, PTRACE_EVENT, waitPid, __WALL, setChildSubreaper, xstateLayout, SIGCHLD,
+  cloneParentExec, isSyscallError, EEXIST, CLONE_ARGS_SIZE,
 } from '../sys/index.js';
 import { CriuTsError } from '../errors.js';
 import { parseStatus, readComm } from '../proc/index.js';
@@ -19,7 +21,6 @@ import { logger } from '../log.js';
 
 const log = logger('stub');
 
-const CLONE_ARGS_SIZE = 88;
 // TRACESYSGOOD: injected syscalls run to syscall stops (infect/tracee.ts).
 export const TRACE_OPTIONS = PTRACE_O.TRACEFORK | PTRACE_O.TRACECLONE | PTRACE_O.TRACEVFORK | PTRACE_O.EXITKILL | PTRACE_O.TRACESYSGOOD;
 
@@ -106,6 +107,42 @@ export function adoptClone(parent: Tracee, r: bigint, pid: number, ourNs: boolea
   const t = Tracee.adopt(child);
   t.setGadget(parent.gadgetAddr);
   log.debug(`created task ${child}`);
+  return t;
+}
+
+/**
+ * --restore-sibling: the tree's top task is born our caller's child, with
+ * pid `pid` (1 in a new pid namespace: `ourNs` false) and namespace flags
+ * `flags`, as CRIU clones it with CLONE_PARENT from itself. It comes from
+ * our own process (sys/clone-parent.ts), runs our `sleep` at once, and is
+ * seized like any task; the fds it got from us (those without close-on-exec)
+ * are closed, as a stub's child has none of ours. If the restore fails, it
+ * dies a zombie of the caller's, as CRIU's root does.
+ */
+export function cloneSiblingTop(pid: number, flags: bigint, ourNs: boolean): Tracee {
+  const prog = sleepProgram('restore --restore-sibling', 'ERESTORE');
+  let child: number;
+  try {
+    child = cloneParentExec(flags, pid, prog, [prog, '1000000']);
+  } catch (e) {
+    if (isSyscallError(e, EEXIST)) throw pidTaken(pid);
+    throw new CriuTsError('ERESTORE', `--restore-sibling: clone3 for pid ${pid} from criu-ts failed: ${(e as Error).message}`, { pid }, e);
+  }
+  let exe = '';
+  try {
+    exe = readlinkSync(`/proc/${child}/exe`);
+  } catch {
+    // it died: exec failed
+  }
+  if (exe !== prog) throw new CriuTsError('ERESTORE', `--restore-sibling: task ${child} could not run ${prog}`, { pid: child });
+  if (ourNs && child !== pid) throw new CriuTsError('ERESTORE', `clone3 made pid ${child}, wanted ${pid}`, { pid, child });
+  const t = Tracee.seize(child, { options: TRACE_OPTIONS });
+  if (!ourNs) {
+    const inner = parseStatus(child).nsPid.at(-1);
+    if (inner !== pid) throw new CriuTsError('ERESTORE', `clone3 made pid ${inner} in its namespace, wanted ${pid}`, { pid, child });
+  }
+  t.syscall('close_range(3, ~0)', NR.close_range, 3, 0xffffffff, 0);
+  log.debug(`created task ${child} as our caller's child`);
   return t;
 }
 

@@ -284,7 +284,8 @@ export function dumpOptionsFrom(o: EffectiveOpts, dirs: RequestDirs, peerPid: nu
 /** RestoreOptions: always detached, like CRIU's restore_using_req (the client gets the pid and goes on). */
 export function restoreOptionsFrom(o: EffectiveOpts, dirs: RequestDirs): RestoreOptions {
   const r: RestoreOptions = { ...common(o, dirs) };
-  // rst_sibling needs nothing of the core: the tree is forked from our stub, and reaches the client only if it is a subreaper.
+  // rst_sibling: the root is born the client's child (swrk is the client's child; the service refuses it above).
+  if (o.rst_sibling === true) r.restoreSibling = true;
   if (o.leave_stopped === true) r.leaveStopped = true;
   if (o.lazy_pages === true) r.lazyPages = true;
   // veths: CRIU's --veth-pair, if_out being OUT[@BRIDGE].

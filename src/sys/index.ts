@@ -27,3 +27,4 @@ export * from './fs-ids.js';
 export * from './uring.js';
 export * from './nftables.js';
 export * from './spawn.js';
+export * from './clone-parent.js';

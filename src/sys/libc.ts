@@ -7,6 +7,8 @@
  */
 import { createRequire } from 'node:module';
 import { SyscallError } from './error.js';
+import { NR } from './nr.js';
+import { PROT_READ, PROT_WRITE, PROT_EXEC, MAP_PRIVATE, MAP_ANONYMOUS } from './mman.js';
 
 type Koffi = typeof import('koffi');
 
@@ -98,4 +100,29 @@ export function sysTry(nr: number, ...args: Arg[]): number {
 /** Clear errno before a call whose -1 may be a valid result (PTRACE_PEEK*). */
 export function clearErrno(): void {
   koffi.errno(0);
+}
+
+const rawSyscallPtr = libc.func(
+  'void *syscall(long n, intptr_t a1, intptr_t a2, intptr_t a3, intptr_t a4, intptr_t a5, intptr_t a6)',
+) as (n: number, a1: Arg, a2: Arg, a3: Arg, a4: Arg, a5: Arg, a6: Arg) => unknown;
+const Native3 = koffi.proto('long criu_ts_native3(intptr_t a1, intptr_t a2, intptr_t a3)');
+const MAP_FAILED = -1n;
+
+/**
+ * A function of three pointer-sized arguments made of `code` (machine code
+ * of this architecture), in a page of our own process mapped for it alone:
+ * written while writable, then made read+exec (never both). For the few
+ * things no syscall(2) call can do from Node (a clone whose child must run
+ * code of ours, not return into the caller's stack; see clone-parent.ts).
+ * The page stays mapped for the life of the process.
+ */
+export function nativeFunction3(code: Uint8Array): (a1: Arg, a2: Arg, a3: Arg) => bigint {
+  const len = 4096;
+  if (code.length > len) throw new RangeError(`native code of ${code.length} bytes: one page at most`);
+  const page = rawSyscallPtr(NR.mmap, 0, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  const at = koffi.address(page) as bigint;
+  if (at === MAP_FAILED || at === 0n) throw new SyscallError('mmap', errno(), undefined);
+  new Uint8Array(koffi.view(page, len)).set(code);
+  sys('mprotect', NR.mprotect, undefined, at, len, PROT_READ | PROT_EXEC);
+  return (a1, a2, a3) => BigInt(koffi.call(page, Native3, a1, a2, a3) as number | bigint);
 }

@@ -10,7 +10,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { chmodSync, existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { isAlive, startSubject } from '../lib/subjects.js';
+import { spawn } from 'node:child_process';
+import { createInterface } from 'node:readline';
+import { isAlive, repoRoot, startSubject } from '../lib/subjects.js';
 import type { Subject } from '../lib/subjects.js';
 import { runCli } from '../lib/run.js';
 import { killAndWait, removeDir, tempDir, waitFor, waitGone, useE2eHarness } from '../e2e/helpers.js';
@@ -180,6 +182,41 @@ test('restore --exec-cmd runs the command once the tree runs and exits with its 
     assert.ok(await waitFor(() => isAlive(s.pid), 5000), 'restored task runs on after the command');
     const res = await s.terminateAndResult(30_000);
     assert.ok(res.ok, res.text);
+  });
+});
+
+test('zdtm --sibling: restore -d --restore-sibling makes the root a child of criu\'s caller (no subreaper), which reaps it', { timeout: 120_000 }, async () => {
+  await withSubject(async (s, work) => {
+    const dir = join(work, 'images');
+    await zdtmDump(s, dir, []);
+    const pidfile = join(s.workDir, 'test.pid');
+    removeDir(pidfile);
+    const args = zdtmArgs('restore', dir, ['--restore-sibling', '--pidfile', pidfile, '--restore-detached']);
+    // The caller, as zdtm's runner: runs criu, reads the pidfile, then waitpid()s the root itself.
+    const caller = [
+      'import json, os, subprocess, sys',
+      'r = subprocess.run(sys.argv[1:])',
+      `pid = int(open(${JSON.stringify(pidfile)}).read().strip())`,
+      'st = open("/proc/%d/stat" % pid).read()',
+      'print(json.dumps({"code": r.returncode, "pid": pid, "ppid": int(st[st.rindex(")") + 2:].split()[1]), "me": os.getpid()}), flush=True)',
+      'w, status = os.waitpid(pid, 0)',
+      'print(json.dumps({"waited": w, "status": status}), flush=True)',
+    ].join('\n');
+    const py = spawn('/usr/bin/python3', ['-c', caller, join(repoRoot(), 'bin', 'criu-ts'), ...args], { cwd: dir, stdio: ['ignore', 'pipe', 'inherit'] });
+    try {
+      const lines = createInterface({ input: py.stdout })[Symbol.asyncIterator]();
+      const first = JSON.parse(String((await lines.next()).value)) as Record<string, number>;
+      assert.equal(first['code'], 0, 'restore exit status');
+      assert.equal(first['pid'], s.pid, 'restored with the same pid');
+      assert.equal(first['ppid'], first['me'], 'the caller is the parent of the restored root');
+      noErrorLines(join(dir, 'restore.log'));
+      const res = await s.terminateAndResult(30_000);
+      assert.ok(res.ok, res.text);
+      const second = JSON.parse(String((await lines.next()).value)) as Record<string, number>;
+      assert.deepEqual(second, { waited: s.pid, status: 0 }, 'the caller reaped its child');
+    } finally {
+      py.kill('SIGKILL');
+    }
   });
 });
 

@@ -139,19 +139,21 @@ export const timeNsKind: ResourceKind = {
   prepareRestore,
   beforeClone(parent, task, ctx): void {
     const st = ctx.state(CLOCKS, () => ({ rootPid: undefined }));
-    if (st.rootPid === undefined || task.pid !== st.rootPid || st.inUserNs) return;
+    // A sibling root is not born from `parent`: it makes its namespace itself, below.
+    if (st.rootPid === undefined || task.pid !== st.rootPid || st.inUserNs || ctx.opts.restoreSibling) return;
     parent.syscall('unshare(CLONE_NEWTIME)', NR.unshare, CLONE_NEWTIME);
     setOffsets(parent.pid, task.pid, st.entry);
   },
   /**
-   * A root born in a user namespace of its own: the time namespace must be
+   * A root born in a user namespace of its own (or from criu-ts itself,
+   * --restore-sibling: no parent of ours to unshare in): the time namespace must be
    * owned by it, so the root makes it (unshare: its next children's), we
    * set the offsets before anyone is inside, and the root enters it
    * (setns on its time_for_children; it is single-threaded yet).
    */
   restoreCreated(t, task, ctx): void {
     const st = ctx.state(CLOCKS, () => ({ rootPid: undefined }));
-    if (st.rootPid === undefined || task.pid !== st.rootPid || !st.inUserNs) return;
+    if (st.rootPid === undefined || task.pid !== st.rootPid || !(st.inUserNs || ctx.opts.restoreSibling)) return;
     t.syscall('unshare(CLONE_NEWTIME)', NR.unshare, CLONE_NEWTIME);
     setOffsets(t.pid, task.pid, st.entry);
     const path = '/proc/self/ns/time_for_children';

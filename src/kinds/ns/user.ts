@@ -49,6 +49,7 @@ import {
   stateKey, type DumpContext, type DumpTreeView, type ResourceKind, type RestoreContext, type RestoreTreeView,
 } from '../types.js';
 import { isRoot, rootHasOwnNamespace, rootNamespaceToCreate } from './common.js';
+import { checkMap, inside, mapText, outside, readMap } from './user-maps.js';
 
 /** CRIU's INVALID_ID: an id with no mapping in the tree's user namespace (file owners, ipc owners, loginuid). */
 export const INVALID_ID = 0xffffffff;
@@ -73,30 +74,6 @@ function commOf(pid: number): string {
 }
 
 /** /proc/PID/{uid,gid}_map: "inside outside count" per line. */
-function readMap(pid: number, which: 'uid_map' | 'gid_map'): UidGidExtent[] {
-  const text = readFileSync(`/proc/${pid}/${which}`, 'latin1');
-  const out: UidGidExtent[] = [];
-  for (const line of text.split('\n')) {
-    const f = line.trim().split(/\s+/);
-    if (f.length !== 3) continue;
-    const [first, lower, count] = f.map(Number) as [number, number, number];
-    out.push({ first, lower_first: lower, count });
-  }
-  return out;
-}
-
-/** An id outside (criu-ts's view) as the namespace sees it, or undefined when it has no mapping there. */
-function inside(map: readonly UidGidExtent[], id: number): number | undefined {
-  for (const e of map) if (id >= e.lower_first && id - e.lower_first < e.count) return e.first + (id - e.lower_first);
-  return undefined;
-}
-
-/** An id as the namespace sees it, outside (criu-ts's view), or undefined when it has no mapping. */
-function outside(map: readonly UidGidExtent[], id: number): number | undefined {
-  for (const e of map) if (id >= e.first && id - e.first < e.count) return e.lower_first + (id - e.first);
-  return undefined;
-}
-
 let overflow: { uid: number; gid: number } | undefined;
 /** The ids the kernel shows for one without a mapping (kernel.overflowuid/overflowgid). */
 function overflowIds(): { uid: number; gid: number } {
@@ -290,17 +267,6 @@ function dumpTask(task: Parameters<NonNullable<ResourceKind['dumpTask']>>[0], ct
 }
 
 /** Extents the kernel would refuse, found before anything is created. */
-function checkMap(file: string, what: string, map: readonly UidGidExtent[]): void {
-  const sorted = [...map].sort((a, b) => a.first - b.first);
-  for (const [i, e] of sorted.entries()) {
-    if (e.count === 0 || e.first + e.count > 2 ** 32 || e.lower_first + e.count > 2 ** 32) {
-      throw new CriuTsError('EIMAGE', `${file}: ${what} extent ${e.first} ${e.lower_first} ${e.count} is empty or past the 32-bit ids`, { file });
-    }
-    const next = sorted[i + 1];
-    if (next && e.first + e.count > next.first) throw new CriuTsError('EIMAGE', `${file}: ${what} extents overlap at ${next.first}`, { file });
-  }
-}
-
 function prepareRestore(tree: RestoreTreeView, ctx: RestoreContext): void {
   const id = rootNamespaceToCreate(tree, 'user');
   if (id === undefined) {
@@ -331,12 +297,12 @@ function prepareRestore(tree: RestoreTreeView, ctx: RestoreContext): void {
         throw new CriuTsError('EIMAGE', `${file}: task ${tree.rootPid}'s supplementary group ${g} has no mapping, and setgroups is denied in its user namespace`, { file, gid: g });
       }
     }
+    // Born from our own process (--restore-sibling), it can only have ours.
+    const want = [...new Set((root?.core?.thread_core?.creds?.groups ?? []).map((g) => outside(entry.gid_map ?? [], g)))].sort().join(',');
+    const have = [...new Set(process.getgroups?.() ?? [])].sort().join(',');
+    if (ctx.opts.restoreSibling && want !== have) throw new CriuTsError('EUNSUPPORTED', `task ${tree.rootPid}: --restore-sibling: its user namespace denies setgroups, so it keeps the groups it is born with, and born from criu-ts it would have ${have || 'none'}, not ${want || 'none'}: restore without --restore-sibling`, { pid: tree.rootPid });
   }
   Object.assign(ctx.state(RESTORE, () => ({ rootPid: 0, entry: undefined, deny: false })), { rootPid: tree.rootPid, entry, deny });
-}
-
-function mapText(map: readonly UidGidExtent[]): string {
-  return map.map((e) => `${e.first} ${e.lower_first} ${e.count}\n`).join('');
 }
 
 /** One write, as the kernel wants a map (it takes the file only once). */
@@ -371,7 +337,8 @@ export const userNsKind: ResourceKind = {
 
   beforeClone(parent, task, ctx): void {
     const st = ctx.state(RESTORE, () => ({ rootPid: 0, entry: undefined, deny: false }));
-    if (!st.deny || st.entry === undefined || !isRoot(task, st.rootPid)) return;
+    // A sibling root is not born from `parent`: prepareRestore made sure ours are its groups.
+    if (!st.deny || st.entry === undefined || !isRoot(task, st.rootPid) || ctx.opts.restoreSibling) return;
     const groups = (task.core?.thread_core?.creds?.groups ?? []).map((g) => outside(st.entry?.gid_map ?? [], g) ?? INVALID_ID);
     const buf = Buffer.alloc(Math.max(4, groups.length * 4));
     groups.forEach((g, i) => buf.writeUInt32LE(g, i * 4));
