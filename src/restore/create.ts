@@ -5,6 +5,7 @@
  * through fork as they did originally.
  */
 import { NR, __WALL, CLONE_FILES } from '../sys/index.js';
+import { parseStatus } from '../proc/index.js';
 import { collectExit, type Tracee } from '../infect/tracee.js';
 import { FILE_KINDS, RESOURCE_KINDS, type RestoreContext } from '../kinds/index.js';
 import type { FdinfoEntry } from '../images/messages.js';
@@ -113,7 +114,8 @@ function joinGroups(plan: RestorePlan): void {
   for (const n of plan.nodes) {
     if (n.pgid === n.pid || n.sid === n.pid || n.pgid === 0 || !n.tracee) continue;
     if (!plan.nodes.some((x) => x.pid === n.pgid)) continue; // --shell-job: the caller's group, inherited
-    const cur = Number(n.tracee.syscall('getpgid', NR.getpgid, 0));
+    // Its group as it sees it (NSpgid's last field, its own pid namespace's number): no injected getpgid.
+    const cur = parseStatus(n.real).nsPgid.at(-1);
     if (cur !== n.pgid) n.tracee.syscall(`setpgid(${n.pgid})`, NR.setpgid, 0, n.pgid);
   }
 }

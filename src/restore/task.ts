@@ -7,6 +7,7 @@ import {
   NR, PR, PTRACE_O, encodeGpRegs, GP_REG_NAMES, O_PATH, O_DIRECTORY, type GpRegs,
 } from '../sys/index.js';
 import { CriuTsError } from '../errors.js';
+import { parseStatus } from '../proc/index.js';
 import { imageFile } from '../images/index.js';
 import type { CoreEntry, ThreadCoreEntry, VmaEntry } from '../images/messages.js';
 import type { RestoreContext, RestoreTaskHandle } from '../kinds/index.js';
@@ -121,7 +122,8 @@ export function restoreTaskBody(n: RestoreNode, plan: RestorePlan, img: DumpImag
   // chdir'ed and then chroot'ed, or whose cwd is outside its root).
   if (cwd) chdirInTask(h, cwd);
   if (root && root !== '/') h.syscall(`chroot ${root}`, NR.chroot, h.putString(root));
-  if (task.fs.umask !== undefined) h.syscall('umask', NR.umask, task.fs.umask);
+  // The umask it inherited (criu-ts's) is most often the dumped one already: no call then.
+  if (task.fs.umask !== undefined && parseStatus(n.real).umask !== task.fs.umask) h.syscall('umask', NR.umask, task.fs.umask);
   restoreTaskState(h, tc, 'before-threads');
   // Every signal but SIGTRAP stays blocked while we drive the task (see
   // HELD_SIGMASK); the dumped mask comes last.

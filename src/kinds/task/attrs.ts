@@ -38,7 +38,7 @@ import type { Tracee } from '../../infect/tracee.js';
 import { RemoteSyscallError } from '../../infect/tracee.js';
 import type { RestoreTaskHandle } from '../types.js';
 import { CriuTsError } from '../../errors.js';
-import { readLoginuid, readOomScoreAdj } from '../../proc/index.js';
+import { readLoginuid, readOomScoreAdj, readPersonality } from '../../proc/index.js';
 import { logger } from '../../log.js';
 import { readFileSync, readlinkSync, writeFileSync } from 'node:fs';
 import type { TaskStateKind } from './types.js';
@@ -192,8 +192,18 @@ function* dumpAttrs(t: Tracee, pid: number): Generator<StepCall, AttrsFields, bi
   return out;
 }
 
+/** The task's personality now, or undefined when /proc cannot say. */
+function currentPersonality(pid: number): number | undefined {
+  try {
+    return readPersonality(pid);
+  } catch {
+    return undefined;
+  }
+}
+
 function restoreAttrs(t: RestoreTaskHandle, tc: TaskCoreEntry): void {
-  t.syscall('personality', NR.personality, tc.personality);
+  // Most tasks run with the personality they inherit (criu-ts's own): no call then.
+  if (currentPersonality(t.pid) !== tc.personality) t.syscall('personality', NR.personality, tc.personality);
   if (tc.oom_score_adj !== undefined) {
     try {
       writeFileSync(`/proc/${t.pid}/oom_score_adj`, String(tc.oom_score_adj));
