@@ -84,6 +84,21 @@ export function spawnProgram(path: string, argv: readonly string[], o: SpawnOpti
 }
 
 const unreaped = new Set<number>();
+let exitHooked = false;
+
+/**
+ * At exit, what is still ending is waited for (up to a second): left
+ * unreaped, it would become a zombie child of whoever adopts our orphans
+ * (runc, a test harness, any child subreaper), a process it never made.
+ */
+function reapBeforeExit(): void {
+  for (let waited = 0; !reapSome() && waited < 1000; waited++) sysTry(NR.nanosleep, addr(ONE_MS), 0);
+}
+const ONE_MS = (() => {
+  const ts = Buffer.alloc(16);
+  ts.writeBigInt64LE(1_000_000n, 8);
+  return ts;
+})();
 let timer: ReturnType<typeof setInterval> | undefined;
 const status = Buffer.alloc(4);
 
@@ -103,6 +118,10 @@ function reapSome(): boolean {
  */
 export function reapWhenGone(pid: number): void {
   unreaped.add(pid);
+  if (!exitHooked) {
+    exitHooked = true;
+    process.on('exit', reapBeforeExit);
+  }
   if (reapSome() || timer !== undefined) return;
   timer = setInterval(() => {
     if (reapSome()) {

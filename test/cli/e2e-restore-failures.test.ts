@@ -107,11 +107,14 @@ test('a session whose leader is outside the dump and alive: the message says --s
 test('pid already taken (second restore of the same images): fails, the first stays unharmed', { timeout: 60_000 }, async () => {
   const dir = copyOf('twice');
   const pid = s?.pid ?? 0;
+  const ours = childrenOfUs();
   const first = await runCli('criu-ts', ['restore', '-D', dir, '-d', '-o', 'restore.log']);
   assert.equal(first.code, 0, `first restore: ${first.stderr}`);
   assert.ok(isAlive(pid), 'first restore runs');
   // The first restore's root comes to us (the subreaper) once its stub is gone, which may be after
   // the first criu-ts exits: it is not a process of the second restore.
+  // Nothing else of the first restore comes to us: criu-ts collects its own helpers (the guardian's shell) before it exits.
+  assert.deepEqual(childrenOfUs().filter((c) => c !== pid && !ours.includes(c)), [], 'the first restore left a process of its own to us');
   const before = [...childrenOfUs(), pid];
   const second = await runCli('criu-ts', ['restore', '-D', dir, '-d', '-o', 'restore2.log']);
   oneLineFailure(second, new RegExp(`^Error \\(criu-ts\\): .*pid ${pid}.*(in use|taken|exists)`));

@@ -13,9 +13,11 @@
  *   phase 3 and later: only the writes.
  * After each phase it writes OUTFILE.phaseK with "R_ADDR WRITTEN_IN_R"
  * (pages of R written in that phase, in hex address then decimal count).
- * --speed MIB: on SIGUSR2, time two write passes over a MIB region and
- * write OUTFILE.speed with "BASELINE_GBPS PASS1_GBPS PASS2_GBPS" (the
- * baseline pass is done at start, before any pre-dump).
+ * --speed MIB: on SIGUSR2, time write passes over a MIB region and write
+ * OUTFILE.speed with "BASELINE_GBPS PASS1_GBPS PASS2_GBPS": the baseline
+ * (done at start, before any pre-dump) and PASS2 are the best of three
+ * passes each, so a busy machine's hiccup in one pass does not count;
+ * PASS1 is the first pass after the pre-dump alone.
  * --fork 1: phase 1 ends with a fork; the child keeps the model as it was
  * then, writes pages i % 5 == 0 of R when the parent's phase 2 asks
  * (SIGUSR1, answered with OUTFILE.child2), and on SIGTERM from the parent
@@ -86,6 +88,17 @@ static double pass_gbps(unsigned char *m, size_t len)
 	for (size_t off = 0; off < len; off += 64)
 		m[off]++;
 	return (double)len / (double)(subject_now_ns() - t);
+}
+
+static double best_of_3(unsigned char *p, size_t len)
+{
+	double best = 0;
+	for (int i = 0; i < 3; i++) {
+		double g = pass_gbps(p, len);
+		if (g > best)
+			best = g;
+	}
+	return best;
 }
 
 static void phase(int k)
@@ -228,7 +241,7 @@ int main(int argc, char **argv)
 			subject_fail("mmap S");
 		memset(S, 1, (size_t)speed_mib << 20);
 		pass_gbps(S, (size_t)speed_mib << 20);
-		base = pass_gbps(S, (size_t)speed_mib << 20);
+		base = best_of_3(S, (size_t)speed_mib << 20);
 	}
 	struct sigaction sa = { 0 };
 	sa.sa_handler = on_usr1;
@@ -249,7 +262,7 @@ int main(int argc, char **argv)
 		if (usr2 > speeds && S) {
 			speeds++;
 			double p1 = pass_gbps(S, (size_t)speed_mib << 20);
-			double p2 = pass_gbps(S, (size_t)speed_mib << 20);
+			double p2 = best_of_3(S, (size_t)speed_mib << 20);
 			char path[4096], tmp[4200];
 			snprintf(path, sizeof(path), "%s.speed", subject_opt("out", "out"));
 			snprintf(tmp, sizeof(tmp), "%s.tmp", path);

@@ -8,6 +8,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { closeSync, existsSync, openSync, readFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
+import { execFileSync } from 'node:child_process';
 import { O_CLOEXEC, killAndReap, pipe2, reapWhenGone, spawnProgram } from '../../src/sys/index.js';
 import { removeDir, tempDir } from '../lib/harness.js';
 
@@ -52,4 +53,16 @@ test('a program that cannot run is an error; a killed child is collected', async
   assert.ok(existsSync(`/proc/${pid}`));
   killAndReap(pid);
   assert.ok(await gone(pid), 'no zombie left');
+});
+
+test('a child still ending when we exit is collected first: no zombie handed to whoever adopts our orphans', () => {
+  // A Node process of its own (the test runner is not the one exiting): it starts a shell that ends
+  // a moment later, hands it to reapWhenGone and exits at once; its orphans would come to its parent.
+  const spawnJs = new URL('../../src/sys/index.js', import.meta.url).pathname;
+  const script = `import(${JSON.stringify(spawnJs)}).then((m) => {` +
+    `const pid = m.spawnProgram('/bin/sh', ['/bin/sh', '-c', 'sleep 0.2']); m.reapWhenGone(pid); console.log(pid); });`;
+  const out = execFileSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8' });
+  const pid = Number(out.trim());
+  assert.ok(pid > 0, out);
+  assert.ok(!existsSync(`/proc/${pid}`), `the shell ${pid} was left behind (a zombie for our parent)`);
 });
