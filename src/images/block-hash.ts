@@ -33,8 +33,12 @@ export function sha256Of(data: Uint8Array): Buffer {
  * not reach: 6 MiB of peak RSS. The digests go into one buffer, grown by
  * doubling (a Buffer per block was 5 MiB more, promoted and kept).
  */
-export function blockHash(blockBytes = BLOCK_BYTES): BlockHash {
-  let blocks = Buffer.allocUnsafeSlow(32 * 64);
+export function blockHash(blockBytes = BLOCK_BYTES, expectBytes = 0): BlockHash {
+  // Sized for the file the caller expects (a pages file's resident pages):
+  // no chain of doublings. A hint of more than 4 GiB (a sparse shared
+  // mapping's size) is not trusted that far; beyond it the buffer doubles.
+  const expect = Math.min(expectBytes, 4 * 2 ** 30);
+  let blocks = Buffer.allocUnsafeSlow(32 * Math.max(64, Math.ceil(expect / blockBytes) + 1));
   let count = 0;
   const room = (): void => {
     if ((count + 1) * 32 <= blocks.length) return;

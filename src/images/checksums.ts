@@ -57,10 +57,11 @@ export class FileHasher {
   private size = 0n;
   private readonly collector: Collector | undefined;
 
-  constructor(private readonly path: string, blocks = false) {
+  /** `expectBytes`: about how big the file will be (its block digests are then allocated once). */
+  constructor(private readonly path: string, blocks = false, expectBytes = 0) {
     this.collector = collectors.get(resolve(dirname(path)));
     if (this.collector === undefined) this.hash = undefined;
-    else this.hash = blocks ? blockHash() : createHash('sha256');
+    else this.hash = blocks ? blockHash(BLOCK_BYTES, expectBytes) : createHash('sha256');
   }
 
   update(data: Uint8Array): void {

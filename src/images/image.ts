@@ -73,7 +73,13 @@ export function encodeImageOf(
   const parts: Buffer[] = [headerBytes(kind)];
   entries.forEach((entry, i) => {
     try {
-      parts.push(frameEntry(kind, i, entry, extras[i]));
+      // Length, message and payload as parts of the one concat below (frameEntry's own concat would copy each entry twice).
+      const body = encodeMessage(entryMessage(kind, i), entry);
+      const len = Buffer.allocUnsafe(4);
+      len.writeUInt32LE(body.length, 0);
+      const extra = extras[i];
+      parts.push(len, body);
+      if (extra !== undefined && extra.length > 0) parts.push(extra);
     } catch (e) {
       if (isCriuTsError(e) && e.code === 'EIMAGE') {
         throw new CriuTsError('EIMAGE', `${kind.name} entry ${i}: ${e.message}`, { ...e.data, entry: i }, e.cause);

@@ -194,8 +194,10 @@ export class WireWriter {
 
   private ensure(n: number): void {
     if (this.pos + n <= this.buf.length) return;
+    // Doubling, but a big write (a 2 MiB bytes field) gets what it needs and
+    // a little more, not twice that: finish() then need not copy it.
     let size = this.buf.length * 2;
-    while (size < this.pos + n) size *= 2;
+    if (size < this.pos + n) size = this.pos + n + (this.pos + n >> 6) + 64;
     const nb = Buffer.allocUnsafe(size);
     this.buf.copy(nb, 0, 0, this.pos);
     this.buf = nb;
@@ -297,8 +299,10 @@ export class WireWriter {
     this.buf[p] = v;
   }
 
+  /** The bytes written: a copy, unless the buffer is nearly full (a big message is not copied again). */
   finish(): Buffer {
-    return Buffer.from(this.buf.subarray(0, this.pos));
+    const out = this.buf.subarray(0, this.pos);
+    return this.pos >= 64 << 10 && this.buf.length - this.pos <= this.buf.length >> 5 ? out : Buffer.from(out);
   }
 }
 

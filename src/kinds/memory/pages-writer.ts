@@ -148,7 +148,7 @@ export class PagesWriter implements PageSink {
     } else {
       this.file = new ReplacingFile(imagePath(dir, 'PAGES', pagesId), 0o600);
       // A digest per block too: a lazy-pages daemon checks each run it serves (images/block-hash.ts).
-      this.hasher = new FileHasher(this.file.path, true);
+      this.hasher = new FileHasher(this.file.path, true, sizeHint);
       this.fd = this.file.fd;
       if (sizeHint >= OVERLAP_BYTES) this.ring = Uring.shared();
     }
