@@ -1,71 +1,112 @@
 /**
- * The lazy-pages daemon's reads of pages images, each checked against the
- * dump's criu-ts-checksums before a byte is served: a lazy restore leaves
- * the pages of lazy VMAs unchecked (restore/images.ts), and the daemon
- * serves them long after the restore began, from files that could have
- * changed since.
+ * The lazy-pages daemon's source of pages: each pages image mapped
+ * read-only into our process (sys/file-map.ts), so that UFFDIO_COPY copies
+ * straight from the page cache into the task, with no read into a buffer
+ * of ours first. Every byte handed out is checked against the dump's
+ * criu-ts-checksums before it is: a lazy restore leaves the pages of lazy
+ * VMAs unchecked (restore/images.ts), and the daemon serves them long
+ * after the restore began, from files that could have changed since.
  *
- * A pages image with block digests (block_size, blocks): each read covers
- * whole blocks, which are hashed and compared before the bytes asked for
- * are handed out, so what is served is what was checked. A file listed
- * with one digest only (an older criu-ts dump) is checked whole on first
- * use. A directory without criu-ts-checksums (a CRIU dump, a page
- * server's files) or a file it does not list is read unchecked, as a
- * plain restore would read it. Parent images of a pre-dump chain are
- * checked against their own directory's checksums.
+ * A pages image with block digests (block_size, blocks): the first time
+ * any byte of a block is asked for, the whole block is hashed from the
+ * mapping and compared; each block is hashed once, whether a fault or a
+ * push reaches it first. A file listed with one digest only (an older
+ * criu-ts dump) is checked whole on first use. A directory without
+ * criu-ts-checksums (a CRIU dump, a page server's files) or a file it does
+ * not list is served unchecked, as a plain restore would read it. Parent
+ * images of a pre-dump chain are checked against their own directory's
+ * checksums.
+ *
+ * What is checked is the mapping the copy reads, not a private copy: a
+ * file rewritten after its block was checked is not seen, as a plain
+ * restore does not see one rewritten between its check and its preadv. A
+ * file cut short after it was mapped faults (SIGBUS) this process; the
+ * watchdog then kills the tasks (lazy-watchdog.ts), none runs on with
+ * pages the dump did not write.
  */
-import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
+import { closeSync, fstatSync, openSync } from 'node:fs';
 import { basename, dirname } from 'node:path';
 import { CriuTsError } from '../errors.js';
 import { CHECKSUMS_IMAGE, blockLayout, checkBlocks, loadImageIfAny, verifyChecksums } from '../images/index.js';
 import type { CriuTsChecksumEntry } from '../images/messages.js';
+import { mapFileReadOnly, unmapFile, type FileMap } from '../sys/index.js';
+
+interface Source {
+  fd: number;
+  map: FileMap | undefined;
+  size: number;
+  /** the file's checksums entry when it has block digests */
+  blocks: { e: CriuTsChecksumEntry; size: number; done: Uint8Array } | undefined;
+}
 
 export class CheckedPages {
   private readonly sums = new Map<string, Map<string, CriuTsChecksumEntry>>();
-  /** files whose size was checked (and, without blocks, whose whole digest) */
-  private readonly checked = new Set<string>();
-  private readonly fds = new Map<string, number>();
-  private scratch = Buffer.alloc(0);
-  /** bytes hashed to check what was served (blocks overlap between reads at their edges) */
+  private readonly files = new Map<string, Source>();
+  /** bytes of pages images hashed to check what was served (each block once) */
   hashedBytes = 0;
 
   constructor(private readonly skip: boolean) {}
 
-  /** Read `len` bytes of `path` at `off` into `out` at `outOff`; EIMAGE when they are not what the dump wrote. */
-  read(path: string, off: bigint, len: number, out: Buffer, outOff: number): void {
-    const e = this.skip ? undefined : this.entryFor(path);
-    const fd = this.fdOf(path);
-    if (e !== undefined && !this.checked.has(path)) {
-      if (e.blocks === undefined) {
-        verifyChecksums(dirname(path), [e]);
-        this.hashedBytes += Number(e.size);
-      } else if (BigInt(fstatSync(fd).size) !== BigInt(e.size)) {
-        throw new CriuTsError('EIMAGE', `${path}: size ${fstatSync(fd).size}, the dump wrote ${e.size} (${CHECKSUMS_IMAGE})`, { file: path, field: 'size' });
+  /**
+   * The address, in our memory, of `len` bytes of `path` at `off`, once
+   * every block they span is checked. EIMAGE when the file is shorter than
+   * the pagemap says or its bytes are not what the dump wrote.
+   */
+  source(path: string, off: bigint, len: number): bigint {
+    const f = this.open(path);
+    const end = off + BigInt(len);
+    if (end > BigInt(f.size) || f.map === undefined) throw new CriuTsError('EIMAGE', `${path}: ends before the pagemap says (offset ${end})`, { path });
+    const b = f.blocks;
+    if (b !== undefined) {
+      const last = Math.floor((Number(end) - 1) / b.size);
+      for (let i = Math.floor(Number(off) / b.size); i <= last; i++) {
+        if (b.done[i] === 1) continue;
+        // A run of blocks not checked yet: hashed in one pass over the mapping.
+        let j = i;
+        while (j + 1 <= last && b.done[j + 1] === 0) j++;
+        const from = i * b.size;
+        const to = Math.min((j + 1) * b.size, f.size);
+        checkBlocks(path, b.e, i, f.map.bytes.subarray(from, to));
+        b.done.fill(1, i, j + 1);
+        this.hashedBytes += to - from;
+        i = j;
       }
-      this.checked.add(path);
     }
-    if (e?.blocks === undefined) {
-      readAll(fd, path, out, outOff, len, off);
-      return;
-    }
-    const bs = BigInt(blockLayout(path, e).size);
-    const first = off / bs;
-    const from = first * bs;
-    const endWant = off + BigInt(len);
-    if (endWant > BigInt(e.size)) throw new CriuTsError('EIMAGE', `${path}: ends before the pagemap says (offset ${endWant})`, { path });
-    const roundUp = ((endWant + bs - 1n) / bs) * bs;
-    const to = roundUp < BigInt(e.size) ? roundUp : BigInt(e.size);
-    const n = Number(to - from);
-    if (this.scratch.length < n) this.scratch = Buffer.allocUnsafe(n);
-    readAll(fd, path, this.scratch, 0, n, from);
-    checkBlocks(path, e, Number(first), this.scratch.subarray(0, n));
-    this.hashedBytes += n;
-    this.scratch.copy(out, outOff, Number(off - from), Number(off - from) + len);
+    return f.map.addr + off;
   }
 
   close(): void {
-    for (const fd of this.fds.values()) closeSync(fd);
-    this.fds.clear();
+    for (const f of this.files.values()) {
+      if (f.map) unmapFile(f.map);
+      closeSync(f.fd);
+    }
+    this.files.clear();
+  }
+
+  private open(path: string): Source {
+    let f = this.files.get(path);
+    if (f !== undefined) return f;
+    const e = this.skip ? undefined : this.entryFor(path);
+    const fd = openSync(path, 'r');
+    try {
+      const size = fstatSync(fd).size;
+      let blocks: Source['blocks'];
+      if (e !== undefined && e.blocks === undefined) {
+        // One digest for the whole file (an older criu-ts dump): checked whole, now.
+        verifyChecksums(dirname(path), [e]);
+        this.hashedBytes += Number(e.size);
+      } else if (e !== undefined) {
+        if (BigInt(size) !== BigInt(e.size)) throw new CriuTsError('EIMAGE', `${path}: size ${size}, the dump wrote ${e.size} (${CHECKSUMS_IMAGE})`, { file: path, field: 'size' });
+        const layout = blockLayout(path, e);
+        blocks = { e, size: layout.size, done: new Uint8Array(layout.count) };
+      }
+      f = { fd, map: size > 0 ? mapFileReadOnly(fd, size) : undefined, size, blocks };
+    } catch (err) {
+      closeSync(fd);
+      throw err;
+    }
+    this.files.set(path, f);
+    return f;
   }
 
   private entryFor(path: string): CriuTsChecksumEntry | undefined {
@@ -76,23 +117,5 @@ export class CheckedPages {
       this.sums.set(dir, m);
     }
     return m.get(basename(path));
-  }
-
-  private fdOf(path: string): number {
-    let fd = this.fds.get(path);
-    if (fd === undefined) {
-      fd = openSync(path, 'r');
-      this.fds.set(path, fd);
-    }
-    return fd;
-  }
-}
-
-function readAll(fd: number, path: string, out: Buffer, outOff: number, len: number, off: bigint): void {
-  let got = 0;
-  while (got < len) {
-    const n = readSync(fd, out, outOff + got, len - got, off + BigInt(got));
-    if (n === 0) throw new CriuTsError('EIMAGE', `${path}: ends before the pagemap says (offset ${off + BigInt(got)})`, { path });
-    got += n;
   }
 }

@@ -11,8 +11,10 @@
  * - follows the task (UFFD_EVENT_*): a fork gives a new uffd for the
  *   child, whose missing pages are the parent's missing pages; mremap moves
  *   what is still to be sent; madvise(DONTNEED) and munmap drop it;
- * - pushes every page not yet asked for in the background, 256 KiB per
- *   UFFDIO_COPY, and exits once all are in place and the restore is done.
+ * - pushes every page not yet asked for in the background, in address
+ *   order from where the task last faulted, PUSH_BYTES per UFFDIO_COPY
+ *   straight from a mapping of the pages file (lazy-checked-pages.ts),
+ *   and exits once all are in place and the restore is done.
  *
  * Protocol with the restore (criu-ts to criu-ts only; CRIU's own is
  * internal to CRIU): a SOCK_SEQPACKET unix socket, `lazy-pages.socket` in
@@ -29,12 +31,12 @@ import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import {
   PAGE_SIZE, UFFD_MSG_BYTES, accept4, bindUnix, closeQuiet, decodeUffdMsg, isSyscallError, listen,
-  pollFds, read, recvPacket, seqpacketSocket, uffdCopy, uffdZeropage, POLLIN, POLLHUP, POLLERR, EAGAIN,
+  pollFds, read, recvPacket, seqpacketSocket, uffdCopyFrom, uffdZeropage, addr, POLLIN, POLLHUP, POLLERR, EAGAIN,
   EEXIST,
 } from '../sys/index.js';
 import { CriuTsError } from '../errors.js';
 import { logger } from '../log.js';
-import { BLOCK_BYTES, imageFile, imagePath, loadImage } from '../images/index.js';
+import { imageFile, imagePath, loadImage } from '../images/index.js';
 import { CheckedPages } from './lazy-checked-pages.js';
 import { ParentChain } from '../kinds/memory/parent-images.js';
 import { pageSegments, SERVED } from '../kinds/memory/fill.js';
@@ -46,7 +48,15 @@ import { LAZY_SOCKET } from './lazy-client.js';
 const log = logger('lazy-pages');
 /** Pages copied on a fault: the faulting one and a few after it (sequential access is the common case). */
 const FAULT_PAGES = 16;
-const PUSH_BYTES = 256 << 10;
+/**
+ * Bytes per background UFFDIO_COPY (and per check of its blocks). A fault
+ * that comes meanwhile waits for the push to end: about 1-2 ms on a quiet
+ * machine. Bigger pushes only lengthen that wait: the loop's own cost per
+ * push (a poll of the uffds, one setImmediate) is a few microseconds.
+ */
+const PUSH_BYTES = 1 << 20;
+/** Pages asked of a page server per request: its answer goes through a buffer of ours. */
+const REMOTE_PUSH_BYTES = 256 << 10;
 const PS = BigInt(PAGE_SIZE);
 /**
  * CRIU_TS_LAZY_PUSH_AFTER_MS: start the background push only this long
@@ -60,12 +70,14 @@ interface Piece { addr: bigint; len: bigint; path: string; off: bigint; img: big
 
 class LazyTask {
   pending: Piece[];
+  /** where the next push starts: just after the task's last fault (it tends to go on from there) */
+  cursor = 0n;
   constructor(readonly label: string, readonly uffd: number, pending: Piece[], readonly pid: number, readonly imageId: number) {
     this.pending = pending;
   }
 
-  find(a: bigint): number {
-    // Pieces are sorted by addr and do not overlap.
+  /** Index of the first piece that ends after `a` (pieces are sorted by addr and do not overlap). */
+  private after(a: bigint): number {
     let lo = 0;
     let hi = this.pending.length;
     while (lo < hi) {
@@ -74,27 +86,40 @@ class LazyTask {
       if (p.addr + p.len <= a) lo = mid + 1;
       else hi = mid;
     }
-    const p = this.pending[lo];
-    return p && p.addr <= a ? lo : -1;
+    return lo;
+  }
+
+  find(a: bigint): number {
+    const i = this.after(a);
+    const p = this.pending[i];
+    return p && p.addr <= a ? i : -1;
+  }
+
+  /** The next run to push: from the cursor on, in address order, then from the start again. */
+  next(): { p: Piece; at: bigint } | undefined {
+    const i = this.after(this.cursor);
+    const p = this.pending[i] ?? this.pending[0];
+    if (!p) return undefined;
+    return { p, at: p.addr < this.cursor && this.cursor < p.addr + p.len ? this.cursor : p.addr };
   }
 
   /** Remove [start, end) from what is pending; returns the pieces cut out (in order). */
   cut(start: bigint, end: bigint): Piece[] {
-    const keep: Piece[] = [];
+    const repl: Piece[] = [];
     const gone: Piece[] = [];
-    for (const p of this.pending) {
+    const i = this.after(start);
+    let j = i;
+    for (; j < this.pending.length; j++) {
+      const p = this.pending[j] as Piece;
+      if (p.addr >= end) break;
       const pe = p.addr + p.len;
-      if (pe <= start || p.addr >= end) {
-        keep.push(p);
-        continue;
-      }
-      if (p.addr < start) keep.push({ ...p, len: start - p.addr });
+      if (p.addr < start) repl.push({ ...p, len: start - p.addr });
       const from = p.addr > start ? p.addr : start;
       const to = pe < end ? pe : end;
       gone.push({ addr: from, len: to - from, path: p.path, off: p.off + (from - p.addr), img: p.img + (from - p.addr) });
-      if (pe > end) keep.push({ addr: end, len: pe - end, path: p.path, off: p.off + (end - p.addr), img: p.img + (end - p.addr) });
+      if (pe > end) repl.push({ addr: end, len: pe - end, path: p.path, off: p.off + (end - p.addr), img: p.img + (end - p.addr) });
     }
-    this.pending = keep;
+    if (j > i || repl.length > 0) this.pending.splice(i, j - i, ...repl);
     return gone;
   }
 
@@ -164,7 +189,8 @@ export async function serveLazyPages(o: LazyPagesOptions): Promise<LazyPagesStat
   /** each image's own pages file: what a remote page server holds (parent images are read here) */
   const ownPages = new Map<number, string>();
   const chain = new ParentChain(o.dir);
-  const buf = Buffer.allocUnsafe(PUSH_BYTES);
+  // Pages from a page server come through here; local ones are copied from a mapping of their file.
+  const buf = Buffer.allocUnsafe(o.pageServer ? REMOTE_PUSH_BYTES : 0);
   const msgs = Buffer.alloc(UFFD_MSG_BYTES * 32);
   let conn = -1;
   let done: boolean | undefined;
@@ -178,20 +204,23 @@ export async function serveLazyPages(o: LazyPagesOptions): Promise<LazyPagesStat
     closeQuiet(t.uffd);
     tasks.splice(tasks.indexOf(t), 1);
   };
-  /** Copy `len` bytes of piece data at task address `at` (inside piece p). Returns false when the task is gone. */
+  const isRemote = (t: LazyTask, p: Piece): boolean => remote !== undefined && (p.path === SERVED || p.path === ownPages.get(t.imageId));
+  /** Copy `len` bytes of piece data at task address `at` (inside piece p). */
   const copy = (t: LazyTask, p: Piece, at: bigint, len: number): 'ok' | 'again' | 'gone' => {
-    if (remote && (p.path === SERVED || p.path === ownPages.get(t.imageId))) {
+    let src: bigint;
+    if (remote && isRemote(t, p)) {
       const want = len / PAGE_SIZE;
       const n = remote.get(t.imageId, p.img + (at - p.addr), want, buf);
       if (n !== want) throw new CriuTsError('EIMAGE', `page server at ${remote.where}: ${imageFile('PAGEMAP', t.imageId)} has ${want} page(s) at 0x${(p.img + (at - p.addr)).toString(16)}, the server sent ${n}`, {});
+      src = addr(buf);
     } else {
-      pages.read(p.path, p.off + (at - p.addr), len, buf, 0);
+      src = pages.source(p.path, p.off + (at - p.addr), len);
     }
     let at2 = at;
     let left = len;
     let from = 0;
     while (left > 0) {
-      const r = uffdCopy(t.uffd, at2, buf.subarray(from), left);
+      const r = uffdCopyFrom(t.uffd, at2, src + BigInt(from), left);
       if (r === -EAGAIN) return 'again';
       if (r === -EEXIST) {
         // That page is there already (a fault's copy raced us, or the task wrote it after a fork): skip it.
@@ -226,6 +255,7 @@ export async function serveLazyPages(o: LazyPagesOptions): Promise<LazyPagesStat
     const r = copy(t, p, a, Number(to - a));
     if (r !== 'ok') return r;
     t.cut(a, to);
+    t.cursor = to;
     stats.pagesOnFault += Number((to - a) / PS);
     return 'ok';
   };
@@ -275,16 +305,18 @@ export async function serveLazyPages(o: LazyPagesOptions): Promise<LazyPagesStat
   const push = (): boolean => {
     for (let k = 0; k < tasks.length; k++) {
       const t = tasks[(rr + k) % tasks.length] as LazyTask;
-      const p = t.pending[0];
-      if (!p) continue;
+      const n = t.next();
+      if (!n) continue;
       rr = (rr + k + 1) % Math.max(1, tasks.length);
-      // Up to a block boundary of the file: each block is read and checked once (lazy-checked-pages.ts).
-      const most = PUSH_BYTES - Number(p.off % BigInt(BLOCK_BYTES));
-      const len = p.len < BigInt(most) ? Number(p.len) : most;
-      const r = copy(t, p, p.addr, len);
+      const { p, at } = n;
+      const most = BigInt(isRemote(t, p) ? REMOTE_PUSH_BYTES : PUSH_BYTES);
+      const left = p.addr + p.len - at;
+      const len = Number(left < most ? left : most);
+      const r = copy(t, p, at, len);
       if (r === 'gone') drop(t, 'its memory is gone');
       else if (r === 'ok') {
-        t.cut(p.addr, p.addr + BigInt(len));
+        t.cut(at, at + BigInt(len));
+        t.cursor = at + BigInt(len);
         stats.pagesPushed += len / PAGE_SIZE;
       }
       return true;
@@ -364,7 +396,7 @@ export async function serveLazyPages(o: LazyPagesOptions): Promise<LazyPagesStat
         else if (res === 'gone') drop(r.t, 'its memory is gone');
       }
       if (pushing && !rev.some((x) => x !== 0)) push();
-      if ((stats.pagesPushed & 1023) === 0) await new Promise((res) => setImmediate(res));
+      await new Promise((res) => setImmediate(res));
     }
     watchdog.done();
     remote?.close();

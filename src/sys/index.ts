@@ -13,6 +13,7 @@ export * from './seqpacket.js';
 export * from './nodes.js';
 export * from './xstate.js';
 export * from './uffd.js';
+export * from './file-map.js';
 export * from './safe-fs.js';
 export * from './ns.js';
 export * from './ipc.js';

@@ -57,6 +57,19 @@ export function libcFunction(decl: string): LibcFunction {
   return f;
 }
 
+/**
+ * mmap(2) `len` bytes of `fd` from offset 0 with `prot`/`flags`: the
+ * address, and a Buffer over the mapping (no copy: valid until the caller
+ * unmaps it, never after). Throws SyscallError('mmap').
+ */
+export function mmapView(fd: number, len: number, prot: number, flags: number): { addr: bigint; bytes: Buffer } {
+  // syscall(2) returning a pointer: koffi views memory only through a pointer it made.
+  const p = rawSyscallPtr(NR.mmap, 0, len, prot, flags, fd, 0);
+  const at = BigInt(koffi.address(p) as bigint);
+  if (at === 0n || at > 0xfffffffffffff000n) throw new SyscallError('mmap', errno());
+  return { addr: at, bytes: Buffer.from(koffi.view(p, len) as ArrayBuffer) };
+}
+
 /** Address of a Buffer's bytes, to pass as a pointer argument. */
 export function addr(buf: Buffer | Uint8Array | BigUint64Array | Int32Array | Uint32Array): bigint {
   return koffi.address(buf) as bigint;

@@ -179,6 +179,25 @@ export function uffdCopy(uffd: number, dst: bigint, src: Buffer, len: number): n
   return copied;
 }
 
+const copyArg = Buffer.alloc(40);
+
+/**
+ * UFFDIO_COPY from our own memory at address `src` (a mapping of a pages
+ * file: mapFileReadOnly), no Buffer in between. Returns as uffdCopy.
+ */
+export function uffdCopyFrom(uffd: number, dst: bigint, src: bigint, len: number): number {
+  const b = copyArg;
+  b.writeBigUInt64LE(dst, 0);
+  b.writeBigUInt64LE(src, 8);
+  b.writeBigUInt64LE(BigInt(len), 16);
+  b.writeBigUInt64LE(0n, 24);
+  b.writeBigInt64LE(0n, 32);
+  const r = ioctlTry(uffd, UFFDIO_COPY, b);
+  const copied = Number(b.readBigInt64LE(32));
+  if (r < 0) return copied > 0 ? copied : r;
+  return copied;
+}
+
 /** UFFDIO_ZEROPAGE: map the zero page over [dst, dst+len); returns bytes done or -errno as uffdCopy. */
 export function uffdZeropage(uffd: number, dst: bigint, len: number): number {
   const b = Buffer.alloc(32);
