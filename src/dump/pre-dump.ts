@@ -16,7 +16,7 @@
  * the final dump does.
  */
 import { randomUUID } from 'node:crypto';
-import { storeImage } from '../images/index.js';
+import { beginChecksums, checksumEntries, endChecksums, storeImage } from '../images/index.js';
 import type { InventoryEntry, StatsEntry } from '../images/messages.js';
 import { CriuTsError, isCriuTsError } from '../errors.js';
 import { logger } from '../log.js';
@@ -37,7 +37,22 @@ import { armTree } from './ask.js';
 const log = logger('dump');
 
 
+/**
+ * Pre-dump the tree. As a dump, every file written into the images dir is
+ * hashed as it is written and the digests end it as criu-ts-checksums:
+ * the restore of a later dump checks the pages it takes from here
+ * (restore/images.ts checkParentPages).
+ */
 export async function preDumpTree(opts: DumpTreeOptions): Promise<DumpResult> {
+  beginChecksums(opts.dir);
+  try {
+    return await preDumpHashed(opts);
+  } finally {
+    endChecksums(opts.dir);
+  }
+}
+
+async function preDumpHashed(opts: DumpTreeOptions): Promise<DumpResult> {
   const pid = opts.pid;
   checkTarget(pid, 'pre-dump');
   if (opts.after === 'stop') throw new CriuTsError('EUSAGE', 'pre-dump always leaves the tree running (--leave-stopped makes no sense here)', {});
@@ -141,6 +156,8 @@ export async function preDumpTree(opts: DumpTreeOptions): Promise<DumpResult> {
       },
     };
     storeImage(opts.workDir ?? dir, 'STATS', 'dump', [st]);
+    // Last: the size and SHA-256 of every file above (pages images with a digest per block).
+    storeImage(dir, 'CRIU_TS_CHECKSUMS', undefined, checksumEntries(dir));
     // Every page is stored on the page server's side before the record says so.
     pageServer?.close();
     inc.finish();

@@ -127,22 +127,59 @@ function digestOf(path: string): Digest {
 
 /** File ranges [start, end) whose blocks need no check now: a lazy-pages daemon checks them as it serves them. */
 export type LaterRanges = readonly { start: bigint; end: bigint }[];
+/** Byte ranges [start, end) of a file. */
+export type ByteRanges = readonly { start: bigint; end: bigint }[];
+
+/** The ranges `criu-ts dedup` punched out of a file (its entry's `freed`), in file order. */
+export function freedRanges(e: CriuTsChecksumEntry): { start: bigint; end: bigint }[] {
+  const b = e.freed;
+  const out: { start: bigint; end: bigint }[] = [];
+  if (b === undefined) return out;
+  for (let i = 0; i + 16 <= b.length; i += 16) {
+    const start = b.readBigUInt64LE(i);
+    out.push({ start, end: start + b.readBigUInt64LE(i + 8) });
+  }
+  return out;
+}
+
+export function encodeFreed(ranges: ByteRanges): Buffer {
+  const b = Buffer.alloc(ranges.length * 16);
+  ranges.forEach((r, i) => {
+    b.writeBigUInt64LE(r.start, i * 16);
+    b.writeBigUInt64LE(r.end - r.start, i * 16 + 8);
+  });
+  return b;
+}
+
+/** EIMAGE when any of `want` (all of the file when undefined) lies in bytes a dedup freed. */
+export function refuseFreed(path: string, e: CriuTsChecksumEntry, want?: ByteRanges): void {
+  for (const f of freedRanges(e)) {
+    if (want !== undefined && !want.some((w) => w.start < f.end && f.start < w.end)) continue;
+    throw new CriuTsError('EIMAGE', `${path}: bytes ${f.start}..${f.end} were freed by \`criu-ts dedup\` of a later dump of this chain: only that dump restores now`, { file: path, field: 'freed', offset: Number(f.start) });
+  }
+}
 
 /**
  * Check every file listed in `entries` (from criu-ts-checksums in `dir`).
  * Throws EIMAGE naming the first file that is missing, of another size, or
  * whose digest differs. `later(name)`: for a file with block digests, the
  * ranges left to the lazy-pages daemon; blocks wholly inside them are not
- * read here.
+ * read here. `only(name)`: the ranges of that file a restore reads (a
+ * parent's pages file, of which a later dump reads some pages); only the
+ * blocks they touch are checked. A read of bytes a dedup freed is refused.
  */
-export function verifyChecksums(dir: string, entries: readonly CriuTsChecksumEntry[], later?: (name: string) => LaterRanges | undefined): void {
+export function verifyChecksums(
+  dir: string, entries: readonly CriuTsChecksumEntry[], later?: (name: string) => LaterRanges | undefined, only?: (name: string) => ByteRanges | undefined,
+): void {
   for (const e of entries) {
     if (e.name.includes('/') || e.name === '' || e.name === '.' || e.name === '..') {
       throw new CriuTsError('EIMAGE', `${CHECKSUMS_IMAGE}: bad file name ${JSON.stringify(e.name)}`, { file: CHECKSUMS_IMAGE });
     }
     const path = join(dir, e.name);
+    const want = only?.(e.name);
+    refuseFreed(path, e, want);
     if (e.blocks !== undefined) {
-      verifyBlocks(path, e, later?.(e.name) ?? []);
+      verifyBlocks(path, e, later?.(e.name) ?? [], want);
       continue;
     }
     let d: Digest;
@@ -196,8 +233,17 @@ export function checkBlocks(path: string, e: CriuTsChecksumEntry, first: number,
   }
 }
 
-function verifyBlocks(path: string, e: CriuTsChecksumEntry, later: LaterRanges): void {
+function verifyBlocks(path: string, e: CriuTsChecksumEntry, later: LaterRanges, only?: ByteRanges): void {
   const { size, count } = blockLayout(path, e);
+  // `only`: the blocks those ranges touch; every block otherwise.
+  let wanted: Uint8Array | undefined;
+  if (only !== undefined) {
+    wanted = new Uint8Array(count);
+    for (const r of only) {
+      if (r.end <= r.start) continue;
+      wanted.fill(1, Number(r.start / BigInt(size)), Math.min(count, Number((r.end - 1n) / BigInt(size)) + 1));
+    }
+  }
   let fd: number;
   try {
     fd = openSync(path, 'r');
@@ -213,6 +259,7 @@ function verifyBlocks(path: string, e: CriuTsChecksumEntry, later: LaterRanges):
     const ranges = [...later].sort((x, y) => (x.start < y.start ? -1 : x.start > y.start ? 1 : 0));
     let k = 0;
     const isLater = (i: number): boolean => {
+      if (wanted !== undefined && wanted[i] !== 1) return true;
       const a = BigInt(i * size);
       const b = BigInt(Math.min((i + 1) * size, Number(e.size)));
       while (k < ranges.length && (ranges[k] as { end: bigint }).end <= a) k++;

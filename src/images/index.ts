@@ -11,7 +11,7 @@ export type { DecodedImage } from './image.js';
 export {
   readImage, readImageBytes, writeImage, writeFileAtomic, iterateImage, imagePath, loadImage, loadImageIfAny, decodeImageAs, storeImage,
 } from './io.js';
-export { CHECKSUMS_IMAGE, FileHasher, beginChecksums, blockLayout, checkBlocks, checksumEntries, endChecksums, verifyChecksums } from './checksums.js';
+export { CHECKSUMS_IMAGE, FileHasher, beginChecksums, blockLayout, checkBlocks, checksumEntries, endChecksums, verifyChecksums, freedRanges, encodeFreed, refuseFreed } from './checksums.js';
 export { BLOCK_BYTES } from './block-hash.js';
 export type { ImageStream, TypedImage } from './io.js';
 export type { Frame } from './frame.js';

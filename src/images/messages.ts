@@ -404,6 +404,7 @@ export interface CriuTsChecksumEntry {
   sha256: Buffer; // 3 bytes
   block_size?: number; // 4 uint32
   blocks?: Buffer; // 5 bytes
+  freed?: Buffer; // 6 bytes
 }
 
 /** message `criu_version` */

@@ -3,8 +3,9 @@
  * error naming the missing or malformed file.
  */
 import { existsSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { decodeImageAs, imageFile, imagePath, loadImage, loadImageIfAny, readImageBytes, verifyChecksums } from '../images/index.js';
-import { lazyFileRanges, type LazyRange } from '../kinds/index.js';
+import { lazyFileRanges, parentReads, type LazyRange } from '../kinds/index.js';
 import type { ImageId, ProtoImageKey, EntryOf } from '../images/index.js';
 import { CriuTsError } from '../errors.js';
 import type {
@@ -94,6 +95,25 @@ function threadCore(dir: string, tid: number): CoreEntry {
     });
   }
   return core;
+}
+
+/**
+ * The pages a restore takes from parent images (PE_PARENT entries, through
+ * the chain), checked against each parent's own criu-ts-checksums: only
+ * the blocks those pages lie in (a parent's other pages may be freed by a
+ * dedup). A parent without checksums (CRIU's pre-dump, a page server's
+ * files) is read as it is. A lazy restore leaves the pages of lazy VMAs
+ * to the daemon, which checks each block as it serves it.
+ */
+export function checkParentPages(img: DumpImages, lazy: boolean): void {
+  const reads = parentReads(img.dir, img.tasks.map((t) => ({ pid: t.pstree.pid, mm: t.mm, pagemap: t.pagemap })), lazy);
+  const dirs = new Set([...reads.keys()].map((p) => dirname(p)));
+  for (const d of dirs) {
+    const sums = loadImageIfAny(d, 'CRIU_TS_CHECKSUMS');
+    if (sums === undefined) continue;
+    const want = (name: string): LazyRange[] | undefined => reads.get(`${d}/${name}`);
+    verifyChecksums(d, sums.entries.filter((e) => want(e.name) !== undefined), undefined, want);
+  }
 }
 
 export function loadDump(dir: string): DumpImages {

@@ -25,7 +25,7 @@ import {
   materializeRemaps, removeGhosts, removeLinks, removeRemapFds, unlockNetwork, RESOURCE_KINDS, handledNamespaces, type RestoreTaskHandle,
 } from '../kinds/index.js';
 import { checkImagesFor, pinFilesFor } from './authorize.js';
-import { checkDumpChecksums, checkLazyPagesChecksums } from './images.js';
+import { checkDumpChecksums, checkLazyPagesChecksums, checkParentPages } from './images.js';
 import { checkConsistency } from './consistency.js';
 import { startStub, disposeStub, pidTaken, type Stub } from './stub.js';
 import { planTree, planCloneFlags, treeViewOf, type RestoreNode } from './plan.js';
@@ -55,6 +55,8 @@ export async function restoreTree(opts: RestoreTreeOptions): Promise<RestoreResu
   checkConsistency(img);
   // A lazy restore's pages images: what the restore reads itself; the lazy-pages daemon checks the rest as it serves it.
   checkLazyPagesChecksums(img, later);
+  // The pages taken from parent images (pre-dump chains), against each parent's own checksums.
+  if (!opts.skipChecksums) checkParentPages(img, opts.lazyPages !== undefined);
   const handledNs = handledNamespaces();
   for (const t of img.tasks) refuseForeignNamespaceIds(t.pstree.pid, t.ids, img.inventory.root_ids, handledNs);
   // For an unprivileged caller: images that ask for more than it has are refused before anything exists.

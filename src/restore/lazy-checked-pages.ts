@@ -27,7 +27,7 @@
 import { closeSync, fstatSync, openSync } from 'node:fs';
 import { basename, dirname } from 'node:path';
 import { CriuTsError } from '../errors.js';
-import { CHECKSUMS_IMAGE, blockLayout, checkBlocks, loadImageIfAny, verifyChecksums } from '../images/index.js';
+import { CHECKSUMS_IMAGE, blockLayout, checkBlocks, loadImageIfAny, refuseFreed, verifyChecksums } from '../images/index.js';
 import type { CriuTsChecksumEntry } from '../images/messages.js';
 import { mapFileReadOnly, unmapFile, type FileMap } from '../sys/index.js';
 
@@ -35,6 +35,8 @@ interface Source {
   fd: number;
   map: FileMap | undefined;
   size: number;
+  /** its checksums entry, when it has one */
+  e: CriuTsChecksumEntry | undefined;
   /** the file's checksums entry when it has block digests */
   blocks: { e: CriuTsChecksumEntry; size: number; done: Uint8Array } | undefined;
 }
@@ -56,6 +58,8 @@ export class CheckedPages {
     const f = this.open(path);
     const end = off + BigInt(len);
     if (end > BigInt(f.size) || f.map === undefined) throw new CriuTsError('EIMAGE', `${path}: ends before the pagemap says (offset ${end})`, { path });
+    // Bytes a dedup of a later dump freed are holes now: refused, never served as zeros.
+    if (f.e?.freed !== undefined) refuseFreed(path, f.e, [{ start: off, end }]);
     const b = f.blocks;
     if (b !== undefined) {
       const last = Math.floor((Number(end) - 1) / b.size);
@@ -93,14 +97,14 @@ export class CheckedPages {
       let blocks: Source['blocks'];
       if (e !== undefined && e.blocks === undefined) {
         // One digest for the whole file (an older criu-ts dump): checked whole, now.
-        verifyChecksums(dirname(path), [e]);
+        verifyChecksums(dirname(path), [e], undefined, () => []);
         this.hashedBytes += Number(e.size);
       } else if (e !== undefined) {
         if (BigInt(size) !== BigInt(e.size)) throw new CriuTsError('EIMAGE', `${path}: size ${size}, the dump wrote ${e.size} (${CHECKSUMS_IMAGE})`, { file: path, field: 'size' });
         const layout = blockLayout(path, e);
         blocks = { e, size: layout.size, done: new Uint8Array(layout.count) };
       }
-      f = { fd, map: size > 0 ? mapFileReadOnly(fd, size) : undefined, size, blocks };
+      f = { fd, map: size > 0 ? mapFileReadOnly(fd, size) : undefined, size, e, blocks };
     } catch (err) {
       closeSync(fd);
       throw err;

@@ -18,4 +18,9 @@ defineMessage('criu_ts_checksum_entry', [
   // the SHA-256 of these digests.
   f(4, 'block_size', 'optional', 'uint32'),
   f(5, 'blocks', 'optional', 'bytes'),
+  // Byte ranges of the file that `criu-ts dedup` (or --auto-dedup) of a
+  // later dump of the chain punched out: little-endian u64 pairs (offset,
+  // length). The digests above describe the file with those holes (zeros);
+  // a restore that would read from them is refused.
+  f(6, 'freed', 'optional', 'bytes'),
 ]);

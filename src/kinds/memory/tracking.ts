@@ -35,12 +35,11 @@
  * userfaultfd) are dumped whole every time; shared memory is never tracked.
  */
 import { readFileSync, statSync } from 'node:fs';
-import { writeFileAtomic } from '../../images/index.js';
 import { join } from 'node:path';
 import { listFds, readFdLink, parseFdinfo, parseLimits } from '../../proc/index.js';
 import { NR, isSyscallError, pagemapScan, PAGE_IS_WRITTEN, PAGE_IS_PFNZERO, PAGE_IS_PRESENT, PAGE_IS_SWAPPED, PAGE_IS_FILE, PM_SCAN_WP_MATCHING, PM_SCAN_CHECK_WPASYNC,
   UFFD_USER_MODE_ONLY, UFFD_FEATURE_WP_ASYNC, UFFD_FEATURE_WP_UNPOPULATED, UFFDIO_API, UFFDIO_REGISTER, UFFDIO_WRITEPROTECT,
-  UFFDIO_REGISTER_MODE_WP, UFFDIO_WRITEPROTECT_MODE_WP, uffdioApi, uffdioRegister, uffdioWriteprotect } from '../../sys/index.js';
+  UFFDIO_REGISTER_MODE_WP, UFFDIO_WRITEPROTECT_MODE_WP, uffdioApi, uffdioRegister, uffdioWriteprotect, replaceFile } from '../../sys/index.js';
 import type { Tracee } from '../../infect/tracee.js';
 import { CriuTsError } from '../../errors.js';
 import { logger } from '../../log.js';
@@ -94,7 +93,8 @@ export function writeTrackRecord(dir: string, trackers: Map<number, Tracker>): v
       ...(t.covered ? { covered: t.covered.map((r): [string, string] => [`0x${r.start.toString(16)}`, `0x${r.end.toString(16)}`]) } : {}),
     };
   }
-  writeFileAtomic(join(dir, TRACK_RECORD), Buffer.from(JSON.stringify({ version: 1, tasks }, null, 1) + '\n'));
+  // Not through writeFileAtomic: a record is no image and is not listed in criu-ts-checksums (the next dump deletes it).
+  replaceFile(join(dir, TRACK_RECORD), Buffer.from(JSON.stringify({ version: 1, tasks }, null, 1) + '\n'));
 }
 
 /** Userfaultfds in the task that have our signature: async write-protect, O_NONBLOCK|O_CLOEXEC. */
