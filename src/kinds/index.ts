@@ -60,7 +60,7 @@ export type { TaskRestorePoint, TaskStateKind, ThreadAnswers } from './task/inde
 export { memfdFileForMapping, openMemfd } from './files/memfd.js';
 export { lazyFileRanges } from './memory/lazy.js';
 export { parentReads } from './memory/parent-reads.js';
-export { checkRunId, clearStaleLocks, defaultLockMethod, LOCK_METHOD, probeNftables, unlockNetwork } from './files/inet-socket/net-lock.js';
+export { checkRunId, clearStaleLocks, defaultLockMethod, holdsConnections, LOCK_METHOD, probeNftables, unlockNetwork } from './files/inet-socket/net-lock.js';
 export { probeIptLegacy } from './files/inet-socket/net-lock-iptables.js';
 export type { LockMethod } from './files/inet-socket/net-lock.js';
 export { readFown, withFown, fownOf, fownUidsAsSeen, restoreFown, NO_FOWN } from './files/fown.js';

@@ -22,7 +22,7 @@ import { restoreSession, type RestoreSession } from './context.js';
 import { loadDump, type DumpImages } from './images.js';
 import { refuseForeignNamespaceIds } from './namespaces.js';
 import {
-  materializeRemaps, removeGhosts, removeLinks, removeRemapFds, unlockNetwork, RESOURCE_KINDS, handledNamespaces, type RestoreTaskHandle,
+  materializeRemaps, removeGhosts, removeLinks, removeRemapFds, unlockNetwork, holdsConnections, RESOURCE_KINDS, handledNamespaces, type RestoreTaskHandle,
 } from '../kinds/index.js';
 import { checkImagesFor, pinFilesFor } from './authorize.js';
 import { checkDumpChecksums, checkLazyPagesChecksums, checkParentPages } from './images.js';
@@ -184,7 +184,12 @@ async function restoreLoaded(
     // Every task is ready and still held: a refusal now kills them all.
     await notify('post-restore');
     // Every connection is back (repair mode off): let their packets through again.
-    unlockNetwork(img.inventory.network_lock_method, img.inventory.dump_criu_run_id, [...img.files.values()]);
+    // Without a TCP connection in the images, no lock holds a packet of the
+    // tree's: its table goes once the tasks run (the nft program takes
+    // milliseconds that the tasks' first instruction need not wait for).
+    const files = [...img.files.values()];
+    const unlockLater = !holdsConnections(files);
+    if (!unlockLater) unlockNetwork(img.inventory.network_lock_method, img.inventory.dump_criu_run_id, files);
     for (const k of RESOURCE_KINDS) k.unlockNetwork?.(filesCtx);
     await notify('network-unlock');
     await notify('pre-resume');
@@ -210,6 +215,14 @@ async function restoreLoaded(
     guard?.released();
     // The tasks run: the lazy-pages daemon serves them on its own from now on.
     lazy?.finish(true);
+    if (unlockLater) {
+      try {
+        unlockNetwork(img.inventory.network_lock_method, img.inventory.dump_criu_run_id, files);
+      } catch (e) {
+        // The tasks run: a table that holds nothing of theirs is no reason to fail them.
+        log.warn(`network lock: ${(e as Error).message}`);
+      }
+    }
     // The stop signal queued above takes effect as the task runs on: return
     // only once every such task is really stopped, as callers will look.
     await untilStopped(stopped);

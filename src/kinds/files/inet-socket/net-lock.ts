@@ -255,6 +255,18 @@ export function lockConnection(ctx: DumpContext, family: number, src: readonly n
 
 
 /**
+ * Whether the images hold a TCP connection a lock may hold (neither
+ * listening nor closed, with a peer): without one, a lock table holds
+ * nothing of the tree's, and its removal may wait until the tree runs.
+ */
+export function holdsConnections(files: readonly FileEntry[]): boolean {
+  return files.some((f) => {
+    const k = f.isk;
+    return k !== undefined && k.proto === IPPROTO_TCP && k.state !== TCP_LISTEN && k.state !== TCP_CLOSE && k.dst_port !== 0;
+  });
+}
+
+/**
  * Restore: the connections are back; let their packets through (the table
  * of dump `runId`, or with iptables the rules of every TCP connection in
  * `files`, as the dump, CRIU's or ours, inserted them).
