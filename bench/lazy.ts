@@ -10,10 +10,12 @@
  * own CLOCK_REALTIME reading when it first runs after the restore (it
  * records it in a shared file); "memory in place", when restore()
  * returns (plain) or when the daemon exits with every page copied (lazy).
- * Medians over the runs.
+ * Medians over the runs. The lazy restore runs twice: through the library
+ * (restore() in this process) and through the CLI (`criu-ts restore -d
+ * --lazy-pages`, Node's start and criu-ts's load included).
  */
-import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { dump, restore } from '../src/api/index.js';
 import { buildHelper, startHeld, killHeld, killRestored, shmDir, removeDir, median, sleep, status, repoRoot } from './helpers.js';
@@ -25,6 +27,9 @@ export interface LazyResult {
   plainAllMs: number;
   lazyFirstMs: number;
   lazyAllMs: number;
+  /** the same lazy restore through the CLI: first instruction, memory in place */
+  cliFirstMs: number;
+  cliAllMs: number;
 }
 
 /**
@@ -46,9 +51,18 @@ async function firstRun(record: string, t0: bigint): Promise<number> {
   throw new Error('the restored subject never ran');
 }
 
+/** Start a lazy-pages daemon on `img`; resolves once it listens, with the moment it exits. */
+async function startDaemon(img: string): Promise<Promise<bigint>> {
+  rmSync(join(img, 'lazy-pages.socket'), { force: true });
+  const daemon = spawn(process.execPath, [join(repoRoot(), 'bin', 'criu-ts'), 'lazy-pages', '-D', img], { stdio: 'ignore' });
+  const gone = new Promise<bigint>((res) => daemon.on('exit', () => res(realNs())));
+  for (let k = 0; k < 5000 && !existsSync(join(img, 'lazy-pages.socket')); k++) await sleep(2);
+  return gone;
+}
+
 export async function lazyCase(mib: number, runs: number): Promise<LazyResult> {
   const exe = buildHelper('lazy-first');
-  const r: Record<'pf' | 'pa' | 'lf' | 'la', number[]> = { pf: [], pa: [], lf: [], la: [] };
+  const r: Record<'pf' | 'pa' | 'lf' | 'la' | 'cf' | 'ca', number[]> = { pf: [], pa: [], lf: [], la: [], cf: [], ca: [] };
   for (let i = 0; i <= runs; i++) {
     const keep = i > 0;
     const tag = `lazy restore of ${mib} MiB, ${keep ? `run ${i}/${runs}` : 'warm-up'}`;
@@ -74,25 +88,39 @@ export async function lazyCase(mib: number, runs: number): Promise<LazyResult> {
       await killRestored(plain.pids);
       status(`${tag}: lazy restore`);
       writeFileSync(record, Buffer.alloc(4096));
-      const daemon = spawn(process.execPath, [join(repoRoot(), 'bin', 'criu-ts'), 'lazy-pages', '-D', img], { stdio: 'ignore' });
-      const gone = new Promise<bigint>((res) => daemon.on('exit', () => res(realNs())));
-      for (let k = 0; k < 5000 && !existsSync(join(img, 'lazy-pages.socket')); k++) await sleep(2);
+      let gone = await startDaemon(img);
       t0 = realNs();
       const lazy = await restore({ imagesDir: img, progress: false, lazyPages: true, skipChecksums: SKIP });
       const lazyFirst = await firstRun(record, t0);
       const lazyAll = Number((await gone) - t0) / 1e6;
       await killRestored(lazy.pids);
+      status(`${tag}: lazy restore through the CLI`);
+      writeFileSync(record, Buffer.alloc(4096));
+      gone = await startDaemon(img);
+      const pidfile = join(dir, 'pid');
+      t0 = realNs();
+      const cli = spawnSync(process.execPath, [join(repoRoot(), 'bin', 'criu-ts'), 'restore', '-D', img, '-d', '--lazy-pages', '--pidfile', pidfile,
+        ...(SKIP ? ['--skip-checksums'] : [])], { stdio: ['ignore', 'ignore', 'pipe'] });
+      if (cli.status !== 0) throw new Error(`criu-ts restore --lazy-pages: ${cli.stderr.toString().trim()}`);
+      const cliFirst = await firstRun(record, t0);
+      const cliAll = Number((await gone) - t0) / 1e6;
+      await killRestored([Number(readFileSync(pidfile, 'utf8'))]);
       if (keep) {
         r.pf.push(plainFirst);
         r.pa.push(plainAll);
         r.lf.push(lazyFirst);
         r.la.push(lazyAll);
+        r.cf.push(cliFirst);
+        r.ca.push(cliAll);
       }
     } finally {
       removeDir(dir);
     }
   }
-  return { mib, runs, plainFirstMs: median(r.pf), plainAllMs: median(r.pa), lazyFirstMs: median(r.lf), lazyAllMs: median(r.la) };
+  return {
+    mib, runs, plainFirstMs: median(r.pf), plainAllMs: median(r.pa), lazyFirstMs: median(r.lf), lazyAllMs: median(r.la),
+    cliFirstMs: median(r.cf), cliAllMs: median(r.ca),
+  };
 }
 
 export function lazyLines(r: LazyResult): string[] {
@@ -101,6 +129,7 @@ export function lazyLines(r: LazyResult): string[] {
     `Lazy restore, ${r.mib} MiB process, median of ${r.runs} (from the restore's start; first instruction = the subject's own clock when it first runs; ${SKIP ? 'images checksums not checked in either' : 'images checksums checked in both'}):`,
     `  plain restore   first instruction ${r.plainFirstMs.toFixed(1)} ms, memory in place ${r.plainAllMs.toFixed(1)} ms (restore returned)`,
     `  lazy restore    first instruction ${r.lazyFirstMs.toFixed(1)} ms, memory in place ${r.lazyAllMs.toFixed(1)} ms (lazy-pages daemon done)`,
+    `  lazy, CLI       first instruction ${r.cliFirstMs.toFixed(1)} ms, memory in place ${r.cliAllMs.toFixed(1)} ms (\`criu-ts restore -d --lazy-pages\`: Node's start included)`,
     `  first instruction lazy/plain ${(r.lazyFirstMs / r.plainFirstMs).toFixed(3)} (target: within 20 ms: ${r.lazyFirstMs <= 20 ? 'met' : 'NOT met'})`,
     `  memory in place lazy/plain ${all.toFixed(3)} (target <= 1.2: ${all <= 1.2 ? 'met' : 'NOT met'})`,
   ];
