@@ -12,6 +12,8 @@
  *   CRIU_TS_FAULT=@NAME[#K][:SIG]  the same at the K-th (default first)
  *                           pass through the point NAME
  *   CRIU_TS_FAULT=count     at exit, print "fault passes: N: NAME..." on stderr
+ *   CRIU_TS_FAULT=A,B       several of the above at once (a failure, then a
+ *                           kill in the undo it starts: "4,@inject#40")
  *
  * Unset, a point costs one comparison.
  */
@@ -46,8 +48,12 @@ interface FaultConfig {
   count: boolean;
 }
 
-function parse(v: string | undefined): FaultConfig | undefined {
+function parse(v: string | undefined): FaultConfig[] | undefined {
   if (v === undefined || v === '') return undefined;
+  return v.split(',').map(parseOne);
+}
+
+function parseOne(v: string): FaultConfig {
   if (v === 'count') return { count: true };
   const kill = /^@(\d+)(?::(SIG[A-Z]+))?$/.exec(v);
   if (kill) return { killAt: Number(kill[1]), signal: (kill[2] ?? 'SIGKILL') as NodeJS.Signals, count: false };
@@ -59,35 +65,39 @@ function parse(v: string | undefined): FaultConfig | undefined {
   throw new CriuTsError('EUSAGE', `CRIU_TS_FAULT=${v}: expected N, @K[:SIGNAL] or count`, { value: v });
 }
 
-let config: FaultConfig | undefined | null = null;
+let config: FaultConfig[] | undefined | null = null;
 let passes = 0;
 const passesByName = new Map<string, number>();
 const seen: string[] = [];
 const failed = new Set<number>();
 
-function cfg(): FaultConfig | undefined {
+function cfg(): FaultConfig[] | undefined {
   if (config === null) {
     config = parse(process.env['CRIU_TS_FAULT']);
-    if (config?.count) process.on('exit', () => writeSync(2, `fault passes: ${passes}: ${seen.join(' ')}\n`));
+    if (config?.some((c) => c.count)) process.on('exit', () => writeSync(2, `fault passes: ${passes}: ${seen.join(' ')}\n`));
   }
   return config;
 }
 
 /** A place where a dump or restore may be made to fail (see the table above). */
 export function faultPoint(name: FaultPoint): void {
-  const c = cfg();
-  if (c === undefined) return;
+  const cs = cfg();
+  if (cs === undefined) return;
   passes++;
-  if (c.count) seen.push(name);
-  if (c.killName !== undefined) {
-    const n = (passesByName.get(name) ?? 0) + 1;
-    passesByName.set(name, n);
-    if (c.killName === name && c.killAt === n) process.kill(process.pid, c.signal);
-  } else if (c.killAt === passes) {
-    process.kill(process.pid, c.signal);
+  const byName = (passesByName.get(name) ?? 0) + 1;
+  passesByName.set(name, byName);
+  for (const c of cs) {
+    if (c.count) seen.push(name);
+    if (c.killName !== undefined) {
+      if (c.killName === name && c.killAt === byName) process.kill(process.pid, c.signal);
+    } else if (c.killAt === passes) {
+      process.kill(process.pid, c.signal);
+    }
   }
-  if (c.fail !== undefined && FAULT_POINTS[c.fail - 1] === name && !failed.has(c.fail)) {
-    failed.add(c.fail);
-    throw new CriuTsError('EINTERNAL', `fault ${c.fail} (${name}) injected by CRIU_TS_FAULT`, { fault: c.fail, point: name });
+  for (const c of cs) {
+    if (c.fail !== undefined && FAULT_POINTS[c.fail - 1] === name && !failed.has(c.fail)) {
+      failed.add(c.fail);
+      throw new CriuTsError('EINTERNAL', `fault ${c.fail} (${name}) injected by CRIU_TS_FAULT`, { fault: c.fail, point: name });
+    }
   }
 }

@@ -33,6 +33,7 @@ import { IncrementalMemory } from '../kinds/memory/incremental.js';
 import { PageServerClient } from '../kinds/memory/page-server-client.js';
 import { handledNamespaces } from '../kinds/index.js';
 import { armTree } from './ask.js';
+import { faultPoint } from '../fault.js';
 
 const log = logger('dump');
 
@@ -79,6 +80,7 @@ async function preDumpHashed(opts: DumpTreeOptions): Promise<DumpResult> {
   let shPages = 0;
   const tm = process.hrtime.bigint();
   try {
+    faultPoint('dump.seized');
     checkTraceable(pids, opts.asCaller);
     checkOwnNamespaces(pids, opts.asCaller);
     // Images are named by the pids the tree sees (its own pid namespace's), as the final dump's.
@@ -125,8 +127,9 @@ async function preDumpHashed(opts: DumpTreeOptions): Promise<DumpResult> {
     throw e;
   }
   releaseTree(tree.tasks, 'resume');
-  // The tasks are cured and let go: nothing of ours is left in them for the guardian to undo.
-  guard?.done();
+  // The tasks are cured and let go. The guardian stays until the record is
+  // written: if criu-ts dies while it copies, it closes the trackers this
+  // run made or scanned, as the failure path below does.
   stats.frozenTimeUs = usToNow(t0);
   try {
     for (const c of copies) {
@@ -140,6 +143,7 @@ async function preDumpHashed(opts: DumpTreeOptions): Promise<DumpResult> {
         continue;
       }
       if (!pageServer) storeImage(dir, 'PAGEMAP', c.imageId, [{ pages_id: got.pagesId }, ...got.entries]);
+      faultPoint('dump.memory');
       stats.pagesWritten += got.pagesWritten;
       stats.pagesSkippedParent += got.pagesSkippedParent;
     }
@@ -160,12 +164,18 @@ async function preDumpHashed(opts: DumpTreeOptions): Promise<DumpResult> {
     storeImage(dir, 'CRIU_TS_CHECKSUMS', undefined, checksumEntries(dir));
     // Every page is stored on the page server's side before the record says so.
     pageServer?.close();
+    faultPoint('dump.images');
     inc.finish();
+    guard?.done();
   } catch (err) {
     const e = isCriuTsError(err) ? err : new CriuTsError('EDUMP', `writing images to ${dir}: ${(err as Error).message}`, { dir }, err);
     log.error(`pre-dump failed while copying (the tree runs): ${e.message}`);
     pageServer?.abort();
-    closeTrackersAgain(pid, opts, inc);
+    try {
+      closeTrackersAgain(pid, opts, inc);
+    } finally {
+      guard?.done();
+    }
     throw e;
   }
   log.info(`pre-dump of ${pid} finished: ${tree.tasks.length} task(s), ${stats.pagesWritten} pages written, ${stats.pagesSkippedParent} in the parent`);
@@ -186,7 +196,11 @@ function taskGone(pid: number): boolean {
 /**
  * A copy failed after the tree was let go: seize it once more to close the
  * trackers this run made or scanned (their protection must not outlive a
- * run that stored nothing usable). Tasks gone since need nothing.
+ * run that stored nothing usable). Tasks gone since need nothing. The tree
+ * is armed as for the pre-dump itself (armTree) before the first close is
+ * injected, with the guardian still running: criu-ts killed in here leaves
+ * each thread to put itself back and the guardian to unmap the scratch
+ * areas and close the trackers.
  */
 function closeTrackersAgain(pid: number, opts: DumpTreeOptions, inc: IncrementalMemory): void {
   let again: ReturnType<typeof seizeTree>;
@@ -198,7 +212,12 @@ function closeTrackersAgain(pid: number, opts: DumpTreeOptions, inc: Incremental
     return;
   }
   try {
-    inc.abort(new Map(again.tasks.flatMap((t) => (t.threads[0] && !t.zombie ? [[t.pid, t.threads[0]] as const] : []))));
+    const live = again.tasks.filter((t) => t.threads[0] !== undefined && !t.zombie);
+    armTree(live);
+    inc.abort(new Map(live.map((t) => [t.pid, t.threads[0] as NonNullable<(typeof t.threads)[0]>] as const)));
+  } catch (e) {
+    log.warn(`pre-dump: could not close the memory trackers (${(e as Error).message}); the next dump closes them`);
+    inc.abort(new Map());
   } finally {
     releaseTree(again.tasks, 'resume');
   }

@@ -12,6 +12,11 @@
  *   S pid start addr size    a scratch mapping (pid and its start time)
  *   F tid slot               the thread's self-cure frame at slot
  *   U pid                    the scratch mapping is gone again
+ *   T pid start fd ino       a memory tracker (userfaultfd) this run made or
+ *                            scanned: closed again if criu-ts dies, as a
+ *                            failed run closes it (kinds/memory/incremental.ts)
+ *   N pid start ino,...      a tracker is about to be made in pid, which holds
+ *                            userfaultfds of these inodes: any other is ours
  *   K pid start              a task this restore created
  *   R                        the restored tasks are released (not ours any more)
  *   G path                   a file this restore created
@@ -20,13 +25,14 @@
  * At EOF without "done" (criu-ts is gone), the shell starts node on this
  * module's guardianMain(): it seizes each dump target again, puts back any
  * thread that was stopped before it could run its sigreturn, unmaps the
- * scratch area, lets go; it kills the tasks of an unfinished restore and
+ * scratch area, closes the memory trackers the run made or scanned, lets
+ * go; it kills the tasks of an unfinished restore and
  * removes its files, and says so in one line on stderr. The shell costs
  * about a millisecond per dump; node starts only when needed. It runs in
  * its own session and ignores SIGINT/SIGTERM/SIGHUP, so the Ctrl-C or the
  * hangup that stops criu-ts does not stop it.
  */
-import { closeSync, fstatSync, readFileSync, rmSync, rmdirSync, writeSync } from 'node:fs';
+import { closeSync, fstatSync, readFileSync, readdirSync, readlinkSync, rmSync, rmdirSync, statSync, writeSync } from 'node:fs';
 import { CriuTsError } from '../errors.js';
 import { logger } from '../log.js';
 import { listThreads, parseStat } from '../proc/index.js';
@@ -120,6 +126,13 @@ export class Guardian {
   unmapped(pid: number): void {
     this.send(`U ${pid}`);
   }
+  /** A memory tracker this run made or scanned (fd `fd` of `pid`, that inode): closed if we die. */
+  tracker(pid: number, fd: number, ino: bigint): void {
+    this.send(`T ${pid} ${startOf(pid)} ${fd} ${ino}`);
+  }
+  trackerMaking(pid: number, before: readonly bigint[]): void {
+    this.send(`N ${pid} ${startOf(pid)} ${before.join(',') || '-'}`);
+  }
   task(pid: number): void {
     this.send(`K ${pid} ${startOf(pid)}`);
   }
@@ -161,10 +174,13 @@ interface Plan {
   frames: Map<number, bigint>;
   tasks: Map<number, string>;
   files: string[];
+  trackers: { pid: number; start: string; fd: number; ino: bigint }[];
+  /** pid → its start time and the userfaultfd inodes it held before we made a tracker */
+  making: Map<number, { start: string; before: Set<bigint> }>;
 }
 
 function parsePlan(text: string): Plan {
-  const p: Plan = { scratch: new Map(), frames: new Map(), tasks: new Map(), files: [] };
+  const p: Plan = { scratch: new Map(), frames: new Map(), tasks: new Map(), files: [], trackers: [], making: new Map() };
   for (const line of text.split('\n')) {
     const [k, a = '', b = '', c = '', d = ''] = line.split(' ');
     if (k === 'S') p.scratch.set(Number(a), { start: b, addr: BigInt('0x' + c), size: Number(d) });
@@ -173,6 +189,8 @@ function parsePlan(text: string): Plan {
     else if (k === 'K') p.tasks.set(Number(a), b);
     else if (k === 'R') p.tasks.clear();
     else if (k === 'G') p.files.push(line.slice(2));
+    else if (k === 'T') p.trackers.push({ pid: Number(a), start: b, fd: Number(c), ino: BigInt(d) });
+    else if (k === 'N' && !p.making.has(Number(a))) p.making.set(Number(a), { start: b, before: new Set(c === '-' ? [] : c.split(',').map(BigInt)) });
   }
   return p;
 }
@@ -240,6 +258,76 @@ function cureProcess(pid: number, s: { start: string; addr: bigint; size: number
   return true;
 }
 
+/** fd `fd` of `pid` is still the file with inode `ino` (the tracker we made, not a new file at its number). */
+function fdIs(pid: number, fd: number, ino: bigint): boolean {
+  try {
+    return statSync(`/proc/${pid}/fd/${fd}`, { bigint: true }).ino === ino;
+  } catch {
+    return false;
+  }
+}
+
+/** The userfaultfds of `pid` as fd → inode. */
+function userfaultfds(pid: number): Map<number, bigint> {
+  const out = new Map<number, bigint>();
+  let fds: string[];
+  try {
+    fds = readdirSync(`/proc/${pid}/fd`);
+  } catch {
+    return out;
+  }
+  for (const fd of fds) {
+    try {
+      if (readlinkSync(`/proc/${pid}/fd/${fd}`) === 'anon_inode:[userfaultfd]') out.set(Number(fd), statSync(`/proc/${pid}/fd/${fd}`, { bigint: true }).ino);
+    } catch {
+      // closed meanwhile
+    }
+  }
+  return out;
+}
+
+/**
+ * The memory trackers the killed run made or scanned in `pid`, as fds:
+ * those it named (T), and every userfaultfd that appeared since it started
+ * making one (N; its injected call may have run after criu-ts died).
+ */
+function trackersToClose(pid: number, plan: Plan): { fd: number; ino: bigint }[] {
+  const now = userfaultfds(pid);
+  const out = new Map<number, bigint>();
+  for (const x of plan.trackers) if (x.pid === pid && same(pid, x.start) && now.get(x.fd) === x.ino) out.set(x.fd, x.ino);
+  const mk = plan.making.get(pid);
+  if (mk && same(pid, mk.start)) for (const [fd, ino] of now) if (!mk.before.has(ino)) out.set(fd, ino);
+  return [...out].map(([fd, ino]) => ({ fd, ino }));
+}
+
+/**
+ * Close the memory trackers the killed run made or scanned, as its own
+ * failure path would have (its record was never written, or the parent's
+ * was consumed): their write protection must not outlive it. One thread
+ * of the process closes each (the fd table is shared).
+ */
+function closeTrackers(pid: number, plan: Plan): number {
+  const mine = trackersToClose(pid, plan);
+  if (mine.length === 0) return 0;
+  for (const tid of listThreads(pid)) {
+    let t: Tracee;
+    try {
+      t = Tracee.seize(tid);
+    } catch {
+      continue; // exiting (a leader that is a zombie while its threads run)
+    }
+    let n = 0;
+    try {
+      for (const x of mine) if (fdIs(pid, x.fd, x.ino) && t.syscallRaw(NR.close, x.fd) === 0n) n++;
+      t.cure();
+    } finally {
+      t.detachQuiet();
+    }
+    return n;
+  }
+  return 0;
+}
+
 /** Entry of the guardian's node process: stdin holds the lines criu-ts sent before it died. */
 export async function guardianMain(): Promise<void> {
   for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(sig, () => undefined);
@@ -256,6 +344,15 @@ export async function guardianMain(): Promise<void> {
     }
   }
   if (cured > 0) said.push(`${cured} dumped task(s) put back as they were`);
+  let closed = 0;
+  for (const pid of new Set([...plan.trackers.map((x) => x.pid), ...plan.making.keys()])) {
+    try {
+      closed += closeTrackers(pid, plan);
+    } catch (e) {
+      said.push(`task ${pid}: memory tracker not closed: ${(e as Error).message}`);
+    }
+  }
+  if (closed > 0) said.push(`${closed} memory tracker(s) of the interrupted run closed`);
   let killed = 0;
   for (const [pid, start] of plan.tasks) {
     if (!same(pid, start)) continue;

@@ -95,6 +95,11 @@ export class HeldTask {
     this.stopSignal = stopSignal;
   }
 
+  /** Called before every injected syscall: Tracee refuses one into a dump target not armed yet. */
+  protected beforeInject(_nr: number): void {
+    // nothing to check for a task that is not a dump target
+  }
+
   /** The stack pointer injected calls run on when a self-cure frame is armed (Tracee); none here. */
   protected armedInjectSp(): bigint | undefined {
     return undefined;
@@ -176,6 +181,7 @@ export class HeldTask {
    */
   syscallBegin(nr: number, args: readonly Arg[]): void {
     if (this.inflight !== undefined) throw new CriuTsError('EINFECT', `task ${this.tid}: injected syscall ${this.inflight.nr} still running`, { pid: this.tid, nr });
+    this.beforeInject(nr);
     if (this.savedSigmask === undefined && !this.deferBlock) this.blockSignals();
     const armedSp = this.armedInjectSp();
     const g = this.findGadgets();

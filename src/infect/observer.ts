@@ -1,12 +1,16 @@
 /**
  * Who hears what a Tracee leaves in a dump target (its scratch area, its
- * self-cure frames): the guardian of the running dump, if any. Kept apart
+ * self-cure frames, a memory tracker): the guardian of the running dump, if any. Kept apart
  * so that tracee.ts does not import guardian.ts (which drives Tracees).
  */
 export interface TraceeObserver {
   scratch(pid: number, addr: bigint, size: number): void;
   frame(tid: number, slot: bigint): void;
   unmapped(pid: number): void;
+  /** a memory tracker (userfaultfd, kinds/memory/tracking.ts) a dump or pre-dump made or scanned in `pid` */
+  tracker(pid: number, fd: number, ino: bigint): void;
+  /** a memory tracker is about to be made in `pid`, which holds userfaultfds of these inodes already */
+  trackerMaking(pid: number, before: readonly bigint[]): void;
 }
 
 let current: TraceeObserver | undefined;

@@ -26,6 +26,9 @@ export { waitForStop, collectExit } from './stops.js';
 
 const log = logger('infect');
 
+/** Scratch bytes before the frame of a thread armed alone by cure(): a siginfo is all it writes. */
+const CURE_ARGS_BYTES = 4096;
+
 export interface SeizeOptions {
   /** PTRACE_O_* options for PTRACE_SEIZE */
   options?: number;
@@ -48,6 +51,24 @@ export class Tracee extends HeldTask {
   private cureSource: { mask: bigint; xstate: Buffer } | undefined;
   /** a dump target: its scratch area and frames are reported to the guardian */
   private guarded = false;
+  /**
+   * A dump target not armed yet (selfCure): killed during an injected call
+   * it would run on at a borrowed address with our registers. Nothing but
+   * the mmap of its scratch area (the one window, docs/robustness.md) may
+   * be injected until it is armed.
+   */
+  private awaitingArm = false;
+  /** scratchRequest() asked for that mmap: the next injection may be it */
+  private scratchMmapNext = false;
+
+  protected override beforeInject(nr: number): void {
+    if (!this.awaitingArm) return;
+    if (this.scratchMmapNext && nr === NR.mmap) {
+      this.scratchMmapNext = false;
+      return;
+    }
+    throw new CriuTsError('EINFECT', `task ${this.tid}: injected syscall ${nr} before the thread is armed with its self-cure frame`, { pid: this.tid, nr });
+  }
 
   protected override armedInjectSp(): bigint | undefined {
     return this.cureFrame?.injectSp;
@@ -85,6 +106,7 @@ export class Tracee extends HeldTask {
       t.stashedSignals.push(...stashed);
       t.deferBlock = selfCure;
       t.guarded = selfCure;
+      t.awaitingArm = selfCure;
       return t;
     } catch (e) {
       ptraceDetachQuiet(tid);
@@ -132,6 +154,7 @@ export class Tracee extends HeldTask {
       log.info(`thread ${this.tid}: no self-cure (${shstk ? 'shadow stack' : 'no syscall;ret or sigreturn gadget'})`);
     }
     this.deferBlock = false;
+    this.awaitingArm = false;
     if (this.savedSigmask === undefined) this.blockSignals();
     return sc !== undefined;
   }
@@ -164,6 +187,7 @@ export class Tracee extends HeldTask {
     // task's own anonymous mappings, so the dump can leave it out exactly.
     // With `at`, MAP_FIXED_NOREPLACE puts it in a hole the caller chose.
     const flags = 0x21 | (at === undefined ? 0 : 0x100000);
+    this.scratchMmapNext = true;
     return { nr: NR.mmap, args: [at ?? 0, size, 3 /* RW */, flags, -1, 0] };
   }
 
@@ -230,9 +254,12 @@ export class Tracee extends HeldTask {
     let failed: unknown;
     try {
       if (stashed.length > 0) {
+        // Re-queueing is injected: a thread never armed (the run failed
+        // between seize and armTree) is armed alone first.
+        if (this.awaitingArm) this.selfCure(this.mapScratch(CURE_ARGS_BYTES + this.selfCureBytes()) + BigInt(CURE_ARGS_BYTES));
         this.deferBlock = false;
         const pid = this.tgid();
-        const a = this.mapScratch();
+        const a = this.scratch?.addr ?? this.mapScratch();
         for (const si of stashed) {
           this.writeMem(a, si);
           const sig = si.readInt32LE(0);

@@ -14,56 +14,13 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { isAlive, startSubject } from '../lib/subjects.js';
 import { runCli, withFault } from '../lib/run.js';
+import { handlesUsr1, passesOf, settled, snapshot, spread } from '../lib/kill-walk.js';
 import { FAULT_POINTS } from '../../src/fault.js';
 
 const SIGNALS = ['SIGKILL', 'SIGTERM', 'SIGINT', 'SIGHUP'] as const;
-
-/** Per thread: TracerPid and SigBlk; then the address space. */
-function snapshot(pid: number): string {
-  const threads = readdirSync(`/proc/${pid}/task`).sort().map((tid) => {
-    const st = readFileSync(`/proc/${pid}/task/${tid}/status`, 'latin1');
-    return `${tid} ${/\nTracerPid:\s+(\d+)/.exec(st)?.[1]} ${/\nSigBlk:\s+(\S+)/.exec(st)?.[1]}`;
-  });
-  return threads.join('\n') + '\n' + readFileSync(`/proc/${pid}/maps`, 'latin1');
-}
-
-function pending(pid: number): string {
-  const st = readFileSync(`/proc/${pid}/status`, 'latin1');
-  return `${/\nSigPnd:\s+(\S+)/.exec(st)?.[1]} ${/\nShdPnd:\s+(\S+)/.exec(st)?.[1]}`;
-}
-
-/**
- * The snapshot once it equals `want` (within a second): a thread put back
- * in sigsuspend() shows its own mask until it runs again and re-enters it.
- */
-async function settled(pid: number, want: string): Promise<string> {
-  let now = snapshot(pid);
-  for (let i = 0; i < 100 && now !== want; i++) {
-    await new Promise((res) => setTimeout(res, 10));
-    now = snapshot(pid);
-  }
-  return now;
-}
-
-
-/** The fault points a run passes, in order (CRIU_TS_FAULT=count). */
-function passesOf(stderr: string): string[] {
-  const m = /fault passes: (\d+): ([^\n]*)/.exec(stderr);
-  assert.ok(m, `no fault count in:\n${stderr}`);
-  return (m[2] ?? '').split(' ');
-}
-
-/**
- * Spread n kill points over [lo, hi], skipping the passes of `skip`.
- */
-function spread(lo: number, hi: number, n: number, skip: Set<number>): number[] {
-  const cands: number[] = [];
-  for (let k = lo; k <= hi; k++) if (!skip.has(k)) cands.push(k);
-  return Array.from({ length: n }, (_, i) => cands[Math.round((i * (cands.length - 1)) / Math.max(1, n - 1))] as number);
-}
 
 test('criu-ts killed at 30 points of a dump (SIGKILL/SIGTERM/SIGINT/SIGHUP, with and without -R): the target carries on as before, 30/30', async () => {
   const s = await startSubject('dump-victim', ['--usr1', '30'], { pthread: true });
@@ -96,9 +53,7 @@ test('criu-ts killed at 30 points of a dump (SIGKILL/SIGTERM/SIGINT/SIGHUP, with
       assert.ok(isAlive(s.pid), `${what}: the target died\n${r.stderr}`);
       assert.equal(await settled(s.pid, before), before, `${what}: threads (TracerPid, SigBlk) or maps changed\n${r.stderr}`);
       assert.match(r.stderr, /criu-ts: interrupted/, `${what}: no word from the guardian`);
-      process.kill(s.pid, 'SIGUSR1');
-      for (let t = 0; t < 100 && pending(s.pid) !== '0000000000000000 0000000000000000'; t++) await new Promise((res) => setTimeout(res, 10));
-      assert.equal(pending(s.pid), '0000000000000000 0000000000000000', `${what}: SIGUSR1 not handled`);
+      assert.ok(await handlesUsr1(s.pid), `${what}: SIGUSR1 not handled`);
       ok++;
     }
     assert.equal(ok, 30);

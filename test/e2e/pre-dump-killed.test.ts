@@ -2,10 +2,10 @@
  * Issue 15's "what survives a crash of criu-ts between pre-dumps": criu-ts
  * killed with SIGKILL inside a pre-dump, after its scan of the written
  * pages protected them again and before it wrote its record. The guardian
- * lets the task go; it runs on with its tracker (async write-protect: a
- * write never waits) and writes at full speed after one pass of minor
- * faults; the next dump trusts nothing of the killed run, copies every
- * page, and the restored task is right.
+ * lets the task go and closes the trackers the killed run scanned or made
+ * (test/cli/e2e-killed-pre-dump.test.ts walks the kill points); the task
+ * writes at full speed; the next dump trusts nothing of the killed run,
+ * copies every page, and the restored task is right.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';

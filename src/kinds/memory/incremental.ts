@@ -13,7 +13,8 @@
  *   final dump closes the tracker, so the task's fds are its own again
  *   before they are dumped.
  * - finish(): writes this dump's record. abort(): on any failure, closes
- *   every tracker this run scanned or made.
+ *   every tracker this run scanned or made; each is also told to the
+ *   guardian (infect/guardian.ts), which closes it if criu-ts dies first.
  *
  * A record is used once: the first scan consumes (deletes) the parent's
  * record, because the scan re-protects what it reports. A second dump from
@@ -24,6 +25,7 @@ import { closeSync, openSync, rmSync, existsSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { kcmp, KCMP } from '../../sys/index.js';
 import type { Tracee } from '../../infect/tracee.js';
+import { traceeObserver } from '../../infect/observer.js';
 import { CriuTsError } from '../../errors.js';
 import { logger } from '../../log.js';
 import type { MemoryDump, MemoryTrackContext } from './dump.js';
@@ -102,7 +104,7 @@ export class IncrementalMemory {
     const prev = this.opts.prevDir;
     if (!own || prev === undefined) return undefined;
     this.consume();
-    this.touched.push({ t, fd: own.fd });
+    this.touch(pid, t, own);
     st.pagemapFd = openSync(`/proc/${pid}/pagemap`, 'r');
     // The parent's pagemap where it is here (a local chain, or a page server writing into the same dir); else what its record says was sent.
     const parent = existsSync(imagePath(prev, 'PAGEMAP', imageId)) ? coverage(prev, imageFile('PAGEMAP', imageId)) : rec?.covered ?? [];
@@ -129,7 +131,7 @@ export class IncrementalMemory {
     }
     let tracker = st.own;
     if (!tracker) {
-      tracker = createTracker(st.t, pid);
+      tracker = createTracker(st.t, pid); // told to the guardian fd by fd as it is made
       this.touched.push({ t: st.t, fd: tracker.fd });
     }
     const tracked = st.tracked;
@@ -186,6 +188,15 @@ export class IncrementalMemory {
   /** The tracker this run keeps in task `pid` (a dump with --track-mem -R): its fd is ours, hidden from the dump of the task's fds. */
   keptTrackerFd(pid: number): number | undefined {
     return this.opts.keepTracking ? this.next.get(pid)?.fd : undefined;
+  }
+
+  /**
+   * A tracker this run scanned (its record is consumed): closed if the run
+   * fails, here (abort) or by the guardian if criu-ts dies.
+   */
+  private touch(pid: number, t: Tracee, tr: Tracker): void {
+    this.touched.push({ t, fd: tr.fd });
+    traceeObserver()?.tracker(pid, tr.fd, tr.ino);
   }
 
   private consume(): void {

@@ -41,6 +41,7 @@ import { NR, isSyscallError, pagemapScan, PAGE_IS_WRITTEN, PAGE_IS_PFNZERO, PAGE
   UFFD_USER_MODE_ONLY, UFFD_FEATURE_WP_ASYNC, UFFD_FEATURE_WP_UNPOPULATED, UFFDIO_API, UFFDIO_REGISTER, UFFDIO_WRITEPROTECT,
   UFFDIO_REGISTER_MODE_WP, UFFDIO_WRITEPROTECT_MODE_WP, uffdioApi, uffdioRegister, uffdioWriteprotect, replaceFile } from '../../sys/index.js';
 import type { Tracee } from '../../infect/tracee.js';
+import { traceeObserver } from '../../infect/observer.js';
 import { CriuTsError } from '../../errors.js';
 import { logger } from '../../log.js';
 import { O_NONBLOCK, O_CLOEXEC } from '../../sys/fcntl.js';
@@ -130,8 +131,28 @@ function highFd(pid: number): number {
   return fd;
 }
 
-/** Make a tracker in the task (main thread `t`, scratch mapped) at a high fd. */
+/** The inodes of every userfaultfd the task holds. */
+function userfaultfdInodes(pid: number): bigint[] {
+  const out: bigint[] = [];
+  for (const fd of listFds(pid)) {
+    try {
+      if (readFdLink(pid, fd) === UFFD_LINK) out.push(inodeOf(pid, fd));
+    } catch {
+      // closed meanwhile
+    }
+  }
+  return out;
+}
+
+/**
+ * Make a tracker in the task (main thread `t`, scratch mapped) at a high
+ * fd. The guardian is told first (infect/guardian.ts): an injected call
+ * whose registers are set runs even if criu-ts dies right then, so a
+ * userfaultfd may appear that we never saw; if criu-ts dies, the guardian
+ * closes every one the task did not hold before.
+ */
 export function createTracker(t: Tracee, pid: number): Tracker {
+  traceeObserver()?.trackerMaking(pid, userfaultfdInodes(pid));
   const low = Number(t.syscall('userfaultfd', NR.userfaultfd, O_CLOEXEC | O_NONBLOCK | UFFD_USER_MODE_ONLY));
   let fd = low;
   try {
