@@ -21,6 +21,7 @@ import { CriuTsError } from '../errors.js';
 import { probeNftables, probeIptLegacy } from '../kinds/index.js';
 import { startOwnSleep } from '../infect/helper-task.js';
 import type { CheckOptions, CheckResult } from './options.js';
+import { UFFD_FEATURE_PAGEFAULT_FLAG_WP, UFFD_FEATURE_WP_ASYNC } from '../sys/index.js';
 
 /** What a dump and a restore cannot do without: `criu-ts check` says "Looks good." when all are there. */
 export const BASIC_FEATURES = ['ptrace_seize', 'process_vm_readv', 'pidfd_getfd', 'clone3_set_tid', 'pagemap'] as const;
@@ -49,9 +50,7 @@ export const EXTRA_FEATURES: readonly string[] = FEATURE_NAMES.filter(
 );
 
 // userfaultfd feature bits (include/uapi/linux/userfaultfd.h)
-const UFFD_FEATURE_PAGEFAULT_FLAG_WP = 1n << 0n;
 const UFFD_NONCOOP_EVENTS = (1n << 1n) | (1n << 2n) | (1n << 3n) | (1n << 6n); // FORK, REMAP, REMOVE, UNMAP
-const UFFD_FEATURE_WP_ASYNC = 1n << 15n;
 
 /** Lazily computed facts shared by several probes during one check() call. */
 class Facts {

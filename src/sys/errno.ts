@@ -46,3 +46,7 @@ export const ERESTARTSYS = 512;
 export const ERESTARTNOINTR = 513;
 export const ERESTARTNOHAND = 514;
 export const ERESTART_RESTARTBLOCK = 516;
+
+// Used by the kinds (src/kinds), declared here once.
+export const EADDRNOTAVAIL = 99;
+export const EINPROGRESS = 115;

@@ -49,3 +49,43 @@ export const S_IFIFO = 0o010000;
 export const S_IFCHR = 0o020000;
 export const S_IFBLK = 0o060000;
 export const S_IFLNK = 0o120000;
+
+// Used by the kinds (src/kinds), declared here once.
+export const F_UNLCK = 2;
+export const F_SETPIPE_SZ = 1031;
+export const F_GETPIPE_SZ = 1032;
+export const EPOLL_CTL_ADD = 1;
+export const EFD_SEMAPHORE = 1;
+export const FAN_MARK_ADD = 0x1;
+export const FAN_MARK_MOUNT = 0x10;
+export const FAN_MARK_IGNORED_MASK = 0x20;
+export const LEASE_BREAKING = 4;
+export const F_SETLEASE = 1024;
+export const F_RDLCK = 0;
+export const F_WRLCK = 1;
+export const F_SETLK = 6;
+export const F_OFD_SETLK = 37;
+export const LOCK_SH = 1;
+export const LOCK_EX = 2;
+export const LOCK_NB = 4;
+export const F_SETOWN = 8;
+export const F_GETOWN_EX = 16;
+export const F_SETSIG = 10;
+export const F_GETSIG = 11;
+/** Flags that change how add_watch treats the mask, not part of the watch itself. */
+export const IN_MASK_CREATE = 0x10000000;
+export const IN_MASK_ADD = 0x20000000;
+export const F_ADD_SEALS = 1033;
+export const F_GET_SEALS = 1034;
+export const F_SEAL_SEAL = 1;
+export const MFD_ALLOW_SEALING = 2;
+export const MFD_HUGETLB = 4;
+export const MFD_HUGE_SHIFT = 26;
+export const SPLICE_F_NONBLOCK = 2;
+export const O_DIRECT = 0o40000;
+/** __O_TMPFILE | O_DIRECTORY */
+export const O_TMPFILE = 0o20200000;
+export const MQUEUE_MAGIC = 0x19800202;
+export const PROC_SUPER_MAGIC = 0x9fa0;
+export const TFD_TIMER_ABSTIME = 1;
+export const DEVPTS_SUPER_MAGIC = 0x1cd1;

@@ -9,6 +9,7 @@ export * from './process.js';
 export { sys, sysTry, sysBig, addr } from './libc.js';
 export * from './fhandle.js';
 export * from './socket.js';
+export * from './sockopt.js';
 export * from './seqpacket.js';
 export * from './nodes.js';
 export * from './xstate.js';

@@ -8,3 +8,12 @@ export const SIOCINQ = 0x541b;
 export const SIOCUNIXFILE = 0x89e0;
 /** struct ifreq: the index of the device named (linux/sockios.h) */
 export const SIOCGIFINDEX = 0x8933;
+
+// Used by the kinds (src/kinds), declared here once.
+export const SIOCOUTQ = 0x5411;
+export const SIOCOUTQNSD = 0x894b;
+export const SIOCGIFNAME = 0x8910;
+/** _IOW('T', 0, __u64): the kernel's checkpoint/restore hook for timerfd ticks. */
+export const TFD_IOC_SET_TICKS = 0x40085400;
+export const TIOCSTI = 0x5412;
+export const TIOCINQ = 0x541b;

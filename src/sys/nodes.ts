@@ -87,3 +87,10 @@ export function inotifyAddWatch(fd: number, path: string, mask: number): number 
 export function inotifyRmWatch(fd: number, wd: number): void {
   sys('inotify_rm_watch', NR_INOTIFY_RM_WATCH, undefined, fd, wd);
 }
+
+// Used by the kinds (src/kinds), declared here once.
+export const TTYAUX_MAJOR = 5;
+export const PTS_MAJOR_FIRST = 136;
+export const PTS_MAJOR_LAST = 143;
+export const TUN_MAJOR = 10;
+export const TUN_MINOR = 200;

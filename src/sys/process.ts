@@ -270,3 +270,15 @@ export function clockGettimeNs(clock: number): bigint {
   sys('clock_gettime', NR.clock_gettime, undefined, clock, addr(ts));
   return ts.readBigInt64LE(0) * 1_000_000_000n + ts.readBigInt64LE(8);
 }
+
+// Used by the kinds (src/kinds), declared here once.
+export const MEMBARRIER_CMD_GET_REGISTRATIONS = 1 << 9;
+export const ARCH_GET_XCOMP_PERM = 0x1022;
+export const ARCH_REQ_XCOMP_PERM = 0x1023;
+export const SECURE_NO_SETUID_FIXUP_BIT = 1 << 2;
+export const PR_CAPBSET_DROP = 24;
+export const PR_CAP_AMBIENT_RAISE = 2;
+export const PR_CAP_AMBIENT_CLEAR_ALL = 4;
+export const SECCOMP_SET_MODE_STRICT = 0;
+export const SECCOMP_SET_MODE_FILTER = 1;
+export const SECCOMP_FILTER_FLAG_TSYNC = 1;

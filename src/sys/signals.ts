@@ -37,3 +37,7 @@ export const SIG_MAX = 64;
 /** si_code values this code tells apart (asm-generic/siginfo.h) */
 export const SI_KERNEL = 0x80;
 export const SI_TIMER = -2;
+
+// Used by the kinds (src/kinds), declared here once.
+export const SIGEV_NONE = 1;
+export const SIGEV_THREAD_ID = 4;

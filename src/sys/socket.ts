@@ -352,3 +352,4 @@ export function unixSocketFile(fd: number): number | undefined {
   if (r < 0) throw new SyscallError('ioctl(SIOCUNIXFILE)', -r);
   return r;
 }
+

@@ -18,13 +18,19 @@ const NOT_YET: Readonly<Record<string, string>> = {};
 
 
 
-const DECL = /^(export )?const ([A-Z][A-Z0-9_]+) = (-?(?:0x[0-9a-fA-F]+|0o[0-7]+|\d+)n?);/gm;
+const DECL = /^(export )?const ([A-Z][A-Z0-9_]+) = (-?(?:0x[0-9a-fA-F]+|0o[0-7]+|\d+)n?(?: << \d+n?)?);/gm;
 
-interface Decl { file: string; name: string; value: string; exported: boolean }
+/** The value of a declaration's right side: a number, or 1 << N. */
+function valueOf(text: string): bigint {
+  const [a, b] = text.split(' << ').map((x) => BigInt(x.replace(/n$/, '')));
+  return b === undefined ? (a ?? 0n) : (a ?? 0n) << b;
+}
+
+interface Decl { file: string; name: string; value: string; exported: boolean; shifted: boolean }
 
 function declsOf(file: string): Decl[] {
   return [...readFileSync(file, 'utf8').matchAll(DECL)].map((m) => ({
-    file: relative(SRC, file), name: m[2] ?? '', value: (m[3] ?? '').replace(/n$/, ''), exported: m[1] !== undefined,
+    file: relative(SRC, file), name: m[2] ?? '', value: String(valueOf(m[3] ?? '0')), exported: m[1] !== undefined, shifted: (m[3] ?? '').includes('<<'),
   }));
 }
 
@@ -42,8 +48,9 @@ test('no constant of src/sys or images/flags.ts is declared again elsewhere', ()
 
 test('no constant is declared with the same value in two files (it belongs in src/sys)', () => {
   const byKey = new Map<string, Decl[]>();
+  // Plain numbers only: a size of our own written as 1 << 20 may well be chosen alike in two places.
   for (const d of all) {
-    if (allowed(d)) continue;
+    if (allowed(d) || d.shifted) continue;
     const k = `${d.name}=${BigInt(d.value)}`;
     byKey.set(k, [...(byKey.get(k) ?? []), d]);
   }
@@ -56,4 +63,37 @@ test('no constant is declared with the same value in two files (it belongs in sr
 test('the folders still allowed their own constants still declare some of src/sys', () => {
   const done = Object.keys(NOT_YET).filter((dir) => !all.some((d) => d.file.startsWith(dir) && homes.has(d.name)));
   assert.deepEqual(done, [], 'these folders declare no constant of src/sys any more: take them off NOT_YET in test/arch/constants.test.ts');
+});
+
+/**
+ * Names the kernel's headers give (socket options, fcntl and open flags,
+ * prctl, seccomp, signals, ioctls, filesystem magics...) are declared in
+ * src/sys alone. These few are still declared by their one user, each
+ * with why; take a name off when it moves.
+ */
+const KERNEL_NAME = /^(SO|SOL|IP|IPV6|TCP|IPPROTO|AF|SOCK|MSG|SCM|SHUT|F|O|FD|AT|MAP|MADV|PROT|MREMAP|SA|SI|SIGEV|CLONE|PR|SECCOMP|SECURE|ARCH|MEMBARRIER|RSEQ|EFD|TFD|MFD|SPLICE|EPOLL|FAN|IN|UFFD|UFFDIO|S|UDIAG|UNIX_DIAG|INET_DIAG|NDIAG|NETLINK|ICMP|ICMPV6|LOCK|LEASE|TIOC|SIOC|FIO|TUN|PTS|TTYAUX)_[A-Z0-9_]+$|_MAGIC$|^IFNAMSIZ$/;
+/** errno names, as src/sys/errno.ts spells them */
+const ERRNO_NAMES = new Set([...readFileSync(join(SRC, 'sys', 'errno.ts'), 'utf8').matchAll(/'(E[A-Z0-9]+)'/g)].map((m) => m[1] ?? ''));
+const isKernelName = (n: string): boolean => KERNEL_NAME.test(n) || ERRNO_NAMES.has(n);
+const STILL_LOCAL: Readonly<Record<string, string>> = {
+  'kinds/memory/restore.ts RSEQ_FLAG_UNREGISTER': 'kinds/memory is being reworked by the restore speed-up of this session: moved with it next',
+  'kinds/memory/hugetlb.ts MAP_HUGE_SHIFT': 'as above',
+  'kinds/memory/guard.ts MADV_GUARD_INSTALL': 'as above',
+  'kinds/memory/cow.ts MADV_DONTNEED': 'as above',
+  'restore/authorize.ts S_ISUID': 'restore/ is being reworked this session: moved with it next',
+  'restore/authorize.ts S_ISGID': 'as above',
+  'restore/files.ts F_DUPFD': 'as above',
+  'restore/create.ts CLONE_FILES': 'as above',
+  'restore/stub.ts CLONE_ARGS_SIZE': 'as above (struct clone_args, CLONE_ARGS_SIZE_VER2)',
+};
+
+test('kernel names are declared in src/sys only', () => {
+  // Names with a number (or 1 << N) of their own; sizes (_BYTES) are of our making.
+  const local = all
+    .filter((d) => !isHome(d) && !d.file.startsWith('images/') && isKernelName(d.name) && !d.name.endsWith('_BYTES'))
+    .map((d) => `${d.file} ${d.name}`);
+  const bad = local.filter((k) => STILL_LOCAL[k] === undefined);
+  assert.deepEqual(bad, [], `declare these in src/sys (by topic) and import them:\n${bad.join('\n')}`);
+  const moved = Object.keys(STILL_LOCAL).filter((k) => !local.includes(k));
+  assert.deepEqual(moved, [], 'these are no longer declared there: take them off STILL_LOCAL in test/arch/constants.test.ts');
 });

@@ -9,7 +9,7 @@
  *   asks for a root process, for a directory it cannot write, or for the
  *   restore of images of a root process.
  */
-import { after, before, test } from 'node:test';
+import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile, execFileSync, spawn, spawnSync } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
@@ -17,7 +17,8 @@ import { chownSync, closeSync, existsSync, openSync, readdirSync, readFileSync, 
 import { join } from 'node:path';
 import { isAlive, repoRoot, startSubject } from '../lib/subjects.js';
 import type { Subject } from '../lib/subjects.js';
-import { becomeSubreaper, closeInheritedFds, killAndWait, removeDir, tempDir, waitFor, waitGone } from '../e2e/helpers.js';
+import { killAndWait, removeDir, tempDir, useSubjectCleanup, waitFor, waitGone } from '../lib/harness.js';
+import { parseStatus } from '../../src/proc/index.js';
 
 const PYTHON = '/usr/bin/python3';
 const CLIENT = join(repoRoot(), 'test', 'rpc', 'pycriu-client.py');
@@ -50,25 +51,13 @@ function asNobody(args: string[]): Promise<Run> {
   });
 }
 
-function tracerOf(pid: number): number {
-  return Number(/^TracerPid:\s*(\d+)/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? -1);
-}
+const tracerOf = (pid: number): number => parseStatus(pid).tracerPid;
 
 const services: ChildProcess[] = [];
-const subjects: Subject[] = [];
-const dirs: string[] = [];
-before(() => {
-  closeInheritedFds();
-  becomeSubreaper();
-});
-after(async () => {
+after(() => {
   for (const s of services) s.kill('SIGKILL');
-  for (const s of subjects) {
-    await killAndWait(s.pid);
-    s.cleanup();
-  }
-  for (const d of dirs) removeDir(d);
 });
+const { subjects, dirs } = useSubjectCleanup();
 
 async function startService(extra: string[]): Promise<string> {
   const dir = tempDir('rpc-sec');

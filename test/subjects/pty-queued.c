@@ -31,13 +31,8 @@ static void expect_line(const char *want, size_t len)
 int main(int argc, char **argv)
 {
 	subject_init(argc, argv);
-	subject_at(20, posix_openpt(O_RDWR | O_NOCTTY), "ptmx");
-	if (grantpt(20) || unlockpt(20))
-		subject_fail("unlockpt");
 	char name[64];
-	if (ptsname_r(20, name, sizeof(name)))
-		subject_fail("ptsname");
-	subject_at(21, open(name, O_RDWR | O_NOCTTY), "slave");
+	subject_openpty(20, 21, O_RDWR | O_NOCTTY, name);
 	struct termios tio;
 	tcgetattr(21, &tio);
 	tio.c_lflag &= ~(ECHO | ECHOE | ECHOK | ECHONL | ECHOCTL | ECHOKE);

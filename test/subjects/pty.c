@@ -23,13 +23,8 @@
 int main(int argc, char **argv)
 {
 	subject_init(argc, argv);
-	subject_at(20, posix_openpt(O_RDWR | O_NOCTTY), "ptmx");
-	if (grantpt(20) || unlockpt(20))
-		subject_fail("unlockpt");
 	char name[64];
-	if (ptsname_r(20, name, sizeof(name)))
-		subject_fail("ptsname");
-	subject_at(21, open(name, O_RDWR), "slave");
+	subject_openpty(20, 21, O_RDWR, name);
 	if (tcgetsid(21) != getpid())
 		subject_fail("slave did not become the controlling terminal");
 	struct termios tio;

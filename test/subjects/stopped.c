@@ -18,19 +18,6 @@
 
 #define BUF_BYTES (256 * 1024)
 
-static int state_of(pid_t pid)
-{
-	char path[64], line[512];
-	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
-	FILE *f = fopen(path, "re");
-	if (f == NULL)
-		return 0;
-	char *ok = fgets(line, sizeof(line), f);
-	fclose(f);
-	char *p = ok ? strrchr(line, ')') : NULL;
-	return p ? p[2] : 0;
-}
-
 /* Fill a buffer, let body stop us, then check the buffer survived. */
 static void __attribute__((noreturn)) child(int self_stop, uint64_t seed)
 {
@@ -68,7 +55,7 @@ static void wait_stopped(pid_t pid)
 
 static void check(pid_t pid, const char *what)
 {
-	int state = state_of(pid);
+	int state = subject_proc_state(pid, NULL);
 	if (state != 'T')
 		subject_fail("%s child %d state '%c', want 'T' (stopped)", what, pid, state ? state : '?');
 }

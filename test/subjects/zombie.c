@@ -16,22 +16,6 @@
 #include <unistd.h>
 
 /* State letter and ppid of pid from /proc/PID/stat; 0 when unreadable. */
-static int stat_of(pid_t pid, int *ppid)
-{
-	char path[64], line[512];
-	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
-	FILE *f = fopen(path, "re");
-	if (f == NULL)
-		return 0;
-	char *ok = fgets(line, sizeof(line), f);
-	fclose(f);
-	char *p = ok ? strrchr(line, ')') : NULL;
-	char state;
-	if (p == NULL || sscanf(p + 2, "%c %d", &state, ppid) != 2)
-		return 0;
-	return state;
-}
-
 static void wait_dead(pid_t pid)
 {
 	siginfo_t si;
@@ -43,7 +27,7 @@ static void wait_dead(pid_t pid)
 
 static void check(pid_t pid, int want_exit, int want_sig)
 {
-	int ppid = 0, state = stat_of(pid, &ppid);
+	int ppid = 0, state = subject_proc_state(pid, &ppid);
 	if (state != 'Z')
 		subject_fail("child %d state '%c', want zombie", pid, state ? state : '?');
 	if (ppid != getpid())
@@ -56,7 +40,7 @@ static void check(pid_t pid, int want_exit, int want_sig)
 		subject_fail("zombie %d status 0x%x, want exit %d", pid, st, want_exit);
 	if (want_sig > 0 && (!WIFSIGNALED(st) || WTERMSIG(st) != want_sig || WCOREDUMP(st)))
 		subject_fail("zombie %d status 0x%x, want signal %d", pid, st, want_sig);
-	if (stat_of(pid, &ppid) != 0)
+	if (subject_proc_state(pid, &ppid) != 0)
 		subject_fail("zombie %d still there after waitpid", pid);
 }
 

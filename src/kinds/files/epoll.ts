@@ -26,7 +26,7 @@
  * recorded), once every task's fds are final.
  */
 import { readdirSync, statSync } from 'node:fs';
-import { NR, kcmpEpollTarget, pidfdOpen, pidfdGetfd, closeQuiet } from '../../sys/index.js';
+import { NR, kcmpEpollTarget, pidfdOpen, pidfdGetfd, closeQuiet, EPOLL_CTL_ADD } from '../../sys/index.js';
 import type { EventpollTfdEntry, FdinfoEntry, FileEntry } from '../../images/messages.js';
 import type { FileKind, FdProbe, RestoreContext, RestoreTaskHandle } from '../types.js';
 import { CriuTsError } from '../../errors.js';
@@ -34,7 +34,6 @@ import { NO_FOWN } from './fown.js';
 import { fileFlags, isAnonLink, part } from './anon-inode.js';
 import { isFinalFd } from './task-fds.js';
 
-const EPOLL_CTL_ADD = 1;
 
 /** Is the task's fd `tfd` still the file the epoll watches? (inode and device) */
 function sameTarget(pid: number, tfd: number, ino: bigint, sdev: number): boolean {

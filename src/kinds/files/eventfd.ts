@@ -9,14 +9,13 @@
  * O_RDWR): CRIU restores flags with F_SETFL, which ignores access-mode
  * bits, so such an image still restores under CRIU (as a plain counter).
  */
-import { NR, O_ACCMODE } from '../../sys/index.js';
+import { NR, O_ACCMODE, EFD_SEMAPHORE } from '../../sys/index.js';
 import type { EventfdFileEntry, FileEntry } from '../../images/messages.js';
 import type { FileKind, FdProbe, RestoreTaskHandle } from '../types.js';
 import { CriuTsError } from '../../errors.js';
 import { NO_FOWN } from './fown.js';
 import { createFlags, fileFlags, isAnonLink, part } from './anon-inode.js';
 
-const EFD_SEMAPHORE = 1;
 
 export const eventfdKind: FileKind = {
   name: 'eventfd',

@@ -14,7 +14,7 @@
  * mount mark also sees the opens of the dump itself); permission events
  * pending an answer are lost.
  */
-import { NR, AT_FDCWD } from '../../sys/index.js';
+import { NR, AT_FDCWD, FAN_MARK_ADD, FAN_MARK_MOUNT, FAN_MARK_IGNORED_MASK } from '../../sys/index.js';
 import type { FanotifyMarkEntry, FileEntry } from '../../images/messages.js';
 import type { FileKind, FdProbe, RestoreTaskHandle } from '../types.js';
 import { parseMountinfo } from '../../proc/index.js';
@@ -26,9 +26,6 @@ import { logger } from '../../log.js';
 const log = logger('fanotify');
 import { fhEntryFor } from './fsnotify-handle.js';
 
-const FAN_MARK_ADD = 0x1;
-const FAN_MARK_MOUNT = 0x10;
-const FAN_MARK_IGNORED_MASK = 0x20;
 
 export const fanotifyKind: FileKind = {
   name: 'fanotify',

@@ -33,7 +33,7 @@
  * core would close its parked copy after `finish`).
  */
 import { readdirSync, statSync } from 'node:fs';
-import { NR, SEEK_SET, F_GETFL, F_SETOWN_EX, O_ACCMODE, O_RDONLY, O_WRONLY, O_NONBLOCK, AT_FDCWD, EAGAIN } from '../../sys/index.js';
+import { NR, SEEK_SET, F_GETFL, F_SETOWN_EX, O_ACCMODE, O_RDONLY, O_WRONLY, O_NONBLOCK, AT_FDCWD, EAGAIN, LEASE_BREAKING, F_SETLEASE, F_RDLCK, F_WRLCK, F_SETLK, F_OFD_SETLK, LOCK_SH, LOCK_EX, LOCK_NB, F_SETOWN, F_GETOWN_EX, F_UNLCK } from '../../sys/index.js';
 import type { FileEntry, FileLockEntry } from '../../images/messages.js';
 import type { LockInfo } from '../../proc/index.js';
 import { stateKey, type DumpContext, type FileKind, type FdProbe, type RestoreContext, type RestoreTaskHandle } from '../types.js';
@@ -45,16 +45,6 @@ export const FL_POSIX = 1;
 export const FL_FLOCK = 2;
 export const FL_OFD = 4;
 export const FL_LEASE = 8;
-const LEASE_BREAKING = 4;
-const F_SETLEASE = 1024;
-const F_RDLCK = 0;
-const F_WRLCK = 1;
-const F_UNLCK_TYPE = 2;
-const F_SETLK = 6;
-const F_OFD_SETLK = 37;
-const LOCK_SH = 1;
-const LOCK_EX = 2;
-const LOCK_NB = 4;
 
 /** POSIX locks show on every fd of the file in the task: write each once per dump. */
 const SEEN_POSIX = stateKey<Set<string>>('file-locks:seen-posix');
@@ -70,7 +60,7 @@ function flagOf(l: LockInfo): number {
 
 /** A lease's type; for one being broken, the type it breaks to (what fdinfo shows) with LEASE_BREAKING. */
 function typeOf(l: LockInfo): number {
-  const t = l.mode === 'WRITE' ? F_WRLCK : l.mode === 'UNLCK' ? F_UNLCK_TYPE : F_RDLCK;
+  const t = l.mode === 'WRITE' ? F_WRLCK : l.mode === 'UNLCK' ? F_UNLCK : F_RDLCK;
   return l.type === 'LEASE' && l.kind === 'BREAKING' ? t | LEASE_BREAKING : t;
 }
 
@@ -166,8 +156,6 @@ function closeOtherCopies(t: RestoreTaskHandle, fd: number, ctx: RestoreContext)
   }
 }
 
-const F_SETOWN = 8;
-const F_GETOWN_EX = 16;
 
 /**
  * F_SETLEASE makes the task the file's owner: the owner the core restored

@@ -7,7 +7,7 @@
  * the recorded uid/euid for the length of one call, F_SETOWN_EX.
  * Limits: the owner pid is taken as is (same pid namespace).
  */
-import { fcntl, fcntlGetOwnerEx, fcntlGetOwnerUids, NR, PR, O_PATH, F_SETOWN_EX } from '../../sys/index.js';
+import { fcntl, fcntlGetOwnerEx, fcntlGetOwnerUids, NR, PR, O_PATH, F_SETOWN_EX, F_SETSIG, F_GETSIG } from '../../sys/index.js';
 import type { FownEntry, FileEntry } from '../../images/messages.js';
 import type { DumpContext, RestoreTaskHandle } from '../types.js';
 import { CriuTsError } from '../../errors.js';
@@ -20,8 +20,6 @@ import { INVALID_ID, treeUid } from '../ns/user.js';
  */
 export const NO_FOWN: FownEntry = { uid: 0, euid: 0, signum: 0, pid_type: 0, pid: 0 };
 
-const F_SETSIG = 10;
-const F_GETSIG = 11;
 
 /** The description's owner, or undefined when nothing was set. */
 export function readFown(localFd: number, flags: number): FownEntry | undefined {

@@ -21,7 +21,7 @@
  * Known limits: events queued at dump time refuse the dump (they cannot be
  * read back without consuming them).
  */
-import { NR, FIONREAD, fdOfTask, closeQuiet, inotifyAddWatch, inotifyRmWatch, NR_INOTIFY_RM_WATCH } from '../../sys/index.js';
+import { NR, FIONREAD, fdOfTask, closeQuiet, inotifyAddWatch, inotifyRmWatch, NR_INOTIFY_RM_WATCH, IN_MASK_CREATE, IN_MASK_ADD } from '../../sys/index.js';
 import type { FileEntry, InotifyWdEntry } from '../../images/messages.js';
 import type { DumpContext, FileKind, FdProbe, RestoreContext, RestoreTaskHandle } from '../types.js';
 import { CriuTsError } from '../../errors.js';
@@ -31,9 +31,6 @@ import { fhEntryFor } from './fsnotify-handle.js';
 import { ghostReopenPath, requireGhostOf } from './ghost/index.js';
 import { foreignMountTask, treeMountNsTasks } from '../ns/mnt/index.js';
 
-/** Flags that change how add_watch treats the mask, not part of the watch itself. */
-const IN_MASK_CREATE = 0x10000000;
-const IN_MASK_ADD = 0x20000000;
 /** Give up on reaching a wd after this many tries (each costs two injected syscalls). */
 const MAX_WD_TRIES = 65536;
 const DRAIN_CHUNK_BYTES = 4096;

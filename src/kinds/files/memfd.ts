@@ -24,10 +24,7 @@
  * Known limits: contents are read whole into memory before they are written.
  */
 import { type Stats, statfsSync, fchmodSync, fchownSync, fstatSync, ftruncateSync, readdirSync, readSync, statSync, writeSync, readlinkSync, openSync, closeSync } from 'node:fs';
-import {
-  NR, fcntl, PROT_READ, PROT_WRITE, MAP_SHARED, lseek, pidfdGetfd, pidfdOpen, closeQuiet, O_RDWR, SEEK_SET, SEEK_DATA, SEEK_HOLE,
-  AT_FDCWD, PAGE_SIZE, HUGETLBFS_MAGIC, O_CLOEXEC, O_LARGEFILE, shmemDev,
-} from '../../sys/index.js';
+import { NR, fcntl, PROT_READ, PROT_WRITE, MAP_SHARED, lseek, pidfdGetfd, pidfdOpen, closeQuiet, O_RDWR, SEEK_SET, SEEK_DATA, SEEK_HOLE, AT_FDCWD, PAGE_SIZE, HUGETLBFS_MAGIC, O_CLOEXEC, O_LARGEFILE, shmemDev, F_ADD_SEALS, F_GET_SEALS, F_SEAL_SEAL, MFD_ALLOW_SEALING, MFD_HUGETLB, MFD_HUGE_SHIFT } from '../../sys/index.js';
 import { isSharedAnonObject, openSharedAnonFd } from '../memory/shmem-restore.js';
 import type { FileEntry, MemfdFileEntry, MemfdInodeEntry } from '../../images/messages.js';
 import { stateKey, type DumpContext, type FileKind, type FdProbe, type RestoreContext, type RestoreTaskHandle } from '../types.js';
@@ -40,12 +37,6 @@ import { writeShmemPages, readShmemPages, shmemPagesSaved, type DataRun } from '
 import { hostOwner, treeGid, treeUid } from '../ns/user.js';
 
 const MEMFD_PREFIX = '/memfd:';
-const F_ADD_SEALS = 1033;
-const F_GET_SEALS = 1034;
-const F_SEAL_SEAL = 1;
-const MFD_ALLOW_SEALING = 2;
-const MFD_HUGETLB = 4;
-const MFD_HUGE_SHIFT = 26;
 const PROT_RW = PROT_READ | PROT_WRITE;
 
 /** Per dump: memfd inodes already written (inode number → inode_id), MEMFD entries made for mappings (inode_id → file id). */

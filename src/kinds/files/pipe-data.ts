@@ -11,12 +11,9 @@
 import { closeSync, constants, openSync, readSync, writeSync } from 'node:fs';
 import { CriuTsError } from '../../errors.js';
 import type { PipeDataEntry } from '../../images/messages.js';
-import { closeQuiet, fcntl, ioctl, pipe2, tee, isSyscallError, FIONREAD, EAGAIN, O_CLOEXEC, O_ACCMODE, O_WRONLY } from '../../sys/index.js';
+import { closeQuiet, fcntl, ioctl, pipe2, tee, isSyscallError, FIONREAD, EAGAIN, O_CLOEXEC, O_ACCMODE, O_WRONLY, SPLICE_F_NONBLOCK, F_SETPIPE_SZ, F_GETPIPE_SZ } from '../../sys/index.js';
 import { stateKey, type DumpContext, type KindImage, type RestoreContext } from '../types.js';
 
-export const F_SETPIPE_SZ = 1031;
-export const F_GETPIPE_SZ = 1032;
-const SPLICE_F_NONBLOCK = 2;
 
 export type PipeDataImage = Extract<KindImage, 'PIPES_DATA' | 'FIFO_DATA'>;
 

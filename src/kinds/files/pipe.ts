@@ -14,14 +14,13 @@
  */
 import { closeSync, constants, openSync } from 'node:fs';
 import { CriuTsError } from '../../errors.js';
-import { NR, O_ACCMODE, O_WRONLY, F_SETFL, AT_FDCWD, O_CLOEXEC } from '../../sys/index.js';
+import { NR, O_ACCMODE, O_WRONLY, F_SETFL, AT_FDCWD, O_CLOEXEC, O_DIRECT } from '../../sys/index.js';
 import type { FileEntry, PipeEntry } from '../../images/messages.js';
 import { fdPairIn, openOursInTask } from '../install-fd.js';
 import { stateKey, type DumpContext, type FileKind, type FdProbe, type RestoreTaskHandle, type RestoreContext } from '../types.js';
 import { dumpPipeData, restorePipeData } from './pipe-data.js';
 import { NO_FOWN } from './fown.js';
 
-const O_DIRECT = 0o40000;
 
 /** pipes created so far in this restore, by pipe_id */
 const PIPES = stateKey<Map<number, CreatedPipe>>('pipe:created');

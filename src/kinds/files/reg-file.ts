@@ -12,7 +12,7 @@
  */
 import { closeSync, existsSync, lstatSync, openSync, readlinkSync, statSync, statfsSync } from 'node:fs';
 import { CriuTsError } from '../../errors.js';
-import { NR, O_ACCMODE, O_CREAT, O_TRUNC, O_APPEND, O_CLOEXEC, O_LARGEFILE, AT_FDCWD, SEEK_SET, EPERM, EACCES, errnoName } from '../../sys/index.js';
+import { NR, O_ACCMODE, O_CREAT, O_TRUNC, O_APPEND, O_CLOEXEC, O_LARGEFILE, AT_FDCWD, SEEK_SET, EPERM, EACCES, errnoName, O_TMPFILE, MQUEUE_MAGIC, PROC_SUPER_MAGIC } from '../../sys/index.js';
 import { RemoteSyscallError } from '../../infect/tracee.js';
 import type { FdinfoEntry, FileEntry, RegFileEntry, FownEntry } from '../../images/messages.js';
 import { parseMountinfo, pathSeenBy } from '../../proc/index.js';
@@ -22,8 +22,6 @@ import { stateKey, type FileKind, type FdProbe, type RestoreTaskHandle, type Dum
 import { dumpUnlinked, ghostOnOwnMount, DELETED_SUFFIX } from './ghost/index.js';
 import { NO_FOWN } from './fown.js';
 
-/** __O_TMPFILE | O_DIRECTORY */
-const O_TMPFILE = 0o20200000;
 
 
 /** A REG entry for a path we only know by name (mapped files, cwd, root, exe), as task `pid` sees it. */
@@ -39,7 +37,6 @@ export function regEntryForPath(id: number, path: string, flags: number, pid: nu
   return { type: 'REG', id, reg };
 }
 
-const MQUEUE_MAGIC = 0x19800202;
 
 /** Is the fd a POSIX message queue (a file of the mqueue filesystem)? Asked of our own copy. */
 export function isMqueue(p: FdProbe): boolean {
@@ -183,7 +180,6 @@ function isUnlinked(link: string, p: FdProbe): boolean {
   }
 }
 
-const PROC_SUPER_MAGIC = 0x9fa0;
 
 /**
  * A file under /proc/PID of a process that exited and was reaped: only

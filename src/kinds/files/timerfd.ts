@@ -14,16 +14,13 @@
  * Known limits: a TFD_TIMER_CANCEL_ON_SET timer is re-armed but a clock
  * change that happened while dumped is not reported as ECANCELED.
  */
-import { NR } from '../../sys/index.js';
+import { NR, TFD_TIMER_ABSTIME, TFD_IOC_SET_TICKS } from '../../sys/index.js';
 import type { FileEntry, TimerfdEntry } from '../../images/messages.js';
 import type { FileKind, FdProbe, RestoreTaskHandle } from '../types.js';
 import { CriuTsError } from '../../errors.js';
 import { NO_FOWN } from './fown.js';
 import { createFlags, fileFlags, isAnonLink, part } from './anon-inode.js';
 
-const TFD_TIMER_ABSTIME = 1;
-/** _IOW('T', 0, __u64): the kernel's checkpoint/restore hook for timerfd ticks. */
-const TFD_IOC_SET_TICKS = 0x40085400;
 const NSEC_PER_SEC = 1_000_000_000n;
 
 export const timerfdKind: FileKind = {

@@ -28,7 +28,7 @@
 import { CriuTsError } from '../../errors.js';
 import type { FileEntry, TunfileEntry } from '../../images/messages.js';
 import { statSync } from 'node:fs';
-import { AT_FDCWD, NR, O_RDWR, netNamespaceInoOfSocket } from '../../sys/index.js';
+import { AT_FDCWD, NR, O_RDWR, netNamespaceInoOfSocket, TUN_MAJOR, TUN_MINOR, O_LARGEFILE, O_CLOEXEC } from '../../sys/index.js';
 import type { FdProbe, FileKind, RestoreContext, RestoreTaskHandle } from '../types.js';
 import { CRIU_NET_NS, socketNetNsId } from './socket-opts/net-ns.js';
 import { inSocketNetns, tunDeviceFlags } from '../ns/net.js';
@@ -36,10 +36,8 @@ import { IFF_ATTACH_FLAGS, tunAttachment } from '../ns/net-tun.js';
 import { IFF_DETACH_QUEUE, IFF_PERSIST, TUNSETIFF, TUNSETPERSIST, TUNSETQUEUE } from '../../sys/index.js';
 
 const TUN_PATH = '/dev/net/tun';
-const TUN_MAJOR = 10;
-const TUN_MINOR = 200;
 /** what open() adds or fdinfo shows that the restore gives back anyway: O_LARGEFILE, O_CLOEXEC */
-const O_IGNORED = 0o100000 | 0o2000000;
+const O_IGNORED = O_LARGEFILE | O_CLOEXEC;
 
 /**
  * A tun file this kind takes: one attached to a device, or one opened in

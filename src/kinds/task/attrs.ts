@@ -28,10 +28,7 @@
  *
  * Limits: SCHED_DEADLINE (runtime/deadline/period) is refused at dump.
  */
-import {
-  NR, PR, schedGetScheduler, schedGetPriority, schedSetScheduler, getNice, setNice, SCHED_DEADLINE, isSyscallError,
-  EINVAL, EPERM, ENOSYS, O_WRONLY, O_CLOEXEC, AT_FDCWD,
-} from '../../sys/index.js';
+import { NR, PR, schedGetScheduler, schedGetPriority, schedSetScheduler, getNice, setNice, SCHED_DEADLINE, isSyscallError, EINVAL, EPERM, ENOSYS, O_WRONLY, O_CLOEXEC, AT_FDCWD, MEMBARRIER_CMD_GET_REGISTRATIONS, ARCH_GET_XCOMP_PERM, ARCH_REQ_XCOMP_PERM } from '../../sys/index.js';
 import type { TaskCoreEntry, ThreadCoreEntry } from '../../images/messages.js';
 import { call, callRaw, type StepCall, type Steps } from '../steps.js';
 import type { Tracee } from '../../infect/tracee.js';
@@ -45,7 +42,6 @@ import type { TaskStateKind } from './types.js';
 
 const log = logger('task');
 
-const MEMBARRIER_CMD_GET_REGISTRATIONS = 1 << 9;
 /** Private expedited commands (plain, SYNC_CORE, RSEQ): their REGISTER command is the next bit up. */
 const MEMBARRIER_PRIVATE_CMD_BITS = [3, 5, 7] as const;
 const LOGINUID_UNSET = 0xffffffff;
@@ -149,8 +145,6 @@ export function* timerSlackSteps(ns: bigint | undefined): Steps {
   if (now !== want) yield* call('prctl(SET_TIMERSLACK)', NR.prctl, PR.SET_TIMERSLACK, want);
 }
 
-const ARCH_GET_XCOMP_PERM = 0x1022;
-const ARCH_REQ_XCOMP_PERM = 0x1023;
 /** XSAVE features a process must ask for before use (XFD-controlled): AMX tile data. */
 const DYNAMIC_XFEATURES = 1n << 18n;
 

@@ -17,7 +17,7 @@
  * when criu-ts itself runs with it. LSM labels (lsm_profile, apparmor) are
  * neither dumped nor restored.
  */
-import { NR, PR, EPERM, LINUX_CAPABILITY_VERSION_3 } from '../../sys/index.js';
+import { NR, PR, EPERM, LINUX_CAPABILITY_VERSION_3, SECURE_NO_SETUID_FIXUP_BIT, PR_CAPBSET_DROP, PR_CAP_AMBIENT_RAISE, PR_CAP_AMBIENT_CLEAR_ALL, CAP_SETPCAP } from '../../sys/index.js';
 import { parseStatus } from '../../proc/index.js';
 import type { ProcStatus } from '../../proc/index.js';
 import type { CredsEntry } from '../../images/messages.js';
@@ -36,11 +36,7 @@ function setgroupsDenied(pid: number): boolean {
   }
 }
 
-const SECURE_NO_SETUID_FIXUP_BIT = 1 << 2;
-const PR_CAPBSET_DROP = 24;
-const PR_CAP_AMBIENT_RAISE = 2;
-const PR_CAP_AMBIENT_CLEAR_ALL = 4;
-const CAP_SETPCAP_BIT = 1n << 8n;
+const CAP_SETPCAP_BIT = 1n << BigInt(CAP_SETPCAP);
 
 /** Split a 64-bit capability set into CRIU's two u32 words. */
 function capWords(v: bigint): number[] {

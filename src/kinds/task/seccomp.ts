@@ -17,17 +17,14 @@
  * is installed once with TSYNC); user notification listeners (SECCOMP_FILTER_FLAG_NEW_LISTENER)
  * are not re-created.
  */
-import { NR } from '../../sys/index.js';
+import { NR, SECCOMP_SET_MODE_STRICT, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_TSYNC } from '../../sys/index.js';
 import { seccompFilter, seccompFilterFlags, setTraceOptions } from '../../infect/ptrace-state.js';
 import type { SeccompEntry, SeccompFilter, ThreadCoreEntry } from '../../images/messages.js';
 import type { RestoreTaskHandle } from '../types.js';
 import { CriuTsError } from '../../errors.js';
 import { imageFile } from '../../images/index.js';
 
-const SECCOMP_SET_MODE_STRICT = 0;
-const SECCOMP_SET_MODE_FILTER = 1;
 const MAX_FILTERS = 512;
-const SECCOMP_FILTER_FLAG_TSYNC = 1;
 
 /**
  * Threads of one task whose chains are the same (by content: the kernel

@@ -11,7 +11,7 @@
  * Limits: ids above MAX_TIMER_GAP are refused at restore; the overrun
  * count is saved but a new timer starts with none.
  */
-import { NR } from '../../sys/index.js';
+import { NR, SIGEV_NONE, SIGEV_THREAD_ID } from '../../sys/index.js';
 import { CriuTsError } from '../../errors.js';
 import { parseTimers } from '../../proc/index.js';
 import type { Tracee } from '../../infect/tracee.js';
@@ -20,8 +20,6 @@ import type { RestoreTaskHandle } from '../types.js';
 import { call, type StepCall } from '../steps.js';
 import type { TaskStateKind } from './types.js';
 
-const SIGEV_NONE = 1;
-const SIGEV_THREAD_ID = 4;
 const MAX_TIMER_GAP = 4096;
 
 function* itimer(t: Tracee, which: number): Generator<StepCall, ItimerEntry, bigint> {

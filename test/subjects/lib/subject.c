@@ -438,6 +438,35 @@ void subject_expect_recv(int fd, const char *want, const char *what)
 		subject_fail("%s: got %zd bytes", what, n);
 }
 
+int subject_proc_state(pid_t pid, pid_t *ppid)
+{
+	char path[64], line[512];
+	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+	FILE *f = fopen(path, "re");
+	if (f == NULL)
+		return 0;
+	char *ok = fgets(line, sizeof(line), f);
+	fclose(f);
+	char *p = ok ? strrchr(line, ')') : NULL;
+	char state;
+	int parent;
+	if (p == NULL || sscanf(p + 2, "%c %d", &state, &parent) != 2)
+		return 0;
+	if (ppid != NULL)
+		*ppid = parent;
+	return state;
+}
+
+void subject_openpty(int master_at, int slave_at, int slave_flags, char name[64])
+{
+	subject_at(master_at, posix_openpt(O_RDWR | O_NOCTTY), "ptmx");
+	if (grantpt(master_at) || unlockpt(master_at))
+		subject_fail("unlockpt: errno %d", errno);
+	if (ptsname_r(master_at, name, 64))
+		subject_fail("ptsname: errno %d", errno);
+	subject_at(slave_at, open(name, slave_flags), "pty slave");
+}
+
 int subject_write_file(const char *path, const char *s)
 {
 	FILE *f = fopen(path, "we");

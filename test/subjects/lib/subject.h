@@ -105,6 +105,11 @@ pid_t subject_idle_child(void);
 /* Wait for child (EINTR retried); fails naming `what` unless it exited with status 0. */
 void subject_reap_ok(pid_t child, const char *what);
 
+/* The state letter of task pid (/proc/PID/stat: R, S, T, Z...), its parent in *ppid (if not NULL); 0 if it cannot be read. */
+int subject_proc_state(pid_t pid, pid_t *ppid);
+/* A pty pair: the master (posix_openpt) at fd master_at, its slave opened with slave_flags at slave_at; the slave's path in name. */
+void subject_openpty(int master_at, int slave_at, int slave_flags, char name[64]);
+
 /* Write string s to the file at path (a sysctl, say): 0, or -1 on any error. */
 int subject_write_file(const char *path, const char *s);
 /* The number the file at path starts with; -1 if it cannot be read. */

@@ -8,15 +8,12 @@
  */
 import { readlinkSync } from 'node:fs';
 import { stateKey, type DumpContext } from '../../types.js';
-import { nlAttrs, sockDiag, TCP_ESTABLISHED, TCP_CLOSE, TCP_LISTEN } from '../../../sys/index.js';
+import { nlAttrs, sockDiag, TCP_ESTABLISHED, TCP_CLOSE, TCP_LISTEN, INET_DIAG_SHUTDOWN, TCP_BOUND_INACTIVE, TCP_TIME_WAIT } from '../../../sys/index.js';
 
 const REQ_BYTES = 56;
 const MSG_BYTES = 72;
-const INET_DIAG_SHUTDOWN = 8;
 const ALL_STATES = 0xffffffff;
 
-/** a TCP socket bound and not listening; 6.7+ lists it when asked (TCPF_BOUND_INACTIVE) */
-const TCP_BOUND_INACTIVE = 13;
 
 export interface InetDiag {
   ino: number;
@@ -81,7 +78,6 @@ export function inetDiag(ctx: DumpContext, family: number, proto: number, ino: n
   return t.get(ino);
 }
 
-const TCP_TIME_WAIT = 6;
 
 function tcpOnPort(family: number, port: number, states: number): number {
   const req = request(family, 6 /* IPPROTO_TCP */);

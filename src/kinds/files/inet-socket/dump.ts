@@ -8,11 +8,7 @@
 import { CriuTsError } from '../../../errors.js';
 import type { FileEntry, InetSkEntry, SkShutdown } from '../../../images/messages.js';
 import { logger } from '../../../log.js';
-import {
-  AF_INET6, IPPROTO_TCP, IPPROTO_UDP, IPPROTO_UDPLITE, SOCK_DGRAM, SOCK_RAW, SOCK_STREAM, SOL_IPV6, SOL_SOCKET,
-  SOL_TCP, getpeername, getsockname, getsockopt, getsockoptInt, getsockoptTry, inNetNamespaceOfSocket, SO_PROTOCOL,
-  IPV6_V6ONLY, TCP_INFO, O_CLOEXEC, TCP_CLOSE, TCP_ESTABLISHED, TCP_LISTEN,
-} from '../../../sys/index.js';
+import { AF_INET6, IPPROTO_TCP, IPPROTO_UDP, IPPROTO_UDPLITE, SOCK_DGRAM, SOCK_RAW, SOCK_STREAM, SOL_IPV6, SOL_SOCKET, SOL_TCP, getpeername, getsockname, getsockopt, getsockoptInt, getsockoptTry, inNetNamespaceOfSocket, SO_PROTOCOL, IPV6_V6ONLY, TCP_INFO, O_CLOEXEC, TCP_CLOSE, TCP_ESTABLISHED, TCP_LISTEN, SO_TYPE, SO_PEERNAME, IPPROTO_ICMP, IPPROTO_ICMPV6 } from '../../../sys/index.js';
 import type { DumpContext, FdProbe } from '../../types.js';
 import { NO_FOWN } from '../fown.js';
 import { dumpSkOpts } from '../socket-opts/index.js';
@@ -21,17 +17,15 @@ import { inetDiag } from './diag.js';
 import { REPAIRABLE, stateName } from './tcp-states.js';
 import { dumpIpOpts, dumpTcpOpts } from './opts.js';
 import { dumpTcpStream } from './tcp-repair.js';
-import { dropQueue, dumpRawOpts, IPPROTO_ICMP, IPPROTO_ICMPV6, procEntry, rawOrPing } from './raw.js';
+import { dropQueue, dumpRawOpts, procEntry, rawOrPing } from './raw.js';
 import { lockConnection } from './net-lock.js';
 import { dumpQueue } from '../unix-socket/queue.js';
 
 const log = logger('inet-sk');
-const SO_TYPE = 3;
 const SHUTDOWN_NAMES: SkShutdown[] = ['NONE', 'READ', 'WRITE', 'BOTH'];
 const PROTO_NAMES: Readonly<Record<number, string>> = {
   [IPPROTO_TCP]: 'TCP', [IPPROTO_UDP]: 'UDP', [IPPROTO_UDPLITE]: 'UDP-Lite', [IPPROTO_ICMP]: 'ICMP', [IPPROTO_ICMPV6]: 'ICMPv6',
 };
-const SO_PEERNAME = 28;
 
 /**
  * The peer's address, also of a connection that is closed or was reset

@@ -8,22 +8,9 @@
  */
 import type { IpOptsEntry, TcpOptsEntry } from '../../../images/messages.js';
 import { CriuTsError } from '../../../errors.js';
-import { AF_INET6, getsockoptTry, NR, SOL_IP, SOL_IPV6, SOL_TCP } from '../../../sys/index.js';
+import { AF_INET6, getsockoptTry, NR, SOL_IP, SOL_IPV6, SOL_TCP, IP_TOS, IP_TTL, IP_PKTINFO, IP_TRANSPARENT, IPV6_RECVPKTINFO, IPV6_TRANSPARENT, IPV6_FREEBIND, TCP_NODELAY, TCP_CORK, TCP_KEEPIDLE, TCP_KEEPINTVL, TCP_KEEPCNT, IP_FREEBIND } from '../../../sys/index.js';
 import type { RestoreTaskHandle } from '../../types.js';
 
-const IP_TOS = 1;
-const IP_TTL = 2;
-const IP_PKTINFO = 8;
-export const IP_FREEBIND = 15;
-const IP_TRANSPARENT = 19;
-const IPV6_RECVPKTINFO = 49;
-const IPV6_TRANSPARENT = 75;
-const IPV6_FREEBIND = 78;
-const TCP_NODELAY = 1;
-const TCP_CORK = 3;
-const TCP_KEEPIDLE = 4;
-const TCP_KEEPINTVL = 5;
-const TCP_KEEPCNT = 6;
 
 /** An int option, or undefined when this socket does not have it. */
 function intOpt(fd: number, level: number, name: number): number | undefined {

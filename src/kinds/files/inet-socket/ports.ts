@@ -9,11 +9,10 @@
  * values only once every task's files exist.
  */
 import type { FileEntry, InetSkEntry } from '../../../images/messages.js';
-import { closeQuiet, fdOfTask, setsockoptInt, SOCK_RAW, SOL_SOCKET, SO_REUSEADDR } from '../../../sys/index.js';
+import { closeQuiet, fdOfTask, setsockoptInt, SOCK_RAW, SOL_SOCKET, SO_REUSEADDR, SO_REUSEPORT } from '../../../sys/index.js';
 import type { RestoreContext, RestoreTaskHandle } from '../../types.js';
 import { setIntOpt } from './opts.js';
 
-const SO_REUSEPORT = 15;
 
 /** Another socket of the dump in a SO_REUSEPORT group on this port and protocol. */
 function reuseportPeer(e: FileEntry, i: InetSkEntry, ctx: RestoreContext): boolean {

@@ -21,21 +21,10 @@ import { CriuTsError } from '../../../errors.js';
 import type { IpOptsRawEntry } from '../../../images/messages.js';
 import { logger } from '../../../log.js';
 import { procNetSockets, type ProcNetSocket } from '../../../proc/index.js';
-import { AF_INET6, getsockoptTry, NR, SOCK_DGRAM, SOCK_RAW, SOL_IP, SOL_IPV6 } from '../../../sys/index.js';
+import { AF_INET6, getsockoptTry, NR, SOCK_DGRAM, SOCK_RAW, SOL_IP, SOL_IPV6, SOL_RAW, SOL_ICMPV6, IP_HDRINCL, IP_NODEFRAG, ICMP_FILTER, IPV6_HDRINCL, IPV6_CHECKSUM, ICMPV6_FILTER, IPPROTO_MH, IPPROTO_ICMP, IPPROTO_ICMPV6 } from '../../../sys/index.js';
 import { stateKey, type DumpContext, type RestoreTaskHandle } from '../../types.js';
 
 const log = logger('inet-sk');
-export const IPPROTO_ICMP = 1;
-export const IPPROTO_ICMPV6 = 58;
-const SOL_RAW = 255;
-const SOL_ICMPV6 = 58;
-const IP_HDRINCL = 3;
-const IP_NODEFRAG = 22;
-const ICMP_FILTER = 1;
-const IPV6_HDRINCL = 36;
-const IPV6_CHECKSUM = 7;
-const ICMPV6_FILTER = 1;
-const IPPROTO_MH = 135;
 /** IPV6_CHECKSUM offsets a new raw IPv6 socket of these protocols has (rawv6_init_sk) */
 const KERNEL_CHECKSUM: Readonly<Record<number, number>> = { [IPPROTO_ICMPV6]: 2, [IPPROTO_MH]: 4 };
 

@@ -9,11 +9,7 @@
  */
 import { CriuTsError } from '../../../errors.js';
 import type { FileEntry, InetSkEntry, IpOptsEntry, SkOptsEntry, TcpOptsEntry } from '../../../images/messages.js';
-import {
-  AF_INET6, IPPROTO_TCP, IPPROTO_UDP, IPPROTO_UDPLITE, NR, SOCK_RAW, SOCK_STREAM, SOL_IP, SOL_IPV6, SOL_SOCKET,
-  closeQuiet, setsockoptInt, socket, SO_REUSEADDR, SO_SNDBUFFORCE, IPV6_V6ONLY, EADDRINUSE, ENOTCONN, TCP_ESTABLISHED,
-  TCP_LISTEN, inNetNamespaceOf, fdOfTask, SIOCGIFINDEX,
-} from '../../../sys/index.js';
+import { AF_INET6, IPPROTO_TCP, IPPROTO_UDP, IPPROTO_UDPLITE, NR, SOCK_RAW, SOCK_STREAM, SOL_IP, SOL_IPV6, SOL_SOCKET, closeQuiet, setsockoptInt, socket, SO_REUSEADDR, SO_SNDBUFFORCE, IPV6_V6ONLY, EADDRINUSE, ENOTCONN, TCP_ESTABLISHED, TCP_LISTEN, inNetNamespaceOf, fdOfTask, SIOCGIFINDEX, EADDRNOTAVAIL, IP_FREEBIND } from '../../../sys/index.js';
 import { stateKey, type RestoreContext, type RestoreTaskHandle } from '../../types.js';
 import { setStatusFlags } from '../pipe.js';
 import { dumpSkOpts, restoreFilter, restoreSkOpts } from '../socket-opts/index.js';
@@ -23,10 +19,9 @@ import { queueOf, sendQueue } from '../unix-socket/queue.js';
 import { addrText, toSockaddr } from './addr.js';
 import { onlyTimeWaitOn } from './diag.js';
 import { holdRepaired, releaseRepaired, restoreTcpStream, takeRepaired } from './tcp-repair.js';
-import { dumpIpOpts, dumpTcpOpts, IP_FREEBIND, restoreIpOpts, restoreTcpOpts, setIntOpt } from './opts.js';
+import { dumpIpOpts, dumpTcpOpts, restoreIpOpts, restoreTcpOpts, setIntOpt } from './opts.js';
 
 const SHUT = { READ: 0, WRITE: 1, BOTH: 2 } as const;
-const EADDRNOTAVAIL = 99;
 const QUEUE_SNDBUF_BYTES = 64 << 20;
 
 /** option values of new sockets, by "family:type:proto" */

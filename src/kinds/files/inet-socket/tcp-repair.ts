@@ -28,26 +28,19 @@ import type { InetSkEntry, TcpStreamEntry } from '../../../images/messages.js';
 import {
   bindSockaddr, closeQuiet, connect, dup, fcntl, getsockopt, getsockoptInt, getsockoptTry, ioctl, isSyscallError,
   recvmsg, sendto, setsockopt, setsockoptInt, MSG_DONTWAIT, MSG_PEEK, SOL_SOCKET, SOL_TCP, TCP_INFO, TCP_REPAIR_QUEUE,
-  SIOCINQ, EAGAIN, F_GETFL, F_SETFL, O_NONBLOCK, SO_RCVBUF, SO_SNDBUFFORCE, SO_REUSEADDR,
+  SIOCINQ, EAGAIN, F_GETFL, F_SETFL, O_NONBLOCK, SO_RCVBUF, SO_SNDBUFFORCE, SO_REUSEADDR, TCP_MAXSEG, TCP_REPAIR,
+  TCP_QUEUE_SEQ, TCP_REPAIR_OPTIONS, TCP_TIMESTAMP, TCP_REPAIR_WINDOW, SIOCOUTQ, SIOCOUTQNSD, EINPROGRESS, SO_SNDBUF,
+  SO_RCVBUFFORCE, SO_BUF_LOCK,
 } from '../../../sys/index.js';
 import { imageFile } from '../../../images/index.js';
 import { stateKey, type DumpContext, type RestoreContext } from '../../types.js';
 import { toSockaddr } from './addr.js';
 import { hasOurFin, hasPeerFin, replayFins, TCP, type Replay } from './tcp-states.js';
 
-const TCP_MAXSEG = 2;
-const TCP_REPAIR = 19;
-const TCP_QUEUE_SEQ = 21;
-const TCP_REPAIR_OPTIONS = 22;
-const TCP_TIMESTAMP = 24;
-const TCP_REPAIR_WINDOW = 29;
 const QUEUE = { NONE: 0, RECV: 1, SEND: 2 } as const;
-const SIOCOUTQ = 0x5411;
-const SIOCOUTQNSD = 0x894b;
 /** tcpi_options bits, which are also tcp_stream_entry.opt_mask */
 const OPT = { TIMESTAMPS: 1, SACK: 2, WSCALE: 4 } as const;
 const TCPOPT = { MSS: 2, WINDOW: 3, SACK_PERM: 4, TIMESTAMP: 8 } as const;
-const EINPROGRESS = 115;
 
 
 function queueLen(fd: number, req: number): number {
@@ -151,9 +144,6 @@ export function dumpTcpStream(ctx: DumpContext, fd: number, ino: number, state: 
   ctx.saveImage('TCP_STREAM', ino, [e], [Buffer.concat([inq, outq])]);
 }
 
-const SO_SNDBUF = 7;
-const SO_RCVBUFFORCE = 33;
-const SO_BUF_LOCK = 72;
 /** what the queues may take while they are written back */
 const QUEUE_BUF_BYTES = 1 << 30;
 

@@ -25,10 +25,7 @@
  * the queued bytes then end of file, not ECONNRESET).
  */
 import { CriuTsError } from '../../../errors.js';
-import {
-  AF_INET, AF_INET6, closeQuiet, getsockopt, inNetNamespaceOf, sendto, setsockoptInt, shutdown, sleepMs, socket,
-  SOCK_RAW, SOL_SOCKET, SOL_TCP, TCP_INFO, TCP_REPAIR_QUEUE,
-} from '../../../sys/index.js';
+import { AF_INET, AF_INET6, closeQuiet, getsockopt, inNetNamespaceOf, sendto, setsockoptInt, shutdown, sleepMs, socket, SOCK_RAW, SOL_SOCKET, SOL_TCP, TCP_INFO, TCP_REPAIR_QUEUE, SHUT_WR, IPPROTO_RAW, SO_MARK } from '../../../sys/index.js';
 import { toSockaddr, isV4Mapped } from './addr.js';
 
 export const TCP = {
@@ -57,9 +54,6 @@ export const hasOurFin = (state: number): boolean => ((OUR_FIN_FIRST | OUR_FIN_S
 export const hasPeerFin = (state: number): boolean => (PEER_FIN & (1 << state)) !== 0;
 
 const QUEUE = { NONE: 0, SEND: 2 } as const;
-const SHUT_WR = 1;
-const IPPROTO_RAW = 255;
-const SO_MARK = 36;
 /** CRIU's mark for its own packets (SOCCR_MARK): network-lock rules let them through */
 export const REPAIR_PACKET_MARK = 0xc114;
 const TH = { FIN: 0x01, ACK: 0x10 } as const;

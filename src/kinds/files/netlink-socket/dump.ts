@@ -6,13 +6,12 @@
  */
 import { CriuTsError } from '../../../errors.js';
 import type { FileEntry, NetlinkSkEntry } from '../../../images/messages.js';
-import { getsockoptInt, nlAttrs, sockDiag, SOL_SOCKET, AF_NETLINK, SO_PROTOCOL, O_CLOEXEC } from '../../../sys/index.js';
+import { getsockoptInt, nlAttrs, sockDiag, SOL_SOCKET, AF_NETLINK, SO_PROTOCOL, O_CLOEXEC, NDIAG_PROTO_ALL } from '../../../sys/index.js';
 import { listingFor } from '../socket-opts/net-ns.js';
 import { stateKey, type DumpContext, type FdProbe } from '../../types.js';
 import { NO_FOWN } from '../fown.js';
 import { dumpSkOpts } from '../socket-opts/index.js';
 
-const NDIAG_PROTO_ALL = 255;
 const SHOW = { MEMINFO: 1, GROUPS: 2, FLAGS: 8 } as const;
 const ATTR = { MEMINFO: 0, GROUPS: 1, FLAGS: 4 } as const;
 const MSG_BYTES = 28;

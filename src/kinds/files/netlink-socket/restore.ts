@@ -5,14 +5,11 @@
  */
 import { CriuTsError } from '../../../errors.js';
 import type { FileEntry, NetlinkSkEntry } from '../../../images/messages.js';
-import { closeQuiet, NR, socket, SOCK_RAW, EADDRINUSE, AF_NETLINK } from '../../../sys/index.js';
+import { closeQuiet, NR, socket, SOCK_RAW, EADDRINUSE, AF_NETLINK, SOL_NETLINK, NETLINK_ADD_MEMBERSHIP, NETLINK_CONNECTED } from '../../../sys/index.js';
 import { stateKey, type RestoreContext, type RestoreTaskHandle } from '../../types.js';
 import { setStatusFlags } from '../pipe.js';
 import { dumpSkOpts, restoreFilter, restoreSkOpts } from '../socket-opts/index.js';
 
-const SOL_NETLINK = 270;
-const NETLINK_ADD_MEMBERSHIP = 1;
-const NETLINK_CONNECTED = 1;
 const FRESH = stateKey<Map<number, ReturnType<typeof dumpSkOpts>>>('netlink-socket:fresh-opts');
 
 export function nlskOf(e: FileEntry): NetlinkSkEntry {

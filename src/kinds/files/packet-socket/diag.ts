@@ -6,11 +6,10 @@
  * alone: each namespace is listed once per dump, from inside it, and
  * indexed by inode.
  */
-import { nlAttrs, sockDiag } from '../../../sys/index.js';
+import { nlAttrs, sockDiag, AF_PACKET } from '../../../sys/index.js';
 import { listingFor } from '../socket-opts/net-ns.js';
 import { stateKey, type DumpContext } from '../../types.js';
 
-export const AF_PACKET = 17;
 const REQ_BYTES = 20;
 const MSG_BYTES = 16;
 const SHOW = { INFO: 1, MCLIST: 2, RING_CFG: 4, FANOUT: 8 } as const;

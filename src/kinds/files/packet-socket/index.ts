@@ -15,9 +15,8 @@
  * task mapped into its memory is the memory kind's (VMA_AREA_SOCKET): it
  * maps it again from this socket's fd.
  */
-import { getsockoptInt, SOL_SOCKET, SO_DOMAIN } from '../../../sys/index.js';
+import { getsockoptInt, SOL_SOCKET, SO_DOMAIN, AF_PACKET } from '../../../sys/index.js';
 import type { FileKind, FdProbe } from '../../types.js';
-import { AF_PACKET } from './diag.js';
 import { dumpPacketSocket } from './dump.js';
 import { restorePacketSocket } from './restore.js';
 import { inSocketNetns } from '../../ns/net.js';

@@ -7,19 +7,15 @@
  */
 import { CriuTsError } from '../../../errors.js';
 import type { FileEntry, PacketRing, PacketSockEntry } from '../../../images/messages.js';
-import { closeQuiet, inNetNamespaceOf, ioctl, NR, socket, SOCK_DGRAM } from '../../../sys/index.js';
+import { closeQuiet, inNetNamespaceOf, ioctl, NR, socket, SOCK_DGRAM, SOL_PACKET, SIOCGIFNAME, AF_PACKET, SOCK_PACKET } from '../../../sys/index.js';
 import { stateKey, type RestoreContext, type RestoreTaskHandle } from '../../types.js';
 import { setStatusFlags } from '../pipe.js';
 import { dumpSkOpts, restoreFilter, restoreSkOpts } from '../socket-opts/index.js';
-import { AF_PACKET } from './diag.js';
 
-export const SOCK_PACKET = 10;
-const SOL_PACKET = 263;
 const OPT = {
   ADD_MEMBERSHIP: 1, RX_RING: 5, COPY_THRESH: 7, AUXDATA: 8, ORIGDEV: 9, VERSION: 10, RESERVE: 12, TX_RING: 13,
   LOSS: 14, VNET_HDR: 15, TIMESTAMP: 17, FANOUT: 18,
 } as const;
-const SIOCGIFNAME = 0x8910;
 const FRESH = stateKey<Map<number, ReturnType<typeof dumpSkOpts>>>('packet-socket:fresh-opts');
 
 export function pskOf(e: FileEntry): PacketSockEntry {

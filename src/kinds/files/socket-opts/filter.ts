@@ -11,12 +11,10 @@
  * filter the task could detach again is not the one it had).
  */
 import { CriuTsError } from '../../../errors.js';
-import { getsockoptInt, getsockoptLen, NR, SOL_SOCKET, SyscallError, EACCES } from '../../../sys/index.js';
+import { getsockoptInt, getsockoptLen, NR, SOL_SOCKET, SyscallError, EACCES, SO_ATTACH_FILTER, SO_LOCK_FILTER } from '../../../sys/index.js';
 import type { RestoreTaskHandle } from '../../types.js';
 
-const SO_ATTACH_FILTER = 26;
 const SO_GET_FILTER = SO_ATTACH_FILTER;
-const SO_LOCK_FILTER = 44;
 const INSN_BYTES = 8;
 
 /** The socket's filter as CRIU writes it, or undefined when it has none. `what` names the socket in a refusal. */

@@ -11,7 +11,7 @@
  * socket's queue is refilled: queued data passed the filter already, and
  * would meet it again with another sender).
  */
-import { closeQuiet, getsockopt, getsockoptInt, getsockoptTry, pidfdGetfd, pidfdOpen, setsockoptInt, SOL_SOCKET } from '../../../sys/index.js';
+import { closeQuiet, getsockopt, getsockoptInt, getsockoptTry, pidfdGetfd, pidfdOpen, setsockoptInt, SOL_SOCKET, IFNAMSIZ } from '../../../sys/index.js';
 import { NR } from '../../../sys/index.js';
 import type { SkOptsEntry } from '../../../images/messages.js';
 import type { RestoreTaskHandle } from '../../types.js';
@@ -25,7 +25,6 @@ const SO = {
   NO_CHECK: 11, PRIORITY: 12, REUSEPORT: 15, PASSCRED: 16, RCVLOWAT: 18, RCVTIMEO: 20, SNDTIMEO: 21,
   SNDBUFFORCE: 32, RCVBUFFORCE: 33, PASSSEC: 34, MARK: 36, BUF_LOCK: 72, LINGER: 13, BINDTODEVICE: 25,
 } as const;
-const IFNAMSIZ = 16;
 
 function timeval(fd: number, name: number): { sec: bigint; usec: bigint } {
   const b = Buffer.alloc(16);

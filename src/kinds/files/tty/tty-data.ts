@@ -30,7 +30,7 @@
  * read carries a status byte of its own).
  */
 import { closeSync, constants as fsc } from 'node:fs';
-import { closeQuiet, dup, ioctlTry, read, write, errnoName, EAGAIN, EIO, O_CLOEXEC } from '../../../sys/index.js';
+import { closeQuiet, dup, ioctlTry, read, write, errnoName, EAGAIN, EIO, O_CLOEXEC, TIOCSTI, TIOCINQ } from '../../../sys/index.js';
 import { CriuTsError } from '../../../errors.js';
 import { stateKey, type DumpContext, type RestoreContext } from '../../types.js';
 import { IOC } from './termios.js';
@@ -41,8 +41,6 @@ const log = logger('tty');
 /** The info id of pty `index`'s end (CRIU: index * 2, + 1 for the master). */
 const infoId = (index: number, master: boolean): number => index * 2 + (master ? 1 : 0);
 
-const TIOCSTI = 0x5412;
-const TIOCINQ = 0x541b;
 /** The n_tty read buffer holds 4 KiB: a queue never holds more. */
 const QUEUE_MAX = 4096;
 

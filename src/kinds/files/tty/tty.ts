@@ -34,7 +34,7 @@
  */
 import { chownSync, closeSync, readdirSync, readlinkSync, statfsSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { NR, EIO, ioctlTry, O_ACCMODE, O_CLOEXEC, O_NOCTTY, F_SETFL, fdOfTask } from '../../../sys/index.js';
+import { NR, EIO, ioctlTry, O_ACCMODE, O_CLOEXEC, O_NOCTTY, F_SETFL, fdOfTask, TTYAUX_MAJOR, PTS_MAJOR_FIRST, PTS_MAJOR_LAST, DEVPTS_SUPER_MAGIC } from '../../../sys/index.js';
 import { installFd } from '../../install-fd.js';
 import { parseFdinfo, parseStat, processesTracedBy } from '../../../proc/index.js';
 import type { FileEntry, TtyInfoEntry } from '../../../images/messages.js';
@@ -51,9 +51,6 @@ import { hostOwner, treeGid, treeUid } from '../../ns/user.js';
 import { hasQueues, noteMaster, restoreQueues } from './tty-data.js';
 import { openPtmxAt, ptmxAt } from './ptmx.js';
 
-const TTYAUX_MAJOR = 5;
-const PTS_MAJOR_FIRST = 136;
-const PTS_MAJOR_LAST = 143;
 
 type TtyKind = { what: 'master' | 'slave'; index: number } | { what: 'ctty' };
 
@@ -74,7 +71,6 @@ function classify(p: FdProbe): TtyKind | undefined {
   return undefined;
 }
 
-const DEVPTS_SUPER_MAGIC = 0x1cd1;
 
 /**
  * The devpts instance (its st_dev) of the master open at /proc/PID/fd/FD,

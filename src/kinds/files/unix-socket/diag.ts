@@ -3,20 +3,9 @@
  * name, bound inode, peer, pending connections of a listener ("icons"),
  * queue lengths and shutdown state, looked up by socket inode.
  */
-import { AF_UNIX, nlAttrs, sockDiag, isSyscallError, ENOENT, TCP_ESTABLISHED, TCP_CLOSE, TCP_LISTEN } from '../../../sys/index.js';
+import { AF_UNIX, nlAttrs, sockDiag, isSyscallError, ENOENT, TCP_ESTABLISHED, TCP_CLOSE, TCP_LISTEN, UDIAG_SHOW_NAME, UDIAG_SHOW_VFS, UDIAG_SHOW_PEER, UDIAG_SHOW_ICONS, UDIAG_SHOW_RQLEN, UNIX_DIAG_NAME, UNIX_DIAG_VFS, UNIX_DIAG_PEER, UNIX_DIAG_ICONS, UNIX_DIAG_RQLEN, UNIX_DIAG_SHUTDOWN } from '../../../sys/index.js';
 
-const UDIAG_SHOW_NAME = 0x01;
-const UDIAG_SHOW_VFS = 0x02;
-const UDIAG_SHOW_PEER = 0x04;
-const UDIAG_SHOW_ICONS = 0x08;
-const UDIAG_SHOW_RQLEN = 0x10;
 const SHOW_ALL = UDIAG_SHOW_NAME | UDIAG_SHOW_VFS | UDIAG_SHOW_PEER | UDIAG_SHOW_ICONS | UDIAG_SHOW_RQLEN;
-const UNIX_DIAG_NAME = 0;
-const UNIX_DIAG_VFS = 1;
-const UNIX_DIAG_PEER = 2;
-const UNIX_DIAG_ICONS = 3;
-const UNIX_DIAG_RQLEN = 4;
-const UNIX_DIAG_SHUTDOWN = 6;
 const MSG_HDR_BYTES = 16;
 
 

@@ -10,13 +10,9 @@
 import { CriuTsError } from '../../../errors.js';
 import { imageFile } from '../../../images/index.js';
 import type { SkPacketEntry } from '../../../images/messages.js';
-import {
-  closeQuiet, getsockoptInt, isSyscallError, recvmsg, scmRightsFds, sendto, setsockoptInt, MSG_CTRUNC, MSG_DONTWAIT,
-  MSG_PEEK, MSG_TRUNC, SOCK_STREAM, SOL_SOCKET, SCM_RIGHTS, sendmsgRights, SO_RCVBUF, EAGAIN,
-} from '../../../sys/index.js';
+import { closeQuiet, getsockoptInt, isSyscallError, recvmsg, scmRightsFds, sendto, setsockoptInt, MSG_CTRUNC, MSG_DONTWAIT, MSG_PEEK, MSG_TRUNC, SOCK_STREAM, SOL_SOCKET, SCM_RIGHTS, sendmsgRights, SO_RCVBUF, EAGAIN, SO_PEEK_OFF } from '../../../sys/index.js';
 import { stateKey, type DumpContext, type RestoreContext } from '../../types.js';
 
-const SO_PEEK_OFF = 42;
 const CONTROL_BYTES = 4096;
 /** never more messages than this: a guard against a queue that does not advance */
 const MAX_MESSAGES = 1 << 20;
