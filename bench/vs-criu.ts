@@ -258,6 +258,8 @@ export async function runVsCriu(tools: Tools, quick: boolean, only?: string): Pr
     ['100-process tree', () => sideBySide('100-process tree', tasks('tree-hold', 100), n(3), tools, { dump: 1.0, restore: 1.0 }, !quick)],
     ['1000-thread process', () => sideBySide('1000-thread process', tasks('thread-hold', 1000), n(3), tools, { dump: 1.0, restore: 1.0 }, !quick)],
     ['10,000 fds of mixed kinds', () => sideBySide('10,000 fds of mixed kinds', tasks('fds-hold', 10_000), n(3), tools, { dump: 1.0, restore: 1.0 }, !quick)],
+    // zdtm maps06's shape (bench/c/vma-hold.c): a file page, an anonymous page, a PROT_NONE page, again and again.
+    ['20,000 VMAs', () => sideBySide('20,000 VMAs', tasks('vma-hold', 20_000), n(3), tools, { dump: 1.0, restore: 1.0 }, !quick)],
     ['check', () => checkCase(n(7), tools)],
   );
   const out: SideCase[] = [];
