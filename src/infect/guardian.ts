@@ -245,6 +245,8 @@ function cureProcess(pid: number, s: { start: string; addr: bigint; size: number
     } finally {
       t.detachQuiet();
     }
+    // A signal our seize took (it arrived right then) goes back to its queue, by the thread itself.
+    if (t.stashedSignals.length > 0) requeue(tid, t.stashedSignals);
   }
   const main = listThreads(pid)[0];
   if (main === undefined) return false;
@@ -326,6 +328,22 @@ function closeTrackers(pid: number, plan: Plan): number {
     return n;
   }
   return 0;
+}
+
+/** Put signals a seize of ours took back in the thread's queue (rt_tgsigqueueinfo from the thread keeps their siginfo). */
+function requeue(tid: number, signals: readonly Buffer[]): void {
+  let t: Tracee;
+  try {
+    t = Tracee.seize(tid);
+  } catch {
+    return; // gone
+  }
+  try {
+    t.stashedSignals.unshift(...signals);
+    t.cure();
+  } finally {
+    t.detachQuiet();
+  }
 }
 
 /** Entry of the guardian's node process: stdin holds the lines criu-ts sent before it died. */

@@ -212,9 +212,12 @@ async function restoreLoaded(
       }
       for (const th of n.threads) release(th.tid, 0);
     }
-    guard?.released();
-    // The tasks run: the lazy-pages daemon serves them on its own from now on.
+    // The tasks run: the lazy-pages daemon serves them on its own from now
+    // on. Told before the guardian lets them go: a daemon that lost its
+    // restore before this word gives up (and its watchdog drops the
+    // tasks' pages), so if we die in between, the guardian must kill them.
     lazy?.finish(true);
+    guard?.released();
     if (unlockLater) {
       try {
         unlockNetwork(img.inventory.network_lock_method, img.inventory.dump_criu_run_id, files);

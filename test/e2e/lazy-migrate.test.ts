@@ -13,7 +13,9 @@
  * stats-dump counts the pages left lazy and pages-*.img holds only the
  * others; a plain restore of such images is refused with one line; a
  * daemon that goes away before it has every page fails the dump and
- * leaves the original running (it still passes its own check).
+ * leaves the original running (it still passes its own check); the dump
+ * killed (SIGKILL, SIGTERM, SIGINT) while it serves from the frozen tree,
+ * with a daemon connected or not, leaves the original as before.
  */
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -25,6 +27,7 @@ import { buildSubject, isAlive, repoRoot, tailOf } from '../lib/subjects.js';
 import { readImage } from '../../src/images/index.js';
 import { killAndWait, removeDir, tempDir, useE2eHarness, waitFor, waitGone } from './helpers.js';
 import { which } from './containers.js';
+import { settled, snapshot } from '../lib/kill-walk.js';
 
 useE2eHarness();
 
@@ -72,21 +75,22 @@ async function verdict(pid: number, outFile: string): Promise<string> {
   return existsSync(outFile) ? readFileSync(outFile, 'utf8').trim() : '(no result)';
 }
 
-type Proc = { exit: Promise<{ code: number | null; stderr: string }> };
+type Proc = { exit: Promise<{ code: number | null; signal: NodeJS.Signals | null; stderr: string }>; kill: (sig: NodeJS.Signals) => void };
 
 function run(args: string[], extraFd?: boolean): Proc & { ready?: Promise<boolean> } {
   const p = spawn(process.execPath, [CRIU_TS, ...args], { stdio: ['ignore', 'ignore', 'pipe', ...(extraFd ? ['pipe' as const] : [])] });
   let stderr = '';
   p.stderr?.on('data', (b: Buffer) => { stderr += b.toString(); });
-  const exit = new Promise<{ code: number | null; stderr: string }>((res) => p.on('close', (code) => res({ code, stderr })));
-  if (!extraFd) return { exit };
+  const exit = new Promise<{ code: number | null; signal: NodeJS.Signals | null; stderr: string }>((res) => p.on('close', (code, signal) => res({ code, signal, stderr })));
+  const kill = (sig: NodeJS.Signals): void => { p.kill(sig); };
+  if (!extraFd) return { exit, kill };
   // --status-fd 3: one zero byte once the page server listens.
   const ready = new Promise<boolean>((res) => {
     const s = p.stdio[3] as NodeJS.ReadableStream;
     s.once('data', (b: Buffer) => res(b[0] === 0));
     s.once('end', () => res(false));
   });
-  return { exit, ready };
+  return { exit, ready, kill };
 }
 
 function portOf(log: string): number {
@@ -160,5 +164,30 @@ test('dump --lazy-pages: a daemon that goes away before it has every page fails 
   assert.equal(de.code, 1);
   assert.match(de.stderr.trim(), /the lazy-pages daemon went away after 0 page\(s\), before it had every page/);
   assert.ok(await waitFor(() => !/\) t /.test(readFileSync(`/proc/${s.pid}/stat`, 'latin1'))), 'the original runs again');
+  assert.equal(await verdict(s.pid, s.outFile), 'PASS');
+});
+
+test('dump --lazy-pages killed while it serves from the frozen tree (SIGKILL, SIGTERM, SIGINT): the original runs on as before, untraced', { skip, timeout: 180_000 }, async () => {
+  const s = await startInPidNs(8);
+  const before = snapshot(s.pid);
+  for (const [i, sig] of (['SIGKILL', 'SIGTERM', 'SIGINT'] as const).entries()) {
+    const src = join(s.dir, `src${i}`);
+    mkdirSync(src);
+    const dlog = join(s.dir, `dump${i}.log`);
+    const d = run(['dump', '-t', String(s.pid), '-D', src, '--lazy-pages', '--address', '127.0.0.1', '--port', '0', '--status-fd', '3', '-v4', '-o', dlog], true);
+    assert.equal(await d.ready, true, `no status byte: ${tailOf(dlog)}`);
+    assert.match(readFileSync(`/proc/${s.pid}/stat`, 'latin1'), /\) t /, 'frozen while it serves');
+    // The second time a daemon is connected (it asks for nothing yet).
+    const c = i === 1 ? connect(portOf(dlog), '127.0.0.1') : undefined;
+    c?.on('error', () => undefined);
+    if (c) await new Promise<void>((res) => c.once('connect', () => res()));
+    d.kill(sig);
+    const de = await d.exit;
+    c?.destroy();
+    assert.equal(de.signal, sig, de.stderr);
+    assert.match(de.stderr, /criu-ts: interrupted; 1 dumped task\(s\) put back as they were/, de.stderr);
+    assert.equal(await settled(s.pid, before), before, `${sig}: TracerPid, SigBlk or maps changed`);
+    assert.ok(await waitFor(() => !/\) t /.test(readFileSync(`/proc/${s.pid}/stat`, 'latin1'))), `${sig}: the original runs again`);
+  }
   assert.equal(await verdict(s.pid, s.outFile), 'PASS');
 });
