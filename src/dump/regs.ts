@@ -4,7 +4,7 @@
  * (x87, SSE, AVX, AVX-512, PKRU; see kinds/xsave.ts).
  */
 import {
-  GP_REG_NAMES, decodeGpRegs, NR, ERESTARTSYS, ERESTARTNOINTR, ERESTARTNOHAND, ERESTART_RESTARTBLOCK, type GpRegs,
+  GP_REG_NAMES, decodeGpRegs, NR, ERESTARTSYS, ERESTARTNOINTR, ERESTARTNOHAND, ERESTART_RESTARTBLOCK, EINTR, type GpRegs,
   XSAVE_MAX_BYTES,
 } from '../sys/index.js';
 import type { UserX86RegsEntry, UserX86FpregsEntry } from '../images/messages.js';
@@ -25,13 +25,23 @@ const TIMER_ABSTIME = 1n;
  * as the kernel would on a signal with SA_RESTART. Calls whose restart
  * state lives in the kernel's restart_block (nanosleep, poll, futex) are
  * re-issued with their original arguments; a relative nanosleep continues
- * with the remaining time the kernel wrote to its `rem` argument.
+ * with the remaining time the kernel wrote to its `rem` argument. A thread
+ * caught in restart_syscall itself (a call of those stopped once before,
+ * e.g. by a pre-dump, and restarted by the kernel) has no arguments left
+ * but in its restart_block, which no image holds: it gets EINTR, as CRIU
+ * gives every such call (re-issued, restart_syscall would run whatever
+ * restart_block the restored thread inherited: the stub's nanosleep's).
  */
 export function fixupSyscallRestart(t: Tracee, regs: GpRegs): GpRegs {
   const orig = BigInt.asIntN(64, regs.orig_ax);
   const ax = -BigInt.asIntN(64, regs.ax);
   if (orig < 0n) return regs;
   const out = { ...regs };
+  if (ax === BigInt(ERESTART_RESTARTBLOCK) && orig === BigInt(NR.restart_syscall)) {
+    out.ax = BigInt.asUintN(64, BigInt(-EINTR));
+    log.debug(`thread ${t.tid}: stopped in restart_syscall: its call returns EINTR after restore`);
+    return out;
+  }
   const restartable = ax === BigInt(ERESTARTSYS) || ax === BigInt(ERESTARTNOINTR) || ax === BigInt(ERESTARTNOHAND);
   if (restartable || ax === BigInt(ERESTART_RESTARTBLOCK)) {
     out.ax = regs.orig_ax;

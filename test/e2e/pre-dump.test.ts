@@ -89,6 +89,29 @@ function inodeOfFd(pid: number, fd: string): bigint {
   return statSync(`/proc/${pid}/fd/${fd}`, { bigint: true }).ino;
 }
 
+test('a poll the pre-dump stopped is in restart_syscall at the dump: the restored poll returns EINTR, not another call\'s restart state', { timeout: 120_000 }, async () => {
+  const s = await startSubject('poll-restart', []);
+  try {
+    const [pre1, fin] = ['pre1', 'final'].map((n) => join(s.workDir, n)) as [string, string];
+    for (const d of [pre1, fin]) mkdirSync(d);
+    await preDump({ pid: s.pid, imagesDir: pre1 });
+    // Let go, the poll goes back in through restart_syscall (orig_rax 219).
+    assert.ok(await waitFor(() => readFileSync(`/proc/${s.pid}/syscall`, 'utf8').startsWith('219 '), 5000), 'poll restarted through restart_syscall');
+    await dump({ pid: s.pid, imagesDir: fin, prevImagesDir: '../pre1', trackMem: true });
+    assert.ok(await waitGone(s.pid));
+    // Stored as CRIU stores it: the call returns EINTR (no restart_syscall to re-issue in another task).
+    const core = readImage(join(fin, `core-${s.pid}.img`)).entries[0] as { thread_info?: { gpregs?: { ax?: bigint; orig_ax?: bigint } } };
+    assert.equal(BigInt.asIntN(64, BigInt(core.thread_info?.gpregs?.ax ?? 0)), -4n, 'rax = -EINTR');
+    await restore({ imagesDir: fin });
+    // Its poll came back EINTR and it polls again (7); re-issued, restart_syscall would run the stub's sleep.
+    assert.ok(await waitFor(() => readFileSync(`/proc/${s.pid}/syscall`, 'utf8').startsWith('7 '), 5000), `in ${readFileSync(`/proc/${s.pid}/syscall`, 'utf8')}`);
+    const r = await s.terminateAndResult(30_000);
+    assert.equal(r.text, 'PASS');
+  } finally {
+    await killSubject(s);
+  }
+});
+
 test('a child forked between pre-dumps: its inherited copy of the tracker is replaced by its own, its memory comes back through the chain', { timeout: 120_000 }, async () => {
   const s = await startSubject('mem-dirty', ['--fork', '1']);
   try {

@@ -84,6 +84,7 @@ export const SUBJECTS: readonly SubjectCase[] = [
   c('task-attrs', 'personality, loginuid, membarrier, dumpable, subreaper, THP; per thread: policy, priority, nice, pdeathsig, timer slack', { pthread: true }),
   c('avx512', 'AVX-512 state at CPUID offsets: zmm0-31 and k1-k7, live while spinning in user space', { runMs: 100, skip: needCpu('avx512f', 'avx512bw') }),
   c('sleep-nanosleep', 'restart of an interrupted nanosleep', { runMs: 50 }),
+  c('poll-restart', 'a poll restarted by the kernel (restart_syscall) when dumped', { runMs: 50 }),
   c('read-pipe', 'restart of a read() blocked on a pipe', { args: ['--delay-ms', '300'] }),
   c('wait-child', 'restart of waitpid() on a live child', { args: ['--delay-ms', '300'] }),
   c('poll', 'restart of poll() with its remaining timeout', { args: ['--delay-ms', '300'] }),
