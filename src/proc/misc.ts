@@ -1,6 +1,7 @@
 /** Small /proc/PID files: one read each, no structure worth a module of its own. */
 import { readFileSync, readlinkSync } from 'node:fs';
 import { lines, parseError, procDir, readProcBuffer, readProcLink, readProcText } from './read.js';
+import type { UidGidExtent } from '../images/messages.js';
 
 /** auxv as [type, value] pairs up to and including AT_NULL's absence (AT_NULL dropped). */
 export function readAuxv(pid: number): [bigint, bigint][] {
@@ -146,4 +147,25 @@ export function pathSeenBy(pid: number, path: string): string {
     return path;
   }
   return theirs === readlinkSync('/proc/self/ns/mnt') || !path.startsWith('/') ? path : `/proc/${pid}/root${path}`;
+}
+
+/** /proc/PID/{uid,gid}_map: one extent per line, "inside outside count" (outside as the reader's namespace sees it). */
+export function readIdMap(pid: number, which: 'uid_map' | 'gid_map'): UidGidExtent[] {
+  const out: UidGidExtent[] = [];
+  for (const line of readProcText(pid, `/proc/${pid}/${which}`).split('\n')) {
+    const f = line.trim().split(/\s+/);
+    if (f.length !== 3) continue;
+    const [first, lower, count] = f.map(Number) as [number, number, number];
+    out.push({ first, lower_first: lower, count });
+  }
+  return out;
+}
+
+/** /proc/PID/setgroups says "deny": setgroups() is denied in the task's user namespace (false on a kernel without the switch). */
+export function setgroupsDenied(pid: number): boolean {
+  try {
+    return readProcText(pid, `/proc/${pid}/setgroups`).trim() === 'deny';
+  } catch {
+    return false;
+  }
 }

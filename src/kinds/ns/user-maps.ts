@@ -3,22 +3,12 @@
  * id outside in criu-ts's view, the count): read from /proc, checked,
  * written back, and ids translated through them (kinds/ns/user.ts).
  */
-import { readFileSync } from 'node:fs';
 import { CriuTsError } from '../../errors.js';
+import { readIdMap } from '../../proc/index.js';
 import type { UidGidExtent } from '../../images/messages.js';
 
 /** Task `pid`'s map, as /proc shows it. */
-export function readMap(pid: number, which: 'uid_map' | 'gid_map'): UidGidExtent[] {
-  const text = readFileSync(`/proc/${pid}/${which}`, 'latin1');
-  const out: UidGidExtent[] = [];
-  for (const line of text.split('\n')) {
-    const f = line.trim().split(/\s+/);
-    if (f.length !== 3) continue;
-    const [first, lower, count] = f.map(Number) as [number, number, number];
-    out.push({ first, lower_first: lower, count });
-  }
-  return out;
-}
+export const readMap = readIdMap;
 
 /** An id outside (criu-ts's view) as the namespace sees it, or undefined when it has no mapping there. */
 export function inside(map: readonly UidGidExtent[], id: number): number | undefined {

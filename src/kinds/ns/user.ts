@@ -43,7 +43,7 @@ import { readFileSync, readlinkSync, statSync, writeFileSync } from 'node:fs';
 import { CriuTsError } from '../../errors.js';
 import { imageFile } from '../../images/index.js';
 import { NR, PR, CLONE_NEWUSER, nsOwnerInode } from '../../sys/index.js';
-import { readComm } from '../../proc/index.js';
+import { readComm, setgroupsDenied } from '../../proc/index.js';
 import type { CredsEntry, TaskCoreEntry, ThreadCoreEntry, UidGidExtent, UsernsEntry } from '../../images/messages.js';
 import {
   stateKey, type DumpContext, type DumpTreeView, type ResourceKind, type RestoreContext, type RestoreTreeView,
@@ -216,13 +216,6 @@ function dumpTree(tree: DumpTreeView, ctx: DumpContext): void {
   Object.assign(ctx.memo(DUMP, () => ({ rootPid: 0, maps: undefined })), { rootPid: root, maps });
 }
 
-function setgroupsDenied(pid: number): boolean {
-  try {
-    return readFileSync(`/proc/${pid}/setgroups`, 'latin1').trim() === 'deny';
-  } catch {
-    return false; // a kernel without the switch: setgroups() is allowed wherever CAP_SETGID is
-  }
-}
 
 /**
  * Credentials as criu-ts reads them (/proc status: ids outside) made the

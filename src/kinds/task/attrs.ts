@@ -35,7 +35,8 @@ import type { Tracee } from '../../infect/tracee.js';
 import { RemoteSyscallError } from '../../infect/tracee.js';
 import type { RestoreTaskHandle } from '../types.js';
 import { CriuTsError } from '../../errors.js';
-import { readLoginuid, readOomScoreAdj, readPersonality } from '../../proc/index.js';
+import { readIdMap, readLoginuid, readOomScoreAdj, readPersonality } from '../../proc/index.js';
+import { inside } from '../ns/user-maps.js';
 import { logger } from '../../log.js';
 import { readFileSync, readlinkSync, writeFileSync } from 'node:fs';
 import type { TaskStateKind } from './types.js';
@@ -127,12 +128,8 @@ function loginuidAsSeen(t: RestoreTaskHandle): number {
     // gone: the write below says so
   }
   if (own || ours === LOGINUID_UNSET) return ours;
-  for (const line of readFileSync(`/proc/${t.pid}/uid_map`, 'latin1').split('\n')) {
-    const [first, lower, count] = line.trim().split(/\s+/).map(Number);
-    if (first === undefined || lower === undefined || count === undefined || Number.isNaN(count)) continue;
-    if (ours >= lower && ours - lower < count) return first + (ours - lower);
-  }
-  return LOGINUID_UNSET; // no mapping: the kernel shows the task -1 too
+  // No mapping: the kernel shows the task -1 too.
+  return inside(readIdMap(t.pid, 'uid_map'), ours) ?? LOGINUID_UNSET;
 }
 
 /** The kernel's default timer slack of a thread (50 us). */

@@ -18,23 +18,13 @@
  * neither dumped nor restored.
  */
 import { NR, PR, EPERM, LINUX_CAPABILITY_VERSION_3, SECURE_NO_SETUID_FIXUP_BIT, PR_CAPBSET_DROP, PR_CAP_AMBIENT_RAISE, PR_CAP_AMBIENT_CLEAR_ALL, CAP_SETPCAP } from '../../sys/index.js';
-import { parseStatus } from '../../proc/index.js';
+import { parseStatus, setgroupsDenied } from '../../proc/index.js';
 import type { ProcStatus } from '../../proc/index.js';
 import type { CredsEntry } from '../../images/messages.js';
 import { call, callRaw, type StepHandle, type Steps } from '../steps.js';
 import { RemoteSyscallError } from '../../infect/tracee.js';
 import { CriuTsError } from '../../errors.js';
 import { readFileSync } from 'node:fs';
-
-
-/** /proc/PID/setgroups: "deny" once setgroups() is denied in the task's user namespace. */
-function setgroupsDenied(pid: number): boolean {
-  try {
-    return readFileSync(`/proc/${pid}/setgroups`, 'latin1').trim() === 'deny';
-  } catch {
-    return false;
-  }
-}
 
 const CAP_SETPCAP_BIT = 1n << BigInt(CAP_SETPCAP);
 
