@@ -7,7 +7,6 @@
  * read eax..edx and put the task's registers back. `cpuid` touches no
  * memory and has no side effect, so the task cannot tell.
  */
-import { readFileSync } from 'node:fs';
 import {
   getGpRegsRaw, setGpRegsRaw, ptraceSingleStep, ptraceGetSiginfo, waitPid, __WALL, regOffset, processVmReadv,
   xstateLayout, type CpuidFn, type XstateLayout, SIGTRAP,
@@ -16,6 +15,7 @@ import { CriuTsError } from '../errors.js';
 import { Tracee } from './tracee.js';
 import { startOwnSleep, withSeized, type OwnSleep } from './helper-task.js';
 import { logger } from '../log.js';
+import { execMappings } from './gadgets.js';
 
 const log = logger('infect');
 const CPUID_INSN = Buffer.from([0x0f, 0xa2]);
@@ -30,11 +30,7 @@ const wr = (b: Buffer, r: Reg, v: bigint): void => {
 
 /** Address of a 0f a2 byte pair in the task's executable memory, or undefined. */
 function findCpuidGadget(tid: number): bigint | undefined {
-  const maps = readFileSync(`/proc/${tid}/maps`, 'latin1').split('\n');
-  for (const line of maps) {
-    const f = line.split(/\s+/);
-    if (!(f[1] ?? '').includes('x') || f[5] === '[vsyscall]' || f[0] === undefined || f[0] === '') continue;
-    const [s, e] = f[0].split('-').map((x) => BigInt('0x' + x)) as [bigint, bigint];
+  for (const { start: s, end: e } of execMappings(tid)) {
     const len = Number(e - s > BigInt(SEARCH_BYTES) ? BigInt(SEARCH_BYTES) : e - s);
     const buf = Buffer.alloc(len);
     let n = 0;

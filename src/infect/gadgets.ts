@@ -15,7 +15,7 @@
  * static program without a libc restorer) can still be driven, only without
  * the self-cure of sigframe.ts.
  */
-import { readFileSync } from 'node:fs';
+import { parseMaps } from '../proc/maps.js';
 import { processVmReadv } from '../sys/index.js';
 
 export interface Gadgets {
@@ -43,16 +43,9 @@ interface ExecMapping {
   name: string;
 }
 
-function execMappings(tid: number): ExecMapping[] {
-  const out: ExecMapping[] = [];
-  for (const l of readFileSync(`/proc/${tid}/maps`, 'latin1').split('\n')) {
-    const f = l.split(/\s+/);
-    if (!(f[1] ?? '').includes('x') || f[0] === undefined) continue;
-    const name = f[5] ?? '';
-    if (name === '[vsyscall]') continue; // not readable, and it traps on execution
-    const [s, e] = f[0].split('-').map((x) => BigInt('0x' + x)) as [bigint, bigint];
-    out.push({ start: s, end: e, name });
-  }
+/** The task's executable mappings, the vDSO first ([vsyscall] left out: not readable, and it traps on execution). */
+export function execMappings(tid: number): ExecMapping[] {
+  const out = parseMaps(tid).filter((m) => m.prot.exec && m.path !== '[vsyscall]').map((m) => ({ start: m.start, end: m.end, name: m.path }));
   // The vDSO first: small, always mapped, never unmapped by the program.
   return out.sort((a, b) => Number(b.name === '[vdso]') - Number(a.name === '[vdso]'));
 }
