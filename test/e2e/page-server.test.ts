@@ -42,18 +42,23 @@ function freePort(): Promise<number> {
   });
 }
 
+/** `criu-ts dump -t PID -D local --page-server` to a page server of ours writing into `remote`: both end well, the tree is gone. */
+async function dumpToPageServer(pid: number, local: string, remote: string): Promise<void> {
+  const ps = await startPageServer(remote);
+  const d = await runCli('criu-ts', ['dump', '-t', String(pid), '-D', local, '--page-server', '--address', '127.0.0.1', '--port', String(ps.port)]);
+  assert.equal(d.code, 0, d.stderr);
+  const served = await ps.exit;
+  assert.equal(served.code, 0, served.stderr);
+  assert.deepEqual(await waitTreeGone(local), []);
+}
+
 test('dump --page-server: pages go to criu-ts page-server, the rest stays local; together they restore (verified)', { timeout: 120_000 }, async () => {
   const s = await startSubject('shmem-child-writes');
   subjects.push(s);
   await new Promise((r) => setTimeout(r, 100));
   const local = dir('ps-local');
   const remote = dir('ps-remote');
-  const ps = await startPageServer(remote);
-  const d = await runCli('criu-ts', ['dump', '-t', String(s.pid), '-D', local, '--page-server', '--address', '127.0.0.1', '--port', String(ps.port)]);
-  assert.equal(d.code, 0, d.stderr);
-  const served = await ps.exit;
-  assert.equal(served.code, 0, served.stderr);
-  assert.deepEqual(await waitTreeGone(local), []);
+  await dumpToPageServer(s.pid, local, remote);
   assert.ok(!readdirSync(local).some((f) => f.startsWith('pagemap-') || f.startsWith('pages-')), 'no pagemap or pages image in the dump dir');
   const got = readdirSync(remote);
   assert.ok(got.some((f) => /^pagemap-\d+\.img$/.test(f)), `task pagemaps on the server: ${got.join(' ')}`);
@@ -76,12 +81,7 @@ for (const [name, shared] of [['memfd', false], ['shmem-private-map', true]] as 
     subjects.push(s);
     const local = dir('ps-shm-local');
     const remote = shared ? local : dir('ps-shm-remote');
-    const ps = await startPageServer(remote);
-    const d = await runCli('criu-ts', ['dump', '-t', String(s.pid), '-D', local, '--page-server', '--address', '127.0.0.1', '--port', String(ps.port)]);
-    assert.equal(d.code, 0, d.stderr);
-    const served = await ps.exit;
-    assert.equal(served.code, 0, served.stderr);
-    assert.deepEqual(await waitTreeGone(local), []);
+    await dumpToPageServer(s.pid, local, remote);
     const got = readdirSync(remote);
     assert.ok(got.some((f) => /^pagemap-shmem-\d+\.img$/.test(f)), `shared objects' pagemaps on the server: ${got.join(' ')}`);
     if (!shared) {
