@@ -51,13 +51,13 @@ async function firstRun(record: string, t0: bigint): Promise<number> {
   throw new Error('the restored subject never ran');
 }
 
-/** Start a lazy-pages daemon on `img`; resolves once it listens, with the moment it exits. */
-async function startDaemon(img: string): Promise<Promise<bigint>> {
+/** Start a lazy-pages daemon on `img`; resolves once it listens, with the moment it exits (wrapped: a promise would be awaited too). */
+async function startDaemon(img: string): Promise<{ gone: Promise<bigint> }> {
   rmSync(join(img, 'lazy-pages.socket'), { force: true });
   const daemon = spawn(process.execPath, [join(repoRoot(), 'bin', 'criu-ts'), 'lazy-pages', '-D', img], { stdio: 'ignore' });
   const gone = new Promise<bigint>((res) => daemon.on('exit', () => res(realNs())));
   for (let k = 0; k < 5000 && !existsSync(join(img, 'lazy-pages.socket')); k++) await sleep(2);
-  return gone;
+  return { gone };
 }
 
 export async function lazyCase(mib: number, runs: number): Promise<LazyResult> {
@@ -88,7 +88,7 @@ export async function lazyCase(mib: number, runs: number): Promise<LazyResult> {
       await killRestored(plain.pids);
       status(`${tag}: lazy restore`);
       writeFileSync(record, Buffer.alloc(4096));
-      let gone = await startDaemon(img);
+      let { gone } = await startDaemon(img);
       t0 = realNs();
       const lazy = await restore({ imagesDir: img, progress: false, lazyPages: true, skipChecksums: SKIP });
       const lazyFirst = await firstRun(record, t0);
@@ -96,7 +96,7 @@ export async function lazyCase(mib: number, runs: number): Promise<LazyResult> {
       await killRestored(lazy.pids);
       status(`${tag}: lazy restore through the CLI`);
       writeFileSync(record, Buffer.alloc(4096));
-      gone = await startDaemon(img);
+      ({ gone } = await startDaemon(img));
       const pidfile = join(dir, 'pid');
       t0 = realNs();
       const cli = spawnSync(process.execPath, [join(repoRoot(), 'bin', 'criu-ts'), 'restore', '-D', img, '-d', '--lazy-pages', '--pidfile', pidfile,
