@@ -14,7 +14,8 @@
  * parent ignores SIGCHLD is released outright when we, its tracer, collect
  * its death (wait_task_zombie, do_notify_parent), so no parent needs a
  * wait4 per child. The parents are killed next, so nobody ever sees the
- * changed disposition. A zombie child (never seized) is still reaped by an
+ * changed disposition. Every task is told to the guardian first: criu-ts
+ * killed half-way through, it kills the rest. A zombie child (never seized) is still reaped by an
  * injected wait4 in its parent, as is any child of a parent that could not
  * take the rt_sigaction.
  */
@@ -22,6 +23,7 @@ import { __WALL, WNOHANG, NR, SIGCHLD } from '../sys/index.js';
 import { collectExit, type Tracee } from '../infect/tracee.js';
 import { syscallEachSettled } from '../infect/side-by-side.js';
 import { logger } from '../log.js';
+import { guardian } from '../infect/guardian.js';
 
 /** What the kill needs of a seized task (dump/tree.ts TaskNode). */
 interface TaskNode {
@@ -66,6 +68,10 @@ function ignoreSigchld(parents: readonly TaskNode[]): Set<TaskNode> {
 }
 
 export function killTree(tasks: readonly TaskNode[]): void {
+  // From the first kill on, the tree cannot be put back as it was: if we die
+  // half-way, the guardian finishes the kill (infect/guardian.ts).
+  const guard = guardian();
+  for (const n of tasks) if (!n.zombie) guard?.doomed(n.pid);
   const byPid = new Map(tasks.map((n) => [n.pid, n]));
   const depthOf = new Map<TaskNode, number>();
   for (const n of tasks) {
@@ -83,9 +89,9 @@ export function killTree(tasks: readonly TaskNode[]): void {
         // already gone
       }
     }
-    // Only now, with some of its children already dying (so past the point
-    // where a killed criu-ts would leave the tree running as it was), is a
-    // parent's SIGCHLD changed.
+    // Only now, with some of its children already dying (past the point
+    // where the tree could be put back as it was: the guardian would finish
+    // the kill), is a parent's SIGCHLD changed.
     const parents = new Set<TaskNode>();
     for (const n of nodes) {
       const p = byPid.get(n.ppid);

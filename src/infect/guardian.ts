@@ -17,6 +17,9 @@
  *                            failed run closes it (kinds/memory/incremental.ts)
  *   N pid start ino,...      a tracker is about to be made in pid, which holds
  *                            userfaultfds of these inodes: any other is ours
+ *   X pid start              a dumped task the dump is killing (its images
+ *                            are complete): if criu-ts dies half-way through
+ *                            the kill, the guardian finishes it
  *   K pid start              a task this restore created
  *   R                        the restored tasks are released (not ours any more)
  *   G path                   a file this restore created
@@ -32,16 +35,17 @@
  * its own session and ignores SIGINT/SIGTERM/SIGHUP, so the Ctrl-C or the
  * hangup that stops criu-ts does not stop it.
  */
-import { closeSync, fstatSync, readFileSync, readdirSync, readlinkSync, rmSync, rmdirSync, statSync, writeSync } from 'node:fs';
+import { closeSync, fstatSync, readFileSync, rmSync, rmdirSync, writeSync } from 'node:fs';
 import { CriuTsError } from '../errors.js';
 import { logger } from '../log.js';
-import { listThreads, parseStat } from '../proc/index.js';
+import { listThreads } from '../proc/index.js';
 import {
   pipe2, reapWhenGone, spawnProgram, NR, ptraceGetRegset, ptraceSetRegset, ptraceSetSigmask, NT_X86_XSTATE, regOffset, O_CLOEXEC, XSAVE_MAX_BYTES,
 } from '../sys/index.js';
 import { Tracee } from './tracee.js';
 import { setTraceeObserver } from './observer.js';
 import { parseSelfCure, SELF_CURE_HEADER_BYTES } from './sigframe.js';
+import { closeTrackers, same, startOf, type MakingLine, type TrackerLine } from './guardian-trackers.js';
 
 const log = logger('guardian');
 
@@ -136,6 +140,10 @@ export class Guardian {
   task(pid: number): void {
     this.send(`K ${pid} ${startOf(pid)}`);
   }
+  /** A dumped task about to be killed by the dump (its images complete): killed by the guardian if criu-ts dies first. */
+  doomed(pid: number): void {
+    this.send(`X ${pid} ${startOf(pid)}`);
+  }
   released(): void {
     this.send('R');
   }
@@ -159,14 +167,6 @@ function hasFd(fd: number): boolean {
   }
 }
 
-function startOf(pid: number): string {
-  try {
-    return parseStat(pid).starttime.toString();
-  } catch {
-    return '0';
-  }
-}
-
 // ---- the guardian process ----
 
 interface Plan {
@@ -174,19 +174,22 @@ interface Plan {
   frames: Map<number, bigint>;
   tasks: Map<number, string>;
   files: string[];
-  trackers: { pid: number; start: string; fd: number; ino: bigint }[];
+  trackers: TrackerLine[];
   /** pid → its start time and the userfaultfd inodes it held before we made a tracker */
-  making: Map<number, { start: string; before: Set<bigint> }>;
+  making: Map<number, MakingLine>;
+  /** dumped tasks the dump was killing: pid → start time */
+  doomed: Map<number, string>;
 }
 
 function parsePlan(text: string): Plan {
-  const p: Plan = { scratch: new Map(), frames: new Map(), tasks: new Map(), files: [], trackers: [], making: new Map() };
+  const p: Plan = { scratch: new Map(), frames: new Map(), tasks: new Map(), files: [], trackers: [], making: new Map(), doomed: new Map() };
   for (const line of text.split('\n')) {
     const [k, a = '', b = '', c = '', d = ''] = line.split(' ');
     if (k === 'S') p.scratch.set(Number(a), { start: b, addr: BigInt('0x' + c), size: Number(d) });
     else if (k === 'F') p.frames.set(Number(a), BigInt('0x' + b));
     else if (k === 'U') p.scratch.delete(Number(a));
     else if (k === 'K') p.tasks.set(Number(a), b);
+    else if (k === 'X') p.doomed.set(Number(a), b);
     else if (k === 'R') p.tasks.clear();
     else if (k === 'G') p.files.push(line.slice(2));
     else if (k === 'T') p.trackers.push({ pid: Number(a), start: b, fd: Number(c), ino: BigInt(d) });
@@ -195,10 +198,6 @@ function parsePlan(text: string): Plan {
   return p;
 }
 
-/** The same process as the one criu-ts named (not a new one with a recycled pid). */
-function same(pid: number, start: string): boolean {
-  return startOf(pid) === start;
-}
 
 /** Our scratch mapping is still there at addr, untouched by the program since. */
 function scratchMapped(pid: number, addr: bigint, size: number): boolean {
@@ -260,76 +259,6 @@ function cureProcess(pid: number, s: { start: string; addr: bigint; size: number
   return true;
 }
 
-/** fd `fd` of `pid` is still the file with inode `ino` (the tracker we made, not a new file at its number). */
-function fdIs(pid: number, fd: number, ino: bigint): boolean {
-  try {
-    return statSync(`/proc/${pid}/fd/${fd}`, { bigint: true }).ino === ino;
-  } catch {
-    return false;
-  }
-}
-
-/** The userfaultfds of `pid` as fd → inode. */
-function userfaultfds(pid: number): Map<number, bigint> {
-  const out = new Map<number, bigint>();
-  let fds: string[];
-  try {
-    fds = readdirSync(`/proc/${pid}/fd`);
-  } catch {
-    return out;
-  }
-  for (const fd of fds) {
-    try {
-      if (readlinkSync(`/proc/${pid}/fd/${fd}`) === 'anon_inode:[userfaultfd]') out.set(Number(fd), statSync(`/proc/${pid}/fd/${fd}`, { bigint: true }).ino);
-    } catch {
-      // closed meanwhile
-    }
-  }
-  return out;
-}
-
-/**
- * The memory trackers the killed run made or scanned in `pid`, as fds:
- * those it named (T), and every userfaultfd that appeared since it started
- * making one (N; its injected call may have run after criu-ts died).
- */
-function trackersToClose(pid: number, plan: Plan): { fd: number; ino: bigint }[] {
-  const now = userfaultfds(pid);
-  const out = new Map<number, bigint>();
-  for (const x of plan.trackers) if (x.pid === pid && same(pid, x.start) && now.get(x.fd) === x.ino) out.set(x.fd, x.ino);
-  const mk = plan.making.get(pid);
-  if (mk && same(pid, mk.start)) for (const [fd, ino] of now) if (!mk.before.has(ino)) out.set(fd, ino);
-  return [...out].map(([fd, ino]) => ({ fd, ino }));
-}
-
-/**
- * Close the memory trackers the killed run made or scanned, as its own
- * failure path would have (its record was never written, or the parent's
- * was consumed): their write protection must not outlive it. One thread
- * of the process closes each (the fd table is shared).
- */
-function closeTrackers(pid: number, plan: Plan): number {
-  const mine = trackersToClose(pid, plan);
-  if (mine.length === 0) return 0;
-  for (const tid of listThreads(pid)) {
-    let t: Tracee;
-    try {
-      t = Tracee.seize(tid);
-    } catch {
-      continue; // exiting (a leader that is a zombie while its threads run)
-    }
-    let n = 0;
-    try {
-      for (const x of mine) if (fdIs(pid, x.fd, x.ino) && t.syscallRaw(NR.close, x.fd) === 0n) n++;
-      t.cure();
-    } finally {
-      t.detachQuiet();
-    }
-    return n;
-  }
-  return 0;
-}
-
 /** Put signals a seize of ours took back in the thread's queue (rt_tgsigqueueinfo from the thread keeps their siginfo). */
 function requeue(tid: number, signals: readonly Buffer[]): void {
   let t: Tracee;
@@ -353,8 +282,22 @@ export async function guardianMain(): Promise<void> {
   for await (const c of process.stdin) chunks.push(c as Buffer);
   const plan = parsePlan(Buffer.concat(chunks).toString('utf8'));
   const said: string[] = [];
+  // A dump that was killing its tree (images complete, the kill under way, some
+  // tasks dead already): the rest would only run on broken. Finish the kill.
+  const killedTree = new Set<number>();
+  for (const [pid, start] of plan.doomed) {
+    if (!same(pid, start)) continue;
+    try {
+      process.kill(pid, 'SIGKILL');
+      killedTree.add(pid);
+    } catch {
+      // gone already
+    }
+  }
+  if (killedTree.size > 0) said.push(`the dump was killing its tree (its images are complete): ${killedTree.size} task(s) of it killed`);
   let cured = 0;
   for (const [pid, s] of plan.scratch) {
+    if (killedTree.has(pid)) continue;
     try {
       if (cureProcess(pid, s, plan.frames)) cured++;
     } catch (e) {
@@ -364,8 +307,9 @@ export async function guardianMain(): Promise<void> {
   if (cured > 0) said.push(`${cured} dumped task(s) put back as they were`);
   let closed = 0;
   for (const pid of new Set([...plan.trackers.map((x) => x.pid), ...plan.making.keys()])) {
+    if (killedTree.has(pid)) continue;
     try {
-      closed += closeTrackers(pid, plan);
+      closed += closeTrackers(pid, plan.trackers, plan.making);
     } catch (e) {
       said.push(`task ${pid}: memory tracker not closed: ${(e as Error).message}`);
     }

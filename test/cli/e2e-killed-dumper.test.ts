@@ -14,9 +14,11 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
 import { isAlive, startSubject } from '../lib/subjects.js';
 import { runCli, withFault } from '../lib/run.js';
+import { waitTreeGone } from '../lib/harness.js';
 import { handlesUsr1, passesOf, settled, snapshot, spread } from '../lib/kill-walk.js';
 import { FAULT_POINTS } from '../../src/fault.js';
 
@@ -128,6 +130,47 @@ test('criu-ts killed at 20 points of a restore, or failed at each restore fault 
     }
     const ok = await runCli('criu-ts', ['restore', '-D', work, '-d']);
     assert.equal(ok.code, 0, ok.stderr);
+    const res = await s.terminateAndResult(20_000);
+    assert.ok(res.ok, res.text);
+  } finally {
+    s.cleanup();
+    rmSync(work, { recursive: true, force: true });
+  }
+});
+
+test('criu-ts killed while a dump (no -R) kills the tree it dumped: the guardian finishes the kill, no task of it is left, the images restore', { timeout: 600_000 }, async () => {
+  const s = await startSubject('tree', []);
+  const work = mkdtempSync('/tmp/criu-ts-killed-kill-');
+  try {
+    // Each dump in a fresh dir (a restored tree's shared memory has new ids): dump N restores from dump N-1.
+    let n = 0;
+    const next = (): string => {
+      const d = join(work, String(n++));
+      mkdirSync(d);
+      return d;
+    };
+    let dir = next();
+    const r0 = await withFault('count', () => runCli('criu-ts', ['dump', '-t', String(s.pid), '-D', dir]));
+    assert.equal(r0.code, 0, r0.stderr);
+    const names = passesOf(r0.stderr);
+    assert.deepEqual(await waitTreeGone(dir), [], 'the dump killed its tree');
+    const imagesAt = names.indexOf('dump.images') + 1;
+    // Passes of the kill (the held parents' rt_sigaction and wait4 among them), at most 6.
+    const after = [...new Set(spread(imagesAt + 1, names.length, Math.min(6, names.length - imagesAt), new Set()))];
+    assert.ok(after.length >= 2, `passes after the images: ${names.slice(imagesAt).join(' ')}`);
+    for (const [i, k] of after.entries()) {
+      const back = await runCli('criu-ts', ['restore', '-D', dir, '-d']);
+      assert.equal(back.code, 0, back.stderr);
+      dir = next();
+      const sig = i % 2 === 0 ? 'SIGKILL' : 'SIGTERM';
+      const what = `killed at pass ${k} (${names[k - 1]}) with ${sig}`;
+      const r = await withFault(`@${k}:${sig}`, () => runCli('criu-ts', ['dump', '-t', String(s.pid), '-D', dir]));
+      assert.notEqual(r.code, 0, `${what}: the dump did not fail\n${r.stderr}`);
+      assert.match(r.stderr, /criu-ts: interrupted; the dump was killing its tree/, `${what}: ${r.stderr}`);
+      assert.deepEqual(await waitTreeGone(dir), [], `${what}: tasks of the tree left`);
+    }
+    const back = await runCli('criu-ts', ['restore', '-D', dir, '-d']);
+    assert.equal(back.code, 0, back.stderr);
     const res = await s.terminateAndResult(20_000);
     assert.ok(res.ok, res.text);
   } finally {
