@@ -18,8 +18,8 @@ import type { Subject } from '../lib/subjects.js';
 import { oneLineFailure, runCli } from '../lib/run.js';
 import { Tracee } from '../../src/infect/tracee.js';
 import {
-  fdTarget, killAndWait, removeDir, sleep, strayStubs, tempDir, waitFor, waitGone, useE2eHarness,
-} from '../e2e/helpers.js';
+  fdTarget, killAndWait, removeDir, sleep, strayStubs, tempDir, waitFor, waitGone, useE2eHarness, withSubject,
+} from '../lib/harness.js';
 
 useE2eHarness();
 
@@ -42,23 +42,13 @@ async function unharmed(s: Subject, before?: string): Promise<void> {
   assert.ok(res.ok, res.text);
 }
 
-async function withSubject(name: string, args: string[], pthread: boolean, body: (s: Subject, work: string) => Promise<void>): Promise<void> {
-  const work = tempDir('e2e-dumpfail');
-  let s: Subject | undefined;
-  try {
-    s = await startSubject(name, args, { pthread });
-    await body(s, work);
-  } finally {
-    if (s !== undefined) {
-      await killAndWait(s.pid);
-      s.cleanup();
-    }
-    removeDir(work);
-  }
+/** Subject `name` and a work dir for the length of `body` (test/lib/harness.ts withSubject). */
+function withTarget(name: string, args: string[], pthread: boolean, body: (s: Subject, work: string) => Promise<void>): Promise<void> {
+  return withSubject(name, args, 'e2e-dumpfail', body, { pthread });
 }
 
 test('images dir under a regular file: refused before touching the task', { timeout: 60_000 }, async () => {
-  await withSubject('counter-loop', [], false, async (s, work) => {
+  await withTarget('counter-loop', [], false, async (s, work) => {
     writeFileSync(join(work, 'file'), 'x');
     const dir = join(work, 'file', 'images');
     oneLineFailure(await runCli('criu-ts', ['dump', '-t', String(s.pid), '-D', dir]), /^criu-ts: cannot open images directory .*file\/images/);
@@ -67,7 +57,7 @@ test('images dir under a regular file: refused before touching the task', { time
 });
 
 test('missing images dir with -o dump.log: the dir is named, not the log file in it', { timeout: 60_000 }, async () => {
-  await withSubject('counter-loop', [], false, async (s, work) => {
+  await withTarget('counter-loop', [], false, async (s, work) => {
     const dir = join(work, 'no-such-dir');
     oneLineFailure(await runCli('criu-ts', ['dump', '-t', String(s.pid), '-D', dir, '-v4', '-o', 'dump.log']),
       /^criu-ts: cannot open images directory .*no-such-dir: no such directory$/);
@@ -78,7 +68,7 @@ test('missing images dir with -o dump.log: the dir is named, not the log file in
 });
 
 test('images dir that fills up mid-dump (64 KiB tmpfs): ENOSPC, task unharmed', { timeout: 60_000 }, async (t: TestContext) => {
-  await withSubject('counter-loop', [], false, async (s, work) => {
+  await withTarget('counter-loop', [], false, async (s, work) => {
     const dir = join(work, 'small');
     mkdirSync(dir);
     try {
@@ -128,7 +118,7 @@ for (const [kind, inode] of [['perf', 'perf_event'], ['io_uring', 'io_uring']] a
 }
 
 test('threads exiting under the dump (-R, 8 rounds): each round ends cleanly, task unharmed', { timeout: 180_000 }, async () => {
-  await withSubject('thread-churn', [], true, async (s, work) => {
+  await withTarget('thread-churn', [], true, async (s, work) => {
     const before = snapshot(s.pid);
     for (let round = 0; round < 8; round++) {
       const images = join(work, `images-${round}`);
@@ -146,7 +136,7 @@ test('task killed mid-dump: the dump fails with one line, never hangs, leaves no
   // SIGKILL at growing delays after the CLI starts: before the seize, while
   // freezing, while memory is read (64 MiB takes a few hundred ms here).
   for (const delayMs of [20, 100, 150, 200, 300, 450]) {
-    await withSubject('big-memory', ['--mib', '64'], false, async (s, work) => {
+    await withTarget('big-memory', ['--mib', '64'], false, async (s, work) => {
       const images = join(work, 'images');
       mkdirSync(images);
       const dumping = runCli('criu-ts', ['dump', '-t', String(s.pid), '-D', images, '-o', 'dump.log'], { timeoutMs: 60_000 });
@@ -166,7 +156,7 @@ test('task killed mid-dump: the dump fails with one line, never hangs, leaves no
 });
 
 test('a task another tracer holds (a debugger, strace): refused in one line naming the tracer, task unharmed', { timeout: 60_000 }, async () => {
-  await withSubject('counter-loop', [], false, async (s, work) => {
+  await withTarget('counter-loop', [], false, async (s, work) => {
     // This test process is the other tracer (it holds the task stopped): a task has one tracer at a time.
     const t = Tracee.seize(s.pid);
     try {

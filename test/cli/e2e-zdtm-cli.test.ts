@@ -15,7 +15,7 @@ import { createInterface } from 'node:readline';
 import { isAlive, repoRoot, startSubject } from '../lib/subjects.js';
 import type { Subject } from '../lib/subjects.js';
 import { runCli } from '../lib/run.js';
-import { killAndWait, removeDir, tempDir, waitFor, waitGone, useE2eHarness } from '../e2e/helpers.js';
+import { killAndWait, removeDir, tempDir, waitFor, waitGone, useE2eHarness, withSubject } from '../lib/harness.js';
 
 useE2eHarness();
 
@@ -45,19 +45,9 @@ function recorder(work: string, file: string, failAt = ''): string {
   return path;
 }
 
-async function withSubject(body: (s: Subject, work: string) => Promise<void>): Promise<void> {
-  const work = tempDir('e2e-zdtm');
-  let s: Subject | undefined;
-  try {
-    s = await startSubject('counter-loop');
-    await body(s, work);
-  } finally {
-    if (s !== undefined) {
-      await killAndWait(s.pid);
-      s.cleanup();
-    }
-    removeDir(work);
-  }
+/** The counter-loop subject and a work dir for the length of `body` (test/lib/harness.ts withSubject). */
+function withCounter(body: (s: Subject, work: string) => Promise<void>): Promise<void> {
+  return withSubject('counter-loop', [], 'e2e-zdtm', body);
 }
 
 /** Dump with zdtm's arguments (plus `extra`); the task is gone afterwards. */
@@ -86,7 +76,7 @@ test('zdtm feature queries: "-verbosity=0 --feature X" answers by exit status', 
 });
 
 test('zdtm-style dump and restore, twice (--iters 2), with the flags zdtm adds', { timeout: 180_000 }, async () => {
-  await withSubject(async (s, work) => {
+  await withCounter(async (s, work) => {
     for (const iter of [1, 2]) {
       const dir = join(work, 'dump', String(iter));
       // --auto-dedup (--dedup), --manage-cgroups (freezer runs; the subject is in our cgroups), desc opts: all accepted, none changes the result.
@@ -104,7 +94,7 @@ test('zdtm-style dump and restore, twice (--iters 2), with the flags zdtm adds',
 });
 
 test('--action-script: every point, in order, with CRIU\'s environment', { timeout: 120_000 }, async () => {
-  await withSubject(async (s, work) => {
+  await withCounter(async (s, work) => {
     const dir = join(work, 'images');
     const record = join(work, 'actions.txt');
     const script = recorder(work, record);
@@ -124,7 +114,7 @@ test('--action-script: every point, in order, with CRIU\'s environment', { timeo
 });
 
 test('a pre-dump script that fails fails the dump and leaves the task running', { timeout: 120_000 }, async () => {
-  await withSubject(async (s, work) => {
+  await withCounter(async (s, work) => {
     const dir = join(work, 'images');
     mkdirSync(dir);
     const record = join(work, 'actions.txt');
@@ -142,7 +132,7 @@ test('a pre-dump script that fails fails the dump and leaves the task running', 
 });
 
 test('a failing post-dump script fails the dump and the task runs on, as with CRIU', { timeout: 120_000 }, async () => {
-  await withSubject(async (s, work) => {
+  await withCounter(async (s, work) => {
     const dir = join(work, 'images');
     mkdirSync(dir);
     const record = join(work, 'actions.txt');
@@ -157,7 +147,7 @@ test('a failing post-dump script fails the dump and the task runs on, as with CR
 });
 
 test('a failing post-restore script fails the restore and leaves nothing behind', { timeout: 120_000 }, async () => {
-  await withSubject(async (s, work) => {
+  await withCounter(async (s, work) => {
     const dir = join(work, 'images');
     await zdtmDump(s, dir, []);
     const record = join(work, 'actions.txt');
@@ -170,7 +160,7 @@ test('a failing post-restore script fails the restore and leaves nothing behind'
 });
 
 test('restore --exec-cmd runs the command once the tree runs and exits with its status', { timeout: 120_000 }, async () => {
-  await withSubject(async (s, work) => {
+  await withCounter(async (s, work) => {
     const dir = join(work, 'images');
     await zdtmDump(s, dir, []);
     const seen = join(work, 'seen');
@@ -186,7 +176,7 @@ test('restore --exec-cmd runs the command once the tree runs and exits with its 
 });
 
 test('zdtm --sibling: restore -d --restore-sibling makes the root a child of criu\'s caller (no subreaper), which reaps it', { timeout: 120_000 }, async () => {
-  await withSubject(async (s, work) => {
+  await withCounter(async (s, work) => {
     const dir = join(work, 'images');
     await zdtmDump(s, dir, []);
     const pidfile = join(s.workDir, 'test.pid');

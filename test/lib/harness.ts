@@ -11,7 +11,7 @@ import { closeSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSyn
 import { join } from 'node:path';
 import { readImage } from '../../src/images/index.js';
 import { isCriuTsError } from '../../src/errors.js';
-import { repoRoot, startSubject, type Subject } from './subjects.js';
+import { repoRoot, startSubject, type StartOptions, type Subject } from './subjects.js';
 import { __WALL, WNOHANG, setChildSubreaper, waitPid } from '../../src/sys/index.js';
 
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -275,11 +275,11 @@ export async function killSubject(s: Subject | undefined): Promise<void> {
  * settle) and a temporary dir; whatever happens, the subject and what it
  * forked are killed (killSubject) and the dir removed.
  */
-export async function withSubject(name: string, args: string[], prefix: string, body: (s: Subject, dir: string) => Promise<void>): Promise<void> {
+export async function withSubject(name: string, args: string[], prefix: string, body: (s: Subject, dir: string) => Promise<void>, opts: StartOptions = {}): Promise<void> {
   const dir = tempDir(prefix);
   let s: Subject | undefined;
   try {
-    const started = await startSubject(name, args);
+    const started = await startSubject(name, args, opts);
     s = started;
     await sleep(50);
     await body(started, dir);
