@@ -266,6 +266,10 @@ function prepareRestore(tree: RestoreTreeView, ctx: RestoreContext): void {
     Object.assign(ctx.state(RESTORE, () => ({ rootPid: 0, entry: undefined, deny: false })), { rootPid: tree.rootPid });
     return;
   }
+  // Born from criu-ts (restore/stub.ts cloneSiblingTop), the root execs before its maps exist, and so keeps no capability there.
+  if (ctx.opts.restoreSibling) {
+    throw new CriuTsError('EUNSUPPORTED', `task ${tree.rootPid} was dumped in a user namespace of its own: not restored with --restore-sibling (born from criu-ts, it would run its first program before its id maps exist and keep no capability in it); restore without --restore-sibling`, { pid: tree.rootPid });
+  }
   // Making a user namespace with maps of our choosing takes CAP_SETUID/CAP_SETGID here (docs/security.md).
   if (ctx.opts.unprivileged) {
     throw new CriuTsError('EPERM', `not restored for an unprivileged caller: task ${tree.rootPid} would be in a user namespace of its own`, { pid: tree.rootPid, errno: 1 });
@@ -290,10 +294,6 @@ function prepareRestore(tree: RestoreTreeView, ctx: RestoreContext): void {
         throw new CriuTsError('EIMAGE', `${file}: task ${tree.rootPid}'s supplementary group ${g} has no mapping, and setgroups is denied in its user namespace`, { file, gid: g });
       }
     }
-    // Born from our own process (--restore-sibling), it can only have ours.
-    const want = [...new Set((root?.core?.thread_core?.creds?.groups ?? []).map((g) => outside(entry.gid_map ?? [], g)))].sort().join(',');
-    const have = [...new Set(process.getgroups?.() ?? [])].sort().join(',');
-    if (ctx.opts.restoreSibling && want !== have) throw new CriuTsError('EUNSUPPORTED', `task ${tree.rootPid}: --restore-sibling: its user namespace denies setgroups, so it keeps the groups it is born with, and born from criu-ts it would have ${have || 'none'}, not ${want || 'none'}: restore without --restore-sibling`, { pid: tree.rootPid });
   }
   Object.assign(ctx.state(RESTORE, () => ({ rootPid: 0, entry: undefined, deny: false })), { rootPid: tree.rootPid, entry, deny });
 }
@@ -330,8 +330,7 @@ export const userNsKind: ResourceKind = {
 
   beforeClone(parent, task, ctx): void {
     const st = ctx.state(RESTORE, () => ({ rootPid: 0, entry: undefined, deny: false }));
-    // A sibling root is not born from `parent`: prepareRestore made sure ours are its groups.
-    if (!st.deny || st.entry === undefined || !isRoot(task, st.rootPid) || ctx.opts.restoreSibling) return;
+    if (!st.deny || st.entry === undefined || !isRoot(task, st.rootPid)) return;
     const groups = (task.core?.thread_core?.creds?.groups ?? []).map((g) => outside(st.entry?.gid_map ?? [], g) ?? INVALID_ID);
     const buf = Buffer.alloc(Math.max(4, groups.length * 4));
     groups.forEach((g, i) => buf.writeUInt32LE(g, i * 4));
