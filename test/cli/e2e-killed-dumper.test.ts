@@ -14,7 +14,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { isAlive, startSubject } from '../lib/subjects.js';
 import { runCli, withFault } from '../lib/run.js';
@@ -174,6 +174,14 @@ test('criu-ts killed while a dump (no -R) kills the tree it dumped: the guardian
     const res = await s.terminateAndResult(20_000);
     assert.ok(res.ok, res.text);
   } finally {
+    // The tree spans three sessions: its process group is not all of it.
+    for (const p of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
+      try {
+        if (readFileSync(`/proc/${p}/cmdline`, 'latin1').includes(s.outFile)) process.kill(Number(p), 'SIGKILL');
+      } catch {
+        // gone, or not ours to read
+      }
+    }
     s.cleanup();
     rmSync(work, { recursive: true, force: true });
   }
