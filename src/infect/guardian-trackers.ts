@@ -8,8 +8,8 @@
  * make one there (N: an injected call whose registers are set runs even if
  * criu-ts dies before it sees the result).
  */
-import { readdirSync, readlinkSync, statSync } from 'node:fs';
-import { listThreads, parseStat } from '../proc/index.js';
+import { statSync } from 'node:fs';
+import { fdsLinkedTo, listThreads, parseStat } from '../proc/index.js';
 import { NR } from '../sys/index.js';
 import { Tracee } from './tracee.js';
 
@@ -44,15 +44,9 @@ function fdIs(pid: number, fd: number, ino: bigint): boolean {
 /** The userfaultfds of `pid` as fd → inode. */
 function userfaultfds(pid: number): Map<number, bigint> {
   const out = new Map<number, bigint>();
-  let fds: string[];
-  try {
-    fds = readdirSync(`/proc/${pid}/fd`);
-  } catch {
-    return out;
-  }
-  for (const fd of fds) {
+  for (const fd of fdsLinkedTo(pid, 'anon_inode:[userfaultfd]')) {
     try {
-      if (readlinkSync(`/proc/${pid}/fd/${fd}`) === 'anon_inode:[userfaultfd]') out.set(Number(fd), statSync(`/proc/${pid}/fd/${fd}`, { bigint: true }).ino);
+      out.set(fd, statSync(`/proc/${pid}/fd/${fd}`, { bigint: true }).ino);
     } catch {
       // closed meanwhile
     }

@@ -5,7 +5,7 @@
  * fs/eventpoll.c, fs/timerfd.c, fs/signalfd.c, fs/notify/fdinfo.c,
  * fs/locks.c), which mix hex and decimal.
  */
-import { readdirSync } from 'node:fs';
+import { readdirSync, readlinkSync } from 'node:fs';
 import { lines, parseError, procError, readProcLink, readProcText } from './read.js';
 
 export interface EventfdInfo { count: bigint; id: number; semaphore: boolean }
@@ -75,6 +75,29 @@ export function listFds(pid: number): number[] {
   } catch (e) {
     throw procError(pid, dir, e);
   }
+}
+
+/**
+ * The fds of `pid` whose link reads `target` (e.g. '/dev/net/tun',
+ * 'anon_inode:[userfaultfd]'), in order; none when the task is gone. An fd
+ * closed while the directory is read is left out.
+ */
+export function fdsLinkedTo(pid: number, target: string): number[] {
+  let fds: string[];
+  try {
+    fds = readdirSync(`/proc/${pid}/fd`);
+  } catch {
+    return [];
+  }
+  const out: number[] = [];
+  for (const fd of fds) {
+    try {
+      if (readlinkSync(`/proc/${pid}/fd/${fd}`) === target) out.push(Number(fd));
+    } catch {
+      // closed meanwhile
+    }
+  }
+  return out.sort((a, b) => a - b);
 }
 
 export function readFdLink(pid: number, fd: number): string {

@@ -1,8 +1,8 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { statSync } from 'node:fs';
+import { closeSync, openSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { listFds, readFdLink, parseFdinfo, parseFdinfoText } from '../../src/proc/index.js';
+import { fdsLinkedTo, listFds, readFdLink, parseFdinfo, parseFdinfoText } from '../../src/proc/index.js';
 import { isCriuTsError } from '../../src/errors.js';
 import { startSubject } from '../lib/subjects.js';
 import type { Subject } from '../lib/subjects.js';
@@ -116,4 +116,19 @@ test('errors', () => {
 test('the subject still works after being inspected', async () => {
   const r = await s.terminateAndResult(5000);
   assert.ok(r.ok, r.text);
+});
+
+test('fdsLinkedTo: the fds whose link reads a target, in order; none of a task that is gone', () => {
+  const a = openSync('/dev/null', 'r');
+  const b = openSync('/dev/null', 'r');
+  try {
+    const ours = fdsLinkedTo(process.pid, '/dev/null');
+    assert.ok(ours.includes(a) && ours.includes(b), JSON.stringify(ours));
+    assert.deepEqual(ours, [...ours].sort((x, y) => x - y));
+    assert.deepEqual(fdsLinkedTo(process.pid, '/no/such/target'), []);
+    assert.deepEqual(fdsLinkedTo(4_000_000, '/dev/null'), []);
+  } finally {
+    closeSync(a);
+    closeSync(b);
+  }
 });

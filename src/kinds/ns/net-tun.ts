@@ -19,7 +19,8 @@
  * Refused at dump with one line: a tap with a socket filter attached (as
  * CRIU), a non-persistent device no task of the tree holds.
  */
-import { closeSync, openSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import { closeSync, openSync, readFileSync } from 'node:fs';
+import { fdsLinkedTo } from '../../proc/index.js';
 import { CriuTsError } from '../../errors.js';
 import type { NetDeviceEntry, TunLinkEntry } from '../../images/messages.js';
 import {
@@ -158,19 +159,6 @@ export function tunAttachment(fd: number, what: string): { name: string; flags: 
 
 /** Our copies of task `pid`'s /dev/net/tun files (a tun device they hold is read through them). */
 export function tunFilesOf(pid: number): number[] {
-  const out: number[] = [];
-  let fds: string[];
-  try {
-    fds = readdirSync(`/proc/${pid}/fd`);
-  } catch {
-    return out;
-  }
-  for (const fd of fds) {
-    try {
-      if (readlinkSync(`/proc/${pid}/fd/${fd}`) === '/dev/net/tun') out.push(fdOfTask(pid, Number(fd)));
-    } catch {
-      // closed meanwhile (a thread of a held task cannot: the task is frozen)
-    }
-  }
-  return out;
+  // (a thread of a held task cannot close one meanwhile: the task is frozen)
+  return fdsLinkedTo(pid, '/dev/net/tun').map((fd) => fdOfTask(pid, fd));
 }
