@@ -15,6 +15,12 @@
  *   process;
  * - inventory.img: the dump's run id is a plain id (it names an nftables
  *   table in a command).
+ *
+ * Files in the directory that the dump's criu-ts-checksums does not list
+ * (left by an earlier dump into the same directory: CRIU overwrites what it
+ * writes and leaves the rest) are not the dump's and are passed over; a
+ * dump without that list (CRIU's, or --skip-checksums) has every file
+ * taken as its own.
  */
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
@@ -24,6 +30,9 @@ import type { PagemapEntry } from '../images/messages.js';
 import type { DumpImages } from './images.js';
 import { checkRunId } from '../kinds/index.js';
 import { PID_MAX_LIMIT, PAGE_SIZE } from '../sys/index.js';
+import { logger } from '../log.js';
+
+const log = logger('restore');
 
 
 function isPid(v: number): boolean {
@@ -45,8 +54,13 @@ function pagesInFile(entries: readonly PagemapEntry[]): bigint {
   return n;
 }
 
-export function checkConsistency(img: DumpImages): void {
+export function checkConsistency(img: DumpImages, listed?: ReadonlySet<string>): void {
   const dir = img.dir;
+  const ours = (name: string): boolean => {
+    if (listed === undefined || listed.has(name)) return true;
+    log.warn(`${name}: not part of this dump (not in its ${imageFile('CRIU_TS_CHECKSUMS')}; left by an earlier dump into ${dir}?): passed over`);
+    return false;
+  };
   // The run id names the network lock's table in an nft command: a plain id or nothing.
   const runId = img.inventory.dump_criu_run_id;
   if (runId !== undefined && runId !== '') checkRunId(runId);
@@ -72,7 +86,7 @@ export function checkConsistency(img: DumpImages): void {
   }
   for (const name of readdirSync(dir)) {
     const tid = imageIdOf('CORE', name);
-    if (tid !== undefined && !tids.has(Number(tid))) bad(name, 'thread', `${tid} is in no task's threads in ${imageFile('PSTREE')}`);
+    if (tid !== undefined && !tids.has(Number(tid)) && ours(name)) bad(name, 'thread', `${tid} is in no task's threads in ${imageFile('PSTREE')}`);
   }
   // Files: each task's fdinfo exists and names files that exist.
   for (const t of img.tasks) {
@@ -93,7 +107,7 @@ export function checkConsistency(img: DumpImages): void {
   for (const t of img.tasks) add(t.pagesId, pagesInFile(t.pagemap), imageFile('PAGEMAP', t.pstree.pid));
   for (const name of readdirSync(dir)) {
     const shmid = imageIdOf('SHMEM_PAGEMAP', name);
-    if (shmid === undefined) continue;
+    if (shmid === undefined || !ours(name)) continue;
     const [head, ...entries] = loadImage(dir, 'SHMEM_PAGEMAP', shmid).entries;
     add(head.pages_id, pagesInFile(entries), name);
   }

@@ -53,12 +53,12 @@ function one<K extends ProtoImageKey>(dir: string, key: K, id?: ImageId): EntryO
  * them: checkLazyPagesChecksums checks them once the pagemaps say which
  * of their bytes the lazy-pages daemon serves (and checks) instead.
  */
-export function checkDumpChecksums(dir: string, lazy = false): CriuTsChecksumEntry[] {
+export function checkDumpChecksums(dir: string, lazy = false): { later: CriuTsChecksumEntry[]; listed?: ReadonlySet<string> } {
   const sums = loadImageIfAny(dir, 'CRIU_TS_CHECKSUMS');
-  if (sums === undefined) return [];
+  if (sums === undefined) return { later: [] };
   const later = lazy ? sums.entries.filter((e) => e.blocks !== undefined) : [];
   verifyChecksums(dir, lazy ? sums.entries.filter((e) => e.blocks === undefined) : sums.entries);
-  return later;
+  return { later, listed: new Set(sums.entries.map((e) => e.name)) };
 }
 
 /** The pages images left by checkDumpChecksums(dir, true): every block but those wholly inside a lazy VMA's pages. */

@@ -49,10 +49,10 @@ const log = logger('restore');
 export async function restoreTree(opts: RestoreTreeOptions): Promise<RestoreResult> {
   const dir = opts.dir;
   // Every file the dump wrote, as it wrote it, before a single image is believed.
-  const later = opts.skipChecksums ? [] : checkDumpChecksums(dir, opts.lazyPages !== undefined);
+  const { later, listed } = opts.skipChecksums ? { later: [] } : checkDumpChecksums(dir, opts.lazyPages !== undefined);
   const img = loadDump(dir);
   // The images agree with each other (threads, fds, pages), or nothing is created.
-  checkConsistency(img);
+  checkConsistency(img, listed);
   // A lazy restore's pages images: what the restore reads itself; the lazy-pages daemon checks the rest as it serves it.
   checkLazyPagesChecksums(img, later);
   // The pages taken from parent images (pre-dump chains), against each parent's own checksums.

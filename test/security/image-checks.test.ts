@@ -134,7 +134,13 @@ test('damaged dumps are refused before anything is created, naming image and fie
   const names = doc.entries.map((e) => e.name);
   for (const n of ['pstree.img', `core-${pid}.img`, pagesName, 'inventory.img', 'stats-dump']) assert.ok(names.includes(n), `${n} listed`);
 
-  // The undamaged dump restores, and the subject passes.
+  // A file an earlier dump into the same directory left behind (CRIU overwrites what it writes and
+  // leaves the rest): not in this dump's criu-ts-checksums, so passed over; without that list every
+  // file is taken as the dump's, and the stray core is refused.
+  cpSync(join(good, `core-${pid}.img`), join(good, 'core-1.img'));
+  await refused(good, /core-1\.img: thread: 1 is in no task's threads/, pid);
+
+  // The undamaged dump restores (the stray core beside it), and the subject passes.
   const r = await restore({ imagesDir: good });
   assert.equal(r.pid, pid);
   const res = await subject.terminateAndResult();
