@@ -29,11 +29,9 @@ import type { CallerCreds } from '../caller.js';
 import { CriuTsError } from '../errors.js';
 import { imageFile, loadImage, loadImageIfAny } from '../images/index.js';
 import type { CredsEntry, FileEntry } from '../images/messages.js';
-import { ACCESS, closeQuiet, fdAccessible, openPathAs, withFsCreds, O_ACCMODE, O_PATH, TCP_CLOSE, TCP_LISTEN } from '../sys/index.js';
+import { ACCESS, closeQuiet, fdAccessible, openPathAs, withFsCreds, O_ACCMODE, O_PATH, TCP_CLOSE, TCP_LISTEN, S_ISUID, S_ISGID } from '../sys/index.js';
 import type { DumpImages } from './images.js';
 
-const S_ISUID = 0o4000;
-const S_ISGID = 0o2000;
 const TCP = 6;
 
 function refuse(what: string, data: Record<string, unknown> = {}): never {

@@ -9,13 +9,13 @@
  */
 import {
   NR, AF_UNIX, SOCK_DGRAM, pidfdOpen, pidfdGetfd, closeQuiet, dup, sendmsgRights, O_CLOEXEC, FD_CLOEXEC, F_SETFD,
+  F_DUPFD,
 } from '../sys/index.js';
 import { CriuTsError } from '../errors.js';
 import { imageFile } from '../images/index.js';
 import { fileKindByType, stateKey, fownOf, restoreFown, installFd, type RestoreTaskHandle, type RestoreContext, type FileKind } from '../kinds/index.js';
 import type { FdinfoEntry, FileEntry } from '../images/messages.js';
 
-const F_DUPFD = 0;
 const CLOSE_RANGE_ALL = 0xffffffff;
 
 function kindOf(e: FileEntry | undefined, id: number, pid: number): { e: FileEntry; kind: FileKind } {

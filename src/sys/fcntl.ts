@@ -26,6 +26,7 @@ export const AT_SYMLINK_NOFOLLOW = 0x100;
 export const AT_REMOVEDIR = 0x200;
 export const AT_EMPTY_PATH = 0x1000;
 
+export const F_DUPFD = 0;
 export const F_SETFD = 2;
 export const F_GETFL = 3;
 export const F_SETFL = 4;
@@ -42,6 +43,8 @@ export const SEEK_HOLE = 4;
 export const HUGETLBFS_MAGIC = 0x958458f6;
 
 /** File type bits of st_mode (sys/stat.h). */
+export const S_ISUID = 0o4000;
+export const S_ISGID = 0o2000;
 export const S_IFMT = 0o170000;
 export const S_IFDIR = 0o040000;
 export const S_IFREG = 0o100000;

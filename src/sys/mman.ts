@@ -16,5 +16,12 @@ export const MAP_LOCKED = 0x2000;
 export const MAP_NORESERVE = 0x4000;
 export const MAP_FIXED_NOREPLACE = 0x100000;
 
+/** mmap: log2 of a huge page size, shifted here (MAP_HUGE_2MB is 21 << MAP_HUGE_SHIFT) */
+export const MAP_HUGE_SHIFT = 26;
+
+/** madvise advice */
+export const MADV_DONTNEED = 4;
+export const MADV_GUARD_INSTALL = 102;
+
 export const MREMAP_MAYMOVE = 1;
 export const MREMAP_FIXED = 2;

@@ -282,3 +282,6 @@ export const PR_CAP_AMBIENT_CLEAR_ALL = 4;
 export const SECCOMP_SET_MODE_STRICT = 0;
 export const SECCOMP_SET_MODE_FILTER = 1;
 export const SECCOMP_FILTER_FLAG_TSYNC = 1;
+
+/** rseq(2) flags: unregister the thread's area */
+export const RSEQ_FLAG_UNREGISTER = 1;

@@ -17,7 +17,7 @@
  * different executables share nothing (fork never makes such a pair).
  */
 import { closeSync, constants, openSync, readSync } from 'node:fs';
-import { NR, PAGE_SIZE, ProcMem } from '../../sys/index.js';
+import { NR, PAGE_SIZE, ProcMem, MADV_DONTNEED } from '../../sys/index.js';
 import { CriuTsError } from '../../errors.js';
 import type { MmEntry, PagemapEntry, VmaEntry } from '../../images/messages.js';
 import type { RestoreTaskHandle } from '../types.js';
@@ -27,7 +27,6 @@ import { pagemapRanges, type Segment } from './parent-images.js';
 import { byStart, subtract, splitBy, type Range } from './ranges.js';
 import { isGuard } from './guard.js';
 
-const MADV_DONTNEED = 4;
 const NOT_INHERITED_MADV = (1n << 10n) | (1n << 18n); // MADV_DONTFORK, MADV_WIPEONFORK
 const SPECIAL = VMA.AREA_VDSO | VMA.AREA_VVAR | VMA.AREA_VSYSCALL | VMA.AREA_AIORING | VMA.AREA_SYSVIPC | VMA.AREA_GUARD;
 const CHUNK = 1 << 20;

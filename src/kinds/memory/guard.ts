@@ -10,14 +10,13 @@
  * guard regions cannot be seen and are not saved, as with CRIU.
  */
 import { closeSync, openSync } from 'node:fs';
-import { NR, pagemapScan, PAGE_IS_GUARD, isSyscallError } from '../../sys/index.js';
+import { NR, pagemapScan, PAGE_IS_GUARD, isSyscallError, MADV_GUARD_INSTALL } from '../../sys/index.js';
 import type { VmaEntry } from '../../images/messages.js';
 import type { RestoreTaskHandle } from '../types.js';
 import { VMA } from './vma.js';
 import { EINVAL } from '../../sys/errno.js';
 
 const TASK_SIZE = 0x7ffffffff000n;
-const MADV_GUARD_INSTALL = 102;
 
 /** The task's guard regions as CRIU's VMA_AREA_GUARD entries (none where the kernel cannot report them). */
 export function dumpGuardRegions(pid: number): VmaEntry[] {

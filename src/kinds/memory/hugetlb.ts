@@ -21,9 +21,8 @@
  */
 import { closeSync, openSync, readSync } from 'node:fs';
 import type { SmapsEntry } from '../../proc/index.js';
-import { MAP_HUGETLB } from '../../sys/mman.js';
+import { MAP_HUGETLB, MAP_HUGE_SHIFT } from '../../sys/mman.js';
 
-const MAP_HUGE_SHIFT = 26;
 export const MAP_HUGE_MASK = 0x3f << MAP_HUGE_SHIFT;
 
 export function isHugetlb(v: SmapsEntry): boolean {

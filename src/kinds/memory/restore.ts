@@ -12,7 +12,7 @@
  */
 import { readlinkSync } from 'node:fs';
 import { parseMaps, type MapsEntry } from '../../proc/index.js';
-import { NR, PAGE_SIZE, PR, PR_SET_MM } from '../../sys/index.js';
+import { NR, PAGE_SIZE, PR, PR_SET_MM, RSEQ_FLAG_UNREGISTER } from '../../sys/index.js';
 import { CriuTsError } from '../../errors.js';
 import { checkHostSegmentAtRestore } from './sysv-host.js';
 import type { FdinfoEntry, MmEntry, VmaEntry, PagemapEntry } from '../../images/messages.js';
@@ -38,7 +38,6 @@ import { imageFile, imagePath } from '../../images/index.js';
 
 const log = logger('mem');
 
-const RSEQ_FLAG_UNREGISTER = 1;
 export const SCRATCH_BYTES = 1 << 20;
 
 function overlaps(a: Range, b: Range): boolean {
