@@ -23,14 +23,15 @@ export function repoRoot(): string {
 
 const mtime = (p: string): number => (existsSync(p) ? statSync(p).mtimeMs : -1);
 
-/** Compile bench/c/NAME.c into build/bench/NAME unless the binary is newer than the source. */
+/** Compile bench/c/NAME.c into build/bench/NAME unless the binary is newer than the source and ready.h. */
 export function buildHelper(name: string): string {
   const root = repoRoot();
   const src = join(root, 'bench', 'c', `${name}.c`);
   const outDir = join(root, 'build', 'bench');
   mkdirSync(outDir, { recursive: true });
   const exe = join(outDir, name);
-  if (mtime(exe) >= mtime(src)) return exe;
+  // The subjects share bench/c/ready.h: a change to it rebuilds them too.
+  if (mtime(exe) >= Math.max(mtime(src), mtime(join(root, 'bench', 'c', 'ready.h')))) return exe;
   // A private name then rename: a concurrent run never executes half a binary.
   const tmp = `${exe}.tmp.${process.pid}`;
   execFileSync('gcc', ['-O2', '-Wall', '-pthread', '-o', tmp, src], { stdio: ['ignore', 'pipe', 'pipe'] });

@@ -16,6 +16,7 @@
 #include <sys/socket.h>
 #include <sys/timerfd.h>
 #include <unistd.h>
+#include "ready.h"
 
 int main(int argc, char **argv)
 {
@@ -69,14 +70,8 @@ int main(int argc, char **argv)
 			break;
 		}
 	}
-	char tmp[4096];
-	snprintf(tmp, sizeof(tmp), "%s.tmp", argv[2]);
-	FILE *f = fopen(tmp, "w");
-	if (!f)
+	if (write_ready(argv[2], "%d\n", getpid()) != 0)
 		return 1;
-	fprintf(f, "%d\n", getpid());
-	fclose(f);
-	rename(tmp, argv[2]);
 	for (;;)
 		pause();
 }

@@ -19,6 +19,7 @@
 #include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
+#include "ready.h"
 
 static uint64_t now_ns(void)
 {
@@ -53,13 +54,8 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	close(fd);
-	char tmp[4096];
-	snprintf(tmp, sizeof(tmp), "%s.tmp", argv[2]);
-	FILE *f = fopen(tmp, "w");
-	if (f == NULL || fprintf(f, "%d\n", getpid()) < 0 || fclose(f) != 0 || rename(tmp, argv[2]) != 0) {
-		perror("ready file");
+	if (write_ready(argv[2], "%d\n", getpid()) != 0)
 		return 1;
-	}
 	struct timespec tick = { 0, 200 * 1000 };
 	uint64_t last = now_ns();
 	for (;;) {

@@ -14,6 +14,7 @@
 #include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
+#include "ready.h"
 
 int main(int argc, char **argv)
 {
@@ -32,14 +33,8 @@ int main(int argc, char **argv)
 	size_t pages = len / 4096;
 	for (size_t p = 0; p < pages; p++)
 		memset(mem + p * 4096, (int)(p * 131 + 7), 4096);
-	char tmp[4096];
-	snprintf(tmp, sizeof(tmp), "%s.tmp", argv[3]);
-	FILE *f = fopen(tmp, "w");
-	if (f == NULL || fprintf(f, "%d %p %zu\n", getpid(), (void *)mem, len) < 0 || fclose(f) != 0 ||
-	    rename(tmp, argv[3]) != 0) {
-		perror("ready file");
+	if (write_ready(argv[3], "%d %p %zu\n", getpid(), (void *)mem, len) != 0)
 		return 1;
-	}
 	/* Batches every 10 ms; the fraction carries over so small rates still write. */
 	double per_batch = (double)pages * percent / 100.0 / 100.0, owed = 0;
 	size_t cursor = 0;

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <sys/mman.h>
 #include <unistd.h>
+#include "ready.h"
 
 /* Descriptors leaked by whoever started us are not part of the benchmark. */
 static void close_inherited(void)
@@ -39,14 +40,8 @@ int main(int argc, char **argv)
 		x ^= x << 17;
 		mem[i] = x;
 	}
-	char tmp[4096];
-	snprintf(tmp, sizeof(tmp), "%s.tmp", argv[2]);
-	FILE *f = fopen(tmp, "w");
-	if (f == NULL || fprintf(f, "%d %p %zu\n", getpid(), (void *)mem, len) < 0 || fclose(f) != 0 ||
-	    rename(tmp, argv[2]) != 0) {
-		perror("ready file");
+	if (write_ready(argv[2], "%d %p %zu\n", getpid(), (void *)mem, len) != 0)
 		return 1;
-	}
 	for (;;)
 		pause();
 }

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include "ready.h"
 
 /* Descriptors leaked by whoever started us are not part of the benchmark. */
 static void close_inherited(void)
@@ -81,13 +82,8 @@ int main(int argc, char **argv)
 	while (started < n - 1)
 		pthread_cond_wait(&cond, &lock);
 	pthread_mutex_unlock(&lock);
-	char tmp[4096];
-	snprintf(tmp, sizeof(tmp), "%s.tmp", argv[2]);
-	FILE *f = fopen(tmp, "w");
-	if (f == NULL || fprintf(f, "%d\n", getpid()) < 0 || fclose(f) != 0 || rename(tmp, argv[2]) != 0) {
-		perror("ready file");
+	if (write_ready(argv[2], "%d\n", getpid()) != 0)
 		return 1;
-	}
 	for (;;)
 		pause();
 }

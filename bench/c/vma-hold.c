@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <sys/mman.h>
 #include <unistd.h>
+#include "ready.h"
 
 int main(int argc, char **argv)
 {
@@ -48,13 +49,8 @@ int main(int argc, char **argv)
 		a[0] = i;
 	}
 	close(fd);
-	char tmp[4096];
-	snprintf(tmp, sizeof(tmp), "%s.tmp", argv[2]);
-	FILE *r = fopen(tmp, "w");
-	if (r == NULL || fprintf(r, "%d\n", getpid()) < 0 || fclose(r) != 0 || rename(tmp, argv[2]) != 0) {
-		perror("ready file");
+	if (write_ready(argv[2], "%d\n", getpid()) != 0)
 		return 1;
-	}
 	for (;;)
 		pause();
 }
