@@ -3,26 +3,21 @@
 // runner, one file at a time: the tests seize, dump and restore real processes,
 // and pids/ptrace make parallel files step on each other.
 // Usage: node test/run.mjs [substring ...]  (filters test files by path)
-import { readdirSync, statSync, readFileSync, closeSync } from 'node:fs';
+import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { spawnSync } from 'node:child_process';
+import { pathToFileURL } from 'node:url';
 
 const root = new URL('..', import.meta.url).pathname;
 
-// A shell or CI agent may leak fds without close-on-exec into us; every
-// process the tests start (and then dump) would inherit them. Node's own
-// fds are all close-on-exec, so closing the others is safe.
-for (const name of readdirSync('/proc/self/fd')) {
-  const fd = Number(name);
-  if (!Number.isInteger(fd) || fd <= 2) continue;
-  try {
-    const flags = /^flags:\s+([0-7]+)/m.exec(readFileSync(`/proc/self/fdinfo/${fd}`, 'utf8'))?.[1];
-    if (flags !== undefined && (parseInt(flags, 8) & 0o2000000) === 0) closeSync(fd);
-  } catch {
-    // the directory's own fd, gone already
-  }
-}
 const dist = join(root, 'dist', 'test');
+if (!existsSync(dist)) {
+  console.error('no compiled tests in dist/test: run `npm run build` first');
+  process.exit(1);
+}
+// Fds a shell or CI agent leaked into us would be inherited by every test file (test/lib/inherited-fds.ts).
+const { closeInheritedFds } = await import(pathToFileURL(join(dist, 'lib', 'inherited-fds.js')).href);
+closeInheritedFds();
 const filters = process.argv.slice(2);
 
 function walk(dir, out) {

@@ -14,13 +14,13 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { dump, restore } from '../../src/api/index.js';
 import type { CommonOptions } from '../../src/api/index.js';
-import { isAlive, startSubject } from '../lib/subjects.js';
+import { startSubject } from '../lib/subjects.js';
 import type { Subject } from '../lib/subjects.js';
 import { SUBJECTS } from '../lib/subject-table.js';
 import { runCli } from '../lib/run.js';
 import {
   becomeSubreaper, closeInheritedFds, imageModes, removeDir, sleep, strayStubs, tempDir, waitGone, waitTreeGone,
-  killSubject,
+  killSubject, passesAfterRestore,
 } from '../lib/harness.js';
 
 /** Subjects that cannot pass yet, and why. Remove a line when its feature lands. */
@@ -70,9 +70,7 @@ for (const c of SUBJECTS) {
       // --verify: every subject is read back before it runs and compared with its images (issue 10, point 7).
       const r = await restore({ ...DUMP_OPTIONS[c.name], imagesDir: dir, progress: false, verify: true });
       assert.equal(r.pid, s.pid, 'restored with the same pid');
-      assert.ok(isAlive(s.pid), `restored ${s.pid} is not running`);
-      const res = await s.terminateAndResult(30_000);
-      assert.ok(res.ok, res.text);
+      await passesAfterRestore(s);
     } finally {
       await finish(s, [dir]);
     }
@@ -128,9 +126,7 @@ for (const name of ['counter-loop', 'file-offsets']) {
       assert.equal(r.code, 0, `restore: ${r.stderr}`);
       assert.ok(existsSync(join(dir, 'restore.log')), 'restore.log in the images dir');
       assert.equal(readFileSync(pidfile, 'utf8'), String(s.pid), 'pidfile holds the pid, no newline');
-      assert.ok(isAlive(s.pid), `restored ${s.pid} is not running`);
-      const res = await s.terminateAndResult(30_000);
-      assert.ok(res.ok, res.text);
+      await passesAfterRestore(s);
     } finally {
       await finish(s, [dir]);
     }

@@ -50,14 +50,29 @@ function v2Path(pid: number): string {
 const MOUNT = v2Mount();
 const skip = MOUNT === undefined ? 'no cgroup2 mount on this machine' : false;
 
-test('cgroup v2: memberships, directories and properties made again; modes none, strict, soft; crit 3.17 reads cgroup.img', { timeout: STEP_TIMEOUT_MS, skip }, async () => {
-  const dir = tempDir('kind-cgroup');
+/**
+ * The cgroup subject, in the cgroup v2 directory `own` of its own (`cg` in
+ * the mount), and an images dir, for the length of body; the subject, its
+ * cgroups and the dir are gone after, whatever happens.
+ */
+async function withCgroupSubject(prefix: string, body: (s: Subject, own: string, cg: string, dir: string) => Promise<void>): Promise<void> {
+  const dir = tempDir(prefix);
   let s: Subject | undefined;
   let cg: string | undefined;
   try {
     s = await startSubject('cgroup', []);
     const own = v2Path(s.pid);
     cg = join(MOUNT as string, own);
+    await body(s, own, cg, dir);
+  } finally {
+    await killSubject(s);
+    removeCgroups(cg);
+    removeDir(dir);
+  }
+}
+
+test('cgroup v2: memberships, directories and properties made again; modes none, strict, soft; crit 3.17 reads cgroup.img', { timeout: STEP_TIMEOUT_MS, skip }, async () => {
+  await withCgroupSubject('kind-cgroup', async (s, own, cg, dir) => {
     assert.match(own, /\/criu-ts-cg-\d+$/);
     await dump({ pid: s.pid, imagesDir: dir, progress: false });
     assert.ok(await waitGone(s.pid), `pid ${s.pid} still exists after the dump`);
@@ -93,21 +108,11 @@ test('cgroup v2: memberships, directories and properties made again; modes none,
     const res = await s.terminateAndResult(30_000);
     assert.ok(res.ok, res.text);
     assert.ok(!existsSync(cg), 'the subject removes its cgroups at exit');
-  } finally {
-    await killSubject(s);
-    removeCgroups(cg);
-    removeDir(dir);
-  }
+  });
 });
 
 test('--cgroup-dump-controller keeps only the hierarchies named; --manage-cgroups=ignore: the restored tasks stay in our cgroups', { timeout: STEP_TIMEOUT_MS, skip }, async () => {
-  const dir = tempDir('kind-cgroup-ignore');
-  let s: Subject | undefined;
-  let cg: string | undefined;
-  try {
-    s = await startSubject('cgroup', []);
-    const own = v2Path(s.pid);
-    cg = join(MOUNT as string, own);
+  await withCgroupSubject('kind-cgroup-ignore', async (s, own, _cg, dir) => {
     await dump({ pid: s.pid, imagesDir: dir, progress: false, cgroupDumpController: [''] });
     assert.ok(await waitGone(s.pid));
     const cgImg = readImage(join(dir, 'cgroup.img')).entries[0] as unknown as CgroupEntry;
@@ -118,11 +123,7 @@ test('--cgroup-dump-controller keeps only the hierarchies named; --manage-cgroup
     assert.notEqual(v2Path(s.pid), own);
     const res = await s.terminateAndResult(30_000);
     assert.match(res.text, /FAIL: pid \d+ in .*, want .*criu-ts-cg-/);
-  } finally {
-    await killSubject(s);
-    removeCgroups(cg);
-    removeDir(dir);
-  }
+  });
 });
 
 /** Start `sh -c script` detached; wait until the process named `exe` runs at `pid` (the sh itself or its child). */

@@ -7,36 +7,20 @@
 import { after, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, renameSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, renameSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { readImage } from '../../src/images/index.js';
 import { isCriuTsError } from '../../src/errors.js';
-import { repoRoot, startSubject, type StartOptions, type Subject } from './subjects.js';
+import { isAlive, repoRoot, startSubject, type StartOptions, type Subject } from './subjects.js';
 import { __WALL, WNOHANG, setChildSubreaper, waitPid } from '../../src/sys/index.js';
+import { closeInheritedFds } from './inherited-fds.js';
+
+export { closeInheritedFds };
 
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /** The restore stub's command line (src/restore/stub.ts): a leftover one is a leak. */
 const STUB_ARGV = /^(\/usr)?\/bin\/sleep\u00001000000\u0000?$/;
-
-/**
- * Close fds our own runner inherited without O_CLOEXEC (a developer's shell
- * or CI agent may leak a pipe): every process we start would inherit them
- * too, and a dump would meet a file that belongs to neither test nor target.
- * Node's own descriptors are all close-on-exec, so they stay.
- */
-export function closeInheritedFds(): void {
-  for (const name of readdirSync('/proc/self/fd')) {
-    const fd = Number(name);
-    if (!Number.isInteger(fd) || fd <= 2) continue;
-    try {
-      const flags = /^flags:\s+([0-7]+)/m.exec(readFileSync(`/proc/self/fdinfo/${fd}`, 'utf8'))?.[1];
-      if (flags !== undefined && (parseInt(flags, 8) & 0o2000000) === 0) closeSync(fd);
-    } catch {
-      // the readdir's own fd, already gone
-    }
-  }
-}
 
 /**
  * Make this test process the reaper of its orphans, as a restore does
@@ -286,6 +270,13 @@ export async function withSubject(name: string, args: string[], prefix: string, 
   } finally {
     await finishSubject(s, dir);
   }
+}
+
+/** A restored subject runs at its own pid and, on SIGTERM, finds its state whole (PASS). */
+export async function passesAfterRestore(s: Subject): Promise<void> {
+  assert.ok(isAlive(s.pid), `restored ${s.pid} is not running`);
+  const res = await s.terminateAndResult(30_000);
+  assert.ok(res.ok, res.text);
 }
 
 /** `p` fails with a CriuTsError of `code` whose message is one line matching `re` (what a user is shown). */

@@ -6,7 +6,7 @@
  */
 import { execFileSync, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { chownSync, closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, renameSync, rmSync, statSync } from 'node:fs';
+import { chownSync, closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -37,13 +37,14 @@ function mtimeMs(p: string): number {
   }
 }
 
-/** Compile test/subjects/NAME.c (+ lib/subject.c) into build/subjects/; returns the executable path. */
+/** Compile test/subjects/NAME.c (+ the subject library, every lib/*.c) into build/subjects/; returns the executable path. */
 export function buildSubject(name: string, opts: BuildOptions = {}): string {
   const root = repoRoot();
   const srcDir = join(root, 'test', 'subjects');
   const src = join(srcDir, `${name}.c`);
-  const libSrc = join(srcDir, 'lib', 'subject.c');
-  const libHdr = join(srcDir, 'lib', 'subject.h');
+  const libDir = join(srcDir, 'lib');
+  const lib = readdirSync(libDir).filter((n) => n.endsWith('.c') || n.endsWith('.h')).sort().map((n) => join(libDir, n));
+  const libSrc = lib.filter((f) => f.endsWith('.c'));
   if (!existsSync(src)) throw new Error(`no such subject: ${src}`);
   const outDir = join(root, 'build', 'subjects');
   mkdirSync(outDir, { recursive: true });
@@ -51,11 +52,11 @@ export function buildSubject(name: string, opts: BuildOptions = {}): string {
   const flagsTag = extra.length === 0 ? '' : '-' + createHash('sha1').update(extra.join('\0')).digest('hex').slice(0, 8);
   const variant = (opts.static === true ? '-static' : '') + (opts.pthread === true ? '-pthread' : '') + flagsTag;
   const exe = join(outDir, name + variant);
-  const newest = Math.max(mtimeMs(src), mtimeMs(libSrc), mtimeMs(libHdr));
+  const newest = Math.max(mtimeMs(src), ...lib.map(mtimeMs));
   if (mtimeMs(exe) >= newest) return exe;
   // Build under a private name and rename, so concurrent test runs never exec a half-written file.
   const tmp = `${exe}.tmp.${process.pid}`;
-  const args = ['-O1', '-g', '-Wall', '-Wextra', '-Wno-unused-parameter', '-I', join(srcDir, 'lib'), '-o', tmp, src, libSrc];
+  const args = ['-O1', '-g', '-Wall', '-Wextra', '-Wno-unused-parameter', '-I', join(srcDir, 'lib'), '-o', tmp, src, ...libSrc];
   if (opts.pthread === true) args.push('-pthread');
   if (opts.static === true) args.push('-static');
   args.push(...extra);

@@ -15,7 +15,14 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-static const char *check(void)
+static const char *enter(void *arg)
+{
+	if (chroot("jail") != 0 || chdir("/sub") != 0)
+		return strerror(errno);
+	return NULL;
+}
+
+static const char *check(void *arg)
 {
 	static char why[512];
 	char cwd[256];
@@ -37,40 +44,9 @@ int main(int argc, char **argv)
 	if (m < 0 || write(m, "x", 1) != 1)
 		subject_fail("marker: %m");
 	close(m);
-	int ready[2], verdict[2];
-	if (pipe(ready) != 0 || pipe(verdict) != 0)
-		subject_fail("pipe: %m");
-	pid_t pid = fork();
-	if (pid < 0)
-		subject_fail("fork: %m");
-	if (pid == 0) {
-		close(ready[0]);
-		close(verdict[0]);
-		subject_term = 0;
-		if (chroot("jail") != 0 || chdir("/sub") != 0)
-			_exit(3);
-		if (write(ready[1], "r", 1) != 1)
-			_exit(3);
-		subject_wait_term();
-		const char *why = check();
-		if (why != NULL && write(verdict[1], why, strlen(why)) < 0)
-			_exit(2);
-		_exit(why == NULL ? 0 : 1);
-	}
-	close(ready[1]);
-	close(verdict[1]);
-	char c;
-	if (read(ready[0], &c, 1) != 1)
-		subject_fail("the child could not chroot");
+	struct subject_child child = subject_fork_prepared("the chrooted child", enter, check, NULL);
 	subject_ready();
 	subject_wait_term();
-
-	kill(pid, SIGTERM);
-	char why[512] = "";
-	ssize_t n = read(verdict[0], why, sizeof(why) - 1);
-	why[n > 0 ? n : 0] = 0;
-	int status;
-	if (waitpid(pid, &status, 0) != pid || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
-		subject_fail("chrooted child: %s (status 0x%x)", why[0] ? why : "no reason", status);
+	subject_child_verdict(child, "the chrooted child");
 	subject_pass();
 }

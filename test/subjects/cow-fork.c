@@ -62,8 +62,21 @@ static uint64_t pfn(pid_t pid, const void *addr)
 	return (e >> 63) ? (e & ((1ULL << 55) - 1)) : 0;
 }
 
+/* After fork, in the child: the pages it changes, drops and protects. */
+static const char *child_setup(void *arg)
+{
+	expect(anon + 4 * PG, 2, 4);
+	expect(anon + 5 * PG, 2, 5);
+	madvise(anon + 8 * PG, PG, MADV_DONTNEED);
+	expect(file + 4 * PG, 5, 4);
+	expect(ro + 1 * PG, 2, 1);
+	mprotect(ro, NR * PG, PROT_READ);
+	mprotect(ro_child, PG, PROT_READ);
+	return NULL;
+}
+
 /* Seeds: 1 parent before fork, 2 child after, 3 parent after, 4 file before fork, 5 file child after. */
-static const char *child_check(void)
+static const char *child_check(void *arg)
 {
 	for (int i = 0; i < NA; i++) {
 		const unsigned char *p = anon + i * PG;
@@ -116,40 +129,7 @@ int main(int argc, char **argv)
 		expect(ro + i * PG, 1, i);
 	expect(ro_child, 1, 0);
 
-	int ready[2], go[2], verdict[2];
-	if (pipe(ready) || pipe(go) || pipe(verdict))
-		subject_fail("pipe: %s", strerror(errno));
-	pid_t child = fork();
-	if (child < 0)
-		subject_fail("fork: %s", strerror(errno));
-	if (child == 0) {
-		signal(SIGTERM, SIG_IGN);
-		close(ready[0]);
-		close(go[1]);
-		close(verdict[0]);
-		expect(anon + 4 * PG, 2, 4);
-		expect(anon + 5 * PG, 2, 5);
-		madvise(anon + 8 * PG, PG, MADV_DONTNEED);
-		expect(file + 4 * PG, 5, 4);
-		expect(ro + 1 * PG, 2, 1);
-		mprotect(ro, NR * PG, PROT_READ);
-		mprotect(ro_child, PG, PROT_READ);
-		char c = 1;
-		if (write(ready[1], &c, 1) != 1)
-			_exit(2);
-		while (read(go[0], &c, 1) < 0 && errno == EINTR)
-			;
-		const char *why = child_check();
-		if (why && write(verdict[1], why, strlen(why)) < 0)
-			_exit(2);
-		_exit(why ? 1 : 0);
-	}
-	close(ready[1]);
-	close(go[0]);
-	close(verdict[1]);
-	char c;
-	if (read(ready[0], &c, 1) != 1)
-		subject_fail("child did not get ready");
+	struct subject_child child = subject_fork_prepared("the child", child_setup, child_check, NULL);
 	expect(anon + 6 * PG, 3, 6);
 	expect(anon + 7 * PG, 3, 7);
 	mprotect(ro, NR * PG, PROT_READ);
@@ -168,7 +148,7 @@ int main(int argc, char **argv)
 			shared[ns++] = ro + i * PG;
 	shared[ns++] = ro_child;
 	for (int i = 0; i < ns; i++)
-		if (pfn(getpid(), shared[i]) == 0 || pfn(getpid(), shared[i]) != pfn(child, shared[i]))
+		if (pfn(getpid(), shared[i]) == 0 || pfn(getpid(), shared[i]) != pfn(child.pid, shared[i]))
 			subject_fail("before the dump: page %p is not shared (is this root?)", (void *)shared[i]);
 
 	subject_ready();
@@ -185,23 +165,16 @@ int main(int argc, char **argv)
 			subject_fail("parent's read-only page %d", i);
 	int lost = 0;
 	for (int i = 0; i < ns; i++) {
-		uint64_t a = pfn(getpid(), shared[i]), b = pfn(child, shared[i]);
+		uint64_t a = pfn(getpid(), shared[i]), b = pfn(child.pid, shared[i]);
 		if (a == 0 || a != b)
 			lost++;
 	}
 	if (lost)
 		subject_fail("%d of %d pages no longer shared with the child", lost, ns);
 	for (int i = 4; i <= 7; i++)
-		if (pfn(getpid(), anon + i * PG) == pfn(child, anon + i * PG))
+		if (pfn(getpid(), anon + i * PG) == pfn(child.pid, anon + i * PG))
 			subject_fail("anon page %d changed after fork is shared", i);
 
-	if (write(go[1], &c, 1) != 1)
-		subject_fail("wake child: %s", strerror(errno));
-	char why[256] = { 0 };
-	if (read(verdict[0], why, sizeof(why) - 1) < 0)
-		subject_fail("child verdict: %s", strerror(errno));
-	int status;
-	if (waitpid(child, &status, 0) != child || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
-		subject_fail("child: %s", why[0] ? why : "died without a verdict");
+	subject_child_verdict(child, "the child");
 	subject_pass();
 }

@@ -38,12 +38,9 @@ int main(int argc, char **argv)
 {
 	subject_init(argc, argv);
 	subject_fill(pattern, sizeof(pattern), 99);
-	int fd = open("data.bin", O_RDWR | O_CREAT | O_TRUNC, 0600);
-	if (write(fd, pattern, sizeof(pattern)) != sizeof(pattern))
-		subject_fail("write data.bin");
-	subject_at(10, fd, "open/dup2");
+	subject_at(10, subject_new_file("data.bin", 0600, pattern, sizeof(pattern)), "open/dup2");
 	lseek(10, 1234, SEEK_SET);
-	fd = open("append.log", O_WRONLY | O_CREAT | O_TRUNC | O_APPEND, 0600);
+	int fd = open("append.log", O_WRONLY | O_CREAT | O_TRUNC | O_APPEND, 0600);
 	if (write(fd, pattern, 100) != 100)
 		subject_fail("write append.log");
 	subject_at(11, fd, "open/dup2");

@@ -17,11 +17,8 @@
 int main(int argc, char **argv)
 {
 	subject_init(argc, argv);
-	unsigned char *data = malloc(DATA_BYTES);
-	if (data == NULL)
-		subject_fail("malloc");
-	subject_fill(data, DATA_BYTES, 77);
-	uint64_t sum = subject_hash(data, DATA_BYTES);
+	uint64_t sum;
+	unsigned char *data = subject_data(DATA_BYTES, 77, &sum);
 	unsigned long forks = 0, bad = 0;
 	subject_ready();
 	while (!subject_term) {

@@ -43,11 +43,7 @@ static void read_owner(int fd, struct owner *o)
 int main(int argc, char **argv)
 {
 	subject_init(argc, argv);
-	struct sigaction sa;
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_sigaction = on_io;
-	sa.sa_flags = SA_SIGINFO | SA_RESTART;
-	sigaction(SIGUSR1, &sa, NULL);
+	subject_on_signal(SIGUSR1, on_io, 0);
 	signal(SIGIO, SIG_IGN);
 	int p[2], sk[2];
 	if (pipe(p) != 0 || socketpair(AF_UNIX, SOCK_STREAM, 0, sk) != 0)

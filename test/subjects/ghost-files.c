@@ -26,13 +26,11 @@ int main(int argc, char **argv)
 	subject_fill(a, sizeof a, 11);
 	subject_fill(b, sizeof b, 22);
 
-	int fa = open("ghost-a.dat", O_RDWR | O_CREAT | O_TRUNC, 0640);
-	int fb = open("ghost-b.dat", O_RDWR | O_CREAT | O_TRUNC, 0600);
-	if (fa < 0 || fb < 0 || write(fa, a, sizeof a) != A_BYTES || write(fb, b, sizeof b) != B_BYTES)
-		subject_fail("setup files");
+	int fa = subject_new_file("ghost-a.dat", 0640, a, sizeof a);
+	int fb = subject_new_file("ghost-b.dat", 0600, b, sizeof b);
 	lseek(fa, 1234, SEEK_SET);
-	int fc = open("before-rename.dat", O_RDWR | O_CREAT | O_TRUNC, 0600);
-	if (fc < 0 || write(fc, "renamed-while-open", 18) != 18 || lseek(fc, 8, SEEK_SET) != 8)
+	int fc = subject_new_file("before-rename.dat", 0600, "renamed-while-open", 18);
+	if (lseek(fc, 8, SEEK_SET) != 8)
 		subject_fail("renamed file setup");
 	if (rename("before-rename.dat", "after-rename.dat"))
 		subject_fail("rename");

@@ -59,6 +59,24 @@ static const char *still_huge(const void *addr)
 	return ht && size ? NULL : "not a 2 MiB hugetlb mapping any more";
 }
 
+/* In the child after fork: its own copy of the second private huge page, and the shared huge page only it writes. */
+static const char *child_setup(void *arg)
+{
+	subject_fill(priv + HP, HP, 3);
+	subject_fill(shared + HP, HP, 4);
+	return NULL;
+}
+
+static const char *child_check(void *arg)
+{
+	if (!check_region(priv, HP, 1) || !check_region(priv + HP, HP, 3))
+		return "private hugetlb contents";
+	if (!check_region(shared + HP, HP, 4))
+		return "shared hugetlb: the huge page it wrote";
+	const char *why = still_huge(priv);
+	return why != NULL ? why : still_huge(shared);
+}
+
 int main(int argc, char **argv)
 {
 	subject_init(argc, argv);
@@ -76,36 +94,7 @@ int main(int argc, char **argv)
 		subject_fail("mmap hugetlb memfd: %s", strerror(errno));
 	subject_fill(mfd_map, HP, 5);
 
-	int ready[2], go[2];
-	if (pipe(ready) || pipe(go))
-		subject_fail("pipe: %s", strerror(errno));
-	pid_t child = fork();
-	if (child < 0)
-		subject_fail("fork: %s", strerror(errno));
-	if (child == 0) {
-		signal(SIGTERM, SIG_IGN);
-		close(ready[0]);
-		close(go[1]);
-		subject_fill(priv + HP, HP, 3); /* its own copy of the second private huge page */
-		subject_fill(shared + HP, HP, 4);
-		char c = 1;
-		if (write(ready[1], &c, 1) != 1)
-			_exit(2);
-		while (read(go[0], &c, 1) < 0 && errno == EINTR)
-			;
-		if (!check_region(priv, HP, 1) || !check_region(priv + HP, HP, 3))
-			_exit(3);
-		if (!check_region(shared + HP, HP, 4))
-			_exit(4);
-		if (still_huge(priv) || still_huge(shared))
-			_exit(5);
-		_exit(0);
-	}
-	close(ready[1]);
-	close(go[0]);
-	char c;
-	if (read(ready[0], &c, 1) != 1)
-		subject_fail("child did not get ready");
+	struct subject_child child = subject_fork_prepared("the child", child_setup, child_check, NULL);
 
 	subject_ready();
 	subject_wait_term();
@@ -133,10 +122,6 @@ int main(int argc, char **argv)
 		if (hole[i])
 			subject_fail("hugetlb memfd: its hole holds data at %zu", i);
 	free(hole);
-	if (write(go[1], &c, 1) != 1)
-		subject_fail("wake child: %s", strerror(errno));
-	int status;
-	if (waitpid(child, &status, 0) != child || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
-		subject_fail("child: status 0x%x", status);
+	subject_child_verdict(child, "the child");
 	subject_pass();
 }

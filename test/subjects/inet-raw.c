@@ -70,15 +70,6 @@ static void drain(int fd)
 		;
 }
 
-static unsigned short port_of(int fd)
-{
-	struct sockaddr_storage ss;
-	socklen_t l = sizeof(ss);
-	if (getsockname(fd, (struct sockaddr *)&ss, &l) != 0)
-		subject_fail("getsockname %d: errno %d", fd, errno);
-	return ntohs(((struct sockaddr_in *)&ss)->sin_port);
-}
-
 int main(int argc, char **argv)
 {
 	subject_init(argc, argv);
@@ -121,7 +112,7 @@ int main(int argc, char **argv)
 		if (connect(25, (struct sockaddr *)&lo, sizeof(lo)) != 0)
 			subject_fail("connect 25: errno %d", errno);
 		ping(25, 1);
-		ident = port_of(25);
+		ident = subject_port_of(25);
 		subject_at(26, sock(AF_INET6, SOCK_DGRAM, IPPROTO_ICMPV6), "26");
 	}
 
@@ -156,8 +147,8 @@ int main(int argc, char **argv)
 		subject_fail("24 is not connected: errno %d", errno);
 
 	if (with_ping) {
-		if (port_of(25) != ident)
-			subject_fail("25: identifier %u, was %u", port_of(25), ident);
+		if (subject_port_of(25) != ident)
+			subject_fail("25: identifier %u, was %u", subject_port_of(25), ident);
 		if (subject_getint(26, SOL_SOCKET, SO_PROTOCOL) != IPPROTO_ICMPV6)
 			subject_fail("26: protocol");
 		drain(20);

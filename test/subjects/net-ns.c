@@ -73,15 +73,6 @@ static void sa6(struct sockaddr_in6 *sa, const char *ip, int port)
 	inet_pton(AF_INET6, ip, &sa->sin6_addr);
 }
 
-static int port_of(int fd)
-{
-	struct sockaddr_storage ss;
-	socklen_t l = sizeof(ss);
-	if (getsockname(fd, (struct sockaddr *)&ss, &l) != 0)
-		subject_fail("getsockname %d: errno %d", fd, errno);
-	return ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port : ((struct sockaddr_in *)&ss)->sin_port);
-}
-
 /* A fresh socket binds to the address: it is on a device of this namespace. */
 static int can_bind(int family, const char *ip)
 {
@@ -131,7 +122,7 @@ int main(int argc, char **argv)
 	if (xfd < 0 || bind(xfd, (struct sockaddr *)&un, unl) != 0 || listen(xfd, 2) != 0)
 		subject_fail("unix listener @%s: errno %d", UNIX_NAME, errno);
 	subject_at(22, xfd, "22");
-	int tport = port_of(20), uport = port_of(21);
+	int tport = subject_port_of(20), uport = subject_port_of(21);
 
 	subject_ready();
 	subject_wait_term();
@@ -149,8 +140,8 @@ int main(int argc, char **argv)
 			     subject_read_long("/proc/sys/net/ipv4/conf/lo/accept_local"));
 	if (subject_read_long("/proc/sys/net/ipv6/conf/lo/mtu") != 1280)
 		subject_fail("lo's ipv6 mtu is %ld, not 1280", subject_read_long("/proc/sys/net/ipv6/conf/lo/mtu"));
-	if (port_of(20) != tport || port_of(21) != uport)
-		subject_fail("ports changed: %d/%d %d/%d", port_of(20), tport, port_of(21), uport);
+	if (subject_port_of(20) != tport || subject_port_of(21) != uport)
+		subject_fail("ports changed: %d/%d %d/%d", subject_port_of(20), tport, subject_port_of(21), uport);
 
 	struct sockaddr_in c4;
 	sa4(&c4, "10.66.0.1", tport);

@@ -20,15 +20,6 @@
 
 #define BUF_BYTES (64 * 1024)
 
-static void write_file(const char *path, const char *text)
-{
-	char tmp[64];
-	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-	FILE *f = fopen(tmp, "we");
-	if (f == NULL || fputs(text, f) < 0 || fclose(f) != 0 || rename(tmp, path) != 0)
-		_exit(5);
-}
-
 /* S1: remember who we are, wait for "check", verify, write "verdict". */
 static void __attribute__((noreturn)) grandchild(pid_t root)
 {
@@ -41,7 +32,7 @@ static void __attribute__((noreturn)) grandchild(pid_t root)
 	/* Wait until S has gone and we belong to the root. */
 	while (getppid() != root)
 		subject_sleep_ms(1);
-	write_file("s1-ready", "1\n");
+	subject_write_atomic("s1-ready", "1\n");
 	while (access("check", F_OK) != 0) {
 		if (getppid() != root)
 			_exit(4);
@@ -53,7 +44,7 @@ static void __attribute__((noreturn)) grandchild(pid_t root)
 			 getpgid(0), me, sid, pgid);
 	else if (subject_hash(buf, BUF_BYTES) != h)
 		snprintf(text, sizeof(text), "FAIL: S1 memory changed\n");
-	write_file("verdict", text);
+	subject_write_atomic("verdict", text);
 	_exit(0);
 }
 
@@ -95,7 +86,7 @@ int main(int argc, char **argv)
 	int reaper = 0;
 	if (prctl(PR_GET_CHILD_SUBREAPER, &reaper) != 0 || reaper != 1)
 		subject_fail("no longer a child subreaper (%d)", reaper);
-	write_file("check", "1\n");
+	subject_write_atomic("check", "1\n");
 	char text[200] = "";
 	for (int i = 0; !text[0]; i++) {
 		FILE *f = fopen("verdict", "re");

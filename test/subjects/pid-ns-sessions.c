@@ -77,13 +77,8 @@ static pid_t fork_or_fail(const char *what)
 int main(int argc, char **argv)
 {
 	subject_init(argc, argv);
-	if (getpid() != 1)
-		subject_become_pidns_init();
-	if (setsid() < 0)
-		subject_fail("setsid: %s", strerror(errno));
-	shared = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-	if (shared == MAP_FAILED)
-		subject_fail("mmap: %s", strerror(errno));
+	subject_become_pidns_init();
+	shared = subject_shared_anon(sizeof(*shared));
 	int verdict[2];
 	if (pipe(verdict) != 0)
 		subject_fail("pipe: %s", strerror(errno));

@@ -89,44 +89,45 @@ static const char *verify_self(void)
 	return NULL;
 }
 
-/* A child that runs setup(), records its ids, waits for SIGTERM and reports through a pipe. */
-static struct subject_child spawn(void (*setup)(void), const char *(*check)(void))
+/* What a child of the tree does before the checkpoint and checks after it, beside its own ids. */
+struct role {
+	void (*setup)(void);
+	const char *(*check)(void);
+};
+
+static const char *role_setup(void *arg)
 {
-	int p[2];
-	if (pipe(p) != 0)
-		subject_fail("pipe: %s", strerror(errno));
-	pid_t pid = fork();
-	if (pid < 0)
-		subject_fail("fork: %s", strerror(errno));
-	if (pid == 0) {
-		close(p[0]);
-		thread_tid = 0;
-		if (setup)
-			setup();
-		record();
-		subject_term = 0;
-		subject_wait_term();
-		const char *why = verify_self();
-		if (why == NULL && check)
-			why = check();
-		if (why != NULL && write(p[1], why, strlen(why)) < 0)
-			_exit(2);
-		_exit(why == NULL ? 0 : 1);
-	}
-	close(p[1]);
-	return (struct subject_child){ .pid = pid, .fd = p[0] };
+	const struct role *r = arg;
+	thread_tid = 0; /* its parent's thread is not its own */
+	if (r->setup)
+		r->setup();
+	record();
+	return NULL;
+}
+
+static const char *role_check(void *arg)
+{
+	const struct role *r = arg;
+	const char *why = verify_self();
+	return why == NULL && r->check ? r->check() : why;
+}
+
+/* A child that runs its role's setup, records its ids, waits for SIGTERM and reports through a pipe. */
+static struct subject_child spawn(const struct role *r, const char *what)
+{
+	return subject_fork_prepared(what, role_setup, role_check, (void *)r);
 }
 
 static struct subject_child kid_g;
 
-static void setup_g(void) {}
+static const struct role role_g = { NULL, NULL };
 
 static void setup_a(void)
 {
 	if (setpgid(0, 0) != 0)
 		_exit(3);
 	start_thread();
-	kid_g = spawn(setup_g, NULL);
+	kid_g = spawn(&role_g, "G");
 	shared->g = kid_g.pid;
 }
 
@@ -142,17 +143,13 @@ int main(int argc, char **argv)
 {
 	subject_init(argc, argv);
 	with_threads = (int)subject_opt_long("threads", 1);
-	if (getpid() != 1)
-		subject_become_pidns_init();
-	if (setsid() < 0)
-		subject_fail("setsid: %s", strerror(errno));
-	shared = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-	if (shared == MAP_FAILED)
-		subject_fail("mmap: %s", strerror(errno));
+	subject_become_pidns_init();
+	shared = subject_shared_anon(sizeof(*shared));
 	start_thread();
 	record();
 
-	struct subject_child a = spawn(setup_a, check_a);
+	static const struct role role_a = { setup_a, check_a };
+	struct subject_child a = spawn(&role_a, "A");
 	shared->a = a.pid;
 
 	/* S: a session leader that forks S2 and exits; S2's verdict pipe comes to init. */

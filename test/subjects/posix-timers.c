@@ -124,14 +124,8 @@ static int proc_timer_ids(long *ids, int max)
 int main(int argc, char **argv)
 {
 	subject_init(argc, argv);
-	struct sigaction sa;
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_sigaction = on_timer;
-	sa.sa_flags = SA_SIGINFO | SA_RESTART;
-	sigemptyset(&sa.sa_mask);
 	for (int k = 1; k <= 3; k++)
-		if (sigaction(SIGRTMIN + k, &sa, NULL) != 0)
-			subject_fail("sigaction: %s", strerror(errno));
+		subject_on_signal(SIGRTMIN + k, on_timer, 0);
 
 	/* The main thread takes SIGRTMIN+1/2 and SIGTERM, never SIGRTMIN+3. */
 	sigset_t m;

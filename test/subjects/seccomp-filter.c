@@ -9,27 +9,12 @@
 #include "subject.h"
 
 #include <errno.h>
-#include <linux/filter.h>
-#include <linux/seccomp.h>
-#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/utsname.h>
 #include <unistd.h>
-
-static int deny(int nr, int err)
-{
-	struct sock_filter code[] = {
-		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
-		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, nr, 0, 1),
-		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | err),
-		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
-	};
-	struct sock_fprog prog = { sizeof code / sizeof code[0], code };
-	return syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog);
-}
 
 static int filters_in_status(void)
 {
@@ -47,7 +32,7 @@ static int filters_in_status(void)
 int main(int argc, char **argv)
 {
 	subject_init(argc, argv);
-	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) || deny(SYS_uname, EACCES) || deny(SYS_getcwd, ENOTTY))
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) || subject_seccomp_deny(SYS_uname, EACCES, 0) || subject_seccomp_deny(SYS_getcwd, ENOTTY, 0))
 		subject_fail("installing filters: %s", strerror(errno));
 	subject_ready();
 	subject_wait_term();

@@ -9,10 +9,8 @@
 #include "subject.h"
 
 #include <errno.h>
-#include <linux/filter.h>
 #include <linux/seccomp.h>
 #include <pthread.h>
-#include <stddef.h>
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
@@ -21,18 +19,6 @@
 
 static volatile int phase;
 static volatile int thread_result = -1;
-
-static long deny(int nr, int err, unsigned flags)
-{
-	struct sock_filter code[] = {
-		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
-		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, nr, 0, 1),
-		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | err),
-		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
-	};
-	struct sock_fprog prog = { sizeof code / sizeof code[0], code };
-	return syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, flags, &prog);
-}
 
 static void *second(void *arg)
 {
@@ -47,7 +33,7 @@ static void *second(void *arg)
 int main(int argc, char **argv)
 {
 	subject_init(argc, argv);
-	if (deny(SYS_uname, EACCES, 0))
+	if (subject_seccomp_deny(SYS_uname, EACCES, 0))
 		subject_fail("installing the filter as root: %s", strerror(errno));
 	pthread_t th = subject_thread(second, NULL);
 	subject_ready();
@@ -58,7 +44,7 @@ int main(int argc, char **argv)
 	struct utsname u;
 	if (uname(&u) == 0 || errno != EACCES)
 		subject_fail("uname() allowed after restore");
-	long r = deny(SYS_getcwd, ENOTTY, SECCOMP_FILTER_FLAG_TSYNC);
+	long r = subject_seccomp_deny(SYS_getcwd, ENOTTY, SECCOMP_FILTER_FLAG_TSYNC);
 	if (r != 0)
 		subject_fail("TSYNC filter refused (%ld, %s): the threads' chains are not one", r, r > 0 ? "by that thread" : strerror(errno));
 	phase = 1;

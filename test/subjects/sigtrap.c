@@ -21,14 +21,7 @@ static void on_trap(int sig, siginfo_t *si, void *uc)
 int main(int argc, char **argv)
 {
 	subject_init(argc, argv);
-	struct sigaction sa;
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_sigaction = on_trap;
-	sa.sa_flags = SA_SIGINFO | SA_RESTART;
-	sigemptyset(&sa.sa_mask);
-	sigaddset(&sa.sa_mask, SIGUSR1);
-	if (sigaction(SIGTRAP, &sa, NULL) != 0)
-		subject_fail("sigaction: %m");
+	subject_on_signal(SIGTRAP, on_trap, SIGUSR1);
 	subject_ready();
 	subject_wait_term();
 

@@ -15,16 +15,9 @@
 int main(int argc, char **argv)
 {
 	subject_init(argc, argv);
-	pid_t pid = fork();
-	if (pid < 0)
-		subject_fail("fork: %m");
-	if (pid == 0) {
-		signal(SIGTERM, SIG_DFL);
-		setpgid(0, 0);
-		for (;;)
-			pause();
-	}
-	setpgid(pid, pid);
+	pid_t pid = subject_idle_child();
+	if (setpgid(pid, pid) != 0)
+		subject_fail("setpgid: %m");
 	if (kill(pid, SIGTSTP) != 0)
 		subject_fail("kill SIGTSTP: %m");
 	siginfo_t si;

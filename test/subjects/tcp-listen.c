@@ -44,15 +44,6 @@ static int bound6(const char *ip, int v6only)
 	return fd;
 }
 
-static int port_of(int fd)
-{
-	struct sockaddr_storage ss;
-	socklen_t l = sizeof(ss);
-	if (getsockname(fd, (struct sockaddr *)&ss, &l) != 0)
-		subject_fail("getsockname %d: errno %d", fd, errno);
-	return ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port : ((struct sockaddr_in *)&ss)->sin_port);
-}
-
 /* connect to ip:port, accept on lfd, send both ways */
 static void talk(int lfd, int family, const char *ip, int port, int cfd)
 {
@@ -104,15 +95,15 @@ int main(int argc, char **argv)
 		subject_fail("listen 24");
 	fcntl(24, F_SETFL, O_NONBLOCK);
 	int rcvbuf = subject_getint(24, SOL_SOCKET, SO_RCVBUF);
-	int p20 = port_of(20), p21 = port_of(21), p22 = port_of(22), p24 = port_of(24);
+	int p20 = subject_port_of(20), p21 = subject_port_of(21), p22 = subject_port_of(22), p24 = subject_port_of(24);
 	/* one exchange before, so a dump sees listeners that have served */
 	talk(20, AF_INET, "127.0.0.1", p20, -1);
 
 	subject_ready();
 	subject_wait_term();
 
-	if (port_of(20) != p20 || port_of(21) != p21 || port_of(22) != p22 || port_of(24) != p24)
-		subject_fail("ports changed: %d/%d %d/%d %d/%d %d/%d", port_of(20), p20, port_of(21), p21, port_of(22), p22, port_of(24), p24);
+	if (subject_port_of(20) != p20 || subject_port_of(21) != p21 || subject_port_of(22) != p22 || subject_port_of(24) != p24)
+		subject_fail("ports changed: %d/%d %d/%d %d/%d %d/%d", subject_port_of(20), p20, subject_port_of(21), p21, subject_port_of(22), p22, subject_port_of(24), p24);
 	if (!subject_getint(20, SOL_SOCKET, SO_ACCEPTCONN) || !subject_getint(21, SOL_SOCKET, SO_ACCEPTCONN) || !subject_getint(24, SOL_SOCKET, SO_ACCEPTCONN))
 		subject_fail("a listener does not listen");
 	if (subject_getint(22, SOL_SOCKET, SO_ACCEPTCONN) || subject_getint(23, SOL_SOCKET, SO_ACCEPTCONN))

@@ -40,30 +40,31 @@ static socklen_t addr(int family, const char *ip, struct sockaddr_storage *ss)
 	return subject_sockaddr(family, ip, 0, ss);
 }
 
-/* a client of `cfamily` connected to `cip`, accepted by a listener of `lfamily` on `lip` (closed after) */
-static void pair(int lfamily, const char *lip, int cfamily, const char *cip, int *cfd, int *afd)
+/*
+ * A client of `cfamily` connected to `cip`, put at fd client_at, and its
+ * peer accepted by a listener of `lfamily` on `lip` (closed after), put at
+ * accepted_at, or where accept put it when accepted_at < 0; returns the peer.
+ */
+static int pair(int lfamily, const char *lip, int cfamily, const char *cip, int client_at, int accepted_at)
 {
 	struct sockaddr_storage ss;
 	socklen_t l = addr(lfamily, lip, &ss);
 	int lfd = socket(lfamily, SOCK_STREAM, 0);
 	if (lfd < 0 || bind(lfd, (struct sockaddr *)&ss, l) != 0 || listen(lfd, 4) != 0)
 		subject_fail("listener %s: errno %d", lip, errno);
-	if (getsockname(lfd, (struct sockaddr *)&ss, &l) != 0)
-		subject_fail("getsockname");
-	int port = ntohs(lfamily == AF_INET ? ((struct sockaddr_in *)&ss)->sin_port : ((struct sockaddr_in6 *)&ss)->sin6_port);
-	struct sockaddr_storage cs;
-	socklen_t cl = addr(cfamily, cip, &cs);
-	if (cfamily == AF_INET)
-		((struct sockaddr_in *)&cs)->sin_port = htons(port);
-	else
-		((struct sockaddr_in6 *)&cs)->sin6_port = htons(port);
-	*cfd = socket(cfamily, SOCK_STREAM, 0);
-	if (*cfd < 0 || connect(*cfd, (struct sockaddr *)&cs, cl) != 0)
+	l = subject_sockaddr(cfamily, cip, subject_port_of(lfd), &ss);
+	int cfd = socket(cfamily, SOCK_STREAM, 0);
+	if (cfd < 0 || connect(cfd, (struct sockaddr *)&ss, l) != 0)
 		subject_fail("connect %s: errno %d", cip, errno);
-	*afd = accept(lfd, NULL, NULL);
-	if (*afd < 0)
+	int afd = accept(lfd, NULL, NULL);
+	if (afd < 0)
 		subject_fail("accept: errno %d", errno);
 	close(lfd);
+	subject_at(client_at, cfd, "client");
+	if (accepted_at < 0)
+		return afd;
+	subject_at(accepted_at, afd, "accepted");
+	return accepted_at;
 }
 
 /* send from fd until its buffers and the peer's are full; returns the byte count */
@@ -175,37 +176,27 @@ int main(int argc, char **argv)
 {
 	subject_init(argc, argv);
 	signal(SIGPIPE, SIG_IGN);
-	int a, b;
 
-	pair(AF_INET, "127.0.0.1", AF_INET, "127.0.0.1", &a, &b);
-	subject_at(20, a, "20");
-	subject_at(21, b, "21");
+	pair(AF_INET, "127.0.0.1", AF_INET, "127.0.0.1", 20, 21);
 	size_t fw1 = fill(20, 1);
 	shutdown(20, SHUT_WR);
 
-	pair(AF_INET6, "::1", AF_INET6, "::1", &a, &b);
-	subject_at(22, a, "22");
-	subject_at(23, b, "23");
+	pair(AF_INET6, "::1", AF_INET6, "::1", 22, 23);
 	send_all(22, "half", "22");
 	shutdown(22, SHUT_WR);
 
-	pair(AF_INET, "127.0.0.1", AF_INET6, "::ffff:127.0.0.1", &a, &b);
-	subject_at(24, a, "24");
-	subject_at(25, b, "25");
+	pair(AF_INET, "127.0.0.1", AF_INET6, "::ffff:127.0.0.1", 24, 25);
 	shutdown(25, SHUT_WR);
 	expect_state(24, TCP_CLOSE_WAIT, "CLOSE_WAIT");
 	size_t la = fill(24, 2);
 	shutdown(24, SHUT_WR);
 
-	pair(AF_INET, "127.0.0.1", AF_INET, "127.0.0.1", &a, &b);
-	subject_at(26, a, "26");
-	subject_at(27, b, "27");
+	pair(AF_INET, "127.0.0.1", AF_INET, "127.0.0.1", 26, 27);
 	size_t cl = fill(26, 3);
 	shutdown(26, SHUT_WR);
 	shutdown(27, SHUT_WR);
 
-	pair(AF_INET, "127.0.0.1", AF_INET, "127.0.0.1", &a, &b);
-	subject_at(28, a, "28");
+	int b = pair(AF_INET, "127.0.0.1", AF_INET, "127.0.0.1", 28, -1);
 	send_all(b, "asd", "reset peer");
 	usleep(20000);
 	struct linger lg = { .l_onoff = 1, .l_linger = 0 };

@@ -42,11 +42,8 @@ static void *spawner(void *arg)
 int main(int argc, char **argv)
 {
 	subject_init(argc, argv);
-	unsigned char *data = malloc(DATA_BYTES);
-	if (data == NULL)
-		subject_fail("malloc");
-	subject_fill(data, DATA_BYTES, 0x7e7e);
-	uint64_t sum = subject_hash(data, DATA_BYTES);
+	uint64_t sum;
+	unsigned char *data = subject_data(DATA_BYTES, 0x7e7e, &sum);
 	/* Threads start with SIGTERM blocked, so only the main thread takes it. */
 	pthread_t sp = subject_thread(spawner, NULL);
 	uint64_t bad_steps = 0;

@@ -99,15 +99,6 @@ static void wait_for(volatile int *flag, const char *what)
 	}
 }
 
-static void write_file(const char *path, const char *text)
-{
-	char tmp[64];
-	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-	FILE *f = fopen(tmp, "we");
-	if (f == NULL || fputs(text, f) < 0 || fclose(f) != 0 || rename(tmp, path) != 0)
-		_exit(5);
-}
-
 /* Contents of the verdict file of task who ("" while missing). */
 static void read_verdict(int who, char *text, size_t len)
 {
@@ -132,7 +123,7 @@ static void __attribute__((noreturn)) member(int who, const pid_t *kids, int nki
 	verify(who, msg, sizeof(msg));
 	snprintf(text, sizeof(text), "%s%s\n", msg[0] ? "FAIL: " : "PASS", msg);
 	snprintf(path, sizeof(path), "verdict-%s", task_name[who]);
-	write_file(path, text);
+	subject_write_atomic(path, text);
 	for (int i = 0; i < nkids; i++)
 		waitpid(kids[i], NULL, 0);
 	_exit(0);
@@ -248,7 +239,7 @@ int main(int argc, char **argv)
 	verify(R, msg, sizeof(msg));
 	if (msg[0])
 		subject_fail("R: %s", msg);
-	write_file("check", "1\n");
+	subject_write_atomic("check", "1\n");
 	for (int i = 0; i < NTASK; i++) {
 		if (i == R)
 			continue;

@@ -54,13 +54,7 @@ static const char *check(int fd)
 int main(int argc, char **argv)
 {
 	subject_init(argc, argv);
-	pid_t pid = fork();
-	if (pid < 0)
-		subject_fail("fork: %m");
-	if (pid == 0) {
-		pause();
-		_exit(0);
-	}
+	pid_t pid = subject_idle_child();
 	snprintf(dead, sizeof(dead), "/proc/%d", pid);
 	if (chdir(dead) != 0)
 		subject_fail("chdir %s: %m", dead);

@@ -49,30 +49,16 @@ int main(int argc, char **argv)
 	struct sockaddr_un sa;
 	if (bound_at(20, "srv.sock") < 0)
 		subject_fail("bind srv.sock: errno %d", errno);
-	sigset_t term;
-	sigemptyset(&term);
-	sigaddset(&term, SIGTERM);
-	sigprocmask(SIG_BLOCK, &term, NULL);
-	pid_t child = fork();
-	if (child < 0)
-		subject_fail("fork");
+	pid_t child = subject_fork_quiet();
 	if (child == 0) {
-		char buf[16];
 		close(20);
 		if (bound_at(21, "cli.sock") < 0 || connect(21, (struct sockaddr *)&sa, addr_of(&sa, "srv.sock")) != 0 ||
 		    bound_at(22, "in.sock") < 0)
 			_exit(2);
 		if (send(21, "hi", 2, 0) != 2)
 			_exit(3);
-		ssize_t n;
-		do
-			n = recv(22, buf, sizeof(buf), 0);
-		while (n < 0 && errno == EINTR);
-		if (n != 2 || memcmp(buf, "go", 2) != 0)
-			_exit(4);
-		_exit(send(21, "bye", 3, 0) == 3 ? 0 : 5);
+		subject_answer_and_exit(22, "go", 21, "bye");
 	}
-	sigprocmask(SIG_UNBLOCK, &term, NULL);
 	struct pollfd p = { .fd = 20, .events = POLLIN };
 	if (poll(&p, 1, 5000) != 1)
 		subject_fail("no hi from the child");
@@ -94,12 +80,7 @@ int main(int argc, char **argv)
 	if (send(22, "go", 2, 0) != 2)
 		subject_fail("send to in.sock: errno %d", errno);
 	subject_expect_recv(20, "bye", "bye from the child");
-	int st;
-	while (waitpid(child, &st, 0) < 0)
-		if (errno != EINTR)
-			subject_fail("waitpid: errno %d", errno);
-	if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
-		subject_fail("child status %#x", st);
+	subject_reap_ok(child, "the child");
 	subject_expect_recv(24, "me", "datagram queued to itself");
 	if (send(24, "again", 5, 0) != 5)
 		subject_fail("self-connected socket lost its peer: errno %d", errno);

@@ -15,43 +15,20 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-static void pair_at(int type, int x, int y)
-{
-	int sv[2];
-	if (socketpair(AF_UNIX, type, 0, sv) != 0 || dup2(sv[0], x) != x || dup2(sv[1], y) != y)
-		subject_fail("socketpair: errno %d", errno);
-	close(sv[0]);
-	close(sv[1]);
-}
-
 int main(int argc, char **argv)
 {
 	subject_init(argc, argv);
-	pair_at(SOCK_STREAM, 20, 21);
-	pair_at(SOCK_DGRAM, 22, 23);
+	subject_pair_at(SOCK_STREAM, 20, 21);
+	subject_pair_at(SOCK_DGRAM, 22, 23);
 	if (send(22, "dg", 2, 0) != 2)
 		subject_fail("send dg");
-	sigset_t term;
-	sigemptyset(&term);
-	sigaddset(&term, SIGTERM);
-	sigprocmask(SIG_BLOCK, &term, NULL);
-	pid_t child = fork();
-	if (child < 0)
-		subject_fail("fork");
+	pid_t child = subject_fork_quiet();
 	if (child == 0) {
-		char buf[16];
 		close(20);
 		if (send(21, "hello", 5, 0) != 5)
 			_exit(2);
-		ssize_t n;
-		do
-			n = recv(21, buf, sizeof(buf), 0);
-		while (n < 0 && errno == EINTR);
-		if (n != 4 || memcmp(buf, "ping", 4) != 0)
-			_exit(3);
-		_exit(send(21, "pong", 4, 0) == 4 ? 0 : 4);
+		subject_answer_and_exit(21, "ping", 21, "pong");
 	}
-	sigprocmask(SIG_UNBLOCK, &term, NULL);
 	close(21);
 	/* let the child's "hello" land before we say ready */
 	struct pollfd p = { .fd = 20, .events = POLLIN };
@@ -64,11 +41,6 @@ int main(int argc, char **argv)
 		subject_fail("send ping");
 	subject_expect_recv(20, "pong", "pong from the child");
 	subject_expect_recv(23, "dg", "shared dgram pair");
-	int st;
-	while (waitpid(child, &st, 0) < 0)
-		if (errno != EINTR)
-			subject_fail("waitpid: errno %d", errno);
-	if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
-		subject_fail("child status %#x", st);
+	subject_reap_ok(child, "the child");
 	subject_pass();
 }

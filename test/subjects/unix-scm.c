@@ -31,15 +31,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static void pair_at(int type, int a, int b)
-{
-	int sv[2];
-	if (socketpair(AF_UNIX, type, 0, sv) != 0 || dup2(sv[0], a) != a || dup2(sv[1], b) != b)
-		subject_fail("socketpair: errno %d", errno);
-	close(sv[0]);
-	close(sv[1]);
-}
-
 static void send_fds(int sk, const char *text, const int *fds, int n)
 {
 	char cbuf[CMSG_SPACE(4 * sizeof(int))];
@@ -85,12 +76,12 @@ static int recv_fds(int sk, const char *text, int *fds, int max)
 int main(int argc, char **argv)
 {
 	subject_init(argc, argv);
-	pair_at(SOCK_STREAM, 20, 21);
+	subject_pair_at(SOCK_STREAM, 20, 21);
 	long loop = subject_opt_long("loop", 0);
 	if (loop == 1) {
 		int self = 20;
 		send_fds(21, "loop", &self, 1);
-		pair_at(SOCK_DGRAM, 22, 23);
+		subject_pair_at(SOCK_DGRAM, 22, 23);
 		int both[2] = { 22, 23 };
 		send_fds(22, "a", both, 2);
 		send_fds(23, "b", both, 2);
@@ -111,10 +102,10 @@ int main(int argc, char **argv)
 		subject_pass();
 	}
 	if (loop == 2) {
-		pair_at(SOCK_STREAM, 30, 31);
+		subject_pair_at(SOCK_STREAM, 30, 31);
 		int self = 30;
 		send_fds(31, "loop", &self, 1);
-		pair_at(SOCK_DGRAM, 22, 23);
+		subject_pair_at(SOCK_DGRAM, 22, 23);
 		send_fds(23, "carrier", &self, 1);
 		close(30);
 		close(31);
@@ -129,7 +120,7 @@ int main(int argc, char **argv)
 	send_fds(20, "fd", &nul, 1);
 	close(nul);
 
-	pair_at(SOCK_DGRAM, 22, 23);
+	subject_pair_at(SOCK_DGRAM, 22, 23);
 	int p[2];
 	if (pipe(p) || write(p[1], "piped", 5) != 5)
 		subject_fail("pipe");
@@ -137,26 +128,24 @@ int main(int argc, char **argv)
 	send_fds(22, "w", &p[1], 1);
 	close(p[0]);
 	close(p[1]);
-	int f = open("scm-file", O_RDWR | O_CREAT | O_TRUNC, 0600);
-	if (f < 0 || write(f, "abcdefgh", 8) != 8 || lseek(f, 3, SEEK_SET) != 3)
+	int f = subject_new_file("scm-file", 0600, "abcdefgh", 8);
+	if (lseek(f, 3, SEEK_SET) != 3)
 		subject_fail("file");
 	int twice[2] = { f, f };
 	send_fds(22, "two", twice, 2);
 	close(f);
 
-	pair_at(SOCK_DGRAM, 24, 25);
+	subject_pair_at(SOCK_DGRAM, 24, 25);
 	int ev = eventfd(5, 0);
 	send_fds(25, "orphan", &ev, 1);
 	close(ev);
 	close(25);
 
-	pair_at(SOCK_STREAM, 26, 27);
+	subject_pair_at(SOCK_STREAM, 26, 27);
 	int in[2];
 	if (socketpair(AF_UNIX, SOCK_DGRAM, 0, in))
 		subject_fail("inner pair");
-	int g = open("scm-inner", O_RDWR | O_CREAT | O_TRUNC, 0600);
-	if (g < 0 || write(g, "deep", 4) != 4)
-		subject_fail("inner file");
+	int g = subject_new_file("scm-inner", 0600, "deep", 4);
 	send_fds(in[1], "inner", &g, 1);
 	close(g);
 	close(in[1]);

@@ -239,42 +239,28 @@ static const char *owners(void)
 	return NULL;
 }
 
-/* A child with ids of its own (1000, and a group 2000 unless setgroups is denied); NULL verdict when they survived. */
-static struct subject_child spawn_child(void)
+/* The child's ids before the checkpoint. */
+static struct ids child_before;
+
+/* A child with ids of its own (1000, and a group 2000 unless setgroups is denied). */
+static const char *child_setup(void *arg)
 {
-	int p[2], ready[2];
-	if (pipe(p) != 0 || pipe(ready) != 0)
-		subject_fail("pipe: %s", strerror(errno));
-	pid_t pid = fork();
-	if (pid < 0)
-		subject_fail("fork: %s", strerror(errno));
-	if (pid == 0) {
-		close(p[0]);
-		close(ready[0]);
-		subject_term = 0;
-		static struct ids before, now;
-		gid_t g[2] = { 1000, 2000 };
-		if (strcmp(mine.setgroups, "deny\n") != 0 && setgroups(2, g) != 0)
-			_exit(4);
-		if (setresgid(1000, 1000, 1000) != 0 || setresuid(1000, 1000, 1000) != 0)
-			_exit(5);
-		prctl(PR_SET_DUMPABLE, 1);
-		record(&before);
-		close(ready[1]);
-		subject_wait_term();
-		record(&now);
-		const char *why = compare(&before, &now);
-		if (why != NULL && write(p[1], why, strlen(why)) < 0)
-			_exit(2);
-		_exit(why == NULL ? 0 : 1);
-	}
-	close(p[1]);
-	close(ready[1]);
-	char c;
-	if (read(ready[0], &c, 1) != 0)
-		subject_fail("child not ready");
-	close(ready[0]);
-	return (struct subject_child){ .pid = pid, .fd = p[0] };
+	gid_t g[2] = { 1000, 2000 };
+	if (strcmp(mine.setgroups, "deny\n") != 0 && setgroups(2, g) != 0)
+		return "setgroups(1000, 2000)";
+	if (setresgid(1000, 1000, 1000) != 0 || setresuid(1000, 1000, 1000) != 0)
+		return "setresgid/setresuid(1000)";
+	prctl(PR_SET_DUMPABLE, 1);
+	record(&child_before);
+	return NULL;
+}
+
+/* NULL when its ids survived. */
+static const char *child_check(void *arg)
+{
+	static struct ids now;
+	record(&now);
+	return compare(&child_before, &now);
 }
 
 /* "a:b:c,d:e:f" -> "a b c\nd e f\n" */
@@ -417,7 +403,7 @@ int main(int argc, char **argv)
 	struct subject_child child = { .pid = -1 };
 	if (subject_opt_long("child", 0)) {
 		read_text("/proc/self/setgroups", mine.setgroups, sizeof(mine.setgroups));
-		child = spawn_child();
+		child = subject_fork_prepared("the child with ids of its own", child_setup, child_check, NULL);
 	}
 
 	uid_t uid = (uid_t)subject_opt_long("uid", 0);

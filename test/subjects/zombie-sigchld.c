@@ -25,11 +25,7 @@ static void on_chld(int sig, siginfo_t *si, void *uc)
 int main(int argc, char **argv)
 {
 	subject_init(argc, argv);
-	struct sigaction sa;
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_sigaction = on_chld;
-	sa.sa_flags = SA_SIGINFO | SA_RESTART;
-	sigaction(SIGCHLD, &sa, NULL);
+	subject_on_signal(SIGCHLD, on_chld, 0);
 	sigset_t set;
 	sigemptyset(&set);
 	sigaddset(&set, SIGCHLD);

@@ -12,7 +12,7 @@ import type { DumpOptions } from '../../../src/api/options.js';
 import { readImage } from '../../../src/images/index.js';
 import type { FileEntry } from '../../../src/images/messages.js';
 import { isAlive, repoRoot, startSubject, type StartOptions, type Subject } from '../../lib/subjects.js';
-import { closeInheritedFds, becomeSubreaper, removeDir, tempDir, waitGone, killSubject } from '../../lib/harness.js';
+import { closeInheritedFds, becomeSubreaper, removeDir, tempDir, waitGone, killSubject, passesAfterRestore } from '../../lib/harness.js';
 
 export const CRIT = '/usr/bin/crit';
 export const STEP_TIMEOUT_MS = 120_000;
@@ -82,9 +82,7 @@ export async function roundTrip(rt: RoundTrip): Promise<void> {
     rt.check?.(dir, s);
     const r = await restore({ imagesDir: dir, progress: false, ...rt.restoreOpts });
     assert.equal(r.pid, s.pid);
-    assert.ok(isAlive(s.pid), `restored ${s.pid} is not running`);
-    const res = await s.terminateAndResult(30_000);
-    assert.ok(res.ok, res.text);
+    await passesAfterRestore(s);
   } finally {
     await killSubject(s);
     removeDir(dir);

@@ -10,6 +10,8 @@
 #include <string.h>
 #include <time.h>
 #include <arpa/inet.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
 #include <net/if.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -17,6 +19,7 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -44,7 +47,7 @@ void subject_log(const char *fmt, ...)
 }
 
 /* Temp + rename: the harness polls these files and must never see half of one. */
-static void write_atomic(const char *path, const char *text)
+void subject_write_atomic(const char *path, const char *text)
 {
 	char tmp[4096];
 	snprintf(tmp, sizeof(tmp), "%s.tmp.%d", path, getpid());
@@ -146,7 +149,7 @@ void subject_ready(void)
 	char path[4096], text[32];
 	snprintf(path, sizeof(path), "%s.ready", out_path);
 	snprintf(text, sizeof(text), "%d\n", harness_pid());
-	write_atomic(path, text);
+	subject_write_atomic(path, text);
 	subject_log("ready");
 }
 
@@ -166,7 +169,7 @@ void subject_wait_term(void)
 
 void subject_pass(void)
 {
-	write_atomic(out_path, "PASS\n");
+	subject_write_atomic(out_path, "PASS\n");
 	subject_log("PASS");
 	exit(0);
 }
@@ -179,7 +182,7 @@ void subject_fail(const char *fmt, ...)
 	vsnprintf(reason, sizeof(reason), fmt, ap);
 	va_end(ap);
 	snprintf(text, sizeof(text), "FAIL: %s\n", reason);
-	write_atomic(out_path, text);
+	subject_write_atomic(out_path, text);
 	subject_log("FAIL: %s", reason);
 	exit(1);
 }
@@ -246,53 +249,6 @@ int64_t subject_now_ns(void)
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
-
-struct subject_child subject_fork_checker(const char *(*check)(void *arg), void *arg)
-{
-	int p[2];
-	if (pipe(p) != 0)
-		subject_fail("pipe for a checker child: %s", strerror(errno));
-	pid_t pid = fork();
-	if (pid < 0)
-		subject_fail("fork a checker child: %s", strerror(errno));
-	if (pid == 0) {
-		close(p[0]);
-		subject_term = 0;
-		subject_wait_term();
-		const char *why = check(arg);
-		if (why != NULL && write(p[1], why, strlen(why)) < 0)
-			_exit(2);
-		_exit(why == NULL ? 0 : 1);
-	}
-	close(p[1]);
-	return (struct subject_child){ .pid = pid, .fd = p[0] };
-}
-
-void subject_child_verdict(struct subject_child c, const char *what)
-{
-	char why[1024];
-	size_t got = 0;
-	int status;
-	if (kill(c.pid, SIGTERM) != 0)
-		subject_fail("%s: child %d is gone: %s", what, c.pid, strerror(errno));
-	for (;;) {
-		ssize_t n = read(c.fd, why + got, sizeof(why) - 1 - got);
-		if (n > 0 && got + (size_t)n < sizeof(why) - 1) {
-			got += (size_t)n;
-			continue;
-		}
-		if (n < 0 && errno == EINTR)
-			continue;
-		break;
-	}
-	why[got] = 0;
-	close(c.fd);
-	while (waitpid(c.pid, &status, 0) < 0)
-		if (errno != EINTR)
-			subject_fail("%s: waitpid %d: %s", what, c.pid, strerror(errno));
-	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
-		subject_fail("%s: child: %s", what, got ? why : "died without a verdict");
 }
 
 void subject_at(int want, int fd, const char *what)
@@ -369,64 +325,6 @@ int subject_fpu_loop(const unsigned char *want, unsigned char *seen, volatile in
 #undef LD
 }
 
-int subject_delayed_writer(long delay_ms, const void *buf, size_t len, pid_t *child)
-{
-	int p[2];
-	if (pipe(p) != 0)
-		subject_fail("pipe: errno %d", errno);
-	*child = fork();
-	if (*child < 0)
-		subject_fail("fork: errno %d", errno);
-	if (*child == 0) {
-		close(p[0]);
-		subject_sleep_ms(delay_ms);
-		_exit(write(p[1], buf, len) == (ssize_t)len ? 0 : 3);
-	}
-	close(p[1]);
-	return p[0];
-}
-
-pthread_t subject_thread(void *(*fn)(void *), void *arg)
-{
-	sigset_t term, old;
-	sigemptyset(&term);
-	sigaddset(&term, SIGTERM);
-	pthread_sigmask(SIG_BLOCK, &term, &old);
-	pthread_t th;
-	int e = pthread_create(&th, NULL, fn, arg);
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	if (e != 0)
-		subject_fail("pthread_create: error %d", e);
-	return th;
-}
-
-pid_t subject_idle_child(void)
-{
-	sigset_t term, old;
-	sigemptyset(&term);
-	sigaddset(&term, SIGTERM);
-	sigprocmask(SIG_BLOCK, &term, &old);
-	pid_t child = fork();
-	if (child < 0)
-		subject_fail("fork: errno %d", errno);
-	if (child == 0) {
-		for (;;)
-			pause();
-	}
-	sigprocmask(SIG_SETMASK, &old, NULL);
-	return child;
-}
-
-void subject_reap_ok(pid_t child, const char *what)
-{
-	int st;
-	while (waitpid(child, &st, 0) < 0)
-		if (errno != EINTR)
-			subject_fail("%s: waitpid: errno %d", what, errno);
-	if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
-		subject_fail("%s: child status 0x%x", what, st);
-}
-
 void subject_expect_recv(int fd, const char *want, const char *what)
 {
 	char buf[64];
@@ -438,25 +336,6 @@ void subject_expect_recv(int fd, const char *want, const char *what)
 		subject_fail("%s: got %zd bytes", what, n);
 }
 
-int subject_proc_state(pid_t pid, pid_t *ppid)
-{
-	char path[64], line[512];
-	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
-	FILE *f = fopen(path, "re");
-	if (f == NULL)
-		return 0;
-	char *ok = fgets(line, sizeof(line), f);
-	fclose(f);
-	char *p = ok ? strrchr(line, ')') : NULL;
-	char state;
-	int parent;
-	if (p == NULL || sscanf(p + 2, "%c %d", &state, &parent) != 2)
-		return 0;
-	if (ppid != NULL)
-		*ppid = parent;
-	return state;
-}
-
 void subject_openpty(int master_at, int slave_at, int slave_flags, char name[64])
 {
 	subject_at(master_at, posix_openpt(O_RDWR | O_NOCTTY), "ptmx");
@@ -465,6 +344,14 @@ void subject_openpty(int master_at, int slave_at, int slave_flags, char name[64]
 	if (ptsname_r(master_at, name, 64))
 		subject_fail("ptsname: errno %d", errno);
 	subject_at(slave_at, open(name, slave_flags), "pty slave");
+}
+
+int subject_new_file(const char *path, mode_t mode, const void *data, size_t len)
+{
+	int fd = open(path, O_RDWR | O_CREAT | O_TRUNC, mode);
+	if (fd < 0 || write(fd, data, len) != (ssize_t)len)
+		subject_fail("%s: %s", path, strerror(errno));
+	return fd;
 }
 
 int subject_write_file(const char *path, const char *s)
@@ -569,22 +456,54 @@ void subject_readn(int fd, void *p, size_t n, const char *what)
 	}
 }
 
-void subject_become_pidns_init(void)
+
+void subject_on_signal(int sig, void (*fn)(int, siginfo_t *, void *), int mask_sig)
 {
-	if (unshare(CLONE_NEWPID) != 0)
-		subject_fail("unshare(CLONE_NEWPID): %s", strerror(errno));
-	pid_t init = fork();
-	if (init < 0)
-		subject_fail("fork the init: %s", strerror(errno));
-	if (init == 0) {
-		if (getpid() != 1)
-			subject_fail("the first child of a new pid namespace is pid %d", getpid());
-		return;
-	}
-	/* Ours to wait for until a dump kills it; the restored init is not our child. */
-	signal(SIGTERM, SIG_IGN);
-	int st;
-	while (waitpid(init, &st, 0) < 0 && errno == EINTR)
-		;
-	_exit(0);
+	struct sigaction sa;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_sigaction = fn;
+	sa.sa_flags = SA_SIGINFO | SA_RESTART;
+	sigemptyset(&sa.sa_mask);
+	if (mask_sig != 0)
+		sigaddset(&sa.sa_mask, mask_sig);
+	if (sigaction(sig, &sa, NULL) != 0)
+		subject_fail("sigaction(%d): %s", sig, strerror(errno));
+}
+
+void *subject_shared_anon(size_t len)
+{
+	void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (p == MAP_FAILED)
+		subject_fail("mmap %zu shared anonymous bytes: %s", len, strerror(errno));
+	return p;
+}
+
+void subject_pair_at(int type, int a, int b)
+{
+	int sv[2];
+	if (socketpair(AF_UNIX, type, 0, sv) != 0)
+		subject_fail("socketpair: %s", strerror(errno));
+	subject_at(a, sv[0], "socketpair");
+	subject_at(b, sv[1], "socketpair");
+}
+
+int subject_port_of(int fd)
+{
+	struct sockaddr_storage ss;
+	socklen_t l = sizeof(ss);
+	if (getsockname(fd, (struct sockaddr *)&ss, &l) != 0)
+		subject_fail("getsockname %d: errno %d", fd, errno);
+	return ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port : ((struct sockaddr_in *)&ss)->sin_port);
+}
+
+long subject_seccomp_deny(int nr, int err, unsigned int flags)
+{
+	struct sock_filter code[] = {
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (unsigned int)nr, 0, 1),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | (unsigned int)err),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+	};
+	struct sock_fprog prog = { sizeof code / sizeof code[0], code };
+	return syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, flags, &prog);
 }

@@ -32,6 +32,8 @@ const char *subject_opt(const char *name, const char *dflt);
 long subject_opt_long(const char *name, long dflt);
 
 void subject_ready(void);
+/* path <- text through a temp file + rename, so a reader polling path never sees half of it; on failure, a log line and _exit(2). */
+void subject_write_atomic(const char *path, const char *text);
 void subject_wait_term(void);
 void subject_pass(void) __attribute__((noreturn));
 void subject_fail(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 2)));
@@ -81,6 +83,10 @@ void subject_sleep_ms(long ms);
 /* Put fd at number want (dup2, then close fd); fails naming `what` and want if fd < 0 or dup2 fails. */
 void subject_at(int want, int fd, const char *what);
 
+/* A unix socketpair of type at fds a and b (both above any fd the subject holds); fails if it cannot be made. */
+void subject_pair_at(int type, int a, int b);
+/* The port a socket is bound to (AF_INET or AF_INET6); fails if getsockname does. */
+int subject_port_of(int fd);
 /* An int socket option: set (fails naming `what`) and read (fails naming level, option and fd). */
 void subject_setint(int fd, int level, int name, int v, const char *what);
 int subject_getint(int fd, int level, int name);
@@ -110,6 +116,8 @@ int subject_proc_state(pid_t pid, pid_t *ppid);
 /* A pty pair: the master (posix_openpt) at fd master_at, its slave opened with slave_flags at slave_at; the slave's path in name. */
 void subject_openpty(int master_at, int slave_at, int slave_flags, char name[64]);
 
+/* A new file at path (O_RDWR, made or truncated, with mode) holding the len bytes of data, its offset at the end: its fd; fails naming path. */
+int subject_new_file(const char *path, mode_t mode, const void *data, size_t len);
 /* Write string s to the file at path (a sysctl, say): 0, or -1 on any error. */
 int subject_write_file(const char *path, const char *s);
 /* The number the file at path starts with; -1 if it cannot be read. */
@@ -120,20 +128,46 @@ long subject_read_long(const char *path);
  * SIGTERM, runs check(arg), and reports through a pipe: check returns NULL
  * when its state survived, else the reason. After its own wait the parent
  * calls subject_child_verdict, which ends the child and fails (naming
- * `what`) unless the child passed.
+ * `what`) unless the child passed. The child must never call
+ * subject_fail (OUTFILE is the parent's): it returns its reason, or _exits.
  */
 struct subject_child {
 	pid_t pid;
 	int fd;
 };
 struct subject_child subject_fork_checker(const char *(*check)(void *arg), void *arg);
+/*
+ * The same with a set-up of the child's own: the child runs setup(arg)
+ * first (NULL when done, else the reason), and the parent returns only
+ * once it is done (failing, naming `what` and the reason, if it failed).
+ * So the child's state is in place when the parent says it is ready, and
+ * nothing of the child's runs after that until subject_child_verdict.
+ */
+struct subject_child subject_fork_prepared(const char *what, const char *(*setup)(void *arg), const char *(*check)(void *arg), void *arg);
 void subject_child_verdict(struct subject_child c, const char *what);
+/* fork(), the child born with SIGTERM blocked (the end signal is the parent's); fails if fork does. */
+pid_t subject_fork_quiet(void);
+/*
+ * A child's last words: wait, without a time limit and through any
+ * interruption, for one message on socket `in`; if it is the string want,
+ * send the string reply on socket `out` and _exit(0), else _exit(3)
+ * (4: the reply could not be sent).
+ */
+void subject_answer_and_exit(int in, const char *want, int out, const char *reply) __attribute__((noreturn));
 
 /*
- * Become the parent of a new pid namespace's init (unshare + fork): the
- * caller waits for it and exits, unmoved by SIGTERM (the restored init is
- * not its child); only the init, pid 1, returns.
+ * Become the init of a pid namespace of its own (unshare + fork, unless
+ * already pid 1): the caller waits for it and exits, unmoved by SIGTERM
+ * (the restored init is not its child); only the init, pid 1, returns,
+ * leading a session of its own (setsid) as a container's init does.
  */
 void subject_become_pidns_init(void);
+
+/* An SA_SIGINFO | SA_RESTART handler fn for sig, with mask_sig (0: none) blocked while it runs; fails if sigaction does. */
+void subject_on_signal(int sig, void (*fn)(int, siginfo_t *, void *), int mask_sig);
+/* A MAP_SHARED | MAP_ANONYMOUS read-write mapping of len bytes (one object parent and children share); fails if mmap does. */
+void *subject_shared_anon(size_t len);
+/* A seccomp filter (installed with `flags`) that fails syscall nr with errno err and allows the rest: 0, or -1 with errno. */
+long subject_seccomp_deny(int nr, int err, unsigned int flags);
 
 #endif
