@@ -19,6 +19,7 @@ import { traceeObserver } from './observer.js';
 import { HeldTask, rd, type Arg } from './held-task.js';
 import { RemoteSyscallError } from './remote-error.js';
 import { waitForStop } from './stops.js';
+import { abortRseqAtStop, type RseqAtStop } from './rseq.js';
 
 export { HELD_SIGMASK } from './held-task.js';
 export { RemoteSyscallError } from './remote-error.js';
@@ -42,6 +43,8 @@ export interface SeizeOptions {
 }
 
 export class Tracee extends HeldTask {
+  /** the thread's rseq state when seized (abortRseqAtStop); undefined without rseq */
+  rseqAtStop: RseqAtStop | undefined;
   private scratch: { addr: bigint; size: number } | undefined;
   /** false for a scratch area another thread mapped (shareScratch): never unmapped from here */
   private scratchOwned = false;
@@ -102,7 +105,11 @@ export class Tracee extends HeldTask {
   static seizeWait(tid: number, timeoutMs: number, selfCure = false): Tracee {
     try {
       const { stopSignal, stashed } = waitForStop(tid, timeoutMs);
-      const t = new Tracee(tid, getGpRegsRaw(tid), stopSignal);
+      const regs = getGpRegsRaw(tid);
+      // Before anything of ours runs in it: a thread inside an rseq critical section goes to its abort handler.
+      const rseq = abortRseqAtStop(tid, regs);
+      const t = new Tracee(tid, regs, stopSignal);
+      t.rseqAtStop = rseq;
       t.stashedSignals.push(...stashed);
       t.deferBlock = selfCure;
       t.guarded = selfCure;

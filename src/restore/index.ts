@@ -13,7 +13,7 @@ import { closeSync } from 'node:fs';
 import { CriuTsError } from '../errors.js';
 import { logger } from '../log.js';
 import { createFileExclusive, SIGSTOP, SIGCHLD, CLONE_NEWNS } from '../sys/index.js';
-import { release } from '../infect/ptrace-state.js';
+import { release, releaseQuiet } from '../infect/ptrace-state.js';
 import type { RestoreTreeOptions, RestoreResult, RestoreStats } from './options.js';
 import type { RestoreActionPoint } from '../action-points.js';
 import { TASK_STOPPED } from '../images/index.js';
@@ -199,6 +199,7 @@ async function restoreLoaded(
     const guard = guardian();
     for (const n of plan.nodes) if (n.threads.length > 0) guard?.task(n.real);
     const stopped: number[] = [];
+    let releasedAny = false;
     for (const n of plan.nodes) {
       // A task stopped at dump stops again with its own signal (SIGTSTP,
       // SIGTTIN...: its parent's waitid reports it); --leave-stopped uses SIGSTOP.
@@ -210,7 +211,17 @@ async function restoreLoaded(
         // signal delivery (see finalizeTask) would ignore a detach signal.
         process.kill(n.real, stopSig);
       }
-      for (const th of n.threads) release(th.tid, 0);
+      for (const th of n.threads) {
+        if (releasedAny) {
+          // A task already let go may have ended this one (its exit_group kills
+          // the stopped threads beside it, a kill its children): the restore
+          // was done; that task's own run decided.
+          if (!releaseQuiet(th.tid, 0)) log.warn(`task ${n.real} thread ${th.tid}: gone before it was released (ended by a task released before it)`);
+          continue;
+        }
+        release(th.tid, 0);
+        releasedAny = true;
+      }
     }
     // The tasks run: the lazy-pages daemon serves them on its own from now
     // on. Told before the guardian lets them go: a daemon that lost its

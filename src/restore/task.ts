@@ -4,7 +4,7 @@
  * mask are set last, in finalizeTask, once every task is ready.
  */
 import {
-  NR, PR, PTRACE_O, encodeGpRegs, GP_REG_NAMES, O_PATH, O_DIRECTORY, type GpRegs,
+  NR, PR, PTRACE_O, encodeGpRegs, GP_REG_NAMES, O_PATH, O_DIRECTORY, type GpRegs, RSEQ_LAYOUT,
 } from '../sys/index.js';
 import { CriuTsError } from '../errors.js';
 import { parseStatus } from '../proc/index.js';
@@ -222,6 +222,13 @@ export function finalizeTask(n: RestoreNode, img: DumpImages, verify?: 'refuse' 
     const core = task.cores[i] as CoreEntry;
     if (interruptedTids.has(th.tid)) th.endSignalDeliveryStop();
     writeGpRegs(th.tid, encodeGpRegs(regsOf[i] as GpRegs));
+    // The critical section of a thread whose section is not restarted (infect/rseq.ts), after our last call.
+    const rs = core.thread_core?.rseq_entry;
+    if (rs?.rseq_cs_pointer) {
+      const b = Buffer.alloc(8);
+      b.writeBigUInt64LE(rs.rseq_cs_pointer);
+      main.writeMem(rs.rseq_abi_pointer + BigInt(RSEQ_LAYOUT.CS_OFFSET), b);
+    }
     const mask = core.thread_core?.blk_sigset ?? core.tc?.blk_sigset ?? task.cores[0]?.tc?.blk_sigset ?? 0n;
     holdSigmask(th.tid, mask);
   });

@@ -285,3 +285,11 @@ export const SECCOMP_FILTER_FLAG_TSYNC = 1;
 
 /** rseq(2) flags: unregister the thread's area */
 export const RSEQ_FLAG_UNREGISTER = 1;
+/** struct rseq_cs flags (linux/rseq.h): no abort when the critical section is interrupted by a signal */
+export const RSEQ_CS_FLAG_NO_RESTART_ON_SIGNAL = 1 << 1;
+/**
+ * uapi struct rseq (the thread's area): offsets of the fields a dump reads.
+ * uapi struct rseq_cs (the critical section it points to): version u32,
+ * flags u32, then start_ip, post_commit_offset and abort_ip (u64 each).
+ */
+export const RSEQ_LAYOUT = { CS_OFFSET: 8, FLAGS_OFFSET: 16, AREA_BYTES: 20, CS_BYTES: 32 } as const;

@@ -101,3 +101,31 @@ test('syscallEach: one injected call in each thread at once, every result its ow
     s.cleanup();
   }
 });
+
+test('a thread seized inside an rseq critical section goes to its abort handler; injected calls and cure never let it finish the section', async () => {
+  const s = await startSubject('rseq-cs', [], { pthread: true });
+  try {
+    await new Promise((r) => setTimeout(r, 100));
+    let aborted = 0;
+    for (let i = 0; i < 20; i++) {
+      const t = Tracee.seize(s.pid);
+      assert.ok(t.rseqAtStop, 'glibc (or the subject) registered an rseq area: the seize must see it');
+      if (t.rseqAtStop.aborted) {
+        aborted++;
+        // The registers the cure puts back are the abort handler's, and the thread's own are too.
+        assert.deepEqual(t.currentRegs(), t.origRegs);
+      }
+      // Our calls return to a gadget outside the section: the kernel clears rseq_cs there.
+      for (let k = 0; k < 5; k++) t.syscall('getpid', NR.getpid);
+      t.cure();
+      t.detach();
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    assert.ok(aborted > 0, 'in 20 seizes the thread was never inside its critical section');
+    const r = await s.terminateAndResult(10_000);
+    assert.ok(r.ok, r.text);
+  } finally {
+    s.kill();
+    s.cleanup();
+  }
+});

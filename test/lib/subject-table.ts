@@ -119,6 +119,7 @@ export const SUBJECTS: readonly SubjectCase[] = [
   c('dump-victim', '4 threads (FPU and general registers live, one in read()), a SIGUSR1 handler, a 64 MiB heap, per-thread masks', { pthread: true, runMs: 50 }),
   c('threads', '8 threads in a child process (the root forwards SIGTERM)', { pthread: true, runMs: 50, args: ['--in-child', '1'] }),
   c('threads', '1000 threads with 64 KiB stacks waiting on a futex: tid, TLS, name, mask', { pthread: true, args: ['--threads', '1000', '--fpu', '0', '--stack-kib', '64'] }),
+  c('rseq-cs', 'two threads stopped inside an rseq critical section go to its abort handler, never on with rseq_cs cleared', { pthread: true, runMs: 50 }),
   c('posix-timers', 'POSIX timers: ids with a gap, clocks, SIGEV_SIGNAL/NONE/THREAD_ID, still firing', { pthread: true, runMs: 100 }),
   c('cow-fork', 'copy-on-write: pages parent and child share since fork are one physical page again (anon, private file, read-only)'),
   c('hugetlb', 'MAP_HUGETLB memory, private and shared across fork (a huge page only the child wrote), a hugetlb memfd: contents and page size', { skip: needHugePages(12) }),

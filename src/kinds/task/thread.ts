@@ -12,7 +12,7 @@
  * Limits: a pending SIGTRAP is refused (signals.ts); SCHED_DEADLINE is
  * refused (attrs.ts).
  */
-import { NR, PR, getRobustList, xstateLayout } from '../../sys/index.js';
+import { NR, PR, getRobustList, xstateLayout, RSEQ_CS_FLAG_NO_RESTART_ON_SIGNAL } from '../../sys/index.js';
 import { readComm, readTimerSlack } from '../../proc/index.js';
 import type { ProcStatus } from '../../proc/index.js';
 import { RemoteSyscallError, type Tracee } from '../../infect/tracee.js';
@@ -121,6 +121,10 @@ export function dumpThreadCore(t: Tracee, pid: number, status: ProcStatus, asked
     const rs = rseqConfig(tid);
     if (rs.rseqAbiPointer !== 0n) {
       tc.rseq_entry = { rseq_abi_pointer: rs.rseqAbiPointer, rseq_abi_size: rs.rseqAbiSize, signature: rs.signature };
+      // A section that is not restarted keeps its rseq_cs, which our calls in
+      // the restored thread clear: kept to be written back last (as CRIU does).
+      const at = t.rseqAtStop;
+      if (at && at.cs !== 0n && (at.flags & RSEQ_CS_FLAG_NO_RESTART_ON_SIGNAL) !== 0) tc.rseq_entry.rseq_cs_pointer = at.cs;
     }
   } catch {
     // Kernels without PTRACE_GET_RSEQ_CONFIGURATION: nothing registered that we can see.
