@@ -16,6 +16,7 @@ const NR_ACCEPT4 = 288;
 export const POLLIN = 0x1;
 export const POLLERR = 0x8;
 export const POLLHUP = 0x10;
+export const POLLRDHUP = 0x2000;
 export const POLLNVAL = 0x20;
 const MSG_NOSIGNAL = 0x4000;
 const MSG_CMSG_CLOEXEC = 0x40000000;

@@ -61,6 +61,28 @@ test('dumped with --tcp-established, restored with --tcp-close: the connections 
   });
 });
 
+test('restored closed, then dumped and restored again: the never-connected sockets stay shut down (read gives end of file)', { timeout: STEP_TIMEOUT_MS }, async () => {
+  // zdtm's --iters runs: the second dump meets the closed sockets the first restore made.
+  await withTcpClose('close', 'inet-tcp-close-again', async (s, dir) => {
+    await dump({ pid: s.pid, imagesDir: dir, progress: false, tcpEstablished: true });
+    assert.ok(await waitGone(s.pid));
+    await restore({ imagesDir: dir, progress: false, tcpClose: true });
+    const again = tempDir('inet-tcp-close-again2');
+    try {
+      await dump({ pid: s.pid, imagesDir: again, progress: false, tcpEstablished: true });
+      assert.ok(await waitGone(s.pid));
+      const shut = readImage(join(again, 'files.img')).entries
+        .flatMap((e) => (e['type'] === 'INETSK' ? [e['isk'] as Record<string, unknown>] : []))
+        .filter((i) => i['state'] !== 'LISTEN' && i['state'] !== 10).map((i) => i['shutdown']);
+      assert.deepEqual(shut, ['READ', 'READ']);
+      await restore({ imagesDir: again, progress: false, tcpClose: true });
+      await passes(s);
+    } finally {
+      removeDir(again);
+    }
+  });
+});
+
 test('a connection not accepted yet is refused in one line, and left out with --skip-in-flight', { timeout: STEP_TIMEOUT_MS }, async () => {
   await withTcpClose('in-flight', 'inet-in-flight', async (s, dir) => {
     await assert.rejects(dump({ pid: s.pid, imagesDir: dir, progress: false, tcpEstablished: true }), (e: Error) => {

@@ -8,7 +8,7 @@
 import { CriuTsError } from '../../../errors.js';
 import type { FileEntry, InetSkEntry, SkShutdown } from '../../../images/messages.js';
 import { logger } from '../../../log.js';
-import { AF_INET6, IPPROTO_TCP, IPPROTO_UDP, IPPROTO_UDPLITE, SOCK_DGRAM, SOCK_RAW, SOCK_STREAM, SOL_IPV6, SOL_SOCKET, SOL_TCP, getpeername, getsockname, getsockopt, getsockoptInt, getsockoptTry, inNetNamespaceOfSocket, SO_PROTOCOL, IPV6_V6ONLY, TCP_INFO, O_CLOEXEC, TCP_CLOSE, TCP_ESTABLISHED, TCP_LISTEN, SO_TYPE, SO_PEERNAME, IPPROTO_ICMP, IPPROTO_ICMPV6 } from '../../../sys/index.js';
+import { AF_INET6, IPPROTO_TCP, IPPROTO_UDP, IPPROTO_UDPLITE, SOCK_DGRAM, SOCK_RAW, SOCK_STREAM, SOL_IPV6, SOL_SOCKET, SOL_TCP, getpeername, getsockname, getsockopt, getsockoptInt, getsockoptTry, inNetNamespaceOfSocket, SO_PROTOCOL, IPV6_V6ONLY, TCP_INFO, O_CLOEXEC, TCP_CLOSE, TCP_ESTABLISHED, TCP_LISTEN, SO_TYPE, SO_PEERNAME, IPPROTO_ICMP, IPPROTO_ICMPV6, pollFd, POLLRDHUP } from '../../../sys/index.js';
 import type { DumpContext, FdProbe } from '../../types.js';
 import { NO_FOWN } from '../fown.js';
 import { dumpSkOpts } from '../socket-opts/index.js';
@@ -23,6 +23,19 @@ import { dumpQueue } from '../unix-socket/queue.js';
 
 const log = logger('inet-sk');
 const SHUTDOWN_NAMES: SkShutdown[] = ['NONE', 'READ', 'WRITE', 'BOTH'];
+
+/**
+ * How a never-connected TCP socket was shut down (shutdown(2) on one says
+ * ENOTCONN yet sets its flags: read gives end of file after; a socket
+ * restored with --tcp-close is one). sock_diag says it for a bound one
+ * it lists; for one it does not list, only the read side shows, as
+ * POLLRDHUP (poll reports HUP for any closed socket, and a send fails
+ * with EPIPE either way): read, as CRIU finds it.
+ */
+function tcpUnconnectedShutdown(fd: number, diag: number | undefined): SkShutdown {
+  if (diag !== undefined) return SHUTDOWN_NAMES[diag & 3] ?? 'NONE';
+  return (pollFd(fd, POLLRDHUP, 0) & POLLRDHUP) !== 0 ? 'READ' : 'NONE';
+}
 const PROTO_NAMES: Readonly<Record<number, string>> = {
   [IPPROTO_TCP]: 'TCP', [IPPROTO_UDP]: 'UDP', [IPPROTO_UDPLITE]: 'UDP-Lite', [IPPROTO_ICMP]: 'ICMP', [IPPROTO_ICMPV6]: 'ICMPv6',
 };
@@ -141,6 +154,10 @@ export function dumpInetSocket(p: FdProbe, id: number, ctx: DumpContext): FileEn
   ie.ip_opts = dumpIpOpts(p.localFd, family, what);
   if (type === SOCK_RAW) ie.ip_opts.raw = dumpRawOpts(p.localFd, family, proto, what);
   if (proto !== IPPROTO_TCP && d && d.shutdown !== 0) ie.shutdown = SHUTDOWN_NAMES[d.shutdown & 3] ?? 'BOTH';
+  if (proto === IPPROTO_TCP && !rawish && state === TCP_CLOSE && dst.port === 0) {
+    const shut = tcpUnconnectedShutdown(p.localFd, d?.shutdown);
+    if (shut !== 'NONE') ie.shutdown = shut;
+  }
   ie.tcp_opts = dumpTcpOpts(p.localFd, proto === IPPROTO_TCP && !rawish);
   // Peeked whether or not sock_diag lists the socket: an empty queue costs one call.
   if (proto !== IPPROTO_TCP && !rawish) dumpQueue(ctx, p.localFd, id, type, what, p.pid);

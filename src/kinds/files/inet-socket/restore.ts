@@ -9,7 +9,7 @@
  */
 import { CriuTsError } from '../../../errors.js';
 import type { FileEntry, InetSkEntry, IpOptsEntry, SkOptsEntry, TcpOptsEntry } from '../../../images/messages.js';
-import { AF_INET6, IPPROTO_TCP, IPPROTO_UDP, IPPROTO_UDPLITE, NR, SOCK_RAW, SOCK_STREAM, SOL_IP, SOL_IPV6, SOL_SOCKET, closeQuiet, setsockoptInt, socket, SO_REUSEADDR, SO_SNDBUFFORCE, IPV6_V6ONLY, EADDRINUSE, ENOTCONN, TCP_ESTABLISHED, TCP_LISTEN, inNetNamespaceOf, fdOfTask, SIOCGIFINDEX, EADDRNOTAVAIL, IP_FREEBIND } from '../../../sys/index.js';
+import { AF_INET6, IPPROTO_TCP, IPPROTO_UDP, IPPROTO_UDPLITE, NR, SOCK_RAW, SOCK_STREAM, SOL_IP, SOL_IPV6, SOL_SOCKET, closeQuiet, setsockoptInt, socket, SO_REUSEADDR, SO_SNDBUFFORCE, IPV6_V6ONLY, EADDRINUSE, ENOTCONN, TCP_ESTABLISHED, TCP_LISTEN, TCP_CLOSE, inNetNamespaceOf, fdOfTask, SIOCGIFINDEX, EADDRNOTAVAIL, IP_FREEBIND } from '../../../sys/index.js';
 import { stateKey, type RestoreContext, type RestoreTaskHandle } from '../../types.js';
 import { setStatusFlags } from '../pipe.js';
 import { dumpSkOpts, restoreFilter, restoreSkOpts } from '../socket-opts/index.js';
@@ -181,6 +181,8 @@ export function restoreInetSocket(t: RestoreTaskHandle, e: FileEntry, fd0: numbe
       throw portTaken(err, i, where, t.pid);
     }
   }
+  // A never-connected TCP socket that was shut down (one --tcp-close made, too).
+  if (isTcp(i) && i.state === TCP_CLOSE && shutdownHow(i) >= 0) shutdownQuiet(t, fd, shutdownHow(i));
   setStatusFlags(t, fd, i.flags);
   // A datagram queue goes in before the filter and the connect (finish); without one, both now.
   if (!isTcp(i) && queueOf(e.id, ctx).length === 0) {
@@ -190,9 +192,9 @@ export function restoreInetSocket(t: RestoreTaskHandle, e: FileEntry, fd0: numbe
   return fd;
 }
 
-function shutdownQuiet(t: RestoreTaskHandle, fd: number): void {
+function shutdownQuiet(t: RestoreTaskHandle, fd: number, how: number = SHUT.BOTH): void {
   try {
-    t.syscall('shutdown', NR.shutdown, fd, SHUT.BOTH);
+    t.syscall('shutdown', NR.shutdown, fd, how);
   } catch (e) {
     // An unconnected socket says ENOTCONN, and is shut down all the same.
     if (errnoOf(e) !== ENOTCONN) throw e;
