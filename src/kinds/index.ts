@@ -1,22 +1,95 @@
 /**
- * The one registry of resource kinds. Dump asks each file kind in order
- * whether it recognises an fd; restore finds the kind by the entry's type.
- * Add a kind here and nowhere else.
+ * The one registry of resource kinds: KINDS, one list of every resource
+ * that is dumped and restored, each entry with its dump and restore side by
+ * side and the scopes it runs at (kind.ts: per tree, per task, per fd).
+ * The core reaches the kinds only through this module: it walks the views
+ * below, each KINDS filtered to one scope in list order, and learns no kind
+ * by name. Add a kind here and nowhere else.
+ *
+ * The order of KINDS is the order the core calls the kinds at each point of
+ * a scope (views keep it), and it carries these constraints:
+ * - namespaces: the user namespace first (the root is born in it, its maps
+ *   are written before anything else is done in the root, and the
+ *   namespaces the later kinds unshare are then owned by it); the cgroups
+ *   after the namespaces; the mount namespace last (the tree's mounts are
+ *   made in the root once it is in every other namespace of its own: a
+ *   proc, mqueue, sysfs or cgroup mount shows the namespaces of the task
+ *   that makes it);
+ * - open files: `detect` is asked in order, so a kind whose fds are also
+ *   path-named files (anon inodes, memfd, ttys, a tun device, a locked
+ *   regular file, namespace files) comes before pipes, FIFOs and unix
+ *   sockets, then TCP/UDP, packet and netlink sockets, and REG, which
+ *   takes any path-named file, last;
+ * - task core: each restore point (task/types.ts) runs its kinds in order.
  */
 import type { FileKind, FdProbe, ResourceKind } from './types.js';
+import type { Kind } from './kind.js';
 import type { NsKind } from '../images/index.js';
-import type { FileEntry } from '../images/messages.js';
-import { regFileKind } from './files/reg-file.js';
-import { SPECIAL_FILE_KINDS } from './files/special-kinds.js';
-import { PIPE_FILE_KINDS } from './files/pipe-kinds.js';
+import type { FileEntry, TaskCoreEntry } from '../images/messages.js';
+import type { ProcStatus } from '../proc/index.js';
+import type { Tracee } from '../infect/tracee.js';
+import type { RestoreTaskHandle } from './types.js';
+import type { StepCall } from './steps.js';
+import type { TaskRestorePoint, TaskStateKind } from './task/types.js';
+import { fdKind, taskKind, treeKind } from './kind.js';
+import { userNsKind } from './ns/user.js';
+import { pidNsKind } from './ns/pid.js';
+import { timeNsKind } from './ns/time.js';
+import { utsKind } from './ns/uts.js';
+import { ipcKind } from './ns/ipc.js';
+import { netKind } from './ns/net.js';
+import { cgroupKind } from './cgroup/index.js';
+import { sigactionsKind } from './task/sigactions.js';
+import { timersKind } from './task/timers.js';
+import { limitsKind } from './task/limits.js';
+import { attrsKind, subreaperKind } from './task/attrs.js';
+import { signalsKind } from './task/signals.js';
+import { eventfdKind } from './files/eventfd.js';
+import { epollKind } from './files/epoll.js';
+import { timerfdKind } from './files/timerfd.js';
+import { signalfdKind } from './files/signalfd.js';
+import { inotifyKind } from './files/inotify.js';
+import { fanotifyKind } from './files/fanotify.js';
+import { memfdKind } from './files/memfd.js';
+import { ttyKind } from './files/tty/tty.js';
+import { tunFileKind } from './files/tun-file.js';
+import { lockedRegKind } from './files/file-locks.js';
+import { pidfdKind } from './files/pidfd.js';
+import { nsFileKind } from './files/ns-file.js';
+import { pipeKind } from './files/pipe.js';
+import { fifoKind } from './files/fifo.js';
+import { unixSocketKind } from './files/unix-socket/index.js';
 import { inetSocketKind } from './files/inet-socket/index.js';
-import { NS_RESOURCE_KINDS } from './ns/index.js';
 import { packetSocketKind } from './files/packet-socket/index.js';
 import { netlinkSocketKind } from './files/netlink-socket/index.js';
-import { cgroupKind } from './cgroup/index.js';
+import { regFileKind } from './files/reg-file.js';
 import { mntKind } from './ns/mnt/index.js';
 
-export const FILE_KINDS: readonly FileKind[] = [...SPECIAL_FILE_KINDS, ...PIPE_FILE_KINDS, inetSocketKind, packetSocketKind, netlinkSocketKind, regFileKind];
+const REGISTRY = [
+  // Namespaces, the user namespace first; then the cgroups.
+  treeKind(userNsKind), treeKind(pidNsKind), treeKind(timeNsKind), treeKind(utsKind), treeKind(ipcKind), treeKind(netKind),
+  treeKind(cgroupKind),
+  // The task core's own fields.
+  taskKind(sigactionsKind), taskKind(timersKind), taskKind(limitsKind), taskKind(attrsKind), taskKind(signalsKind), taskKind(subreaperKind),
+  // Open files: special files before REG would take them as path-named files.
+  fdKind(eventfdKind), fdKind(epollKind), fdKind(timerfdKind), fdKind(signalfdKind), fdKind(inotifyKind), fdKind(fanotifyKind),
+  fdKind(memfdKind), fdKind(ttyKind), fdKind(tunFileKind), fdKind(lockedRegKind), fdKind(pidfdKind), fdKind(nsFileKind),
+  fdKind(pipeKind), fdKind(fifoKind), fdKind(unixSocketKind),
+  fdKind(inetSocketKind), fdKind(packetSocketKind), fdKind(netlinkSocketKind),
+  fdKind(regFileKind),
+  // The mount namespace last.
+  treeKind(mntKind),
+] as const;
+
+/** Every kind, in the order the core calls them (above). */
+export const KINDS: readonly Kind[] = REGISTRY;
+
+/** The kinds of open files (per fd): `detect` is asked in this order. */
+export const FILE_KINDS: readonly FileKind[] = KINDS.flatMap((k) => (k.fd ? [k.fd] : []));
+/** The kinds that run per tree and per created task (namespaces, cgroups, mounts), in call order. */
+export const RESOURCE_KINDS: readonly ResourceKind[] = KINDS.flatMap((k) => (k.tree ? [k.tree] : []));
+/** The kinds of the task core (per task), in call order at each restore point. */
+export const TASK_STATE_KINDS: readonly TaskStateKind[] = KINDS.flatMap((k) => (k.task ? [k.task] : []));
 
 export function fileKindFor(p: FdProbe): FileKind | undefined {
   return FILE_KINDS.find((k) => k.detect(p));
@@ -26,22 +99,32 @@ export function fileKindByType(type: FileEntry['type']): FileKind | undefined {
   return FILE_KINDS.find((k) => k.type === type);
 }
 
-/**
- * Every resource that is not an open file (namespaces, cgroups, SysV IPC,
- * ...), in the order the core calls them at each point (kinds/types.ts,
- * ResourceKind). Add a kind here and nowhere else.
- */
-// The mount namespace comes last: the tree's mounts are made in the root
-// task once it is in every other namespace of its own (a proc, mqueue,
-// sysfs or cgroup mount shows the namespaces of the task that makes it).
-export const RESOURCE_KINDS: readonly ResourceKind[] = [...NS_RESOURCE_KINDS, cgroupKind, mntKind];
-
-/** The namespace types some resource kind saves and re-creates: a task in one of its own is not refused for it. */
+/** The namespace types some kind saves and re-creates: a task in one of its own is not refused for it. */
 export function handledNamespaces(): ReadonlySet<NsKind> {
   return new Set(RESOURCE_KINDS.flatMap((k) => k.namespaces ?? []));
 }
 
+type TaskFacetOf<E> = E extends { readonly task: infer T } ? T : never;
+type FieldsOf<K> = K extends TaskStateKind<infer F> ? F : never;
+type Intersection<U> = (U extends unknown ? (x: U) => void : never) extends (x: infer I) => void ? I : never;
+/** The fields of the task core the task-state kinds fill together: each kind's own (those it always fills are required). */
+export type TaskStateFields = Intersection<FieldsOf<TaskFacetOf<(typeof REGISTRY)[number]>>>;
+
+/** Every task-state kind's fields of the task core, asked in the main thread (a step procedure). */
+export function* taskStateSteps(t: Tracee, pid: number, status: ProcStatus): Generator<StepCall, TaskStateFields, bigint> {
+  let out: Partial<TaskCoreEntry> = {};
+  for (const k of TASK_STATE_KINDS) out = { ...out, ...(yield* k.dump(t, pid, status)) };
+  // Each task-state kind of the registry gave its fields (its dump's type), merged here: their intersection.
+  return out as TaskStateFields;
+}
+
+/** Put back what the task-state kinds restore at `at`, in the registry's order. */
+export function restoreTaskState(h: RestoreTaskHandle, tc: TaskCoreEntry, at: TaskRestorePoint): void {
+  for (const k of TASK_STATE_KINDS) k.restore[at]?.(h, tc);
+}
+
 export type * from './types.js';
+export type { Kind } from './kind.js';
 export { installFd, openOursInTask } from './install-fd.js';
 export { stateKey } from './types.js';
 
@@ -50,9 +133,9 @@ export { stateKey } from './types.js';
 export { regEntryForPath, isMqueue } from './files/reg-file.js';
 export { dumpUnlinked, materializeRemaps, removeGhosts, removeLinks, removeRemapFds, deadProcPids } from './files/ghost/index.js';
 export type { MaterializedRemaps } from './files/ghost/index.js';
-// The task-state kinds (kinds/task): their own registry, run by the core at each point of a task's dump and restore.
+// A thread's own state, credentials and seccomp (kinds/task), called per thread by the core.
 export {
-  TASK_STATE_KINDS, taskStateSteps, restoreTaskState, askAllThreads, askThreads, dumpThreadCore, threadStateSteps, restoreFpu,
+  askAllThreads, askThreads, dumpThreadCore, threadStateSteps, restoreFpu,
   restoreThreadSignals, restoreChildSubreaper, dumpCreds, credsPutBytes, credsSteps,
   SeccompCollector, restoreThreadSeccomp, seccompSharedByThreads,
 } from './task/index.js';

@@ -3,8 +3,9 @@
  * kinds: the dump and restore contexts every kind is handed, and the file
  * kinds. A file kind recognises one kind of open file, turns it into a
  * CRIU file_entry at dump, and re-creates it inside a restored task.
- * The options kinds act on are in options.ts, the contract of the other
- * resource kinds (namespaces, mounts, cgroups) in resource-kind.ts.
+ * The options kinds act on are in options.ts; ResourceKind (below) is
+ * the contract of the kinds that run per tree (namespaces, mounts,
+ * cgroups); kind.ts makes a registry entry of them.
  */
 import type { Stats } from 'node:fs';
 import type { FdInfo } from '../proc/index.js';
@@ -280,9 +281,10 @@ export interface FileKind {
  * A resource that is not an open file: a namespace, the cgroups, SysV IPC
  * objects... Each kind keeps its dump and its restore side by side and
  * says, by the hooks it has, when it runs: once per tree, once per task,
- * right after a task is created. The core calls every kind of
- * RESOURCE_KINDS (kinds/index.ts) at each point, in list order, and learns
- * nothing about a kind by name. Per-tree state lives in the context
+ * right after a task is created. It is the `tree` facet of a registry
+ * entry (kind.ts, kinds/index.ts KINDS): the core calls every kind with
+ * one at each point, in list order, and learns nothing about a kind by
+ * name. Per-tree state lives in the context
  * (ctx.memo at dump, ctx.state at restore) under the kind's own keys.
  */
 export interface ResourceKind {

@@ -2,8 +2,9 @@
  * The contract of a task-state kind: a piece of a process's state that
  * lives in CRIU's task_core_entry and that only the task can tell or set
  * (signal actions, timers, limits, ...). Each kind keeps its dump and its
- * restore side by side; the core runs every kind of TASK_STATE_KINDS
- * (kinds/task/index.ts) and learns none of them by name.
+ * restore side by side; it is the `task` facet of a registry entry
+ * (kinds/index.ts KINDS): the core runs every such kind and learns none
+ * of them by name.
  */
 import type { TaskCoreEntry } from '../../images/messages.js';
 import type { ProcStatus } from '../../proc/index.js';
@@ -23,7 +24,7 @@ export const TASK_RESTORE_POINTS: readonly TaskRestorePoint[] = ['before-threads
 
 /**
  * A kind `F` names the fields of the task core it fills: the registry's
- * merged fields (kinds/task/index.ts TaskStateFields) type the core's
+ * merged fields (kinds/index.ts TaskStateFields) type the core's
  * task core, so a field a kind always fills needs no placeholder there.
  */
 export interface TaskStateKind<F extends Partial<TaskCoreEntry> = Partial<TaskCoreEntry>> {

@@ -1,0 +1,41 @@
+/**
+ * One entry of the registry (kinds/index.ts KINDS): a resource that is
+ * dumped and restored, with its dump and restore side by side, and the
+ * scopes it runs at, each a facet of the entry:
+ *
+ * - `tree`: per tree, and per task as the tree is created (ResourceKind,
+ *   types.ts: namespaces, cgroups, mounts; a tree-wide image or lock);
+ * - `task`: per task, its fields of the task core (TaskStateKind,
+ *   task/types.ts: signal actions, timers, limits, ...);
+ * - `fd`: per open fd (FileKind, types.ts: every kind of open file).
+ *
+ * A kind with work at several scopes has several facets in its one entry.
+ * The core walks KINDS (through the views kinds/index.ts derives from it)
+ * at each point of a dump and a restore, and learns no kind by name.
+ */
+import type { TaskCoreEntry } from '../images/messages.js';
+import type { FileKind, ResourceKind } from './types.js';
+import type { TaskStateKind } from './task/types.js';
+
+export interface Kind<F extends Partial<TaskCoreEntry> = Partial<TaskCoreEntry>> {
+  /** short name for logs, unique in the registry */
+  readonly name: string;
+  readonly tree?: ResourceKind;
+  readonly task?: TaskStateKind<F>;
+  readonly fd?: FileKind;
+}
+
+/** A registry entry for a kind that runs per tree and per created task. */
+export function treeKind(tree: ResourceKind): Kind & { readonly tree: ResourceKind } {
+  return { name: tree.name, tree };
+}
+
+/** A registry entry for a kind of the task core; `F` (its fields) travels with it, so the registry types the merged task core. */
+export function taskKind<F extends Partial<TaskCoreEntry>>(task: TaskStateKind<F>): Kind<F> & { readonly task: TaskStateKind<F> } {
+  return { name: task.name, task };
+}
+
+/** A registry entry for a kind of open file. */
+export function fdKind(fd: FileKind): Kind & { readonly fd: FileKind } {
+  return { name: fd.name, fd };
+}
