@@ -240,6 +240,8 @@ function encodeError(desc: MessageDesc, fd: FieldDesc, what: string): CriuTsErro
 }
 
 const U32_MAX = 0xffffffff;
+// Made once: a bigint shifted per value allocated per call.
+const I64_MIN = -(1n << 63n), I64_LIMIT = 1n << 63n, U64_LIMIT = 1n << 64n;
 
 function toBigInt(desc: MessageDesc, fd: FieldDesc, v: unknown): bigint {
   if (typeof v === 'bigint') return v;
@@ -288,13 +290,13 @@ function writeScalar(w: WireWriter, desc: MessageDesc, fd: FieldDesc, v: unknown
     }
     case 'uint64': case 'int64': {
       const b = toBigInt(desc, fd, v);
-      if (b < -(1n << 63n) || b >= 1n << 64n) throw encodeError(desc, fd, `${b} out of range`);
+      if (b < I64_MIN || b >= U64_LIMIT) throw encodeError(desc, fd, `${b} out of range`);
       w.varint64(b);
       return;
     }
     case 'sint64': {
       const b = toBigInt(desc, fd, v);
-      if (b < -(1n << 63n) || b >= 1n << 63n) throw encodeError(desc, fd, `${b} out of range`);
+      if (b < I64_MIN || b >= I64_LIMIT) throw encodeError(desc, fd, `${b} out of range`);
       w.varint64(b >= 0n ? b << 1n : (-b << 1n) - 1n);
       return;
     }
@@ -326,6 +328,20 @@ function writeScalar(w: WireWriter, desc: MessageDesc, fd: FieldDesc, v: unknown
   }
 }
 
+/** A repeated uint32/uint64 item (a thread core's FPU and AVX registers) without writeScalar's dispatch, but for the rare cases. */
+function writeUnsigned(w: WireWriter, desc: MessageDesc, fd: FieldDesc, v: unknown): void {
+  if (typeof v === 'number') {
+    if (v >= 0 && v <= (fd.type === 'uint32' ? U32_MAX : Number.MAX_SAFE_INTEGER) && Number.isInteger(v)) {
+      w.varint(v);
+      return;
+    }
+  } else if (typeof v === 'bigint' && fd.type === 'uint64' && v >= 0n && v < U64_LIMIT) {
+    w.varint64(v);
+    return;
+  }
+  writeScalar(w, desc, fd, v);
+}
+
 function encodeInto(w: WireWriter, desc: MessageDesc, obj: Message, depth: number): void {
   if (depth > MAX_DEPTH) throw new CriuTsError('EIMAGE', `${desc.name}: messages nested too deep`, { message: desc.name });
   const unknown = unknownFieldsOf(obj);
@@ -354,16 +370,17 @@ function encodeInto(w: WireWriter, desc: MessageDesc, obj: Message, depth: numbe
     if (fd.rule === 'repeated') {
       if (!Array.isArray(v)) throw encodeError(desc, fd, 'expected an array');
       if (v.length === 0) continue;
+      const put = fd.type === 'uint32' || fd.type === 'uint64' ? writeUnsigned : writeScalar;
       if (fd.packed === true && WIRE_TYPE[fd.type] !== WT_LEN) {
         w.tag(fd.num, WT_LEN);
         const start = w.beginLen();
-        for (const item of v) writeScalar(w, desc, fd, item);
+        for (const item of v) put(w, desc, fd, item);
         w.endLen(start);
       } else {
         const wt = WIRE_TYPE[fd.type];
         for (const item of v) {
           w.tag(fd.num, wt);
-          writeScalar(w, desc, fd, item);
+          put(w, desc, fd, item);
         }
       }
       continue;

@@ -213,19 +213,35 @@ export class WireWriter {
     this.buf[this.pos++] = v;
   }
 
-  /** Unsigned varint of a 64-bit value given as bigint (two's complement for negatives). */
+  /**
+   * Unsigned varint of a 64-bit value given as bigint (two's complement for
+   * negatives). Beyond 2^53 the value is cut into two 32-bit numbers once,
+   * not shifted as a bigint per byte: a thread core's AVX-512 registers are
+   * hundreds of such values, and each bigint step allocated.
+   */
   varint64(v: bigint): void {
-    let u = BigInt.asUintN(64, v);
+    const u = BigInt.asUintN(64, v);
     if (u <= 0x1fffffffffffffn) {
       this.varint(Number(u));
       return;
     }
     this.ensure(10);
-    while (u >= 0x80n) {
-      this.buf[this.pos++] = Number(u & 0x7fn) | 0x80;
-      u >>= 7n;
+    let lo = Number(u & 0xffffffffn);
+    let hi = Number(u >> 32n);
+    // Four 7-bit groups come from lo alone, the fifth straddles both words.
+    for (let i = 0; i < 4; i++) {
+      this.buf[this.pos++] = (lo & 0x7f) | 0x80;
+      lo >>>= 7;
     }
-    this.buf[this.pos++] = Number(u);
+    // lo has 4 bits left; hi is non-zero here (u > 2^53), so more bytes follow.
+    let rest = lo | ((hi & 0x7) << 4);
+    hi >>>= 3;
+    while (hi !== 0) {
+      this.buf[this.pos++] = rest | 0x80;
+      rest = hi & 0x7f;
+      hi >>>= 7;
+    }
+    this.buf[this.pos++] = rest;
   }
 
   tag(num: number, wt: number): void {

@@ -37,6 +37,8 @@ defineMessage('codec_test_msg', [
   f(19, 'packed', 'repeated', 'uint32', { packed: true }),
   f(20, 'unpacked', 'repeated', 'sint32'),
   f(21, 'req', 'required', 'uint32'),
+  f(22, 'u64s', 'repeated', 'uint64'),
+  f(23, 'u64p', 'repeated', 'uint64', { packed: true }),
 ]);
 
 const hex = (b: Buffer): string => b.toString('hex');
@@ -58,6 +60,32 @@ test('every type round-trips with the documented value conventions', () => {
   };
   const back = decodeMessage('codec_test_msg', encodeMessage('codec_test_msg', msg));
   assert.deepEqual(back, msg);
+});
+
+/** A varint as protobuf defines it, one 7-bit group at a time, as a reference. */
+function refVarint(v: bigint): string {
+  let u = BigInt.asUintN(64, v);
+  const out: number[] = [];
+  for (; u >= 0x80n; u >>= 7n) out.push(Number(u & 0x7fn) | 0x80);
+  out.push(Number(u));
+  return hex(Buffer.from(out));
+}
+
+test('repeated uint64 values around 2^32, 2^53 and 2^64 encode as protobuf varints, packed and not', () => {
+  const values: bigint[] = [0n, 127n, 128n, (1n << 32n) - 1n, 1n << 32n, (1n << 53n) - 1n, 1n << 53n, (1n << 53n) + 1n, 1n << 56n, 1n << 63n, (1n << 64n) - 1n, 0x8000_0000_0000_007fn];
+  // Pseudo-random 64-bit values whose every byte is non-zero somewhere.
+  let x = 0x9e3779b97f4a7c15n;
+  for (let i = 0; i < 200; i++) {
+    x = BigInt.asUintN(64, x * 6364136223846793005n + 1442695040888963407n);
+    values.push(x, x >> BigInt(i % 64));
+  }
+  for (const v of values) {
+    assert.equal(hex(encodeMessage('codec_test_msg', { req: 0, u64s: [v] })), `a80100b001${refVarint(v)}`, `value ${v}`);
+  }
+  const msg = { req: 0, u64s: values, u64p: values };
+  assert.deepEqual(decodeMessage('codec_test_msg', encodeMessage('codec_test_msg', msg)), msg);
+  // A number item takes the same form as the bigint of its value.
+  assert.equal(hex(encodeMessage('codec_test_msg', { req: 0, u64s: [2 ** 40, 5] })), hex(encodeMessage('codec_test_msg', { req: 0, u64s: [1n << 40n, 5n] })));
 });
 
 test('packed and unpacked repeated are both accepted on decode', () => {
@@ -111,7 +139,7 @@ test('malformed input fails with EIMAGE and an offset, never a RangeError', () =
 });
 
 test('encode rejects wrong types and out-of-range values with EIMAGE', () => {
-  for (const bad of [{ req: -1 }, { req: 1.5 }, { req: 2 ** 32 }, { req: '1' }, { req: 1, u64: 1n << 64n }, { req: 1, e: 'NOPE' }, { req: 1, b: 1 }, {}]) {
+  for (const bad of [{ req: -1 }, { req: 1.5 }, { req: 2 ** 32 }, { req: '1' }, { req: 1, u64: 1n << 64n }, { req: 1, u64s: [1n << 64n] }, { req: 1, u64p: [1.5] }, { req: 1, packed: [2 ** 32] }, { req: 1, packed: [-1] }, { req: 1, e: 'NOPE' }, { req: 1, b: 1 }, {}]) {
     assert.throws(() => encodeMessage('codec_test_msg', bad), (e: unknown) => isCriuTsError(e) && e.code === 'EIMAGE');
   }
 });
