@@ -73,16 +73,23 @@ export function findGadgets(tid: number, full: boolean, avoid: readonly { start:
 /** Gadgets found lately, by the exec mappings they were found among. */
 const recent = new Map<string, Gadgets>();
 
+/** Whether this task has the same gadgets at the same addresses: all of them read in one process_vm_readv. */
 function stillThere(tid: number, g: Gadgets): boolean {
-  const want: [bigint | undefined, Buffer][] = [[g.syscall, SYSCALL], [g.syscallRet, SYSCALL_RET], [g.sigreturn, SIGRETURN], [g.popRaxRet, POP_RAX_RET]];
-  for (const [at, pat] of want) {
-    if (at === undefined) continue;
-    const b = Buffer.alloc(pat.length);
-    try {
-      if (processVmReadv(tid, b, 0, [{ addr: at, len: pat.length }]) !== pat.length || !b.equals(pat)) return false;
-    } catch {
-      return false;
-    }
+  const want: [bigint, Buffer][] = [];
+  for (const [at, pat] of [[g.syscall, SYSCALL], [g.syscallRet, SYSCALL_RET], [g.sigreturn, SIGRETURN], [g.popRaxRet, POP_RAX_RET]] as const) {
+    if (at !== undefined) want.push([at, pat]);
+  }
+  const total = want.reduce((n, [, pat]) => n + pat.length, 0);
+  const b = Buffer.alloc(total);
+  try {
+    if (processVmReadv(tid, b, 0, want.map(([at, pat]) => ({ addr: at, len: pat.length }))) !== total) return false;
+  } catch {
+    return false;
+  }
+  let off = 0;
+  for (const [, pat] of want) {
+    if (!b.subarray(off, off + pat.length).equals(pat)) return false;
+    off += pat.length;
   }
   return true;
 }

@@ -7,6 +7,7 @@
  * and the self-cure frame (sigframe.ts), and the cure that undoes both.
  */
 import { parseStatus } from '../proc/status.js';
+import { userShadowStackPossible } from '../proc/misc.js';
 import {
   ptraceSeize, ptraceInterrupt, ptraceDetachQuiet, ptraceGetRegsetView, NT_X86_XSTATE, getGpRegsRaw, setGpRegsRaw,
   ptraceGetSigmask, ptraceSetSigmask, PTRACE_O, isSyscallError, EINVAL, EPERM, processVmWritev, NR, XSAVE_MAX_BYTES,
@@ -143,7 +144,8 @@ export class Tracee extends HeldTask {
   selfCure(slot: bigint): boolean {
     const g = this.findGadgets(true);
     const mask = this.savedSigmask ?? ptraceGetSigmask(this.tid);
-    const shstk = parseStatus(this.tid).x86ThreadFeatures.includes('shstk');
+    // A status read per thread only where a thread could have a shadow stack at all.
+    const shstk = userShadowStackPossible() && parseStatus(this.tid).x86ThreadFeatures.includes('shstk');
     // Used at once (the frame is built from it); copied only where kept.
     const xstate = ptraceGetRegsetView(this.tid, NT_X86_XSTATE, XSAVE_MAX_BYTES);
     const kept = this.scratchOwned ? Buffer.from(xstate) : undefined;

@@ -1,5 +1,5 @@
 /** Small /proc/PID files: one read each, no structure worth a module of its own. */
-import { readFileSync, readlinkSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, readSync, readlinkSync } from 'node:fs';
 import { lines, parseError, procDir, readProcBuffer, readProcLink, readProcText } from './read.js';
 import type { UidGidExtent } from '../images/messages.js';
 
@@ -79,6 +79,34 @@ export function readTimerSlack(tid: number): bigint | undefined {
     return undefined;
   }
   return /^[0-9]+$/.test(t) ? BigInt(t) : undefined;
+}
+
+let userShstk: boolean | undefined;
+
+/**
+ * Whether a user thread may have a shadow stack on this machine:
+ * "user_shstk" among the first CPU's /proc/cpuinfo flags (the kernel sets
+ * it only when the CPU has shadow stacks and the kernel lets user threads
+ * enable them). Without it no thread can, so a thread's status need not be
+ * read to know. Read once (the first CPU's lines: one read, however many
+ * CPUs); true when cpuinfo cannot say, so that callers still ask each thread.
+ */
+export function userShadowStackPossible(): boolean {
+  if (userShstk !== undefined) return userShstk;
+  let text: string;
+  try {
+    const fd = openSync('/proc/cpuinfo', 'r');
+    try {
+      const buf = Buffer.allocUnsafe(16 << 10);
+      text = buf.toString('latin1', 0, readSync(fd, buf, 0, buf.length, null));
+    } finally {
+      closeSync(fd);
+    }
+  } catch {
+    return (userShstk = true);
+  }
+  const flags = /^flags\s*:(.*)$/m.exec(text)?.[1];
+  return (userShstk = flags === undefined || flags.split(' ').includes('user_shstk'));
 }
 
 export function readPersonality(pid: number): number {

@@ -1,6 +1,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { readAuxv, readCmdline, readEnviron, readComm, readExe, readCwd, readRoot, readLoginuid, readOomScoreAdj, readPersonality, readNsIds, readCgroup, NS_NAMES } from '../../src/proc/index.js';
+import { readFileSync, readdirSync } from 'node:fs';
+import { readAuxv, readCmdline, readEnviron, readComm, readExe, readCwd, readRoot, readLoginuid, readOomScoreAdj, readPersonality, readNsIds, readCgroup, NS_NAMES, userShadowStackPossible } from '../../src/proc/index.js';
 import { buildSubject } from '../lib/subjects.js';
 import { startProcTarget, infoNum } from '../lib/proc-target.js';
 import type { ProcTarget } from '../lib/proc-target.js';
@@ -40,4 +41,22 @@ test('namespace ids and cgroups', () => {
   const cg = readCgroup(t.subject.pid);
   assert.ok(cg.length > 0);
   assert.ok(cg.every((l) => l.path.startsWith('/')));
+});
+
+test('user shadow stacks: said impossible only where cpuinfo lacks user_shstk, and then no task has one', () => {
+  const flags = /^flags\s*:(.*)$/m.exec(readFileSync('/proc/cpuinfo', 'latin1'))?.[1];
+  const possible = userShadowStackPossible();
+  assert.equal(possible, flags === undefined || flags.split(' ').includes('user_shstk'));
+  assert.equal(userShadowStackPossible(), possible, 'read once, the same answer');
+  if (possible) return;
+  for (const pid of readdirSync('/proc').filter((d) => /^[0-9]+$/.test(d))) {
+    let status = '';
+    try {
+      status = readFileSync(`/proc/${pid}/status`, 'latin1');
+    } catch {
+      continue; // gone meanwhile
+    }
+    const features = /^x86_Thread_features:(.*)$/m.exec(status)?.[1] ?? '';
+    assert.ok(!features.split(/\s+/).includes('shstk'), `task ${pid} has a shadow stack though cpuinfo lacks user_shstk`);
+  }
 });

@@ -172,7 +172,8 @@ type AttrsFields = Pick<TaskCoreEntry, 'personality'> & Partial<Pick<TaskCoreEnt
 
 function* dumpAttrs(t: Tracee, pid: number): Generator<StepCall, AttrsFields, bigint> {
   const out: AttrsFields = {
-    personality: Number(yield* call('personality', NR.personality, 0xffffffff)),
+    // /proc says what personality(0xffffffff) would answer, with no round trip; asked only when it cannot be read.
+    personality: currentPersonality(pid) ?? Number(yield* call('personality', NR.personality, 0xffffffff)),
     loginuid: readLoginuid(pid),
     oom_score_adj: readOomScoreAdj(pid),
   };
