@@ -20,6 +20,7 @@ import type { ProbeResult, TraceeProbe } from '../sys/probe.js';
 import { CriuTsError } from '../errors.js';
 import { probeNftables, probeIptLegacy } from '../kinds/index.js';
 import { startOwnSleep } from '../infect/helper-task.js';
+import { parseMaps } from '../proc/index.js';
 import type { CheckOptions, CheckResult } from './options.js';
 import { UFFD_FEATURE_PAGEFAULT_FLAG_WP, UFFD_FEATURE_WP_ASYNC } from '../sys/index.js';
 
@@ -98,8 +99,7 @@ function probeThrowawayChild(): TraceeProbe {
   const pid = own.pid;
   let start: bigint;
   try {
-    const readable = readFileSync(`/proc/${pid}/maps`, 'utf8').split('\n').find((l) => /^\S+ r/.test(l));
-    start = readable === undefined ? 0n : BigInt(`0x${readable.split('-')[0] ?? '0'}`);
+    start = parseMaps(pid).find((m) => m.prot.read)?.start ?? 0n;
   } catch (e) {
     own.kill();
     throw e;

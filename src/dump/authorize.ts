@@ -25,10 +25,10 @@
  * named it; other LSM ptrace hooks are not applied; tasks in other user
  * namespaces are refused at dump anyway.
  */
-import { readdirSync, readFileSync, readlinkSync, statSync } from 'node:fs';
+import { statSync } from 'node:fs';
 import type { CallerCreds } from '../caller.js';
 import { CriuTsError } from '../errors.js';
-import { parseStat, parseStatus } from '../proc/index.js';
+import { parseStat, parseStatus, nsLinkOf, readNsLink, readSysctlInt, listThreads } from '../proc/index.js';
 
 function refuse(pid: number, tid: number, caller: CallerCreds, why: string): never {
   const who = tid === pid ? `task ${pid}` : `thread ${tid} of task ${pid}`;
@@ -37,7 +37,7 @@ function refuse(pid: number, tid: number, caller: CallerCreds, why: string): nev
 
 function threadsOf(pid: number): number[] {
   try {
-    return readdirSync(`/proc/${pid}/task`).map(Number).filter((n) => Number.isInteger(n) && n > 0);
+    return listThreads(pid);
   } catch {
     return []; // gone: nothing to dump there, the dump itself will say so
   }
@@ -52,13 +52,9 @@ export function checkOwnNamespaces(pids: readonly number[], caller: CallerCreds 
   if (caller === undefined) return;
   for (const pid of pids) {
     for (const type of ['uts', 'ipc'] as const) {
-      let theirs: string;
-      try {
-        theirs = readlinkSync(`/proc/${pid}/ns/${type}`);
-      } catch {
-        continue; // gone
-      }
-      if (theirs !== readlinkSync(`/proc/self/ns/${type}`)) {
+      const theirs = nsLinkOf(pid, type);
+      if (theirs === undefined) continue; // gone
+      if (theirs !== readNsLink('self', type)) {
         throw new CriuTsError('EPERM', `task ${pid}: uid ${caller.uid} may not dump it: it is in a ${type} namespace of its own (${theirs})`, { pid, uid: caller.uid, errno: 1 });
       }
     }
@@ -67,12 +63,7 @@ export function checkOwnNamespaces(pids: readonly number[], caller: CallerCreds 
 
 /** Yama's ptrace_scope, or undefined where Yama is not in the kernel. */
 export function readYamaScope(): number | undefined {
-  try {
-    const v = Number(readFileSync('/proc/sys/kernel/yama/ptrace_scope', 'latin1').trim());
-    return Number.isInteger(v) ? v : undefined;
-  } catch {
-    return undefined;
-  }
+  return readSysctlInt('kernel/yama/ptrace_scope');
 }
 
 /**

@@ -35,12 +35,12 @@
  * its own session and ignores SIGINT/SIGTERM/SIGHUP, so the Ctrl-C or the
  * hangup that stops criu-ts does not stop it.
  */
-import { closeSync, fstatSync, readFileSync, rmSync, rmdirSync, writeSync } from 'node:fs';
+import { closeSync, fstatSync, rmSync, rmdirSync, writeSync } from 'node:fs';
 import { CriuTsError } from '../errors.js';
 import { logger } from '../log.js';
-import { listThreads } from '../proc/index.js';
+import { listThreads, parseMaps } from '../proc/index.js';
 import {
-  pipe2, reapWhenGone, spawnProgram, NR, ptraceGetRegset, ptraceSetRegset, ptraceSetSigmask, NT_X86_XSTATE, regOffset, O_CLOEXEC, XSAVE_MAX_BYTES,
+  pipe2, reapWhenGone, spawnProgram, NR, ptraceGetRegset, ptraceSetRegset, ptraceSetSigmask, NT_X86_XSTATE, regOffset, O_CLOEXEC, XSAVE_MAX_BYTES, PROT_READ, PROT_WRITE,
 } from '../sys/index.js';
 import { Tracee } from './tracee.js';
 import { setTraceeObserver } from './observer.js';
@@ -202,11 +202,10 @@ function parsePlan(text: string): Plan {
 /** Our scratch mapping is still there at addr, untouched by the program since. */
 function scratchMapped(pid: number, addr: bigint, size: number): boolean {
   const end = (addr + BigInt(size) + 4095n) & ~4095n; // mmap rounds up to pages
-  const want = `${addr.toString(16)}-${end.toString(16)} rw-s `;
   try {
-    return readFileSync(`/proc/${pid}/maps`, 'latin1').split('\n').some((l) => l.startsWith(want));
+    return parseMaps(pid).some((m) => m.start === addr && m.end === end && m.shared && m.prot.value === (PROT_READ | PROT_WRITE));
   } catch {
-    return false;
+    return false; // the task is gone
   }
 }
 

@@ -11,3 +11,6 @@ export * from './timers.js';
 export * from './misc.js';
 export { procDir } from './read.js';
 export * from './net-sockets.js';
+export * from './timens.js';
+export * from './ns.js';
+export * from './sysctl.js';

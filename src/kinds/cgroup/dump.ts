@@ -7,11 +7,12 @@
  * its subtree (CRIU walks the whole subtree there, which for "/" is the
  * whole machine's hierarchy).
  */
-import { readdirSync, readlinkSync } from 'node:fs';
+import { readdirSync } from 'node:fs';
 import type { CgControllerEntry, CgroupDirEntry, CgroupEntry, CgroupPropEntry, CgroupPerms } from '../../images/messages.js';
 import { CriuTsError } from '../../errors.js';
 import { logger } from '../../log.js';
 import { NR } from '../../sys/index.js';
+import { readNsLink } from '../../proc/index.js';
 import type { DumpContext, DumpTaskView, DumpTreeView } from '../types.js';
 import { stateKey } from '../types.js';
 import { Hierarchies } from './hierarchies.js';
@@ -44,21 +45,13 @@ const log = logger('cgroup');
 const STATE = stateKey<DumpState>('cgroup:dump');
 export const CRIU_SET_ID = 1;
 
-function nsLink(pid: number, what: string): string {
-  try {
-    return readlinkSync(`/proc/${pid}/ns/${what}`);
-  } catch (e) {
-    throw new CriuTsError('ENOTASK', `task ${pid}: /proc/${pid}/ns/${what}: ${(e as Error).message}`, { pid }, e);
-  }
-}
-
 export function dumpCgroupTree(tree: DumpTreeView, ctx: DumpContext): void {
   // One cgroup namespace for the whole tree (ours or the root's own): a
   // task in another one would need nesting, which is not done.
-  const rootNs = nsLink(tree.rootPid, 'cgroup');
+  const rootNs = readNsLink(tree.rootPid, 'cgroup');
   for (const t of tree.tasks) {
     if (t.zombie) continue;
-    const ns = nsLink(t.pid, 'cgroup');
+    const ns = readNsLink(t.pid, 'cgroup');
     if (ns !== rootNs) {
       throw new CriuTsError('EUNSUPPORTED', `task ${t.pid} is in cgroup namespace ${ns}, the tree's root ${tree.rootPid} in ${rootNs}: only one cgroup namespace per tree is supported`, { pid: t.pid });
     }
@@ -103,7 +96,7 @@ export function dumpCgroupTask(task: DumpTaskView, ctx: DumpContext): void {
   const st = ctx.memo(STATE, () => {
     throw new CriuTsError('EINTERNAL', 'cgroup kind: dumpTask before dumpTree', {});
   });
-  const inOwnNs = task.ids.cgroup_ns_id !== undefined && nsLink(task.pid, 'cgroup') !== nsLink(process.pid, 'cgroup');
+  const inOwnNs = task.ids.cgroup_ns_id !== undefined && readNsLink(task.pid, 'cgroup') !== readNsLink(process.pid, 'cgroup');
   for (const { tid, core } of task.cores) {
     const members = dumped(ctx, readThreadCgroups(task.pid, tid));
     if (inOwnNs) {

@@ -13,7 +13,8 @@
  * namespace no task of the tree is in (held only by fds or a bind mount),
  * and of another task's namespace of any other type.
  */
-import { fstatSync, readlinkSync, statSync } from 'node:fs';
+import { fstatSync, statSync } from 'node:fs';
+import { nsLinkOf } from '../../proc/index.js';
 import { NR, AT_FDCWD, O_CLOEXEC } from '../../sys/index.js';
 import type { FileEntry } from '../../images/messages.js';
 import type { DumpContext, FileKind, FdProbe, RestoreTaskHandle } from '../types.js';
@@ -40,12 +41,7 @@ export const nsFileKind: FileKind = {
   dump(p: FdProbe, id: number, ctx: DumpContext): FileEntry {
     const ns = nsOf(p.link);
     if (!ns) throw new CriuTsError('EDUMP', `task ${p.pid} fd ${p.fd}: ${p.link} is not a namespace`, { pid: p.pid, fd: p.fd });
-    let own = '';
-    try {
-      own = readlinkSync(`/proc/${p.pid}/ns/${ns.type}`);
-    } catch {
-      // no such namespace type here
-    }
+    const own = nsLinkOf(p.pid, ns.type) ?? ''; // '': no such namespace type here
     const flags = p.fdinfo.flags & ~O_CLOEXEC;
     const entry = (nsId: number): FileEntry => ({ type: 'NS', id, nsf: { id, ns_id: nsId, ns_cflag: CLONE_FLAG[ns.type] ?? 0, flags } });
     if (own === p.link && ctx.nsIdOf) return entry(ctx.nsIdOf(ns.type, ns.ino));

@@ -10,12 +10,12 @@
  * other mount namespaces are opened by path from ours; POSIX message queues
  * (mqueue filesystem) are not taken (refused as an unsupported fd).
  */
-import { closeSync, existsSync, lstatSync, openSync, readlinkSync, statSync, statfsSync } from 'node:fs';
+import { closeSync, existsSync, lstatSync, openSync, statSync, statfsSync } from 'node:fs';
 import { CriuTsError } from '../../errors.js';
 import { NR, O_ACCMODE, O_CREAT, O_TRUNC, O_APPEND, O_CLOEXEC, O_LARGEFILE, AT_FDCWD, SEEK_SET, EPERM, EACCES, errnoName, O_TMPFILE, MQUEUE_MAGIC, PROC_SUPER_MAGIC } from '../../sys/index.js';
 import { RemoteSyscallError } from '../../infect/tracee.js';
 import type { FdinfoEntry, FileEntry, RegFileEntry, FownEntry } from '../../images/messages.js';
-import { parseMountinfo, pathSeenBy } from '../../proc/index.js';
+import { parseMountinfo, pathSeenBy, inOwnNs, readRoot } from '../../proc/index.js';
 import { openOursInTask } from '../install-fd.js';
 import { foreignMountTask, isHiddenMount, isTreeMount } from '../ns/mnt/index.js';
 import { stateKey, type FileKind, type FdProbe, type RestoreTaskHandle, type DumpContext, type RestoreContext } from '../types.js';
@@ -124,7 +124,7 @@ function refuseForeignMount(p: FdProbe, ctx: DumpContext): void {
   }
   const cache = ctx.memo(NS_MOUNTS, () => new Map<number, ReadonlySet<number> | undefined>());
   // A chroot'ed task's mountinfo lists only the mounts below its root: not checked.
-  if (!cache.has(p.pid)) cache.set(p.pid, pathSeenBy(p.pid, '/') === '/' || readlinkSync(`/proc/${p.pid}/root`) !== '/' ? undefined : new Set(parseMountinfo(p.pid).map((m) => m.mntId)));
+  if (!cache.has(p.pid)) cache.set(p.pid, pathSeenBy(p.pid, '/') === '/' || readRoot(p.pid) !== '/' ? undefined : new Set(parseMountinfo(p.pid).map((m) => m.mntId)));
   const ids = cache.get(p.pid);
   if (ids === undefined || ids.has(mntId) || isTreeMount(ctx, mntId)) return;
   throw new CriuTsError('EUNSUPPORTED', `task ${p.pid} fd ${p.fd}: ${p.link} was opened through mount ${mntId}, which is not in the task's mount namespace: it cannot be reopened there`, { pid: p.pid, fd: p.fd, mntId });
@@ -156,11 +156,7 @@ function openInTask(t: RestoreTaskHandle, name: string, flags: number): number {
 }
 
 function inOtherUserNs(pid: number): boolean {
-  try {
-    return readlinkSync(`/proc/${pid}/ns/user`) !== readlinkSync('/proc/self/ns/user');
-  } catch {
-    return false;
-  }
+  return inOwnNs(pid, 'user') === false;
 }
 
 /**

@@ -10,8 +10,7 @@
  * Known limits: a dump from a kernel whose vDSO/vvar sizes differ is refused. Pages of a pre-dump chain are read from the
  * parent images (parent-images.ts); a missing parent is one EIMAGE error.
  */
-import { readlinkSync } from 'node:fs';
-import { parseMaps, type MapsEntry } from '../../proc/index.js';
+import { parseMaps, type MapsEntry, inOwnNs } from '../../proc/index.js';
 import { NR, PAGE_SIZE, PR, PR_SET_MM, RSEQ_FLAG_UNREGISTER } from '../../sys/index.js';
 import { CriuTsError } from '../../errors.js';
 import { checkHostSegmentAtRestore } from './sysv-host.js';
@@ -321,11 +320,7 @@ function attachSysvShm(t: RestoreTaskHandle, vmas: readonly VmaEntry[]): void {
 
 /** Whether task `pid` is in criu-ts's own ipc namespace. */
 function sameIpcNamespace(pid: number): boolean {
-  try {
-    return readlinkSync(`/proc/${pid}/ns/ipc`) === readlinkSync('/proc/thread-self/ns/ipc');
-  } catch {
-    return false;
-  }
+  return inOwnNs(pid, 'ipc') === true;
 }
 
 /** VMAs that some pagemap entry falls in (one walk over both, sorted by address), plus every shared anonymous one. */

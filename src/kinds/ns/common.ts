@@ -4,20 +4,11 @@
  * tree's root (the whole tree shares it); a task inside the tree in yet
  * another namespace of that type is refused, at dump and at restore.
  */
-import { readlinkSync } from 'node:fs';
 import { CriuTsError } from '../../errors.js';
 import { NS_ID_FIELD, type NsKind } from '../../images/index.js';
-import { readComm } from '../../proc/index.js';
+import { readComm, readNsLink } from '../../proc/index.js';
 import { stateKey, type DumpContext, type ResourceKind } from '../types.js';
 import type { DumpTaskView, DumpTreeView, RestoreTreeView, RestoreTreeTask } from '../tree-views.js';
-
-export function nsLink(pid: number, type: NsKind): string {
-  try {
-    return readlinkSync(`/proc/${pid}/ns/${type}`);
-  } catch (e) {
-    throw new CriuTsError('ENOTASK', `task ${pid}: cannot read /proc/${pid}/ns/${type}: ${(e as Error).message}`, { pid }, e);
-  }
-}
 
 export function commOf(pid: number): string {
   try {
@@ -33,10 +24,10 @@ export function commOf(pid: number): string {
  * is refused with one line naming it.
  */
 export function rootHasOwnNamespace(tree: DumpTreeView, type: NsKind): boolean {
-  const root = nsLink(tree.rootPid, type);
+  const root = readNsLink(tree.rootPid, type);
   for (const t of tree.tasks) {
     if (t.zombie || t.pid === tree.rootPid) continue;
-    const theirs = nsLink(t.pid, type);
+    const theirs = readNsLink(t.pid, type);
     if (theirs !== root) {
       throw new CriuTsError(
         'EUNSUPPORTED',
@@ -45,7 +36,7 @@ export function rootHasOwnNamespace(tree: DumpTreeView, type: NsKind): boolean {
       );
     }
   }
-  return root !== nsLink(process.pid, type);
+  return root !== readNsLink(process.pid, type);
 }
 
 /**

@@ -8,7 +8,8 @@
  * in its order. A setting this kernel lacks is saved without a value and
  * skipped at restore, as CRIU does.
  */
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
+import { readSysctl } from '../../proc/index.js';
 import { CriuTsError } from '../../errors.js';
 import type { SysctlEntry } from '../../images/messages.js';
 
@@ -36,16 +37,6 @@ export const IPV6_CONF: readonly string[] = [
 
 const STRING_SYSCTLS = new Set(['stable_secret', 'ping_group_range']);
 
-/** One sysctl's text, or undefined when this kernel lacks it or will not tell (stable_secret unset: EIO). */
-function readSysctl(path: string): string | undefined {
-  try {
-    return readFileSync(`/proc/sys/${path}`, 'utf8').replace(/\n$/, '');
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT' || code === 'EIO' || code === 'EACCES' || code === 'EPERM') return undefined;
-    throw new CriuTsError('EDUMP', `cannot read sysctl ${path}: ${(e as Error).message}`, { path }, e);
-  }
-}
 
 function readEntry(path: string, name: string): SysctlEntry {
   const text = readSysctl(path);

@@ -54,11 +54,12 @@
 import { closeSync, fstatSync, openSync, statSync } from 'node:fs';
 import { CriuTsError } from '../../errors.js';
 import { imageFile } from '../../images/index.js';
+import { readNsLink } from '../../proc/index.js';
 import { NR, NSTYPE, CLONE_NEWNET, inNamespaceFiles, namespaceTypeOf } from '../../sys/index.js';
 import { closeRestorePass, type RestorePass } from './net-pass.js';
 import type { NetnsEntry } from '../../images/messages.js';
 import { stateKey, type DumpContext, type DumpTreeView, type ExternalNetNs, type ResourceKind, type RestoreContext, type RestoreTaskHandle, type RestoreTreeView } from '../types.js';
-import { commOf, isRoot, nsLink } from './common.js';
+import { commOf, isRoot } from './common.js';
 import { attachOutsidePeers, checkNetDevices, createFromOutside, type DeviceRestore } from './net-devices.js';
 import { lockNamespace, relockIn, unlockIn, type NsLockMethod } from './net-lock.js';
 import { closeJoinFd, joinInTask, openJoinNs } from './join.js';
@@ -139,12 +140,12 @@ function deviceRestore(ctx: RestoreContext, who: string, nsId: number, st: Resto
 
 /** Every net namespace a live task of the tree is in, but criu-ts's own: its first task (tree order) and whether it is the root's. */
 function treeNamespaces(tree: DumpTreeView): { pid: number; link: string; root: boolean }[] {
-  const ours = nsLink(process.pid, 'net');
-  const rootLink = nsLink(tree.rootPid, 'net');
+  const ours = readNsLink(process.pid, 'net');
+  const rootLink = readNsLink(tree.rootPid, 'net');
   const found = new Map<string, number>();
   for (const t of tree.tasks) {
     if (t.zombie) continue;
-    const link = nsLink(t.pid, 'net');
+    const link = readNsLink(t.pid, 'net');
     if (link !== ours && !found.has(link)) found.set(link, t.pid);
   }
   return [...found].map(([link, pid]) => ({ pid, link, root: link === rootLink }));

@@ -19,22 +19,13 @@
  * criu-ts's mount namespace: its /proc is ours (mounting a /proc of its
  * own is the mount namespace's business, not done yet).
  */
-import { readlinkSync } from 'node:fs';
 import { CriuTsError } from '../../errors.js';
 import { CLONE_NEWPID } from '../../sys/index.js';
-import { readComm } from '../../proc/index.js';
+import { nsLinkOf, readComm } from '../../proc/index.js';
 import type { TaskKobjIdsEntry } from '../../images/messages.js';
 import type { DumpTreeView, ResourceKind, RestoreContext, RestoreTreeView } from '../types.js';
 
 const INIT_PID = 1;
-
-function link(pid: number, name: string): string | undefined {
-  try {
-    return readlinkSync(`/proc/${pid}/ns/${name}`);
-  } catch {
-    return undefined;
-  }
-}
 
 function commOf(pid: number): string {
   try {
@@ -52,7 +43,7 @@ function dumpTree(tree: DumpTreeView): void {
   const root = tree.tasks.find((t) => t.pid === tree.rootPid);
   if (!root) return;
   const depth = root.nsPid.length;
-  const own = link(tree.rootPid, 'pid') !== link(process.pid, 'pid');
+  const own = nsLinkOf(tree.rootPid, 'pid') !== nsLinkOf(process.pid, 'pid');
   if (own && root.nsPid.at(-1) !== INIT_PID) {
     refuse(root.pid, `is pid ${String(root.nsPid.at(-1))} of its own pid namespace, not its init: a pid namespace is dumped from its init (pid 1)`);
   }

@@ -18,9 +18,10 @@
  * core, dump/namespaces.ts); at restore for an unprivileged RPC caller
  * (offsets take CAP_SYS_TIME). CLOCK_REALTIME has no offset in the kernel.
  */
-import { readFileSync, readlinkSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { CriuTsError } from '../../errors.js';
 import { imageFile } from '../../images/index.js';
+import { nsLinkOf, readTimensOffsets } from '../../proc/index.js';
 import { CLOCK, clockGettimeNs, NR, CLONE_NEWTIME, AT_FDCWD, O_RDONLY, O_CLOEXEC } from '../../sys/index.js';
 import type { TimensEntry } from '../../images/messages.js';
 import { stateKey, type DumpContext, type ResourceKind, type RestoreContext } from '../types.js';
@@ -32,41 +33,17 @@ const DUMP_ROOT = stateKey<{ rootPid: number | undefined }>('time-ns:root');
 /** At restore: the clocks to go on from, and which task is born in the new namespace. */
 const CLOCKS = stateKey<{ rootPid: number; entry: TimensEntry; inUserNs: boolean } | { rootPid: undefined }>('time-ns:clocks');
 
-function link(pid: number, name: string): string | undefined {
-  try {
-    return readlinkSync(`/proc/${pid}/ns/${name}`);
-  } catch {
-    return undefined;
-  }
-}
-
-/** /proc/PID/timens_offsets: the offsets, in ns, of the time namespace of PID's next children. */
-function offsets(pid: number | 'self'): { monotonic: bigint; boottime: bigint } {
-  const out = { monotonic: 0n, boottime: 0n };
-  let text = '';
-  try {
-    text = readFileSync(`/proc/${pid}/timens_offsets`, 'latin1');
-  } catch {
-    return out; // a kernel without time namespaces: no offsets
-  }
-  for (const line of text.split('\n')) {
-    const m = /^(monotonic|boottime)\s+(-?\d+)\s+(\d+)/.exec(line.trim());
-    if (m) out[m[1] as 'monotonic' | 'boottime'] = BigInt(m[2] as string) * NS_PER_SEC + BigInt(m[3] as string);
-  }
-  return out;
-}
-
 const spec = (ns: bigint): { tv_sec: bigint; tv_nsec: bigint } => ({ tv_sec: ns / NS_PER_SEC, tv_nsec: ns % NS_PER_SEC });
 const nsOf = (t: { tv_sec: bigint; tv_nsec: bigint }): bigint => t.tv_sec * NS_PER_SEC + t.tv_nsec;
 
 function dumpTree(tree: Parameters<NonNullable<ResourceKind['dumpTree']>>[0], ctx: DumpContext): void {
-  const root = link(tree.rootPid, 'time');
-  const own = root !== undefined && root !== link(process.pid, 'time');
+  const root = nsLinkOf(tree.rootPid, 'time');
+  const own = root !== undefined && root !== nsLinkOf(process.pid, 'time');
   ctx.memo(DUMP_ROOT, () => ({ rootPid: own ? tree.rootPid : undefined }));
   if (!own) return;
   for (const t of tree.tasks) {
     if (t.zombie) continue;
-    const theirs = link(t.pid, 'time');
+    const theirs = nsLinkOf(t.pid, 'time');
     if (theirs !== root) {
       throw new CriuTsError('EUNSUPPORTED', `task ${t.pid} is in a time namespace nested in the tree's (${String(theirs)}; the root's is ${root}): nested time namespaces are not supported`, { pid: t.pid, namespace: 'time' });
     }
@@ -78,8 +55,8 @@ function dumpTask(task: Parameters<NonNullable<ResourceKind['dumpTask']>>[0], ct
   const id = task.ids.time_ns_id;
   if (id === undefined) return;
   // The clocks as the tree sees them: ours, less our namespace's offsets, plus the tree's.
-  const ours = offsets('self');
-  const theirs = offsets(task.pid);
+  const ours = readTimensOffsets('self');
+  const theirs = readTimensOffsets(task.pid);
   const entry: TimensEntry = {
     monotonic: spec(clockGettimeNs(CLOCK.MONOTONIC) - ours.monotonic + theirs.monotonic),
     boottime: spec(clockGettimeNs(CLOCK.BOOTTIME) - ours.boottime + theirs.boottime),
@@ -90,7 +67,7 @@ function dumpTask(task: Parameters<NonNullable<ResourceKind['dumpTask']>>[0], ct
 /** Offsets of the time namespace `pid`'s next children are born in, so that its clocks go on from the dumped values. */
 function setOffsets(pid: number, task: number, entry: TimensEntry): void {
   // Offsets are absolute (from the host's clocks): the dumped clock less the host's now.
-  const ours = offsets('self');
+  const ours = readTimensOffsets('self');
   const mono = nsOf(entry.monotonic) - (clockGettimeNs(CLOCK.MONOTONIC) - ours.monotonic);
   const boot = nsOf(entry.boottime) - (clockGettimeNs(CLOCK.BOOTTIME) - ours.boottime);
   const line = (clock: number, ns: bigint): string => {

@@ -39,11 +39,11 @@
  * clone3 set_tid, which takes CAP_CHECKPOINT_RESTORE over our pid
  * namespace, from inside); an unprivileged RPC caller at restore.
  */
-import { readFileSync, readlinkSync, statSync, writeFileSync } from 'node:fs';
+import { statSync, writeFileSync } from 'node:fs';
 import { CriuTsError } from '../../errors.js';
 import { imageFile } from '../../images/index.js';
 import { NR, PR, CLONE_NEWUSER, nsOwnerInode } from '../../sys/index.js';
-import { readComm, setgroupsDenied } from '../../proc/index.js';
+import { nsLinkOf, readComm, setgroupsDenied, readSysctlInt } from '../../proc/index.js';
 import type { CredsEntry, TaskCoreEntry, ThreadCoreEntry, UidGidExtent, UsernsEntry } from '../../images/messages.js';
 import {
   stateKey, type DumpContext, type DumpTreeView, type ResourceKind, type RestoreContext, type RestoreTreeView,
@@ -77,13 +77,7 @@ function commOf(pid: number): string {
 let overflow: { uid: number; gid: number } | undefined;
 /** The ids the kernel shows for one without a mapping (kernel.overflowuid/overflowgid). */
 function overflowIds(): { uid: number; gid: number } {
-  const read = (f: string): number => {
-    try {
-      return Number(readFileSync(`/proc/sys/kernel/${f}`, 'latin1').trim());
-    } catch {
-      return 65534;
-    }
-  };
+  const read = (f: string): number => readSysctlInt(`kernel/${f}`) ?? 65534;
   overflow ??= { uid: read('overflowuid'), gid: read('overflowgid') };
   return overflow;
 }
@@ -173,14 +167,6 @@ export function hostOwner(ctx: RestoreContext, uid: number, gid: number, what: s
   return { uid: u, gid: g };
 }
 
-function link(pid: number, type: string): string | undefined {
-  try {
-    return readlinkSync(`/proc/${pid}/ns/${type}`);
-  } catch {
-    return undefined;
-  }
-}
-
 function refuse(pid: number, what: string, data: Record<string, unknown> = {}): never {
   throw new CriuTsError('EUNSUPPORTED', `task ${pid}${commOf(pid)} ${what}`, { pid, namespace: 'user', ...data });
 }
@@ -197,8 +183,8 @@ function dumpTree(tree: DumpTreeView, ctx: DumpContext): void {
   // by another one) would come back with another owner.
   const userIno = statSync(`/proc/${root}/ns/user`).ino;
   for (const type of OWNED_TYPES) {
-    const theirs = link(root, type);
-    if (theirs === undefined || theirs === link(process.pid, type)) continue;
+    const theirs = nsLinkOf(root, type);
+    if (theirs === undefined || theirs === nsLinkOf(process.pid, type)) continue;
     const owner = nsOwnerInode(`/proc/${root}/ns/${type}`);
     if (owner !== userIno) {
       refuse(root, `has a ${type} namespace (${theirs}) owned by another user namespace than its own (user:[${userIno}]): criu-ts re-creates the tree's namespaces inside its user namespace`, { type });
@@ -206,7 +192,7 @@ function dumpTree(tree: DumpTreeView, ctx: DumpContext): void {
   }
   // clone3 set_tid in our pid namespace takes CAP_CHECKPOINT_RESTORE over
   // it, which no task inside another user namespace has.
-  if (link(root, 'pid') === link(process.pid, 'pid')) {
+  if (nsLinkOf(root, 'pid') === nsLinkOf(process.pid, 'pid')) {
     const many = tree.tasks.length > 1 || tree.tasks.some((t) => t.tids.length > 1);
     if (many) {
       refuse(root, `is in a user namespace of its own but in criu-ts's pid namespace, with ${tree.tasks.length} tasks: their children and threads could not get their pids back from inside (clone3 set_tid needs CAP_CHECKPOINT_RESTORE in criu-ts's user namespace); a tree with a pid namespace of its own, or a single task, is supported`);
@@ -316,7 +302,7 @@ export const userNsKind: ResourceKind = {
   prepareRestore,
 
   verifyView(pid, view): void {
-    if (link(pid, 'user') === link(process.pid, 'user')) return;
+    if (nsLinkOf(pid, 'user') === nsLinkOf(process.pid, 'user')) return;
     const maps: Maps = { uid: readMap(pid, 'uid_map'), gid: readMap(pid, 'gid_map') };
     viewInside(pid, pid, maps, view.tc, undefined);
     for (const thc of view.threadCores) viewInside(pid, pid, maps, undefined, thc);

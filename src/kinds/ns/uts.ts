@@ -11,7 +11,7 @@
  * instead (join.ts), and the dumped names are set there. Limits: a task in yet another uts namespace inside the tree
  * (nested) is refused; the other uname fields are the kernel's.
  */
-import { readFileSync } from 'node:fs';
+import { readSysctl } from '../../proc/index.js';
 import { CriuTsError } from '../../errors.js';
 import { imageFile } from '../../images/index.js';
 import { NR, CLONE_NEWUTS, inNamespacesOf } from '../../sys/index.js';
@@ -24,7 +24,9 @@ const RESTORE = stateKey<{ rootPid: number; entry: UtsnsEntry | undefined; joinF
 
 /** A name as the kernel holds it (the sysctl file ends with a newline). */
 function readName(file: string): string {
-  return readFileSync(`/proc/sys/kernel/${file}`, 'utf8').replace(/\n$/, '');
+  const name = readSysctl(`kernel/${file}`);
+  if (name === undefined) throw new CriuTsError('EDUMP', `cannot read kernel.${file}`, { file });
+  return name;
 }
 
 function setName(t: RestoreTaskHandle, what: 'sethostname' | 'setdomainname', name: string): void {

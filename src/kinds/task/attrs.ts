@@ -35,10 +35,10 @@ import type { Tracee } from '../../infect/tracee.js';
 import { RemoteSyscallError } from '../../infect/tracee.js';
 import type { RestoreTaskHandle } from '../types.js';
 import { CriuTsError } from '../../errors.js';
-import { readIdMap, readLoginuid, readOomScoreAdj, readPersonality } from '../../proc/index.js';
+import { readIdMap, readLoginuid, readOomScoreAdj, readPersonality, inOwnNs } from '../../proc/index.js';
 import { inside } from '../ns/user-maps.js';
 import { logger } from '../../log.js';
-import { readFileSync, readlinkSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import type { TaskStateKind } from './types.js';
 
 const log = logger('task');
@@ -121,12 +121,7 @@ export function restoreLoginuid(t: RestoreTaskHandle, loginuid: number | undefin
  */
 function loginuidAsSeen(t: RestoreTaskHandle): number {
   const ours = readLoginuid(t.pid);
-  let own = true;
-  try {
-    own = readlinkSync(`/proc/${t.pid}/ns/user`) === readlinkSync('/proc/self/ns/user');
-  } catch {
-    // gone: the write below says so
-  }
+  const own = inOwnNs(t.pid, 'user') ?? true; // gone: the write below says so
   if (own || ours === LOGINUID_UNSET) return ours;
   // No mapping: the kernel shows the task -1 too.
   return inside(readIdMap(t.pid, 'uid_map'), ours) ?? LOGINUID_UNSET;

@@ -18,13 +18,12 @@
  * neither dumped nor restored.
  */
 import { NR, PR, EPERM, LINUX_CAPABILITY_VERSION_3, SECURE_NO_SETUID_FIXUP_BIT, PR_CAPBSET_DROP, PR_CAP_AMBIENT_RAISE, PR_CAP_AMBIENT_CLEAR_ALL, CAP_SETPCAP } from '../../sys/index.js';
-import { parseStatus, setgroupsDenied } from '../../proc/index.js';
+import { parseStatus, setgroupsDenied, readSysctlInt } from '../../proc/index.js';
 import type { ProcStatus } from '../../proc/index.js';
 import type { CredsEntry } from '../../images/messages.js';
 import { call, callRaw, type StepHandle, type Steps } from '../steps.js';
 import { RemoteSyscallError } from '../../infect/tracee.js';
 import { CriuTsError } from '../../errors.js';
-import { readFileSync } from 'node:fs';
 
 const CAP_SETPCAP_BIT = 1n << BigInt(CAP_SETPCAP);
 
@@ -57,7 +56,8 @@ export function dumpCreds(st: ProcStatus, secbits: number): CredsEntry {
 
 let lastCap: number | undefined;
 function capLastCap(): number {
-  lastCap ??= Number(readFileSync('/proc/sys/kernel/cap_last_cap', 'utf8').trim());
+  lastCap ??= readSysctlInt('kernel/cap_last_cap');
+  if (lastCap === undefined) throw new CriuTsError('EINTERNAL', 'cannot read kernel.cap_last_cap');
   return lastCap;
 }
 

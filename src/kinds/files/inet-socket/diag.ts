@@ -6,7 +6,7 @@
  * indexed by inode; an unbound socket is in no table (the caller falls back
  * to getsockname/TCP_INFO, as CRIU does).
  */
-import { readlinkSync } from 'node:fs';
+import { readNsLink } from '../../../proc/index.js';
 import { stateKey, type DumpContext } from '../../types.js';
 import { nlAttrs, sockDiag, TCP_ESTABLISHED, TCP_CLOSE, TCP_LISTEN, INET_DIAG_SHUTDOWN, TCP_BOUND_INACTIVE, TCP_TIME_WAIT } from '../../../sys/index.js';
 
@@ -69,7 +69,7 @@ function table(family: number, proto: number): Map<number, InetDiag> {
 export function inetDiag(ctx: DumpContext, family: number, proto: number, ino: number): InetDiag | undefined {
   // Tasks are frozen during a dump: one listing per table serves every socket.
   const tables = ctx.memo(TABLES, () => new Map<string, Map<number, InetDiag>>());
-  const key = `${readlinkSync('/proc/thread-self/ns/net')}:${family}:${proto}`;
+  const key = `${readNsLink('thread-self', 'net')}:${family}:${proto}`;
   let t = tables.get(key);
   if (!t) {
     t = table(family, proto);

@@ -26,7 +26,8 @@
  * (net-lock-iptables.ts); its marker lists the connections locked.
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync, readlinkSync } from 'node:fs';
+import { existsSync } from 'node:fs';
+import { nsLinkOf } from '../../../proc/index.js';
 import { CriuTsError } from '../../../errors.js';
 import { imageFile } from '../../../images/index.js';
 import { logger } from '../../../log.js';
@@ -106,11 +107,7 @@ function deleteTable(runId: string): void {
 const HOME_NET = netNsOfThisThread();
 
 function netNsOfThisThread(): string {
-  try {
-    return readlinkSync('/proc/thread-self/ns/net');
-  } catch {
-    return '';
-  }
+  return nsLinkOf('thread-self', 'net') ?? '';
 }
 
 /** Whether this thread is in criu-ts's own net namespace, where the locks and their markers live. */

@@ -10,7 +10,8 @@
  * restore makes it there (kinds/ns/net.ts, inSocketNetns). A socket of a
  * namespace no task of the tree is in is refused.
  */
-import { readlinkSync, statSync } from 'node:fs';
+import { statSync } from 'node:fs';
+import { readNsLink } from '../../../proc/index.js';
 import { CriuTsError } from '../../../errors.js';
 import { inNetNamespaceOfSocket, netNamespaceInoOfSocket } from '../../../sys/index.js';
 import { stateKey, type DumpContext, type FdProbe, type StateKey } from '../../types.js';
@@ -51,7 +52,7 @@ export function socketNetNsId(ctx: DumpContext, p: Pick<FdProbe, 'pid' | 'fd' | 
 export function listingFor<T>(ctx: DumpContext, key: StateKey<Map<string, T>>, sockFd: number, list: () => T): T {
   const byNs = ctx.memo(key, () => new Map<string, T>());
   return inNetNamespaceOfSocket(sockFd, () => {
-    const ns = readlinkSync('/proc/thread-self/ns/net');
+    const ns = readNsLink('thread-self', 'net');
     let t = byNs.get(ns);
     if (t === undefined) {
       t = list();

@@ -13,7 +13,8 @@
  * with pidfd_getfd; the helper, and its copy, die after. The task's own
  * namespace is not touched.
  */
-import { fstatSync, readlinkSync } from 'node:fs';
+import { fstatSync } from 'node:fs';
+import { readNsLink } from '../../../proc/index.js';
 import { CriuTsError } from '../../../errors.js';
 import { withHelperTask } from '../../../infect/helper-task.js';
 import type { MountInfo } from '../../../proc/index.js';
@@ -99,7 +100,7 @@ export function cloneHiddenMount(pid: number, mountpoint: string, hiders: readon
       return a;
     };
     const open = (path: string): number => Number(h.syscall(`open(${path})`, NR.openat, AT_FDCWD, str(path), O_CLOEXEC));
-    const ownUser = readlinkSync(`/proc/${pid}/ns/user`) !== readlinkSync('/proc/self/ns/user');
+    const ownUser = readNsLink(pid, 'user') !== readNsLink('self', 'user');
     // Both opened before the helper leaves our namespaces.
     const user = ownUser ? open(`/proc/${pid}/ns/user`) : -1;
     const mnt = open(`/proc/${pid}/ns/mnt`);

@@ -13,8 +13,8 @@
 import { unmountsToReach } from './hidden.js';
 import { CriuTsError } from '../../../errors.js';
 import type { DumpTreeView, RestoreTreeView } from '../../types.js';
-import { parseMountinfo } from '../../../proc/index.js';
-import { commOf, nsLink } from '../common.js';
+import { parseMountinfo, readNsLink } from '../../../proc/index.js';
+import { commOf } from '../common.js';
 
 export interface DumpedNamespaces {
   rootPid: number;
@@ -36,9 +36,9 @@ export interface DumpedNamespaces {
 
 export function dumpNamespaces(tree: DumpTreeView): DumpedNamespaces {
   const link = new Map<number, string>();
-  for (const t of tree.tasks) if (!t.zombie) link.set(t.pid, nsLink(t.pid, 'mnt'));
-  const rootLink = link.get(tree.rootPid) ?? nsLink(tree.rootPid, 'mnt');
-  const own = rootLink !== nsLink(process.pid, 'mnt');
+  for (const t of tree.tasks) if (!t.zombie) link.set(t.pid, readNsLink(t.pid, 'mnt'));
+  const rootLink = link.get(tree.rootPid) ?? readNsLink(tree.rootPid, 'mnt');
+  const own = rootLink !== readNsLink(process.pid, 'mnt');
   const dumper = new Map<string, number>([[rootLink, tree.rootPid]]);
   const entries = new Map<number, { parentPid: number; outerPid: number }>();
   for (const t of tree.tasks) {

@@ -1,0 +1,82 @@
+/**
+ * /proc is read in src/proc (its parsers: one read per file, typed
+ * results, EPROC on odd content and ENOTASK when the task is gone) and in
+ * src/sys; elsewhere a module calls them. This reads every file of src/ and
+ * fails on a readFileSync, openSync, readdirSync or readlinkSync of a path
+ * spelled "/proc/..." outside those two folders, but for the files listed
+ * below, each with why it opens /proc itself. It sees paths spelled at the
+ * call; a path built in a variable first is for review to catch.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { relative } from 'node:path';
+import { SRC, tsFiles } from './src-files.js';
+
+/** file of src/ -> why it reads /proc itself */
+const OPENS_PROC: Readonly<Record<string, string>> = {
+  'api/check.ts':
+    'the probes of `check`: whether a /proc file exists or holds a word (config.gz, filesystems, NSpid, an fdinfo field, pagemap readable) is the question itself, asked of the running kernel; not yet: the answers as proc parsers',
+  'dump/namespaces.ts':
+    "maps each errno of reading a task's ns link to the dump's own answer (gone, not inspectable, a pid namespace not yet entered); not yet: a proc reader giving the raw error",
+  'infect/helper-task.ts':
+    "not yet moved: the exe link of its own helper (proc's readExe) to see it has exec'd",
+  'kinds/cgroup/restore.ts':
+    "criu-ts's own /proc/self/cgroup, parsed by the cgroup kind's model (parseCgroupText) that also reads the dump's; not yet: proc's readCgroup",
+  'kinds/files/epoll.ts':
+    "not yet moved: a task's fd numbers (proc's listFds)",
+  'kinds/files/file-locks.ts':
+    "not yet moved: a task's fd numbers (proc's listFds)",
+  'kinds/files/fsnotify-handle.ts':
+    'opens a file, mapping or namespace through its /proc magic link to hold it (a handle to use, not a file to parse)',
+  'kinds/files/memfd.ts':
+    'opens a file, mapping or namespace through its /proc magic link to hold it (a handle to use, not a file to parse), and the map_files and fd lists of a task that holds one',
+  'kinds/files/pipe-data.ts':
+    'opens a file, mapping or namespace through its /proc magic link to hold it (a handle to use, not a file to parse)',
+  'kinds/files/pipe.ts':
+    'opens a file, mapping or namespace through its /proc magic link to hold it (a handle to use, not a file to parse)',
+  'kinds/files/reg-file.ts':
+    "opens a file, mapping or namespace through its /proc magic link to hold it (a handle to use, not a file to parse) (a path in a task's root)",
+  'kinds/files/tty/tty.ts':
+    "not yet moved: the fds of other tasks and their links, to find who holds a pty (proc's listFds/readFdLink)",
+  'kinds/files/unix-socket/dump.ts':
+    "not yet moved: fds and their socket links, and the cwd (proc's listFds/readFdLink/readCwd)",
+  'kinds/memory/guard.ts':
+    'opens a file, mapping or namespace through its /proc magic link to hold it (a handle to use, not a file to parse) (pagemap read with PAGEMAP_SCAN, an ioctl)',
+  'kinds/memory/incremental.ts':
+    'opens a file, mapping or namespace through its /proc magic link to hold it (a handle to use, not a file to parse) (pagemap kept open between pre-dumps for PAGEMAP_SCAN)',
+  'kinds/memory/shmem-restore.ts':
+    'opens a file, mapping or namespace through its /proc magic link to hold it (a handle to use, not a file to parse), and the map_files/fd lists where a restored task holds the object',
+  'kinds/ns/mnt/index.ts':
+    'opens a file, mapping or namespace through its /proc magic link to hold it (a handle to use, not a file to parse) (setns)',
+  'kinds/ns/net.ts':
+    'opens a file, mapping or namespace through its /proc magic link to hold it (a handle to use, not a file to parse) (setns, a namespace kept open between steps)',
+  'restore/stub.ts':
+    "not yet moved: the exe link of its own stub (proc's readExe) to see it has exec'd",
+  'restore/verify/files.ts':
+    "not yet moved: --verify reads a restored task's cwd, root and exe links (proc's readCwd/readRoot/readExe)",
+};
+
+const READ = /\b(readFileSync|openSync|readdirSync|readlinkSync)\(\s*(['"`])\/proc\//g;
+
+test('/proc is read only in src/proc and src/sys (and the files that say why)', () => {
+  const found: string[] = [];
+  for (const file of tsFiles()) {
+    const rel = relative(SRC, file);
+    if (rel.startsWith('proc/') || rel.startsWith('sys/') || OPENS_PROC[rel] !== undefined) continue;
+    const text = readFileSync(file, 'utf8');
+    for (const m of text.matchAll(READ)) {
+      const line = text.slice(0, m.index).split('\n').length;
+      found.push(`src/${rel}:${line}: ${m[1]} of a /proc path`);
+    }
+  }
+  assert.deepEqual(found, []);
+});
+
+test('every file listed as reading /proc itself still does', () => {
+  const stale = Object.keys(OPENS_PROC).filter((rel) => {
+    READ.lastIndex = 0;
+    return !READ.test(readFileSync(`${SRC}/${rel}`, 'utf8'));
+  });
+  assert.deepEqual(stale, []);
+});
