@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { CriuTsError } from '../errors.js';
 import { logger } from '../log.js';
 import { killTree } from './kill-tree.js';
-import { Guardian } from '../infect/guardian.js';
+import { Guardian, guardian } from '../infect/guardian.js';
 import type { DumpStats } from './options.js';
 
 const log = logger('tree');
@@ -185,6 +185,10 @@ export function releaseTree(tasks: TaskNode[], how: 'resume' | 'stop' | 'kill'):
     killTree(tasks);
     return;
   }
+  // Once the first task is released stopped, the tree can no longer end
+  // running as it was: if we die half-way through the release, the guardian
+  // stops the rest (infect/guardian.ts), and the whole tree ends as asked.
+  if (how === 'stop') for (const n of tasks) if (!n.zombie) guardian()?.stopping(n.pid);
   for (const node of [...tasks].reverse()) {
     // The main thread last: its cure unmaps the scratch area that holds the
     // other threads' self-cure frames.

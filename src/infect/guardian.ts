@@ -20,6 +20,11 @@
  *   X pid start              a dumped task the dump is killing (its images
  *                            are complete): if criu-ts dies half-way through
  *                            the kill, the guardian finishes it
+ *   P pid start              a dumped task the dump is leaving stopped
+ *                            (--leave-stopped, its images complete): if
+ *                            criu-ts dies half-way through the release, the
+ *                            guardian puts it back and stops it, so that the
+ *                            whole tree ends stopped as asked, not part of it
  *   K pid start              a task this restore created
  *   R                        the restored tasks are released (not ours any more)
  *   G path                   a file this restore created
@@ -144,6 +149,10 @@ export class Guardian {
   doomed(pid: number): void {
     this.send(`X ${pid} ${startOf(pid)}`);
   }
+  /** A dumped task about to be left stopped (its images complete): stopped by the guardian if criu-ts dies first. */
+  stopping(pid: number): void {
+    this.send(`P ${pid} ${startOf(pid)}`);
+  }
   released(): void {
     this.send('R');
   }
@@ -179,10 +188,12 @@ interface Plan {
   making: Map<number, MakingLine>;
   /** dumped tasks the dump was killing: pid → start time */
   doomed: Map<number, string>;
+  /** dumped tasks the dump was leaving stopped: pid → start time */
+  stopping: Map<number, string>;
 }
 
 function parsePlan(text: string): Plan {
-  const p: Plan = { scratch: new Map(), frames: new Map(), tasks: new Map(), files: [], trackers: [], making: new Map(), doomed: new Map() };
+  const p: Plan = { scratch: new Map(), frames: new Map(), tasks: new Map(), files: [], trackers: [], making: new Map(), doomed: new Map(), stopping: new Map() };
   for (const line of text.split('\n')) {
     const [k, a = '', b = '', c = '', d = ''] = line.split(' ');
     if (k === 'S') p.scratch.set(Number(a), { start: b, addr: BigInt('0x' + c), size: Number(d) });
@@ -190,6 +201,7 @@ function parsePlan(text: string): Plan {
     else if (k === 'U') p.scratch.delete(Number(a));
     else if (k === 'K') p.tasks.set(Number(a), b);
     else if (k === 'X') p.doomed.set(Number(a), b);
+    else if (k === 'P') p.stopping.set(Number(a), b);
     else if (k === 'R') p.tasks.clear();
     else if (k === 'G') p.files.push(line.slice(2));
     else if (k === 'T') p.trackers.push({ pid: Number(a), start: b, fd: Number(c), ino: BigInt(d) });
@@ -314,6 +326,19 @@ export async function guardianMain(): Promise<void> {
     }
   }
   if (closed > 0) said.push(`${closed} memory tracker(s) of the interrupted run closed`);
+  // A dump that was leaving its tree stopped (images complete, some tasks
+  // released stopped already): the rest, put back above, are stopped too.
+  let stopped = 0;
+  for (const [pid, start] of plan.stopping) {
+    if (!same(pid, start)) continue;
+    try {
+      process.kill(pid, 'SIGSTOP');
+      stopped++;
+    } catch {
+      // gone
+    }
+  }
+  if (stopped > 0) said.push(`the dump was leaving its tree stopped (its images are complete): ${stopped} task(s) of it stopped`);
   let killed = 0;
   for (const [pid, start] of plan.tasks) {
     if (!same(pid, start)) continue;
