@@ -20,13 +20,9 @@ const OPENS_PROC: Readonly<Record<string, string>> = {
   'dump/namespaces.ts':
     "maps each errno of reading a task's ns link to the dump's own answer (gone, not inspectable, a pid namespace not yet entered); not yet: a proc reader giving the raw error",
   'infect/helper-task.ts':
-    "not yet moved: the exe link of its own helper (proc's readExe) to see it has exec'd",
+    "the exe link of its own helper, compared as UTF-8 text with the program's path to see it has exec'd (proc's readExe gives latin1)",
   'kinds/cgroup/restore.ts':
     "criu-ts's own /proc/self/cgroup, parsed by the cgroup kind's model (parseCgroupText) that also reads the dump's; not yet: proc's readCgroup",
-  'kinds/files/epoll.ts':
-    "not yet moved: a task's fd numbers (proc's listFds)",
-  'kinds/files/file-locks.ts':
-    "not yet moved: a task's fd numbers (proc's listFds)",
   'kinds/files/fsnotify-handle.ts':
     'opens a file, mapping or namespace through its /proc magic link to hold it (a handle to use, not a file to parse)',
   'kinds/files/memfd.ts':
@@ -38,9 +34,9 @@ const OPENS_PROC: Readonly<Record<string, string>> = {
   'kinds/files/reg-file.ts':
     "opens a file, mapping or namespace through its /proc magic link to hold it (a handle to use, not a file to parse) (a path in a task's root)",
   'kinds/files/tty/tty.ts':
-    "not yet moved: the fds of other tasks and their links, to find who holds a pty (proc's listFds/readFdLink)",
+    "the fds of the tasks it holds and their links, a ptmx path among them used as UTF-8 text to find its devpts (proc's readFdLink gives latin1)",
   'kinds/files/unix-socket/dump.ts':
-    "not yet moved: fds and their socket links, and the cwd (proc's listFds/readFdLink/readCwd)",
+    "a unix socket's name relative to the task's cwd, read as UTF-8 text for the image (proc's readCwd gives latin1)",
   'kinds/memory/guard.ts':
     'opens a file, mapping or namespace through its /proc magic link to hold it (a handle to use, not a file to parse) (pagemap read with PAGEMAP_SCAN, an ioctl)',
   'kinds/memory/incremental.ts':
@@ -52,9 +48,9 @@ const OPENS_PROC: Readonly<Record<string, string>> = {
   'kinds/ns/net.ts':
     'opens a file, mapping or namespace through its /proc magic link to hold it (a handle to use, not a file to parse) (setns, a namespace kept open between steps)',
   'restore/stub.ts':
-    "not yet moved: the exe link of its own stub (proc's readExe) to see it has exec'd",
+    "the exe link of its own stub, compared as UTF-8 text with the program's path to see it has exec'd (proc's readExe gives latin1)",
   'restore/verify/files.ts':
-    "not yet moved: --verify reads a restored task's cwd, root and exe links (proc's readCwd/readRoot/readExe)",
+    "--verify compares a restored task's cwd and root links, as UTF-8 text, with the images' paths (proc's readCwd/readRoot give latin1)",
 };
 
 const READ = /\b(readFileSync|openSync|readdirSync|readlinkSync)\(\s*(['"`])\/proc\//g;

@@ -25,7 +25,8 @@
  * tasks gets its targets in the first of them (whose fd numbers the dump
  * recorded), once every task's fds are final.
  */
-import { readdirSync, statSync } from 'node:fs';
+import { statSync } from 'node:fs';
+import { listFds } from '../../proc/index.js';
 import { NR, kcmpEpollTarget, pidfdOpen, pidfdGetfd, closeQuiet, EPOLL_CTL_ADD } from '../../sys/index.js';
 import type { EventpollTfdEntry, FdinfoEntry, FileEntry } from '../../images/messages.js';
 import type { FileKind, FdProbe, RestoreContext, RestoreTaskHandle } from '../types.js';
@@ -52,7 +53,7 @@ function sameTarget(pid: number, tfd: number, ino: bigint, sdev: number): boolea
 function findTarget(p: FdProbe, tfd: number, toff: number): number | undefined {
   let fds: number[];
   try {
-    fds = readdirSync(`/proc/${p.pid}/fd`).map(Number).filter((n) => Number.isInteger(n)).sort((a, b) => a - b);
+    fds = listFds(p.pid);
   } catch {
     return undefined;
   }

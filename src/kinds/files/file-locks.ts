@@ -32,7 +32,8 @@
  * POSIX lock on a file shared by several tasks is refused at restore (the
  * core would close its parked copy after `finish`).
  */
-import { readdirSync, statSync } from 'node:fs';
+import { statSync } from 'node:fs';
+import { listFds } from '../../proc/index.js';
 import { NR, SEEK_SET, F_GETFL, F_SETOWN_EX, O_ACCMODE, O_RDONLY, O_WRONLY, O_NONBLOCK, AT_FDCWD, EAGAIN, LEASE_BREAKING, F_SETLEASE, F_RDLCK, F_WRLCK, F_SETLK, F_OFD_SETLK, LOCK_SH, LOCK_EX, LOCK_NB, F_SETOWN, F_GETOWN_EX, F_UNLCK } from '../../sys/index.js';
 import type { FileEntry, FileLockEntry } from '../../images/messages.js';
 import type { LockInfo } from '../../proc/index.js';
@@ -144,8 +145,7 @@ function takeLock(t: RestoreTaskHandle, fd: number, l: FileLockEntry): void {
 function closeOtherCopies(t: RestoreTaskHandle, fd: number, ctx: RestoreContext): void {
   const finals = new Set(taskFdinfo(ctx, t.vpid).map((f) => f.fd));
   const target = statSync(`/proc/${t.pid}/fd/${fd}`);
-  for (const name of readdirSync(`/proc/${t.pid}/fd`)) {
-    const n = Number(name);
+  for (const n of listFds(t.pid)) {
     if (finals.has(n)) continue;
     try {
       const st = statSync(`/proc/${t.pid}/fd/${n}`);

@@ -6,10 +6,10 @@
  * own inode (a relative name is resolved against the task's cwd and kept
  * with name_dir), and queued bytes go to sk-queues.img.
  */
-import { fstatSync, lstatSync, readdirSync, readlinkSync } from 'node:fs';
+import { fstatSync, lstatSync, readlinkSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { CriuTsError } from '../../../errors.js';
-import { fdMountId, parseMountinfo, pathSeenBy, processesTracedBy } from '../../../proc/index.js';
+import { fdMountId, parseMountinfo, pathSeenBy, processesTracedBy, listFds, readFdLink } from '../../../proc/index.js';
 import type { FileEntry, UnixSkEntry, SkShutdown } from '../../../images/messages.js';
 import {
   SOCK_DGRAM, SOCK_SEQPACKET, SOCK_STREAM, inNetNamespaceOfSocket, O_CLOEXEC, TCP_CLOSE, TCP_ESTABLISHED, TCP_LISTEN,
@@ -33,8 +33,8 @@ function socketHolders(): Map<number, number> {
   const holders = new Map<number, number>();
   for (const pid of processesTracedBy(process.pid)) {
     try {
-      for (const fd of readdirSync(`/proc/${pid}/fd`)) {
-        const s = /^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/${pid}/fd/${fd}`));
+      for (const fd of listFds(pid)) {
+        const s = /^socket:\[(\d+)\]$/.exec(readFdLink(pid, fd));
         if (s) holders.set(Number(s[1]), pid);
       }
     } catch {
