@@ -15,7 +15,7 @@ import { call, runEach, type StepCall } from '../kinds/steps.js';
 import { syscallEachSettled } from '../infect/side-by-side.js';
 import { faultPoint } from '../fault.js';
 import { taskCoreSteps } from './task-state.js';
-import { askAllThreads, type ThreadAnswers } from '../kinds/index.js';
+import { askThreads, type ThreadAnswers } from '../kinds/index.js';
 import type { TaskNode } from './tree.js';
 
 /** Scratch bytes for injected calls' arguments; the threads' self-cure frames follow. */
@@ -43,7 +43,7 @@ export interface TaskAsked {
  */
 export function askTree(tasks: readonly TaskNode[]): Map<TaskNode, TaskAsked> {
   const ranges = armTree(tasks);
-  const threads = askAllThreads(tasks.map((node, i) => ({ threads: node.threads, scratch: (ranges[i] as { addr: bigint }).addr, argsBytes: SCRATCH_ARGS_BYTES })));
+  const threads = askThreads(tasks.map((node, i) => ({ threads: node.threads, scratch: (ranges[i] as { addr: bigint }).addr, argsBytes: SCRATCH_ARGS_BYTES })));
   const statuses = tasks.map((node) => parseStatus(node.pid, (node.threads[0] as Tracee).tid));
   const answers = runEach(tasks.map((node, i) => {
     const main = node.threads[0] as Tracee;

@@ -1,18 +1,16 @@
 /**
  * The end of a dump: the tree-wide images once every task is dumped
- * (files, seccomp, pstree, inventory, the kinds' own images, stats-dump).
+ * (files, pstree, inventory, the kinds' own images, stats-dump).
  */
 import type { PstreeEntry, InventoryEntry, TaskKobjIdsEntry, StatsEntry } from '../images/messages.js';
 import type { DumpStats } from './options.js';
 import type { DumpKindOptions } from '../kinds/index.js';
 import type { DumpSession } from './context.js';
-import { LOCK_METHOD, type SeccompCollector } from '../kinds/index.js';
 import { usToNow } from './tree.js';
 import { storeImage } from '../images/index.js';
 
 export interface TreeImages {
   pstree: PstreeEntry[];
-  seccomp: SeccompCollector;
   rootIds: TaskKobjIdsEntry;
   kinds: DumpKindOptions;
   stats: DumpStats;
@@ -25,14 +23,12 @@ export interface TreeImages {
 /** Written in this order; the kinds' images (queued data, memfd pages) last but stats-dump. */
 export function writeTreeImages(ctx: DumpSession, t: TreeImages): void {
   ctx.saveImage('FILES', undefined, ctx.files);
-  ctx.saveImage('SECCOMP', undefined, [t.seccomp.entry()]);
   ctx.saveImage('PSTREE', undefined, t.pstree);
   const inv: InventoryEntry = {
     img_version: 2,
     fdinfo_per_id: true,
     ns_per_id: true,
     lsmtype: 'NO_LSM',
-    network_lock_method: LOCK_METHOD[t.kinds.networkLock],
     // As CRIU: the restore must be told --tcp-close too.
     ...(t.kinds.tcpClose ? { tcp_close: true } : {}),
     dump_criu_run_id: ctx.runId,

@@ -22,7 +22,7 @@ import { askTree, type TaskAsked } from './ask.js';
 import { dumpInFlight } from './files.js';
 import { IncrementalMemory } from '../kinds/memory/incremental.js';
 import { PageServerClient } from '../kinds/memory/page-server-client.js';
-import { SeccompCollector, RESOURCE_KINDS, handledNamespaces, shmemPagesSaved, type DumpTreeView } from '../kinds/index.js';
+import { RESOURCE_KINDS, handledNamespaces, shmemPagesSaved, type DumpTreeView } from '../kinds/index.js';
 import { makeProgress } from '../progress.js';
 import { faultPoint } from '../fault.js';
 import { TreePids } from './pids.js';
@@ -126,7 +126,6 @@ async function dumpTreeHashed(opts: DumpTreeOptions): Promise<DumpResult> {
     // --lazy-pages: what the page server serves once the images are written.
     const lazy = opts.lazyPages ? new Map<number, FrozenTask>() : undefined;
     const files = new TreeFiles(ctx, pid);
-    const seccomp = new SeccompCollector();
     const pstree: PstreeEntry[] = [];
     const fdinfoWritten = new Set<number>();
     const tm = process.hrtime.bigint();
@@ -148,7 +147,6 @@ async function dumpTreeHashed(opts: DumpTreeOptions): Promise<DumpResult> {
         shmemDone,
         onBytes: (n) => progress.bytes(n),
         stats,
-        seccomp,
         inc,
         treePids: tree.tasks.map((t) => t.pid),
         pageServer,
@@ -158,7 +156,7 @@ async function dumpTreeHashed(opts: DumpTreeOptions): Promise<DumpResult> {
     }
     progress.tasks(done, tree.tasks.length);
     stats.memdumpTimeUs = usToNow(tm);
-    writeTreeImages(ctx, { pstree, seccomp, rootIds, kinds: opts.kinds, stats, t0, workDir: opts.workDir });
+    writeTreeImages(ctx, { pstree, rootIds, kinds: opts.kinds, stats, t0, workDir: opts.workDir });
     inc.finish();
     // Every page is stored on the page server's side before the tree may go.
     pageServer?.close();

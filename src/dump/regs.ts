@@ -1,7 +1,7 @@
 /**
  * Registers of a stopped thread as CRIU stores them: general purpose
  * registers (with the syscall-restart fix-up applied), and the XSAVE area
- * (x87, SSE, AVX, AVX-512, PKRU; see kinds/xsave.ts).
+ * (x87, SSE, AVX, AVX-512, PKRU; see infect/xsave.ts).
  */
 import {
   GP_REG_NAMES, decodeGpRegs, NR, ERESTARTSYS, ERESTARTNOINTR, ERESTARTNOHAND, ERESTART_RESTARTBLOCK, EINTR, type GpRegs,
@@ -10,7 +10,7 @@ import {
 import type { UserX86RegsEntry, UserX86FpregsEntry } from '../images/messages.js';
 import type { Tracee } from '../infect/tracee.js';
 import { readXstateView } from '../infect/ptrace-state.js';
-import { xsaveToFpregs } from '../kinds/xsave.js';
+import { xsaveToFpregs } from '../infect/xsave.js';
 import { xstateLayoutOfOwnTask } from '../infect/cpuid.js';
 import { logger } from '../log.js';
 

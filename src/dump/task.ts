@@ -19,7 +19,7 @@ import { dumpFds, socketFileForMapping } from './files.js';
 import { dumpMemory } from '../kinds/memory/dump.js';
 import type { IncrementalMemory } from '../kinds/memory/incremental.js';
 import type { PageServerClient } from '../kinds/memory/page-server-client.js';
-import { regEntryForPath, dumpUnlinked, memfdFileForMapping, RESOURCE_KINDS, type SeccompCollector } from '../kinds/index.js';
+import { regEntryForPath, dumpUnlinked, memfdFileForMapping, RESOURCE_KINDS } from '../kinds/index.js';
 import { faultPoint } from '../fault.js';
 import type { TaskPids } from './pids.js';
 import { TASK_ALIVE, TASK_DEAD, TASK_STOPPED } from '../images/index.js';
@@ -83,7 +83,6 @@ export interface TaskDumpShared {
   shmemDone: Set<bigint>;
   onBytes(n: number): void;
   stats: DumpStats;
-  seccomp: SeccompCollector;
   inc: IncrementalMemory;
   treePids: number[];
   pageServer: PageServerClient | undefined;
@@ -110,9 +109,8 @@ export function dumpTask(
     const core: CoreEntry = {
       mtype: 'X86_64',
       // thread_info (registers) is filled just before the core is written (below)
-      thread_core: dumpThreadCore(t, pid, status, th),
+      thread_core: dumpThreadCore({ pid, tracee: t, status, answers: th, memo: (key, make) => ctx.memo(key, make) }),
     };
-    if (core.thread_core) shared.seccomp.dumpThread(t.tid, status.seccomp, core.thread_core);
     if (t === main) {
       const tc = asked.tc;
       // A timer aimed at one thread names it as the task sees it.

@@ -20,7 +20,11 @@
  *   regular file, namespace files) comes before pipes, FIFOs and unix
  *   sockets, then TCP/UDP, packet and netlink sockets, and REG, which
  *   takes any path-named file, last;
- * - task core: each restore point (task/types.ts) runs its kinds in order.
+ * - task core: each restore point (task/types.ts) runs its kinds in order;
+ * - thread core: at a thread's final point, its pending signals, then its
+ *   seccomp filters (installed while the thread still has criu-ts's
+ *   privileges), then its credentials, then the parent-death signal (a
+ *   change of ids clears it).
  */
 import type { FileKind, FdProbe, ResourceKind } from './types.js';
 import type { Kind } from './kind.js';
@@ -30,8 +34,12 @@ import type { ProcStatus } from '../proc/index.js';
 import type { Tracee } from '../infect/tracee.js';
 import type { RestoreTaskHandle } from './types.js';
 import type { StepCall } from './steps.js';
-import type { TaskRestorePoint, TaskStateKind } from './task/types.js';
-import { fdKind, taskKind, treeKind } from './kind.js';
+import type {
+  DumpThreadView, RestoreThreadView, TaskRestorePoint, TaskStateKind, ThreadAnswers, ThreadKind, ThreadRestorePoint, ThreadsToAsk,
+} from './task/types.js';
+import type { StepHandle, Steps } from './steps.js';
+import { CriuTsError } from '../errors.js';
+import { fdKind, taskKind, threadKind, treeKind } from './kind.js';
 import { userNsKind } from './ns/user.js';
 import { pidNsKind } from './ns/pid.js';
 import { timeNsKind } from './ns/time.js';
@@ -43,7 +51,11 @@ import { sigactionsKind } from './task/sigactions.js';
 import { timersKind } from './task/timers.js';
 import { limitsKind } from './task/limits.js';
 import { attrsKind, subreaperKind } from './task/attrs.js';
-import { signalsKind } from './task/signals.js';
+import { signalsKind, threadSignalsKind } from './task/signals.js';
+import { threadStateKind } from './task/thread.js';
+import { seccompThreadKind, seccompTreeKind } from './task/seccomp.js';
+import { credsKind } from './task/creds.js';
+import { pdeathKind } from './task/pdeath.js';
 import { eventfdKind } from './files/eventfd.js';
 import { epollKind } from './files/epoll.js';
 import { timerfdKind } from './files/timerfd.js';
@@ -60,6 +72,7 @@ import { pipeKind } from './files/pipe.js';
 import { fifoKind } from './files/fifo.js';
 import { unixSocketKind } from './files/unix-socket/index.js';
 import { inetSocketKind } from './files/inet-socket/index.js';
+import { netLockKind } from './files/inet-socket/net-lock-kind.js';
 import { packetSocketKind } from './files/packet-socket/index.js';
 import { netlinkSocketKind } from './files/netlink-socket/index.js';
 import { regFileKind } from './files/reg-file.js';
@@ -69,13 +82,22 @@ const REGISTRY = [
   // Namespaces, the user namespace first; then the cgroups.
   treeKind(userNsKind), treeKind(pidNsKind), treeKind(timeNsKind), treeKind(utsKind), treeKind(ipcKind), treeKind(netKind),
   treeKind(cgroupKind),
-  // The task core's own fields.
-  taskKind(sigactionsKind), taskKind(timersKind), taskKind(limitsKind), taskKind(attrsKind), taskKind(signalsKind), taskKind(subreaperKind),
+  // The task core's own fields, and each thread's: its pending signals are
+  // one kind at two scopes (the shared queue per task, its own per thread);
+  // seccomp writes one image per tree of the filters its threads hold.
+  taskKind(sigactionsKind), taskKind(timersKind), taskKind(limitsKind), taskKind(attrsKind),
+  threadKind(threadStateKind),
+  { name: 'pending-signals', task: signalsKind, thread: threadSignalsKind },
+  taskKind(subreaperKind),
+  { name: 'seccomp', tree: seccompTreeKind, thread: seccompThreadKind },
+  threadKind(credsKind),
+  threadKind(pdeathKind),
   // Open files: special files before REG would take them as path-named files.
   fdKind(eventfdKind), fdKind(epollKind), fdKind(timerfdKind), fdKind(signalfdKind), fdKind(inotifyKind), fdKind(fanotifyKind),
   fdKind(memfdKind), fdKind(ttyKind), fdKind(tunFileKind), fdKind(lockedRegKind), fdKind(pidfdKind), fdKind(nsFileKind),
   fdKind(pipeKind), fdKind(fifoKind), fdKind(unixSocketKind),
-  fdKind(inetSocketKind), fdKind(packetSocketKind), fdKind(netlinkSocketKind),
+  // TCP sockets and the network lock that holds their packets while they are away: one kind at two scopes.
+  { name: 'inet-socket', fd: inetSocketKind, tree: netLockKind }, fdKind(packetSocketKind), fdKind(netlinkSocketKind),
   fdKind(regFileKind),
   // The mount namespace last.
   treeKind(mntKind),
@@ -90,6 +112,8 @@ export const FILE_KINDS: readonly FileKind[] = KINDS.flatMap((k) => (k.fd ? [k.f
 export const RESOURCE_KINDS: readonly ResourceKind[] = KINDS.flatMap((k) => (k.tree ? [k.tree] : []));
 /** The kinds of the task core (per task), in call order at each restore point. */
 export const TASK_STATE_KINDS: readonly TaskStateKind[] = KINDS.flatMap((k) => (k.task ? [k.task] : []));
+/** The kinds of the thread core (per thread), in call order at each restore point. */
+export const THREAD_KINDS: readonly ThreadKind[] = KINDS.flatMap((k) => (k.thread ? [k.thread] : []));
 
 export function fileKindFor(p: FdProbe): FileKind | undefined {
   return FILE_KINDS.find((k) => k.detect(p));
@@ -123,6 +147,45 @@ export function restoreTaskState(h: RestoreTaskHandle, tc: TaskCoreEntry, at: Ta
   for (const k of TASK_STATE_KINDS) k.restore[at]?.(h, tc);
 }
 
+type ThreadFacetOf<E> = E extends { readonly thread: infer T } ? T : never;
+type ThreadFieldsOf<K> = K extends ThreadKind<infer G> ? G : never;
+/** The fields of the thread core the thread kinds fill together (those one always fills are required). */
+export type ThreadCoreFields = Intersection<ThreadFieldsOf<ThreadFacetOf<(typeof REGISTRY)[number]>>>;
+
+/** The questions every thread of `procs` answers (ThreadAnswers), asked side by side by the thread kind that asks them. */
+export function askThreads(procs: readonly ThreadsToAsk[]): Map<Tracee, ThreadAnswers> {
+  const asker = THREAD_KINDS.find((k) => k.ask);
+  if (!asker?.ask) throw new CriuTsError('EINTERNAL', 'no thread kind asks the thread questions', {});
+  return asker.ask(procs);
+}
+
+/** One thread's core: every thread kind's fields. */
+export function dumpThreadCore(th: DumpThreadView): ThreadCoreFields {
+  let out = {};
+  for (const k of THREAD_KINDS) if (k.dump) out = { ...out, ...k.dump(th) };
+  // Each thread kind of the registry gave its fields (its dump's type), merged here: their intersection.
+  return out as ThreadCoreFields;
+}
+
+/**
+ * What the thread kinds put back in one thread at `at`, as one step
+ * procedure (their steps in the registry's order) and the most scratch
+ * bytes any of them puts; undefined when no kind has work there.
+ */
+export function threadRestoreSteps(at: ThreadRestorePoint, th: RestoreThreadView): { make: (sh: StepHandle) => Steps; putBytes: number } | undefined {
+  const steps = THREAD_KINDS.flatMap((k) => {
+    const s = k.restore[at];
+    return s ? [s] : [];
+  });
+  if (steps.length === 0) return undefined;
+  return {
+    *make(sh: StepHandle): Steps {
+      for (const s of steps) yield* s.steps(sh, th);
+    },
+    putBytes: Math.max(0, ...steps.map((s) => s.putBytes(th))),
+  };
+}
+
 export type * from './types.js';
 export type { Kind } from './kind.js';
 export { installFd, openOursInTask } from './install-fd.js';
@@ -133,19 +196,12 @@ export { stateKey } from './types.js';
 export { regEntryForPath, isMqueue } from './files/reg-file.js';
 export { dumpUnlinked, materializeRemaps, removeGhosts, removeLinks, removeRemapFds, deadProcPids } from './files/ghost/index.js';
 export type { MaterializedRemaps } from './files/ghost/index.js';
-// A thread's own state, credentials and seccomp (kinds/task), called per thread by the core.
-export {
-  askAllThreads, askThreads, dumpThreadCore, threadStateSteps, restoreFpu,
-  restoreThreadSignals, restoreChildSubreaper, dumpCreds, credsPutBytes, credsSteps,
-  SeccompCollector, restoreThreadSeccomp, seccompSharedByThreads,
-} from './task/index.js';
-export type { TaskRestorePoint, TaskStateKind, ThreadAnswers } from './task/index.js';
+export type { TaskRestorePoint, TaskStateKind, ThreadAnswers, ThreadKind, DumpThreadView, RestoreThreadView, ThreadRestorePoint, ThreadsToAsk } from './task/types.js';
 export { memfdFileForMapping, openMemfd } from './files/memfd.js';
 export { lazyFileRanges } from './memory/lazy.js';
 export { parentReads } from './memory/parent-reads.js';
-export { checkRunId, clearStaleLocks, defaultLockMethod, holdsConnections, LOCK_METHOD, probeNftables, unlockNetwork } from './files/inet-socket/net-lock.js';
+export { checkRunId, clearStaleLocks, defaultLockMethod, probeNftables } from './files/inet-socket/net-lock.js';
 export { probeIptLegacy } from './files/inet-socket/net-lock-iptables.js';
-export type { LockMethod } from './files/inet-socket/net-lock.js';
 export { readFown, withFown, fownOf, fownUidsAsSeen, restoreFown, NO_FOWN } from './files/fown.js';
 export { shmemPagesSaved } from './files/memfd-pages.js';
 export { socketNetNsId } from './files/socket-opts/net-ns.js';

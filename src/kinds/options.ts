@@ -4,6 +4,9 @@
  * left for a kind to apply.
  */
 
+/** --network-lock's methods (kinds/files/inet-socket/net-lock.ts) */
+export type LockMethod = 'nftables' | 'iptables' | 'skip';
+
 /** --manage-cgroups: what the restore may do to cgroups (CRIU's modes; CRIU's default is soft) */
 export type CgroupMode = 'ignore' | 'none' | 'props' | 'soft' | 'full' | 'strict';
 
@@ -65,7 +68,7 @@ export interface DumpKindOptions extends CgroupOptions, MountOptions {
   /** --skip-in-flight: connections a listener has not accepted yet are left out */
   skipInFlight: boolean;
   /** --network-lock: how TCP connections are held still from dump to restore */
-  networkLock: 'nftables' | 'iptables' | 'skip';
+  networkLock: LockMethod;
   /** --empty-ns net: the tree's net namespace is saved without its contents (the runtime makes them again) */
   emptyNetNs: boolean;
   /** --external net[INODE]:KEY: net namespaces that are not the tree's to save, only named by KEY */

@@ -174,6 +174,8 @@ export interface RestoreContext {
   /** the images dir: only for files a restored task opens itself (pages-N.img for preadv) */
   readonly dir: string;
   readonly opts: RestoreKindOptions;
+  /** inventory.img as dumped */
+  readonly inventory: InventoryEntry;
   /** every file entry of the dump, in files.img order */
   readonly files: readonly FileEntry[];
   /** a file entry of the dump by id */
@@ -356,9 +358,16 @@ export interface ResourceKind {
   /**
    * Restore, where the network lock of the dump is lifted, after every
    * kind's finishRestore: on success after the post-restore point, before
-   * network-unlock and before any task runs; after a failure once every
-   * task is gone. For a lock the dump left inside a namespace the tree
-   * lives in again (a joined net namespace).
+   * network-unlock and before any task runs; after a failure (`failed`)
+   * once every task is gone. For the lock the dump took (network-lock), or
+   * one it left inside a namespace the tree lives in again (a joined net
+   * namespace).
    */
-  unlockNetwork?(ctx: RestoreContext): void;
+  unlockNetwork?(ctx: RestoreContext, failed: boolean): void;
+  /**
+   * Restore, once every task is released and runs: work the tasks need not
+   * wait for (a lock table that holds nothing of theirs). A failure here
+   * cannot fail the restore any more: say it as a warning.
+   */
+  resumed?(ctx: RestoreContext): void;
 }

@@ -34,6 +34,7 @@ export function restoreSession(img: DumpImages, opts: RestoreKindOptions): Resto
   const ctx: RestoreContext = {
     dir: img.dir,
     opts,
+    inventory: img.inventory,
     files,
     fileById: (id: number): FileEntry | undefined => img.files.get(id),
     taskFds: (pid: number) => fdsOf.get(pid),

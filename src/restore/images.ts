@@ -9,7 +9,7 @@ import { lazyFileRanges, parentReads, type LazyRange } from '../kinds/index.js';
 import type { ImageId, ProtoImageKey, EntryOf } from '../images/index.js';
 import { CriuTsError } from '../errors.js';
 import type {
-  CoreEntry, SeccompEntry, PstreeEntry, InventoryEntry, TaskKobjIdsEntry, MmEntry, PagemapEntry, FsEntry, FdinfoEntry, FileEntry,
+  CoreEntry, PstreeEntry, InventoryEntry, TaskKobjIdsEntry, MmEntry, PagemapEntry, FsEntry, FdinfoEntry, FileEntry,
   CriuTsChecksumEntry, ThreadInfoX86,
 } from '../images/messages.js';
 
@@ -35,7 +35,6 @@ export interface DumpImages {
   /** zombies: only a core with the task core */
   zombies: Map<number, CoreEntry>;
   files: Map<number, FileEntry>;
-  seccomp: SeccompEntry | undefined;
 }
 
 /** The one entry of an image that holds one (inventory, core, ids, mm, fs): EIMAGE when it is empty. */
@@ -148,6 +147,5 @@ export function loadDump(dir: string): DumpImages {
       fds: [...loadImageIfAny(dir, 'FDINFO', ids.files_id)?.entries ?? []],
     };
   });
-  const seccomp = loadImageIfAny(dir, 'SECCOMP')?.entries[0];
-  return { dir, inventory, pstree, tasks, zombies, files, seccomp };
+  return { dir, inventory, pstree, tasks, zombies, files };
 }

@@ -22,7 +22,7 @@ import { restoreSession, type RestoreSession } from './context.js';
 import { loadDump, type DumpImages } from './images.js';
 import { refuseForeignNamespaceIds } from './namespaces.js';
 import {
-  materializeRemaps, removeGhosts, removeLinks, removeRemapFds, unlockNetwork, holdsConnections, RESOURCE_KINDS, handledNamespaces, type RestoreTaskHandle,
+  materializeRemaps, removeGhosts, removeLinks, removeRemapFds, RESOURCE_KINDS, handledNamespaces, type RestoreTaskHandle,
 } from '../kinds/index.js';
 import { checkImagesFor, pinFilesFor } from './authorize.js';
 import { checkDumpChecksums, checkLazyPagesChecksums, checkParentPages } from './images.js';
@@ -31,7 +31,7 @@ import { startStub, disposeStub, pidTaken, type Stub } from './stub.js';
 import { planTree, planCloneFlags, treeViewOf, type RestoreNode } from './plan.js';
 import { createTree, retireHelpers } from './create.js';
 import { restoreTaskBody, finalizeTask } from './task.js';
-import { restoreChildSubreaper } from '../kinds/index.js';
+import { restoreTaskState } from '../kinds/index.js';
 import { planSharedAnon } from '../kinds/memory/shmem-restore.js';
 import { handleFor } from './handle.js';
 import { finishGroupFiles } from './files.js';
@@ -176,21 +176,18 @@ async function restoreLoaded(
     }), filesCtx);
     session.afterAllFiles();
     // Orphans the helpers leave go to these reapers, as they had.
-    for (const n of plan.earlyReapers) if (n.tracee) restoreChildSubreaper(handleFor(n.real, n.tracee, n.pid), n.images?.cores[0]?.tc);
+    for (const n of plan.earlyReapers) {
+      const tc = n.images?.cores[0]?.tc;
+      if (n.tracee && tc) restoreTaskState(handleFor(n.real, n.tracee, n.pid), tc, 'before-helpers-exit');
+    }
     retireHelpers(plan, (t) => consumeSignal(t, SIGCHLD));
     makeZombies(plan, img);
-    for (const n of plan.nodes) finalizeTask(n, img, opts.verify);
+    for (const n of plan.nodes) finalizeTask(n, img, filesCtx, opts.verify);
     for (const k of RESOURCE_KINDS) k.finishRestore?.(filesCtx, false);
     // Every task is ready and still held: a refusal now kills them all.
     await notify('post-restore');
     // Every connection is back (repair mode off): let their packets through again.
-    // Without a TCP connection in the images, no lock holds a packet of the
-    // tree's: its table goes once the tasks run (the nft program takes
-    // milliseconds that the tasks' first instruction need not wait for).
-    const files = [...img.files.values()];
-    const unlockLater = !holdsConnections(files);
-    if (!unlockLater) unlockNetwork(img.inventory.network_lock_method, img.inventory.dump_criu_run_id, files);
-    for (const k of RESOURCE_KINDS) k.unlockNetwork?.(filesCtx);
+    for (const k of RESOURCE_KINDS) k.unlockNetwork?.(filesCtx, false);
     await notify('network-unlock');
     await notify('pre-resume');
     faultPoint('restore.finish');
@@ -229,14 +226,8 @@ async function restoreLoaded(
     // tasks' pages), so if we die in between, the guardian must kill them.
     lazy?.finish(true);
     guard?.released();
-    if (unlockLater) {
-      try {
-        unlockNetwork(img.inventory.network_lock_method, img.inventory.dump_criu_run_id, files);
-      } catch (e) {
-        // The tasks run: a table that holds nothing of theirs is no reason to fail them.
-        log.warn(`network lock: ${(e as Error).message}`);
-      }
-    }
+    // What the tasks need not wait for (a lock table that holds nothing of theirs).
+    for (const k of RESOURCE_KINDS) k.resumed?.(filesCtx);
     // The stop signal queued above takes effect as the task runs on: return
     // only once every such task is really stopped, as callers will look.
     await untilStopped(stopped);
@@ -264,14 +255,9 @@ async function restoreLoaded(
       }
     }
     // No connection comes back from this restore: do not leave the peers' packets dropped.
-    try {
-      unlockNetwork(img.inventory.network_lock_method, img.inventory.dump_criu_run_id, [...img.files.values()]);
-    } catch (err) {
-      log.warn(`network lock: ${(err as Error).message}`);
-    }
     for (const k of RESOURCE_KINDS) {
       try {
-        k.unlockNetwork?.(filesCtx);
+        k.unlockNetwork?.(filesCtx, true);
       } catch (err) {
         log.warn(`${k.name}: network lock: ${(err as Error).message}`);
       }

@@ -4,27 +4,27 @@
  * mask are set last, in finalizeTask, once every task is ready.
  */
 import {
-  NR, PR, PTRACE_O, encodeGpRegs, GP_REG_NAMES, O_PATH, O_DIRECTORY, type GpRegs, RSEQ_LAYOUT,
+  NR, PR, PTRACE_O, encodeGpRegs, GP_REG_NAMES, O_PATH, O_DIRECTORY, xstateLayout, type GpRegs, RSEQ_LAYOUT,
 } from '../sys/index.js';
 import { CriuTsError } from '../errors.js';
 import { parseStatus } from '../proc/index.js';
 import { imageFile } from '../images/index.js';
-import type { CoreEntry, ThreadCoreEntry, VmaEntry } from '../images/messages.js';
-import type { RestoreContext, RestoreTaskHandle } from '../kinds/index.js';
+import type { CoreEntry, UserX86FpregsEntry, VmaEntry } from '../images/messages.js';
+import type { RestoreContext, RestoreTaskHandle, RestoreThreadView, ThreadRestorePoint } from '../kinds/index.js';
 import { openOursInTask } from '../kinds/install-fd.js';
 import type { Tracee } from '../infect/tracee.js';
 import { HELD_SIGMASK } from '../infect/tracee.js';
-import { holdSigmask, rseqConfig, writeGpRegs } from '../infect/ptrace-state.js';
+import { holdSigmask, rseqConfig, writeGpRegs, readXstateView, writeXstate } from '../infect/ptrace-state.js';
+import { cpuidThroughTracee } from '../infect/cpuid.js';
+import { fpregsToXsave } from '../infect/xsave.js';
 import { prepareAddressSpace, restoreMemory, restoreMmFields, dropStubVdso, restoreSocketMappings } from '../kinds/memory/restore.js';
 import { inheritedVmas, inheritedRanges } from '../kinds/memory/cow.js';
 import { restoreFds } from './files.js';
 import { asInterruptedSyscall } from './restart.js';
-import { call, runSteps, runStepsEach, type SideSteps, type StepHandle, type Steps } from '../kinds/steps.js';
+import { runSteps, runStepsEach, type SideSteps } from '../kinds/steps.js';
 import { TRACE_OPTIONS } from './stub.js';
 import { createThreads } from './threads.js';
-import {
-  restoreThreadSeccomp, seccompSharedByThreads, credsPutBytes, credsSteps, restoreTaskState, threadStateSteps, restoreFpu, restoreThreadSignals,
-} from '../kinds/index.js';
+import { restoreTaskState, threadRestoreSteps } from '../kinds/index.js';
 import { handleFor } from './handle.js';
 import { verifyTaskState, verifyRegisters, judge } from './verify/index.js';
 import type { DumpImages } from './images.js';
@@ -140,13 +140,7 @@ export function restoreTaskBody(n: RestoreNode, plan: RestorePlan, img: DumpImag
   restoreTaskState(h, tc, 'after-threads');
   for (const th of n.threads) holdSigmask(th.tid, HELD_SIGMASK);
   // The threads' own state, side by side (kinds/steps.ts), then their FPU state.
-  runStepsEach(task.cores.flatMap((core, i) => {
-    const th = n.threads[i] as Tracee;
-    const st: ThreadCoreEntry | undefined = core.thread_core;
-    if (!st) return [];
-    const clearTid = core.thread_info?.clear_tid_addr ?? 0n;
-    return [{ tracee: th, pid: n.real, make: (sh: StepHandle) => threadStateSteps(sh, st, clearTid, tc.comm, mainName), putBytes: 32, handle: handleFor(th.tid, th, tids[i] ?? pid) }];
-  }), scratchOf(tracee));
+  runStepsEach(threadSteps(n, 'state', filesCtx, mainName), scratchOf(tracee));
   task.cores.forEach((core, i) => {
     const fp = core.thread_info?.fpregs;
     if (fp) restoreFpu(n.threads[i] as Tracee, fp);
@@ -154,48 +148,57 @@ export function restoreTaskBody(n: RestoreNode, plan: RestorePlan, img: DumpImag
   return pages;
 }
 
+/**
+ * The thread kinds' work at `at` in each thread of `n` (kinds/index.ts
+ * threadRestoreSteps), one step procedure per thread; `named`: the name
+ * the threads have already (inherited from the main thread).
+ */
+function threadSteps(n: RestoreNode, at: ThreadRestorePoint, ctx: RestoreContext, named: string | undefined): SideSteps[] {
+  const task = n.images;
+  const tc = task?.cores[0]?.tc;
+  if (!task || !tc) return [];
+  const threadCores = task.cores.map((c) => c.thread_core);
+  return n.threads.flatMap((th, i) => {
+    const core = task.cores[i];
+    if (!core) return [];
+    // Its ids as the task sees them: calls injected into it name them so.
+    const vtid = task.pstree.threads?.[i] ?? n.pid;
+    const view: RestoreThreadView = { core, tc, threadCores, main: i === 0, named, vtid, vpid: n.pid, traceOptions: TRACE_OPTIONS, ctx };
+    const s = threadRestoreSteps(at, view);
+    return s ? [{ tracee: th, pid: n.real, make: s.make, putBytes: s.putBytes, handle: handleFor(th.tid, th, vtid) }] : [];
+  });
+}
+
+/** FPU/SSE/AVX/AVX-512 registers: the kernel's own XSAVE buffer (this CPU's layout) as a template, filled from the image. */
+function restoreFpu(t: Tracee, fp: UserX86FpregsEntry): void {
+  // The layout first: finding it may read registers itself. The template
+  // is used at once (fpregsToXsave copies it): no copy of our own per thread.
+  const layout = xstateLayout(() => cpuidThroughTracee(t));
+  const template = readXstateView(t.tid, 16384);
+  writeXstate(t.tid, fpregsToXsave(template, fp, layout, `thread ${t.tid}`));
+}
+
 function scratchOf(t: Tracee): { addr: bigint; size: number } {
   if (!t.scratchRange) t.mapScratch();
   return t.scratchRange as { addr: bigint; size: number };
 }
 
-/** Credentials, then the last injected call (drop scratch), registers and mask, for every thread. */
-export function finalizeTask(n: RestoreNode, img: DumpImages, verify?: 'refuse' | 'warn'): void {
+/** The thread kinds' final work (credentials last), then the last injected call (drop scratch), registers and mask, for every thread. */
+export function finalizeTask(n: RestoreNode, img: DumpImages, ctx: RestoreContext, verify?: 'refuse' | 'warn'): void {
   const task = n.images;
   if (!task || !n.tracee) return;
   const main = n.tracee;
   const tc = task.cores[0]?.tc;
-  // The process's last state (pending signals, the subreaper bit: kinds/task), then each thread's own signals.
+  // The process's last state (pending signals, the subreaper bit: kinds/task).
   if (tc) restoreTaskState(handleFor(main.tid, main, n.pid), tc, 'final');
-  n.threads.forEach((th, i) => {
-    const priv = (task.cores[i]?.thread_core?.signals_p?.signals ?? []).map((x) => x.siginfo);
-    // Queued from inside the task: the ids are the ones it sees.
-    const vtid = task.pstree.threads?.[i] ?? n.pid;
-    if (priv.length > 0) restoreThreadSignals(handleFor(th.tid, th, vtid), n.pid, vtid, priv);
-  });
-  // Credentials per thread (they are per-thread in the kernel), the main thread last.
-  const tsync = seccompSharedByThreads(task.cores.map((c) => c.thread_core));
-  const credsOf = (i: number, th: Tracee): SideSteps => {
-    const thc = task.cores[i]?.thread_core;
-    return {
-      tracee: th, pid: n.real, handle: handleFor(th.tid, th, task.pstree.threads?.[i] ?? n.pid), putBytes: credsPutBytes(thc?.creds),
-      *make(sh: StepHandle): Steps {
-        if (thc?.creds) yield* credsSteps(sh, thc.creds);
-        // After the credentials: a change of ids clears the parent-death signal.
-        if (thc?.pdeath_sig) yield* call('prctl(SET_PDEATHSIG)', NR.prctl, PR.SET_PDEATHSIG, thc.pdeath_sig);
-      },
-    };
-  };
-  // Filters first, while a thread is still privileged (they stay suspended
-  // for our calls); a chain every thread shares goes in once, from the main
-  // thread, with TSYNC. Then credentials, per thread (they are per-thread in
-  // the kernel): the other threads side by side, the main thread last.
-  const others = n.threads.slice(1);
-  if (!tsync) others.forEach((th, k) => restoreThreadSeccomp(handleFor(th.tid, th), task.cores[k + 1]?.thread_core, img.seccomp, TRACE_OPTIONS, tsync));
-  runStepsEach(others.map((th, k) => credsOf(k + 1, th)), scratchOf(main));
-  const mh = handleFor(main.tid, main);
-  restoreThreadSeccomp(mh, task.cores[0]?.thread_core, img.seccomp, TRACE_OPTIONS, tsync);
-  runSteps(mh, credsOf(0, main).make);
+  // Then each thread's (its own signals, seccomp, credentials: the
+  // registry's order): the other threads side by side, the main thread
+  // last, so that a chain every thread shares goes in from it, with TSYNC,
+  // once the others are done.
+  const finals = threadSteps(n, 'final', ctx, undefined);
+  runStepsEach(finals.filter((f) => f.tracee !== main), scratchOf(main));
+  const last = finals.find((f) => f.tracee === main);
+  if (last) runSteps(last.handle, last.make);
   // A change of ids or capabilities resets the mm's dumpable flag (to fs.suid_dumpable): set it again.
   if (task.mm.dumpable !== undefined) {
     const h = handleFor(main.tid, main);

@@ -18,8 +18,8 @@ const KINDS_DIR = join(SRC, 'kinds');
 
 /** The registry: the one list, its views by scope, lookups and walks over them. */
 const REGISTRY = new Set([
-  'KINDS', 'FILE_KINDS', 'RESOURCE_KINDS', 'TASK_STATE_KINDS', 'fileKindFor', 'fileKindByType', 'handledNamespaces',
-  'taskStateSteps', 'restoreTaskState',
+  'KINDS', 'FILE_KINDS', 'RESOURCE_KINDS', 'TASK_STATE_KINDS', 'THREAD_KINDS', 'fileKindFor', 'fileKindByType', 'handledNamespaces',
+  'taskStateSteps', 'restoreTaskState', 'askThreads', 'dumpThreadCore', 'threadRestoreSteps',
 ]);
 
 /** The contract: modules whose names (types, and the stateKey maker) the core and the kinds share. */
@@ -58,9 +58,8 @@ const SERVICE_NAMES: Record<string, string> = {
  * hook of its registry entry. Keyed "module: name" (the module as imported).
  */
 const MEMORY = 'memory: every task has exactly one address space, and its restore is the frame the rest is restored into (made before the task forks its children, so copy-on-write comes back); the core calls it by name until it is a per-task hook of a registry entry';
-const THREAD = "a thread's own state, credentials and seccomp: per thread, in an order the kernel dictates (seccomp while the thread is still privileged, credentials last, the main thread after the others); called by name until the registry has a per-thread scope";
 const GHOST = 'ghost files and link remaps: made before any task opens a file (inside the tree\'s mount namespace once its root built it) and removed after every task holds them, around the whole restore';
-const NET_LOCK = 'the network lock: taken before the dump and lifted after the restore by the core at CRIU\'s network-lock and network-unlock points, with the checks of the lock a dump left';
+const NET_LOCK = 'the network lock\'s services to the API (its default method, the feature probes of check, the locks of dumps whose criu-ts died) and the image check of its run id before anything is made; its dump and restore are the network-lock kind of the registry';
 const LEFT: Record<string, string> = {
   'memory/dump.ts: dumpMemory': MEMORY,
   'memory/dump.ts: MemoryDump': MEMORY,
@@ -79,33 +78,15 @@ const LEFT: Record<string, string> = {
   'index.ts: shmemPagesSaved': `${MEMORY}; a shared object met as a mapping and as a memfd fd is saved once`,
   'index.ts: memfdFileForMapping': `${MEMORY}; a mapping of a memfd names its file entry`,
   'index.ts: regEntryForPath': `${MEMORY}; mapped files, cwd, root and exe are REG entries made outside any fd`,
-  'index.ts: askAllThreads': THREAD,
-  'index.ts: askThreads': THREAD,
-  'index.ts: ThreadAnswers': THREAD,
-  'index.ts: dumpThreadCore': THREAD,
-  'index.ts: threadStateSteps': THREAD,
-  'index.ts: restoreFpu': THREAD,
-  'index.ts: restoreThreadSignals': THREAD,
-  'index.ts: credsPutBytes': THREAD,
-  'index.ts: credsSteps': THREAD,
-  'index.ts: SeccompCollector': THREAD,
-  'index.ts: restoreThreadSeccomp': THREAD,
-  'index.ts: seccompSharedByThreads': THREAD,
-  'xsave.ts: xsaveToFpregs': `${THREAD}; the FPU registers are written with the general ones, one thread at a time`,
-  'index.ts: restoreChildSubreaper': 'the child-subreaper bit of the tasks that reap the orphans a session helper leaves, set before the helpers exit (the kind sets the others at its final point)',
   'index.ts: dumpUnlinked': GHOST,
   'index.ts: materializeRemaps': GHOST,
   'index.ts: removeGhosts': GHOST,
   'index.ts: removeLinks': GHOST,
   'index.ts: removeRemapFds': GHOST,
   'index.ts: deadProcPids': `${GHOST}; the pids of dead tasks a /proc link remap names are held by helpers while the tree is made`,
-  'index.ts: LOCK_METHOD': NET_LOCK,
   'index.ts: checkRunId': NET_LOCK,
-  'index.ts: unlockNetwork': NET_LOCK,
-  'index.ts: holdsConnections': `${NET_LOCK}; without a connection in the images it is lifted once the tasks run`,
   'index.ts: clearStaleLocks': `${NET_LOCK}; the API clears the locks of dumps whose criu-ts died`,
   'index.ts: defaultLockMethod': `${NET_LOCK}; the API resolves its default`,
-  'index.ts: LockMethod': `${NET_LOCK}; the type of the option`,
   'index.ts: probeNftables': `${NET_LOCK}; check's feature probes of the lock methods`,
   'index.ts: probeIptLegacy': `${NET_LOCK}; check's feature probes of the lock methods`,
   'ns/join.ts: JoinNsRequest': 'restore --join-ns: the public option\'s type, parsed by the CLI and RPC',
@@ -180,10 +161,15 @@ test('every kind-specific name still in the core has its reason, and every liste
 test('the registry is one list: every kind once, every facet from KINDS', () => {
   const names = reg.KINDS.map((k) => k.name);
   assert.equal(new Set(names).size, names.length, `duplicate kind names: ${names.join(', ')}`);
-  for (const k of reg.KINDS) assert.ok(k.fd ?? k.tree ?? k.task, `${k.name}: an entry with no scope runs nowhere`);
+  for (const k of reg.KINDS) assert.ok(k.fd ?? k.tree ?? k.task ?? k.thread, `${k.name}: an entry with no scope runs nowhere`);
   assert.deepEqual(reg.FILE_KINDS, reg.KINDS.flatMap((k) => (k.fd ? [k.fd] : [])));
   assert.deepEqual(reg.RESOURCE_KINDS, reg.KINDS.flatMap((k) => (k.tree ? [k.tree] : [])));
   assert.deepEqual(reg.TASK_STATE_KINDS, reg.KINDS.flatMap((k) => (k.task ? [k.task] : [])));
+  assert.deepEqual(reg.THREAD_KINDS, reg.KINDS.flatMap((k) => (k.thread ? [k.thread] : [])));
+  assert.equal(reg.THREAD_KINDS.filter((k) => k.ask).length, 1, 'one thread kind asks the thread questions');
+  // A thread's credentials come after every thread kind that needs privilege (seccomp), the parent-death signal after them.
+  const finals = reg.THREAD_KINDS.filter((k) => k.restore.final).map((k) => k.name);
+  assert.ok(finals.indexOf('seccomp') < finals.indexOf('creds') && finals.indexOf('creds') < finals.indexOf('pdeath-signal'), finals.join(', '));
   // The order constraints of kinds/index.ts: user namespace first, mounts last, REG the last file kind.
   assert.equal(reg.RESOURCE_KINDS[0]?.name, 'user-ns');
   assert.equal(reg.RESOURCE_KINDS.at(-1)?.name, 'mnt');

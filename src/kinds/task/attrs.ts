@@ -219,14 +219,14 @@ function* dumpSubreaper(t: Tracee): Generator<StepCall, Partial<TaskCoreEntry>, 
  * The child-subreaper bit, set once the restore's helpers have exited (a
  * subreaper would otherwise take the orphans a session helper leaves, which
  * must go back to their own reaper); the reapers of those orphans get it
- * earlier, from the core, with this same function.
+ * before the helpers exit.
  */
-export function restoreChildSubreaper(t: RestoreTaskHandle, tc: TaskCoreEntry | undefined): void {
-  if (tc?.child_subreaper) t.syscall('prctl(SET_CHILD_SUBREAPER)', NR.prctl, PR.SET_CHILD_SUBREAPER, 1);
+function restoreChildSubreaper(t: RestoreTaskHandle, tc: TaskCoreEntry): void {
+  if (tc.child_subreaper) t.syscall('prctl(SET_CHILD_SUBREAPER)', NR.prctl, PR.SET_CHILD_SUBREAPER, 1);
 }
 
 export const subreaperKind: TaskStateKind = {
   name: 'child-subreaper',
   dump: dumpSubreaper,
-  restore: { final: restoreChildSubreaper },
+  restore: { 'before-helpers-exit': restoreChildSubreaper, final: restoreChildSubreaper },
 };

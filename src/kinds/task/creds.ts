@@ -20,8 +20,9 @@
 import { NR, PR, EPERM, LINUX_CAPABILITY_VERSION_3, SECURE_NO_SETUID_FIXUP_BIT, PR_CAPBSET_DROP, PR_CAP_AMBIENT_RAISE, PR_CAP_AMBIENT_CLEAR_ALL, CAP_SETPCAP } from '../../sys/index.js';
 import { parseStatus, setgroupsDenied, readSysctlInt } from '../../proc/index.js';
 import type { ProcStatus } from '../../proc/index.js';
-import type { CredsEntry } from '../../images/messages.js';
+import type { CredsEntry, ThreadCoreEntry } from '../../images/messages.js';
 import { call, callRaw, type StepHandle, type Steps } from '../steps.js';
+import type { DumpThreadView, RestoreThreadView, ThreadKind } from './types.js';
 import { RemoteSyscallError } from '../../infect/tracee.js';
 import { CriuTsError } from '../../errors.js';
 
@@ -36,9 +37,8 @@ function capSet(words: number[] | undefined): bigint {
   return BigInt(words?.[0] ?? 0) | (BigInt(words?.[1] ?? 0) << 32n);
 }
 
-/** The thread's credentials; `st` is its /proc status, read once by the caller. */
-/** `secbits`: PR_GET_SECUREBITS asked inside the thread (thread.ts askThreads). */
-export function dumpCreds(st: ProcStatus, secbits: number): CredsEntry {
+/** The thread's credentials; `st` is its /proc status, read once by the caller; `secbits`: PR_GET_SECUREBITS asked inside the thread (ThreadAnswers). */
+function dumpCreds(st: ProcStatus, secbits: number): CredsEntry {
   const c: CredsEntry = {
     uid: st.uid[0], euid: st.uid[1], suid: st.uid[2], fsuid: st.uid[3],
     gid: st.gid[0], egid: st.gid[1], sgid: st.gid[2], fsgid: st.gid[3],
@@ -106,7 +106,7 @@ function* capset(t: StepHandle, eff: bigint, prm: bigint, inh: bigint): Steps {
 }
 
 /** Most argument bytes credsSteps puts at once (the groups list). */
-export function credsPutBytes(c: CredsEntry | undefined): number {
+function credsPutBytes(c: CredsEntry | undefined): number {
   return Math.max(32, (c?.groups?.length ?? 0) * 4 + 16);
 }
 
@@ -115,7 +115,7 @@ export function credsPutBytes(c: CredsEntry | undefined): number {
  * threads can run it side by side. Credentials go last: once ids and
  * capabilities drop, further injected syscalls may be refused.
  */
-export function* credsSteps(t: StepHandle, c: CredsEntry): Steps {
+function* credsSteps(t: StepHandle, c: CredsEntry): Steps {
   const tid = t.tid;
   const cur = parseStatus(t.pid, tid);
   checkReachable(t.pid, tid, c, cur);
@@ -174,3 +174,22 @@ export function* credsSteps(t: StepHandle, c: CredsEntry): Steps {
   if (setpcap !== 0n && ((prm & setpcap) === 0n || (eff & setpcap) === 0n)) yield* capset(t, eff, prm, inh);
   if (c.no_new_privs && cur.noNewPrivs === 0) yield* call('prctl(SET_NO_NEW_PRIVS)', NR.prctl, PR.SET_NO_NEW_PRIVS, 1, 0, 0, 0);
 }
+
+/**
+ * Credentials go last among a thread's state (the registry puts this kind
+ * after every thread kind that needs privilege); the core runs them in the
+ * other threads side by side, then in the main thread.
+ */
+export const credsKind: ThreadKind<Pick<ThreadCoreEntry, 'creds'>> = {
+  name: 'creds',
+  dump: (th: DumpThreadView) => ({ creds: dumpCreds(th.status, th.answers.secbits) }),
+  restore: {
+    final: {
+      *steps(sh: StepHandle, th: RestoreThreadView): Steps {
+        const c = th.core.thread_core?.creds;
+        if (c) yield* credsSteps(sh, c);
+      },
+      putBytes: (th) => credsPutBytes(th.core.thread_core?.creds),
+    },
+  },
+};

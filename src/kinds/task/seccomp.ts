@@ -17,10 +17,12 @@
  * is installed once with TSYNC); user notification listeners (SECCOMP_FILTER_FLAG_NEW_LISTENER)
  * are not re-created.
  */
-import { NR, SECCOMP_SET_MODE_STRICT, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_TSYNC } from '../../sys/index.js';
+import { NR, PTRACE_O, SECCOMP_SET_MODE_STRICT, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_TSYNC } from '../../sys/index.js';
 import { seccompFilter, seccompFilterFlags, setTraceOptions } from '../../infect/ptrace-state.js';
 import type { SeccompEntry, SeccompFilter, ThreadCoreEntry } from '../../images/messages.js';
-import type { RestoreTaskHandle } from '../types.js';
+import { stateKey, type ResourceKind } from '../types.js';
+import { call, type StepHandle, type Steps } from '../steps.js';
+import type { DumpThreadView, RestoreThreadView, ThreadKind } from './types.js';
 import { CriuTsError } from '../../errors.js';
 import { imageFile } from '../../images/index.js';
 
@@ -33,7 +35,7 @@ const MAX_FILTERS = 512;
  * can add TSYNC filters later (the kernel refuses TSYNC while threads hold
  * chains that are not one). Returns whether `threads` qualify.
  */
-export function seccompSharedByThreads(threads: readonly (ThreadCoreEntry | undefined)[]): boolean {
+function seccompSharedByThreads(threads: readonly (ThreadCoreEntry | undefined)[]): boolean {
   if (threads.length < 2) return false;
   const first = threads[0];
   const mode = first?.seccomp_mode;
@@ -41,18 +43,17 @@ export function seccompSharedByThreads(threads: readonly (ThreadCoreEntry | unde
   return threads.every((th) => (th?.seccomp_mode === 'filter' || th?.seccomp_mode === 2) && th.seccomp_filter === first?.seccomp_filter);
 }
 
+type SeccompFields = Pick<ThreadCoreEntry, 'seccomp_mode' | 'seccomp_filter'>;
+
 /** Collects the filters of every dumped thread into one seccomp.img entry. */
-export class SeccompCollector {
+class SeccompCollector {
   readonly filters: SeccompFilter[] = [];
   private readonly index = new Map<string, number>();
 
-  /** Fill thread_core's seccomp fields for a thread in `mode` (0 off, 1 strict, 2 filter). */
-  dumpThread(tid: number, mode: number, tc: ThreadCoreEntry): void {
-    if (mode === 0) return;
-    if (mode === 1) {
-      tc.seccomp_mode = 'strict';
-      return;
-    }
+  /** The thread core's seccomp fields for a thread in `mode` (0 off, 1 strict, 2 filter). */
+  dumpThread(tid: number, mode: number): SeccompFields {
+    if (mode === 0) return {};
+    if (mode === 1) return { seccomp_mode: 'strict' };
     const chain: { prog: Buffer; flags: number }[] = [];
     for (let i = 0; i < MAX_FILTERS; i++) {
       const prog = seccompFilter(tid, i);
@@ -74,8 +75,7 @@ export class SeccompCollector {
       }
       prev = idx;
     }
-    tc.seccomp_mode = 'filter';
-    tc.seccomp_filter = prev as number;
+    return { seccomp_mode: 'filter', seccomp_filter: prev as number };
   }
 
   entry(): SeccompEntry {
@@ -83,18 +83,13 @@ export class SeccompCollector {
   }
 }
 
-/**
- * Install a thread's seccomp state. Call it just before the credentials;
- * `traceOptions` are the ptrace options the thread is traced with.
- */
-export function restoreThreadSeccomp(t: RestoreTaskHandle, tc: ThreadCoreEntry | undefined, img: SeccompEntry | undefined, traceOptions: number, tsync = false): void {
-  const mode = tc?.seccomp_mode;
-  if (mode === undefined || mode === 'disabled' || mode === 0) return;
-  setTraceOptions(t.tracee.tid, traceOptions | 0x200000 /* PTRACE_O_SUSPEND_SECCOMP */);
-  if (mode === 'strict' || mode === 1) {
-    t.syscall('seccomp(STRICT)', NR.seccomp, SECCOMP_SET_MODE_STRICT, 0, 0);
-    return;
-  }
+/** The filters of this dump's threads, for seccomp.img. */
+const COLLECTED = stateKey<SeccompCollector>('seccomp:collected');
+/** seccomp.img as dumped, loaded before any task exists. */
+const IMAGE = stateKey<SeccompEntry | undefined>('seccomp:image');
+
+/** A thread's filter chain in the image, newest first. */
+function chainOf(tc: ThreadCoreEntry | undefined, img: SeccompEntry | undefined): SeccompFilter[] {
   const filters = img?.seccomp_filters ?? [];
   const chain: SeccompFilter[] = [];
   for (let i: number | undefined = tc?.seccomp_filter; i !== undefined; ) {
@@ -103,13 +98,65 @@ export function restoreThreadSeccomp(t: RestoreTaskHandle, tc: ThreadCoreEntry |
     chain.push(f);
     i = f.prev;
   }
+  return chain;
+}
+
+const filterMode = (tc: ThreadCoreEntry | undefined): boolean => tc?.seccomp_mode === 'filter' || tc?.seccomp_mode === 2;
+
+/**
+ * Install a thread's seccomp state, with the filters suspended for our
+ * later calls. A chain every thread shares goes in once, from the main
+ * thread (which the core runs after the others), with TSYNC.
+ */
+function* restoreSeccomp(sh: StepHandle, th: RestoreThreadView): Steps {
+  const tc = th.core.thread_core;
+  const mode = tc?.seccomp_mode;
+  if (mode === undefined || mode === 'disabled' || mode === 0) return;
+  const tsync = seccompSharedByThreads(th.threadCores);
+  if (tsync && !th.main) return;
+  setTraceOptions(sh.tid, th.traceOptions | PTRACE_O.SUSPEND_SECCOMP);
+  if (mode === 'strict' || mode === 1) {
+    yield* call('seccomp(STRICT)', NR.seccomp, SECCOMP_SET_MODE_STRICT, 0, 0);
+    return;
+  }
   // Installed while the thread still has criu-ts's capabilities (CAP_SYS_ADMIN),
   // so no_new_privs is not needed here: the credentials set it after, as dumped.
-  for (const f of chain.reverse()) {
-    const prog = t.putBytes(f.filter);
+  for (const f of chainOf(tc, th.ctx.state(IMAGE, () => undefined)).reverse()) {
+    const prog = sh.putBytes(f.filter);
     const fprog = Buffer.alloc(16);
     fprog.writeUInt16LE(f.filter.length / 8, 0);
     fprog.writeBigUInt64LE(prog, 8);
-    t.syscall('seccomp(FILTER)', NR.seccomp, SECCOMP_SET_MODE_FILTER, (f.flags ?? 0) | (tsync ? SECCOMP_FILTER_FLAG_TSYNC : 0), t.putBytes(fprog));
+    yield* call('seccomp(FILTER)', NR.seccomp, SECCOMP_SET_MODE_FILTER, (f.flags ?? 0) | (tsync ? SECCOMP_FILTER_FLAG_TSYNC : 0), sh.putBytes(fprog));
   }
 }
+
+/**
+ * Scratch bytes a filter's two arguments need so that the second never
+ * lands on the first (the program, then its sock_fprog); a chain with a
+ * larger program runs in its thread alone.
+ */
+function restorePutBytes(th: RestoreThreadView): number {
+  const tc = th.core.thread_core;
+  if (!filterMode(tc)) return 0;
+  const longest = Math.max(0, ...chainOf(tc, th.ctx.state(IMAGE, () => undefined)).map((f) => f.filter.length));
+  return ((longest + 15) & ~15) + 32;
+}
+
+/** Per thread: its mode and chain; installed at its final point, before the credentials. */
+export const seccompThreadKind: ThreadKind<SeccompFields> = {
+  name: 'seccomp',
+  dump: (th: DumpThreadView) => th.memo(COLLECTED, () => new SeccompCollector()).dumpThread(th.tracee.tid, th.status.seccomp),
+  restore: { final: { steps: restoreSeccomp, putBytes: restorePutBytes } },
+};
+
+/** Per tree: seccomp.img, one entry holding every distinct filter of the tree (written even empty, as CRIU does). */
+export const seccompTreeKind: ResourceKind = {
+  name: 'seccomp',
+  dumpTree(_tree, ctx) {
+    const collected = ctx.memo(COLLECTED, () => new SeccompCollector());
+    ctx.atEnd(() => ctx.saveImage('SECCOMP', undefined, [collected.entry()]));
+  },
+  prepareRestore(_tree, ctx) {
+    ctx.state(IMAGE, () => ctx.image('SECCOMP')?.entries[0]);
+  },
+};

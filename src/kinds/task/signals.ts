@@ -14,18 +14,18 @@
 import { NR, SIGTRAP } from '../../sys/index.js';
 import { peekSignals } from '../../infect/ptrace-state.js';
 import type { Tracee } from '../../infect/tracee.js';
-import type { SiginfoEntry, TaskCoreEntry } from '../../images/messages.js';
+import type { SiginfoEntry, TaskCoreEntry, ThreadCoreEntry } from '../../images/messages.js';
 import { CriuTsError } from '../../errors.js';
 import type { RestoreTaskHandle } from '../types.js';
-import type { StepCall } from '../steps.js';
-import type { TaskStateKind } from './types.js';
+import { call, type StepCall, type StepHandle, type Steps } from '../steps.js';
+import type { DumpThreadView, RestoreThreadView, TaskStateKind, ThreadKind } from './types.js';
 
-export function siginfos(list: readonly Buffer[]): SiginfoEntry[] {
+function siginfos(list: readonly Buffer[]): SiginfoEntry[] {
   return list.map((b) => ({ siginfo: b }));
 }
 
 /** A pending SIGTRAP cannot be dumped: it could not be told from ours, nor left queued. */
-export function refusePendingTrap(tid: number, pend: readonly Buffer[]): void {
+function refusePendingTrap(tid: number, pend: readonly Buffer[]): void {
   if (pend.some((si) => si.readInt32LE(0) === SIGTRAP)) {
     throw new CriuTsError('EUNSUPPORTED', `task ${tid}: a SIGTRAP is pending; it cannot be dumped (ptrace drives the task with SIGTRAP)`, { pid: tid, signal: SIGTRAP });
   }
@@ -55,17 +55,33 @@ function restoreShared(t: RestoreTaskHandle, tc: TaskCoreEntry): void {
   }
 }
 
-/** One thread's own queue, queued from inside that thread; `tgid`, `tid` as the task sees them. */
-export function restoreThreadSignals(t: RestoreTaskHandle, tgid: number, tid: number, priv: readonly Buffer[]): void {
-  refuseImageTrap(tid, priv);
+/** One thread's own queue (what our stops stashed first), peeked with ptrace. */
+function dumpPrivate(th: DumpThreadView): Pick<ThreadCoreEntry, 'signals_p'> {
+  const pend = [...th.tracee.stashedSignals, ...peekSignals(th.tracee.tid, false)];
+  refusePendingTrap(th.tracee.tid, pend);
+  return { signals_p: pend.length > 0 ? { signals: siginfos(pend) } : {} };
+}
+
+/** One thread's own queue, queued from inside that thread (a thread may queue only to itself with a siginfo of its choosing). */
+function* restorePrivate(sh: StepHandle, th: RestoreThreadView): Steps {
+  const priv = (th.core.thread_core?.signals_p?.signals ?? []).map((x) => x.siginfo);
+  refuseImageTrap(th.vtid, priv);
   for (const si of priv) {
     const sig = si.readInt32LE(0);
-    t.syscall(`rt_tgsigqueueinfo(${sig})`, NR.rt_tgsigqueueinfo, tgid, tid, sig, t.putBytes(si));
+    yield* call(`rt_tgsigqueueinfo(${sig})`, NR.rt_tgsigqueueinfo, th.vpid, th.vtid, sig, sh.putBytes(si));
   }
 }
 
+/** The shared queue per task, each thread's own per thread: one kind with two scopes. */
 export const signalsKind: TaskStateKind = {
   name: 'pending-signals',
   dump: dumpShared,
   restore: { final: restoreShared },
+};
+
+export const threadSignalsKind: ThreadKind<Pick<ThreadCoreEntry, 'signals_p'>> = {
+  name: 'pending-signals',
+  dump: dumpPrivate,
+  // One siginfo (128 bytes) per call.
+  restore: { final: { steps: restorePrivate, putBytes: () => 128 } },
 };

@@ -1,63 +1,42 @@
 /**
  * A thread's own state (thread_core_entry): robust list, tid address,
- * sigaltstack, parent-death signal, securebits and credentials, timer
- * slack, scheduling, name, rseq, pending signals and the FPU/SSE/AVX state.
- * What only the thread can tell is asked with calls injected in it, the
- * threads of every process side by side (infect/side-by-side.ts); the rest
- * comes from /proc and ptrace. Restore sets it from inside each thread.
+ * sigaltstack, timer slack, scheduling, name and rseq. What only the thread
+ * can tell is asked with calls injected in it, the threads of every process
+ * side by side (infect/side-by-side.ts): the questions every thread kind
+ * reads (ThreadAnswers) are asked here. The rest comes from /proc and
+ * ptrace. Restore sets it from inside each thread, the threads of a
+ * process side by side, once they all exist.
  *
- * Credentials and seccomp filters are kept in creds.ts and seccomp.ts: the
- * core sets them last, after every other kind.
+ * A thread's pending signals (signals.ts), seccomp filters (seccomp.ts),
+ * credentials (creds.ts) and parent-death signal (pdeath.ts) are thread
+ * kinds of their own, restored at the thread's final point; its registers
+ * (general and FPU) are the core's.
  *
- * Limits: a pending SIGTRAP is refused (signals.ts); SCHED_DEADLINE is
- * refused (attrs.ts).
+ * Limits: SCHED_DEADLINE is refused (attrs.ts).
  */
-import { NR, PR, getRobustList, xstateLayout, RSEQ_CS_FLAG_NO_RESTART_ON_SIGNAL } from '../../sys/index.js';
+import { NR, PR, getRobustList, RSEQ_CS_FLAG_NO_RESTART_ON_SIGNAL } from '../../sys/index.js';
 import { readComm, readTimerSlack } from '../../proc/index.js';
-import type { ProcStatus } from '../../proc/index.js';
 import { RemoteSyscallError, type Tracee } from '../../infect/tracee.js';
 import { syscallEach } from '../../infect/side-by-side.js';
-import { peekSignals, rseqConfig, readXstateView, writeXstate } from '../../infect/ptrace-state.js';
-import { cpuidThroughTracee } from '../../infect/cpuid.js';
-import type { ThreadCoreEntry, UserX86FpregsEntry } from '../../images/messages.js';
-import { fpregsToXsave } from '../xsave.js';
+import { rseqConfig } from '../../infect/ptrace-state.js';
+import type { ThreadCoreEntry } from '../../images/messages.js';
 import { call, type StepHandle, type Steps } from '../steps.js';
-import { dumpCreds } from './creds.js';
 import { DEFAULT_TIMER_SLACK_NS, dumpThreadSched, restoreThreadSched, timerSlackSteps } from './attrs.js';
-import { refusePendingTrap, siginfos } from './signals.js';
-
-/** What each thread is asked with injected calls (askThreads). */
-export interface ThreadAnswers {
-  tidAddress: bigint;
-  sas: { ss_sp: bigint; ss_size: bigint; ss_flags: number };
-  pdeathSig: number;
-  secbits: number;
-  /** undefined when it is the kernel's default */
-  timerSlack: bigint | undefined;
-}
+import type { DumpThreadView, RestoreThreadView, ThreadAnswers, ThreadKind, ThreadsToAsk } from './types.js';
 
 /** Answer bytes per thread in the scratch argument area: tid address 0-7, stack_t 8-31, pdeath signal 32-35. */
 const ANSWER_SLOT = 64;
 
 /**
  * The questions only a thread can answer (tid address, sigaltstack,
- * parent-death signal, securebits, timer slack), asked of the threads of
- * one process side by side; see askAllThreads.
- */
-export function askThreads(threads: readonly Tracee[], scratch: bigint, argsBytes: number): ThreadAnswers[] {
-  const m = askAllThreads([{ threads, scratch, argsBytes }]);
-  return threads.map((t) => m.get(t) as ThreadAnswers);
-}
-
-/**
- * askThreads for every thread of several processes at once (each with its
- * own scratch area), side by side (infect/side-by-side.ts): four round
+ * parent-death signal, securebits, timer slack), for every thread of
+ * several processes at once (each with its own scratch area), side by side (infect/side-by-side.ts): four round
  * trips per thread still (the timer slack comes from /proc), but
  * overlapping instead of one after another.
  * Answers written to memory go to the thread's own slot in its process's
  * scratch argument area.
  */
-export function askAllThreads(procs: readonly { threads: readonly Tracee[]; scratch: bigint; argsBytes: number }[]): Map<Tracee, ThreadAnswers> {
+function askAllThreads(procs: readonly ThreadsToAsk[]): Map<Tracee, ThreadAnswers> {
   const out = new Map<Tracee, ThreadAnswers>();
   const rounds = Math.max(0, ...procs.map((p) => Math.ceil(p.threads.length / Math.floor(p.argsBytes / ANSWER_SLOT))));
   for (let k = 0; k < rounds; k++) {
@@ -98,32 +77,29 @@ export function askAllThreads(procs: readonly { threads: readonly Tracee[]; scra
   return out;
 }
 
-/** thread_core_entry for one thread (main thread included); `asked`: its askThreads answers. */
-export function dumpThreadCore(t: Tracee, pid: number, status: ProcStatus, asked: ThreadAnswers): ThreadCoreEntry {
-  const tid = t.tid;
+type ThreadStateFields = Pick<ThreadCoreEntry, 'futex_rla' | 'futex_rla_len' | 'blk_sigset' | 'sas' | 'comm' | 'timer_slack_ns' | 'rseq_entry'
+  | 'sched_nice' | 'sched_policy' | 'sched_prio'>;
+
+/** The thread's own fields of its core (main thread included). */
+function dumpThreadState(th: DumpThreadView): ThreadStateFields {
+  const tid = th.tracee.tid;
   const rl = getRobustList(tid);
-  const tc: ThreadCoreEntry = {
+  const tc: ThreadStateFields = {
     futex_rla: rl.head,
     futex_rla_len: rl.len,
-    ...dumpThreadSched(pid, tid),
-    blk_sigset: t.origSigmask,
-    sas: asked.sas,
-    signals_p: {},
-    creds: dumpCreds(status, asked.secbits),
-    comm: readComm(pid, tid),
+    ...dumpThreadSched(th.pid, tid),
+    blk_sigset: th.tracee.origSigmask,
+    sas: th.answers.sas,
+    comm: readComm(th.pid, tid),
   };
-  if (asked.pdeathSig !== 0) tc.pdeath_sig = asked.pdeathSig;
-  if (asked.timerSlack !== undefined) tc.timer_slack_ns = asked.timerSlack;
-  const pend = [...t.stashedSignals, ...peekSignals(tid, false)];
-  refusePendingTrap(tid, pend);
-  if (pend.length > 0) tc.signals_p = { signals: siginfos(pend) };
+  if (th.answers.timerSlack !== undefined) tc.timer_slack_ns = th.answers.timerSlack;
   try {
     const rs = rseqConfig(tid);
     if (rs.rseqAbiPointer !== 0n) {
       tc.rseq_entry = { rseq_abi_pointer: rs.rseqAbiPointer, rseq_abi_size: rs.rseqAbiSize, signature: rs.signature };
       // A section that is not restarted keeps its rseq_cs, which our calls in
       // the restored thread clear: kept to be written back last (as CRIU does).
-      const at = t.rseqAtStop;
+      const at = th.tracee.rseqAtStop;
       if (at && at.cs !== 0n && (at.flags & RSEQ_CS_FLAG_NO_RESTART_ON_SIGNAL) !== 0) tc.rseq_entry.rseq_cs_pointer = at.cs;
     }
   } catch {
@@ -134,14 +110,16 @@ export function dumpThreadCore(t: Tracee, pid: number, status: ProcStatus, asked
 
 /**
  * A thread's own state (robust list, tid address, name, sigaltstack, rseq,
- * scheduling, timer slack) as a step procedure (kinds/steps.ts). `named`:
- * the name the thread has already (inherited from its process's main thread).
+ * scheduling, timer slack) as a step procedure (kinds/steps.ts). A thread
+ * already named (it inherited its main thread's name) needs no call for it.
  */
-export function* threadStateSteps(t: StepHandle, th: ThreadCoreEntry, clearTid: bigint, comm: string | undefined, named?: string): Steps {
+function* restoreThreadState(t: StepHandle, v: RestoreThreadView): Steps {
+  const th = v.core.thread_core;
+  if (!th) return;
   if (th.futex_rla !== 0n) yield* call('set_robust_list', NR.set_robust_list, th.futex_rla, th.futex_rla_len);
-  yield* call('set_tid_address', NR.set_tid_address, clearTid);
-  const name = (th.comm ?? comm)?.slice(0, 15);
-  if (name !== undefined && name !== named) yield* call('prctl(SET_NAME)', NR.prctl, PR.SET_NAME, t.putString(name));
+  yield* call('set_tid_address', NR.set_tid_address, v.core.thread_info?.clear_tid_addr ?? 0n);
+  const name = (th.comm ?? v.tc.comm)?.slice(0, 15);
+  if (name !== undefined && name !== v.named) yield* call('prctl(SET_NAME)', NR.prctl, PR.SET_NAME, t.putString(name));
   if (th.sas && (th.sas.ss_flags & 2) === 0 && th.sas.ss_size !== 0n) {
     const b = Buffer.alloc(24);
     b.writeBigUInt64LE(th.sas.ss_sp, 0);
@@ -157,12 +135,10 @@ export function* threadStateSteps(t: StepHandle, th: ThreadCoreEntry, clearTid: 
   yield* timerSlackSteps(th.timer_slack_ns);
 }
 
-/** FPU/SSE/AVX/AVX-512: the kernel's own XSAVE buffer (this CPU's layout) as a template, filled from the image. */
-export function restoreFpu(t: Tracee, fp: UserX86FpregsEntry): void {
-  // The layout first: finding it may read registers itself. The template
-  // is used at once (fpregsToXsave copies it): no copy of our own per thread.
-  const layout = xstateLayout(() => cpuidThroughTracee(t));
-  const template = readXstateView(t.tid, 16384);
-  writeXstate(t.tid, fpregsToXsave(template, fp, layout, `thread ${t.tid}`));
-}
-
+export const threadStateKind: ThreadKind<ThreadStateFields> = {
+  name: 'thread-state',
+  ask: askAllThreads,
+  dump: dumpThreadState,
+  // The name (16 bytes) and a stack_t (24): 32 bytes at most at once.
+  restore: { state: { steps: restoreThreadState, putBytes: () => 32 } },
+};

@@ -27,7 +27,7 @@ import { decodeGpRegs, GP_REG_NAMES } from '../../sys/index.js';
 import { parseStatus } from '../../proc/index.js';
 import { sigmaskNow } from '../../infect/ptrace-state.js';
 import { dumpTaskCore } from '../../dump/task-state.js';
-import { askThreads, dumpThreadCore, type ThreadAnswers } from '../../kinds/index.js';
+import { askThreads, dumpThreadCore, type StateKey, type ThreadAnswers } from '../../kinds/index.js';
 import { dumpFpRegs } from '../../dump/regs.js';
 import type { DumpImages } from '../images.js';
 import type { RestoreNode } from '../plan.js';
@@ -72,12 +72,18 @@ export function verifyTaskState(n: RestoreNode, img: DumpImages): VerifyDifferen
   verifyTimers(task, tc, c);
   if (!main.scratchRange) main.mapScratch();
   const scratch = main.scratchRange as { addr: bigint; size: number };
-  const answers = askThreads(n.threads, scratch.addr, scratch.size);
+  const answers = askThreads([{ threads: n.threads, scratch: scratch.addr, argsBytes: scratch.size }]);
+  // What a thread kind keeps for the length of a dump (seccomp's filters), kept here for this read-back only.
+  const kept = new Map<StateKey<unknown>, unknown>();
+  const memo = <T>(key: StateKey<T>, make: () => T): T => {
+    if (!kept.has(key)) kept.set(key, make());
+    return kept.get(key) as T;
+  };
   n.threads.forEach((th, i) => {
     const core = task.cores[i];
     if (!core) return;
     const tst = parseStatus(pid, th.tid);
-    const thc = dumpThreadCore(th, pid, tst, answers[i] as ThreadAnswers);
+    const thc = dumpThreadCore({ pid, tracee: th, status: tst, answers: answers.get(th) as ThreadAnswers, memo });
     for (const k of RESOURCE_KINDS) k.verifyView?.(pid, { tc: undefined, threadCores: [thc] });
     if (core.thread_core) {
       // Pending signals went in at the start of finalize; ours are a tracer's view, not stashed.

@@ -32,7 +32,7 @@ import { CriuTsError } from '../../../errors.js';
 import { imageFile } from '../../../images/index.js';
 import { logger } from '../../../log.js';
 import { AF_INET6, IPPROTO_TCP, TCP_LISTEN, TCP_CLOSE, nftTableExists } from '../../../sys/index.js';
-import { stateKey, type DumpContext } from '../../types.js';
+import { stateKey, type DumpContext, type LockMethod } from '../../types.js';
 import type { FileEntry } from '../../../images/messages.js';
 import { claimMarker, forEachDeadMarker, type Marker } from './net-lock-marker.js';
 import { iptConnection, iptLock, iptUnlock, iptMarkerLine, parseIptMarkerLine, type IptConnection } from './net-lock-iptables.js';
@@ -43,8 +43,7 @@ const log = logger('net-lock');
 const NFT_PATHS = ['/usr/sbin/nft', '/sbin/nft', '/usr/bin/nft'];
 
 /** inventory.img's network_lock_method, CRIU's numbering */
-export const LOCK_METHOD = { iptables: 0, nftables: 1, skip: 2 } as const;
-export type LockMethod = keyof typeof LOCK_METHOD;
+export const LOCK_METHOD: Readonly<Record<LockMethod, number>> = { iptables: 0, nftables: 1, skip: 2 };
 
 export function nftPath(): string | undefined {
   return NFT_PATHS.find((p) => existsSync(p));

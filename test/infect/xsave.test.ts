@@ -8,7 +8,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { fpregsToXsave, xsaveToFpregs } from '../../src/kinds/xsave.js';
+import { fpregsToXsave, xsaveToFpregs } from '../../src/infect/xsave.js';
 import {
   xstateLayout, xstateLayoutFrom, xcr0Of, ptraceGetRegset, ptraceSeize, ptraceInterrupt, waitPid, __WALL, NT_X86_XSTATE,
   type CpuidFn, type XstateLayout,
