@@ -5,7 +5,7 @@
 import type { ActionNotify, DumpActionPoint, RestoreActionPoint } from '../action-points.js';
 import type { CallerCreds } from '../caller.js';
 import type { CgroupMode } from '../kinds/index.js';
-import type { JoinNsRequest } from '../kinds/ns/join.js';
+import type { JoinNsRequest } from '../kinds/index.js';
 import type { VethPeerOut } from '../kinds/index.js';
 
 export type { DumpStats, DumpResult } from '../dump/options.js';

@@ -5,7 +5,7 @@
  */
 import type { CgroupMode } from '../api/options.js';
 import type { VethPeerOut } from '../kinds/index.js';
-import type { JoinNsRequest } from '../kinds/ns/join.js';
+import type { JoinNsRequest } from '../kinds/index.js';
 
 /** CRIU's default verbosity (-v2: errors and warnings). */
 export const DEFAULT_LOG_LEVEL = 2;

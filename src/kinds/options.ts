@@ -137,6 +137,13 @@ export interface MacvlanLower {
   lower: string;
 }
 
+/** One --join-ns as a caller gives it: CRIU's three parts (RPC join_namespace: ns, ns_file, extra_opt); checked by kinds/ns/join.ts. */
+export interface JoinNsRequest {
+  ns: string;
+  file: string;
+  extra?: string;
+}
+
 /** One --join-ns, checked (kinds/ns/join.ts): the type and the file that names the namespace. */
 export interface JoinNs {
   type: 'net' | 'uts' | 'ipc';

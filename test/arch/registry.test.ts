@@ -89,7 +89,6 @@ const LEFT: Record<string, string> = {
   'index.ts: defaultLockMethod': `${NET_LOCK}; the API resolves its default`,
   'index.ts: probeNftables': `${NET_LOCK}; check's feature probes of the lock methods`,
   'index.ts: probeIptLegacy': `${NET_LOCK}; check's feature probes of the lock methods`,
-  'ns/join.ts: JoinNsRequest': 'restore --join-ns: the public option\'s type, parsed by the CLI and RPC',
   'ns/join.ts: checkJoinNs': 'restore --join-ns: the API checks the namespaces it names before the restore starts',
 };
 

@@ -18,16 +18,10 @@
 import { closeSync, openSync, statSync } from 'node:fs';
 import { CriuTsError } from '../../errors.js';
 import { NR, NSTYPE, namespaceTypeOf, type ThreadNsType } from '../../sys/index.js';
-import type { JoinNs, RestoreContext, RestoreTaskHandle } from '../types.js';
+import type { JoinNs, JoinNsRequest, RestoreContext, RestoreTaskHandle } from '../types.js';
 
 export type JoinableNs = JoinNs['type'] & ThreadNsType;
 
-/** What a caller gives: CRIU's three parts (RPC join_namespace: ns, ns_file, extra_opt). */
-export interface JoinNsRequest {
-  ns: string;
-  file: string;
-  extra?: string;
-}
 
 /** "a net", "an ipc" */
 const a = (type: string): string => `${type === 'ipc' ? 'an' : 'a'} ${type}`;
