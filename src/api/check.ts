@@ -11,16 +11,15 @@
  *   const f = await check({ feature: 'clone3_set_tid' });
  *   f.features['clone3_set_tid']?.ok;
  */
-import { existsSync, openSync, closeSync, readFileSync, readSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, openSync, closeSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { gunzipSync } from 'node:zlib';
 import * as probe from '../sys/probe.js';
 import type { ProbeResult, TraceeProbe } from '../sys/probe.js';
 import { CriuTsError } from '../errors.js';
 import { probeNftables, probeIptLegacy } from '../kinds/index.js';
 import { startOwnSleep } from '../infect/helper-task.js';
-import { parseMaps } from '../proc/index.js';
+import { PagemapReader, parseMaps, parseStatus, readFdinfoText, readFilesystems, readKernelConfig } from '../proc/index.js';
 import type { CheckOptions, CheckResult } from './options.js';
 import { UFFD_FEATURE_PAGEFAULT_FLAG_WP, UFFD_FEATURE_WP_ASYNC } from '../sys/index.js';
 
@@ -81,12 +80,9 @@ class Facts {
     if (this.config === undefined) {
       this.config = new Map();
       try {
-        for (const line of gunzipSync(readFileSync('/proc/config.gz')).toString().split('\n')) {
-          const m = /^(CONFIG_\w+)=(.*)$/.exec(line);
-          if (m !== null) this.config.set(m[1] ?? '', m[2] ?? '');
-        }
+        this.config = readKernelConfig();
       } catch {
-        // no /proc/config.gz: config-based answers say "unknown"
+        // an unreadable /proc/config.gz: config-based answers say "unknown"
       }
     }
     return this.config.get(`CONFIG_${name}`);
@@ -122,7 +118,7 @@ function kconfigProbe(f: Facts, name: string): ProbeResult {
 }
 
 function fdinfoOf(fd: number): string {
-  return readFileSync(`/proc/self/fdinfo/${fd}`, 'utf8');
+  return readFdinfoText(process.pid, fd);
 }
 
 function withTempFile<T>(fn: (fd: number) => T): T {
@@ -137,12 +133,13 @@ function withTempFile<T>(fn: (fd: number) => T): T {
 }
 
 function pagemapReadable(): ProbeResult {
-  const fd = openSync('/proc/self/pagemap', 'r');
+  // Opened and read (page 0, below any address limit): a kernel or an LSM that refuses either throws here.
+  const reader = new PagemapReader(process.pid);
   try {
-    const n = readSync(fd, Buffer.alloc(8), 0, 8, 0);
-    return n === 8 ? ok : no(`short read (${n})`);
+    reader.read(0n, 4096n);
+    return ok;
   } finally {
-    closeSync(fd);
+    reader.close();
   }
 }
 
@@ -202,7 +199,7 @@ const PROBES: Record<string, Prober> = {
   seccomp_filters: () => fileExists('/proc/sys/kernel/seccomp/actions_avail', 'CONFIG_SECCOMP_FILTER'),
   loginuid: () => fileExists('/proc/self/loginuid', 'CONFIG_AUDITSYSCALL'),
   cgroupns: () => fileExists('/proc/self/ns/cgroup', 'CONFIG_CGROUPS namespaces'),
-  autofs: (f) => (readFileSync('/proc/filesystems', 'utf8').includes('autofs') ? ok : kconfigProbe(f, 'AUTOFS_FS')),
+  autofs: (f) => (readFilesystems().includes('autofs') ? ok : kconfigProbe(f, 'AUTOFS_FS')),
   tcp_half_closed: () => probe.probeTcpRepairWindow(),
   compat_cr: (f) => kconfigProbe(f, 'IA32_EMULATION'),
   can_map_vdso: (f) => kconfigProbe(f, 'CHECKPOINT_RESTORE'),
@@ -230,7 +227,7 @@ const PROBES: Record<string, Prober> = {
     const open = probe.probePidfdOpen();
     return open.ok ? f.traced().pidfdGetfd : open;
   },
-  ns_pid: () => (readFileSync('/proc/self/status', 'utf8').includes('NSpid:') ? ok : no('/proc/PID/status has no NSpid')),
+  ns_pid: () => (parseStatus(process.pid).nsPid.length > 0 ? ok : no('/proc/PID/status has no NSpid')),
   apparmor_stacking: () => fileExists('/sys/kernel/security/apparmor/features/domain/stack', 'AppArmor stacking'),
   sockopt_buf_lock: () => probe.probeSockoptBufLock(),
   memfd_hugetlb: () => probe.probeMemfdHugetlb(),

@@ -215,9 +215,13 @@ export function parseFdinfoText(text: string, file: string): FdInfo {
   return info;
 }
 
+/** The text of /proc/PID/fdinfo/FD, unparsed (a probe that looks for one field). */
+export function readFdinfoText(pid: number, fd: number): string {
+  return readProcText(pid, `/proc/${pid}/fdinfo/${fd}`);
+}
+
 export function parseFdinfo(pid: number, fd: number): FdInfo {
-  const file = `/proc/${pid}/fdinfo/${fd}`;
-  return parseFdinfoText(readProcText(pid, file), file);
+  return parseFdinfoText(readFdinfoText(pid, fd), `/proc/${pid}/fdinfo/${fd}`);
 }
 
 /** The id of the mount an fd of `pid` is on (fdinfo's mnt_id); undefined on a kernel that does not show it. */

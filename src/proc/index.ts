@@ -14,3 +14,4 @@ export * from './net-sockets.js';
 export * from './timens.js';
 export * from './ns.js';
 export * from './sysctl.js';
+export * from './kernel.js';

@@ -15,8 +15,6 @@ import { SRC, tsFiles } from './src-files.js';
 
 /** file of src/ -> why it reads /proc itself */
 const OPENS_PROC: Readonly<Record<string, string>> = {
-  'api/check.ts':
-    'the probes of `check`: whether a /proc file exists or holds a word (config.gz, filesystems, NSpid, an fdinfo field, pagemap readable) is the question itself, asked of the running kernel; not yet: the answers as proc parsers',
   'dump/namespaces.ts':
     "maps each errno of reading a task's ns link to the dump's own answer (gone, not inspectable, a pid namespace not yet entered); not yet: a proc reader giving the raw error",
   'infect/helper-task.ts':
