@@ -131,7 +131,9 @@ export function seizeTree(rootPid: number, timeoutMs: number, freezeCgroup?: str
         if (node.zombie) continue;
         // Interrupt every new thread first, then collect the stops: the
         // stops happen in parallel instead of one after another.
-        const fresh = listThreads(node.pid).filter((tid) => !node.threads.some((t) => t.tid === tid));
+        const tids = listThreads(node.pid);
+        const known = new Set(node.threads.map((t) => t.tid));
+        const fresh = tids.filter((tid) => !known.has(tid));
         const asked: number[] = [];
         for (const tid of fresh) {
           try {
@@ -159,7 +161,10 @@ export function seizeTree(rootPid: number, timeoutMs: number, freezeCgroup?: str
             throw e;
           }
         }
-        for (const child of listChildren(node.pid)) {
+        // The threads listed above: a thread can appear after that listing
+        // only while one of them ran unseized, and seizing it made this pass
+        // change, so the next pass lists the newcomer and reads its children.
+        for (const child of listChildren(node.pid, tids)) {
           if (byPid.has(child)) continue;
           const c = seizeOne(child, node.pid);
           node.children.push(c);

@@ -16,7 +16,7 @@
  * the self-cure of sigframe.ts.
  */
 import { parseMaps } from '../proc/maps.js';
-import { processVmReadv } from '../sys/index.js';
+import { processVmReadv, ProcMapQuery } from '../sys/index.js';
 
 export interface Gadgets {
   /** address of a `syscall` instruction */
@@ -55,10 +55,14 @@ export function execMappings(tid: number): ExecMapping[] {
  * first `syscall` (enough for a task we only create, as restore does).
  */
 export function findGadgets(tid: number, full: boolean, avoid: readonly { start: bigint; end: bigint }[] = []): Gadgets | undefined {
-  const maps = execMappings(tid);
   // The processes of a tree mostly share their executable mappings (fork):
   // gadgets found in one are tried first in the next, each checked in this
-  // task's own memory, so a hit is as sound as a scan.
+  // task's own memory, so a hit is as sound as a scan. The kernel says
+  // whether each lies in an executable mapping (PROCMAP_QUERY), with no
+  // read of the task's whole maps; without that, the maps decide.
+  const reused = avoid.length === 0 ? reuseRecent(tid, full) : undefined;
+  if (reused !== undefined) return { ...reused };
+  const maps = execMappings(tid);
   const key = avoid.length === 0 ? `${full ? 'full' : 'min'} ${maps.map((m) => `${m.start.toString(16)}-${m.end.toString(16)} ${m.name}`).join(' ')}` : undefined;
   const cached = key === undefined ? undefined : recent.get(key);
   if (cached !== undefined && stillThere(tid, cached)) return { ...cached };
@@ -73,12 +77,49 @@ export function findGadgets(tid: number, full: boolean, avoid: readonly { start:
 /** Gadgets found lately, by the exec mappings they were found among. */
 const recent = new Map<string, Gadgets>();
 
+/** Gadgets found lately that this task has too, in executable mappings (PROCMAP_QUERY); undefined when none or the kernel cannot say. */
+function reuseRecent(tid: number, full: boolean): Gadgets | undefined {
+  const kind = full ? 'full ' : 'min ';
+  const candidates = [...recent].filter(([k]) => k.startsWith(kind)).map(([, g]) => g).reverse();
+  if (candidates.length === 0) return undefined;
+  let q: ProcMapQuery;
+  try {
+    q = new ProcMapQuery(tid);
+  } catch {
+    return undefined;
+  }
+  try {
+    for (const g of candidates) {
+      const exec = allExecutable(q, g);
+      if (exec === undefined) return undefined;
+      if (exec && stillThere(tid, g)) return g;
+    }
+    return undefined;
+  } finally {
+    q.close();
+  }
+}
+
+function allExecutable(q: ProcMapQuery, g: Gadgets): boolean | undefined {
+  for (const [at, pat] of patterns(g)) {
+    const r = q.executableAt(at, pat.length);
+    if (r !== true) return r;
+  }
+  return true;
+}
+
+/** Each gadget's address with the bytes it must hold. */
+function patterns(g: Gadgets): [bigint, Buffer][] {
+  const out: [bigint, Buffer][] = [];
+  for (const [at, pat] of [[g.syscall, SYSCALL], [g.syscallRet, SYSCALL_RET], [g.sigreturn, SIGRETURN], [g.popRaxRet, POP_RAX_RET]] as const) {
+    if (at !== undefined) out.push([at, pat]);
+  }
+  return out;
+}
+
 /** Whether this task has the same gadgets at the same addresses: all of them read in one process_vm_readv. */
 function stillThere(tid: number, g: Gadgets): boolean {
-  const want: [bigint, Buffer][] = [];
-  for (const [at, pat] of [[g.syscall, SYSCALL], [g.syscallRet, SYSCALL_RET], [g.sigreturn, SIGRETURN], [g.popRaxRet, POP_RAX_RET]] as const) {
-    if (at !== undefined) want.push([at, pat]);
-  }
+  const want = patterns(g);
   const total = want.reduce((n, [, pat]) => n + pat.length, 0);
   const b = Buffer.alloc(total);
   try {

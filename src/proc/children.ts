@@ -13,9 +13,9 @@ export function listThreads(pid: number): number[] {
 }
 
 /** Children of every thread: a child belongs to the thread that forked it, so one children file is not enough. */
-export function listChildren(pid: number): number[] {
+export function listChildren(pid: number, tids: readonly number[] = listThreads(pid)): number[] {
   const set = new Set<number>();
-  for (const tid of listThreads(pid)) {
+  for (const tid of tids) {
     let text: string;
     try {
       text = readProcText(pid, `/proc/${pid}/task/${tid}/children`);

@@ -30,3 +30,4 @@ export * from './uring.js';
 export * from './nftables.js';
 export * from './spawn.js';
 export * from './clone-parent.js';
+export * from './procmap.js';

@@ -117,9 +117,19 @@ export function openExistingAt(dirfd: number, name: string, flags: number = O.RD
   return openat2(dirfd, name, flags | O.NOFOLLOW | O.CLOEXEC, 0, RESOLVE.BENEATH | RESOLVE.NO_SYMLINKS);
 }
 
+/** Random bytes for temporary names, drawn from the CSPRNG 4 KiB at a time (a dump names 7 files per process). */
+let randomPool = Buffer.alloc(0);
+let randomAt = 0;
+
 /** A private name next to `name`: unpredictable, so nobody can plant anything there first. */
 export function tempNameFor(name: string): string {
-  return `.${name}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`;
+  if (randomAt + 6 > randomPool.length) {
+    randomPool = randomBytes(4096);
+    randomAt = 0;
+  }
+  const r = randomPool.toString('hex', randomAt, randomAt + 6);
+  randomAt += 6;
+  return `.${name}.${process.pid}.${r}.tmp`;
 }
 
 /**
