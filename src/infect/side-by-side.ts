@@ -42,8 +42,7 @@ export function syscallEachSettled(calls: readonly SideCall[]): Settled[] {
     if (seen.has(c.t)) throw new CriuTsError('EINFECT', `task ${c.t.tid}: two side-by-side calls at once`, { pid: c.t.tid });
     seen.add(c.t);
   }
-  const notRun = new CriuTsError('EINFECT', 'not run: an earlier side-by-side call failed to start', {});
-  const out: Settled[] = calls.map(() => ({ ok: false, error: notRun }));
+  const out: Settled[] = new Array<Settled>(calls.length);
   let pending: number[] = [];
   for (let i = 0; i < calls.length; i++) {
     const c = calls[i] as SideCall;
@@ -52,6 +51,9 @@ export function syscallEachSettled(calls: readonly SideCall[]): Settled[] {
       pending.push(i);
     } catch (e) {
       out[i] = { ok: false, error: e };
+      // The error (and its stack) is made only when some call is really left out.
+      const notRun = new CriuTsError('EINFECT', 'not run: an earlier side-by-side call failed to start', {});
+      for (let k = i + 1; k < calls.length; k++) out[k] = { ok: false, error: notRun };
       break;
     }
   }

@@ -12,7 +12,7 @@ import { startOwnSleep, sleepProgram, type OwnSleep } from '../infect/helper-tas
 import { readlinkSync } from 'node:fs';
 import {
   NR, PTRACE_O, PTRACE_EVENT, waitPid, __WALL, setChildSubreaper, xstateLayout, SIGCHLD,
-  cloneParentExec, isSyscallError, EEXIST, CLONE_ARGS_SIZE,
+  cloneParentExec, isSyscallError, EEXIST, CLONE_ARGS_SIZE, CLONE_CHILD_CLEARTID,
 } from '../sys/index.js';
 import { CriuTsError } from '../errors.js';
 import { parseStatus, readComm } from '../proc/index.js';
@@ -66,10 +66,16 @@ export function cloneWithPid(parent: Tracee, pid: number, flags = 0n, exitSignal
 /** Bytes of clone3's arguments (and the one set_tid after them) for a task's scratch memory. */
 export const CLONE_SLOT_BYTES = CLONE_ARGS_SIZE + 8;
 
-/** clone3's arguments (`struct clone_args`, then set_tid[1]) to be written at `at` in the parent's memory. */
-export function cloneArgs(at: bigint, flags: bigint, exitSignal: number, pid: number): Buffer {
+/**
+ * clone3's arguments (`struct clone_args`, then set_tid[1]) to be written
+ * at `at` in the parent's memory. A non-zero `clearTid` is the new task's
+ * clear_child_tid address (CLONE_CHILD_CLEARTID), set at birth instead of
+ * by an injected set_tid_address later.
+ */
+export function cloneArgs(at: bigint, flags: bigint, exitSignal: number, pid: number, clearTid = 0n): Buffer {
   const args = Buffer.alloc(CLONE_SLOT_BYTES);
-  args.writeBigUInt64LE(flags, 0);
+  args.writeBigUInt64LE(clearTid === 0n ? flags : flags | CLONE_CHILD_CLEARTID, 0);
+  if (clearTid !== 0n) args.writeBigUInt64LE(clearTid, 16); // child_tid
   args.writeBigUInt64LE(BigInt(exitSignal), 32);
   if (pid !== 0) {
     args.writeBigUInt64LE(at + BigInt(CLONE_ARGS_SIZE), 64); // set_tid

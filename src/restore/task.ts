@@ -136,7 +136,8 @@ export function restoreTaskBody(n: RestoreNode, plan: RestorePlan, img: DumpImag
   // and those of the same name need no call of their own.
   const mainName = (main.thread_core?.comm ?? tc.comm)?.slice(0, 15);
   if (mainName !== undefined) h.syscall('prctl(SET_NAME)', NR.prctl, PR.SET_NAME, h.putString(mainName));
-  createThreads(tracee, tids.slice(1), !n.inNewPidNs, n.threads);
+  const clearTids = task.cores.map((c) => c.thread_info?.clear_tid_addr ?? 0n);
+  createThreads(tracee, tids.slice(1), clearTids.slice(1), !n.inNewPidNs, n.threads);
   restoreTaskState(h, tc, 'after-threads');
   for (const th of n.threads) holdSigmask(th.tid, HELD_SIGMASK);
   // The threads' own state, side by side (kinds/steps.ts), then their FPU state.
@@ -199,7 +200,8 @@ export function finalizeTask(n: RestoreNode, img: DumpImages, ctx: RestoreContex
   runStepsEach(finals.filter((f) => f.tracee !== main), scratchOf(main));
   const last = finals.find((f) => f.tracee === main);
   if (last) runSteps(last.handle, last.make);
-  // A change of ids or capabilities resets the mm's dumpable flag (to fs.suid_dumpable): set it again.
+  // The mm's dumpable flag, set here only: a change of ids or capabilities
+  // resets it (to fs.suid_dumpable), and the task most often has the dumped one (criu-ts's, inherited).
   if (task.mm.dumpable !== undefined) {
     const h = handleFor(main.tid, main);
     const now = Number(h.syscall('prctl(GET_DUMPABLE)', NR.prctl, PR.GET_DUMPABLE));

@@ -11,7 +11,8 @@
  * state is set (threadStateSteps and the credentials come later, for each
  * thread), so each thread starts as it did when the main thread made all
  * of them. A new thread runs on its maker's registers: our injected calls
- * never touch its stack.
+ * never touch its stack. Its clear_child_tid address is given at birth
+ * (CLONE_CHILD_CLEARTID): no set_tid_address per thread later.
  */
 import { NR } from '../sys/index.js';
 import type { Tracee } from '../infect/tracee.js';
@@ -24,9 +25,10 @@ const CLONE_THREAD_FLAGS = 0x100n | 0x200n | 0x400n | 0x800n | 0x10000n | 0x4000
  * Make threads `tids` (in that order) in the process of `main`, which has
  * its scratch area; `made` receives each thread as soon as it exists (so a
  * failure leaves every made thread where the caller kills it). `ourNs`:
- * the tids are ours (not those of a new pid namespace).
+ * the tids are ours (not those of a new pid namespace). `clearTids[i]`:
+ * thread i's clear_child_tid address (0: none).
  */
-export function createThreads(main: Tracee, tids: readonly number[], ourNs: boolean, made: Tracee[]): void {
+export function createThreads(main: Tracee, tids: readonly number[], clearTids: readonly bigint[], ourNs: boolean, made: Tracee[]): void {
   const scratch = main.scratchRange ?? { addr: main.mapScratch(), size: 1 << 16 };
   const slots = Math.max(1, Math.floor(scratch.size / CLONE_SLOT_BYTES));
   const makers: Tracee[] = [main];
@@ -35,7 +37,7 @@ export function createThreads(main: Tracee, tids: readonly number[], ourNs: bool
     const round = makers.slice(0, Math.min(makers.length, tids.length - next, slots));
     const args = Buffer.concat(round.map((_, k) => {
       const at = scratch.addr + BigInt(k * CLONE_SLOT_BYTES);
-      return cloneArgs(at, CLONE_THREAD_FLAGS, 0, tids[next + k] as number);
+      return cloneArgs(at, CLONE_THREAD_FLAGS, 0, tids[next + k] as number, clearTids[next + k] ?? 0n);
     }));
     main.writeMem(scratch.addr, args);
     for (const m of round) m.events.length = 0;

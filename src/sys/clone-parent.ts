@@ -26,6 +26,8 @@ export const CLONE_VFORK = 0x4000n;
 export const CLONE_PARENT = 0x8000n;
 export const CLONE_FILES = 0x400n;
 export const CLONE_CLEAR_SIGHAND = 0x100000000n;
+/** clone_args.child_tid becomes the new thread's clear_child_tid (what set_tid_address sets). */
+export const CLONE_CHILD_CLEARTID = 0x200000n;
 
 /**
  * long f(struct clone_args *args, size_t size, void *exec[3]):

@@ -35,7 +35,7 @@ import type { Tracee } from '../../infect/tracee.js';
 import { RemoteSyscallError } from '../../infect/tracee.js';
 import type { RestoreTaskHandle } from '../types.js';
 import { CriuTsError } from '../../errors.js';
-import { readIdMap, readLoginuid, readOomScoreAdj, readPersonality, inOwnNs } from '../../proc/index.js';
+import { readIdMap, readLoginuid, readOomScoreAdj, readPersonality, readTimerSlack, inOwnNs } from '../../proc/index.js';
 import { inside } from '../ns/user-maps.js';
 import { logger } from '../../log.js';
 import { writeFileSync } from 'node:fs';
@@ -130,10 +130,14 @@ function loginuidAsSeen(t: RestoreTaskHandle): number {
 /** The kernel's default timer slack of a thread (50 us). */
 export const DEFAULT_TIMER_SLACK_NS = 50_000n;
 
-/** Set inside the thread; without the field the thread had the default. A step procedure (kinds/steps.ts). */
-export function* timerSlackSteps(ns: bigint | undefined): Steps {
+/**
+ * Set inside the thread; without the field the thread had the default. A
+ * step procedure (kinds/steps.ts). What the thread has now is read from
+ * /proc/TID/timerslack_ns, asked inside it only when that cannot be read.
+ */
+export function* timerSlackSteps(tid: number, ns: bigint | undefined): Steps {
   const want = ns ?? DEFAULT_TIMER_SLACK_NS;
-  const now = BigInt.asUintN(64, yield* call('prctl(GET_TIMERSLACK)', NR.prctl, PR.GET_TIMERSLACK));
+  const now = readTimerSlack(tid) ?? BigInt.asUintN(64, yield* call('prctl(GET_TIMERSLACK)', NR.prctl, PR.GET_TIMERSLACK));
   if (now !== want) yield* call('prctl(SET_TIMERSLACK)', NR.prctl, PR.SET_TIMERSLACK, want);
 }
 

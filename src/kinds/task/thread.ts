@@ -117,7 +117,11 @@ function* restoreThreadState(t: StepHandle, v: RestoreThreadView): Steps {
   const th = v.core.thread_core;
   if (!th) return;
   if (th.futex_rla !== 0n) yield* call('set_robust_list', NR.set_robust_list, th.futex_rla, th.futex_rla_len);
-  yield* call('set_tid_address', NR.set_tid_address, v.core.thread_info?.clear_tid_addr ?? 0n);
+  // Every other thread got its clear_child_tid address at its clone3
+  // (restore/threads.ts, CLONE_CHILD_CLEARTID); the main thread, made by a
+  // clone3 without it (or by exec), has none, which may be right.
+  const clearTid = v.core.thread_info?.clear_tid_addr ?? 0n;
+  if (v.main && clearTid !== 0n) yield* call('set_tid_address', NR.set_tid_address, clearTid);
   const name = (th.comm ?? v.tc.comm)?.slice(0, 15);
   if (name !== undefined && name !== v.named) yield* call('prctl(SET_NAME)', NR.prctl, PR.SET_NAME, t.putString(name));
   if (th.sas && (th.sas.ss_flags & 2) === 0 && th.sas.ss_size !== 0n) {
@@ -132,7 +136,7 @@ function* restoreThreadState(t: StepHandle, v: RestoreThreadView): Steps {
     yield* call('rseq', NR.rseq, r.rseq_abi_pointer, r.rseq_abi_size, 0, r.signature);
   }
   restoreThreadSched(t.tid, th);
-  yield* timerSlackSteps(th.timer_slack_ns);
+  yield* timerSlackSteps(t.tid, th.timer_slack_ns);
 }
 
 export const threadStateKind: ThreadKind<ThreadStateFields> = {
