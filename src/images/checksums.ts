@@ -263,19 +263,26 @@ function verifyBlocks(path: string, e: CriuTsChecksumEntry, later: LaterRanges, 
     // Blocks are asked in increasing order: walk the sorted ranges once.
     const ranges = [...later].sort((x, y) => (x.start < y.start ? -1 : x.start > y.start ? 1 : 0));
     let k = 0;
-    const isLater = (i: number): boolean => {
-      if (wanted !== undefined && wanted[i] !== 1) return true;
+    const bsize = BigInt(size);
+    // Block i left for later: 0 when it is to be checked now, else the first
+    // block after it that may not be (a lazy range covers many blocks: a
+    // 1 GiB one is skipped in one step, not 16,384).
+    const laterUntil = (i: number): number => {
+      if (wanted !== undefined && wanted[i] !== 1) return i + 1;
       const a = BigInt(i * size);
       const b = BigInt(Math.min((i + 1) * size, Number(e.size)));
       while (k < ranges.length && (ranges[k] as { end: bigint }).end <= a) k++;
       for (let j = k; j < ranges.length && (ranges[j] as { start: bigint }).start <= a; j++) {
-        if ((ranges[j] as { end: bigint }).end >= b) return true;
+        const end = (ranges[j] as { end: bigint }).end;
+        if (end >= b) return end >= BigInt(e.size) ? count : Math.max(i + 1, Number(end / bsize));
       }
-      return false;
+      return 0;
     };
+    const isLater = (i: number): boolean => laterUntil(i) !== 0;
     for (let i = 0; i < count;) {
-      if (isLater(i)) {
-        i++;
+      const skip = laterUntil(i);
+      if (skip !== 0) {
+        i = skip;
         continue;
       }
       // A run of blocks to check, read in one go.

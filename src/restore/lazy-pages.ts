@@ -11,8 +11,8 @@
  * - follows the task (UFFD_EVENT_*): a fork gives a new uffd for the
  *   child, whose missing pages are the parent's missing pages; mremap moves
  *   what is still to be sent; madvise(DONTNEED) and munmap drop it;
- * - pushes every page not yet asked for in the background, in address
- *   order from where the task last faulted, PUSH_BYTES per UFFDIO_COPY
+ * - once the restore is done, pushes every page not yet asked for in the
+ *   background, in address order from where the task last faulted, PUSH_BYTES per UFFDIO_COPY
  *   straight from a mapping of the pages file (lazy-checked-pages.ts),
  *   and exits once all are in place and the restore is done.
  *
@@ -243,8 +243,11 @@ export async function serveLazyPages(o: LazyPagesOptions): Promise<LazyPagesStat
     for (;;) {
       const work = tasks.some((t) => t.pending.length > 0) || retry.length > 0;
       if (done !== undefined && !work) break;
-      // Pushing starts with the first task (they run at once), or PUSH_AFTER_MS after the restore.
-      const pushing = work && (PUSH_AFTER_MS === 0 || Date.now() >= pushFrom);
+      // Pushing starts once the restore is done and its tasks run (PUSH_AFTER_MS
+      // later if asked): before that, nothing of theirs can fault, and a push
+      // would take the CPU (and the task's mmap lock) from the restore's own
+      // last steps, so the tasks' first instruction would come later.
+      const pushing = work && done === true && Date.now() >= pushFrom;
       const fds = [conn >= 0 ? conn : lsk, ...tasks.map((t) => t.uffd)];
       const rev = pollFds(fds, POLLIN, pushing || retry.length > 0 ? 0 : 20);
       if (((rev[0] ?? 0) & (POLLIN | POLLHUP | POLLERR)) !== 0) {

@@ -10,7 +10,11 @@
  * Which VMAs: private anonymous ones (CRIU's rule), not locked (mlock
  * wants its pages now), not growing down (the stack, which the task
  * touches at once), not hugetlb, droppable or an AIO ring's temporary home.
- * Every other mapping is filled by the restore as without lazy pages.
+ * Every other mapping is filled by the restore as without lazy pages, and
+ * so are the pages the kernel itself writes for a thread before it runs:
+ * its rseq area (rseq(2) registration writes the area's cpu fields). Left
+ * lazy, that write would fault inside our injected call and wait for the
+ * daemon, before the task's first instruction (eagerPages).
  *
  * The uffd is created while the task still has the restore's (root)
  * credentials, without UFFD_USER_MODE_ONLY: faults taken by the kernel on
@@ -19,13 +23,14 @@
  */
 import { NR, PAGE_SIZE, UFFDIO_API, UFFDIO_REGISTER, UFFDIO_REGISTER_MODE_MISSING, UFFD_LAZY_FEATURES, uffdioApi, uffdioRegister, pidfdOpen, pidfdGetfd, closeQuiet } from '../../sys/index.js';
 import { CriuTsError } from '../../errors.js';
-import type { PagemapEntry, VmaEntry } from '../../images/messages.js';
+import type { CoreEntry, PagemapEntry, VmaEntry } from '../../images/messages.js';
 import type { LazyRange, RestoreTaskHandle } from '../types.js';
 import { isParentEntry, isServedEntry, type Segment } from './parent-images.js';
 import { nrPages } from './fill.js';
 import { VMA } from './vma.js';
 import { MAP_GROWSDOWN, MAP_LOCKED, MAP_DROPPABLE, MAP_HUGETLB } from '../../sys/mman.js';
 import { O_NONBLOCK, O_CLOEXEC } from '../../sys/fcntl.js';
+import { merged, subtract, type Range } from './ranges.js';
 
 
 export function isLazyVma(v: VmaEntry): boolean {
@@ -37,22 +42,46 @@ export function isLazyVma(v: VmaEntry): boolean {
 }
 
 /**
- * The byte ranges of a task's pages file (its own pagemap's data, in
- * order) that fall in lazy VMAs: a lazy restore leaves them to the
- * lazy-pages daemon, which checks their block digests as it serves them
- * (restore/images.ts checks the rest before anything is created).
+ * Pages of a process the restore fills itself even where they lie in lazy
+ * VMAs: each thread's rseq area, which the kernel writes as the rseq call
+ * that registers it runs (and again on every return to user space).
  */
-export function lazyFileRanges(pagemap: readonly PagemapEntry[], vmas: readonly VmaEntry[]): LazyRange[] {
-  const lazy = vmas.filter(isLazyVma).sort((a, b) => (a.start < b.start ? -1 : a.start > b.start ? 1 : 0));
+export function eagerPages(cores: readonly CoreEntry[]): Range[] {
+  const mask = ~BigInt(PAGE_SIZE - 1);
+  const out: Range[] = [];
+  for (const c of cores) {
+    const r = c.thread_core?.rseq_entry;
+    if (!r || r.rseq_abi_pointer === 0n) continue;
+    const first = r.rseq_abi_pointer & mask;
+    const last = (r.rseq_abi_pointer + BigInt(Math.max(1, r.rseq_abi_size)) - 1n) & mask;
+    out.push({ start: first, end: last + BigInt(PAGE_SIZE) });
+  }
+  return merged(out);
+}
+
+/** The address ranges of `vmas` left to the lazy-pages daemon: whole VMAs, joined where adjacent, less the eager pages. */
+export function lazyData(vmas: readonly VmaEntry[], eager: readonly Range[]): Range[] {
+  return subtract(merged(vmas), eager);
+}
+
+/**
+ * The byte ranges of a task's pages file (its own pagemap's data, in
+ * order) that fall in its lazy ranges (lazy VMAs less `eager`): a lazy
+ * restore leaves them to the lazy-pages daemon, which checks their block
+ * digests as it serves them (restore/images.ts checks the rest before
+ * anything is created).
+ */
+export function lazyFileRanges(pagemap: readonly PagemapEntry[], vmas: readonly VmaEntry[], eager: readonly Range[] = []): LazyRange[] {
+  const lazy = lazyData(vmas.filter(isLazyVma), eager);
   const out: LazyRange[] = [];
   let off = 0n;
   let j = 0; // pagemap entries come in address order: lazy VMAs are walked once
   for (const e of pagemap) {
     if (isParentEntry(e) || isServedEntry(e)) continue;
     const len = nrPages(e) * BigInt(PAGE_SIZE);
-    while (j < lazy.length && (lazy[j] as VmaEntry).end <= e.vaddr) j++;
+    while (j < lazy.length && (lazy[j] as Range).end <= e.vaddr) j++;
     for (let k = j; k < lazy.length; k++) {
-      const v = lazy[k] as VmaEntry;
+      const v = lazy[k] as Range;
       if (v.start >= e.vaddr + len) break;
       const a = v.start > e.vaddr ? v.start : e.vaddr;
       const b = v.end < e.vaddr + len ? v.end : e.vaddr + len;

@@ -28,7 +28,7 @@ import { merged, subtract, type Range } from './ranges.js';
 import { adviceRuns, planAnonRuns, type AnonRun } from './reserve.js';
 import { restoreAioRings } from './aio.js';
 import { restoreGuardRegions } from './guard.js';
-import { isLazyVma, registerLazy, withoutLazy } from './lazy.js';
+import { isLazyVma, lazyData, registerLazy, withoutLazy } from './lazy.js';
 import { MAP_HUGE_MASK } from './hugetlb.js';
 import { logger } from '../../log.js';
 import { AT_FDCWD, O_RDONLY, O_CLOEXEC } from '../../sys/fcntl.js';
@@ -151,10 +151,11 @@ export interface MemoryRestored { pages: number; cow?: CowStats }
  * Step 2: map every VMA, fill its pages, then set final protections. With
  * `from`, the task was forked from its restored parent: the VMAs it
  * inherited stay, and only their pages that differ are written (cow.ts).
+ * `eager`: pages filled here even inside lazy VMAs (lazy.ts eagerPages).
  */
 export function restoreMemory(
   t: RestoreTaskHandle, mm: MmEntry, pagemap: PagemapEntry[], pagesId: number, ctx: RestoreContext,
-  from?: { inherited: Inherited; parent: ParentMemory },
+  from?: { inherited: Inherited; parent: ParentMemory }, eager: readonly Range[] = [],
 ): MemoryRestored {
   const inherited: Inherited = from?.inherited ?? new Map<VmaEntry, VmaEntry[]>();
   // The kernel's areas are not mapped here, guard regions are markers inside
@@ -237,9 +238,12 @@ export function restoreMemory(
   const all = pageSegments(chain, imageFile('PAGEMAP', t.vpid), imagePath(ctx.dir, 'PAGES', pagesId), pagemap, inSpecial);
   // --lazy-pages: private anonymous VMAs stay empty here; the lazy-pages daemon fills them (lazy.ts).
   // Only VMAs with pages in the dump: an empty one reads as zeros anyway, and every registration is a syscall in the task.
-  // Neighbours are registered as one range (UFFDIO_REGISTER spans VMAs).
-  const lazy = ctx.lazy ? merged(vmas.filter((v) => isLazyVma(v) && !inherited.has(v) && filled.has(v))) : [];
-  const segs = lazy.length > 0 ? withoutLazy(all.segs, lazy) : all.segs;
+  // Neighbours are registered as one range (UFFDIO_REGISTER spans VMAs);
+  // the daemon serves them but for the eager pages, filled here first.
+  const lazyVmas = ctx.lazy ? vmas.filter((v) => isLazyVma(v) && !inherited.has(v) && filled.has(v)) : [];
+  const lazy = merged(lazyVmas);
+  const served = eager.length > 0 ? lazyData(lazyVmas, eager) : lazy;
+  const segs = lazy.length > 0 ? withoutLazy(all.segs, served) : all.segs;
   const pages = lazy.length > 0 ? Number(segs.reduce((n, sg) => n + sg.len, 0n) / BigInt(PAGE_SIZE)) : all.pages;
   let cow: CowStats | undefined;
   if (from && inherited.size > 0) {
@@ -269,7 +273,7 @@ export function restoreMemory(
   for (const r of adviceRuns(advised)) t.syscall('madvise', NR.madvise, r.start, r.end - r.start, r.advice);
   restoreGuardRegions(t, mm.vmas ?? []);
   if (lazy.length > 0 && ctx.lazy) {
-    ctx.lazy.handOver(t.pid, t.vpid, registerLazy(t, lazy), lazy);
+    ctx.lazy.handOver(t.pid, t.vpid, registerLazy(t, lazy), served);
   }
   return cow ? { pages: pages - cow.skipped, cow } : { pages };
 }
