@@ -198,7 +198,7 @@ export { dumpUnlinked, materializeRemaps, removeGhosts, removeLinks, removeRemap
 export type { MaterializedRemaps } from './files/ghost/index.js';
 export type { TaskRestorePoint, TaskStateKind, ThreadAnswers, ThreadKind, DumpThreadView, RestoreThreadView, ThreadRestorePoint, ThreadsToAsk } from './task/types.js';
 export { memfdFileForMapping, openMemfd } from './files/memfd.js';
-export { eagerPages, lazyFileRanges } from './memory/lazy.js';
+export { lazyFileRanges } from './memory/lazy.js';
 export { parentReads } from './memory/parent-reads.js';
 export { checkRunId, clearStaleLocks, defaultLockMethod, probeNftables } from './files/inet-socket/net-lock.js';
 export { probeIptLegacy } from './files/inet-socket/net-lock-iptables.js';

@@ -5,7 +5,7 @@
 import { existsSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { decodeImageAs, imageFile, imagePath, loadImage, loadImageIfAny, readImageBytes, verifyChecksums } from '../images/index.js';
-import { eagerPages, lazyFileRanges, parentReads, type LazyRange } from '../kinds/index.js';
+import { lazyFileRanges, parentReads, type LazyRange } from '../kinds/index.js';
 import type { ImageId, ProtoImageKey, EntryOf } from '../images/index.js';
 import { CriuTsError } from '../errors.js';
 import type {
@@ -66,7 +66,7 @@ export function checkLazyPagesChecksums(img: DumpImages, later: readonly CriuTsC
   const lazy = new Map<string, LazyRange[]>();
   for (const t of img.tasks) {
     const name = imageFile('PAGES', t.pagesId);
-    lazy.set(name, [...lazy.get(name) ?? [], ...lazyFileRanges(t.pagemap, t.mm.vmas ?? [], eagerPages(t.cores))]);
+    lazy.set(name, [...lazy.get(name) ?? [], ...lazyFileRanges(t.pagemap, t.mm.vmas ?? [], t.cores)]);
   }
   verifyChecksums(img.dir, later, (name) => lazy.get(name));
 }

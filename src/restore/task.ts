@@ -19,7 +19,6 @@ import { cpuidThroughTracee } from '../infect/cpuid.js';
 import { fpregsToXsave } from '../infect/xsave.js';
 import { prepareAddressSpace, restoreMemory, restoreMmFields, dropStubVdso, restoreSocketMappings } from '../kinds/memory/restore.js';
 import { inheritedVmas, inheritedRanges } from '../kinds/memory/cow.js';
-import { eagerPages } from '../kinds/memory/lazy.js';
 import { restoreFds } from './files.js';
 import { asInterruptedSyscall } from './restart.js';
 import { runSteps, runStepsEach, type SideSteps } from '../kinds/steps.js';
@@ -73,7 +72,7 @@ export function restoreAddressSpace(n: RestoreNode, filesCtx: RestoreContext): v
     // A child of a restored parent running the same program has it already.
     restoreMmFields(h, task.mm, filesCtx, parent !== undefined && parent.mm.exe_file_id === task.mm.exe_file_id);
     const from = parent && inherited.size > 0 ? { inherited, parent: { mm: parent.mm, pagemap: parent.pagemap } } : undefined;
-    r = restoreMemory(h, task.mm, task.pagemap, task.pagesId, filesCtx, from, filesCtx.lazy ? eagerPages(task.cores) : []);
+    r = restoreMemory(h, task.mm, task.pagemap, task.pagesId, filesCtx, from, task.cores);
     dropStubVdso(h, task.mm);
   } finally {
     tracee.stepCalls(false);

@@ -66,13 +66,13 @@ export function lazyData(vmas: readonly VmaEntry[], eager: readonly Range[]): Ra
 
 /**
  * The byte ranges of a task's pages file (its own pagemap's data, in
- * order) that fall in its lazy ranges (lazy VMAs less `eager`): a lazy
- * restore leaves them to the lazy-pages daemon, which checks their block
- * digests as it serves them (restore/images.ts checks the rest before
- * anything is created).
+ * order) that fall in its lazy ranges (lazy VMAs less the eager pages of
+ * its threads, `cores`): a lazy restore leaves them to the lazy-pages
+ * daemon, which checks their block digests as it serves them
+ * (restore/images.ts checks the rest before anything is created).
  */
-export function lazyFileRanges(pagemap: readonly PagemapEntry[], vmas: readonly VmaEntry[], eager: readonly Range[] = []): LazyRange[] {
-  const lazy = lazyData(vmas.filter(isLazyVma), eager);
+export function lazyFileRanges(pagemap: readonly PagemapEntry[], vmas: readonly VmaEntry[], cores: readonly CoreEntry[] = []): LazyRange[] {
+  const lazy = lazyData(vmas.filter(isLazyVma), eagerPages(cores));
   const out: LazyRange[] = [];
   let off = 0n;
   let j = 0; // pagemap entries come in address order: lazy VMAs are walked once

@@ -14,7 +14,7 @@ import { parseMaps, type MapsEntry, inOwnNs } from '../../proc/index.js';
 import { NR, PAGE_SIZE, PR, PR_SET_MM, RSEQ_FLAG_UNREGISTER } from '../../sys/index.js';
 import { CriuTsError } from '../../errors.js';
 import { checkHostSegmentAtRestore } from './sysv-host.js';
-import type { FdinfoEntry, MmEntry, VmaEntry, PagemapEntry } from '../../images/messages.js';
+import type { CoreEntry, FdinfoEntry, MmEntry, VmaEntry, PagemapEntry } from '../../images/messages.js';
 import { stateKey, type RestoreContext, type RestoreTaskHandle } from '../types.js';
 import { memfdShmid, openMemfd } from '../files/memfd.js';
 import { VMA } from './vma.js';
@@ -28,7 +28,7 @@ import { merged, subtract, type Range } from './ranges.js';
 import { adviceRuns, planAnonRuns, type AnonRun } from './reserve.js';
 import { restoreAioRings } from './aio.js';
 import { restoreGuardRegions } from './guard.js';
-import { isLazyVma, lazyData, registerLazy, withoutLazy } from './lazy.js';
+import { eagerPages, isLazyVma, lazyData, registerLazy, withoutLazy } from './lazy.js';
 import { MAP_HUGE_MASK } from './hugetlb.js';
 import { logger } from '../../log.js';
 import { AT_FDCWD, O_RDONLY, O_CLOEXEC } from '../../sys/fcntl.js';
@@ -151,11 +151,12 @@ export interface MemoryRestored { pages: number; cow?: CowStats }
  * Step 2: map every VMA, fill its pages, then set final protections. With
  * `from`, the task was forked from its restored parent: the VMAs it
  * inherited stay, and only their pages that differ are written (cow.ts).
- * `eager`: pages filled here even inside lazy VMAs (lazy.ts eagerPages).
+ * `cores`: the task's threads; with lazy pages, the pages their rseq areas
+ * are in are filled here even inside lazy VMAs (lazy.ts eagerPages).
  */
 export function restoreMemory(
   t: RestoreTaskHandle, mm: MmEntry, pagemap: PagemapEntry[], pagesId: number, ctx: RestoreContext,
-  from?: { inherited: Inherited; parent: ParentMemory }, eager: readonly Range[] = [],
+  from?: { inherited: Inherited; parent: ParentMemory }, cores: readonly CoreEntry[] = [],
 ): MemoryRestored {
   const inherited: Inherited = from?.inherited ?? new Map<VmaEntry, VmaEntry[]>();
   // The kernel's areas are not mapped here, guard regions are markers inside
@@ -242,6 +243,7 @@ export function restoreMemory(
   // the daemon serves them but for the eager pages, filled here first.
   const lazyVmas = ctx.lazy ? vmas.filter((v) => isLazyVma(v) && !inherited.has(v) && filled.has(v)) : [];
   const lazy = merged(lazyVmas);
+  const eager = lazy.length > 0 ? eagerPages(cores) : [];
   // Not pages a dump --lazy-pages left to its page server: only the daemon can ask for those.
   const remote = eager.length > 0 ? merged(all.segs.filter((sg) => sg.path === SERVED).map((sg) => ({ start: sg.vaddr, end: sg.vaddr + sg.len }))) : [];
   const served = eager.length > 0 ? lazyData(lazyVmas, subtract(eager, remote)) : lazy;
