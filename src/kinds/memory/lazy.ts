@@ -26,7 +26,7 @@ import { CriuTsError } from '../../errors.js';
 import type { CoreEntry, PagemapEntry, VmaEntry } from '../../images/messages.js';
 import type { LazyRange, RestoreTaskHandle } from '../types.js';
 import { isParentEntry, isServedEntry, type Segment } from './parent-images.js';
-import { nrPages } from './fill.js';
+import { nrPages, SERVED } from './fill.js';
 import { VMA } from './vma.js';
 import { MAP_GROWSDOWN, MAP_LOCKED, MAP_DROPPABLE, MAP_HUGETLB } from '../../sys/mman.js';
 import { O_NONBLOCK, O_CLOEXEC } from '../../sys/fcntl.js';
@@ -62,6 +62,20 @@ export function eagerPages(cores: readonly CoreEntry[]): Range[] {
 /** The address ranges of `vmas` left to the lazy-pages daemon: whole VMAs, joined where adjacent, less the eager pages. */
 export function lazyData(vmas: readonly VmaEntry[], eager: readonly Range[]): Range[] {
   return subtract(merged(vmas), eager);
+}
+
+/**
+ * A task's lazy VMAs as the restore registers them (`lazy`, whole) and as
+ * the daemon serves them (`served`: less the eager pages of its threads,
+ * `cores`, that the restore can read itself; a page a dump --lazy-pages
+ * left to its page server, `segs` path SERVED, only the daemon can ask for).
+ */
+export function lazyPlan(vmas: readonly VmaEntry[], cores: readonly CoreEntry[], segs: readonly Segment[]): { lazy: Range[]; served: Range[] } {
+  const lazy = merged(vmas);
+  const eager = lazy.length > 0 ? eagerPages(cores) : [];
+  if (eager.length === 0) return { lazy, served: lazy };
+  const remote = merged(segs.filter((sg) => sg.path === SERVED).map((sg) => ({ start: sg.vaddr, end: sg.vaddr + sg.len })));
+  return { lazy, served: lazyData(vmas, subtract(eager, remote)) };
 }
 
 /**

@@ -21,14 +21,14 @@ import { VMA } from './vma.js';
 import { PROT_WRITE, MAP_FIXED, MAP_ANONYMOUS, MAP_PRIVATE, MAP_SHARED, MAP_GROWSDOWN, MAP_NORESERVE, MAP_LOCKED, MAP_DROPPABLE, MAP_HUGETLB, MREMAP_MAYMOVE, MREMAP_FIXED } from '../../sys/mman.js';
 import { openFileInTask } from '../install-fd.js';
 import { parentChainOf } from './parent-images.js';
-import { fillSegments, nrPages, pageSegments, SERVED } from './fill.js';
+import { fillSegments, nrPages, pageSegments } from './fill.js';
 import { isSharedAnonObject, mapSharedAnon, noteSharedAnonMapping } from './shmem-restore.js';
 import { inheritedRanges, settleInherited, splitSegments, type CowStats, type Inherited, type ParentMemory } from './cow.js';
-import { merged, subtract, type Range } from './ranges.js';
+import { subtract, type Range } from './ranges.js';
 import { adviceRuns, planAnonRuns, type AnonRun } from './reserve.js';
 import { restoreAioRings } from './aio.js';
 import { restoreGuardRegions } from './guard.js';
-import { eagerPages, isLazyVma, lazyData, registerLazy, withoutLazy } from './lazy.js';
+import { isLazyVma, lazyPlan, registerLazy, withoutLazy } from './lazy.js';
 import { MAP_HUGE_MASK } from './hugetlb.js';
 import { logger } from '../../log.js';
 import { AT_FDCWD, O_RDONLY, O_CLOEXEC } from '../../sys/fcntl.js';
@@ -241,12 +241,7 @@ export function restoreMemory(
   // Only VMAs with pages in the dump: an empty one reads as zeros anyway, and every registration is a syscall in the task.
   // Neighbours are registered as one range (UFFDIO_REGISTER spans VMAs);
   // the daemon serves them but for the eager pages, filled here first.
-  const lazyVmas = ctx.lazy ? vmas.filter((v) => isLazyVma(v) && !inherited.has(v) && filled.has(v)) : [];
-  const lazy = merged(lazyVmas);
-  const eager = lazy.length > 0 ? eagerPages(cores) : [];
-  // Not pages a dump --lazy-pages left to its page server: only the daemon can ask for those.
-  const remote = eager.length > 0 ? merged(all.segs.filter((sg) => sg.path === SERVED).map((sg) => ({ start: sg.vaddr, end: sg.vaddr + sg.len }))) : [];
-  const served = eager.length > 0 ? lazyData(lazyVmas, subtract(eager, remote)) : lazy;
+  const { lazy, served } = lazyPlan(ctx.lazy ? vmas.filter((v) => isLazyVma(v) && !inherited.has(v) && filled.has(v)) : [], cores, all.segs);
   const segs = lazy.length > 0 ? withoutLazy(all.segs, served) : all.segs;
   const pages = lazy.length > 0 ? Number(segs.reduce((n, sg) => n + sg.len, 0n) / BigInt(PAGE_SIZE)) : all.pages;
   let cow: CowStats | undefined;
