@@ -10,9 +10,8 @@
  * inventory.root_ids holds criu-ts's own ids, so a task whose ids differ
  * from root_ids was in a namespace of its own.
  */
-import { existsSync, readlinkSync } from 'node:fs';
 import { CriuTsError } from '../errors.js';
-import { readComm } from '../proc/index.js';
+import { readComm, readNsLinkOrWhy } from '../proc/index.js';
 import { NS_KINDS, type NsKind } from '../images/index.js';
 
 
@@ -21,32 +20,20 @@ const CHECKED_LINKS: readonly string[] = [...NS_KINDS, 'pid_for_children', 'time
 
 /** "pid:[4026531836]", or undefined when the kernel lacks that namespace kind. */
 function nsLink(pid: number, name: string): string | undefined {
-  try {
-    return readlinkSync(`/proc/${pid}/ns/${name}`);
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT' && !nsLinkExists(process.pid, name)) return undefined;
-    if ((code === 'ENOENT' || code === 'ESRCH') && !existsSync(`/proc/${pid}/ns`)) {
-      throw new CriuTsError('ENOTASK', `task ${pid} is gone`, { pid }, e);
-    }
-    // A task we may not look at (another user namespace's init, an LSM's
-    // refusal): it cannot be seized either. CRIU answers ESRCH there too.
-    if (code === 'EACCES' || code === 'EPERM') {
-      throw new CriuTsError('ENOTASK', `task ${pid}${commOf(pid)} cannot be dumped: criu-ts may not inspect it: readlink /proc/${pid}/ns/${name}: ${code}`, { pid }, e);
-    }
-    // pid_for_children of a task that unshared CLONE_NEWPID and has not
-    // forked yet: the new namespace has no init, and the kernel shows no link.
-    if (code === 'ENOENT') return `${name.replace('_for_children', '')}:[new, not yet entered]`;
-    throw new CriuTsError('EDUMP', `task ${pid}: cannot read /proc/${pid}/ns/${name}: ${(e as Error).message}`, { pid }, e);
-  }
-}
-
-function nsLinkExists(pid: number, name: string): boolean {
-  try {
-    readlinkSync(`/proc/${pid}/ns/${name}`);
-    return true;
-  } catch {
-    return false;
+  const r = readNsLinkOrWhy(pid, name);
+  if ('link' in r) return r.link;
+  switch (r.why) {
+    case 'no-such-kind':
+      return undefined;
+    case 'gone':
+      throw new CriuTsError('ENOTASK', `task ${pid} is gone`, { pid }, r.error);
+    case 'denied':
+      // Another user namespace's init, an LSM's refusal: it cannot be seized either. CRIU answers ESRCH there too.
+      throw new CriuTsError('ENOTASK', `task ${pid}${commOf(pid)} cannot be dumped: criu-ts may not inspect it: readlink /proc/${pid}/ns/${name}: ${r.code}`, { pid }, r.error);
+    case 'not-entered':
+      return `${name.replace('_for_children', '')}:[new, not yet entered]`;
+    default:
+      throw new CriuTsError('EDUMP', `task ${pid}: cannot read /proc/${pid}/ns/${name}: ${r.error.message}`, { pid }, r.error);
   }
 }
 

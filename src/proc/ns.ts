@@ -6,6 +6,7 @@
  * criu-ts's own (thread-self: this thread's, which a setns of this thread
  * alone may have moved).
  */
+import { existsSync, readlinkSync } from 'node:fs';
 import { CriuTsError } from '../errors.js';
 import { readProcLink } from './read.js';
 
@@ -37,4 +38,31 @@ export function inOwnNs(pid: number, type: string): boolean | undefined {
   const theirs = nsLinkOf(pid, type);
   const ours = nsLinkOf('thread-self', type);
   return theirs === undefined || ours === undefined ? undefined : theirs === ours;
+}
+
+/**
+ * Why a task's ns link could not be read: this kernel has no namespace of
+ * that kind (criu-ts's own link is missing too); the task is gone; criu-ts
+ * may not look at it (another user namespace's init, an LSM: EACCES,
+ * EPERM); the namespace its next children would get has no task yet
+ * (pid_for_children of a task that unshared CLONE_NEWPID and has not
+ * forked: the kernel shows no link); or something else.
+ */
+export type NsLinkMissing = 'no-such-kind' | 'gone' | 'denied' | 'not-entered' | 'other';
+
+/** The link's text, or why there is none, with the error the kernel gave. */
+export function readNsLinkOrWhy(pid: number, type: string): { link: string } | { why: NsLinkMissing; code: string | undefined; error: Error } {
+  try {
+    return { link: readlinkSync(`/proc/${pid}/ns/${type}`) };
+  } catch (e) {
+    const error = e as NodeJS.ErrnoException;
+    const code = error.code;
+    const why: NsLinkMissing =
+      code === 'ENOENT' && !existsSync(`/proc/self/ns/${type}`) ? 'no-such-kind'
+        : (code === 'ENOENT' || code === 'ESRCH') && !existsSync(`/proc/${pid}/ns`) ? 'gone'
+          : code === 'EACCES' || code === 'EPERM' ? 'denied'
+            : code === 'ENOENT' ? 'not-entered'
+              : 'other';
+    return { why, code, error };
+  }
 }

@@ -15,8 +15,6 @@ import { SRC, tsFiles } from './src-files.js';
 
 /** file of src/ -> why it reads /proc itself */
 const OPENS_PROC: Readonly<Record<string, string>> = {
-  'dump/namespaces.ts':
-    "maps each errno of reading a task's ns link to the dump's own answer (gone, not inspectable, a pid namespace not yet entered); not yet: a proc reader giving the raw error",
   'infect/helper-task.ts':
     "the exe link of its own helper, compared as UTF-8 text with the program's path to see it has exec'd (proc's readExe gives latin1)",
   'kinds/cgroup/restore.ts':

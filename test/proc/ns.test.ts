@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { readlinkSync } from 'node:fs';
-import { inOwnNs, nsLinkOf, readNsLink } from '../../src/proc/index.js';
+import { inOwnNs, nsLinkOf, readNsLink, readNsLinkOrWhy } from '../../src/proc/index.js';
 import { isCriuTsError } from '../../src/errors.js';
 import { waitSleeping } from '../lib/harness.js';
 
@@ -27,4 +27,25 @@ test('ns links: ours, a child in namespaces of its own, a task that is gone', as
   assert.equal(nsLinkOf(pid, 'net'), undefined);
   assert.equal(inOwnNs(pid, 'net'), undefined);
   assert.throws(() => readNsLink(pid, 'net'), (e) => isCriuTsError(e) && e.code === 'ENOTASK' && /cannot read \/proc\/\d+\/ns\/net/.test(e.message));
+});
+
+test('why a link is missing: a kind this kernel lacks, a task gone, a pid namespace for children not entered yet', async () => {
+  assert.deepEqual(readNsLinkOrWhy(process.pid, 'net'), { link: readlinkSync('/proc/self/ns/net') });
+  const why = (pid: number, type: string): string | undefined => {
+    const r = readNsLinkOrWhy(pid, type);
+    return 'why' in r ? r.why : undefined;
+  };
+  assert.equal(why(process.pid, 'no-such-kind'), 'no-such-kind');
+  // unshare --pid without --fork: sleep's next children would be born in a namespace no task has entered yet.
+  const child = spawn('unshare', ['--pid', 'sleep', '30'], { stdio: 'ignore' });
+  const pid = child.pid as number;
+  try {
+    assert.ok(await waitSleeping(pid));
+    assert.equal(why(pid, 'pid_for_children'), 'not-entered');
+    assert.equal(why(pid, 'pid'), undefined);
+  } finally {
+    child.kill('SIGKILL');
+    await new Promise((r) => child.once('exit', r));
+  }
+  assert.equal(why(pid, 'net'), 'gone');
 });
