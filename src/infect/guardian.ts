@@ -159,6 +159,10 @@ export class Guardian {
   file(path: string): void {
     if (!path.includes('\n')) this.send(`G ${path}`);
   }
+  /** A file of file() that criu-ts removed itself: a file made later under its name is not ours. */
+  fileGone(path: string): void {
+    if (!path.includes('\n')) this.send(`g ${path}`);
+  }
 
   /** criu-ts is done: the guardian exits without doing anything. */
   done(): void {
@@ -204,6 +208,7 @@ function parsePlan(text: string): Plan {
     else if (k === 'P') p.stopping.set(Number(a), b);
     else if (k === 'R') p.tasks.clear();
     else if (k === 'G') p.files.push(line.slice(2));
+    else if (k === 'g') p.files = p.files.filter((f) => f !== line.slice(2));
     else if (k === 'T') p.trackers.push({ pid: Number(a), start: b, fd: Number(c), ino: BigInt(d) });
     else if (k === 'N' && !p.making.has(Number(a))) p.making.set(Number(a), { start: b, before: new Set(c === '-' ? [] : c.split(',').map(BigInt)) });
   }

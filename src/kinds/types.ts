@@ -207,6 +207,15 @@ export interface RestoreContext {
    */
   afterAllFiles(step: () => void, opts?: { alsoOnFailure?: boolean }): void;
   /**
+   * Run `step` last, just before the tasks are let go: every task is
+   * final, the ghost files' names are gone again and the network lock is
+   * lifted (CRIU's order: it unlocks the network, then takes the
+   * connections out of repair mode, whose window probes must reach their
+   * peers). Not run when the restore failed before then; a failing step
+   * fails the restore (connections may have spoken by then, as in CRIU).
+   */
+  beforeResume(step: () => void): void;
+  /**
    * Open file `fileId`, which no task holds (it was in flight in a socket
    * queue), inside task `t` by its kind, and return a copy of it in our own
    * process (the task's fd is closed again). The caller closes the copy.

@@ -21,6 +21,8 @@ export interface RestoreSession {
   knowTasks(pidHere: (vpid: number) => number | undefined): void;
   /** run the steps kinds registered with afterAllFiles (after a failure: only those that asked for it) */
   afterAllFiles(failed?: boolean): void;
+  /** run the steps kinds registered with beforeResume */
+  beforeResume(): void;
 }
 
 export function restoreSession(img: DumpImages, opts: RestoreKindOptions): RestoreSession {
@@ -29,6 +31,7 @@ export function restoreSession(img: DumpImages, opts: RestoreKindOptions): Resto
   const kindImages = new Map<KindImage, KindImageData<KindImage>>();
   const states = new Map<StateKey<unknown>, unknown>();
   const after: { step: () => void; alsoOnFailure: boolean }[] = [];
+  const last: (() => void)[] = [];
   let pidHere: (vpid: number) => number | undefined = () => undefined;
 
   const ctx: RestoreContext = {
@@ -61,6 +64,7 @@ export function restoreSession(img: DumpImages, opts: RestoreKindOptions): Resto
     },
     provide: () => {},
     afterAllFiles: (step, o) => after.push({ step, alsoOnFailure: o?.alsoOnFailure ?? false }),
+    beforeResume: (step) => last.push(step),
     openInFlight: (t, id) => openInFlight(t, id, ctx),
     isTaskFile: (id) => img.tasks.some((t) => t.fds.some((f) => f.id === id)),
     taskFileCopy(id: number): number | undefined {
@@ -81,6 +85,9 @@ export function restoreSession(img: DumpImages, opts: RestoreKindOptions): Resto
     afterAllFiles: (failed = false) => {
       // Steps may add steps (a queue sent late opens a file in flight, whose copies are closed by a step of their own).
       while (after.length > 0) for (const a of after.splice(0)) if (!failed || a.alsoOnFailure) a.step();
+    },
+    beforeResume: () => {
+      for (const step of last.splice(0)) step();
     },
   };
 }

@@ -73,7 +73,13 @@ export async function restoreTree(opts: RestoreTreeOptions): Promise<RestoreResu
     // Ghost files and links are made once the kinds prepared (restoreLoaded):
     // an owner may need the tree's user namespace's maps. Then, for an
     // unprivileged caller, the files the tasks open by name (ghosts are ours).
-    const r = await restoreLoaded(opts, dir, img, session, (tree) => {
+    // Once every task holds its files, before any runs: the names go (as CRIU's openers remove them).
+    const unname = (): void => {
+      const names = made.remaps.ghosts.splice(0);
+      removeGhosts(names);
+      for (const g of names) guard?.fileGone(g);
+    };
+    const r = await restoreLoaded(opts, dir, img, session, unname, (tree) => {
       made.remaps = materializeRemaps(session.ctx, tree);
       // Names in the tree's own mount namespace are fd links of ours: if we
       // die, the guardian cannot reach them (they stay under --root).
@@ -97,7 +103,7 @@ export async function restoreTree(opts: RestoreTreeOptions): Promise<RestoreResu
 }
 
 async function restoreLoaded(
-  opts: RestoreTreeOptions, dir: string, img: DumpImages, session: RestoreSession, materialize: (tree?: RestoreTaskHandle) => void,
+  opts: RestoreTreeOptions, dir: string, img: DumpImages, session: RestoreSession, unname: () => void, materialize: (tree?: RestoreTaskHandle) => void,
 ): Promise<RestoreResult> {
   if (img.inventory.tcp_close && !opts.kinds.tcpClose) {
     throw new CriuTsError('EUSAGE', 'the images were dumped with --tcp-close: restore them with --tcp-close too', {});
@@ -183,12 +189,15 @@ async function restoreLoaded(
     retireHelpers(plan, (t) => consumeSignal(t, SIGCHLD));
     makeZombies(plan, img);
     for (const n of plan.nodes) finalizeTask(n, img, filesCtx, opts.verify);
+    unname();
     for (const k of RESOURCE_KINDS) k.finishRestore?.(filesCtx, false);
     // Every task is ready and still held: a refusal now kills them all.
     await notify('post-restore');
-    // Every connection is back (repair mode off): let their packets through again.
+    // Every connection is back (still in repair mode: beforeResume below): let their packets through again.
     for (const k of RESOURCE_KINDS) k.unlockNetwork?.(filesCtx, false);
     await notify('network-unlock');
+    // Connections leave repair mode now, their window probes let through (kinds' beforeResume).
+    session.beforeResume();
     await notify('pre-resume');
     faultPoint('restore.finish');
     // Released tasks no longer die with us: until all are, the guardian

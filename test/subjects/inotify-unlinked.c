@@ -3,7 +3,8 @@
  * unlinked while fd 21 keeps it open, and a watch on its directory.
  * After SIGTERM: writing through fd 21 and closing it reach the file's
  * watch (IN_MODIFY, IN_CLOSE_WRITE with its wd): the watch is on the very
- * inode fd 21 has.
+ * inode fd 21 has. And the directory's watch saw nothing since ready:
+ * the restore's own work there (the ghost's name) left no event queued.
  */
 #define _GNU_SOURCE
 #include "subject.h"
@@ -51,6 +52,10 @@ int main(int argc, char **argv)
 	subject_ready();
 	subject_wait_term();
 
+	/* Nobody touched d since ready: events here are a restore's own doings (the ghost of d/f made and removed). */
+	unsigned int stray = events_on(dwd);
+	if (stray)
+		subject_fail("the directory's watch saw 0x%x that nobody did", stray);
 	if (write(21, "x", 1) != 1)
 		subject_fail("write");
 	close(21);

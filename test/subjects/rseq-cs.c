@@ -23,7 +23,7 @@
 #include <sys/rseq.h>
 #include <sys/syscall.h>
 #include <unistd.h>
-#include "lib/subject.h"
+#include "subject.h"
 
 /* Iterations of the spin inside the section: about a millisecond. */
 #define SPINS 2000000L

@@ -11,8 +11,10 @@
  * A watch on an unlinked inode that a task of the dump holds (so it is a
  * ghost of the dump, see ghost/) is put on the re-created ghost, the very
  * inode the task's fd gets back; one that only tasks outside the dump hold
- * is refused. Removing the ghost's name after the restore shows as an
- * IN_DELETE (IN_ATTRIB on the file) to watches that ask for it, as with CRIU.
+ * is refused. Removing the ghost's name before the task runs queues an
+ * IN_DELETE (IN_ATTRIB on the file) for watches that ask for it, as with
+ * CRIU; unlike CRIU, those events and any other the restore queued are
+ * read out before the task runs: its queue is empty again, as dumped.
  *
  * A watch on an inode only another mount namespace of the tree mounts
  * (fh_entry.mnt_id names a mount of it) is added from our side, through a
@@ -21,12 +23,12 @@
  * Known limits: events queued at dump time refuse the dump (they cannot be
  * read back without consuming them).
  */
-import { NR, FIONREAD, fdOfTask, closeQuiet, inotifyAddWatch, inotifyRmWatch, NR_INOTIFY_RM_WATCH, IN_MASK_CREATE, IN_MASK_ADD } from '../../sys/index.js';
+import { NR, FIONREAD, fdOfTask, closeQuiet, read, inotifyAddWatch, inotifyRmWatch, NR_INOTIFY_RM_WATCH, IN_MASK_CREATE, IN_MASK_ADD } from '../../sys/index.js';
 import type { FileEntry, InotifyWdEntry } from '../../images/messages.js';
 import type { DumpContext, FileKind, FdProbe, RestoreContext, RestoreTaskHandle } from '../types.js';
 import { CriuTsError } from '../../errors.js';
 import { NO_FOWN } from './fown.js';
-import { createFlags, fileFlags, isAnonLink, part, refuseQueued } from './anon-inode.js';
+import { createFlags, fileFlags, isAnonLink, part, queuedBytes, refuseQueued } from './anon-inode.js';
 import { fhEntryFor } from './fsnotify-handle.js';
 import { ghostReopenPath, requireGhostOf } from './ghost/index.js';
 import { foreignMountTask, treeMountNsTasks } from '../ns/mnt/index.js';
@@ -81,6 +83,24 @@ export const inotifyKind: FileKind = {
     }
     // Each removal queued an IN_IGNORED event the task never asked for: read them out.
     if (removed > 0) drainQueue(t, fd);
+    // The queue was empty at dump (refuseQueued): what the restore itself
+    // queues (the ghosts' names removed under a watched directory, files
+    // our restore opens and closes there) goes too, as the last thing
+    // before the task runs; it sees the events from its first instruction on.
+    ctx.beforeResume(() => {
+      const ours = ctx.taskFileCopy?.(e.id);
+      if (ours === undefined) return;
+      try {
+        const buf = Buffer.alloc(DRAIN_CHUNK_BYTES);
+        for (let left = queuedBytes(ours); left > 0;) {
+          const n = read(ours, buf, Math.min(left, buf.length));
+          if (n <= 0) break;
+          left -= n;
+        }
+      } finally {
+        closeQuiet(ours);
+      }
+    });
     return fd;
   },
 };

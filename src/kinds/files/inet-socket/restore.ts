@@ -18,7 +18,7 @@ import { rawOrPing, restoreRawOpts } from './raw.js';
 import { queueOf, sendQueue } from '../unix-socket/queue.js';
 import { addrText, toSockaddr } from './addr.js';
 import { onlyTimeWaitOn } from './diag.js';
-import { holdRepaired, releaseRepaired, restoreTcpStream, takeRepaired } from './tcp-repair.js';
+import { holdRepaired, releaseRepaired, restoreTcpStream, settleRepaired, takeRepaired } from './tcp-repair.js';
 import { dumpIpOpts, dumpTcpOpts, restoreIpOpts, restoreTcpOpts, setIntOpt } from './opts.js';
 
 const SHUT = { READ: 0, WRITE: 1, BOTH: 2 } as const;
@@ -232,17 +232,21 @@ export function finishInetSocket(t: RestoreTaskHandle, e: FileEntry, fd: number,
     const p = i.dst_port === 0 ? undefined : takeRepaired(ctx, e.id);
     if (!p) return;
     const pid = t.pid;
-    // The peer may be a socket of a task restored later: it must exist before this one speaks.
-    ctx.afterAllFiles(() => {
+    const onCopy = (step: (ours: number) => void) => (): void => {
       const ours = fdOfTask(pid, fd);
       try {
-        releaseRepaired(p, ours, pid);
-        // Leaving repair mode clears the socket's SO_REUSEADDR.
-        if (i.opts.reuseaddr) setsockoptInt(ours, SOL_SOCKET, SO_REUSEADDR, 1);
+        step(ours);
       } finally {
         closeQuiet(ours);
       }
-    });
+    };
+    // The peer may be a socket of a task restored later: it must exist before this one speaks.
+    ctx.afterAllFiles(onCopy((ours) => settleRepaired(p, ours, pid)));
+    ctx.beforeResume(onCopy((ours) => {
+      releaseRepaired(p, ours);
+      // Leaving repair mode clears the socket's SO_REUSEADDR.
+      if (i.opts.reuseaddr) setsockoptInt(ours, SOL_SOCKET, SO_REUSEADDR, 1);
+    }));
     return;
   }
   releasePortOpts(t.pid, fd, e, i, ctx);

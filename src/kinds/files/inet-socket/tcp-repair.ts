@@ -16,9 +16,12 @@
  * repair mode), options, timestamp, queue bytes, windows. Once every socket
  * of the restore exists (the peer may be in another task, restored later):
  * bytes never sent, the FINs of a half-closed or closed connection
- * (tcp-states.ts), then repair mode goes off. A SYN_SENT socket is bound in
- * repair mode and connects (sending its SYN again, same sequence number)
- * only then.
+ * (tcp-states.ts). Repair mode goes off last, once the network lock is
+ * lifted, just before the tasks run (CRIU's order): the window probe that
+ * leaving repair mode sends reaches the peer, so a peer that reset the
+ * connection meanwhile resets it now, before the task's first send. A
+ * SYN_SENT socket is bound in repair mode and connects (sending its SYN
+ * again, same sequence number) only then.
  *
  * Known limits: see tcp-states.ts for the states; with --network-lock skip, a peer
  * outside the dump that sends meanwhile gets a reset.
@@ -290,11 +293,29 @@ export function takeRepaired(ctx: RestoreContext, id: number): Pending | undefin
 }
 
 /**
- * The connection goes live on our copy `ours`, once every socket of the
- * restore exists: bytes never sent, then its FINs, then repair mode off.
- * `pid` is the task that holds it (its net namespace is the connection's).
+ * Once every socket of the restore exists, still under the network lock,
+ * on our copy `ours`: the bytes never sent, then the connection's FINs
+ * (tcp-states.ts); it stays in repair mode. `pid` is the task that holds
+ * it (its net namespace is the connection's).
  */
-export function releaseRepaired(p: Pending, ours: number, pid: number): void {
+export function settleRepaired(p: Pending, ours: number, pid: number): void {
+  if (p.state === TCP.SYN_SENT) return;
+  if (p.unsent.length > 0) {
+    // Never sent: they go out as the task would have sent them, behind the repaired ones.
+    setsockoptInt(ours, SOL_TCP, TCP_REPAIR, 0);
+    withRoomyBuffers(ours, () => sendAll(ours, p.unsent, `${p.what}: unsent bytes`));
+    setsockoptInt(ours, SOL_TCP, TCP_REPAIR, 1);
+  }
+  if (p.state !== TCP.ESTABLISHED) replayFins(pid, ours, p.state, p.replay, p.what);
+}
+
+/**
+ * The connection goes live on our copy `ours`, once the network lock is
+ * lifted (as CRIU orders it): repair mode off, whose window probe tells
+ * the peer where we are at once (a peer that is gone answers it with a
+ * reset before the task runs); a SYN_SENT socket sends its SYN again.
+ */
+export function releaseRepaired(p: Pending, ours: number): void {
   if (p.state === TCP.SYN_SENT) {
     setsockoptInt(ours, SOL_TCP, TCP_REPAIR, 0);
     const fl = fcntl(ours, F_GETFL);
@@ -308,12 +329,5 @@ export function releaseRepaired(p: Pending, ours: number, pid: number): void {
     }
     return;
   }
-  if (p.unsent.length > 0) {
-    // Never sent: they go out as the task would have sent them, behind the repaired ones.
-    setsockoptInt(ours, SOL_TCP, TCP_REPAIR, 0);
-    withRoomyBuffers(ours, () => sendAll(ours, p.unsent, `${p.what}: unsent bytes`));
-    setsockoptInt(ours, SOL_TCP, TCP_REPAIR, 1);
-  }
-  if (p.state !== TCP.ESTABLISHED) replayFins(pid, ours, p.state, p.replay, p.what);
   setsockoptInt(ours, SOL_TCP, TCP_REPAIR, 0);
 }
