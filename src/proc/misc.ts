@@ -1,5 +1,5 @@
 /** Small /proc/PID files: one read each, no structure worth a module of its own. */
-import { closeSync, openSync, readFileSync, readSync, readlinkSync } from 'node:fs';
+import { closeSync, openSync, readSync, readlinkSync } from 'node:fs';
 import { lines, parseError, procDir, readProcBuffer, readProcLink, readProcText } from './read.js';
 import type { UidGidExtent } from '../images/messages.js';
 
@@ -74,7 +74,7 @@ export function readOomScoreAdj(pid: number): number {
 export function readTimerSlack(tid: number): bigint | undefined {
   let t: string;
   try {
-    t = readFileSync(`/proc/${tid}/timerslack_ns`, 'latin1').trim();
+    t = readProcText(tid, `/proc/${tid}/timerslack_ns`).trim();
   } catch {
     return undefined;
   }

@@ -4,7 +4,7 @@
  * which can be tens of megabytes, is read in chunks of whole lines), with
  * "the task is gone" told apart from "the file is odd".
  */
-import { closeSync, existsSync, openSync, readFileSync, readSync, readlinkSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readSync, readlinkSync } from 'node:fs';
 import { CriuTsError } from '../errors.js';
 
 /** /proc/PID or /proc/PID/task/TID: per-thread files differ from the leader's. */
@@ -33,16 +33,76 @@ export function procError(pid: number, file: string, e: unknown): CriuTsError {
   return new CriuTsError('EPROC', `cannot read ${file}: ${code ?? String(e)}`, { pid, file, errno: code }, e);
 }
 
-export function readProcText(pid: number, file: string): string {
+/**
+ * One read buffer for every /proc file read here (status, comm, children,
+ * auxv, smaps...: a few per task and per thread). readFileSync reads a file
+ * of size 0, as /proc's are, into a fresh 8 KiB ArrayBuffer per read
+ * (malloc'd, outside V8's heap) and concatenates; smaps had a 256 KiB
+ * window per task. A 1000-thread dump made 90 MiB of such buffers, a
+ * 100-process one 25 MiB, each freed only by a later scavenge: most of the
+ * malloc heap at their peaks (docs/performance.md). The reads are
+ * synchronous, so one buffer serves them all, one at a time: `busy` makes
+ * a read started from inside readProcLines' callback take a buffer of its
+ * own rather than overwrite the one being parsed.
+ */
+const CHUNK_BYTES = 256 << 10;
+let shared: Buffer | undefined;
+let busy = false;
+
+/** The shared buffer (allocUnsafeSlow: memory of its own, not a slice of Node's 8 KiB pool), or a fresh one while it is in use. */
+function takeBuffer(): Buffer {
+  if (busy) return Buffer.allocUnsafeSlow(CHUNK_BYTES);
+  busy = true;
+  return (shared ??= Buffer.allocUnsafeSlow(CHUNK_BYTES));
+}
+
+function giveBack(buf: Buffer): void {
+  if (buf === shared) busy = false;
+}
+
+function openProc(pid: number, file: string): number {
   try {
-    return readFileSync(file, 'latin1');
+    return openSync(file, 'r');
   } catch (e) {
     throw procError(pid, file, e);
   }
 }
 
-/** Bytes read per chunk by readProcLines: a 256 KiB window whatever the file's size. */
-const CHUNK_BYTES = 256 << 10;
+/**
+ * Read all of `fd` through the shared buffer: `onFull` gets the buffer
+ * each time it fills and returns how many bytes to keep at its start (a
+ * partial line); returns how many bytes are left in it at the end.
+ */
+function readThrough(pid: number, file: string, fd: number, buf: Buffer, onFull: (have: number) => number): number {
+  let have = 0;
+  for (;;) {
+    let n: number;
+    try {
+      n = readSync(fd, buf, have, buf.length - have, null);
+    } catch (e) {
+      throw procError(pid, file, e);
+    }
+    if (n === 0) return have;
+    have += n;
+    if (have === buf.length) have = onFull(have);
+  }
+}
+
+export function readProcText(pid: number, file: string): string {
+  const fd = openProc(pid, file);
+  const buf = takeBuffer();
+  try {
+    let text = '';
+    const have = readThrough(pid, file, fd, buf, (full) => {
+      text += buf.toString('latin1', 0, full);
+      return 0;
+    });
+    return have > 0 ? text + buf.toString('latin1', 0, have) : text;
+  } finally {
+    giveBack(buf);
+    closeSync(fd);
+  }
+}
 
 /**
  * A big /proc file (a 20,000-VMA task's smaps is 24 MB) in whole lines,
@@ -51,14 +111,10 @@ const CHUNK_BYTES = 256 << 10;
  * size twice over (the bytes and the string) at the dump's peak.
  */
 export function readProcLines(pid: number, file: string, onText: (text: string) => void): void {
-  let fd: number;
+  const fd = openProc(pid, file);
+  let buf = takeBuffer();
+  const first = buf;
   try {
-    fd = openSync(file, 'r');
-  } catch (e) {
-    throw procError(pid, file, e);
-  }
-  try {
-    let buf = Buffer.allocUnsafe(CHUNK_BYTES);
     let have = 0;
     for (;;) {
       if (have === buf.length) {
@@ -83,15 +139,26 @@ export function readProcLines(pid: number, file: string, onText: (text: string) 
     }
     if (have > 0) onText(buf.toString('latin1', 0, have));
   } finally {
+    giveBack(first);
     closeSync(fd);
   }
 }
 
+/** A /proc file's bytes, in a buffer of the caller's own (kept, unlike the shared one it is read through). */
 export function readProcBuffer(pid: number, file: string): Buffer {
+  const fd = openProc(pid, file);
+  const buf = takeBuffer();
   try {
-    return readFileSync(file);
-  } catch (e) {
-    throw procError(pid, file, e);
+    const parts: Buffer[] = [];
+    const have = readThrough(pid, file, fd, buf, (full) => {
+      parts.push(Buffer.from(buf.subarray(0, full)));
+      return 0;
+    });
+    const last = Buffer.from(buf.subarray(0, have));
+    return parts.length === 0 ? last : Buffer.concat([...parts, last]);
+  } finally {
+    giveBack(buf);
+    closeSync(fd);
   }
 }
 

@@ -16,7 +16,7 @@ import type { Tracee } from '../infect/tracee.js';
 import { HELD_SIGMASK } from '../infect/tracee.js';
 import { holdSigmask, rseqConfig, writeGpRegs, readXstateView, writeXstate } from '../infect/ptrace-state.js';
 import { cpuidThroughTracee } from '../infect/cpuid.js';
-import { fpregsToXsave } from '../infect/xsave.js';
+import { fillXsave } from '../infect/xsave.js';
 import { prepareAddressSpace, restoreMemory, restoreMmFields, dropStubVdso, restoreSocketMappings } from '../kinds/memory/restore.js';
 import { inheritedVmas, inheritedRanges } from '../kinds/memory/cow.js';
 import { restoreFds } from './files.js';
@@ -172,11 +172,12 @@ function threadSteps(n: RestoreNode, at: ThreadRestorePoint, ctx: RestoreContext
 
 /** FPU/SSE/AVX/AVX-512 registers: the kernel's own XSAVE buffer (this CPU's layout) as a template, filled from the image. */
 function restoreFpu(t: Tracee, fp: UserX86FpregsEntry): void {
-  // The layout first: finding it may read registers itself. The template
-  // is used at once (fpregsToXsave copies it): no copy of our own per thread.
+  // The layout first: finding it may read registers itself. The area is
+  // the regset read buffer, filled in place and written back before any
+  // other regset read: no copy of our own per thread.
   const layout = xstateLayout(() => cpuidThroughTracee(t));
-  const template = readXstateView(t.tid, 16384);
-  writeXstate(t.tid, fpregsToXsave(template, fp, layout, `thread ${t.tid}`));
+  const area = readXstateView(t.tid, 16384);
+  writeXstate(t.tid, fillXsave(area, fp, layout, `thread ${t.tid}`));
 }
 
 function scratchOf(t: Tracee): { addr: bigint; size: number } {

@@ -107,8 +107,9 @@ export function ptraceGetRegsetView(tid: number, type: number, size: number): Bu
   return data.subarray(0, Number(regsetIov.readBigUInt64LE(8)));
 }
 const regsetIov = Buffer.alloc(16);
+const setRegsetIov = Buffer.alloc(16);
 export function ptraceSetRegset(tid: number, type: number, data: Buffer): void {
-  const iov = Buffer.alloc(16);
+  const iov = setRegsetIov;
   iov.writeBigUInt64LE(addr(data), 0);
   iov.writeBigUInt64LE(BigInt(data.length), 8);
   req('SETREGSET', PTRACE.SETREGSET, tid, type, addr(iov));
@@ -135,11 +136,16 @@ export function ptraceSetSigmask(tid: number, mask: bigint): void {
  * Peek queued signals without dequeuing them: the per-thread queue, or the
  * process-wide shared queue with `shared`. Returns raw 128-byte siginfos.
  */
+/** PEEKSIGINFO's answer and arguments: one pair for every call (4 KiB per thread was a 1000-thread dump's garbage). */
+const PEEK_BATCH = 32;
+const peekBuf = Buffer.alloc(SIGINFO_SIZE * PEEK_BATCH);
+const peekArgs = Buffer.alloc(16);
+
 export function ptracePeekSiginfo(tid: number, shared: boolean): Buffer[] {
   const out: Buffer[] = [];
-  const batch = 32;
-  const buf = Buffer.alloc(SIGINFO_SIZE * batch);
-  const args = Buffer.alloc(16);
+  const batch = PEEK_BATCH;
+  const buf = peekBuf;
+  const args = peekArgs;
   for (let off = 0; ; off += batch) {
     args.writeBigUInt64LE(BigInt(off), 0);
     args.writeUInt32LE(shared ? 1 : 0, 8);
