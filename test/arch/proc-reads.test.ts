@@ -5,7 +5,8 @@
  * fails on a readFileSync, openSync, readdirSync or readlinkSync of a path
  * spelled "/proc/..." outside those two folders, but for the files listed
  * below, each with why it opens /proc itself. It sees paths spelled at the
- * call; a path built in a variable first is for review to catch.
+ * call, and names given a /proc path then read (or built on); a path put
+ * together further away is for review to catch.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -17,8 +18,10 @@ import { SRC, tsFiles } from './src-files.js';
 const OPENS_PROC: Readonly<Record<string, string>> = {
   'infect/helper-task.ts':
     "the exe link of its own helper, compared as UTF-8 text with the program's path to see it has exec'd (proc's readExe gives latin1)",
+  'kinds/cgroup/model.ts':
+    "a task's (or thread's) cgroup file, its paths kept as UTF-8 text for cgroup.img (proc's readCgroup gives latin1)",
   'kinds/cgroup/restore.ts':
-    "criu-ts's own /proc/self/cgroup, parsed by the cgroup kind's model (parseCgroupText) that also reads the dump's; not yet: proc's readCgroup",
+    "criu-ts's own /proc/self/cgroup, its paths kept as UTF-8 text as the dump's are (proc's readCgroup gives latin1)",
   'kinds/files/fsnotify-handle.ts':
     'opens a file, mapping or namespace through its /proc magic link to hold it (a handle to use, not a file to parse)',
   'kinds/files/memfd.ts':
@@ -43,6 +46,8 @@ const OPENS_PROC: Readonly<Record<string, string>> = {
     'opens a file, mapping or namespace through its /proc magic link to hold it (a handle to use, not a file to parse) (setns)',
   'kinds/ns/net.ts':
     'opens a file, mapping or namespace through its /proc magic link to hold it (a handle to use, not a file to parse) (setns, a namespace kept open between steps)',
+  'rpc/opts.ts':
+    "the path of a directory fd the RPC caller passed (/proc/PID/fd/N, a magic link), as UTF-8 text, checked by inode against the fd itself",
   'restore/stub.ts':
     "the exe link of its own stub, compared as UTF-8 text with the program's path to see it has exec'd (proc's readExe gives latin1)",
   'restore/verify/files.ts':
@@ -50,6 +55,19 @@ const OPENS_PROC: Readonly<Record<string, string>> = {
 };
 
 const READ = /\b(readFileSync|openSync|readdirSync|readlinkSync)\(\s*(['"`])\/proc\//g;
+/** A name given a /proc path (`const file = `/proc/${pid}/cgroup``): a read of it, or of a path built on it, counts too. */
+const NAMED = /\b(?:const|let)\s+(\w+)\s*=\s*['"`]\/proc\//g;
+
+/** Every read of a /proc path in `text`: [the call, its offset]. */
+function procReads(text: string): [string, number][] {
+  const out: [string, number][] = [...text.matchAll(READ)].map((m) => [m[1] as string, m.index]);
+  for (const n of text.matchAll(NAMED)) {
+    const name = n[1] as string;
+    const use = new RegExp(`\\b(readFileSync|openSync|readdirSync|readlinkSync)\\(\\s*(?:${name}\\b|\`\\$\\{${name}\\})`, 'g');
+    for (const m of text.matchAll(use)) out.push([m[1] as string, m.index]);
+  }
+  return out.sort((a, b) => a[1] - b[1]);
+}
 
 test('/proc is read only in src/proc and src/sys (and the files that say why)', () => {
   const found: string[] = [];
@@ -57,18 +75,15 @@ test('/proc is read only in src/proc and src/sys (and the files that say why)', 
     const rel = relative(SRC, file);
     if (rel.startsWith('proc/') || rel.startsWith('sys/') || OPENS_PROC[rel] !== undefined) continue;
     const text = readFileSync(file, 'utf8');
-    for (const m of text.matchAll(READ)) {
-      const line = text.slice(0, m.index).split('\n').length;
-      found.push(`src/${rel}:${line}: ${m[1]} of a /proc path`);
+    for (const [call, at] of procReads(text)) {
+      const line = text.slice(0, at).split('\n').length;
+      found.push(`src/${rel}:${line}: ${call} of a /proc path`);
     }
   }
   assert.deepEqual(found, []);
 });
 
 test('every file listed as reading /proc itself still does', () => {
-  const stale = Object.keys(OPENS_PROC).filter((rel) => {
-    READ.lastIndex = 0;
-    return !READ.test(readFileSync(`${SRC}/${rel}`, 'utf8'));
-  });
+  const stale = Object.keys(OPENS_PROC).filter((rel) => procReads(readFileSync(`${SRC}/${rel}`, 'utf8')).length === 0);
   assert.deepEqual(stale, []);
 });

@@ -6,7 +6,8 @@
  * CONFIG_POSIX_MQUEUE, the *_next_id ones only with
  * CONFIG_CHECKPOINT_RESTORE (-1, "none asked for", is not saved).
  */
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
+import { readSysctl } from '../../proc/index.js';
 import { asThreadEuid } from '../../sys/index.js';
 import { CriuTsError } from '../../errors.js';
 import type { IpcVarEntry } from '../../images/messages.js';
@@ -14,8 +15,8 @@ import type { IpcVarEntry } from '../../images/messages.js';
 const SYS = '/proc/sys';
 
 function readNum(path: string): bigint {
-  const text = readFileSync(`${SYS}/${path}`, 'utf8').trim();
-  if (!/^-?\d+$/.test(text)) throw new CriuTsError('EDUMP', `${SYS}/${path}: unexpected "${text}"`, { path });
+  const text = readSysctl(path)?.trim();
+  if (text === undefined || !/^-?\d+$/.test(text)) throw new CriuTsError('EDUMP', `${SYS}/${path}: ${text === undefined ? 'cannot be read' : `unexpected "${text}"`}`, { path });
   return BigInt(text);
 }
 
@@ -39,7 +40,8 @@ const u32 = (path: string): number => Number(readNum(path));
 
 /** Read every ipc sysctl of the calling thread's ipc namespace. */
 export function readIpcVar(): IpcVarEntry {
-  const sem = readFileSync(`${SYS}/kernel/sem`, 'utf8').trim().split(/\s+/).map(Number);
+  const sem = (readSysctl('kernel/sem') ?? '').trim().split(/\s+/).map(Number);
+  if (sem.length !== 4 || !sem.every(Number.isInteger)) throw new CriuTsError('EDUMP', `${SYS}/kernel/sem: cannot be read as four numbers`, {});
   const mq = existsSync(`${SYS}/fs/mqueue`);
   const e: IpcVarEntry = {
     sem_ctls: sem,
