@@ -76,6 +76,7 @@ import { netLockKind } from './files/inet-socket/net-lock-kind.js';
 import { packetSocketKind } from './files/packet-socket/index.js';
 import { netlinkSocketKind } from './files/netlink-socket/index.js';
 import { regFileKind } from './files/reg-file.js';
+import { remapsKind } from './files/ghost/remaps-kind.js';
 import { mntKind } from './ns/mnt/index.js';
 
 const REGISTRY = [
@@ -98,7 +99,8 @@ const REGISTRY = [
   fdKind(pipeKind), fdKind(fifoKind), fdKind(unixSocketKind),
   // TCP sockets and the network lock that holds their packets while they are away: one kind at two scopes.
   { name: 'inet-socket', fd: inetSocketKind, tree: netLockKind }, fdKind(packetSocketKind), fdKind(netlinkSocketKind),
-  fdKind(regFileKind),
+  // REG takes any path-named file; its tree facet makes the ghost files and link remaps they need on disk.
+  { name: 'reg', fd: regFileKind, tree: remapsKind },
   // The mount namespace last.
   treeKind(mntKind),
 ] as const;
@@ -194,8 +196,7 @@ export { stateKey } from './types.js';
 // What the core needs from the file kinds beyond the table: REG entries for
 // paths it meets outside fds (mapped files, cwd, root, exe) and ghosts.
 export { regEntryForPath, isMqueue } from './files/reg-file.js';
-export { dumpUnlinked, materializeRemaps, removeGhosts, removeLinks, removeRemapFds, deadProcPids } from './files/ghost/index.js';
-export type { MaterializedRemaps } from './files/ghost/index.js';
+export { dumpUnlinked, deadProcPids } from './files/ghost/index.js';
 export type { TaskRestorePoint, TaskStateKind, ThreadAnswers, ThreadKind, DumpThreadView, RestoreThreadView, ThreadRestorePoint, ThreadsToAsk } from './task/types.js';
 export { memfdFileForMapping, openMemfd } from './files/memfd.js';
 export { lazyFileRanges } from './memory/lazy.js';

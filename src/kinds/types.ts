@@ -374,6 +374,29 @@ export interface ResourceKind {
    */
   unlockNetwork?(ctx: RestoreContext, failed: boolean): void;
   /**
+   * Restore, before any task opens or maps a file: make on disk what the
+   * tree's files need there (ghost files, link remaps). In a tree with a
+   * mount namespace of its own this runs once its root task has built it,
+   * with `root` driving that task (names are made in that namespace);
+   * otherwise before any task exists, without. Returns the paths made that
+   * the guardian removes if criu-ts dies (none for names it cannot reach).
+   * A failure removes what it made itself.
+   */
+  makeFiles?(ctx: RestoreContext, root: RestoreTaskHandle | undefined): readonly string[];
+  /**
+   * Restore, once every task is final and holds its files, before any
+   * runs: remove the names only the restore needed (ghost files' names).
+   * Returns the paths removed (the guardian forgets them).
+   */
+  unnameFiles?(ctx: RestoreContext): readonly string[];
+  /**
+   * Restore, at its very end, whether it succeeded (`ok`) or not, once the
+   * tasks hold what they need or are gone: remove what makeFiles made and
+   * unnameFiles did not.
+   * Runs for every kind, even one whose makeFiles never ran.
+   */
+  restoreEnded?(ctx: RestoreContext, ok: boolean): void;
+  /**
    * Restore, once every task is released and runs: work the tasks need not
    * wait for (a lock table that holds nothing of theirs). A failure here
    * cannot fail the restore any more: say it as a warning.

@@ -21,9 +21,7 @@ import { writeRestoreStats } from './stats.js';
 import { restoreSession, type RestoreSession } from './context.js';
 import { loadDump, type DumpImages } from './images.js';
 import { refuseForeignNamespaceIds } from './namespaces.js';
-import {
-  materializeRemaps, removeGhosts, removeLinks, removeRemapFds, RESOURCE_KINDS, handledNamespaces, type RestoreTaskHandle,
-} from '../kinds/index.js';
+import { RESOURCE_KINDS, handledNamespaces, type RestoreTaskHandle } from '../kinds/index.js';
 import { checkImagesFor, pinFilesFor } from './authorize.js';
 import { checkDumpChecksums, checkLazyPagesChecksums, checkParentPages } from './images.js';
 import { checkConsistency } from './consistency.js';
@@ -66,37 +64,33 @@ export async function restoreTree(opts: RestoreTreeOptions): Promise<RestoreResu
   // If we die from here on, the guardian removes the files we created and
   // kills tasks we had let go of; tasks still traced die with us (EXITKILL).
   const guard = Guardian.start();
-  const made: { remaps: ReturnType<typeof materializeRemaps> } = { remaps: { ghosts: [], links: [], fds: [], foreign: false, rootPid: process.pid } };
   let ok = false;
   let pinned: number[] = [];
   try {
-    // Ghost files and links are made once the kinds prepared (restoreLoaded):
-    // an owner may need the tree's user namespace's maps. Then, for an
-    // unprivileged caller, the files the tasks open by name (ghosts are ours).
-    // Once every task holds its files, before any runs: the names go (as CRIU's openers remove them).
+    // What the tree's files need on disk (ghost files, link remaps) is made
+    // once the kinds prepared (restoreLoaded): an owner may need the tree's
+    // user namespace's maps. Then, for an unprivileged caller, the files the
+    // tasks open by name (ghosts are ours). Once every task holds its files,
+    // before any runs, the names only the restore needed go (as CRIU's
+    // openers remove them).
     const unname = (): void => {
-      const names = made.remaps.ghosts.splice(0);
-      removeGhosts(names);
-      for (const g of names) guard?.fileGone(g);
+      for (const k of RESOURCE_KINDS) for (const p of k.unnameFiles?.(session.ctx) ?? []) guard?.fileGone(p);
     };
     const r = await restoreLoaded(opts, dir, img, session, unname, (tree) => {
-      made.remaps = materializeRemaps(session.ctx, tree);
-      // Names in the tree's own mount namespace are fd links of ours: if we
-      // die, the guardian cannot reach them (they stay under --root).
-      if (!made.remaps.foreign) for (const g of made.remaps.ghosts) guard?.file(g);
+      for (const k of RESOURCE_KINDS) for (const p of k.makeFiles?.(session.ctx, tree) ?? []) guard?.file(p);
       faultPoint('restore.ghosts');
       pinned = pinFilesFor(img, opts.asCaller);
     });
     ok = true;
     return r;
   } finally {
-    const { remaps } = made;
-    // The restored tasks hold them open or mapped; their names must go again.
-    removeGhosts(remaps.ghosts);
-    // The dump's temporary links too, but only once they served: a failed restore may be tried again.
-    if (ok) removeLinks(session.ctx, remaps);
-    // Last: the names above may be reached through these fds.
-    removeRemapFds(remaps);
+    for (const k of RESOURCE_KINDS) {
+      try {
+        k.restoreEnded?.(session.ctx, ok);
+      } catch (e) {
+        log.warn(`${k.name}: ${(e as Error).message}`);
+      }
+    }
     for (const fd of pinned) closeSync(fd);
     guard?.done();
   }

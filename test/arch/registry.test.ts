@@ -58,7 +58,7 @@ const SERVICE_NAMES: Record<string, string> = {
  * hook of its registry entry. Keyed "module: name" (the module as imported).
  */
 const MEMORY = 'memory: every task has exactly one address space, and its restore is the frame the rest is restored into (made before the task forks its children, so copy-on-write comes back); the core calls it by name until it is a per-task hook of a registry entry';
-const GHOST = 'ghost files and link remaps: made before any task opens a file (inside the tree\'s mount namespace once its root built it) and removed after every task holds them, around the whole restore';
+const GHOST = 'ghost files outside fds: an unlinked file the tree maps, or its cwd or root, is saved by the core as it meets it (with the memory and fs of the task); their restore is the reg kind\'s (makeFiles, restoreEnded)';
 const NET_LOCK = 'the network lock\'s services to the API (its default method, the feature probes of check, the locks of dumps whose criu-ts died) and the image check of its run id before anything is made; its dump and restore are the network-lock kind of the registry';
 const LEFT: Record<string, string> = {
   'memory/dump.ts: dumpMemory': MEMORY,
@@ -79,11 +79,7 @@ const LEFT: Record<string, string> = {
   'index.ts: memfdFileForMapping': `${MEMORY}; a mapping of a memfd names its file entry`,
   'index.ts: regEntryForPath': `${MEMORY}; mapped files, cwd, root and exe are REG entries made outside any fd`,
   'index.ts: dumpUnlinked': GHOST,
-  'index.ts: materializeRemaps': GHOST,
-  'index.ts: removeGhosts': GHOST,
-  'index.ts: removeLinks': GHOST,
-  'index.ts: removeRemapFds': GHOST,
-  'index.ts: deadProcPids': `${GHOST}; the pids of dead tasks a /proc link remap names are held by helpers while the tree is made`,
+  'index.ts: deadProcPids': 'the restore plan: the pids of dead tasks a /proc link remap names are held by helper tasks while the tree is made',
   'index.ts: checkRunId': NET_LOCK,
   'index.ts: clearStaleLocks': `${NET_LOCK}; the API clears the locks of dumps whose criu-ts died`,
   'index.ts: defaultLockMethod': `${NET_LOCK}; the API resolves its default`,

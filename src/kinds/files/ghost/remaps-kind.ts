@@ -1,0 +1,38 @@
+/**
+ * The ghost files and link remaps of a restore (index.ts says what they
+ * are) as a kind of the tree: made before any task opens or maps a file;
+ * the ghosts' names removed once every task holds its files, before any
+ * runs (as CRIU's openers remove them), or at the restore's very end after
+ * a failure. The dump's temporary links go only after a successful
+ * restore: a failed one may be tried again.
+ */
+import { stateKey, type ResourceKind } from '../../types.js';
+import { materializeRemaps, removeGhosts, removeLinks, removeRemapFds, type MaterializedRemaps } from './restore.js';
+
+/** What this restore made, once it is all made (a failure while making removes its own part). */
+const MADE = stateKey<{ made: MaterializedRemaps | undefined }>('remaps:made');
+
+export const remapsKind: ResourceKind = {
+  name: 'file-remaps',
+  makeFiles(ctx, root) {
+    const made = materializeRemaps(ctx, root);
+    ctx.state(MADE, () => ({ made: undefined })).made = made;
+    // Names in the tree's own mount namespace are fd links of ours: if we die, the guardian cannot reach them.
+    return made.foreign ? [] : made.ghosts;
+  },
+  unnameFiles(ctx) {
+    const made = ctx.state(MADE, () => ({ made: undefined })).made;
+    const names = made?.ghosts.splice(0) ?? [];
+    removeGhosts(names);
+    return names;
+  },
+  restoreEnded(ctx, ok) {
+    const made = ctx.state(MADE, () => ({ made: undefined })).made;
+    if (!made) return;
+    // Those unnameFiles did not remove (a failed restore): their names must go again.
+    removeGhosts(made.ghosts);
+    if (ok) removeLinks(ctx, made);
+    // Last: the names above may be reached through these fds.
+    removeRemapFds(made);
+  },
+};
