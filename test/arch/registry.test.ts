@@ -58,7 +58,7 @@ const SERVICE_NAMES: Record<string, string> = {
  * hook of its registry entry. Keyed "module: name" (the module as imported).
  */
 const MEMORY = 'memory: every task has exactly one address space, and its restore is the frame the rest is restored into (made before the task forks its children, so copy-on-write comes back); the core calls it by name until it is a per-task hook of a registry entry';
-const GHOST = 'ghost files outside fds: an unlinked file the tree maps, or its cwd or root, is saved by the core as it meets it (with the memory and fs of the task); their restore is the reg kind\'s (makeFiles, restoreEnded)';
+const GHOST = 'ghost files outside fds: an unlinked file the tree maps, or its cwd or root, is saved by the core as it meets it (with the memory and fs of the task); their restore is the reg kind\'s (makeFiles, unnameFiles, restoreEnded)';
 const NET_LOCK = 'the network lock\'s services to the API (its default method, the feature probes of check, the locks of dumps whose criu-ts died) and the image check of its run id before anything is made; its dump and restore are the network-lock kind of the registry';
 const LEFT: Record<string, string> = {
   'memory/dump.ts: dumpMemory': MEMORY,
