@@ -16,6 +16,9 @@ import type { PageServerClient } from './memory/page-server-client.js';
 import type { DumpKindOptions, RestoreKindOptions } from './options.js';
 import type { DumpTreeView, DumpTaskView, RestoreTreeView, RestoreTreeTask } from './tree-views.js';
 
+import type { StateKey } from './state-key.js';
+
+export { stateKey, type StateKey } from './state-key.js';
 export type * from './options.js';
 export type * from './tree-views.js';
 
@@ -34,21 +37,6 @@ export interface FdProbe {
   netNsId: number | undefined;
   /** for a file in flight (pid is ours): the task holding the socket whose queue carries it */
   inFlightFrom?: number;
-}
-
-/**
- * A key for state a kind keeps for the length of one dump or one restore.
- * The kind owns the key (a module constant), so the value's type travels
- * with it and no other module can read or clobber it by spelling a string.
- */
-export interface StateKey<T> {
-  readonly name: string;
-  /** never set: carries T */
-  readonly __value?: T;
-}
-
-export function stateKey<T>(name: string): StateKey<T> {
-  return { name };
 }
 
 /** Images filled by kinds during a dump, an entry (and maybe a payload) at a time, written once when every task is dumped. */

@@ -23,7 +23,7 @@ const REGISTRY = new Set([
 ]);
 
 /** The contract: modules whose names (types, and the stateKey maker) the core and the kinds share. */
-const CONTRACT_MODULES = ['types.ts', 'kind.ts', 'options.ts', 'tree-views.ts', 'task/types.ts'].map((f) => join(KINDS_DIR, f));
+const CONTRACT_MODULES = ['types.ts', 'state-key.ts', 'kind.ts', 'options.ts', 'tree-views.ts', 'task/types.ts'].map((f) => join(KINDS_DIR, f));
 
 /**
  * Services in src/kinds that are not resources, which the core uses as
