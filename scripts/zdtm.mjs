@@ -284,8 +284,11 @@ async function main() {
   const copy = makeHarnessCopy(testDir);
   const reportDir = join(o.results, 'report');
   rmSync(reportDir, { recursive: true, force: true });
+  // `--set NAME` (zdtm's other test sets: inhfd) is an option of zdtm.py itself, before `run`.
+  const setAt = o.zdtm.findIndex((a) => a === '--set' || a.startsWith('--set='));
+  const set = setAt < 0 ? [] : o.zdtm.splice(setAt, o.zdtm[setAt] === '--set' ? 2 : 1);
   const args = zdtmArgs(o.zdtm);
-  const full = [copy, 'run', ...args, '--criu-bin', o.criuBin, '--crit-bin', o.critBin, '--report', reportDir];
+  const full = [copy, ...set, 'run', ...args, '--criu-bin', o.criuBin, '--crit-bin', o.critBin, '--report', reportDir];
   const rev = spawnSync('git', ['-C', o.criuSrc, 'describe', '--tags', '--always'], { encoding: 'utf8' }).stdout?.trim();
   const started = new Date();
   process.stdout.write(`zdtm: ${PYTHON} ${full.join(' ')}\n`);
