@@ -24,6 +24,26 @@ import { NO_FOWN } from './fown.js';
 
 /** pipes created so far in this restore, by pipe_id */
 const PIPES = stateKey<Map<number, CreatedPipe>>('pipe:created');
+/**
+ * The images' pipe entries by pipe id, made once per restore: looked up
+ * by a pass over every file for each pipe, a 10,000-fd restore spent more
+ * on those passes than on anything else of its own (docs/performance.md).
+ */
+const PIPE_FILES = stateKey<Map<number, FileEntry[]>>('pipe:files-by-id');
+
+function pipeFiles(ctx: RestoreContext, pipeId: number): FileEntry[] {
+  const byId = ctx.state(PIPE_FILES, () => {
+    const m = new Map<number, FileEntry[]>();
+    for (const f of ctx.files) {
+      if (f.type !== 'PIPE' || f.pipe === undefined) continue;
+      const list = m.get(f.pipe.pipe_id);
+      if (list) list.push(f);
+      else m.set(f.pipe.pipe_id, [f]);
+    }
+    return m;
+  });
+  return byId.get(pipeId) ?? [];
+}
 
 interface CreatedPipe {
   /** our read-write fd on the pipe, closed once every entry of it is open */
@@ -89,7 +109,7 @@ export const pipeKind: FileKind = {
     }
     const [rfd, wfd] = fdPairIn(t, (at) => t.syscall('pipe2', NR.pipe2, at, 0));
     const ours = openSync(`/proc/${t.pid}/fd/${rfd}`, constants.O_RDWR);
-    const same = ctx.files.filter((f) => f.type === 'PIPE' && f.pipe?.pipe_id === pe.pipe_id);
+    const same = pipeFiles(ctx, pe.pipe_id);
     const made1: CreatedPipe = { ours, pending: new Set(same.map((f) => f.id)) };
     pipes.set(pe.pipe_id, made1);
     restorePipeData('PIPES_DATA', pe.pipe_id, ours, ctx);

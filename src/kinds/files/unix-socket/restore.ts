@@ -31,8 +31,36 @@ export function uskOf(e: FileEntry): UnixSkEntry {
   return e.usk;
 }
 
+/**
+ * The images' unix socket entries by inode (the first of an inode, as a
+ * search in file order finds it) and the ids of the named ones by name
+ * (not external), made once per restore: a pass over every file for each
+ * socket was quadratic in a 10,000-fd restore (docs/performance.md).
+ */
+interface UskIndex {
+  byIno: Map<number, FileEntry>;
+  byName: Map<string, number[]>;
+}
+const USK_INDEX = stateKey<UskIndex>('unix-socket:index');
+
+function uskIndex(ctx: RestoreContext): UskIndex {
+  return ctx.state(USK_INDEX, () => {
+    const byIno = new Map<number, FileEntry>();
+    const byName = new Map<string, number[]>();
+    for (const f of ctx.files) {
+      if (f.type === 'UNIXSK' && f.usk !== undefined && !byIno.has(f.usk.ino)) byIno.set(f.usk.ino, f);
+      if (f.usk === undefined || (f.usk.uflags & USK_EXTERN) !== 0 || f.usk.name.length === 0) continue;
+      const key = f.usk.name.toString('latin1');
+      const ids = byName.get(key);
+      if (ids) ids.push(f.id);
+      else byName.set(key, [f.id]);
+    }
+    return { byIno, byName };
+  });
+}
+
 function entryByIno(ino: number, ctx: RestoreContext): FileEntry | undefined {
-  return ctx.files.find((f) => f.type === 'UNIXSK' && f.usk?.ino === ino);
+  return uskIndex(ctx).byIno.get(ino);
 }
 
 /** The other socket of a pair both in the dump (each the other's peer), if any. */
@@ -56,7 +84,7 @@ function ownsName(e: FileEntry, ctx: RestoreContext): boolean {
   const u = uskOf(e);
   if (u.name.length === 0) return false;
   if (u.state === TCP_LISTEN || u.type === SOCK_DGRAM) return true;
-  return !ctx.files.some((f) => f.id !== e.id && f.usk && (f.usk.uflags & USK_EXTERN) === 0 && f.usk.name.equals(u.name));
+  return !(uskIndex(ctx).byName.get(u.name.toString('latin1')) ?? []).some((id) => id !== e.id);
 }
 
 const FRESH = stateKey<Map<number, ReturnType<typeof dumpSkOpts>>>('unix-socket:fresh-opts');
