@@ -50,6 +50,7 @@ export function coreOptions(opts: DumpOptions): DumpTreeOptions {
       ghostLimit: opts.ghostLimit ?? GHOST_LIMIT_BYTES,
       linkRemap: opts.linkRemap ?? false,
       tcpEstablished: opts.tcpEstablished ?? false,
+      leaveRunning: opts.leaveRunning === true || opts.leaveStopped === true,
       tcpClose: opts.tcpClose ?? false,
       skipInFlight: opts.skipInFlight ?? false,
       networkLock: networkLock(opts),

@@ -28,6 +28,9 @@
  *   K pid start              a task this restore created
  *   R                        the restored tasks are released (not ours any more)
  *   G path                   a file this restore created
+ *   O, o, C, F               a socket in TCP repair mode, a command that
+ *                            takes the network lock away, the lock's marker
+ *                            (guardian-undo.ts)
  *   done                     criu-ts finished: nothing to do
  *
  * At EOF without "done" (criu-ts is gone), the shell starts node on this
@@ -51,6 +54,7 @@ import { Tracee } from './tracee.js';
 import { setTraceeObserver } from './observer.js';
 import { parseSelfCure, SELF_CURE_HEADER_BYTES } from './sigframe.js';
 import { closeTrackers, same, startOf, type MakingLine, type TrackerLine } from './guardian-trackers.js';
+import { emptyUndo, parseUndoLine, undoRun, type UndoPlan } from './guardian-undo.js';
 
 const log = logger('guardian');
 
@@ -163,6 +167,22 @@ export class Guardian {
   fileGone(path: string): void {
     if (!path.includes('\n')) this.send(`g ${path}`);
   }
+  /** Socket fd `fd` of `pid` (inode `ino`) goes into TCP repair mode: taken out (SO_REUSEADDR `reuse` back) if we die and the task lives on. */
+  repairing(pid: number, fd: number, ino: bigint | number, reuse: number): void {
+    this.send(`O ${pid} ${startOf(pid)} ${fd} ${ino} ${reuse}`);
+  }
+  /** That socket is out of repair mode again. */
+  repaired(pid: number, fd: number): void {
+    this.send(`o ${pid} ${fd}`);
+  }
+  /** A program to run if we die while the tree lives on (it takes back something of ours outside the tasks: the network lock). */
+  undo(argv: readonly string[]): void {
+    if (!argv.some((a) => a.includes('\n'))) this.send(`C ${JSON.stringify(argv)}`);
+  }
+  /** A file of this run, removed if we die (after the undo programs ran). */
+  scrap(path: string): void {
+    if (!path.includes('\n')) this.send(`F ${path}`);
+  }
 
   /** criu-ts is done: the guardian exits without doing anything. */
   done(): void {
@@ -194,11 +214,14 @@ interface Plan {
   doomed: Map<number, string>;
   /** dumped tasks the dump was leaving stopped: pid → start time */
   stopping: Map<number, string>;
+  /** sockets in repair mode, the network lock (guardian-undo.ts) */
+  undo: UndoPlan;
 }
 
 function parsePlan(text: string): Plan {
-  const p: Plan = { scratch: new Map(), frames: new Map(), tasks: new Map(), files: [], trackers: [], making: new Map(), doomed: new Map(), stopping: new Map() };
+  const p: Plan = { scratch: new Map(), frames: new Map(), tasks: new Map(), files: [], trackers: [], making: new Map(), doomed: new Map(), stopping: new Map(), undo: emptyUndo() };
   for (const line of text.split('\n')) {
+    if (parseUndoLine(p.undo, line)) continue;
     const [k, a = '', b = '', c = '', d = ''] = line.split(' ');
     if (k === 'S') p.scratch.set(Number(a), { start: b, addr: BigInt('0x' + c), size: Number(d) });
     else if (k === 'F') p.frames.set(Number(a), BigInt('0x' + b));
@@ -298,6 +321,9 @@ export async function guardianMain(): Promise<void> {
   for await (const c of process.stdin) chunks.push(c as Buffer);
   const plan = parsePlan(Buffer.concat(chunks).toString('utf8'));
   const said: string[] = [];
+  // First, while the threads put themselves back: a tree that runs on gets
+  // its connections out of repair mode and the network lock taken away.
+  said.push(...undoRun(plan.undo, plan.doomed.size === 0));
   // A dump that was killing its tree (images complete, the kill under way, some
   // tasks dead already): the rest would only run on broken. Finish the kill.
   const killedTree = new Set<number>();

@@ -63,6 +63,8 @@ export interface DumpKindOptions extends CgroupOptions, MountOptions {
   linkRemap: boolean;
   /** --tcp-established (established TCP connections go through TCP_REPAIR) */
   tcpEstablished: boolean;
+  /** the tree runs on after the dump (-R, --leave-stopped): what a kind takes from it goes back as soon as it is read */
+  leaveRunning?: boolean;
   /** --tcp-close: connections are dumped without their state, to be restored closed */
   tcpClose: boolean;
   /** --skip-in-flight: connections a listener has not accepted yet are left out */

@@ -21,6 +21,7 @@ import { REPAIR_PACKET_MARK } from '../files/inet-socket/tcp-states.js';
 import type { DumpContext } from '../types.js';
 import { runTool } from './net-tools.js';
 import { logger } from '../../log.js';
+import { guardian } from '../../infect/guardian.js';
 
 const log = logger('netns');
 
@@ -111,6 +112,11 @@ export function unlockIn(nsFd: number, method: NsLockMethod, runId: string): voi
 export function lockNamespace(ctx: DumpContext, pid: number, who: string): void {
   const method = ctx.opts.networkLock;
   if (method === 'skip') return;
+  // Killed from here on, with the tree running on, the guardian lifts an
+  // nftables lock (its table's name is this run's alone, in whatever
+  // namespace the pid names by then); CRIU's iptables chain has a fixed
+  // name, so that one is left to the next restore or the namespace's owner.
+  if (method === 'nftables') guardian()?.undo(['nsenter', `--net=/proc/${pid}/ns/net`, '--', 'nft', 'delete', ...table(ctx.runId).split(' ')]);
   inNamespacesOf(pid, ['net'], () => lockHere(method, ctx.runId, 'EDUMP', `${who}: network lock`));
   ctx.atExit((tasksLive) => {
     // Tasks that run on need their network; killed ones leave the lock to the restore.

@@ -161,12 +161,12 @@ export function dumpInetSocket(p: FdProbe, id: number, ctx: DumpContext): FileEn
   ie.tcp_opts = dumpTcpOpts(p.localFd, proto === IPPROTO_TCP && !rawish);
   // Peeked whether or not sock_diag lists the socket: an empty queue costs one call.
   if (proto !== IPPROTO_TCP && !rawish) dumpQueue(ctx, p.localFd, id, type, what, p.pid);
-  // Last: it leaves the socket in repair mode, so the task's death closes it silently.
+  // Last: it leaves the socket in repair mode (unless the tree runs on), so the task's death closes it silently.
   if (repair) {
     // Held still (both ways) before we look, until the restored tree resumes. Asked
     // from the socket's namespace: one other than ours has a lock of its own, whole.
     inNetNamespaceOfSocket(p.localFd, () => lockConnection(ctx, family, src.words, src.port, dst.words, dst.port));
-    dumpTcpStream(ctx, p.localFd, ino, state, what);
+    dumpTcpStream(ctx, p.localFd, ino, state, what, { pid: p.pid, fd: p.fd });
   }
   log.debug(`${what}: state ${stateName(state)} ${conn} backlog ${backlog}`);
   return { type: 'INETSK', id, isk: ie };

@@ -89,6 +89,11 @@ export function iptLock(c: IptConnection): void {
   log.debug(`locked ${describe(c)} (iptables)`);
 }
 
+/** The programs that delete both rules of `c` (argv each): what the guardian runs if criu-ts dies with them in place. */
+export function iptUnlockArgv(c: IptConnection): string[][] {
+  return rules(c).map((r) => [c.v === 6 ? 'ip6tables' : 'iptables', '-w', '-t', 'filter', '-D', ...r]);
+}
+
 /** Delete both rules of `c`; a rule already gone is what we want. Returns false if iptables failed otherwise. */
 export function iptUnlock(c: IptConnection): boolean {
   let ok = true;

@@ -13,7 +13,7 @@
  * in both ways when the dump reaches it, before repair mode.
  *
  * Lifetime: a failed dump, or one that leaves the tree running, deletes the
- * table; a dump that kills the tree leaves it for the restore, which
+ * table (and if criu-ts dies first, its guardian does: infect/guardian-undo.ts); a dump that kills the tree leaves it for the restore, which
  * deletes it when every connection is back, just before the tree resumes
  * (a failed restore deletes it too: CRIU keeps it for another try, but a
  * lock nobody comes back for drops the peers' packets, on ports that are
@@ -34,8 +34,10 @@ import { logger } from '../../../log.js';
 import { AF_INET6, IPPROTO_TCP, TCP_LISTEN, TCP_CLOSE, nftTableExists } from '../../../sys/index.js';
 import { stateKey, type DumpContext, type LockMethod } from '../../types.js';
 import type { FileEntry } from '../../../images/messages.js';
-import { claimMarker, forEachDeadMarker, type Marker } from './net-lock-marker.js';
-import { iptConnection, iptLock, iptUnlock, iptMarkerLine, parseIptMarkerLine, type IptConnection } from './net-lock-iptables.js';
+import { claimMarker, forEachDeadMarker, MARKERS, type Marker } from './net-lock-marker.js';
+import { join } from 'node:path';
+import { iptConnection, iptLock, iptUnlock, iptUnlockArgv, iptMarkerLine, parseIptMarkerLine, type IptConnection } from './net-lock-iptables.js';
+import { guardian } from '../../../infect/guardian.js';
 import { addrText, isV4Mapped } from './addr.js';
 import { REPAIR_PACKET_MARK } from './tcp-states.js';
 
@@ -148,6 +150,7 @@ function setupIptables(ctx: DumpContext): DumpLock {
   const runId = ctx.runId;
   checkRunId(runId);
   const lock: DumpLock = { runId, marker: claimMarker(runId, ['iptables']), locked: new Set(), ipt: [] };
+  guardian()?.scrap(join(MARKERS, runId));
   ctx.atExit((tasksLive) => {
     // Tasks that run on need their connections; killed ones leave the rules to the restore.
     try {
@@ -169,6 +172,10 @@ function setup(ctx: DumpContext): DumpLock {
   const runId = ctx.runId;
   const t = table(runId);
   const held = claimMarker(runId);
+  // Killed from here on, with the tree running on, the guardian takes the lock away (infect/guardian-undo.ts).
+  const guard = guardian();
+  guard?.undo([nftPath() ?? 'nft', 'delete', 'table', 'inet', `CRIU-${runId}`]);
+  guard?.scrap(join(MARKERS, runId));
   // Before the table: a failed nft leaves nothing (deleteTable takes an absent table as done).
   ctx.atExit((tasksLive) => {
     // Tasks that run on need their connections; killed ones leave the lock to the restore.
@@ -225,6 +232,7 @@ export function lockConnection(ctx: DumpContext, family: number, src: readonly n
     lock.locked.add(key);
     // Written down first: a criu-ts killed right after the insert leaves a rule the next run finds.
     lock.marker.append(key);
+    for (const argv of iptUnlockArgv(c)) guardian()?.undo(argv);
     iptLock(c);
     lock.ipt.push(c);
     return;

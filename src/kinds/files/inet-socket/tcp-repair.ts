@@ -37,6 +37,7 @@ import {
 } from '../../../sys/index.js';
 import { imageFile } from '../../../images/index.js';
 import { stateKey, type DumpContext, type RestoreContext } from '../../types.js';
+import { guardian } from '../../../infect/guardian.js';
 import { toSockaddr } from './addr.js';
 import { hasOurFin, hasPeerFin, replayFins, TCP, type Replay } from './tcp-states.js';
 
@@ -89,27 +90,53 @@ function receiveQueue(fd: number, what: string): { seq: number; data: Buffer; wi
   throw new CriuTsError('EDUMP', `${what}: the receive queue keeps growing while it is read (a peer sending; a network lock would hold it)`, {});
 }
 
-/** Read the connection state of our socket copy `fd` (in `state`) into tcp-stream-<ino>.img; leaves it in repair mode. */
-export function dumpTcpStream(ctx: DumpContext, fd: number, ino: number, state: number, what: string): void {
+/**
+ * Read the connection state of our socket copy `fd` (in `state`; the
+ * task's fd `owner.fd` of `owner.pid`) into tcp-stream-<ino>.img. A dump
+ * that kills the tree leaves it in repair mode, so that the task's death
+ * closes it silently; a tree that runs on (-R) gets it back at once, so
+ * that a criu-ts killed later leaves no socket of its in repair mode (the
+ * network lock holds its packets until the tree runs). The guardian is told
+ * before repair mode goes on: killed in between, criu-ts leaves it to take
+ * the socket out again (infect/guardian-undo.ts).
+ */
+export function dumpTcpStream(ctx: DumpContext, fd: number, ino: number, state: number, what: string, owner: { pid: number; fd: number }): void {
   // Repair mode on forces SO_REUSEADDR and off clears it (the kernel's sk_reuse): put back the task's own.
   const reuse = getsockoptInt(fd, SOL_SOCKET, SO_REUSEADDR);
+  const guard = guardian();
+  guard?.repairing(owner.pid, owner.fd, ino, reuse);
   try {
     setsockoptInt(fd, SOL_TCP, TCP_REPAIR, 1);
   } catch (e) {
     throw new CriuTsError('EDUMP', `${what}: cannot enter TCP repair mode: ${(e as Error).message}`, { ino }, e);
   }
+  const repairOff = (s: number): void => {
+    setsockoptInt(s, SOL_TCP, TCP_REPAIR, 0);
+    setsockoptInt(s, SOL_SOCKET, SO_REUSEADDR, reuse);
+    guard?.repaired(owner.pid, owner.fd);
+  };
+  if (ctx.opts.leaveRunning === true) {
+    try {
+      readTcpStream(ctx, fd, ino, state, what);
+    } finally {
+      repairOff(fd);
+    }
+    return;
+  }
   // Ours keeps the socket open past the task's death, so it still closes in repair mode.
   const held = dup(fd);
   ctx.atExit((tasksLive) => {
     try {
-      if (tasksLive) {
-        setsockoptInt(held, SOL_TCP, TCP_REPAIR, 0);
-        setsockoptInt(held, SOL_SOCKET, SO_REUSEADDR, reuse);
-      }
+      if (tasksLive) repairOff(held);
     } finally {
       closeQuiet(held);
     }
   });
+  readTcpStream(ctx, fd, ino, state, what);
+}
+
+/** The connection's state, read from our copy `fd` in repair mode, into tcp-stream-<ino>.img. */
+function readTcpStream(ctx: DumpContext, fd: number, ino: number, state: number, what: string): void {
   const info = Buffer.alloc(232);
   getsockopt(fd, SOL_TCP, TCP_INFO, info);
   const optMask = info.readUInt8(5) & (OPT.TIMESTAMPS | OPT.SACK | OPT.WSCALE);
