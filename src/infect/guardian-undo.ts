@@ -11,7 +11,7 @@
  *                              the run outside any task: the network lock's
  *                              nftables table, or one connection's iptables
  *                              rules
- *   F path                     a file of the run (the lock's marker),
+ *   W path                     a file of the run (the lock's marker),
  *                              removed once the commands ran
  *
  * The sockets and the commands are for a tree that runs on; a dump that was
@@ -50,7 +50,7 @@ export function parseUndoLine(p: UndoPlan, line: string): boolean {
     } catch {
       // a line cut by criu-ts's death: nothing to run
     }
-  } else if (k === 'F') p.files.push(line.slice(2));
+  } else if (k === 'W') p.files.push(line.slice(2));
   else return false;
   return true;
 }

@@ -28,7 +28,7 @@
  *   K pid start              a task this restore created
  *   R                        the restored tasks are released (not ours any more)
  *   G path                   a file this restore created
- *   O, o, C, F               a socket in TCP repair mode, a command that
+ *   O, o, C, W               a socket in TCP repair mode, a command that
  *                            takes the network lock away, the lock's marker
  *                            (guardian-undo.ts)
  *   done                     criu-ts finished: nothing to do
@@ -181,7 +181,7 @@ export class Guardian {
   }
   /** A file of this run, removed if we die (after the undo programs ran). */
   scrap(path: string): void {
-    if (!path.includes('\n')) this.send(`F ${path}`);
+    if (!path.includes('\n')) this.send(`W ${path}`);
   }
 
   /** criu-ts is done: the guardian exits without doing anything. */
@@ -255,7 +255,10 @@ function scratchMapped(pid: number, addr: bigint, size: number): boolean {
  * what rt_sigreturn would do, from its frame.
  */
 function finishSelfCure(t: Tracee, slot: bigint): void {
-  const f = parseSelfCure(t.readMem(slot, SELF_CURE_HEADER_BYTES + XSAVE_MAX_BYTES - 512));
+  // The header first: a frame on the main stack (infect/first-call.ts) may lie close to its top.
+  const head = t.readMem(slot, SELF_CURE_HEADER_BYTES);
+  const xsize = head.readUInt32LE(SELF_CURE_HEADER_BYTES - 512 + 480);
+  const f = parseSelfCure(xsize > 0 && xsize <= XSAVE_MAX_BYTES ? t.readMem(slot, SELF_CURE_HEADER_BYTES - 512 + xsize + 4) : head);
   if (!f) throw new Error(`thread ${t.tid}: no self-cure frame at 0x${slot.toString(16)}`);
   const regs = Buffer.from(t.origRegs);
   for (const [n, v] of Object.entries(f.regs)) regs.writeBigUInt64LE(BigInt.asUintN(64, v), regOffset(n as Parameters<typeof regOffset>[0]));
@@ -267,9 +270,16 @@ function finishSelfCure(t: Tracee, slot: bigint): void {
 }
 
 function cureProcess(pid: number, s: { start: string; addr: bigint; size: number }, frames: Map<number, bigint>): boolean {
-  if (!same(pid, s.start) || !scratchMapped(pid, s.addr, s.size)) return false;
+  if (!same(pid, s.start)) return false;
+  // Not there: criu-ts died before the first call ran (it was told the
+  // address beforehand, first-call.ts), or after it was unmapped. A thread
+  // that has not run since (stopped) may still be at that call.
+  const mapped = scratchMapped(pid, s.addr, s.size);
   const end = s.addr + BigInt(s.size);
+  let putBack = false;
   for (const tid of listThreads(pid)) {
+    const slot = frames.get(tid);
+    if (!mapped && slot === undefined) continue;
     let t: Tracee;
     try {
       t = Tracee.seize(tid, { selfCure: true });
@@ -277,15 +287,20 @@ function cureProcess(pid: number, s: { start: string; addr: bigint; size: number
       continue; // gone meanwhile
     }
     try {
+      // Its stack pointer still in our area, or on its frame (the first call's, on its own stack): no sigreturn yet.
       const sp = t.origRegs.readBigUInt64LE(regOffset('sp'));
-      const slot = frames.get(tid);
-      if (sp >= s.addr && sp < end && slot !== undefined) finishSelfCure(t, slot);
+      const atFrame = slot !== undefined && ((mapped && sp >= s.addr && sp < end) || (sp >= slot && sp < slot + 64n));
+      if (atFrame) {
+        finishSelfCure(t, slot);
+        putBack = true;
+      }
     } finally {
       t.detachQuiet();
     }
     // A signal our seize took (it arrived right then) goes back to its queue, by the thread itself.
     if (t.stashedSignals.length > 0) requeue(tid, t.stashedSignals);
   }
+  if (!mapped) return putBack;
   const main = listThreads(pid)[0];
   if (main === undefined) return false;
   const t = Tracee.seize(main);

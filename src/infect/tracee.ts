@@ -10,8 +10,10 @@ import { parseStatus } from '../proc/status.js';
 import { userShadowStackPossible } from '../proc/misc.js';
 import {
   ptraceSeize, ptraceInterrupt, ptraceDetachQuiet, ptraceGetRegsetView, NT_X86_XSTATE, getGpRegsRaw, setGpRegsRaw,
-  ptraceGetSigmask, ptraceSetSigmask, PTRACE_O, isSyscallError, EINVAL, EPERM, processVmWritev, NR, XSAVE_MAX_BYTES,
+  ptraceGetSigmask, ptraceSetSigmask, PTRACE_O, isSyscallError, EINVAL, EPERM, processVmReadv, processVmWritev, NR, XSAVE_MAX_BYTES,
 } from '../sys/index.js';
+import { parseMaps } from '../proc/maps.js';
+import { pickHole, stackFrameSlot } from './first-call.js';
 import { CriuTsError } from '../errors.js';
 import { logger } from '../log.js';
 import { buildSelfCure, frameSlotBytes, type SelfCure } from './sigframe.js';
@@ -64,9 +66,16 @@ export class Tracee extends HeldTask {
   private awaitingArm = false;
   /** scratchRequest() asked for that mmap: the next injection may be it */
   private scratchMmapNext = false;
+  /**
+   * The frame that covers the first call (first-call.ts), below the red
+   * zone of the main stack, and the bytes it covers there: put back once
+   * the thread's registers no longer lead to it.
+   */
+  private stackFrame: { slot: bigint; saved: Buffer } | undefined;
 
   protected override beforeInject(nr: number): void {
-    if (!this.awaitingArm) return;
+    // Armed on its stack for the first call: every call is covered.
+    if (!this.awaitingArm || this.stackFrame !== undefined) return;
     if (this.scratchMmapNext && nr === NR.mmap) {
       this.scratchMmapNext = false;
       return;
@@ -153,6 +162,7 @@ export class Tracee extends HeldTask {
     if (sc) {
       this.writeMem(slot, sc.image);
       setGpRegsRaw(this.tid, sc.idleRegs);
+      this.dropStackFrame();
       this.cureFrame = { used: sc.used, injectSp: sc.injectSp, idleRegs: sc.idleRegs };
       // Only the scratch area's owner moves its frame out before unmapping
       // it (moveFrameOutOfScratch); the others' XSAVE copies (11 KiB each
@@ -192,12 +202,70 @@ export class Tracee extends HeldTask {
     }
     if (this.cureFrame) throw new CriuTsError('EINFECT', `task ${this.tid}: scratch area holds the self-cure frame`, { pid: this.tid });
     if (this.scratch) this.unmapScratch();
+    // A dump target's first call: covered by a frame on its own stack, at an address told beforehand.
+    if (this.guarded && this.awaitingArm && at === undefined) at = this.armOnStack(size);
     // MAP_SHARED|MAP_ANONYMOUS: a shmem-backed area never merges with the
     // task's own anonymous mappings, so the dump can leave it out exactly.
     // With `at`, MAP_FIXED_NOREPLACE puts it in a hole the caller chose.
     const flags = 0x21 | (at === undefined ? 0 : 0x100000);
     this.scratchMmapNext = true;
     return { nr: NR.mmap, args: [at ?? 0, size, 3 /* RW */, flags, -1, 0] };
+  }
+
+  /**
+   * Arm the thread for its first call (first-call.ts): its self-cure frame
+   * below the red zone of the main stack, and the address of the area to
+   * make told to the guardian before the call. Returns that address, or
+   * undefined when the thread cannot be covered so (the call then runs
+   * without the net, as before; the log says so).
+   */
+  private armOnStack(size: number): bigint | undefined {
+    const why = (w: string): undefined => {
+      log.info(`task ${this.tid}: first injected call not covered (${w})`);
+      return undefined;
+    };
+    if (this.tgid() !== this.tid) return why('not the main thread');
+    const g = this.findGadgets(true);
+    const xstate = ptraceGetRegsetView(this.tid, NT_X86_XSTATE, XSAVE_MAX_BYTES);
+    const maps = parseMaps(this.tid);
+    const slot = stackFrameSlot(maps, rd(this.origRegs, 'sp'), frameSlotBytes(xstate.length));
+    if (slot === undefined) return why('its stack pointer is not in the main stack, or too low in it');
+    const at = pickHole(maps, size);
+    if (at === undefined) return why('no hole in its address space');
+    if (parseStatus(this.tid).x86ThreadFeatures.includes('shstk')) return why('shadow stack');
+    const sc = buildSelfCure(slot, this.origRegs, ptraceGetSigmask(this.tid), xstate, g);
+    if (!sc) return why('no syscall;ret or sigreturn gadget');
+    const saved = Buffer.alloc(sc.used);
+    let n = 0;
+    try {
+      n = processVmReadv(this.tid, saved, 0, [{ addr: slot, len: sc.used }]);
+      if (n === sc.used) n = processVmWritev(this.tid, sc.image, 0, [{ addr: slot, len: sc.used }]);
+    } catch {
+      n = 0;
+    }
+    if (n !== sc.used) return why(`stack at 0x${slot.toString(16)} not writable`);
+    this.stackFrame = { slot, saved };
+    this.cureFrame = { used: sc.used, injectSp: sc.injectSp, idleRegs: sc.idleRegs };
+    const obs = traceeObserver();
+    obs?.frame(this.tid, slot);
+    obs?.scratch(this.tgid(), at, Math.ceil(size / 4096) * 4096);
+    return at;
+  }
+
+  /**
+   * The first call's frame is not needed any more (the thread's registers
+   * lead to another frame, or are its own again): the stack bytes it
+   * covered are put back.
+   */
+  private dropStackFrame(): void {
+    const f = this.stackFrame;
+    if (f === undefined) return;
+    this.stackFrame = undefined;
+    try {
+      processVmWritev(this.tid, f.saved, 0, [{ addr: f.slot, len: f.saved.length }]);
+    } catch {
+      // the task is gone: nothing to put back
+    }
   }
 
   /** Second half: take the area the injected mmap of scratchRequest returned (raw result). */
@@ -286,6 +354,7 @@ export class Tracee extends HeldTask {
     }
     setGpRegsRaw(this.tid, this.origRegs);
     this.cureFrame = undefined;
+    this.dropStackFrame();
     if (this.savedSigmask !== undefined) ptraceSetSigmask(this.tid, this.savedSigmask);
     if (failed !== undefined) throw failed;
   }

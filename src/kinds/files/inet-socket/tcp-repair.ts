@@ -7,9 +7,11 @@
  * numbers of both queues, their bytes (MSG_PEEK per queue), MSS, window
  * scales, timestamp and windows. The socket stays in repair mode until the
  * dump is over, so that the task's death closes it silently (no FIN or RST
- * to the peer); if the task lives on (left running, or the dump failed),
- * repair mode is switched off again, and SO_REUSEADDR (which repair mode
- * overrides) put back, before the task runs.
+ * to the peer); if the task lives on (the dump failed), repair mode is
+ * switched off again, and SO_REUSEADDR (which repair mode overrides) put
+ * back, before the task runs. A dump that leaves the tree running (-R)
+ * does that as soon as the socket is read; criu-ts killed meanwhile, its
+ * guardian does it (infect/guardian-undo.ts).
  *
  * Restore creates the socket in the task and does the rest from our copy:
  * repair mode, queue sequence numbers, bind and connect (no handshake in
