@@ -10,10 +10,12 @@
  * planted symlink itself), never the file it points to.
  *
  * The directory path itself is resolved as given (following links in it
- * is the caller's choice); only the last component is protected.
+ * is the caller's choice); only the last component is protected. Where
+ * the directory is a user's (next to a ghost file's old path),
+ * openDirRootLinksOnly follows no link of theirs on the way.
  */
 import { randomBytes } from 'node:crypto';
-import { writeSync } from 'node:fs';
+import { fstatSync, writeSync } from 'node:fs';
 import { basename, dirname } from 'node:path';
 import { sys, sysTry, addr } from './libc.js';
 import { NR } from './nr.js';
@@ -83,6 +85,60 @@ export function fchmod(fd: number, mode: number): void {
 /** A directory fd (O_PATH is enough for the *at calls), following the path as given. */
 export function openDir(path: string): number {
   return openat2(AT_FDCWD, path, O.PATH | O.DIRECTORY | O.CLOEXEC, 0, 0);
+}
+
+/**
+ * An O_PATH fd on the directory `path` (absolute), resolved a component at
+ * a time from our root and following only symlinks root owns: a link a
+ * user planted anywhere in the path (a directory of theirs swapped for a
+ * link to /etc) is refused with ELOOP, never followed by us as root. What
+ * is made or removed relative to the fd stays in that very directory.
+ */
+export function openDirRootLinksOnly(path: string): number {
+  let fd = openat2(AT_FDCWD, '/', O.PATH | O.DIRECTORY | O.CLOEXEC, 0, 0);
+  const todo = path.split('/').filter((c) => c !== '' && c !== '.');
+  let links = 0;
+  try {
+    while (todo.length > 0) {
+      const c = todo.shift() as string;
+      const next = openat2(fd, c, O.PATH | O.NOFOLLOW | O.CLOEXEC, 0, RESOLVE.NO_MAGICLINKS);
+      const st = fstatSync(next);
+      if (st.isDirectory()) {
+        sysTry(NR.close, fd);
+        fd = next;
+        continue;
+      }
+      if (!st.isSymbolicLink()) {
+        sysTry(NR.close, next);
+        throw new SyscallError('openat2', 20 /* ENOTDIR */, undefined, `${path}: ${c}`);
+      }
+      let target: string;
+      try {
+        if (st.uid !== 0) throw new SyscallError('openat2', 40 /* ELOOP */, undefined, `${path}: ${c} is a symlink of uid ${st.uid}, not followed as root`);
+        if (++links > 40) throw new SyscallError('openat2', 40 /* ELOOP */, undefined, path);
+        target = readlinkAt(next);
+      } finally {
+        sysTry(NR.close, next);
+      }
+      if (target.startsWith('/')) {
+        sysTry(NR.close, fd);
+        fd = openat2(AT_FDCWD, '/', O.PATH | O.DIRECTORY | O.CLOEXEC, 0, 0);
+      }
+      todo.unshift(...target.split('/').filter((x) => x !== '' && x !== '.'));
+    }
+    return fd;
+  } catch (e) {
+    sysTry(NR.close, fd);
+    throw e;
+  }
+}
+
+/** The target of the symlink an O_PATH|O_NOFOLLOW fd is open on (readlinkat with an empty path). */
+function readlinkAt(fd: number): string {
+  const out = Buffer.alloc(4097);
+  const e = cstr('');
+  const n = sys('readlinkat', NR.readlinkat, undefined, fd, addr(e), addr(out), out.length);
+  return out.subarray(0, n).toString();
 }
 
 /** An O_PATH fd on `path` itself: a symlink there is opened as the link, never followed (fstat then says so). */

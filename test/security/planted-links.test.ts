@@ -3,13 +3,15 @@
  * The images dir and the subject's work dir belong to an unprivileged user,
  * who plants a symlink to a root-only file at every name a dump or restore
  * could create there: every image, the pages files, the log (-o), the
- * restore pidfile, the restore stats and the ghost files' temporary names. The root-only file must stay
+ * restore pidfile, the restore stats and the ghost files' temporary names;
+ * then swaps the directory the ghosts go back to for a link to a root-only
+ * directory (a link of a user's on the way is never followed). The root-only file must stay
  * untouched (contents, mode, owner), and each operation either succeeds
  * with the links replaced, or is refused with one line.
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { chownSync, lstatSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
+import { chownSync, lchownSync, lstatSync, readdirSync, readFileSync, renameSync, rmSync, statSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { readImage } from '../../src/images/index.js';
 import { isAlive, startSubject } from '../lib/subjects.js';
@@ -138,6 +140,26 @@ test('links planted at every name a dump or restore creates are never followed',
   for (const g of ghosts) assert.ok(lstatSync(join(g.dir, g.name)).isSymbolicLink(), 'the planted ghost name is left as it was');
 
   for (const g of ghosts) unlinkSync(join(g.dir, g.name));
+
+  // The user swaps its directory (where the ghosts go back) for a link to a
+  // root-only directory: the ghosts' names are free there, but a link of a
+  // user's on the way is never followed by root.
+  const work = subject.workDir;
+  const moved = `${work}.moved`;
+  renameSync(work, moved);
+  symlinkSync(rootDir, work);
+  lchownSync(work, USER, USER);
+  const rootDirBefore = readdirSync(rootDir).sort().join(' ');
+  r = await runCli('criu-ts', restoreArgs);
+  assert.notEqual(r.code, 0, 'a user\'s link on the way to the ghosts refuses the restore');
+  assert.ok(oneLine(r.stderr), r.stderr);
+  assert.match(r.stderr, /ghost .*symlink of uid 65534, not followed as root/);
+  assert.equal(isAlive(subject.pid), false, 'nothing restored');
+  assert.equal(readdirSync(rootDir).sort().join(' '), rootDirBefore, 'nothing made in the root-only directory');
+  victim.check();
+  unlinkSync(work);
+  renameSync(moved, work);
+
   r = await runCli('criu-ts', restoreArgs);
   assert.equal(r.code, 0, r.stderr);
   victim.check();

@@ -10,11 +10,14 @@
  * or open without following (O_NOFOLLOW): a name someone planted there is
  * refused, never written through (docs/security.md).
  *
- * A tree in criu-ts's own mount namespace uses the names as they are.
+ * A tree in criu-ts's own mount namespace is reached the same way from
+ * our root, each directory opened a component at a time and following only
+ * symlinks root owns: a user's directory swapped for a link to /etc between
+ * the dump and our use is refused, not followed (docs/security.md).
  */
-import { lstatSync } from 'node:fs';
+import { lstatSync, readlinkSync } from 'node:fs';
 import { basename, dirname } from 'node:path';
-import { openat2, openDir, O, RESOLVE, AT_FDCWD, closeQuiet } from '../../sys/index.js';
+import { openat2, openDirRootLinksOnly, O, RESOLVE, AT_FDCWD, closeQuiet } from '../../sys/index.js';
 import { fdMountId, pathSeenBy } from '../../proc/index.js';
 
 export interface TreePaths {
@@ -34,34 +37,60 @@ function mountIdOfFd(fd: number): number {
   return fdMountId(process.pid, fd) ?? -1;
 }
 
-const OURS: TreePaths = {
-  foreign: false,
-  at: (path) => path,
-  dir: (path) => path,
-  exists: (path) => {
-    try {
-      lstatSync(path);
-      return true;
-    } catch {
-      return false;
+/**
+ * Our own mount namespace: each directory opened a component at a time,
+ * following only root's symlinks (sys/safe-fs.ts openDirRootLinksOnly):
+ * the names handed out are fd links of ours, so a directory of a user's
+ * swapped for a link between our check and our use leads nowhere else.
+ */
+function ownPaths(fds: number[]): TreePaths {
+  const dirs = new Map<string, number>();
+  const dirFd = (path: string): number => {
+    let fd = dirs.get(path);
+    if (fd === undefined) {
+      fd = openDirRootLinksOnly(path);
+      dirs.set(path, fd);
+      fds.push(fd);
     }
-  },
-  mountOf: (path) => {
-    const fd = openDir(path);
-    try {
-      return mountIdOfFd(fd);
-    } finally {
-      closeQuiet(fd);
-    }
-  },
-};
+    return fd;
+  };
+  return anchored(false, dirFd);
+}
+
+/** Names under the directories `dirFd` opens: `/proc/self/fd/N/last`. */
+function anchored(foreign: boolean, dirFd: (path: string) => number): TreePaths {
+  const dir = (path: string): string => `/proc/self/fd/${dirFd(path)}`;
+  const at = (path: string): string => (basename(path) === '' ? dir('/') : `${dir(dirname(path))}/${basename(path)}`);
+  return {
+    foreign,
+    at,
+    dir,
+    exists: (path) => {
+      try {
+        lstatSync(at(path));
+        return true;
+      } catch {
+        return false;
+      }
+    },
+    mountOf: (path) => mountIdOfFd(dirFd(path)),
+  };
+}
+
+/** A name handed out by a TreePaths (`/proc/self/fd/N/last`) as a plain path of ours, for a process that holds no fd of ours. */
+export function plainPath(p: string): string {
+  const m = /^\/proc\/self\/fd\/(\d+)(\/.*)?$/.exec(p);
+  if (!m) return p;
+  const d = readlinkSync(`/proc/self/fd/${m[1]}`);
+  return `${d === '/' ? '' : d}${m[2] ?? ''}` || '/';
+}
 
 /**
  * The tree as task `pid` sees it. Every fd opened on the way goes onto
  * `fds`: the names handed out stay valid until the caller closes them.
  */
 export function treePathsOf(pid: number, fds: number[]): TreePaths {
-  if (pathSeenBy(pid, '/') === '/') return OURS;
+  if (pathSeenBy(pid, '/') === '/') return ownPaths(fds);
   const root = openat2(AT_FDCWD, `/proc/${pid}/root`, O.PATH | O.DIRECTORY | O.CLOEXEC, 0, 0);
   fds.push(root);
   const dirs = new Map<string, number>();
@@ -76,22 +105,7 @@ export function treePathsOf(pid: number, fds: number[]): TreePaths {
     }
     return fd;
   };
-  const dir = (path: string): string => `/proc/self/fd/${dirFd(path)}`;
-  const at = (path: string): string => (basename(path) === '' ? dir('/') : `${dir(dirname(path))}/${basename(path)}`);
-  return {
-    foreign: true,
-    at,
-    dir,
-    exists: (path) => {
-      try {
-        lstatSync(at(path));
-        return true;
-      } catch {
-        return false;
-      }
-    },
-    mountOf: (path) => mountIdOfFd(dirFd(path)),
-  };
+  return anchored(true, dirFd);
 }
 
 /** Close what treePathsOf opened. */

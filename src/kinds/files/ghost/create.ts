@@ -126,10 +126,10 @@ export function createGhost(ctx: RestoreContext, gid: number, orig: string, path
 
 /**
  * The directory `path` of the tree for us: its deepest existing ancestor
- * resolved in the tree, then the missing components, which mkdir makes.
+ * resolved in the tree (in ours: following no user's symlink), then the
+ * missing components, which mkdir makes.
  */
 function reachable(paths: TreePaths, path: string): string {
-  if (!paths.foreign) return path;
   let have = dirname(path);
   while (have !== '/' && !paths.exists(have)) have = dirname(have);
   const rest = path.slice(have === '/' ? 1 : have.length + 1);

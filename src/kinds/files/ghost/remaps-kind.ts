@@ -7,6 +7,7 @@
  * restore: a failed one may be tried again.
  */
 import { stateKey, type ResourceKind } from '../../types.js';
+import { plainPath } from '../tree-paths.js';
 import { materializeRemaps, removeGhosts, removeLinks, removeRemapFds, type MaterializedRemaps } from './restore.js';
 
 /** What this restore made, once it is all made (a failure while making removes its own part). */
@@ -18,13 +19,16 @@ export const remapsKind: ResourceKind = {
     const made = materializeRemaps(ctx, root);
     ctx.state(MADE, () => ({ made: undefined })).made = made;
     // Names in the tree's own mount namespace are fd links of ours: if we die, the guardian cannot reach them.
-    return made.foreign ? [] : made.ghosts;
+    // In ours they are fd links too (tree-paths.ts): the guardian is told the plain paths.
+    return made.foreign ? [] : made.ghosts.map(plainPath);
   },
   unnameFiles(ctx) {
     const made = ctx.state(MADE, () => ({ made: undefined })).made;
     const names = made?.ghosts.splice(0) ?? [];
+    // As the guardian was told them (the directories' fds are still open).
+    const plain = made?.foreign === false ? names.map(plainPath) : [];
     removeGhosts(names);
-    return names;
+    return plain;
   },
   restoreEnded(ctx, ok) {
     const made = ctx.state(MADE, () => ({ made: undefined })).made;
