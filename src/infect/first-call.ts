@@ -18,9 +18,14 @@
  * runs the mmap and its sigreturn by itself, and the guardian finds and
  * removes the area.
  */
-import type { MapsEntry } from '../proc/maps.js';
+import { parseMaps, parseStatus, type MapsEntry } from '../proc/index.js';
+import {
+  ptraceGetRegsetView, ptraceGetSigmask, processVmReadv, processVmWritev, regOffset, NT_X86_XSTATE, PAGE_SIZE, XSAVE_MAX_BYTES,
+} from '../sys/index.js';
+import { buildSelfCure, frameSlotBytes } from './sigframe.js';
+import type { Gadgets } from './gadgets.js';
 
-const PAGE = 4096n;
+const PAGE = BigInt(PAGE_SIZE);
 /** The x86-64 ABI's red zone, below the stack pointer, which leaf functions use. */
 const RED_ZONE = 128n;
 /** Lowest address the kernel lets a task map by default (vm.mmap_min_addr), and the end of user space. */
@@ -55,4 +60,44 @@ export function stackFrameSlot(maps: readonly MapsEntry[], sp: bigint, bytes: nu
   if (stack === undefined) return undefined;
   const slot = (sp - RED_ZONE - BigInt(bytes)) & ~63n;
   return slot >= stack.start ? slot : undefined;
+}
+
+/** What the first call runs with: the frame on the stack, the bytes it covers, the area's address and size. */
+export interface FirstCall {
+  slot: bigint;
+  saved: Buffer;
+  frame: { used: number; injectSp: bigint; idleRegs: Buffer };
+  at: bigint;
+  size: number;
+}
+
+/**
+ * Write thread `tid`'s self-cure frame on its main stack for a first call
+ * making `size` bytes of scratch area (`orig`: its registers at the stop,
+ * `g`: its gadgets), or say why it cannot be covered so.
+ */
+export function planFirstCall(tid: number, orig: Buffer, g: Gadgets, size: number): FirstCall | string {
+  const status = parseStatus(tid);
+  if (status.tgid !== tid) return 'not the main thread';
+  if (status.x86ThreadFeatures.includes('shstk')) return 'shadow stack';
+  const xstate = ptraceGetRegsetView(tid, NT_X86_XSTATE, XSAVE_MAX_BYTES);
+  const maps = parseMaps(tid);
+  const slot = stackFrameSlot(maps, orig.readBigUInt64LE(regOffset('sp')), frameSlotBytes(xstate.length));
+  if (slot === undefined) return 'its stack pointer is not in the main stack, or too low in it';
+  const at = pickHole(maps, size);
+  if (at === undefined) return 'no hole in its address space';
+  const sc = buildSelfCure(slot, orig, ptraceGetSigmask(tid), xstate, g);
+  if (!sc) return 'no syscall;ret or sigreturn gadget';
+  const saved = Buffer.alloc(sc.used);
+  let n = 0;
+  try {
+    n = processVmReadv(tid, saved, 0, [{ addr: slot, len: sc.used }]);
+    // process_vm_writev only: never through a page the task could not write itself.
+    if (n === sc.used) n = processVmWritev(tid, sc.image, 0, [{ addr: slot, len: sc.used }]);
+  } catch {
+    n = 0;
+  }
+  if (n !== sc.used) return `stack at 0x${slot.toString(16)} not writable`;
+  const frame = { used: sc.used, injectSp: sc.injectSp, idleRegs: sc.idleRegs };
+  return { slot, saved, frame, at, size: Math.ceil(size / PAGE_SIZE) * PAGE_SIZE };
 }

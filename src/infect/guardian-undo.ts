@@ -21,8 +21,11 @@
  * restore needs.
  */
 import { spawnSync } from 'node:child_process';
-import { fstatSync, rmSync } from 'node:fs';
-import { closeQuiet, pidfdGetfd, pidfdOpen, setsockoptInt, SOL_SOCKET, SOL_TCP, SO_REUSEADDR, TCP_REPAIR } from '../sys/index.js';
+import { closeSync, fstatSync } from 'node:fs';
+import { basename, dirname } from 'node:path';
+import {
+  closeQuiet, openDirRootLinksOnly, pidfdGetfd, pidfdOpen, setsockoptInt, unlinkat, SOL_SOCKET, SOL_TCP, SO_REUSEADDR, TCP_REPAIR,
+} from '../sys/index.js';
 import { same } from './guardian-trackers.js';
 
 /** A socket left in repair mode: pid, its start time, the task's fd, the socket's inode, SO_REUSEADDR to put back. */
@@ -98,12 +101,32 @@ export function undoRun(p: UndoPlan, treeLives: boolean): string[] {
     }
     if (ran > 0) said.push('the network lock taken away');
   }
-  for (const f of p.files) {
-    try {
-      rmSync(f, { force: true });
-    } catch {
-      // gone already
-    }
-  }
+  for (const f of p.files) removeRestoreFile(f);
   return said;
 }
+
+/**
+ * Remove a file (or an empty directory) of the run (a ghost a restore made, a lock's marker), through its
+ * directory opened following only root's symlinks: a user's directory
+ * swapped for a link since is left alone, never a way to unlink elsewhere.
+ */
+export function removeRestoreFile(path: string): void {
+  let dirfd: number;
+  try {
+    dirfd = openDirRootLinksOnly(dirname(path));
+  } catch {
+    return; // gone, or reached only through a link of a user's
+  }
+  try {
+    try {
+      unlinkat(dirfd, basename(path));
+    } catch {
+      unlinkat(dirfd, basename(path), true);
+    }
+  } catch {
+    // a directory not empty: not only ours any more
+  } finally {
+    closeSync(dirfd);
+  }
+}
+

@@ -43,7 +43,7 @@
  * its own session and ignores SIGINT/SIGTERM/SIGHUP, so the Ctrl-C or the
  * hangup that stops criu-ts does not stop it.
  */
-import { closeSync, fstatSync, rmSync, rmdirSync, writeSync } from 'node:fs';
+import { closeSync, fstatSync, writeSync } from 'node:fs';
 import { CriuTsError } from '../errors.js';
 import { logger } from '../log.js';
 import { listThreads, parseMaps } from '../proc/index.js';
@@ -54,7 +54,7 @@ import { Tracee } from './tracee.js';
 import { setTraceeObserver } from './observer.js';
 import { parseSelfCure, SELF_CURE_HEADER_BYTES } from './sigframe.js';
 import { closeTrackers, same, startOf, type MakingLine, type TrackerLine } from './guardian-trackers.js';
-import { emptyUndo, parseUndoLine, undoRun, type UndoPlan } from './guardian-undo.js';
+import { emptyUndo, parseUndoLine, removeRestoreFile, undoRun, type UndoPlan } from './guardian-undo.js';
 
 const log = logger('guardian');
 
@@ -396,13 +396,7 @@ export async function guardianMain(): Promise<void> {
     }
   }
   if (killed > 0) said.push(`${killed} half-restored task(s) killed`);
-  for (const f of plan.files) {
-    try {
-      rmSync(f, { force: true });
-    } catch {
-      try { rmdirSync(f); } catch { /* not empty: not only ours any more */ }
-    }
-  }
+  for (const f of plan.files) removeRestoreFile(f);
   if (plan.files.length > 0) said.push(`${plan.files.length} restore file(s) removed`);
   const line = `criu-ts: interrupted${said.length > 0 ? '; ' + said.join('; ') : ''}\n`;
   try {

@@ -10,10 +10,9 @@ import { parseStatus } from '../proc/status.js';
 import { userShadowStackPossible } from '../proc/misc.js';
 import {
   ptraceSeize, ptraceInterrupt, ptraceDetachQuiet, ptraceGetRegsetView, NT_X86_XSTATE, getGpRegsRaw, setGpRegsRaw,
-  ptraceGetSigmask, ptraceSetSigmask, PTRACE_O, isSyscallError, EINVAL, EPERM, processVmReadv, processVmWritev, NR, XSAVE_MAX_BYTES,
+  ptraceGetSigmask, ptraceSetSigmask, PTRACE_O, isSyscallError, EINVAL, EPERM, processVmWritev, NR, XSAVE_MAX_BYTES,
 } from '../sys/index.js';
-import { parseMaps } from '../proc/maps.js';
-import { pickHole, stackFrameSlot } from './first-call.js';
+import { planFirstCall } from './first-call.js';
 import { CriuTsError } from '../errors.js';
 import { logger } from '../log.js';
 import { buildSelfCure, frameSlotBytes, type SelfCure } from './sigframe.js';
@@ -220,36 +219,17 @@ export class Tracee extends HeldTask {
    * without the net, as before; the log says so).
    */
   private armOnStack(size: number): bigint | undefined {
-    const why = (w: string): undefined => {
-      log.info(`task ${this.tid}: first injected call not covered (${w})`);
+    const plan = planFirstCall(this.tid, this.origRegs, this.findGadgets(true), size);
+    if (typeof plan === 'string') {
+      log.info(`task ${this.tid}: first injected call not covered (${plan})`);
       return undefined;
-    };
-    if (this.tgid() !== this.tid) return why('not the main thread');
-    const g = this.findGadgets(true);
-    const xstate = ptraceGetRegsetView(this.tid, NT_X86_XSTATE, XSAVE_MAX_BYTES);
-    const maps = parseMaps(this.tid);
-    const slot = stackFrameSlot(maps, rd(this.origRegs, 'sp'), frameSlotBytes(xstate.length));
-    if (slot === undefined) return why('its stack pointer is not in the main stack, or too low in it');
-    const at = pickHole(maps, size);
-    if (at === undefined) return why('no hole in its address space');
-    if (parseStatus(this.tid).x86ThreadFeatures.includes('shstk')) return why('shadow stack');
-    const sc = buildSelfCure(slot, this.origRegs, ptraceGetSigmask(this.tid), xstate, g);
-    if (!sc) return why('no syscall;ret or sigreturn gadget');
-    const saved = Buffer.alloc(sc.used);
-    let n = 0;
-    try {
-      n = processVmReadv(this.tid, saved, 0, [{ addr: slot, len: sc.used }]);
-      if (n === sc.used) n = processVmWritev(this.tid, sc.image, 0, [{ addr: slot, len: sc.used }]);
-    } catch {
-      n = 0;
     }
-    if (n !== sc.used) return why(`stack at 0x${slot.toString(16)} not writable`);
-    this.stackFrame = { slot, saved };
-    this.cureFrame = { used: sc.used, injectSp: sc.injectSp, idleRegs: sc.idleRegs };
+    this.stackFrame = { slot: plan.slot, saved: plan.saved };
+    this.cureFrame = plan.frame;
     const obs = traceeObserver();
-    obs?.frame(this.tid, slot);
-    obs?.scratch(this.tgid(), at, Math.ceil(size / 4096) * 4096);
-    return at;
+    obs?.frame(this.tid, plan.slot);
+    obs?.scratch(this.tid, plan.at, plan.size);
+    return plan.at;
   }
 
   /**

@@ -8,7 +8,7 @@ import { CriuTsError } from '../../../errors.js';
 import { PID_MAX_LIMIT, O_NOFOLLOW, asMappedIfNeeded } from '../../../sys/index.js';
 import { stateKey, type RestoreContext, type RestoreTaskHandle } from '../../types.js';
 import { imageFile } from '../../../images/index.js';
-import { treePathsOf, closeTreeFds, type TreePaths } from '../tree-paths.js';
+import { treePathsOf, closeTreeFds, plainPath, type TreePaths } from '../tree-paths.js';
 import { logger } from '../../../log.js';
 
 const log = logger('ghost');
@@ -49,6 +49,11 @@ export interface MaterializedRemaps {
   /** the restored tree's root task (names of its namespace), or ours */
   rootPid: number;
   /**
+   * `ghosts` as plain paths of our mount namespace, for a process holding
+   * none of our fds (the guardian); empty for a tree of its own namespace
+   */
+  plain: string[];
+  /**
    * our O_PATH fds on the ghosts (the tasks open them through
    * /proc/<us>/fd/N, never by name: docs/security.md) and on the tree's
    * directories; closed by removeRemapFds
@@ -72,7 +77,7 @@ export function removeRemapFds(made: MaterializedRemaps): void {
  * rofs.ts); without, in ours.
  */
 export function materializeRemaps(ctx: RestoreContext, tree?: RestoreTaskHandle): MaterializedRemaps {
-  const made: MaterializedRemaps = { ghosts: [], links: [], fds: [], foreign: false, rootPid: tree?.pid ?? process.pid };
+  const made: MaterializedRemaps = { ghosts: [], links: [], fds: [], foreign: false, rootPid: tree?.pid ?? process.pid, plain: [] };
   const ghostPaths = new Map<number, { reopen: string; name: string; dir: boolean; mntId: number | undefined }>();
   const elsewhere = ctx.state(ELSEWHERE, () => ({ made, byFile: new Map() }));
   elsewhere.made = made;
@@ -131,6 +136,7 @@ export function materializeRemaps(ctx: RestoreContext, tree?: RestoreTaskHandle)
     removeRemapFds(made);
     throw e;
   }
+  if (!made.foreign) made.plain = made.ghosts.map(plainPath);
   return made;
 }
 
@@ -173,7 +179,7 @@ const ELSEWHERE = stateKey<{ made: MaterializedRemaps; byFile: Map<number, { gho
  * ghost is opened through ours (its mount id differs).
  */
 export function ghostOnOwnMount(ctx: RestoreContext, fileId: number, mntId: number | undefined): string | undefined {
-  const st = ctx.state(ELSEWHERE, () => ({ made: { ghosts: [], links: [], fds: [], foreign: false, rootPid: process.pid }, byFile: new Map() }));
+  const st = ctx.state(ELSEWHERE, () => ({ made: { ghosts: [], links: [], fds: [], foreign: false, rootPid: process.pid, plain: [] }, byFile: new Map() }));
   const d = st.byFile.get(fileId);
   if (d === undefined || mntId === undefined) return undefined;
   const names = [d.orig, `${d.orig}.cr.${fileId.toString(16)}.ghost`];
