@@ -15,10 +15,10 @@
  * symlinks root owns: a user's directory swapped for a link to /etc between
  * the dump and our use is refused, not followed (docs/security.md).
  */
-import { lstatSync, readlinkSync } from 'node:fs';
+import { lstatSync } from 'node:fs';
 import { basename, dirname } from 'node:path';
 import { openat2, openDirRootLinksOnly, O, RESOLVE, AT_FDCWD, closeQuiet } from '../../sys/index.js';
-import { fdMountId, pathSeenBy } from '../../proc/index.js';
+import { fdMountId, pathSeenBy, readFdLink } from '../../proc/index.js';
 
 export interface TreePaths {
   /** does the tree see another root than ours (so names below are fd links we hold)? */
@@ -81,7 +81,7 @@ function anchored(foreign: boolean, dirFd: (path: string) => number): TreePaths 
 export function plainPath(p: string): string {
   const m = /^\/proc\/self\/fd\/(\d+)(\/.*)?$/.exec(p);
   if (!m) return p;
-  const d = readlinkSync(`/proc/self/fd/${m[1]}`);
+  const d = readFdLink(process.pid, Number(m[1]));
   return `${d === '/' ? '' : d}${m[2] ?? ''}` || '/';
 }
 
