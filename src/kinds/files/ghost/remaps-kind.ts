@@ -7,7 +7,6 @@
  * restore: a failed one may be tried again.
  */
 import { stateKey, type ResourceKind } from '../../types.js';
-import { plainPath } from '../tree-paths.js';
 import { materializeRemaps, removeGhosts, removeLinks, removeRemapFds, type MaterializedRemaps } from './restore.js';
 
 /** What this restore made, once it is all made (a failure while making removes its own part). */
@@ -20,15 +19,14 @@ export const remapsKind: ResourceKind = {
     ctx.state(MADE, () => ({ made: undefined })).made = made;
     // Names in the tree's own mount namespace are fd links of ours: if we die, the guardian cannot reach them.
     // In ours they are fd links too (tree-paths.ts): the guardian is told the plain paths.
-    return made.foreign ? [] : made.ghosts.map(plainPath);
+    return made.foreign ? [] : made.plain;
   },
   unnameFiles(ctx) {
     const made = ctx.state(MADE, () => ({ made: undefined })).made;
     const names = made?.ghosts.splice(0) ?? [];
-    // As the guardian was told them (the directories' fds are still open).
-    const plain = made?.foreign === false ? names.map(plainPath) : [];
-    removeGhosts(names);
-    return plain;
+    // As the guardian was told them: plain paths (the directories' fds are still open).
+    const plain = removeGhosts(names);
+    return made?.foreign === false ? plain : [];
   },
   restoreEnded(ctx, ok) {
     const made = ctx.state(MADE, () => ({ made: undefined })).made;

@@ -237,8 +237,18 @@ export function removeLinks(ctx: RestoreContext, made: MaterializedRemaps): void
   }
 }
 
-export function removeGhosts(paths: readonly string[]): void {
+/**
+ * Remove the ghosts' names (`paths` as made: fd links of ours); returns
+ * them as plain paths of ours, as the guardian was told them (`plain`).
+ */
+export function removeGhosts(paths: readonly string[]): string[] {
+  const plain: string[] = [];
   for (const p of paths) {
+    try {
+      plain.push(plainPath(p));
+    } catch {
+      // its directory fd already closed: it was not told either
+    }
     try {
       unlinkSync(p);
     } catch {
@@ -249,4 +259,5 @@ export function removeGhosts(paths: readonly string[]): void {
       }
     }
   }
+  return plain;
 }
