@@ -42,7 +42,7 @@ function ownPath(path: string, seen?: Map<string, string>): string {
   if (path.length < 13) return path;
   const known = seen?.get(path);
   if (known !== undefined) return known;
-  const own = Buffer.from(path, 'latin1').toString('latin1');
+  const own = Buffer.from(path, 'utf8').toString('utf8');
   seen?.set(own, own);
   return own;
 }

@@ -21,7 +21,7 @@ export function readAuxvRaw(pid: number): Buffer {
 }
 
 function nulSplit(buf: Buffer): string[] {
-  const s = buf.toString('latin1');
+  const s = buf.toString('utf8');
   const parts = s.split('\0');
   if (parts[parts.length - 1] === '') parts.pop();
   return parts;

@@ -3,8 +3,16 @@
  * are stopped while we parse, so speed matters more than streaming; smaps,
  * which can be tens of megabytes, is read in chunks of whole lines), with
  * "the task is gone" told apart from "the file is odd".
+ *
+ * Text is decoded as UTF-8, the encoding our images give every string
+ * (paths, names): a name read as Latin-1 would be written as the UTF-8 of
+ * each byte and restored under another name. A link target (a path) that
+ * is not valid UTF-8 cannot be kept as text and is refused in one line; in
+ * other files such bytes (a comm cut inside a character) become U+FFFD.
  */
 import { closeSync, existsSync, openSync, readSync, readlinkSync } from 'node:fs';
+import { isUtf8 } from 'node:buffer';
+import { StringDecoder } from 'node:string_decoder';
 import { CriuTsError } from '../errors.js';
 
 /** /proc/PID or /proc/PID/task/TID: per-thread files differ from the leader's. */
@@ -92,12 +100,14 @@ export function readProcText(pid: number, file: string): string {
   const fd = openProc(pid, file);
   const buf = takeBuffer();
   try {
+    // A chunk may end inside a character: the decoder keeps its first bytes for the next one.
+    const utf8 = new StringDecoder('utf8');
     let text = '';
     const have = readThrough(pid, file, fd, buf, (full) => {
-      text += buf.toString('latin1', 0, full);
+      text += utf8.write(buf.subarray(0, full));
       return 0;
     });
-    return have > 0 ? text + buf.toString('latin1', 0, have) : text;
+    return text + utf8.end(buf.subarray(0, have));
   } finally {
     giveBack(buf);
     closeSync(fd);
@@ -133,11 +143,11 @@ export function readProcLines(pid: number, file: string, onText: (text: string) 
       have += n;
       const lastNl = buf.lastIndexOf(10, have - 1);
       if (lastNl < 0) continue;
-      onText(buf.toString('latin1', 0, lastNl + 1));
+      onText(buf.toString('utf8', 0, lastNl + 1)); // a newline never falls inside a UTF-8 character
       buf.copy(buf, 0, lastNl + 1, have);
       have -= lastNl + 1;
     }
-    if (have > 0) onText(buf.toString('latin1', 0, have));
+    if (have > 0) onText(buf.toString('utf8', 0, have));
   } finally {
     giveBack(first);
     closeSync(fd);
@@ -163,11 +173,16 @@ export function readProcBuffer(pid: number, file: string): Buffer {
 }
 
 export function readProcLink(pid: number, file: string): string {
+  let target: Buffer;
   try {
-    return readlinkSync(file, 'latin1');
+    target = readlinkSync(file, 'buffer');
   } catch (e) {
     throw procError(pid, file, e);
   }
+  if (!isUtf8(target)) {
+    throw new CriuTsError('EUNSUPPORTED', `${file} -> ${JSON.stringify(target.toString('latin1'))}: the path is not valid UTF-8, and images keep paths as UTF-8 text`, { pid, file });
+  }
+  return target.toString('utf8');
 }
 
 export function parseError(file: string, line: string, what: string): CriuTsError {

@@ -77,6 +77,7 @@ export const SUBJECTS: readonly SubjectCase[] = [
   c('itimer', 'ITIMER_REAL interval and value', { runMs: 120 }),
   c('itimer-expired', 'ITIMER_REAL expired at the dump, its SIGALRM pending: interval kept, re-armed when the signal is taken', { runMs: 120 }),
   c('file-offsets', 'regular/dir/device fds: numbers, offsets, flags, FD_CLOEXEC'),
+  c('utf8-paths', 'cwd, an fd, a shared mapping and an unlinked file whose names are not ASCII (UTF-8)'),
   c('fpu', 'x87, SSE and AVX register state', { runMs: 100 }),
   c('seccomp-tsync', 'a root filter without no_new_privs shared by two threads: a TSYNC filter added after restore reaches both', { pthread: true }),
   c('amx-perm', 'permission for AMX tile data (ARCH_REQ_XCOMP_PERM) kept: a tile instruction still runs', { skip: needCpu('amx_tile') }),
