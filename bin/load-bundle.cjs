@@ -133,19 +133,21 @@ function run(name, modulesEntry, argv, commands) {
   closeSync(fd);
   const cachePath = `${bundle}.${shortKey(`${process.version} ${JSON.stringify(process.execArgv)}`)}.cache`;
   const head = stamp(st);
-  const cache = readCache(cachePath, st, head);
-  const cachedData = cache?.code;
+  let cache = readCache(cachePath, st, head);
   const command = argv.find((a) => commands.includes(a)) ?? '-';
-  // One line, so the bundle's line numbers stay those of its stack traces.
-  const script = new vm.Script(`(function (exports, require, module, __filename, __dirname) {${source}\n})`, {
+  // The bundle is one function expression (scripts/bundle.mjs): the text
+  // read is the source V8 keeps, with no second copy made here.
+  const script = new vm.Script(source, {
     filename: bundle,
-    ...(cachedData ? { cachedData } : {}),
+    ...(cache ? { cachedData: cache.code } : {}),
     importModuleDynamically: vm.constants.USE_MAIN_CONTEXT_DEFAULT_LOADER,
   });
   const stale = cache === undefined || script.cachedDataRejected === true;
-  if ((stale || !cache.made.includes(command)) && process.geteuid() === Number(st.uid)) {
+  const before = cache?.made ?? [];
+  cache = undefined; // its 1 MB of bytes are V8's now: let them go with the next scavenge
+  if ((stale || !before.includes(command)) && process.geteuid() === Number(st.uid)) {
     // At exit: the cache then also holds the functions this run compiled.
-    const made = stale ? [command] : [...cache.made, command];
+    const made = stale ? [command] : [...before, command];
     process.once('exit', (code) => {
       if (stale || code === 0) writeCache(cachePath, head, made, script);
     });
