@@ -341,6 +341,16 @@ export interface ResourceKind {
    */
   beforeClone?(parent: RestoreTaskHandle, task: RestoreTreeTask, ctx: RestoreContext): void;
   /**
+   * Restore with `opts.restoreSibling`: the tree's top task is born from
+   * criu-ts's own process and execs its first program (the stub) at once;
+   * this runs between its clone and that exec, with its pid here, for what
+   * only a task outside can set and must be set before it runs anything (a
+   * new user namespace's id maps). Returning true has it take uid and gid 0
+   * of its namespace before the exec, so that it keeps its capabilities
+   * there. The core ORs every kind's answer.
+   */
+  siblingBeforeExec?(pid: number, task: RestoreTreeTask, ctx: RestoreContext): boolean;
+  /**
    * restore --verify: state re-read from restored task `pid` (criu-ts's
    * pid) the way the dump reads it is brought to the view the images hold,
    * as dumpTask changed it (ids seen through the tree's user namespace).

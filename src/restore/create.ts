@@ -46,7 +46,10 @@ export function createTree(plan: RestorePlan, stub: Tracee, ctx: RestoreContext,
     if (n.anyPid && n.inNewPidNs) n.pid = unusedPid(plan);
     // --restore-sibling: the top is born our caller's child, from our own process, not the stub's.
     const t = n === plan.top && ctx.opts.restoreSibling
-      ? cloneSiblingTop(n.pid, n.cloneFlags, !n.inNewPidNs)
+      ? cloneSiblingTop(n.pid, n.cloneFlags, !n.inNewPidNs, (pid) => {
+        const view = treeTaskOf(n);
+        return RESOURCE_KINDS.reduce((root, k) => (k.siblingBeforeExec?.(pid, view, ctx) ?? false) || root, false);
+      })
       : cloneWithPid(parent, n.pid, n.cloneFlags | (n.sharesFiles ? CLONE_FILES : 0n), undefined, !n.inNewPidNs);
     n.tracee = t;
     n.real = t.tid;

@@ -12,7 +12,7 @@ import { startOwnSleep, sleepProgram, type OwnSleep } from '../infect/helper-tas
 import { readlinkSync } from 'node:fs';
 import {
   NR, PTRACE_O, PTRACE_EVENT, waitPid, __WALL, setChildSubreaper, xstateLayout, SIGCHLD,
-  cloneParentExec, isSyscallError, EEXIST, CLONE_ARGS_SIZE, CLONE_CHILD_CLEARTID,
+  cloneParentExec, type BeforeExec, isSyscallError, EEXIST, CLONE_ARGS_SIZE, CLONE_CHILD_CLEARTID,
 } from '../sys/index.js';
 import { CriuTsError } from '../errors.js';
 import { parseStatus, readComm } from '../proc/index.js';
@@ -122,14 +122,15 @@ export function adoptClone(parent: Tracee, r: bigint, pid: number, ourNs: boolea
  * `flags`, as CRIU clones it with CLONE_PARENT from itself. It comes from
  * our own process (sys/clone-parent.ts), runs our `sleep` at once, and is
  * seized like any task; the fds it got from us (those without close-on-exec)
- * are closed, as a stub's child has none of ours. If the restore fails, it
- * dies a zombie of the caller's, as CRIU's root does.
+ * are closed, as a stub's child has none of ours. `beforeExec` runs between
+ * its clone and its exec (sys/clone-parent.ts: a new user namespace's maps).
+ * If the restore fails, it dies a zombie of the caller's, as CRIU's root does.
  */
-export function cloneSiblingTop(pid: number, flags: bigint, ourNs: boolean): Tracee {
+export function cloneSiblingTop(pid: number, flags: bigint, ourNs: boolean, beforeExec?: BeforeExec): Tracee {
   const prog = sleepProgram('restore --restore-sibling', 'ERESTORE');
   let child: number;
   try {
-    child = cloneParentExec(flags, pid, prog, [prog, '1000000']);
+    child = cloneParentExec(flags, pid, prog, [prog, '1000000'], beforeExec);
   } catch (e) {
     if (isSyscallError(e, EEXIST)) throw pidTaken(pid);
     throw new CriuTsError('ERESTORE', `--restore-sibling: clone3 for pid ${pid} from criu-ts failed: ${(e as Error).message}`, { pid }, e);

@@ -60,7 +60,8 @@ interface Maps {
 }
 
 const DUMP = stateKey<{ rootPid: number; maps: Maps | undefined }>('user:dump');
-const RESTORE = stateKey<{ rootPid: number; entry: UsernsEntry | undefined; deny: boolean }>('user:restore');
+/** mapsWritten: the root's pid here once its maps were written before its first exec (--restore-sibling). */
+const RESTORE = stateKey<{ rootPid: number; entry: UsernsEntry | undefined; deny: boolean; mapsWritten?: number }>('user:restore');
 
 /** The namespace types the root may have of its own; each must then be owned by its user namespace. */
 const OWNED_TYPES = ['pid', 'net', 'ipc', 'uts', 'mnt', 'cgroup', 'time'] as const;
@@ -252,10 +253,6 @@ function prepareRestore(tree: RestoreTreeView, ctx: RestoreContext): void {
     Object.assign(ctx.state(RESTORE, () => ({ rootPid: 0, entry: undefined, deny: false })), { rootPid: tree.rootPid });
     return;
   }
-  // Born from criu-ts (restore/stub.ts cloneSiblingTop), the root execs before its maps exist, and so keeps no capability there.
-  if (ctx.opts.restoreSibling) {
-    throw new CriuTsError('EUNSUPPORTED', `task ${tree.rootPid} was dumped in a user namespace of its own: not restored with --restore-sibling (born from criu-ts, it would run its first program before its id maps exist and keep no capability in it); restore without --restore-sibling`, { pid: tree.rootPid });
-  }
   // Making a user namespace with maps of our choosing takes CAP_SETUID/CAP_SETGID here (docs/security.md).
   if (ctx.opts.unprivileged) {
     throw new CriuTsError('EPERM', `not restored for an unprivileged caller: task ${tree.rootPid} would be in a user namespace of its own`, { pid: tree.rootPid, errno: 1 });
@@ -281,7 +278,35 @@ function prepareRestore(tree: RestoreTreeView, ctx: RestoreContext): void {
       }
     }
   }
+  if (ctx.opts.restoreSibling) siblingCheck(file, tree.rootPid, entry, root?.core?.thread_core?.creds?.groups ?? []);
   Object.assign(ctx.state(RESTORE, () => ({ rootPid: 0, entry: undefined, deny: false })), { rootPid: tree.rootPid, entry, deny });
+}
+
+/**
+ * --restore-sibling: the root is born from criu-ts's own process and execs
+ * the stub at once (restore/stub.ts cloneSiblingTop). Its maps are written
+ * before that exec (siblingBeforeExec) and it takes uid and gid 0 inside,
+ * which keeps its capabilities there across the exec: so both must have a
+ * mapping. It is born with criu-ts's supplementary groups, which nobody
+ * inside can change when setgroups is denied.
+ */
+function siblingCheck(file: string, pid: number, entry: UsernsEntry, groups: readonly number[]): void {
+  if (outside(entry.uid_map ?? [], 0) === undefined || outside(entry.gid_map ?? [], 0) === undefined) {
+    throw new CriuTsError('EUNSUPPORTED', `${file}: task ${pid}'s user namespace maps no root (uid or gid 0): not restored with --restore-sibling (its first task, born from criu-ts, would keep no capability there); restore without --restore-sibling`, { pid, file });
+  }
+  if (entry.setgroups_deny !== true) return;
+  const want = groups.map((g) => outside(entry.gid_map ?? [], g) ?? INVALID_ID).sort((a, b) => a - b);
+  const ours = [...(process.getgroups?.() ?? [])].sort((a, b) => a - b);
+  if (want.join(',') !== ours.join(',')) {
+    throw new CriuTsError('EUNSUPPORTED', `${file}: task ${pid}'s supplementary groups cannot be given with --restore-sibling while setgroups is denied in its user namespace (it is born with criu-ts's); restore without --restore-sibling`, { pid, file });
+  }
+}
+
+/** The id maps of a new user namespace (setgroups first: "deny" is taken only while no gid map is written). */
+function writeMaps(pid: number, task: number, e: UsernsEntry, deny: boolean): void {
+  if (deny) writeProc(pid, task, 'setgroups', 'deny');
+  if ((e.uid_map ?? []).length > 0) writeProc(pid, task, 'uid_map', mapText(e.uid_map ?? []));
+  if ((e.gid_map ?? []).length > 0) writeProc(pid, task, 'gid_map', mapText(e.gid_map ?? []));
 }
 
 /** One write, as the kernel wants a map (it takes the file only once). */
@@ -323,14 +348,26 @@ export const userNsKind: ResourceKind = {
     parent.syscall('setgroups (the groups the new user namespace keeps)', NR.setgroups, groups.length, parent.putBytes(buf));
   },
 
+  siblingBeforeExec(pid, task, ctx): boolean {
+    const st = ctx.state(RESTORE, () => ({ rootPid: 0, entry: undefined, deny: false }));
+    const e = st.entry;
+    if (e === undefined || !isRoot(task, st.rootPid)) return false;
+    writeMaps(pid, task.pid, e, st.deny);
+    st.mapsWritten = pid;
+    // siblingCheck made sure root has a mapping.
+    return true;
+  },
+
   restoreCreated(t, task, ctx): void {
     const st = ctx.state(RESTORE, () => ({ rootPid: 0, entry: undefined, deny: false }));
     const e = st.entry;
     if (e === undefined || !isRoot(task, st.rootPid)) return;
-    // setgroups before gid_map: the kernel takes "deny" only while no gid map is written.
-    if (st.deny) writeProc(t.pid, task.pid, 'setgroups', 'deny');
-    if ((e.uid_map ?? []).length > 0) writeProc(t.pid, task.pid, 'uid_map', mapText(e.uid_map ?? []));
-    if ((e.gid_map ?? []).length > 0) writeProc(t.pid, task.pid, 'gid_map', mapText(e.gid_map ?? []));
+    // Born from criu-ts (--restore-sibling), it got its maps and took root inside before its exec.
+    if (st.mapsWritten === t.pid) {
+      t.syscall('prctl(SET_DUMPABLE)', NR.prctl, PR.SET_DUMPABLE, 1);
+      return;
+    }
+    writeMaps(t.pid, task.pid, e, st.deny);
     // Root inside, as CRIU does: files, sockets and namespaces the tree's
     // tasks create from now on have owners the namespace can name. The
     // capabilities of the new namespace stay (uid 0 keeps them), and the

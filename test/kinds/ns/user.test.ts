@@ -11,11 +11,14 @@
 import { before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readdirSync, readlinkSync } from 'node:fs';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createInterface } from 'node:readline';
+import type { Readable } from 'node:stream';
 import { join } from 'node:path';
 import { dump, restore } from '../../../src/api/index.js';
 import { readImage } from '../../../src/images/index.js';
 import type { CoreEntry, TaskKobjIdsEntry, UsernsEntry } from '../../../src/images/messages.js';
-import { isAlive, startSubject, type Subject } from '../../lib/subjects.js';
+import { isAlive, repoRoot, startSubject, type Subject } from '../../lib/subjects.js';
 import { becomeSubreaper, closeInheritedFds, killAndWait, rejectsOneLine, removeDir, tempDir, waitGone } from '../../lib/harness.js';
 import { sameAsCrit, sameAsCritWithout } from '../files/round-trip.js';
 
@@ -35,11 +38,17 @@ const pick = (e: Record<string, unknown> | undefined, ...keys: string[]): unknow
 const extents = (spec: string): { first: number; lower_first: number; count: number }[] =>
   spec.split(',').map((x) => x.split(':').map(Number)).map(([first = 0, lower_first = 0, count = 0]) => ({ first, lower_first, count }));
 
-/** Start, dump (checking the images with `look`), restore, and expect PASS from inside. */
-async function roundTrip(args: string[], look: (dir: string, pid: number) => void): Promise<void> {
+/**
+ * Start, dump (checking the images with `look`), restore, and expect PASS
+ * from inside. With `sibling`, the restore is the CLI's `restore -d
+ * --restore-sibling` run by a caller that then waits for the root itself,
+ * as zdtm's runner and runc do: the root must be that caller's child.
+ */
+async function roundTrip(args: string[], look: (dir: string, pid: number) => void, sibling = false): Promise<void> {
   const dir = tempDir('userns');
   let s: Subject | undefined;
   let restored: number | undefined;
+  let caller: ChildProcess | undefined;
   try {
     s = await startSubject('userns', args, { launcher: true });
     const pid = s.pid;
@@ -47,21 +56,49 @@ async function roundTrip(args: string[], look: (dir: string, pid: number) => voi
     const r = await dump({ pid, imagesDir: dir, progress: false });
     for (const p of r.pids) assert.ok(await waitGone(p), `task ${p} still there after the dump`);
     look(dir, pid);
-    // --restore-sibling is refused in one line before anything is made (the root would exec before its maps
-    // exist; a tree whose leader is outside the dump is refused before that).
-    await assert.rejects(restore({ imagesDir: dir, progress: false, restoreSibling: true }),
-      (e: Error) => /^(task \d+ was dumped in a user namespace of its own: not restored with|--restore-sibling: task \d+'s session or group leader \d+ is outside the dump)[^\n]*$/.test(e.message));
-    const res = await restore({ imagesDir: dir, progress: false, verify: true });
-    restored = res.pid;
-    assert.notEqual(readlinkSync(`/proc/${res.pid}/ns/user`), readlinkSync('/proc/self/ns/user'), 'restored in a user namespace of its own');
-    s.pid = res.pid;
+    let reaped: Promise<Record<string, number>> | undefined;
+    if (sibling) {
+      const run = siblingRestore(dir);
+      caller = run.caller;
+      const first = await run.first;
+      assert.equal(first['code'], 0, `restore exit status (${dir}/restore.log)`);
+      assert.equal(first['ppid'], first['me'], 'the caller is the parent of the restored root');
+      restored = first['pid'] as number;
+      reaped = run.second;
+    } else {
+      restored = (await restore({ imagesDir: dir, progress: false, verify: true })).pid;
+    }
+    assert.notEqual(readlinkSync(`/proc/${restored}/ns/user`), readlinkSync('/proc/self/ns/user'), 'restored in a user namespace of its own');
+    s.pid = restored;
     const out = await s.terminateAndResult();
     assert.ok(out.ok, out.text);
+    if (reaped) assert.deepEqual(await reaped, { waited: restored, status: 0 }, 'the caller reaped its child');
   } finally {
+    caller?.kill('SIGKILL');
     if (restored !== undefined) await killAndWait(restored);
     s?.cleanup();
     removeDir(dir);
   }
+}
+
+/** `criu-ts restore -d --restore-sibling` from a Python caller that prints what it sees, then waitpid()s the root. */
+function siblingRestore(dir: string): { caller: ChildProcess; first: Promise<Record<string, number>>; second: Promise<Record<string, number>> } {
+  const pidfile = join(dir, 'root.pid');
+  const script = [
+    'import json, os, subprocess, sys',
+    'r = subprocess.run(sys.argv[1:])',
+    'pid = int(open(' + JSON.stringify(pidfile) + ').read().strip()) if r.returncode == 0 else 0',
+    'st = open("/proc/%d/stat" % pid).read() if pid else ") x 0"',
+    'print(json.dumps({"code": r.returncode, "pid": pid, "ppid": int(st[st.rindex(")") + 2:].split()[1]), "me": os.getpid()}), flush=True)',
+    'w, status = os.waitpid(pid, 0) if pid else (0, 0)',
+    'print(json.dumps({"waited": w, "status": status}), flush=True)',
+  ].join('\n');
+  const args = ['restore', '-D', dir, '-o', 'restore.log', '-v4', '--restore-sibling', '-d', '--pidfile', pidfile];
+  const caller = spawn('/usr/bin/python3', ['-c', script, join(repoRoot(), 'bin', 'criu-ts'), ...args], { cwd: dir, stdio: ['ignore', 'pipe', 'inherit'] });
+  const lines = createInterface({ input: caller.stdout as Readable })[Symbol.asyncIterator]();
+  const next = async (): Promise<Record<string, number>> => JSON.parse(String((await lines.next()).value)) as Record<string, number>;
+  const first = next();
+  return { caller, first, second: first.then(next) };
 }
 
 function rootImages(dir: string): { ids: TaskKobjIdsEntry; inv: TaskKobjIdsEntry; core: CoreEntry } {
@@ -86,6 +123,10 @@ test('a container-like tree (user namespace owning pid, uts, ipc and net namespa
     assert.deepEqual([child.thread_core?.creds?.uid, child.thread_core?.creds?.gid, child.thread_core?.creds?.groups], [1000, 1000, [1000, 2000]]);
     sameAsCrit(dir, [`userns-${ids.user_ns_id}.img`, 'ids-1.img', 'ids-2.img']);
   });
+});
+
+test('--restore-sibling: the container-like tree\'s root is born the caller\'s child, its maps written before its first exec', TIMEOUT, async () => {
+  await roundTrip(['--uid-map', ZDTM_UID_MAP, '--gid-map', ZDTM_GID_MAP, '--ns', 'pid,uts,ipc,net', '--child', '1'], () => undefined, true);
 });
 
 test('"unshare -U --map-root-user" shape: one task, root mapped to root, setgroups denied, a capability dropped', TIMEOUT, async () => {
