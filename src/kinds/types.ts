@@ -341,13 +341,8 @@ export interface ResourceKind {
    */
   beforeClone?(parent: RestoreTaskHandle, task: RestoreTreeTask, ctx: RestoreContext): void;
   /**
-   * Restore with `opts.restoreSibling`: the tree's top task is born from
-   * criu-ts's own process and execs its first program (the stub) at once;
-   * this runs between its clone and that exec, with its pid here, for what
-   * only a task outside can set and must be set before it runs anything (a
-   * new user namespace's id maps). Returning true has it take uid and gid 0
-   * of its namespace before the exec, so that it keeps its capabilities
-   * there. The core ORs every kind's answer.
+   * Restore, --restore-sibling: between the clone of the top task from criu-ts and its first exec, with its pid
+   * here (a new user namespace's maps). True: it takes uid/gid 0 inside before the exec, keeping its capabilities.
    */
   siblingBeforeExec?(pid: number, task: RestoreTreeTask, ctx: RestoreContext): boolean;
   /**
