@@ -8,11 +8,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { closeSync, fstatSync, mkdirSync, openSync, readFileSync, readSync, readlinkSync, statSync, constants as fsc } from 'node:fs';
+import { closeSync, fstatSync, mkdirSync, openSync, readFileSync, readSync, readdirSync, readlinkSync, statSync, writeSync, constants as fsc } from 'node:fs';
 import { join } from 'node:path';
 import { dump, restore } from '../../src/api/index.js';
 import { readImage } from '../../src/images/index.js';
-import { POLLIN, ioctlTry, pipe2, pollFd } from '../../src/sys/index.js';
+import { NR, POLLIN, addr, ioctlTry, pipe2, pollFd, sysTry } from '../../src/sys/index.js';
 import { repoRoot } from '../lib/subjects.js';
 import { killAndWait, removeDir, sleep, tempDir, useE2eHarness, waitFor, waitGone } from './helpers.js';
 
@@ -156,6 +156,54 @@ test('--external tty[rdev:dev]: a pty slave whose master is ours is dumped witho
       closeSync(b.master);
       closeSync(b.slave);
     }
+    removeDir(dir);
+  }
+});
+
+test('--inherit-fd fd[N]:/memfd:NAME (CRIU\'s key, zdtm inhfd/memfd.py): the restored task reads the memfd the caller handed over', { timeout: 60_000 }, async () => {
+  const dir = tempDir('inherit-memfd');
+  const out = join(dir, 'out');
+  // A reader of its own memfd's second description (offset 1: it read the first byte), waiting for more.
+  const script = [
+    'import os, time',
+    'fd = os.memfd_create("inh0", 0)',
+    'os.write(fd, b"x")',
+    'r = os.open("/proc/self/fd/%d" % fd, os.O_RDONLY)',
+    'os.read(r, 1)',
+    'os.close(fd)',
+    'print("ready", flush=True)',
+    'while True:',
+    '    d = os.read(r, 16)',
+    '    if d:',
+    '        print("got " + d.decode(), flush=True)',
+    '        break',
+    '    time.sleep(0.02)',
+  ].join('\n');
+  const w = openSync(out, 'w');
+  const job = spawn('/usr/bin/python3', ['-c', script], { stdio: ['ignore', w, 'ignore'], detached: true });
+  job.unref();
+  closeSync(w);
+  const pid = job.pid as number;
+  const imgs = join(dir, 'img');
+  mkdirSync(imgs);
+  let ours = -1;
+  try {
+    assert.ok(await waitFor(() => readFileSync(out, 'utf8').includes('ready')));
+    await dump({ pid, imagesDir: imgs, progress: false });
+    assert.ok(await waitGone(pid));
+    const name = Buffer.from('inh0\0');
+    ours = sysTry(NR.memfd_create, addr(name), 0);
+    assert.ok(ours >= 0, 'memfd_create');
+    const r = await restore({ imagesDir: imgs, progress: false, inheritFd: [{ fd: ours, key: '/memfd:inh0' }] });
+    assert.equal(r.pid, pid);
+    const theirs = readdirSync(`/proc/${pid}/fd`).map((f) => readlinkSync(`/proc/${pid}/fd/${f}`)).filter((l) => l.startsWith('/memfd:'));
+    assert.deepEqual(theirs, ['/memfd:inh0 (deleted)']);
+    // Written at offset 0 of the memfd handed over: the restored reader, at that description's offset 0, reads it.
+    writeSync(ours, 'hello', 0, 'utf8');
+    assert.ok(await waitFor(() => readFileSync(out, 'utf8').includes('got hello')), `the restored task did not read the memfd handed over: ${readFileSync(out, 'utf8')}`);
+  } finally {
+    await killAndWait(pid);
+    if (ours >= 0) closeSync(ours);
     removeDir(dir);
   }
 });

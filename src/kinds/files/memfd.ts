@@ -96,6 +96,12 @@ export const memfdKind: FileKind = {
     const memfd: MemfdFileEntry = { id, flags: p.fdinfo.flags & ~O_CLOEXEC, pos: p.fdinfo.pos, fown: NO_FOWN, inode_id: inodeId };
     return { type: 'MEMFD', id, memfd };
   },
+  // --inherit-fd fd[N]:/memfd:NAME, as CRIU names a memfd (its link without " (deleted)"); a shared anonymous object has no key.
+  inheritKey: (e, ctx) => {
+    if (e.memfd === undefined) return undefined;
+    const ie = inodeEntry(ctx, e.memfd.inode_id);
+    return isSharedAnonInode(ctx, ie) ? undefined : `${MEMFD_PREFIX}${ie.name}`;
+  },
   restore(t: RestoreTaskHandle, e: FileEntry, _fdi, ctx: RestoreContext): number {
     const m = part(e, 'memfd', 'MEMFD');
     const fd = openMemfd(t, m, m.flags, ctx);
