@@ -20,6 +20,9 @@ export class WireError extends Error {
   }
 }
 
+/** The bigints of one-byte varints (0-127), made once. */
+const SMALL_BIGINTS: readonly bigint[] = Array.from({ length: 128 }, (_, i) => BigInt(i));
+
 export class WireReader {
   pos: number;
 
@@ -31,8 +34,12 @@ export class WireReader {
     return this.end - this.pos;
   }
 
-  /** Varint as two 32-bit halves; protobuf allows at most 10 bytes. */
-  private varintParts(): [number, number] {
+  /** The halves of the last varint read by `varint()` (fields, not a returned pair: no array per value). */
+  private lo = 0;
+  private hi = 0;
+
+  /** Read a varint into `lo`/`hi` (two 32-bit halves); protobuf allows at most 10 bytes. */
+  private varint(): void {
     let lo = 0;
     let hi = 0;
     const buf = this.buf;
@@ -45,7 +52,11 @@ export class WireReader {
         lo |= (b & 0x0f) << 28;
         hi |= (b & 0x7f) >> 4;
       } else hi |= (b & 0x7f) << (7 * i - 32);
-      if (b < 0x80) return [lo >>> 0, hi >>> 0];
+      if (b < 0x80) {
+        this.lo = lo >>> 0;
+        this.hi = hi >>> 0;
+        return;
+      }
     }
     throw new WireError('varint longer than 10 bytes', start);
   }
@@ -60,21 +71,37 @@ export class WireReader {
         return b;
       }
     }
-    return this.varintParts()[0];
+    this.varint();
+    return this.lo;
   }
 
   int32(): number {
-    return this.varintParts()[0] | 0;
+    this.varint();
+    return this.lo | 0;
   }
 
   sint32(): number {
-    const v = this.varintParts()[0];
+    this.varint();
+    const v = this.lo;
     return (v >>> 1) ^ -(v & 1);
   }
 
+  /**
+   * One bigint per value: a one-byte varint from a table, a value below
+   * 2^53 from one number (most of a thread core's register words), only
+   * the rest from its two halves.
+   */
   uint64(): bigint {
-    const [lo, hi] = this.varintParts();
-    return (BigInt(hi) << 32n) | BigInt(lo);
+    if (this.pos < this.end) {
+      const b = this.buf[this.pos] as number;
+      if (b < 0x80) {
+        this.pos++;
+        return SMALL_BIGINTS[b] as bigint;
+      }
+    }
+    this.varint();
+    const { lo, hi } = this;
+    return hi < 0x200000 ? BigInt(hi * 0x100000000 + lo) : (BigInt(hi) << 32n) | BigInt(lo);
   }
 
   int64(): bigint {
@@ -87,8 +114,8 @@ export class WireReader {
   }
 
   bool(): boolean {
-    const [lo, hi] = this.varintParts();
-    return lo !== 0 || hi !== 0;
+    this.varint();
+    return this.lo !== 0 || this.hi !== 0;
   }
 
   private need(n: number): void {
@@ -142,7 +169,8 @@ export class WireReader {
   /** Length of a length-delimited field, checked against what is left. */
   length(): number {
     const start = this.pos;
-    const [lo, hi] = this.varintParts();
+    this.varint();
+    const { lo, hi } = this;
     if (hi !== 0 || lo > this.end - this.pos) {
       const want = hi !== 0 ? 'more than 4 GiB' : `${lo} bytes`;
       throw new WireError(`length-delimited field too long (need ${want}, have ${this.end - this.pos})`, start);
@@ -161,7 +189,7 @@ export class WireReader {
   /** Skip a field of the given wire type (unknown fields). */
   skip(wt: number, fieldNum: number, depth = 0): void {
     switch (wt) {
-      case WT_VARINT: this.varintParts(); return;
+      case WT_VARINT: this.varint(); return;
       case WT_FIXED64: this.need(8); this.pos += 8; return;
       case WT_FIXED32: this.need(4); this.pos += 4; return;
       case WT_LEN: { const n = this.length(); this.pos += n; return; }
