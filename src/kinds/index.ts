@@ -20,6 +20,8 @@
  *   regular file, namespace files) comes before pipes, FIFOs and unix
  *   sockets, then TCP/UDP, packet and netlink sockets, and REG, which
  *   takes any path-named file, last;
+ * - address space: one kind (space.ts), its frame made before the task's
+ *   children are forked where it can be, its file mappings after the fds;
  * - task core: each restore point (task/types.ts) runs its kinds in order;
  * - thread core: at a thread's final point, its pending signals, then its
  *   seccomp filters (installed while the thread still has criu-ts's
@@ -78,6 +80,8 @@ import { netlinkSocketKind } from './files/netlink-socket/index.js';
 import { regFileKind } from './files/reg-file.js';
 import { remapsKind } from './files/ghost/remaps-kind.js';
 import { mntKind } from './ns/mnt/index.js';
+import { memorySpaceKind } from './memory/space.js';
+import type { AddressSpaceKind } from './space.js';
 
 const REGISTRY = [
   // Namespaces, the user namespace first; then the cgroups.
@@ -93,6 +97,8 @@ const REGISTRY = [
   { name: 'seccomp', tree: seccompTreeKind, thread: seccompThreadKind },
   threadKind(credsKind),
   threadKind(pdeathKind),
+  // The task's address space: the frame the rest of it is restored into.
+  { name: 'memory', space: memorySpaceKind },
   // Open files: special files before REG would take them as path-named files.
   fdKind(eventfdKind), fdKind(epollKind), fdKind(timerfdKind), fdKind(signalfdKind), fdKind(inotifyKind), fdKind(fanotifyKind),
   fdKind(memfdKind), fdKind(ttyKind), fdKind(tunFileKind), fdKind(lockedRegKind), fdKind(pidfdKind), fdKind(nsFileKind),
@@ -116,6 +122,14 @@ export const RESOURCE_KINDS: readonly ResourceKind[] = KINDS.flatMap((k) => (k.t
 export const TASK_STATE_KINDS: readonly TaskStateKind[] = KINDS.flatMap((k) => (k.task ? [k.task] : []));
 /** The kinds of the thread core (per thread), in call order at each restore point. */
 export const THREAD_KINDS: readonly ThreadKind[] = KINDS.flatMap((k) => (k.thread ? [k.thread] : []));
+
+/** The address-space kind: every task has exactly one address space, so exactly one entry has the facet. */
+export function addressSpace(): AddressSpaceKind {
+  const spaces = KINDS.flatMap((k) => (k.space ? [k.space] : []));
+  const only = spaces[0];
+  if (spaces.length !== 1 || only === undefined) throw new CriuTsError('EINTERNAL', `${spaces.length} kinds of address space in the registry, not one`, {});
+  return only;
+}
 
 export function fileKindFor(p: FdProbe): FileKind | undefined {
   return FILE_KINDS.find((k) => k.detect(p));
@@ -189,6 +203,7 @@ export function threadRestoreSteps(at: ThreadRestorePoint, th: RestoreThreadView
 }
 
 export type * from './types.js';
+export type * from './space.js';
 export type { Kind } from './kind.js';
 export { installFd, openOursInTask } from './install-fd.js';
 export { stateKey } from './types.js';

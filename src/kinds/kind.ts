@@ -10,7 +10,9 @@
  * - `thread`: per thread, its fields of the thread core (ThreadKind,
  *   task/types.ts: a thread's own state, pending signals, seccomp,
  *   credentials);
- * - `fd`: per open fd (FileKind, types.ts: every kind of open file).
+ * - `fd`: per open fd (FileKind, types.ts: every kind of open file);
+ * - `space`: per task, its address space (AddressSpaceKind, space.ts):
+ *   one kind has it, the frame the rest of a task is restored into.
  *
  * A kind with work at several scopes has several facets in its one entry.
  * The core walks KINDS (through the views kinds/index.ts derives from it)
@@ -19,6 +21,7 @@
 import type { TaskCoreEntry, ThreadCoreEntry } from '../images/messages.js';
 import type { FileKind, ResourceKind } from './types.js';
 import type { TaskStateKind, ThreadKind } from './task/types.js';
+import type { AddressSpaceKind } from './space.js';
 
 export interface Kind<F extends Partial<TaskCoreEntry> = Partial<TaskCoreEntry>, G extends Partial<ThreadCoreEntry> = Partial<ThreadCoreEntry>> {
   /** short name for logs, unique in the registry */
@@ -27,6 +30,7 @@ export interface Kind<F extends Partial<TaskCoreEntry> = Partial<TaskCoreEntry>,
   readonly task?: TaskStateKind<F>;
   readonly thread?: ThreadKind<G>;
   readonly fd?: FileKind;
+  readonly space?: AddressSpaceKind;
 }
 
 /** A registry entry for a kind that runs per tree and per created task. */

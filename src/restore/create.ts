@@ -7,13 +7,12 @@
 import { NR, __WALL, CLONE_FILES } from '../sys/index.js';
 import { parseStatus } from '../proc/index.js';
 import { collectExit, type Tracee } from '../infect/tracee.js';
-import { FILE_KINDS, RESOURCE_KINDS, type RestoreContext } from '../kinds/index.js';
+import { FILE_KINDS, RESOURCE_KINDS, addressSpace, type RestoreContext } from '../kinds/index.js';
 import type { FdinfoEntry } from '../images/messages.js';
 import { CriuTsError } from '../errors.js';
 import { cloneWithPid, cloneSiblingTop } from './stub.js';
 import { handleFor } from './handle.js';
 import { restoreAddressSpace } from './task.js';
-import { VMA } from '../kinds/memory/vma.js';
 import { openGroupFiles } from './files.js';
 import { forkedBeforeSetsid, treeTaskOf, type RestoreNode, type RestorePlan } from './plan.js';
 import { logger } from '../log.js';
@@ -64,12 +63,11 @@ export function createTree(plan: RestorePlan, stub: Tracee, ctx: RestoreContext,
       for (const k of RESOURCE_KINDS) k.restoreCreated?.(h, view, ctx);
     }
     if (n === plan.root) rootReady?.(n);
-    // Its memory now (in its namespaces: SysV shm attaches there), before
-    // its children fork: they inherit it, and pages they still share with
-    // it stay shared (kinds/memory/cow.ts).
+    // Its frame (its memory) now where the address-space kind can make it
+    // (in its namespaces: SysV shm attaches there), before its children
+    // fork: they inherit it, and pages they still share with it stay shared.
     if (from?.memory) n.forkedFromRestored = from;
-    // Lazy pages: every task's memory after the tree exists (no task forks from one whose memory waits for the daemon).
-    if (ctx.lazy === undefined && memoryBeforeChildren(n)) restoreAddressSpace(n, ctx);
+    if (n.images && addressSpace().frameAtBirth(n.images, n.children.length > 0, ctx)) restoreAddressSpace(n, ctx);
     const self = n.memory ? n : undefined;
     // Children still in the parent's old session are forked before it makes
     // its own; its group files are opened before them then (they may use
@@ -91,18 +89,6 @@ export function createTree(plan: RestorePlan, stub: Tracee, ctx: RestoreContext,
   };
   create(plan.top, stub, new Map(), undefined);
   joinGroups(plan);
-}
-
-/**
- * A task's children are forked from it with its memory in place, except
- * when it had no vDSO: injected syscalls then run from its own code, and a
- * child needs the vDSO it inherits to start from (memory comes later, in
- * restoreTaskBody, as for tasks with no children).
- */
-function memoryBeforeChildren(n: RestoreNode): boolean {
-  if (!n.images) return false;
-  const hasVdso = (n.images.mm.vmas ?? []).some((v) => (v.status & VMA.AREA_VDSO) !== 0);
-  return hasVdso || n.children.length === 0;
 }
 
 function unusedPid(plan: RestorePlan): number {

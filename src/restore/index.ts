@@ -29,8 +29,7 @@ import { startStub, disposeStub, pidTaken, type Stub } from './stub.js';
 import { planTree, planCloneFlags, treeViewOf, type RestoreNode } from './plan.js';
 import { createTree, retireHelpers } from './create.js';
 import { restoreTaskBody, finalizeTask } from './task.js';
-import { restoreTaskState } from '../kinds/index.js';
-import { planSharedAnon } from '../kinds/memory/shmem-restore.js';
+import { addressSpace, restoreTaskState } from '../kinds/index.js';
 import { handleFor } from './handle.js';
 import { finishGroupFiles } from './files.js';
 import { makeProgress } from '../progress.js';
@@ -148,8 +147,8 @@ async function restoreLoaded(
     // built it, before that task opens or maps any file (createTree).
     const ownMounts = (plan.root.cloneFlags & BigInt(CLONE_NEWNS)) !== 0n;
     if (!ownMounts) materialize();
-    // Shared anonymous objects are made whole by their first task: as big as every task's windows need.
-    planSharedAnon(filesCtx, img.tasks.map((t) => t.mm));
+    // The address-space kind sees every task's images before any task exists.
+    addressSpace().planRestore(img.tasks, filesCtx);
     await notify('pre-restore');
     stub = startStub();
     faultPoint('restore.stub');

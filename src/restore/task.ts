@@ -9,22 +9,20 @@ import {
 import { CriuTsError } from '../errors.js';
 import { parseStatus } from '../proc/index.js';
 import { imageFile } from '../images/index.js';
-import type { CoreEntry, UserX86FpregsEntry, VmaEntry } from '../images/messages.js';
-import type { RestoreContext, RestoreTaskHandle, RestoreThreadView, ThreadRestorePoint } from '../kinds/index.js';
+import type { CoreEntry, UserX86FpregsEntry } from '../images/messages.js';
+import type { RestoreContext, RestoreSpaceTask, RestoreTaskHandle, RestoreThreadView, SpaceImages, ThreadRestorePoint } from '../kinds/index.js';
 import { openOursInTask } from '../kinds/install-fd.js';
 import type { Tracee } from '../infect/tracee.js';
 import { HELD_SIGMASK } from '../infect/tracee.js';
 import { holdSigmask, rseqConfig, writeGpRegs, readXstateView, writeXstate } from '../infect/ptrace-state.js';
 import { cpuidThroughTracee } from '../infect/cpuid.js';
 import { fillXsave } from '../infect/xsave.js';
-import { prepareAddressSpace, restoreMemory, restoreMmFields, dropStubVdso, restoreSocketMappings } from '../kinds/memory/restore.js';
-import { inheritedVmas, inheritedRanges } from '../kinds/memory/cow.js';
 import { restoreFds } from './files.js';
 import { asInterruptedSyscall } from './restart.js';
 import { runSteps, runStepsEach, type SideSteps } from '../kinds/steps.js';
 import { TRACE_OPTIONS } from './stub.js';
 import { createThreads } from './threads.js';
-import { restoreTaskState, threadRestoreSteps } from '../kinds/index.js';
+import { addressSpace, restoreTaskState, threadRestoreSteps } from '../kinds/index.js';
 import { handleFor } from './handle.js';
 import { verifyTaskState, verifyRegisters, judge } from './verify/index.js';
 import type { DumpImages } from './images.js';
@@ -42,43 +40,23 @@ function coreRegs(core: CoreEntry): GpRegs {
 }
 
 /**
- * The task's address space (see kinds/memory/restore.ts). A task forked
- * from its parent after the parent's memory was restored keeps what it
- * inherited where that matches its own VMAs, so pages both hold the same
- * stay shared (kinds/memory/cow.ts).
+ * The task's frame: its address space, made by the registry's
+ * address-space kind (kinds/space.ts) once per task, either as soon as the
+ * task is created (create.ts) or first thing of its body. A task forked
+ * from its restored parent is shown the parent's images: it holds a copy.
  */
 export function restoreAddressSpace(n: RestoreNode, filesCtx: RestoreContext): void {
-  const task = n.images;
+  const images = n.images;
   const tracee = n.tracee;
-  if (!task || !tracee || n.memory) return;
-  const h = handleFor(n.real, tracee, n.pid);
-  let rseq: { ptr: bigint; len: number; sig: number } | undefined;
-  try {
-    const r = rseqConfig(n.real);
-    rseq = { ptr: r.rseqAbiPointer, len: r.rseqAbiSize, sig: r.signature };
-  } catch {
-    rseq = undefined;
-  }
-  const parent = n.forkedFromRestored?.images;
-  const inherited = parent ? inheritedVmas(parent.mm, task.mm) : new Map<VmaEntry, VmaEntry[]>();
-  // One stop per injected call while the memory is built (an mmap per VMA):
-  // the task is ours, and dies with us (infect/held-task.ts stepCalls).
-  tracee.stepCalls(true, (TRACE_OPTIONS & PTRACE_O.EXITKILL) !== 0);
-  let r: ReturnType<typeof restoreMemory>;
-  try {
-    prepareAddressSpace(h, task.mm, rseq, inheritedRanges(inherited));
-    // /proc/PID/exe can only change while the old executable is not mapped:
-    // now, between emptying the stub's address space and mapping the task's.
-    // A child of a restored parent running the same program has it already.
-    restoreMmFields(h, task.mm, filesCtx, parent !== undefined && parent.mm.exe_file_id === task.mm.exe_file_id);
-    const from = parent && inherited.size > 0 ? { inherited, parent: { mm: parent.mm, pagemap: parent.pagemap } } : undefined;
-    r = restoreMemory(h, task.mm, task.pagemap, task.pagesId, filesCtx, from, task.cores);
-    dropStubVdso(h, task.mm);
-  } finally {
-    tracee.stepCalls(false);
-  }
-  n.memory = { pages: r.pages, compared: r.cow?.compared ?? 0, skippedCow: r.cow?.skipped ?? 0 };
-  if (r.cow) log.debug(`task ${n.pid}: ${r.cow.compared} inherited pages compared, ${r.cow.skipped} left shared, ${r.cow.dropped} dropped`);
+  if (!images || !tracee || n.memory) return;
+  n.memory = addressSpace().makeFrame(spaceTask(n, images, tracee), filesCtx);
+}
+
+function spaceTask(n: RestoreNode, images: SpaceImages, tracee: Tracee): RestoreSpaceTask {
+  return {
+    real: n.real, tracee, handle: handleFor(n.real, tracee, n.pid), images,
+    exitKill: (TRACE_OPTIONS & PTRACE_O.EXITKILL) !== 0, parent: n.forkedFromRestored?.images,
+  };
 }
 
 /**
@@ -114,7 +92,7 @@ export function restoreTaskBody(n: RestoreNode, plan: RestorePlan, img: DumpImag
   const pages = n.memory?.pages ?? 0;
   // A task sharing its parent's fd table (CLONE_FILES) has its fds from the parent's restore.
   if (!n.sharesFiles) restoreFds(h, task.fds, filesCtx, n.inherited, plan.inheritBase);
-  restoreSocketMappings(h, task.mm, task.fds);
+  addressSpace().afterFds(spaceTask(n, task, tracee), filesCtx);
   const cwd = img.files.get(task.fs.cwd_id)?.reg?.name;
   const root = img.files.get(task.fs.root_id)?.reg?.name;
   // Both paths are as seen from our root: cwd first, while that path still

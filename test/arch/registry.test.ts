@@ -19,11 +19,11 @@ const KINDS_DIR = join(SRC, 'kinds');
 /** The registry: the one list, its views by scope, lookups and walks over them. */
 const REGISTRY = new Set([
   'KINDS', 'FILE_KINDS', 'RESOURCE_KINDS', 'TASK_STATE_KINDS', 'THREAD_KINDS', 'fileKindFor', 'fileKindByType', 'handledNamespaces',
-  'taskStateSteps', 'restoreTaskState', 'askThreads', 'dumpThreadCore', 'threadRestoreSteps',
+  'taskStateSteps', 'restoreTaskState', 'askThreads', 'dumpThreadCore', 'threadRestoreSteps', 'addressSpace',
 ]);
 
 /** The contract: modules whose names (types, and the stateKey maker) the core and the kinds share. */
-const CONTRACT_MODULES = ['types.ts', 'state-key.ts', 'kind.ts', 'options.ts', 'tree-views.ts', 'task/types.ts'].map((f) => join(KINDS_DIR, f));
+const CONTRACT_MODULES = ['types.ts', 'state-key.ts', 'kind.ts', 'options.ts', 'tree-views.ts', 'task/types.ts', 'space.ts'].map((f) => join(KINDS_DIR, f));
 
 /**
  * Services in src/kinds that are not resources, which the core uses as
@@ -64,15 +64,6 @@ const LEFT: Record<string, string> = {
   'memory/dump.ts: dumpMemory': MEMORY,
   'memory/dump.ts: MemoryDump': MEMORY,
   'memory/incremental.ts: IncrementalMemory': `${MEMORY}; pre-dumps and --track-mem keep a tracker in the task between dumps`,
-  'memory/restore.ts: prepareAddressSpace': MEMORY,
-  'memory/restore.ts: restoreMemory': MEMORY,
-  'memory/restore.ts: restoreMmFields': MEMORY,
-  'memory/restore.ts: dropStubVdso': MEMORY,
-  'memory/restore.ts: restoreSocketMappings': `${MEMORY}; a mapping of a socket (packet ring) is made once the fds exist`,
-  'memory/cow.ts: inheritedVmas': MEMORY,
-  'memory/cow.ts: inheritedRanges': MEMORY,
-  'memory/shmem-restore.ts: planSharedAnon': MEMORY,
-  'memory/vma.ts: VMA': `${MEMORY}; a task without a vDSO forks its children before its memory is made`,
   'index.ts: lazyFileRanges': `${MEMORY}; a lazy restore checks only what it reads itself`,
   'index.ts: parentReads': `${MEMORY}; the pages a restore takes from parent images are checked before anything is made`,
   'index.ts: shmemPagesSaved': `${MEMORY}; a shared object met as a mapping and as a memfd fd is saved once`,
@@ -156,7 +147,9 @@ test('every kind-specific name still in the core has its reason, and every liste
 test('the registry is one list: every kind once, every facet from KINDS', () => {
   const names = reg.KINDS.map((k) => k.name);
   assert.equal(new Set(names).size, names.length, `duplicate kind names: ${names.join(', ')}`);
-  for (const k of reg.KINDS) assert.ok(k.fd ?? k.tree ?? k.task ?? k.thread, `${k.name}: an entry with no scope runs nowhere`);
+  for (const k of reg.KINDS) assert.ok(k.fd ?? k.tree ?? k.task ?? k.thread ?? k.space, `${k.name}: an entry with no scope runs nowhere`);
+  assert.equal(reg.KINDS.filter((k) => k.space).length, 1, 'one kind has the address space (every task has exactly one)');
+  assert.equal(reg.addressSpace(), reg.KINDS.find((k) => k.space)?.space);
   assert.deepEqual(reg.FILE_KINDS, reg.KINDS.flatMap((k) => (k.fd ? [k.fd] : [])));
   assert.deepEqual(reg.RESOURCE_KINDS, reg.KINDS.flatMap((k) => (k.tree ? [k.tree] : [])));
   assert.deepEqual(reg.TASK_STATE_KINDS, reg.KINDS.flatMap((k) => (k.task ? [k.task] : [])));
