@@ -20,9 +20,8 @@ import { beginChecksums, checksumEntries, endChecksums } from '../images/index.j
 import { checkTarget, seizeGuarded, releaseTree, usToNow } from './tree.js';
 import { askTree, type TaskAsked } from './ask.js';
 import { dumpInFlight } from './files.js';
-import { IncrementalMemory } from '../kinds/memory/incremental.js';
 import { PageServerClient } from '../kinds/memory/page-server-client.js';
-import { RESOURCE_KINDS, handledNamespaces, shmemPagesSaved, type DumpTreeView } from '../kinds/index.js';
+import { RESOURCE_KINDS, addressSpace, handledNamespaces, type DumpTreeView } from '../kinds/index.js';
 import { makeProgress } from '../progress.js';
 import { faultPoint } from '../fault.js';
 import { TreePids } from './pids.js';
@@ -81,18 +80,18 @@ async function dumpTreeHashed(opts: DumpTreeOptions): Promise<DumpResult> {
   await notify('pre-dump');
   // Before any task is touched: a page server that does not answer fails the dump here.
   const pageServer = opts.pageServer ? PageServerClient.connect(opts.pageServer.address, opts.pageServer.port) : undefined;
-  // The parent link and record are checked before anything is stopped.
-  let inc: IncrementalMemory;
+  const ctx = new DumpSession(dir, opts.kinds);
+  ctx.dumpInFlight = (localFd, what, holderPid) => dumpInFlight(ctx, localFd, what, holderPid);
+  if (pageServer) ctx.pageServer = pageServer;
+  // What the address space builds on (the parent link and record) is checked before anything is stopped.
+  const space = addressSpace();
   try {
-    inc = new IncrementalMemory({ dir, prevDir: opts.prevDir, keepTracking: opts.trackMem && opts.after === 'resume', remote: pageServer !== undefined });
+    space.beginDump({ prevDir: opts.prevDir, keepTracking: opts.trackMem && opts.after === 'resume', lazy: opts.lazyPages !== undefined }, ctx);
   } catch (e) {
     pageServer?.abort();
     throw e;
   }
   const { tree, guard, stats } = seizeGuarded(pid, opts, t0, () => pageServer?.abort());
-  const ctx = new DumpSession(dir, opts.kinds);
-  ctx.dumpInFlight = (localFd, what, holderPid) => dumpInFlight(ctx, localFd, what, holderPid);
-  if (pageServer) ctx.pageServer = pageServer;
   let networkLocked = false;
   try {
     faultPoint('dump.seized');
@@ -121,8 +120,6 @@ async function dumpTreeHashed(opts: DumpTreeOptions): Promise<DumpResult> {
       })),
     };
     for (const k of RESOURCE_KINDS) k.dumpTree?.(treeView, ctx);
-    // Shared with the memfd kind: an object met as an fd too is saved once.
-    const shmemDone = shmemPagesSaved(ctx);
     // --lazy-pages: what the page server serves once the images are written.
     const lazy = opts.lazyPages ? new Map<number, FrozenTask>() : undefined;
     const files = new TreeFiles(ctx, pid);
@@ -144,12 +141,9 @@ async function dumpTreeHashed(opts: DumpTreeOptions): Promise<DumpResult> {
       const ids = taskIds(node.pid, kobj, nsIds);
       pstree.push({ pid: vp.vpid, ppid: vppid, pgid: vp.vpgid, sid: vp.vsid, threads: [...vp.vtids] });
       dumpTask(node, vp, asked.get(node) as TaskAsked, ctx, ids, files, fdinfoWritten, {
-        shmemDone,
         onBytes: (n) => progress.bytes(n),
         stats,
-        inc,
         treePids: tree.tasks.map((t) => t.pid),
-        pageServer,
         ...(lazy ? { lazy } : {}),
       });
       done++;
@@ -157,7 +151,7 @@ async function dumpTreeHashed(opts: DumpTreeOptions): Promise<DumpResult> {
     progress.tasks(done, tree.tasks.length);
     stats.memdumpTimeUs = usToNow(tm);
     writeTreeImages(ctx, { pstree, rootIds, kinds: opts.kinds, stats, t0, workDir: opts.workDir });
-    inc.finish();
+    space.finishDump(ctx);
     // Every page is stored on the page server's side before the tree may go.
     pageServer?.close();
     // Last: the size and SHA-256 of every file above, for the restore to check.
@@ -182,7 +176,7 @@ async function dumpTreeHashed(opts: DumpTreeOptions): Promise<DumpResult> {
     const e = isCriuTsError(err) ? err : new CriuTsError('EDUMP', `writing images to ${dir}: ${(err as Error).message}`, { dir }, err);
     // The caller reports the error itself (the CLI in one line, and in the log file): here it is only the step.
     log.info(`dump failed, resuming the tree: ${e.message}`);
-    inc.abort();
+    space.abortDump(ctx);
     pageServer?.abort();
     // What the dump took from the tasks (TCP repair mode, the network lock) goes back before they run.
     try {

@@ -28,10 +28,10 @@ import { checkImagesDir } from './index.js';
 import { checkOwnNamespaces, checkTraceable } from './authorize.js';
 import { walkTree } from '../proc/children.js';
 import { parseStat } from '../proc/stat.js';
-import { dumpMemory, type MemoryDump } from '../kinds/memory/dump.js';
-import { IncrementalMemory } from '../kinds/memory/incremental.js';
 import { PageServerClient } from '../kinds/memory/page-server-client.js';
-import { handledNamespaces } from '../kinds/index.js';
+import { addressSpace, handledNamespaces, type SpacePreDumped } from '../kinds/index.js';
+import type { Tracee } from '../infect/tracee.js';
+import { DumpSession } from './context.js';
 import { armTree } from './ask.js';
 import { faultPoint } from '../fault.js';
 
@@ -65,9 +65,12 @@ async function preDumpHashed(opts: DumpTreeOptions): Promise<DumpResult> {
   await opts.notify({ point: 'pre-dump', rootPid: pid });
   // Before any task is touched: a page server that does not answer fails the pre-dump here.
   const pageServer = opts.pageServer ? PageServerClient.connect(opts.pageServer.address, opts.pageServer.port) : undefined;
-  let inc: IncrementalMemory;
+  // Its state (the parent record, the trackers it reads and leaves) is the address-space kind's, kept in a dump context.
+  const ctx = new DumpSession(dir, opts.kinds);
+  if (pageServer) ctx.pageServer = pageServer;
+  const space = addressSpace();
   try {
-    inc = new IncrementalMemory({ dir, prevDir: opts.prevDir, keepTracking: true, remote: pageServer !== undefined });
+    space.beginDump({ prevDir: opts.prevDir, keepTracking: true, lazy: false }, ctx);
   } catch (e) {
     pageServer?.abort();
     throw e;
@@ -76,7 +79,7 @@ async function preDumpHashed(opts: DumpTreeOptions): Promise<DumpResult> {
   const { tree, guard, stats } = seizeGuarded(pid, opts, t0, () => pageServer?.abort());
   const pids = tree.tasks.map((t) => t.pid);
   // Planned while the tree is stopped, copied once it runs (deferred-pages.ts).
-  const copies: { pid: number; imageId: number; copy: NonNullable<MemoryDump['copy']> }[] = [];
+  const copies: { pid: number; copy: NonNullable<SpacePreDumped['copy']> }[] = [];
   let shPages = 0;
   const tm = process.hrtime.bigint();
   try {
@@ -85,8 +88,6 @@ async function preDumpHashed(opts: DumpTreeOptions): Promise<DumpResult> {
     checkOwnNamespaces(pids, opts.asCaller);
     // Images are named by the pids the tree sees (its own pid namespace's), as the final dump's.
     const treePids = TreePids.read(tree);
-    let pagesId = 0;
-    const shmemDone = new Set<bigint>();
     const live = tree.tasks.filter((n) => !n.zombie && n.threads[0] !== undefined);
     for (const node of live) refuseForeignNamespaces(node.pid, handledNamespaces());
     // Every thread armed with its self-cure frame before the first injected call (dump/ask.ts): a pre-dump
@@ -97,30 +98,18 @@ async function preDumpHashed(opts: DumpTreeOptions): Promise<DumpResult> {
       const main = node.threads[0];
       if (!main) continue;
       const scratch = areas[i] as { addr: bigint; size: number };
-      const imageId = treePids.of(node.pid).vpid;
-      const track = inc.begin(node.pid, main, pids, imageId);
-      // File ids only name mappings in mm-<pid>.img, which a pre-dump does not write.
-      const mem = dumpMemory({
-        pid: node.pid, imageId, dir, fileId: () => 0, ghostFileId: () => 0, memfdFileId: () => 0,
-        shmemDone, nextPagesId: () => ++pagesId, exclude: [scratch], sysvShm: hasOwnNamespace(node.pid, 'ipc'),
-        deferReads: true,
-        ...(track ? { track } : {}),
-        ...(pageServer ? { pageServer } : {}),
-      });
+      const plan = space.preDumpTask({
+        pid: node.pid, imageId: treePids.of(node.pid).vpid, main, treePids: pids, exclude: [scratch], ownIpcNs: hasOwnNamespace(node.pid, 'ipc'),
+      }, ctx);
       // Every private VMA is write-protected before the tree runs again: what it writes from now on is copied by the next dump.
-      inc.end(node.pid, mem);
-      if (mem.copy) copies.push({ pid: node.pid, imageId, copy: mem.copy });
-      if (!pageServer) {
-        for (const sh of mem.shmem) storeImage(dir, 'SHMEM_PAGEMAP', sh.shmid, [{ pages_id: sh.pagesId }, ...sh.entries]);
-      }
-      // Shared memory's pages (pagemap-shmem images): CRIU's shpages_* (zdtm adds them to pages_written to check the pages files).
-      for (const sh of mem.shmem) for (const e of sh.entries) if (((e.flags ?? 0) & 4) !== 0) shPages += Number(e.nr_pages ?? 0n);
-      stats.pagesScanned += mem.pagesScanned;
+      if (plan.copy) copies.push({ pid: node.pid, copy: plan.copy });
+      shPages += plan.sharedPages;
+      stats.pagesScanned += plan.pagesScanned;
     }
   } catch (err) {
     const e = isCriuTsError(err) ? err : new CriuTsError('EDUMP', `writing images to ${dir}: ${(err as Error).message}`, { dir }, err);
     log.error(`pre-dump failed, resuming the tree: ${e.message}`);
-    inc.abort();
+    space.abortDump(ctx);
     pageServer?.abort();
     releaseTree(tree.tasks, 'resume');
     guard?.done();
@@ -142,7 +131,6 @@ async function preDumpHashed(opts: DumpTreeOptions): Promise<DumpResult> {
         log.info(`task ${c.pid} exited while its pages were copied: no pagemap for it`);
         continue;
       }
-      if (!pageServer) storeImage(dir, 'PAGEMAP', c.imageId, [{ pages_id: got.pagesId }, ...got.entries]);
       faultPoint('dump.memory');
       stats.pagesWritten += got.pagesWritten;
       stats.pagesSkippedParent += got.pagesSkippedParent;
@@ -165,14 +153,14 @@ async function preDumpHashed(opts: DumpTreeOptions): Promise<DumpResult> {
     // Every page is stored on the page server's side before the record says so.
     pageServer?.close();
     faultPoint('dump.images');
-    inc.finish();
+    space.finishDump(ctx);
     guard?.done();
   } catch (err) {
     const e = isCriuTsError(err) ? err : new CriuTsError('EDUMP', `writing images to ${dir}: ${(err as Error).message}`, { dir }, err);
     log.error(`pre-dump failed while copying (the tree runs): ${e.message}`);
     pageServer?.abort();
     try {
-      closeTrackersAgain(pid, opts, inc);
+      closeTrackersAgain(pid, opts, (again) => space.abortDump(ctx, again));
     } finally {
       guard?.done();
     }
@@ -202,22 +190,22 @@ function taskGone(pid: number): boolean {
  * each thread to put itself back and the guardian to unmap the scratch
  * areas and close the trackers.
  */
-function closeTrackersAgain(pid: number, opts: DumpTreeOptions, inc: IncrementalMemory): void {
+function closeTrackersAgain(pid: number, opts: DumpTreeOptions, abort: (again: ReadonlyMap<number, Tracee>) => void): void {
   let again: ReturnType<typeof seizeTree>;
   try {
     again = seizeTree(pid, opts.timeoutMs, opts.freezeCgroup);
   } catch (e) {
     log.warn(`pre-dump: could not stop the tree again to close its memory trackers (${(e as Error).message}); the next dump closes them`);
-    inc.abort(new Map());
+    abort(new Map());
     return;
   }
   try {
     const live = again.tasks.filter((t) => t.threads[0] !== undefined && !t.zombie);
     armTree(live);
-    inc.abort(new Map(live.map((t) => [t.pid, t.threads[0] as NonNullable<(typeof t.threads)[0]>] as const)));
+    abort(new Map(live.map((t) => [t.pid, t.threads[0] as Tracee] as const)));
   } catch (e) {
     log.warn(`pre-dump: could not close the memory trackers (${(e as Error).message}); the next dump closes them`);
-    inc.abort(new Map());
+    abort(new Map());
   } finally {
     releaseTree(again.tasks, 'resume');
   }

@@ -4,22 +4,19 @@
  * (core-TID, mm-, pagemap-, fdinfo-FILESID, fs-, ids-PID images). A zombie
  * gets CRIU's form: a task core only.
  */
-import type { CoreEntry, TaskKobjIdsEntry, FsEntry, MmEntry, FdinfoEntry, PagemapEntry } from '../images/messages.js';
+import type { CoreEntry, TaskKobjIdsEntry, FsEntry, FdinfoEntry, PagemapEntry } from '../images/messages.js';
 import { logger } from '../log.js';
-import { parseStat, parseStatus, readComm, readCwd, readRoot, readExe, readAuxv } from '../proc/index.js';
+import { parseStatus, readComm, readCwd, readRoot } from '../proc/index.js';
 import { hasOwnNamespace } from './namespaces.js';
 import type { DumpStats } from './options.js';
 import type { DumpSession } from './context.js';
 import { usToNow, type TaskNode } from './tree.js';
 import { dumpGpRegs, dumpFpRegs } from './regs.js';
-import { dumpThreadCore, type ThreadAnswers } from '../kinds/index.js';
+import { addressSpace, dumpThreadCore, type ThreadAnswers } from '../kinds/index.js';
 import type { TaskAsked } from './ask.js';
 import type { Tracee } from '../infect/tracee.js';
 import { dumpFds, socketFileForMapping } from './files.js';
-import { dumpMemory } from '../kinds/memory/dump.js';
-import type { IncrementalMemory } from '../kinds/memory/incremental.js';
-import type { PageServerClient } from '../kinds/memory/page-server-client.js';
-import { regEntryForPath, dumpUnlinked, memfdFileForMapping, RESOURCE_KINDS } from '../kinds/index.js';
+import { regEntryForPath, dumpUnlinked, RESOURCE_KINDS } from '../kinds/index.js';
 import { faultPoint } from '../fault.js';
 import type { TaskPids } from './pids.js';
 import { TASK_ALIVE, TASK_DEAD, TASK_STOPPED } from '../images/index.js';
@@ -80,12 +77,9 @@ function zombieComm(pid: number): string {
 
 /** What every task of one dump shares. */
 export interface TaskDumpShared {
-  shmemDone: Set<bigint>;
   onBytes(n: number): void;
   stats: DumpStats;
-  inc: IncrementalMemory;
   treePids: number[];
-  pageServer: PageServerClient | undefined;
   /** dump --lazy-pages: each task's image id → its pid and the pagemap, for the page server that serves its PE_LAZY pages once the images are written */
   lazy?: Map<number, { pid: number; pagemap: PagemapEntry[] }>;
 }
@@ -139,64 +133,28 @@ export function dumpTask(
   }
   log.debug(`task ${pid}: thread cores written`);
   faultPoint('dump.task');
-  // Memory (brk, dumpable and THP were asked in askTree).
-  const { brk, dumpable, thpDisabled } = asked;
-  const exclude = [range];
+  // Its address space (brk, dumpable and THP were asked in askTree), by the registry's address-space kind.
   const tmw = process.hrtime.bigint();
-  const track = shared.inc.begin(pid, main, shared.treePids, vp.vpid);
-  const mem = dumpMemory({
-    pid, imageId: vp.vpid, dir: ctx.dir, fileId, ghostFileId,
-    memfdFileId: (start, end, path) => memfdFileForMapping(ctx, pid, start, end, path),
-    socketFileId: (start, end, path) => socketFileForMapping(ctx, pid, start, end, path, ids.net_ns_id),
-    shmemDone: shared.shmemDone, nextPagesId: () => ctx.nextPagesId(), onBytes: shared.onBytes, exclude,
-    ...(shared.pageServer ? { pageServer: shared.pageServer } : {}),
-    // Its SysV segments go with its ipc namespace (the ipc kind) only when that namespace is not ours.
-    sysvShm: hasOwnNamespace(pid, 'ipc'),
-    ...(track ? { track } : {}),
-    ...(shared.lazy ? { lazy: true } : {}),
-  });
+  const mem = addressSpace().dumpTask({
+    pid, imageId: vp.vpid, main, treePids: shared.treePids, exclude: [range], ownIpcNs: hasOwnNamespace(pid, 'ipc'),
+    mm: {
+      brk: asked.brk, dumpable: asked.dumpable, thpDisabled: asked.thpDisabled,
+      fileId, ghostFileId, socketFileId: (start, end, path) => socketFileForMapping(ctx, pid, start, end, path, ids.net_ns_id),
+    },
+    onBytes: shared.onBytes,
+  }, ctx);
   log.debug(`task ${pid}: memory dumped`);
   shared.lazy?.set(vp.vpid, { pid, pagemap: mem.pagemap });
-  // Closes the tracker (final dump) before the fds are dumped, or protects what is new.
-  shared.inc.end(pid, mem);
   shared.stats.memwriteTimeUs += usToNow(tmw);
   shared.stats.pagesScanned += mem.pagesScanned;
   shared.stats.pagesWritten += mem.pagesWritten;
   shared.stats.pagesLazy += mem.pagesLazy;
   shared.stats.pagesSkippedParent += mem.pagesSkippedParent;
-  const stat = parseStat(pid);
-  const auxv = readAuxv(pid).flatMap(([k, v]) => [k, v]);
-  const mm: MmEntry = {
-    mm_start_code: stat.startCode,
-    mm_end_code: stat.endCode,
-    mm_start_data: stat.startData,
-    mm_end_data: stat.endData,
-    mm_start_stack: stat.startStack,
-    mm_start_brk: stat.startBrk,
-    mm_brk: brk,
-    mm_arg_start: stat.argStart,
-    mm_arg_end: stat.argEnd,
-    mm_env_start: stat.envStart,
-    mm_env_end: stat.envEnd,
-    exe_file_id: fileId(readExe(pid), 0),
-    mm_saved_auxv: auxv,
-    vmas: mem.vmas,
-    ...(mem.aios.length > 0 ? { aios: mem.aios } : {}),
-    dumpable,
-    thp_disabled: thpDisabled,
-  };
-  ctx.saveImage('MM', vp.vpid, [mm]);
-  // With a page server, it writes the pagemaps and pages on its side.
-  if (!shared.pageServer) ctx.saveImage('PAGEMAP', vp.vpid, [{ pages_id: mem.pagesId }, ...mem.pagemap]);
-  for (const sh of mem.shmem) {
-    if (!shared.pageServer) ctx.saveImage('SHMEM_PAGEMAP', sh.shmid, [{ pages_id: sh.pagesId }, ...sh.entries]);
-    for (const e of sh.entries) ctx.countSharedPages(Number(e.nr_pages ?? 0n));
-  }
   faultPoint('dump.memory');
   // Files.
   if (!fdinfoWritten.has(ids.files_id)) {
     fdinfoWritten.add(ids.files_id);
-    const fds: FdinfoEntry[] = dumpFds(pid, ctx, ids.net_ns_id, shared.inc.keptTrackerFd(pid));
+    const fds: FdinfoEntry[] = dumpFds(pid, ctx, ids.net_ns_id, addressSpace().ownFd(pid, ctx));
     ctx.saveImage('FDINFO', ids.files_id, fds);
   }
   const status = mainStatus ?? parseStatus(pid);

@@ -5,6 +5,13 @@
  * the registry (kinds/index.ts addressSpace()) at the points below and
  * learns nothing of what is in it (VMAs, pages, shared objects, rings).
  *
+ * Its dump runs per live task once the task's cores are written and before
+ * its fds (a tracker kept in the task is hidden from the fd dump), between
+ * beginDump, before the tree is seized (a parent record that does not fit
+ * fails the dump with nothing stopped), and finishDump or abortDump. A
+ * pre-dump runs preDumpTask instead: planned while the tree is stopped,
+ * copied once it runs again.
+ *
  * Its restore is the frame the rest of a task is restored into, so it has
  * points of its own in the order of a restore:
  * 1. planRestore: once, before any task exists (shared objects sized from
@@ -17,7 +24,69 @@
  */
 import type { CoreEntry, FdinfoEntry, MmEntry, PagemapEntry } from '../images/messages.js';
 import type { Tracee } from '../infect/tracee.js';
-import type { RestoreContext, RestoreTaskHandle } from './types.js';
+import type { DumpContext, RestoreContext, RestoreTaskHandle } from './types.js';
+
+/** How a dump uses the address space, resolved by the core from its options. */
+export interface SpaceDumpMode {
+  /** --prev-images-dir, resolved: the parent images unchanged pages point into; undefined: none */
+  readonly prevDir: string | undefined;
+  /** the dirty-page trackers stay in the tasks for the next dump (pre-dump; dump --track-mem -R) */
+  readonly keepTracking: boolean;
+  /** dump --lazy-pages: the pages of lazy VMAs stay in the frozen tasks, served later from there */
+  readonly lazy: boolean;
+}
+
+/** One live task whose address space is dumped (its cores are written, its fds not yet). */
+export interface DumpSpaceTask {
+  readonly pid: number;
+  /** the id its images are named by: its pid as the tree sees it */
+  readonly imageId: number;
+  /** the main thread, stopped, armed for injected calls */
+  readonly main: Tracee;
+  /** every task of the held tree */
+  readonly treePids: readonly number[];
+  /** criu-ts's own areas in the task (its scratch), left out */
+  readonly exclude: readonly { addr: bigint; size: number }[];
+  /** the task has an ipc namespace of its own, dumped with it: its SysV segments go there */
+  readonly ownIpcNs: boolean;
+  /**
+   * What only a dump (not a pre-dump, which writes no mm image and names no
+   * file) is handed: what the core asked the task with injected calls
+   * (dump/ask.ts), and the file entries its mappings name.
+   */
+  readonly mm?: {
+    readonly brk: bigint;
+    readonly dumpable: number;
+    readonly thpDisabled: boolean;
+    /** the file entry of a path (REG, as the tree's root sees it), made on first use */
+    fileId(path: string, flags: number): number;
+    /** the same for an unlinked file, reachable at openPath, saved with it as a ghost */
+    ghostFileId(path: string, flags: number, openPath: string, inode: bigint): number;
+    /** the file entry of the socket a mapping shows (`socket:[ino]`), dumped through the task's fd on it */
+    socketFileId(start: bigint, end: bigint, path: string): number;
+  };
+  /** bytes of pages written, as they are */
+  readonly onBytes?: (n: number) => void;
+}
+
+/** The page counts of one task's dump (stats-dump). */
+export interface SpaceDumped {
+  readonly pagesScanned: number;
+  readonly pagesWritten: number;
+  readonly pagesLazy: number;
+  readonly pagesSkippedParent: number;
+  /** the task's pagemap as written (its PE_LAZY entries are what dump --lazy-pages serves) */
+  readonly pagemap: PagemapEntry[];
+}
+
+/** A pre-dump's plan for one task, made while the tree is stopped. */
+export interface SpacePreDumped {
+  readonly pagesScanned: number;
+  /** pages of shared memory saved (shpages) */
+  readonly sharedPages: number;
+  /** copy the task's own pages once the tree runs again; undefined: nothing to copy later */
+  readonly copy: (() => { pagesWritten: number; pagesSkippedParent: number }) | undefined;
+}
 
 /** What the restore core loaded of one task that its address space is made from. */
 export interface SpaceImages {
@@ -57,6 +126,22 @@ export interface FrameMade {
 
 export interface AddressSpaceKind {
   readonly name: string;
+  /** Dump, before the tree is seized: checks what it builds on (the parent images' record) and keeps its state in ctx. */
+  beginDump(mode: SpaceDumpMode, ctx: DumpContext): void;
+  /** Dump, per live task: its address space's images (mm, pagemap, pages). */
+  dumpTask(task: DumpSpaceTask, ctx: DumpContext): SpaceDumped;
+  /** Pre-dump, per live task, the tree stopped: shared memory saved now, the task's own pages planned. */
+  preDumpTask(task: DumpSpaceTask, ctx: DumpContext): SpacePreDumped;
+  /** Dump: an fd of criu-ts's own that the dump keeps in task `pid` (a tracker for the next dump): left out of its fds. */
+  ownFd(pid: number, ctx: DumpContext): number | undefined;
+  /** Dump, once every image but the checksums is written: what goes on to the next dump is recorded. */
+  finishDump(ctx: DumpContext): void;
+  /**
+   * Dump, after a failure: nothing the run scanned or protected in the
+   * tasks stays. `again`: the tree was let go and seized once more (a
+   * pre-dump's copy failed): the main thread of each task by pid.
+   */
+  abortDump(ctx: DumpContext, again?: ReadonlyMap<number, Tracee>): void;
   /** Restore, once the resource kinds prepared and before any task exists: every task's images. */
   planRestore(tasks: readonly SpaceImages[], ctx: RestoreContext): void;
   /**

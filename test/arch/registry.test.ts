@@ -61,13 +61,8 @@ const MEMORY = 'memory: every task has exactly one address space, and its restor
 const GHOST = 'ghost files outside fds: an unlinked file the tree maps, or its cwd or root, is saved by the core as it meets it (with the memory and fs of the task); their restore is the reg kind\'s (makeFiles, unnameFiles, restoreEnded)';
 const NET_LOCK = 'the network lock\'s services to the API (its default method, the feature probes of check, the locks of dumps whose criu-ts died) and the image check of its run id before anything is made; its dump and restore are the network-lock kind of the registry';
 const LEFT: Record<string, string> = {
-  'memory/dump.ts: dumpMemory': MEMORY,
-  'memory/dump.ts: MemoryDump': MEMORY,
-  'memory/incremental.ts: IncrementalMemory': `${MEMORY}; pre-dumps and --track-mem keep a tracker in the task between dumps`,
   'index.ts: lazyFileRanges': `${MEMORY}; a lazy restore checks only what it reads itself`,
   'index.ts: parentReads': `${MEMORY}; the pages a restore takes from parent images are checked before anything is made`,
-  'index.ts: shmemPagesSaved': `${MEMORY}; a shared object met as a mapping and as a memfd fd is saved once`,
-  'index.ts: memfdFileForMapping': `${MEMORY}; a mapping of a memfd names its file entry`,
   'index.ts: regEntryForPath': `${MEMORY}; mapped files, cwd, root and exe are REG entries made outside any fd`,
   'index.ts: dumpUnlinked': GHOST,
   'index.ts: deadProcPids': 'the restore plan: the pids of dead tasks a /proc link remap names are held by helper tasks while the tree is made',

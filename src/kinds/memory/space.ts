@@ -1,8 +1,8 @@
 /**
- * The address-space kind's restore (kinds/space.ts): a task's memory, the
- * frame the rest of it is restored into. The kernel object is the task's
- * mm: its VMAs, their pages, the mm fields and /proc/PID/exe, and the
- * mappings made from its fds. Limits are those of restore.ts, cow.ts and
+ * The address-space kind (kinds/space.ts): a task's memory, the frame the
+ * rest of it is restored into. The kernel object is the task's mm: its
+ * VMAs, their pages, the mm fields and /proc/PID/exe, and the mappings
+ * made from its fds. Its dump is in space-dump.ts, its restore here. Limits are those of restore.ts, cow.ts and
  * shmem-restore.ts.
  *
  * A task forked from its parent after the parent's frame was made keeps
@@ -17,6 +17,7 @@ import { prepareAddressSpace, restoreMemory, restoreMmFields, dropStubVdso, rest
 import { inheritedVmas, inheritedRanges } from './cow.js';
 import { planSharedAnon } from './shmem-restore.js';
 import { VMA } from './vma.js';
+import { abortDump, beginDump, dumpTask, finishDump, ownFd, preDumpTask } from './space-dump.js';
 import { logger } from '../../log.js';
 
 const log = logger('mem');
@@ -53,6 +54,7 @@ function makeFrame(task: RestoreSpaceTask, ctx: RestoreContext): FrameMade {
 
 export const memorySpaceKind: AddressSpaceKind = {
   name: 'memory',
+  beginDump, dumpTask, preDumpTask, ownFd, finishDump, abortDump,
   // Shared anonymous objects are made whole by their first task: as big as every task's windows need.
   planRestore: (tasks, ctx) => planSharedAnon(ctx, tasks.map((t) => t.mm)),
   /**
