@@ -16,7 +16,7 @@ import { addressSpace, dumpThreadCore, type ThreadAnswers } from '../kinds/index
 import type { TaskAsked } from './ask.js';
 import type { Tracee } from '../infect/tracee.js';
 import { dumpFds, socketFileForMapping } from './files.js';
-import { regEntryForPath, dumpUnlinked, RESOURCE_KINDS } from '../kinds/index.js';
+import { fileByPath, RESOURCE_KINDS } from '../kinds/index.js';
 import { faultPoint } from '../fault.js';
 import type { TaskPids } from './pids.js';
 import { TASK_ALIVE, TASK_DEAD, TASK_STOPPED } from '../images/index.js';
@@ -40,7 +40,7 @@ export class TreeFiles {
     const key = `${flags}:${path}`;
     let id = this.byPath.get(key);
     if (id === undefined) {
-      id = this.ctx.addFile((i) => regEntryForPath(i, path, flags, this.rootPid));
+      id = fileByPath(this.ctx, path, flags, this.rootPid);
       this.byPath.set(key, id);
     }
     return id;
@@ -50,8 +50,7 @@ export class TreeFiles {
     const key = `${flags}:${inode}`;
     let id = this.ghosts.get(key);
     if (id === undefined) {
-      id = this.ctx.addFile((i) => regEntryForPath(i, path, flags, this.rootPid));
-      dumpUnlinked(this.ctx, id, path, openPath, `mapping of ${path}`);
+      id = fileByPath(this.ctx, path, flags, this.rootPid, { openPath, what: `mapping of ${path}` });
       this.ghosts.set(key, id);
     }
     return id;
@@ -161,9 +160,7 @@ export function dumpTask(
   const dirId = (path: string, link: string): number => {
     if (!path.endsWith(DELETED)) return fileId(path, 0);
     const real = path.slice(0, -DELETED.length);
-    const id = ctx.addFile((i) => regEntryForPath(i, real, 0, pid));
-    dumpUnlinked(ctx, id, real, `/proc/${pid}/${link}`, `task ${pid} ${link}`);
-    return id;
+    return fileByPath(ctx, real, 0, pid, { openPath: `/proc/${pid}/${link}`, what: `task ${pid} ${link}` });
   };
   const fs: FsEntry = { cwd_id: dirId(readCwd(pid), 'cwd'), root_id: dirId(readRoot(pid), 'root'), umask: status.umask };
   ctx.saveImage('FS', vp.vpid, [fs]);

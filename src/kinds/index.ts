@@ -28,7 +28,8 @@
  *   privileges), then its credentials, then the parent-death signal (a
  *   change of ids clears it).
  */
-import type { FileKind, FdProbe, ResourceKind } from './types.js';
+import type { DumpContext, FileKind, FdProbe } from './types.js';
+import type { ResourceKind } from './resource-kind.js';
 import type { Kind } from './kind.js';
 import type { NsKind } from '../images/index.js';
 import type { FileEntry, TaskCoreEntry } from '../images/messages.js';
@@ -135,6 +136,13 @@ export function fileKindFor(p: FdProbe): FileKind | undefined {
   return FILE_KINDS.find((k) => k.detect(p));
 }
 
+/** The entry of a file met by path outside any fd, by the one file kind that names paths (FileKind.byPath); returns its id. */
+export function fileByPath(ctx: DumpContext, path: string, flags: number, pid: number, unlinked?: { openPath: string; what: string }): number {
+  const k = FILE_KINDS.find((f) => f.byPath);
+  if (!k?.byPath) throw new CriuTsError('EINTERNAL', 'no file kind names files by path', {});
+  return k.byPath(ctx, path, flags, pid, unlinked);
+}
+
 export function fileKindByType(type: FileEntry['type']): FileKind | undefined {
   return FILE_KINDS.find((k) => k.type === type);
 }
@@ -204,17 +212,13 @@ export function threadRestoreSteps(at: ThreadRestorePoint, th: RestoreThreadView
 
 export type * from './types.js';
 export type * from './space.js';
+export type * from './resource-kind.js';
 export type { Kind } from './kind.js';
 export { installFd, openOursInTask } from './install-fd.js';
 export { stateKey } from './types.js';
 
-// What the core needs from the file kinds beyond the table: REG entries for
-// paths it meets outside fds (mapped files, cwd, root, exe) and ghosts.
-export { regEntryForPath, isMqueue } from './files/reg-file.js';
-export { dumpUnlinked, deadProcPids } from './files/ghost/index.js';
+export { isMqueue } from './files/reg-file.js';
 export type { TaskRestorePoint, TaskStateKind, ThreadAnswers, ThreadKind, DumpThreadView, RestoreThreadView, ThreadRestorePoint, ThreadsToAsk } from './task/types.js';
-export { lazyFileRanges } from './memory/lazy.js';
-export { parentReads } from './memory/parent-reads.js';
 export { checkRunId, clearStaleLocks, defaultLockMethod, probeNftables } from './files/inet-socket/net-lock.js';
 export { probeIptLegacy } from './files/inet-socket/net-lock-iptables.js';
 export { readFown, withFown, fownOf, fownUidsAsSeen, restoreFown, NO_FOWN } from './files/fown.js';

@@ -19,7 +19,8 @@
  * at each point of a dump and a restore, and learns no kind by name.
  */
 import type { TaskCoreEntry, ThreadCoreEntry } from '../images/messages.js';
-import type { FileKind, ResourceKind } from './types.js';
+import type { FileKind } from './types.js';
+import type { ResourceKind } from './resource-kind.js';
 import type { TaskStateKind, ThreadKind } from './task/types.js';
 import type { AddressSpaceKind } from './space.js';
 

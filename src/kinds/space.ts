@@ -24,7 +24,7 @@
  */
 import type { CoreEntry, FdinfoEntry, MmEntry, PagemapEntry } from '../images/messages.js';
 import type { Tracee } from '../infect/tracee.js';
-import type { DumpContext, RestoreContext, RestoreTaskHandle } from './types.js';
+import type { DumpContext, LazyRange, RestoreContext, RestoreTaskHandle } from './types.js';
 
 /** How a dump uses the address space, resolved by the core from its options. */
 export interface SpaceDumpMode {
@@ -142,6 +142,19 @@ export interface AddressSpaceKind {
    * pre-dump's copy failed): the main thread of each task by pid.
    */
   abortDump(ctx: DumpContext, again?: ReadonlyMap<number, Tracee>): void;
+  /**
+   * Restore, before anything is made (the images' checksums are checked):
+   * the byte ranges of the task's pages file that a lazy restore leaves to
+   * the lazy-pages daemon, which checks them as it serves them.
+   */
+  lazyReads(task: SpaceImages): { file: string; ranges: LazyRange[] };
+  /**
+   * Restore, before anything is made: the byte ranges of parent images'
+   * pages files (pre-dump chains) the restore of `dir` reads for these
+   * tasks (`pid`: as in the images), by path; `lazy`: those a lazy restore
+   * leaves to the daemon left out. EIMAGE when a parent lacks a page.
+   */
+  parentReads(dir: string, tasks: readonly { pid: number; images: SpaceImages }[], lazy: boolean): ReadonlyMap<string, readonly LazyRange[]>;
   /** Restore, once the resource kinds prepared and before any task exists: every task's images. */
   planRestore(tasks: readonly SpaceImages[], ctx: RestoreContext): void;
   /**

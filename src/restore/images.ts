@@ -5,7 +5,7 @@
 import { existsSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { decodeImageAs, imageFile, imagePath, loadImage, loadImageIfAny, readImageBytes, verifyChecksums } from '../images/index.js';
-import { lazyFileRanges, parentReads, type LazyRange } from '../kinds/index.js';
+import { addressSpace, type LazyRange } from '../kinds/index.js';
 import type { ImageId, ProtoImageKey, EntryOf } from '../images/index.js';
 import { CriuTsError } from '../errors.js';
 import type {
@@ -64,9 +64,10 @@ export function checkDumpChecksums(dir: string, lazy = false): { later: CriuTsCh
 export function checkLazyPagesChecksums(img: DumpImages, later: readonly CriuTsChecksumEntry[]): void {
   if (later.length === 0) return;
   const lazy = new Map<string, LazyRange[]>();
+  const space = addressSpace();
   for (const t of img.tasks) {
-    const name = imageFile('PAGES', t.pagesId);
-    lazy.set(name, [...lazy.get(name) ?? [], ...lazyFileRanges(t.pagemap, t.mm.vmas ?? [], t.cores)]);
+    const { file, ranges } = space.lazyReads(t);
+    lazy.set(file, [...lazy.get(file) ?? [], ...ranges]);
   }
   verifyChecksums(img.dir, later, (name) => lazy.get(name));
 }
@@ -105,12 +106,12 @@ function threadCore(dir: string, tid: number): CoreEntry {
  * to the daemon, which checks each block as it serves it.
  */
 export function checkParentPages(img: DumpImages, lazy: boolean): void {
-  const reads = parentReads(img.dir, img.tasks.map((t) => ({ pid: t.pstree.pid, mm: t.mm, pagemap: t.pagemap })), lazy);
+  const reads = addressSpace().parentReads(img.dir, img.tasks.map((t) => ({ pid: t.pstree.pid, images: t })), lazy);
   const dirs = new Set([...reads.keys()].map((p) => dirname(p)));
   for (const d of dirs) {
     const sums = loadImageIfAny(d, 'CRIU_TS_CHECKSUMS');
     if (sums === undefined) continue;
-    const want = (name: string): LazyRange[] | undefined => reads.get(`${d}/${name}`);
+    const want = (name: string): readonly LazyRange[] | undefined => reads.get(`${d}/${name}`);
     verifyChecksums(d, sums.entries.filter((e) => want(e.name) !== undefined), undefined, want);
   }
 }

@@ -8,7 +8,7 @@ import { CLONE_NEWPID } from '../sys/index.js';
 import { imageFile, TASK_ALIVE, TASK_DEAD, TASK_STOPPED } from '../images/index.js';
 import type { DumpImages, TaskImages } from './images.js';
 import type { Tracee } from '../infect/tracee.js';
-import { fileKindByType, deadProcPids, RESOURCE_KINDS, type RestoreContext, type RestoreTreeTask, type RestoreTreeView } from '../kinds/index.js';
+import { fileKindByType, RESOURCE_KINDS, type RestoreContext, type RestoreTreeTask, type RestoreTreeView } from '../kinds/index.js';
 import type { TaskKobjIdsEntry } from '../images/messages.js';
 
 
@@ -131,13 +131,15 @@ export function planTree(img: DumpImages, shellJob: boolean, ctx?: RestoreContex
     byPid.set(h.pid, h);
     n.children.unshift(h);
   }
-  // /proc/PID entries of processes that had exited (a cwd or fd there): a
-  // helper with that pid, a child of the root, lives while the files are
-  // opened and exits with the other helpers, leaving the entry dead again.
-  for (const pid of ctx ? deadProcPids(ctx) : []) {
+  // Pids the tree's files name that no task has (the /proc entry of a
+  // process that had exited, a cwd or fd there): a helper with that pid, a
+  // child of the root, lives while the files are opened and exits with the
+  // other helpers, leaving the pid free again.
+  const held = ctx ? RESOURCE_KINDS.flatMap((k) => (k.heldPids?.(ctx) ?? []).map((pid) => ({ pid, kind: k.name }))) : [];
+  for (const { pid, kind } of held) {
     const had = byPid.get(pid);
     if (had?.helper) continue;
-    if (had) throw new CriuTsError('EIMAGE', `${imageFile('REMAP_FPATH')}: pid ${pid} is a dead process's /proc entry and a task of the tree`, { pid });
+    if (had) throw new CriuTsError('EIMAGE', `pid ${pid} is a task of the tree and, for the ${kind} kind, a pid no task has (a dead process's)`, { pid });
     const h: RestoreNode = {
       pid, real: 0, cloneFlags: 0n, inNewPidNs: false, ppid: root.pid, pgid: root.pgid, sid: root.sid, state: TASK_DEAD, images: undefined, exitCode: 0,
       children: [], parent: root, helper: true, groupFiles: [], threads: [], inherited: new Map(),

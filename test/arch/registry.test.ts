@@ -19,11 +19,11 @@ const KINDS_DIR = join(SRC, 'kinds');
 /** The registry: the one list, its views by scope, lookups and walks over them. */
 const REGISTRY = new Set([
   'KINDS', 'FILE_KINDS', 'RESOURCE_KINDS', 'TASK_STATE_KINDS', 'THREAD_KINDS', 'fileKindFor', 'fileKindByType', 'handledNamespaces',
-  'taskStateSteps', 'restoreTaskState', 'askThreads', 'dumpThreadCore', 'threadRestoreSteps', 'addressSpace',
+  'taskStateSteps', 'restoreTaskState', 'askThreads', 'dumpThreadCore', 'threadRestoreSteps', 'addressSpace', 'fileByPath',
 ]);
 
 /** The contract: modules whose names (types, and the stateKey maker) the core and the kinds share. */
-const CONTRACT_MODULES = ['types.ts', 'state-key.ts', 'kind.ts', 'options.ts', 'tree-views.ts', 'task/types.ts', 'space.ts'].map((f) => join(KINDS_DIR, f));
+const CONTRACT_MODULES = ['types.ts', 'state-key.ts', 'kind.ts', 'options.ts', 'tree-views.ts', 'task/types.ts', 'space.ts', 'resource-kind.ts'].map((f) => join(KINDS_DIR, f));
 
 /**
  * Services in src/kinds that are not resources, which the core uses as
@@ -61,11 +61,6 @@ const MEMORY = 'memory: every task has exactly one address space, and its restor
 const GHOST = 'ghost files outside fds: an unlinked file the tree maps, or its cwd or root, is saved by the core as it meets it (with the memory and fs of the task); their restore is the reg kind\'s (makeFiles, unnameFiles, restoreEnded)';
 const NET_LOCK = 'the network lock\'s services to the API (its default method, the feature probes of check, the locks of dumps whose criu-ts died) and the image check of its run id before anything is made; its dump and restore are the network-lock kind of the registry';
 const LEFT: Record<string, string> = {
-  'index.ts: lazyFileRanges': `${MEMORY}; a lazy restore checks only what it reads itself`,
-  'index.ts: parentReads': `${MEMORY}; the pages a restore takes from parent images are checked before anything is made`,
-  'index.ts: regEntryForPath': `${MEMORY}; mapped files, cwd, root and exe are REG entries made outside any fd`,
-  'index.ts: dumpUnlinked': GHOST,
-  'index.ts: deadProcPids': 'the restore plan: the pids of dead tasks a /proc link remap names are held by helper tasks while the tree is made',
   'index.ts: checkRunId': NET_LOCK,
   'index.ts: clearStaleLocks': `${NET_LOCK}; the API clears the locks of dumps whose criu-ts died`,
   'index.ts: defaultLockMethod': `${NET_LOCK}; the API resolves its default`,

@@ -12,7 +12,7 @@ import { closeSync, existsSync, mkdirSync, openSync, readSync, writeSync } from 
 import { join } from 'node:path';
 import { dump, preDump, restore, isCriuTsError } from '../../src/api/index.js';
 import { loadDump } from '../../src/restore/images.js';
-import { parentReads } from '../../src/kinds/index.js';
+import { parentReads } from '../../src/kinds/memory/parent-reads.js';
 import { startSubject } from '../lib/subjects.js';
 import { memDirtyPhase } from '../lib/page-server.js';
 import { runCli } from '../lib/run.js';

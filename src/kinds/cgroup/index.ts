@@ -13,7 +13,7 @@
  * --cgroup-props-file are not taken (CRIU's built-in property
  * lists are used). See docs/cgroups.md.
  */
-import type { ResourceKind } from '../types.js';
+import type { ResourceKind } from '../resource-kind.js';
 import { dumpCgroupTask, dumpCgroupTree } from './dump.js';
 import { finishCgroups, prepareCgroups, restoreTaskCgroups } from './restore.js';
 

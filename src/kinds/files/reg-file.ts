@@ -53,6 +53,11 @@ const EXTERNAL_FILE = /^file\[[0-9a-f]+:[0-9a-f]+\]$/;
 export const regFileKind: FileKind = {
   name: 'reg',
   type: 'REG',
+  byPath(ctx: DumpContext, path: string, flags: number, pid: number, unlinked?: { openPath: string; what: string }): number {
+    const id = ctx.addFile((i) => regEntryForPath(i, path, flags, pid));
+    if (unlinked) dumpUnlinked(ctx, id, path, unlinked.openPath, unlinked.what);
+    return id;
+  },
   inheritKey: (e) => (e.reg ? (e.reg.name.startsWith('/') ? e.reg.name.slice(1) : e.reg.name) : undefined),
   detect(p: FdProbe): boolean {
     if (!p.link.startsWith('/')) return false;

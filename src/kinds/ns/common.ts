@@ -7,7 +7,8 @@
 import { CriuTsError } from '../../errors.js';
 import { NS_ID_FIELD, type NsKind } from '../../images/index.js';
 import { readComm, readNsLink } from '../../proc/index.js';
-import { stateKey, type DumpContext, type ResourceKind } from '../types.js';
+import { stateKey, type DumpContext } from '../types.js';
+import type { ResourceKind } from '../resource-kind.js';
 import type { DumpTaskView, DumpTreeView, RestoreTreeView, RestoreTreeTask } from '../tree-views.js';
 
 export function commOf(pid: number): string {

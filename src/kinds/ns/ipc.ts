@@ -26,7 +26,8 @@
  */
 import { CriuTsError } from '../../errors.js';
 import { NR, CLONE_NEWIPC, SHM_DEST, inNamespacesOf, ipcRemove } from '../../sys/index.js';
-import { stateKey, type ResourceKind } from '../types.js';
+import { stateKey } from '../types.js';
+import type { ResourceKind } from '../resource-kind.js';
 import { isRoot, rootNamespaceDump, rootNamespaceToCreate } from './common.js';
 import { closeJoinFd, joinInTask, openJoinNs } from './join.js';
 import { readIpcVar } from './ipc-sysctl.js';

@@ -41,8 +41,7 @@
  * namespace); a task whose namespace is not its parent's enters it
  * (setns, right after its clone3, before its files and children), so its
  * sockets are made there. --join-ns, --empty-ns and --external net apply
- * to the root's namespace; an --external net[] naming a nested one is
- * refused at dump.
+ * to the root's namespace (naming a nested one: refused at dump).
  *
  * A socket is made in its own namespace (its entry's ns_id), which may not
  * be its holder's (inSocketNetns).
@@ -58,7 +57,8 @@ import { readNsLink } from '../../proc/index.js';
 import { NR, NSTYPE, CLONE_NEWNET, inNamespaceFiles, namespaceTypeOf } from '../../sys/index.js';
 import { closeRestorePass, type RestorePass } from './net-pass.js';
 import type { NetnsEntry } from '../../images/messages.js';
-import { stateKey, type DumpContext, type DumpTreeView, type ExternalNetNs, type ResourceKind, type RestoreContext, type RestoreTaskHandle, type RestoreTreeView } from '../types.js';
+import { stateKey, type DumpContext, type DumpTreeView, type ExternalNetNs, type RestoreContext, type RestoreTaskHandle, type RestoreTreeView } from '../types.js';
+import type { ResourceKind } from '../resource-kind.js';
 import { commOf, isRoot } from './common.js';
 import { attachOutsidePeers, checkNetDevices, createFromOutside, type DeviceRestore } from './net-devices.js';
 import { lockNamespace, relockIn, unlockIn, type NsLockMethod } from './net-lock.js';

@@ -23,7 +23,8 @@ import { CriuTsError } from '../../errors.js';
 import { CLONE_NEWPID } from '../../sys/index.js';
 import { nsLinkOf, readComm } from '../../proc/index.js';
 import type { TaskKobjIdsEntry } from '../../images/messages.js';
-import type { DumpTreeView, ResourceKind, RestoreContext, RestoreTreeView } from '../types.js';
+import type { DumpTreeView, RestoreContext, RestoreTreeView } from '../types.js';
+import type { ResourceKind } from '../resource-kind.js';
 
 const INIT_PID = 1;
 

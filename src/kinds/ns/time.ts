@@ -24,7 +24,8 @@ import { imageFile } from '../../images/index.js';
 import { nsLinkOf, readTimensOffsets } from '../../proc/index.js';
 import { CLOCK, clockGettimeNs, NR, CLONE_NEWTIME, AT_FDCWD, O_RDONLY, O_CLOEXEC } from '../../sys/index.js';
 import type { TimensEntry } from '../../images/messages.js';
-import { stateKey, type DumpContext, type ResourceKind, type RestoreContext } from '../types.js';
+import { stateKey, type DumpContext, type RestoreContext } from '../types.js';
+import type { ResourceKind } from '../resource-kind.js';
 
 const NS_PER_SEC = 1_000_000_000n;
 

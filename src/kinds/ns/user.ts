@@ -45,9 +45,8 @@ import { imageFile } from '../../images/index.js';
 import { NR, PR, CLONE_NEWUSER, nsOwnerInode } from '../../sys/index.js';
 import { nsLinkOf, readComm, setgroupsDenied, readSysctlInt } from '../../proc/index.js';
 import type { CredsEntry, TaskCoreEntry, ThreadCoreEntry, UidGidExtent, UsernsEntry } from '../../images/messages.js';
-import {
-  stateKey, type DumpContext, type DumpTreeView, type ResourceKind, type RestoreContext, type RestoreTreeView,
-} from '../types.js';
+import { stateKey, type DumpContext, type DumpTreeView, type RestoreContext, type RestoreTreeView } from '../types.js';
+import type { ResourceKind } from '../resource-kind.js';
 import { isRoot, rootHasOwnNamespace, rootNamespaceToCreate } from './common.js';
 import { checkMap, inside, mapText, outside, readMap } from './user-maps.js';
 

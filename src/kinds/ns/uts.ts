@@ -16,7 +16,8 @@ import { CriuTsError } from '../../errors.js';
 import { imageFile } from '../../images/index.js';
 import { NR, CLONE_NEWUTS, inNamespacesOf } from '../../sys/index.js';
 import type { UtsnsEntry } from '../../images/messages.js';
-import { stateKey, type ResourceKind, type RestoreTaskHandle } from '../types.js';
+import { stateKey, type RestoreTaskHandle } from '../types.js';
+import type { ResourceKind } from '../resource-kind.js';
 import { isRoot, rootNamespaceDump, rootNamespaceToCreate } from './common.js';
 import { closeJoinFd, joinInTask, openJoinNs } from './join.js';
 

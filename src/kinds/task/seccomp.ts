@@ -20,7 +20,8 @@
 import { NR, PTRACE_O, SECCOMP_SET_MODE_STRICT, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_TSYNC } from '../../sys/index.js';
 import { seccompFilter, seccompFilterFlags, setTraceOptions } from '../../infect/ptrace-state.js';
 import type { SeccompEntry, SeccompFilter, ThreadCoreEntry } from '../../images/messages.js';
-import { stateKey, type ResourceKind } from '../types.js';
+import { stateKey } from '../types.js';
+import type { ResourceKind } from '../resource-kind.js';
 import { call, type StepHandle, type Steps } from '../steps.js';
 import type { DumpThreadView, RestoreThreadView, ThreadKind } from './types.js';
 import { CriuTsError } from '../../errors.js';

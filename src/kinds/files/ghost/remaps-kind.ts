@@ -6,14 +6,16 @@
  * a failure. The dump's temporary links go only after a successful
  * restore: a failed one may be tried again.
  */
-import { stateKey, type ResourceKind } from '../../types.js';
-import { materializeRemaps, removeGhosts, removeLinks, removeRemapFds, type MaterializedRemaps } from './restore.js';
+import { stateKey } from '../../types.js';
+import type { ResourceKind } from '../../resource-kind.js';
+import { deadProcPids, materializeRemaps, removeGhosts, removeLinks, removeRemapFds, type MaterializedRemaps } from './restore.js';
 
 /** What this restore made, once it is all made (a failure while making removes its own part). */
 const MADE = stateKey<{ made: MaterializedRemaps | undefined }>('remaps:made');
 
 export const remapsKind: ResourceKind = {
   name: 'file-remaps',
+  heldPids: (ctx) => deadProcPids(ctx),
   makeFiles(ctx, root) {
     const made = materializeRemaps(ctx, root);
     ctx.state(MADE, () => ({ made: undefined })).made = made;

@@ -9,7 +9,8 @@
  * it, and the peers' packets must not stay dropped.
  */
 import { logger } from '../../../log.js';
-import type { RestoreContext, ResourceKind } from '../../types.js';
+import type { RestoreContext } from '../../types.js';
+import type { ResourceKind } from '../../resource-kind.js';
 import { holdsConnections, LOCK_METHOD, unlockNetwork } from './net-lock.js';
 
 const log = logger('net-lock');
