@@ -54,12 +54,28 @@ import { cureProcess } from './guardian-cure.js';
 
 const log = logger('guardian');
 
+/**
+ * Node's part: guardianMain() of the module at argv[1] (this file's URL).
+ * In the one-file bundle that file is one function expression, which
+ * bin/load-bundle.cjs compiles and calls with CommonJS's arguments
+ * (scripts/bundle.mjs): done the same way here; the compiled modules
+ * (dist/src) are ES modules and imported.
+ */
+const GUARDIAN_ENTRY = [
+  'const p = require("url").fileURLToPath(process.argv[1]);',
+  'if (p.endsWith(".cjs")) {',
+  ' const m = { exports: {} };',
+  ' require("vm").runInThisContext(require("fs").readFileSync(p, "utf8"), { filename: p })(m.exports, require("module").createRequire(p), m, p, require("path").dirname(p));',
+  ' m.exports.guardianMain();',
+  '} else import(process.argv[1]).then((m) => m.guardianMain());',
+].join(' ');
+
 /** The shell part: collect the lines; at EOF without "done", hand them to node. */
 const SCRIPT = `trap '' INT TERM HUP
 s=$(cat)
 case "$s" in done|*"
 done") exit 0 ;; esac
-printf '%s\\n' "$s" | "$0" --input-type=module -e 'import(process.argv[1]).then((m) => m.guardianMain())' "$1"`;
+printf '%s\\n' "$s" | "$0" -e '${GUARDIAN_ENTRY}' "$1"`;
 
 let current: Guardian | undefined;
 
