@@ -376,8 +376,12 @@ function encodeInto(w: WireWriter, desc: MessageDesc, obj: Message, depth: numbe
 
 /** Encode one message (no length prefix). Errors are CriuTsError('EIMAGE') naming the field. */
 export function encodeMessage(msgName: string, obj: Readonly<Record<string, unknown>>): Buffer {
-  const desc = messageDesc(msgName);
   const w = new WireWriter();
-  encodeInto(w, desc, obj as Message, 0);
+  encodeMessageTo(w, msgName, obj);
   return w.finish();
+}
+
+/** Encode one message (no length prefix) at the end of what `w` holds. */
+export function encodeMessageTo(w: WireWriter, msgName: string, obj: Readonly<Record<string, unknown>>): void {
+  encodeInto(w, messageDesc(msgName), obj as Message, 0);
 }

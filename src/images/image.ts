@@ -2,7 +2,7 @@
  * Whole-image decode and encode: header + framed entries + raw payloads.
  */
 import { CriuTsError, isCriuTsError } from '../errors.js';
-import { encodeMessage } from './codec.js';
+import { encodeMessage, encodeMessageTo } from './codec.js';
 import { BufferSource, frames, readHead } from './frame.js';
 import { IMG_COMMON_MAGIC, IMG_SERVICE_MAGIC, entryMessage, kindByName } from './table.js';
 
@@ -64,22 +64,28 @@ export function encodeImage(
   return encodeImageOf(requireKind(kindName), entries, extras);
 }
 
-/** Whole image file bytes (header included) of this kind. */
+/**
+ * Whole image file bytes (header included) of this kind, written into one
+ * growing buffer: an entry encoded apart, with its 4-byte length apart,
+ * then all concatenated, made three small Buffers per entry, each holding
+ * a slice of Node's 8 KiB pool until the concat (a 10,000-fd dump: 25,000
+ * entries, 9 MiB of pool slabs live at once, then promoted garbage).
+ */
 export function encodeImageOf(
   kind: ImageKind,
   entries: readonly Readonly<Record<string, unknown>>[],
   extras: readonly (Buffer | undefined)[] = [],
 ): Buffer {
-  const parts: Buffer[] = [headerBytes(kind)];
+  const w = new WireWriter(1024);
+  w.raw(headerBytes(kind));
   entries.forEach((entry, i) => {
     try {
-      // Length, message and payload as parts of the one concat below (frameEntry's own concat would copy each entry twice).
-      const body = encodeMessage(entryMessage(kind, i), entry);
-      const len = Buffer.allocUnsafe(4);
-      len.writeUInt32LE(body.length, 0);
+      const at = w.pos;
+      w.u32le(0);
+      encodeMessageTo(w, entryMessage(kind, i), entry);
+      w.u32leAt(at, w.pos - at - 4);
       const extra = extras[i];
-      parts.push(len, body);
-      if (extra !== undefined && extra.length > 0) parts.push(extra);
+      if (extra !== undefined && extra.length > 0) w.raw(extra);
     } catch (e) {
       if (isCriuTsError(e) && e.code === 'EIMAGE') {
         throw new CriuTsError('EIMAGE', `${kind.name} entry ${i}: ${e.message}`, { ...e.data, entry: i }, e.cause);
@@ -87,5 +93,5 @@ export function encodeImageOf(
       throw e;
     }
   });
-  return Buffer.concat(parts);
+  return w.finish();
 }

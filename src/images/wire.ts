@@ -317,6 +317,11 @@ export class WireWriter {
     this.pos += 8;
   }
 
+  /** Overwrite 4 bytes already written at `at` (an image entry's length, known once its message is written). */
+  u32leAt(at: number, v: number): void {
+    this.buf.writeUInt32LE(v >>> 0, at);
+  }
+
   /** Reserve space for a length prefix later patched by `endLen`. */
   beginLen(): number {
     // Messages in CRIU images are small; reserve one byte and move the body if needed.
