@@ -1,20 +1,48 @@
 /**
  * Per-block digests of pages images (criu-ts-checksums' block_size and
- * blocks fields): the SHA-256 of every BLOCK_BYTES of the file, the last
+ * blocks fields): the digest of every BLOCK_BYTES of the file, the last
  * block shorter. A lazy-pages daemon checks each run it serves by the
  * blocks it spans instead of reading the whole file before the tasks may
- * run. The file's own digest is then the SHA-256 of the block digests,
- * so one pass of hashing gives both.
+ * run. The file's own digest is then the digest of the block digests,
+ * so one pass of hashing gives both. The algorithm: vmh256 (vmh.ts)
+ * where this Node runs it, else SHA-256; an entry names it (`algorithm`,
+ * absent for SHA-256, as older dumps wrote).
  */
 import { createHash, hash, type Hash } from 'node:crypto';
+import { VMH_BLOCK, VmhStream, vmhAvailable, vmhBlockDigests, vmhOf } from './vmh.js';
+
+export const SHA256 = 'sha256';
+export const VMH256 = 'vmh256';
+
+/** The algorithm new pages digests use here. */
+export function preferredAlgorithm(): string {
+  return vmhAvailable() ? VMH256 : SHA256;
+}
+
+/** Whether `algorithm` (an entry's field; undefined is SHA-256) can be checked here: the reason when not. */
+export function algorithmProblem(algorithm: string | undefined): string | undefined {
+  if (algorithm === undefined || algorithm === SHA256) return undefined;
+  if (algorithm === VMH256) return vmhAvailable() ? undefined : 'vmh256 needs WebAssembly SIMD, which this Node lacks';
+  return `unknown digest algorithm ${JSON.stringify(algorithm)}`;
+}
+
+/** The digest of `data` by `algorithm` (undefined: SHA-256). */
+export function digestWith(algorithm: string | undefined, data: Uint8Array): Buffer {
+  return algorithm === VMH256 ? vmhOf(data) : sha256Of(data);
+}
+
+/** A running digest by `algorithm` (undefined: SHA-256). */
+export function streamWith(algorithm: string | undefined): { update(data: Uint8Array): void; digest(): Buffer } {
+  return algorithm === VMH256 ? new VmhStream() : createHash('sha256');
+}
 
 /** 64 KiB: a fault's run (16 pages) spans one or two blocks; 32 bytes of digest per block (0.05%). */
 export const BLOCK_BYTES = 64 << 10;
 
 export interface BlockHash {
   update(data: Uint8Array): void;
-  /** `sha256`: over the concatenated block digests; `blocks`: 32 bytes per block */
-  digest(): { sha256: Buffer; blocks: Buffer };
+  /** `sha256`: over the concatenated block digests, by `algorithm` (undefined: SHA-256); `blocks`: 32 bytes per block */
+  digest(): { sha256: Buffer; blocks: Buffer; algorithm?: string };
 }
 
 /**
@@ -33,16 +61,17 @@ export function sha256Of(data: Uint8Array): Buffer {
  * not reach: 6 MiB of peak RSS. The digests go into one buffer, grown by
  * doubling (a Buffer per block was 5 MiB more, promoted and kept).
  */
-export function blockHash(blockBytes = BLOCK_BYTES, expectBytes = 0): BlockHash {
+export function blockHash(blockBytes = BLOCK_BYTES, expectBytes = 0, algorithm = preferredAlgorithm()): BlockHash {
+  const vmh = algorithm === VMH256;
   // Sized for the file the caller expects (a pages file's resident pages):
   // no chain of doublings. A hint of more than 4 GiB (a sparse shared
   // mapping's size) is not trusted that far; beyond it the buffer doubles.
   const expect = Math.min(expectBytes, 4 * 2 ** 30);
   let blocks = Buffer.allocUnsafeSlow(32 * Math.max(64, Math.ceil(expect / blockBytes) + 1));
   let count = 0;
-  const room = (): void => {
-    if ((count + 1) * 32 <= blocks.length) return;
-    const grown = Buffer.allocUnsafeSlow(blocks.length * 2);
+  const room = (more = 1): void => {
+    if ((count + more) * 32 <= blocks.length) return;
+    const grown = Buffer.allocUnsafeSlow(Math.max(blocks.length * 2, (count + more) * 32));
     blocks.copy(grown, 0, 0, count * 32);
     blocks = grown;
   };
@@ -53,22 +82,30 @@ export function blockHash(blockBytes = BLOCK_BYTES, expectBytes = 0): BlockHash 
   };
   const pushOneShot = (data: Uint8Array): void => {
     room();
-    sha256Of(data).copy(blocks, count * 32);
+    digestWith(algorithm, data).copy(blocks, count * 32);
     count++;
   };
-  let cur: Hash | null = null;
+  let cur: Hash | VmhStream | null = null;
   let fill = 0;
   return {
     update(data: Uint8Array): void {
       let off = 0;
       while (off < data.length) {
+        if (cur === null && vmh && blockBytes === VMH_BLOCK && data.length - off >= blockBytes) {
+          // Many whole blocks: digested by the module in one call, where they are when they are in its memory.
+          room(Math.floor((data.length - off) / blockBytes));
+          const n = vmhBlockDigests(data.subarray(off), blocks, count * 32);
+          count += n;
+          off += n * blockBytes;
+          continue;
+        }
         if (cur === null && data.length - off >= blockBytes) {
           pushOneShot(data.subarray(off, off + blockBytes));
           off += blockBytes;
           continue;
         }
         if (cur === null) {
-          cur = createHash('sha256');
+          cur = vmh ? new VmhStream() : createHash('sha256');
           fill = 0;
         }
         const n = Math.min(blockBytes - fill, data.length - off);
@@ -81,11 +118,11 @@ export function blockHash(blockBytes = BLOCK_BYTES, expectBytes = 0): BlockHash 
         }
       }
     },
-    digest(): { sha256: Buffer; blocks: Buffer } {
+    digest(): { sha256: Buffer; blocks: Buffer; algorithm?: string } {
       if (cur !== null) push(cur.digest());
       cur = null;
       const all = blocks.subarray(0, count * 32);
-      return { sha256: createHash('sha256').update(all).digest(), blocks: all };
+      return { sha256: digestWith(algorithm, all), blocks: all, ...(vmh ? { algorithm } : {}) };
     },
   };
 }

@@ -1,10 +1,12 @@
 /**
  * Checksums of a dump (beyond CRIU; docs/security.md): every file the dump
- * writes into the images dir is hashed (SHA-256) as it is written, with no
- * second read: small images from the bytes we encode, pages files as they
- * stream out (while the kernel writes them: kinds/memory/pages-writer.ts). At the end the digests go to `criu-ts-checksums`, an image
- * CRIU never reads. A restore checks every listed file before it creates
- * anything and refuses a file whose size or digest differ, naming it.
+ * writes into the images dir is hashed as it is written, with no second
+ * read: small images (SHA-256) from the bytes we encode, pages files
+ * (vmh256, images/vmh.ts, where this Node runs it; a digest per 64 KiB
+ * block) as they stream out (kinds/memory/pages-writer.ts). At the end
+ * the digests go to `criu-ts-checksums`, an image CRIU never reads. A
+ * restore checks every listed file before it creates anything and
+ * refuses a file whose size or digest differ, naming it.
  *
  * Digests are recorded only for directories a dump has opened with
  * `beginChecksums`; other writers (crit-ts, tests) are unaffected.
@@ -16,13 +18,16 @@ import { basename, dirname, join, resolve } from 'node:path';
 import { CriuTsError } from '../errors.js';
 import type { CriuTsChecksumEntry } from './messages.js';
 import { imageFile } from './table.js';
-import { BLOCK_BYTES, blockHash, sha256Of, type BlockHash } from './block-hash.js';
+import { BLOCK_BYTES, VMH256, algorithmProblem, blockHash, digestWith, sha256Of, streamWith, type BlockHash } from './block-hash.js';
+import { VMH_BLOCK, vmhBlockDigests, vmhScratch } from './vmh.js';
 
 export const CHECKSUMS_IMAGE = imageFile('CRIU_TS_CHECKSUMS');
 
 interface Digest {
   size: bigint;
+  /** by `algorithm` (undefined: SHA-256) */
   sha256: Buffer;
+  algorithm?: string;
   /** pages images: one SHA-256 per BLOCK_BYTES (block-hash.ts) */
   blocks?: Buffer;
 }
@@ -102,18 +107,22 @@ export function checksumEntries(dir: string): CriuTsChecksumEntry[] {
   return [...c.files.entries()]
     .filter(([name]) => name !== CHECKSUMS_IMAGE)
     .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
-    .map(([name, d]) => ({ name, size: d.size, sha256: d.sha256, ...(d.blocks ? { block_size: BLOCK_BYTES, blocks: d.blocks } : {}) }));
+    .map(([name, d]) => ({
+      name, size: d.size, sha256: d.sha256,
+      ...(d.blocks ? { block_size: BLOCK_BYTES, blocks: d.blocks } : {}),
+      ...(d.algorithm !== undefined ? { algorithm: d.algorithm } : {}),
+    }));
 }
 
 const CHUNK = 1 << 20;
 /** One read buffer for every file checked: a restore of 1000 threads checks 1000 core images. */
 let readBuf: Buffer | undefined;
 
-/** SHA-256 and size of the file at `path`, read in chunks. */
-function digestOf(path: string): Digest {
+/** The digest by `algorithm` and the size of the file at `path`, read in chunks. */
+function digestOf(path: string, algorithm: string | undefined): Digest {
   const fd = openSync(path, 'r');
   try {
-    const hash = createHash('sha256');
+    const hash = streamWith(algorithm);
     readBuf ??= Buffer.allocUnsafe(CHUNK);
     const buf = readBuf;
     let size = 0n;
@@ -124,7 +133,7 @@ function digestOf(path: string): Digest {
       size += BigInt(n);
     }
     if (BigInt(fstatSync(fd).size) !== size) throw new Error('changed while read');
-    return { size, sha256: hash.digest() };
+    return { size, sha256: hash.digest(), ...(algorithm !== undefined ? { algorithm } : {}) };
   } finally {
     closeSync(fd);
   }
@@ -181,6 +190,10 @@ export function verifyChecksums(
       throw new CriuTsError('EIMAGE', `${CHECKSUMS_IMAGE}: bad file name ${JSON.stringify(e.name)}`, { file: CHECKSUMS_IMAGE });
     }
     const path = join(dir, e.name);
+    const problem = algorithmProblem(e.algorithm);
+    if (problem !== undefined) {
+      throw new CriuTsError('EIMAGE', `${path}: cannot be checked: ${problem} (${CHECKSUMS_IMAGE}; --skip-checksums to restore anyway)`, { file: path, field: 'algorithm' });
+    }
     const want = only?.(e.name);
     refuseFreed(path, e, want);
     if (e.blocks !== undefined) {
@@ -189,15 +202,20 @@ export function verifyChecksums(
     }
     let d: Digest;
     try {
-      d = digestOf(path);
+      d = digestOf(path, e.algorithm);
     } catch (err) {
       throw new CriuTsError('ENOIMAGE', `${path}: listed in ${CHECKSUMS_IMAGE} but cannot be read: ${(err as Error).message}`, { file: path }, err);
     }
     if (d.size !== BigInt(e.size)) throw sizeDiffers(path, d.size, e);
     if (!d.sha256.equals(e.sha256)) {
-      throw new CriuTsError('EIMAGE', `${path}: contents changed since the dump (SHA-256 differs from ${CHECKSUMS_IMAGE}; --skip-checksums to restore anyway)`, { file: path, field: 'sha256' });
+      throw new CriuTsError('EIMAGE', `${path}: contents changed since the dump (${algorithmName(e)} differs from ${CHECKSUMS_IMAGE}; --skip-checksums to restore anyway)`, { file: path, field: 'sha256' });
     }
   }
+}
+
+/** The algorithm of an entry as the error lines name it. */
+function algorithmName(e: CriuTsChecksumEntry): string {
+  return e.algorithm === undefined || e.algorithm === 'sha256' ? 'SHA-256' : e.algorithm;
 }
 
 function sizeDiffers(path: string, size: bigint, e: CriuTsChecksumEntry): CriuTsError {
@@ -214,7 +232,7 @@ export function blockLayout(path: string, e: CriuTsChecksumEntry): { size: numbe
   const size = e.block_size ?? 0;
   const blocks = e.blocks ?? Buffer.alloc(0);
   const count = size > 0 ? Math.ceil(Number(e.size) / size) : -1;
-  if (size <= 0 || size % 4096 !== 0 || blocks.length !== count * 32 || !sha256Of(blocks).equals(e.sha256)) {
+  if (size <= 0 || size % 4096 !== 0 || blocks.length !== count * 32 || algorithmProblem(e.algorithm) !== undefined || !digestWith(e.algorithm, blocks).equals(e.sha256)) {
     throw new CriuTsError('EIMAGE', `${CHECKSUMS_IMAGE}: the block digests of ${basename(path)} do not fit its size and digest`, { file: CHECKSUMS_IMAGE });
   }
   const layout = { size, count };
@@ -230,12 +248,34 @@ export function blockLayout(path: string, e: CriuTsChecksumEntry): { size: numbe
 export function checkBlocks(path: string, e: CriuTsChecksumEntry, first: number, data: Uint8Array): void {
   const { size } = blockLayout(path, e);
   const blocks = e.blocks as Buffer;
-  for (let off = 0, i = first; off < data.length; off += size, i++) {
-    const got = sha256Of(data.subarray(off, Math.min(off + size, data.length)));
-    if (!got.equals(blocks.subarray(i * 32, i * 32 + 32))) {
-      throw new CriuTsError('EIMAGE', `${path}: contents changed since the dump at bytes ${i * size}..${i * size + size} (SHA-256 differs from ${CHECKSUMS_IMAGE}; --skip-checksums to restore anyway)`, { file: path, field: 'blocks', offset: i * size });
+  const batch = e.algorithm === VMH256 && size === VMH_BLOCK;
+  for (let off = 0, i = first; off < data.length;) {
+    if (batch && data.length - off >= size) {
+      // Whole blocks: digested by the module in one call (where they are, when read into its scratch).
+      const n = vmhBlockDigests(data.subarray(off), gotBuf(), 0);
+      for (let k = 0; k < n; k++) {
+        if (!(gotBuf().subarray(k * 32, k * 32 + 32)).equals(blocks.subarray((i + k) * 32, (i + k) * 32 + 32))) throw blockDiffers(path, e, i + k, size);
+      }
+      off += n * size;
+      i += n;
+      continue;
     }
+    const d = digestWith(e.algorithm, data.subarray(off, Math.min(off + size, data.length)));
+    if (!d.equals(blocks.subarray(i * 32, i * 32 + 32))) throw blockDiffers(path, e, i, size);
+    off += size;
+    i++;
   }
+}
+
+/** Block digests of one batch (1024 blocks: 64 MiB). */
+let got: Buffer | undefined;
+function gotBuf(): Buffer {
+  got ??= Buffer.allocUnsafe(32 * 1024);
+  return got;
+}
+
+function blockDiffers(path: string, e: CriuTsChecksumEntry, i: number, size: number): CriuTsError {
+  return new CriuTsError('EIMAGE', `${path}: contents changed since the dump at bytes ${i * size}..${i * size + size} (${algorithmName(e)} differs from ${CHECKSUMS_IMAGE}; --skip-checksums to restore anyway)`, { file: path, field: 'blocks', offset: i * size });
 }
 
 function verifyBlocks(path: string, e: CriuTsChecksumEntry, later: LaterRanges, only?: ByteRanges): void {
@@ -258,8 +298,11 @@ function verifyBlocks(path: string, e: CriuTsChecksumEntry, later: LaterRanges, 
   try {
     const st = BigInt(fstatSync(fd).size);
     if (st !== BigInt(e.size)) throw sizeDiffers(path, st, e);
-    readBuf ??= Buffer.allocUnsafe(CHUNK);
-    const buf = readBuf.subarray(0, Math.floor(CHUNK / size) * size);
+    // vmh256: read into the module's scratch, where the digests are made without a copy.
+    const room = e.algorithm === VMH256 ? vmhScratch() : undefined;
+    readBuf ??= room === undefined ? Buffer.allocUnsafe(CHUNK) : undefined;
+    const whole = room ?? (readBuf as Buffer);
+    const buf = whole.subarray(0, Math.floor(whole.length / size) * size);
     // Blocks are asked in increasing order: walk the sorted ranges once.
     const ranges = [...later].sort((x, y) => (x.start < y.start ? -1 : x.start > y.start ? 1 : 0));
     let k = 0;

@@ -12,7 +12,8 @@ export {
   readImage, readImageBytes, writeImage, writeFileAtomic, iterateImage, imagePath, loadImage, loadImageIfAny, decodeImageAs, storeImage,
 } from './io.js';
 export { CHECKSUMS_IMAGE, FileHasher, beginChecksums, blockLayout, checkBlocks, checksumEntries, endChecksums, verifyChecksums, freedRanges, encodeFreed, refuseFreed } from './checksums.js';
-export { BLOCK_BYTES } from './block-hash.js';
+export { BLOCK_BYTES, digestWith, streamWith } from './block-hash.js';
+export { vmhHalves } from './vmh.js';
 export type { ImageStream, TypedImage } from './io.js';
 export type { Frame } from './frame.js';
 export {

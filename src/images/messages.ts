@@ -405,6 +405,7 @@ export interface CriuTsChecksumEntry {
   block_size?: number; // 4 uint32
   blocks?: Buffer; // 5 bytes
   freed?: Buffer; // 6 bytes
+  algorithm?: string; // 7 string
 }
 
 /** message `criu_version` */

@@ -6,7 +6,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { BLOCK_BYTES, blockHash } from '../../src/images/block-hash.js';
+import { BLOCK_BYTES, blockHash, digestWith } from '../../src/images/block-hash.js';
+import { vmhAvailable } from '../../src/images/vmh.js';
 
 function pattern(len: number, seed: number): Buffer {
   const b = Buffer.alloc(len);
@@ -14,12 +15,12 @@ function pattern(len: number, seed: number): Buffer {
   return b;
 }
 
-test('block digests: blocks cut across update boundaries, a short last block, the file digest over the blocks', () => {
+test('block digests (SHA-256, as older dumps): blocks cut across update boundaries, a short last block, the file digest over the blocks', () => {
   const data = pattern((3 << 16) + 12_345, 3);
-  const h = blockHash();
+  const h = blockHash(BLOCK_BYTES, 0, 'sha256');
   for (let off = 0; off < data.length; off += 100_000) h.update(data.subarray(off, off + 100_000));
   const d = h.digest();
-  const other = blockHash();
+  const other = blockHash(BLOCK_BYTES, 0, 'sha256');
   other.update(data.subarray(0, 5));
   other.update(data.subarray(5));
   const want: Buffer[] = [];
@@ -28,5 +29,23 @@ test('block digests: blocks cut across update boundaries, a short last block, th
   assert.deepEqual(d.blocks, Buffer.concat(want));
   assert.deepEqual(other.digest(), d, 'the same digests whatever the chunks');
   assert.equal(d.sha256.toString('hex'), createHash('sha256').update(Buffer.concat(want)).digest('hex'));
-  assert.deepEqual(blockHash().digest().blocks, Buffer.alloc(0), 'an empty file has no block');
+  assert.deepEqual(blockHash(BLOCK_BYTES, 0, 'sha256').digest().blocks, Buffer.alloc(0), 'an empty file has no block');
+});
+
+test('block digests (vmh256): the same cuts give the same digests, named by their algorithm', { skip: vmhAvailable() ? false : 'no WebAssembly SIMD' }, () => {
+  const data = pattern((7 << 16) + 12_345, 4);
+  const h = blockHash();
+  for (let off = 0; off < data.length; off += 100_000) h.update(data.subarray(off, off + 100_000));
+  const d = h.digest();
+  const other = blockHash();
+  other.update(data.subarray(0, 5));
+  other.update(data.subarray(5, 3 << 16));
+  other.update(data.subarray(3 << 16));
+  const want: Buffer[] = [];
+  for (let off = 0; off < data.length; off += BLOCK_BYTES) want.push(digestWith('vmh256', data.subarray(off, off + BLOCK_BYTES)));
+  assert.equal(want.length, 8);
+  assert.equal(d.algorithm, 'vmh256');
+  assert.deepEqual(d.blocks, Buffer.concat(want));
+  assert.deepEqual(other.digest(), d, 'the same digests whatever the chunks');
+  assert.deepEqual(d.sha256, digestWith('vmh256', Buffer.concat(want)));
 });

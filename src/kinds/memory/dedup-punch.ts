@@ -15,10 +15,9 @@
  * punched as they are.
  */
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
-import { createHash } from 'node:crypto';
 import { basename, dirname } from 'node:path';
 import { fallocate, FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE } from '../../sys/index.js';
-import { blockLayout, checkBlocks, encodeFreed, freedRanges, loadImageIfAny, storeImage, verifyChecksums } from '../../images/index.js';
+import { blockLayout, checkBlocks, digestWith, streamWith, encodeFreed, freedRanges, loadImageIfAny, storeImage, verifyChecksums } from '../../images/index.js';
 import type { CriuTsChecksumEntry } from '../../images/messages.js';
 import { CriuTsError } from '../../errors.js';
 import { merged, type Range } from './ranges.js';
@@ -44,7 +43,7 @@ function punchChecked(path: string, fd: number, ranges: readonly Range[], e: Cri
     // One digest for the whole file (an older criu-ts dump): checked, punched, hashed again.
     verifyChecksums(dirname(path), [{ ...e, freed: undefined }]);
     punch();
-    const h = createHash('sha256');
+    const h = streamWith(e.algorithm);
     const buf = Buffer.allocUnsafe(1 << 20);
     for (let off = 0; off < size; off += buf.length) h.update(readAt(fd, path, buf, Math.min(buf.length, size - off), off));
     e.sha256 = h.digest();
@@ -59,9 +58,9 @@ function punchChecked(path: string, fd: number, ranges: readonly Range[], e: Cri
     for (const i of touched) checkBlocks(path, e, i, readAt(fd, path, buf, len(i), i * bs));
     punch();
     const blocks = Buffer.from(e.blocks);
-    for (const i of touched) createHash('sha256').update(readAt(fd, path, buf, len(i), i * bs)).digest().copy(blocks, i * 32);
+    for (const i of touched) digestWith(e.algorithm, readAt(fd, path, buf, len(i), i * bs)).copy(blocks, i * 32);
     e.blocks = blocks;
-    e.sha256 = createHash('sha256').update(blocks).digest();
+    e.sha256 = digestWith(e.algorithm, blocks);
   }
   e.freed = encodeFreed(merged([...freedRanges(e), ...ranges]));
 }

@@ -10,7 +10,7 @@
 import { readSync, writeSync, fsyncSync } from 'node:fs';
 import { processVmReadv, ProcMem, PAGE_SIZE, ReplacingFile, Uring, type RemoteRange, type UringWrite } from '../../sys/index.js';
 import type { PagemapEntry } from '../../images/messages.js';
-import { FileHasher, imagePath } from '../../images/index.js';
+import { FileHasher, imagePath, vmhHalves } from '../../images/index.js';
 import type { PagemapTarget } from '../../images/page-xfer.js';
 import type { PageServerClient } from './page-server-client.js';
 import { PE_PARENT, PE_LAZY, PE_PRESENT } from '../../images/flags.js';
@@ -153,7 +153,8 @@ export class PagesWriter implements PageSink {
       if (sizeHint >= OVERLAP_BYTES) this.ring = Uring.shared();
     }
     if (this.ring !== null) {
-      this.halves = halvesPool.pop() ?? [Buffer.allocUnsafeSlow(HALF_BYTES), Buffer.allocUnsafeSlow(HALF_BYTES)];
+      // In the hash module's memory where it runs: read there, the pages are hashed where they are (images/vmh.ts).
+      this.halves = halvesPool.pop() ?? vmhHalves() ?? [Buffer.allocUnsafeSlow(HALF_BYTES), Buffer.allocUnsafeSlow(HALF_BYTES)];
       [this.buf, this.spare] = this.halves;
       return;
     }
