@@ -16,6 +16,7 @@ import { isAlive, startSubject } from '../lib/subjects.js';
 import type { Subject } from '../lib/subjects.js';
 import { runCli } from '../lib/run.js';
 import { becomeSubreaper, closeInheritedFds, killAndWait, removeDir, strayStubs, tempDir, waitGone } from '../e2e/helpers.js';
+import { vmhAvailable } from '../../src/images/vmh.js';
 
 let subject: Subject | undefined;
 const dirs: string[] = [];
@@ -129,10 +130,13 @@ test('damaged dumps are refused before anything is created, naming image and fie
   // crit-ts shows the checksums image.
   const shown = await runCli('crit-ts', ['show', join(good, 'criu-ts-checksums')]);
   assert.equal(shown.code, 0, shown.stderr);
-  const doc = JSON.parse(shown.stdout) as { magic: string; entries: { name: string; size: number }[] };
+  const doc = JSON.parse(shown.stdout) as { magic: string; entries: { name: string; size: number; algorithm?: string }[] };
   assert.equal(doc.magic, 'CRIU_TS_CHECKSUMS');
   const names = doc.entries.map((e) => e.name);
   for (const n of ['pstree.img', `core-${pid}.img`, pagesName, 'inventory.img', 'stats-dump']) assert.ok(names.includes(n), `${n} listed`);
+  // The pages' digest names its algorithm (vmh256 where WebAssembly SIMD runs); small images keep SHA-256 (no field).
+  assert.equal(doc.entries.find((e) => e.name === pagesName)?.algorithm, vmhAvailable() ? 'vmh256' : undefined);
+  assert.equal(doc.entries.find((e) => e.name === 'pstree.img')?.algorithm, undefined);
 
   // A file an earlier dump into the same directory left behind (CRIU overwrites what it writes and
   // leaves the rest): not in this dump's criu-ts-checksums, so passed over; without that list every
