@@ -14,9 +14,16 @@ import { VMH_BLOCK, VmhStream, vmhAvailable, vmhBlockDigests, vmhOf } from './vm
 export const SHA256 = 'sha256';
 export const VMH256 = 'vmh256';
 
-/** The algorithm new pages digests use here. */
-export function preferredAlgorithm(): string {
-  return vmhAvailable() ? VMH256 : SHA256;
+/**
+ * Files smaller than this keep SHA-256 (a few ms for them): a dump or
+ * restore of small tasks then never loads the WebAssembly module, whose
+ * compilation costs 2-5 MiB of peak RSS.
+ */
+export const VMH_MIN_BYTES = 4 << 20;
+
+/** The algorithm new pages digests use here, for a file of about `expectBytes`. */
+export function preferredAlgorithm(expectBytes = VMH_MIN_BYTES): string {
+  return expectBytes >= VMH_MIN_BYTES && vmhAvailable() ? VMH256 : SHA256;
 }
 
 /** Whether `algorithm` (an entry's field; undefined is SHA-256) can be checked here: the reason when not. */
@@ -61,7 +68,7 @@ export function sha256Of(data: Uint8Array): Buffer {
  * not reach: 6 MiB of peak RSS. The digests go into one buffer, grown by
  * doubling (a Buffer per block was 5 MiB more, promoted and kept).
  */
-export function blockHash(blockBytes = BLOCK_BYTES, expectBytes = 0, algorithm = preferredAlgorithm()): BlockHash {
+export function blockHash(blockBytes = BLOCK_BYTES, expectBytes = 0, algorithm = preferredAlgorithm(expectBytes)): BlockHash {
   const vmh = algorithm === VMH256;
   // Sized for the file the caller expects (a pages file's resident pages):
   // no chain of doublings. A hint of more than 4 GiB (a sparse shared

@@ -68,6 +68,13 @@ interface Vmh {
 
 let loaded: Vmh | null | undefined;
 
+/**
+ * Bytes from outside the module's memory are copied into its scratch this
+ * much at a time (as fast as 1 MiB pieces; the rest of the scratch is
+ * touched only by readers that read into it).
+ */
+const COPY_BYTES = BLOCK_DIGEST;
+
 /** The module, compiled on first use; null where this Node's WebAssembly has no SIMD (dumps then use SHA-256). */
 function vmh(): Vmh | null {
   if (loaded !== undefined) return loaded;
@@ -129,7 +136,8 @@ export class VmhStream {
         this.run(data.byteOffset + off, whole / BLOCK);
         off += whole;
       } else {
-        const n = Math.min(whole, SCRATCH_BYTES);
+        // Copied in small pieces: only the first COPY_BYTES of the scratch are ever touched for them.
+        const n = Math.min(whole, COPY_BYTES);
         mem.set(data.subarray(off, off + n), SCRATCH_AT);
         this.run(SCRATCH_AT, n / BLOCK);
         off += n;
@@ -178,7 +186,7 @@ export function vmhBlockDigests(data: Uint8Array, to: Buffer, at: number): numbe
   if (inModule(v, data)) {
     ptr = data.byteOffset;
   } else {
-    n = Math.min(n, SCRATCH_BYTES / BLOCK_DIGEST);
+    n = Math.min(n, COPY_BYTES / BLOCK_DIGEST);
     v.mem.set(data.subarray(0, n * BLOCK_DIGEST), SCRATCH_AT);
     ptr = SCRATCH_AT;
   }

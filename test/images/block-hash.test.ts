@@ -34,10 +34,10 @@ test('block digests (SHA-256, as older dumps): blocks cut across update boundari
 
 test('block digests (vmh256): the same cuts give the same digests, named by their algorithm', { skip: vmhAvailable() ? false : 'no WebAssembly SIMD' }, () => {
   const data = pattern((7 << 16) + 12_345, 4);
-  const h = blockHash();
+  const h = blockHash(BLOCK_BYTES, 0, 'vmh256');
   for (let off = 0; off < data.length; off += 100_000) h.update(data.subarray(off, off + 100_000));
   const d = h.digest();
-  const other = blockHash();
+  const other = blockHash(BLOCK_BYTES, 0, 'vmh256');
   other.update(data.subarray(0, 5));
   other.update(data.subarray(5, 3 << 16));
   other.update(data.subarray(3 << 16));

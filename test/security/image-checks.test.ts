@@ -134,8 +134,9 @@ test('damaged dumps are refused before anything is created, naming image and fie
   assert.equal(doc.magic, 'CRIU_TS_CHECKSUMS');
   const names = doc.entries.map((e) => e.name);
   for (const n of ['pstree.img', `core-${pid}.img`, pagesName, 'inventory.img', 'stats-dump']) assert.ok(names.includes(n), `${n} listed`);
-  // The pages' digest names its algorithm (vmh256 where WebAssembly SIMD runs); small images keep SHA-256 (no field).
-  assert.equal(doc.entries.find((e) => e.name === pagesName)?.algorithm, vmhAvailable() ? 'vmh256' : undefined);
+  // The pages' digest names its algorithm (vmh256 for 4 MiB or more where WebAssembly SIMD runs); small files keep SHA-256 (no field).
+  const pagesEntry = doc.entries.find((e) => e.name === pagesName);
+  assert.equal(pagesEntry?.algorithm, vmhAvailable() && Number(pagesEntry?.size) >= 4 << 20 ? 'vmh256' : undefined);
   assert.equal(doc.entries.find((e) => e.name === 'pstree.img')?.algorithm, undefined);
 
   // A file an earlier dump into the same directory left behind (CRIU overwrites what it writes and
