@@ -6,7 +6,7 @@
 import { isCriuTsError } from '../errors.js';
 import { decodeMessageRaw } from './codec.js';
 import type { Message } from './codec.js';
-import { IMG_COMMON_MAGIC, IMG_SERVICE_MAGIC, entryMessage, kindByFileName, kindByMagic } from './table.js';
+import { IMG_COMMON_MAGIC, IMG_SERVICE_MAGIC, entryMessage, kindByFileName, kindByMagic, magicShared } from './table.js';
 import type { ImageKind } from './table.js';
 import { WireError, imageError } from './wire.js';
 
@@ -77,7 +77,7 @@ export function readHead(src: ByteSource, file: string | undefined): ImageHead {
     throw imageError(file, headerSize - 4, `unknown magic 0x${magic.toString(16)} at byte ${headerSize - 4} (a raw image such as pages-*.img?)`, { magic });
   }
   // pagemap-shmem shares PAGEMAP's magic; keep the kind the file name says when it agrees.
-  const named = file === undefined ? undefined : kindByFileName(file);
+  const named = file === undefined || !magicShared(kind.magic) ? undefined : kindByFileName(file);
   if (named !== undefined && named.magic === kind.magic && named.header !== 'raw') kind = named;
   return { kind, headerSize };
 }

@@ -199,9 +199,12 @@ export type ImageId = number | bigint | string;
 const byKey = new Map<string, ImageKind>(IMAGE_KINDS.map((kind) => [kind.key, kind]));
 const byMagic = new Map<number, ImageKind>();
 const byName = new Map<string, ImageKind>();
+/** Magics more than one decodable kind has (pagemap and pagemap-shmem): only there does the file name decide. */
+const sharedMagics = new Set<number>();
 for (const kind of IMAGE_KINDS) {
   if (kind.header === 'raw') continue;
   const m = byMagic.get(kind.magic);
+  if (m !== undefined) sharedMagics.add(kind.magic);
   if (m === undefined || (m.legacy === true && kind.legacy !== true)) byMagic.set(kind.magic, kind);
   const n = byName.get(kind.name);
   if (n === undefined || (n.legacy === true && kind.legacy !== true)) byName.set(kind.name, kind);
@@ -216,11 +219,17 @@ function patternRegExp(pattern: string): RegExp {
   return new RegExp(`^${re}$`);
 }
 
-const byPattern: { kind: ImageKind; re: RegExp }[] = IMAGE_KINDS
+/** Each kind's pattern as a regexp, with the literal text before its first conversion (a cheap test first). */
+const byPattern: { kind: ImageKind; re: RegExp; prefix: string }[] = IMAGE_KINDS
   // More specific patterns (longer literal text) first, so pagemap-shmem-1 is not pagemap-%lu.
   .map((kind) => ({ kind, re: patternRegExp(kind.pattern), lit: kind.pattern.replace(/%l?[udxs]/g, '').length }))
   .sort((a, b) => b.lit - a.lit || Number(a.kind.legacy === true) - Number(b.kind.legacy === true))
-  .map(({ kind, re }) => ({ kind, re }));
+  .map(({ kind, re }) => ({ kind, re, prefix: kind.pattern.split('%')[0] ?? '' }));
+
+/** Whether more than one decodable kind has this magic, so that an image's file name must tell which it is. */
+export function magicShared(magic: number): boolean {
+  return sharedMagics.has(magic);
+}
 
 /** The protobuf message of entry `index` in an image of this kind. */
 export function entryMessage(kind: ImageKind, index: number): string {
@@ -242,7 +251,7 @@ export function kindByName(name: string): ImageKind | undefined {
 /** The kind whose CRIU file name pattern matches this file's base name. */
 export function kindByFileName(fileName: string): ImageKind | undefined {
   const base = fileName.slice(fileName.lastIndexOf('/') + 1);
-  for (const { kind, re } of byPattern) if (re.test(base)) return kind;
+  for (const { kind, re, prefix } of byPattern) if (base.startsWith(prefix) && re.test(base)) return kind;
   return undefined;
 }
 
@@ -258,11 +267,23 @@ export function imageIdOf(key: ImageKey, fileName: string): string | undefined {
 
 /** The file name CRIU uses for an image of this pattern with this id (e.g. core-%u.img, 42). */
 export function imageFileName(kind: ImageKind, id?: number | bigint | string): string {
-  return kind.pattern.replace(/%l?[udxs]/, (m) => {
-    if (id === undefined) return m;
-    if (m === '%x') return BigInt(id).toString(16);
-    return String(id);
-  });
+  if (id === undefined) return kind.pattern;
+  const p = patternParts(kind);
+  if (p === undefined) return kind.pattern;
+  return `${p.head}${p.spec === '%x' ? BigInt(id).toString(16) : String(id)}${p.tail}`;
+}
+
+/** A pattern cut around its first conversion (core-%u.img: "core-", "%u", ".img"), made once per kind. */
+const partsOf = new WeakMap<ImageKind, { head: string; spec: string; tail: string } | null>();
+
+function patternParts(kind: ImageKind): { head: string; spec: string; tail: string } | undefined {
+  let p = partsOf.get(kind);
+  if (p === undefined) {
+    const m = /%l?[udxs]/.exec(kind.pattern);
+    p = m === null ? null : { head: kind.pattern.slice(0, m.index), spec: m[0], tail: kind.pattern.slice(m.index + m[0].length) };
+    partsOf.set(kind, p);
+  }
+  return p ?? undefined;
 }
 
 /** The kind code opens an image by ("CORE", "SHMEM_PAGEMAP", ...). */
