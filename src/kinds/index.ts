@@ -160,8 +160,9 @@ export type TaskStateFields = Intersection<FieldsOf<TaskFacetOf<(typeof REGISTRY
 
 /** Every task-state kind's fields of the task core, asked in the main thread (a step procedure). */
 export function* taskStateSteps(t: Tracee, pid: number, status: ProcStatus): Generator<StepCall, TaskStateFields, bigint> {
-  let out: Partial<TaskCoreEntry> = {};
-  for (const k of TASK_STATE_KINDS) out = { ...out, ...(yield* k.dump(t, pid, status)) };
+  // Merged into one object (a spread per kind copied everything before it again, per task).
+  const out: Partial<TaskCoreEntry> = {};
+  for (const k of TASK_STATE_KINDS) Object.assign(out, yield* k.dump(t, pid, status));
   // Each task-state kind of the registry gave its fields (its dump's type), merged here: their intersection.
   return out as TaskStateFields;
 }
@@ -185,8 +186,8 @@ export function askThreads(procs: readonly ThreadsToAsk[]): Map<Tracee, ThreadAn
 
 /** One thread's core: every thread kind's fields. */
 export function dumpThreadCore(th: DumpThreadView): ThreadCoreFields {
-  let out = {};
-  for (const k of THREAD_KINDS) if (k.dump) out = { ...out, ...k.dump(th) };
+  const out = {};
+  for (const k of THREAD_KINDS) if (k.dump) Object.assign(out, k.dump(th));
   // Each thread kind of the registry gave its fields (its dump's type), merged here: their intersection.
   return out as ThreadCoreFields;
 }
