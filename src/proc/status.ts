@@ -1,7 +1,7 @@
 /** /proc/PID/status (and per thread): ids, credentials, signal masks, capabilities. */
 import { readdirSync } from 'node:fs';
 import { CriuTsError } from '../errors.js';
-import { lines, ownString, parseError, procDir, readProcText } from './read.js';
+import { ownString, parseError, procDir, readProcText } from './read.js';
 
 export interface ProcStatus {
   name: string;
@@ -53,27 +53,32 @@ function nums(s: string): number[] {
  */
 export function parseStatus(pid: number, tid?: number): ProcStatus {
   const file = `${procDir(pid, tid)}/status`;
-  const raw: Record<string, string> = {};
-  for (const line of lines(readProcText(pid, file))) {
-    const colon = line.indexOf(':');
-    if (colon < 0) throw parseError(file, line, 'no colon');
-    // Name keeps its inner spaces; only the separating tab is dropped.
-    raw[line.slice(0, colon)] = line.slice(colon + 1).replace(/^\t/, '').trim();
+  // Walked in place (no array of lines, no regexp per line): a 1000-thread dump and restore read one per thread.
+  const raw = new Map<string, string>();
+  const text = readProcText(pid, file);
+  for (let pos = 0; pos < text.length;) {
+    let end = text.indexOf('\n', pos);
+    if (end < 0) end = text.length;
+    const colon = text.indexOf(':', pos);
+    if (colon < 0 || colon > end) throw parseError(file, text.slice(pos, end), 'no colon');
+    // Name keeps its inner spaces; only the separating tab (and surrounding blanks) go.
+    raw.set(text.slice(pos, colon), text.slice(colon + 1, end).trim());
+    pos = end + 1;
   }
   const need = (k: string): string => {
-    const v = raw[k];
+    const v = raw.get(k);
     if (v === undefined) throw new CriuTsError('EPROC', `${file}: missing ${k}`, { file, line: k });
     return v;
   };
   const int = (k: string, dflt?: number): number => {
-    const v = raw[k];
+    const v = raw.get(k);
     if (v === undefined && dflt !== undefined) return dflt;
     const s = need(k);
     if (!/^-?[0-9]+$/.test(s)) throw parseError(file, `${k}: ${s}`, 'expected decimal');
     return Number(s);
   };
   const hex = (k: string): bigint => {
-    const s = raw[k] ?? '0';
+    const s = raw.get(k) ?? '0';
     if (!/^[0-9a-fA-F]+$/.test(s)) throw parseError(file, `${k}: ${s}`, 'expected hex');
     return BigInt('0x' + s);
   };
@@ -82,9 +87,9 @@ export function parseStatus(pid: number, tid?: number): ProcStatus {
     if (v.length !== 4 || v.some((x) => !Number.isInteger(x))) throw parseError(file, `${k}: ${need(k)}`, 'expected 4 ids');
     return [v[0] ?? 0, v[1] ?? 0, v[2] ?? 0, v[3] ?? 0];
   };
-  const sigQ = /^([0-9]+)\/([0-9]+)$/.exec(raw['SigQ'] ?? '0/0');
-  if (sigQ === null) throw parseError(file, `SigQ: ${raw['SigQ'] ?? ''}`, 'bad SigQ');
-  const umask = raw['Umask'];
+  const sigQ = /^([0-9]+)\/([0-9]+)$/.exec(raw.get('SigQ') ?? '0/0');
+  if (sigQ === null) throw parseError(file, `SigQ: ${raw.get('SigQ') ?? ''}`, 'bad SigQ');
+  const umask = raw.get('Umask');
   return {
     name: ownString(need('Name')),
     state: need('State').charAt(0),
@@ -95,11 +100,11 @@ export function parseStatus(pid: number, tid?: number): ProcStatus {
     uid: quad('Uid'),
     gid: quad('Gid'),
     fdSize: int('FDSize', 0),
-    groups: nums(raw['Groups'] ?? ''),
-    nsTgid: nums(raw['NStgid'] ?? ''),
-    nsPid: nums(raw['NSpid'] ?? ''),
-    nsPgid: nums(raw['NSpgid'] ?? ''),
-    nsSid: nums(raw['NSsid'] ?? ''),
+    groups: nums(raw.get('Groups') ?? ''),
+    nsTgid: nums(raw.get('NStgid') ?? ''),
+    nsPid: nums(raw.get('NSpid') ?? ''),
+    nsPgid: nums(raw.get('NSpgid') ?? ''),
+    nsSid: nums(raw.get('NSsid') ?? ''),
     sigQ: { queued: Number(sigQ[1]), limit: Number(sigQ[2]) },
     sigPnd: hex('SigPnd'),
     shdPnd: hex('ShdPnd'),
@@ -116,7 +121,7 @@ export function parseStatus(pid: number, tid?: number): ProcStatus {
     seccompFilters: int('Seccomp_filters', 0),
     threads: int('Threads', 1),
     umask: umask === undefined ? 0 : parseInt(umask, 8),
-    x86ThreadFeatures: (raw['x86_Thread_features'] ?? '').split(/\s+/).filter((w) => w !== '').map(ownString),
+    x86ThreadFeatures: (raw.get('x86_Thread_features') ?? '').split(/\s+/).filter((w) => w !== '').map(ownString),
   };
 }
 
