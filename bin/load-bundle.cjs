@@ -99,11 +99,11 @@ function writeCache(path, head, made, script) {
 /**
  * The launchers start node without NODE_EXTRA_CA_CERTS (its certificates
  * cost Node's start about 35 ms of CPU, for TLS criu-ts never makes) and
- * with MALLOC_ARENA_MAX=1 (peak RSS), keeping the caller's values here
+ * with MALLOC_ARENA_MAX=1 and MALLOC_MMAP_THRESHOLD_ fixed (peak RSS), keeping the caller's values here
  * (src/node-start.ts): back they go, for the programs we start.
  */
 function restoreCallerEnv() {
-  for (const [name, saved] of [['NODE_EXTRA_CA_CERTS', 'CRIU_TS_NODE_EXTRA_CA_CERTS'], ['MALLOC_ARENA_MAX', 'CRIU_TS_MALLOC_ARENA_MAX']]) {
+  for (const [name, saved] of [['NODE_EXTRA_CA_CERTS', 'CRIU_TS_CA'], ['MALLOC_ARENA_MAX', 'CRIU_TS_ARENA'], ['MALLOC_MMAP_THRESHOLD_', 'CRIU_TS_MMAP']]) {
     if (!(saved in process.env)) continue;
     const value = process.env[saved];
     delete process.env[saved];

@@ -18,15 +18,26 @@
  * GC helper threads held 12 MiB of them in a 1000-thread dump (peak RSS
  * 96 -> 81 MiB, no CPU cost seen; docs/performance.md). mallopt() from
  * JavaScript comes too late: those threads have their arenas by then.
+ * And with MALLOC_MMAP_THRESHOLD_=131072 (the caller's under
+ * SAVED_MMAP_ENV): glibc's starting threshold, which it would otherwise
+ * raise to the size of each big block it frees (bin/criu-ts says why).
+ * The saved names are short: the launcher's "#!" line is near the
+ * kernel's 256 bytes.
  */
 
 /** Where the launchers keep NODE_EXTRA_CA_CERTS while node starts (load-bundle.cjs names it too). */
-export const SAVED_CA_ENV = 'CRIU_TS_NODE_EXTRA_CA_CERTS';
+export const SAVED_CA_ENV = 'CRIU_TS_CA';
 
 /** Where the launchers keep the caller's MALLOC_ARENA_MAX (load-bundle.cjs names it too). */
-export const SAVED_ARENA_ENV = 'CRIU_TS_MALLOC_ARENA_MAX';
+export const SAVED_ARENA_ENV = 'CRIU_TS_ARENA';
 
-/** `env` for a node process that runs criu-ts: NODE_EXTRA_CA_CERTS kept aside and one malloc arena, as the launchers do. */
+/** Where the launchers keep the caller's MALLOC_MMAP_THRESHOLD_ (load-bundle.cjs names it too). */
+export const SAVED_MMAP_ENV = 'CRIU_TS_MMAP';
+
+/** glibc's own starting mmap threshold, which the launchers fix (bin/criu-ts). */
+const MMAP_THRESHOLD = '131072';
+
+/** `env` for a node process that runs criu-ts: NODE_EXTRA_CA_CERTS kept aside, one malloc arena and a fixed mmap threshold, as the launchers do. */
 export function ownNodeEnv(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
   const out = { ...env };
   const ca = out['NODE_EXTRA_CA_CERTS'];
@@ -34,5 +45,7 @@ export function ownNodeEnv(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
   if (ca !== undefined && ca !== '') out[SAVED_CA_ENV] = ca;
   out[SAVED_ARENA_ENV] = out['MALLOC_ARENA_MAX'] ?? '';
   out['MALLOC_ARENA_MAX'] = '1';
+  out[SAVED_MMAP_ENV] = out['MALLOC_MMAP_THRESHOLD_'] ?? '';
+  out['MALLOC_MMAP_THRESHOLD_'] = MMAP_THRESHOLD;
   return out;
 }

@@ -11,7 +11,7 @@ import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { ownNodeEnv, SAVED_ARENA_ENV, SAVED_CA_ENV } from '../../src/node-start.js';
+import { ownNodeEnv, SAVED_ARENA_ENV, SAVED_CA_ENV, SAVED_MMAP_ENV } from '../../src/node-start.js';
 import { repoRoot } from '../lib/subjects.js';
 import { removeDir, tempDir } from '../lib/harness.js';
 
@@ -37,7 +37,7 @@ test('bin/criu-ts and bin/crit-ts start node without NODE_EXTRA_CA_CERTS', () =>
   assert.doesNotMatch(t.stderr, /extra certs/);
 });
 
-test('a program criu-ts starts sees NODE_EXTRA_CA_CERTS and MALLOC_ARENA_MAX as the caller set them, and nothing of ours', { timeout: 60_000 }, async () => {
+test('a program criu-ts starts sees NODE_EXTRA_CA_CERTS, MALLOC_ARENA_MAX and MALLOC_MMAP_THRESHOLD_ as the caller set them, and nothing of ours', { timeout: 60_000 }, async () => {
   const work = tempDir('launcher');
   const target = spawn('sleep', ['60'], { detached: true, stdio: 'ignore' });
   try {
@@ -46,25 +46,27 @@ test('a program criu-ts starts sees NODE_EXTRA_CA_CERTS and MALLOC_ARENA_MAX as 
     // The pre-dump script refuses the dump: nothing is touched, the script's view is all we want.
     // Ours (the script's ancestor criu-ts, its environment as it started) had one malloc arena; the script gets the caller's value.
     const oursFile = join(work, 'ours.txt');
-    writeFileSync(script, `#!/bin/sh\necho "ca=\${NODE_EXTRA_CA_CERTS-unset} saved=\${${SAVED_CA_ENV}-unset} arena=\${MALLOC_ARENA_MAX-unset} savedarena=\${${SAVED_ARENA_ENV}-unset}" > ${seen}\np=$PPID\nwhile [ "$p" -gt 1 ] && ! grep -q bin/criu-ts /proc/$p/cmdline; do p=$(cut -d' ' -f4 /proc/$p/stat); done\ncat /proc/$p/environ > ${oursFile}\nexit 1\n`);
+    writeFileSync(script, `#!/bin/sh\necho "ca=\${NODE_EXTRA_CA_CERTS-unset} saved=\${${SAVED_CA_ENV}-unset} arena=\${MALLOC_ARENA_MAX-unset} savedarena=\${${SAVED_ARENA_ENV}-unset} mmap=\${MALLOC_MMAP_THRESHOLD_-unset} savedmmap=\${${SAVED_MMAP_ENV}-unset}" > ${seen}\np=$PPID\nwhile [ "$p" -gt 1 ] && ! grep -q bin/criu-ts /proc/$p/cmdline; do p=$(cut -d' ' -f4 /proc/$p/stat); done\ncat /proc/$p/environ > ${oursFile}\nexit 1\n`);
     chmodSync(script, 0o755);
-    const d = runBin('criu-ts', ['dump', '-t', String(target.pid), '-D', work, '--action-script', script], { ...process.env, NODE_EXTRA_CA_CERTS: MISSING, MALLOC_ARENA_MAX: '3' });
+    const d = runBin('criu-ts', ['dump', '-t', String(target.pid), '-D', work, '--action-script', script], { ...process.env, NODE_EXTRA_CA_CERTS: MISSING, MALLOC_ARENA_MAX: '3', MALLOC_MMAP_THRESHOLD_: '65536' });
     assert.equal(d.status, 1);
     assert.match(d.stderr, /Script .*show-env\.sh exited with 1/);
     assert.doesNotMatch(d.stderr, /extra certs/);
-    assert.equal(readFileSync(seen, 'utf8').trim(), `ca=${MISSING} saved=unset arena=3 savedarena=unset`);
+    assert.equal(readFileSync(seen, 'utf8').trim(), `ca=${MISSING} saved=unset arena=3 savedarena=unset mmap=65536 savedmmap=unset`);
     const ours = readFileSync(oursFile, 'latin1').split('\0');
     assert.ok(ours.includes('MALLOC_ARENA_MAX=1') && ours.includes(`${SAVED_ARENA_ENV}=3`), `criu-ts's own start: ${ours.filter((v) => v.includes('ARENA')).join(', ')}`);
+    assert.ok(ours.includes('MALLOC_MMAP_THRESHOLD_=131072') && ours.includes(`${SAVED_MMAP_ENV}=65536`), `criu-ts's own start: ${ours.filter((v) => v.includes('MMAP')).join(', ')}`);
   } finally {
     target.kill('SIGKILL');
     removeDir(work);
   }
 });
 
-test('ownNodeEnv keeps NODE_EXTRA_CA_CERTS and MALLOC_ARENA_MAX aside for a node process of ours, as the launchers do', () => {
-  const arena = { MALLOC_ARENA_MAX: '1', [SAVED_ARENA_ENV]: '' };
+test('ownNodeEnv keeps NODE_EXTRA_CA_CERTS, MALLOC_ARENA_MAX and MALLOC_MMAP_THRESHOLD_ aside for a node process of ours, as the launchers do', () => {
+  const arena = { MALLOC_ARENA_MAX: '1', [SAVED_ARENA_ENV]: '', MALLOC_MMAP_THRESHOLD_: '131072', [SAVED_MMAP_ENV]: '' };
   assert.deepEqual(ownNodeEnv({ A: '1', NODE_EXTRA_CA_CERTS: '/x.pem' }), { A: '1', [SAVED_CA_ENV]: '/x.pem', ...arena });
   assert.deepEqual(ownNodeEnv({ A: '1', NODE_EXTRA_CA_CERTS: '' }), { A: '1', ...arena });
   assert.deepEqual(ownNodeEnv({ A: '1' }), { A: '1', ...arena });
-  assert.deepEqual(ownNodeEnv({ A: '1', MALLOC_ARENA_MAX: '4' }), { A: '1', MALLOC_ARENA_MAX: '1', [SAVED_ARENA_ENV]: '4' });
+  assert.deepEqual(ownNodeEnv({ A: '1', MALLOC_ARENA_MAX: '4' }), { ...arena, A: '1', [SAVED_ARENA_ENV]: '4' });
+  assert.deepEqual(ownNodeEnv({ A: '1', MALLOC_MMAP_THRESHOLD_: '65536' }), { ...arena, A: '1', [SAVED_MMAP_ENV]: '65536' });
 });
