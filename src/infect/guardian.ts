@@ -203,6 +203,25 @@ export class Guardian {
   }
 }
 
+/**
+ * Send `sig` to each task that is still the process the plan named (its
+ * pid and start time: a pid reused since is left alone); returns those
+ * signalled. A task gone already needs nothing.
+ */
+function signalSame(tasks: ReadonlyMap<number, string>, sig: 'SIGSTOP' | 'SIGKILL'): number[] {
+  const done: number[] = [];
+  for (const [pid, start] of tasks) {
+    if (!same(pid, start)) continue;
+    try {
+      process.kill(pid, sig);
+      done.push(pid);
+    } catch {
+      // gone
+    }
+  }
+  return done;
+}
+
 function hasFd(fd: number): boolean {
   try {
     fstatSync(fd);
@@ -263,16 +282,7 @@ export async function guardianMain(): Promise<void> {
   said.push(...undoRun(plan.undo, plan.doomed.size === 0));
   // A dump that was killing its tree (images complete, the kill under way, some
   // tasks dead already): the rest would only run on broken. Finish the kill.
-  const killedTree = new Set<number>();
-  for (const [pid, start] of plan.doomed) {
-    if (!same(pid, start)) continue;
-    try {
-      process.kill(pid, 'SIGKILL');
-      killedTree.add(pid);
-    } catch {
-      // gone already
-    }
-  }
+  const killedTree = new Set(signalSame(plan.doomed, 'SIGKILL'));
   if (killedTree.size > 0) said.push(`the dump was killing its tree (its images are complete): ${killedTree.size} task(s) of it killed`);
   let cured = 0;
   for (const [pid, s] of plan.scratch) {
@@ -296,27 +306,10 @@ export async function guardianMain(): Promise<void> {
   if (closed > 0) said.push(`${closed} memory tracker(s) of the interrupted run closed`);
   // A dump that was leaving its tree stopped (images complete, some tasks
   // released stopped already): the rest, put back above, are stopped too.
-  let stopped = 0;
-  for (const [pid, start] of plan.stopping) {
-    if (!same(pid, start)) continue;
-    try {
-      process.kill(pid, 'SIGSTOP');
-      stopped++;
-    } catch {
-      // gone
-    }
-  }
+  const stopped = signalSame(plan.stopping, 'SIGSTOP').length;
   if (stopped > 0) said.push(`the dump was leaving its tree stopped (its images are complete): ${stopped} task(s) of it stopped`);
-  let killed = 0;
-  for (const [pid, start] of plan.tasks) {
-    if (!same(pid, start)) continue;
-    try {
-      process.kill(pid, 'SIGKILL');
-      killed++;
-    } catch {
-      // gone already (the kernel killed it with us: PTRACE_O_EXITKILL)
-    }
-  }
+  // A task gone already was killed by the kernel with us (PTRACE_O_EXITKILL).
+  const killed = signalSame(plan.tasks, 'SIGKILL').length;
   if (killed > 0) said.push(`${killed} half-restored task(s) killed`);
   for (const f of plan.files) removeRestoreFile(f);
   if (plan.files.length > 0) said.push(`${plan.files.length} restore file(s) removed`);

@@ -19,19 +19,14 @@ import { join } from 'node:path';
 import { isAlive, startSubject } from '../lib/subjects.js';
 import { runCli, withFault } from '../lib/run.js';
 import { waitTreeGone } from '../lib/harness.js';
-import { handlesUsr1, passesOf, settled, snapshot, spread } from '../lib/kill-walk.js';
+import { dumpPasses, handlesUsr1, passesOf, settled, spread, withDumpVictim } from '../lib/kill-walk.js';
 import { FAULT_POINTS } from '../../src/fault.js';
 
 const SIGNALS = ['SIGKILL', 'SIGTERM', 'SIGINT', 'SIGHUP'] as const;
 
 test('criu-ts killed at 30 points of a dump (SIGKILL/SIGTERM/SIGINT/SIGHUP, with and without -R): the target carries on as before, 30/30', async () => {
-  const s = await startSubject('dump-victim', ['--usr1', '30'], { pthread: true });
-  const work = mkdtempSync('/tmp/criu-ts-killed-');
-  try {
-    const before = snapshot(s.pid);
-    const r0 = await withFault('count', () => runCli('criu-ts', ['dump', '-t', String(s.pid), '-D', work, '-R']));
-    assert.equal(r0.code, 0, r0.stderr);
-    const names = passesOf(r0.stderr);
+  await withDumpVictim(['--usr1', '30'], '/tmp/criu-ts-killed-', async (s, work, before) => {
+    const names = await dumpPasses(s.pid, work);
     // Every pass, the first injected call (the scratch mmap, covered since
     // session 9: infect/first-call.ts) included.
     const firstInject = names.indexOf('inject') + 1;
@@ -59,19 +54,11 @@ test('criu-ts killed at 30 points of a dump (SIGKILL/SIGTERM/SIGINT/SIGHUP, with
       ok++;
     }
     assert.equal(ok, 30);
-    const res = await s.terminateAndResult(20_000);
-    assert.ok(res.ok, res.text);
-  } finally {
-    s.cleanup();
-    rmSync(work, { recursive: true, force: true });
-  }
+  });
 });
 
 test('CRIU_TS_FAULT=N: every dump fault point fails the dump with one line and leaves the target as before', async () => {
-  const s = await startSubject('dump-victim', [], { pthread: true });
-  const work = mkdtempSync('/tmp/criu-ts-fault-');
-  try {
-    const before = snapshot(s.pid);
+  await withDumpVictim([], '/tmp/criu-ts-fault-', async (s, work, before) => {
     for (const [i, name] of FAULT_POINTS.entries()) {
       if (!name.startsWith('dump.') && name !== 'inject' && name !== 'cure') continue;
       for (const leaveRunning of [true, false]) {
@@ -89,12 +76,7 @@ test('CRIU_TS_FAULT=N: every dump fault point fails the dump with one line and l
         assert.equal(await settled(s.pid, before), before, `${what}: threads or maps changed\n${r.stderr}`);
       }
     }
-    const res = await s.terminateAndResult(20_000);
-    assert.ok(res.ok, res.text);
-  } finally {
-    s.cleanup();
-    rmSync(work, { recursive: true, force: true });
-  }
+  });
 });
 
 test('criu-ts killed at 20 points of a restore, or failed at each restore fault point: nothing left behind, the next restore works', async () => {

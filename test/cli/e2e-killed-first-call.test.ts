@@ -16,7 +16,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { isAlive, startSubject } from '../lib/subjects.js';
 import { runCli, withFault } from '../lib/run.js';
-import { handlesUsr1, passesOf, settled, snapshot } from '../lib/kill-walk.js';
+import { dumpPasses, handlesUsr1, settled, snapshot, withDumpVictim } from '../lib/kill-walk.js';
 
 const SIGNALS = ['SIGKILL', 'SIGTERM', 'SIGINT'] as const;
 
@@ -32,13 +32,8 @@ function readOr(path: string): string {
 const stateOf = (pid: number): string => /\nState:\s+(\S)/.exec(readOr(`/proc/${pid}/status`))?.[1] ?? '?';
 
 test('criu-ts killed at the first injected call (the scratch mmap), with and without -R, running or stopped: the target as before', async () => {
-  const s = await startSubject('dump-victim', ['--usr1', '6'], { pthread: true });
-  const work = mkdtempSync('/tmp/criu-ts-first-call-');
-  try {
-    const before = snapshot(s.pid);
-    const r0 = await withFault('count', () => runCli('criu-ts', ['dump', '-t', String(s.pid), '-D', work, '-R']));
-    assert.equal(r0.code, 0, r0.stderr);
-    assert.equal(passesOf(r0.stderr)[1], 'inject', 'the first injected call comes right after the seize');
+  await withDumpVictim(['--usr1', '6'], '/tmp/criu-ts-first-call-', async (s, work, before) => {
+    assert.equal((await dumpPasses(s.pid, work))[1], 'inject', 'the first injected call comes right after the seize');
     let n = 0;
     for (const stopped of [false, true]) {
       for (const [i, sig] of SIGNALS.entries()) {
@@ -64,12 +59,7 @@ test('criu-ts killed at the first injected call (the scratch mmap), with and wit
     const r = await runCli('criu-ts', ['dump', '-t', String(s.pid), '-D', work, '-R']);
     assert.equal(r.code, 0, r.stderr);
     assert.equal(await settled(s.pid, before), before);
-    const res = await s.terminateAndResult(20_000);
-    assert.ok(res.ok, res.text);
-  } finally {
-    s.cleanup();
-    rmSync(work, { recursive: true, force: true });
-  }
+  });
 });
 
 test('criu-ts killed at the first injected call of each process of a tree: every process as before', async () => {

@@ -4,7 +4,9 @@
  * after each kill, and how they choose their kill points.
  */
 import assert from 'node:assert/strict';
-import { closeSync, openSync, readFileSync, readSync, readdirSync, readlinkSync, statSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, readFileSync, readSync, readdirSync, readlinkSync, rmSync, statSync } from 'node:fs';
+import { startSubject, type Subject } from './subjects.js';
+import { runCli, withFault } from './run.js';
 
 /** Per thread: TracerPid and SigBlk; then the address space. */
 export function snapshot(pid: number): string {
@@ -92,4 +94,30 @@ export function writeProtectedPages(pid: number): number {
     closeSync(fd);
   }
   return n;
+}
+
+/**
+ * A dump kill walk's frame: a dump-victim (4 threads, a SIGUSR1 handler;
+ * `args` its own) and a work dir, `body` run with them and the victim's
+ * state before; then the victim must end well by its own checks
+ * (registers, heap, masks). Both are cleaned up whatever happens.
+ */
+export async function withDumpVictim(args: string[], prefix: string, body: (s: Subject, work: string, before: string) => Promise<void>): Promise<void> {
+  const s = await startSubject('dump-victim', args, { pthread: true });
+  const work = mkdtempSync(prefix);
+  try {
+    await body(s, work, snapshot(s.pid));
+    const res = await s.terminateAndResult(20_000);
+    assert.ok(res.ok, res.text);
+  } finally {
+    s.cleanup();
+    rmSync(work, { recursive: true, force: true });
+  }
+}
+
+/** The fault points a dump -R of `pid` into `work` passes, in order (a run with CRIU_TS_FAULT=count). */
+export async function dumpPasses(pid: number, work: string): Promise<string[]> {
+  const r0 = await withFault('count', () => runCli('criu-ts', ['dump', '-t', String(pid), '-D', work, '-R']));
+  assert.equal(r0.code, 0, r0.stderr);
+  return passesOf(r0.stderr);
 }
