@@ -17,7 +17,7 @@ import { join } from 'node:path';
 import * as probe from '../sys/probe.js';
 import type { ProbeResult, TraceeProbe } from '../sys/probe.js';
 import { CriuTsError } from '../errors.js';
-import { probeNftables, probeIptLegacy } from '../kinds/index.js';
+import { kindProbes } from '../kinds/index.js';
 import { startOwnSleep } from '../infect/helper-task.js';
 import { PagemapReader, parseMaps, parseStatus, readFdinfoText, readFilesystems, readKernelConfig } from '../proc/index.js';
 import type { CheckOptions, CheckResult } from './options.js';
@@ -57,17 +57,18 @@ class Facts {
   private tracee: TraceeProbe | undefined;
   private config: Map<string, string> | undefined;
   private uffd: ReturnType<typeof probe.uffdFeatures> | undefined;
-  private nftables: ReturnType<typeof probeNftables> | undefined;
+  private readonly asked = new Map<() => { ok: boolean; why?: string }, { ok: boolean; why?: string }>();
 
   traced(): TraceeProbe {
     this.tracee ??= probeThrowawayChild();
     return this.tracee;
   }
 
-  /** nft makes and removes a table (nftables and network_lock_nftables ask the same) */
-  nft(): ReturnType<typeof probeNftables> {
-    this.nftables ??= probeNftables();
-    return this.nftables;
+  /** A kind's probe, run once per check() (several features may ask the same one) */
+  once(p: () => { ok: boolean; why?: string }): { ok: boolean; why?: string } {
+    let r = this.asked.get(p);
+    if (r === undefined) this.asked.set(p, (r = p()));
+    return r;
   }
 
   uffdFeatures(): ReturnType<typeof probe.uffdFeatures> {
@@ -145,12 +146,6 @@ function pagemapReadable(): ProbeResult {
 
 const notOurs = (what: string): ProbeResult => no(`criu-ts does not ${what} yet`);
 
-/** The nftables network lock works here: the nft program makes and removes a table. */
-function nftables(f: Facts): ProbeResult {
-  const r = f.nft();
-  return r.ok ? ok : no(r.why ?? 'nftables does not work here');
-}
-
 type Prober = (f: Facts) => ProbeResult;
 
 const PROBES: Record<string, Prober> = {
@@ -217,12 +212,6 @@ const PROBES: Record<string, Prober> = {
   // --external net[INODE]:KEY at dump, the namespace handed back with --inherit-fd at restore (kinds/ns/net.ts).
   external_net_ns: () => fileExists('/proc/self/ns/net', 'CONFIG_NET_NS'),
   newifindex: (f) => kconfigProbe(f, 'NET_NS'),
-  nftables: (f) => nftables(f),
-  has_ipt_legacy: () => {
-    const r = probeIptLegacy();
-    return r.ok ? ok : no(r.why ?? 'no legacy iptables');
-  },
-  network_lock_nftables: (f) => nftables(f),
   pidfd_store: (f) => {
     const open = probe.probePidfdOpen();
     return open.ok ? f.traced().pidfdGetfd : open;
@@ -249,8 +238,17 @@ const PROBES: Record<string, Prober> = {
 const NOT_IN_CRIU_TS: Readonly<Record<string, string>> = {
 };
 
+/** What the kinds need of the host, probed by the kinds themselves (ResourceKind.probes: the network lock's nftables, legacy iptables). */
+function kindProber(name: string): Prober | undefined {
+  const p = kindProbes().get(name);
+  return p && ((f) => {
+    const r = f.once(p);
+    return r.ok ? ok : no(r.why ?? `${name}: does not work here`);
+  });
+}
+
 function run(name: string, facts: Facts): ProbeResult {
-  const p = PROBES[name];
+  const p = PROBES[name] ?? kindProber(name);
   if (p === undefined) return no('no probe for this feature');
   try {
     const r = p(facts);

@@ -7,13 +7,9 @@ import { CriuTsError } from '../errors.js';
 import { cgroupOptions } from './cgroup-options.js';
 import { readExternals } from './externals.js';
 import { mountOptions } from './mount-options.js';
-import { clearStaleLocks, defaultLockMethod, type LockMethod } from '../kinds/index.js';
+import { RESOURCE_KINDS, dumpOptionDefaults } from '../kinds/index.js';
 import { CPU_CAP } from './cpu-cap.js';
 import { cpuinfoDump } from './cpuinfo.js';
-
-function networkLock(opts: DumpOptions): LockMethod {
-  return opts.networkLock ?? defaultLockMethod();
-}
 
 /** --ghost-limit's default, as CRIU's: 1 MiB */
 const GHOST_LIMIT_BYTES = 1 << 20;
@@ -24,8 +20,8 @@ const GHOST_LIMIT_BYTES = 1 << 20;
  * failure it is left running exactly as before.
  */
 export async function dump(opts: DumpOptions): Promise<DumpResult> {
-  // A dump that was killed before it was over may have left its network lock.
-  clearStaleLocks();
+  // A dump that was killed before it was over may have left something of its own (its network lock).
+  for (const k of RESOURCE_KINDS) k.clearStale?.();
   const core = coreOptions(opts);
   // As CRIU: the CPU is saved before any task is touched.
   if (((opts.cpuCap ?? 0) & CPU_CAP.IMAGE) !== 0) cpuinfoDump({ imagesDir: core.dir });
@@ -53,7 +49,8 @@ export function coreOptions(opts: DumpOptions): DumpTreeOptions {
       leaveRunning: opts.leaveRunning === true || opts.leaveStopped === true,
       tcpClose: opts.tcpClose ?? false,
       skipInFlight: opts.skipInFlight ?? false,
-      networkLock: networkLock(opts),
+      // No kind to default it from the host: no lock.
+      networkLock: opts.networkLock ?? dumpOptionDefaults().networkLock ?? 'skip',
       emptyNetNs: opts.emptyNetNs ?? false,
       externalNetNs: ext.netNs,
       ...cgroupOptions(opts),

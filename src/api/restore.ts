@@ -5,7 +5,7 @@ import type { RestoreOptions, RestoreResult } from './options.js';
 import { cgroupOptions } from './cgroup-options.js';
 import { mountOptions } from './mount-options.js';
 import { restoreTree, waitForRoot } from '../restore/index.js';
-import { checkJoinNs } from '../kinds/ns/join.js';
+import { checkJoinNs } from './join-ns.js';
 import { readExternals } from './externals.js';
 import { CPU_CAP } from './cpu-cap.js';
 import { cpuinfoCheck } from './cpuinfo.js';

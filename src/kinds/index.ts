@@ -28,7 +28,7 @@
  *   privileges), then its credentials, then the parent-death signal (a
  *   change of ids clears it).
  */
-import type { DumpContext, FileKind, FdProbe } from './types.js';
+import type { DumpContext, DumpKindOptions, FileKind, FdProbe } from './types.js';
 import type { ResourceKind } from './resource-kind.js';
 import type { Kind } from './kind.js';
 import type { NsKind } from '../images/index.js';
@@ -147,6 +147,21 @@ export function fileKindByType(type: FileEntry['type']): FileKind | undefined {
   return FILE_KINDS.find((k) => k.type === type);
 }
 
+/** The dump options the kinds default from the host, for those the caller left out (ResourceKind.dumpDefaults). */
+export function dumpOptionDefaults(): Partial<DumpKindOptions> {
+  return Object.assign({}, ...RESOURCE_KINDS.map((k) => k.dumpDefaults?.() ?? {})) as Partial<DumpKindOptions>;
+}
+
+/** `check --feature` probes the kinds have, by CRIU's feature name (ResourceKind.probes). */
+export function kindProbes(): ReadonlyMap<string, () => { ok: boolean; why?: string }> {
+  return new Map(RESOURCE_KINDS.flatMap((k) => Object.entries(k.probes ?? {})));
+}
+
+/** The namespace types --join-ns may name: some kind joins it instead of making one (ResourceKind.joins). */
+export function joinableNamespaces(): ReadonlySet<NsKind> {
+  return new Set(RESOURCE_KINDS.flatMap((k) => k.joins ?? []));
+}
+
 /** The namespace types some kind saves and re-creates: a task in one of its own is not refused for it. */
 export function handledNamespaces(): ReadonlySet<NsKind> {
   return new Set(RESOURCE_KINDS.flatMap((k) => k.namespaces ?? []));
@@ -220,7 +235,5 @@ export { stateKey } from './types.js';
 
 export { isMqueue } from './files/reg-file.js';
 export type { TaskRestorePoint, TaskStateKind, ThreadAnswers, ThreadKind, DumpThreadView, RestoreThreadView, ThreadRestorePoint, ThreadsToAsk } from './task/types.js';
-export { checkRunId, clearStaleLocks, defaultLockMethod, probeNftables } from './files/inet-socket/net-lock.js';
-export { probeIptLegacy } from './files/inet-socket/net-lock-iptables.js';
 export { readFown, withFown, fownOf, fownUidsAsSeen, restoreFown, NO_FOWN } from './files/fown.js';
 export { socketNetNsId } from './files/socket-opts/net-ns.js';

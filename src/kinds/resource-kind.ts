@@ -4,8 +4,8 @@
  * facet of a registry entry (kind.ts).
  */
 import type { NsKind } from '../images/index.js';
-import type { TaskCoreEntry, TaskKobjIdsEntry, ThreadCoreEntry } from '../images/messages.js';
-import type { DumpContext, RestoreContext, RestoreTaskHandle } from './types.js';
+import type { InventoryEntry, TaskCoreEntry, TaskKobjIdsEntry, ThreadCoreEntry } from '../images/messages.js';
+import type { DumpContext, DumpKindOptions, RestoreContext, RestoreTaskHandle } from './types.js';
 import type { DumpTaskView, DumpTreeView, RestoreTreeTask, RestoreTreeView } from './tree-views.js';
 
 /**
@@ -28,6 +28,21 @@ export interface ResourceKind {
    */
   readonly namespaces?: readonly NsKind[];
 
+  /** Namespace types --join-ns may name for this kind: the tree goes into that existing namespace instead of a new one. */
+  readonly joins?: readonly NsKind[];
+  /**
+   * `check --feature NAME` probes of what this kind needs of the host (CRIU's
+   * feature names): whether it works here, and why not.
+   */
+  readonly probes?: Readonly<Record<string, () => { ok: boolean; why?: string }>>;
+
+  /** Dump options this kind defaults from the host (the network lock's method), for those the caller left out. */
+  dumpDefaults?(): Partial<DumpKindOptions>;
+  /**
+   * Dump, before the tree is looked at: remove what dumps whose criu-ts
+   * died left outside their tasks (a network lock's table and marker).
+   */
+  clearStale?(): void;
   /**
    * Dump, once the whole tree is held and before any task is dumped:
    * refuse what cannot be saved (one CriuTsError naming the task and the
@@ -38,6 +53,12 @@ export interface ResourceKind {
   /** Dump, per live task, after its cores are filled and before they are written. */
   dumpTask?(task: DumpTaskView, ctx: DumpContext): void;
 
+  /**
+   * Restore, with the images' own consistency checks, before anything is
+   * made: refuse what of inventory.img this kind will act on and cannot
+   * take (the run id a lock's table is named by, spliced into a command).
+   */
+  checkInventory?(inventory: InventoryEntry): void;
   /**
    * Restore, once the images are loaded and checked, before any task
    * exists: refuse what this host cannot take and prepare what tasks will

@@ -28,7 +28,7 @@ import { CriuTsError } from '../errors.js';
 import { imageFile, imageIdOf, loadImage, PE_PARENT, PE_PRESENT } from '../images/index.js';
 import type { PagemapEntry } from '../images/messages.js';
 import type { DumpImages } from './images.js';
-import { checkRunId } from '../kinds/index.js';
+import { RESOURCE_KINDS } from '../kinds/index.js';
 import { PID_MAX_LIMIT, PAGE_SIZE } from '../sys/index.js';
 import { logger } from '../log.js';
 
@@ -61,9 +61,8 @@ export function checkConsistency(img: DumpImages, listed?: ReadonlySet<string>):
     log.warn(`${name}: not part of this dump (not in its ${imageFile('CRIU_TS_CHECKSUMS')}; left by an earlier dump into ${dir}?): passed over`);
     return false;
   };
-  // The run id names the network lock's table in an nft command: a plain id or nothing.
-  const runId = img.inventory.dump_criu_run_id;
-  if (runId !== undefined && runId !== '') checkRunId(runId);
+  // What of inventory.img the kinds act on (a lock's run id, spliced into a command).
+  for (const k of RESOURCE_KINDS) k.checkInventory?.(img.inventory);
   // Pids: a single task's each (a pid that kill(2) or clone3's set_tid would read as a group, or "all", is refused).
   for (const p of img.pstree) {
     const who = `task ${p.pid}`;

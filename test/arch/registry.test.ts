@@ -20,6 +20,7 @@ const KINDS_DIR = join(SRC, 'kinds');
 const REGISTRY = new Set([
   'KINDS', 'FILE_KINDS', 'RESOURCE_KINDS', 'TASK_STATE_KINDS', 'THREAD_KINDS', 'fileKindFor', 'fileKindByType', 'handledNamespaces',
   'taskStateSteps', 'restoreTaskState', 'askThreads', 'dumpThreadCore', 'threadRestoreSteps', 'addressSpace', 'fileByPath',
+  'dumpOptionDefaults', 'kindProbes', 'joinableNamespaces',
 ]);
 
 /** The contract: modules whose names (types, and the stateKey maker) the core and the kinds share. */
@@ -54,20 +55,12 @@ const SERVICE_NAMES: Record<string, string> = {
 };
 
 /**
- * Kind-specific names the core still calls, each with why it is not yet a
- * hook of its registry entry. Keyed "module: name" (the module as imported).
+ * Kind-specific names the core still calls, each with why it is not a hook
+ * of its registry entry. Keyed "module: name" (the module as imported).
+ * Empty since session 10: the core learns no kind by name; a name that
+ * must come back here needs its reason, and the list only shrinks.
  */
-const MEMORY = 'memory: every task has exactly one address space, and its restore is the frame the rest is restored into (made before the task forks its children, so copy-on-write comes back); the core calls it by name until it is a per-task hook of a registry entry';
-const GHOST = 'ghost files outside fds: an unlinked file the tree maps, or its cwd or root, is saved by the core as it meets it (with the memory and fs of the task); their restore is the reg kind\'s (makeFiles, unnameFiles, restoreEnded)';
-const NET_LOCK = 'the network lock\'s services to the API (its default method, the feature probes of check, the locks of dumps whose criu-ts died) and the image check of its run id before anything is made; its dump and restore are the network-lock kind of the registry';
-const LEFT: Record<string, string> = {
-  'index.ts: checkRunId': NET_LOCK,
-  'index.ts: clearStaleLocks': `${NET_LOCK}; the API clears the locks of dumps whose criu-ts died`,
-  'index.ts: defaultLockMethod': `${NET_LOCK}; the API resolves its default`,
-  'index.ts: probeNftables': `${NET_LOCK}; check's feature probes of the lock methods`,
-  'index.ts: probeIptLegacy': `${NET_LOCK}; check's feature probes of the lock methods`,
-  'ns/join.ts: checkJoinNs': 'restore --join-ns: the API checks the namespaces it names before the restore starts',
-};
+const LEFT: Record<string, string> = {};
 
 interface Imported { file: string; module: string; name: string; typeOnly: boolean }
 
@@ -140,6 +133,7 @@ test('the registry is one list: every kind once, every facet from KINDS', () => 
   for (const k of reg.KINDS) assert.ok(k.fd ?? k.tree ?? k.task ?? k.thread ?? k.space, `${k.name}: an entry with no scope runs nowhere`);
   assert.equal(reg.KINDS.filter((k) => k.space).length, 1, 'one kind has the address space (every task has exactly one)');
   assert.equal(reg.addressSpace(), reg.KINDS.find((k) => k.space)?.space);
+  assert.equal(reg.FILE_KINDS.filter((k) => k.byPath).length, 1, 'one file kind names the files met by path outside fds');
   assert.deepEqual(reg.FILE_KINDS, reg.KINDS.flatMap((k) => (k.fd ? [k.fd] : [])));
   assert.deepEqual(reg.RESOURCE_KINDS, reg.KINDS.flatMap((k) => (k.tree ? [k.tree] : [])));
   assert.deepEqual(reg.TASK_STATE_KINDS, reg.KINDS.flatMap((k) => (k.task ? [k.task] : [])));

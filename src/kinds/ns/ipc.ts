@@ -41,7 +41,7 @@ const RESTORE = stateKey<{ rootPid: number; images: IpcImages | undefined; creat
 
 export const ipcKind: ResourceKind = {
   name: 'ipc',
-  namespaces: ['ipc'],
+  namespaces: ['ipc'], joins: ['ipc'],
 
   ...rootNamespaceDump('ipc', (task, id, ctx) => {
     const who = `task ${task.pid}'s ipc namespace`;

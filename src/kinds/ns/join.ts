@@ -11,69 +11,21 @@
  * objects) is then put into the joined one, as it would be into a new one.
  * A tree dumped in criu-ts's own namespace of that type just joins.
  *
- * Handled: net, uts, ipc. pid (CRIU refuses it too), mnt, user, time and
- * cgroup are refused with one line, as is a file that is not a namespace
- * of the type named.
+ * Handled: net, uts, ipc (the kinds that list the type in `joins`; the
+ * requests are checked by the API, api/join-ns.ts). pid (CRIU refuses it
+ * too), mnt, user, time and cgroup are refused with one line, as is a file
+ * that is not a namespace of the type named.
  */
-import { closeSync, openSync, statSync } from 'node:fs';
+import { closeSync, openSync } from 'node:fs';
 import { CriuTsError } from '../../errors.js';
 import { NR, NSTYPE, namespaceTypeOf, type ThreadNsType } from '../../sys/index.js';
-import type { JoinNs, JoinNsRequest, RestoreContext, RestoreTaskHandle } from '../types.js';
+import type { JoinNs, RestoreContext, RestoreTaskHandle } from '../types.js';
 
 export type JoinableNs = JoinNs['type'] & ThreadNsType;
-
 
 /** "a net", "an ipc" */
 const a = (type: string): string => `${type === 'ipc' ? 'an' : 'a'} ${type}`;
 
-const JOINABLE: readonly string[] = ['net', 'uts', 'ipc'];
-const KNOWN: readonly string[] = [...JOINABLE, 'pid', 'mnt', 'user', 'time', 'cgroup'];
-
-/** CRIU's command-line form NS:FILE[,EXTRA]. */
-export function parseJoinNsArg(arg: string): JoinNsRequest {
-  const colon = arg.indexOf(':');
-  if (colon <= 0 || colon === arg.length - 1) {
-    throw new CriuTsError('EUSAGE', `--join-ns ${arg}: expected NS:FILE or NS:PID (net, uts, ipc)`, { value: arg });
-  }
-  const rest = arg.slice(colon + 1);
-  const comma = rest.indexOf(',');
-  const req: JoinNsRequest = { ns: arg.slice(0, colon), file: comma < 0 ? rest : rest.slice(0, comma) };
-  if (comma >= 0) req.extra = rest.slice(comma + 1);
-  return req;
-}
-
-/**
- * Check the requests before anything is restored: a known, handled type
- * (given twice: the last one), and a file that exists (a pid that exists). The type of the
- * namespace behind the file is checked when it is opened.
- */
-export function checkJoinNs(reqs: readonly JoinNsRequest[]): JoinNs[] {
-  const out: JoinNs[] = [];
-  for (const r of reqs) {
-    const shown = `--join-ns ${r.ns}:${r.file}`;
-    if (!KNOWN.includes(r.ns)) throw new CriuTsError('EUSAGE', `${shown}: invalid namespace type ${JSON.stringify(r.ns)} (net, uts, ipc)`, { ns: r.ns });
-    if (!JOINABLE.includes(r.ns)) {
-      throw new CriuTsError('EUNSUPPORTED', `${shown}: joining ${a(r.ns)} namespace is not supported (net, uts, ipc)`, { ns: r.ns });
-    }
-    if (r.extra !== undefined && r.extra !== '') {
-      throw new CriuTsError('EUSAGE', `${shown},${r.extra}: only a user namespace takes extra options`, { ns: r.ns });
-    }
-    const file = /^\d+$/.test(r.file) ? `/proc/${Number(r.file)}/ns/${r.ns}` : r.file;
-    if (file === '') throw new CriuTsError('EUSAGE', `${shown}: no namespace file`, { ns: r.ns });
-    try {
-      statSync(file);
-    } catch (e) {
-      const code = (e as NodeJS.ErrnoException).code;
-      const what = file !== r.file && code === 'ENOENT' ? `no process ${r.file}` : `cannot access ${file}`;
-      throw new CriuTsError('EUSAGE', `${shown}: ${what}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, { ns: r.ns, file }, e);
-    }
-    // Given twice, the last one is joined, as with CRIU (it enters each in turn).
-    const prev = out.findIndex((j) => j.type === r.ns);
-    if (prev >= 0) out.splice(prev, 1);
-    out.push({ type: r.ns as JoinableNs, file });
-  }
-  return out;
-}
 
 /**
  * Open the namespace to join for `type`, when one is given: our own fd

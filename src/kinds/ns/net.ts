@@ -337,7 +337,7 @@ function makeNamespaces(t: RestoreTaskHandle, ctx: RestoreContext, st: RestoreSt
 
 export const netKind: ResourceKind = {
   name: 'net',
-  namespaces: ['net'],
+  namespaces: ['net'], joins: ['net'],
 
   dumpTree(tree, ctx) {
     dumpTreeNamespaces(tree, ctx);

@@ -37,7 +37,7 @@ function setName(t: RestoreTaskHandle, what: 'sethostname' | 'setdomainname', na
 
 export const utsKind: ResourceKind = {
   name: 'uts',
-  namespaces: ['uts'],
+  namespaces: ['uts'], joins: ['uts'],
 
   ...rootNamespaceDump('uts', (task, id, ctx) => {
     const entry: UtsnsEntry = inNamespacesOf(task.pid, ['uts'], () => ({

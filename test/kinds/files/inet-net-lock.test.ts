@@ -12,7 +12,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync
 import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import { check, dump, restore } from '../../../src/api/index.js';
-import { clearStaleLocks } from '../../../src/kinds/index.js';
+import { clearStaleLocks } from '../../../src/kinds/files/inet-socket/net-lock.js';
 import { nftTableExists } from '../../../src/sys/index.js';
 import { readImage } from '../../../src/images/index.js';
 import { isAlive, repoRoot, startSubject } from '../../lib/subjects.js';

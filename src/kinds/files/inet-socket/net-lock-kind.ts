@@ -11,7 +11,8 @@
 import { logger } from '../../../log.js';
 import type { RestoreContext } from '../../types.js';
 import type { ResourceKind } from '../../resource-kind.js';
-import { holdsConnections, LOCK_METHOD, unlockNetwork } from './net-lock.js';
+import { checkRunId, clearStaleLocks, defaultLockMethod, holdsConnections, LOCK_METHOD, probeNftables, unlockNetwork } from './net-lock.js';
+import { probeIptLegacy } from './net-lock-iptables.js';
 
 const log = logger('net-lock');
 
@@ -21,6 +22,15 @@ function unlock(ctx: RestoreContext): void {
 
 export const netLockKind: ResourceKind = {
   name: 'network-lock',
+  // check --feature: nftables and network_lock_nftables ask the same (nft makes and removes a table).
+  probes: { nftables: probeNftables, network_lock_nftables: probeNftables, has_ipt_legacy: probeIptLegacy },
+  dumpDefaults: () => ({ networkLock: defaultLockMethod() }),
+  clearStale: clearStaleLocks,
+  checkInventory(inv) {
+    // The run id names the lock's table in an nft command: a plain id or nothing.
+    const runId = inv.dump_criu_run_id;
+    if (runId !== undefined && runId !== '') checkRunId(runId);
+  },
   dumpTree(_tree, ctx) {
     ctx.setInventory({ network_lock_method: LOCK_METHOD[ctx.opts.networkLock] });
   },
