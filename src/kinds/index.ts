@@ -126,11 +126,13 @@ export const THREAD_KINDS: readonly ThreadKind[] = KINDS.flatMap((k) => (k.threa
 
 /** The address-space kind: every task has exactly one address space, so exactly one entry has the facet. */
 export function addressSpace(): AddressSpaceKind {
+  if (space !== undefined) return space;
   const spaces = KINDS.flatMap((k) => (k.space ? [k.space] : []));
   const only = spaces[0];
   if (spaces.length !== 1 || only === undefined) throw new CriuTsError('EINTERNAL', `${spaces.length} kinds of address space in the registry, not one`, {});
-  return only;
+  return (space = only);
 }
+let space: AddressSpaceKind | undefined;
 
 export function fileKindFor(p: FdProbe): FileKind | undefined {
   return FILE_KINDS.find((k) => k.detect(p));
