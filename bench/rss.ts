@@ -76,6 +76,7 @@ export async function rssCases(quick: boolean): Promise<RssCase[]> {
   if (!quick) out.push(await rssCase('4096 MiB process', 'mem-hold', mem(4096), 1));
   out.push(await rssCase('100-process tree', 'tree-hold', tasks(100), runs));
   out.push(await rssCase('1000-thread process', 'thread-hold', tasks(1000), runs));
+  out.push(await rssCase('10,000 fds', 'fds-hold', tasks(10_000), runs));
   return out;
 }
 
