@@ -12,8 +12,9 @@ export {
   readImage, readImageBytes, writeImage, writeFileAtomic, iterateImage, imagePath, loadImage, loadImageIfAny, decodeImageAs, storeImage,
 } from './io.js';
 export { CHECKSUMS_IMAGE, FileHasher, beginChecksums, blockLayout, checkBlocks, checksumEntries, endChecksums, verifyChecksums, freedRanges, encodeFreed, refuseFreed } from './checksums.js';
-export { BLOCK_BYTES, digestWith, streamWith } from './block-hash.js';
-export { vmhHalves } from './vmh.js';
+export { BLOCK_BYTES, VMH256, digestWith, streamWith } from './block-hash.js';
+export { vmhHalves, vmhAvailable } from './vmh.js';
+export { deferBlockChecks, checkBeside, type BesideChecks } from './beside-checks.js';
 export type { ImageStream, TypedImage } from './io.js';
 export type { Frame } from './frame.js';
 export {

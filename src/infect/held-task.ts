@@ -300,6 +300,27 @@ export class HeldTask {
     return r;
   }
 
+  /**
+   * syscall(), with `beside()` run in our process while the task is in the
+   * call (a restore checks the bytes an injected preadv is reading into
+   * the task). The call is always collected first; then beside's error,
+   * if any, is thrown.
+   */
+  syscallBeside(name: string, nr: number, args: readonly Arg[], beside: () => void): bigint {
+    this.syscallBegin(nr, args);
+    let failed: { e: unknown } | undefined;
+    try {
+      beside();
+    } catch (e) {
+      failed = { e };
+    }
+    let r: bigint | undefined;
+    while (r === undefined) r = this.syscallStep();
+    if (failed !== undefined) throw failed.e;
+    if (r < 0n && r > -4096n) throw new RemoteSyscallError(name, Number(-r), this.tid);
+    return r;
+  }
+
   readMem(address: bigint, len: number): Buffer {
     const b = Buffer.alloc(len);
     const n = processVmReadv(this.tid, b, 0, [{ addr: address, len }]);

@@ -4,7 +4,7 @@
  */
 import { existsSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { decodeImageAs, imageFile, imagePath, loadImage, loadImageIfAny, readImageBytes, verifyChecksums } from '../images/index.js';
+import { VMH256, decodeImageAs, deferBlockChecks, type BesideChecks, imageFile, imagePath, loadImage, loadImageIfAny, readImageBytes, verifyChecksums, vmhAvailable } from '../images/index.js';
 import { addressSpace, type LazyRange } from '../kinds/index.js';
 import type { ImageId, ProtoImageKey, EntryOf } from '../images/index.js';
 import { CriuTsError } from '../errors.js';
@@ -52,11 +52,17 @@ function one<K extends ProtoImageKey>(dir: string, key: K, id?: ImageId): EntryO
  * them: checkLazyPagesChecksums checks them once the pagemaps say which
  * of their bytes the lazy-pages daemon serves (and checks) instead.
  */
-export function checkDumpChecksums(dir: string, lazy = false): { later: CriuTsChecksumEntry[]; listed?: ReadonlySet<string> } {
+export function checkDumpChecksums(
+  dir: string, lazy = false, beside?: (c: BesideChecks) => void,
+): { later: CriuTsChecksumEntry[]; listed?: ReadonlySet<string> } {
   const sums = loadImageIfAny(dir, 'CRIU_TS_CHECKSUMS');
   if (sums === undefined) return { later: [] };
   const later = lazy ? sums.entries.filter((e) => e.blocks !== undefined) : [];
-  verifyChecksums(dir, lazy ? sums.entries.filter((e) => e.blocks === undefined) : sums.entries);
+  // `beside`: vmh256 pages files are checked while the tasks' preadv fill from them (images/beside-checks.ts); `beside` gets their checks.
+  const deferrable = !lazy && beside !== undefined && vmhAvailable() ? sums.entries.filter((e) => e.blocks !== undefined && e.algorithm === VMH256 && e.freed === undefined) : [];
+  const { checks, notDeferred } = deferBlockChecks(dir, deferrable);
+  beside?.(checks);
+  verifyChecksums(dir, sums.entries.filter((e) => !later.includes(e) && (!deferrable.includes(e) || notDeferred.includes(e))));
   return { later, listed: new Set(sums.entries.map((e) => e.name)) };
 }
 

@@ -16,7 +16,7 @@ import { createFileExclusive, SIGSTOP, SIGCHLD, CLONE_NEWNS } from '../sys/index
 import { release, releaseQuiet } from '../infect/ptrace-state.js';
 import type { RestoreTreeOptions, RestoreResult, RestoreStats } from './options.js';
 import type { RestoreActionPoint } from '../action-points.js';
-import { TASK_STOPPED } from '../images/index.js';
+import { TASK_STOPPED, type BesideChecks } from '../images/index.js';
 import { writeRestoreStats } from './stats.js';
 import { restoreSession, type RestoreSession } from './context.js';
 import { loadDump, type DumpImages } from './images.js';
@@ -44,9 +44,22 @@ export { waitForRoot } from './lifetimes.js';
 const log = logger('restore');
 
 export async function restoreTree(opts: RestoreTreeOptions): Promise<RestoreResult> {
+  let beside: BesideChecks | undefined;
+  try {
+    return await restoreChecked(opts, (c) => {
+      beside = c;
+    }, () => beside?.finish());
+  } finally {
+    beside?.drop();
+  }
+}
+
+/** `beside`: the pages checks left for the fill; `filled`: every task's memory is in, none runs yet. */
+async function restoreChecked(opts: RestoreTreeOptions, beside: (c: BesideChecks) => void, filled: () => void): Promise<RestoreResult> {
   const dir = opts.dir;
-  // Every file the dump wrote, as it wrote it, before a single image is believed.
-  const { later, listed } = opts.skipChecksums ? { later: [] } : checkDumpChecksums(dir, opts.lazyPages !== undefined);
+  // Every file the dump wrote, as it wrote it, before a single image is believed; but pages files
+  // with vmh256 block digests, checked beside the fill (images/beside-checks.ts).
+  const { later, listed } = opts.skipChecksums ? { later: [] } : checkDumpChecksums(dir, opts.lazyPages !== undefined, beside);
   const img = loadDump(dir);
   // The images agree with each other (threads, fds, pages), or nothing is created.
   checkConsistency(img, listed);
@@ -75,7 +88,7 @@ export async function restoreTree(opts: RestoreTreeOptions): Promise<RestoreResu
     const unname = (): void => {
       for (const k of RESOURCE_KINDS) for (const p of k.unnameFiles?.(session.ctx) ?? []) guard?.fileGone(p);
     };
-    const r = await restoreLoaded(opts, dir, img, session, unname, (tree) => {
+    const r = await restoreLoaded(opts, dir, img, session, unname, filled, (tree) => {
       for (const k of RESOURCE_KINDS) for (const p of k.makeFiles?.(session.ctx, tree) ?? []) guard?.file(p);
       faultPoint('restore.ghosts');
       pinned = pinFilesFor(img, opts.asCaller);
@@ -96,7 +109,8 @@ export async function restoreTree(opts: RestoreTreeOptions): Promise<RestoreResu
 }
 
 async function restoreLoaded(
-  opts: RestoreTreeOptions, dir: string, img: DumpImages, session: RestoreSession, unname: () => void, materialize: (tree?: RestoreTaskHandle) => void,
+  opts: RestoreTreeOptions, dir: string, img: DumpImages, session: RestoreSession, unname: () => void, filled: () => void,
+  materialize: (tree?: RestoreTaskHandle) => void,
 ): Promise<RestoreResult> {
   if (img.inventory.tcp_close && !opts.kinds.tcpClose) {
     throw new CriuTsError('EUSAGE', 'the images were dumped with --tcp-close: restore them with --tcp-close too', {});
@@ -169,6 +183,8 @@ async function restoreLoaded(
       done++;
     }
     progress.tasks(done, plan.nodes.length);
+    // Every task's memory is filled: the blocks of pages files no preadv read are checked now, before any task runs.
+    filled();
     finishGroupFiles(plan.groupFinish, plan.nodes.flatMap((n) => {
       const tracee = n.tracee;
       return n.images && tracee ? [{ pid: n.pid, handle: () => handleFor(n.real, tracee, n.pid), fds: n.images.fds }] : [];

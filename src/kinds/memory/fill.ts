@@ -8,6 +8,7 @@
 import { closeSync, constants, openSync } from 'node:fs';
 import { NR, PAGE_SIZE } from '../../sys/index.js';
 import { installFd } from '../install-fd.js';
+import { checkBeside } from '../../images/index.js';
 import { CriuTsError } from '../../errors.js';
 import type { PagemapEntry } from '../../images/messages.js';
 import type { RestoreTaskHandle } from '../types.js';
@@ -73,7 +74,9 @@ export function fillSegments(t: RestoreTaskHandle, segs: readonly Segment[], bas
       // Re-describe what is left after a short read (preadv moves at most ~2 GiB per call).
       const rest = remainingIov(iov, done);
       const addr = t.putBytes(rest.buf);
-      const got = t.syscall('preadv', NR.preadv, pfd, addr, rest.count, first.off + done, 0);
+      // While the task reads these bytes, we check the blocks they lie in (a pages file checked beside the fill; else nothing).
+      const from = first.off + done;
+      const got = t.tracee.syscallBeside('preadv', NR.preadv, [pfd, addr, rest.count, from, 0], () => checkBeside(first.path, from, first.off + want));
       if (got === 0n) throw new CriuTsError('EIMAGE', `${first.path}: ends before the pagemap says`, { path: first.path });
       done += got;
     }
