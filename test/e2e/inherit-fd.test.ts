@@ -82,6 +82,15 @@ test('--inherit-fd: a malformed value or an fd that is not open is one line and 
   }
 });
 
+/** A program of its own session writing its stdout into file `out`; returns its pid. */
+function startWritingTo(out: string, prog: string, args: string[]): number {
+  const w = openSync(out, 'w');
+  const job = spawn(prog, args, { stdio: ['ignore', w, 'ignore'], detached: true });
+  job.unref();
+  closeSync(w);
+  return job.pid as number;
+}
+
 /** The mount id a task sees an fd of its own on (fdinfo mnt_id). */
 function mntIdOf(pid: number, fd: number): number {
   return Number(/^mnt_id:\s*(\d+)/m.exec(readFileSync(`/proc/${pid}/fdinfo/${fd}`, 'utf8'))?.[1]);
@@ -91,11 +100,7 @@ test('--external file[mnt:ino]: the file is saved by key only, refused at restor
   const dir = tempDir('external-file');
   const out1 = join(dir, 'out1');
   const out2 = join(dir, 'out2');
-  const w = openSync(out1, 'w');
-  const job = spawn('sh', ['-c', 'i=0; while :; do i=$((i+1)); echo "tick $i"; sleep 0.05; done'], { stdio: ['ignore', w, 'ignore'], detached: true });
-  job.unref();
-  closeSync(w);
-  const pid = job.pid as number;
+  const pid = startWritingTo(out1, 'sh', ['-c', 'i=0; while :; do i=$((i+1)); echo "tick $i"; sleep 0.05; done']);
   const imgs = join(dir, 'img');
   mkdirSync(imgs);
   let w2 = -1;
@@ -179,11 +184,7 @@ test('--inherit-fd fd[N]:/memfd:NAME (CRIU\'s key, zdtm inhfd/memfd.py): the res
     '        break',
     '    time.sleep(0.02)',
   ].join('\n');
-  const w = openSync(out, 'w');
-  const job = spawn('/usr/bin/python3', ['-c', script], { stdio: ['ignore', w, 'ignore'], detached: true });
-  job.unref();
-  closeSync(w);
-  const pid = job.pid as number;
+  const pid = startWritingTo(out, '/usr/bin/python3', ['-c', script]);
   const imgs = join(dir, 'img');
   mkdirSync(imgs);
   let ours = -1;
