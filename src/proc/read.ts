@@ -101,13 +101,15 @@ export function readProcText(pid: number, file: string): string {
   const buf = takeBuffer();
   try {
     // A chunk may end inside a character: the decoder keeps its first bytes for the next one.
-    const utf8 = new StringDecoder('utf8');
+    // Made only for a file longer than the buffer (most, a status or stat, fit in one read).
+    let utf8: StringDecoder | undefined;
     let text = '';
     const have = readThrough(pid, file, fd, buf, (full) => {
+      utf8 ??= new StringDecoder('utf8');
       text += utf8.write(buf.subarray(0, full));
       return 0;
     });
-    return text + utf8.end(buf.subarray(0, have));
+    return utf8 === undefined ? buf.toString('utf8', 0, have) : text + utf8.end(buf.subarray(0, have));
   } finally {
     giveBack(buf);
     closeSync(fd);
