@@ -9,13 +9,12 @@
 import type { TaskCoreEntry } from '../images/messages.js';
 import { CriuTsError } from '../errors.js';
 import { type ProcStatus, parseStatus } from '../proc/index.js';
-import { NR, PR } from '../sys/index.js';
 import type { Tracee } from '../infect/tracee.js';
-import { call, runEach, type StepCall } from '../kinds/steps.js';
+import { runEach, type StepCall } from '../kinds/steps.js';
 import { syscallEachSettled } from '../infect/side-by-side.js';
 import { faultPoint } from '../fault.js';
 import { taskCoreSteps } from './task-state.js';
-import { askThreads, type ThreadAnswers } from '../kinds/index.js';
+import { addressSpace, askThreads, type SpaceAnswers, type ThreadAnswers } from '../kinds/index.js';
 import type { TaskNode } from './tree.js';
 
 /** Scratch bytes for injected calls' arguments; the threads' self-cure frames follow. */
@@ -27,9 +26,8 @@ export interface TaskAsked {
   mainStatus: ProcStatus;
   threads: Map<Tracee, ThreadAnswers>;
   tc: TaskCoreEntry;
-  brk: bigint;
-  dumpable: number;
-  thpDisabled: boolean;
+  /** the address-space kind's answers (its dumpTask takes them) */
+  space: SpaceAnswers;
 }
 
 /**
@@ -104,15 +102,12 @@ export function armTree(tasks: readonly TaskNode[]): { addr: bigint; size: numbe
   return ranges;
 }
 
-type TaskQuestionsResult = Pick<TaskAsked, 'tc' | 'brk' | 'dumpable' | 'thpDisabled'>;
+type TaskQuestionsResult = Pick<TaskAsked, 'tc' | 'space'>;
 
-/** The task core and the mm fields only the task can tell, as one step procedure. */
+/** The task core and what the address space asks of the task, as one step procedure. */
 function* taskQuestions(main: Tracee, pid: number, status: ProcStatus): Generator<StepCall, TaskQuestionsResult, bigint> {
   const tc = yield* taskCoreSteps(main, pid, status);
-  // Injected before the maps are read: the scratch areas exist already and are left out.
-  const brk = yield* call('brk', NR.brk, 0);
-  const dumpable = Number(yield* call('prctl', NR.prctl, PR.GET_DUMPABLE));
-  const thpDisabled = Number(yield* call('prctl', NR.prctl, PR.GET_THP_DISABLE)) !== 0;
-  return { tc, brk, dumpable, thpDisabled };
+  const space = yield* addressSpace().ask(main, pid);
+  return { tc, space };
 }
 

@@ -132,12 +132,12 @@ export function dumpTask(
   }
   log.debug(`task ${pid}: thread cores written`);
   faultPoint('dump.task');
-  // Its address space (brk, dumpable and THP were asked in askTree), by the registry's address-space kind.
+  // Its address space (what only the task tells of it was asked in askTree), by the registry's address-space kind.
   const tmw = process.hrtime.bigint();
   const mem = addressSpace().dumpTask({
     pid, imageId: vp.vpid, main, treePids: shared.treePids, exclude: [range], ownIpcNs: hasOwnNamespace(pid, 'ipc'),
     mm: {
-      brk: asked.brk, dumpable: asked.dumpable, thpDisabled: asked.thpDisabled,
+      asked: asked.space,
       fileId, ghostFileId, socketFileId: (start, end, path) => socketFileForMapping(ctx, pid, start, end, path, ids.net_ns_id),
     },
     onBytes: shared.onBytes,

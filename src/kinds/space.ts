@@ -25,6 +25,14 @@
 import type { CoreEntry, FdinfoEntry, MmEntry, PagemapEntry } from '../images/messages.js';
 import type { Tracee } from '../infect/tracee.js';
 import type { DumpContext, LazyRange, RestoreContext, RestoreTaskHandle } from './types.js';
+import type { StepCall } from './steps.js';
+
+/** What only the task can tell of its mm (injected calls), asked with the other kinds' questions before any task is dumped. */
+export interface SpaceAnswers {
+  readonly brk: bigint;
+  readonly dumpable: number;
+  readonly thpDisabled: boolean;
+}
 
 /** How a dump uses the address space, resolved by the core from its options. */
 export interface SpaceDumpMode {
@@ -55,9 +63,8 @@ export interface DumpSpaceTask {
    * (dump/ask.ts), and the file entries its mappings name.
    */
   readonly mm?: {
-    readonly brk: bigint;
-    readonly dumpable: number;
-    readonly thpDisabled: boolean;
+    /** what ask() answered */
+    readonly asked: SpaceAnswers;
     /** the file entry of a path (REG, as the tree's root sees it), made on first use */
     fileId(path: string, flags: number): number;
     /** the same for an unlinked file, reachable at openPath, saved with it as a ghost */
@@ -126,6 +133,12 @@ export interface FrameMade {
 
 export interface AddressSpaceKind {
   readonly name: string;
+  /**
+   * Dump, every task held and armed, before any is dumped: what only the
+   * task can tell of its mm, as a step procedure in its main thread
+   * (kinds/steps.ts: every process is asked side by side).
+   */
+  ask(main: Tracee, pid: number): Generator<StepCall, SpaceAnswers, bigint>;
   /** Dump, before the tree is seized: checks what it builds on (the parent images' record) and keeps its state in ctx. */
   beginDump(mode: SpaceDumpMode, ctx: DumpContext): void;
   /** Dump, per live task: its address space's images (mm, pagemap, pages). */

@@ -10,7 +10,9 @@ import { parseStat, readAuxv, readExe } from '../../proc/index.js';
 import { CriuTsError } from '../../errors.js';
 import type { Tracee } from '../../infect/tracee.js';
 import { stateKey, type DumpContext } from '../types.js';
-import type { DumpSpaceTask, SpaceDumpMode, SpaceDumped, SpacePreDumped } from '../space.js';
+import type { DumpSpaceTask, SpaceAnswers, SpaceDumpMode, SpaceDumped, SpacePreDumped } from '../space.js';
+import { call, type StepCall } from '../steps.js';
+import { NR, PR } from '../../sys/index.js';
 import { dumpMemory, type MemoryDump } from './dump.js';
 import { IncrementalMemory } from './incremental.js';
 import { shmemPagesSaved } from '../files/memfd-pages.js';
@@ -66,8 +68,9 @@ function dumpOf(task: DumpSpaceTask, ctx: DumpContext, st: SpaceDumpState): Memo
 
 export function dumpTask(task: DumpSpaceTask, ctx: DumpContext): SpaceDumped {
   const { pid, imageId } = task;
-  const asked = task.mm;
-  if (!asked) throw new CriuTsError('EINTERNAL', `task ${pid}: its mm fields were not asked`, { pid });
+  const asked = task.mm?.asked;
+  const mmFiles = task.mm;
+  if (!asked || !mmFiles) throw new CriuTsError('EINTERNAL', `task ${pid}: its mm fields were not asked`, { pid });
   const mem = dumpOf(task, ctx, state(ctx));
   const stat = parseStat(pid);
   const mm: MmEntry = {
@@ -82,7 +85,7 @@ export function dumpTask(task: DumpSpaceTask, ctx: DumpContext): SpaceDumped {
     mm_arg_end: stat.argEnd,
     mm_env_start: stat.envStart,
     mm_env_end: stat.envEnd,
-    exe_file_id: asked.fileId(readExe(pid), 0),
+    exe_file_id: mmFiles.fileId(readExe(pid), 0),
     mm_saved_auxv: readAuxv(pid).flatMap(([k, v]) => [k, v]),
     vmas: mem.vmas,
     ...(mem.aios.length > 0 ? { aios: mem.aios } : {}),
@@ -97,6 +100,14 @@ export function dumpTask(task: DumpSpaceTask, ctx: DumpContext): SpaceDumped {
     for (const e of sh.entries) ctx.countSharedPages(Number(e.nr_pages ?? 0n));
   }
   return mem;
+}
+
+/** The mm fields only the task can tell. Injected before its maps are read: the scratch areas exist already and are left out. */
+export function* ask(): Generator<StepCall, SpaceAnswers, bigint> {
+  const brk = yield* call('brk', NR.brk, 0);
+  const dumpable = Number(yield* call('prctl', NR.prctl, PR.GET_DUMPABLE));
+  const thpDisabled = Number(yield* call('prctl', NR.prctl, PR.GET_THP_DISABLE)) !== 0;
+  return { brk, dumpable, thpDisabled };
 }
 
 export function preDumpTask(task: DumpSpaceTask, ctx: DumpContext): SpacePreDumped {

@@ -20,7 +20,7 @@ import { VMA } from './vma.js';
 import { lazyFileRanges } from './lazy.js';
 import { parentReads } from './parent-reads.js';
 import { imageFile } from '../../images/index.js';
-import { abortDump, beginDump, dumpTask, finishDump, ownFd, preDumpTask } from './space-dump.js';
+import { abortDump, ask, beginDump, dumpTask, finishDump, ownFd, preDumpTask } from './space-dump.js';
 import { logger } from '../../log.js';
 
 const log = logger('mem');
@@ -57,7 +57,7 @@ function makeFrame(task: RestoreSpaceTask, ctx: RestoreContext): FrameMade {
 
 export const memorySpaceKind: AddressSpaceKind = {
   name: 'memory',
-  beginDump, dumpTask, preDumpTask, ownFd, finishDump, abortDump,
+  ask, beginDump, dumpTask, preDumpTask, ownFd, finishDump, abortDump,
   lazyReads: (task) => ({ file: imageFile('PAGES', task.pagesId), ranges: lazyFileRanges(task.pagemap, task.mm.vmas ?? [], task.cores) }),
   parentReads: (dir, tasks, lazy) => parentReads(dir, tasks.map((t) => ({ pid: t.pid, mm: t.images.mm, pagemap: t.images.pagemap })), lazy),
   // Shared anonymous objects are made whole by their first task: as big as every task's windows need.
