@@ -10,7 +10,7 @@
  * plain restore's (bench/lazy.ts), and the peak RSS of criu-ts's CLI
  * beside a plain cp of the same images (bench/rss.ts).
  *
- * usage: node dist/bench/run.js [--quick] [--markdown] [--criu PATH] [--only TEXT]
+ * usage: node dist/bench/run.js [--quick] [--markdown] [--criu PATH] [--only TEXT] [--help]
  *   --quick     fewer runs and no 1 GiB case (a smoke test, about 20 s)
  *   --criu PATH (or CRIU_BIN=PATH) compare with that CRIU binary instead of
  *               the plain-C baselines: both tools through their CLIs, turn
@@ -41,7 +41,30 @@ function machine(): string {
   return `Linux ${release()} x86_64, ${cpus().length} cores (${cpu}), ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.version}`;
 }
 
+const USAGE = 'usage: npm run bench -- [--quick] [--markdown] [--criu PATH] [--only TEXT]';
+
+/** The first word of `argv` that is not an option of ours (or the value of one), if any. */
+function unknownArg(argv: readonly string[]): string | undefined {
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i] as string;
+    if (a === '--criu' || a === '--only') {
+      if (argv[i + 1] === undefined) return `${a} (it needs a value)`;
+      i++;
+    } else if (a !== '--quick' && a !== '--markdown') return a;
+  }
+  return undefined;
+}
+
 async function main(argv: string[]): Promise<number> {
+  if (argv.includes('--help') || argv.includes('-h')) {
+    console.log(`${USAGE}\n(see the head of bench/run.ts and README.md, Benchmarks)`);
+    return 0;
+  }
+  const bad = unknownArg(argv);
+  if (bad !== undefined) {
+    console.error(`criu-ts bench: unknown option ${bad}; ${USAGE}`);
+    return 1;
+  }
   const quick = argv.includes('--quick');
   const markdown = argv.includes('--markdown');
   if (process.getuid?.() !== 0) {
