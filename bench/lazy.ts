@@ -40,9 +40,10 @@ export interface LazyResult {
  * BENCH_CHECKSUMS=0 skips the check in both (CRIU has none).
  */
 const SKIP = process.env['BENCH_CHECKSUMS'] === '0';
-const realNs = (): bigint => BigInt(Math.round((performance.timeOrigin + performance.now()) * 1e6));
+export const realNs = (): bigint => BigInt(Math.round((performance.timeOrigin + performance.now()) * 1e6));
 
-async function firstRun(record: string, t0: bigint): Promise<number> {
+/** ms from `t0` (wall clock, ns) to the subject's first reading after the restore, once it has written it. */
+export async function firstRunAfter(record: string, t0: bigint): Promise<number> {
   for (let i = 0; i < 20_000; i++) {
     const v = readFileSync(record).readBigUInt64LE(0);
     if (v > t0) return Number(v - t0) / 1e6;
@@ -52,7 +53,7 @@ async function firstRun(record: string, t0: bigint): Promise<number> {
 }
 
 /** Start a lazy-pages daemon on `img`; resolves once it listens, with the moment it exits (wrapped: a promise would be awaited too). */
-async function startDaemon(img: string): Promise<{ gone: Promise<bigint> }> {
+export async function startDaemon(img: string): Promise<{ gone: Promise<bigint> }> {
   rmSync(join(img, 'lazy-pages.socket'), { force: true });
   const daemon = spawn(process.execPath, [join(repoRoot(), 'bin', 'criu-ts'), 'lazy-pages', '-D', img], { stdio: 'ignore' });
   const gone = new Promise<bigint>((res) => daemon.on('exit', () => res(realNs())));
@@ -84,14 +85,14 @@ export async function lazyCase(mib: number, runs: number): Promise<LazyResult> {
       let t0 = realNs();
       const plain = await restore({ imagesDir: img, progress: false, skipChecksums: SKIP });
       const plainAll = Number(realNs() - t0) / 1e6;
-      const plainFirst = await firstRun(record, t0);
+      const plainFirst = await firstRunAfter(record, t0);
       await killRestored(plain.pids);
       status(`${tag}: lazy restore`);
       writeFileSync(record, Buffer.alloc(4096));
       let { gone } = await startDaemon(img);
       t0 = realNs();
       const lazy = await restore({ imagesDir: img, progress: false, lazyPages: true, skipChecksums: SKIP });
-      const lazyFirst = await firstRun(record, t0);
+      const lazyFirst = await firstRunAfter(record, t0);
       const lazyAll = Number((await gone) - t0) / 1e6;
       await killRestored(lazy.pids);
       status(`${tag}: lazy restore through the CLI`);
@@ -102,7 +103,7 @@ export async function lazyCase(mib: number, runs: number): Promise<LazyResult> {
       const cli = spawnSync(process.execPath, [join(repoRoot(), 'bin', 'criu-ts'), 'restore', '-D', img, '-d', '--lazy-pages', '--pidfile', pidfile,
         ...(SKIP ? ['--skip-checksums'] : [])], { stdio: ['ignore', 'ignore', 'pipe'] });
       if (cli.status !== 0) throw new Error(`criu-ts restore --lazy-pages: ${cli.stderr.toString().trim()}`);
-      const cliFirst = await firstRun(record, t0);
+      const cliFirst = await firstRunAfter(record, t0);
       const cliAll = Number((await gone) - t0) / 1e6;
       await killRestored([Number(readFileSync(pidfile, 'utf8'))]);
       if (keep) {

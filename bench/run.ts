@@ -15,7 +15,7 @@
  *   --criu PATH (or CRIU_BIN=PATH) compare with that CRIU binary instead of
  *               the plain-C baselines: both tools through their CLIs, turn
  *               about, with peak RSS (bench/vs-criu.ts)
- *   --only TEXT without --criu: incremental, lazy or rss (peak RSS, bench/rss.ts) only; with --criu: only
+ *   --only TEXT without --criu: incremental, lazy, lazy-timeline (where a lazy restore's time goes, bench/lazy-timeline.ts) or rss (peak RSS, bench/rss.ts) only; with --criu: only
  *               the cases whose name holds TEXT ("1 MiB", "thread", "check")
  * A full run takes about 2 minutes.
  *   --markdown  print the table as Markdown
@@ -29,6 +29,7 @@ import { cleanupAll, hasGcc, repoRoot, statusDone } from './helpers.js';
 import { HEADER, cliLines, markdownTable, rows, textTable, verdicts } from './table.js';
 import { incrementalCase, incrementalLines } from './incremental.js';
 import { lazyCase, lazyLines } from './lazy.js';
+import { lazyTimeline, timelineLines } from './lazy-timeline.js';
 import { rssCases, rssLines } from './rss.js';
 import { VS_HEADER, criuBinFrom, oursBin, runVsCriu, vsRows } from './vs-criu.js';
 
@@ -92,8 +93,9 @@ async function main(argv: string[]): Promise<number> {
     const out: string[] = [];
     if (only === 'incremental') out.push(...incrementalLines(await incrementalCase(quick ? MID_MIB : BIG_MIB, 1, quick ? 1 : 3)));
     else if (only === 'lazy') out.push(...lazyLines(await lazyCase(quick ? MID_MIB : BIG_MIB, quick ? 1 : 3)));
+    else if (only === 'lazy-timeline') out.push(...timelineLines(await lazyTimeline(quick ? MID_MIB : BIG_MIB, quick ? 2 : 5)));
     else if (only === 'rss') out.push(...rssLines(await rssCases(quick)));
-    else throw new Error(`--only ${only ?? ''}: incremental, lazy or rss`);
+    else throw new Error(`--only ${only ?? ''}: incremental, lazy, lazy-timeline or rss`);
     statusDone();
     console.log([...out, `load average at the end: ${loadavg().map((x) => x.toFixed(1)).join(' ')}`, `(${((Date.now() - started) / 1000).toFixed(0)} s)`].join('\n'));
     return 0;

@@ -9,6 +9,7 @@ import { checkJoinNs } from './join-ns.js';
 import { readExternals } from './externals.js';
 import { CPU_CAP } from './cpu-cap.js';
 import { cpuinfoCheck } from './cpuinfo.js';
+import { mark } from '../timeline.js';
 
 /**
  * Restore the tree saved in `opts.imagesDir`. Returns the root's pid once
@@ -16,6 +17,7 @@ import { cpuinfoCheck } from './cpuinfo.js';
  * restored is left behind.
  */
 export async function restore(opts: RestoreOptions): Promise<RestoreResult> {
+  mark('restore() called');
   const dir = resolve(opts.imagesDir ?? '.');
   const joins = opts.joinNs ?? [];
   // A namespace is named by a path we open as root: not for a caller who could not enter it himself.

@@ -12,6 +12,7 @@ import { parseArgs } from './parse.js';
 import type { CliOptions } from './cli-options.js';
 import { HELP } from './usage.js';
 import { CRIU_COMPAT_VERSION_TEXT, version } from '../version.js';
+import { timelineFromEnv } from '../timeline.js';
 
 const log = logger('criu-ts');
 
@@ -19,6 +20,7 @@ const log = logger('criu-ts');
 export { guardianMain } from '../infect/guardian.js';
 
 export async function main(argv: string[]): Promise<number> {
+  timelineFromEnv();
   // A reader that goes away ("criu-ts check --feature list | head -1") is not an error worth a stack.
   for (const stream of [process.stdout, process.stderr]) {
     stream.on('error', (e: NodeJS.ErrnoException) => {

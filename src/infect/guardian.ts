@@ -46,7 +46,7 @@
 import { closeSync, fstatSync, writeSync } from 'node:fs';
 import { CriuTsError } from '../errors.js';
 import { logger } from '../log.js';
-import { pipe2, reapWhenGone, spawnProgram, O_CLOEXEC } from '../sys/index.js';
+import { pipe2, reapWhenGone, spawnProgram, spawnProgramAsync, O_CLOEXEC } from '../sys/index.js';
 import { setTraceeObserver } from './observer.js';
 import { closeTrackers, same, startOf, type MakingLine, type TrackerLine } from './guardian-trackers.js';
 import { emptyUndo, parseUndoLine, removeRestoreFile, undoRun, type UndoPlan } from './guardian-undo.js';
@@ -86,38 +86,71 @@ export function guardian(): Guardian | undefined {
 
 export class Guardian {
   private fd: number;
-  /** the shell's pid: ours to collect once it has read "done" */
-  private readonly pid: number;
+  /** the shell's pid: ours to collect once it has read "done"; undefined while its spawn is under way */
+  private pid: number | undefined;
+  /** the spawn under way (start(true)): settled with the pid or why there is none */
+  private spawning: Promise<number | Error> | undefined;
 
-  private constructor(fd: number, pid: number) {
+  private constructor(fd: number, pid: number | undefined) {
     this.fd = fd;
     this.pid = pid;
   }
 
-  /** Start one for a dump, pre-dump or restore. CRIU_TS_GUARDIAN=0 turns it off (then a kill leaks the scratch area). */
-  static start(): Guardian | undefined {
+  /**
+   * Start one for a dump, pre-dump or restore. CRIU_TS_GUARDIAN=0 turns it
+   * off (then a kill leaks the scratch area). `ahead`: the shell is spawned
+   * on another thread, and what is sent meanwhile waits in the pipe, which
+   * exists already (it reads it all at our end); the caller awaits ready()
+   * before it leaves anything behind.
+   */
+  static start(ahead = false): Guardian | undefined {
     if (process.env['CRIU_TS_GUARDIAN'] === '0') return undefined;
     if (current) return current;
     const [r, w] = pipe2(O_CLOEXEC);
-    let pid: number;
-    try {
-      // CRIU_TS_FAULT is for criu-ts: the guardian that cleans up after a fault must not meet it too
-      // (a kill point it passed through would kill it half-way through putting a task back).
-      const env = { ...process.env };
-      delete env['CRIU_TS_FAULT'];
-      // posix_spawn (sys/spawn.ts): a fork of Node for a shell cost 5-10 ms of every dump and restore.
-      // Its one line of report goes to our stderr, when we have one.
-      const stderr = hasFd(2) ? 2 : undefined;
-      pid = spawnProgram('/bin/sh', ['/bin/sh', '-c', SCRIPT, process.execPath, import.meta.url], { stdin: r, ...(stderr !== undefined ? { stderr } : {}), setsid: true, env });
-    } catch (e) {
-      closeSync(w);
-      throw new CriuTsError('EINTERNAL', `cannot start the guardian: ${(e as Error).message}`, {}, e);
-    } finally {
-      closeSync(r);
+    // CRIU_TS_FAULT is for criu-ts: the guardian that cleans up after a fault must not meet it too
+    // (a kill point it passed through would kill it half-way through putting a task back).
+    const env = { ...process.env };
+    delete env['CRIU_TS_FAULT'];
+    // posix_spawn (sys/spawn.ts): a fork of Node for a shell cost 5-10 ms of every dump and restore.
+    // Its one line of report goes to our stderr, when we have one.
+    const stderr = hasFd(2) ? 2 : undefined;
+    const argv = ['/bin/sh', '-c', SCRIPT, process.execPath, import.meta.url];
+    const how = { stdin: r, ...(stderr !== undefined ? { stderr } : {}), setsid: true, env };
+    const failed = (e: unknown): CriuTsError => new CriuTsError('EINTERNAL', `cannot start the guardian: ${(e as Error).message}`, {}, e);
+    let g: Guardian;
+    if (ahead) {
+      g = new Guardian(w, undefined);
+      g.spawning = spawnProgramAsync('/bin/sh', argv, how).then(
+        (pid) => {
+          g.pid = pid;
+          // Done meanwhile: collected once it has read "done".
+          if (g.fd < 0) reapWhenGone(pid);
+          return pid;
+        },
+        (e: unknown) => failed(e),
+      ).finally(() => closeSync(r));
+    } else {
+      try {
+        g = new Guardian(w, spawnProgram('/bin/sh', argv, how));
+      } catch (e) {
+        closeSync(w);
+        throw failed(e);
+      } finally {
+        closeSync(r);
+      }
     }
-    current = new Guardian(w, pid);
+    current = g;
     setTraceeObserver(current);
     return current;
+  }
+
+  /** The shell runs (start(true)); throws, with the guardian closed, if it could not be started. */
+  async ready(): Promise<void> {
+    const r = await this.spawning;
+    if (r instanceof Error) {
+      this.close();
+      throw r;
+    }
   }
 
   private send(line: string): void {
@@ -133,7 +166,7 @@ export class Guardian {
   private close(): void {
     if (this.fd >= 0) {
       closeSync(this.fd);
-      reapWhenGone(this.pid);
+      if (this.pid !== undefined) reapWhenGone(this.pid);
     }
     this.fd = -1;
     if (current === this) {

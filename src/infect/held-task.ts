@@ -27,6 +27,7 @@ import { CriuTsError } from '../errors.js';
 import { logger } from '../log.js';
 import { findGadgets, type Gadgets } from './gadgets.js';
 import { faultPoint } from '../fault.js';
+import { countInjected } from '../timeline.js';
 import { RemoteSyscallError } from './remote-error.js';
 import { waitForStop } from './stops.js';
 
@@ -182,6 +183,7 @@ export class HeldTask {
   syscallBegin(nr: number, args: readonly Arg[]): void {
     if (this.inflight !== undefined) throw new CriuTsError('EINFECT', `task ${this.tid}: injected syscall ${this.inflight.nr} still running`, { pid: this.tid, nr });
     this.beforeInject(nr);
+    countInjected();
     if (this.savedSigmask === undefined && !this.deferBlock) this.blockSignals();
     const armedSp = this.armedInjectSp();
     const g = this.findGadgets();

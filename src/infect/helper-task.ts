@@ -6,11 +6,14 @@
  * (unshare a mount namespace, unmount in it, single-step a cpuid), for the
  * restore's stub (restore/stub.ts) and for `check`'s ptrace probes. It is
  * killed afterwards, with every namespace it entered or made: nothing it
- * did outlives it but the fds taken from it (pidfd_getfd).
+ * did outlives it but the fds taken from it (pidfd_getfd). The restore's
+ * stub is spawned ahead, on another thread, as a `cat` tethered to us
+ * (spawnTethered).
  */
-import { existsSync, readlinkSync } from 'node:fs';
+import { closeSync, existsSync, readlinkSync } from 'node:fs';
+import { basename } from 'node:path';
 import { CriuTsError, type ErrorCode } from '../errors.js';
-import { killAndReap, sleepMs, spawnProgram } from '../sys/index.js';
+import { killAndReap, pipe2, sleepMs, spawnProgram, spawnProgramAsync, O_CLOEXEC } from '../sys/index.js';
 import { releaseQuiet } from './ptrace-state.js';
 import { Tracee } from './tracee.js';
 
@@ -34,7 +37,45 @@ export function startOwnSleep(what: string, code: ErrorCode, seconds: number): O
   } catch (e) {
     throw new CriuTsError(code, `${what}: cannot start ${prog}: ${(e as Error).message}`, {}, e);
   }
-  const own: OwnSleep = { pid, kill: () => killAndReap(pid) };
+  return execDone({ pid, kill: () => killAndReap(pid) }, prog, what, code);
+}
+
+/**
+ * A helper spawned on another thread (sys/spawn.ts spawnProgramAsync)
+ * while we go on, which must not outlive us even before it is seized
+ * (then PTRACE_O_EXITKILL ties it to us): `cat` reading a pipe whose only
+ * writer is ours (close-on-exec, so no child of ours holds it), so that
+ * it reads EOF and exits the moment we die, whenever that is. A `sleep`
+ * would sleep on, and its pid is known only to our own thread, once the
+ * spawn's result is taken: too late to tell the guardian of a run killed
+ * before. Resolves once it is spawned, not yet past its exec (execDone).
+ */
+export async function spawnTethered(what: string, code: ErrorCode): Promise<OwnSleep & { prog: string }> {
+  const prog = ['/usr/bin/cat', '/bin/cat'].find((p) => existsSync(p));
+  if (prog === undefined) throw new CriuTsError(code, `${what}: no /usr/bin/cat to run`, {});
+  const [r, w] = pipe2(O_CLOEXEC);
+  let pid: number;
+  try {
+    pid = await spawnProgramAsync(prog, ['cat'], { stdin: r });
+  } catch (e) {
+    closeSync(w);
+    throw new CriuTsError(code, `${what}: cannot start ${prog}: ${(e as Error).message}`, {}, e);
+  } finally {
+    closeSync(r);
+  }
+  return {
+    pid,
+    prog,
+    kill: () => {
+      killAndReap(pid);
+      closeSync(w);
+    },
+  };
+}
+
+/** `own` once it runs `prog` (its exec over; a link to it counts); killed, and `what` thrown as `code`, if it does not come to. */
+export function execDone(own: OwnSleep, prog: string, what: string, code: ErrorCode): OwnSleep {
+  const pid = own.pid;
   // posix_spawn returns as the exec lets go of our memory, a moment before
   // the child's new memory (and with it /proc/PID/exe) is in place; the rest
   // of the exec runs before the task's first return to user space, which is
@@ -47,7 +88,7 @@ export function startOwnSleep(what: string, code: ErrorCode, seconds: number): O
     } catch {
       // not there yet
     }
-    if (exe === prog || exe.endsWith('/sleep')) return own;
+    if (exe === prog || (exe !== '' && basename(exe) === basename(prog))) return own;
     if (Date.now() > deadline) {
       own.kill();
       throw new CriuTsError(code, `${what}: ${prog} did not start`, { pid });

@@ -25,7 +25,7 @@ import { RESOURCE_KINDS, handledNamespaces, type RestoreTaskHandle } from '../ki
 import { checkImagesFor, pinFilesFor } from './authorize.js';
 import { checkDumpChecksums, checkLazyPagesChecksums, checkParentPages } from './images.js';
 import { checkConsistency } from './consistency.js';
-import { startStub, disposeStub, pidTaken, type Stub } from './stub.js';
+import { spawnStub, startStub, discardStub, disposeStub, pidTaken, type PendingStub, type Stub } from './stub.js';
 import { planTree, planCloneFlags, treeViewOf, type RestoreNode } from './plan.js';
 import { createTree, retireHelpers } from './create.js';
 import { restoreTaskBody, finalizeTask } from './task.js';
@@ -38,29 +38,44 @@ import { Guardian, guardian } from '../infect/guardian.js';
 import { LazyClient } from './lazy-client.js';
 import { pidFreed, untilStopped, reapOrphans, killQuiet } from './lifetimes.js';
 import { makeZombies, consumeSignal } from './zombies.js';
+import { mark } from '../timeline.js';
 
 export { waitForRoot } from './lifetimes.js';
 
 const log = logger('restore');
 
 export async function restoreTree(opts: RestoreTreeOptions): Promise<RestoreResult> {
+  // If we die from here on, the guardian removes the files we created and
+  // kills tasks we had let go of; tasks still traced die with us (EXITKILL).
+  // It and the stub (the tree's first parent) are spawned now, each on a
+  // thread of its own, while the images are read and checked: their
+  // execs, and under load their wait for a CPU, are off our path.
+  const guard = Guardian.start(true);
+  const stub = spawnStub();
+  mark('guardian and stub spawning');
   let beside: BesideChecks | undefined;
   try {
-    return await restoreChecked(opts, (c) => {
+    return await restoreChecked(opts, guard, stub, (c) => {
       beside = c;
     }, () => beside?.finish());
   } finally {
     beside?.drop();
+    await discardStub(stub);
+    guard?.done();
   }
 }
 
 /** `beside`: the pages checks left for the fill; `filled`: every task's memory is in, none runs yet. */
-async function restoreChecked(opts: RestoreTreeOptions, beside: (c: BesideChecks) => void, filled: () => void): Promise<RestoreResult> {
+async function restoreChecked(
+  opts: RestoreTreeOptions, guard: Guardian | undefined, pendingStub: PendingStub, beside: (c: BesideChecks) => void, filled: () => void,
+): Promise<RestoreResult> {
   const dir = opts.dir;
   // Every file the dump wrote, as it wrote it, before a single image is believed; but pages files
   // with vmh256 block digests, checked beside the fill (images/beside-checks.ts).
   const { later, listed } = opts.skipChecksums ? { later: [] } : checkDumpChecksums(dir, opts.lazyPages !== undefined, beside);
+  mark('image checksums checked');
   const img = loadDump(dir);
+  mark('images loaded');
   // The images agree with each other (threads, fds, pages), or nothing is created.
   checkConsistency(img, listed);
   // A lazy restore's pages images: what the restore reads itself; the lazy-pages daemon checks the rest as it serves it.
@@ -72,10 +87,11 @@ async function restoreChecked(opts: RestoreTreeOptions, beside: (c: BesideChecks
   // For an unprivileged caller: images that ask for more than it has are refused before anything exists.
   checkImagesFor(img, opts.asCaller);
   const session = restoreSession(img, opts.kinds);
+  mark('images checked, session made');
   faultPoint('restore.planned');
-  // If we die from here on, the guardian removes the files we created and
-  // kills tasks we had let go of; tasks still traced die with us (EXITKILL).
-  const guard = Guardian.start();
+  // Nothing is made before the guardian runs.
+  await guard?.ready();
+  mark('guardian started');
   let ok = false;
   let pinned: number[] = [];
   try {
@@ -88,7 +104,7 @@ async function restoreChecked(opts: RestoreTreeOptions, beside: (c: BesideChecks
     const unname = (): void => {
       for (const k of RESOURCE_KINDS) for (const p of k.unnameFiles?.(session.ctx) ?? []) guard?.fileGone(p);
     };
-    const r = await restoreLoaded(opts, dir, img, session, unname, filled, (tree) => {
+    const r = await restoreLoaded(opts, dir, img, session, pendingStub, unname, filled, (tree) => {
       for (const k of RESOURCE_KINDS) for (const p of k.makeFiles?.(session.ctx, tree) ?? []) guard?.file(p);
       faultPoint('restore.ghosts');
       pinned = pinFilesFor(img, opts.asCaller);
@@ -104,12 +120,11 @@ async function restoreChecked(opts: RestoreTreeOptions, beside: (c: BesideChecks
       }
     }
     for (const fd of pinned) closeSync(fd);
-    guard?.done();
   }
 }
 
 async function restoreLoaded(
-  opts: RestoreTreeOptions, dir: string, img: DumpImages, session: RestoreSession, unname: () => void, filled: () => void,
+  opts: RestoreTreeOptions, dir: string, img: DumpImages, session: RestoreSession, pendingStub: PendingStub, unname: () => void, filled: () => void,
   materialize: (tree?: RestoreTaskHandle) => void,
 ): Promise<RestoreResult> {
   if (img.inventory.tcp_close && !opts.kinds.tcpClose) {
@@ -129,6 +144,7 @@ async function restoreLoaded(
       if (tid !== 0 && !(await pidFreed(tid))) throw pidInUse(n, tid, plan.nodes);
     }
   }
+  mark('tree planned, pids free');
   const progress = makeProgress('restore', opts.progress);
   const created: RestoreNode[] = [];
   let stub: Stub | undefined;
@@ -149,6 +165,7 @@ async function restoreLoaded(
     if (opts.lazyPages !== undefined) {
       lazy = await LazyClient.connect(opts.lazyPages);
       filesCtx.lazy = lazy;
+      mark('lazy-pages daemon connected');
     }
     // The resource kinds check this host can take the tree and prepare what tasks will join.
     const view = treeViewOf(plan, img);
@@ -164,15 +181,19 @@ async function restoreLoaded(
     // The address-space kind sees every task's images before any task exists.
     addressSpace().planRestore(img.tasks, filesCtx);
     await notify('pre-restore');
-    stub = startStub();
+    mark('kinds prepared');
+    stub = await startStub(pendingStub);
+    mark('stub started');
     faultPoint('restore.stub');
     createTree(plan, stub.tracee, filesCtx, created, ownMounts ? (n) => materialize(n.tracee && handleFor(n.real, n.tracee, n.pid)) : undefined);
     faultPoint('restore.created');
+    mark('tree created');
     await notify('setup-namespaces');
     await notify('post-setup-namespaces');
     forkingTimeUs = Number((process.hrtime.bigint() - t0) / 1000n);
     disposeStub(stub);
     stub = undefined;
+    mark('stub gone');
     let done = 0;
     for (const n of plan.nodes) {
       progress.tasks(done, plan.nodes.length);
@@ -185,6 +206,7 @@ async function restoreLoaded(
     progress.tasks(done, plan.nodes.length);
     // Every task's memory is filled: the blocks of pages files no preadv read are checked now, before any task runs.
     filled();
+    mark('tasks restored');
     finishGroupFiles(plan.groupFinish, plan.nodes.flatMap((n) => {
       const tracee = n.tracee;
       return n.images && tracee ? [{ pid: n.pid, handle: () => handleFor(n.real, tracee, n.pid), fds: n.images.fds }] : [];
@@ -197,7 +219,9 @@ async function restoreLoaded(
     }
     retireHelpers(plan, (t) => consumeSignal(t, SIGCHLD));
     makeZombies(plan, img);
+    mark('helpers retired');
     for (const n of plan.nodes) finalizeTask(n, img, filesCtx, opts.verify);
+    mark('tasks finalized');
     unname();
     for (const k of RESOURCE_KINDS) k.finishRestore?.(filesCtx, false);
     // Every task is ready and still held: a refusal now kills them all.
@@ -209,6 +233,7 @@ async function restoreLoaded(
     session.beforeResume();
     await notify('pre-resume');
     faultPoint('restore.finish');
+    mark('network, resume hooks');
     // Released tasks no longer die with us: until all are, the guardian
     // would kill them.
     const guard = guardian();
@@ -242,8 +267,10 @@ async function restoreLoaded(
     // on. Told before the guardian lets them go: a daemon that lost its
     // restore before this word gives up (and its watchdog drops the
     // tasks' pages), so if we die in between, the guardian must kill them.
+    mark('tasks released');
     lazy?.finish(true);
     guard?.released();
+    mark('daemon told, guardian told');
     // What the tasks need not wait for (a lock table that holds nothing of theirs).
     for (const k of RESOURCE_KINDS) k.resumed?.(filesCtx);
     // The stop signal queued above takes effect as the task runs on: return
@@ -302,7 +329,9 @@ async function restoreLoaded(
     pagesCompared: plan.nodes.reduce((a, n) => a + (n.memory?.compared ?? 0), 0),
     pagesSkippedCow: plan.nodes.reduce((a, n) => a + (n.memory?.skippedCow ?? 0), 0),
   };
+  mark('post-resume, pidfile');
   writeRestoreStats(opts.workDir ?? dir, stats);
+  mark('stats written');
   log.info(`restored ${pids.length} task(s), root ${root}`);
   return { pid: root, pids, stats };
 }

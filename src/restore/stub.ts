@@ -8,7 +8,7 @@
  */
 import { Tracee } from '../infect/tracee.js';
 import { releaseQuiet } from '../infect/ptrace-state.js';
-import { startOwnSleep, sleepProgram, type OwnSleep } from '../infect/helper-task.js';
+import { spawnTethered, execDone, sleepProgram, type OwnSleep } from '../infect/helper-task.js';
 import { readlinkSync } from 'node:fs';
 import {
   NR, PTRACE_O, PTRACE_EVENT, waitPid, __WALL, setChildSubreaper, xstateLayout, SIGCHLD,
@@ -29,10 +29,42 @@ export interface Stub {
   tracee: Tracee;
 }
 
-/** Start the stub and hold it stopped. */
-export function startStub(): Stub {
+/**
+ * The stub's process, spawned ahead (spawnStub) while the restore reads
+ * and checks its images: taken by startStub, or discarded.
+ */
+export interface PendingStub {
+  /** the spawned helper, or why it could not be spawned */
+  readonly spawned: Promise<(OwnSleep & { prog: string }) | Error>;
+  taken: boolean;
+}
+
+/**
+ * Spawn the stub now, on another thread (infect/helper-task.ts
+ * spawnTethered: it exits by itself if we die before it is seized, and
+ * dies with us after, EXITKILL).
+ */
+export function spawnStub(): PendingStub {
   setChildSubreaper(true);
-  const own = startOwnSleep('restore stub', 'ERESTORE', 1000000);
+  const spawned = spawnTethered('restore stub', 'ERESTORE').catch((e: unknown) => (e instanceof Error ? e : new Error(String(e))));
+  return { spawned, taken: false };
+}
+
+/** Kill a stub spawned ahead that startStub did not take (a restore that failed before). */
+export async function discardStub(p: PendingStub): Promise<void> {
+  if (p.taken) return;
+  p.taken = true;
+  const own = await p.spawned;
+  if (!(own instanceof Error)) own.kill();
+}
+
+/** Take the stub spawned ahead and hold it stopped. */
+export async function startStub(p: PendingStub): Promise<Stub> {
+  if (p.taken) throw new CriuTsError('EINTERNAL', 'the restore stub was taken twice', {});
+  p.taken = true;
+  const spawned = await p.spawned;
+  if (spawned instanceof Error) throw spawned;
+  const own = execDone(spawned, spawned.prog, 'restore stub', 'ERESTORE');
   let tracee: Tracee;
   try {
     tracee = Tracee.seize(own.pid, { options: TRACE_OPTIONS });
@@ -153,15 +185,14 @@ export function cloneSiblingTop(pid: number, flags: bigint, ourNs: boolean, befo
   return t;
 }
 
-/** Let the stub go and kill it; its children are re-parented to us. */
+/**
+ * Kill the stub; its children are re-parented to us (the subreaper). It is
+ * killed in its ptrace stop, so none of its code runs again: nothing of
+ * ours in it (registers, scratch area) needs putting back first. Collected
+ * once it has exited (sys/spawn.ts reapWhenGone: we are its tracer too,
+ * and wait4 by its pid takes its exit).
+ */
 export function disposeStub(stub: Stub): void {
-  try {
-    // Put it back as it was so that it does not fault on its way out.
-    stub.tracee.cure();
-  } catch {
-    // it is about to die anyway
-  }
-  releaseQuiet(stub.tracee.tid);
   stub.own.kill();
 }
 

@@ -28,6 +28,7 @@ import { verifyTaskState, verifyRegisters, judge } from './verify/index.js';
 import type { DumpImages } from './images.js';
 import type { RestoreNode, RestorePlan } from './plan.js';
 import { logger } from '../log.js';
+import { mark } from '../timeline.js';
 
 const log = logger('task');
 
@@ -89,10 +90,12 @@ export function restoreTaskBody(n: RestoreNode, plan: RestorePlan, img: DumpImag
   if (!main || !tc) throw new CriuTsError('EIMAGE', `${imageFile('CORE', pid)} has no task core`, { pid });
   log.info(`restoring task ${pid}`);
   restoreAddressSpace(n, filesCtx);
+  mark(`task ${pid}: memory (lazy: uffd handed over)`);
   const pages = n.memory?.pages ?? 0;
   // A task sharing its parent's fd table (CLONE_FILES) has its fds from the parent's restore.
   if (!n.sharesFiles) restoreFds(h, task.fds, filesCtx, n.inherited, plan.inheritBase);
   addressSpace().afterFds(spaceTask(n, task, tracee), filesCtx);
+  mark(`task ${pid}: fds`);
   const cwd = img.files.get(task.fs.cwd_id)?.reg?.name;
   const root = img.files.get(task.fs.root_id)?.reg?.name;
   // Both paths are as seen from our root: cwd first, while that path still
@@ -103,6 +106,7 @@ export function restoreTaskBody(n: RestoreNode, plan: RestorePlan, img: DumpImag
   // The umask it inherited (criu-ts's) is most often the dumped one already: no call then.
   if (task.fs.umask !== undefined && parseStatus(n.real).umask !== task.fs.umask) h.syscall('umask', NR.umask, task.fs.umask);
   restoreTaskState(h, tc, 'before-threads');
+  mark(`task ${pid}: fs, state`);
   // Every signal but SIGTRAP stays blocked while we drive the task (see
   // HELD_SIGMASK); the dumped mask comes last.
   holdSigmask(n.real, HELD_SIGMASK);
@@ -117,6 +121,7 @@ export function restoreTaskBody(n: RestoreNode, plan: RestorePlan, img: DumpImag
   const clearTids = task.cores.map((c) => c.thread_info?.clear_tid_addr ?? 0n);
   createThreads(tracee, tids.slice(1), clearTids.slice(1), !n.inNewPidNs, n.threads);
   restoreTaskState(h, tc, 'after-threads');
+  mark(`task ${pid}: threads`);
   for (const th of n.threads) holdSigmask(th.tid, HELD_SIGMASK);
   // The threads' own state, side by side (kinds/steps.ts), then their FPU state.
   runStepsEach(threadSteps(n, 'state', filesCtx, mainName), scratchOf(tracee));

@@ -48,39 +48,76 @@ export interface SpawnOptions {
  * cannot be run.
  */
 export function spawnProgram(path: string, argv: readonly string[], o: SpawnOptions = {}): number {
+  const call = prepareSpawn(argv, o);
+  try {
+    const r = fn(POSIX_SPAWN)(call.pid, path, call.actions, call.attr, call.argv, call.envp) as number;
+    if (r !== 0) throw new SyscallError('posix_spawn', r);
+    return call.pid[0] as number;
+  } finally {
+    call.destroy();
+  }
+}
+
+/**
+ * spawnProgram on one of koffi's worker threads: the vfork child borrows
+ * that thread's memory and stack until its exec while ours goes on (a
+ * restore loads and checks its images meanwhile). Under load the child
+ * may wait several milliseconds for a CPU before it can exec; the thread
+ * that started it waits, not us.
+ */
+export function spawnProgramAsync(path: string, argv: readonly string[], o: SpawnOptions = {}): Promise<number> {
+  const call = prepareSpawn(argv, o);
+  return new Promise<number>((resolve, reject) => {
+    try {
+      (fn(POSIX_SPAWN) as unknown as { async: (...a: unknown[]) => void }).async(call.pid, path, call.actions, call.attr, call.argv, call.envp, (err: unknown, r: number) => {
+        call.destroy();
+        if (err) reject(err instanceof Error ? err : new Error(String(err)));
+        else if (r !== 0) reject(new SyscallError('posix_spawn', r));
+        else resolve(call.pid[0] as number);
+      });
+    } catch (e) {
+      call.destroy();
+      reject(e instanceof Error ? e : new Error(String(e)));
+    }
+  });
+}
+
+const POSIX_SPAWN = 'int posix_spawn(_Out_ int *pid, const char *path, void *fa, void *attr, const char **argv, const char **envp)';
+
+/** posix_spawn's arguments, made ready (its file actions and attributes initialised); destroy() once the call returned. */
+function prepareSpawn(argv: readonly string[], o: SpawnOptions): {
+  pid: number[]; actions: Buffer; attr: Buffer; argv: (string | null)[]; envp: (string | null)[]; destroy: () => void;
+} {
   const actions = Buffer.alloc(OPAQUE_BYTES);
   const attr = Buffer.alloc(OPAQUE_BYTES);
   let r = fn('int posix_spawn_file_actions_init(void *fa)')(actions) as number;
   if (r !== 0) throw new SyscallError('posix_spawn_file_actions_init', r);
-  try {
-    fn('int posix_spawnattr_init(void *attr)')(attr);
-    try {
-      const dup2 = fn('int posix_spawn_file_actions_adddup2(void *fa, int fd, int newfd)');
-      const open = fn('int posix_spawn_file_actions_addopen(void *fa, int fd, const char *path, int oflag, uint32_t mode)');
-      [o.stdin, o.stdout, o.stderr].forEach((fd, i) => {
-        r = fd === undefined ? open(actions, i, '/dev/null', O_RDWR, 0) as number : dup2(actions, fd, i) as number;
-        if (r !== 0) throw new SyscallError('posix_spawn_file_actions', r);
-      });
-      r = fn('int posix_spawn_file_actions_addclosefrom_np(void *fa, int from)')(actions, 3) as number;
-      if (r !== 0) throw new SyscallError('posix_spawn_file_actions_addclosefrom_np', r);
-      const all = Buffer.alloc(SIGSET_BYTES, 0xff);
-      const none = Buffer.alloc(SIGSET_BYTES);
-      fn('int posix_spawnattr_setsigdefault(void *attr, const void *set)')(attr, all);
-      fn('int posix_spawnattr_setsigmask(void *attr, const void *set)')(attr, none);
-      const flags = POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK | (o.setsid ? POSIX_SPAWN_SETSID : 0);
-      fn('int posix_spawnattr_setflags(void *attr, short flags)')(attr, flags);
-      const envp = Object.entries(o.env ?? process.env).filter(([, v]) => v !== undefined).map(([k, v]) => `${k}=${v}`);
-      const pid = [0];
-      r = fn('int posix_spawn(_Out_ int *pid, const char *path, void *fa, void *attr, const char **argv, const char **envp)')(
-        pid, path, actions, attr, [...argv, null], [...envp, null]) as number;
-      if (r !== 0) throw new SyscallError('posix_spawn', r);
-      return pid[0] as number;
-    } finally {
-      fn('int posix_spawnattr_destroy(void *attr)')(attr);
-    }
-  } finally {
+  fn('int posix_spawnattr_init(void *attr)')(attr);
+  const destroy = (): void => {
+    fn('int posix_spawnattr_destroy(void *attr)')(attr);
     fn('int posix_spawn_file_actions_destroy(void *fa)')(actions);
+  };
+  try {
+    const dup2 = fn('int posix_spawn_file_actions_adddup2(void *fa, int fd, int newfd)');
+    const open = fn('int posix_spawn_file_actions_addopen(void *fa, int fd, const char *path, int oflag, uint32_t mode)');
+    [o.stdin, o.stdout, o.stderr].forEach((fd, i) => {
+      r = fd === undefined ? open(actions, i, '/dev/null', O_RDWR, 0) as number : dup2(actions, fd, i) as number;
+      if (r !== 0) throw new SyscallError('posix_spawn_file_actions', r);
+    });
+    r = fn('int posix_spawn_file_actions_addclosefrom_np(void *fa, int from)')(actions, 3) as number;
+    if (r !== 0) throw new SyscallError('posix_spawn_file_actions_addclosefrom_np', r);
+    const all = Buffer.alloc(SIGSET_BYTES, 0xff);
+    const none = Buffer.alloc(SIGSET_BYTES);
+    fn('int posix_spawnattr_setsigdefault(void *attr, const void *set)')(attr, all);
+    fn('int posix_spawnattr_setsigmask(void *attr, const void *set)')(attr, none);
+    const flags = POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK | (o.setsid ? POSIX_SPAWN_SETSID : 0);
+    fn('int posix_spawnattr_setflags(void *attr, short flags)')(attr, flags);
+  } catch (e) {
+    destroy();
+    throw e;
   }
+  const envp = Object.entries(o.env ?? process.env).filter(([, v]) => v !== undefined).map(([k, v]) => `${k}=${v}`);
+  return { pid: [0], actions, attr, argv: [...argv, null], envp: [...envp, null], destroy };
 }
 
 const unreaped = new Set<number>();
@@ -106,7 +143,9 @@ const status = Buffer.alloc(4);
 function reapSome(): boolean {
   for (const pid of unreaped) {
     const r = sysTry(NR.wait4, pid, addr(status), WNOHANG, 0);
-    if (r !== 0) unreaped.delete(pid); // collected, or not ours to collect (ECHILD)
+    // Collected, or not ours to collect (ECHILD); a ptrace stop reported
+    // on its way out (a traced child killed in a stop) is not its end.
+    if (r < 0 || (r === pid && (status.readInt32LE(0) & 0xff) !== 0x7f)) unreaped.delete(pid);
   }
   return unreaped.size === 0;
 }

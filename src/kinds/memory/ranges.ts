@@ -107,3 +107,19 @@ export function splitBy(data: readonly Range[], inside: readonly Range[], fn: (s
     }
   }
 }
+
+/**
+ * The stretches one munmap each empties: `drop` (sorted, not overlapping)
+ * joined across the holes between its ranges, but never across a range of
+ * `kept`. munmap spans VMAs and holes alike (nothing happens in a hole),
+ * so a stub's twenty-odd mappings go in one to three calls.
+ */
+export function unmapSpans(drop: readonly Range[], kept: readonly Range[]): Range[] {
+  const out: Range[] = [];
+  for (const r of drop) {
+    const last = out[out.length - 1];
+    if (last && !kept.some((k) => k.start < r.start && k.end > last.end)) last.end = r.end;
+    else out.push({ start: r.start, end: r.end });
+  }
+  return out;
+}

@@ -24,7 +24,7 @@ import { parentChainOf } from './parent-images.js';
 import { fillSegments, nrPages, pageSegments } from './fill.js';
 import { isSharedAnonObject, mapSharedAnon, noteSharedAnonMapping } from './shmem-restore.js';
 import { inheritedRanges, settleInherited, splitSegments, type CowStats, type Inherited, type ParentMemory } from './cow.js';
-import { subtract, type Range } from './ranges.js';
+import { subtract, unmapSpans, type Range } from './ranges.js';
 import { adviceRuns, planAnonRuns, type AnonRun } from './reserve.js';
 import { restoreAioRings } from './aio.js';
 import { restoreGuardRegions } from './guard.js';
@@ -72,7 +72,8 @@ export function prepareAddressSpace(
   // unmapped memory would kill the task on its next return to user mode.
   if (rseq && rseq.ptr !== 0n) t.syscall('rseq(unregister)', NR.rseq, rseq.ptr, rseq.len, RSEQ_FLAG_UNREGISTER, rseq.sig);
   const drop = cur.filter((m) => !isSpecial(m) && m.start !== scratch).map((m) => ({ start: m.start, end: m.end }));
-  for (const r of subtract(drop, keep)) t.syscall('munmap', NR.munmap, r.start, r.end - r.start);
+  const kept = [...cur.filter(isSpecial), { start: scratch, end: scratch + BigInt(SCRATCH_BYTES) }, ...keep];
+  for (const r of unmapSpans(subtract(drop, keep), kept)) t.syscall('munmap', NR.munmap, r.start, r.end - r.start);
   moveVdso(t, vmas, cur, scratch);
   return scratch;
 }
@@ -101,9 +102,16 @@ function moveVdso(t: RestoreTaskHandle, vmas: readonly VmaEntry[], cur: readonly
     throw new CriuTsError('EUNSUPPORTED', 'the vDSO/vvar layout of this kernel differs from the dumped one', {});
   }
   if (delta === 0n) return;
-  // Park every piece right after the scratch area first, so no move lands on a piece not yet moved.
-  const park = scratch + BigInt(SCRATCH_BYTES) + 0x100000n;
   const gadgetOff = t.tracee.gadgetAddr - curVdso.start;
+  // Where no piece's new place meets a piece of the stub's block, each moves there at once.
+  if (!curBlock.some((m) => curBlock.some((p) => overlaps({ start: m.start + delta, end: m.end + delta }, p)))) {
+    for (const m of curBlock) t.syscall('mremap(vdso)', NR.mremap, m.start, m.end - m.start, m.end - m.start, MREMAP_MAYMOVE | MREMAP_FIXED, m.start + delta);
+    t.tracee.setGadget(dumpedVdso.start + gadgetOff);
+    log.debug(`vdso moved to 0x${dumpedVdso.start.toString(16)}`);
+    return;
+  }
+  // Else every piece is parked right after the scratch area first, so no move lands on a piece not yet moved.
+  const park = scratch + BigInt(SCRATCH_BYTES) + 0x100000n;
   const parked: { from: bigint; to: bigint; len: bigint }[] = [];
   for (const m of curBlock) {
     const len = m.end - m.start;

@@ -9,6 +9,7 @@
  * what it inherited where that matches its own VMAs, so pages both hold
  * the same stay shared (cow.ts).
  */
+import { mark } from '../../timeline.js';
 import type { VmaEntry } from '../../images/messages.js';
 import { rseqConfig } from '../../infect/ptrace-state.js';
 import type { RestoreContext } from '../types.js';
@@ -41,11 +42,13 @@ function makeFrame(task: RestoreSpaceTask, ctx: RestoreContext): FrameMade {
   let r: ReturnType<typeof restoreMemory>;
   try {
     prepareAddressSpace(h, images.mm, rseq, inheritedRanges(inherited));
+    mark(`task ${h.vpid}: stub's memory gone`);
     // /proc/PID/exe can only change while the old executable is not mapped:
     // now, between emptying the stub's address space and mapping the task's.
     // A child of a restored parent running the same program has it already.
     restoreMmFields(h, images.mm, ctx, parent !== undefined && parent.mm.exe_file_id === images.mm.exe_file_id);
     const from = parent && inherited.size > 0 ? { inherited, parent: { mm: parent.mm, pagemap: parent.pagemap } } : undefined;
+    mark(`task ${h.vpid}: mm fields`);
     r = restoreMemory(h, images.mm, images.pagemap, images.pagesId, ctx, from, images.cores);
     dropStubVdso(h, images.mm);
   } finally {

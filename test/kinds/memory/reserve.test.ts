@@ -1,10 +1,12 @@
 /**
  * planAnonRuns (src/kinds/memory/reserve.ts): which VMAs a restore maps as
- * one anonymous run, with which protection, and which stay alone.
+ * one anonymous run, with which protection, and which stay alone; and
+ * unmapSpans (ranges.ts): the munmaps that empty the stub's address space.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { adviceRuns, planAnonRuns } from '../../../src/kinds/memory/reserve.js';
+import { unmapSpans } from '../../../src/kinds/memory/ranges.js';
 import { VMA } from '../../../src/kinds/memory/vma.js';
 import type { VmaEntry } from '../../../src/images/messages.js';
 import { MAP_PRIVATE, MAP_ANONYMOUS, MAP_GROWSDOWN, MAP_NORESERVE, PROT_READ, PROT_WRITE } from '../../../src/sys/mman.js';
@@ -64,4 +66,14 @@ test('adviceRuns: one range per advice over adjacent VMAs that had it, never ove
   const runs = adviceRuns(vs).map((r) => `${r.advice}:${r.start / P}-${r.end / P}`).sort();
   assert.deepEqual(runs, ['15:0-3', '16:1-2', '16:3-4', '16:5-6']);
   assert.deepEqual(adviceRuns([adv(anon(0, RW), 1n << 40n)]).map((r) => r.advice), [40]);
+});
+
+test('unmapSpans: the stub\'s mappings go in one munmap per stretch between the ranges it keeps, holes included', () => {
+  const r = (a: number, b: number) => ({ start: BigInt(a) * P, end: BigInt(b) * P });
+  // Mappings at 1-2, 4-5, 7-8 | kept 10-11 (scratch) | 12-13, 20-22 | kept 30-32 (vDSO, vvar) | 40-41
+  const drop = [r(1, 2), r(4, 5), r(7, 8), r(12, 13), r(20, 22), r(40, 41)];
+  const kept = [r(30, 32), r(10, 11)];
+  assert.deepEqual(unmapSpans(drop, kept), [r(1, 8), r(12, 22), r(40, 41)]);
+  assert.deepEqual(unmapSpans([], kept), []);
+  assert.deepEqual(unmapSpans(drop, []), [r(1, 41)]);
 });
