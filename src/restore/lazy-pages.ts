@@ -255,42 +255,47 @@ export async function serveLazyPages(o: LazyPagesOptions): Promise<LazyPagesStat
           conn = accept4(lsk);
           log.info('restore connected');
         } else {
-          const pkt = recvPacket(conn, 1);
-          if (pkt === null) {
-            closeQuiet(conn);
-            conn = -1;
-            done ??= false;
-          } else {
-            const m = JSON.parse(pkt.data.toString('utf8')) as { pid?: number; image?: number; ranges?: [string, string][]; more?: [string, string][]; done?: boolean };
-            if (m.more !== undefined) {
-              // More ranges of a task already handed over.
-              const t = tasks.find((x) => x.pid === m.pid);
-              const segs = segsOf.get(m.pid ?? 0);
-              if (!t || !segs) throw new CriuTsError('EINTERNAL', `lazy-pages: ranges for task ${m.pid ?? '?'}, which was not handed over`, {});
-              t.insert(onlyIn(segs, m.more.map(([a, b]) => ({ start: BigInt(a), end: BigInt(b) }))));
-            } else if (m.done !== undefined) {
-              done = m.done;
-              pushFrom = Date.now() + PUSH_AFTER_MS;
-              log.info(`restore ${done ? 'done' : 'failed'}`);
-            } else if (done === undefined) {
-              const uffd = pkt.fds[0];
-              if (uffd === undefined || m.pid === undefined || m.image === undefined) throw new CriuTsError('EINTERNAL', 'lazy-pages: a task packet without its uffd', {});
-              const ranges = (m.ranges ?? []).map(([a, b]) => ({ start: BigInt(a), end: BigInt(b) }));
-              const [head, ...pagemap] = loadImage(o.dir, 'PAGEMAP', m.image).entries;
-              ownPages.set(m.image, imagePath(o.dir, 'PAGES', head.pages_id));
-              const segs = [...pageSegments(chain, imageFile('PAGEMAP', m.image), imagePath(o.dir, 'PAGES', head.pages_id), pagemap).segs]
-                .sort((a, b) => (a.vaddr < b.vaddr ? -1 : a.vaddr > b.vaddr ? 1 : 0));
-              if (!remote && segs.some((g) => g.path === SERVED)) {
-                throw new CriuTsError('EIMAGE', `${imageFile('PAGEMAP', m.image)}: pages a dump --lazy-pages left to its page server; start lazy-pages with --page-server --address --port of that dump`, { image: m.image });
+          // Every packet queued now, before any fault is served: a task's ranges
+          // may come in several packets, all sent before it runs, and a fault in
+          // a range not read yet would be answered with zeros.
+          do {
+            const pkt = recvPacket(conn, 1);
+            if (pkt === null) {
+              closeQuiet(conn);
+              conn = -1;
+              done ??= false;
+            } else {
+              const m = JSON.parse(pkt.data.toString('utf8')) as { pid?: number; image?: number; ranges?: [string, string][]; more?: [string, string][]; done?: boolean };
+              if (m.more !== undefined) {
+                // More ranges of a task already handed over.
+                const t = tasks.find((x) => x.pid === m.pid);
+                const segs = segsOf.get(m.pid ?? 0);
+                if (!t || !segs) throw new CriuTsError('EINTERNAL', `lazy-pages: ranges for task ${m.pid ?? '?'}, which was not handed over`, {});
+                t.insert(onlyIn(segs, m.more.map(([a, b]) => ({ start: BigInt(a), end: BigInt(b) }))));
+              } else if (m.done !== undefined) {
+                done = m.done;
+                pushFrom = Date.now() + PUSH_AFTER_MS;
+                log.info(`restore ${done ? 'done' : 'failed'}`);
+              } else if (done === undefined) {
+                const uffd = pkt.fds[0];
+                if (uffd === undefined || m.pid === undefined || m.image === undefined) throw new CriuTsError('EINTERNAL', 'lazy-pages: a task packet without its uffd', {});
+                const ranges = (m.ranges ?? []).map(([a, b]) => ({ start: BigInt(a), end: BigInt(b) }));
+                const [head, ...pagemap] = loadImage(o.dir, 'PAGEMAP', m.image).entries;
+                ownPages.set(m.image, imagePath(o.dir, 'PAGES', head.pages_id));
+                const segs = [...pageSegments(chain, imageFile('PAGEMAP', m.image), imagePath(o.dir, 'PAGES', head.pages_id), pagemap).segs]
+                  .sort((a, b) => (a.vaddr < b.vaddr ? -1 : a.vaddr > b.vaddr ? 1 : 0));
+                if (!remote && segs.some((g) => g.path === SERVED)) {
+                  throw new CriuTsError('EIMAGE', `${imageFile('PAGEMAP', m.image)}: pages a dump --lazy-pages left to its page server; start lazy-pages with --page-server --address --port of that dump`, { image: m.image });
+                }
+                segsOf.set(m.pid, segs);
+                const t = new LazyTask(`task ${m.pid}`, uffd, onlyIn(segs, ranges), m.pid, m.image);
+                tasks.push(t);
+                watchdog.hold(uffd, m.pid);
+                stats.tasks++;
+                log.info(`${t.label}: ${ranges.length} lazy VMA(s), ${t.pending.reduce((n, p) => n + p.len, 0n) / PS} page(s) to serve`);
               }
-              segsOf.set(m.pid, segs);
-              const t = new LazyTask(`task ${m.pid}`, uffd, onlyIn(segs, ranges), m.pid, m.image);
-              tasks.push(t);
-              watchdog.hold(uffd, m.pid);
-              stats.tasks++;
-              log.info(`${t.label}: ${ranges.length} lazy VMA(s), ${t.pending.reduce((n, p) => n + p.len, 0n) / PS} page(s) to serve`);
             }
-          }
+          } while (conn >= 0 && ((pollFds([conn], POLLIN, 0)[0] ?? 0) & (POLLIN | POLLHUP | POLLERR)) !== 0);
         }
       }
       if (done === false) {
