@@ -19,7 +19,7 @@ import { dumpIpOpts, dumpTcpOpts } from './opts.js';
 import { dumpTcpStream } from './tcp-repair.js';
 import { dropQueue, dumpRawOpts, procEntry, rawOrPing } from './raw.js';
 import { lockConnection } from './net-lock.js';
-import { dumpQueue } from '../unix-socket/queue.js';
+import { dumpQueue } from '../socket-opts/queue.js';
 
 const log = logger('inet-sk');
 const SHUTDOWN_NAMES: SkShutdown[] = ['NONE', 'READ', 'WRITE', 'BOTH'];

@@ -15,7 +15,7 @@ import { setStatusFlags } from '../pipe.js';
 import { dumpSkOpts, restoreFilter, restoreSkOpts } from '../socket-opts/index.js';
 import { holdPortOpts, releasePortOpts } from './ports.js';
 import { rawOrPing, restoreRawOpts } from './raw.js';
-import { queueOf, sendQueue } from '../unix-socket/queue.js';
+import { queueOf, sendQueue } from '../socket-opts/queue.js';
 import { addrText, toSockaddr } from './addr.js';
 import { onlyTimeWaitOn } from './diag.js';
 import { holdRepaired, releaseRepaired, restoreTcpStream, settleRepaired, takeRepaired } from './tcp-repair.js';

@@ -19,7 +19,7 @@ import { stateKey, type DumpContext, type FdProbe } from '../../types.js';
 import { NO_FOWN } from '../fown.js';
 import { nameText, unixDiag, unixListeners, type UnixDiag } from './diag.js';
 import { dumpSkOpts } from '../socket-opts/index.js';
-import { dumpQueue } from './queue.js';
+import { dumpQueue } from '../socket-opts/queue.js';
 import { treeGid, treeUid } from '../../ns/user.js';
 import { isHiddenMount, isTreeMount } from '../../ns/mnt/index.js';
 import { walk } from '../../ns/mnt/hidden.js';

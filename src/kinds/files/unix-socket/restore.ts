@@ -19,7 +19,7 @@ import { setStatusFlags } from '../pipe.js';
 import { socketpairIn } from '../../install-fd.js';
 import { nameText } from './diag.js';
 import { dumpSkOpts, restoreFilter, restoreSkOpts } from '../socket-opts/index.js';
-import { carriesTaskFiles, queueOf, sendQueue, type QueuedMsg } from './queue.js';
+import { carriesTaskFiles, queueOf, sendQueue, type QueuedMsg } from '../socket-opts/queue.js';
 import { USK_EXTERN } from './dump.js';
 import { bindName, coveredFiles, reachAddr, what, withReach } from './names.js';
 
