@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import { dump, restore } from '../src/api/index.js';
 import { timelineOff, timelineOn, type Mark } from '../src/timeline.js';
 import { buildHelper, startHeld, killHeld, killRestored, shmDir, removeDir, median, sleep, status, repoRoot } from './helpers.js';
-import { firstRunAfter, realNs, startDaemon } from './lazy.js';
+import { dumpSubject, firstRunAfter, realNs, startDaemon } from './lazy.js';
 
 interface Run { marks: { what: string; ms: number; calls: number; cpu: number }[]; first: number }
 
@@ -37,14 +37,7 @@ export async function lazyTimeline(mib: number, runs: number): Promise<TimelineR
   const cli: Run[] = [];
   try {
     status(`lazy timeline, ${mib} MiB: dump`);
-    const h = await startHeld(exe, [String(mib), join(dir, 'ready'), record], join(dir, 'ready'));
-    try {
-      mkdirSync(img);
-      await dump({ pid: h.pid, imagesDir: img, progress: false });
-      await h.exited();
-    } finally {
-      await killHeld(h);
-    }
+    await dumpSubject(exe, mib, dir, img, record);
     // Run 0 of each is a warm-up (JIT, page cache), not counted.
     for (let i = 0; i <= runs; i++) {
       status(`lazy timeline, ${mib} MiB: library run ${i}/${runs}`);

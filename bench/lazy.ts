@@ -61,6 +61,18 @@ export async function startDaemon(img: string): Promise<{ gone: Promise<bigint> 
   return { gone };
 }
 
+/** Start the lazy-first subject (`mib` MiB, its first-run record at `record`) and dump it into `img`. */
+export async function dumpSubject(exe: string, mib: number, dir: string, img: string, record: string): Promise<void> {
+  const h = await startHeld(exe, [String(mib), join(dir, 'ready'), record], join(dir, 'ready'));
+  try {
+    mkdirSync(img);
+    await dump({ pid: h.pid, imagesDir: img, progress: false });
+    await h.exited();
+  } finally {
+    await killHeld(h);
+  }
+}
+
 export async function lazyCase(mib: number, runs: number): Promise<LazyResult> {
   const exe = buildHelper('lazy-first');
   const r: Record<'pf' | 'pa' | 'lf' | 'la' | 'cf' | 'ca', number[]> = { pf: [], pa: [], lf: [], la: [], cf: [], ca: [] };
@@ -72,14 +84,7 @@ export async function lazyCase(mib: number, runs: number): Promise<LazyResult> {
     const record = join(dir, 'record');
     try {
       status(`${tag}: dump`);
-      const h = await startHeld(exe, [String(mib), join(dir, 'ready'), record], join(dir, 'ready'));
-      try {
-        mkdirSync(img);
-        await dump({ pid: h.pid, imagesDir: img, progress: false });
-        await h.exited();
-      } finally {
-        await killHeld(h);
-      }
+      await dumpSubject(exe, mib, dir, img, record);
       status(`${tag}: plain restore`);
       writeFileSync(record, Buffer.alloc(4096));
       let t0 = realNs();
