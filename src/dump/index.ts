@@ -24,7 +24,7 @@ import { PageServerClient } from '../kinds/memory/page-server-client.js';
 import { RESOURCE_KINDS, addressSpace, handledNamespaces, type DumpTreeView } from '../kinds/index.js';
 import { makeProgress } from '../progress.js';
 import { faultPoint } from '../fault.js';
-import { TreePids } from './pids.js';
+import { TreePids, nestedPids } from './pids.js';
 import { KobjIds, NsIds, taskIds } from './ids.js';
 import { TreeFiles, dumpTask, dumpZombie } from './task.js';
 import { writeTreeImages } from './finish.js';
@@ -133,13 +133,13 @@ async function dumpTreeHashed(opts: DumpTreeOptions): Promise<DumpResult> {
       const vp = treePids.of(node.pid);
       const vppid = node.ppid === 0 || node === tree.root ? 0 : treePids.of(node.ppid).vpid;
       if (node.zombie) {
-        pstree.push({ pid: vp.vpid, ppid: vppid, pgid: vp.vpgid, sid: vp.vsid, threads: [0] });
+        pstree.push({ pid: vp.vpid, ppid: vppid, pgid: vp.vpgid, sid: vp.vsid, threads: [0], ...nestedPids(vp, true) });
         dumpZombie(node, vp.vpid, ctx);
         done++;
         continue;
       }
       const ids = taskIds(node.pid, kobj, nsIds);
-      pstree.push({ pid: vp.vpid, ppid: vppid, pgid: vp.vpgid, sid: vp.vsid, threads: [...vp.vtids] });
+      pstree.push({ pid: vp.vpid, ppid: vppid, pgid: vp.vpgid, sid: vp.vsid, threads: [...vp.vtids], ...nestedPids(vp) });
       dumpTask(node, vp, asked.get(node) as TaskAsked, ctx, ids, files, fdinfoWritten, {
         onBytes: (n) => progress.bytes(n),
         stats,

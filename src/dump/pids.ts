@@ -11,9 +11,14 @@
  * Process groups and sessions are translated through NSpgid/NSsid, where
  * the kernel writes 0 for a group or session whose leader lives outside
  * the namespace (the tasks see 0 as well).
+ *
+ * A task in a pid namespace nested below the tree's has more numbers:
+ * those below the tree's level (`below`) go to pstree.img's own fields
+ * (ns_pid, ns_threads, ns_pgid, ns_sid: images/schema/pstree.ts).
  */
 import { parseStatus } from '../proc/index.js';
 import { CriuTsError } from '../errors.js';
+import type { PstreeEntry } from '../images/messages.js';
 import type { SeizedTree, TaskNode } from './tree.js';
 
 export interface TaskPids {
@@ -25,6 +30,13 @@ export interface TaskPids {
   readonly vsid: number;
   /** every thread's tid as the tree sees it, main thread first */
   readonly vtids: readonly number[];
+  /**
+   * For a task in a pid namespace nested below the tree's: its pids, its
+   * threads' (one list per thread, as vtids), its group's and session's
+   * in each namespace from the one below the tree's down to its own
+   * (outermost first); all empty in the tree's namespace.
+   */
+  readonly below: { pid: readonly number[]; tids: readonly (readonly number[])[]; pgid: readonly number[]; sid: readonly number[] };
 }
 
 export class TreePids {
@@ -67,13 +79,22 @@ export class TreePids {
     this.byReal.set(node.pid, vpid);
     if (node.pgid > 0 && vpgid > 0) this.byReal.set(node.pgid, vpgid);
     if (node.sid > 0 && vsid > 0) this.byReal.set(node.sid, vsid);
+    const deeper = (list: readonly number[]): number[] => list.slice(this.level + 1, nsPid.length);
+    const pid = deeper(nsPid);
+    const tids: number[][] = [];
     const vtids = node.threads.map((t) => {
-      if (t.tid === node.pid) return vpid;
-      const v = this.level === 0 ? t.tid : this.at(parseStatus(node.pid, t.tid).nsPid, 'thread id', t.tid);
+      if (t.tid === node.pid) {
+        tids.push(pid);
+        return vpid;
+      }
+      const list = parseStatus(node.pid, t.tid).nsPid;
+      tids.push(deeper(list));
+      const v = this.level === 0 ? t.tid : this.at(list, 'thread id', t.tid);
       this.byReal.set(t.tid, v);
       return v;
     });
-    this.tasks.set(node.pid, { nsPid, vpid, vpgid, vsid, vtids: vtids.length > 0 ? vtids : [vpid] });
+    const below = { pid, tids: tids.length > 0 ? tids : [pid], pgid: deeper(st.nsPgid), sid: deeper(st.nsSid) };
+    this.tasks.set(node.pid, { nsPid, vpid, vpgid, vsid, vtids: vtids.length > 0 ? vtids : [vpid], below });
   }
 
   /** A task of the tree by its pid in our namespace. */
@@ -92,4 +113,20 @@ export class TreePids {
     if (this.level === 0) return pid;
     return this.byReal.get(pid);
   }
+}
+
+/**
+ * pstree.img's own fields for a task in a pid namespace nested below the
+ * tree's (images/schema/pstree.ts); nothing for any other task, whose
+ * entry stays CRIU's byte for byte. A zombie has no thread list.
+ */
+export function nestedPids(p: TaskPids, zombie = false): Pick<PstreeEntry, 'ns_pid' | 'ns_threads' | 'ns_pgid' | 'ns_sid'> {
+  const b = p.below;
+  if (b.pid.length === 0) return {};
+  return {
+    ns_pid: [...b.pid],
+    ...(zombie ? {} : { ns_threads: b.tids.flat() }),
+    ns_pgid: [...b.pgid],
+    ns_sid: [...b.sid],
+  };
 }

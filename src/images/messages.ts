@@ -1066,6 +1066,10 @@ export interface PstreeEntry {
   pgid: number; // 3 uint32
   sid: number; // 4 uint32
   threads?: number[]; // 5 uint32
+  ns_pid?: number[]; // 1000 uint32
+  ns_threads?: number[]; // 1001 uint32
+  ns_pgid?: number[]; // 1002 uint32
+  ns_sid?: number[]; // 1003 uint32
 }
 
 /** message `reg_file_entry` */

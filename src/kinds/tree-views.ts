@@ -51,6 +51,12 @@ export interface RestoreTreeTask {
   readonly ids: TaskKobjIdsEntry | undefined;
   /** a helper criu-ts adds to lead a process group or session whose leader is gone */
   readonly helper: boolean;
+  /**
+   * its pids in the pid namespaces nested below the tree's, outermost
+   * first (pstree.img's ns_pid; the last is 1 for a nested namespace's
+   * init); empty in the tree's namespace
+   */
+  readonly levels: readonly number[];
 }
 
 /** The tree about to be restored, handed to ResourceKind.prepareRestore before any task exists. */

@@ -117,12 +117,17 @@ export interface RestoreTaskHandle {
   /** the task's pid in criu-ts's pid namespace: for /proc, pidfd_open, signals sent by us */
   pid: number;
   /**
-   * its pid in the images and as the task sees itself (getpid()): for
-   * lookups in the images (ctx.taskFds, lock owners, a tty's session) and
-   * for pids passed to syscalls injected into it; the same as `pid` unless
-   * the tree lives in a pid namespace of its own
+   * its pid in the images, the tree's pid namespace's: for lookups in the
+   * images (ctx.taskFds, lock owners, a tty's session); the same as `pid`
+   * unless the tree lives in a pid namespace of its own
    */
   vpid: number;
+  /**
+   * its pid as it sees itself (getpid()): for pids passed to syscalls
+   * injected into it; the same as `vpid` unless it lives in a pid
+   * namespace nested below the tree's (docs/namespaces.md)
+   */
+  ownPid: number;
   tracee: Tracee;
   /** copy a NUL-terminated string into the task's scratch area; returns its address */
   putString(s: string): bigint;

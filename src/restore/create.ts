@@ -10,11 +10,11 @@ import { collectExit, type Tracee } from '../infect/tracee.js';
 import { FILE_KINDS, RESOURCE_KINDS, addressSpace, type RestoreContext } from '../kinds/index.js';
 import type { FdinfoEntry } from '../images/messages.js';
 import { CriuTsError } from '../errors.js';
-import { cloneWithPid, cloneSiblingTop } from './stub.js';
+import { cloneWithPid, cloneSiblingTop, setTidOf } from './stub.js';
 import { handleFor } from './handle.js';
 import { restoreAddressSpace } from './task.js';
 import { openGroupFiles } from './files.js';
-import { forkedBeforeSetsid, treeTaskOf, type RestoreNode, type RestorePlan } from './plan.js';
+import { forkedBeforeSetsid, ownPid, treeTaskOf, type RestoreNode, type RestorePlan } from './plan.js';
 import { logger } from '../log.js';
 
 const log = logger('create');
@@ -37,26 +37,31 @@ export function createTree(plan: RestorePlan, stub: Tracee, ctx: RestoreContext,
     // What must exist before the task is born into it (a time namespace's offsets), set up in its parent.
     if (RESOURCE_KINDS.some((k) => k.beforeClone)) {
       const view = treeTaskOf(n);
-      const ph = handleFor(parent.tid, parent, n.parent?.pid ?? parent.tid);
+      const ph = handleFor(parent.tid, parent, n.parent?.pid ?? parent.tid, n.parent ? ownPid(n.parent) : parent.tid);
       for (const k of RESOURCE_KINDS) k.beforeClone?.(ph, view, ctx);
     }
     // A session helper takes any free pid: in a new pid namespace one no task
-    // of the plan has (every pid there is the tree's), in ours the kernel's pick.
-    if (n.anyPid && n.inNewPidNs) n.pid = unusedPid(plan);
+    // of the plan has (every pid there is the tree's), in ours the kernel's
+    // pick; in nested ones too, one no task has at any level.
+    if (n.anyPid && (n.inNewPidNs || n.levels.length > 0)) {
+      const free = unusedPid(plan);
+      if (n.inNewPidNs) n.pid = free;
+      n.levels = n.levels.map(() => free);
+    }
     // --restore-sibling: the top is born our caller's child, from our own process, not the stub's.
     const t = n === plan.top && ctx.opts.restoreSibling
       ? cloneSiblingTop(n.pid, n.cloneFlags, !n.inNewPidNs, (pid) => {
         const view = treeTaskOf(n);
         return RESOURCE_KINDS.reduce((root, k) => (k.siblingBeforeExec?.(pid, view, ctx) ?? false) || root, false);
       })
-      : cloneWithPid(parent, n.pid, n.cloneFlags | (n.sharesFiles ? CLONE_FILES : 0n), undefined, !n.inNewPidNs);
+      : cloneWithPid(parent, setTidOf(n.pid, n.levels), n.cloneFlags | (n.sharesFiles ? CLONE_FILES : 0n), undefined, !n.inNewPidNs);
     n.tracee = t;
     n.real = t.tid;
     if (n.pid === 0) n.pid = t.tid;
     n.inherited = new Map(inherited);
     created.push(n);
-    log.debug(`task ${n.pid} created (parent ${n.ppid}${n.real !== n.pid ? `, pid ${n.real} here` : ''})`);
-    const h = handleFor(n.real, t, n.pid);
+    log.debug(`task ${n.pid} created (parent ${n.ppid}${n.real !== n.pid ? `, pid ${n.real} here` : ''}${n.levels.length > 0 ? `, ${n.levels.join('/')} in nested pid namespaces` : ''})`);
+    const h = handleFor(n.real, t, n.pid, ownPid(n));
     // What its children must inherit (namespaces, cgroups) is put in place before any is forked.
     if (RESOURCE_KINDS.length > 0) {
       const view = treeTaskOf(n);
@@ -92,7 +97,7 @@ export function createTree(plan: RestorePlan, stub: Tracee, ctx: RestoreContext,
 }
 
 function unusedPid(plan: RestorePlan): number {
-  const used = new Set(plan.nodes.flatMap((x) => [x.pid, ...(x.images?.pstree.threads ?? [])]));
+  const used = new Set(plan.nodes.flatMap((x) => [x.pid, ...x.levels, ...(x.images?.pstree.threads ?? []), ...(x.images?.pstree.ns_threads ?? [])]));
   let pid = 2;
   while (used.has(pid)) pid++;
   return pid;
@@ -105,7 +110,11 @@ function joinGroups(plan: RestorePlan): void {
     if (!plan.nodes.some((x) => x.pid === n.pgid)) continue; // --shell-job: the caller's group, inherited
     // Its group as it sees it (NSpgid's last field, its own pid namespace's number): no injected getpgid.
     const cur = parseStatus(n.real).nsPgid.at(-1);
-    if (cur !== n.pgid) n.tracee.syscall(`setpgid(${n.pgid})`, NR.setpgid, 0, n.pgid);
+    const want = n.nsPgid.at(-1) ?? n.pgid;
+    if (cur === want) continue;
+    // A leader its namespace cannot see: the group is only ever inherited.
+    if (want === 0) throw new CriuTsError('EUNSUPPORTED', `task ${n.pid}: its process group ${n.pgid} is led from outside its pid namespace, and it was not born in it`, { pid: n.pid, pgid: n.pgid });
+    n.tracee.syscall(`setpgid(${want})`, NR.setpgid, 0, want);
   }
 }
 
@@ -124,7 +133,7 @@ export function retireHelpers(plan: RestorePlan, consumeSigchld: (t: Tracee) => 
     collectExit(n.real);
     const parent = n.parent?.tracee;
     if (parent) {
-      parent.syscall('wait4(helper)', NR.wait4, n.pid, 0, __WALL, 0);
+      parent.syscall('wait4(helper)', NR.wait4, ownPid(n), 0, __WALL, 0);
       consumeSigchld(parent);
     }
     n.tracee = undefined;

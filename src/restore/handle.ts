@@ -4,8 +4,12 @@ import type { RestoreTaskHandle } from '../kinds/index.js';
 import type { Tracee } from '../infect/tracee.js';
 import { installFd } from './files.js';
 
-/** `pid`: the task (or thread) in our pid namespace; `vpid`: the same as the task sees it (its image pid). */
-export function handleFor(pid: number, tracee: Tracee, vpid = pid): RestoreTaskHandle {
+/**
+ * `pid`: the task (or thread) in our pid namespace; `vpid`: its image pid
+ * (the tree's namespace's); `ownPid`: as it sees itself, in a pid
+ * namespace nested below the tree's.
+ */
+export function handleFor(pid: number, tracee: Tracee, vpid = pid, ownPid = vpid): RestoreTaskHandle {
   let off = 0;
   const put = (b: Buffer): bigint => {
     const size = tracee.scratchRange?.size ?? 0;
@@ -22,6 +26,7 @@ export function handleFor(pid: number, tracee: Tracee, vpid = pid): RestoreTaskH
   const h: RestoreTaskHandle = {
     pid,
     vpid,
+    ownPid,
     tracee,
     putBytes: put,
     putString: (s) => put(Buffer.from(`${s}\0`)),

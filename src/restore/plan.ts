@@ -9,7 +9,7 @@ import { imageFile, TASK_ALIVE, TASK_DEAD, TASK_STOPPED } from '../images/index.
 import type { DumpImages, TaskImages } from './images.js';
 import type { Tracee } from '../infect/tracee.js';
 import { fileKindByType, RESOURCE_KINDS, type RestoreContext, type RestoreTreeTask, type RestoreTreeView } from '../kinds/index.js';
-import type { TaskKobjIdsEntry } from '../images/messages.js';
+import type { PstreeEntry, TaskKobjIdsEntry } from '../images/messages.js';
 
 
 
@@ -25,6 +25,15 @@ export interface RestoreNode {
   ppid: number;
   pgid: number;
   sid: number;
+  /**
+   * In a pid namespace nested below the tree's: its pids (and its group's
+   * and session's, 0 where the leader is not visible) in each namespace
+   * from the one below the tree's down to its own, outermost first
+   * (pstree.img's ns_pid, ns_pgid, ns_sid); empty in the tree's namespace
+   */
+  levels: number[];
+  nsPgid: number[];
+  nsSid: number[];
   state: number;
   images: TaskImages | undefined; // undefined for zombies and helpers
   exitCode: number;
@@ -63,6 +72,38 @@ export interface RestorePlan {
   groupFinish: number[];
 }
 
+/** A task's numbers below the tree's pid namespace (pstree.img's own fields), checked for shape. */
+function nestedOf(e: PstreeEntry): Pick<RestoreNode, 'levels' | 'nsPgid' | 'nsSid'> {
+  const levels = e.ns_pid ?? [];
+  const nsPgid = e.ns_pgid ?? levels.map(() => 0);
+  const nsSid = e.ns_sid ?? levels.map(() => 0);
+  const threads = e.threads ?? [];
+  const perThread = e.ns_threads ?? [];
+  const dead = threads.length === 1 && threads[0] === 0;
+  if (nsPgid.length !== levels.length || nsSid.length !== levels.length || levels.some((v) => v <= 0)
+    || (levels.length > 0 && !dead && perThread.length !== threads.length * levels.length)) {
+    throw new CriuTsError('EIMAGE', `${imageFile('PSTREE')}: task ${e.pid}: its pids in nested pid namespaces do not match its levels or threads`, { pid: e.pid });
+  }
+  return { levels: [...levels], nsPgid: [...nsPgid], nsSid: [...nsSid] };
+}
+
+/**
+ * A group or session helper standing in for a leader that is gone: the
+ * leader's numbers below the tree's namespace are what its members see,
+ * down to the leader's own namespace (the first 0 is a level that cannot
+ * see it); its group and session are itself.
+ */
+function leaderLevels(ids: readonly number[], sid?: readonly number[]): Pick<RestoreNode, 'levels' | 'nsPgid' | 'nsSid'> {
+  const end = ids.indexOf(0);
+  const levels = ids.slice(0, end < 0 ? ids.length : end);
+  return { levels, nsPgid: [...levels], nsSid: sid ? sid.slice(0, levels.length) : [...levels] };
+}
+
+/** The pid a task sees itself with (getpid() in its own pid namespace): for calls injected into it. */
+export function ownPid(n: RestoreNode): number {
+  return n.levels.at(-1) ?? n.pid;
+}
+
 export function planTree(img: DumpImages, shellJob: boolean, ctx?: RestoreContext): RestorePlan {
   const nodes: RestoreNode[] = [];
   const byPid = new Map<number, RestoreNode>();
@@ -70,7 +111,7 @@ export function planTree(img: DumpImages, shellJob: boolean, ctx?: RestoreContex
     const t = img.tasks.find((x) => x.pstree.pid === e.pid);
     const tc = img.zombies.get(e.pid)?.tc ?? t?.cores[0]?.tc;
     const n: RestoreNode = {
-      pid: e.pid, real: 0, cloneFlags: 0n, inNewPidNs: false, ppid: e.ppid, pgid: e.pgid, sid: e.sid,
+      pid: e.pid, real: 0, cloneFlags: 0n, inNewPidNs: false, ppid: e.ppid, pgid: e.pgid, sid: e.sid, ...nestedOf(e),
       state: tc?.task_state ?? TASK_ALIVE,
       images: t,
       exitCode: tc?.exit_code ?? 0,
@@ -107,7 +148,7 @@ export function planTree(img: DumpImages, shellJob: boolean, ctx?: RestoreContex
       continue;
     }
     const h: RestoreNode = {
-      pid: n.sid, real: 0, cloneFlags: 0n, inNewPidNs: false, ppid: n.ppid, pgid: n.sid, sid: n.sid, state: TASK_DEAD, images: undefined, exitCode: 0,
+      pid: n.sid, real: 0, cloneFlags: 0n, inNewPidNs: false, ppid: n.ppid, pgid: n.sid, sid: n.sid, ...leaderLevels(n.nsSid), state: TASK_DEAD, images: undefined, exitCode: 0,
       children: [], parent: n.parent, helper: true, groupFiles: [], threads: [], inherited: new Map(),
     };
     nodes.push(h);
@@ -124,7 +165,7 @@ export function planTree(img: DumpImages, shellJob: boolean, ctx?: RestoreContex
   for (const n of [...nodes]) {
     if (n.pgid === n.pid || n.pgid === 0 || byPid.has(n.pgid) || (shellJob && n.pgid === root.pgid)) continue;
     const h: RestoreNode = {
-      pid: n.pgid, real: 0, cloneFlags: 0n, inNewPidNs: false, ppid: n.pid, pgid: n.pgid, sid: n.sid, state: TASK_DEAD, images: undefined, exitCode: 0,
+      pid: n.pgid, real: 0, cloneFlags: 0n, inNewPidNs: false, ppid: n.pid, pgid: n.pgid, sid: n.sid, ...leaderLevels(n.nsPgid, n.nsSid), state: TASK_DEAD, images: undefined, exitCode: 0,
       children: [], parent: n, helper: true, groupFiles: [], threads: [], inherited: new Map(),
     };
     nodes.push(h);
@@ -141,7 +182,7 @@ export function planTree(img: DumpImages, shellJob: boolean, ctx?: RestoreContex
     if (had?.helper) continue;
     if (had) throw new CriuTsError('EIMAGE', `pid ${pid} is a task of the tree and, for the ${kind} kind, a pid no task has (a dead process's)`, { pid });
     const h: RestoreNode = {
-      pid, real: 0, cloneFlags: 0n, inNewPidNs: false, ppid: root.pid, pgid: root.pgid, sid: root.sid, state: TASK_DEAD, images: undefined, exitCode: 0,
+      pid, real: 0, cloneFlags: 0n, inNewPidNs: false, ppid: root.pid, pgid: root.pgid, sid: root.sid, levels: [], nsPgid: [], nsSid: [], state: TASK_DEAD, images: undefined, exitCode: 0,
       children: [], parent: root, helper: true, groupFiles: [], threads: [], inherited: new Map(),
     };
     nodes.push(h);
@@ -232,7 +273,8 @@ function placeSessionMembers(
     let h = helpers.get(key);
     if (!h) {
       h = {
-        pid: 0, anyPid: true, real: 0, cloneFlags: 0n, inNewPidNs: false, ppid: leader.pid, pgid: leader.pid, sid: leader.pid, state: TASK_DEAD, images: undefined, exitCode: 0,
+        pid: 0, anyPid: true, real: 0, cloneFlags: 0n, inNewPidNs: false, ppid: leader.pid, pgid: leader.pid, sid: leader.pid,
+        levels: leader.levels.map(() => 0), nsPgid: [...leader.levels], nsSid: [...leader.levels], state: TASK_DEAD, images: undefined, exitCode: 0,
         children: [], parent: leader, helper: true, groupFiles: [], threads: [], inherited: new Map(),
       };
       helpers.set(key, h);
@@ -287,6 +329,7 @@ export function treeTaskOf(n: RestoreNode): RestoreTreeTask {
     threadCores: t ? t.cores.map((core, i) => ({ tid: tids[i] ?? n.pid, core })) : [],
     ids: t?.ids,
     helper: n.helper,
+    levels: n.levels,
   };
 }
 
@@ -303,7 +346,14 @@ export function planCloneFlags(plan: RestorePlan, rootIds: TaskKobjIdsEntry | un
       for (const k of RESOURCE_KINDS) flags |= k.cloneFlags?.(view, parentIds, ctx) ?? 0n;
     }
     n.cloneFlags = flags;
-    n.inNewPidNs = parentInNew || (flags & BigInt(CLONE_NEWPID)) !== 0n;
+    const newPid = (flags & BigInt(CLONE_NEWPID)) !== 0n;
+    // The tree's own namespace (its root's) holds the image pids; one nested below it holds the levels.
+    n.inNewPidNs = parentInNew || (newPid && n.levels.length === 0);
+    const above = n === plan.top ? 0 : (n.parent?.levels.length ?? 0);
+    const depth = n.levels.length;
+    if (n !== plan.top && !(depth === above && !(newPid && depth > 0)) && !(newPid && depth === above + 1 && n.levels.at(-1) === 1)) {
+      throw new CriuTsError('EUNSUPPORTED', `task ${n.pid}${n.helper ? ' (a helper of the restore)' : ''}: it is ${depth} pid namespaces below the tree's${depth > 0 ? ` (pid ${String(n.levels.at(-1))} there)` : ''} and would be forked by task ${n.parent?.pid ?? 0}, ${above} below: criu-ts forks a task in its parent's pid namespace, or as the init (pid 1) of one just below it`, { pid: n.pid });
+    }
     for (const c of n.children) walk(c, n.images?.ids ?? parentIds, n.inNewPidNs);
   };
   walk(plan.top, rootIds, false);

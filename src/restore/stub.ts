@@ -80,56 +80,71 @@ export async function startStub(p: PendingStub): Promise<Stub> {
 }
 
 /**
- * Inject clone3 into `parent` creating a child with pid `pid` (plain fork
- * semantics; `flags` adds CLONE_* bits). set_tid names the pid at the
- * child's innermost pid namespace level: ours, unless it lives in a new
- * pid namespace (`ourNs` false; CLONE_NEWPID makes one, and `pid` is then
- * 1), where the kernel gives it any free pid in ours; `pid` 0 takes any
- * free pid (a short-lived helper's). Returns the new
- * task, stopped and traced; its tid is its pid in our namespace.
+ * clone3's set_tid for a task, innermost level first (the kernel's order):
+ * its pids in the pid namespaces nested below the tree's (`levels`,
+ * outermost first in the images), then `pid`, its pid in the tree's
+ * namespace (0: any free one, and so at every level above). The levels
+ * above the tree's stay the kernel's pick.
  */
-export function cloneWithPid(parent: Tracee, pid: number, flags = 0n, exitSignal = SIGCHLD, ourNs = true): Tracee {
-  const scratch = parent.mapScratch();
-  parent.writeMem(scratch, cloneArgs(scratch, flags, exitSignal, pid));
-  parent.events.length = 0;
-  return adoptClone(parent, parent.syscallRaw(NR.clone3, scratch, CLONE_ARGS_SIZE), pid, ourNs);
+export function setTidOf(pid: number, levels: readonly number[] = []): number[] {
+  const inner = [...levels].reverse();
+  return pid === 0 ? inner : [...inner, pid];
 }
 
-/** Bytes of clone3's arguments (and the one set_tid after them) for a task's scratch memory. */
-export const CLONE_SLOT_BYTES = CLONE_ARGS_SIZE + 8;
+/**
+ * Inject clone3 into `parent` creating a child with pids `tids` (set_tid,
+ * innermost first: setTidOf; plain fork semantics; `flags` adds CLONE_*
+ * bits). The last of `tids` is the pid in our namespace when `ourNs`, else
+ * the child lives in a new pid namespace (CLONE_NEWPID makes one, its
+ * innermost pid is then 1) and gets any free pid in ours; no `tids` take
+ * any free pid (a short-lived helper's). Returns the new task, stopped and
+ * traced; its tid is its pid in our namespace.
+ */
+export function cloneWithPid(parent: Tracee, tids: readonly number[], flags = 0n, exitSignal = SIGCHLD, ourNs = true): Tracee {
+  const scratch = parent.mapScratch();
+  parent.writeMem(scratch, cloneArgs(scratch, flags, exitSignal, tids));
+  parent.events.length = 0;
+  return adoptClone(parent, parent.syscallRaw(NR.clone3, scratch, CLONE_ARGS_SIZE), tids, ourNs);
+}
+
+/** Bytes of clone3's arguments and a set_tid of `levels` pids (pid_t: 4 bytes each) after them, 8-aligned, for a task's scratch memory. */
+export function cloneSlotBytes(levels: number): number {
+  return CLONE_ARGS_SIZE + 8 * Math.ceil(Math.max(1, levels) / 2);
+}
 
 /**
- * clone3's arguments (`struct clone_args`, then set_tid[1]) to be written
- * at `at` in the parent's memory. A non-zero `clearTid` is the new task's
- * clear_child_tid address (CLONE_CHILD_CLEARTID), set at birth instead of
- * by an injected set_tid_address later.
+ * clone3's arguments (`struct clone_args`, then pid_t set_tid[tids.length]) to
+ * be written at `at` in the parent's memory. A non-zero `clearTid` is the
+ * new task's clear_child_tid address (CLONE_CHILD_CLEARTID), set at birth
+ * instead of by an injected set_tid_address later.
  */
-export function cloneArgs(at: bigint, flags: bigint, exitSignal: number, pid: number, clearTid = 0n): Buffer {
-  const args = Buffer.alloc(CLONE_SLOT_BYTES);
+export function cloneArgs(at: bigint, flags: bigint, exitSignal: number, tids: readonly number[], clearTid = 0n): Buffer {
+  const args = Buffer.alloc(cloneSlotBytes(tids.length));
   args.writeBigUInt64LE(clearTid === 0n ? flags : flags | CLONE_CHILD_CLEARTID, 0);
   if (clearTid !== 0n) args.writeBigUInt64LE(clearTid, 16); // child_tid
   args.writeBigUInt64LE(BigInt(exitSignal), 32);
-  if (pid !== 0) {
+  if (tids.length > 0) {
     args.writeBigUInt64LE(at + BigInt(CLONE_ARGS_SIZE), 64); // set_tid
-    args.writeBigUInt64LE(1n, 72); // set_tid_size
+    args.writeBigUInt64LE(BigInt(tids.length), 72); // set_tid_size
   }
-  args.writeBigInt64LE(BigInt(pid), CLONE_ARGS_SIZE);
+  tids.forEach((tid, i) => args.writeInt32LE(tid, CLONE_ARGS_SIZE + 4 * i));
   return args;
 }
 
 /**
  * The task an injected clone3 in `parent` made (`r`: its raw result; the
  * parent's events cleared before the call), once it is in its first ptrace
- * stop, checked to have pid `pid`.
+ * stop, checked to have pids `tids` (set_tid's, innermost first).
  */
-export function adoptClone(parent: Tracee, r: bigint, pid: number, ourNs: boolean): Tracee {
+export function adoptClone(parent: Tracee, r: bigint, tids: readonly number[], ourNs: boolean): Tracee {
+  const pid = tids.at(-1) ?? 0;
   if (r < 0n) {
     const errno = Number(-r);
     if (errno === 17) throw pidTaken(pid);
-    throw new CriuTsError('ERESTORE', `clone3 for pid ${pid} failed: errno ${errno}`, { pid, errno });
+    throw new CriuTsError('ERESTORE', `clone3 for pid ${pid}${tids.length > 1 ? ` (${tids.join(', ')}, innermost first)` : ''} failed: errno ${errno}`, { pid, errno });
   }
   const ev = parent.events.find((e) => e.event === PTRACE_EVENT.FORK || e.event === PTRACE_EVENT.CLONE || e.event === PTRACE_EVENT.VFORK);
-  const child = ev ? Number(ev.msg) : Number(r);
+  const child = Number(ev ? ev.msg : r);
   if (ourNs && pid !== 0 && child !== pid) throw new CriuTsError('ERESTORE', `clone3 made pid ${child}, wanted ${pid}`, { pid, child });
   // The new task starts in a ptrace stop; collect that stop before using it.
   for (;;) {
@@ -138,9 +153,13 @@ export function adoptClone(parent: Tracee, r: bigint, pid: number, ourNs: boolea
     if (st.exited || st.signaled) throw new CriuTsError('ERESTORE', `new task ${child} died at birth`, { pid: child });
     if (st.stopped) break;
   }
-  if (!ourNs) {
-    const inner = parseStatus(child).nsPid.at(-1);
-    if (pid !== 0 && inner !== pid) throw new CriuTsError('ERESTORE', `clone3 made pid ${inner} in its namespace, wanted ${pid}`, { pid, child });
+  if (!ourNs || tids.length > 1) {
+    // NSpid ends with the innermost level: its tail, read backwards, is set_tid.
+    const nsPid = parseStatus(child).nsPid;
+    const got = nsPid.slice(-tids.length).reverse();
+    if (got.some((v, i) => v !== tids[i])) {
+      throw new CriuTsError('ERESTORE', `clone3 made pids ${got.join(', ')} in its namespaces (innermost first), wanted ${tids.join(', ')}`, { pid, child });
+    }
   }
   const t = Tracee.adopt(child);
   t.setGadget(parent.gadgetAddr);

@@ -9,7 +9,7 @@ import {
 import { CriuTsError } from '../errors.js';
 import { parseStatus } from '../proc/index.js';
 import { imageFile } from '../images/index.js';
-import type { CoreEntry, UserX86FpregsEntry } from '../images/messages.js';
+import type { CoreEntry, PstreeEntry, UserX86FpregsEntry } from '../images/messages.js';
 import type { RestoreContext, RestoreSpaceTask, RestoreTaskHandle, RestoreThreadView, SpaceImages, ThreadRestorePoint } from '../kinds/index.js';
 import { openOursInTask } from '../kinds/install-fd.js';
 import type { Tracee } from '../infect/tracee.js';
@@ -20,13 +20,13 @@ import { fillXsave } from '../infect/xsave.js';
 import { restoreFds } from './files.js';
 import { asInterruptedSyscall } from './restart.js';
 import { runSteps, runStepsEach, type SideSteps } from '../kinds/steps.js';
-import { TRACE_OPTIONS } from './stub.js';
+import { TRACE_OPTIONS, setTidOf } from './stub.js';
 import { createThreads } from './threads.js';
 import { addressSpace, restoreTaskState, threadRestoreSteps } from '../kinds/index.js';
 import { handleFor } from './handle.js';
 import { verifyTaskState, verifyRegisters, judge } from './verify/index.js';
 import type { DumpImages } from './images.js';
-import type { RestoreNode, RestorePlan } from './plan.js';
+import { ownPid, type RestoreNode, type RestorePlan } from './plan.js';
 import { logger } from '../log.js';
 import { mark } from '../timeline.js';
 
@@ -55,7 +55,7 @@ export function restoreAddressSpace(n: RestoreNode, filesCtx: RestoreContext): v
 
 function spaceTask(n: RestoreNode, images: SpaceImages, tracee: Tracee): RestoreSpaceTask {
   return {
-    real: n.real, tracee, handle: handleFor(n.real, tracee, n.pid), images,
+    real: n.real, tracee, handle: handleFor(n.real, tracee, n.pid, ownPid(n)), images,
     exitKill: (TRACE_OPTIONS & PTRACE_O.EXITKILL) !== 0, parent: n.forkedFromRestored?.images,
   };
 }
@@ -84,7 +84,7 @@ export function restoreTaskBody(n: RestoreNode, plan: RestorePlan, img: DumpImag
   const tracee = n.tracee;
   if (!task || !tracee) return 0;
   const pid = n.pid;
-  const h = handleFor(n.real, tracee, pid);
+  const h = handleFor(n.real, tracee, pid, ownPid(n));
   const main = task.cores[0];
   const tc = main?.tc;
   if (!main || !tc) throw new CriuTsError('EIMAGE', `${imageFile('CORE', pid)} has no task core`, { pid });
@@ -111,7 +111,7 @@ export function restoreTaskBody(n: RestoreNode, plan: RestorePlan, img: DumpImag
   // HELD_SIGMASK); the dumped mask comes last.
   holdSigmask(n.real, HELD_SIGMASK);
   // Threads share the address space: create them now, in rounds (threads.ts).
-  const tids = task.pstree.threads ?? [pid];
+  const tids = threadTids(n, task.pstree);
   n.threads = [tracee];
   scratchOf(tracee);
   // The main thread's name before its threads are cloned: they inherit it,
@@ -119,7 +119,7 @@ export function restoreTaskBody(n: RestoreNode, plan: RestorePlan, img: DumpImag
   const mainName = (main.thread_core?.comm ?? tc.comm)?.slice(0, 15);
   if (mainName !== undefined) h.syscall('prctl(SET_NAME)', NR.prctl, PR.SET_NAME, h.putString(mainName));
   const clearTids = task.cores.map((c) => c.thread_info?.clear_tid_addr ?? 0n);
-  createThreads(tracee, tids.slice(1), clearTids.slice(1), !n.inNewPidNs, n.threads);
+  createThreads(tracee, tids.slice(1).map((t) => setTidOf(t.vtid, t.levels)), clearTids.slice(1), !n.inNewPidNs, n.threads);
   restoreTaskState(h, tc, 'after-threads');
   mark(`task ${pid}: threads`);
   for (const th of n.threads) holdSigmask(th.tid, HELD_SIGMASK);
@@ -142,14 +142,16 @@ function threadSteps(n: RestoreNode, at: ThreadRestorePoint, ctx: RestoreContext
   const tc = task?.cores[0]?.tc;
   if (!task || !tc) return [];
   const threadCores = task.cores.map((c) => c.thread_core);
+  const tids = threadTids(n, task.pstree);
   return n.threads.flatMap((th, i) => {
     const core = task.cores[i];
     if (!core) return [];
-    // Its ids as the task sees them: calls injected into it name them so.
-    const vtid = task.pstree.threads?.[i] ?? n.pid;
-    const view: RestoreThreadView = { core, tc, threadCores, main: i === 0, named, vtid, vpid: n.pid, traceOptions: TRACE_OPTIONS, ctx };
+    // Its ids as the task sees them (in its own pid namespace): calls injected into it name them so.
+    const t = tids[i] ?? { vtid: n.pid, levels: n.levels };
+    const vtid = t.levels.at(-1) ?? t.vtid;
+    const view: RestoreThreadView = { core, tc, threadCores, main: i === 0, named, vtid, vpid: ownPid(n), traceOptions: TRACE_OPTIONS, ctx };
     const s = threadRestoreSteps(at, view);
-    return s ? [{ tracee: th, pid: n.real, make: s.make, putBytes: s.putBytes, handle: handleFor(th.tid, th, vtid) }] : [];
+    return s ? [{ tracee: th, pid: n.real, make: s.make, putBytes: s.putBytes, handle: handleFor(th.tid, th, t.vtid, vtid) }] : [];
   });
 }
 
@@ -175,7 +177,7 @@ export function finalizeTask(n: RestoreNode, img: DumpImages, ctx: RestoreContex
   const main = n.tracee;
   const tc = task.cores[0]?.tc;
   // The process's last state (pending signals, the subreaper bit: kinds/task).
-  if (tc) restoreTaskState(handleFor(main.tid, main, n.pid), tc, 'final');
+  if (tc) restoreTaskState(handleFor(main.tid, main, n.pid, ownPid(n)), tc, 'final');
   // Then each thread's (its own signals, seccomp, credentials: the
   // registry's order): the other threads side by side, the main thread
   // last, so that a chain every thread shares goes in from it, with TSYNC,
@@ -222,4 +224,15 @@ export function finalizeTask(n: RestoreNode, img: DumpImages, ctx: RestoreContex
     holdSigmask(th.tid, mask);
   });
   if (verify) judge([...diffs, ...verifyRegisters(n, interruptedTids)], verify);
+}
+
+/**
+ * Every thread's tid in the tree's pid namespace and its numbers in the
+ * namespaces nested below it (pstree.img ns_threads, thread after thread),
+ * main thread first.
+ */
+function threadTids(n: RestoreNode, e: PstreeEntry): { vtid: number; levels: readonly number[] }[] {
+  const d = n.levels.length;
+  const per = e.ns_threads ?? [];
+  return (e.threads ?? [n.pid]).map((vtid, i) => ({ vtid, levels: d === 0 ? [] : per.slice(i * d, (i + 1) * d) }));
 }

@@ -14,35 +14,39 @@
  * never touch its stack. Its clear_child_tid address is given at birth
  * (CLONE_CHILD_CLEARTID): no set_tid_address per thread later.
  */
-import { NR } from '../sys/index.js';
+import { NR, CLONE_ARGS_SIZE } from '../sys/index.js';
 import type { Tracee } from '../infect/tracee.js';
 import { syscallEachSettled } from '../infect/side-by-side.js';
-import { adoptClone, cloneArgs, CLONE_SLOT_BYTES } from './stub.js';
+import { adoptClone, cloneArgs, cloneSlotBytes } from './stub.js';
 
 const CLONE_THREAD_FLAGS = 0x100n | 0x200n | 0x400n | 0x800n | 0x10000n | 0x40000n; // VM FS FILES SIGHAND THREAD SYSVSEM
 
 /**
- * Make threads `tids` (in that order) in the process of `main`, which has
- * its scratch area; `made` receives each thread as soon as it exists (so a
- * failure leaves every made thread where the caller kills it). `ourNs`:
- * the tids are ours (not those of a new pid namespace). `clearTids[i]`:
- * thread i's clear_child_tid address (0: none).
+ * Make threads `tids` (in that order; each its set_tid, innermost first:
+ * stub.ts setTidOf) in the process of `main`, which has its scratch area;
+ * `made` receives each thread as soon as it exists (so a failure leaves
+ * every made thread where the caller kills it). `ourNs`: the tids' last
+ * level is ours (not that of a new pid namespace). `clearTids[i]`: thread
+ * i's clear_child_tid address (0: none).
  */
-export function createThreads(main: Tracee, tids: readonly number[], clearTids: readonly bigint[], ourNs: boolean, made: Tracee[]): void {
+export function createThreads(main: Tracee, tids: readonly (readonly number[])[], clearTids: readonly bigint[], ourNs: boolean, made: Tracee[]): void {
   const scratch = main.scratchRange ?? { addr: main.mapScratch(), size: 1 << 16 };
-  const slots = Math.max(1, Math.floor(scratch.size / CLONE_SLOT_BYTES));
+  // Every thread of a process lives at the same depth: one slot size.
+  const slot = cloneSlotBytes(Math.max(1, ...tids.map((t) => t.length)));
+  const slots = Math.max(1, Math.floor(scratch.size / slot));
   const makers: Tracee[] = [main];
   let next = 0;
   while (next < tids.length) {
     const round = makers.slice(0, Math.min(makers.length, tids.length - next, slots));
     const args = Buffer.concat(round.map((_, k) => {
-      const at = scratch.addr + BigInt(k * CLONE_SLOT_BYTES);
-      return cloneArgs(at, CLONE_THREAD_FLAGS, 0, tids[next + k] as number, clearTids[next + k] ?? 0n);
+      const at = scratch.addr + BigInt(k * slot);
+      const a = cloneArgs(at, CLONE_THREAD_FLAGS, 0, tids[next + k] ?? [], clearTids[next + k] ?? 0n);
+      return Buffer.concat([a, Buffer.alloc(slot - a.length)]);
     }));
     main.writeMem(scratch.addr, args);
     for (const m of round) m.events.length = 0;
     const results = syscallEachSettled(round.map((m, k) => ({
-      t: m, nr: NR.clone3, args: [scratch.addr + BigInt(k * CLONE_SLOT_BYTES), CLONE_SLOT_BYTES - 8],
+      t: m, nr: NR.clone3, args: [scratch.addr + BigInt(k * slot), CLONE_ARGS_SIZE],
     })));
     // Every thread a call made is adopted before the first failure is thrown.
     let failure: unknown;
@@ -52,7 +56,7 @@ export function createThreads(main: Tracee, tids: readonly number[], clearTids: 
         return;
       }
       try {
-        const th = adoptClone(round[k] as Tracee, r.value, tids[next + k] as number, ourNs);
+        const th = adoptClone(round[k] as Tracee, r.value, tids[next + k] ?? [], ourNs);
         th.shareScratch(scratch);
         made.push(th);
         makers.push(th);

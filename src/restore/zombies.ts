@@ -7,7 +7,7 @@ import { holdSigmask, release, releaseQuiet } from '../infect/ptrace-state.js';
 import { collectExit } from '../infect/tracee.js';
 import { handleFor } from './handle.js';
 import type { DumpImages } from './images.js';
-import type { RestoreNode, RestorePlan } from './plan.js';
+import { ownPid, type RestoreNode, type RestorePlan } from './plan.js';
 
 /** Dead tasks exit with their dumped status; their parent keeps them as zombies, as it had them. */
 export function makeZombies(plan: RestorePlan, img: DumpImages): void {
@@ -17,7 +17,7 @@ export function makeZombies(plan: RestorePlan, img: DumpImages): void {
     const comm = img.zombies.get(n.pid)?.tc?.comm;
     if (comm) {
       try {
-        const h = handleFor(n.real, n.tracee, n.pid);
+        const h = handleFor(n.real, n.tracee, n.pid, ownPid(n));
         h.syscall('prctl(SET_NAME)', NR.prctl, PR.SET_NAME, h.putString(comm.slice(0, 15)));
       } catch {
         // a name is not worth failing the restore for

@@ -217,10 +217,15 @@ export function restoreTaskCgroups(t: RestoreTaskHandle, task: RestoreTreeTask, 
   moveInto(st, t.pid, set ? set.ctls ?? [] : ownMembers(), false);
 }
 
-/** The tid here of thread `vtid` (as the task sees it) of the task that is `host` here. */
-function hostTid(host: number, vpid: number, vtid: number): number | undefined {
+/**
+ * The tid here of thread `vtid` (as the tree's pid namespace sees it) of
+ * the task that is `host` here: the thread whose NSpid has `vtid` where the
+ * task's has `vpid` (the tree's level, `below` levels above its own).
+ */
+function hostTid(host: number, vpid: number, vtid: number, below: number): number | undefined {
   if (host === vpid) return vtid;
-  return listThreads(host).find((tid) => parseStatus(host, tid).nsPid.at(-1) === vtid);
+  const level = parseStatus(host).nsPid.length - 1 - below;
+  return listThreads(host).find((tid) => parseStatus(host, tid).nsPid[level] === vtid);
 }
 
 export function finishCgroups(ctx: RestoreContext, failed: boolean): void {
@@ -245,7 +250,7 @@ export function finishCgroups(ctx: RestoreContext, failed: boolean): void {
       for (const { tid: vtid, core } of task.threadCores) {
         const s = core.thread_core?.cg_set;
         if (vtid === task.pid || s === undefined || s === main) continue;
-        const tid = host === undefined ? undefined : hostTid(host, task.pid, vtid);
+        const tid = host === undefined ? undefined : hostTid(host, task.pid, vtid, task.levels.length);
         if (tid === undefined) throw new CriuTsError('ERESTORE', `task ${task.pid}: thread ${vtid} not found to move into its cgroups`, { pid: task.pid, tid: vtid });
         const set = st.sets.get(s);
         for (const m of set ? set.ctls ?? [] : ownMembers()) {

@@ -76,7 +76,7 @@ export function restoreFown(t: RestoreTaskHandle, fd: number, fown: FownEntry | 
   // the saved uid 0 so that we can switch back.
   const b = Buffer.alloc(8);
   b.writeInt32LE(fown.pid_type, 0);
-  b.writeInt32LE(fown.pid, 4);
+  b.writeInt32LE(pidSeenBy(t, fown.pid, 'its file owner (F_SETOWN)'), 4);
   const owner = t.putBytes(b);
   t.syscall('setresuid(fown)', NR.setresuid, fown.uid, fown.euid, -1);
   try {
@@ -86,4 +86,16 @@ export function restoreFown(t: RestoreTaskHandle, fd: number, fown: FownEntry | 
     // An euid change clears the dumpable flag; the task's own comes later.
     t.syscall('prctl(SET_DUMPABLE)', NR.prctl, PR.SET_DUMPABLE, 1);
   }
+}
+
+/**
+ * A pid of the images (the tree's pid namespace's) as task `t` names it in
+ * its own: the same, unless `t` lives in a pid namespace nested below the
+ * tree's, where only its own pid (or group) is translated; any other is
+ * refused in one line (docs/namespaces.md).
+ */
+export function pidSeenBy(t: RestoreTaskHandle, pid: number, what: string): number {
+  if (t.ownPid === t.vpid || pid === 0) return pid;
+  if (pid === t.vpid) return t.ownPid;
+  throw new CriuTsError('EUNSUPPORTED', `task ${t.vpid} (pid ${t.ownPid} in its nested pid namespace): ${what} ${pid} is another task's, which criu-ts does not translate into a nested pid namespace`, { pid: t.vpid });
 }

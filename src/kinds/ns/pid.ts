@@ -9,10 +9,19 @@
  * does. Images: CRIU's, unchanged (a pid namespace has no image of its
  * own; ids-PID.img pid_ns_id differs from inventory.img's root_ids).
  *
+ * Nested pid namespaces (a task deeper than the root's: `unshare -fp` in
+ * the tree, a container runtime inside a sandbox), which CRIU 4.2 cannot
+ * dump (its pstree_entry holds one pid per task): each task's and thread's
+ * pids below the tree's level go to pstree.img's own fields (1000+:
+ * images/schema/pstree.ts); at restore a nested init is cloned with
+ * CLONE_NEWPID and every task and thread with set_tid at every level from
+ * the tree's down (restore/stub.ts setTidOf).
+ *
  * Limits (refused with one line): a tree in a pid namespace of its own
- * whose root is not that namespace's init; nested pid namespaces (a task
- * deeper than the root's namespace; CRIU 4.2's pstree has one pid per
- * task); a task whose next children would be born in another pid
+ * whose root is not that namespace's init; a task put in a nested
+ * namespace by setns() (not its parent's, not its init); nested
+ * namespaces in images without their pids (CRIU's, an older criu-ts's);
+ * a task whose next children would be born in another pid
  * namespace (unshare(CLONE_NEWPID) without a fork yet: refused by the
  * core, dump/namespaces.ts); at restore for an unprivileged RPC caller (a
  * pid namespace takes CAP_SYS_ADMIN to make). The tree keeps
@@ -50,11 +59,19 @@ function dumpTree(tree: DumpTreeView): void {
   }
   // setns() only enters the caller's pid namespace or one below it: a
   // descendant of the root is in the root's namespace or deeper, and the
-  // length of NSpid tells which.
+  // length of NSpid tells which. A deeper one is dumped with its pids at
+  // every level (dump/pids.ts, pstree.img's own fields); restoring it forks
+  // it from its parent, so a task must be in its parent's namespace or be
+  // the init of one just below it (born there with CLONE_NEWPID). A task
+  // put there by setns() from outside (nsenter) is neither.
+  const byPid = new Map(tree.tasks.map((t) => [t.pid, t]));
   for (const t of tree.tasks) {
-    if (t.nsPid.length > depth) {
-      refuse(t.pid, `is in a pid namespace nested in the tree's (pid ${String(t.nsPid.at(-1))} there): nested pid namespaces are not supported`);
-    }
+    const parent = t.pid === tree.rootPid ? undefined : byPid.get(t.ppid);
+    if (!parent || t.nsPid.length <= depth) continue;
+    const inner = t.nsPid.at(-1);
+    if (t.nsPid.length === parent.nsPid.length + 1 && inner === INIT_PID) continue;
+    if (t.nsPid.length === parent.nsPid.length && nsLinkOf(t.pid, 'pid') === nsLinkOf(parent.pid, 'pid')) continue;
+    refuse(t.pid, `is pid ${String(inner)} of a pid namespace nested in the tree's but neither in its parent's (task ${parent.pid}) nor that namespace's init (it entered it with setns): it cannot be forked back there`);
   }
   // A task whose next children would be born in another pid namespace
   // (pid_for_children) is refused by the core for every handled type
@@ -85,7 +102,11 @@ function prepareRestore(tree: RestoreTreeView, ctx: RestoreContext): void {
       throw new CriuTsError('EPERM', `not restored for an unprivileged caller: task ${t.pid} would be in a pid namespace of its own`, { pid: t.pid, errno: 1 });
     }
     if (t.pid !== tree.rootPid) {
-      throw new CriuTsError('EUNSUPPORTED', `task ${t.pid} was dumped in a pid namespace nested in the tree's (ns id ${ns}): nested pid namespaces are not supported`, { pid: t.pid, nsId: ns });
+      // The init of a nested namespace has its pids there (pstree.img's own
+      // fields, the last 1); a dump without them (an older criu-ts's, or
+      // CRIU's own) cannot say which pid each task had below the tree's level.
+      if (t.levels.at(-1) === INIT_PID) continue;
+      throw new CriuTsError('EUNSUPPORTED', `task ${t.pid} was dumped in a pid namespace nested in the tree's (ns id ${ns}) without its pids there (pstree.img ns_pid): the images were not made by a criu-ts that dumps nested pid namespaces`, { pid: t.pid, nsId: ns });
     }
     if (t.pid !== INIT_PID) {
       throw new CriuTsError('EUNSUPPORTED', `task ${t.pid} was dumped in a pid namespace of its own without being its init (pid 1): it cannot start one`, { pid: t.pid, nsId: ns });
@@ -99,6 +120,8 @@ export const pidNsKind: ResourceKind = {
   dumpTree,
   prepareRestore,
   cloneFlags(task, parentIds): bigint {
+    // A nested namespace's init (its last pid 1 there): a zombie has no ids to compare.
+    if (task.levels.length > 0 && task.levels.at(-1) === INIT_PID && !task.helper) return BigInt(CLONE_NEWPID);
     const ns = pidNsOf(task.ids);
     const above = pidNsOf(parentIds);
     return ns !== undefined && above !== undefined && ns !== above ? BigInt(CLONE_NEWPID) : 0n;

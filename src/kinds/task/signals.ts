@@ -51,7 +51,7 @@ function restoreShared(t: RestoreTaskHandle, tc: TaskCoreEntry): void {
   refuseImageTrap(t.vpid, shared);
   for (const si of shared) {
     const sig = si.readInt32LE(0);
-    t.syscall(`rt_sigqueueinfo(${sig})`, NR.rt_sigqueueinfo, t.vpid, sig, t.putBytes(si));
+    t.syscall(`rt_sigqueueinfo(${sig})`, NR.rt_sigqueueinfo, t.ownPid, sig, t.putBytes(si));
   }
 }
 

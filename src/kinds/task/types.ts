@@ -100,7 +100,7 @@ export interface RestoreThreadView {
   readonly main: boolean;
   /** its name now (inherited from the main thread, which was named before it was cloned) */
   readonly named: string | undefined;
-  /** its tid and its process's pid as the task sees them (for calls injected into it) */
+  /** its tid and its process's pid as the task sees them, in its own pid namespace (for calls injected into it) */
   readonly vtid: number;
   readonly vpid: number;
   /** the ptrace options it is traced with (a kind that changes them keeps these) */

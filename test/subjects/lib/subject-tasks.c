@@ -13,6 +13,7 @@
 #include <string.h>
 #include <sched.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -43,10 +44,17 @@ static void verdict_of(struct subject_child c, const char *what)
 
 struct subject_child subject_fork_prepared(const char *what, const char *(*setup)(void *arg), const char *(*check)(void *arg), void *arg)
 {
+	return subject_clone_prepared(what, 0, setup, check, arg);
+}
+
+struct subject_child subject_clone_prepared(const char *what, unsigned long flags, const char *(*setup)(void *arg),
+					    const char *(*check)(void *arg), void *arg)
+{
 	int verdict[2], ready[2];
 	if (pipe(verdict) != 0 || pipe(ready) != 0)
 		subject_fail("%s: pipe: %s", what, strerror(errno));
-	pid_t pid = fork();
+	/* clone with namespace flags (CLONE_NEWPID: the child is pid 1 of a new pid namespace), else fork. */
+	pid_t pid = flags == 0 ? fork() : (pid_t)syscall(SYS_clone, flags | SIGCHLD, NULL, NULL, NULL, NULL);
 	if (pid < 0)
 		subject_fail("%s: fork: %s", what, strerror(errno));
 	if (pid == 0) {

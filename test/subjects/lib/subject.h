@@ -144,6 +144,9 @@ struct subject_child subject_fork_checker(const char *(*check)(void *arg), void 
  * nothing of the child's runs after that until subject_child_verdict.
  */
 struct subject_child subject_fork_prepared(const char *what, const char *(*setup)(void *arg), const char *(*check)(void *arg), void *arg);
+/* The same, the child made by clone with `flags` (namespaces, e.g. CLONE_NEWPID; 0: fork). */
+struct subject_child subject_clone_prepared(const char *what, unsigned long flags, const char *(*setup)(void *arg),
+					    const char *(*check)(void *arg), void *arg);
 void subject_child_verdict(struct subject_child c, const char *what);
 /* fork(), the child born with SIGTERM blocked (the end signal is the parent's); fails if fork does. */
 pid_t subject_fork_quiet(void);

@@ -16,6 +16,7 @@
 import { NR, O_RDWR, O_NOCTTY } from '../../../sys/index.js';
 import type { RestoreContext, RestoreTaskHandle } from '../../types.js';
 import { IOC, intArg } from './termios.js';
+import { pidSeenBy } from '../fown.js';
 import { fileOfInfo, infoIdOf, openPath, restored } from './shared.js';
 
 
@@ -45,8 +46,9 @@ function adopt(t: RestoreTaskHandle, index: number, pgrp: number): boolean {
   try {
     t.syscall('ioctl(TIOCSCTTY)', NR.ioctl, fd, IOC.TIOCSCTTY, 0);
     if (pgrp === 0 || pgrp === t.vpid) return true;
+    const own = pidSeenBy(t, pgrp, 'its terminal\'s foreground group');
     try {
-      t.syscall('ioctl(TIOCSPGRP)', NR.ioctl, fd, IOC.TIOCSPGRP, intArg(t, pgrp));
+      t.syscall('ioctl(TIOCSPGRP)', NR.ioctl, fd, IOC.TIOCSPGRP, intArg(t, own));
       return true;
     } catch {
       return false; // the group is made later, by a child
@@ -60,7 +62,7 @@ function setForeground(t: RestoreTaskHandle, index: number, pgrp: number): void 
   if (pgrp === 0) return;
   const fd = openPath(t, `/dev/pts/${index}`, O_RDWR | O_NOCTTY);
   try {
-    t.syscall(`ioctl(TIOCSPGRP ${pgrp})`, NR.ioctl, fd, IOC.TIOCSPGRP, intArg(t, pgrp));
+    t.syscall(`ioctl(TIOCSPGRP ${pgrp})`, NR.ioctl, fd, IOC.TIOCSPGRP, intArg(t, pidSeenBy(t, pgrp, 'its terminal\'s foreground group')));
   } finally {
     t.syscall('close', NR.close, fd);
   }

@@ -36,6 +36,7 @@ import { chownSync, closeSync, readdirSync, readlinkSync, statfsSync, statSync }
 import { dirname } from 'node:path';
 import { NR, EIO, ioctlTry, O_ACCMODE, O_CLOEXEC, O_NOCTTY, F_SETFL, fdOfTask, TTYAUX_MAJOR, PTS_MAJOR_FIRST, PTS_MAJOR_LAST, DEVPTS_SUPER_MAGIC } from '../../../sys/index.js';
 import { installFd } from '../../install-fd.js';
+import { pidSeenBy } from '../fown.js';
 import { parseFdinfo, parseStat, processesTracedBy } from '../../../proc/index.js';
 import type { FileEntry, TtyInfoEntry } from '../../../images/messages.js';
 import { stateKey, type DumpContext, type FileKind, type FdProbe, type RestoreContext, type RestoreTaskHandle } from '../../types.js';
@@ -264,8 +265,9 @@ function takeIfLeader(t: RestoreTaskHandle, fd: number, info: TtyInfoEntry): voi
   t.syscall('ioctl(TIOCSCTTY)', NR.ioctl, fd, IOC.TIOCSCTTY, 0);
   if (info.pgrp === 0) return;
   // The group may be created later (by a child): then it stays the leader's.
+  const own = pidSeenBy(t, info.pgrp, 'its terminal\'s foreground group');
   try {
-    t.syscall('ioctl(TIOCSPGRP)', NR.ioctl, fd, IOC.TIOCSPGRP, intArg(t, info.pgrp));
+    t.syscall('ioctl(TIOCSPGRP)', NR.ioctl, fd, IOC.TIOCSPGRP, intArg(t, own));
   } catch {
     // not there yet
   }
