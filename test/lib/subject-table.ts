@@ -122,6 +122,7 @@ export const SUBJECTS: readonly SubjectCase[] = [
   c('threads', '1000 threads with 64 KiB stacks waiting on a futex: tid, TLS, name, mask', { pthread: true, args: ['--threads', '1000', '--fpu', '0', '--stack-kib', '64'] }),
   c('rseq-cs', 'two threads stopped inside an rseq critical section go to its abort handler, never on with rseq_cs cleared', { pthread: true, runMs: 50 }),
   c('posix-timers', 'POSIX timers: ids with a gap, clocks, SIGEV_SIGNAL/NONE/THREAD_ID, still firing', { pthread: true, runMs: 100 }),
+  c('pid-ns-nested', 'pid namespaces nested in the tree (two levels): pids at every level, a thread, a group, a session helper, a zombie, an orphan the nested init reaps', { pthread: true, args: ['--deeper', '1'] }),
   c('cow-fork', 'copy-on-write: pages parent and child share since fork are one physical page again (anon, private file, read-only)'),
   c('hugetlb', 'MAP_HUGETLB memory, private and shared across fork (a huge page only the child wrote), a hugetlb memfd: contents and page size', { skip: needHugePages(12) }),
   c('aio-ring', 'AIO contexts: ring address, size, head and tail (one ring gone around), unreaped events, new requests after'),

@@ -12,9 +12,9 @@
  * Every task records the ids it sees (getpid, getppid, getpgrp, getsid,
  * gettid) and checks them after the restore; init also checks its view of
  * the others (getpgid, getsid, the zombie's status). --threads 0 leaves the
- * threads out. For the refusals: --nested 1 adds a child N born in a pid
- * namespace of its own (pid 1 there); --unshared 1 has init
- * unshare CLONE_NEWPID (its next children would be born in another one).
+ * threads out. For the refusal: --unshared 1 has init unshare
+ * CLONE_NEWPID (its next children would be born in another one). Pid
+ * namespaces nested in the tree's: pid-ns-nested.c.
  */
 #define _GNU_SOURCE
 #include "subject.h"
@@ -196,17 +196,6 @@ int main(int argc, char **argv)
 		usleep(1000);
 	usleep(50000);
 
-	if (subject_opt_long("nested", 0)) {
-		/* Born in a pid namespace of its own (clone with CLONE_NEWPID: init's pid_for_children stays its own). */
-		pid_t n = (pid_t)syscall(SYS_clone, CLONE_NEWPID | SIGCHLD, NULL, NULL, NULL, NULL);
-		if (n < 0)
-			subject_fail("clone(CLONE_NEWPID): %s", strerror(errno));
-		if (n == 0) {
-			pause(); /* dies with init */
-			_exit(0);
-		}
-		usleep(50000);
-	}
 	if (subject_opt_long("unshared", 0) && unshare(CLONE_NEWPID) != 0)
 		subject_fail("unshare(CLONE_NEWPID) in init: %s", strerror(errno));
 
