@@ -66,3 +66,16 @@ export function readNsLinkOrWhy(pid: number, type: string): { link: string } | {
     return { why, code, error };
   }
 }
+
+/**
+ * The pid namespace a proc mount shows ("pid:[...]"): its pid 1's, read
+ * through task `pid`'s root (the mount is at `mountpoint` in that task's
+ * mount namespace); undefined when it cannot be read (no init there).
+ */
+export function procMountPidNs(pid: number, mountpoint: string): string | undefined {
+  try {
+    return readlinkSync(`/proc/${pid}/root${mountpoint === '/' ? '' : mountpoint}/1/ns/pid`);
+  } catch {
+    return undefined;
+  }
+}

@@ -29,7 +29,7 @@ import { spawnSync } from 'node:child_process';
 import { closeSync, statSync } from 'node:fs';
 import { CriuTsError } from '../../../errors.js';
 import { imageFile } from '../../../images/index.js';
-import { parseMountinfo, readComm, type MountInfo } from '../../../proc/index.js';
+import { nsLinkOf, parseMountinfo, procMountPidNs, readComm, type MountInfo } from '../../../proc/index.js';
 import type { MntEntry } from '../../../images/messages.js';
 import type { DumpContext } from '../../types.js';
 import { FS_TYPES, FSTYPE_UNSUPPORTED, kdev, mountFlags, superFlags } from './fstypes.js';
@@ -139,6 +139,15 @@ export function dumpMountNamespace(pid: number, nsId: number, opts: MountDumpOpt
       return refuse(m, `only a subdirectory of this ${m.fstype} is mounted, and a new ${m.fstype} mount cannot show it alone: name it with --external mnt[${m.mountpoint}]:KEY`);
     }
     sources.push(full);
+    // A new proc shows the pid namespace of the task that mounts it: at
+    // restore, the task building this namespace (this one's counterpart).
+    if (m.fstype === 'proc' && full === m) {
+      const shows = procMountPidNs(pid, m.mountpoint);
+      const own = nsLinkOf(pid, 'pid');
+      if (shows !== undefined && own !== undefined && shows !== own) {
+        refuse(m, `this proc shows pid namespace ${shows}, not that of the task whose mount namespace it is in (${own}), which would mount it again at restore: not supported`);
+      }
+    }
     if (type.tar && !tarred.includes(full)) {
       const other = opts.tarred.get(dev(full));
       if (other !== undefined && other !== pid) refuse(full, `this ${m.fstype} is also mounted in the mount namespace of task ${other}, which this one was not made from: not supported`);
