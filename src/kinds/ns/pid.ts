@@ -32,6 +32,7 @@ import { CriuTsError } from '../../errors.js';
 import { CLONE_NEWPID } from '../../sys/index.js';
 import { nsLinkOf, readComm } from '../../proc/index.js';
 import type { TaskKobjIdsEntry } from '../../images/messages.js';
+import { imageFile } from '../../images/index.js';
 import type { DumpTreeView, RestoreContext, RestoreTreeView } from '../types.js';
 import type { ResourceKind } from '../resource-kind.js';
 
@@ -106,7 +107,7 @@ function prepareRestore(tree: RestoreTreeView, ctx: RestoreContext): void {
       // fields, the last 1); a dump without them (an older criu-ts's, or
       // CRIU's own) cannot say which pid each task had below the tree's level.
       if (t.levels.at(-1) === INIT_PID) continue;
-      throw new CriuTsError('EUNSUPPORTED', `task ${t.pid} was dumped in a pid namespace nested in the tree's (ns id ${ns}) without its pids there (pstree.img ns_pid): the images were not made by a criu-ts that dumps nested pid namespaces`, { pid: t.pid, nsId: ns });
+      throw new CriuTsError('EUNSUPPORTED', `task ${t.pid} was dumped in a pid namespace nested in the tree's (ns id ${ns}) without its pids there (${imageFile('PSTREE')} ns_pid): the images were not made by a criu-ts that dumps nested pid namespaces`, { pid: t.pid, nsId: ns });
     }
     if (t.pid !== INIT_PID) {
       throw new CriuTsError('EUNSUPPORTED', `task ${t.pid} was dumped in a pid namespace of its own without being its init (pid 1): it cannot start one`, { pid: t.pid, nsId: ns });
