@@ -4,7 +4,7 @@
  * told apart by inode. ids-PID.img holds a task's.
  */
 import type { TaskKobjIdsEntry } from '../images/messages.js';
-import { readNsIds } from '../proc/index.js';
+import { readNsId, readNsIds } from '../proc/index.js';
 import { NS_KINDS, NS_ID_FIELD } from '../images/index.js';
 import { kcmp, KCMP } from '../sys/index.js';
 
@@ -86,5 +86,20 @@ export function taskIds(pid: number, kobj: KobjIds, nsIds: NsIds): TaskKobjIdsEn
     const ino = ns[kind];
     if (ino) (ids as unknown as Record<string, number>)[NS_ID_FIELD[kind]] = nsIds.idOf(kind, ino);
   }
+  // A parent `unshare -fp` left behind (dump/namespaces.ts lets it through
+  // only when one of its children is that namespace's init).
+  if (ns.pid) {
+    const next = pidForChildren(pid);
+    if (next !== undefined && next !== ns.pid) ids.pid_for_children_ns_id = nsIds.idOf('pid', next);
+  }
   return ids;
+}
+
+/** The inode of the pid namespace task `pid`'s next children are born in, if it can be read. */
+function pidForChildren(pid: number): number | undefined {
+  try {
+    return readNsId(pid, 'pid_for_children');
+  } catch {
+    return undefined;
+  }
 }

@@ -11,7 +11,7 @@
  * from root_ids was in a namespace of its own.
  */
 import { CriuTsError } from '../errors.js';
-import { readComm, readNsLinkOrWhy } from '../proc/index.js';
+import { listChildren, parseStatus, readComm, readNsLinkOrWhy } from '../proc/index.js';
 import { NS_KINDS, type NsKind } from '../images/index.js';
 
 
@@ -64,6 +64,7 @@ export function refuseForeignNamespaces(pid: number, handled: ReadonlySet<NsKind
     if (ours === undefined) continue;
     const theirs = nsLink(pid, name);
     if (theirs === undefined || theirs === ours) continue;
+    if (isHandled && base === 'pid' && initsChildNs(pid, theirs)) continue;
     const what = name.endsWith('_for_children')
       ? `would start its children in another ${base} namespace (${theirs})`
       : `is in its own ${name} namespace (${theirs}; criu-ts is in ${ours})`;
@@ -73,6 +74,30 @@ export function refuseForeignNamespaces(pid: number, handled: ReadonlySet<NsKind
       { pid, namespace: name, task: theirs, ours },
     );
   }
+}
+
+/**
+ * `unshare -fp` left behind: a task whose next children go to the pid
+ * namespace (`link`) one of its children is the init (pid 1) of. That
+ * child is a nested namespace the pid kind saves, and the restore puts the
+ * parent's pid_for_children back in it (ids-PID.img
+ * pid_for_children_ns_id).
+ */
+function initsChildNs(pid: number, link: string): boolean {
+  let kids: number[];
+  try {
+    kids = listChildren(pid);
+  } catch {
+    return false;
+  }
+  return kids.some((c) => {
+    try {
+      const r = readNsLinkOrWhy(c, 'pid');
+      return 'link' in r && r.link === link && parseStatus(c).nsPid.at(-1) === 1;
+    } catch {
+      return false;
+    }
+  });
 }
 
 /** Whether task `pid` lives in a `type` namespace other than criu-ts's own. */

@@ -1272,6 +1272,7 @@ export interface TaskKobjIdsEntry {
   user_ns_id?: number; // 10 uint32
   cgroup_ns_id?: number; // 11 uint32
   time_ns_id?: number; // 12 uint32
+  pid_for_children_ns_id?: number; // 1000 uint32
 }
 
 /** message `task_rlimits_entry` */

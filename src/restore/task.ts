@@ -22,6 +22,7 @@ import { asInterruptedSyscall } from './restart.js';
 import { runSteps, runStepsEach, type SideSteps } from '../kinds/steps.js';
 import { TRACE_OPTIONS, setTidOf } from './stub.js';
 import { createThreads } from './threads.js';
+import { enterChildrenPidNs } from './children-ns.js';
 import { addressSpace, restoreTaskState, threadRestoreSteps } from '../kinds/index.js';
 import { handleFor } from './handle.js';
 import { verifyTaskState, verifyRegisters, judge } from './verify/index.js';
@@ -120,6 +121,7 @@ export function restoreTaskBody(n: RestoreNode, plan: RestorePlan, img: DumpImag
   if (mainName !== undefined) h.syscall('prctl(SET_NAME)', NR.prctl, PR.SET_NAME, h.putString(mainName));
   const clearTids = task.cores.map((c) => c.thread_info?.clear_tid_addr ?? 0n);
   createThreads(tracee, tids.slice(1).map((t) => setTidOf(t.vtid, t.levels)), clearTids.slice(1), !n.inNewPidNs, n.threads);
+  enterChildrenPidNs(n, plan, h);
   restoreTaskState(h, tc, 'after-threads');
   mark(`task ${pid}: threads`);
   for (const th of n.threads) holdSigmask(th.tid, HELD_SIGMASK);

@@ -10,7 +10,9 @@
  *     S2, an orphan, becomes N's child in a session whose leader is gone;
  *   - Z, a zombie (exit 7) N has not reaped.
  * With --deeper 1, N also clones D with CLONE_NEWPID (pid 1 two levels
- * below R's), which forks D1.
+ * below R's), which forks D1. With --unshare 1, R makes N as `unshare -fp`
+ * does: unshare(CLONE_NEWPID), then fork; R's next children still go to
+ * N's namespace after the restore (a child it forks sees no parent).
  * Each task records getpid, getppid, getpgrp, getsid (and N its thread's
  * tid) and checks them after the restore; N checks its view of the others
  * (getpgid, getsid, the zombie's status) and reaps the orphan S2; R checks
@@ -283,7 +285,10 @@ int main(int argc, char **argv)
 	if (subject_opt_long("own-ns", 0))
 		subject_become_pidns_init();
 	record();
-	struct subject_child nn = subject_clone_prepared("N", CLONE_NEWPID, setup_n, check_n, NULL);
+	int unshared = (int)subject_opt_long("unshare", 0);
+	if (unshared && unshare(CLONE_NEWPID) != 0)
+		subject_fail("unshare(CLONE_NEWPID): %s", strerror(errno));
+	struct subject_child nn = subject_clone_prepared("N", unshared ? 0 : CLONE_NEWPID, setup_n, check_n, NULL);
 
 	subject_ready();
 	subject_wait_term();
@@ -293,6 +298,14 @@ int main(int argc, char **argv)
 		subject_fail("%s", why);
 	if (kill(nn.pid, 0) != 0)
 		subject_fail("R: N (%d here) is gone", nn.pid);
+	if (unshared) {
+		pid_t probe = fork();
+		if (probe == 0)
+			_exit(getppid() == 0 ? 0 : 1);
+		int st;
+		if (probe < 0 || waitpid(probe, &st, 0) != probe || !WIFEXITED(st) || WEXITSTATUS(st) != 0)
+			subject_fail("R: a child forked after the restore is not born in N's namespace");
+	}
 	if ((why = verdict(nn, "N")) != NULL)
 		subject_fail("%s", why);
 	subject_pass();

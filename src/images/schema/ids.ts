@@ -17,4 +17,9 @@ defineMessage('task_kobj_ids_entry', [
   f(10, 'user_ns_id', 'optional', 'uint32'),
   f(11, 'cgroup_ns_id', 'optional', 'uint32'),
   f(12, 'time_ns_id', 'optional', 'uint32'),
+  // criu-ts's own field, not in CRIU: the pid namespace the task's next
+  // children are born in, when not its own (the parent `unshare -fp`
+  // leaves behind: the namespace its child is the init of). Written only
+  // then; CRIU and crit skip it as an unknown field.
+  f(1000, 'pid_for_children_ns_id', 'optional', 'uint32'),
 ]);

@@ -5,7 +5,8 @@
  * it), its children, a thread, a session whose leader is gone, a zombie;
  * the tree is in our pid namespace or (--own-ns 1) in one of its own.
  * Dumped, killed, restored: every task checks its pids from inside, N
- * reaps an orphan and signals a child by its pid there. pstree.img keeps
+ * reaps an orphan and signals a child by its pid there; the parent
+ * `unshare -fp` leaves gets its pid_for_children back. pstree.img keeps
  * CRIU's fields as crit 3.17 decodes them, the pids below the tree's
  * level in fields of criu-ts's own (1000+). A pre-dump chain works; the
  * same images without those fields (as CRIU or an older criu-ts would
@@ -94,6 +95,26 @@ for (const own of [false, true]) {
     }
   });
 }
+
+test('the parent `unshare -fp` leaves (its next children go to its child\'s pid namespace) is dumped and gets that back', TIMEOUT, async () => {
+  const run = new SubjectRun();
+  const dir = run.dir('pid-nested-unshare');
+  try {
+    const s = (run.subject = await startSubject('pid-ns-nested', ['--unshare', '1'], { pthread: true }));
+    const r = await dump({ pid: s.pid, imagesDir: dir, progress: false });
+    await gone(r.pids);
+    const pstree = readImage(join(dir, 'pstree.img')).entries as Entry[];
+    const n = pstree.find((e) => e['ppid'] === s.pid && list(e, 'ns_pid')[0] === 1);
+    assert.ok(n, 'the nested init is the root\'s child');
+    const ids = (vpid: unknown): Record<string, number> => readImage(join(dir, `ids-${String(vpid)}.img`)).entries[0] as Record<string, number>;
+    assert.equal(ids(s.pid)['pid_for_children_ns_id'], ids(n['pid'])['pid_ns_id'], 'the root\'s next children go to its child\'s namespace');
+    assert.equal(ids(n['pid'])['pid_for_children_ns_id'], undefined, 'written only where it differs');
+    const res = await restore({ imagesDir: dir, progress: false });
+    await run.passesAt(res.pid);
+  } finally {
+    await run.cleanup();
+  }
+});
 
 test('nested pid namespaces: a pre-dump, then a dump on top of it, restored', TIMEOUT, async () => {
   const run = new SubjectRun();
