@@ -13,6 +13,7 @@ import type { CliOptions } from './cli-options.js';
 import { HELP } from './usage.js';
 import { CRIU_COMPAT_VERSION_TEXT, version } from '../version.js';
 import { timelineFromEnv } from '../timeline.js';
+import { dropStartupPages } from './trim-pages.js';
 
 const log = logger('criu-ts');
 
@@ -59,6 +60,7 @@ async function run(argv: readonly string[], state: RunState): Promise<number> {
         process.stdout.write(`Version: ${CRIU_COMPAT_VERSION_TEXT}\nGitID: criu-ts-${version()}\n`);
         return 0;
       case 'swrk':
+        dropStartupPages();
         // The worker leaves once its client is done, whatever handles a restore left open in this process.
         process.exit(await (await import('../rpc/index.js')).runSwrk(parsed.fd));
       case 'command':
@@ -68,6 +70,7 @@ async function run(argv: readonly string[], state: RunState): Promise<number> {
         // With --exec-cmd too: criu's process is the command's by then, nothing of ours waits on.
         state.execCmd = parsed.command === 'restore' && parsed.options.execCmd !== undefined;
         state.detached = (parsed.command === 'restore' && parsed.options.restoreDetached) || state.execCmd;
+        log.debug(`start-up pages dropped: ${dropStartupPages()} KiB`);
         return await runCommand(parsed.command, parsed.action, parsed.options);
     }
   } catch (e) {

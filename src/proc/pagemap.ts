@@ -8,6 +8,7 @@ import { closeSync, openSync, readSync } from 'node:fs';
 import { CriuTsError } from '../errors.js';
 import { procError } from './read.js';
 import { PAGE_SIZE, PAGE_SHIFT } from '../sys/index.js';
+import { parseMaps } from './maps.js';
 
 
 export const PM_PFN_MASK = (1n << 55n) - 1n;
@@ -113,4 +114,51 @@ export function presentRuns(entries: BigUint64Array, includeSwapped = false): Pa
     runs.push({ startIndex: s, count: i - s });
   }
   return runs;
+}
+
+export interface CleanMapping {
+  start: bigint;
+  end: bigint;
+  /** pages of it in our page tables, KiB */
+  residentKb: number;
+}
+
+/**
+ * criu-ts's own mappings of the file (st_dev `dev`, `inode`) whose pages
+ * are all the file's: private, not writable, and no page a copy of our own
+ * (a present page that is not a file page, or a swapped one, is the copy a
+ * write made: the relocations of a now read-only RELRO segment, a
+ * breakpoint); with some resident. What cli/trim-pages.ts may take out of
+ * the resident set. From maps and pagemap (smaps would walk every VMA of
+ * ours: 4 ms of CPU for node's).
+ */
+export function ownCleanMappingsOf(dev: bigint, inode: bigint): CleanMapping[] {
+  const major = Number(((dev >> 8n) & 0xfffn) | ((dev >> 32n) & ~0xfffn));
+  const minor = Number((dev & 0xffn) | ((dev >> 12n) & 0xfff00n));
+  const candidates = parseMaps(process.pid).filter((m) => m.inode === inode && m.devMajor === major && m.devMinor === minor
+    && !m.shared && !m.prot.write && !m.deleted);
+  if (candidates.length === 0) return [];
+  const out: CleanMapping[] = [];
+  const pm = new PagemapReader(process.pid);
+  try {
+    for (const m of candidates) {
+      const entries = pm.read(m.start, m.end);
+      const hi = new Uint32Array(entries.buffer, entries.byteOffset, entries.length * 2);
+      let resident = 0;
+      let copied = false;
+      for (let i = 1; i < hi.length; i += 2) {
+        const w = hi[i] ?? 0;
+        if ((w & 0x40000000) !== 0) copied = true; // bit 62: swapped, so anonymous
+        else if ((w & 0x80000000) !== 0) { // bit 63: present
+          if ((w & 0x20000000) === 0) copied = true; // bit 61: a file page
+          else resident++;
+        }
+        if (copied) break;
+      }
+      if (!copied && resident > 0) out.push({ start: m.start, end: m.end, residentKb: resident * (PAGE_SIZE / 1024) });
+    }
+  } finally {
+    pm.close();
+  }
+  return out;
 }

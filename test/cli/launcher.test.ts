@@ -70,3 +70,19 @@ test('ownNodeEnv keeps NODE_EXTRA_CA_CERTS, MALLOC_ARENA_MAX and MALLOC_MMAP_THR
   assert.deepEqual(ownNodeEnv({ A: '1', MALLOC_ARENA_MAX: '4' }), { ...arena, A: '1', [SAVED_ARENA_ENV]: '4' });
   assert.deepEqual(ownNodeEnv({ A: '1', MALLOC_MMAP_THRESHOLD_: '65536' }), { ...arena, A: '1', [SAVED_MMAP_ENV]: '65536' });
 });
+
+test('a command first drops the node binary\'s start-up pages from criu-ts\'s resident set (cli/trim-pages.ts), and runs as before', () => {
+  const work = tempDir('launcher-trim');
+  try {
+    const log = join(work, 'check.log');
+    const c = runBin('criu-ts', ['check', '-v4', '-o', log], process.env);
+    assert.equal(c.status, 0, c.stderr);
+    assert.match(c.stdout, /Looks good/);
+    const m = /start-up pages dropped: (\d+) KiB/.exec(readFileSync(log, 'utf8'));
+    assert.ok(m, 'the drop is logged');
+    // Node's start alone maps 20-35 MiB of its binary.
+    assert.ok(Number(m[1]) > 4096, `${m[1]} KiB dropped`);
+  } finally {
+    removeDir(work);
+  }
+});

@@ -1,6 +1,11 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { PagemapReader, presentRuns, isPresent, isExclusive, isFilePage, isSwapped, isSoftDirty, pfn, PM_PRESENT, PM_SWAP } from '../../src/proc/index.js';
+import { closeSync, fstatSync, openSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { PagemapReader, presentRuns, isPresent, isExclusive, isFilePage, isSwapped, isSoftDirty, pfn, PM_PRESENT, PM_SWAP, ownCleanMappingsOf, parseMaps } from '../../src/proc/index.js';
+import { dropFilePages, MAP_PRIVATE, NR, PROT_READ, PROT_WRITE, sys } from '../../src/sys/index.js';
+import { mmapView } from '../../src/sys/libc.js';
+import { removeDir, tempDir } from '../lib/harness.js';
 import { startProcTarget, infoHex } from '../lib/proc-target.js';
 import type { ProcTarget } from '../lib/proc-target.js';
 
@@ -68,4 +73,40 @@ test('[vsyscall] lies past pagemap\'s end: entries read as not present', () => {
   } finally {
     r.close();
   }
+});
+
+test('ownCleanMappingsOf: our private read-only mappings of a file with no page of our own; a drop leaves them as the file says', () => {
+  const dir = tempDir('pagemap-clean');
+  const file = join(dir, 'data');
+  writeFileSync(file, Buffer.alloc(4 * 4096, 7));
+  const fd = openSync(file, 'r');
+  const st = fstatSync(fd, { bigint: true });
+  // One mapping written once (a copy of page 0), then made read-only: as a RELRO segment is.
+  const written = mmapView(fd, 4 * 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE);
+  const clean = mmapView(fd, 4 * 4096, PROT_READ, MAP_PRIVATE);
+  try {
+    (written.bytes as Buffer)[0] = 9;
+    sys('mprotect', NR.mprotect, undefined, written.addr, 4 * 4096, PROT_READ);
+    assert.equal(clean.bytes[4096], 7); // a file page in our page tables
+    const own = ownCleanMappingsOf(st.dev, st.ino);
+    assert.deepEqual(own.map((m) => [m.start, m.end]), [[clean.addr, clean.addr + 4n * 4096n]], 'the written one is never offered');
+    assert.ok((own[0]?.residentKb ?? 0) >= 4);
+    assert.equal(dropFilePages(clean.addr, 4 * 4096), true);
+    assert.deepEqual(ownCleanMappingsOf(st.dev, st.ino), [], 'nothing resident after the drop');
+    assert.equal(clean.bytes[8192], 7);
+    assert.equal(written.bytes[0], 9, 'the copy is still ours');
+  } finally {
+    sys('munmap', NR.munmap, undefined, written.addr, 4 * 4096);
+    sys('munmap', NR.munmap, undefined, clean.addr, 4 * 4096);
+    closeSync(fd);
+    removeDir(dir);
+  }
+});
+
+test('ownCleanMappingsOf: the node binary\'s text is among them, its written data is not', () => {
+  const st = statSync(process.execPath, { bigint: true });
+  const own = ownCleanMappingsOf(st.dev, st.ino);
+  const ofNode = parseMaps(process.pid).filter((m) => m.inode === st.ino);
+  assert.ok(own.some((o) => ofNode.find((m) => m.start === o.start)?.prot.exec === true));
+  for (const w of ofNode.filter((m) => m.prot.write)) assert.ok(!own.some((o) => o.start === w.start));
 });
