@@ -3,10 +3,10 @@
  * error naming the missing or malformed file.
  */
 import { existsSync } from 'node:fs';
-import { dirname } from 'node:path';
-import { VMH256, decodeImageAs, deferBlockChecks, type BesideChecks, imageFile, imagePath, loadImage, loadImageIfAny, readImageBytes, verifyChecksums, vmhAvailable } from '../images/index.js';
+import { dirname, join } from 'node:path';
+import { VMH256, decodeImageAs, deferBlockChecks, type BesideChecks, imageFile, imagePath, loadImageIfAny, readImageBytes, verifyChecksums, vmhAvailable } from '../images/index.js';
 import { addressSpace, type LazyRange } from '../kinds/index.js';
-import type { ImageId, ProtoImageKey, EntryOf } from '../images/index.js';
+import type { ImageId, ImageKey, ProtoImageKey, EntryOf, TypedImage } from '../images/index.js';
 import { CriuTsError } from '../errors.js';
 import type {
   CoreEntry, PstreeEntry, InventoryEntry, TaskKobjIdsEntry, MmEntry, PagemapEntry, FsEntry, FdinfoEntry, FileEntry,
@@ -37,12 +37,44 @@ export interface DumpImages {
   files: Map<number, FileEntry>;
 }
 
-/** The one entry of an image that holds one (inventory, core, ids, mm, fs): EIMAGE when it is empty. */
-function one<K extends ProtoImageKey>(dir: string, key: K, id?: ImageId): EntryOf<K> {
-  const img = loadImage(dir, key, id);
-  const e = (img.entries as readonly EntryOf<K>[])[0];
-  if (e === undefined) throw new CriuTsError('EIMAGE', `${img.path}: empty image`, { file: img.path });
-  return e;
+/**
+ * The images a restore reads: the bytes criu-ts-checksums verified
+ * (`verified`: what was checked is what is decoded, with no second read),
+ * else the file.
+ */
+class Images {
+  constructor(readonly dir: string, private readonly verified: Map<string, Buffer> | undefined) {}
+
+  /** The bytes of image `key`, or undefined when there is no such file. */
+  bytesIfAny(key: ImageKey, id?: ImageId): { bytes: Buffer; path: string } | undefined {
+    const name = imageFile(key, id);
+    const path = join(this.dir, name);
+    const kept = this.verified?.get(name);
+    if (kept !== undefined) return { bytes: kept, path };
+    return existsSync(path) ? { bytes: readImageBytes(path), path } : undefined;
+  }
+
+  ifAny<K extends ProtoImageKey>(key: K, id?: ImageId): TypedImage<K> | undefined {
+    const b = this.bytesIfAny(key, id);
+    return b === undefined ? undefined : decodeImageAs(key, b.bytes, b.path);
+  }
+
+  load<K extends ProtoImageKey>(key: K, id?: ImageId): TypedImage<K> {
+    const img = this.ifAny(key, id);
+    if (img === undefined) {
+      const path = imagePath(this.dir, key, id);
+      throw new CriuTsError('ENOIMAGE', `${path}: no such image`, { file: path });
+    }
+    return img;
+  }
+
+  /** The one entry of an image that holds one (inventory, ids, mm, fs): EIMAGE when it is empty. */
+  one<K extends ProtoImageKey>(key: K, id?: ImageId): EntryOf<K> {
+    const img = this.load(key, id);
+    const e = (img.entries as readonly EntryOf<K>[])[0];
+    if (e === undefined) throw new CriuTsError('EIMAGE', `${img.path}: empty image`, { file: img.path });
+    return e;
+  }
 }
 
 /**
@@ -54,7 +86,7 @@ function one<K extends ProtoImageKey>(dir: string, key: K, id?: ImageId): EntryO
  */
 export function checkDumpChecksums(
   dir: string, lazy = false, beside?: (c: BesideChecks) => void,
-): { later: CriuTsChecksumEntry[]; listed?: ReadonlySet<string> } {
+): { later: CriuTsChecksumEntry[]; listed?: ReadonlySet<string>; verified?: Map<string, Buffer> } {
   const sums = loadImageIfAny(dir, 'CRIU_TS_CHECKSUMS');
   if (sums === undefined) return { later: [] };
   const later = lazy ? sums.entries.filter((e) => e.blocks !== undefined) : [];
@@ -62,8 +94,9 @@ export function checkDumpChecksums(
   const deferrable = !lazy && beside !== undefined && vmhAvailable() ? sums.entries.filter((e) => e.blocks !== undefined && e.algorithm === VMH256 && e.freed === undefined) : [];
   const { checks, notDeferred } = deferBlockChecks(dir, deferrable);
   beside?.(checks);
-  verifyChecksums(dir, sums.entries.filter((e) => !later.includes(e) && (!deferrable.includes(e) || notDeferred.includes(e))));
-  return { later, listed: new Set(sums.entries.map((e) => e.name)) };
+  const verified = new Map<string, Buffer>();
+  verifyChecksums(dir, sums.entries.filter((e) => !later.includes(e) && (!deferrable.includes(e) || notDeferred.includes(e))), undefined, undefined, verified);
+  return { later, listed: new Set(sums.entries.map((e) => e.name)), verified };
 }
 
 /** The pages images left by checkDumpChecksums(dir, true): every block but those wholly inside a lazy VMA's pages. */
@@ -86,10 +119,11 @@ export function checkLazyPagesChecksums(img: DumpImages, later: readonly CriuTsC
  * heap in a 1000-thread restore. The bytes were decoded whole here once,
  * so decoding them again cannot fail.
  */
-function threadCore(dir: string, tid: number): CoreEntry {
-  const path = imagePath(dir, 'CORE', tid);
-  if (!existsSync(path)) throw new CriuTsError('ENOIMAGE', `${path}: no such image`, { file: path });
-  const bytes = readImageBytes(path);
+function threadCore(images: Images, tid: number): CoreEntry {
+  const got = images.bytesIfAny('CORE', tid);
+  const path = got?.path ?? imagePath(images.dir, 'CORE', tid);
+  if (got === undefined) throw new CriuTsError('ENOIMAGE', `${path}: no such image`, { file: path });
+  const bytes = got.bytes;
   const core = decodeImageAs('CORE', bytes, path).entries[0];
   if (core === undefined) throw new CriuTsError('EIMAGE', `${path}: empty image`, { file: path });
   const info = core.thread_info;
@@ -122,37 +156,43 @@ export function checkParentPages(img: DumpImages, lazy: boolean): void {
   }
 }
 
-export function loadDump(dir: string): DumpImages {
+/** `verified`: the bytes checkDumpChecksums checked, by file name; emptied once the images are read (they are garbage then). */
+export function loadDump(dir: string, verified?: Map<string, Buffer>): DumpImages {
   if (!existsSync(dir)) throw new CriuTsError('EUSAGE', `images directory ${dir} does not exist`, { dir });
-  const inventory: InventoryEntry = one(dir, 'INVENTORY');
-  const pstree: PstreeEntry[] = [...loadImage(dir, 'PSTREE').entries];
+  const images = new Images(dir, verified);
+  const inventory: InventoryEntry = images.one('INVENTORY');
+  const pstree: PstreeEntry[] = [...images.load('PSTREE').entries];
   if (pstree.length === 0) throw new CriuTsError('EIMAGE', `${imagePath(dir, 'PSTREE')}: no tasks`, { dir });
   const files = new Map<number, FileEntry>();
-  for (const f of loadImageIfAny(dir, 'FILES')?.entries ?? []) files.set(f.id, f);
+  for (const f of images.ifAny('FILES')?.entries ?? []) files.set(f.id, f);
   const zombies = new Map<number, CoreEntry>();
+  // Each task's main core, decoded once: it says whether the task is a zombie, and is its first thread's core.
+  const mainCores = new Map<number, CoreEntry>();
   const live = pstree.filter((p) => {
-    const core = one(dir, 'CORE', p.pid);
+    const core = threadCore(images, p.pid);
     if (core.tc?.task_state === 2) {
       zombies.set(p.pid, core);
       return false;
     }
+    mainCores.set(p.pid, core);
     return true;
   });
   const tasks = live.map((p): TaskImages => {
     const tids = p.threads?.length ? p.threads : [p.pid];
-    const cores = tids.map((tid) => threadCore(dir, tid));
-    const ids = one(dir, 'IDS', p.pid);
-    const [head, ...pagemap] = loadImage(dir, 'PAGEMAP', p.pid).entries;
+    const cores = tids.map((tid, i) => (i === 0 && tid === p.pid ? mainCores.get(p.pid) : undefined) ?? threadCore(images, tid));
+    const ids = images.one('IDS', p.pid);
+    const [head, ...pagemap] = images.load('PAGEMAP', p.pid).entries;
     return {
       pstree: p,
       cores,
       ids,
-      mm: one(dir, 'MM', p.pid),
+      mm: images.one('MM', p.pid),
       pagemap,
       pagesId: head.pages_id,
-      fs: one(dir, 'FS', p.pid),
-      fds: [...loadImageIfAny(dir, 'FDINFO', ids.files_id)?.entries ?? []],
+      fs: images.one('FS', p.pid),
+      fds: [...images.ifAny('FDINFO', ids.files_id)?.entries ?? []],
     };
   });
+  verified?.clear();
   return { dir, inventory, pstree, tasks, zombies, files };
 }

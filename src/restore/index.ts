@@ -72,9 +72,9 @@ async function restoreChecked(
   const dir = opts.dir;
   // Every file the dump wrote, as it wrote it, before a single image is believed; but pages files
   // with vmh256 block digests, checked beside the fill (images/beside-checks.ts).
-  const { later, listed } = opts.skipChecksums ? { later: [] } : checkDumpChecksums(dir, opts.lazyPages !== undefined, beside);
+  const { later, listed, verified } = opts.skipChecksums ? { later: [] } : checkDumpChecksums(dir, opts.lazyPages !== undefined, beside);
   mark('image checksums checked');
-  const img = loadDump(dir);
+  const img = loadDump(dir, verified);
   mark('images loaded');
   // The images agree with each other (threads, fds, pages), or nothing is created.
   checkConsistency(img, listed);
