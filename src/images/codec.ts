@@ -7,56 +7,19 @@
  */
 import { CriuTsError } from '../errors.js';
 import { lookupEnum, lookupMessage } from './schema/types.js';
-import type { EnumDesc, FieldDesc, MessageDesc, ScalarType } from './schema/types.js';
+import type { EnumDesc, FieldDesc, MessageDesc } from './schema/types.js';
 import { keepUnknown, skipKeep, unknownFieldsOf } from './unknown-fields.js';
 import type { UnknownField } from './unknown-fields.js';
-import {
-  WireError, WireReader, WireWriter, WT_FIXED32, WT_FIXED64, WT_LEN, WT_VARINT,
-} from './wire.js';
+import { WireError, WireReader, WireWriter, WT_LEN } from './wire.js';
+import { MAX_DEPTH, WIRE_TYPE, indexOf, messageDesc } from './field-index.js';
+import { keepLazy, skim, type LazyFields } from './lazy-fields.js';
 
 export type Message = Record<string, unknown>;
 
 export { UNKNOWN_FIELDS, UNKNOWN_FIELDS_KEY, unknownFieldsOf, setUnknownFields } from './unknown-fields.js';
 export type { UnknownField } from './unknown-fields.js';
 
-/** Nesting deeper than this is garbage, not a CRIU image (and would exhaust the stack). */
-const MAX_DEPTH = 64;
-
-const WIRE_TYPE: Record<ScalarType | 'enum' | 'message', number> = {
-  double: WT_FIXED64, float: WT_FIXED32,
-  int32: WT_VARINT, int64: WT_VARINT, uint32: WT_VARINT, uint64: WT_VARINT,
-  sint32: WT_VARINT, sint64: WT_VARINT, bool: WT_VARINT, enum: WT_VARINT,
-  fixed32: WT_FIXED32, sfixed32: WT_FIXED32, fixed64: WT_FIXED64, sfixed64: WT_FIXED64,
-  string: WT_LEN, bytes: WT_LEN, message: WT_LEN,
-};
-
-export function wireTypeOf(type: FieldDesc['type']): number {
-  return WIRE_TYPE[type];
-}
-
-/** Schema lookups; a message name nobody registered is a programming error. */
-export function messageDesc(name: string): MessageDesc {
-  const d = lookupMessage(name);
-  if (d === undefined) throw new CriuTsError('EINTERNAL', `schema: unknown message ${name}`, { message: name });
-  return d;
-}
-
-interface FieldIndex {
-  byNum: Map<number, FieldDesc>;
-  /** the required fields, checked once a message is read */
-  required: readonly FieldDesc[];
-}
-
-const indexCache = new WeakMap<MessageDesc, FieldIndex>();
-
-function indexOf(desc: MessageDesc): FieldIndex {
-  let idx = indexCache.get(desc);
-  if (idx === undefined) {
-    idx = { byNum: new Map(desc.fields.map((fd) => [fd.num, fd])), required: desc.fields.filter((fd) => fd.rule === 'required') };
-    indexCache.set(desc, idx);
-  }
-  return idx;
-}
+export { messageDesc, wireTypeOf } from './field-index.js';
 
 const enumNames = new WeakMap<EnumDesc, Map<number, string>>();
 
@@ -105,7 +68,7 @@ function repeatedOf(out: Message, name: string): unknown[] {
   return made;
 }
 
-function decodeInto(desc: MessageDesc, r: WireReader, end: number, out: Message, depth: number): void {
+function decodeInto(desc: MessageDesc, r: WireReader, end: number, out: Message, depth: number, lazy?: LazyFields): void {
   if (depth > MAX_DEPTH) throw new WireError('messages nested too deep', r.pos);
   const { byNum, required } = indexOf(desc);
   while (r.pos < end) {
@@ -131,6 +94,13 @@ function decodeInto(desc: MessageDesc, r: WireReader, end: number, out: Message,
       const len = r.length();
       const subEnd = r.pos + len;
       const sr = new WireReader(r.buf, r.pos, subEnd);
+      if (lazy !== undefined && fd.rule !== 'repeated' && lazy.has(fd)) {
+        // Checked now as a decode would, decoded when read (lazy-fields.ts).
+        skim(sub, sr, subEnd, depth + 1);
+        keepLazy(out, fd.name, sub, r.buf, r.pos, subEnd, depth + 1, decodeInto);
+        r.pos = subEnd;
+        continue;
+      }
       if (fd.rule === 'repeated') {
         const obj: Message = {};
         decodeInto(sub, sr, subEnd, obj, depth + 1);
@@ -187,7 +157,8 @@ function decodeInto(desc: MessageDesc, r: WireReader, end: number, out: Message,
   }
   if (r.pos !== end) throw new WireError('field runs past the end of its message', r.pos);
   for (const fd of required) {
-    if (out[fd.name] === undefined) {
+    // (hasOwn: a lazy field's getter is not run for this)
+    if (!Object.hasOwn(out, fd.name)) {
       throw new WireError(`${desc.name}: missing required field ${fd.name}`, end);
     }
   }
@@ -197,10 +168,10 @@ function decodeInto(desc: MessageDesc, r: WireReader, end: number, out: Message,
  * Decode one message from `buf` (the whole buffer). Throws WireError with
  * the position of the fault; callers that know the file wrap it.
  */
-export function decodeMessageRaw(msgName: string, buf: Buffer, start = 0, end = buf.length): Message {
+export function decodeMessageRaw(msgName: string, buf: Buffer, start = 0, end = buf.length, lazy?: LazyFields): Message {
   const desc = messageDesc(msgName);
   const out: Message = {};
-  decodeInto(desc, new WireReader(buf, start, end), end, out, 0);
+  decodeInto(desc, new WireReader(buf, start, end), end, out, 0, lazy);
   return out;
 }
 

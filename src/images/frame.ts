@@ -9,6 +9,7 @@ import type { Message } from './codec.js';
 import { IMG_COMMON_MAGIC, IMG_SERVICE_MAGIC, entryMessage, kindByFileName, kindByMagic, magicShared } from './table.js';
 import type { ImageKind } from './table.js';
 import { WireError, imageError } from './wire.js';
+import type { LazyFields } from './lazy-fields.js';
 
 /** Sequential bytes with a known total size (so lengths are checked before any allocation). */
 export interface ByteSource {
@@ -82,9 +83,9 @@ export function readHead(src: ByteSource, file: string | undefined): ImageHead {
   return { kind, headerSize };
 }
 
-function decodeAt(msgName: string, bytes: Buffer, offset: number, index: number, file: string | undefined): Message {
+function decodeAt(msgName: string, bytes: Buffer, offset: number, index: number, file: string | undefined, lazy?: LazyFields): Message {
   try {
-    return decodeMessageRaw(msgName, bytes);
+    return decodeMessageRaw(msgName, bytes, 0, bytes.length, lazy);
   } catch (e) {
     if (e instanceof WireError) {
       throw imageError(file, offset + e.pos, `bad ${msgName} (entry ${index}) at byte ${offset + e.pos}: ${e.message}`, { entry: index });
@@ -150,7 +151,7 @@ function readMsgQueue(entry: Message, src: ByteSource, file: string | undefined,
 }
 
 /** Every entry of an image after its header. */
-export function* frames(src: ByteSource, kind: ImageKind, file: string | undefined): Generator<Frame> {
+export function* frames(src: ByteSource, kind: ImageKind, file: string | undefined, lazy?: LazyFields): Generator<Frame> {
   if (kind.message === undefined) throw imageError(file, 0, `${kind.name} images are not protobuf`);
   const ghost = kind.payload?.kind === 'ghost';
   let chunked = false;
@@ -163,7 +164,7 @@ export function* frames(src: ByteSource, kind: ImageKind, file: string | undefin
       throw imageError(file, offset, `truncated entry at byte ${offset} (need ${size} bytes, have ${have})`, { entry: index });
     }
     const msgName = entryMessage(kind, index);
-    const entry = decodeAt(msgName, src.read(size), offset + 4, index, file);
+    const entry = decodeAt(msgName, src.read(size), offset + 4, index, file, lazy);
     let extra: Buffer | undefined;
     if (ghost) {
       if (index === 0) chunked = entry['chunks'] === true;

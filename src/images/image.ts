@@ -9,6 +9,7 @@ import { IMG_COMMON_MAGIC, IMG_SERVICE_MAGIC, entryMessage, kindByName } from '.
 export { entryMessage } from './table.js';
 import type { ImageKind } from './table.js';
 import { WireWriter } from './wire.js';
+import type { LazyFields } from './lazy-fields.js';
 
 export interface DecodedImage {
   kind: ImageKind;
@@ -17,13 +18,16 @@ export interface DecodedImage {
   extras: (Buffer | undefined)[];
 }
 
-/** Decode a whole image file's bytes. `file` names the image in errors (and tells pagemap-shmem apart). */
-export function decodeImage(buf: Buffer, file?: string): DecodedImage {
+/**
+ * Decode a whole image file's bytes. `file` names the image in errors (and
+ * tells pagemap-shmem apart); `lazy`: fields decoded only when read (lazy-fields.ts).
+ */
+export function decodeImage(buf: Buffer, file?: string, lazy?: LazyFields): DecodedImage {
   const src = new BufferSource(buf);
   const { kind } = readHead(src, file);
   const entries: Record<string, unknown>[] = [];
   const extras: (Buffer | undefined)[] = [];
-  for (const fr of frames(src, kind, file)) {
+  for (const fr of frames(src, kind, file, lazy)) {
     entries.push(fr.entry);
     extras.push(fr.extra);
   }

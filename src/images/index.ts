@@ -6,6 +6,8 @@ import './schema/index.js';
 
 export { decodeMessage, encodeMessage } from './codec.js';
 export type { Message } from './codec.js';
+export { lazyFields } from './lazy-fields.js';
+export type { LazyFields } from './lazy-fields.js';
 export { decodeImage, encodeImage, entryMessage } from './image.js';
 export type { DecodedImage } from './image.js';
 export {

@@ -11,6 +11,7 @@ import { decodeImage, encodeImage, encodeImageOf } from './image.js';
 import type { DecodedImage } from './image.js';
 import { frames, readHead } from './frame.js';
 import type { ByteSource, Frame } from './frame.js';
+import type { LazyFields } from './lazy-fields.js';
 import { entryMessage, imageFile, kindByKey } from './table.js';
 import type { EntriesOf, ImageId, ImageKey, ImageKind, ProtoImageKey } from './table.js';
 
@@ -85,11 +86,12 @@ export function loadImageIfAny<K extends ProtoImageKey>(dir: string, key: K, id?
 /**
  * The bytes of image `key` (read from `path`) decoded and typed, with the
  * checks of loadImageIfAny: for a caller that keeps the bytes to decode
- * them again later instead of holding what they decode to.
+ * them again later instead of holding what they decode to; `lazy`: fields
+ * decoded only when read (lazy-fields.ts).
  */
-export function decodeImageAs<K extends ProtoImageKey>(key: K, bytes: Buffer, path: string): TypedImage<K> {
+export function decodeImageAs<K extends ProtoImageKey>(key: K, bytes: Buffer, path: string, lazy?: LazyFields): TypedImage<K> {
   const want = kindByKey(key);
-  const img = decodeImage(bytes, path);
+  const img = decodeImage(bytes, path, lazy);
   if (img.kind.magic !== want.magic) {
     throw new CriuTsError('EIMAGE', `${path}: a ${img.kind.name} image, not ${want.name}`, { file: path, offset: 4 });
   }

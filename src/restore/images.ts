@@ -4,13 +4,13 @@
  */
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { VMH256, decodeImageAs, deferBlockChecks, type BesideChecks, imageFile, imagePath, loadImageIfAny, readImageBytes, verifyChecksums, vmhAvailable } from '../images/index.js';
+import { VMH256, decodeImageAs, lazyFields, deferBlockChecks, type BesideChecks, imageFile, imagePath, loadImageIfAny, readImageBytes, verifyChecksums, vmhAvailable } from '../images/index.js';
 import { addressSpace, type LazyRange } from '../kinds/index.js';
 import type { ImageId, ImageKey, ProtoImageKey, EntryOf, TypedImage } from '../images/index.js';
 import { CriuTsError } from '../errors.js';
 import type {
   CoreEntry, PstreeEntry, InventoryEntry, TaskKobjIdsEntry, MmEntry, PagemapEntry, FsEntry, FdinfoEntry, FileEntry,
-  CriuTsChecksumEntry, ThreadInfoX86,
+  CriuTsChecksumEntry,
 } from '../images/messages.js';
 
 export interface TaskImages {
@@ -112,28 +112,22 @@ export function checkLazyPagesChecksums(img: DumpImages, later: readonly CriuTsC
 }
 
 /**
- * A live thread's core, its FPU state read afresh from the image's bytes
- * (kept: 1-2 KiB) whenever it is asked for (restoreFpu, --verify), not held
- * decoded for every thread from the start: the XSAVE areas as arrays of
- * numbers and BigInts are 7 of a decoded core's 11 KiB, 7 MiB of live
- * heap in a 1000-thread restore. The bytes were decoded whole here once,
- * so decoding them again cannot fail.
+ * A live thread's FPU state is decoded afresh from the image's bytes
+ * (kept: 1-2 KiB) whenever it is asked for (restoreFpu, --verify), not
+ * decoded for every thread up front and held: the XSAVE areas as arrays
+ * of numbers and BigInts are 7 of a decoded core's 11 KiB (7 MiB of live
+ * heap in a 1000-thread restore) and most of its decoding. Its bytes are
+ * checked here as a decode would check them (images/lazy-fields.ts), so
+ * the later decode cannot fail.
  */
+const LAZY_FPU = lazyFields(['thread_info_x86', 'fpregs']);
+
 function threadCore(images: Images, tid: number): CoreEntry {
   const got = images.bytesIfAny('CORE', tid);
   const path = got?.path ?? imagePath(images.dir, 'CORE', tid);
   if (got === undefined) throw new CriuTsError('ENOIMAGE', `${path}: no such image`, { file: path });
-  const bytes = got.bytes;
-  const core = decodeImageAs('CORE', bytes, path).entries[0];
+  const core = decodeImageAs('CORE', got.bytes, path, LAZY_FPU).entries[0];
   if (core === undefined) throw new CriuTsError('EIMAGE', `${path}: empty image`, { file: path });
-  const info = core.thread_info;
-  if (info !== undefined) {
-    Object.defineProperty(info, 'fpregs', {
-      enumerable: true,
-      configurable: true,
-      get: () => (decodeImageAs('CORE', bytes, path).entries[0]?.thread_info as ThreadInfoX86).fpregs,
-    });
-  }
   return core;
 }
 
