@@ -47,6 +47,16 @@ function nums(s: string): number[] {
 }
 
 /**
+ * The first letters of the lines no field below comes from (Vm*, Rss*,
+ * Hugetlb*, Mems_allowed*, Kthread, voluntary_ctxt_switches, untag_mask,
+ * ...): about 20 of a status file's 56 lines, the longest among them,
+ * are not cut out and kept (a 1000-thread dump and restore parse 1000
+ * each).
+ */
+const UNREAD_FIRST = new Set(['V', 'R', 'H', 'M', 'K', 'v', 'n', 'u', 'c', 't'].map((c) => c.charCodeAt(0)));
+const ZERO_MASK = '0000000000000000';
+
+/**
  * Nothing of the text outlives the parse: the values are slices of it, and
  * one kept slice keeps the whole file (1.4 KB per thread: the restore of a
  * 1000-thread process held 900 of them, with their keyed lines, 5 MB).
@@ -62,7 +72,7 @@ export function parseStatus(pid: number, tid?: number): ProcStatus {
     const colon = text.indexOf(':', pos);
     if (colon < 0 || colon > end) throw parseError(file, text.slice(pos, end), 'no colon');
     // Name keeps its inner spaces; only the separating tab (and surrounding blanks) go.
-    raw.set(text.slice(pos, colon), text.slice(colon + 1, end).trim());
+    if (!UNREAD_FIRST.has(text.charCodeAt(pos))) raw.set(text.slice(pos, colon), text.slice(colon + 1, end).trim());
     pos = end + 1;
   }
   const need = (k: string): string => {
@@ -79,6 +89,8 @@ export function parseStatus(pid: number, tid?: number): ProcStatus {
   };
   const hex = (k: string): bigint => {
     const s = raw.get(k) ?? '0';
+    // Most masks are empty: no regexp and no BigInt parse for them.
+    if (s === ZERO_MASK) return 0n;
     if (!/^[0-9a-fA-F]+$/.test(s)) throw parseError(file, `${k}: ${s}`, 'expected hex');
     return BigInt('0x' + s);
   };
