@@ -21,6 +21,8 @@ export const MAP_HUGE_SHIFT = 26;
 
 /** madvise advice */
 export const MADV_DONTNEED = 4;
+/** fault a range in for writing, all of it, now (Linux 5.14+) */
+export const MADV_POPULATE_WRITE = 23;
 export const MADV_GUARD_INSTALL = 102;
 
 export const MREMAP_MAYMOVE = 1;

@@ -6,16 +6,29 @@
  * images are read from there (parent-images.ts).
  */
 import { closeSync, constants, openSync } from 'node:fs';
-import { NR, PAGE_SIZE } from '../../sys/index.js';
+import { EINVAL, MADV_POPULATE_WRITE, NR, PAGE_SIZE } from '../../sys/index.js';
 import { installFd } from '../install-fd.js';
 import { checkBeside } from '../../images/index.js';
 import { CriuTsError } from '../../errors.js';
+import { RemoteSyscallError } from '../../infect/tracee.js';
+import { logger } from '../../log.js';
 import type { PagemapEntry } from '../../images/messages.js';
 import type { RestoreTaskHandle } from '../types.js';
 import { isParentEntry, isServedEntry, type ParentChain, type Segment } from './parent-images.js';
 import { O_CLOEXEC } from '../../sys/fcntl.js';
 
 const IOV_PER_CALL = 1024;
+
+/**
+ * A stretch of memory worth a call of its own to populate before the
+ * preadv: each page the preadv's copy meets unmapped costs a fault (an
+ * exception, dear in a VM: a 1 GiB fill took twice the task's CPU so), a
+ * call costs a round trip through ptrace (docs/performance.md, "Restore,
+ * session 11").
+ */
+const POPULATE_MIN = 64n * BigInt(PAGE_SIZE);
+
+const log = logger('mem');
 
 /** The path of a segment whose pages no image holds: a `dump --lazy-pages` serves them (isServedEntry). */
 export const SERVED = '';
@@ -56,6 +69,7 @@ export function pageSegments(
 export function fillSegments(t: RestoreTaskHandle, segs: readonly Segment[], base: bigint): void {
   if (segs.length === 0) return;
   const fds = new Map<string, number>();
+  const refused = { einval: false };
   // A batch: segments of one file that follow each other in it, one preadv.
   let batch: Segment[] = [];
   const flush = (): void => {
@@ -69,6 +83,7 @@ export function fillSegments(t: RestoreTaskHandle, segs: readonly Segment[], bas
       iov.writeBigUInt64LE(sg.len, j * 16 + 8);
       want += sg.len;
     });
+    populate(t, batch, base, refused);
     let done = 0n;
     while (done < want) {
       // Re-describe what is left after a short read (preadv moves at most ~2 GiB per call).
@@ -98,6 +113,40 @@ export function fillSegments(t: RestoreTaskHandle, segs: readonly Segment[], bas
     flush();
   } finally {
     for (const fd of fds.values()) t.syscall('close', NR.close, fd);
+  }
+}
+
+/**
+ * Populate the big stretches of a batch (segments that meet in memory
+ * count as one), each with the check of its blocks beside it. Only the
+ * pages the dump wrote are touched: the fill would allocate just these.
+ * A populate that fails changes nothing the preadv would not meet: its
+ * error is left for the preadv to report.
+ */
+function populate(t: RestoreTaskHandle, batch: readonly Segment[], base: bigint, refused: { einval: boolean }): void {
+  if (refused.einval) return;
+  let i = 0;
+  while (i < batch.length) {
+    const first = batch[i] as Segment;
+    let end = first.vaddr + first.len;
+    let j = i + 1;
+    for (let next = batch[j]; next !== undefined && next.vaddr === end; next = batch[++j]) end += next.len;
+    const last = batch[j - 1] as Segment;
+    i = j;
+    if (end - first.vaddr < POPULATE_MIN) continue;
+    const from = first.off;
+    const to = last.off + last.len;
+    try {
+      t.tracee.syscallBeside('madvise', NR.madvise, [first.vaddr + base, end - first.vaddr, MADV_POPULATE_WRITE], () => checkBeside(first.path, from, to));
+    } catch (e) {
+      if (!(e instanceof RemoteSyscallError)) throw e;
+      log.debug(`task ${t.pid}: populate 0x${(first.vaddr + base).toString(16)}+${end - first.vaddr}: ${e.message}`);
+      // EINVAL: a kernel before 5.14 (or a mapping that cannot be populated): not asked again in this fill.
+      if (e.errno === EINVAL) {
+        refused.einval = true;
+        return;
+      }
+    }
   }
 }
 
