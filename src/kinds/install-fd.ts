@@ -57,8 +57,30 @@ export function installFd(t: RestoreTaskHandle, ours: number): number {
     if (cmsg.readInt32LE(12) !== 1 /* SCM_RIGHTS */) throw new CriuTsError('ERESTORE', `task ${t.pid}: no fd came through the transfer socket`, { pid: t.pid });
     return cmsg.readInt32LE(16);
   } finally {
-    t.syscall('close', NR.close, a);
-    t.syscall('close', NR.close, b);
+    closePair(t, a, b);
+  }
+}
+
+/** Close both ends of a pair made in the task (neighbours nearly always: the lowest free numbers). */
+function closePair(t: RestoreTaskHandle, a: number, b: number): void {
+  closeFdsIn(t, [a, b]);
+}
+
+/**
+ * Close these fds of task `t`: one close_range per run of consecutive
+ * numbers (fds a task was just given are the lowest free ones, so
+ * mostly one call), a round trip each.
+ */
+export function closeFdsIn(t: RestoreTaskHandle, fds: Iterable<number>): void {
+  const sorted = [...new Set(fds)].sort((x, y) => x - y);
+  for (let i = 0; i < sorted.length;) {
+    const lo = sorted[i] as number;
+    let j = i + 1;
+    while (j < sorted.length && sorted[j] === lo + (j - i)) j++;
+    const hi = sorted[j - 1] as number;
+    if (hi === lo) t.syscall('close', NR.close, lo);
+    else t.syscall('close_range', NR.close_range, lo, hi, 0);
+    i = j;
   }
 }
 

@@ -19,7 +19,7 @@ import { stateKey, type RestoreContext, type RestoreTaskHandle } from '../types.
 import { memfdShmid, openMemfd } from '../files/memfd.js';
 import { VMA } from './vma.js';
 import { PROT_WRITE, MAP_FIXED, MAP_ANONYMOUS, MAP_PRIVATE, MAP_SHARED, MAP_GROWSDOWN, MAP_NORESERVE, MAP_LOCKED, MAP_DROPPABLE, MAP_HUGETLB, MREMAP_MAYMOVE, MREMAP_FIXED } from '../../sys/mman.js';
-import { openFileInTask } from '../install-fd.js';
+import { closeFdsIn, openFileInTask } from '../install-fd.js';
 import { parentChainOf } from './parent-images.js';
 import { fillSegments, nrPages, pageSegments } from './fill.js';
 import { isSharedAnonObject, mapSharedAnon, noteSharedAnonMapping } from './shmem-restore.js';
@@ -239,7 +239,7 @@ export function restoreMemory(
       if (isSharedAnonObject(ctx, shmid)) noteSharedAnonMapping(ctx, shmid, t.pid, v.start, v.end);
     }
   }
-  for (const fd of fds.values()) t.syscall('close', NR.close, fd);
+  closeFdsIn(t, fds.values());
 
   // CRIU writes the vDSO's pages too; the running kernel's vDSO is used instead.
   const special = (mm.vmas ?? []).filter((v) => (v.status & (VMA.AREA_VDSO | VMA.AREA_VVAR | VMA.AREA_VSYSCALL)) !== 0);
