@@ -101,16 +101,21 @@ function prepare(dir: string, e: CriuTsChecksumEntry): Pending {
   return { path, e, size, count, done: new Uint8Array(count) };
 }
 
-/** Check the blocks of `path` that bytes [start, end) lie in and that are not checked yet (nothing for a file not deferred). */
-export function checkBeside(path: string, start: bigint, end: bigint): void {
+/**
+ * Check the blocks of `path` that bytes [start, end) lie in and that are
+ * not checked yet (nothing for a file not deferred). `stop()`, asked
+ * between runs: true to leave the rest unchecked for now (the call this
+ * runs beside is over; a later call or finishBesideChecks checks them).
+ */
+export function checkBeside(path: string, start: bigint, end: bigint, stop?: () => boolean): void {
   const p = pending.get(resolve(path));
   if (p === undefined || end <= start) return;
   const bs = BigInt(p.size);
-  checkRun(p, Number(start / bs), Math.min(p.count - 1, Number((end - 1n) / bs)));
+  checkRun(p, Number(start / bs), Math.min(p.count - 1, Number((end - 1n) / bs)), stop);
 }
 
 /** Read and check blocks first..last of `p` not done yet, in runs that fit the hash module's scratch. */
-function checkRun(p: Pending, first: number, last: number): void {
+function checkRun(p: Pending, first: number, last: number, stop?: () => boolean): void {
   const buf = vmhScratch();
   if (buf === undefined) throw new CriuTsError('EIMAGE', `${p.path}: cannot be checked: vmh256 needs WebAssembly SIMD (--skip-checksums to restore anyway)`, { file: p.path });
   const per = Math.max(1, Math.floor(buf.length / p.size));
@@ -135,6 +140,7 @@ function checkRun(p: Pending, first: number, last: number): void {
       checkBlocks(p.path, p.e, i, buf.subarray(0, want));
       p.done.fill(1, i, i + n);
       i += n;
+      if (stop?.() === true) return;
     }
   } finally {
     if (fd !== undefined) closeSync(fd);

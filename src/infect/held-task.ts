@@ -21,7 +21,7 @@ import { parseStatus } from '../proc/status.js';
 import {
   ptraceSyscall, ptraceSingleStep, ptraceCont, ptraceDetach, ptraceDetachQuiet, ptraceInterrupt,
   getGpRegsRaw, setGpRegsRaw, ptraceGetSiginfo, ptraceGetEventMsg, ptraceGetSigmask, ptraceSetSigmask,
-  waitPid, __WALL, PTRACE_EVENT, regOffset, processVmReadv, processVmWritev, ProcMem, SIGTRAP,
+  waitPid, __WALL, WNOHANG, PTRACE_EVENT, regOffset, processVmReadv, processVmWritev, ProcMem, SIGTRAP,
 } from '../sys/index.js';
 import { CriuTsError } from '../errors.js';
 import { logger } from '../log.js';
@@ -247,10 +247,10 @@ export class HeldTask {
    * Wait for the next stop of the injected syscall under way: its result
    * at the syscall-exit stop, undefined (task resumed again) before.
    */
-  syscallStep(): bigint | undefined {
+  syscallStep(nohang = false): bigint | undefined {
     const f = this.inflight;
     if (f === undefined) throw new CriuTsError('EINFECT', `task ${this.tid}: no injected syscall under way`, { pid: this.tid });
-    const st = waitPid(this.tid, __WALL);
+    const st = waitPid(this.tid, nohang ? __WALL | WNOHANG : __WALL);
     if (st === null) return undefined; // nothing yet (the task is still resumed)
     if (st.exited || st.signaled) {
       this.inflight = undefined;
@@ -304,21 +304,22 @@ export class HeldTask {
 
   /**
    * syscall(), with `beside()` run in our process while the task is in the
-   * call (a restore checks the bytes an injected preadv is reading into
-   * the task). The call is always collected first; then beside's error,
-   * if any, is thrown.
-   */
-  syscallBeside(name: string, nr: number, args: readonly Arg[], beside: () => void): bigint {
+   * call (a restore checks the bytes an injected preadv is reading into the
+   * task); it may ask `done()` (no wait) whether the call is over, to leave
+   * the rest for later rather than keep the task in its stop. The call is
+   * always collected first; then beside's error is thrown. */
+  syscallBeside(name: string, nr: number, args: readonly Arg[], beside: (done: () => boolean) => void): bigint {
     this.syscallBegin(nr, args);
     let failed: { e: unknown } | undefined;
+    let r: bigint | undefined;
     try {
-      beside();
+      beside(() => (r ??= this.syscallStep(true)) !== undefined);
     } catch (e) {
       failed = { e };
     }
-    let r: bigint | undefined;
-    while (r === undefined) r = this.syscallStep();
-    if (failed !== undefined) throw failed.e;
+    // A done() that threw (the task died in the call) left nothing in flight: its error is thrown.
+    while (r === undefined && this.inflight !== undefined) r = this.syscallStep();
+    if (failed !== undefined || r === undefined) throw failed?.e;
     if (r < 0n && r > -4096n) throw new RemoteSyscallError(name, Number(-r), this.tid);
     return r;
   }

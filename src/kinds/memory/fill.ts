@@ -105,7 +105,7 @@ export function fillSegments(t: RestoreTaskHandle, segs: readonly Segment[], bas
       const addr = t.putBytes(rest.buf);
       // While the task reads these bytes, we check the blocks they lie in (a pages file checked beside the fill; else nothing).
       const from = first.off + done;
-      const got = t.tracee.syscallBeside('preadv', NR.preadv, [pfd, addr, rest.count, from, 0], () => checkBeside(first.path, from, first.off + want));
+      const got = t.tracee.syscallBeside('preadv', NR.preadv, [pfd, addr, rest.count, from, 0], (done) => checkBeside(first.path, from, first.off + want, done));
       if (got === 0n) throw new CriuTsError('EIMAGE', `${first.path}: ends before the pagemap says`, { path: first.path });
       done += got;
     }
@@ -162,7 +162,7 @@ function populate(t: RestoreTaskHandle, batch: readonly Segment[], base: bigint,
     const from = first.off;
     const to = last.off + last.len;
     try {
-      t.tracee.syscallBeside('madvise', NR.madvise, [first.vaddr + base, end - first.vaddr, MADV_POPULATE_WRITE], () => checkBeside(first.path, from, to));
+      t.tracee.syscallBeside('madvise', NR.madvise, [first.vaddr + base, end - first.vaddr, MADV_POPULATE_WRITE], (done) => checkBeside(first.path, from, to, done));
     } catch (e) {
       if (!(e instanceof RemoteSyscallError)) throw e;
       log.debug(`task ${t.pid}: populate 0x${(first.vaddr + base).toString(16)}+${end - first.vaddr}: ${e.message}`);
