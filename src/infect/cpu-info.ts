@@ -12,7 +12,7 @@
  * cleared (that mask, as written, also clears SSE and BNDREGS), so that an
  * image either tool writes on one machine checks against the other's.
  *
- * CPUID comes from the cpuid driver, or from a `cpuid` single-stepped in a
+ * CPUID comes from the cpuid driver, or from a `cpuid` run (to an int3 after it) in a
  * short-lived process of our own (infect/cpuid.ts): never from a target.
  */
 import { cpuidFromDevice, type CpuidFn } from '../sys/index.js';

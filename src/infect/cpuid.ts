@@ -1,14 +1,20 @@
 /**
- * CPUID without the cpuid driver: run a `cpuid` instruction inside a task
- * we hold. As with syscalls (tracee.ts), nothing is written into the task:
- * any byte pair 0f a2 in its executable memory decodes as `cpuid` when
- * jumped to (the dynamic loader and libc carry several, for their own CPU
- * feature checks). We point rip at one with eax/ecx set, single-step once,
- * read eax..edx and put the task's registers back. `cpuid` touches no
- * memory and has no side effect, so the task cannot tell.
+ * CPUID without the cpuid driver: run a `cpuid` instruction inside a
+ * process of our own we hold (a `sleep` we started, the restore's stub):
+ * never a dump target. Any byte pair 0f a2 in its executable memory
+ * decodes as `cpuid` when jumped to (the dynamic loader and libc carry
+ * several, for their own CPU feature checks). We write an int3 right after
+ * it (PTRACE_POKEDATA: the text page becomes a private copy of that
+ * process's), point rip at it with eax/ecx set, let it run to the trap,
+ * read eax..edx, and put the bytes and the registers back.
+ *
+ * Not a single step: under some hypervisors (seen here, Linux 6.18 as a
+ * PVM guest) a single-stepped `cpuid`, which the hypervisor emulates,
+ * traps only after the NEXT instruction too has run (rip at gadget+4,
+ * edx overwritten by the `mov %eax,%edx` after it in glibc).
  */
 import {
-  getGpRegsRaw, setGpRegsRaw, ptraceSingleStep, ptraceGetSiginfo, waitPid, __WALL, regOffset, processVmReadv,
+  getGpRegsRaw, setGpRegsRaw, ptraceCont, ptraceGetSiginfo, ptracePeekData, ptracePokeData, waitPid, __WALL, regOffset, processVmReadv,
   xstateLayout, type CpuidFn, type XstateLayout, SIGTRAP,
 } from '../sys/index.js';
 import { CriuTsError } from '../errors.js';
@@ -53,8 +59,12 @@ export function cpuidThroughTracee(t: Tracee): CpuidFn | undefined {
   const gadget = findCpuidGadget(t.tid);
   if (gadget === undefined) return undefined;
   log.debug(`task ${t.tid}: cpuid gadget at 0x${gadget.toString(16)}`);
+  const INT3 = 0xccn;
   return (leaf, subleaf) => {
     const saved = getGpRegsRaw(t.tid);
+    const word = ptracePeekData(t.tid, gadget);
+    // Byte 2 (little-endian: bits 16-23) is the one after cpuid's two.
+    ptracePokeData(t.tid, gadget, (word & ~0xff0000n) | (INT3 << 16n));
     const w = Buffer.from(saved);
     wr(w, 'ip', gadget);
     wr(w, 'ax', BigInt(leaf));
@@ -63,22 +73,27 @@ export function cpuidThroughTracee(t: Tracee): CpuidFn | undefined {
     setGpRegsRaw(t.tid, w);
     try {
       for (let tries = 0; tries < 100; tries++) {
-        ptraceSingleStep(t.tid);
+        ptraceCont(t.tid);
         const st = waitPid(t.tid, __WALL);
         if (st === null) continue;
         if (st.exited || st.signaled) throw new CriuTsError('EINFECT', `task ${t.tid} died while running cpuid`, { pid: t.tid });
-        // A signal that arrived meanwhile is kept for later, as for injected syscalls.
-        if (st.event === 0 && st.stopSig !== SIGTRAP) t.stashedSignals.push(ptraceGetSiginfo(t.tid));
         const r = getGpRegsRaw(t.tid);
         const ip = rd(r, 'ip');
-        if (ip === gadget + 2n) {
+        // The int3 trapped: rip is past it.
+        if (st.event === 0 && st.stopSig === SIGTRAP && ip === gadget + 3n) {
           const low = (reg: Reg): number => Number(rd(r, reg) & 0xffffffffn);
           return { eax: low('ax'), ebx: low('bx'), ecx: low('cx'), edx: low('dx') };
         }
-        if (ip !== gadget) break;
+        // A signal that arrived meanwhile is kept for later, as for injected syscalls; the cpuid has not run yet.
+        if (st.event === 0 && st.stopSig !== SIGTRAP && ip === gadget) {
+          t.stashedSignals.push(ptraceGetSiginfo(t.tid));
+          continue;
+        }
+        break;
       }
       throw new CriuTsError('EINFECT', `task ${t.tid}: cpuid at 0x${gadget.toString(16)} did not complete`, { pid: t.tid });
     } finally {
+      ptracePokeData(t.tid, gadget, word);
       setGpRegsRaw(t.tid, saved);
     }
   };
@@ -86,10 +101,10 @@ export function cpuidThroughTracee(t: Tracee): CpuidFn | undefined {
 
 /**
  * This CPU's XSAVE layout without touching any target: from the cpuid
- * driver, or else from a cpuid single-stepped in a short-lived process of
- * our own (`sleep`: its loader carries the instruction). A target is never
- * single-stepped: a trap flag would outlive a killed criu-ts, and a
- * pending SIGTRAP of the task could not be told from the trap.
+ * driver, or else from a cpuid run in a short-lived process of our own
+ * (`sleep`: its loader carries the instruction). A target is never used:
+ * its text would be written to, and a pending SIGTRAP of the task could
+ * not be told from the trap.
  */
 export function xstateLayoutOfOwnTask(): XstateLayout | undefined {
   const known = xstateLayout();
