@@ -9,7 +9,7 @@ import { fstatSync } from 'node:fs';
 import { listFds, readFdLink, parseFdinfo } from '../proc/index.js';
 import { pidfdOpen, pidfdGetfd, closeQuiet, kcmp, KCMP, getsockoptInt, O_CLOEXEC, FD_CLOEXEC } from '../sys/index.js';
 import { CriuTsError, isCriuTsError } from '../errors.js';
-import { fileKindFor, fownUidsAsSeen, isMqueue, socketNetNsId, stateKey, readFown, withFown, NO_FOWN, type DumpContext, type FdProbe } from '../kinds/index.js';
+import { fileKindFor, fownUidsAsSeen, socketNetNsId, stateKey, readFown, withFown, NO_FOWN, type DumpContext, type FdProbe } from '../kinds/index.js';
 import type { FdinfoEntry, FownEntry } from '../images/messages.js';
 import { logger } from '../log.js';
 
@@ -274,7 +274,6 @@ const SOCK_TYPES: Readonly<Record<number, string>> = { 1: 'stream', 2: 'dgram', 
 
 /** A few words on what an unsupported fd is, for the refusal line (e.g. " (netlink raw socket)"). */
 function describeUnknown(p: FdProbe): string {
-  if (isMqueue(p)) return ' (a POSIX message queue)';
   if (!p.link.startsWith('socket:')) return '';
   try {
     const fam = getsockoptInt(p.localFd, 1 /* SOL_SOCKET */, 39 /* SO_DOMAIN */);

@@ -408,6 +408,32 @@ export interface CriuTsChecksumEntry {
   algorithm?: string; // 7 string
 }
 
+/** message `criu_ts_mq_file` */
+export interface CriuTsMqFile {
+  name: string; // 1 string
+  flags: number; // 2 uint32 hex
+  where: number; // 3 uint32
+  queue?: CriuTsMqueue; // 4 message criu_ts_mqueue
+  queue_file?: number; // 5 uint32
+}
+
+/** message `criu_ts_mq_message` */
+export interface CriuTsMqMessage {
+  prio: number; // 1 uint32
+  data: Buffer; // 2 bytes
+}
+
+/** message `criu_ts_mqueue` */
+export interface CriuTsMqueue {
+  name: string; // 1 string
+  mode: number; // 2 uint32 hex
+  uid: number; // 3 uint32
+  gid: number; // 4 uint32
+  maxmsg: bigint; // 5 uint64
+  msgsize: bigint; // 6 uint64
+  messages?: CriuTsMqMessage[]; // 7 message criu_ts_mq_message
+}
+
 /** message `criu_version` */
 export interface CriuVersion {
   major_number: number; // 1 int32
@@ -473,6 +499,7 @@ export interface EventpollTfdEntry {
 export interface ExtFileEntry {
   id: number; // 1 uint32
   fown: FownEntry; // 5 message fown_entry
+  mqueue?: CriuTsMqFile; // 1000 message criu_ts_mq_file
 }
 
 /** message `ext_mount_map` */
@@ -771,6 +798,7 @@ export interface IpcVarEntry {
   msg_next_id?: number; // 15 uint32
   sem_next_id?: number; // 16 uint32
   shm_next_id?: number; // 17 uint32
+  mqueues?: CriuTsMqueue[]; // 1000 message criu_ts_mqueue
 }
 
 /** message `irmap_cache_entry` */
@@ -1959,6 +1987,9 @@ export interface MessageTypes {
   criu_resp: CriuResp;
   criu_restore_resp: CriuRestoreResp;
   criu_ts_checksum_entry: CriuTsChecksumEntry;
+  criu_ts_mq_file: CriuTsMqFile;
+  criu_ts_mq_message: CriuTsMqMessage;
+  criu_ts_mqueue: CriuTsMqueue;
   criu_version: CriuVersion;
   criu_veth_pair: CriuVethPair;
   dump_stats_entry: DumpStatsEntry;

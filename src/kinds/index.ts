@@ -79,6 +79,7 @@ import { netLockKind } from './files/inet-socket/net-lock-kind.js';
 import { packetSocketKind } from './files/packet-socket/index.js';
 import { netlinkSocketKind } from './files/netlink-socket/index.js';
 import { regFileKind } from './files/reg-file.js';
+import { mqueueKind } from './files/mqueue.js';
 import { remapsKind } from './files/ghost/remaps-kind.js';
 import { mntKind } from './ns/mnt/index.js';
 import { memorySpaceKind } from './memory/space.js';
@@ -102,7 +103,7 @@ const REGISTRY = [
   { name: 'memory', space: memorySpaceKind },
   // Open files: special files before REG would take them as path-named files.
   fdKind(eventfdKind), fdKind(epollKind), fdKind(timerfdKind), fdKind(signalfdKind), fdKind(inotifyKind), fdKind(fanotifyKind),
-  fdKind(memfdKind), fdKind(ttyKind), fdKind(tunFileKind), fdKind(lockedRegKind), fdKind(pidfdKind), fdKind(nsFileKind),
+  fdKind(memfdKind), fdKind(ttyKind), fdKind(tunFileKind), fdKind(lockedRegKind), fdKind(pidfdKind), fdKind(nsFileKind), fdKind(mqueueKind),
   fdKind(pipeKind), fdKind(fifoKind), fdKind(unixSocketKind),
   // TCP sockets and the network lock that holds their packets while they are away: one kind at two scopes.
   { name: 'inet-socket', fd: inetSocketKind, tree: netLockKind }, fdKind(packetSocketKind), fdKind(netlinkSocketKind),
@@ -235,7 +236,6 @@ export type { Kind } from './kind.js';
 export { installFd, openOursInTask } from './install-fd.js';
 export { stateKey } from './types.js';
 
-export { isMqueue } from './files/reg-file.js';
 export type { TaskRestorePoint, TaskStateKind, ThreadAnswers, ThreadKind, DumpThreadView, RestoreThreadView, ThreadRestorePoint, ThreadsToAsk } from './task/types.js';
 export { readFown, withFown, fownOf, fownUidsAsSeen, restoreFown, NO_FOWN } from './files/fown.js';
 export { socketNetNsId } from './files/socket-opts/net-ns.js';

@@ -50,3 +50,4 @@ export const ERESTART_RESTARTBLOCK = 516;
 // Used by the kinds (src/kinds), declared here once.
 export const EADDRNOTAVAIL = 99;
 export const EINPROGRESS = 115;
+export const ETIMEDOUT = 110;

@@ -18,6 +18,7 @@ export * from './file-map.js';
 export * from './safe-fs.js';
 export * from './ns.js';
 export * from './ipc.js';
+export * from './mqueue.js';
 export * from './mount-api.js';
 export * from './mount.js';
 export * from './tun.js';

@@ -32,6 +32,8 @@ export const NR = {
   // SysV IPC and namespaces (kinds/ns)
   shmget: 29, shmat: 30, shmctl: 31, semget: 64, semctl: 66, shmdt: 67, msgget: 68, msgctl: 71,
   sethostname: 170, setdomainname: 171, unshare: 272,
+  // POSIX message queues (kinds/files/mqueue.ts)
+  mq_open: 240, mq_unlink: 241, mq_timedsend: 242, mq_timedreceive: 243, mq_getsetattr: 245,
   // the new mount API (cgroup hierarchies as detached mounts, kinds/cgroup)
   fsopen: 430, fsconfig: 431, fsmount: 432, fspick: 433,
   // mount namespaces (kinds/ns/mnt): the tree built inside the restored root task

@@ -51,7 +51,6 @@ const SERVICE_NAMES: Record<string, string> = {
   restoreFown: 'fown (above)',
   NO_FOWN: 'fown (above)',
   socketNetNsId: 'the /proc fd probe: the net namespace a socket fd belongs to, part of what the core learns of every fd (FdProbe.netNsId) before asking the kinds',
-  isMqueue: 'the /proc fd probe: a POSIX message queue is named in the one-line refusal of an fd no kind takes',
 };
 
 /**

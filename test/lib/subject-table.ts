@@ -163,6 +163,8 @@ export const SUBJECTS: readonly SubjectCase[] = [
   c('net-veth', 'a net namespace of its own with a veth pair (both ends inside, ifindexes, addresses, mtu, promisc) and a bridge holding one end, addresses on them, a TCP listener; TCP and UDP sockets bound to a link-local IPv6 address of the veth'),
   c('net-nested', 'a net namespace of its own and a child in one nested in it, a veth between the two (addresses, mtu), a listener in the child reached over the veth, the same abstract unix name bound in both, a grandchild back in the root\'s namespace'),
   c('net-tun', 'tun files in a net namespace of its own: one never attached, one holding a non-persistent tun, two queues of a multi-queue tun (one detached), one holding a tap with its address'),
+  c('mqueue', 'POSIX message queues: a named one open twice (read-write, write-only non-blocking) with messages of three priorities and an empty one, an unlinked one with a binary message, left in criu-ts\'s ipc namespace'),
+  c('mqueue', 'the same in an ipc namespace of its own, with a named queue no fd holds', { args: ['--ipc-ns', '1'] }),
   c('ipc-ns', 'uts+ipc namespaces of its own (names, a sysctl) with SysV shm (contents, attachments, a removed segment), semaphores and messages, shared with a child'),
   c('ipc-ns', 'the same without a removed segment nor a queue byte limit (what CRIU 4.2 restores too: test/e2e/criu-restores-ours)', { args: ['--criu-shape', '1'] }),
   c('cgroup', 'a process in a cgroup v2 directory of its own and its child in one below (both made by it), an empty one with its mode, cgroup.max.descendants', { skip: noCgroup2() }),

@@ -1,8 +1,8 @@
 /*
  * unsupported-fd: holds one fd of a kind criu-ts refuses (--kind
  * packet-pipe: the write end of an O_DIRECT pipe; --kind mqueue: a POSIX
- * message queue with a message, its name removed at once so nothing
- * outlives us) at fd 20. (Netlink and
+ * message queue with a message and a notification registered (mq_notify
+ * SIGEV_SIGNAL), its name removed at once so nothing outlives us) at fd 20. (Netlink and
  * packet sockets, refused once, have kinds and subjects of their own now.)
  * A dump must stop with a refusal naming it and leave us running as before:
  * after SIGTERM fd 20 is still what it was.
@@ -32,11 +32,17 @@ int main(int argc, char **argv)
 		mq_unlink(name);
 		if (mq_send(20, "m", 1, 3) != 0)
 			subject_fail("mq_send: errno %d", errno);
+		/* Registered on a queue that is not empty: it fires only once it has emptied and a message comes. */
+		struct sigevent sev = { .sigev_notify = SIGEV_SIGNAL, .sigev_signo = SIGUSR1 };
+		if (mq_notify(20, &sev) != 0)
+			subject_fail("mq_notify: errno %d", errno);
 		subject_ready();
 		subject_wait_term();
 		struct mq_attr a;
 		if (mq_getattr(20, &a) != 0 || a.mq_curmsgs != 1)
 			subject_fail("fd 20 is no longer the queue with its message");
+		if (mq_notify(20, &sev) != -1 || errno != EBUSY)
+			subject_fail("the notification registration is gone (errno %d)", errno);
 		subject_pass();
 	}
 	if (strcmp(kind, "packet-pipe") != 0)

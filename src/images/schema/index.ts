@@ -8,6 +8,7 @@ import './mm.js';
 import './pagemap.js';
 import './pstree.js';
 import './fdinfo.js';
+import './mqueue.js';
 import './regfile.js';
 import './pipe.js';
 import './sk-unix.js';

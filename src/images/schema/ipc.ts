@@ -37,6 +37,9 @@ defineMessage('ipc_var_entry', [
   f(15, 'msg_next_id', 'optional', 'uint32'),
   f(16, 'sem_next_id', 'optional', 'uint32'),
   f(17, 'shm_next_id', 'optional', 'uint32'),
+  // criu-ts's own field, not in CRIU (which saves no POSIX message queue):
+  // every queue of the namespace's mqueue filesystem, with its messages.
+  f(1000, 'mqueues', 'repeated', 'message', { ref: 'criu_ts_mqueue' }),
 ]);
 
 defineMessage('ipc_shm_entry', [

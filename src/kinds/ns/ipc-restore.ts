@@ -14,7 +14,8 @@ import {
   IPC_CREAT, IPC_EXCL, PAGE_SIZE, SHM_HUGETLB, SHM_HUGE_SHIFT, SHM_LOCKED, processVmWritev, ipcSetOwner, msgGet, msgSend, semGet, semSetAll, shmAttach, shmDetach, shmGet, shmLock,
 } from '../../sys/index.js';
 import type { RestoreContext } from '../types.js';
-import { raiseAtLeast as raise, setNextId, writeIpcVar } from './ipc-sysctl.js';
+import { raiseAtLeast as raise, raiseMqAtLeast, setNextId, writeIpcVar } from './ipc-sysctl.js';
+import { makeQueue } from './ipc-mqueue.js';
 import { hostGid, hostUid, namespaceRootUid } from './user.js';
 
 export interface IpcImages {
@@ -101,7 +102,30 @@ export function restoreIpcObjects(img: IpcImages, ctx: RestoreContext): void {
     for (const m of msgs) msgSend(d.id, m.mtype, m.text);
     if (room !== q.qbytes) ipcSetOwner('msg', d.id, owner('msg', d), q.qbytes);
   }
+  restoreQueues(img, ctx, asUid);
   writeIpcVar(img.var, true, asUid);
+}
+
+/**
+ * The namespace's POSIX message queues (criu-ts's field in ipc_var_entry),
+ * made under limits raised as far as each needs (a queue may have been made
+ * before they were lowered, or by a task with CAP_SYS_RESOURCE); the final
+ * writeIpcVar puts the dumped limits back.
+ */
+function restoreQueues(img: IpcImages, ctx: RestoreContext, asUid: number | undefined): void {
+  const queues = img.var.mqueues ?? [];
+  if (queues.length === 0) return;
+  raiseMqAtLeast('queues_max', BigInt(queues.length), asUid);
+  for (const q of queues) {
+    raiseMqAtLeast('msg_max', q.maxmsg, asUid);
+    raiseMqAtLeast('msgsize_max', q.msgsize, asUid);
+    const uid = hostUid(ctx, q.uid);
+    const gid = hostGid(ctx, q.gid);
+    if (uid === undefined || gid === undefined) {
+      throw new CriuTsError('EIMAGE', `POSIX message queue /${q.name}: its owner ${q.uid}:${q.gid} has no mapping in the tree's user namespace`, { name: q.name });
+    }
+    closeSync(makeQueue(q, q.name, uid, gid, `ipc namespace ${img.nsId}`));
+  }
 }
 
 function splitMessages(buf: Buffer, nsId: number, id: number): { mtype: bigint; text: Buffer }[] {

@@ -115,3 +115,8 @@ export function setNextId(type: 'msg' | 'sem' | 'shm', id: number, asUid?: numbe
 export function raiseAtLeast(name: 'msgmnb' | 'msgmax' | 'shmmax' | 'shmall', value: bigint, asUid?: number): void {
   if (readNum(`kernel/${name}`) < value) writeAs(`kernel/${name}`, String(value), asUid);
 }
+
+/** The same for fs/mqueue/<name> (queues made by criu-ts under limits lowered since). */
+export function raiseMqAtLeast(name: 'queues_max' | 'msg_max' | 'msgsize_max', value: bigint, asUid?: number): void {
+  if (readNum(`fs/mqueue/${name}`) < value) writeAs(`fs/mqueue/${name}`, String(value), asUid);
+}

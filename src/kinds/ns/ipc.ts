@@ -20,7 +20,9 @@
  *
  * Limits: nested ipc namespaces inside the tree are refused; hugetlb
  * segments are refused; semaphore undo lists (SEM_UNDO adjustments) are
- * not saved; POSIX message queues (mqueue fs) are not saved; a SysV
+ * not saved; POSIX message queues (the namespace's mqueue filesystem)
+ * are saved with their messages in criu-ts's field of ipc_var_entry
+ * (ipc-mqueue.ts), which CRIU does not restore; a SysV
  * segment attached by a task in criu-ts's own ipc namespace is refused by
  * the memory dump (it is not the tree's to take along).
  */
@@ -32,6 +34,8 @@ import { isRoot, rootNamespaceDump, rootNamespaceToCreate } from './common.js';
 import { closeJoinFd, joinInTask, openJoinNs } from './join.js';
 import { readIpcVar } from './ipc-sysctl.js';
 import { readIpcObjects } from './ipc-dump.js';
+import { readNamespaceQueues } from './ipc-mqueue.js';
+import { treeGid, treeUid } from './user.js';
 import { loadIpcImages, restoreIpcObjects, type IpcImages } from './ipc-restore.js';
 import { logger } from '../../log.js';
 
@@ -46,12 +50,15 @@ export const ipcKind: ResourceKind = {
   ...rootNamespaceDump('ipc', (task, id, ctx) => {
     const who = `task ${task.pid}'s ipc namespace`;
     const { v, objs } = inNamespacesOf(task.pid, ['ipc'], () => ({ v: readIpcVar(), objs: readIpcObjects(ctx, who) }));
+    const queues = readNamespaceQueues(task.pid, who, (uid, gid) => ({ uid: treeUid(ctx, uid), gid: treeGid(ctx, gid) }));
+    // Written only when there are queues: images of a namespace without any stay as CRIU's.
+    if (queues.length > 0) v.mqueues = queues;
     ctx.saveImage('IPC_VAR', id, [v]);
     ctx.saveImage('IPCNS_SHM', id, objs.shm);
     for (const p of objs.shmPages) ctx.saveImage('SHMEM_PAGEMAP', p.id, [{ pages_id: p.pagesId }, ...p.entries]);
     ctx.saveImage('IPCNS_SEM', id, objs.sem.map((s) => s.entry), objs.sem.map((s) => s.values));
     ctx.saveImage('IPCNS_MSG', id, objs.msg.map((m) => m.entry), objs.msg.map((m) => m.payload));
-    log.info(`ipc namespace ${id}: ${objs.shm.length} shm segment(s), ${objs.sem.length} semaphore set(s), ${objs.msg.length} message queue(s)`);
+    log.info(`ipc namespace ${id}: ${objs.shm.length} shm segment(s), ${objs.sem.length} semaphore set(s), ${objs.msg.length} SysV message queue(s), ${queues.length} POSIX message queue(s)`);
   }),
 
   prepareRestore(tree, ctx) {

@@ -38,8 +38,8 @@ test('a packet-mode (O_DIRECT) pipe is refused by pid and fd; the task runs on',
   await refused('unsupported-fd', ['--kind', 'packet-pipe'], {}, /pipe:\[\d+\]: packet-mode \(O_DIRECT\) pipes are not supported/);
 });
 
-test('a POSIX message queue is refused by pid and fd, named as one; the task runs on', async () => {
-  await refused('unsupported-fd', ['--kind', 'mqueue'], {}, /\/criu-ts-subject-\d+ \(deleted\) \(a POSIX message queue\): this kind of file is not supported/);
+test('a POSIX message queue with a notification registered is refused by pid and fd, naming it; the task runs on, still registered', async () => {
+  await refused('unsupported-fd', ['--kind', 'mqueue'], {}, /POSIX message queue \/criu-ts-subject-\d+ has a notification registered \(mq_notify, for pid \d+\): not supported/);
 });
 
 test('a loop of unix sockets only in flight (no task holds them) is refused; the messages stay queued', async () => {
