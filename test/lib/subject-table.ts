@@ -97,7 +97,7 @@ export const SUBJECTS: readonly SubjectCase[] = [
   c('link-remap', 'a file unlinked but linked elsewhere, dumped with --link-remap: same inode, temporary name removed'),
   c('seccomp-filter', 'two stacked seccomp filters under no_new_privs, still applied after restore'),
   c('orphan-session', 'a session whose leader exited (daemon double fork) under a subreaper root'),
-  c('fork-churn', 'forks and reaps children all the time, also while the dump runs', { runMs: 50 }),
+  c('fork-churn', 'forks and reaps children all the time, also while the dump runs', { runMs: 300 }),
   c('epoll-fork', 'one epoll (watching an eventfd) shared by a parent and its child'),
   c('shmem-child-writes', 'shared anonymous pages written only by a child, still shared after restore'),
   c('eventfd', 'eventfd counters: EFD_SEMAPHORE, O_NONBLOCK, a count above 32 bits'),
