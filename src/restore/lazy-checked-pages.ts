@@ -1,45 +1,52 @@
 /**
- * The lazy-pages daemon's source of pages: each pages image mapped
- * read-only into our process (sys/file-map.ts), so that UFFDIO_COPY copies
- * straight from the page cache into the task, with no read into a buffer
- * of ours first. Every byte handed out is checked against the dump's
- * criu-ts-checksums before it is: a lazy restore leaves the pages of lazy
- * VMAs unchecked (restore/images.ts), and the daemon serves them long
- * after the restore began, from files that could have changed since.
+ * The lazy-pages daemon's source of pages: each pages image read (pread)
+ * into a buffer of the caller's, and every byte handed out checked against
+ * the dump's criu-ts-checksums before it is: a lazy restore leaves the
+ * pages of lazy VMAs unchecked (restore/images.ts), and the daemon serves
+ * them long after the restore began, from files that could have changed
+ * since.
  *
  * A pages image with block digests (block_size, blocks): the first time
- * any byte of a block is asked for, the whole block is hashed from the
- * mapping and compared; each block is hashed once, whether a fault or a
- * push reaches it first. A file listed with one digest only (an older
- * criu-ts dump) is checked whole on first use. A directory without
- * criu-ts-checksums (a CRIU dump, a page server's files) or a file it does
- * not list is served unchecked, as a plain restore would read it. Parent
- * images of a pre-dump chain are checked against their own directory's
- * checksums.
+ * any byte of a block is asked for, the whole block is read into the
+ * caller's buffer with the bytes asked for and hashed there; each block is
+ * hashed once, whether a fault or a push reaches it first. The buffers of
+ * the background push lie in vmh256's own memory (lazy-push.ts), so the
+ * hash reads them where they are and UFFDIO_COPY copies from them: one
+ * read of the file, one hash, one copy into the task. A file listed with
+ * one digest only (an older criu-ts dump) is checked whole on first use. A
+ * directory without criu-ts-checksums (a CRIU dump, a page server's files)
+ * or a file it does not list is served unchecked, as a plain restore would
+ * read it. Parent images of a pre-dump chain are checked against their own
+ * directory's checksums.
  *
- * What is checked is the mapping the copy reads, not a private copy: a
- * file rewritten after its block was checked is not seen, as a plain
- * restore does not see one rewritten between its check and its preadv. A
- * file cut short after it was mapped faults (SIGBUS) this process; the
- * watchdog then kills the tasks (lazy-watchdog.ts), none runs on with
- * pages the dump did not write.
+ * What a block's check saw is what is copied where the block is read for
+ * the copy; a block checked earlier (by a fault) and read again later is
+ * not hashed again, as a plain restore does not see a file rewritten
+ * between its check and its preadv. A file cut short is a short read:
+ * EIMAGE, the daemon fails and its watchdog kills the tasks
+ * (lazy-watchdog.ts), none runs on with pages the dump did not write.
+ * (The files were mapped before session 11: the hash then copied each
+ * block out of the mapping into vmh256's memory anyway, and the mapping's
+ * page faults and its munmap at the end cost more than the read.)
  */
-import { closeSync, fstatSync, openSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { basename, dirname } from 'node:path';
 import { CriuTsError } from '../errors.js';
 import { CHECKSUMS_IMAGE, blockLayout, checkBlocks, loadImageIfAny, refuseFreed, verifyChecksums } from '../images/index.js';
 import type { CriuTsChecksumEntry } from '../images/messages.js';
-import { mapFileReadOnly, unmapFile, type FileMap } from '../sys/index.js';
+import { PAGE_SIZE } from '../sys/index.js';
 
 interface Source {
   fd: number;
-  map: FileMap | undefined;
   size: number;
   /** its checksums entry, when it has one */
   e: CriuTsChecksumEntry | undefined;
   /** the file's checksums entry when it has block digests */
   blocks: { e: CriuTsChecksumEntry; size: number; done: Uint8Array } | undefined;
 }
+
+/** Where the bytes asked for are in the caller's buffer, and how many of them it got. */
+export interface Read { at: number; len: number }
 
 export class CheckedPages {
   private readonly sums = new Map<string, Map<string, CriuTsChecksumEntry>>();
@@ -50,41 +57,77 @@ export class CheckedPages {
   constructor(private readonly skip: boolean) {}
 
   /**
-   * The address, in our memory, of `len` bytes of `path` at `off`, once
-   * every block they span is checked. EIMAGE when the file is shorter than
-   * the pagemap says or its bytes are not what the dump wrote.
+   * Read up to `maxLen` bytes (a multiple of the page size) of `path` from
+   * `off` into `into`, every block they span checked: fewer when the
+   * blocks around them would not fit in `into` (at least a page when it
+   * holds two blocks). EIMAGE when the file is shorter than the pagemap
+   * says or its bytes are not what the dump wrote.
    */
-  source(path: string, off: bigint, len: number): bigint {
+  read(path: string, off: bigint, maxLen: number, into: Buffer): Read {
     const f = this.open(path);
-    const end = off + BigInt(len);
-    if (end > BigInt(f.size) || f.map === undefined) throw new CriuTsError('EIMAGE', `${path}: ends before the pagemap says (offset ${end})`, { path });
-    // Bytes a dedup of a later dump freed are holes now: refused, never served as zeros.
-    if (f.e?.freed !== undefined) refuseFreed(path, f.e, [{ start: off, end }]);
+    const o = Number(off);
     const b = f.blocks;
-    if (b !== undefined) {
-      const last = Math.floor((Number(end) - 1) / b.size);
-      for (let i = Math.floor(Number(off) / b.size); i <= last; i++) {
-        if (b.done[i] === 1) continue;
-        // A run of blocks not checked yet: hashed in one pass over the mapping.
-        let j = i;
-        while (j + 1 <= last && b.done[j + 1] === 0) j++;
-        const from = i * b.size;
-        const to = Math.min((j + 1) * b.size, f.size);
-        checkBlocks(path, b.e, i, f.map.bytes.subarray(from, to));
-        b.done.fill(1, i, j + 1);
-        this.hashedBytes += to - from;
-        i = j;
+    let len = maxLen;
+    if (b !== undefined && b.size * 2 <= into.length) {
+      // Whole blocks in, the bytes wanted among them: those not checked yet are hashed where they were read.
+      const head = o % b.size;
+      len = Math.min(maxLen, Math.floor(into.length / b.size) * b.size - head);
+      len -= len % PAGE_SIZE;
+      this.bounds(path, f, o, len);
+      const first = Math.floor(o / b.size);
+      const last = Math.floor((o + len - 1) / b.size);
+      if (b.done.subarray(first, last + 1).includes(0)) {
+        const from = first * b.size;
+        const to = Math.min((last + 1) * b.size, f.size);
+        readAll(path, f.fd, into, to - from, from);
+        for (let i = first; i <= last; i++) {
+          if (b.done[i] === 1) continue;
+          let j = i;
+          while (j + 1 <= last && b.done[j + 1] === 0) j++;
+          const s = (i - first) * b.size;
+          const n = Math.min((j + 1) * b.size, f.size) - i * b.size;
+          checkBlocks(path, b.e, i, into.subarray(s, s + n));
+          b.done.fill(1, i, j + 1);
+          this.hashedBytes += n;
+          i = j;
+        }
+        return { at: head, len };
       }
+    } else {
+      len = Math.min(maxLen, into.length - (into.length % PAGE_SIZE));
+      this.bounds(path, f, o, len);
+      // Blocks bigger than half the buffer: checked first, block by block, then the bytes read again.
+      if (b !== undefined) this.checkApart(path, f, b, o, len, into);
     }
-    return f.map.addr + off;
+    readAll(path, f.fd, into, len, o);
+    return { at: 0, len };
   }
 
   close(): void {
-    for (const f of this.files.values()) {
-      if (f.map) unmapFile(f.map);
-      closeSync(f.fd);
-    }
+    for (const f of this.files.values()) closeSync(f.fd);
     this.files.clear();
+  }
+
+  private bounds(path: string, f: Source, o: number, len: number): void {
+    if (o + len > f.size) throw new CriuTsError('EIMAGE', `${path}: ends before the pagemap says (offset ${o + len})`, { path });
+    // Bytes a dedup of a later dump freed are holes now: refused, never served as zeros.
+    if (f.e?.freed !== undefined) refuseFreed(path, f.e, [{ start: BigInt(o), end: BigInt(o + len) }]);
+  }
+
+  private checkApart(path: string, f: Source, b: NonNullable<Source['blocks']>, o: number, len: number, into: Buffer): void {
+    for (let i = Math.floor(o / b.size); i <= Math.floor((o + len - 1) / b.size); i++) {
+      if (b.done[i] === 1) continue;
+      const end = Math.min((i + 1) * b.size, f.size);
+      const parts: Buffer[] = [];
+      for (let at = i * b.size; at < end; at += into.length) {
+        const n = Math.min(into.length, end - at);
+        readAll(path, f.fd, into, n, at);
+        parts.push(Buffer.from(into.subarray(0, n)));
+      }
+      checkBlocks(path, b.e, i, Buffer.concat(parts));
+      b.done[i] = 1;
+      this.hashedBytes += end - i * b.size;
+    }
   }
 
   private open(path: string): Source {
@@ -104,7 +147,7 @@ export class CheckedPages {
         const layout = blockLayout(path, e);
         blocks = { e, size: layout.size, done: new Uint8Array(layout.count) };
       }
-      f = { fd, map: size > 0 ? mapFileReadOnly(fd, size) : undefined, size, e, blocks };
+      f = { fd, size, e, blocks };
     } catch (err) {
       closeSync(fd);
       throw err;
@@ -121,5 +164,14 @@ export class CheckedPages {
       this.sums.set(dir, m);
     }
     return m.get(basename(path));
+  }
+}
+
+/** `n` bytes of `fd` at `pos` into the start of `into`; a short file is EIMAGE. */
+function readAll(path: string, fd: number, into: Buffer, n: number, pos: number): void {
+  for (let got = 0; got < n;) {
+    const r = readSync(fd, into, got, n - got, pos + got);
+    if (r === 0) throw new CriuTsError('EIMAGE', `${path}: ends before the pagemap says (offset ${pos + got})`, { path });
+    got += r;
   }
 }

@@ -12,9 +12,10 @@
  *   child, whose missing pages are the parent's missing pages; mremap moves
  *   what is still to be sent; madvise(DONTNEED) and munmap drop it;
  * - once the restore is done, pushes every page not yet asked for in the
- *   background, in address order from where the task last faulted, PUSH_BYTES per UFFDIO_COPY
- *   straight from a mapping of the pages file (lazy-checked-pages.ts),
- *   and exits once all are in place and the restore is done.
+ *   background, in address order from where the task last faulted, a
+ *   chunk per UFFDIO_COPY, each copy on a worker thread while the next
+ *   chunk is read and checked here (lazy-push.ts), and exits once all are
+ *   in place and the restore is done.
  *
  * Protocol with the restore (criu-ts to criu-ts only; CRIU's own is
  * internal to CRIU): a SOCK_SEQPACKET unix socket, `lazy-pages.socket` in
@@ -34,6 +35,7 @@ import {
   pollFds, read, recvPacket, seqpacketSocket, uffdCopyFrom, uffdZeropage, addr, POLLIN, POLLHUP, POLLERR, EAGAIN,
   EEXIST,
 } from '../sys/index.js';
+import { LocalPush } from './lazy-push.js';
 import { CriuTsError } from '../errors.js';
 import { logger } from '../log.js';
 import { imageFile, imagePath, loadImage } from '../images/index.js';
@@ -48,13 +50,8 @@ import { LazyTask, onlyIn, type Piece, type Seg } from './lazy-task.js';
 const log = logger('lazy-pages');
 /** Pages copied on a fault: the faulting one and a few after it (sequential access is the common case). */
 const FAULT_PAGES = 16;
-/**
- * Bytes per background UFFDIO_COPY (and per check of its blocks). A fault
- * that comes meanwhile waits for the push to end: about 1-2 ms on a quiet
- * machine. Bigger pushes only lengthen that wait: the loop's own cost per
- * push (a poll of the uffds, one setImmediate) is a few microseconds.
- */
-const PUSH_BYTES = 1 << 20;
+/** What a fault's copy is read into: its pages and the blocks around them (lazy-checked-pages.ts). */
+const FAULT_ROOM = 2 * FAULT_PAGES * PAGE_SIZE;
 /** Pages asked of a page server per request: its answer goes through a buffer of ours. */
 const REMOTE_PUSH_BYTES = 256 << 10;
 const PS = BigInt(PAGE_SIZE);
@@ -103,6 +100,7 @@ export async function serveLazyPages(o: LazyPagesOptions): Promise<LazyPagesStat
   const chain = new ParentChain(o.dir);
   // Pages from a page server come through here; local ones are copied from a mapping of their file.
   const buf = Buffer.allocUnsafe(o.pageServer ? REMOTE_PUSH_BYTES : 0);
+  const faultBuf = Buffer.allocUnsafeSlow(FAULT_ROOM);
   const msgs = Buffer.alloc(UFFD_MSG_BYTES * 32);
   let conn = -1;
   let done: boolean | undefined;
@@ -112,10 +110,14 @@ export async function serveLazyPages(o: LazyPagesOptions): Promise<LazyPagesStat
   const remote = o.pageServer ? PageServerClient.connect(o.pageServer.address, o.pageServer.port) : undefined;
   const watchdog = new LazyWatchdog();
   const drop = (t: LazyTask, why: string): void => {
+    if (t.dropped) return;
     log.info(`${t.label}: ${why}; ${t.pending.length} piece(s) left unsent`);
-    closeQuiet(t.uffd);
+    t.dropped = true;
+    // With a copy of ours still running on it, closed when the last one ends (lazy-push.ts).
+    if (t.flying.length === 0) closeQuiet(t.uffd);
     tasks.splice(tasks.indexOf(t), 1);
   };
+  const local = new LocalPush(pages, { pushed: (n) => (stats.pagesPushed += n), gone: (t) => drop(t, 'its memory is gone') });
   const isRemote = (t: LazyTask, p: Piece): boolean => remote !== undefined && (p.path === SERVED || p.path === ownPages.get(t.imageId));
   /** Copy `len` bytes of piece data at task address `at` (inside piece p). */
   const copy = (t: LazyTask, p: Piece, at: bigint, len: number): 'ok' | 'again' | 'gone' => {
@@ -126,8 +128,19 @@ export async function serveLazyPages(o: LazyPagesOptions): Promise<LazyPagesStat
       if (n !== want) throw new CriuTsError('EIMAGE', `page server at ${remote.where}: ${imageFile('PAGEMAP', t.imageId)} has ${want} page(s) at 0x${(p.img + (at - p.addr)).toString(16)}, the server sent ${n}`, {});
       src = addr(buf);
     } else {
-      src = pages.source(p.path, p.off + (at - p.addr), len);
+      // A fault's few pages: read, checked and copied here, beside any push running.
+      for (let done = 0; done < len;) {
+        const r = pages.read(p.path, p.off + (at - p.addr) + BigInt(done), len - done, faultBuf);
+        const res = copyFrom(t, at + BigInt(done), addr(faultBuf) + BigInt(r.at), r.len);
+        if (res !== 'ok') return res;
+        done += r.len;
+      }
+      return 'ok';
     }
+    return copyFrom(t, at, src, len);
+  };
+  /** UFFDIO_COPY of `len` bytes of ours at `src` to task address `at`, pages found present skipped. */
+  const copyFrom = (t: LazyTask, at: bigint, src: bigint, len: number): 'ok' | 'again' | 'gone' => {
     let at2 = at;
     let left = len;
     let from = 0;
@@ -200,12 +213,14 @@ export async function serveLazyPages(o: LazyPagesOptions): Promise<LazyPagesStat
             break;
           }
           case 'remap': {
+            t.gen++;
             const moved = t.cut(m.from, m.from + m.len);
             t.insert(moved.map((p) => ({ ...p, addr: p.addr - m.from + m.to })));
             break;
           }
           case 'remove':
           case 'unmap':
+            t.gen++;
             t.cut(m.start, m.end);
             break;
           default:
@@ -214,16 +229,22 @@ export async function serveLazyPages(o: LazyPagesOptions): Promise<LazyPagesStat
       }
     }
   };
+  /** Start (local pages) or make (a page server's) one push; false when there is none to make now. */
   const push = (): boolean => {
     for (let k = 0; k < tasks.length; k++) {
       const t = tasks[(rr + k) % tasks.length] as LazyTask;
       const n = t.next();
       if (!n) continue;
-      rr = (rr + k + 1) % Math.max(1, tasks.length);
       const { p, at } = n;
-      const most = BigInt(isRemote(t, p) ? REMOTE_PUSH_BYTES : PUSH_BYTES);
-      const left = p.addr + p.len - at;
-      const len = Number(left < most ? left : most);
+      if (!isRemote(t, p)) {
+        if (!local.canStart()) return false;
+        rr = (rr + k + 1) % Math.max(1, tasks.length);
+        local.start(t, p, at, Number(n.len < BigInt(local.chunk) ? n.len : BigInt(local.chunk)));
+        return true;
+      }
+      rr = (rr + k + 1) % Math.max(1, tasks.length);
+      const most = BigInt(REMOTE_PUSH_BYTES);
+      const len = Number(n.len < most ? n.len : most);
       const r = copy(t, p, at, len);
       if (r === 'gone') drop(t, 'its memory is gone');
       else if (r === 'ok') {
@@ -315,9 +336,15 @@ export async function serveLazyPages(o: LazyPagesOptions): Promise<LazyPagesStat
         if (res === 'again') retry.push(r);
         else if (res === 'gone') drop(r.t, 'its memory is gone');
       }
-      if (pushing && !rev.some((x) => x !== 0)) push();
-      await new Promise((res) => setImmediate(res));
+      const quiet = !rev.some((x) => x !== 0);
+      const started = pushing && quiet && push();
+      local.check();
+      // Nothing more to start (every buffer in a copy, or all that is left in flight): on until a copy ends.
+      if (local.busy && quiet && (!started || !local.canStart())) await local.anyEnd();
+      else await new Promise((res) => setImmediate(res));
     }
+    await local.drain();
+    local.check();
     watchdog.done();
     remote?.close();
     stats.checkedBytes = pages.hashedBytes;
@@ -327,6 +354,9 @@ export async function serveLazyPages(o: LazyPagesOptions): Promise<LazyPagesStat
     watchdog.fail();
     throw e;
   } finally {
+    // No uffd closed under a copy still running, no buffer reused under one.
+    await local.drain();
+    local.close();
     for (const t of tasks) closeQuiet(t.uffd);
     pages.close();
     if (conn >= 0) closeQuiet(conn);

@@ -13,6 +13,17 @@ export class LazyTask {
   pending: Piece[];
   /** where the next push starts: just after the task's last fault (it tends to go on from there) */
   cursor = 0n;
+  /**
+   * Bumped at each event that moves or drops memory (fork, remap, remove,
+   * unmap): a background copy started before one is not taken off
+   * `pending` when it ends, as its addresses may no longer be the
+   * pieces' (a page it did copy is found present later: EEXIST, skipped).
+   */
+  gen = 0;
+  /** the ranges of background copies still running (lazy-push.ts): next() hands them out again only once they end */
+  readonly flying: { start: bigint; end: bigint }[] = [];
+  /** dropped (its memory gone): its uffd is closed once no copy of ours runs on it */
+  dropped = false;
   constructor(readonly label: string, readonly uffd: number, pending: Piece[], readonly pid: number, readonly imageId: number) {
     this.pending = pending;
   }
@@ -36,12 +47,33 @@ export class LazyTask {
     return p && p.addr <= a ? i : -1;
   }
 
-  /** The next run to push: from the cursor on, in address order, then from the start again. */
-  next(): { p: Piece; at: bigint } | undefined {
-    const i = this.after(this.cursor);
-    const p = this.pending[i] ?? this.pending[0];
-    if (!p) return undefined;
-    return { p, at: p.addr < this.cursor && this.cursor < p.addr + p.len ? this.cursor : p.addr };
+  /**
+   * The next run to push: from the cursor on, in address order, then from
+   * the start again; none of it in a copy still running (`len`: how far it
+   * may go). Undefined when nothing is left but what is in flight.
+   */
+  next(): { p: Piece; at: bigint; len: bigint } | undefined {
+    const n = this.pending.length;
+    const i0 = this.after(this.cursor);
+    for (let k = 0; k < n; k++) {
+      const p = this.pending[(i0 + k) % n] as Piece;
+      let at = k === 0 && p.addr < this.cursor && this.cursor < p.addr + p.len ? this.cursor : p.addr;
+      let end = p.addr + p.len;
+      // Step over the copies in flight (a few at most) inside this piece.
+      for (let moved = true; moved && at < end;) {
+        moved = false;
+        for (const f of this.flying) {
+          if (f.start <= at && at < f.end) {
+            at = f.end;
+            moved = true;
+          } else if (at < f.start && f.start < end) {
+            end = f.start;
+          }
+        }
+      }
+      if (at < end) return { p, at, len: end - at };
+    }
+    return undefined;
   }
 
   /** Remove [start, end) from what is pending; returns the pieces cut out (in order). */

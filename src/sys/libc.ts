@@ -110,6 +110,25 @@ export function sysTry(nr: number, ...args: Arg[]): number {
   return v === -1 ? -errno() : v;
 }
 
+/**
+ * Raw syscall on one of koffi's worker threads (libuv's pool): resolves
+ * with the kernel's result as syscall(2) returns it, -1 on failure with
+ * no errno (errno is the worker thread's, not ours): for calls whose
+ * error a caller can learn otherwise (UFFDIO_COPY writes it into its
+ * argument). Buffers passed by address must stay alive until it settles.
+ */
+export function sysAsync(nr: number, ...args: Arg[]): Promise<number> {
+  return new Promise((resolve, reject) => {
+    (rawSyscall as unknown as { async: (...a: unknown[]) => void }).async(
+      nr, args[0] ?? 0, args[1] ?? 0, args[2] ?? 0, args[3] ?? 0, args[4] ?? 0, args[5] ?? 0,
+      (err: unknown, r: number | bigint) => {
+        if (err) reject(err instanceof Error ? err : new Error(String(err)));
+        else resolve(typeof r === 'bigint' ? Number(r) : r);
+      },
+    );
+  });
+}
+
 /** Clear errno before a call whose -1 may be a valid result (PTRACE_PEEK*). */
 export function clearErrno(): void {
   koffi.errno(0);

@@ -8,7 +8,7 @@
  * address space) or copied into a task's scratch memory for an injected
  * ioctl (UFFDIO_* act on the caller's own userfaultfd).
  */
-import { addr, sysTry } from './libc.js';
+import { addr, sysAsync, sysTry } from './libc.js';
 import { ioctlTry } from './process.js';
 import { SyscallError } from './error.js';
 import { NR } from './nr.js';
@@ -182,8 +182,8 @@ export function uffdCopy(uffd: number, dst: bigint, src: Buffer, len: number): n
 const copyArg = Buffer.alloc(40);
 
 /**
- * UFFDIO_COPY from our own memory at address `src` (a mapping of a pages
- * file: mapFileReadOnly), no Buffer in between. Returns as uffdCopy.
+ * UFFDIO_COPY from our own memory at address `src` (a buffer of ours, or
+ * a view into one). Returns as uffdCopy.
  */
 export function uffdCopyFrom(uffd: number, dst: bigint, src: bigint, len: number): number {
   const b = copyArg;
@@ -196,6 +196,31 @@ export function uffdCopyFrom(uffd: number, dst: bigint, src: bigint, len: number
   const copied = Number(b.readBigInt64LE(32));
   if (r < 0) return copied > 0 ? copied : r;
   return copied;
+}
+
+/** struct uffdio_copy's `copy` before the call: the kernel writes bytes copied or -errno over it. */
+const NOT_WRITTEN = -(1n << 62n);
+
+/**
+ * uffdCopyFrom on a worker thread (sysAsync): the copy of one chunk runs
+ * on another core while ours reads and checks the next one. Settles as
+ * uffdCopyFrom returns. The kernel writes the outcome into the argument's
+ * `copy` field; where it failed before writing it (EFAULT, ESRCH, an
+ * early EAGAIN: which one the worker's errno would say) the call is made
+ * again here, synchronously, to learn it. `src` must stay mapped and
+ * unchanged until it settles.
+ */
+export async function uffdCopyAsync(uffd: number, dst: bigint, src: bigint, len: number): Promise<number> {
+  const b = Buffer.alloc(40);
+  b.writeBigUInt64LE(dst, 0);
+  b.writeBigUInt64LE(src, 8);
+  b.writeBigUInt64LE(BigInt(len), 16);
+  b.writeBigInt64LE(NOT_WRITTEN, 32);
+  const r = await sysAsync(NR.ioctl, uffd, UFFDIO_COPY, addr(b));
+  const copied = b.readBigInt64LE(32);
+  if (r === 0) return Number(copied);
+  if (copied === NOT_WRITTEN) return uffdCopyFrom(uffd, dst, src, len);
+  return Number(copied);
 }
 
 /** UFFDIO_ZEROPAGE: map the zero page over [dst, dst+len); returns bytes done or -errno as uffdCopy. */
