@@ -3,7 +3,8 @@
  * `restore --lazy-pages`: the tasks run before their private memory is in
  * place, each page comes on its first touch (UFFDIO_COPY) and the rest in
  * the background. The subjects check every page afterwards. Covered: a
- * 64 MiB task (its memory not resident when the restore returns); a
+ * 64 MiB task (its memory not resident when the restore returns); a task
+ * with 3000 lazy mappings that reads them from its first instruction on; a
  * pre-dump chain (PE_PARENT pages served from the parent images); a task
  * that, while its pages are still missing, drops some (REMOVE), unmaps some
  * (UNMAP) and forks (FORK: the child's missing pages served on its own
@@ -71,6 +72,15 @@ test('restore --lazy-pages: a 64 MiB task runs before its memory is in place; ev
   assert.ok(m, log.slice(-2000));
   assert.ok(Number(m[1]) > 0, 'pages came on faults');
   assert.ok(Number(m[2]) + Number(m[3]) >= 16384, 'every page of the region went in');
+});
+
+test('a task with 3000 lazy mappings, its ranges handed to the daemon in several packets, reads every page right from its first instruction on', { timeout: 120_000 }, async () => {
+  // The subject reads its last mappings (the last packet's) first, as soon as it runs: a daemon that served
+  // faults before it had read every packet of the task answered those with zeros (session 10, zdtm maps05).
+  const { s, dir } = await dumpedSubject('many-vmas', ['--n', '3000'], subjects);
+  const lp = await lazyRestore(dir, 0);
+  await checkedAndServed(s, lp);
+  assert.match(readFileSync(join(dir, 'lazy-pages.log'), 'utf8'), /all pages in place: 1 task\(s\)/);
 });
 
 test('lazy restore of a pre-dump chain with a forked child: PE_PARENT pages come from the parent images; DONTNEED while pages are missing', { timeout: 120_000 }, async () => {

@@ -72,6 +72,7 @@ export const SUBJECTS: readonly SubjectCase[] = [
   c('no-vdso', 'a task that unmapped its vDSO and vvar stays without them'),
   c('big-memory', 'many pages of distinct content', { args: ['--mib', '64'] }),
   c('sparse-memory', 'written stretches of a big mapping, the holes between them left unallocated, a written read-only region'),
+  c('many-vmas', '3000 anonymous mappings with holes between, every page read again and again from ready on'),
   c('mem-dirty', 'memory model checked page by page (driven through pre-dumps by test/e2e/pre-dump.test.ts)'),
   c('signals', 'sigactions, blocked mask, pending signals with siginfo, sigaltstack'),
   c('sigtrap', 'a SIGTRAP handler (ptrace single-steps must not reset it)'),
