@@ -36,6 +36,8 @@ export const FAULT_POINTS = [
   'restore.created', // 12 every task of the tree created
   'restore.task', // 13 a task's memory, files and state restored
   'restore.finish', // 14 every task restored, not yet released
+  // Added later, numbered after the rest (numbers stay stable):
+  'mqueue', // 15 a dump reading a message queue: its messages out of it, not yet back (kinds/ns/mqueue-keeper.ts)
 ] as const;
 
 export type FaultPoint = (typeof FAULT_POINTS)[number];

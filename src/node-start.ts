@@ -49,3 +49,23 @@ export function ownNodeEnv(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
   out['MALLOC_MMAP_THRESHOLD_'] = MMAP_THRESHOLD;
   return out;
 }
+
+/**
+ * `node -e` text that runs `fn()` of the module at process.argv[1] (a file
+ * URL: a module's import.meta.url): bundled, that file is bin/load-bundle.cjs's
+ * one function expression, compiled here with CommonJS's arguments as the
+ * loader does (scripts/bundle.mjs), and `fn` must be exported by the
+ * bundle's entry (cli/main.ts); unbundled, the ES module is imported. How the
+ * guardian and the message-queue keeper, helpers that must outlive criu-ts,
+ * start node on our own code.
+ */
+export function nodeEntry(fn: string): string {
+  return [
+    'const p = require("url").fileURLToPath(process.argv[1]);',
+    'if (p.endsWith(".cjs")) {',
+    ' const m = { exports: {} };',
+    ' require("vm").runInThisContext(require("fs").readFileSync(p, "utf8"), { filename: p })(m.exports, require("module").createRequire(p), m, p, require("path").dirname(p));',
+    ` m.exports.${fn}();`,
+    `} else import(process.argv[1]).then((m) => m.${fn}());`,
+  ].join(' ');
+}

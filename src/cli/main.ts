@@ -19,6 +19,8 @@ const log = logger('criu-ts');
 
 /** The guardian's entry (infect/guardian.ts) starts node on this module, bundled or not. */
 export { guardianMain } from '../infect/guardian.js';
+/** The message-queue keeper's entry (kinds/ns/mqueue-keeper.ts), the same way. */
+export { mqueueKeeperMain } from '../kinds/ns/mqueue-keeper.js';
 
 export async function main(argv: string[]): Promise<number> {
   timelineFromEnv();

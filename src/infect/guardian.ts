@@ -43,32 +43,20 @@
  * its own session and ignores SIGINT/SIGTERM/SIGHUP, so the Ctrl-C or the
  * hangup that stops criu-ts does not stop it.
  */
-import { closeSync, fstatSync, writeSync } from 'node:fs';
+import { closeSync, writeSync } from 'node:fs';
 import { CriuTsError } from '../errors.js';
 import { logger } from '../log.js';
-import { pipe2, reapWhenGone, spawnProgram, spawnProgramAsync, O_CLOEXEC } from '../sys/index.js';
+import { isOpenFd, pipe2, reapWhenGone, spawnProgram, spawnProgramAsync, O_CLOEXEC } from '../sys/index.js';
 import { setTraceeObserver } from './observer.js';
 import { closeTrackers, same, startOf, type MakingLine, type TrackerLine } from './guardian-trackers.js';
 import { emptyUndo, parseUndoLine, removeRestoreFile, undoRun, type UndoPlan } from './guardian-undo.js';
 import { cureProcess } from './guardian-cure.js';
+import { nodeEntry } from '../node-start.js';
 
 const log = logger('guardian');
 
-/**
- * Node's part: guardianMain() of the module at argv[1] (this file's URL).
- * In the one-file bundle that file is one function expression, which
- * bin/load-bundle.cjs compiles and calls with CommonJS's arguments
- * (scripts/bundle.mjs): done the same way here; the compiled modules
- * (dist/src) are ES modules and imported.
- */
-const GUARDIAN_ENTRY = [
-  'const p = require("url").fileURLToPath(process.argv[1]);',
-  'if (p.endsWith(".cjs")) {',
-  ' const m = { exports: {} };',
-  ' require("vm").runInThisContext(require("fs").readFileSync(p, "utf8"), { filename: p })(m.exports, require("module").createRequire(p), m, p, require("path").dirname(p));',
-  ' m.exports.guardianMain();',
-  '} else import(process.argv[1]).then((m) => m.guardianMain());',
-].join(' ');
+/** Node's part: guardianMain() of this module, bundled or not (node-start.ts). */
+const GUARDIAN_ENTRY = nodeEntry('guardianMain');
 
 /** The shell part: collect the lines; at EOF without "done", hand them to node. */
 const SCRIPT = `trap '' INT TERM HUP
@@ -113,7 +101,7 @@ export class Guardian {
     delete env['CRIU_TS_FAULT'];
     // posix_spawn (sys/spawn.ts): a fork of Node for a shell cost 5-10 ms of every dump and restore.
     // Its one line of report goes to our stderr, when we have one.
-    const stderr = hasFd(2) ? 2 : undefined;
+    const stderr = isOpenFd(2) ? 2 : undefined;
     const argv = ['/bin/sh', '-c', SCRIPT, process.execPath, import.meta.url];
     const how = { stdin: r, ...(stderr !== undefined ? { stderr } : {}), setsid: true, env };
     const failed = (e: unknown): CriuTsError => new CriuTsError('EINTERNAL', `cannot start the guardian: ${(e as Error).message}`, {}, e);
@@ -253,15 +241,6 @@ function signalSame(tasks: ReadonlyMap<number, string>, sig: 'SIGSTOP' | 'SIGKIL
     }
   }
   return done;
-}
-
-function hasFd(fd: number): boolean {
-  try {
-    fstatSync(fd);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 // ---- the guardian process ----

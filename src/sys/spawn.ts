@@ -11,6 +11,7 @@
  * it can no longer stop for ptrace: a task we trace must be let go first,
  * or wait4 would take its ptrace stops away from the tracer.
  */
+import { fstatSync } from 'node:fs';
 import { addr, libcFunction, sysTry } from './libc.js';
 import { NR } from './nr.js';
 import { SyscallError } from './error.js';
@@ -179,4 +180,14 @@ export function killAndReap(pid: number): void {
     // gone already: still ours to collect
   }
   reapWhenGone(pid);
+}
+
+/** Whether fd `fd` of ours is open (a child's stderr is ours only when we have one). */
+export function isOpenFd(fd: number): boolean {
+  try {
+    fstatSync(fd);
+    return true;
+  } catch {
+    return false;
+  }
 }

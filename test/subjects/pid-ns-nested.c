@@ -58,23 +58,11 @@ static const char *verdict(struct subject_child c, const char *what)
 {
 	static char out[700];
 	char why[512];
-	size_t got = 0;
 	if (kill(c.pid, SIGTERM) != 0) {
 		snprintf(out, sizeof(out), "%s (%d): gone: %s", what, c.pid, strerror(errno));
 		return out;
 	}
-	for (;;) {
-		ssize_t n = read(c.fd, why + got, sizeof(why) - 1 - got);
-		if (n > 0 && got + (size_t)n < sizeof(why) - 1) {
-			got += (size_t)n;
-			continue;
-		}
-		if (n < 0 && errno == EINTR)
-			continue;
-		break;
-	}
-	why[got] = 0;
-	close(c.fd);
+	size_t got = subject_read_report(c.fd, why, sizeof(why));
 	int st;
 	while (waitpid(c.pid, &st, 0) < 0) {
 		if (errno != EINTR) {

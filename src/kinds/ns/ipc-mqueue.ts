@@ -11,9 +11,9 @@
  * within each priority. Only queues no task outside the frozen tree can
  * reach are read this way (the tree's own namespace's, unlinked ones); a
  * named queue of criu-ts's own namespace is left in place like a file on
- * disk. If criu-ts is killed (SIGKILL) between receiving and sending back,
- * the messages received are lost (docs/robustness.md): a window of the
- * time it takes to send them back, with the tree frozen.
+ * disk. The receiving and sending back is done by a keeper process of ours
+ * that outlives criu-ts (mqueue-keeper.ts): a SIGKILL of criu-ts at any
+ * point loses no message.
  *
  * Limits, refused with one line: a queue with a notification registered
  * (mq_notify: its target and sigevent cannot be read back); a queue of
@@ -23,8 +23,9 @@ import { closeSync, fchmodSync, fchownSync, fstatSync } from 'node:fs';
 import { CriuTsError } from '../../errors.js';
 import type { CriuTsMqueue } from '../../images/messages.js';
 import {
-  O_CREAT, O_EXCL, O_RDWR, inNamespacesOf, mqGetattr, mqOpen, mqReceive, mqSend, mqStatus, mqUnlink, mqueueMount, mqueueNames, mqOpenIn, type MqMessage,
+  O_CREAT, O_EXCL, O_RDWR, inNamespacesOf, mqGetattr, mqOpen, mqSend, mqStatus, mqUnlink, mqueueMount, mqueueNames, mqOpenIn, type MqMessage,
 } from '../../sys/index.js';
+import { receiveKept } from './mqueue-keeper.js';
 
 /**
  * Everything of the queue open at `fd` (a description no task outside the
@@ -38,10 +39,9 @@ export function readQueue(fd: number, name: string, what: string, owner: (uid: n
   }
   const attr = mqGetattr(fd);
   const s = fstatSync(fd);
-  const messages: MqMessage[] = [];
-  for (let m = mqReceive(fd, attr.msgsize); m !== undefined; m = mqReceive(fd, attr.msgsize)) messages.push(m);
-  // Back at once, in the order received: the same order within each priority.
-  for (const m of messages) mqSend(fd, m);
+  // Received and sent back in order (the same order within each priority) by
+  // a keeper process that outlives us: none lost if criu-ts dies meanwhile.
+  const messages: MqMessage[] = attr.curmsgs === 0 ? [] : receiveKept(fd, attr.msgsize, `${what}: POSIX message queue /${name}`);
   if (messages.length !== attr.curmsgs) {
     throw new CriuTsError('EDUMP', `${what}: POSIX message queue /${name} held ${attr.curmsgs} message(s) and ${messages.length} could be read: something outside the tree uses it`, { name });
   }

@@ -5,11 +5,12 @@
  * finds every message back in place (reading a queue receives and sends
  * back), the images CRIU's crit decodes and crit-ts shows our fields, and a
  * queue of criu-ts's ipc namespace removed between dump and restore stops
- * the restore with one line and nothing left behind.
+ * the restore with one line and nothing left behind; criu-ts killed while
+ * a queue's messages are out of it loses none (kinds/ns/mqueue-keeper.ts).
  */
 import { before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { dump, restore } from '../../../src/api/index.js';
@@ -19,7 +20,8 @@ import { mqUnlink } from '../../../src/sys/index.js';
 import { isAlive, startSubject, type Subject } from '../../lib/subjects.js';
 import { becomeSubreaper, closeInheritedFds } from '../../e2e/helpers.js';
 import { finishSubject, hasCrit, removeDir, passesAfterRestore, rejectsOneLine, strayStubs, tempDir, waitTreeGone } from '../../lib/harness.js';
-import { runCli } from '../../lib/run.js';
+import { runCli, withFault } from '../../lib/run.js';
+import { settled, snapshot } from '../../lib/kill-walk.js';
 
 before(() => {
   closeInheritedFds();
@@ -97,5 +99,32 @@ test('a queue of criu-ts\'s ipc namespace removed between dump and restore: one 
     assert.deepEqual(strayStubs(), []);
   } finally {
     await finishSubject(s, dir);
+  }
+});
+
+/** Our children (we are a subreaper: a killed criu-ts's children come to us) whose command line holds `text`. */
+function running(text: string): number[] {
+  const r = spawnSync('pgrep', ['-P', String(process.pid), '-f', text], { encoding: 'utf8' });
+  return r.stdout.split('\n').filter((l) => l !== '').map(Number);
+}
+
+test('criu-ts killed (SIGKILL, SIGTERM) while a queue\'s messages are out of it: the keeper puts every one back, the target runs on as before', { timeout: 120_000 }, async () => {
+  for (const sig of ['SIGKILL', 'SIGTERM']) {
+    const dir = tempDir('mqueue-killed');
+    let s: Subject | undefined;
+    try {
+      s = await startSubject('mqueue', ['--ipc-ns', '1']);
+      const before = snapshot(s.pid);
+      const r = await withFault(`@mqueue:${sig}`, () => runCli('criu-ts', ['dump', '-t', String(s?.pid), '-D', dir]));
+      assert.notEqual(r.code, 0, `${sig}: the dump was killed\n${r.stderr}`);
+      assert.ok(isAlive(s.pid), `${sig}: target alive`);
+      assert.equal(await settled(s.pid, before), before, `${sig}: threads or maps changed\n${r.stderr}`);
+      for (let t = 0; t < 500 && running('mqueueKeeperMain').length > 0; t++) await new Promise((res) => setTimeout(res, 10));
+      assert.deepEqual(running('mqueueKeeperMain'), [], `${sig}: the keeper is done`);
+      // The subject checks every queue: messages, priorities and order.
+      await passesAfterRestore(s);
+    } finally {
+      await finishSubject(s, dir);
+    }
   }
 });

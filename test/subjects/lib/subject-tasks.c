@@ -17,15 +17,12 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-/* The child's report, its pipe read to the end, and its exit; fails naming `what` unless it passed. */
-static void verdict_of(struct subject_child c, const char *what)
+size_t subject_read_report(int fd, char *buf, size_t size)
 {
-	char why[1024];
 	size_t got = 0;
-	int status;
 	for (;;) {
-		ssize_t n = read(c.fd, why + got, sizeof(why) - 1 - got);
-		if (n > 0 && got + (size_t)n < sizeof(why) - 1) {
+		ssize_t n = read(fd, buf + got, size - 1 - got);
+		if (n > 0 && got + (size_t)n < size - 1) {
 			got += (size_t)n;
 			continue;
 		}
@@ -33,8 +30,17 @@ static void verdict_of(struct subject_child c, const char *what)
 			continue;
 		break;
 	}
-	why[got] = 0;
-	close(c.fd);
+	buf[got] = 0;
+	close(fd);
+	return got;
+}
+
+/* The child's report, its pipe read to the end, and its exit; fails naming `what` unless it passed. */
+static void verdict_of(struct subject_child c, const char *what)
+{
+	char why[1024];
+	int status;
+	size_t got = subject_read_report(c.fd, why, sizeof(why));
 	while (waitpid(c.pid, &status, 0) < 0)
 		if (errno != EINTR)
 			subject_fail("%s: waitpid %d: %s", what, c.pid, strerror(errno));

@@ -148,6 +148,8 @@ struct subject_child subject_fork_prepared(const char *what, const char *(*setup
 struct subject_child subject_clone_prepared(const char *what, unsigned long flags, const char *(*setup)(void *arg),
 					    const char *(*check)(void *arg), void *arg);
 void subject_child_verdict(struct subject_child c, const char *what);
+/* A child's report: its pipe `fd` read to the end into buf (NUL-terminated, at most size - 1 bytes), fd closed; returns the length. */
+size_t subject_read_report(int fd, char *buf, size_t size);
 /* fork(), the child born with SIGTERM blocked (the end signal is the parent's); fails if fork does. */
 pid_t subject_fork_quiet(void);
 /*
