@@ -86,7 +86,11 @@ async function dumpTreeHashed(opts: DumpTreeOptions): Promise<DumpResult> {
   // What the address space builds on (the parent link and record) is checked before anything is stopped.
   const space = addressSpace();
   try {
-    space.beginDump({ prevDir: opts.prevDir, keepTracking: opts.trackMem && opts.after === 'resume', lazy: opts.lazyPages !== undefined }, ctx);
+    space.beginDump({
+      prevDir: opts.prevDir, keepTracking: opts.trackMem && opts.after === 'resume', lazy: opts.lazyPages !== undefined,
+      // A lazy migration's tree runs on if its daemon goes away: its trackers are closed as for a resume.
+      killAfter: opts.after === 'kill' && opts.lazyPages === undefined,
+    }, ctx);
   } catch (e) {
     pageServer?.abort();
     throw e;

@@ -70,7 +70,7 @@ async function preDumpHashed(opts: DumpTreeOptions): Promise<DumpResult> {
   if (pageServer) ctx.pageServer = pageServer;
   const space = addressSpace();
   try {
-    space.beginDump({ prevDir: opts.prevDir, keepTracking: true, lazy: false }, ctx);
+    space.beginDump({ prevDir: opts.prevDir, keepTracking: true, lazy: false, killAfter: false }, ctx);
   } catch (e) {
     pageServer?.abort();
     throw e;

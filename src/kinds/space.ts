@@ -42,6 +42,12 @@ export interface SpaceDumpMode {
   readonly keepTracking: boolean;
   /** dump --lazy-pages: the pages of lazy VMAs stay in the frozen tasks, served later from there */
   readonly lazy: boolean;
+  /**
+   * the dump kills the tree once its images are complete: a tracker it
+   * reads need not be closed (the kill ends it; a failed dump closes it
+   * as ever), only hidden from the dump of the task's fds
+   */
+  readonly killAfter: boolean;
 }
 
 /** One live task whose address space is dumped (its cores are written, its fds not yet). */

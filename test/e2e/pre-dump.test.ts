@@ -7,7 +7,9 @@
  * and mremaps; the second pre-dump must copy exactly the pages of its
  * region written since the first. Also: criu-ts gone between pre-dumps
  * leaves a task that writes at full speed; a broken chain is one error; a
- * parent whose record was used once is not trusted twice.
+ * parent whose record was used once is not trusted twice; a final dump
+ * that kills the tree leaves the tracker to the kill, and closes it when it
+ * fails.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -17,7 +19,9 @@ import { dump, preDump, restore, isCriuTsError } from '../../src/api/index.js';
 import { readImage } from '../../src/images/index.js';
 import { startSubject, type Subject } from '../lib/subjects.js';
 import { memDirtyPhase, pagesIn } from '../lib/page-server.js';
-import { runCli } from '../lib/run.js';
+import { runCli, withFault } from '../lib/run.js';
+import { writeProtectedPages } from '../lib/kill-walk.js';
+import { FAULT_POINTS } from '../../src/fault.js';
 import { waitFor, waitGone, useE2eHarness, killSubject } from '../lib/harness.js';
 
 const PS = 4096n;
@@ -249,5 +253,30 @@ test('dump --track-mem -R twice (zdtm --snaps): the tracker the first dump leave
     assert.equal((await s.terminateAndResult(20_000)).text, 'PASS');
   } finally {
     await killSubject(s);
+  }
+});
+
+test('a final dump that fails after the memory (dump.files) closes the tracker it would have left to the kill: the task runs on untracked', { timeout: 120_000 }, async () => {
+  const s = await startSubject('mem-dirty', []);
+  try {
+    const { pre1, final: fin } = imageDirs(s, 'pre1', 'final');
+    await preDump({ pid: s.pid, imagesDir: pre1 });
+    assert.equal(uffdFds(s.pid).length, 1);
+    const fault = String(FAULT_POINTS.indexOf('dump.files') + 1);
+    const r = await withFault(fault, () => runCli('criu-ts', ['dump', '-t', String(s.pid), '-D', fin, '--prev-images-dir', '../pre1']));
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(r.stderr, /injected by CRIU_TS_FAULT/);
+    assert.deepEqual(uffdFds(s.pid), [], 'no tracker left in the task');
+    assert.equal(writeProtectedPages(s.pid), 0, 'no page left write-protected');
+    // And the chain still works: the pre-dump's record was used, so this dump copies everything.
+    const again = await runCli('criu-ts', ['dump', '-t', String(s.pid), '-D', fin, '--prev-images-dir', '../pre1']);
+    assert.equal(again.code, 0, again.stderr);
+    assert.ok(await waitGone(s.pid));
+    await restore({ imagesDir: fin });
+    assert.deepEqual(uffdFds(s.pid), [], 'the restored task has no tracker');
+    const res = await s.terminateAndResult();
+    assert.ok(res.ok, res.text);
+  } finally {
+    s.cleanup();
   }
 });

@@ -11,7 +11,8 @@
  * - end(): a pre-dump (or `dump --track-mem -R`) makes a tracker where
  *   there is none and protects every private VMA that was not tracked; a
  *   final dump closes the tracker, so the task's fds are its own again
- *   before they are dumped.
+ *   before they are dumped (or, when the dump kills the tree, leaves it
+ *   open and hidden from the fd dump: the kill closes it).
  * - finish(): writes this dump's record. abort(): on any failure, closes
  *   every tracker this run scanned or made; each is also told to the
  *   guardian (infect/guardian.ts), which closes it if criu-ts dies first.
@@ -47,6 +48,15 @@ export interface IncrementalOptions {
   /** keep (or start) tracking after this dump: pre-dump, or dump --track-mem --leave-running */
   keepTracking: boolean;
   /**
+   * The dump kills the tree once its images are complete: a final dump
+   * leaves each tracker open (hidden from the fd dump) instead of closing
+   * it while the tree is frozen. Closing a tracker has the kernel clear the
+   * write protection of every page it covers (60 ms for 1 GiB here, under
+   * shadow paging), which the kill makes needless. A failed dump closes it
+   * (abort), the guardian if criu-ts dies.
+   */
+  killAfter?: boolean;
+  /**
    * Pagemaps go to a page server: the record keeps what each task's
    * pagemap covered, since no pagemap image stays here for the next dump
    * to read (the server answers, per pagemap, whether it holds a parent).
@@ -68,6 +78,8 @@ export class IncrementalMemory {
   private readonly tasks = new Map<number, TaskState>();
   /** trackers this run scanned or made: closed again if the run fails */
   private readonly touched: { t: Tracee; fd: number }[] = [];
+  /** trackers a final dump that kills the tree leaves to the kill, by pid */
+  private readonly leftToKill = new Map<number, number>();
   private consumed = false;
 
   constructor(private readonly opts: IncrementalOptions) {
@@ -126,7 +138,8 @@ export class IncrementalMemory {
     if (st.pagemapFd >= 0) closeSync(st.pagemapFd);
     st.pagemapFd = -1;
     if (!this.opts.keepTracking) {
-      if (st.own) closeTracker(st.t, st.own.fd);
+      if (st.own && this.opts.killAfter === true) this.leftToKill.set(pid, st.own.fd);
+      else if (st.own) closeTracker(st.t, st.own.fd);
       return;
     }
     let tracker = st.own;
@@ -185,9 +198,9 @@ export class IncrementalMemory {
     this.touched.length = 0;
   }
 
-  /** The tracker this run keeps in task `pid` (a dump with --track-mem -R): its fd is ours, hidden from the dump of the task's fds. */
+  /** The tracker this run keeps in task `pid` (a dump with --track-mem -R, or one the kill ends): its fd is ours, hidden from the dump of the task's fds. */
   keptTrackerFd(pid: number): number | undefined {
-    return this.opts.keepTracking ? this.next.get(pid)?.fd : undefined;
+    return this.opts.keepTracking ? this.next.get(pid)?.fd : this.leftToKill.get(pid);
   }
 
   /**

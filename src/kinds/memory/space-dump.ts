@@ -34,7 +34,7 @@ function state(ctx: DumpContext): SpaceDumpState {
 
 export function beginDump(mode: SpaceDumpMode, ctx: DumpContext): void {
   // The parent link and record are checked here, before anything is stopped.
-  ctx.memo(DUMP, () => ({ mode, inc: new IncrementalMemory({ dir: ctx.dir, prevDir: mode.prevDir, keepTracking: mode.keepTracking, remote: ctx.pageServer !== undefined }) }));
+  ctx.memo(DUMP, () => ({ mode, inc: new IncrementalMemory({ dir: ctx.dir, prevDir: mode.prevDir, keepTracking: mode.keepTracking, killAfter: mode.killAfter, remote: ctx.pageServer !== undefined }) }));
 }
 
 /** dumpMemory over one task, with what every task of the dump shares. */
