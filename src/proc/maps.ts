@@ -7,13 +7,19 @@ import { hexBig, decBig, lines, parseError, procDir, readProcLines, readProcText
 import { PROT_EXEC, PROT_READ, PROT_WRITE } from '../sys/index.js';
 
 
+/** One of eight shared, frozen objects (a 20,000-VMA task's maps hold 20,000 references, not 20,000 objects). */
 export interface MapsProt {
-  read: boolean;
-  write: boolean;
-  exec: boolean;
+  readonly read: boolean;
+  readonly write: boolean;
+  readonly exec: boolean;
   /** PROT_* bits, as mmap/mprotect take them. */
-  value: number;
+  readonly value: number;
 }
+
+const PROTS: readonly MapsProt[] = Array.from({ length: 8 }, (_, i) => Object.freeze({
+  read: (i & 1) !== 0, write: (i & 2) !== 0, exec: (i & 4) !== 0,
+  value: ((i & 1) !== 0 ? PROT_READ : 0) | ((i & 2) !== 0 ? PROT_WRITE : 0) | ((i & 4) !== 0 ? PROT_EXEC : 0),
+}));
 
 export interface MapsEntry {
   start: bigint;
@@ -65,7 +71,7 @@ export function parseMapsLine(line: string, file: string, seen?: Map<string, str
   return {
     start: hexBig(m[1], file, line),
     end: hexBig(m[2], file, line),
-    prot: { read, write, exec, value: (read ? PROT_READ : 0) | (write ? PROT_WRITE : 0) | (exec ? PROT_EXEC : 0) },
+    prot: PROTS[(read ? 1 : 0) | (write ? 2 : 0) | (exec ? 4 : 0)] as MapsProt,
     shared: m[6] === 's',
     pgoff: hexBig(m[7], file, line),
     devMajor: parseInt(m[8] ?? '0', 16),
@@ -83,8 +89,13 @@ export function parseMaps(pid: number, tid?: number): MapsEntry[] {
 }
 
 export interface SmapsEntry extends MapsEntry {
-  /** Two-letter VmFlags (rd wr ex mr mw me sh gd ...), in kernel order. */
-  vmFlags: string[];
+  /**
+   * Two-letter VmFlags (rd wr ex mr mw me sh gd ...), in kernel order: one
+   * frozen array per distinct line, shared by every VMA that has it (a
+   * 20,000-VMA task has a handful of distinct lines; an array each was 4 MB
+   * of the dump's heap).
+   */
+  vmFlags: readonly string[];
   rssKb: number;
   anonymousKb: number;
   anonHugePagesKb: number;
@@ -113,8 +124,18 @@ const KB_KEYS: readonly (readonly [string, KbField])[] = [
 const KB_BY_LENGTH: ((readonly [string, KbField])[] | undefined)[] = [];
 for (const k of KB_KEYS) (KB_BY_LENGTH[k[0].length] ??= []).push(k);
 
-/** The two-letter VmFlags, one string each for every VMA (not a fresh one per flag per VMA). */
-const vmFlagNames = new Map<string, string>();
+/** Each distinct VmFlags line's flags, one frozen array for every VMA that has it (a few dozen lines in all). */
+const vmFlagLines = new Map<string, readonly string[]>();
+
+function vmFlagsOf(line: string): readonly string[] {
+  let flags = vmFlagLines.get(line);
+  if (flags === undefined) {
+    flags = Object.freeze(line.split(' ').filter((f) => f !== ''));
+    // A copy as the key: `line` is a slice of a whole chunk of the file, which V8 would keep alive with it.
+    vmFlagLines.set(Buffer.from(line, 'latin1').toString('latin1'), flags);
+  }
+  return flags;
+}
 
 function isDigit(c: number): boolean {
   return c >= 48 && c <= 57;
@@ -170,14 +191,7 @@ export function parseSmaps(pid: number, tid?: number): SmapsEntry[] {
       if (colon < 0 || colon > end) throw parseError(file, text.slice(at, end), 'bad smaps line');
       const keyLen = colon - at;
       if (keyLen === 7 && text.startsWith('VmFlags', at)) {
-        const flags: string[] = [];
-        for (const f of text.slice(colon + 1, end).split(' ')) {
-          if (f === '') continue;
-          let name = vmFlagNames.get(f);
-          if (name === undefined) vmFlagNames.set(f, (name = f));
-          flags.push(name);
-        }
-        cur.vmFlags = flags;
+        cur.vmFlags = vmFlagsOf(text.slice(colon + 1, end));
         continue;
       }
       // "Key:   N kB": only the keys the dump reads (KB_KEYS); new kernels add others.
