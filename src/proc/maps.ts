@@ -126,6 +126,7 @@ for (const k of KB_KEYS) (KB_BY_LENGTH[k[0].length] ??= []).push(k);
 
 /** Each distinct VmFlags line's flags, one frozen array for every VMA that has it (a few dozen lines in all). */
 const vmFlagLines = new Map<string, readonly string[]>();
+const NO_FLAGS: readonly string[] = Object.freeze([]);
 
 function vmFlagsOf(line: string): readonly string[] {
   let flags = vmFlagLines.get(line);
@@ -163,9 +164,20 @@ function isHeader(text: string, pos: number, end: number): boolean {
  * that grew the heap by megabytes). Only the header lines become strings.
  */
 export function parseSmaps(pid: number, tid?: number): SmapsEntry[] {
-  const file = `${procDir(pid, tid)}/smaps`;
   const out: SmapsEntry[] = [];
+  forEachSmaps(pid, (v) => out.push(v), tid);
+  return out;
+}
+
+/**
+ * parseSmaps one VMA at a time: `onEntry` gets each entry once its lines
+ * are all read, in address order, while the file is still being read (a
+ * dump of 20,000 VMAs then never holds all their entries at once).
+ */
+export function forEachSmaps(pid: number, onEntry: (v: SmapsEntry) => void, tid?: number): void {
+  const file = `${procDir(pid, tid)}/smaps`;
   const seen = new Map<string, string>();
+  // The entry being read: handed on, whole, when the next header comes (the last one at the end).
   let cur: SmapsEntry | undefined;
   readProcLines(pid, file, (text) => {
     for (let pos = 0; pos < text.length;) {
@@ -175,14 +187,14 @@ export function parseSmaps(pid: number, tid?: number): SmapsEntry[] {
       pos = end + 1;
       if (end === at) continue;
       if (isHeader(text, at, end)) {
+        if (cur !== undefined) onEntry(cur);
         // One object literal, not a spread of the maps entry: the spread was half of this parse's time.
         const m = parseMapsLine(text.slice(at, end), file, seen);
         cur = {
           start: m.start, end: m.end, prot: m.prot, shared: m.shared, pgoff: m.pgoff, devMajor: m.devMajor, devMinor: m.devMinor,
           inode: m.inode, path: m.path, deleted: m.deleted,
-          vmFlags: [], rssKb: 0, anonymousKb: 0, anonHugePagesKb: 0, swapKb: 0, sharedKb: 0, kernelPageSizeKb: 0, hugetlbKb: 0,
+          vmFlags: NO_FLAGS, rssKb: 0, anonymousKb: 0, anonHugePagesKb: 0, swapKb: 0, sharedKb: 0, kernelPageSizeKb: 0, hugetlbKb: 0,
         };
-        out.push(cur);
         continue;
       }
       // No closure or look-up per line here: a 100-process dump walks 57,000 of them, mostly cold code.
@@ -215,7 +227,7 @@ export function parseSmaps(pid: number, tid?: number): SmapsEntry[] {
       cur[hit] += v;
     }
   });
-  return out;
+  if (cur !== undefined) onEntry(cur);
 }
 
 /** /proc/PID/map_files/<start>-<end>: lowercase hex without padding, as the kernel names them. */

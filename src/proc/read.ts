@@ -49,23 +49,23 @@ export function procError(pid: number, file: string, e: unknown): CriuTsError {
  * window per task. A 1000-thread dump made 90 MiB of such buffers, a
  * 100-process one 25 MiB, each freed only by a later scavenge: most of the
  * malloc heap at their peaks (docs/performance.md). The reads are
- * synchronous, so one buffer serves them all, one at a time: `busy` makes
- * a read started from inside readProcLines' callback take a buffer of its
- * own rather than overwrite the one being parsed.
+ * synchronous, so one buffer serves them all, one at a time; a read
+ * started from inside readProcLines' callback (the dump's memory walk
+ * reads other /proc files per VMA while smaps is being read) takes a
+ * second one, kept too, rather than overwrite the one being parsed or
+ * allocate 256 KiB per VMA.
  */
 const CHUNK_BYTES = 256 << 10;
-let shared: Buffer | undefined;
-let busy = false;
+/** buffers not in use: at most two are kept (one read, and one nested in its callback) */
+const spare: Buffer[] = [];
 
-/** The shared buffer (allocUnsafeSlow: memory of its own, not a slice of Node's 8 KiB pool), or a fresh one while it is in use. */
+/** A buffer of CHUNK_BYTES (allocUnsafeSlow: memory of its own, not a slice of Node's 8 KiB pool), reused when one is free. */
 function takeBuffer(): Buffer {
-  if (busy) return Buffer.allocUnsafeSlow(CHUNK_BYTES);
-  busy = true;
-  return (shared ??= Buffer.allocUnsafeSlow(CHUNK_BYTES));
+  return spare.pop() ?? Buffer.allocUnsafeSlow(CHUNK_BYTES);
 }
 
 function giveBack(buf: Buffer): void {
-  if (buf === shared) busy = false;
+  if (buf.length === CHUNK_BYTES && spare.length < 2 && !spare.includes(buf)) spare.push(buf);
 }
 
 function openProc(pid: number, file: string): number {

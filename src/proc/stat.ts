@@ -99,3 +99,12 @@ export function parseStat(pid: number, tid?: number): ProcStat {
   const file = `${procDir(pid, tid)}/stat`;
   return parseStatText(readProcText(pid, file), file);
 }
+
+/** The task's resident memory in bytes (/proc/PID/statm: file, anonymous and shmem pages alike; what smaps' Rss sums to). */
+export function residentBytes(pid: number): number {
+  const file = `/proc/${pid}/statm`;
+  const text = readProcText(pid, file);
+  const pages = Number(text.split(' ')[1]);
+  if (!Number.isFinite(pages)) throw parseError(file, text, 'expected size resident ...');
+  return pages * 4096;
+}

@@ -25,7 +25,7 @@
  * are written as zeros).
  */
 import { statSync } from 'node:fs';
-import { parseSmaps, mapFilesPath, PagemapReader, type SmapsEntry } from '../../proc/index.js';
+import { forEachSmaps, mapFilesPath, residentBytes, PagemapReader, type SmapsEntry } from '../../proc/index.js';
 import { PAGE_SIZE } from '../../sys/index.js';
 import { CriuTsError } from '../../errors.js';
 import { checkHostSegmentAtDump } from './sysv-host.js';
@@ -80,6 +80,8 @@ export interface MemoryDumpContext extends ShmemDumpContext {
   exclude: { addr: bigint; size: number }[];
   /** incremental dump: what changed since the parent images, and what they hold */
   track?: MemoryTrackContext;
+  /** the dump leaves a tracker behind (pre-dump, --track-mem -R): list the private ranges it must cover (else privateRanges is empty) */
+  wantRanges?: boolean;
   /**
    * pre-dump: decide what to copy now (the tree stopped), read nothing;
    * MemoryDump.copy() reads and stores the task's own pages once the tree
@@ -122,7 +124,7 @@ export interface MemoryDump {
   pagesLazy: number;
   /** pages left in the parent images (PE_PARENT entries) */
   pagesSkippedParent: number;
-  /** private VMAs whose pages were dumped (what a tracker should cover) */
+  /** private VMAs whose pages were dumped (what a tracker should cover); empty unless the context's wantRanges */
   privateRanges: Range[];
   /** pagemap-shmem images to write: shmid → entries and pages id */
   shmem: ShmemPages[];
@@ -151,10 +153,10 @@ function refuse(pid: number, v: SmapsEntry, what: string): never {
 
 export function dumpMemory(ctx: MemoryDumpContext): MemoryDump {
   const { pid } = ctx;
-  const maps = parseSmaps(pid);
   const vmas: VmaEntry[] = [];
   const pagesId = ctx.nextPagesId();
-  const resident = maps.reduce((n, v) => n + (v.rssKb + v.swapKb) * 1024, 0);
+  // A size hint for the pages buffer (smaps' Rss summed, but read before the walk).
+  const resident = residentBytes(pid);
   const remote = ctx.pageServer ? { client: ctx.pageServer, target: { type: 'pid' as const, id: ctx.imageId ?? pid } } : undefined;
   const deferred = ctx.deferReads ? new DeferredPages() : undefined;
   const writer: PageSink = deferred ?? new PagesWriter(ctx.dir, pagesId, pid, ctx.onBytes, resident, remote);
@@ -166,11 +168,12 @@ export function dumpMemory(ctx: MemoryDumpContext): MemoryDump {
   const shmemLater: SmapsEntry[] = [];
   const aios: AioRingEntry[] = [];
   try {
-    for (const v of maps) {
+    // One VMA at a time as smaps is read: no array of 20,000 entries alive through the copy.
+    forEachSmaps(pid, (v) => {
       // An anonymous hugetlb mapping is a file of the kernel's hugetlbfs; it is saved as anonymous memory.
       const kind: VmaKind = isAnonHugetlb(v) ? (v.shared ? 'anon-shared' : 'anon-private') : classifyVma(v);
-      if (kind === 'skip') continue;
-      if (ctx.exclude.some((x) => x.addr === v.start && x.addr + BigInt(x.size) === v.end)) continue;
+      if (kind === 'skip') return;
+      if (ctx.exclude.some((x) => x.addr === v.start && x.addr + BigInt(x.size) === v.end)) return;
       const sysv = v.path.startsWith('/SYSV');
       // (a hugetlb SysV segment is saved by the ipc kind; its attachment is a VMA like any other's)
       if (isHugetlb(v) && !isAnonHugetlb(v) && !sysv && !v.path.startsWith('/memfd:')) refuse(pid, v, 'a mapping of a hugetlbfs file (not anonymous hugetlb memory, a memfd or a SysV segment)');
@@ -183,7 +186,7 @@ export function dumpMemory(ctx: MemoryDumpContext): MemoryDump {
           start: v.start, end: v.end, pgoff: v.pgoff, shmid: BigInt(ctx.socketFileId?.(v.start, v.end, v.path) ?? 0),
           prot: v.prot.value, flags: v.shared ? MAP_SHARED : MAP_PRIVATE, status: VMA.AREA_REGULAR | VMA.AREA_SOCKET, fd: -1n,
         });
-        continue;
+        return;
       }
       if (isAioRing(v)) {
         // The whole ring, whatever the page tables say (the kernel fills it, not the task).
@@ -193,7 +196,7 @@ export function dumpMemory(ctx: MemoryDumpContext): MemoryDump {
         scanned += n;
         writer.breakRun();
         writer.add(v.start, n, PE_PRESENT, true);
-        continue;
+        return;
       }
       const { status, flags: baseFlags } = vmaStatus(kind);
       let flags = baseFlags;
@@ -242,36 +245,36 @@ export function dumpMemory(ctx: MemoryDumpContext): MemoryDump {
         entry.status |= VMA.AREA_SYSVIPC;
         entry.fdflags = v.vmFlags.includes('mw') ? O_RDWR : O_RDONLY;
         vmas.push(entry);
-        continue;
+        return;
       }
       const prev = vmas[vmas.length - 1];
       if (kind === 'vvar' && prev !== undefined && (prev.status & VMA.AREA_VVAR) !== 0 && prev.end === v.start) {
         // [vvar] and [vvar_vclock] are one VVAR area in CRIU's images.
         prev.end = v.end;
-        continue;
+        return;
       }
       vmas.push(entry);
 
       // The vDSO's pages are written as CRIU does (its restorer reads the
       // dumped vDSO to match it with the running one); criu-ts's restore
       // skips them and uses the kernel's own.
-      if (kind === 'vvar' || kind === 'vsyscall' || kind === 'file-shared' || droppable) continue;
+      if (kind === 'vvar' || kind === 'vsyscall' || kind === 'file-shared' || droppable) return;
       const nPages = Number((v.end - v.start) / BigInt(PAGE_SIZE));
       scanned += nPages;
       if (kind === 'anon-shared') {
-        if (ctx.shmemDone.has(v.inode)) continue;
+        if (ctx.shmemDone.has(v.inode)) return;
         ctx.shmemDone.add(v.inode);
         // After the task's own pages: a page server takes one pagemap at a time, start to end.
         shmemLater.push(v);
-        continue;
+        return;
       }
-      privateRanges.push({ start: v.start, end: v.end });
+      if (ctx.wantRanges === true) privateRanges.push({ start: v.start, end: v.end });
       if (v.rssKb === 0 && v.swapKb === 0 && hugetlbKb(v) === 0) {
         // Nothing populated: no pagemap to read. The scan (one ioctl) still
         // tells the tracker that this VMA is registered, so that it is not
         // registered and protected again (two injected calls) after the dump.
         ctx.track?.scan(v.start, v.end);
-        continue;
+        return;
       }
       const viaMem = !v.prot.read;
       const pageFlags = kind === 'anon-private' ? PE_LAZY | PE_PRESENT : PE_PRESENT;
@@ -303,14 +306,14 @@ export function dumpMemory(ctx: MemoryDumpContext): MemoryDump {
             put(start, n, pageFlags, viaMem || shared);
           }
         });
-        continue;
+        return;
       }
       // Every page resident and anonymous (smaps says so; the shared zero
       // page is not counted): one run, no pagemap to read.
       const ownKb = kind === 'anon-private' ? v.rssKb : v.anonymousKb;
       if (v.swapKb === 0 && ownKb * 1024 === nPages * PAGE_SIZE && !shared) {
         put(v.start, nPages, pageFlags, viaMem);
-        continue;
+        return;
       }
       const pm = reader.read(v.start, v.end);
       forEachRun(pm, kind === 'file-private', v.swapKb > 0, (first, count) => {
@@ -322,7 +325,7 @@ export function dumpMemory(ctx: MemoryDumpContext): MemoryDump {
           put(v.start + BigInt(at * PAGE_SIZE), n, pageFlags, viaMem || isShared);
         });
       });
-    }
+    });
     writer.close();
     for (const v of shmemLater) shmem.push(dumpShmem(ctx, reader, v));
   } finally {

@@ -131,6 +131,11 @@ export class IncrementalMemory {
     };
   }
 
+  /** Whether end() protects the private ranges of the memory dump (so dumpMemory must list them). */
+  get wantsRanges(): boolean {
+    return this.opts.keepTracking;
+  }
+
   /** After the task's memory is dumped. */
   end(pid: number, mem: MemoryDump): void {
     const st = this.tasks.get(pid);

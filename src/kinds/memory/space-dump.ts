@@ -59,6 +59,7 @@ function dumpOf(task: DumpSpaceTask, ctx: DumpContext, st: SpaceDumpState): Memo
     ...(task.onBytes ? { onBytes: task.onBytes } : {}),
     ...(ctx.pageServer ? { pageServer: ctx.pageServer } : {}),
     ...(track ? { track } : {}),
+    ...(st.inc.wantsRanges ? { wantRanges: true } : {}),
     ...(st.mode.lazy ? { lazy: true } : {}),
   });
   // Closes the tracker (final dump), or protects what is new (pre-dump, --track-mem -R).
