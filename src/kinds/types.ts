@@ -192,6 +192,13 @@ export interface RestoreContext {
    */
   provide(fileId: number, fd: number): void;
   /**
+   * Tell the core that `fd`, which restore() is about to return, has
+   * FD_CLOEXEC already as its fdinfo entry asks (opened with O_CLOEXEC
+   * exactly when `fdi.flags` has FD_CLOEXEC): the core sets no fd flags on
+   * it then, one call fewer in the task. Absent where nothing uses it.
+   */
+  cloexecAsAsked?(fd: number): void;
+  /**
    * Run `step` once every task's files exist and every `finish` ran, before
    * any task runs: for work that needs the other end of something to exist
    * (a TCP connection leaves repair mode only when its peer socket, maybe

@@ -108,7 +108,12 @@ export function restoreFds(
   const park = parker(t, base);
   const opened = new Map<number, number>(inherited); // file id → an fd in the task holding it
   const created: { kind: FileKind; e: FileEntry; fd: number }[] = [];
-  const taskCtx: RestoreContext = { ...ctx, provide: (id, fd) => opened.set(id, park(fd)) };
+  let asAsked: number | undefined;
+  const taskCtx: RestoreContext = {
+    ...ctx, provide: (id, fd) => opened.set(id, park(fd)), cloexecAsAsked: (fd) => {
+      asAsked = fd;
+    },
+  };
   const cloexec = (fdi: FdinfoEntry): number => (fdi.flags & FD_CLOEXEC ? O_CLOEXEC : 0);
   // The owner (F_SETOWN/F_SETSIG) belongs to the description: set once per
   // file in this task, whichever way its fd came (made here, provided by
@@ -132,9 +137,10 @@ export function restoreFds(
     // is the caller's: either way its kind has nothing more to do.
     const inherited = inheritedFd(e, kind, ctx);
     const copy = inherited ?? inFlightCopy(ctx, fdi.id);
+    asAsked = undefined;
     const got = copy === undefined ? kind.restore(t, e, fdi, taskCtx) : installFd(t, copy);
     if (got === fdi.fd) {
-      t.syscall(`fcntl(${got}, F_SETFD)`, NR.fcntl, got, F_SETFD, fdi.flags & FD_CLOEXEC ? FD_CLOEXEC : 0);
+      if (asAsked !== got) t.syscall(`fcntl(${got}, F_SETFD)`, NR.fcntl, got, F_SETFD, fdi.flags & FD_CLOEXEC ? FD_CLOEXEC : 0);
     } else {
       t.syscall(`dup3(${got}, ${fdi.fd})`, NR.dup3, got, fdi.fd, cloexec(fdi));
       t.syscall('close', NR.close, got);
@@ -173,7 +179,7 @@ export function openInFlight(t: RestoreTaskHandle, id: number, ctx: RestoreConte
   };
   try {
     const along: [number, number][] = [];
-    const fd = kind.restore(t, e, { id, flags: 0, type: e.type, fd: -1 }, { ...ctx, provide: (pid, pfd) => along.push([pid, pfd]) });
+    const fd = kind.restore(t, e, { id, flags: 0, type: e.type, fd: -1 }, { ...ctx, provide: (pid, pfd) => along.push([pid, pfd]), cloexecAsAsked: () => {} });
     for (const [pid, pfd] of along) copies.set(pid, take(pfd));
     const ours = take(fd);
     copies.set(id, ours);

@@ -19,8 +19,12 @@ import { EAGAIN, EEXIST, PAGE_SIZE, addr, closeQuiet, uffdCopyAsync } from '../s
 import type { CheckedPages } from './lazy-checked-pages.js';
 import type { LazyTask, Piece } from './lazy-task.js';
 
-/** Copies running at once: one reading on our thread, the others copying (a third gains nothing on two cores: measured). */
-const PUSH_DEPTH = Number(process.env['CRIU_TS_LAZY_PUSH_DEPTH'] ?? 2) || 2;
+/**
+ * Buffers, so copies running at once: one copying while we read and check
+ * the next chunk into the other (more were not told apart from two at
+ * load 14-20; docs/performance.md, session 11).
+ */
+const PUSH_DEPTH = 2;
 const PS = BigInt(PAGE_SIZE);
 /** The buffers, kept for the next daemon in this process (vmh256's halves are never given back). */
 const pool: Buffer[] = [];

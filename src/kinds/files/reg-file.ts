@@ -12,7 +12,7 @@
  */
 import { closeSync, existsSync, lstatSync, openSync, statSync, statfsSync } from 'node:fs';
 import { CriuTsError } from '../../errors.js';
-import { NR, O_ACCMODE, O_CREAT, O_TRUNC, O_APPEND, O_CLOEXEC, O_LARGEFILE, AT_FDCWD, SEEK_SET, EPERM, EACCES, errnoName, O_TMPFILE, MQUEUE_MAGIC, PROC_SUPER_MAGIC } from '../../sys/index.js';
+import { NR, O_ACCMODE, O_CREAT, O_TRUNC, O_APPEND, O_CLOEXEC, FD_CLOEXEC, O_LARGEFILE, AT_FDCWD, SEEK_SET, EPERM, EACCES, errnoName, O_TMPFILE, MQUEUE_MAGIC, PROC_SUPER_MAGIC } from '../../sys/index.js';
 import { RemoteSyscallError } from '../../infect/tracee.js';
 import type { FdinfoEntry, FileEntry, RegFileEntry, FownEntry } from '../../images/messages.js';
 import { parseMountinfo, pathSeenBy, inOwnNs, readRoot } from '../../proc/index.js';
@@ -89,7 +89,7 @@ export const regFileKind: FileKind = {
     if (p.stat.isFile()) reg.size = BigInt(p.stat.size);
     return { type: 'REG', id, reg };
   },
-  restore(t: RestoreTaskHandle, e: FileEntry, _fdi: FdinfoEntry, ctx: RestoreContext): number {
+  restore(t: RestoreTaskHandle, e: FileEntry, fdi: FdinfoEntry, ctx: RestoreContext): number {
     const reg = e.reg;
     if (!reg) throw new CriuTsError('EIMAGE', `file ${e.id}: REG entry without reg data`, { id: e.id });
     if (EXTERNAL_FILE.test(reg.name)) {
@@ -106,7 +106,7 @@ export const regFileKind: FileKind = {
     // A ghost is reached through our fd on it: opened here, as the task's /proc may not show ours.
     const fd = name.startsWith(`/proc/${process.pid}/fd/`)
       ? openOursInTask(t, name, flags)
-      : there !== undefined ? openOursInTask(t, `/proc/${there}/root${name}`, flags) : openInTask(t, name, flags);
+      : there !== undefined ? openOursInTask(t, `/proc/${there}/root${name}`, flags) : openInTask(t, name, flags, fdi, ctx);
     if (reg.pos !== 0n) t.syscall('lseek', NR.lseek, fd, reg.pos, SEEK_SET);
     return fd;
   },
@@ -142,9 +142,13 @@ function refuseForeignMount(p: FdProbe, ctx: DumpContext): void {
  * map); criu-ts then opens it from outside, by the task's root, and hands
  * the task that open file.
  */
-function openInTask(t: RestoreTaskHandle, name: string, flags: number): number {
-  const r = t.tracee.syscallRaw(NR.openat, AT_FDCWD, t.putString(name), flags, 0);
-  if (r >= 0n) return Number(r);
+function openInTask(t: RestoreTaskHandle, name: string, flags: number, fdi: FdinfoEntry, ctx: RestoreContext): number {
+  // O_CLOEXEC as the fd had FD_CLOEXEC (a CRIU image's flags may hold it either way): no F_SETFD after.
+  const r = t.tracee.syscallRaw(NR.openat, AT_FDCWD, t.putString(name), (flags & ~O_CLOEXEC) | (fdi.flags & FD_CLOEXEC ? O_CLOEXEC : 0), 0);
+  if (r >= 0n) {
+    ctx.cloexecAsAsked?.(Number(r));
+    return Number(r);
+  }
   const errno = Number(-r);
   if ((errno !== EACCES && errno !== EPERM) || !inOtherUserNs(t.pid)) throw new RemoteSyscallError(`open ${name}`, errno, t.pid);
   let ours: number;

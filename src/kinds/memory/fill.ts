@@ -6,7 +6,8 @@
  * images are read from there (parent-images.ts).
  */
 import { closeSync, constants, openSync } from 'node:fs';
-import { EINVAL, MADV_POPULATE_WRITE, NR, PAGE_SIZE } from '../../sys/index.js';
+import { AT_FDCWD, EINVAL, MADV_POPULATE_WRITE, NR, PAGE_SIZE } from '../../sys/index.js';
+import { inOwnNs, readRoot } from '../../proc/index.js';
 import { installFd } from '../install-fd.js';
 import { checkBeside } from '../../images/index.js';
 import { CriuTsError } from '../../errors.js';
@@ -175,7 +176,13 @@ function populate(t: RestoreTaskHandle, batch: readonly Segment[], base: bigint,
   }
 }
 
-/** A pages image, opened by us (O_NOFOLLOW: one swapped for a link must not fill the task with another file) and handed to the task. */
+/**
+ * A pages image, opened by us (O_NOFOLLOW: one swapped for a link must not
+ * fill the task with another file) and given to the task: reopened there
+ * through /proc/<us>/fd/N, one call, where the task sees our /proc and
+ * root as we do (our mount, pid and user namespaces, our root); else handed
+ * over through a socket pair (installFd: four calls).
+ */
 function openImageIn(t: RestoreTaskHandle, path: string): number {
   let ours: number;
   try {
@@ -184,9 +191,22 @@ function openImageIn(t: RestoreTaskHandle, path: string): number {
     throw new CriuTsError('EIMAGE', `cannot open ${path}: ${(e as Error).message}`, { path }, e);
   }
   try {
+    if (seesOurProc(t.pid)) {
+      const r = t.tracee.syscallRaw(NR.openat, AT_FDCWD, t.putString(`/proc/${process.pid}/fd/${ours}`), constants.O_RDONLY | O_CLOEXEC, 0);
+      if (r >= 0n) return Number(r);
+    }
     return installFd(t, ours);
   } finally {
     closeSync(ours);
+  }
+}
+
+/** Whether /proc/<our pid> in task `pid` is ours: same mount, pid and user namespaces (the last for the access check), same root. */
+function seesOurProc(pid: number): boolean {
+  try {
+    return inOwnNs(pid, 'mnt') === true && inOwnNs(pid, 'pid') === true && inOwnNs(pid, 'user') === true && readRoot(pid) === '/';
+  } catch {
+    return false;
   }
 }
 

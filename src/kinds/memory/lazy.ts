@@ -127,8 +127,44 @@ export function withoutLazy(segs: readonly Segment[], lazy: readonly LazyRange[]
   return out;
 }
 
-/** Make and register the task's userfaultfd over `ranges`; returns our copy of it (the task's is closed). */
-export function registerLazy(t: RestoreTaskHandle, ranges: readonly LazyRange[]): number {
+/**
+ * Lazy ranges joined where nothing lies between them: UFFDIO_REGISTER
+ * walks the VMAs of its range and passes over holes, so one call covers
+ * them all (a task with thousands of small mappings apart: thousands of
+ * injected calls before its first instruction, now one). `occupied`: every
+ * mapping the task has now (its dumped VMAs and our scratch area); a gap
+ * that meets one keeps the ranges apart (a file mapping there would fail
+ * the call, an anonymous one would be registered with them).
+ */
+export function registrationSpans(lazy: readonly Range[], occupied: readonly Range[]): { span: Range; ranges: Range[] }[] {
+  const taken = merged(occupied);
+  const out: { span: Range; ranges: Range[] }[] = [];
+  let j = 0;
+  for (const r of lazy) {
+    const last = out[out.length - 1];
+    if (last !== undefined) {
+      const gap = { start: last.span.end, end: r.start };
+      while (j < taken.length && (taken[j] as Range).end <= gap.start) j++;
+      const t = taken[j];
+      if (t === undefined || t.start >= gap.end) {
+        last.span.end = r.end;
+        last.ranges.push(r);
+        continue;
+      }
+    }
+    out.push({ span: { ...r }, ranges: [r] });
+  }
+  return out;
+}
+
+/**
+ * Make and register the task's userfaultfd over `ranges` (sorted, apart),
+ * joined across holes where none of `vmas` (all the task's) nor our scratch
+ * area lies (registrationSpans); returns our copy of it (the task's is closed).
+ */
+export function registerLazy(t: RestoreTaskHandle, ranges: readonly LazyRange[], vmas: readonly Range[]): number {
+  const scratch = t.tracee.scratchRange;
+  const occupied = scratch ? [...vmas, { start: scratch.addr, end: scratch.addr + BigInt(scratch.size) }] : vmas;
   const fd = Number(t.syscall('userfaultfd', NR.userfaultfd, O_CLOEXEC | O_NONBLOCK));
   try {
     const api = t.putBytes(uffdioApi(UFFD_LAZY_FEATURES));
@@ -136,7 +172,12 @@ export function registerLazy(t: RestoreTaskHandle, ranges: readonly LazyRange[])
     if (r < 0n) {
       throw new CriuTsError('EUNSUPPORTED', `task ${t.pid}: this kernel's userfaultfd lacks the events lazy pages need (FORK, REMAP, REMOVE, UNMAP): errno ${-r}`, { pid: t.pid });
     }
-    for (const g of ranges) t.syscall('ioctl(UFFDIO_REGISTER)', NR.ioctl, fd, UFFDIO_REGISTER, t.putBytes(uffdioRegister(g.start, g.end - g.start, UFFDIO_REGISTER_MODE_MISSING)));
+    const register = (g: Range): bigint => t.tracee.syscallRaw(NR.ioctl, fd, UFFDIO_REGISTER, t.putBytes(uffdioRegister(g.start, g.end - g.start, UFFDIO_REGISTER_MODE_MISSING)));
+    for (const { span, ranges: rs } of registrationSpans(ranges, occupied)) {
+      // A span refused as a whole (a mapping in a gap that we did not know of) goes range by range.
+      if (rs.length > 1 && register(span) >= 0n) continue;
+      for (const g of rs) t.syscall('ioctl(UFFDIO_REGISTER)', NR.ioctl, fd, UFFDIO_REGISTER, t.putBytes(uffdioRegister(g.start, g.end - g.start, UFFDIO_REGISTER_MODE_MISSING)));
+    }
     const pidfd = pidfdOpen(t.pid);
     try {
       return pidfdGetfd(pidfd, fd, t.pid);

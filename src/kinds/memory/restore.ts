@@ -164,14 +164,15 @@ export interface MemoryRestored { pages: number; cow?: CowStats }
  */
 export function restoreMemory(
   t: RestoreTaskHandle, mm: MmEntry, pagemap: PagemapEntry[], pagesId: number, ctx: RestoreContext,
-  from?: { inherited: Inherited; parent: ParentMemory }, cores: readonly CoreEntry[] = [],
+  from?: { inherited: Inherited; parent: ParentMemory }, cores: readonly CoreEntry[] = [], exeFd = -1,
 ): MemoryRestored {
   const inherited: Inherited = from?.inherited ?? new Map<VmaEntry, VmaEntry[]>();
   // The kernel's areas are not mapped here, guard regions are markers inside
   // other VMAs (guard.ts), and a socket's ring is mapped from the socket
   // itself once the fds exist (restoreSocketMappings).
   const vmas = (mm.vmas ?? []).filter((v) => (v.status & (VMA.AREA_VDSO | VMA.AREA_VVAR | VMA.AREA_VSYSCALL | VMA.AREA_GUARD | VMA.AREA_SOCKET)) === 0);
-  const fds = new Map<string, number>();
+  // The executable, open in the task since restoreMmFields: its mappings use that fd (closed with the others below).
+  const fds = new Map<string, number>(exeFd >= 0 ? [[`${O_RDONLY}:${filePath(ctx, BigInt(mm.exe_file_id))}`, exeFd]] : []);
   const fileFd = (id: bigint, fdflags: number): number => {
     const e = ctx.fileById(Number(id));
     const memfd = e?.memfd;
@@ -280,11 +281,10 @@ export function restoreMemory(
   for (const r of adviceRuns(advised)) t.syscall('madvise', NR.madvise, r.start, r.end - r.start, r.advice);
   restoreGuardRegions(t, mm.vmas ?? []);
   if (lazy.length > 0 && ctx.lazy) {
-    ctx.lazy.handOver(t.pid, t.vpid, registerLazy(t, lazy), served);
+    ctx.lazy.handOver(t.pid, t.vpid, registerLazy(t, lazy, mm.vmas ?? []), served);
   }
   return cow ? { pages: pages - cow.skipped, cow } : { pages };
 }
-
 
 /**
  * SysV shm attachments (VMA_AREA_SYSVIPC; shmid is the segment's id, which
@@ -354,8 +354,9 @@ function vmasWithPages(vmas: readonly VmaEntry[], pagemap: readonly PagemapEntry
  * forked from its restored parent running the same executable keeps the
  * exe it inherited (`keepExe`): the kernel refuses to change it while a
  * mapping of the old one remains, and inherited VMAs may be such mappings.
+ * Returns the exe's fd in the task (or -1), left open for restoreMemory.
  */
-export function restoreMmFields(t: RestoreTaskHandle, mm: MmEntry, ctx: RestoreContext, keepExe = false): void {
+export function restoreMmFields(t: RestoreTaskHandle, mm: MmEntry, ctx: RestoreContext, keepExe = false): number {
   const exe = filePath(ctx, BigInt(mm.exe_file_id));
   const exeFd = keepExe ? -1 : openFileInTask(t, exe, O_RDONLY);
   const auxv = mm.mm_saved_auxv ?? [];
@@ -373,11 +374,11 @@ export function restoreMmFields(t: RestoreTaskHandle, mm: MmEntry, ctx: RestoreC
   map.writeInt32LE(exeFd, 100);
   const mapAddr = t.putBytes(map);
   t.syscall('prctl(PR_SET_MM_MAP)', NR.prctl, PR.SET_MM, PR_SET_MM.MAP, mapAddr, 104, 0);
-  if (exeFd >= 0) t.syscall('close', NR.close, exeFd);
   // The dumpable flag is set once, after the credentials (restore/task.ts
   // finalizeTask): a change of ids would reset it anyway.
   // Inherited from the stub (so from criu-ts): set it both ways.
   if (mm.thp_disabled !== undefined) t.syscall('prctl(SET_THP_DISABLE)', NR.prctl, PR.SET_THP_DISABLE, mm.thp_disabled ? 1 : 0);
+  return exeFd;
 }
 
 /**

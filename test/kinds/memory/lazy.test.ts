@@ -11,7 +11,7 @@ import { createHash } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { eagerPages, lazyFileRanges } from '../../../src/kinds/memory/lazy.js';
+import { eagerPages, lazyFileRanges, registrationSpans } from '../../../src/kinds/memory/lazy.js';
 import { VMA } from '../../../src/kinds/memory/vma.js';
 import { verifyChecksums } from '../../../src/images/checksums.js';
 import { PE_PRESENT } from '../../../src/images/flags.js';
@@ -35,6 +35,21 @@ test('lazyFileRanges: the eager pages\' bytes are not left to the daemon', () =>
   const pagemap: PagemapEntry[] = [{ vaddr: 0x10_000n, compat_nr_pages: 0, flags: PE_PRESENT, nr_pages: 20n }];
   assert.deepEqual(lazyFileRanges(pagemap, vmas), [{ start: 0n, end: 20n * P }]);
   assert.deepEqual(lazyFileRanges(pagemap, vmas, [core(0x14_020n), core(0x23_000n)]), [{ start: 0n, end: 4n * P }, { start: 5n * P, end: 19n * P }]);
+});
+
+test('registrationSpans: lazy ranges joined across holes, kept apart by any mapping in the gap', () => {
+  const r = (a: number, b: number): { start: bigint; end: bigint } => ({ start: BigInt(a) * P, end: BigInt(b) * P });
+  const lazy = [r(10, 20), r(30, 40), r(50, 60), r(70, 80), r(90, 95)];
+  // The lazy VMAs themselves, a file mapping at 45..48 (between the 2nd and 3rd), the scratch area at 82..83.
+  const occupied = [...lazy, r(45, 48), r(82, 83)];
+  assert.deepEqual(registrationSpans(lazy, occupied), [
+    { span: r(10, 40), ranges: [r(10, 20), r(30, 40)] },
+    { span: r(50, 80), ranges: [r(50, 60), r(70, 80)] },
+    { span: r(90, 95), ranges: [r(90, 95)] },
+  ]);
+  // A mapping that only touches the gap's edges does not lie in it.
+  assert.deepEqual(registrationSpans([r(1, 2), r(4, 5)], [r(2, 2), r(5, 6)]).length, 1);
+  assert.deepEqual(registrationSpans([r(1, 2), r(4, 5)], [r(3, 4)]).length, 2);
 });
 
 test('verifyChecksums: blocks wholly inside a later range are skipped, a block only partly inside is checked', () => {
