@@ -2,11 +2,12 @@
  * Filling a restored task's memory from pages images without a round trip
  * through us: injected preadv calls on the images, which criu-ts opens and
  * hands to the task (in a mount namespace of its own the images dir may
- * not be there), the kernel copying file to memory. Pages a pre-dump chain left in parent
+ * not be there), the kernel copying file to memory. A small fill is
+ * written from our side instead (writeSmallFill). Pages a pre-dump chain left in parent
  * images are read from there (parent-images.ts).
  */
-import { closeSync, constants, openSync } from 'node:fs';
-import { AT_FDCWD, EINVAL, MADV_POPULATE_WRITE, NR, PAGE_SIZE } from '../../sys/index.js';
+import { closeSync, constants, openSync, readSync } from 'node:fs';
+import { AT_FDCWD, EINVAL, MADV_POPULATE_WRITE, NR, PAGE_SIZE, processVmWritev } from '../../sys/index.js';
 import { inOwnNs, readRoot } from '../../proc/index.js';
 import { installFd } from '../install-fd.js';
 import { checkBeside } from '../../images/index.js';
@@ -79,6 +80,7 @@ export function pageSegments(
  */
 export function fillSegments(t: RestoreTaskHandle, segs: readonly Segment[], base: bigint): void {
   if (segs.length === 0) return;
+  if (writeSmallFill(t, segs, base)) return;
   const fds = new Map<string, number>();
   const refused = { einval: false };
   // A batch: segments of one file that follow each other in it, one preadv.
@@ -139,6 +141,81 @@ export function fillSegments(t: RestoreTaskHandle, segs: readonly Segment[], bas
 }
 
 /**
+ * A fill of at most this many bytes is read by us and written into the
+ * task (process_vm_writev; /proc/PID/mem where that is refused), with no
+ * call injected: the open of the pages file in the task, its preadv
+ * calls and its close are three to four round trips through ptrace, each
+ * two scheduler hops of the task, dearer than copying a few pages twice
+ * (a lazy restore's eager pages: the rseq areas', the libraries' written
+ * pages, tens of KiB).
+ */
+const OWN_WRITE_MAX = 256n * 1024n;
+
+/**
+ * Fill small `segs` from our side (OWN_WRITE_MAX): false, with nothing
+ * done, when they are more. Their blocks of a pages file checked beside
+ * the fill are checked first (no call to check beside).
+ */
+function writeSmallFill(t: RestoreTaskHandle, segs: readonly Segment[], base: bigint): boolean {
+  let total = 0n;
+  for (const sg of segs) {
+    if (sg.path === SERVED) return false; // refused with its message by the preadv path
+    total += sg.len;
+  }
+  if (total > OWN_WRITE_MAX) return false;
+  const buf = Buffer.allocUnsafe(Number(total));
+  const ranges: { addr: bigint; len: number }[] = [];
+  const ours = new Map<string, number>();
+  try {
+    let at = 0;
+    for (const sg of segs) {
+      let fd = ours.get(sg.path);
+      if (fd === undefined) {
+        fd = openImage(sg.path);
+        ours.set(sg.path, fd);
+      }
+      checkBeside(sg.path, sg.off, sg.off + sg.len);
+      const len = Number(sg.len);
+      for (let got = 0; got < len;) {
+        const n = readSync(fd, buf, at + got, len - got, sg.off + BigInt(got));
+        if (n <= 0) throw new CriuTsError('EIMAGE', `${sg.path}: ends before the pagemap says`, { path: sg.path });
+        got += n;
+      }
+      ranges.push({ addr: sg.vaddr + base, len });
+      at += len;
+    }
+  } finally {
+    for (const fd of ours.values()) closeSync(fd);
+  }
+  // The VMAs being filled are writable now (restoreMemory); a range the call
+  // still refuses goes through /proc/PID/mem (writeMem), as a tracer may.
+  let done = 0;
+  try {
+    done = processVmWritev(t.pid, buf, 0, ranges);
+  } catch {
+    done = 0;
+  }
+  let at = 0;
+  for (const r of ranges) {
+    if (at + r.len > done) {
+      const skip = Math.max(0, done - at);
+      t.tracee.writeMem(r.addr + BigInt(skip), buf.subarray(at + skip, at + r.len));
+    }
+    at += r.len;
+  }
+  return true;
+}
+
+/** A pages image opened by us, O_NOFOLLOW: one swapped for a link must not fill the task with another file. */
+function openImage(path: string): number {
+  try {
+    return openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW | O_CLOEXEC);
+  } catch (e) {
+    throw new CriuTsError('EIMAGE', `cannot open ${path}: ${(e as Error).message}`, { path }, e);
+  }
+}
+
+/**
  * Populate the big stretches of a batch (segments that meet in memory
  * count as one), each with the check of its blocks beside it. Only the
  * pages the dump wrote are touched: the fill would allocate just these.
@@ -177,19 +254,13 @@ function populate(t: RestoreTaskHandle, batch: readonly Segment[], base: bigint,
 }
 
 /**
- * A pages image, opened by us (O_NOFOLLOW: one swapped for a link must not
- * fill the task with another file) and given to the task: reopened there
+ * A pages image, opened by us (openImage) and given to the task: reopened there
  * through /proc/<us>/fd/N, one call, where the task sees our /proc and
  * root as we do (our mount, pid and user namespaces, our root); else handed
  * over through a socket pair (installFd: four calls).
  */
 function openImageIn(t: RestoreTaskHandle, path: string): number {
-  let ours: number;
-  try {
-    ours = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW | O_CLOEXEC);
-  } catch (e) {
-    throw new CriuTsError('EIMAGE', `cannot open ${path}: ${(e as Error).message}`, { path }, e);
-  }
+  const ours = openImage(path);
   try {
     if (seesOurProc(t.pid)) {
       const r = t.tracee.syscallRaw(NR.openat, AT_FDCWD, t.putString(`/proc/${process.pid}/fd/${ours}`), constants.O_RDONLY | O_CLOEXEC, 0);
