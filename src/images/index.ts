@@ -14,6 +14,7 @@ export {
   readImage, readImageBytes, writeImage, writeFileAtomic, iterateImage, imagePath, loadImage, loadImageIfAny, decodeImageAs, storeImage,
 } from './io.js';
 export { CHECKSUMS_IMAGE, FileHasher, beginChecksums, blockLayout, checkBlocks, checksumEntries, endChecksums, verifyChecksums, freedRanges, encodeFreed, refuseFreed } from './checksums.js';
+export { loadChecksumsLean, hasBlockDigests } from './checksums-lean.js';
 export { BLOCK_BYTES, VMH256, digestWith, streamWith } from './block-hash.js';
 export { vmhHalves, vmhAvailable } from './vmh.js';
 export { deferBlockChecks, checkBeside, type BesideChecks } from './beside-checks.js';

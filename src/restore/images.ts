@@ -4,7 +4,7 @@
  */
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { VMH256, decodeImageAs, lazyFields, deferBlockChecks, type BesideChecks, imageFile, imagePath, loadImageIfAny, readImageBytes, verifyChecksums, vmhAvailable } from '../images/index.js';
+import { VMH256, decodeImageAs, lazyFields, deferBlockChecks, type BesideChecks, hasBlockDigests, imageFile, imagePath, loadChecksumsLean, loadImageIfAny, readImageBytes, verifyChecksums, vmhAvailable } from '../images/index.js';
 import { addressSpace, type LazyRange } from '../kinds/index.js';
 import type { ImageId, ImageKey, ProtoImageKey, EntryOf, TypedImage } from '../images/index.js';
 import { CriuTsError } from '../errors.js';
@@ -87,9 +87,10 @@ class Images {
 export function checkDumpChecksums(
   dir: string, lazy = false, beside?: (c: BesideChecks) => void,
 ): { later: CriuTsChecksumEntry[]; listed?: ReadonlySet<string>; verified?: Map<string, Buffer> } {
-  const sums = loadImageIfAny(dir, 'CRIU_TS_CHECKSUMS');
+  // Lazy: the block digests stay in the file, read only for the blocks the restore reads itself (images/checksums-lean.ts).
+  const sums = lazy ? loadChecksumsLean(dir) : loadImageIfAny(dir, 'CRIU_TS_CHECKSUMS');
   if (sums === undefined) return { later: [] };
-  const later = lazy ? sums.entries.filter((e) => e.blocks !== undefined) : [];
+  const later = lazy ? sums.entries.filter(hasBlockDigests) : [];
   // `beside`: vmh256 pages files are checked while the tasks' preadv fill from them (images/beside-checks.ts); `beside` gets their checks.
   const deferrable = !lazy && beside !== undefined && vmhAvailable() ? sums.entries.filter((e) => e.blocks !== undefined && e.algorithm === VMH256 && e.freed === undefined) : [];
   const { checks, notDeferred } = deferBlockChecks(dir, deferrable);
