@@ -92,7 +92,8 @@ export function checkDumpChecksums(
   if (sums === undefined) return { later: [] };
   const later = lazy ? sums.entries.filter(hasBlockDigests) : [];
   // `beside`: vmh256 pages files are checked while the tasks' preadv fill from them (images/beside-checks.ts); `beside` gets their checks.
-  const deferrable = !lazy && beside !== undefined && vmhAvailable() ? sums.entries.filter((e) => e.blocks !== undefined && e.algorithm === VMH256 && e.freed === undefined) : [];
+  const vmhFiles = !lazy && beside !== undefined ? sums.entries.filter((e) => e.blocks !== undefined && e.algorithm === VMH256 && e.freed === undefined) : [];
+  const deferrable = vmhFiles.length > 0 && vmhAvailable() ? vmhFiles : [];
   const { checks, notDeferred } = deferBlockChecks(dir, deferrable);
   beside?.(checks);
   const verified = new Map<string, Buffer>();
