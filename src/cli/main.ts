@@ -14,6 +14,7 @@ import { HELP } from './usage.js';
 import { CRIU_COMPAT_VERSION_TEXT, version } from '../version.js';
 import { timelineFromEnv } from '../timeline.js';
 import { dropStartupPages } from './trim-pages.js';
+import { allowHeapTrims } from '../heap.js';
 
 const log = logger('criu-ts');
 
@@ -63,6 +64,7 @@ async function run(argv: readonly string[], state: RunState): Promise<number> {
         return 0;
       case 'swrk':
         dropStartupPages();
+        allowHeapTrims(dropStartupPages);
         // The worker leaves once its client is done, whatever handles a restore left open in this process.
         process.exit(await (await import('../rpc/index.js')).runSwrk(parsed.fd));
       case 'command':
@@ -73,6 +75,7 @@ async function run(argv: readonly string[], state: RunState): Promise<number> {
         state.execCmd = parsed.command === 'restore' && parsed.options.execCmd !== undefined;
         state.detached = (parsed.command === 'restore' && parsed.options.restoreDetached) || state.execCmd;
         log.debug(`start-up pages dropped: ${dropStartupPages()} KiB`);
+        allowHeapTrims(dropStartupPages);
         return await runCommand(parsed.command, parsed.action, parsed.options);
     }
   } catch (e) {

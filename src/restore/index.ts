@@ -39,6 +39,7 @@ import { LazyClient } from './lazy-client.js';
 import { pidFreed, untilStopped, reapOrphans, killQuiet } from './lifetimes.js';
 import { makeZombies, consumeSignal } from './zombies.js';
 import { mark } from '../timeline.js';
+import { trimIfGrown } from '../heap.js';
 
 export { waitForRoot } from './lifetimes.js';
 
@@ -193,6 +194,10 @@ async function restoreLoaded(
     forkingTimeUs = Number((process.hrtime.bigint() - t0) / 1000n);
     disposeStub(stub);
     stub = undefined;
+    // A big restore: the garbage the load and the tree's creation promoted
+    // goes before the task bodies, which promote into its room instead of
+    // new pages, and the code only the load ran leaves our resident set (heap.ts).
+    if (trimIfGrown(true)) log.debug('heap collected and code pages dropped before the task bodies');
     mark('stub gone');
     let done = 0;
     for (const n of plan.nodes) {
@@ -206,6 +211,8 @@ async function restoreLoaded(
     progress.tasks(done, plan.nodes.length);
     // Every task's memory is filled: the blocks of pages files no preadv read are checked now, before any task runs.
     filled();
+    // And what the bodies promoted (a 1000-thread process's steps, a 10,000-fd table) before the final steps.
+    if (trimIfGrown()) log.debug('heap collected before the final steps');
     mark('tasks restored');
     finishGroupFiles(plan.groupFinish, plan.nodes.flatMap((n) => {
       const tracee = n.tracee;
