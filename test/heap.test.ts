@@ -20,7 +20,7 @@ function promotedGarbage(mib: number): void {
 
 test('a process that did not allow it gets no trim, however big its heap', () => {
   promotedGarbage(24);
-  assert.equal(trimIfGrown(true), false);
+  assert.equal(trimIfGrown(true), undefined);
 });
 
 test('once allowed: a trim when the heap grew, the code dropped only when asked, none again without growth', () => {
@@ -29,11 +29,11 @@ test('once allowed: a trim when the heap grew, the code dropped only when asked,
   promotedGarbage(24);
   const before = used();
   assert.ok(before >= 16 << 20, `heap in use ${before} (the test needs 16 MiB of it)`);
-  assert.equal(trimIfGrown(), true);
+  assert.ok(trimIfGrown() !== undefined);
   assert.ok(used() < before - (8 << 20), `heap in use ${before} -> ${used()}: the garbage stayed`);
   assert.equal(drops, 0, 'code pages dropped without being asked');
-  assert.equal(trimIfGrown(true), false, 'a second trim with no growth since');
+  assert.equal(trimIfGrown(true), undefined, 'a second trim with no growth since');
   promotedGarbage(24);
-  assert.equal(trimIfGrown(true), true);
+  assert.ok(trimIfGrown(true) !== undefined);
   assert.equal(drops, 1);
 });

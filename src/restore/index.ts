@@ -197,7 +197,8 @@ async function restoreLoaded(
     // A big restore: the garbage the load and the tree's creation promoted
     // goes before the task bodies, which promote into its room instead of
     // new pages, and the code only the load ran leaves our resident set (heap.ts).
-    if (trimIfGrown(true)) log.debug('heap collected and code pages dropped before the task bodies');
+    const early = trimIfGrown(true);
+    if (early) log.debug(`heap collected (${early.before.toFixed(1)} -> ${early.after.toFixed(1)} MiB in use) and code pages dropped before the task bodies`);
     mark('stub gone');
     let done = 0;
     for (const n of plan.nodes) {
@@ -212,7 +213,8 @@ async function restoreLoaded(
     // Every task's memory is filled: the blocks of pages files no preadv read are checked now, before any task runs.
     filled();
     // And what the bodies promoted (a 1000-thread process's steps, a 10,000-fd table) before the final steps.
-    if (trimIfGrown()) log.debug('heap collected before the final steps');
+    const late = trimIfGrown();
+    if (late) log.debug(`heap collected (${late.before.toFixed(1)} -> ${late.after.toFixed(1)} MiB in use) before the final steps`);
     mark('tasks restored');
     finishGroupFiles(plan.groupFinish, plan.nodes.flatMap((n) => {
       const tracee = n.tracee;

@@ -33,7 +33,7 @@ async function roundTrip(args: string[], prefix: string): Promise<string> {
 
 test('a 1000-thread restore through the CLI trims its heap and code pages, and the task passes', { timeout: 300_000 }, async () => {
   const log = await roundTrip(['--threads', '1000', '--fpu', '0', '--stack-kib', '64'], 'heap-trims');
-  assert.ok(/heap collected and code pages dropped before the task bodies/.test(log), 'no trim before the task bodies in the restore log');
+  assert.ok(/heap collected \(.*\) and code pages dropped before the task bodies/.test(log), 'no trim before the task bodies in the restore log');
 });
 
 test('an 8-thread restore through the CLI does neither', { timeout: 120_000 }, async () => {
