@@ -279,6 +279,21 @@ export class Tracee extends HeldTask {
     this.scratchOwned = false;
   }
 
+  /**
+   * unmapScratch for side-by-side use (syscallEach): the munmap to inject,
+   * or undefined when there is nothing of ours to unmap; the area is
+   * forgotten at once (the caller makes the call). Not for a dump target,
+   * whose areas the guardian is told about.
+   */
+  scratchUnmapRequest(): { nr: number; args: Arg[] } | undefined {
+    if (this.guarded) throw new CriuTsError('EINFECT', `task ${this.tid}: a dump target's scratch goes through unmapScratch`, { pid: this.tid });
+    const s = this.scratch;
+    const owned = this.scratchOwned;
+    this.scratch = undefined;
+    this.scratchOwned = false;
+    return s && owned ? { nr: NR.munmap, args: [s.addr, s.size] } : undefined;
+  }
+
   /** Use a scratch area another thread of the same address space mapped. */
   shareScratch(range: { addr: bigint; size: number }): void {
     this.scratch = { ...range };

@@ -118,18 +118,40 @@ export const REGION_BYTES = 1024;
  * under way has been collected; procedures after a failure are not begun.
  */
 export function runStepsEach(items: readonly SideSteps[], scratch: { addr: bigint; size: number }): void {
-  const alone = items.filter((it) => it.putBytes > REGION_BYTES);
-  for (const it of alone) runSteps(it.handle, it.make);
-  const side = items.filter((it) => it.putBytes <= REGION_BYTES);
-  const perBatch = Math.max(1, Math.floor(scratch.size / REGION_BYTES));
-  for (let first = 0; first < side.length; first += perBatch) {
-    runBatch(side.slice(first, first + perBatch), scratch.addr);
-  }
+  runStepsAcross([{ items, scratch }]);
 }
 
-function runBatch(batch: readonly SideSteps[], base: bigint): void {
-  runEach(batch.map((it, i) => {
-    const region = base + BigInt(i * REGION_BYTES);
+/** The procedures of one process (or of processes sharing one address space), and the scratch area they share. */
+export interface StepGroup {
+  items: readonly SideSteps[];
+  scratch: { addr: bigint; size: number };
+}
+
+/**
+ * runStepsEach for the threads of many processes at once, each process's
+ * procedures given regions of its own scratch area: every round takes
+ * each unfinished procedure of every process one call further, so the
+ * round trips of a tree's processes overlap as those of one process's
+ * threads do. The first failure is thrown once every call under way has
+ * been collected.
+ */
+export function runStepsAcross(groups: readonly StepGroup[]): void {
+  for (const g of groups) for (const it of g.items) if (it.putBytes > REGION_BYTES) runSteps(it.handle, it.make);
+  // Round k runs the k-th batch of every process: a batch is as many procedures as its scratch has regions.
+  const batches: { it: SideSteps; region: bigint }[][] = [];
+  for (const g of groups) {
+    const side = g.items.filter((it) => it.putBytes <= REGION_BYTES);
+    const perBatch = Math.max(1, Math.floor(g.scratch.size / REGION_BYTES));
+    side.forEach((it, i) => {
+      const k = Math.floor(i / perBatch);
+      (batches[k] ??= []).push({ it, region: g.scratch.addr + BigInt((i % perBatch) * REGION_BYTES) });
+    });
+  }
+  for (const b of batches) runBatch(b);
+}
+
+function runBatch(batch: readonly { it: SideSteps; region: bigint }[]): void {
+  runEach(batch.map(({ it, region }) => {
     let off = 0;
     const putBytes = (b: Buffer): bigint => {
       const len = (b.length + 15) & ~15;

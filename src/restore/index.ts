@@ -28,7 +28,7 @@ import { checkConsistency } from './consistency.js';
 import { spawnStub, startStub, discardStub, disposeStub, pidTaken, type PendingStub, type Stub } from './stub.js';
 import { planTree, planCloneFlags, treeViewOf, type RestoreNode } from './plan.js';
 import { createTree, retireHelpers } from './create.js';
-import { restoreTaskBody, finalizeTask } from './task.js';
+import { restoreTaskBody, restoreThreadStates, finalizeTasks } from './task.js';
 import { addressSpace, restoreTaskState } from '../kinds/index.js';
 import { handleFor } from './handle.js';
 import { finishGroupFiles } from './files.js';
@@ -209,6 +209,9 @@ async function restoreLoaded(
       progress.bytes(pages * 4096);
       done++;
     }
+    // The threads' own state, every process's side by side.
+    restoreThreadStates(plan.nodes, filesCtx);
+    mark('thread states');
     progress.tasks(done, plan.nodes.length);
     // Every task's memory is filled: the blocks of pages files no preadv read are checked now, before any task runs.
     filled();
@@ -229,7 +232,7 @@ async function restoreLoaded(
     retireHelpers(plan, (t) => consumeSignal(t, SIGCHLD));
     makeZombies(plan, img);
     mark('helpers retired');
-    for (const n of plan.nodes) finalizeTask(n, img, filesCtx, opts.verify);
+    finalizeTasks(plan.nodes, img, filesCtx, opts.verify);
     mark('tasks finalized');
     unname();
     for (const k of RESOURCE_KINDS) k.finishRestore?.(filesCtx, false);
@@ -257,7 +260,7 @@ async function restoreLoaded(
       if (stopSig !== 0 && n.threads.length > 0) {
         stopped.push(n.real);
         // Queued now, taken as the task leaves its stop: a stop inside
-        // signal delivery (see finalizeTask) would ignore a detach signal.
+        // signal delivery (see finalizeTasks) would ignore a detach signal.
         process.kill(n.real, stopSig);
       }
       for (const th of n.threads) {

@@ -1,7 +1,7 @@
 /**
  * Restoring one live task once the tree exists: address space, files,
  * fs, signals and timers, threads, credentials. Registers and the signal
- * mask are set last, in finalizeTask, once every task is ready.
+ * mask are set last, in finalizeTasks, once every task is ready.
  */
 import {
   NR, PR, PTRACE_O, encodeGpRegs, GP_REG_NAMES, O_PATH, O_DIRECTORY, xstateLayout, type GpRegs, RSEQ_LAYOUT,
@@ -19,7 +19,8 @@ import { cpuidThroughTracee } from '../infect/cpuid.js';
 import { fillXsave } from '../infect/xsave.js';
 import { restoreFds } from './files.js';
 import { asInterruptedSyscall } from './restart.js';
-import { runSteps, runStepsEach, type SideSteps } from '../kinds/steps.js';
+import { call, runStepsAcross, type SideSteps, type Steps } from '../kinds/steps.js';
+import { syscallEach } from '../infect/side-by-side.js';
 import { TRACE_OPTIONS, setTidOf } from './stub.js';
 import { createThreads } from './threads.js';
 import { enterChildrenPidNs } from './children-ns.js';
@@ -125,13 +126,28 @@ export function restoreTaskBody(n: RestoreNode, plan: RestorePlan, img: DumpImag
   restoreTaskState(h, tc, 'after-threads');
   mark(`task ${pid}: threads`);
   for (const th of n.threads) holdSigmask(th.tid, HELD_SIGMASK);
-  // The threads' own state, side by side (kinds/steps.ts), then their FPU state.
-  runStepsEach(threadSteps(n, 'state', filesCtx, mainName), scratchOf(tracee));
-  task.cores.forEach((core, i) => {
-    const fp = core.thread_info?.fpregs;
-    if (fp) restoreFpu(n.threads[i] as Tracee, fp);
-  });
   return pages;
+}
+
+/**
+ * Every thread's own state once every task's body is done, the threads of
+ * all processes side by side (kinds/steps.ts runStepsAcross: a tree's
+ * round trips overlap instead of adding up), then their FPU state.
+ */
+export function restoreThreadStates(nodes: readonly RestoreNode[], ctx: RestoreContext): void {
+  const live = nodes.filter((n) => n.images && n.tracee && n.threads.length > 0);
+  runStepsAcross(live.map((n) => {
+    const main = n.images?.cores[0];
+    // The name its threads inherited from the main thread (restoreTaskBody).
+    const named = (main?.thread_core?.comm ?? main?.tc?.comm)?.slice(0, 15);
+    return { items: threadSteps(n, 'state', ctx, named), scratch: scratchOf(n.tracee as Tracee) };
+  }));
+  for (const n of live) {
+    n.images?.cores.forEach((core, i) => {
+      const fp = core.thread_info?.fpregs;
+      if (fp) restoreFpu(n.threads[i] as Tracee, fp);
+    });
+  }
 }
 
 /**
@@ -172,32 +188,66 @@ function scratchOf(t: Tracee): { addr: bigint; size: number } {
   return t.scratchRange as { addr: bigint; size: number };
 }
 
-/** The thread kinds' final work (credentials last), then the last injected call (drop scratch), registers and mask, for every thread. */
-export function finalizeTask(n: RestoreNode, img: DumpImages, ctx: RestoreContext, verify?: 'refuse' | 'warn'): void {
-  const task = n.images;
-  if (!task || !n.tracee) return;
-  const main = n.tracee;
-  const tc = task.cores[0]?.tc;
+/**
+ * The last of every task, the tasks side by side where calls are injected
+ * (a tree's round trips overlap): the process's final state, then the
+ * thread kinds' final work (credentials last) and the mm's dumpable flag,
+ * the scratch area dropped (the last injected call), then each thread's
+ * registers and mask.
+ */
+export function finalizeTasks(nodes: readonly RestoreNode[], img: DumpImages, ctx: RestoreContext, verify?: 'refuse' | 'warn'): void {
+  const live = nodes.filter((n) => n.images && n.tracee);
   // The process's last state (pending signals, the subreaper bit: kinds/task).
-  if (tc) restoreTaskState(handleFor(main.tid, main, n.pid, ownPid(n)), tc, 'final');
-  // Then each thread's (its own signals, seccomp, credentials: the
-  // registry's order): the other threads side by side, the main thread
-  // last, so that a chain every thread shares goes in from it, with TSYNC,
-  // once the others are done.
-  const finals = threadSteps(n, 'final', ctx, undefined);
-  runStepsEach(finals.filter((f) => f.tracee !== main), scratchOf(main));
-  const last = finals.find((f) => f.tracee === main);
-  if (last) runSteps(last.handle, last.make);
-  // The mm's dumpable flag, set here only: a change of ids or capabilities
-  // resets it (to fs.suid_dumpable), and the task most often has the dumped one (criu-ts's, inherited).
-  if (task.mm.dumpable !== undefined) {
-    const h = handleFor(main.tid, main);
-    const now = Number(h.syscall('prctl(GET_DUMPABLE)', NR.prctl, PR.GET_DUMPABLE));
-    if (now !== task.mm.dumpable) h.syscall('prctl(SET_DUMPABLE)', NR.prctl, PR.SET_DUMPABLE, task.mm.dumpable);
+  for (const n of live) {
+    const main = n.tracee as Tracee;
+    const tc = n.images?.cores[0]?.tc;
+    if (tc) restoreTaskState(handleFor(main.tid, main, n.pid, ownPid(n)), tc, 'final');
   }
-  // --verify reads the task back while injected calls still can (the scratch area is there).
-  const diffs = verify ? verifyTaskState(n, img) : [];
-  main.unmapScratch();
+  // Then each thread's (its own signals, seccomp, credentials: the
+  // registry's order): the other threads of every process side by side,
+  // then every main thread, so that a chain every thread of a process
+  // shares goes in from its main thread, with TSYNC, once the others are done.
+  const finals = live.map((n) => ({ n, main: n.tracee as Tracee, steps: threadSteps(n, 'final', ctx, undefined) }));
+  runStepsAcross(finals.map(({ main, steps }) => ({ items: steps.filter((f) => f.tracee !== main), scratch: scratchOf(main) })));
+  runStepsAcross(finals.map(({ n, main, steps }) => {
+    const last = steps.find((f) => f.tracee === main);
+    const dumpable = n.images?.mm.dumpable;
+    const item: SideSteps = {
+      tracee: main, pid: n.real, putBytes: last?.putBytes ?? 0,
+      make: (sh) => lastOfMain(last?.make(sh), dumpable),
+      handle: last?.handle ?? handleFor(main.tid, main, n.pid, ownPid(n)),
+    };
+    return { items: [item], scratch: scratchOf(main) };
+  }));
+  // --verify reads each task back while injected calls still can (the scratch area is there).
+  const diffs = verify ? live.map((n) => verifyTaskState(n, img)) : [];
+  const drops = finals.flatMap(({ main }) => {
+    const c = main.scratchUnmapRequest();
+    return c ? [{ t: main, nr: c.nr, args: c.args }] : [];
+  });
+  syscallEach(drops);
+  live.forEach((n, k) => {
+    const interrupted = finalRegisters(n);
+    if (verify) judge([...(diffs[k] ?? []), ...verifyRegisters(n, interrupted)], verify);
+  });
+}
+
+/**
+ * The main thread's final procedure, then the mm's dumpable flag, set here
+ * only: a change of ids or capabilities resets it (to fs.suid_dumpable),
+ * and the task most often has the dumped one (criu-ts's, inherited).
+ */
+function* lastOfMain(steps: Steps | undefined, dumpable: number | undefined): Steps {
+  if (steps) yield* steps;
+  if (dumpable === undefined) return;
+  const now = Number(yield* call('prctl(GET_DUMPABLE)', NR.prctl, PR.GET_DUMPABLE));
+  if (now !== dumpable) yield* call('prctl(SET_DUMPABLE)', NR.prctl, PR.SET_DUMPABLE, dumpable);
+}
+
+/** Every thread's registers and signal mask, after the last injected call; returns the tids left in an interrupted syscall. */
+function finalRegisters(n: RestoreNode): Set<number> {
+  const task = n.images as NonNullable<RestoreNode['images']>;
+  const main = n.tracee as Tracee;
   const interruptedTids = new Set<number>();
   const regsOf = n.threads.map((th, i) => {
     const dumped = coreRegs(task.cores[i] as CoreEntry);
@@ -225,7 +275,7 @@ export function finalizeTask(n: RestoreNode, img: DumpImages, ctx: RestoreContex
     const mask = core.thread_core?.blk_sigset ?? core.tc?.blk_sigset ?? task.cores[0]?.tc?.blk_sigset ?? 0n;
     holdSigmask(th.tid, mask);
   });
-  if (verify) judge([...diffs, ...verifyRegisters(n, interruptedTids)], verify);
+  return interruptedTids;
 }
 
 /**

@@ -375,7 +375,7 @@ export function restoreMmFields(t: RestoreTaskHandle, mm: MmEntry, ctx: RestoreC
   const mapAddr = t.putBytes(map);
   t.syscall('prctl(PR_SET_MM_MAP)', NR.prctl, PR.SET_MM, PR_SET_MM.MAP, mapAddr, 104, 0);
   // The dumpable flag is set once, after the credentials (restore/task.ts
-  // finalizeTask): a change of ids would reset it anyway.
+  // finalizeTasks): a change of ids would reset it anyway.
   // Inherited from the stub (so from criu-ts): set it both ways.
   if (mm.thp_disabled !== undefined) t.syscall('prctl(SET_THP_DISABLE)', NR.prctl, PR.SET_THP_DISABLE, mm.thp_disabled ? 1 : 0);
   return exeFd;
