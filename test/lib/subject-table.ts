@@ -134,6 +134,7 @@ export const SUBJECTS: readonly SubjectCase[] = [
   c('shmem-fd', 'fds opened on shared anonymous mappings through map_files: still the mapping\'s object (writes cross both ways), its size, an fd with no mapping left, an fd shared with a child that maps it'),
   c('guard-regions', 'MADV_GUARD_INSTALL guard regions in anonymous and private file mappings: still faulting, data around them, no extra VMA', { skip: needGuardRegions() }),
   c('shared-anon-fork', 'MAP_SHARED anonymous memory stays one object for parent and child'),
+  c('thp-fork', 'the THP-disabled flag fork copies: a child that kept its restored parent\'s, a child that changed it'),
   c('fifo', 'FIFOs in every open mode with queued bytes and buffer size, an unlinked FIFO open twice'),
   c('memfd', 'memfds: contents with holes, size, seals, mode, offsets, two descriptions of one inode, a dup'),
   c('posix-shm', 'POSIX shm objects as glibc opens them (O_NOFOLLOW kept in the flags): one linked, one unlinked at once, each open and mapped, one object again; a named semaphore unlinked after sem_open (Python multiprocessing\'s locks)'),

@@ -356,7 +356,7 @@ function vmasWithPages(vmas: readonly VmaEntry[], pagemap: readonly PagemapEntry
  * mapping of the old one remains, and inherited VMAs may be such mappings.
  * Returns the exe's fd in the task (or -1), left open for restoreMemory.
  */
-export function restoreMmFields(t: RestoreTaskHandle, mm: MmEntry, ctx: RestoreContext, keepExe = false): number {
+export function restoreMmFields(t: RestoreTaskHandle, mm: MmEntry, ctx: RestoreContext, keepExe = false, inheritedThp?: boolean): number {
   const exe = filePath(ctx, BigInt(mm.exe_file_id));
   const exeFd = keepExe ? -1 : openFileInTask(t, exe, O_RDONLY);
   const auxv = mm.mm_saved_auxv ?? [];
@@ -374,10 +374,9 @@ export function restoreMmFields(t: RestoreTaskHandle, mm: MmEntry, ctx: RestoreC
   map.writeInt32LE(exeFd, 100);
   const mapAddr = t.putBytes(map);
   t.syscall('prctl(PR_SET_MM_MAP)', NR.prctl, PR.SET_MM, PR_SET_MM.MAP, mapAddr, 104, 0);
-  // The dumpable flag is set once, after the credentials (restore/task.ts
-  // finalizeTasks): a change of ids would reset it anyway.
-  // Inherited from the stub (so from criu-ts): set it both ways.
-  if (mm.thp_disabled !== undefined) t.syscall('prctl(SET_THP_DISABLE)', NR.prctl, PR.SET_THP_DISABLE, mm.thp_disabled ? 1 : 0);
+  // (The dumpable flag is set after the credentials, finalizeTasks: a change of ids resets it.) The THP flag
+  // inherited from the stub (criu-ts's): set both ways; from a restored parent (`inheritedThp`: fork copies it) only if it differs.
+  if (mm.thp_disabled !== undefined && mm.thp_disabled !== inheritedThp) t.syscall('prctl(SET_THP_DISABLE)', NR.prctl, PR.SET_THP_DISABLE, mm.thp_disabled ? 1 : 0);
   return exeFd;
 }
 

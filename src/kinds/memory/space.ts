@@ -46,7 +46,7 @@ function makeFrame(task: RestoreSpaceTask, ctx: RestoreContext): FrameMade {
     // /proc/PID/exe can only change while the old executable is not mapped:
     // now, between emptying the stub's address space and mapping the task's.
     // A child of a restored parent running the same program has it already.
-    const exeFd = restoreMmFields(h, images.mm, ctx, parent !== undefined && parent.mm.exe_file_id === images.mm.exe_file_id);
+    const exeFd = restoreMmFields(h, images.mm, ctx, parent !== undefined && parent.mm.exe_file_id === images.mm.exe_file_id, parent?.mm.thp_disabled);
     const from = parent && inherited.size > 0 ? { inherited, parent: { mm: parent.mm, pagemap: parent.pagemap } } : undefined;
     mark(`task ${h.vpid}: mm fields`);
     r = restoreMemory(h, images.mm, images.pagemap, images.pagesId, ctx, from, images.cores, exeFd);
