@@ -117,9 +117,11 @@ export function restoreTaskBody(n: RestoreNode, plan: RestorePlan, img: DumpImag
   n.threads = [tracee];
   scratchOf(tracee);
   // The main thread's name before its threads are cloned: they inherit it,
-  // and those of the same name need no call of their own.
+  // and those of the same name need no call of their own. A process of one
+  // thread is named by its thread state procedure, side by side with the
+  // other processes' (restoreThreadStates).
   const mainName = (main.thread_core?.comm ?? tc.comm)?.slice(0, 15);
-  if (mainName !== undefined) h.syscall('prctl(SET_NAME)', NR.prctl, PR.SET_NAME, h.putString(mainName));
+  if (mainName !== undefined && tids.length > 1) h.syscall('prctl(SET_NAME)', NR.prctl, PR.SET_NAME, h.putString(mainName));
   const clearTids = task.cores.map((c) => c.thread_info?.clear_tid_addr ?? 0n);
   createThreads(tracee, tids.slice(1).map((t) => setTidOf(t.vtid, t.levels)), clearTids.slice(1), !n.inNewPidNs, n.threads);
   enterChildrenPidNs(n, plan, h);
@@ -138,8 +140,8 @@ export function restoreThreadStates(nodes: readonly RestoreNode[], ctx: RestoreC
   const live = nodes.filter((n) => n.images && n.tracee && n.threads.length > 0);
   runStepsAcross(live.map((n) => {
     const main = n.images?.cores[0];
-    // The name its threads inherited from the main thread (restoreTaskBody).
-    const named = (main?.thread_core?.comm ?? main?.tc?.comm)?.slice(0, 15);
+    // The name its threads inherited from the main thread, named before they were made (restoreTaskBody).
+    const named = n.threads.length > 1 ? (main?.thread_core?.comm ?? main?.tc?.comm)?.slice(0, 15) : undefined;
     return { items: threadSteps(n, 'state', ctx, named), scratch: scratchOf(n.tracee as Tracee) };
   }));
   for (const n of live) {
