@@ -15,6 +15,8 @@ import { CriuTsError } from '../errors.js';
 import { imageFile } from '../images/index.js';
 import { fileKindByType, stateKey, fownOf, restoreFown, installFd, type RestoreTaskHandle, type RestoreContext, type FileKind } from '../kinds/index.js';
 import type { FdinfoEntry, FileEntry } from '../images/messages.js';
+import type { Tracee } from '../infect/tracee.js';
+import { call, runEach, type Steps } from '../kinds/steps.js';
 
 const CLOSE_RANGE_ALL = 0xffffffff;
 
@@ -152,6 +154,35 @@ export function restoreFds(
   // Data that goes in once per object (queued bytes), now that every fd exists.
   for (const c of created) c.kind.finish?.(t, c.e, c.fd, taskCtx);
   t.syscall('close_range', NR.close_range, base, CLOSE_RANGE_ALL, 0);
+}
+
+/**
+ * The fd tables of tasks whose every fd is a file an ancestor opened for
+ * it (inherited, parked at `base` and above) and whose description has no
+ * owner to set: what restoreFds does for them (the stub's fds closed, one
+ * dup3 per fd, the parked copies closed), as one step procedure per task,
+ * every task's side by side (kinds/steps.ts runEach). Returns the tasks it
+ * did; the others are left to restoreFds.
+ */
+export function restoreInheritedFdsEach(
+  tasks: readonly { tracee: Tracee; fds: readonly FdinfoEntry[]; inherited: ReadonlyMap<number, number> }[], ctx: RestoreContext, base: number,
+): Set<Tracee> {
+  const quick = tasks.filter((t) => t.fds.every((f) => t.inherited.has(f.id) && !hasOwner(ctx.fileById(f.id))));
+  runEach(quick.map((t) => ({ tracee: t.tracee, steps: inheritedFdSteps(t.fds, t.inherited, base) })));
+  return new Set(quick.map((t) => t.tracee));
+}
+
+function hasOwner(e: FileEntry | undefined): boolean {
+  const f = e ? fownOf(e) : undefined;
+  return f !== undefined && (f.signum !== 0 || f.pid !== 0);
+}
+
+function* inheritedFdSteps(fds: readonly FdinfoEntry[], inherited: ReadonlyMap<number, number>, base: number): Steps {
+  if (base > 0) yield* call('close_range', NR.close_range, 0, base - 1, 0);
+  for (const fdi of [...fds].sort((a, b) => a.fd - b.fd)) {
+    yield* call(`dup3(${fdi.fd})`, NR.dup3, inherited.get(fdi.id) as number, fdi.fd, fdi.flags & FD_CLOEXEC ? O_CLOEXEC : 0);
+  }
+  yield* call('close_range', NR.close_range, base, CLOSE_RANGE_ALL, 0);
 }
 
 /** Our copies of files in flight that a kind made along with another (the other end of a pipe), by file id. */

@@ -31,7 +31,7 @@ import { createTree, retireHelpers } from './create.js';
 import { restoreTaskBody, restoreThreadStates, finalizeTasks } from './task.js';
 import { addressSpace, restoreTaskState } from '../kinds/index.js';
 import { handleFor } from './handle.js';
-import { finishGroupFiles } from './files.js';
+import { finishGroupFiles, restoreInheritedFdsEach } from './files.js';
 import { makeProgress } from '../progress.js';
 import { faultPoint } from '../fault.js';
 import { Guardian, guardian } from '../infect/guardian.js';
@@ -200,10 +200,17 @@ async function restoreLoaded(
     const early = trimIfGrown(true);
     if (early) log.debug(`heap collected (${early.before.toFixed(1)} -> ${early.after.toFixed(1)} MiB in use) and code pages dropped before the task bodies`);
     mark('stub gone');
+    // The fd tables made only of inherited files, every such task's side by
+    // side: of tasks whose frame exists already (a frame made in the body
+    // comes before its fds), not sharing their parent's table.
+    const fdsDone = restoreInheritedFdsEach(plan.nodes.flatMap((n) => (
+      n.images && n.tracee && n.memory && !n.sharesFiles ? [{ tracee: n.tracee, fds: n.images.fds, inherited: n.inherited }] : []
+    )), filesCtx, plan.inheritBase);
+    mark('inherited fds');
     let done = 0;
     for (const n of plan.nodes) {
       progress.tasks(done, plan.nodes.length);
-      const pages = restoreTaskBody(n, plan, img, filesCtx);
+      const pages = restoreTaskBody(n, plan, img, filesCtx, n.tracee !== undefined && fdsDone.has(n.tracee));
       faultPoint('restore.task');
       pagesRestored += pages;
       progress.bytes(pages * 4096);

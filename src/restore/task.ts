@@ -81,7 +81,7 @@ function chdirInTask(h: RestoreTaskHandle, cwd: string): void {
 }
 
 /** Returns the number of pages filled. */
-export function restoreTaskBody(n: RestoreNode, plan: RestorePlan, img: DumpImages, filesCtx: RestoreContext): number {
+export function restoreTaskBody(n: RestoreNode, plan: RestorePlan, img: DumpImages, filesCtx: RestoreContext, fdsDone = false): number {
   const task = n.images;
   const tracee = n.tracee;
   if (!task || !tracee) return 0;
@@ -95,7 +95,7 @@ export function restoreTaskBody(n: RestoreNode, plan: RestorePlan, img: DumpImag
   mark(`task ${pid}: memory (lazy: uffd handed over)`);
   const pages = n.memory?.pages ?? 0;
   // A task sharing its parent's fd table (CLONE_FILES) has its fds from the parent's restore.
-  if (!n.sharesFiles) restoreFds(h, task.fds, filesCtx, n.inherited, plan.inheritBase);
+  if (!n.sharesFiles && !fdsDone) restoreFds(h, task.fds, filesCtx, n.inherited, plan.inheritBase);
   addressSpace().afterFds(spaceTask(n, task, tracee), filesCtx);
   mark(`task ${pid}: fds`);
   const cwd = img.files.get(task.fs.cwd_id)?.reg?.name;
