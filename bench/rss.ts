@@ -77,6 +77,8 @@ export async function rssCases(quick: boolean): Promise<RssCase[]> {
   out.push(await rssCase('100-process tree', 'tree-hold', tasks(100), runs));
   out.push(await rssCase('1000-thread process', 'thread-hold', tasks(1000), runs));
   out.push(await rssCase('10,000 fds', 'fds-hold', tasks(10_000), runs));
+  // zdtm maps06's shape: a file page, an anonymous page, a PROT_NONE page, again and again.
+  out.push(await rssCase('20,000 VMAs', 'vma-hold', tasks(20_000), runs));
   return out;
 }
 

@@ -67,15 +67,15 @@ function gcFunction(): (() => void) | null {
 }
 
 /**
- * If allowed, the heap in use is past MIN_USED and it grew by MIN_GROWTH
- * since the last time: a full GC now, and with `code` the binary's code
- * pages dropped too. Returns the heap in use before and after (MiB), or
- * undefined when nothing was done.
+ * If allowed, the heap in use is past `minUsed` (MIN_USED unless said) and
+ * it grew by MIN_GROWTH since the last time: a full GC now, and with
+ * `code` the binary's code pages dropped too. Returns the heap in use
+ * before and after (MiB), or undefined when nothing was done.
  */
-export function trimIfGrown(code = false): { before: number; after: number } | undefined {
+export function trimIfGrown(code = false, minUsed = MIN_USED): { before: number; after: number } | undefined {
   if (dropCodePages === undefined) return undefined;
   const used = getHeapStatistics().used_heap_size;
-  if (used < MIN_USED || used - usedAfterLast < MIN_GROWTH) return undefined;
+  if (used < minUsed || used - usedAfterLast < MIN_GROWTH) return undefined;
   const gc = gcFunction();
   if (gc !== null) gc();
   if (code) dropCodePages();
