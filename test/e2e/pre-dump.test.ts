@@ -39,6 +39,17 @@ function uffdFds(pid: number): string[] {
   });
 }
 
+/** A final dump (CLI) on top of ../pre1 into `fin`, then a restore: the task comes back with no tracker and passes its checks. */
+async function finalDumpRestoresClean(s: Subject, fin: string): Promise<void> {
+  const r = await runCli('criu-ts', ['dump', '-t', String(s.pid), '-D', fin, '--prev-images-dir', '../pre1']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.ok(await waitGone(s.pid));
+  await restore({ imagesDir: fin });
+  assert.deepEqual(uffdFds(s.pid), [], 'the restored task has no tracker');
+  const res = await s.terminateAndResult();
+  assert.ok(res.ok, res.text);
+}
+
 /** Fresh image dirs NAMES under the subject's work dir (pre-dump chains name their parents as ../NAME). */
 function imageDirs<const N extends string>(s: Subject, ...names: N[]): Record<N, string> {
   const out = {} as Record<N, string>;
@@ -166,13 +177,7 @@ test('criu-ts gone between pre-dumps: the task writes at full speed, then a fina
     // Pass 1 takes one minor fault per protected page; pass 2 runs as before the pre-dump.
     console.log(`write speed over 256 MiB: before pre-dump ${base} GB/s; after: first pass ${pass1} GB/s, second ${pass2} GB/s`);
     assert.ok(pass2 > base * 0.5, `after the first pass the task writes at full speed (${pass2} vs ${base} GB/s)`);
-    const cli2 = await runCli('criu-ts', ['dump', '-t', String(s.pid), '-D', fin, '--prev-images-dir', '../pre1']);
-    assert.equal(cli2.code, 0, cli2.stderr);
-    assert.ok(await waitGone(s.pid));
-    await restore({ imagesDir: fin });
-    assert.deepEqual(uffdFds(s.pid), [], 'the restored task has no tracker');
-    const res = await s.terminateAndResult();
-    assert.ok(res.ok, res.text);
+    await finalDumpRestoresClean(s, fin);
   } finally {
     s.cleanup();
   }
@@ -269,13 +274,7 @@ test('a final dump that fails after the memory (dump.files) closes the tracker i
     assert.deepEqual(uffdFds(s.pid), [], 'no tracker left in the task');
     assert.equal(writeProtectedPages(s.pid), 0, 'no page left write-protected');
     // And the chain still works: the pre-dump's record was used, so this dump copies everything.
-    const again = await runCli('criu-ts', ['dump', '-t', String(s.pid), '-D', fin, '--prev-images-dir', '../pre1']);
-    assert.equal(again.code, 0, again.stderr);
-    assert.ok(await waitGone(s.pid));
-    await restore({ imagesDir: fin });
-    assert.deepEqual(uffdFds(s.pid), [], 'the restored task has no tracker');
-    const res = await s.terminateAndResult();
-    assert.ok(res.ok, res.text);
+    await finalDumpRestoresClean(s, fin);
   } finally {
     s.cleanup();
   }
