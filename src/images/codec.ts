@@ -13,6 +13,7 @@ import type { UnknownField } from './unknown-fields.js';
 import { WireError, WireReader, WireWriter, WT_LEN } from './wire.js';
 import { MAX_DEPTH, WIRE_TYPE, indexOf, messageDesc } from './field-index.js';
 import { keepLazy, skim, type LazyFields } from './lazy-fields.js';
+import { decodePagemapEntry, encodePagemapEntry } from './pagemap-codec.js';
 
 export type Message = Record<string, unknown>;
 
@@ -169,6 +170,10 @@ function decodeInto(desc: MessageDesc, r: WireReader, end: number, out: Message,
  * the position of the fault; callers that know the file wrap it.
  */
 export function decodeMessageRaw(msgName: string, buf: Buffer, start = 0, end = buf.length, lazy?: LazyFields): Message {
+  if (msgName === 'pagemap_entry') {
+    const fast = decodePagemapEntry(buf, start, end);
+    if (fast !== undefined) return fast;
+  }
   const desc = messageDesc(msgName);
   const out: Message = {};
   decodeInto(desc, new WireReader(buf, start, end), end, out, 0, lazy);
@@ -354,5 +359,6 @@ export function encodeMessage(msgName: string, obj: Readonly<Record<string, unkn
 
 /** Encode one message (no length prefix) at the end of what `w` holds. */
 export function encodeMessageTo(w: WireWriter, msgName: string, obj: Readonly<Record<string, unknown>>): void {
+  if (msgName === 'pagemap_entry' && encodePagemapEntry(w, obj)) return;
   encodeInto(w, messageDesc(msgName), obj as Message, 0);
 }

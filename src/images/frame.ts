@@ -17,6 +17,12 @@ export interface ByteSource {
   readonly pos: number;
   /** exactly n bytes; callers check n <= size - pos first */
   read(n: number): Buffer;
+  /** the next 4 bytes as a little-endian u32 (no Buffer made: an image has thousands of entries) */
+  u32(): number;
+  /** the next n bytes, left in `buffer` from the offset returned (checked as for read) */
+  view(n: number): number;
+  /** what view() last left its bytes in */
+  readonly buffer: Buffer;
 }
 
 export class BufferSource implements ByteSource {
@@ -29,6 +35,19 @@ export class BufferSource implements ByteSource {
     const v = this.buf.subarray(this.pos, this.pos + n);
     this.pos += n;
     return v;
+  }
+  u32(): number {
+    const v = this.buf.readUInt32LE(this.pos);
+    this.pos += 4;
+    return v;
+  }
+  view(n: number): number {
+    const at = this.pos;
+    this.pos += n;
+    return at;
+  }
+  get buffer(): Buffer {
+    return this.buf;
   }
 }
 
@@ -83,12 +102,14 @@ export function readHead(src: ByteSource, file: string | undefined): ImageHead {
   return { kind, headerSize };
 }
 
-function decodeAt(msgName: string, bytes: Buffer, offset: number, index: number, file: string | undefined, lazy?: LazyFields): Message {
+/** Decode buf[start, end), whose first byte is at `offset` of the file (errors name file offsets). */
+function decodeIn(msgName: string, buf: Buffer, start: number, end: number, offset: number, index: number, file: string | undefined, lazy?: LazyFields): Message {
   try {
-    return decodeMessageRaw(msgName, bytes, 0, bytes.length, lazy);
+    return decodeMessageRaw(msgName, buf, start, end, lazy);
   } catch (e) {
     if (e instanceof WireError) {
-      throw imageError(file, offset + e.pos, `bad ${msgName} (entry ${index}) at byte ${offset + e.pos}: ${e.message}`, { entry: index });
+      const at = offset + e.pos - start;
+      throw imageError(file, at, `bad ${msgName} (entry ${index}) at byte ${at}: ${e.message}`, { entry: index });
     }
     if (isCriuTsError(e) && e.code === 'EINTERNAL') {
       throw imageError(file, offset, `cannot decode ${msgName}: ${e.message}`, { entry: index });
@@ -142,7 +163,7 @@ function readMsgQueue(entry: Message, src: ByteSource, file: string | undefined,
     need(src, size, file, `queued message of entry ${index}`);
     const off = src.pos;
     const body = Buffer.from(src.read(size));
-    const msg = decodeAt('ipc_msg', body, off, index, file);
+    const msg = decodeIn('ipc_msg', body, 0, body.length, off, index, file);
     const data = roundUp(lengthField(msg, 'msize', off, file), 8);
     need(src, data, file, `queued message data of entry ${index}`);
     parts.push(sizeWord, body, Buffer.from(src.read(data)));
@@ -158,13 +179,14 @@ export function* frames(src: ByteSource, kind: ImageKind, file: string | undefin
   for (let index = 0; src.pos < src.size; index++) {
     const offset = src.pos;
     need(src, 4, file, 'entry size');
-    const size = u32(src.read(4));
+    const size = src.u32();
     const have = src.size - src.pos;
     if (size > have) {
       throw imageError(file, offset, `truncated entry at byte ${offset} (need ${size} bytes, have ${have})`, { entry: index });
     }
     const msgName = entryMessage(kind, index);
-    const entry = decodeAt(msgName, src.read(size), offset + 4, index, file, lazy);
+    const at = src.view(size);
+    const entry = decodeIn(msgName, src.buffer, at, at + size, offset + 4, index, file, lazy);
     let extra: Buffer | undefined;
     if (ghost) {
       if (index === 0) chunked = entry['chunks'] === true;

@@ -133,11 +133,36 @@ export function writeFileAtomic(path: string, data: Buffer): void {
 /** Reads a file through a fixed-size window; only ever allocates what a checked length asks for. */
 class FileSource implements ByteSource {
   pos = 0;
-  private window = Buffer.alloc(0);
+  private window: Buffer = Buffer.alloc(0);
   private windowStart = 0;
   private static readonly CHUNK = 1 << 16;
 
   constructor(private readonly fd: number, readonly size: number) {}
+
+  get buffer(): Buffer {
+    return this.window;
+  }
+
+  u32(): number {
+    const at = this.view(4);
+    return this.window.readUInt32LE(at);
+  }
+
+  view(n: number): number {
+    const inWin = this.pos - this.windowStart;
+    if (inWin + n <= this.window.length) {
+      this.pos += n;
+      return inWin;
+    }
+    // Not in the window: read() makes a window that starts with these
+    // bytes, or (n >= CHUNK) a buffer of their own, which becomes the window.
+    const v = this.read(n);
+    if (n >= FileSource.CHUNK) {
+      this.window = v;
+      this.windowStart = this.pos - n;
+    }
+    return 0;
+  }
 
   read(n: number): Buffer {
     const inWin = this.pos - this.windowStart;
