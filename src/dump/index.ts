@@ -20,6 +20,7 @@ import { walkTree } from '../proc/children.js';
 import { beginChecksums, checksumEntries, endChecksums } from '../images/index.js';
 import { checkTarget, seizeGuarded, releaseTree, usToNow } from './tree.js';
 import { askTree, type TaskAsked } from './ask.js';
+import { smapsAhead } from './smaps-ahead.js';
 import { dumpInFlight } from './files.js';
 import { PageServerClient } from '../kinds/memory/page-server-client.js';
 import { RESOURCE_KINDS, addressSpace, handledNamespaces, type DumpTreeView } from '../kinds/index.js';
@@ -68,7 +69,6 @@ async function dumpTreeHashed(opts: DumpTreeOptions): Promise<DumpResult> {
   checkTarget(pid, 'dump');
   checkImagesDir(dir, opts.asCaller);
   const progress = makeProgress('dump', opts.progress);
-  const t0 = process.hrtime.bigint();
   // CRIU's action-script points (RPC notify_scripts) at their moments.
   const notify = async (point: DumpActionPoint): Promise<void> => {
     await opts.notify({ point, rootPid: pid });
@@ -96,7 +96,7 @@ async function dumpTreeHashed(opts: DumpTreeOptions): Promise<DumpResult> {
     pageServer?.abort();
     throw e;
   }
-  const { tree, guard, stats } = seizeGuarded(pid, opts, t0, () => pageServer?.abort());
+  const { tree, guard, stats, t0 } = seizeGuarded(pid, opts, () => pageServer?.abort());
   let networkLocked = false;
   try {
     faultPoint('dump.seized');
@@ -131,6 +131,7 @@ async function dumpTreeHashed(opts: DumpTreeOptions): Promise<DumpResult> {
     const pstree: PstreeEntry[] = [];
     const fdinfoWritten = new Set<number>();
     const tm = process.hrtime.bigint();
+    const smaps = smapsAhead(tree.tasks.filter((n) => !n.zombie).map((n) => n.pid));
     const asked = askTree(tree.tasks.filter((n) => !n.zombie));
     // A dump past a small one's heap here (a 1 MiB dump has 8 MiB in use, a
     // 20,000-VMA one 12-14): the seize's and questions' garbage and the code
@@ -138,6 +139,7 @@ async function dumpTreeHashed(opts: DumpTreeOptions): Promise<DumpResult> {
     // otherwise grow the heap on top of them (20,000 VMAs: 66-67 -> 57-58 MiB).
     const early = trimIfGrown(true, 10 << 20);
     if (early) log.debug(`heap collected (${early.before.toFixed(1)} -> ${early.after.toFixed(1)} MiB in use) and code pages dropped before the tasks' dumps`);
+    const smapsRead = await smaps;
     let done = 0;
     for (const node of tree.tasks) {
       progress.tasks(done, tree.tasks.length);
@@ -155,6 +157,7 @@ async function dumpTreeHashed(opts: DumpTreeOptions): Promise<DumpResult> {
         onBytes: (n) => progress.bytes(n),
         stats,
         treePids: tree.tasks.map((t) => t.pid),
+        smaps: smapsRead,
         ...(lazy ? { lazy } : {}),
       });
       done++;

@@ -79,6 +79,8 @@ export interface TaskDumpShared {
   onBytes(n: number): void;
   stats: DumpStats;
   treePids: number[];
+  /** smaps of the tree's big tasks read while it was asked (smaps-ahead.ts), by pid */
+  smaps?: ReadonlyMap<number, Buffer>;
   /** dump --lazy-pages: each task's image id → its pid and the pagemap, for the page server that serves its PE_LAZY pages once the images are written */
   lazy?: Map<number, { pid: number; pagemap: PagemapEntry[] }>;
 }
@@ -141,6 +143,7 @@ export function dumpTask(
       fileId, ghostFileId, socketFileId: (start, end, path) => socketFileForMapping(ctx, pid, start, end, path, ids.net_ns_id),
     },
     onBytes: shared.onBytes,
+    ...(shared.smaps?.has(pid) ? { smaps: shared.smaps.get(pid) } : {}),
   }, ctx);
   log.debug(`task ${pid}: memory dumped`);
   shared.lazy?.set(vp.vpid, { pid, pagemap: mem.pagemap });

@@ -296,8 +296,11 @@ function waitUntil(cond: () => boolean, timeoutMs: number, path: string): void {
  * page server connection `abort` closes are let go. The stats start with
  * the freezing time since `t0`.
  */
-export function seizeGuarded(pid: number, opts: { timeoutMs: number; freezeCgroup?: string | undefined }, t0: bigint, abort: () => void): { tree: SeizedTree; guard: Guardian | undefined; stats: DumpStats } {
+export function seizeGuarded(pid: number, opts: { timeoutMs: number; freezeCgroup?: string | undefined }, abort: () => void): { tree: SeizedTree; guard: Guardian | undefined; stats: DumpStats; t0: bigint } {
   const guard = Guardian.start();
+  // The freeze starts here, with the first seize: the checks and the
+  // guardian's start before it ran beside a tree that was still running.
+  const t0 = process.hrtime.bigint();
   let tree: SeizedTree;
   try {
     tree = seizeTree(pid, opts.timeoutMs, opts.freezeCgroup);
@@ -310,7 +313,7 @@ export function seizeGuarded(pid: number, opts: { timeoutMs: number; freezeCgrou
     freezingTimeUs: usToNow(t0), frozenTimeUs: 0, memdumpTimeUs: 0, memwriteTimeUs: 0,
     pagesScanned: 0, pagesSkippedParent: 0, pagesWritten: 0, pagesLazy: 0, pagesZero: 0,
   };
-  return { tree, guard, stats };
+  return { tree, guard, stats, t0 };
 }
 
 /** Microseconds since `t0` (process.hrtime.bigint()). */

@@ -10,7 +10,7 @@ import { lookupEnum, lookupMessage } from './schema/types.js';
 import type { EnumDesc, FieldDesc, MessageDesc } from './schema/types.js';
 import { keepUnknown, skipKeep, unknownFieldsOf } from './unknown-fields.js';
 import type { UnknownField } from './unknown-fields.js';
-import { WireError, WireReader, WireWriter, WT_LEN } from './wire.js';
+import { WireError, WireReader, WireWriter, WT_LEN, U32_MAX, U64_LIMIT } from './wire.js';
 import { MAX_DEPTH, WIRE_TYPE, indexOf, messageDesc } from './field-index.js';
 import { keepLazy, skim, type LazyFields } from './lazy-fields.js';
 import { decodePagemapEntry, encodePagemapEntry } from './pagemap-codec.js';
@@ -198,9 +198,8 @@ function encodeError(desc: MessageDesc, fd: FieldDesc, what: string): CriuTsErro
   return new CriuTsError('EIMAGE', `${desc.name}.${fd.name}: ${what}`, { message: desc.name, field: fd.name });
 }
 
-const U32_MAX = 0xffffffff;
 // Made once: a bigint shifted per value allocated per call.
-const I64_MIN = -(1n << 63n), I64_LIMIT = 1n << 63n, U64_LIMIT = 1n << 64n;
+const I64_MIN = -(1n << 63n), I64_LIMIT = 1n << 63n;
 
 function toBigInt(desc: MessageDesc, fd: FieldDesc, v: unknown): bigint {
   if (typeof v === 'bigint') return v;

@@ -13,10 +13,8 @@
  * uint32, 3 in_parent bool, 4 flags uint32, 5 nr_pages uint64.
  */
 import { unknownFieldsOf } from './unknown-fields.js';
-import type { WireWriter } from './wire.js';
+import { U32_MAX, U64_LIMIT, type WireWriter } from './wire.js';
 
-const U64_LIMIT = 1n << 64n;
-const U32_MAX = 0xffffffff;
 const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER);
 
 function isU32(v: unknown): v is number {

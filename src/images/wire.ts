@@ -12,6 +12,10 @@ export const WT_START_GROUP = 3;
 export const WT_END_GROUP = 4;
 export const WT_FIXED32 = 5;
 
+/** The largest uint32 and the first value past uint64: the range checks of every encoder. */
+export const U32_MAX = 0xffffffff;
+export const U64_LIMIT = 1n << 64n;
+
 /** Thrown by the reader; the framing layer adds file name and absolute offset. */
 export class WireError extends Error {
   constructor(message: string, readonly pos: number) {

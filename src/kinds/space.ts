@@ -80,6 +80,8 @@ export interface DumpSpaceTask {
   };
   /** bytes of pages written, as they are */
   readonly onBytes?: (n: number) => void;
+  /** its smaps, read while the tree was asked its questions (dump/smaps-ahead.ts): used only if the task's maps still match it */
+  readonly smaps?: Buffer;
 }
 
 /** The page counts of one task's dump (stats-dump). */

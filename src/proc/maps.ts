@@ -3,8 +3,8 @@
  * smaps costs the kernel a page-table walk per VMA, so it is a separate,
  * optional parse; maps alone is cheap.
  */
-import { hexBig, decBig, lines, parseError, procDir, readProcLines, readProcText } from './read.js';
-import { PROT_EXEC, PROT_READ, PROT_WRITE } from '../sys/index.js';
+import { bufferLines, hexBig, decBig, lines, openProc, parseError, procDir, readProcLines, readProcText } from './read.js';
+import { PROT_EXEC, PROT_READ, PROT_WRITE, readAllAsync } from '../sys/index.js';
 
 
 /** One of eight shared, frozen objects (a 20,000-VMA task's maps hold 20,000 references, not 20,000 objects). */
@@ -174,12 +174,13 @@ export function parseSmaps(pid: number, tid?: number): SmapsEntry[] {
  * are all read, in address order, while the file is still being read (a
  * dump of 20,000 VMAs then never holds all their entries at once).
  */
-export function forEachSmaps(pid: number, onEntry: (v: SmapsEntry) => void, tid?: number): void {
+export function forEachSmaps(pid: number, onEntry: (v: SmapsEntry) => void, tid?: number, prefetched?: Buffer): void {
   const file = `${procDir(pid, tid)}/smaps`;
   const seen = new Map<string, string>();
   // The entry being read: handed on, whole, when the next header comes (the last one at the end).
   let cur: SmapsEntry | undefined;
-  readProcLines(pid, file, (text) => {
+  const read = prefetched === undefined ? (on: (text: string) => void) => readProcLines(pid, file, on) : (on: (text: string) => void) => bufferLines(prefetched, on);
+  read((text) => {
     for (let pos = 0; pos < text.length;) {
       let end = text.indexOf('\n', pos);
       if (end < 0) end = text.length;
@@ -228,6 +229,61 @@ export function forEachSmaps(pid: number, onEntry: (v: SmapsEntry) => void, tid?
     }
   });
   if (cur !== undefined) onEntry(cur);
+}
+
+/**
+ * /proc/PID/smaps read on a worker thread (sys/read-all.ts) while ours
+ * asks the frozen task its questions: for a big task, most of reading
+ * smaps is the kernel walking its page tables (8 ms for 1 GiB on the
+ * benchmark VM), which then overlaps the questions' round trips. Resolves
+ * with the file's bytes, or undefined where they cannot be had so (a file
+ * of `cap` bytes or more: a task of thousands of VMAs is read as before).
+ * Only for a task that stays stopped until the bytes are used, and only
+ * with smapsStillHolds() checked then.
+ */
+export function prefetchSmaps(pid: number, cap = 1 << 20): Promise<Buffer | undefined> {
+  let fd: number;
+  try {
+    fd = openProc(pid, `/proc/${pid}/smaps`);
+  } catch {
+    return Promise.resolve(undefined); // the usual read says why
+  }
+  return readAllAsync(fd, cap);
+}
+
+/** The "start-end" of a maps line, as the kernel prints it (at least 8 hex digits). */
+function rangeKey(start: bigint, end: bigint): string {
+  return `${start.toString(16).padStart(8, '0')}-${end.toString(16).padStart(8, '0')} `;
+}
+
+/**
+ * Whether smaps bytes read earlier still describe the task's mappings:
+ * the same VMAs, line for line as /proc/PID/maps shows them now (a maps
+ * line is an smaps header), leaving out the `exclude` ranges (the dump's
+ * own scratch area, mapped in the task meanwhile). The task was stopped
+ * throughout; only our injected calls ran in it, and none of them but the
+ * scratch's touches a mapping, so a difference means the bytes are not
+ * used (and is logged by the caller), never that they are patched.
+ */
+export function smapsStillHolds(pid: number, smaps: Buffer, exclude: readonly { start: bigint; end: bigint }[]): boolean {
+  const skip = exclude.map((r) => rangeKey(r.start, r.end));
+  const kept = (line: string): boolean => !skip.some((k) => line.startsWith(k));
+  const now = readProcText(pid, `/proc/${pid}/maps`).split('\n').filter((l) => l !== '' && kept(l));
+  let i = 0;
+  let same = true;
+  bufferLines(smaps, (text) => {
+    for (let pos = 0; same && pos < text.length;) {
+      let end = text.indexOf('\n', pos);
+      if (end < 0) end = text.length;
+      const at = pos;
+      pos = end + 1;
+      if (end === at || !isHeader(text, at, end)) continue;
+      const line = text.slice(at, end);
+      if (!kept(line)) continue;
+      if (now[i++] !== line) same = false;
+    }
+  });
+  return same && i === now.length;
 }
 
 /** /proc/PID/map_files/<start>-<end>: lowercase hex without padding, as the kernel names them. */

@@ -68,7 +68,7 @@ function giveBack(buf: Buffer): void {
   if (buf.length === CHUNK_BYTES && spare.length < 2 && !spare.includes(buf)) spare.push(buf);
 }
 
-function openProc(pid: number, file: string): number {
+export function openProc(pid: number, file: string): number {
   try {
     return openSync(file, 'r');
   } catch (e) {
@@ -113,6 +113,22 @@ export function readProcText(pid: number, file: string): string {
   } finally {
     giveBack(buf);
     closeSync(fd);
+  }
+}
+
+/**
+ * Bytes of a /proc file read earlier (proc/maps.ts prefetchSmaps), handed
+ * on as readProcLines hands on a file: whole lines, a chunk at a time.
+ */
+export function bufferLines(bytes: Buffer, onText: (text: string) => void): void {
+  for (let at = 0; at < bytes.length;) {
+    let end = Math.min(bytes.length, at + CHUNK_BYTES);
+    if (end < bytes.length) {
+      const nl = bytes.lastIndexOf(10, end - 1);
+      if (nl >= at) end = nl + 1;
+    }
+    onText(bytes.toString('utf8', at, end)); // a newline never falls inside a UTF-8 character
+    at = end;
   }
 }
 

@@ -28,6 +28,7 @@ export * from './ioctl.js';
 export * from './mman.js';
 export * from './fs-ids.js';
 export * from './uring.js';
+export * from './read-all.js';
 export * from './nftables.js';
 export * from './spawn.js';
 export * from './clone-parent.js';

@@ -2,7 +2,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { readlinkSync } from 'node:fs';
 import { join } from 'node:path';
-import { parseMaps, parseMapsLine, parseSmaps, mapFilesPath } from '../../src/proc/index.js';
+import { parseMaps, parseMapsLine, parseSmaps, mapFilesPath, forEachSmaps, prefetchSmaps, smapsStillHolds, type SmapsEntry } from '../../src/proc/index.js';
 import { PROT_READ, PROT_WRITE, PROT_EXEC } from '../../src/sys/index.js';
 import { isCriuTsError } from '../../src/errors.js';
 import { startProcTarget, infoHex } from '../lib/proc-target.js';
@@ -103,4 +103,27 @@ test('the mappings subject: PROT_NONE reservation, shared anon, growsdown', asyn
   } finally {
     s.cleanup();
   }
+});
+
+test('smaps read early on a worker thread: the same entries, checked against maps, refused when they differ', async () => {
+  const pid = t.subject.pid;
+  const early = await prefetchSmaps(pid);
+  assert.ok(early, 'a small task\'s smaps fits the cap');
+  const fromEarly: SmapsEntry[] = [];
+  forEachSmaps(pid, (v) => fromEarly.push(v), undefined, early);
+  assert.deepEqual(fromEarly, parseSmaps(pid));
+  assert.equal(smapsStillHolds(pid, early, []), true);
+  // A VMA that maps does not show (an area mapped and unmapped since): used only if it is one of ours, left out.
+  const fake = { start: 0x10000n, end: 0x11000n };
+  const extra = Buffer.concat([Buffer.from('00010000-00011000 rw-s 00000000 00:01 4242 /dev/zero (deleted)\nRss: 4 kB\n'), early]);
+  assert.equal(smapsStillHolds(pid, extra, []), false);
+  assert.equal(smapsStillHolds(pid, extra, [fake]), true);
+  // One less VMA, or another task's: not used.
+  const firstBreak = early.indexOf('\n', early.indexOf('VmFlags'));
+  assert.equal(smapsStillHolds(pid, early.subarray(firstBreak + 1), []), false);
+  const ours = await prefetchSmaps(process.pid);
+  if (ours) assert.equal(smapsStillHolds(pid, ours, []), false);
+  // A file of the cap or more is left to the usual read.
+  assert.equal(await prefetchSmaps(pid, 100), undefined);
+  assert.equal(await prefetchSmaps(2 ** 22 + 12345), undefined);
 });

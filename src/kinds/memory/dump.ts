@@ -25,7 +25,7 @@
  * are written as zeros).
  */
 import { statSync } from 'node:fs';
-import { forEachSmaps, mapFilesPath, residentBytes, PagemapReader, type SmapsEntry } from '../../proc/index.js';
+import { forEachSmaps, mapFilesPath, residentBytes, smapsStillHolds, PagemapReader, type SmapsEntry } from '../../proc/index.js';
 import { PAGE_SIZE } from '../../sys/index.js';
 import { CriuTsError } from '../../errors.js';
 import { checkHostSegmentAtDump } from './sysv-host.js';
@@ -45,6 +45,9 @@ import { VMA, classifyVma, madvOf, type VmaKind } from './vma.js';
 import { MAP_PRIVATE, MAP_SHARED, MAP_ANONYMOUS, MAP_GROWSDOWN, MAP_NORESERVE, MAP_LOCKED, MAP_DROPPABLE } from '../../sys/mman.js';
 import { O_RDONLY, O_RDWR } from '../../sys/fcntl.js';
 import { imagePath } from '../../images/index.js';
+import { logger } from '../../log.js';
+
+const log = logger('mem');
 
 export interface MemoryDumpContext extends ShmemDumpContext {
   pid: number;
@@ -94,6 +97,8 @@ export interface MemoryDumpContext extends ShmemDumpContext {
    * and the dump's page server serves them from the frozen task later.
    */
   lazy?: boolean;
+  /** the task's smaps read early (dump/smaps-ahead.ts): used if its mappings still match it, else read again */
+  smaps?: Buffer;
 }
 
 /**
@@ -168,6 +173,10 @@ export function dumpMemory(ctx: MemoryDumpContext): MemoryDump {
   const shmemLater: SmapsEntry[] = [];
   const aios: AioRingEntry[] = [];
   try {
+    // Read while the task was asked its questions, if its mappings are still the ones it shows.
+    const early = ctx.smaps !== undefined && smapsStillHolds(pid, ctx.smaps, ctx.exclude.map((x) => ({ start: x.addr, end: x.addr + BigInt(x.size) })))
+      ? ctx.smaps : undefined;
+    if (ctx.smaps !== undefined && early === undefined) log.debug(`task ${pid}: mappings changed since smaps was read early; reading it again`);
     // One VMA at a time as smaps is read: no array of 20,000 entries alive through the copy.
     forEachSmaps(pid, (v) => {
       // An anonymous hugetlb mapping is a file of the kernel's hugetlbfs; it is saved as anonymous memory.
@@ -325,7 +334,7 @@ export function dumpMemory(ctx: MemoryDumpContext): MemoryDump {
           put(v.start + BigInt(at * PAGE_SIZE), n, pageFlags, viaMem || isShared);
         });
       });
-    });
+    }, undefined, early);
     writer.close();
     for (const v of shmemLater) shmem.push(dumpShmem(ctx, reader, v));
   } finally {

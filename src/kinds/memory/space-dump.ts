@@ -57,6 +57,7 @@ function dumpOf(task: DumpSpaceTask, ctx: DumpContext, st: SpaceDumpState): Memo
     // Its SysV segments go with its ipc namespace (the ipc kind) only when that namespace is not ours.
     sysvShm: task.ownIpcNs,
     ...(task.onBytes ? { onBytes: task.onBytes } : {}),
+    ...(task.smaps ? { smaps: task.smaps } : {}),
     ...(ctx.pageServer ? { pageServer: ctx.pageServer } : {}),
     ...(track ? { track } : {}),
     ...(st.inc.wantsRanges ? { wantRanges: true } : {}),
