@@ -77,6 +77,7 @@ export const SUBJECTS: readonly SubjectCase[] = [
   c('signals', 'sigactions, blocked mask, pending signals with siginfo, sigaltstack'),
   c('sigtrap', 'a SIGTRAP handler (ptrace single-steps must not reset it)'),
   c('itimer', 'ITIMER_REAL interval and value', { runMs: 120 }),
+  c('itimer-fast', 'ITIMER_REAL every 1 ms: SIGALRMs taken by the dump\'s own stops come back as one pending signal', { runMs: 120 }),
   c('itimer-expired', 'ITIMER_REAL expired at the dump, its SIGALRM pending: interval kept, re-armed when the signal is taken', { runMs: 120 }),
   c('file-offsets', 'regular/dir/device fds: numbers, offsets, flags, FD_CLOEXEC'),
   c('utf8-paths', 'cwd, an fd, a shared mapping and an unlinked file whose names are not ASCII (UTF-8)'),

@@ -11,7 +11,7 @@
  * Limits: a pending SIGTRAP is refused (ptrace drives tasks with SIGTRAP:
  * our single-steps would take it; CRIU refuses it as well).
  */
-import { NR, SIGTRAP } from '../../sys/index.js';
+import { NR, SIGRTMIN, SIGTRAP } from '../../sys/index.js';
 import { peekSignals } from '../../infect/ptrace-state.js';
 import type { Tracee } from '../../infect/tracee.js';
 import type { SiginfoEntry, TaskCoreEntry, ThreadCoreEntry } from '../../images/messages.js';
@@ -55,9 +55,28 @@ function restoreShared(t: RestoreTaskHandle, tc: TaskCoreEntry): void {
   }
 }
 
+/**
+ * A queue holds one instance of a standard signal (below SIGRTMIN) at most:
+ * the kernel drops a second one queued while the first waits. Our stops can
+ * take two (an itimer's SIGALRM every 50 ms, taken by two injected calls'
+ * signal-delivery-stops); both cannot be pending again, and a restore that
+ * queued both would end with one. So the first stays, as the kernel would
+ * have kept it had the thread been blocked rather than stopped by us.
+ */
+function oncePerStandardSignal(list: readonly Buffer[]): Buffer[] {
+  const seen = new Set<number>();
+  return list.filter((si) => {
+    const sig = si.readInt32LE(0);
+    if (sig >= SIGRTMIN) return true;
+    if (seen.has(sig)) return false;
+    seen.add(sig);
+    return true;
+  });
+}
+
 /** One thread's own queue (what our stops stashed first), peeked with ptrace. */
 function dumpPrivate(th: DumpThreadView): Pick<ThreadCoreEntry, 'signals_p'> {
-  const pend = [...th.tracee.stashedSignals, ...peekSignals(th.tracee.tid, false)];
+  const pend = oncePerStandardSignal([...th.tracee.stashedSignals, ...peekSignals(th.tracee.tid, false)]);
   refusePendingTrap(th.tracee.tid, pend);
   return { signals_p: pend.length > 0 ? { signals: siginfos(pend) } : {} };
 }
