@@ -43,9 +43,12 @@ test('criu-ts killed inside a pre-dump, between two pre-dumps: the task runs on,
     process.kill(s.pid, 'SIGUSR2');
     const speedFile = `${s.outFile}.speed`;
     assert.ok(await waitFor(() => existsSync(speedFile), 60_000), 'no speed report');
-    const [base, pass1, pass2] = readFileSync(speedFile, 'utf8').trim().split(' ').map(Number) as [number, number, number];
-
-    assert.ok(pass2 > base * 0.5, `the task writes at full speed after the first pass (${pass2} vs ${base} GB/s)`);
+    const [base, pass1, pass2, faults1, faults2] = readFileSync(speedFile, 'utf8').trim().split(' ').map(Number) as [number, number, number, number, number];
+    // Pass 1 takes one minor fault per page left write-protected; then nothing is protected any more:
+    // three more passes over the 65,536 pages take (next to) no fault, which is what full speed is made of.
+    // (Speeds are shown, not checked: a loaded machine skews them.)
+    console.log(`write speed over 256 MiB: before pre-dump ${base} GB/s; after: first pass ${pass1} GB/s (${faults1} minor faults), then ${pass2} GB/s (${faults2} faults in 3 passes)`);
+    assert.ok(faults2 <= 655, `after the first pass no page is write-protected any more: ${faults2} minor faults in 3 passes over 65,536 pages (first pass: ${faults1})`);
     // pre1's record was consumed by the killed run's scan: nothing is taken from pre1.
     const d = await runCli('criu-ts', ['dump', '-t', String(s.pid), '-D', fin, '--prev-images-dir', '../pre1']);
     assert.equal(d.code, 0, d.stderr);

@@ -173,10 +173,12 @@ test('criu-ts gone between pre-dumps: the task writes at full speed, then a fina
     process.kill(s.pid, 'SIGUSR2');
     const speedFile = `${s.outFile}.speed`;
     assert.ok(await waitFor(() => existsSync(speedFile), 30_000), 'no speed report');
-    const [base, pass1, pass2] = readFileSync(speedFile, 'utf8').trim().split(' ').map(Number) as [number, number, number];
-    // Pass 1 takes one minor fault per protected page; pass 2 runs as before the pre-dump.
-    console.log(`write speed over 256 MiB: before pre-dump ${base} GB/s; after: first pass ${pass1} GB/s, second ${pass2} GB/s`);
-    assert.ok(pass2 > base * 0.5, `after the first pass the task writes at full speed (${pass2} vs ${base} GB/s)`);
+    const [base, pass1, pass2, faults1, faults2] = readFileSync(speedFile, 'utf8').trim().split(' ').map(Number) as [number, number, number, number, number];
+    // Pass 1 takes one minor fault per page left write-protected; then nothing is protected any more:
+    // three more passes over the 65,536 pages take (next to) no fault, which is what full speed is made of.
+    // (Speeds are shown, not checked: a loaded machine skews them.)
+    console.log(`write speed over 256 MiB: before pre-dump ${base} GB/s; after: first pass ${pass1} GB/s (${faults1} minor faults), then ${pass2} GB/s (${faults2} faults in 3 passes)`);
+    assert.ok(faults2 <= 655, `after the first pass no page is write-protected any more: ${faults2} minor faults in 3 passes over 65,536 pages (first pass: ${faults1})`);
     await finalDumpRestoresClean(s, fin);
   } finally {
     s.cleanup();
