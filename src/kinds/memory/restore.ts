@@ -10,10 +10,10 @@
  * Known limits: a dump from a kernel whose vDSO/vvar sizes differ is refused. Pages of a pre-dump chain are read from the
  * parent images (parent-images.ts); a missing parent is one EIMAGE error.
  */
-import { parseMaps, type MapsEntry, inOwnNs } from '../../proc/index.js';
+import { parseMaps, type MapsEntry } from '../../proc/index.js';
 import { NR, PAGE_SIZE, PR, PR_SET_MM, RSEQ_FLAG_UNREGISTER } from '../../sys/index.js';
 import { CriuTsError } from '../../errors.js';
-import { checkHostSegmentAtRestore } from './sysv-host.js';
+import { attachSysvShm } from './sysv-host.js';
 import type { CoreEntry, FdinfoEntry, MmEntry, VmaEntry, PagemapEntry } from '../../images/messages.js';
 import { stateKey, type RestoreContext, type RestoreTaskHandle } from '../types.js';
 import { memfdShmid, openMemfd } from '../files/memfd.js';
@@ -32,7 +32,6 @@ import { isLazyVma, lazyPlan, registerLazy, withoutLazy } from './lazy.js';
 import { MAP_HUGE_MASK } from './hugetlb.js';
 import { logger } from '../../log.js';
 import { AT_FDCWD, O_RDONLY, O_CLOEXEC } from '../../sys/fcntl.js';
-import { SHM_RDONLY, SHM_EXEC } from '../../sys/ipc.js';
 import { imageFile, imagePath } from '../../images/index.js';
 
 const log = logger('mem');
@@ -284,54 +283,6 @@ export function restoreMemory(
     ctx.lazy.handOver(t.pid, t.vpid, registerLazy(t, lazy, mm.vmas ?? []), served);
   }
   return cow ? { pages: pages - cow.skipped, cow } : { pages };
-}
-
-/**
- * SysV shm attachments (VMA_AREA_SYSVIPC; shmid is the segment's id, which
- * the ipc kind re-created in the task's new ipc namespace, or the segment
- * of criu-ts's own namespace the dump left in place). VMAs of one
- * attachment share its address (start - pgoff): one injected shmat there,
- * read-only unless one of them was writable (fdflags O_RDWR), executable if
- * one is; then the parts of the segment the task had unmapped go again and
- * every VMA gets its own protection. The contents are the segment's own.
- */
-function attachSysvShm(t: RestoreTaskHandle, vmas: readonly VmaEntry[]): void {
-  if (vmas.length === 0) return;
-  // In criu-ts's own ipc namespace the dump's segment was left in place (sysv-host.ts): it must still be there.
-  const host = sameIpcNamespace(t.pid);
-  const groups = new Map<string, VmaEntry[]>();
-  for (const v of vmas) {
-    const key = `${v.shmid}@${v.start - v.pgoff}`;
-    groups.set(key, [...(groups.get(key) ?? []), v]);
-  }
-  for (const group of groups.values()) {
-    const first = group[0] as VmaEntry;
-    const base = first.start - first.pgoff;
-    if (host) checkHostSegmentAtRestore(t.pid, first.shmid, base, group.reduce((e, v) => (v.end > e ? v.end : e), base));
-    const writable = group.some((v) => v.fdflags === undefined || (v.fdflags & 3) === 2 /* O_RDWR */);
-    const exec = group.some((v) => (v.prot & 4 /* PROT_EXEC */) !== 0);
-    const flags = (writable ? 0 : SHM_RDONLY) | (exec ? SHM_EXEC : 0);
-    const at = t.syscall(`shmat(${first.shmid})`, NR.shmat, first.shmid, base, flags);
-    if (at !== base) throw new CriuTsError('ERESTORE', `task ${t.pid}: SysV shm ${first.shmid} attached at 0x${at.toString(16)}, not 0x${base.toString(16)}`, { pid: t.pid });
-    // The attachment as the kernel made it (the segment's size, rounded up to pages).
-    const att = parseMaps(t.pid).find((m) => m.start === base);
-    const end = att?.end ?? base;
-    let cur = base;
-    for (const v of [...group].sort((a, b) => (a.start < b.start ? -1 : 1))) {
-      if (v.start > cur) t.syscall('munmap(shm hole)', NR.munmap, cur, v.start - cur);
-      cur = v.end > cur ? v.end : cur;
-    }
-    if (end > cur) t.syscall('munmap(shm tail)', NR.munmap, cur, end - cur);
-    const attProt = 1 | (writable ? PROT_WRITE : 0) | (exec ? 4 : 0);
-    for (const v of group) {
-      if (v.prot !== attProt) t.syscall('mprotect(shm)', NR.mprotect, v.start, v.end - v.start, v.prot);
-    }
-  }
-}
-
-/** Whether task `pid` is in criu-ts's own ipc namespace. */
-function sameIpcNamespace(pid: number): boolean {
-  return inOwnNs(pid, 'ipc') === true;
 }
 
 /** VMAs that some pagemap entry falls in (one walk over both, sorted by address), plus every shared anonymous one. */
