@@ -90,6 +90,24 @@ export function setChildSubreaper(on: boolean): void {
   prctl(PR.SET_CHILD_SUBREAPER, on ? 1 : 0);
 }
 
+/**
+ * Our own THP flag (PR_GET_THP_DISABLE), asked once: fork and exec keep it,
+ * so a task cloned from a stub we spawned has it. true or false; undefined
+ * where it is more than on/off (PR_THP_DISABLE_EXCEPT_ADVISED) or unknown.
+ */
+let ownThp: boolean | undefined | null = null;
+export function ownThpDisabled(): boolean | undefined {
+  if (ownThp === null) {
+    try {
+      const v = prctl(PR.GET_THP_DISABLE);
+      ownThp = v === 0 ? false : v === 1 ? true : undefined;
+    } catch {
+      ownThp = undefined;
+    }
+  }
+  return ownThp;
+}
+
 export function getpid(): number {
   return sys('getpid', NR.getpid, undefined);
 }

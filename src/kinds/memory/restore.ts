@@ -11,7 +11,7 @@
  * parent images (parent-images.ts); a missing parent is one EIMAGE error.
  */
 import { parseMaps, type MapsEntry } from '../../proc/index.js';
-import { NR, PAGE_SIZE, PR, PR_SET_MM, RSEQ_FLAG_UNREGISTER } from '../../sys/index.js';
+import { NR, PAGE_SIZE, PR, PR_SET_MM, RSEQ_FLAG_UNREGISTER, ownThpDisabled } from '../../sys/index.js';
 import { CriuTsError } from '../../errors.js';
 import { attachSysvShm } from './sysv-host.js';
 import type { CoreEntry, FdinfoEntry, MmEntry, VmaEntry, PagemapEntry } from '../../images/messages.js';
@@ -325,9 +325,9 @@ export function restoreMmFields(t: RestoreTaskHandle, mm: MmEntry, ctx: RestoreC
   map.writeInt32LE(exeFd, 100);
   const mapAddr = t.putBytes(map);
   t.syscall('prctl(PR_SET_MM_MAP)', NR.prctl, PR.SET_MM, PR_SET_MM.MAP, mapAddr, 104, 0);
-  // (The dumpable flag is set after the credentials, finalizeTasks: a change of ids resets it.) The THP flag
-  // inherited from the stub (criu-ts's): set both ways; from a restored parent (`inheritedThp`: fork copies it) only if it differs.
-  if (mm.thp_disabled !== undefined && mm.thp_disabled !== inheritedThp) t.syscall('prctl(SET_THP_DISABLE)', NR.prctl, PR.SET_THP_DISABLE, mm.thp_disabled ? 1 : 0);
+  // (The dumpable flag is set after the credentials, finalizeTasks: a change of ids resets it.) The THP flag, set only
+  // where it differs from the one the task has: a restored parent's (`inheritedThp`: fork copies it), else the stub's, ours.
+  if (mm.thp_disabled !== undefined && mm.thp_disabled !== (inheritedThp ?? ownThpDisabled())) t.syscall('prctl(SET_THP_DISABLE)', NR.prctl, PR.SET_THP_DISABLE, mm.thp_disabled ? 1 : 0);
   return exeFd;
 }
 
