@@ -127,6 +127,13 @@ export interface RestoreSpaceTask {
   readonly images: SpaceImages;
   /** the parent it was forked from once the parent's frame was made: the child holds a copy of it */
   readonly parent: SpaceImages | undefined;
+  /**
+   * its fd table is its own and its fds are restored after its frame, by
+   * calls that close every fd they do not restore (restore/files.ts
+   * restoreFds: close_range below the dumped numbers first, above them
+   * after): fds the frame opens may be left to them
+   */
+  readonly fdsSweptLater?: boolean;
 }
 
 /** What making a frame did, for the restore's stats. */

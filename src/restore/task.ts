@@ -59,6 +59,8 @@ function spaceTask(n: RestoreNode, images: SpaceImages, tracee: Tracee): Restore
   return {
     real: n.real, tracee, handle: handleFor(n.real, tracee, n.pid, ownPid(n)), images,
     exitKill: (TRACE_OPTIONS & PTRACE_O.EXITKILL) !== 0, parent: n.forkedFromRestored?.images,
+    // restoreTaskBody's restoreFds, or restoreInheritedFdsEach (for a frame made at the task's birth), comes after the frame.
+    fdsSweptLater: !n.sharesFiles,
   };
 }
 

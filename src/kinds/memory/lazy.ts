@@ -160,12 +160,14 @@ export function registrationSpans(lazy: readonly Range[], occupied: readonly Ran
 /**
  * Make and register the task's userfaultfd over `ranges` (sorted, apart),
  * joined across holes where none of `vmas` (all the task's) nor our scratch
- * area lies (registrationSpans); returns our copy of it (the task's is closed).
+ * area lies (registrationSpans); returns our copy of it. The task's is
+ * closed, unless `sweptLater` (restoreFds's sweeps close it with no call of its own).
  */
-export function registerLazy(t: RestoreTaskHandle, ranges: readonly LazyRange[], vmas: readonly Range[]): number {
+export function registerLazy(t: RestoreTaskHandle, ranges: readonly LazyRange[], vmas: readonly Range[], sweptLater = false): number {
   const scratch = t.tracee.scratchRange;
   const occupied = scratch ? [...vmas, { start: scratch.addr, end: scratch.addr + BigInt(scratch.size) }] : vmas;
   const fd = Number(t.syscall('userfaultfd', NR.userfaultfd, O_CLOEXEC | O_NONBLOCK));
+  let keep = false;
   try {
     const api = t.putBytes(uffdioApi(UFFD_LAZY_FEATURES));
     const r = t.tracee.syscallRaw(NR.ioctl, fd, UFFDIO_API, api);
@@ -180,11 +182,13 @@ export function registerLazy(t: RestoreTaskHandle, ranges: readonly LazyRange[],
     }
     const pidfd = pidfdOpen(t.pid);
     try {
-      return pidfdGetfd(pidfd, fd, t.pid);
+      const ours = pidfdGetfd(pidfd, fd, t.pid);
+      if (sweptLater) keep = true;
+      return ours;
     } finally {
       closeQuiet(pidfd);
     }
   } finally {
-    t.tracee.syscallRaw(NR.close, fd);
+    if (!keep) t.tracee.syscallRaw(NR.close, fd);
   }
 }

@@ -160,10 +160,12 @@ export interface MemoryRestored { pages: number; cow?: CowStats }
  * inherited stay, and only their pages that differ are written (cow.ts).
  * `cores`: the task's threads; with lazy pages, the pages their rseq areas
  * are in are filled here even inside lazy VMAs (lazy.ts eagerPages).
+ * `sweptLater`: the task's fds are restored after this into a table of its
+ * own, whose sweeps close every fd not restored: the fds opened here are left to them.
  */
 export function restoreMemory(
   t: RestoreTaskHandle, mm: MmEntry, pagemap: PagemapEntry[], pagesId: number, ctx: RestoreContext,
-  from?: { inherited: Inherited; parent: ParentMemory }, cores: readonly CoreEntry[] = [], exeFd = -1,
+  from?: { inherited: Inherited; parent: ParentMemory }, cores: readonly CoreEntry[] = [], exeFd = -1, sweptLater = false,
 ): MemoryRestored {
   const inherited: Inherited = from?.inherited ?? new Map<VmaEntry, VmaEntry[]>();
   // The kernel's areas are not mapped here, guard regions are markers inside
@@ -239,7 +241,8 @@ export function restoreMemory(
       if (isSharedAnonObject(ctx, shmid)) noteSharedAnonMapping(ctx, shmid, t.pid, v.start, v.end);
     }
   }
-  closeFdsIn(t, fds.values());
+  // The mappings' fds (the exe's too) go now, or with the task's own fd table's sweeps (`sweptLater`: restoreFds).
+  if (!sweptLater) closeFdsIn(t, fds.values());
 
   // CRIU writes the vDSO's pages too; the running kernel's vDSO is used instead.
   const special = (mm.vmas ?? []).filter((v) => (v.status & (VMA.AREA_VDSO | VMA.AREA_VVAR | VMA.AREA_VSYSCALL)) !== 0);
@@ -280,7 +283,7 @@ export function restoreMemory(
   for (const r of adviceRuns(advised)) t.syscall('madvise', NR.madvise, r.start, r.end - r.start, r.advice);
   restoreGuardRegions(t, mm.vmas ?? []);
   if (lazy.length > 0 && ctx.lazy) {
-    ctx.lazy.handOver(t.pid, t.vpid, registerLazy(t, lazy, mm.vmas ?? []), served);
+    ctx.lazy.handOver(t.pid, t.vpid, registerLazy(t, lazy, mm.vmas ?? [], sweptLater), served);
   }
   return cow ? { pages: pages - cow.skipped, cow } : { pages };
 }

@@ -49,7 +49,7 @@ function makeFrame(task: RestoreSpaceTask, ctx: RestoreContext): FrameMade {
     const exeFd = restoreMmFields(h, images.mm, ctx, parent !== undefined && parent.mm.exe_file_id === images.mm.exe_file_id, parent?.mm.thp_disabled);
     const from = parent && inherited.size > 0 ? { inherited, parent: { mm: parent.mm, pagemap: parent.pagemap } } : undefined;
     mark(`task ${h.vpid}: mm fields`);
-    r = restoreMemory(h, images.mm, images.pagemap, images.pagesId, ctx, from, images.cores, exeFd);
+    r = restoreMemory(h, images.mm, images.pagemap, images.pagesId, ctx, from, images.cores, exeFd, task.fdsSweptLater === true);
     dropStubVdso(h, images.mm);
   } finally {
     tracee.stepCalls(false);
