@@ -7,7 +7,7 @@
  * images are read from there (parent-images.ts).
  */
 import { closeSync, constants, openSync, readSync } from 'node:fs';
-import { AT_FDCWD, EINVAL, MADV_POPULATE_WRITE, NR, PAGE_SIZE, processVmWritev } from '../../sys/index.js';
+import { AT_FDCWD, EINVAL, MADV_POPULATE_WRITE, NR, PAGE_SIZE, ProcMem, processVmWritev, type RemoteRange } from '../../sys/index.js';
 import { inOwnNs, readRoot } from '../../proc/index.js';
 import { installFd } from '../install-fd.js';
 import { checkBeside } from '../../images/index.js';
@@ -78,9 +78,9 @@ export function pageSegments(
  * to IOV_PER_CALL of them. `base` is added to each vaddr (shared memory:
  * offsets).
  */
-export function fillSegments(t: RestoreTaskHandle, segs: readonly Segment[], base: bigint): void {
+export function fillSegments(t: RestoreTaskHandle, segs: readonly Segment[], base: bigint, unprotect?: Unprotect): void {
   if (segs.length === 0) return;
-  if (writeSmallFill(t, segs, base)) return;
+  if (writeSmallFill(t, segs, base, unprotect)) return;
   const fds = new Map<string, number>();
   const refused = { einval: false };
   // A batch: segments of one file that follow each other in it, one preadv.
@@ -152,17 +152,30 @@ export function fillSegments(t: RestoreTaskHandle, segs: readonly Segment[], bas
 const OWN_WRITE_MAX = 256n * 1024n;
 
 /**
- * Fill small `segs` from our side (OWN_WRITE_MAX): false, with nothing
- * done, when they are more. Their blocks of a pages file checked beside
- * the fill are checked first (no call to check beside).
+ * Whether fillSegments writes `segs` from our side (OWN_WRITE_MAX), not
+ * through calls in the task: then a read-only VMA among them may be mapped
+ * with its final protection (see writeRanges).
  */
-function writeSmallFill(t: RestoreTaskHandle, segs: readonly Segment[], base: bigint): boolean {
+export function filledFromOurSide(segs: readonly Segment[]): boolean {
   let total = 0n;
   for (const sg of segs) {
     if (sg.path === SERVED) return false; // refused with its message by the preadv path
     total += sg.len;
   }
-  if (total > OWN_WRITE_MAX) return false;
+  return total <= OWN_WRITE_MAX;
+}
+
+/** Make the VMA at this address writable (an injected mprotect) and say so; false if it is none of those mapped read-only to be filled. */
+export type Unprotect = (addr: bigint) => boolean;
+
+/**
+ * Fill small `segs` from our side (filledFromOurSide): false, with nothing
+ * done, when they are more. Their blocks of a pages file checked beside
+ * the fill are checked first (no call to check beside).
+ */
+function writeSmallFill(t: RestoreTaskHandle, segs: readonly Segment[], base: bigint, unprotect?: Unprotect): boolean {
+  if (!filledFromOurSide(segs)) return false;
+  const total = segs.reduce((n, sg) => n + sg.len, 0n);
   const buf = Buffer.allocUnsafe(Number(total));
   const ranges: { addr: bigint; len: number }[] = [];
   const ours = new Map<string, number>();
@@ -187,23 +200,63 @@ function writeSmallFill(t: RestoreTaskHandle, segs: readonly Segment[], base: bi
   } finally {
     for (const fd of ours.values()) closeSync(fd);
   }
-  // The VMAs being filled are writable now (restoreMemory); a range the call
-  // still refuses goes through /proc/PID/mem (writeMem), as a tracer may.
-  let done = 0;
-  try {
-    done = processVmWritev(t.pid, buf, 0, ranges);
-  } catch {
-    done = 0;
-  }
-  let at = 0;
-  for (const r of ranges) {
-    if (at + r.len > done) {
-      const skip = Math.max(0, done - at);
-      t.tracee.writeMem(r.addr + BigInt(skip), buf.subarray(at + skip, at + r.len));
-    }
-    at += r.len;
-  }
+  writeRanges(t, buf, ranges, unprotect);
   return true;
+}
+
+/**
+ * Write `ranges` (back to back in `buf`) into the task: process_vm_writev
+ * for as many as it takes at once; the rest of one it refuses goes through
+ * /proc/PID/mem, which writes a read-only private page as a tracer may
+ * (FOLL_FORCE): a VMA mapped with its final protection (a library's relro,
+ * restoreMemory) needs no mprotect before and after, two round trips
+ * through ptrace. Where that write is refused too (a kernel built with
+ * PROC_MEM_NO_FORCE), `unprotect` makes the VMA writable first.
+ */
+function writeRanges(t: RestoreTaskHandle, buf: Buffer, ranges: readonly RemoteRange[], unprotect?: Unprotect): void {
+  let mem: ProcMem | undefined;
+  try {
+    let at = 0;
+    for (let i = 0; i < ranges.length;) {
+      let done = 0;
+      try {
+        done = processVmWritev(t.pid, buf, at, ranges.slice(i));
+      } catch {
+        done = 0;
+      }
+      for (let r = ranges[i]; r !== undefined && done >= r.len; r = ranges[++i]) {
+        done -= r.len;
+        at += r.len;
+      }
+      const r = ranges[i];
+      if (r === undefined) break;
+      mem ??= new ProcMem(t.pid, true);
+      const rest = buf.subarray(at + done, at + r.len);
+      const to = r.addr + BigInt(done);
+      if (!writeAllQuiet(mem, to, rest)) {
+        if (unprotect?.(to) !== true) throw new CriuTsError('ERESTORE', `task ${t.pid}: cannot write ${rest.length} bytes at 0x${to.toString(16)} through /proc/${t.pid}/mem`, { pid: t.pid });
+        if (!writeAllQuiet(mem, to, rest)) throw new CriuTsError('ERESTORE', `task ${t.pid}: cannot write ${rest.length} bytes at 0x${to.toString(16)}, even made writable`, { pid: t.pid });
+      }
+      at += r.len;
+      i++;
+    }
+  } finally {
+    mem?.close();
+  }
+}
+
+/** Write all of `data` at `to` through /proc/PID/mem: false where the kernel refuses (EIO, EFAULT). */
+function writeAllQuiet(mem: ProcMem, to: bigint, data: Buffer): boolean {
+  try {
+    for (let off = 0; off < data.length;) {
+      const n = mem.write(to + BigInt(off), data, off);
+      if (n <= 0) return false;
+      off += n;
+    }
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 /** A pages image opened by us, O_NOFOLLOW: one swapped for a link must not fill the task with another file. */

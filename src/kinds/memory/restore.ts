@@ -21,7 +21,7 @@ import { VMA } from './vma.js';
 import { PROT_WRITE, MAP_FIXED, MAP_ANONYMOUS, MAP_PRIVATE, MAP_SHARED, MAP_GROWSDOWN, MAP_NORESERVE, MAP_LOCKED, MAP_DROPPABLE, MAP_HUGETLB, MREMAP_MAYMOVE, MREMAP_FIXED } from '../../sys/mman.js';
 import { closeFdsIn, openFileInTask } from '../install-fd.js';
 import { parentChainOf } from './parent-images.js';
-import { fillSegments, nrPages, pageSegments } from './fill.js';
+import { fillSegments, filledFromOurSide, nrPages, pageSegments } from './fill.js';
 import { isSharedAnonObject, mapSharedAnon, noteSharedAnonMapping } from './shmem-restore.js';
 import { inheritedRanges, settleInherited, splitSegments, type CowStats, type Inherited, type ParentMemory } from './cow.js';
 import { subtract, unmapSpans, type Range } from './ranges.js';
@@ -194,9 +194,32 @@ export function restoreMemory(
   const filled = vmasWithPages(vmas, pagemap);
   // Pages a pre-dump chain left in parent images are read from there (one chain walker per restore).
   const chain = parentChainOf(ctx);
+  // CRIU writes the vDSO's pages too; the running kernel's vDSO is used instead.
+  const special = (mm.vmas ?? []).filter((v) => (v.status & (VMA.AREA_VDSO | VMA.AREA_VVAR | VMA.AREA_VSYSCALL)) !== 0);
+  const inSpecial = (e: PagemapEntry): boolean => special.some((v) => e.vaddr >= v.start && e.vaddr < v.end);
+  const all = pageSegments(chain, imageFile('PAGEMAP', t.vpid), imagePath(ctx.dir, 'PAGES', pagesId), pagemap, inSpecial);
+  // --lazy-pages: private anonymous VMAs stay empty here; the lazy-pages daemon fills them (lazy.ts).
+  // Only VMAs with pages in the dump: an empty one reads as zeros anyway, and every registration is a syscall in the task.
+  // Neighbours are registered as one range (UFFDIO_REGISTER spans VMAs);
+  // the daemon serves them but for the eager pages, filled here first.
+  const { lazy, served } = lazyPlan(ctx.lazy ? vmas.filter((v) => isLazyVma(v) && !inherited.has(v) && filled.has(v)) : [], cores, all.segs);
+  const segs = lazy.length > 0 ? withoutLazy(all.segs, served) : all.segs;
+  const pages = lazy.length > 0 ? Number(segs.reduce((n, sg) => n + sg.len, 0n) / BigInt(PAGE_SIZE)) : all.pages;
+  // Read-only private file VMAs with pages (a library's relro) written from our side are mapped with their final
+  // protection: the write goes through /proc/PID/mem (fill.ts writeRanges), no mprotect before or after, two calls each;
+  // `unprotect` where the kernel refuses such a write. Not for a child sharing inherited pages (cow.ts).
+  const forced = new Set(!(from && inherited.size > 0) && filledFromOurSide(segs) ? vmas.filter((v) => filled.has(v) && !inherited.has(v)
+    && (v.status & (VMA.FILE_PRIVATE | VMA.AREA_MEMFD)) === VMA.FILE_PRIVATE && (v.prot & PROT_WRITE) === 0) : []);
+  const unprotect = (addr: bigint): boolean => {
+    const v = [...forced].find((f) => addr >= f.start && addr < f.end);
+    if (v === undefined) return false;
+    t.syscall('mprotect(to fill)', NR.mprotect, v.start, v.end - v.start, v.prot | PROT_WRITE);
+    forced.delete(v);
+    return true;
+  };
   // SysV shm first: an attachment spans its whole segment until the parts the task had unmapped go again.
   attachSysvShm(t, vmas.filter((v) => (v.status & VMA.AREA_SYSVIPC) !== 0));
-  const protOf = (v: VmaEntry): number => (filled.has(v) ? v.prot | PROT_WRITE : v.prot);
+  const protOf = (v: VmaEntry): number => (filled.has(v) && !forced.has(v) ? v.prot | PROT_WRITE : v.prot);
   // Runs of anonymous VMAs mapped by one mmap each (reserve.ts); `runs` maps every VMA inside one.
   const runs = planAnonRuns(vmas, (v) => inherited.has(v) || (v.status & (VMA.AREA_SYSVIPC | VMA.ANON_SHARED)) !== 0, protOf);
   const runsMapped = new Set<AnonRun>();
@@ -244,24 +267,13 @@ export function restoreMemory(
   // The mappings' fds (the exe's too) go now, or with the task's own fd table's sweeps (`sweptLater`: restoreFds).
   if (!sweptLater) closeFdsIn(t, fds.values());
 
-  // CRIU writes the vDSO's pages too; the running kernel's vDSO is used instead.
-  const special = (mm.vmas ?? []).filter((v) => (v.status & (VMA.AREA_VDSO | VMA.AREA_VVAR | VMA.AREA_VSYSCALL)) !== 0);
-  const inSpecial = (e: PagemapEntry): boolean => special.some((v) => e.vaddr >= v.start && e.vaddr < v.end);
-  const all = pageSegments(chain, imageFile('PAGEMAP', t.vpid), imagePath(ctx.dir, 'PAGES', pagesId), pagemap, inSpecial);
-  // --lazy-pages: private anonymous VMAs stay empty here; the lazy-pages daemon fills them (lazy.ts).
-  // Only VMAs with pages in the dump: an empty one reads as zeros anyway, and every registration is a syscall in the task.
-  // Neighbours are registered as one range (UFFDIO_REGISTER spans VMAs);
-  // the daemon serves them but for the eager pages, filled here first.
-  const { lazy, served } = lazyPlan(ctx.lazy ? vmas.filter((v) => isLazyVma(v) && !inherited.has(v) && filled.has(v)) : [], cores, all.segs);
-  const segs = lazy.length > 0 ? withoutLazy(all.segs, served) : all.segs;
-  const pages = lazy.length > 0 ? Number(segs.reduce((n, sg) => n + sg.len, 0n) / BigInt(PAGE_SIZE)) : all.pages;
   let cow: CowStats | undefined;
   if (from && inherited.size > 0) {
     const { fresh, shared } = splitSegments(segs, inheritedRanges(inherited));
     fillSegments(t, fresh, 0n);
     cow = settleInherited(t, inherited, shared, pagemap, from.parent);
   } else {
-    fillSegments(t, segs, 0n);
+    fillSegments(t, segs, 0n, unprotect);
   }
   const rings = vmas.filter((v) => (v.status & VMA.AREA_AIORING) !== 0);
   if (rings.length > 0) restoreAioRings(t, rings.map((v) => ({ v, entry: (mm.aios ?? []).find((a) => a.id === v.start) })));
@@ -274,7 +286,7 @@ export function restoreMemory(
       if (ps.some((p) => p.prot !== v.prot)) t.syscall('mprotect', NR.mprotect, v.start, v.end - v.start, v.prot);
       continue;
     }
-    if (filled.has(v) && !(v.status & VMA.FILE_SHARED) && (v.prot & PROT_WRITE) === 0) {
+    if (filled.has(v) && !forced.has(v) && !(v.status & VMA.FILE_SHARED) && (v.prot & PROT_WRITE) === 0) {
       t.syscall('mprotect', NR.mprotect, v.start, v.end - v.start, v.prot);
     }
     if ((v.madv ?? 0n) !== 0n) advised.push(v);
