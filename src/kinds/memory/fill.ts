@@ -200,7 +200,7 @@ function writeSmallFill(t: RestoreTaskHandle, segs: readonly Segment[], base: bi
   } finally {
     for (const fd of ours.values()) closeSync(fd);
   }
-  writeRanges(t, buf, ranges, unprotect);
+  writeRanges(t.pid, buf, ranges, unprotect);
   return true;
 }
 
@@ -213,14 +213,14 @@ function writeSmallFill(t: RestoreTaskHandle, segs: readonly Segment[], base: bi
  * through ptrace. Where that write is refused too (a kernel built with
  * PROC_MEM_NO_FORCE), `unprotect` makes the VMA writable first.
  */
-function writeRanges(t: RestoreTaskHandle, buf: Buffer, ranges: readonly RemoteRange[], unprotect?: Unprotect): void {
+export function writeRanges(pid: number, buf: Buffer, ranges: readonly RemoteRange[], unprotect?: Unprotect): void {
   let mem: ProcMem | undefined;
   try {
     let at = 0;
     for (let i = 0; i < ranges.length;) {
       let done = 0;
       try {
-        done = processVmWritev(t.pid, buf, at, ranges.slice(i));
+        done = processVmWritev(pid, buf, at, ranges.slice(i));
       } catch {
         done = 0;
       }
@@ -230,12 +230,12 @@ function writeRanges(t: RestoreTaskHandle, buf: Buffer, ranges: readonly RemoteR
       }
       const r = ranges[i];
       if (r === undefined) break;
-      mem ??= new ProcMem(t.pid, true);
+      mem ??= new ProcMem(pid, true);
       const rest = buf.subarray(at + done, at + r.len);
       const to = r.addr + BigInt(done);
       if (!writeAllQuiet(mem, to, rest)) {
-        if (unprotect?.(to) !== true) throw new CriuTsError('ERESTORE', `task ${t.pid}: cannot write ${rest.length} bytes at 0x${to.toString(16)} through /proc/${t.pid}/mem`, { pid: t.pid });
-        if (!writeAllQuiet(mem, to, rest)) throw new CriuTsError('ERESTORE', `task ${t.pid}: cannot write ${rest.length} bytes at 0x${to.toString(16)}, even made writable`, { pid: t.pid });
+        if (unprotect?.(to) !== true) throw new CriuTsError('ERESTORE', `task ${pid}: cannot write ${rest.length} bytes at 0x${to.toString(16)} through /proc/${pid}/mem`, { pid: pid });
+        if (!writeAllQuiet(mem, to, rest)) throw new CriuTsError('ERESTORE', `task ${pid}: cannot write ${rest.length} bytes at 0x${to.toString(16)}, even made writable`, { pid: pid });
       }
       at += r.len;
       i++;
