@@ -20,8 +20,11 @@ export function waitForStop(tid: number, timeoutMs: number): { stopSignal: numbe
     const st = waitPid(tid, __WALL | WNOHANG);
     if (st === null) {
       if (Date.now() > deadline) throw new CriuTsError('ETIMEOUT', `task ${tid} did not stop within ${timeoutMs} ms`, { pid: tid });
+      // Most stops come within a time slice or two of the interrupt: a sleep
+      // that doubled past a millisecond would overshoot one by as much (the
+      // restore's stub waited 10 ms so at load 7); a poll is a cheap call.
       sleepMs(delay);
-      delay = Math.min(delay * 2, 20);
+      delay = Math.min(delay * 2, 1);
       continue;
     }
     if (st.exited || st.signaled) throw new CriuTsError('ENOTASK', `task ${tid} exited while being stopped`, { pid: tid });
