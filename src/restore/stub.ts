@@ -42,11 +42,22 @@ export interface PendingStub {
 /**
  * Spawn the stub now, on another thread (infect/helper-task.ts
  * spawnTethered: it exits by itself if we die before it is seized, and
- * dies with us after, EXITKILL).
+ * dies with us after, EXITKILL), and seize it as soon as it runs `cat`:
+ * its stop, a time slice or more away under load, comes while the restore
+ * reads its images, not after (startStub only collects it).
  */
 export function spawnStub(): PendingStub {
   setChildSubreaper(true);
-  const spawned = spawnTethered('restore stub', 'ERESTORE').catch((e: unknown) => (e instanceof Error ? e : new Error(String(e))));
+  const spawned = spawnTethered('restore stub', 'ERESTORE').then((own) => {
+    execDone(own, own.prog, 'restore stub', 'ERESTORE');
+    try {
+      Tracee.seizeNoWait(own.pid, TRACE_OPTIONS);
+    } catch (e) {
+      own.kill();
+      throw e;
+    }
+    return own;
+  }).catch((e: unknown) => (e instanceof Error ? e : new Error(String(e))));
   return { spawned, taken: false };
 }
 
@@ -62,12 +73,11 @@ export async function discardStub(p: PendingStub): Promise<void> {
 export async function startStub(p: PendingStub): Promise<Stub> {
   if (p.taken) throw new CriuTsError('EINTERNAL', 'the restore stub was taken twice', {});
   p.taken = true;
-  const spawned = await p.spawned;
-  if (spawned instanceof Error) throw spawned;
-  const own = execDone(spawned, spawned.prog, 'restore stub', 'ERESTORE');
+  const own = await p.spawned;
+  if (own instanceof Error) throw own;
   let tracee: Tracee;
   try {
-    tracee = Tracee.seize(own.pid, { options: TRACE_OPTIONS });
+    tracee = Tracee.seizeWait(own.pid, 10_000);
   } catch (e) {
     own.kill();
     throw e;
