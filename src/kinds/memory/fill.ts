@@ -209,8 +209,8 @@ function writeSmallFill(t: RestoreTaskHandle, segs: readonly Segment[], base: bi
  * for as many as it takes at once; the rest of one it refuses goes through
  * /proc/PID/mem, which writes a read-only private page as a tracer may
  * (FOLL_FORCE): a VMA mapped with its final protection (a library's relro,
- * restoreMemory) needs no mprotect before and after, two round trips
- * through ptrace. Where that write is refused too (a kernel built with
+ * restoreMemory) needs no mprotect to that protection after the fill, a
+ * round trip through ptrace. Where that write is refused too (a kernel built with
  * PROC_MEM_NO_FORCE), `unprotect` makes the VMA writable first.
  */
 export function writeRanges(pid: number, buf: Buffer, ranges: readonly RemoteRange[], unprotect?: Unprotect): void {

@@ -206,7 +206,7 @@ export function restoreMemory(
   const segs = lazy.length > 0 ? withoutLazy(all.segs, served) : all.segs;
   const pages = lazy.length > 0 ? Number(segs.reduce((n, sg) => n + sg.len, 0n) / BigInt(PAGE_SIZE)) : all.pages;
   // Read-only private file VMAs with pages (a library's relro) written from our side are mapped with their final
-  // protection: the write goes through /proc/PID/mem (fill.ts writeRanges), no mprotect before or after, two calls each;
+  // protection: the write goes through /proc/PID/mem (fill.ts writeRanges), no mprotect to it after, a call each;
   // `unprotect` where the kernel refuses such a write. Not for a child sharing inherited pages (cow.ts).
   const forced = new Set(!(from && inherited.size > 0) && filledFromOurSide(segs) ? vmas.filter((v) => filled.has(v) && !inherited.has(v)
     && (v.status & (VMA.FILE_PRIVATE | VMA.AREA_MEMFD)) === VMA.FILE_PRIVATE && (v.prot & PROT_WRITE) === 0) : []);
