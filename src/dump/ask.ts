@@ -13,6 +13,7 @@ import type { Tracee } from '../infect/tracee.js';
 import { runEach, type StepCall } from '../kinds/steps.js';
 import { syscallEachSettled } from '../infect/side-by-side.js';
 import { faultPoint } from '../fault.js';
+import { mark } from '../timeline.js';
 import { taskCoreSteps } from './task-state.js';
 import { addressSpace, askThreads, type SpaceAnswers, type ThreadAnswers } from '../kinds/index.js';
 import type { TaskNode } from './tree.js';
@@ -41,7 +42,9 @@ export interface TaskAsked {
  */
 export function askTree(tasks: readonly TaskNode[]): Map<TaskNode, TaskAsked> {
   const ranges = armTree(tasks);
+  mark('ask: armed');
   const threads = askThreads(tasks.map((node, i) => ({ threads: node.threads, scratch: (ranges[i] as { addr: bigint }).addr, argsBytes: SCRATCH_ARGS_BYTES })));
+  mark('ask: threads');
   const statuses = tasks.map((node) => parseStatus(node.pid, (node.threads[0] as Tracee).tid));
   const answers = runEach(tasks.map((node, i) => {
     const main = node.threads[0] as Tracee;

@@ -31,6 +31,7 @@ import { KobjIds, NsIds, taskIds } from './ids.js';
 import { TreeFiles, dumpTask, dumpZombie } from './task.js';
 import { writeTreeImages } from './finish.js';
 import { serveFrozenTree, type FrozenTask } from './lazy-serve.js';
+import { mark } from '../timeline.js';
 
 const log = logger('dump');
 
@@ -77,7 +78,8 @@ async function dumpTreeHashed(opts: DumpTreeOptions): Promise<DumpResult> {
   const handledNs = handledNamespaces();
   refuseForeignNamespaces(pid, handledNs);
   // For an unprivileged caller: every task it could not ptrace itself is refused before anything is seized.
-  checkTraceable(walkTree(pid), opts.asCaller);
+  // The walk is for an unprivileged caller only: root's dump walks the tree once, as it seizes it.
+  if (opts.asCaller !== undefined) checkTraceable(walkTree(pid), opts.asCaller);
   await notify('pre-dump');
   // Before any task is touched: a page server that does not answer fails the dump here.
   const pageServer = opts.pageServer ? PageServerClient.connect(opts.pageServer.address, opts.pageServer.port) : undefined;
@@ -96,7 +98,9 @@ async function dumpTreeHashed(opts: DumpTreeOptions): Promise<DumpResult> {
     pageServer?.abort();
     throw e;
   }
+  mark('dump: checked');
   const { tree, guard, stats, t0 } = seizeGuarded(pid, opts, () => pageServer?.abort());
+  mark('dump: seized');
   let networkLocked = false;
   try {
     faultPoint('dump.seized');
@@ -131,8 +135,10 @@ async function dumpTreeHashed(opts: DumpTreeOptions): Promise<DumpResult> {
     const pstree: PstreeEntry[] = [];
     const fdinfoWritten = new Set<number>();
     const tm = process.hrtime.bigint();
+    mark('dump: ids, resource kinds');
     const smaps = smapsAhead(tree.tasks.filter((n) => !n.zombie).map((n) => n.pid));
     const asked = askTree(tree.tasks.filter((n) => !n.zombie));
+    mark('dump: asked');
     // A dump past a small one's heap here (a 1 MiB dump has 8 MiB in use, a
     // 20,000-VMA one 12-14): the seize's and questions' garbage and the code
     // only they ran leave before the memory walk, whose VMA entries would
@@ -164,6 +170,7 @@ async function dumpTreeHashed(opts: DumpTreeOptions): Promise<DumpResult> {
     }
     progress.tasks(done, tree.tasks.length);
     stats.memdumpTimeUs = usToNow(tm);
+    mark('dump: tasks dumped');
     writeTreeImages(ctx, { pstree, rootIds, kinds: opts.kinds, stats, t0, workDir: opts.workDir });
     space.finishDump(ctx);
     // Every page is stored on the page server's side before the tree may go.
@@ -171,6 +178,7 @@ async function dumpTreeHashed(opts: DumpTreeOptions): Promise<DumpResult> {
     // Last: the size and SHA-256 of every file above, for the restore to check.
     ctx.saveImage('CRIU_TS_CHECKSUMS', undefined, checksumEntries(dir));
     faultPoint('dump.images');
+    mark('dump: tree images, checksums');
     // A refused post-dump keeps the tree alive, as CRIU does.
     await notify('post-dump');
     if (opts.lazyPages && lazy) {
@@ -221,6 +229,7 @@ async function dumpTreeHashed(opts: DumpTreeOptions): Promise<DumpResult> {
   releaseTree(tree.tasks, opts.after);
   guard?.done();
   if (!live) ctx.exit(false);
+  mark(`dump: released (${opts.after})`);
   if (putBack) throw putBack.e;
   if (opts.after === 'resume') await notify('network-unlock');
   log.info(`dump of ${pid} finished: ${tree.tasks.length} task(s), ${stats.pagesWritten} pages`);

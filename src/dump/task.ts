@@ -20,6 +20,7 @@ import { fileByPath, RESOURCE_KINDS } from '../kinds/index.js';
 import { faultPoint } from '../fault.js';
 import type { TaskPids } from './pids.js';
 import { TASK_ALIVE, TASK_DEAD, TASK_STOPPED } from '../images/index.js';
+import { mark } from '../timeline.js';
 
 const log = logger('dump');
 const DELETED = ' (deleted)';
@@ -121,6 +122,7 @@ export function dumpTask(
     cores.push({ tid: t.tid, core, vtid: vp.vtids[i] ?? t.tid, thread: t, tidAddress: th.tidAddress });
   });
   log.debug(`task ${pid}: thread cores built`);
+  mark('task: thread cores built');
   for (const k of RESOURCE_KINDS) k.dumpTask?.({ pid, main, cores, ids }, ctx);
   // Images are named by the pids the tree sees. The FPU state is read one
   // thread at a time as its core is written and dropped after: held for
@@ -133,6 +135,7 @@ export function dumpTask(
     delete core.thread_info;
   }
   log.debug(`task ${pid}: thread cores written`);
+  mark('task: resource kinds, cores written');
   faultPoint('dump.task');
   // Its address space (what only the task tells of it was asked in askTree), by the registry's address-space kind.
   const tmw = process.hrtime.bigint();
@@ -146,6 +149,7 @@ export function dumpTask(
     ...(shared.smaps?.has(pid) ? { smaps: shared.smaps.get(pid) } : {}),
   }, ctx);
   log.debug(`task ${pid}: memory dumped`);
+  mark('task: memory');
   shared.lazy?.set(vp.vpid, { pid, pagemap: mem.pagemap });
   shared.stats.memwriteTimeUs += usToNow(tmw);
   shared.stats.pagesScanned += mem.pagesScanned;
@@ -169,4 +173,5 @@ export function dumpTask(
   ctx.saveImage('FS', vp.vpid, [fs]);
   ctx.saveImage('IDS', vp.vpid, [ids]);
   faultPoint('dump.files');
+  mark('task: fds, fs, ids');
 }
