@@ -87,7 +87,9 @@ export class TreePids {
         tids.push(pid);
         return vpid;
       }
-      const list = parseStatus(node.pid, t.tid).nsPid;
+      // Threads share their process's pid namespace: in ours (one level) a
+      // thread's NSpid is its tid alone, with no status read per thread.
+      const list = nsPid.length === 1 ? [t.tid] : parseStatus(node.pid, t.tid).nsPid;
       tids.push(deeper(list));
       const v = this.level === 0 ? t.tid : this.at(list, 'thread id', t.tid);
       this.byReal.set(t.tid, v);

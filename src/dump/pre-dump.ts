@@ -62,7 +62,8 @@ async function preDumpHashed(opts: DumpTreeOptions): Promise<DumpResult> {
   checkImagesDir(dir, opts.asCaller);
   refuseForeignNamespaces(pid, handledNamespaces());
   // For an unprivileged caller (RPC): only tasks it could ptrace itself, before and after seizing.
-  checkTraceable(walkTree(pid), opts.asCaller);
+  // The walk is for an unprivileged caller only: root's dump walks the tree once, as it seizes it.
+  if (opts.asCaller !== undefined) checkTraceable(walkTree(pid), opts.asCaller);
   await opts.notify({ point: 'pre-dump', rootPid: pid });
   // Before any task is touched: a page server that does not answer fails the pre-dump here.
   const pageServer = opts.pageServer ? PageServerClient.connect(opts.pageServer.address, opts.pageServer.port) : undefined;
