@@ -23,7 +23,7 @@ export function* taskCoreSteps(t: Tracee, pid: number, status: ProcStatus): Gene
     exit_code: 0,
     flags: stat.flags,
     blk_sigset: t.origSigmask,
-    comm: readComm(pid),
+    comm: status.comm ?? readComm(pid),
     ...kinds,
   };
 }

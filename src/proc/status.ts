@@ -5,6 +5,13 @@ import { ownString, parseError, procDir, readProcText } from './read.js';
 
 export interface ProcStatus {
   name: string;
+  /**
+   * The thread's comm exactly as /proc/PID/comm gives it, when the Name
+   * line shows it unchanged: the kernel escapes only a newline and a
+   * backslash there (each to a backslash pair), so a Name with no
+   * backslash is the comm itself; undefined otherwise (read the comm file).
+   */
+  comm: string | undefined;
   /** Single letter: R S D T t Z X I ... */
   state: string;
   tgid: number;
@@ -102,8 +109,12 @@ export function parseStatus(pid: number, tid?: number): ProcStatus {
   const sigQ = /^([0-9]+)\/([0-9]+)$/.exec(raw.get('SigQ') ?? '0/0');
   if (sigQ === null) throw parseError(file, `SigQ: ${raw.get('SigQ') ?? ''}`, 'bad SigQ');
   const umask = raw.get('Umask');
+  // "Name:\t" then the escaped comm: the line cut exactly, its spaces kept.
+  const nameEnd = text.indexOf('\n');
+  const rawName = text.startsWith('Name:\t') ? text.slice(6, nameEnd < 0 ? text.length : nameEnd) : undefined;
   return {
     name: ownString(need('Name')),
+    comm: rawName === undefined || rawName.includes('\\') ? undefined : ownString(rawName),
     state: need('State').charAt(0),
     tgid: int('Tgid'),
     pid: int('Pid'),

@@ -1,6 +1,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { parseStatus } from '../../src/proc/index.js';
+import { writeFileSync } from 'node:fs';
+import { parseStatus, readComm } from '../../src/proc/index.js';
 import { isCriuTsError } from '../../src/errors.js';
 import { startProcTarget, infoNum } from '../lib/proc-target.js';
 import type { ProcTarget } from '../lib/proc-target.js';
@@ -47,4 +48,20 @@ test('parseStatus of a thread', () => {
 
 test('parseStatus of a missing pid is ENOTASK', () => {
   assert.throws(() => parseStatus(99999), (e) => isCriuTsError(e) && e.code === 'ENOTASK');
+});
+
+test('parseStatus gives the comm exactly, or nothing where the Name line is escaped', () => {
+  // Our own main thread's comm (a task may rename only its own threads).
+  const was = readComm(process.pid);
+  try {
+    for (const name of [' two  spaces ', 'tab\there', 'back\\slash', 'new\nline', 'x']) {
+      writeFileSync(`/proc/${process.pid}/comm`, name);
+      const s = parseStatus(process.pid);
+      const comm = readComm(process.pid);
+      if (name.includes('\\') || name.includes('\n')) assert.equal(s.comm, undefined, JSON.stringify(name));
+      else assert.equal(s.comm, comm, JSON.stringify(name));
+    }
+  } finally {
+    writeFileSync(`/proc/${process.pid}/comm`, was);
+  }
 });
