@@ -10,7 +10,7 @@ import type { PstreeEntry } from '../images/messages.js';
 import { CriuTsError, isCriuTsError } from '../errors.js';
 import { logger } from '../log.js';
 import { refuseForeignNamespaces } from './namespaces.js';
-import { ACCESS, dirAccessibleBy } from '../sys/index.js';
+import { ACCESS, dirAccessibleBy, holdDir } from '../sys/index.js';
 import type { DumpTreeOptions, DumpResult } from './options.js';
 import type { DumpActionPoint } from '../action-points.js';
 import type { CallerCreds } from '../caller.js';
@@ -57,9 +57,12 @@ export function checkImagesDir(dir: string, caller: CallerCreds | undefined): vo
  */
 export async function dumpTree(opts: DumpTreeOptions): Promise<DumpResult> {
   beginChecksums(opts.dir);
+  // One fd on the images directory for every image written (not an open per file).
+  const release = holdDir(opts.dir);
   try {
     return await dumpTreeHashed(opts);
   } finally {
+    release();
     const c = endChecksums(opts.dir);
     if (c !== undefined) log.info(`checksums: ${c.files.size} files, ${(Number(c.bytes) / 2 ** 20).toFixed(1)} MiB hashed in ${(Number(c.hashNs) / 1e6).toFixed(1)} ms`);
   }

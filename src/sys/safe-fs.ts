@@ -16,7 +16,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { fstatSync, writeSync } from 'node:fs';
-import { basename, dirname } from 'node:path';
+import { basename, dirname, resolve as resolvePath } from 'node:path';
 import { sys, sysTry, addr } from './libc.js';
 import { NR } from './nr.js';
 import { AT_EMPTY_PATH, AT_FDCWD, AT_REMOVEDIR } from './fcntl.js';
@@ -209,6 +209,8 @@ export function createExclusive(path: string, mode: number, extra: number = O.WR
 export class ReplacingFile {
   readonly fd: number;
   private readonly dirfd: number;
+  /** the directory's fd is held (holdDir) and stays open after us */
+  private readonly heldDir: boolean;
   private readonly tmp: string;
   private readonly name: string;
   private done = false;
@@ -216,14 +218,20 @@ export class ReplacingFile {
   constructor(readonly path: string, mode = 0o600, extra: number = O.WRONLY) {
     this.name = basename(path);
     checkName(this.name);
-    this.dirfd = openDir(dirname(path));
+    const held = heldDirFd(dirname(path));
+    this.heldDir = held !== undefined;
+    this.dirfd = held ?? openDir(dirname(path));
     this.tmp = tempNameFor(this.name);
     try {
       this.fd = createAt(this.dirfd, this.tmp, mode, extra);
     } catch (e) {
-      sysTry(NR.close, this.dirfd);
+      this.closeDir();
       throw e;
     }
+  }
+
+  private closeDir(): void {
+    if (!this.heldDir) sysTry(NR.close, this.dirfd);
   }
 
   /** Put the file in place (rename over `path`) and close it; `keepOpen` leaves `fd` open for more writes. */
@@ -236,7 +244,7 @@ export class ReplacingFile {
       this.cleanup();
       throw e;
     } finally {
-      sysTry(NR.close, this.dirfd);
+      this.closeDir();
     }
     if (!keepOpen) sysTry(NR.close, this.fd);
   }
@@ -246,7 +254,7 @@ export class ReplacingFile {
     if (this.done) return;
     this.done = true;
     this.cleanup();
-    sysTry(NR.close, this.dirfd);
+    this.closeDir();
   }
 
   private cleanup(): void {
@@ -309,6 +317,42 @@ export function createFileExclusive(path: string, data: Buffer, mode = 0o600): v
   } finally {
     sysTry(NR.close, dirfd);
   }
+}
+
+/**
+ * Directories held open for ReplacingFile (holdDir): resolved path -> its
+ * O_PATH fd, opened at the first file made there (the dump makes its
+ * images directory after it starts holding it). A dump of a 1000-thread
+ * process writes 1,000 core images: one openat2 of the directory and its
+ * close each, 2,000 syscalls of ours, where one fd serves them all. The
+ * files still go where the path named the directory when the first was made.
+ */
+const heldDirs = new Map<string, { fd: number | undefined; holds: number }>();
+
+function heldDirFd(dir: string): number | undefined {
+  const h = heldDirs.get(resolvePath(dir));
+  if (h === undefined) return undefined;
+  h.fd ??= openDir(dir);
+  return h.fd;
+}
+
+/**
+ * Keep directory `dir` open for the files ReplacingFile (replaceFile) makes
+ * in it until the returned release is called (holds nest).
+ */
+export function holdDir(dir: string): () => void {
+  const key = resolvePath(dir);
+  const h = heldDirs.get(key) ?? { fd: undefined, holds: 0 };
+  h.holds++;
+  heldDirs.set(key, h);
+  let released = false;
+  return () => {
+    if (released) return;
+    released = true;
+    if (--h.holds > 0) return;
+    heldDirs.delete(key);
+    if (h.fd !== undefined) sysTry(NR.close, h.fd);
+  };
 }
 
 /** Replace the file at `path` with `data` atomically (see ReplacingFile). */
