@@ -293,6 +293,23 @@ export function clockGettimeNs(clock: number): bigint {
 export const MEMBARRIER_CMD_GET_REGISTRATIONS = 1 << 9;
 export const ARCH_GET_XCOMP_PERM = 0x1022;
 export const ARCH_REQ_XCOMP_PERM = 0x1023;
+const ARCH_GET_XCOMP_SUPP = 0x1021;
+
+let xcompSupp: bigint | undefined;
+
+/**
+ * The XSAVE features this kernel and CPU support for user space
+ * (arch_prctl(ARCH_GET_XCOMP_SUPP) in our own process, asked once); 0n on
+ * a kernel without the call (before 5.16, which has no dynamic features
+ * either). A task's permitted features are a subset of these.
+ */
+export function xcompSupported(): bigint {
+  if (xcompSupp === undefined) {
+    const b = Buffer.alloc(8);
+    xcompSupp = sysTry(NR.arch_prctl, ARCH_GET_XCOMP_SUPP, addr(b)) === 0 ? b.readBigUInt64LE(0) : 0n;
+  }
+  return xcompSupp;
+}
 export const SECURE_NO_SETUID_FIXUP_BIT = 1 << 2;
 export const PR_CAPBSET_DROP = 24;
 export const PR_CAP_AMBIENT_RAISE = 2;

@@ -28,7 +28,7 @@
  *
  * Limits: SCHED_DEADLINE (runtime/deadline/period) is refused at dump.
  */
-import { NR, PR, schedGetScheduler, schedGetPriority, schedSetScheduler, getNice, setNice, SCHED_DEADLINE, isSyscallError, EINVAL, EPERM, ENOSYS, O_WRONLY, O_CLOEXEC, AT_FDCWD, MEMBARRIER_CMD_GET_REGISTRATIONS, ARCH_GET_XCOMP_PERM, ARCH_REQ_XCOMP_PERM } from '../../sys/index.js';
+import { NR, PR, schedGetScheduler, schedGetPriority, schedSetScheduler, getNice, setNice, SCHED_DEADLINE, isSyscallError, EINVAL, EPERM, ENOSYS, O_WRONLY, O_CLOEXEC, AT_FDCWD, MEMBARRIER_CMD_GET_REGISTRATIONS, ARCH_GET_XCOMP_PERM, ARCH_REQ_XCOMP_PERM, xcompSupported } from '../../sys/index.js';
 import type { TaskCoreEntry, ThreadCoreEntry } from '../../images/messages.js';
 import { call, callRaw, type StepCall, type Steps } from '../steps.js';
 import type { Tracee } from '../../infect/tracee.js';
@@ -150,6 +150,10 @@ const DYNAMIC_XFEATURES = 1n << 18n;
  * restore, its next AMX instruction would die with SIGILL.
  */
 export function* xcompPermSteps(t: Tracee): Generator<StepCall, bigint | undefined, bigint> {
+  // Permission is given only for features the kernel supports: where it
+  // supports no dynamic one (no AMX: most CPUs), no task has any, and the
+  // call (a side-by-side round of a tree's dump) is left out.
+  if ((xcompSupported() & DYNAMIC_XFEATURES) === 0n) return undefined;
   const s = t.mapScratch();
   const r = yield* callRaw('arch_prctl(ARCH_GET_XCOMP_PERM)', NR.arch_prctl, ARCH_GET_XCOMP_PERM, s);
   if (r === -BigInt(EINVAL)) return undefined; // kernel without dynamic XSAVE features
