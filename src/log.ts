@@ -5,7 +5,7 @@
  * like CRIU's "(00.012345)" stamps so logs can be compared side by side.
  */
 import { openSync, closeSync, writeSync } from 'node:fs';
-import { ReplacingFile } from './sys/safe-fs.js';
+import { ReplacingFile } from './sys/replace-file.js';
 
 export const LOG_ERROR = 1;
 export const LOG_WARN = 2;

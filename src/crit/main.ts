@@ -5,7 +5,7 @@
  */
 import { readFileSync, writeSync } from 'node:fs';
 import { describeError, isCriuTsError, CriuTsError } from '../errors.js';
-import { decodeImage, iterateImage, writeFileAtomic } from '../images/index.js';
+import { decodeImage, iterateImage, writeFileNoFollow } from '../images/index.js';
 import { imageBytesToJsonText, jsonTextToImageBytes, stringifyPy } from '../images/json/index.js';
 import { EXPLORERS } from './explore.js';
 import { parseArgs, USAGE } from './args.js';
@@ -43,14 +43,14 @@ function writeStdout(data: string | Buffer): void {
 function decode(a: CritArgs, pretty: boolean, nopl: boolean): void {
   const { data, name } = readInput(a.in);
   const text = imageBytesToJsonText(data, name, { pretty, nopl });
-  if (a.out !== undefined && a.out !== '-') writeFileAtomic(a.out, Buffer.from(text, 'utf8'));
+  if (a.out !== undefined && a.out !== '-') writeFileNoFollow(a.out, Buffer.from(text, 'utf8'));
   else writeStdout(`${text}\n`);
 }
 
 function encode(a: CritArgs): void {
   const { data, name } = readInput(a.in);
   const bytes = jsonTextToImageBytes(data.toString('utf8'), name);
-  if (a.out !== undefined && a.out !== '-') writeFileAtomic(a.out, bytes);
+  if (a.out !== undefined && a.out !== '-') writeFileNoFollow(a.out, bytes);
   else writeStdout(bytes);
 }
 

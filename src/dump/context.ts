@@ -12,7 +12,7 @@
 import type { PageServerClient } from '../kinds/memory/page-server-client.js';
 import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
-import { storeImage, writeFileAtomic, type EntriesOf, type ImageId, type ProtoImageKey } from '../images/index.js';
+import { storeImage, writeFileNoFollow, type EntriesOf, type ImageId, type ProtoImageKey } from '../images/index.js';
 import type { FileEntry, InventoryEntry } from '../images/messages.js';
 import type { DumpContext, DumpKindOptions, KindImage, KindImageEntries, StateKey } from '../kinds/index.js';
 import { CriuTsError } from '../errors.js';
@@ -78,7 +78,7 @@ export class DumpSession implements DumpContext {
 
   writeRawImage(file: string, data: Buffer): void {
     if (file.includes('/')) throw new CriuTsError('EINTERNAL', `image name ${file} is not a plain file name`, { file });
-    writeFileAtomic(join(this.dir, file), data);
+    writeFileNoFollow(join(this.dir, file), data);
   }
 
   /** inventory.img fields the kinds own, merged by the core when it writes inventory.img */

@@ -11,7 +11,7 @@ export type { LazyFields } from './lazy-fields.js';
 export { decodeImage, encodeImage, entryMessage } from './image.js';
 export type { DecodedImage } from './image.js';
 export {
-  readImage, readImageBytes, writeImage, writeFileAtomic, iterateImage, imagePath, loadImage, loadImageIfAny, decodeImageAs, storeImage,
+  readImage, readImageBytes, writeImage, writeFileNoFollow, iterateImage, imagePath, loadImage, loadImageIfAny, decodeImageAs, storeImage,
 } from './io.js';
 export { CHECKSUMS_IMAGE, FileHasher, beginChecksums, blockLayout, checkBlocks, checksumEntries, endChecksums, verifyChecksums, freedRanges, encodeFreed, refuseFreed } from './checksums.js';
 export { loadChecksumsLean, hasBlockDigests } from './checksums-lean.js';

@@ -4,7 +4,7 @@
  */
 import { closeSync, existsSync, fstatSync, openSync, readSync } from 'node:fs';
 import { join } from 'node:path';
-import { replaceFile } from '../sys/safe-fs.js';
+import { createOrReplaceFile } from '../sys/replace-file.js';
 import { noteWritten } from './checksums.js';
 import { CriuTsError } from '../errors.js';
 import { decodeImage, encodeImage, encodeImageOf } from './image.js';
@@ -56,7 +56,7 @@ export function writeImage(
   entries: readonly Record<string, unknown>[],
   extras?: readonly (Buffer | undefined)[],
 ): void {
-  writeFileAtomic(path, encodeImage(kindName, entries, extras));
+  writeFileNoFollow(path, encodeImage(kindName, entries, extras));
 }
 
 /** The path of image `key` with id `id` in the images dir `dir` (see imageFile). */
@@ -117,16 +117,17 @@ export function loadImage<K extends ProtoImageKey>(dir: string, key: K, id?: Ima
 export function storeImage<K extends ProtoImageKey>(
   dir: string, key: K, id: ImageId | undefined, entries: EntriesOf<K>, extras?: readonly (Buffer | undefined)[],
 ): void {
-  writeFileAtomic(imagePath(dir, key, id), encodeImageOf(kindByKey(key), entries as readonly object[] as readonly Readonly<Record<string, unknown>>[], extras));
+  writeFileNoFollow(imagePath(dir, key, id), encodeImageOf(kindByKey(key), entries as readonly object[] as readonly Readonly<Record<string, unknown>>[], extras));
 }
 
 /**
- * Write bytes under a private temporary name (O_EXCL, never through a
- * link), then rename over `path`: whatever was there, a planted symlink
- * included, is replaced and never written through.
+ * Write bytes as `path`, never through a link: a new name is created
+ * (O_EXCL) and written in place; whatever was there (a planted symlink, an
+ * earlier dump's image) is replaced by a rename from a private temporary
+ * name (sys/safe-fs.ts createOrReplaceFile).
  */
-export function writeFileAtomic(path: string, data: Buffer): void {
-  replaceFile(path, data, 0o600);
+export function writeFileNoFollow(path: string, data: Buffer): void {
+  createOrReplaceFile(path, data, 0o600);
   noteWritten(path, data);
 }
 

@@ -16,6 +16,7 @@ export * from './xstate.js';
 export * from './uffd.js';
 export * from './file-map.js';
 export * from './safe-fs.js';
+export * from './replace-file.js';
 export * from './ns.js';
 export * from './ipc.js';
 export * from './mqueue.js';

@@ -16,7 +16,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { fstatSync, writeSync } from 'node:fs';
-import { basename, dirname, resolve as resolvePath } from 'node:path';
+import { basename, dirname } from 'node:path';
 import { sys, sysTry, addr } from './libc.js';
 import { NR } from './nr.js';
 import { AT_EMPTY_PATH, AT_FDCWD, AT_REMOVEDIR } from './fcntl.js';
@@ -152,7 +152,7 @@ export function openPathAs(path: string): number {
 }
 
 /** A single path component: no '/', not '.' or '..' (RESOLVE_BENEATH would refuse those too; say why earlier). */
-function checkName(name: string): void {
+export function checkName(name: string): void {
   if (name === '' || name === '.' || name === '..' || name.includes('/')) {
     throw new SyscallError('openat2', 22 /* EINVAL */, undefined, `${name}: not a single file name`);
   }
@@ -198,72 +198,6 @@ export function createExclusive(path: string, mode: number, extra: number = O.WR
     return createAt(dirfd, basename(path), mode, extra);
   } finally {
     sysTry(NR.close, dirfd);
-  }
-}
-
-/**
- * A file that replaces whatever is at `path` only once it is complete:
- * written under a private temporary name created with O_EXCL, then renamed
- * over `path` (which replaces a planted link, never writes through it).
- */
-export class ReplacingFile {
-  readonly fd: number;
-  private readonly dirfd: number;
-  /** the directory's fd is held (holdDir) and stays open after us */
-  private readonly heldDir: boolean;
-  private readonly tmp: string;
-  private readonly name: string;
-  private done = false;
-
-  constructor(readonly path: string, mode = 0o600, extra: number = O.WRONLY) {
-    this.name = basename(path);
-    checkName(this.name);
-    const held = heldDirFd(dirname(path));
-    this.heldDir = held !== undefined;
-    this.dirfd = held ?? openDir(dirname(path));
-    this.tmp = tempNameFor(this.name);
-    try {
-      this.fd = createAt(this.dirfd, this.tmp, mode, extra);
-    } catch (e) {
-      this.closeDir();
-      throw e;
-    }
-  }
-
-  private closeDir(): void {
-    if (!this.heldDir) sysTry(NR.close, this.dirfd);
-  }
-
-  /** Put the file in place (rename over `path`) and close it; `keepOpen` leaves `fd` open for more writes. */
-  commit(keepOpen = false): void {
-    if (this.done) return;
-    this.done = true;
-    try {
-      renameat(this.dirfd, this.tmp, this.dirfd, this.name);
-    } catch (e) {
-      this.cleanup();
-      throw e;
-    } finally {
-      this.closeDir();
-    }
-    if (!keepOpen) sysTry(NR.close, this.fd);
-  }
-
-  /** Give up: the temporary file goes, `path` is untouched. */
-  abort(): void {
-    if (this.done) return;
-    this.done = true;
-    this.cleanup();
-    this.closeDir();
-  }
-
-  private cleanup(): void {
-    sysTry(NR.close, this.fd);
-    try {
-      unlinkat(this.dirfd, this.tmp);
-    } catch {
-      // nothing more we can do; the name is private and unpredictable
-    }
   }
 }
 
@@ -319,53 +253,6 @@ export function createFileExclusive(path: string, data: Buffer, mode = 0o600): v
   }
 }
 
-/**
- * Directories held open for ReplacingFile (holdDir): resolved path -> its
- * O_PATH fd, opened at the first file made there (the dump makes its
- * images directory after it starts holding it). A dump of a 1000-thread
- * process writes 1,000 core images: one openat2 of the directory and its
- * close each, 2,000 syscalls of ours, where one fd serves them all. The
- * files still go where the path named the directory when the first was made.
- */
-const heldDirs = new Map<string, { fd: number | undefined; holds: number }>();
-
-function heldDirFd(dir: string): number | undefined {
-  const h = heldDirs.get(resolvePath(dir));
-  if (h === undefined) return undefined;
-  h.fd ??= openDir(dir);
-  return h.fd;
-}
-
-/**
- * Keep directory `dir` open for the files ReplacingFile (replaceFile) makes
- * in it until the returned release is called (holds nest).
- */
-export function holdDir(dir: string): () => void {
-  const key = resolvePath(dir);
-  const h = heldDirs.get(key) ?? { fd: undefined, holds: 0 };
-  h.holds++;
-  heldDirs.set(key, h);
-  let released = false;
-  return () => {
-    if (released) return;
-    released = true;
-    if (--h.holds > 0) return;
-    heldDirs.delete(key);
-    if (h.fd !== undefined) sysTry(NR.close, h.fd);
-  };
-}
-
-/** Replace the file at `path` with `data` atomically (see ReplacingFile). */
-export function replaceFile(path: string, data: Buffer, mode = 0o600): void {
-  const f = new ReplacingFile(path, mode);
-  try {
-    writeAll(f.fd, data);
-  } catch (e) {
-    f.abort();
-    throw e;
-  }
-  f.commit();
-}
 
 /** utimensat following links (for a /proc/self/fd/N magic link of an O_PATH fd); times as [sec, nsec] pairs. */
 export function utimensFollow(path: string, atime: [bigint, bigint], mtime: [bigint, bigint]): void {

@@ -94,7 +94,7 @@ export function writeTrackRecord(dir: string, trackers: Map<number, Tracker>): v
       ...(t.covered ? { covered: t.covered.map((r): [string, string] => [`0x${r.start.toString(16)}`, `0x${r.end.toString(16)}`]) } : {}),
     };
   }
-  // Not through writeFileAtomic: a record is no image and is not listed in criu-ts-checksums (the next dump deletes it).
+  // Not through writeFileNoFollow: a record is no image and is not listed in criu-ts-checksums (the next dump deletes it).
   replaceFile(join(dir, TRACK_RECORD), Buffer.from(JSON.stringify({ version: 1, tasks }, null, 1) + '\n'));
 }
 
