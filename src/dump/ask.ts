@@ -14,6 +14,7 @@ import { runEach, type StepCall } from '../kinds/steps.js';
 import { syscallEachSettled } from '../infect/side-by-side.js';
 import { faultPoint } from '../fault.js';
 import { mark } from '../timeline.js';
+import { traceeObserver } from '../infect/observer.js';
 import { taskCoreSteps } from './task-state.js';
 import { addressSpace, askThreads, type SpaceAnswers, type ThreadAnswers } from '../kinds/index.js';
 import type { TaskNode } from './tree.js';
@@ -90,18 +91,44 @@ export function armTree(tasks: readonly TaskNode[]): { addr: bigint; size: numbe
   if (failure !== undefined) throw failure;
   const ranges = tasks.map((node, i) => {
     const main = mains[i] as Tracee;
-    const slot = slots[i] as number;
     const range = { addr: main.mapScratch(sizes[i] as number), size: main.scratchRange?.size ?? 0 };
-    node.threads.forEach((t, i) => {
+    for (const t of node.threads) {
       if (t !== main) {
         t.shareScratch(range);
         t.shareGadgets(main);
       }
-      t.selfCure(range.addr + BigInt(SCRATCH_ARGS_BYTES + slot * i));
-    });
-    faultPoint('dump.self-cure');
+    }
     return range;
   });
+  // Every thread's frame written first, the guardian told of them all in
+  // one message, and only then is each thread left where resuming it runs
+  // its frame (a 1000-thread dump sent 1,000 messages, each a wake-up of
+  // the guardian's shell). A thread whose frame the guardian does not know
+  // yet still has its own registers. Those written are entered even when a
+  // later one fails, as they were armed one by one before.
+  const written: { t: Tracee; slot: bigint | undefined }[] = [];
+  let armFailure: unknown;
+  try {
+    tasks.forEach((node, i) => {
+      const slot = slots[i] as number;
+      node.threads.forEach((t, k) => {
+        const at = (ranges[i] as { addr: bigint }).addr + BigInt(SCRATCH_ARGS_BYTES + slot * k);
+        written.push({ t, slot: t.writeSelfCure(at) ? at : undefined });
+      });
+    });
+  } catch (e) {
+    armFailure = e;
+  }
+  traceeObserver()?.frames(written.flatMap((w) => (w.slot === undefined ? [] : [{ tid: w.t.tid, slot: w.slot }])));
+  for (const w of written) {
+    try {
+      w.t.enterSelfCure();
+    } catch (e) {
+      armFailure ??= e;
+    }
+  }
+  if (armFailure !== undefined) throw armFailure;
+  for (let i = 0; i < tasks.length; i++) faultPoint('dump.self-cure');
   return ranges;
 }
 

@@ -22,7 +22,7 @@ import { parseMaps, parseStatus, type MapsEntry } from '../proc/index.js';
 import {
   ptraceGetRegsetView, ptraceGetSigmask, processVmReadv, processVmWritev, regOffset, NT_X86_XSTATE, PAGE_SIZE, XSAVE_MAX_BYTES,
 } from '../sys/index.js';
-import { buildSelfCure, frameSlotBytes } from './sigframe.js';
+import { buildSelfCure, frameSlotBytes, type SelfCure } from './sigframe.js';
 import type { Gadgets } from './gadgets.js';
 
 const PAGE = BigInt(PAGE_SIZE);
@@ -100,4 +100,33 @@ export function planFirstCall(tid: number, orig: Buffer, g: Gadgets, size: numbe
   if (n !== sc.used) return `stack at 0x${slot.toString(16)} not writable`;
   const frame = { used: sc.used, injectSp: sc.injectSp, idleRegs: sc.idleRegs };
   return { slot, saved, frame, at, size: Math.ceil(size / PAGE_SIZE) * PAGE_SIZE };
+}
+
+/**
+ * A frame's new place when the scratch area holding it is about to be
+ * unmapped: where the kernel itself would write a signal frame, the top of
+ * the thread's sigaltstack (`ss`: its stack_t as sigaltstack() gave it) if
+ * one is set and the thread is not on it, else below the red zone of its
+ * stack. Memory there is free for the kernel to write at any moment (a
+ * signal), so it is for us. Returns the frame written there, or undefined
+ * when that memory cannot be written (process_vm_writev only: never
+ * through read-only pages) and the frame stays where it is.
+ */
+export function frameOffScratch(tid: number, orig: Buffer, used: number, src: { mask: bigint; xstate: Buffer }, g: Gadgets, ss: Buffer): SelfCure | undefined {
+  const ssSp = ss.readBigUInt64LE(0);
+  const ssDisabled = (ss.readInt32LE(8) & 2) !== 0; // SS_DISABLE
+  const ssSize = ss.readBigUInt64LE(16);
+  const sp = orig.readBigUInt64LE(regOffset('sp'));
+  const onAltStack = sp > ssSp && sp - ssSp <= ssSize;
+  const top = !ssDisabled && ssSize > 0n && !onAltStack ? ssSp + ssSize : sp - RED_ZONE;
+  const slot = (top - BigInt(used)) & ~63n;
+  const sc = buildSelfCure(slot, orig, src.mask, src.xstate, g);
+  if (!sc) return undefined;
+  let n = 0;
+  try {
+    n = processVmWritev(tid, sc.image, 0, [{ addr: slot, len: sc.used }]);
+  } catch {
+    n = 0;
+  }
+  return n === sc.used ? sc : undefined;
 }

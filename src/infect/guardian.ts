@@ -169,6 +169,9 @@ export class Guardian {
   frame(tid: number, slot: bigint): void {
     this.send(`F ${tid} ${slot.toString(16)}`);
   }
+  frames(list: readonly { tid: number; slot: bigint }[]): void {
+    if (list.length > 0) this.send(list.map((f) => `F ${f.tid} ${f.slot.toString(16)}`).join('\n'));
+  }
   unmapped(pid: number): void {
     this.send(`U ${pid}`);
   }

@@ -112,8 +112,8 @@ export class HeldTask {
    * delivered after cure, instead of interrupting our injected calls.
    * `origSigmask` is the task's own mask.
    */
-  protected blockSignals(): void {
-    this.savedSigmask = ptraceGetSigmask(this.tid);
+  protected blockSignals(ownMaskReadAtThisStop?: bigint): void {
+    this.savedSigmask = ownMaskReadAtThisStop ?? ptraceGetSigmask(this.tid);
     ptraceSetSigmask(this.tid, HELD_SIGMASK);
   }
 

@@ -6,6 +6,8 @@
 export interface TraceeObserver {
   scratch(pid: number, addr: bigint, size: number): void;
   frame(tid: number, slot: bigint): void;
+  /** frame() of many threads, told at once (one message: a 1000-thread dump's arming sent 1,000) */
+  frames(list: readonly { tid: number; slot: bigint }[]): void;
   unmapped(pid: number): void;
   /** a memory tracker (userfaultfd, kinds/memory/tracking.ts) a dump or pre-dump made or scanned in `pid` */
   tracker(pid: number, fd: number, ino: bigint): void;

@@ -12,7 +12,7 @@ import {
   ptraceSeize, ptraceInterrupt, ptraceDetachQuiet, ptraceGetRegsetView, NT_X86_XSTATE, getGpRegsRaw, setGpRegsRaw,
   ptraceGetSigmask, ptraceSetSigmask, PTRACE_O, isSyscallError, EINVAL, EPERM, processVmWritev, NR, XSAVE_MAX_BYTES,
 } from '../sys/index.js';
-import { planFirstCall } from './first-call.js';
+import { frameOffScratch, planFirstCall } from './first-call.js';
 import { CriuTsError } from '../errors.js';
 import { logger } from '../log.js';
 import { buildSelfCure, frameSlotBytes, type SelfCure } from './sigframe.js';
@@ -71,6 +71,9 @@ export class Tracee extends HeldTask {
    * the thread's registers no longer lead to it.
    */
   private stackFrame: { slot: bigint; saved: Buffer } | undefined;
+  /** writeSelfCure wrote a frame that enterSelfCure has not entered yet; the mask it read */
+  private entering = false;
+  private armMask: bigint | undefined;
 
   protected override beforeInject(nr: number): void {
     // Armed on its stack for the first call: every call is covered.
@@ -147,34 +150,56 @@ export class Tracee extends HeldTask {
    * on, in a state where resuming it without us runs rt_sigreturn on that
    * frame. Only then are its signals blocked. Returns false (and blocks
    * the signals anyway) when the task lacks the gadgets or uses a shadow
-   * stack; it is then driven as before, without the net.
+   * stack; it is then driven as before, without the net. Many threads at
+   * once: writeSelfCure each, the guardian told of every frame in one
+   * message (observer frames()), then enterSelfCure each.
    */
   selfCure(slot: bigint): boolean {
+    const armed = this.writeSelfCure(slot);
+    if (armed) traceeObserver()?.frame(this.tid, slot);
+    this.enterSelfCure();
+    return armed;
+  }
+
+  /** selfCure's first half: the frame written at `slot`, the thread not touched yet (true: there is a frame). */
+  writeSelfCure(slot: bigint): boolean {
     const g = this.findGadgets(true);
     const mask = this.savedSigmask ?? ptraceGetSigmask(this.tid);
+    this.armMask = mask;
     // A status read per thread only where a thread could have a shadow stack at all.
     const shstk = userShadowStackPossible() && parseStatus(this.tid).x86ThreadFeatures.includes('shstk');
     // Used at once (the frame is built from it); copied only where kept.
     const xstate = ptraceGetRegsetView(this.tid, NT_X86_XSTATE, XSAVE_MAX_BYTES);
     const kept = this.scratchOwned ? Buffer.from(xstate) : undefined;
     const sc = shstk ? undefined : buildSelfCure(slot, this.origRegs, mask, xstate, g);
-    if (sc) {
-      this.writeMem(slot, sc.image);
-      setGpRegsRaw(this.tid, sc.idleRegs);
-      this.dropStackFrame();
-      this.cureFrame = { used: sc.used, injectSp: sc.injectSp, idleRegs: sc.idleRegs };
-      // Only the scratch area's owner moves its frame out before unmapping
-      // it (moveFrameOutOfScratch); the others' XSAVE copies (11 KiB each
-      // with AMX) would only be held.
-      this.cureSource = kept ? { mask, xstate: kept } : undefined;
-      traceeObserver()?.frame(this.tid, slot);
-    } else {
+    if (!sc) {
       log.info(`thread ${this.tid}: no self-cure (${shstk ? 'shadow stack' : 'no syscall;ret or sigreturn gadget'})`);
+      return false;
+    }
+    this.writeMem(slot, sc.image);
+    this.cureFrame = { used: sc.used, injectSp: sc.injectSp, idleRegs: sc.idleRegs };
+    this.entering = true;
+    // Only the scratch area's owner moves its frame out before unmapping
+    // it (moveFrameOutOfScratch); the others' XSAVE copies (11 KiB each
+    // with AMX) would only be held.
+    this.cureSource = kept ? { mask, xstate: kept } : undefined;
+    return true;
+  }
+
+  /**
+   * selfCure's second half, once the guardian knows the frame: the thread
+   * left where resuming it runs the frame's sigreturn, its signals blocked.
+   */
+  enterSelfCure(): void {
+    if (this.entering && this.cureFrame) {
+      this.entering = false;
+      setGpRegsRaw(this.tid, this.cureFrame.idleRegs);
+      this.dropStackFrame();
     }
     this.deferBlock = false;
     this.awaitingArm = false;
-    if (this.savedSigmask === undefined) this.blockSignals();
-    return sc !== undefined;
+    if (this.savedSigmask === undefined) this.blockSignals(this.armMask);
+    this.armMask = undefined;
   }
 
   /** The thread carries an armed self-cure frame. */
@@ -354,40 +379,16 @@ export class Tracee extends HeldTask {
     if (failed !== undefined) throw failed;
   }
 
-  /**
-   * The owner's frame lives in the scratch area it is about to unmap. Move
-   * it first to where the kernel itself would write a signal frame: the
-   * top of the thread's sigaltstack if one is set and the thread is not on
-   * it, else below the 128-byte red zone of its stack. Memory there is
-   * free for the kernel to write at any moment (a signal), so it is for
-   * us. If that memory cannot be written (process_vm_writev only: never
-   * through read-only pages), the frame stays where it is.
-   */
+  /** The owner's frame lives in the scratch area it is about to unmap: moved first (first-call.ts frameOffScratch). */
   private moveFrameOutOfScratch(): void {
     const src = this.cureSource;
     const g = this.gadgets;
     if (!this.cureFrame || !src || !g || !this.scratch) return;
     const at = this.scratch.addr;
     this.syscall('sigaltstack', NR.sigaltstack, 0, at);
-    const ss = this.readMem(at, 24);
-    const ssSp = ss.readBigUInt64LE(0);
-    const ssDisabled = (ss.readInt32LE(8) & 2) !== 0; // SS_DISABLE
-    const ssSize = ss.readBigUInt64LE(16);
-    const sp = rd(this.origRegs, 'sp');
-    const onAltStack = sp > ssSp && sp - ssSp <= ssSize;
-    const top = !ssDisabled && ssSize > 0n && !onAltStack ? ssSp + ssSize : sp - 128n;
-    const used = this.cureFrame.used;
-    const slot = (top - BigInt(used)) & ~63n;
-    const sc = buildSelfCure(slot, this.origRegs, src.mask, src.xstate, g);
-    if (!sc) return;
-    let n = 0;
-    try {
-      n = processVmWritev(this.tid, sc.image, 0, [{ addr: slot, len: sc.used }]);
-    } catch {
-      n = 0;
-    }
-    if (n !== sc.used) {
-      log.debug(`thread ${this.tid}: no room for the self-cure frame at 0x${slot.toString(16)}; it stays in the scratch area`);
+    const sc = frameOffScratch(this.tid, this.origRegs, this.cureFrame.used, src, g, this.readMem(at, 24));
+    if (!sc) {
+      log.debug(`thread ${this.tid}: no room for the self-cure frame beside its stack; it stays in the scratch area`);
       return;
     }
     setGpRegsRaw(this.tid, sc.idleRegs);
