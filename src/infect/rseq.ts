@@ -20,7 +20,7 @@
  * them), and one the kernel would find invalid (bad version, bounds or
  * signature: the kernel kills the thread with SIGSEGV on resume).
  */
-import { getGpRegsRaw, processVmReadv, regOffset, setGpRegsRaw, RSEQ_CS_FLAG_NO_RESTART_ON_SIGNAL, RSEQ_LAYOUT } from '../sys/index.js';
+import { getGpRegsRaw, processVmReadv, regOffset, setGpRegsRaw, RSEQ_CS_FLAG_NO_RESTART_ON_SIGNAL, RSEQ_LAYOUT, type RseqConfig } from '../sys/index.js';
 import { logger } from '../log.js';
 import { rseqConfig } from './ptrace-state.js';
 
@@ -34,6 +34,8 @@ export interface RseqAtStop {
   flags: number;
   /** its ip was inside the section and now points at the abort handler */
   aborted: boolean;
+  /** its registration (PTRACE_GET_RSEQ_CONFIGURATION at the seize: only the thread itself changes it) */
+  config: RseqConfig;
 }
 
 /** Read `len` bytes of the thread's memory, or undefined if unreadable. */
@@ -53,20 +55,19 @@ function peek(tid: number, at: bigint, len: number): Buffer | undefined {
  * rseq registered or the kernel cannot tell (no PTRACE_GET_RSEQ_CONFIGURATION).
  */
 export function abortRseqAtStop(tid: number, regs: Buffer): RseqAtStop | undefined {
-  let area: bigint;
-  let signature: number;
+  let config: RseqConfig;
   try {
-    const c = rseqConfig(tid);
-    area = c.rseqAbiPointer;
-    signature = c.signature;
+    config = rseqConfig(tid);
   } catch {
     return undefined;
   }
+  const area = config.rseqAbiPointer;
+  const signature = config.signature;
   if (area === 0n) return undefined;
   const abi = peek(tid, area, RSEQ_LAYOUT.AREA_BYTES);
   if (!abi) return undefined;
   const cs = abi.readBigUInt64LE(RSEQ_LAYOUT.CS_OFFSET);
-  const out: RseqAtStop = { cs, flags: abi.readUInt32LE(RSEQ_LAYOUT.FLAGS_OFFSET), aborted: false };
+  const out: RseqAtStop = { cs, flags: abi.readUInt32LE(RSEQ_LAYOUT.FLAGS_OFFSET), aborted: false, config };
   if (cs === 0n) return out;
   const d = peek(tid, cs, RSEQ_LAYOUT.CS_BYTES);
   if (!d) return out;

@@ -95,7 +95,8 @@ function dumpThreadState(th: DumpThreadView): ThreadStateFields {
   };
   if (th.answers.timerSlack !== undefined) tc.timer_slack_ns = th.answers.timerSlack;
   try {
-    const rs = rseqConfig(tid);
+    // Read once at the seize where the thread has an area (only the thread itself changes it).
+    const rs = th.tracee.rseqAtStop?.config ?? rseqConfig(tid);
     if (rs.rseqAbiPointer !== 0n) {
       tc.rseq_entry = { rseq_abi_pointer: rs.rseqAbiPointer, rseq_abi_size: rs.rseqAbiSize, signature: rs.signature };
       // A section that is not restarted keeps its rseq_cs, which our calls in
