@@ -14,7 +14,7 @@ import { runEach, type StepCall } from '../kinds/steps.js';
 import { syscallEachSettled } from '../infect/side-by-side.js';
 import { faultPoint } from '../fault.js';
 import { mark } from '../timeline.js';
-import { traceeObserver } from '../infect/observer.js';
+import { observedBatch, traceeObserver } from '../infect/observer.js';
 import { taskCoreSteps } from './task-state.js';
 import { addressSpace, askThreads, type SpaceAnswers, type ThreadAnswers } from '../kinds/index.js';
 import type { TaskNode } from './tree.js';
@@ -73,13 +73,15 @@ export function armTree(tasks: readonly TaskNode[]): { addr: bigint; size: numbe
   const slots = mains.map((main) => main.selfCureBytes());
   // The scratch areas, one mmap per process, side by side.
   const sizes = tasks.map((node, i) => SCRATCH_ARGS_BYTES + (slots[i] as number) * node.threads.length);
-  const wanted = mains.flatMap((t, i) => {
+  // The guardian told of every first call's area and frame (first-call.ts) in one message, before any call runs.
+  const wanted = observedBatch(() => mains.flatMap((t, i) => {
     const req = t.scratchRequest(sizes[i] as number);
     return req === undefined ? [] : [{ t, i, ...req }];
-  });
+  }));
   // Every area made is recorded before any failure is thrown: cure unmaps only what it knows of.
   let failure: unknown;
-  syscallEachSettled(wanted).forEach((r, k) => {
+  const made = syscallEachSettled(wanted);
+  observedBatch(() => made.forEach((r, k) => {
     const w = wanted[k] as (typeof wanted)[number];
     try {
       if (r.ok) w.t.scratchMade(r.value, sizes[w.i] as number);
@@ -87,7 +89,7 @@ export function armTree(tasks: readonly TaskNode[]): { addr: bigint; size: numbe
     } catch (e) {
       failure ??= e;
     }
-  });
+  }));
   if (failure !== undefined) throw failure;
   const ranges = tasks.map((node, i) => {
     const main = mains[i] as Tracee;

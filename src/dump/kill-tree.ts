@@ -71,7 +71,11 @@ export function killTree(tasks: readonly TaskNode[]): void {
   // From the first kill on, the tree cannot be put back as it was: if we die
   // half-way, the guardian finishes the kill (infect/guardian.ts).
   const guard = guardian();
-  for (const n of tasks) if (!n.zombie) guard?.doomed(n.pid);
+  const doom = (): void => {
+    for (const n of tasks) if (!n.zombie) guard?.doomed(n.pid);
+  };
+  if (guard) guard.batch(doom);
+  else doom();
   const byPid = new Map(tasks.map((n) => [n.pid, n]));
   const depthOf = new Map<TaskNode, number>();
   for (const n of tasks) {

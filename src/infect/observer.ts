@@ -8,6 +8,8 @@ export interface TraceeObserver {
   frame(tid: number, slot: bigint): void;
   /** frame() of many threads, told at once (one message: a 1000-thread dump's arming sent 1,000) */
   frames(list: readonly { tid: number; slot: bigint }[]): void;
+  /** run `fn`, what it reports sent at its end in one message */
+  batch<T>(fn: () => T): T;
   unmapped(pid: number): void;
   /** a memory tracker (userfaultfd, kinds/memory/tracking.ts) a dump or pre-dump made or scanned in `pid` */
   tracker(pid: number, fd: number, ino: bigint): void;
@@ -23,4 +25,9 @@ export function setTraceeObserver(o: TraceeObserver | undefined): void {
 
 export function traceeObserver(): TraceeObserver | undefined {
   return current;
+}
+
+/** Run `fn` with what it reports to the observer (if any) sent at its end, in one message. */
+export function observedBatch<T>(fn: () => T): T {
+  return current ? current.batch(fn) : fn();
 }
