@@ -33,13 +33,34 @@ function loadKoffi(): Koffi {
   return req('koffi') as Koffi;
 }
 
-const koffi = loadKoffi();
-const libc = koffi.load('libc.so.6');
-
 type Arg = number | bigint;
-const rawSyscall = libc.func(
-  'long syscall(long n, intptr_t a1, intptr_t a2, intptr_t a3, intptr_t a4, intptr_t a5, intptr_t a6)',
-) as (n: number, a1: Arg, a2: Arg, a3: Arg, a4: Arg, a5: Arg, a6: Arg) => number | bigint;
+type RawSyscall = (n: number, a1: Arg, a2: Arg, a3: Arg, a4: Arg, a5: Arg, a6: Arg) => number | bigint;
+type RawSyscallPtr = (n: number, a1: Arg, a2: Arg, a3: Arg, a4: Arg, a5: Arg, a6: Arg) => unknown;
+
+/**
+ * koffi, libc and the syscall(2) bindings are made by the first call that
+ * needs them, not when this module is evaluated: loading the addon and
+ * libc costs a few milliseconds of every run, and `criu-ts --help`, `-V`
+ * and a usage error never make a syscall (docs/performance.md, "Start-up,
+ * session 13"). Each binding is a module variable that its first use
+ * replaces with the real thing, so later calls cost what they did.
+ */
+let koffiLoaded: Koffi | undefined;
+let libcLoaded: ReturnType<Koffi['load']> | undefined;
+function K(): Koffi {
+  return (koffiLoaded ??= loadKoffi());
+}
+function libc(): ReturnType<Koffi['load']> {
+  return (libcLoaded ??= K().load('libc.so.6'));
+}
+
+let boundSyscall: RawSyscall | undefined;
+function bindSyscall(): RawSyscall {
+  boundSyscall = libc().func('long syscall(long n, intptr_t a1, intptr_t a2, intptr_t a3, intptr_t a4, intptr_t a5, intptr_t a6)') as RawSyscall;
+  rawSyscall = boundSyscall;
+  return boundSyscall;
+}
+let rawSyscall: RawSyscall = (n, a1, a2, a3, a4, a5, a6) => bindSyscall()(n, a1, a2, a3, a4, a5, a6);
 
 /**
  * A libc function other than syscall(2), bound on its first use (a run
@@ -51,7 +72,7 @@ const bound = new Map<string, LibcFunction>();
 export function libcFunction(decl: string): LibcFunction {
   let f = bound.get(decl);
   if (f === undefined) {
-    f = libc.func(decl) as LibcFunction;
+    f = libc().func(decl) as LibcFunction;
     bound.set(decl, f);
   }
   return f;
@@ -65,19 +86,19 @@ export function libcFunction(decl: string): LibcFunction {
 export function mmapView(fd: number, len: number, prot: number, flags: number): { addr: bigint; bytes: Buffer } {
   // syscall(2) returning a pointer: koffi views memory only through a pointer it made.
   const p = rawSyscallPtr(NR.mmap, 0, len, prot, flags, fd, 0);
-  const at = BigInt(koffi.address(p) as bigint);
+  const at = BigInt(K().address(p) as bigint);
   if (at === 0n || at > 0xfffffffffffff000n) throw new SyscallError('mmap', errno());
-  return { addr: at, bytes: Buffer.from(koffi.view(p, len) as ArrayBuffer) };
+  return { addr: at, bytes: Buffer.from(K().view(p, len) as ArrayBuffer) };
 }
 
 /** Address of a Buffer's bytes, to pass as a pointer argument. */
 export function addr(buf: Buffer | Uint8Array | BigUint64Array | Int32Array | Uint32Array): bigint {
-  return koffi.address(buf) as bigint;
+  return K().address(buf) as bigint;
 }
 
 /** A view of native memory at `ptr` (used for nothing but tests of the boundary). */
 export function errno(): number {
-  return koffi.errno() as number;
+  return K().errno() as number;
 }
 
 /**
@@ -119,7 +140,7 @@ export function sysTry(nr: number, ...args: Arg[]): number {
  */
 export function sysAsync(nr: number, ...args: Arg[]): Promise<number> {
   return new Promise((resolve, reject) => {
-    (rawSyscall as unknown as { async: (...a: unknown[]) => void }).async(
+    ((boundSyscall ?? bindSyscall()) as unknown as { async: (...a: unknown[]) => void }).async(
       nr, args[0] ?? 0, args[1] ?? 0, args[2] ?? 0, args[3] ?? 0, args[4] ?? 0, args[5] ?? 0,
       (err: unknown, r: number | bigint) => {
         if (err) reject(err instanceof Error ? err : new Error(String(err)));
@@ -131,13 +152,14 @@ export function sysAsync(nr: number, ...args: Arg[]): Promise<number> {
 
 /** Clear errno before a call whose -1 may be a valid result (PTRACE_PEEK*). */
 export function clearErrno(): void {
-  koffi.errno(0);
+  K().errno(0);
 }
 
-const rawSyscallPtr = libc.func(
-  'void *syscall(long n, intptr_t a1, intptr_t a2, intptr_t a3, intptr_t a4, intptr_t a5, intptr_t a6)',
-) as (n: number, a1: Arg, a2: Arg, a3: Arg, a4: Arg, a5: Arg, a6: Arg) => unknown;
-const Native3 = koffi.proto('long criu_ts_native3(intptr_t a1, intptr_t a2, intptr_t a3)');
+let rawSyscallPtr: RawSyscallPtr = (n, a1, a2, a3, a4, a5, a6) => {
+  rawSyscallPtr = libc().func('void *syscall(long n, intptr_t a1, intptr_t a2, intptr_t a3, intptr_t a4, intptr_t a5, intptr_t a6)') as RawSyscallPtr;
+  return rawSyscallPtr(n, a1, a2, a3, a4, a5, a6);
+};
+let native3: ReturnType<Koffi['proto']> | undefined;
 const MAP_FAILED = -1n;
 
 /**
@@ -152,9 +174,10 @@ export function nativeFunction3(code: Uint8Array): (a1: Arg, a2: Arg, a3: Arg) =
   const len = 4096;
   if (code.length > len) throw new RangeError(`native code of ${code.length} bytes: one page at most`);
   const page = rawSyscallPtr(NR.mmap, 0, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  const at = koffi.address(page) as bigint;
+  const at = K().address(page) as bigint;
   if (at === MAP_FAILED || at === 0n) throw new SyscallError('mmap', errno(), undefined);
-  new Uint8Array(koffi.view(page, len)).set(code);
+  new Uint8Array(K().view(page, len)).set(code);
   sys('mprotect', NR.mprotect, undefined, at, len, PROT_READ | PROT_EXEC);
-  return (a1, a2, a3) => BigInt(koffi.call(page, Native3, a1, a2, a3) as number | bigint);
+  const proto = (native3 ??= K().proto('long criu_ts_native3(intptr_t a1, intptr_t a2, intptr_t a3)'));
+  return (a1, a2, a3) => BigInt(K().call(page, proto, a1, a2, a3) as number | bigint);
 }
