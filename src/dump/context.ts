@@ -10,7 +10,7 @@
  * module-global.
  */
 import type { PageServerClient } from '../kinds/memory/page-server-client.js';
-import { randomUUID } from 'node:crypto';
+import { randomUuid } from '../sys/index.js';
 import { join } from 'node:path';
 import { storeImage, writeFileNoFollow, type EntriesOf, type ImageId, type ProtoImageKey } from '../images/index.js';
 import type { FileEntry, InventoryEntry } from '../images/messages.js';
@@ -31,7 +31,7 @@ export class DumpSession implements DumpContext {
   private readonly exitSteps: ((tasksLive: boolean) => void)[] = [];
   private exited = false;
 
-  readonly runId = randomUUID();
+  readonly runId = randomUuid();
 
   constructor(readonly dir: string, readonly opts: DumpKindOptions) {}
 

@@ -15,7 +15,7 @@
  * the tasks is looked at, so a pre-dump never refuses a file or a socket;
  * the final dump does.
  */
-import { randomUUID } from 'node:crypto';
+import { randomUuid } from '../sys/index.js';
 import { beginChecksums, checksumEntries, endChecksums, storeImage } from '../images/index.js';
 import type { InventoryEntry, StatsEntry } from '../images/messages.js';
 import { CriuTsError, isCriuTsError } from '../errors.js';
@@ -141,7 +141,7 @@ async function preDumpHashed(opts: DumpTreeOptions): Promise<DumpResult> {
     }
     stats.memdumpTimeUs = usToNow(tm);
     stats.memwriteTimeUs = stats.memdumpTimeUs;
-    const inv: InventoryEntry = { img_version: 2, fdinfo_per_id: true, ns_per_id: true, lsmtype: 'NO_LSM', dump_criu_run_id: randomUUID() };
+    const inv: InventoryEntry = { img_version: 2, fdinfo_per_id: true, ns_per_id: true, lsmtype: 'NO_LSM', dump_criu_run_id: randomUuid() };
     storeImage(dir, 'INVENTORY', undefined, [inv]);
     const st: StatsEntry = {
       dump: {

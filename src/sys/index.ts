@@ -34,3 +34,4 @@ export * from './nftables.js';
 export * from './spawn.js';
 export * from './clone-parent.js';
 export * from './procmap.js';
+export * from './random.js';

@@ -14,13 +14,13 @@
  * the directory is a user's (next to a ghost file's old path),
  * openDirRootLinksOnly follows no link of theirs on the way.
  */
-import { randomBytes } from 'node:crypto';
 import { fstatSync, writeSync } from 'node:fs';
 import { basename, dirname } from 'node:path';
 import { sys, sysTry, addr } from './libc.js';
 import { NR } from './nr.js';
 import { AT_EMPTY_PATH, AT_FDCWD, AT_REMOVEDIR } from './fcntl.js';
 import { SyscallError } from './error.js';
+import { randomBytesSync } from './random.js';
 
 const NR_OPENAT2 = 437;
 const NR_RENAMEAT = 264;
@@ -174,13 +174,13 @@ export function openExistingAt(dirfd: number, name: string, flags: number = O.RD
 }
 
 /** Random bytes for temporary names, drawn from the CSPRNG 4 KiB at a time (a dump names 7 files per process). */
-let randomPool = Buffer.alloc(0);
+let randomPool: Buffer = Buffer.alloc(0);
 let randomAt = 0;
 
 /** A private name next to `name`: unpredictable, so nobody can plant anything there first. */
 export function tempNameFor(name: string): string {
   if (randomAt + 6 > randomPool.length) {
-    randomPool = randomBytes(4096);
+    randomPool = randomBytesSync(4096);
     randomAt = 0;
   }
   const r = randomPool.toString('hex', randomAt, randomAt + 6);

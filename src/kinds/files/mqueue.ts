@@ -23,10 +23,9 @@
  * (ipc-mqueue.ts); --inherit-fd cannot name a queue.
  */
 import { closeSync } from 'node:fs';
-import { randomBytes } from 'node:crypto';
 import { CriuTsError } from '../../errors.js';
 import type { CriuTsMqFile, FileEntry } from '../../images/messages.js';
-import { NR, O_ACCMODE, O_CLOEXEC, O_NONBLOCK, O_RDWR, inNamespacesOf, mqReopen, mqUnlink } from '../../sys/index.js';
+import { NR, O_ACCMODE, randomBytesSync, O_CLOEXEC, O_NONBLOCK, O_RDWR, inNamespacesOf, mqReopen, mqUnlink } from '../../sys/index.js';
 import { inOwnNs } from '../../proc/index.js';
 import { stateKey, type DumpContext, type FdProbe, type FileKind, type RestoreContext, type RestoreTaskHandle } from '../types.js';
 import { makeQueue, namespaceQueuesDev, readQueue } from '../ns/ipc-mqueue.js';
@@ -117,7 +116,7 @@ function restoreUnlinked(t: RestoreTaskHandle, mq: CriuTsMqFile, ctx: RestoreCon
     if (uid === undefined || gid === undefined) {
       throw new CriuTsError('EIMAGE', `${what}: POSIX message queue /${q.name}: its owner ${q.uid}:${q.gid} has no mapping in the tree's user namespace`, { name: q.name });
     }
-    const temp = `criu-ts-${process.pid}-${randomBytes(6).toString('hex')}`;
+    const temp = `criu-ts-${process.pid}-${randomBytesSync(6).toString('hex')}`;
     full = inNamespacesOf(t.pid, ['ipc'], () => {
       const fd = makeQueue(q, temp, uid, gid, what);
       mqUnlink(temp);
