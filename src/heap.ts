@@ -25,7 +25,7 @@
  * since the last time: small dumps and restores, whose peak is Node's
  * start anyway, never pay for it.
  */
-import { getHeapStatistics, setFlagsFromString } from 'node:v8';
+import { nodeV8 } from './builtins.js';
 import { runInNewContext } from 'node:vm';
 
 /**
@@ -55,13 +55,13 @@ export function allowHeapTrims(dropCode: () => void): void {
 function gcFunction(): (() => void) | null {
   if (collect !== undefined) return collect;
   try {
-    setFlagsFromString('--expose-gc');
+    nodeV8().setFlagsFromString('--expose-gc');
     const f: unknown = runInNewContext('gc');
     collect = typeof f === 'function' ? (f as () => void) : null;
   } catch {
     collect = null;
   } finally {
-    setFlagsFromString('--no-expose-gc');
+    nodeV8().setFlagsFromString('--no-expose-gc');
   }
   return collect;
 }
@@ -74,11 +74,11 @@ function gcFunction(): (() => void) | null {
  */
 export function trimIfGrown(code = false, minUsed = MIN_USED): { before: number; after: number } | undefined {
   if (dropCodePages === undefined) return undefined;
-  const used = getHeapStatistics().used_heap_size;
+  const used = process.memoryUsage().heapUsed;
   if (used < minUsed || used - usedAfterLast < MIN_GROWTH) return undefined;
   const gc = gcFunction();
   if (gc !== null) gc();
   if (code) dropCodePages();
-  usedAfterLast = getHeapStatistics().used_heap_size;
+  usedAfterLast = process.memoryUsage().heapUsed;
   return { before: used / 1048576, after: usedAfterLast / 1048576 };
 }

@@ -4,7 +4,7 @@
  * the command serves while this call returns as soon as it listens (CRIU's
  * -d), after writing its pid to `pidfile`.
  */
-import { spawn } from 'node:child_process';
+import { childProcess } from '../builtins.js';
 import { constants as osConstants } from 'node:os';
 import { resolve } from 'node:path';
 import { CriuTsError } from '../errors.js';
@@ -102,7 +102,7 @@ export interface StartedPageServer {
 }
 
 async function spawnServer(args: string[], detached: boolean): Promise<StartedPageServer> {
-  const child = spawn(process.execPath, args, {
+  const child = childProcess().spawn(process.execPath, args, {
     detached,
     // Nothing of ours stays open in it: whoever waits for our output is not kept waiting by the daemon (its log: -o).
     stdio: ['ignore', 'ignore', 'ignore', 'pipe'],

@@ -7,7 +7,7 @@
  * the core reports. The scripts' output goes to the log file when there is one, like
  * CRIU's. A script that exits non-zero fails the operation at that point.
  */
-import { spawn } from 'node:child_process';
+import { childProcess } from '../builtins.js';
 import { constants } from 'node:os';
 import { CriuTsError } from '../errors.js';
 import type { ActionEvent, ActionNotify } from '../api/options.js';
@@ -45,7 +45,7 @@ function runScript(script: string, env: NodeJS.ProcessEnv, cwd: string, logFile:
   // The script writes through the log's own fd: reopening the log by name could follow a link swapped in meanwhile.
   const out: number | 'inherit' = logFile !== undefined ? logFileFd() ?? 'inherit' : 'inherit';
   return new Promise((resolve) => {
-    const child = spawn('sh', ['-c', script], { cwd, env, stdio: ['ignore', out, out] });
+    const child = childProcess().spawn('sh', ['-c', script], { cwd, env, stdio: ['ignore', out, out] });
     const done = (status: number): void => {
       resolve(status);
     };

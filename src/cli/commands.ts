@@ -3,7 +3,7 @@
  * public API (src/api). Output follows CRIU: messages on stdout, errors on
  * stderr as one line. A command returns the process exit status.
  */
-import { spawn } from 'node:child_process';
+import { childProcess } from '../builtins.js';
 import { existsSync, statSync } from 'node:fs';
 import { createFileExclusive } from '../sys/index.js';
 import { constants } from 'node:os';
@@ -241,7 +241,7 @@ function scriptsFor(o: CliOptions): ActionNotify {
 export function runExecCmd(argv: readonly string[], cwd: string): Promise<number> {
   const [file, ...args] = argv;
   return new Promise((resolve) => {
-    const child = spawn(file ?? '', args, { cwd, stdio: 'inherit' });
+    const child = childProcess().spawn(file ?? '', args, { cwd, stdio: 'inherit' });
     child.on('error', (e) => {
       log.error(`Failed to exec command ${file ?? ''}: ${e.message}`);
       resolve(1);

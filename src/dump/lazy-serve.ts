@@ -13,7 +13,8 @@
  *
  * Limits: one daemon connection per run (as CRIU); no TLS.
  */
-import { createServer, type Socket } from 'node:net';
+import { nodeNet } from '../builtins.js';
+import type { Socket } from 'node:net';
 import { CriuTsError } from '../errors.js';
 import { logger } from '../log.js';
 import { PAGE_SIZE, ProcMem, processVmReadv } from '../sys/index.js';
@@ -126,7 +127,7 @@ export function serveFrozenTree(o: FrozenServeOptions): Promise<ServedGets> {
     return { n, data };
   };
   return new Promise((resolve, reject) => {
-    const server = createServer();
+    const server = nodeNet().createServer();
     const finish = (): void => {
       for (const m of mems.values()) m.close();
       mems.clear();

@@ -19,7 +19,8 @@
  * once the dump is complete.
  * Limits: one connection per run (as CRIU), no TLS.
  */
-import { createServer, type Socket } from 'node:net';
+import { nodeNet } from '../builtins.js';
+import type { Socket } from 'node:net';
 import { existsSync, writeSync, closeSync, openSync, readSync } from 'node:fs';
 import { join } from 'node:path';
 import { CriuTsError } from '../errors.js';
@@ -102,7 +103,7 @@ class Incoming {
 export function servePages(o: PageServerOptions): Promise<PageServerResult> {
   if (!existsSync(o.dir)) throw new CriuTsError('EUSAGE', `images directory ${o.dir} does not exist`, { dir: o.dir });
   return new Promise((resolve, reject) => {
-    const server = createServer({ pauseOnConnect: false });
+    const server = nodeNet().createServer({ pauseOnConnect: false });
     server.once('error', (e) => reject(new CriuTsError('EUSAGE', `page server: cannot listen on ${o.address}:${o.port}: ${e.message}`, { address: o.address, port: o.port }, e)));
     server.listen(o.port, o.address, () => {
       const a = server.address();

@@ -8,7 +8,8 @@
  * where this Node runs it, else SHA-256; an entry names it (`algorithm`,
  * absent for SHA-256, as older dumps wrote).
  */
-import { createHash, hash, type Hash } from 'node:crypto';
+import type { Hash } from 'node:crypto';
+import { nodeCrypto } from '../builtins.js';
 import { VMH_BLOCK, VmhStream, vmhAvailable, vmhBlockDigests, vmhOf } from './vmh.js';
 
 export const SHA256 = 'sha256';
@@ -40,7 +41,7 @@ export function digestWith(algorithm: string | undefined, data: Uint8Array): Buf
 
 /** A running digest by `algorithm` (undefined: SHA-256). */
 export function streamWith(algorithm: string | undefined): { update(data: Uint8Array): void; digest(): Buffer } {
-  return algorithm === VMH256 ? new VmhStream() : createHash('sha256');
+  return algorithm === VMH256 ? new VmhStream() : nodeCrypto().createHash('sha256');
 }
 
 /** 64 KiB: a fault's run (16 pages) spans one or two blocks; 32 bytes of digest per block (0.05%). */
@@ -57,7 +58,8 @@ export interface BlockHash {
  * no Hash object, whose native context lives until a full GC.
  */
 export function sha256Of(data: Uint8Array): Buffer {
-  return typeof hash === 'function' ? hash('sha256', data, 'buffer') : createHash('sha256').update(data).digest();
+  const c = nodeCrypto();
+  return typeof c.hash === 'function' ? c.hash('sha256', data, 'buffer') : c.createHash('sha256').update(data).digest();
 }
 
 /**
@@ -112,7 +114,7 @@ export function blockHash(blockBytes = BLOCK_BYTES, expectBytes = 0, algorithm =
           continue;
         }
         if (cur === null) {
-          cur = vmh ? new VmhStream() : createHash('sha256');
+          cur = vmh ? new VmhStream() : nodeCrypto().createHash('sha256');
           fill = 0;
         }
         const n = Math.min(blockBytes - fill, data.length - off);

@@ -11,8 +11,8 @@
  * Digests are recorded only for directories a dump has opened with
  * `beginChecksums`; other writers (crit-ts, tests) are unaffected.
  */
-import { createHash } from 'node:crypto';
 import type { Hash } from 'node:crypto';
+import { nodeCrypto } from '../builtins.js';
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { CriuTsError } from '../errors.js';
@@ -67,7 +67,7 @@ export class FileHasher {
   constructor(private readonly path: string, blocks = false, expectBytes = 0) {
     this.collector = collectors.get(resolve(dirname(path)));
     if (this.collector === undefined) this.hash = undefined;
-    else this.hash = blocks ? blockHash(BLOCK_BYTES, expectBytes) : createHash('sha256');
+    else this.hash = blocks ? blockHash(BLOCK_BYTES, expectBytes) : nodeCrypto().createHash('sha256');
   }
 
   update(data: Uint8Array): void {

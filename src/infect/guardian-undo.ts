@@ -20,7 +20,7 @@
  * more, and a later run taking it for a dead dump's would remove a lock the
  * restore needs.
  */
-import { spawnSync } from 'node:child_process';
+import { childProcess } from '../builtins.js';
 import { closeSync, fstatSync } from 'node:fs';
 import { basename, dirname } from 'node:path';
 import {
@@ -96,7 +96,7 @@ export function undoRun(p: UndoPlan, treeLives: boolean): string[] {
     let ran = 0;
     for (const argv of p.commands) {
       // Already undone (the run got that far) fails harmlessly: an absent table, a rule not there.
-      const r = spawnSync(argv[0] as string, argv.slice(1), { stdio: 'ignore', timeout: 30_000 });
+      const r = childProcess().spawnSync(argv[0] as string, argv.slice(1), { stdio: 'ignore', timeout: 30_000 });
       if (r.status === 0) ran++;
     }
     if (ran > 0) said.push('the network lock taken away');

@@ -5,7 +5,7 @@
  * these where a probe would need more than it can do cheaply.
  */
 import { existsSync, readFileSync } from 'node:fs';
-import { gunzipSync } from 'node:zlib';
+import { nodeZlib } from '../builtins.js';
 import { lines, readProcText } from './read.js';
 
 /** CONFIG_X -> its value ('y', 'm', a number, a string), from /proc/config.gz; empty where the kernel exposes no config. */
@@ -13,7 +13,7 @@ export function readKernelConfig(): Map<string, string> {
   const out = new Map<string, string>();
   const file = '/proc/config.gz';
   if (!existsSync(file)) return out;
-  for (const line of gunzipSync(readFileSync(file)).toString('latin1').split('\n')) {
+  for (const line of nodeZlib().gunzipSync(readFileSync(file)).toString('latin1').split('\n')) {
     const m = /^(CONFIG_\w+)=(.*)$/.exec(line);
     if (m !== null) out.set(m[1] as string, m[2] as string);
   }

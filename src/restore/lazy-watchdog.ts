@@ -22,7 +22,7 @@
  * killed at once, the tasks are left as the kernel leaves them (zeros):
  * that double failure is the limit (docs/incremental.md).
  */
-import { spawn } from 'node:child_process';
+import { childProcess } from '../builtins.js';
 import { closeSync, writeSync } from 'node:fs';
 import { pipe2, seqpacketPair, sendPacket, closeQuiet, O_CLOEXEC } from '../sys/index.js';
 import { CriuTsError } from '../errors.js';
@@ -60,7 +60,7 @@ export class LazyWatchdog {
     const [r, w] = pipe2(O_CLOEXEC);
     const [a, b] = seqpacketPair();
     try {
-      const child = spawn('/bin/sh', ['-c', SCRIPT], { stdio: [r, 'ignore', 'inherit', b], detached: true });
+      const child = childProcess().spawn('/bin/sh', ['-c', SCRIPT], { stdio: [r, 'ignore', 'inherit', b], detached: true });
       child.on('error', () => undefined);
       child.unref();
     } catch (e) {

@@ -11,7 +11,7 @@
  * its own logging state, subreaper bit and restored children, and a failing
  * request cannot take the service down.
  */
-import { spawn } from 'node:child_process';
+import { childProcess } from '../builtins.js';
 import { chmodSync, lchownSync, readFileSync, unlinkSync } from 'node:fs';
 import { CriuTsError, describeError } from '../errors.js';
 import { logLevel, logger, setLogLevel } from '../log.js';
@@ -152,7 +152,7 @@ function selfArgs(rest: readonly string[]): string[] {
 }
 
 function spawnWorker(connFd: number): void {
-  const child = spawn(process.execPath, selfArgs(['swrk', '3']), {
+  const child = childProcess().spawn(process.execPath, selfArgs(['swrk', '3']), {
     stdio: ['ignore', 'inherit', 'inherit', connFd],
     // The worker logs (between requests) at the service's level; each request then sets its own.
     env: ownNodeEnv({ ...process.env, [WORKER_ENV]: 'service', [LOG_LEVEL_ENV]: String(logLevel()) }),
@@ -176,7 +176,7 @@ export async function runService(o: ServiceOptions): Promise<number> {
     listenFd = listenOn(address, o.socketMode ?? DEFAULT_SOCKET_MODE, o.socketGroup);
     if (o.daemon) {
       // daemon(3) by proxy: a detached copy of us inherits the listening socket; we leave once it exists.
-      const child = spawn(process.execPath, selfArgs(process.argv.slice(2)), {
+      const child = childProcess().spawn(process.execPath, selfArgs(process.argv.slice(2)), {
         stdio: ['ignore', 'ignore', 'ignore', listenFd],
         detached: true,
         env: ownNodeEnv({ ...process.env, [LISTEN_FD_ENV]: '3' }),

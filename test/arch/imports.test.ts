@@ -13,7 +13,7 @@ import { ROOT, SRC, tsFiles } from './src-files.js';
 
 /** Lowest first. Modules of one layer may import each other; a layer may import any layer below it. */
 const LAYERS: readonly (readonly string[])[] = [
-  ['errors.ts', 'version.ts', 'action-points.ts', 'caller.ts', 'fault.ts', 'node-start.ts', 'timeline.ts', 'heap.ts'],
+  ['errors.ts', 'version.ts', 'action-points.ts', 'caller.ts', 'fault.ts', 'node-start.ts', 'timeline.ts', 'heap.ts', 'builtins.ts'],
   // log.ts writes its file through sys/safe-fs.ts; nothing in sys/ logs.
   ['sys', 'log.ts', 'progress.ts'],
   ['proc', 'images'],

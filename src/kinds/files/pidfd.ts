@@ -15,7 +15,7 @@
  * is made, i.e. be an ancestor, the task itself or created before it.
  * pidfds of one dead process share one open file description at restore.
  */
-import { spawn } from 'node:child_process';
+import { childProcess } from '../../builtins.js';
 import { NR, closeQuiet, pidfdOpen, waitPid, O_NONBLOCK } from '../../sys/index.js';
 import type { FileEntry, PidfdEntry } from '../../images/messages.js';
 import { stateKey, type FileKind, type FdProbe, type RestoreContext, type RestoreTaskHandle } from '../types.js';
@@ -45,7 +45,7 @@ function deadPidfd(t: RestoreTaskHandle, pf: PidfdEntry, ctx: RestoreContext): n
   const dead = heldFds(ctx, DEAD);
   let ours = dead.get(pf.ino);
   if (ours === undefined) {
-    const child = spawn('/bin/sleep', ['1000'], { stdio: 'ignore' });
+    const child = childProcess().spawn('/bin/sleep', ['1000'], { stdio: 'ignore' });
     child.unref(); // reaped by us below: nothing for the event loop to wait for
     const pid = child.pid;
     if (pid === undefined) throw new CriuTsError('ERESTORE', `task ${t.pid}: cannot start a process to make a pidfd of a dead one`, { pid: t.pid });

@@ -10,7 +10,7 @@
  * Limits: no TLS (CRIU's --tls), no incremental dumps through it yet.
  */
 import { closeSync, readSync, writeSync } from 'node:fs';
-import { isIP } from 'node:net';
+import { nodeNet } from '../../builtins.js';
 import { CriuTsError } from '../../errors.js';
 import { socket, connect } from '../../sys/index.js';
 import {
@@ -21,7 +21,7 @@ import { AF_INET, AF_INET6 } from '../../sys/socket.js';
 const SOCK_STREAM_CLOEXEC = 1 | 0o2000000;
 
 function sockaddrOf(address: string, port: number): { family: number; sa: Buffer } {
-  const v = isIP(address);
+  const v = nodeNet().isIP(address);
   if (v === 4) {
     const sa = Buffer.alloc(16);
     sa.writeUInt16LE(AF_INET, 0);

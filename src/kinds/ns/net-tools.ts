@@ -10,7 +10,7 @@
  *
  * The devices are net-devices.ts's.
  */
-import { spawnSync } from 'node:child_process';
+import { childProcess } from '../../builtins.js';
 import { closeSync, mkdtempSync, openSync, rmSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -43,7 +43,7 @@ export function runTool(code: 'EDUMP' | 'ERESTORE', bin: string, args: readonly 
   let r;
   try {
     const stdio = fd3 === undefined ? [stdin, 'pipe', 'pipe'] as const : [stdin, 'pipe', 'pipe', fd3] as const;
-    r = spawnSync(bin, args, { stdio: [...stdio], maxBuffer: 256 << 20 });
+    r = childProcess().spawnSync(bin, args, { stdio: [...stdio], maxBuffer: 256 << 20 });
   } finally {
     if (typeof stdin === 'number') closeSync(stdin);
   }

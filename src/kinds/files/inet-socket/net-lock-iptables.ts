@@ -22,7 +22,7 @@
  * as CRIU asks it: `iptables-save -V` (then `iptables-legacy-save -V`)
  * must run and not say nf_tables.
  */
-import { spawnSync } from 'node:child_process';
+import { childProcess } from '../../../builtins.js';
 import { CriuTsError } from '../../../errors.js';
 import { logger } from '../../../log.js';
 import { AF_INET6 } from '../../../sys/index.js';
@@ -65,7 +65,7 @@ function rules(c: IptConnection): string[][] {
 
 function iptables(v: 4 | 6, args: readonly string[]): { ok: boolean; why: string } {
   const bin = v === 6 ? 'ip6tables' : 'iptables';
-  const r = spawnSync(bin, ['-w', '-t', 'filter', ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const r = childProcess().spawnSync(bin, ['-w', '-t', 'filter', ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
   if (r.error === undefined && r.status === 0) return { ok: true, why: '' };
   const why = r.error !== undefined ? r.error.message : r.stderr.toString().trim().split('\n')[0] ?? `exit status ${String(r.status)}`;
   return { ok: false, why: `${bin}: ${why}` };
@@ -119,7 +119,7 @@ export function parseIptMarkerLine(line: string): IptConnection | undefined {
 
 /** `bin -V` runs and its backend is not nf_tables. */
 function legacy(bin: string): boolean {
-  const r = spawnSync(bin, ['-V'], { stdio: ['ignore', 'pipe', 'ignore'] });
+  const r = childProcess().spawnSync(bin, ['-V'], { stdio: ['ignore', 'pipe', 'ignore'] });
   return r.error === undefined && r.status === 0 && !r.stdout.toString().includes('nf_tables');
 }
 

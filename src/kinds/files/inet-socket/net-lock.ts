@@ -25,7 +25,7 @@
  * locks connection by connection in CRIU's iptables rules instead
  * (net-lock-iptables.ts); its marker lists the connections locked.
  */
-import { execFileSync } from 'node:child_process';
+import { childProcess } from '../../../builtins.js';
 import { existsSync } from 'node:fs';
 import { nsLinkOf } from '../../../proc/index.js';
 import { CriuTsError } from '../../../errors.js';
@@ -60,7 +60,7 @@ function nft(script: string): void {
   const bin = nftPath();
   if (!bin) throw new CriuTsError('EUNSUPPORTED', 'the network lock needs the nft program (Debian: nftables)', {});
   try {
-    execFileSync(bin, ['-f', '-'], { input: script, stdio: ['pipe', 'ignore', 'pipe'] });
+    childProcess().execFileSync(bin, ['-f', '-'], { input: script, stdio: ['pipe', 'ignore', 'pipe'] });
   } catch (e) {
     const why = (e as { stderr?: Buffer }).stderr?.toString().trim().split('\n')[0] ?? (e as Error).message;
     throw new CriuTsError('EDUMP', `nft: ${why}`, {}, e);

@@ -33,7 +33,7 @@
  * parent's mounts can be bound from. pivot_root(".", ".") then drops the
  * copy, as for the tree's root.
  */
-import { spawnSync } from 'node:child_process';
+import { childProcess } from '../../../builtins.js';
 import { CriuTsError } from '../../../errors.js';
 import { logger } from '../../../log.js';
 import {
@@ -299,7 +299,7 @@ function freshDetached(t: RestoreTaskHandle, fstype: string, e: MntEntry, sb: nu
 function untar(dir: string, data: Buffer, e: MntEntry, asRoot: readonly string[]): void {
   // A tmpfs made in a user namespace takes files only from ids it maps; the tar holds them as the tree saw them.
   const [cmd = 'tar', ...pre] = [...asRoot, 'tar'];
-  const r = spawnSync(cmd, [...pre, ...TAR_EXTRACT, '--directory', dir], { input: data, stdio: ['pipe', 'ignore', 'pipe'], maxBuffer: 1 << 20 });
+  const r = childProcess().spawnSync(cmd, [...pre, ...TAR_EXTRACT, '--directory', dir], { input: data, stdio: ['pipe', 'ignore', 'pipe'], maxBuffer: 1 << 20 });
   if (r.error !== undefined || r.status !== 0) {
     // tar's first complaint, not its closing "Exiting with failure status".
     const why = r.error?.message ?? r.stderr.toString().trim().split('\n')[0] ?? `exit ${String(r.status)}`;

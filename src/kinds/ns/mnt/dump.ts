@@ -25,7 +25,7 @@
  * peer groups may span the two namespaces (copies of shared mounts), not
  * a third one.
  */
-import { spawnSync } from 'node:child_process';
+import { childProcess } from '../../../builtins.js';
 import { closeSync, statSync } from 'node:fs';
 import { CriuTsError } from '../../../errors.js';
 import { imageFile } from '../../../images/index.js';
@@ -307,8 +307,8 @@ function dumpTmpfs(pid: number, who: string, m: MountInfo, mounts: readonly Moun
   try {
     // tar's fd 3 is the clone's root.
     r = fd === undefined
-      ? spawnSync(cmd, [...pre, ...TAR_CREATE, '--directory', dir, '.'], { maxBuffer: 1 << 30, stdio: ['ignore', 'pipe', 'pipe'] })
-      : spawnSync(cmd, [...pre, ...TAR_CREATE, '--directory', '/proc/self/fd/3', '.'], { maxBuffer: 1 << 30, stdio: ['ignore', 'pipe', 'pipe', fd] });
+      ? childProcess().spawnSync(cmd, [...pre, ...TAR_CREATE, '--directory', dir, '.'], { maxBuffer: 1 << 30, stdio: ['ignore', 'pipe', 'pipe'] })
+      : childProcess().spawnSync(cmd, [...pre, ...TAR_CREATE, '--directory', '/proc/self/fd/3', '.'], { maxBuffer: 1 << 30, stdio: ['ignore', 'pipe', 'pipe', fd] });
   } finally {
     if (fd !== undefined) closeSync(fd);
   }
