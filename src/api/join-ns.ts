@@ -6,30 +6,16 @@
 import { statSync } from 'node:fs';
 import { CriuTsError } from '../errors.js';
 import { joinableNamespaces, type JoinNs, type JoinNsRequest } from '../kinds/index.js';
+import { KNOWN } from './join-ns-arg.js';
 
 /** "a net", "an ipc" */
 const a = (type: string): string => `${type === 'ipc' ? 'an' : 'a'} ${type}`;
 
-/** Every namespace type --join-ns may name, in CRIU's order. */
-const KNOWN: readonly string[] = ['net', 'uts', 'ipc', 'pid', 'mnt', 'user', 'time', 'cgroup'];
 
 /** The types some kind joins, as a message lists them ("net, uts, ipc"). */
 function joinableList(): string {
   const joinable: ReadonlySet<string> = joinableNamespaces();
   return KNOWN.filter((t) => joinable.has(t)).join(', ');
-}
-
-/** CRIU's command-line form NS:FILE[,EXTRA]. */
-export function parseJoinNsArg(arg: string): JoinNsRequest {
-  const colon = arg.indexOf(':');
-  if (colon <= 0 || colon === arg.length - 1) {
-    throw new CriuTsError('EUSAGE', `--join-ns ${arg}: expected NS:FILE or NS:PID (${joinableList()})`, { value: arg });
-  }
-  const rest = arg.slice(colon + 1);
-  const comma = rest.indexOf(',');
-  const req: JoinNsRequest = { ns: arg.slice(0, colon), file: comma < 0 ? rest : rest.slice(0, comma) };
-  if (comma >= 0) req.extra = rest.slice(comma + 1);
-  return req;
 }
 
 /**

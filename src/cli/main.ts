@@ -7,21 +7,36 @@
 import { closeSync } from 'node:fs';
 import { CriuTsError, describeError, exitCodeOf, isUserError } from '../errors.js';
 import { logLevel, logger, setLogFile, setLogLevel } from '../log.js';
-import { ApiFailure, requireImagesDir, runCommand } from './commands.js';
 import { parseArgs } from './parse.js';
 import type { CliOptions } from './cli-options.js';
 import { HELP } from './usage.js';
 import { CRIU_COMPAT_VERSION_TEXT, version } from '../version.js';
 import { timelineFromEnv } from '../timeline.js';
-import { dropStartupPages } from './trim-pages.js';
 import { allowHeapTrims } from '../heap.js';
 
 const log = logger('criu-ts');
 
+/*
+ * What a run needs beyond parsing its arguments is imported when it is
+ * needed: in the bundle, a module reached only through import() is
+ * evaluated on its first import, so `--help`, `-V` and a usage error
+ * evaluate none of the dump, restore, kinds and images modules, and each
+ * command only what it reaches (docs/performance.md, "Start-up, session 13").
+ */
+type Commands = typeof import('./commands.js');
+let commands: Commands | undefined;
+async function loadCommands(): Promise<Commands> {
+  return (commands ??= await import('./commands.js'));
+}
+
 /** The guardian's entry (infect/guardian.ts) starts node on this module, bundled or not. */
-export { guardianMain } from '../infect/guardian.js';
+export async function guardianMain(): Promise<void> {
+  await (await import('../infect/guardian.js')).guardianMain();
+}
 /** The message-queue keeper's entry (kinds/ns/mqueue-keeper.ts), the same way. */
-export { mqueueKeeperMain } from '../kinds/ns/mqueue-keeper.js';
+export async function mqueueKeeperMain(): Promise<void> {
+  (await import('../kinds/ns/mqueue-keeper.js')).mqueueKeeperMain();
+}
 
 export async function main(argv: string[]): Promise<number> {
   timelineFromEnv();
@@ -62,12 +77,16 @@ async function run(argv: readonly string[], state: RunState): Promise<number> {
         // say who we are on the GitID line.
         process.stdout.write(`Version: ${CRIU_COMPAT_VERSION_TEXT}\nGitID: criu-ts-${version()}\n`);
         return 0;
-      case 'swrk':
+      case 'swrk': {
+        const { dropStartupPages } = await import('./trim-pages.js');
         dropStartupPages();
         allowHeapTrims(dropStartupPages);
         // The worker leaves once its client is done, whatever handles a restore left open in this process.
         process.exit(await (await import('../rpc/index.js')).runSwrk(parsed.fd));
-      case 'command':
+      }
+      case 'command': {
+        const { requireImagesDir, runCommand } = await loadCommands();
+        const { dropStartupPages } = await import('./trim-pages.js');
         // Before the log file, which defaults into it: a missing -D is named as such, as CRIU does.
         if (parsed.command === 'dump' || parsed.command === 'pre-dump' || parsed.command === 'restore') requireImagesDir(parsed.options.imagesDir);
         state.logToFile = setupLogging(parsed.options);
@@ -77,6 +96,7 @@ async function run(argv: readonly string[], state: RunState): Promise<number> {
         log.debug(`start-up pages dropped: ${dropStartupPages()} KiB`);
         allowHeapTrims(dropStartupPages);
         return await runCommand(parsed.command, parsed.action, parsed.options);
+      }
     }
   } catch (e) {
     return report(e, state.logToFile);
@@ -105,7 +125,8 @@ function setupLogging(o: CliOptions): boolean {
 
 /** One line on stderr (and in the log file when there is one); exit status from errors.ts. */
 function report(thrown: unknown, logToFile: boolean): number {
-  const fromApi = thrown instanceof ApiFailure;
+  // An ApiFailure comes only from commands.js: when it was never loaded, this is none.
+  const fromApi = commands !== undefined && thrown instanceof commands.ApiFailure;
   const e = fromApi ? thrown.error : thrown;
   const line = `${fromApi ? 'Error (criu-ts)' : 'criu-ts'}: ${describeError(e).replace(/\s*\n\s*/g, ' ')}`;
   if (logToFile) log.error(describeError(e));

@@ -13,7 +13,7 @@ import { parseAutoExternalMount, parseExternalMount } from '../api/mount-options
 import { parseCpuCap } from '../api/cpu-cap.js';
 import type { CgroupMode } from '../api/options.js';
 import { configWords } from './config-file.js';
-import { parseJoinNsArg } from '../api/join-ns.js';
+import { parseJoinNsArg } from '../api/join-ns-arg.js';
 import type { ConfigSources } from './config-file.js';
 import { LONG_NAMES, SHORT_OPTIONS, isCommandName } from './option-table.js';
 import type { CommandName, LongName, OptionSpec } from './option-table.js';
