@@ -20,12 +20,14 @@
 // writes a fresh one at exit if it runs as the bundle's owner (temp file,
 // then rename), and never fails for it.
 //
-// A cache written at exit also holds the functions that run compiled, so
-// its second line names the commands whose runs made it: the first run of
-// another command (`--help`, then `dump`, then `restore`) writes it again,
-// with what it used from the cache and what it compiled itself. So it
-// settles after one run of each command (a `dump` took 10% less CPU with
-// the dump's functions in the cache than with only the module bodies).
+// A cache written at exit also holds the functions that ran compiled (a
+// `dump` took 10% less CPU with the dump's functions in the cache than
+// with only the module bodies), so there is one cache per command
+// (NAME.cjs.KEY.COMMAND.cache, its second line names the command; a run
+// without one, `--help`, is "-"), written by its first run: a cache of
+// every command's functions was 1.2 MB, which each run read and V8
+// deserialised whole, where `--help` needs 0.3 MB and a dump 0.9
+// (docs/performance.md, "Start-up, session 13").
 //
 // Without a bundle, or with one older than the compiled modules (a plain
 // `tsc` since), the modules are imported as they are.
@@ -115,8 +117,8 @@ function restoreCallerEnv() {
 /**
  * Load bundle `name` (or the modules at `modulesEntry`, relative to the
  * repository) and call its main(argv). `commands`: the words of argv that
- * name a command (a run without one, `--help`, counts as "-"). A run
- * that fails adds nothing (it may have stopped before its command's code).
+ * name a command (a run without one, `--help`, counts as "-"): each has
+ * its own cache.
  */
 function run(name, modulesEntry, argv, commands) {
   restoreCallerEnv();
@@ -131,10 +133,10 @@ function run(name, modulesEntry, argv, commands) {
   const st = fstatSync(fd, { bigint: true });
   const source = readFileSync(fd, 'utf8');
   closeSync(fd);
-  const cachePath = `${bundle}.${shortKey(`${process.version} ${JSON.stringify(process.execArgv)}`)}.cache`;
+  const command = argv.find((a) => commands.includes(a)) ?? '-';
+  const cachePath = `${bundle}.${shortKey(`${process.version} ${JSON.stringify(process.execArgv)}`)}.${command === '-' ? 'help' : command}.cache`;
   const head = stamp(st);
   let cache = readCache(cachePath, st, head);
-  const command = argv.find((a) => commands.includes(a)) ?? '-';
   // The bundle is one function expression (scripts/bundle.mjs): the text
   // read is the source V8 keeps, with no second copy made here.
   const script = new vm.Script(source, {
@@ -142,15 +144,13 @@ function run(name, modulesEntry, argv, commands) {
     ...(cache ? { cachedData: cache.code } : {}),
     importModuleDynamically: vm.constants.USE_MAIN_CONTEXT_DEFAULT_LOADER,
   });
-  const stale = cache === undefined || script.cachedDataRejected === true;
-  const before = cache?.made ?? [];
-  cache = undefined; // its 1 MB of bytes are V8's now: let them go with the next scavenge
-  if ((stale || !before.includes(command)) && process.geteuid() === Number(st.uid)) {
+  const stale = cache === undefined || script.cachedDataRejected === true || !cache.made.includes(command);
+  cache = undefined; // its bytes are V8's now: let them go with the next scavenge
+  if (stale && process.geteuid() === Number(st.uid)) {
     // At exit: the cache then also holds the functions this run compiled.
-    const made = stale ? [command] : [...before, command];
-    process.once('exit', (code) => {
-      if (stale || code === 0) writeCache(cachePath, head, made, script);
-    });
+    // A run that fails may have stopped before its command's code: its cache names no command, is
+    // used as it is and made again by the next run, until one succeeds.
+    process.once('exit', (code) => writeCache(cachePath, head, code === 0 ? [command] : [], script));
   }
   const mod = { exports: {} };
   script.runInThisContext()(mod.exports, createRequire(bundle), mod, bundle, dirname(bundle));

@@ -41,10 +41,16 @@ function version(dir: string): void {
   assert.equal(p.stderr, '');
 }
 
-function cacheOf(dir: string): string {
-  const names = readdirSync(join(dir, 'dist', 'bundle')).filter((f) => f.endsWith('.cache'));
-  assert.equal(names.length, 1, `one cache file: ${names.join(' ')}`);
+/** The cache of `command` ("help": a run without one), the only one there is. */
+function cacheOf(dir: string, command = 'help'): string {
+  const names = readdirSync(join(dir, 'dist', 'bundle')).filter((f) => f.endsWith(`.${command}.cache`));
+  assert.equal(names.length, 1, `one cache file for ${command}: ${names.join(' ')}`);
   return join(dir, 'dist', 'bundle', names[0] as string);
+}
+
+function fails(dir: string, args: string[]): void {
+  const p = spawnSync(process.execPath, [join(dir, 'bin', 'criu-ts'), ...args], { encoding: 'utf8' });
+  assert.notEqual(p.status, 0, p.stderr);
 }
 
 test('the first run writes the cache (owner-only writable), the next takes it as it is', () => {
@@ -59,16 +65,37 @@ test('the first run writes the cache (owner-only writable), the next takes it as
     version(dir);
     assert.equal(statSync(cacheOf(dir)).ino, st.ino, 'a valid cache is used, not rewritten');
     assert.equal(readdirSync(join(dir, 'dist', 'bundle')).filter((f) => f.endsWith('.tmp')).length, 0);
-    // The first run of a command adds its functions (a new file), the next takes that.
+    // Each command has a cache of its own (with its functions), written by its first run, taken by the next.
     const images = join(dir, 'images');
     mkdirSync(images);
     criuTs(dir, ['dedup', '-D', images]);
-    const grown = statSync(cacheOf(dir));
-    assert.notEqual(grown.ino, st.ino, 'rewritten by the first dedup run');
-    assert.match(readFileSync(cacheOf(dir)).toString('latin1').split('\n')[1] ?? '', /^- dedup$/);
+    const dedup = statSync(cacheOf(dir, 'dedup'));
+    assert.equal(statSync(cacheOf(dir)).ino, st.ino, 'the --help cache is left as it was');
+    assert.match(readFileSync(cacheOf(dir)).toString('latin1').split('\n')[1] ?? '', /^-$/);
+    assert.match(readFileSync(cacheOf(dir, 'dedup')).toString('latin1').split('\n')[1] ?? '', /^dedup$/);
     criuTs(dir, ['dedup', '-D', images]);
     version(dir);
-    assert.equal(statSync(cacheOf(dir)).ino, grown.ino, 'then left alone');
+    assert.equal(statSync(cacheOf(dir, 'dedup')).ino, dedup.ino, 'then left alone');
+    assert.equal(statSync(cacheOf(dir)).ino, st.ino);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('a failed run\'s cache names no command: used, and made again until a run succeeds', () => {
+  const dir = setUp();
+  try {
+    fails(dir, ['dedup', '-D', join(dir, 'no-such-dir')]);
+    const failed = statSync(cacheOf(dir, 'dedup'));
+    assert.match(readFileSync(cacheOf(dir, 'dedup')).toString('latin1').split('\n')[1] ?? 'x', /^$/);
+    const images = join(dir, 'images');
+    mkdirSync(images);
+    criuTs(dir, ['dedup', '-D', images]);
+    const ok = statSync(cacheOf(dir, 'dedup'));
+    assert.notEqual(ok.ino, failed.ino, 'made again by the run that succeeded');
+    assert.match(readFileSync(cacheOf(dir, 'dedup')).toString('latin1').split('\n')[1] ?? '', /^dedup$/);
+    criuTs(dir, ['dedup', '-D', images]);
+    assert.equal(statSync(cacheOf(dir, 'dedup')).ino, ok.ino, 'then left alone');
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
