@@ -2,6 +2,8 @@
  * Progress on a terminal: one line rewritten in place (tasks done, pages and
  * bytes written), and nothing at all when stderr is not a TTY.
  */
+import { isTerminal } from './sys/process.js';
+
 export interface Progress {
   tasks(done: number, total: number): void;
   bytes(n: number): void;
@@ -18,7 +20,8 @@ function human(n: number): string {
 }
 
 export function makeProgress(label: string, enabled: boolean): Progress {
-  if (!enabled || !process.stderr.isTTY) return QUIET;
+  // Not process.stderr.isTTY: that makes process.stderr, and a run that writes nothing there need not (cli/main.ts).
+  if (!enabled || !isTerminal(2)) return QUIET;
   let tasksDone = 0;
   let tasksTotal = 0;
   let bytes = 0;

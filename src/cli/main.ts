@@ -41,11 +41,13 @@ export async function mqueueKeeperMain(): Promise<void> {
 export async function main(argv: string[]): Promise<number> {
   timelineFromEnv();
   // A reader that goes away ("criu-ts check --feature list | head -1") is not an error worth a stack.
-  for (const stream of [process.stdout, process.stderr]) {
-    stream.on('error', (e: NodeJS.ErrnoException) => {
-      if (e.code === 'EPIPE') process.exit(typeof process.exitCode === 'number' ? process.exitCode : 0);
-      throw e;
-    });
+  for (const name of ['stdout', 'stderr'] as const) {
+    onFirstUse(name, (stream) =>
+      stream.on('error', (e: NodeJS.ErrnoException) => {
+        if (e.code === 'EPIPE') process.exit(typeof process.exitCode === 'number' ? process.exitCode : 0);
+        throw e;
+      }),
+    );
   }
   const state: RunState = { logToFile: false, detached: false, execCmd: false };
   const code = await run(argv, state);
@@ -54,6 +56,33 @@ export async function main(argv: string[]): Promise<number> {
   // handles (pidfds, child watchers) the restore left open in this process.
   if (state.detached && (code === 0 || state.execCmd)) process.exit(code);
   return code;
+}
+
+/**
+ * `attach` to process.stdout or stderr when something first uses it:
+ * Node makes each on its first use, and making one loads its streams and,
+ * for a pipe, node:net (about 10 ms of CPU), which a dump or restore
+ * writing its log to a file never needs (docs/performance.md, "Start-up,
+ * session 13"). Where Node has made it already, or defines it otherwise,
+ * now.
+ */
+function onFirstUse(name: 'stdout' | 'stderr', attach: (s: NodeJS.WriteStream) => void): void {
+  const d = Object.getOwnPropertyDescriptor(process, name);
+  const make = d?.get;
+  if (make === undefined || d?.configurable !== true) {
+    attach(process[name]);
+    return;
+  }
+  Object.defineProperty(process, name, {
+    configurable: true,
+    enumerable: d.enumerable ?? true,
+    get(): NodeJS.WriteStream {
+      const s = make.call(process) as NodeJS.WriteStream;
+      Object.defineProperty(process, name, { configurable: true, enumerable: d.enumerable ?? true, get: () => s });
+      attach(s);
+      return s;
+    },
+  });
 }
 
 interface RunState {

@@ -15,5 +15,7 @@ export const SIOCOUTQNSD = 0x894b;
 export const SIOCGIFNAME = 0x8910;
 /** _IOW('T', 0, __u64): the kernel's checkpoint/restore hook for timerfd ticks. */
 export const TFD_IOC_SET_TICKS = 0x40085400;
+/** struct termios of a terminal: fails (ENOTTY) on anything else, which is how isatty(3) tells */
+export const TCGETS = 0x5401;
 export const TIOCSTI = 0x5412;
 export const TIOCINQ = 0x541b;

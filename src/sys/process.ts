@@ -3,6 +3,7 @@ import { fstatSync } from 'node:fs';
 import { sys, sysTry, addr } from './libc.js';
 import { NR } from './nr.js';
 import { CriuTsError } from '../errors.js';
+import { TCGETS } from './ioctl.js';
 
 export function pidfdOpen(pid: number, flags = 0): number {
   return sys('pidfd_open', NR.pidfd_open, pid, pid, flags);
@@ -175,6 +176,13 @@ export function ioctl(fd: number, request: number, arg: Buffer | number | bigint
 export function ioctlTry(fd: number, request: number, arg: Buffer | number | bigint = 0): number {
   const a = Buffer.isBuffer(arg) ? addr(arg) : arg;
   return sysTry(NR.ioctl, fd, request, a);
+}
+/**
+ * isatty(3) of `fd`, as Node's `isTTY` answers it, without making
+ * process.stderr (which loads Node's streams and net; cli/main.ts).
+ */
+export function isTerminal(fd: number): boolean {
+  return ioctlTry(fd, TCGETS, Buffer.alloc(64)) >= 0;
 }
 /** fallocate(2); PUNCH_HOLE|KEEP_SIZE frees the blocks of a range and keeps the file's size. */
 export const FALLOC_FL_KEEP_SIZE = 1;
