@@ -131,7 +131,8 @@ function run(name, modulesEntry, argv, commands) {
   }
   const fd = openSync(bundle, C.O_RDONLY | C.O_CLOEXEC);
   const st = fstatSync(fd, { bigint: true });
-  const source = readFileSync(fd, 'utf8');
+  // latin1: the bundle is ASCII (scripts/bundle.mjs), and latin1 is the cheaper decoding (1-2 ms less).
+  const source = readFileSync(fd, 'latin1');
   closeSync(fd);
   const command = argv.find((a) => commands.includes(a)) ?? '-';
   const cachePath = `${bundle}.${shortKey(`${process.version} ${JSON.stringify(process.execArgv)}`)}.${command === '-' ? 'help' : command}.cache`;

@@ -13,6 +13,7 @@ import { BASIC_FEATURES, EXPERIMENTAL_FEATURES, EXTRA_FEATURES, FEATURE_NAMES, c
 import { CriuTsError } from '../errors.js';
 import { logger } from '../log.js';
 import { actionScriptNotifier } from './action-scripts.js';
+import { writeStdout } from './stdout.js';
 import type { CliOptions } from './cli-options.js';
 import type { CommandName } from './option-table.js';
 
@@ -32,7 +33,7 @@ async function api<T>(fn: () => Promise<T> | T): Promise<T> {
 }
 
 function out(line: string): void {
-  process.stdout.write(`${line}\n`);
+  writeStdout(`${line}\n`);
 }
 
 export async function runCommand(command: CommandName, action: string | undefined, o: CliOptions): Promise<number> {

@@ -10,6 +10,7 @@ import { logLevel, logger, setLogFile, setLogLevel } from '../log.js';
 import { parseArgs } from './parse.js';
 import type { CliOptions } from './cli-options.js';
 import { HELP } from './usage.js';
+import { writeStdout } from './stdout.js';
 import { CRIU_COMPAT_VERSION_TEXT, version } from '../version.js';
 import { timelineFromEnv } from '../timeline.js';
 import { allowHeapTrims } from '../heap.js';
@@ -97,14 +98,14 @@ async function run(argv: readonly string[], state: RunState): Promise<number> {
     const parsed = parseArgs(argv, { home: process.env['HOME'], envConfigFile: process.env['CRIU_CONFIG_FILE'] });
     switch (parsed.kind) {
       case 'help':
-        process.stdout.write(HELP);
+        writeStdout(HELP);
         return 0;
       case 'version':
         // CRIU prints "Version: X.Y" (and "GitID: ..." for git builds). Scripts
         // compare that number with CRIU releases, so we give the CRIU release
         // whose interfaces we follow (as the RPC VERSION answer does), and
         // say who we are on the GitID line.
-        process.stdout.write(`Version: ${CRIU_COMPAT_VERSION_TEXT}\nGitID: criu-ts-${version()}\n`);
+        writeStdout(`Version: ${CRIU_COMPAT_VERSION_TEXT}\nGitID: criu-ts-${version()}\n`);
         return 0;
       case 'swrk': {
         const { dropStartupPages } = await import('./trim-pages.js');

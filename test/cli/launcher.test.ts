@@ -93,3 +93,11 @@ test('a command first drops the node binary\'s start-up pages from criu-ts\'s re
     removeDir(work);
   }
 });
+
+test('the bundles are ASCII: load-bundle.cjs reads them as latin1', () => {
+  for (const name of ['criu-ts.cjs', 'crit-ts.cjs']) {
+    const bytes = readFileSync(join(repoRoot(), 'dist', 'bundle', name));
+    assert.ok(bytes.length > 0, name);
+    assert.equal(bytes.findIndex((b) => b > 0x7f), -1, `${name}: a byte outside ASCII`);
+  }
+});
