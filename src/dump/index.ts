@@ -139,8 +139,9 @@ async function dumpTreeHashed(opts: DumpTreeOptions): Promise<DumpResult> {
     const fdinfoWritten = new Set<number>();
     const tm = process.hrtime.bigint();
     mark('dump: ids, resource kinds');
-    const smaps = smapsAhead(tree.tasks.filter((n) => !n.zombie).map((n) => n.pid));
     const asked = askTree(tree.tasks.filter((n) => !n.zombie));
+    // Read while the cores and the kinds' images are written; each task's memory step awaits its own (smaps-ahead.ts says why not earlier).
+    const smaps = smapsAhead(tree.tasks.filter((n) => !n.zombie).map((n) => n.pid));
     mark('dump: asked');
     // A dump past a small one's heap here (a 1 MiB dump has 8 MiB in use, a
     // 20,000-VMA one 12-14): the seize's and questions' garbage and the code
@@ -148,7 +149,6 @@ async function dumpTreeHashed(opts: DumpTreeOptions): Promise<DumpResult> {
     // otherwise grow the heap on top of them (20,000 VMAs: 66-67 -> 57-58 MiB).
     const early = trimIfGrown(true, 10 << 20);
     if (early) log.debug(`heap collected (${early.before.toFixed(1)} -> ${early.after.toFixed(1)} MiB in use) and code pages dropped before the tasks' dumps`);
-    const smapsRead = await smaps;
     let done = 0;
     for (const node of tree.tasks) {
       progress.tasks(done, tree.tasks.length);
@@ -162,11 +162,11 @@ async function dumpTreeHashed(opts: DumpTreeOptions): Promise<DumpResult> {
       }
       const ids = taskIds(node.pid, kobj, nsIds);
       pstree.push({ pid: vp.vpid, ppid: vppid, pgid: vp.vpgid, sid: vp.vsid, threads: [...vp.vtids], ...nestedPids(vp) });
-      dumpTask(node, vp, asked.get(node) as TaskAsked, ctx, ids, files, fdinfoWritten, {
+      await dumpTask(node, vp, asked.get(node) as TaskAsked, ctx, ids, files, fdinfoWritten, {
         onBytes: (n) => progress.bytes(n),
         stats,
         treePids: tree.tasks.map((t) => t.pid),
-        smaps: smapsRead,
+        smaps,
         ...(lazy ? { lazy } : {}),
       });
       done++;

@@ -22,7 +22,6 @@ import { CriuTsError, isCriuTsError } from '../errors.js';
 import { logger } from '../log.js';
 import type { DumpTreeOptions, DumpResult } from './options.js';
 import { checkTarget, seizeGuarded, seizeTree, releaseTree, usToNow } from './tree.js';
-import { smapsAhead } from './smaps-ahead.js';
 import { hasOwnNamespace, refuseForeignNamespaces } from './namespaces.js';
 import { TreePids } from './pids.js';
 import { checkImagesDir } from './index.js';
@@ -94,16 +93,13 @@ async function preDumpHashed(opts: DumpTreeOptions): Promise<DumpResult> {
     // Every thread armed with its self-cure frame before the first injected call (dump/ask.ts): a pre-dump
     // killed from here on leaves each thread to put itself back (registers, signal mask) and the guardian
     // to unmap the scratch areas, as a dump does.
-    const smapsEarly = smapsAhead(live.map((n) => n.pid));
     const areas = armTree(live);
-    const smaps = await smapsEarly;
     for (const [i, node] of live.entries()) {
       const main = node.threads[0];
       if (!main) continue;
       const scratch = areas[i] as { addr: bigint; size: number };
       const plan = space.preDumpTask({
         pid: node.pid, imageId: treePids.of(node.pid).vpid, main, treePids: pids, exclude: [scratch], ownIpcNs: hasOwnNamespace(node.pid, 'ipc'),
-        ...(smaps.has(node.pid) ? { smaps: smaps.get(node.pid) } : {}),
       }, ctx);
       // Every private VMA is write-protected before the tree runs again: what it writes from now on is copied by the next dump.
       if (plan.copy) copies.push({ pid: node.pid, copy: plan.copy });

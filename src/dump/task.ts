@@ -80,16 +80,16 @@ export interface TaskDumpShared {
   onBytes(n: number): void;
   stats: DumpStats;
   treePids: number[];
-  /** smaps of the tree's big tasks read while it was asked (smaps-ahead.ts), by pid */
-  smaps?: ReadonlyMap<number, Buffer>;
+  /** smaps of the tree's big tasks, being read while it is asked and dumped (smaps-ahead.ts), by pid */
+  smaps?: ReadonlyMap<number, Promise<Buffer | undefined>>;
   /** dump --lazy-pages: each task's image id → its pid and the pagemap, for the page server that serves its PE_LAZY pages once the images are written */
   lazy?: Map<number, { pid: number; pagemap: PagemapEntry[] }>;
 }
 
-export function dumpTask(
+export async function dumpTask(
   node: TaskNode, vp: TaskPids, asked: TaskAsked, ctx: DumpSession, ids: TaskKobjIdsEntry,
   files: TreeFiles, fdinfoWritten: Set<number>, shared: TaskDumpShared,
-): void {
+): Promise<void> {
   const pid = node.pid;
   const fileId = (path: string, flags: number): number => files.fileId(path, flags);
   const ghostFileId = (path: string, flags: number, openPath: string, inode: bigint): number => files.ghostFileId(path, flags, openPath, inode);
@@ -138,6 +138,7 @@ export function dumpTask(
   mark('task: resource kinds, cores written');
   faultPoint('dump.task');
   // Its address space (what only the task tells of it was asked in askTree), by the registry's address-space kind.
+  const smaps = await shared.smaps?.get(pid);
   const tmw = process.hrtime.bigint();
   const mem = addressSpace().dumpTask({
     pid, imageId: vp.vpid, main, treePids: shared.treePids, exclude: [range], ownIpcNs: hasOwnNamespace(pid, 'ipc'),
@@ -146,7 +147,7 @@ export function dumpTask(
       fileId, ghostFileId, socketFileId: (start, end, path) => socketFileForMapping(ctx, pid, start, end, path, ids.net_ns_id),
     },
     onBytes: shared.onBytes,
-    ...(shared.smaps?.has(pid) ? { smaps: shared.smaps.get(pid) } : {}),
+    ...(smaps !== undefined ? { smaps } : {}),
   }, ctx);
   log.debug(`task ${pid}: memory dumped`);
   mark('task: memory');
