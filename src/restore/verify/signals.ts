@@ -8,10 +8,17 @@ import { Collector, diffValue } from './diff.js';
 import { SI_TIMER, SI_KERNEL, SIGALRM, SIGVTALRM, SIGPROF } from '../../sys/index.js';
 
 
-/** The signals the dumped itimers may raise while the tree is held (they keep counting). */
+/**
+ * The signals the dumped itimers may raise while the tree is held (they
+ * keep counting). A periodic timer dumped at value 0 had expired with its
+ * signal not yet taken (the kernel re-arms it only then; a signal that
+ * came after its queue was read is not in the images): the restore arms
+ * it to fire at once (kinds/task/timers.ts), so its signal may be pending.
+ */
 export function itimerSignals(tc: NonNullable<CoreEntry['tc']>): Set<number> {
   const out = new Set<number>();
-  const armed = (e: { vsec: bigint; vusec: bigint; isec: bigint; iusec: bigint } | undefined): boolean => e !== undefined && (e.vsec !== 0n || e.vusec !== 0n);
+  const armed = (e: { vsec: bigint; vusec: bigint; isec: bigint; iusec: bigint } | undefined): boolean =>
+    e !== undefined && (e.vsec !== 0n || e.vusec !== 0n || e.isec !== 0n || e.iusec !== 0n);
   if (armed(tc.timers?.real)) out.add(SIGALRM);
   if (armed(tc.timers?.virt)) out.add(SIGVTALRM);
   if (armed(tc.timers?.prof)) out.add(SIGPROF);
