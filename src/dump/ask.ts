@@ -10,7 +10,7 @@ import type { TaskCoreEntry } from '../images/messages.js';
 import { CriuTsError } from '../errors.js';
 import { type ProcStatus, parseStatus } from '../proc/index.js';
 import type { Tracee } from '../infect/tracee.js';
-import { runEach, type StepCall } from '../kinds/steps.js';
+import { runEach } from '../kinds/steps.js';
 import { syscallEachSettled } from '../infect/side-by-side.js';
 import { faultPoint } from '../fault.js';
 import { mark } from '../timeline.js';
@@ -40,21 +40,30 @@ export interface TaskAsked {
  * criu-ts may die and the thread still puts itself back), then ask every
  * process and thread the questions only it can answer, all side by side
  * (kinds/steps.ts): their injected round trips overlap instead of adding up.
+ *
+ * The address space's questions go first (brk(0) takes the task's mmap
+ * lock for writing), then `unlocked` runs (the dump starts its big tasks'
+ * smaps reads there, smaps-ahead.ts: a walk that holds the mmap lock for
+ * reading would make brk wait), then every other question, beside those
+ * reads. `unlocked`'s result is handed back.
  */
-export function askTree(tasks: readonly TaskNode[]): Map<TaskNode, TaskAsked> {
+export function askTree<U>(tasks: readonly TaskNode[], unlocked: () => U): { asked: Map<TaskNode, TaskAsked>; unlocked: U } {
   const ranges = armTree(tasks);
   mark('ask: armed');
+  const spaces = runEach(tasks.map((node) => ({ tracee: node.threads[0] as Tracee, steps: addressSpace().ask(node.threads[0] as Tracee, node.pid) })));
+  mark('ask: address spaces');
+  const after = unlocked();
   const threads = askThreads(tasks.map((node, i) => ({ threads: node.threads, scratch: (ranges[i] as { addr: bigint }).addr, argsBytes: SCRATCH_ARGS_BYTES })));
   mark('ask: threads');
   const statuses = tasks.map((node) => parseStatus(node.pid, (node.threads[0] as Tracee).tid));
-  const answers = runEach(tasks.map((node, i) => {
+  const tcs = runEach(tasks.map((node, i) => {
     const main = node.threads[0] as Tracee;
-    return { tracee: main, steps: taskQuestions(main, node.pid, statuses[i] as ProcStatus) };
+    return { tracee: main, steps: taskCoreSteps(main, node.pid, statuses[i] as ProcStatus) };
   }));
-  return new Map(tasks.map((node, i) => {
-    const a = answers[i] as TaskQuestionsResult;
-    return [node, { range: ranges[i] as TaskAsked['range'], mainStatus: statuses[i] as ProcStatus, threads, ...a }];
-  }));
+  const asked = new Map(tasks.map((node, i) => [node, {
+    range: ranges[i] as TaskAsked['range'], mainStatus: statuses[i] as ProcStatus, threads, tc: tcs[i] as TaskCoreEntry, space: spaces[i] as SpaceAnswers,
+  }]));
+  return { asked, unlocked: after };
 }
 
 /**
@@ -133,13 +142,3 @@ export function armTree(tasks: readonly TaskNode[]): { addr: bigint; size: numbe
   for (let i = 0; i < tasks.length; i++) faultPoint('dump.self-cure');
   return ranges;
 }
-
-type TaskQuestionsResult = Pick<TaskAsked, 'tc' | 'space'>;
-
-/** The task core and what the address space asks of the task, as one step procedure. */
-function* taskQuestions(main: Tracee, pid: number, status: ProcStatus): Generator<StepCall, TaskQuestionsResult, bigint> {
-  const tc = yield* taskCoreSteps(main, pid, status);
-  const space = yield* addressSpace().ask(main, pid);
-  return { tc, space };
-}
-

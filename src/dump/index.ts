@@ -6,7 +6,7 @@
  */
 import { trimIfGrown } from '../heap.js';
 import { accessSync, constants, existsSync, mkdirSync, statSync } from 'node:fs';
-import type { PstreeEntry } from '../images/messages.js';
+import type { PstreeEntry, TaskKobjIdsEntry } from '../images/messages.js';
 import { CriuTsError, isCriuTsError } from '../errors.js';
 import { logger } from '../log.js';
 import { refuseForeignNamespaces } from './namespaces.js';
@@ -101,6 +101,21 @@ async function dumpTreeHashed(opts: DumpTreeOptions): Promise<DumpResult> {
     pageServer?.abort();
     throw e;
   }
+  const kobj = new KobjIds();
+  const nsIds = new NsIds();
+  ctx.nsIdOf = (type, ino) => nsIds.idOf(type, ino);
+  // As CRIU: the dumper's own ids come first and are the inventory's
+  // root_ids; a task whose namespace ids differ from them was in a
+  // namespace of its own. Ours, read before the tree is seized: they do
+  // not depend on it, and the freeze is 1 ms shorter (a final dump's is
+  // 40-50 ms on the benchmark VM).
+  let rootIds: TaskKobjIdsEntry;
+  try {
+    rootIds = taskIds(process.pid, kobj, nsIds);
+  } catch (e) {
+    pageServer?.abort();
+    throw e;
+  }
   mark('dump: checked');
   const { tree, guard, stats, t0 } = seizeGuarded(pid, opts, () => pageServer?.abort());
   mark('dump: seized');
@@ -113,13 +128,6 @@ async function dumpTreeHashed(opts: DumpTreeOptions): Promise<DumpResult> {
     await notify('network-lock');
     networkLocked = true;
     for (const node of tree.tasks) if (!node.zombie) refuseForeignNamespaces(node.pid, handledNs);
-    const kobj = new KobjIds();
-    const nsIds = new NsIds();
-    ctx.nsIdOf = (type, ino) => nsIds.idOf(type, ino);
-    // As CRIU: the dumper's own ids come first and are the inventory's
-    // root_ids; a task whose namespace ids differ from them was in a
-    // namespace of its own.
-    const rootIds = taskIds(process.pid, kobj, nsIds);
     // Every pid the images hold is the one the tree sees (its own pid namespace's).
     const treePids = TreePids.read(tree);
     ctx.pidView = (p) => treePids.vpid(p);
@@ -139,9 +147,9 @@ async function dumpTreeHashed(opts: DumpTreeOptions): Promise<DumpResult> {
     const fdinfoWritten = new Set<number>();
     const tm = process.hrtime.bigint();
     mark('dump: ids, resource kinds');
-    const asked = askTree(tree.tasks.filter((n) => !n.zombie));
-    // Read while the cores and the kinds' images are written; each task's memory step awaits its own (smaps-ahead.ts says why not earlier).
-    const smaps = smapsAhead(tree.tasks.filter((n) => !n.zombie).map((n) => n.pid));
+    const live = tree.tasks.filter((n) => !n.zombie);
+    // Big tasks' smaps read beside the rest of the questions, the cores and the kinds' images; each task's memory step awaits its own (smaps-ahead.ts says why not earlier).
+    const { asked, unlocked: smaps } = askTree(live, () => smapsAhead(live.map((n) => n.pid)));
     mark('dump: asked');
     // A dump past a small one's heap here (a 1 MiB dump has 8 MiB in use, a
     // 20,000-VMA one 12-14): the seize's and questions' garbage and the code

@@ -112,6 +112,12 @@ export interface MemoryTrackContext {
   scan(start: bigint, end: bigint): Range[] | undefined;
   /** runs of [start, end) that hold data (see tracking.ts scanData) */
   data(start: bigint, end: bigint, anonOnly: boolean, withSwap: boolean): Range[];
+  /**
+   * scan and data of an anonymous private VMA in one walk, nothing
+   * protected again: only where the tracking ends with this dump
+   * (tracking.ts scanWrittenAndData). undefined: the VMA is not tracked.
+   */
+  scanOnce?(start: bigint, end: bigint, withSwap: boolean): { written: Range[]; data: Range[] } | undefined;
   /** sorted, merged address ranges the parent images hold for this task */
   parent: Range[];
 }
@@ -298,11 +304,12 @@ export function dumpMemory(ctx: MemoryDumpContext): MemoryDump {
       // so the task would lose the sharing (a dump with -R or a pre-dump
       // would double a forking server's memory).
       const shared = v.sharedKb > 0;
-      const dirty = ctx.track?.scan(v.start, v.end);
+      const once = kind === 'anon-private' && ctx.track?.scanOnce ? ctx.track.scanOnce(v.start, v.end, v.swapKb > 0) ?? null : undefined;
+      const dirty = once === undefined ? ctx.track?.scan(v.start, v.end) : once?.written;
       if (dirty && ctx.track) {
         // Pages that hold data, cut where they are both unwritten and held
         // by the parent: those become PE_PARENT, the rest is copied.
-        const data = ctx.track.data(v.start, v.end, kind === 'file-private', v.swapKb > 0);
+        const data = once ? once.data : ctx.track.data(v.start, v.end, kind === 'file-private', v.swapKb > 0);
         // A page server without a parent image of this pagemap (its OPEN2 answer) gets every page, as CRIU's dumper sends them.
         const parent = writer.isRemote && !writer.remoteHasParent ? [] : clip(ctx.track.parent, v.start, v.end);
         const fromParent = subtract(parent, dirty);

@@ -33,7 +33,7 @@ import type { MemoryDump, MemoryTrackContext } from './dump.js';
 import { coverage, linkParent, pagemapRanges } from './parent-images.js';
 import type { Range } from './ranges.js';
 import {
-  TRACK_RECORD, readTrackRecord, writeTrackRecord, findTrackers, createTracker, protectRange, closeTracker, scanWritten, scanData,
+  TRACK_RECORD, readTrackRecord, writeTrackRecord, findTrackers, createTracker, protectRange, closeTracker, scanWritten, scanData, scanWrittenAndData,
   type Tracker,
 } from './tracking.js';
 import { imageFile, imagePath } from '../../images/index.js';
@@ -128,6 +128,8 @@ export class IncrementalMemory {
         return r;
       },
       data: (start, end, anonOnly, withSwap) => scanData(st.pagemapFd, pid, start, end, anonOnly, withSwap),
+      // The tracking ends with this dump: one walk per VMA, nothing protected again.
+      ...(this.opts.keepTracking ? {} : { scanOnce: (start: bigint, end: bigint, withSwap: boolean) => scanWrittenAndData(st.pagemapFd, pid, start, end, withSwap) }),
     };
   }
 
