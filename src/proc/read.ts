@@ -56,6 +56,8 @@ export function procError(pid: number, file: string, e: unknown): CriuTsError {
  * allocate 256 KiB per VMA.
  */
 const CHUNK_BYTES = 256 << 10;
+/** readProcLines with small reads hands on text once this much is read (or at the end). */
+const GATHER_BYTES = 64 << 10;
 /** buffers not in use: at most two are kept (one read, and one nested in its callback) */
 const spare: Buffer[] = [];
 
@@ -137,8 +139,10 @@ export function bufferLines(bytes: Buffer, onText: (text: string) => void): void
  * a chunk at a time: `onText` gets text ending at a line end, the last
  * piece whatever is left. Read whole into one string, such a file cost its
  * size twice over (the bytes and the string) at the dump's peak.
+ * `stop`: asked after each chunk, true ends the read early. `readBytes`:
+ * the most asked of one read(2) (proc/maps.ts SMAPS_READ_BYTES says why).
  */
-export function readProcLines(pid: number, file: string, onText: (text: string) => void): void {
+export function readProcLines(pid: number, file: string, onText: (text: string) => void, stop?: () => boolean, readBytes = Infinity): void {
   const fd = openProc(pid, file);
   let buf = takeBuffer();
   const first = buf;
@@ -153,17 +157,20 @@ export function readProcLines(pid: number, file: string, onText: (text: string) 
       }
       let n: number;
       try {
-        n = readSync(fd, buf, have, buf.length - have, null);
+        n = readSync(fd, buf, have, Math.min(buf.length - have, readBytes), null);
       } catch (e) {
         throw procError(pid, file, e);
       }
       if (n === 0) break;
       have += n;
+      // Small reads gathered into one piece of text, not a string each.
+      if (readBytes !== Infinity && have < GATHER_BYTES) continue;
       const lastNl = buf.lastIndexOf(10, have - 1);
       if (lastNl < 0) continue;
       onText(buf.toString('utf8', 0, lastNl + 1)); // a newline never falls inside a UTF-8 character
       buf.copy(buf, 0, lastNl + 1, have);
       have -= lastNl + 1;
+      if (stop?.() === true) return;
     }
     if (have > 0) onText(buf.toString('utf8', 0, have));
   } finally {
