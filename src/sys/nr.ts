@@ -24,7 +24,7 @@ export const NR = {
   timerfd_create: 283, fallocate: 285, timerfd_settime: 286, timerfd_gettime: 287, signalfd4: 289,
   eventfd2: 290, epoll_create1: 291, dup3: 292, pipe2: 293, inotify_init1: 294, preadv: 295,
   pwritev: 296, rt_tgsigqueueinfo: 297, fanotify_init: 300, fanotify_mark: 301, prlimit64: 302,
-  name_to_handle_at: 303, open_by_handle_at: 304, setns: 308, process_vm_readv: 310,
+  name_to_handle_at: 303, open_by_handle_at: 304, setns: 308, getcpu: 309, process_vm_readv: 310,
   process_vm_writev: 311, kcmp: 312, seccomp: 317, getrandom: 318, memfd_create: 319,
   userfaultfd: 323, membarrier: 324, copy_file_range: 326, preadv2: 327, pwritev2: 328, statx: 332,
   rseq: 334, pidfd_send_signal: 424, io_uring_setup: 425, io_uring_enter: 426, pidfd_open: 434, clone3: 435, close_range: 436,
