@@ -18,7 +18,7 @@ import { logger } from '../log.js';
 import { buildSelfCure, frameSlotBytes, type SelfCure } from './sigframe.js';
 import { faultPoint } from '../fault.js';
 import { traceeObserver } from './observer.js';
-import { HeldTask, rd, type Arg } from './held-task.js';
+import { HeldTask, HELD_SIGMASK, rd, type Arg } from './held-task.js';
 import { RemoteSyscallError } from './remote-error.js';
 import { waitForStop } from './stops.js';
 import { abortRseqAtStop, type RseqAtStop } from './rseq.js';
@@ -133,9 +133,17 @@ export class Tracee extends HeldTask {
     }
   }
 
-  /** Adopt a task that is already traced and stopped (e.g. a child reported by PTRACE_EVENT_CLONE). */
-  static adopt(tid: number): Tracee {
-    return new Tracee(tid, getGpRegsRaw(tid), 0);
+  /**
+   * Adopt a task that is already traced and stopped (e.g. a child reported
+   * by PTRACE_EVENT_CLONE). `bornHeld`: it was born with HELD_SIGMASK (a
+   * clone copies its maker's mask, and the maker's was held): its signals
+   * are blocked already, and its first injected call needs no mask read
+   * and write to block them; that mask is also the only one it ever had.
+   */
+  static adopt(tid: number, bornHeld = false): Tracee {
+    const t = new Tracee(tid, getGpRegsRaw(tid), 0);
+    if (bornHeld) t.savedSigmask = HELD_SIGMASK;
+    return t;
   }
 
   /** Bytes selfCure() needs for this thread's frame. */

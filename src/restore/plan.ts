@@ -50,6 +50,8 @@ export interface RestoreNode {
   /** set while restoring */
   tracee?: Tracee;
   threads: Tracee[];
+  /** the main thread's securebits when its other threads were made from it (restore/threads.ts): theirs until their credentials are set */
+  threadsSecbits?: number;
   /** file id → fd inherited from an ancestor (in the parked range) */
   inherited: Map<number, number>;
   /** set once its address space is restored (before its children fork, where it can be) */

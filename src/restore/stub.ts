@@ -145,8 +145,9 @@ export function cloneArgs(at: bigint, flags: bigint, exitSignal: number, tids: r
  * The task an injected clone3 in `parent` made (`r`: its raw result; the
  * parent's events cleared before the call), once it is in its first ptrace
  * stop, checked to have pids `tids` (set_tid's, innermost first).
+ * `bornHeld`: the parent's signal mask was HELD_SIGMASK (Tracee.adopt).
  */
-export function adoptClone(parent: Tracee, r: bigint, tids: readonly number[], ourNs: boolean): Tracee {
+export function adoptClone(parent: Tracee, r: bigint, tids: readonly number[], ourNs: boolean, bornHeld = false): Tracee {
   const pid = tids.at(-1) ?? 0;
   if (r < 0n) {
     const errno = Number(-r);
@@ -171,7 +172,7 @@ export function adoptClone(parent: Tracee, r: bigint, tids: readonly number[], o
       throw new CriuTsError('ERESTORE', `clone3 made pids ${got.join(', ')} in its namespaces (innermost first), wanted ${tids.join(', ')}`, { pid, child });
     }
   }
-  const t = Tracee.adopt(child);
+  const t = Tracee.adopt(child, bornHeld);
   t.setGadget(parent.gadgetAddr);
   log.debug(`created task ${child}`);
   return t;

@@ -125,11 +125,16 @@ export function restoreTaskBody(n: RestoreNode, plan: RestorePlan, img: DumpImag
   const mainName = (main.thread_core?.comm ?? tc.comm)?.slice(0, 15);
   if (mainName !== undefined && tids.length > 1) h.syscall('prctl(SET_NAME)', NR.prctl, PR.SET_NAME, h.putString(mainName));
   const clearTids = task.cores.map((c) => c.thread_info?.clear_tid_addr ?? 0n);
+  // The securebits every thread made below starts with (a copy of the
+  // main thread's credentials): asked once here instead of in each thread
+  // before its credentials are set (kinds/task/creds.ts).
+  if (tids.length > 1) n.threadsSecbits = Number(h.syscall('prctl(GET_SECUREBITS)', NR.prctl, PR.GET_SECUREBITS));
+  // Each new thread is born with its maker's signal mask, HELD_SIGMASK (the main thread's, just set above).
   createThreads(tracee, tids.slice(1).map((t) => setTidOf(t.vtid, t.levels)), clearTids.slice(1), !n.inNewPidNs, n.threads);
   enterChildrenPidNs(n, plan, h);
   restoreTaskState(h, tc, 'after-threads');
   mark(`task ${pid}: threads`);
-  for (const th of n.threads) holdSigmask(th.tid, HELD_SIGMASK);
+  holdSigmask(tracee.tid, HELD_SIGMASK);
   return pages;
 }
 
@@ -159,7 +164,7 @@ export function restoreThreadStates(nodes: readonly RestoreNode[], ctx: RestoreC
  * threadRestoreSteps), one step procedure per thread; `named`: the name
  * the threads have already (inherited from the main thread).
  */
-function threadSteps(n: RestoreNode, at: ThreadRestorePoint, ctx: RestoreContext, named: string | undefined): SideSteps[] {
+function threadSteps(n: RestoreNode, at: ThreadRestorePoint, ctx: RestoreContext, named: string | undefined, born?: RestoreThreadView['born']): SideSteps[] {
   const task = n.images;
   const tc = task?.cores[0]?.tc;
   if (!task || !tc) return [];
@@ -171,10 +176,27 @@ function threadSteps(n: RestoreNode, at: ThreadRestorePoint, ctx: RestoreContext
     // Its ids as the task sees them (in its own pid namespace): calls injected into it name them so.
     const t = tids[i] ?? { vtid: n.pid, levels: n.levels };
     const vtid = t.levels.at(-1) ?? t.vtid;
-    const view: RestoreThreadView = { core, tc, threadCores, main: i === 0, named, vtid, vpid: ownPid(n), traceOptions: TRACE_OPTIONS, ctx };
+    const view: RestoreThreadView = {
+      core, tc, threadCores, main: i === 0, named, vtid, vpid: ownPid(n), traceOptions: TRACE_OPTIONS, ctx, born: i === 0 ? undefined : born,
+    };
     const s = threadRestoreSteps(at, view);
     return s ? [{ tracee: th, pid: n.real, make: s.make, putBytes: s.putBytes, handle: handleFor(th.tid, th, t.vtid, vtid) }] : [];
   });
+}
+
+/**
+ * What the threads `n`'s main thread made (restore/threads.ts) hold before
+ * any of their credentials is set (RestoreThreadView born): the status of
+ * one of them, read now, before the final steps start (a thread's own
+ * credential calls would change its status), and the securebits they were
+ * made with. Siblings made from the one main thread, untouched in their
+ * credentials since, hold the same.
+ */
+function bornOf(n: RestoreNode): RestoreThreadView['born'] {
+  const first = n.threads[1];
+  const secbits = n.threadsSecbits;
+  if (first === undefined || secbits === undefined) return undefined;
+  return { status: parseStatus(n.real, first.tid), secbits };
 }
 
 /** FPU/SSE/AVX/AVX-512 registers: the kernel's own XSAVE buffer (this CPU's layout) as a template, filled from the image. */
@@ -211,7 +233,7 @@ export function finalizeTasks(nodes: readonly RestoreNode[], img: DumpImages, ct
   // registry's order): the other threads of every process side by side,
   // then every main thread, so that a chain every thread of a process
   // shares goes in from its main thread, with TSYNC, once the others are done.
-  const finals = live.map((n) => ({ n, main: n.tracee as Tracee, steps: threadSteps(n, 'final', ctx, undefined) }));
+  const finals = live.map((n) => ({ n, main: n.tracee as Tracee, steps: threadSteps(n, 'final', ctx, undefined, bornOf(n)) }));
   runStepsAcross(finals.map(({ main, steps }) => ({ items: steps.filter((f) => f.tracee !== main), scratch: scratchOf(main) })));
   runStepsAcross(finals.map(({ n, main, steps }) => {
     const last = steps.find((f) => f.tracee === main);

@@ -12,7 +12,9 @@
  * thread), so each thread starts as it did when the main thread made all
  * of them. A new thread runs on its maker's registers: our injected calls
  * never touch its stack. Its clear_child_tid address is given at birth
- * (CLONE_CHILD_CLEARTID): no set_tid_address per thread later.
+ * (CLONE_CHILD_CLEARTID): no set_tid_address per thread later. The main
+ * thread's signal mask is HELD_SIGMASK when it is called: every thread is
+ * born with it, and blocks no signals of its own.
  */
 import { NR, CLONE_ARGS_SIZE } from '../sys/index.js';
 import type { Tracee } from '../infect/tracee.js';
@@ -56,7 +58,7 @@ export function createThreads(main: Tracee, tids: readonly (readonly number[])[]
         return;
       }
       try {
-        const th = adoptClone(round[k] as Tracee, r.value, tids[next + k] ?? [], ourNs);
+        const th = adoptClone(round[k] as Tracee, r.value, tids[next + k] ?? [], ourNs, true);
         th.shareScratch(scratch);
         made.push(th);
         makers.push(th);

@@ -115,9 +115,11 @@ function credsPutBytes(c: CredsEntry | undefined): number {
  * threads can run it side by side. Credentials go last: once ids and
  * capabilities drop, further injected syscalls may be refused.
  */
-function* credsSteps(t: StepHandle, c: CredsEntry): Steps {
+function* credsSteps(t: StepHandle, c: CredsEntry, born: RestoreThreadView['born']): Steps {
   const tid = t.tid;
-  const cur = parseStatus(t.pid, tid);
+  // A thread the restore made holds its main thread's credentials (types.ts RestoreThreadView born): no status read, no call to ask.
+  const cur = born?.status ?? parseStatus(t.pid, tid);
+  let secbitsNow = born?.secbits;
   checkReachable(t.pid, tid, c, cur);
 
   const groups = c.groups ?? [];
@@ -141,6 +143,7 @@ function* credsSteps(t: StepHandle, c: CredsEntry): Steps {
   if (!sameIds) {
     // With SECURE_NO_SETUID_FIXUP the kernel leaves every capability set alone across id changes.
     yield* call('prctl(SET_SECUREBITS)', NR.prctl, PR.SET_SECUREBITS, SECURE_NO_SETUID_FIXUP_BIT);
+    secbitsNow = SECURE_NO_SETUID_FIXUP_BIT;
     yield* call('setresgid', NR.setresgid, c.gid, c.egid, c.sgid);
     yield* call('setresuid', NR.setresuid, c.uid, c.euid, c.suid);
     yield* call('setfsgid', NR.setfsgid, c.fsgid);
@@ -160,7 +163,7 @@ function* credsSteps(t: StepHandle, c: CredsEntry): Steps {
   const inh = capSet(c.cap_inh);
   const setpcap = cur.capEff & CAP_SETPCAP_BIT;
   const amb = capSet(c.cap_amb);
-  const secbits = Number(yield* call('prctl(GET_SECUREBITS)', NR.prctl, PR.GET_SECUREBITS));
+  const secbits = secbitsNow ?? Number(yield* call('prctl(GET_SECUREBITS)', NR.prctl, PR.GET_SECUREBITS));
   // The id change kept every capability set (SECURE_NO_SETUID_FIXUP) and
   // the bounding set is not one of these three: sets already as wanted need no call.
   if (cur.capEff !== (eff | setpcap) || cur.capPrm !== (prm | setpcap) || cur.capInh !== inh) yield* capset(t, eff | setpcap, prm | setpcap, inh);
@@ -187,7 +190,7 @@ export const credsKind: ThreadKind<Pick<ThreadCoreEntry, 'creds'>> = {
     final: {
       *steps(sh: StepHandle, th: RestoreThreadView): Steps {
         const c = th.core.thread_core?.creds;
-        if (c) yield* credsSteps(sh, c);
+        if (c) yield* credsSteps(sh, c, th.born);
       },
       putBytes: (th) => credsPutBytes(th.core.thread_core?.creds),
     },

@@ -106,6 +106,18 @@ export interface RestoreThreadView {
   /** the ptrace options it is traced with (a kind that changes them keeps these) */
   readonly traceOptions: number;
   readonly ctx: RestoreContext;
+  /**
+   * A thread other than the main one, made by the restore from its main
+   * thread (restore/threads.ts) and unchanged in its credentials since:
+   * what it holds until its own credentials are set, known without asking
+   * it. Its credentials are copies of the main thread's (a clone copies
+   * them, and no step before the credentials changes a thread's ids,
+   * groups, capabilities, no_new_privs or securebits): `status` is the main
+   * status of one such thread (read once for the process, before any
+   * thread's credentials are set), `secbits` the main thread's securebits
+   * asked just before the threads were made.
+   */
+  readonly born?: { readonly status: ProcStatus; readonly secbits: number };
 }
 
 /** A thread kind's work at one restore point: a step procedure, with the most argument bytes it puts in scratch memory over its whole run. */
