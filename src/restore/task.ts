@@ -275,9 +275,16 @@ function finalRegisters(n: RestoreNode): Set<number> {
   const task = n.images as NonNullable<RestoreNode['images']>;
   const main = n.tracee as Tracee;
   const interruptedTids = new Set<number>();
+  // The threads share one address space, and most wait in the same few calls (a 1000-thread process: one pause()): each address read once.
+  const code = new Map<bigint, Buffer>();
+  const codeAt = (ip: bigint): Buffer => {
+    let b = code.get(ip);
+    if (b === undefined) code.set(ip, (b = main.readMem(ip, 2)));
+    return b;
+  };
   const regsOf = n.threads.map((th, i) => {
     const dumped = coreRegs(task.cores[i] as CoreEntry);
-    const interrupted = asInterruptedSyscall(dumped, (ip) => main.readMem(ip, 2));
+    const interrupted = asInterruptedSyscall(dumped, codeAt);
     if (interrupted) {
       interruptedTids.add(th.tid);
       // Every such thread is sent toward its stop before the first is waited for.
