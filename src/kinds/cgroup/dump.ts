@@ -16,7 +16,7 @@ import { readNsLink } from '../../proc/index.js';
 import type { DumpContext, DumpTaskView, DumpTreeView } from '../types.js';
 import { stateKey } from '../types.js';
 import { Hierarchies } from './hierarchies.js';
-import { type CgMember, cnamesOf, hierarchyMatches, isSubpath, parseCgroupText, readThreadCgroups, sameMembers } from './model.js';
+import { type CgMember, cnamesOf, hierarchyMatches, isSubpath, parseCgroupText, readThreadCgroupText, readThreadCgroups, sameMembers } from './model.js';
 import { dirPerms, propNames, readProp } from './props.js';
 
 interface DirNode {
@@ -97,8 +97,19 @@ export function dumpCgroupTask(task: DumpTaskView, ctx: DumpContext): void {
     throw new CriuTsError('EINTERNAL', 'cgroup kind: dumpTask before dumpTree', {});
   });
   const inOwnNs = task.ids.cgroup_ns_id !== undefined && readNsLink(task.pid, 'cgroup') !== readNsLink(process.pid, 'cgroup');
+  // Threads of a process are most often all in its cgroups: a thread whose
+  // file reads as the one before it is in that one's set (same text, same
+  // members), without parsing it and comparing it with every set.
+  let last: { text: string; set: number } | undefined;
   for (const { tid, core } of task.cores) {
-    const members = dumped(ctx, readThreadCgroups(task.pid, tid));
+    if (!core.thread_core) throw new CriuTsError('EINTERNAL', `task ${task.pid}: thread ${tid} has no thread core`, { pid: task.pid });
+    const text = readThreadCgroupText(task.pid, tid);
+    if (!inOwnNs && last !== undefined && text === last.text) {
+      core.thread_core.cg_set = last.set;
+      if (tid === task.pid && core.tc) core.tc.cg_set = last.set;
+      continue;
+    }
+    const members = dumped(ctx, parseCgroupText(text, `/proc/${task.pid}/task/${tid}/cgroup`));
     if (inOwnNs) {
       if (task.pid === st.rootPid && tid === task.pid) {
         // As CRIU: the part of the path above what the task sees is its namespace's root.
@@ -117,10 +128,10 @@ export function dumpCgroupTask(task: DumpTaskView, ctx: DumpContext): void {
         m.cgnsPrefix = p;
       }
     }
-    if (!core.thread_core) throw new CriuTsError('EINTERNAL', `task ${task.pid}: thread ${tid} has no thread core`, { pid: task.pid });
     core.thread_core.cg_set = setIdOf(st, members, ctx);
     // Older readers (CRIU before 3.18, crit 3.17) know the main thread's set only in the task core.
     if (tid === task.pid && core.tc) core.tc.cg_set = core.thread_core.cg_set;
+    last = { text, set: core.thread_core.cg_set };
   }
 }
 

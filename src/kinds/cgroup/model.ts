@@ -7,8 +7,8 @@
  * hierarchy with those controllers, "name=systemd" for a named v1 one, ""
  * for the v2 hierarchy.
  */
-import { readFileSync } from 'node:fs';
 import { CriuTsError } from '../../errors.js';
+import { readProcText } from '../../proc/index.js';
 
 export interface CgMember {
   /** hierarchy name as /proc shows it ("cpu,cpuacct", "name=zdtmtst", "" for v2) */
@@ -32,16 +32,23 @@ export function parseCgroupText(text: string, what: string): CgMember[] {
   return out.sort((x, y) => (x.name < y.name ? -1 : x.name > y.name ? 1 : 0));
 }
 
-/** The cgroups of thread `tid` of `pid` as we see them (paths from our own cgroup namespace's roots). */
-export function readThreadCgroups(pid: number, tid: number): CgMember[] {
+/**
+ * The text of thread `tid` of `pid`'s cgroup file (UTF-8), read through
+ * proc's shared buffer: a 1000-thread dump reads one per thread (v1
+ * hierarchies hold threads, not processes: each may be elsewhere).
+ */
+export function readThreadCgroupText(pid: number, tid: number): string {
   const file = `/proc/${pid}/task/${tid}/cgroup`;
-  let text: string;
   try {
-    text = readFileSync(file, 'utf8');
+    return readProcText(pid, file);
   } catch (e) {
     throw new CriuTsError('ENOTASK', `task ${pid}: cannot read ${file}: ${(e as Error).message}`, { pid, tid }, e);
   }
-  return parseCgroupText(text, file);
+}
+
+/** The cgroups of thread `tid` of `pid` as we see them (paths from our own cgroup namespace's roots). */
+export function readThreadCgroups(pid: number, tid: number): CgMember[] {
+  return parseCgroupText(readThreadCgroupText(pid, tid), `/proc/${pid}/task/${tid}/cgroup`);
 }
 
 export function sameMembers(a: readonly CgMember[], b: readonly CgMember[]): boolean {
