@@ -138,25 +138,30 @@ export interface StepGroup {
 export function runStepsAcross(groups: readonly StepGroup[]): void {
   for (const g of groups) for (const it of g.items) if (it.putBytes > REGION_BYTES) runSteps(it.handle, it.make);
   // Round k runs the k-th batch of every process: a batch is as many procedures as its scratch has regions.
-  const batches: { it: SideSteps; region: bigint }[][] = [];
+  const batches: { it: SideSteps; region: bigint; size: number }[][] = [];
   for (const g of groups) {
     const side = g.items.filter((it) => it.putBytes <= REGION_BYTES);
-    const perBatch = Math.max(1, Math.floor(g.scratch.size / REGION_BYTES));
+    // Regions as big as the group's procedures need (a put is used by the
+    // call right after it, so a procedure's puts may wrap within its
+    // region): a 1000-thread process's state steps (32 bytes) go in one
+    // batch, not 16 of 64 threads each.
+    const size = Math.min(REGION_BYTES, Math.max(16, ...side.map((it) => (it.putBytes + 15) & ~15)));
+    const perBatch = Math.max(1, Math.floor(g.scratch.size / size));
     side.forEach((it, i) => {
       const k = Math.floor(i / perBatch);
-      (batches[k] ??= []).push({ it, region: g.scratch.addr + BigInt((i % perBatch) * REGION_BYTES) });
+      (batches[k] ??= []).push({ it, region: g.scratch.addr + BigInt((i % perBatch) * size), size });
     });
   }
   for (const b of batches) runBatch(b);
 }
 
-function runBatch(batch: readonly { it: SideSteps; region: bigint }[]): void {
-  runEach(batch.map(({ it, region }) => {
+function runBatch(batch: readonly { it: SideSteps; region: bigint; size: number }[]): void {
+  runEach(batch.map(({ it, region, size }) => {
     let off = 0;
     const putBytes = (b: Buffer): bigint => {
       const len = (b.length + 15) & ~15;
-      if (len > REGION_BYTES) throw new CriuTsError('ERESTORE', `argument of ${b.length} bytes does not fit the scratch region`, { pid: it.tracee.tid });
-      if (off + len > REGION_BYTES) off = 0;
+      if (len > size) throw new CriuTsError('ERESTORE', `argument of ${b.length} bytes does not fit the scratch region`, { pid: it.tracee.tid });
+      if (off + len > size) off = 0;
       const a = region + BigInt(off);
       it.tracee.writeMem(a, b);
       off += len;

@@ -41,10 +41,13 @@ function askAllThreads(procs: readonly ThreadsToAsk[]): Map<Tracee, ThreadAnswer
   const rounds = Math.max(0, ...procs.map((p) => Math.ceil(p.threads.length / Math.floor(p.argsBytes / ANSWER_SLOT))));
   for (let k = 0; k < rounds; k++) {
     // Round k: the k-th slice of each process's threads, one slot each.
-    const batch: { t: Tracee; slot: bigint }[] = [];
+    const batch: { t: Tracee; slot: bigint; area: { bytes?: Buffer; at: bigint; len: number }; off: number }[] = [];
     for (const p of procs) {
       const per = Math.floor(p.argsBytes / ANSWER_SLOT);
-      p.threads.slice(k * per, (k + 1) * per).forEach((t, j) => batch.push({ t, slot: p.scratch + BigInt(j * ANSWER_SLOT) }));
+      const of = p.threads.slice(k * per, (k + 1) * per);
+      // The process's answer slots, side by side in its scratch area: read back at once (below).
+      const area = { at: p.scratch, len: of.length * ANSWER_SLOT };
+      of.forEach((t, j) => batch.push({ t, slot: p.scratch + BigInt(j * ANSWER_SLOT), area, off: j * ANSWER_SLOT }));
     }
     const ask = (of: typeof batch, name: string, nr: number, args: (slot: bigint) => (number | bigint)[]): bigint[] => {
       const r = syscallEach(of.map((b) => ({ t: b.t, nr, args: args(b.slot) })));
@@ -63,7 +66,9 @@ function askAllThreads(procs: readonly ThreadsToAsk[]): Map<Tracee, ThreadAnswer
     const asked = unread.length > 0 ? ask(unread, 'prctl(GET_TIMERSLACK)', NR.prctl, () => [PR.GET_TIMERSLACK]) : [];
     let u = 0;
     batch.forEach((b, i) => {
-      const mem = b.t.readMem(b.slot, 36);
+      // One read of each process's slots (its threads share the address space), not one per thread.
+      b.area.bytes ??= b.t.readMem(b.area.at, b.area.len);
+      const mem = b.area.bytes.subarray(b.off, b.off + 36);
       const ns = slack[i] ?? BigInt.asUintN(64, asked[u++] as bigint);
       out.set(b.t, {
         tidAddress: mem.readBigUInt64LE(0),
