@@ -133,13 +133,7 @@ export class Tracee extends HeldTask {
     }
   }
 
-  /**
-   * Adopt a task that is already traced and stopped (e.g. a child reported
-   * by PTRACE_EVENT_CLONE). `bornHeld`: it was born with HELD_SIGMASK (a
-   * clone copies its maker's mask, and the maker's was held): its signals
-   * are blocked already, and its first injected call needs no mask read
-   * and write to block them; that mask is also the only one it ever had.
-   */
+  /** Adopt a traced, stopped task (a clone's child); `bornHeld`: its maker's mask, which it copied, was HELD_SIGMASK (its first call blocks nothing). */
   static adopt(tid: number, bornHeld = false): Tracee {
     const t = new Tracee(tid, getGpRegsRaw(tid), 0);
     if (bornHeld) t.savedSigmask = HELD_SIGMASK;

@@ -9,7 +9,7 @@ export * from './pagemap.js';
 export * from './children.js';
 export * from './timers.js';
 export * from './misc.js';
-export { procDir, readProcText } from './read.js';
+export { procDir } from './read.js';
 export * from './net-sockets.js';
 export * from './timens.js';
 export * from './ns.js';

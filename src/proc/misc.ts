@@ -161,6 +161,15 @@ export function readCgroup(pid: number): CgroupLine[] {
 }
 
 /**
+ * The text of thread `tid`'s cgroup file as it is (UTF-8 paths, for
+ * cgroup.img), through the shared read buffer: a dump reads one per
+ * thread (a v1 hierarchy holds threads, each where it may be).
+ */
+export function readThreadCgroupText(pid: number, tid: number): string {
+  return readProcText(pid, `/proc/${pid}/task/${tid}/cgroup`);
+}
+
+/**
  * A path as task `pid` sees it, reachable from criu-ts: the paths a task
  * in another mount namespace shows (fd links, maps, cwd) are relative to
  * that namespace's root, which /proc/PID/root reaches (the tree's root is

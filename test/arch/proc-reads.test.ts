@@ -18,8 +18,6 @@ import { SRC, tsFiles } from './src-files.js';
 const OPENS_PROC: Readonly<Record<string, string>> = {
   'infect/helper-task.ts':
     "the exe link of its own helper, compared as UTF-8 text with the program's path to see it has exec'd (proc's readExe gives latin1)",
-  'kinds/cgroup/model.ts':
-    "a task's (or thread's) cgroup file, its paths kept as UTF-8 text for cgroup.img (proc's readCgroup gives latin1)",
   'kinds/cgroup/restore.ts':
     "criu-ts's own /proc/self/cgroup, its paths kept as UTF-8 text as the dump's are (proc's readCgroup gives latin1)",
   'kinds/files/fsnotify-handle.ts':

@@ -8,7 +8,7 @@
  * for the v2 hierarchy.
  */
 import { CriuTsError } from '../../errors.js';
-import { readProcText } from '../../proc/index.js';
+import { readThreadCgroupText as readText } from '../../proc/index.js';
 
 export interface CgMember {
   /** hierarchy name as /proc shows it ("cpu,cpuacct", "name=zdtmtst", "" for v2) */
@@ -32,17 +32,12 @@ export function parseCgroupText(text: string, what: string): CgMember[] {
   return out.sort((x, y) => (x.name < y.name ? -1 : x.name > y.name ? 1 : 0));
 }
 
-/**
- * The text of thread `tid` of `pid`'s cgroup file (UTF-8), read through
- * proc's shared buffer: a 1000-thread dump reads one per thread (v1
- * hierarchies hold threads, not processes: each may be elsewhere).
- */
+/** The text of thread `tid` of `pid`'s cgroup file (proc/misc.ts). */
 export function readThreadCgroupText(pid: number, tid: number): string {
-  const file = `/proc/${pid}/task/${tid}/cgroup`;
   try {
-    return readProcText(pid, file);
+    return readText(pid, tid);
   } catch (e) {
-    throw new CriuTsError('ENOTASK', `task ${pid}: cannot read ${file}: ${(e as Error).message}`, { pid, tid }, e);
+    throw new CriuTsError('ENOTASK', `task ${pid}: cannot read its thread ${tid}'s cgroup file: ${(e as Error).message}`, { pid, tid }, e);
   }
 }
 
