@@ -236,6 +236,7 @@ export type { Kind } from './kind.js';
 export { installFd, openOursInTask } from './install-fd.js';
 export { stateKey } from './types.js';
 
-export type { TaskRestorePoint, TaskStateKind, ThreadAnswers, ThreadKind, DumpThreadView, RestoreThreadView, ThreadRestorePoint, ThreadsToAsk } from './task/types.js';
+export type { BornThread, TaskRestorePoint, TaskStateKind, ThreadAnswers, ThreadKind, DumpThreadView, RestoreThreadView, ThreadRestorePoint, ThreadsToAsk } from './task/types.js';
+export { threadSchedNow } from './task/attrs.js';
 export { readFown, withFown, fownOf, fownUidsAsSeen, restoreFown, NO_FOWN } from './files/fown.js';
 export { socketNetNsId } from './files/socket-opts/net-ns.js';

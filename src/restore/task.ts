@@ -7,10 +7,10 @@ import {
   NR, PR, PTRACE_O, encodeGpRegs, GP_REG_NAMES, O_PATH, O_DIRECTORY, xstateLayout, type GpRegs, RSEQ_LAYOUT,
 } from '../sys/index.js';
 import { CriuTsError } from '../errors.js';
-import { parseStatus } from '../proc/index.js';
+import { parseStatus, readTimerSlack } from '../proc/index.js';
 import { imageFile } from '../images/index.js';
 import type { CoreEntry, PstreeEntry, UserX86FpregsEntry } from '../images/messages.js';
-import type { RestoreContext, RestoreSpaceTask, RestoreTaskHandle, RestoreThreadView, SpaceImages, ThreadRestorePoint } from '../kinds/index.js';
+import type { BornThread, RestoreContext, RestoreSpaceTask, RestoreTaskHandle, RestoreThreadView, SpaceImages, ThreadRestorePoint } from '../kinds/index.js';
 import { openOursInTask } from '../kinds/install-fd.js';
 import type { Tracee } from '../infect/tracee.js';
 import { HELD_SIGMASK } from '../infect/tracee.js';
@@ -24,7 +24,7 @@ import { syscallEach } from '../infect/side-by-side.js';
 import { TRACE_OPTIONS, setTidOf } from './stub.js';
 import { createThreads } from './threads.js';
 import { enterChildrenPidNs } from './children-ns.js';
-import { addressSpace, restoreTaskState, threadRestoreSteps } from '../kinds/index.js';
+import { addressSpace, restoreTaskState, threadRestoreSteps, threadSchedNow } from '../kinds/index.js';
 import { handleFor } from './handle.js';
 import { verifyTaskState, verifyRegisters, judge } from './verify/index.js';
 import type { DumpImages } from './images.js';
@@ -149,7 +149,7 @@ export function restoreThreadStates(nodes: readonly RestoreNode[], ctx: RestoreC
     const main = n.images?.cores[0];
     // The name its threads inherited from the main thread, named before they were made (restoreTaskBody).
     const named = n.threads.length > 1 ? (main?.thread_core?.comm ?? main?.tc?.comm)?.slice(0, 15) : undefined;
-    return { items: threadSteps(n, 'state', ctx, named), scratch: scratchOf(n.tracee as Tracee) };
+    return { items: threadSteps(n, 'state', ctx, named, bornState(n)), scratch: scratchOf(n.tracee as Tracee) };
   }));
   for (const n of live) {
     n.images?.cores.forEach((core, i) => {
@@ -164,7 +164,7 @@ export function restoreThreadStates(nodes: readonly RestoreNode[], ctx: RestoreC
  * threadRestoreSteps), one step procedure per thread; `named`: the name
  * the threads have already (inherited from the main thread).
  */
-function threadSteps(n: RestoreNode, at: ThreadRestorePoint, ctx: RestoreContext, named: string | undefined, born?: RestoreThreadView['born']): SideSteps[] {
+function threadSteps(n: RestoreNode, at: ThreadRestorePoint, ctx: RestoreContext, named: string | undefined, born?: BornThread): SideSteps[] {
   const task = n.images;
   const tc = task?.cores[0]?.tc;
   if (!task || !tc) return [];
@@ -186,13 +186,20 @@ function threadSteps(n: RestoreNode, at: ThreadRestorePoint, ctx: RestoreContext
 
 /**
  * What the threads `n`'s main thread made (restore/threads.ts) hold before
- * any of their credentials is set (RestoreThreadView born): the status of
- * one of them, read now, before the final steps start (a thread's own
- * credential calls would change its status), and the securebits they were
- * made with. Siblings made from the one main thread, untouched in their
- * credentials since, hold the same.
+ * their own steps (RestoreThreadView born), read from one of them before
+ * the steps start: siblings made from the one main thread hold the same.
+ * Their scheduling and timer slack, before the state steps
+ * (threadSchedNow: a reset-on-fork policy of the main thread's was reset
+ * in each alike).
  */
-function bornOf(n: RestoreNode): RestoreThreadView['born'] {
+function bornState(n: RestoreNode): BornThread | undefined {
+  const first = n.threads[1];
+  if (first === undefined || n.threadsSecbits === undefined) return undefined;
+  return { sched: threadSchedNow(first.tid), timerSlack: readTimerSlack(first.tid) };
+}
+
+/** Their credentials before the final steps (a thread's own credential calls would change its status), and the securebits they were made with. */
+function bornOf(n: RestoreNode): BornThread | undefined {
   const first = n.threads[1];
   const secbits = n.threadsSecbits;
   if (first === undefined || secbits === undefined) return undefined;

@@ -56,12 +56,20 @@ export function dumpThreadSched(pid: number, tid: number): Pick<ThreadCoreEntry,
   return { sched_policy: policy >>> 0, sched_prio: schedGetPriority(tid), sched_nice: getNice(tid) };
 }
 
-/** Put a thread's nice value, then its policy and priority, back where they differ from what it has. */
-export function restoreThreadSched(tid: number, th: ThreadCoreEntry): void {
-  if (th.sched_nice !== undefined && getNice(tid) !== th.sched_nice) setNice(tid, th.sched_nice);
+/** A thread's nice value, policy (with its reset-on-fork flag) and priority now. */
+export function threadSchedNow(tid: number): { nice: number; policy: number; prio: number } {
+  return { nice: getNice(tid), policy: schedGetScheduler(tid) >>> 0, prio: schedGetPriority(tid) };
+}
+
+/**
+ * Put a thread's nice value, then its policy and priority, back where they
+ * differ from what it has (`now`: known already, RestoreThreadView born).
+ */
+export function restoreThreadSched(tid: number, th: ThreadCoreEntry, now?: { nice: number; policy: number; prio: number }): void {
+  if (th.sched_nice !== undefined && (now?.nice ?? getNice(tid)) !== th.sched_nice) setNice(tid, th.sched_nice);
   if (th.sched_policy === undefined) return;
   const prio = th.sched_prio ?? 0;
-  if (schedGetScheduler(tid) >>> 0 !== th.sched_policy || schedGetPriority(tid) !== prio) {
+  if ((now?.policy ?? schedGetScheduler(tid) >>> 0) !== th.sched_policy || (now?.prio ?? schedGetPriority(tid)) !== prio) {
     try {
       schedSetScheduler(tid, th.sched_policy, prio);
     } catch (e) {
@@ -135,9 +143,9 @@ export const DEFAULT_TIMER_SLACK_NS = 50_000n;
  * step procedure (kinds/steps.ts). What the thread has now is read from
  * /proc/TID/timerslack_ns, asked inside it only when that cannot be read.
  */
-export function* timerSlackSteps(tid: number, ns: bigint | undefined): Steps {
+export function* timerSlackSteps(tid: number, ns: bigint | undefined, known?: bigint): Steps {
   const want = ns ?? DEFAULT_TIMER_SLACK_NS;
-  const now = readTimerSlack(tid) ?? BigInt.asUintN(64, yield* call('prctl(GET_TIMERSLACK)', NR.prctl, PR.GET_TIMERSLACK));
+  const now = known ?? readTimerSlack(tid) ?? BigInt.asUintN(64, yield* call('prctl(GET_TIMERSLACK)', NR.prctl, PR.GET_TIMERSLACK));
   if (now !== want) yield* call('prctl(SET_TIMERSLACK)', NR.prctl, PR.SET_TIMERSLACK, want);
 }
 

@@ -142,8 +142,8 @@ function* restoreThreadState(t: StepHandle, v: RestoreThreadView): Steps {
     const r = th.rseq_entry;
     yield* call('rseq', NR.rseq, r.rseq_abi_pointer, r.rseq_abi_size, 0, r.signature);
   }
-  restoreThreadSched(t.tid, th);
-  yield* timerSlackSteps(t.tid, th.timer_slack_ns);
+  restoreThreadSched(t.tid, th, v.born?.sched);
+  yield* timerSlackSteps(t.tid, th.timer_slack_ns, v.born?.timerSlack);
 }
 
 export const threadStateKind: ThreadKind<ThreadStateFields> = {

@@ -108,16 +108,23 @@ export interface RestoreThreadView {
   readonly ctx: RestoreContext;
   /**
    * A thread other than the main one, made by the restore from its main
-   * thread (restore/threads.ts) and unchanged in its credentials since:
-   * what it holds until its own credentials are set, known without asking
-   * it. Its credentials are copies of the main thread's (a clone copies
-   * them, and no step before the credentials changes a thread's ids,
-   * groups, capabilities, no_new_privs or securebits): `status` is the main
-   * status of one such thread (read once for the process, before any
-   * thread's credentials are set), `secbits` the main thread's securebits
-   * asked just before the threads were made.
+   * thread (restore/threads.ts): what it holds until its own steps change
+   * it, known without asking it. A clone copies its maker's credentials,
+   * scheduling and timer slack, and the threads are made before any
+   * thread's own state is set: so every such thread holds what one of them
+   * holds (read once for the process before the steps that change it), and
+   * the securebits the main thread had when they were made (asked there).
    */
-  readonly born?: { readonly status: ProcStatus; readonly secbits: number };
+  readonly born?: BornThread;
+}
+
+/** What a thread made by the restore holds before its own state is set (RestoreThreadView born); a field left out is read from the thread itself. */
+export interface BornThread {
+  /** its /proc status (credentials) */
+  readonly status?: ProcStatus;
+  readonly secbits?: number;
+  readonly sched?: { readonly nice: number; readonly policy: number; readonly prio: number };
+  readonly timerSlack?: bigint;
 }
 
 /** A thread kind's work at one restore point: a step procedure, with the most argument bytes it puts in scratch memory over its whole run. */
