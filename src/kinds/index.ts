@@ -38,7 +38,7 @@ import type { Tracee } from '../infect/tracee.js';
 import type { RestoreTaskHandle } from './types.js';
 import type { StepCall } from './steps.js';
 import type {
-  DumpThreadView, RestoreThreadView, TaskRestorePoint, TaskStateKind, ThreadAnswers, ThreadKind, ThreadRestorePoint, ThreadsToAsk,
+  BornThread, DumpThreadView, RestoreThreadView, TaskRestorePoint, TaskStateKind, ThreadAnswers, ThreadKind, ThreadRestorePoint, ThreadsToAsk,
 } from './task/types.js';
 import type { StepHandle, Steps } from './steps.js';
 import { CriuTsError } from '../errors.js';
@@ -229,6 +229,16 @@ export function threadRestoreSteps(at: ThreadRestorePoint, th: RestoreThreadView
   };
 }
 
+/** What the threads the restore made from a main thread hold before their steps at `at` (RestoreThreadView born): each thread kind's part, read from `tid`, one of them. */
+export function bornThreadState(at: ThreadRestorePoint, pid: number, tid: number): BornThread {
+  const out: { -readonly [K in keyof BornThread]: BornThread[K] } = {};
+  for (const k of THREAD_KINDS) {
+    const read = k.born?.[at];
+    if (read) Object.assign(out, read(pid, tid));
+  }
+  return out;
+}
+
 export type * from './types.js';
 export type * from './space.js';
 export type * from './resource-kind.js';
@@ -237,6 +247,5 @@ export { installFd, openOursInTask } from './install-fd.js';
 export { stateKey } from './types.js';
 
 export type { BornThread, TaskRestorePoint, TaskStateKind, ThreadAnswers, ThreadKind, DumpThreadView, RestoreThreadView, ThreadRestorePoint, ThreadsToAsk } from './task/types.js';
-export { threadSchedNow } from './task/attrs.js';
 export { readFown, withFown, fownOf, fownUidsAsSeen, restoreFown, NO_FOWN } from './files/fown.js';
 export { socketNetNsId } from './files/socket-opts/net-ns.js';

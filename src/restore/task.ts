@@ -7,7 +7,7 @@ import {
   NR, PR, PTRACE_O, encodeGpRegs, GP_REG_NAMES, O_PATH, O_DIRECTORY, xstateLayout, type GpRegs, RSEQ_LAYOUT,
 } from '../sys/index.js';
 import { CriuTsError } from '../errors.js';
-import { parseStatus, readTimerSlack } from '../proc/index.js';
+import { parseStatus } from '../proc/index.js';
 import { imageFile } from '../images/index.js';
 import type { CoreEntry, PstreeEntry, UserX86FpregsEntry } from '../images/messages.js';
 import type { BornThread, RestoreContext, RestoreSpaceTask, RestoreTaskHandle, RestoreThreadView, SpaceImages, ThreadRestorePoint } from '../kinds/index.js';
@@ -24,7 +24,7 @@ import { syscallEach } from '../infect/side-by-side.js';
 import { TRACE_OPTIONS, setTidOf } from './stub.js';
 import { createThreads } from './threads.js';
 import { enterChildrenPidNs } from './children-ns.js';
-import { addressSpace, restoreTaskState, threadRestoreSteps, threadSchedNow } from '../kinds/index.js';
+import { addressSpace, bornThreadState, restoreTaskState, threadRestoreSteps } from '../kinds/index.js';
 import { handleFor } from './handle.js';
 import { verifyTaskState, verifyRegisters, judge } from './verify/index.js';
 import type { DumpImages } from './images.js';
@@ -149,7 +149,7 @@ export function restoreThreadStates(nodes: readonly RestoreNode[], ctx: RestoreC
     const main = n.images?.cores[0];
     // The name its threads inherited from the main thread, named before they were made (restoreTaskBody).
     const named = n.threads.length > 1 ? (main?.thread_core?.comm ?? main?.tc?.comm)?.slice(0, 15) : undefined;
-    return { items: threadSteps(n, 'state', ctx, named, bornState(n)), scratch: scratchOf(n.tracee as Tracee) };
+    return { items: threadSteps(n, 'state', ctx, named, bornOf(n, 'state')), scratch: scratchOf(n.tracee as Tracee) };
   }));
   for (const n of live) {
     n.images?.cores.forEach((core, i) => {
@@ -186,24 +186,17 @@ function threadSteps(n: RestoreNode, at: ThreadRestorePoint, ctx: RestoreContext
 
 /**
  * What the threads `n`'s main thread made (restore/threads.ts) hold before
- * their own steps (RestoreThreadView born), read from one of them before
- * the steps start: siblings made from the one main thread hold the same.
- * Their scheduling and timer slack, before the state steps
- * (threadSchedNow: a reset-on-fork policy of the main thread's was reset
- * in each alike).
+ * their own steps at `at` (RestoreThreadView born), read from one of them
+ * before the steps start (the thread kinds' parts: kinds/index.ts
+ * bornThreadState): siblings made from the one main thread hold the same.
+ * At the final point, the securebits they were made with too.
  */
-function bornState(n: RestoreNode): BornThread | undefined {
-  const first = n.threads[1];
-  if (first === undefined || n.threadsSecbits === undefined) return undefined;
-  return { sched: threadSchedNow(first.tid), timerSlack: readTimerSlack(first.tid) };
-}
-
-/** Their credentials before the final steps (a thread's own credential calls would change its status), and the securebits they were made with. */
-function bornOf(n: RestoreNode): BornThread | undefined {
+function bornOf(n: RestoreNode, at: ThreadRestorePoint): BornThread | undefined {
   const first = n.threads[1];
   const secbits = n.threadsSecbits;
   if (first === undefined || secbits === undefined) return undefined;
-  return { status: parseStatus(n.real, first.tid), secbits };
+  const born = bornThreadState(at, n.real, first.tid);
+  return at === 'final' ? { ...born, secbits } : born;
 }
 
 /** FPU/SSE/AVX/AVX-512 registers: the kernel's own XSAVE buffer (this CPU's layout) as a template, filled from the image. */
@@ -240,7 +233,7 @@ export function finalizeTasks(nodes: readonly RestoreNode[], img: DumpImages, ct
   // registry's order): the other threads of every process side by side,
   // then every main thread, so that a chain every thread of a process
   // shares goes in from its main thread, with TSYNC, once the others are done.
-  const finals = live.map((n) => ({ n, main: n.tracee as Tracee, steps: threadSteps(n, 'final', ctx, undefined, bornOf(n)) }));
+  const finals = live.map((n) => ({ n, main: n.tracee as Tracee, steps: threadSteps(n, 'final', ctx, undefined, bornOf(n, 'final')) }));
   runStepsAcross(finals.map(({ main, steps }) => ({ items: steps.filter((f) => f.tracee !== main), scratch: scratchOf(main) })));
   runStepsAcross(finals.map(({ n, main, steps }) => {
     const last = steps.find((f) => f.tracee === main);

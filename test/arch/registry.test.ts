@@ -20,7 +20,7 @@ const KINDS_DIR = join(SRC, 'kinds');
 const REGISTRY = new Set([
   'KINDS', 'FILE_KINDS', 'RESOURCE_KINDS', 'TASK_STATE_KINDS', 'THREAD_KINDS', 'fileKindFor', 'fileKindByType', 'handledNamespaces',
   'taskStateSteps', 'restoreTaskState', 'askThreads', 'dumpThreadCore', 'threadRestoreSteps', 'addressSpace', 'fileByPath',
-  'dumpOptionDefaults', 'kindProbes', 'joinableNamespaces',
+  'dumpOptionDefaults', 'kindProbes', 'joinableNamespaces', 'bornThreadState',
 ]);
 
 /** The contract: modules whose names (types, and the stateKey maker) the core and the kinds share. */

@@ -195,4 +195,6 @@ export const credsKind: ThreadKind<Pick<ThreadCoreEntry, 'creds'>> = {
       putBytes: (th) => credsPutBytes(th.core.thread_core?.creds),
     },
   },
+  // A clone copies its maker's credentials: one new thread's status, read before any thread's credentials are set, is its siblings'.
+  born: { final: (pid, tid) => ({ status: parseStatus(pid, tid) }) },
 };

@@ -21,7 +21,7 @@ import { syscallEach } from '../../infect/side-by-side.js';
 import { rseqConfig } from '../../infect/ptrace-state.js';
 import type { ThreadCoreEntry } from '../../images/messages.js';
 import { call, type StepHandle, type Steps } from '../steps.js';
-import { DEFAULT_TIMER_SLACK_NS, dumpThreadSched, restoreThreadSched, timerSlackSteps } from './attrs.js';
+import { DEFAULT_TIMER_SLACK_NS, dumpThreadSched, restoreThreadSched, threadSchedNow, timerSlackSteps } from './attrs.js';
 import type { DumpThreadView, RestoreThreadView, ThreadAnswers, ThreadKind, ThreadsToAsk } from './types.js';
 
 /** Answer bytes per thread in the scratch argument area: tid address 0-7, stack_t 8-31, pdeath signal 32-35. */
@@ -152,4 +152,6 @@ export const threadStateKind: ThreadKind<ThreadStateFields> = {
   dump: dumpThreadState,
   // The name (16 bytes) and a stack_t (24): 32 bytes at most at once.
   restore: { state: { steps: restoreThreadState, putBytes: () => 32 } },
+  // A clone copies its maker's scheduling and timer slack (a reset-on-fork policy is reset in every child alike).
+  born: { state: (_pid, tid) => ({ sched: threadSchedNow(tid), timerSlack: readTimerSlack(tid) }) },
 };

@@ -150,4 +150,6 @@ export interface ThreadKind<F extends Partial<ThreadCoreEntry> = Partial<ThreadC
   dump?(th: DumpThreadView): F;
   /** Restore, per thread, at the points it names. */
   readonly restore: Readonly<Partial<Record<ThreadRestorePoint, ThreadRestoreStep>>>;
+  /** Restore: its part of what the threads made by the restore hold before its steps at a point (RestoreThreadView born), read from thread `tid` of `pid`, one of them. */
+  readonly born?: Readonly<Partial<Record<ThreadRestorePoint, (pid: number, tid: number) => BornThread>>>;
 }
