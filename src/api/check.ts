@@ -17,7 +17,6 @@ import { join } from 'node:path';
 import * as probe from '../sys/probe.js';
 import type { ProbeResult, TraceeProbe } from '../sys/probe.js';
 import { CriuTsError } from '../errors.js';
-import { kindProbes } from '../kinds/index.js';
 import { startOwnSleep } from '../infect/helper-task.js';
 import { PagemapReader, parseMaps, parseStatus, readFdinfoText, readFilesystems, readKernelConfig } from '../proc/index.js';
 import type { CheckOptions, CheckResult } from './options.js';
@@ -54,6 +53,9 @@ const UFFD_NONCOOP_EVENTS = (1n << 1n) | (1n << 2n) | (1n << 3n) | (1n << 6n); /
 
 /** Lazily computed facts shared by several probes during one check() call. */
 class Facts {
+  /** The kinds' own probes: the registry is imported only when a feature asks for one (below). */
+  constructor(readonly kindProbes: ReadonlyMap<string, () => { ok: boolean; why?: string }> = new Map()) {}
+
   private tracee: TraceeProbe | undefined;
   private config: Map<string, string> | undefined;
   private uffd: ReturnType<typeof probe.uffdFeatures> | undefined;
@@ -239,16 +241,28 @@ const NOT_IN_CRIU_TS: Readonly<Record<string, string>> = {
 };
 
 /** What the kinds need of the host, probed by the kinds themselves (ResourceKind.probes: the network lock's nftables, legacy iptables). */
-function kindProber(name: string): Prober | undefined {
-  const p = kindProbes().get(name);
+function kindProber(name: string, facts: Facts): Prober | undefined {
+  const p = facts.kindProbes.get(name);
   return p && ((f) => {
     const r = f.once(p);
     return r.ok ? ok : no(r.why ?? `${name}: does not work here`);
   });
 }
 
+/**
+ * The kinds' registry (kinds/index.ts) is imported only when a feature
+ * without a probe of its own here is asked for: evaluating it (every
+ * kind's module, the images' schemas) was 8-10 ms of a plain `check`'s
+ * CPU, whose five basic features need none of it (docs/performance.md,
+ * "Start-up, session 14").
+ */
+async function factsFor(names: readonly string[]): Promise<Facts> {
+  if (names.every((n) => PROBES[n] !== undefined)) return new Facts();
+  return new Facts((await import('../kinds/index.js')).kindProbes());
+}
+
 function run(name: string, facts: Facts): ProbeResult {
-  const p = PROBES[name] ?? kindProber(name);
+  const p = PROBES[name] ?? kindProber(name, facts);
   if (p === undefined) return no('no probe for this feature');
   try {
     const r = p(facts);
@@ -269,17 +283,17 @@ function run(name: string, facts: Facts): ProbeResult {
  * programs run, nft and iptables-legacy among them: 50-100 ms.)
  */
 export async function check(opts: CheckOptions): Promise<CheckResult> {
-  const facts = new Facts();
   const features: CheckResult['features'] = {};
   if (opts.feature !== undefined) {
     if (!FEATURE_NAMES.includes(opts.feature)) {
       throw new CriuTsError('EUSAGE', `unknown feature ${opts.feature}`, { feature: opts.feature });
     }
-    const r = run(opts.feature, facts);
+    const r = run(opts.feature, await factsFor([opts.feature]));
     features[opts.feature] = r;
     return { ok: r.ok, features };
   }
   const wanted = [...BASIC_FEATURES, ...(opts.extra === true ? EXTRA_FEATURES : []), ...(opts.experimental === true ? EXPERIMENTAL_FEATURES : [])];
+  const facts = await factsFor(wanted);
   for (const name of FEATURE_NAMES) if (wanted.includes(name)) features[name] = run(name, facts);
   return { ok: BASIC_FEATURES.every((n) => features[n]?.ok === true), features };
 }
