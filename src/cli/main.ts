@@ -56,6 +56,13 @@ export async function main(argv: string[]): Promise<number> {
   // "restore -d" means criu-ts leaves as soon as the tree runs, whatever
   // handles (pidfds, child watchers) the restore left open in this process.
   if (state.detached && (code === 0 || state.execCmd)) process.exit(code);
+  // Once nothing is left to run (the moment Node would end by itself), end
+  // through process.exit: a natural end then also frees the environment and
+  // disposes of V8's heap page by page before the exit that frees it all
+  // anyway, 7 ms or more of every run's CPU (docs/performance.md, "Start-up,
+  // session 14"). 'beforeExit' comes only when the event loop is empty, so
+  // nothing that would still have run is cut short; 'exit' handlers run as before.
+  process.once('beforeExit', () => process.exit());
   return code;
 }
 
