@@ -8,9 +8,8 @@
  * where this Node runs it, else SHA-256; an entry names it (`algorithm`,
  * absent for SHA-256, as older dumps wrote).
  */
-import type { Hash } from 'node:crypto';
-import { nodeCrypto } from '../builtins.js';
 import { VMH_BLOCK, VmhStream, vmhAvailable, vmhBlockDigests, vmhOf } from './vmh.js';
+import { sha256, sha256Stream, type Sha256Stream } from '../sys/sha256.js';
 
 export const SHA256 = 'sha256';
 export const VMH256 = 'vmh256';
@@ -41,7 +40,7 @@ export function digestWith(algorithm: string | undefined, data: Uint8Array): Buf
 
 /** A running digest by `algorithm` (undefined: SHA-256). */
 export function streamWith(algorithm: string | undefined): { update(data: Uint8Array): void; digest(): Buffer } {
-  return algorithm === VMH256 ? new VmhStream() : nodeCrypto().createHash('sha256');
+  return algorithm === VMH256 ? new VmhStream() : sha256Stream();
 }
 
 /** 64 KiB: a fault's run (16 pages) spans one or two blocks; 32 bytes of digest per block (0.05%). */
@@ -54,20 +53,20 @@ export interface BlockHash {
 }
 
 /**
- * SHA-256 of `data` in one call: `crypto.hash` (Node 20.12 and later) has
- * no Hash object, whose native context lives until a full GC.
+ * SHA-256 of `data` in one call, by the OpenSSL Node is built with
+ * (sys/sha256.ts: no node:crypto to load, no Hash object whose native
+ * context lives until a full GC).
  */
 export function sha256Of(data: Uint8Array): Buffer {
-  const c = nodeCrypto();
-  return typeof c.hash === 'function' ? c.hash('sha256', data, 'buffer') : c.createHash('sha256').update(data).digest();
+  return sha256(data);
 }
 
 /**
- * Whole blocks inside one update() are hashed one-shot (`crypto.hash`, no
- * Hash object); only a block cut across two updates gets a Hash object.
- * A Hash object per block (16,384 for a 1 GiB pages file) left their
- * native contexts and wrappers to the next full GC, which a dump does
- * not reach: 6 MiB of peak RSS. The digests go into one buffer, grown by
+ * Whole blocks inside one update() are hashed one-shot (sha256Of, no
+ * stream); only a block cut across two updates gets a stream. (With
+ * node:crypto, a Hash object per block, 16,384 for a 1 GiB pages file,
+ * left their native contexts and wrappers to the next full GC, which a
+ * dump does not reach: 6 MiB of peak RSS.) The digests go into one buffer, grown by
  * doubling (a Buffer per block was 5 MiB more, promoted and kept).
  */
 export function blockHash(blockBytes = BLOCK_BYTES, expectBytes = 0, algorithm = preferredAlgorithm(expectBytes)): BlockHash {
@@ -94,7 +93,7 @@ export function blockHash(blockBytes = BLOCK_BYTES, expectBytes = 0, algorithm =
     digestWith(algorithm, data).copy(blocks, count * 32);
     count++;
   };
-  let cur: Hash | VmhStream | null = null;
+  let cur: Sha256Stream | VmhStream | null = null;
   let fill = 0;
   return {
     update(data: Uint8Array): void {
@@ -114,7 +113,7 @@ export function blockHash(blockBytes = BLOCK_BYTES, expectBytes = 0, algorithm =
           continue;
         }
         if (cur === null) {
-          cur = vmh ? new VmhStream() : nodeCrypto().createHash('sha256');
+          cur = vmh ? new VmhStream() : sha256Stream();
           fill = 0;
         }
         const n = Math.min(blockBytes - fill, data.length - off);

@@ -11,8 +11,6 @@
  * Digests are recorded only for directories a dump has opened with
  * `beginChecksums`; other writers (crit-ts, tests) are unaffected.
  */
-import type { Hash } from 'node:crypto';
-import { nodeCrypto } from '../builtins.js';
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { CriuTsError } from '../errors.js';
@@ -21,6 +19,7 @@ import { imageFile } from './table.js';
 import { blockDigests, digestsInFile, hasBlockDigests } from './checksums-lean.js';
 import { BLOCK_BYTES, VMH256, algorithmProblem, blockHash, digestWith, sha256Of, streamWith, type BlockHash } from './block-hash.js';
 import { VMH_BLOCK, vmhBlockDigests, vmhScratch } from './vmh.js';
+import { sha256Stream, type Sha256Stream } from '../sys/sha256.js';
 
 export const CHECKSUMS_IMAGE = imageFile('CRIU_TS_CHECKSUMS');
 
@@ -59,7 +58,7 @@ export function endChecksums(dir: string): Collector | undefined {
  * per block as well (pages images, for lazy-pages; block-hash.ts).
  */
 export class FileHasher {
-  private readonly hash: Hash | BlockHash | undefined;
+  private readonly hash: Sha256Stream | BlockHash | undefined;
   private size = 0n;
   private readonly collector: Collector | undefined;
 
@@ -67,7 +66,7 @@ export class FileHasher {
   constructor(private readonly path: string, blocks = false, expectBytes = 0) {
     this.collector = collectors.get(resolve(dirname(path)));
     if (this.collector === undefined) this.hash = undefined;
-    else this.hash = blocks ? blockHash(BLOCK_BYTES, expectBytes) : nodeCrypto().createHash('sha256');
+    else this.hash = blocks ? blockHash(BLOCK_BYTES, expectBytes) : sha256Stream();
   }
 
   update(data: Uint8Array): void {

@@ -91,6 +91,25 @@ export function mmapView(fd: number, len: number, prot: number, flags: number): 
   return { addr: at, bytes: Buffer.from(K().view(p, len) as ArrayBuffer) };
 }
 
+/**
+ * A function the running program itself exports (node's own symbols, the
+ * OpenSSL it is built with among them), or undefined when it has none by
+ * that name or cannot be looked into. Bound once per declaration.
+ */
+let programLoaded: ReturnType<Koffi['load']> | undefined;
+export function programFunction(decl: string): LibcFunction | undefined {
+  let f = bound.get(decl);
+  if (f !== undefined) return f;
+  try {
+    programLoaded ??= K().load(null);
+    f = programLoaded.func(decl) as LibcFunction;
+  } catch {
+    return undefined;
+  }
+  bound.set(decl, f);
+  return f;
+}
+
 /** Address of a Buffer's bytes, to pass as a pointer argument. */
 export function addr(buf: Buffer | Uint8Array | BigUint64Array | Int32Array | Uint32Array): bigint {
   return K().address(buf) as bigint;
