@@ -72,6 +72,7 @@ function readCache(path, bundleStat, head) {
     const nl = data.indexOf(10, want.length);
     if (nl < 0) return undefined;
     const made = data.subarray(want.length, nl).toString('latin1').split(' ').filter((w) => w !== '');
+    // readFileSync's Buffer is an allocation of its own (aligned): the code is as aligned as its offset.
     return { code: data.subarray(nl + 1), made };
   } catch {
     return undefined;
@@ -86,7 +87,11 @@ function writeCache(path, head, made, script) {
   try {
     const data = script.createCachedData();
     fd = openSync(tmp, C.O_WRONLY | C.O_CREAT | C.O_EXCL | C.O_NOFOLLOW | C.O_CLOEXEC, 0o644);
-    writeSync(fd, Buffer.from(`${head}${made.join(' ')}\n`));
+    // The code starts at a multiple of 8 bytes into the file (the made line padded with spaces, which
+    // readCache skips): V8 takes cached data only pointer-aligned and copies any other first, a
+    // 0.4-1 MB copy and its page faults per run (docs/performance.md, "Start-up, session 14").
+    const line = `${head}${made.join(' ')}`;
+    writeSync(fd, Buffer.from(`${line}${' '.repeat(7 - (Buffer.byteLength(line) % 8))}\n`));
     writeSync(fd, data);
     closeSync(fd);
     fd = undefined;

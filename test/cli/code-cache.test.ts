@@ -71,8 +71,13 @@ test('the first run writes the cache (owner-only writable), the next takes it as
     criuTs(dir, ['dedup', '-D', images]);
     const dedup = statSync(cacheOf(dir, 'dedup'));
     assert.equal(statSync(cacheOf(dir)).ino, st.ino, 'the --help cache is left as it was');
-    assert.match(readFileSync(cacheOf(dir)).toString('latin1').split('\n')[1] ?? '', /^-$/);
-    assert.match(readFileSync(cacheOf(dir, 'dedup')).toString('latin1').split('\n')[1] ?? '', /^dedup$/);
+    assert.match(readFileSync(cacheOf(dir)).toString('latin1').split('\n')[1] ?? '', /^- *$/);
+    assert.match(readFileSync(cacheOf(dir, 'dedup')).toString('latin1').split('\n')[1] ?? '', /^dedup *$/);
+    // V8 copies cached data that is not pointer-aligned: the code starts at a multiple of 8 in each file.
+    for (const c of [cacheOf(dir), cacheOf(dir, 'dedup')]) {
+      const bytes = readFileSync(c);
+      assert.equal((bytes.indexOf(10, bytes.indexOf(10) + 1) + 1) % 8, 0, `${c}: the code is 8-byte aligned`);
+    }
     criuTs(dir, ['dedup', '-D', images]);
     version(dir);
     assert.equal(statSync(cacheOf(dir, 'dedup')).ino, dedup.ino, 'then left alone');
@@ -87,13 +92,13 @@ test('a failed run\'s cache names no command: used, and made again until a run s
   try {
     fails(dir, ['dedup', '-D', join(dir, 'no-such-dir')]);
     const failed = statSync(cacheOf(dir, 'dedup'));
-    assert.match(readFileSync(cacheOf(dir, 'dedup')).toString('latin1').split('\n')[1] ?? 'x', /^$/);
+    assert.match(readFileSync(cacheOf(dir, 'dedup')).toString('latin1').split('\n')[1] ?? 'x', /^ *$/);
     const images = join(dir, 'images');
     mkdirSync(images);
     criuTs(dir, ['dedup', '-D', images]);
     const ok = statSync(cacheOf(dir, 'dedup'));
     assert.notEqual(ok.ino, failed.ino, 'made again by the run that succeeded');
-    assert.match(readFileSync(cacheOf(dir, 'dedup')).toString('latin1').split('\n')[1] ?? '', /^dedup$/);
+    assert.match(readFileSync(cacheOf(dir, 'dedup')).toString('latin1').split('\n')[1] ?? '', /^dedup *$/);
     criuTs(dir, ['dedup', '-D', images]);
     assert.equal(statSync(cacheOf(dir, 'dedup')).ino, ok.ino, 'then left alone');
   } finally {
