@@ -58,9 +58,23 @@ const log = logger('guardian');
 /** Node's part: guardianMain() of this module, bundled or not (node-start.ts). */
 const GUARDIAN_ENTRY = nodeEntry('guardianMain');
 
-/** The shell part: collect the lines; at EOF without "done", hand them to node. */
-const SCRIPT = `trap '' INT TERM HUP
-s=$(cat)
+/**
+ * The shell part: collect the lines; at EOF without "done", hand them to
+ * node. The first 64 lines are read by the shell's own `read` (a read(2)
+ * per byte: a dump or restore of a few tasks sends a few hundred bytes);
+ * past them, `cat` takes the rest. `s=$(cat)` alone cost a fork and an
+ * exec of cat in every dump and restore, 5-7 ms of CPU on this machine
+ * (docs/performance.md, "Start-up, session 14"), where a big tree's
+ * thousands of lines would cost more read(2) calls than that. Trailing
+ * newlines are dropped as $(cat) drops them.
+ */
+export const GUARDIAN_SCRIPT = `trap '' INT TERM HUP
+s= l= n=0
+while [ $n -lt 64 ] && IFS= read -r l; do s="$s$l
+"; l= n=$((n+1)); done
+if [ $n -lt 64 ]; then s="$s$l"; else s="$s$(cat)"; fi
+while :; do case "$s" in *"
+") s=\${s%?} ;; *) break ;; esac; done
 case "$s" in done|*"
 done") exit 0 ;; esac
 printf '%s\\n' "$s" | "$0" -e '${GUARDIAN_ENTRY}' "$1"`;
@@ -102,7 +116,7 @@ export class Guardian {
     // posix_spawn (sys/spawn.ts): a fork of Node for a shell cost 5-10 ms of every dump and restore.
     // Its one line of report goes to our stderr, when we have one.
     const stderr = isOpenFd(2) ? 2 : undefined;
-    const argv = ['/bin/sh', '-c', SCRIPT, process.execPath, import.meta.url];
+    const argv = ['/bin/sh', '-c', GUARDIAN_SCRIPT, process.execPath, import.meta.url];
     const how = { stdin: r, ...(stderr !== undefined ? { stderr } : {}), setsid: true, env };
     const failed = (e: unknown): CriuTsError => new CriuTsError('EINTERNAL', `cannot start the guardian: ${(e as Error).message}`, {}, e);
     let g: Guardian;
