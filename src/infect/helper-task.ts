@@ -56,7 +56,10 @@ export async function spawnTethered(what: string, code: ErrorCode): Promise<OwnS
   const [r, w] = pipe2(O_CLOEXEC);
   let pid: number;
   try {
-    pid = await spawnProgramAsync(prog, ['cat'], { stdin: r });
+    // No environment of ours but glibc told not to register rseq: a task
+    // cloned from it then has none to unregister before its memory goes
+    // (kinds/memory/restore.ts: 1 injected call, where it was seized late enough to have one).
+    pid = await spawnProgramAsync(prog, ['cat'], { stdin: r, env: { GLIBC_TUNABLES: 'glibc.pthread.rseq=0' } });
   } catch (e) {
     closeSync(w);
     throw new CriuTsError(code, `${what}: cannot start ${prog}: ${(e as Error).message}`, {}, e);

@@ -321,10 +321,10 @@ export class Tracee extends HeldTask {
     return s && owned ? { nr: NR.munmap, args: [s.addr, s.size] } : undefined;
   }
 
-  /** Use a scratch area another thread of the same address space mapped. */
-  shareScratch(range: { addr: bigint; size: number }): void {
+  /** Use a scratch area another thread of the same address space mapped; `own`: this task's copy of its parent's, made by its fork. */
+  shareScratch(range: { addr: bigint; size: number }, own = false): void {
     this.scratch = { ...range };
-    this.scratchOwned = false;
+    this.scratchOwned = own;
   }
 
   /** Forget the scratch area without unmapping (its mapping was replaced wholesale). */

@@ -191,6 +191,12 @@ export interface AddressSpaceKind {
    * later, first thing of the task's body.
    */
   frameAtBirth(task: SpaceImages, hasChildren: boolean, ctx: RestoreContext): boolean;
+  /**
+   * Restore, before the first task is cloned: where the stub maps its
+   * scratch area (free in every task's dumped layout, as big as a frame's),
+   * so that a task cloned from it keeps that area for its frame.
+   */
+  stubScratch(tasks: readonly SpaceImages[]): { at: bigint; size: number };
   /** Restore: make the task's address space, in the task (its only thread). */
   makeFrame(task: RestoreSpaceTask, ctx: RestoreContext): FrameMade;
   /** Restore, once the task's fds are final: what is mapped from them. */

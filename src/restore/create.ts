@@ -54,7 +54,7 @@ export function createTree(plan: RestorePlan, stub: Tracee, ctx: RestoreContext,
         const view = treeTaskOf(n);
         return RESOURCE_KINDS.reduce((root, k) => (k.siblingBeforeExec?.(pid, view, ctx) ?? false) || root, false);
       })
-      : cloneWithPid(parent, setTidOf(n.pid, n.levels), n.cloneFlags | (n.sharesFiles ? CLONE_FILES : 0n), undefined, !n.inNewPidNs);
+      : cloneWithPid(parent, setTidOf(n.pid, n.levels), n.cloneFlags | (n.sharesFiles ? CLONE_FILES : 0n), undefined, !n.inNewPidNs, parent === stub);
     n.tracee = t;
     n.real = t.tid;
     if (n.pid === 0) n.pid = t.tid;
@@ -92,8 +92,26 @@ export function createTree(plan: RestorePlan, stub: Tracee, ctx: RestoreContext,
     if (n.sid === n.pid && !n.helper) for (const k of FILE_KINDS) k.sessionMade?.(h, ctx);
     for (const c of n.children) if (!early.includes(c)) create(c, t, n.inherited, self);
   };
+  if (!ctx.opts.restoreSibling) mapStubScratch(plan, stub);
   create(plan.top, stub, new Map(), undefined);
   joinGroups(plan);
+}
+
+/**
+ * The stub's scratch area (the top's clone3 arguments) where the tree's
+ * top task can keep it for its frame: no mmap of its own (1 injected call
+ * less). Where that hole is taken in the stub (a layout not foreseen), any
+ * address does, and the top maps its own as before.
+ */
+function mapStubScratch(plan: RestorePlan, stub: Tracee): void {
+  const tasks = plan.nodes.flatMap((x) => (x.images ? [x.images] : []));
+  if (tasks.length === 0) return;
+  const { at, size } = addressSpace().stubScratch(tasks);
+  try {
+    stub.mapScratch(size, at);
+  } catch (e) {
+    log.debug(`stub scratch at 0x${at.toString(16)} refused (${(e as Error).message}): anywhere`);
+  }
 }
 
 function unusedPid(plan: RestorePlan): number {

@@ -12,7 +12,7 @@ import { spawnTethered, execDone, sleepProgram, type OwnSleep } from '../infect/
 import { readlinkSync } from 'node:fs';
 import {
   NR, PTRACE_O, PTRACE_EVENT, waitPid, __WALL, setChildSubreaper, xstateLayout, SIGCHLD,
-  cloneParentExec, type BeforeExec, isSyscallError, EEXIST, CLONE_ARGS_SIZE, CLONE_CHILD_CLEARTID,
+  cloneParentExec, type BeforeExec, isSyscallError, EEXIST, CLONE_ARGS_SIZE, CLONE_CHILD_CLEARTID, CLONE_VM,
 } from '../sys/index.js';
 import { CriuTsError } from '../errors.js';
 import { parseStatus, readComm } from '../proc/index.js';
@@ -108,13 +108,18 @@ export function setTidOf(pid: number, levels: readonly number[] = []): number[] 
  * the child lives in a new pid namespace (CLONE_NEWPID makes one, its
  * innermost pid is then 1) and gets any free pid in ours; no `tids` take
  * any free pid (a short-lived helper's). Returns the new task, stopped and
- * traced; its tid is its pid in our namespace.
+ * traced; its tid is its pid in our namespace. `keepScratch`: the child
+ * takes its copy of the parent's scratch area as its own (the parent is
+ * the stub, which injects nothing more: the two never use it at once).
  */
-export function cloneWithPid(parent: Tracee, tids: readonly number[], flags = 0n, exitSignal = SIGCHLD, ourNs = true): Tracee {
+export function cloneWithPid(parent: Tracee, tids: readonly number[], flags = 0n, exitSignal = SIGCHLD, ourNs = true, keepScratch = false): Tracee {
   const scratch = parent.mapScratch();
   parent.writeMem(scratch, cloneArgs(scratch, flags, exitSignal, tids));
   parent.events.length = 0;
-  return adoptClone(parent, parent.syscallRaw(NR.clone3, scratch, CLONE_ARGS_SIZE), tids, ourNs);
+  const child = adoptClone(parent, parent.syscallRaw(NR.clone3, scratch, CLONE_ARGS_SIZE), tids, ourNs);
+  const range = parent.scratchRange;
+  if (keepScratch && range && (flags & CLONE_VM) === 0n) child.shareScratch(range, true);
+  return child;
 }
 
 /** Bytes of clone3's arguments and a set_tid of `levels` pids (pid_t: 4 bytes each) after them, 8-aligned, for a task's scratch memory. */

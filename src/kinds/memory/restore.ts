@@ -65,13 +65,19 @@ export function prepareAddressSpace(
 ): bigint {
   const vmas = mm.vmas ?? [];
   const cur = parseMaps(t.pid);
-  const scratch = findHole(vmas, cur, SCRATCH_BYTES);
+  // A scratch area it has (kept from the stub: restore/create.ts) that no
+  // dumped VMA meets stays; another is left to the unmaps below (no munmap of its own).
+  const had = t.tracee.scratchRange;
+  const fits = had !== undefined && had.size >= SCRATCH_BYTES && !vmas.some((v) => overlaps(v, { start: had.addr, end: had.addr + BigInt(had.size) }));
+  if (had && !fits) t.tracee.dropScratch();
+  const scratch = fits ? had.addr : findHole(vmas, cur, SCRATCH_BYTES);
   t.tracee.mapScratch(SCRATCH_BYTES, scratch);
+  const scratchEnd = scratch + BigInt(t.tracee.scratchRange?.size ?? SCRATCH_BYTES);
   // The stub's rseq area is about to disappear; a registered rseq pointing at
   // unmapped memory would kill the task on its next return to user mode.
   if (rseq && rseq.ptr !== 0n) t.syscall('rseq(unregister)', NR.rseq, rseq.ptr, rseq.len, RSEQ_FLAG_UNREGISTER, rseq.sig);
   const drop = cur.filter((m) => !isSpecial(m) && m.start !== scratch).map((m) => ({ start: m.start, end: m.end }));
-  const kept = [...cur.filter(isSpecial), { start: scratch, end: scratch + BigInt(SCRATCH_BYTES) }, ...keep];
+  const kept = [...cur.filter(isSpecial), { start: scratch, end: scratchEnd }, ...keep];
   for (const r of unmapSpans(subtract(drop, keep), kept)) t.syscall('munmap', NR.munmap, r.start, r.end - r.start);
   moveVdso(t, vmas, cur, scratch);
   return scratch;

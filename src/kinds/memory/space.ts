@@ -14,7 +14,7 @@ import type { VmaEntry } from '../../images/messages.js';
 import { rseqConfig } from '../../infect/ptrace-state.js';
 import type { RestoreContext } from '../types.js';
 import type { AddressSpaceKind, FrameMade, RestoreSpaceTask, SpaceImages } from '../space.js';
-import { prepareAddressSpace, restoreMemory, restoreMmFields, dropStubVdso, restoreSocketMappings } from './restore.js';
+import { prepareAddressSpace, restoreMemory, restoreMmFields, dropStubVdso, restoreSocketMappings, findHole, SCRATCH_BYTES } from './restore.js';
 import { inheritedVmas, inheritedRanges } from './cow.js';
 import { planSharedAnon } from './shmem-restore.js';
 import { VMA } from './vma.js';
@@ -74,6 +74,7 @@ export const memorySpaceKind: AddressSpaceKind = {
    */
   frameAtBirth: (task: SpaceImages, hasChildren, ctx) =>
     ctx.lazy === undefined && (!hasChildren || (task.mm.vmas ?? []).some((v) => (v.status & VMA.AREA_VDSO) !== 0)),
+  stubScratch: (tasks) => ({ at: findHole(tasks.flatMap((t) => t.mm.vmas ?? []), [], SCRATCH_BYTES), size: SCRATCH_BYTES }),
   makeFrame,
   afterFds: (task) => restoreSocketMappings(task.handle, task.images.mm, task.images.fds),
 };
