@@ -129,6 +129,13 @@ export interface NsIds {
 
 export const NS_NAMES: readonly (keyof NsIds)[] = ['mnt', 'pid', 'net', 'ipc', 'uts', 'user', 'cgroup', 'time'];
 
+let ownUserNs: number | undefined;
+/** Whether task `pid` is in our user namespace (ours read once). */
+export function inOurUserNs(pid: number): boolean {
+  ownUserNs ??= readNsId(process.pid, 'user');
+  return readNsId(pid, 'user') === ownUserNs;
+}
+
 /** Inode of /proc/PID/ns/NAME from its "type:[ino]" link text; 0 if the kernel lacks that namespace. */
 export function readNsId(pid: number, name: string): number {
   const file = `/proc/${pid}/ns/${name}`;

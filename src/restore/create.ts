@@ -49,12 +49,16 @@ export function createTree(plan: RestorePlan, stub: Tracee, ctx: RestoreContext,
       n.levels = n.levels.map(() => free);
     }
     // --restore-sibling: the top is born our caller's child, from our own process, not the stub's.
-    const t = n === plan.top && ctx.opts.restoreSibling
+    const sibling = n === plan.top && ctx.opts.restoreSibling;
+    const t = sibling
       ? cloneSiblingTop(n.pid, n.cloneFlags, !n.inNewPidNs, (pid) => {
         const view = treeTaskOf(n);
         return RESOURCE_KINDS.reduce((root, k) => (k.siblingBeforeExec?.(pid, view, ctx) ?? false) || root, false);
       })
-      : cloneWithPid(parent, setTidOf(n.pid, n.levels), n.cloneFlags | (n.sharesFiles ? CLONE_FILES : 0n), undefined, !n.inNewPidNs, parent === stub);
+      : cloneWithPid(parent, setTidOf(n.pid, n.levels), {
+        flags: n.cloneFlags | (n.sharesFiles ? CLONE_FILES : 0n), ourNs: !n.inNewPidNs, keepScratch: parent === stub, clearTid: clearTidOf(n),
+      });
+    n.tidAddressAtBirth = !sibling && clearTidOf(n) !== 0n;
     n.tracee = t;
     n.real = t.tid;
     if (n.pid === 0) n.pid = t.tid;
@@ -112,6 +116,11 @@ function mapStubScratch(plan: RestorePlan, stub: Tracee): void {
   } catch (e) {
     log.debug(`stub scratch at 0x${at.toString(16)} refused (${(e as Error).message}): anywhere`);
   }
+}
+
+/** The main thread's clear_child_tid address as dumped (0: none), set at its clone3. */
+function clearTidOf(n: RestoreNode): bigint {
+  return n.images?.cores[0]?.thread_info?.clear_tid_addr ?? 0n;
 }
 
 function unusedPid(plan: RestorePlan): number {

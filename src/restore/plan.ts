@@ -58,6 +58,8 @@ export interface RestoreNode {
   memory?: { pages: number; compared: number; skippedCow: number };
   /** the parent, when it was forked from it after the parent's memory was restored (it inherits that memory) */
   forkedFromRestored?: RestoreNode;
+  /** its main thread's clear_child_tid address was set at its clone3 (CLONE_CHILD_CLEARTID): no set_tid_address later */
+  tidAddressAtBirth?: boolean;
 }
 
 export interface RestorePlan {

@@ -104,17 +104,22 @@ export function setTidOf(pid: number, levels: readonly number[] = []): number[] 
 /**
  * Inject clone3 into `parent` creating a child with pids `tids` (set_tid,
  * innermost first: setTidOf; plain fork semantics; `flags` adds CLONE_*
- * bits). The last of `tids` is the pid in our namespace when `ourNs`, else
- * the child lives in a new pid namespace (CLONE_NEWPID makes one, its
- * innermost pid is then 1) and gets any free pid in ours; no `tids` take
- * any free pid (a short-lived helper's). Returns the new task, stopped and
- * traced; its tid is its pid in our namespace. `keepScratch`: the child
- * takes its copy of the parent's scratch area as its own (the parent is
- * the stub, which injects nothing more: the two never use it at once).
+ * bits). The last of `tids` is the pid in our namespace when `ourNs`
+ * (default), else the child lives in a new pid namespace (CLONE_NEWPID
+ * makes one, its innermost pid is then 1) and gets any free pid in ours; no
+ * `tids` take any free pid (a short-lived helper's). Returns the new task,
+ * stopped and traced; its tid is its pid in our namespace. `keepScratch`:
+ * the child takes its copy of the parent's scratch area as its own (the
+ * parent is the stub, which injects nothing more: the two never use it at
+ * once). `clearTid`: its clear_child_tid address (cloneArgs).
  */
-export function cloneWithPid(parent: Tracee, tids: readonly number[], flags = 0n, exitSignal = SIGCHLD, ourNs = true, keepScratch = false): Tracee {
+export function cloneWithPid(
+  parent: Tracee, tids: readonly number[],
+  o: { flags?: bigint; exitSignal?: number; ourNs?: boolean; keepScratch?: boolean; clearTid?: bigint } = {},
+): Tracee {
+  const { flags = 0n, exitSignal = SIGCHLD, ourNs = true, keepScratch = false, clearTid = 0n } = o;
   const scratch = parent.mapScratch();
-  parent.writeMem(scratch, cloneArgs(scratch, flags, exitSignal, tids));
+  parent.writeMem(scratch, cloneArgs(scratch, flags, exitSignal, tids, clearTid));
   parent.events.length = 0;
   const child = adoptClone(parent, parent.syscallRaw(NR.clone3, scratch, CLONE_ARGS_SIZE), tids, ourNs);
   const range = parent.scratchRange;

@@ -7,7 +7,7 @@ import {
   NR, PR, PTRACE_O, encodeGpRegs, GP_REG_NAMES, O_PATH, O_DIRECTORY, xstateLayout, type GpRegs, RSEQ_LAYOUT,
 } from '../sys/index.js';
 import { CriuTsError } from '../errors.js';
-import { parseStatus } from '../proc/index.js';
+import { parseStatus, inOurUserNs } from '../proc/index.js';
 import { imageFile } from '../images/index.js';
 import type { CoreEntry, PstreeEntry, UserX86FpregsEntry } from '../images/messages.js';
 import type { BornThread, RestoreContext, RestoreSpaceTask, RestoreTaskHandle, RestoreThreadView, SpaceImages, ThreadRestorePoint } from '../kinds/index.js';
@@ -177,7 +177,8 @@ function threadSteps(n: RestoreNode, at: ThreadRestorePoint, ctx: RestoreContext
     const t = tids[i] ?? { vtid: n.pid, levels: n.levels };
     const vtid = t.levels.at(-1) ?? t.vtid;
     const view: RestoreThreadView = {
-      core, tc, threadCores, main: i === 0, named, vtid, vpid: ownPid(n), traceOptions: TRACE_OPTIONS, ctx, born: i === 0 ? undefined : born,
+      core, tc, threadCores, main: i === 0, tidAddressAtBirth: i === 0 && n.tidAddressAtBirth === true,
+      named, vtid, vpid: ownPid(n), traceOptions: TRACE_OPTIONS, ctx, born: i === 0 ? undefined : born,
     };
     const s = threadRestoreSteps(at, view);
     return s ? [{ tracee: th, pid: n.real, make: s.make, putBytes: s.putBytes, handle: handleFor(th.tid, th, t.vtid, vtid) }] : [];
@@ -240,7 +241,7 @@ export function finalizeTasks(nodes: readonly RestoreNode[], img: DumpImages, ct
     const dumpable = n.images?.mm.dumpable;
     const item: SideSteps = {
       tracee: main, pid: n.real, putBytes: last?.putBytes ?? 0,
-      make: (sh) => lastOfMain(last?.make(sh), dumpable),
+      make: (sh) => lastOfMain(last?.make(sh), dumpable, knownDumpable(n)),
       handle: last?.handle ?? handleFor(main.tid, main, n.pid, ownPid(n)),
     };
     return { items: [item], scratch: scratchOf(main) };
@@ -263,11 +264,31 @@ export function finalizeTasks(nodes: readonly RestoreNode[], img: DumpImages, ct
  * only: a change of ids or capabilities resets it (to fs.suid_dumpable),
  * and the task most often has the dumped one (criu-ts's, inherited).
  */
-function* lastOfMain(steps: Steps | undefined, dumpable: number | undefined): Steps {
+function* lastOfMain(steps: Steps | undefined, dumpable: number | undefined, known: number | undefined): Steps {
   if (steps) yield* steps;
   if (dumpable === undefined) return;
-  const now = Number(yield* call('prctl(GET_DUMPABLE)', NR.prctl, PR.GET_DUMPABLE));
+  const now = known ?? Number(yield* call('prctl(GET_DUMPABLE)', NR.prctl, PR.GET_DUMPABLE));
   if (now !== dumpable) yield* call('prctl(SET_DUMPABLE)', NR.prctl, PR.SET_DUMPABLE, dumpable);
+}
+
+/**
+ * The mm's dumpable flag once its threads have their credentials, where
+ * it is known unasked: the stub's exec made it 1 (SUID_DUMP_USER: our real
+ * and effective ids were the same) and fork copies it; only a change of an
+ * effective or fs id of any of its threads (the flag is the mm's), or the
+ * entry into another user namespace, resets it (a capset only lowers
+ * capabilities, which keeps it). Undefined: asked.
+ */
+function knownDumpable(n: RestoreNode): number | undefined {
+  const uid = process.geteuid?.();
+  const gid = process.getegid?.();
+  // As root (the stub's program readable whatever its mode), real and effective ids the same.
+  if (uid !== 0 || gid === undefined || process.getuid?.() !== 0 || gid !== process.getgid?.()) return undefined;
+  const same = (n.images?.cores ?? []).every((c) => {
+    const cr = c.thread_core?.creds;
+    return cr !== undefined && cr.euid === uid && cr.fsuid === uid && cr.egid === gid && cr.fsgid === gid;
+  });
+  return same && inOurUserNs(n.real) ? 1 : undefined;
 }
 
 /** Every thread's registers and signal mask, after the last injected call; returns the tids left in an interrupted syscall. */

@@ -109,6 +109,23 @@ export function ownThpDisabled(): boolean | undefined {
   return ownThp;
 }
 
+/**
+ * The securebits a program we start runs with: ours (PR_GET_SECUREBITS in
+ * our own process, asked once) less SECURE_KEEP_CAPS, which exec drops;
+ * fork keeps them. undefined where they cannot be asked.
+ */
+let execSecbits: number | undefined | null = null;
+export function execSecurebits(): number | undefined {
+  if (execSecbits === null) {
+    try {
+      execSecbits = prctl(PR.GET_SECUREBITS) & ~(1 << 4);
+    } catch {
+      execSecbits = undefined;
+    }
+  }
+  return execSecbits;
+}
+
 export function getpid(): number {
   return sys('getpid', NR.getpid, undefined);
 }

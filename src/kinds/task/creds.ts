@@ -17,8 +17,8 @@
  * when criu-ts itself runs with it. LSM labels (lsm_profile, apparmor) are
  * neither dumped nor restored.
  */
-import { NR, PR, EPERM, LINUX_CAPABILITY_VERSION_3, SECURE_NO_SETUID_FIXUP_BIT, PR_CAPBSET_DROP, PR_CAP_AMBIENT_RAISE, PR_CAP_AMBIENT_CLEAR_ALL, CAP_SETPCAP } from '../../sys/index.js';
-import { parseStatus, setgroupsDenied, readSysctlInt } from '../../proc/index.js';
+import { NR, PR, EPERM, LINUX_CAPABILITY_VERSION_3, SECURE_NO_SETUID_FIXUP_BIT, PR_CAPBSET_DROP, PR_CAP_AMBIENT_RAISE, PR_CAP_AMBIENT_CLEAR_ALL, CAP_SETPCAP, execSecurebits } from '../../sys/index.js';
+import { parseStatus, setgroupsDenied, readSysctlInt, inOurUserNs } from '../../proc/index.js';
 import type { ProcStatus } from '../../proc/index.js';
 import type { CredsEntry, ThreadCoreEntry } from '../../images/messages.js';
 import { call, callRaw, type StepHandle, type Steps } from '../steps.js';
@@ -163,7 +163,12 @@ function* credsSteps(t: StepHandle, c: CredsEntry, born: RestoreThreadView['born
   const inh = capSet(c.cap_inh);
   const setpcap = cur.capEff & CAP_SETPCAP_BIT;
   const amb = capSet(c.cap_amb);
-  const secbits = secbitsNow ?? Number(yield* call('prctl(GET_SECUREBITS)', NR.prctl, PR.GET_SECUREBITS));
+  // Its securebits now, unasked where known: what the ids' change above
+  // set, or a made thread's (born); else, in our user namespace, the
+  // stub's (restore/stub.ts: fork keeps them, nothing of the restore but
+  // this sets them). A task that entered another user namespace got 0 there, but is asked.
+  const known = secbitsNow ?? (inOurUserNs(t.pid) ? execSecurebits() : undefined);
+  const secbits = known ?? Number(yield* call('prctl(GET_SECUREBITS)', NR.prctl, PR.GET_SECUREBITS));
   // The id change kept every capability set (SECURE_NO_SETUID_FIXUP) and
   // the bounding set is not one of these three: sets already as wanted need no call.
   if (cur.capEff !== (eff | setpcap) || cur.capPrm !== (prm | setpcap) || cur.capInh !== inh) yield* capset(t, eff | setpcap, prm | setpcap, inh);

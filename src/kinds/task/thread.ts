@@ -125,10 +125,11 @@ function* restoreThreadState(t: StepHandle, v: RestoreThreadView): Steps {
   if (!th) return;
   if (th.futex_rla !== 0n) yield* call('set_robust_list', NR.set_robust_list, th.futex_rla, th.futex_rla_len);
   // Every other thread got its clear_child_tid address at its clone3
-  // (restore/threads.ts, CLONE_CHILD_CLEARTID); the main thread, made by a
-  // clone3 without it (or by exec), has none, which may be right.
+  // (restore/threads.ts, CLONE_CHILD_CLEARTID), and so did a main thread
+  // cloned from its parent (restore/create.ts); one made by exec
+  // (--restore-sibling) has none, which may be right.
   const clearTid = v.core.thread_info?.clear_tid_addr ?? 0n;
-  if (v.main && clearTid !== 0n) yield* call('set_tid_address', NR.set_tid_address, clearTid);
+  if (v.main && v.tidAddressAtBirth !== true && clearTid !== 0n) yield* call('set_tid_address', NR.set_tid_address, clearTid);
   const name = (th.comm ?? v.tc.comm)?.slice(0, 15);
   if (name !== undefined && name !== v.named) yield* call('prctl(SET_NAME)', NR.prctl, PR.SET_NAME, t.putString(name));
   if (th.sas && (th.sas.ss_flags & 2) === 0 && th.sas.ss_size !== 0n) {

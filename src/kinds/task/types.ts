@@ -98,6 +98,8 @@ export interface RestoreThreadView {
   readonly threadCores: readonly (ThreadCoreEntry | undefined)[];
   /** whether it is the process's main thread */
   readonly main: boolean;
+  /** a main thread whose clear_child_tid address its clone3 set (restore/create.ts): no set_tid_address */
+  readonly tidAddressAtBirth?: boolean;
   /** its name now (inherited from the main thread, which was named before it was cloned) */
   readonly named: string | undefined;
   /** its tid and its process's pid as the task sees them, in its own pid namespace (for calls injected into it) */
