@@ -86,3 +86,23 @@ export class ProcMem {
     closeSync(this.fd);
   }
 }
+
+let movesMany: boolean | undefined;
+/**
+ * Whether one mremap moves several adjacent VMAs at once (Linux 6.17+;
+ * before, EFAULT): tried once, on two pages of our own with different
+ * protections, moved onto the two after them.
+ */
+export function mremapMovesMany(): boolean {
+  if (movesMany !== undefined) return movesMany;
+  const page = 4096;
+  const m = sysTry(NR.mmap, 0, 4 * page, 1 /* PROT_READ */, 0x22 /* MAP_PRIVATE|MAP_ANONYMOUS */, -1, 0);
+  if (m < 0 && m > -4096) return (movesMany = false);
+  try {
+    const split = sysTry(NR.mprotect, m + page, page, 0 /* PROT_NONE */) === 0;
+    movesMany = split && sysTry(NR.mremap, m, 2 * page, 2 * page, 3 /* MREMAP_MAYMOVE|MREMAP_FIXED */, m + 2 * page) === m + 2 * page;
+  } finally {
+    sysTry(NR.munmap, m, 4 * page);
+  }
+  return movesMany;
+}

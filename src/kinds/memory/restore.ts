@@ -11,7 +11,7 @@
  * parent images (parent-images.ts); a missing parent is one EIMAGE error.
  */
 import { parseMaps, type MapsEntry } from '../../proc/index.js';
-import { NR, PAGE_SIZE, PR, PR_SET_MM, RSEQ_FLAG_UNREGISTER, ownThpDisabled } from '../../sys/index.js';
+import { NR, PAGE_SIZE, PR, PR_SET_MM, RSEQ_FLAG_UNREGISTER, ownThpDisabled, mremapMovesMany } from '../../sys/index.js';
 import { CriuTsError } from '../../errors.js';
 import { attachSysvShm } from './sysv-host.js';
 import type { CoreEntry, FdinfoEntry, MmEntry, VmaEntry, PagemapEntry } from '../../images/messages.js';
@@ -108,9 +108,14 @@ function moveVdso(t: RestoreTaskHandle, vmas: readonly VmaEntry[], cur: readonly
   }
   if (delta === 0n) return;
   const gadgetOff = t.tracee.gadgetAddr - curVdso.start;
+  // One mremap moves the whole block where its pieces are adjacent and the
+  // kernel moves several VMAs at once (6.17+): 1 call, not 3.
+  const lo = curBlock.reduce((a, m) => (m.start < a ? m.start : a), curVdso.start);
+  const hi = curBlock.reduce((a, m) => (m.end > a ? m.end : a), curVdso.end);
+  const pieces = size(curBlock) === hi - lo && curBlock.length > 1 && mremapMovesMany() ? [{ start: lo, end: hi }] : curBlock;
   // Where no piece's new place meets a piece of the stub's block, each moves there at once.
   if (!curBlock.some((m) => curBlock.some((p) => overlaps({ start: m.start + delta, end: m.end + delta }, p)))) {
-    for (const m of curBlock) t.syscall('mremap(vdso)', NR.mremap, m.start, m.end - m.start, m.end - m.start, MREMAP_MAYMOVE | MREMAP_FIXED, m.start + delta);
+    for (const m of pieces) t.syscall('mremap(vdso)', NR.mremap, m.start, m.end - m.start, m.end - m.start, MREMAP_MAYMOVE | MREMAP_FIXED, m.start + delta);
     t.tracee.setGadget(dumpedVdso.start + gadgetOff);
     log.debug(`vdso moved to 0x${dumpedVdso.start.toString(16)}`);
     return;
@@ -118,11 +123,11 @@ function moveVdso(t: RestoreTaskHandle, vmas: readonly VmaEntry[], cur: readonly
   // Else every piece is parked right after the scratch area first, so no move lands on a piece not yet moved.
   const park = scratch + BigInt(SCRATCH_BYTES) + 0x100000n;
   const parked: { from: bigint; to: bigint; len: bigint }[] = [];
-  for (const m of curBlock) {
+  for (const m of pieces) {
     const len = m.end - m.start;
     const to = park + (m.start - curVdso.start) + 0x400000n;
     t.syscall('mremap(park)', NR.mremap, m.start, len, len, MREMAP_MAYMOVE | MREMAP_FIXED, to);
-    if (m.path === '[vdso]') t.tracee.setGadget(to + gadgetOff);
+    if (m.start <= curVdso.start && curVdso.start < m.end) t.tracee.setGadget(to + gadgetOff);
     parked.push({ from: to, to: m.start + delta, len });
   }
   for (const p of parked) {
