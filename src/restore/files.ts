@@ -12,6 +12,7 @@ import {
   F_DUPFD,
 } from '../sys/index.js';
 import { CriuTsError } from '../errors.js';
+import { listFds } from '../proc/index.js';
 import { imageFile } from '../images/index.js';
 import { fileKindByType, stateKey, fownOf, restoreFown, installFd, type RestoreTaskHandle, type RestoreContext, type FileKind } from '../kinds/index.js';
 import type { FdinfoEntry, FileEntry } from '../images/messages.js';
@@ -105,8 +106,11 @@ export function finishGroupFiles(
 export function restoreFds(
   t: RestoreTaskHandle, fds: FdinfoEntry[], ctx: RestoreContext, inherited: ReadonlyMap<number, number>, base: number,
 ): void {
-  // The stub's own fds go first; nothing of it may leak into the restored task.
-  if (base > 0) t.syscall('close_range', NR.close_range, 0, base - 1, 0);
+  // The stub's own fds go first; nothing of it may leak into the restored
+  // task. With no file parked for it (none inherited), all of them at once.
+  const none = inherited.size === 0;
+  if (none) t.syscall('close_range', NR.close_range, 0, CLOSE_RANGE_ALL, 0);
+  else if (base > 0) t.syscall('close_range', NR.close_range, 0, base - 1, 0);
   const park = parker(t, base);
   const opened = new Map<number, number>(inherited); // file id → an fd in the task holding it
   const created: { kind: FileKind; e: FileEntry; fd: number }[] = [];
@@ -153,7 +157,9 @@ export function restoreFds(
   }
   // Data that goes in once per object (queued bytes), now that every fd exists.
   for (const c of created) c.kind.finish?.(t, c.e, c.fd, taskCtx);
-  t.syscall('close_range', NR.close_range, base, CLOSE_RANGE_ALL, 0);
+  // What is left at `base` and above (parked, or a kind's own) goes; where
+  // nothing was there to begin with, only if /proc shows something now.
+  if (!none || listFds(t.pid).some((fd) => fd >= base)) t.syscall('close_range', NR.close_range, base, CLOSE_RANGE_ALL, 0);
 }
 
 /**
