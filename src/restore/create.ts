@@ -108,6 +108,9 @@ export function createTree(plan: RestorePlan, stub: Tracee, ctx: RestoreContext,
  * address does, and the top maps its own as before.
  */
 function mapStubScratch(plan: RestorePlan, stub: Tracee): void {
+  // Its two calls (this mmap, the top's clone3) neither block nor meet a
+  // signal: each is single-stepped, one stop instead of two (infect/held-task.ts stepCalls).
+  stub.stepCalls(true, true);
   const tasks = plan.nodes.flatMap((x) => (x.images ? [x.images] : []));
   if (tasks.length === 0) return;
   const { at, size } = addressSpace().stubScratch(tasks);
