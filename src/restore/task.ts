@@ -4,7 +4,7 @@
  * mask are set last, in finalizeTasks, once every task is ready.
  */
 import {
-  NR, PR, PTRACE_O, encodeGpRegs, GP_REG_NAMES, O_PATH, O_DIRECTORY, xstateLayout, type GpRegs, RSEQ_LAYOUT,
+  NR, PR, PTRACE_O, SIGTRAP, encodeGpRegs, GP_REG_NAMES, O_PATH, O_DIRECTORY, xstateLayout, type GpRegs, RSEQ_LAYOUT,
 } from '../sys/index.js';
 import { CriuTsError } from '../errors.js';
 import { parseStatus, inOurUserNs } from '../proc/index.js';
@@ -145,12 +145,22 @@ export function restoreTaskBody(n: RestoreNode, plan: RestorePlan, img: DumpImag
  */
 export function restoreThreadStates(nodes: readonly RestoreNode[], ctx: RestoreContext): void {
   const live = nodes.filter((n) => n.images && n.tracee && n.threads.length > 0);
-  runStepsAcross(live.map((n) => {
-    const main = n.images?.cores[0];
-    // The name its threads inherited from the main thread, named before they were made (restoreTaskBody).
-    const named = n.threads.length > 1 ? (main?.thread_core?.comm ?? main?.tc?.comm)?.slice(0, 15) : undefined;
-    return { items: threadSteps(n, 'state', ctx, named, bornOf(n, 'state')), scratch: scratchOf(n.tracee as Tracee) };
-  }));
+  // None of these calls blocks and no signal of the task's is queued yet
+  // (a posix timer armed after-threads could send one: SIGTRAP's keeps
+  // its process out): each call is single-stepped, one stop instead of two
+  // (infect/held-task.ts stepCalls; where SIGTRAP is handled already, not).
+  const stepped = live.filter((n) => !(n.images?.cores[0]?.tc?.timers?.posix ?? []).some((p) => p.si_signo === SIGTRAP))
+    .flatMap((n) => n.threads.filter((th) => th.stepCalls(true, true)));
+  try {
+    runStepsAcross(live.map((n) => {
+      const main = n.images?.cores[0];
+      // The name its threads inherited from the main thread, named before they were made (restoreTaskBody).
+      const named = n.threads.length > 1 ? (main?.thread_core?.comm ?? main?.tc?.comm)?.slice(0, 15) : undefined;
+      return { items: threadSteps(n, 'state', ctx, named, bornOf(n, 'state')), scratch: scratchOf(n.tracee as Tracee) };
+    }));
+  } finally {
+    for (const th of stepped) th.stepCalls(false);
+  }
   for (const n of live) {
     n.images?.cores.forEach((core, i) => {
       const fp = core.thread_info?.fpregs;
