@@ -159,7 +159,16 @@ export function restoreFds(
   for (const c of created) c.kind.finish?.(t, c.e, c.fd, taskCtx);
   // What is left at `base` and above (parked, or a kind's own) goes; where
   // nothing was there to begin with, only if /proc shows something now.
-  if (!none || listFds(t.pid).some((fd) => fd >= base)) t.syscall('close_range', NR.close_range, base, CLOSE_RANGE_ALL, 0);
+  if (!none || fdsFrom(t.pid, base)) t.syscall('close_range', NR.close_range, base, CLOSE_RANGE_ALL, 0);
+}
+
+/** Whether task `pid` has an fd numbered `base` or above (where its /proc cannot tell: yes). */
+function fdsFrom(pid: number, base: number): boolean {
+  try {
+    return listFds(pid).some((fd) => fd >= base);
+  } catch {
+    return true;
+  }
 }
 
 /**
