@@ -224,11 +224,12 @@ export class HeldTask {
    * SIGTRAP is at its default (no handler, not ignored), where that reset
    * changes nothing; the SIGTRAP itself stops in signal delivery and is
    * discarded there; nor is it taken with a SIGTRAP pending. Use it before
-   * any signal is queued for the task (a restore's memory phase), and only
-   * for calls that cannot block. Returns whether stepping is on;
-   * stepCalls(false) puts SIGTRAP back into the held mask.
+   * any signal is queued for the task (a restore's memory phase), only for
+   * calls that cannot block. `atDefault`: the caller knows SIGTRAP is so (no
+   * /proc read). Returns whether stepping is on; stepCalls(false) puts
+   * SIGTRAP back into the held mask.
    */
-  stepCalls(on: boolean, exitKill = false): boolean {
+  stepCalls(on: boolean, exitKill = false, atDefault?: boolean): boolean {
     if (!on) {
       const was = this.stepping;
       this.stepping = false;
@@ -239,8 +240,7 @@ export class HeldTask {
       }
       return false;
     }
-    this.stepping = exitKill && sigtrapAtDefault(this.tid);
-    return this.stepping;
+    return (this.stepping = exitKill && (atDefault ?? sigtrapAtDefault(this.tid)));
   }
 
   /**

@@ -9,7 +9,7 @@ import {
 import { CriuTsError } from '../errors.js';
 import { parseStatus, inOurUserNs } from '../proc/index.js';
 import { imageFile } from '../images/index.js';
-import type { CoreEntry, PstreeEntry, UserX86FpregsEntry } from '../images/messages.js';
+import type { CoreEntry, PstreeEntry, TaskCoreEntry, UserX86FpregsEntry } from '../images/messages.js';
 import type { BornThread, RestoreContext, RestoreSpaceTask, RestoreTaskHandle, RestoreThreadView, SpaceImages, ThreadRestorePoint } from '../kinds/index.js';
 import { openOursInTask } from '../kinds/install-fd.js';
 import type { Tracee } from '../infect/tracee.js';
@@ -148,9 +148,10 @@ export function restoreThreadStates(nodes: readonly RestoreNode[], ctx: RestoreC
   // None of these calls blocks and no signal of the task's is queued yet
   // (a posix timer armed after-threads could send one: SIGTRAP's keeps
   // its process out): each call is single-stepped, one stop instead of two
-  // (infect/held-task.ts stepCalls; where SIGTRAP is handled already, not).
-  const stepped = live.filter((n) => !(n.images?.cores[0]?.tc?.timers?.posix ?? []).some((p) => p.si_signo === SIGTRAP))
-    .flatMap((n) => n.threads.filter((th) => th.stepCalls(true, true)));
+  // (infect/held-task.ts stepCalls), where SIGTRAP is at its default: the
+  // action the images give it, which the task has now (before-threads).
+  const stepped = live.filter((n) => sigtrapDefault(n.images?.cores[0]?.tc))
+    .flatMap((n) => n.threads.filter((th) => th.stepCalls(true, true, true)));
   try {
     runStepsAcross(live.map((n) => {
       const main = n.images?.cores[0];
@@ -167,6 +168,13 @@ export function restoreThreadStates(nodes: readonly RestoreNode[], ctx: RestoreC
       if (fp) restoreFpu(n.threads[i] as Tracee, fp);
     });
   }
+}
+
+/** SIGTRAP at SIG_DFL in the task's dumped actions (kinds/task/sigactions.ts: SIGKILL and SIGSTOP have no entry), and no posix timer sends it. */
+function sigtrapDefault(tc: TaskCoreEntry | undefined): boolean {
+  if (!tc || (tc.timers?.posix ?? []).some((p) => p.si_signo === SIGTRAP)) return false;
+  const a = tc.sigactions?.[SIGTRAP - 1];
+  return a === undefined || a.sigaction === 0n;
 }
 
 /**
