@@ -5,7 +5,8 @@
  * where the kernel's FOLL_FORCE access still works for a tracer).
  */
 import { openSync, readSync, writeSync, closeSync } from 'node:fs';
-import { sys, sysTry, addr } from './libc.js';
+import { sysTry, addr } from './libc.js';
+import { EFAULT } from './errno.js';
 import { NR } from './nr.js';
 import { SyscallError } from './error.js';
 
@@ -47,7 +48,14 @@ function vmIo(name: string, nr: number, pid: number, local: Buffer, localOffset:
     if (lofs + want > local.length) throw new SyscallError(name, 14, pid, 'local buffer too small');
     liov.writeBigUInt64LE(base + BigInt(lofs), 0);
     liov.writeBigUInt64LE(BigInt(want), 8);
-    const n = sys(name, nr, pid, pid, addr(liov), 1, addr(riov), chunk.length, 0);
+    const r = sysTry(nr, pid, addr(liov), 1, addr(riov), chunk.length, 0);
+    // EFAULT: the batch's first remote range cannot be read (or written) at
+    // all. The kernel reports a fault past the first byte as a short count;
+    // this is the same short count, at 0 (a mapping a running task removed,
+    // a page it cannot read), for the caller's fallback to take up.
+    if (r === -EFAULT) return total;
+    if (r < 0) throw new SyscallError(name, -r, pid);
+    const n = r;
     total += n;
     lofs += n;
     if (n < want) return total;

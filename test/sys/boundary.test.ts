@@ -36,6 +36,14 @@ test('process_vm_readv reads many ranges of another task in one batch', async ()
   assert.equal(n, 300);
   assert.deepEqual(out.subarray(0, 100), src.subarray(10, 110));
   assert.deepEqual(out.subarray(100), src.subarray(5000, 5200));
+  // A range that cannot be read is a short count where it starts, even as
+  // the first range of a batch (the kernel's EFAULT): the caller's fallback
+  // takes the rest, as for a fault past the first byte. The zero page is
+  // never mapped.
+  assert.equal(processVmReadv(getpid(), out, 0, [{ addr: 4096n, len: 100 }, { addr: base, len: 100 }]), 0);
+  assert.equal(processVmReadv(getpid(), out, 0, [{ addr: base, len: 100 }, { addr: 4096n, len: 100 }]), 100);
+  // A task that does not exist is still an error.
+  assert.throws(() => processVmReadv(4_000_000, out, 0, [{ addr: base, len: 100 }]), (e: unknown) => e instanceof SyscallError && e.data['errnoName'] === 'ESRCH');
 });
 
 test('pidfd_getfd copies another task\'s fd; kcmp tells the same file apart', async () => {

@@ -81,6 +81,7 @@ export class DeferredPages implements PageSink {
   /** Read and store what was planned, from the (running) task, through `w`; closes `w`. */
   replay(w: PagesWriter): CopiedPages {
     let skipped = 0;
+    w.goneAsZeros = true;
     try {
       const parentOk = !w.isRemote || w.remoteHasParent;
       for (const op of this.ops) {

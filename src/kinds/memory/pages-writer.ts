@@ -251,9 +251,24 @@ export class PagesWriter implements PageSink {
     return this.pendingLen;
   }
 
+  /**
+   * The task runs while its pages are read (a pre-dump's copy, deferred-
+   * pages.ts): a range it unmapped meanwhile is stored as zeros instead of
+   * failing the copy; its address is in no tracked VMA at the next dump,
+   * which copies whatever is mapped there whole. Never for a stopped task,
+   * whose unreadable page is an error.
+   */
+  goneAsZeros = false;
+
   private readViaMem(addr: bigint, len: number): void {
     this.procMem ??= new ProcMem(this.pid);
-    const n = this.procMem.read(addr, this.buf, this.fill, len);
+    let n: number;
+    try {
+      n = this.procMem.read(addr, this.buf, this.fill, len);
+    } catch (e) {
+      if (!this.goneAsZeros || !isUnmappedRead(e)) throw e;
+      n = 0;
+    }
     if (n !== len) this.buf.fill(0, this.fill + n, this.fill + len);
     this.fill += len;
   }
@@ -349,4 +364,10 @@ export class PagesWriter implements PageSink {
     this.procMem?.close();
     this.procMem = undefined;
   }
+}
+
+/** A read of /proc/PID/mem at an address the task no longer maps (EIO). */
+function isUnmappedRead(e: unknown): boolean {
+  const code = (e as { code?: unknown }).code;
+  return code === 'EIO' || code === 'EFAULT';
 }
