@@ -304,12 +304,11 @@ export function dumpMemory(ctx: MemoryDumpContext): MemoryDump {
       // so the task would lose the sharing (a dump with -R or a pre-dump
       // would double a forking server's memory).
       const shared = v.sharedKb > 0;
-      const once = kind === 'anon-private' && ctx.track?.scanOnce ? ctx.track.scanOnce(v.start, v.end, v.swapKb > 0) ?? null : undefined;
-      const dirty = once === undefined ? ctx.track?.scan(v.start, v.end) : once?.written;
-      if (dirty && ctx.track) {
+      const tracked = ctx.track ? trackedRuns(ctx.track, v, kind) : undefined;
+      if (tracked && ctx.track) {
         // Pages that hold data, cut where they are both unwritten and held
         // by the parent: those become PE_PARENT, the rest is copied.
-        const data = once ? once.data : ctx.track.data(v.start, v.end, kind === 'file-private', v.swapKb > 0);
+        const { dirty, data } = tracked;
         // A page server without a parent image of this pagemap (its OPEN2 answer) gets every page, as CRIU's dumper sends them.
         const parent = writer.isRemote && !writer.remoteHasParent ? [] : clip(ctx.track.parent, v.start, v.end);
         const fromParent = subtract(parent, dirty);
@@ -366,4 +365,20 @@ function isCharDevice(path: string): boolean {
 
 export function pagesImagePath(dir: string, id: number): string {
   return imagePath(dir, 'PAGES', id);
+}
+
+/**
+ * What the tracker says of VMA `v`: the runs written since the parent's
+ * protection and the runs that hold data (one walk where the tracking ends
+ * with this dump, MemoryTrackContext.scanOnce); undefined where the VMA is
+ * not tracked.
+ */
+function trackedRuns(track: MemoryTrackContext, v: SmapsEntry, kind: VmaKind): { dirty: Range[]; data: Range[] } | undefined {
+  const withSwap = v.swapKb > 0;
+  if (kind === 'anon-private' && track.scanOnce) {
+    const once = track.scanOnce(v.start, v.end, withSwap);
+    return once && { dirty: once.written, data: once.data };
+  }
+  const dirty = track.scan(v.start, v.end);
+  return dirty && { dirty, data: track.data(v.start, v.end, kind === 'file-private', withSwap) };
 }

@@ -39,7 +39,7 @@ import { join } from 'node:path';
 import { listFds, readFdLink, parseFdinfo, parseLimits } from '../../proc/index.js';
 import { NR, isSyscallError, pagemapScan, PAGE_IS_WRITTEN, PAGE_IS_PFNZERO, PAGE_IS_PRESENT, PAGE_IS_SWAPPED, PAGE_IS_FILE, PM_SCAN_WP_MATCHING, PM_SCAN_CHECK_WPASYNC,
   UFFD_USER_MODE_ONLY, UFFD_FEATURE_WP_ASYNC, UFFD_FEATURE_WP_UNPOPULATED, UFFDIO_API, UFFDIO_REGISTER, UFFDIO_WRITEPROTECT,
-  UFFDIO_REGISTER_MODE_WP, UFFDIO_WRITEPROTECT_MODE_WP, uffdioApi, uffdioRegister, uffdioWriteprotect, replaceFile, type PageRegion } from '../../sys/index.js';
+  UFFDIO_REGISTER_MODE_WP, UFFDIO_WRITEPROTECT_MODE_WP, uffdioApi, uffdioRegister, uffdioWriteprotect, replaceFile, type PageRegion, type PagemapScanQuery } from '../../sys/index.js';
 import type { Tracee } from '../../infect/tracee.js';
 import { traceeObserver } from '../../infect/observer.js';
 import { CriuTsError } from '../../errors.js';
@@ -206,13 +206,18 @@ export function closeTracker(t: Tracee, fd: number): void {
  * protected again in the same walk. undefined: the range is not tracked.
  */
 export function scanWritten(pagemapFd: number, pid: number, start: bigint, end: bigint): { start: bigint; end: bigint }[] | undefined {
+  return scanTracked(pagemapFd, pid, start, end, {
+    flags: PM_SCAN_WP_MATCHING | PM_SCAN_CHECK_WPASYNC,
+    mask: 0,
+    anyOf: PAGE_IS_WRITTEN | PAGE_IS_PFNZERO,
+    report: PAGE_IS_WRITTEN | PAGE_IS_PFNZERO,
+  });
+}
+
+/** PAGEMAP_SCAN with PM_SCAN_CHECK_WPASYNC over [start, end): undefined where the range is not tracked (EPERM). */
+function scanTracked(pagemapFd: number, pid: number, start: bigint, end: bigint, q: PagemapScanQuery): PageRegion[] | undefined {
   try {
-    return pagemapScan(pagemapFd, start, end, {
-      flags: PM_SCAN_WP_MATCHING | PM_SCAN_CHECK_WPASYNC,
-      mask: 0,
-      anyOf: PAGE_IS_WRITTEN | PAGE_IS_PFNZERO,
-      report: PAGE_IS_WRITTEN | PAGE_IS_PFNZERO,
-    }, pid);
+    return pagemapScan(pagemapFd, start, end, q, pid);
   } catch (e) {
     if (isSyscallError(e, EPERM)) return undefined;
     throw e;
@@ -236,18 +241,13 @@ export function scanWritten(pagemapFd: number, pid: number, start: bigint, end: 
 export function scanWrittenAndData(pagemapFd: number, pid: number, start: bigint, end: bigint, withSwap: boolean): { written: Range[]; data: Range[] } | undefined {
   const dataBits = PAGE_IS_PRESENT | (withSwap ? PAGE_IS_SWAPPED : 0);
   const writtenBits = PAGE_IS_WRITTEN | PAGE_IS_PFNZERO;
-  let regions: PageRegion[];
-  try {
-    regions = pagemapScan(pagemapFd, start, end, {
-      flags: PM_SCAN_CHECK_WPASYNC,
-      mask: 0,
-      anyOf: writtenBits | dataBits,
-      report: writtenBits | dataBits,
-    }, pid);
-  } catch (e) {
-    if (isSyscallError(e, EPERM)) return undefined;
-    throw e;
-  }
+  const regions = scanTracked(pagemapFd, pid, start, end, {
+    flags: PM_SCAN_CHECK_WPASYNC,
+    mask: 0,
+    anyOf: writtenBits | dataBits,
+    report: writtenBits | dataBits,
+  });
+  if (regions === undefined) return undefined;
   return { written: runsWith(regions, writtenBits), data: runsWith(regions, dataBits) };
 }
 
