@@ -95,6 +95,43 @@ export class ProcMem {
   }
 }
 
+let guardFlag: boolean | undefined;
+/** Where guardFlagShown's probe maps its two pages: below any mapping of Node's, so that their smaps record comes first. */
+const GUARD_PROBE_ADDR = 0x100000;
+/**
+ * Whether smaps shows `gu` in the VmFlags of a VMA that holds (or held)
+ * guard regions (VM_MAYBE_GUARD: a VMA without it holds none, so a dump
+ * need not walk its page tables for them). Tried once: two pages of ours
+ * mapped low (MAP_FIXED_NOREPLACE), one made a guard region, and the first
+ * record of /proc/self/smaps read (ours: walking only our two pages). Any
+ * doubt (the address taken, no guard regions, the record not ours) says
+ * no, and the dump scans the whole address space as before.
+ */
+export function guardFlagShown(): boolean {
+  if (guardFlag !== undefined) return guardFlag;
+  const page = 4096;
+  const m = sysTry(NR.mmap, GUARD_PROBE_ADDR, 2 * page, 3 /* PROT_READ|PROT_WRITE */, 0x100022 /* MAP_PRIVATE|MAP_ANONYMOUS|MAP_FIXED_NOREPLACE */, -1, 0);
+  if (m !== GUARD_PROBE_ADDR) {
+    if (m > 0) sysTry(NR.munmap, m, 2 * page);
+    return (guardFlag = false);
+  }
+  try {
+    if (sysTry(NR.madvise, m, page, 102 /* MADV_GUARD_INSTALL */) !== 0) return (guardFlag = false);
+    const fd = openSync('/proc/self/smaps', 'r');
+    try {
+      const buf = Buffer.alloc(2048);
+      const text = buf.toString('latin1', 0, readSync(fd, buf, 0, buf.length, null));
+      const flags = /^VmFlags:(.*)$/m.exec(text)?.[1] ?? '';
+      guardFlag = text.startsWith(`${m.toString(16).padStart(8, '0')}-`) && flags.split(' ').includes('gu');
+    } finally {
+      closeSync(fd);
+    }
+  } finally {
+    sysTry(NR.munmap, m, 2 * page);
+  }
+  return guardFlag;
+}
+
 let movesMany: boolean | undefined;
 /**
  * Whether one mremap moves several adjacent VMAs at once (Linux 6.17+;

@@ -178,6 +178,8 @@ export function dumpMemory(ctx: MemoryDumpContext): MemoryDump {
   const privateRanges: Range[] = [];
   const shmemLater: SmapsEntry[] = [];
   const aios: AioRingEntry[] = [];
+  /** VMAs that may hold guard regions (VmFlags `gu`): the only ones guard.ts need walk */
+  const mayGuard: Range[] = [];
   try {
     // Read while the task was asked its questions, if its mappings are still the ones it shows.
     const early = ctx.smaps !== undefined && smapsStillHolds(pid, ctx.smaps, ctx.exclude.map((x) => ({ start: x.addr, end: x.addr + BigInt(x.size) })))
@@ -185,6 +187,7 @@ export function dumpMemory(ctx: MemoryDumpContext): MemoryDump {
     if (ctx.smaps !== undefined && early === undefined) log.debug(`task ${pid}: mappings changed since smaps was read early; reading it again`);
     // One VMA at a time as smaps is read: no array of 20,000 entries alive through the copy.
     forEachSmaps(pid, (v) => {
+      if (v.vmFlags.includes('gu')) mayGuard.push({ start: v.start, end: v.end });
       // An anonymous hugetlb mapping is a file of the kernel's hugetlbfs; it is saved as anonymous memory.
       const kind: VmaKind = isAnonHugetlb(v) ? (v.shared ? 'anon-shared' : 'anon-private') : classifyVma(v);
       if (kind === 'skip') return;
@@ -348,7 +351,7 @@ export function dumpMemory(ctx: MemoryDumpContext): MemoryDump {
     writer.close();
   }
   // Guard regions live inside the VMAs above: entries of their own after them, as CRIU writes them.
-  vmas.push(...dumpGuardRegions(pid));
+  vmas.push(...dumpGuardRegions(pid, mayGuard));
   return {
     vmas, aios, pagemap: writer.entries, pagesId, pagesScanned: scanned, pagesWritten: writer.pagesWritten, pagesLazy: writer instanceof PagesWriter ? writer.pagesLazy : 0, pagesSkippedParent: skippedParent, privateRanges, shmem,
     ...(deferred ? { copy: () => deferred.replay(new PagesWriter(ctx.dir, pagesId, pid, ctx.onBytes, deferred.bytes, remote)) } : {}),
