@@ -112,8 +112,19 @@ export function pagemapScan(pagemapFd: number, start: bigint, end: bigint, q: Pa
     const n = ioctlTry(pagemapFd, PAGEMAP_SCAN, arg);
     if (n < 0) throw new SyscallError('ioctl(PAGEMAP_SCAN)', -n, pid);
     for (let i = 0; i < n; i++) {
-      out.push({ start: vec.readBigUInt64LE(i * 24), end: vec.readBigUInt64LE(i * 24 + 8), categories: Number(vec.readBigUInt64LE(i * 24 + 16)) });
+      let s = vec.readBigUInt64LE(i * 24);
+      const e = vec.readBigUInt64LE(i * 24 + 8);
+      // Never the same page twice (see below): what was reported first stands.
+      const last = out[out.length - 1];
+      if (last !== undefined && s < last.end) s = last.end;
+      if (s < e) out.push({ start: s, end: e, categories: Number(vec.readBigUInt64LE(i * 24 + 16)) });
     }
+    // A vector not filled means the walk reached `end`. Its walk_end then
+    // can still be short of it (seen on 6.18: 72 MiB into an 80 MiB range
+    // whose regions all came back), and a walk from there reported the
+    // tail twice: duplicate pagemap entries, and with PM_SCAN_WP_MATCHING a
+    // second answer after the first had protected those pages again.
+    if (n < VEC_LEN) break;
     const walkEnd = arg.readBigUInt64LE(32);
     if (walkEnd <= from) break; // no progress: nothing more to learn
     from = walkEnd;
