@@ -170,7 +170,7 @@ function run(name, modulesEntry, argv, commands) {
   const opened = openCache(cachePath, st);
   // One buffer for both files: the bundle's text is read into it and copied into a V8 string, then
   // the cache is read over the same pages. Two buffers were two fresh mappings, each of whose pages
-  // the kernel's copy touched first (180-250 page faults more per run, dear on a VM:
+  // the kernel's copy touched first (about 150 page faults more per run, dear on a VM:
   // docs/performance.md, "1 MiB through the CLI, session 15"). Not pooled: its own allocation,
   // so the cache's code is as aligned as its offset in the file.
   let buf = Buffer.allocUnsafeSlow(Math.max(Number(st.size), opened?.size ?? 0));
