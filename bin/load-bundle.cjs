@@ -31,7 +31,7 @@
 //
 // Without a bundle, or with one older than the compiled modules (a plain
 // `tsc` since), the modules are imported as they are.
-const { closeSync, fstatSync, openSync, readFileSync, renameSync, statSync, unlinkSync, writeSync, constants: C } = require('node:fs');
+const { closeSync, fstatSync, openSync, readSync, renameSync, statSync, unlinkSync, writeSync, constants: C } = require('node:fs');
 const { createRequire } = require('node:module');
 const { dirname, join } = require('node:path');
 const vm = require('node:vm');
@@ -59,25 +59,53 @@ function stamp(st) {
   return `${MAGIC} ${process.version} ${JSON.stringify(process.execArgv)} ${st.dev}:${st.ino}:${st.size}:${st.mtimeNs}:${st.ctimeNs}\n`;
 }
 
-/** The cache's code and the commands that made it, or undefined when there is none we may trust for this bundle. */
-function readCache(path, bundleStat, head) {
+/**
+ * The cache file at `path`, opened, if we may trust it for this bundle's owner: its fd and size
+ * (the caller reads it: readCache), or undefined.
+ */
+function openCache(path, bundleStat) {
   let fd;
   try {
     fd = openSync(path, C.O_RDONLY | C.O_NOFOLLOW | C.O_CLOEXEC);
     const st = fstatSync(fd, { bigint: true });
-    if (!st.isFile() || st.uid !== bundleStat.uid || (st.mode & 0o022n) !== 0n || st.size > MAX_CACHE_BYTES) return undefined;
-    const data = readFileSync(fd);
+    if (!st.isFile() || st.uid !== bundleStat.uid || (st.mode & 0o022n) !== 0n || st.size > MAX_CACHE_BYTES) {
+      closeSync(fd);
+      return undefined;
+    }
+    return { fd, size: Number(st.size) };
+  } catch {
+    if (fd !== undefined) closeSync(fd);
+    return undefined;
+  }
+}
+
+/** Read all of `fd` (from its start) into `buf`, up to its length; the bytes read. */
+function readInto(fd, buf) {
+  let got = 0;
+  for (;;) {
+    const n = readSync(fd, buf, got, buf.length - got, got);
+    if (n <= 0 || (got += n) === buf.length) return got;
+  }
+}
+
+/**
+ * The opened cache's code (in `buf`, read over whatever was there) and the commands that made it,
+ * or undefined when it is not one made for this bundle. Closes the cache's fd.
+ */
+function readCache(cache, head, buf) {
+  try {
+    const data = buf.subarray(0, readInto(cache.fd, buf.subarray(0, cache.size)));
     const want = Buffer.from(head);
     if (data.length <= want.length || !data.subarray(0, want.length).equals(want)) return undefined;
     const nl = data.indexOf(10, want.length);
     if (nl < 0) return undefined;
     const made = data.subarray(want.length, nl).toString('latin1').split(' ').filter((w) => w !== '');
-    // readFileSync's Buffer is an allocation of its own (aligned): the code is as aligned as its offset.
+    // `buf` is an allocation of its own (aligned): the code is as aligned as its offset.
     return { code: data.subarray(nl + 1), made };
   } catch {
     return undefined;
   } finally {
-    if (fd !== undefined) closeSync(fd);
+    closeSync(cache.fd);
   }
 }
 
@@ -136,13 +164,21 @@ function run(name, modulesEntry, argv, commands) {
   }
   const fd = openSync(bundle, C.O_RDONLY | C.O_CLOEXEC);
   const st = fstatSync(fd, { bigint: true });
-  // latin1: the bundle is ASCII (scripts/bundle.mjs), and latin1 is the cheaper decoding (1-2 ms less).
-  const source = readFileSync(fd, 'latin1');
-  closeSync(fd);
   const command = argv.find((a) => commands.includes(a)) ?? '-';
   const cachePath = `${bundle}.${shortKey(`${process.version} ${JSON.stringify(process.execArgv)}`)}.${command === '-' ? 'help' : command}.cache`;
   const head = stamp(st);
-  let cache = readCache(cachePath, st, head);
+  const opened = openCache(cachePath, st);
+  // One buffer for both files: the bundle's text is read into it and copied into a V8 string, then
+  // the cache is read over the same pages. Two buffers were two fresh mappings, each of whose pages
+  // the kernel's copy touched first (about 150 page faults more per run, dear on a VM:
+  // docs/performance.md, "1 MiB through the CLI, session 15"). Not pooled: its own allocation,
+  // so the cache's code is as aligned as its offset in the file.
+  let buf = Buffer.allocUnsafeSlow(Math.max(Number(st.size), opened?.size ?? 0));
+  // latin1: the bundle is ASCII (scripts/bundle.mjs), and latin1 is the cheaper decoding (1-2 ms less).
+  const source = buf.toString('latin1', 0, readInto(fd, buf.subarray(0, Number(st.size))));
+  closeSync(fd);
+  let cache = opened === undefined ? undefined : readCache(opened, head, buf);
+  buf = undefined;
   // The bundle is one function expression (scripts/bundle.mjs): the text
   // read is the source V8 keeps, with no second copy made here.
   const script = new vm.Script(source, {

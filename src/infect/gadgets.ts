@@ -34,8 +34,18 @@ const SYSCALL_RET = Buffer.from([0x0f, 0x05, 0xc3]);
 const SIGRETURN = Buffer.from([0x48, 0xc7, 0xc0, 0x0f, 0x00, 0x00, 0x00, 0x0f, 0x05]);
 const POP_RAX_RET = Buffer.from([0x58, 0xc3]);
 
-/** How much of one executable mapping we read per look (most of libc's text fits). */
-const CHUNK_BYTES = 1 << 21;
+/**
+ * How much of one executable mapping we read per look, into one buffer
+ * kept for every scan. Small on purpose: a fresh buffer the size of libc's
+ * text (1.4 MB) was 340 first touches of pages per dump, about 4 ms of
+ * CPU on a VM whose page faults are dear, for bytes looked at once; 22
+ * process_vm_readv calls of 64 KiB into pages already ours cost a tenth of
+ * that (docs/performance.md, "1 MiB through the CLI, session 15").
+ */
+const CHUNK_BYTES = 64 << 10;
+/** Consecutive reads overlap by this much, so that a gadget across their border is still seen whole. */
+const OVERLAP_BYTES = Math.max(SYSCALL.length, SYSCALL_RET.length, SIGRETURN.length, POP_RAX_RET.length) - 1;
+let scanBuf: Buffer | undefined;
 
 interface ExecMapping {
   start: bigint;
@@ -139,11 +149,12 @@ function scan(tid: number, full: boolean, maps: readonly ExecMapping[], avoid: r
   let syscall: bigint | undefined;
   const g: Omit<Gadgets, 'syscall'> = {};
   const done = (): boolean => syscall !== undefined && (!full || (g.syscallRet !== undefined && (g.sigreturn !== undefined || g.popRaxRet !== undefined)));
+  scanBuf ??= Buffer.allocUnsafe(CHUNK_BYTES);
+  const buf = scanBuf;
   for (const m of maps) {
     if (avoid.some((r) => m.start < r.end && r.start < m.end)) continue;
-    for (let at = m.start; at < m.end && !done(); at += BigInt(CHUNK_BYTES)) {
+    for (let at = m.start; at < m.end && !done(); at += BigInt(CHUNK_BYTES - OVERLAP_BYTES)) {
       const len = Number(m.end - at < BigInt(CHUNK_BYTES) ? m.end - at : BigInt(CHUNK_BYTES));
-      const buf = Buffer.allocUnsafe(len);
       let n = 0;
       try {
         n = processVmReadv(tid, buf, 0, [{ addr: at, len }]);
@@ -161,7 +172,8 @@ function scan(tid: number, full: boolean, maps: readonly ExecMapping[], avoid: r
         g.sigreturn ??= look(SIGRETURN);
         g.popRaxRet ??= look(POP_RAX_RET);
       }
-      if (n < len) break;
+      // The mapping's end read (or all of it that can be): the overlap would only read its tail again.
+      if (n < len || at + BigInt(len) >= m.end) break;
     }
     if (done()) break;
   }

@@ -2,7 +2,10 @@
  * /proc/PID/stat: one line, 52 fields. comm may hold spaces and ')' so we
  * split at the last ')'. Addresses are bigint; counters that fit are numbers.
  */
-import { parseError, procDir, readProcText } from './read.js';
+import { closeSync, readSync } from 'node:fs';
+import { listChildren, listThreads } from './children.js';
+import { listFds } from './fdinfo.js';
+import { openProc, parseError, procDir, readProcText } from './read.js';
 
 export interface ProcStat {
   pid: number;
@@ -107,4 +110,34 @@ export function residentBytes(pid: number): number {
   const pages = Number(text.split(' ')[1]);
   if (!Number.isFinite(pages)) throw parseError(file, text, 'expected size resident ...');
   return pages * 4096;
+}
+
+/** What `isSmallProcess` allows: a process like the 1 MiB benchmark subject's, or a shell's. */
+const SMALL = { threads: 16, fds: 64, residentBytes: 16 << 20, mapsBytes: 16 << 10 };
+
+/**
+ * Whether `pid` is one small process: no children, few threads, fds and
+ * mappings (its maps text under 16 KiB, of which no more is read), little
+ * resident memory. What a dump of it costs criu-ts in memory is then small
+ * too (cli/trim-pages.ts). Any doubt (a task gone, a file unreadable)
+ * answers false.
+ */
+export function isSmallProcess(pid: number): boolean {
+  try {
+    const st = parseStat(pid);
+    if (st.numThreads > SMALL.threads || Number(st.rss) * 4096 > SMALL.residentBytes) return false;
+    if (listFds(pid).length > SMALL.fds || listChildren(pid, listThreads(pid)).length > 0) return false;
+    const file = `/proc/${pid}/maps`;
+    const fd = openProc(pid, file);
+    try {
+      const buf = Buffer.allocUnsafe(SMALL.mapsBytes);
+      let have = 0;
+      for (let n = 1; n > 0 && have < buf.length; have += n) n = readSync(fd, buf, have, buf.length - have, null);
+      return have < buf.length;
+    } finally {
+      closeSync(fd);
+    }
+  } catch {
+    return false;
+  }
 }

@@ -4,7 +4,7 @@
  * the final steps if the bodies grew the heap enough: src/heap.ts;
  * docs/performance.md "Peak RSS, ninth pass"): the restore goes on with
  * its code paged back in, and the task comes back whole. A small one
- * does neither.
+ * does neither, and keeps the start-up pages too.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -34,9 +34,14 @@ async function roundTrip(args: string[], prefix: string): Promise<string> {
 test('a 1000-thread restore through the CLI trims its heap and code pages, and the task passes', { timeout: 300_000 }, async () => {
   const log = await roundTrip(['--threads', '1000', '--fpu', '0', '--stack-kib', '64'], 'heap-trims');
   assert.ok(/heap collected \(.*\) and code pages dropped before the task bodies/.test(log), 'no trim before the task bodies in the restore log');
+  // 1000 core images: not a small job (cli/trim-pages.ts smallJob), so the start-up pages went first.
+  assert.match(log, /start-up pages dropped: \d+ KiB/);
 });
 
 test('an 8-thread restore through the CLI does neither', { timeout: 120_000 }, async () => {
   const log = await roundTrip([], 'heap-trims-small');
   assert.ok(!/heap collected/.test(log), 'a trim in a small restore');
+  // A few small images: the start-up pages are kept (cli/trim-pages.ts smallJob).
+  assert.match(log, /start-up pages kept: a small job/);
+  assert.doesNotMatch(log, /start-up pages dropped/);
 });

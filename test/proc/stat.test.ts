@@ -1,8 +1,9 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { parseStat, parseStatText } from '../../src/proc/index.js';
+import { isSmallProcess, parseStat, parseStatText } from '../../src/proc/index.js';
 import { isCriuTsError } from '../../src/errors.js';
 import { startProcTarget, infoNum } from '../lib/proc-target.js';
+import { startSubject } from '../lib/subjects.js';
 import type { ProcTarget } from '../lib/proc-target.js';
 
 let t: ProcTarget;
@@ -41,4 +42,19 @@ test('parseStat of a thread', () => {
 test('parseStatText rejects garbage', () => {
   assert.throws(() => parseStatText('12 (x) S 1 2', 'f'), (e) => isCriuTsError(e) && e.code === 'EPROC');
   assert.throws(() => parseStat(99999), (e) => isCriuTsError(e) && e.code === 'ENOTASK');
+});
+
+test('isSmallProcess: one small process is; a tree, a big resident set or a task gone is not', async () => {
+  // counter-loop: one thread, a few fds and mappings, little memory, no children.
+  const small = await startSubject('counter-loop');
+  try {
+    assert.equal(isSmallProcess(small.pid), true);
+  } finally {
+    small.cleanup();
+  }
+  // proc-target forked a child (which forked a grandchild).
+  assert.equal(isSmallProcess(t.subject.pid), false);
+  // This test's node: tens of MiB resident.
+  assert.equal(isSmallProcess(process.pid), false);
+  assert.equal(isSmallProcess(99999999), false);
 });

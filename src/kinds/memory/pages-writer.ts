@@ -31,6 +31,17 @@ const BUF_BYTES = 4 << 20;
  */
 const OVERLAP_BYTES = BUF_BYTES;
 /**
+ * The buffer of a writer whose file is smaller than that: 64 KiB, used
+ * again and again. A buffer the size of the file (a 1 MiB dump's 1.1 MB)
+ * was a fresh mapping whose every page the kernel's copy touched first:
+ * 280 page faults, about 4 ms of CPU per dump on a VM where a first touch
+ * costs 13 us, where 18 process_vm_readv and write calls of 64 KiB into
+ * the same 16 pages cost under 1 ms (docs/performance.md, "1 MiB through
+ * the CLI, session 15"). It is also under glibc's mmap threshold (128 KiB,
+ * bin/criu-ts): heap memory, not a mapping made and unmade per writer.
+ */
+const SMALL_BUF_BYTES = 64 << 10;
+/**
  * Buffers of finished writers, reused: a dump of many tasks must not
  * allocate a buffer per task (writers nest, hence a pool). Any size is
  * kept (a small task's writer gets a small one), the few largest only:
@@ -158,7 +169,9 @@ export class PagesWriter implements PageSink {
       [this.buf, this.spare] = this.halves;
       return;
     }
-    const want = Math.max(256 << 10, Math.min(BUF_BYTES, sizeHint));
+    // A local file under OVERLAP_BYTES goes through SMALL_BUF_BYTES at a time; a page server's
+    // messages, and a big file where there is no io_uring, keep their size.
+    const want = remote || sizeHint >= OVERLAP_BYTES ? Math.max(256 << 10, Math.min(BUF_BYTES, sizeHint)) : SMALL_BUF_BYTES;
     this.buf = takeBuffer(want);
   }
 
