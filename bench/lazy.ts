@@ -52,10 +52,14 @@ export async function firstRunAfter(record: string, t0: bigint): Promise<number>
   throw new Error('the restored subject never ran');
 }
 
-/** Start a lazy-pages daemon on `img`; resolves once it listens, with the moment it exits (wrapped: a promise would be awaited too). */
-export async function startDaemon(img: string): Promise<{ gone: Promise<bigint> }> {
+/**
+ * Start a lazy-pages daemon on `img`; resolves once it listens, with the moment it exits (wrapped: a promise would be awaited too).
+ * `timeline`: the daemon's own timeline goes there (CRIU_TS_TIMELINE, written as it exits).
+ */
+export async function startDaemon(img: string, timeline?: string): Promise<{ gone: Promise<bigint> }> {
   rmSync(join(img, 'lazy-pages.socket'), { force: true });
-  const daemon = spawn(process.execPath, [join(repoRoot(), 'bin', 'criu-ts'), 'lazy-pages', '-D', img], { stdio: 'ignore' });
+  const env = timeline === undefined ? process.env : { ...process.env, CRIU_TS_TIMELINE: timeline };
+  const daemon = spawn(process.execPath, [join(repoRoot(), 'bin', 'criu-ts'), 'lazy-pages', '-D', img], { stdio: 'ignore', env });
   const gone = new Promise<bigint>((res) => daemon.on('exit', () => res(realNs())));
   for (let k = 0; k < 5000 && !existsSync(join(img, 'lazy-pages.socket')); k++) await sleep(2);
   return { gone };

@@ -46,6 +46,7 @@ import { LazyWatchdog } from './lazy-watchdog.js';
 import { PageServerClient } from '../kinds/memory/page-server-client.js';
 import { LAZY_SOCKET } from './lazy-client.js';
 import { LazyTask, onlyIn, type Piece, type Seg } from './lazy-task.js';
+import { mark } from '../timeline.js';
 
 const log = logger('lazy-pages');
 /** Pages copied on a fault: the faulting one and a few after it (sequential access is the common case). */
@@ -100,12 +101,14 @@ export async function serveLazyPages(o: LazyPagesOptions): Promise<LazyPagesStat
   const chain = new ParentChain(o.dir);
   // Pages from a page server come through here; local ones are copied from a mapping of their file.
   const buf = Buffer.allocUnsafe(o.pageServer ? REMOTE_PUSH_BYTES : 0);
-  const faultBuf = Buffer.allocUnsafeSlow(FAULT_ROOM);
+  // Touched before we listen, as the push's buffers (lazy-push.ts): a fault's copy pays no first touches.
+  const faultBuf = Buffer.allocUnsafeSlow(FAULT_ROOM).fill(0);
   const msgs = Buffer.alloc(UFFD_MSG_BYTES * 32);
   let conn = -1;
   let done: boolean | undefined;
   let pushFrom = Infinity;
   let rr = 0;
+  let pushedAny = false;
   // Connected before anything listens: a page server that does not answer fails the daemon before any restore relies on it.
   const remote = o.pageServer ? PageServerClient.connect(o.pageServer.address, o.pageServer.port) : undefined;
   const watchdog = new LazyWatchdog();
@@ -200,7 +203,10 @@ export async function serveLazyPages(o: LazyPagesOptions): Promise<LazyPagesStat
         const m = decodeUffdMsg(msgs, off);
         switch (m.event) {
           case 'pagefault': {
+            // The timeline (CRIU_TS_TIMELINE) gets the first few: those a task's start waits for.
+            if (stats.faults < 8) mark(`lazy-pages: fault ${stats.faults} at 0x${m.address.toString(16)}`);
             const r = serveFault(t, m.address);
+            if (stats.faults <= 8) mark(`lazy-pages: fault ${stats.faults - 1} served`);
             if (r === 'again') retry.push({ t, address: m.address });
             else if (r === 'gone') return drop(t, 'its memory is gone');
             break;
@@ -239,7 +245,10 @@ export async function serveLazyPages(o: LazyPagesOptions): Promise<LazyPagesStat
       if (!isRemote(t, p)) {
         if (!local.canStart()) return false;
         rr = (rr + k + 1) % Math.max(1, tasks.length);
+        if (!pushedAny) mark('lazy-pages: first push');
         local.start(t, p, at, Number(n.len < BigInt(local.chunk) ? n.len : BigInt(local.chunk)));
+        if (!pushedAny) mark('lazy-pages: first push read, checked, its copy started');
+        pushedAny = true;
         return true;
       }
       rr = (rr + k + 1) % Math.max(1, tasks.length);
@@ -257,6 +266,8 @@ export async function serveLazyPages(o: LazyPagesOptions): Promise<LazyPagesStat
     return false;
   };
   try {
+    // Before we listen: a restore comes only after (see CheckedPages.prepare, again at its connection).
+    pages.prepare(o.dir);
     bindUnix(lsk, sockPath);
     listen(lsk, 1);
     log.info(`listening on ${sockPath}`);
@@ -274,7 +285,11 @@ export async function serveLazyPages(o: LazyPagesOptions): Promise<LazyPagesStat
       if (((rev[0] ?? 0) & (POLLIN | POLLHUP | POLLERR)) !== 0) {
         if (conn < 0) {
           conn = accept4(lsk);
+          mark('lazy-pages: restore connected');
           log.info('restore connected');
+          // What was opened ahead is kept if nothing changed since; else read again now, while the restore makes its tasks.
+          pages.prepare(o.dir);
+          mark('lazy-pages: pages images prepared');
         } else {
           // Every packet queued now, before any fault is served: a task's ranges
           // may come in several packets, all sent before it runs, and a fault in
@@ -296,6 +311,7 @@ export async function serveLazyPages(o: LazyPagesOptions): Promise<LazyPagesStat
               } else if (m.done !== undefined) {
                 done = m.done;
                 pushFrom = Date.now() + PUSH_AFTER_MS;
+                mark(`lazy-pages: restore ${done ? 'done' : 'failed'}`);
                 log.info(`restore ${done ? 'done' : 'failed'}`);
               } else if (done === undefined) {
                 const uffd = pkt.fds[0];
@@ -313,6 +329,7 @@ export async function serveLazyPages(o: LazyPagesOptions): Promise<LazyPagesStat
                 tasks.push(t);
                 watchdog.hold(uffd, m.pid);
                 stats.tasks++;
+                mark(`lazy-pages: ${t.label} handed over`);
                 log.info(`${t.label}: ${ranges.length} lazy VMA(s), ${t.pending.reduce((n, p) => n + p.len, 0n) / PS} page(s) to serve`);
               }
             }
