@@ -9,8 +9,10 @@
  * spawned), and the calls injected into the task by then. The last row is
  * the subject's own clock when it first runs. The daemon's own moments
  * (its timeline, on the same wall clock) are rows too, "lazy-pages: ...":
- * when the restore connected, each task handed over, the first push; its
- * first faults are counted apart (they come in some runs only).
+ * when the restore connected, each task handed over, the restore done;
+ * its first faults are counted apart (they come in some runs only). Not
+ * its first push: the subject is killed as soon as it has run, so the
+ * push meets a task that is going (the daemon's own timeline has it).
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -29,7 +31,7 @@ function daemonMarks(file: string, t0: bigint, first: number): { marks: Run['mar
   const all = relative(rec.marks, rec.origin, t0).filter((m) => m.what.startsWith('lazy-pages:'));
   const faults = all.filter((m) => / at 0x/.test(m.what));
   return {
-    marks: all.filter((m) => !m.what.startsWith('lazy-pages: fault')).map((m) => ({ ...m, calls: NaN, cpu: NaN })),
+    marks: all.filter((m) => !m.what.startsWith('lazy-pages: fault') && !m.what.startsWith('lazy-pages: first push')).map((m) => ({ ...m, calls: NaN, cpu: NaN })),
     faultsBefore: faults.filter((m) => m.ms < first).length,
   };
 }
