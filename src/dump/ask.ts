@@ -12,6 +12,7 @@ import { type ProcStatus, parseStatus } from '../proc/index.js';
 import type { Tracee } from '../infect/tracee.js';
 import { runEach } from '../kinds/steps.js';
 import { syscallEachSettled } from '../infect/side-by-side.js';
+import { writeMemEach, type Piece } from '../infect/write-each.js';
 import { faultPoint } from '../fault.js';
 import { mark } from '../timeline.js';
 import { observedBatch, traceeObserver } from '../infect/observer.js';
@@ -21,6 +22,9 @@ import type { TaskNode } from './tree.js';
 
 /** Scratch bytes for injected calls' arguments; the threads' self-cure frames follow. */
 export const SCRATCH_ARGS_BYTES = 1 << 16;
+
+/** Self-cure frames written per process_vm_writev at most (a frame is 1-12 KiB): bounded so that they are not all held at once. */
+const FRAMES_WRITE_BYTES = 256 << 10;
 
 /** What was asked of one process and its threads before its turn (askTree). */
 export interface TaskAsked {
@@ -117,18 +121,55 @@ export function armTree(tasks: readonly TaskNode[]): { addr: bigint; size: numbe
   // the guardian's shell). A thread whose frame the guardian does not know
   // yet still has its own registers. Those written are entered even when a
   // later one fails, as they were armed one by one before.
+  // Each process's frames go in one write per FRAMES_WRITE_BYTES (write-each.ts), not one per thread,
+  // copied as they come (a frame's image is a buffer buildSelfCure uses again for the next);
+  // a frame that could not be written is forgotten, its thread left without one.
   const written: { t: Tracee; slot: bigint | undefined }[] = [];
   let armFailure: unknown;
+  let frames: (Piece & { w: (typeof written)[number] })[] = [];
+  let frameBytes = 0;
+  const staging = Buffer.allocUnsafe(FRAMES_WRITE_BYTES);
+  const flush = (main: Tracee): void => {
+    const these = frames;
+    frames = [];
+    frameBytes = 0;
+    try {
+      writeMemEach(main, these);
+    } catch (e) {
+      armFailure ??= e;
+      for (const f of these) {
+        f.w.t.forgetSelfCure();
+        f.w.slot = undefined;
+      }
+    }
+  };
   try {
     tasks.forEach((node, i) => {
       const slot = slots[i] as number;
+      const main = mains[i] as Tracee;
       node.threads.forEach((t, k) => {
         const at = (ranges[i] as { addr: bigint }).addr + BigInt(SCRATCH_ARGS_BYTES + slot * k);
-        written.push({ t, slot: t.writeSelfCure(at) ? at : undefined });
+        const w: (typeof written)[number] = { t, slot: undefined };
+        written.push(w);
+        const put = (a: bigint, data: Buffer): void => {
+          if (frameBytes + data.length > staging.length) flush(main);
+          let copy: Buffer;
+          if (data.length > staging.length) copy = Buffer.from(data);
+          else {
+            copy = staging.subarray(frameBytes, frameBytes + data.length);
+            data.copy(copy);
+          }
+          frames.push({ at: a, data: copy, w });
+          frameBytes += data.length;
+        };
+        if (t.writeSelfCure(at, put)) w.slot = at;
       });
+      flush(main);
     });
   } catch (e) {
-    armFailure = e;
+    armFailure ??= e;
+    const main = frames[0]?.w.t;
+    if (main !== undefined) flush(main);
   }
   traceeObserver()?.frames(written.flatMap((w) => (w.slot === undefined ? [] : [{ tid: w.t.tid, slot: w.slot }])));
   for (const w of written) {

@@ -6,6 +6,7 @@
  */
 import { listThreads, listChildren, parseStat, parseStatus, readComm } from '../proc/index.js';
 import { Tracee, collectExit } from '../infect/tracee.js';
+import { seizeWaitEach } from '../infect/seize.js';
 import { isSyscallError, ESRCH, EPERM, __WALL, WNOHANG, NR, sleepMs, waitPid } from '../sys/index.js';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -150,17 +151,19 @@ export function seizeTree(rootPid: number, timeoutMs: number, freezeCgroup?: str
             throw e;
           }
         }
-        for (const tid of asked) {
-          try {
-            const t = Tracee.seizeWait(tid, timeoutMs, true);
-            if (tid === node.pid) node.threads.unshift(t);
-            else node.threads.push(t);
-            changed = true;
-          } catch (e) {
-            if (e instanceof CriuTsError && e.code === 'ENOTASK') continue;
-            throw e;
+        // Every thread taken is kept before an error is thrown: releaseTree lets it go.
+        let failed: { error: unknown } | undefined;
+        for (const t of seizeWaitEach(asked, timeoutMs, true)) {
+          if (!(t instanceof Tracee)) {
+            const e = t.error;
+            if (!(e instanceof CriuTsError && e.code === 'ENOTASK')) failed ??= t;
+            continue;
           }
+          if (t.tid === node.pid) node.threads.unshift(t);
+          else node.threads.push(t);
+          changed = true;
         }
+        if (failed !== undefined) throw failed.error;
         // The threads listed above: a thread can appear after that listing
         // only while one of them ran unseized, and seizing it made this pass
         // change, so the next pass lists the newcomer and reads its children.

@@ -148,7 +148,8 @@ function stillThere(tid: number, g: Gadgets): boolean {
 function scan(tid: number, full: boolean, maps: readonly ExecMapping[], avoid: readonly { start: bigint; end: bigint }[]): Gadgets | undefined {
   let syscall: bigint | undefined;
   const g: Omit<Gadgets, 'syscall'> = {};
-  const done = (): boolean => syscall !== undefined && (!full || (g.syscallRet !== undefined && (g.sigreturn !== undefined || g.popRaxRet !== undefined)));
+  // `pop %rax; ret` only where there is no restorer at all: a scan of 64 KiB looks that stopped at the first would miss a later restorer.
+  const done = (): boolean => syscall !== undefined && (!full || (g.syscallRet !== undefined && g.sigreturn !== undefined));
   scanBuf ??= Buffer.allocUnsafe(CHUNK_BYTES);
   const buf = scanBuf;
   for (const m of maps) {

@@ -55,17 +55,49 @@ function peek(tid: number, at: bigint, len: number): Buffer | undefined {
  * rseq registered or the kernel cannot tell (no PTRACE_GET_RSEQ_CONFIGURATION).
  */
 export function abortRseqAtStop(tid: number, regs: Buffer): RseqAtStop | undefined {
-  let config: RseqConfig;
+  return abortRseqAtStops([{ tid, regs }])[0];
+}
+
+/** The thread's registration, or undefined when the kernel cannot tell. */
+function configOf(tid: number): RseqConfig | undefined {
   try {
-    config = rseqConfig(tid);
+    return rseqConfig(tid);
   } catch {
     return undefined;
   }
-  const area = config.rseqAbiPointer;
+}
+
+/**
+ * abortRseqAtStop for threads of one address space (the threads of one
+ * process): their registrations asked one by one (only ptrace tells them),
+ * their areas read in one process_vm_readv through the first thread instead
+ * of one each (a 1000-thread dump made 1,000 such reads at its seize); a
+ * thread whose area that read cannot reach is read alone, as before.
+ */
+export function abortRseqAtStops(threads: readonly { tid: number; regs: Buffer }[]): (RseqAtStop | undefined)[] {
+  const configs = threads.map((t) => configOf(t.tid));
+  const want = configs.flatMap((c, i) => (c !== undefined && c.rseqAbiPointer !== 0n ? [i] : []));
+  const areas = new Map<number, Buffer>();
+  const all = Buffer.alloc(want.length * RSEQ_LAYOUT.AREA_BYTES);
+  const first = threads[want[0] ?? 0];
+  let n = -1;
+  try {
+    if (first !== undefined && want.length > 1) n = processVmReadv(first.tid, all, 0, want.map((i) => ({ addr: (configs[i] as RseqConfig).rseqAbiPointer, len: RSEQ_LAYOUT.AREA_BYTES })));
+  } catch {
+    n = -1; // each read alone below
+  }
+  if (n === all.length) want.forEach((i, k) => areas.set(i, all.subarray(k * RSEQ_LAYOUT.AREA_BYTES, (k + 1) * RSEQ_LAYOUT.AREA_BYTES)));
+  return threads.map((t, i) => {
+    const config = configs[i];
+    if (config === undefined || config.rseqAbiPointer === 0n) return undefined;
+    const abi = areas.get(i) ?? peek(t.tid, config.rseqAbiPointer, RSEQ_LAYOUT.AREA_BYTES);
+    return abi === undefined ? undefined : abortAt(t.tid, t.regs, config, abi);
+  });
+}
+
+/** abortRseqAtStop once the thread's area is read (`abi`). */
+function abortAt(tid: number, regs: Buffer, config: RseqConfig, abi: Buffer): RseqAtStop {
   const signature = config.signature;
-  if (area === 0n) return undefined;
-  const abi = peek(tid, area, RSEQ_LAYOUT.AREA_BYTES);
-  if (!abi) return undefined;
   const cs = abi.readBigUInt64LE(RSEQ_LAYOUT.CS_OFFSET);
   const out: RseqAtStop = { cs, flags: abi.readUInt32LE(RSEQ_LAYOUT.FLAGS_OFFSET), aborted: false, config };
   if (cs === 0n) return out;

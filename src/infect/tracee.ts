@@ -37,10 +37,7 @@ export interface SeizeOptions {
   options?: number;
   /** how long to wait for the task to stop */
   timeoutMs?: number;
-  /**
-   * Leave the signal mask alone until selfCure() (dump targets): a task
-   * must never be left with our mask if we die before it is armed.
-   */
+  /** Leave the signal mask alone until selfCure() (dump targets): never our mask left if we die before it is armed. */
   selfCure?: boolean;
 }
 
@@ -65,11 +62,7 @@ export class Tracee extends HeldTask {
   private awaitingArm = false;
   /** scratchRequest() asked for that mmap: the next injection may be it */
   private scratchMmapNext = false;
-  /**
-   * The frame that covers the first call (first-call.ts), below the red
-   * zone of the main stack, and the bytes it covers there: put back once
-   * the thread's registers no longer lead to it.
-   */
+  /** The first call's frame (first-call.ts) below the main stack's red zone, and the bytes it covers, put back later. */
   private stackFrame: { slot: bigint; saved: Buffer } | undefined;
   /** writeSelfCure wrote a frame that enterSelfCure has not entered yet; the mask it read */
   private entering = false;
@@ -119,18 +112,20 @@ export class Tracee extends HeldTask {
       const { stopSignal, stashed } = waitForStop(tid, timeoutMs);
       const regs = getGpRegsRaw(tid);
       // Before anything of ours runs in it: a thread inside an rseq critical section goes to its abort handler.
-      const rseq = abortRseqAtStop(tid, regs);
-      const t = new Tracee(tid, regs, stopSignal);
-      t.rseqAtStop = rseq;
-      t.stashedSignals.push(...stashed);
-      t.deferBlock = selfCure;
-      t.guarded = selfCure;
-      t.awaitingArm = selfCure;
-      return t;
+      return Tracee.taken({ tid, regs, stopSignal, stashed }, abortRseqAtStop(tid, regs), selfCure);
     } catch (e) {
       ptraceDetachQuiet(tid);
       throw e;
     }
+  }
+
+  /** A thread at its seize's stop, `rseq` its rseq state there, taken (seizeWait, seize.ts `seizeWaitEach`). */
+  static taken(s: { tid: number; regs: Buffer; stopSignal: number; stashed: Buffer[] }, rseq: RseqAtStop | undefined, selfCure: boolean): Tracee {
+    const t = new Tracee(s.tid, s.regs, s.stopSignal);
+    t.rseqAtStop = rseq;
+    t.stashedSignals.push(...s.stashed);
+    t.deferBlock = t.guarded = t.awaitingArm = selfCure;
+    return t;
   }
 
   /** Adopt a traced, stopped task (a clone's child); `bornHeld`: its maker's mask, which it copied, was HELD_SIGMASK (its first call blocks nothing). */
@@ -153,8 +148,8 @@ export class Tracee extends HeldTask {
    * frame. Only then are its signals blocked. Returns false (and blocks
    * the signals anyway) when the task lacks the gadgets or uses a shadow
    * stack; it is then driven as before, without the net. Many threads at
-   * once: writeSelfCure each, the guardian told of every frame in one
-   * message (observer frames()), then enterSelfCure each.
+   * once: writeSelfCure each, the frames written, the guardian told of all
+   * in one message (observer frames()), then enterSelfCure each.
    */
   selfCure(slot: bigint): boolean {
     const armed = this.writeSelfCure(slot);
@@ -163,8 +158,12 @@ export class Tracee extends HeldTask {
     return armed;
   }
 
-  /** selfCure's first half: the frame written at `slot`, the thread not touched yet (true: there is a frame). */
-  writeSelfCure(slot: bigint): boolean {
+  /**
+   * selfCure's first half: the frame written at `slot`, or handed to `put`
+   * (which writes it before enterSelfCure, or calls forgetSelfCure), the
+   * thread not touched yet (true: there is a frame).
+   */
+  writeSelfCure(slot: bigint, put?: (at: bigint, image: Buffer) => void): boolean {
     const g = this.findGadgets(true);
     const mask = this.savedSigmask ?? ptraceGetSigmask(this.tid);
     this.armMask = mask;
@@ -178,14 +177,20 @@ export class Tracee extends HeldTask {
       log.info(`thread ${this.tid}: no self-cure (${shstk ? 'shadow stack' : 'no syscall;ret or sigreturn gadget'})`);
       return false;
     }
-    this.writeMem(slot, sc.image);
+    if (put) put(slot, sc.image);
+    else this.writeMem(slot, sc.image);
     this.cureFrame = { used: sc.used, injectSp: sc.injectSp, idleRegs: sc.idleRegs };
     this.entering = true;
-    // Only the scratch area's owner moves its frame out before unmapping
-    // it (moveFrameOutOfScratch); the others' XSAVE copies (11 KiB each
-    // with AMX) would only be held.
+    // Only the scratch area's owner moves its frame out before unmapping it (moveFrameOutOfScratch);
+    // the others' XSAVE copies (11 KiB each with AMX) would only be held.
     this.cureSource = kept ? { mask, xstate: kept } : undefined;
     return true;
+  }
+
+  /** A frame handed to writeSelfCure's `put` that was not written: the thread goes on without one. */
+  forgetSelfCure(): void {
+    this.cureFrame = this.cureSource = undefined;
+    this.entering = false;
   }
 
   /**
@@ -259,11 +264,7 @@ export class Tracee extends HeldTask {
     return plan.at;
   }
 
-  /**
-   * The first call's frame is not needed any more (the thread's registers
-   * lead to another frame, or are its own again): the stack bytes it
-   * covered are put back.
-   */
+  /** The first call's frame is not needed any more (the registers lead elsewhere): its stack bytes put back. */
   private dropStackFrame(): void {
     const f = this.stackFrame;
     if (f === undefined) return;
@@ -307,10 +308,8 @@ export class Tracee extends HeldTask {
   }
 
   /**
-   * unmapScratch for side-by-side use (syscallEach): the munmap to inject,
-   * or undefined when there is nothing of ours to unmap; the area is
-   * forgotten at once (the caller makes the call). Not for a dump target,
-   * whose areas the guardian is told about.
+   * unmapScratch side by side (syscallEach): the munmap to inject (undefined: nothing of ours), the area
+   * forgotten at once. Not for a dump target, whose areas the guardian is told about.
    */
   scratchUnmapRequest(): { nr: number; args: Arg[] } | undefined {
     if (this.guarded) throw new CriuTsError('EINFECT', `task ${this.tid}: a dump target's scratch goes through unmapScratch`, { pid: this.tid });
@@ -347,14 +346,12 @@ export class Tracee extends HeldTask {
    * unmaps it (their self-cure frames live there).
    */
   cure(): void {
-    // Take the list first: signals arriving while we re-queue stay queued
-    // (everything is blocked), they are not stashed again.
+    // Take the list first: signals arriving while we re-queue stay queued (all blocked), not stashed again.
     const stashed = this.stashedSignals.splice(0);
     let failed: unknown;
     try {
       if (stashed.length > 0) {
-        // Re-queueing is injected: a thread never armed (the run failed
-        // between seize and armTree) is armed alone first.
+        // Re-queueing is injected: a thread never armed (failed between seize and armTree) is armed alone first.
         if (this.awaitingArm) this.selfCure(this.mapScratch(CURE_ARGS_BYTES + this.selfCureBytes()) + BigInt(CURE_ARGS_BYTES));
         this.deferBlock = false;
         const pid = this.tgid();
@@ -369,9 +366,8 @@ export class Tracee extends HeldTask {
       if (this.scratchOwned) this.moveFrameOutOfScratch();
       this.unmapScratch();
     } catch (e) {
-      // Registers and mask go back whatever happened: an armed thread let go
-      // would otherwise run its sigreturn from a scratch area its main
-      // thread is about to unmap. (A failed owner keeps its scratch area.)
+      // Registers and mask go back whatever happened: an armed thread let go would otherwise run its
+      // sigreturn from a scratch area its main thread is about to unmap. (A failed owner keeps its area.)
       failed = e;
     }
     setGpRegsRaw(this.tid, this.origRegs);
@@ -396,5 +392,4 @@ export class Tracee extends HeldTask {
     setGpRegsRaw(this.tid, sc.idleRegs);
     this.cureFrame = { used: sc.used, injectSp: sc.injectSp, idleRegs: sc.idleRegs };
   }
-
 }
