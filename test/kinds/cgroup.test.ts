@@ -8,7 +8,7 @@
 import { before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, readlinkSync, rmdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, readlinkSync, rmdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { dump, restore } from '../../src/api/index.js';
 import { readImage } from '../../src/images/index.js';
@@ -199,6 +199,42 @@ test('a child in another cgroup namespace than the root: dump refused with one l
         // gone
       }
       await killAndWait(root);
+    }
+    removeDir(dir);
+  }
+});
+
+/** The v1 pids hierarchy's mount, where a thread can be moved alone, if this machine has one. */
+const V1_PIDS = ['/sys/fs/cgroup/pids'].find((d) => existsSync(join(d, 'tasks')));
+
+test('40 threads, one moved alone into a v1 cgroup: its core names a set of its own, every other thread the main thread\'s (the dump reads the cgroups\' thread lists)', { timeout: 60_000, skip: V1_PIDS === undefined ? 'no v1 pids hierarchy at /sys/fs/cgroup/pids' : false }, async () => {
+  const dir = tempDir('kind-cgroup-threads');
+  const name = `criu-ts-cg-threads-${process.pid}`;
+  const cg = join(V1_PIDS as string, name);
+  let s: Subject | undefined;
+  try {
+    s = await startSubject('threads', ['--threads', '40', '--fpu', '0', '--stack-kib', '64'], { pthread: true });
+    const pid = s.pid;
+    const tids = readdirSync(`/proc/${pid}/task`).map(Number).filter((t) => t !== pid);
+    assert.ok(tids.length >= 39, `only ${tids.length} threads`);
+    const moved = tids[Math.floor(tids.length / 2)] as number;
+    mkdirSync(cg);
+    writeFileSync(join(cg, 'tasks'), String(moved));
+    await dump({ pid, imagesDir: dir, progress: false });
+    assert.ok(await waitGone(pid), `pid ${pid} still exists after the dump`);
+    const cgImg = readImage(join(dir, 'cgroup.img')).entries[0] as unknown as CgroupEntry;
+    const setOf = (tid: number): number | undefined => (readImage(join(dir, `core-${tid}.img`)).entries[0] as unknown as CoreEntry).thread_core?.cg_set;
+    const main = setOf(pid);
+    for (const t of tids) if (t !== moved) assert.equal(setOf(t), main, `thread ${t}`);
+    assert.notEqual(setOf(moved), main);
+    const pids = cgImg.sets?.find((x) => x.id === setOf(moved))?.ctls?.find((m) => m.name === 'pids')?.path;
+    assert.equal(pids, `${readFileSync(`/proc/self/cgroup`, 'utf8').match(/^\d+:pids:(.*)$/m)?.[1]?.replace(/\/$/, '') ?? ''}/${name}`);
+  } finally {
+    await killSubject(s);
+    try {
+      rmdirSync(cg);
+    } catch {
+      // never made, or gone
     }
     removeDir(dir);
   }

@@ -18,6 +18,7 @@ import { stateKey } from '../types.js';
 import { Hierarchies } from './hierarchies.js';
 import { type CgMember, cnamesOf, hierarchyMatches, isSubpath, parseCgroupText, readThreadCgroupText, readThreadCgroups, sameMembers } from './model.js';
 import { dirPerms, propNames, readProp } from './props.js';
+import { LISTS_FROM_THREADS, threadsInAll } from './threads.js';
 
 interface DirNode {
   path: string;
@@ -101,8 +102,16 @@ export function dumpCgroupTask(task: DumpTaskView, ctx: DumpContext): void {
   // file reads as the one before it is in that one's set (same text, same
   // members), without parsing it and comparing it with every set.
   let last: { text: string; set: number } | undefined;
+  // Many threads: those in all of the main thread's cgroups are found from
+  // those cgroups' thread lists (threads.ts), the others' files read.
+  let inMain: { tids: Set<number>; set: number } | undefined;
+  const many = !inOwnNs && task.cores.length >= LISTS_FROM_THREADS;
   for (const { tid, core } of task.cores) {
     if (!core.thread_core) throw new CriuTsError('EINTERNAL', `task ${task.pid}: thread ${tid} has no thread core`, { pid: task.pid });
+    if (inMain?.tids.has(tid) === true) {
+      core.thread_core.cg_set = inMain.set;
+      continue;
+    }
     const text = readThreadCgroupText(task.pid, tid);
     if (!inOwnNs && last !== undefined && text === last.text) {
       core.thread_core.cg_set = last.set;
@@ -132,6 +141,10 @@ export function dumpCgroupTask(task: DumpTaskView, ctx: DumpContext): void {
     // Older readers (CRIU before 3.18, crit 3.17) know the main thread's set only in the task core.
     if (tid === task.pid && core.tc) core.tc.cg_set = core.thread_core.cg_set;
     last = { text, set: core.thread_core.cg_set };
+    if (many && tid === task.pid) {
+      const tids = threadsInAll(st.hier, parseCgroupText(text, `/proc/${task.pid}/cgroup`), task.cores.map((c) => c.tid));
+      if (tids !== undefined) inMain = { tids, set: last.set };
+    }
   }
 }
 
