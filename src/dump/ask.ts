@@ -12,7 +12,7 @@ import { type ProcStatus, parseStatus } from '../proc/index.js';
 import type { Tracee } from '../infect/tracee.js';
 import { runEach } from '../kinds/steps.js';
 import { syscallEachSettled } from '../infect/side-by-side.js';
-import { writeMemEach, type Piece } from '../infect/write-each.js';
+import { writeMemEach } from '../infect/write-each.js';
 import { faultPoint } from '../fault.js';
 import { mark } from '../timeline.js';
 import { observedBatch, traceeObserver } from '../infect/observer.js';
@@ -126,15 +126,17 @@ export function armTree(tasks: readonly TaskNode[]): { addr: bigint; size: numbe
   // a frame that could not be written is forgotten, its thread left without one.
   const written: { t: Tracee; slot: bigint | undefined }[] = [];
   let armFailure: unknown;
-  let frames: (Piece & { w: (typeof written)[number] })[] = [];
+  let frames: { addr: bigint; len: number; w: (typeof written)[number] }[] = [];
   let frameBytes = 0;
-  const staging = Buffer.allocUnsafe(FRAMES_WRITE_BYTES);
+  // Every frame fits: an image is at most its slot.
+  const staging = Buffer.allocUnsafe(Math.max(FRAMES_WRITE_BYTES, ...slots));
   const flush = (main: Tracee): void => {
     const these = frames;
     frames = [];
+    const bytes = frameBytes;
     frameBytes = 0;
     try {
-      writeMemEach(main, these);
+      writeMemEach(main, staging.subarray(0, bytes), these);
     } catch (e) {
       armFailure ??= e;
       for (const f of these) {
@@ -153,13 +155,8 @@ export function armTree(tasks: readonly TaskNode[]): { addr: bigint; size: numbe
         written.push(w);
         const put = (a: bigint, data: Buffer): void => {
           if (frameBytes + data.length > staging.length) flush(main);
-          let copy: Buffer;
-          if (data.length > staging.length) copy = Buffer.from(data);
-          else {
-            copy = staging.subarray(frameBytes, frameBytes + data.length);
-            data.copy(copy);
-          }
-          frames.push({ at: a, data: copy, w });
+          data.copy(staging, frameBytes);
+          frames.push({ addr: a, len: data.length, w });
           frameBytes += data.length;
         };
         if (t.writeSelfCure(at, put)) w.slot = at;

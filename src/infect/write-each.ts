@@ -9,21 +9,20 @@
 import { processVmWritev } from '../sys/index.js';
 import type { HeldTask } from './held-task.js';
 
-export interface Piece {
-  at: bigint;
-  data: Buffer;
-}
-
-/** Write every piece into `t`'s address space; throws when one cannot be written. */
-export function writeMemEach(t: HeldTask, pieces: readonly Piece[]): void {
-  if (pieces.length === 0) return;
-  const all = pieces.length === 1 ? (pieces[0] as Piece).data : Buffer.concat(pieces.map((p) => p.data));
+/** Write `local`'s bytes, back to back, to `ranges` of `t`'s address space; throws when one cannot be written. */
+export function writeMemEach(t: HeldTask, local: Buffer, ranges: readonly { addr: bigint; len: number }[]): void {
+  const total = ranges.reduce((n, r) => n + r.len, 0);
+  if (total === 0) return;
   let n = 0;
   try {
-    n = processVmWritev(t.tid, all, 0, pieces.map((p) => ({ addr: p.at, len: p.data.length })));
+    n = processVmWritev(t.tid, local, 0, ranges);
   } catch {
     n = 0;
   }
-  if (n === all.length) return;
-  for (const p of pieces) t.writeMem(p.at, p.data);
+  if (n === total) return;
+  let off = 0;
+  for (const r of ranges) {
+    t.writeMem(r.addr, local.subarray(off, off + r.len));
+    off += r.len;
+  }
 }

@@ -142,7 +142,7 @@ export function dumpCgroupTask(task: DumpTaskView, ctx: DumpContext): void {
     if (tid === task.pid && core.tc) core.tc.cg_set = core.thread_core.cg_set;
     last = { text, set: core.thread_core.cg_set };
     if (many && tid === task.pid) {
-      const tids = threadsInAll(st.hier, parseCgroupText(text, `/proc/${task.pid}/cgroup`), task.cores.map((c) => c.tid));
+      const tids = threadsInAll(parseCgroupText(text, `/proc/${task.pid}/cgroup`), task.cores.map((c) => c.tid));
       if (tids !== undefined) inMain = { tids, set: last.set };
     }
   }
