@@ -186,11 +186,12 @@ export function seizeTree(rootPid: number, timeoutMs: number, freezeCgroup?: str
 
 /**
  * Let the tree go: 'resume' cures and detaches (the tasks carry on as
- * before), 'stop' leaves them stopped, 'kill' sends SIGKILL.
+ * before), 'stop' leaves them stopped, 'kill' sends SIGKILL (`bigMemory`:
+ * the pids whose memory our thread helps free, kill-tree.ts).
  */
-export function releaseTree(tasks: TaskNode[], how: 'resume' | 'stop' | 'kill'): void {
+export function releaseTree(tasks: TaskNode[], how: 'resume' | 'stop' | 'kill', bigMemory?: ReadonlySet<number>): void {
   if (how === 'kill') {
-    killTree(tasks);
+    killTree(tasks, bigMemory);
     return;
   }
   // Once the first task is released stopped, the tree can no longer end

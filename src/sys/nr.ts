@@ -28,7 +28,7 @@ export const NR = {
   process_vm_writev: 311, kcmp: 312, seccomp: 317, getrandom: 318, memfd_create: 319,
   userfaultfd: 323, membarrier: 324, copy_file_range: 326, preadv2: 327, pwritev2: 328, statx: 332,
   rseq: 334, pidfd_send_signal: 424, io_uring_setup: 425, io_uring_enter: 426, pidfd_open: 434, clone3: 435, close_range: 436,
-  pidfd_getfd: 438,
+  pidfd_getfd: 438, process_mrelease: 448,
   // SysV IPC and namespaces (kinds/ns)
   shmget: 29, shmat: 30, shmctl: 31, semget: 64, semctl: 66, shmdt: 67, msgget: 68, msgctl: 71,
   sethostname: 170, setdomainname: 171, unshare: 272,

@@ -14,6 +14,22 @@ export function pidfdGetfd(pidfd: number, targetFd: number, pid?: number): numbe
   return sys('pidfd_getfd', NR.pidfd_getfd, pid, pidfd, targetFd, 0);
 }
 
+/**
+ * process_mrelease(2) (Linux 5.15): free the address space of a task that
+ * is dying (SIGKILLed) on the caller's thread, beside the task's own
+ * exit_mmap. An answer, never a throw: 0, or -errno (ENOSYS before 5.15,
+ * EINVAL where the memory is shared with a live process, ESRCH once gone,
+ * EAGAIN where the kernel gave up on a lock). The pidfd is opened and
+ * closed here.
+ */
+export function processMrelease(pid: number): number {
+  const pidfd = sysTry(NR.pidfd_open, pid, 0);
+  if (pidfd < 0) return pidfd;
+  const r = sysTry(NR.process_mrelease, pidfd, 0);
+  sysTry(NR.close, pidfd);
+  return r;
+}
+
 export function pidfdSendSignal(pidfd: number, sig: number, pid?: number): void {
   sys('pidfd_send_signal', NR.pidfd_send_signal, pid, pidfd, sig, 0, 0);
 }

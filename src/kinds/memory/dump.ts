@@ -46,6 +46,7 @@ import { MAP_PRIVATE, MAP_SHARED, MAP_ANONYMOUS, MAP_GROWSDOWN, MAP_NORESERVE, M
 import { O_RDONLY, O_RDWR } from '../../sys/fcntl.js';
 import { imagePath } from '../../images/index.js';
 import { logger } from '../../log.js';
+import { mark } from '../../timeline.js';
 
 const log = logger('mem');
 
@@ -185,6 +186,7 @@ export function dumpMemory(ctx: MemoryDumpContext): MemoryDump {
     const early = ctx.smaps !== undefined && smapsStillHolds(pid, ctx.smaps, ctx.exclude.map((x) => ({ start: x.addr, end: x.addr + BigInt(x.size) })))
       ? ctx.smaps : undefined;
     if (ctx.smaps !== undefined && early === undefined) log.debug(`task ${pid}: mappings changed since smaps was read early; reading it again`);
+    mark(`memory ${pid}: walk begins`);
     // One VMA at a time as smaps is read: no array of 20,000 entries alive through the copy.
     forEachSmaps(pid, (v) => {
       if (v.vmFlags.includes('gu')) mayGuard.push({ start: v.start, end: v.end });
@@ -344,7 +346,9 @@ export function dumpMemory(ctx: MemoryDumpContext): MemoryDump {
         });
       });
     }, undefined, early);
+    mark(`memory ${pid}: walked, last pages read`);
     writer.close();
+    mark(`memory ${pid}: pages written`);
     for (const v of shmemLater) shmem.push(dumpShmem(ctx, reader, v));
   } finally {
     reader.close();

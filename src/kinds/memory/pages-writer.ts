@@ -15,6 +15,7 @@ import type { PagemapTarget } from '../../images/page-xfer.js';
 import type { PageServerClient } from './page-server-client.js';
 import { PE_PARENT, PE_LAZY, PE_PRESENT } from '../../images/flags.js';
 import { CriuTsError } from '../../errors.js';
+import { mark } from '../../timeline.js';
 
 
 /**
@@ -328,6 +329,7 @@ export class PagesWriter implements PageSink {
     if (this.fill === 0) return;
     if (this.ring !== null && this.spare !== undefined) {
       // The kernel writes this half while it is hashed here (both only read it); the other is filled next.
+      if (this.filePos === 0) mark(`pages ${this.pagesId}: first write queued (the overlap begins)`);
       this.inFlight.set(this.buf, this.ring.write(this.fd, this.buf, 0, this.fill, this.filePos));
       this.hasher?.update(this.buf.subarray(0, this.fill));
       [this.buf, this.spare] = [this.spare, this.buf];
