@@ -23,7 +23,7 @@
  * restart logic, so its registers are not compared; fields a dump written
  * by another tool (CRIU) has and our collectors do not read are skipped.
  */
-import { decodeGpRegs, GP_REG_NAMES } from '../../sys/index.js';
+import { decodeGpRegs, GP_REG_NAMES, SIGALRM } from '../../sys/index.js';
 import { parseStatus } from '../../proc/index.js';
 import { sigmaskNow } from '../../infect/ptrace-state.js';
 import { dumpTaskCore } from '../../dump/task-state.js';
@@ -69,7 +69,7 @@ export function verifyTaskState(n: RestoreNode, img: DumpImages): VerifyDifferen
     diffValue(dumpedTc, tc, '', TASK_SKIP, (f, a, b) => c.add(f, a, b));
     verifySignals(dumpedTc.signals_s?.signals ?? [], tc.signals_s?.signals ?? [], 'pending shared signals', c, undefined, itimerSignals(dumpedTc));
   }
-  verifyTimers(task, tc, c);
+  verifyTimers(task, tc, c, () => (parseStatus(pid).shdPnd & (1n << BigInt(SIGALRM - 1))) !== 0n);
   if (!main.scratchRange) main.mapScratch();
   const scratch = main.scratchRange as { addr: bigint; size: number };
   const answers = askThreads([{ threads: n.threads, scratch: scratch.addr, argsBytes: scratch.size }]);

@@ -80,7 +80,13 @@ function pendingAlarm(tc: NonNullable<CoreEntry['tc']>): boolean {
   return (tc.signals_s?.signals ?? []).some((q) => q.siginfo.readInt32LE(0) === SIGALRM && q.siginfo.readInt32LE(8) === SI_KERNEL);
 }
 
-export function verifyTimers(task: TaskImages, tc: NonNullable<CoreEntry['tc']>, c: Collector): void {
+/**
+ * `alarmPendingNow`: whether a SIGALRM is pending for the task, asked after
+ * `tc` was read. `tc`'s pending signals were read before its timers, so an
+ * ITIMER_REAL that expired between the two reads (a dumped value of a few
+ * ms) reads 0 with its SIGALRM missing from `tc`.
+ */
+export function verifyTimers(task: TaskImages, tc: NonNullable<CoreEntry['tc']>, c: Collector, alarmPendingNow?: () => boolean): void {
   const dumped = task.cores[0]?.tc?.timers;
   const now = tc.timers;
   if (!dumped || !now) return;
@@ -91,7 +97,7 @@ export function verifyTimers(task: TaskImages, tc: NonNullable<CoreEntry['tc']>,
     if (a.isec !== b.isec || a.iusec !== b.iusec) c.add(`timers.${which}.interval`, `${a.isec}s ${a.iusec}us`, `${b.isec}s ${b.iusec}us`);
     // An ITIMER_REAL that expired while the tree was held reads 0 until its
     // SIGALRM is taken (the kernel re-arms it from the interval then).
-    const expiredPending = which === 'real' && b.vsec === 0n && b.vusec === 0n && pendingAlarm(tc);
+    const expiredPending = which === 'real' && b.vsec === 0n && b.vusec === 0n && (pendingAlarm(tc) || alarmPendingNow?.() === true);
     if (!expiredPending && !countdownOk(a.vsec, a.vusec, a.isec, a.iusec, b.vsec, b.vusec, 1_000_000n)) c.add(`timers.${which}.value`, `${a.vsec}s ${a.vusec}us`, `${b.vsec}s ${b.vusec}us`);
   }
   const dp = dumped.posix ?? [];
